@@ -1,0 +1,48 @@
+"""Geometry of convolution and pooling layers (cs231n, "Convolutional Neural Networks").
+
+A layer with input size W, filter size F, stride S and zero padding P has (W - F + 2P)/S + 1 outputs along that
+axis. When that is not an integer the filters do not tile the input: the configuration is invalid (torch would
+silently floor it and drop input columns).
+"""
+
+from __future__ import annotations
+
+from trainwell.errors import TrainwellError
+
+
+class GeometryError(TrainwellError):
+    """A convolution or pooling configuration whose output size is not a positive integer."""
+
+
+def _suggest(W: int, F: int, P: int) -> str:
+    span = W - F + 2 * P
+    strides = [s for s in range(1, span + 1) if span % s == 0]
+    hint = f"strides that fit with P={P}: {strides}" if strides else "no stride fits"
+    return f"{hint}; 'same' size needs S=1 and P=(F-1)/2 with an odd F"
+
+
+def conv_output_size(W: int, F: int, S: int = 1, P: int = 0, *, where: str = "conv") -> int:
+    """Return (W - F + 2P)/S + 1, or raise GeometryError if it is not a positive integer.
+
+    Example:
+        >>> conv_output_size(227, 11, 4, 0)  # AlexNet conv1
+        55
+
+    Raises:
+        GeometryError: with the lecture's formula filled in and the strides that would fit.
+    """
+    if S < 1 or F < 1 or P < 0 or W < 1:
+        raise GeometryError(f"{where}: W={W}, F={F}, S={S}, P={P} is not allowed: need W, F, S >= 1 and P >= 0")
+    span = W - F + 2 * P
+    if span < 0:
+        raise GeometryError(
+            f"{where}: filter size F={F} is larger than the padded input W+2P={W + 2 * P}: use a smaller filter "
+            f"or more padding"
+        )
+    if span % S != 0:
+        value = span / S + 1
+        raise GeometryError(
+            f"{where}: output size (W-F+2P)/S+1 = ({W}-{F}+2*{P})/{S}+1 = {value:g} is not an integer: "
+            f"change stride or padding ({_suggest(W, F, P)})"
+        )
+    return span // S + 1

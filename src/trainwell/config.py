@@ -1,0 +1,383 @@
+"""Run configuration: dataclasses, TOML loading, dotted ``--set`` overrides and validation.
+
+Every section is a dataclass; a TOML file and ``--set key=value`` overrides are merged onto the defaults and
+converted field by field, so that an unknown key, a wrong type or an out-of-range value fails at once with one
+line naming the key, the value and what is allowed.
+
+Example:
+    >>> cfg = load_config(None, ["optim.lr=0.003", "model.kind=mlp"])
+    >>> cfg.optim.lr
+    0.003
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from trainwell.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def _default_blocks() -> list[dict]:
+    # MNIST-1D CNN: every convolution has integer geometry (W - F + 2P) / S + 1 on a length-40 signal.
+    return [
+        {"type": "conv", "channels": 64, "kernel": 3, "stride": 1, "padding": 1},  # 40
+        {"type": "conv", "channels": 64, "kernel": 4, "stride": 2, "padding": 1},  # 20
+        {"type": "conv", "channels": 64, "kernel": 4, "stride": 2, "padding": 1},  # 10
+        {"type": "conv", "channels": 64, "kernel": 4, "stride": 2, "padding": 1},  # 5
+    ]
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist1d"
+    val_fraction: float = 0.1
+    seed: int = 0
+    root: str = ""
+    options: dict = field(default_factory=dict)
+    label_noise: float = 0.0
+    random_labels: bool = False
+    random_pixels: bool = False
+    corrupt_seed: int = 1
+
+    def validate(self) -> None:
+        _check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, hi_open=True)
+        _check_range("data.label_noise", self.label_noise, 0.0, 1.0)
+
+
+@dataclass
+class PreprocessConfig:
+    kind: Literal["none", "center", "standardize", "pca", "zca"] = "none"
+    n_components: int | None = None
+    whiten: bool = False
+    eps: float = 1e-5
+
+    def validate(self) -> None:
+        if self.n_components is not None and self.n_components < 1:
+            raise ConfigError(f"preprocess.n_components = {self.n_components} is not allowed: use an integer >= 1")
+        _check_positive("preprocess.eps", self.eps, allow_zero=True)
+
+
+@dataclass
+class ModelConfig:
+    kind: Literal["mlp", "cnn"] = "cnn"
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    activation: Literal["relu", "tanh", "sigmoid", "leaky_relu", "linear"] = "relu"
+    blocks: list[dict] = field(default_factory=_default_blocks)
+    dense: list[int] = field(default_factory=list)
+
+    def validate(self) -> None:
+        for i, h in enumerate(self.hidden):
+            if h < 1:
+                raise ConfigError(f"model.hidden[{i}] = {h} is not allowed: layer widths must be >= 1")
+        for i, h in enumerate(self.dense):
+            if h < 1:
+                raise ConfigError(f"model.dense[{i}] = {h} is not allowed: layer widths must be >= 1")
+
+
+@dataclass
+class InitConfig:
+    scheme: Literal[
+        "default", "zeros", "small_normal", "standard", "xavier_uniform", "xavier_normal", "he_normal", "he_uniform"
+    ] = "default"
+    bias: float = 0.0
+    mode: Literal["fan_in", "fan_out"] = "fan_in"
+    std: float = 0.01
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["sgd", "momentum", "rmsprop", "adam"] = "adam"
+    lr: float = 1e-2
+    momentum: float = 0.9
+    nesterov: bool = False
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    alpha: float = 0.99
+    rmsprop_momentum: float = 0.0
+    weight_decay: float = 0.0
+    decay: Literal["coupled", "decoupled"] = "coupled"
+    schedule: Literal["none", "step", "cosine", "onecycle", "plateau"] = "onecycle"
+    step_size: int = 30
+    gamma: float = 0.1
+    patience: int = 5
+    factor: float = 0.1
+    min_lr: float = 0.0
+    warmup_fraction: float = 0.25
+
+    def validate(self) -> None:
+        _check_positive("optim.lr", self.lr)
+        _check_positive("optim.weight_decay", self.weight_decay, allow_zero=True)
+        _check_range("optim.momentum", self.momentum, 0.0, 1.0, hi_open=True)
+        _check_range("optim.rmsprop_momentum", self.rmsprop_momentum, 0.0, 1.0, hi_open=True)
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"optim.betas = {self.betas} is not allowed: use two numbers in [0, 1)")
+        _check_positive("optim.eps", self.eps)
+        _check_range("optim.alpha", self.alpha, 0.0, 1.0, hi_open=True)
+        if self.step_size < 1:
+            raise ConfigError(f"optim.step_size = {self.step_size} is not allowed: use an integer >= 1 (epochs)")
+        _check_range("optim.gamma", self.gamma, 0.0, 1.0, lo_open=True)
+        _check_range("optim.factor", self.factor, 0.0, 1.0, lo_open=True, hi_open=True)
+        _check_range("optim.warmup_fraction", self.warmup_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+        if self.nesterov and self.name != "momentum":
+            raise ConfigError(f"optim.nesterov = true is not allowed with optim.name = {self.name!r}: use 'momentum'")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 100
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    loss: Literal["cross_entropy", "hinge", "mse"] = "cross_entropy"
+    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    checkpoint_every: int = 1
+    threads: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs = {self.epochs} is not allowed: use an integer >= 1")
+        if self.batch_size < 1:
+            raise ConfigError(f"train.batch_size = {self.batch_size} is not allowed: use an integer >= 1")
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"train.checkpoint_every = {self.checkpoint_every} is not allowed: use an integer >= 1")
+        if self.threads < 0:
+            raise ConfigError(f"train.threads = {self.threads} is not allowed: use 0 (torch's default) or more")
+
+
+@dataclass
+class ReportConfig:
+    enabled: bool = True
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Return a short, stable hash of the whole resolved config."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def _check_positive(key: str, value: float, allow_zero: bool = False) -> None:
+    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        allowed = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise ConfigError(f"{key} = {value} is not allowed: use {allowed}")
+
+
+def _check_range(key, value, lo, hi, lo_open=False, hi_open=False) -> None:
+    ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        raise ConfigError(f"{key} = {value} is not allowed: use a number in {interval}")
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return f"a list of {_type_name(item)}"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a table"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _coerce(tp, value, key: str):
+    """Convert ``value`` to type ``tp`` or raise a ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}")
+    if origin is Literal:
+        if value not in typing.get_args(tp) or isinstance(value, bool):
+            raise bad
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        return _coerce(args[0], value, key)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise bad
+        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return dict(value)
+    raise bad  # pragma: no cover - every field type is handled above
+
+
+def from_dict(cls, data, prefix: str = ""):
+    """Build dataclass ``cls`` from a plain dict, rejecting unknown keys and wrong types."""
+    where = prefix or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} = {data!r} is not allowed: use a table")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if key not in names:
+            raise ConfigError(f"unknown config key {dotted!r}: allowed keys in {where} are {', '.join(names)}")
+        kwargs[key] = _coerce(hints[key], value, dotted)
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``"a.b=value"`` into a key path and a TOML-parsed value (bare words stay strings)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r} is not allowed: use key=value, e.g. --set optim.lr=0.01")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r} is not allowed: the key must be dotted names, e.g. model.hidden")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Return ``raw`` with each ``key=value`` override set at its dotted path."""
+    out = _merge({}, raw)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {} if child is None else child
+                if not isinstance(child, dict):
+                    raise ConfigError(f"--set {item!r}: {part!r} is not a table and has no keys")
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def read_toml(path: str | Path) -> dict:
+    """Read a TOML file, turning I/O and syntax problems into one-line ConfigErrors."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(p)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Resolve a config: defaults, then the TOML file (if any), then ``--set`` overrides."""
+    raw = read_toml(path) if path is not None else {}
+    return config_from_dict(apply_overrides(raw, list(overrides or [])))
+
+
+def config_from_dict(raw: dict) -> Config:
+    """Merge ``raw`` onto the defaults and validate; lists replace, tables merge."""
+    merged = _merge(Config().to_dict(), raw) if isinstance(raw, dict) else raw
+    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "blocks" in raw["model"]:
+        merged["model"]["blocks"] = raw["model"]["blocks"]
+    return from_dict(Config, merged)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def to_toml(cfg: Config) -> str:
+    """Write the resolved config as TOML that :func:`load_config` reads back to an equal Config."""
+    data = cfg.to_dict()
+    lines = []
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            lines.append(f"{key} = {_toml_value(value)}")
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            continue
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            if value is None:
+                continue  # TOML has no null: an absent key means the default, which is None
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

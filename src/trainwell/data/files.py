@@ -1,0 +1,157 @@
+"""Readers for real dataset files on the user's disk: MNIST / Fashion-MNIST IDX and CIFAR-10 python batches.
+
+IDX format: LeCun et al., http://yann.lecun.com/exdb/mnist/ (magic 0x0000 + dtype code + ndim, then big-endian
+int32 dimensions, then the data). CIFAR-10: Krizhevsky 2009, the "python version" batches, which are pickles;
+they are read with a restricted unpickler that admits only the NumPy array machinery those files contain, so a
+hostile file cannot run code.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainwell.errors import DataError
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise DataError(f"{path}: not a valid gzip file ({exc})") from None
+    return raw
+
+
+def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Parse IDX bytes into an array, raising DataError on a bad header or a wrong length."""
+    if len(raw) < 4:
+        raise DataError(f"{source}: truncated IDX file ({len(raw)} bytes, the header alone needs 4)")
+    zero, code, ndim = int.from_bytes(raw[:2], "big"), raw[2], raw[3]
+    if zero != 0 or code not in _IDX_DTYPES or ndim < 1:
+        raise DataError(f"{source}: not an IDX file (magic bytes {raw[:4].hex()})")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{source}: truncated IDX header ({len(raw)} bytes, need {header})")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[code])
+    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        problem = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise DataError(f"{source}: IDX data {problem} ({len(raw)} bytes, dims {dims} need {expected})")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (raw or ``.gz``)."""
+    path = Path(path)
+    return parse_idx(_read_bytes(path), str(path))
+
+
+def _find(root: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (root / name).exists():
+            return root / name
+    raise DataError(f"{root / stem}: file not found (also looked for .gz); put the IDX files in data.root")
+
+
+def load_idx_dataset(root: str | Path):
+    """Load MNIST-format IDX files (MNIST or Fashion-MNIST) from ``root`` as ``(N, 1, 28, 28)`` in [0, 1]."""
+    if not root:
+        raise DataError("data.root is empty: set it to the folder that holds the IDX files")
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data.root is not a folder")
+    out = []
+    for split in ("train", "t10k"):
+        img_path, lbl_path = _find(root, f"{split}-images-idx3-ubyte"), _find(root, f"{split}-labels-idx1-ubyte")
+        images, labels = read_idx(img_path), read_idx(lbl_path)
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise DataError(f"{img_path}: expected a 3-D uint8 image array, got shape {images.shape} {images.dtype}")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise DataError(f"{lbl_path}: expected {len(images)} labels, got shape {labels.shape}")
+        x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+        out += [x, torch.from_numpy(labels.astype(np.int64))]
+    return tuple(out)
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global except those a CIFAR-10 batch (a dict of NumPy arrays) needs."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a dataset file")
+
+
+def safe_unpickle(raw: bytes, source: str = "<bytes>"):
+    """Unpickle ``raw`` with :class:`RestrictedUnpickler`; any refusal or corruption is a DataError."""
+    try:
+        return RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"{source}: refused to load ({exc})") from None
+    except Exception as exc:  # corrupt pickles raise many kinds of errors; all mean the same to the user
+        raise DataError(f"{source}: corrupt pickle ({type(exc).__name__}: {exc})") from None
+
+
+def read_cifar_batch(path: str | Path):
+    """Read one CIFAR-10 python batch as ``(N, 3, 32, 32)`` floats in [0, 1] and int64 labels."""
+    path = Path(path)
+    obj = safe_unpickle(_read_bytes(path), str(path))
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: expected a dict with b'data' and b'labels', got {type(obj).__name__}")
+    data = obj.get(b"data", obj.get("data"))
+    labels = obj.get(b"labels", obj.get("labels"))
+    if not isinstance(data, np.ndarray) or labels is None:
+        raise DataError(f"{path}: missing b'data' array or b'labels' list")
+    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
+        raise DataError(f"{path}: b'data' must be uint8 of shape (N, 3072), got {data.shape} {data.dtype}")
+    try:
+        y = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: b'labels' is not a list of integers") from None
+    if y.shape != (len(data),) or (len(y) and (y.min() < 0 or y.max() > 9)):
+        raise DataError(f"{path}: expected {len(data)} labels in 0..9, got shape {y.shape}")
+    x = torch.from_numpy(data.astype(np.float32) / 255.0).reshape(-1, 3, 32, 32)
+    return x, torch.from_numpy(y)
+
+
+def load_cifar10(root: str | Path):
+    """Load CIFAR-10 python batches (``data_batch_1..5``, ``test_batch``) from ``root`` or its
+    ``cifar-10-batches-py`` subfolder. Missing training batches are an error."""
+    if not root:
+        raise DataError("data.root is empty: set it to the folder that holds the CIFAR-10 python batches")
+    root = Path(root)
+    if (root / "cifar-10-batches-py").is_dir():
+        root = root / "cifar-10-batches-py"
+    if not root.is_dir():
+        raise DataError(f"{root}: data.root is not a folder")
+    train = [read_cifar_batch(root / f"data_batch_{i}") for i in range(1, 6)]
+    xte, yte = read_cifar_batch(root / "test_batch")
+    return torch.cat([t[0] for t in train]), torch.cat([t[1] for t in train]), xte, yte

@@ -1,0 +1,118 @@
+"""``load(name, ...)``: one entry point for every dataset trainwell knows, embedded, synthetic or on disk."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trainwell.data import corrupt, embedded, files, synthetic
+from trainwell.data.splits import Meta, Splits, split_validation
+from trainwell.errors import DataError
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to build one dataset: a loader and the facts about it."""
+
+    loader: Callable
+    num_classes: int | Callable[[dict], int]
+    human_error: float | None = None
+    enumerative: bool = False  # the whole pattern set; validation and test are the training set itself
+    needs_root: bool = False
+    description: str = ""
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist1d": DatasetSpec(embedded.load_mnist1d, 10, human_error=0.04,
+                           description="MNIST-1D, 4000 train / 1000 test signals of length 40 (generated offline)"),
+    "digits": DatasetSpec(embedded.load_digits, 10, description="scikit-learn's 8x8 digits, 1797 images"),
+    "spirals": DatasetSpec(synthetic.spirals, lambda o: o.get("arms", 3), description="K interleaved 2-D spirals"),
+    "xor": DatasetSpec(synthetic.xor, 2, enumerative=True, description="the four XOR patterns"),
+    "parity": DatasetSpec(synthetic.parity, 2, enumerative=True, description="all n-bit patterns, label = parity"),
+    "encoder8": DatasetSpec(synthetic.encoder8, 8, enumerative=True, description="the 8 one-hot patterns (8-3-8)"),
+    "modular": DatasetSpec(synthetic.modular, lambda o: o.get("p", 53), description="(a + b) mod p"),
+    "tc": DatasetSpec(synthetic.tc, 2, description="T vs C shapes at random positions and rotations"),
+    "mnist": DatasetSpec(files.load_idx_dataset, 10, needs_root=True, description="MNIST IDX files from data.root"),
+    "fashion-mnist": DatasetSpec(files.load_idx_dataset, 10, needs_root=True,
+                                 description="Fashion-MNIST IDX files from data.root"),
+    "cifar10": DatasetSpec(files.load_cifar10, 10, needs_root=True,
+                           description="CIFAR-10 python batches from data.root"),
+}
+
+
+def _call_loader(name: str, spec: DatasetSpec, seed: int, root: str | None, options: dict):
+    params = inspect.signature(spec.loader).parameters
+    allowed = [p for p in params if p not in ("seed", "root")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        listed = ", ".join(allowed) if allowed else "none"
+        raise DataError(f"unknown option {unknown[0]!r} for dataset {name!r}: allowed options are {listed}")
+    kwargs = dict(options)
+    if "seed" in params:
+        kwargs["seed"] = seed
+    if spec.needs_root:
+        kwargs["root"] = root or ""
+    try:
+        return spec.loader(**kwargs)
+    except TypeError as exc:
+        raise DataError(f"bad option for dataset {name!r}: {exc}") from None
+
+
+def load(
+    name: str,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    root: str | None = None,
+    label_noise: float = 0.0,
+    random_labels: bool = False,
+    random_pixels: bool = False,
+    corrupt_seed: int = 1,
+    **options,
+) -> Splits:
+    """Load dataset ``name`` as :class:`Splits` (train / val / test tensors and :class:`Meta`).
+
+    Validation is a random ``val_fraction`` of the training data (seeded by ``seed``), except for the enumerative
+    problems (xor, parity, encoder8), whose validation and test sets are the full pattern set. Label noise and
+    random labels touch the training split only; random pixels touch every split.
+
+    Example:
+        >>> s = load("xor")
+        >>> s.meta.num_classes, tuple(s.train[0].shape)
+        (2, (4, 2))
+
+    Raises:
+        DataError: unknown name or option, bad value, or a missing/corrupt data file.
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}: allowed are {', '.join(DATASETS)}")
+    spec = DATASETS[name]
+    xtr, ytr, xte, yte = _call_loader(name, spec, seed, root, options)
+    num_classes = spec.num_classes(options) if callable(spec.num_classes) else spec.num_classes
+    if spec.enumerative:
+        train, val = (xtr, ytr), (xtr.clone(), ytr.clone())
+    else:
+        if not 0.0 <= val_fraction < 1.0:
+            raise DataError(f"val_fraction = {val_fraction} is not allowed: use a number in [0, 1)")
+        train, val = split_validation(xtr, ytr, val_fraction, seed)
+    test = (xte, yte)
+    if random_labels:
+        train = (train[0], corrupt.random_labels(train[1], num_classes, corrupt_seed))
+    elif label_noise > 0:
+        train = (train[0], corrupt.label_noise(train[1], label_noise, num_classes, corrupt_seed))
+    if random_pixels:
+        train, val, test = (
+            (corrupt.random_pixels(x, corrupt_seed + i), y) for i, (x, y) in enumerate((train, val, test))
+        )
+    input_shape = tuple(train[0].shape[1:])
+    meta = Meta(name=name, num_classes=int(num_classes), input_shape=input_shape, human_error=spec.human_error,
+                notes={"enumerative": spec.enumerative, "dtype": str(train[0].dtype).replace("torch.", "")})
+    return Splits(train=train, val=val, test=test, meta=meta)
+
+
+def available() -> dict[str, str]:
+    """Return ``{name: one-line description}`` for every dataset."""
+    return {name: spec.description for name, spec in DATASETS.items()}
+
+

@@ -1,0 +1,16 @@
+"""Exceptions that carry a one-line message meant for the user.
+
+The CLI turns any :class:`TrainwellError` into that one line and exit code 2.
+"""
+
+
+class TrainwellError(ValueError):
+    """A problem with what the user asked for: bad config, bad data, impossible geometry."""
+
+
+class ConfigError(TrainwellError):
+    """A config key, type or value that is not allowed."""
+
+
+class DataError(TrainwellError):
+    """A dataset that is unknown, missing, truncated or corrupt."""

@@ -1,0 +1,170 @@
+"""Optimizers with the lecture's two forms of weight decay, and learning-rate schedules.
+
+- ``decay="coupled"``: L2 regularization in the gradient, g <- g + lambda w; the optimizer then transforms it
+  (momentum averages it, Adam divides it by sqrt(v)). This is what torch's ``weight_decay`` argument does.
+- ``decay="decoupled"``: w <- w - lr * lambda * w beside the optimizer's step (Loshchilov & Hutter 2019,
+  "Decoupled Weight Decay Regularization"; AdamW). For Adam this is torch's AdamW; for SGD and RMSprop the decay is
+  applied by :func:`decoupled` before the inner step.
+
+Weight decay applies to weights only: biases and normalization parameters (tensors with < 2 dims) of a module
+go into a group without decay.
+
+Example:
+    >>> import torch
+    >>> w = torch.nn.Parameter(torch.tensor([10.0]))
+    >>> opt = build_optimizer([w], "adam", lr=1e-3, weight_decay=1e-2, decay="decoupled")
+    >>> w.grad = torch.zeros(1); opt.step(); round(w.item(), 4)
+    9.9999
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from trainwell.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
+
+
+def decoupled(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """Return a subclass of ``cls`` that shrinks weights by lr * weight_decay before each step (decoupled)."""
+
+    class Decoupled(cls):
+        def __init__(self, params, weight_decay: float = 0.0, **kwargs):
+            super().__init__(params, weight_decay=0.0, **kwargs)
+            for group in self.param_groups:
+                group.setdefault("decoupled_weight_decay", weight_decay)
+
+        def add_param_group(self, param_group):
+            param_group.setdefault("decoupled_weight_decay", self.defaults.get("decoupled_weight_decay", 0.0))
+            super().add_param_group(param_group)
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                rate = group["lr"] * group.get("decoupled_weight_decay", 0.0)
+                if rate:
+                    for p in group["params"]:
+                        if p.grad is not None:
+                            p.mul_(1.0 - rate)
+            return super().step(closure)
+
+    Decoupled.__name__ = Decoupled.__qualname__ = f"Decoupled{cls.__name__}"
+    return Decoupled
+
+
+def param_groups(params: nn.Module | Iterable, weight_decay: float) -> list[dict]:
+    """Split a module's parameters into decayed (>= 2 dims) and not decayed (biases, norm scales)."""
+    if isinstance(params, nn.Module):
+        trainable = [p for p in params.parameters() if p.requires_grad]
+        decay = [p for p in trainable if p.dim() >= 2]
+        no_decay = [p for p in trainable if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": weight_decay}]
+        if no_decay:
+            groups.append({"params": no_decay, "weight_decay": 0.0})
+        return groups
+    return [{"params": list(params), "weight_decay": weight_decay}]
+
+
+def build_optimizer(
+    params: nn.Module | Iterable,
+    name: str = "adam",
+    lr: float = 1e-3,
+    *,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    alpha: float = 0.99,
+    weight_decay: float = 0.0,
+    decay: str = "coupled",
+    rmsprop_momentum: float = 0.0,
+) -> torch.optim.Optimizer:
+    """Build an optimizer by name: ``sgd``, ``momentum`` (heavy ball or Nesterov), ``rmsprop``, ``adam``.
+
+    Args:
+        params: a module (weights decay, biases/norm parameters do not) or an iterable of tensors (all decay).
+        decay: ``"coupled"`` (L2 in the gradient) or ``"decoupled"`` (w <- w - lr * lambda * w).
+        rmsprop_momentum: momentum inside RMSprop (0 = plain RMSprop).
+
+    Raises:
+        ConfigError: unknown name or decay mode, or a negative learning rate / weight decay.
+    """
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {name!r}: allowed are {', '.join(OPTIMIZERS)}")
+    if decay not in ("coupled", "decoupled"):
+        raise ConfigError(f"optim.decay = {decay!r} is not allowed: use 'coupled' or 'decoupled'")
+    if not lr > 0:
+        raise ConfigError(f"optim.lr = {lr} is not allowed: use a number > 0")
+    if weight_decay < 0:
+        raise ConfigError(f"optim.weight_decay = {weight_decay} is not allowed: use a number >= 0")
+    groups = param_groups(params, weight_decay)
+    if decay == "decoupled":
+        for group in groups:
+            group["decoupled_weight_decay"] = group.pop("weight_decay")
+    if name == "adam":
+        cls = torch.optim.AdamW if decay == "decoupled" else torch.optim.Adam
+        if decay == "decoupled":
+            for group in groups:
+                group["weight_decay"] = group.pop("decoupled_weight_decay")
+        return cls(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+    base, kwargs = {
+        "sgd": (torch.optim.SGD, {}),
+        "momentum": (torch.optim.SGD, {"momentum": momentum, "nesterov": nesterov}),
+        "rmsprop": (torch.optim.RMSprop, {"alpha": alpha, "eps": eps, "momentum": rmsprop_momentum}),
+    }[name]
+    if decay == "decoupled":
+        return decoupled(base)(groups, lr=lr, weight_decay=weight_decay, **kwargs)
+    return base(groups, lr=lr, weight_decay=weight_decay, **kwargs)
+
+
+class Schedule:
+    """A torch LR scheduler plus when to step it: after every ``"step"``, every ``"epoch"``, or on a metric."""
+
+    def __init__(self, scheduler, interval: str):
+        self.scheduler = scheduler
+        self.interval = interval
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict() if self.scheduler is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state)
+
+
+def build_schedule(optimizer, name: str, *, epochs: int, steps_per_epoch: int, step_size: int = 30,
+                   gamma: float = 0.1, patience: int = 5, factor: float = 0.1, min_lr: float = 0.0,
+                   warmup_fraction: float = 0.25) -> Schedule:
+    """Build an LR schedule: ``none``, ``step`` (x gamma every step_size epochs), ``cosine`` (to min_lr over all
+    steps), ``onecycle`` (Smith & Topin 2019; warm-up for warmup_fraction of steps, then anneal), ``plateau``
+    (x factor when the monitored validation loss has not improved for ``patience`` epochs)."""
+    total = max(1, epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler
+    if name == "none":
+        return Schedule(None, "none")
+    if name == "step":
+        return Schedule(sched.StepLR(optimizer, step_size=step_size, gamma=gamma), "epoch")
+    if name == "cosine":
+        return Schedule(sched.CosineAnnealingLR(optimizer, T_max=total, eta_min=min_lr), "step")
+    if name == "onecycle":
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        return Schedule(sched.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=warmup_fraction),
+                        "step")
+    if name == "plateau":
+        return Schedule(sched.ReduceLROnPlateau(optimizer, factor=factor, patience=patience, min_lr=min_lr),
+                        "metric")
+    raise ConfigError(f"unknown optim.schedule {name!r}: allowed are {', '.join(SCHEDULES)}")
+
+
+def from_config(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    """Build the optimizer an OptimConfig describes for ``model``."""
+    return build_optimizer(
+        model, cfg.name, cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, betas=tuple(cfg.betas), eps=cfg.eps,
+        alpha=cfg.alpha, weight_decay=cfg.weight_decay, decay=cfg.decay,
+        rmsprop_momentum=cfg.rmsprop_momentum,
+    )

@@ -1,0 +1,222 @@
+"""The one place that wires the parts: config -> data -> preprocess -> model -> init -> trainer -> run dir.
+
+The CLI and the lab call :func:`fit`; nothing else wires.
+
+Example:
+    >>> from trainwell.config import load_config
+    >>> cfg = load_config(None, ["data.name=xor", "model.kind=mlp", "model.hidden=[8]", "train.epochs=2"])
+    >>> result = fit(cfg, out="/tmp/trainwell-doctest", force=True, quiet=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import trainwell
+from trainwell import init as initializers
+from trainwell import optim
+from trainwell.config import Config, config_from_dict, read_toml, to_toml
+from trainwell.data import load
+from trainwell.data.preprocess import build as build_preprocessor
+from trainwell.data.splits import Splits
+from trainwell.errors import ConfigError, DataError, TrainwellError
+from trainwell.nn.models import build_model
+from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, load_checkpoint, new_run_path
+from trainwell.train import progress as progress_mod
+from trainwell.train.callbacks import Checkpoint, MetricsLogger
+from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
+
+
+@dataclass
+class Prepared:
+    """Everything built from a config before training."""
+
+    cfg: Config
+    splits: Splits
+    model: torch.nn.Module
+    preprocessor: object | None
+    device: torch.device
+
+
+@dataclass
+class FitResult:
+    summary: dict
+    run_dir: Path
+    model: torch.nn.Module
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return default_device()
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device = 'cuda' is not allowed here: no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def load_data(cfg: Config) -> tuple[Splits, object | None]:
+    """Load the dataset and fit the preprocessor on the training split only, then apply it to all splits."""
+    d = cfg.data
+    splits = load(d.name, seed=d.seed, val_fraction=d.val_fraction, root=d.root or None,
+                  label_noise=d.label_noise, random_labels=d.random_labels, random_pixels=d.random_pixels,
+                  corrupt_seed=d.corrupt_seed, **d.options)
+    p = cfg.preprocess
+    pre = build_preprocessor(p.kind, n_components=p.n_components, whiten=p.whiten, eps=p.eps)
+    if pre is not None:
+        if not splits.train[0].is_floating_point():
+            raise ConfigError(f"preprocess.kind = {p.kind!r} needs real-valued inputs; dataset {d.name!r} has tokens")
+        try:
+            pre.fit(splits.train[0])
+        except ValueError as exc:
+            raise ConfigError(f"preprocess: {exc}") from None
+        splits.train, splits.val, splits.test = (
+            (pre.transform(x) if len(x) else x, y) for x, y in (splits.train, splits.val, splits.test)
+        )
+        splits.meta.input_shape = tuple(splits.train[0].shape[1:])
+    return splits, pre
+
+
+def prepare(cfg: Config) -> Prepared:
+    """Seed everything, load data, build and initialize the model (no training)."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)
+    splits, pre = load_data(cfg)
+    if not splits.train[0].is_floating_point():
+        raise ConfigError(
+            f"dataset {cfg.data.name!r} gives integer tokens, which model.kind = {cfg.model.kind!r} cannot take: "
+            f"use data.options.encoding = 'onehot'"
+        )
+    model = build_model(cfg.model, splits.meta.input_shape, splits.meta.num_classes)
+    i = cfg.init
+    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std,
+                       generator=torch.Generator().manual_seed(cfg.train.seed))
+    return Prepared(cfg=cfg, splits=splits, model=model, preprocessor=pre, device=device)
+
+
+def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress) -> Trainer:
+    cfg = prep.cfg
+    opt = optim.from_config(prep.model, cfg.optim)
+    steps_per_epoch = -(-len(prep.splits.train[0]) // cfg.train.batch_size)
+    o = cfg.optim
+    schedule = optim.build_schedule(opt, o.schedule, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
+                                    step_size=o.step_size, gamma=o.gamma, patience=o.patience, factor=o.factor,
+                                    min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
+    callbacks = [
+        MetricsLogger(run.metrics),
+        Checkpoint(run, every=cfg.train.checkpoint_every, monitor=cfg.train.monitor,
+                   extra={"config": cfg.to_dict(), "trainwell_version": trainwell.__version__}),
+    ]
+    return Trainer(prep.model, opt, cfg.train.loss, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
+                   schedule=schedule, callbacks=callbacks, device=prep.device, seed=cfg.train.seed,
+                   progress=progress if progress is not None else progress_mod.auto(quiet))
+
+
+def _run_path(cfg: Config, out: str | Path | None, force: bool) -> Path:
+    if out is None:
+        return new_run_path("runs", cfg.name, cfg.hash())
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if not force:
+            raise TrainwellError(f"--out {str(path)!r} already exists and is not empty: choose another folder or "
+                                 f"pass --force to replace it")
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return path
+
+
+def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a run directory's resolved config (``--set`` overrides may extend it, e.g. train.epochs)."""
+    from trainwell.config import apply_overrides
+
+    run = RunDir(run_dir)
+    if not run.config.exists():
+        raise TrainwellError(f"{run.config}: not found; --resume needs a trainwell run directory")
+    return config_from_dict(apply_overrides(read_toml(run.config), list(overrides or [])))
+
+
+def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None = None, force: bool = False,
+        quiet: bool = False, progress=None) -> FitResult:
+    """Train the run ``cfg`` describes, write its run directory, and return its summary.
+
+    With ``resume``, continue the run in that directory from ``checkpoints/last.pt`` (the config is the run's
+    own; ``cfg`` should come from :func:`config_of_run`).
+    """
+    tic = time.perf_counter()
+    if resume is not None:
+        run = RunDir(resume)
+        ckpt = load_checkpoint(run.last)
+    else:
+        run = RunDir(_run_path(cfg, out, force))
+        ckpt = None
+    prep = prepare(cfg)
+    trainer = _trainer(prep, run, quiet, progress)
+    if ckpt is not None:
+        try:
+            trainer.load_checkpoint_state(ckpt)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise TrainwellError(f"{run.last}: does not match this run's model/optimizer ({first})") from None
+        run.truncate_metrics(ckpt["epoch"])
+        atomic_write_text(run.config, to_toml(cfg))
+    else:
+        run.create()
+        atomic_write_text(run.config, to_toml(cfg))
+        run.metrics.write_text("", encoding="utf-8")
+    state = trainer.fit(prep.splits.train, prep.splits.val)
+    summary = _summary(prep, trainer, state, wall=time.perf_counter() - tic)
+    atomic_write_json(run.summary, summary)
+    if cfg.report.enabled:
+        from trainwell.viz.report import build_report
+
+        build_report(run.path)
+    return FitResult(summary=summary, run_dir=run.path, model=prep.model)
+
+
+def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
+    cfg, splits = prep.cfg, prep.splits
+    loss_fn = loss_function(cfg.train.loss)
+    final = {}
+    for split, (x, y) in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+        if len(x):
+            m = evaluate(prep.model, x.to(prep.device), y.to(prep.device), loss_fn)
+            final[f"{split}_loss"], final[f"{split}_acc"] = m["loss"], m["acc"]
+        else:
+            final[f"{split}_loss"] = final[f"{split}_acc"] = None
+    checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
+    history = state.history
+    completed = len(history)
+    return {
+        "name": cfg.name,
+        "config_hash": cfg.hash(),
+        "dataset": cfg.data.name,
+        "model": cfg.model.kind,
+        "params": sum(p.numel() for p in prep.model.parameters()),
+        "epochs": completed,
+        "steps": state.step,
+        "stop_reason": state.stop or f"completed {cfg.train.epochs} epochs",
+        "best_epoch": checkpoint.best_epoch,
+        "monitor": cfg.train.monitor,
+        "final": final,
+        "doctor": [],
+        "wall_s": round(wall, 3),
+        "train_time_s": round(sum(r.get("time", 0.0) for r in history), 3),
+        "trainwell_version": trainwell.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": str(prep.device),
+        "seed": cfg.train.seed,
+        "sizes": splits.sizes(),
+        "human_error": splits.meta.human_error,
+    }
+
+
+__all__ = ["DataError", "FitResult", "Prepared", "config_of_run", "fit", "load_data", "prepare"]

@@ -1,0 +1,167 @@
+"""The run directory: atomic writes of config, metrics, summary and checkpoints.
+
+Every file is written to a temporary file in the same folder, flushed to disk, then renamed over the old one,
+so a crash at any moment leaves either the previous complete file or the new complete file. ``metrics.jsonl``
+is appended line by line; a torn last line (a crash mid-write) is ignored on reading and dropped on resume.
+
+Layout: ``config.toml``, ``metrics.jsonl``, ``summary.json``, ``checkpoints/last.pt``, ``checkpoints/best.pt``,
+``figures/*.png``, ``report.html``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainwell.errors import TrainwellError
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file + fsync + rename; on failure the old file is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.tolist())
+    return value
+
+
+def to_json(obj: Any) -> str:
+    """JSON with non-finite floats written as null / "inf" (strict JSON has no NaN)."""
+    return json.dumps(_jsonable(obj), indent=2, allow_nan=False)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, to_json(obj) + "\n")
+
+
+def atomic_torch_save(path: str | Path, obj: Any) -> None:
+    """``torch.save`` through a temp file; a full disk or a kill leaves the previous checkpoint intact."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint with ``weights_only=True`` (no code from the file runs)."""
+    path = Path(path)
+    if not path.exists():
+        raise TrainwellError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or hostile files raise many types; all mean "cannot use this file"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainwellError(f"{path}: not a loadable trainwell checkpoint ({first})") from None
+
+
+def append_jsonl(path: str | Path, record: dict) -> None:
+    """Append one JSON line and flush it to disk."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read complete JSON lines; a torn final line (a crash mid-append) is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class RunDir:
+    """Paths and writers of one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / "config.toml")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    summary = property(lambda self: self.path / "summary.json")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    last = property(lambda self: self.path / "checkpoints" / "last.pt")
+    best = property(lambda self: self.path / "checkpoints" / "best.pt")
+    figures = property(lambda self: self.path / "figures")
+    report = property(lambda self: self.path / "report.html")
+
+    def create(self) -> RunDir:
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.figures.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def read_summary(self) -> dict:
+        try:
+            return json.loads(self.summary.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TrainwellError(f"{self.summary}: no summary.json (is this a finished trainwell run?)") from None
+        except (json.JSONDecodeError, OSError) as exc:
+            raise TrainwellError(f"{self.summary}: unreadable ({exc})") from None
+
+    def truncate_metrics(self, last_epoch: int) -> None:
+        """Keep only metric records up to ``last_epoch`` (rewritten atomically): used when resuming."""
+        keep = [r for r in read_jsonl(self.metrics) if r.get("epoch", -1) <= last_epoch]
+        atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def new_run_path(base: str | Path, name: str, config_hash: str) -> Path:
+    """Return ``base/<name>-<hash>``, or ``-2``, ``-3``, ... if it exists: a run never overwrites another."""
+    base = Path(base)
+    candidate = base / f"{name}-{config_hash}"
+    k = 2
+    while candidate.exists():
+        candidate = base / f"{name}-{config_hash}-{k}"
+        k += 1
+    return candidate

@@ -1,0 +1,69 @@
+"""Progress display for the fit loop: a rich bar on a terminal, plain lines otherwise, or nothing."""
+
+from __future__ import annotations
+
+import sys
+
+
+def _describe(metrics: dict) -> str:
+    parts = [f"epoch {metrics['epoch']}", f"loss {metrics['train_loss']:.4f}", f"acc {metrics['train_acc']:.3f}"]
+    if "val_loss" in metrics:
+        parts += [f"val_loss {metrics['val_loss']:.4f}", f"val_acc {metrics['val_acc']:.3f}"]
+    return "  ".join(parts)
+
+
+class NullProgress:
+    def start(self, total: int, done: int = 0) -> None:
+        pass
+
+    def update(self, metrics: dict) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class PlainProgress(NullProgress):
+    """One line per ``every`` epochs on stderr (for logs and pipes)."""
+
+    def __init__(self, every: int = 10, stream=None):
+        self.every = every
+        self.stream = stream or sys.stderr
+        self.total = 0
+
+    def start(self, total: int, done: int = 0) -> None:
+        self.total = total
+
+    def update(self, metrics: dict) -> None:
+        epoch = metrics["epoch"]
+        if epoch % self.every == 0 or epoch + 1 == self.total:
+            print(f"[{epoch + 1}/{self.total}] {_describe(metrics)}", file=self.stream, flush=True)
+
+
+class RichProgress(NullProgress):
+    """A rich progress bar over epochs, with the latest metrics in its description."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("[bold]fit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("{task.description}"), console=Console(stderr=True), transient=False)
+        self.task = None
+
+    def start(self, total: int, done: int = 0) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("", total=total, completed=done)
+
+    def update(self, metrics: dict) -> None:
+        self.progress.update(self.task, advance=1, description=_describe(metrics))
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def auto(quiet: bool = False):
+    """Rich bar when stderr is a terminal, plain lines otherwise, nothing when ``quiet``."""
+    if quiet:
+        return NullProgress()
+    return RichProgress() if sys.stderr.isatty() else PlainProgress()
