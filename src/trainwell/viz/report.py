@@ -51,7 +51,8 @@ def build_report(run_dir: str | Path) -> Path:
             f"<td>{html.escape(str(d.get('advice')))}</td></tr>"
             for d in doctor
         )
-        doctor_html = f"<h2>Doctor</h2><table><tr><th>check</th><th>status</th><th>value</th><th>advice</th></tr>{rows}</table>"
+        head = "<tr><th>check</th><th>status</th><th>value</th><th>advice</th></tr>"
+        doctor_html = f"<h2>Doctor</h2><table>{head}{rows}</table>"
     imgs = "".join(
         f"<p><img alt='{f.stem}' src='data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()}'></p>"
         for f in figures
@@ -63,13 +64,15 @@ def build_report(run_dir: str | Path) -> Path:
     verdict = summary.get("verdict")
     verdict_html = ""
     if verdict:
-        verdict_html = (f"<h2>Verdict: <span class='{html.escape(verdict.get('status', ''))}'>"
-                        f"{html.escape(verdict.get('status', ''))}</span></h2><p>{html.escape(verdict.get('claim', ''))}"
-                        f"</p><pre>{html.escape(json.dumps(verdict.get('evidence'), indent=2))}</pre>")
+        status = html.escape(str(verdict.get("status", "")))
+        claim = html.escape(str(verdict.get("claim", "")))
+        evidence = html.escape(json.dumps(verdict.get("evidence"), indent=2))
+        verdict_html = f"<h2>Verdict: <span class='{status}'>{status}</span></h2><p>{claim}</p><pre>{evidence}</pre>"
+    name = html.escape(str(summary.get("name")))
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>trainwell: {html.escape(str(summary.get('name')))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>trainwell: {name}</title>
 <style>{_STYLE}</style></head><body>
-<h1>trainwell run: {html.escape(str(summary.get('name')))} <small>({html.escape(str(summary.get('config_hash')))})</small></h1>
+<h1>trainwell run: {name} <small>({html.escape(str(summary.get('config_hash')))})</small></h1>
 {verdict_html}
 {_table(info)}
 <h2>Final metrics</h2>
