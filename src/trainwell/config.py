@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -274,12 +275,13 @@ def from_dict(cls, data, prefix: str = ""):
 
 
 def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
+    """Deep-merge ``extra`` onto a copy of ``base``: tables merge, everything else (lists too) replaces."""
+    out = copy.deepcopy(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:
-            out[key] = value
+            out[key] = copy.deepcopy(value)
     return out
 
 
@@ -300,7 +302,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Return ``raw`` with each ``key=value`` override set at its dotted path."""
-    out = _merge({}, raw)
+    out = copy.deepcopy(raw)
     for item in overrides:
         path, value = parse_override(item)
         node = out
@@ -340,8 +342,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def config_from_dict(raw: dict) -> Config:
     """Merge ``raw`` onto the defaults and validate; lists replace, tables merge."""
     merged = _merge(Config().to_dict(), raw) if isinstance(raw, dict) else raw
-    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "blocks" in raw["model"]:
-        merged["model"]["blocks"] = raw["model"]["blocks"]
     return from_dict(Config, merged)
 
 

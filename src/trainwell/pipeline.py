@@ -100,7 +100,7 @@ def prepare(cfg: Config) -> Prepared:
     return Prepared(cfg=cfg, splits=splits, model=model, preprocessor=pre, device=device)
 
 
-def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress) -> Trainer:
+def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks=()) -> Trainer:
     cfg = prep.cfg
     opt = optim.from_config(prep.model, cfg.optim)
     steps_per_epoch = -(-len(prep.splits.train[0]) // cfg.train.batch_size)
@@ -112,6 +112,7 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress) -> Trainer:
         MetricsLogger(run.metrics),
         Checkpoint(run, every=cfg.train.checkpoint_every, monitor=cfg.train.monitor,
                    extra={"config": cfg.to_dict(), "trainwell_version": trainwell.__version__}),
+        *extra_callbacks,
     ]
     return Trainer(prep.model, opt, cfg.train.loss, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
                    schedule=schedule, callbacks=callbacks, device=prep.device, seed=cfg.train.seed,
@@ -144,11 +145,12 @@ def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Co
 
 
 def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None = None, force: bool = False,
-        quiet: bool = False, progress=None) -> FitResult:
+        quiet: bool = False, progress=None, callbacks=()) -> FitResult:
     """Train the run ``cfg`` describes, write its run directory, and return its summary.
 
     With ``resume``, continue the run in that directory from ``checkpoints/last.pt`` (the config is the run's
-    own; ``cfg`` should come from :func:`config_of_run`).
+    own; ``cfg`` should come from :func:`config_of_run`). ``callbacks`` are added after the run's own
+    (metrics logger, checkpoint).
     """
     tic = time.perf_counter()
     if resume is not None:
@@ -158,7 +160,7 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         run = RunDir(_run_path(cfg, out, force))
         ckpt = None
     prep = prepare(cfg)
-    trainer = _trainer(prep, run, quiet, progress)
+    trainer = _trainer(prep, run, quiet, progress, callbacks)
     if ckpt is not None:
         try:
             trainer.load_checkpoint_state(ckpt)

@@ -1,0 +1,140 @@
+"""The ``trainwell`` command line: parses, calls the pipeline, renders tables. No logic of its own.
+
+Exit codes: 0 ok, 1 a check or verdict failed (e.g. training diverged), 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trainwell.errors import TrainwellError
+
+EPILOG = """examples:
+  trainwell fit                                   train the default MNIST-1D CNN
+  trainwell fit configs/mnist1d-mlp.toml --set optim.lr=0.003 --set train.epochs=20
+  trainwell fit --set data.name=spirals --set model.kind=mlp --set 'model.hidden=[64,64]'
+  trainwell fit --resume runs/run-1a2b3c4d        continue an interrupted run
+  trainwell report runs/run-1a2b3c4d              rebuild report.html
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit 2, like every other usage error
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trainwell", description="Train neural networks well: the lecture's practices, runnable.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from trainwell import __version__
+
+    parser.add_argument("--version", action="version", version=f"trainwell {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    fit = sub.add_parser("fit", help="train a model from a config (default: the MNIST-1D CNN) and write a run dir",
+                         description="Train the model a config describes and write a run directory with config.toml, "
+                                     "metrics.jsonl, summary.json, checkpoints, figures and report.html.")
+    fit.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
+    fit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+    fit.add_argument("--out", help="run directory (default: runs/<name>-<config hash>)")
+    fit.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    fit.add_argument("--force", action="store_true", help="replace --out if it already exists")
+    fit.add_argument("--json", action="store_true", help="print summary.json to stdout (the table goes to stderr)")
+    fit.add_argument("--quiet", action="store_true", help="no progress output")
+
+    rep = sub.add_parser("report", help="(re)build report.html of a run directory")
+    rep.add_argument("run_dir", help="a run directory written by trainwell fit")
+
+    sub.add_parser("datasets", help="list the datasets trainwell can load")
+    return parser
+
+
+def _result_table(summary: dict, run_dir) -> object:
+    from rich.table import Table
+
+    table = Table(title=f"{summary['name']}: {summary['dataset']}, {summary['model']}, {summary['params']:,} params",
+                  min_width=60)
+    table.add_column("split")
+    table.add_column("loss", justify="right")
+    table.add_column("accuracy", justify="right")
+    final = summary["final"]
+    for split in ("train", "val", "test"):
+        loss, acc = final.get(f"{split}_loss"), final.get(f"{split}_acc")
+        table.add_row(split, "-" if loss is None else f"{loss:.4f}", "-" if acc is None else f"{acc:.2%}")
+    return table
+
+
+def _result_lines(summary: dict, run_dir) -> str:
+    return (f"{summary['epochs']} epochs, {summary['steps']} steps, {summary['wall_s']:.1f} s wall\n"
+            f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: {summary['best_epoch']})\n"
+            f"run dir: {run_dir}  (report: {run_dir}/report.html)")
+
+
+def cmd_fit(args) -> int:
+    from rich.console import Console
+
+    from trainwell.config import load_config
+    from trainwell.pipeline import config_of_run, fit
+
+    if args.resume:
+        if args.config:
+            raise TrainwellError("--resume takes its config from the run directory: drop the CONFIG argument")
+        cfg = config_of_run(args.resume, args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
+    result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet)
+    console = Console(stderr=args.json)
+    console.print(_result_table(result.summary, result.run_dir))
+    console.print(_result_lines(result.summary, result.run_dir), highlight=False)
+    if args.json:
+        from trainwell.rundir import to_json
+
+        print(to_json(result.summary))
+    return 1 if result.summary["stop_reason"].startswith(("non-finite", "diverged")) else 0
+
+
+def cmd_report(args) -> int:
+    from trainwell.viz.report import build_report
+
+    print(build_report(args.run_dir))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trainwell.data import available
+
+    table = Table(title="datasets (data.name)")
+    table.add_column("name")
+    table.add_column("description")
+    for name, text in available().items():
+        table.add_row(name, text)
+    Console().print(table)
+    return 0
+
+
+COMMANDS = {"fit": cmd_fit, "report": cmd_report, "datasets": cmd_datasets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except TrainwellError as exc:
+        print(f"trainwell {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"trainwell {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

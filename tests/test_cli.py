@@ -1,0 +1,107 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from trainwell.cli import main
+
+TINY = ["--set", "data.name=spirals", "--set", "data.options={n_per_class = 40}", "--set", "model.kind=mlp",
+        "--set", "model.hidden=[8]", "--set", "train.epochs=3", "--set", "name=tiny"]
+
+SUMMARY_KEYS = {"name", "config_hash", "dataset", "model", "params", "epochs", "steps", "stop_reason", "best_epoch",
+                "final", "doctor", "wall_s", "trainwell_version", "torch_version", "seed"}
+
+
+def test_fit_writes_a_complete_run_directory_and_prints_a_table(workdir, capsys):
+    assert main(["fit", *TINY, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "test" in out and "accuracy" in out and "run dir" in out
+    (run,) = (workdir / "runs").iterdir()
+    assert run.name.startswith("tiny-")
+    for rel in ("config.toml", "metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt",
+                "figures/learning_curves.png", "report.html"):
+        assert (run / rel).is_file(), rel
+    summary = json.loads((run / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert set(summary["final"]) == {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"}
+    assert summary["epochs"] == 3 and summary["config_hash"] in run.name
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2]
+    torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    html = (run / "report.html").read_text()
+    assert "data:image/png;base64" in html and "Final metrics" in html
+    # a second identical run never overwrites the first
+    assert main(["fit", *TINY, "--quiet"]) == 0
+    assert len(list((workdir / "runs").iterdir())) == 2
+
+
+def test_json_flag_prints_the_summary_to_stdout(workdir, capsys):
+    assert main(["fit", *TINY, "--quiet", "--json", "--out", "r"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary == json.loads((workdir / "r" / "summary.json").read_text())
+    assert "accuracy" in captured.err
+
+
+def test_out_that_exists_needs_force(workdir, capsys):
+    (workdir / "r").mkdir()
+    (workdir / "r" / "keep.txt").write_text("precious")
+    assert main(["fit", *TINY, "--quiet", "--out", "r"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (workdir / "r" / "keep.txt").read_text() == "precious"
+    assert main(["fit", *TINY, "--quiet", "--out", "r", "--force"]) == 0
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["fit", "--set", "optim.lr=-1"], "optim.lr = -1.0 is not allowed"),
+        (["fit", "--set", "nope=1"], "unknown config key 'nope'"),
+        (["fit", "missing.toml"], "does not exist"),
+        (["fit", "--set", "data.name=imagenet"], "unknown dataset 'imagenet'"),
+        (["fit", "--set", "model.blocks=[{type='conv', channels=4, kernel=5, stride=2}]"], "is not an integer"),
+        (["fit", "--resume", "no-such-run"], "--resume needs a trainwell run directory"),
+        (["report", "no-such-run"], "no summary.json"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(workdir, capsys, args, fragment):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1
+
+
+def test_report_rebuilds_the_page(workdir, capsys):
+    main(["fit", *TINY, "--quiet", "--out", "r"])
+    (workdir / "r" / "report.html").unlink()
+    assert main(["report", "r"]) == 0
+    assert (workdir / "r" / "report.html").exists()
+
+
+def test_resume_with_more_epochs_extends_a_finished_run(workdir):
+    main(["fit", *TINY, "--quiet", "--out", "r", "--set", "optim.schedule=none"])
+    assert main(["fit", "--resume", "r", "--set", "train.epochs=5", "--quiet"]) == 0
+    assert json.loads((workdir / "r" / "summary.json").read_text())["epochs"] == 5
+
+
+def test_python_dash_m_and_usage_errors(workdir):
+    run = subprocess.run([sys.executable, "-m", "trainwell", "--help"], capture_output=True, text=True)
+    assert run.returncode == 0 and "fit" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "trainwell", "fit", "--bogus"], capture_output=True, text=True)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    run = subprocess.run([sys.executable, "-m", "trainwell", "datasets"], capture_output=True, text=True)
+    assert run.returncode == 0 and "mnist1d" in run.stdout
+
+
+@pytest.mark.parametrize("name", ["mnist1d-cnn", "mnist1d-mlp", "digits-cnn", "spirals-mlp"])
+def test_example_configs_are_valid_and_build(name):
+    from pathlib import Path
+
+    from trainwell.config import load_config
+    from trainwell.pipeline import prepare
+
+    path = Path(__file__).parent.parent / "configs" / f"{name}.toml"
+    prep = prepare(load_config(path, ["train.epochs=1"]))
+    x = prep.splits.train[0][:2]
+    assert prep.model(x).shape == (2, prep.splits.meta.num_classes)

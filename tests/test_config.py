@@ -1,0 +1,96 @@
+import math
+
+import pytest
+
+from trainwell.config import Config, apply_overrides, config_from_dict, load_config, parse_override, to_toml
+from trainwell.errors import ConfigError
+
+
+def test_defaults_are_valid_and_required_keys_exist():
+    cfg = load_config(None)
+    for dotted in ("data.name", "model.kind", "optim.name", "optim.lr", "optim.weight_decay", "train.epochs",
+                   "train.batch_size", "train.seed"):
+        section, key = dotted.split(".")
+        assert hasattr(getattr(cfg, section), key)
+
+
+def test_overrides_parse_toml_values():
+    cfg = load_config(None, ["optim.lr=0.003", "model.kind=mlp", "model.hidden=[32, 16]", "train.epochs=7",
+                             "optim.nesterov=true", "optim.name=momentum", "data.options={arms = 5}"])
+    assert cfg.optim.lr == 0.003 and cfg.model.kind == "mlp" and cfg.model.hidden == [32, 16]
+    assert cfg.train.epochs == 7 and cfg.optim.nesterov is True and cfg.data.options == {"arms": 5}
+
+
+def test_int_accepted_for_float_but_not_bool_for_int():
+    assert load_config(None, ["optim.lr=1"]).optim.lr == 1.0
+    with pytest.raises(ConfigError, match="train.epochs"):
+        load_config(None, ["train.epochs=true"])
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("foo.bar=1", "unknown config key 'foo'"),
+        ("optim.lrr=1", "unknown config key 'optim.lrr'"),
+        ("optim.lr=fast", "optim.lr = 'fast' is not allowed: use a number"),
+        ("optim.lr=-0.1", "optim.lr = -0.1 is not allowed"),
+        ("optim.name=adagrad", "one of 'sgd', 'momentum', 'rmsprop', 'adam'"),
+        ("train.batch_size=0", "train.batch_size = 0"),
+        ("model.hidden=[0]", "model.hidden[0] = 0"),
+        ("model.hidden=[1.5]", "model.hidden[0] = 1.5"),
+        ("data.val_fraction=1.0", "data.val_fraction = 1.0"),
+        ("optim.betas=[0.9]", "optim.betas"),
+        ("optim.nesterov=true", "optim.nesterov = true is not allowed with optim.name = 'adam'"),
+        ("train.epochs", "use key=value"),
+        ("optim.lr=nan", "optim.lr = nan"),
+    ],
+)
+def test_bad_values_name_key_value_and_what_is_allowed(override, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    msg = str(err.value)
+    assert fragment in msg
+    assert "\n" not in msg
+
+
+def test_toml_round_trip_gives_equal_config(tmp_path):
+    cfg = load_config(None, ["preprocess.kind=pca", "preprocess.n_components=5", "optim.lr=1e-4",
+                             "data.options={arms = 4, noise = 0.5}", "name=round-trip"])
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(cfg))
+    again = load_config(path)
+    assert again == cfg
+    assert again.hash() == cfg.hash()
+
+
+def test_hash_changes_with_any_field_and_is_stable():
+    a, b = Config(), Config()
+    assert a.hash() == b.hash()
+    b.optim.lr = 0.5
+    assert a.hash() != b.hash()
+
+
+def test_missing_and_invalid_files_are_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[optim\nlr = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_blocks_list_replaces_default_rather_than_merging():
+    cfg = config_from_dict({"model": {"blocks": [{"type": "conv", "channels": 4}]}})
+    assert cfg.model.blocks == [{"type": "conv", "channels": 4}]
+
+
+def test_parse_override_keeps_bare_words_as_strings():
+    assert parse_override("data.name=fashion-mnist") == (["data", "name"], "fashion-mnist")
+    path, value = parse_override("optim.lr=inf")
+    assert math.isinf(value)
+
+
+def test_apply_overrides_does_not_mutate_input():
+    raw = {"optim": {"lr": 1.0}}
+    out = apply_overrides(raw, ["optim.lr=2"])
+    assert raw["optim"]["lr"] == 1.0 and out["optim"]["lr"] == 2

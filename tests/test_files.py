@@ -1,0 +1,163 @@
+import gzip
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from trainwell.data import load
+from trainwell.data.files import parse_idx, read_cifar_batch, read_idx, safe_unpickle
+from trainwell.errors import DataError
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    code = {np.uint8: 0x08, np.int32: 0x0C}[array.dtype.type]
+    header = struct.pack(">HBB", 0, code, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_mnist(root, n_train=6, n_test=4, gz=False, seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
+            data = idx_bytes(arr)
+            name = f"{split}-{kind}-ubyte"
+            if gz:
+                (root / (name + ".gz")).write_bytes(gzip.compress(data))
+            else:
+                (root / name).write_bytes(data)
+        arrays[split] = (images, labels)
+    return arrays
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_idx_files_load_raw_and_gz(tmp_path, gz):
+    arrays = write_mnist(tmp_path, gz=gz)
+    s = load("mnist", root=str(tmp_path), val_fraction=0.0)
+    assert s.meta.input_shape == (1, 28, 28)
+    images, labels = arrays["t10k"]
+    assert torch.allclose(s.test[0], torch.tensor(images / 255.0, dtype=torch.float32).unsqueeze(1))
+    assert torch.equal(s.test[1], torch.tensor(labels, dtype=torch.int64))
+    assert len(s.train[0]) == 6
+
+
+def test_fashion_mnist_uses_the_same_format(tmp_path):
+    write_mnist(tmp_path, gz=True, seed=1)
+    assert load("fashion-mnist", root=str(tmp_path)).meta.num_classes == 10
+
+
+def test_idx_reader_round_trips_other_dtypes(tmp_path):
+    arr = np.arange(12, dtype=np.int32).reshape(3, 4) - 5
+    path = tmp_path / "a.idx"
+    path.write_bytes(idx_bytes(arr))
+    np.testing.assert_array_equal(read_idx(path), arr)
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        (b"\x00\x00", "truncated IDX file"),
+        (b"\x01\x02\x08\x01" + b"\x00" * 8, "not an IDX file"),
+        (b"\x00\x00\x08\x03\x00\x00\x00\x02", "truncated IDX header"),
+        (struct.pack(">HBBI", 0, 8, 1, 10) + b"\x00" * 5, "truncated"),
+        (struct.pack(">HBBI", 0, 8, 1, 2) + b"\x00" * 5, "trailing bytes"),
+    ],
+)
+def test_bad_idx_bytes_are_clear_errors(raw, fragment):
+    with pytest.raises(DataError, match=fragment):
+        parse_idx(raw, "f.idx")
+
+
+def test_missing_truncated_and_bad_gzip_files_name_the_file(tmp_path):
+    write_mnist(tmp_path)
+    os.remove(tmp_path / "t10k-labels-idx1-ubyte")
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte: file not found"):
+        load("mnist", root=str(tmp_path))
+    write_mnist(tmp_path)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte: IDX data truncated"):
+        load("mnist", root=str(tmp_path))
+    bad = tmp_path / "x.gz"
+    bad.write_bytes(b"definitely not gzip")
+    with pytest.raises(DataError, match="x.gz: not a valid gzip"):
+        read_idx(bad)
+
+
+def write_cifar(root, n=5, seed=0, protocol=2):
+    rng = np.random.default_rng(seed)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, size=n)]
+        with open(root / name, "wb") as f:
+            pickle.dump({b"batch_label": b"x", b"data": data, b"labels": labels,
+                         b"filenames": [b"f.png"] * n}, f, protocol=protocol)
+        batches[name] = (data, labels)
+    return batches
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_batches_load_through_the_restricted_unpickler(tmp_path, protocol):
+    batches = write_cifar(tmp_path, protocol=protocol)
+    s = load("cifar10", root=str(tmp_path), val_fraction=0.2)
+    assert s.meta.input_shape == (3, 32, 32) and s.sizes() == {"train": 20, "val": 5, "test": 5}
+    data, labels = batches["test_batch"]
+    expected = torch.tensor(data.reshape(-1, 3, 32, 32) / 255.0, dtype=torch.float32)
+    assert torch.allclose(s.test[0], expected) and s.test[1].tolist() == labels
+
+
+def test_cifar_subfolder_is_found(tmp_path):
+    sub = tmp_path / "cifar-10-batches-py"
+    sub.mkdir()
+    write_cifar(sub)
+    assert len(load("cifar10", root=str(tmp_path)).test[0]) == 5
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Exploit.marker}",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    _Exploit.marker = marker
+    hostile = tmp_path / "data_batch_1"
+    hostile.write_bytes(pickle.dumps({b"data": _Exploit(), b"labels": [0]}, protocol=2))
+    with pytest.raises(DataError, match="refused to load .*not allowed"):
+        read_cifar_batch(hostile)
+    assert not marker.exists()
+    payload = pickle.dumps(_Exploit())
+    with pytest.raises(DataError, match="refused"):
+        safe_unpickle(payload, "x")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "obj, fragment",
+    [
+        ([1, 2, 3], "expected a dict"),
+        ({b"labels": [1]}, "missing b'data'"),
+        ({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}, "shape \\(N, 3072\\)"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "expected 2 labels"),
+        ({b"data": np.zeros((1, 3072), np.uint8), b"labels": [12]}, "labels in 0..9"),
+    ],
+)
+def test_malformed_cifar_batches_are_clear_errors(tmp_path, obj, fragment):
+    path = tmp_path / "b"
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+    with pytest.raises(DataError, match=fragment):
+        read_cifar_batch(path)
+
+
+def test_truncated_cifar_pickle_is_a_clear_error(tmp_path):
+    write_cifar(tmp_path)
+    path = tmp_path / "test_batch"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataError, match="test_batch: corrupt pickle"):
+        read_cifar_batch(path)

@@ -1,0 +1,91 @@
+import math
+
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from trainwell import init
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+SHAPES = [(256, 512), (128, 64, 3), (64, 32, 3, 3)]
+
+
+def fan_in(shape):
+    return shape[1] * math.prod(shape[2:])
+
+
+def fan_out(shape):
+    return shape[0] * math.prod(shape[2:])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(
+    "fn, dist, var",
+    [
+        (lambda t, g: init.standard_uniform_(t, generator=g), "uniform", lambda s: 1 / (3 * fan_in(s))),
+        (lambda t, g: init.xavier_uniform_(t, generator=g), "uniform", lambda s: 2 / (fan_in(s) + fan_out(s))),
+        (lambda t, g: init.xavier_normal_(t, generator=g), "normal", lambda s: 2 / (fan_in(s) + fan_out(s))),
+        (lambda t, g: init.he_normal_(t, generator=g), "normal", lambda s: 2 / fan_in(s)),
+        (lambda t, g: init.he_uniform_(t, generator=g), "uniform", lambda s: 2 / fan_in(s)),
+        (lambda t, g: init.he_normal_(t, mode="fan_out", generator=g), "normal", lambda s: 2 / fan_out(s)),
+        (lambda t, g: init.small_normal_(t, generator=g), "normal", lambda s: 1e-4),
+    ],
+)
+def test_initializer_matches_its_distribution(shape, fn, dist, var):
+    w = fn(torch.empty(shape), gen())
+    sample = w.flatten().double()
+    expected = var(shape)
+    assert float(sample.var()) == pytest.approx(expected, rel=0.05)
+    assert abs(float(sample.mean())) < 4 * math.sqrt(expected / sample.numel())
+    if dist == "normal":
+        cdf = stats.norm(scale=math.sqrt(expected)).cdf
+    else:
+        bound = math.sqrt(3 * expected)
+        cdf = stats.uniform(loc=-bound, scale=2 * bound).cdf
+        assert float(sample.abs().max()) <= bound + 1e-6
+    assert stats.kstest(sample.numpy(), cdf).pvalue > 1e-3
+
+
+def test_standard_init_equals_torch_default_linear_bound():
+    layer = nn.Linear(300, 20)
+    bound = 1 / math.sqrt(300)
+    w = init.standard_uniform_(torch.empty(20, 300), generator=gen())
+    assert float(w.abs().max()) <= bound and float(layer.weight.detach().abs().max()) <= bound
+    assert float(w.abs().max()) > 0.95 * bound
+    assert 300 * float(w.var()) == pytest.approx(1 / 3, rel=0.05)
+
+
+def test_conv_fan_in_counts_channels_times_kernel():
+    assert init.fans(torch.empty(16, 3, 5, 5)) == (75, 400)
+    with pytest.raises(ValueError, match=">= 2 dims"):
+        init.fans(torch.empty(10))
+
+
+def test_same_generator_seed_gives_same_weights_and_tensor_is_returned_in_place():
+    a, b = torch.empty(50, 50), torch.empty(50, 50)
+    assert init.he_normal_(a, generator=gen(3)) is a
+    init.he_normal_(b, generator=gen(3))
+    assert torch.equal(a, b)
+
+
+def test_apply_inits_every_linear_and_conv_and_sets_bias():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 3))
+    init.apply(model, "zeros", bias=0.01)
+    for m in (model[0], model[3]):
+        assert torch.all(m.weight == 0) and torch.allclose(m.bias, torch.full_like(m.bias, 0.01))
+    before = [p.clone() for p in model.parameters()]
+    init.apply(model, "default")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    with pytest.raises(ValueError, match="unknown init scheme 'glorot'"):
+        init.apply(model, "glorot")
+
+
+def test_weights_do_not_track_gradients_after_init():
+    w = nn.Parameter(torch.empty(4, 4))
+    init.xavier_uniform_(w)
+    assert w.grad_fn is None and w.requires_grad

@@ -1,0 +1,110 @@
+import pytest
+import torch
+from torch import nn
+
+from trainwell.errors import ConfigError
+from trainwell.optim import build_optimizer, build_schedule, decoupled
+
+
+def one_step(name, decay, w0=10.0, lr=1e-3, wd=1e-2, steps=1, **kw):
+    w = nn.Parameter(torch.tensor([w0]))
+    opt = build_optimizer([w], name, lr=lr, weight_decay=wd, decay=decay, **kw)
+    for _ in range(steps):
+        w.grad = torch.zeros(1)  # zero data gradient: only the decay acts
+        opt.step()
+    return w.item()
+
+
+def test_lecture_check_decoupled_vs_coupled_adam():
+    assert one_step("adam", "decoupled") == pytest.approx(9.9999, abs=1e-6)
+    # Adam divides the L2 gradient by its own magnitude: the first step is ~ lr * sign(g)
+    assert one_step("adam", "coupled") == pytest.approx(9.999, abs=1e-6)
+
+
+def test_decoupled_adam_is_torch_adamw_and_coupled_is_torch_adam():
+    torch.manual_seed(0)
+    data = torch.randn(20, 3)
+    for decay, ref_cls in (("decoupled", torch.optim.AdamW), ("coupled", torch.optim.Adam)):
+        a, b = nn.Parameter(torch.ones(3)), nn.Parameter(torch.ones(3))
+        ours = build_optimizer([a], "adam", lr=0.1, weight_decay=0.1, decay=decay)
+        ref = ref_cls([b], lr=0.1, weight_decay=0.1)
+        for row in data:
+            for p, opt in ((a, ours), (b, ref)):
+                opt.zero_grad()
+                ((p * row).sum() ** 2).backward()
+                opt.step()
+        assert torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "rmsprop"])
+def test_decoupled_decay_for_sgd_family_shrinks_by_lr_times_lambda(name):
+    # zero gradient: momentum/RMSprop buffers stay zero, so only w <- w (1 - lr * lambda) acts
+    assert one_step(name, "decoupled", lr=0.1, wd=0.5, steps=3) == pytest.approx(10 * 0.95**3, rel=1e-6)
+
+
+def test_coupled_sgd_adds_lambda_w_to_the_gradient():
+    assert one_step("sgd", "coupled", lr=0.1, wd=0.5) == pytest.approx(10 - 0.1 * 0.5 * 10)
+    # with momentum, the L2 term is averaged into the velocity like any gradient
+    w = one_step("momentum", "coupled", lr=0.1, wd=0.5, steps=2, momentum=0.9)
+    v1 = 0.5 * 10
+    w1 = 10 - 0.1 * v1
+    v2 = 0.9 * v1 + 0.5 * w1
+    assert w == pytest.approx(w1 - 0.1 * v2)
+
+
+def test_modules_decay_weights_but_not_biases():
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.fill_(1.0)
+    opt = build_optimizer(model, "sgd", lr=0.1, weight_decay=0.5, decay="decoupled")
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    assert torch.allclose(model.weight, torch.full((2, 3), 0.95)) and torch.allclose(model.bias, torch.ones(2))
+
+
+def test_optimizer_kinds_and_options():
+    p = [nn.Parameter(torch.zeros(2, 2))]
+    assert isinstance(build_optimizer(p, "momentum", 0.1, nesterov=True), torch.optim.SGD)
+    assert build_optimizer(p, "momentum", 0.1, nesterov=True).param_groups[0]["nesterov"]
+    assert build_optimizer(p, "rmsprop", 0.1, rmsprop_momentum=0.5).param_groups[0]["momentum"] == 0.5
+    assert isinstance(build_optimizer(p, "rmsprop", 0.1, decay="decoupled", weight_decay=0.1), torch.optim.RMSprop)
+    assert decoupled(torch.optim.SGD).__name__ == "DecoupledSGD"
+    for bad, fragment in ((dict(name="lbfgs"), "unknown optimizer"), (dict(decay="both"), "optim.decay"),
+                          (dict(lr=0.0), "optim.lr"), (dict(weight_decay=-1.0), "optim.weight_decay")):
+        with pytest.raises(ConfigError, match=fragment):
+            build_optimizer(p, **{"name": "sgd", "lr": 0.1, **bad})
+
+
+def lrs(name, epochs=4, steps_per_epoch=5, **kw):
+    p = [nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(p, lr=1.0)
+    sched = build_schedule(opt, name, epochs=epochs, steps_per_epoch=steps_per_epoch, **kw)
+    seen = []
+    for _epoch in range(epochs):
+        for _ in range(steps_per_epoch):
+            seen.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if sched.interval == "step":
+                sched.scheduler.step()
+        if sched.interval == "epoch":
+            sched.scheduler.step()
+        elif sched.interval == "metric":
+            sched.scheduler.step(1.0)  # a flat validation loss
+    return seen
+
+
+def test_schedules_follow_their_definitions():
+    assert lrs("none") == [1.0] * 20
+    step = lrs("step", step_size=2, gamma=0.5)
+    assert step[:10] == [1.0] * 10 and step[10:] == [0.5] * 10
+    cosine = lrs("cosine", min_lr=0.0)
+    assert cosine[0] == 1.0 and cosine[10] == pytest.approx(0.5) and cosine[-1] < 0.01
+    onecycle = lrs("onecycle", warmup_fraction=0.25)
+    peak = max(range(20), key=lambda i: onecycle[i])
+    assert onecycle[0] < 0.1 and onecycle[peak] == pytest.approx(1.0) and 3 <= peak <= 6 and onecycle[-1] < 1e-3
+    plateau = lrs("plateau", patience=1, factor=0.1)
+    assert plateau[0] == 1.0 and plateau[-1] < 1.0  # a loss that never improves lowers the LR
+    with pytest.raises(ConfigError, match="unknown optim.schedule"):
+        lrs("warm-restarts")

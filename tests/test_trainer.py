@@ -1,0 +1,146 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from trainwell.config import load_config
+from trainwell.pipeline import config_of_run, fit
+from trainwell.rundir import load_checkpoint, read_jsonl
+from trainwell.train import Callback, Trainer, evaluate
+from trainwell.train.trainer import loss_function
+
+SMALL = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp", "model.hidden=[16]",
+         "train.epochs=6", "train.batch_size=32", "optim.lr=0.01", "report.enabled=false"]
+
+
+def strip_time(records):
+    return [{k: v for k, v in r.items() if k != "time"} for r in records]
+
+
+def test_trainer_learns_xor():
+    torch.manual_seed(0)
+    x = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = torch.tensor([0, 1, 1, 0])
+    model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2))
+    t = Trainer(model, torch.optim.Adam(model.parameters(), 0.05), epochs=300, batch_size=4, device="cpu")
+    state = t.fit((x, y))
+    assert evaluate(model, x, y)["acc"] == 1.0
+    assert state.history[-1]["train_loss"] < 0.05 < state.history[0]["train_loss"]
+
+
+def test_epoch_metrics_equal_what_the_batches_saw():
+    x, y = torch.randn(10, 3), torch.randint(0, 2, (10,))
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the model is fixed, so train metrics = evaluate
+    state = Trainer(model, opt, epochs=1, batch_size=3, device="cpu").fit((x, y), (x, y))
+    m = evaluate(model, x, y)
+    assert state.history[0]["train_loss"] == pytest.approx(m["loss"], rel=1e-5)
+    assert state.history[0]["train_acc"] == pytest.approx(m["acc"])
+    assert state.history[0]["val_loss"] == pytest.approx(m["loss"], rel=1e-5)
+    assert state.step == 4  # ceil(10 / 3) batches, the last one partial
+
+
+class _Recorder(Callback):
+    def __init__(self):
+        self.calls = []
+
+    def on_fit_start(self, s):
+        self.calls.append("fit_start")
+
+    def on_epoch_start(self, s):
+        self.calls.append(f"epoch_start {s.epoch}")
+
+    def on_batch_end(self, s):
+        self.calls.append("batch")
+
+    def on_epoch_end(self, s):
+        self.calls.append(f"epoch_end {s.epoch}")
+        if s.epoch == 1:
+            s.stop = "asked to stop"
+
+    def on_fit_end(self, s):
+        self.calls.append("fit_end")
+
+
+def test_callbacks_are_called_in_order_and_can_stop_training():
+    rec = _Recorder()
+    model = nn.Linear(2, 2)
+    t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=5, batch_size=2, callbacks=[rec],
+                device="cpu")
+    state = t.fit((torch.randn(4, 2), torch.tensor([0, 1, 0, 1])))
+    assert rec.calls == ["fit_start", "epoch_start 0", "batch", "batch", "epoch_end 0", "epoch_start 1", "batch",
+                         "batch", "epoch_end 1", "fit_end"]
+    assert state.stop == "asked to stop" and len(state.history) == 2
+
+
+def test_non_finite_loss_stops_with_a_reason():
+    model = nn.Linear(2, 2)
+    t = Trainer(model, torch.optim.SGD(model.parameters(), 1e30), epochs=20, batch_size=4, device="cpu")
+    x = torch.randn(8, 2) * 1e6
+    state = t.fit((x, torch.tensor([0, 1] * 4)))
+    assert state.stop.startswith("non-finite training loss") and len(state.history) < 20
+
+
+def test_losses():
+    out, y = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0])
+    assert loss_function("hinge")(out, y).item() == pytest.approx((0 + max(0, 1 - 2 + -1)) / 3)
+    assert loss_function("mse")(out, y).item() == pytest.approx(((2 - 1) ** 2 + 0 + 1) / 3)
+    with pytest.raises(ValueError, match="unknown loss"):
+        loss_function("l7")
+
+
+def test_same_config_and_seed_give_identical_metrics(workdir):
+    cfg = load_config(None, SMALL)
+    a = fit(cfg, out="a", quiet=True)
+    b = fit(cfg, out="b", quiet=True)
+    assert strip_time(read_jsonl(a.run_dir / "metrics.jsonl")) == strip_time(read_jsonl(b.run_dir / "metrics.jsonl"))
+    c = fit(load_config(None, SMALL + ["train.seed=1"]), out="c", quiet=True)
+    assert strip_time(read_jsonl(c.run_dir / "metrics.jsonl")) != strip_time(read_jsonl(a.run_dir / "metrics.jsonl"))
+
+
+class _Crash(Callback):
+    def on_epoch_end(self, state):
+        if state.epoch == 2:
+            raise KeyboardInterrupt  # after the checkpoint callback saved epoch 2
+
+
+@pytest.mark.parametrize("extra", [[], ["optim.name=momentum", "optim.schedule=step", "optim.step_size=2"]])
+def test_resume_continues_exactly_like_an_uninterrupted_run(workdir, extra):
+    cfg = load_config(None, SMALL + extra)
+    full = fit(cfg, out="full", quiet=True)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, out="crashed", quiet=True, callbacks=[_Crash()])
+    assert len(read_jsonl(workdir / "crashed" / "metrics.jsonl")) == 3
+    resumed = fit(config_of_run("crashed"), resume="crashed", quiet=True)
+    assert strip_time(read_jsonl(resumed.run_dir / "metrics.jsonl")) == strip_time(
+        read_jsonl(full.run_dir / "metrics.jsonl"))
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed.summary["final"] == full.summary["final"]
+
+
+def test_resume_drops_metric_lines_newer_than_the_checkpoint(workdir):
+    cfg = load_config(None, SMALL + ["train.checkpoint_every=2"])
+    full = fit(cfg, out="full", quiet=True)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, out="r", quiet=True, callbacks=[_Crash()])
+    assert load_checkpoint(workdir / "r" / "checkpoints" / "last.pt")["epoch"] == 1
+    assert len(read_jsonl(workdir / "r" / "metrics.jsonl")) == 3  # epoch 2 was logged but not checkpointed
+    fit(config_of_run("r"), resume="r", quiet=True)
+    assert strip_time(read_jsonl(workdir / "r" / "metrics.jsonl")) == strip_time(
+        read_jsonl(full.run_dir / "metrics.jsonl"))
+
+
+def test_checkpoints_hold_config_and_load_with_weights_only(workdir):
+    cfg = load_config(None, SMALL)
+    res = fit(cfg, out="run", quiet=True)
+    for name in ("last.pt", "best.pt"):
+        ckpt = torch.load(res.run_dir / "checkpoints" / name, weights_only=True)
+        assert ckpt["config"] == cfg.to_dict()
+        assert set(ckpt["model"]) == set(res.model.state_dict())
+    summary = json.loads((res.run_dir / "summary.json").read_text())
+    best = load_checkpoint(res.run_dir / "checkpoints" / "best.pt")
+    assert best["epoch"] == summary["best_epoch"]
+    history = read_jsonl(res.run_dir / "metrics.jsonl")
+    assert summary["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"]
