@@ -145,7 +145,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     loss: Literal["cross_entropy", "hinge", "mse"] = "cross_entropy"
     monitor: Literal["val_loss", "val_acc"] = "val_loss"
-    checkpoint_every: int = 1
+    checkpoint_every: int = 5
+    checkpoint_minutes: float = 1.0
     threads: int = 0
 
     def validate(self) -> None:
@@ -155,6 +156,7 @@ class TrainConfig:
             raise ConfigError(f"train.batch_size = {self.batch_size} is not allowed: use an integer >= 1")
         if self.checkpoint_every < 1:
             raise ConfigError(f"train.checkpoint_every = {self.checkpoint_every} is not allowed: use an integer >= 1")
+        _check_positive("train.checkpoint_minutes", self.checkpoint_minutes)
         if self.threads < 0:
             raise ConfigError(f"train.threads = {self.threads} is not allowed: use 0 (torch's default) or more")
 

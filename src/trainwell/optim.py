@@ -61,6 +61,8 @@ def param_groups(params: nn.Module | Iterable, weight_decay: float) -> list[dict
     """Split a module's parameters into decayed (>= 2 dims) and not decayed (biases, norm scales)."""
     if isinstance(params, nn.Module):
         trainable = [p for p in params.parameters() if p.requires_grad]
+        if weight_decay == 0:
+            return [{"params": trainable, "weight_decay": 0.0}]  # one group: less work per step
         decay = [p for p in trainable if p.dim() >= 2]
         no_decay = [p for p in trainable if p.dim() < 2]
         groups = [{"params": decay, "weight_decay": weight_decay}]

@@ -110,7 +110,8 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
                                     min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
     callbacks = [
         MetricsLogger(run.metrics),
-        Checkpoint(run, every=cfg.train.checkpoint_every, monitor=cfg.train.monitor,
+        Checkpoint(run, every=cfg.train.checkpoint_every, minutes=cfg.train.checkpoint_minutes,
+                   monitor=cfg.train.monitor,
                    extra={"config": cfg.to_dict(), "trainwell_version": trainwell.__version__}),
         *extra_callbacks,
     ]
@@ -173,8 +174,11 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         run.create()
         atomic_write_text(run.config, to_toml(cfg))
         run.metrics.write_text("", encoding="utf-8")
+    fit_tic = time.perf_counter()
     state = trainer.fit(prep.splits.train, prep.splits.val)
+    fit_s = time.perf_counter() - fit_tic
     summary = _summary(prep, trainer, state, wall=time.perf_counter() - tic)
+    summary["fit_s"] = round(fit_s, 4)
     atomic_write_json(run.summary, summary)
     if cfg.report.enabled:
         from trainwell.viz.report import build_report

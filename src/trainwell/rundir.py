@@ -101,11 +101,22 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def append_jsonl(path: str | Path, record: dict) -> None:
-    """Append one JSON line and flush it to disk."""
+    """Append one JSON line and hand it to the OS (it survives a killed process; :func:`sync_file` makes it
+    survive a power cut, and the checkpoint does that before every save)."""
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+
+
+def sync_file(path: str | Path) -> None:
+    """fsync an existing file so that everything written to it so far is on disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

@@ -8,6 +8,7 @@ continue exactly (the convention of Keras / Lightning callbacks).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,47 +66,68 @@ class MetricsLogger(Callback):
 
 
 class Checkpoint(Callback):
-    """Save ``last.pt`` every ``every`` epochs (and at the end) and ``best.pt`` when the monitored metric improves.
+    """Save ``last.pt`` every ``every`` epochs, at least every ``minutes`` minutes, and at the end; keep the best
+    weights by ``monitor`` and write them to ``best.pt`` alongside.
 
-    Checkpoints hold state dicts, the resolved config and every RNG state, so ``--resume`` continues bit for bit.
-    A non-finite epoch never overwrites ``last.pt``: the last good checkpoint stays.
+    Checkpoints hold state dicts, the resolved config and every RNG state, so ``--resume`` continues bit for bit
+    from ``last.pt``. The best weights are copied in memory at every improvement and written to ``best.pt`` when
+    ``last.pt`` is, so the two files on disk always describe the same point of training. A non-finite epoch
+    never overwrites ``last.pt``: the last good checkpoint stays.
     """
 
-    def __init__(self, rundir, every: int = 1, monitor: str = "val_loss", extra: dict | None = None):
+    def __init__(self, rundir, every: int = 1, monitor: str = "val_loss", extra: dict | None = None,
+                 minutes: float = 1.0):
         self.rundir = rundir
         self.every = every
+        self.minutes = minutes
         self.monitor = monitor
         self.extra = extra or {}
         self.best: float | None = None
         self.best_epoch: int | None = None
+        self._best_state: dict | None = None
+        self._last_save = time.monotonic()
 
     def _better(self, value: float) -> bool:
-        if value != value:  # NaN never improves
+        if not math.isfinite(value):
             return False
         if self.best is None:
             return True
         return value > self.best if self.monitor.endswith("acc") else value < self.best
 
-    def _save(self, path, state: State) -> None:
-        from trainwell.rundir import atomic_torch_save
+    def on_fit_start(self, state: State) -> None:
+        self.best, self.best_epoch, self._best_state = None, None, None
+        self._last_save = time.monotonic()
 
-        atomic_torch_save(path, {**state.trainer.checkpoint_state(), **self.extra, "callbacks": self._callbacks(state)})
+    def on_epoch_end(self, state: State) -> None:
+        value = state.metrics.get(self.monitor, state.metrics.get("train_loss"))
+        if value is not None and self._better(float(value)):
+            self.best, self.best_epoch = float(value), state.epoch
+            self._best_state = {
+                **state.trainer.checkpoint_state(copy=True), **self.extra, "callbacks": self._callbacks(state)
+            }
+        finite = math.isfinite(state.metrics.get("train_loss", 0.0))
+        due = ((state.epoch + 1) % self.every == 0 or state.stop is not None
+               or state.epoch + 1 == state.trainer.epochs
+               or time.monotonic() - self._last_save >= 60.0 * self.minutes)
+        if finite and due:
+            self.save(state)
+
+    def save(self, state: State) -> None:
+        """Write ``last.pt`` (and ``best.pt`` if the best changed since the last write) atomically."""
+        from trainwell.rundir import atomic_torch_save, sync_file
+
+        sync_file(self.rundir.metrics)  # the metric lines up to this checkpoint are durable before it is
+        if self._best_state is not None:
+            atomic_torch_save(self.rundir.best, self._best_state)
+            self._best_state = None
+        atomic_torch_save(self.rundir.last, {
+            **state.trainer.checkpoint_state(), **self.extra, "callbacks": self._callbacks(state)
+        })
+        self._last_save = time.monotonic()
 
     @staticmethod
     def _callbacks(state: State) -> dict:
         return {type(cb).__name__: cb.state_dict() for cb in state.trainer.callbacks}
-
-    def on_epoch_end(self, state: State) -> None:
-        value = state.metrics.get(self.monitor)
-        if value is None:
-            value = state.metrics.get("train_loss")
-        finite = math.isfinite(state.metrics.get("train_loss", 0.0))
-        if value is not None and self._better(float(value)):
-            self.best, self.best_epoch = float(value), state.epoch
-            self._save(self.rundir.best, state)
-        due = (state.epoch + 1) % self.every == 0 or state.stop is not None or state.epoch + 1 == state.trainer.epochs
-        if finite and due:
-            self._save(self.rundir.last, state)
 
     def state_dict(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch}

@@ -63,6 +63,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callab
     return {"loss": total / n, "acc": correct / n}
 
 
+def _clone(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clone(v) for v in obj]
+    return obj
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -96,9 +106,12 @@ class Trainer:
         self._resumed = False
 
     # -- checkpointing -------------------------------------------------------------------------------------
-    def checkpoint_state(self) -> dict:
-        """Everything needed to continue exactly: weights, optimizer, schedule, RNGs, position, history."""
-        return {
+    def checkpoint_state(self, copy: bool = False) -> dict:
+        """Everything needed to continue exactly: weights, optimizer, schedule, RNGs, position, history.
+
+        With ``copy=True`` the tensors are cloned, so the snapshot survives further training.
+        """
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
@@ -109,6 +122,7 @@ class Trainer:
             "step": self.state.step,
             "history": list(self.state.history),
         }
+        return _clone(state) if copy else state
 
     def load_checkpoint_state(self, ckpt: dict) -> None:
         """Restore :meth:`checkpoint_state` (and callbacks' states saved beside it); the next fit continues."""
@@ -172,8 +186,8 @@ class Trainer:
                     if step_schedule is not None:
                         step_schedule.step()
                     state.step += 1
-                    loss_sum += loss.detach() * len(idx)
-                    correct += (out.detach().argmax(dim=1) == yb).sum()
+                    loss_sum.add_(loss.detach(), alpha=len(idx))
+                    correct.add_((out.detach().argmax(dim=1) == yb).sum())
                     if self.callbacks:
                         state.batch_loss = loss
                         self._call("on_batch_end")

@@ -1,0 +1,89 @@
+"""Trainer overhead: `trainwell fit` vs a hand-written PyTorch loop, same model, data, optimizer and steps.
+
+Both sides train the default MNIST-1D CNN (same init, same Adam + one-cycle schedule, same batch size and number
+of steps, validation once per epoch). Runs are interleaved (loop, fit, loop, fit, ...) so that machine noise hits
+both alike; the ratio of medians is reported.
+
+Two fit figures are printed:
+- "fit loop": Trainer.fit with the run's callbacks (metrics.jsonl, checkpoints every epoch), timed around it;
+- "fit total": the whole `trainwell fit` job in-process: data, model, training, final evaluation, figures, report.
+
+Usage: python benchmarks/overhead.py [--epochs 20] [--reps 5] [--set key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from trainwell.config import load_config
+from trainwell.pipeline import fit, prepare
+
+
+def hand_loop(cfg) -> float:
+    prep = prepare(cfg)  # same data, same model, same init as fit
+    (x, y), (xv, yv) = prep.splits.train, prep.splits.val
+    model = prep.model
+    tic = time.perf_counter()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
+    steps = cfg.train.epochs * -(-len(x) // cfg.train.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.optim.lr, total_steps=steps, pct_start=0.25)
+    g = torch.Generator().manual_seed(cfg.train.seed)
+    for _ in range(cfg.train.epochs):
+        model.train()
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), cfg.train.batch_size):
+            idx = perm[i : i + cfg.train.batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        model.eval()
+        with torch.no_grad():
+            F.cross_entropy(model(xv), yv).item()
+    return time.perf_counter() - tic
+
+
+def trainwell_fit(cfg) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        tic = time.perf_counter()
+        result = fit(cfg, out=f"{tmp}/run", quiet=True)
+        total = time.perf_counter() - tic
+    return result.summary["fit_s"], total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override applied to both sides (e.g. train.checkpoint_every=1)")
+    args = parser.parse_args()
+    cfg = load_config(None, [f"train.epochs={args.epochs}", "train.device=cpu", *args.overrides])
+    hand_loop(cfg)  # warm-up: imports, allocator, data cache
+    trainwell_fit(cfg)
+    loops, fits, totals = [], [], []
+    for rep in range(args.reps):
+        loops.append(hand_loop(cfg))
+        f_loop, f_total = trainwell_fit(cfg)
+        fits.append(f_loop)
+        totals.append(f_total)
+        print(f"rep {rep}: hand loop {loops[-1]:.3f} s, fit loop {fits[-1]:.3f} s, fit total {totals[-1]:.3f} s",
+              flush=True)
+    base = statistics.median(loops)
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(f"median hand loop {base:.3f} s | fit loop {statistics.median(fits):.3f} s "
+          f"(ratio {statistics.median(fits) / base:.3f}) | fit total {statistics.median(totals):.3f} s "
+          f"(ratio {statistics.median(totals) / base:.3f})")
+    print(f"trainer overhead: {100 * (statistics.median(fits) / base - 1):+.1f}% (target <= +3%)")
+
+
+if __name__ == "__main__":
+    main()
