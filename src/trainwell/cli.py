@@ -92,7 +92,7 @@ def cmd_fit(args) -> int:
         from trainwell.rundir import to_json
 
         print(to_json(result.summary))
-    return 1 if result.summary["stop_reason"].startswith(("non-finite", "diverged")) else 0
+    return 1 if result.summary["failed"] else 0
 
 
 def cmd_report(args) -> int:

@@ -162,6 +162,50 @@ class TrainConfig:
 
 
 @dataclass
+class StopConfig:
+    criteria: list[Literal["fixed", "loss_change", "weight_change", "early_stopping"]] = field(default_factory=list)
+    fixed_epochs: int = 30
+    fixed_factor: float = 0.1
+    fixed_more: int = 10
+    loss_monitor: Literal["train_loss", "val_loss"] = "train_loss"
+    loss_window: int = 10
+    loss_threshold: float = 0.01
+    weight_window: int = 10
+    weight_threshold: float = 1e-4
+    weight_relative: bool = False
+    monitor: Literal["val_loss", "val_acc", "train_loss"] = "val_loss"
+    patience: int = 10
+    min_delta: float = 0.0
+    min_delta_relative: bool = False
+    stopping_threshold: float | None = None
+    divergence_threshold: float | None = None
+    restore_best: bool = True
+    extra_epochs: int = 0
+    extra_lr_factor: float = 0.1
+    divergence_factor: float | None = 10.0
+    overfit_window: int = 5
+    overfit_stop: bool = False
+
+    def validate(self) -> None:
+        for key in ("fixed_epochs", "loss_window", "weight_window", "patience", "overfit_window"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"stop.{key} = {getattr(self, key)} is not allowed: use an integer >= 1")
+        for key in ("fixed_more", "extra_epochs"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"stop.{key} = {getattr(self, key)} is not allowed: use an integer >= 0")
+        _check_positive("stop.fixed_factor", self.fixed_factor)
+        _check_positive("stop.extra_lr_factor", self.extra_lr_factor)
+        _check_positive("stop.loss_threshold", self.loss_threshold, allow_zero=True)
+        _check_positive("stop.weight_threshold", self.weight_threshold)
+        _check_positive("stop.min_delta", self.min_delta, allow_zero=True)
+        if self.divergence_factor is not None and not self.divergence_factor > 1:
+            raise ConfigError(f"stop.divergence_factor = {self.divergence_factor} is not allowed: use a number > 1 "
+                              f"or 'none' to switch the guard off")
+        if len(set(self.criteria)) != len(self.criteria):
+            raise ConfigError(f"stop.criteria = {self.criteria} is not allowed: list each criterion once")
+
+
+@dataclass
 class ReportConfig:
     enabled: bool = True
 
@@ -175,6 +219,7 @@ class Config:
     init: InitConfig = field(default_factory=InitConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stop: StopConfig = field(default_factory=StopConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict:

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import platform
 import shutil
 import time
@@ -29,6 +30,7 @@ from trainwell.errors import ConfigError, DataError, TrainwellError
 from trainwell.nn.models import build_model
 from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, load_checkpoint, new_run_path
 from trainwell.train import progress as progress_mod
+from trainwell.train import stop_callback
 from trainwell.train.callbacks import Checkpoint, MetricsLogger
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 
@@ -109,6 +111,7 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
                                     step_size=o.step_size, gamma=o.gamma, patience=o.patience, factor=o.factor,
                                     min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
     callbacks = [
+        stop_callback.from_config(cfg.stop),  # first: it adds criterion values to the metrics that get logged
         MetricsLogger(run.metrics),
         Checkpoint(run, every=cfg.train.checkpoint_every, minutes=cfg.train.checkpoint_minutes,
                    monitor=cfg.train.monitor,
@@ -198,6 +201,7 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
         else:
             final[f"{split}_loss"] = final[f"{split}_acc"] = None
     checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
+    stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
     history = state.history
     completed = len(history)
     return {
@@ -209,8 +213,11 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
         "epochs": completed,
         "steps": state.step,
         "stop_reason": state.stop or f"completed {cfg.train.epochs} epochs",
+        "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"])),
         "best_epoch": checkpoint.best_epoch,
         "monitor": cfg.train.monitor,
+        "stop": {"criteria": list(cfg.stop.criteria), "overfit_epoch": stopper.overfit_epoch,
+                 "restored_best_epoch": stopper.restored_epoch},
         "final": final,
         "doctor": [],
         "wall_s": round(wall, 3),

@@ -1,0 +1,171 @@
+"""The callback that runs the stopping criteria of a config inside the fit loop.
+
+It feeds each criterion its sequence (train/val loss, val accuracy, or weight snapshots), applies the guards
+first, logs each criterion's current value into the epoch's metrics (so users can watch it), handles the
+"then k more epochs at a lower LR" phase, flags overfitting, and restores the best weights at the end.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from trainwell.train.callbacks import Callback, State
+from trainwell.train.stopping import (
+    Divergence,
+    EarlyStopping,
+    FixedSchedule,
+    LossChange,
+    NonFinite,
+    OverfitDetector,
+    WeightChange,
+)
+
+CRITERIA = ("fixed", "loss_change", "weight_change", "early_stopping")
+
+
+def _flat_weights(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).cpu().clone()
+
+
+class Stopper(Callback):
+    """Stop training when any configured criterion fires (guards first); see :mod:`trainwell.train.stopping`."""
+
+    def __init__(self, *, fixed: FixedSchedule | None = None, loss_change: LossChange | None = None,
+                 loss_monitor: str = "train_loss", weight_change: WeightChange | None = None,
+                 early_stopping: EarlyStopping | None = None, monitor: str = "val_loss", restore_best: bool = True,
+                 divergence: Divergence | None = None, extra_epochs: int = 0, extra_lr_factor: float = 0.1,
+                 overfit: OverfitDetector | None = None, overfit_stop: bool = False):
+        self.fixed, self.loss_change, self.loss_monitor = fixed, loss_change, loss_monitor
+        self.weight_change, self.early_stopping, self.monitor = weight_change, early_stopping, monitor
+        self.restore_best, self.divergence, self.nonfinite = restore_best, divergence, NonFinite()
+        self.extra_epochs, self.extra_lr_factor = extra_epochs, extra_lr_factor
+        self.overfit, self.overfit_stop = overfit, overfit_stop
+        self.on_fit_start(None)
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def on_fit_start(self, state: State | None) -> None:
+        self.snapshots: list[torch.Tensor] = []
+        self.best_weights: dict | None = None
+        self.best_epoch: int | None = None
+        self.restored_epoch: int | None = None
+        self.extra_left: int | None = None
+        self.pending_reason: str | None = None
+        self.overfit_epoch: int | None = None
+        self.failure: str | None = None
+
+    def state_dict(self) -> dict:
+        return {"snapshots": self.snapshots, "best_weights": self.best_weights, "best_epoch": self.best_epoch,
+                "extra_left": self.extra_left, "pending_reason": self.pending_reason,
+                "overfit_epoch": self.overfit_epoch, "failure": self.failure}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    @staticmethod
+    def _series(state: State, key: str) -> list[float]:
+        return [r[key] for r in state.history if key in r]
+
+    @staticmethod
+    def _scale_lr(state: State, factor: float) -> None:
+        for group in state.optimizer.param_groups:
+            group["lr"] *= factor
+
+    def _start_extra_phase(self, state: State, reason: str) -> None:
+        self.pending_reason = reason
+        self.extra_left = self.extra_epochs
+        state.trainer.schedule.interval = "none"  # the lowered LR must not be overwritten by a schedule
+        self._scale_lr(state, self.extra_lr_factor)
+
+    # -- the hook ------------------------------------------------------------------------------------------
+    def on_epoch_end(self, state: State) -> None:
+        m = state.metrics
+        train = self._series(state, "train_loss")
+        # guards first: they stop at once, with no extra phase
+        for guard in (self.nonfinite, self.divergence):
+            if guard is not None:
+                stop, reason = guard.evaluate(train)
+                if stop:
+                    state.stop = self.failure = reason
+                    return
+        if self.weight_change is not None:
+            self.snapshots.append(_flat_weights(state.model))
+            self.snapshots = self.snapshots[-(self.weight_change.window + 1):]
+            value = self.weight_change.value(self.snapshots)
+            m["weight_change"] = value
+        if self.loss_change is not None:
+            m["loss_change"] = self.loss_change.value(self._series(state, self.loss_monitor))
+        if self.early_stopping is not None:
+            series = self._series(state, self.monitor)
+            _, _, best, best_i, wait = self.early_stopping.scan(series)
+            m["patience_wait"] = wait
+            if best_i is not None and best_i == len(series) - 1 and math.isfinite(series[-1]):
+                self.best_epoch = state.epoch
+                self.best_weights = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+        if self.overfit is not None and self.overfit_epoch is None:
+            t = self.overfit.detect(train, self._series(state, "val_loss"))
+            if t is not None:
+                self.overfit_epoch = state.history[t]["epoch"]
+                m["overfit"] = True
+                if self.overfit_stop:
+                    state.stop = (f"overfitting: val loss rose for {self.overfit.window} epochs while train loss "
+                                  f"fell (epoch {self.overfit_epoch})")
+                    return
+        if self.extra_left is not None:  # in the lower-LR phase after a criterion fired
+            self.extra_left -= 1
+            if self.extra_left <= 0:
+                state.stop = f"{self.pending_reason}; then {self.extra_epochs} epochs at lr x {self.extra_lr_factor:g}"
+            return
+        if self.fixed is not None:
+            factor = self.fixed.lr_factor_after(state.epoch)
+            if factor is not None:
+                self._scale_lr(state, factor)
+                state.trainer.schedule.interval = "none"
+        checks = [
+            (self.fixed, train, False),
+            (self.loss_change, self._series(state, self.loss_monitor), True),
+            (self.weight_change, self.snapshots, False),
+            (self.early_stopping, self._series(state, self.monitor), True),
+        ]
+        for criterion, series, may_extend in checks:
+            if criterion is None:
+                continue
+            stop, reason = criterion.evaluate(series)
+            if stop:
+                if series and isinstance(series[-1], float) and not math.isfinite(series[-1]):
+                    state.stop = self.failure = reason  # a NaN validation loss is a failure, not a finish
+                elif may_extend and self.extra_epochs > 0:
+                    self._start_extra_phase(state, reason)
+                else:
+                    state.stop = reason
+                return
+
+    def on_fit_end(self, state: State) -> None:
+        if self.early_stopping is not None and self.restore_best and self.best_weights is not None:
+            state.model.load_state_dict(self.best_weights)
+            self.restored_epoch = self.best_epoch
+
+
+def from_config(cfg) -> Stopper:
+    """Build the :class:`Stopper` a StopConfig describes (guards are always on; divergence unless 'none')."""
+    chosen = set(cfg.criteria)
+    return Stopper(
+        fixed=FixedSchedule(cfg.fixed_epochs, cfg.fixed_factor, cfg.fixed_more) if "fixed" in chosen else None,
+        loss_change=LossChange(cfg.loss_threshold, cfg.loss_window) if "loss_change" in chosen else None,
+        loss_monitor=cfg.loss_monitor,
+        weight_change=(WeightChange(cfg.weight_threshold, cfg.weight_window, cfg.weight_relative)
+                       if "weight_change" in chosen else None),
+        early_stopping=(EarlyStopping("max" if cfg.monitor.endswith("acc") else "min", cfg.patience, cfg.min_delta,
+                                      cfg.min_delta_relative, cfg.stopping_threshold, cfg.divergence_threshold)
+                        if "early_stopping" in chosen else None),
+        monitor=cfg.monitor,
+        restore_best=cfg.restore_best,
+        divergence=Divergence(cfg.divergence_factor) if cfg.divergence_factor is not None else None,
+        extra_epochs=cfg.extra_epochs,
+        extra_lr_factor=cfg.extra_lr_factor,
+        overfit=OverfitDetector(cfg.overfit_window),
+        overfit_stop=cfg.overfit_stop,
+    )

@@ -1,0 +1,196 @@
+"""When to stop training: the lecture's four criteria and two safety guards.
+
+Each criterion is a pure ``evaluate(history) -> (stop, reason)`` over a list of numbers (or weight vectors), so it
+can be tested with scripted sequences; :class:`StopCallback` feeds them from the fit loop.
+
+- :class:`FixedSchedule`: train n epochs, multiply the LR by a factor, train m more epochs, stop.
+- :class:`LossChange`: stop at epoch t when (L[t-w] - L[t]) / |L[t-w]| < x (window w, default 10: one epoch is
+  too noisy); never before w + 1 values exist.
+- :class:`WeightChange`: stop when max_i |w_i(t) - w_i(t-w)| < theta, or < theta * |w_i(t-w)| (relative); the
+  maximum over coordinates, not the length of the whole change vector.
+- :class:`EarlyStopping`: validation early stopping with the semantics of Lightning/Keras (Prechelt 1998, "Early
+  stopping - but when?"): the first value is an improvement; an improvement is a change strictly greater than
+  ``min_delta`` (or ``min_delta * |best|`` when relative); patience counts consecutive non-improving values.
+  Guards, checked first in this order: non-finite value, stopping threshold (strict), divergence threshold
+  (strict).
+- Guards: :class:`NonFinite` and :class:`Divergence` (loss > factor x best so far, and above its first value).
+- :class:`OverfitDetector`: flags the first epoch where validation loss has risen for k evaluations while training
+  loss fell.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from trainwell.errors import ConfigError
+
+
+class FixedSchedule:
+    """Train ``epochs`` epochs, multiply the LR by ``factor``, train ``more`` epochs, then stop."""
+
+    def __init__(self, epochs: int, factor: float = 0.1, more: int = 0):
+        if epochs < 1 or more < 0 or not 0 < factor:
+            raise ConfigError(f"fixed schedule epochs={epochs}, more={more}, factor={factor} is not allowed: "
+                              f"use epochs >= 1, more >= 0, factor > 0")
+        self.epochs, self.factor, self.more = epochs, factor, more
+
+    def lr_factor_after(self, epoch: int) -> float | None:
+        """The LR multiplier to apply after ``epoch`` (0-based), or None."""
+        return self.factor if self.more and epoch + 1 == self.epochs else None
+
+    def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
+        total = self.epochs + self.more
+        if len(history) >= total:
+            return True, f"fixed schedule: {self.epochs} epochs, then {self.more} at lr x {self.factor:g}"
+        return False, ""
+
+
+class LossChange:
+    """Stop when the monitored loss dropped by less than ``threshold`` (a fraction) over ``window`` epochs."""
+
+    def __init__(self, threshold: float = 0.01, window: int = 10):
+        if window < 1 or not threshold >= 0:
+            raise ConfigError(f"loss-change window={window}, threshold={threshold} is not allowed: "
+                              f"use window >= 1 and threshold >= 0")
+        self.threshold, self.window = threshold, window
+
+    def value(self, history: Sequence[float]) -> float | None:
+        """The relative drop (L[t-w] - L[t]) / |L[t-w]|, or None before w + 1 values exist."""
+        if len(history) <= self.window:
+            return None
+        old, new = history[-1 - self.window], history[-1]
+        if old == 0:
+            return 0.0 if new == 0 else -math.inf
+        return (old - new) / abs(old)
+
+    def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
+        v = self.value(history)
+        if v is not None and v < self.threshold:
+            return True, (f"loss change: dropped {v:.2%} over the last {self.window} epochs "
+                          f"(< {self.threshold:.2%})")
+        return False, ""
+
+
+class WeightChange:
+    """Stop when no weight moved by ``threshold`` or more (absolute, or relative to |w|) over ``window`` epochs."""
+
+    def __init__(self, threshold: float = 1e-4, window: int = 10, relative: bool = False):
+        if window < 1 or not threshold > 0:
+            raise ConfigError(f"weight-change window={window}, threshold={threshold} is not allowed: "
+                              f"use window >= 1 and threshold > 0")
+        self.threshold, self.window, self.relative = threshold, window, relative
+
+    def value(self, history: Sequence[torch.Tensor]) -> float | None:
+        """max_i |w_i(t) - w_i(t-w)| (divided by |w_i(t-w)| when relative), or None before w + 1 snapshots."""
+        if len(history) <= self.window:
+            return None
+        old, new = history[-1 - self.window], history[-1]
+        change = (new - old).abs()
+        if self.relative:
+            change = change / old.abs().clamp_min(1e-12)
+        return float(change.max()) if change.numel() else 0.0
+
+    def evaluate(self, history: Sequence[torch.Tensor]) -> tuple[bool, str]:
+        v = self.value(history)
+        if v is not None and v < self.threshold:
+            kind = "relative" if self.relative else "absolute"
+            return True, (f"weight change: max {kind} change {v:.3g} over {self.window} epochs "
+                          f"(< {self.threshold:g})")
+        return False, ""
+
+
+class EarlyStopping:
+    """Validation early stopping (see the module docstring for the exact semantics)."""
+
+    def __init__(self, mode: str = "min", patience: int = 10, min_delta: float = 0.0, relative: bool = False,
+                 stopping_threshold: float | None = None, divergence_threshold: float | None = None):
+        if mode not in ("min", "max"):
+            raise ConfigError(f"early stopping mode = {mode!r} is not allowed: use 'min' or 'max'")
+        if patience < 1 or not min_delta >= 0:
+            raise ConfigError(f"early stopping patience={patience}, min_delta={min_delta} is not allowed: "
+                              f"use patience >= 1 and min_delta >= 0")
+        self.mode, self.patience, self.min_delta, self.relative = mode, patience, min_delta, relative
+        self.stopping_threshold, self.divergence_threshold = stopping_threshold, divergence_threshold
+
+    def _improves(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        delta = self.min_delta * abs(best) if self.relative else self.min_delta
+        gain = best - value if self.mode == "min" else value - best
+        return gain > delta
+
+    def scan(self, history: Sequence[float]) -> tuple[bool, str, float | None, int | None, int]:
+        """Walk ``history``; return (stop, reason, best value, index of best, consecutive non-improving count)."""
+        best, best_i, wait = None, None, 0
+        better = (lambda a, b: a < b) if self.mode == "min" else (lambda a, b: a > b)
+        for i, value in enumerate(history):
+            if not math.isfinite(value):
+                return True, f"early stopping: monitored value is {value} at epoch {i}", best, best_i, wait
+            if self.stopping_threshold is not None and better(value, self.stopping_threshold):
+                return True, (f"early stopping: reached the stopping threshold {self.stopping_threshold:g} "
+                              f"({value:.4g}) at epoch {i}"), value, i, 0
+            if self.divergence_threshold is not None and better(self.divergence_threshold, value):
+                return True, (f"early stopping: diverged past {self.divergence_threshold:g} ({value:.4g}) "
+                              f"at epoch {i}"), best, best_i, wait
+            if self._improves(value, best):
+                best, best_i, wait = value, i, 0
+            else:
+                wait += 1
+                if wait >= self.patience:
+                    return True, (f"early stopping: no improvement for {self.patience} epochs "
+                                  f"(best {best:.4g} at epoch {best_i})"), best, best_i, wait
+        return False, "", best, best_i, wait
+
+    def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
+        stop, reason, *_ = self.scan(history)
+        return stop, reason
+
+
+class NonFinite:
+    """Stop at once when the monitored loss is NaN or infinite."""
+
+    def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
+        if history and not math.isfinite(history[-1]):
+            return True, f"non-finite loss ({history[-1]}) at epoch {len(history) - 1}"
+        return False, ""
+
+
+class Divergence:
+    """Stop at once when the loss exceeds ``factor`` times the best loss so far *and* its first value.
+
+    The second condition keeps a loss that has fallen to 1e-5 from "diverging" on a harmless spike to 1e-4:
+    diverging means getting worse than where training started, fast.
+    """
+
+    def __init__(self, factor: float = 10.0):
+        if not factor > 1:
+            raise ConfigError(f"divergence factor = {factor} is not allowed: use a number > 1")
+        self.factor = factor
+
+    def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
+        finite = [v for v in history[:-1] if math.isfinite(v)]
+        if history and finite and history[-1] > self.factor * min(finite) and history[-1] > history[0]:
+            return True, (f"diverged: loss {history[-1]:.4g} > {self.factor:g} x best {min(finite):.4g} "
+                          f"at epoch {len(history) - 1}")
+        return False, ""
+
+
+class OverfitDetector:
+    """The first epoch at which validation loss has risen for ``window`` consecutive evaluations while training
+    loss fell over the same span; None if that never happened."""
+
+    def __init__(self, window: int = 5):
+        if window < 1:
+            raise ConfigError(f"overfit window = {window} is not allowed: use an integer >= 1")
+        self.window = window
+
+    def detect(self, train: Sequence[float], val: Sequence[float]) -> int | None:
+        k = self.window
+        for t in range(k, min(len(train), len(val))):
+            val_rising = all(val[i] > val[i - 1] for i in range(t - k + 1, t + 1))
+            if val_rising and train[t] < train[t - k]:
+                return t
+        return None

@@ -1,0 +1,176 @@
+import math
+
+import pytest
+import torch
+
+from trainwell.config import load_config
+from trainwell.errors import ConfigError
+from trainwell.pipeline import fit
+from trainwell.rundir import read_jsonl
+from trainwell.train.stopping import (
+    Divergence,
+    EarlyStopping,
+    FixedSchedule,
+    LossChange,
+    NonFinite,
+    OverfitDetector,
+    WeightChange,
+)
+
+
+def stop_epoch(criterion, sequence):
+    """Feed the sequence one value at a time; return the 0-based epoch at which the criterion fires."""
+    for t in range(1, len(sequence) + 1):
+        stop, reason = criterion.evaluate(sequence[:t])
+        if stop:
+            assert reason
+            return t - 1
+    return None
+
+
+NAN, INF = math.nan, math.inf
+
+
+@pytest.mark.parametrize(
+    "kwargs, sequence, expected",
+    [
+        ({"patience": 2}, [5, 4, 3, 3, 3, 3], 4),  # equal values never reset the counter
+        ({"patience": 2}, [5, 4, 4.5, 3.9, 4, 4], 5),
+        ({"patience": 1}, [1, 2], 1),
+        ({"patience": 3}, [1, 0.5, 0.4, 0.3, 0.2], None),
+        ({"patience": 2, "min_delta": 0.1}, [1.0, 0.95, 0.91, 0.85], 2),  # 0.05 and 0.09 are not improvements
+        ({"patience": 2, "min_delta": 0.1}, [1.0, 0.95, 0.89, 0.85, 0.84], 4),  # best moves only on real gains
+        ({"patience": 2, "min_delta": 0.1, "relative": True}, [10, 8.9, 8.5, 8.1], 3),  # 10% of |best| = 0.89 after 8.9
+        ({"patience": 5}, [1, 0.5, NAN, 0.1], 2),  # guard 1: non-finite
+        ({"patience": 5, "stopping_threshold": 0.5}, [1, 0.6, 0.5, 0.49], 3),  # guard 2: strict threshold
+        ({"patience": 5, "divergence_threshold": 2.0}, [1, 1.5, 2.0, 2.1], 3),  # guard 3: strict divergence
+        ({"patience": 5, "divergence_threshold": 2.0}, [INF], 0),
+        ({"patience": 2, "mode": "max"}, [0.5, 0.6, 0.6, 0.59], 3),  # accuracy: higher is better
+        ({"patience": 2, "mode": "max", "stopping_threshold": 0.9}, [0.5, 0.95], 1),
+    ],
+)
+def test_early_stopping_semantics(kwargs, sequence, expected):
+    assert stop_epoch(EarlyStopping(**kwargs), sequence) == expected
+
+
+def test_early_stopping_scan_reports_best_and_wait():
+    stop, _, best, best_i, wait = EarlyStopping(patience=10).scan([3, 2, 2.5, 2.2])
+    assert (stop, best, best_i, wait) == (False, 2, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "threshold, window, sequence, expected",
+    [
+        (0.1, 2, [10, 8, 6, 5.5, 5.3, 5.2], 5),  # drops 40%, 31%, 11.7%, then (5.5-5.2)/5.5 = 5.5%
+        (0.01, 3, [1.0, 0.9, 0.8, 0.7, 0.7, 0.7, 0.7], 6),
+        (0.5, 10, [1.0] * 10, None),  # never before w + 1 values exist
+        (0.5, 10, [1.0] * 11, 10),
+        (0.0, 1, [1, 2], 1),  # a rising loss has a negative change
+    ],
+)
+def test_loss_change(threshold, window, sequence, expected):
+    assert stop_epoch(LossChange(threshold, window), sequence) == expected
+
+
+def test_loss_change_value_is_the_relative_drop():
+    crit = LossChange(0.1, window=2)
+    assert crit.value([10, 8]) is None
+    assert crit.value([10, 8, 6]) == pytest.approx(0.4)
+    assert crit.value([10, 8, 6, 5.5, 5.3]) == pytest.approx((6 - 5.3) / 6)
+
+
+def test_weight_change_uses_the_max_coordinate_not_the_vector_length():
+    many_small = [torch.zeros(10000), torch.full((10000,), 0.009)]  # length 0.9, max 0.009
+    assert stop_epoch(WeightChange(0.01, window=1), many_small) == 1
+    one_big = [torch.zeros(3), torch.tensor([0.0, 0.02, 0.0])]
+    assert stop_epoch(WeightChange(0.01, window=1), one_big) is None
+
+
+def test_weight_change_relative_and_window():
+    w = [torch.tensor([100.0, 0.001]), torch.tensor([100.5, 0.001]), torch.tensor([100.9, 0.001])]
+    assert stop_epoch(WeightChange(0.01, window=2, relative=True), w) == 2  # 0.9 / 100 < 1%
+    assert stop_epoch(WeightChange(0.01, window=2, relative=False), w) is None
+    assert WeightChange(0.01, window=2).value(w[:2]) is None
+
+
+def test_fixed_schedule_and_guards():
+    fixed = FixedSchedule(3, factor=0.1, more=2)
+    assert stop_epoch(fixed, [1.0] * 10) == 4
+    assert fixed.lr_factor_after(2) == 0.1 and fixed.lr_factor_after(1) is None
+    assert stop_epoch(NonFinite(), [1, 0.5, INF]) == 2
+    assert stop_epoch(Divergence(10), [1.0, 0.01, 0.05, 0.5, 2.0]) == 4  # 0.5 is 50x best but below the start
+    with pytest.raises(ConfigError):
+        Divergence(1.0)
+
+
+@pytest.mark.parametrize(
+    "train, val, expected",
+    [
+        ([5, 4, 3, 2, 1, 0.5], [5, 4, 4.1, 4.2, 4.3, 4.4], 4),
+        ([5, 4, 3, 3.5, 4, 4.5], [5, 4, 4.1, 4.2, 4.3, 4.4], None),  # train loss rose too: not overfitting
+        ([5, 4, 3, 2, 1, 0.5], [5, 4, 4.1, 4.0, 4.3, 4.4], None),
+    ],
+)
+def test_overfit_detector(train, val, expected):
+    assert OverfitDetector(window=3).detect(train, val) == expected
+
+
+SMALL = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp", "model.hidden=[16]",
+         "train.batch_size=32", "report.enabled=false", "optim.schedule=none"]
+
+
+def test_fit_stops_with_early_stopping_and_restores_the_best_weights(workdir):
+    cfg = load_config(None, SMALL + ["train.epochs=200", "optim.lr=0.05", "stop.criteria=['early_stopping']",
+                                     "stop.patience=3", "stop.min_delta=0.05", "stop.min_delta_relative=true"])
+    res = fit(cfg, out="es", quiet=True)
+    history = read_jsonl(res.run_dir / "metrics.jsonl")
+    assert res.summary["stop_reason"].startswith("early stopping: no improvement for 3 epochs")
+    assert len(history) < 200
+    assert all("patience_wait" in r for r in history)
+    best = res.summary["stop"]["restored_best_epoch"]
+    assert res.summary["final"]["val_loss"] == pytest.approx(history[best]["val_loss"], rel=1e-5)
+
+
+def test_fit_loss_change_then_extra_epochs_at_lower_lr(workdir):
+    cfg = load_config(None, SMALL + ["train.epochs=300", "stop.criteria=['loss_change']", "stop.loss_window=5",
+                                     "stop.loss_threshold=0.2", "stop.extra_epochs=3", "stop.extra_lr_factor=0.1"])
+    res = fit(cfg, out="lc", quiet=True)
+    history = read_jsonl(res.run_dir / "metrics.jsonl")
+    assert "then 3 epochs at lr x 0.1" in res.summary["stop_reason"]
+    assert history[-1]["lr"] == pytest.approx(0.001) and history[-5]["lr"] == pytest.approx(0.01)
+    assert history[4]["loss_change"] is None and history[5]["loss_change"] is not None
+
+
+def test_fit_fixed_schedule_and_weight_change_report_values(workdir):
+    cfg = load_config(None, SMALL + ["train.epochs=50", "stop.criteria=['fixed', 'weight_change']",
+                                     "stop.fixed_epochs=4", "stop.fixed_more=2", "stop.weight_window=2",
+                                     "stop.weight_threshold=1e-9"])
+    res = fit(cfg, out="fx", quiet=True)
+    history = read_jsonl(res.run_dir / "metrics.jsonl")
+    assert len(history) == 6 and res.summary["stop_reason"].startswith("fixed schedule")
+    assert [r["lr"] for r in history] == pytest.approx([0.01] * 4 + [0.001] * 2)
+    assert history[1]["weight_change"] is None and history[2]["weight_change"] > 0
+
+
+def test_divergence_guard_stops_and_fails(workdir):
+    from trainwell.cli import main
+
+    code = main(["fit", "--quiet", "--out", "dv", *[a for s in SMALL for a in ("--set", s)], "--set",
+                 "train.epochs=30", "--set", "optim.name=sgd", "--set", "optim.lr=50", "--set", "init.scheme=he_normal",
+                 "--set", "model.activation=linear"])
+    import json
+
+    summary = json.loads((workdir / "dv" / "summary.json").read_text())
+    assert summary["failed"] and code == 1
+    assert summary["stop_reason"].startswith(("diverged", "non-finite"))
+    assert (workdir / "dv" / "checkpoints" / "last.pt").exists() or summary["epochs"] <= 1
+
+
+def test_stop_config_errors():
+    for bad, fragment in (("stop.criteria=['patience']", "stop.criteria[0]"),
+                          ("stop.criteria=['fixed', 'fixed']", "list each criterion once"),
+                          ("stop.patience=0", "stop.patience = 0"),
+                          ("stop.divergence_factor=0.5", "stop.divergence_factor")):
+        with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
+            load_config(None, [bad])
+    assert load_config(None, ["stop.divergence_factor=none"]).stop.divergence_factor is None
