@@ -79,8 +79,19 @@ class ModelConfig:
     activation: Literal["relu", "tanh", "sigmoid", "leaky_relu", "linear"] = "relu"
     blocks: list[dict] = field(default_factory=_default_blocks)
     dense: list[int] = field(default_factory=list)
+    norm: Literal["none", "batch", "layer", "group", "instance"] = "none"
+    norm_placement: Literal["before", "after"] = "before"
+    norm_groups: int = 32
+    dropout_keep: float = 1.0
+    dropout_mode: Literal["inverted", "vanilla", "uout"] = "inverted"
+    uout_beta: float = 0.1
+    dropout_where: Literal["all", "last"] = "all"
 
     def validate(self) -> None:
+        _check_range("model.dropout_keep", self.dropout_keep, 0.0, 1.0, lo_open=True)
+        _check_range("model.uout_beta", self.uout_beta, 0.0, 1.0)
+        if self.norm_groups < 1:
+            raise ConfigError(f"model.norm_groups = {self.norm_groups} is not allowed: use an integer >= 1")
         for i, h in enumerate(self.hidden):
             if h < 1:
                 raise ConfigError(f"model.hidden[{i}] = {h} is not allowed: layer widths must be >= 1")
@@ -148,6 +159,7 @@ class TrainConfig:
     checkpoint_every: int = 5
     checkpoint_minutes: float = 1.0
     threads: int = 0
+    trainable: Literal["all", "norm"] = "all"
 
     def validate(self) -> None:
         if self.epochs < 1:

@@ -28,6 +28,8 @@ from trainwell.data.preprocess import build as build_preprocessor
 from trainwell.data.splits import Splits
 from trainwell.errors import ConfigError, DataError, TrainwellError
 from trainwell.nn.models import build_model
+from trainwell.nn.norm import count_trainable, train_only_norm
+from trainwell.nn.variance_shift import variance_shift
 from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, load_checkpoint, new_run_path
 from trainwell.train import progress as progress_mod
 from trainwell.train import stop_callback
@@ -99,6 +101,8 @@ def prepare(cfg: Config) -> Prepared:
     i = cfg.init
     initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std,
                        generator=torch.Generator().manual_seed(cfg.train.seed))
+    if cfg.train.trainable == "norm":
+        train_only_norm(model)
     return Prepared(cfg=cfg, splits=splits, model=model, preprocessor=pre, device=device)
 
 
@@ -200,6 +204,8 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
             final[f"{split}_loss"], final[f"{split}_acc"] = m["loss"], m["acc"]
         else:
             final[f"{split}_loss"] = final[f"{split}_acc"] = None
+    shift_data = splits.val[0] if len(splits.val[0]) else splits.train[0]
+    shift = variance_shift(prep.model, shift_data.to(prep.device))  # [] when the model has no BatchNorm
     checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
     stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
     history = state.history
@@ -210,6 +216,7 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
         "dataset": cfg.data.name,
         "model": cfg.model.kind,
         "params": sum(p.numel() for p in prep.model.parameters()),
+        "trainable_params": count_trainable(prep.model),
         "epochs": completed,
         "steps": state.step,
         "stop_reason": state.stop or f"completed {cfg.train.epochs} epochs",
@@ -220,6 +227,7 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
                  "restored_best_epoch": stopper.restored_epoch},
         "final": final,
         "doctor": [],
+        "variance_shift": shift,
         "wall_s": round(wall, 3),
         "train_time_s": round(sum(r.get("time", 0.0) for r in history), 3),
         "trainwell_version": trainwell.__version__,

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import nn
 
 from trainwell.cnn.geometry import conv_output_size
 from trainwell.errors import ConfigError
+from trainwell.nn.dropout import Dropout, Uout
+from trainwell.nn.norm import make_norm
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -37,12 +40,52 @@ def activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def build_mlp(input_shape: tuple[int, ...], hidden: list[int], num_classes: int, act: str = "relu") -> nn.Sequential:
-    """Flatten -> [Linear -> activation] per hidden width -> Linear(num_classes)."""
+@dataclass(frozen=True)
+class LayerOptions:
+    """What goes around each hidden layer: normalization (before or after the nonlinearity) and dropout."""
+
+    activation: str = "relu"
+    norm: str = "none"
+    norm_placement: str = "before"
+    norm_groups: int = 32
+    dropout_keep: float = 1.0
+    dropout_mode: str = "inverted"
+    uout_beta: float = 0.1
+    dropout_where: str = "all"
+
+    @classmethod
+    def from_config(cls, cfg) -> LayerOptions:
+        return cls(cfg.activation, cfg.norm, cfg.norm_placement, cfg.norm_groups, cfg.dropout_keep,
+                   cfg.dropout_mode, cfg.uout_beta, cfg.dropout_where)
+
+    def noise(self) -> nn.Module | None:
+        if self.dropout_mode == "uout":
+            return Uout(self.uout_beta) if self.uout_beta > 0 else None
+        return Dropout(self.dropout_keep, self.dropout_mode) if self.dropout_keep < 1.0 else None
+
+    def wrap(self, layer: nn.Module, channels: int, spatial_dims: int, last: bool, act: str | None = None):
+        """layer -> [norm] -> activation -> [norm] -> [dropout]: the paper puts BN before the nonlinearity."""
+        out = [layer]
+        norm = make_norm(self.norm, channels, spatial_dims, self.norm_groups)
+        if norm is not None and self.norm_placement == "before":
+            out.append(norm)
+        out.append(activation(act or self.activation))
+        if norm is not None and self.norm_placement == "after":
+            out.append(norm)
+        noise = self.noise()
+        if noise is not None and (self.dropout_where == "all" or last):
+            out.append(noise)
+        return out
+
+
+def build_mlp(input_shape: tuple[int, ...], hidden: list[int], num_classes: int, act: str = "relu",
+              options: LayerOptions | None = None) -> nn.Sequential:
+    """Flatten -> [Linear -> (norm) -> activation -> (norm) -> (dropout)] per hidden width -> Linear(classes)."""
+    opts = options or LayerOptions(activation=act)
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
-    for h in hidden:
-        layers += [nn.Linear(width, h), activation(act)]
+    for i, h in enumerate(hidden):
+        layers += opts.wrap(nn.Linear(width, h), h, 0, last=i == len(hidden) - 1)
         width = h
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
@@ -81,9 +124,9 @@ def _block_args(block: dict, key: str, allowed: dict, required: tuple[str, ...] 
     return {**allowed, **{k: v for k, v in block.items() if k != "type"}}
 
 
-def _conv_block(block: dict, shape: _Shape, act: str, key: str) -> list[nn.Module]:
-    a = _block_args(block, key, {"channels": None, "kernel": 3, "stride": 1, "padding": 0, "activation": act},
-                    required=("channels",))
+def _conv_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
+    a = _block_args(block, key, {"channels": None, "kernel": 3, "stride": 1, "padding": 0,
+                                 "activation": opts.activation}, required=("channels",))
     if not isinstance(a["channels"], int) or a["channels"] < 1:
         raise ConfigError(f"{key}.channels = {a['channels']!r} is not allowed: use an integer >= 1")
     kernel, stride, padding = (_pair(a[k], shape.dims, f"{key}.{k}") for k in ("kernel", "stride", "padding"))
@@ -91,10 +134,25 @@ def _conv_block(block: dict, shape: _Shape, act: str, key: str) -> list[nn.Modul
                      for w, f, s, p in zip(shape.spatial, kernel, stride, padding, strict=True)]
     conv = (nn.Conv1d if shape.dims == 1 else nn.Conv2d)(shape.channels, a["channels"], kernel, stride, padding)
     shape.channels = a["channels"]
-    return [conv, activation(a["activation"])]
+    return opts.wrap(conv, shape.channels, shape.dims, last=False, act=a["activation"])
 
 
-def _pool_block(block: dict, shape: _Shape, act: str, key: str) -> list[nn.Module]:
+def _norm_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
+    a = _block_args(block, key, {"kind": "batch", "groups": opts.norm_groups})
+    return [make_norm(a["kind"], shape.channels, shape.dims, a["groups"], where=f"{key}.kind")]
+
+
+def _dropout_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
+    a = _block_args(block, key, {"keep_prob": 0.5, "mode": "inverted"})
+    return [Dropout(a["keep_prob"], a["mode"])]
+
+
+def _uout_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
+    a = _block_args(block, key, {"beta": 0.1})
+    return [Uout(a["beta"])]
+
+
+def _pool_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
     a = _block_args(block, key, {"kind": "max", "kernel": 2, "stride": None, "padding": 0})
     kernel = _pair(a["kernel"], shape.dims, f"{key}.kernel")
     stride = _pair(a["stride"] if a["stride"] is not None else a["kernel"], shape.dims, f"{key}.stride")
@@ -107,15 +165,23 @@ def _pool_block(block: dict, shape: _Shape, act: str, key: str) -> list[nn.Modul
     return [pools[a["kind"]][shape.dims - 1](kernel, stride, padding)]
 
 
-BLOCKS: dict[str, Callable[[dict, _Shape, str, str], list[nn.Module]]] = {
+BLOCKS: dict[str, Callable[[dict, _Shape, LayerOptions, str], list[nn.Module]]] = {
     "conv": _conv_block,
     "pool": _pool_block,
+    "norm": _norm_block,
+    "dropout": _dropout_block,
+    "uout": _uout_block,
 }
 
 
 def build_cnn(input_shape: tuple[int, ...], blocks: list[dict], dense: list[int], num_classes: int,
-              act: str = "relu") -> nn.Sequential:
-    """Blocks (conv/pool, 1-D or 2-D by the input's rank) -> Flatten -> dense layers -> Linear(num_classes)."""
+              act: str = "relu", options: LayerOptions | None = None) -> nn.Sequential:
+    """Blocks (conv/pool/norm/dropout/uout, 1-D or 2-D by the input's rank) -> Flatten -> dense layers -> Linear.
+
+    With ``dropout_where = "last"`` the only dropout is after the last dense layer (or after Flatten when there
+    is none), so no BatchNorm ever sees dropped-out inputs.
+    """
+    opts = options or LayerOptions(activation=act)
     shape = _Shape(tuple(input_shape))
     layers: list[nn.Module] = []
     for i, block in enumerate(blocks):
@@ -123,16 +189,20 @@ def build_cnn(input_shape: tuple[int, ...], blocks: list[dict], dense: list[int]
         kind = block.get("type")
         if kind not in BLOCKS:
             raise ConfigError(f"{key}.type = {kind!r} is not allowed: use one of {', '.join(BLOCKS)}")
-        layers += BLOCKS[kind](block, shape, act, key)
+        layers += BLOCKS[kind](block, shape, opts, key)
     layers.append(nn.Flatten())
-    layers += build_mlp((shape.channels, *shape.spatial), dense, num_classes, act)[1:]
+    noise = opts.noise()
+    if not dense and noise is not None and opts.dropout_where == "last":
+        layers.append(noise)
+    layers += build_mlp((shape.channels, *shape.spatial), dense, num_classes, options=opts)[1:]
     return nn.Sequential(*layers)
 
 
 def build_model(cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """Build the model that ``cfg`` (a ModelConfig) describes for inputs of ``input_shape``."""
+    opts = LayerOptions.from_config(cfg)
     if cfg.kind == "mlp":
-        return build_mlp(tuple(input_shape), list(cfg.hidden), num_classes, cfg.activation)
+        return build_mlp(tuple(input_shape), list(cfg.hidden), num_classes, options=opts)
     if cfg.kind == "cnn":
-        return build_cnn(tuple(input_shape), list(cfg.blocks), list(cfg.dense), num_classes, cfg.activation)
+        return build_cnn(tuple(input_shape), list(cfg.blocks), list(cfg.dense), num_classes, options=opts)
     raise ConfigError(f"model.kind = {cfg.kind!r} is not allowed: use 'mlp' or 'cnn'")

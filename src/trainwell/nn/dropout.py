@@ -1,0 +1,90 @@
+"""Dropout with the lecture's convention (p = probability of KEEPING a unit), and Uout.
+
+- Vanilla dropout (Hinton et al. 2012; Srivastava et al. 2014): at training time multiply by a Bernoulli(keep)
+  mask; at test time multiply by ``keep_prob`` so that expected activations match.
+- Inverted dropout (cs231n): at training time multiply by mask / keep_prob; at test time do nothing.
+- Uout (Li et al. 2019, "Understanding the disharmony between dropout and batch normalization by variance
+  shift"): x + x * r with r ~ U(-beta, beta) at training time, identity at test time; its variance shift is
+  small, so it can sit before BatchNorm.
+
+torch's ``nn.Dropout(p)`` takes the DROP probability, 1 - keep_prob; this API never takes a bare ``p``.
+
+Example:
+    >>> import torch
+    >>> layer = Dropout(keep_prob=0.8)
+    >>> y = layer(torch.ones(100000))
+    >>> round(float(y.mean()), 1), sorted(set(y.unique().tolist()))
+    (1.0, [0.0, 1.25])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trainwell.errors import ConfigError
+
+MODES = ("inverted", "vanilla")
+
+
+def _check_keep(keep_prob: float) -> None:
+    if not 0.0 < keep_prob <= 1.0:
+        raise ConfigError(f"keep_prob = {keep_prob} is not allowed: use a number in (0, 1] (the probability of "
+                          f"keeping a unit; torch's p is 1 - keep_prob)")
+
+
+def dropout(x: torch.Tensor, keep_prob: float = 0.5, training: bool = True, mode: str = "inverted",
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Apply dropout with keep probability ``keep_prob`` (see the module docstring for the two modes)."""
+    _check_keep(keep_prob)
+    if mode not in MODES:
+        raise ConfigError(f"dropout mode = {mode!r} is not allowed: use 'inverted' or 'vanilla'")
+    if not training:
+        return x * keep_prob if mode == "vanilla" else x
+    if keep_prob == 1.0:
+        return x
+    mask = torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator) < keep_prob
+    return x * mask / keep_prob if mode == "inverted" else x * mask
+
+
+class Dropout(nn.Module):
+    """Module form of :func:`dropout`; follows ``model.train()`` / ``model.eval()``."""
+
+    def __init__(self, keep_prob: float = 0.5, mode: str = "inverted"):
+        super().__init__()
+        _check_keep(keep_prob)
+        if mode not in MODES:
+            raise ConfigError(f"dropout mode = {mode!r} is not allowed: use 'inverted' or 'vanilla'")
+        self.keep_prob, self.mode = keep_prob, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.keep_prob, self.training, self.mode)
+
+    def extra_repr(self) -> str:
+        return f"keep_prob={self.keep_prob}, mode={self.mode!r}"
+
+
+def uout(x: torch.Tensor, beta: float = 0.1, training: bool = True) -> torch.Tensor:
+    """Uniform multiplicative noise x + x * r, r ~ U(-beta, beta), at training time only (Li et al. 2019)."""
+    if not 0.0 <= beta <= 1.0:
+        raise ConfigError(f"uout beta = {beta} is not allowed: use a number in [0, 1]")
+    if not training or beta == 0.0:
+        return x
+    r = (torch.rand_like(x) * 2.0 - 1.0) * beta
+    return x + x * r
+
+
+class Uout(nn.Module):
+    """Module form of :func:`uout`."""
+
+    def __init__(self, beta: float = 0.1):
+        super().__init__()
+        if not 0.0 <= beta <= 1.0:
+            raise ConfigError(f"uout beta = {beta} is not allowed: use a number in [0, 1]")
+        self.beta = beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return uout(x, self.beta, self.training)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}"
