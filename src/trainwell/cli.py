@@ -16,6 +16,7 @@ EPILOG = """examples:
   trainwell fit --set data.name=spirals --set model.kind=mlp --set 'model.hidden=[64,64]'
   trainwell fit --resume runs/run-1a2b3c4d        continue an interrupted run
   trainwell report runs/run-1a2b3c4d              rebuild report.html
+  trainwell summary configs/digits-cnn.toml        per-layer shapes, params, receptive fields
 """
 
 
@@ -46,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="(re)build report.html of a run directory")
     rep.add_argument("run_dir", help="a run directory written by trainwell fit")
+
+    summ = sub.add_parser("summary", help="per-layer table: output shape, params with/without sharing, receptive "
+                                         "field, mult-adds",
+                          description="Build the model a config describes and print, per layer: output shape, "
+                                      "neurons, parameters with and without weight sharing, receptive field and "
+                                      "mult-adds. Impossible conv geometry is an error (exit 2).")
+    summ.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
+    summ.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config field (repeatable)")
+    summ.add_argument("--input-shape", metavar="C,H,W", help="input shape without the batch axis, e.g. 3,227,227 "
+                                                             "(default: the dataset's)")
+    summ.add_argument("--classes", type=int, help="number of outputs (default: the dataset's)")
+    summ.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    filt = sub.add_parser("filters", help="draw the classic filters (box, Gaussian, sharpen, derivatives) applied "
+                                          "to the sample photo and a digit")
+    filt.add_argument("--out", default="filters.png", help="PNG to write (default: filters.png)")
 
     sub.add_parser("datasets", help="list the datasets trainwell can load")
     return parser
@@ -95,6 +113,68 @@ def cmd_fit(args) -> int:
     return 1 if result.summary["failed"] else 0
 
 
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(v < 1 for v in shape):
+        raise TrainwellError(f"--input-shape {text!r} is not allowed: use positive integers like 3,227,227 or 1,40")
+    return shape
+
+
+def cmd_summary(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trainwell.cnn.summary import summarize, totals
+    from trainwell.config import load_config
+    from trainwell.data.registry import DATASETS
+    from trainwell.nn.models import build_model
+    from trainwell.pipeline import load_data
+
+    cfg = load_config(args.config, args.overrides)
+    if args.input_shape:
+        shape = _parse_shape(args.input_shape)
+        spec = DATASETS.get(cfg.data.name)
+        classes = args.classes or (spec.num_classes(cfg.data.options) if spec and callable(spec.num_classes)
+                                   else spec.num_classes if spec else 10)
+    else:
+        splits, _ = load_data(cfg)
+        shape, classes = splits.meta.input_shape, args.classes or splits.meta.num_classes
+    model = build_model(cfg.model, shape, classes)
+    rows = summarize(model, shape)
+    if args.json:
+        import json
+
+        print(json.dumps({"input_shape": shape, "layers": [r.as_dict() for r in rows], "totals": totals(rows)},
+                         indent=2))
+        return 0
+    table = Table(title=f"{cfg.model.kind} on input {'x'.join(map(str, shape))}")
+    for col in ("layer", "type", "output", "neurons", "params", "params (no sharing)", "receptive field",
+                "mult-adds"):
+        table.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
+    for r in rows:
+        table.add_row(r.name, r.kind, "x".join(map(str, r.output_shape)), f"{r.neurons:,}", f"{r.params:,}",
+                      f"{r.params_unshared:,}", "x".join(map(str, r.receptive_field)), f"{r.mult_adds:,}")
+    t = totals(rows)
+    table.add_row("total", "", "", "", f"{t['params']:,}", f"{t['params_unshared']:,}", "", f"{t['mult_adds']:,}")
+    Console().print(table)
+    return 0
+
+
+def cmd_filters(args) -> int:
+    import torch
+    from sklearn.datasets import load_digits
+
+    from trainwell.cnn import filters
+
+    digit = torch.tensor(load_digits().images[0], dtype=torch.float32) / 16.0
+    filters.figure({"photo (Grace Hopper)": filters.sample_photo(128), "digit 0": digit}, args.out)
+    print(args.out)
+    return 0
+
+
 def cmd_report(args) -> int:
     from trainwell.viz.report import build_report
 
@@ -117,7 +197,8 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-COMMANDS = {"fit": cmd_fit, "report": cmd_report, "datasets": cmd_datasets}
+COMMANDS = {"fit": cmd_fit, "report": cmd_report, "summary": cmd_summary, "filters": cmd_filters,
+            "datasets": cmd_datasets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,3 +46,16 @@ def conv_output_size(W: int, F: int, S: int = 1, P: int = 0, *, where: str = "co
             f"change stride or padding ({_suggest(W, F, P)})"
         )
     return span // S + 1
+
+
+def same_padding(F: int, S: int = 1) -> int:
+    """Zero padding that keeps the spatial size: P = (F - 1) / 2 with stride 1 and an odd filter.
+
+    Raises:
+        GeometryError: for an even filter or a stride other than 1 (no padding keeps the size then).
+    """
+    if S != 1:
+        raise GeometryError(f"'same' padding needs stride 1, got S={S}: the output shrinks by a factor of S")
+    if F % 2 == 0:
+        raise GeometryError(f"'same' padding needs an odd filter size, got F={F}: use F={F - 1} or F={F + 1}")
+    return (F - 1) // 2

@@ -24,6 +24,7 @@ from trainwell.cnn.geometry import conv_output_size
 from trainwell.errors import ConfigError
 from trainwell.nn.dropout import Dropout, Uout
 from trainwell.nn.norm import make_norm
+from trainwell.nn.pool import GaussianPool, L2Pool
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -153,15 +154,23 @@ def _uout_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> lis
 
 
 def _pool_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
-    a = _block_args(block, key, {"kind": "max", "kernel": 2, "stride": None, "padding": 0})
+    a = _block_args(block, key, {"kind": "max", "kernel": 2, "stride": None, "padding": 0, "sigma": 1.0})
+    if a["kind"] not in ("max", "avg", "l2", "gaussian"):
+        raise ConfigError(f"{key}.kind = {a['kind']!r} is not allowed: use one of max, avg, l2, gaussian")
+    if a["kind"] in ("l2", "gaussian"):  # square windows only, no padding
+        if not isinstance(a["kernel"], int) or not isinstance(a["stride"] or 0, int) or a["padding"]:
+            raise ConfigError(f"{key}: kind = {a['kind']!r} takes an integer kernel and stride and no padding")
+        stride = a["stride"] or a["kernel"]
+        shape.spatial = [conv_output_size(w, a["kernel"], stride, 0, where=key) for w in shape.spatial]
+        if a["kind"] == "l2":
+            return [L2Pool(a["kernel"], stride)]
+        return [GaussianPool(a["kernel"], stride, a["sigma"])]
     kernel = _pair(a["kernel"], shape.dims, f"{key}.kernel")
     stride = _pair(a["stride"] if a["stride"] is not None else a["kernel"], shape.dims, f"{key}.stride")
     padding = _pair(a["padding"], shape.dims, f"{key}.padding")
     shape.spatial = [conv_output_size(w, f, s, p, where=key)
                      for w, f, s, p in zip(shape.spatial, kernel, stride, padding, strict=True)]
     pools = {"max": (nn.MaxPool1d, nn.MaxPool2d), "avg": (nn.AvgPool1d, nn.AvgPool2d)}
-    if a["kind"] not in pools:
-        raise ConfigError(f"{key}.kind = {a['kind']!r} is not allowed: use one of {', '.join(pools)}")
     return [pools[a["kind"]][shape.dims - 1](kernel, stride, padding)]
 
 

@@ -1,0 +1,115 @@
+"""A per-layer table of any model: output shape, neurons, parameters with and without weight sharing,
+receptive field and mult-adds (cs231n, "Convolutional Neural Networks": the AlexNet conv1 example).
+
+Receptive fields follow Araujo et al. 2019 ("Computing receptive fields of convolutional neural networks"):
+each layer with kernel k, stride s and dilation d maps (r, j) -> (r + (k - 1) d j, j s), where r is the receptive
+field and j the distance between adjacent outputs, in input pixels. A dense layer sees the whole input.
+
+Example:
+    >>> from torch import nn
+    >>> rows = summarize(nn.Conv2d(3, 96, 11, stride=4), (3, 227, 227))
+    >>> rows[0].neurons, rows[0].params, rows[0].params_unshared
+    (290400, 34944, 105705600)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.LPPool1d, nn.LPPool2d)
+
+
+@dataclass
+class LayerRow:
+    """One layer's geometry and cost."""
+
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    neurons: int
+    params: int
+    params_unshared: int
+    receptive_field: tuple[int, ...]
+    mult_adds: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _tuple(v, n: int) -> tuple[int, ...]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+
+
+def _own_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters(recurse=False))
+
+
+def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
+    """Run one zero input of ``input_shape`` (no batch axis) through ``model`` and describe every leaf layer.
+
+    Weight sharing: a conv layer's ``params`` are its filters; ``params_unshared`` is what the same neurons would
+    need with a private filter each (neurons x (fan_in + 1)). For dense layers the two are equal.
+    """
+    spatial_dims = len(input_shape) - 1
+    rf = [1] * max(spatial_dims, 1)
+    jump = [1] * max(spatial_dims, 1)
+    full = tuple(input_shape[1:]) if spatial_dims else (math.prod(input_shape),)
+    state = {"dense": spatial_dims == 0}
+    rows: list[LayerRow] = []
+    leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
+
+    def hook(name):
+        def record(module, args, output):
+            out_shape = tuple(output.shape[1:])
+            neurons = math.prod(out_shape)
+            params = _own_params(module)
+            unshared, mult_adds = params, 0
+            if isinstance(module, _CONV):
+                k = _tuple(module.kernel_size, spatial_dims)
+                s, d = _tuple(module.stride, spatial_dims), _tuple(module.dilation, spatial_dims)
+                fan_in = module.in_channels // module.groups * math.prod(k)
+                unshared = neurons * (fan_in + (1 if module.bias is not None else 0))
+                mult_adds = neurons * fan_in
+                for i in range(spatial_dims):
+                    rf[i] += (k[i] - 1) * d[i] * jump[i]
+                    jump[i] *= s[i]
+            elif isinstance(module, _POOL):
+                k = _tuple(module.kernel_size, spatial_dims)
+                s = _tuple(module.stride or module.kernel_size, spatial_dims)
+                for i in range(spatial_dims):
+                    rf[i] += (k[i] - 1) * jump[i]
+                    jump[i] *= s[i]
+            elif hasattr(module, "geometry"):  # trainwell pooling layers describe themselves
+                k, s = module.geometry()
+                for i in range(spatial_dims):
+                    rf[i] += (k - 1) * jump[i]
+                    jump[i] *= s
+            elif isinstance(module, nn.Linear):
+                mult_adds = module.in_features * module.out_features
+                state["dense"] = True
+            field = full if state["dense"] else tuple(min(r, f) for r, f in zip(rf, full, strict=False))
+            rows.append(LayerRow(name or type(module).__name__, type(module).__name__, out_shape, neurons, params,
+                                 unshared, field, mult_adds))
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return rows
+
+
+def totals(rows: list[LayerRow]) -> dict[str, int]:
+    return {"params": sum(r.params for r in rows), "params_unshared": sum(r.params_unshared for r in rows),
+            "mult_adds": sum(r.mult_adds for r in rows)}

@@ -1,0 +1,70 @@
+"""Pooling layers from the lecture beyond torch's max and average: L2 pooling and distance-weighted average.
+
+- L2 pooling: sqrt(mean of squares) over each window (Boureau et al. 2010; note torch's LPPool returns the
+  root of the *sum*, a factor sqrt(window size) larger).
+- Distance-weighted average: a fixed Gaussian weighting by distance to the window centre, normalized to sum 1
+  (a blur followed by subsampling, like the C-cells of the Neocognitron).
+
+Both work on 1-D (N, C, L) and 2-D (N, C, H, W) inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _avg(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    return (F.avg_pool1d if x.dim() == 3 else F.avg_pool2d)(x, kernel, stride)
+
+
+class L2Pool(nn.Module):
+    """sqrt(mean(x^2)) over each ``kernel`` window, every ``stride`` positions."""
+
+    def __init__(self, kernel: int = 2, stride: int | None = None):
+        super().__init__()
+        self.kernel, self.stride = kernel, stride or kernel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(_avg(x * x, self.kernel, self.stride) + 1e-12)
+
+    def geometry(self) -> tuple[int, int]:
+        return self.kernel, self.stride
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}"
+
+
+def gaussian_window(kernel: int, sigma: float, dims: int) -> torch.Tensor:
+    """Weights exp(-d^2 / 2 sigma^2) by distance d to the window centre, summing to 1."""
+    r = torch.arange(kernel, dtype=torch.float32) - (kernel - 1) / 2
+    g1 = torch.exp(-(r**2) / (2 * sigma**2))
+    g = g1 if dims == 1 else g1[:, None] * g1[None, :]
+    return g / g.sum()
+
+
+class GaussianPool(nn.Module):
+    """Distance-weighted (Gaussian) average over each window: a fixed blur, then subsampling."""
+
+    def __init__(self, kernel: int = 3, stride: int | None = None, sigma: float = 1.0):
+        super().__init__()
+        if not sigma > 0:
+            raise ValueError(f"gaussian pool sigma = {sigma} is not allowed: use a number > 0")
+        self.kernel, self.stride, self.sigma = kernel, stride or kernel, sigma
+        self.register_buffer("w1", gaussian_window(kernel, sigma, 1), persistent=False)
+        self.register_buffer("w2", gaussian_window(kernel, sigma, 2), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        if x.dim() == 3:
+            w = self.w1.to(x.dtype).expand(c, 1, -1)
+            return F.conv1d(x, w, stride=self.stride, groups=c)
+        w = self.w2.to(x.dtype).expand(c, 1, -1, -1)
+        return F.conv2d(x, w, stride=self.stride, groups=c)
+
+    def geometry(self) -> tuple[int, int]:
+        return self.kernel, self.stride
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}, sigma={self.sigma}"
