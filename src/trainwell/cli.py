@@ -212,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     except TrainwellError as exc:
         print(f"trainwell {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, permissions: what was saved before stays; say what failed, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"trainwell {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"trainwell {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -175,6 +175,7 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         except (RuntimeError, KeyError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0]
             raise TrainwellError(f"{run.last}: does not match this run's model/optimizer ({first})") from None
+        run.remove_stale_temp_files()
         run.truncate_metrics(ckpt["epoch"])
         atomic_write_text(run.config, to_toml(cfg))
     else:

@@ -161,6 +161,13 @@ class RunDir:
         except (json.JSONDecodeError, OSError) as exc:
             raise TrainwellError(f"{self.summary}: unreadable ({exc})") from None
 
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temp files a killed process left mid-write (``.<name>.*.tmp``); return what was removed."""
+        stale = [p for folder in (self.path, self.checkpoints) if folder.is_dir() for p in folder.glob(".*.tmp")]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def truncate_metrics(self, last_epoch: int) -> None:
         """Keep only metric records up to ``last_epoch`` (rewritten atomically): used when resuming."""
         keep = [r for r in read_jsonl(self.metrics) if r.get("epoch", -1) <= last_epoch]

@@ -1,0 +1,143 @@
+"""Every kind of bad input is one line on stderr, exit code 2, never a traceback."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from trainwell.cli import main
+
+SPIRALS = ["--set", "data.name=spirals", "--set", "data.options={n_per_class = 20}", "--set", "model.kind=mlp",
+           "--set", "model.hidden=[4]", "--set", "train.epochs=1", "--set", "report.enabled=false"]
+
+
+def s(*items):
+    out = []
+    for item in items:
+        out += ["--set", item]
+    return out
+
+
+def write_mnist(root, truncate=False):
+    from tests.test_files import write_mnist as write
+
+    write(root)
+    if truncate:
+        path = root / "train-images-idx3-ubyte"
+        path.write_bytes(path.read_bytes()[:50])
+
+
+class Hostile:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo hacked",))
+
+
+def write_hostile_cifar(root):
+    for i in range(1, 6):
+        (root / f"data_batch_{i}").write_bytes(pickle.dumps({b"data": Hostile(), b"labels": [0]}, protocol=2))
+    (root / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}))
+
+
+def other_architecture_run(tmp):
+    assert main(["fit", "--quiet", "--out", str(tmp / "arch"), *SPIRALS]) == 0
+    config = tmp / "arch" / "config.toml"
+    config.write_text(config.read_text().replace("hidden = [4]", "hidden = [7]"))
+
+
+CASES = [
+    # config keys, types and values
+    (s("nope=1"), "unknown config key 'nope'"),
+    (s("optim.foo=1"), "unknown config key 'optim.foo'"),
+    (s("optim.lr=fast"), "optim.lr = 'fast' is not allowed: use a number"),
+    (s("optim.lr=-0.1"), "optim.lr = -0.1 is not allowed"),
+    (s("optim.lr=0"), "optim.lr = 0.0 is not allowed"),
+    (s("optim.lr=nan"), "optim.lr = nan is not allowed"),
+    (s("optim.momentum=1.5"), "optim.momentum = 1.5"),
+    (s("optim.betas=[0.9]"), "optim.betas"),
+    (s("optim.weight_decay=-1"), "optim.weight_decay"),
+    (s("optim.name=adagrad"), "optim.name = 'adagrad'"),
+    (s("optim.decay=both"), "optim.decay = 'both'"),
+    (s("optim.schedule=warm"), "optim.schedule = 'warm'"),
+    (s("train.epochs=0"), "train.epochs = 0"),
+    (s("train.epochs=1.5"), "train.epochs = 1.5"),
+    (s("train.batch_size=-1"), "train.batch_size = -1"),
+    (s("train.loss=l1"), "train.loss = 'l1'"),
+    (s("train.device=tpu"), "train.device = 'tpu'"),
+    (s("model.kind=rnn"), "model.kind = 'rnn'"),
+    (s("model.activation=swish"), "model.activation = 'swish'"),
+    (s("model.hidden=[0]"), "model.hidden[0] = 0"),
+    (s("model.hidden=wide"), "model.hidden = 'wide'"),
+    (s("model.dropout_keep=0"), "model.dropout_keep = 0.0"),
+    (s("model.dropout_keep=1.5"), "model.dropout_keep = 1.5"),
+    (s("model.norm=weight"), "model.norm = 'weight'"),
+    (s("model.norm=group", "model.norm_groups=7"), "norm_groups = 7 does not divide 64"),
+    (s("init.scheme=glorot"), "init.scheme = 'glorot'"),
+    (s("preprocess.kind=fft"), "preprocess.kind = 'fft'"),
+    (s("preprocess.kind=pca", "preprocess.n_components=100"), "n_components = 100"),
+    (s("stop.criteria=['patience']"), "stop.criteria[0] = 'patience'"),
+    (s("stop.patience=0"), "stop.patience = 0"),
+    (s("data.val_fraction=1.0"), "data.val_fraction = 1.0"),
+    (s("data.label_noise=2"), "data.label_noise = 2"),
+    (["--set", "train.epochs"], "use key=value"),
+    (s("optim=3"), "optim = 3 is not allowed: use a table"),
+    # geometry
+    (s("model.blocks=[{type='conv', channels=4, kernel=5, stride=2}]"), "= 18.5 is not an integer"),
+    (s("model.blocks=[{type='conv', channels=4, kernel=50}]"), "larger than the padded input"),
+    (s("model.blocks=[{type='lstm'}]"), "model.blocks[0].type = 'lstm'"),
+    (s("model.blocks=[{type='conv'}]"), "needs 'channels'"),
+    (s("model.blocks=[{type='conv', channels=4, kernal=3}]"), "unknown key model.blocks[0].'kernal'"),
+    (s("model.blocks=[{type='pool', kind='median'}]"), "kind = 'median'"),
+    (SPIRALS + s("model.kind=cnn"), "needs (C, L) or (C, H, W) inputs"),
+    (SPIRALS + s("model.norm=instance"), "'instance' needs spatial positions"),
+    (SPIRALS + s("train.trainable=norm"), "needs normalization layers"),
+    # data
+    (s("data.name=imagenet"), "unknown dataset 'imagenet'"),
+    (s("data.name=spirals", "data.options={armz = 3}"), "unknown option 'armz' for dataset 'spirals'"),
+    (s("data.name=spirals", "data.options={arms = 1}"), "spirals arms = 1"),
+    (s("data.name=mnist"), "data.root is empty"),
+    (s("data.name=mnist", "data.root=/no/such/folder"), "data.root is not a folder"),
+    (s("data.name=modular", "data.options={encoding = 'tokens'}", "model.kind=mlp", "preprocess.kind=center"),
+     "needs real-valued inputs"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", CASES)
+def test_bad_config_values(workdir, capsys, args, fragment):
+    assert main(["fit", "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+FILE_CASES = [
+    (lambda t: None, ["fit", "missing.toml"], "does not exist"),
+    (lambda t: (t / "bad.toml").write_text("[optim\nlr = 1"), ["fit", "bad.toml"], "is not valid TOML"),
+    (lambda t: (t / "bin.toml").write_bytes(b"\xff\xfe\x00"), ["fit", "bin.toml"], "cannot be read"),
+    (lambda t: (t / "m").mkdir() or write_mnist(t / "m", truncate=True),
+     ["fit", *s("data.name=mnist", "data.root=m")], "IDX data truncated"),
+    (lambda t: (t / "c").mkdir() or write_hostile_cifar(t / "c"),
+     ["fit", *s("data.name=cifar10", "data.root=c")], "refused to load"),
+    (lambda t: None, ["fit", "--resume", "nowhere"], "--resume needs a trainwell run directory"),
+    (lambda t: (t / "out").mkdir() or (t / "out" / "f").write_text("x"), ["fit", "--out", "out", *SPIRALS],
+     "already exists and is not empty"),
+    (other_architecture_run, ["fit", "--resume", "arch"], "does not match this run's model"),
+    (lambda t: None, ["report", "nowhere"], "no summary.json"),
+    (lambda t: None, ["summary", "--input-shape", "3,x"], "--input-shape '3,x' is not allowed"),
+    (lambda t: None, ["fit", "x.toml", "--resume", "r"], "drop the CONFIG argument"),
+]
+
+
+@pytest.mark.parametrize("setup, args, fragment", FILE_CASES)
+def test_bad_files_and_runs(workdir, capsys, setup, args, fragment):
+    setup(workdir)
+    capsys.readouterr()
+    assert main([*args, "--quiet"] if args[0] == "fit" else args) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_there_are_at_least_40_cases():
+    assert len(CASES) + len(FILE_CASES) >= 40
