@@ -89,3 +89,16 @@ def test_weights_do_not_track_gradients_after_init():
     w = nn.Parameter(torch.empty(4, 4))
     init.xavier_uniform_(w)
     assert w.grad_fn is None and w.requires_grad
+
+
+def test_he_schemes_give_the_output_layer_the_linear_unit_variance():
+    model = nn.Sequential(nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 200))
+    init.apply(model, "he_normal", generator=gen())
+    assert float(model[0].weight.detach().var()) == pytest.approx(2 / 400, rel=0.05)
+    assert float(model[2].weight.detach().var()) == pytest.approx(1 / 300, rel=0.05)  # LeCun: no ReLU after it
+    init.apply(model, "he_uniform", generator=gen(), output_layer="same")
+    assert float(model[2].weight.detach().var()) == pytest.approx(2 / 300, rel=0.05)
+    init.apply(model, "xavier_normal", generator=gen())  # other schemes are unchanged on the last layer
+    assert float(model[2].weight.detach().var()) == pytest.approx(2 / 500, rel=0.05)
+    with pytest.raises(ValueError, match="output_layer"):
+        init.apply(model, "he_normal", output_layer="tiny")

@@ -16,6 +16,7 @@ EPILOG = """examples:
   trainwell fit --set data.name=spirals --set model.kind=mlp --set 'model.hidden=[64,64]'
   trainwell fit --resume runs/run-1a2b3c4d        continue an interrupted run
   trainwell report runs/run-1a2b3c4d              rebuild report.html
+  trainwell doctor --set init.scheme=zeros        pre-flight checks (exit 1 on a fail)
   trainwell summary configs/digits-cnn.toml        per-layer shapes, params, receptive fields
 """
 
@@ -44,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--force", action="store_true", help="replace --out if it already exists")
     fit.add_argument("--json", action="store_true", help="print summary.json to stdout (the table goes to stderr)")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
+
+    doc = sub.add_parser("doctor", help="pre-flight checks on a config's model and data; exit 1 on a fail",
+                         description="Run the lecture's pre-flight checklist on the model a config builds and a "
+                                     "slice of its training data: initial loss, gradient check, regularization, "
+                                     "overfitting a tiny subset, symmetry, variance propagation, input-independent "
+                                     "baseline, batch independence. Exit 1 if any check fails.")
+    doc.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
+    doc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config field (repeatable)")
+    doc.add_argument("--json", action="store_true", help="print the verdicts as JSON")
 
     rep = sub.add_parser("report", help="(re)build report.html of a run directory")
     rep.add_argument("run_dir", help="a run directory written by trainwell fit")
@@ -90,6 +101,37 @@ def _result_lines(summary: dict, run_dir) -> str:
             f"run dir: {run_dir}  (report: {run_dir}/report.html)")
 
 
+def _verdict_table(verdicts: list[dict], title: str):
+    from rich.table import Table
+
+    colors = {"pass": "green", "warn": "yellow", "fail": "red"}
+    table = Table(title=title, show_lines=False)
+    for col in ("phase", "check", "status", "value", "advice"):
+        table.add_column(col, overflow="fold")
+    for v in verdicts:
+        status = v["status"]
+        table.add_row(v.get("phase", ""), v["check"], f"[{colors[status]}]{status}[/]", str(v["value"]),
+                      v.get("advice") or "")
+    return table
+
+
+def cmd_doctor(args) -> int:
+    from rich.console import Console
+
+    from trainwell.config import load_config
+    from trainwell.pipeline import preflight, prepare
+
+    cfg = load_config(args.config, args.overrides)
+    verdicts = [v.as_dict() for v in preflight(prepare(cfg))]
+    if args.json:
+        import json
+
+        print(json.dumps(verdicts, indent=2))
+    else:
+        Console().print(_verdict_table(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}"))
+    return 1 if any(v["status"] == "fail" for v in verdicts) else 0
+
+
 def cmd_fit(args) -> int:
     from rich.console import Console
 
@@ -106,10 +148,14 @@ def cmd_fit(args) -> int:
     console = Console(stderr=args.json)
     console.print(_result_table(result.summary, result.run_dir))
     console.print(_result_lines(result.summary, result.run_dir), highlight=False)
+    flagged = [v for v in result.summary["doctor"] if v["status"] != "pass"]
+    if flagged:
+        console.print(_verdict_table(flagged, "doctor: warnings and failures (all verdicts are in summary.json)"))
     if args.json:
         from trainwell.rundir import to_json
 
         print(to_json(result.summary))
+    # the doctor's verdicts are shown and saved; the exit code reports whether training itself failed
     return 1 if result.summary["failed"] else 0
 
 
@@ -197,7 +243,7 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-COMMANDS = {"fit": cmd_fit, "report": cmd_report, "summary": cmd_summary, "filters": cmd_filters,
+COMMANDS = {"fit": cmd_fit, "doctor": cmd_doctor, "report": cmd_report, "summary": cmd_summary, "filters": cmd_filters,
             "datasets": cmd_datasets}
 
 

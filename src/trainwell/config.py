@@ -104,10 +104,11 @@ class ModelConfig:
 class InitConfig:
     scheme: Literal[
         "default", "zeros", "small_normal", "standard", "xavier_uniform", "xavier_normal", "he_normal", "he_uniform"
-    ] = "default"
+    ] = "he_normal"
     bias: float = 0.0
     mode: Literal["fan_in", "fan_out"] = "fan_in"
     std: float = 0.01
+    output_layer: Literal["linear", "same"] = "linear"
 
 
 @dataclass
@@ -218,6 +219,22 @@ class StopConfig:
 
 
 @dataclass
+class DoctorConfig:
+    preflight: bool = True
+    preflight_examples: int = 256
+    monitor_every: int = 50
+    human_error: float | None = None
+
+    def validate(self) -> None:
+        if self.preflight_examples < 2:
+            raise ConfigError(f"doctor.preflight_examples = {self.preflight_examples} is not allowed: use >= 2")
+        if self.monitor_every < 0:
+            raise ConfigError(f"doctor.monitor_every = {self.monitor_every} is not allowed: use 0 (off) or more")
+        if self.human_error is not None:
+            _check_range("doctor.human_error", self.human_error, 0.0, 1.0)
+
+
+@dataclass
 class ReportConfig:
     enabled: bool = True
 
@@ -232,6 +249,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     stop: StopConfig = field(default_factory=StopConfig)
+    doctor: DoctorConfig = field(default_factory=DoctorConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict:

@@ -87,6 +87,19 @@ def he_uniform_(tensor: torch.Tensor, mode: str = "fan_in", generator: torch.Gen
     return tensor.uniform_(-bound, bound, generator=generator)
 
 
+@torch.no_grad()
+def lecun_normal_(tensor: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill from N(0, 1 / fan_in) (LeCun et al. 1998): variance-preserving for a linear unit."""
+    return tensor.normal_(0.0, math.sqrt(1.0 / _fan(tensor, "fan_in")), generator=generator)
+
+
+@torch.no_grad()
+def lecun_uniform_(tensor: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill from U[-sqrt(3 / fan_in), sqrt(3 / fan_in)]: variance 1 / fan_in."""
+    bound = math.sqrt(3.0 / _fan(tensor, "fan_in"))
+    return tensor.uniform_(-bound, bound, generator=generator)
+
+
 def init_tensor_(tensor: torch.Tensor, scheme: str, *, mode: str = "fan_in", std: float = 0.01,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Initialize one weight tensor with the scheme named ``scheme`` (one of :data:`SCHEMES` but "default")."""
@@ -112,21 +125,32 @@ _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @torch.no_grad()
 def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_in", std: float = 0.01,
-          generator: torch.Generator | None = None) -> nn.Module:
+          generator: torch.Generator | None = None, output_layer: str = "linear") -> nn.Module:
     """Initialize every Linear/Conv weight of ``model`` with ``scheme`` and set their biases to ``bias``.
 
     ``scheme="default"`` keeps torch's own initialization (weights and biases untouched). Use ``bias=0.01``
     for ReLU units to start them in their active region (the lecture's advice).
 
+    He's factor 2 compensates for the ReLU that zeroes half of each unit's input variance. The output layer
+    feeds no ReLU (it feeds the softmax), so with ``output_layer="linear"`` (the default) the He schemes give it
+    the linear-unit variance 1 / fan_in (LeCun) instead, which keeps the initial loss near ln C.
+    ``output_layer="same"`` applies the scheme unchanged to every layer.
+
     Returns the model, for chaining.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}: allowed are {', '.join(SCHEMES)}")
+    if output_layer not in ("linear", "same"):
+        raise ValueError(f"output_layer = {output_layer!r} is not allowed: use 'linear' or 'same'")
     if scheme == "default":
         return model
-    for module in model.modules():
-        if isinstance(module, _WEIGHTED):
+    weighted = [m for m in model.modules() if isinstance(m, _WEIGHTED)]
+    for i, module in enumerate(weighted):
+        last = i == len(weighted) - 1
+        if last and output_layer == "linear" and scheme in ("he_normal", "he_uniform"):
+            (lecun_normal_ if scheme == "he_normal" else lecun_uniform_)(module.weight, generator=generator)
+        else:
             init_tensor_(module.weight, scheme, mode=mode, std=std, generator=generator)
-            if module.bias is not None:
-                module.bias.fill_(bias)
+        if module.bias is not None:
+            module.bias.fill_(bias)
     return model

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import shutil
@@ -26,6 +27,10 @@ from trainwell.config import Config, config_from_dict, read_toml, to_toml
 from trainwell.data import load
 from trainwell.data.preprocess import build as build_preprocessor
 from trainwell.data.splits import Splits
+from trainwell.doctor import diagnosis
+from trainwell.doctor import preflight as preflight_checks
+from trainwell.doctor.monitors import Monitor
+from trainwell.doctor.verdict import Verdict
 from trainwell.errors import ConfigError, DataError, TrainwellError
 from trainwell.nn.models import build_model
 from trainwell.nn.norm import count_trainable, train_only_norm
@@ -33,8 +38,9 @@ from trainwell.nn.variance_shift import variance_shift
 from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, load_checkpoint, new_run_path
 from trainwell.train import progress as progress_mod
 from trainwell.train import stop_callback
-from trainwell.train.callbacks import Checkpoint, MetricsLogger
+from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
+from trainwell.viz import plots
 
 
 @dataclass
@@ -99,11 +105,33 @@ def prepare(cfg: Config) -> Prepared:
         )
     model = build_model(cfg.model, splits.meta.input_shape, splits.meta.num_classes)
     i = cfg.init
-    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std,
+    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_layer=i.output_layer,
                        generator=torch.Generator().manual_seed(cfg.train.seed))
     if cfg.train.trainable == "norm":
         train_only_norm(model)
     return Prepared(cfg=cfg, splits=splits, model=model, preprocessor=pre, device=device)
+
+
+def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
+    """Run every pre-flight check on the prepared model and a slice of its training data (RNG state untouched)."""
+    cfg = prep.cfg
+    n = examples or cfg.doctor.preflight_examples
+    x, y = (t[:n].to(prep.device) for t in prep.splits.train)
+    with torch.random.fork_rng(devices=[]):
+        return preflight_checks.run_all(prep.model, x, y, loss_function(cfg.train.loss), cfg.optim.weight_decay,
+                                        prep.splits.meta.num_classes)
+
+
+def postflight(prep: Prepared, trainer: Trainer, state, final: dict, overfit_epoch: int | None) -> list[Verdict]:
+    """Diagnosis after training: the loss curve's learning rate, bias/variance, overfitting."""
+    losses = next((cb.losses for cb in trainer.callbacks if isinstance(cb, StepLosses)), [])
+    verdicts = [diagnosis.learning_rate_diagnosis(losses, prep.cfg.train.batch_size)]
+    human = prep.cfg.doctor.human_error
+    human = human if human is not None else prep.splits.meta.human_error
+    if final.get("train_acc") is not None and final.get("val_acc") is not None:
+        verdicts.append(diagnosis.bias_variance(1 - final["train_acc"], 1 - final["val_acc"], human))
+    verdicts.append(diagnosis.overfitting(state.history, overfit_epoch))
+    return verdicts
 
 
 def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks=()) -> Trainer:
@@ -114,8 +142,11 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
     schedule = optim.build_schedule(opt, o.schedule, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
                                     step_size=o.step_size, gamma=o.gamma, patience=o.patience, factor=o.factor,
                                     min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
+    monitors = [Monitor(every=cfg.doctor.monitor_every)] if cfg.doctor.monitor_every else []
     callbacks = [
         stop_callback.from_config(cfg.stop),  # first: it adds criterion values to the metrics that get logged
+        StepLosses(),
+        *monitors,
         MetricsLogger(run.metrics),
         Checkpoint(run, every=cfg.train.checkpoint_every, minutes=cfg.train.checkpoint_minutes,
                    monitor=cfg.train.monitor,
@@ -182,17 +213,33 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         run.create()
         atomic_write_text(run.config, to_toml(cfg))
         run.metrics.write_text("", encoding="utf-8")
+        pre = preflight(prep) if cfg.doctor.preflight else []
+        atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
     fit_tic = time.perf_counter()
     state = trainer.fit(prep.splits.train, prep.splits.val)
     fit_s = time.perf_counter() - fit_tic
     summary = _summary(prep, trainer, state, wall=time.perf_counter() - tic)
     summary["fit_s"] = round(fit_s, 4)
+    summary["doctor"] = _doctor_report(run, prep, trainer, state, summary)
     atomic_write_json(run.summary, summary)
+    plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
     if cfg.report.enabled:
         from trainwell.viz.report import build_report
 
         build_report(run.path)
     return FitResult(summary=summary, run_dir=run.path, model=prep.model)
+
+
+def _doctor_report(run: RunDir, prep: Prepared, trainer: Trainer, state, summary: dict) -> list[dict]:
+    """Pre-flight (saved at the start), monitor and post-flight verdicts, each tagged with its phase."""
+    pre = json.loads((run.path / "preflight.json").read_text()) if (run.path / "preflight.json").exists() else []
+    monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
+    during = monitor.verdicts() if monitor is not None else []
+    if monitor is not None:
+        atomic_write_json(run.path / "monitors.json", monitor.records)
+    post = postflight(prep, trainer, state, summary["final"], summary["stop"]["overfit_epoch"])
+    return ([{**v, "phase": "pre"} for v in pre] + [{**v.as_dict(), "phase": "monitor"} for v in during]
+            + [{**v.as_dict(), "phase": "post"} for v in post])
 
 
 def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
@@ -241,4 +288,5 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
     }
 
 
-__all__ = ["DataError", "FitResult", "Prepared", "config_of_run", "fit", "load_data", "prepare"]
+__all__ = ["DataError", "FitResult", "Prepared", "config_of_run", "fit", "load_data", "postflight", "preflight",
+           "prepare"]

@@ -15,9 +15,9 @@ from __future__ import annotations
 from torch import nn
 
 from trainwell.errors import ConfigError
+from trainwell.regularize import NORM_TYPES
 
 KINDS = ("none", "batch", "layer", "group", "instance")
-NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
 def make_norm(kind: str, channels: int, spatial_dims: int, groups: int = 32, where: str = "model.norm"):

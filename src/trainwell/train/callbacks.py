@@ -134,3 +134,30 @@ class Checkpoint(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
+
+
+class StepLosses(Callback):
+    """Keep every training step's loss (as floats, converted once per epoch) for loss-curve diagnosis."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+        self._pending: list = []
+
+    def on_fit_start(self, state: State) -> None:
+        self.losses, self._pending = [], []
+
+    def on_batch_end(self, state: State) -> None:
+        self._pending.append(state.batch_loss.detach())
+
+    def on_epoch_end(self, state: State) -> None:
+        if self._pending:
+            import torch
+
+            self.losses.extend(torch.stack(self._pending).float().tolist())
+            self._pending = []
+
+    def state_dict(self) -> dict:
+        return {"losses": self.losses}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.losses = list(state.get("losses", []))

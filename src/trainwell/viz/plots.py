@@ -44,3 +44,84 @@ def learning_rate(history: list[dict], path: str | Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _first_weighted(model):
+    from torch import nn
+
+    return next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
+
+
+def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, max_units: int = 32) -> Path | None:
+    """Draw the first layer's units as images: conv filters as they are, dense rows reshaped to the input's
+    image shape (or as 1-D profiles for signals). Returns None if the model has no Linear/Conv layer."""
+    from torch import nn
+
+    layer = _first_weighted(model)
+    if layer is None:
+        return None
+    w = layer.weight.detach().cpu().float()
+    if isinstance(layer, nn.Linear):
+        spatial = tuple(input_shape[1:]) if len(input_shape) >= 2 else tuple(input_shape)
+        if w.shape[1] == torch_prod(input_shape):
+            w = w.reshape(w.shape[0], *(spatial if len(spatial) == 2 else (-1,)))
+    else:
+        w = w[:, 0]  # first input channel
+    units = w[:max_units]
+    cols = min(8, len(units))
+    rows = -(-len(units) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, unit in zip(axes.flat, units, strict=False):
+        if unit.dim() >= 2:
+            ax.imshow(unit.numpy(), cmap="coolwarm")
+        else:
+            ax.plot(unit.numpy())
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def torch_prod(shape) -> int:
+    out = 1
+    for v in shape:
+        out *= int(v)
+    return out
+
+
+def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
+    """Glorot & Bengio style: one row per activation layer, its activation histogram and its back-propagated
+    gradient histogram, from the last monitor snapshot."""
+    if not records or not records[-1]["activations"]:
+        return None
+    last = records[-1]
+    layers = list(last["activations"].items())
+    fig, axes = plt.subplots(len(layers), 2, figsize=(8, 1.6 * len(layers) + 0.6), squeeze=False)
+    for row, (name, a) in enumerate(layers):
+        for col, key, label in ((0, "hist", "activation"), (1, "grad_hist", "gradient")):
+            ax = axes[row, col]
+            h = a.get(key)
+            if h is None:
+                ax.axis("off")
+                continue
+            counts = h["counts"]
+            width = (h["hi"] - h["lo"]) / len(counts)
+            ax.bar([h["lo"] + (i + 0.5) * width for i in range(len(counts))], counts, width=width)
+            extra = f", dead {a['dead']:.0%}" if "dead" in a else (
+                f", saturated {a['saturated']:.0%}" if "saturated" in a else "")
+            ax.set_title(f"layer {name} ({a['kind']}) {label}{extra if col == 0 else ''}", fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.suptitle(f"activations and back-propagated gradients at step {last['step']}", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -32,10 +32,14 @@ def build_report(run_dir: str | Path) -> Path:
     run = RunDir(run_dir)
     summary = run.read_summary()
     history = read_jsonl(run.metrics)
-    figures = []
     if history:
-        figures.append(plots.learning_curves(history, run.figures / "learning_curves.png"))
-        figures.append(plots.learning_rate(history, run.figures / "learning_rate.png"))
+        plots.learning_curves(history, run.figures / "learning_curves.png")
+        plots.learning_rate(history, run.figures / "learning_rate.png")
+    monitors = run.path / "monitors.json"
+    if monitors.exists():
+        plots.monitor_histograms(json.loads(monitors.read_text(encoding="utf-8")), run.figures / "histograms.png")
+    order = ["learning_curves", "learning_rate", "histograms", "first_layer_weights"]
+    figures = sorted(run.figures.glob("*.png"), key=lambda f: (order.index(f.stem) if f.stem in order else 99, f.name))
     final = summary.get("final", {})
     splits = ("train", "val", "test")
     metric_rows = "".join(
@@ -51,7 +55,7 @@ def build_report(run_dir: str | Path) -> Path:
             f"<td>{html.escape(str(d.get('advice')))}</td></tr>"
             for d in doctor
         )
-        head = "<tr><th>check</th><th>status</th><th>value</th><th>advice</th></tr>"
+        head = "<tr><th>check</th><th>status</th><th>value</th><th>advice</th></tr>"  # phase order: pre, monitor, post
         doctor_html = f"<h2>Doctor</h2><table>{head}{rows}</table>"
     imgs = "".join(
         f"<p><img alt='{f.stem}' src='data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()}'></p>"
@@ -78,7 +82,7 @@ def build_report(run_dir: str | Path) -> Path:
 <h2>Final metrics</h2>
 <table><tr><th>split</th><th>loss</th><th>accuracy</th></tr>{metric_rows}</table>
 {doctor_html}
-<h2>Learning curves</h2>{imgs or '<p>No epochs were recorded.</p>'}
+<h2>Figures</h2>{imgs or '<p>No epochs were recorded.</p>'}
 <h2>Config</h2><pre>{html.escape(config)}</pre>
 </body></html>
 """

@@ -1,0 +1,177 @@
+"""In-flight monitors: every ``every`` steps, look inside one training step.
+
+Per activation layer: mean, std, saturated fraction (tanh |a| > 0.99, sigmoid a < 0.01 or > 0.99), dead fraction
+(ReLU units never positive on the batch) and histograms of the activations and of their back-propagated
+gradients (Glorot & Bengio 2010, figs. 6-7). Per parameter tensor: gradient norm and the update/weight ratio
+||dw|| / ||w|| of that step (cs231n: about 1e-3 is healthy). Warnings are recorded with the step at which they
+first appeared; the loop pays for a snapshot only once per ``every`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from trainwell.doctor.verdict import Verdict
+from trainwell.train.callbacks import Callback, State
+
+_WATCHED = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
+
+
+def _hist(t: torch.Tensor, bins: int) -> dict:
+    t = t.detach().float().reshape(-1)
+    lo, hi = float(t.min()), float(t.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return {"lo": lo, "hi": hi, "counts": torch.histc(t, bins, lo, hi).tolist()}
+
+
+def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30) -> dict:
+    """Mean, std, saturated and dead fractions and a histogram of one activation layer's output."""
+    a = out.detach()
+    stats = {"kind": type(module).__name__, "mean": float(a.mean()), "std": float(a.std()),
+             "hist": _hist(a, bins)}
+    if isinstance(module, nn.Tanh):
+        stats["saturated"] = float((a.abs() > 0.99).float().mean())
+    elif isinstance(module, nn.Sigmoid):
+        stats["saturated"] = float(((a < 0.01) | (a > 0.99)).float().mean())
+    if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
+        units = a.reshape(a.shape[0], -1)
+        stats["dead"] = float((~(units > 0).any(dim=0)).float().mean())
+    return stats
+
+
+class Monitor(Callback):
+    """Record activation, gradient and update statistics every ``every`` steps and flag problems.
+
+    Args:
+        every: steps between snapshots (the cadence); each snapshot covers one whole training step.
+        dead_warn, saturation_warn: warn above these fractions.
+        update_range: healthy band of the update/weight ratio (median over parameter tensors).
+        depth_ratio: warn when the gradient RMS of the first weight tensor is this many times smaller (vanishing)
+            or larger (exploding) than the last one's.
+    """
+
+    def __init__(self, every: int = 50, bins: int = 30, dead_warn: float = 0.5, saturation_warn: float = 0.5,
+                 update_range: tuple[float, float] = (1e-5, 1e-1), depth_ratio: float = 1e-3):
+        if every < 1:
+            raise ValueError(f"monitor cadence every = {every} is not allowed: use an integer >= 1")
+        self.every, self.bins = every, bins
+        self.dead_warn, self.saturation_warn = dead_warn, saturation_warn
+        self.update_range, self.depth_ratio = update_range, depth_ratio
+        self.records: list[dict] = []
+        self.warnings: list[dict] = []
+        self._hooks: list = []
+        self._armed = False
+        self._snapshot: dict[str, torch.Tensor] | None = None
+        self._acts: dict[str, dict] = {}
+
+    # -- hooks ---------------------------------------------------------------------------------------------
+    def _forward_hook(self, name: str):
+        def hook(module, args, out):
+            if not self._armed:
+                return
+            self._acts[name] = activation_stats(module, out, self.bins)
+            if out.requires_grad:
+                out.register_hook(lambda g: self._acts[name].update(
+                    grad_std=float(g.std()), grad_hist=_hist(g, self.bins)))
+        return hook
+
+    def on_fit_start(self, state: State) -> None:
+        self.records, self.warnings, self._max_lr = [], [], 0.0
+        self._install(state.model)
+
+    def _install(self, model: nn.Module) -> None:
+        self._remove()
+        self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
+                       if isinstance(m, _WATCHED)]
+
+    def _remove(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def on_epoch_start(self, state: State) -> None:
+        if not self._hooks:  # resumed: fit_start was not called
+            self._install(state.model)
+
+    # -- the cadence ---------------------------------------------------------------------------------------
+    def on_batch_end(self, state: State) -> None:
+        if self._armed:
+            self._record(state)
+            self._armed = False
+        if (state.step + 1) % self.every == 0:
+            # the next step is observed whole: its forward (hooks), backward (grads) and update (vs this copy)
+            self._snapshot = {n: p.detach().clone() for n, p in state.model.named_parameters() if p.requires_grad}
+            self._acts = {}
+            self._armed = True
+
+    def _record(self, state: State) -> None:
+        params = dict(state.model.named_parameters())
+        grads, updates = {}, {}
+        for name, before in (self._snapshot or {}).items():
+            p = params[name]
+            if p.grad is not None:
+                grads[name] = float(p.grad.norm()) / math.sqrt(p.numel())
+            if p.dim() >= 2:  # weights only: a zero-initialized bias has no meaningful ratio
+                updates[name] = float((p.detach() - before).norm() / before.norm().clamp_min(1e-12))
+        lr = float(state.optimizer.param_groups[0]["lr"])
+        self._max_lr = max(getattr(self, "_max_lr", 0.0), lr)
+        record = {"step": state.step, "epoch": state.epoch, "lr": lr, "activations": self._acts, "grad_rms": grads,
+                  "update_ratio": updates}
+        self.records.append(record)
+        self._snapshot = None
+        self._check(record)
+
+    def _warn(self, kind: str, where: str, step: int, value: str, advice: str) -> None:
+        if any(w["kind"] == kind and w["where"] == where for w in self.warnings):
+            return  # record the first appearance only
+        self.warnings.append({"kind": kind, "where": where, "step": step, "value": value, "advice": advice})
+
+    def _check(self, r: dict) -> None:
+        step = r["step"]
+        for name, a in r["activations"].items():
+            if a.get("dead", 0.0) > self.dead_warn:
+                self._warn("dead ReLUs", name, step, f"{a['dead']:.0%} of units never active",
+                           "lower the learning rate, use He init with a small positive bias, or leaky ReLU")
+            if a.get("saturated", 0.0) > self.saturation_warn:
+                self._warn("saturated units", name, step, f"{a['saturated']:.0%} saturated",
+                           "use Xavier init, normalize the inputs, or a smaller learning rate")
+        weights = [(n, g) for n, g in r["grad_rms"].items() if n.endswith("weight")]
+        if len(weights) >= 2 and weights[-1][1] > 0:
+            ratio = weights[0][1] / weights[-1][1]
+            if ratio < self.depth_ratio:
+                self._warn("vanishing gradients", weights[0][0], step, f"first/last gradient RMS {ratio:.2g}",
+                           "use He/Xavier init, ReLU instead of saturating units, normalization or skip connections")
+            elif ratio > 1 / self.depth_ratio:
+                self._warn("exploding gradients", weights[0][0], step, f"first/last gradient RMS {ratio:.2g}",
+                           "lower the learning rate, clip gradients, or use a smaller init")
+        ratios = sorted(v for v in r["update_ratio"].values() if math.isfinite(v))
+        if ratios:
+            median = ratios[len(ratios) // 2]
+            lo, hi = self.update_range
+            if median > hi:
+                self._warn("update/weight ratio", "all", step, f"median {median:.2g}",
+                           "updates are large (healthy ~1e-3): lower the learning rate")
+            elif median < lo and r["lr"] >= 0.5 * self._max_lr:  # not while a schedule anneals the LR
+                self._warn("update/weight ratio", "all", step, f"median {median:.2g}",
+                           "updates are tiny (healthy ~1e-3): raise the learning rate")
+
+    def on_fit_end(self, state: State) -> None:
+        self._remove()
+
+    # -- results -------------------------------------------------------------------------------------------
+    def verdicts(self) -> list[Verdict]:
+        if not self.warnings:
+            return [Verdict("monitors", "pass", f"{len(self.records)} snapshots, no warnings",
+                            "no dead/saturated layers, balanced gradients, update/weight ~1e-3")]
+        return [Verdict(f"monitor: {w['kind']}", "warn", f"{w['where']} at step {w['step']}: {w['value']}",
+                        "-", w["advice"]) for w in self.warnings]
+
+    def state_dict(self) -> dict:
+        return {"records": self.records, "warnings": self.warnings}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.records, self.warnings = list(state.get("records", [])), list(state.get("warnings", []))

@@ -1,0 +1,260 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell import init
+from trainwell.cli import main
+from trainwell.config import load_config
+from trainwell.data import load
+from trainwell.doctor import preflight as pf
+from trainwell.doctor.diagnosis import bias_variance, learning_rate_diagnosis, overfitting
+from trainwell.doctor.monitors import Monitor
+from trainwell.doctor.verdict import Verdict, worst
+from trainwell.pipeline import fit
+from trainwell.train import Trainer
+from trainwell.train.callbacks import StepLosses
+
+
+@pytest.fixture(scope="module")
+def spirals():
+    s = load("spirals", n_per_class=100)
+    return s.train
+
+
+def healthy(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
+    return init.apply(model, "he_normal", generator=torch.Generator().manual_seed(seed))
+
+
+def test_a_healthy_model_passes_every_check(spirals):
+    x, y = spirals
+    verdicts = pf.run_all(healthy(), x, y)
+    assert len(verdicts) == 10
+    assert [v.check for v in verdicts if v.status == "fail"] == []
+    assert worst(verdicts) in ("pass", "warn")
+
+
+class _WrongBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * x  # should be 2x
+
+
+class Square(nn.Module):
+    def forward(self, x):
+        return _WrongBackward.apply(x)
+
+
+def test_gradient_check_catches_a_wrong_backward(spirals):
+    x, y = spirals
+    model = nn.Sequential(nn.Linear(2, 8), Square(), nn.Linear(8, 3))
+    assert pf.gradient_check(model, x, y).status == "fail"
+    fixed = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 3))
+    v = pf.gradient_check(fixed, x, y)
+    assert v.status == "pass" and "good" in v.value  # smooth network: <= 1e-7
+
+
+def test_initial_loss_flags_a_last_layer_scaled_x100_and_names_it(spirals):
+    x, y = spirals
+    model = healthy()
+    assert pf.initial_loss(model, x, y).status == "pass"
+    with torch.no_grad():
+        model[4].weight.mul_(100)
+    v = pf.initial_loss(model, x, y)
+    assert v.status == "fail" and "layer '4'" in v.advice
+    assert pf.initial_loss(healthy(), x, y, F.multi_margin_loss).expected.startswith("(C-1)/C")
+
+
+def test_linear_model_cannot_overfit_xor():
+    s = load("xor")
+    x, y = s.train
+    linear = nn.Sequential(nn.Linear(2, 16), nn.Linear(16, 2))
+    assert pf.overfit_tiny_subset(linear, x, y).status == "fail"
+    torch.manual_seed(0)
+    nonlinear = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 2))
+    assert pf.overfit_tiny_subset(nonlinear, x, y).status == "pass"
+
+
+class TrainModeBatchNorm(nn.BatchNorm1d):
+    """A planted bug: batch statistics even in eval mode."""
+
+    def forward(self, x):
+        return F.batch_norm(x, None, None, self.weight, self.bias, training=True)
+
+
+def test_batch_independence_catches_batchnorm_stuck_in_train_mode(spirals):
+    x, _ = spirals
+    buggy = nn.Sequential(nn.Linear(2, 8), TrainModeBatchNorm(8), nn.ReLU(), nn.Linear(8, 3))
+    assert pf.batch_independence(buggy, x).status == "fail"
+    fine = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    assert pf.batch_independence(fine, x).status == "pass"
+
+
+def test_zero_init_fails_the_symmetry_check(spirals):
+    model = init.apply(healthy(), "zeros")
+    v = pf.symmetry(model)
+    assert v.status == "fail" and "0" in v.value
+    assert pf.symmetry(healthy()).status == "pass"
+
+
+def deep_relu_mlp(scheme, depth=30, width=256):
+    torch.manual_seed(0)
+    layers, d = [nn.Flatten()], 40
+    for _ in range(depth):
+        layers += [nn.Linear(d, width), nn.ReLU()]
+        d = width
+    layers.append(nn.Linear(d, 10))
+    return init.apply(nn.Sequential(*layers), scheme, generator=torch.Generator().manual_seed(0))
+
+
+def test_variance_propagation_30_relu_layers_xavier_collapses_he_holds():
+    s = load("mnist1d")
+    x, y = s.train[0][:256], s.train[1][:256]
+    xavier = pf._activation_stats(deep_relu_mlp("xavier_normal"), x, y, F.cross_entropy)
+    he = pf._activation_stats(deep_relu_mlp("he_normal"), x, y, F.cross_entropy)
+    assert xavier[-1][1] / xavier[0][1] < 1e-3  # SCIENCE.md signature
+    assert 0.3 <= he[-1][1] / he[0][1] <= 3
+    v = pf.variance_propagation(deep_relu_mlp("xavier_normal"), x, y)
+    assert v.status == "fail" and "he_normal" in v.advice
+    assert pf.variance_propagation(deep_relu_mlp("he_normal"), x, y).status == "pass"
+
+
+def test_regularization_checks(spirals):
+    x, y = spirals
+    model = healthy()
+    assert pf.regularization_raises_loss(model, x, y).status == "pass"
+    assert pf.regularization_raises_loss(init.apply(healthy(), "zeros"), x, y).status == "warn"
+    from trainwell.regularize import l2_penalty
+
+    assert pf.regularization_dominance(model, x, y, lambda m: l2_penalty(m, 1e-4)).status == "pass"
+    assert pf.regularization_dominance(model, x, y, lambda m: l2_penalty(m, 10.0)).status == "fail"
+
+
+def test_input_independent_baseline(spirals):
+    x, y = spirals
+    assert pf.input_independent_baseline(healthy(), x, y).status == "pass"
+
+    class IgnoresInput(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = nn.Parameter(torch.zeros(3))
+
+        def forward(self, x):
+            return self.bias.expand(len(x), 3)
+
+    assert pf.input_independent_baseline(IgnoresInput(), x, y).status == "fail"
+
+
+def run_with_monitor(model, x, y, lr=0.01, steps_every=5, epochs=3):
+    mon = Monitor(every=steps_every)
+    Trainer(model, torch.optim.SGD(model.parameters(), lr), epochs=epochs, batch_size=32, callbacks=[mon],
+            device="cpu").fit((x, y))
+    return mon
+
+
+def test_monitor_records_layers_and_flags_dead_relus_with_the_step(spirals):
+    x, y = spirals
+    mon = run_with_monitor(healthy(), x, y)
+    assert mon.records and mon.records[0]["step"] == 5  # the 6th step was observed whole
+    first = mon.records[0]
+    assert set(first["activations"]) == {"1", "3"}
+    assert {"mean", "std", "dead", "hist", "grad_hist"} <= set(first["activations"]["1"])
+    assert all(0 < r < 1 for r in first["update_ratio"].values())
+    assert mon.verdicts()[0].status == "pass"
+    dead = healthy()
+    with torch.no_grad():
+        dead[0].bias.fill_(-100.0)
+    mon = run_with_monitor(dead, x, y)
+    dead_layers = {w["where"]: w["step"] for w in mon.warnings if w["kind"] == "dead ReLUs"}
+    assert dead_layers.get("1") == 5
+
+
+def test_monitor_flags_saturated_tanh_and_huge_updates(spirals):
+    x, y = spirals
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 3))
+    with torch.no_grad():
+        model[0].weight.mul_(200)
+    mon = run_with_monitor(model, x * 10, y, lr=50.0)
+    kinds = {w["kind"] for w in mon.warnings}
+    assert "saturated units" in kinds and "update/weight ratio" in kinds
+    assert all(v.status == "warn" for v in mon.verdicts())
+
+
+def test_lr_diagnosis_on_synthetic_curves():
+    t = torch.arange(400, dtype=torch.float64)
+    noise = 0.01 * torch.randn(400, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    good = (2.3 * torch.exp(-t / 40) + 0.05 + noise).tolist()
+    low = (2.3 - 0.001 * t + noise).tolist()
+    plateau = (1.0 + 1.3 * torch.exp(-t / 3) + noise).tolist()
+    rising = (1.0 + 0.002 * t + noise).tolist()
+    nan = good[:50] + [math.nan] + good[51:]
+    oscillating = (1.0 + 0.8 * torch.sign(torch.sin(t))).tolist()
+    assert learning_rate_diagnosis(good).value.startswith("good")
+    assert learning_rate_diagnosis(low).value.startswith("too low")
+    assert learning_rate_diagnosis(plateau).value.startswith("high")
+    assert learning_rate_diagnosis(rising).status == "fail"
+    assert learning_rate_diagnosis(nan).status == "fail"
+    assert learning_rate_diagnosis(oscillating).value.startswith("too high")
+
+
+@pytest.mark.parametrize("lr, expected", [(30.0, "too high"), (3.0, "high"), (0.3, "good"), (0.003, "too low")])
+def test_lr_diagnosis_on_real_short_runs(workdir, lr, expected):
+    rec = StepLosses()
+    cfg = load_config(None, ["data.name=spirals", "model.kind=mlp", "model.hidden=[64,64]", "optim.name=sgd",
+                             "optim.schedule=none", "train.epochs=40", "train.batch_size=32", f"optim.lr={lr}",
+                             "report.enabled=false", "stop.divergence_factor=none", "doctor.preflight=false",
+                             "doctor.monitor_every=0"])
+    fit(cfg, out="run", quiet=True, callbacks=[rec])
+    assert learning_rate_diagnosis(rec.losses, 32).value.startswith(expected)
+
+
+def test_bias_variance_and_overfitting():
+    assert bias_variance(0.01, 0.02, 0.0).status == "pass"
+    v = bias_variance(0.30, 0.32, 0.04)
+    assert v.value.startswith("high bias") and "bigger model" in v.advice
+    v = bias_variance(0.02, 0.20, 0.04)
+    assert v.value.startswith("high variance") and "regularization" in v.advice
+    assert bias_variance(0.0, 0.03, 0.04).value.startswith("better than human")
+    hist = [{"train_loss": 1.0, "val_loss": 1.2, "train_acc": 0.9, "val_acc": 0.8}]
+    assert overfitting(hist, None).status == "pass"
+    assert "onset at epoch 7" in overfitting(hist, 7).value
+
+
+def test_verdict_rejects_unknown_status():
+    with pytest.raises(ValueError, match="status"):
+        Verdict("x", "ok")
+
+
+def test_fit_records_pre_monitor_and_post_verdicts(workdir):
+    cfg = load_config(None, ["data.name=spirals", "model.kind=mlp", "model.hidden=[32]", "train.epochs=5",
+                             "doctor.monitor_every=10"])
+    res = fit(cfg, out="run", quiet=True)
+    phases = [d["phase"] for d in res.summary["doctor"]]
+    assert phases.count("pre") == 10 and "monitor" in phases and phases.count("post") == 3
+    for d in res.summary["doctor"]:
+        assert {"check", "status", "value", "expected", "advice"} <= set(d)
+    assert (res.run_dir / "monitors.json").exists() and (res.run_dir / "figures" / "histograms.png").exists()
+    assert (res.run_dir / "figures" / "first_layer_weights.png").exists()
+    assert "Doctor" in (res.run_dir / "report.html").read_text()
+
+
+def test_doctor_command_exit_codes(workdir, capsys):
+    base = ["--set", "data.name=spirals", "--set", "model.kind=mlp", "--set", "model.hidden=[32]"]
+    assert main(["doctor", *base]) == 0
+    assert main(["doctor", *base, "--set", "init.scheme=zeros", "--json"]) == 1
+    import json
+
+    out = capsys.readouterr().out
+    verdicts = json.loads(out[out.index("["):])
+    assert any(v["check"] == "symmetry" and v["status"] == "fail" for v in verdicts)
