@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from trainwell.errors import TrainwellError
 
@@ -55,6 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config field (repeatable)")
     doc.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+
+    pr = sub.add_parser("prune", help="lottery-ticket rounds: train, prune by magnitude, reset, retrain",
+                        description="Train the config's model, prune --rate of the surviving weights per layer by "
+                                    "magnitude (the output layer at half rate), reset the survivors to their "
+                                    "initial values (or rewind to step K), and retrain, for --rounds rounds. "
+                                    "Writes one run per round, results.csv/json and accuracy_vs_density.png.")
+    pr.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
+    pr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    pr.add_argument("--rounds", type=int, default=3, help="pruning rounds after the dense run (default 3)")
+    pr.add_argument("--rate", type=float, default=0.2, help="fraction of surviving weights pruned per round")
+    pr.add_argument("--rewind", type=float, default=0, metavar="K",
+                    help="reset to the weights at step K (>= 1) or at a fraction K of training (< 1); 0 = theta_0")
+    pr.add_argument("--control", choices=["reinit", "random"], help="also train a control at every density")
+    pr.add_argument("--global", dest="global_", action="store_true", help="one magnitude threshold for all layers")
+    pr.add_argument("--out", help="folder for the rounds (default: runs/<name>-lottery-<hash>)")
 
     rep = sub.add_parser("report", help="(re)build report.html of a run directory")
     rep.add_argument("run_dir", help="a run directory written by trainwell fit")
@@ -221,6 +237,30 @@ def cmd_filters(args) -> int:
     return 0
 
 
+def cmd_prune(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trainwell.config import load_config
+    from trainwell.lottery import lottery
+
+    cfg = load_config(args.config, args.overrides)
+    try:
+        rows = lottery(cfg, args.rounds, rate=args.rate, rewind=args.rewind, control=args.control, out=args.out,
+                       global_=args.global_)
+    except ValueError as exc:
+        raise TrainwellError(str(exc)) from None
+    table = Table(title="lottery tickets")
+    for col in ("round", "kind", "weights left", "test acc", "val acc", "early-stop step"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r.round), r.kind, f"{r.density:.2%}", f"{r.test_acc:.2%}", f"{r.val_acc:.2%}",
+                      str(r.early_stop_step))
+    Console().print(table)
+    print(f"results: {Path(rows[0].run_dir).parent}/results.csv, accuracy_vs_density.png")
+    return 0
+
+
 def cmd_report(args) -> int:
     from trainwell.viz.report import build_report
 
@@ -243,8 +283,10 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-COMMANDS = {"fit": cmd_fit, "doctor": cmd_doctor, "report": cmd_report, "summary": cmd_summary, "filters": cmd_filters,
-            "datasets": cmd_datasets}
+COMMANDS = {
+    "fit": cmd_fit, "doctor": cmd_doctor, "prune": cmd_prune, "report": cmd_report, "summary": cmd_summary,
+    "filters": cmd_filters, "datasets": cmd_datasets,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,7 +76,7 @@ class PreprocessConfig:
 class ModelConfig:
     kind: Literal["mlp", "cnn"] = "cnn"
     hidden: list[int] = field(default_factory=lambda: [256, 256])
-    activation: Literal["relu", "tanh", "sigmoid", "leaky_relu", "linear"] = "relu"
+    activation: Literal["relu", "tanh", "sigmoid", "leaky_relu", "linear", "drop_activation"] = "relu"
     blocks: list[dict] = field(default_factory=_default_blocks)
     dense: list[int] = field(default_factory=list)
     norm: Literal["none", "batch", "layer", "group", "instance"] = "none"
@@ -86,8 +86,19 @@ class ModelConfig:
     dropout_mode: Literal["inverted", "vanilla", "uout"] = "inverted"
     uout_beta: float = 0.1
     dropout_where: Literal["all", "last"] = "all"
+    drop_activation_keep: float = 0.95
+    skip_io: bool = False
+    l0: bool = False
+    sdr: bool = False
+    sdr_sigma0: float = 0.05
 
     def validate(self) -> None:
+        _check_range("model.drop_activation_keep", self.drop_activation_keep, 0.0, 1.0)
+        _check_positive("model.sdr_sigma0", self.sdr_sigma0, allow_zero=True)
+        if self.l0 and self.sdr:
+            raise ConfigError("model.l0 = true and model.sdr = true are not allowed together: choose one")
+        if self.skip_io and self.kind != "mlp":
+            raise ConfigError(f"model.skip_io = true is not allowed with model.kind = {self.kind!r}: use 'mlp'")
         _check_range("model.dropout_keep", self.dropout_keep, 0.0, 1.0, lo_open=True)
         _check_range("model.uout_beta", self.uout_beta, 0.0, 1.0)
         if self.norm_groups < 1:
@@ -219,6 +230,42 @@ class StopConfig:
 
 
 @dataclass
+class RegularizeConfig:
+    l1: float = 0.0
+    l2: float = 0.0
+    max_norm: float = 0.0
+    activity: float = 0.0
+    l0: float = 0.0
+    sdr_beta: float = 0.05
+    sdr_zeta: float = 0.99
+    sdr_anneal: bool = False
+
+    def validate(self) -> None:
+        for key in ("l1", "l2", "max_norm", "activity", "l0", "sdr_beta"):
+            _check_positive(f"regularize.{key}", getattr(self, key), allow_zero=True)
+        _check_range("regularize.sdr_zeta", self.sdr_zeta, 0.0, 1.0, lo_open=True)
+
+
+@dataclass
+class AugmentConfig:
+    kind: Literal["none", "signal", "image"] = "none"
+    shift: int = 4
+    scale: float = 0.1
+    noise: float = 0.0
+    crop_padding: int = 4
+    flip: bool = True
+    input_noise: float = 0.0
+
+    def validate(self) -> None:
+        if self.shift < 0 or self.crop_padding < 0:
+            raise ConfigError(f"augment.shift = {self.shift}, augment.crop_padding = {self.crop_padding}: use "
+                              f"integers >= 0")
+        _check_range("augment.scale", self.scale, 0.0, 1.0, hi_open=True)
+        _check_positive("augment.noise", self.noise, allow_zero=True)
+        _check_positive("augment.input_noise", self.input_noise, allow_zero=True)
+
+
+@dataclass
 class DoctorConfig:
     preflight: bool = True
     preflight_examples: int = 256
@@ -246,6 +293,8 @@ class Config:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     init: InitConfig = field(default_factory=InitConfig)
+    regularize: RegularizeConfig = field(default_factory=RegularizeConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     stop: StopConfig = field(default_factory=StopConfig)

@@ -22,9 +22,10 @@ import torch
 
 import trainwell
 from trainwell import init as initializers
-from trainwell import optim
+from trainwell import optim, prune
 from trainwell.config import Config, config_from_dict, read_toml, to_toml
 from trainwell.data import load
+from trainwell.data.augment import build as build_augment
 from trainwell.data.preprocess import build as build_preprocessor
 from trainwell.data.splits import Splits
 from trainwell.doctor import diagnosis
@@ -32,13 +33,24 @@ from trainwell.doctor import preflight as preflight_checks
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.verdict import Verdict
 from trainwell.errors import ConfigError, DataError, TrainwellError
+from trainwell.nn.l0 import l0_sparsity
 from trainwell.nn.models import build_model
 from trainwell.nn.norm import count_trainable, train_only_norm
+from trainwell.nn.sdr import sdr_layers
 from trainwell.nn.variance_shift import variance_shift
-from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, load_checkpoint, new_run_path
+from trainwell.regularize import Penalty, count_nonzero
+from trainwell.rundir import (
+    RunDir,
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    load_checkpoint,
+    new_run_path,
+)
 from trainwell.train import progress as progress_mod
 from trainwell.train import stop_callback
 from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses
+from trainwell.train.regularizers import MaxNorm, SDRUpdate
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 from trainwell.viz import plots
 
@@ -143,8 +155,24 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
                                     step_size=o.step_size, gamma=o.gamma, patience=o.patience, factor=o.factor,
                                     min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
     monitors = [Monitor(every=cfg.doctor.monitor_every)] if cfg.doctor.monitor_every else []
+    r = cfg.regularize
+    constraints = [MaxNorm(r.max_norm)] if r.max_norm > 0 else []
+    if sdr_layers(prep.model):
+        constraints.append(SDRUpdate(r.sdr_beta, r.sdr_zeta, r.sdr_anneal))
+    try:
+        penalty = Penalty(prep.model, l1=r.l1, l2=r.l2, activity=r.activity, l0=r.l0)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    a = cfg.augment
+    augment = build_augment(a.kind, shift=a.shift, scale=a.scale, noise=a.noise, crop_padding=a.crop_padding,
+                            flip=a.flip, input_noise=a.input_noise)
+    if a.kind == "signal" and len(prep.splits.meta.input_shape) != 2:
+        raise ConfigError(f"augment.kind = 'signal' needs (C, L) inputs, got {prep.splits.meta.input_shape}")
+    if a.kind == "image" and len(prep.splits.meta.input_shape) != 3:
+        raise ConfigError(f"augment.kind = 'image' needs (C, H, W) inputs, got {prep.splits.meta.input_shape}")
     callbacks = [
         stop_callback.from_config(cfg.stop),  # first: it adds criterion values to the metrics that get logged
+        *constraints,  # right after the optimizer step, before anything looks at the weights
         StepLosses(),
         *monitors,
         MetricsLogger(run.metrics),
@@ -155,7 +183,8 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
     ]
     return Trainer(prep.model, opt, cfg.train.loss, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
                    schedule=schedule, callbacks=callbacks, device=prep.device, seed=cfg.train.seed,
-                   progress=progress if progress is not None else progress_mod.auto(quiet))
+                   progress=progress if progress is not None else progress_mod.auto(quiet),
+                   penalty=penalty if penalty.active else None, augment=augment)
 
 
 def _run_path(cfg: Config, out: str | Path | None, force: bool) -> Path:
@@ -184,12 +213,15 @@ def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Co
 
 
 def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None = None, force: bool = False,
-        quiet: bool = False, progress=None, callbacks=()) -> FitResult:
+        quiet: bool = False, progress=None, callbacks=(), init_state: dict | None = None,
+        masks: dict | None = None, init_seed: int | None = None) -> FitResult:
     """Train the run ``cfg`` describes, write its run directory, and return its summary.
 
     With ``resume``, continue the run in that directory from ``checkpoints/last.pt`` (the config is the run's
     own; ``cfg`` should come from :func:`config_of_run`). ``callbacks`` are added after the run's own
-    (metrics logger, checkpoint).
+    (metrics logger, checkpoint). For lottery-ticket rounds: ``init_seed`` re-initializes the model with another
+    seed, ``init_state`` loads starting weights (theta_0 or a rewound theta_k), and ``masks`` prunes the model
+    (:mod:`trainwell.prune`) before training; the masks and their sparsity report are saved in the run dir.
     """
     tic = time.perf_counter()
     if resume is not None:
@@ -199,6 +231,14 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         run = RunDir(_run_path(cfg, out, force))
         ckpt = None
     prep = prepare(cfg)
+    if init_seed is not None:
+        i = cfg.init
+        initializers.apply(prep.model, i.scheme if i.scheme != "default" else "standard", bias=i.bias, mode=i.mode,
+                           std=i.std, output_layer=i.output_layer, generator=torch.Generator().manual_seed(init_seed))
+    if init_state is not None:
+        prep.model.load_state_dict(init_state)
+    if masks is not None:
+        prune.apply_masks(prep.model, masks)
     trainer = _trainer(prep, run, quiet, progress, callbacks)
     if ckpt is not None:
         try:
@@ -215,6 +255,9 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         run.metrics.write_text("", encoding="utf-8")
         pre = preflight(prep) if cfg.doctor.preflight else []
         atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
+        if masks is not None:
+            atomic_torch_save(run.path / "masks.pt", {k: v.cpu() for k, v in masks.items()})
+            atomic_write_json(run.path / "sparsity.json", prune.sparsity_report(masks))
     fit_tic = time.perf_counter()
     state = trainer.fit(prep.splits.train, prep.splits.val)
     fit_s = time.perf_counter() - fit_tic
@@ -276,6 +319,7 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
         "final": final,
         "doctor": [],
         "variance_shift": shift,
+        "regularize": {**count_nonzero(prep.model), "l0_sparsity": l0_sparsity(prep.model)},
         "wall_s": round(wall, 3),
         "train_time_s": round(sum(r.get("time", 0.0) for r in history), 3),
         "trainwell_version": trainwell.__version__,

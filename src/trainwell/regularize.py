@@ -45,3 +45,86 @@ def l1_penalty(model: nn.Module, strength: float) -> torch.Tensor:
 def elastic_penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor:
     """l1 * sum |w| + l2 * sum w^2 (Zou & Hastie 2005)."""
     return l1_penalty(model, l1) + 2.0 * l2_penalty(model, l2)
+
+
+@torch.no_grad()
+def max_norm_(model: nn.Module, c: float) -> nn.Module:
+    """Rescale each unit's incoming weight vector (a row of Linear.weight, a filter of Conv) to norm <= c
+    (Srivastava et al. 2014, sec. 5.1; c ~ 3-4). Rows already inside the ball and all directions are unchanged."""
+    if not c > 0:
+        raise ValueError(f"max-norm c = {c} is not allowed: use a number > 0")
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            m.weight.copy_(torch.renorm(m.weight, 2, 0, c))
+    return model
+
+
+@torch.no_grad()
+def count_nonzero(model: nn.Module) -> dict[str, float]:
+    """L0 as a metric: nonzero effective weights of every Linear/Conv layer (after pruning masks and test-time
+    L0 gates), their total, and the density."""
+    nonzero = total = 0
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            w = m.effective_weight() if hasattr(m, "effective_weight") else m.weight
+            nonzero += int((w != 0).sum())
+            total += w.numel()
+    return {"nonzero": nonzero, "total": total, "density": nonzero / max(total, 1)}
+
+
+class ActivityPenalty:
+    """lambda * sum_h o_h (1 - o_h) over the outputs of chosen sigmoid layers, averaged over the batch: zero for
+    binary outputs, at most H/4 per example (pushes hidden units towards 0/1 codes).
+
+    It watches the layers with forward hooks; call it after the forward pass of the step it penalizes.
+    """
+
+    def __init__(self, model: nn.Module, strength: float, layer_types: tuple = (nn.Sigmoid,)):
+        self.strength = strength
+        self._outputs: list[torch.Tensor] = []
+        self._hooks = [m.register_forward_hook(self._keep) for m in model.modules() if isinstance(m, layer_types)]
+        if not self._hooks:
+            raise ValueError("activity penalty: the model has no sigmoid layer to penalize (model.activation = "
+                             "'sigmoid')")
+
+    def _keep(self, module: nn.Module, args, out: torch.Tensor) -> None:
+        if module.training and torch.is_grad_enabled():  # training forwards only, not evaluation passes
+            self._outputs.append(out)
+
+    def __call__(self, model: nn.Module) -> torch.Tensor:
+        outs, self._outputs = self._outputs, []
+        if not outs:
+            return torch.zeros(())
+        return self.strength * sum((o * (1 - o)).reshape(len(o), -1).sum(dim=1).mean() for o in outs)
+
+    def remove(self) -> None:
+        for h in self._hooks:
+            h.remove()
+
+
+class Penalty:
+    """The sum of the configured penalties: L1, L2, binary activity and expected L0 (of hard-concrete layers,
+    any module with an ``expected_l0()`` method)."""
+
+    def __init__(self, model: nn.Module, l1: float = 0.0, l2: float = 0.0, activity: float = 0.0, l0: float = 0.0):
+        self.l1, self.l2, self.l0 = l1, l2, l0
+        self.activity = ActivityPenalty(model, activity) if activity > 0 else None
+        self.gated = [m for m in model.modules() if hasattr(m, "expected_l0")]
+        if l0 > 0 and not self.gated:
+            raise ValueError("regularize.l0 > 0 needs hard-concrete gated layers: set model.l0 = true")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.l1 or self.l2 or self.activity or (self.l0 and self.gated))
+
+    def __call__(self, model: nn.Module) -> torch.Tensor:
+        total = torch.zeros((), device=next(model.parameters()).device)
+        if self.l1:
+            total = total + l1_penalty(model, self.l1)
+        if self.l2:
+            total = total + l2_penalty(model, self.l2)
+        if self.activity is not None:
+            total = total + self.activity(model)
+        if self.l0:
+            total = total + self.l0 * sum(m.expected_l0() for m in self.gated)
+        return total

@@ -88,3 +88,32 @@ class Uout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}"
+
+
+def drop_activation(x: torch.Tensor, keep_prob: float = 0.95, training: bool = True) -> torch.Tensor:
+    """Drop-Activation (Liang et al. 2018): keep the ReLU with probability ``keep_prob`` per element, else let x
+    through unchanged; at test time the expectation keep * relu(x) + (1 - keep) * x (a leaky ReLU of slope
+    1 - keep). No rescaling."""
+    if not 0.0 <= keep_prob <= 1.0:
+        raise ConfigError(f"drop-activation keep_prob = {keep_prob} is not allowed: use a number in [0, 1]")
+    relu = torch.relu(x)
+    if not training:
+        return keep_prob * relu + (1.0 - keep_prob) * x
+    mask = (torch.rand_like(x) < keep_prob).to(x.dtype)
+    return mask * relu + (1.0 - mask) * x
+
+
+class DropActivation(nn.Module):
+    """Module form of :func:`drop_activation` (default keep_prob 0.95, the paper's)."""
+
+    def __init__(self, keep_prob: float = 0.95):
+        super().__init__()
+        if not 0.0 <= keep_prob <= 1.0:
+            raise ConfigError(f"drop-activation keep_prob = {keep_prob} is not allowed: use a number in [0, 1]")
+        self.keep_prob = keep_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_activation(x, self.keep_prob, self.training)
+
+    def extra_repr(self) -> str:
+        return f"keep_prob={self.keep_prob}"

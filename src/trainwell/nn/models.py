@@ -22,9 +22,12 @@ from torch import nn
 
 from trainwell.cnn.geometry import conv_output_size
 from trainwell.errors import ConfigError
-from trainwell.nn.dropout import Dropout, Uout
+from trainwell.nn.dropout import DropActivation, Dropout, Uout
+from trainwell.nn.l0 import L0Conv1d, L0Conv2d, L0Linear
+from trainwell.nn.layers import SkipMLP
 from trainwell.nn.norm import make_norm
 from trainwell.nn.pool import GaussianPool, L2Pool
+from trainwell.nn.sdr import SDRLinear
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -35,7 +38,9 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def activation(name: str) -> nn.Module:
+def activation(name: str, drop_keep: float = 0.95) -> nn.Module:
+    if name == "drop_activation":
+        return DropActivation(drop_keep)
     if name not in ACTIVATIONS:
         raise ConfigError(f"unknown activation {name!r}: allowed are {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
@@ -53,11 +58,29 @@ class LayerOptions:
     dropout_mode: str = "inverted"
     uout_beta: float = 0.1
     dropout_where: str = "all"
+    drop_activation_keep: float = 0.95
+    l0: bool = False
+    sdr: bool = False
+    sdr_sigma0: float = 0.05
 
     @classmethod
     def from_config(cls, cfg) -> LayerOptions:
         return cls(cfg.activation, cfg.norm, cfg.norm_placement, cfg.norm_groups, cfg.dropout_keep,
-                   cfg.dropout_mode, cfg.uout_beta, cfg.dropout_where)
+                   cfg.dropout_mode, cfg.uout_beta, cfg.dropout_where, cfg.drop_activation_keep, cfg.l0, cfg.sdr,
+                   cfg.sdr_sigma0)
+
+    def linear(self, n_in: int, n_out: int) -> nn.Module:
+        """A dense layer: plain, L0-gated or stochastic-delta-rule."""
+        if self.l0:
+            return L0Linear(n_in, n_out)
+        if self.sdr:
+            return SDRLinear(n_in, n_out, sigma0=self.sdr_sigma0)
+        return nn.Linear(n_in, n_out)
+
+    def conv(self, dims: int, *args) -> nn.Module:
+        if self.l0:
+            return (L0Conv1d if dims == 1 else L0Conv2d)(*args)
+        return (nn.Conv1d if dims == 1 else nn.Conv2d)(*args)
 
     def noise(self) -> nn.Module | None:
         if self.dropout_mode == "uout":
@@ -70,7 +93,7 @@ class LayerOptions:
         norm = make_norm(self.norm, channels, spatial_dims, self.norm_groups)
         if norm is not None and self.norm_placement == "before":
             out.append(norm)
-        out.append(activation(act or self.activation))
+        out.append(activation(act or self.activation, self.drop_activation_keep))
         if norm is not None and self.norm_placement == "after":
             out.append(norm)
         noise = self.noise()
@@ -86,9 +109,9 @@ def build_mlp(input_shape: tuple[int, ...], hidden: list[int], num_classes: int,
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
     for i, h in enumerate(hidden):
-        layers += opts.wrap(nn.Linear(width, h), h, 0, last=i == len(hidden) - 1)
+        layers += opts.wrap(opts.linear(width, h), h, 0, last=i == len(hidden) - 1)
         width = h
-    layers.append(nn.Linear(width, num_classes))
+    layers.append(opts.linear(width, num_classes))
     return nn.Sequential(*layers)
 
 
@@ -133,7 +156,7 @@ def _conv_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> lis
     kernel, stride, padding = (_pair(a[k], shape.dims, f"{key}.{k}") for k in ("kernel", "stride", "padding"))
     shape.spatial = [conv_output_size(w, f, s, p, where=key)
                      for w, f, s, p in zip(shape.spatial, kernel, stride, padding, strict=True)]
-    conv = (nn.Conv1d if shape.dims == 1 else nn.Conv2d)(shape.channels, a["channels"], kernel, stride, padding)
+    conv = opts.conv(shape.dims, shape.channels, a["channels"], kernel, stride, padding)
     shape.channels = a["channels"]
     return opts.wrap(conv, shape.channels, shape.dims, last=False, act=a["activation"])
 
@@ -211,7 +234,10 @@ def build_model(cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Seque
     """Build the model that ``cfg`` (a ModelConfig) describes for inputs of ``input_shape``."""
     opts = LayerOptions.from_config(cfg)
     if cfg.kind == "mlp":
-        return build_mlp(tuple(input_shape), list(cfg.hidden), num_classes, options=opts)
+        mlp = build_mlp(tuple(input_shape), list(cfg.hidden), num_classes, options=opts)
+        if cfg.skip_io:
+            return nn.Sequential(SkipMLP(mlp, math.prod(input_shape), num_classes))
+        return mlp
     if cfg.kind == "cnn":
         return build_cnn(tuple(input_shape), list(cfg.blocks), list(cfg.dense), num_classes, options=opts)
     raise ConfigError(f"model.kind = {cfg.kind!r} is not allowed: use 'mlp' or 'cnn'")

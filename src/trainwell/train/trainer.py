@@ -86,12 +86,17 @@ class Trainer:
         callbacks: :class:`~trainwell.train.callbacks.Callback` objects, called in order.
         seed: seeds the data order (its own generator) so runs repeat exactly.
         progress: an object with ``start(total, done)``, ``update(metrics)``, ``stop()``.
+        penalty: ``penalty(model) -> scalar`` added to the data loss at every step (L1/L2/activity/L0); the
+            epoch metrics then carry ``reg_loss`` beside ``train_loss`` (the data loss).
+        augment: ``augment(batch, generator) -> batch`` applied to training batches only, with its own seeded
+            generator (saved in checkpoints).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: str | Callable = "cross_entropy",
                  *, epochs: int, batch_size: int, schedule: Schedule | None = None,
                  callbacks: Sequence[Callback] = (), device: str | torch.device | None = None, seed: int = 0,
-                 progress=None):
+                 progress=None, penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None):
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
         self.optimizer = optimizer
@@ -101,6 +106,8 @@ class Trainer:
         self.schedule = schedule or Schedule(None, "none")
         self.callbacks = list(callbacks)
         self.generator = torch.Generator().manual_seed(seed)
+        self.aug_generator = torch.Generator().manual_seed(seed + 1)
+        self.penalty, self.augment = penalty, augment
         self.progress = progress or NullProgress()
         self.state = State(model=self.model, optimizer=optimizer, trainer=self)
         self._resumed = False
@@ -116,6 +123,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "generator": self.generator.get_state(),
+            "aug_generator": self.aug_generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "epoch": self.state.epoch,
@@ -130,6 +138,8 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["schedule"])
         self.generator.set_state(ckpt["generator"])
+        if "aug_generator" in ckpt:
+            self.aug_generator.set_state(ckpt["aug_generator"])
         torch.set_rng_state(ckpt["torch_rng"])
         if ckpt.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
@@ -164,6 +174,7 @@ class Trainer:
         n, bs = len(x), self.batch_size
         model, opt, loss_fn, schedule = self.model, self.optimizer, self.loss_fn, self.schedule
         step_schedule = schedule.scheduler if schedule.interval == "step" else None
+        penalty, augment = self.penalty, self.augment
         self.progress.start(self.epochs, done=start)
         try:
             for epoch in range(start, self.epochs):
@@ -174,14 +185,22 @@ class Trainer:
                 perm = torch.randperm(n, generator=self.generator).to(self.device)
                 loss_sum = torch.zeros((), device=self.device)
                 correct = torch.zeros((), dtype=torch.int64, device=self.device)
+                reg_sum = torch.zeros((), device=self.device)
                 lr = opt.param_groups[0]["lr"]
                 for i in range(0, n, bs):
                     idx = perm[i : i + bs]
                     xb, yb = x[idx], y[idx]
+                    if augment is not None:
+                        xb = augment(xb, self.aug_generator)
                     out = model(xb)
                     loss = loss_fn(out, yb)
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    if penalty is not None:
+                        reg = penalty(model)
+                        (loss + reg).backward()
+                        reg_sum.add_(reg.detach(), alpha=len(idx))
+                    else:
+                        loss.backward()
                     opt.step()
                     if step_schedule is not None:
                         step_schedule.step()
@@ -193,6 +212,8 @@ class Trainer:
                         self._call("on_batch_end")
                 metrics = {"epoch": epoch, "step": state.step, "train_loss": float(loss_sum) / n,
                            "train_acc": int(correct) / n, "lr": lr}
+                if penalty is not None:
+                    metrics["reg_loss"] = float(reg_sum) / n
                 if val is not None:
                     v = evaluate(model, val[0], val[1], loss_fn)
                     metrics.update(val_loss=v["loss"], val_acc=v["acc"])

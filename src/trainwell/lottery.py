@@ -1,0 +1,135 @@
+"""Lottery-ticket experiments (Frankle & Carbin 2019): train, prune by magnitude, reset the survivors to their
+initial values (or rewind them to an early iterate theta_k, Frankle et al. 2020), retrain; repeat.
+
+Controls at every density: ``reinit`` (the same mask on a fresh random initialization) and ``random`` (a random
+mask of the same per-layer density, from theta_0). Expected: winning tickets at 10-20% density match or beat the
+dense network and reach their best validation loss sooner; the controls do worse.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from trainwell import prune
+from trainwell.config import Config, config_from_dict
+from trainwell.pipeline import fit
+from trainwell.rundir import atomic_write_json, read_jsonl
+from trainwell.train.callbacks import Callback, State
+
+
+class Snapshot(Callback):
+    """Keep a copy of the model's weights at training step ``step`` (0 = the initialization theta_0)."""
+
+    def __init__(self, step: int = 0):
+        self.step = step
+        self.state: dict | None = None
+
+    def _take(self, state: State) -> None:
+        self.state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+
+    def on_fit_start(self, state: State) -> None:
+        if self.step == 0:
+            self._take(state)
+
+    def on_batch_end(self, state: State) -> None:
+        if self.state is None and state.step >= self.step:
+            self._take(state)
+
+
+@dataclass
+class RoundResult:
+    round: int
+    kind: str
+    density: float
+    test_acc: float
+    val_acc: float
+    early_stop_step: int | None
+    run_dir: str
+
+
+def _result(r: int, kind: str, masks: dict, res) -> RoundResult:
+    history = read_jsonl(res.run_dir / "metrics.jsonl")
+    with_val = [h for h in history if h.get("val_loss") is not None]
+    best = min(with_val, key=lambda h: h["val_loss"]) if with_val else None
+    return RoundResult(r, kind, prune.sparsity_report(masks)["density"], res.summary["final"]["test_acc"],
+                       res.summary["final"]["val_acc"], best["step"] if best else None, str(res.run_dir))
+
+
+def rewind_step(rewind: float, steps_per_run: int) -> int:
+    """``rewind`` >= 1 is a step count; 0 < rewind < 1 is a fraction of training."""
+    if rewind < 0:
+        raise ValueError(f"--rewind {rewind} is not allowed: use a step count or a fraction in [0, 1)")
+    return int(round(rewind * steps_per_run)) if rewind < 1 else int(rewind)
+
+
+def lottery(cfg: Config, rounds: int, *, rate: float = 0.2, output_rate: float | None = None, rewind: float = 0,
+            control: str | None = None, out: str | Path | None = None, quiet: bool = True,
+            global_: bool = False) -> list[RoundResult]:
+    """Run ``rounds`` pruning rounds after a dense round 0; return one row per trained network."""
+    if rounds < 1:
+        raise ValueError(f"--rounds {rounds} is not allowed: use an integer >= 1")
+    if control not in (None, "reinit", "random"):
+        raise ValueError(f"--control {control!r} is not allowed: use reinit or random")
+    base = Path(out) if out is not None else Path("runs") / f"{cfg.name}-lottery-{cfg.hash()}"
+    base.mkdir(parents=True, exist_ok=True)
+    steps = cfg.train.epochs * -(-_train_size(cfg) // cfg.train.batch_size)
+    snap = Snapshot(rewind_step(rewind, steps))
+    dense = fit(cfg, out=base / "round-0", force=True, quiet=quiet, callbacks=[snap])
+    masks = prune.current_masks(dense.model)
+    rows = [_result(0, "ticket", masks, dense)]
+    later = config_from_dict({**cfg.to_dict(), "doctor": {**cfg.to_dict()["doctor"], "preflight": False}})
+    trained = dense.model
+    for r in range(1, rounds + 1):
+        masks = prune.magnitude_masks(trained, rate, output_rate, masks=masks, global_=global_)
+        ticket = fit(later, out=base / f"round-{r}", force=True, quiet=quiet, init_state=snap.state, masks=masks)
+        rows.append(_result(r, "ticket", masks, ticket))
+        trained = ticket.model
+        if control == "reinit":
+            res = fit(later, out=base / f"round-{r}-reinit", force=True, quiet=quiet, masks=masks,
+                      init_seed=cfg.train.seed + 1000 + r)
+            rows.append(_result(r, "reinit", masks, res))
+        elif control == "random":
+            rmasks = prune.random_masks(dense.model, masks, seed=cfg.train.seed + r)
+            res = fit(later, out=base / f"round-{r}-random", force=True, quiet=quiet, init_state=snap.state,
+                      masks=rmasks)
+            rows.append(_result(r, "random", rmasks, res))
+    write_results(rows, base)
+    return rows
+
+
+def _train_size(cfg: Config) -> int:
+    from trainwell.pipeline import load_data
+
+    splits, _ = load_data(cfg)
+    return len(splits.train[0])
+
+
+def write_results(rows: list[RoundResult], base: Path) -> None:
+    """results.json, results.csv and accuracy_vs_density.png in ``base``."""
+    atomic_write_json(base / "results.json", [asdict(r) for r in rows])
+    with open(base / "results.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, style in (("ticket", "o-"), ("reinit", "s--"), ("random", "^:")):
+        pts = [(r.density, r.test_acc) for r in rows if r.kind == kind or (kind != "ticket" and r.round == 0)]
+        if kind != "ticket" and len(pts) <= 1:
+            continue
+        pts.sort(reverse=True)
+        ax.plot([100 * d for d, _ in pts], [a for _, a in pts], style, label=kind)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set(xlabel="weights remaining (%)", ylabel="test accuracy", title="Lottery tickets")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(base / "accuracy_vs_density.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,118 @@
+"""Layers that build domain knowledge into a model (the lecture's "model bias" slides).
+
+- :class:`RBF`: radial basis units, net_i = sum_j (x_j - w_ij)^2 / s_ij, y_i = exp(-net_i) (Broomhead & Lowe
+  1988); s is kept positive through its logarithm.
+- :class:`TemperatureSigmoid`: o = sigmoid(net / T) with a learned temperature T = exp(tau) per unit.
+- :class:`Saliency`: a learned gain per input, x~_i = s_i x_i (which inputs matter).
+- :class:`MixtureOfExperts`: softmax gating over linear experts (Jacobs, Jordan, Nowlan & Hinton 1991) with
+  their loss E = -ln sum_i g_i exp(-1/2 ||d - o_i||^2) (:func:`moe_loss`).
+- :class:`TiedLinear`: one weight matrix applied at every position of the input (weight tying); its gradient is
+  the sum of the gradients of the untied copies.
+- :class:`SkipMLP`: an MLP plus direct input -> output connections (the lecture's XOR / NETtalk slide).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class RBF(nn.Module):
+    """``out_features`` Gaussian units with learned centres w and per-dimension widths s."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.centres = nn.Parameter(torch.randn(out_features, in_features))
+        self.log_widths = nn.Parameter(torch.zeros(out_features, in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        diff = x.reshape(len(x), 1, -1) - self.centres  # (N, out, in)
+        net = (diff * diff / torch.exp(self.log_widths)).sum(dim=2)
+        return torch.exp(-net)
+
+
+class TemperatureSigmoid(nn.Module):
+    """sigmoid(net / T) per unit, T = exp(tau) learned (tau = 0: the plain sigmoid)."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.log_temperature = nn.Parameter(torch.zeros(features))
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return torch.exp(self.log_temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x / self.temperature)
+
+
+class Saliency(nn.Module):
+    """A learned gain s_i per input feature (initially 1)."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gain.reshape(1, *([1] * (x.dim() - 2)), -1) if x.dim() > 2 else x * self.gain
+
+
+class MixtureOfExperts(nn.Module):
+    """Softmax gating g(x) over ``experts`` linear experts o_i(x); forward returns (outputs (N, E, D), gates)."""
+
+    def __init__(self, in_features: int, out_features: int, experts: int = 4):
+        super().__init__()
+        self.experts = nn.Linear(in_features, experts * out_features)
+        self.gate = nn.Linear(in_features, experts)
+        self.n_experts, self.out_features = experts, out_features
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.reshape(len(x), -1)
+        outputs = self.experts(x).reshape(len(x), self.n_experts, self.out_features)
+        return outputs, torch.softmax(self.gate(x), dim=1)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The gated average of the experts' outputs."""
+        outputs, gates = self(x)
+        return (gates.unsqueeze(2) * outputs).sum(dim=1)
+
+
+def moe_loss(outputs: torch.Tensor, gates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """E = -ln sum_i g_i exp(-1/2 ||d - o_i||^2), averaged over the batch. Its gradients are
+    dE/do_i = -h_i (d - o_i) and dE/dlogit_i = g_i - h_i, with h the posterior responsibility."""
+    sq = ((target.unsqueeze(1) - outputs) ** 2).sum(dim=2)  # (N, E)
+    return -torch.logsumexp(torch.log(gates.clamp_min(1e-30)) - 0.5 * sq, dim=1).mean()
+
+
+def responsibilities(outputs: torch.Tensor, gates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """h_i = g_i exp(-1/2 ||d - o_i||^2) / sum_j g_j exp(-1/2 ||d - o_j||^2)."""
+    sq = ((target.unsqueeze(1) - outputs) ** 2).sum(dim=2)
+    return torch.softmax(torch.log(gates.clamp_min(1e-30)) - 0.5 * sq, dim=1)
+
+
+class TiedLinear(nn.Module):
+    """Apply one Linear(in_per_position, out_per_position) at each of ``positions`` blocks of the input."""
+
+    def __init__(self, positions: int, in_per_position: int, out_per_position: int):
+        super().__init__()
+        self.positions = positions
+        self.shared = nn.Linear(in_per_position, out_per_position)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        blocks = x.reshape(len(x), self.positions, -1)  # (N, P, in)
+        return self.shared(blocks).reshape(len(x), -1)
+
+
+class SkipMLP(nn.Module):
+    """An MLP whose inputs also connect straight to its outputs: out = mlp(x) + W_skip x."""
+
+    def __init__(self, mlp: nn.Module, in_features: int, out_features: int):
+        super().__init__()
+        self.mlp = mlp
+        self.skip = nn.Linear(in_features, out_features, bias=False)
+        nn.init.uniform_(self.skip.weight, -1 / math.sqrt(in_features), 1 / math.sqrt(in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x) + self.skip(x.reshape(len(x), -1))

@@ -1,0 +1,104 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from trainwell import prune
+from trainwell.cli import main
+from trainwell.config import load_config
+from trainwell.lottery import Snapshot, lottery, rewind_step
+from trainwell.pipeline import fit
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(20, 50), nn.ReLU(), nn.Linear(50, 30), nn.ReLU(), nn.Linear(30, 10))
+
+
+def test_magnitude_masks_prune_the_smallest_and_output_at_half_rate():
+    model = mlp()
+    masks = prune.magnitude_masks(model, 0.2)
+    assert [float(m.mean()) for m in masks.values()] == pytest.approx([0.8, 0.8, 0.9])
+    w = model[0].weight.detach().abs()
+    assert float(w[masks["0"] == 0].max()) <= float(w[masks["0"] == 1].min())
+
+
+def test_density_after_k_rounds_is_0_8_to_the_k():
+    model = mlp()
+    masks = prune.current_masks(model)
+    for _ in range(7):
+        masks = prune.magnitude_masks(model, 0.2, masks=masks)
+        prune.apply_masks(model, masks)
+    assert float(masks["0"].mean()) == pytest.approx(0.8**7, abs=0.002)  # 20.97%
+    assert float(masks["4"].mean()) == pytest.approx(0.9**7, abs=0.004)
+
+
+def test_masks_keep_pruned_weights_at_zero_through_training_and_are_reversible():
+    model = mlp()
+    masks = prune.magnitude_masks(model, 0.5)
+    prune.apply_masks(model, masks)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(5):
+        opt.zero_grad()
+        model(torch.randn(8, 20)).pow(2).sum().backward()
+        opt.step()
+    assert torch.all(model[0].weight[masks["0"] == 0] == 0)
+    assert set(prune.current_masks(model)) == set(masks)
+    prune.remove(model)
+    assert not hasattr(model[0], "weight_mask") and torch.all(model[0].weight[masks["0"] == 0] == 0)
+
+
+def test_global_and_random_masks_and_report():
+    model = mlp()
+    glob = prune.magnitude_masks(model, 0.5, global_=True)
+    report = prune.sparsity_report(glob)
+    assert report["density"] == pytest.approx(0.5, abs=0.001) and set(report["layers"]) == {"0", "2", "4"}
+    rand = prune.random_masks(model, glob, seed=0)
+    for name in glob:
+        assert int(rand[name].sum()) == int(glob[name].sum()) and not torch.equal(rand[name], glob[name])
+    with pytest.raises(ValueError, match="unknown layer"):
+        prune.apply_masks(model, {"9": torch.ones(1)})
+    with pytest.raises(ValueError, match="rate"):
+        prune.magnitude_masks(model, 1.5)
+
+
+def test_snapshot_and_rewind_step(workdir):
+    assert rewind_step(0, 100) == 0 and rewind_step(0.05, 1000) == 50 and rewind_step(7, 1000) == 7
+    snap = Snapshot(0)
+    cfg = load_config(None, ["data.name=spirals", "model.kind=mlp", "model.hidden=[8]", "train.epochs=2",
+                             "report.enabled=false", "doctor.preflight=false"])
+    res = fit(cfg, out="r", quiet=True, callbacks=[snap])
+    from trainwell.pipeline import prepare
+
+    theta0 = prepare(cfg).model.state_dict()
+    assert all(torch.equal(theta0[k], snap.state[k]) for k in theta0)
+    assert not all(torch.equal(res.model.state_dict()[k], snap.state[k]) for k in theta0)
+
+
+def test_lottery_rounds_reset_to_theta0_and_write_results(workdir):
+    cfg = load_config(None, ["data.name=digits", "model.kind=mlp", "model.hidden=[64, 64]", "train.epochs=3",
+                             "report.enabled=false", "doctor.monitor_every=0"])
+    rows = lottery(cfg, 2, rate=0.5, control="random", out=workdir / "lt")
+    tickets = [r for r in rows if r.kind == "ticket"]
+    assert [r.round for r in tickets] == [0, 1, 2]
+    assert tickets[1].density < 0.55 and tickets[2].density < tickets[1].density
+    randoms = [r for r in rows if r.kind == "random"]
+    assert [round(r.density, 4) for r in randoms] == [round(t.density, 4) for t in tickets[1:]]
+    for name in ("results.json", "results.csv", "accuracy_vs_density.png"):
+        assert (workdir / "lt" / name).exists()
+    saved = torch.load(workdir / "lt" / "round-1" / "masks.pt", weights_only=True)
+    sparsity = json.loads((workdir / "lt" / "round-1" / "sparsity.json").read_text())
+    assert sparsity["density"] == pytest.approx(tickets[1].density)
+    # the survivors restart from theta_0: round 1's first-epoch weights came from the dense run's init
+    assert set(saved) == {"1", "3", "5"}
+
+
+def test_prune_command(workdir, capsys):
+    code = main(["prune", "--set", "data.name=spirals", "--set", "model.kind=mlp", "--set", "model.hidden=[16]",
+                 "--set", "train.epochs=2", "--set", "report.enabled=false", "--rounds", "1", "--control",
+                 "reinit", "--out", "lt"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "lottery tickets" in out and "reinit" in out
+    assert main(["prune", "--rounds", "0", "--out", "x"]) == 2
