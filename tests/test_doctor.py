@@ -244,7 +244,7 @@ def test_fit_records_pre_monitor_and_post_verdicts(workdir):
     assert phases.count("pre") == 10 and "monitor" in phases and phases.count("post") == 3
     for d in res.summary["doctor"]:
         assert {"check", "status", "value", "expected", "advice"} <= set(d)
-    assert (res.run_dir / "monitors.json").exists() and (res.run_dir / "figures" / "histograms.png").exists()
+    assert (res.run_dir / "monitors.jsonl").stat().st_size > 0 and (res.run_dir / "figures" / "histograms.png").exists()
     assert (res.run_dir / "figures" / "first_layer_weights.png").exists()
     assert "Doctor" in (res.run_dir / "report.html").read_text()
 

@@ -168,7 +168,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     loss: Literal["cross_entropy", "hinge", "mse"] = "cross_entropy"
     monitor: Literal["val_loss", "val_acc"] = "val_loss"
-    checkpoint_every: int = 5
+    checkpoint_every: int = 10
     checkpoint_minutes: float = 1.0
     threads: int = 0
     trainable: Literal["all", "norm"] = "all"

@@ -154,7 +154,8 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
     schedule = optim.build_schedule(opt, o.schedule, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
                                     step_size=o.step_size, gamma=o.gamma, patience=o.patience, factor=o.factor,
                                     min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
-    monitors = [Monitor(every=cfg.doctor.monitor_every)] if cfg.doctor.monitor_every else []
+    monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
+        if cfg.doctor.monitor_every else []
     r = cfg.regularize
     constraints = [MaxNorm(r.max_norm)] if r.max_norm > 0 else []
     if sdr_layers(prep.model):
@@ -253,6 +254,7 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         run.create()
         atomic_write_text(run.config, to_toml(cfg))
         run.metrics.write_text("", encoding="utf-8")
+        (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
         pre = preflight(prep) if cfg.doctor.preflight else []
         atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
         if masks is not None:
@@ -278,8 +280,6 @@ def _doctor_report(run: RunDir, prep: Prepared, trainer: Trainer, state, summary
     pre = json.loads((run.path / "preflight.json").read_text()) if (run.path / "preflight.json").exists() else []
     monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
     during = monitor.verdicts() if monitor is not None else []
-    if monitor is not None:
-        atomic_write_json(run.path / "monitors.json", monitor.records)
     post = postflight(prep, trainer, state, summary["final"], summary["stop"]["overfit_epoch"])
     return ([{**v, "phase": "pre"} for v in pre] + [{**v.as_dict(), "phase": "monitor"} for v in during]
             + [{**v.as_dict(), "phase": "post"} for v in post])

@@ -55,12 +55,13 @@ class Monitor(Callback):
     """
 
     def __init__(self, every: int = 50, bins: int = 30, dead_warn: float = 0.5, saturation_warn: float = 0.5,
-                 update_range: tuple[float, float] = (1e-5, 1e-1), depth_ratio: float = 1e-3):
+                 update_range: tuple[float, float] = (1e-5, 1e-1), depth_ratio: float = 1e-3, path=None):
         if every < 1:
             raise ValueError(f"monitor cadence every = {every} is not allowed: use an integer >= 1")
         self.every, self.bins = every, bins
         self.dead_warn, self.saturation_warn = dead_warn, saturation_warn
         self.update_range, self.depth_ratio = update_range, depth_ratio
+        self.path = path  # records are appended here as JSON lines (they grow; checkpoints stay small)
         self.records: list[dict] = []
         self.warnings: list[dict] = []
         self._hooks: list = []
@@ -122,6 +123,10 @@ class Monitor(Callback):
         record = {"step": state.step, "epoch": state.epoch, "lr": lr, "activations": self._acts, "grad_rms": grads,
                   "update_ratio": updates}
         self.records.append(record)
+        if self.path is not None:
+            from trainwell.rundir import append_jsonl
+
+            append_jsonl(self.path, record)
         self._snapshot = None
         self._check(record)
 
@@ -171,7 +176,19 @@ class Monitor(Callback):
                         "-", w["advice"]) for w in self.warnings]
 
     def state_dict(self) -> dict:
+        if self.path is not None:  # the records live in the file; the checkpoint says how many are valid
+            return {"n_records": len(self.records), "warnings": self.warnings}
         return {"records": self.records, "warnings": self.warnings}
 
     def load_state_dict(self, state: dict) -> None:
-        self.records, self.warnings = list(state.get("records", [])), list(state.get("warnings", []))
+        self.warnings = list(state.get("warnings", []))
+        if "records" in state:
+            self.records = list(state["records"])
+            return
+        from trainwell.rundir import atomic_write_text, read_jsonl
+
+        self.records = read_jsonl(self.path)[: state.get("n_records", 0)] if self.path is not None else []
+        if self.path is not None:  # drop records newer than the checkpoint
+            import json
+
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))

@@ -157,7 +157,10 @@ class StepLosses(Callback):
             self._pending = []
 
     def state_dict(self) -> dict:
-        return {"losses": self.losses}
+        import torch
+
+        return {"losses": torch.tensor(self.losses, dtype=torch.float64)}  # one tensor: cheap to checkpoint
 
     def load_state_dict(self, state: dict) -> None:
-        self.losses = list(state.get("losses", []))
+        losses = state.get("losses", [])
+        self.losses = losses.tolist() if hasattr(losses, "tolist") else list(losses)

@@ -35,9 +35,9 @@ def build_report(run_dir: str | Path) -> Path:
     if history:
         plots.learning_curves(history, run.figures / "learning_curves.png")
         plots.learning_rate(history, run.figures / "learning_rate.png")
-    monitors = run.path / "monitors.json"
-    if monitors.exists():
-        plots.monitor_histograms(json.loads(monitors.read_text(encoding="utf-8")), run.figures / "histograms.png")
+    records = read_jsonl(run.path / "monitors.jsonl")
+    if records:
+        plots.monitor_histograms(records, run.figures / "histograms.png")
     order = ["learning_curves", "learning_rate", "histograms", "first_layer_weights"]
     figures = sorted(run.figures.glob("*.png"), key=lambda f: (order.index(f.stem) if f.stem in order else 99, f.name))
     final = summary.get("final", {})
