@@ -72,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--global", dest="global_", action="store_true", help="one magnitude threshold for all layers")
     pr.add_argument("--out", help="folder for the rounds (default: runs/<name>-lottery-<hash>)")
 
+    sw = sub.add_parser("sweep", help="train a grid of settings x seeds as one population (vmap) and tabulate",
+                        description="Train every combination of --grid values (times --seeds seeds) at once as one "
+                                    "population when only seeds, learning rates, weight decays, MLP widths or "
+                                    "label-noise draws differ; otherwise one model after another. Writes "
+                                    "results.csv/json, metrics.jsonl (per member and epoch) and summary.json.")
+    sw.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="values of one config key, e.g. --grid optim.lr=0.1,0.01 --grid 'model.hidden=[32],[64]'")
+    sw.add_argument("--seeds", type=int, default=1, help="seeds per combination (train.seed, +1, +2, ...)")
+    sw.add_argument("--sequential", action="store_true", help="train the members one after another")
+    sw.add_argument("--out", help="output folder (default: runs/<name>-sweep-<hash>)")
+    sw.add_argument("--json", action="store_true", help="print the results as JSON")
+
     rep = sub.add_parser("report", help="(re)build report.html of a run directory")
     rep.add_argument("run_dir", help="a run directory written by trainwell fit")
 
@@ -261,6 +275,35 @@ def cmd_prune(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trainwell.config import load_config
+    from trainwell.sweep import parse_grid, sweep
+
+    cfg = load_config(args.config, args.overrides)
+    grid = parse_grid(args.grid)
+    try:
+        result = sweep(cfg, grid, seeds=args.seeds, out=args.out, sequential=args.sequential, quiet=args.json)
+    except ValueError as exc:
+        raise TrainwellError(str(exc)) from None
+    if args.json:
+        import json
+
+        print(json.dumps(result.rows, indent=2))
+        return 0
+    table = Table(title=f"sweep: {len(result.rows)} members, {result.mode}, {result.wall_s:.1f} s")
+    keys = [k for k in result.rows[0] if k not in ("history",)]
+    for k in keys:
+        table.add_column(k, justify="right", overflow="fold")
+    for r in result.rows:
+        table.add_row(*[f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
+    Console().print(table)
+    print(f"results: {result.out}/results.csv")
+    return 0
+
+
 def cmd_report(args) -> int:
     from trainwell.viz.report import build_report
 
@@ -284,8 +327,8 @@ def cmd_datasets(args) -> int:
 
 
 COMMANDS = {
-    "fit": cmd_fit, "doctor": cmd_doctor, "prune": cmd_prune, "report": cmd_report, "summary": cmd_summary,
-    "filters": cmd_filters, "datasets": cmd_datasets,
+    "fit": cmd_fit, "doctor": cmd_doctor, "prune": cmd_prune, "sweep": cmd_sweep, "report": cmd_report,
+    "summary": cmd_summary, "filters": cmd_filters, "datasets": cmd_datasets,
 }
 
 

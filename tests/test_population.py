@@ -1,0 +1,118 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from trainwell.cli import main
+from trainwell.config import load_config
+from trainwell.pipeline import fit
+from trainwell.rundir import read_jsonl
+from trainwell.sweep import combinations, parse_grid, population_blocker, split_values, sweep
+from trainwell.train.population import Population, PopulationOptimizer, embed_state
+
+BASE = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp", "model.hidden=[16,16]",
+        "train.epochs=3", "train.batch_size=32", "report.enabled=false", "doctor.preflight=false",
+        "doctor.monitor_every=0"]
+
+
+@pytest.mark.parametrize("extra", [
+    ["optim.schedule=onecycle"],
+    ["optim.name=momentum", "optim.nesterov=true", "optim.schedule=step", "optim.step_size=1"],
+    ["optim.name=sgd", "optim.lr=0.1", "optim.schedule=cosine"],
+    ["optim.weight_decay=0.01", "optim.decay=decoupled"],
+    ["optim.weight_decay=0.01", "optim.decay=coupled", "model.activation=tanh"],
+])
+def test_population_matches_separate_fits_across_seeds_lrs_and_widths(workdir, extra):
+    cfg = load_config(None, BASE + extra)
+    grid = parse_grid(["optim.lr=0.01,0.003", "model.hidden=[4,4],[16,16]"])
+    res = sweep(cfg, grid, seeds=2, out="sw")
+    assert res.mode == "population" and len(res.rows) == 8
+    lines = read_jsonl(workdir / "sw" / "metrics.jsonl")
+    for m, (_, member_cfg) in enumerate(combinations(cfg, grid, 2)):
+        ref = read_jsonl(fit(member_cfg, out=f"ref{m}", quiet=True).run_dir / "metrics.jsonl")
+        mine = [r for r in lines if r["member"] == m]
+        assert len(mine) == len(ref) == 3
+        for a, b in zip(ref, mine, strict=True):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+            assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+            assert a["lr"] == pytest.approx(b["lr"], rel=1e-6)
+
+
+def test_population_optimizer_matches_torch_per_member():
+    torch.manual_seed(0)
+    w = torch.randn(3, 4, 5)
+    grads = [torch.randn(3, 4, 5) for _ in range(4)]
+    for name, cls, kw in (("adam", torch.optim.Adam, {}), ("momentum", torch.optim.SGD, {"momentum": 0.9}),
+                          ("sgd", torch.optim.SGD, {})):
+        lrs = torch.tensor([0.1, 0.01, 0.001])
+        p = w.clone().requires_grad_(True)
+        opt = PopulationOptimizer({"w": p}, name, lrs, torch.full((3,), 0.05))
+        refs = [w[m].clone().requires_grad_(True) for m in range(3)]
+        ref_opts = [cls([refs[m]], lr=float(lrs[m]), weight_decay=0.05, **kw) for m in range(3)]
+        for g in grads:
+            p.grad = g.clone()
+            opt.step()
+            for m in range(3):
+                refs[m].grad = g[m].clone()
+                ref_opts[m].step()
+        for m in range(3):
+            assert torch.allclose(p[m], refs[m], atol=1e-6), name
+
+
+def test_embed_state_and_zero_units_stay_zero():
+    narrow = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)).state_dict()
+    wide = nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 2)).state_dict()
+    e = embed_state(narrow, wide)
+    assert torch.equal(e["0.weight"][:3], narrow["0.weight"]) and torch.all(e["0.weight"][3:] == 0)
+    assert torch.all(e["2.weight"][:, 3:] == 0)
+
+
+def test_per_member_early_stopping_and_label_noise(workdir):
+    cfg = load_config(None, BASE + ["train.epochs=40", "optim.lr=0.05", "stop.criteria=['early_stopping']",
+                                    "stop.patience=2", "optim.schedule=none"])
+    res = sweep(cfg, parse_grid(["data.label_noise=0.0,0.5"]), seeds=2, out="es")
+    assert res.mode == "population"
+    stops = [r["stop_epoch"] for r in res.rows]
+    assert all(s is not None for s in stops) and len(set(stops)) > 1  # members stop on their own
+    clean, noisy = res.rows[0]["train_acc"], res.rows[2]["train_acc"]
+    assert noisy < clean  # half the training labels resampled
+
+
+def test_blockers_fall_back_to_sequential(workdir):
+    assert population_blocker(load_config(None, BASE + ["model.norm=batch"]), {}) is not None
+    assert population_blocker(load_config(None, BASE), {"train.batch_size": [8]}) is not None
+    assert population_blocker(load_config(None, BASE), {"optim.lr": [0.1]}) is None
+    cfg = load_config(None, BASE + ["model.dropout_keep=0.9"])
+    res = sweep(cfg, parse_grid(["optim.lr=0.01,0.02"]), out="seq")
+    assert res.mode.startswith("sequential") and len(res.rows) == 2
+    assert (workdir / "seq" / "member-0" / "summary.json").exists()
+
+
+def test_grid_parsing():
+    assert split_values("[1,2],[3]") == ["[1,2]", "[3]"]
+    assert parse_grid(["optim.lr=0.1,0.01", "model.hidden=[8],[16, 16]"]) == {
+        "optim.lr": [0.1, 0.01], "model.hidden": [[8], [16, 16]]}
+    from trainwell.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a config field"):
+        combinations(load_config(None, BASE), {"optim.lrr": [1]}, 1)
+    with pytest.raises(ConfigError, match="optim.lr"):
+        combinations(load_config(None, BASE), {"optim.lr": [-1]}, 1)
+
+
+def test_sweep_command(workdir, capsys):
+    args = ["sweep", *[a for s in BASE for a in ("--set", s)], "--grid", "optim.lr=0.01,0.003", "--seeds", "2",
+            "--out", "cli"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "4 members, population" in out
+    summary = json.loads((workdir / "cli" / "summary.json").read_text())
+    assert summary["members"] == 4 and len(summary["results"]) == 4
+    assert main(["sweep", "--grid", "optim.lr"]) == 2
+
+
+def test_population_refuses_batchnorm():
+    model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="BatchNorm"):
+        Population(model, [model.state_dict()], [0], "adam", [0.1], [0.0])
