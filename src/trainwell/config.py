@@ -162,7 +162,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 60
+    epochs: int = 15
     batch_size: int = 100
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -172,6 +172,7 @@ class TrainConfig:
     checkpoint_minutes: float = 1.0
     threads: int = 0
     trainable: Literal["all", "norm"] = "all"
+    compile: bool = False
 
     def validate(self) -> None:
         if self.epochs < 1:

@@ -240,6 +240,8 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         prep.model.load_state_dict(init_state)
     if masks is not None:
         prune.apply_masks(prep.model, masks)
+    if cfg.train.compile:
+        prep.model.compile()  # in place: state_dict keys stay the same (torch.compile, inductor backend)
     trainer = _trainer(prep, run, quiet, progress, callbacks)
     if ckpt is not None:
         try:
