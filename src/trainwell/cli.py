@@ -22,6 +22,13 @@ EPILOG = """examples:
 """
 
 
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    """The CONFIG argument and --set overrides that every config-driven command takes."""
+    parser.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line and exit 2, like every other usage error
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -38,9 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="train a model from a config (default: the MNIST-1D CNN) and write a run dir",
                          description="Train the model a config describes and write a run directory with config.toml, "
                                      "metrics.jsonl, summary.json, checkpoints, figures and report.html.")
-    fit.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
-    fit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+    _config_args(fit)
     fit.add_argument("--out", help="run directory (default: runs/<name>-<config hash>)")
     fit.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     fit.add_argument("--force", action="store_true", help="replace --out if it already exists")
@@ -52,9 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "slice of its training data: initial loss, gradient check, regularization, "
                                      "overfitting a tiny subset, symmetry, variance propagation, input-independent "
                                      "baseline, batch independence. Exit 1 if any check fails.")
-    doc.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
-    doc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config field (repeatable)")
+    _config_args(doc)
     doc.add_argument("--json", action="store_true", help="print the verdicts as JSON")
 
     pr = sub.add_parser("prune", help="lottery-ticket rounds: train, prune by magnitude, reset, retrain",
@@ -62,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "magnitude (the output layer at half rate), reset the survivors to their "
                                     "initial values (or rewind to step K), and retrain, for --rounds rounds. "
                                     "Writes one run per round, results.csv/json and accuracy_vs_density.png.")
-    pr.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
-    pr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _config_args(pr)
     pr.add_argument("--rounds", type=int, default=3, help="pruning rounds after the dense run (default 3)")
     pr.add_argument("--rate", type=float, default=0.2, help="fraction of surviving weights pruned per round")
     pr.add_argument("--rewind", type=float, default=0, metavar="K",
@@ -77,8 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "population when only seeds, learning rates, weight decays, MLP widths or "
                                     "label-noise draws differ; otherwise one model after another. Writes "
                                     "results.csv/json, metrics.jsonl (per member and epoch) and summary.json.")
-    sw.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
-    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _config_args(sw)
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                     help="values of one config key, e.g. --grid optim.lr=0.1,0.01 --grid 'model.hidden=[32],[64]'")
     sw.add_argument("--seeds", type=int, default=1, help="seeds per combination (train.seed, +1, +2, ...)")
@@ -94,9 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Build the model a config describes and print, per layer: output shape, "
                                       "neurons, parameters with and without weight sharing, receptive field and "
                                       "mult-adds. Impossible conv geometry is an error (exit 2).")
-    summ.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
-    summ.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a config field (repeatable)")
+    _config_args(summ)
     summ.add_argument("--input-shape", metavar="C,H,W", help="input shape without the batch axis, e.g. 3,227,227 "
                                                              "(default: the dataset's)")
     summ.add_argument("--classes", type=int, help="number of outputs (default: the dataset's)")
