@@ -118,6 +118,9 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(workdir, extra):
     for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert resumed.summary["final"] == full.summary["final"]
+    monitors = [read_jsonl(r.run_dir / "monitors.jsonl") for r in (full, resumed)]
+    assert monitors[0] and monitors[0] == monitors[1]  # the doctor's monitor saw the same steps
+    assert [d["value"] for d in full.summary["doctor"]] == [d["value"] for d in resumed.summary["doctor"]]
 
 
 def test_resume_drops_metric_lines_newer_than_the_checkpoint(workdir):

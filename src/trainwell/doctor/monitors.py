@@ -72,8 +72,6 @@ class Monitor(Callback):
     # -- hooks ---------------------------------------------------------------------------------------------
     def _forward_hook(self, name: str):
         def hook(module, args, out):
-            if not self._armed:
-                return
             self._acts[name] = activation_stats(module, out, self.bins)
             if out.requires_grad:
                 out.register_hook(lambda g: self._acts[name].update(
@@ -82,7 +80,6 @@ class Monitor(Callback):
 
     def on_fit_start(self, state: State) -> None:
         self.records, self.warnings, self._max_lr = [], [], 0.0
-        self._install(state.model)
 
     def _install(self, model: nn.Module) -> None:
         self._remove()
@@ -94,13 +91,10 @@ class Monitor(Callback):
             h.remove()
         self._hooks = []
 
-    def on_epoch_start(self, state: State) -> None:
-        if not self._hooks:  # resumed: fit_start was not called
-            self._install(state.model)
-
     # -- the cadence ---------------------------------------------------------------------------------------
     def on_batch_end(self, state: State) -> None:
         if self._armed:
+            self._remove()  # hooks live for one observed step only: no cost on the others
             self._record(state)
             self._armed = False
         if (state.step + 1) % self.every == 0:
@@ -108,6 +102,7 @@ class Monitor(Callback):
             self._snapshot = {n: p.detach().clone() for n, p in state.model.named_parameters() if p.requires_grad}
             self._acts = {}
             self._armed = True
+            self._install(state.model)
 
     def _record(self, state: State) -> None:
         params = dict(state.model.named_parameters())
@@ -175,13 +170,20 @@ class Monitor(Callback):
         return [Verdict(f"monitor: {w['kind']}", "warn", f"{w['where']} at step {w['step']}: {w['value']}",
                         "-", w["advice"]) for w in self.warnings]
 
+    def on_epoch_start(self, state: State) -> None:
+        if self._armed and not self._hooks:  # resumed between arming and the observed step
+            self._install(state.model)
+
     def state_dict(self) -> dict:
+        armed = {"armed": self._armed, "snapshot": self._snapshot, "max_lr": getattr(self, "_max_lr", 0.0)}
         if self.path is not None:  # the records live in the file; the checkpoint says how many are valid
-            return {"n_records": len(self.records), "warnings": self.warnings}
-        return {"records": self.records, "warnings": self.warnings}
+            return {"n_records": len(self.records), "warnings": self.warnings, **armed}
+        return {"records": self.records, "warnings": self.warnings, **armed}
 
     def load_state_dict(self, state: dict) -> None:
         self.warnings = list(state.get("warnings", []))
+        self._armed, self._snapshot = bool(state.get("armed", False)), state.get("snapshot")
+        self._max_lr = float(state.get("max_lr", 0.0))
         if "records" in state:
             self.records = list(state["records"])
             return

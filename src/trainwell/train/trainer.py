@@ -175,6 +175,8 @@ class Trainer:
         model, opt, loss_fn, schedule = self.model, self.optimizer, self.loss_fn, self.schedule
         step_schedule = schedule.scheduler if schedule.interval == "step" else None
         penalty, augment = self.penalty, self.augment
+        # only callbacks that override on_batch_end are called per step (the hot path)
+        batch_callbacks = [cb for cb in self.callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         self.progress.start(self.epochs, done=start)
         try:
             for epoch in range(start, self.epochs):
@@ -207,9 +209,10 @@ class Trainer:
                     state.step += 1
                     loss_sum.add_(loss.detach(), alpha=len(idx))
                     correct.add_((out.detach().argmax(dim=1) == yb).sum())
-                    if self.callbacks:
+                    if batch_callbacks:
                         state.batch_loss = loss
-                        self._call("on_batch_end")
+                        for cb in batch_callbacks:
+                            cb.on_batch_end(state)
                 metrics = {"epoch": epoch, "step": state.step, "train_loss": float(loss_sum) / n,
                            "train_acc": int(correct) / n, "lr": lr}
                 if penalty is not None:
