@@ -107,7 +107,7 @@ class _Crash(Callback):
 
 @pytest.mark.parametrize("extra", [[], ["optim.name=momentum", "optim.schedule=step", "optim.step_size=2"]])
 def test_resume_continues_exactly_like_an_uninterrupted_run(workdir, extra):
-    cfg = load_config(None, SMALL + extra + ["train.checkpoint_every=1"])
+    cfg = load_config(None, SMALL + extra + ["train.checkpoint_every=1", "doctor.monitor_every=4"])
     full = fit(cfg, out="full", quiet=True)
     with pytest.raises(KeyboardInterrupt):
         fit(cfg, out="crashed", quiet=True, callbacks=[_Crash()])
