@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from trainwell.data import corrupt
 from trainwell.errors import ConfigError
 from trainwell.nn.models import build_model
 from trainwell.pipeline import fit, load_data, resolve_device
-from trainwell.rundir import atomic_write_json, atomic_write_text
+from trainwell.rundir import atomic_write_json, atomic_write_text, read_jsonl
 from trainwell.train import progress as progress_mod
 from trainwell.train.population import Population, embed_state, schedule_factors
 from trainwell.train.stopping import EarlyStopping
@@ -194,8 +195,6 @@ def run_sequential(combos: list[tuple[dict, Config]], out: Path, quiet: bool = T
         row = {**{k: str(v) if isinstance(v, list) else v for k, v in settings.items()}, **res.summary["final"],
                "epochs": res.summary["epochs"], "stop_epoch": res.summary["epochs"] - 1
                if res.summary["stop_reason"].startswith("early") else None}
-        from trainwell.rundir import read_jsonl
-
         row["history"] = read_jsonl(res.run_dir / "metrics.jsonl")
         rows.append(row)
     return rows
@@ -218,8 +217,7 @@ def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | 
         rows, mode = run_sequential(combos, out, quiet), f"sequential ({blocker})"
     wall = time.perf_counter() - tic
     atomic_write_text(out / "config.toml", to_toml(cfg))
-    metrics = "".join(__import__("json").dumps({"member": m, **h}) + "\n" for m, r in enumerate(rows)
-                      for h in r["history"])
+    metrics = "".join(json.dumps({"member": m, **h}) + "\n" for m, r in enumerate(rows) for h in r["history"])
     atomic_write_text(out / "metrics.jsonl", metrics)
     table = [{k: v for k, v in r.items() if k != "history"} for r in rows]
     atomic_write_json(out / "results.json", table)

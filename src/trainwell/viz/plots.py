@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -63,7 +64,7 @@ def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, m
     w = layer.weight.detach().cpu().float()
     if isinstance(layer, nn.Linear):
         spatial = tuple(input_shape[1:]) if len(input_shape) >= 2 else tuple(input_shape)
-        if w.shape[1] == torch_prod(input_shape):
+        if w.shape[1] == math.prod(input_shape):
             w = w.reshape(w.shape[0], *(spatial if len(spatial) == 2 else (-1,)))
     else:
         w = w[:, 0]  # first input channel
@@ -88,13 +89,6 @@ def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, m
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
-
-
-def torch_prod(shape) -> int:
-    out = 1
-    for v in shape:
-        out *= int(v)
-    return out
 
 
 def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
