@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import resource
 import statistics
 import tempfile
 
@@ -40,7 +41,8 @@ def main() -> None:
         with_.append(timed_fit(on))
         print(f"rep {rep}: no monitors {without[-1]:.3f} s, monitors every {args.every} {with_[-1]:.3f} s", flush=True)
     a, b = statistics.median(without), statistics.median(with_)
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+          f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print(f"median without {a:.3f} s | with {b:.3f} s | ratio {b / a:.3f} | overhead {100 * (b / a - 1):+.1f}% "
           f"(target <= +10%)")
 

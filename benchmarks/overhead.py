@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -78,7 +79,8 @@ def main() -> None:
         print(f"rep {rep}: hand loop {loops[-1]:.3f} s, fit loop {fits[-1]:.3f} s, fit total {totals[-1]:.3f} s",
               flush=True)
     base = statistics.median(loops)
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+          f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print(f"median hand loop {base:.3f} s | fit loop {statistics.median(fits):.3f} s "
           f"(ratio {statistics.median(fits) / base:.3f}) | fit total {statistics.median(totals):.3f} s "
           f"(ratio {statistics.median(totals) / base:.3f})")

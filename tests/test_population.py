@@ -29,6 +29,13 @@ def test_population_matches_separate_fits_across_seeds_lrs_and_widths(workdir, e
     res = sweep(cfg, grid, seeds=2, out="sw")
     assert res.mode == "population" and len(res.rows) == 8
     lines = read_jsonl(workdir / "sw" / "metrics.jsonl")
+    member = workdir / "sw" / "member-0"  # every member gets a run directory like fit's
+    summary = json.loads((member / "summary.json").read_text())
+    assert summary["final"]["test_acc"] == pytest.approx(res.rows[0]["test_acc"])
+    from trainwell.pipeline import prepare
+
+    narrow = prepare(combinations(cfg, grid, 2)[0][1]).model
+    narrow.load_state_dict(torch.load(member / "checkpoints" / "last.pt", weights_only=True)["model"])
     for m, (_, member_cfg) in enumerate(combinations(cfg, grid, 2)):
         ref = read_jsonl(fit(member_cfg, out=f"ref{m}", quiet=True).run_dir / "metrics.jsonl")
         mine = [r for r in lines if r["member"] == m]

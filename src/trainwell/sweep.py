@@ -139,7 +139,36 @@ def _member_state(cfg: Config, widest: Config, input_shape, classes) -> dict:
     return embed_state(model.state_dict(), wide)
 
 
-def run_population(base: Config, combos: list[tuple[dict, Config]], quiet: bool = True) -> list[dict]:
+def _narrow(wide: dict[str, torch.Tensor], template: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The top-left block of each wide tensor, shaped like the member's own architecture."""
+    return {k: wide[k][tuple(slice(0, n) for n in v.shape)].clone() for k, v in template.items()}
+
+
+def _write_member(path: Path, cfg: Config, history: list[dict], final: dict, state: dict, stop_epoch, wall: float,
+                  dataset_meta) -> None:
+    """A run directory like `fit`'s: config.toml, metrics.jsonl, summary.json, checkpoints/last.pt."""
+    import trainwell
+    from trainwell.rundir import RunDir, atomic_torch_save
+
+    run = RunDir(path).create()
+    atomic_write_text(run.config, to_toml(cfg))
+    atomic_write_text(run.metrics, "".join(json.dumps(h) + "\n" for h in history))
+    atomic_torch_save(run.last, {"model": state, "config": cfg.to_dict(), "epoch": history[-1]["epoch"]})
+    val = [h for h in history if h.get("val_loss") is not None]
+    atomic_write_json(run.summary, {
+        "name": cfg.name, "config_hash": cfg.hash(), "dataset": cfg.data.name, "model": cfg.model.kind,
+        "params": sum(v.numel() for v in state.values()), "epochs": len(history), "steps": history[-1]["step"],
+        "stop_reason": f"early stopping at epoch {stop_epoch}" if stop_epoch is not None
+        else f"completed {cfg.train.epochs} epochs",
+        "best_epoch": min(val, key=lambda h: h["val_loss"])["epoch"] if val else None, "final": final,
+        "doctor": [], "wall_s": round(wall, 3), "trainwell_version": trainwell.__version__,
+        "torch_version": torch.__version__, "seed": cfg.train.seed, "population": True,
+        "human_error": dataset_meta.human_error,
+    })
+
+
+def run_population(base: Config, combos: list[tuple[dict, Config]], quiet: bool = True,
+                   out: Path | None = None) -> list[dict]:
     """Train all ``combos`` as one population; return one row of settings and final metrics per member."""
     device = resolve_device(base.train.device)
     splits, _ = load_data(combos[0][1])
@@ -156,6 +185,7 @@ def run_population(base: Config, combos: list[tuple[dict, Config]], quiet: bool 
         labels.append(y)
     loss = loss_function(base.train.loss)
     o = base.optim
+    tic = time.perf_counter()
     pop = Population(build_model(widest.model, shape, classes), states, [c.train.seed for _, c in combos], o.name,
                      [c.optim.lr for _, c in combos], [c.optim.weight_decay for _, c in combos], decay=o.decay,
                      momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps, loss=loss, device=device)
@@ -176,11 +206,19 @@ def run_population(base: Config, combos: list[tuple[dict, Config]], quiet: bool 
         if len(x):
             lo, acc = pop.evaluate(x, y)
             finals[split] = (lo.tolist(), acc.tolist())
+    wall = time.perf_counter() - tic
+    members_state = pop.state_dicts()
     rows = []
-    for m, (settings, _) in enumerate(combos):
+    for m, (settings, member_cfg) in enumerate(combos):
         row = {**{k: str(v) if isinstance(v, list) else v for k, v in settings.items()}}
         for split, (lo, acc) in finals.items():
             row[f"{split}_loss"], row[f"{split}_acc"] = lo[m], acc[m]
+        if out is not None:
+            template = build_model(member_cfg.model, shape, classes).state_dict()
+            final = {f"{sp}_{k}": row.get(f"{sp}_{k}") for sp in ("train", "val", "test") for k in ("loss", "acc")}
+            _write_member(out / f"member-{m}", member_cfg, results[m].history, final,
+                          _narrow(members_state[m], template), results[m].stop_epoch, wall / len(combos),
+                          splits.meta)
         row["epochs"] = len(results[m].history)
         row["stop_epoch"] = results[m].stop_epoch
         row["history"] = results[m].history
@@ -212,7 +250,7 @@ def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | 
     blocker = "asked for sequential runs" if sequential else population_blocker(cfg, grid)
     tic = time.perf_counter()
     if blocker is None:
-        rows, mode = run_population(cfg, combos, quiet), "population"
+        rows, mode = run_population(cfg, combos, quiet, out), "population"
     else:
         rows, mode = run_sequential(combos, out, quiet), f"sequential ({blocker})"
     wall = time.perf_counter() - tic
