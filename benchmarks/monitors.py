@@ -31,8 +31,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--every", type=int, default=50, help="monitor cadence in steps (the default is 50)")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     args = parser.parse_args()
-    base = [f"train.epochs={args.epochs}", "train.device=cpu", "doctor.preflight=false", "report.enabled=false"]
+    base = [f"train.epochs={args.epochs}", f"train.device={args.device}", "doctor.preflight=false",
+            "report.enabled=false"]
     off, on = base + ["doctor.monitor_every=0"], base + [f"doctor.monitor_every={args.every}"]
     timed_fit(off)  # warm-up
     without, with_ = [], []

@@ -28,9 +28,9 @@ from trainwell.pipeline import fit, prepare
 
 
 def hand_loop(cfg) -> float:
-    prep = prepare(cfg)  # same data, same model, same init as fit
-    (x, y), (xv, yv) = prep.splits.train, prep.splits.val
-    model = prep.model
+    prep = prepare(cfg)  # same data, same model, same init, same device as fit
+    (x, y), (xv, yv) = ((t.to(prep.device) for t in pair) for pair in (prep.splits.train, prep.splits.val))
+    model = prep.model.to(prep.device)
     tic = time.perf_counter()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
     steps = cfg.train.epochs * -(-len(x) // cfg.train.batch_size)
@@ -38,7 +38,7 @@ def hand_loop(cfg) -> float:
     g = torch.Generator().manual_seed(cfg.train.seed)
     for _ in range(cfg.train.epochs):
         model.train()
-        perm = torch.randperm(len(x), generator=g)
+        perm = torch.randperm(len(x), generator=g).to(prep.device)
         for i in range(0, len(x), cfg.train.batch_size):
             idx = perm[i : i + cfg.train.batch_size]
             loss = F.cross_entropy(model(x[idx]), y[idx])
@@ -66,8 +66,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to both sides (e.g. train.checkpoint_every=1)")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     args = parser.parse_args()
-    cfg = load_config(None, [f"train.epochs={args.epochs}", "train.device=cpu", *args.overrides])
+    cfg = load_config(None, [f"train.epochs={args.epochs}", f"train.device={args.device}", *args.overrides])
     hand_loop(cfg)  # warm-up: imports, allocator, data cache
     trainwell_fit(cfg)
     loops, fits, totals = [], [], []

@@ -18,7 +18,7 @@ import tempfile
 import time
 
 BASE = ["data.name=mnist1d", "model.kind=mlp", "report.enabled=false", "doctor.preflight=false",
-        "doctor.monitor_every=0", "train.device=cpu", "optim.lr=0.01"]
+        "doctor.monitor_every=0", "train.device=auto", "optim.lr=0.01"]
 
 
 def run_mode(mode: str, members: int, epochs: int, hidden: str) -> dict:

@@ -28,17 +28,18 @@ from trainwell.pipeline import fit
 
 def reference(seed: int, steps: int = 6000) -> tuple[float, float]:
     s = load("mnist1d", val_fraction=0.0)
-    (x, y), (xt, yt) = s.train, s.test
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    (x, y), (xt, yt) = ((t.to(device) for t in pair) for pair in (s.train, s.test))
     torch.manual_seed(seed)
     ch = 25
     model = nn.Sequential(nn.Conv1d(1, ch, 5, 2, 1), nn.ReLU(), nn.Conv1d(ch, ch, 3, 2, 1), nn.ReLU(),
-                          nn.Conv1d(ch, ch, 3, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(ch * 5, 10))
+                          nn.Conv1d(ch, ch, 3, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(ch * 5, 10)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(seed)
     tic = time.perf_counter()
     step = 0
     while step < steps:
-        perm = torch.randperm(len(x), generator=g)
+        perm = torch.randperm(len(x), generator=g).to(device)
         for i in range(0, len(x) - 99, 100):
             idx = perm[i : i + 100]
             loss = F.cross_entropy(model(x[idx]), y[idx])
@@ -56,7 +57,7 @@ def reference(seed: int, steps: int = 6000) -> tuple[float, float]:
 
 def recipe(seed: int, overrides: list[str]) -> tuple[float, float]:
     cfg = load_config(None, ["doctor.preflight=false", "doctor.monitor_every=0", "report.enabled=false",
-                             f"train.seed={seed}", "train.device=cpu", *overrides])
+                             f"train.seed={seed}", "train.device=auto", *overrides])
     with tempfile.TemporaryDirectory() as tmp:
         summary = fit(cfg, out=f"{tmp}/run", quiet=True).summary
     return summary["fit_s"], summary["final"]["test_acc"]
