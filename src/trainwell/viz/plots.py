@@ -109,6 +109,8 @@ def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
             counts = h["counts"]
             width = (h["hi"] - h["lo"]) / len(counts)
             ax.bar([h["lo"] + (i + 0.5) * width for i in range(len(counts))], counts, width=width)
+            ax.set_yscale("log")  # the tails carry the story: saturation, dead units, exploding gradients
+            ax.ticklabel_format(style="sci", axis="x", scilimits=(-2, 3))
             extra = f", dead {a['dead']:.0%}" if "dead" in a else (
                 f", saturated {a['saturated']:.0%}" if "saturated" in a else "")
             ax.set_title(f"layer {name} ({a['kind']}) {label}{extra if col == 0 else ''}", fontsize=8)
