@@ -11,7 +11,8 @@ from trainwell.config import Config, config_from_dict, load_config
 from trainwell.data.files import parse_idx, read_cifar_batch, safe_unpickle
 from trainwell.errors import ConfigError, DataError
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(
     st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.floats(allow_nan=True),
