@@ -33,12 +33,21 @@ def _check_keep(keep_prob: float) -> None:
                           f"keeping a unit; torch's p is 1 - keep_prob)")
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"dropout mode = {mode!r} is not allowed: use 'inverted' or 'vanilla'")
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} = {value} is not allowed: use a number in [0, 1]")
+
+
 def dropout(x: torch.Tensor, keep_prob: float = 0.5, training: bool = True, mode: str = "inverted",
             generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply dropout with keep probability ``keep_prob`` (see the module docstring for the two modes)."""
     _check_keep(keep_prob)
-    if mode not in MODES:
-        raise ConfigError(f"dropout mode = {mode!r} is not allowed: use 'inverted' or 'vanilla'")
+    _check_mode(mode)
     if not training:
         return x * keep_prob if mode == "vanilla" else x
     if keep_prob == 1.0:
@@ -53,8 +62,7 @@ class Dropout(nn.Module):
     def __init__(self, keep_prob: float = 0.5, mode: str = "inverted"):
         super().__init__()
         _check_keep(keep_prob)
-        if mode not in MODES:
-            raise ConfigError(f"dropout mode = {mode!r} is not allowed: use 'inverted' or 'vanilla'")
+        _check_mode(mode)
         self.keep_prob, self.mode = keep_prob, mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,8 +74,7 @@ class Dropout(nn.Module):
 
 def uout(x: torch.Tensor, beta: float = 0.1, training: bool = True) -> torch.Tensor:
     """Uniform multiplicative noise x + x * r, r ~ U(-beta, beta), at training time only (Li et al. 2019)."""
-    if not 0.0 <= beta <= 1.0:
-        raise ConfigError(f"uout beta = {beta} is not allowed: use a number in [0, 1]")
+    _check_unit("uout beta", beta)
     if not training or beta == 0.0:
         return x
     r = (torch.rand_like(x) * 2.0 - 1.0) * beta
@@ -79,8 +86,7 @@ class Uout(nn.Module):
 
     def __init__(self, beta: float = 0.1):
         super().__init__()
-        if not 0.0 <= beta <= 1.0:
-            raise ConfigError(f"uout beta = {beta} is not allowed: use a number in [0, 1]")
+        _check_unit("uout beta", beta)
         self.beta = beta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,8 +100,7 @@ def drop_activation(x: torch.Tensor, keep_prob: float = 0.95, training: bool = T
     """Drop-Activation (Liang et al. 2018): keep the ReLU with probability ``keep_prob`` per element, else let x
     through unchanged; at test time the expectation keep * relu(x) + (1 - keep) * x (a leaky ReLU of slope
     1 - keep). No rescaling."""
-    if not 0.0 <= keep_prob <= 1.0:
-        raise ConfigError(f"drop-activation keep_prob = {keep_prob} is not allowed: use a number in [0, 1]")
+    _check_unit("drop-activation keep_prob", keep_prob)
     relu = torch.relu(x)
     if not training:
         return keep_prob * relu + (1.0 - keep_prob) * x
@@ -108,8 +113,7 @@ class DropActivation(nn.Module):
 
     def __init__(self, keep_prob: float = 0.95):
         super().__init__()
-        if not 0.0 <= keep_prob <= 1.0:
-            raise ConfigError(f"drop-activation keep_prob = {keep_prob} is not allowed: use a number in [0, 1]")
+        _check_unit("drop-activation keep_prob", keep_prob)
         self.keep_prob = keep_prob
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _save(fig, path: str | Path, dpi: int) -> Path:
+    """Lay out, write and close a figure; the folder is created if needed."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def learning_curves(history: list[dict], path: str | Path) -> Path:
     """Plot train/val loss and accuracy per epoch (the lecture's loss-curve reading) and save a PNG."""
     epochs = [r["epoch"] for r in history]
@@ -26,12 +36,7 @@ def learning_curves(history: list[dict], path: str | Path) -> Path:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def learning_rate(history: list[dict], path: str | Path) -> Path:
@@ -40,11 +45,7 @@ def learning_rate(history: list[dict], path: str | Path) -> Path:
     ax.plot([r["epoch"] for r in history], [r["lr"] for r in history])
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def _first_weighted(model):
@@ -83,12 +84,7 @@ def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, m
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=90)
 
 
 def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
@@ -116,8 +112,4 @@ def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
             ax.set_title(f"layer {name} ({a['kind']}) {label}{extra if col == 0 else ''}", fontsize=8)
             ax.tick_params(labelsize=7)
     fig.suptitle(f"activations and back-propagated gradients at step {last['step']}", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=90)
