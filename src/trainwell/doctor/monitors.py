@@ -54,6 +54,8 @@ class Monitor(Callback):
             or larger (exploding) than the last one's.
     """
 
+    vmap_safe = False  # forward hooks need the real module: a vmapped population cannot run them
+
     def __init__(self, every: int = 50, bins: int = 30, dead_warn: float = 0.5, saturation_warn: float = 0.5,
                  update_range: tuple[float, float] = (1e-5, 1e-1), depth_ratio: float = 1e-3, path=None):
         if every < 1:

@@ -71,13 +71,17 @@ class Stopper(Callback):
 
     @staticmethod
     def _scale_lr(state: State, factor: float) -> None:
+        """Multiply this model's (member's) LR by ``factor``; its schedule stops, so the lowered LR stays."""
+        if state.learner is not None:
+            state.learner.scale_lr(factor, state.member)
+            return
         for group in state.optimizer.param_groups:
             group["lr"] *= factor
+        state.trainer.schedule.interval = "none"
 
     def _start_extra_phase(self, state: State, reason: str) -> None:
         self.pending_reason = reason
         self.extra_left = self.extra_epochs
-        state.trainer.schedule.interval = "none"  # the lowered LR must not be overwritten by a schedule
         self._scale_lr(state, self.extra_lr_factor)
 
     # -- the hook ------------------------------------------------------------------------------------------
@@ -123,7 +127,6 @@ class Stopper(Callback):
             factor = self.fixed.lr_factor_after(state.epoch)
             if factor is not None:
                 self._scale_lr(state, factor)
-                state.trainer.schedule.interval = "none"
         checks = [
             (self.fixed, train, False),
             (self.loss_change, self._series(state, self.loss_monitor), True),
