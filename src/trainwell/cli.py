@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--force", action="store_true", help="replace --out if it already exists")
     fit.add_argument("--json", action="store_true", help="print summary.json to stdout (the table goes to stderr)")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
+    fit.add_argument("--figures", action="store_true", help="draw figures even when the report is off")
 
     doc = sub.add_parser("doctor", help="pre-flight checks on a config's model and data; exit 1 on a fail",
                          description="Run the lecture's pre-flight checklist on the model a config builds and a "
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, default=1, help="seeds per combination (train.seed, +1, +2, ...)")
     sw.add_argument("--sequential", action="store_true", help="train the members one after another")
     sw.add_argument("--out", help="output folder (default: runs/<name>-sweep-<hash>)")
+    sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue the interrupted sweep in SWEEP_DIR")
     sw.add_argument("--json", action="store_true", help="print the results as JSON")
 
     rep = sub.add_parser("report", help="(re)build report.html of a run directory")
@@ -173,7 +175,7 @@ def cmd_fit(args) -> int:
         cfg = config_of_run(args.resume, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)
-    result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet)
+    result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet, figures=args.figures)
     console = Console(stderr=args.json)
     console.print(_result_table(result.summary, result.run_dir))
     console.print(_result_lines(result.summary, result.run_dir), highlight=False)
@@ -204,16 +206,14 @@ def cmd_summary(args) -> int:
 
     from trainwell.cnn.summary import summarize, totals
     from trainwell.config import load_config
-    from trainwell.data.registry import DATASETS
+    from trainwell.data.registry import num_classes
     from trainwell.nn.models import build_model
     from trainwell.pipeline import load_data
 
     cfg = load_config(args.config, args.overrides)
     if args.input_shape:
         shape = _parse_shape(args.input_shape)
-        spec = DATASETS.get(cfg.data.name)
-        classes = args.classes or (spec.num_classes(cfg.data.options) if spec and callable(spec.num_classes)
-                                   else spec.num_classes if spec else 10)
+        classes = args.classes or num_classes(cfg.data.name, cfg.data.options)
     else:
         splits, _ = load_data(cfg)
         shape, classes = splits.meta.input_shape, args.classes or splits.meta.num_classes
@@ -279,12 +279,15 @@ def cmd_sweep(args) -> int:
     from rich.table import Table
 
     from trainwell.config import load_config
-    from trainwell.sweep import parse_grid, sweep
+    from trainwell.sweep import parse_grid, resume_sweep, sweep
 
-    cfg = load_config(args.config, args.overrides)
-    grid = parse_grid(args.grid)
     try:
-        result = sweep(cfg, grid, seeds=args.seeds, out=args.out, sequential=args.sequential, quiet=args.json)
+        if args.resume:
+            result = resume_sweep(args.resume, quiet=args.json)
+        else:
+            cfg = load_config(args.config, args.overrides)
+            result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
+                           quiet=args.json)
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
     if args.json:
@@ -299,6 +302,8 @@ def cmd_sweep(args) -> int:
     for r in result.rows:
         table.add_row(*[f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
     Console().print(table)
+    for check in result.skipped:
+        print(f"skipped (population): {check}")
     print(f"results: {result.out}/results.csv")
     return 0
 

@@ -1,6 +1,10 @@
 """The one place that wires the parts: config -> data -> preprocess -> model -> init -> trainer -> run dir.
 
-The CLI and the lab call :func:`fit`; nothing else wires.
+The CLI, the sweep and the lab call :func:`fit` (one model) or :func:`fit_population` (M members trained at once by
+the same loop); nothing else builds or initializes models, optimizers, penalties, augmentation or callbacks. Both
+write each model's run directory with the same writer (:func:`write_run`), so a sweep member's run directory is
+a fit's run directory. Callers customize a model through a general hook, ``setup(model)``, called after
+initialization and before training (the lottery passes its starting weights and masks that way).
 
 Example:
     >>> from trainwell.config import load_config
@@ -15,16 +19,17 @@ import math
 import platform
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 import trainwell
 from trainwell import init as initializers
-from trainwell import optim, prune
+from trainwell import optim
 from trainwell.config import Config, config_from_dict, read_toml, to_toml
-from trainwell.data import load
+from trainwell.data import corrupt, load
 from trainwell.data.augment import build as build_augment
 from trainwell.data.preprocess import build as build_preprocessor
 from trainwell.data.splits import Splits
@@ -49,7 +54,8 @@ from trainwell.rundir import (
 )
 from trainwell.train import progress as progress_mod
 from trainwell.train import stop_callback
-from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses
+from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses, best_epoch
+from trainwell.train.population import PopulationLearner, embed_state, narrow_state
 from trainwell.train.regularizers import MaxNorm, SDRUpdate
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 from trainwell.viz import plots
@@ -115,13 +121,26 @@ def prepare(cfg: Config) -> Prepared:
             f"dataset {cfg.data.name!r} gives integer tokens, which model.kind = {cfg.model.kind!r} cannot take: "
             f"use data.options.encoding = 'onehot'"
         )
-    model = build_model(cfg.model, splits.meta.input_shape, splits.meta.num_classes)
+    model = build_initialized(cfg, splits.meta.input_shape, splits.meta.num_classes)
+    return Prepared(cfg=cfg, splits=splits, model=model, preprocessor=pre, device=device)
+
+
+def initialize(model: torch.nn.Module, cfg: Config, seed: int | None = None, scheme: str | None = None) -> None:
+    """Initialize ``model`` in place as ``cfg.init`` says, with the generator seeded by ``seed`` (default:
+    ``train.seed``); ``scheme`` overrides ``init.scheme``."""
     i = cfg.init
-    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_layer=i.output_layer,
-                       generator=torch.Generator().manual_seed(cfg.train.seed))
+    initializers.apply(model, scheme or i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_layer=i.output_layer,
+                       generator=torch.Generator().manual_seed(cfg.train.seed if seed is None else seed))
+
+
+def build_initialized(cfg: Config, input_shape: tuple[int, ...], classes: int) -> torch.nn.Module:
+    """Build ``cfg.model`` for inputs ``input_shape`` and ``classes`` outputs and initialize it (torch's global RNG
+    must already be seeded: layers that ``init.scheme = 'default'`` leaves alone use it)."""
+    model = build_model(cfg.model, input_shape, classes)
+    initialize(model, cfg)
     if cfg.train.trainable == "norm":
         train_only_norm(model)
-    return Prepared(cfg=cfg, splits=splits, model=model, preprocessor=pre, device=device)
+    return model
 
 
 def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
@@ -134,9 +153,9 @@ def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
                                         prep.splits.meta.num_classes)
 
 
-def postflight(prep: Prepared, trainer: Trainer, state, final: dict, overfit_epoch: int | None) -> list[Verdict]:
-    """Diagnosis after training: the loss curve's learning rate, bias/variance, overfitting."""
-    losses = next((cb.losses for cb in trainer.callbacks if isinstance(cb, StepLosses)), [])
+def postflight(prep: Prepared, losses: list[float], state, final: dict, overfit_epoch: int | None) -> list[Verdict]:
+    """Diagnosis after training: the loss curve's learning rate (``losses``: one per step), bias/variance,
+    overfitting."""
     verdicts = [diagnosis.learning_rate_diagnosis(losses, prep.cfg.train.batch_size)]
     human = prep.cfg.doctor.human_error
     human = human if human is not None else prep.splits.meta.human_error
@@ -146,14 +165,32 @@ def postflight(prep: Prepared, trainer: Trainer, state, final: dict, overfit_epo
     return verdicts
 
 
+def _schedule_builder(cfg: Config, steps_per_epoch: int) -> Callable[[torch.optim.Optimizer], optim.Schedule]:
+    """``build(optimizer) -> Schedule`` as ``cfg.optim`` describes (one fit, or each population member)."""
+    o = cfg.optim
+
+    def build(opt: torch.optim.Optimizer) -> optim.Schedule:
+        return optim.build_schedule(opt, o.schedule, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
+                                    step_size=o.step_size, gamma=o.gamma, patience=o.patience, factor=o.factor,
+                                    min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
+
+    return build
+
+
+def _steps_per_epoch(cfg: Config, splits: Splits) -> int:
+    return -(-len(splits.train[0]) // cfg.train.batch_size)
+
+
+def _checkpoint(cfg: Config, run: RunDir, **kwargs) -> Checkpoint:
+    return Checkpoint(run, every=cfg.train.checkpoint_every, minutes=cfg.train.checkpoint_minutes,
+                      monitor=cfg.train.monitor,
+                      extra={"config": cfg.to_dict(), "trainwell_version": trainwell.__version__}, **kwargs)
+
+
 def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks=()) -> Trainer:
     cfg = prep.cfg
     opt = optim.from_config(prep.model, cfg.optim)
-    steps_per_epoch = -(-len(prep.splits.train[0]) // cfg.train.batch_size)
-    o = cfg.optim
-    schedule = optim.build_schedule(opt, o.schedule, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
-                                    step_size=o.step_size, gamma=o.gamma, patience=o.patience, factor=o.factor,
-                                    min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
+    schedule = _schedule_builder(cfg, _steps_per_epoch(cfg, prep.splits))(opt)
     monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
         if cfg.doctor.monitor_every else []
     r = cfg.regularize
@@ -177,9 +214,7 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
         StepLosses(),
         *monitors,
         MetricsLogger(run.metrics),
-        Checkpoint(run, every=cfg.train.checkpoint_every, minutes=cfg.train.checkpoint_minutes,
-                   monitor=cfg.train.monitor,
-                   extra={"config": cfg.to_dict(), "trainwell_version": trainwell.__version__}),
+        _checkpoint(cfg, run),
         *extra_callbacks,
     ]
     return Trainer(prep.model, opt, cfg.train.loss, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
@@ -214,15 +249,17 @@ def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Co
 
 
 def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None = None, force: bool = False,
-        quiet: bool = False, progress=None, callbacks=(), init_state: dict | None = None,
-        masks: dict | None = None, init_seed: int | None = None) -> FitResult:
+        quiet: bool = False, progress=None, callbacks=(), setup: Callable[[torch.nn.Module], None] | None = None,
+        figures: bool = False) -> FitResult:
     """Train the run ``cfg`` describes, write its run directory, and return its summary.
 
-    With ``resume``, continue the run in that directory from ``checkpoints/last.pt`` (the config is the run's
-    own; ``cfg`` should come from :func:`config_of_run`). ``callbacks`` are added after the run's own
-    (metrics logger, checkpoint). For lottery-ticket rounds: ``init_seed`` re-initializes the model with another
-    seed, ``init_state`` loads starting weights (theta_0 or a rewound theta_k), and ``masks`` prunes the model
-    (:mod:`trainwell.prune`) before training; the masks and their sparsity report are saved in the run dir.
+    Args:
+        resume: continue the run in that directory from ``checkpoints/last.pt`` (the config is the run's own;
+            ``cfg`` should come from :func:`config_of_run`).
+        callbacks: added after the run's own (stopping, metrics logger, checkpoint).
+        setup: ``setup(model)`` is called after the model is built and initialized and before training (and
+            before a checkpoint is loaded on resume), e.g. to load starting weights or apply pruning masks.
+        figures: draw the figures (the first layer's weights) even when the report is off.
     """
     tic = time.perf_counter()
     if resume is not None:
@@ -232,14 +269,8 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         run = RunDir(_run_path(cfg, out, force))
         ckpt = None
     prep = prepare(cfg)
-    if init_seed is not None:
-        i = cfg.init
-        initializers.apply(prep.model, i.scheme if i.scheme != "default" else "standard", bias=i.bias, mode=i.mode,
-                           std=i.std, output_layer=i.output_layer, generator=torch.Generator().manual_seed(init_seed))
-    if init_state is not None:
-        prep.model.load_state_dict(init_state)
-    if masks is not None:
-        prune.apply_masks(prep.model, masks)
+    if setup is not None:
+        setup(prep.model)
     if cfg.train.compile:
         prep.model.compile()  # in place: state_dict keys stay the same (torch.compile, inductor backend)
     trainer = _trainer(prep, run, quiet, progress, callbacks)
@@ -253,41 +284,59 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         run.truncate_metrics(ckpt["epoch"])
         atomic_write_text(run.config, to_toml(cfg))
     else:
-        run.create()
-        atomic_write_text(run.config, to_toml(cfg))
-        run.metrics.write_text("", encoding="utf-8")
-        (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
-        pre = preflight(prep) if cfg.doctor.preflight else []
-        atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
-        if masks is not None:
-            atomic_torch_save(run.path / "masks.pt", {k: v.cpu() for k, v in masks.items()})
-            atomic_write_json(run.path / "sparsity.json", prune.sparsity_report(masks))
+        _start_run(run, cfg, prep)
     fit_tic = time.perf_counter()
     state = trainer.fit(prep.splits.train, prep.splits.val)
     fit_s = time.perf_counter() - fit_tic
-    summary = _summary(prep, trainer, state, wall=time.perf_counter() - tic)
-    summary["fit_s"] = round(fit_s, 4)
-    summary["doctor"] = _doctor_report(run, prep, trainer, state, summary)
-    atomic_write_json(run.summary, summary)
-    plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
-    if cfg.report.enabled:
-        from trainwell.viz.report import build_report
-
-        build_report(run.path)
+    stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
+    checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
+    losses = next((cb.losses for cb in trainer.callbacks if isinstance(cb, StepLosses)), [])
+    monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
+    summary = write_run(run, prep, state, stopper, best=checkpoint.best_epoch, losses=losses,
+                        monitor=monitor.verdicts() if monitor is not None else [], wall=time.perf_counter() - tic,
+                        fit_s=fit_s, figures=figures)
     return FitResult(summary=summary, run_dir=run.path, model=prep.model)
 
 
-def _doctor_report(run: RunDir, prep: Prepared, trainer: Trainer, state, summary: dict) -> list[dict]:
+def _start_run(run: RunDir, cfg: Config, prep: Prepared) -> None:
+    """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts."""
+    run.create()
+    atomic_write_text(run.config, to_toml(cfg))
+    run.metrics.write_text("", encoding="utf-8")
+    (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
+    pre = preflight(prep) if cfg.doctor.preflight else []
+    atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
+
+
+def write_run(run: RunDir, prep: Prepared, state, stopper: stop_callback.Stopper, *, best: int | None,
+              losses: list[float], monitor: list[Verdict], wall: float, fit_s: float, figures: bool = False,
+              extra: dict | None = None) -> dict:
+    """Finish a run directory (one fit or one population member): summary.json with the final evaluation and the
+    doctor's verdicts, the figures when asked for (or when the report is on), and report.html."""
+    summary = _summary(prep, state, stopper, best, wall=wall)
+    summary["fit_s"] = round(fit_s, 4)
+    summary.update(extra or {})
+    summary["doctor"] = _doctor_report(run, prep, state, stopper, summary, losses, monitor)
+    atomic_write_json(run.summary, summary)
+    if figures or prep.cfg.report.enabled:
+        plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
+    if prep.cfg.report.enabled:
+        from trainwell.viz.report import build_report
+
+        build_report(run.path)
+    return summary
+
+
+def _doctor_report(run: RunDir, prep: Prepared, state, stopper, summary: dict, losses: list[float],
+                   monitor: list[Verdict]) -> list[dict]:
     """Pre-flight (saved at the start), monitor and post-flight verdicts, each tagged with its phase."""
     pre = json.loads((run.path / "preflight.json").read_text()) if (run.path / "preflight.json").exists() else []
-    monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
-    during = monitor.verdicts() if monitor is not None else []
-    post = postflight(prep, trainer, state, summary["final"], summary["stop"]["overfit_epoch"])
-    return ([{**v, "phase": "pre"} for v in pre] + [{**v.as_dict(), "phase": "monitor"} for v in during]
+    post = postflight(prep, losses, state, summary["final"], summary["stop"]["overfit_epoch"])
+    return ([{**v, "phase": "pre"} for v in pre] + [{**v.as_dict(), "phase": "monitor"} for v in monitor]
             + [{**v.as_dict(), "phase": "post"} for v in post])
 
 
-def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
+def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> dict:
     cfg, splits = prep.cfg, prep.splits
     loss_fn = loss_function(cfg.train.loss)
     final = {}
@@ -299,8 +348,6 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
             final[f"{split}_loss"] = final[f"{split}_acc"] = None
     shift_data = splits.val[0] if len(splits.val[0]) else splits.train[0]
     shift = variance_shift(prep.model, shift_data.to(prep.device))  # [] when the model has no BatchNorm
-    checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
-    stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
     history = state.history
     completed = len(history)
     return {
@@ -314,7 +361,7 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
         "steps": state.step,
         "stop_reason": state.stop or f"completed {cfg.train.epochs} epochs",
         "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"])),
-        "best_epoch": checkpoint.best_epoch,
+        "best_epoch": best,
         "monitor": cfg.train.monitor,
         "stop": {"criteria": list(cfg.stop.criteria), "overfit_epoch": stopper.overfit_epoch,
                  "restored_best_epoch": stopper.restored_epoch},
@@ -334,5 +381,163 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
     }
 
 
-__all__ = ["DataError", "FitResult", "Prepared", "config_of_run", "fit", "load_data", "postflight", "preflight",
-           "prepare"]
+# -- populations ---------------------------------------------------------------------------------------------
+POPULATION_KEYS = ("train.seed", "optim.lr", "optim.weight_decay", "model.hidden", "data.label_noise",
+                   "data.corrupt_seed")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "options":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def population_blocker(configs: Sequence[Config]) -> str | None:
+    """Why ``configs`` cannot train as one vmapped population (None if they can): the members may differ only in
+    :data:`POPULATION_KEYS`, and the settings they share must be expressible per member with vmap."""
+    cfg = configs[0]
+    flat0 = _flatten(cfg.to_dict())
+    for other in configs[1:]:
+        flat = _flatten(other.to_dict())
+        differ = sorted(k for k in flat0 if flat[k] != flat0[k] and k not in POPULATION_KEYS and k != "name")
+        if differ:
+            return f"config key {differ[0]!r} differs between members (only {', '.join(POPULATION_KEYS)} may)"
+    hidden = [c.model.hidden for c in configs]
+    if any(h != hidden[0] for h in hidden):
+        if cfg.model.kind != "mlp":
+            return "width sweeps are for MLPs"
+        if cfg.model.activation not in ("relu", "tanh", "leaky_relu", "linear"):
+            return f"width masking needs act(0) = 0; {cfg.model.activation!r} does not have it"
+        if len({len(h) for h in hidden}) > 1:
+            return "every width setting must have the same number of hidden layers"
+        if cfg.model.norm != "none":
+            return "width masking needs unnormalized layers (a norm layer mixes the zero units in)"
+    if cfg.model.norm == "batch":
+        return "BatchNorm's running statistics cannot be vmapped"
+    if cfg.model.dropout_keep < 1 or cfg.model.dropout_mode == "uout" or cfg.model.activation == "drop_activation":
+        return "dropout-style noise would not match one-at-a-time runs"
+    if cfg.model.l0 or cfg.model.sdr or cfg.model.skip_io:
+        return "gated, stochastic or skip-connected layers are trained one at a time"
+    r = cfg.regularize
+    if r.l1 or r.l2 or r.activity or r.l0 or r.max_norm:
+        return "penalties and constraints are applied one model at a time"
+    if cfg.augment.kind != "none" or cfg.augment.input_noise:
+        return "augmentation is applied one model at a time"
+    if cfg.optim.name not in ("sgd", "momentum", "adam"):
+        return f"optimizer {cfg.optim.name!r} has no population version"
+    if cfg.train.trainable != "all":
+        return "train.trainable = 'norm' is applied one model at a time"
+    if cfg.train.compile:
+        return "train.compile compiles one module; a population is vmapped instead"
+    if cfg.train.loss != "cross_entropy":
+        return f"train.loss = {cfg.train.loss!r} is not vmapped per member (cross_entropy is)"
+    return None
+
+
+@dataclass
+class PopulationResult:
+    """Each member's :class:`FitResult` (its own run directory) and the checks that could not run under vmap."""
+
+    members: list[FitResult]
+    skipped: list[str]
+    wall_s: float
+
+
+def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool = False, quiet: bool = True,
+                   progress=None, callbacks=()) -> PopulationResult:
+    """Train ``configs`` as one vmapped population with the one fit loop; member m's run directory is
+    ``out/member-m``, written exactly as :func:`fit` writes a run (same summary keys), and the population's
+    checkpoint is ``out/checkpoints/last.pt`` (``resume=True`` continues from it).
+
+    Raises:
+        ConfigError: the configs cannot train as one population (the reason: see :func:`population_blocker`).
+    """
+    configs = list(configs)
+    tic = time.perf_counter()
+    blocker = population_blocker(configs)
+    if blocker is not None:
+        raise ConfigError(f"these runs cannot train as one population: {blocker}")
+    base, size, out = configs[0], len(configs), Path(out)
+    if base.train.threads:
+        torch.set_num_threads(base.train.threads)
+    device = resolve_device(base.train.device)
+    torch.manual_seed(base.train.seed)
+    clean = config_from_dict({**base.to_dict(), "data": {**base.to_dict()["data"], "label_noise": 0.0}})
+    splits, pre = load_data(clean)  # each member draws its own label noise below, as the registry would
+    if not splits.train[0].is_floating_point():
+        raise ConfigError(f"dataset {base.data.name!r} gives integer tokens: use data.options.encoding = 'onehot'")
+    shape, classes = splits.meta.input_shape, splits.meta.num_classes
+    models = []
+    for c in configs:
+        torch.manual_seed(c.train.seed)
+        models.append(build_initialized(c, shape, classes))
+    widest = [max(w) for w in zip(*(c.model.hidden for c in configs), strict=True)]
+    wide = build_model(config_from_dict({**base.to_dict(), "model": {**base.to_dict()["model"], "hidden": widest}})
+                       .model, shape, classes)
+    states = [embed_state(m.state_dict(), wide.state_dict()) for m in models]
+    labels = []
+    for c in configs:
+        y = splits.train[1]
+        if c.data.label_noise > 0 and not c.data.random_labels:
+            y = corrupt.label_noise(y, c.data.label_noise, classes, c.data.corrupt_seed)
+        labels.append(y)
+    preps = [Prepared(cfg=c, splits=replace(splits, train=(splits.train[0], y)), model=m, preprocessor=pre,
+                      device=device) for c, m, y in zip(configs, models, labels, strict=True)]
+    spe = _steps_per_epoch(base, splits)
+    o = base.optim
+    learner = PopulationLearner(wide, states, optimizer=o.name, lrs=[c.optim.lr for c in configs],
+                                weight_decays=[c.optim.weight_decay for c in configs], decay=o.decay,
+                                momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps,
+                                loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
+                                epochs=base.train.epochs, steps_per_epoch=spe, device=device)
+    skipped = ["monitor: forward hooks cannot run on a vmapped population"] if base.doctor.monitor_every else []
+    runs = [RunDir(out / f"member-{m}") for m in range(size)]
+    member_callbacks = [[stop_callback.from_config(c.stop), MetricsLogger(run.metrics)]
+                        for c, run in zip(configs, runs, strict=True)]
+    step_losses = StepLosses()
+    home = RunDir(out)
+    trainer = Trainer(learner, epochs=base.train.epochs, batch_size=base.train.batch_size,
+                      callbacks=[step_losses, _checkpoint(base, home, keep_best=False), *callbacks],
+                      member_callbacks=member_callbacks, seed=[c.train.seed for c in configs],
+                      progress=progress if progress is not None else progress_mod.auto(quiet))
+    if resume:
+        ckpt = load_checkpoint(home.last)
+        try:
+            trainer.load_checkpoint_state(ckpt)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise TrainwellError(f"{home.last}: does not match this population ({first})") from None
+        for run in (home, *runs):
+            run.remove_stale_temp_files()
+        for run in runs:
+            run.truncate_metrics(ckpt["epoch"])
+    else:
+        home.checkpoints.mkdir(parents=True, exist_ok=True)
+        for run, c, prep in zip(runs, configs, preps, strict=True):
+            _start_run(run, c, prep)
+    fit_tic = time.perf_counter()
+    trainer.fit((splits.train[0], torch.stack(labels)), splits.val)
+    fit_s = time.perf_counter() - fit_tic
+    wall = time.perf_counter() - tic
+    results = []
+    for m, (run, prep, member) in enumerate(zip(runs, preps, trainer.members, strict=True)):
+        c = prep.cfg
+        state = narrow_state(learner.member_state(m), prep.model.state_dict())
+        prep.model.load_state_dict(state)
+        atomic_torch_save(run.last, {"model": state, "config": c.to_dict(), "epoch": member.epoch,
+                                     "step": member.step, "trainwell_version": trainwell.__version__})
+        summary = write_run(run, prep, member, member_callbacks[m][0], best=best_epoch(member.history, c.train.monitor),
+                            losses=step_losses.member(m, member.step), monitor=[], wall=wall / size,
+                            fit_s=fit_s / size,
+                            extra={"population": {"member": m, "size": size, "skipped_checks": skipped}})
+        results.append(FitResult(summary=summary, run_dir=run.path, model=prep.model))
+    return PopulationResult(members=results, skipped=skipped, wall_s=time.perf_counter() - tic)
+
+
+__all__ = ["POPULATION_KEYS", "DataError", "FitResult", "PopulationResult", "Prepared", "build_initialized",
+           "config_of_run", "fit", "fit_population", "initialize", "load_data", "population_blocker", "postflight",
+           "preflight", "prepare", "write_run"]

@@ -65,6 +65,19 @@ class Callback:
         pass
 
 
+def best_epoch(history: list[dict], monitor: str = "val_loss") -> int | None:
+    """The epoch whose ``monitor`` value (``train_loss`` where a record lacks it) is best (the first of ties;
+    non-finite values never count): what :class:`Checkpoint` keeps as ``best.pt``."""
+    best, epoch = None, None
+    for record in history:
+        value = record.get(monitor, record.get("train_loss"))
+        if value is None or not math.isfinite(value):
+            continue
+        if best is None or (value > best if monitor.endswith("acc") else value < best):
+            best, epoch = value, record["epoch"]
+    return epoch
+
+
 class MetricsLogger(Callback):
     """Append each epoch's metrics to ``metrics.jsonl`` (one JSON object per line)."""
 

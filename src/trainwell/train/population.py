@@ -60,7 +60,8 @@ class PopulationOptimizer:
         self.lrs, self.wds = lrs, weight_decays
         self.momentum, self.nesterov, self.betas, self.eps = momentum, nesterov, tuple(betas), eps
         self.state: dict[str, dict] = {k: {} for k in params}
-        self.t = torch.zeros_like(lrs)  # steps taken by each member (Adam's bias correction)
+        self.t = torch.zeros_like(lrs, dtype=torch.float64)  # steps per member (Adam's bias correction, in double
+        # precision as torch computes it: 1 - 0.999**t in float32 would be off by ~1e-5)
         self.active = torch.ones(len(lrs), dtype=torch.bool, device=lrs.device)
         self.all_active = True
 
@@ -98,17 +99,22 @@ class PopulationOptimizer:
                 b2 = self.betas[1]
                 if not st:
                     st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
-                m = st["m"].lerp(g, 1 - b1) if isinstance(b1, float) else st["m"] + (g - st["m"]) * (1 - b1)
+                if isinstance(b1, float):
+                    m = st["m"].lerp(g, 1 - b1)
+                else:
+                    m = st["m"] + (g - st["m"]) * (1 - b1).to(p.dtype)
                 v = st["v"] * b2 + (1 - b2) * g * g
                 t = self._b(self.t, p).clamp_min(1)
-                denom = (v.sqrt() / torch.sqrt(1 - b2**t)).add_(self.eps)
-                new_p = new_p - lr / (1 - b1**t) * m / denom
+                bc1 = (1 - b1**t).to(p.dtype)
+                bc2_sqrt = torch.sqrt(1 - b2**t).to(p.dtype)
+                denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+                new_p = new_p - lr / bc1 * m / denom
                 if masked:
                     m, v = torch.where(act, m, st["m"]), torch.where(act, v, st["v"])
                 st["m"], st["v"] = m, v
             else:
                 if self.name == "momentum" or momenta is not None:  # one-cycle gives plain SGD a momentum too
-                    mu = self._b(momenta, p) if momenta is not None else self.momentum
+                    mu = self._b(momenta, p).to(p.dtype) if momenta is not None else self.momentum
                     buf = g.clone() if "buf" not in st else st["buf"] * mu + g
                     g = g + mu * buf if self.nesterov else buf
                     if masked and "buf" in st:
@@ -164,7 +170,7 @@ class MemberSchedules:
         self.cycled = False
         m = len(base_lrs)
         self.frozen_lr = torch.full((m,), math.nan, device=device)
-        self.frozen_mom = torch.full((m,), math.nan, device=device)
+        self.frozen_mom = torch.full((m,), math.nan, dtype=torch.float64, device=device)
         self.interval = "none"
         self._dummies: list = []
         if build is None:
@@ -184,7 +190,8 @@ class MemberSchedules:
             sched = build(self._dummy(lr, optimizer, momentum, betas))
             tables[lr] = self._tabulate(sched, optimizer, epochs, steps_per_epoch)
         self.lr_table = torch.stack([torch.tensor(tables[lr][0]) for lr in base_lrs], 1).float().to(device)
-        self.mom_table = torch.stack([torch.tensor(tables[lr][1]) for lr in base_lrs], 1).float().to(device)
+        self.mom_table = torch.stack([torch.tensor(tables[lr][1], dtype=torch.float64) for lr in base_lrs],
+                                     1).to(device)  # double: Adam's bias correction 1 - beta1**t needs it
 
     @staticmethod
     def _dummy(lr: float, optimizer: str, momentum: float, betas) -> torch.optim.Optimizer:
