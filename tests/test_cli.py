@@ -51,7 +51,9 @@ def test_out_that_exists_needs_force(workdir, capsys):
     assert main(["fit", *TINY, "--quiet", "--out", "r"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (workdir / "r" / "keep.txt").read_text() == "precious"
-    assert main(["fit", *TINY, "--quiet", "--out", "r", "--force"]) == 0
+    assert main(["fit", *TINY, "--quiet", "--out", "r", "--force"]) == 2  # not a trainwell run: never replaced
+    assert "not a trainwell run directory" in capsys.readouterr().err
+    assert (workdir / "r" / "keep.txt").read_text() == "precious"
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -108,3 +110,16 @@ def test_schedules_follow_their_definitions():
     assert plateau[0] == 1.0 and plateau[-1] < 1.0  # a loss that never improves lowers the LR
     with pytest.raises(ConfigError, match="unknown optim.schedule"):
         lrs("warm-restarts")
+
+
+@pytest.mark.parametrize("total", [4, 10])
+def test_onecycle_with_a_one_step_warmup_runs_every_step(total):
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = build_schedule(opt, "onecycle", epochs=total, steps_per_epoch=1, warmup_fraction=1 / total)
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])  # the rate this step uses
+        opt.step()
+        sched.scheduler.step()
+    assert all(math.isfinite(v) for v in lrs) and lrs == sorted(lrs, reverse=True)  # anneals from the peak

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from trainwell.errors import TrainwellError
+from trainwell.train.interrupt import Interrupted
 
 EPILOG = """examples:
   trainwell fit                                   train the default MNIST-1D CNN
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(fit)
     fit.add_argument("--out", help="run directory (default: runs/<name>-<config hash>)")
     fit.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    fit.add_argument("--force", action="store_true", help="replace --out if it already exists")
+    fit.add_argument("--force", action="store_true",
+                     help="replace --out if it is an earlier trainwell fit run (never any other folder)")
     fit.add_argument("--json", action="store_true", help="print summary.json to stdout (the table goes to stderr)")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
     fit.add_argument("--figures", action="store_true", help="draw figures even when the report is off")
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--control", choices=["reinit", "random"], help="also train a control at every density")
     pr.add_argument("--global", dest="global_", action="store_true", help="one magnitude threshold for all layers")
     pr.add_argument("--out", help="folder for the rounds (default: runs/<name>-lottery-<hash>)")
+    pr.add_argument("--force", action="store_true", help="replace --out if it is an earlier prune run")
 
     sw = sub.add_parser("sweep", help="train a grid of settings x seeds as one population (vmap) and tabulate",
                         description="Train every combination of --grid values (times --seeds seeds) at once as one "
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, default=1, help="seeds per combination (train.seed, +1, +2, ...)")
     sw.add_argument("--sequential", action="store_true", help="train the members one after another")
     sw.add_argument("--out", help="output folder (default: runs/<name>-sweep-<hash>)")
+    sw.add_argument("--force", action="store_true", help="replace --out if it is an earlier sweep")
     sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue the interrupted sweep in SWEEP_DIR")
     sw.add_argument("--json", action="store_true", help="print the results as JSON")
 
@@ -260,7 +264,7 @@ def cmd_prune(args) -> int:
     cfg = load_config(args.config, args.overrides)
     try:
         rows = lottery(cfg, args.rounds, rate=args.rate, rewind=args.rewind, control=args.control, out=args.out,
-                       global_=args.global_)
+                       global_=args.global_, force=args.force)
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
     table = Table(title="lottery tickets")
@@ -287,7 +291,7 @@ def cmd_sweep(args) -> int:
         else:
             cfg = load_config(args.config, args.overrides)
             result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
-                           quiet=args.json)
+                           quiet=args.json, force=args.force)
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
     if args.json:
@@ -351,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"trainwell {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
+    except Interrupted as exc:
+        print(f"trainwell {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"trainwell {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -17,6 +17,7 @@ import torch
 from trainwell import prune
 from trainwell.config import Config, config_from_dict
 from trainwell.pipeline import fit, initialize
+from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_torch_save, atomic_write_json, read_jsonl
 from trainwell.train.callbacks import Callback, State
 
@@ -99,14 +100,20 @@ def rewind_step(rewind: float, steps_per_run: int) -> int:
 
 def lottery(cfg: Config, rounds: int, *, rate: float = 0.2, output_rate: float | None = None, rewind: float = 0,
             control: str | None = None, out: str | Path | None = None, quiet: bool = True,
-            global_: bool = False) -> list[RoundResult]:
+            global_: bool = False, force: bool = False) -> list[RoundResult]:
     """Run ``rounds`` pruning rounds after a dense round 0; return one row per trained network."""
     if rounds < 1:
         raise ValueError(f"--rounds {rounds} is not allowed: use an integer >= 1")
     if control not in (None, "reinit", "random"):
         raise ValueError(f"--control {control!r} is not allowed: use reinit or random")
-    base = Path(out) if out is not None else Path("runs") / f"{cfg.name}-lottery-{cfg.hash()}"
-    base.mkdir(parents=True, exist_ok=True)
+    with Claim.take("lottery", out, force=force, name=f"{cfg.name}-lottery", config_hash=cfg.hash()) as claim:
+        return _rounds(claim, cfg, rounds, rate, output_rate, rewind, control, quiet, global_)
+
+
+def _rounds(claim: Claim, cfg: Config, rounds: int, rate: float, output_rate: float | None, rewind: float,
+            control: str | None, quiet: bool, global_: bool) -> list[RoundResult]:
+    base = claim.path
+    claim.started()
     steps = cfg.train.epochs * -(-_train_size(cfg) // cfg.train.batch_size)
     snap = Snapshot(rewind_step(rewind, steps))
     dense = fit(cfg, out=base / "round-0", force=True, quiet=quiet, callbacks=[snap])

@@ -155,8 +155,12 @@ def build_schedule(optimizer, name: str, *, epochs: int, steps_per_epoch: int, s
         return Schedule(sched.CosineAnnealingLR(optimizer, T_max=total, eta_min=min_lr), "step")
     if name == "onecycle":
         max_lr = [g["lr"] for g in optimizer.param_groups]
-        return Schedule(sched.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=warmup_fraction),
-                        "step")
+        pct = warmup_fraction
+        if abs(pct * total - 1.0) < 1e-9:
+            # torch's warm-up phase would end on step 0 and divide by its zero length: a one-step warm-up is no
+            # warm-up, so let the anneal start at once (the schedule is otherwise unchanged)
+            pct = 0.5 / total
+        return Schedule(sched.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct), "step")
     if name == "plateau":
         return Schedule(sched.ReduceLROnPlateau(optimizer, factor=factor, patience=patience, min_lr=min_lr),
                         "metric")

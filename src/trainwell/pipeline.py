@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import platform
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -44,17 +43,18 @@ from trainwell.nn.norm import count_trainable, train_only_norm
 from trainwell.nn.sdr import sdr_layers
 from trainwell.nn.variance_shift import variance_shift
 from trainwell.regularize import Penalty, count_nonzero
+from trainwell.runclaim import Claim
 from trainwell.rundir import (
     RunDir,
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
     load_checkpoint,
-    new_run_path,
 )
+from trainwell.train import interrupt, stop_callback
 from trainwell.train import progress as progress_mod
-from trainwell.train import stop_callback
 from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses, best_epoch
+from trainwell.train.interrupt import Interrupt
 from trainwell.train.population import PopulationLearner, embed_state, narrow_state
 from trainwell.train.regularizers import MaxNorm, SDRUpdate
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
@@ -187,12 +187,21 @@ def _checkpoint(cfg: Config, run: RunDir, **kwargs) -> Checkpoint:
                       extra={"config": cfg.to_dict(), "trainwell_version": trainwell.__version__}, **kwargs)
 
 
-def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks=()) -> Trainer:
+@dataclass
+class _Parts:
+    """What a config asks the trainer for, built (and so validated) before any folder is touched."""
+
+    optimizer: object
+    schedule: object
+    constraints: list
+    penalty: Penalty
+    augment: object
+
+
+def _training_parts(prep: Prepared) -> _Parts:
     cfg = prep.cfg
     opt = optim.from_config(prep.model, cfg.optim)
     schedule = _schedule_builder(cfg, _steps_per_epoch(cfg, prep.splits))(opt)
-    monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
-        if cfg.doctor.monitor_every else []
     r = cfg.regularize
     constraints = [MaxNorm(r.max_norm)] if r.max_norm > 0 else []
     if sdr_layers(prep.model):
@@ -208,34 +217,28 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
         raise ConfigError(f"augment.kind = 'signal' needs (C, L) inputs, got {prep.splits.meta.input_shape}")
     if a.kind == "image" and len(prep.splits.meta.input_shape) != 3:
         raise ConfigError(f"augment.kind = 'image' needs (C, H, W) inputs, got {prep.splits.meta.input_shape}")
+    return _Parts(opt, schedule, constraints, penalty, augment)
+
+
+def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, extra_callbacks=()) -> Trainer:
+    cfg = prep.cfg
+    monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
+        if cfg.doctor.monitor_every else []
     callbacks = [
         stop_callback.from_config(cfg.stop),  # first: it adds criterion values to the metrics that get logged
-        *constraints,  # right after the optimizer step, before anything looks at the weights
+        *parts.constraints,  # right after the optimizer step, before anything looks at the weights
         StepLosses(),
         *monitors,
         MetricsLogger(run.metrics),
+        Interrupt(),  # before the checkpoint: the stop it requests makes the checkpoint save this epoch
         _checkpoint(cfg, run),
         *extra_callbacks,
     ]
-    return Trainer(prep.model, opt, cfg.train.loss, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
-                   schedule=schedule, callbacks=callbacks, device=prep.device, seed=cfg.train.seed,
-                   progress=progress if progress is not None else progress_mod.auto(quiet),
-                   penalty=penalty if penalty.active else None, augment=augment)
-
-
-def _run_path(cfg: Config, out: str | Path | None, force: bool) -> Path:
-    if out is None:
-        return new_run_path("runs", cfg.name, cfg.hash())
-    path = Path(out)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        if not force:
-            raise TrainwellError(f"--out {str(path)!r} already exists and is not empty: choose another folder or "
-                                 f"pass --force to replace it")
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    return path
+    penalty = parts.penalty
+    return Trainer(prep.model, parts.optimizer, cfg.train.loss, epochs=cfg.train.epochs,
+                   batch_size=cfg.train.batch_size, schedule=parts.schedule, callbacks=callbacks, device=prep.device,
+                   seed=cfg.train.seed, progress=progress if progress is not None else progress_mod.auto(quiet),
+                   penalty=penalty if penalty.active else None, augment=parts.augment)
 
 
 def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
@@ -262,39 +265,57 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         figures: draw the figures (the first layer's weights) even when the report is off.
     """
     tic = time.perf_counter()
-    if resume is not None:
-        run = RunDir(resume)
-        ckpt = load_checkpoint(run.last)
-    else:
-        run = RunDir(_run_path(cfg, out, force))
-        ckpt = None
-    prep = prepare(cfg)
-    if setup is not None:
-        setup(prep.model)
-    if cfg.train.compile:
-        prep.model.compile()  # in place: state_dict keys stay the same (torch.compile, inductor backend)
-    trainer = _trainer(prep, run, quiet, progress, callbacks)
-    if ckpt is not None:
-        try:
-            trainer.load_checkpoint_state(ckpt)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise TrainwellError(f"{run.last}: does not match this run's model/optimizer ({first})") from None
-        run.remove_stale_temp_files()
-        run.truncate_metrics(ckpt["epoch"])
-        atomic_write_text(run.config, to_toml(cfg))
-    else:
-        _start_run(run, cfg, prep)
-    fit_tic = time.perf_counter()
-    state = trainer.fit(prep.splits.train, prep.splits.val)
-    fit_s = time.perf_counter() - fit_tic
-    stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
-    checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
-    losses = next((cb.losses for cb in trainer.callbacks if isinstance(cb, StepLosses)), [])
-    monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
-    summary = write_run(run, prep, state, stopper, best=checkpoint.best_epoch, losses=losses,
-                        monitor=monitor.verdicts() if monitor is not None else [], wall=time.perf_counter() - tic,
-                        fit_s=fit_s, figures=figures)
+    # config, data, model, optimizer, schedule and penalties are all built (so validated) before a folder is
+    # touched: a bad config never costs a user an existing run
+    claim = Claim.resume(resume) if resume is not None else None
+    try:
+        prep = prepare(cfg)
+        if setup is not None:
+            setup(prep.model)
+        if cfg.train.compile:
+            prep.model.compile()  # in place: state_dict keys stay the same (torch.compile, inductor backend)
+        parts = _training_parts(prep)
+        if claim is not None:
+            run = RunDir(claim.path)
+            ckpt = load_checkpoint(run.last)
+        else:
+            claim = Claim.take("fit", out, force=force, name=cfg.name, config_hash=cfg.hash())
+            run, ckpt = RunDir(claim.path), None
+    except BaseException:
+        if claim is not None:
+            claim.release()
+        raise
+    with claim:
+        trainer = _trainer(prep, parts, run, quiet, progress, callbacks)
+        if ckpt is not None:
+            try:
+                trainer.load_checkpoint_state(ckpt)
+            except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise TrainwellError(f"{run.last}: does not match this run's model/optimizer ({first})") from None
+            run.remove_stale_temp_files()
+            run.truncate_metrics(ckpt["epoch"])
+            atomic_write_text(run.config, to_toml(cfg))
+        else:
+            _start_run(run, cfg, prep)
+        claim.started()
+        fit_tic = time.perf_counter()
+        with interrupt.handled() as signals:
+            try:
+                state = trainer.fit(prep.splits.train, prep.splits.val)
+            except KeyboardInterrupt:  # a second signal: stopped mid-epoch, the last checkpoint on disk stays
+                raise interrupt.Interrupted(run.path, signals.received or "SIGINT", len(trainer.state.history),
+                                            saved=False) from None
+        if signals.received is not None and (state.stop or "").startswith("interrupted"):
+            raise interrupt.Interrupted(run.path, signals.received, len(state.history))
+        fit_s = time.perf_counter() - fit_tic
+        stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
+        checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
+        losses = next((cb.losses for cb in trainer.callbacks if isinstance(cb, StepLosses)), [])
+        monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
+        summary = write_run(run, prep, state, stopper, best=checkpoint.best_epoch, losses=losses,
+                            monitor=monitor.verdicts() if monitor is not None else [],
+                            wall=time.perf_counter() - tic, fit_s=fit_s, figures=figures)
     return FitResult(summary=summary, run_dir=run.path, model=prep.model)
 
 

@@ -36,12 +36,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file + fsync + rename; on failure the old file is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files are readable like the user's others
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -172,14 +179,3 @@ class RunDir:
         """Keep only metric records up to ``last_epoch`` (rewritten atomically): used when resuming."""
         keep = [r for r in read_jsonl(self.metrics) if r.get("epoch", -1) <= last_epoch]
         atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in keep))
-
-
-def new_run_path(base: str | Path, name: str, config_hash: str) -> Path:
-    """Return ``base/<name>-<hash>``, or ``-2``, ``-3``, ... if it exists: a run never overwrites another."""
-    base = Path(base)
-    candidate = base / f"{name}-{config_hash}"
-    k = 2
-    while candidate.exists():
-        candidate = base / f"{name}-{config_hash}-{k}"
-        k += 1
-    return candidate

@@ -24,6 +24,7 @@ from trainwell.config import Config, config_from_dict, parse_override, read_toml
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.pipeline import POPULATION_KEYS, fit, fit_population
 from trainwell.pipeline import population_blocker as configs_blocker
+from trainwell.runclaim import Claim
 from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl
 
 
@@ -134,19 +135,29 @@ def run_sequential(combos: list[tuple[dict, Config]], out: Path, quiet: bool = T
 
 
 def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | None = None,
-          sequential: bool = False, quiet: bool = True, resume: bool = False) -> SweepResult:
+          sequential: bool = False, quiet: bool = True, force: bool = False, resume: bool = False) -> SweepResult:
     """Run the sweep and write ``out``: config.toml, sweep.json (grid and seeds), results.csv/json,
     metrics.jsonl (one line per member and epoch, with its ``member`` index), summary.json, and each member's
     run directory ``member-<i>/``. With ``resume``, continue the sweep already in ``out``."""
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds} is not allowed: use an integer >= 1")
     combos = combinations(cfg, grid, seeds)
-    out = Path(out) if out is not None else Path("runs") / f"{cfg.name}-sweep-{cfg.hash()}"
-    blocker = "asked for sequential runs" if sequential else population_blocker(cfg, grid, seeds)
+    if resume:
+        claim = Claim.resume(out)
+    else:
+        claim = Claim.take("sweep", out, force=force, name=f"{cfg.name}-sweep", config_hash=cfg.hash())
+    with claim:
+        return _sweep_into(claim, cfg, grid, combos, seeds, sequential, quiet, resume)
+
+
+def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds: int, sequential: bool,
+                quiet: bool, resume: bool) -> SweepResult:
+    out = claim.path
     if not resume:
-        out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.toml", to_toml(cfg))
         atomic_write_json(out / "sweep.json", {"grid": grid, "seeds": seeds, "sequential": sequential})
+    claim.started()
+    blocker = "asked for sequential runs" if sequential else population_blocker(cfg, grid, seeds)
     tic = time.perf_counter()
     if blocker is None:
         rows, skipped = run_population(combos, out, quiet, resume)
