@@ -127,7 +127,7 @@ def test_a_stopped_member_is_frozen_parameters_and_optimizer_state():
     t = Trainer(learner, epochs=4, batch_size=8, member_callbacks=[[], [_StopMember()]], seed=[0, 1])
     t.fit((x, y))
     frozen = {k: v[1].clone() for k, v in learner.params.items()}
-    moments = {k: st["m"][1].clone() for k, st in learner.optimizer.state.items()}
+    moments = {k: (st["m"][1].clone(), st["v"][1].clone()) for k, st in learner.optimizer.state.items()}
     steps = learner.optimizer.t.clone()
     assert t.members[1].stop == "asked" and len(t.members[1].history) == 1 and len(t.members[0].history) == 4
     assert steps.tolist() == [20, 5]  # 5 steps per epoch; member 1 trained one epoch only
@@ -140,7 +140,9 @@ def test_a_stopped_member_is_frozen_parameters_and_optimizer_state():
     t2.fit((x, y))
     for k, v in learner.params.items():
         assert torch.equal(v[1], frozen[k])
-        assert torch.equal(learner.optimizer.state[k]["m"][1], moments[k])
+    for k, (m1, v1) in moments.items():
+        assert torch.equal(learner.optimizer.state[k]["m"][1], m1) and torch.equal(learner.optimizer.state[k]["v"][1], v1)
+    assert not torch.equal(learner.params["0.weight"][0], learner.params["0.weight"][1])
     assert learner.optimizer.t.tolist() == [30, 5]
 
 

@@ -49,14 +49,20 @@ def narrow_state(wide: dict[str, torch.Tensor], template: dict[str, torch.Tensor
 class PopulationOptimizer:
     """SGD / momentum (heavy-ball or Nesterov) / Adam over stacked parameters with per-member learning rates,
     momenta and weight decays (torch's update formulas; decay on weights only, as
-    :func:`trainwell.optim.param_groups`). Members with ``active[m] = False`` are not touched at all."""
+    :func:`trainwell.optim.param_groups`). Members with ``active[m] = False`` are not touched at all.
+
+    ``decay_masks[key]`` (broadcastable to the parameter without its member axis) marks which entries decay; by
+    default a tensor decays when it is a weight ((M, out, in, ...): 3 or more dims).
+    """
 
     def __init__(self, params: dict[str, torch.Tensor], name: str, lrs: torch.Tensor, weight_decays: torch.Tensor,
                  decay: str = "coupled", momentum: float = 0.9, nesterov: bool = False,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 decay_masks: dict[str, torch.Tensor] | None = None):
         if name not in ("sgd", "momentum", "adam"):
             raise ValueError(f"population optimizer {name!r} is not supported: use sgd, momentum or adam")
         self.params, self.name, self.decay = params, name, decay
+        self.decay_masks = decay_masks
         self.lrs, self.wds = lrs, weight_decays
         self.momentum, self.nesterov, self.betas, self.eps = momentum, nesterov, tuple(betas), eps
         self.state: dict[str, dict] = {k: {} for k in params}
@@ -87,8 +93,9 @@ class PopulationOptimizer:
             act = self._b(self.active, p)
             g = p.grad
             new_p = p
-            if p.dim() >= 3:  # weights: (M, out, in, ...); biases and norm scales do not decay
-                wd = self._b(self.wds, p)
+            mask = self.decay_masks.get(key) if self.decay_masks is not None else None
+            if mask is not None or (self.decay_masks is None and p.dim() >= 3):  # weights: (M, out, in, ...)
+                wd = self._b(self.wds, p) if mask is None else self._b(self.wds, p) * mask
                 if self.decay == "decoupled":
                     new_p = p * (1 - lr * wd)
                 else:
@@ -172,6 +179,7 @@ class MemberSchedules:
         self.frozen_lr = torch.full((m,), math.nan, device=device)
         self.frozen_mom = torch.full((m,), math.nan, dtype=torch.float64, device=device)
         self.interval = "none"
+        self.any_frozen = False  # a Python flag: the per-step lookup stays free of tensor checks
         self._dummies: list = []
         if build is None:
             return
@@ -236,7 +244,7 @@ class MemberSchedules:
             lr = self.plateau_t
         else:
             lr = self.base
-        if not bool(torch.isnan(self.frozen_lr).all()):
+        if self.any_frozen:
             lr = torch.where(torch.isnan(self.frozen_lr), lr, self.frozen_lr)
             if mom is not None:
                 mom = torch.where(torch.isnan(self.frozen_mom), mom, self.frozen_mom)
@@ -254,6 +262,7 @@ class MemberSchedules:
         """From now on member ``member`` trains at its current LR x ``factor`` with no schedule."""
         lr, mom = self.at(step)
         self.frozen_lr[member] = lr[member] * factor
+        self.any_frozen = True
         if mom is not None:
             self.frozen_mom[member] = mom[member]
 
@@ -267,6 +276,7 @@ class MemberSchedules:
     def load_state_dict(self, state: dict) -> None:
         self.frozen_lr.copy_(state["frozen_lr"])
         self.frozen_mom.copy_(state["frozen_mom"])
+        self.any_frozen = not bool(torch.isnan(self.frozen_lr).all())
         if self.interval == "metric":
             self.plateau_lrs = list(state["plateau_lrs"])
             self.plateau_t = torch.tensor(self.plateau_lrs, dtype=torch.float32, device=self.device)
@@ -315,20 +325,40 @@ class PopulationLearner:
             m.load_state_dict(state)
             members.append(m.to(self.device))
         params, buffers = stack_module_state(members)
-        self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+        # every member's parameters live in one (M, P) tensor: the optimizer then runs a handful of big element-wise
+        # ops per step instead of a handful per parameter tensor; the named parameters are views into it
+        self.layout, start = [], 0
+        for key, v in params.items():
+            n = v[0].numel()
+            self.layout.append((key, start, start + n, tuple(v.shape[1:])))
+            start += n
+        self.flat = torch.cat([v.detach().reshape(len(states), -1) for v in params.values()], 1).requires_grad_(True)
+        decays = torch.zeros(1, start, device=self.device)
+        for key, a, b, shape in self.layout:
+            if len(shape) >= 2:  # weights decay; biases and norm scales do not (as trainwell.optim.param_groups)
+                decays[:, a:b] = 1.0
         self.buffers = buffers
         self.base = copy.deepcopy(model).to("meta")
         self.size = len(states)
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
         lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)
         wd_t = torch.tensor(weight_decays, dtype=torch.float32, device=self.device)
-        self.optimizer = PopulationOptimizer(self.params, optimizer, lr_t, wd_t, decay, momentum, nesterov,
-                                             tuple(betas), eps)
+        self.optimizer = PopulationOptimizer({"flat": self.flat}, optimizer, lr_t, wd_t, decay, momentum, nesterov,
+                                             tuple(betas), eps, decay_masks={"flat": decays})
         self.schedules = MemberSchedules(schedule, list(lrs), optimizer, momentum, betas, epochs=epochs,
                                          steps_per_epoch=steps_per_epoch, device=self.device)
         self.steps = 0  # optimizer steps taken by the population (the schedules' position)
         self.rows = torch.arange(self.size, device=self.device).unsqueeze(1)
         self.model = self  # the loop's State.model: the whole population
+
+    def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        m = flat.shape[0]
+        return {key: flat[:, a:b].view(m, *shape) for key, a, b, shape in self.layout}
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """Each parameter stacked over members, (M, ...): views into the one (M, P) tensor (not tracked)."""
+        return self._views(self.flat.detach())
 
     # -- the forward ---------------------------------------------------------------------------------------
     def _forward_one(self, params, buffers, x):
@@ -337,7 +367,7 @@ class PopulationLearner:
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """Outputs (M, B, C): ``x`` is (M, B, ...) per member, or (B, ...) shared by all with ``shared``."""
         return vmap(self._forward_one, in_dims=(0, 0, None if shared else 0), randomness="different")(
-            self.params, self.buffers, x)
+            self._views(self.flat), self.buffers, x)
 
     # -- the learner contract ------------------------------------------------------------------------------
     def start_epoch(self) -> None:
