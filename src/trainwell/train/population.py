@@ -352,8 +352,11 @@ class PopulationLearner:
         self.model = self  # the loop's State.model: the whole population
 
     def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        # one split (its backward is one concatenation), not a slice per parameter (each slice's backward would
+        # materialize a zero tensor the size of all parameters)
         m = flat.shape[0]
-        return {key: flat[:, a:b].view(m, *shape) for key, a, b, shape in self.layout}
+        pieces = torch.split(flat, [b - a for _, a, b, _ in self.layout], dim=1)
+        return {key: piece.view(m, *shape) for (key, _, _, shape), piece in zip(self.layout, pieces, strict=True)}
 
     @property
     def params(self) -> dict[str, torch.Tensor]:
