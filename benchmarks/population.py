@@ -21,7 +21,6 @@ import tempfile
 import time
 
 import torch
-
 from matmul_peak import matmul_peak
 
 BASE = ["data.name=mnist1d", "model.kind=mlp", "report.enabled=false", "doctor.preflight=false",
@@ -73,10 +72,11 @@ def sequential(members: int, epochs: int, hidden: str, device: str) -> dict:
 
 def profile(members: int, hidden: str, device: str, steps: int = 20) -> None:
     """Print the top operators of ``steps`` population steps (after warm-up)."""
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
-    from trainwell.pipeline import _steps_per_epoch, load_data  # noqa: F401  (data as the pipeline loads it)
     from trainwell.nn.models import build_model
+    from trainwell.pipeline import _steps_per_epoch, load_data  # noqa: F401  (data as the pipeline loads it)
     from trainwell.train.population import PopulationLearner
 
     cfg = _configs(1, 1, hidden, device)[0]

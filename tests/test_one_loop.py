@@ -262,3 +262,24 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_sweep(workdir):
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
     whole = [strip(read_jsonl(workdir / name / "metrics.jsonl")) for name in ("ref", "victim")]
     assert whole[0] == whole[1]
+
+
+def test_threads_auto_picks_one_thread_for_small_steps_and_keeps_the_default_for_big_ones(monkeypatch):
+    from trainwell import pipeline
+
+    assert load_config(None, []).train.threads == "auto"
+    assert load_config(None, ["train.threads=3"]).train.threads == 3
+    for bad in ("train.threads=many", "train.threads=-1"):
+        with pytest.raises(ConfigError, match="train.threads"):
+            load_config(None, [bad])
+    before = torch.get_num_threads()
+    try:
+        small = nn.Sequential(nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 10))
+        assert pipeline.step_flops(small, (40,), 100) == 6 * (40 * 100 + 100 * 10) * 100
+        assert pipeline.set_threads("auto", small, (40,), 100, torch.device("cpu")) == 1
+        monkeypatch.setattr(pipeline, "_DEFAULT_THREADS", 2)
+        monkeypatch.setattr(pipeline, "THREADS_FLOP_THRESHOLD", 1e6)
+        assert pipeline.set_threads("auto", small, (40,), 100, torch.device("cpu")) == 2
+        assert pipeline.set_threads(1, small, (40,), 100, torch.device("cpu")) == 1
+    finally:
+        torch.set_num_threads(before)

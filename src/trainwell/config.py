@@ -169,7 +169,7 @@ class TrainConfig:
     monitor: Literal["val_loss", "val_acc"] = "val_loss"
     checkpoint_every: int = 10
     checkpoint_minutes: float = 1.0
-    threads: int = 0
+    threads: Literal["auto"] | int = "auto"
     trainable: Literal["all", "norm"] = "all"
     compile: bool = False
 
@@ -181,8 +181,9 @@ class TrainConfig:
         if self.checkpoint_every < 1:
             raise ConfigError(f"train.checkpoint_every = {self.checkpoint_every} is not allowed: use an integer >= 1")
         _check_positive("train.checkpoint_minutes", self.checkpoint_minutes)
-        if self.threads < 0:
-            raise ConfigError(f"train.threads = {self.threads} is not allowed: use 0 (torch's default) or more")
+        if self.threads != "auto" and self.threads < 0:
+            raise ConfigError(f"train.threads = {self.threads} is not allowed: use 'auto', 0 (torch's default) "
+                              f"or a positive count")
 
 
 @dataclass

@@ -45,9 +45,18 @@ def _coerce(tp, value, key: str):
         return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
+        if type(None) in typing.get_args(tp) and (value is None or (isinstance(value, str)
+                                                                    and value.lower() == "none")):
             return None
-        return _coerce(args[0], value, key)
+        for arg in args[:-1]:  # the first type that takes the value (e.g. "auto" or an int)
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError:
+                continue
+        try:
+            return _coerce(args[-1], value, key)
+        except ConfigError:
+            raise bad from None
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):

@@ -109,10 +109,39 @@ def load_data(cfg: Config) -> tuple[Splits, object | None]:
     return splits, pre
 
 
+# Training FLOPs per step (6 x multiply-adds per example x batch, x members) below which `train.threads = "auto"`
+# uses one thread. Evidence (issue 11, the 2-core CI machine): the default MNIST-1D CNN step (0.35 GFLOP) takes
+# 3.67 ms at 1 thread and 3.77 ms at 2, and a 2-thread process collapses (2 epochs: 9-17 s vs 0.47 s) whenever
+# another process holds a core. Above it, torch's default (all cores) is kept: see benchmarks/RESULTS.md.
+THREADS_FLOP_THRESHOLD = 1e9
+_DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, before any run changed it
+
+
+def step_flops(model: torch.nn.Module, input_shape: tuple[int, ...], batch_size: int) -> float:
+    """Training FLOPs of one step: forward 2, backward 4 FLOPs per multiply-add (:mod:`trainwell.cnn.summary`)."""
+    from trainwell.cnn.summary import summarize, totals
+
+    with torch.random.fork_rng(devices=[]):
+        return 6.0 * totals(summarize(model, input_shape))["mult_adds"] * batch_size
+
+
+def set_threads(setting: str | int, model: torch.nn.Module, input_shape: tuple[int, ...], batch_size: int,
+                device: torch.device, members: int = 1) -> int:
+    """Apply ``train.threads``: a count, 0 (leave torch's setting), or "auto": one thread when a step's work is
+    below :data:`THREADS_FLOP_THRESHOLD` on a CPU, torch's default otherwise. Returns the threads in use."""
+    if setting == "auto" and device.type == "cpu":
+        try:
+            small = members * step_flops(model, input_shape, batch_size) < THREADS_FLOP_THRESHOLD
+        except Exception:  # a model the summary cannot trace: keep torch's default  # noqa: BLE001
+            small = False
+        torch.set_num_threads(1 if small else _DEFAULT_THREADS)
+    elif setting not in ("auto", 0):
+        torch.set_num_threads(int(setting))
+    return torch.get_num_threads()
+
+
 def prepare(cfg: Config) -> Prepared:
     """Seed everything, load data, build and initialize the model (no training)."""
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     splits, pre = load_data(cfg)
@@ -122,6 +151,7 @@ def prepare(cfg: Config) -> Prepared:
             f"use data.options.encoding = 'onehot'"
         )
     model = build_initialized(cfg, splits.meta.input_shape, splits.meta.num_classes)
+    set_threads(cfg.train.threads, model, splits.meta.input_shape, cfg.train.batch_size, device)
     return Prepared(cfg=cfg, splits=splits, model=model, preprocessor=pre, device=device)
 
 
@@ -483,8 +513,6 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
     if blocker is not None:
         raise ConfigError(f"these runs cannot train as one population: {blocker}")
     base, size, out = configs[0], len(configs), Path(out)
-    if base.train.threads:
-        torch.set_num_threads(base.train.threads)
     device = resolve_device(base.train.device)
     torch.manual_seed(base.train.seed)
     clean = config_from_dict({**base.to_dict(), "data": {**base.to_dict()["data"], "label_noise": 0.0}})
@@ -500,6 +528,7 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
     wide = build_model(config_from_dict({**base.to_dict(), "model": {**base.to_dict()["model"], "hidden": widest}})
                        .model, shape, classes)
     states = [embed_state(m.state_dict(), wide.state_dict()) for m in models]
+    set_threads(base.train.threads, wide, shape, base.train.batch_size, device, members=size)
     labels = []
     for c in configs:
         y = splits.train[1]

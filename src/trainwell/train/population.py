@@ -334,7 +334,7 @@ class PopulationLearner:
             start += n
         self.flat = torch.cat([v.detach().reshape(len(states), -1) for v in params.values()], 1).requires_grad_(True)
         decays = torch.zeros(1, start, device=self.device)
-        for key, a, b, shape in self.layout:
+        for _, a, b, shape in self.layout:
             if len(shape) >= 2:  # weights decay; biases and norm scales do not (as trainwell.optim.param_groups)
                 decays[:, a:b] = 1.0
         self.buffers = buffers
