@@ -141,7 +141,8 @@ def test_a_stopped_member_is_frozen_parameters_and_optimizer_state():
     for k, v in learner.params.items():
         assert torch.equal(v[1], frozen[k])
     for k, (m1, v1) in moments.items():
-        assert torch.equal(learner.optimizer.state[k]["m"][1], m1) and torch.equal(learner.optimizer.state[k]["v"][1], v1)
+        st = learner.optimizer.state[k]
+        assert torch.equal(st["m"][1], m1) and torch.equal(st["v"][1], v1)
     assert not torch.equal(learner.params["0.weight"][0], learner.params["0.weight"][1])
     assert learner.optimizer.t.tolist() == [30, 5]
 
