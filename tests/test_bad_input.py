@@ -100,6 +100,22 @@ CASES = [
     (s("data.name=mnist", "data.root=/no/such/folder"), "data.root is not a folder"),
     (s("data.name=modular", "data.options={encoding = 'tokens'}", "model.kind=mlp", "preprocess.kind=center"),
      "needs real-valued inputs"),
+    # values that used to raise or to be accepted silently
+    (s("name=" + "[" * 3000 + "]" * 3000), "more than 32 levels deep"),
+    (s("model.kind=mlp", "model.hidden=[1000000000000]"), "parameters, about"),
+    (s("train.seed=18446744073709551616"), "train.seed = 18446744073709551616 is not allowed"),
+    (s("data.seed=-1"), "data.seed = -1 is not allowed"),
+    (s("init.std=-1"), "init.std = -1.0 is not allowed"),
+    (s("init.std=nan"), "init.std = nan is not allowed"),
+    (s("init.bias=inf"), "init.bias = inf is not allowed"),
+    (s('name="a\u0000b"'), "x00b\"' is not allowed: use 1-100 letters"),
+    (s('name="../../escaped"'), "name = '../../escaped' is not allowed"),
+    (s('name="' + "a" * 300 + '"'), "letters, digits"),
+    (s("optim.min_lr=-1"), "optim.min_lr = -1.0 is not allowed"),
+    (s("optim.patience=-3"), "optim.patience = -3 is not allowed"),
+    (s("stop.stopping_threshold=nan"), "stop.stopping_threshold = nan is not allowed"),
+    (s("stop.divergence_threshold=inf"), "stop.divergence_threshold = inf is not allowed"),
+    (s('optim.name="' + "x" * 5_000_000 + '"'), "characters in all)"),  # a huge value is cut, not echoed
 ]
 
 
@@ -126,7 +142,28 @@ FILE_CASES = [
     (lambda t: None, ["report", "nowhere"], "no summary.json"),
     (lambda t: None, ["summary", "--input-shape", "3,x"], "--input-shape '3,x' is not allowed"),
     (lambda t: None, ["fit", "x.toml", "--resume", "r"], "drop the CONFIG argument"),
+    (lambda t: None, ["summary", "--input-shape", "100000,100000,100000"], "per example as float32"),
+    (lambda t: None, ["summary", *s("model.kind=mlp", "model.hidden=[1000000000000]"), "--input-shape", "1,40"],
+     "parameters, about"),
+    (lambda t: None, ["filters", "--out", "x.bogusext"], "the extension must name an image format"),
+    (lambda t: None, ["sweep", *SPIRALS, "--grid", "optim.lr=0.1", "--grid", "optim.lr=0.2"], "is given twice"),
 ]
+
+USAGE_CASES = [
+    (["summary", "--classes", "-5"], "--classes: '-5' is not allowed"),
+    (["summary", "--classes", "0"], "--classes: '0' is not allowed"),
+    (["prune", *SPIRALS, "--rate", "1.5"], "--rate: '1.5' is not allowed"),
+    (["prune", *SPIRALS, "--rounds", "0"], "--rounds: '0' is not allowed"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", USAGE_CASES)
+def test_bad_arguments_are_usage_errors_before_any_work(workdir, capsys, args, fragment):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and fragment in err and len(err.splitlines()) == 1
+    assert not (workdir / "runs").exists()
 
 
 @pytest.mark.parametrize("setup, args, fragment", FILE_CASES)

@@ -30,6 +30,36 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
                         help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use an integer >= 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use a number in [0, 1)")
+    return value
+
+
+MAX_MESSAGE = 400  # an error is one line; a huge value in it is cut
+
+
+def _one_line(message: str) -> str:
+    text = " ".join(str(message).split())
+    if len(text) > MAX_MESSAGE:
+        text = f"{text[:MAX_MESSAGE // 2]} ... {text[-MAX_MESSAGE // 4:]} ({len(text):,} characters in all)"
+    return text
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line and exit 2, like every other usage error
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -68,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "initial values (or rewind to step K), and retrain, for --rounds rounds. "
                                     "Writes one run per round, results.csv/json and accuracy_vs_density.png.")
     _config_args(pr)
-    pr.add_argument("--rounds", type=int, default=3, help="pruning rounds after the dense run (default 3)")
-    pr.add_argument("--rate", type=float, default=0.2, help="fraction of surviving weights pruned per round")
+    pr.add_argument("--rounds", type=_positive_int, default=3, help="pruning rounds after the dense run (default 3)")
+    pr.add_argument("--rate", type=_fraction, default=0.2, help="fraction of surviving weights pruned per round")
     pr.add_argument("--rewind", type=float, default=0, metavar="K",
                     help="reset to the weights at step K (>= 1) or at a fraction K of training (< 1); 0 = theta_0")
     pr.add_argument("--control", choices=["reinit", "random"], help="also train a control at every density")
@@ -102,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(summ)
     summ.add_argument("--input-shape", metavar="C,H,W", help="input shape without the batch axis, e.g. 3,227,227 "
                                                              "(default: the dataset's)")
-    summ.add_argument("--classes", type=int, help="number of outputs (default: the dataset's)")
+    summ.add_argument("--classes", type=_positive_int, help="number of outputs (default: the dataset's)")
     summ.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     filt = sub.add_parser("filters", help="draw the classic filters (box, Gaussian, sharpen, derivatives) applied "
@@ -210,6 +240,7 @@ def cmd_summary(args) -> int:
     from trainwell.config import load_config
     from trainwell.data.registry import DATASETS
     from trainwell.nn.models import build_model
+    from trainwell.nn.size import check_input_fits, check_model_fits
     from trainwell.pipeline import load_data
 
     cfg = load_config(args.config, args.overrides)
@@ -221,6 +252,8 @@ def cmd_summary(args) -> int:
     else:
         splits, _ = load_data(cfg)
         shape, classes = splits.meta.input_shape, args.classes or splits.meta.num_classes
+    check_input_fits(shape, "--input-shape")
+    check_model_fits(lambda: build_model(cfg.model, shape, classes), f"model.kind = {cfg.model.kind!r}")
     model = build_model(cfg.model, shape, classes)
     rows = summarize(model, shape)
     if args.json:
@@ -244,10 +277,16 @@ def cmd_summary(args) -> int:
 
 def cmd_filters(args) -> int:
     import torch
+    from matplotlib.figure import Figure
     from sklearn.datasets import load_digits
 
     from trainwell.cnn import filters
 
+    formats = Figure().canvas.get_supported_filetypes()
+    suffix = Path(args.out).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise TrainwellError(f"--out {args.out!r}: the extension must name an image format: "
+                             f"{', '.join(sorted(formats))}")
     digit = torch.tensor(load_digits().images[0], dtype=torch.float32) / 16.0
     filters.figure({"photo (Grace Hopper)": filters.sample_photo(128), "digit 0": digit}, args.out)
     print(args.out)
@@ -345,11 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except TrainwellError as exc:
-        print(f"trainwell {args.command}: error: {exc}", file=sys.stderr)
+        print(f"trainwell {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # disk full, permissions: what was saved before stays; say what failed, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"trainwell {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"trainwell {args.command}: error: {_one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 1
     except Interrupted as exc:
         print(f"trainwell {args.command}: {exc}", file=sys.stderr)

@@ -36,6 +36,7 @@ from trainwell.nn.l0 import l0_sparsity
 from trainwell.nn.models import build_model
 from trainwell.nn.norm import count_trainable, train_only_norm
 from trainwell.nn.sdr import sdr_layers
+from trainwell.nn.size import check_model_fits
 from trainwell.nn.variance_shift import variance_shift
 from trainwell.regularize import Penalty, count_nonzero
 from trainwell.runclaim import Claim
@@ -115,7 +116,9 @@ def prepare(cfg: Config) -> Prepared:
             f"dataset {cfg.data.name!r} gives integer tokens, which model.kind = {cfg.model.kind!r} cannot take: "
             f"use data.options.encoding = 'onehot'"
         )
-    model = build_model(cfg.model, splits.meta.input_shape, splits.meta.num_classes)
+    shape, classes = splits.meta.input_shape, splits.meta.num_classes
+    check_model_fits(lambda: build_model(cfg.model, shape, classes), f"model.kind = {cfg.model.kind!r}")
+    model = build_model(cfg.model, shape, classes)
     i = cfg.init
     initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_layer=i.output_layer,
                        generator=torch.Generator().manual_seed(cfg.train.seed))
