@@ -146,6 +146,8 @@ FILE_CASES = [
     (lambda t: None, ["summary", *s("model.kind=mlp", "model.hidden=[1000000000000]"), "--input-shape", "1,40"],
      "parameters, about"),
     (lambda t: None, ["filters", "--out", "x.bogusext"], "the extension must name an image format"),
+    (lambda t: (t / "r").mkdir() or (t / "r" / "summary.json").write_text("[1, 2]"), ["report", "r"],
+     "not a trainwell summary (a JSON object), got a list"),
     (lambda t: None, ["sweep", *SPIRALS, "--grid", "optim.lr=0.1", "--grid", "optim.lr=0.2"], "is given twice"),
 ]
 
@@ -178,3 +180,20 @@ def test_bad_files_and_runs(workdir, capsys, setup, args, fragment):
 
 def test_there_are_at_least_40_cases():
     assert len(CASES) + len(FILE_CASES) >= 40
+
+
+def test_report_skips_metric_lines_that_are_not_objects(workdir, capsys):
+    assert main(["fit", *SPIRALS, "--quiet", "--out", "r"]) == 0
+    with open(workdir / "r" / "metrics.jsonl", "a") as f:
+        f.write("[1, 2]\n42\n\"text\"\n")
+    assert main(["report", "r"]) == 0
+
+
+def test_first_layer_figure_of_an_mlp_on_colour_images(tmp_path):
+    import torch
+
+    from trainwell.viz.plots import first_layer_weights
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 5), torch.nn.ReLU(),
+                                torch.nn.Linear(5, 10))
+    assert first_layer_weights(model, (3, 32, 32), tmp_path / "w.png").stat().st_size > 0

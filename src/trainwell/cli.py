@@ -204,6 +204,9 @@ def cmd_fit(args) -> int:
     if args.resume:
         if args.config:
             raise TrainwellError("--resume takes its config from the run directory: drop the CONFIG argument")
+        if args.out:
+            raise TrainwellError("--resume continues RUN_DIR in place: drop --out (to branch off, copy the run "
+                                 "directory first)")
         cfg = config_of_run(args.resume, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)

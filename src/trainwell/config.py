@@ -322,6 +322,10 @@ class Config:
             shown = self.name if len(self.name) <= 40 else self.name[:40] + "..."
             raise ConfigError(f"name = {shown!r} is not allowed: use 1-{MAX_NAME} letters, digits, '.', '_' or '-', "
                               f"not starting with '.' (it names the run directory)")
+        if "fixed" in self.stop.criteria and self.optim.schedule in ("cosine", "onecycle"):
+            raise ConfigError(f"stop.criteria 'fixed' is not allowed with optim.schedule = {self.optim.schedule!r}: "
+                              f"its LR drop at epoch stop.fixed_epochs would be undone by the schedule's next step; "
+                              f"use optim.schedule = 'none', 'step' or 'plateau'")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -132,9 +132,12 @@ class Schedule:
         self.interval = interval
 
     def state_dict(self) -> dict:
-        return self.scheduler.state_dict() if self.scheduler is not None else {}
+        state = self.scheduler.state_dict() if self.scheduler is not None else {}
+        return {**state, "trainwell_interval": self.interval}  # "none" once a stopping criterion froze it
 
     def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        self.interval = state.pop("trainwell_interval", self.interval)
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state)
 

@@ -45,6 +45,7 @@ from trainwell.rundir import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    check_training_checkpoint,
     load_checkpoint,
 )
 from trainwell.train import interrupt, stop_callback
@@ -209,14 +210,33 @@ def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, 
                    penalty=penalty if penalty.active else None, augment=parts.augment)
 
 
+RESUME_KEYS = ("train.epochs", "train.checkpoint_every", "train.checkpoint_minutes", "train.threads", "train.device",
+               "report.enabled")
+"""Config keys ``--resume`` may change: how long to train, how often to save, where to run, whether to report.
+Anything else would make the resumed run a different run than the one its checkpoint belongs to."""
+
+
 def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a run directory's resolved config (``--set`` overrides may extend it, e.g. train.epochs)."""
-    from trainwell.config import apply_overrides
+    """Read a run directory's resolved config; ``--set`` may change only :data:`RESUME_KEYS` (e.g. extend
+    ``train.epochs``)."""
+    from trainwell.config import apply_overrides, parse_override
 
     run = RunDir(run_dir)
     if not run.config.exists():
         raise TrainwellError(f"{run.config}: not found; --resume needs a trainwell run directory")
-    return config_from_dict(apply_overrides(read_toml(run.config), list(overrides or [])))
+    for item in overrides or []:
+        key = ".".join(parse_override(item)[0])
+        if key not in RESUME_KEYS:
+            raise ConfigError(f"--set {key} is not allowed with --resume: a resumed run keeps its config; only "
+                              f"{', '.join(RESUME_KEYS)} may change (start a new run to change {key})")
+    base = read_toml(run.config)
+    cfg = config_from_dict(apply_overrides(base, list(overrides or [])))
+    old = config_from_dict(base)
+    if cfg.train.epochs != old.train.epochs and cfg.optim.schedule in ("onecycle", "cosine"):
+        raise ConfigError(f"--set train.epochs={cfg.train.epochs} cannot extend this run: its optim.schedule = "
+                          f"{cfg.optim.schedule!r} was planned over {old.train.epochs} epochs and has ended; start "
+                          f"a new run (a new cycle) instead, or use schedule none, step or plateau to extend runs")
+    return cfg
 
 
 def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None = None, force: bool = False,
@@ -250,7 +270,7 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         parts = _training_parts(prep)
         if claim is not None:
             run = RunDir(claim.path)
-            ckpt = load_checkpoint(run.last)
+            ckpt = check_training_checkpoint(load_checkpoint(run.last), run.last)
         else:
             claim = Claim.take("fit", out, force=force, name=cfg.name, config_hash=cfg.hash())
             run, ckpt = RunDir(claim.path), None
@@ -267,8 +287,12 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise TrainwellError(f"{run.last}: does not match this run's model/optimizer ({first})") from None
             run.remove_stale_temp_files()
-            run.truncate_metrics(ckpt["epoch"])
+            run.truncate_metrics(ckpt["epoch"], ckpt["history"])
             atomic_write_text(run.config, to_toml(cfg))
+            finished = ckpt.get("stop")
+            if finished and not str(finished).startswith("interrupted"):
+                # the run had stopped (a criterion or guard fired): resuming it finishes it, it trains no further
+                trainer.epochs = ckpt["epoch"] + 1
         else:
             run.create()
             atomic_write_text(run.config, to_toml(cfg))
@@ -287,6 +311,8 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
             except KeyboardInterrupt:  # a second signal: stopped mid-epoch, the last checkpoint on disk stays
                 raise interrupt.Interrupted(run.path, signals.received or "SIGINT", len(trainer.state.history),
                                             saved=False) from None
+        if ckpt is not None and state.stop is None and ckpt.get("stop") and len(state.history) == ckpt["epoch"] + 1:
+            state.stop = ckpt["stop"]  # a finished run resumed: no epoch ran, its stop reason stands
         if signals.received is not None and (state.stop or "").startswith("interrupted"):
             raise interrupt.Interrupted(run.path, signals.received, len(state.history))
         fit_s = time.perf_counter() - fit_tic

@@ -66,7 +66,10 @@ def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, m
     if isinstance(layer, nn.Linear):
         spatial = tuple(input_shape[1:]) if len(input_shape) >= 2 else tuple(input_shape)
         if w.shape[1] == math.prod(input_shape):
-            w = w.reshape(w.shape[0], *(spatial if len(spatial) == 2 else (-1,)))
+            if len(input_shape) == 3:  # (C, H, W): the first input channel, as for conv filters below
+                w = w.reshape(w.shape[0], *input_shape)[:, 0]
+            else:
+                w = w.reshape(w.shape[0], *(spatial if len(spatial) == 2 else (-1,)))
     else:
         w = w[:, 0]  # first input channel
     units = w[:max_units]
