@@ -9,8 +9,8 @@ hostile file cannot run code.
 from __future__ import annotations
 
 import gzip
-import math
 import io
+import math
 import pickle
 from pathlib import Path
 
