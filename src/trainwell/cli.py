@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace --out if it is an earlier trainwell fit run (never any other folder)")
     fit.add_argument("--json", action="store_true", help="print summary.json to stdout (the table goes to stderr)")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
+    fit.add_argument("--strict", action="store_true",
+                     help="exit 1 when any doctor check fails, not only when training fails (for CI)")
 
     doc = sub.add_parser("doctor", help="pre-flight checks on a config's model and data; exit 1 on a fail",
                          description="Run the lecture's pre-flight checklist on the model a config builds and a "
@@ -217,12 +219,17 @@ def cmd_fit(args) -> int:
     flagged = [v for v in result.summary["doctor"] if v["status"] != "pass"]
     if flagged:
         console.print(_verdict_table(flagged, "doctor: warnings and failures (all verdicts are in summary.json)"))
+    failures = sum(v["status"] == "fail" for v in result.summary["doctor"])
+    if failures:
+        console.print(f"doctor: {failures} failure{'s' if failures > 1 else ''}"
+                      f"{' (--strict: exit 1)' if args.strict else ''}", highlight=False)
     if args.json:
         from trainwell.rundir import to_json
 
         print(to_json(result.summary))
-    # the doctor's verdicts are shown and saved; the exit code reports whether training itself failed
-    return 1 if result.summary["failed"] else 0
+    # the doctor's verdicts are shown and saved; the exit code reports whether training itself failed, and with
+    # --strict also whether any check failed
+    return 1 if result.summary["failed"] or (args.strict and failures) else 0
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:

@@ -191,8 +191,11 @@ def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, 
     cfg = prep.cfg
     monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
         if cfg.doctor.monitor_every else []
+    stopper = stop_callback.from_config(cfg.stop)
+    if stopper.divergence is not None and cfg.train.loss == "cross_entropy":
+        stopper.divergence.expected = math.log(prep.splits.meta.num_classes)  # an untrained model's loss
     callbacks = [
-        stop_callback.from_config(cfg.stop),  # first: it adds criterion values to the metrics that get logged
+        stopper,  # first: it adds criterion values to the metrics that get logged
         *parts.constraints,  # right after the optimizer step, before anything looks at the weights
         StepLosses(),
         *monitors,
@@ -354,6 +357,8 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
     stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
     history = state.history
     completed = len(history)
+    div = stopper.divergence
+    ended_far_above = bool(history and div is not None and div.far_above_expected([history[-1]["train_loss"]]))
     return {
         "name": cfg.name,
         "config_hash": cfg.hash(),
@@ -363,8 +368,12 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
         "trainable_params": count_trainable(prep.model),
         "epochs": completed,
         "steps": state.step,
-        "stop_reason": state.stop or f"completed {cfg.train.epochs} epochs",
-        "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"])),
+        "stop_reason": state.stop or (f"completed {cfg.train.epochs} epochs, but the loss "
+                                      f"{history[-1]['train_loss']:.4g} ended above {div.factor:g} x the untrained "
+                                      f"model's {div.expected:.4g}: a failed run" if ended_far_above
+                                      else f"completed {cfg.train.epochs} epochs"),
+        "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"]))
+        or ended_far_above,
         "best_epoch": checkpoint.best_epoch,
         "monitor": cfg.train.monitor,
         "stop": {"criteria": list(cfg.stop.criteria), "overfit_epoch": stopper.overfit_epoch,

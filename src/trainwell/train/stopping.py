@@ -159,23 +159,34 @@ class NonFinite:
 
 
 class Divergence:
-    """Stop at once when the loss exceeds ``factor`` times the best loss so far *and* its first value.
+    """Stop at once when the loss exceeds ``factor`` times the best loss so far *and* its first value, or when it
+    has stayed above ``factor`` times the loss an untrained model is expected to have (``expected``, e.g. ln C for
+    cross-entropy over C classes) for ``window`` epochs in a row.
 
-    The second condition keeps a loss that has fallen to 1e-5 from "diverging" on a harmless spike to 1e-4:
-    diverging means getting worse than where training started, fast.
+    The first rule's second condition keeps a loss that has fallen to 1e-5 from "diverging" on a harmless spike to
+    1e-4: diverging means getting worse than where training started, fast. The second rule catches the run whose
+    very first epoch already blew up (so nothing later looks worse than it) and that never comes back.
     """
 
-    def __init__(self, factor: float = 10.0):
+    def __init__(self, factor: float = 10.0, expected: float | None = None, window: int = 3):
         if not factor > 1:
             raise ConfigError(f"divergence factor = {factor} is not allowed: use a number > 1")
-        self.factor = factor
+        self.factor, self.expected, self.window = factor, expected, window
 
     def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
         finite = [v for v in history[:-1] if math.isfinite(v)]
         if history and finite and history[-1] > self.factor * min(finite) and history[-1] > history[0]:
             return True, (f"diverged: loss {history[-1]:.4g} > {self.factor:g} x best {min(finite):.4g} "
                           f"at epoch {len(history) - 1}")
+        if self.far_above_expected(history[-self.window:]) and len(history) >= self.window:
+            return True, (f"diverged: loss {history[-1]:.4g} stayed above {self.factor:g} x the untrained model's "
+                          f"{self.expected:.4g} for {self.window} epochs (epoch {len(history) - 1})")
         return False, ""
+
+    def far_above_expected(self, losses: Sequence[float]) -> bool:
+        """True if every loss in ``losses`` is above ``factor`` x ``expected`` (False without an expectation)."""
+        return (self.expected is not None and len(losses) > 0
+                and all(v > self.factor * self.expected for v in losses))
 
 
 class OverfitDetector:
