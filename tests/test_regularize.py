@@ -267,3 +267,46 @@ def test_each_regularizer_runs_on_mnist1d(workdir, setting):
         from trainwell.rundir import read_jsonl
 
         assert read_jsonl(res.run_dir / "metrics.jsonl")[0]["reg_loss"] > 0
+
+
+def test_gate_logits_and_rbf_widths_are_not_weights():
+    from trainwell.nn.l0 import L0Linear
+    from trainwell.nn.layers import RBF
+    from trainwell.optim import param_groups
+    from trainwell.regularize import l2_penalty, penalized_parameters
+
+    model = nn.Sequential(L0Linear(4, 3), RBF(3, 2))
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(names[id(p)] for p in penalized_parameters(model)) == ["0.weight", "1.centres"]
+    decayed = next(g for g in param_groups(model, 0.01) if g["weight_decay"] > 0)["params"]
+    assert sorted(names[id(p)] for p in decayed) == ["0.weight", "1.centres"]
+    expected = 0.5 * 2.0 * (model[0].weight.pow(2).sum() + model[1].centres.pow(2).sum())
+    assert torch.allclose(l2_penalty(model, 2.0), expected)
+
+
+def test_weight_decay_leaves_l0_gates_alone():
+    from trainwell.nn.l0 import L0Linear
+    from trainwell.optim import build_optimizer
+
+    layer = L0Linear(4, 3)
+    before = layer.log_alpha.detach().clone()
+    opt = build_optimizer(layer, "sgd", lr=0.1, weight_decay=0.5)
+    opt.zero_grad()
+    opt.step()  # no gradients: only decay could move a parameter
+    assert torch.equal(layer.log_alpha, before)
+
+
+def test_max_norm_constrains_the_weight_a_pruned_layer_uses():
+    from torch.nn.utils import prune as torch_prune
+
+    from trainwell.regularize import max_norm_
+
+    layer = nn.Linear(6, 4)
+    with torch.no_grad():
+        layer.weight.mul_(50)
+    torch_prune.random_unstructured(layer, "weight", amount=0.5)
+    max_norm_(layer, 1.0)
+    x = torch.randn(5, 6)
+    used = layer.weight_orig * layer.weight_mask
+    assert torch.all(used.norm(dim=1) <= 1.0 + 1e-5)
+    assert torch.allclose(layer(x), x @ used.T + layer.bias)  # the forward pass sees the constrained weight

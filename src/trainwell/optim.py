@@ -58,13 +58,17 @@ def decoupled(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
 
 
 def param_groups(params: nn.Module | Iterable, weight_decay: float) -> list[dict]:
-    """Split a module's parameters into decayed (>= 2 dims) and not decayed (biases, norm scales)."""
+    """Split a module's parameters into decayed weights and the rest (biases, norm scales, gate logits): the same
+    weights the penalties act on (:func:`trainwell.regularize.penalized_parameters`)."""
     if isinstance(params, nn.Module):
         trainable = [p for p in params.parameters() if p.requires_grad]
         if weight_decay == 0:
             return [{"params": trainable, "weight_decay": 0.0}]  # one group: less work per step
-        decay = [p for p in trainable if p.dim() >= 2]
-        no_decay = [p for p in trainable if p.dim() < 2]
+        from trainwell.regularize import penalized_parameters
+
+        weights = {id(p) for p in penalized_parameters(params)}
+        decay = [p for p in trainable if id(p) in weights]
+        no_decay = [p for p in trainable if id(p) not in weights]
         groups = [{"params": decay, "weight_decay": weight_decay}]
         if no_decay:
             groups.append({"params": no_decay, "weight_decay": 0.0})

@@ -20,10 +20,23 @@ from torch import nn
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
+NOT_WEIGHTS = "not_weights"
+"""A module may list, in a class attribute of this name, parameters that are not weights (an L0 layer's gate
+logits ``log_alpha``, an RBF layer's ``log_widths``): penalties and weight decay leave them alone."""
+
+
 def penalized_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Weights that a penalty acts on: parameters with >= 2 dims outside normalization layers."""
-    norm_ids = {id(p) for m in model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters(recurse=False)}
-    return [p for p in model.parameters() if p.dim() >= 2 and id(p) not in norm_ids]
+    """Weights that a penalty or weight decay acts on: parameters with >= 2 dims, outside normalization layers,
+    and not declared as non-weights by their module (see :data:`NOT_WEIGHTS`)."""
+    skip = set()
+    for m in model.modules():
+        if isinstance(m, NORM_TYPES):
+            skip.update(id(p) for p in m.parameters(recurse=False))
+        for name in getattr(type(m), NOT_WEIGHTS, ()):
+            p = getattr(m, name, None)
+            if isinstance(p, nn.Parameter):
+                skip.add(id(p))
+    return [p for p in model.parameters() if p.dim() >= 2 and id(p) not in skip]
 
 
 def l2_penalty(model: nn.Module, strength: float) -> torch.Tensor:
@@ -54,7 +67,17 @@ def max_norm_(model: nn.Module, c: float) -> nn.Module:
     if not c > 0:
         raise ValueError(f"max-norm c = {c} is not allowed: use a number > 0")
     for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if not isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            continue
+        if hasattr(m, "weight_orig") and hasattr(m, "weight_mask"):
+            # pruned (torch.nn.utils.prune): the forward pass uses weight_orig * mask; constrain that, by
+            # scaling the rows of weight_orig, and refresh the cached product
+            used = m.weight_orig * m.weight_mask
+            norms = used.flatten(1).norm(dim=1).clamp_min(1e-12)
+            scale = (c / norms).clamp(max=1.0).view(-1, *([1] * (used.dim() - 1)))
+            m.weight_orig.mul_(scale)
+            m.weight = m.weight_orig * m.weight_mask
+        else:
             m.weight.copy_(torch.renorm(m.weight, 2, 0, c))
     return model
 
