@@ -83,7 +83,8 @@ CASES = [
     (["--set", "train.epochs"], "use key=value"),
     (s("optim=3"), "optim = 3 is not allowed: use a table"),
     # geometry
-    (s("model.blocks=[{type='conv', channels=4, kernel=5, stride=2}]"), "= 18.5 is not an integer"),
+    (s("model.blocks=[{type='conv', channels=4, kernel=5, stride=2}]", "model.geometry=strict"),
+     "= 18.5 is not an integer"),
     (s("model.blocks=[{type='conv', channels=4, kernel=50}]"), "larger than the padded input"),
     (s("model.blocks=[{type='lstm'}]"), "model.blocks[0].type = 'lstm'"),
     (s("model.blocks=[{type='conv'}]"), "needs 'channels'"),

@@ -210,7 +210,40 @@ def test_summary_cli_on_every_example_config_and_errors(capsys):
                  "model.blocks=[{type='conv', channels=96, kernel=11, stride=4}]"]) == 0
     rows = json.loads(capsys.readouterr().out)["layers"]
     assert rows[0]["neurons"] == 290_400 and rows[0]["params_unshared"] == 105_705_600
-    assert main(["summary", "--input-shape", "1,10", "--set", "model.blocks=[{type='conv', channels=2, kernel=3, "
-                 "stride=2}]"]) == 2
+    odd = ["summary", "--input-shape", "1,10", "--set", "model.blocks=[{type='conv', channels=2, kernel=3, stride=2}]"]
+    assert main(odd) == 0
+    assert "0 (Conv1d): the last 1 along axis 0 of its input never seen" in capsys.readouterr().out
+    assert main([*odd, "--set", "model.geometry=strict"]) == 2
     assert "(10-3+2*0)/2+1 = 4.5 is not an integer" in capsys.readouterr().err
     assert main(["summary", "--input-shape", "3,x"]) == 2
+
+
+RESNET_STEM = ["model.kind=cnn", "model.blocks=[{type='conv', channels=4, kernel=7, stride=2, padding=3}, "
+               "{type='pool', kind='max', kernel=3, stride=2, padding=1}]"]
+
+
+def test_torch_floor_geometry_is_the_default_with_a_doctor_warning():
+    from trainwell.config import load_config
+    from trainwell.nn.models import build_model
+    from trainwell.pipeline import geometry_verdict
+
+    cfg = load_config(None, RESNET_STEM)
+    model = build_model(cfg.model, (3, 224, 224), 10)  # a ResNet stem: (224-7+6)/2+1 = 112.5
+    ref = nn.Conv2d(3, 4, 7, stride=2, padding=3)
+    assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 10)
+    assert ref(torch.zeros(1, 3, 224, 224)).shape[-1] == 112  # torch floors the same way
+    v = geometry_verdict(model, (3, 224, 224))
+    assert v.status == "warn" and "0 (Conv2d): the last 1 along axis 0, 1 along axis 1" in v.value
+    assert geometry_verdict(build_model(cfg.model, (3, 223, 223), 10), (3, 223, 223)).status in ("pass", "warn")
+    tiled = load_config(None, ["model.kind=cnn", "model.blocks=[{type='conv', channels=4, kernel=3, padding=1}]"])
+    assert geometry_verdict(build_model(tiled.model, (1, 8, 8), 10), (1, 8, 8)).status == "pass"
+
+
+def test_strict_geometry_is_an_error():
+    from trainwell.cnn.geometry import GeometryError
+    from trainwell.config import load_config
+    from trainwell.nn.models import build_model
+
+    cfg = load_config(None, RESNET_STEM + ["model.geometry=strict"])
+    with pytest.raises(GeometryError, match=r"\(224-7\+2\*3\)/2\+1 = 112.5 is not an integer"):
+        build_model(cfg.model, (3, 224, 224), 10)

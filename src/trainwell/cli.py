@@ -281,7 +281,13 @@ def cmd_summary(args) -> int:
                       f"{r.params_unshared:,}", "x".join(map(str, r.receptive_field)), f"{r.mult_adds:,}")
     t = totals(rows)
     table.add_row("total", "", "", "", f"{t['params']:,}", f"{t['params_unshared']:,}", "", f"{t['mult_adds']:,}")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    from trainwell.cnn.summary import floored_layers
+
+    for line in floored_layers(rows):  # torch floors (W-F+2P)/S+1; model.geometry = 'strict' refuses it
+        console.print(f"warning: {line} ((W-F+2P)/S+1 is not an integer; model.geometry = 'strict' refuses this)",
+                      highlight=False, soft_wrap=True)
     return 0
 
 

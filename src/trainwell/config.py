@@ -93,6 +93,7 @@ class ModelConfig:
     l0: bool = False
     sdr: bool = False
     sdr_sigma0: float = 0.05
+    geometry: Literal["floor", "strict"] = "floor"
 
     def validate(self) -> None:
         _check_range("model.drop_activation_keep", self.drop_activation_keep, 0.0, 1.0)

@@ -134,8 +134,25 @@ def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
     n = examples or cfg.doctor.preflight_examples
     x, y = (t[:n].to(prep.device) for t in prep.splits.train)
     with torch.random.fork_rng(devices=[]):
-        return preflight_checks.run_all(prep.model, x, y, loss_function(cfg.train.loss), cfg.optim.weight_decay,
-                                        prep.splits.meta.num_classes)
+        verdicts = preflight_checks.run_all(prep.model, x, y, loss_function(cfg.train.loss), cfg.optim.weight_decay,
+                                            prep.splits.meta.num_classes)
+    if cfg.model.kind == "cnn":
+        verdicts.append(geometry_verdict(prep.model, prep.splits.meta.input_shape))
+    return verdicts
+
+
+def geometry_verdict(model: torch.nn.Module, input_shape: tuple[int, ...]) -> Verdict:
+    """Warn about conv/pool layers whose windows do not tile their input (torch floors (W-F+2P)/S+1 and never
+    sees the last rows/columns; the lecture calls such a layer invalid)."""
+    from trainwell.cnn.summary import floored_layers, summarize
+
+    lost = floored_layers(summarize(model, tuple(input_shape)))
+    expected = "(W - F + 2P)/S + 1 an integer in every conv and pooling layer"
+    if not lost:
+        return Verdict("conv geometry", "pass", "every window tiles its input", expected, "")
+    return Verdict("conv geometry", "warn", "; ".join(lost), expected,
+                   "change stride or padding so the windows tile the input, or set model.geometry = 'strict' to "
+                   "make this an error")
 
 
 def postflight(prep: Prepared, trainer: Trainer, state, final: dict, overfit_epoch: int | None) -> list[Verdict]:

@@ -62,12 +62,13 @@ class LayerOptions:
     l0: bool = False
     sdr: bool = False
     sdr_sigma0: float = 0.05
+    geometry: str = "floor"
 
     @classmethod
     def from_config(cls, cfg) -> LayerOptions:
         return cls(cfg.activation, cfg.norm, cfg.norm_placement, cfg.norm_groups, cfg.dropout_keep,
                    cfg.dropout_mode, cfg.uout_beta, cfg.dropout_where, cfg.drop_activation_keep, cfg.l0, cfg.sdr,
-                   cfg.sdr_sigma0)
+                   cfg.sdr_sigma0, cfg.geometry)
 
     def linear(self, n_in: int, n_out: int) -> nn.Module:
         """A dense layer: plain, L0-gated or stochastic-delta-rule."""
@@ -154,7 +155,7 @@ def _conv_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> lis
     if not isinstance(a["channels"], int) or a["channels"] < 1:
         raise ConfigError(f"{key}.channels = {a['channels']!r} is not allowed: use an integer >= 1")
     kernel, stride, padding = (_pair(a[k], shape.dims, f"{key}.{k}") for k in ("kernel", "stride", "padding"))
-    shape.spatial = [conv_output_size(w, f, s, p, where=key)
+    shape.spatial = [conv_output_size(w, f, s, p, where=key, strict=opts.geometry == "strict")
                      for w, f, s, p in zip(shape.spatial, kernel, stride, padding, strict=True)]
     conv = opts.conv(shape.dims, shape.channels, a["channels"], kernel, stride, padding)
     shape.channels = a["channels"]
@@ -184,14 +185,15 @@ def _pool_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> lis
         if not isinstance(a["kernel"], int) or not isinstance(a["stride"] or 0, int) or a["padding"]:
             raise ConfigError(f"{key}: kind = {a['kind']!r} takes an integer kernel and stride and no padding")
         stride = a["stride"] or a["kernel"]
-        shape.spatial = [conv_output_size(w, a["kernel"], stride, 0, where=key) for w in shape.spatial]
+        strict = opts.geometry == "strict"
+        shape.spatial = [conv_output_size(w, a["kernel"], stride, 0, where=key, strict=strict) for w in shape.spatial]
         if a["kind"] == "l2":
             return [L2Pool(a["kernel"], stride)]
         return [GaussianPool(a["kernel"], stride, a["sigma"])]
     kernel = _pair(a["kernel"], shape.dims, f"{key}.kernel")
     stride = _pair(a["stride"] if a["stride"] is not None else a["kernel"], shape.dims, f"{key}.stride")
     padding = _pair(a["padding"], shape.dims, f"{key}.padding")
-    shape.spatial = [conv_output_size(w, f, s, p, where=key)
+    shape.spatial = [conv_output_size(w, f, s, p, where=key, strict=opts.geometry == "strict")
                      for w, f, s, p in zip(shape.spatial, kernel, stride, padding, strict=True)]
     pools = {"max": (nn.MaxPool1d, nn.MaxPool2d), "avg": (nn.AvgPool1d, nn.AvgPool2d)}
     return [pools[a["kind"]][shape.dims - 1](kernel, stride, padding)]
