@@ -112,3 +112,16 @@ def test_non_finite_loss_keeps_the_last_good_checkpoint(workdir):
     last = load_checkpoint(res.run_dir / "checkpoints" / "last.pt")
     assert last["epoch"] == 2  # the failing epoch was not saved
     assert all(torch.isfinite(v).all() for v in last["model"].values())
+
+
+def test_a_full_disk_names_the_file(workdir, capsys, monkeypatch):
+    from trainwell.cli import main
+
+    def no_space(fd):  # flushing fails without a file name, as the OS reports it
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    code = main(["fit", "--out", "run", *ARGS[:-1], "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "No space left on device" in err and "error: run/" in err  # the file that could not be written

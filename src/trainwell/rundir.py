@@ -54,11 +54,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None:  # e.g. ENOSPC from write/fsync: say which file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
     _fsync_dir(path.parent)
 
@@ -129,8 +131,13 @@ def check_training_checkpoint(ckpt: Any, path: str | Path) -> dict:
 def append_jsonl(path: str | Path, record: dict) -> None:
     """Append one JSON line and hand it to the OS (it survives a killed process; :func:`sync_file` makes it
     survive a power cut, and the checkpoint does that before every save)."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
+    except OSError as exc:
+        if exc.filename is None:  # e.g. ENOSPC on flush: say which file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        raise
 
 
 def sync_file(path: str | Path) -> None:
