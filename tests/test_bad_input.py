@@ -75,7 +75,7 @@ CASES = [
     (s("model.norm=group", "model.norm_groups=7"), "norm_groups = 7 does not divide 64"),
     (s("init.scheme=glorot"), "init.scheme = 'glorot'"),
     (s("preprocess.kind=fft"), "preprocess.kind = 'fft'"),
-    (s("preprocess.kind=pca", "preprocess.n_components=100"), "n_components = 100"),
+    (s("preprocess.kind=pca", "preprocess.n_components=100"), "n_components=100"),
     (s("stop.criteria=['patience']"), "stop.criteria[0] = 'patience'"),
     (s("stop.patience=0"), "stop.patience = 0"),
     (s("data.val_fraction=1.0"), "data.val_fraction = 1.0"),
