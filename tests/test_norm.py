@@ -84,7 +84,7 @@ def test_dropout_keep_prob_statistics_inverted_and_vanilla():
     vanilla.eval()
     assert torch.allclose(vanilla(x), torch.full_like(x, 0.8))
     for bad in (0.0, 1.5, -0.1):
-        with pytest.raises(ConfigError, match="keep_prob"):
+        with pytest.raises(ValueError, match="keep_prob="):
             Dropout(bad)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from trainwell.cnn.geometry import conv_output_size
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, TrainwellError
 from trainwell.nn.dropout import DropActivation, Dropout, Uout
 from trainwell.nn.l0 import L0Conv1d, L0Conv2d, L0Linear
 from trainwell.nn.layers import SkipMLP
@@ -221,7 +221,12 @@ def build_cnn(input_shape: tuple[int, ...], blocks: list[dict], dense: list[int]
         kind = block.get("type")
         if kind not in BLOCKS:
             raise ConfigError(f"{key}.type = {kind!r} is not allowed: use one of {', '.join(BLOCKS)}")
-        layers += BLOCKS[kind](block, shape, opts, key)
+        try:
+            layers += BLOCKS[kind](block, shape, opts, key)
+        except TrainwellError:
+            raise
+        except (ValueError, TypeError) as exc:  # a layer's own argument check: say which block it came from
+            raise ConfigError(f"{key}: {exc}") from None
     layers.append(nn.Flatten())
     noise = opts.noise()
     if not dense and noise is not None and opts.dropout_where == "last":
