@@ -113,12 +113,9 @@ def write_results(rows: list[RoundResult], base: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
         writer.writeheader()
         writer.writerows(asdict(r) for r in rows)
-    import matplotlib
+    from trainwell.viz.plots import new_figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for kind, style in (("ticket", "o-"), ("reinit", "s--"), ("random", "^:")):
         pts = [(r.density, r.test_acc) for r in rows if r.kind == kind or (kind != "ticket" and r.round == 0)]
         if kind != "ticket" and len(pts) <= 1:
@@ -130,6 +127,4 @@ def write_results(rows: list[RoundResult], base: Path) -> None:
     ax.set(xlabel="weights remaining (%)", ylabel="test accuracy", title="Lottery tickets")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(base / "accuracy_vs_density.png", dpi=100)
-    plt.close(fig)
+    save(fig, base / "accuracy_vs_density.png", dpi=100)

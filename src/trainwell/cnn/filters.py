@@ -78,14 +78,11 @@ def sample_photo(size: int = 128) -> torch.Tensor:
 
 def figure(images: dict[str, torch.Tensor], path) -> None:
     """Draw every image through every filter of :func:`bank` and save a PNG grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from trainwell.viz.plots import new_figure, save
 
     filters = bank()
-    fig, axes = plt.subplots(len(images), len(filters) + 1, figsize=(2 * (len(filters) + 1), 2.2 * len(images)),
-                             squeeze=False)
+    fig, axes = new_figure(len(images), len(filters) + 1, figsize=(2 * (len(filters) + 1), 2.2 * len(images)),
+                           squeeze=False)
     for row, (name, img) in enumerate(images.items()):
         axes[row, 0].imshow(img.numpy(), cmap="gray")
         axes[row, 0].set_title(name, fontsize=8)
@@ -94,6 +91,4 @@ def figure(images: dict[str, torch.Tensor], path) -> None:
             axes[row, col].set_title(fname, fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
