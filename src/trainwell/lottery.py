@@ -66,7 +66,7 @@ def rewind_step(rewind: float, steps_per_run: int) -> int:
 
 def lottery(cfg: Config, rounds: int, *, rate: float = 0.2, output_rate: float | None = None, rewind: float = 0,
             control: str | None = None, out: str | Path | None = None, quiet: bool = True,
-            global_: bool = False) -> list[RoundResult]:
+            scope: str = "layer") -> list[RoundResult]:
     """Run ``rounds`` pruning rounds after a dense round 0; return one row per trained network."""
     if rounds < 1:
         raise ValueError(f"--rounds {rounds} is not allowed: use an integer >= 1")
@@ -82,7 +82,7 @@ def lottery(cfg: Config, rounds: int, *, rate: float = 0.2, output_rate: float |
     later = config_from_dict({**cfg.to_dict(), "doctor": {**cfg.to_dict()["doctor"], "preflight": False}})
     trained = dense.model
     for r in range(1, rounds + 1):
-        masks = prune.magnitude_masks(trained, rate, output_rate, masks=masks, global_=global_)
+        masks = prune.magnitude_masks(trained, rate, output_rate, masks=masks, scope=scope)
         ticket = fit(later, out=base / f"round-{r}", force=True, quiet=quiet, init_state=snap.state, masks=masks)
         rows.append(_result(r, "ticket", masks, ticket))
         trained = ticket.model
