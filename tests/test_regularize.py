@@ -48,8 +48,10 @@ def test_penalties_skip_biases_and_norm_parameters():
     w = [model[0].weight, model[3].weight]
     assert torch.allclose(l2_penalty(model, 0.1), 0.5 * 0.1 * sum((p**2).sum() for p in w))
     assert torch.allclose(l1_penalty(model, 0.1), 0.1 * sum(p.abs().sum() for p in w))
+    # one convention: the L2 half of the elastic net is 1/2 lambda sum w^2, as l2_penalty and regularize.l2
     assert torch.allclose(elastic_penalty(model, 0.1, 0.2), 0.1 * sum(p.abs().sum() for p in w)
-                          + 0.2 * sum((p**2).sum() for p in w))
+                          + 0.5 * 0.2 * sum((p**2).sum() for p in w))
+    assert torch.allclose(elastic_penalty(model, 0.1, 0.2), l1_penalty(model, 0.1) + l2_penalty(model, 0.2))
 
 
 def test_l2_penalty_gradient_is_lambda_w():
