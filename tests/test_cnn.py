@@ -129,8 +129,15 @@ def test_sample_photo_and_filter_figure(tmp_path):
 
 def test_pooling_layers():
     x = torch.randn(2, 3, 8, 8)
-    assert torch.allclose(L2Pool(2)(x), torch.sqrt(F.avg_pool2d(x**2, 2)), atol=1e-5)
-    assert torch.allclose(L2Pool(2)(x[..., 0, :]), torch.sqrt(F.avg_pool1d(x[..., 0, :] ** 2, 2)), atol=1e-5)
+    # the lecture's L2 pooling (Goodfellow sec. 9.3) is torch's LPPool with p = 2: root of the sum of squares
+    assert torch.allclose(L2Pool(2)(x), nn.LPPool2d(2, 2)(x), atol=1e-5)
+    assert torch.allclose(L2Pool(3, 2)(x), nn.LPPool2d(2, 3, 2)(x), atol=1e-5)
+    assert torch.allclose(L2Pool(2)(x[..., 0, :]), nn.LPPool1d(2, 2)(x[..., 0, :]), atol=1e-5)
+    assert torch.allclose(L2Pool(2, rms=True)(x), torch.sqrt(F.avg_pool2d(x**2, 2)), atol=1e-5)
+    zeros = torch.zeros(1, 1, 4, 4, requires_grad=True)
+    out = L2Pool(2)(zeros)
+    out.sum().backward()
+    assert torch.equal(out, torch.zeros(1, 1, 2, 2)) and torch.equal(zeros.grad, torch.zeros(1, 1, 4, 4))
     const = torch.full((1, 2, 6, 6), 5.0)
     assert torch.allclose(GaussianPool(3, sigma=1.0)(const), torch.full((1, 2, 2, 2), 5.0))
     impulse = torch.zeros(1, 1, 3, 3)
@@ -146,9 +153,11 @@ def test_pool_kinds_in_the_block_spec():
     from trainwell.nn.models import build_model
 
     blocks = [{"type": "conv", "channels": 4, "kernel": 3, "padding": 1}, {"type": "pool", "kind": "l2"},
-              {"type": "pool", "kind": "gaussian", "kernel": 2, "sigma": 0.5}]
+              {"type": "pool", "kind": "rms", "kernel": 1}, {"type": "pool", "kind": "gaussian", "kernel": 2,
+                                                               "sigma": 0.5}]
     m = build_model(ModelConfig(kind="cnn", blocks=blocks), (1, 8, 8), 3)
     assert m(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+    assert [(type(p).__name__, getattr(p, "rms", None)) for p in m[2:4]] == [("L2Pool", False), ("L2Pool", True)]
 
 
 def test_equivariance_probe():

@@ -178,15 +178,15 @@ def _uout_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> lis
 
 def _pool_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
     a = _block_args(block, key, {"kind": "max", "kernel": 2, "stride": None, "padding": 0, "sigma": 1.0})
-    if a["kind"] not in ("max", "avg", "l2", "gaussian"):
-        raise ConfigError(f"{key}.kind = {a['kind']!r} is not allowed: use one of max, avg, l2, gaussian")
-    if a["kind"] in ("l2", "gaussian"):  # square windows only, no padding
+    if a["kind"] not in ("max", "avg", "l2", "rms", "gaussian"):
+        raise ConfigError(f"{key}.kind = {a['kind']!r} is not allowed: use one of max, avg, l2, rms, gaussian")
+    if a["kind"] in ("l2", "rms", "gaussian"):  # square windows only, no padding
         if not isinstance(a["kernel"], int) or not isinstance(a["stride"] or 0, int) or a["padding"]:
             raise ConfigError(f"{key}: kind = {a['kind']!r} takes an integer kernel and stride and no padding")
         stride = a["stride"] or a["kernel"]
         shape.spatial = [conv_output_size(w, a["kernel"], stride, 0, where=key) for w in shape.spatial]
-        if a["kind"] == "l2":
-            return [L2Pool(a["kernel"], stride)]
+        if a["kind"] in ("l2", "rms"):
+            return [L2Pool(a["kernel"], stride, rms=a["kind"] == "rms")]
         return [GaussianPool(a["kernel"], stride, a["sigma"])]
     kernel = _pair(a["kernel"], shape.dims, f"{key}.kernel")
     stride = _pair(a["stride"] if a["stride"] is not None else a["kernel"], shape.dims, f"{key}.stride")
