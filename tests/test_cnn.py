@@ -223,3 +223,23 @@ def test_summary_cli_on_every_example_config_and_errors(capsys):
                  "stride=2}]"]) == 2
     assert "(10-3+2*0)/2+1 = 4.5 is not an integer" in capsys.readouterr().err
     assert main(["summary", "--input-shape", "3,x"]) == 2
+
+
+@pytest.mark.parametrize(("border", "scipy_mode"), [("replicate", "nearest"), ("reflect", "mirror"),
+                                                    ("zeros", "constant")])
+def test_filter_borders_match_scipy(border, scipy_mode):
+    from scipy import ndimage
+
+    g = torch.Generator().manual_seed(0)
+    image, kernel = torch.rand(9, 11, generator=g), torch.rand(3, 5, generator=g)  # asymmetric: flipping shows
+    ours = filters.apply(image, kernel, border=border)
+    oracle = ndimage.convolve(image.double().numpy(), kernel.double().numpy(), mode=scipy_mode, cval=0.0)
+    np.testing.assert_allclose(ours.numpy(), oracle, atol=1e-5)
+
+
+def test_filter_border_errors():
+    with pytest.raises(ValueError, match="border='wrap' is not allowed"):
+        filters.apply(torch.rand(8, 8), filters.box(3), border="wrap")
+    with pytest.raises(ValueError, match="border='reflect' cannot pad"):
+        filters.apply(torch.rand(8, 8), filters.gaussian(4), border="reflect")
+    assert filters.apply(torch.rand(8, 8), filters.gaussian(4)).shape == (8, 8)  # replicate pads any size
