@@ -137,7 +137,3 @@ def test_bad_files_and_runs(workdir, capsys, setup, args, fragment):
     err = capsys.readouterr().err.strip()
     assert fragment in err, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-
-
-def test_there_are_at_least_40_cases():
-    assert len(CASES) + len(FILE_CASES) >= 40

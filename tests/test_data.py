@@ -22,12 +22,29 @@ def test_mnist1d_is_the_standard_split_and_bit_identical_to_the_package():
     assert s.train[0].dtype == torch.float32 and s.train[1].dtype == torch.int64
 
 
-def test_mnist1d_cache_is_used_and_a_corrupt_cache_is_regenerated():
+def test_mnist1d_cache_is_used_and_a_corrupt_cache_is_regenerated(tmp_path, monkeypatch):
+    from trainwell.data import embedded
+
+    monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path / "cache"))  # an empty cache of this test's own
+    calls = []
+    real = embedded._generate_mnist1d
+
+    def counting():
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(embedded, "_generate_mnist1d", counting)
     first = mnist1d_arrays()
-    path = cache_dir() / "mnist1d-v1.npz"
-    path.write_bytes(b"not an npz file")
+    assert len(calls) == 1 and (tmp_path / "cache" / "mnist1d-v1.npz").exists()
+    second = mnist1d_arrays()
+    assert len(calls) == 1  # served from the cache: the generator did not run again
+    np.testing.assert_array_equal(first["x"], second["x"])
+    (tmp_path / "cache" / "mnist1d-v1.npz").write_bytes(b"not an npz file")
     again = mnist1d_arrays()
+    assert len(calls) == 2  # a corrupt cache is regenerated, once
     np.testing.assert_array_equal(first["x"], again["x"])
+    mnist1d_arrays()
+    assert len(calls) == 2  # and rewritten: the next load uses it
 
 
 def test_validation_split_is_disjoint_deterministic_and_seeded():
