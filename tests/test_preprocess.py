@@ -128,6 +128,8 @@ def test_usable_in_an_sklearn_pipeline_like_sklearns_own(correlated):
 
 def test_get_set_params_and_clone():
     from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError as SkNotFittedError
+    from sklearn.utils.validation import check_is_fitted
 
     pca = PCA(n_components=3, whiten=True, eps=1e-3)
     assert pca.get_params() == {"n_components": 3, "whiten": True, "eps": 1e-3}
@@ -135,6 +137,9 @@ def test_get_set_params_and_clone():
     fitted = pca.fit(torch.randn(50, 4))
     copy = clone(fitted)
     assert copy.get_params() == fitted.get_params() and not hasattr(copy, "components_")
+    check_is_fitted(fitted)
+    with pytest.raises(SkNotFittedError):
+        check_is_fitted(copy)
     with pytest.raises(NotFittedError, match="not fitted"):
         copy.transform(torch.randn(3, 4))
 

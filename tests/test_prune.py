@@ -89,6 +89,7 @@ def test_snapshot_and_rewind_step(workdir):
     assert not all(torch.equal(res.model.state_dict()[k], snap.state[k]) for k in theta0)
 
 
+@pytest.mark.slow
 def test_lottery_rounds_reset_to_theta0_and_write_results(workdir):
     cfg = load_config(None, ["data.name=digits", "model.kind=mlp", "model.hidden=[64, 64]", "train.epochs=3",
                              "report.enabled=false", "doctor.monitor_every=0"])

@@ -303,12 +303,12 @@ def test_augmentations_are_seeded_and_training_only():
     assert build("none") is None
 
 
-@pytest.mark.parametrize("setting", [
-    ["regularize.l2=0.001"], ["regularize.l1=0.0001"], ["regularize.max_norm=3.0"],
+@pytest.mark.parametrize("setting", [["regularize.l2=0.001"]] + [pytest.param(s, marks=pytest.mark.slow) for s in [
+    ["regularize.l1=0.0001"], ["regularize.max_norm=3.0"],
     ["model.dropout_keep=0.8"], ["model.activation=drop_activation"], ["model.kind=mlp", "model.sdr=true"],
     ["model.l0=true", "regularize.l0=0.0001"], ["augment.kind=signal"], ["augment.input_noise=0.1"],
     ["model.kind=mlp", "model.activation=sigmoid", "regularize.activity=0.001"],
-])
+]])
 def test_each_regularizer_runs_on_mnist1d(workdir, setting):
     cfg = load_config(None, setting + ["train.epochs=1", "report.enabled=false", "doctor.preflight=false"])
     res = fit(cfg, out="run", quiet=True)
