@@ -32,6 +32,7 @@ def strip_time(records):
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(workdir):
     victim = trainwell("fit", "--out", "victim", *ARGS)
     metrics = workdir / "victim" / "metrics.jsonl"

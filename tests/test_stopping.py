@@ -99,7 +99,7 @@ def test_fixed_schedule_and_guards():
     assert fixed.lr_factor_after(2) == 0.1 and fixed.lr_factor_after(1) is None
     assert stop_epoch(NonFinite(), [1, 0.5, INF]) == 2
     assert stop_epoch(Divergence(10), [1.0, 0.01, 0.05, 0.5, 2.0]) == 4  # 0.5 is 50x best but below the start
-    with pytest.raises(ConfigError):
+    with pytest.raises(ValueError, match=r"Divergence\(factor=1.0\) is not allowed"):
         Divergence(1.0)
 
 

@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--rewind", type=float, default=0, metavar="K",
                     help="reset to the weights at step K (>= 1) or at a fraction K of training (< 1); 0 = theta_0")
     pr.add_argument("--control", choices=["reinit", "random"], help="also train a control at every density")
-    pr.add_argument("--global", dest="global_", action="store_true", help="one magnitude threshold for all layers")
+    pr.add_argument("--scope", choices=["layer", "global"], default="layer",
+                    help="prune each layer by its own magnitudes (default) or with one threshold for all layers")
     pr.add_argument("--out", help="folder for the rounds (default: runs/<name>-lottery-<hash>)")
     pr.add_argument("--force", action="store_true", help="replace --out if it is an earlier prune run")
 
@@ -319,7 +320,7 @@ def cmd_prune(args) -> int:
     cfg = load_config(args.config, args.overrides)
     try:
         rows = lottery(cfg, args.rounds, rate=args.rate, rewind=args.rewind, control=args.control, out=args.out,
-                       global_=args.global_, force=args.force)
+                       scope=args.scope, force=args.force)
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
     table = Table(title="lottery tickets")

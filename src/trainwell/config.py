@@ -117,7 +117,8 @@ class ModelConfig:
 @dataclass
 class InitConfig:
     scheme: Literal[
-        "default", "zeros", "small_normal", "standard", "xavier_uniform", "xavier_normal", "he_normal", "he_uniform"
+        "default", "zeros", "small_normal", "standard", "xavier_uniform", "xavier_normal", "he_normal", "he_uniform",
+        "lecun_normal", "lecun_uniform", "normal", "uniform", "kaiming_normal", "kaiming_uniform"
     ] = "he_normal"
     bias: float = 0.0
     mode: Literal["fan_in", "fan_out"] = "fan_in"

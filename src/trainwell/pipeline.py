@@ -121,7 +121,7 @@ def prepare(cfg: Config) -> Prepared:
     check_model_fits(lambda: build_model(cfg.model, shape, classes), f"model.kind = {cfg.model.kind!r}")
     model = build_model(cfg.model, shape, classes)
     i = cfg.init
-    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_layer=i.output_layer,
+    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_init=i.output_layer,
                        generator=torch.Generator().manual_seed(cfg.train.seed))
     if cfg.train.trainable == "norm":
         train_only_norm(model)
@@ -279,7 +279,7 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         if init_seed is not None:
             i = cfg.init
             initializers.apply(prep.model, i.scheme if i.scheme != "default" else "standard", bias=i.bias,
-                               mode=i.mode, std=i.std, output_layer=i.output_layer,
+                               mode=i.mode, std=i.std, output_init=i.output_layer,
                                generator=torch.Generator().manual_seed(init_seed))
         if init_state is not None:
             prep.model.load_state_dict(init_state)

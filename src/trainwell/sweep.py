@@ -137,7 +137,7 @@ def _member_state(cfg: Config, widest: Config, input_shape, classes) -> dict:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, input_shape, classes)
     i = cfg.init
-    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_layer=i.output_layer,
+    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_init=i.output_layer,
                        generator=torch.Generator().manual_seed(cfg.train.seed))
     wide = build_model(widest.model, input_shape, classes).state_dict()
     return embed_state(model.state_dict(), wide)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from trainwell.cnn.geometry import conv_output_size
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, TrainwellError
 from trainwell.nn.dropout import DropActivation, Dropout, Uout
 from trainwell.nn.l0 import L0Conv1d, L0Conv2d, L0Linear
 from trainwell.nn.layers import SkipMLP
@@ -179,16 +179,16 @@ def _uout_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> lis
 
 def _pool_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
     a = _block_args(block, key, {"kind": "max", "kernel": 2, "stride": None, "padding": 0, "sigma": 1.0})
-    if a["kind"] not in ("max", "avg", "l2", "gaussian"):
-        raise ConfigError(f"{key}.kind = {a['kind']!r} is not allowed: use one of max, avg, l2, gaussian")
-    if a["kind"] in ("l2", "gaussian"):  # square windows only, no padding
+    if a["kind"] not in ("max", "avg", "l2", "rms", "gaussian"):
+        raise ConfigError(f"{key}.kind = {a['kind']!r} is not allowed: use one of max, avg, l2, rms, gaussian")
+    if a["kind"] in ("l2", "rms", "gaussian"):  # square windows only, no padding
         if not isinstance(a["kernel"], int) or not isinstance(a["stride"] or 0, int) or a["padding"]:
             raise ConfigError(f"{key}: kind = {a['kind']!r} takes an integer kernel and stride and no padding")
         stride = a["stride"] or a["kernel"]
         strict = opts.geometry == "strict"
         shape.spatial = [conv_output_size(w, a["kernel"], stride, 0, where=key, strict=strict) for w in shape.spatial]
-        if a["kind"] == "l2":
-            return [L2Pool(a["kernel"], stride)]
+        if a["kind"] in ("l2", "rms"):
+            return [L2Pool(a["kernel"], stride, rms=a["kind"] == "rms")]
         return [GaussianPool(a["kernel"], stride, a["sigma"])]
     kernel = _pair(a["kernel"], shape.dims, f"{key}.kernel")
     stride = _pair(a["stride"] if a["stride"] is not None else a["kernel"], shape.dims, f"{key}.stride")
@@ -223,7 +223,12 @@ def build_cnn(input_shape: tuple[int, ...], blocks: list[dict], dense: list[int]
         kind = block.get("type")
         if kind not in BLOCKS:
             raise ConfigError(f"{key}.type = {kind!r} is not allowed: use one of {', '.join(BLOCKS)}")
-        layers += BLOCKS[kind](block, shape, opts, key)
+        try:
+            layers += BLOCKS[kind](block, shape, opts, key)
+        except TrainwellError:
+            raise
+        except (ValueError, TypeError) as exc:  # a layer's own argument check: say which block it came from
+            raise ConfigError(f"{key}: {exc}") from None
     layers.append(nn.Flatten())
     noise = opts.noise()
     if not dense and noise is not None and opts.dropout_where == "last":

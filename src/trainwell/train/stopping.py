@@ -25,16 +25,14 @@ from collections.abc import Sequence
 
 import torch
 
-from trainwell.errors import ConfigError
-
 
 class FixedSchedule:
     """Train ``epochs`` epochs, multiply the LR by ``factor``, train ``more`` epochs, then stop."""
 
     def __init__(self, epochs: int, factor: float = 0.1, more: int = 0):
         if epochs < 1 or more < 0 or not 0 < factor:
-            raise ConfigError(f"fixed schedule epochs={epochs}, more={more}, factor={factor} is not allowed: "
-                              f"use epochs >= 1, more >= 0, factor > 0")
+            raise ValueError(f"FixedSchedule(epochs={epochs}, more={more}, factor={factor}) is not allowed: "
+                             f"use epochs >= 1, more >= 0, factor > 0")
         self.epochs, self.factor, self.more = epochs, factor, more
 
     def lr_factor_after(self, epoch: int) -> float | None:
@@ -53,8 +51,8 @@ class LossChange:
 
     def __init__(self, threshold: float = 0.01, window: int = 10):
         if window < 1 or not threshold >= 0:
-            raise ConfigError(f"loss-change window={window}, threshold={threshold} is not allowed: "
-                              f"use window >= 1 and threshold >= 0")
+            raise ValueError(f"LossChange(window={window}, threshold={threshold}) is not allowed: "
+                             f"use window >= 1 and threshold >= 0")
         self.threshold, self.window = threshold, window
 
     def value(self, history: Sequence[float]) -> float | None:
@@ -79,8 +77,8 @@ class WeightChange:
 
     def __init__(self, threshold: float = 1e-4, window: int = 10, relative: bool = False):
         if window < 1 or not threshold > 0:
-            raise ConfigError(f"weight-change window={window}, threshold={threshold} is not allowed: "
-                              f"use window >= 1 and threshold > 0")
+            raise ValueError(f"WeightChange(window={window}, threshold={threshold}) is not allowed: "
+                             f"use window >= 1 and threshold > 0")
         self.threshold, self.window, self.relative = threshold, window, relative
 
     def value(self, history: Sequence[torch.Tensor]) -> float | None:
@@ -108,10 +106,10 @@ class EarlyStopping:
     def __init__(self, mode: str = "min", patience: int = 10, min_delta: float = 0.0, relative: bool = False,
                  stopping_threshold: float | None = None, divergence_threshold: float | None = None):
         if mode not in ("min", "max"):
-            raise ConfigError(f"early stopping mode = {mode!r} is not allowed: use 'min' or 'max'")
+            raise ValueError(f"EarlyStopping(mode={mode!r}) is not allowed: use 'min' or 'max'")
         if patience < 1 or not min_delta >= 0:
-            raise ConfigError(f"early stopping patience={patience}, min_delta={min_delta} is not allowed: "
-                              f"use patience >= 1 and min_delta >= 0")
+            raise ValueError(f"EarlyStopping(patience={patience}, min_delta={min_delta}) is not allowed: "
+                             f"use patience >= 1 and min_delta >= 0")
         self.mode, self.patience, self.min_delta, self.relative = mode, patience, min_delta, relative
         self.stopping_threshold, self.divergence_threshold = stopping_threshold, divergence_threshold
 
@@ -170,7 +168,7 @@ class Divergence:
 
     def __init__(self, factor: float = 10.0, expected: float | None = None, window: int = 3):
         if not factor > 1:
-            raise ConfigError(f"divergence factor = {factor} is not allowed: use a number > 1")
+            raise ValueError(f"Divergence(factor={factor}) is not allowed: use a number > 1")
         self.factor, self.expected, self.window = factor, expected, window
 
     def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
@@ -195,7 +193,7 @@ class OverfitDetector:
 
     def __init__(self, window: int = 5):
         if window < 1:
-            raise ConfigError(f"overfit window = {window} is not allowed: use an integer >= 1")
+            raise ValueError(f"OverfitDetector(window={window}) is not allowed: use an integer >= 1")
         self.window = window
 
     def detect(self, train: Sequence[float], val: Sequence[float]) -> int | None:
