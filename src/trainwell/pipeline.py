@@ -41,6 +41,7 @@ from trainwell.nn.l0 import l0_sparsity
 from trainwell.nn.models import build_model
 from trainwell.nn.norm import count_trainable, train_only_norm
 from trainwell.nn.sdr import sdr_layers
+from trainwell.nn.size import check_model_fits
 from trainwell.nn.variance_shift import variance_shift
 from trainwell.regularize import Penalty, count_nonzero
 from trainwell.runclaim import Claim
@@ -49,6 +50,7 @@ from trainwell.rundir import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    check_training_checkpoint,
     load_checkpoint,
 )
 from trainwell.train import interrupt, stop_callback
@@ -159,13 +161,14 @@ def initialize(model: torch.nn.Module, cfg: Config, seed: int | None = None, sch
     """Initialize ``model`` in place as ``cfg.init`` says, with the generator seeded by ``seed`` (default:
     ``train.seed``); ``scheme`` overrides ``init.scheme``."""
     i = cfg.init
-    initializers.apply(model, scheme or i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_layer=i.output_layer,
+    initializers.apply(model, scheme or i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_init=i.output_layer,
                        generator=torch.Generator().manual_seed(cfg.train.seed if seed is None else seed))
 
 
 def build_initialized(cfg: Config, input_shape: tuple[int, ...], classes: int) -> torch.nn.Module:
     """Build ``cfg.model`` for inputs ``input_shape`` and ``classes`` outputs and initialize it (torch's global RNG
     must already be seeded: layers that ``init.scheme = 'default'`` leaves alone use it)."""
+    check_model_fits(lambda: build_model(cfg.model, input_shape, classes), f"model.kind = {cfg.model.kind!r}")
     model = build_model(cfg.model, input_shape, classes)
     initialize(model, cfg)
     if cfg.train.trainable == "norm":
@@ -179,8 +182,25 @@ def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
     n = examples or cfg.doctor.preflight_examples
     x, y = (t[:n].to(prep.device) for t in prep.splits.train)
     with torch.random.fork_rng(devices=[]):
-        return preflight_checks.run_all(prep.model, x, y, loss_function(cfg.train.loss), cfg.optim.weight_decay,
-                                        prep.splits.meta.num_classes)
+        verdicts = preflight_checks.run_all(prep.model, x, y, loss_function(cfg.train.loss), cfg.optim.weight_decay,
+                                            prep.splits.meta.num_classes)
+    if cfg.model.kind == "cnn":
+        verdicts.append(geometry_verdict(prep.model, prep.splits.meta.input_shape))
+    return verdicts
+
+
+def geometry_verdict(model: torch.nn.Module, input_shape: tuple[int, ...]) -> Verdict:
+    """Warn about conv/pool layers whose windows do not tile their input (torch floors (W-F+2P)/S+1 and never
+    sees the last rows/columns; the lecture calls such a layer invalid)."""
+    from trainwell.cnn.summary import floored_layers, summarize
+
+    lost = floored_layers(summarize(model, tuple(input_shape)))
+    expected = "(W - F + 2P)/S + 1 an integer in every conv and pooling layer"
+    if not lost:
+        return Verdict("conv geometry", "pass", "every window tiles its input", expected, "")
+    return Verdict("conv geometry", "warn", "; ".join(lost), expected,
+                   "change stride or padding so the windows tile the input, or set model.geometry = 'strict' to "
+                   "make this an error")
 
 
 def postflight(prep: Prepared, losses: list[float], state, final: dict, overfit_epoch: int | None) -> list[Verdict]:
@@ -250,12 +270,20 @@ def _training_parts(prep: Prepared) -> _Parts:
     return _Parts(opt, schedule, constraints, penalty, augment)
 
 
+def _stopper(cfg: Config, classes: int) -> stop_callback.Stopper:
+    """The stopping criteria and guards of ``cfg.stop`` (divergence also against an untrained model's loss)."""
+    stopper = stop_callback.from_config(cfg.stop)
+    if stopper.divergence is not None and cfg.train.loss == "cross_entropy":
+        stopper.divergence.expected = math.log(classes)  # an untrained model's loss
+    return stopper
+
+
 def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, extra_callbacks=()) -> Trainer:
     cfg = prep.cfg
     monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
         if cfg.doctor.monitor_every else []
     callbacks = [
-        stop_callback.from_config(cfg.stop),  # first: it adds criterion values to the metrics that get logged
+        _stopper(cfg, prep.splits.meta.num_classes),  # first: it adds criterion values to the metrics that get logged
         *parts.constraints,  # right after the optimizer step, before anything looks at the weights
         StepLosses(),
         *monitors,
@@ -271,14 +299,33 @@ def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, 
                    penalty=penalty if penalty.active else None, augment=parts.augment)
 
 
+RESUME_KEYS = ("train.epochs", "train.checkpoint_every", "train.checkpoint_minutes", "train.threads", "train.device",
+               "report.enabled")
+"""Config keys ``--resume`` may change: how long to train, how often to save, where to run, whether to report.
+Anything else would make the resumed run a different run than the one its checkpoint belongs to."""
+
+
 def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a run directory's resolved config (``--set`` overrides may extend it, e.g. train.epochs)."""
-    from trainwell.config import apply_overrides
+    """Read a run directory's resolved config; ``--set`` may change only :data:`RESUME_KEYS` (e.g. extend
+    ``train.epochs``)."""
+    from trainwell.config import apply_overrides, parse_override
 
     run = RunDir(run_dir)
     if not run.config.exists():
         raise TrainwellError(f"{run.config}: not found; --resume needs a trainwell run directory")
-    return config_from_dict(apply_overrides(read_toml(run.config), list(overrides or [])))
+    for item in overrides or []:
+        key = ".".join(parse_override(item)[0])
+        if key not in RESUME_KEYS:
+            raise ConfigError(f"--set {key} is not allowed with --resume: a resumed run keeps its config; only "
+                              f"{', '.join(RESUME_KEYS)} may change (start a new run to change {key})")
+    base = read_toml(run.config)
+    cfg = config_from_dict(apply_overrides(base, list(overrides or [])))
+    old = config_from_dict(base)
+    if cfg.train.epochs != old.train.epochs and cfg.optim.schedule in ("onecycle", "cosine"):
+        raise ConfigError(f"--set train.epochs={cfg.train.epochs} cannot extend this run: its optim.schedule = "
+                          f"{cfg.optim.schedule!r} was planned over {old.train.epochs} epochs and has ended; start "
+                          f"a new run (a new cycle) instead, or use schedule none, step or plateau to extend runs")
+    return cfg
 
 
 def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None = None, force: bool = False,
@@ -307,7 +354,7 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         parts = _training_parts(prep)
         if claim is not None:
             run = RunDir(claim.path)
-            ckpt = load_checkpoint(run.last)
+            ckpt = check_training_checkpoint(load_checkpoint(run.last), run.last)
         else:
             claim = Claim.take("fit", out, force=force, name=cfg.name, config_hash=cfg.hash())
             run, ckpt = RunDir(claim.path), None
@@ -324,8 +371,12 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise TrainwellError(f"{run.last}: does not match this run's model/optimizer ({first})") from None
             run.remove_stale_temp_files()
-            run.truncate_metrics(ckpt["epoch"])
+            run.truncate_metrics(ckpt["epoch"], ckpt["history"])
             atomic_write_text(run.config, to_toml(cfg))
+            finished = ckpt.get("stop")
+            if finished and not str(finished).startswith("interrupted"):
+                # the run had stopped (a criterion or guard fired): resuming it finishes it, it trains no further
+                trainer.epochs = ckpt["epoch"] + 1
         else:
             _start_run(run, cfg, prep)
         claim.started()
@@ -336,6 +387,8 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
             except KeyboardInterrupt:  # a second signal: stopped mid-epoch, the last checkpoint on disk stays
                 raise interrupt.Interrupted(run.path, signals.received or "SIGINT", len(trainer.state.history),
                                             saved=False) from None
+        if ckpt is not None and state.stop is None and ckpt.get("stop") and len(state.history) == ckpt["epoch"] + 1:
+            state.stop = ckpt["stop"]  # a finished run resumed: no epoch ran, its stop reason stands
         if signals.received is not None and (state.stop or "").startswith("interrupted"):
             raise interrupt.Interrupted(run.path, signals.received, len(state.history))
         fit_s = time.perf_counter() - fit_tic
@@ -401,6 +454,8 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> d
     shift = variance_shift(prep.model, shift_data.to(prep.device))  # [] when the model has no BatchNorm
     history = state.history
     completed = len(history)
+    div = stopper.divergence
+    ended_far_above = bool(history and div is not None and div.far_above_expected([history[-1]["train_loss"]]))
     return {
         "name": cfg.name,
         "config_hash": cfg.hash(),
@@ -410,8 +465,12 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> d
         "trainable_params": count_trainable(prep.model),
         "epochs": completed,
         "steps": state.step,
-        "stop_reason": state.stop or f"completed {cfg.train.epochs} epochs",
-        "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"])),
+        "stop_reason": state.stop or (f"completed {cfg.train.epochs} epochs, but the loss "
+                                      f"{history[-1]['train_loss']:.4g} ended above {div.factor:g} x the untrained "
+                                      f"model's {div.expected:.4g}: a failed run" if ended_far_above
+                                      else f"completed {cfg.train.epochs} epochs"),
+        "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"]))
+        or ended_far_above,
         "best_epoch": best,
         "monitor": cfg.train.monitor,
         "stop": {"criteria": list(cfg.stop.criteria), "overfit_epoch": stopper.overfit_epoch,
@@ -546,7 +605,7 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
                                 epochs=base.train.epochs, steps_per_epoch=spe, device=device)
     skipped = ["monitor: forward hooks cannot run on a vmapped population"] if base.doctor.monitor_every else []
     runs = [RunDir(out / f"member-{m}") for m in range(size)]
-    member_callbacks = [[stop_callback.from_config(c.stop), MetricsLogger(run.metrics)]
+    member_callbacks = [[_stopper(c, classes), MetricsLogger(run.metrics)]
                         for c, run in zip(configs, runs, strict=True)]
     step_losses = StepLosses()
     home = RunDir(out)
@@ -564,7 +623,7 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
         for run in (home, *runs):
             run.remove_stale_temp_files()
         for run in runs:
-            run.truncate_metrics(ckpt["epoch"])
+            run.truncate_metrics(ckpt["epoch"], ckpt["members"][runs.index(run)]["history"])
     else:
         home.checkpoints.mkdir(parents=True, exist_ok=True)
         for run, c, prep in zip(runs, configs, preps, strict=True):

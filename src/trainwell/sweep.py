@@ -52,6 +52,9 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         if "=" not in item:
             raise ConfigError(f"--grid {item!r} is not allowed: use key=v1,v2,... e.g. --grid optim.lr=0.1,0.01")
         key, raw = item.split("=", 1)
+        if key.strip() in grid:
+            raise ConfigError(f"--grid {key.strip()} is given twice: list all its values in one --grid, "
+                              f"e.g. --grid {key.strip()}=v1,v2")
         grid[key.strip()] = [parse_override(f"{key}={v}")[1] for v in split_values(raw)]
         if not grid[key.strip()]:
             raise ConfigError(f"--grid {item!r} has no values")

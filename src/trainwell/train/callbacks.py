@@ -163,7 +163,8 @@ class Checkpoint(Callback):
         sync_file(self.rundir.metrics)  # the metric lines up to this checkpoint are durable before it is
         self.save_best()
         atomic_torch_save(self.rundir.last, {
-            **state.trainer.checkpoint_state(), **self.extra, **state.trainer.callback_states()
+            **state.trainer.checkpoint_state(), **self.extra, **state.trainer.callback_states(),
+            "stop": state.stop,  # a finished run's checkpoint says so: resuming it trains no further
         })
         self._last_save = time.monotonic()
 

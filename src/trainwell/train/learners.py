@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.data.labels import as_class_labels
 from trainwell.optim import Schedule
 
 
@@ -51,6 +52,8 @@ def loss_function(name: str) -> Callable:
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
              batch_size: int = 2048) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode (the mode is restored afterwards)."""
+    if any(loss_fn is f for f in LOSSES.values()):
+        y = as_class_labels(y, "y")
     was_training = model.training
     model.eval()
     total, correct = 0.0, 0

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from trainwell.data.labels import as_class_labels
 from trainwell.optim import Schedule
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.learners import LOSSES, ModuleLearner, evaluate, loss_function
@@ -95,6 +96,7 @@ class Trainer:
             self.device = learner.device
         self.learner = learner
         self.size = learner.size
+        self.single = not learner.vmapped  # one module: the run's State is the model's State
         if len(seeds) != self.size:
             raise ValueError(f"seed: {len(seeds)} seeds for {self.size} members; give one seed per member")
         self.epochs = epochs
@@ -113,7 +115,7 @@ class Trainer:
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.progress = progress or NullProgress()
         self.state = State(model=learner.model, optimizer=learner.optimizer, trainer=self, learner=learner)
-        if self.size == 1:
+        if self.single:
             self.members = [self.state]
         else:
             self.members = [State(model=learner.member_model(m), optimizer=None, trainer=self, learner=learner,
@@ -143,7 +145,7 @@ class Trainer:
             "step": self.state.step,
             "history": list(self.state.history),
         }
-        if self.size == 1:
+        if self.single:
             state["generator"] = self.generators[0].get_state()
         else:
             state["generators"] = [g.get_state() for g in self.generators]
@@ -154,7 +156,7 @@ class Trainer:
     def callback_states(self) -> dict:
         """The stateful callbacks' states, saved beside :meth:`checkpoint_state` in a checkpoint."""
         out = {"callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks}}
-        if self.size > 1:
+        if not self.single:
             out["member_callbacks"] = [{type(cb).__name__: cb.state_dict() for cb in cbs}
                                        for cbs in self.member_callbacks]
         return out
@@ -162,7 +164,7 @@ class Trainer:
     def load_checkpoint_state(self, ckpt: dict) -> None:
         """Restore :meth:`checkpoint_state` (and callbacks' states saved beside it); the next fit continues."""
         self.learner.load_state_dict(ckpt)
-        if self.size == 1:
+        if self.single:
             self.generators[0].set_state(ckpt["generator"])
         else:
             for g, s in zip(self.generators, ckpt["generators"], strict=True):
@@ -214,12 +216,15 @@ class Trainer:
         """Train on ``train``; evaluate on ``val`` after every epoch. Returns the run's :class:`State` (for a
         population, :attr:`members` holds each member's). ``train``'s labels may be (M, N): each member's own."""
         x, y = (t.to(self.device) for t in train)
+        if any(self.loss_fn is f for f in LOSSES.values()):  # class-index losses: int32/uint8 labels are cast
+            y = as_class_labels(y, "train labels")
+            val = val if val is None else (val[0], as_class_labels(val[1], "val labels"))
         if val is not None and len(val[0]) == 0:
             val = None
         if val is not None:
             val = tuple(t.to(self.device) for t in val)
         learner, state, members, size = self.learner, self.state, self.members, self.size
-        single = size == 1
+        single = self.single
         start = state.epoch + 1 if self._resumed else 0
         state.stop = None
         if single or not self._resumed:
