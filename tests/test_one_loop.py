@@ -25,6 +25,7 @@ from trainwell.train.population import PopulationLearner
 BASE = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp", "model.hidden=[16,16]",
         "train.epochs=6", "train.batch_size=32", "report.enabled=false", "doctor.preflight=false",
         "doctor.monitor_every=0", "optim.schedule=none"]
+SLOW = pytest.mark.slow
 COMPARED = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "patience_wait", "loss_change", "weight_change",
             "reg_loss")
 
@@ -70,14 +71,16 @@ def assert_members_equal_separate_fits(workdir, overrides, grid, seeds=1, out="s
     # cosine to min_lr > 0: members with different base rates must keep their own floor (the drift case)
     (["optim.name=sgd", "optim.schedule=cosine", "optim.min_lr=0.004", "train.epochs=5"], ["optim.lr=0.1,0.05,0.02"]),
     # one-cycle cycles plain SGD's momentum as torch does
-    (["optim.name=sgd", "optim.schedule=onecycle", "train.epochs=4"], ["optim.lr=0.1,0.03"]),
-    (["optim.name=adam", "optim.schedule=onecycle", "train.epochs=4"], ["optim.lr=0.01,0.003"]),
+    pytest.param(["optim.name=sgd", "optim.schedule=onecycle", "train.epochs=4"], ["optim.lr=0.1,0.03"], marks=SLOW),
+    pytest.param(["optim.name=adam", "optim.schedule=onecycle", "train.epochs=4"], ["optim.lr=0.01,0.003"],
+                 marks=SLOW),
     # per-member plateau schedules on each member's own validation loss
     (["optim.name=sgd", "optim.schedule=plateau", "optim.patience=0", "optim.factor=0.5", "train.epochs=6"],
      ["optim.lr=0.3,0.05"]),
-    (["optim.name=momentum", "optim.nesterov=true", "optim.schedule=step", "optim.step_size=2",
-      "optim.decay=decoupled"], ["optim.weight_decay=0.0,0.01", "optim.lr=0.03"]),
-    (["optim.name=adam", "optim.decay=decoupled"], ["optim.weight_decay=0.0,0.05", "model.hidden=[8,8],[16,16]"]),
+    pytest.param(["optim.name=momentum", "optim.nesterov=true", "optim.schedule=step", "optim.step_size=2",
+                  "optim.decay=decoupled"], ["optim.weight_decay=0.0,0.01", "optim.lr=0.03"], marks=SLOW),
+    pytest.param(["optim.name=adam", "optim.decay=decoupled"],
+                 ["optim.weight_decay=0.0,0.05", "model.hidden=[8,8],[16,16]"], marks=SLOW),
     (["optim.name=adam", "optim.decay=coupled"], ["optim.weight_decay=0.01", "data.label_noise=0.3,0.0"]),
 ])
 def test_members_equal_separate_fits_for_every_optimizer_decay_and_schedule(workdir, extra, grid):
@@ -88,15 +91,15 @@ def test_members_equal_separate_fits_for_every_optimizer_decay_and_schedule(work
     # early stopping with patience, min_delta and both thresholds: members stop on their own epochs
     ["stop.criteria=['early_stopping']", "stop.patience=2", "stop.min_delta=0.01", "stop.stopping_threshold=0.3",
      "train.epochs=30", "optim.lr=0.05"],
-    ["stop.criteria=['early_stopping']", "stop.monitor=val_acc", "stop.patience=2", "train.epochs=30",
-     "stop.divergence_threshold=0.3"],
+    pytest.param(["stop.criteria=['early_stopping']", "stop.monitor=val_acc", "stop.patience=2", "train.epochs=30",
+                  "stop.divergence_threshold=0.3"], marks=SLOW),
     # loss change, then extra epochs at a lower LR (per member: the schedule of that member stops)
     ["stop.criteria=['loss_change']", "stop.loss_window=3", "stop.loss_threshold=0.15", "stop.extra_epochs=2",
      "train.epochs=40", "optim.schedule=cosine"],
-    ["stop.criteria=['fixed', 'weight_change']", "stop.fixed_epochs=3", "stop.fixed_more=2", "stop.weight_window=2",
-     "stop.weight_threshold=0.02", "train.epochs=20"],
-    ["stop.overfit_window=2", "stop.overfit_stop=true", "train.epochs=30", "optim.lr=0.05",
-     "data.options={n_per_class = 20}"],
+    pytest.param(["stop.criteria=['fixed', 'weight_change']", "stop.fixed_epochs=3", "stop.fixed_more=2",
+                  "stop.weight_window=2", "stop.weight_threshold=0.02", "train.epochs=20"], marks=SLOW),
+    pytest.param(["stop.overfit_window=2", "stop.overfit_stop=true", "train.epochs=30", "optim.lr=0.05",
+                  "data.options={n_per_class = 20}"], marks=SLOW),
 ])
 def test_members_equal_separate_fits_for_every_stopping_criterion(workdir, extra):
     res = assert_members_equal_separate_fits(workdir, extra, ["optim.lr=0.05,0.01,0.002"])
@@ -233,6 +236,7 @@ def _sweep_process(out, *extra):
                             stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_sweep(workdir):
     victim = _sweep_process("victim")
