@@ -241,8 +241,11 @@ class Trainer:
         self.progress.start(self.epochs, done=start)
         try:
             for epoch in range(start, self.epochs):
-                state.epoch = epoch
                 active = [m for m in range(size) if members[m].stop is None]
+                if not active:  # a population whose members had all stopped (e.g. resumed after its end)
+                    state.stop = state.stop or "every member stopped"
+                    break
+                state.epoch = epoch
                 if not single:
                     for m in active:
                         members[m].epoch = epoch
