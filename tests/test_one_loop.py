@@ -288,3 +288,19 @@ def test_threads_auto_picks_one_thread_for_small_steps_and_keeps_the_default_for
         assert pipeline.set_threads(1, small, (40,), 100, torch.device("cpu")) == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_population_of_one_and_a_sequential_sweep_resume(workdir):
+    cfg = load_config(None, BASE + ["train.epochs=2"])
+    one = fit_population([cfg], out="one")
+    ref = fit(cfg, out="ref", quiet=True)
+    assert strip(read_jsonl(one.members[0].run_dir / "metrics.jsonl"))[-1]["train_loss"] == pytest.approx(
+        strip(read_jsonl(ref.run_dir / "metrics.jsonl"))[-1]["train_loss"], rel=2e-5)
+    from trainwell.sweep import resume_sweep
+
+    seq = load_config(None, BASE + ["train.epochs=2", "model.dropout_keep=0.9"])
+    first = sweep(seq, parse_grid(["optim.lr=0.01,0.02"]), out="seq")
+    assert first.mode.startswith("sequential (dropout")
+    (workdir / "seq" / "member-1" / "summary.json").unlink()  # as if killed after member 1's last checkpoint
+    again = resume_sweep("seq")
+    assert [r["val_loss"] for r in again.rows] == pytest.approx([r["val_loss"] for r in first.rows])
