@@ -101,6 +101,9 @@ class PopulationOptimizer:
                 else:
                     g = g + wd * p
             st = self.state[key]
+            if self.name == "adam" and not masked and new_p is p:
+                self._adam_in_place(p, g, lr, st, momenta)
+                continue
             if self.name == "adam":
                 b1 = self._b(momenta, p) if momenta is not None else self.betas[0]
                 b2 = self.betas[1]
@@ -130,6 +133,26 @@ class PopulationOptimizer:
                 new_p = new_p - lr * g
             p.copy_(torch.where(act, new_p, p) if masked else new_p)
             p.grad = None
+
+    def _adam_in_place(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
+                       momenta: torch.Tensor | None) -> None:
+        """Adam when every member trains: the same formulas in place, with no temporaries but ``denom``."""
+        b1 = self._b(momenta, p) if momenta is not None else self.betas[0]
+        b2 = self.betas[1]
+        if not st:
+            st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
+        m, v = st["m"], st["v"]
+        if isinstance(b1, float):
+            m.lerp_(g, 1 - b1)
+        else:
+            m.add_((g - m).mul_((1 - b1).to(p.dtype)))
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        t = self._b(self.t, p).clamp_min(1)
+        bc1 = (1 - b1**t).to(p.dtype)
+        bc2_sqrt = torch.sqrt(1 - b2**t).to(p.dtype)
+        denom = v.sqrt().div_(bc2_sqrt).add_(self.eps)
+        p.sub_(torch.div(m, denom, out=denom).mul_(lr / bc1))  # torch's order: step_size * (m / denom)
+        p.grad = None
 
     def state_dict(self) -> dict:
         return {"state": self.state, "t": self.t, "active": self.active}
