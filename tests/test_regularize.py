@@ -102,7 +102,7 @@ def test_activity_penalty_is_zero_for_binary_outputs_and_at_most_h_over_4():
         model[0].bias.fill_(100.0)
     model(torch.zeros(3, 2))
     assert float(pen(model).detach()) == pytest.approx(0.0, abs=1e-6)
-    with pytest.raises(ValueError, match="no sigmoid layer"):
+    with pytest.raises(ValueError, match="the model has no Sigmoid layer"):
         ActivityPenalty(nn.Linear(2, 2), 1.0)
 
 

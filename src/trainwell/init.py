@@ -38,7 +38,7 @@ def fans(tensor: torch.Tensor) -> tuple[int, int]:
 
 def _fan(tensor: torch.Tensor, mode: str) -> int:
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"mode = {mode!r} is not allowed: use 'fan_in' or 'fan_out'")
+        raise ValueError(f"mode={mode!r} is not allowed: use 'fan_in' or 'fan_out'")
     fan_in, fan_out = fans(tensor)
     return fan_in if mode == "fan_in" else fan_out
 

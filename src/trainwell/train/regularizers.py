@@ -13,7 +13,7 @@ class MaxNorm(Callback):
 
     def __init__(self, c: float):
         if not c > 0:
-            raise ValueError(f"max-norm c = {c} is not allowed: use a number > 0")
+            raise ValueError(f"c={c} is not allowed: use a number > 0")
         self.c = c
 
     def on_fit_start(self, state: State) -> None:
