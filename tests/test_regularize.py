@@ -34,7 +34,7 @@ from trainwell.regularize import (
 )
 from trainwell.train import Trainer
 from trainwell.train.callbacks import Callback
-from trainwell.train.regularizers import SDRUpdate
+from trainwell.train.constraints import SDRUpdate
 
 
 def small_model():

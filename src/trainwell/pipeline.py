@@ -50,7 +50,7 @@ from trainwell.rundir import (
 from trainwell.train import progress as progress_mod
 from trainwell.train import stop_callback
 from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses
-from trainwell.train.regularizers import MaxNorm, SDRUpdate
+from trainwell.train.constraints import MaxNorm, SDRUpdate
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 from trainwell.viz import plots
 

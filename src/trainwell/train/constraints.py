@@ -1,5 +1,9 @@
-"""Callbacks that apply regularizers after each optimizer step: the max-norm constraint and the stochastic delta
-rule's spread update."""
+"""Constraints: callbacks that change the weights (or their noise) after each optimizer step, as opposed to the
+penalties of :mod:`trainwell.regularize`, which add to the loss.
+
+- :class:`MaxNorm`: each unit's incoming weight vector clipped to norm <= c (Srivastava et al. 2014).
+- :class:`SDRUpdate`: the stochastic delta rule's spread update of each weight's sigma (Frazier-Logue & Hanson 2018).
+"""
 
 from __future__ import annotations
 
