@@ -317,3 +317,21 @@ def test_each_regularizer_runs_on_mnist1d(workdir, setting):
         from trainwell.rundir import read_jsonl
 
         assert read_jsonl(res.run_dir / "metrics.jsonl")[0]["reg_loss"] > 0
+
+
+@pytest.mark.parametrize(("per_epoch", "updates"), [(2, 4), (0, 12)])
+def test_config_sets_the_sdr_schedule(workdir, monkeypatch, per_epoch, updates):
+    import trainwell.train.constraints as constraints
+
+    made = []
+    real_init = constraints.SDRUpdate.__init__
+
+    def spy(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(constraints.SDRUpdate, "__init__", spy)
+    cfg = load_config(None, ["data.name=spirals", "model.kind=mlp", "model.sdr=true", "train.epochs=2",
+                             "report.enabled=false", "doctor.preflight=false", f"regularize.sdr_per_epoch={per_epoch}"])
+    fit(cfg, out="run", quiet=True)
+    assert made[-1].steps_per_epoch == 6 and made[-1].updates == updates  # spirals: 6 batches per epoch

@@ -159,7 +159,8 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
     r = cfg.regularize
     constraints = [MaxNorm(r.max_norm)] if r.max_norm > 0 else []
     if sdr_layers(prep.model):
-        constraints.append(SDRUpdate(r.sdr_beta, r.sdr_zeta, r.sdr_anneal))
+        constraints.append(SDRUpdate(r.sdr_beta, r.sdr_zeta, r.sdr_anneal, per_epoch=r.sdr_per_epoch or None,
+                                     steps_per_epoch=-(-len(prep.splits.train[0]) // cfg.train.batch_size)))
     try:
         penalty = Penalty(prep.model, l1=r.l1, l2=r.l2, activity=r.activity, l0=r.l0)
     except ValueError as exc:
