@@ -257,10 +257,14 @@ class RegularizeConfig:
     sdr_beta: float = 0.05
     sdr_zeta: float = 0.99
     sdr_anneal: bool = False
+    sdr_per_epoch: int = 2  # sigma updates per epoch (the reference code: 2); 0 = after every step
 
     def validate(self) -> None:
         for key in ("l1", "l2", "max_norm", "activity", "l0", "sdr_beta"):
             _check_positive(f"regularize.{key}", getattr(self, key), allow_zero=True)
+        if self.sdr_per_epoch < 0:
+            raise ConfigError(f"regularize.sdr_per_epoch = {self.sdr_per_epoch} is not allowed: use an integer >= 1, "
+                              f"or 0 for every step")
         _check_range("regularize.sdr_zeta", self.sdr_zeta, 0.0, 1.0, lo_open=True)
 
 
