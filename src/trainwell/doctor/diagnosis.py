@@ -145,10 +145,16 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None) 
 
 def bias_variance(train_error: float, val_error: float, human_error: float | None = None,
                   tolerance: float = 0.02) -> Verdict:
-    """Avoidable bias (train - human) vs variance (val - train), the dominant one, and the lecture's remedy."""
+    """Avoidable bias (train - human) vs variance (val - train), the dominant one, and the lecture's remedy.
+
+    Without a human-level (Bayes proxy) error the avoidable bias is unknown: the verdict says so and reads the
+    training error as its upper bound (human level taken as 0%).
+    """
     human = human_error if human_error is not None else 0.0
     bias, variance = train_error - human, val_error - train_error
-    value = (f"train error {train_error:.1%}, val error {val_error:.1%}, human {human:.1%}: avoidable bias "
+    human_text = f"human {human:.1%}" if human_error is not None else "human-level error unknown (taken as 0%)"
+    bias_text = "avoidable bias" if human_error is not None else "avoidable bias <="
+    value = (f"train error {train_error:.1%}, val error {val_error:.1%}, {human_text}: {bias_text} "
              f"{bias:.1%}, variance {variance:.1%}")
     if max(bias, variance) <= tolerance:
         return Verdict("bias/variance", "pass", value, f"both <= {tolerance:.0%}", "")
@@ -156,8 +162,10 @@ def bias_variance(train_error: float, val_error: float, human_error: float | Non
         return Verdict("bias/variance", "pass", "better than human-level: " + value, f"both <= {tolerance:.0%}",
                        "human-level error no longer bounds the Bayes error here; judge progress by val error")
     if bias >= variance:
+        unknown = "" if human_error is not None else (
+            "; give the human-level error (doctor.human_error) to tell avoidable from unavoidable error")
         return Verdict("bias/variance", "warn", "high bias: " + value, f"both <= {tolerance:.0%}",
-                       "underfitting: a bigger model, longer training, a better optimizer or architecture")
+                       "underfitting: a bigger model, longer training, a better optimizer or architecture" + unknown)
     return Verdict("bias/variance", "warn", "high variance: " + value, f"both <= {tolerance:.0%}",
                    "overfitting: more data, augmentation, regularization (weight decay, dropout), early stopping or "
                    "a smaller model")
@@ -168,9 +176,9 @@ def overfitting(history: list[dict], onset_epoch: int | None) -> Verdict:
     if not history or "val_loss" not in history[-1]:
         return Verdict("overfitting", "pass", "no validation data", "-", "")
     last = history[-1]
-    gap = last["val_loss"] - last["train_loss"]
-    acc_gap = last["train_acc"] - last["val_acc"]
-    value = f"gap: val - train loss {gap:.3g}, train - val accuracy {acc_gap:.1%}"
+    value = f"gap: val - train loss {last['val_loss'] - last['train_loss']:.3g}"
+    if "train_acc" in last and "val_acc" in last:
+        value += f", train - val accuracy {last['train_acc'] - last['val_acc']:.1%}"
     if onset_epoch is None:
         return Verdict("overfitting", "pass", value + "; no onset detected", "val loss not rising while train falls")
     return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch}",
