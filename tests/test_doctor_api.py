@@ -391,3 +391,17 @@ def test_a_monitor_that_never_appears_is_an_error_naming_the_keys(workdir):
         fit(cfg, out="run", quiet=True)
     cfg.stop.strict = False
     assert fit(cfg, out="run2", quiet=True).summary["epochs"] == 3
+
+
+def test_readme_doctor_example_runs(workdir, capsys):
+    """The README's check + watch example (the ```py block of "The doctor") runs as written, in ~15 lines."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The doctor"):]
+    code = section[section.index("```py\n") + 6 : section.index("```", section.index("```py\n") + 6)]
+    assert "doctor.check(" in code and "doctor.watch(" in code and len(code.strip().splitlines()) <= 20
+    ns = {}
+    exec(code.replace("range(1000)", "range(200)"), ns)
+    assert ns["report"].failed == [] and ns["w"].report()["learning rate"].status != "fail"
+    assert "initial loss" in capsys.readouterr().out
