@@ -24,10 +24,14 @@ _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # outputs checked for Na
 def _hist(t: torch.Tensor, bins: int) -> dict:
     """A histogram of the finite values (``torch.histc`` cannot take a non-finite range); all-NaN gives none."""
     t = t.detach().float().reshape(-1)
-    t = t[torch.isfinite(t)]
     if t.numel() == 0:
         return {"lo": 0.0, "hi": 0.0, "counts": []}
-    lo, hi = float(t.min()), float(t.max())
+    lo, hi = float(t.min()), float(t.max())  # NaN propagates through min/max: one check covers all values
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        t = t[torch.isfinite(t)]
+        if t.numel() == 0:
+            return {"lo": 0.0, "hi": 0.0, "counts": []}
+        lo, hi = float(t.min()), float(t.max())
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
     return {"lo": lo, "hi": hi, "counts": torch.histc(t, bins, lo, hi).tolist()}
@@ -45,14 +49,14 @@ def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30) -> di
     """Mean, std, saturated and dead fractions and a histogram of one activation layer's output; NaN/Inf
     values are counted (``nonfinite``, a fraction) and left out of the other statistics."""
     a = out.detach()
-    finite = _finite_fraction(a)
+    mean = float(a.mean())  # needed anyway; NaN/Inf anywhere makes it non-finite, so the check costs nothing
+    finite = 1.0 if math.isfinite(mean) else _finite_fraction(a)
     if finite < 1.0:
         kept = a[torch.isfinite(a)].float()
         return {"kind": type(module).__name__, "nonfinite": 1.0 - finite,
                 "mean": float(kept.mean()) if kept.numel() else math.nan,
                 "std": float(kept.std()) if kept.numel() > 1 else math.nan, "hist": _hist(a, bins)}
-    stats = {"kind": type(module).__name__, "mean": float(a.mean()), "std": float(a.std()),
-             "hist": _hist(a, bins)}
+    stats = {"kind": type(module).__name__, "mean": mean, "std": float(a.std()), "hist": _hist(a, bins)}
     if isinstance(module, nn.Tanh):
         stats["saturated"] = float((a.abs() > 0.99).float().mean())
     elif isinstance(module, nn.Sigmoid):
@@ -95,15 +99,20 @@ class Monitor(Callback):
             if not isinstance(out, torch.Tensor):
                 return
             if not isinstance(module, _WATCHED):  # Linear/Conv: only NaN/Inf, the case the doctor must name
-                finite = _finite_fraction(out.detach())
+                total = float(out.detach().sum())  # one pass, no temporary; non-finite iff a value is (or overflow)
+                finite = 1.0 if math.isfinite(total) else _finite_fraction(out.detach())
                 if finite < 1.0:
                     self._acts[name] = {"kind": type(module).__name__, "nonfinite": 1.0 - finite}
                 return
             self._acts[name] = activation_stats(module, out, self.bins)
             if out.requires_grad:
-                out.register_hook(lambda g: self._acts[name].update(
-                    grad_std=float(g.std()), grad_hist=_hist(g, self.bins), grad_nonfinite=1.0 - _finite_fraction(g)))
+                out.register_hook(lambda g: self._acts[name].update(self._grad_stats(g)))
         return hook
+
+    def _grad_stats(self, g: torch.Tensor) -> dict:
+        std = float(g.std())
+        bad = 0.0 if math.isfinite(std) else 1.0 - _finite_fraction(g)
+        return {"grad_std": std, "grad_hist": _hist(g, self.bins), "grad_nonfinite": bad}
 
     def on_fit_start(self, state: State) -> None:
         self._remove()  # hooks left by a fit that ended in an exception

@@ -250,6 +250,10 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
                        "depth (see variance propagation) or a detached graph; the backward itself is not at fault")
     err, where = worst
     quality = _quality(err, kinks)
+    if not math.isfinite(err):
+        return Verdict(name, "fail", f"non-finite loss or gradient at '{where}'", expected,
+                       "the objective is NaN/Inf, so no gradient can be checked: look for NaN/Inf in the inputs, "
+                       "log(0) or division by zero in the loss, or overflowing weights")
     if err > 1e-2:
         status = "fail"
         advice = f"the backward pass of '{where}' disagrees with the numbers: check custom backward code"
