@@ -214,7 +214,13 @@ def main() -> None:
         print(f"| {name} | {detector} | {'yes' if hit else '**no**'} | {'; '.join(bug) or '-'} | "
               f"{'; '.join(twin) or '-'} |")
     print(f"\n{caught}/{len(rows)} bugs caught by their expected check; {alarms} healthy twins with a fail; "
-          f"{time.perf_counter() - tic:.0f} s")
+          f"{time.perf_counter() - tic:.0f} s\n")
+    checks = dict.fromkeys(f.rsplit(" (", 1)[0] for row in rows for f in row[3] + row[4])
+    print("| check | bugs it flags (fail / warn) | healthy twins it flags (fail / warn) |\n|---|---|---|")
+    for check in checks:
+        def count(col, status, check=check):
+            return sum(f"{check} ({status})" in row[col] for row in rows)
+        print(f"| {check} | {count(3, 'fail')} / {count(3, 'warn')} | {count(4, 'fail')} / {count(4, 'warn')} |")
 
 
 if __name__ == "__main__":
