@@ -75,7 +75,7 @@ CASES = [
     (s("model.norm=group", "model.norm_groups=7"), "norm_groups = 7 does not divide 64"),
     (s("init.scheme=glorot"), "init.scheme = 'glorot'"),
     (s("preprocess.kind=fft"), "preprocess.kind = 'fft'"),
-    (s("preprocess.kind=pca", "preprocess.n_components=100"), "n_components = 100"),
+    (s("preprocess.kind=pca", "preprocess.n_components=100"), "n_components=100"),
     (s("stop.criteria=['patience']"), "stop.criteria[0] = 'patience'"),
     (s("stop.patience=-1"), "stop.patience = -1"),  # 0 is allowed: stop at the first non-improvement
     (s("data.val_fraction=1.0"), "data.val_fraction = 1.0"),
@@ -83,7 +83,8 @@ CASES = [
     (["--set", "train.epochs"], "use key=value"),
     (s("optim=3"), "optim = 3 is not allowed: use a table"),
     # geometry
-    (s("model.blocks=[{type='conv', channels=4, kernel=5, stride=2}]"), "= 18.5 is not an integer"),
+    (s("model.blocks=[{type='conv', channels=4, kernel=5, stride=2}]", "model.geometry=strict"),
+     "= 18.5 is not an integer"),
     (s("model.blocks=[{type='conv', channels=4, kernel=50}]"), "larger than the padded input"),
     (s("model.blocks=[{type='lstm'}]"), "model.blocks[0].type = 'lstm'"),
     (s("model.blocks=[{type='conv'}]"), "needs 'channels'"),
@@ -100,6 +101,22 @@ CASES = [
     (s("data.name=mnist", "data.root=/no/such/folder"), "data.root is not a folder"),
     (s("data.name=modular", "data.options={encoding = 'tokens'}", "model.kind=mlp", "preprocess.kind=center"),
      "needs real-valued inputs"),
+    # values that used to raise or to be accepted silently
+    (s("name=" + "[" * 3000 + "]" * 3000), "more than 32 levels deep"),
+    (s("model.kind=mlp", "model.hidden=[1000000000000]"), "parameters, about"),
+    (s("train.seed=18446744073709551616"), "train.seed = 18446744073709551616 is not allowed"),
+    (s("data.seed=-1"), "data.seed = -1 is not allowed"),
+    (s("init.std=-1"), "init.std = -1.0 is not allowed"),
+    (s("init.std=nan"), "init.std = nan is not allowed"),
+    (s("init.bias=inf"), "init.bias = inf is not allowed"),
+    (s('name="a\u0000b"'), "x00b\"' is not allowed: use 1-100 letters"),
+    (s('name="../../escaped"'), "name = '../../escaped' is not allowed"),
+    (s('name="' + "a" * 300 + '"'), "letters, digits"),
+    (s("optim.min_lr=-1"), "optim.min_lr = -1.0 is not allowed"),
+    (s("optim.patience=-3"), "optim.patience = -3 is not allowed"),
+    (s("stop.stopping_threshold=nan"), "stop.stopping_threshold = nan is not allowed"),
+    (s("stop.divergence_threshold=inf"), "stop.divergence_threshold = inf is not allowed"),
+    (s('optim.name="' + "x" * 5_000_000 + '"'), "characters in all)"),  # a huge value is cut, not echoed
 ]
 
 
@@ -126,7 +143,29 @@ FILE_CASES = [
     (lambda t: None, ["report", "nowhere"], "no summary.json"),
     (lambda t: None, ["summary", "--input-shape", "3,x"], "--input-shape '3,x' is not allowed"),
     (lambda t: None, ["fit", "x.toml", "--resume", "r"], "drop the CONFIG argument"),
+    (lambda t: None, ["summary", "--input-shape", "100000,100000,100000"], "per example as float32"),
+    (lambda t: None, ["summary", *s("model.kind=mlp", "model.hidden=[1000000000000]"), "--input-shape", "1,40"],
+     "parameters, about"),
+    (lambda t: None, ["filters", "--out", "x.bogusext"], "the extension must name an image format"),
+    (lambda t: (t / "r").mkdir() or (t / "r" / "summary.json").write_text("[1, 2]"), ["report", "r"],
+     "not a trainwell summary (a JSON object), got a list"),
+    (lambda t: None, ["sweep", *SPIRALS, "--grid", "optim.lr=0.1", "--grid", "optim.lr=0.2"], "is given twice"),
 ]
+
+USAGE_CASES = [
+    (["summary", "--classes", "-5"], "--classes: '-5' is not allowed"),
+    (["summary", "--classes", "0"], "--classes: '0' is not allowed"),
+    (["prune", *SPIRALS, "--rate", "1.5"], "--rate: '1.5' is not allowed"),
+    (["prune", *SPIRALS, "--rounds", "0"], "--rounds: '0' is not allowed"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", USAGE_CASES)
+def test_bad_arguments_are_usage_errors_before_any_work(workdir, capsys, args, fragment):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1
+    assert not (workdir / "runs").exists()
 
 
 @pytest.mark.parametrize("setup, args, fragment", FILE_CASES)
@@ -139,5 +178,18 @@ def test_bad_files_and_runs(workdir, capsys, setup, args, fragment):
     assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
-def test_there_are_at_least_40_cases():
-    assert len(CASES) + len(FILE_CASES) >= 40
+def test_report_skips_metric_lines_that_are_not_objects(workdir, capsys):
+    assert main(["fit", *SPIRALS, "--quiet", "--out", "r"]) == 0
+    with open(workdir / "r" / "metrics.jsonl", "a") as f:
+        f.write("[1, 2]\n42\n\"text\"\n")
+    assert main(["report", "r"]) == 0
+
+
+def test_first_layer_figure_of_an_mlp_on_colour_images(tmp_path):
+    import torch
+
+    from trainwell.viz.plots import first_layer_weights
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 5), torch.nn.ReLU(),
+                                torch.nn.Linear(5, 10))
+    assert first_layer_weights(model, (3, 32, 32), tmp_path / "w.png").stat().st_size > 0

@@ -51,7 +51,9 @@ def test_out_that_exists_needs_force(workdir, capsys):
     assert main(["fit", *TINY, "--quiet", "--out", "r"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (workdir / "r" / "keep.txt").read_text() == "precious"
-    assert main(["fit", *TINY, "--quiet", "--out", "r", "--force"]) == 0
+    assert main(["fit", *TINY, "--quiet", "--out", "r", "--force"]) == 2  # not a trainwell run: never replaced
+    assert "not a trainwell run directory" in capsys.readouterr().err
+    assert (workdir / "r" / "keep.txt").read_text() == "precious"
 
 
 @pytest.mark.parametrize(
@@ -61,7 +63,8 @@ def test_out_that_exists_needs_force(workdir, capsys):
         (["fit", "--set", "nope=1"], "unknown config key 'nope'"),
         (["fit", "missing.toml"], "does not exist"),
         (["fit", "--set", "data.name=imagenet"], "unknown dataset 'imagenet'"),
-        (["fit", "--set", "model.blocks=[{type='conv', channels=4, kernel=5, stride=2}]"], "is not an integer"),
+        (["fit", "--set", "model.blocks=[{type='conv', channels=4, kernel=5, stride=2}]", "--set",
+          "model.geometry=strict"], "is not an integer"),
         (["fit", "--resume", "no-such-run"], "--resume needs a trainwell run directory"),
         (["report", "no-such-run"], "no summary.json"),
     ],
@@ -105,3 +108,15 @@ def test_example_configs_are_valid_and_build(name):
     prep = prepare(load_config(path, ["train.epochs=1"]))
     x = prep.splits.train[0][:2]
     assert prep.model(x).shape == (2, prep.splits.meta.num_classes)
+
+
+def test_strict_fit_exits_1_on_a_doctor_failure(workdir, capsys):
+    zeros = [*TINY, "--set", "init.scheme=zeros", "--quiet"]  # the symmetry check fails
+    assert main(["fit", *zeros, "--out", "a"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("doctor: ") and "failure" in out.strip().splitlines()[-1]
+    assert main(["fit", *zeros, "--out", "b", "--strict"]) == 1
+    assert main(["fit", *TINY, "--quiet", "--out", "c"]) == 0
+    summary = json.loads((workdir / "c" / "summary.json").read_text())
+    assert (main(["fit", *TINY, "--quiet", "--out", "d", "--strict"]) == 1) == any(
+        v["status"] == "fail" for v in summary["doctor"])

@@ -129,8 +129,15 @@ def test_sample_photo_and_filter_figure(tmp_path):
 
 def test_pooling_layers():
     x = torch.randn(2, 3, 8, 8)
-    assert torch.allclose(L2Pool(2)(x), torch.sqrt(F.avg_pool2d(x**2, 2)), atol=1e-5)
-    assert torch.allclose(L2Pool(2)(x[..., 0, :]), torch.sqrt(F.avg_pool1d(x[..., 0, :] ** 2, 2)), atol=1e-5)
+    # the lecture's L2 pooling (Goodfellow sec. 9.3) is torch's LPPool with p = 2: root of the sum of squares
+    assert torch.allclose(L2Pool(2)(x), nn.LPPool2d(2, 2)(x), atol=1e-5)
+    assert torch.allclose(L2Pool(3, 2)(x), nn.LPPool2d(2, 3, 2)(x), atol=1e-5)
+    assert torch.allclose(L2Pool(2)(x[..., 0, :]), nn.LPPool1d(2, 2)(x[..., 0, :]), atol=1e-5)
+    assert torch.allclose(L2Pool(2, rms=True)(x), torch.sqrt(F.avg_pool2d(x**2, 2)), atol=1e-5)
+    zeros = torch.zeros(1, 1, 4, 4, requires_grad=True)
+    out = L2Pool(2)(zeros)
+    out.sum().backward()
+    assert torch.equal(out, torch.zeros(1, 1, 2, 2)) and torch.equal(zeros.grad, torch.zeros(1, 1, 4, 4))
     const = torch.full((1, 2, 6, 6), 5.0)
     assert torch.allclose(GaussianPool(3, sigma=1.0)(const), torch.full((1, 2, 2, 2), 5.0))
     impulse = torch.zeros(1, 1, 3, 3)
@@ -146,9 +153,11 @@ def test_pool_kinds_in_the_block_spec():
     from trainwell.nn.models import build_model
 
     blocks = [{"type": "conv", "channels": 4, "kernel": 3, "padding": 1}, {"type": "pool", "kind": "l2"},
-              {"type": "pool", "kind": "gaussian", "kernel": 2, "sigma": 0.5}]
+              {"type": "pool", "kind": "rms", "kernel": 1}, {"type": "pool", "kind": "gaussian", "kernel": 2,
+                                                               "sigma": 0.5}]
     m = build_model(ModelConfig(kind="cnn", blocks=blocks), (1, 8, 8), 3)
     assert m(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+    assert [(type(p).__name__, getattr(p, "rms", None)) for p in m[2:4]] == [("L2Pool", False), ("L2Pool", True)]
 
 
 def test_equivariance_probe():
@@ -210,7 +219,59 @@ def test_summary_cli_on_every_example_config_and_errors(capsys):
                  "model.blocks=[{type='conv', channels=96, kernel=11, stride=4}]"]) == 0
     rows = json.loads(capsys.readouterr().out)["layers"]
     assert rows[0]["neurons"] == 290_400 and rows[0]["params_unshared"] == 105_705_600
-    assert main(["summary", "--input-shape", "1,10", "--set", "model.blocks=[{type='conv', channels=2, kernel=3, "
-                 "stride=2}]"]) == 2
+    odd = ["summary", "--input-shape", "1,10", "--set", "model.blocks=[{type='conv', channels=2, kernel=3, stride=2}]"]
+    assert main(odd) == 0
+    assert "0 (Conv1d): the last 1 along axis 0 of its input never seen" in capsys.readouterr().out
+    assert main([*odd, "--set", "model.geometry=strict"]) == 2
     assert "(10-3+2*0)/2+1 = 4.5 is not an integer" in capsys.readouterr().err
     assert main(["summary", "--input-shape", "3,x"]) == 2
+
+
+RESNET_STEM = ["model.kind=cnn", "model.blocks=[{type='conv', channels=4, kernel=7, stride=2, padding=3}, "
+               "{type='pool', kind='max', kernel=3, stride=2, padding=1}]"]
+
+
+def test_torch_floor_geometry_is_the_default_with_a_doctor_warning():
+    from trainwell.config import load_config
+    from trainwell.nn.models import build_model
+    from trainwell.pipeline import geometry_verdict
+
+    cfg = load_config(None, RESNET_STEM)
+    model = build_model(cfg.model, (3, 224, 224), 10)  # a ResNet stem: (224-7+6)/2+1 = 112.5
+    ref = nn.Conv2d(3, 4, 7, stride=2, padding=3)
+    assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 10)
+    assert ref(torch.zeros(1, 3, 224, 224)).shape[-1] == 112  # torch floors the same way
+    v = geometry_verdict(model, (3, 224, 224))
+    assert v.status == "warn" and "0 (Conv2d): the last 1 along axis 0, 1 along axis 1" in v.value
+    tiled = load_config(None, ["model.kind=cnn", "model.blocks=[{type='conv', channels=4, kernel=3, padding=1}]"])
+    assert geometry_verdict(build_model(tiled.model, (1, 8, 8), 10), (1, 8, 8)).status == "pass"
+
+
+def test_strict_geometry_is_an_error():
+    from trainwell.cnn.geometry import GeometryError
+    from trainwell.config import load_config
+    from trainwell.nn.models import build_model
+
+    cfg = load_config(None, RESNET_STEM + ["model.geometry=strict"])
+    with pytest.raises(GeometryError, match=r"\(224-7\+2\*3\)/2\+1 = 112.5 is not an integer"):
+        build_model(cfg.model, (3, 224, 224), 10)
+
+
+@pytest.mark.parametrize(("border", "scipy_mode"), [("replicate", "nearest"), ("reflect", "mirror"),
+                                                    ("zeros", "constant")])
+def test_filter_borders_match_scipy(border, scipy_mode):
+    from scipy import ndimage
+
+    g = torch.Generator().manual_seed(0)
+    image, kernel = torch.rand(9, 11, generator=g), torch.rand(3, 5, generator=g)  # asymmetric: flipping shows
+    ours = filters.apply(image, kernel, border=border)
+    oracle = ndimage.convolve(image.double().numpy(), kernel.double().numpy(), mode=scipy_mode, cval=0.0)
+    np.testing.assert_allclose(ours.numpy(), oracle, atol=1e-5)
+
+
+def test_filter_border_errors():
+    with pytest.raises(ValueError, match="border='wrap' is not allowed"):
+        filters.apply(torch.rand(8, 8), filters.box(3), border="wrap")
+    with pytest.raises(ValueError, match="border='reflect' cannot pad"):
+        filters.apply(torch.rand(8, 8), filters.gaussian(4), border="reflect")
+    assert filters.apply(torch.rand(8, 8), filters.gaussian(4)).shape == (8, 8)  # replicate pads any size

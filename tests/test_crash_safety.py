@@ -32,6 +32,7 @@ def strip_time(records):
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(workdir):
     victim = trainwell("fit", "--out", "victim", *ARGS)
     metrics = workdir / "victim" / "metrics.jsonl"
@@ -83,7 +84,7 @@ def test_full_disk_during_fit_is_one_line_and_the_last_checkpoint_survives(workd
     def flaky(path, data):
         if str(path).endswith("last.pt"):
             saves["n"] += 1
-            if saves["n"] == 3:
+            if saves["n"] == 4:  # the first save is the initial state
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, data)
 
@@ -112,3 +113,16 @@ def test_non_finite_loss_keeps_the_last_good_checkpoint(workdir):
     last = load_checkpoint(res.run_dir / "checkpoints" / "last.pt")
     assert last["epoch"] == 2  # the failing epoch was not saved
     assert all(torch.isfinite(v).all() for v in last["model"].values())
+
+
+def test_a_full_disk_names_the_file(workdir, capsys, monkeypatch):
+    from trainwell.cli import main
+
+    def no_space(fd):  # flushing fails without a file name, as the OS reports it
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    code = main(["fit", "--out", "run", *ARGS[:-1], "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "No space left on device" in err and "error: run/" in err  # the file that could not be written

@@ -22,12 +22,30 @@ def test_mnist1d_is_the_standard_split_and_bit_identical_to_the_package():
     assert s.train[0].dtype == torch.float32 and s.train[1].dtype == torch.int64
 
 
-def test_mnist1d_cache_is_used_and_a_corrupt_cache_is_regenerated():
+def test_mnist1d_cache_is_used_and_a_corrupt_cache_is_regenerated(tmp_path, monkeypatch):
+    from trainwell.data import embedded
+
+    monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path / "cache"))  # an empty cache of this test's own
+    calls = []
+    rng = np.random.default_rng(0)
+
+    def counting():  # stands in for the real generator (seconds): arrays of the cached shapes
+        calls.append(1)
+        return {"x": rng.normal(size=(4000, 40)), "y": rng.integers(0, 10, 4000),
+                "x_test": rng.normal(size=(1000, 40)), "y_test": rng.integers(0, 10, 1000)}
+
+    monkeypatch.setattr(embedded, "_generate_mnist1d", counting)
     first = mnist1d_arrays()
-    path = cache_dir() / "mnist1d-v1.npz"
-    path.write_bytes(b"not an npz file")
+    assert len(calls) == 1 and (tmp_path / "cache" / "mnist1d-v1.npz").exists()
+    second = mnist1d_arrays()
+    assert len(calls) == 1  # served from the cache: the generator did not run again
+    np.testing.assert_array_equal(first["x"], second["x"])
+    (tmp_path / "cache" / "mnist1d-v1.npz").write_bytes(b"not an npz file")
     again = mnist1d_arrays()
-    np.testing.assert_array_equal(first["x"], again["x"])
+    assert len(calls) == 2  # a corrupt cache is regenerated, once
+    assert again["x"].shape == (4000, 40) and not np.array_equal(first["x"], again["x"])  # the fresh arrays
+    mnist1d_arrays()
+    assert len(calls) == 2  # and rewritten: the next load uses it
 
 
 def test_validation_split_is_disjoint_deterministic_and_seeded():

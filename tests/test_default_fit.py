@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from trainwell.config import Config, load_config
 from trainwell.pipeline import fit
 
@@ -11,6 +13,7 @@ def test_example_config_is_the_default_recipe():
     assert example == default
 
 
+@pytest.mark.slow
 def test_default_fit_reaches_92_percent_on_mnist1d(workdir):
     result = fit(Config(), out="default", quiet=True)
     assert result.summary["final"]["test_acc"] >= 0.92

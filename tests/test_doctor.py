@@ -278,6 +278,7 @@ def test_verdict_rejects_unknown_status():
         Verdict("x", "ok")
 
 
+@pytest.mark.slow
 def test_fit_records_pre_monitor_and_post_verdicts(workdir):
     cfg = load_config(None, ["data.name=spirals", "model.kind=mlp", "model.hidden=[32]", "train.epochs=5",
                              "doctor.monitor_every=10"])

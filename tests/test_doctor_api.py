@@ -380,7 +380,7 @@ def test_early_stopping_keras_and_lightning_options():
     # check_finite: on by default; off, a NaN is a non-improving value
     assert _stop_at(EarlyStopping(patience=5), [1, math.nan, 0.5]) == 1
     assert _stop_at(EarlyStopping(patience=2, check_finite=False), [1, math.nan, 0.5, math.nan, math.nan]) == 4
-    with pytest.raises(ConfigError, match="patience >= 0"):
+    with pytest.raises(ValueError, match="patience >= 0"):
         EarlyStopping(patience=-1)
 
 

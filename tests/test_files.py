@@ -8,12 +8,19 @@ import pytest
 import torch
 
 from trainwell.data import load
-from trainwell.data.files import parse_idx, read_cifar_batch, read_idx, safe_unpickle
+from trainwell.data.files import (
+    load_cifar10,
+    load_idx_dataset,
+    parse_idx,
+    read_cifar_batch,
+    read_idx,
+    safe_unpickle,
+)
 from trainwell.errors import DataError
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
-    code = {np.uint8: 0x08, np.int32: 0x0C}[array.dtype.type]
+    code = {np.uint8: 0x08, np.int8: 0x09, np.int32: 0x0C, np.float32: 0x0D}[array.dtype.type]
     header = struct.pack(">HBB", 0, code, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
     return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
 
@@ -145,7 +152,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
         ({b"labels": [1]}, "missing b'data'"),
         ({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}, "shape \\(N, 3072\\)"),
         ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "expected 2 labels"),
-        ({b"data": np.zeros((1, 3072), np.uint8), b"labels": [12]}, "labels in 0..9"),
+        ({b"data": np.zeros((1, 3072), np.uint8), b"labels": [12]}, "integers in 0..9"),
     ],
 )
 def test_malformed_cifar_batches_are_clear_errors(tmp_path, obj, fragment):
@@ -161,3 +168,50 @@ def test_truncated_cifar_pickle_is_a_clear_error(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(DataError, match="test_batch: corrupt pickle"):
         read_cifar_batch(path)
+
+
+def _mnist_with(root, split="train", images=None, labels=None):
+    """Write valid MNIST files, then replace one split's images and/or labels with the given arrays."""
+    write_mnist(root)
+    if images is not None:
+        (root / f"{split}-images-idx3-ubyte").write_bytes(idx_bytes(images))
+    if labels is not None:
+        (root / f"{split}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+
+
+BAD_IDX = [
+    ("label 200", dict(labels=np.array([0, 1, 2, 200, 4, 5], np.uint8)), "label 200 is out of range"),
+    ("label 10", dict(labels=np.array([0, 1, 2, 10, 4, 5], np.uint8)), "label 10 is out of range"),
+    ("label -1", dict(labels=np.array([0, 1, 2, -1, 4, 5], np.int8)), "label -1 is out of range"),
+    ("label nan", dict(labels=np.array([0, 1, 2, np.nan, 4, 5], ">f4")), "label nan is not an integer"),
+    ("0x0 pixels", dict(images=np.zeros((6, 0, 0), np.uint8)), "0x0 pixels"),
+    ("test shape", dict(split="t10k", images=np.zeros((4, 14, 14), np.uint8)), "both splits need the same shape"),
+]
+
+
+@pytest.mark.parametrize("case, change, fragment", BAD_IDX, ids=[c[0] for c in BAD_IDX])
+def test_bad_idx_contents_are_one_line_errors(tmp_path, case, change, fragment):
+    _mnist_with(tmp_path, **change)
+    with pytest.raises(DataError, match=fragment):
+        load_idx_dataset(tmp_path)
+
+
+def test_idx_dims_that_would_overflow_int64_are_refused(tmp_path):
+    raw = bytes([0, 0, 0x08, 3]) + (2**31 - 1).to_bytes(4, "big") * 3  # 2**93 bytes of pixels claimed
+    with pytest.raises(DataError, match="IDX data truncated"):
+        parse_idx(raw)
+
+
+@pytest.mark.parametrize("labels, fragment", [
+    ([0, 1, 2, 3, 2**70], "label 1180591620717411303424 is not a class index"),
+    ([0, 1, 2.5, 3, 4], "label 2.5 is not an integer"),
+    ([0, 1, 2, 3, 10], "label 10 is out of range"),
+    ([0, 1, 2, 3, -1], "label -1 is out of range"),
+])
+def test_bad_cifar_labels_are_one_line_errors(tmp_path, labels, fragment):
+    write_cifar(tmp_path)
+    data = np.zeros((5, 3072), np.uint8)
+    with open(tmp_path / "data_batch_2", "wb") as f:
+        pickle.dump({b"data": data, b"labels": labels}, f, protocol=2)
+    with pytest.raises(DataError, match=fragment):
+        load_cifar10(tmp_path)

@@ -96,9 +96,66 @@ def test_he_schemes_give_the_output_layer_the_linear_unit_variance():
     init.apply(model, "he_normal", generator=gen())
     assert float(model[0].weight.detach().var()) == pytest.approx(2 / 400, rel=0.05)
     assert float(model[2].weight.detach().var()) == pytest.approx(1 / 300, rel=0.05)  # LeCun: no ReLU after it
-    init.apply(model, "he_uniform", generator=gen(), output_layer="same")
+    init.apply(model, "he_uniform", generator=gen(), output_init="same")
     assert float(model[2].weight.detach().var()) == pytest.approx(2 / 300, rel=0.05)
     init.apply(model, "xavier_normal", generator=gen())  # other schemes are unchanged on the last layer
     assert float(model[2].weight.detach().var()) == pytest.approx(2 / 500, rel=0.05)
     with pytest.raises(ValueError, match="output_layer"):
         init.apply(model, "he_normal", output_layer="tiny")
+    with pytest.raises(ValueError, match="output_init='tiny'"):
+        init.apply(model, "he_normal", output_init="tiny")
+
+
+@pytest.mark.parametrize(("torch_name", "ours"), [("kaiming_normal", "he_normal"), ("kaiming_uniform_", "he_uniform"),
+                                                   ("xavier_uniform_", "xavier_uniform"), ("zeros_", "zeros")])
+def test_apply_accepts_torchs_names(torch_name, ours):
+    a = nn.Sequential(nn.Linear(50, 40), nn.ReLU(), nn.Linear(40, 5))
+    b = nn.Sequential(nn.Linear(50, 40), nn.ReLU(), nn.Linear(40, 5))
+    init.apply(a, torch_name, generator=gen(1))
+    init.apply(b, ours, generator=gen(1))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_torch_kaiming_and_normal_uniform_names_match_torch_oracles():
+    w = torch.empty(400, 300)
+    # torch's kaiming_normal_ (fan_in, leaky_relu a=0 gain sqrt 2) draws from the same distribution
+    oracle = nn.init.kaiming_normal_(torch.empty(400, 300), generator=gen(5))
+    init.init_tensor_(w, "kaiming_normal", generator=gen(5))
+    assert torch.allclose(w, oracle)
+    init.init_tensor_(w, "normal", std=0.05, generator=gen(5))
+    assert torch.allclose(w, nn.init.normal_(torch.empty(400, 300), 0.0, 0.05, generator=gen(5)))
+    init.init_tensor_(w, "uniform", std=0.05, generator=gen(5))
+    assert float(w.abs().max()) <= 0.05 * 3**0.5 and float(w.var()) == pytest.approx(0.05**2, rel=0.05)
+
+
+class HeadFirst(nn.Module):
+    """A user's model that registers its output layer before its hidden layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(300, 10)
+        self.body = nn.Linear(400, 300)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+
+
+@pytest.mark.parametrize("declared", ["head", "module"])
+def test_declared_output_layer_gets_the_linear_variance_whatever_the_registration_order(declared):
+    model = HeadFirst()
+    init.apply(model, "he_normal", generator=gen(), output_layer=model.head if declared == "module" else "head")
+    assert float(model.body.weight.detach().var()) == pytest.approx(2 / 400, rel=0.05)  # He on the hidden layer
+    assert float(model.head.weight.detach().var()) == pytest.approx(1 / 300, rel=0.05)  # LeCun on the output
+
+
+def test_a_non_sequential_model_without_a_declared_output_layer_is_an_error_not_a_guess():
+    model = HeadFirst()
+    with pytest.raises(ValueError, match="output_layer= one of head, body"):
+        init.apply(model, "he_normal")
+    init.apply(model, "he_normal", output_init="same", generator=gen())  # every layer alike: nothing to guess
+    assert float(model.head.weight.detach().var()) == pytest.approx(2 / 300, rel=0.05)
+    init.apply(model, "xavier_normal", generator=gen())  # schemes that treat no layer specially need no output
+    with pytest.raises(ValueError, match="not a submodule"):
+        init.apply(model, "he_normal", output_layer=nn.Linear(3, 3))
+    with pytest.raises(TypeError, match="output_layer=3"):
+        init.apply(model, "he_normal", output_layer=3)

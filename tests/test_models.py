@@ -44,10 +44,10 @@ def test_2d_cnn_with_pooling_and_dense_layers():
     assert m(torch.randn(5, 1, 8, 8)).shape == (5, 10)
 
 
-def test_impossible_geometry_fails_before_training_with_the_formula():
+def test_impossible_geometry_in_strict_mode_fails_before_training_with_the_formula():
     blocks = [{"type": "conv", "channels": 4, "kernel": 3, "stride": 2}]
     with pytest.raises(GeometryError, match=r"\(10-3\+2\*0\)/2\+1 = 4.5 is not an integer.*\[1, 7\]"):
-        build_model(ModelConfig(kind="cnn", blocks=blocks), (1, 10), 2)
+        build_model(ModelConfig(kind="cnn", blocks=blocks, geometry="strict"), (1, 10), 2)
 
 
 def test_conv_output_size_examples_from_the_lecture():

@@ -1,9 +1,12 @@
+import math
+
 import pytest
 import torch
 from torch import nn
 
+from trainwell.config import OptimConfig
 from trainwell.errors import ConfigError
-from trainwell.optim import build_optimizer, build_schedule, decoupled
+from trainwell.optim import build_optimizer, build_schedule, decoupled, from_config
 
 
 def one_step(name, decay, w0=10.0, lr=1e-3, wd=1e-2, steps=1, **kw):
@@ -71,10 +74,14 @@ def test_optimizer_kinds_and_options():
     assert build_optimizer(p, "rmsprop", 0.1, rmsprop_momentum=0.5).param_groups[0]["momentum"] == 0.5
     assert isinstance(build_optimizer(p, "rmsprop", 0.1, decay="decoupled", weight_decay=0.1), torch.optim.RMSprop)
     assert decoupled(torch.optim.SGD).__name__ == "DecoupledSGD"
-    for bad, fragment in ((dict(name="lbfgs"), "unknown optimizer"), (dict(decay="both"), "optim.decay"),
-                          (dict(lr=0.0), "optim.lr"), (dict(weight_decay=-1.0), "optim.weight_decay")):
-        with pytest.raises(ConfigError, match=fragment):
+    for bad, fragment in ((dict(name="lbfgs"), "name='lbfgs' is not allowed"), (dict(decay="both"), "decay='both'"),
+                          (dict(lr=-1), "lr=-1 is not allowed"), (dict(weight_decay=-1.0), "weight_decay=-1.0")):
+        with pytest.raises(ValueError, match=fragment) as err:
             build_optimizer(p, **{"name": "sgd", "lr": 0.1, **bad})
+        assert not isinstance(err.value, ConfigError)  # a library call names arguments, not config keys
+    cfg = OptimConfig(lr=-1.0)  # the config route names the key
+    with pytest.raises(ConfigError, match=r"optim.lr = -1.0 is not allowed"):
+        from_config(nn.Linear(2, 2), cfg)
 
 
 def lrs(name, epochs=4, steps_per_epoch=5, **kw):
@@ -106,5 +113,18 @@ def test_schedules_follow_their_definitions():
     assert onecycle[0] < 0.1 and onecycle[peak] == pytest.approx(1.0) and 3 <= peak <= 6 and onecycle[-1] < 1e-3
     plateau = lrs("plateau", patience=1, factor=0.1)
     assert plateau[0] == 1.0 and plateau[-1] < 1.0  # a loss that never improves lowers the LR
-    with pytest.raises(ConfigError, match="unknown optim.schedule"):
+    with pytest.raises(ValueError, match="name=.warm-restarts. is not allowed"):
         lrs("warm-restarts")
+
+
+@pytest.mark.parametrize("total", [4, 10])
+def test_onecycle_with_a_one_step_warmup_runs_every_step(total):
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = build_schedule(opt, "onecycle", epochs=total, steps_per_epoch=1, warmup_fraction=1 / total)
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])  # the rate this step uses
+        opt.step()
+        sched.scheduler.step()
+    assert all(math.isfinite(v) for v in lrs) and lrs == sorted(lrs, reverse=True)  # anneals from the peak

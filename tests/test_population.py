@@ -18,10 +18,11 @@ BASE = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp"
 
 @pytest.mark.parametrize("extra", [
     ["optim.schedule=onecycle"],
-    ["optim.name=momentum", "optim.nesterov=true", "optim.schedule=step", "optim.step_size=1"],
-    ["optim.name=sgd", "optim.lr=0.1", "optim.schedule=cosine"],
-    ["optim.weight_decay=0.01", "optim.decay=decoupled"],
-    ["optim.weight_decay=0.01", "optim.decay=coupled", "model.activation=tanh"],
+    pytest.param(["optim.name=momentum", "optim.nesterov=true", "optim.schedule=step", "optim.step_size=1"],
+                 marks=pytest.mark.slow),
+    pytest.param(["optim.name=sgd", "optim.lr=0.1", "optim.schedule=cosine"], marks=pytest.mark.slow),
+    pytest.param(["optim.weight_decay=0.01", "optim.decay=decoupled"], marks=pytest.mark.slow),
+    pytest.param(["optim.weight_decay=0.01", "optim.decay=coupled", "model.activation=tanh"], marks=pytest.mark.slow),
 ])
 def test_population_matches_separate_fits_across_seeds_lrs_and_widths(workdir, extra):
     cfg = load_config(None, BASE + extra)

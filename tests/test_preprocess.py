@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -95,5 +97,70 @@ def test_fit_on_train_only_then_apply_to_other_splits():
     assert torch.allclose(pre.transform(test).mean(0), torch.full((3,), -10.0), atol=0.5)
     with pytest.raises(ValueError, match="fitted on features of shape"):
         pre.transform(torch.randn(5, 4))
-    with pytest.raises(ValueError, match="n_components = 9"):
+    with pytest.raises(ValueError, match=r"PCA\(n_components=9\)"):
         PCA(n_components=9).fit(train)
+
+
+ESTIMATORS = [MeanCenter(), Standardize(), PCA(), PCA(n_components=1, whiten=True), ZCA()]
+
+
+@pytest.mark.parametrize("est", ESTIMATORS, ids=repr)
+def test_sklearn_check_estimator_passes(est):
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns that it skips its array-API check
+        check_estimator(est)
+
+
+def test_usable_in_an_sklearn_pipeline_like_sklearns_own(correlated):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    x = correlated.numpy().astype(np.float64)
+    y = (x[:, 0] + x[:, 1] > np.median(x[:, 0] + x[:, 1])).astype(int)
+    ours = make_pipeline(Standardize(), PCA(n_components=2), LogisticRegression()).fit(x, y)
+    theirs = make_pipeline(StandardScaler(), SkPCA(n_components=2), LogisticRegression()).fit(x, y)
+    np.testing.assert_array_equal(ours.predict(x), theirs.predict(x))
+    assert ours.score(x, y) == theirs.score(x, y) > 0.9
+    assert list(ours[:-1].get_feature_names_out()) == ["pca0", "pca1"]
+
+
+def test_get_set_params_and_clone():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError as SkNotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    pca = PCA(n_components=3, whiten=True, eps=1e-3)
+    assert pca.get_params() == {"n_components": 3, "whiten": True, "eps": 1e-3}
+    assert pca.set_params(n_components=2) is pca and pca.n_components == 2
+    fitted = pca.fit(torch.randn(50, 4))
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params() and not hasattr(copy, "components_")
+    check_is_fitted(fitted)
+    with pytest.raises(SkNotFittedError):
+        check_is_fitted(copy)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        copy.transform(torch.randn(3, 4))
+
+
+@pytest.mark.parametrize("make", [MeanCenter, Standardize, PCA, ZCA])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_numpy_in_numpy_out_and_torch_in_torch_out_with_dtype_kept(make, dtype):
+    x = (np.random.default_rng(0).normal(size=(30, 3)) * 10).astype(dtype)
+    out = make().fit_transform(x, None)
+    assert isinstance(out, np.ndarray) and out.dtype == (np.float32 if dtype == np.float32 else np.float64)
+    t = torch.from_numpy(x)
+    out_t = make().fit(t, y=np.zeros(30)).transform(t)
+    assert isinstance(out_t, torch.Tensor)
+    assert out_t.dtype == (t.dtype if t.is_floating_point() else torch.get_default_dtype())
+    np.testing.assert_allclose(out_t.numpy(), out, rtol=1e-4, atol=1e-4)
+
+
+def test_pca_inverse_transform_keeps_float64():
+    x = torch.randn(40, 5, dtype=torch.float64)
+    pca = PCA(n_components=5).fit(x)
+    back = pca.inverse_transform(pca.transform(x))
+    assert back.dtype == torch.float64 and torch.allclose(back, x, atol=1e-12)
+    back_np = pca.inverse_transform(pca.transform(x.numpy()))
+    assert back_np.dtype == np.float64 and np.allclose(back_np, x.numpy(), atol=1e-12)

@@ -51,7 +51,7 @@ def test_masks_keep_pruned_weights_at_zero_through_training_and_are_reversible()
 
 def test_global_and_random_masks_and_report():
     model = mlp()
-    glob = prune.magnitude_masks(model, 0.5, global_=True)
+    glob = prune.magnitude_masks(model, 0.5, scope="global")
     report = prune.sparsity_report(glob)
     assert report["density"] == pytest.approx(0.5, abs=0.001) and set(report["layers"]) == {"0", "2", "4"}
     rand = prune.random_masks(model, glob, seed=0)
@@ -59,8 +59,21 @@ def test_global_and_random_masks_and_report():
         assert int(rand[name].sum()) == int(glob[name].sum()) and not torch.equal(rand[name], glob[name])
     with pytest.raises(ValueError, match="unknown layer"):
         prune.apply_masks(model, {"9": torch.ones(1)})
-    with pytest.raises(ValueError, match="rate"):
+    with pytest.raises(ValueError, match="rate=1.5"):
         prune.magnitude_masks(model, 1.5)
+    with pytest.raises(ValueError, match="scope='all'"):
+        prune.magnitude_masks(model, 0.5, scope="all")
+
+
+def test_global_scope_spares_the_layer_with_large_weights_layer_scope_does_not():
+    model = mlp()
+    with torch.no_grad():
+        model[0].weight.mul_(1000.0)  # every weight of layer 0 outranks every other weight
+    glob = prune.magnitude_masks(model, 0.3, scope="global")
+    per_layer = prune.magnitude_masks(model, 0.3, output_rate=0.3, scope="layer")
+    assert bool(glob["0"].all()) and float(glob["2"].mean()) < 0.7
+    for mask in per_layer.values():
+        assert float(mask.mean()) == pytest.approx(0.7, abs=0.01)
 
 
 def test_snapshot_and_rewind_step(workdir):
@@ -76,6 +89,7 @@ def test_snapshot_and_rewind_step(workdir):
     assert not all(torch.equal(res.model.state_dict()[k], snap.state[k]) for k in theta0)
 
 
+@pytest.mark.slow
 def test_lottery_rounds_reset_to_theta0_and_write_results(workdir):
     cfg = load_config(None, ["data.name=digits", "model.kind=mlp", "model.hidden=[64, 64]", "train.epochs=3",
                              "report.enabled=false", "doctor.monitor_every=0"])
@@ -97,7 +111,7 @@ def test_lottery_rounds_reset_to_theta0_and_write_results(workdir):
 def test_prune_command(workdir, capsys):
     code = main(["prune", "--set", "data.name=spirals", "--set", "model.kind=mlp", "--set", "model.hidden=[16]",
                  "--set", "train.epochs=2", "--set", "report.enabled=false", "--rounds", "1", "--control",
-                 "reinit", "--out", "lt"])
+                 "reinit", "--scope", "global", "--out", "lt"])
     assert code == 0
     out = capsys.readouterr().out
     assert "lottery tickets" in out and "reinit" in out

@@ -20,7 +20,7 @@ from trainwell.nn.layers import (
     responsibilities,
 )
 from trainwell.nn.models import build_model
-from trainwell.nn.sdr import SDRLinear
+from trainwell.nn.sdr import SDRLinear, sdr_layers
 from trainwell.pipeline import fit
 from trainwell.regularize import (
     ActivityPenalty,
@@ -33,6 +33,7 @@ from trainwell.regularize import (
     penalized_parameters,
 )
 from trainwell.train import Trainer
+from trainwell.train.callbacks import Callback
 from trainwell.train.regularizers import SDRUpdate
 
 
@@ -48,8 +49,10 @@ def test_penalties_skip_biases_and_norm_parameters():
     w = [model[0].weight, model[3].weight]
     assert torch.allclose(l2_penalty(model, 0.1), 0.5 * 0.1 * sum((p**2).sum() for p in w))
     assert torch.allclose(l1_penalty(model, 0.1), 0.1 * sum(p.abs().sum() for p in w))
+    # one convention: the L2 half of the elastic net is 1/2 lambda sum w^2, as l2_penalty and regularize.l2
     assert torch.allclose(elastic_penalty(model, 0.1, 0.2), 0.1 * sum(p.abs().sum() for p in w)
-                          + 0.2 * sum((p**2).sum() for p in w))
+                          + 0.5 * 0.2 * sum((p**2).sum() for p in w))
+    assert torch.allclose(elastic_penalty(model, 0.1, 0.2), l1_penalty(model, 0.1) + l2_penalty(model, 0.2))
 
 
 def test_l2_penalty_gradient_is_lambda_w():
@@ -163,6 +166,53 @@ def test_sdr_with_zero_beta_and_sigma_equals_plain_sgd_bit_for_bit():
         assert torch.equal(a, b)
 
 
+class _SigmaLog(Callback):
+    """After every batch and at every epoch end, whether any SDR sigma changed (placed after SDRUpdate)."""
+
+    def __init__(self):
+        self.changed, self.last = [], None
+
+    def _record(self, state, where):
+        now = [layer.sigma.clone() for layer in sdr_layers(state.model)]
+        self.changed.append((where, any(not torch.equal(a, b) for a, b in zip(now, self.last, strict=True))))
+        self.last = now
+
+    def on_fit_start(self, state):
+        self.last = [layer.sigma.clone() for layer in sdr_layers(state.model)]
+
+    def on_batch_end(self, state):
+        self._record(state, "batch")
+
+    def on_epoch_end(self, state):
+        self._record(state, "end")
+
+
+@pytest.mark.parametrize(("per_epoch", "steps_per_epoch", "expected"),
+                         [(None, None, 12), (2, 4, 6), (2, None, 5), (4, 4, 12)])
+def test_sdr_sigma_update_schedule(per_epoch, steps_per_epoch, expected):
+    """Reference code (sdr-densenet): twice per epoch; every step as an option. 3 epochs of 4 batches."""
+    x, y = torch.randn(64, 5, generator=torch.Generator().manual_seed(1)), torch.randint(0, 3, (64,))
+    torch.manual_seed(0)
+    model = nn.Sequential(SDRLinear(5, 8, sigma0=0.01), nn.ReLU(), SDRLinear(8, 3, sigma0=0.01))
+    sdr = SDRUpdate(beta=1.0, zeta=0.99, per_epoch=per_epoch, steps_per_epoch=steps_per_epoch)
+    Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=3, batch_size=16, callbacks=[sdr],
+            device="cpu", seed=0).fit((x, y))
+    assert sdr.updates == expected
+    with pytest.raises(ValueError, match="per_epoch=0"):
+        SDRUpdate(per_epoch=0)
+
+
+def test_sdr_twice_per_epoch_updates_mid_epoch_and_at_the_end():
+    x, y = torch.randn(64, 5, generator=torch.Generator().manual_seed(1)), torch.randint(0, 3, (64,))
+    torch.manual_seed(0)
+    model = nn.Sequential(SDRLinear(5, 8, sigma0=0.01), nn.ReLU(), SDRLinear(8, 3, sigma0=0.01))
+    log = _SigmaLog()
+    Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=2, batch_size=16, device="cpu", seed=0,
+            callbacks=[SDRUpdate(beta=1.0, per_epoch=2, steps_per_epoch=4), log]).fit((x, y))
+    epoch = [("batch", False), ("batch", True), ("batch", False), ("batch", False), ("end", True)]
+    assert log.changed == epoch + epoch  # after batch 2 of 4 (mid-epoch) and at the end of each epoch
+
+
 def test_sdr_sigma_grows_with_the_gradient_and_decays():
     layer = SDRLinear(3, 2, sigma0=0.1)
     layer.weight.grad = torch.full_like(layer.weight, 0.5)
@@ -253,12 +303,12 @@ def test_augmentations_are_seeded_and_training_only():
     assert build("none") is None
 
 
-@pytest.mark.parametrize("setting", [
-    ["regularize.l2=0.001"], ["regularize.l1=0.0001"], ["regularize.max_norm=3.0"],
+@pytest.mark.parametrize("setting", [["regularize.l2=0.001"]] + [pytest.param(s, marks=pytest.mark.slow) for s in [
+    ["regularize.l1=0.0001"], ["regularize.max_norm=3.0"],
     ["model.dropout_keep=0.8"], ["model.activation=drop_activation"], ["model.kind=mlp", "model.sdr=true"],
     ["model.l0=true", "regularize.l0=0.0001"], ["augment.kind=signal"], ["augment.input_noise=0.1"],
     ["model.kind=mlp", "model.activation=sigmoid", "regularize.activity=0.001"],
-])
+]])
 def test_each_regularizer_runs_on_mnist1d(workdir, setting):
     cfg = load_config(None, setting + ["train.epochs=1", "report.enabled=false", "doctor.preflight=false"])
     res = fit(cfg, out="run", quiet=True)
@@ -267,3 +317,46 @@ def test_each_regularizer_runs_on_mnist1d(workdir, setting):
         from trainwell.rundir import read_jsonl
 
         assert read_jsonl(res.run_dir / "metrics.jsonl")[0]["reg_loss"] > 0
+
+
+def test_gate_logits_and_rbf_widths_are_not_weights():
+    from trainwell.nn.l0 import L0Linear
+    from trainwell.nn.layers import RBF
+    from trainwell.optim import param_groups
+    from trainwell.regularize import l2_penalty, penalized_parameters
+
+    model = nn.Sequential(L0Linear(4, 3), RBF(3, 2))
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(names[id(p)] for p in penalized_parameters(model)) == ["0.weight", "1.centres"]
+    decayed = next(g for g in param_groups(model, 0.01) if g["weight_decay"] > 0)["params"]
+    assert sorted(names[id(p)] for p in decayed) == ["0.weight", "1.centres"]
+    expected = 0.5 * 2.0 * (model[0].weight.pow(2).sum() + model[1].centres.pow(2).sum())
+    assert torch.allclose(l2_penalty(model, 2.0), expected)
+
+
+def test_weight_decay_leaves_l0_gates_alone():
+    from trainwell.nn.l0 import L0Linear
+    from trainwell.optim import build_optimizer
+
+    layer = L0Linear(4, 3)
+    before = layer.log_alpha.detach().clone()
+    opt = build_optimizer(layer, "sgd", lr=0.1, weight_decay=0.5)
+    opt.zero_grad()
+    opt.step()  # no gradients: only decay could move a parameter
+    assert torch.equal(layer.log_alpha, before)
+
+
+def test_max_norm_constrains_the_weight_a_pruned_layer_uses():
+    from torch.nn.utils import prune as torch_prune
+
+    from trainwell.regularize import max_norm_
+
+    layer = nn.Linear(6, 4)
+    with torch.no_grad():
+        layer.weight.mul_(50)
+    torch_prune.random_unstructured(layer, "weight", amount=0.5)
+    max_norm_(layer, 1.0)
+    x = torch.randn(5, 6)
+    used = layer.weight_orig * layer.weight_mask
+    assert torch.all(used.norm(dim=1) <= 1.0 + 1e-5)
+    assert torch.allclose(layer(x), x @ used.T + layer.bias)  # the forward pass sees the constrained weight

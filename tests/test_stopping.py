@@ -99,7 +99,7 @@ def test_fixed_schedule_and_guards():
     assert fixed.lr_factor_after(2) == 0.1 and fixed.lr_factor_after(1) is None
     assert stop_epoch(NonFinite(), [1, 0.5, INF]) == 2
     assert stop_epoch(Divergence(10), [1.0, 0.01, 0.05, 0.5, 2.0]) == 4  # 0.5 is 50x best but below the start
-    with pytest.raises(ConfigError):
+    with pytest.raises(ValueError, match=r"Divergence\(factor=1.0\) is not allowed"):
         Divergence(1.0)
 
 
@@ -174,3 +174,29 @@ def test_stop_config_errors():
         with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
             load_config(None, [bad])
     assert load_config(None, ["stop.divergence_factor=none"]).stop.divergence_factor is None
+
+
+def test_divergence_against_the_untrained_models_loss():
+    from trainwell.train.stopping import Divergence
+
+    guard = Divergence(10.0, expected=math.log(10))  # 23.0 is 10 x ln 10
+    assert guard.evaluate([1.6e6, 1e5]) == (False, "")  # first epoch the highest: the old rule never fires
+    stop, reason = guard.evaluate([1.6e6, 1e5, 3e4])
+    assert stop and "stayed above 10 x the untrained model's 2.303 for 3 epochs" in reason
+    assert not guard.evaluate([1.6e6, 1e5, 20.0])[0]  # it came back below 10 x ln C
+    assert not Divergence(10.0).evaluate([1.6e6, 1e5, 3e4])[0]  # no expectation: only the first rule
+
+
+def test_a_run_that_ends_far_above_ln_c_is_failed(workdir):
+    from trainwell.train import Callback
+
+    class Explode(Callback):  # weights blown up before training, still finite: no epoch looks worse than the first
+        def on_epoch_start(self, state):
+            if state.epoch == 0:
+                with torch.no_grad():
+                    for p in state.model.parameters():
+                        p.mul_(300.0)
+
+    cfg = load_config(None, SMALL + ["train.epochs=2", "stop.divergence_factor=10", "optim.lr=1e-9"])
+    res = fit(cfg, out="far", quiet=True, callbacks=[Explode()])
+    assert res.summary["failed"] and "a failed run" in res.summary["stop_reason"]

@@ -105,7 +105,8 @@ class _Crash(Callback):
             raise KeyboardInterrupt  # after the checkpoint callback saved epoch 2
 
 
-@pytest.mark.parametrize("extra", [[], ["optim.name=momentum", "optim.schedule=step", "optim.step_size=2"]])
+@pytest.mark.parametrize("extra", [[], pytest.param(["optim.name=momentum", "optim.schedule=step", "optim.step_size=2"],
+                                                     marks=pytest.mark.slow)])
 def test_resume_continues_exactly_like_an_uninterrupted_run(workdir, extra):
     cfg = load_config(None, SMALL + extra + ["train.checkpoint_every=1", "doctor.monitor_every=4"])
     full = fit(cfg, out="full", quiet=True)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from trainwell.errors import TrainwellError
+from trainwell.train.interrupt import Interrupted
 
 EPILOG = """examples:
   trainwell fit                                   train the default MNIST-1D CNN
@@ -27,6 +28,36 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use an integer >= 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use a number in [0, 1)")
+    return value
+
+
+MAX_MESSAGE = 400  # an error is one line; a huge value in it is cut
+
+
+def _one_line(message: str) -> str:
+    text = " ".join(str(message).split())
+    if len(text) > MAX_MESSAGE:
+        text = f"{text[:MAX_MESSAGE // 2]} ... {text[-MAX_MESSAGE // 4:]} ({len(text):,} characters in all)"
+    return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,9 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(fit)
     fit.add_argument("--out", help="run directory (default: runs/<name>-<config hash>)")
     fit.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    fit.add_argument("--force", action="store_true", help="replace --out if it already exists")
+    fit.add_argument("--force", action="store_true",
+                     help="replace --out if it is an earlier trainwell fit run (never any other folder)")
     fit.add_argument("--json", action="store_true", help="print summary.json to stdout (the table goes to stderr)")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
+    fit.add_argument("--strict", action="store_true",
+                     help="exit 1 when any doctor check fails, not only when training fails (for CI)")
 
     doc = sub.add_parser("doctor", help="pre-flight checks on a config's model and data; exit 1 on a fail",
                          description="Run the lecture's pre-flight checklist on the model a config builds and a "
@@ -66,13 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
                                     "initial values (or rewind to step K), and retrain, for --rounds rounds. "
                                     "Writes one run per round, results.csv/json and accuracy_vs_density.png.")
     _config_args(pr)
-    pr.add_argument("--rounds", type=int, default=3, help="pruning rounds after the dense run (default 3)")
-    pr.add_argument("--rate", type=float, default=0.2, help="fraction of surviving weights pruned per round")
+    pr.add_argument("--rounds", type=_positive_int, default=3, help="pruning rounds after the dense run (default 3)")
+    pr.add_argument("--rate", type=_fraction, default=0.2, help="fraction of surviving weights pruned per round")
     pr.add_argument("--rewind", type=float, default=0, metavar="K",
                     help="reset to the weights at step K (>= 1) or at a fraction K of training (< 1); 0 = theta_0")
     pr.add_argument("--control", choices=["reinit", "random"], help="also train a control at every density")
-    pr.add_argument("--global", dest="global_", action="store_true", help="one magnitude threshold for all layers")
+    pr.add_argument("--scope", choices=["layer", "global"], default="layer",
+                    help="prune each layer by its own magnitudes (default) or with one threshold for all layers")
     pr.add_argument("--out", help="folder for the rounds (default: runs/<name>-lottery-<hash>)")
+    pr.add_argument("--force", action="store_true", help="replace --out if it is an earlier prune run")
 
     sw = sub.add_parser("sweep", help="train a grid of settings x seeds as one population (vmap) and tabulate",
                         description="Train every combination of --grid values (times --seeds seeds) at once as one "
@@ -85,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, default=1, help="seeds per combination (train.seed, +1, +2, ...)")
     sw.add_argument("--sequential", action="store_true", help="train the members one after another")
     sw.add_argument("--out", help="output folder (default: runs/<name>-sweep-<hash>)")
+    sw.add_argument("--force", action="store_true", help="replace --out if it is an earlier sweep")
     sw.add_argument("--json", action="store_true", help="print the results as JSON")
 
     rep = sub.add_parser("report", help="(re)build report.html of a run directory")
@@ -98,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(summ)
     summ.add_argument("--input-shape", metavar="C,H,W", help="input shape without the batch axis, e.g. 3,227,227 "
                                                              "(default: the dataset's)")
-    summ.add_argument("--classes", type=int, help="number of outputs (default: the dataset's)")
+    summ.add_argument("--classes", type=_positive_int, help="number of outputs (default: the dataset's)")
     summ.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     filt = sub.add_parser("filters", help="draw the classic filters (box, Gaussian, sharpen, derivatives) applied "
@@ -170,6 +207,9 @@ def cmd_fit(args) -> int:
     if args.resume:
         if args.config:
             raise TrainwellError("--resume takes its config from the run directory: drop the CONFIG argument")
+        if args.out:
+            raise TrainwellError("--resume continues RUN_DIR in place: drop --out (to branch off, copy the run "
+                                 "directory first)")
         cfg = config_of_run(args.resume, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)
@@ -180,12 +220,17 @@ def cmd_fit(args) -> int:
     flagged = [v for v in result.summary["doctor"] if v["status"] != "pass"]
     if flagged:
         console.print(_verdict_table(flagged, "doctor: warnings and failures (all verdicts are in summary.json)"))
+    failures = sum(v["status"] == "fail" for v in result.summary["doctor"])
+    if failures:
+        console.print(f"doctor: {failures} failure{'s' if failures > 1 else ''}"
+                      f"{' (--strict: exit 1)' if args.strict else ''}", highlight=False)
     if args.json:
         from trainwell.rundir import to_json
 
         print(to_json(result.summary))
-    # the doctor's verdicts are shown and saved; the exit code reports whether training itself failed
-    return 1 if result.summary["failed"] else 0
+    # the doctor's verdicts are shown and saved; the exit code reports whether training itself failed, and with
+    # --strict also whether any check failed
+    return 1 if result.summary["failed"] or (args.strict and failures) else 0
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -206,6 +251,7 @@ def cmd_summary(args) -> int:
     from trainwell.config import load_config
     from trainwell.data.registry import DATASETS
     from trainwell.nn.models import build_model
+    from trainwell.nn.size import check_input_fits, check_model_fits
     from trainwell.pipeline import load_data
 
     cfg = load_config(args.config, args.overrides)
@@ -217,6 +263,8 @@ def cmd_summary(args) -> int:
     else:
         splits, _ = load_data(cfg)
         shape, classes = splits.meta.input_shape, args.classes or splits.meta.num_classes
+    check_input_fits(shape, "--input-shape")
+    check_model_fits(lambda: build_model(cfg.model, shape, classes), f"model.kind = {cfg.model.kind!r}")
     model = build_model(cfg.model, shape, classes)
     rows = summarize(model, shape)
     if args.json:
@@ -234,16 +282,28 @@ def cmd_summary(args) -> int:
                       f"{r.params_unshared:,}", "x".join(map(str, r.receptive_field)), f"{r.mult_adds:,}")
     t = totals(rows)
     table.add_row("total", "", "", "", f"{t['params']:,}", f"{t['params_unshared']:,}", "", f"{t['mult_adds']:,}")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    from trainwell.cnn.summary import floored_layers
+
+    for line in floored_layers(rows):  # torch floors (W-F+2P)/S+1; model.geometry = 'strict' refuses it
+        console.print(f"warning: {line} ((W-F+2P)/S+1 is not an integer; model.geometry = 'strict' refuses this)",
+                      highlight=False, soft_wrap=True)
     return 0
 
 
 def cmd_filters(args) -> int:
     import torch
+    from matplotlib.figure import Figure
     from sklearn.datasets import load_digits
 
     from trainwell.cnn import filters
 
+    formats = Figure().canvas.get_supported_filetypes()
+    suffix = Path(args.out).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise TrainwellError(f"--out {args.out!r}: the extension must name an image format: "
+                             f"{', '.join(sorted(formats))}")
     digit = torch.tensor(load_digits().images[0], dtype=torch.float32) / 16.0
     filters.figure({"photo (Grace Hopper)": filters.sample_photo(128), "digit 0": digit}, args.out)
     print(args.out)
@@ -260,7 +320,7 @@ def cmd_prune(args) -> int:
     cfg = load_config(args.config, args.overrides)
     try:
         rows = lottery(cfg, args.rounds, rate=args.rate, rewind=args.rewind, control=args.control, out=args.out,
-                       global_=args.global_)
+                       scope=args.scope, force=args.force)
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
     table = Table(title="lottery tickets")
@@ -284,7 +344,8 @@ def cmd_sweep(args) -> int:
     cfg = load_config(args.config, args.overrides)
     grid = parse_grid(args.grid)
     try:
-        result = sweep(cfg, grid, seeds=args.seeds, out=args.out, sequential=args.sequential, quiet=args.json)
+        result = sweep(cfg, grid, seeds=args.seeds, out=args.out, sequential=args.sequential, quiet=args.json,
+                       force=args.force)
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
     if args.json:
@@ -333,19 +394,25 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (exit 2, one line already printed), --help and --version (0)
+        return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 2
     try:
         return COMMANDS[args.command](args)
     except TrainwellError as exc:
-        print(f"trainwell {args.command}: error: {exc}", file=sys.stderr)
+        print(f"trainwell {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # disk full, permissions: what was saved before stays; say what failed, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"trainwell {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"trainwell {args.command}: error: {_one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 1
+    except Interrupted as exc:
+        print(f"trainwell {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"trainwell {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -54,6 +55,8 @@ class DataConfig:
     corrupt_seed: int = 1
 
     def validate(self) -> None:
+        _check_seed("data.seed", self.seed)
+        _check_seed("data.corrupt_seed", self.corrupt_seed)
         _check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, hi_open=True)
         _check_range("data.label_noise", self.label_noise, 0.0, 1.0)
 
@@ -90,6 +93,7 @@ class ModelConfig:
     l0: bool = False
     sdr: bool = False
     sdr_sigma0: float = 0.05
+    geometry: Literal["floor", "strict"] = "floor"
 
     def validate(self) -> None:
         _check_range("model.drop_activation_keep", self.drop_activation_keep, 0.0, 1.0)
@@ -113,12 +117,18 @@ class ModelConfig:
 @dataclass
 class InitConfig:
     scheme: Literal[
-        "default", "zeros", "small_normal", "standard", "xavier_uniform", "xavier_normal", "he_normal", "he_uniform"
+        "default", "zeros", "small_normal", "standard", "xavier_uniform", "xavier_normal", "he_normal", "he_uniform",
+        "lecun_normal", "lecun_uniform", "normal", "uniform", "kaiming_normal", "kaiming_uniform"
     ] = "he_normal"
     bias: float = 0.0
     mode: Literal["fan_in", "fan_out"] = "fan_in"
     std: float = 0.01
     output_layer: Literal["linear", "same"] = "linear"
+
+    def validate(self) -> None:
+        _check_positive("init.std", self.std)
+        if not math.isfinite(self.bias):
+            raise ConfigError(f"init.bias = {self.bias} is not allowed: use a finite number")
 
 
 @dataclass
@@ -155,6 +165,9 @@ class OptimConfig:
         _check_range("optim.gamma", self.gamma, 0.0, 1.0, lo_open=True)
         _check_range("optim.factor", self.factor, 0.0, 1.0, lo_open=True, hi_open=True)
         _check_range("optim.warmup_fraction", self.warmup_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+        _check_positive("optim.min_lr", self.min_lr, allow_zero=True)
+        if self.patience < 0:
+            raise ConfigError(f"optim.patience = {self.patience} is not allowed: use an integer >= 0 (epochs)")
         if self.nesterov and self.name != "momentum":
             raise ConfigError(f"optim.nesterov = true is not allowed with optim.name = {self.name!r}: use 'momentum'")
 
@@ -174,6 +187,7 @@ class TrainConfig:
     compile: bool = False
 
     def validate(self) -> None:
+        _check_seed("train.seed", self.seed)
         if self.epochs < 1:
             raise ConfigError(f"train.epochs = {self.epochs} is not allowed: use an integer >= 1")
         if self.batch_size < 1:
@@ -229,6 +243,10 @@ class StopConfig:
         if self.divergence_factor is not None and not self.divergence_factor > 1:
             raise ConfigError(f"stop.divergence_factor = {self.divergence_factor} is not allowed: use a number > 1 "
                               f"or 'none' to switch the guard off")
+        for key in ("stopping_threshold", "divergence_threshold"):
+            value = getattr(self, key)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"stop.{key} = {value} is not allowed: use a finite number or leave it out")
         if len(set(self.criteria)) != len(self.criteria):
             raise ConfigError(f"stop.criteria = {self.criteria} is not allowed: list each criterion once")
 
@@ -305,6 +323,16 @@ class Config:
     doctor: DoctorConfig = field(default_factory=DoctorConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
+    def validate(self) -> None:
+        if not NAME_PATTERN.fullmatch(self.name):
+            shown = self.name if len(self.name) <= 40 else self.name[:40] + "..."
+            raise ConfigError(f"name = {shown!r} is not allowed: use 1-{MAX_NAME} letters, digits, '.', '_' or '-', "
+                              f"not starting with '.' (it names the run directory)")
+        if "fixed" in self.stop.criteria and self.optim.schedule in ("cosine", "onecycle"):
+            raise ConfigError(f"stop.criteria 'fixed' is not allowed with optim.schedule = {self.optim.schedule!r}: "
+                              f"its LR drop at epoch stop.fixed_epochs would be undone by the schedule's next step; "
+                              f"use optim.schedule = 'none', 'step' or 'plateau'")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -312,6 +340,16 @@ class Config:
         """Return a short, stable hash of the whole resolved config."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+MAX_NAME = 100
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
+
+
+def _check_seed(key: str, value: int) -> None:
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{key} = {value} is not allowed: use an integer in [0, 2**63 - 1]")
 
 
 def _check_positive(key: str, value: float, allow_zero: bool = False) -> None:

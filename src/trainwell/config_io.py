@@ -108,6 +108,30 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
+MAX_DEPTH = 32  # tables and arrays nested deeper than this are a mistake (and would exhaust the stack)
+
+
+def _depth(value, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def _loads(text: str, where: str) -> dict:
+    """``tomllib.loads`` that refuses values nested deeper than :data:`MAX_DEPTH` with a one-line error."""
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:
+        data = None
+    if data is None or _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"{where} nests tables or arrays more than {MAX_DEPTH} levels deep: not allowed")
+    return data
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Split ``"a.b=value"`` into a key path and a TOML-parsed value (bare words stay strings)."""
     if "=" not in item:
@@ -117,7 +141,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {item!r} is not allowed: the key must be dotted names, e.g. model.hidden")
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        value = _loads(f"v = {raw}", f"--set {key}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     return key.split("."), value
@@ -151,7 +175,7 @@ def read_toml(path: str | Path) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {str(p)!r} cannot be read: {exc}") from None
     try:
-        return tomllib.loads(text)
+        return _loads(text, f"config file {str(p)!r}")
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
 

@@ -22,7 +22,10 @@ import torch
 from torch import nn
 
 SCHEMES = ("default", "zeros", "small_normal", "standard", "xavier_uniform", "xavier_normal", "he_normal",
-           "he_uniform")
+           "he_uniform", "lecun_normal", "lecun_uniform", "normal", "uniform")
+# torch.nn.init's names for the same schemes (a trailing "_" is accepted too: "kaiming_normal_")
+ALIASES = {"kaiming_normal": "he_normal", "kaiming_uniform": "he_uniform", "glorot_uniform": "xavier_uniform",
+           "glorot_normal": "xavier_normal"}
 
 
 def fans(tensor: torch.Tensor) -> tuple[int, int]:
@@ -100,9 +103,40 @@ def lecun_uniform_(tensor: torch.Tensor, generator: torch.Generator | None = Non
     return tensor.uniform_(-bound, bound, generator=generator)
 
 
+def canonical(scheme: str) -> str:
+    """Return trainwell's name for ``scheme``, which may also be torch's (``kaiming_normal``, ``xavier_uniform_``).
+
+    Raises:
+        ValueError: an unknown name; the message lists the allowed ones.
+    """
+    if not isinstance(scheme, str):
+        raise TypeError(f"scheme={scheme!r} is not allowed: use a name such as 'he_normal' or 'kaiming_normal'")
+    name = scheme[:-1] if scheme.endswith("_") else scheme
+    name = ALIASES.get(name, name)
+    if name not in SCHEMES:
+        raise ValueError(f"unknown init scheme {scheme!r}: allowed are {', '.join(SCHEMES)} "
+                         f"(or torch's {', '.join(ALIASES)})")
+    return name
+
+
 def init_tensor_(tensor: torch.Tensor, scheme: str, *, mode: str = "fan_in", std: float = 0.01,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Initialize one weight tensor with the scheme named ``scheme`` (one of :data:`SCHEMES` but "default")."""
+    """Initialize one weight tensor with the scheme named ``scheme`` (see :func:`apply`; not "default").
+
+    ``normal`` is N(0, std^2) and ``uniform`` is U[-sqrt(3) std, sqrt(3) std] (the same variance), with
+    ``std`` = 0.01 by default; torch's ``normal_``/``uniform_`` defaults (std 1, U[0, 1]) make no sense for a
+    weight matrix.
+    """
+    scheme = canonical(scheme)
+    if scheme == "normal":
+        return small_normal_(tensor, std=std, generator=generator)
+    if scheme == "uniform":
+        with torch.no_grad():
+            return tensor.uniform_(-math.sqrt(3.0) * std, math.sqrt(3.0) * std, generator=generator)
+    if scheme == "lecun_normal":
+        return lecun_normal_(tensor, generator=generator)
+    if scheme == "lecun_uniform":
+        return lecun_uniform_(tensor, generator=generator)
     if scheme == "zeros":
         return zeros_(tensor)
     if scheme == "small_normal":
@@ -121,34 +155,92 @@ def init_tensor_(tensor: torch.Tensor, scheme: str, *, mode: str = "fan_in", std
 
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_RELU_SCHEMES = {"he_normal": lecun_normal_, "he_uniform": lecun_uniform_}
+
+
+def _output_module(model: nn.Module, output_layer: nn.Module | str | None, weighted: list[nn.Module]):
+    """The declared output layer, the last weighted layer of an ``nn.Sequential``, or None when unknown."""
+    if isinstance(output_layer, str):
+        modules = dict(model.named_modules())
+        if output_layer not in modules:
+            names = [n for n, m in model.named_modules() if isinstance(m, _WEIGHTED)]
+            raise ValueError(f"output_layer={output_layer!r} is not a submodule of {type(model).__name__}: "
+                             f"use one of {', '.join(names)}")
+        output_layer = modules[output_layer]
+    if isinstance(output_layer, nn.Module):
+        if not any(output_layer is m for m in model.modules()):
+            raise ValueError(f"output_layer={type(output_layer).__name__}(...) is not a submodule of the model")
+        inside = [m for m in output_layer.modules() if isinstance(m, _WEIGHTED)]
+        if len(inside) != 1:
+            raise ValueError(f"output_layer={type(output_layer).__name__}(...) holds {len(inside)} Linear/Conv "
+                             f"layers: name the single layer that produces the output")
+        return inside[0]
+    if output_layer is not None:
+        raise TypeError(f"output_layer={output_layer!r} is not allowed: pass the module or its name "
+                        f"(a key of model.named_modules())")
+    if isinstance(model, nn.Sequential) or len(weighted) == 1:
+        return weighted[-1] if weighted else None  # registration order is the order of computation
+    return None
 
 
 @torch.no_grad()
 def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_in", std: float = 0.01,
-          generator: torch.Generator | None = None, output_layer: str = "linear") -> nn.Module:
+          generator: torch.Generator | None = None, output_layer: nn.Module | str | None = None,
+          output_init: str = "linear") -> nn.Module:
     """Initialize every Linear/Conv weight of ``model`` with ``scheme`` and set their biases to ``bias``.
 
-    ``scheme="default"`` keeps torch's own initialization (weights and biases untouched). Use ``bias=0.01``
-    for ReLU units to start them in their active region (the lecture's advice).
+    Args:
+        model: any ``nn.Module``; its ``nn.Linear`` and ``nn.Conv1d/2d/3d`` layers are initialized.
+        scheme: ``default`` (keep torch's own init: nothing is touched), ``zeros``, ``small_normal`` / ``normal``
+            (N(0, std^2)), ``uniform`` (U[-sqrt(3) std, sqrt(3) std]), ``standard``, ``xavier_uniform``,
+            ``xavier_normal``, ``he_normal``, ``he_uniform``, ``lecun_normal``, ``lecun_uniform``; torch's names
+            ``kaiming_normal``, ``kaiming_uniform``, ``xavier_*_`` (with or without the trailing ``_``) too.
+        bias: value for every bias (0.01 starts ReLU units in their active region, the lecture's advice).
+        mode: ``fan_in`` or ``fan_out`` for the He schemes.
+        output_layer: the layer that produces the model's output, as the module itself or its name in
+            ``model.named_modules()`` (e.g. ``"head"``). Without it, an ``nn.Sequential``'s last Linear/Conv is
+            the output layer (its registration order is its order of computation); for any other model with
+            several layers the output layer is unknown, and a scheme that treats it specially raises.
+        output_init: ``linear`` (default): He's factor 2 compensates for the ReLU after a layer, and the output
+            layer feeds none (it feeds the softmax), so the He schemes give it the linear-unit variance
+            1 / fan_in (LeCun) instead, which keeps the initial loss near ln C. ``same``: every layer alike.
+            (The config key ``init.output_layer`` sets this.)
 
-    He's factor 2 compensates for the ReLU that zeroes half of each unit's input variance. The output layer
-    feeds no ReLU (it feeds the softmax), so with ``output_layer="linear"`` (the default) the He schemes give it
-    the linear-unit variance 1 / fan_in (LeCun) instead, which keeps the initial loss near ln C.
-    ``output_layer="same"`` applies the scheme unchanged to every layer.
+    Returns:
+        The model, for chaining.
 
-    Returns the model, for chaining.
+    Raises:
+        ValueError: unknown scheme, mode or output_init; an output layer that is not in the model; a He scheme
+            with ``output_init="linear"`` on a non-Sequential model without ``output_layer``.
+
+    Example:
+        >>> import torch
+        >>> class Net(torch.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.head = torch.nn.Linear(64, 10)  # registered first, computed last
+        ...         self.body = torch.nn.Linear(32, 64)
+        ...     def forward(self, x):
+        ...         return self.head(torch.relu(self.body(x)))
+        >>> net = apply(Net(), "kaiming_normal", output_layer="head")
     """
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown init scheme {scheme!r}: allowed are {', '.join(SCHEMES)}")
-    if output_layer not in ("linear", "same"):
-        raise ValueError(f"output_layer = {output_layer!r} is not allowed: use 'linear' or 'same'")
+    scheme = canonical(scheme)
+    if output_init not in ("linear", "same"):
+        raise ValueError(f"output_init={output_init!r} is not allowed: use 'linear' or 'same'")
     if scheme == "default":
         return model
     weighted = [m for m in model.modules() if isinstance(m, _WEIGHTED)]
-    for i, module in enumerate(weighted):
-        last = i == len(weighted) - 1
-        if last and output_layer == "linear" and scheme in ("he_normal", "he_uniform"):
-            (lecun_normal_ if scheme == "he_normal" else lecun_uniform_)(module.weight, generator=generator)
+    out = _output_module(model, output_layer, weighted)
+    special = output_init == "linear" and scheme in _RELU_SCHEMES
+    if special and out is None:
+        names = [n for n, m in model.named_modules() if isinstance(m, _WEIGHTED)]
+        raise ValueError(
+            f"init.apply cannot tell which layer of {type(model).__name__} is its output layer (only an "
+            f"nn.Sequential's order says so): pass output_layer= one of {', '.join(names)} (or the module), "
+            f"or output_init='same' to give every layer {scheme}")
+    for module in weighted:
+        if special and module is out:
+            _RELU_SCHEMES[scheme](module.weight, generator=generator)
         else:
             init_tensor_(module.weight, scheme, mode=mode, std=std, generator=generator)
         if module.bias is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from trainwell import prune
 from trainwell.config import Config, config_from_dict
 from trainwell.pipeline import fit
+from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_write_json, read_jsonl
 from trainwell.train.callbacks import Callback, State
 
@@ -66,14 +67,20 @@ def rewind_step(rewind: float, steps_per_run: int) -> int:
 
 def lottery(cfg: Config, rounds: int, *, rate: float = 0.2, output_rate: float | None = None, rewind: float = 0,
             control: str | None = None, out: str | Path | None = None, quiet: bool = True,
-            global_: bool = False) -> list[RoundResult]:
+            scope: str = "layer", force: bool = False) -> list[RoundResult]:
     """Run ``rounds`` pruning rounds after a dense round 0; return one row per trained network."""
     if rounds < 1:
         raise ValueError(f"--rounds {rounds} is not allowed: use an integer >= 1")
     if control not in (None, "reinit", "random"):
         raise ValueError(f"--control {control!r} is not allowed: use reinit or random")
-    base = Path(out) if out is not None else Path("runs") / f"{cfg.name}-lottery-{cfg.hash()}"
-    base.mkdir(parents=True, exist_ok=True)
+    with Claim.take("lottery", out, force=force, name=f"{cfg.name}-lottery", config_hash=cfg.hash()) as claim:
+        return _rounds(claim, cfg, rounds, rate, output_rate, rewind, control, quiet, scope)
+
+
+def _rounds(claim: Claim, cfg: Config, rounds: int, rate: float, output_rate: float | None, rewind: float,
+            control: str | None, quiet: bool, scope: str) -> list[RoundResult]:
+    base = claim.path
+    claim.started()
     steps = cfg.train.epochs * -(-_train_size(cfg) // cfg.train.batch_size)
     snap = Snapshot(rewind_step(rewind, steps))
     dense = fit(cfg, out=base / "round-0", force=True, quiet=quiet, callbacks=[snap])
@@ -82,7 +89,7 @@ def lottery(cfg: Config, rounds: int, *, rate: float = 0.2, output_rate: float |
     later = config_from_dict({**cfg.to_dict(), "doctor": {**cfg.to_dict()["doctor"], "preflight": False}})
     trained = dense.model
     for r in range(1, rounds + 1):
-        masks = prune.magnitude_masks(trained, rate, output_rate, masks=masks, global_=global_)
+        masks = prune.magnitude_masks(trained, rate, output_rate, masks=masks, scope=scope)
         ticket = fit(later, out=base / f"round-{r}", force=True, quiet=quiet, init_state=snap.state, masks=masks)
         rows.append(_result(r, "ticket", masks, ticket))
         trained = ticket.model
@@ -113,12 +120,9 @@ def write_results(rows: list[RoundResult], base: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
         writer.writeheader()
         writer.writerows(asdict(r) for r in rows)
-    import matplotlib
+    from trainwell.viz.plots import new_figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for kind, style in (("ticket", "o-"), ("reinit", "s--"), ("random", "^:")):
         pts = [(r.density, r.test_acc) for r in rows if r.kind == kind or (kind != "ticket" and r.round == 0)]
         if kind != "ticket" and len(pts) <= 1:
@@ -130,6 +134,4 @@ def write_results(rows: list[RoundResult], base: Path) -> None:
     ax.set(xlabel="weights remaining (%)", ylabel="test accuracy", title="Lottery tickets")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(base / "accuracy_vs_density.png", dpi=100)
-    plt.close(fig)
+    save(fig, base / "accuracy_vs_density.png", dpi=100)

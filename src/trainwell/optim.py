@@ -24,8 +24,6 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from trainwell.errors import ConfigError
-
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
 
@@ -58,13 +56,17 @@ def decoupled(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
 
 
 def param_groups(params: nn.Module | Iterable, weight_decay: float) -> list[dict]:
-    """Split a module's parameters into decayed (>= 2 dims) and not decayed (biases, norm scales)."""
+    """Split a module's parameters into decayed weights and the rest (biases, norm scales, gate logits): the same
+    weights the penalties act on (:func:`trainwell.regularize.penalized_parameters`)."""
     if isinstance(params, nn.Module):
         trainable = [p for p in params.parameters() if p.requires_grad]
         if weight_decay == 0:
             return [{"params": trainable, "weight_decay": 0.0}]  # one group: less work per step
-        decay = [p for p in trainable if p.dim() >= 2]
-        no_decay = [p for p in trainable if p.dim() < 2]
+        from trainwell.regularize import penalized_parameters
+
+        weights = {id(p) for p in penalized_parameters(params)}
+        decay = [p for p in trainable if id(p) in weights]
+        no_decay = [p for p in trainable if id(p) not in weights]
         groups = [{"params": decay, "weight_decay": weight_decay}]
         if no_decay:
             groups.append({"params": no_decay, "weight_decay": 0.0})
@@ -94,16 +96,17 @@ def build_optimizer(
         rmsprop_momentum: momentum inside RMSprop (0 = plain RMSprop).
 
     Raises:
-        ConfigError: unknown name or decay mode, or a negative learning rate / weight decay.
+        ValueError: unknown name or decay mode, or a learning rate <= 0 / a negative weight decay; the message
+            names the argument (``lr=-1 is not allowed ...``).
     """
     if name not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {name!r}: allowed are {', '.join(OPTIMIZERS)}")
+        raise ValueError(f"name={name!r} is not allowed: use one of {', '.join(OPTIMIZERS)}")
     if decay not in ("coupled", "decoupled"):
-        raise ConfigError(f"optim.decay = {decay!r} is not allowed: use 'coupled' or 'decoupled'")
+        raise ValueError(f"decay={decay!r} is not allowed: use 'coupled' or 'decoupled'")
     if not lr > 0:
-        raise ConfigError(f"optim.lr = {lr} is not allowed: use a number > 0")
-    if weight_decay < 0:
-        raise ConfigError(f"optim.weight_decay = {weight_decay} is not allowed: use a number >= 0")
+        raise ValueError(f"lr={lr} is not allowed: use a number > 0")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay={weight_decay} is not allowed: use a number >= 0")
     groups = param_groups(params, weight_decay)
     if decay == "decoupled":
         for group in groups:
@@ -132,9 +135,12 @@ class Schedule:
         self.interval = interval
 
     def state_dict(self) -> dict:
-        return self.scheduler.state_dict() if self.scheduler is not None else {}
+        state = self.scheduler.state_dict() if self.scheduler is not None else {}
+        return {**state, "trainwell_interval": self.interval}  # "none" once a stopping criterion froze it
 
     def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        self.interval = state.pop("trainwell_interval", self.interval)
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state)
 
@@ -144,7 +150,11 @@ def build_schedule(optimizer, name: str, *, epochs: int, steps_per_epoch: int, s
                    warmup_fraction: float = 0.25) -> Schedule:
     """Build an LR schedule: ``none``, ``step`` (x gamma every step_size epochs), ``cosine`` (to min_lr over all
     steps), ``onecycle`` (Smith & Topin 2019; warm-up for warmup_fraction of steps, then anneal), ``plateau``
-    (x factor when the monitored validation loss has not improved for ``patience`` epochs)."""
+    (x factor when the monitored validation loss has not improved for ``patience`` epochs).
+
+    Raises:
+        ValueError: an unknown ``name``.
+    """
     total = max(1, epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler
     if name == "none":
@@ -155,18 +165,31 @@ def build_schedule(optimizer, name: str, *, epochs: int, steps_per_epoch: int, s
         return Schedule(sched.CosineAnnealingLR(optimizer, T_max=total, eta_min=min_lr), "step")
     if name == "onecycle":
         max_lr = [g["lr"] for g in optimizer.param_groups]
-        return Schedule(sched.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=warmup_fraction),
-                        "step")
+        pct = warmup_fraction
+        if abs(pct * total - 1.0) < 1e-9:
+            # torch's warm-up phase would end on step 0 and divide by its zero length: a one-step warm-up is no
+            # warm-up, so let the anneal start at once (the schedule is otherwise unchanged)
+            pct = 0.5 / total
+        return Schedule(sched.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct), "step")
     if name == "plateau":
         return Schedule(sched.ReduceLROnPlateau(optimizer, factor=factor, patience=patience, min_lr=min_lr),
                         "metric")
-    raise ConfigError(f"unknown optim.schedule {name!r}: allowed are {', '.join(SCHEDULES)}")
+    raise ValueError(f"name={name!r} is not allowed: use one of {', '.join(SCHEDULES)}")
 
 
 def from_config(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    """Build the optimizer an OptimConfig describes for ``model``."""
-    return build_optimizer(
-        model, cfg.name, cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, betas=tuple(cfg.betas), eps=cfg.eps,
-        alpha=cfg.alpha, weight_decay=cfg.weight_decay, decay=cfg.decay,
-        rmsprop_momentum=cfg.rmsprop_momentum,
-    )
+    """Build the optimizer an OptimConfig describes for ``model``.
+
+    Raises:
+        ConfigError: a value :func:`build_optimizer` refuses, named by its config key (``optim.lr = -1 ...``).
+    """
+    from trainwell.errors import ConfigError
+
+    try:
+        return build_optimizer(
+            model, cfg.name, cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, betas=tuple(cfg.betas),
+            eps=cfg.eps, alpha=cfg.alpha, weight_decay=cfg.weight_decay, decay=cfg.decay,
+            rmsprop_momentum=cfg.rmsprop_momentum,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"optim.{str(exc).replace('=', ' = ', 1)}") from None

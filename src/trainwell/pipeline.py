@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import platform
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,19 +36,22 @@ from trainwell.nn.l0 import l0_sparsity
 from trainwell.nn.models import build_model
 from trainwell.nn.norm import count_trainable, train_only_norm
 from trainwell.nn.sdr import sdr_layers
+from trainwell.nn.size import check_model_fits
 from trainwell.nn.variance_shift import variance_shift
 from trainwell.regularize import Penalty, count_nonzero
+from trainwell.runclaim import Claim
 from trainwell.rundir import (
     RunDir,
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    check_training_checkpoint,
     load_checkpoint,
-    new_run_path,
 )
+from trainwell.train import interrupt, stop_callback
 from trainwell.train import progress as progress_mod
-from trainwell.train import stop_callback
 from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses
+from trainwell.train.interrupt import Interrupt
 from trainwell.train.regularizers import MaxNorm, SDRUpdate
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 from trainwell.viz import plots
@@ -115,9 +117,11 @@ def prepare(cfg: Config) -> Prepared:
             f"dataset {cfg.data.name!r} gives integer tokens, which model.kind = {cfg.model.kind!r} cannot take: "
             f"use data.options.encoding = 'onehot'"
         )
-    model = build_model(cfg.model, splits.meta.input_shape, splits.meta.num_classes)
+    shape, classes = splits.meta.input_shape, splits.meta.num_classes
+    check_model_fits(lambda: build_model(cfg.model, shape, classes), f"model.kind = {cfg.model.kind!r}")
+    model = build_model(cfg.model, shape, classes)
     i = cfg.init
-    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_layer=i.output_layer,
+    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_init=i.output_layer,
                        generator=torch.Generator().manual_seed(cfg.train.seed))
     if cfg.train.trainable == "norm":
         train_only_norm(model)
@@ -140,7 +144,24 @@ def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
     finally:
         if penalty.activity is not None:  # its hooks must not stay on the model that will train
             penalty.activity.remove()
-    return report.verdicts
+    verdicts = report.verdicts
+    if cfg.model.kind == "cnn":
+        verdicts.append(geometry_verdict(prep.model, prep.splits.meta.input_shape))
+    return verdicts
+
+
+def geometry_verdict(model: torch.nn.Module, input_shape: tuple[int, ...]) -> Verdict:
+    """Warn about conv/pool layers whose windows do not tile their input (torch floors (W-F+2P)/S+1 and never
+    sees the last rows/columns; the lecture calls such a layer invalid)."""
+    from trainwell.cnn.summary import floored_layers, summarize
+
+    lost = floored_layers(summarize(model, tuple(input_shape)))
+    expected = "(W - F + 2P)/S + 1 an integer in every conv and pooling layer"
+    if not lost:
+        return Verdict("conv geometry", "pass", "every window tiles its input", expected, "")
+    return Verdict("conv geometry", "warn", "; ".join(lost), expected,
+                   "change stride or padding so the windows tile the input, or set model.geometry = 'strict' to "
+                   "make this an error")
 
 
 def postflight(prep: Prepared, trainer: Trainer, state, final: dict, overfit_epoch: int | None) -> list[Verdict]:
@@ -155,7 +176,18 @@ def postflight(prep: Prepared, trainer: Trainer, state, final: dict, overfit_epo
     return verdicts
 
 
-def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks=()) -> Trainer:
+@dataclass
+class _Parts:
+    """What a config asks the trainer for, built (and so validated) before any folder is touched."""
+
+    optimizer: object
+    schedule: object
+    constraints: list
+    penalty: Penalty
+    augment: object
+
+
+def _training_parts(prep: Prepared) -> _Parts:
     cfg = prep.cfg
     opt = optim.from_config(prep.model, cfg.optim)
     steps_per_epoch = -(-len(prep.splits.train[0]) // cfg.train.batch_size)
@@ -163,8 +195,6 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
     schedule = optim.build_schedule(opt, o.schedule, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
                                     step_size=o.step_size, gamma=o.gamma, patience=o.patience, factor=o.factor,
                                     min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
-    monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
-        if cfg.doctor.monitor_every else []
     r = cfg.regularize
     constraints = [MaxNorm(r.max_norm)] if r.max_norm > 0 else []
     if sdr_layers(prep.model):
@@ -180,46 +210,62 @@ def _trainer(prep: Prepared, run: RunDir, quiet: bool, progress, extra_callbacks
         raise ConfigError(f"augment.kind = 'signal' needs (C, L) inputs, got {prep.splits.meta.input_shape}")
     if a.kind == "image" and len(prep.splits.meta.input_shape) != 3:
         raise ConfigError(f"augment.kind = 'image' needs (C, H, W) inputs, got {prep.splits.meta.input_shape}")
+    return _Parts(opt, schedule, constraints, penalty, augment)
+
+
+def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, extra_callbacks=()) -> Trainer:
+    cfg = prep.cfg
+    monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
+        if cfg.doctor.monitor_every else []
+    stopper = stop_callback.from_config(cfg.stop)
+    if stopper.divergence is not None and cfg.train.loss == "cross_entropy":
+        stopper.divergence.expected = math.log(prep.splits.meta.num_classes)  # an untrained model's loss
     callbacks = [
-        stop_callback.from_config(cfg.stop),  # first: it adds criterion values to the metrics that get logged
-        *constraints,  # right after the optimizer step, before anything looks at the weights
+        stopper,  # first: it adds criterion values to the metrics that get logged
+        *parts.constraints,  # right after the optimizer step, before anything looks at the weights
         StepLosses(),
         *monitors,
         MetricsLogger(run.metrics),
+        Interrupt(),  # before the checkpoint: the stop it requests makes the checkpoint save this epoch
         Checkpoint(run, every=cfg.train.checkpoint_every, minutes=cfg.train.checkpoint_minutes,
                    monitor=cfg.train.monitor,
                    extra={"config": cfg.to_dict(), "trainwell_version": trainwell.__version__}),
         *extra_callbacks,
     ]
-    return Trainer(prep.model, opt, cfg.train.loss, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
-                   schedule=schedule, callbacks=callbacks, device=prep.device, seed=cfg.train.seed,
-                   progress=progress if progress is not None else progress_mod.auto(quiet),
-                   penalty=penalty if penalty.active else None, augment=augment)
+    penalty = parts.penalty
+    return Trainer(prep.model, parts.optimizer, cfg.train.loss, epochs=cfg.train.epochs,
+                   batch_size=cfg.train.batch_size, schedule=parts.schedule, callbacks=callbacks, device=prep.device,
+                   seed=cfg.train.seed, progress=progress if progress is not None else progress_mod.auto(quiet),
+                   penalty=penalty if penalty.active else None, augment=parts.augment)
 
 
-def _run_path(cfg: Config, out: str | Path | None, force: bool) -> Path:
-    if out is None:
-        return new_run_path("runs", cfg.name, cfg.hash())
-    path = Path(out)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        if not force:
-            raise TrainwellError(f"--out {str(path)!r} already exists and is not empty: choose another folder or "
-                                 f"pass --force to replace it")
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    return path
+RESUME_KEYS = ("train.epochs", "train.checkpoint_every", "train.checkpoint_minutes", "train.threads", "train.device",
+               "report.enabled")
+"""Config keys ``--resume`` may change: how long to train, how often to save, where to run, whether to report.
+Anything else would make the resumed run a different run than the one its checkpoint belongs to."""
 
 
 def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a run directory's resolved config (``--set`` overrides may extend it, e.g. train.epochs)."""
-    from trainwell.config import apply_overrides
+    """Read a run directory's resolved config; ``--set`` may change only :data:`RESUME_KEYS` (e.g. extend
+    ``train.epochs``)."""
+    from trainwell.config import apply_overrides, parse_override
 
     run = RunDir(run_dir)
     if not run.config.exists():
         raise TrainwellError(f"{run.config}: not found; --resume needs a trainwell run directory")
-    return config_from_dict(apply_overrides(read_toml(run.config), list(overrides or [])))
+    for item in overrides or []:
+        key = ".".join(parse_override(item)[0])
+        if key not in RESUME_KEYS:
+            raise ConfigError(f"--set {key} is not allowed with --resume: a resumed run keeps its config; only "
+                              f"{', '.join(RESUME_KEYS)} may change (start a new run to change {key})")
+    base = read_toml(run.config)
+    cfg = config_from_dict(apply_overrides(base, list(overrides or [])))
+    old = config_from_dict(base)
+    if cfg.train.epochs != old.train.epochs and cfg.optim.schedule in ("onecycle", "cosine"):
+        raise ConfigError(f"--set train.epochs={cfg.train.epochs} cannot extend this run: its optim.schedule = "
+                          f"{cfg.optim.schedule!r} was planned over {old.train.epochs} epochs and has ended; start "
+                          f"a new run (a new cycle) instead, or use schedule none, step or plateau to extend runs")
+    return cfg
 
 
 def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None = None, force: bool = False,
@@ -234,55 +280,80 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
     (:mod:`trainwell.prune`) before training; the masks and their sparsity report are saved in the run dir.
     """
     tic = time.perf_counter()
-    if resume is not None:
-        run = RunDir(resume)
-        ckpt = load_checkpoint(run.last)
-    else:
-        run = RunDir(_run_path(cfg, out, force))
-        ckpt = None
-    prep = prepare(cfg)
-    if init_seed is not None:
-        i = cfg.init
-        initializers.apply(prep.model, i.scheme if i.scheme != "default" else "standard", bias=i.bias, mode=i.mode,
-                           std=i.std, output_layer=i.output_layer, generator=torch.Generator().manual_seed(init_seed))
-    if init_state is not None:
-        prep.model.load_state_dict(init_state)
-    if masks is not None:
-        prune.apply_masks(prep.model, masks)
-    if cfg.train.compile:
-        prep.model.compile()  # in place: state_dict keys stay the same (torch.compile, inductor backend)
-    trainer = _trainer(prep, run, quiet, progress, callbacks)
-    if ckpt is not None:
-        try:
-            trainer.load_checkpoint_state(ckpt)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise TrainwellError(f"{run.last}: does not match this run's model/optimizer ({first})") from None
-        run.remove_stale_temp_files()
-        run.truncate_metrics(ckpt["epoch"])
-        atomic_write_text(run.config, to_toml(cfg))
-    else:
-        run.create()
-        atomic_write_text(run.config, to_toml(cfg))
-        run.metrics.write_text("", encoding="utf-8")
-        (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
-        pre = preflight(prep) if cfg.doctor.preflight else []
-        atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
+    # config, data, model, optimizer, schedule and penalties are all built (so validated) before a folder is
+    # touched: a bad config never costs a user an existing run
+    claim = Claim.resume(resume) if resume is not None else None
+    try:
+        prep = prepare(cfg)
+        if init_seed is not None:
+            i = cfg.init
+            initializers.apply(prep.model, i.scheme if i.scheme != "default" else "standard", bias=i.bias,
+                               mode=i.mode, std=i.std, output_init=i.output_layer,
+                               generator=torch.Generator().manual_seed(init_seed))
+        if init_state is not None:
+            prep.model.load_state_dict(init_state)
         if masks is not None:
-            atomic_torch_save(run.path / "masks.pt", {k: v.cpu() for k, v in masks.items()})
-            atomic_write_json(run.path / "sparsity.json", prune.sparsity_report(masks))
-    fit_tic = time.perf_counter()
-    state = trainer.fit(prep.splits.train, prep.splits.val)
-    fit_s = time.perf_counter() - fit_tic
-    summary = _summary(prep, trainer, state, wall=time.perf_counter() - tic)
-    summary["fit_s"] = round(fit_s, 4)
-    summary["doctor"] = _doctor_report(run, prep, trainer, state, summary)
-    atomic_write_json(run.summary, summary)
-    plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
-    if cfg.report.enabled:
-        from trainwell.viz.report import build_report
+            prune.apply_masks(prep.model, masks)
+        if cfg.train.compile:
+            prep.model.compile()  # in place: state_dict keys stay the same (torch.compile, inductor backend)
+        parts = _training_parts(prep)
+        if claim is not None:
+            run = RunDir(claim.path)
+            ckpt = check_training_checkpoint(load_checkpoint(run.last), run.last)
+        else:
+            claim = Claim.take("fit", out, force=force, name=cfg.name, config_hash=cfg.hash())
+            run, ckpt = RunDir(claim.path), None
+    except BaseException:
+        if claim is not None:
+            claim.release()
+        raise
+    with claim:
+        trainer = _trainer(prep, parts, run, quiet, progress, callbacks)
+        if ckpt is not None:
+            try:
+                trainer.load_checkpoint_state(ckpt)
+            except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise TrainwellError(f"{run.last}: does not match this run's model/optimizer ({first})") from None
+            run.remove_stale_temp_files()
+            run.truncate_metrics(ckpt["epoch"], ckpt["history"])
+            atomic_write_text(run.config, to_toml(cfg))
+            finished = ckpt.get("stop")
+            if finished and not str(finished).startswith("interrupted"):
+                # the run had stopped (a criterion or guard fired): resuming it finishes it, it trains no further
+                trainer.epochs = ckpt["epoch"] + 1
+        else:
+            run.create()
+            atomic_write_text(run.config, to_toml(cfg))
+            run.metrics.write_text("", encoding="utf-8")
+            (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
+            pre = preflight(prep) if cfg.doctor.preflight else []
+            atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
+            if masks is not None:
+                atomic_torch_save(run.path / "masks.pt", {k: v.cpu() for k, v in masks.items()})
+                atomic_write_json(run.path / "sparsity.json", prune.sparsity_report(masks))
+        claim.started()
+        fit_tic = time.perf_counter()
+        with interrupt.handled() as signals:
+            try:
+                state = trainer.fit(prep.splits.train, prep.splits.val)
+            except KeyboardInterrupt:  # a second signal: stopped mid-epoch, the last checkpoint on disk stays
+                raise interrupt.Interrupted(run.path, signals.received or "SIGINT", len(trainer.state.history),
+                                            saved=False) from None
+        if ckpt is not None and state.stop is None and ckpt.get("stop") and len(state.history) == ckpt["epoch"] + 1:
+            state.stop = ckpt["stop"]  # a finished run resumed: no epoch ran, its stop reason stands
+        if signals.received is not None and (state.stop or "").startswith("interrupted"):
+            raise interrupt.Interrupted(run.path, signals.received, len(state.history))
+        fit_s = time.perf_counter() - fit_tic
+        summary = _summary(prep, trainer, state, wall=time.perf_counter() - tic)
+        summary["fit_s"] = round(fit_s, 4)
+        summary["doctor"] = _doctor_report(run, prep, trainer, state, summary)
+        atomic_write_json(run.summary, summary)
+        plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
+        if cfg.report.enabled:
+            from trainwell.viz.report import build_report
 
-        build_report(run.path)
+            build_report(run.path)
     return FitResult(summary=summary, run_dir=run.path, model=prep.model)
 
 
@@ -312,6 +383,8 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
     stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
     history = state.history
     completed = len(history)
+    div = stopper.divergence
+    ended_far_above = bool(history and div is not None and div.far_above_expected([history[-1]["train_loss"]]))
     return {
         "name": cfg.name,
         "config_hash": cfg.hash(),
@@ -321,8 +394,12 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
         "trainable_params": count_trainable(prep.model),
         "epochs": completed,
         "steps": state.step,
-        "stop_reason": state.stop or f"completed {cfg.train.epochs} epochs",
-        "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"])),
+        "stop_reason": state.stop or (f"completed {cfg.train.epochs} epochs, but the loss "
+                                      f"{history[-1]['train_loss']:.4g} ended above {div.factor:g} x the untrained "
+                                      f"model's {div.expected:.4g}: a failed run" if ended_far_above
+                                      else f"completed {cfg.train.epochs} epochs"),
+        "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"]))
+        or ended_far_above,
         "best_epoch": checkpoint.best_epoch,
         "monitor": cfg.train.monitor,
         "stop": {"criteria": list(cfg.stop.criteria), "overfit_epoch": stopper.overfit_epoch,

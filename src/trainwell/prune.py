@@ -46,21 +46,27 @@ def _prune_rate(scores: torch.Tensor, mask: torch.Tensor, rate: float) -> torch.
 
 @torch.no_grad()
 def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | None = None,
-                    masks: dict[str, torch.Tensor] | None = None, global_: bool = False) -> dict[str, torch.Tensor]:
-    """New masks that remove ``rate`` of each layer's surviving weights with the smallest |w|.
+                    masks: dict[str, torch.Tensor] | None = None, scope: str = "layer") -> dict[str, torch.Tensor]:
+    """New masks that remove ``rate`` of the surviving weights with the smallest |w|; the model is not changed.
 
     Args:
         rate: fraction of surviving weights to prune per round (0.2 in the paper).
-        output_rate: the last layer's rate (default ``rate / 2``).
+        output_rate: the last layer's rate with ``scope="layer"`` (default ``rate / 2``).
         masks: the current masks (default: those on the model).
-        global_: one magnitude threshold across all layers instead of per layer.
+        scope: ``"layer"`` (each layer loses ``rate`` of its own survivors, the paper's rule) or ``"global"``
+            (one magnitude threshold across all layers; layers end up with different densities).
+
+    Raises:
+        ValueError: ``rate`` outside [0, 1) or an unknown ``scope``.
     """
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"prune rate = {rate} is not allowed: use a number in [0, 1)")
+        raise ValueError(f"rate={rate} is not allowed: use a number in [0, 1)")
+    if scope not in ("layer", "global"):
+        raise ValueError(f"scope={scope!r} is not allowed: use 'layer' or 'global'")
     layers = prunable(model)
     masks = masks or current_masks(model)
     output_rate = rate / 2 if output_rate is None else output_rate
-    if global_:
+    if scope == "global":
         scores = torch.cat([m.weight.detach().abs().reshape(-1) for _, m in layers])
         alive = torch.cat([masks[name].reshape(-1) for name, _ in layers])
         merged = _prune_rate(scores, alive, rate)

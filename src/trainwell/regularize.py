@@ -1,4 +1,7 @@
-"""Weight penalties: L2 (1/2 lambda sum w^2), L1 (lambda sum |w|) and elastic net (both).
+"""Weight penalties: L2 (1/2 lambda sum w^2), L1 (lambda sum |w|) and elastic net (both, same conventions).
+
+One convention everywhere: the L2 term is 1/2 lambda sum w^2, so its gradient is lambda w (the weight-decay form)
+and ``elastic_penalty(model, l1, l2)`` equals the config's ``regularize.l1 = l1, regularize.l2 = l2``.
 
 Penalties apply to weights only (Linear and Conv weight matrices, any parameter with >= 2 dims), never to
 biases or normalization parameters (the lecture; Goodfellow et al. 2016, sec. 7.1).
@@ -20,10 +23,23 @@ from torch import nn
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
+NOT_WEIGHTS = "not_weights"
+"""A module may list, in a class attribute of this name, parameters that are not weights (an L0 layer's gate
+logits ``log_alpha``, an RBF layer's ``log_widths``): penalties and weight decay leave them alone."""
+
+
 def penalized_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Weights that a penalty acts on: parameters with >= 2 dims outside normalization layers."""
-    norm_ids = {id(p) for m in model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters(recurse=False)}
-    return [p for p in model.parameters() if p.dim() >= 2 and id(p) not in norm_ids]
+    """Weights that a penalty or weight decay acts on: parameters with >= 2 dims, outside normalization layers,
+    and not declared as non-weights by their module (see :data:`NOT_WEIGHTS`)."""
+    skip = set()
+    for m in model.modules():
+        if isinstance(m, NORM_TYPES):
+            skip.update(id(p) for p in m.parameters(recurse=False))
+        for name in getattr(type(m), NOT_WEIGHTS, ()):
+            p = getattr(m, name, None)
+            if isinstance(p, nn.Parameter):
+                skip.add(id(p))
+    return [p for p in model.parameters() if p.dim() >= 2 and id(p) not in skip]
 
 
 def l2_penalty(model: nn.Module, strength: float) -> torch.Tensor:
@@ -43,8 +59,13 @@ def l1_penalty(model: nn.Module, strength: float) -> torch.Tensor:
 
 
 def elastic_penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor:
-    """l1 * sum |w| + l2 * sum w^2 (Zou & Hastie 2005)."""
-    return l1_penalty(model, l1) + 2.0 * l2_penalty(model, l2)
+    """Elastic net (Zou & Hastie 2005): l1 * sum |w| + 1/2 * l2 * sum w^2.
+
+    The L2 half uses this module's convention (1/2 lambda sum w^2, gradient lambda w), so
+    ``elastic_penalty(m, a, b) == l1_penalty(m, a) + l2_penalty(m, b)``, the same loss as the config's
+    ``regularize.l1 = a`` with ``regularize.l2 = b``.
+    """
+    return l1_penalty(model, l1) + l2_penalty(model, l2)
 
 
 @torch.no_grad()
@@ -52,9 +73,19 @@ def max_norm_(model: nn.Module, c: float) -> nn.Module:
     """Rescale each unit's incoming weight vector (a row of Linear.weight, a filter of Conv) to norm <= c
     (Srivastava et al. 2014, sec. 5.1; c ~ 3-4). Rows already inside the ball and all directions are unchanged."""
     if not c > 0:
-        raise ValueError(f"max-norm c = {c} is not allowed: use a number > 0")
+        raise ValueError(f"c={c} is not allowed: use a number > 0 (the largest norm of a unit's incoming weights)")
     for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if not isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            continue
+        if hasattr(m, "weight_orig") and hasattr(m, "weight_mask"):
+            # pruned (torch.nn.utils.prune): the forward pass uses weight_orig * mask; constrain that, by
+            # scaling the rows of weight_orig, and refresh the cached product
+            used = m.weight_orig * m.weight_mask
+            norms = used.flatten(1).norm(dim=1).clamp_min(1e-12)
+            scale = (c / norms).clamp(max=1.0).view(-1, *([1] * (used.dim() - 1)))
+            m.weight_orig.mul_(scale)
+            m.weight = m.weight_orig * m.weight_mask
+        else:
             m.weight.copy_(torch.renorm(m.weight, 2, 0, c))
     return model
 

@@ -36,22 +36,31 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file + fsync + rename; on failure the old file is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files are readable like the user's others
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None:  # e.g. ENOSPC from write/fsync: say which file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
     _fsync_dir(path.parent)
 
@@ -100,11 +109,35 @@ def load_checkpoint(path: str | Path) -> dict:
         raise TrainwellError(f"{path}: not a loadable trainwell checkpoint ({first})") from None
 
 
+CHECKPOINT_FIELDS = {"model": dict, "optimizer": dict, "schedule": dict, "epoch": int, "step": int, "history": list}
+
+
+def check_training_checkpoint(ckpt: Any, path: str | Path) -> dict:
+    """Return ``ckpt`` if it has the fields and types of a trainwell training checkpoint; else a one-line error."""
+    if not isinstance(ckpt, dict):
+        raise TrainwellError(f"{path}: not a trainwell checkpoint (a dict of states), got a {type(ckpt).__name__}")
+    for key, kind in CHECKPOINT_FIELDS.items():
+        value = ckpt.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            got = "nothing" if key not in ckpt else type(value).__name__
+            raise TrainwellError(f"{path}: field {key!r} should be a {kind.__name__}, got {got}: not a usable "
+                                 f"trainwell checkpoint")
+    if ckpt["epoch"] < -1 or ckpt["step"] < 0 or not all(isinstance(r, dict) for r in ckpt["history"]):
+        raise TrainwellError(f"{path}: inconsistent checkpoint (epoch {ckpt['epoch']}, step {ckpt['step']}): not a "
+                             f"usable trainwell checkpoint")
+    return ckpt
+
+
 def append_jsonl(path: str | Path, record: dict) -> None:
     """Append one JSON line and hand it to the OS (it survives a killed process; :func:`sync_file` makes it
     survive a power cut, and the checkpoint does that before every save)."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
+    except OSError as exc:
+        if exc.filename is None:  # e.g. ENOSPC on flush: say which file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        raise
 
 
 def sync_file(path: str | Path) -> None:
@@ -127,9 +160,11 @@ def read_jsonl(path: str | Path) -> list[dict]:
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict):  # anything else is not a record trainwell wrote
+            records.append(record)
     return records
 
 
@@ -155,11 +190,15 @@ class RunDir:
 
     def read_summary(self) -> dict:
         try:
-            return json.loads(self.summary.read_text(encoding="utf-8"))
+            summary = json.loads(self.summary.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise TrainwellError(f"{self.summary}: no summary.json (is this a finished trainwell run?)") from None
         except (json.JSONDecodeError, OSError) as exc:
             raise TrainwellError(f"{self.summary}: unreadable ({exc})") from None
+        if not isinstance(summary, dict):
+            raise TrainwellError(f"{self.summary}: not a trainwell summary (a JSON object), got a "
+                                 f"{type(summary).__name__}")
+        return summary
 
     def remove_stale_temp_files(self) -> list[Path]:
         """Delete temp files a killed process left mid-write (``.<name>.*.tmp``); return what was removed."""
@@ -168,18 +207,10 @@ class RunDir:
             p.unlink(missing_ok=True)
         return stale
 
-    def truncate_metrics(self, last_epoch: int) -> None:
-        """Keep only metric records up to ``last_epoch`` (rewritten atomically): used when resuming."""
+    def truncate_metrics(self, last_epoch: int, history: list[dict] | None = None) -> None:
+        """Keep only metric records up to ``last_epoch`` (rewritten atomically): used when resuming. If records
+        are missing (the file was deleted or cut), they are rebuilt from ``history``, the checkpoint's copy."""
         keep = [r for r in read_jsonl(self.metrics) if r.get("epoch", -1) <= last_epoch]
-        atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in keep))
-
-
-def new_run_path(base: str | Path, name: str, config_hash: str) -> Path:
-    """Return ``base/<name>-<hash>``, or ``-2``, ``-3``, ... if it exists: a run never overwrites another."""
-    base = Path(base)
-    candidate = base / f"{name}-{config_hash}"
-    k = 2
-    while candidate.exists():
-        candidate = base / f"{name}-{config_hash}-{k}"
-        k += 1
-    return candidate
+        if history is not None and [r.get("epoch") for r in keep] != [r.get("epoch") for r in history]:
+            keep = list(history)
+        atomic_write_text(self.metrics, "".join(json.dumps(_jsonable(r), allow_nan=False) + "\n" for r in keep))

@@ -24,6 +24,7 @@ from trainwell.data import corrupt
 from trainwell.errors import ConfigError
 from trainwell.nn.models import build_model
 from trainwell.pipeline import fit, load_data, resolve_device
+from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_write_json, atomic_write_text, read_jsonl
 from trainwell.train import progress as progress_mod
 from trainwell.train.population import Population, embed_state, schedule_factors
@@ -58,6 +59,9 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         if "=" not in item:
             raise ConfigError(f"--grid {item!r} is not allowed: use key=v1,v2,... e.g. --grid optim.lr=0.1,0.01")
         key, raw = item.split("=", 1)
+        if key.strip() in grid:
+            raise ConfigError(f"--grid {key.strip()} is given twice: list all its values in one --grid, "
+                              f"e.g. --grid {key.strip()}=v1,v2")
         grid[key.strip()] = [parse_override(f"{key}={v}")[1] for v in split_values(raw)]
         if not grid[key.strip()]:
             raise ConfigError(f"--grid {item!r} has no values")
@@ -133,7 +137,7 @@ def _member_state(cfg: Config, widest: Config, input_shape, classes) -> dict:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, input_shape, classes)
     i = cfg.init
-    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_layer=i.output_layer,
+    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_init=i.output_layer,
                        generator=torch.Generator().manual_seed(cfg.train.seed))
     wide = build_model(widest.model, input_shape, classes).state_dict()
     return embed_state(model.state_dict(), wide)
@@ -239,14 +243,20 @@ def run_sequential(combos: list[tuple[dict, Config]], out: Path, quiet: bool = T
 
 
 def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | None = None,
-          sequential: bool = False, quiet: bool = True) -> SweepResult:
+          sequential: bool = False, quiet: bool = True, force: bool = False) -> SweepResult:
     """Run the sweep and write ``out``: config.toml, results.csv/json, metrics.jsonl (one line per member and
     epoch, with its ``member`` index) and summary.json."""
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds} is not allowed: use an integer >= 1")
     combos = combinations(cfg, grid, seeds)
-    out = Path(out) if out is not None else Path("runs") / f"{cfg.name}-sweep-{cfg.hash()}"
-    out.mkdir(parents=True, exist_ok=True)
+    with Claim.take("sweep", out, force=force, name=f"{cfg.name}-sweep", config_hash=cfg.hash()) as claim:
+        return _sweep_into(claim, cfg, grid, combos, seeds, sequential, quiet)
+
+
+def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds: int, sequential: bool,
+                quiet: bool) -> SweepResult:
+    out = claim.path
+    claim.started()
     blocker = "asked for sequential runs" if sequential else population_blocker(cfg, grid)
     tic = time.perf_counter()
     if blocker is None:

@@ -1,8 +1,10 @@
 """Classic image filters from the lecture, and the sample photograph to try them on.
 
 Box (mean), Gaussian G(x, y; sigma) = exp(-(x^2 + y^2) / 2 sigma^2) / normalizer, sharpen (2 x identity - box)
-and the derivative filters [-1 1] and [-1 1]^T. Filters are applied by true convolution (the kernel flipped)
-with reflected borders, so the output has the input's size.
+and the derivative filters [-1 1] and [-1 1]^T. Filters are applied by true convolution (the kernel flipped),
+padded so the output has the input's size. Borders: ``"replicate"`` (default: the edge pixel repeated, numpy's
+``edge``, scipy's ``nearest``), ``"reflect"`` (mirrored without repeating the edge pixel, numpy's ``reflect``,
+scipy's ``mirror``) or ``"zeros"``.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from trainwell.cnn.conv import conv2d_unfold
 def box(size: int = 3) -> torch.Tensor:
     """The size x size mean filter."""
     if size < 1:
-        raise ValueError(f"box size = {size} is not allowed: use an integer >= 1")
+        raise ValueError(f"size={size} is not allowed: use an integer >= 1")
     return torch.full((size, size), 1.0 / size**2)
 
 
 def gaussian(sigma: float = 1.0, size: int | None = None) -> torch.Tensor:
     """A normalized 2-D Gaussian of standard deviation ``sigma`` (default size 2 ceil(3 sigma) + 1)."""
     if not sigma > 0:
-        raise ValueError(f"gaussian sigma = {sigma} is not allowed: use a number > 0")
+        raise ValueError(f"sigma={sigma} is not allowed: use a number > 0")
     size = size or 2 * math.ceil(3 * sigma) + 1
     r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     g = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
@@ -55,12 +57,29 @@ def bank() -> dict[str, torch.Tensor]:
             "sharpen": sharpen(3), "d/dx [-1 1]": derivative_x(), "d/dy [-1 1]^T": derivative_y()}
 
 
-def apply(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Convolve a (H, W) or (C, H, W) image with a 2-D kernel, channel by channel, keeping the size."""
+BORDERS = {"replicate": "replicate", "reflect": "reflect", "zeros": "constant"}
+
+
+def apply(image: torch.Tensor, kernel: torch.Tensor, border: str = "replicate") -> torch.Tensor:
+    """Convolve a (H, W) or (C, H, W) image with a 2-D kernel, channel by channel, keeping the size.
+
+    Args:
+        border: how the image is extended beyond its edges: ``"replicate"`` (repeat the edge pixel),
+            ``"reflect"`` (mirror around the edge pixel: ... c b | a b c ...) or ``"zeros"``.
+
+    Raises:
+        ValueError: an unknown ``border``, or ``"reflect"`` with a kernel reaching further than the image is wide.
+    """
+    if border not in BORDERS:
+        raise ValueError(f"border={border!r} is not allowed: use one of {', '.join(BORDERS)}")
     img = image if image.dim() == 3 else image.unsqueeze(0)
     kh, kw = kernel.shape
     top, left = (kh - 1) // 2, (kw - 1) // 2
-    padded = F.pad(img.unsqueeze(1).float(), (left, kw - 1 - left, top, kh - 1 - top), mode="replicate")
+    pads = (left, kw - 1 - left, top, kh - 1 - top)
+    if border == "reflect" and (max(pads[:2]) >= img.shape[-1] or max(pads[2:]) >= img.shape[-2]):
+        raise ValueError(f"border='reflect' cannot pad a {tuple(img.shape[-2:])} image for a {kh}x{kw} kernel: "
+                         f"use border='replicate' or a smaller kernel")
+    padded = F.pad(img.unsqueeze(1).float(), pads, mode=BORDERS[border])
     out = conv2d_unfold(padded, kernel[None, None].float(), flip=True)[:, 0]
     return out if image.dim() == 3 else out[0]
 
@@ -78,14 +97,11 @@ def sample_photo(size: int = 128) -> torch.Tensor:
 
 def figure(images: dict[str, torch.Tensor], path) -> None:
     """Draw every image through every filter of :func:`bank` and save a PNG grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from trainwell.viz.plots import new_figure, save
 
     filters = bank()
-    fig, axes = plt.subplots(len(images), len(filters) + 1, figsize=(2 * (len(filters) + 1), 2.2 * len(images)),
-                             squeeze=False)
+    fig, axes = new_figure(len(images), len(filters) + 1, figsize=(2 * (len(filters) + 1), 2.2 * len(images)),
+                           squeeze=False)
     for row, (name, img) in enumerate(images.items()):
         axes[row, 0].imshow(img.numpy(), cmap="gray")
         axes[row, 0].set_title(name, fontsize=8)
@@ -94,6 +110,4 @@ def figure(images: dict[str, torch.Tensor], path) -> None:
             axes[row, col].set_title(fname, fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)

@@ -1,8 +1,10 @@
 """Geometry of convolution and pooling layers (cs231n, "Convolutional Neural Networks").
 
 A layer with input size W, filter size F, stride S and zero padding P has (W - F + 2P)/S + 1 outputs along that
-axis. When that is not an integer the filters do not tile the input: the configuration is invalid (torch would
-silently floor it and drop input columns).
+axis. When that is not an integer the filters do not tile the input: the lecture calls the configuration invalid;
+torch floors it and drops the last input columns. trainwell floors too by default (standard architectures such as
+a ResNet stem, 7x7 stride 2 padding 3 on 224, do this) and the doctor names the layer; ``model.geometry =
+"strict"`` makes it an error.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ def _suggest(W: int, F: int, P: int) -> str:
     return f"{hint}; 'same' size needs S=1 and P=(F-1)/2 with an odd F"
 
 
-def conv_output_size(W: int, F: int, S: int = 1, P: int = 0, *, where: str = "conv") -> int:
+def conv_output_size(W: int, F: int, S: int = 1, P: int = 0, *, where: str = "conv", strict: bool = True) -> int:
     """Return (W - F + 2P)/S + 1, or raise GeometryError if it is not a positive integer.
+
+    With ``strict=False`` a fractional size is floored, as torch does (the last (W - F + 2P) mod S input
+    rows/columns are then never seen: the doctor warns about it).
 
     Example:
         >>> conv_output_size(227, 11, 4, 0)  # AlexNet conv1
@@ -39,7 +44,7 @@ def conv_output_size(W: int, F: int, S: int = 1, P: int = 0, *, where: str = "co
             f"{where}: filter size F={F} is larger than the padded input W+2P={W + 2 * P}: use a smaller filter "
             f"or more padding"
         )
-    if span % S != 0:
+    if span % S != 0 and strict:
         value = span / S + 1
         raise GeometryError(
             f"{where}: output size (W-F+2P)/S+1 = ({W}-{F}+2*{P})/{S}+1 = {value:g} is not an integer: "

@@ -36,6 +36,8 @@ class LayerRow:
     params_unshared: int
     receptive_field: tuple[int, ...]
     mult_adds: int
+    unseen: tuple[int, ...] = ()  # per axis: trailing input rows/columns the layer's windows never reach
+
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +45,24 @@ class LayerRow:
 
 def _tuple(v, n: int) -> tuple[int, ...]:
     return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+
+
+def _unseen(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+            padding: tuple[int, ...]) -> tuple[int, ...]:
+    """(W - F + 2P) mod S per axis: the input rows/columns torch's floor drops (cs231n: "invalid" geometry)."""
+    if len(size) != len(kernel):
+        return ()
+    return tuple(max(w - f + 2 * p, 0) % st for w, f, st, p in zip(size, kernel, stride, padding, strict=True))
+
+
+def floored_layers(rows: list[LayerRow]) -> list[str]:
+    """One line per layer whose windows do not tile its input, naming the rows/columns never seen."""
+    out = []
+    for r in rows:
+        if any(r.unseen):
+            axes = ", ".join(f"{n} along axis {i}" for i, n in enumerate(r.unseen) if n)
+            out.append(f"{r.name} ({r.kind}): the last {axes} of its input never seen")
+    return out
 
 
 def _own_params(module: nn.Module) -> int:
@@ -66,6 +86,8 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     def hook(name):
         def record(module, args, output):
             out_shape = tuple(output.shape[1:])
+            unseen: tuple[int, ...] = ()
+            in_spatial = tuple(args[0].shape[2:]) if args and isinstance(args[0], torch.Tensor) else ()
             neurons = math.prod(out_shape)
             params = _own_params(module)
             unshared, mult_adds = params, 0
@@ -78,14 +100,18 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
                 for i in range(spatial_dims):
                     rf[i] += (k[i] - 1) * d[i] * jump[i]
                     jump[i] *= s[i]
+                pad = _tuple(module.padding, spatial_dims) if not isinstance(module.padding, str) else (0,) * len(k)
+                unseen = _unseen(in_spatial, tuple((ki - 1) * di + 1 for ki, di in zip(k, d, strict=True)), s, pad)
             elif isinstance(module, _POOL):
                 k = _tuple(module.kernel_size, spatial_dims)
                 s = _tuple(module.stride or module.kernel_size, spatial_dims)
+                unseen = _unseen(in_spatial, k, s, _tuple(getattr(module, "padding", 0), spatial_dims))
                 for i in range(spatial_dims):
                     rf[i] += (k[i] - 1) * jump[i]
                     jump[i] *= s[i]
             elif hasattr(module, "geometry"):  # trainwell pooling layers describe themselves
                 k, s = module.geometry()
+                unseen = _unseen(in_spatial, (k,) * len(in_spatial), (s,) * len(in_spatial), (0,) * len(in_spatial))
                 for i in range(spatial_dims):
                     rf[i] += (k - 1) * jump[i]
                     jump[i] *= s
@@ -94,7 +120,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
                 state["dense"] = True
             field = full if state["dense"] else tuple(min(r, f) for r, f in zip(rf, full, strict=False))
             rows.append(LayerRow(name or type(module).__name__, type(module).__name__, out_shape, neurons, params,
-                                 unshared, field, mult_adds))
+                                 unshared, field, mult_adds, unseen))
         return record
 
     handles = [m.register_forward_hook(hook(name)) for name, m in leaves]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
         raise DataError(f"{source}: truncated IDX header ({len(raw)} bytes, need {header})")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: dims near 2**32 cannot overflow
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "has trailing bytes"
         raise DataError(f"{source}: IDX data {problem} ({len(raw)} bytes, dims {dims} need {expected})")
@@ -82,11 +83,42 @@ def load_idx_dataset(root: str | Path):
         images, labels = read_idx(img_path), read_idx(lbl_path)
         if images.ndim != 3 or images.dtype != np.uint8:
             raise DataError(f"{img_path}: expected a 3-D uint8 image array, got shape {images.shape} {images.dtype}")
+        if images.shape[1] == 0 or images.shape[2] == 0:
+            raise DataError(f"{img_path}: images of {images.shape[1]}x{images.shape[2]} pixels: need at least 1x1")
+        if out and images.shape[1:] != tuple(out[0].shape[2:]):
+            raise DataError(f"{img_path}: test images are {images.shape[1]}x{images.shape[2]} but training images "
+                            f"are {out[0].shape[2]}x{out[0].shape[3]}: both splits need the same shape")
         if labels.ndim != 1 or len(labels) != len(images):
             raise DataError(f"{lbl_path}: expected {len(images)} labels, got shape {labels.shape}")
+        y = check_labels(labels, 10, str(lbl_path))
         x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
-        out += [x, torch.from_numpy(labels.astype(np.int64))]
+        out += [x, torch.from_numpy(y)]
     return tuple(out)
+
+
+def check_labels(labels, num_classes: int, source: str) -> np.ndarray:
+    """Return ``labels`` as int64 if every one is an integer class index in ``0..num_classes-1``; else DataError."""
+    try:
+        arr = np.asarray(labels)
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{source}: labels are not a list of integers") from None
+    if arr.dtype == object:  # Python ints too large for any NumPy integer type (e.g. 2**70)
+        big = next((v for v in arr.ravel() if not isinstance(v, (int, np.integer)) or not 0 <= v < num_classes),
+                   None)
+        raise DataError(f"{source}: label {big!r} is not a class index: labels must be integers in "
+                        f"0..{num_classes - 1}")
+    if arr.dtype.kind == "f":
+        bad = arr[~np.isfinite(arr) | (arr != np.round(arr))] if arr.size else arr
+        if bad.size:
+            raise DataError(f"{source}: label {bad.ravel()[0].item()!r} is not an integer: labels must be integers in "
+                            f"0..{num_classes - 1}")
+    elif arr.dtype.kind not in "iub":
+        raise DataError(f"{source}: labels of type {arr.dtype} are not class indices: use integers")
+    if arr.size and (arr.min() < 0 or arr.max() > num_classes - 1):
+        v = arr.min() if arr.min() < 0 else arr.max()
+        raise DataError(f"{source}: label {v.item()!r} is out of range: labels must be integers in "
+                        f"0..{num_classes - 1}")
+    return arr.astype(np.int64)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -132,12 +164,9 @@ def read_cifar_batch(path: str | Path):
         raise DataError(f"{path}: missing b'data' array or b'labels' list")
     if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
         raise DataError(f"{path}: b'data' must be uint8 of shape (N, 3072), got {data.shape} {data.dtype}")
-    try:
-        y = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: b'labels' is not a list of integers") from None
-    if y.shape != (len(data),) or (len(y) and (y.min() < 0 or y.max() > 9)):
-        raise DataError(f"{path}: expected {len(data)} labels in 0..9, got shape {y.shape}")
+    y = check_labels(labels, 10, f"{path}: b'labels'")
+    if y.shape != (len(data),):
+        raise DataError(f"{path}: expected {len(data)} labels, got shape {y.shape}")
     x = torch.from_numpy(data.astype(np.float32) / 255.0).reshape(-1, 3, 32, 32)
     return x, torch.from_numpy(y)
 

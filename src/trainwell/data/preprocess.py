@@ -4,8 +4,11 @@ The lecture (cs231n, "Data preprocessing"): center, normalize, decorrelate with 
 principal component by sqrt(eigenvalue + eps). ZCA whitening (Bell & Sejnowski 1997) rotates the whitened data
 back to the input basis, so images stay images. Fit on the training split only, then apply to val/test.
 
-Every estimator stores hyperparameters in ``__init__``; ``fit(X)`` sets attributes ending in ``_`` and returns
-self; ``transform`` before ``fit`` raises :class:`NotFittedError`. Features are the flattened trailing dims.
+Every estimator is a scikit-learn transformer (``get_params``/``set_params``, ``clone``, ``fit_transform(X, y=None)``,
+usable in an ``sklearn.pipeline.Pipeline``): ``__init__`` stores hyperparameters only; ``fit(X, y=None)`` sets
+attributes ending in ``_`` (float64 tensors) and returns self; ``transform`` before ``fit`` raises
+:class:`NotFittedError`. numpy (or array-like) in gives numpy out, torch in gives torch out (same device), and a
+floating dtype is kept. Features are the flattened trailing dims, so (N, C, H, W) images work too.
 
 Example:
     >>> import torch
@@ -17,82 +20,134 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OneToOneFeatureMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
+from sklearn.utils.validation import check_array, check_is_fitted
 
 
-class NotFittedError(ValueError, AttributeError):
-    """``transform`` or ``inverse_transform`` was called before ``fit``."""
+class NotFittedError(_SkNotFittedError):
+    """``transform`` or ``inverse_transform`` was called before ``fit`` (a ValueError and an AttributeError)."""
 
 
-class _Preprocessor:
-    def fit(self, X: torch.Tensor):  # pragma: no cover - abstract
-        raise NotImplementedError
+class _Preprocessor(TransformerMixin, BaseEstimator):
+    """Shared input handling: numpy (or anything array-like) in -> numpy out, torch in -> torch out.
 
-    def transform(self, X: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    Computation runs in float64 on the input's device. Floating inputs keep their dtype; integer inputs give
+    float64 (numpy, as scikit-learn) or torch's default dtype (torch). Fitted attributes are float64 tensors.
+    """
 
-    def fit_transform(self, X: torch.Tensor) -> torch.Tensor:
-        return self.fit(X).transform(X)
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "mean_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(X_train) before transform")
+        try:
+            check_is_fitted(self)
+        except _SkNotFittedError:
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(X_train) first") from None
 
-    def _flat(self, X: torch.Tensor, fitting: bool = False) -> torch.Tensor:
-        if X.ndim < 2:
-            raise ValueError(f"{type(self).__name__} expects (N, features...) data, got shape {tuple(X.shape)}")
+    def _to_tensor(self, X, fitting: bool = False, features: tuple[int, ...] | None = None):
+        """Validate ``X`` and return (float64 tensor of shape (N, D), an output function giving X's type back).
+
+        ``features`` is the feature shape expected (default: the fitted one) when not fitting.
+        """
+        name = type(self).__name__
+        if isinstance(X, torch.Tensor):
+            if X.is_complex() or X.dtype == torch.bool:
+                raise ValueError(f"{name} takes real-valued data, got a tensor of dtype {X.dtype}")
+            if X.ndim < 2:
+                raise ValueError(f"{name} expects X of shape (n_samples, features...), got shape {tuple(X.shape)}: "
+                                 f"use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for one sample")
+            if X.shape[0] == 0 or X[0].numel() == 0:
+                raise ValueError(f"{name} needs at least 1 sample and 1 feature, got shape {tuple(X.shape)}")
+            t = X.detach().to(torch.float64)
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{name} got NaN or infinity in X: remove or impute them first")
+            out_dtype = X.dtype if X.is_floating_point() else torch.get_default_dtype()
+
+            def back(Z: torch.Tensor) -> torch.Tensor:
+                return Z.to(out_dtype)
+        else:
+            arr = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
+            t = torch.tensor(arr, dtype=torch.float64)  # a copy: read-only and memory-mapped inputs are fine
+            out_np = arr.dtype
+
+            def back(Z: torch.Tensor) -> np.ndarray:
+                return Z.detach().cpu().numpy().astype(out_np, copy=False)
+        shape = tuple(t.shape[1:])
         if fitting:
-            self.feature_shape_ = tuple(X.shape[1:])
-        elif tuple(X.shape[1:]) != self.feature_shape_:
-            raise ValueError(
-                f"{type(self).__name__} was fitted on features of shape {self.feature_shape_}, got {tuple(X.shape[1:])}"
-            )
-        return X.reshape(len(X), -1).to(torch.float64)
+            self.feature_shape_ = shape
+            self.n_features_in_ = int(np.prod(shape))
+        else:
+            expected = self.feature_shape_ if features is None else features
+            if shape != expected:
+                n, m = int(np.prod(shape)), int(np.prod(expected))
+                raise ValueError(f"X has {n} features, but {name} is expecting {m} features as input "
+                                 f"(it was fitted on features of shape {expected}, got {shape})")
+        return t.reshape(len(t), -1), back
 
-    def _unflat(self, Z: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return Z.reshape(len(Z), *self.feature_shape_).to(like.dtype if like.is_floating_point() else torch.float32)
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
-        return f"{type(self).__name__}({params})"
+    def _param(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        return getattr(self, name).to(like.device)
 
 
-class MeanCenter(_Preprocessor):
-    """Subtract the per-feature training mean."""
+class MeanCenter(OneToOneFeatureMixin, _Preprocessor):
+    """Subtract the per-feature training mean.
 
-    def fit(self, X):
-        self.mean_ = self._flat(X, fitting=True).mean(dim=0)
+    Example:
+        >>> import numpy as np
+        >>> MeanCenter().fit_transform(np.array([[1.0, 2.0], [3.0, 6.0]])).tolist()
+        [[-1.0, -2.0], [1.0, 2.0]]
+    """
+
+    def fit(self, X, y=None):
+        """Learn ``mean_`` from X (the training split); returns self."""
+        flat, _ = self._to_tensor(X, fitting=True)
+        self.mean_ = flat.mean(dim=0)
         return self
 
     def transform(self, X):
+        """Return X minus the training mean, same type, shape and (floating) dtype as X."""
         self._check_fitted()
-        return self._unflat(self._flat(X) - self.mean_, X)
+        flat, back = self._to_tensor(X)
+        return back((flat - self._param("mean_", flat)).reshape(len(flat), *self.feature_shape_))
 
-    def inverse_transform(self, Z):
+    def inverse_transform(self, X):
+        """Add the training mean back."""
         self._check_fitted()
-        return self._unflat(self._flat(Z) + self.mean_, Z)
+        flat, back = self._to_tensor(X)
+        return back((flat + self._param("mean_", flat)).reshape(len(flat), *self.feature_shape_))
 
 
-class Standardize(_Preprocessor):
+class Standardize(OneToOneFeatureMixin, _Preprocessor):
     """Center each feature and divide it by its (biased) training std, as sklearn's StandardScaler.
 
     Constant features get scale 1, so they are centered but not blown up.
     """
 
-    def fit(self, X):
-        flat = self._flat(X, fitting=True)
+    def fit(self, X, y=None):
+        """Learn ``mean_`` and ``scale_`` from X (the training split); returns self."""
+        flat, _ = self._to_tensor(X, fitting=True)
         self.mean_ = flat.mean(dim=0)
-        std = flat.std(dim=0, unbiased=False)
+        std = flat.std(dim=0, correction=0)
         self.scale_ = torch.where(std > 0, std, torch.ones_like(std))
         return self
 
     def transform(self, X):
+        """Return (X - mean_) / scale_, same type, shape and (floating) dtype as X."""
         self._check_fitted()
-        return self._unflat((self._flat(X) - self.mean_) / self.scale_, X)
+        flat, back = self._to_tensor(X)
+        Z = (flat - self._param("mean_", flat)) / self._param("scale_", flat)
+        return back(Z.reshape(len(flat), *self.feature_shape_))
 
-    def inverse_transform(self, Z):
+    def inverse_transform(self, X):
+        """Return X * scale_ + mean_."""
         self._check_fitted()
-        return self._unflat(self._flat(Z) * self.scale_ + self.mean_, Z)
+        flat, back = self._to_tensor(X)
+        Z = flat * self._param("scale_", flat) + self._param("mean_", flat)
+        return back(Z.reshape(len(flat), *self.feature_shape_))
 
 
 def _eigen(centered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +162,7 @@ def _eigen(centered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return vt * signs[:, None], variance
 
 
-class PCA(_Preprocessor):
+class PCA(ClassNamePrefixFeaturesOutMixin, _Preprocessor):
     """Project onto the top ``n_components`` principal axes; optionally whiten by 1/sqrt(variance + eps).
 
     Args:
@@ -116,6 +171,9 @@ class PCA(_Preprocessor):
         eps: keeps the division finite for near-zero variances (the lecture's epsilon).
 
     Output shape is ``(N, n_components)``; ``inverse_transform`` maps back to the input's feature shape.
+
+    Raises:
+        ValueError: ``n_components`` outside 1..min(N, D) at ``fit``.
     """
 
     def __init__(self, n_components: int | None = None, whiten: bool = False, eps: float = 1e-5):
@@ -123,46 +181,57 @@ class PCA(_Preprocessor):
         self.whiten = whiten
         self.eps = eps
 
-    def fit(self, X):
-        flat = self._flat(X, fitting=True)
+    def fit(self, X, y=None):
+        """Learn ``mean_``, ``components_``, ``explained_variance_(ratio_)`` from X; returns self."""
+        flat, _ = self._to_tensor(X, fitting=True)
         self.mean_ = flat.mean(dim=0)
         components, variance = _eigen(flat - self.mean_)
-        k = self.n_components or len(components)
+        k = len(components) if self.n_components is None else self.n_components
         if not 1 <= k <= len(components):
-            raise ValueError(f"PCA n_components = {k} is not allowed: use 1..{len(components)} for this data")
+            raise ValueError(f"PCA(n_components={k}) is not allowed for {flat.shape[0]} samples of "
+                             f"{flat.shape[1]} features: use 1..{len(components)}")
+        total = variance.sum()
         self.components_ = components[:k]
         self.explained_variance_ = variance[:k]
-        self.explained_variance_ratio_ = variance[:k] / variance.sum()
+        self.explained_variance_ratio_ = variance[:k] / total if total > 0 else torch.zeros_like(variance[:k])
+        self.n_components_ = k
+        self._n_features_out = k
         return self
 
     def transform(self, X):
+        """Return the (whitened) projections, shape (N, n_components_), same type and floating dtype as X."""
         self._check_fitted()
-        Z = (self._flat(X) - self.mean_) @ self.components_.T
+        flat, back = self._to_tensor(X)
+        Z = (flat - self._param("mean_", flat)) @ self._param("components_", flat).T
         if self.whiten:
-            Z = Z / torch.sqrt(self.explained_variance_ + self.eps)
-        return Z.to(X.dtype if X.is_floating_point() else torch.float32)
+            Z = Z / torch.sqrt(self._param("explained_variance_", flat) + self.eps)
+        return back(Z)
 
-    def inverse_transform(self, Z):
+    def inverse_transform(self, X):
+        """Map (N, n_components_) projections back to the input's feature shape; dtype follows X."""
         self._check_fitted()
-        Z = Z.to(torch.float64)
+        Z, back = self._to_tensor(X, features=(self.n_components_,))
         if self.whiten:
-            Z = Z * torch.sqrt(self.explained_variance_ + self.eps)
-        return self._unflat(Z @ self.components_ + self.mean_, Z.float())
+            Z = Z * torch.sqrt(self._param("explained_variance_", Z) + self.eps)
+        flat = Z @ self._param("components_", Z) + self._param("mean_", Z)
+        return back(flat.reshape(len(flat), *self.feature_shape_))
 
 
-class ZCA(_Preprocessor):
+class ZCA(OneToOneFeatureMixin, _Preprocessor):
     """ZCA whitening: W = U diag(1/sqrt(lambda + eps)) U^T, so whitened data stays in the input basis."""
 
     def __init__(self, eps: float = 1e-5):
         self.eps = eps
 
-    def fit(self, X):
-        flat = self._flat(X, fitting=True)
+    def fit(self, X, y=None):
+        """Learn ``mean_``, ``components_``, ``explained_variance_``, ``whitening_``, ``coloring_``; returns self."""
+        flat, _ = self._to_tensor(X, fitting=True)
         self.mean_ = flat.mean(dim=0)
         components, variance = _eigen(flat - self.mean_)
         if len(components) < flat.shape[1]:
             # fewer samples than features: the missing axes carry zero variance
-            full = torch.linalg.qr(torch.cat([components.T, torch.eye(flat.shape[1], dtype=flat.dtype)], 1))[0]
+            full = torch.linalg.qr(torch.cat([components.T, torch.eye(flat.shape[1], dtype=flat.dtype,
+                                                                      device=flat.device)], 1))[0]
             components = full[:, : flat.shape[1]].T
             variance = torch.cat([variance, variance.new_zeros(flat.shape[1] - len(variance))])
         self.components_ = components
@@ -173,12 +242,18 @@ class ZCA(_Preprocessor):
         return self
 
     def transform(self, X):
+        """Return (X - mean_) W, same type, shape and floating dtype as X."""
         self._check_fitted()
-        return self._unflat((self._flat(X) - self.mean_) @ self.whitening_, X)
+        flat, back = self._to_tensor(X)
+        Z = (flat - self._param("mean_", flat)) @ self._param("whitening_", flat)
+        return back(Z.reshape(len(flat), *self.feature_shape_))
 
-    def inverse_transform(self, Z):
+    def inverse_transform(self, X):
+        """Undo the whitening: X W^-1 + mean_."""
         self._check_fitted()
-        return self._unflat(self._flat(Z) @ self.coloring_ + self.mean_, Z)
+        flat, back = self._to_tensor(X)
+        Z = flat @ self._param("coloring_", flat) + self._param("mean_", flat)
+        return back(Z.reshape(len(flat), *self.feature_shape_))
 
 
 def build(kind: str, n_components: int | None = None, whiten: bool = False, eps: float = 1e-5):

@@ -22,30 +22,45 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainwell.errors import ConfigError
-
 MODES = ("inverted", "vanilla")
 
 
 def _check_keep(keep_prob: float) -> None:
+    if isinstance(keep_prob, bool) or not isinstance(keep_prob, (int, float)):
+        raise TypeError(f"keep_prob={keep_prob!r} is not allowed: use a number in (0, 1]")
     if not 0.0 < keep_prob <= 1.0:
-        raise ConfigError(f"keep_prob = {keep_prob} is not allowed: use a number in (0, 1] (the probability of "
-                          f"keeping a unit; torch's p is 1 - keep_prob)")
+        raise ValueError(f"keep_prob={keep_prob} is not allowed: use a number in (0, 1] (the probability of "
+                         f"keeping a unit; torch's p is 1 - keep_prob)")
 
 
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
-        raise ConfigError(f"dropout mode = {mode!r} is not allowed: use 'inverted' or 'vanilla'")
+        raise ValueError(f"mode={mode!r} is not allowed: use 'inverted' or 'vanilla'")
 
 
 def _check_unit(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}={value!r} is not allowed: use a number in [0, 1]")
     if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name} = {value} is not allowed: use a number in [0, 1]")
+        raise ValueError(f"{name}={value} is not allowed: use a number in [0, 1]")
+
+
+def _no_torch_p(owner: str, p: float | None) -> None:
+    """Refuse torch's ``p`` (the DROP probability) in one line that gives the equivalent keep_prob."""
+    if p is not None:
+        keep = f"{1.0 - p:.10g}" if isinstance(p, (int, float)) and not isinstance(p, bool) else "1 - p"
+        raise TypeError(f"trainwell's {owner} takes keep_prob (= 1 - torch's p): keep_prob={keep}")
 
 
 def dropout(x: torch.Tensor, keep_prob: float = 0.5, training: bool = True, mode: str = "inverted",
-            generator: torch.Generator | None = None) -> torch.Tensor:
-    """Apply dropout with keep probability ``keep_prob`` (see the module docstring for the two modes)."""
+            generator: torch.Generator | None = None, *, p: None = None) -> torch.Tensor:
+    """Apply dropout with keep probability ``keep_prob`` (see the module docstring for the two modes).
+
+    Raises:
+        TypeError: torch's ``p`` given (the message names the equivalent ``keep_prob``).
+        ValueError: ``keep_prob`` outside (0, 1] or an unknown ``mode``.
+    """
+    _no_torch_p("dropout", p)
     _check_keep(keep_prob)
     _check_mode(mode)
     if not training:
@@ -57,10 +72,14 @@ def dropout(x: torch.Tensor, keep_prob: float = 0.5, training: bool = True, mode
 
 
 class Dropout(nn.Module):
-    """Module form of :func:`dropout`; follows ``model.train()`` / ``model.eval()``."""
+    """Module form of :func:`dropout`; follows ``model.train()`` / ``model.eval()``.
 
-    def __init__(self, keep_prob: float = 0.5, mode: str = "inverted"):
+    ``Dropout(p=0.2)`` (torch's drop probability) raises a TypeError that suggests ``keep_prob=0.8``.
+    """
+
+    def __init__(self, keep_prob: float = 0.5, mode: str = "inverted", *, p: None = None):
         super().__init__()
+        _no_torch_p("Dropout", p)
         _check_keep(keep_prob)
         _check_mode(mode)
         self.keep_prob, self.mode = keep_prob, mode
@@ -74,7 +93,7 @@ class Dropout(nn.Module):
 
 def uout(x: torch.Tensor, beta: float = 0.1, training: bool = True) -> torch.Tensor:
     """Uniform multiplicative noise x + x * r, r ~ U(-beta, beta), at training time only (Li et al. 2019)."""
-    _check_unit("uout beta", beta)
+    _check_unit("beta", beta)
     if not training or beta == 0.0:
         return x
     r = (torch.rand_like(x) * 2.0 - 1.0) * beta
@@ -86,7 +105,7 @@ class Uout(nn.Module):
 
     def __init__(self, beta: float = 0.1):
         super().__init__()
-        _check_unit("uout beta", beta)
+        _check_unit("beta", beta)
         self.beta = beta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,7 +119,7 @@ def drop_activation(x: torch.Tensor, keep_prob: float = 0.95, training: bool = T
     """Drop-Activation (Liang et al. 2018): keep the ReLU with probability ``keep_prob`` per element, else let x
     through unchanged; at test time the expectation keep * relu(x) + (1 - keep) * x (a leaky ReLU of slope
     1 - keep). No rescaling."""
-    _check_unit("drop-activation keep_prob", keep_prob)
+    _check_unit("keep_prob", keep_prob)
     relu = torch.relu(x)
     if not training:
         return keep_prob * relu + (1.0 - keep_prob) * x
@@ -111,9 +130,10 @@ def drop_activation(x: torch.Tensor, keep_prob: float = 0.95, training: bool = T
 class DropActivation(nn.Module):
     """Module form of :func:`drop_activation` (default keep_prob 0.95, the paper's)."""
 
-    def __init__(self, keep_prob: float = 0.95):
+    def __init__(self, keep_prob: float = 0.95, *, p: None = None):
         super().__init__()
-        _check_unit("drop-activation keep_prob", keep_prob)
+        _no_torch_p("DropActivation", p)
+        _check_unit("keep_prob", keep_prob)
         self.keep_prob = keep_prob
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

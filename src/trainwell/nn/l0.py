@@ -39,6 +39,8 @@ def expected_l0(log_alpha: torch.Tensor, beta: float = BETA) -> torch.Tensor:
 class _Gated:
     """Mixin: one hard-concrete gate per weight, ``log_alpha`` learned with the weights."""
 
+    not_weights = ("log_alpha",)  # gate logits: never weight-decayed or penalized (trainwell.regularize)
+
     def _init_gates(self, init_drop: float = 0.5) -> None:
         # log alpha = log(1 - drop) - log(drop), plus a little noise (Louizos et al.'s reference code)
         base = math.log(1 - init_drop) - math.log(init_drop)

@@ -22,6 +22,8 @@ from torch import nn
 class RBF(nn.Module):
     """``out_features`` Gaussian units with learned centres w and per-dimension widths s."""
 
+    not_weights = ("log_widths",)  # widths are not weights: never weight-decayed or penalized
+
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
         self.centres = nn.Parameter(torch.randn(out_features, in_features))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from trainwell.cnn.geometry import conv_output_size
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, TrainwellError
 from trainwell.nn.dropout import DropActivation, Dropout, Uout
 from trainwell.nn.l0 import L0Conv1d, L0Conv2d, L0Linear
 from trainwell.nn.layers import SkipMLP
@@ -62,12 +62,13 @@ class LayerOptions:
     l0: bool = False
     sdr: bool = False
     sdr_sigma0: float = 0.05
+    geometry: str = "floor"
 
     @classmethod
     def from_config(cls, cfg) -> LayerOptions:
         return cls(cfg.activation, cfg.norm, cfg.norm_placement, cfg.norm_groups, cfg.dropout_keep,
                    cfg.dropout_mode, cfg.uout_beta, cfg.dropout_where, cfg.drop_activation_keep, cfg.l0, cfg.sdr,
-                   cfg.sdr_sigma0)
+                   cfg.sdr_sigma0, cfg.geometry)
 
     def linear(self, n_in: int, n_out: int) -> nn.Module:
         """A dense layer: plain, L0-gated or stochastic-delta-rule."""
@@ -154,7 +155,7 @@ def _conv_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> lis
     if not isinstance(a["channels"], int) or a["channels"] < 1:
         raise ConfigError(f"{key}.channels = {a['channels']!r} is not allowed: use an integer >= 1")
     kernel, stride, padding = (_pair(a[k], shape.dims, f"{key}.{k}") for k in ("kernel", "stride", "padding"))
-    shape.spatial = [conv_output_size(w, f, s, p, where=key)
+    shape.spatial = [conv_output_size(w, f, s, p, where=key, strict=opts.geometry == "strict")
                      for w, f, s, p in zip(shape.spatial, kernel, stride, padding, strict=True)]
     conv = opts.conv(shape.dims, shape.channels, a["channels"], kernel, stride, padding)
     shape.channels = a["channels"]
@@ -178,20 +179,21 @@ def _uout_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> lis
 
 def _pool_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
     a = _block_args(block, key, {"kind": "max", "kernel": 2, "stride": None, "padding": 0, "sigma": 1.0})
-    if a["kind"] not in ("max", "avg", "l2", "gaussian"):
-        raise ConfigError(f"{key}.kind = {a['kind']!r} is not allowed: use one of max, avg, l2, gaussian")
-    if a["kind"] in ("l2", "gaussian"):  # square windows only, no padding
+    if a["kind"] not in ("max", "avg", "l2", "rms", "gaussian"):
+        raise ConfigError(f"{key}.kind = {a['kind']!r} is not allowed: use one of max, avg, l2, rms, gaussian")
+    if a["kind"] in ("l2", "rms", "gaussian"):  # square windows only, no padding
         if not isinstance(a["kernel"], int) or not isinstance(a["stride"] or 0, int) or a["padding"]:
             raise ConfigError(f"{key}: kind = {a['kind']!r} takes an integer kernel and stride and no padding")
         stride = a["stride"] or a["kernel"]
-        shape.spatial = [conv_output_size(w, a["kernel"], stride, 0, where=key) for w in shape.spatial]
-        if a["kind"] == "l2":
-            return [L2Pool(a["kernel"], stride)]
+        strict = opts.geometry == "strict"
+        shape.spatial = [conv_output_size(w, a["kernel"], stride, 0, where=key, strict=strict) for w in shape.spatial]
+        if a["kind"] in ("l2", "rms"):
+            return [L2Pool(a["kernel"], stride, rms=a["kind"] == "rms")]
         return [GaussianPool(a["kernel"], stride, a["sigma"])]
     kernel = _pair(a["kernel"], shape.dims, f"{key}.kernel")
     stride = _pair(a["stride"] if a["stride"] is not None else a["kernel"], shape.dims, f"{key}.stride")
     padding = _pair(a["padding"], shape.dims, f"{key}.padding")
-    shape.spatial = [conv_output_size(w, f, s, p, where=key)
+    shape.spatial = [conv_output_size(w, f, s, p, where=key, strict=opts.geometry == "strict")
                      for w, f, s, p in zip(shape.spatial, kernel, stride, padding, strict=True)]
     pools = {"max": (nn.MaxPool1d, nn.MaxPool2d), "avg": (nn.AvgPool1d, nn.AvgPool2d)}
     return [pools[a["kind"]][shape.dims - 1](kernel, stride, padding)]
@@ -221,7 +223,12 @@ def build_cnn(input_shape: tuple[int, ...], blocks: list[dict], dense: list[int]
         kind = block.get("type")
         if kind not in BLOCKS:
             raise ConfigError(f"{key}.type = {kind!r} is not allowed: use one of {', '.join(BLOCKS)}")
-        layers += BLOCKS[kind](block, shape, opts, key)
+        try:
+            layers += BLOCKS[kind](block, shape, opts, key)
+        except TrainwellError:
+            raise
+        except (ValueError, TypeError) as exc:  # a layer's own argument check: say which block it came from
+            raise ConfigError(f"{key}: {exc}") from None
     layers.append(nn.Flatten())
     noise = opts.noise()
     if not dense and noise is not None and opts.dropout_where == "last":

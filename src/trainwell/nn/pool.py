@@ -1,7 +1,8 @@
 """Pooling layers from the lecture beyond torch's max and average: L2 pooling and distance-weighted average.
 
-- L2 pooling: sqrt(mean of squares) over each window (Boureau et al. 2010; note torch's LPPool returns the
-  root of the *sum*, a factor sqrt(window size) larger).
+- L2 pooling: the square root of the *sum* of squares over each window (the lecture; Goodfellow et al. 2016,
+  sec. 9.3; torch's ``LPPool`` with p = 2). ``rms=True`` gives the root mean square instead (Boureau et al.
+  2010), a factor sqrt(window size) smaller, which keeps the scale of the input.
 - Distance-weighted average: a fixed Gaussian weighting by distance to the window centre, normalized to sum 1
   (a blur followed by subsampling, like the C-cells of the Neocognitron).
 
@@ -19,21 +20,34 @@ def _avg(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     return (F.avg_pool1d if x.dim() == 3 else F.avg_pool2d)(x, kernel, stride)
 
 
-class L2Pool(nn.Module):
-    """sqrt(mean(x^2)) over each ``kernel`` window, every ``stride`` positions."""
+def l2_pool(x: torch.Tensor, kernel: int = 2, stride: int | None = None, rms: bool = False) -> torch.Tensor:
+    """sqrt(sum of x^2) over each ``kernel`` window (per channel), every ``stride`` positions; sqrt(mean) with ``rms``.
 
-    def __init__(self, kernel: int = 2, stride: int | None = None):
+    An all-zero window gives exactly 0, with gradient 0 (sqrt has no finite derivative at 0; 0 is a subgradient).
+    """
+    stride = stride or kernel
+    mean_sq = _avg(x * x, kernel, stride)
+    sq = mean_sq if rms else mean_sq * kernel ** (x.dim() - 2)  # (N, C, L) or (N, C, H, W): window = k^dims
+    positive = sq > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, sq, torch.ones_like(sq))), torch.zeros_like(sq))
+
+
+class L2Pool(nn.Module):
+    """Module form of :func:`l2_pool`: sqrt(sum of squares) over each window, or the root mean square with
+    ``rms=True``. Config: ``{type = "pool", kind = "l2"}`` / ``kind = "rms"``."""
+
+    def __init__(self, kernel: int = 2, stride: int | None = None, *, rms: bool = False):
         super().__init__()
-        self.kernel, self.stride = kernel, stride or kernel
+        self.kernel, self.stride, self.rms = kernel, stride or kernel, rms
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt(_avg(x * x, self.kernel, self.stride) + 1e-12)
+        return l2_pool(x, self.kernel, self.stride, self.rms)
 
     def geometry(self) -> tuple[int, int]:
         return self.kernel, self.stride
 
     def extra_repr(self) -> str:
-        return f"kernel={self.kernel}, stride={self.stride}"
+        return f"kernel={self.kernel}, stride={self.stride}, rms={self.rms}"
 
 
 def gaussian_window(kernel: int, sigma: float, dims: int) -> torch.Tensor:
@@ -50,7 +64,7 @@ class GaussianPool(nn.Module):
     def __init__(self, kernel: int = 3, stride: int | None = None, sigma: float = 1.0):
         super().__init__()
         if not sigma > 0:
-            raise ValueError(f"gaussian pool sigma = {sigma} is not allowed: use a number > 0")
+            raise ValueError(f"sigma={sigma} is not allowed: use a number > 0")
         self.kernel, self.stride, self.sigma = kernel, stride or kernel, sigma
         self.register_buffer("w1", gaussian_window(kernel, sigma, 1), persistent=False)
         self.register_buffer("w2", gaussian_window(kernel, sigma, 2), persistent=False)

@@ -24,6 +24,7 @@ class State:
     metrics: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     stop: str | None = None
+    failure: str | None = None  # set with ``stop`` when a guard fires (non-finite, divergence): a failed run
     batch_loss: Any = None
     trainer: Any = None
 
@@ -95,7 +96,13 @@ class Checkpoint(Callback):
         return value > self.best if self.monitor.endswith("acc") else value < self.best
 
     def on_fit_start(self, state: State) -> None:
+        from trainwell.rundir import atomic_torch_save
+
         self.best, self.best_epoch, self._best_state = None, None, None
+        # the initial state (epoch -1: resuming from it starts at epoch 0) is the last good state until an epoch
+        # completes, so a run that fails in its first epoch still leaves a checkpoint
+        atomic_torch_save(self.rundir.last, {**state.trainer.checkpoint_state(), "epoch": -1, "step": 0,
+                                             "history": [], **self.extra, "callbacks": self._callbacks(state)})
         self._last_save = time.monotonic()
 
     def on_epoch_end(self, state: State) -> None:
@@ -106,22 +113,32 @@ class Checkpoint(Callback):
                 **state.trainer.checkpoint_state(copy=True), **self.extra, "callbacks": self._callbacks(state)
             }
         finite = math.isfinite(state.metrics.get("train_loss", 0.0))
+        if state.failure is not None or not finite:  # a guard fired: last.pt keeps the last good state
+            self.save_best()
+            return
         due = ((state.epoch + 1) % self.every == 0 or state.stop is not None
                or state.epoch + 1 == state.trainer.epochs
                or time.monotonic() - self._last_save >= 60.0 * self.minutes)
-        if finite and due:
+        if due:
             self.save(state)
+
+    def save_best(self) -> None:
+        """Write ``best.pt`` if the best weights changed since the last write."""
+        from trainwell.rundir import atomic_torch_save
+
+        if self._best_state is not None:
+            atomic_torch_save(self.rundir.best, self._best_state)
+            self._best_state = None
 
     def save(self, state: State) -> None:
         """Write ``last.pt`` (and ``best.pt`` if the best changed since the last write) atomically."""
         from trainwell.rundir import atomic_torch_save, sync_file
 
         sync_file(self.rundir.metrics)  # the metric lines up to this checkpoint are durable before it is
-        if self._best_state is not None:
-            atomic_torch_save(self.rundir.best, self._best_state)
-            self._best_state = None
+        self.save_best()
         atomic_torch_save(self.rundir.last, {
-            **state.trainer.checkpoint_state(), **self.extra, "callbacks": self._callbacks(state)
+            **state.trainer.checkpoint_state(), **self.extra, "callbacks": self._callbacks(state),
+            "stop": state.stop,  # a finished run's checkpoint says so: resuming it trains no further
         })
         self._last_save = time.monotonic()
 

@@ -24,16 +24,63 @@ class MaxNorm(Callback):
 
 
 class SDRUpdate(Callback):
-    """sigma <- zeta (beta |dE/dw*| + sigma) after every step; with ``anneal``, zeta = zeta0^(epoch + 1)
-    (Frazier-Logue & Hanson 2018's reference code)."""
+    """The stochastic delta rule's spread update sigma <- zeta (beta |dE/dw*| + sigma) (Frazier-Logue & Hanson 2018).
 
-    def __init__(self, beta: float = 5.0, zeta: float = 0.99, anneal: bool = False):
-        self.beta, self.zeta0, self.anneal = beta, zeta, anneal
+    Args:
+        beta: growth of sigma per unit of gradient (reference code: 5).
+        zeta: decay factor per update (reference code: 0.99); with ``anneal``, zeta = zeta0^(epoch + 1).
+        per_epoch: sigma updates per epoch, evenly spaced, the last at the end of the epoch. The reference code
+            (sdr-densenet) updates twice per epoch, and its published numbers come from that schedule, so 2 is
+            the default; ``None`` updates after every optimizer step (sigma then grows ~steps/2 times faster
+            for the same beta, which is why beta = 5 blows up with it).
+        steps_per_epoch: batches per epoch, to place the mid-epoch updates from the first epoch on; without it
+            the count is measured during the first epoch, which then gets only its end-of-epoch update.
+    """
+
+    def __init__(self, beta: float = 5.0, zeta: float = 0.99, anneal: bool = False, per_epoch: int | None = 2,
+                 steps_per_epoch: int | None = None):
+        if not beta >= 0:
+            raise ValueError(f"beta={beta} is not allowed: use a number >= 0")
+        if not 0 < zeta <= 1:
+            raise ValueError(f"zeta={zeta} is not allowed: use a number in (0, 1]")
+        if per_epoch is not None and (isinstance(per_epoch, bool) or not isinstance(per_epoch, int) or per_epoch < 1):
+            raise ValueError(f"per_epoch={per_epoch!r} is not allowed: use an integer >= 1, or None for every step")
+        self.beta, self.zeta0, self.anneal, self.per_epoch = beta, zeta, anneal, per_epoch
+        self.steps_per_epoch = steps_per_epoch
         self.zeta = zeta
+        self.updates = 0  # sigma updates done in this fit
+        self._batch = 0
+        self._measured: int | None = None
+
+    def _update(self, state: State) -> None:
+        for layer in sdr_layers(state.model):
+            layer.update_sigma(self.beta, self.zeta)
+        self.updates += 1
+
+    def on_fit_start(self, state: State) -> None:
+        self.updates, self._measured = 0, None
 
     def on_epoch_start(self, state: State) -> None:
         self.zeta = self.zeta0 ** (state.epoch + 1) if self.anneal else self.zeta0
+        self._batch = 0
 
     def on_batch_end(self, state: State) -> None:
-        for layer in sdr_layers(state.model):
-            layer.update_sigma(self.beta, self.zeta)
+        self._batch += 1
+        if self.per_epoch is None:
+            self._update(state)
+            return
+        n = self.steps_per_epoch or self._measured
+        if n and self._batch < n and self._batch in {round(n * (k + 1) / self.per_epoch)
+                                                     for k in range(self.per_epoch - 1)}:
+            self._update(state)
+
+    def on_epoch_end(self, state: State) -> None:
+        if self.per_epoch is not None and self._batch:
+            self._update(state)  # the gradient of the epoch's last step is still in .grad
+        self._measured = self._measured or self._batch
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "measured": self._measured}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates, self._measured = state["updates"], state["measured"]

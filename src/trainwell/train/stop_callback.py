@@ -91,7 +91,7 @@ class Stopper(Callback):
             if guard is not None:
                 stop, reason = guard.evaluate(train)
                 if stop:
-                    state.stop = self.failure = reason
+                    state.stop = state.failure = self.failure = reason
                     return
         if self.weight_change is not None:
             self.snapshots.append(_flat_weights(state.model))
@@ -143,7 +143,8 @@ class Stopper(Callback):
             stop, reason = criterion.evaluate(series)
             if stop:
                 if series and isinstance(series[-1], float) and not math.isfinite(series[-1]):
-                    state.stop = self.failure = reason  # a NaN validation loss is a failure, not a finish
+                    # a NaN validation loss is a failure, not a finish
+                    state.stop = state.failure = self.failure = reason
                 elif may_extend and self.extra_epochs > 0:
                     self._start_extra_phase(state, reason)
                 else:

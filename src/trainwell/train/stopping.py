@@ -28,16 +28,14 @@ from collections.abc import Sequence
 
 import torch
 
-from trainwell.errors import ConfigError
-
 
 class FixedSchedule:
     """Train ``epochs`` epochs, multiply the LR by ``factor``, train ``more`` epochs, then stop."""
 
     def __init__(self, epochs: int, factor: float = 0.1, more: int = 0):
         if epochs < 1 or more < 0 or not 0 < factor:
-            raise ConfigError(f"fixed schedule epochs={epochs}, more={more}, factor={factor} is not allowed: "
-                              f"use epochs >= 1, more >= 0, factor > 0")
+            raise ValueError(f"FixedSchedule(epochs={epochs}, more={more}, factor={factor}) is not allowed: "
+                             f"use epochs >= 1, more >= 0, factor > 0")
         self.epochs, self.factor, self.more = epochs, factor, more
 
     def lr_factor_after(self, epoch: int) -> float | None:
@@ -56,8 +54,8 @@ class LossChange:
 
     def __init__(self, threshold: float = 0.01, window: int = 10):
         if window < 1 or not threshold >= 0:
-            raise ConfigError(f"loss-change window={window}, threshold={threshold} is not allowed: "
-                              f"use window >= 1 and threshold >= 0")
+            raise ValueError(f"LossChange(window={window}, threshold={threshold}) is not allowed: "
+                             f"use window >= 1 and threshold >= 0")
         self.threshold, self.window = threshold, window
 
     def value(self, history: Sequence[float]) -> float | None:
@@ -82,8 +80,8 @@ class WeightChange:
 
     def __init__(self, threshold: float = 1e-4, window: int = 10, relative: bool = False):
         if window < 1 or not threshold > 0:
-            raise ConfigError(f"weight-change window={window}, threshold={threshold} is not allowed: "
-                              f"use window >= 1 and threshold > 0")
+            raise ValueError(f"WeightChange(window={window}, threshold={threshold}) is not allowed: "
+                             f"use window >= 1 and threshold > 0")
         self.threshold, self.window, self.relative = threshold, window, relative
 
     def value(self, history: Sequence[torch.Tensor]) -> float | None:
@@ -112,13 +110,13 @@ class EarlyStopping:
                  stopping_threshold: float | None = None, divergence_threshold: float | None = None,
                  baseline: float | None = None, start_from_epoch: int = 0, check_finite: bool = True):
         if mode not in ("min", "max"):
-            raise ConfigError(f"early stopping mode = {mode!r} is not allowed: use 'min' or 'max'")
+            raise ValueError(f"EarlyStopping(mode={mode!r}) is not allowed: use 'min' or 'max'")
         if patience < 0 or not min_delta >= 0 or start_from_epoch < 0:
-            raise ConfigError(f"early stopping patience={patience}, min_delta={min_delta}, start_from_epoch="
-                              f"{start_from_epoch} is not allowed: use patience >= 0, min_delta >= 0 and "
-                              f"start_from_epoch >= 0")
+            raise ValueError(f"EarlyStopping(patience={patience}, min_delta={min_delta}, start_from_epoch="
+                             f"{start_from_epoch}) is not allowed: use patience >= 0, min_delta >= 0 and "
+                             f"start_from_epoch >= 0")
         if baseline is not None and not math.isfinite(baseline):
-            raise ConfigError(f"early stopping baseline = {baseline} is not allowed: use a finite number or None")
+            raise ValueError(f"EarlyStopping(baseline={baseline}) is not allowed: use a finite number or None")
         self.mode, self.patience, self.min_delta, self.relative = mode, patience, min_delta, relative
         self.stopping_threshold, self.divergence_threshold = stopping_threshold, divergence_threshold
         self.baseline, self.start_from_epoch, self.check_finite = baseline, start_from_epoch, check_finite
@@ -181,23 +179,34 @@ class NonFinite:
 
 
 class Divergence:
-    """Stop at once when the loss exceeds ``factor`` times the best loss so far *and* its first value.
+    """Stop at once when the loss exceeds ``factor`` times the best loss so far *and* its first value, or when it
+    has stayed above ``factor`` times the loss an untrained model is expected to have (``expected``, e.g. ln C for
+    cross-entropy over C classes) for ``window`` epochs in a row.
 
-    The second condition keeps a loss that has fallen to 1e-5 from "diverging" on a harmless spike to 1e-4:
-    diverging means getting worse than where training started, fast.
+    The first rule's second condition keeps a loss that has fallen to 1e-5 from "diverging" on a harmless spike to
+    1e-4: diverging means getting worse than where training started, fast. The second rule catches the run whose
+    very first epoch already blew up (so nothing later looks worse than it) and that never comes back.
     """
 
-    def __init__(self, factor: float = 10.0):
+    def __init__(self, factor: float = 10.0, expected: float | None = None, window: int = 3):
         if not factor > 1:
-            raise ConfigError(f"divergence factor = {factor} is not allowed: use a number > 1")
-        self.factor = factor
+            raise ValueError(f"Divergence(factor={factor}) is not allowed: use a number > 1")
+        self.factor, self.expected, self.window = factor, expected, window
 
     def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
         finite = [v for v in history[:-1] if math.isfinite(v)]
         if history and finite and history[-1] > self.factor * min(finite) and history[-1] > history[0]:
             return True, (f"diverged: loss {history[-1]:.4g} > {self.factor:g} x best {min(finite):.4g} "
                           f"at epoch {len(history) - 1}")
+        if self.far_above_expected(history[-self.window:]) and len(history) >= self.window:
+            return True, (f"diverged: loss {history[-1]:.4g} stayed above {self.factor:g} x the untrained model's "
+                          f"{self.expected:.4g} for {self.window} epochs (epoch {len(history) - 1})")
         return False, ""
+
+    def far_above_expected(self, losses: Sequence[float]) -> bool:
+        """True if every loss in ``losses`` is above ``factor`` x ``expected`` (False without an expectation)."""
+        return (self.expected is not None and len(losses) > 0
+                and all(v > self.factor * self.expected for v in losses))
 
 
 class OverfitDetector:
@@ -206,7 +215,7 @@ class OverfitDetector:
 
     def __init__(self, window: int = 5):
         if window < 1:
-            raise ConfigError(f"overfit window = {window} is not allowed: use an integer >= 1")
+            raise ValueError(f"OverfitDetector(window={window}) is not allowed: use an integer >= 1")
         self.window = window
 
     def detect(self, train: Sequence[float], val: Sequence[float]) -> int | None:

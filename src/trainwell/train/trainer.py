@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.data.labels import as_class_labels
 from trainwell.optim import Schedule
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.progress import NullProgress
@@ -50,6 +51,8 @@ def loss_function(name: str) -> Callable:
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
              batch_size: int = 2048) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode (the mode is restored afterwards)."""
+    if any(loss_fn is f for f in LOSSES.values()):
+        y = as_class_labels(y, "y")
     was_training = model.training
     model.eval()
     total, correct = 0.0, 0
@@ -162,6 +165,9 @@ class Trainer:
             val: tuple[torch.Tensor, torch.Tensor] | None = None) -> State:
         """Train on ``train``; evaluate on ``val`` after every epoch. Returns the final :class:`State`."""
         x, y = (t.to(self.device) for t in train)
+        if any(self.loss_fn is f for f in LOSSES.values()):  # class-index losses: int32/uint8 labels are cast
+            y = as_class_labels(y, "train labels")
+            val = val if val is None else (val[0], as_class_labels(val[1], "val labels"))
         if val is not None and len(val[0]) == 0:
             val = None
         if val is not None:

@@ -1,30 +1,38 @@
-"""Figures of a run, drawn with matplotlib's Agg backend (no display needed)."""
+"""Figures of a run, drawn on ``matplotlib.figure.Figure`` objects.
+
+A ``Figure`` made directly (not through pyplot) needs no backend and is not registered with pyplot, so nothing
+here selects or changes the user's backend (``matplotlib.use`` at import would break a notebook's inline
+figures) and no figure window or pyplot state is left behind.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
-def _save(fig, path: str | Path, dpi: int) -> Path:
-    """Lay out, write and close a figure; the folder is created if needed."""
+def new_figure(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (6, 4), **kwargs):
+    """Return ``(fig, axes)`` like ``plt.subplots`` but without pyplot: no backend, no global figure state."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, **kwargs)
+
+
+def save(fig: Figure, path: str | Path, dpi: int) -> Path:
+    """Lay out and write a figure (format from the suffix); the folder is created if needed."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
     return path
+
 
 
 def learning_curves(history: list[dict], path: str | Path) -> Path:
     """Plot train/val loss and accuracy per epoch (the lecture's loss-curve reading) and save a PNG."""
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_acc) = new_figure(1, 2, figsize=(10, 3.8))
     for split, style in (("train", "-"), ("val", "--")):
         if history and f"{split}_loss" in history[0]:
             ax_loss.plot(epochs, [r.get(f"{split}_loss") for r in history], style, label=split)
@@ -36,16 +44,16 @@ def learning_curves(history: list[dict], path: str | Path) -> Path:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path, dpi=100)
+    return save(fig, path, dpi=100)
 
 
 def learning_rate(history: list[dict], path: str | Path) -> Path:
     """Plot the learning rate at the start of each epoch."""
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig, ax = new_figure(figsize=(5, 3))
     ax.plot([r["epoch"] for r in history], [r["lr"] for r in history])
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
     ax.grid(alpha=0.3)
-    return _save(fig, path, dpi=100)
+    return save(fig, path, dpi=100)
 
 
 def _first_weighted(model):
@@ -66,13 +74,16 @@ def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, m
     if isinstance(layer, nn.Linear):
         spatial = tuple(input_shape[1:]) if len(input_shape) >= 2 else tuple(input_shape)
         if w.shape[1] == math.prod(input_shape):
-            w = w.reshape(w.shape[0], *(spatial if len(spatial) == 2 else (-1,)))
+            if len(input_shape) == 3:  # (C, H, W): the first input channel, as for conv filters below
+                w = w.reshape(w.shape[0], *input_shape)[:, 0]
+            else:
+                w = w.reshape(w.shape[0], *(spatial if len(spatial) == 2 else (-1,)))
     else:
         w = w[:, 0]  # first input channel
     units = w[:max_units]
     cols = min(8, len(units))
     rows = -(-len(units) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.4 * rows), squeeze=False)
+    fig, axes = new_figure(rows, cols, figsize=(1.4 * cols, 1.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, unit in zip(axes.flat, units, strict=False):
@@ -84,7 +95,7 @@ def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, m
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units")
-    return _save(fig, path, dpi=90)
+    return save(fig, path, dpi=90)
 
 
 def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
@@ -94,7 +105,7 @@ def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
         return None
     last = records[-1]
     layers = list(last["activations"].items())
-    fig, axes = plt.subplots(len(layers), 2, figsize=(8, 1.6 * len(layers) + 0.6), squeeze=False)
+    fig, axes = new_figure(len(layers), 2, figsize=(8, 1.6 * len(layers) + 0.6), squeeze=False)
     for row, (name, a) in enumerate(layers):
         for col, key, label in ((0, "hist", "activation"), (1, "grad_hist", "gradient")):
             ax = axes[row, col]
@@ -112,4 +123,4 @@ def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
             ax.set_title(f"layer {name} ({a['kind']}) {label}{extra if col == 0 else ''}", fontsize=8)
             ax.tick_params(labelsize=7)
     fig.suptitle(f"activations and back-propagated gradients at step {last['step']}", fontsize=9)
-    return _save(fig, path, dpi=90)
+    return save(fig, path, dpi=90)
