@@ -217,6 +217,10 @@ class StopConfig:
     min_delta_relative: bool = False
     stopping_threshold: float | None = None
     divergence_threshold: float | None = None
+    baseline: float | None = None
+    start_from_epoch: int = 0
+    check_finite: bool = True
+    strict: bool = True
     restore_best: bool = True
     extra_epochs: int = 0
     extra_lr_factor: float = 0.1
@@ -225,10 +229,10 @@ class StopConfig:
     overfit_stop: bool = False
 
     def validate(self) -> None:
-        for key in ("fixed_epochs", "loss_window", "weight_window", "patience", "overfit_window"):
+        for key in ("fixed_epochs", "loss_window", "weight_window", "overfit_window"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"stop.{key} = {getattr(self, key)} is not allowed: use an integer >= 1")
-        for key in ("fixed_more", "extra_epochs"):
+        for key in ("fixed_more", "extra_epochs", "patience", "start_from_epoch"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"stop.{key} = {getattr(self, key)} is not allowed: use an integer >= 0")
         _check_positive("stop.fixed_factor", self.fixed_factor)

@@ -28,7 +28,7 @@ from trainwell.data.augment import build as build_augment
 from trainwell.data.preprocess import build as build_preprocessor
 from trainwell.data.splits import Splits
 from trainwell.doctor import diagnosis
-from trainwell.doctor import preflight as preflight_checks
+from trainwell.doctor.check import check as doctor_check
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.verdict import Verdict
 from trainwell.errors import ConfigError, DataError, TrainwellError
@@ -129,13 +129,22 @@ def prepare(cfg: Config) -> Prepared:
 
 
 def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
-    """Run every pre-flight check on the prepared model and a slice of its training data (RNG state untouched)."""
-    cfg = prep.cfg
+    """Run every pre-flight check (:func:`trainwell.doctor.check`) on the prepared model and a slice of its
+    training data, with every configured penalty (L1, L2, activity, L0 and the optimizer's weight decay); the
+    model, its gradients and the RNG state are left untouched."""
+    cfg, r = prep.cfg, prep.cfg.regularize
     n = examples or cfg.doctor.preflight_examples
     x, y = (t[:n].to(prep.device) for t in prep.splits.train)
-    with torch.random.fork_rng(devices=[]):
-        verdicts = preflight_checks.run_all(prep.model, x, y, loss_function(cfg.train.loss), cfg.optim.weight_decay,
-                                            prep.splits.meta.num_classes)
+    penalty = Penalty(prep.model, l1=r.l1, l2=r.l2, activity=r.activity, l0=r.l0)
+    try:
+        report = doctor_check(prep.model, x, y, loss_function(cfg.train.loss),
+                              penalty=penalty if penalty.active else None,
+                              optimizer=optim.from_config(prep.model, cfg.optim),
+                              num_classes=prep.splits.meta.num_classes)
+    finally:
+        if penalty.activity is not None:  # its hooks must not stay on the model that will train
+            penalty.activity.remove()
+    verdicts = report.verdicts
     if cfg.model.kind == "cnn":
         verdicts.append(geometry_verdict(prep.model, prep.splits.meta.input_shape))
     return verdicts
