@@ -215,7 +215,7 @@ def test_lr_diagnosis_never_passes_too_few_steps(steps):
 
 
 def test_lr_diagnosis_noisy_slow_curves_are_not_too_high():
-    """Issue 13: noise divided by a tiny drop read "too high"; slow mini-batch curves must read too low or flat."""
+    """Noise divided by a tiny drop read "too high"; slow mini-batch curves must read too low or flat."""
     t = torch.arange(400, dtype=torch.float64)
     for seed in range(20):
         g = torch.Generator().manual_seed(seed)
@@ -301,3 +301,31 @@ def test_doctor_command_exit_codes(workdir, capsys):
     out = capsys.readouterr().out
     verdicts = json.loads(out[out.index("["):])
     assert any(v["check"] == "symmetry" and v["status"] == "fail" for v in verdicts)
+
+
+def test_bias_below_human_level_is_not_a_negative_bias():
+    from trainwell.doctor.diagnosis import bias_variance
+
+    v = bias_variance(0.01, 0.10, human_error=0.05)
+    assert "below human level by 4.0% (no avoidable bias)" in v.value and "-4.0%" not in v.value
+    assert v.status == "warn" and v.value.startswith("high variance")
+
+
+def test_a_rising_curve_reports_a_rise_not_a_drop():
+    from trainwell.doctor.diagnosis import learning_rate_diagnosis
+
+    v = learning_rate_diagnosis([1.0 + 0.01 * t for t in range(200)])
+    assert v.value.startswith("too high") and "rise" in v.value and "drop" not in v.value
+
+
+def test_lr_advice_is_consistent_across_verdicts():
+    from trainwell.doctor.diagnosis import reconcile
+
+    monitor = {"check": "update/weight ratio", "status": "warn", "value": "1e-6",
+               "advice": "updates are tiny (healthy ~1e-3): raise the learning rate"}
+    for curve_value, kept in (("too high: the loss rose", False), ("good: steady decrease", True),
+                              ("too low: slow", True)):
+        curve = {"check": "learning rate (loss curve)", "status": "warn", "value": curve_value, "advice": "x"}
+        out = reconcile([monitor, curve])
+        assert ("raise the learning rate" in out[0]["advice"] and "do not" not in out[0]["advice"]) == kept
+        assert out[1] == curve and monitor["advice"].endswith("raise the learning rate")  # inputs untouched

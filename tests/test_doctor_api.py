@@ -1,4 +1,4 @@
-"""The doctor on models, losses and loops that trainwell never built (issue 13): check, watch, Report, and the
+"""The doctor on models, losses and loops that trainwell never built: check, watch, Report, and the
 verdicts that were wrong outside trainwell's own pipeline. Every model here is built by the test itself."""
 
 import json

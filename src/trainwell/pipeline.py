@@ -364,8 +364,9 @@ def _doctor_report(run: RunDir, prep: Prepared, trainer: Trainer, state, summary
     monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
     during = monitor.verdicts() if monitor is not None else []
     post = postflight(prep, trainer, state, summary["final"], summary["stop"]["overfit_epoch"])
-    return ([{**v, "phase": "pre"} for v in pre] + [{**v.as_dict(), "phase": "monitor"} for v in during]
-            + [{**v.as_dict(), "phase": "post"} for v in post])
+    return diagnosis.reconcile([{**v, "phase": "pre"} for v in pre]
+                               + [{**v.as_dict(), "phase": "monitor"} for v in during]
+                               + [{**v.as_dict(), "phase": "post"} for v in post])
 
 
 def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:

@@ -109,8 +109,12 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None) 
                        "too few steps to read the curve: train longer (or record every step) before judging the LR")
     noise_note = f"; batch size {batch_size}" if batch_size else ""
     f = loss_curve_features(losses)
-    value = (f"start {f['head']:.3g} -> end {f['tail']:.3g} ({f['rel_drop']:.0%} drop, {f['half_share']:.0%} of it "
-             f"by mid-run); noise {f['noise']:.0%} of the loss level{noise_note}")
+    if f["tail"] <= f["head"]:
+        change = f"{f['rel_drop']:.0%} drop, {f['half_share']:.0%} of it by mid-run"
+    else:  # a rise is not a "drop" (a clipped share of it would read "100%")
+        change = f"{(f['tail'] - f['head']) / max(abs(f['head']), 1e-12):.0%} rise"
+    value = (f"start {f['head']:.3g} -> end {f['tail']:.3g} ({change}); noise {f['noise']:.0%} of the loss "
+             f"level{noise_note}")
     lower = "lower the learning rate (by 3-10x)"
     # a single loss carries the full step noise, a mean of k losses 1/sqrt(k) of it: rises must exceed 3 sigma,
     # and a bounce of the k-step mean 8 sigma / sqrt(k) (moving means of batch noise reach ~6 over 400 steps)
@@ -153,9 +157,13 @@ def bias_variance(train_error: float, val_error: float, human_error: float | Non
     human = human_error if human_error is not None else 0.0
     bias, variance = train_error - human, val_error - train_error
     human_text = f"human {human:.1%}" if human_error is not None else "human-level error unknown (taken as 0%)"
-    bias_text = "avoidable bias" if human_error is not None else "avoidable bias <="
-    value = (f"train error {train_error:.1%}, val error {val_error:.1%}, {human_text}: {bias_text} "
-             f"{bias:.1%}, variance {variance:.1%}")
+    if bias < 0:  # below human level: there is no avoidable bias to act on, and a negative number would mislead
+        bias_part = f"train error below human level by {-bias:.1%} (no avoidable bias)"
+        bias = 0.0
+    else:
+        bias_part = f"{'avoidable bias' if human_error is not None else 'avoidable bias <='} {bias:.1%}"
+    value = (f"train error {train_error:.1%}, val error {val_error:.1%}, {human_text}: {bias_part}, "
+             f"variance {variance:.1%}")
     if max(bias, variance) <= tolerance:
         return Verdict("bias/variance", "pass", value, f"both <= {tolerance:.0%}", "")
     if human_error is not None and val_error <= human_error:
@@ -184,3 +192,32 @@ def overfitting(history: list[dict], onset_epoch: int | None) -> Verdict:
     return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch}",
                    "val loss not rising while train falls",
                    "stop earlier (stop.criteria = ['early_stopping']) or regularize")
+
+
+LR_CURVE = "learning rate (loss curve)"
+
+
+def reconcile(verdicts: list[dict]) -> list[dict]:
+    """Make LR advice agree: when the loss curve (which measures the whole model) says the learning rate is too
+    high, no other verdict may tell the user to raise it, and vice versa; such advice is rewritten to say why.
+
+    Returns new dicts; the statuses and values are kept.
+    """
+    curve = next((v for v in verdicts if v.get("check") == LR_CURVE), None)
+    value = (curve or {}).get("value", "")
+    if value.startswith(("too high", "high")):
+        wrong, says = "raise the learning rate", "too high"
+    elif value.startswith("too low"):
+        wrong, says = "lower the learning rate", "too low"
+    else:
+        return [dict(v) for v in verdicts]
+    out = []
+    for v in verdicts:
+        v = dict(v)
+        advice = v.get("advice") or ""
+        if v.get("check") != LR_CURVE and wrong in advice:
+            v["advice"] = (f"the loss curve says the learning rate is {says}, so do not {wrong.split()[0]} it: "
+                           f"this layer's updates are out of scale with the rest; look at its initialization or "
+                           f"add normalization")
+        out.append(v)
+    return out

@@ -201,7 +201,7 @@ class Monitor(Callback):
                        "lower the learning rate or clip gradients (and check the loss and inputs)")
         ratios = sorted(v for v in r["update_ratio"].values() if math.isfinite(v))
         # a converged model is not a slow one: no gradient, or a loss near 0 relative to its start, is not
-        # "raise the LR" (issue 13)
+        # "raise the LR"
         first = getattr(self, "_first_loss", None)
         loss = r.get("loss")
         converged = (not any(g > 0 for g in r["grad_rms"].values())
