@@ -159,6 +159,7 @@ def test_automatic_names_are_reserved_atomically(workdir):
         c.release()
 
 
+@pytest.mark.slow
 def test_two_concurrent_fits_without_out_get_two_directories(workdir):
     args = [sys.executable, "-m", "trainwell", "fit", *TINY, "--quiet"]
     procs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
@@ -218,6 +219,7 @@ def _strip_time(records):
     return [{k: v for k, v in r.items() if k != "time"} for r in records]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs POSIX signals")
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_saves_the_epoch_and_resume_equals_the_uninterrupted_run(workdir, sig, code):

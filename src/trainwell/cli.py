@@ -187,17 +187,17 @@ def cmd_doctor(args) -> int:
     from rich.console import Console
 
     from trainwell.config import load_config
+    from trainwell.doctor import Report
     from trainwell.pipeline import preflight, prepare
 
     cfg = load_config(args.config, args.overrides)
-    verdicts = [v.as_dict() for v in preflight(prepare(cfg))]
+    verdicts = preflight(prepare(cfg))
+    report = Report(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}", ["pre"] * len(verdicts))
     if args.json:
-        import json
-
-        print(json.dumps(verdicts, indent=2))
+        print(report.to_json())
     else:
-        Console().print(_verdict_table(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}"))
-    return 1 if any(v["status"] == "fail" for v in verdicts) else 0
+        Console().print(report.table())
+    return 1 if report.failed else 0
 
 
 def cmd_fit(args) -> int:

@@ -218,6 +218,10 @@ class StopConfig:
     min_delta_relative: bool = False
     stopping_threshold: float | None = None
     divergence_threshold: float | None = None
+    baseline: float | None = None
+    start_from_epoch: int = 0
+    check_finite: bool = True
+    strict: bool = True
     restore_best: bool = True
     extra_epochs: int = 0
     extra_lr_factor: float = 0.1
@@ -226,10 +230,10 @@ class StopConfig:
     overfit_stop: bool = False
 
     def validate(self) -> None:
-        for key in ("fixed_epochs", "loss_window", "weight_window", "patience", "overfit_window"):
+        for key in ("fixed_epochs", "loss_window", "weight_window", "overfit_window"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"stop.{key} = {getattr(self, key)} is not allowed: use an integer >= 1")
-        for key in ("fixed_more", "extra_epochs"):
+        for key in ("fixed_more", "extra_epochs", "patience", "start_from_epoch"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"stop.{key} = {getattr(self, key)} is not allowed: use an integer >= 0")
         _check_positive("stop.fixed_factor", self.fixed_factor)
@@ -258,10 +262,14 @@ class RegularizeConfig:
     sdr_beta: float = 0.05
     sdr_zeta: float = 0.99
     sdr_anneal: bool = False
+    sdr_per_epoch: int = 2  # sigma updates per epoch (the reference code: 2); 0 = after every step
 
     def validate(self) -> None:
         for key in ("l1", "l2", "max_norm", "activity", "l0", "sdr_beta"):
             _check_positive(f"regularize.{key}", getattr(self, key), allow_zero=True)
+        if self.sdr_per_epoch < 0:
+            raise ConfigError(f"regularize.sdr_per_epoch = {self.sdr_per_epoch} is not allowed: use an integer >= 1, "
+                              f"or 0 for every step")
         _check_range("regularize.sdr_zeta", self.sdr_zeta, 0.0, 1.0, lo_open=True)
 
 

@@ -33,7 +33,7 @@ from trainwell.data.augment import build as build_augment
 from trainwell.data.preprocess import build as build_preprocessor
 from trainwell.data.splits import Splits
 from trainwell.doctor import diagnosis
-from trainwell.doctor import preflight as preflight_checks
+from trainwell.doctor.check import check as doctor_check
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.verdict import Verdict
 from trainwell.errors import ConfigError, DataError, TrainwellError
@@ -56,9 +56,9 @@ from trainwell.rundir import (
 from trainwell.train import interrupt, stop_callback
 from trainwell.train import progress as progress_mod
 from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses, best_epoch
+from trainwell.train.constraints import MaxNorm, SDRUpdate
 from trainwell.train.interrupt import Interrupt
 from trainwell.train.population import PopulationLearner, embed_state, narrow_state
-from trainwell.train.regularizers import MaxNorm, SDRUpdate
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 from trainwell.viz import plots
 
@@ -177,13 +177,22 @@ def build_initialized(cfg: Config, input_shape: tuple[int, ...], classes: int) -
 
 
 def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
-    """Run every pre-flight check on the prepared model and a slice of its training data (RNG state untouched)."""
-    cfg = prep.cfg
+    """Run every pre-flight check (:func:`trainwell.doctor.check`) on the prepared model and a slice of its
+    training data, with every configured penalty (L1, L2, activity, L0 and the optimizer's weight decay); the
+    model, its gradients and the RNG state are left untouched."""
+    cfg, r = prep.cfg, prep.cfg.regularize
     n = examples or cfg.doctor.preflight_examples
     x, y = (t[:n].to(prep.device) for t in prep.splits.train)
-    with torch.random.fork_rng(devices=[]):
-        verdicts = preflight_checks.run_all(prep.model, x, y, loss_function(cfg.train.loss), cfg.optim.weight_decay,
-                                            prep.splits.meta.num_classes)
+    penalty = Penalty(prep.model, l1=r.l1, l2=r.l2, activity=r.activity, l0=r.l0)
+    try:
+        report = doctor_check(prep.model, x, y, loss_function(cfg.train.loss),
+                              penalty=penalty if penalty.active else None,
+                              optimizer=optim.from_config(prep.model, cfg.optim),
+                              num_classes=prep.splits.meta.num_classes)
+    finally:
+        if penalty.activity is not None:  # its hooks must not stay on the model that will train
+            penalty.activity.remove()
+    verdicts = report.verdicts
     if cfg.model.kind == "cnn":
         verdicts.append(geometry_verdict(prep.model, prep.splits.meta.input_shape))
     return verdicts
@@ -255,7 +264,8 @@ def _training_parts(prep: Prepared) -> _Parts:
     r = cfg.regularize
     constraints = [MaxNorm(r.max_norm)] if r.max_norm > 0 else []
     if sdr_layers(prep.model):
-        constraints.append(SDRUpdate(r.sdr_beta, r.sdr_zeta, r.sdr_anneal))
+        constraints.append(SDRUpdate(r.sdr_beta, r.sdr_zeta, r.sdr_anneal, per_epoch=r.sdr_per_epoch or None,
+                                     steps_per_epoch=-(-len(prep.splits.train[0]) // cfg.train.batch_size)))
     try:
         penalty = Penalty(prep.model, l1=r.l1, l2=r.l2, activity=r.activity, l0=r.l0)
     except ValueError as exc:
@@ -436,8 +446,9 @@ def _doctor_report(run: RunDir, prep: Prepared, state, stopper, summary: dict, l
     """Pre-flight (saved at the start), monitor and post-flight verdicts, each tagged with its phase."""
     pre = json.loads((run.path / "preflight.json").read_text()) if (run.path / "preflight.json").exists() else []
     post = postflight(prep, losses, state, summary["final"], summary["stop"]["overfit_epoch"])
-    return ([{**v, "phase": "pre"} for v in pre] + [{**v.as_dict(), "phase": "monitor"} for v in monitor]
-            + [{**v.as_dict(), "phase": "post"} for v in post])
+    return diagnosis.reconcile([{**v, "phase": "pre"} for v in pre]
+                               + [{**v.as_dict(), "phase": "monitor"} for v in monitor]
+                               + [{**v.as_dict(), "phase": "post"} for v in post])
 
 
 def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> dict:
