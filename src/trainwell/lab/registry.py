@@ -9,6 +9,14 @@ from types import ModuleType
 MODULES = [
     "capacity",
     "regularization_strength",
+    "model_ladder",
+    "random_labels",
+    "encoder838",
+    "xor_direct",
+    "l1_vs_l2",
+    "adam_decay",
+    "dropout_exp",
+    "lottery_ticket",
 ]
 
 
