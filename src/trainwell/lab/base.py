@@ -76,7 +76,7 @@ class Trained:
 
 def train(overrides: list[str], workdir: str | Path | None, name: str, callbacks=(), **fit_kwargs) -> Trained:
     """Train the config ``LAB_SETTINGS + overrides`` with :func:`trainwell.pipeline.fit` into ``workdir/name``."""
-    cfg = load_config(None, [*LAB_SETTINGS, f"name={name}", *overrides])
+    cfg = load_config(None, [*LAB_SETTINGS, f"name=\"lab-{name}\"", *overrides])
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="trainwell-lab-") as tmp:
             res = fit(cfg, out=Path(tmp) / name, force=True, quiet=True, callbacks=list(callbacks), **fit_kwargs)

@@ -32,16 +32,16 @@ VARIANTS = {
 @dataclass
 class Config:
     keep: float = 0.5
-    val_fraction: float = 0.85  # a small training set: 15% of the digits' training split
+    val_fraction: float = 0.75  # a small training set: 1000 of MNIST-1D's 4000 training signals
     hidden: int = 256
-    epochs: int = 150
-    lr: float = 1e-3
+    epochs: int = 60
+    lr: float = 2e-3
     passes: int = 2000
     seed: int = 0
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(epochs=60, passes=500)
+        return cls(epochs=20, passes=1000)
 
 
 def expectation(keep: float, passes: int, seed: int) -> dict:
@@ -54,16 +54,16 @@ def expectation(keep: float, passes: int, seed: int) -> dict:
         torch.manual_seed(seed)
         train_mean = torch.stack([layer.train()(x) for _ in range(passes)]).mean(0)
         test = layer.eval()(x)
-        # vanilla scales at test time by keep; inverted scaled at training time: compare each with its own test pass
+        # vanilla scales at test time by keep; inverted scales at training time: each against its own test pass
         out[mode] = {"train_mean": float(train_mean.mean()), "test": float(test.mean()),
-                     "max_rel_error": float(((train_mean - test).abs() / test).mean())}
+                     "rel_error": float((train_mean.mean() - test.mean()).abs() / test.mean())}
     return out
 
 
 def run(cfg: Config, workdir=None) -> dict:
-    common = ["data.name=digits", f"data.val_fraction={cfg.val_fraction}", "model.kind=mlp",
+    common = ["data.name=mnist1d", f"data.val_fraction={cfg.val_fraction}", "model.kind=mlp",
               f"model.hidden=[{cfg.hidden}, {cfg.hidden}]", "optim.name=adam", f"optim.lr={cfg.lr}",
-              f"train.epochs={cfg.epochs}", "train.batch_size=32", f"train.seed={cfg.seed}"]
+              f"train.epochs={cfg.epochs}", "train.batch_size=100", f"train.seed={cfg.seed}"]
     variants = {}
     for name, extra in VARIANTS.items():
         t = base.train([*common, *(e.format(keep=cfg.keep) for e in extra)], workdir, name)
@@ -80,7 +80,7 @@ def plot(result: dict) -> dict:
     for (name, v), color in zip(result["variants"].items(), ("C0", "C1", "C2", "C3"), strict=False):
         ax.plot([c[0] for c in v["curve"]], [c[1] for c in v["curve"]], "-", color=color, label=f"{name} train")
         ax.plot([c[0] for c in v["curve"]], [c[2] for c in v["curve"]], "--", color=color, label=f"{name} val")
-    ax.set(xlabel="epoch", ylabel="accuracy", title="Small training set (digits): train vs validation")
+    ax.set(xlabel="epoch", ylabel="accuracy", title="Small training set (MNIST-1D): train vs validation")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -89,11 +89,11 @@ def plot(result: dict) -> dict:
 
 def verdict(result: dict) -> dict:
     e, v = result["expectation"], result["variants"]
-    same = all(m["max_rel_error"] <= 0.02 for m in e.values())
+    same = all(m["rel_error"] <= 0.01 for m in e.values())
     narrower = v["dropout"]["gap"] <= v["none"]["gap"] - 0.02
     evidence = {"expectation": e, **{name: {k: round(x[k], 4) for k in ("train_acc", "val_acc", "test_acc", "gap")}
                                      for name, x in v.items()}, "train_size": v["none"]["train_size"]}
     return base.make_verdict(CLAIM, same and narrower, evidence,
-                             "train-mode mean within 2% of the test-mode output for both modes; the dropout net's "
+                             "train-mode mean within 1% of the test-mode mean for both modes; the dropout net's "
                              "train-val gap >= 2 points smaller than without dropout (Drop-Activation and SDR are "
                              "reported)")

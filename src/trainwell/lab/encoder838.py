@@ -1,9 +1,12 @@
 """encoder-8-3-8: Mitchell's 8x3x8 encoder learns a compact hidden code (Mitchell, Machine Learning 1997, fig 4.7).
 
-Eight one-hot inputs must be reproduced at eight outputs through three sigmoid hidden units, trained on squared
-error. Expected: all eight patterns are reconstructed (the right output is the largest); the hidden code of
-each pattern, rounded, is often a distinct 3-bit code (Mitchell's table) — the verdict asserts reconstruction and
-reports the codes, since distinct rounded codes appear in most but not all seeds.
+Eight one-hot inputs must be reproduced at eight outputs through three sigmoid hidden units. Mitchell's output
+units are sigmoids trained on squared error; trainwell's MLP has linear outputs, and squared error on linear
+outputs reconstructs only 4-7 of the 8 patterns (measured over 3 seeds, Adam and SGD+momentum, 2500 epochs), so
+the outputs are a softmax trained on cross-entropy, with SGD + momentum. Expected: all eight patterns are
+reconstructed (the right output is the largest); the hidden code of each pattern, rounded, is often a distinct
+3-bit code (Mitchell's table) — the verdict asserts reconstruction and reports the codes, since distinct rounded
+codes appear in most but not all seeds.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 from trainwell.lab import base
 
 NAME = "encoder-8-3-8"
-CLAIM = "An 8x3x8 sigmoid network trained on squared error reconstructs all 8 one-hot patterns through a 3-unit " \
+CLAIM = "An 8x3x8 network with sigmoid hidden units reconstructs all 8 one-hot patterns through a 3-unit " \
         "hidden code"
 PAPER = "Mitchell 1997, Machine Learning, section 4.6.4 and figure 4.7"
 EXPECTED_S = {"quick": 3, "default": 8}
@@ -23,21 +26,21 @@ EXPECTED_S = {"quick": 3, "default": 8}
 
 @dataclass
 class Config:
-    epochs: int = 2500
-    lr: float = 0.05
+    epochs: int = 1000
+    lr: float = 0.5
     seed: int = 0
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(epochs=1000, lr=0.1)
+        return cls(epochs=400, lr=1.0)
 
 
 def run(cfg: Config, workdir=None) -> dict:
     reached = base.Reached("train_acc", 1.0, stop=False)
     t = base.train(["data.name=encoder8", "model.kind=mlp", "model.hidden=[3]", "model.activation=sigmoid",
-                    "init.scheme=xavier_normal", "train.loss=mse", "optim.name=adam", f"optim.lr={cfg.lr}",
-                    f"train.epochs={cfg.epochs}", "train.batch_size=8", f"train.seed={cfg.seed}"], workdir,
-                   "encoder", callbacks=[reached])
+                    "init.scheme=xavier_normal", "train.loss=cross_entropy", "optim.name=momentum",
+                    f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}", "train.batch_size=8",
+                    f"train.seed={cfg.seed}"], workdir, "encoder", callbacks=[reached])
     model = t.model.eval()
     x = torch.eye(8)
     with torch.no_grad():
@@ -58,7 +61,7 @@ def plot(result: dict) -> dict:
     fig.colorbar(im, ax=ax)
     ax = axes[0][1]
     ax.plot(result["loss_curve"])
-    ax.set(xlabel="epoch", ylabel="squared error", yscale="log", title="8x3x8 encoder training")
+    ax.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="8x3x8 encoder training")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return {"hidden_codes": fig}

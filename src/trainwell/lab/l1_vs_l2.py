@@ -22,21 +22,23 @@ EXPECTED_S = {"quick": 3, "default": 12}
 
 @dataclass
 class Config:
-    l1: list[float] = field(default_factory=lambda: [1e-4, 3e-4])
-    l2: list[float] = field(default_factory=lambda: [1e-3, 3e-3])
+    l1: list[float] = field(default_factory=lambda: [3e-4, 1e-3])
+    l2: list[float] = field(default_factory=lambda: [3e-3, 1e-2])
     hidden: int = 64
-    epochs: int = 60
-    lr: float = 3e-3
-    near_zero: float = 1e-2
+    epochs: int = 40
+    lr: float = 0.05
+    near_zero: float = 1e-3
     seed: int = 0
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(l1=[3e-4], l2=[3e-3], epochs=30)
+        return cls(l1=[1e-3], l2=[3e-3], epochs=20)
 
 
 def run(cfg: Config, workdir=None) -> dict:
-    common = ["data.name=digits", "model.kind=mlp", f"model.hidden=[{cfg.hidden}]", "optim.name=adam",
+    # SGD + momentum: under Adam an L1 subgradient step is normalized to about lr, so weights hover at |w| ~ lr
+    # around zero instead of settling there
+    common = ["data.name=digits", "model.kind=mlp", f"model.hidden=[{cfg.hidden}]", "optim.name=momentum",
               f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}", "train.batch_size=64", f"train.seed={cfg.seed}"]
     runs = []
     for kind, lams in (("l1", cfg.l1), ("l2", cfg.l2)):
@@ -45,7 +47,7 @@ def run(cfg: Config, workdir=None) -> dict:
             w = torch.cat([p.reshape(-1) for p in base.weights(t.model)]).abs()
             runs.append({"kind": kind, "lambda": lam, "val_acc": t.final["val_acc"], "test_acc": t.final["test_acc"],
                          "near_zero": float((w < cfg.near_zero).float().mean()),
-                         "near_zero_1e-3": float((w < 1e-3).float().mean()),
+                         "near_zero_1e-2": float((w < 1e-2).float().mean()),
                          "log10_abs_w": torch.log10(w.clamp_min(1e-8)).tolist()})
     return {"runs": runs, "near_zero": cfg.near_zero}
 
@@ -75,8 +77,8 @@ def plot(result: dict) -> dict:
 
 def verdict(result: dict) -> dict:
     a, b = matched(result)
-    evidence = {"l1": {k: a[k] for k in ("lambda", "val_acc", "near_zero", "near_zero_1e-3")},
-                "l2": {k: b[k] for k in ("lambda", "val_acc", "near_zero", "near_zero_1e-3")},
+    evidence = {"l1": {k: a[k] for k in ("lambda", "val_acc", "near_zero", "near_zero_1e-2")},
+                "l2": {k: b[k] for k in ("lambda", "val_acc", "near_zero", "near_zero_1e-2")},
                 "all_runs": [{k: r[k] for k in ("kind", "lambda", "val_acc", "near_zero")} for r in result["runs"]]}
     threshold = (f"validation accuracies within 3 points (else inconclusive); L1's fraction of |w| < "
                  f"{result['near_zero']:g} >= 2x L2's and >= 20 points above it")

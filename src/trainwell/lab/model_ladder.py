@@ -41,10 +41,11 @@ def run(cfg: Config, workdir=None) -> dict:
     epochs = {"logistic": cfg.epochs_linear, "mlp": cfg.epochs_mlp, "cnn": cfg.epochs_cnn}
     models = {}
     for name, extra in MODELS.items():
-        t = base.train(["data.name=mnist1d", *extra, "optim.name=adam", f"optim.lr={cfg.lr}", "optim.schedule=onecycle",
-                        f"train.epochs={epochs[name]}", "train.batch_size=100", f"train.seed={cfg.seed}"], workdir, name)
-        models[name] = {"test_acc": t.final["test_acc"], "train_acc": t.final["train_acc"], "params": t.summary["params"],
-                        "epochs": epochs[name], "published": PUBLISHED[name],
+        t = base.train(["data.name=mnist1d", *extra, "optim.name=adam", f"optim.lr={cfg.lr}",
+                        "optim.schedule=onecycle", f"train.epochs={epochs[name]}", "train.batch_size=100",
+                        f"train.seed={cfg.seed}"], workdir, name)
+        models[name] = {"test_acc": t.final["test_acc"], "train_acc": t.final["train_acc"],
+                        "params": t.summary["params"], "epochs": epochs[name], "published": PUBLISHED[name],
                         "curve": [[h["epoch"], h.get("val_acc")] for h in t.history]}
     return {"models": models}
 

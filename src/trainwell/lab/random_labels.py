@@ -45,7 +45,7 @@ def run(cfg: Config, workdir=None) -> dict:
               f"model.hidden={cfg.hidden}", "optim.name=adam", f"optim.lr={cfg.lr}", f"train.epochs={cfg.max_epochs}",
               f"train.batch_size={cfg.batch_size}", f"train.seed={cfg.seed}", f"data.corrupt_seed={cfg.seed + 1}"]
     out = {"target": cfg.target, "chance": 0.1, "runs": {}}
-    for kind, extra in (("true", []), ("random_labels", ["data.random_labels=true"]),
+    for kind, extra in (("true_labels", []), ("random_labels", ["data.random_labels=true"]),
                         ("random_pixels", ["data.random_pixels=true"])):
         reached = base.Reached("train_acc", cfg.target)
         t = base.train([*common, *extra], workdir, kind, callbacks=[reached])
@@ -60,7 +60,7 @@ def run(cfg: Config, workdir=None) -> dict:
 def plot(result: dict) -> dict:
     fig, ax = base.new_figure(6, 4)
     ax = ax[0][0]
-    for kind, style in (("true", "-"), ("random_labels", "--"), ("random_pixels", ":")):
+    for kind, style in (("true_labels", "-"), ("random_labels", "--"), ("random_pixels", ":")):
         curve = result["runs"][kind]["curve"]
         ax.plot([c[0] for c in curve], [c[1] for c in curve], style, label=kind.replace("_", " "))
     ax.axhline(result["target"], color="gray", lw=0.8)
@@ -73,7 +73,7 @@ def plot(result: dict) -> dict:
 
 def verdict(result: dict) -> dict:
     runs, chance = result["runs"], result["chance"]
-    true, rand, pix = runs["true"], runs["random_labels"], runs["random_pixels"]
+    true, rand, pix = runs["true_labels"], runs["random_labels"], runs["random_pixels"]
     evidence = {k: {"steps_to_target": r["steps"], "train_acc": round(r["train_acc"], 4),
                     "test_acc": round(r["test_acc"], 4)} for k, r in runs.items()}
     evidence["chance"] = chance
