@@ -319,7 +319,23 @@ def test_lottery_verdict_can_fail():
     assert _status("lottery-ticket", _lottery(ticket_step=400)) == "fail"  # later than dense
 
 
+def _dd(errors, train_accs):
+    rows = [{"width": w, "train_acc": t, "test_acc": 1 - e, "train_error": 1 - t, "test_error": e}
+            for w, e, t in zip([2, 4, 8, 16, 32, 64], errors, train_accs, strict=True)]
+    return {"rows": rows, "fit_target": 0.99, "label_noise": 0.15, "mode": "population"}
+
+
+def test_double_descent_verdict_can_fail():
+    fits = [0.3, 0.5, 0.8, 1.0, 1.0, 1.0]
+    assert _status("double-descent", _dd([0.7, 0.5, 0.45, 0.56, 0.5, 0.46], fits)) == "pass"
+    assert _status("double-descent", _dd([0.7, 0.5, 0.45, 0.44, 0.43, 0.42], fits)) == "fail"  # no peak
+    assert _status("double-descent", _dd([0.7, 0.5, 0.45, 0.56, 0.55, 0.54], fits)) == "fail"  # no second descent
+    assert _status("double-descent", _dd([0.7, 0.5, 0.45, 0.56, 0.5, 0.46], [0.3, 0.5, 0.8, 0.9, 0.95, 0.97])) \
+        == "inconclusive"  # never interpolates
+    assert _status("double-descent", _dd([0.7, 0.5, 0.45, 0.40, 0.5, 0.46], fits)) == "fail"  # peak past threshold
+
+
 def test_every_experiment_has_a_negative_control():
-    controlled = {"capacity", "regularization-strength", "model-ladder", "random-labels", "encoder-8-3-8",
-                  "xor-direct-connections", "l1-vs-l2", "adam-l2-vs-adamw", "dropout", "lottery-ticket"}
+    controlled = {"double-descent", "capacity", "regularization-strength", "model-ladder", "random-labels",
+                  "encoder-8-3-8", "xor-direct-connections", "l1-vs-l2", "adam-l2-vs-adamw", "dropout", "lottery-ticket"}
     assert set(EXPERIMENTS) <= controlled

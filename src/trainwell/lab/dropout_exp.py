@@ -41,7 +41,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(epochs=20, passes=1000)
+        return cls(hidden=128, epochs=15, passes=1000)
 
 
 def expectation(keep: float, passes: int, seed: int) -> dict:

@@ -34,7 +34,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(epochs_linear=10, epochs_mlp=10, epochs_cnn=5)
+        return cls(epochs_linear=10, epochs_mlp=20, epochs_cnn=4)
 
 
 def run(cfg: Config, workdir=None) -> dict:

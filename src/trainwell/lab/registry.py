@@ -17,6 +17,7 @@ MODULES = [
     "adam_decay",
     "dropout_exp",
     "lottery_ticket",
+    "double_descent",
 ]
 
 
