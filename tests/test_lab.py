@@ -337,5 +337,6 @@ def test_double_descent_verdict_can_fail():
 
 def test_every_experiment_has_a_negative_control():
     controlled = {"double-descent", "capacity", "regularization-strength", "model-ladder", "random-labels",
-                  "encoder-8-3-8", "xor-direct-connections", "l1-vs-l2", "adam-l2-vs-adamw", "dropout", "lottery-ticket"}
+                  "encoder-8-3-8", "xor-direct-connections", "l1-vs-l2", "adam-l2-vs-adamw", "dropout",
+                  "lottery-ticket"}
     assert set(EXPERIMENTS) <= controlled
