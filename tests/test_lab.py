@@ -52,6 +52,19 @@ def test_registry_describe_and_unknown_names():
         registry.get("no-such-experiment")
 
 
+def test_train_goes_through_the_pipeline_and_reports_each_member(tmp_path):
+    lines = []
+    reached = base.Reached("train_acc", 0.0)
+    with base.member_log(lines.append):
+        t = base.train(["data.name=xor", "model.kind=mlp", "model.hidden=[4]", "train.epochs=5", "train.batch_size=4"],
+                       tmp_path, "tiny", callbacks=[reached])
+    assert reached.epoch == 0 and t.summary["epochs"] == 1  # the callback stopped the run after its first epoch
+    assert (tmp_path / "tiny" / "summary.json").is_file() and len(t.history) == 1
+    assert len(lines) == 1 and "tiny: 1 epochs" in lines[0]
+    base.train(["data.name=xor", "model.kind=mlp", "model.hidden=[4]", "train.epochs=1"], None, "quiet")
+    assert len(lines) == 1  # outside the block nothing is reported
+
+
 def _fake(name: str, status_of_seed, raises_on=()):
     """A tiny experiment module: its verdict depends on the seed, and it may raise."""
 

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +27,20 @@ from trainwell.rundir import read_jsonl
 from trainwell.train.callbacks import Callback, State
 
 STATUSES = ("pass", "fail", "inconclusive")
+
+# set by the runner while an experiment runs: called with one line per finished training (per-member progress)
+_member_log = None
+
+
+@contextlib.contextmanager
+def member_log(log):
+    """Within the block, report every training that :func:`train` finishes to ``log(line)``."""
+    global _member_log
+    old, _member_log = _member_log, log
+    try:
+        yield
+    finally:
+        _member_log = old
 
 # What a lab run does not need: pre-flight checks, monitors, HTML reports and periodic checkpoints cost more
 # than the small trainings themselves. The lab's experiments keep the metrics and the final summary.
@@ -80,10 +95,15 @@ def train(overrides: list[str], workdir: str | Path | None, name: str, callbacks
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="trainwell-lab-") as tmp:
             res = fit(cfg, out=Path(tmp) / name, force=True, quiet=True, callbacks=list(callbacks), **fit_kwargs)
-            history = read_jsonl(res.run_dir / "metrics.jsonl")
-            return Trained(res.summary, history, res.model, res.run_dir)
-    res = fit(cfg, out=Path(workdir) / name, force=True, quiet=True, callbacks=list(callbacks), **fit_kwargs)
-    return Trained(res.summary, read_jsonl(res.run_dir / "metrics.jsonl"), res.model, res.run_dir)
+            trained = Trained(res.summary, read_jsonl(res.run_dir / "metrics.jsonl"), res.model, res.run_dir)
+    else:
+        res = fit(cfg, out=Path(workdir) / name, force=True, quiet=True, callbacks=list(callbacks), **fit_kwargs)
+        trained = Trained(res.summary, read_jsonl(res.run_dir / "metrics.jsonl"), res.model, res.run_dir)
+    if _member_log is not None:
+        f = trained.final
+        acc = ", ".join(f"{k} {pct(f.get(k + '_acc'))}" for k in ("train", "test") if f.get(k + "_acc") is not None)
+        _member_log(f"    {name}: {trained.summary['epochs']} epochs, {acc} ({trained.summary['wall_s']:.1f} s)")
+    return trained
 
 
 @torch.no_grad()

@@ -54,7 +54,8 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None) -> dict:
         cfg = replace(cfg0, seed=cfg0.seed + k)
         t = time.perf_counter()
         try:
-            result = json.loads(to_json(mod.run(cfg, workdir=folder / "runs" / f"seed{cfg.seed}")))
+            with base.member_log(log):
+                result = json.loads(to_json(mod.run(cfg, workdir=folder / "runs" / f"seed{cfg.seed}")))
             v = mod.verdict(result)
             if k == 0:
                 figures = _save_figures(mod.plot(result), folder / "figures")
