@@ -70,7 +70,7 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None) -> dict:
     first = per_seed[0]["verdict"]
     summary = {
         "name": name, "claim": mod.CLAIM, "paper": mod.PAPER, "size": "quick" if quick else "default",
-        "seeds": [p["seed"] for p in per_seed], "config": asdict(cfg0),
+        "seed": cfg0.seed, "seeds": [p["seed"] for p in per_seed], "config": asdict(cfg0),
         "verdict": {"claim": mod.CLAIM, "status": status, "evidence": first["evidence"],
                     "threshold": first.get("threshold", "")},
         "per_seed": per_seed, "figures": figures, "wall_s": round(time.perf_counter() - tic, 3),
