@@ -3,7 +3,12 @@
 cs231n "Neural Networks 1" (the same 20-neuron spiral net at lambda = 0.001, 0.01, 0.1): too little L2 lets the
 net follow the noise, too much underfits (the training accuracy itself falls). The penalty is ``1/2 lambda
 sum w^2`` on weights only (:mod:`trainwell.regularize`), added to the mean data loss. Validation accuracy is
-measured on a large fresh draw of the spirals, averaged over ``repeats`` data draws.
+measured on a large fresh draw of the spirals (clean labels), averaged over ``repeats`` data draws.
+
+A quarter of the training labels are resampled (``data.label_noise``): without wrong labels to memorize, the
+spiral nets do not overfit and L2 cannot help. Measured while calibrating (angular noise 0.5, clean labels): 20
+and 100x100 hidden units reach 99-100% train and 91-94% fresh-draw accuracy at lambda = 0, and every lambda up to
+3e-3 is within a point of that.
 """
 
 from __future__ import annotations
@@ -19,18 +24,19 @@ NAME = "regularization-strength"
 CLAIM = "Regularization strength controls overfitting: validation accuracy vs L2 lambda peaks in the middle, " \
         "and too large a lambda underfits (train accuracy falls)"
 PAPER = "cs231n, Neural Networks Part 1 (L2 strength on the 20-neuron spiral net)"
-EXPECTED_S = {"quick": 4, "default": 30}
+EXPECTED_S = {"quick": 5, "default": 30}
 
 
 @dataclass
 class Config:
-    lambdas: list[float] = field(default_factory=lambda: [0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
+    lambdas: list[float] = field(default_factory=lambda: [0.0, 3e-4, 1e-3, 3e-3, 1e-2])
     width: int = 20
     n_per_class: int = 40
-    noise: float = 0.5
+    noise: float = 0.2
+    label_noise: float = 0.25
     epochs: int = 400
     lr: float = 0.03
-    repeats: int = 3
+    repeats: int = 2
     heldout_per_class: int = 1000
     seed: int = 0
 
@@ -44,7 +50,8 @@ def run(cfg: Config, workdir=None) -> dict:
     for r in range(cfg.repeats):
         seed = cfg.seed * 1000 + r
         xh, yh = heldout(cfg.heldout_per_class, cfg.noise, seed)
-        over = spirals_overrides(cfg.n_per_class, cfg.noise, seed, cfg.epochs, cfg.lr)
+        over = [*spirals_overrides(cfg.n_per_class, cfg.noise, seed, cfg.epochs, cfg.lr),
+                f"data.label_noise={cfg.label_noise}", f"data.corrupt_seed={seed + 1}"]
         for lam in cfg.lambdas:
             t = base.train([*over, f"model.hidden=[{cfg.width}]", f"regularize.l2={lam}"], workdir,
                            f"l2-{lam:g}-draw{r}")

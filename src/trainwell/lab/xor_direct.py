@@ -30,22 +30,23 @@ CONDITIONS = {
 
 @dataclass
 class Config:
-    trials: int = 8
-    max_epochs: int = 400
+    trials: int = 6
+    max_epochs: int = 300
     lr: float = 0.05
     activation: str = "tanh"
     seed: int = 0
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(trials=3, max_epochs=300)
+        return cls(trials=3, max_epochs=200)
 
 
 def run(cfg: Config, workdir=None) -> dict:
     out = {"max_epochs": cfg.max_epochs, "conditions": {}}
     for name, extra in CONDITIONS.items():
         trials = []
-        for k in range(cfg.trials):
+        # the linear model never fits XOR whatever its start: a few trials show it
+        for k in range(min(cfg.trials, 3) if name == "linear" else cfg.trials):
             seed = cfg.seed * 100 + k
             reached = base.Reached("train_acc", 1.0)
             t = base.train(["data.name=xor", "model.kind=mlp", f"model.activation={cfg.activation}", *extra,
