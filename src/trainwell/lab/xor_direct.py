@@ -38,7 +38,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(trials=3, max_epochs=200)
+        return cls(trials=3, max_epochs=300)
 
 
 def run(cfg: Config, workdir=None) -> dict:
