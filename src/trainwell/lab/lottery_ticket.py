@@ -101,6 +101,8 @@ def verdict(result: dict) -> dict:
     beats = last["test_acc"] > reinit[-1]["test_acc"] and last["test_acc"] > random[-1]["test_acc"]
     early = (last["early_stop_step"] is not None and dense["early_stop_step"] is not None
              and last["early_stop_step"] <= dense["early_stop_step"])
+    evidence["checks"] = {"density_at_most_20pct": sparse, "beats_both_controls": beats,
+                          "best_val_no_later_than_dense": early}
     return base.make_verdict(CLAIM, sparse and beats and early, evidence,
                              "final density <= 20%; the ticket's test accuracy > both controls' at that density; "
                              "the ticket's best-validation-loss step <= the dense net's")
