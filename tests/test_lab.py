@@ -134,6 +134,9 @@ def test_resume_keeps_finished_experiments_of_the_same_size(fakes, tmp_path, mon
     assert calls == []  # kept
     runner.run_lab(["steady"], out, quick=False, resume=True)
     assert len(calls) == 1  # another size is run again
+    runner.run_lab(["steady"], out, quick=False, resume=True, seed=5)
+    assert [c.seed for c in calls] == [0, 5]  # another first seed too
+    assert json.loads((out / "steady" / "summary.json").read_text())["seeds"] == [5]
 
 
 def test_runner_rejects_unknown_names_before_running(fakes, tmp_path):

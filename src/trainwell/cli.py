@@ -126,6 +126,7 @@ def _lab_parser(sub) -> None:
     run.add_argument("--quick", action="store_true", help="the quick size (seconds each)")
     run.add_argument("--seeds", type=int, default=1, help="run each experiment with N seeds; a verdict that flips "
                                                           "between seeds is 'unstable'")
+    run.add_argument("--seed", type=int, help="first seed (default: each experiment's own, 0)")
     run.add_argument("--out", default="runs/lab", help="results folder (default: runs/lab)")
     run.add_argument("--resume", action="store_true", help="keep experiments already finished in --out")
     run.add_argument("--json", action="store_true", help="print the summaries as JSON")
@@ -375,7 +376,7 @@ def cmd_lab(args) -> int:
         raise TrainwellError("name experiments to run, or pass --all (not both); see 'trainwell lab list'")
     try:
         summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
-                                   log=lambda line: console.print(line, highlight=False))
+                                   seed=args.seed, log=lambda line: console.print(line, highlight=False))
     except (KeyError, ValueError) as exc:
         raise TrainwellError(str(exc).strip("'\"")) from None
     if args.json:

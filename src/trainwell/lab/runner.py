@@ -42,12 +42,15 @@ def _save_figures(figures: dict, folder: Path) -> list[str]:
     return names
 
 
-def run_one(name: str, out: Path, quick: bool, seeds: int, log=None) -> dict:
-    """Run experiment ``name`` for ``seeds`` seeds into ``out/name``; return its summary (never raises)."""
+def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int | None = None) -> dict:
+    """Run experiment ``name`` for ``seeds`` seeds (from ``seed``, default the config's) into ``out/name``; return
+    its summary (never raises)."""
     mod = registry.get(name)
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     cfg0 = mod.Config.quick() if quick else mod.Config()
+    if seed is not None:
+        cfg0 = replace(cfg0, seed=seed)
     per_seed, results, figures = [], [], []
     tic = time.perf_counter()
     for k in range(seeds):
@@ -82,7 +85,7 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None) -> dict:
     return summary
 
 
-def _reusable(folder: Path, quick: bool, seeds: int) -> dict | None:
+def _reusable(folder: Path, quick: bool, seeds: int, seed: int | None) -> dict | None:
     path = folder / "summary.json"
     if not path.exists():
         return None
@@ -90,12 +93,13 @@ def _reusable(folder: Path, quick: bool, seeds: int) -> dict | None:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    same = summary.get("size") == ("quick" if quick else "default") and len(summary.get("seeds", [])) == seeds
+    same = (summary.get("size") == ("quick" if quick else "default") and len(summary.get("seeds", [])) == seeds
+            and (seed is None or summary.get("seed") == seed))
     return summary if same and summary["verdict"]["status"] != "error" else None
 
 
 def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: int = 1, resume: bool = False,
-            log=None) -> list[dict]:
+            log=None, seed: int | None = None) -> list[dict]:
     """Run ``names`` in order into ``out``; with ``resume`` keep finished experiments of the same size and seeds.
 
     Returns one summary per experiment and writes ``out/index.html`` and ``out/index.json`` after each one, so an
@@ -109,7 +113,7 @@ def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: in
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
     for i, name in enumerate(names, 1):
-        old = _reusable(out / name, quick, seeds) if resume else None
+        old = _reusable(out / name, quick, seeds, seed) if resume else None
         if old is not None:
             if log is not None:
                 log(f"[{i}/{len(names)}] {name}: kept from an earlier run ({old['verdict']['status']})")
@@ -117,7 +121,7 @@ def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: in
         else:
             if log is not None:
                 log(f"[{i}/{len(names)}] {name} ({'quick' if quick else 'default'}, {seeds} seed(s)) ...")
-            summaries.append(run_one(name, out, quick, seeds, log))
+            summaries.append(run_one(name, out, quick, seeds, log, seed))
             if log is not None:
                 s = summaries[-1]
                 log(f"[{i}/{len(names)}] {name}: {s['verdict']['status']} in {s['wall_s']:.1f} s")
