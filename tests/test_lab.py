@@ -161,7 +161,7 @@ def test_cli_lab_list_and_run(fakes, tmp_path, capsys):
 # Quick-size verdicts that held on every seed tried (0-2) on the development machine; the others are computed and
 # checked for shape only (their quick sizes are too small to decide the claim reliably).
 STABLE_QUICK = {"random-labels": "pass", "encoder-8-3-8": "pass", "xor-direct-connections": "pass",
-                "l1-vs-l2": "pass", "adam-l2-vs-adamw": "pass"}
+                "l1-vs-l2": "pass", "adam-l2-vs-adamw": "pass", "dropout": "pass"}
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ NAME = "double-descent"
 CLAIM = "With label noise, test error vs width peaks near the interpolation threshold, >= 5 points above " \
         "both the earlier minimum and the widest model (double descent)"
 PAPER = "Nakkiran et al. 2019, Deep Double Descent; Greydanus & Kobak 2024 (MNIST-1D notebook)"
-EXPECTED_S = {"quick": 8, "default": 90}
+EXPECTED_S = {"quick": 5, "default": 110}
 
 
 def geomspace(lo: float, hi: float, n: int) -> list[int]:

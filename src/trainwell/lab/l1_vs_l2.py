@@ -17,7 +17,7 @@ from trainwell.lab import base
 NAME = "l1-vs-l2"
 CLAIM = "At matched accuracy, L1 leaves a far larger fraction of weights near zero than L2"
 PAPER = "Tibshirani 1996 (lasso); cs231n Neural Networks Part 2 (regularization)"
-EXPECTED_S = {"quick": 3, "default": 12}
+EXPECTED_S = {"quick": 5, "default": 17}
 
 
 @dataclass

@@ -19,7 +19,7 @@ NAME = "lottery-ticket"
 CLAIM = "Iterative magnitude pruning with reset beats random re-initialization and random pruning at the same " \
         "density (<= 20% of weights left) and reaches its best validation loss no later than the dense net"
 PAPER = "Frankle & Carbin 2019, The Lottery Ticket Hypothesis"
-EXPECTED_S = {"quick": 8, "default": 40}
+EXPECTED_S = {"quick": 16, "default": 41}
 
 
 @dataclass

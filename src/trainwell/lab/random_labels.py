@@ -18,7 +18,7 @@ NAME = "random-labels"
 CLAIM = "Networks memorize random labels: train accuracy >= 99% on random labels (and random pixels) with test " \
         "accuracy at chance, after more steps than the true labels need"
 PAPER = "Zhang, Bengio, Hardt, Recht & Vinyals 2017, Understanding deep learning requires rethinking generalization"
-EXPECTED_S = {"quick": 6, "default": 40}
+EXPECTED_S = {"quick": 5, "default": 5}
 
 
 @dataclass

@@ -24,7 +24,7 @@ NAME = "regularization-strength"
 CLAIM = "Regularization strength controls overfitting: validation accuracy vs L2 lambda peaks in the middle, " \
         "and too large a lambda underfits (train accuracy falls)"
 PAPER = "cs231n, Neural Networks Part 1 (L2 strength on the 20-neuron spiral net)"
-EXPECTED_S = {"quick": 5, "default": 30}
+EXPECTED_S = {"quick": 10, "default": 21}
 
 
 @dataclass

@@ -19,7 +19,7 @@ NAME = "xor-direct-connections"
 CLAIM = "A linear model cannot fit XOR; hidden units can; direct input-output connections plus hidden units " \
         "train as fast or faster"
 PAPER = "Rumelhart, Hinton & Williams 1986 (XOR, direct connections); Sejnowski & Rosenberg 1987 (NETtalk)"
-EXPECTED_S = {"quick": 4, "default": 15}
+EXPECTED_S = {"quick": 5, "default": 9}
 
 CONDITIONS = {
     "linear": ["model.hidden=[]"],
