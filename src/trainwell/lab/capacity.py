@@ -54,7 +54,7 @@ def run(cfg: Config, workdir=None) -> dict:
             from trainwell.pipeline import load_data
 
             splits, _ = load_data(load_config(None, spirals_overrides(cfg.n_per_class, cfg.noise, seed, 1, cfg.lr)))
-            points = (splits.train[0].tolist(), splits.train[1].tolist())
+            points = [splits.train[0].tolist(), splits.train[1].tolist()]
     means = []
     for w in cfg.widths:
         mine = [r for r in rows if r["width"] == w]

@@ -61,7 +61,7 @@ def run(cfg: Config, workdir=None) -> dict:
                 grids[f"{lam:g}"] = boundary_grid(t.model)
         if r == 0:
             splits, _ = load_data(load_config(None, over))
-            points = (splits.train[0].tolist(), splits.train[1].tolist())
+            points = [splits.train[0].tolist(), splits.train[1].tolist()]
     means = []
     for lam in cfg.lambdas:
         mine = [r for r in rows if r["lambda"] == lam]

@@ -33,7 +33,7 @@ def boundary_grid(model: torch.nn.Module, lim: float = 1.1, steps: int = 120) ->
     return pred.reshape(steps, steps).tolist()
 
 
-def draw_boundary(ax, grid: list[list[int]], points: tuple[list, list], title: str, lim: float = 1.1) -> None:
+def draw_boundary(ax, grid: list[list[int]], points: list[list], title: str, lim: float = 1.1) -> None:
     """Filled decision regions plus the training points."""
     ax.imshow(grid, origin="lower", extent=(-lim, lim, -lim, lim), cmap="Pastel1", vmin=0, vmax=8, alpha=0.9)
     xs, ys = points
