@@ -352,8 +352,26 @@ def test_double_descent_verdict_can_fail():
     assert _status("double-descent", _dd([0.7, 0.5, 0.45, 0.40, 0.5, 0.46], fits)) == "fail"  # peak past threshold
 
 
+def _grok(small=(30, 1100, 0.0), large=(60, 400, 0.02)):
+    def run(wd, r):
+        return {"weight_decay": wd, "train_step": r[0], "test_step": r[1], "test_at_train_step": r[2],
+                "steps_run": r[1] or 2000, "curve": []}
+
+    return {"runs": {"small": run(0.3, small), "large": run(3.0, large)}, "test_target": 0.95, "train_target": 0.99,
+            "max_steps": 2000}
+
+
+def test_grokking_verdict_can_fail():
+    assert _status("grokking", _grok()) == "pass"
+    assert _status("grokking", _grok(small=(300, 1100, 0.0))) == "fail"  # generalizes soon after fitting: no grokking
+    assert _status("grokking", _grok(small=(30, 1100, 0.6))) == "fail"  # already generalized when it fit
+    assert _status("grokking", _grok(large=(60, 1500, 0.02))) == "fail"  # large decay is not earlier
+    assert _status("grokking", _grok(large=(300, 900, 0.02))) == "fail"  # earlier, but not relative to fitting
+    assert _status("grokking", _grok(small=(30, None, 0.0))) == "inconclusive"
+
+
 def test_every_experiment_has_a_negative_control():
-    controlled = {"double-descent", "capacity", "regularization-strength", "model-ladder", "random-labels",
+    controlled = {"grokking", "double-descent", "capacity", "regularization-strength", "model-ladder", "random-labels",
                   "encoder-8-3-8", "xor-direct-connections", "l1-vs-l2", "adam-l2-vs-adamw", "dropout",
                   "lottery-ticket"}
     assert set(EXPERIMENTS) <= controlled

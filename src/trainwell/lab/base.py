@@ -145,11 +145,13 @@ class Evaluate(Callback):
     """Every ``every`` epochs, record the accuracy of the model on extra splits (e.g. the test set).
 
     ``splits`` maps a name to ``(x, y)``; ``records`` gets one dict per evaluation: epoch, step and
-    ``<name>_acc`` for every split, plus the epoch's own training metrics.
+    ``<name>_acc`` for every split, plus the epoch's own training metrics. ``stop_at=(name, value)`` stops the
+    run once that split's accuracy reaches ``value``.
     """
 
-    def __init__(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]], every: int = 1):
-        self.splits, self.every = splits, max(1, every)
+    def __init__(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]], every: int = 1,
+                 stop_at: tuple[str, float] | None = None):
+        self.splits, self.every, self.stop_at = splits, max(1, every), stop_at
         self.records: list[dict] = []
 
     def on_fit_start(self, state: State) -> None:
@@ -163,6 +165,8 @@ class Evaluate(Callback):
         for name, (x, y) in self.splits.items():
             rec[f"{name}_acc"] = accuracy(state.model, x, y)
         self.records.append(rec)
+        if self.stop_at is not None and rec[f"{self.stop_at[0]}_acc"] >= self.stop_at[1]:
+            state.stop = f"{self.stop_at[0]} accuracy reached {self.stop_at[1]}"
 
 
 def first_at(records: list[dict], key: str, target: float) -> int | None:

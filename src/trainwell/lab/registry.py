@@ -18,6 +18,7 @@ MODULES = [
     "dropout_exp",
     "lottery_ticket",
     "double_descent",
+    "grokking",
 ]
 
 
