@@ -366,7 +366,7 @@ def test_grokking_verdict_can_fail():
     assert _status("grokking", _grok(small=(300, 1100, 0.0))) == "fail"  # generalizes soon after fitting: no grokking
     assert _status("grokking", _grok(small=(30, 1100, 0.6))) == "fail"  # already generalized when it fit
     assert _status("grokking", _grok(large=(60, 1500, 0.02))) == "fail"  # large decay is not earlier
-    assert _status("grokking", _grok(large=(300, 900, 0.02))) == "fail"  # earlier, but not relative to fitting
+    assert _status("grokking", _grok(large=(50, 1000, 0.02))) == "fail"  # earlier, but not relative to fitting
     assert _status("grokking", _grok(small=(30, None, 0.0))) == "inconclusive"
 
 
