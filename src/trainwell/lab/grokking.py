@@ -22,7 +22,7 @@ NAME = "grokking"
 CLAIM = "With small weight decay a network reaches 95% test accuracy on modular addition long after 99% train " \
         "accuracy (>= 5x the steps); with large weight decay it generalizes much earlier"
 PAPER = "Power et al. 2022, Grokking: Generalization beyond overfitting on small algorithmic datasets"
-EXPECTED_S = {"quick": 8, "default": 15}
+EXPECTED_S = {"quick": 6, "default": 13}
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(max_steps=700)
+        return cls(max_steps=500)
 
 
 def run(cfg: Config, workdir=None) -> dict:
