@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trainwell.config import load_config
 from trainwell.lab import base
 from trainwell.lab.spirals_common import boundary_grid, draw_boundary, heldout, spirals_overrides
+from trainwell.pipeline import load_data
 
 NAME = "capacity"
 CLAIM = "More hidden neurons represent more complex functions: train accuracy rises with width, and the widest " \
@@ -50,9 +52,6 @@ def run(cfg: Config, workdir=None) -> dict:
             if r == 0:
                 grids[str(w)] = boundary_grid(t.model)
         if r == 0:
-            from trainwell.config import load_config
-            from trainwell.pipeline import load_data
-
             splits, _ = load_data(load_config(None, spirals_overrides(cfg.n_per_class, cfg.noise, seed, 1, cfg.lr)))
             points = [splits.train[0].tolist(), splits.train[1].tolist()]
     means = []

@@ -15,6 +15,7 @@ above both the best narrower model and the widest one.
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import dataclass
 
 from trainwell.config import load_config
@@ -57,8 +58,6 @@ def run(cfg: Config, workdir=None) -> dict:
                            f"data.seed={cfg.seed}", "model.kind=mlp", "model.hidden=[8]",
                            "optim.name=adam", f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}",
                            f"train.seed={cfg.seed}"])
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="trainwell-lab-dd-") as tmp:
         res = sweep(c, {"model.hidden": [[w] for w in widths]}, out=workdir or tmp, quiet=True)
         rows = [{"width": w, "train_acc": r["train_acc"], "test_acc": r["test_acc"],

@@ -9,6 +9,7 @@ weights pruned per round per layer (the output layer at half that rate).
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass
 
 from trainwell.config import load_config
@@ -43,8 +44,6 @@ def run(cfg: Config, workdir=None) -> dict:
 
     def where(name):
         return None if workdir is None else f"{workdir}/{name}"
-
-    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="trainwell-lab-lottery-") as tmp:
         rows = {}
