@@ -20,6 +20,8 @@ EPILOG = """examples:
   trainwell report runs/run-1a2b3c4d              rebuild report.html
   trainwell doctor --set init.scheme=zeros        pre-flight checks (exit 1 on a fail)
   trainwell summary configs/digits-cnn.toml        per-layer shapes, params, receptive fields
+  trainwell lab list                              the lecture's claims as experiments
+  trainwell lab run --all --quick                 run them all (seconds each) and write runs/lab/index.html
 """
 
 
@@ -145,7 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
     filt.add_argument("--out", default="filters.png", help="PNG to write (default: filters.png)")
 
     sub.add_parser("datasets", help="list the datasets trainwell can load")
+    _lab_parser(sub)
     return parser
+
+
+def _lab_parser(sub) -> None:
+    lab = sub.add_parser("lab", help="the lecture's claims as experiments with verdicts (list | run)",
+                         description="Each lab experiment trains small models through the pipeline, draws figures "
+                                     "and states a verdict computed from the numbers: pass, fail or inconclusive "
+                                     "(unstable when seeds disagree, error when it crashed).")
+    lsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
+    ls = lsub.add_parser("list", help="name, claim, sizes and expected time of every experiment")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
+    run = lsub.add_parser("run", help="run experiments and write a results tree with index.html")
+    run.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (see trainwell lab list)")
+    run.add_argument("--all", action="store_true", help="run every experiment")
+    run.add_argument("--quick", action="store_true", help="the quick size (seconds each)")
+    run.add_argument("--seeds", type=int, default=1, help="run each experiment with N seeds; a verdict that flips "
+                                                          "between seeds is 'unstable'")
+    run.add_argument("--seed", type=int, help="first seed (default: each experiment's own, 0)")
+    run.add_argument("--out", default="runs/lab", help="results folder (default: runs/lab)")
+    run.add_argument("--resume", action="store_true", help="keep experiments already finished in --out")
+    run.add_argument("--json", action="store_true", help="print the summaries as JSON")
 
 
 def _result_table(summary: dict, run_dir) -> object:
@@ -390,9 +413,55 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_lab(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trainwell.lab import registry, runner
+
+    console = Console(stderr=getattr(args, "json", False))
+    if args.lab_command == "list":
+        rows = registry.describe()
+        if args.json:
+            import json
+
+            print(json.dumps(rows, indent=2))
+            return 0
+        table = Table(title="trainwell lab")
+        for col in ("name", "claim", "quick", "default"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(r["name"], r["claim"], f"~{r['expected_s']['quick']} s", f"~{r['expected_s']['default']} s")
+        console.print(table)
+        return 0
+    if args.lab_command != "run":
+        raise TrainwellError("use 'trainwell lab list' or 'trainwell lab run NAME... | --all'")
+    names = list(registry.experiments()) if args.all else args.names
+    if not names or (args.all and args.names):
+        raise TrainwellError("name experiments to run, or pass --all (not both); see 'trainwell lab list'")
+    try:
+        summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
+                                   seed=args.seed, log=lambda line: console.print(line, highlight=False))
+    except (KeyError, ValueError) as exc:
+        raise TrainwellError(str(exc).strip("'\"")) from None
+    if args.json:
+        import json
+
+        print(json.dumps(summaries, indent=2, default=str))
+    else:
+        table = Table(title=f"lab: {len(summaries)} experiments ({'quick' if args.quick else 'default'} size)")
+        for col in ("experiment", "verdict", "time"):
+            table.add_column(col)
+        for s in summaries:
+            table.add_row(s["name"], s["verdict"]["status"], f"{s['wall_s']:.1f} s")
+        console.print(table)
+        console.print(f"index: {Path(args.out) / 'index.html'}", highlight=False)
+    return 0 if all(s["verdict"]["status"] in ("pass", "inconclusive") for s in summaries) else 1
+
+
 COMMANDS = {
     "fit": cmd_fit, "doctor": cmd_doctor, "prune": cmd_prune, "sweep": cmd_sweep, "report": cmd_report,
-    "summary": cmd_summary, "filters": cmd_filters, "datasets": cmd_datasets,
+    "summary": cmd_summary, "filters": cmd_filters, "datasets": cmd_datasets, "lab": cmd_lab,
 }
 
 
