@@ -331,8 +331,8 @@ class Config:
     def validate(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
             shown = self.name if len(self.name) <= 40 else self.name[:40] + "..."
-            raise ConfigError(f"name = {shown!r} is not allowed: use 1-{MAX_NAME} letters, digits, '.', '_' or '-', "
-                              f"not starting with '.' (it names the run directory)")
+            raise ConfigError(f"name = {shown!r} is not allowed: use 1-{MAX_NAME} letters, digits or . _ - + = , @ "
+                              f"(not starting with '.'): it names the run directory")
         if "fixed" in self.stop.criteria and self.optim.schedule in ("cosine", "onecycle"):
             raise ConfigError(f"stop.criteria 'fixed' is not allowed with optim.schedule = {self.optim.schedule!r}: "
                               f"its LR drop at epoch stop.fixed_epochs would be undone by the schedule's next step; "
@@ -347,7 +347,7 @@ class Config:
         return hashlib.sha256(blob).hexdigest()[:8]
 
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_+=,@-][A-Za-z0-9._+=,@-]{0,99}")
 MAX_NAME = 100
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
 
