@@ -517,6 +517,33 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
+def _model_signature(cfg: Config, shape: tuple[int, ...], classes: int) -> tuple:
+    """What a model config builds: its structure and, built with a fixed seed, its initial weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(cfg.model, shape, classes)
+    return repr(model), [(k, tuple(v.shape), v.detach().double().sum().item()) for k, v in model.state_dict().items()]
+
+
+def inert_model_keys(configs: Sequence[tuple[dict, Config]]) -> list[str]:
+    """Grid keys under ``model.`` whose values all build the same model (e.g. ``model.hidden`` on a CNN): a sweep
+    over them would train copies. ``configs`` are (settings, config) pairs; returns the inert keys."""
+    keys = sorted({k for settings, _ in configs for k in settings if k.startswith("model.")})
+    if not keys:
+        return []
+    splits, _ = load_data(configs[0][1])
+    shape, classes = splits.meta.input_shape, splits.meta.num_classes
+    inert = []
+    for key in keys:
+        seen: dict[str, Config] = {}
+        for settings, c in configs:
+            seen.setdefault(repr(settings.get(key)), c)
+        signatures = {repr(_model_signature(c, shape, classes)) for c in seen.values()}
+        if len(seen) > 1 and len(signatures) == 1:
+            inert.append(key)
+    return inert
+
+
 def population_blocker(configs: Sequence[Config]) -> str | None:
     """Why ``configs`` cannot train as one vmapped population (None if they can): the members may differ only in
     :data:`POPULATION_KEYS`, and the settings they share must be expressible per member with vmap."""
