@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.doctor_fixtures import WrongBackward
 from trainwell import doctor
 from trainwell.cli import main
 from trainwell.config import load_config
@@ -199,22 +200,10 @@ def test_gradient_check_vanishing_gradients_are_not_a_wrong_backward():
     assert v.status == "warn" and v.value.startswith("vanishing gradients")
 
 
-class _WrongBackward(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x * x
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * x  # should be 2x
-
-
 def test_a_failing_relative_error_is_never_labelled_ok():
     class Square(nn.Module):
         def forward(self, x):
-            return _WrongBackward.apply(x)
+            return WrongBackward.apply(x)
 
     x, y = blobs()
     v = pf.gradient_check(nn.Sequential(nn.Linear(4, 8), Square(), nn.Linear(8, 3)), x, y)
