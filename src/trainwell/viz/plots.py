@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 
 def new_figure(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (6, 4), **kwargs):
@@ -29,9 +30,10 @@ def save(fig: Figure, path: str | Path, dpi: int) -> Path:
 
 
 
-def learning_curves(history: list[dict], path: str | Path) -> Path:
-    """Plot train/val loss and accuracy per epoch (the lecture's loss-curve reading) and save a PNG."""
-    epochs = [r["epoch"] for r in history]
+def learning_curves(history: list[dict], path: str | Path, best_epoch: int | None = None) -> Path:
+    """Plot train/val loss and accuracy per epoch (the lecture's loss-curve reading) and save a PNG. Epochs are
+    drawn 1-based, as users count them; ``best_epoch`` (0-based, as in summary.json) is marked."""
+    epochs = [r["epoch"] + 1 for r in history]
     fig, (ax_loss, ax_acc) = new_figure(1, 2, figsize=(10, 3.8))
     for split, style in (("train", "-"), ("val", "--")):
         if history and f"{split}_loss" in history[0]:
@@ -39,18 +41,21 @@ def learning_curves(history: list[dict], path: str | Path) -> Path:
             ax_acc.plot(epochs, [r.get(f"{split}_acc") for r in history], style, label=split)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    ax_acc.yaxis.set_major_formatter(PercentFormatter(1.0))
     if history and all(r.get("train_loss", 0) and r["train_loss"] > 0 for r in history):
         ax_loss.set_yscale("log")
     for ax in (ax_loss, ax_acc):
+        if best_epoch is not None:
+            ax.axvline(best_epoch + 1, color="0.4", ls=":", lw=1, label=f"best epoch {best_epoch + 1}")
         ax.grid(alpha=0.3)
         ax.legend()
     return save(fig, path, dpi=100)
 
 
 def learning_rate(history: list[dict], path: str | Path) -> Path:
-    """Plot the learning rate at the start of each epoch."""
+    """Plot the learning rate at the start of each epoch (1-based)."""
     fig, ax = new_figure(figsize=(5, 3))
-    ax.plot([r["epoch"] for r in history], [r["lr"] for r in history])
+    ax.plot([r["epoch"] + 1 for r in history], [r["lr"] for r in history])
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
     ax.grid(alpha=0.3)
     return save(fig, path, dpi=100)
@@ -83,24 +88,47 @@ def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, m
     units = w[:max_units]
     cols = min(8, len(units))
     rows = -(-len(units) // cols)
-    fig, axes = new_figure(rows, cols, figsize=(1.4 * cols, 1.4 * rows), squeeze=False)
+    limit = float(units.abs().max()) or 1.0  # one symmetric scale for every unit: they are drawn comparably
+    fig, axes = new_figure(rows, cols, figsize=(1.5 * cols + (0.9 if units.dim() >= 3 else 0), 1.4 * rows + 0.5),
+                           squeeze=False)
+    image = None
     for ax in axes.flat:
         ax.axis("off")
-    for ax, unit in zip(axes.flat, units, strict=False):
+    for i, (ax, unit) in enumerate(zip(axes.flat, units, strict=False)):
+        ax.axis("on")
+        ax.set_title(f"unit {i}", fontsize=7)
         if unit.dim() >= 2:
-            ax.imshow(unit.numpy(), cmap="coolwarm")
-        else:
-            ax.plot(unit.numpy())
-            ax.axis("on")
+            image = ax.imshow(unit.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units")
+        else:
+            ax.axhline(0.0, color="0.5", lw=0.6)  # the zero line: sign and size read at a glance
+            ax.plot(range(len(unit)), unit.numpy(), marker="." if len(unit) <= 16 else None)
+            ax.set_ylim(-1.05 * limit, 1.05 * limit)
+            ax.tick_params(labelsize=6)
+            if i % cols == 0:
+                ax.set_ylabel("weight", fontsize=7)
+            else:
+                ax.set_yticklabels([])
+            if i // cols == rows - 1 or i + cols >= len(units):
+                ax.set_xlabel("tap" if isinstance(layer, nn.Conv1d) else "input", fontsize=7)
+    fig.suptitle(f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units"
+                 f"{', input channel 0' if layer.weight.dim() > 2 else ''}; shared scale +-{limit:.3g}", fontsize=9)
+    if image is not None:
+        fig.tight_layout()
+        fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="weight")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+        return path
     return save(fig, path, dpi=90)
 
 
-def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
+def monitor_histograms(records: list[dict], path: str | Path, titles: dict[str, str] | None = None) -> Path | None:
     """Glorot & Bengio style: one row per activation layer, its activation histogram and its back-propagated
-    gradient histogram, from the last monitor snapshot."""
+    gradient histogram, from the last monitor snapshot. Layers are named by module name (``titles`` maps a name
+    to a longer label, e.g. ``"3 (ReLU) after 2 (Conv1d)"``)."""
+    titles = titles or {}
     if not records or not records[-1]["activations"]:
         return None
     last = records[-1]
@@ -120,7 +148,11 @@ def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
             ax.ticklabel_format(style="sci", axis="x", scilimits=(-2, 3))
             extra = f", dead {a['dead']:.0%}" if "dead" in a else (
                 f", saturated {a['saturated']:.0%}" if "saturated" in a else "")
-            ax.set_title(f"layer {name} ({a['kind']}) {label}{extra if col == 0 else ''}", fontsize=8)
+            title = titles.get(name, f"{name} ({a['kind']})")
+            ax.set_title(f"{title} {label}"
+                         f"{extra if col == 0 else ''}", fontsize=8)
+            ax.set_xlabel(label, fontsize=7)
+            ax.set_ylabel("count", fontsize=7)
             ax.tick_params(labelsize=7)
     fig.suptitle(f"activations and back-propagated gradients at step {last['step']}", fontsize=9)
     return save(fig, path, dpi=90)
