@@ -301,7 +301,13 @@ class DoctorConfig:
 
 @dataclass
 class ReportConfig:
-    enabled: bool = True
+    enabled: bool = True  # report.html, written at the start and rewritten every `every` epochs
+    every: int = 2
+    tensorboard: bool = False  # also write TensorBoard event files to <run dir>/tensorboard (trainwell[tensorboard])
+
+    def validate(self) -> None:
+        if self.every < 1:
+            raise ConfigError(f"report.every = {self.every} is not allowed: use an integer >= 1 (epochs)")
 
 
 @dataclass

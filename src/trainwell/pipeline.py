@@ -48,10 +48,11 @@ from trainwell.rundir import (
     check_training_checkpoint,
     load_checkpoint,
 )
-from trainwell.train import interrupt, stop_callback
+from trainwell.train import interrupt, loggers, stop_callback
 from trainwell.train import progress as progress_mod
 from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses
 from trainwell.train.interrupt import Interrupt
+from trainwell.train.live_report import LiveReport
 from trainwell.train.regularizers import MaxNorm, SDRUpdate
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 from trainwell.viz import plots
@@ -201,6 +202,12 @@ def _training_parts(prep: Prepared) -> _Parts:
         raise ConfigError(f"augment.kind = 'signal' needs (C, L) inputs, got {prep.splits.meta.input_shape}")
     if a.kind == "image" and len(prep.splits.meta.input_shape) != 3:
         raise ConfigError(f"augment.kind = 'image' needs (C, H, W) inputs, got {prep.splits.meta.input_shape}")
+    if cfg.report.tensorboard:
+        try:
+            loggers.require_tensorboard()
+        except ImportError:
+            raise ConfigError(f"report.tensorboard = true needs the tensorboard package: {loggers.INSTALL_HINT}, "
+                              f"or set report.tensorboard = false") from None
     return _Parts(opt, schedule, constraints, penalty, augment)
 
 
@@ -217,10 +224,12 @@ def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, 
         StepLosses(),
         *monitors,
         MetricsLogger(run.metrics),
+        loggers.CSVLogger(run.path / "metrics.csv"),
         Interrupt(),  # before the checkpoint: the stop it requests makes the checkpoint save this epoch
         Checkpoint(run, every=cfg.train.checkpoint_every, minutes=cfg.train.checkpoint_minutes,
                    monitor=cfg.train.monitor,
                    extra={"config": cfg.to_dict(), "trainwell_version": trainwell.__version__}),
+        *_report_callbacks(prep, run),
         *extra_callbacks,
     ]
     penalty = parts.penalty
@@ -230,8 +239,19 @@ def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, 
                    penalty=penalty if penalty.active else None, augment=parts.augment)
 
 
+def _report_callbacks(prep: Prepared, run: RunDir) -> list:
+    """The live report.html and, with report.tensorboard, TensorBoard event files (after the metrics and the
+    monitor, so each sees the epoch complete)."""
+    cfg, shape = prep.cfg, prep.splits.meta.input_shape
+    out = [LiveReport(run.path, shape, every=cfg.report.every)] if cfg.report.enabled else []
+    if cfg.report.tensorboard:
+        out.append(loggers.TensorBoardLogger(run.path / "tensorboard", every=cfg.doctor.monitor_every,
+                                             input_shape=shape))
+    return out
+
+
 RESUME_KEYS = ("train.epochs", "train.checkpoint_every", "train.checkpoint_minutes", "train.threads", "train.device",
-               "report.enabled")
+               "report.enabled", "report.every", "report.tensorboard")
 """Config keys ``--resume`` may change: how long to train, how often to save, where to run, whether to report.
 Anything else would make the resumed run a different run than the one its checkpoint belongs to."""
 
@@ -340,6 +360,9 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         summary["fit_s"] = round(fit_s, 4)
         summary["doctor"] = _doctor_report(run, prep, trainer, state, summary)
         atomic_write_json(run.summary, summary)
+        for tb in (cb for cb in trainer.callbacks if isinstance(cb, loggers.TensorBoardLogger)):
+            tb.log_verdicts(summary["doctor"], state.step)
+            tb.close()
         plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
         if cfg.report.enabled:
             from trainwell.viz.report import build_report

@@ -68,8 +68,20 @@ def _first_weighted(model):
 
 
 def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, max_units: int = 32) -> Path | None:
-    """Draw the first layer's units as images: conv filters as they are, dense rows reshaped to the input's
-    image shape (or as 1-D profiles for signals). Returns None if the model has no Linear/Conv layer."""
+    """Save :func:`first_layer_figure` as a PNG; None if the model has no Linear/Conv layer."""
+    fig = first_layer_figure(model, input_shape, max_units)
+    if fig is None:
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def first_layer_figure(model, input_shape: tuple[int, ...], max_units: int = 32) -> Figure | None:
+    """Draw the first layer's units comparably, on one symmetric scale: 2-D filters (conv filters, or dense
+    rows reshaped to the input image) as images with a colour bar; 1-D ones (a 1-D CNN's kernels, dense rows of
+    a signal) as curves over a zero line. Returns None if the model has no Linear/Conv layer."""
     from torch import nn
 
     layer = _first_weighted(model)
@@ -114,14 +126,10 @@ def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, m
                 ax.set_xlabel("tap" if isinstance(layer, nn.Conv1d) else "input", fontsize=7)
     fig.suptitle(f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units"
                  f"{', input channel 0' if layer.weight.dim() > 2 else ''}; shared scale +-{limit:.3g}", fontsize=9)
+    fig.tight_layout()
     if image is not None:
-        fig.tight_layout()
         fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="weight")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
-        return path
-    return save(fig, path, dpi=90)
+    return fig
 
 
 def monitor_histograms(records: list[dict], path: str | Path, titles: dict[str, str] | None = None) -> Path | None:

@@ -6,6 +6,11 @@
   const FORMATS = {
     int: (v) => (v == null ? "-" : nf.format(Math.round(v))),
     pct: (v) => (v == null ? "-" : (100 * v).toFixed(2) + "%"),
+    count: (v) => {
+      if (v == null) return "-";
+      for (const [d, s] of [[1e9, "G"], [1e6, "M"], [1e3, "k"]]) if (Math.abs(v) >= d) return +(v / d).toPrecision(3) + s;
+      return String(+v.toPrecision(3));
+    },
     density: (v) => (v == null ? "-" : +(100 * v).toPrecision(3) + "%"),
     num: (v) => {
       if (v == null) return "-";
@@ -108,7 +113,7 @@
         scales: { x: { time: false }, y: { distr: 3, log: 10 } },
         series: [{}, { stroke: layer.color, fill: layer.color + "99", paths: bars, points: { show: false } }],
         axes: [{ label: layer.xlabel, values: (u, s) => s.map(FORMATS.num), size: 36 },
-               { label: "count (log)", values: (u, s) => s.map(FORMATS.num), size: 48 }],
+               { label: "count (log)", values: (u, s) => s.map(FORMATS.count), size: 48 }],
       };
       const u = new uPlot(opts, frameData(layer.frames[0]), box);
       charts.push([u, layer]);

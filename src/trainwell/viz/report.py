@@ -26,6 +26,7 @@ from trainwell.viz.page import Raw, esc, fmt_int, fmt_loss, fmt_pct, fmt_seconds
 PHASES = (("pre", "Pre-flight"), ("monitor", "In-flight (monitors)"), ("post", "Post-flight"))
 KNOWN_METRICS = {"epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time", "reg_loss"}
 STEPS_FILE = "steps.jsonl"
+NO_MONITORS = "<p>No monitor snapshots (doctor.monitor_every = 0, or none yet).</p>"
 MODEL_FILE = "model.json"
 
 
@@ -120,7 +121,7 @@ def _config_html(config_text: str, overrides: dict) -> str:
              Raw(f"<code>{esc(json.dumps(d, default=str))}</code>")] for k, (v, d) in overrides.items()]
     table = page.table(["key", "your value", "default"], rows) if rows else "<p>No overrides: trainwell's defaults.</p>"
     return (f"<h3>Your settings (different from the defaults)</h3>{table}"
-            f"<details open><summary>Resolved config.toml (your settings highlighted)</summary>"
+            f"<details><summary>Resolved config.toml (your settings highlighted)</summary>"
             f"<pre id='config'>{chr(10).join(lines)}</pre></details>")
 
 
@@ -292,8 +293,10 @@ def _chart_divs(charts: list[dict]) -> str:
 
 
 # -- the page -----------------------------------------------------------------------------------------------
-def build_fit_report(run_dir: str | Path, *, live: bool = False) -> Path:
-    """Write ``report.html`` of one fit run (finished, in progress or interrupted); return its path."""
+def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: bool | None = None) -> Path:
+    """Write ``report.html`` of one fit run (finished, in progress or interrupted); return its path.
+
+    ``figures`` (default: not ``live``) also redraws the PNG figures in ``figures/``."""
     from trainwell.viz import plots
 
     run = RunDir(run_dir)
@@ -306,7 +309,7 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False) -> Path:
     overrides = config_overrides(config_text)
     cfg = _read_config(config_text)
     model_rows = _read_json(run.path / MODEL_FILE, []) or []
-    if not live:  # the PNG figures of the run dir (the page itself draws its charts in the browser)
+    if figures if figures is not None else not live:  # the PNG files; the page's charts are drawn by the browser
         if history:
             plots.learning_curves(history, run.figures / "learning_curves.png",
                                   best_epoch=(summary or {}).get("best_epoch"))
@@ -343,7 +346,7 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False) -> Path:
 <section id='curves'><h2>Curves</h2><p class='muted'>Drag to zoom, double-click to reset; hover for values.</p>
 {_chart_divs(lines) if lines else '<p>No epoch has finished yet.</p>'}</section>
 <section id='monitors'><h2>Activations and gradients</h2>
-{_chart_divs(monitor_lines) + hist_html if hists else '<p>No monitor snapshots (doctor.monitor_every = 0, or none yet).</p>'}
+{_chart_divs(monitor_lines) + hist_html if hists else NO_MONITORS}
 </section>
 <section id='doctor'><h2>Doctor</h2>{_doctor(verdicts)}</section>
 <section id='model'><h2>Model</h2>{_model(model_rows)}
