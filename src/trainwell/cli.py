@@ -124,8 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--force", action="store_true", help="replace --out if it is an earlier sweep")
     sw.add_argument("--json", action="store_true", help="print the results as JSON")
 
-    rep = sub.add_parser("report", help="(re)build report.html of a run directory")
-    rep.add_argument("run_dir", help="a run directory written by trainwell fit")
+    rep = sub.add_parser("report", help="(re)build report.html of a fit, sweep or prune directory",
+                         description="Rebuild report.html from the files of a run directory written by trainwell "
+                                     "fit (finished, running or interrupted), sweep or prune.")
+    rep.add_argument("run_dir", help="a directory written by trainwell fit, sweep or prune")
 
     summ = sub.add_parser("summary", help="per-layer table: output shape, params with/without sharing, receptive "
                                          "field, mult-adds",
@@ -330,7 +332,9 @@ def cmd_prune(args) -> int:
         table.add_row(str(r.round), r.kind, f"{r.density:.2%}", f"{r.test_acc:.2%}", f"{r.val_acc:.2%}",
                       str(r.early_stop_step))
     Console().print(table)
-    print(f"results: {Path(rows[0].run_dir).parent}/results.csv, accuracy_vs_density.png")
+    base = Path(rows[0].run_dir).parent
+    report = _group_report(cfg, base)
+    print(f"results: {base}/results.csv, accuracy_vs_density.png{report}")
     return 0
 
 
@@ -360,8 +364,17 @@ def cmd_sweep(args) -> int:
     for r in result.rows:
         table.add_row(*[f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
     Console().print(table)
-    print(f"results: {result.out}/results.csv")
+    print(f"results: {result.out}/results.csv{_group_report(cfg, result.out)}")
     return 0
+
+
+def _group_report(cfg, folder) -> str:
+    """Write the report of a sweep or prune folder (unless report.enabled = false); the text to print about it."""
+    if not cfg.report.enabled:
+        return ""
+    from trainwell.viz.report import build_report
+
+    return f", report: {build_report(folder)}"
 
 
 def cmd_report(args) -> int:

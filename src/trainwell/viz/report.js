@@ -21,6 +21,9 @@
   const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                    "#bcbd22", "#17becf"];
 
+  const INT_INCRS = [];
+  for (let d = 1; d <= 1e9; d *= 10) INT_INCRS.push(d, 2 * d, 5 * d);
+
   function width(el) {
     return Math.max(300, Math.min(el.clientWidth || 520, 1060));
   }
@@ -78,6 +81,7 @@
     const yscale = c.ylog ? { distr: 3, log: 10 } : {};
     const xaxis = { label: c.xlabel, values: (u, splits) => splits.map(xf) };
     if (c.xsplits) xaxis.splits = () => c.xsplits;
+    else if (c.xfmt === "int") xaxis.incrs = INT_INCRS; // whole epochs and steps only
     const opts = {
       title: c.title,
       width: width(el),
