@@ -53,6 +53,32 @@ def history_csv(history: list[dict]) -> str:
     return out.getvalue()
 
 
+def filter_grid(model, max_units: int = 64, scale: int = 4):
+    """A (H, W) float tensor in [0, 1] of the first Linear/Conv layer's weights (input channel 0), 0.5 = zero;
+    None if the model has none. Each weight is a ``scale`` x ``scale`` block of pixels."""
+    import torch
+    from torch import nn
+
+    layer = next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
+    if layer is None:
+        return None
+    w = layer.weight.detach().float().cpu()[:max_units]
+    limit = float(w.abs().max()) or 1.0
+    w = w / (2 * limit) + 0.5
+    if w.dim() == 4:  # (out, in, kh, kw): tiles of input channel 0, one pixel of padding
+        tiles = w[:, 0]
+        cols = min(8, len(tiles))
+        rows = -(-len(tiles) // cols)
+        kh, kw = tiles.shape[1:]
+        grid = torch.ones(rows * (kh + 1) - 1, cols * (kw + 1) - 1)
+        for i, t in enumerate(tiles):
+            r, c = divmod(i, cols)
+            grid[r * (kh + 1):r * (kh + 1) + kh, c * (kw + 1):c * (kw + 1) + kw] = t
+    else:  # (out, in, k) -> channel 0 (out, k); a dense layer's (out, in) as it is
+        grid = w[:, 0] if w.dim() == 3 else w
+    return grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+
+
 def require_tensorboard():
     """Return ``torch.utils.tensorboard.SummaryWriter``, or raise ImportError saying how to install it."""
     try:
@@ -165,23 +191,11 @@ class TensorBoardLogger(Callback):
                                       bucket_counts=counts, global_step=step)
 
     def log_filters(self, model, step: int) -> None:
-        """The first layer's weights as an image: the report's figure (shared scale, colour bar or zero line)."""
-        if self.input_shape is None:
-            return
-        import numpy as np
-        import torch
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        from trainwell.viz.plots import first_layer_figure
-
-        fig = first_layer_figure(model, self.input_shape)
-        if fig is None:
-            return
-        canvas = FigureCanvasAgg(fig)
-        canvas.draw()
-        rgba = np.asarray(canvas.buffer_rgba())
-        self.writer.add_image("first_layer/weights", torch.from_numpy(rgba[..., :3].copy()), step,
-                              dataformats="HWC")
+        """The first layer's weights as one grayscale image on a shared symmetric scale (mid-grey = 0): 2-D
+        filters tiled 8 to a row, 1-D kernels (and dense rows) as one row of pixels per unit."""
+        grid = filter_grid(model)
+        if grid is not None:
+            self.writer.add_image("first_layer/weights", grid, step, dataformats="HW")
 
     def log_verdicts(self, verdicts: list[dict], step: int = 0) -> None:
         """The doctor's verdicts as text, one markdown table per phase."""
