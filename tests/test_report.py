@@ -196,3 +196,46 @@ def test_tensorboard_missing_is_a_one_line_config_error_before_any_folder(workdi
     with pytest.raises(ConfigError, match=r"trainwell\[tensorboard\]"):
         fit(load_config(None, [*TINY, "report.tensorboard=true"]), out="run", quiet=True)
     assert not (workdir / "run").exists()
+
+
+def test_set_with_a_space_gets_a_one_line_hint(workdir, capsys):
+    assert main(["fit", "--set", "train.epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "use key=value with no space: --set train.epochs=3" in err
+    assert main(["doctor", "--set", "optim.lr"]) == 2
+    assert "--set optim.lr=VALUE" in capsys.readouterr().err
+
+
+def test_tables_outside_a_terminal_are_whole(workdir, capsys):
+    assert main(["summary", "--set", "model.kind=mlp", "--set", "model.hidden=[123456,7]", "--input-shape", "1,40",
+                 "--classes", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and "5,061,696" in out  # 40 x 123,456 + 123,456 parameters, not cut to fit 80 columns
+    assert max(len(line) for line in out.splitlines()) > 80
+
+
+def test_fit_says_what_it_does_before_training_and_counts_epochs_from_one(workdir, capsys):
+    assert main(["fit", "--set", "data.name=xor", "--set", "model.kind=mlp", "--set", "model.hidden=[8]",
+                 "--set", "train.epochs=2", "--out", "run"]) == 0
+    err = capsys.readouterr()
+    lines = err.err.splitlines()
+    assert lines[0] == "running the doctor's pre-flight checks..." and lines[1].startswith("pre-flight: ")
+    assert any(line.startswith("[2/2] epoch 2  loss") for line in lines)
+    assert "(best epoch by val_loss: " in err.out and "run dir: run  (report: run/report.html)" in err.out
+
+
+def test_on_a_terminal_fit_prints_its_first_line_before_importing_torch(workdir):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    primary, secondary = pty.openpty()
+    code = ("import sys, trainwell.cli as c; sys.argv = ['trainwell', 'fit', '--set', 'data.name=nonesuch'];"
+            "c.main()")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], stderr=secondary, stdout=subprocess.DEVNULL, env=env, timeout=120)
+    os.close(secondary)
+    text = os.read(primary, 4096).decode()
+    os.close(primary)
+    assert text.splitlines()[0] == "trainwell fit: loading the config, data and model..."

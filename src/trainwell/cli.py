@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from trainwell.errors import TrainwellError
-from trainwell.train.interrupt import Interrupted
 
 EPILOG = """examples:
   trainwell fit                                   train the default MNIST-1D CNN
@@ -28,6 +27,17 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+
+
+def _console(stderr: bool = False):
+    """A rich console; when the stream is not a terminal (a pipe, a file, CI logs) it is as wide as the content:
+    tables are printed whole, no number is cut or folded, and each plain line stays one line."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=10_000, soft_wrap=True, color_system=None)
 
 
 def _positive_int(text: str) -> int:
@@ -48,6 +58,16 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use a number in [0, 1)")
     return value
+
+
+def _check_overrides(args) -> None:
+    """``--set key value`` (a space) leaves ``value`` as the CONFIG argument: say to write ``key=value``."""
+    for item in getattr(args, "overrides", None) or []:
+        if "=" not in item:
+            config = getattr(args, "config", None)
+            value = config if config is not None and not str(config).endswith(".toml") else "VALUE"
+            raise TrainwellError(f"--set {item} {value if value != 'VALUE' else ''}".rstrip()
+                                 + f": use key=value with no space: --set {item}={value}")
 
 
 MAX_MESSAGE = 400  # an error is one line; a huge value in it is cut
@@ -164,8 +184,10 @@ def _result_table(summary: dict, run_dir) -> object:
 
 
 def _result_lines(summary: dict, run_dir) -> str:
-    return (f"{summary['epochs']} epochs, {summary['steps']} steps, {summary['wall_s']:.1f} s wall\n"
-            f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: {summary['best_epoch']})\n"
+    best = summary["best_epoch"]
+    return (f"{summary['epochs']} epochs, {summary['steps']:,} steps, {summary['wall_s']:.1f} s wall\n"
+            f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: "
+            f"{'-' if best is None else best + 1})\n"
             f"run dir: {run_dir}  (report: {run_dir}/report.html)")
 
 
@@ -184,7 +206,6 @@ def _verdict_table(verdicts: list[dict], title: str):
 
 
 def cmd_doctor(args) -> int:
-    from rich.console import Console
 
     from trainwell.config import load_config
     from trainwell.pipeline import preflight, prepare
@@ -196,12 +217,13 @@ def cmd_doctor(args) -> int:
 
         print(json.dumps(verdicts, indent=2))
     else:
-        Console().print(_verdict_table(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}"))
+        _console().print(_verdict_table(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}"))
     return 1 if any(v["status"] == "fail" for v in verdicts) else 0
 
 
 def cmd_fit(args) -> int:
-    from rich.console import Console
+    if not args.quiet and sys.stderr.isatty():  # within a second, before torch is imported (errors stay one line
+        print("trainwell fit: loading the config, data and model...", file=sys.stderr, flush=True)  # in logs)
 
     from trainwell.config import load_config
     from trainwell.pipeline import config_of_run, fit
@@ -216,7 +238,7 @@ def cmd_fit(args) -> int:
     else:
         cfg = load_config(args.config, args.overrides)
     result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet)
-    console = Console(stderr=args.json)
+    console = _console(stderr=args.json)
     console.print(_result_table(result.summary, result.run_dir))
     console.print(_result_lines(result.summary, result.run_dir), highlight=False)
     flagged = [v for v in result.summary["doctor"] if v["status"] != "pass"]
@@ -246,7 +268,6 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 
 def cmd_summary(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from trainwell.cnn.summary import summarize, totals
@@ -284,7 +305,7 @@ def cmd_summary(args) -> int:
                       f"{r.params_unshared:,}", "x".join(map(str, r.receptive_field)), f"{r.mult_adds:,}")
     t = totals(rows)
     table.add_row("total", "", "", "", f"{t['params']:,}", f"{t['params_unshared']:,}", "", f"{t['mult_adds']:,}")
-    console = Console()
+    console = _console()
     console.print(table)
     from trainwell.cnn.summary import floored_layers
 
@@ -313,7 +334,6 @@ def cmd_filters(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from trainwell.config import load_config
@@ -331,7 +351,7 @@ def cmd_prune(args) -> int:
     for r in rows:
         table.add_row(str(r.round), r.kind, f"{r.density:.2%}", f"{r.test_acc:.2%}", f"{r.val_acc:.2%}",
                       str(r.early_stop_step))
-    Console().print(table)
+    _console().print(table)
     base = Path(rows[0].run_dir).parent
     report = _group_report(cfg, base)
     print(f"results: {base}/results.csv, accuracy_vs_density.png{report}")
@@ -339,7 +359,6 @@ def cmd_prune(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from trainwell.config import load_config
@@ -363,7 +382,7 @@ def cmd_sweep(args) -> int:
         table.add_column(k, justify="right", overflow="fold")
     for r in result.rows:
         table.add_row(*[f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
-    Console().print(table)
+    _console().print(table)
     print(f"results: {result.out}/results.csv{_group_report(cfg, result.out)}")
     return 0
 
@@ -385,7 +404,6 @@ def cmd_report(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from trainwell.data import available
@@ -395,7 +413,7 @@ def cmd_datasets(args) -> int:
     table.add_column("description")
     for name, text in available().items():
         table.add_row(name, text)
-    Console().print(table)
+    _console().print(table)
     return 0
 
 
@@ -415,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _check_overrides(args)
         return COMMANDS[args.command](args)
     except TrainwellError as exc:
         print(f"trainwell {args.command}: error: {_one_line(exc)}", file=sys.stderr)
@@ -423,12 +442,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"trainwell {args.command}: error: {_one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 1
-    except Interrupted as exc:
-        print(f"trainwell {args.command}: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"trainwell {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        code = getattr(exc, "exit_code", None)  # trainwell.train.interrupt.Interrupted: saved, says how to resume
+        print(f"trainwell {args.command}: {exc if code is not None else 'interrupted'}", file=sys.stderr)
+        return code if code is not None else 130
 
 
 if __name__ == "__main__":  # pragma: no cover

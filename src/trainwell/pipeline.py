@@ -338,7 +338,15 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
             atomic_write_text(run.config, to_toml(cfg))
             run.metrics.write_text("", encoding="utf-8")
             (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
-            pre = preflight(prep) if cfg.doctor.preflight else []
+            pre = []
+            if cfg.doctor.preflight:
+                progress_mod.note("running the doctor's pre-flight checks...", quiet)
+                pre_tic = time.perf_counter()
+                pre = preflight(prep)
+                flagged = sum(v.status != "pass" for v in pre)
+                outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
+                progress_mod.note(f"pre-flight: {len(pre)} checks in {time.perf_counter() - pre_tic:.1f} s, "
+                                  f"{outcome}; training {cfg.train.epochs} epochs", quiet)
             atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
             if masks is not None:
                 atomic_torch_save(run.path / "masks.pt", {k: v.cpu() for k, v in masks.items()})

@@ -63,8 +63,9 @@ def filter_grid(model, max_units: int = 64, scale: int = 4):
     if layer is None:
         return None
     w = layer.weight.detach().float().cpu()[:max_units]
-    limit = float(w.abs().max()) or 1.0
-    w = w / (2 * limit) + 0.5
+    from trainwell.viz.plots import finite_limit
+
+    w = (torch.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0) / (2 * finite_limit(w)) + 0.5).clamp(0, 1)
     if w.dim() == 4:  # (out, in, kh, kw): tiles of input channel 0, one pixel of padding
         tiles = w[:, 0]
         cols = min(8, len(tiles))
@@ -132,8 +133,12 @@ class TensorBoardLogger(Callback):
 
     def on_batch_end(self, state: State) -> None:
         if self.every and state.step % self.every == 0:
+            import torch
+
             for name, p in state.model.named_parameters():
-                self.writer.add_histogram(f"weights/{name}", p.detach().float().cpu(), state.step)
+                w = p.detach().float().cpu()
+                if bool(torch.isfinite(w).all()):  # a diverged tensor has no histogram (its loss says so)
+                    self.writer.add_histogram(f"weights/{name}", w, state.step)
 
     def on_epoch_end(self, state: State) -> None:
         w, step = self.writer, state.step

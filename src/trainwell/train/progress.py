@@ -6,9 +6,10 @@ import sys
 
 
 def _describe(metrics: dict) -> str:
-    parts = [f"epoch {metrics['epoch']}", f"loss {metrics['train_loss']:.4f}", f"acc {metrics['train_acc']:.3f}"]
+    # epochs are counted from 1 wherever a user reads them (metrics.jsonl keeps the 0-based index)
+    parts = [f"epoch {metrics['epoch'] + 1}", f"loss {metrics['train_loss']:.4f}", f"acc {metrics['train_acc']:.2%}"]
     if "val_loss" in metrics:
-        parts += [f"val_loss {metrics['val_loss']:.4f}", f"val_acc {metrics['val_acc']:.3f}"]
+        parts += [f"val_loss {metrics['val_loss']:.4f}", f"val_acc {metrics['val_acc']:.2%}"]
     return "  ".join(parts)
 
 
@@ -60,6 +61,12 @@ class RichProgress(NullProgress):
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+def note(text: str, quiet: bool = False, stream=None) -> None:
+    """One status line on stderr (what the run is doing before the training bar appears), unless ``quiet``."""
+    if not quiet:
+        print(text, file=stream or sys.stderr, flush=True)
 
 
 def auto(quiet: bool = False):

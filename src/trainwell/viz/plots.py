@@ -63,6 +63,15 @@ def learning_rate(history: list[dict], path: str | Path) -> Path:
     return save(fig, path, dpi=100)
 
 
+def finite_limit(t) -> float:
+    """The largest finite |value| of a tensor (1.0 if none is finite or all are 0): a symmetric colour/axis scale
+    that a diverged layer's NaN or inf weights cannot break."""
+    import torch
+
+    finite = t[torch.isfinite(t)]
+    return (float(finite.abs().max()) if finite.numel() else 0.0) or 1.0
+
+
 def _first_weighted(model):
     from torch import nn
 
@@ -102,7 +111,7 @@ def first_layer_figure(model, input_shape: tuple[int, ...], max_units: int = 32)
     units = w[:max_units]
     cols = min(8, len(units))
     rows = -(-len(units) // cols)
-    limit = float(units.abs().max()) or 1.0  # one symmetric scale for every unit: they are drawn comparably
+    limit = finite_limit(units)  # one symmetric scale for every unit: they are drawn comparably
     fig, axes = new_figure(rows, cols, figsize=(1.5 * cols + (0.9 if units.dim() >= 3 else 0), 1.4 * rows + 0.5),
                            squeeze=False)
     image = None

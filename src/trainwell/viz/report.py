@@ -40,7 +40,7 @@ def build_report(run_dir: str | Path, *, live: bool = False) -> Path:
 
     path = Path(run_dir)
     kind = run_kind(path)
-    if kind == "fit":
+    if kind == "fit" or (kind is None and (path / "summary.json").is_file()):
         return build_fit_report(path, live=live)
     if kind in ("sweep", "lottery"):
         from trainwell.viz import group_report
@@ -302,7 +302,8 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: bool |
     run = RunDir(run_dir)
     summary = _read_json(run.summary) if run.summary.exists() else None
     if summary is not None and not isinstance(summary, dict):
-        raise TrainwellError(f"{run.summary}: not a trainwell summary (a JSON object)")
+        raise TrainwellError(f"{run.summary}: not a trainwell summary (a JSON object), got a "
+                             f"{type(summary).__name__}")
     history = read_jsonl(run.metrics)
     records = read_jsonl(run.path / "monitors.jsonl")
     config_text = run.config.read_text(encoding="utf-8") if run.config.exists() else ""
