@@ -154,11 +154,19 @@ def test_config_overrides_are_the_keys_that_differ_from_the_defaults():
 
 def test_first_layer_figures_share_one_scale_with_a_zero_line_or_a_colour_bar():
     torch.manual_seed(0)
-    fig = plots.first_layer_figure(nn.Sequential(nn.Conv1d(1, 4, 5), nn.ReLU()), (1, 20))
-    axes = [ax for ax in fig.axes if ax.lines]
-    assert len(axes) == 4 and len({ax.get_ylim() for ax in axes}) == 1  # one shared scale
-    assert all(any(list(line.get_ydata()) == [0.0, 0.0] for line in ax.lines) for ax in axes)  # zero line
-    assert axes[0].get_ylabel() == "weight" and axes[-1].get_xlabel() == "tap"
+    conv = nn.Conv1d(1, 12, 5)
+    fig = plots.first_layer_figure(nn.Sequential(conv, nn.ReLU()), (1, 20))
+    axes = fig.axes
+    assert len(axes) == 2 and axes[0].get_xlabel() == "tap" and "weight" in axes[0].get_ylabel()
+    w = conv.weight.detach()[:, 0]
+    limit = float(w.abs().max())
+    zero_lines = [ln for ax in axes for ln in ax.lines if len(set(ln.get_ydata())) == 1]
+    curves = [ln for ax in axes for ln in ax.lines if len(set(ln.get_ydata())) > 1]
+    assert len(zero_lines) == len(curves) == 12
+    for unit, curve, zero in zip(w, curves, zero_lines, strict=True):  # each unit over its own zero line, unscaled
+        assert list(curve.get_ydata() - zero.get_ydata()[0]) == pytest.approx(unit.tolist(), abs=1e-6)
+    gap = zero_lines[0].get_ydata()[0] - zero_lines[1].get_ydata()[0]
+    assert gap > 2 * limit  # rows never overlap
     fig2 = plots.first_layer_figure(nn.Sequential(nn.Conv2d(1, 4, 3)), (1, 8, 8))
     images = [ax.images[0] for ax in fig2.axes if ax.images]
     assert len({im.get_clim() for im in images}) == 1 and any(ax.get_ylabel() == "weight" for ax in fig2.axes)

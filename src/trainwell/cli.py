@@ -19,6 +19,7 @@ EPILOG = """examples:
   trainwell report runs/run-1a2b3c4d              rebuild report.html
   trainwell doctor --set init.scheme=zeros        pre-flight checks (exit 1 on a fail)
   trainwell summary configs/digits-cnn.toml        per-layer shapes, params, receptive fields
+  trainwell lr-find                               LR range test: plot and a suggested learning rate
 """
 
 
@@ -143,6 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", help="output folder (default: runs/<name>-sweep-<hash>)")
     sw.add_argument("--force", action="store_true", help="replace --out if it is an earlier sweep")
     sw.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    lrf = sub.add_parser("lr-find", help="learning-rate range test (Smith 2017): sweep the rate exponentially, "
+                                          "plot the loss, suggest a rate",
+                         description="Train the config's model for --steps steps while the learning rate grows "
+                                     "exponentially from --start to --end (Smith 2017), stop when the loss explodes, "
+                                     "and suggest a tenth of the rate at the loss's minimum, checked by the doctor's "
+                                     "reading of a short run at that rate. Nothing is changed; use the rate with "
+                                     "--set optim.lr=..., or let fit do this with optim.lr = \"find\".")
+    _config_args(lrf)
+    lrf.add_argument("--steps", type=_positive_int, default=100, help="steps of the sweep (default 100)")
+    lrf.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
+    lrf.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
+    lrf.add_argument("--out", default="lr_find.png", help="plot to write (default: lr_find.png)")
+    lrf.add_argument("--json", action="store_true", help="print the result as JSON")
 
     rep = sub.add_parser("report", help="(re)build report.html of a fit, sweep or prune directory",
                          description="Rebuild report.html from the files of a run directory written by trainwell "
@@ -403,6 +418,35 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_lr_find(args) -> int:
+    from trainwell import lr_find
+    from trainwell.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if not 0 < args.start < args.end:
+        raise TrainwellError(f"--start {args.start} --end {args.end} is not allowed: use 0 < start < end")
+    try:
+        found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end)
+    except ValueError as exc:
+        raise TrainwellError(str(exc)) from None
+    lr_find.plot(found, args.out)
+    if args.json:
+        import json
+
+        print(json.dumps(found.as_dict(), indent=2))
+        return 0
+    r = found.range
+    print(f"suggested learning rate: {found.suggestion:g}  (--set optim.lr={found.suggestion:g})")
+    print(f"  minimum of the smoothed loss at lr {r.min_lr:.3g}; steepest descent at lr {r.steepest:.3g}; "
+          f"{len(r.lrs)} steps, stopped: {r.stopped}")
+    print(f"  doctor, a {lr_find.CHECK_STEPS}-step run at {found.suggestion:g}: {found.check.status}: "
+          f"{found.check.value}")
+    for line in r.notes:
+        print(f"  note: {line}")
+    print(f"plot: {args.out}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from rich.table import Table
 
@@ -419,7 +463,7 @@ def cmd_datasets(args) -> int:
 
 COMMANDS = {
     "fit": cmd_fit, "doctor": cmd_doctor, "prune": cmd_prune, "sweep": cmd_sweep, "report": cmd_report,
-    "summary": cmd_summary, "filters": cmd_filters, "datasets": cmd_datasets,
+    "summary": cmd_summary, "filters": cmd_filters, "datasets": cmd_datasets, "lr-find": cmd_lr_find,
 }
 
 

@@ -47,7 +47,12 @@ def _coerce(tp, value, key: str):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() == "none"):
             return None
-        return _coerce(args[0], value, key)
+        for i, arg in enumerate(args):  # the first type that takes the value (e.g. a number, or "find")
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError:
+                if i == len(args) - 1:
+                    raise bad from None
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):

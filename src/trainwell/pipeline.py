@@ -291,6 +291,11 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
     (:mod:`trainwell.prune`) before training; the masks and their sparsity report are saved in the run dir.
     """
     tic = time.perf_counter()
+    found_lr = None
+    if cfg.optim.lr == "find":  # the LR range test picks the rate; the run's config.toml records the number
+        from trainwell import lr_find
+
+        cfg, found_lr = lr_find.resolve(cfg, quiet)
     # config, data, model, optimizer, schedule and penalties are all built (so validated) before a folder is
     # touched: a bad config never costs a user an existing run
     claim = Claim.resume(resume) if resume is not None else None
@@ -366,6 +371,8 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         fit_s = time.perf_counter() - fit_tic
         summary = _summary(prep, trainer, state, wall=time.perf_counter() - tic)
         summary["fit_s"] = round(fit_s, 4)
+        if found_lr is not None:
+            summary["lr_find"] = found_lr
         summary["doctor"] = _doctor_report(run, prep, trainer, state, summary)
         atomic_write_json(run.summary, summary)
         for tb in (cb for cb in trainer.callbacks if isinstance(cb, loggers.TensorBoardLogger)):

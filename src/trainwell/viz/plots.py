@@ -33,10 +33,11 @@ def save(fig: Figure, path: str | Path, dpi: int, layout: bool = True) -> Path:
 
 
 def learning_curves(history: list[dict], path: str | Path, best_epoch: int | None = None) -> Path:
-    """Plot train/val loss and accuracy per epoch (the lecture's loss-curve reading) and save a PNG. Epochs are
-    drawn 1-based, as users count them; ``best_epoch`` (0-based, as in summary.json) is marked."""
+    """Plot train/val loss and accuracy per epoch (the lecture's loss-curve reading) and the learning rate, and
+    save a PNG. Epochs are drawn 1-based, as users count them; ``best_epoch`` (0-based, as in summary.json) is
+    marked."""
     epochs = [r["epoch"] + 1 for r in history]
-    fig, (ax_loss, ax_acc) = new_figure(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_acc, ax_lr) = new_figure(1, 3, figsize=(13, 3.8))
     for split, style in (("train", "-"), ("val", "--")):
         if history and f"{split}_loss" in history[0]:
             ax_loss.plot(epochs, [r.get(f"{split}_loss") for r in history], style, label=split)
@@ -46,6 +47,9 @@ def learning_curves(history: list[dict], path: str | Path, best_epoch: int | Non
     ax_acc.yaxis.set_major_formatter(PercentFormatter(1.0))
     if history and all(r.get("train_loss", 0) and r["train_loss"] > 0 for r in history):
         ax_loss.set_yscale("log")
+    ax_lr.plot(epochs, [r.get("lr") for r in history], color="C2")
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Learning rate (start of epoch)")
+    ax_lr.grid(alpha=0.3)
     for ax in (ax_loss, ax_acc):
         if best_epoch is not None:
             ax.axvline(best_epoch + 1, color="0.4", ls=":", lw=1, label=f"best epoch {best_epoch + 1}")
@@ -109,40 +113,63 @@ def first_layer_figure(model, input_shape: tuple[int, ...], max_units: int = 32)
     else:
         w = w[:, 0]  # first input channel
     units = w[:max_units]
+    limit = finite_limit(units)  # one symmetric scale for every unit: they are drawn comparably
+    title = (f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units"
+             f"{', input channel 0' if layer.weight.dim() > 2 else ''}")
+    if units.dim() >= 3:
+        return _filter_images(units, limit, title)
+    return _filter_curves(units, limit, title, "tap" if isinstance(layer, nn.Conv1d) else "input")
+
+
+def _filter_images(units, limit: float, title: str) -> Figure:
+    """2-D filters as images, 8 to a row, on one colour scale with a colour bar."""
     cols = min(8, len(units))
     rows = -(-len(units) // cols)
-    limit = finite_limit(units)  # one symmetric scale for every unit: they are drawn comparably
-    fig, axes = new_figure(rows, cols, figsize=(1.5 * cols + (0.9 if units.dim() >= 3 else 0), 1.4 * rows + 0.5),
-                           squeeze=False)
+    fig, axes = new_figure(rows, cols, figsize=(1.5 * cols + 0.9, 1.4 * rows + 0.5), squeeze=False)
     image = None
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, unit) in enumerate(zip(axes.flat, units, strict=False)):
         ax.axis("on")
         ax.set_title(f"unit {i}", fontsize=7)
-        if unit.dim() >= 2:
-            image = ax.imshow(unit.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        else:
-            ax.axhline(0.0, color="0.5", lw=0.6)  # the zero line: sign and size read at a glance
-            ax.plot(range(len(unit)), unit.numpy(), marker="." if len(unit) <= 16 else None)
-            ax.set_ylim(-1.05 * limit, 1.05 * limit)
-            ax.tick_params(labelsize=6)
-            if i % cols == 0:
-                ax.set_ylabel("weight", fontsize=7)
-            else:
-                ax.set_yticklabels([])
-            if i // cols == rows - 1 or i + cols >= len(units):
-                ax.set_xlabel("tap" if isinstance(layer, nn.Conv1d) else "input", fontsize=7)
-    fig.suptitle(f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units"
-                 f"{', input channel 0' if layer.weight.dim() > 2 else ''}; shared scale +-{limit:.3g}", fontsize=9)
-    # fixed margins (in inches, so any grid size looks alike): tight_layout over 32 axes costs ~1 s
+        image = ax.imshow(unit.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    # fixed margins in inches (any grid size looks alike); tight_layout over 32 axes costs about a second
     width, height = fig.get_size_inches()
-    fig.subplots_adjust(left=0.55 / width, right=1 - (1.0 if image is not None else 0.15) / width,
-                        bottom=0.45 / height, top=1 - 0.55 / height, wspace=0.25, hspace=0.55)
-    if image is not None:
-        fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="weight")
+    fig.subplots_adjust(left=0.2 / width, right=1 - 1.0 / width, bottom=0.2 / height, top=1 - 0.55 / height,
+                        wspace=0.2, hspace=0.45)
+    fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="weight")
+    return fig
+
+
+def _filter_curves(units, limit: float, title: str, xlabel: str) -> Figure:
+    """1-D filters as curves stacked 8 to a column (a ridge plot): each over its own zero line, all on one
+    vertical scale, so their signs, shapes and sizes compare at a glance."""
+    per_col = 8
+    cols = -(-len(units) // per_col)
+    gap = 2.4 * limit
+    fig, axes = new_figure(1, cols, figsize=(2.2 * cols + 0.6, 0.55 * min(per_col, len(units)) + 1.2),
+                           squeeze=False)
+    taps = range(units.shape[1])
+    for c, ax in enumerate(axes.flat):
+        chunk = range(c * per_col, min((c + 1) * per_col, len(units)))
+        for row, i in enumerate(chunk):
+            offset = -row * gap
+            ax.axhline(offset, color="0.6", lw=0.6)  # the unit's zero line
+            ax.plot(taps, (units[i] + offset).numpy(), color=f"C{i % 10}", marker="." if len(taps) <= 16 else None)
+        ax.set_yticks([-row * gap for row in range(len(chunk))], [f"unit {i}" for i in chunk], fontsize=7)
+        ax.set_ylim(-(per_col - 1) * gap - 1.3 * limit, 1.3 * limit)
+        ax.set_xlabel(xlabel, fontsize=8)
+        if len(taps) <= 16:
+            ax.set_xticks(list(taps))
+        ax.tick_params(axis="x", labelsize=7)
+    axes.flat[0].set_ylabel(f"weight: one row per unit over its zero line (grey); largest |w| {limit:.3g}",
+                            fontsize=7)
+    fig.suptitle(f"{title}; one scale for all units", fontsize=9)
+    width, _ = fig.get_size_inches()
+    fig.subplots_adjust(left=1.0 / width, right=1 - 0.15 / width, wspace=0.45)
     return fig
 
 

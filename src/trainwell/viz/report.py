@@ -314,7 +314,6 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: bool |
         if history:
             plots.learning_curves(history, run.figures / "learning_curves.png",
                                   best_epoch=(summary or {}).get("best_epoch"))
-            plots.learning_rate(history, run.figures / "learning_rate.png")
         if records:
             plots.monitor_histograms(records, run.figures / "histograms.png", titles=layer_titles(model_rows))
     verdicts = (summary or {}).get("doctor") or [{**v, "phase": "pre"} for v in
