@@ -16,7 +16,8 @@ from trainwell.viz import group_report, plots
 from trainwell.viz.report import build_report, config_overrides, layer_titles
 
 TINY = ["data.name=spirals", "data.options={arms = 3, n_per_class = 60}", "model.kind=mlp", "model.hidden=[64,64]",
-        "train.epochs=3", "train.batch_size=32", "doctor.monitor_every=5", "report.every=1"]
+        "train.epochs=3", "train.batch_size=32", "doctor.monitor_every=5", "report.every=1",
+        "report.every_seconds=0"]
 
 
 def charts_of(page: str) -> dict:

@@ -302,13 +302,15 @@ class DoctorConfig:
 
 @dataclass
 class ReportConfig:
-    enabled: bool = True  # report.html, written at the start and rewritten every `every` epochs
+    enabled: bool = True  # report.html, written at the start and rewritten every `every` epochs ...
     every: int = 2
+    every_seconds: float = 10.0  # ... but at most once per this many seconds (a short run is not slowed down)
     tensorboard: bool = False  # also write TensorBoard event files to <run dir>/tensorboard (trainwell[tensorboard])
 
     def validate(self) -> None:
         if self.every < 1:
             raise ConfigError(f"report.every = {self.every} is not allowed: use an integer >= 1 (epochs)")
+        _check_positive("report.every_seconds", self.every_seconds, allow_zero=True)
 
 
 @dataclass

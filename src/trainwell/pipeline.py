@@ -25,7 +25,6 @@ from trainwell import optim, prune
 from trainwell.config import Config, config_from_dict, read_toml, to_toml
 from trainwell.data import load
 from trainwell.data.augment import build as build_augment
-from trainwell.data.preprocess import build as build_preprocessor
 from trainwell.data.splits import Splits
 from trainwell.doctor import diagnosis
 from trainwell.doctor import preflight as preflight_checks
@@ -91,7 +90,11 @@ def load_data(cfg: Config) -> tuple[Splits, object | None]:
                   label_noise=d.label_noise, random_labels=d.random_labels, random_pixels=d.random_pixels,
                   corrupt_seed=d.corrupt_seed, **d.options)
     p = cfg.preprocess
-    pre = build_preprocessor(p.kind, n_components=p.n_components, whiten=p.whiten, eps=p.eps)
+    pre = None
+    if p.kind != "none":  # scikit-learn (the preprocessors' base) is imported only when one is used
+        from trainwell.data.preprocess import build as build_preprocessor
+
+        pre = build_preprocessor(p.kind, n_components=p.n_components, whiten=p.whiten, eps=p.eps)
     if pre is not None:
         if not splits.train[0].is_floating_point():
             raise ConfigError(f"preprocess.kind = {p.kind!r} needs real-valued inputs; dataset {d.name!r} has tokens")
@@ -243,7 +246,8 @@ def _report_callbacks(prep: Prepared, run: RunDir) -> list:
     """The live report.html and, with report.tensorboard, TensorBoard event files (after the metrics and the
     monitor, so each sees the epoch complete)."""
     cfg, shape = prep.cfg, prep.splits.meta.input_shape
-    out = [LiveReport(run.path, shape, every=cfg.report.every)] if cfg.report.enabled else []
+    out = ([LiveReport(run.path, shape, every=cfg.report.every, every_seconds=cfg.report.every_seconds)]
+           if cfg.report.enabled else [])
     if cfg.report.tensorboard:
         out.append(loggers.TensorBoardLogger(run.path / "tensorboard", every=cfg.doctor.monitor_every,
                                              input_shape=shape))
@@ -251,7 +255,7 @@ def _report_callbacks(prep: Prepared, run: RunDir) -> list:
 
 
 RESUME_KEYS = ("train.epochs", "train.checkpoint_every", "train.checkpoint_minutes", "train.threads", "train.device",
-               "report.enabled", "report.every", "report.tensorboard")
+               "report.enabled", "report.every", "report.every_seconds", "report.tensorboard")
 """Config keys ``--resume`` may change: how long to train, how often to save, where to run, whether to report.
 Anything else would make the resumed run a different run than the one its checkpoint belongs to."""
 

@@ -9,6 +9,8 @@ The callback also writes what the page shows and no other file has: ``model.json
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 
 from trainwell.train.callbacks import Callback, State, StepLosses
@@ -21,20 +23,25 @@ class LiveReport(Callback):
         run_dir: the run directory.
         input_shape: the model's input shape without the batch axis (for the model summary).
         every: epochs between rewrites (the final report is written by the pipeline once the summary exists).
+        every_seconds: and at least this many seconds between rewrites (each costs ~0.1 s; a run of a few
+            seconds gets the first page and the final one only).
     """
 
-    def __init__(self, run_dir: str | Path, input_shape: tuple[int, ...] | None = None, every: int = 2):
+    def __init__(self, run_dir: str | Path, input_shape: tuple[int, ...] | None = None, every: int = 2,
+                 every_seconds: float = 10.0):
         if every < 1:
             raise ValueError(f"every = {every} is not allowed: use an integer >= 1 (epochs)")
         self.run_dir = Path(run_dir)
         self.input_shape = tuple(input_shape) if input_shape is not None else None
-        self.every = every
+        self.every, self.every_seconds = every, every_seconds
         self._seen = 0  # step losses already written
+        self._last = -math.inf
 
     def build(self, live: bool = True) -> None:
         from trainwell.viz.report import build_fit_report
 
-        build_fit_report(self.run_dir, live=live, figures=False)
+        build_fit_report(self.run_dir, live=live, figures=())
+        self._last = time.monotonic()
 
     def on_fit_start(self, state: State) -> None:
         from trainwell.rundir import atomic_write_json, atomic_write_text
@@ -72,7 +79,8 @@ class LiveReport(Callback):
                          {"epoch": state.epoch, "first_step": state.step - len(new), "losses": new})
             self._seen = len(losses)
         last = state.epoch + 1 >= getattr(state.trainer, "epochs", state.epoch + 2)
-        if state.stop is None and not last and (state.epoch + 1) % self.every == 0:
+        due = (state.epoch + 1) % self.every == 0 and time.monotonic() - self._last >= self.every_seconds
+        if state.stop is None and not last and due:
             self.build()
 
     def on_fit_end(self, state: State) -> None:

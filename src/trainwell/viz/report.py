@@ -30,7 +30,7 @@ NO_MONITORS = "<p>No monitor snapshots (doctor.monitor_every = 0, or none yet).<
 MODEL_FILE = "model.json"
 
 
-def build_report(run_dir: str | Path, *, live: bool = False) -> Path:
+def build_report(run_dir: str | Path, *, live: bool = False, figures: tuple[str, ...] | None = None) -> Path:
     """(Re)build ``report.html`` of a fit, sweep or prune directory and return its path.
 
     With ``live=True`` (a refresh during training) the page says the run is in progress and the PNG figures
@@ -41,7 +41,7 @@ def build_report(run_dir: str | Path, *, live: bool = False) -> Path:
     path = Path(run_dir)
     kind = run_kind(path)
     if kind == "fit" or (kind is None and (path / "summary.json").is_file()):
-        return build_fit_report(path, live=live)
+        return build_fit_report(path, live=live, figures=figures)
     if kind in ("sweep", "lottery"):
         from trainwell.viz import group_report
 
@@ -293,10 +293,14 @@ def _chart_divs(charts: list[dict]) -> str:
 
 
 # -- the page -----------------------------------------------------------------------------------------------
-def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: bool | None = None) -> Path:
+PNG_FIGURES = ("learning_curves", "histograms")
+
+
+def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[str, ...] | None = None) -> Path:
     """Write ``report.html`` of one fit run (finished, in progress or interrupted); return its path.
 
-    ``figures`` (default: not ``live``) also redraws the PNG figures in ``figures/``."""
+    ``figures`` names the PNG figures of ``figures/`` to redraw from the run's files (default: none when
+    ``live``, else all of :data:`PNG_FIGURES`); the page itself needs none of them."""
     from trainwell.viz import plots
 
     run = RunDir(run_dir)
@@ -310,11 +314,12 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: bool |
     overrides = config_overrides(config_text)
     cfg = _read_config(config_text)
     model_rows = _read_json(run.path / MODEL_FILE, []) or []
-    if figures if figures is not None else not live:  # the PNG files; the page's charts are drawn by the browser
-        if history:
+    figures = figures if figures is not None else (() if live else PNG_FIGURES)
+    if figures:
+        if history and "learning_curves" in figures:
             plots.learning_curves(history, run.figures / "learning_curves.png",
                                   best_epoch=(summary or {}).get("best_epoch"))
-        if records:
+        if records and "histograms" in figures:
             plots.monitor_histograms(records, run.figures / "histograms.png", titles=layer_titles(model_rows))
     verdicts = (summary or {}).get("doctor") or [{**v, "phase": "pre"} for v in
                                                    (_read_json(run.path / "preflight.json", []) or [])]
