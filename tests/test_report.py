@@ -248,3 +248,21 @@ def test_on_a_terminal_fit_prints_its_first_line_before_importing_torch(workdir)
     text = os.read(primary, 4096).decode()
     os.close(primary)
     assert text.splitlines()[0] == "trainwell fit: loading the config, data and model..."
+
+
+def test_on_a_terminal_a_second_bar_counts_the_steps_of_each_epoch():
+    from types import SimpleNamespace
+
+    from trainwell.train.progress import RichProgress, StepProgress
+
+    bar = RichProgress()
+    bar.progress.console.quiet = True
+    bar.start(total=3)
+    steps = StepProgress(bar, steps_per_epoch=5)
+    for epoch in range(2):
+        steps.on_epoch_start(SimpleNamespace(epoch=epoch))
+        for _ in range(5 - epoch):
+            steps.on_batch_end(None)
+    bar.stop()
+    task = bar.progress.tasks[1]
+    assert task.total == 5 and task.completed == 4 and task.description == "epoch 2"

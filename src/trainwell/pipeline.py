@@ -236,9 +236,12 @@ def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, 
         *extra_callbacks,
     ]
     penalty = parts.penalty
+    bar = progress if progress is not None else progress_mod.auto(quiet)
+    if isinstance(bar, progress_mod.RichProgress):  # on a terminal: a bar over the steps of each epoch too
+        callbacks.append(progress_mod.StepProgress(bar, -(-len(prep.splits.train[0]) // cfg.train.batch_size)))
     return Trainer(prep.model, parts.optimizer, cfg.train.loss, epochs=cfg.train.epochs,
                    batch_size=cfg.train.batch_size, schedule=parts.schedule, callbacks=callbacks, device=prep.device,
-                   seed=cfg.train.seed, progress=progress if progress is not None else progress_mod.auto(quiet),
+                   seed=cfg.train.seed, progress=bar,
                    penalty=penalty if penalty.active else None, augment=parts.augment)
 
 
