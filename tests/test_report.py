@@ -128,6 +128,18 @@ def test_sweep_report_rows_mean_std_and_every_members_curves(workdir):
     assert val_loss["series"][0]["y"] == [1.0, 0.5]
 
 
+def test_sweep_report_gives_population_members_their_own_page(workdir):
+    _sweep_folder(workdir / "sw")
+    member = workdir / "sw" / "member-0"
+    member.mkdir()
+    (member / "config.toml").write_text('name = "sw"\n')
+    (member / "metrics.jsonl").write_text(json.dumps({"epoch": 0, "step": 3, "train_loss": 1.0, "lr": 0.1}) + "\n")
+    (member / "summary.json").write_text(json.dumps({"name": "sw", "final": {"val_acc": 0.9}, "epochs": 1}))
+    page = build_report(workdir / "sw").read_text(encoding="utf-8")
+    assert "href='member-0/report.html'" in page and (member / "report.html").exists()
+    assert "href='member-1/report.html'" not in page  # no folder, no link
+
+
 def test_prune_report_accuracy_vs_density_with_percentage_ticks(workdir):
     base = workdir / "pr"
     base.mkdir()

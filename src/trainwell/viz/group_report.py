@@ -122,6 +122,12 @@ def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
     def stop_text(r: dict) -> str:
         return "completed" if r.get("stop_epoch") is None else f"early stop after epoch {r['stop_epoch'] + 1}"
 
+    from trainwell.viz.report import build_fit_report
+
+    for i in range(len(rows)):  # population members have run directories but no page of their own yet
+        member = base / f"member-{i}"
+        if (member / "summary.json").is_file() and not (member / "report.html").exists():
+            build_fit_report(member, figures=())
     member_rows = []
     for i, r in enumerate(rows):
         swatch = Raw(f"<span style='color:{member_colour[i]}'>&#9632;</span> ") + _run_link(base, f"member-{i}")
