@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from pathlib import Path
 
@@ -279,13 +280,22 @@ def _monitor_charts(records: list[dict], titles: dict[str, str]) -> tuple[list[d
     layers = []
     for n in names:
         for key, what, color in (("hist", "activation", "#1f77b4"), ("grad_hist", "gradient", "#d62728")):
-            frames = [r["activations"].get(n, {}).get(key) for r in records]
+            frames = [_finite_hist(r["activations"].get(n, {}).get(key)) for r in records]
             if any(frames):
                 layers.append({"title": f"{titles.get(n, n)}: {what}", "xlabel": what, "color": color,
                                "frames": frames})
     hists = {"id": "hists", "frames": [{"step": r["step"], "epoch": r.get("epoch", 0) + 1} for r in records],
              "layers": layers}
     return lines, hists
+
+
+def _finite_hist(h) -> dict | None:
+    """A monitor histogram the page can draw, or None (a diverged step's histogram has no finite range)."""
+    if not isinstance(h, dict):
+        return None
+    lo, hi, counts = h.get("lo"), h.get("hi"), h.get("counts")
+    ok = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)) and isinstance(counts, list)
+    return {"lo": lo, "hi": hi, "counts": page.finite(counts)} if ok and hi > lo else None
 
 
 def _chart_divs(charts: list[dict]) -> str:
