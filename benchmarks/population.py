@@ -1,9 +1,14 @@
-"""Population training vs sequential `fit`: N MNIST-1D MLPs (different seeds) trained at once vs one by one.
+"""Population training throughput: N MNIST-1D MLPs trained at once by the one fit loop (a vmapped population
+learner) vs the same members as separate `fit` runs, against this machine's measured float32 matmul peak.
 
-Both sides train the same members (same inits, data orders and optimizer; doctor and report off so that only
-training is compared). Each mode runs in its own subprocess so its peak memory (max RSS) is its own.
+For each population size it reports member-steps per second and achieved FLOP/s (training FLOPs of an MLP step:
+6 x multiply-adds per example x batch: 2 forward, 4 backward), both over the training loop only (`fit_s`, the
+same clock for both sides), plus the population's whole wall time (data, per-member run directories, final
+evaluation). The sequential side trains ``--sequential`` members one after another with `fit`. ``--profile M``
+prints where a population step of M members spends its time (torch.profiler, top operators).
 
-Usage: python benchmarks/population.py [--members 16] [--epochs 20] [--hidden 100,100]
+Usage: python benchmarks/population.py [--members 16,64,256] [--epochs 3] [--hidden 100,100] [--sequential 16]
+       [--device auto] [--threads 1] [--profile 64]
 """
 
 from __future__ import annotations
@@ -11,60 +16,129 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
-import subprocess
-import sys
+import statistics
 import tempfile
 import time
 
+import torch
+from matmul_peak import matmul_peak
+
 BASE = ["data.name=mnist1d", "model.kind=mlp", "report.enabled=false", "doctor.preflight=false",
-        "doctor.monitor_every=0", "train.device=auto", "optim.lr=0.01"]
+        "doctor.monitor_every=0", "optim.lr=0.01", "optim.schedule=onecycle", "train.batch_size=100",
+        "train.checkpoint_every=1000"]
 
 
-def run_mode(mode: str, members: int, epochs: int, hidden: str) -> dict:
+def _configs(members: int, epochs: int, hidden: str, device: str):
     from trainwell.config import load_config
-    from trainwell.pipeline import fit
-    from trainwell.sweep import sweep
 
-    cfg = load_config(None, BASE + [f"train.epochs={epochs}", f"model.hidden=[{hidden}]"])
+    return [load_config(None, BASE + [f"train.epochs={epochs}", f"model.hidden=[{hidden}]", f"train.seed={s}",
+                                      f"train.device={device}"]) for s in range(members)]
+
+
+def _macs_per_example(hidden: str, inputs: int = 40, classes: int = 10) -> int:
+    sizes = [inputs, *[int(h) for h in hidden.split(",")], classes]
+    return sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def population(members: int, epochs: int, hidden: str, device: str) -> dict:
+    from trainwell.pipeline import fit_population
+
+    cfgs = _configs(members, epochs, hidden, device)
     with tempfile.TemporaryDirectory() as tmp:
         tic = time.perf_counter()
-        if mode == "population":
-            res = sweep(cfg, {}, seeds=members, out=tmp)
-            accs = [r["test_acc"] for r in res.rows]
-        else:
-            accs = []
-            for s in range(members):
-                member = load_config(None, BASE + [f"train.epochs={epochs}", f"model.hidden=[{hidden}]",
-                                                   f"train.seed={s}"])
-                accs.append(fit(member, out=f"{tmp}/m{s}", quiet=True).summary["final"]["test_acc"])
+        res = fit_population(cfgs, out=tmp)
         wall = time.perf_counter() - tic
-    return {"mode": mode, "wall_s": wall, "mean_test_acc": sum(accs) / len(accs),
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    fit_s = res.members[0].summary["fit_s"] * members  # each member's share of the one loop's time
+    steps = res.members[0].summary["steps"]
+    return {"members": members, "fit_s": fit_s, "wall_s": wall, "steps": steps,
+            "mean_test_acc": statistics.mean(m.summary["final"]["test_acc"] for m in res.members)}
+
+
+def sequential(members: int, epochs: int, hidden: str, device: str) -> dict:
+    from trainwell.pipeline import fit
+
+    fit_s, steps, accs = 0.0, 0, []
+    with tempfile.TemporaryDirectory() as tmp:
+        tic = time.perf_counter()
+        for i, cfg in enumerate(_configs(members, epochs, hidden, device)):
+            s = fit(cfg, out=f"{tmp}/m{i}", quiet=True).summary
+            fit_s += s["fit_s"]
+            steps = s["steps"]
+            accs.append(s["final"]["test_acc"])
+        wall = time.perf_counter() - tic
+    return {"members": members, "fit_s": fit_s, "wall_s": wall, "steps": steps,
+            "mean_test_acc": statistics.mean(accs)}
+
+
+def profile(members: int, hidden: str, device: str, steps: int = 20) -> None:
+    """Print the top operators of ``steps`` population steps (after warm-up)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from trainwell.nn.models import build_model
+    from trainwell.pipeline import _steps_per_epoch, load_data  # noqa: F401  (data as the pipeline loads it)
+    from trainwell.train.population import PopulationLearner
+
+    cfg = _configs(1, 1, hidden, device)[0]
+    splits, _ = load_data(cfg)
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    model = build_model(cfg.model, splits.meta.input_shape, splits.meta.num_classes)
+    learner = PopulationLearner(model, [model.state_dict()] * members, optimizer="adam", lrs=[0.01] * members,
+                                weight_decays=[0.0] * members, device=dev)
+    x, y = (t.to(dev) for t in splits.train)
+    idx = torch.randint(0, len(x), (members, 100), device=dev)
+    for _ in range(5):
+        learner.train_step(x, y, idx)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        for _ in range(steps):
+            learner.train_step(x, y, idx)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=15))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--members", default="16,64,256")
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--hidden", default="100,100")
-    parser.add_argument("--mode", choices=["population", "sequential"], help=argparse.SUPPRESS)
+    parser.add_argument("--sequential", type=int, default=16, help="members trained one by one (0: skip)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    parser.add_argument("--profile", type=int, default=0, help="profile a step of this many members")
     args = parser.parse_args()
-    if args.mode:
-        print(json.dumps(run_mode(args.mode, args.members, args.epochs, args.hidden)))
-        return
-    results = {}
-    for mode in ("sequential", "population"):
-        out = subprocess.run([sys.executable, __file__, "--mode", mode, "--members", str(args.members), "--epochs",
-                              str(args.epochs), "--hidden", args.hidden], capture_output=True, text=True, check=True)
-        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-        r = results[mode]
-        print(f"{mode}: {r['wall_s']:.2f} s, mean test acc {r['mean_test_acc']:.3f}, max RSS {r['max_rss_mb']:.0f} MB",
-              flush=True)
-    speedup = results["sequential"]["wall_s"] / results["population"]["wall_s"]
-    print(f"machine: {platform.machine()}, python {platform.python_version()}")
-    print(f"{args.members} members, {args.epochs} epochs, hidden [{args.hidden}]: population speed-up {speedup:.1f}x "
-          f"(target >= 30x)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if args.device == "auto" else args.device))
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+    peak = matmul_peak(dev, [256, 512, 1024, 2048] if dev.type == "cuda" else [256, 512])["peak_flops"]
+    flop_per_member_step = 6 * _macs_per_example(args.hidden) * 100
+    print(f"machine: {platform.machine()}, {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"float32 matmul peak {peak / 1e9:.1f} GFLOP/s")
+    rows = []
+    seq = sequential(args.sequential, args.epochs, args.hidden, args.device) if args.sequential else None
+    if seq:
+        rows.append(("sequential fit", seq))
+    for m in (int(v) for v in args.members.split(",")):
+        rows.append((f"population {m}", population(m, args.epochs, args.hidden, args.device)))
+    print("| run | members | member-steps/s | GFLOP/s | % of peak | per-member speed-up vs sequential | "
+          "loop s | wall s | mean test acc |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    base = seq["members"] * seq["steps"] / seq["fit_s"] if seq else None
+    for name, r in rows:
+        rate = r["members"] * r["steps"] / r["fit_s"]
+        flops = rate * flop_per_member_step
+        speed = f"{rate / base:.1f}x" if base else "-"
+        print(f"| {name} | {r['members']} | {rate:,.0f} | {flops / 1e9:.1f} | {100 * flops / peak:.0f}% | {speed} | "
+              f"{r['fit_s']:.2f} | {r['wall_s']:.2f} | {r['mean_test_acc']:.3f} |", flush=True)
+    print(json.dumps({"peak_gflops": peak / 1e9, "rows": {n: r for n, r in rows}}))
+    if args.profile:
+        profile(args.profile, args.hidden, args.device)
 
 
 if __name__ == "__main__":

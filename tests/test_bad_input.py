@@ -77,7 +77,7 @@ CASES = [
     (s("preprocess.kind=fft"), "preprocess.kind = 'fft'"),
     (s("preprocess.kind=pca", "preprocess.n_components=100"), "n_components=100"),
     (s("stop.criteria=['patience']"), "stop.criteria[0] = 'patience'"),
-    (s("stop.patience=0"), "stop.patience = 0"),
+    (s("stop.patience=-1"), "stop.patience = -1"),  # 0 is allowed: stop at the first non-improvement
     (s("data.val_fraction=1.0"), "data.val_fraction = 1.0"),
     (s("data.label_noise=2"), "data.label_noise = 2"),
     (["--set", "train.epochs"], "use key=value"),

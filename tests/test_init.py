@@ -159,3 +159,12 @@ def test_a_non_sequential_model_without_a_declared_output_layer_is_an_error_not_
         init.apply(model, "he_normal", output_layer=nn.Linear(3, 3))
     with pytest.raises(TypeError, match="output_layer=3"):
         init.apply(model, "he_normal", output_layer=3)
+
+
+def test_config_accepts_torchs_names_and_the_model_builder_gets_the_same_weights():
+    from trainwell.config import load_config
+    from trainwell.pipeline import prepare
+
+    ours = prepare(load_config(None, ["data.name=spirals", "model.kind=mlp", "init.scheme=he_normal"])).model
+    torchs = prepare(load_config(None, ["data.name=spirals", "model.kind=mlp", "init.scheme=kaiming_normal"])).model
+    assert all(torch.equal(p, q) for p, q in zip(ours.parameters(), torchs.parameters(), strict=True))

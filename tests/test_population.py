@@ -9,7 +9,7 @@ from trainwell.config import load_config
 from trainwell.pipeline import fit
 from trainwell.rundir import read_jsonl
 from trainwell.sweep import combinations, parse_grid, population_blocker, split_values, sweep
-from trainwell.train.population import Population, PopulationOptimizer, embed_state
+from trainwell.train.population import PopulationLearner, PopulationOptimizer, embed_state
 
 BASE = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp", "model.hidden=[16,16]",
         "train.epochs=3", "train.batch_size=32", "report.enabled=false", "doctor.preflight=false",
@@ -123,4 +123,4 @@ def test_sweep_command(workdir, capsys):
 def test_population_refuses_batchnorm():
     model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
     with pytest.raises(ValueError, match="BatchNorm"):
-        Population(model, [model.state_dict()], [0], "adam", [0.1], [0.0])
+        PopulationLearner(model, [model.state_dict()], optimizer="adam", lrs=[0.1], weight_decays=[0.0])

@@ -34,7 +34,7 @@ from trainwell.regularize import (
 )
 from trainwell.train import Trainer
 from trainwell.train.callbacks import Callback
-from trainwell.train.regularizers import SDRUpdate
+from trainwell.train.constraints import SDRUpdate
 
 
 def small_model():
@@ -102,7 +102,7 @@ def test_activity_penalty_is_zero_for_binary_outputs_and_at_most_h_over_4():
         model[0].bias.fill_(100.0)
     model(torch.zeros(3, 2))
     assert float(pen(model).detach()) == pytest.approx(0.0, abs=1e-6)
-    with pytest.raises(ValueError, match="no sigmoid layer"):
+    with pytest.raises(ValueError, match="the model has no Sigmoid layer"):
         ActivityPenalty(nn.Linear(2, 2), 1.0)
 
 
@@ -360,3 +360,21 @@ def test_max_norm_constrains_the_weight_a_pruned_layer_uses():
     used = layer.weight_orig * layer.weight_mask
     assert torch.all(used.norm(dim=1) <= 1.0 + 1e-5)
     assert torch.allclose(layer(x), x @ used.T + layer.bias)  # the forward pass sees the constrained weight
+
+
+@pytest.mark.parametrize(("per_epoch", "updates"), [(2, 4), (0, 12)])
+def test_config_sets_the_sdr_schedule(workdir, monkeypatch, per_epoch, updates):
+    import trainwell.train.constraints as constraints
+
+    made = []
+    real_init = constraints.SDRUpdate.__init__
+
+    def spy(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(constraints.SDRUpdate, "__init__", spy)
+    cfg = load_config(None, ["data.name=spirals", "model.kind=mlp", "model.sdr=true", "train.epochs=2",
+                             "report.enabled=false", "doctor.preflight=false", f"regularize.sdr_per_epoch={per_epoch}"])
+    fit(cfg, out="run", quiet=True)
+    assert made[-1].steps_per_epoch == 6 and made[-1].updates == updates  # spirals: 6 batches per epoch

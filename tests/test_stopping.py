@@ -169,7 +169,7 @@ def test_divergence_guard_stops_and_fails(workdir):
 def test_stop_config_errors():
     for bad, fragment in (("stop.criteria=['patience']", "stop.criteria[0]"),
                           ("stop.criteria=['fixed', 'fixed']", "list each criterion once"),
-                          ("stop.patience=0", "stop.patience = 0"),
+                          ("stop.patience=-1", "stop.patience = -1"),
                           ("stop.divergence_factor=0.5", "stop.divergence_factor")):
         with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
             load_config(None, [bad])

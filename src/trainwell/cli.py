@@ -20,6 +20,8 @@ EPILOG = """examples:
   trainwell doctor --set init.scheme=zeros        pre-flight checks (exit 1 on a fail)
   trainwell summary configs/digits-cnn.toml        per-layer shapes, params, receptive fields
   trainwell lr-find                               LR range test: plot and a suggested learning rate
+  trainwell lab list                              the lecture's claims as experiments
+  trainwell lab run --all --quick                 run them all (seconds each) and write runs/lab/index.html
 """
 
 
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace --out if it is an earlier trainwell fit run (never any other folder)")
     fit.add_argument("--json", action="store_true", help="print summary.json to stdout (the table goes to stderr)")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
+    fit.add_argument("--figures", action="store_true", help="draw figures even when the report is off")
     fit.add_argument("--strict", action="store_true",
                      help="exit 1 when any doctor check fails, not only when training fails (for CI)")
 
@@ -143,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--sequential", action="store_true", help="train the members one after another")
     sw.add_argument("--out", help="output folder (default: runs/<name>-sweep-<hash>)")
     sw.add_argument("--force", action="store_true", help="replace --out if it is an earlier sweep")
+    sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue the interrupted sweep in SWEEP_DIR")
     sw.add_argument("--json", action="store_true", help="print the results as JSON")
 
     lrf = sub.add_parser("lr-find", help="learning-rate range test (Smith 2017): sweep the rate exponentially, "
@@ -180,7 +184,28 @@ def build_parser() -> argparse.ArgumentParser:
     filt.add_argument("--out", default="filters.png", help="PNG to write (default: filters.png)")
 
     sub.add_parser("datasets", help="list the datasets trainwell can load")
+    _lab_parser(sub)
     return parser
+
+
+def _lab_parser(sub) -> None:
+    lab = sub.add_parser("lab", help="the lecture's claims as experiments with verdicts (list | run)",
+                         description="Each lab experiment trains small models through the pipeline, draws figures "
+                                     "and states a verdict computed from the numbers: pass, fail or inconclusive "
+                                     "(unstable when seeds disagree, error when it crashed).")
+    lsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
+    ls = lsub.add_parser("list", help="name, claim, sizes and expected time of every experiment")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
+    run = lsub.add_parser("run", help="run experiments and write a results tree with index.html")
+    run.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (see trainwell lab list)")
+    run.add_argument("--all", action="store_true", help="run every experiment")
+    run.add_argument("--quick", action="store_true", help="the quick size (seconds each)")
+    run.add_argument("--seeds", type=int, default=1, help="run each experiment with N seeds; a verdict that flips "
+                                                          "between seeds is 'unstable'")
+    run.add_argument("--seed", type=int, help="first seed (default: each experiment's own, 0)")
+    run.add_argument("--out", default="runs/lab", help="results folder (default: runs/lab)")
+    run.add_argument("--resume", action="store_true", help="keep experiments already finished in --out")
+    run.add_argument("--json", action="store_true", help="print the summaries as JSON")
 
 
 def _result_table(summary: dict, run_dir) -> object:
@@ -223,17 +248,17 @@ def _verdict_table(verdicts: list[dict], title: str):
 def cmd_doctor(args) -> int:
 
     from trainwell.config import load_config
+    from trainwell.doctor import Report
     from trainwell.pipeline import preflight, prepare
 
     cfg = load_config(args.config, args.overrides)
-    verdicts = [v.as_dict() for v in preflight(prepare(cfg))]
+    verdicts = preflight(prepare(cfg))
+    report = Report(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}", ["pre"] * len(verdicts))
     if args.json:
-        import json
-
-        print(json.dumps(verdicts, indent=2))
+        print(report.to_json())
     else:
-        _console().print(_verdict_table(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}"))
-    return 1 if any(v["status"] == "fail" for v in verdicts) else 0
+        _console().print(report.table())
+    return 1 if report.failed else 0
 
 
 def cmd_fit(args) -> int:
@@ -252,7 +277,7 @@ def cmd_fit(args) -> int:
         cfg = config_of_run(args.resume, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)
-    result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet)
+    result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet, figures=args.figures)
     console = _console(stderr=args.json)
     console.print(_result_table(result.summary, result.run_dir))
     console.print(_result_lines(result.summary, result.run_dir), highlight=False)
@@ -287,7 +312,7 @@ def cmd_summary(args) -> int:
 
     from trainwell.cnn.summary import summarize, totals
     from trainwell.config import load_config
-    from trainwell.data.registry import DATASETS
+    from trainwell.data.registry import num_classes
     from trainwell.nn.models import build_model
     from trainwell.nn.size import check_input_fits, check_model_fits
     from trainwell.pipeline import load_data
@@ -295,9 +320,7 @@ def cmd_summary(args) -> int:
     cfg = load_config(args.config, args.overrides)
     if args.input_shape:
         shape = _parse_shape(args.input_shape)
-        spec = DATASETS.get(cfg.data.name)
-        classes = args.classes or (spec.num_classes(cfg.data.options) if spec and callable(spec.num_classes)
-                                   else spec.num_classes if spec else 10)
+        classes = args.classes or num_classes(cfg.data.name, cfg.data.options)
     else:
         splits, _ = load_data(cfg)
         shape, classes = splits.meta.input_shape, args.classes or splits.meta.num_classes
@@ -377,13 +400,15 @@ def cmd_sweep(args) -> int:
     from rich.table import Table
 
     from trainwell.config import load_config
-    from trainwell.sweep import parse_grid, sweep
+    from trainwell.sweep import parse_grid, resume_sweep, sweep
 
-    cfg = load_config(args.config, args.overrides)
-    grid = parse_grid(args.grid)
     try:
-        result = sweep(cfg, grid, seeds=args.seeds, out=args.out, sequential=args.sequential, quiet=args.json,
-                       force=args.force)
+        if args.resume:
+            result = resume_sweep(args.resume, quiet=args.json)
+        else:
+            cfg = load_config(args.config, args.overrides)
+            result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
+                           quiet=args.json, force=args.force)
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
     if args.json:
@@ -398,6 +423,8 @@ def cmd_sweep(args) -> int:
     for r in result.rows:
         table.add_row(*[f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
     _console().print(table)
+    for check in result.skipped:
+        print(f"skipped (population): {check}")
     print(f"results: {result.out}/results.csv{_group_report(cfg, result.out)}")
     return 0
 
@@ -461,9 +488,56 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_lab(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trainwell.lab import registry, runner
+
+    console = Console(stderr=getattr(args, "json", False))
+    if args.lab_command == "list":
+        rows = registry.describe()
+        if args.json:
+            import json
+
+            print(json.dumps(rows, indent=2))
+            return 0
+        table = Table(title="trainwell lab")
+        for col in ("name", "claim", "quick", "default"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(r["name"], r["claim"], f"~{r['expected_s']['quick']} s", f"~{r['expected_s']['default']} s")
+        console.print(table)
+        return 0
+    if args.lab_command != "run":
+        raise TrainwellError("use 'trainwell lab list' or 'trainwell lab run NAME... | --all'")
+    names = list(registry.experiments()) if args.all else args.names
+    if not names or (args.all and args.names):
+        raise TrainwellError("name experiments to run, or pass --all (not both); see 'trainwell lab list'")
+    try:
+        summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
+                                   seed=args.seed, log=lambda line: console.print(line, highlight=False))
+    except (KeyError, ValueError) as exc:
+        raise TrainwellError(str(exc).strip("'\"")) from None
+    if args.json:
+        import json
+
+        print(json.dumps(summaries, indent=2, default=str))
+    else:
+        table = Table(title=f"lab: {len(summaries)} experiments ({'quick' if args.quick else 'default'} size)")
+        for col in ("experiment", "verdict", "time"):
+            table.add_column(col)
+        for s in summaries:
+            table.add_row(s["name"], s["verdict"]["status"], f"{s['wall_s']:.1f} s")
+        console.print(table)
+        console.print(f"index: {Path(args.out) / 'index.html'}", highlight=False)
+    return 0 if all(s["verdict"]["status"] in ("pass", "inconclusive") for s in summaries) else 1
+
+
 COMMANDS = {
     "fit": cmd_fit, "doctor": cmd_doctor, "prune": cmd_prune, "sweep": cmd_sweep, "report": cmd_report,
-    "summary": cmd_summary, "filters": cmd_filters, "datasets": cmd_datasets, "lr-find": cmd_lr_find,
+    "summary": cmd_summary, "filters": cmd_filters, "datasets": cmd_datasets, "lab": cmd_lab,
+    "lr-find": cmd_lr_find,
 }
 
 

@@ -183,7 +183,7 @@ class TrainConfig:
     monitor: Literal["val_loss", "val_acc"] = "val_loss"
     checkpoint_every: int = 10
     checkpoint_minutes: float = 1.0
-    threads: int = 0
+    threads: Literal["auto"] | int = "auto"
     trainable: Literal["all", "norm"] = "all"
     compile: bool = False
 
@@ -196,8 +196,9 @@ class TrainConfig:
         if self.checkpoint_every < 1:
             raise ConfigError(f"train.checkpoint_every = {self.checkpoint_every} is not allowed: use an integer >= 1")
         _check_positive("train.checkpoint_minutes", self.checkpoint_minutes)
-        if self.threads < 0:
-            raise ConfigError(f"train.threads = {self.threads} is not allowed: use 0 (torch's default) or more")
+        if self.threads != "auto" and self.threads < 0:
+            raise ConfigError(f"train.threads = {self.threads} is not allowed: use 'auto', 0 (torch's default) "
+                              f"or a positive count")
 
 
 @dataclass
@@ -218,6 +219,10 @@ class StopConfig:
     min_delta_relative: bool = False
     stopping_threshold: float | None = None
     divergence_threshold: float | None = None
+    baseline: float | None = None
+    start_from_epoch: int = 0
+    check_finite: bool = True
+    strict: bool = True
     restore_best: bool = True
     extra_epochs: int = 0
     extra_lr_factor: float = 0.1
@@ -226,10 +231,10 @@ class StopConfig:
     overfit_stop: bool = False
 
     def validate(self) -> None:
-        for key in ("fixed_epochs", "loss_window", "weight_window", "patience", "overfit_window"):
+        for key in ("fixed_epochs", "loss_window", "weight_window", "overfit_window"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"stop.{key} = {getattr(self, key)} is not allowed: use an integer >= 1")
-        for key in ("fixed_more", "extra_epochs"):
+        for key in ("fixed_more", "extra_epochs", "patience", "start_from_epoch"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"stop.{key} = {getattr(self, key)} is not allowed: use an integer >= 0")
         _check_positive("stop.fixed_factor", self.fixed_factor)
@@ -258,10 +263,14 @@ class RegularizeConfig:
     sdr_beta: float = 0.05
     sdr_zeta: float = 0.99
     sdr_anneal: bool = False
+    sdr_per_epoch: int = 2  # sigma updates per epoch (the reference code: 2); 0 = after every step
 
     def validate(self) -> None:
         for key in ("l1", "l2", "max_norm", "activity", "l0", "sdr_beta"):
             _check_positive(f"regularize.{key}", getattr(self, key), allow_zero=True)
+        if self.sdr_per_epoch < 0:
+            raise ConfigError(f"regularize.sdr_per_epoch = {self.sdr_per_epoch} is not allowed: use an integer >= 1, "
+                              f"or 0 for every step")
         _check_range("regularize.sdr_zeta", self.sdr_zeta, 0.0, 1.0, lo_open=True)
 
 
@@ -331,8 +340,8 @@ class Config:
     def validate(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
             shown = self.name if len(self.name) <= 40 else self.name[:40] + "..."
-            raise ConfigError(f"name = {shown!r} is not allowed: use 1-{MAX_NAME} letters, digits, '.', '_' or '-', "
-                              f"not starting with '.' (it names the run directory)")
+            raise ConfigError(f"name = {shown!r} is not allowed: use 1-{MAX_NAME} letters, digits or . _ - + = , @ "
+                              f"(not starting with '.'): it names the run directory")
         if "fixed" in self.stop.criteria and self.optim.schedule in ("cosine", "onecycle"):
             raise ConfigError(f"stop.criteria 'fixed' is not allowed with optim.schedule = {self.optim.schedule!r}: "
                               f"its LR drop at epoch stop.fixed_epochs would be undone by the schedule's next step; "
@@ -347,7 +356,7 @@ class Config:
         return hashlib.sha256(blob).hexdigest()[:8]
 
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_+=,@-][A-Za-z0-9._+=,@-]{0,99}")
 MAX_NAME = 100
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
 

@@ -45,14 +45,18 @@ def _coerce(tp, value, key: str):
         return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
+        if type(None) in typing.get_args(tp) and (value is None or (isinstance(value, str)
+                                                                    and value.lower() == "none")):
             return None
-        for i, arg in enumerate(args):  # the first type that takes the value (e.g. a number, or "find")
+        for arg in args[:-1]:  # the first type that takes the value (e.g. "auto" or an int, a number or "find")
             try:
                 return _coerce(arg, value, key)
             except ConfigError:
-                if i == len(args) - 1:
-                    raise bad from None
+                continue
+        try:
+            return _coerce(args[-1], value, key)
+        except ConfigError:
+            raise bad from None
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):

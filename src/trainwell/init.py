@@ -6,6 +6,8 @@
 - Xavier/Glorot (Glorot & Bengio 2010): Var(w) = 2 / (fan_in + fan_out).
 - He/Kaiming (He et al. 2015): Var(w) = 2 / fan_in for ReLU (fan_out preserves the backward variance).
 For a convolution, fan_in = in_channels * kernel size (kh * kw).
+torch's names work too (``kaiming_normal``, ``kaiming_uniform``, ``xavier_uniform_``, ``normal``, ``uniform``,
+``zeros``); :func:`apply` initializes a whole model and treats its declared output layer as a linear unit.
 
 Example:
     >>> import torch
@@ -38,7 +40,7 @@ def fans(tensor: torch.Tensor) -> tuple[int, int]:
 
 def _fan(tensor: torch.Tensor, mode: str) -> int:
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"mode = {mode!r} is not allowed: use 'fan_in' or 'fan_out'")
+        raise ValueError(f"mode={mode!r} is not allowed: use 'fan_in' or 'fan_out'")
     fan_in, fan_out = fans(tensor)
     return fan_in if mode == "fan_in" else fan_out
 
@@ -151,7 +153,7 @@ def init_tensor_(tensor: torch.Tensor, scheme: str, *, mode: str = "fan_in", std
         return he_normal_(tensor, mode=mode, generator=generator)
     if scheme == "he_uniform":
         return he_uniform_(tensor, mode=mode, generator=generator)
-    raise ValueError(f"unknown init scheme {scheme!r}: allowed are {', '.join(SCHEMES)}")
+    raise ValueError(f"scheme={scheme!r} initializes no tensor: it keeps torch's own init (use it with apply)")
 
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)

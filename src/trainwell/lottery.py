@@ -12,12 +12,45 @@ import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from trainwell import prune
 from trainwell.config import Config, config_from_dict
-from trainwell.pipeline import fit
+from trainwell.pipeline import fit, initialize
 from trainwell.runclaim import Claim
-from trainwell.rundir import atomic_write_json, read_jsonl
+from trainwell.rundir import atomic_torch_save, atomic_write_json, read_jsonl
 from trainwell.train.callbacks import Callback, State
+
+
+@dataclass
+class Ticket:
+    """A ``setup(model)`` hook for :func:`trainwell.pipeline.fit`: start from ``init_state`` (theta_0 or a rewound
+    theta_k) or, for the reinit control, from a fresh initialization seeded by ``reinit_seed``, then prune with
+    ``masks``."""
+
+    cfg: Config
+    masks: dict[str, torch.Tensor]
+    init_state: dict | None = None
+    reinit_seed: int | None = None
+
+    def __call__(self, model: torch.nn.Module) -> None:
+        if self.reinit_seed is not None:
+            scheme = self.cfg.init.scheme if self.cfg.init.scheme != "default" else "standard"
+            initialize(model, self.cfg, seed=self.reinit_seed, scheme=scheme)
+        if self.init_state is not None:
+            model.load_state_dict(self.init_state)
+        prune.apply_masks(model, self.masks)
+
+    def save(self, run_dir: Path) -> None:
+        """The masks and their sparsity report, beside the run they pruned."""
+        atomic_torch_save(run_dir / "masks.pt", {k: v.cpu() for k, v in self.masks.items()})
+        atomic_write_json(run_dir / "sparsity.json", prune.sparsity_report(self.masks))
+
+
+def _fit_ticket(cfg: Config, out: Path, quiet: bool, ticket: Ticket):
+    res = fit(cfg, out=out, force=True, quiet=quiet, setup=ticket)
+    ticket.save(res.run_dir)
+    return res
 
 
 class Snapshot(Callback):
@@ -90,17 +123,16 @@ def _rounds(claim: Claim, cfg: Config, rounds: int, rate: float, output_rate: fl
     trained = dense.model
     for r in range(1, rounds + 1):
         masks = prune.magnitude_masks(trained, rate, output_rate, masks=masks, scope=scope)
-        ticket = fit(later, out=base / f"round-{r}", force=True, quiet=quiet, init_state=snap.state, masks=masks)
+        ticket = _fit_ticket(later, base / f"round-{r}", quiet, Ticket(later, masks, init_state=snap.state))
         rows.append(_result(r, "ticket", masks, ticket))
         trained = ticket.model
         if control == "reinit":
-            res = fit(later, out=base / f"round-{r}-reinit", force=True, quiet=quiet, masks=masks,
-                      init_seed=cfg.train.seed + 1000 + r)
+            res = _fit_ticket(later, base / f"round-{r}-reinit", quiet,
+                              Ticket(later, masks, reinit_seed=cfg.train.seed + 1000 + r))
             rows.append(_result(r, "reinit", masks, res))
         elif control == "random":
             rmasks = prune.random_masks(dense.model, masks, seed=cfg.train.seed + r)
-            res = fit(later, out=base / f"round-{r}-random", force=True, quiet=quiet, init_state=snap.state,
-                      masks=rmasks)
+            res = _fit_ticket(later, base / f"round-{r}-random", quiet, Ticket(later, rmasks, init_state=snap.state))
             rows.append(_result(r, "random", rmasks, res))
     write_results(rows, base)
     return rows

@@ -1,6 +1,10 @@
 """The one place that wires the parts: config -> data -> preprocess -> model -> init -> trainer -> run dir.
 
-The CLI and the lab call :func:`fit`; nothing else wires.
+The CLI, the sweep and the lab call :func:`fit` (one model) or :func:`fit_population` (M members trained at once by
+the same loop); nothing else builds or initializes models, optimizers, penalties, augmentation or callbacks. Both
+write each model's run directory with the same writer (:func:`write_run`), so a sweep member's run directory is
+a fit's run directory. Callers customize a model through a general hook, ``setup(model)``, called after
+initialization and before training (the lottery passes its starting weights and masks that way).
 
 Example:
     >>> from trainwell.config import load_config
@@ -14,20 +18,21 @@ import json
 import math
 import platform
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 import trainwell
 from trainwell import init as initializers
-from trainwell import optim, prune
+from trainwell import optim
 from trainwell.config import Config, config_from_dict, read_toml, to_toml
-from trainwell.data import load
+from trainwell.data import corrupt, load
 from trainwell.data.augment import build as build_augment
 from trainwell.data.splits import Splits
 from trainwell.doctor import diagnosis
-from trainwell.doctor import preflight as preflight_checks
+from trainwell.doctor.check import check as doctor_check
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.verdict import Verdict
 from trainwell.errors import ConfigError, DataError, TrainwellError
@@ -49,10 +54,11 @@ from trainwell.rundir import (
 )
 from trainwell.train import interrupt, loggers, stop_callback
 from trainwell.train import progress as progress_mod
-from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses
+from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses, best_epoch
+from trainwell.train.constraints import MaxNorm, SDRUpdate
 from trainwell.train.interrupt import Interrupt
 from trainwell.train.live_report import LiveReport
-from trainwell.train.regularizers import MaxNorm, SDRUpdate
+from trainwell.train.population import PopulationLearner, embed_state, narrow_state
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 from trainwell.viz import plots
 
@@ -109,10 +115,39 @@ def load_data(cfg: Config) -> tuple[Splits, object | None]:
     return splits, pre
 
 
+# Training FLOPs per step (6 x multiply-adds per example x batch, x members) below which `train.threads = "auto"`
+# uses one thread. Evidence (issue 11, the 2-core CI machine): the default MNIST-1D CNN step (0.35 GFLOP) takes
+# 3.67 ms at 1 thread and 3.77 ms at 2, and a 2-thread process collapses (2 epochs: 9-17 s vs 0.47 s) whenever
+# another process holds a core. Above it, torch's default (all cores) is kept: see benchmarks/RESULTS.md.
+THREADS_FLOP_THRESHOLD = 1e9
+_DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, before any run changed it
+
+
+def step_flops(model: torch.nn.Module, input_shape: tuple[int, ...], batch_size: int) -> float:
+    """Training FLOPs of one step: forward 2, backward 4 FLOPs per multiply-add (:mod:`trainwell.cnn.summary`)."""
+    from trainwell.cnn.summary import summarize, totals
+
+    with torch.random.fork_rng(devices=[]):
+        return 6.0 * totals(summarize(model, input_shape))["mult_adds"] * batch_size
+
+
+def set_threads(setting: str | int, model: torch.nn.Module, input_shape: tuple[int, ...], batch_size: int,
+                device: torch.device, members: int = 1) -> int:
+    """Apply ``train.threads``: a count, 0 (leave torch's setting), or "auto": one thread when a step's work is
+    below :data:`THREADS_FLOP_THRESHOLD` on a CPU, torch's default otherwise. Returns the threads in use."""
+    if setting == "auto" and device.type == "cpu":
+        try:
+            small = members * step_flops(model, input_shape, batch_size) < THREADS_FLOP_THRESHOLD
+        except Exception:  # a model the summary cannot trace: keep torch's default  # noqa: BLE001
+            small = False
+        torch.set_num_threads(1 if small else _DEFAULT_THREADS)
+    elif setting not in ("auto", 0):
+        torch.set_num_threads(int(setting))
+    return torch.get_num_threads()
+
+
 def prepare(cfg: Config) -> Prepared:
     """Seed everything, load data, build and initialize the model (no training)."""
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     splits, pre = load_data(cfg)
@@ -121,25 +156,47 @@ def prepare(cfg: Config) -> Prepared:
             f"dataset {cfg.data.name!r} gives integer tokens, which model.kind = {cfg.model.kind!r} cannot take: "
             f"use data.options.encoding = 'onehot'"
         )
-    shape, classes = splits.meta.input_shape, splits.meta.num_classes
-    check_model_fits(lambda: build_model(cfg.model, shape, classes), f"model.kind = {cfg.model.kind!r}")
-    model = build_model(cfg.model, shape, classes)
-    i = cfg.init
-    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_init=i.output_layer,
-                       generator=torch.Generator().manual_seed(cfg.train.seed))
-    if cfg.train.trainable == "norm":
-        train_only_norm(model)
+    model = build_initialized(cfg, splits.meta.input_shape, splits.meta.num_classes)
+    set_threads(cfg.train.threads, model, splits.meta.input_shape, cfg.train.batch_size, device)
     return Prepared(cfg=cfg, splits=splits, model=model, preprocessor=pre, device=device)
 
 
+def initialize(model: torch.nn.Module, cfg: Config, seed: int | None = None, scheme: str | None = None) -> None:
+    """Initialize ``model`` in place as ``cfg.init`` says, with the generator seeded by ``seed`` (default:
+    ``train.seed``); ``scheme`` overrides ``init.scheme``."""
+    i = cfg.init
+    initializers.apply(model, scheme or i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_init=i.output_layer,
+                       generator=torch.Generator().manual_seed(cfg.train.seed if seed is None else seed))
+
+
+def build_initialized(cfg: Config, input_shape: tuple[int, ...], classes: int) -> torch.nn.Module:
+    """Build ``cfg.model`` for inputs ``input_shape`` and ``classes`` outputs and initialize it (torch's global RNG
+    must already be seeded: layers that ``init.scheme = 'default'`` leaves alone use it)."""
+    check_model_fits(lambda: build_model(cfg.model, input_shape, classes), f"model.kind = {cfg.model.kind!r}")
+    model = build_model(cfg.model, input_shape, classes)
+    initialize(model, cfg)
+    if cfg.train.trainable == "norm":
+        train_only_norm(model)
+    return model
+
+
 def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
-    """Run every pre-flight check on the prepared model and a slice of its training data (RNG state untouched)."""
-    cfg = prep.cfg
+    """Run every pre-flight check (:func:`trainwell.doctor.check`) on the prepared model and a slice of its
+    training data, with every configured penalty (L1, L2, activity, L0 and the optimizer's weight decay); the
+    model, its gradients and the RNG state are left untouched."""
+    cfg, r = prep.cfg, prep.cfg.regularize
     n = examples or cfg.doctor.preflight_examples
     x, y = (t[:n].to(prep.device) for t in prep.splits.train)
-    with torch.random.fork_rng(devices=[]):
-        verdicts = preflight_checks.run_all(prep.model, x, y, loss_function(cfg.train.loss), cfg.optim.weight_decay,
-                                            prep.splits.meta.num_classes)
+    penalty = Penalty(prep.model, l1=r.l1, l2=r.l2, activity=r.activity, l0=r.l0)
+    try:
+        report = doctor_check(prep.model, x, y, loss_function(cfg.train.loss),
+                              penalty=penalty if penalty.active else None,
+                              optimizer=optim.from_config(prep.model, cfg.optim),
+                              num_classes=prep.splits.meta.num_classes)
+    finally:
+        if penalty.activity is not None:  # its hooks must not stay on the model that will train
+            penalty.activity.remove()
+    verdicts = report.verdicts
     if cfg.model.kind == "cnn":
         verdicts.append(geometry_verdict(prep.model, prep.splits.meta.input_shape))
     return verdicts
@@ -159,9 +216,9 @@ def geometry_verdict(model: torch.nn.Module, input_shape: tuple[int, ...]) -> Ve
                    "make this an error")
 
 
-def postflight(prep: Prepared, trainer: Trainer, state, final: dict, overfit_epoch: int | None) -> list[Verdict]:
-    """Diagnosis after training: the loss curve's learning rate, bias/variance, overfitting."""
-    losses = next((cb.losses for cb in trainer.callbacks if isinstance(cb, StepLosses)), [])
+def postflight(prep: Prepared, losses: list[float], state, final: dict, overfit_epoch: int | None) -> list[Verdict]:
+    """Diagnosis after training: the loss curve's learning rate (``losses``: one per step), bias/variance,
+    overfitting."""
     verdicts = [diagnosis.learning_rate_diagnosis(losses, prep.cfg.train.batch_size)]
     human = prep.cfg.doctor.human_error
     human = human if human is not None else prep.splits.meta.human_error
@@ -169,6 +226,28 @@ def postflight(prep: Prepared, trainer: Trainer, state, final: dict, overfit_epo
         verdicts.append(diagnosis.bias_variance(1 - final["train_acc"], 1 - final["val_acc"], human))
     verdicts.append(diagnosis.overfitting(state.history, overfit_epoch))
     return verdicts
+
+
+def _schedule_builder(cfg: Config, steps_per_epoch: int) -> Callable[[torch.optim.Optimizer], optim.Schedule]:
+    """``build(optimizer) -> Schedule`` as ``cfg.optim`` describes (one fit, or each population member)."""
+    o = cfg.optim
+
+    def build(opt: torch.optim.Optimizer) -> optim.Schedule:
+        return optim.build_schedule(opt, o.schedule, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
+                                    step_size=o.step_size, gamma=o.gamma, patience=o.patience, factor=o.factor,
+                                    min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
+
+    return build
+
+
+def _steps_per_epoch(cfg: Config, splits: Splits) -> int:
+    return -(-len(splits.train[0]) // cfg.train.batch_size)
+
+
+def _checkpoint(cfg: Config, run: RunDir, **kwargs) -> Checkpoint:
+    return Checkpoint(run, every=cfg.train.checkpoint_every, minutes=cfg.train.checkpoint_minutes,
+                      monitor=cfg.train.monitor,
+                      extra={"config": cfg.to_dict(), "trainwell_version": trainwell.__version__}, **kwargs)
 
 
 @dataclass
@@ -185,15 +264,12 @@ class _Parts:
 def _training_parts(prep: Prepared) -> _Parts:
     cfg = prep.cfg
     opt = optim.from_config(prep.model, cfg.optim)
-    steps_per_epoch = -(-len(prep.splits.train[0]) // cfg.train.batch_size)
-    o = cfg.optim
-    schedule = optim.build_schedule(opt, o.schedule, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
-                                    step_size=o.step_size, gamma=o.gamma, patience=o.patience, factor=o.factor,
-                                    min_lr=o.min_lr, warmup_fraction=o.warmup_fraction)
+    schedule = _schedule_builder(cfg, _steps_per_epoch(cfg, prep.splits))(opt)
     r = cfg.regularize
     constraints = [MaxNorm(r.max_norm)] if r.max_norm > 0 else []
     if sdr_layers(prep.model):
-        constraints.append(SDRUpdate(r.sdr_beta, r.sdr_zeta, r.sdr_anneal))
+        constraints.append(SDRUpdate(r.sdr_beta, r.sdr_zeta, r.sdr_anneal, per_epoch=r.sdr_per_epoch or None,
+                                     steps_per_epoch=-(-len(prep.splits.train[0]) // cfg.train.batch_size)))
     try:
         penalty = Penalty(prep.model, l1=r.l1, l2=r.l2, activity=r.activity, l0=r.l0)
     except ValueError as exc:
@@ -214,24 +290,27 @@ def _training_parts(prep: Prepared) -> _Parts:
     return _Parts(opt, schedule, constraints, penalty, augment)
 
 
+def _stopper(cfg: Config, classes: int) -> stop_callback.Stopper:
+    """The stopping criteria and guards of ``cfg.stop`` (divergence also against an untrained model's loss)."""
+    stopper = stop_callback.from_config(cfg.stop)
+    if stopper.divergence is not None and cfg.train.loss == "cross_entropy":
+        stopper.divergence.expected = math.log(classes)  # an untrained model's loss
+    return stopper
+
+
 def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, extra_callbacks=()) -> Trainer:
     cfg = prep.cfg
     monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
         if cfg.doctor.monitor_every else []
-    stopper = stop_callback.from_config(cfg.stop)
-    if stopper.divergence is not None and cfg.train.loss == "cross_entropy":
-        stopper.divergence.expected = math.log(prep.splits.meta.num_classes)  # an untrained model's loss
     callbacks = [
-        stopper,  # first: it adds criterion values to the metrics that get logged
+        _stopper(cfg, prep.splits.meta.num_classes),  # first: it adds criterion values to the metrics that get logged
         *parts.constraints,  # right after the optimizer step, before anything looks at the weights
         StepLosses(),
         *monitors,
         MetricsLogger(run.metrics),
         loggers.CSVLogger(run.path / "metrics.csv"),
         Interrupt(),  # before the checkpoint: the stop it requests makes the checkpoint save this epoch
-        Checkpoint(run, every=cfg.train.checkpoint_every, minutes=cfg.train.checkpoint_minutes,
-                   monitor=cfg.train.monitor,
-                   extra={"config": cfg.to_dict(), "trainwell_version": trainwell.__version__}),
+        _checkpoint(cfg, run),
         *_report_callbacks(prep, run),
         *extra_callbacks,
     ]
@@ -287,15 +366,17 @@ def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Co
 
 
 def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None = None, force: bool = False,
-        quiet: bool = False, progress=None, callbacks=(), init_state: dict | None = None,
-        masks: dict | None = None, init_seed: int | None = None) -> FitResult:
+        quiet: bool = False, progress=None, callbacks=(), setup: Callable[[torch.nn.Module], None] | None = None,
+        figures: bool = False) -> FitResult:
     """Train the run ``cfg`` describes, write its run directory, and return its summary.
 
-    With ``resume``, continue the run in that directory from ``checkpoints/last.pt`` (the config is the run's
-    own; ``cfg`` should come from :func:`config_of_run`). ``callbacks`` are added after the run's own
-    (metrics logger, checkpoint). For lottery-ticket rounds: ``init_seed`` re-initializes the model with another
-    seed, ``init_state`` loads starting weights (theta_0 or a rewound theta_k), and ``masks`` prunes the model
-    (:mod:`trainwell.prune`) before training; the masks and their sparsity report are saved in the run dir.
+    Args:
+        resume: continue the run in that directory from ``checkpoints/last.pt`` (the config is the run's own;
+            ``cfg`` should come from :func:`config_of_run`).
+        callbacks: added after the run's own (stopping, metrics logger, checkpoint).
+        setup: ``setup(model)`` is called after the model is built and initialized and before training (and
+            before a checkpoint is loaded on resume), e.g. to load starting weights or apply pruning masks.
+        figures: draw the figures (the first layer's weights) even when the report is off.
     """
     tic = time.perf_counter()
     found_lr = None
@@ -308,15 +389,8 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
     claim = Claim.resume(resume) if resume is not None else None
     try:
         prep = prepare(cfg)
-        if init_seed is not None:
-            i = cfg.init
-            initializers.apply(prep.model, i.scheme if i.scheme != "default" else "standard", bias=i.bias,
-                               mode=i.mode, std=i.std, output_init=i.output_layer,
-                               generator=torch.Generator().manual_seed(init_seed))
-        if init_state is not None:
-            prep.model.load_state_dict(init_state)
-        if masks is not None:
-            prune.apply_masks(prep.model, masks)
+        if setup is not None:
+            setup(prep.model)
         if cfg.train.compile:
             prep.model.compile()  # in place: state_dict keys stay the same (torch.compile, inductor backend)
         parts = _training_parts(prep)
@@ -346,23 +420,7 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
                 # the run had stopped (a criterion or guard fired): resuming it finishes it, it trains no further
                 trainer.epochs = ckpt["epoch"] + 1
         else:
-            run.create()
-            atomic_write_text(run.config, to_toml(cfg))
-            run.metrics.write_text("", encoding="utf-8")
-            (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
-            pre = []
-            if cfg.doctor.preflight:
-                progress_mod.note("running the doctor's pre-flight checks...", quiet)
-                pre_tic = time.perf_counter()
-                pre = preflight(prep)
-                flagged = sum(v.status != "pass" for v in pre)
-                outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
-                progress_mod.note(f"pre-flight: {len(pre)} checks in {time.perf_counter() - pre_tic:.1f} s, "
-                                  f"{outcome}; training {cfg.train.epochs} epochs", quiet)
-            atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
-            if masks is not None:
-                atomic_torch_save(run.path / "masks.pt", {k: v.cpu() for k, v in masks.items()})
-                atomic_write_json(run.path / "sparsity.json", prune.sparsity_report(masks))
+            _start_run(run, cfg, prep, quiet)
         claim.started()
         fit_tic = time.perf_counter()
         with interrupt.handled() as signals:
@@ -376,34 +434,68 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         if signals.received is not None and (state.stop or "").startswith("interrupted"):
             raise interrupt.Interrupted(run.path, signals.received, len(state.history))
         fit_s = time.perf_counter() - fit_tic
-        summary = _summary(prep, trainer, state, wall=time.perf_counter() - tic)
-        summary["fit_s"] = round(fit_s, 4)
-        if found_lr is not None:
-            summary["lr_find"] = found_lr
-        summary["doctor"] = _doctor_report(run, prep, trainer, state, summary)
-        atomic_write_json(run.summary, summary)
+        stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
+        checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
+        losses = next((cb.losses for cb in trainer.callbacks if isinstance(cb, StepLosses)), [])
+        monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
+        summary = write_run(run, prep, state, stopper, best=checkpoint.best_epoch, losses=losses,
+                            monitor=monitor.verdicts() if monitor is not None else [],
+                            wall=time.perf_counter() - tic, fit_s=fit_s, figures=figures,
+                            extra={"lr_find": found_lr} if found_lr is not None else None)
         for tb in (cb for cb in trainer.callbacks if isinstance(cb, loggers.TensorBoardLogger)):
             tb.log_verdicts(summary["doctor"], state.step)
             tb.close()
-        plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
-        if cfg.report.enabled:
-            from trainwell.viz.report import build_report
-
-            build_report(run.path)
     return FitResult(summary=summary, run_dir=run.path, model=prep.model)
 
 
-def _doctor_report(run: RunDir, prep: Prepared, trainer: Trainer, state, summary: dict) -> list[dict]:
+def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> None:
+    """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts."""
+    run.create()
+    atomic_write_text(run.config, to_toml(cfg))
+    run.metrics.write_text("", encoding="utf-8")
+    (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
+    pre = []
+    if cfg.doctor.preflight:
+        progress_mod.note("running the doctor's pre-flight checks...", quiet)
+        tic = time.perf_counter()
+        pre = preflight(prep)
+        flagged = sum(v.status != "pass" for v in pre)
+        outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
+        progress_mod.note(f"pre-flight: {len(pre)} checks in {time.perf_counter() - tic:.1f} s, {outcome}; "
+                          f"training {cfg.train.epochs} epochs", quiet)
+    atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
+
+
+def write_run(run: RunDir, prep: Prepared, state, stopper: stop_callback.Stopper, *, best: int | None,
+              losses: list[float], monitor: list[Verdict], wall: float, fit_s: float, figures: bool = False,
+              extra: dict | None = None) -> dict:
+    """Finish a run directory (one fit or one population member): summary.json with the final evaluation and the
+    doctor's verdicts, the figures when asked for (or when the report is on), and report.html."""
+    summary = _summary(prep, state, stopper, best, wall=wall)
+    summary["fit_s"] = round(fit_s, 4)
+    summary.update(extra or {})
+    summary["doctor"] = _doctor_report(run, prep, state, stopper, summary, losses, monitor)
+    atomic_write_json(run.summary, summary)
+    if figures or prep.cfg.report.enabled:
+        plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
+    if prep.cfg.report.enabled:
+        from trainwell.viz.report import build_report
+
+        build_report(run.path)
+    return summary
+
+
+def _doctor_report(run: RunDir, prep: Prepared, state, stopper, summary: dict, losses: list[float],
+                   monitor: list[Verdict]) -> list[dict]:
     """Pre-flight (saved at the start), monitor and post-flight verdicts, each tagged with its phase."""
     pre = json.loads((run.path / "preflight.json").read_text()) if (run.path / "preflight.json").exists() else []
-    monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
-    during = monitor.verdicts() if monitor is not None else []
-    post = postflight(prep, trainer, state, summary["final"], summary["stop"]["overfit_epoch"])
-    return ([{**v, "phase": "pre"} for v in pre] + [{**v.as_dict(), "phase": "monitor"} for v in during]
-            + [{**v.as_dict(), "phase": "post"} for v in post])
+    post = postflight(prep, losses, state, summary["final"], summary["stop"]["overfit_epoch"])
+    return diagnosis.reconcile([{**v, "phase": "pre"} for v in pre]
+                               + [{**v.as_dict(), "phase": "monitor"} for v in monitor]
+                               + [{**v.as_dict(), "phase": "post"} for v in post])
 
 
-def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
+def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> dict:
     cfg, splits = prep.cfg, prep.splits
     loss_fn = loss_function(cfg.train.loss)
     final = {}
@@ -415,8 +507,6 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
             final[f"{split}_loss"] = final[f"{split}_acc"] = None
     shift_data = splits.val[0] if len(splits.val[0]) else splits.train[0]
     shift = variance_shift(prep.model, shift_data.to(prep.device))  # [] when the model has no BatchNorm
-    checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
-    stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
     history = state.history
     completed = len(history)
     div = stopper.divergence
@@ -436,7 +526,7 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
                                       else f"completed {cfg.train.epochs} epochs"),
         "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"]))
         or ended_far_above,
-        "best_epoch": checkpoint.best_epoch,
+        "best_epoch": best,
         "monitor": cfg.train.monitor,
         "stop": {"criteria": list(cfg.stop.criteria), "overfit_epoch": stopper.overfit_epoch,
                  "restored_best_epoch": stopper.restored_epoch},
@@ -456,5 +546,189 @@ def _summary(prep: Prepared, trainer: Trainer, state, wall: float) -> dict:
     }
 
 
-__all__ = ["DataError", "FitResult", "Prepared", "config_of_run", "fit", "load_data", "postflight", "preflight",
-           "prepare"]
+# -- populations ---------------------------------------------------------------------------------------------
+POPULATION_KEYS = ("train.seed", "optim.lr", "optim.weight_decay", "model.hidden", "data.label_noise",
+                   "data.corrupt_seed")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "options":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _model_signature(cfg: Config, shape: tuple[int, ...], classes: int) -> tuple:
+    """What a model config builds: its structure and, built with a fixed seed, its initial weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(cfg.model, shape, classes)
+    return repr(model), [(k, tuple(v.shape), v.detach().double().sum().item()) for k, v in model.state_dict().items()]
+
+
+def inert_model_keys(configs: Sequence[tuple[dict, Config]]) -> list[str]:
+    """Grid keys under ``model.`` whose values all build the same model (e.g. ``model.hidden`` on a CNN): a sweep
+    over them would train copies. ``configs`` are (settings, config) pairs; returns the inert keys."""
+    keys = sorted({k for settings, _ in configs for k in settings if k.startswith("model.")})
+    if not keys:
+        return []
+    splits, _ = load_data(configs[0][1])
+    shape, classes = splits.meta.input_shape, splits.meta.num_classes
+    inert = []
+    for key in keys:
+        seen: dict[str, Config] = {}
+        for settings, c in configs:
+            seen.setdefault(repr(settings.get(key)), c)
+        signatures = {repr(_model_signature(c, shape, classes)) for c in seen.values()}
+        if len(seen) > 1 and len(signatures) == 1:
+            inert.append(key)
+    return inert
+
+
+def population_blocker(configs: Sequence[Config]) -> str | None:
+    """Why ``configs`` cannot train as one vmapped population (None if they can): the members may differ only in
+    :data:`POPULATION_KEYS`, and the settings they share must be expressible per member with vmap."""
+    cfg = configs[0]
+    flat0 = _flatten(cfg.to_dict())
+    for other in configs[1:]:
+        flat = _flatten(other.to_dict())
+        differ = sorted(k for k in flat0 if flat[k] != flat0[k] and k not in POPULATION_KEYS and k != "name")
+        if differ:
+            return f"config key {differ[0]!r} differs between members (only {', '.join(POPULATION_KEYS)} may)"
+    hidden = [c.model.hidden for c in configs]
+    if any(h != hidden[0] for h in hidden):
+        if cfg.model.kind != "mlp":
+            return "width sweeps are for MLPs"
+        if cfg.model.activation not in ("relu", "tanh", "leaky_relu", "linear"):
+            return f"width masking needs act(0) = 0; {cfg.model.activation!r} does not have it"
+        if len({len(h) for h in hidden}) > 1:
+            return "every width setting must have the same number of hidden layers"
+        if cfg.model.norm != "none":
+            return "width masking needs unnormalized layers (a norm layer mixes the zero units in)"
+    if cfg.model.norm == "batch":
+        return "BatchNorm's running statistics cannot be vmapped"
+    if cfg.model.dropout_keep < 1 or cfg.model.dropout_mode == "uout" or cfg.model.activation == "drop_activation":
+        return "dropout-style noise would not match one-at-a-time runs"
+    if cfg.model.l0 or cfg.model.sdr or cfg.model.skip_io:
+        return "gated, stochastic or skip-connected layers are trained one at a time"
+    r = cfg.regularize
+    if r.l1 or r.l2 or r.activity or r.l0 or r.max_norm:
+        return "penalties and constraints are applied one model at a time"
+    if cfg.augment.kind != "none" or cfg.augment.input_noise:
+        return "augmentation is applied one model at a time"
+    if cfg.optim.name not in ("sgd", "momentum", "adam"):
+        return f"optimizer {cfg.optim.name!r} has no population version"
+    if cfg.train.trainable != "all":
+        return "train.trainable = 'norm' is applied one model at a time"
+    if cfg.train.compile:
+        return "train.compile compiles one module; a population is vmapped instead"
+    if cfg.train.loss != "cross_entropy":
+        return f"train.loss = {cfg.train.loss!r} is not vmapped per member (cross_entropy is)"
+    return None
+
+
+@dataclass
+class PopulationResult:
+    """Each member's :class:`FitResult` (its own run directory) and the checks that could not run under vmap."""
+
+    members: list[FitResult]
+    skipped: list[str]
+    wall_s: float
+
+
+def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool = False, quiet: bool = True,
+                   progress=None, callbacks=()) -> PopulationResult:
+    """Train ``configs`` as one vmapped population with the one fit loop; member m's run directory is
+    ``out/member-m``, written exactly as :func:`fit` writes a run (same summary keys), and the population's
+    checkpoint is ``out/checkpoints/last.pt`` (``resume=True`` continues from it).
+
+    Raises:
+        ConfigError: the configs cannot train as one population (the reason: see :func:`population_blocker`).
+    """
+    configs = list(configs)
+    tic = time.perf_counter()
+    blocker = population_blocker(configs)
+    if blocker is not None:
+        raise ConfigError(f"these runs cannot train as one population: {blocker}")
+    base, size, out = configs[0], len(configs), Path(out)
+    device = resolve_device(base.train.device)
+    torch.manual_seed(base.train.seed)
+    clean = config_from_dict({**base.to_dict(), "data": {**base.to_dict()["data"], "label_noise": 0.0}})
+    splits, pre = load_data(clean)  # each member draws its own label noise below, as the registry would
+    if not splits.train[0].is_floating_point():
+        raise ConfigError(f"dataset {base.data.name!r} gives integer tokens: use data.options.encoding = 'onehot'")
+    shape, classes = splits.meta.input_shape, splits.meta.num_classes
+    models = []
+    for c in configs:
+        torch.manual_seed(c.train.seed)
+        models.append(build_initialized(c, shape, classes))
+    widest = [max(w) for w in zip(*(c.model.hidden for c in configs), strict=True)]
+    wide = build_model(config_from_dict({**base.to_dict(), "model": {**base.to_dict()["model"], "hidden": widest}})
+                       .model, shape, classes)
+    states = [embed_state(m.state_dict(), wide.state_dict()) for m in models]
+    set_threads(base.train.threads, wide, shape, base.train.batch_size, device, members=size)
+    labels = []
+    for c in configs:
+        y = splits.train[1]
+        if c.data.label_noise > 0 and not c.data.random_labels:
+            y = corrupt.label_noise(y, c.data.label_noise, classes, c.data.corrupt_seed)
+        labels.append(y)
+    preps = [Prepared(cfg=c, splits=replace(splits, train=(splits.train[0], y)), model=m, preprocessor=pre,
+                      device=device) for c, m, y in zip(configs, models, labels, strict=True)]
+    spe = _steps_per_epoch(base, splits)
+    o = base.optim
+    learner = PopulationLearner(wide, states, optimizer=o.name, lrs=[c.optim.lr for c in configs],
+                                weight_decays=[c.optim.weight_decay for c in configs], decay=o.decay,
+                                momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps,
+                                loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
+                                epochs=base.train.epochs, steps_per_epoch=spe, device=device)
+    skipped = ["monitor: forward hooks cannot run on a vmapped population"] if base.doctor.monitor_every else []
+    runs = [RunDir(out / f"member-{m}") for m in range(size)]
+    member_callbacks = [[_stopper(c, classes), MetricsLogger(run.metrics)]
+                        for c, run in zip(configs, runs, strict=True)]
+    step_losses = StepLosses()
+    home = RunDir(out)
+    trainer = Trainer(learner, epochs=base.train.epochs, batch_size=base.train.batch_size,
+                      callbacks=[step_losses, _checkpoint(base, home, keep_best=False), *callbacks],
+                      member_callbacks=member_callbacks, seed=[c.train.seed for c in configs],
+                      progress=progress if progress is not None else progress_mod.auto(quiet))
+    if resume:
+        ckpt = load_checkpoint(home.last)
+        try:
+            trainer.load_checkpoint_state(ckpt)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise TrainwellError(f"{home.last}: does not match this population ({first})") from None
+        for run in (home, *runs):
+            run.remove_stale_temp_files()
+        for run in runs:
+            run.truncate_metrics(ckpt["epoch"], ckpt["members"][runs.index(run)]["history"])
+    else:
+        home.checkpoints.mkdir(parents=True, exist_ok=True)
+        for run, c, prep in zip(runs, configs, preps, strict=True):
+            _start_run(run, c, prep)
+    fit_tic = time.perf_counter()
+    trainer.fit((splits.train[0], torch.stack(labels)), splits.val)
+    fit_s = time.perf_counter() - fit_tic
+    wall = time.perf_counter() - tic
+    results = []
+    for m, (run, prep, member) in enumerate(zip(runs, preps, trainer.members, strict=True)):
+        c = prep.cfg
+        state = narrow_state(learner.member_state(m), prep.model.state_dict())
+        prep.model.load_state_dict(state)
+        atomic_torch_save(run.last, {"model": state, "config": c.to_dict(), "epoch": member.epoch,
+                                     "step": member.step, "trainwell_version": trainwell.__version__})
+        summary = write_run(run, prep, member, member_callbacks[m][0], best=best_epoch(member.history, c.train.monitor),
+                            losses=step_losses.member(m, member.step), monitor=[], wall=wall / size,
+                            fit_s=fit_s / size,
+                            extra={"population": {"member": m, "size": size, "skipped_checks": skipped}})
+        results.append(FitResult(summary=summary, run_dir=run.path, model=prep.model))
+    return PopulationResult(members=results, skipped=skipped, wall_s=time.perf_counter() - tic)
+
+
+__all__ = ["POPULATION_KEYS", "DataError", "FitResult", "PopulationResult", "Prepared", "build_initialized",
+           "config_of_run", "fit", "fit_population", "initialize", "load_data", "population_blocker", "postflight",
+           "preflight", "prepare", "write_run"]

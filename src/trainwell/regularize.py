@@ -115,8 +115,9 @@ class ActivityPenalty:
         self._outputs: list[torch.Tensor] = []
         self._hooks = [m.register_forward_hook(self._keep) for m in model.modules() if isinstance(m, layer_types)]
         if not self._hooks:
-            raise ValueError("activity penalty: the model has no sigmoid layer to penalize (model.activation = "
-                             "'sigmoid')")
+            names = ", ".join(t.__name__ for t in layer_types)
+            raise ValueError(f"ActivityPenalty: the model has no {names} layer to penalize: add one or pass "
+                             f"layer_types= (config: model.activation = 'sigmoid')")
 
     def _keep(self, module: nn.Module, args, out: torch.Tensor) -> None:
         if module.training and torch.is_grad_enabled():  # training forwards only, not evaluation passes
@@ -142,7 +143,8 @@ class Penalty:
         self.activity = ActivityPenalty(model, activity) if activity > 0 else None
         self.gated = [m for m in model.modules() if hasattr(m, "expected_l0")]
         if l0 > 0 and not self.gated:
-            raise ValueError("regularize.l0 > 0 needs hard-concrete gated layers: set model.l0 = true")
+            raise ValueError(f"Penalty(l0={l0}) needs hard-concrete gated layers (trainwell.nn.l0.L0Linear, "
+                             f"L0Conv1d/2d) in the model: it has none (config: set model.l0 = true)")
 
     @property
     def active(self) -> bool:

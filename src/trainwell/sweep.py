@@ -1,9 +1,13 @@
 """``trainwell sweep``: train every combination of a grid (and several seeds) as one population when the
-architecture allows, one model after another when it does not, and tabulate the results.
+settings allow, one model after another when they do not, and tabulate the results.
 
-Population keys: ``train.seed``, ``optim.lr``, ``optim.weight_decay``, ``model.hidden`` (MLP widths),
-``data.label_noise`` and ``data.corrupt_seed`` (each member its own label-noise draw). Any other key, BatchNorm,
-dropout-style noise, a plateau schedule, RMSprop, penalties or augmentation fall back to sequential ``fit`` runs.
+Both modes go through :mod:`trainwell.pipeline` (:func:`~trainwell.pipeline.fit_population` or
+:func:`~trainwell.pipeline.fit`), so every member gets a fit's run directory (``member-<i>/``), the same stopping
+criteria, guards, metrics and summary. Population keys: ``train.seed``, ``optim.lr``, ``optim.weight_decay``,
+``model.hidden`` (MLP widths), ``data.label_noise`` and ``data.corrupt_seed``. Any other grid key, BatchNorm,
+dropout-style noise, RMSprop, penalties, augmentation (see :func:`~trainwell.pipeline.population_blocker`) fall
+back to sequential ``fit`` runs, and the sweep's summary says why. ``resume=True`` continues an interrupted sweep
+in its folder (the population from its checkpoint; sequential members from theirs).
 """
 
 from __future__ import annotations
@@ -12,27 +16,17 @@ import csv
 import itertools
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from trainwell import init as initializers
-from trainwell.config import Config, config_from_dict, parse_override, to_toml
-from trainwell.data import corrupt
-from trainwell.errors import ConfigError
-from trainwell.nn.models import build_model
-from trainwell.pipeline import fit, load_data, resolve_device
+from trainwell.config import Config, config_from_dict, parse_override, read_toml, to_toml
+from trainwell.errors import ConfigError, TrainwellError
+from trainwell.pipeline import POPULATION_KEYS, fit, fit_population, inert_model_keys
+from trainwell.pipeline import population_blocker as configs_blocker
 from trainwell.runclaim import Claim
-from trainwell.rundir import atomic_write_json, atomic_write_text, read_jsonl
-from trainwell.train import progress as progress_mod
-from trainwell.train.population import Population, embed_state, schedule_factors
-from trainwell.train.stopping import EarlyStopping
-from trainwell.train.trainer import loss_function
-
-POPULATION_KEYS = {"train.seed", "optim.lr", "optim.weight_decay", "model.hidden", "data.label_noise",
-                   "data.corrupt_seed"}
+from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl
 
 
 def split_values(text: str) -> list[str]:
@@ -92,37 +86,12 @@ def combinations(cfg: Config, grid: dict[str, list], seeds: int) -> list[tuple[d
     return out
 
 
-def population_blocker(cfg: Config, grid: dict[str, list]) -> str | None:
+def population_blocker(cfg: Config, grid: dict[str, list], seeds: int = 1) -> str | None:
     """Why this sweep cannot run as one population (None if it can)."""
-    other = sorted(set(grid) - POPULATION_KEYS)
+    other = sorted(set(grid) - set(POPULATION_KEYS))
     if other:
         return f"grid key {other[0]!r} changes more than a member's settings"
-    if "model.hidden" in grid and cfg.model.kind != "mlp":
-        return "width sweeps are for MLPs"
-    if "model.hidden" in grid and cfg.model.activation not in ("relu", "tanh", "leaky_relu", "linear"):
-        return f"width masking needs act(0) = 0; {cfg.model.activation!r} does not have it"
-    if "model.hidden" in grid and len({len(h) for h in grid["model.hidden"]} | {len(cfg.model.hidden)}) > 1:
-        return "every width setting must have the same number of hidden layers"
-    if cfg.model.norm == "batch":
-        return "BatchNorm's running statistics cannot be vmapped"
-    if cfg.model.dropout_keep < 1 or cfg.model.dropout_mode == "uout" or cfg.model.activation == "drop_activation":
-        return "dropout-style noise would not match one-at-a-time runs"
-    if cfg.model.l0 or cfg.model.sdr or cfg.model.skip_io:
-        return "gated, stochastic or skip-connected layers are trained one at a time"
-    r = cfg.regularize
-    if r.l1 or r.l2 or r.activity or r.l0 or r.max_norm:
-        return "penalties and constraints are applied one model at a time"
-    if cfg.augment.kind != "none" or cfg.augment.input_noise:
-        return "augmentation is applied one model at a time"
-    if cfg.optim.name not in ("sgd", "momentum", "adam"):
-        return f"optimizer {cfg.optim.name!r} has no population version"
-    if cfg.optim.schedule == "plateau":
-        return "a plateau schedule depends on each member's validation loss"
-    if cfg.train.trainable != "all":
-        return "train.trainable = 'norm' is applied one model at a time"
-    if set(cfg.stop.criteria) - {"early_stopping"}:
-        return "only early stopping runs per member in a population"
-    return None
+    return configs_blocker([c for _, c in combinations(cfg, grid, seeds)])
 
 
 @dataclass
@@ -131,140 +100,82 @@ class SweepResult:
     mode: str
     wall_s: float
     out: Path
+    skipped: list[str]
 
 
-def _member_state(cfg: Config, widest: Config, input_shape, classes) -> dict:
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, input_shape, classes)
-    i = cfg.init
-    initializers.apply(model, i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_init=i.output_layer,
-                       generator=torch.Generator().manual_seed(cfg.train.seed))
-    wide = build_model(widest.model, input_shape, classes).state_dict()
-    return embed_state(model.state_dict(), wide)
+def _row(settings: dict, summary: dict, history: list[dict]) -> dict:
+    """One results row: the member's settings, final metrics, epochs and where it stopped."""
+    stopped = not summary["stop_reason"].startswith("completed")
+    return {**{k: str(v) if isinstance(v, list) else v for k, v in settings.items()}, **summary["final"],
+            "epochs": summary["epochs"], "stop_epoch": summary["epochs"] - 1 if stopped else None,
+            "failed": summary["failed"], "history": history}
 
 
-def _narrow(wide: dict[str, torch.Tensor], template: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The top-left block of each wide tensor, shaped like the member's own architecture."""
-    return {k: wide[k][tuple(slice(0, n) for n in v.shape)].clone() for k, v in template.items()}
+def run_population(combos: list[tuple[dict, Config]], out: Path, quiet: bool = True,
+                   resume: bool = False) -> tuple[list[dict], list[str]]:
+    """Train all ``combos`` as one population; one row per member, and the checks that could not run."""
+    resume = resume and RunDir(out).last.exists()  # killed before the first checkpoint: start over
+    res = fit_population([c for _, c in combos], out=out, resume=resume, quiet=quiet)
+    rows = [_row(settings, r.summary, read_jsonl(r.run_dir / "metrics.jsonl"))
+            for (settings, _), r in zip(combos, res.members, strict=True)]
+    return rows, res.skipped
 
 
-def _write_member(path: Path, cfg: Config, history: list[dict], final: dict, state: dict, stop_epoch, wall: float,
-                  dataset_meta) -> None:
-    """A run directory like `fit`'s: config.toml, metrics.jsonl, summary.json, checkpoints/last.pt."""
-    import trainwell
-    from trainwell.rundir import RunDir, atomic_torch_save
-
-    run = RunDir(path).create()
-    atomic_write_text(run.config, to_toml(cfg))
-    atomic_write_text(run.metrics, "".join(json.dumps(h) + "\n" for h in history))
-    atomic_torch_save(run.last, {"model": state, "config": cfg.to_dict(), "epoch": history[-1]["epoch"]})
-    val = [h for h in history if h.get("val_loss") is not None]
-    atomic_write_json(run.summary, {
-        "name": cfg.name, "config_hash": cfg.hash(), "dataset": cfg.data.name, "model": cfg.model.kind,
-        "params": sum(v.numel() for v in state.values()), "epochs": len(history), "steps": history[-1]["step"],
-        "stop_reason": f"early stopping at epoch {stop_epoch}" if stop_epoch is not None
-        else f"completed {cfg.train.epochs} epochs",
-        "best_epoch": min(val, key=lambda h: h["val_loss"])["epoch"] if val else None, "final": final,
-        "doctor": [], "wall_s": round(wall, 3), "trainwell_version": trainwell.__version__,
-        "torch_version": torch.__version__, "seed": cfg.train.seed, "population": True,
-        "human_error": dataset_meta.human_error,
-    })
-
-
-def run_population(base: Config, combos: list[tuple[dict, Config]], quiet: bool = True,
-                   out: Path | None = None) -> list[dict]:
-    """Train all ``combos`` as one population; return one row of settings and final metrics per member."""
-    device = resolve_device(base.train.device)
-    splits, _ = load_data(combos[0][1])
-    classes, shape = splits.meta.num_classes, splits.meta.input_shape
-    widths = [c.model.hidden for _, c in combos]
-    widest = config_from_dict({**base.to_dict(), "model": {**base.to_dict()["model"],
-                                                           "hidden": [max(w) for w in zip(*widths, strict=True)]}})
-    states = [_member_state(c, widest, shape, classes) for _, c in combos]
-    labels = []
-    for _, c in combos:
-        y = splits.train[1]
-        if c.data.label_noise > 0:
-            y = corrupt.label_noise(y, c.data.label_noise, classes, c.data.corrupt_seed)
-        labels.append(y)
-    loss = loss_function(base.train.loss)
-    o = base.optim
-    tic = time.perf_counter()
-    pop = Population(build_model(widest.model, shape, classes), states, [c.train.seed for _, c in combos], o.name,
-                     [c.optim.lr for _, c in combos], [c.optim.weight_decay for _, c in combos], decay=o.decay,
-                     momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps, loss=loss, device=device)
-    steps_per_epoch = -(-len(splits.train[0]) // base.train.batch_size)
-    factors, momenta = schedule_factors(o.schedule, o.name, epochs=base.train.epochs,
-                                        steps_per_epoch=steps_per_epoch, momentum=o.momentum, betas=o.betas,
-                                        step_size=o.step_size, gamma=o.gamma, min_lr=o.min_lr,
-                                        warmup_fraction=o.warmup_fraction)
-    s = base.stop
-    es = (EarlyStopping("max" if s.monitor.endswith("acc") else "min", s.patience, s.min_delta, s.min_delta_relative)
-          if "early_stopping" in s.criteria else None)
-    results = pop.fit(splits.train, splits.val, base.train.epochs, base.train.batch_size, lr_factors=factors,
-                      momenta=momenta,
-                      early_stopping=es, monitor=s.monitor, restore_best=s.restore_best,
-                      labels=torch.stack(labels), progress=None if quiet else progress_mod.auto(False))
-    finals = {}
-    for split, (x, y) in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
-        if len(x):
-            lo, acc = pop.evaluate(x, y)
-            finals[split] = (lo.tolist(), acc.tolist())
-    wall = time.perf_counter() - tic
-    members_state = pop.state_dicts()
-    rows = []
-    for m, (settings, member_cfg) in enumerate(combos):
-        row = {**{k: str(v) if isinstance(v, list) else v for k, v in settings.items()}}
-        for split, (lo, acc) in finals.items():
-            row[f"{split}_loss"], row[f"{split}_acc"] = lo[m], acc[m]
-        if out is not None:
-            template = build_model(member_cfg.model, shape, classes).state_dict()
-            final = {f"{sp}_{k}": row.get(f"{sp}_{k}") for sp in ("train", "val", "test") for k in ("loss", "acc")}
-            _write_member(out / f"member-{m}", member_cfg, results[m].history, final,
-                          _narrow(members_state[m], template), results[m].stop_epoch, wall / len(combos),
-                          splits.meta)
-        row["epochs"] = len(results[m].history)
-        row["stop_epoch"] = results[m].stop_epoch
-        row["history"] = results[m].history
-        rows.append(row)
-    return rows
-
-
-def run_sequential(combos: list[tuple[dict, Config]], out: Path, quiet: bool = True) -> list[dict]:
+def run_sequential(combos: list[tuple[dict, Config]], out: Path, quiet: bool = True,
+                   resume: bool = False) -> list[dict]:
+    """Train ``combos`` one after another with ``fit``; with ``resume`` finished members are kept and
+    interrupted ones continue from their checkpoints."""
     rows = []
     for i, (settings, c) in enumerate(combos):
-        res = fit(c, out=out / f"member-{i}", force=True, quiet=quiet)
-        row = {**{k: str(v) if isinstance(v, list) else v for k, v in settings.items()}, **res.summary["final"],
-               "epochs": res.summary["epochs"], "stop_epoch": res.summary["epochs"] - 1
-               if res.summary["stop_reason"].startswith("early") else None}
-        row["history"] = read_jsonl(res.run_dir / "metrics.jsonl")
-        rows.append(row)
+        run = RunDir(out / f"member-{i}")
+        if resume and run.summary.exists():
+            summary = run.read_summary()
+        elif resume and run.last.exists():
+            summary = fit(c, resume=run.path, quiet=quiet).summary
+        else:
+            summary = fit(c, out=run.path, force=True, quiet=quiet).summary
+        rows.append(_row(settings, summary, read_jsonl(run.metrics)))
     return rows
 
 
 def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | None = None,
-          sequential: bool = False, quiet: bool = True, force: bool = False) -> SweepResult:
-    """Run the sweep and write ``out``: config.toml, results.csv/json, metrics.jsonl (one line per member and
-    epoch, with its ``member`` index) and summary.json."""
+          sequential: bool = False, quiet: bool = True, force: bool = False, resume: bool = False) -> SweepResult:
+    """Run the sweep and write ``out``: config.toml, sweep.json (grid and seeds), results.csv/json,
+    metrics.jsonl (one line per member and epoch, with its ``member`` index), summary.json, and each member's
+    run directory ``member-<i>/``. With ``resume``, continue the sweep already in ``out``."""
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds} is not allowed: use an integer >= 1")
     combos = combinations(cfg, grid, seeds)
-    with Claim.take("sweep", out, force=force, name=f"{cfg.name}-sweep", config_hash=cfg.hash()) as claim:
-        return _sweep_into(claim, cfg, grid, combos, seeds, sequential, quiet)
+    inert = inert_model_keys(combos)
+    if inert:
+        raise ConfigError(f"--grid {inert[0]} changes nothing for model.kind = {cfg.model.kind!r}: every value builds "
+                          f"the same model; sweep a key this model uses")
+    if resume:
+        claim = Claim.resume(out)
+    else:
+        claim = Claim.take("sweep", out, force=force, name=f"{cfg.name}-sweep", config_hash=cfg.hash())
+    with claim:
+        return _sweep_into(claim, cfg, grid, combos, seeds, sequential, quiet, resume)
 
 
 def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds: int, sequential: bool,
-                quiet: bool) -> SweepResult:
+                quiet: bool, resume: bool) -> SweepResult:
     out = claim.path
+    if not resume:
+        atomic_write_text(out / "config.toml", to_toml(cfg))
+        atomic_write_json(out / "sweep.json", {"grid": grid, "seeds": seeds, "sequential": sequential})
     claim.started()
-    blocker = "asked for sequential runs" if sequential else population_blocker(cfg, grid)
+    blocker = "asked for sequential runs" if sequential else population_blocker(cfg, grid, seeds)
+    if not quiet:  # the user learns how the sweep will run before it does
+        how = "as one population" if blocker is None else f"one after another ({blocker})"
+        print(f"sweep: {len(combos)} members, trained {how}", file=sys.stderr, flush=True)
     tic = time.perf_counter()
     if blocker is None:
-        rows, mode = run_population(cfg, combos, quiet, out), "population"
+        rows, skipped = run_population(combos, out, quiet, resume)
+        mode = "population"
     else:
-        rows, mode = run_sequential(combos, out, quiet), f"sequential ({blocker})"
+        rows, skipped, mode = run_sequential(combos, out, quiet, resume), [], f"sequential ({blocker})"
     wall = time.perf_counter() - tic
-    atomic_write_text(out / "config.toml", to_toml(cfg))
     metrics = "".join(json.dumps({"member": m, **h}) + "\n" for m, r in enumerate(rows) for h in r["history"])
     atomic_write_text(out / "metrics.jsonl", metrics)
     table = [{k: v for k, v in r.items() if k != "history"} for r in rows]
@@ -275,9 +186,20 @@ def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds:
         writer.writerows(table)
     atomic_write_json(out / "summary.json", {"mode": mode, "members": len(rows), "wall_s": round(wall, 3),
                                              "grid": {k: [str(v) for v in vs] for k, vs in grid.items()},
-                                             "seeds": seeds, "results": table,
+                                             "seeds": seeds, "skipped_checks": skipped, "results": table,
                                              "best_val_acc": max((r.get("val_acc") or -math.inf) for r in table)})
-    return SweepResult(rows=table, mode=mode, wall_s=wall, out=out)
+    return SweepResult(rows=table, mode=mode, wall_s=wall, out=out, skipped=skipped)
 
 
-__all__ = ["POPULATION_KEYS", "SweepResult", "parse_grid", "sweep"]
+def resume_sweep(out: str | Path, quiet: bool = True) -> SweepResult:
+    """Continue the sweep in ``out`` (its config.toml and sweep.json say what it was)."""
+    out = Path(out)
+    if not (out / "sweep.json").exists() or not (out / "config.toml").exists():
+        raise TrainwellError(f"{out}: not a sweep folder (no sweep.json/config.toml); --resume needs one")
+    spec = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    cfg = config_from_dict(read_toml(out / "config.toml"))
+    return sweep(cfg, spec["grid"], seeds=spec["seeds"], out=out, sequential=spec["sequential"], quiet=quiet,
+                 resume=True)
+
+
+__all__ = ["POPULATION_KEYS", "SweepResult", "parse_grid", "resume_sweep", "sweep"]

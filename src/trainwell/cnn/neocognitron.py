@@ -37,7 +37,7 @@ class AddIfSilentLayer(nn.Module):
         super().__init__()
         for name, value in (("threshold", threshold), ("learn_threshold", learn_threshold)):
             if value is not None and not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} = {value} is not allowed: use a number in [0, 1)")
+                raise ValueError(f"{name}={value} is not allowed: use a number in [0, 1)")
         self.kernel, self.threshold = kernel, threshold
         self.learn_threshold = threshold if learn_threshold is None else learn_threshold
         self.min_norm, self.max_planes = min_norm, max_planes

@@ -41,6 +41,28 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+def spec_of(name: str) -> DatasetSpec:
+    """The registry entry of dataset ``name``.
+
+    Raises:
+        DataError: unknown name (the message lists the known ones).
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}: allowed are {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def num_classes(name: str, options: dict | None = None) -> int:
+    """How many classes dataset ``name`` has with ``options`` (without loading it).
+
+    Example:
+        >>> num_classes("spirals", {"arms": 5})
+        5
+    """
+    spec = spec_of(name)
+    return int(spec.num_classes(options or {}) if callable(spec.num_classes) else spec.num_classes)
+
+
 def _call_loader(name: str, spec: DatasetSpec, seed: int, root: str | None, options: dict):
     params = inspect.signature(spec.loader).parameters
     allowed = [p for p in params if p not in ("seed", "root")]
@@ -85,11 +107,9 @@ def load(
     Raises:
         DataError: unknown name or option, bad value, or a missing/corrupt data file.
     """
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}: allowed are {', '.join(DATASETS)}")
-    spec = DATASETS[name]
+    spec = spec_of(name)
     xtr, ytr, xte, yte = _call_loader(name, spec, seed, root, options)
-    num_classes = spec.num_classes(options) if callable(spec.num_classes) else spec.num_classes
+    classes = num_classes(name, options)
     if spec.enumerative:
         train, val = (xtr, ytr), (xtr.clone(), ytr.clone())
     else:
@@ -98,15 +118,15 @@ def load(
         train, val = split_validation(xtr, ytr, val_fraction, seed)
     test = (xte, yte)
     if random_labels:
-        train = (train[0], corrupt.random_labels(train[1], num_classes, corrupt_seed))
+        train = (train[0], corrupt.random_labels(train[1], classes, corrupt_seed))
     elif label_noise > 0:
-        train = (train[0], corrupt.label_noise(train[1], label_noise, num_classes, corrupt_seed))
+        train = (train[0], corrupt.label_noise(train[1], label_noise, classes, corrupt_seed))
     if random_pixels:
         train, val, test = (
             (corrupt.random_pixels(x, corrupt_seed + i), y) for i, (x, y) in enumerate((train, val, test))
         )
     input_shape = tuple(train[0].shape[1:])
-    meta = Meta(name=name, num_classes=int(num_classes), input_shape=input_shape, human_error=spec.human_error,
+    meta = Meta(name=name, num_classes=classes, input_shape=input_shape, human_error=spec.human_error,
                 notes={"enumerative": spec.enumerative, "dtype": str(train[0].dtype).replace("torch.", "")})
     return Splits(train=train, val=val, test=test, meta=meta)
 

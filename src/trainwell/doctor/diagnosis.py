@@ -15,84 +15,165 @@ import math
 from trainwell.doctor.verdict import Verdict
 
 
-def _smooth(values: list[float], window: int) -> list[float]:
-    out, acc = [], 0.0
-    for i, v in enumerate(values):
-        acc += v
-        if i >= window:
-            acc -= values[i - window]
-        out.append(acc / min(i + 1, window))
-    return out
+def _centered_mean(values: list[float], window: int) -> list[float]:
+    """Moving average over a centred window (shorter at the ends), via prefix sums: O(n)."""
+    n, half = len(values), window // 2
+    prefix = [0.0]
+    for v in values:
+        prefix.append(prefix[-1] + v)
+    return [(prefix[min(n, i + half + 1)] - prefix[max(0, i - half)]) / (min(n, i + half + 1) - max(0, i - half))
+            for i in range(n)]
 
 
 def loss_curve_features(losses: list[float]) -> dict:
-    """Numbers the diagnosis uses: smoothed start/end, the share of the total drop reached by mid-run, the share
-    made in the second half, and the noise (std of loss - smoothed loss, relative to the loss level)."""
+    """Numbers the diagnosis reads from a finite per-step loss curve of n steps (k = max(2, n // 10)):
+
+    - ``head`` / ``tail``: mean of the first / last k losses (a mini-batch curve's single values are noise);
+      ``rel_drop`` = (head - tail) / |head|.
+    - ``half_share``: share of the drop reached at mid-run (exponential-like ~0.9, linear ~0.5);
+      ``last_quarter_share``: share made in the last quarter (still falling fast = not converged).
+    - ``noise``: RMS of loss minus its centred k-step mean over the second half, relative to the loss level.
+      Mini-batch noise grows as the batch shrinks; it is reported, never used as a verdict on its own.
+    - ``rise``: the largest upward excursion of the centred k-step mean above its running minimum, relative to
+      ``head``: batch noise averages out over k steps, a too-high rate's bouncing does not.
+    """
     n = len(losses)
-    w = max(1, n // 20)
-    s = _smooth(losses, w)
-    start = sum(losses[:w]) / w
-    end = s[-1]
-    mid = s[n // 2]
-    drop = start - end
-    half_share = (start - mid) / drop if drop > 0 else 0.0
-    quarter = s[(3 * n) // 4]
-    last_quarter_share = (quarter - end) / drop if drop > 0 else 0.0
-    late = [losses[i] - s[i] for i in range(n // 2, n)]
-    level = sum(s[n // 2 :]) / max(len(late), 1)
-    noise_abs = (sum(v * v for v in late) / max(len(late), 1)) ** 0.5
-    noise = noise_abs / max(abs(level), 1e-12)
-    swing = noise_abs / max(drop, 1e-12)  # step-to-step noise relative to how far the loss came down
-    return {"first": losses[0], "peak": max(losses), "start": start, "end": end,
-            "rel_drop": drop / max(abs(start), 1e-12), "half_share": half_share,
-            "last_quarter_share": last_quarter_share, "noise": noise, "swing": swing, "steps": n}
+    k = max(2, n // 10)
+    smooth = _centered_mean(losses, k)
+    head, tail = sum(losses[:k]) / k, sum(losses[-k:]) / k
+    drop = head - tail
+    scale = max(abs(head), 1e-12)
+
+    def share(i: int) -> float:
+        return (head - smooth[i]) / drop if drop > 0 else 0.0
+
+    inner = smooth[k // 2 : max(k // 2 + 1, n - k // 2)]  # full windows only: the shorter end ones are noisier
+    low, rise = inner[0], 0.0
+    for v in inner:
+        low = min(low, v)
+        rise = max(rise, v - low)
+    late = range(n // 2, n)
+    level = sum(smooth[i] for i in late) / len(late)
+    noise = (sum((losses[i] - smooth[i]) ** 2 for i in late) / len(late)) ** 0.5 / max(abs(level), 1e-12)
+    return {"first": losses[0], "peak": max(losses), "head": head, "tail": tail, "start": head, "end": tail,
+            "k": k, "noise_abs": noise * max(abs(level), 1e-12), "rise_abs": rise,
+            "rel_drop": drop / scale, "half_share": share(n // 2),
+            "last_quarter_share": (smooth[(3 * n) // 4] - tail) / drop if drop > 0 else 0.0,
+            "noise": noise, "rise": rise / scale, "rise_over_drop": rise / drop if drop > 0 else math.inf,
+            "steps": n}
+
+
+#: Thresholds, calibrated on SGD runs of a 2-64-64-3 ReLU MLP on spirals (seeds 0-2; batch 8, 32 and full;
+#: lr 1e-3 .. 30; dead-ReLU nets): see benchmarks/RESULTS.md, "LR diagnosis calibration".
+MIN_STEPS = 10
+FLAT_DROP = 0.05  # the last tenth < 5% below the first tenth (or not below the first loss): no progress
+ROSE = 0.05  # the last tenth's mean ends > 5% (and > 3 noise sigmas) above the first loss or the first tenth
+FLAT_BOUNCE = 0.04  # flat, but the k-step mean climbs back by > 4% of the starting level: not batch noise
+BOUNCE_RISE = 0.1  # with progress: the k-step mean climbs back by > 10% of the starting level ...
+OSCILLATION = 0.5  # ... and by more than half of the total drop
+SPIKE = 10.0  # a single loss > 10x the first one
+PLATEAU_HALF, PLATEAU_LEVEL = 0.97, 0.3
+LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
 
 
 def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None) -> Verdict:
-    """Classify a per-step training-loss curve as too high / high / good / too low."""
-    if len(losses) < 10:
-        return Verdict("learning rate (loss curve)", "pass", f"{len(losses)} steps", ">= 10 steps",
-                       "too few steps to read the curve")
-    noise_note = f"; batch size {batch_size}" if batch_size else ""
+    """Classify a per-step training-loss curve: too high / high / good / too low, or flat (no progress).
+
+    Following cs231n ("babysitting the learning process"): very high -> the loss rises, spikes or becomes NaN;
+    high -> a fast drop, then a plateau at a worse value, or a bouncing curve; good -> a steady decrease that
+    flattens; low -> a slow, near-linear decrease. A curve that does not move at all is its own verdict (a dead
+    network looks like that at any rate). Fewer than 10 steps or a non-finite loss never pass.
+
+    Args:
+        losses: the training loss of every step, in order (mini-batch or full-batch).
+        batch_size: only quoted in the verdict (the curve's noise reflects it).
+
+    Returns:
+        A :class:`Verdict`; its value starts with the label ("too high", "high", "good", "too low", "flat",
+        "unknown").
+
+    Example:
+        >>> import math
+        >>> learning_rate_diagnosis([2.3 * math.exp(-t / 40) + 0.05 for t in range(400)]).value[:4]
+        'good'
+    """
+    name = "learning rate (loss curve)"
+    losses = [float(v) for v in losses]
     bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
     if bad:
-        return Verdict("learning rate (loss curve)", "fail", f"too high: loss became {losses[bad[0]]} at step "
-                       f"{bad[0]}", "a steady decrease", "lower the learning rate (by 3-10x)")
+        return Verdict(name, "fail", f"too high: loss became {losses[bad[0]]} at step {bad[0]}", "a steady decrease",
+                       "lower the learning rate (by 3-10x); if it persists, look for log(0), division by zero or "
+                       "an exploding layer")
+    if len(losses) < MIN_STEPS:
+        return Verdict(name, "warn", f"unknown: only {len(losses)} steps", f">= {MIN_STEPS} steps",
+                       "too few steps to read the curve: train longer (or record every step) before judging the LR")
+    noise_note = f"; batch size {batch_size}" if batch_size else ""
     f = loss_curve_features(losses)
-    value = (f"start {f['start']:.3g} -> end {f['end']:.3g} ({f['rel_drop']:.0%} drop, {f['half_share']:.0%} of it "
-             f"by mid-run); noise {f['noise']:.0%} of the loss level{noise_note}")
-    if f["end"] > f["first"] or f["peak"] > 10 * f["first"]:
-        what = "the loss rose" if f["end"] > f["first"] else f"the loss spiked to {f['peak']:.3g}"
-        return Verdict("learning rate (loss curve)", "fail", f"too high: {what}; " + value, "a steady decrease",
-                       "lower the learning rate (by 3-10x)")
-    first_drop = (f["first"] - f["end"]) / max(abs(f["first"]), 1e-12)
-    if f["half_share"] > 0.97 and first_drop > 0.2 and f["end"] > 0.3 * f["first"]:
-        return Verdict("learning rate (loss curve)", "warn", "high: fast drop, then a plateau; " + value,
+    if f["tail"] <= f["head"]:
+        change = f"{f['rel_drop']:.0%} drop, {f['half_share']:.0%} of it by mid-run"
+    else:  # a rise is not a "drop" (a clipped share of it would read "100%")
+        change = f"{(f['tail'] - f['head']) / max(abs(f['head']), 1e-12):.0%} rise"
+    value = (f"start {f['head']:.3g} -> end {f['tail']:.3g} ({change}); noise {f['noise']:.0%} of the loss "
+             f"level{noise_note}")
+    lower = "lower the learning rate (by 3-10x)"
+    # a single loss carries the full step noise, a mean of k losses 1/sqrt(k) of it: rises must exceed 3 sigma,
+    # and a bounce of the k-step mean 8 sigma / sqrt(k) (moving means of batch noise reach ~6 over 400 steps)
+    sigma = f["noise_abs"]
+    bounce = f["rise_abs"] > 8 * sigma / math.sqrt(f["k"])
+    rose = (f["tail"] > f["head"] + max(ROSE * abs(f["head"]), 3 * sigma / math.sqrt(f["k"]))
+            or f["tail"] > f["first"] + max(ROSE * abs(f["first"]), 3 * sigma))
+    if rose or f["peak"] > SPIKE * abs(f["first"]):
+        what = "the loss rose" if rose else f"the loss spiked to {f['peak']:.3g}"
+        return Verdict(name, "fail", f"too high: {what}; " + value, "a steady decrease", lower)
+    # no progress: < 5% below the first tenth, or not below the very first loss (a curve that jumped up at once)
+    if f["rel_drop"] < FLAT_DROP or f["tail"] >= f["first"]:
+        if bounce and f["rise"] > FLAT_BOUNCE:
+            return Verdict(name, "fail", "too high: the loss bounces without progress; " + value,
+                           "a steady decrease", lower)
+        return Verdict(name, "warn", "flat: no progress; " + value, f">= {FLAT_DROP:.0%} drop",
+                       "the loss does not move: look for dead units or zero gradients (the doctor's monitors), a "
+                       "detached graph or frozen parameters; if none, the learning rate is far off: try 10x "
+                       "smaller and 10x larger")
+    if f["rise"] > BOUNCE_RISE and f["rise_over_drop"] > OSCILLATION:
+        return Verdict(name, "warn", "too high: the loss oscillates; " + value, "a steady decrease",
+                       "lower the learning rate or enlarge the batch")
+    if f["half_share"] > PLATEAU_HALF and f["tail"] > PLATEAU_LEVEL * f["first"]:
+        return Verdict(name, "warn", "high: fast drop, then a plateau; " + value,
                        "a steady decrease to a low value", "lower the learning rate, or decay it on the plateau")
-    if f["swing"] > 0.25:
-        return Verdict("learning rate (loss curve)", "warn", "too high: the loss oscillates; " + value,
-                       "a steady decrease", "lower the learning rate or enlarge the batch")
-    if f["half_share"] < 0.65 or (f["rel_drop"] < 0.5 and f["last_quarter_share"] > 0.05):
-        return Verdict("learning rate (loss curve)", "warn", "too low: slow, near-linear decrease; " + value,
+    slow = f["half_share"] < LOW_BEND or f["last_quarter_share"] > LOW_LAST_QUARTER
+    if f["half_share"] < LOW_HALF or (f["rel_drop"] < LOW_DROP and slow):
+        return Verdict(name, "warn", "too low: slow, near-linear decrease; " + value,
                        "most of the drop early, then a slowing decrease", "raise the learning rate (by 3-10x)")
-    return Verdict("learning rate (loss curve)", "pass", "good: steady decrease; " + value, "a steady decrease")
+    return Verdict(name, "pass", "good: steady decrease; " + value, "a steady decrease")
 
 
 def bias_variance(train_error: float, val_error: float, human_error: float | None = None,
                   tolerance: float = 0.02) -> Verdict:
-    """Avoidable bias (train - human) vs variance (val - train), the dominant one, and the lecture's remedy."""
+    """Avoidable bias (train - human) vs variance (val - train), the dominant one, and the lecture's remedy.
+
+    Without a human-level (Bayes proxy) error the avoidable bias is unknown: the verdict says so and reads the
+    training error as its upper bound (human level taken as 0%).
+    """
     human = human_error if human_error is not None else 0.0
     bias, variance = train_error - human, val_error - train_error
-    value = (f"train error {train_error:.1%}, val error {val_error:.1%}, human {human:.1%}: avoidable bias "
-             f"{bias:.1%}, variance {variance:.1%}")
+    human_text = f"human {human:.1%}" if human_error is not None else "human-level error unknown (taken as 0%)"
+    if bias < 0:  # below human level: there is no avoidable bias to act on, and a negative number would mislead
+        bias_part = f"train error below human level by {-bias:.1%} (no avoidable bias)"
+        bias = 0.0
+    else:
+        bias_part = f"{'avoidable bias' if human_error is not None else 'avoidable bias <='} {bias:.1%}"
+    value = (f"train error {train_error:.1%}, val error {val_error:.1%}, {human_text}: {bias_part}, "
+             f"variance {variance:.1%}")
     if max(bias, variance) <= tolerance:
         return Verdict("bias/variance", "pass", value, f"both <= {tolerance:.0%}", "")
     if human_error is not None and val_error <= human_error:
         return Verdict("bias/variance", "pass", "better than human-level: " + value, f"both <= {tolerance:.0%}",
                        "human-level error no longer bounds the Bayes error here; judge progress by val error")
     if bias >= variance:
+        unknown = "" if human_error is not None else (
+            "; give the human-level error (doctor.human_error) to tell avoidable from unavoidable error")
         return Verdict("bias/variance", "warn", "high bias: " + value, f"both <= {tolerance:.0%}",
-                       "underfitting: a bigger model, longer training, a better optimizer or architecture")
+                       "underfitting: a bigger model, longer training, a better optimizer or architecture" + unknown)
     return Verdict("bias/variance", "warn", "high variance: " + value, f"both <= {tolerance:.0%}",
                    "overfitting: more data, augmentation, regularization (weight decay, dropout), early stopping or "
                    "a smaller model")
@@ -103,11 +184,40 @@ def overfitting(history: list[dict], onset_epoch: int | None) -> Verdict:
     if not history or "val_loss" not in history[-1]:
         return Verdict("overfitting", "pass", "no validation data", "-", "")
     last = history[-1]
-    gap = last["val_loss"] - last["train_loss"]
-    acc_gap = last["train_acc"] - last["val_acc"]
-    value = f"gap: val - train loss {gap:.3g}, train - val accuracy {acc_gap:.1%}"
+    value = f"gap: val - train loss {last['val_loss'] - last['train_loss']:.3g}"
+    if "train_acc" in last and "val_acc" in last:
+        value += f", train - val accuracy {last['train_acc'] - last['val_acc']:.1%}"
     if onset_epoch is None:
         return Verdict("overfitting", "pass", value + "; no onset detected", "val loss not rising while train falls")
     return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch}",
                    "val loss not rising while train falls",
                    "stop earlier (stop.criteria = ['early_stopping']) or regularize")
+
+
+LR_CURVE = "learning rate (loss curve)"
+
+
+def reconcile(verdicts: list[dict]) -> list[dict]:
+    """Make LR advice agree: when the loss curve (which measures the whole model) says the learning rate is too
+    high, no other verdict may tell the user to raise it, and vice versa; such advice is rewritten to say why.
+
+    Returns new dicts; the statuses and values are kept.
+    """
+    curve = next((v for v in verdicts if v.get("check") == LR_CURVE), None)
+    value = (curve or {}).get("value", "")
+    if value.startswith(("too high", "high")):
+        wrong, says = "raise the learning rate", "too high"
+    elif value.startswith("too low"):
+        wrong, says = "lower the learning rate", "too low"
+    else:
+        return [dict(v) for v in verdicts]
+    out = []
+    for v in verdicts:
+        v = dict(v)
+        advice = v.get("advice") or ""
+        if v.get("check") != LR_CURVE and wrong in advice:
+            v["advice"] = (f"the loss curve says the learning rate is {says}, so do not {wrong.split()[0]} it: "
+                           f"this layer's updates are out of scale with the rest; look at its initialization or "
+                           f"add normalization")
+        out.append(v)
+    return out

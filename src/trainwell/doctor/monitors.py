@@ -18,21 +18,45 @@ from trainwell.doctor.verdict import Verdict
 from trainwell.train.callbacks import Callback, State
 
 _WATCHED = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
+_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # outputs checked for NaN/Inf only
 
 
 def _hist(t: torch.Tensor, bins: int) -> dict:
+    """A histogram of the finite values (``torch.histc`` cannot take a non-finite range); all-NaN gives none."""
     t = t.detach().float().reshape(-1)
-    lo, hi = float(t.min()), float(t.max())
+    if t.numel() == 0:
+        return {"lo": 0.0, "hi": 0.0, "counts": []}
+    lo, hi = float(t.min()), float(t.max())  # NaN propagates through min/max: one check covers all values
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        t = t[torch.isfinite(t)]
+        if t.numel() == 0:
+            return {"lo": 0.0, "hi": 0.0, "counts": []}
+        lo, hi = float(t.min()), float(t.max())
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
     return {"lo": lo, "hi": hi, "counts": torch.histc(t, bins, lo, hi).tolist()}
 
 
+def _as_float(v) -> float:
+    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def _finite_fraction(t: torch.Tensor) -> float:
+    return float(torch.isfinite(t).float().mean()) if t.numel() else 1.0
+
+
 def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30) -> dict:
-    """Mean, std, saturated and dead fractions and a histogram of one activation layer's output."""
+    """Mean, std, saturated and dead fractions and a histogram of one activation layer's output; NaN/Inf
+    values are counted (``nonfinite``, a fraction) and left out of the other statistics."""
     a = out.detach()
-    stats = {"kind": type(module).__name__, "mean": float(a.mean()), "std": float(a.std()),
-             "hist": _hist(a, bins)}
+    mean = float(a.mean())  # needed anyway; NaN/Inf anywhere makes it non-finite, so the check costs nothing
+    finite = 1.0 if math.isfinite(mean) else _finite_fraction(a)
+    if finite < 1.0:
+        kept = a[torch.isfinite(a)].float()
+        return {"kind": type(module).__name__, "nonfinite": 1.0 - finite,
+                "mean": float(kept.mean()) if kept.numel() else math.nan,
+                "std": float(kept.std()) if kept.numel() > 1 else math.nan, "hist": _hist(a, bins)}
+    stats = {"kind": type(module).__name__, "mean": mean, "std": float(a.std()), "hist": _hist(a, bins)}
     if isinstance(module, nn.Tanh):
         stats["saturated"] = float((a.abs() > 0.99).float().mean())
     elif isinstance(module, nn.Sigmoid):
@@ -54,6 +78,8 @@ class Monitor(Callback):
             or larger (exploding) than the last one's.
     """
 
+    vmap_safe = False  # forward hooks need the real module: a vmapped population cannot run them
+
     def __init__(self, every: int = 50, bins: int = 30, dead_warn: float = 0.5, saturation_warn: float = 0.5,
                  update_range: tuple[float, float] = (1e-5, 1e-1), depth_ratio: float = 1e-3, path=None):
         if every < 1:
@@ -72,19 +98,32 @@ class Monitor(Callback):
     # -- hooks ---------------------------------------------------------------------------------------------
     def _forward_hook(self, name: str):
         def hook(module, args, out):
+            if not isinstance(out, torch.Tensor):
+                return
+            if not isinstance(module, _WATCHED):  # Linear/Conv: only NaN/Inf, the case the doctor must name
+                total = float(out.detach().sum())  # one pass, no temporary; non-finite iff a value is (or overflow)
+                finite = 1.0 if math.isfinite(total) else _finite_fraction(out.detach())
+                if finite < 1.0:
+                    self._acts[name] = {"kind": type(module).__name__, "nonfinite": 1.0 - finite}
+                return
             self._acts[name] = activation_stats(module, out, self.bins)
             if out.requires_grad:
-                out.register_hook(lambda g: self._acts[name].update(
-                    grad_std=float(g.std()), grad_hist=_hist(g, self.bins)))
+                out.register_hook(lambda g: self._acts[name].update(self._grad_stats(g)))
         return hook
 
+    def _grad_stats(self, g: torch.Tensor) -> dict:
+        std = float(g.std())
+        bad = 0.0 if math.isfinite(std) else 1.0 - _finite_fraction(g)
+        return {"grad_std": std, "grad_hist": _hist(g, self.bins), "grad_nonfinite": bad}
+
     def on_fit_start(self, state: State) -> None:
-        self.records, self.warnings, self._max_lr = [], [], 0.0
+        self._remove()  # hooks left by a fit that ended in an exception
+        self.records, self.warnings, self._max_lr, self._first_loss = [], [], 0.0, None
 
     def _install(self, model: nn.Module) -> None:
         self._remove()
         self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
-                       if isinstance(m, _WATCHED)]
+                       if isinstance(m, _WATCHED + _LAYERS)]
 
     def _remove(self) -> None:
         for h in self._hooks:
@@ -93,6 +132,8 @@ class Monitor(Callback):
 
     # -- the cadence ---------------------------------------------------------------------------------------
     def on_batch_end(self, state: State) -> None:
+        if getattr(self, "_first_loss", None) is None and state.batch_loss is not None:
+            self._first_loss = abs(_as_float(state.batch_loss))  # one sync, once: the reference for "converged"
         if self._armed:
             self._remove()  # hooks live for one observed step only: no cost on the others
             self._record(state)
@@ -115,8 +156,9 @@ class Monitor(Callback):
                 updates[name] = float((p.detach() - before).norm() / before.norm().clamp_min(1e-12))
         lr = float(state.optimizer.param_groups[0]["lr"])
         self._max_lr = max(getattr(self, "_max_lr", 0.0), lr)
+        loss = _as_float(state.batch_loss) if state.batch_loss is not None else None
         record = {"step": state.step, "epoch": state.epoch, "lr": lr, "activations": self._acts, "grad_rms": grads,
-                  "update_ratio": updates}
+                  "update_ratio": updates, "loss": loss}
         self.records.append(record)
         if self.path is not None:
             from trainwell.rundir import append_jsonl
@@ -133,6 +175,13 @@ class Monitor(Callback):
     def _check(self, r: dict) -> None:
         step = r["step"]
         for name, a in r["activations"].items():
+            if a.get("nonfinite", 0.0) > 0:
+                self._warn("non-finite activations", name, step, f"{a['nonfinite']:.0%} NaN/Inf",
+                           "the forward pass overflows or divides by zero here: lower the learning rate, clip "
+                           "gradients, normalize the inputs, or guard log/exp/division in this layer")
+            if a.get("grad_nonfinite", 0.0) > 0:
+                self._warn("non-finite gradients", name, step, f"{a['grad_nonfinite']:.0%} NaN/Inf in the gradient",
+                           "lower the learning rate or clip gradients (and check the loss)")
             if a.get("dead", 0.0) > self.dead_warn:
                 self._warn("dead ReLUs", name, step, f"{a['dead']:.0%} of units never active",
                            "lower the learning rate, use He init with a small positive bias, or leaky ReLU")
@@ -148,14 +197,24 @@ class Monitor(Callback):
             elif ratio > 1 / self.depth_ratio:
                 self._warn("exploding gradients", weights[0][0], step, f"first/last gradient RMS {ratio:.2g}",
                            "lower the learning rate, clip gradients, or use a smaller init")
+        bad = [n for n, g in r["grad_rms"].items() if not math.isfinite(g)]
+        if bad:
+            self._warn("non-finite gradients", bad[0], step, "NaN/Inf gradient",
+                       "lower the learning rate or clip gradients (and check the loss and inputs)")
         ratios = sorted(v for v in r["update_ratio"].values() if math.isfinite(v))
+        # a converged model is not a slow one: no gradient, or a loss near 0 relative to its start, is not
+        # "raise the LR"
+        first = getattr(self, "_first_loss", None)
+        loss = r.get("loss")
+        converged = (not any(g > 0 for g in r["grad_rms"].values())
+                     or (loss is not None and first is not None and abs(loss) <= 1e-3 * max(first, 1e-12)))
         if ratios:
             median = ratios[len(ratios) // 2]
             lo, hi = self.update_range
             if median > hi:
                 self._warn("update/weight ratio", "all", step, f"median {median:.2g}",
                            "updates are large (healthy ~1e-3): lower the learning rate")
-            elif median < lo and r["lr"] >= 0.5 * self._max_lr:  # not while a schedule anneals the LR
+            elif median < lo and r["lr"] >= 0.5 * self._max_lr and not converged:  # nor while a schedule anneals
                 self._warn("update/weight ratio", "all", step, f"median {median:.2g}",
                            "updates are tiny (healthy ~1e-3): raise the learning rate")
 
@@ -167,8 +226,10 @@ class Monitor(Callback):
         if not self.warnings:
             return [Verdict("monitors", "pass", f"{len(self.records)} snapshots, no warnings",
                             "no dead/saturated layers, balanced gradients, update/weight ~1e-3")]
-        return [Verdict(f"monitor: {w['kind']}", "warn", f"{w['where']} at step {w['step']}: {w['value']}",
-                        "-", w["advice"]) for w in self.warnings]
+        return [Verdict(f"monitor: {w['kind']}", "fail", f"in layer '{w['where']}' at step {w['step']}: {w['value']}",
+                        "finite values", w["advice"]) if w["kind"].startswith("non-finite") else
+                Verdict(f"monitor: {w['kind']}", "warn", f"{w['where']} at step {w['step']}: {w['value']}", "-",
+                        w["advice"]) for w in self.warnings]
 
     def on_epoch_start(self, state: State) -> None:
         if self._armed and not self._hooks:  # resumed between arming and the observed step

@@ -20,7 +20,7 @@ class SDRLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, sigma0: float = 0.0):
         super().__init__(in_features, out_features, bias)
         if sigma0 < 0:
-            raise ValueError(f"SDR sigma0 = {sigma0} is not allowed: use a number >= 0")
+            raise ValueError(f"sigma0={sigma0} is not allowed: use a number >= 0")
         self.register_buffer("sigma", torch.full_like(self.weight, sigma0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,11 @@ from typing import Any
 
 @dataclass
 class State:
-    """What the loop shares with callbacks: position, the last epoch's metrics, the full history."""
+    """What the loop shares with callbacks: position, the last epoch's metrics, the full history.
+
+    In a population each member has its own State (``member`` = its index, ``model`` = a view of its weights);
+    ``learner`` is the object that trains (see :mod:`trainwell.train.learners`).
+    """
 
     model: Any
     optimizer: Any
@@ -27,10 +31,18 @@ class State:
     failure: str | None = None  # set with ``stop`` when a guard fires (non-finite, divergence): a failed run
     batch_loss: Any = None
     trainer: Any = None
+    learner: Any = None
+    member: int = 0
 
 
 class Callback:
-    """Base class: every hook is a no-op."""
+    """Base class: every hook is a no-op.
+
+    ``vmap_safe = False`` declares that a callback needs the real ``nn.Module`` (e.g. forward hooks), so it cannot
+    run on a vmapped population; the loop refuses it there and the sweep reports it as skipped.
+    """
+
+    vmap_safe = True
 
     def on_fit_start(self, state: State) -> None:
         pass
@@ -52,6 +64,19 @@ class Callback:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def best_epoch(history: list[dict], monitor: str = "val_loss") -> int | None:
+    """The epoch whose ``monitor`` value (``train_loss`` where a record lacks it) is best (the first of ties;
+    non-finite values never count): what :class:`Checkpoint` keeps as ``best.pt``."""
+    best, epoch = None, None
+    for record in history:
+        value = record.get(monitor, record.get("train_loss"))
+        if value is None or not math.isfinite(value):
+            continue
+        if best is None or (value > best if monitor.endswith("acc") else value < best):
+            best, epoch = value, record["epoch"]
+    return epoch
 
 
 class MetricsLogger(Callback):
@@ -77,8 +102,9 @@ class Checkpoint(Callback):
     """
 
     def __init__(self, rundir, every: int = 1, monitor: str = "val_loss", extra: dict | None = None,
-                 minutes: float = 1.0):
+                 minutes: float = 1.0, keep_best: bool = True):
         self.rundir = rundir
+        self.keep_best = keep_best
         self.every = every
         self.minutes = minutes
         self.monitor = monitor
@@ -102,16 +128,18 @@ class Checkpoint(Callback):
         # the initial state (epoch -1: resuming from it starts at epoch 0) is the last good state until an epoch
         # completes, so a run that fails in its first epoch still leaves a checkpoint
         atomic_torch_save(self.rundir.last, {**state.trainer.checkpoint_state(), "epoch": -1, "step": 0,
-                                             "history": [], **self.extra, "callbacks": self._callbacks(state)})
+                                             "history": [], **self.extra, **state.trainer.callback_states()})
         self._last_save = time.monotonic()
 
     def on_epoch_end(self, state: State) -> None:
         value = state.metrics.get(self.monitor, state.metrics.get("train_loss"))
-        if value is not None and self._better(float(value)):
+        if self.keep_best and value is not None and self._better(float(value)):
             self.best, self.best_epoch = float(value), state.epoch
-            self._best_state = {
-                **state.trainer.checkpoint_state(copy=True), **self.extra, "callbacks": self._callbacks(state)
-            }
+            # the weights and where they came from, not the optimizer or the history: copying those at every
+            # improvement would cost time growing with the run (best.pt is for using the model, last.pt for resuming)
+            full = state.trainer.checkpoint_state()
+            self._best_state = {"model": {k: v.detach().clone() for k, v in full["model"].items()},
+                                "epoch": full["epoch"], "step": full["step"], **self.extra}
         finite = math.isfinite(state.metrics.get("train_loss", 0.0))
         if state.failure is not None or not finite:  # a guard fired: last.pt keeps the last good state
             self.save_best()
@@ -137,14 +165,10 @@ class Checkpoint(Callback):
         sync_file(self.rundir.metrics)  # the metric lines up to this checkpoint are durable before it is
         self.save_best()
         atomic_torch_save(self.rundir.last, {
-            **state.trainer.checkpoint_state(), **self.extra, "callbacks": self._callbacks(state),
+            **state.trainer.checkpoint_state(), **self.extra, **state.trainer.callback_states(),
             "stop": state.stop,  # a finished run's checkpoint says so: resuming it trains no further
         })
         self._last_save = time.monotonic()
-
-    @staticmethod
-    def _callbacks(state: State) -> dict:
-        return {type(cb).__name__: cb.state_dict() for cb in state.trainer.callbacks}
 
     def state_dict(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch}
@@ -154,7 +178,11 @@ class Checkpoint(Callback):
 
 
 class StepLosses(Callback):
-    """Keep every training step's loss (as floats, converted once per epoch) for loss-curve diagnosis."""
+    """Keep every training step's loss (as floats, converted once per epoch) for loss-curve diagnosis.
+
+    In a population (the batch loss is an (M,) tensor) ``losses`` holds one list per step; :meth:`member`
+    gives member m's curve.
+    """
 
     def __init__(self):
         self.losses: list[float] = []
@@ -181,3 +209,8 @@ class StepLosses(Callback):
     def load_state_dict(self, state: dict) -> None:
         losses = state.get("losses", [])
         self.losses = losses.tolist() if hasattr(losses, "tolist") else list(losses)
+
+    def member(self, m: int, steps: int | None = None) -> list[float]:
+        """Member ``m``'s per-step losses (its first ``steps``: a member that stopped is not trained further)."""
+        rows = self.losses[:steps] if steps is not None else self.losses
+        return [r[m] if isinstance(r, list) else r for r in rows]

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from trainwell.errors import ConfigError
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.stopping import (
     Divergence,
@@ -36,12 +37,13 @@ class Stopper(Callback):
                  loss_monitor: str = "train_loss", weight_change: WeightChange | None = None,
                  early_stopping: EarlyStopping | None = None, monitor: str = "val_loss", restore_best: bool = True,
                  divergence: Divergence | None = None, extra_epochs: int = 0, extra_lr_factor: float = 0.1,
-                 overfit: OverfitDetector | None = None, overfit_stop: bool = False):
+                 overfit: OverfitDetector | None = None, overfit_stop: bool = False, strict: bool = True):
         self.fixed, self.loss_change, self.loss_monitor = fixed, loss_change, loss_monitor
         self.weight_change, self.early_stopping, self.monitor = weight_change, early_stopping, monitor
         self.restore_best, self.divergence, self.nonfinite = restore_best, divergence, NonFinite()
         self.extra_epochs, self.extra_lr_factor = extra_epochs, extra_lr_factor
         self.overfit, self.overfit_stop = overfit, overfit_stop
+        self.strict = strict  # Lightning's EarlyStopping(strict=True): a monitor that is never logged is an error
         self.on_fit_start(None)
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -71,13 +73,17 @@ class Stopper(Callback):
 
     @staticmethod
     def _scale_lr(state: State, factor: float) -> None:
+        """Multiply this model's (member's) LR by ``factor``; its schedule stops, so the lowered LR stays."""
+        if state.learner is not None:
+            state.learner.scale_lr(factor, state.member)
+            return
         for group in state.optimizer.param_groups:
             group["lr"] *= factor
+        state.trainer.schedule.interval = "none"
 
     def _start_extra_phase(self, state: State, reason: str) -> None:
         self.pending_reason = reason
         self.extra_left = self.extra_epochs
-        state.trainer.schedule.interval = "none"  # the lowered LR must not be overwritten by a schedule
         self._scale_lr(state, self.extra_lr_factor)
 
     # -- the hook ------------------------------------------------------------------------------------------
@@ -98,6 +104,11 @@ class Stopper(Callback):
             m["weight_change"] = value
         if self.loss_change is not None:
             m["loss_change"] = self.loss_change.value(self._series(state, self.loss_monitor))
+        if self.early_stopping is not None and self.strict and self.monitor not in m:
+            available = ", ".join(sorted(k for k, v in m.items() if isinstance(v, (int, float)))) or "none"
+            raise ConfigError(f"early stopping monitors {self.monitor!r}, which this run does not log (available: "
+                              f"{available}): set stop.monitor to one of them, add validation data, or set "
+                              f"stop.strict = false")
         if self.early_stopping is not None:
             series = self._series(state, self.monitor)
             _, _, best, best_i, wait = self.early_stopping.scan(series)
@@ -123,7 +134,6 @@ class Stopper(Callback):
             factor = self.fixed.lr_factor_after(state.epoch)
             if factor is not None:
                 self._scale_lr(state, factor)
-                state.trainer.schedule.interval = "none"
         checks = [
             (self.fixed, train, False),
             (self.loss_change, self._series(state, self.loss_monitor), True),
@@ -160,7 +170,9 @@ def from_config(cfg) -> Stopper:
         weight_change=(WeightChange(cfg.weight_threshold, cfg.weight_window, cfg.weight_relative)
                        if "weight_change" in chosen else None),
         early_stopping=(EarlyStopping("max" if cfg.monitor.endswith("acc") else "min", cfg.patience, cfg.min_delta,
-                                      cfg.min_delta_relative, cfg.stopping_threshold, cfg.divergence_threshold)
+                                      cfg.min_delta_relative, cfg.stopping_threshold, cfg.divergence_threshold,
+                                      baseline=cfg.baseline, start_from_epoch=cfg.start_from_epoch,
+                                      check_finite=cfg.check_finite)
                         if "early_stopping" in chosen else None),
         monitor=cfg.monitor,
         restore_best=cfg.restore_best,
@@ -169,4 +181,5 @@ def from_config(cfg) -> Stopper:
         extra_lr_factor=cfg.extra_lr_factor,
         overfit=OverfitDetector(cfg.overfit_window),
         overfit_stop=cfg.overfit_stop,
+        strict=cfg.strict,
     )

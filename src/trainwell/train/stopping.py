@@ -11,8 +11,11 @@ can be tested with scripted sequences; :class:`StopCallback` feeds them from the
 - :class:`EarlyStopping`: validation early stopping with the semantics of Lightning/Keras (Prechelt 1998, "Early
   stopping - but when?"): the first value is an improvement; an improvement is a change strictly greater than
   ``min_delta`` (or ``min_delta * |best|`` when relative); patience counts consecutive non-improving values.
-  Guards, checked first in this order: non-finite value, stopping threshold (strict), divergence threshold
-  (strict).
+  Guards, checked first in this order: non-finite value (Lightning's ``check_finite``, default on; off, a NaN is
+  a non-improving value), stopping threshold (strict), divergence threshold (strict). Keras' options:
+  ``baseline`` (the patience counter restarts only on values that beat both the best so far and the baseline,
+  so a run that never beats it stops after ``patience`` non-improving values), ``start_from_epoch`` (values
+  before it are not monitored), ``patience = 0`` (stop at the first non-improving value).
 - Guards: :class:`NonFinite` and :class:`Divergence` (loss > factor x best so far, and above its first value).
 - :class:`OverfitDetector`: flags the first epoch where validation loss has risen for k evaluations while training
   loss fell.
@@ -104,14 +107,19 @@ class EarlyStopping:
     """Validation early stopping (see the module docstring for the exact semantics)."""
 
     def __init__(self, mode: str = "min", patience: int = 10, min_delta: float = 0.0, relative: bool = False,
-                 stopping_threshold: float | None = None, divergence_threshold: float | None = None):
+                 stopping_threshold: float | None = None, divergence_threshold: float | None = None,
+                 baseline: float | None = None, start_from_epoch: int = 0, check_finite: bool = True):
         if mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping(mode={mode!r}) is not allowed: use 'min' or 'max'")
-        if patience < 1 or not min_delta >= 0:
-            raise ValueError(f"EarlyStopping(patience={patience}, min_delta={min_delta}) is not allowed: "
-                             f"use patience >= 1 and min_delta >= 0")
+        if patience < 0 or not min_delta >= 0 or start_from_epoch < 0:
+            raise ValueError(f"EarlyStopping(patience={patience}, min_delta={min_delta}, start_from_epoch="
+                             f"{start_from_epoch}) is not allowed: use patience >= 0, min_delta >= 0 and "
+                             f"start_from_epoch >= 0")
+        if baseline is not None and not math.isfinite(baseline):
+            raise ValueError(f"EarlyStopping(baseline={baseline}) is not allowed: use a finite number or None")
         self.mode, self.patience, self.min_delta, self.relative = mode, patience, min_delta, relative
         self.stopping_threshold, self.divergence_threshold = stopping_threshold, divergence_threshold
+        self.baseline, self.start_from_epoch, self.check_finite = baseline, start_from_epoch, check_finite
 
     def _improves(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -126,7 +134,17 @@ class EarlyStopping:
         better = (lambda a, b: a < b) if self.mode == "min" else (lambda a, b: a > b)
         for i, value in enumerate(history):
             if not math.isfinite(value):
-                return True, f"early stopping: monitored value is {value} at epoch {i}", best, best_i, wait
+                if self.check_finite:
+                    return True, f"early stopping: monitored value is {value} at epoch {i}", best, best_i, wait
+                if i < self.start_from_epoch:
+                    continue
+                wait += 1  # a NaN never improves anything
+                if wait >= self.patience:
+                    return True, (f"early stopping: no improvement for {wait} epochs (last value {value} at "
+                                  f"epoch {i})"), best, best_i, wait
+                continue
+            if i < self.start_from_epoch:  # Keras: not monitored yet (the guards above still apply)
+                continue
             if self.stopping_threshold is not None and better(value, self.stopping_threshold):
                 return True, (f"early stopping: reached the stopping threshold {self.stopping_threshold:g} "
                               f"({value:.4g}) at epoch {i}"), value, i, 0
@@ -134,11 +152,15 @@ class EarlyStopping:
                 return True, (f"early stopping: diverged past {self.divergence_threshold:g} ({value:.4g}) "
                               f"at epoch {i}"), best, best_i, wait
             if self._improves(value, best):
-                best, best_i, wait = value, i, 0
+                best, best_i = value, i
+                # Keras: the counter restarts only on values that beat both the best so far and the baseline
+                wait = 0 if self.baseline is None or self._improves(value, self.baseline) else wait + 1
             else:
                 wait += 1
                 if wait >= self.patience:
-                    return True, (f"early stopping: no improvement for {self.patience} epochs "
+                    below = (f" and never beat the baseline {self.baseline:g}" if self.baseline is not None
+                             and not self._improves(best, self.baseline) else "")
+                    return True, (f"early stopping: no improvement for {wait} epochs{below} "
                                   f"(best {best:.4g} at epoch {best_i})"), best, best_i, wait
         return False, "", best, best_i, wait
 

@@ -1,4 +1,9 @@
-"""The fit loop over in-memory tensors, with callbacks, per-epoch validation and exact resume.
+"""The one fit loop: a :class:`Trainer` drives a *learner* (:mod:`trainwell.train.learners`) of M models.
+
+M = 1 is an ordinary ``nn.Module`` (pass the model and its optimizer, as in any PyTorch loop); M > 1 is a vmapped
+population (:class:`~trainwell.train.population.PopulationLearner`) whose members each have their own data order,
+metrics, history, stopping decision and callbacks. Everything else - shuffling, metric accumulation, validation,
+the non-finite guard, callbacks, checkpoints and exact resume - exists once, here.
 
 Batches are drawn by indexing tensors already on the device with a seeded permutation (no per-sample
 DataLoader overhead). Training loss and accuracy are accumulated from the forward passes already made, so an
@@ -21,49 +26,13 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trainwell.data.labels import as_class_labels
 from trainwell.optim import Schedule
 from trainwell.train.callbacks import Callback, State
+from trainwell.train.learners import LOSSES, ModuleLearner, evaluate, loss_function
 from trainwell.train.progress import NullProgress
-
-
-def _mse_onehot(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(out, F.one_hot(y, out.shape[1]).to(out.dtype))
-
-
-LOSSES: dict[str, Callable] = {
-    "cross_entropy": F.cross_entropy,
-    "hinge": F.multi_margin_loss,  # multiclass hinge, margin 1, divided by the number of classes
-    "mse": _mse_onehot,  # squared error against one-hot targets, averaged over all outputs
-}
-
-
-def loss_function(name: str) -> Callable:
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}: allowed are {', '.join(LOSSES)}")
-    return LOSSES[name]
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
-             batch_size: int = 2048) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode (the mode is restored afterwards)."""
-    if any(loss_fn is f for f in LOSSES.values()):
-        y = as_class_labels(y, "y")
-    was_training = model.training
-    model.eval()
-    total, correct = 0.0, 0
-    for i in range(0, len(x), batch_size):
-        out = model(x[i : i + batch_size])
-        yb = y[i : i + batch_size]
-        total += float(loss_fn(out, yb)) * len(yb)
-        correct += int((out.argmax(dim=1) == yb).sum())
-    model.train(was_training)
-    n = max(len(x), 1)
-    return {"loss": total / n, "acc": correct / n}
 
 
 def _clone(obj):
@@ -80,69 +49,130 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _overrides(cb: Callback, hook: str) -> bool:
+    return getattr(type(cb), hook) is not getattr(Callback, hook)
+
+
 class Trainer:
-    """Train ``model`` with ``optimizer`` for ``epochs`` epochs of shuffled mini-batches.
+    """Train a learner (or ``model`` with ``optimizer``) for ``epochs`` epochs of shuffled mini-batches.
 
     Args:
+        model: an ``nn.Module`` (then ``optimizer``, ``loss_fn``, ``schedule``, ``penalty`` and ``augment`` build
+            its :class:`~trainwell.train.learners.ModuleLearner`) or a learner of M models.
         loss_fn: a name from :data:`LOSSES` or a callable ``(outputs, targets) -> scalar``.
         schedule: a :class:`~trainwell.optim.Schedule` (stepped per batch, per epoch, or on val loss).
-        callbacks: :class:`~trainwell.train.callbacks.Callback` objects, called in order.
-        seed: seeds the data order (its own generator) so runs repeat exactly.
+        callbacks: :class:`~trainwell.train.callbacks.Callback` objects, called in order with the run's
+            :class:`State` (for M = 1 that is the model's state; for a population, metrics are the means over the
+            members still training).
+        member_callbacks: for a population, one list of callbacks per member, each called with that member's
+            own :class:`State` (its history, ``stop``, and ``model`` = the member) before the run's callbacks.
+        seed: seeds the data order (its own generator) so runs repeat exactly; a population takes one seed per
+            member (each member draws its own batches).
         progress: an object with ``start(total, done)``, ``update(metrics)``, ``stop()``.
         penalty: ``penalty(model) -> scalar`` added to the data loss at every step (L1/L2/activity/L0); the
             epoch metrics then carry ``reg_loss`` beside ``train_loss`` (the data loss).
         augment: ``augment(batch, generator) -> batch`` applied to training batches only, with its own seeded
             generator (saved in checkpoints).
+
+    Raises:
+        ValueError: callbacks that need the real module (forward hooks: ``vmap_safe = False``) on a vmapped
+            learner, or a seed count that does not match the population.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: str | Callable = "cross_entropy",
-                 *, epochs: int, batch_size: int, schedule: Schedule | None = None,
-                 callbacks: Sequence[Callback] = (), device: str | torch.device | None = None, seed: int = 0,
+    def __init__(self, model, optimizer: torch.optim.Optimizer | None = None,
+                 loss_fn: str | Callable = "cross_entropy", *, epochs: int, batch_size: int,
+                 schedule: Schedule | None = None, callbacks: Sequence[Callback] = (),
+                 member_callbacks: Sequence[Sequence[Callback]] | None = None,
+                 device: str | torch.device | None = None, seed: int | Sequence[int] = 0,
                  progress=None, penalty: Callable[[nn.Module], torch.Tensor] | None = None,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
-        self.model = model.to(self.device)
-        self.optimizer = optimizer
-        self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
+        seeds = [seed] if isinstance(seed, int) else [int(s) for s in seed]
+        if isinstance(model, nn.Module):
+            self.device = torch.device(device) if device is not None else default_device()
+            learner = ModuleLearner(model.to(self.device), optimizer, loss_fn, schedule=schedule, penalty=penalty,
+                                    augment=augment, aug_seed=seeds[0] + 1)
+        else:
+            learner = model
+            self.device = learner.device
+        self.learner = learner
+        self.size = learner.size
+        self.single = not learner.vmapped  # one module: the run's State is the model's State
+        if len(seeds) != self.size:
+            raise ValueError(f"seed: {len(seeds)} seeds for {self.size} members; give one seed per member")
         self.epochs = epochs
         self.batch_size = batch_size
-        self.schedule = schedule or Schedule(None, "none")
         self.callbacks = list(callbacks)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.aug_generator = torch.Generator().manual_seed(seed + 1)
-        self.penalty, self.augment = penalty, augment
+        self.member_callbacks = [list(c) for c in member_callbacks] if member_callbacks is not None else \
+            [[] for _ in range(self.size)]
+        if len(self.member_callbacks) != self.size:
+            raise ValueError(f"member_callbacks: {len(self.member_callbacks)} lists for {self.size} members")
+        if learner.vmapped:
+            blocked = [type(cb).__name__ for cbs in (self.callbacks, *self.member_callbacks) for cb in cbs
+                       if not getattr(cb, "vmap_safe", True)]
+            if blocked:
+                raise ValueError(f"callbacks {', '.join(sorted(set(blocked)))} cannot run on a vmapped population "
+                                 f"(they need the real module); leave them out or train the members one at a time")
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.progress = progress or NullProgress()
-        self.state = State(model=self.model, optimizer=optimizer, trainer=self)
+        self.state = State(model=learner.model, optimizer=learner.optimizer, trainer=self, learner=learner)
+        if self.single:
+            self.members = [self.state]
+        else:
+            self.members = [State(model=learner.member_model(m), optimizer=None, trainer=self, learner=learner,
+                                  member=m) for m in range(self.size)]
         self._resumed = False
+
+    # -- the single-model view (M = 1) ---------------------------------------------------------------------
+    model = property(lambda self: self.learner.model)
+    optimizer = property(lambda self: self.learner.optimizer)
+    schedule = property(lambda self: self.learner.schedule)
+    loss_fn = property(lambda self: self.learner.loss_fn)
+    generator = property(lambda self: self.generators[0])
+    aug_generator = property(lambda self: self.learner.aug_generator)
 
     # -- checkpointing -------------------------------------------------------------------------------------
     def checkpoint_state(self, copy: bool = False) -> dict:
         """Everything needed to continue exactly: weights, optimizer, schedule, RNGs, position, history.
 
-        With ``copy=True`` the tensors are cloned, so the snapshot survives further training.
+        With ``copy=True`` the tensors are cloned, so the snapshot survives further training. A population adds
+        each member's history and stop reason (``members``).
         """
         state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "generator": self.generator.get_state(),
-            "aug_generator": self.aug_generator.get_state(),
+            **self.learner.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "epoch": self.state.epoch,
             "step": self.state.step,
             "history": list(self.state.history),
         }
+        if self.single:
+            state["generator"] = self.generators[0].get_state()
+        else:
+            state["generators"] = [g.get_state() for g in self.generators]
+            state["members"] = [{"epoch": s.epoch, "step": s.step, "history": list(s.history), "stop": s.stop}
+                                for s in self.members]
         return _clone(state) if copy else state
+
+    def callback_states(self) -> dict:
+        """The stateful callbacks' states, saved beside :meth:`checkpoint_state` in a checkpoint."""
+        out = {"callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks}}
+        if not self.single:
+            out["member_callbacks"] = [{type(cb).__name__: cb.state_dict() for cb in cbs}
+                                       for cbs in self.member_callbacks]
+        return out
 
     def load_checkpoint_state(self, ckpt: dict) -> None:
         """Restore :meth:`checkpoint_state` (and callbacks' states saved beside it); the next fit continues."""
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.schedule.load_state_dict(ckpt["schedule"])
-        self.generator.set_state(ckpt["generator"])
-        if "aug_generator" in ckpt:
-            self.aug_generator.set_state(ckpt["aug_generator"])
+        self.learner.load_state_dict(ckpt)
+        if self.single:
+            self.generators[0].set_state(ckpt["generator"])
+        else:
+            for g, s in zip(self.generators, ckpt["generators"], strict=True):
+                g.set_state(s)
+            for st, saved in zip(self.members, ckpt["members"], strict=True):
+                st.epoch, st.step, st.stop = saved["epoch"], saved["step"], saved["stop"]
+                st.history = list(saved["history"])
+                st.metrics = st.history[-1] if st.history else {}
         torch.set_rng_state(ckpt["torch_rng"])
         if ckpt.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
@@ -154,16 +184,37 @@ class Trainer:
         for cb in self.callbacks:
             if type(cb).__name__ in saved:
                 cb.load_state_dict(saved[type(cb).__name__])
+        for cbs, saved in zip(self.member_callbacks, ckpt.get("member_callbacks", []), strict=False):
+            for cb in cbs:
+                if type(cb).__name__ in saved:
+                    cb.load_state_dict(saved[type(cb).__name__])
         self._resumed = True
 
     # -- the loop ------------------------------------------------------------------------------------------
-    def _call(self, hook: str) -> None:
+    def _call(self, hook: str, members: Sequence[int] = ()) -> None:
+        for m in members:
+            for cb in self.member_callbacks[m]:
+                getattr(cb, hook)(self.members[m])
         for cb in self.callbacks:
             getattr(cb, hook)(self.state)
 
+    def _population_metrics(self, epoch: int, rows: dict[int, dict], active: int) -> dict:
+        """The run's metrics for a population: means over the members that trained this epoch (finite ones)."""
+        out = {"epoch": epoch, "step": self.state.step}
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            values = [r[key] for r in rows.values() if key in r and math.isfinite(r[key])]
+            if values:
+                out[key] = sum(values) / len(values)
+        out.setdefault("train_loss", math.nan)
+        out.setdefault("train_acc", 0.0)
+        out["members_training"] = active
+        out["time"] = next(iter(rows.values()))["time"] if rows else 0.0
+        return out
+
     def fit(self, train: tuple[torch.Tensor, torch.Tensor],
             val: tuple[torch.Tensor, torch.Tensor] | None = None) -> State:
-        """Train on ``train``; evaluate on ``val`` after every epoch. Returns the final :class:`State`."""
+        """Train on ``train``; evaluate on ``val`` after every epoch. Returns the run's :class:`State` (for a
+        population, :attr:`members` holds each member's). ``train``'s labels may be (M, N): each member's own."""
         x, y = (t.to(self.device) for t in train)
         if any(self.loss_fn is f for f in LOSSES.values()):  # class-index losses: int32/uint8 labels are cast
             y = as_class_labels(y, "train labels")
@@ -172,75 +223,99 @@ class Trainer:
             val = None
         if val is not None:
             val = tuple(t.to(self.device) for t in val)
-        state = self.state
+        learner, state, members, size = self.learner, self.state, self.members, self.size
+        single = self.single
         start = state.epoch + 1 if self._resumed else 0
         state.stop = None
+        if single or not self._resumed:
+            for s in members:
+                s.stop = None
         if not self._resumed:
-            self._call("on_fit_start")
+            self._call("on_fit_start", range(size) if not single else ())
         n, bs = len(x), self.batch_size
-        model, opt, loss_fn, schedule = self.model, self.optimizer, self.loss_fn, self.schedule
-        step_schedule = schedule.scheduler if schedule.interval == "step" else None
-        penalty, augment = self.penalty, self.augment
         # only callbacks that override on_batch_end are called per step (the hot path)
-        batch_callbacks = [cb for cb in self.callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
+        batch_callbacks = [cb for cb in self.callbacks if _overrides(cb, "on_batch_end")]
+        member_batch = [[cb for cb in cbs if _overrides(cb, "on_batch_end")] for cbs in self.member_callbacks]
+        any_member_batch = any(member_batch)
+        generators = self.generators
         self.progress.start(self.epochs, done=start)
         try:
             for epoch in range(start, self.epochs):
+                active = [m for m in range(size) if members[m].stop is None]
+                if not active:  # a population whose members had all stopped (e.g. resumed after its end)
+                    state.stop = state.stop or "every member stopped"
+                    break
                 state.epoch = epoch
-                self._call("on_epoch_start")
+                if not single:
+                    for m in active:
+                        members[m].epoch = epoch
+                self._call("on_epoch_start", active if not single else ())
                 tic = time.perf_counter()
-                model.train()
-                perm = torch.randperm(n, generator=self.generator).to(self.device)
-                loss_sum = torch.zeros((), device=self.device)
-                correct = torch.zeros((), dtype=torch.int64, device=self.device)
-                reg_sum = torch.zeros((), device=self.device)
-                lr = opt.param_groups[0]["lr"]
+                learner.start_epoch()
+                if single:
+                    perm = torch.randperm(n, generator=generators[0]).to(self.device)
+                else:
+                    perm = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(self.device)  # (M, N)
+                loss_sum = torch.zeros(size, device=self.device)
+                correct = torch.zeros(size, dtype=torch.int64, device=self.device)
+                lrs = learner.lrs()
                 for i in range(0, n, bs):
-                    idx = perm[i : i + bs]
-                    xb, yb = x[idx], y[idx]
-                    if augment is not None:
-                        xb = augment(xb, self.aug_generator)
-                    out = model(xb)
-                    loss = loss_fn(out, yb)
-                    opt.zero_grad(set_to_none=True)
-                    if penalty is not None:
-                        reg = penalty(model)
-                        (loss + reg).backward()
-                        reg_sum.add_(reg.detach(), alpha=len(idx))
-                    else:
-                        loss.backward()
-                    opt.step()
-                    if step_schedule is not None:
-                        step_schedule.step()
+                    idx = perm[..., i : i + bs]
+                    loss, right = learner.train_step(x, y, idx)
                     state.step += 1
-                    loss_sum.add_(loss.detach(), alpha=len(idx))
-                    correct.add_((out.detach().argmax(dim=1) == yb).sum())
+                    loss_sum.add_(loss.detach(), alpha=idx.shape[-1])
+                    correct.add_(right)
                     if batch_callbacks:
                         state.batch_loss = loss
                         for cb in batch_callbacks:
                             cb.on_batch_end(state)
-                metrics = {"epoch": epoch, "step": state.step, "train_loss": float(loss_sum) / n,
-                           "train_acc": int(correct) / n, "lr": lr}
-                if penalty is not None:
-                    metrics["reg_loss"] = float(reg_sum) / n
+                    if any_member_batch:
+                        for m in active:
+                            members[m].step, members[m].batch_loss = state.step, loss[m]
+                            for cb in member_batch[m]:
+                                cb.on_batch_end(members[m])
+                extras = learner.epoch_metrics(n)
+                train_loss = [v / n for v in loss_sum.tolist()]
+                train_acc = [c / n for c in correct.tolist()]
                 if val is not None:
-                    v = evaluate(model, val[0], val[1], loss_fn)
-                    metrics.update(val_loss=v["loss"], val_acc=v["acc"])
-                metrics["time"] = time.perf_counter() - tic
-                if schedule.interval == "epoch":
-                    schedule.scheduler.step()
-                elif schedule.interval == "metric":
-                    schedule.scheduler.step(metrics.get("val_loss", metrics["train_loss"]))
-                if not math.isfinite(metrics["train_loss"]):
-                    state.stop = f"non-finite training loss at epoch {epoch}"
-                state.metrics = metrics
-                state.history.append(metrics)
-                self._call("on_epoch_end")
-                self.progress.update(metrics)
+                    val_loss, val_acc = learner.evaluate(val[0], val[1])
+                elapsed = time.perf_counter() - tic
+                rows = {}
+                for m in active:
+                    metrics = {"epoch": epoch, "step": state.step, "train_loss": train_loss[m],
+                               "train_acc": train_acc[m], "lr": lrs[m], **extras[m]}
+                    if val is not None:
+                        metrics.update(val_loss=val_loss[m], val_acc=val_acc[m])
+                    metrics["time"] = elapsed
+                    rows[m] = metrics
+                learner.end_epoch({m: r.get("val_loss", r["train_loss"]) for m, r in rows.items()})
+                for m, metrics in rows.items():
+                    s = members[m]
+                    if not math.isfinite(metrics["train_loss"]):
+                        s.stop = f"non-finite training loss at epoch {epoch}"
+                    s.step, s.metrics = state.step, metrics
+                    s.history.append(metrics)
+                if single:
+                    self._call("on_epoch_end")
+                else:
+                    for m in active:
+                        for cb in self.member_callbacks[m]:
+                            cb.on_epoch_end(members[m])
+                        if members[m].stop is not None:
+                            learner.freeze(m)
+                    state.metrics = self._population_metrics(epoch, rows, len(active))
+                    state.history.append(state.metrics)
+                    if all(s.stop is not None for s in members):
+                        state.stop = "every member stopped"
+                    self._call("on_epoch_end")
+                self.progress.update(state.metrics)
                 if state.stop is not None:
                     break
         finally:
             self.progress.stop()
-        self._call("on_fit_end")
+        self._call("on_fit_end", range(size) if not single else ())
         self._resumed = False
         return state
+
+
+__all__ = ["LOSSES", "Trainer", "default_device", "evaluate", "loss_function"]

@@ -1,5 +1,9 @@
-"""Callbacks that apply regularizers after each optimizer step: the max-norm constraint and the stochastic delta
-rule's spread update."""
+"""Constraints: callbacks that change the weights (or their noise) after each optimizer step, as opposed to the
+penalties of :mod:`trainwell.regularize`, which add to the loss.
+
+- :class:`MaxNorm`: each unit's incoming weight vector clipped to norm <= c (Srivastava et al. 2014).
+- :class:`SDRUpdate`: the stochastic delta rule's spread update of each weight's sigma (Frazier-Logue & Hanson 2018).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ class MaxNorm(Callback):
 
     def __init__(self, c: float):
         if not c > 0:
-            raise ValueError(f"max-norm c = {c} is not allowed: use a number > 0")
+            raise ValueError(f"c={c} is not allowed: use a number > 0")
         self.c = c
 
     def on_fit_start(self, state: State) -> None:

@@ -1,0 +1,165 @@
+"""``check``: every pre-flight check on a user's own model, data, loss and optimizer, with no side effects.
+
+The checklist is cs231n's "babysitting the learning process" and Karpathy's "A recipe for training neural
+networks" (see :mod:`trainwell.doctor.preflight`). The user's objects are left exactly as they were: the global
+RNG states (torch, Python, NumPy), every parameter and buffer, every ``.grad``, every module's ``training`` flag,
+and the optimizer's state (it is read for its weight decay, never stepped).
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from trainwell import doctor
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 3))
+    >>> x = torch.randn(64, 4)
+    >>> y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    >>> report = doctor.check(model, x, y, nn.CrossEntropyLoss())
+    >>> report["initial loss"].status, report.failed
+    ('pass', [])
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from trainwell.doctor import preflight as pf
+from trainwell.doctor.report import Report
+from trainwell.regularize import l2_penalty
+
+try:  # NumPy is a dependency of trainwell, but the guard must not need it
+    import numpy as _np
+except ImportError:  # pragma: no cover
+    _np = None
+
+
+class untouched:  # noqa: N801 - used like a function: ``with untouched(model, optimizer):``
+    """Restore everything a check could change on exit, also on an exception: global RNG states (torch CPU and
+    the model's CUDA devices, Python ``random``, NumPy), parameter and buffer values (in place, so optimizers and
+    user references stay valid), each parameter's ``.grad`` (the same tensor object, same values, or None),
+    ``requires_grad`` flags, and every module's ``training`` flag. An optimizer is only checked, never stepped."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None):
+        self.model, self.optimizer = model, optimizer
+
+    def __enter__(self) -> untouched:
+        m = self.model
+        devices = sorted({t.device.index or 0 for t in m.state_dict().values() if t.is_cuda})
+        self._rng = torch.random.fork_rng(devices=devices)
+        self._rng.__enter__()
+        self._py = random.getstate()
+        self._np = _np.random.get_state() if _np is not None else None
+        self._modes = [(mod, mod.training) for mod in m.modules()]
+        self._values = [(t, t.detach().clone()) for t in m.state_dict(keep_vars=True).values()]
+        self._params = [(p, p.requires_grad, p.grad, None if p.grad is None else p.grad.detach().clone())
+                        for p in m.parameters()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            with torch.no_grad():
+                for t, value in self._values:
+                    if t.shape == value.shape:
+                        t.copy_(value)
+                for p, requires, grad, value in self._params:
+                    p.requires_grad_(requires)
+                    if grad is not None:
+                        grad.copy_(value)
+                    p.grad = grad
+            for mod, mode in self._modes:
+                mod.training = mode
+            random.setstate(self._py)
+            if self._np is not None:
+                _np.random.set_state(self._np)
+        finally:
+            self._rng.__exit__(*exc)
+
+
+def _weight_decay(optimizer: torch.optim.Optimizer | None) -> float:
+    if optimizer is None:
+        return 0.0
+    # coupled (torch's weight_decay) or decoupled (AdamW-style, trainwell's "decoupled_weight_decay"): either pulls
+    # the weights towards 0 like an L2 penalty of that strength
+    return max((float(g.get("weight_decay", 0.0) or g.get("decoupled_weight_decay", 0.0) or 0.0)
+                for g in optimizer.param_groups), default=0.0)
+
+
+def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, *,
+          penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+          optimizer: torch.optim.Optimizer | None = None, num_classes: int | None = None,
+          examples: int = 256) -> Report:
+    """Run every pre-flight check on your own model and a batch of your data; return a :class:`Report`.
+
+    Checks, in the lecture's order: initial loss vs what the loss *is* (ln C for cross-entropy, ... ; "skipped:
+    unknown loss" for a custom callable, never a pass), regularization raises the loss, gradient check on the
+    data loss and then with the penalty, penalty vs data loss, overfitting 20 examples, symmetric units, variance
+    propagation through depth, an input-independent baseline on held-out examples, batch independence.
+
+    Args:
+        model: any ``nn.Module``; its outputs go to ``loss_fn`` as ``loss_fn(model(x), y)``.
+        x, y: a batch of inputs and targets (the first ``examples`` are used).
+        loss_fn: a function (``F.cross_entropy``), an ``nn.Module`` loss (``nn.CrossEntropyLoss()``,
+            ``nn.NLLLoss()``, ``nn.MultiMarginLoss()``, ``nn.MSELoss()``, ``nn.BCEWithLogitsLoss()``, ...) or any
+            callable returning a scalar (or per-example) loss.
+        penalty: ``penalty(model) -> scalar`` added to the data loss in training (L1/L2/activity/L0), if any.
+        optimizer: your optimizer; its weight decay counts as an L2 penalty (1/2 wd ||w||^2). Never stepped.
+        num_classes: the number of classes, if the data says more than the model's output width.
+        examples: how many examples of ``x, y`` to use.
+
+    Returns:
+        A :class:`Report` (``.failed``, ``.warnings``, ``.status``, a rich table, ``.to_json()``).
+
+    Raises:
+        TypeError: if the arguments are not a module, tensors and a callable.
+        ValueError: if ``x`` and ``y`` differ in length or hold fewer than 2 examples.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"doctor.check: model is a {type(model).__name__}, not a torch.nn.Module")
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+        raise TypeError(f"doctor.check: x and y must be tensors, got {type(x).__name__} and {type(y).__name__}")
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"doctor.check: x has {len(x)} examples and y {len(y)}: give the same number, at least 2")
+    if not callable(loss_fn):
+        raise TypeError(f"doctor.check: loss_fn is a {type(loss_fn).__name__}, not callable: pass e.g. "
+                        f"torch.nn.CrossEntropyLoss()")
+    if penalty is not None and not callable(penalty):
+        raise TypeError(f"doctor.check: penalty is a {type(penalty).__name__}: pass a callable penalty(model)")
+    x, y = x[:examples], y[:examples]
+    wd = _weight_decay(optimizer)
+    with untouched(model, optimizer):
+        total = _total_penalty(penalty, wd, model, x)
+        verdicts = pf.run_all(model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total)
+        if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss
+            verdicts[1] = pf.regularization_raises_loss(model, x, y, loss_fn, penalty=lambda m, s: s * total(m),
+                                                        strengths=(1.0, 2.0))
+    return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
+
+
+def _total_penalty(penalty, weight_decay: float, model: nn.Module, x: torch.Tensor):
+    """The user's penalty plus 1/2 wd ||w||^2. On the user's model it is evaluated after a training-mode forward
+    (seeded, gradients on), so that activity penalties, which watch the forward pass, see what training sees;
+    modes, buffers and RNG are restored by the caller's :class:`untouched`. On the checks' copies (the gradient
+    check) no extra forward runs: it would move BatchNorm statistics between the two sides of a difference."""
+    if penalty is None and not weight_decay:
+        return None
+
+    def total(m: nn.Module) -> torch.Tensor:
+        value = torch.zeros(())
+        if penalty is not None:
+            if m is model:
+                was = m.training
+                m.train()
+                with torch.enable_grad(), torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(0)
+                    m(x)
+                m.train(was)
+            value = value + penalty(m)
+        if weight_decay:
+            value = value + l2_penalty(m, weight_decay)
+        return value
+
+    return total

@@ -1,0 +1,151 @@
+"""``watch``: the doctor's monitors and post-flight diagnosis around a training loop you wrote yourself.
+
+Every ``every`` steps one whole step is observed (forward hooks on the activation layers, back-propagated
+gradients, the update/weight ratio ||dw|| / ||w|| of that step; cs231n, Glorot & Bengio 2010); the other steps
+cost one Python call and a detached loss. ``report()`` adds the loss-curve learning-rate diagnosis, overfitting
+(if validation losses were given) and bias/variance (if errors were given; "unknown" human level unless you give
+one). Hooks are removed when the ``with`` block ends, also on an exception; NaN/Inf activations and gradients are
+verdicts, never exceptions.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from trainwell import doctor
+    >>> model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    >>> with doctor.watch(model, opt, every=5) as w:
+    ...     for _ in range(20):
+    ...         loss = nn.functional.cross_entropy(model(x), y)
+    ...         opt.zero_grad()
+    ...         loss.backward()
+    ...         opt.step()
+    ...         w.step(loss)
+    >>> len(w.monitor.records)  # steps 5, 10, 15 and 20 observed whole
+    4
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from trainwell.doctor import diagnosis
+from trainwell.doctor.monitors import Monitor
+from trainwell.doctor.report import Report
+from trainwell.train.callbacks import State
+from trainwell.train.stopping import OverfitDetector
+
+
+class Watch:
+    """Monitors for a user's own loop. Use through :func:`watch`; call :meth:`step` once per optimizer step,
+    after ``optimizer.step()`` and before the next ``zero_grad()`` (the observed step's gradients are read then).
+
+    Attributes:
+        monitor: the underlying :class:`~trainwell.doctor.monitors.Monitor` (``records``, ``warnings``).
+        losses: the training loss of every step (floats).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, every: int = 50, *,
+                 batch_size: int | None = None, **monitor_options):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"doctor.watch: model is a {type(model).__name__}, not a torch.nn.Module")
+        if not hasattr(optimizer, "param_groups"):
+            raise TypeError(f"doctor.watch: optimizer is a {type(optimizer).__name__}, not a torch optimizer")
+        self.monitor = Monitor(every=every, **monitor_options)
+        self.batch_size = batch_size
+        self._state = State(model=model, optimizer=optimizer)
+        self._losses: list = []  # detached tensors or floats; converted in one go when read
+        self._val: list[tuple[int, float]] = []
+        self._open = False
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def __enter__(self) -> Watch:
+        self.monitor.on_fit_start(self._state)
+        self._open = True
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False  # an exception in the loop propagates; the hooks are gone either way
+
+    def close(self) -> None:
+        """Remove every hook from the model (idempotent)."""
+        self.monitor._remove()
+        self.monitor._armed = False
+        self._open = False
+
+    def step(self, loss: torch.Tensor | float) -> None:
+        """Record one optimizer step's training loss (a tensor or a float); observe a whole step every ``every``."""
+        if not self._open:
+            raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
+                               "as w:` around the loop")
+        value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
+        self._losses.append(value)
+        self._state.batch_loss = value
+        self._state.step += 1  # steps done, as the Trainer counts them
+        self.monitor.on_batch_end(self._state)
+
+    def validate(self, val_loss: float, train_loss: float | None = None) -> None:
+        """Record a validation loss (e.g. once per epoch); the training loss at that point defaults to the mean of
+        the steps since the previous call."""
+        self._val.append((len(self._losses), float(val_loss), None if train_loss is None else float(train_loss)))
+
+    @property
+    def losses(self) -> list[float]:
+        values = [v for v in self._losses if isinstance(v, torch.Tensor)]
+        if values:  # one device sync for all of them
+            floats = iter(torch.stack([v.float().reshape(()) for v in values]).cpu().tolist())
+            self._losses = [next(floats) if isinstance(v, torch.Tensor) else v for v in self._losses]
+        return list(self._losses)
+
+    # -- the verdicts --------------------------------------------------------------------------------------
+    def _history(self, val_losses: list[float] | None) -> list[dict]:
+        losses = self.losses
+        if val_losses is not None:  # evenly spaced evaluations over the recorded steps
+            n = len(val_losses)
+            ends = [round((i + 1) * len(losses) / n) for i in range(n)]
+            marks = [(e, float(v), None) for e, v in zip(ends, val_losses, strict=True)]
+        else:
+            marks = self._val
+        history, start = [], 0
+        for end, val, train in marks:
+            chunk = losses[start:end] or losses[max(0, end - 1) : end]
+            tr = train if train is not None else (sum(chunk) / len(chunk) if chunk else math.nan)
+            history.append({"train_loss": tr, "val_loss": val})
+            start = end
+        return history
+
+    def report(self, val_losses: list[float] | None = None, *, train_error: float | None = None,
+               val_error: float | None = None, human_error: float | None = None,
+               overfit_window: int = 5) -> Report:
+        """The monitors' verdicts and the post-flight diagnosis as a :class:`Report`.
+
+        Args:
+            val_losses: validation losses at evenly spaced points of the run (else those given to :meth:`validate`).
+            train_error, val_error: final error rates (1 - accuracy), for the bias/variance split.
+            human_error: the human-level (Bayes proxy) error; without it the avoidable bias is "unknown".
+            overfit_window: validation loss rising this many evaluations in a row while training loss falls.
+        """
+        verdicts = self.monitor.verdicts()
+        phases = ["monitor"] * len(verdicts)
+        post = [diagnosis.learning_rate_diagnosis(self.losses, self.batch_size)]
+        history = self._history(val_losses)
+        if history:
+            onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
+                                                           [h["val_loss"] for h in history])
+            post.append(diagnosis.overfitting(history, onset))
+        if train_error is not None and val_error is not None:
+            post.append(diagnosis.bias_variance(train_error, val_error, human_error))
+        model = type(self._state.model).__name__
+        return Report(verdicts + post, f"trainwell doctor: watching {model}", phases + ["post"] * len(post))
+
+
+def watch(model: nn.Module, optimizer: torch.optim.Optimizer, every: int = 50, **options) -> Watch:
+    """Watch your own training loop: ``with watch(model, optimizer, every=50) as w:`` ... ``w.step(loss)`` per
+    step, then ``w.report()``. ``options``: ``batch_size`` (quoted by the LR diagnosis) and the thresholds of
+    :class:`~trainwell.doctor.monitors.Monitor` (``dead_warn``, ``saturation_warn``, ``update_range``,
+    ``depth_ratio``, ``bins``)."""
+    return Watch(model, optimizer, every, **options)

@@ -1,0 +1,157 @@
+"""Learners: what the one fit loop (:class:`~trainwell.train.trainer.Trainer`) trains.
+
+A learner holds M models (M = 1 for an ordinary ``nn.Module``, M members for a vmapped population) with their
+optimizer and learning-rate schedule, and answers a small contract the loop relies on:
+
+- ``size``: M; ``vmapped``: whether the models run under ``torch.func.vmap`` (forward hooks cannot run there);
+- ``start_epoch()``: put the models in training mode, reset per-epoch sums;
+- ``lrs() -> list[float]``: each member's learning rate for the next step;
+- ``train_step(x, y, idx) -> (loss, correct)``: one optimizer step on the rows ``idx`` of ``x`` (``(B,)`` for
+  M = 1, ``(M, B)`` for a population: each member its own batch); ``loss`` is the mean batch loss (a scalar for
+  M = 1, ``(M,)`` otherwise), ``correct`` the number of right predictions;
+- ``epoch_metrics(n) -> list[dict]``: extra per-member epoch metrics (e.g. ``reg_loss``);
+- ``evaluate(x, y) -> (loss, acc)``: per-member mean loss and accuracy (lists of M floats), eval mode;
+- ``end_epoch(values)``: step epoch-wise schedules (``values[m]``: the monitored loss, for plateau schedules);
+- ``scale_lr(factor, member)``: multiply a member's LR by ``factor`` and stop its schedule (stopping criteria's
+  "then k more epochs at a lower LR");
+- ``freeze(member)``: the member stopped: its parameters and optimizer state no longer change;
+- ``state_dict()`` / ``load_state_dict()``: everything needed to continue exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell.data.labels import as_class_labels
+from trainwell.optim import Schedule
+
+
+def _mse_onehot(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(out, F.one_hot(y, out.shape[-1]).to(out.dtype))
+
+
+LOSSES: dict[str, Callable] = {
+    "cross_entropy": F.cross_entropy,
+    "hinge": F.multi_margin_loss,  # multiclass hinge, margin 1, divided by the number of classes
+    "mse": _mse_onehot,  # squared error against one-hot targets, averaged over all outputs
+}
+
+
+def loss_function(name: str) -> Callable:
+    """The loss called ``name`` (one of :data:`LOSSES`)."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}: allowed are {', '.join(LOSSES)}")
+    return LOSSES[name]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
+             batch_size: int = 2048) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode (the mode is restored afterwards)."""
+    if any(loss_fn is f for f in LOSSES.values()):
+        y = as_class_labels(y, "y")
+    was_training = model.training
+    model.eval()
+    total, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        out = model(x[i : i + batch_size])
+        yb = y[i : i + batch_size]
+        total += float(loss_fn(out, yb)) * len(yb)
+        correct += int((out.argmax(dim=1) == yb).sum())
+    model.train(was_training)
+    n = max(len(x), 1)
+    return {"loss": total / n, "acc": correct / n}
+
+
+class ModuleLearner:
+    """One ``nn.Module`` with a torch optimizer (M = 1): the hot path of an ordinary ``fit``.
+
+    Args:
+        schedule: a :class:`~trainwell.optim.Schedule` (stepped per batch here, per epoch in :meth:`end_epoch`).
+        penalty: ``penalty(model) -> scalar`` added to the data loss at every step; the epoch metrics then carry
+            ``reg_loss`` beside ``train_loss`` (the data loss).
+        augment: ``augment(batch, generator) -> batch`` for training batches, with its own generator seeded by
+            ``aug_seed`` (saved in :meth:`state_dict`).
+    """
+
+    size = 1
+    vmapped = False
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: str | Callable = "cross_entropy",
+                 *, schedule: Schedule | None = None, penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None, aug_seed: int = 1):
+        self.model, self.optimizer = model, optimizer
+        self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
+        self.schedule = schedule or Schedule(None, "none")
+        self.penalty, self.augment = penalty, augment
+        self.aug_generator = torch.Generator().manual_seed(aug_seed)
+        self._reg_sum: torch.Tensor | None = None
+
+    def start_epoch(self) -> None:
+        self.model.train()
+        if self.penalty is not None:
+            self._reg_sum = torch.zeros((), device=next(self.model.parameters()).device)
+
+    def lrs(self) -> list[float]:
+        return [self.optimizer.param_groups[0]["lr"]]
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xb, yb = x[idx], y[idx]
+        if self.augment is not None:
+            xb = self.augment(xb, self.aug_generator)
+        out = self.model(xb)
+        loss = self.loss_fn(out, yb)
+        opt = self.optimizer
+        opt.zero_grad(set_to_none=True)
+        if self.penalty is not None:
+            reg = self.penalty(self.model)
+            (loss + reg).backward()
+            self._reg_sum.add_(reg.detach(), alpha=len(idx))
+        else:
+            loss.backward()
+        opt.step()
+        if self.schedule.interval == "step":
+            self.schedule.scheduler.step()
+        return loss, (out.detach().argmax(dim=1) == yb).sum()
+
+    def epoch_metrics(self, n: int) -> list[dict]:
+        return [{"reg_loss": float(self._reg_sum) / n}] if self.penalty is not None else [{}]
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        m = evaluate(self.model, x, y, self.loss_fn)
+        return [m["loss"]], [m["acc"]]
+
+    def end_epoch(self, values: dict[int, float]) -> None:
+        if self.schedule.interval == "epoch":
+            self.schedule.scheduler.step()
+        elif self.schedule.interval == "metric":
+            self.schedule.scheduler.step(values[0])
+
+    def scale_lr(self, factor: float, member: int = 0) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] *= factor
+        self.schedule.interval = "none"  # the lowered LR must not be overwritten by a schedule
+
+    def freeze(self, member: int = 0) -> None:
+        pass  # a single model simply stops training with the loop
+
+    def member_model(self, member: int = 0) -> nn.Module:
+        return self.model
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "aug_generator": self.aug_generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if "aug_generator" in state:
+            self.aug_generator.set_state(state["aug_generator"])
+
+
+__all__ = ["LOSSES", "ModuleLearner", "evaluate", "loss_function"]

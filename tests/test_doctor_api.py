@@ -1,0 +1,407 @@
+"""The doctor on models, losses and loops that trainwell never built: check, watch, Report, and the
+verdicts that were wrong outside trainwell's own pipeline. Every model here is built by the test itself."""
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell import doctor
+from trainwell.cli import main
+from trainwell.config import load_config
+from trainwell.doctor import preflight as pf
+from trainwell.doctor.monitors import Monitor
+from trainwell.errors import ConfigError
+from trainwell.pipeline import fit, preflight, prepare
+from trainwell.train import Trainer
+from trainwell.train.stopping import EarlyStopping
+
+
+def blobs(n=240, d=4, classes=3, seed=0):
+    """Gaussian blobs: learnable, and separable only through the inputs."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    centers = 3.0 * torch.randn(classes, d, generator=g)
+    return centers[y] + torch.randn(n, d, generator=g), y
+
+
+def mlp(d=4, out=3, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, out))
+
+
+# -- check: the loss decides the initial-loss expectation ------------------------------------------------------
+@pytest.mark.parametrize("loss_fn", [F.cross_entropy, nn.CrossEntropyLoss(), nn.CrossEntropyLoss(reduction="sum"),
+                                     nn.CrossEntropyLoss(label_smoothing=0.1), nn.MultiMarginLoss()])
+def test_initial_loss_is_derived_from_the_loss_object(loss_fn):
+    x, y = blobs()
+    model = mlp()
+    with torch.no_grad():
+        model[4].weight.mul_(0.01)  # near-uniform outputs: the expectation must hold whatever the reduction
+    v = doctor.check(model, x, y, loss_fn)["initial loss"]
+    assert v.status == "pass", v
+    if loss_fn is F.cross_entropy or type(loss_fn) is nn.CrossEntropyLoss and loss_fn.reduction == "mean" \
+            and loss_fn.label_smoothing == 0:
+        assert v.expected.endswith(f"{math.log(3):.4f}")
+
+
+def test_initial_loss_nll_bce_mse_and_a_scaled_last_layer():
+    x, y = blobs()
+    logsoft = nn.Sequential(mlp(), nn.LogSoftmax(dim=1))
+    with torch.no_grad():
+        logsoft[0][4].weight.mul_(0.01)
+    assert doctor.check(logsoft, x, y, nn.NLLLoss())["initial loss"].status == "pass"
+    binary = mlp(out=1)
+    with torch.no_grad():
+        binary[4].weight.mul_(0.01)
+    yb = (y == 0).float().unsqueeze(1)
+    v = doctor.check(binary, x, yb, nn.BCEWithLogitsLoss())["initial loss"]
+    assert v.status == "pass" and v.expected.endswith(f"{math.log(2):.4f}")
+    reg = mlp(out=1)
+    target = x[:, :1] * 2
+    assert doctor.check(reg, x, target, nn.MSELoss())["initial loss"].status == "pass"
+    with torch.no_grad():
+        reg[4].weight.mul_(100)
+    scaled = doctor.check(reg, x, target, nn.MSELoss())["initial loss"]
+    assert scaled.status != "pass" and "scales the signal" in scaled.advice
+
+
+@pytest.mark.parametrize("loss_fn", [lambda out, y: F.cross_entropy(out, y), "custom"])
+def test_unknown_loss_is_skipped_never_passed(loss_fn):
+    if loss_fn == "custom":
+        class Focal(nn.Module):
+            def forward(self, out, y):
+                p = F.softmax(out, 1).gather(1, y[:, None]).squeeze(1)
+                return (-(1 - p) ** 2 * p.log()).mean()
+
+        loss_fn = Focal()
+    x, y = blobs()
+    v = doctor.check(mlp(), x, y, loss_fn)["initial loss"]
+    assert v.status == "warn" and v.value.startswith("skipped: unknown loss")
+
+
+# -- check: no side effects ------------------------------------------------------------------------------------
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5))
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_check_has_no_side_effects_on_rng_grad_mode_params_and_optimizer():
+    x, y = blobs()
+    torch.manual_seed(3)
+    model = Net()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    F.cross_entropy(model(x), y).backward()
+    opt.step()  # optimizer state exists, running stats moved, grads are set
+    model.head.bias.grad = None  # one parameter without a gradient
+    model.train()
+    model.body[3].eval()  # mixed modes must come back exactly
+    grads = {n: (p.grad, None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = {n: m.training for n, m in model.named_modules()}
+    opt_state = {k: {n: t.clone() if torch.is_tensor(t) else t for n, t in v.items()}
+                 for k, v in opt.state_dict()["state"].items()}
+    rng, py, npy = torch.get_rng_state(), random.getstate(), np.random.get_state()
+
+    report = doctor.check(model, x, y, nn.CrossEntropyLoss(), optimizer=opt)
+
+    assert len(report) == 10
+    assert torch.equal(torch.get_rng_state(), rng) and random.getstate() == py
+    assert np.array_equal(np.random.get_state()[1], npy[1])
+    for n, p in model.named_parameters():
+        obj, value = grads[n]
+        assert p.grad is obj and (value is None or torch.equal(p.grad, value)), n
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert {n: m.training for n, m in model.named_modules()} == modes
+    after = opt.state_dict()["state"]
+    for k, v in opt_state.items():
+        for n, t in v.items():
+            assert torch.equal(after[k][n], t) if torch.is_tensor(t) else after[k][n] == t
+
+
+def test_check_restores_everything_when_a_check_raises():
+    class Breaks(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 3)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls > 3:
+                raise RuntimeError("boom")
+            return self.lin(x)
+
+    x, y = blobs()
+    model = Breaks().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    with pytest.raises(RuntimeError, match="boom"):
+        doctor.check(model, x, y, F.cross_entropy)
+    assert model.training and model.lin.weight.grad is None and torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_check_rejects_wrong_arguments_in_one_line():
+    x, y = blobs()
+    with pytest.raises(TypeError, match="not a torch.nn.Module"):
+        doctor.check(lambda t: t, x, y, F.cross_entropy)
+    with pytest.raises(ValueError, match="same number"):
+        doctor.check(mlp(), x, y[:5], F.cross_entropy)
+    with pytest.raises(TypeError, match="not callable"):
+        doctor.check(mlp(), x, y, "cross_entropy")
+
+
+# -- Report ----------------------------------------------------------------------------------------------------
+def test_report_renders_as_table_and_json_and_lists_failures():
+    x, y = blobs()
+    zero = mlp()
+    for p in zero.parameters():
+        nn.init.zeros_(p)
+    report = doctor.check(zero, x, y, F.cross_entropy)
+    assert "symmetry" in [v.check for v in report.failed] and report.status == "fail"
+    assert all(v.status == "warn" for v in report.warnings)
+    text = str(report)
+    assert "symmetry" in text and "initial loss" in text and "fail" in text
+    data = json.loads(report.to_json())
+    assert isinstance(data, list) and {"check", "status", "value", "expected", "advice", "phase"} <= set(data[0])
+    with pytest.raises(KeyError, match="no check named"):
+        report["nonsense"]
+
+
+# -- verdict fixes: gradient check --------------------------------------------------------------------------------
+def test_gradient_check_vanishing_gradients_are_not_a_wrong_backward():
+    x, y = blobs()
+    torch.manual_seed(0)
+    saturated = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+    with torch.no_grad():
+        saturated[0].weight.mul_(1e4)  # tanh'(~1e4) ~ 1e-8000: first-layer gradients vanish (autograd ~0, numeric 0)
+    v = pf.gradient_check(saturated, x, y)
+    assert v.status == "pass" and "below" in v.value and "check custom backward" not in v.advice
+    flat = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3), nn.Sigmoid())
+    with torch.no_grad():
+        flat[2].weight.mul_(1e4)  # a saturated sigmoid output: every gradient underflows
+
+    def onehot_mse(out, target):
+        return F.mse_loss(out, F.one_hot(target, 3).to(out.dtype))
+
+    v = pf.gradient_check(flat, x, y, onehot_mse, coords=3)
+    assert v.status == "warn" and v.value.startswith("vanishing gradients")
+
+
+class _WrongBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * x  # should be 2x
+
+
+def test_a_failing_relative_error_is_never_labelled_ok():
+    class Square(nn.Module):
+        def forward(self, x):
+            return _WrongBackward.apply(x)
+
+    x, y = blobs()
+    v = pf.gradient_check(nn.Sequential(nn.Linear(4, 8), Square(), nn.Linear(8, 3)), x, y)
+    assert v.status == "fail" and "(wrong" in v.value and "ok" not in v.value
+
+
+# -- verdict fixes: input-independent baseline --------------------------------------------------------------------
+def test_input_independent_baseline_tells_signal_from_memorization():
+    x, y = blobs()
+    assert pf.input_independent_baseline(mlp(), x, y).status == "pass"
+    shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))]
+    wide = nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 3))
+    v = pf.input_independent_baseline(wide, x, shuffled, steps=200)
+    assert v.status == "fail", v
+    real_train, zero_train = (float(t) for t in v.value.split("training loss: real ")[1].split(" vs zeroed "))
+    assert real_train < 0.9 * zero_train  # it memorized: the old training-loss comparison passed it
+    assert "memorization" in v.advice
+
+
+# -- verdict fixes: monitors on NaN, hooks, converged models ----------------------------------------------------------
+class Poison(nn.Module):
+    """Returns inf from the 15th forward on: a layer that overflows mid-training."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x * math.inf if self.calls >= 15 else x
+
+
+def _loop(model, opt, x, y, steps, w=None, loss_fn=F.cross_entropy):
+    for _ in range(steps):
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if w is not None:
+            w.step(loss)
+
+
+def test_watch_reports_non_finite_activations_as_a_verdict_and_removes_its_hooks():
+    x, y = blobs()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), Poison(), nn.Linear(16, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=5) as w:
+        _loop(model, opt, x, y, 30, w)
+    assert all(not m._forward_hooks for m in model.modules())
+    report = w.report()
+    bad = report["monitor: non-finite activations"]
+    assert bad.status == "fail" and "layer '3'" in bad.value and "at step 15" in bad.value
+    assert report["learning rate"].status == "fail"  # non-finite losses never pass
+
+
+def test_monitor_in_the_trainer_survives_nan_activations():
+    x, y = blobs()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), Poison(), nn.Linear(16, 3))
+    mon = Monitor(every=2)
+    Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=3, batch_size=32, callbacks=[mon],
+            device="cpu").fit((x, y))
+    assert any(v.check == "monitor: non-finite activations" and v.status == "fail" for v in mon.verdicts())
+
+
+def test_watch_removes_hooks_on_an_exception():
+    x, y = blobs()
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(KeyboardInterrupt), doctor.watch(model, opt, every=1) as w:
+        _loop(model, opt, x, y, 3, w)
+        model(x)  # mid-step: the hooks of the observed step are installed now
+        raise KeyboardInterrupt
+    assert all(not m._forward_hooks for m in model.modules())
+    with pytest.raises(RuntimeError, match="outside the with-block"):
+        w.step(1.0)
+
+
+def test_a_converged_model_is_not_told_to_raise_the_lr():
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    teacher = nn.Linear(4, 2)
+    with torch.no_grad():
+        y = teacher(x)
+    student = nn.Linear(4, 2)
+    student.load_state_dict(teacher.state_dict())  # loss exactly 0, gradient exactly 0
+    opt = torch.optim.SGD(student.parameters(), lr=0.1)
+    with doctor.watch(student, opt, every=5) as w:
+        _loop(student, opt, x, y, 20, w, F.mse_loss)
+    assert w.losses[-1] == 0.0
+    assert not [v for v in w.report() if "update/weight" in v.check]
+    slow = nn.Linear(4, 2)
+    opt = torch.optim.SGD(slow.parameters(), lr=1e-9)
+    with doctor.watch(slow, opt, every=5) as w:
+        _loop(slow, opt, x, y, 20, w, F.mse_loss)
+    v = w.report()["monitor: update/weight ratio"]
+    assert v.status == "warn" and "raise the learning rate" in v.advice
+
+
+def test_watch_report_has_monitors_lr_overfitting_and_bias_variance():
+    x, y = blobs()
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=10, batch_size=len(x)) as w:
+        for epoch in range(10):
+            _loop(model, opt, x, y, 10, w)
+            w.validate(1.0 + 0.1 * max(0, epoch - 3))  # val loss rises from epoch 4 while train falls
+    report = w.report(train_error=0.05, val_error=0.20)
+    assert report.phases[0] == "monitor" and report.phases[-1] == "post"
+    assert report["learning rate"].value.split(":")[0] in ("good", "too low", "high")
+    assert report["overfitting"].status == "warn" and "onset at epoch" in report["overfitting"].value
+    bv = report["bias/variance"]
+    assert "human-level error unknown" in bv.value and bv.value.startswith("high variance")
+    assert "human 1.0%" in w.report(train_error=0.05, val_error=0.06, human_error=0.01)["bias/variance"].value
+
+
+# -- the CLI and pipeline see every penalty --------------------------------------------------------------------------
+SPIRALS = ["data.name=spirals", "model.kind=mlp", "model.hidden=[32]"]
+
+
+@pytest.mark.parametrize("override", ["regularize.l2=100", "regularize.l1=10", "optim.weight_decay=100"])
+def test_preflight_sees_every_configured_penalty(override):
+    verdicts = {v.check: v for v in preflight(prepare(load_config(None, SPIRALS + [override])))}
+    v = verdicts["regularization vs data loss"]
+    assert v.status == "fail" and v.value != "reg/data = 0", v
+
+
+def test_preflight_sees_the_activity_penalty_and_leaves_no_hooks():
+    prep = prepare(load_config(None, SPIRALS + ["model.activation=sigmoid", "regularize.activity=10"]))
+    v = {v.check: v for v in preflight(prep)}["regularization vs data loss"]
+    assert v.status != "pass" and float(v.value.split("= ")[1]) > 1
+    assert all(not m._forward_hooks for m in prep.model.modules())
+
+
+def test_doctor_cli_uses_the_report(workdir, capsys):
+    args = ["doctor"] + [a for s in SPIRALS for a in ("--set", s)]
+    assert main([*args, "--set", "regularize.l2=100", "--json"]) == 1
+    out = capsys.readouterr().out
+    verdicts = json.loads(out[out.index("["):])
+    assert any(v["check"] == "regularization vs data loss" and v["status"] == "fail" for v in verdicts)
+    assert all(v["phase"] == "pre" for v in verdicts)
+
+
+# -- early stopping options -------------------------------------------------------------------------------------------
+def _stop_at(es, seq):
+    for t in range(1, len(seq) + 1):
+        if es.evaluate(seq[:t])[0]:
+            return t - 1
+    return None
+
+
+def test_early_stopping_keras_and_lightning_options():
+    assert _stop_at(EarlyStopping(patience=0), [3, 2, 2.5, 1]) == 2  # the first non-improvement stops
+    # baseline: improvements that do not beat it do not restart the counter (Keras)
+    assert _stop_at(EarlyStopping(patience=2, baseline=1.0), [3, 2, 2.5, 2.6]) == 2
+    assert _stop_at(EarlyStopping(patience=2, baseline=1.0), [3, 0.9, 0.95, 0.8, 0.85]) is None
+    reason = EarlyStopping(patience=2, baseline=1.0).evaluate([3, 2, 2.5, 2.6])[1]
+    assert "never beat the baseline 1" in reason
+    # start_from_epoch: earlier values are not monitored
+    assert _stop_at(EarlyStopping(patience=1), [1, 2, 3, 0.5]) == 1
+    assert _stop_at(EarlyStopping(patience=1, start_from_epoch=3), [1, 2, 3, 0.5, 0.6]) == 4
+    # check_finite: on by default; off, a NaN is a non-improving value
+    assert _stop_at(EarlyStopping(patience=5), [1, math.nan, 0.5]) == 1
+    assert _stop_at(EarlyStopping(patience=2, check_finite=False), [1, math.nan, 0.5, math.nan, math.nan]) == 4
+    with pytest.raises(ValueError, match="patience >= 0"):
+        EarlyStopping(patience=-1)
+
+
+def test_a_monitor_that_never_appears_is_an_error_naming_the_keys(workdir):
+    cfg = load_config(None, SPIRALS + ["train.epochs=3", "stop.criteria=['early_stopping']", "stop.monitor=val_loss",
+                                       "data.val_fraction=0", "doctor.preflight=false", "report.enabled=false"])
+    with pytest.raises(ConfigError, match="'val_loss'.*available: .*train_loss"):
+        fit(cfg, out="run", quiet=True)
+    cfg.stop.strict = False
+    assert fit(cfg, out="run2", quiet=True).summary["epochs"] == 3
+
+
+def test_readme_doctor_example_runs(workdir, capsys):
+    """The README's check + watch example (the ```py block of "The doctor") runs as written, in ~15 lines."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The doctor"):]
+    code = section[section.index("```py\n") + 6 : section.index("```", section.index("```py\n") + 6)]
+    assert "doctor.check(" in code and "doctor.watch(" in code and len(code.strip().splitlines()) <= 20
+    ns = {}
+    exec(code.replace("range(1000)", "range(200)"), ns)
+    assert ns["report"].failed == [] and ns["w"].report()["learning rate"].status != "fail"
+    assert "initial loss" in capsys.readouterr().out
