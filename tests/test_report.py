@@ -252,14 +252,16 @@ def test_on_a_terminal_fit_prints_its_first_line_before_importing_torch(workdir)
     import sys
 
     primary, secondary = pty.openpty()
-    code = ("import sys, trainwell.cli as c; sys.argv = ['trainwell', 'fit', '--set', 'data.name=nonesuch'];"
-            "c.main()")
+    code = ("import sys, trainwell.cli as c; sys.argv = ['trainwell', 'fit', '--set', 'nope=1'];"
+            "c.main(); print('torch loaded:', 'torch' in sys.modules, file=sys.stderr)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-c", code], stderr=secondary, stdout=subprocess.DEVNULL, env=env, timeout=120)
     os.close(secondary)
     text = os.read(primary, 4096).decode()
     os.close(primary)
-    assert text.splitlines()[0] == "trainwell fit: loading the config, data and model..."
+    lines = text.splitlines()
+    assert lines[0] == "trainwell fit: loading the config, data and model..."
+    assert "unknown config key 'nope'" in lines[1] and lines[-1] == "torch loaded: False"  # errors come first too
 
 
 def test_on_a_terminal_a_second_bar_counts_the_steps_of_each_epoch():

@@ -266,7 +266,6 @@ def cmd_fit(args) -> int:
         print("trainwell fit: loading the config, data and model...", file=sys.stderr, flush=True)  # in logs)
 
     from trainwell.config import load_config
-    from trainwell.pipeline import config_of_run, fit
 
     if args.resume:
         if args.config:
@@ -274,9 +273,13 @@ def cmd_fit(args) -> int:
         if args.out:
             raise TrainwellError("--resume continues RUN_DIR in place: drop --out (to branch off, copy the run "
                                  "directory first)")
+        from trainwell.pipeline import config_of_run
+
         cfg = config_of_run(args.resume, args.overrides)
     else:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, args.overrides)  # a config error is reported before torch is imported
+    from trainwell.pipeline import fit
+
     result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet, figures=args.figures)
     console = _console(stderr=args.json)
     console.print(_result_table(result.summary, result.run_dir))
