@@ -117,7 +117,9 @@
         scales: { x: { time: false }, y: { distr: 3, log: 10 } },
         series: [{}, { stroke: layer.color, fill: layer.color + "99", paths: bars, points: { show: false } }],
         axes: [{ label: layer.xlabel, values: (u, s) => s.map(FORMATS.num), size: 36 },
-               { label: "count (log)", values: (u, s) => s.map(FORMATS.count), size: 48 }],
+               { label: "count (log)", size: 48,
+                 // many decades in 170 px: label every other one so the labels do not overlap
+                 values: (u, s) => logLabels(s) }],
       };
       const u = new uPlot(opts, frameData(layer.frames[0]), box);
       charts.push([u, layer]);
@@ -133,6 +135,17 @@
     slider.addEventListener("input", () => show(+slider.value));
     show(h.frames.length - 1);
     root.dataset.rendered = "1";
+  }
+
+  // labels of a log axis: decades only, every other one when there are more than four
+  function logLabels(splits) {
+    const decades = splits.filter((v) => v > 0 && Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9);
+    const sparse = decades.length > 4;
+    return splits.map((v) => {
+      if (!(v > 0)) return "";
+      const e = Math.log10(v), k = Math.round(e);
+      return Math.abs(e - k) < 1e-9 && (!sparse || k % 2 === 0) ? FORMATS.count(v) : "";
+    });
   }
 
   function frameData(f) {
