@@ -134,7 +134,7 @@ class InitConfig:
 @dataclass
 class OptimConfig:
     name: Literal["sgd", "momentum", "rmsprop", "adam"] = "adam"
-    lr: float = 1e-2
+    lr: float | Literal["find"] = 1e-2  # "find": the LR range test picks it before training (trainwell lr-find)
     momentum: float = 0.9
     nesterov: bool = False
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -152,7 +152,8 @@ class OptimConfig:
     warmup_fraction: float = 0.25
 
     def validate(self) -> None:
-        _check_positive("optim.lr", self.lr)
+        if self.lr != "find":
+            _check_positive("optim.lr", self.lr)
         _check_positive("optim.weight_decay", self.weight_decay, allow_zero=True)
         _check_range("optim.momentum", self.momentum, 0.0, 1.0, hi_open=True)
         _check_range("optim.rmsprop_momentum", self.rmsprop_momentum, 0.0, 1.0, hi_open=True)
@@ -310,7 +311,15 @@ class DoctorConfig:
 
 @dataclass
 class ReportConfig:
-    enabled: bool = True
+    enabled: bool = True  # report.html, written at the start and rewritten every `every` epochs ...
+    every: int = 2
+    every_seconds: float = 10.0  # ... but at most once per this many seconds (a short run is not slowed down)
+    tensorboard: bool = False  # also write TensorBoard event files to <run dir>/tensorboard (trainwell[tensorboard])
+
+    def validate(self) -> None:
+        if self.every < 1:
+            raise ConfigError(f"report.every = {self.every} is not allowed: use an integer >= 1 (epochs)")
+        _check_positive("report.every_seconds", self.every_seconds, allow_zero=True)
 
 
 @dataclass

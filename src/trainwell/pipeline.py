@@ -30,7 +30,6 @@ from trainwell import optim
 from trainwell.config import Config, config_from_dict, read_toml, to_toml
 from trainwell.data import corrupt, load
 from trainwell.data.augment import build as build_augment
-from trainwell.data.preprocess import build as build_preprocessor
 from trainwell.data.splits import Splits
 from trainwell.doctor import diagnosis
 from trainwell.doctor.check import check as doctor_check
@@ -53,11 +52,12 @@ from trainwell.rundir import (
     check_training_checkpoint,
     load_checkpoint,
 )
-from trainwell.train import interrupt, stop_callback
+from trainwell.train import interrupt, loggers, stop_callback
 from trainwell.train import progress as progress_mod
 from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses, best_epoch
 from trainwell.train.constraints import MaxNorm, SDRUpdate
 from trainwell.train.interrupt import Interrupt
+from trainwell.train.live_report import LiveReport
 from trainwell.train.population import PopulationLearner, embed_state, narrow_state
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 from trainwell.viz import plots
@@ -96,7 +96,11 @@ def load_data(cfg: Config) -> tuple[Splits, object | None]:
                   label_noise=d.label_noise, random_labels=d.random_labels, random_pixels=d.random_pixels,
                   corrupt_seed=d.corrupt_seed, **d.options)
     p = cfg.preprocess
-    pre = build_preprocessor(p.kind, n_components=p.n_components, whiten=p.whiten, eps=p.eps)
+    pre = None
+    if p.kind != "none":  # scikit-learn (the preprocessors' base) is imported only when one is used
+        from trainwell.data.preprocess import build as build_preprocessor
+
+        pre = build_preprocessor(p.kind, n_components=p.n_components, whiten=p.whiten, eps=p.eps)
     if pre is not None:
         if not splits.train[0].is_floating_point():
             raise ConfigError(f"preprocess.kind = {p.kind!r} needs real-valued inputs; dataset {d.name!r} has tokens")
@@ -277,6 +281,12 @@ def _training_parts(prep: Prepared) -> _Parts:
         raise ConfigError(f"augment.kind = 'signal' needs (C, L) inputs, got {prep.splits.meta.input_shape}")
     if a.kind == "image" and len(prep.splits.meta.input_shape) != 3:
         raise ConfigError(f"augment.kind = 'image' needs (C, H, W) inputs, got {prep.splits.meta.input_shape}")
+    if cfg.report.tensorboard:
+        try:
+            loggers.require_tensorboard()
+        except ImportError:
+            raise ConfigError(f"report.tensorboard = true needs the tensorboard package: {loggers.INSTALL_HINT}, "
+                              f"or set report.tensorboard = false") from None
     return _Parts(opt, schedule, constraints, penalty, augment)
 
 
@@ -298,19 +308,36 @@ def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, 
         StepLosses(),
         *monitors,
         MetricsLogger(run.metrics),
+        loggers.CSVLogger(run.path / "metrics.csv"),
         Interrupt(),  # before the checkpoint: the stop it requests makes the checkpoint save this epoch
         _checkpoint(cfg, run),
+        *_report_callbacks(prep, run),
         *extra_callbacks,
     ]
     penalty = parts.penalty
+    bar = progress if progress is not None else progress_mod.auto(quiet)
+    if isinstance(bar, progress_mod.RichProgress):  # on a terminal: a bar over the steps of each epoch too
+        callbacks.append(progress_mod.StepProgress(bar, -(-len(prep.splits.train[0]) // cfg.train.batch_size)))
     return Trainer(prep.model, parts.optimizer, cfg.train.loss, epochs=cfg.train.epochs,
                    batch_size=cfg.train.batch_size, schedule=parts.schedule, callbacks=callbacks, device=prep.device,
-                   seed=cfg.train.seed, progress=progress if progress is not None else progress_mod.auto(quiet),
+                   seed=cfg.train.seed, progress=bar,
                    penalty=penalty if penalty.active else None, augment=parts.augment)
 
 
+def _report_callbacks(prep: Prepared, run: RunDir) -> list:
+    """The live report.html and, with report.tensorboard, TensorBoard event files (after the metrics and the
+    monitor, so each sees the epoch complete)."""
+    cfg, shape = prep.cfg, prep.splits.meta.input_shape
+    out = ([LiveReport(run.path, shape, every=cfg.report.every, every_seconds=cfg.report.every_seconds)]
+           if cfg.report.enabled else [])
+    if cfg.report.tensorboard:
+        out.append(loggers.TensorBoardLogger(run.path / "tensorboard", every=cfg.doctor.monitor_every,
+                                             input_shape=shape))
+    return out
+
+
 RESUME_KEYS = ("train.epochs", "train.checkpoint_every", "train.checkpoint_minutes", "train.threads", "train.device",
-               "report.enabled")
+               "report.enabled", "report.every", "report.every_seconds", "report.tensorboard")
 """Config keys ``--resume`` may change: how long to train, how often to save, where to run, whether to report.
 Anything else would make the resumed run a different run than the one its checkpoint belongs to."""
 
@@ -352,6 +379,11 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         figures: draw the figures (the first layer's weights) even when the report is off.
     """
     tic = time.perf_counter()
+    found_lr = None
+    if cfg.optim.lr == "find":  # the LR range test picks the rate; the run's config.toml records the number
+        from trainwell import lr_find
+
+        cfg, found_lr = lr_find.resolve(cfg, quiet)
     # config, data, model, optimizer, schedule and penalties are all built (so validated) before a folder is
     # touched: a bad config never costs a user an existing run
     claim = Claim.resume(resume) if resume is not None else None
@@ -388,7 +420,7 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
                 # the run had stopped (a criterion or guard fired): resuming it finishes it, it trains no further
                 trainer.epochs = ckpt["epoch"] + 1
         else:
-            _start_run(run, cfg, prep)
+            _start_run(run, cfg, prep, quiet)
         claim.started()
         fit_tic = time.perf_counter()
         with interrupt.handled() as signals:
@@ -408,17 +440,29 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
         summary = write_run(run, prep, state, stopper, best=checkpoint.best_epoch, losses=losses,
                             monitor=monitor.verdicts() if monitor is not None else [],
-                            wall=time.perf_counter() - tic, fit_s=fit_s, figures=figures)
+                            wall=time.perf_counter() - tic, fit_s=fit_s, figures=figures,
+                            extra={"lr_find": found_lr} if found_lr is not None else None)
+        for tb in (cb for cb in trainer.callbacks if isinstance(cb, loggers.TensorBoardLogger)):
+            tb.log_verdicts(summary["doctor"], state.step)
+            tb.close()
     return FitResult(summary=summary, run_dir=run.path, model=prep.model)
 
 
-def _start_run(run: RunDir, cfg: Config, prep: Prepared) -> None:
+def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> None:
     """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts."""
     run.create()
     atomic_write_text(run.config, to_toml(cfg))
     run.metrics.write_text("", encoding="utf-8")
     (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
-    pre = preflight(prep) if cfg.doctor.preflight else []
+    pre = []
+    if cfg.doctor.preflight:
+        progress_mod.note("running the doctor's pre-flight checks...", quiet)
+        tic = time.perf_counter()
+        pre = preflight(prep)
+        flagged = sum(v.status != "pass" for v in pre)
+        outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
+        progress_mod.note(f"pre-flight: {len(pre)} checks in {time.perf_counter() - tic:.1f} s, {outcome}; "
+                          f"training {cfg.train.epochs} epochs", quiet)
     atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
 
 
