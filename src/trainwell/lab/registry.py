@@ -19,6 +19,10 @@ MODULES = [
     "lottery_ticket",
     "double_descent",
     "grokking",
+    # part 2: stopping, preprocessing, initialization, normalization, optimization, debugging, CNNs
+    "deep_relu_init",
+    "init_symmetry",
+    "init_histograms",
 ]
 
 
