@@ -23,6 +23,13 @@ MODULES = [
     "deep_relu_init",
     "init_symmetry",
     "init_histograms",
+    "batchnorm",
+    "preprocessing",
+    "stopping_criteria",
+    "optimizers",
+    "lr_diagnosis",
+    "cnn_vs_mlp",
+    "filters_equivariance",
 ]
 
 
