@@ -30,6 +30,9 @@ MODULES = [
     "lr_diagnosis",
     "cnn_vs_mlp",
     "filters_equivariance",
+    "mixture_of_experts",
+    "neocognitron",
+    "pretraining",
 ]
 
 
