@@ -4,7 +4,7 @@
 Jacobs, Jordan, Nowlan & Hinton 1991, "Adaptive mixtures of local experts" (Neural Computation): softmax gate
 g(x) over experts o_i(x), error E = -ln sum_i g_i exp(-1/2 ||d - o_i||^2), posterior responsibility
 h_i = g_i exp(-1/2 ||d - o_i||^2) / sum_j (...). Here: d-dimensional Gaussian inputs, two regimes split by
-the sign of the first input, each with its own linear 4-class rule; a mixture of two linear experts
+the sign of the first input, each with its own two classes and its own linear rule; a mixture of two linear experts
 (:class:`trainwell.nn.layers.MixtureOfExperts`) against a single linear expert trained with the same error (a
 mixture of one). The pipeline builds MLPs and CNNs only, so both are trained by trainwell's one fit loop
 (:class:`trainwell.train.trainer.Trainer`) with the mixture's error as the loss: the model outputs, per class c,
@@ -51,12 +51,14 @@ def mixture_error(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def two_regimes(n: int, dim: int, classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Inputs N(0, I); regime = [x_0 > 0]; class = argmax of that regime's own random linear map of x_1..x_{d-1}."""
+    """Inputs N(0, I); regime r = [x_0 > 0]; each regime has its own classes (half of them) and its own rule: the
+    class is the argmax of that regime's random linear map of x_1..x_{d-1}, restricted to the regime's classes."""
     g = torch.Generator().manual_seed(seed)
-    rules = torch.randn(2, dim - 1, classes, generator=torch.Generator().manual_seed(1234))
+    half = classes // 2
+    rules = torch.randn(2, dim - 1, half, generator=torch.Generator().manual_seed(1234))
     x = torch.randn(n, dim, generator=g)
     regime = (x[:, 0] > 0).long()
-    y = torch.einsum("nd,ndc->nc", x[:, 1:], rules[regime]).argmax(dim=1)
+    y = torch.einsum("nd,ndc->nc", x[:, 1:], rules[regime]).argmax(dim=1) + half * regime
     return x, y, regime
 
 
@@ -64,6 +66,7 @@ def two_regimes(n: int, dim: int, classes: int, seed: int) -> tuple[torch.Tensor
 class Config:
     dim: int = 8
     classes: int = 4
+    experts: int = 2
     train: int = 3000
     test: int = 2000
     epochs: int = 60
@@ -72,7 +75,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(train=1500, test=1000, epochs=25)
+        return cls(train=2000, test=1000, epochs=40)
 
 
 def _fit(experts: int, cfg: Config, data) -> tuple[MixtureScores, list[dict]]:
@@ -90,21 +93,22 @@ def run(cfg: Config, workdir=None) -> dict:
     xte, yte, regime = two_regimes(cfg.test, cfg.dim, cfg.classes, cfg.seed + 10_000)
     data = ((xtr, ytr), (xte[: cfg.test // 2], yte[: cfg.test // 2]))
     out = {}
-    for name, experts in (("mixture", 2), ("one expert", 1)):
+    for name, experts in (("mixture", cfg.experts), ("one expert", 1)):
         model, history = _fit(experts, cfg, data)
         with torch.no_grad():
             outputs, gates = model.moe(xte)
             h = responsibilities(outputs, gates, torch.eye(cfg.classes)[yte])
             e = float(moe_loss(outputs, gates, torch.eye(cfg.classes)[yte]))
         winner = h.argmax(dim=1)
-        # how cleanly the experts split the regimes: the better of the two ways of matching experts to regimes
-        agree = float((winner == regime).float().mean())
+        # how cleanly the experts split the regimes: the share of cases whose winning expert wins mostly cases of
+        # their own regime (1 = every expert serves one regime)
+        purity = sum(max(int(((winner == i) & (regime == r)).sum()) for r in (0, 1)) for i in range(experts))
         out[name] = {"experts": experts, "params": sum(p.numel() for p in model.moe.parameters()),
                      "expert_params": cfg.dim * cfg.classes + cfg.classes,
                      "test_acc": base.accuracy(model, xte, yte), "test_error_E": e,
                      "confident": float((h.max(dim=1).values > 0.9).float().mean()),
                      "gate_confident": float((gates.max(dim=1).values > 0.9).float().mean()),
-                     "regime_split": max(agree, 1 - agree) if experts > 1 else None,
+                     "regime_split": purity / len(yte) if experts > 1 else None,
                      "curve": [[r["epoch"], r["train_loss"], r.get("val_acc")] for r in history],
                      "gate_by_x0": _gate_profile(model, cfg)}
     return {"models": out, "classes": cfg.classes, "dim": cfg.dim}

@@ -40,7 +40,8 @@ class Config:
     draws: int = 3
     dae_epochs: int = 30
     mask: float = 0.3
-    epochs: int = 150
+    epochs: int = 200
+    patience: int = 20
     lr: float = 0.001
     seed: int = 0
 
@@ -82,7 +83,8 @@ def run(cfg: Config, workdir=None) -> dict:
         seed = cfg.seed * 100 + d
         overrides = [*base.LAB_SETTINGS, "data.name=digits", f"data.val_fraction={1 - cfg.labelled_fraction}",
                      f"data.seed={seed}", "model.kind=mlp", f"model.hidden={cfg.hidden}", "optim.name=adam",
-                     f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}", "train.batch_size=100", f"train.seed={seed}"]
+                     f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}", "train.batch_size=100", f"train.seed={seed}",
+                     "stop.criteria=[\"early_stopping\"]", f"stop.patience={cfg.patience}", "stop.restore_best=true"]
         splits, _ = load_data(load_config(None, overrides))
         unlabelled = torch.cat([splits.train[0], splits.val[0]]).flatten(1)  # every training image, labels unused
         state = prepare(load_config(None, overrides)).model.state_dict()  # the scratch run's own init
