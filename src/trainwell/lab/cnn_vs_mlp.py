@@ -34,7 +34,7 @@ class Config:
     # fractions of each training split that are *held out*: 1 - value is the training-set size used
     holdout: dict[str, list[float]] = field(default_factory=lambda: {"mnist1d": [0.85, 0.5, 0.0],
                                                                      "digits": [0.9, 0.7, 0.0]})
-    epochs: dict[str, int] = field(default_factory=lambda: {"mnist1d": 15, "digits": 20})
+    epochs: dict[str, int] = field(default_factory=lambda: {"mnist1d": 10, "digits": 20})
     lr: float = 0.01
     permute_seed: int = 7
     seed: int = 0
