@@ -20,7 +20,8 @@ EXPERIMENTS = registry.experiments()
 
 # Quick-size verdicts that held on seeds 0-2 on the development machine (``lab run ... --quick --seeds 3``); the
 # others are computed and checked for shape only (their quick sizes are too small to decide the claim).
-STABLE_QUICK = {}
+STABLE_QUICK = {"init-symmetry-and-scale": "pass", "init-histograms": "pass", "filters-and-equivariance": "pass",
+                "neocognitron": "pass", "preprocessing": "pass", "optimizers": "pass"}
 
 
 def test_part2_is_registered_with_the_contract():
