@@ -89,6 +89,9 @@ def plot(result: dict) -> dict:
     for i, name in enumerate(names):
         ax.bar([j + 0.4 * i for j in range(layers)], [max(s, 1e-12) for s in tr[name]["spread"]], 0.4,
                label=f"{name} (train acc {tr[name]['train_acc']:.0%})")
+        for j, s in enumerate(tr[name]["spread"]):
+            if s == 0:
+                ax.text(j + 0.4 * i, 1e-12, "0: identical", ha="center", va="bottom", fontsize=7)
     ax.set(yscale="log", xticks=[j + 0.2 for j in range(layers)], xticklabels=[f"layer {j + 1}" for j in range(layers)],
            ylabel="max |W[i] - W[0]| after training", title="Symmetry between hidden units")
     ax.legend()
