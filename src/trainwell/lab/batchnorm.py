@@ -30,7 +30,7 @@ NAME = "batchnorm"
 CLAIM = "BatchNorm speeds training and rescues a bad init; training only BN's gamma/beta is far above chance and " \
         "above as many random parameters; dropout before BN shifts the variance and both fixes reduce the shift"
 PAPER = "Ioffe & Szegedy 2015; Frankle et al. 2021 (BN only); Li et al. 2019 (dropout-BN variance shift)"
-EXPECTED_S = {"quick": 8, "default": 40}
+EXPECTED_S = {"quick": 10, "default": 12}
 
 
 class TrainRandomSubset(Callback):

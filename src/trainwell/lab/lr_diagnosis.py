@@ -21,7 +21,7 @@ NAME = "lr-diagnosis"
 CLAIM = "The doctor labels loss curves from four learning rates as too high / high / good / too low, correctly " \
         "over seeds and two batch sizes"
 PAPER = "cs231n, Neural Networks Part 3 (babysitting the learning process: loss curves by learning rate)"
-EXPECTED_S = {"quick": 12, "default": 45}
+EXPECTED_S = {"quick": 5, "default": 13}
 LABELS = ("too high", "high", "good", "too low")
 CHECK = "learning rate (loss curve)"
 

@@ -25,7 +25,7 @@ NAME = "preprocessing"
 CLAIM = "Centering, normalization, PCA and whitening do what the cs231n figure shows; whitened covariance is ~ " \
         "identity; normalized and whitened inputs train faster with plain SGD than raw ones"
 PAPER = "cs231n, Neural Networks Part 2 (data preprocessing); LeCun et al. 1998, Efficient BackProp, sec. 4.3"
-EXPECTED_S = {"quick": 4, "default": 20}
+EXPECTED_S = {"quick": 5, "default": 5}
 TRAINING = {"raw": [], "center": ["preprocess.kind=center"], "standardize": ["preprocess.kind=standardize"],
             "pca-whiten": ["preprocess.kind=pca", "preprocess.whiten=true", "preprocess.n_components={k}"]}
 

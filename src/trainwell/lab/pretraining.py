@@ -33,7 +33,7 @@ NAME = "pretraining"
 CLAIM = "With few labels, denoising-autoencoder pretraining on unlabelled data gives higher test accuracy than " \
         "training the same net from scratch"
 PAPER = "Erhan et al. 2010, Why does unsupervised pre-training help deep learning? (JMLR); Vincent et al. 2008"
-EXPECTED_S = {"quick": 8, "default": 45}
+EXPECTED_S = {"quick": 3, "default": 11}
 
 
 @dataclass

@@ -30,7 +30,7 @@ NAME = "stopping-criteria"
 CLAIM = "The four stopping criteria stop the same run at different epochs; early stopping's restored model is " \
         "within 1 point of the best epoch's test accuracy"
 PAPER = "The lecture's 'When to stop training' slides; Prechelt 1998, Early stopping - but when?"
-EXPECTED_S = {"quick": 5, "default": 30}
+EXPECTED_S = {"quick": 2, "default": 4}
 
 
 class Snapshots(Callback):
