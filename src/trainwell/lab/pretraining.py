@@ -10,14 +10,17 @@ squared reconstruction error of the clean input) by trainwell's fit loop
 (:class:`trainwell.train.trainer.Trainer`: the targets it carries are row indices of the clean inputs, and the
 noise is its augmentation step). The supervised MLP is then trained by the pipeline twice from the same seed: from
 its own random init, and with its hidden layers replaced by the pretrained encoders (``fit(init_state=...)``).
-Both supervised runs stop early on the validation loss (patience 20) and keep their best epoch. Repeated over
+Both supervised runs stop early on the validation accuracy (patience 20; with 29 labels the validation loss
+rises within a few epochs while the accuracy still improves) and keep their best epoch. Repeated over
 several draws of the labelled subset. The effect is small at this scale, as in Erhan et al.'s shallow nets:
-calibrating (seeds 0-2, 29 labels) gave +0.8, +1.1 and +2.2 points; with 72 labels the sign was mixed (mean
-+0.4), so the claim is checked in the few-label regime, with a 1-point threshold on the mean gain.
+calibrating (29 labels, stopping on the validation loss) gave mean gains of +1.0, +1.7 and +1.8 points over five
+draws for seeds 0-2, with single draws from -0.8 to +4.7; with 72 labels the sign was mixed (mean +0.4). So the
+claim is checked in the few-label regime, over ten draws: the mean gain must exceed twice its standard error.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -33,7 +36,7 @@ NAME = "pretraining"
 CLAIM = "With few labels, denoising-autoencoder pretraining on unlabelled data gives higher test accuracy than " \
         "training the same net from scratch"
 PAPER = "Erhan et al. 2010, Why does unsupervised pre-training help deep learning? (JMLR); Vincent et al. 2008"
-EXPECTED_S = {"quick": 3, "default": 11}
+EXPECTED_S = {"quick": 3, "default": 30}
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Config:
     dataset: str = "digits"
     hidden: list[int] = field(default_factory=lambda: [128, 64])
     labelled_fraction: float = 0.02  # 29 of digits' 1438 training images (about 3 per class)
-    draws: int = 5
+    draws: int = 10
     dae_epochs: int = 30
     mask: float = 0.3
     epochs: int = 200
@@ -88,7 +91,8 @@ def run(cfg: Config, workdir=None) -> dict:
         overrides = [*base.LAB_SETTINGS, f"data.name={cfg.dataset}", f"data.val_fraction={1 - cfg.labelled_fraction}",
                      f"data.seed={seed}", "model.kind=mlp", f"model.hidden={cfg.hidden}", "optim.name=adam",
                      f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}", "train.batch_size=100", f"train.seed={seed}",
-                     "stop.criteria=[\"early_stopping\"]", f"stop.patience={cfg.patience}", "stop.restore_best=true"]
+                     "stop.criteria=[\"early_stopping\"]", "stop.monitor=val_acc", f"stop.patience={cfg.patience}",
+                     "stop.restore_best=true"]
         splits, _ = load_data(load_config(None, overrides))
         unlabelled = torch.cat([splits.train[0], splits.val[0]]).flatten(1)  # every training image, labels unused
         state = prepare(load_config(None, overrides)).model.state_dict()  # the scratch run's own init
@@ -137,5 +141,9 @@ def verdict(result: dict) -> dict:
     evidence = {f"draw {r['draw']}": {"scratch": round(r["scratch"]["test_acc"], 4),
                                       "pretrained": round(r["pretrained"]["test_acc"], 4)} for r in rows}
     evidence.update({"mean gain": round(mean, 4), "labelled": rows[0]["labelled"], "unlabelled": rows[0]["unlabelled"]})
-    return base.make_verdict(CLAIM, mean >= 0.01 and all(g > 0 for g in gains), evidence,
-                             "pretrained beats scratch on every labelled-subset draw, by >= 1 point on average")
+    sem = statistics.stdev(gains) / math.sqrt(len(gains)) if len(gains) > 1 else math.inf
+    evidence.update({"standard error of the mean gain": round(sem, 4) if math.isfinite(sem) else None,
+                     "draws won / lost": [sum(g > 0 for g in gains), sum(g < 0 for g in gains)]})
+    return base.make_verdict(CLAIM, mean > 0 and mean > 2 * sem, evidence,
+                             "the mean gain of pretrained over scratch (test accuracy, over labelled-subset draws) is "
+                             "positive and more than twice its standard error")
