@@ -19,6 +19,20 @@ MODULES = [
     "lottery_ticket",
     "double_descent",
     "grokking",
+    # part 2: stopping, preprocessing, initialization, normalization, optimization, debugging, CNNs
+    "deep_relu_init",
+    "init_symmetry",
+    "init_histograms",
+    "batchnorm",
+    "preprocessing",
+    "stopping_criteria",
+    "optimizers",
+    "lr_diagnosis",
+    "cnn_vs_mlp",
+    "filters_equivariance",
+    "mixture_of_experts",
+    "neocognitron",
+    "pretraining",
 ]
 
 
