@@ -47,6 +47,7 @@ def quick_results(tmp_path_factory):
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PART2)
 def test_experiment_runs_at_quick_size(name, quick_results):
     mod = EXPERIMENTS[name]

@@ -9,7 +9,7 @@ trained greedily, one hidden layer at a time (masking noise: a random fraction o
 squared reconstruction error of the clean input) by trainwell's fit loop
 (:class:`trainwell.train.trainer.Trainer`: the targets it carries are row indices of the clean inputs, and the
 noise is its augmentation step). The supervised MLP is then trained by the pipeline twice from the same seed: from
-its own random init, and with its hidden layers replaced by the pretrained encoders (``fit(init_state=...)``).
+its own random init, and with its hidden layers replaced by the pretrained encoders (``fit(setup=...)`` loads them).
 Both supervised runs stop early on the validation accuracy (patience 20; with 29 labels the validation loss
 rises within a few epochs while the accuracy still improves) and keep their best epoch. Repeated over
 several draws of the labelled subset. The effect is small at this scale, as in Erhan et al.'s shallow nets:
@@ -107,7 +107,8 @@ def run(cfg: Config, workdir=None) -> dict:
                 h = torch.relu(enc(h))
         runs = {}
         for name, init in (("scratch", None), ("pretrained", state)):
-            t = base.train(overrides[len(base.LAB_SETTINGS):], workdir, f"draw{d}-{name}", init_state=init)
+            t = base.train(overrides[len(base.LAB_SETTINGS):], workdir, f"draw{d}-{name}",
+                           setup=None if init is None else (lambda m, s=init: m.load_state_dict(s)))
             runs[name] = {"test_acc": t.final["test_acc"], "train_acc": t.final["train_acc"],
                           "curve": [h.get("val_acc") for h in t.history]}
         rows.append({"draw": d, "labelled": t.summary["sizes"]["train"], "unlabelled": len(unlabelled), **runs})

@@ -28,7 +28,7 @@ def init_mlp(input_shape: tuple[int, ...], hidden: list[int], classes: int, sche
     torch.manual_seed(seed)
     model = build_mlp(tuple(input_shape), list(hidden), classes, options=LayerOptions(activation=activation,
                                                                                         norm=norm))
-    initializers.apply(model, scheme, std=std, output_layer=output_layer,
+    initializers.apply(model, scheme, std=std, output_init=output_layer,
                        generator=torch.Generator().manual_seed(seed))
     return model
 
