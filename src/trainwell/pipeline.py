@@ -116,7 +116,7 @@ def load_data(cfg: Config) -> tuple[Splits, object | None]:
 
 
 # Training FLOPs per step (6 x multiply-adds per example x batch, x members) below which `train.threads = "auto"`
-# uses one thread. Evidence (issue 11, the 2-core CI machine): the default MNIST-1D CNN step (0.35 GFLOP) takes
+# uses one thread. Evidence (a 2-core x86_64 machine): the default MNIST-1D CNN step (0.35 GFLOP) takes
 # 3.67 ms at 1 thread and 3.77 ms at 2, and a 2-thread process collapses (2 epochs: 9-17 s vs 0.47 s) whenever
 # another process holds a core. Above it, torch's default (all cores) is kept: see benchmarks/RESULTS.md.
 THREADS_FLOP_THRESHOLD = 1e9
