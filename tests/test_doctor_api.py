@@ -217,7 +217,7 @@ def test_input_independent_baseline_tells_signal_from_memorization():
     shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))]
     wide = nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 3))
     v = pf.input_independent_baseline(wide, x, shuffled, steps=200)
-    assert v.status == "fail", v
+    assert v.status == "warn", v  # never a pass: on a few dozen held-out examples it reads like too little data
     train_part = v.value.split("training loss: real ")[1]
     real_train, zero_train = (float(t) for t in train_part.split(" vs input-independent "))
     assert real_train < 0.9 * zero_train  # it memorized: the old training-loss comparison passed it
