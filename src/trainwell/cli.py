@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainwell.errors import TrainwellError
+from trainwell.errors import DistributedError, TrainwellError
 from trainwell.train.interrupt import Interrupted
 
 EPILOG = """examples:
@@ -216,6 +216,8 @@ def cmd_fit(args) -> int:
     else:
         cfg = load_config(args.config, args.overrides)
     result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet, figures=args.figures)
+    if result.rank:  # under torchrun only rank 0 reports; every rank exits as rank 0 does
+        return 1 if result.summary["failed"] else 0
     console = Console(stderr=args.json)
     console.print(_result_table(result.summary, result.run_dir))
     console.print(_result_lines(result.summary, result.run_dir), highlight=False)
@@ -417,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"trainwell {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except DistributedError as exc:  # another process of a torchrun group failed: not a usage error
+        print(f"trainwell {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"trainwell {args.command}: interrupted", file=sys.stderr)
         return 130
