@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--force", action="store_true", help="replace --out if it is an earlier sweep")
     sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue the interrupted sweep in SWEEP_DIR")
     sw.add_argument("--json", action="store_true", help="print the results as JSON")
+    sw.add_argument("--backend", choices=["local", "ray"], default="local",
+                    help="where the members train: this process (default) or Ray tasks (pip install 'trainwell[ray]')")
+    sw.add_argument("--address", metavar="auto|HOST:PORT",
+                    help="with --backend ray: the Ray cluster to use (default: RAY_ADDRESS, else a local instance)")
 
     rep = sub.add_parser("report", help="(re)build report.html of a run directory")
     rep.add_argument("run_dir", help="a run directory written by trainwell fit")
@@ -345,29 +349,32 @@ def cmd_sweep(args) -> int:
 
     try:
         if args.resume:
-            result = resume_sweep(args.resume, quiet=args.json)
+            result = resume_sweep(args.resume, quiet=args.json, backend=args.backend, address=args.address)
         else:
             cfg = load_config(args.config, args.overrides)
             result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
-                           quiet=args.json, force=args.force)
+                           quiet=args.json, force=args.force, backend=args.backend, address=args.address)
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
+    failed = sum("error" in r for r in result.rows)  # members whose task failed (Ray backend, after a retry)
     if args.json:
         import json
 
         print(json.dumps(result.rows, indent=2))
-        return 0
+        return 1 if failed else 0
     table = Table(title=f"sweep: {len(result.rows)} members, {result.mode}, {result.wall_s:.1f} s")
-    keys = [k for k in result.rows[0] if k not in ("history",)]
+    keys = list(dict.fromkeys(k for r in result.rows for k in r if k != "history"))
     for k in keys:
         table.add_column(k, justify="right", overflow="fold")
     for r in result.rows:
-        table.add_row(*[f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
+        table.add_row(*[f"{r.get(k):.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys])
     Console().print(table)
     for check in result.skipped:
         print(f"skipped (population): {check}")
     print(f"results: {result.out}/results.csv")
-    return 0
+    if failed:
+        print(f"{failed} member{'s' if failed > 1 else ''} failed (see the error column)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_report(args) -> int:

@@ -651,10 +651,10 @@ class PopulationResult:
 
 
 def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool = False, quiet: bool = True,
-                   progress=None, callbacks=()) -> PopulationResult:
+                   progress=None, callbacks=(), member_dirs: Sequence[str | Path] | None = None) -> PopulationResult:
     """Train ``configs`` as one vmapped population with the one fit loop; member m's run directory is
-    ``out/member-m``, written exactly as :func:`fit` writes a run (same summary keys), and the population's
-    checkpoint is ``out/checkpoints/last.pt`` (``resume=True`` continues from it).
+    ``out/member-m`` (or ``member_dirs[m]``), written exactly as :func:`fit` writes a run (same summary keys), and
+    the population's checkpoint is ``out/checkpoints/last.pt`` (``resume=True`` continues from it).
 
     Raises:
         ConfigError: the configs cannot train as one population (the reason: see :func:`population_blocker`).
@@ -697,7 +697,10 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
                                 loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
                                 epochs=base.train.epochs, steps_per_epoch=spe, device=device)
     skipped = ["monitor: forward hooks cannot run on a vmapped population"] if base.doctor.monitor_every else []
-    runs = [RunDir(out / f"member-{m}") for m in range(size)]
+    runs = [RunDir(Path(d)) for d in member_dirs] if member_dirs is not None else \
+        [RunDir(out / f"member-{m}") for m in range(size)]
+    if len(runs) != size:
+        raise ValueError(f"member_dirs: {len(runs)} directories for {size} members")
     member_callbacks = [[_stopper(c, classes), MetricsLogger(run.metrics)]
                         for c, run in zip(configs, runs, strict=True)]
     step_losses = StepLosses()
