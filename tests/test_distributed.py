@@ -214,3 +214,78 @@ def test_bf16_on_cpu_trains_resumes_exactly_and_fp16_needs_cuda(tmp_path):
     with pytest.raises(ConfigError, match="sync_bn = true needs BatchNorm"):
         fit(load_config(str(ROOT / "configs" / "spirals-mlp.toml"), [*SETTINGS, "train.sync_bn=true"]),
             out=tmp_path / "syncbn", quiet=True)
+
+
+# -- sweeps on Ray ---------------------------------------------------------------------------------------------
+def _local_sweep(tmp_path: Path, settings: list[str], seeds: int = 4, grid: dict | None = None, **kwargs):
+    from trainwell.sweep import sweep
+
+    cfg = load_config(str(ROOT / "configs" / "spirals-mlp.toml"), settings)
+    return sweep(cfg, grid or {}, seeds=seeds, out=tmp_path / f"sweep-{kwargs.get('backend', 'local')}", **kwargs)
+
+
+def _assert_same_members(rows_a: list[dict], rows_b: list[dict], dir_a: Path, dir_b: Path) -> None:
+    assert len(rows_a) == len(rows_b)
+    for m, (a, b) in enumerate(zip(rows_a, rows_b, strict=True)):
+        assert a.keys() - {"history"} == b.keys() - {"history"}, m
+        for key, value in a.items():
+            if isinstance(value, float):
+                assert b[key] == pytest.approx(value, abs=1e-5), (m, key)
+            elif key != "history":
+                assert b[key] == value, (m, key)
+        _assert_same_weights(_weights(dir_a / f"member-{m}"), _weights(dir_b / f"member-{m}"))
+
+
+def test_without_ray_the_backend_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    from trainwell.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    code = main(["sweep", "--set", "data.name=xor", "--set", "model.kind=mlp", "--seeds", "2", "--backend", "ray",
+                 "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "pip install 'trainwell[ray]'" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_readme_ray_sweep_equals_the_local_sweep(tmp_path):
+    pytest.importorskip("ray")
+    work = _workdir(tmp_path)
+    done = _run(RAY_SWEEP, work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout)
+    summary = json.loads((work / "runs" / "ray-sweep" / "summary.json").read_text())
+    assert summary["backend"] == "ray" and summary["mode"].startswith("ray (") and summary["failed_members"] == []
+    local = _local_sweep(tmp_path, ["train.epochs=2", "model.hidden=[16]"])
+    _assert_same_members(local.rows, rows, local.out, work / "runs" / "ray-sweep")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_sweep_on_two_cpus_equals_local_member_by_member(local_ray, tmp_path):
+    settings = ["train.epochs=2", "model.hidden=[16]"]
+    local = _local_sweep(tmp_path, settings)
+    remote = _local_sweep(tmp_path, settings, backend="ray")
+    assert local.mode == "population" and remote.mode == "ray (2 tasks, populations)"
+    _assert_same_members(local.rows, remote.rows, local.out, remote.out)
+    assert local_ray.is_initialized()  # the caller's Ray instance is used and left running
+
+
+def test_ray_sequential_sweep_retries_then_reports_a_failed_member(local_ray, tmp_path):
+    settings = ["train.epochs=2", "model.hidden=[16]", "data.root=" + str(tmp_path / "nothing-here")]
+    grid = {"data.name": ["spirals", "mnist"]}  # mnist needs its files under data.root: that member fails
+    local = _local_sweep(tmp_path, settings, seeds=1, grid={"data.name": ["spirals"]})
+    remote = _local_sweep(tmp_path, settings, seeds=1, grid=grid, backend="ray")
+    assert remote.mode.startswith("ray (2 tasks, one member each")
+    good, bad = remote.rows
+    assert not good["failed"] and "error" not in good
+    assert good["val_acc"] == pytest.approx(local.rows[0]["val_acc"], abs=1e-6)
+    assert bad["failed"] and "DataError" in bad["error"] and "after 2 attempts" in bad["error"]
+    summary = json.loads((remote.out / "summary.json").read_text())
+    assert summary["failed_members"] == [1]
+    assert "mnist" in (remote.out / "results.csv").read_text()
