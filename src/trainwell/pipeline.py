@@ -576,6 +576,7 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> d
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "device": str(prep.device),
+        **_distributed_keys(cfg, None),  # a torchrun fit overrides them
         "seed": cfg.train.seed,
         "sizes": splits.sizes(),
         "human_error": splits.meta.human_error,

@@ -111,10 +111,11 @@ def setup(device: str = "auto", timeout_minutes: float = 5.0) -> Context | None:
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if device == "cuda" and local >= gpus:
-        raise TrainwellError(f"train.device = 'cuda': local rank {local} has no GPU ({gpus} visible); start at most "
-                             f"{gpus} processes per node (--nproc_per_node) or use train.device = 'cpu'")
-    use_cuda = device == "cuda" or (device == "auto" and local < gpus)
+    if device != "cpu" and 0 < gpus <= local or (device == "cuda" and gpus == 0):
+        # every process must use the same backend: on a node with GPUs, "auto" means one GPU per process
+        raise TrainwellError(f"train.device = {device!r}: local rank {local} has no GPU of its own ({gpus} visible); "
+                             f"start at most {gpus} processes per node (--nproc_per_node) or use train.device = 'cpu'")
+    use_cuda = device != "cpu" and gpus > 0
     if use_cuda:
         torch.cuda.set_device(local)
         dev, backend = torch.device("cuda", local), "nccl"
