@@ -50,15 +50,15 @@ def ddp(work: Path, config: str, settings: list[str]) -> list[str]:
     rows = []
     walls = {}
     for name, launcher in (("1 process", "python"), ("2 gloo processes", "torchrun --nproc_per_node=2")):
-        out = work / name.replace(" ", "-")
+        out = work / f"{Path(config).stem}-{name.replace(' ', '-')}"
         command = f"{launcher} -m trainwell fit {config} {sets} --out {out} --quiet"
         walls[name] = (_run(command, work), json.loads((out / "summary.json").read_text()), out, command)
     one = walls["1 process"]
     for wall, summary, out, command in walls.values():
         diff = _max_diff(_weights(out), _weights(one[2]))
         metric = max(abs((summary["final"][k] or 0) - (one[1]["final"][k] or 0)) for k in one[1]["final"])
-        rows.append(f"| `{command.replace(str(work) + '/', '')}` | {wall:.1f} | {summary['fit_s']:.2f} | "
-                    f"{diff:.1e} | {metric:.1e} |")
+        shown = command.replace(str(work) + "/", "").replace(str(ROOT) + "/", "")
+        rows.append(f"| `{shown}` | {wall:.1f} | {summary['fit_s']:.2f} | {diff:.1e} | {metric:.1e} |")
     return rows
 
 
