@@ -95,7 +95,8 @@ def run(combos: list[tuple[dict, Config]], out: Path, *, population: bool, addre
     if not ray.is_initialized():
         kwargs = {"address": address} if address else {}
         if not address and not os.environ.get("RAY_ADDRESS"):
-            kwargs.update(include_dashboard=False)
+            # a fresh instance for this sweep, not whatever cluster this machine ran last (Ray's default)
+            kwargs.update(address="local", include_dashboard=False)
         kwargs.update(logging_level="ERROR", log_to_driver=not quiet)
         try:
             ray.init(**kwargs)
