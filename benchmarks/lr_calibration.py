@@ -6,32 +6,14 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+import sys
+from pathlib import Path
 
-from trainwell import init
 from trainwell.data import load
 from trainwell.doctor.diagnosis import learning_rate_diagnosis
 
-
-def curve(x, y, lr: float, batch_size: int, seed: int, epochs: int, dead: bool = False) -> list[float]:
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
-    init.apply(model, "he_normal", generator=torch.Generator().manual_seed(seed))
-    if dead:
-        with torch.no_grad():
-            model[0].bias.fill_(-100.0)
-    opt, g, losses = torch.optim.SGD(model.parameters(), lr), torch.Generator().manual_seed(seed), []
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), batch_size):
-            loss = F.cross_entropy(model(x[perm[i : i + batch_size]]), y[perm[i : i + batch_size]])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-    return losses
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for the tests' fixtures
+from tests.doctor_fixtures import sgd_curve as curve  # noqa: E402  (the regression tests read the same curves)
 
 
 def main() -> None:

@@ -140,7 +140,7 @@ FILE_CASES = [
     (lambda t: (t / "out").mkdir() or (t / "out" / "f").write_text("x"), ["fit", "--out", "out", *SPIRALS],
      "already exists and is not empty"),
     (other_architecture_run, ["fit", "--resume", "arch"], "does not match this run's model"),
-    (lambda t: None, ["report", "nowhere"], "no summary.json"),
+    (lambda t: None, ["report", "nowhere"], "nowhere: does not exist"),
     (lambda t: None, ["summary", "--input-shape", "3,x"], "--input-shape '3,x' is not allowed"),
     (lambda t: None, ["fit", "x.toml", "--resume", "r"], "drop the CONFIG argument"),
     (lambda t: None, ["summary", "--input-shape", "100000,100000,100000"], "per example as float32"),

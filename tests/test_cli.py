@@ -66,7 +66,7 @@ def test_out_that_exists_needs_force(workdir, capsys):
         (["fit", "--set", "model.blocks=[{type='conv', channels=4, kernel=5, stride=2}]", "--set",
           "model.geometry=strict"], "is not an integer"),
         (["fit", "--resume", "no-such-run"], "--resume needs a trainwell run directory"),
-        (["report", "no-such-run"], "no summary.json"),
+        (["report", "no-such-run"], "no-such-run: does not exist"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(workdir, capsys, args, fragment):

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests import doctor_fixtures
+from tests.doctor_fixtures import WrongBackward
 from trainwell import init
 from trainwell.cli import main
 from trainwell.config import load_config
@@ -37,21 +39,9 @@ def test_a_healthy_model_passes_every_check(spirals):
     assert worst(verdicts) in ("pass", "warn")
 
 
-class _WrongBackward(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x * x
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * x  # should be 2x
-
-
 class Square(nn.Module):
     def forward(self, x):
-        return _WrongBackward.apply(x)
+        return WrongBackward.apply(x)
 
 
 def test_gradient_check_catches_a_wrong_backward(spirals):
@@ -229,22 +219,7 @@ def test_lr_diagnosis_noisy_slow_curves_are_not_too_high():
 def sgd_curve(lr, batch_size, seed, epochs=40, dead=False):
     """Per-step losses of plain SGD on spirals with a user-written loop (no trainwell trainer)."""
     x, y = load("spirals", n_per_class=100).train
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
-    init.apply(model, "he_normal", generator=torch.Generator().manual_seed(seed))
-    if dead:
-        with torch.no_grad():
-            model[0].bias.fill_(-100.0)
-    opt, g, losses = torch.optim.SGD(model.parameters(), lr), torch.Generator().manual_seed(seed), []
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), batch_size):
-            loss = F.cross_entropy(model(x[perm[i : i + batch_size]]), y[perm[i : i + batch_size]])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-    return losses
+    return doctor_fixtures.sgd_curve(x, y, lr, batch_size, seed, epochs, dead)
 
 
 # Non-chaotic regimes only: the verdict must not depend on the CPU's rounding (a lr = 3.0 run is chaotic and

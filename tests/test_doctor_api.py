@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.doctor_fixtures import WrongBackward
 from trainwell import doctor
 from trainwell.cli import main
 from trainwell.config import load_config
@@ -199,22 +200,10 @@ def test_gradient_check_vanishing_gradients_are_not_a_wrong_backward():
     assert v.status == "warn" and v.value.startswith("vanishing gradients")
 
 
-class _WrongBackward(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x * x
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * x  # should be 2x
-
-
 def test_a_failing_relative_error_is_never_labelled_ok():
     class Square(nn.Module):
         def forward(self, x):
-            return _WrongBackward.apply(x)
+            return WrongBackward.apply(x)
 
     x, y = blobs()
     v = pf.gradient_check(nn.Sequential(nn.Linear(4, 8), Square(), nn.Linear(8, 3)), x, y)
@@ -229,7 +218,8 @@ def test_input_independent_baseline_tells_signal_from_memorization():
     wide = nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 3))
     v = pf.input_independent_baseline(wide, x, shuffled, steps=200)
     assert v.status == "fail", v
-    real_train, zero_train = (float(t) for t in v.value.split("training loss: real ")[1].split(" vs zeroed "))
+    train_part = v.value.split("training loss: real ")[1]
+    real_train, zero_train = (float(t) for t in train_part.split(" vs input-independent "))
     assert real_train < 0.9 * zero_train  # it memorized: the old training-loss comparison passed it
     assert "memorization" in v.advice
 
@@ -405,3 +395,19 @@ def test_readme_doctor_example_runs(workdir, capsys):
     exec(code.replace("range(1000)", "range(200)"), ns)
     assert ns["report"].failed == [] and ns["w"].report()["learning rate"].status != "fail"
     assert "initial loss" in capsys.readouterr().out
+
+
+def test_input_independent_baseline_is_the_best_constant_output():
+    from trainwell.doctor.preflight import _best_constant
+
+    y = torch.tensor([0, 0, 0, 1, 2, 2])
+    const = _best_constant(nn.Linear(4, 3), torch.randn(6, 4), y, F.cross_entropy)
+    prior = torch.tensor([3, 1, 2]) / 6
+    assert torch.allclose(torch.softmax(const, 0), prior, atol=1e-4)  # cross-entropy's best constant: log prior
+
+
+def test_input_independent_baseline_passes_a_model_that_overfits_its_subset():
+    # an overconfident model's final held-out loss can exceed the prior's; its best one does not
+    x, y = blobs()
+    wide = nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 3))
+    assert pf.input_independent_baseline(wide, x, y, steps=300, lr=3e-2).status == "pass"

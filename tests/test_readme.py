@@ -25,13 +25,14 @@ def test_library_example_runs(workdir, index, capsys):
         assert min(namespace["val_losses"]) < 0.3  # 0.07 measured; ln 10 = 2.3 at chance
 
 
-def test_ci_runs_the_readme_test_commands_verbatim_fast_then_slow():
+def test_ci_runs_the_readme_test_commands_verbatim_fast_then_slow_then_browser():
     commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)
-    assert len(commands) == 3 and "trainwell fit" in commands[0]
-    fast, slow = commands[1], commands[2]
-    assert fast.endswith('pytest -m "not slow"') and slow.endswith("pytest -m slow")
+    assert len(commands) == 4 and "trainwell fit" in commands[0]
+    fast, slow, browser = commands[1], commands[2], commands[3]
+    assert fast.endswith('pytest -m "not slow"') and slow.endswith('pytest -m "slow and not browser"')
+    assert browser.endswith("pytest -m browser")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    assert fast in ci and slow in ci and ci.index(fast) < ci.index(slow)
+    assert fast in ci and slow in ci and browser in ci and ci.index(fast) < ci.index(slow) < ci.index(browser)
 
 
 @pytest.mark.parametrize(("code", "expected"), [(0, 0), (1, 1), (5, 1)])
@@ -47,7 +48,16 @@ def test_ci_treats_no_tests_collected_as_a_failure(code, expected):
         assert "no tests collected" in done.stderr
 
 
-def test_the_slow_marker_is_registered_and_markers_are_strict():
+def test_the_slow_and_browser_markers_are_registered_and_markers_are_strict():
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(r'^markers = \[\n\s+"slow: ', pyproject, re.M) and "--strict-markers" in pyproject
+    assert re.search(r'^\s+"browser: ', pyproject, re.M)
+
+
+def test_browser_tests_are_also_slow_so_the_fast_set_leaves_them_out():
+    import ast
+
+    tree = ast.parse((ROOT / "tests" / "test_report_browser.py").read_text(encoding="utf-8"))
+    marks = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "pytestmark")
+    assert {m.attr for m in marks.value.elts} == {"slow", "browser"}
 

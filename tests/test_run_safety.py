@@ -245,3 +245,19 @@ def test_a_signal_saves_the_epoch_and_resume_equals_the_uninterrupted_run(workdi
     a = load_checkpoint(workdir / "ref" / "checkpoints" / "last.pt")["model"]
     b = load_checkpoint(workdir / "victim" / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_grid_key_the_model_does_not_use_is_an_error(workdir, capsys):
+    assert main(["sweep", *TINY, "--set", "model.kind=mlp", "--grid", "model.skip_io=false,true", "--json"]) == 0
+    capsys.readouterr()
+    before = sorted((workdir / "runs").iterdir())
+    code = main(["sweep", "--set", "train.epochs=1", "--grid", "model.hidden=[8],[16]", "--json"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--grid model.hidden changes nothing for model.kind = 'cnn'" in err
+    assert sorted((workdir / "runs").iterdir()) == before  # refused before any folder was made
+
+
+def test_the_sweep_says_how_it_will_train_before_it_does(workdir, capsys):
+    assert main(["sweep", *TINY, "--grid", "optim.name=sgd,rmsprop"]) == 0
+    first = capsys.readouterr().err.strip().splitlines()[0]
+    assert first.startswith("sweep: 2 members, trained one after another (") and "optim.name" in first

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from trainwell.errors import DistributedError, TrainwellError
-from trainwell.train.interrupt import Interrupted
 
 EPILOG = """examples:
   trainwell fit                                   train the default MNIST-1D CNN
@@ -20,6 +19,9 @@ EPILOG = """examples:
   trainwell report runs/run-1a2b3c4d              rebuild report.html
   trainwell doctor --set init.scheme=zeros        pre-flight checks (exit 1 on a fail)
   trainwell summary configs/digits-cnn.toml        per-layer shapes, params, receptive fields
+  trainwell lr-find                               LR range test: plot and a suggested learning rate
+  trainwell lab list                              the lecture's claims as experiments
+  trainwell lab run --all --quick                 run them all (seconds each) and write runs/lab/index.html
 """
 
 
@@ -28,6 +30,17 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+
+
+def _console(stderr: bool = False):
+    """A rich console; when the stream is not a terminal (a pipe, a file, CI logs) it is as wide as the content:
+    tables are printed whole, no number is cut or folded, and each plain line stays one line."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=10_000, soft_wrap=True, color_system=None)
 
 
 def _positive_int(text: str) -> int:
@@ -48,6 +61,16 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use a number in [0, 1)")
     return value
+
+
+def _check_overrides(args) -> None:
+    """``--set key value`` (a space) leaves ``value`` as the CONFIG argument: say to write ``key=value``."""
+    for item in getattr(args, "overrides", None) or []:
+        if "=" not in item:
+            config = getattr(args, "config", None)
+            value = config if config is not None and not str(config).endswith(".toml") else "VALUE"
+            raise TrainwellError(f"--set {item} {value if value != 'VALUE' else ''}".rstrip()
+                                 + f": use key=value with no space: --set {item}={value}")
 
 
 MAX_MESSAGE = 400  # an error is one line; a huge value in it is cut
@@ -130,8 +153,24 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--address", metavar="auto|HOST:PORT",
                     help="with --backend ray: the Ray cluster to use (default: RAY_ADDRESS, else a local instance)")
 
-    rep = sub.add_parser("report", help="(re)build report.html of a run directory")
-    rep.add_argument("run_dir", help="a run directory written by trainwell fit")
+    lrf = sub.add_parser("lr-find", help="learning-rate range test (Smith 2017): sweep the rate exponentially, "
+                                          "plot the loss, suggest a rate",
+                         description="Train the config's model for --steps steps while the learning rate grows "
+                                     "exponentially from --start to --end (Smith 2017), stop when the loss explodes, "
+                                     "and suggest a tenth of the rate at the loss's minimum, checked by the doctor's "
+                                     "reading of a short run at that rate. Nothing is changed; use the rate with "
+                                     "--set optim.lr=..., or let fit do this with optim.lr = \"find\".")
+    _config_args(lrf)
+    lrf.add_argument("--steps", type=_positive_int, default=100, help="steps of the sweep (default 100)")
+    lrf.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
+    lrf.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
+    lrf.add_argument("--out", default="lr_find.png", help="plot to write (default: lr_find.png)")
+    lrf.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    rep = sub.add_parser("report", help="(re)build report.html of a fit, sweep or prune directory",
+                         description="Rebuild report.html from the files of a run directory written by trainwell "
+                                     "fit (finished, running or interrupted), sweep or prune.")
+    rep.add_argument("run_dir", help="a directory written by trainwell fit, sweep or prune")
 
     summ = sub.add_parser("summary", help="per-layer table: output shape, params with/without sharing, receptive "
                                          "field, mult-adds",
@@ -149,7 +188,28 @@ def build_parser() -> argparse.ArgumentParser:
     filt.add_argument("--out", default="filters.png", help="PNG to write (default: filters.png)")
 
     sub.add_parser("datasets", help="list the datasets trainwell can load")
+    _lab_parser(sub)
     return parser
+
+
+def _lab_parser(sub) -> None:
+    lab = sub.add_parser("lab", help="the lecture's claims as experiments with verdicts (list | run)",
+                         description="Each lab experiment trains small models through the pipeline, draws figures "
+                                     "and states a verdict computed from the numbers: pass, fail or inconclusive "
+                                     "(unstable when seeds disagree, error when it crashed).")
+    lsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
+    ls = lsub.add_parser("list", help="name, claim, sizes and expected time of every experiment")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
+    run = lsub.add_parser("run", help="run experiments and write a results tree with index.html")
+    run.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (see trainwell lab list)")
+    run.add_argument("--all", action="store_true", help="run every experiment")
+    run.add_argument("--quick", action="store_true", help="the quick size (seconds each)")
+    run.add_argument("--seeds", type=int, default=1, help="run each experiment with N seeds; a verdict that flips "
+                                                          "between seeds is 'unstable'")
+    run.add_argument("--seed", type=int, help="first seed (default: each experiment's own, 0)")
+    run.add_argument("--out", default="runs/lab", help="results folder (default: runs/lab)")
+    run.add_argument("--resume", action="store_true", help="keep experiments already finished in --out")
+    run.add_argument("--json", action="store_true", help="print the summaries as JSON")
 
 
 def _result_table(summary: dict, run_dir) -> object:
@@ -168,8 +228,10 @@ def _result_table(summary: dict, run_dir) -> object:
 
 
 def _result_lines(summary: dict, run_dir) -> str:
-    return (f"{summary['epochs']} epochs, {summary['steps']} steps, {summary['wall_s']:.1f} s wall\n"
-            f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: {summary['best_epoch']})\n"
+    best = summary["best_epoch"]
+    return (f"{summary['epochs']} epochs, {summary['steps']:,} steps, {summary['wall_s']:.1f} s wall\n"
+            f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: "
+            f"{'-' if best is None else best + 1})\n"
             f"run dir: {run_dir}  (report: {run_dir}/report.html)")
 
 
@@ -188,7 +250,6 @@ def _verdict_table(verdicts: list[dict], title: str):
 
 
 def cmd_doctor(args) -> int:
-    from rich.console import Console
 
     from trainwell.config import load_config
     from trainwell.doctor import Report
@@ -200,15 +261,15 @@ def cmd_doctor(args) -> int:
     if args.json:
         print(report.to_json())
     else:
-        Console().print(report.table())
+        _console().print(report.table())
     return 1 if report.failed else 0
 
 
 def cmd_fit(args) -> int:
-    from rich.console import Console
+    if not args.quiet and sys.stderr.isatty():  # within a second, before torch is imported (errors stay one line
+        print("trainwell fit: loading the config, data and model...", file=sys.stderr, flush=True)  # in logs)
 
     from trainwell.config import load_config
-    from trainwell.pipeline import config_of_run, fit
 
     if args.resume:
         if args.config:
@@ -216,13 +277,17 @@ def cmd_fit(args) -> int:
         if args.out:
             raise TrainwellError("--resume continues RUN_DIR in place: drop --out (to branch off, copy the run "
                                  "directory first)")
+        from trainwell.pipeline import config_of_run
+
         cfg = config_of_run(args.resume, args.overrides)
     else:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, args.overrides)  # a config error is reported before torch is imported
+    from trainwell.pipeline import fit
+
     result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet, figures=args.figures)
     if result.rank:  # under torchrun only rank 0 reports; every rank exits as rank 0 does
         return 1 if result.summary["failed"] else 0
-    console = Console(stderr=args.json)
+    console = _console(stderr=args.json)
     console.print(_result_table(result.summary, result.run_dir))
     console.print(_result_lines(result.summary, result.run_dir), highlight=False)
     flagged = [v for v in result.summary["doctor"] if v["status"] != "pass"]
@@ -252,7 +317,6 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 
 def cmd_summary(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from trainwell.cnn.summary import summarize, totals
@@ -288,7 +352,7 @@ def cmd_summary(args) -> int:
                       f"{r.params_unshared:,}", "x".join(map(str, r.receptive_field)), f"{r.mult_adds:,}")
     t = totals(rows)
     table.add_row("total", "", "", "", f"{t['params']:,}", f"{t['params_unshared']:,}", "", f"{t['mult_adds']:,}")
-    console = Console()
+    console = _console()
     console.print(table)
     from trainwell.cnn.summary import floored_layers
 
@@ -317,7 +381,6 @@ def cmd_filters(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from trainwell.config import load_config
@@ -335,13 +398,14 @@ def cmd_prune(args) -> int:
     for r in rows:
         table.add_row(str(r.round), r.kind, f"{r.density:.2%}", f"{r.test_acc:.2%}", f"{r.val_acc:.2%}",
                       str(r.early_stop_step))
-    Console().print(table)
-    print(f"results: {Path(rows[0].run_dir).parent}/results.csv, accuracy_vs_density.png")
+    _console().print(table)
+    base = Path(rows[0].run_dir).parent
+    report = _group_report(cfg, base)
+    print(f"results: {base}/results.csv, accuracy_vs_density.png{report}")
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from trainwell.config import load_config
@@ -368,13 +432,22 @@ def cmd_sweep(args) -> int:
         table.add_column(k, justify="right", overflow="fold")
     for r in result.rows:
         table.add_row(*[f"{r.get(k):.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys])
-    Console().print(table)
+    _console().print(table)
     for check in result.skipped:
         print(f"skipped (population): {check}")
-    print(f"results: {result.out}/results.csv")
+    print(f"results: {result.out}/results.csv{_group_report(cfg, result.out)}")
     if failed:
         print(f"{failed} member{'s' if failed > 1 else ''} failed (see the error column)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _group_report(cfg, folder) -> str:
+    """Write the report of a sweep or prune folder (unless report.enabled = false); the text to print about it."""
+    if not cfg.report.enabled:
+        return ""
+    from trainwell.viz.report import build_report
+
+    return f", report: {build_report(folder)}"
 
 
 def cmd_report(args) -> int:
@@ -384,8 +457,36 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_lr_find(args) -> int:
+    from trainwell import lr_find
+    from trainwell.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if not 0 < args.start < args.end:
+        raise TrainwellError(f"--start {args.start} --end {args.end} is not allowed: use 0 < start < end")
+    try:
+        found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end)
+    except ValueError as exc:
+        raise TrainwellError(str(exc)) from None
+    lr_find.plot(found, args.out)
+    if args.json:
+        import json
+
+        print(json.dumps(found.as_dict(), indent=2))
+        return 0
+    r = found.range
+    print(f"suggested learning rate: {found.suggestion:g}  (--set optim.lr={found.suggestion:g})")
+    print(f"  minimum of the smoothed loss at lr {r.min_lr:.3g}; steepest descent at lr {r.steepest:.3g}; "
+          f"{len(r.lrs)} steps, stopped: {r.stopped}")
+    print(f"  doctor, a {lr_find.CHECK_STEPS}-step run at {found.suggestion:g}: {found.check.status}: "
+          f"{found.check.value}")
+    for line in r.notes:
+        print(f"  note: {line}")
+    print(f"plot: {args.out}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from trainwell.data import available
@@ -395,13 +496,60 @@ def cmd_datasets(args) -> int:
     table.add_column("description")
     for name, text in available().items():
         table.add_row(name, text)
-    Console().print(table)
+    _console().print(table)
     return 0
+
+
+def cmd_lab(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trainwell.lab import registry, runner
+
+    console = Console(stderr=getattr(args, "json", False))
+    if args.lab_command == "list":
+        rows = registry.describe()
+        if args.json:
+            import json
+
+            print(json.dumps(rows, indent=2))
+            return 0
+        table = Table(title="trainwell lab")
+        for col in ("name", "claim", "quick", "default"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(r["name"], r["claim"], f"~{r['expected_s']['quick']} s", f"~{r['expected_s']['default']} s")
+        console.print(table)
+        return 0
+    if args.lab_command != "run":
+        raise TrainwellError("use 'trainwell lab list' or 'trainwell lab run NAME... | --all'")
+    names = list(registry.experiments()) if args.all else args.names
+    if not names or (args.all and args.names):
+        raise TrainwellError("name experiments to run, or pass --all (not both); see 'trainwell lab list'")
+    try:
+        summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
+                                   seed=args.seed, log=lambda line: console.print(line, highlight=False))
+    except (KeyError, ValueError) as exc:
+        raise TrainwellError(str(exc).strip("'\"")) from None
+    if args.json:
+        import json
+
+        print(json.dumps(summaries, indent=2, default=str))
+    else:
+        table = Table(title=f"lab: {len(summaries)} experiments ({'quick' if args.quick else 'default'} size)")
+        for col in ("experiment", "verdict", "time"):
+            table.add_column(col)
+        for s in summaries:
+            table.add_row(s["name"], s["verdict"]["status"], f"{s['wall_s']:.1f} s")
+        console.print(table)
+        console.print(f"index: {Path(args.out) / 'index.html'}", highlight=False)
+    return 0 if all(s["verdict"]["status"] in ("pass", "inconclusive") for s in summaries) else 1
 
 
 COMMANDS = {
     "fit": cmd_fit, "doctor": cmd_doctor, "prune": cmd_prune, "sweep": cmd_sweep, "report": cmd_report,
-    "summary": cmd_summary, "filters": cmd_filters, "datasets": cmd_datasets,
+    "summary": cmd_summary, "filters": cmd_filters, "datasets": cmd_datasets, "lab": cmd_lab,
+    "lr-find": cmd_lr_find,
 }
 
 
@@ -415,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _check_overrides(args)
         return COMMANDS[args.command](args)
     except TrainwellError as exc:
         print(f"trainwell {args.command}: error: {_one_line(exc)}", file=sys.stderr)
@@ -423,15 +572,13 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"trainwell {args.command}: error: {_one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 1
-    except Interrupted as exc:
-        print(f"trainwell {args.command}: {exc}", file=sys.stderr)
-        return exc.exit_code
     except DistributedError as exc:  # another process of a torchrun group failed: not a usage error
         print(f"trainwell {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"trainwell {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        code = getattr(exc, "exit_code", None)  # trainwell.train.interrupt.Interrupted: saved, says how to resume
+        print(f"trainwell {args.command}: {exc if code is not None else 'interrupted'}", file=sys.stderr)
+        return code if code is not None else 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -134,7 +134,7 @@ class InitConfig:
 @dataclass
 class OptimConfig:
     name: Literal["sgd", "momentum", "rmsprop", "adam"] = "adam"
-    lr: float = 1e-2
+    lr: float | Literal["find"] = 1e-2  # "find": the LR range test picks it before training (trainwell lr-find)
     momentum: float = 0.9
     nesterov: bool = False
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -152,7 +152,8 @@ class OptimConfig:
     warmup_fraction: float = 0.25
 
     def validate(self) -> None:
-        _check_positive("optim.lr", self.lr)
+        if self.lr != "find":
+            _check_positive("optim.lr", self.lr)
         _check_positive("optim.weight_decay", self.weight_decay, allow_zero=True)
         _check_range("optim.momentum", self.momentum, 0.0, 1.0, hi_open=True)
         _check_range("optim.rmsprop_momentum", self.rmsprop_momentum, 0.0, 1.0, hi_open=True)
@@ -317,7 +318,15 @@ class DoctorConfig:
 
 @dataclass
 class ReportConfig:
-    enabled: bool = True
+    enabled: bool = True  # report.html, written at the start and rewritten every `every` epochs ...
+    every: int = 2
+    every_seconds: float = 10.0  # ... but at most once per this many seconds (a short run is not slowed down)
+    tensorboard: bool = False  # also write TensorBoard event files to <run dir>/tensorboard (trainwell[tensorboard])
+
+    def validate(self) -> None:
+        if self.every < 1:
+            raise ConfigError(f"report.every = {self.every} is not allowed: use an integer >= 1 (epochs)")
+        _check_positive("report.every_seconds", self.every_seconds, allow_zero=True)
 
 
 @dataclass
@@ -338,8 +347,8 @@ class Config:
     def validate(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
             shown = self.name if len(self.name) <= 40 else self.name[:40] + "..."
-            raise ConfigError(f"name = {shown!r} is not allowed: use 1-{MAX_NAME} letters, digits, '.', '_' or '-', "
-                              f"not starting with '.' (it names the run directory)")
+            raise ConfigError(f"name = {shown!r} is not allowed: use 1-{MAX_NAME} letters, digits or . _ - + = , @ "
+                              f"(not starting with '.'): it names the run directory")
         if "fixed" in self.stop.criteria and self.optim.schedule in ("cosine", "onecycle"):
             raise ConfigError(f"stop.criteria 'fixed' is not allowed with optim.schedule = {self.optim.schedule!r}: "
                               f"its LR drop at epoch stop.fixed_epochs would be undone by the schedule's next step; "
@@ -354,7 +363,7 @@ class Config:
         return hashlib.sha256(blob).hexdigest()[:8]
 
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_+=,@-][A-Za-z0-9._+=,@-]{0,99}")
 MAX_NAME = 100
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
 

@@ -48,7 +48,7 @@ def _coerce(tp, value, key: str):
         if type(None) in typing.get_args(tp) and (value is None or (isinstance(value, str)
                                                                     and value.lower() == "none")):
             return None
-        for arg in args[:-1]:  # the first type that takes the value (e.g. "auto" or an int)
+        for arg in args[:-1]:  # the first type that takes the value (e.g. "auto" or an int, a number or "find")
             try:
                 return _coerce(arg, value, key)
             except ConfigError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -32,7 +33,6 @@ from trainwell import optim
 from trainwell.config import Config, config_from_dict, read_toml, to_toml
 from trainwell.data import corrupt, load
 from trainwell.data.augment import build as build_augment
-from trainwell.data.preprocess import build as build_preprocessor
 from trainwell.data.splits import Splits
 from trainwell.doctor import diagnosis
 from trainwell.doctor.check import check as doctor_check
@@ -55,12 +55,13 @@ from trainwell.rundir import (
     check_training_checkpoint,
     load_checkpoint,
 )
-from trainwell.train import distributed, interrupt, stop_callback
+from trainwell.train import distributed, interrupt, loggers, stop_callback
 from trainwell.train import progress as progress_mod
 from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses, best_epoch
 from trainwell.train.constraints import MaxNorm, SDRUpdate
 from trainwell.train.interrupt import Interrupt
 from trainwell.train.learners import autocast_context
+from trainwell.train.live_report import LiveReport
 from trainwell.train.population import PopulationLearner, embed_state, narrow_state
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 from trainwell.viz import plots
@@ -100,7 +101,11 @@ def load_data(cfg: Config) -> tuple[Splits, object | None]:
                   label_noise=d.label_noise, random_labels=d.random_labels, random_pixels=d.random_pixels,
                   corrupt_seed=d.corrupt_seed, **d.options)
     p = cfg.preprocess
-    pre = build_preprocessor(p.kind, n_components=p.n_components, whiten=p.whiten, eps=p.eps)
+    pre = None
+    if p.kind != "none":  # scikit-learn (the preprocessors' base) is imported only when one is used
+        from trainwell.data.preprocess import build as build_preprocessor
+
+        pre = build_preprocessor(p.kind, n_components=p.n_components, whiten=p.whiten, eps=p.eps)
     if pre is not None:
         if not splits.train[0].is_floating_point():
             raise ConfigError(f"preprocess.kind = {p.kind!r} needs real-valued inputs; dataset {d.name!r} has tokens")
@@ -116,7 +121,7 @@ def load_data(cfg: Config) -> tuple[Splits, object | None]:
 
 
 # Training FLOPs per step (6 x multiply-adds per example x batch, x members) below which `train.threads = "auto"`
-# uses one thread. Evidence (issue 11, the 2-core CI machine): the default MNIST-1D CNN step (0.35 GFLOP) takes
+# uses one thread. Evidence (a 2-core x86_64 machine): the default MNIST-1D CNN step (0.35 GFLOP) takes
 # 3.67 ms at 1 thread and 3.77 ms at 2, and a 2-thread process collapses (2 epochs: 9-17 s vs 0.47 s) whenever
 # another process holds a core. Above it, torch's default (all cores) is kept: see benchmarks/RESULTS.md.
 THREADS_FLOP_THRESHOLD = 1e9
@@ -288,6 +293,12 @@ def _training_parts(prep: Prepared) -> _Parts:
         raise ConfigError(f"augment.kind = 'signal' needs (C, L) inputs, got {prep.splits.meta.input_shape}")
     if a.kind == "image" and len(prep.splits.meta.input_shape) != 3:
         raise ConfigError(f"augment.kind = 'image' needs (C, H, W) inputs, got {prep.splits.meta.input_shape}")
+    if cfg.report.tensorboard:
+        try:
+            loggers.require_tensorboard()
+        except ImportError:
+            raise ConfigError(f"report.tensorboard = true needs the tensorboard package: {loggers.INSTALL_HINT}, "
+                              f"or set report.tensorboard = false") from None
     return _Parts(opt, schedule, constraints, penalty, augment)
 
 
@@ -310,30 +321,42 @@ def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, 
         *parts.constraints,  # right after the optimizer step, before anything looks at the weights
         StepLosses(),
         *monitors,
-        *([MetricsLogger(run.metrics)] if main else []),
+        *([MetricsLogger(run.metrics), loggers.CSVLogger(run.path / "metrics.csv")] if main else []),
         Interrupt(),  # before the checkpoint: the stop it requests makes the checkpoint save this epoch
         *([distributed.AgreeStop(ctx), distributed.RankSeeds(ctx, cfg.train.seed)] if ctx is not None else []),
-        *([_checkpoint(cfg, run), *extra_callbacks] if main else []),  # only rank 0 writes
+        *([_checkpoint(cfg, run), *_report_callbacks(prep, run), *extra_callbacks] if main else []),  # rank 0 writes
     ]
     penalty = parts.penalty
     kwargs = {"schedule": parts.schedule, "penalty": penalty if penalty.active else None, "augment": parts.augment,
               "precision": cfg.train.precision}
-    if not main:
-        progress = progress_mod.NullProgress()
-    elif progress is None:
-        progress = progress_mod.auto(quiet)
+    bar = progress_mod.NullProgress() if not main else progress if progress is not None else progress_mod.auto(quiet)
+    if isinstance(bar, progress_mod.RichProgress):  # on a terminal: a bar over the steps of each epoch too
+        callbacks.append(progress_mod.StepProgress(bar, -(-len(prep.splits.train[0]) // cfg.train.batch_size)))
     if ctx is not None:
         model = distributed.DistributedLearner(prep.model, parts.optimizer, cfg.train.loss, ctx=ctx,
                                                aug_seed=cfg.train.seed + 1, **kwargs)
         return Trainer(model, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, callbacks=callbacks,
-                       seed=cfg.train.seed, progress=progress)
+                       seed=cfg.train.seed, progress=bar)
     return Trainer(prep.model, parts.optimizer, cfg.train.loss, epochs=cfg.train.epochs,
                    batch_size=cfg.train.batch_size, callbacks=callbacks, device=prep.device,
-                   seed=cfg.train.seed, progress=progress, **kwargs)
+                   seed=cfg.train.seed, progress=bar, **kwargs)
+
+
+def _report_callbacks(prep: Prepared, run: RunDir) -> list:
+    """The live report.html and, with report.tensorboard, TensorBoard event files (after the metrics and the
+    monitor, so each sees the epoch complete)."""
+    cfg, shape = prep.cfg, prep.splits.meta.input_shape
+    out = ([LiveReport(run.path, shape, every=cfg.report.every, every_seconds=cfg.report.every_seconds)]
+           if cfg.report.enabled else [])
+    if cfg.report.tensorboard:
+        out.append(loggers.TensorBoardLogger(run.path / "tensorboard", every=cfg.doctor.monitor_every,
+                                             input_shape=shape))
+    return out
 
 
 RESUME_KEYS = ("train.epochs", "train.checkpoint_every", "train.checkpoint_minutes", "train.threads", "train.device",
-               "train.dist_timeout_minutes", "report.enabled")
+               "train.dist_timeout_minutes", "report.enabled", "report.every", "report.every_seconds",
+               "report.tensorboard")
 """Config keys ``--resume`` may change: how long to train, how often to save, where to run, whether to report.
 Anything else would make the resumed run a different run than the one its checkpoint belongs to."""
 
@@ -382,16 +405,22 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
     Raises:
         DistributedError: under torchrun, another process failed or timed out.
     """
+    found_lr = None
+    if cfg.optim.lr == "find":  # the LR range test picks the rate; the run's config.toml records the number
+        from trainwell import lr_find
+
+        # under torchrun every process runs the (seeded, so identical) range test before the group forms
+        cfg, found_lr = lr_find.resolve(cfg, quiet or distributed.launched() and os.environ.get("RANK") != "0")
     ctx = distributed.setup(cfg.train.device, cfg.train.dist_timeout_minutes) if distributed.launched() else None
     try:
         return _fit(cfg, ctx, out=out, resume=resume, force=force, quiet=quiet, progress=progress,
-                    callbacks=callbacks, setup=setup, figures=figures)
+                    callbacks=callbacks, setup=setup, figures=figures, found_lr=found_lr)
     finally:
         distributed.teardown(ctx)
 
 
 def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, quiet, progress, callbacks, setup,
-         figures) -> FitResult:
+         figures, found_lr) -> FitResult:
     tic = time.perf_counter()
     main = ctx is None or ctx.main
     told = ctx is None or not main  # whether rank 0 has told the other ranks how its setup went
@@ -430,7 +459,7 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
             raise
         with claim if claim is not None else contextlib.nullcontext():
             if ckpt is None and main:
-                _start_run(run, cfg, prep)
+                _start_run(run, cfg, prep, quiet)
             if not told:
                 ctx.share({"run": str(Path(run.path).resolve())})
                 told = True
@@ -474,7 +503,11 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
                 summary = write_run(run, prep, state, stopper, best=checkpoint.best_epoch, losses=losses,
                                     monitor=monitor.verdicts() if monitor is not None else [],
                                     wall=time.perf_counter() - tic, fit_s=fit_s, figures=figures,
-                                    extra=_distributed_keys(cfg, ctx))
+                                    extra={**_distributed_keys(cfg, ctx),
+                                           **({"lr_find": found_lr} if found_lr is not None else {})})
+                for tb in (cb for cb in trainer.callbacks if isinstance(cb, loggers.TensorBoardLogger)):
+                    tb.log_verdicts(summary["doctor"], state.step)
+                    tb.close()
             if ctx is not None:
                 summary = ctx.share(summary)  # every rank returns (and exits with) rank 0's result
     except BaseException as exc:
@@ -492,13 +525,21 @@ def _distributed_keys(cfg: Config, ctx: distributed.Context | None) -> dict:
             "global_batch_size": cfg.train.batch_size, "precision": cfg.train.precision}
 
 
-def _start_run(run: RunDir, cfg: Config, prep: Prepared) -> None:
+def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> None:
     """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts."""
     run.create()
     atomic_write_text(run.config, to_toml(cfg))
     run.metrics.write_text("", encoding="utf-8")
     (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
-    pre = preflight(prep) if cfg.doctor.preflight else []
+    pre = []
+    if cfg.doctor.preflight:
+        progress_mod.note("running the doctor's pre-flight checks...", quiet)
+        tic = time.perf_counter()
+        pre = preflight(prep)
+        flagged = sum(v.status != "pass" for v in pre)
+        outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
+        progress_mod.note(f"pre-flight: {len(pre)} checks in {time.perf_counter() - tic:.1f} s, {outcome}; "
+                          f"training {cfg.train.epochs} epochs", quiet)
     atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
 
 
@@ -596,6 +637,33 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def _model_signature(cfg: Config, shape: tuple[int, ...], classes: int) -> tuple:
+    """What a model config builds: its structure and, built with a fixed seed, its initial weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(cfg.model, shape, classes)
+    return repr(model), [(k, tuple(v.shape), v.detach().double().sum().item()) for k, v in model.state_dict().items()]
+
+
+def inert_model_keys(configs: Sequence[tuple[dict, Config]]) -> list[str]:
+    """Grid keys under ``model.`` whose values all build the same model (e.g. ``model.hidden`` on a CNN): a sweep
+    over them would train copies. ``configs`` are (settings, config) pairs; returns the inert keys."""
+    keys = sorted({k for settings, _ in configs for k in settings if k.startswith("model.")})
+    if not keys:
+        return []
+    splits, _ = load_data(configs[0][1])
+    shape, classes = splits.meta.input_shape, splits.meta.num_classes
+    inert = []
+    for key in keys:
+        seen: dict[str, Config] = {}
+        for settings, c in configs:
+            seen.setdefault(repr(settings.get(key)), c)
+        signatures = {repr(_model_signature(c, shape, classes)) for c in seen.values()}
+        if len(seen) > 1 and len(signatures) == 1:
+            inert.append(key)
+    return inert
 
 
 def population_blocker(configs: Sequence[Config]) -> str | None:

@@ -17,13 +17,14 @@ import csv
 import itertools
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainwell.config import Config, config_from_dict, parse_override, read_toml, to_toml
 from trainwell.errors import ConfigError, TrainwellError
-from trainwell.pipeline import POPULATION_KEYS, fit, fit_population
+from trainwell.pipeline import POPULATION_KEYS, fit, fit_population, inert_model_keys
 from trainwell.pipeline import population_blocker as configs_blocker
 from trainwell.runclaim import Claim
 from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl
@@ -161,6 +162,10 @@ def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | 
     elif address is not None:
         raise ConfigError("--address names a Ray cluster: use it with --backend ray")
     combos = combinations(cfg, grid, seeds)
+    inert = inert_model_keys(combos)
+    if inert:
+        raise ConfigError(f"--grid {inert[0]} changes nothing for model.kind = {cfg.model.kind!r}: every value builds "
+                          f"the same model; sweep a key this model uses")
     if resume:
         claim = Claim.resume(out)
     else:
@@ -194,6 +199,9 @@ def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds:
         atomic_write_json(out / "sweep.json", {"grid": grid, "seeds": seeds, "sequential": sequential})
     claim.started()
     blocker = "asked for sequential runs" if sequential else population_blocker(cfg, grid, seeds)
+    if not quiet:  # the user learns how the sweep will run before it does
+        how = "as one population" if blocker is None else f"one after another ({blocker})"
+        print(f"sweep: {len(combos)} members, trained {how}", file=sys.stderr, flush=True)
     tic = time.perf_counter()
     if backend == "ray":
         rows, skipped, tasks = run_ray(combos, out, blocker is None, address, quiet, resume)

@@ -1,7 +1,18 @@
 """Datasets (embedded, synthetic, files), corruptions and preprocessing."""
 
-from trainwell.data.preprocess import PCA, ZCA, MeanCenter, Standardize
 from trainwell.data.registry import DATASETS, available, load
 from trainwell.data.splits import Meta, Splits
+
+_PREPROCESSORS = ("PCA", "ZCA", "MeanCenter", "Standardize")
+
+
+def __getattr__(name: str):
+    # the preprocessors are scikit-learn estimators: importing scikit-learn costs about a second, so they are
+    # loaded on first use (``from trainwell.data import PCA`` works as before), not by every `trainwell fit`
+    if name in _PREPROCESSORS:
+        from trainwell.data import preprocess
+
+        return getattr(preprocess, name)
+    raise AttributeError(f"module 'trainwell.data' has no attribute {name!r}")
 
 __all__ = ["DATASETS", "PCA", "ZCA", "MeanCenter", "Meta", "Splits", "Standardize", "available", "load"]

@@ -59,12 +59,21 @@ def mnist1d_arrays() -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_mnist1d():
-    """Return ``(x_train, y_train, x_test, y_test)`` as float32 ``(N, 1, 40)`` signals and int64 labels."""
+def load_mnist1d(permute_seed: int | None = None):
+    """Return ``(x_train, y_train, x_test, y_test)`` as float32 ``(N, 1, 40)`` signals and int64 labels.
+
+    With ``permute_seed``, one fixed random permutation of the 40 positions (drawn with that seed) is applied to
+    every signal of every split (as in permuted MNIST): the same information for a fully connected net, but no
+    spatial order for a convolution's locality prior.
+    """
     a = mnist1d_arrays()
+    order = None
+    if permute_seed is not None:
+        order = torch.randperm(a["x"].shape[1], generator=torch.Generator().manual_seed(int(permute_seed)))
 
     def signals(x):
-        return torch.tensor(x, dtype=torch.float32).unsqueeze(1)
+        x = torch.tensor(x, dtype=torch.float32)
+        return (x[:, order] if order is not None else x).unsqueeze(1)
 
     def labels(y):
         return torch.tensor(y, dtype=torch.int64)

@@ -135,9 +135,11 @@ class Checkpoint(Callback):
         value = state.metrics.get(self.monitor, state.metrics.get("train_loss"))
         if self.keep_best and value is not None and self._better(float(value)):
             self.best, self.best_epoch = float(value), state.epoch
-            self._best_state = {
-                **state.trainer.checkpoint_state(copy=True), **self.extra, **state.trainer.callback_states()
-            }
+            # the weights and where they came from, not the optimizer or the history: copying those at every
+            # improvement would cost time growing with the run (best.pt is for using the model, last.pt for resuming)
+            full = state.trainer.checkpoint_state()
+            self._best_state = {"model": {k: v.detach().clone() for k, v in full["model"].items()},
+                                "epoch": full["epoch"], "step": full["step"], **self.extra}
         finite = math.isfinite(state.metrics.get("train_loss", 0.0))
         if state.failure is not None or not finite:  # a guard fired: last.pt keeps the last good state
             self.save_best()

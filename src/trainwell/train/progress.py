@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 
+from trainwell.train.callbacks import Callback
+
 
 def _describe(metrics: dict) -> str:
-    parts = [f"epoch {metrics['epoch']}", f"loss {metrics['train_loss']:.4f}", f"acc {metrics['train_acc']:.3f}"]
+    # epochs are counted from 1 wherever a user reads them (metrics.jsonl keeps the 0-based index)
+    parts = [f"epoch {metrics['epoch'] + 1}", f"loss {metrics['train_loss']:.4f}", f"acc {metrics['train_acc']:.2%}"]
     if "val_loss" in metrics:
-        parts += [f"val_loss {metrics['val_loss']:.4f}", f"val_acc {metrics['val_acc']:.3f}"]
+        parts += [f"val_loss {metrics['val_loss']:.4f}", f"val_acc {metrics['val_acc']:.2%}"]
     return "  ".join(parts)
 
 
@@ -41,25 +44,58 @@ class PlainProgress(NullProgress):
 
 
 class RichProgress(NullProgress):
-    """A rich progress bar over epochs, with the latest metrics in its description."""
+    """A rich progress bar over epochs, with the latest metrics in its description, and (with
+    :class:`StepProgress` among the callbacks) a second bar over the steps of the current epoch."""
 
     def __init__(self):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("[bold]fit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("{task.description}"), console=Console(stderr=True), transient=False)
+        self.progress = Progress(TextColumn("[bold]{task.fields[label]}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.description}"), console=Console(stderr=True),
+                                 transient=False)
         self.task = None
+        self.steps = None
 
     def start(self, total: int, done: int = 0) -> None:
         self.progress.start()
-        self.task = self.progress.add_task("", total=total, completed=done)
+        self.task = self.progress.add_task("", total=total, completed=done, label="fit")
+
+    def start_steps(self, epoch: int, total: int) -> None:
+        """Show (or restart) the bar over the steps of ``epoch`` (0-based; shown 1-based)."""
+        if self.steps is None:
+            self.steps = self.progress.add_task("", total=total, label="steps")
+        self.progress.reset(self.steps, total=total, description=f"epoch {epoch + 1}")
+
+    def step(self) -> None:
+        if self.steps is not None:
+            self.progress.advance(self.steps)
 
     def update(self, metrics: dict) -> None:
         self.progress.update(self.task, advance=1, description=_describe(metrics))
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+class StepProgress(Callback):
+    """Drive a :class:`RichProgress`'s step bar: one advance per training step (terminals only: the plain and
+    null displays need no per-step call)."""
+
+    def __init__(self, bar: RichProgress, steps_per_epoch: int):
+        self.bar, self.steps_per_epoch = bar, steps_per_epoch
+
+    def on_epoch_start(self, state) -> None:
+        self.bar.start_steps(state.epoch, self.steps_per_epoch)
+
+    def on_batch_end(self, state) -> None:
+        self.bar.step()
+
+
+def note(text: str, quiet: bool = False, stream=None) -> None:
+    """One status line on stderr (what the run is doing before the training bar appears), unless ``quiet``."""
+    if not quiet:
+        print(text, file=stream or sys.stderr, flush=True)
 
 
 def auto(quiet: bool = False):

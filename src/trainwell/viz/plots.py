@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 
 def new_figure(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (6, 4), **kwargs):
@@ -19,9 +20,11 @@ def new_figure(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (6, 
     return fig, fig.subplots(rows, cols, **kwargs)
 
 
-def save(fig: Figure, path: str | Path, dpi: int) -> Path:
-    """Lay out and write a figure (format from the suffix); the folder is created if needed."""
-    fig.tight_layout()
+def save(fig: Figure, path: str | Path, dpi: int, layout: bool = True) -> Path:
+    """Lay out (``tight_layout``, unless ``layout=False``: the figure placed its axes itself) and write a figure
+    (format from the suffix); the folder is created if needed."""
+    if layout:
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
@@ -29,31 +32,49 @@ def save(fig: Figure, path: str | Path, dpi: int) -> Path:
 
 
 
-def learning_curves(history: list[dict], path: str | Path) -> Path:
-    """Plot train/val loss and accuracy per epoch (the lecture's loss-curve reading) and save a PNG."""
-    epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = new_figure(1, 2, figsize=(10, 3.8))
+def learning_curves(history: list[dict], path: str | Path, best_epoch: int | None = None) -> Path:
+    """Plot train/val loss and accuracy per epoch (the lecture's loss-curve reading) and the learning rate, and
+    save a PNG. Epochs are drawn 1-based, as users count them; ``best_epoch`` (0-based, as in summary.json) is
+    marked."""
+    epochs = [r["epoch"] + 1 for r in history]
+    fig, (ax_loss, ax_acc, ax_lr) = new_figure(1, 3, figsize=(13, 3.8))
     for split, style in (("train", "-"), ("val", "--")):
         if history and f"{split}_loss" in history[0]:
             ax_loss.plot(epochs, [r.get(f"{split}_loss") for r in history], style, label=split)
             ax_acc.plot(epochs, [r.get(f"{split}_acc") for r in history], style, label=split)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    ax_acc.yaxis.set_major_formatter(PercentFormatter(1.0))
     if history and all(r.get("train_loss", 0) and r["train_loss"] > 0 for r in history):
         ax_loss.set_yscale("log")
+    ax_lr.plot(epochs, [r.get("lr") for r in history], color="C2")
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Learning rate (start of epoch)")
+    ax_lr.grid(alpha=0.3)
     for ax in (ax_loss, ax_acc):
+        if best_epoch is not None:
+            ax.axvline(best_epoch + 1, color="0.4", ls=":", lw=1, label=f"best epoch {best_epoch + 1}")
         ax.grid(alpha=0.3)
         ax.legend()
-    return save(fig, path, dpi=100)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.91, wspace=0.3)  # fixed: tight_layout is slow
+    return save(fig, path, dpi=100, layout=False)
 
 
 def learning_rate(history: list[dict], path: str | Path) -> Path:
-    """Plot the learning rate at the start of each epoch."""
+    """Plot the learning rate at the start of each epoch (1-based)."""
     fig, ax = new_figure(figsize=(5, 3))
-    ax.plot([r["epoch"] for r in history], [r["lr"] for r in history])
+    ax.plot([r["epoch"] + 1 for r in history], [r["lr"] for r in history])
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
     ax.grid(alpha=0.3)
     return save(fig, path, dpi=100)
+
+
+def finite_limit(t) -> float:
+    """The largest finite |value| of a tensor (1.0 if none is finite or all are 0): a symmetric colour/axis scale
+    that a diverged layer's NaN or inf weights cannot break."""
+    import torch
+
+    finite = t[torch.isfinite(t)]
+    return (float(finite.abs().max()) if finite.numel() else 0.0) or 1.0
 
 
 def _first_weighted(model):
@@ -63,8 +84,20 @@ def _first_weighted(model):
 
 
 def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, max_units: int = 32) -> Path | None:
-    """Draw the first layer's units as images: conv filters as they are, dense rows reshaped to the input's
-    image shape (or as 1-D profiles for signals). Returns None if the model has no Linear/Conv layer."""
+    """Save :func:`first_layer_figure` as a PNG; None if the model has no Linear/Conv layer."""
+    fig = first_layer_figure(model, input_shape, max_units)
+    if fig is None:
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def first_layer_figure(model, input_shape: tuple[int, ...], max_units: int = 32) -> Figure | None:
+    """Draw the first layer's units comparably, on one symmetric scale: 2-D filters (conv filters, or dense
+    rows reshaped to the input image) as images with a colour bar; 1-D ones (a 1-D CNN's kernels, dense rows of
+    a signal) as curves over a zero line. Returns None if the model has no Linear/Conv layer."""
     from torch import nn
 
     layer = _first_weighted(model)
@@ -81,31 +114,76 @@ def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, m
     else:
         w = w[:, 0]  # first input channel
     units = w[:max_units]
+    limit = finite_limit(units)  # one symmetric scale for every unit: they are drawn comparably
+    title = (f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units"
+             f"{', input channel 0' if layer.weight.dim() > 2 else ''}")
+    if units.dim() >= 3:
+        return _filter_images(units, limit, title)
+    return _filter_curves(units, limit, title, "tap" if isinstance(layer, nn.Conv1d) else "input")
+
+
+def _filter_images(units, limit: float, title: str) -> Figure:
+    """2-D filters as images, 8 to a row, on one colour scale with a colour bar."""
     cols = min(8, len(units))
     rows = -(-len(units) // cols)
-    fig, axes = new_figure(rows, cols, figsize=(1.4 * cols, 1.4 * rows), squeeze=False)
+    fig, axes = new_figure(rows, cols, figsize=(1.5 * cols + 0.9, 1.4 * rows + 0.5), squeeze=False)
+    image = None
     for ax in axes.flat:
         ax.axis("off")
-    for ax, unit in zip(axes.flat, units, strict=False):
-        if unit.dim() >= 2:
-            ax.imshow(unit.numpy(), cmap="coolwarm")
-        else:
-            ax.plot(unit.numpy())
-            ax.axis("on")
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units")
-    return save(fig, path, dpi=90)
+    for i, (ax, unit) in enumerate(zip(axes.flat, units, strict=False)):
+        ax.axis("on")
+        ax.set_title(f"unit {i}", fontsize=7)
+        image = ax.imshow(unit.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    # fixed margins in inches (any grid size looks alike); tight_layout over 32 axes costs about a second
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.2 / width, right=1 - 1.0 / width, bottom=0.2 / height, top=1 - 0.55 / height,
+                        wspace=0.2, hspace=0.45)
+    fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="weight")
+    return fig
 
 
-def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
+def _filter_curves(units, limit: float, title: str, xlabel: str) -> Figure:
+    """1-D filters as curves stacked 8 to a column (a ridge plot): each over its own zero line, all on one
+    vertical scale, so their signs, shapes and sizes compare at a glance."""
+    per_col = 8
+    cols = -(-len(units) // per_col)
+    gap = 2.4 * limit
+    fig, axes = new_figure(1, cols, figsize=(2.2 * cols + 0.6, 0.55 * min(per_col, len(units)) + 1.2),
+                           squeeze=False)
+    taps = range(units.shape[1])
+    for c, ax in enumerate(axes.flat):
+        chunk = range(c * per_col, min((c + 1) * per_col, len(units)))
+        for row, i in enumerate(chunk):
+            offset = -row * gap
+            ax.axhline(offset, color="0.6", lw=0.6)  # the unit's zero line
+            ax.plot(taps, (units[i] + offset).numpy(), color=f"C{i % 10}", marker="." if len(taps) <= 16 else None)
+        ax.set_yticks([-row * gap for row in range(len(chunk))], [f"unit {i}" for i in chunk], fontsize=7)
+        ax.set_ylim(-(per_col - 1) * gap - 1.3 * limit, 1.3 * limit)
+        ax.set_xlabel(xlabel, fontsize=8)
+        if len(taps) <= 16:
+            ax.set_xticks(list(taps))
+        ax.tick_params(axis="x", labelsize=7)
+    axes.flat[0].set_ylabel(f"weight: one row per unit over its zero line (grey); largest |w| {limit:.3g}",
+                            fontsize=7)
+    fig.suptitle(f"{title}; one scale for all units", fontsize=9)
+    width, _ = fig.get_size_inches()
+    fig.subplots_adjust(left=1.0 / width, right=1 - 0.15 / width, wspace=0.45)
+    return fig
+
+
+def monitor_histograms(records: list[dict], path: str | Path, titles: dict[str, str] | None = None) -> Path | None:
     """Glorot & Bengio style: one row per activation layer, its activation histogram and its back-propagated
-    gradient histogram, from the last monitor snapshot."""
+    gradient histogram, from the last monitor snapshot. Layers are named by module name (``titles`` maps a name
+    to a longer label, e.g. ``"3 (ReLU) after 2 (Conv1d)"``)."""
+    titles = titles or {}
     if not records or not records[-1]["activations"]:
         return None
     last = records[-1]
     layers = list(last["activations"].items())
-    fig, axes = new_figure(len(layers), 2, figsize=(8, 1.6 * len(layers) + 0.6), squeeze=False)
+    fig, axes = new_figure(len(layers), 2, figsize=(8, 1.9 * len(layers) + 0.8), squeeze=False)
     for row, (name, a) in enumerate(layers):
         for col, key, label in ((0, "hist", "activation"), (1, "grad_hist", "gradient")):
             ax = axes[row, col]
@@ -115,12 +193,20 @@ def monitor_histograms(records: list[dict], path: str | Path) -> Path | None:
                 continue
             counts = h["counts"]
             width = (h["hi"] - h["lo"]) / len(counts)
-            ax.bar([h["lo"] + (i + 0.5) * width for i in range(len(counts))], counts, width=width)
+            # one artist per histogram (ax.bar would make a patch per bin: several times slower to draw)
+            ax.stairs(counts, [h["lo"] + i * width for i in range(len(counts) + 1)], fill=True)
             ax.set_yscale("log")  # the tails carry the story: saturation, dead units, exploding gradients
             ax.ticklabel_format(style="sci", axis="x", scilimits=(-2, 3))
             extra = f", dead {a['dead']:.0%}" if "dead" in a else (
                 f", saturated {a['saturated']:.0%}" if "saturated" in a else "")
-            ax.set_title(f"layer {name} ({a['kind']}) {label}{extra if col == 0 else ''}", fontsize=8)
+            title = titles.get(name, f"{name} ({a['kind']})")
+            ax.set_title(f"{title} {label}"
+                         f"{extra if col == 0 else ''}", fontsize=8)
+            ax.set_xlabel(label, fontsize=7)
+            ax.set_ylabel("count", fontsize=7)
             ax.tick_params(labelsize=7)
     fig.suptitle(f"activations and back-propagated gradients at step {last['step']}", fontsize=9)
-    return save(fig, path, dpi=90)
+    width, height = fig.get_size_inches()  # fixed margins: tight_layout over many axes is slow
+    fig.subplots_adjust(left=0.7 / width, right=1 - 0.2 / width, bottom=0.5 / height, top=1 - 0.6 / height,
+                        wspace=0.3, hspace=1.1)
+    return save(fig, path, dpi=90, layout=False)

@@ -1,90 +1,387 @@
-"""A self-contained HTML page for a run: summary, final metrics, figures (embedded), config."""
+"""report.html of a run directory: interactive, self-contained, rebuilt from the files of the run.
+
+A fit run's page has the run's state and stop reason, final metrics, zoomable curves (loss per step, loss and
+accuracy per epoch with the best epoch and the stop marked, learning rate, stopping-criterion values),
+activation and gradient histograms over time (a slider over the monitor snapshots, one pair of charts per layer,
+named by module name), the doctor's verdicts grouped by phase, the model summary, the first layer's weights, the
+config with the user's overrides highlighted, and links to the run's files. It works on a finished run, on a
+run in progress (the live report rewrites it every few epochs) and on an interrupted one.
+
+:func:`build_report` also takes a sweep or a prune (lottery) folder (:mod:`trainwell.viz.group_report`).
+Epochs are shown 1-based, as users count them; the files keep the 0-based ``epoch`` field.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import json
+import math
+import time
 from pathlib import Path
 
+from trainwell.errors import TrainwellError
 from trainwell.rundir import RunDir, atomic_write_text, read_jsonl
-from trainwell.viz import plots
+from trainwell.viz import page
+from trainwell.viz.page import Raw, esc, fmt_int, fmt_loss, fmt_pct, fmt_seconds
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
-th{background:#f4f4f4}img{max-width:100%}pre{background:#f7f7f7;padding:1em;overflow:auto}
-.pass{color:#17803d}.warn{color:#b26b00}.fail{color:#b3261e}
-"""
-
-
-def _table(rows: list[tuple[str, object]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return f"<table>{body}</table>"
+PHASES = (("pre", "Pre-flight"), ("monitor", "In-flight (monitors)"), ("post", "Post-flight"))
+KNOWN_METRICS = {"epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time", "reg_loss"}
+STEPS_FILE = "steps.jsonl"
+NO_MONITORS = "<p>No monitor snapshots (doctor.monitor_every = 0, or none yet).</p>"
+MODEL_FILE = "model.json"
 
 
-def _fmt(v) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+def build_report(run_dir: str | Path, *, live: bool = False, figures: tuple[str, ...] | None = None) -> Path:
+    """(Re)build ``report.html`` of a fit, sweep or prune directory and return its path.
+
+    With ``live=True`` (a refresh during training) the page says the run is in progress and the PNG figures
+    are not redrawn. Anything that is not a trainwell run directory is a one-line :class:`TrainwellError`.
+    """
+    from trainwell.runclaim import run_kind
+
+    path = Path(run_dir)
+    kind = run_kind(path)
+    if kind == "fit" or (kind is None and (path / "summary.json").is_file()):
+        return build_fit_report(path, live=live, figures=figures)
+    if kind in ("sweep", "lottery"):
+        from trainwell.viz import group_report
+
+        return group_report.build(path, kind)
+    what = "does not exist" if not path.exists() else "is not a folder" if not path.is_dir() else (
+        "holds no trainwell run (no .trainwell-run marker, config.toml or results)")
+    raise TrainwellError(f"{path}: {what}; trainwell report takes a directory written by trainwell fit, sweep or prune")
 
 
-def build_report(run_dir: str | Path) -> Path:
-    """(Re)draw the figures from ``metrics.jsonl`` and write ``report.html``; return its path."""
+# -- reading the run ----------------------------------------------------------------------------------------
+def _read_json(path: Path, default=None):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+def read_steps(run: Path, history: list[dict]) -> tuple[list[int], list[float]]:
+    """Per-step training losses from ``steps.jsonl``, for the epochs ``metrics.jsonl`` has (after a resume the
+    file may hold an epoch twice: the last record wins)."""
+    epochs = {r.get("epoch") for r in history}
+    by_epoch = {}
+    for r in read_jsonl(run / STEPS_FILE):
+        if r.get("epoch") in epochs and isinstance(r.get("losses"), list):
+            by_epoch[r["epoch"]] = r
+    xs, ys = [], []
+    for epoch in sorted(by_epoch):
+        r = by_epoch[epoch]
+        first = int(r.get("first_step", 0))
+        xs.extend(range(first + 1, first + 1 + len(r["losses"])))
+        ys.extend(r["losses"])
+    return xs, ys
+
+
+def layer_titles(model_rows: list[dict]) -> dict[str, str]:
+    """``{"3": "3 (ReLU) after 2 (Conv1d)"}``: each module named by its name and type, with the weighted layer
+    that feeds it (the activation histograms are taken at the nonlinearities)."""
+    titles, feeding = {}, None
+    for r in model_rows:
+        name, kind = str(r.get("name")), str(r.get("kind"))
+        title = f"{name} ({kind})"
+        titles[name] = f"{title} after {feeding}" if feeding and not r.get("params") else title
+        if r.get("params"):
+            feeding = title
+    return titles
+
+
+def config_overrides(config_text: str) -> dict[str, tuple[object, object]]:
+    """``{"optim.lr": (0.003, 0.01)}``: every config key whose value differs from trainwell's default."""
+    from trainwell.config import Config
+
+    out = {}
+    _diff(_read_config(config_text), Config().to_dict(), "", out)
+    return out
+
+
+def _diff(raw: dict, default, prefix: str, out: dict) -> None:
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        base = default.get(key) if isinstance(default, dict) else None
+        if isinstance(value, dict) and isinstance(base, dict) and key != "options":
+            _diff(value, base, dotted + ".", out)
+        elif value != base and not (isinstance(value, list) and isinstance(base, tuple) and list(base) == value):
+            out[dotted] = (value, base)
+
+
+def _config_html(config_text: str, overrides: dict) -> str:
+    lines, section = [], ""
+    for line in config_text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped.strip("[]").strip()
+        key = stripped.split("=", 1)[0].strip() if "=" in stripped and not stripped.startswith("#") else None
+        dotted = f"{section}.{key}" if section and key else key
+        lines.append(f"<mark>{esc(line)}</mark>" if key and dotted in overrides else esc(line))
+    rows = [[k, Raw(f"<code>{esc(json.dumps(v, default=str))}</code>"),
+             Raw(f"<code>{esc(json.dumps(d, default=str))}</code>")] for k, (v, d) in overrides.items()]
+    table = page.table(["key", "your value", "default"], rows) if rows else "<p>No overrides: trainwell's defaults.</p>"
+    return (f"<h3>Your settings (different from the defaults)</h3>{table}"
+            f"<details><summary>Resolved config.toml (your settings highlighted)</summary>"
+            f"<pre id='config'>{chr(10).join(lines)}</pre></details>")
+
+
+# -- sections -----------------------------------------------------------------------------------------------
+def _state(summary: dict | None, history: list[dict], total: int | None, live: bool) -> tuple[str, str]:
+    done = len(history)
+    if summary is not None:
+        return "finished", f"finished: {summary.get('stop_reason', '')}"
+    if live:
+        return "running", (f"in progress: {done} of {total} epochs done; this page is rewritten every few epochs "
+                           f"(last at {time.strftime('%H:%M:%S')}), reload to update")
+    return "stopped", (f"no summary.json: the run was interrupted (or is still running) after {done} of {total} "
+                       f"epochs; `trainwell fit --resume` continues it")
+
+
+def _overview(summary: dict | None, history: list[dict], cfg: dict) -> str:
+    s = summary or {}
+    train = cfg.get("train", {})
+    best = s.get("best_epoch")
+    rows = [
+        ("dataset", s.get("dataset", cfg.get("data", {}).get("name"))),
+        ("model", s.get("model", cfg.get("model", {}).get("kind"))),
+        ("parameters", fmt_int(s.get("params")) if s else "-"),
+        ("epochs", f"{s.get('epochs', len(history))} of {train.get('epochs', '?')}"),
+        ("steps", fmt_int(s.get("steps", history[-1]["step"] if history else 0))),
+        ("stop reason", s.get("stop_reason", "-")),
+        (f"best epoch (by {s.get('monitor', train.get('monitor', 'val_loss'))})", "-" if best is None else best + 1),
+        ("seed", s.get("seed", train.get("seed"))),
+        ("device", s.get("device", "-")),
+        ("wall time", fmt_seconds(s.get("wall_s"))),
+        ("training time", fmt_seconds(s.get("fit_s"))),
+        ("versions", f"trainwell {s.get('trainwell_version', '-')}, torch {s.get('torch_version', '-')}"),
+    ]
+    return page.key_values(rows)
+
+
+def _final(summary: dict | None, history: list[dict]) -> str:
+    final = (summary or {}).get("final")
+    if not final:
+        if not history:
+            return "<p>No epoch has finished yet.</p>"
+        last = history[-1]
+        final = {k: last.get(k) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+        note = f"<p class='muted'>From the last finished epoch ({last['epoch'] + 1}).</p>"
+    else:
+        note = ""
+    rows = [[split, fmt_loss(final.get(f"{split}_loss")), fmt_pct(final.get(f"{split}_acc"))]
+            for split in ("train", "val", "test") if final.get(f"{split}_loss") is not None]
+    return page.table(["split", "loss", "accuracy"], rows, numeric={1, 2}) + note
+
+
+def _doctor(verdicts: list[dict]) -> str:
+    if not verdicts:
+        return "<p>No verdicts yet (the doctor's pre-flight is off, or the run has not reached it).</p>"
+    out = []
+    for phase, title in PHASES:
+        group = [v for v in verdicts if v.get("phase", "pre") == phase]
+        if not group:
+            continue
+        counts = {s: sum(v.get("status") == s for v in group) for s in ("pass", "warn", "fail")}
+        tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        rows = [[v.get("check"), page.status(str(v.get("status"))), v.get("value"), v.get("expected"),
+                 v.get("advice") or ""] for v in group]
+        out.append(f"<h3 class='phase' data-phase='{esc(phase)}'>{esc(title)} <span class='muted'>({tally})</span>"
+                   f"</h3>{page.table(['check', 'status', 'value', 'expected', 'advice'], rows)}")
+    return "".join(out)
+
+
+def _model(model_rows: list[dict]) -> str:
+    if not model_rows:
+        return "<p>No model summary (model.json is written when training starts).</p>"
+    rows = [[r["name"], r["kind"], "x".join(map(str, r["output_shape"])), fmt_int(r["params"]),
+             "x".join(map(str, r["receptive_field"])), fmt_int(r["mult_adds"])] for r in model_rows]
+    rows.append(["total", "", "", fmt_int(sum(r["params"] for r in model_rows)), "",
+                 fmt_int(sum(r["mult_adds"] for r in model_rows))])
+    return page.table(["layer", "type", "output", "params", "receptive field", "mult-adds"], rows, numeric={3, 5})
+
+
+def _files(run: Path) -> str:
+    names = ["metrics.jsonl", "metrics.csv", "summary.json", "config.toml", "monitors.jsonl", "preflight.json",
+             "steps.jsonl", "model.json", "checkpoints/last.pt", "checkpoints/best.pt", "masks.pt", "sparsity.json",
+             "tensorboard"]
+    names += [f"figures/{p.name}" for p in sorted((run / "figures").glob("*.png"))]
+    items = [f"<li>{page.link(n, n)}</li>" for n in names if (run / n).exists()]
+    tb = ("<p class='muted'>TensorBoard: <code>tensorboard --logdir " + esc(run / "tensorboard") + "</code></p>"
+          if (run / "tensorboard").exists() else "")
+    return f"<ul id='files'>{''.join(items)}</ul>{tb}"
+
+
+def _embedded_figure(path: Path, alt: str) -> str:
+    if not path.exists():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"<p><img alt='{esc(alt)}' src='data:image/png;base64,{data}'></p>"
+
+
+# -- charts -------------------------------------------------------------------------------------------------
+def _epoch_charts(history: list[dict], summary: dict | None, steps: tuple[list, list]) -> list[dict]:
+    charts = []
+    xs = [r["epoch"] + 1 for r in history]
+    marks = []
+    best = (summary or {}).get("best_epoch")
+    if best is not None:
+        marks.append({"x": best + 1, "label": f"best epoch {best + 1}", "color": "#1a7f37"})
+    if summary and history:
+        reason = str(summary.get("stop_reason", ""))
+        marks.append({"x": xs[-1], "label": "stop: " + (reason if len(reason) <= 48 else reason[:45] + "..."),
+                      "color": "#cf222e" if summary.get("failed") else "#57606a"})
+    step_x, step_y = steps
+    if step_x:
+        positive = all(v is not None and v > 0 for v in step_y)
+        charts.append({"id": "chart-step-loss", "title": "Training loss per step", "xlabel": "step",
+                       "ylabel": "loss (log)" if positive else "loss", "xfmt": "int", "yfmt": "num",
+                       "ylog": positive, "x": step_x, "series": [{"label": "train (batch)", "y": page.finite(step_y),
+                                                                  "points": False, "width": 1}]})
+    if not history:
+        return charts
+    loss = [{"label": f"{s} loss", "y": page.finite([r.get(f"{s}_loss") for r in history]),
+             "dash": s == "val"} for s in ("train", "val") if any(r.get(f"{s}_loss") is not None for r in history)]
+    if any("reg_loss" in r for r in history):
+        loss.append({"label": "penalty", "y": page.finite([r.get("reg_loss") for r in history]), "dash": True})
+    charts.append({"id": "chart-loss", "title": "Loss per epoch", "xlabel": "epoch", "ylabel": "loss",
+                   "xfmt": "int", "yfmt": "num", "x": xs, "series": loss, "marks": marks})
+    acc = [{"label": f"{s} accuracy", "y": page.finite([r.get(f"{s}_acc") for r in history]), "dash": s == "val"}
+           for s in ("train", "val") if any(r.get(f"{s}_acc") is not None for r in history)]
+    charts.append({"id": "chart-acc", "title": "Accuracy per epoch", "xlabel": "epoch", "ylabel": "accuracy",
+                   "xfmt": "int", "yfmt": "pct", "x": xs, "series": acc, "marks": marks})
+    charts.append({"id": "chart-lr", "title": "Learning rate (at the start of each epoch)", "xlabel": "epoch",
+                   "ylabel": "learning rate", "xfmt": "int", "yfmt": "num", "x": xs,
+                   "series": [{"label": "lr", "y": page.finite([r.get("lr") for r in history])}]})
+    extra = sorted({k for r in history for k, v in r.items()
+                    if k not in KNOWN_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if extra:
+        charts.append({"id": "chart-criteria", "title": "Stopping-criterion values", "xlabel": "epoch",
+                       "ylabel": "value", "xfmt": "int", "yfmt": "num", "x": xs, "marks": marks,
+                       "series": [{"label": k, "y": page.finite([r.get(k) for r in history])} for k in extra]})
+    return charts
+
+
+def _monitor_charts(records: list[dict], titles: dict[str, str]) -> tuple[list[dict], dict | None]:
+    records = [r for r in records if r.get("activations")]
+    if not records:
+        return [], None
+    names = list(records[-1]["activations"])
+    xs = [r["step"] for r in records]
+    lines = []
+    for key, title, label in (("std", "Activation std per layer", "activation std"),
+                              ("grad_std", "Back-propagated gradient std per layer", "gradient std")):
+        series = [{"label": titles.get(n, n), "y": page.finite([r["activations"].get(n, {}).get(key) for r in records])}
+                  for n in names]
+        if any(v is not None for s in series for v in s["y"]):
+            lines.append({"id": f"chart-monitor-{key}", "title": title + " (monitor snapshots)", "xlabel": "step",
+                          "ylabel": label + " (log)", "xfmt": "int", "yfmt": "num", "ylog": True, "x": xs,
+                          "series": series})
+    layers = []
+    for n in names:
+        for key, what, color in (("hist", "activation", "#1f77b4"), ("grad_hist", "gradient", "#d62728")):
+            frames = [_finite_hist(r["activations"].get(n, {}).get(key)) for r in records]
+            if any(frames):
+                layers.append({"title": f"{titles.get(n, n)}: {what}", "xlabel": what, "color": color,
+                               "frames": frames})
+    hists = {"id": "hists", "frames": [{"step": r["step"], "epoch": r.get("epoch", 0) + 1} for r in records],
+             "layers": layers}
+    return lines, hists
+
+
+def _finite_hist(h) -> dict | None:
+    """A monitor histogram the page can draw, or None (a diverged step's histogram has no finite range)."""
+    if not isinstance(h, dict):
+        return None
+    lo, hi, counts = h.get("lo"), h.get("hi"), h.get("counts")
+    ok = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)) and isinstance(counts, list)
+    return {"lo": lo, "hi": hi, "counts": page.finite(counts)} if ok and hi > lo else None
+
+
+def _chart_divs(charts: list[dict]) -> str:
+    return "<div class='charts'>" + "".join(f"<div class='chart' id='{esc(c['id'])}'></div>" for c in charts) + "</div>"
+
+
+# -- the page -----------------------------------------------------------------------------------------------
+PNG_FIGURES = ("learning_curves", "histograms")
+
+
+def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[str, ...] | None = None) -> Path:
+    """Write ``report.html`` of one fit run (finished, in progress or interrupted); return its path.
+
+    ``figures`` names the PNG figures of ``figures/`` to redraw from the run's files (default: none when
+    ``live``, else all of :data:`PNG_FIGURES`); the page itself needs none of them."""
+    from trainwell.viz import plots
+
     run = RunDir(run_dir)
-    summary = run.read_summary()
+    summary = _read_json(run.summary) if run.summary.exists() else None
+    if summary is not None and not isinstance(summary, dict):
+        raise TrainwellError(f"{run.summary}: not a trainwell summary (a JSON object), got a "
+                             f"{type(summary).__name__}")
     history = read_jsonl(run.metrics)
-    if history:
-        plots.learning_curves(history, run.figures / "learning_curves.png")
-        plots.learning_rate(history, run.figures / "learning_rate.png")
     records = read_jsonl(run.path / "monitors.jsonl")
-    if records:
-        plots.monitor_histograms(records, run.figures / "histograms.png")
-    order = ["learning_curves", "learning_rate", "histograms", "first_layer_weights"]
-    figures = sorted(run.figures.glob("*.png"), key=lambda f: (order.index(f.stem) if f.stem in order else 99, f.name))
-    final = summary.get("final", {})
-    splits = ("train", "val", "test")
-    metric_rows = "".join(
-        f"<tr><th>{s}</th><td>{_fmt(final.get(f'{s}_loss'))}</td><td>{_fmt(final.get(f'{s}_acc'))}</td></tr>"
-        for s in splits
-    )
-    doctor = summary.get("doctor") or []
-    doctor_html = ""
-    if doctor:
-        rows = "".join(
-            f"<tr><td>{html.escape(str(d.get('check')))}</td><td class='{html.escape(str(d.get('status')))}'>"
-            f"{html.escape(str(d.get('status')))}</td><td>{html.escape(str(d.get('value')))}</td>"
-            f"<td>{html.escape(str(d.get('advice')))}</td></tr>"
-            for d in doctor
-        )
-        head = "<tr><th>check</th><th>status</th><th>value</th><th>advice</th></tr>"  # phase order: pre, monitor, post
-        doctor_html = f"<h2>Doctor</h2><table>{head}{rows}</table>"
-    imgs = "".join(
-        f"<p><img alt='{f.stem}' src='data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()}'></p>"
-        for f in figures
-    )
-    config = run.config.read_text(encoding="utf-8") if run.config.exists() else ""
-    info = [(k, summary.get(k)) for k in ("dataset", "model", "params", "epochs", "steps", "stop_reason",
-                                          "best_epoch", "seed", "device", "wall_s", "trainwell_version",
-                                          "torch_version")]
-    verdict = summary.get("verdict")
+    config_text = run.config.read_text(encoding="utf-8") if run.config.exists() else ""
+    overrides = config_overrides(config_text)
+    cfg = _read_config(config_text)
+    model_rows = _read_json(run.path / MODEL_FILE, []) or []
+    figures = figures if figures is not None else (() if live else PNG_FIGURES)
+    if figures:
+        if history and "learning_curves" in figures:
+            plots.learning_curves(history, run.figures / "learning_curves.png",
+                                  best_epoch=(summary or {}).get("best_epoch"))
+        if records and "histograms" in figures:
+            plots.monitor_histograms(records, run.figures / "histograms.png", titles=layer_titles(model_rows))
+    verdicts = (summary or {}).get("doctor") or [{**v, "phase": "pre"} for v in
+                                                   (_read_json(run.path / "preflight.json", []) or [])]
+    state, state_text = _state(summary, history, cfg.get("train", {}).get("epochs"), live)
+    lines = _epoch_charts(history, summary, read_steps(run.path, history))
+    monitor_lines, hists = _monitor_charts(records, layer_titles(model_rows))
+    name = (summary or {}).get("name", cfg.get("name", run.path.name))
+    config_hash = (summary or {}).get("config_hash", "")
+    verdict = (summary or {}).get("verdict")
     verdict_html = ""
     if verdict:
-        status = html.escape(str(verdict.get("status", "")))
-        claim = html.escape(str(verdict.get("claim", "")))
-        evidence = html.escape(json.dumps(verdict.get("evidence"), indent=2))
-        verdict_html = f"<h2>Verdict: <span class='{status}'>{status}</span></h2><p>{claim}</p><pre>{evidence}</pre>"
-    name = html.escape(str(summary.get("name")))
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>trainwell: {name}</title>
-<style>{_STYLE}</style></head><body>
-<h1>trainwell run: {name} <small>({html.escape(str(summary.get('config_hash')))})</small></h1>
+        v_status = str(verdict.get("status", ""))
+        verdict_html = (f"<h2>Verdict: {page.status(v_status)}</h2><p>{esc(verdict.get('claim'))}</p>"
+                        f"<pre>{esc(json.dumps(verdict.get('evidence'), indent=2, default=str))}</pre>")
+    hist_html = ""
+    if hists:
+        n = len(hists["frames"])
+        hist_html = (f"<h3>Histograms over time</h3><p><input type='range' id='hists-slider' min='0' max='{n - 1}' "
+                     f"value='{n - 1}' style='width:60%'> <span id='hists-label'></span></p>"
+                     f"<div class='hists' id='hists'></div>")
+    body = f"""
+<h1>trainwell run: {esc(name)} <small class='muted'>{esc(config_hash)}</small></h1>
+<p><span class='status {esc(state)}' id='run-state'>{esc(state_text)}</span></p>
+<nav><a href='#curves'>curves</a><a href='#monitors'>activations &amp; gradients</a><a href='#doctor'>doctor</a>
+<a href='#model'>model</a><a href='#config-section'>config</a><a href='#files-section'>files</a></nav>
 {verdict_html}
-{_table(info)}
-<h2>Final metrics</h2>
-<table><tr><th>split</th><th>loss</th><th>accuracy</th></tr>{metric_rows}</table>
-{doctor_html}
-<h2>Figures</h2>{imgs or '<p>No epochs were recorded.</p>'}
-<h2>Config</h2><pre>{html.escape(config)}</pre>
-</body></html>
+<section id='overview'><h2>Overview</h2>{_overview(summary, history, cfg)}
+<h3>Final metrics</h3>{_final(summary, history)}</section>
+<section id='curves'><h2>Curves</h2><p class='muted'>Drag to zoom, double-click to reset; hover for values.</p>
+{_chart_divs(lines) if lines else '<p>No epoch has finished yet.</p>'}</section>
+<section id='monitors'><h2>Activations and gradients</h2>
+{_chart_divs(monitor_lines) + hist_html if hists else NO_MONITORS}
+</section>
+<section id='doctor'><h2>Doctor</h2>{_doctor(verdicts)}</section>
+<section id='model'><h2>Model</h2>{_model(model_rows)}
+{_embedded_figure(run.figures / 'first_layer_weights.png', 'first layer weights')}</section>
+<section id='config-section'><h2>Config</h2>{_config_html(config_text, overrides)}</section>
+<section id='files-section'><h2>Files</h2>{_files(run.path)}</section>
 """
-    atomic_write_text(run.report, page)
+    charts = {"lines": lines + monitor_lines, "hists": [hists] if hists else []}
+    atomic_write_text(run.report, page.render(f"trainwell: {name}", body, charts))
     return run.report
+
+
+def _read_config(text: str) -> dict:
+    if not text:
+        return {}
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except Exception:
+        return {}

@@ -1,0 +1,82 @@
+"""Where the wall time of the default `trainwell fit` goes, against its training time (target: total <= 2x).
+
+Runs `trainwell fit --quiet` in a fresh process ``--reps`` times and reports, per run: the process wall (Python
+start, imports, everything), the in-process `pipeline.fit` wall, the training wall (`Trainer.fit`) and the
+parts around it (imports, optimizer construction, pre-flight checks, live and final report, final evaluation,
+first-layer figure), then the medians of both ratios.
+
+    python benchmarks/fit_wall.py --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import trainwell.pipeline as P
+from trainwell.viz import plots, report
+from trainwell.train import trainer as T
+from trainwell.config import Config
+parts = {"imports": time.perf_counter() - t0}
+
+def timed(owner, name, label):
+    original = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        tic = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            parts[label] = parts.get(label, 0.0) + time.perf_counter() - tic
+    setattr(owner, name, wrapper)
+
+timed(P, "prepare", "data and model")
+timed(P, "_training_parts", "optimizer, schedule (first Adam imports torch._dynamo)")
+timed(P, "preflight", "pre-flight checks")
+timed(T.Trainer, "fit", "training")
+timed(P, "_summary", "final evaluation")
+timed(plots, "first_layer_weights", "first-layer figure")
+timed(report, "build_fit_report", "report (live rewrites + final with PNGs)")
+tic = time.perf_counter()
+result = P.fit(Config(), out=sys.argv[1], force=True, quiet=True)
+parts["pipeline.fit"] = time.perf_counter() - tic
+parts["test_acc"] = result.summary["final"]["test_acc"]
+print(json.dumps(parts))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    ratios_process, ratios_fit = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.reps):
+            tic = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", CHILD, os.path.join(tmp, f"run{rep}")], check=True,
+                                 capture_output=True, text=True).stdout
+            process = time.perf_counter() - tic
+            parts = json.loads(out.strip().splitlines()[-1])
+            train = parts["training"]
+            ratios_process.append(process / train)
+            ratios_fit.append(parts["pipeline.fit"] / train)
+            print(f"run {rep + 1}: process {process:.2f} s, pipeline.fit {parts['pipeline.fit']:.2f} s, training "
+                  f"{train:.2f} s -> process/training {ratios_process[-1]:.2f}, fit/training {ratios_fit[-1]:.2f}"
+                  f" (test acc {parts['test_acc']:.2%})")
+            for key, value in parts.items():
+                if key not in ("training", "pipeline.fit", "test_acc"):
+                    print(f"    {key}: {value:.2f} s")
+    print(f"median process/training {statistics.median(ratios_process):.2f}, "
+          f"median pipeline.fit/training {statistics.median(ratios_fit):.2f} (target <= 2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""capacity: more hidden neurons represent more complex functions, and overfit more without regularization.
+
+The cs231n spiral demo (Karpathy, cs231n "Neural Networks 1": "larger networks can represent more complicated
+functions", one hidden layer of 3, 6 and 20 neurons on 2-D spirals). The generalization gap is train accuracy
+minus accuracy on a large fresh draw of the same distribution, averaged over ``repeats`` data draws, so that it
+measures the model and not the luck of a 120-point sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trainwell.config import load_config
+from trainwell.lab import base
+from trainwell.lab.spirals_common import boundary_grid, draw_boundary, heldout, spirals_overrides
+from trainwell.pipeline import load_data
+
+NAME = "capacity"
+CLAIM = "More hidden neurons represent more complex functions: train accuracy rises with width, and the widest " \
+        "net has the largest train-test gap without regularization"
+PAPER = "cs231n, Neural Networks Part 1 (spirals with 3/6/20 hidden neurons)"
+EXPECTED_S = {"quick": 5, "default": 35}
+
+
+@dataclass
+class Config:
+    widths: list[int] = field(default_factory=lambda: [3, 6, 20])
+    n_per_class: int = 40
+    noise: float = 0.5
+    epochs: int = 400
+    lr: float = 0.03
+    repeats: int = 4
+    heldout_per_class: int = 1000
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(epochs=250, repeats=1, heldout_per_class=500)
+
+
+def run(cfg: Config, workdir=None) -> dict:
+    rows, grids, points = [], {}, None
+    for r in range(cfg.repeats):
+        seed = cfg.seed * 1000 + r
+        xh, yh = heldout(cfg.heldout_per_class, cfg.noise, seed)
+        for w in cfg.widths:
+            t = base.train([*spirals_overrides(cfg.n_per_class, cfg.noise, seed, cfg.epochs, cfg.lr),
+                            f"model.hidden=[{w}]"], workdir, f"width{w}-draw{r}")
+            test = base.accuracy(t.model, xh, yh)
+            rows.append({"width": w, "draw": r, "train_acc": t.final["train_acc"], "test_acc": test,
+                         "gap": t.final["train_acc"] - test, "params": t.summary["params"]})
+            if r == 0:
+                grids[str(w)] = boundary_grid(t.model)
+        if r == 0:
+            splits, _ = load_data(load_config(None, spirals_overrides(cfg.n_per_class, cfg.noise, seed, 1, cfg.lr)))
+            points = [splits.train[0].tolist(), splits.train[1].tolist()]
+    means = []
+    for w in cfg.widths:
+        mine = [r for r in rows if r["width"] == w]
+        means.append({"width": w, **{k: sum(r[k] for r in mine) / len(mine) for k in ("train_acc", "test_acc", "gap")}})
+    return {"widths": cfg.widths, "rows": rows, "means": means, "grids": grids, "points": points,
+            "repeats": cfg.repeats}
+
+
+def plot(result: dict) -> dict:
+    ws = result["widths"]
+    fig, axes = base.new_figure(4 * len(ws), 4, ncols=len(ws))
+    for ax, w, m in zip(axes[0], ws, result["means"], strict=True):
+        draw_boundary(ax, result["grids"][str(w)], result["points"],
+                      f"{w} hidden: train {m['train_acc']:.0%}, test {m['test_acc']:.0%}")
+    fig.tight_layout()
+    fig2, ax = base.new_figure(5, 3.5)
+    ax = ax[0][0]
+    ax.plot(ws, [m["train_acc"] for m in result["means"]], "o-", label="train")
+    ax.plot(ws, [m["test_acc"] for m in result["means"]], "s--", label="fresh draw (test)")
+    ax.set(xscale="log", xlabel="hidden neurons", ylabel="accuracy", title="Capacity")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig2.tight_layout()
+    return {"boundaries": fig, "accuracy_vs_width": fig2}
+
+
+def verdict(result: dict) -> dict:
+    means = result["means"]
+    train = [m["train_acc"] for m in means]
+    gaps = [m["gap"] for m in means]
+    rises = all(b > a for a, b in zip(train, train[1:], strict=False))
+    widest_gap = gaps[-1] == max(gaps) and gaps[-1] > max(gaps[:-1])
+    evidence = {f"width {m['width']}": {"train_acc": round(m["train_acc"], 4), "test_acc": round(m["test_acc"], 4),
+                                        "gap": round(m["gap"], 4)} for m in means}
+    evidence["draws"] = result["repeats"]
+    return base.make_verdict(CLAIM, rises and widest_gap, evidence,
+                             "mean train accuracy strictly increases with width, and the widest net's mean "
+                             "train-test gap is strictly the largest")

@@ -1,0 +1,99 @@
+"""lr-diagnosis: the doctor reads a loss curve and names the learning rate — too high, high, good, too low — and
+gets it right for four learning rates, over seeds and two batch sizes.
+
+cs231n, "Neural Networks Part 3" (babysitting the learning process, the loss-vs-epoch sketch the lecture shows):
+a very high rate makes the loss rise or become NaN; a high one drops fast and then plateaus at a worse value; a good
+one decreases steadily; a low one decreases slowly, nearly linearly. An MLP on scikit-learn's digits is trained by
+the pipeline with plain SGD at each rate (chosen to show each regime on this task: 10 diverges, 1 drops and
+plateaus high, 0.3 decreases steadily, 0.01 creeps); the label is the pipeline's own post-flight verdict
+(:func:`trainwell.doctor.diagnosis.learning_rate_diagnosis` on the per-step training losses,
+``summary["doctor"]``), compared with the label each rate was chosen to show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trainwell.lab import base
+from trainwell.train.callbacks import StepLosses
+
+NAME = "lr-diagnosis"
+CLAIM = "The doctor labels loss curves from four learning rates as too high / high / good / too low, correctly " \
+        "over seeds and two batch sizes"
+PAPER = "cs231n, Neural Networks Part 3 (babysitting the learning process: loss curves by learning rate)"
+EXPECTED_S = {"quick": 5, "default": 13}
+LABELS = ("too high", "high", "good", "too low")
+CHECK = "learning rate (loss curve)"
+
+
+@dataclass
+class Config:
+    rates: dict[str, float] = field(default_factory=lambda: {"too high": 10.0, "high": 1.0, "good": 0.3,
+                                                             "too low": 0.01})
+    batch_sizes: list[int] = field(default_factory=lambda: [50, 200])
+    seeds: int = 2
+    epochs: int = 10
+    hidden: int = 64
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(batch_sizes=[50], seeds=1, epochs=6)
+
+
+def label_of(doctor: list[dict]) -> str | None:
+    """The label in the post-flight learning-rate verdict (its value starts with 'too high:', 'good:', ...)."""
+    v = next((d for d in doctor if d["check"] == CHECK and d.get("phase", "post") == "post"), None)
+    return None if v is None else v["value"].split(":")[0].strip()
+
+
+def run(cfg: Config, workdir=None) -> dict:
+    rows = []
+    for bs in cfg.batch_sizes:
+        for k in range(cfg.seeds):
+            seed = cfg.seed * 100 + k
+            for expected, lr in cfg.rates.items():
+                steps = StepLosses()
+                t = base.train(["data.name=digits", "model.kind=mlp", f"model.hidden=[{cfg.hidden}, {cfg.hidden}]",
+                                "optim.name=sgd", f"optim.lr={lr}", f"train.epochs={cfg.epochs}",
+                                f"train.batch_size={bs}", f"train.seed={seed}", "stop.divergence_factor=none"],
+                               workdir, f"lr{lr}-bs{bs}-seed{seed}", callbacks=[steps])
+                doc = next(d for d in t.summary["doctor"] if d["check"] == CHECK)
+                rows.append({"expected": expected, "lr": lr, "batch_size": bs, "seed": seed,
+                             "label": label_of(t.summary["doctor"]), "diagnosis": doc["value"],
+                             "losses": [round(v, 5) if v == v else None for v in steps.losses]})
+    return {"rows": rows, "rates": cfg.rates}
+
+
+def plot(result: dict) -> dict:
+    bss = sorted({r["batch_size"] for r in result["rows"]})
+    fig, axes = base.new_figure(6 * len(bss), 4, ncols=len(bss))
+    colors = dict(zip(LABELS, ("C3", "C1", "C2", "C0"), strict=True))
+    for ax, bs in zip(axes[0], bss, strict=True):
+        seen = set()
+        for r in result["rows"]:
+            if r["batch_size"] != bs:
+                continue
+            ys = [v if v is not None else float("nan") for v in r["losses"]]
+            lab = f"lr {r['lr']:g} ({r['expected']}): doctor says {r['label']}"
+            ax.plot(ys, color=colors[r["expected"]], lw=0.8, label=None if lab in seen else lab)
+            seen.add(lab)
+        ax.set(xlabel="step", ylabel="training loss", yscale="log", ylim=(None, 20), title=f"batch size {bs}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return {"loss_curves": fig}
+
+
+def verdict(result: dict) -> dict:
+    rows = result["rows"]
+    right = [r["label"] == r["expected"] for r in rows]
+    confusion = {}
+    for r in rows:
+        confusion.setdefault(r["expected"], {}).setdefault(str(r["label"]), 0)
+        confusion[r["expected"]][str(r["label"])] += 1
+    evidence = {"correct": f"{sum(right)} of {len(rows)}", "confusion (expected -> doctor's label: count)": confusion,
+                "rates": result["rates"],
+                "wrong": [{k: r[k] for k in ("expected", "lr", "batch_size", "seed", "diagnosis")}
+                          for r, ok in zip(rows, right, strict=True) if not ok]}
+    return base.make_verdict(CLAIM, all(right), evidence,
+                             "every (learning rate, batch size, seed) curve gets the label its rate was chosen for")

@@ -1,0 +1,88 @@
+"""The live report: ``report.html`` written when training starts and rewritten every few epochs, so a user can
+watch a run in the browser (reload to update), and an interrupted run still has a current report.
+
+Each rewrite is atomic (temp file + rename: a reload never sees half a page) and costs tens of milliseconds: the
+page's charts are drawn by the browser from the data inlined into it; the PNG figures are drawn once, at the end.
+The callback also writes what the page shows and no other file has: ``model.json`` (the per-layer summary) and
+``steps.jsonl`` (per-step training losses, one line per epoch, taken from :class:`StepLosses`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from trainwell.train.callbacks import Callback, State, StepLosses
+
+
+class LiveReport(Callback):
+    """Rewrite ``<run_dir>/report.html`` at the start and every ``every`` epochs.
+
+    Args:
+        run_dir: the run directory.
+        input_shape: the model's input shape without the batch axis (for the model summary).
+        every: epochs between rewrites (the final report is written by the pipeline once the summary exists).
+        every_seconds: and at least this many seconds between rewrites (each costs ~0.1 s; a run of a few
+            seconds gets the first page and the final one only).
+    """
+
+    def __init__(self, run_dir: str | Path, input_shape: tuple[int, ...] | None = None, every: int = 2,
+                 every_seconds: float = 10.0):
+        if every < 1:
+            raise ValueError(f"every = {every} is not allowed: use an integer >= 1 (epochs)")
+        self.run_dir = Path(run_dir)
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.every, self.every_seconds = every, every_seconds
+        self._seen = 0  # step losses already written
+        self._last = -math.inf
+
+    def build(self, live: bool = True) -> None:
+        from trainwell.viz.report import build_fit_report
+
+        build_fit_report(self.run_dir, live=live, figures=())
+        self._last = time.monotonic()
+
+    def on_fit_start(self, state: State) -> None:
+        from trainwell.rundir import atomic_write_json, atomic_write_text
+        from trainwell.viz.report import MODEL_FILE, STEPS_FILE
+
+        atomic_write_text(self.run_dir / STEPS_FILE, "")
+        self._seen = 0
+        if self.input_shape is not None:
+            try:
+                from trainwell.cnn.summary import summarize
+
+                rows = [r.as_dict() for r in summarize(state.model, self.input_shape)]
+            except Exception:  # noqa: BLE001 - a model the summary cannot trace still trains; the page says so
+                rows = []
+            atomic_write_json(self.run_dir / MODEL_FILE, rows)
+        self.build()
+
+    def on_epoch_start(self, state: State) -> None:
+        losses = self._losses(state)  # the recorder's losses of finished epochs (restored on resume)
+        self._seen = len(losses) if losses is not None else 0
+
+    def _losses(self, state: State) -> list | None:
+        trainer = state.trainer
+        recorder = next((cb for cb in getattr(trainer, "callbacks", []) if isinstance(cb, StepLosses)), None)
+        return recorder.losses if recorder is not None else None
+
+    def on_epoch_end(self, state: State) -> None:
+        from trainwell.rundir import append_jsonl
+        from trainwell.viz.report import STEPS_FILE
+
+        losses = self._losses(state)
+        if losses is not None:
+            new = losses[self._seen:]
+            append_jsonl(self.run_dir / STEPS_FILE,
+                         {"epoch": state.epoch, "first_step": state.step - len(new), "losses": new})
+            self._seen = len(losses)
+        last = state.epoch + 1 >= getattr(state.trainer, "epochs", state.epoch + 2)
+        due = (state.epoch + 1) % self.every == 0 and time.monotonic() - self._last >= self.every_seconds
+        if state.stop is None and not last and due:
+            self.build()
+
+    def on_fit_end(self, state: State) -> None:
+        if (state.stop or "").startswith("interrupted"):  # no summary will follow: the page says where it stopped
+            self.build(live=False)

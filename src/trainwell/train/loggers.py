@@ -1,0 +1,223 @@
+"""Loggers for the tools users already have: a CSV file for spreadsheets and TensorBoard event files.
+
+:class:`CSVLogger` rewrites ``metrics.csv`` (one row per epoch, one column per metric, epochs 1-based) after each
+epoch, atomically. :class:`TensorBoardLogger` writes, with ``torch.utils.tensorboard``: every epoch's scalars
+(losses, accuracies, learning rate, penalty, stopping-criterion values), histograms of the weights every
+``every`` steps and of the activations and back-propagated gradients at the doctor monitor's cadence, the first
+layer's filters as images (at the start and the end), and the doctor's verdicts as text. TensorBoard is an
+optional extra: ``pip install 'trainwell[tensorboard]'``.
+
+Example:
+    >>> from trainwell.train.loggers import CSVLogger, TensorBoardLogger
+    >>> callbacks = [CSVLogger("run/metrics.csv"), TensorBoardLogger("run/tensorboard", every=50)]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+from trainwell.train.callbacks import Callback, State
+
+INSTALL_HINT = "pip install 'trainwell[tensorboard]'"
+
+
+class CSVLogger(Callback):
+    """Rewrite ``path`` (metrics.csv) from the run's history after every epoch: a header of every metric seen,
+    one row per epoch (``epoch`` counted from 1), empty cells for metrics an epoch did not log."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def on_epoch_end(self, state: State) -> None:
+        from trainwell.rundir import atomic_write_text
+
+        atomic_write_text(self.path, history_csv(state.history))
+
+
+def history_csv(history: list[dict]) -> str:
+    """The CSV text of a list of per-epoch metric dicts (epoch shown 1-based)."""
+    columns: list[str] = []
+    for record in history:
+        columns.extend(k for k in record if k not in columns)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for record in history:
+        row = {k: v for k, v in record.items() if not isinstance(v, (dict, list))}
+        if isinstance(row.get("epoch"), int):
+            row["epoch"] += 1
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def filter_grid(model, max_units: int = 64, scale: int = 4):
+    """A (H, W) float tensor in [0, 1] of the first Linear/Conv layer's weights (input channel 0), 0.5 = zero;
+    None if the model has none. Each weight is a ``scale`` x ``scale`` block of pixels."""
+    import torch
+    from torch import nn
+
+    layer = next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
+    if layer is None:
+        return None
+    w = layer.weight.detach().float().cpu()[:max_units]
+    from trainwell.viz.plots import finite_limit
+
+    w = (torch.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0) / (2 * finite_limit(w)) + 0.5).clamp(0, 1)
+    if w.dim() == 4:  # (out, in, kh, kw): tiles of input channel 0, one pixel of padding
+        tiles = w[:, 0]
+        cols = min(8, len(tiles))
+        rows = -(-len(tiles) // cols)
+        kh, kw = tiles.shape[1:]
+        grid = torch.ones(rows * (kh + 1) - 1, cols * (kw + 1) - 1)
+        for i, t in enumerate(tiles):
+            r, c = divmod(i, cols)
+            grid[r * (kh + 1):r * (kh + 1) + kh, c * (kw + 1):c * (kw + 1) + kw] = t
+    else:  # (out, in, k) -> channel 0 (out, k); a dense layer's (out, in) as it is
+        grid = w[:, 0] if w.dim() == 3 else w
+    return grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+
+
+def require_tensorboard():
+    """Return ``torch.utils.tensorboard.SummaryWriter``, or raise ImportError saying how to install it."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # torch raises ImportError when the tensorboard package is missing or too old
+        raise ImportError(f"TensorBoard logging needs the tensorboard package: {INSTALL_HINT}") from None
+    return SummaryWriter
+
+
+SCALAR_TAGS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_acc": "accuracy/train",
+               "val_acc": "accuracy/val", "lr": "lr", "reg_loss": "loss/penalty", "time": "time/epoch_s"}
+
+
+class TensorBoardLogger(Callback):
+    """Write TensorBoard event files to ``log_dir`` (open them with ``tensorboard --logdir LOG_DIR``).
+
+    Args:
+        log_dir: folder of the event files.
+        every: steps between weight histograms (the doctor monitor's cadence; 0 = no weight histograms).
+        input_shape: the model's input shape without the batch axis; with it the first layer's filters are
+            logged as an image (the figure of the report).
+
+    Activation and gradient histograms come from a :class:`~trainwell.doctor.monitors.Monitor` among the
+    trainer's callbacks (its snapshots, logged at their own steps). :meth:`log_verdicts` adds the doctor's
+    verdicts as text; :meth:`close` flushes and closes the files.
+    """
+
+    def __init__(self, log_dir: str | Path, every: int = 50, input_shape: tuple[int, ...] | None = None):
+        self.writer_class = require_tensorboard()
+        self.log_dir = Path(log_dir)
+        self.every = every
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self._writer = None
+        self._records = 0
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            self._writer = self.writer_class(log_dir=str(self.log_dir))
+        return self._writer
+
+    # -- hooks ---------------------------------------------------------------------------------------------
+    def on_fit_start(self, state: State) -> None:
+        self._records = 0
+        self.log_filters(state.model, state.step)
+
+    def on_epoch_start(self, state: State) -> None:
+        monitor = self._monitor(state)
+        if monitor is not None and self._records > len(monitor.records):  # resumed from an older checkpoint
+            self._records = len(monitor.records)
+
+    def on_batch_end(self, state: State) -> None:
+        if self.every and state.step % self.every == 0:
+            import torch
+
+            for name, p in state.model.named_parameters():
+                w = p.detach().float().cpu()
+                if bool(torch.isfinite(w).all()):  # a diverged tensor has no histogram (its loss says so)
+                    self.writer.add_histogram(f"weights/{name}", w, state.step)
+
+    def on_epoch_end(self, state: State) -> None:
+        w, step = self.writer, state.step
+        for key, value in state.metrics.items():
+            if key in ("epoch", "step") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if math.isfinite(value):
+                w.add_scalar(SCALAR_TAGS.get(key, f"criteria/{key}"), value, step)
+        w.add_scalar("epoch", state.epoch + 1, step)
+        monitor = self._monitor(state)
+        if monitor is not None:
+            for record in monitor.records[self._records:]:
+                self.log_monitor_record(record)
+            self._records = len(monitor.records)
+        w.flush()
+
+    def on_fit_end(self, state: State) -> None:
+        self.log_filters(state.model, state.step)
+        self.writer.flush()
+
+    # -- pieces --------------------------------------------------------------------------------------------
+    @staticmethod
+    def _monitor(state: State):
+        return next((cb for cb in getattr(state.trainer, "callbacks", [])
+                     if isinstance(getattr(cb, "records", None), list) and hasattr(cb, "verdicts")), None)
+
+    def log_monitor_record(self, record: dict) -> None:
+        """Activation and gradient histograms (pre-binned by the monitor) and its per-layer statistics."""
+        step = record["step"]
+        for name, a in record.get("activations", {}).items():
+            label = f"{name} ({a.get('kind', '')})"
+            for key, what in (("hist", "activations"), ("grad_hist", "gradients")):
+                h = a.get(key)
+                if h:
+                    self._raw_histogram(f"{what}/{label}", h, step)
+            for stat in ("dead", "saturated", "std", "grad_std"):
+                if isinstance(a.get(stat), (int, float)) and math.isfinite(a[stat]):
+                    self.writer.add_scalar(f"monitor/{label}/{stat}", a[stat], step)
+        for name, ratio in record.get("update_ratio", {}).items():
+            if math.isfinite(ratio):
+                self.writer.add_scalar(f"update_ratio/{name}", ratio, step)
+
+    def _raw_histogram(self, tag: str, h: dict, step: int) -> None:
+        counts = [float(c) for c in h["counts"]]
+        n = len(counts)
+        width = (h["hi"] - h["lo"]) / n
+        centres = [h["lo"] + (i + 0.5) * width for i in range(n)]
+        total = sum(counts)
+        if total <= 0:
+            return
+        self.writer.add_histogram_raw(tag, min=h["lo"], max=h["hi"], num=int(total),
+                                      sum=sum(c * x for c, x in zip(counts, centres, strict=True)),
+                                      sum_squares=sum(c * x * x for c, x in zip(counts, centres, strict=True)),
+                                      bucket_limits=[h["lo"] + (i + 1) * width for i in range(n)],
+                                      bucket_counts=counts, global_step=step)
+
+    def log_filters(self, model, step: int) -> None:
+        """The first layer's weights as one grayscale image on a shared symmetric scale (mid-grey = 0): 2-D
+        filters tiled 8 to a row, 1-D kernels (and dense rows) as one row of pixels per unit."""
+        grid = filter_grid(model)
+        if grid is not None:
+            self.writer.add_image("first_layer/weights", grid, step, dataformats="HW")
+
+    def log_verdicts(self, verdicts: list[dict], step: int = 0) -> None:
+        """The doctor's verdicts as text, one markdown table per phase."""
+        names = {"pre": "pre-flight", "monitor": "in-flight", "post": "post-flight"}
+        for phase, title in names.items():
+            group = [v for v in verdicts if v.get("phase", "pre") == phase]
+            if not group:
+                continue
+            lines = ["| check | status | value | expected | advice |", "|---|---|---|---|---|"]
+            for v in group:
+                cells = [str(v.get(k) if v.get(k) is not None else "").replace("|", "/")
+                         for k in ("check", "status", "value", "expected", "advice")]
+                lines.append("| " + " | ".join(cells) + " |")
+            self.writer.add_text(f"doctor/{title}", "\n".join(lines), step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -1,0 +1,326 @@
+"""The lab, part 2 (stopping, preprocessing, initialization, normalization, optimization, debugging, CNNs): every
+experiment at quick size, the pieces they add, and for every verdict a negative control, so no verdict is a
+constant."""
+
+import json
+import math
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from trainwell.lab import base, deep_relu_init, mixture_of_experts, pretraining, probes, registry, stopping_criteria
+from trainwell.lab import batchnorm as bn_exp
+from trainwell.nn.layers import MixtureOfExperts, moe_loss
+
+PART2 = ["deep-relu-init", "init-symmetry-and-scale", "init-histograms", "batchnorm", "preprocessing",
+         "stopping-criteria", "optimizers", "lr-diagnosis", "cnn-vs-mlp", "filters-and-equivariance",
+         "mixture-of-experts", "neocognitron", "pretraining"]
+EXPERIMENTS = registry.experiments()
+
+# Quick-size verdicts that held on seeds 0-2 on the development machine (``lab run ... --quick --seeds 3``); the
+# others are computed and checked for shape only (their quick sizes are too small to decide the claim).
+STABLE_QUICK = {"init-symmetry-and-scale": "pass", "init-histograms": "pass", "filters-and-equivariance": "pass",
+                "neocognitron": "pass", "preprocessing": "pass", "optimizers": "pass"}
+
+
+def test_part2_is_registered_with_the_contract():
+    assert set(PART2) <= set(EXPERIMENTS)
+    for name in PART2:
+        mod = EXPERIMENTS[name]
+        assert mod.NAME == name and mod.CLAIM and mod.PAPER and mod.__doc__
+        assert set(mod.EXPECTED_S) == {"quick", "default"} and mod.Config.quick() != mod.Config()
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            mod = EXPERIMENTS[name]
+            result = mod.run(mod.Config.quick(), workdir=tmp_path_factory.mktemp(name))
+            cache[name] = json.loads(json.dumps(result))  # plain data: survives a JSON round trip unchanged
+            assert cache[name] == result
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PART2)
+def test_experiment_runs_at_quick_size(name, quick_results):
+    mod = EXPERIMENTS[name]
+    result = quick_results(name)
+    v = mod.verdict(result)
+    assert set(v) >= {"claim", "status", "evidence", "threshold"}
+    assert v["status"] in base.STATUSES and v["claim"] == mod.CLAIM and v["evidence"]
+    json.dumps(v)
+    figures = mod.plot(result)
+    assert figures and all(isinstance(f, Figure) for f in figures.values())
+    if name in STABLE_QUICK:
+        assert v["status"] == STABLE_QUICK[name], v["evidence"]
+
+
+# -- the pieces the experiments add -------------------------------------------------------------------------------
+def test_layer_signals_measure_every_hidden_layer_and_vanish_with_small_init():
+    x, y = torch.randn(64, 20), torch.randint(0, 10, (64,))
+    small = probes.init_mlp((20,), [50] * 6, 10, "small_normal", activation="tanh")
+    sig = probes.layer_signals(small, x, y, keep=10)
+    assert len(sig["activations"]) == len(sig["gradients"]) == 6 and len(sig["samples"]["activations"][0]) == 10
+    assert sig["activations"][-1] < 1e-3 * sig["activations"][0]
+    he = probes.layer_signals(probes.init_mlp((20,), [50] * 6, 10, "he_normal"), x, y)
+    assert 0.2 < he["activations"][-1] / he["activations"][0] < 5
+
+
+def test_first_below_uses_a_running_mean():
+    assert deep_relu_init.first_below([3.0] * 5 + [1.0] * 20, 2.0, window=4) == 8
+    assert deep_relu_init.first_below([3.0] * 10, 2.0) is None
+
+
+def test_stopping_replays_criteria_on_a_history():
+    from trainwell.train.stopping import EarlyStopping, LossChange
+
+    losses = [1.0, 0.5, 0.4, 0.39, 0.389, 0.3889]
+    assert stopping_criteria.first_stop(LossChange(0.05, 2), losses) == 4
+    assert stopping_criteria.first_stop(EarlyStopping("min", 2), [1.0, 0.9, 0.95, 0.97, 0.5]) == 3
+    assert stopping_criteria.first_stop(LossChange(0.05, 2), [1.0, 0.5, 0.2]) is None
+
+
+def test_mixture_scores_are_minus_jacobs_error():
+    torch.manual_seed(0)
+    moe = MixtureOfExperts(5, 3, experts=2)
+    model = mixture_of_experts.MixtureScores(moe, 3)
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    outputs, gates = moe(x)
+    expected = moe_loss(outputs, gates, torch.eye(3)[y])
+    assert torch.allclose(mixture_of_experts.mixture_error(model(x), y), expected, atol=1e-6)
+
+
+def test_two_regime_data_gives_each_regime_its_own_classes():
+    x, y, regime = mixture_of_experts.two_regimes(400, 6, 4, seed=0)
+    assert set(y[regime == 0].tolist()) <= {0, 1} and set(y[regime == 1].tolist()) <= {2, 3}
+    assert torch.equal(regime, (x[:, 0] > 0).long())
+
+
+def test_train_random_subset_moves_only_the_chosen_entries():
+    from trainwell.nn.norm import norm_parameters
+
+    cb = bn_exp.TrainRandomSubset(7, seed=0)
+    t = base.train(["data.name=xor", "model.kind=mlp", "model.hidden=[6]", "model.norm=batch", "train.epochs=20",
+                    "train.batch_size=4", "optim.name=adam", "optim.lr=0.1"], None, "subset", callbacks=[cb])
+    moved = sum(int((p.detach() != p0).sum()) for p, p0, _ in cb.params)
+    assert 0 < moved <= 7
+    assert all(torch.equal(p.detach(), p0) for p, p0 in cb.norm) and len(norm_parameters(t.model)) == 2
+
+
+def test_masking_noise_zeroes_the_asked_fraction():
+    out = pretraining.masking_noise(0.3)(torch.ones(200, 50), torch.Generator().manual_seed(0))
+    assert abs(float((out == 0).float().mean()) - 0.3) < 0.02 and set(out.unique().tolist()) == {0.0, 1.0}
+
+
+def test_mnist1d_permute_seed_is_one_fixed_permutation_of_positions():
+    from trainwell.data import load
+
+    a, b = load("mnist1d"), load("mnist1d", permute_seed=3)
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(3))
+    for (xa, ya), (xb, yb) in ((a.train, b.train), (a.test, b.test)):
+        assert torch.equal(xb[:, 0], xa[:, 0, order]) and torch.equal(ya, yb)
+    assert not torch.equal(order, torch.arange(40))
+
+
+# -- negative controls: each verdict passes on a made-up result that shows the claim and fails when it is altered ----
+def _status(name, result):
+    return EXPERIMENTS[name].verdict(result)["status"]
+
+
+def _relu(xavier30=2.3026, he22_fast=True):
+    fast, slow = [2.3] * 5 + [1.5] * 50, [2.3] * 30 + [1.6] * 25
+    runs = {"he-30": {"final_train_loss": 1.4, "step_losses": fast, "test_acc": 0.3},
+            "xavier-30": {"final_train_loss": xavier30, "step_losses": [2.3026] * 55, "test_acc": 0.1},
+            "he-22": {"final_train_loss": 1.3, "step_losses": fast if he22_fast else slow, "test_acc": 0.4},
+            "xavier-22": {"final_train_loss": 1.8, "step_losses": slow if he22_fast else fast, "test_acc": 0.3}}
+    return {"deep": 30, "shallow": 22, "ln10": math.log(10), "runs": runs,
+            "probe": {"he": [1.0, 0.8], "xavier": [1.0, 3e-5]}}
+
+
+def test_deep_relu_init_verdict_can_fail():
+    assert _status("deep-relu-init", _relu()) == "pass"
+    assert _status("deep-relu-init", _relu(xavier30=1.5)) == "fail"  # Xavier trains at 30 layers
+    assert _status("deep-relu-init", _relu(he22_fast=False)) == "fail"  # He not earlier at 22 layers
+
+
+def _symmetry(zero_spread=0.0, small_last=1e-9):
+    return {"training": {"zeros": {"spread": [zero_spread, 0.0], "train_acc": 0.1},
+                         "he_normal": {"spread": [1.1, 1.0], "train_acc": 0.5}},
+            "scale": {"small_normal": [0.15, 0.02, small_last], "standard": [0.6, 0.1, 0.01],
+                      "xavier_normal": [0.6, 0.4, 0.3], "he_normal": [0.9, 0.8, 0.7]}}
+
+
+def test_init_symmetry_verdict_can_fail():
+    assert _status("init-symmetry-and-scale", _symmetry()) == "pass"
+    assert _status("init-symmetry-and-scale", _symmetry(zero_spread=0.3)) == "fail"  # zero-init units differ
+    assert _status("init-symmetry-and-scale", _symmetry(small_last=0.1)) == "fail"  # no collapse
+
+
+def _histograms(swap=False):
+    shrink = {"activation_std": [0.45, 0.24, 0.14, 0.08, 0.045], "gradient_std": [1e-6, 3e-6, 5e-6, 1e-5, 2e-5]}
+    level = {"activation_std": [0.25, 0.24, 0.22, 0.21, 0.2], "gradient_std": [3.2e-5, 3.4e-5, 3.6e-5, 3.8e-5, 4e-5]}
+    s = {"standard": level, "normalized": shrink} if swap else {"standard": shrink, "normalized": level}
+    return {"schemes": s, "published_standard": [0.45, 0.24, 0.14, 0.08, 0.05]}
+
+
+def test_init_histograms_verdict_can_fail():
+    assert _status("init-histograms", _histograms()) == "pass"
+    assert _status("init-histograms", _histograms(swap=True)) == "fail"
+
+
+def _bn(bn_loss=0.5, bn_only=0.37, uout=0.07):
+    speed = {"he_normal/none": 0.77, "he_normal/batch": bn_loss, "small_normal/none": 2.3029,
+             "small_normal/batch": 1.2}
+    return {"speed": {k: {"final_train_loss": v, "test_acc": 0.5} for k, v in speed.items()},
+            "subset": {"bn_only": {"test_acc": bn_only, "trainable": 10}, "random": {"test_acc": 0.34, "trainable": 10},
+                       "total_params": 100},
+            "shift": {"dropout before BN": {"worst": 0.6, "ratios": [1, 0.4]},
+                      "dropout after the last BN": {"worst": 0.09, "ratios": [1, 1.09]},
+                      "uout": {"worst": uout, "ratios": [1, 1 - uout]}}, "keep": 0.5, "chance": 0.1}
+
+
+def test_batchnorm_verdict_can_fail():
+    assert _status("batchnorm", _bn()) == "pass"
+    assert _status("batchnorm", _bn(bn_loss=0.9)) == "fail"  # BN slower
+    assert _status("batchnorm", _bn(bn_only=0.3)) == "fail"  # BN-only below the random subset
+    assert _status("batchnorm", _bn(uout=0.5)) == "fail"  # a fix that does not fix
+
+
+def _pre(white=0.001, standardize=0.1):
+    eye = [[1.0, 0.0], [0.0, 1.0]]
+    scatter = {"original": {"mean": [3.0, -2.0], "cov": [[3.0, 1.5], [1.5, 1.1]]},
+               "centered": {"mean": [0.0, 0.0], "cov": [[3.0, 1.5], [1.5, 1.1]]},
+               "normalized": {"mean": [0.0, 0.0], "cov": [[1.0, 0.8], [0.8, 1.0]]},
+               "PCA (decorrelated)": {"mean": [0.0, 0.0], "cov": [[4.0, 0.0], [0.0, 0.3]]},
+               "whitened": {"mean": [0.0, 0.0], "cov": eye}}
+    return {"scatter": scatter, "whitening": {"raw": {"train": 1.0}, "pca-whiten": {"train": white},
+                                              "zca": {"train": 0.0004}},
+            "training": {k: {"final_train_loss": v, "test_acc": 0.9} for k, v in
+                         (("raw", 0.3), ("center", 0.4), ("standardize", standardize), ("pca-whiten", 0.17))}}
+
+
+def test_preprocessing_verdict_can_fail():
+    assert _status("preprocessing", _pre()) == "pass"
+    assert _status("preprocessing", _pre(white=0.2)) == "fail"  # not white
+    assert _status("preprocessing", _pre(standardize=0.5)) == "fail"  # normalization slower than raw
+
+
+def _stops(restored_acc=0.504, same_epochs=False):
+    stops = {"fixed": {"stop_epoch": 39, "model_epoch": 39, "test_acc": 0.54},
+             "loss change": {"stop_epoch": None, "model_epoch": 59, "test_acc": 0.54},
+             "weight change": {"stop_epoch": 39 if same_epochs else 52, "model_epoch": 52, "test_acc": 0.54},
+             "early stopping": {"stop_epoch": 39 if same_epochs else 19, "model_epoch": 9, "test_acc": 0.504}}
+    return {"stops": stops, "best_test_acc": 0.55, "best_test_epoch": 26,
+            "pipeline_early_stopping": {"test_acc": restored_acc, "restored_epoch": 9, "epochs": 20}}
+
+
+def test_stopping_criteria_verdict_can_fail():
+    assert _status("stopping-criteria", _stops()) == "pass"
+    assert _status("stopping-criteria", _stops(restored_acc=0.54)) == "fail"  # not the best epoch's model
+    assert _status("stopping-criteria", _stops(same_epochs=True)) == "fail"  # every criterion at one epoch
+
+
+def _optim(sgd=(0.50, 0.51, 0.49), seeds=3):
+    accs = {"sgd": sgd, "momentum": (0.55, 0.56, 0.55), "rmsprop": (0.58, 0.59, 0.58),
+            "rmsprop+momentum": (0.57, 0.57, 0.58), "adam": (0.6, 0.61, 0.6)}
+    return {"seeds": seeds, "optimizers": {n: {"test_acc": list(a[:seeds]), "mode": "population"}
+                                           for n, a in accs.items()}}
+
+
+def test_optimizers_verdict_can_fail():
+    assert _status("optimizers", _optim()) == "pass"
+    assert _status("optimizers", _optim(sgd=(0.62, 0.63, 0.61))) == "fail"  # SGD best
+    assert _status("optimizers", _optim(sgd=(0.45, 0.6, 0.55))) == "fail"  # within the run-to-run spread
+    assert _status("optimizers", _optim(seeds=1)) == "inconclusive"
+
+
+def _lr(wrong=False):
+    rows = [{"expected": e, "label": e, "lr": 1.0, "batch_size": 50, "seed": 0, "diagnosis": e}
+            for e in ("too high", "high", "good", "too low")]
+    if wrong:
+        rows[3]["label"] = "too high"
+    return {"rows": rows, "rates": {}}
+
+
+def test_lr_diagnosis_verdict_can_fail():
+    assert _status("lr-diagnosis", _lr()) == "pass"
+    assert _status("lr-diagnosis", _lr(wrong=True)) == "fail"
+
+
+def _cnn(perm_cnn=0.37, small_cnn=0.6):
+    def rows(pairs):
+        return [{"model": m, "train_size": n, "test_acc": a, "params": 10} for n, accs in pairs
+                for m, a in zip(("mlp", "cnn"), accs, strict=True)]
+
+    return {"curves": {"mnist1d": rows([(600, (0.35, small_cnn)), (4000, (0.55, 0.9))]),
+                       "digits": rows([(144, (0.8, 0.82)), (1437, (0.96, 0.97))])},
+            "permuted": [{"model": "mlp", "test_acc": 0.54}, {"model": "cnn", "test_acc": perm_cnn}]}
+
+
+def test_cnn_vs_mlp_verdict_can_fail():
+    assert _status("cnn-vs-mlp", _cnn()) == "pass"
+    assert _status("cnn-vs-mlp", _cnn(perm_cnn=0.88)) == "fail"  # the CNN keeps its advantage: not locality
+    assert _status("cnn-vs-mlp", _cnn(small_cnn=0.3)) == "fail"  # the MLP wins a training size
+
+
+def _filters(sharpen=1.7, equi=0.0, rot=0.5):
+    return {"tv_ratio": {"box 3x3": 0.65, "gaussian s=1": 0.6, "gaussian s=2": 0.42, "gaussian s=4": 0.24,
+                         "sharpen": sharpen},
+            "probes": {"conv shift equivariance error": equi, "conv rotation equivariance error": rot,
+                       "conv+pool rotation equivariance error": rot, "conv change by shift": [0.37, 0.53, 0.8],
+                       "conv+pool change by shift": [0.24, 0.39, 0.75]}, "shifts": [1, 2, 8], "pool": 4}
+
+
+def test_filters_verdict_can_fail():
+    assert _status("filters-and-equivariance", _filters()) == "pass"
+    assert _status("filters-and-equivariance", _filters(sharpen=0.9)) == "fail"
+    assert _status("filters-and-equivariance", _filters(equi=0.3)) == "fail"  # convolution not equivariant
+    assert _status("filters-and-equivariance", _filters(rot=0.0)) == "fail"  # rotation-equivariant
+
+
+def _moe(split=1.0, mix_acc=0.95):
+    return {"models": {"mixture": {"test_acc": mix_acc, "confident": 0.95, "regime_split": split},
+                       "one expert": {"test_acc": 0.82, "confident": 1.0, "regime_split": None}}}
+
+
+def test_mixture_of_experts_verdict_can_fail():
+    assert _status("mixture-of-experts", _moe()) == "pass"
+    assert _status("mixture-of-experts", _moe(split=0.52)) == "fail"  # the gate ignores the regimes
+    assert _status("mixture-of-experts", _moe(mix_acc=0.85)) == "fail"  # no better than one expert
+
+
+def _neo(planes=(7, 26, 104), acc=0.9):
+    return {"rows": [{"learn_threshold": t, "planes": p, "test_acc": acc} for t, p in zip((0.5, 0.7, 0.85), planes,
+                                                                                         strict=True)],
+            "raw_pixels_acc": 0.9, "chance": 0.1}
+
+
+def test_neocognitron_verdict_can_fail():
+    assert _status("neocognitron", _neo()) == "pass"
+    assert _status("neocognitron", _neo(acc=0.2)) == "fail"  # near chance
+    assert _status("neocognitron", _neo(planes=(26, 26, 104))) == "fail"  # planes do not grow
+
+
+def _pretrain(gains=(0.05, 0.03, 0.04)):
+    return {"rows": [{"draw": i, "labelled": 72, "unlabelled": 1438, "scratch": {"test_acc": 0.8},
+                      "pretrained": {"test_acc": 0.8 + g}} for i, g in enumerate(gains)]}
+
+
+def test_pretraining_verdict_can_fail():
+    assert _status("pretraining", _pretrain()) == "pass"
+    assert _status("pretraining", _pretrain(gains=(0.1, -0.08, -0.01))) == "fail"  # a mean gain within the noise
+    assert _status("pretraining", _pretrain(gains=(-0.03, -0.02, -0.04))) == "fail"  # pretraining hurts
+
+
+def test_every_part2_experiment_has_a_negative_control():
+    controlled = {"deep-relu-init", "init-symmetry-and-scale", "init-histograms", "batchnorm", "preprocessing",
+                  "stopping-criteria", "optimizers", "lr-diagnosis", "cnn-vs-mlp", "filters-and-equivariance",
+                  "mixture-of-experts", "neocognitron", "pretraining"}
+    assert set(PART2) == controlled
