@@ -32,6 +32,7 @@ TORCHRUN_FIT = f"torchrun --nproc_per_node=2 -m trainwell fit configs/spirals-ml
 TORCHRUN_RESUME = "torchrun --nproc_per_node=2 -m trainwell fit --resume runs/ddp --quiet"
 RAY_SWEEP = ("trainwell sweep configs/spirals-mlp.toml --set train.epochs=2 --set 'model.hidden=[16]' --seeds 4 "
              "--backend ray --out runs/ray-sweep --json")
+RAY_LAB = "trainwell lab run init-histograms encoder-8-3-8 --quick --backend ray --out runs/ray-lab --json"
 PROCESS_TIMEOUT = 240  # seconds: a hang fails the test instead of stalling CI
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -71,7 +72,7 @@ def _one_process(tmp_path: Path, settings=SETTINGS, epochs: int | None = None):
 
 def test_readme_shows_the_commands_these_tests_run():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for command in (TORCHRUN_FIT, TORCHRUN_RESUME, RAY_SWEEP):
+    for command in (TORCHRUN_FIT, TORCHRUN_RESUME, RAY_SWEEP, RAY_LAB):
         assert command in readme, command
 
 
@@ -289,3 +290,24 @@ def test_ray_sequential_sweep_retries_then_reports_a_failed_member(local_ray, tm
     summary = json.loads((remote.out / "summary.json").read_text())
     assert summary["failed_members"] == [1]
     assert "mnist" in (remote.out / "results.csv").read_text()
+
+
+def test_the_readme_ray_lab_equals_the_local_lab(tmp_path):
+    pytest.importorskip("ray")
+    from trainwell.lab.runner import run_lab
+
+    work = _workdir(tmp_path)
+    done = _run(RAY_LAB, work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    remote = json.loads(done.stdout)
+    local = run_lab(["init-histograms", "encoder-8-3-8"], tmp_path / "local-lab", quick=True)
+    assert [s["name"] for s in remote] == ["init-histograms", "encoder-8-3-8"]
+    for a, b in zip(local, remote, strict=True):
+        assert a["verdict"] == json.loads(json.dumps(b["verdict"])), a["name"]
+        assert a["verdict"]["status"] in ("pass", "inconclusive")
+        ra = json.loads((tmp_path / "local-lab" / a["name"] / "result.json").read_text())
+        rb = json.loads((work / "runs" / "ray-lab" / b["name"] / "result.json").read_text())
+        assert ra == rb, a["name"]
+    index = json.loads((work / "runs" / "ray-lab" / "index.json").read_text())
+    assert [e["name"] for e in index] == ["init-histograms", "encoder-8-3-8"]
+    assert (work / "runs" / "ray-lab" / "index.html").exists()

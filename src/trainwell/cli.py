@@ -210,6 +210,11 @@ def _lab_parser(sub) -> None:
     run.add_argument("--out", default="runs/lab", help="results folder (default: runs/lab)")
     run.add_argument("--resume", action="store_true", help="keep experiments already finished in --out")
     run.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    run.add_argument("--backend", choices=["local", "ray"], default="local",
+                     help="where the experiments run: this process (default) or one Ray task each "
+                          "(pip install 'trainwell[ray]')")
+    run.add_argument("--address", metavar="auto|HOST:PORT",
+                     help="with --backend ray: the Ray cluster to use (default: RAY_ADDRESS, else a local instance)")
 
 
 def _result_table(summary: dict, run_dir) -> object:
@@ -528,7 +533,8 @@ def cmd_lab(args) -> int:
         raise TrainwellError("name experiments to run, or pass --all (not both); see 'trainwell lab list'")
     try:
         summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
-                                   seed=args.seed, log=lambda line: console.print(line, highlight=False))
+                                   seed=args.seed, log=lambda line: console.print(line, highlight=False),
+                                   backend=args.backend, address=args.address)
     except (KeyError, ValueError) as exc:
         raise TrainwellError(str(exc).strip("'\"")) from None
     if args.json:

@@ -16,7 +16,10 @@ Ray is optional: ``pip install 'trainwell[ray]'``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from trainwell.config import Config
@@ -76,6 +79,59 @@ def _needs(cfg: Config, cluster: dict) -> dict:
     return {"num_cpus": threads, "num_gpus": 1 if gpu else 0}
 
 
+@contextlib.contextmanager
+def session(address: str | None = None, quiet: bool = True):
+    """Ray, initialized for the duration: a Ray already initialized in this process is used as it is; otherwise
+    connect to ``address`` (``auto`` or ``HOST:PORT``) or ``RAY_ADDRESS``, or start a fresh local instance, and shut
+    it down afterwards."""
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    kwargs = {"address": address} if address else {}
+    if not address and not os.environ.get("RAY_ADDRESS"):
+        # a fresh instance for this command, not whatever cluster this machine ran last (Ray's default)
+        kwargs.update(address="local", include_dashboard=False)
+    kwargs.update(logging_level="ERROR", log_to_driver=not quiet)
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise TrainwellError(f"--address {address or 'local'}: could not connect to or start Ray: "
+                             f"{' '.join(str(exc).split())}") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def map_tasks(ray, fn: Callable, calls: list[tuple], needs: dict, on_done: Callable[[int, object], None]) -> None:
+    """Run ``fn(*calls[i])`` as Ray tasks with resources ``needs``, each retried once on failure; call
+    ``on_done(i, value)`` as each finishes, with an ``Exception`` as the value when it failed twice. Ctrl-C cancels
+    the tasks not finished."""
+    task = ray.remote(fn).options(max_retries=RETRIES, retry_exceptions=True, **needs)
+    pending = {task.remote(*args): i for i, args in enumerate(calls)}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(done[0])
+            try:
+                value = ray.get(done[0])
+            except Exception as exc:  # noqa: BLE001  (a task's own error or a lost worker, after its retry)
+                value = getattr(exc, "cause", None) or exc
+                if not isinstance(value, Exception):
+                    value = exc
+            on_done(i, value)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+
+
+def error_text(exc: BaseException) -> str:
+    message = " ".join(str(exc).split())[:400] or type(exc).__name__
+    return f"{type(exc).__name__}: {message} (after {RETRIES + 1} attempts)"
+
+
 def run(combos: list[tuple[dict, Config]], out: Path, *, population: bool, address: str | None = None,
         quiet: bool = True, resume: bool = False) -> dict:
     """Train ``combos`` as Ray tasks and wait for them.
@@ -88,67 +144,32 @@ def run(combos: list[tuple[dict, Config]], out: Path, *, population: bool, addre
     Returns:
         ``{"results": [per member: {"summary", "history"} or {"error"}], "skipped": [...], "tasks": n}``.
     """
-    import os
+    out = Path(out).resolve()
+    with session(address, quiet) as ray:
+        cluster = ray.cluster_resources()
+        needs = _needs(combos[0][1], cluster)
+        slots = int(cluster.get("CPU", 1) // max(needs["num_cpus"], 1))
+        groups = _groups(len(combos), slots, population)
+        calls = [([combos[m][1].to_dict() for m in members], [str(out / f"member-{m}") for m in members],
+                  str(out / f"group-{g}" if population else out), population, resume)
+                 for g, members in enumerate(groups)]
+        results: list[dict | None] = [None] * len(combos)
+        skipped: set[str] = set()
 
-    ray = require_ray()
-    started = False
-    if not ray.is_initialized():
-        kwargs = {"address": address} if address else {}
-        if not address and not os.environ.get("RAY_ADDRESS"):
-            # a fresh instance for this sweep, not whatever cluster this machine ran last (Ray's default)
-            kwargs.update(address="local", include_dashboard=False)
-        kwargs.update(logging_level="ERROR", log_to_driver=not quiet)
-        try:
-            ray.init(**kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise TrainwellError(f"--address {address or 'local'}: could not connect to or start Ray: "
-                                 f"{' '.join(str(exc).split())}") from None
-        started = True
-    try:
-        return _run(ray, combos, Path(out).resolve(), population, quiet, resume)
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _run(ray, combos, out: Path, population: bool, quiet: bool, resume: bool) -> dict:
-    cluster = ray.cluster_resources()
-    needs = _needs(combos[0][1], cluster)
-    slots = int(cluster.get("CPU", 1) // max(needs["num_cpus"], 1))
-    groups = _groups(len(combos), slots, population)
-    task = ray.remote(train_group).options(max_retries=RETRIES, retry_exceptions=True, **needs)
-    pending = {}
-    for g, members in enumerate(groups):
-        home = out / f"group-{g}" if population else out
-        ref = task.remote([combos[m][1].to_dict() for m in members], [str(out / f"member-{m}") for m in members],
-                          str(home), population, resume)
-        pending[ref] = members
-    results: list[dict | None] = [None] * len(combos)
-    skipped: set[str] = set()
-    try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            ref = done[0]
-            members = pending.pop(ref)
-            try:
-                value = ray.get(ref)
-            except Exception as exc:  # noqa: BLE001  (a task's own error or a lost worker, after its retry)
-                cause = getattr(exc, "cause", None) or exc
-                message = " ".join(str(cause).split())[:400] or type(cause).__name__
+        def done(g: int, value) -> None:
+            members = groups[g]
+            if isinstance(value, Exception):
                 for m in members:
-                    results[m] = {"error": f"{type(cause).__name__}: {message} (after {RETRIES + 1} attempts)"}
+                    results[m] = {"error": error_text(value)}
             else:
                 for m, summary, history in zip(members, value["summaries"], value["histories"], strict=True):
                     results[m] = {"summary": summary, "history": history}
                 skipped.update(value["skipped"])
             if not quiet:
-                left = sum(len(v) for v in pending.values())
-                print(f"ray: members {members[0]}-{members[-1]} finished; {left} left", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
+                print(f"ray: members {members[0]}-{members[-1]} finished", file=sys.stderr, flush=True)
+
+        map_tasks(ray, train_group, calls, needs, done)
     return {"results": results, "skipped": sorted(skipped), "tasks": len(groups)}
 
 
-__all__ = ["INSTALL_HINT", "require_ray", "run", "train_group"]
+__all__ = ["INSTALL_HINT", "error_text", "map_tasks", "require_ray", "run", "session", "train_group"]
