@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -405,18 +404,36 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
     Raises:
         DistributedError: under torchrun, another process failed or timed out.
     """
-    found_lr = None
-    if cfg.optim.lr == "find":  # the LR range test picks the rate; the run's config.toml records the number
-        from trainwell import lr_find
-
-        # under torchrun every process runs the (seeded, so identical) range test before the group forms
-        cfg, found_lr = lr_find.resolve(cfg, quiet or distributed.launched() and os.environ.get("RANK") != "0")
     ctx = distributed.setup(cfg.train.device, cfg.train.dist_timeout_minutes) if distributed.launched() else None
     try:
+        found_lr = None
+        if cfg.optim.lr == "find":  # the LR range test picks the rate; the run's config.toml records the number
+            cfg, found_lr = _find_lr(cfg, ctx, quiet)
         return _fit(cfg, ctx, out=out, resume=resume, force=force, quiet=quiet, progress=progress,
                     callbacks=callbacks, setup=setup, figures=figures, found_lr=found_lr)
     finally:
         distributed.teardown(ctx)
+
+
+def _find_lr(cfg: Config, ctx: distributed.Context | None, quiet: bool) -> tuple[Config, object]:
+    """``optim.lr = "find"``: run the LR range test (under torchrun on rank 0 alone, which shares the result, so
+    every process trains with the same rate)."""
+    from trainwell import lr_find
+
+    if ctx is None:
+        return lr_find.resolve(cfg, quiet)
+    word = None
+    if ctx.main:
+        try:
+            found, found_lr = lr_find.resolve(cfg, quiet)
+            word = {"config": found.to_dict(), "lr_find": found_lr}
+        except BaseException as exc:
+            ctx.share({"error": " ".join(str(exc).split()) or type(exc).__name__})
+            raise
+    word = ctx.share(word)
+    if word.get("error"):
+        raise distributed.DistributedError(f"rank {ctx.rank}: rank 0's LR range test failed: {word['error']}")
+    return config_from_dict(word["config"]), word["lr_find"]
 
 
 def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, quiet, progress, callbacks, setup,
