@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainwell.errors import TrainwellError
+from trainwell.errors import DistributedError, TrainwellError
 
 EPILOG = """examples:
   trainwell fit                                   train the default MNIST-1D CNN
@@ -148,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--force", action="store_true", help="replace --out if it is an earlier sweep")
     sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue the interrupted sweep in SWEEP_DIR")
     sw.add_argument("--json", action="store_true", help="print the results as JSON")
+    sw.add_argument("--backend", choices=["local", "ray"], default="local",
+                    help="where the members train: this process (default) or Ray tasks (pip install 'trainwell[ray]')")
+    sw.add_argument("--address", metavar="auto|HOST:PORT",
+                    help="with --backend ray: the Ray cluster to use (default: RAY_ADDRESS, else a local instance)")
 
     lrf = sub.add_parser("lr-find", help="learning-rate range test (Smith 2017): sweep the rate exponentially, "
                                           "plot the loss, suggest a rate",
@@ -206,6 +210,11 @@ def _lab_parser(sub) -> None:
     run.add_argument("--out", default="runs/lab", help="results folder (default: runs/lab)")
     run.add_argument("--resume", action="store_true", help="keep experiments already finished in --out")
     run.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    run.add_argument("--backend", choices=["local", "ray"], default="local",
+                     help="where the experiments run: this process (default) or one Ray task each "
+                          "(pip install 'trainwell[ray]')")
+    run.add_argument("--address", metavar="auto|HOST:PORT",
+                     help="with --backend ray: the Ray cluster to use (default: RAY_ADDRESS, else a local instance)")
 
 
 def _result_table(summary: dict, run_dir) -> object:
@@ -281,6 +290,8 @@ def cmd_fit(args) -> int:
     from trainwell.pipeline import fit
 
     result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet, figures=args.figures)
+    if result.rank:  # under torchrun only rank 0 reports; every rank exits as rank 0 does
+        return 1 if result.summary["failed"] else 0
     console = _console(stderr=args.json)
     console.print(_result_table(result.summary, result.run_dir))
     console.print(_result_lines(result.summary, result.run_dir), highlight=False)
@@ -407,29 +418,32 @@ def cmd_sweep(args) -> int:
 
     try:
         if args.resume:
-            result = resume_sweep(args.resume, quiet=args.json)
+            result = resume_sweep(args.resume, quiet=args.json, backend=args.backend, address=args.address)
         else:
             cfg = load_config(args.config, args.overrides)
             result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
-                           quiet=args.json, force=args.force)
+                           quiet=args.json, force=args.force, backend=args.backend, address=args.address)
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
+    failed = sum("error" in r for r in result.rows)  # members whose task failed (Ray backend, after a retry)
     if args.json:
         import json
 
         print(json.dumps(result.rows, indent=2))
-        return 0
+        return 1 if failed else 0
     table = Table(title=f"sweep: {len(result.rows)} members, {result.mode}, {result.wall_s:.1f} s")
-    keys = [k for k in result.rows[0] if k not in ("history",)]
+    keys = list(dict.fromkeys(k for r in result.rows for k in r if k != "history"))
     for k in keys:
         table.add_column(k, justify="right", overflow="fold")
     for r in result.rows:
-        table.add_row(*[f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
+        table.add_row(*[f"{r.get(k):.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys])
     _console().print(table)
     for check in result.skipped:
         print(f"skipped (population): {check}")
     print(f"results: {result.out}/results.csv{_group_report(cfg, result.out)}")
-    return 0
+    if failed:
+        print(f"{failed} member{'s' if failed > 1 else ''} failed (see the error column)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _group_report(cfg, folder) -> str:
@@ -519,7 +533,8 @@ def cmd_lab(args) -> int:
         raise TrainwellError("name experiments to run, or pass --all (not both); see 'trainwell lab list'")
     try:
         summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
-                                   seed=args.seed, log=lambda line: console.print(line, highlight=False))
+                                   seed=args.seed, log=lambda line: console.print(line, highlight=False),
+                                   backend=args.backend, address=args.address)
     except (KeyError, ValueError) as exc:
         raise TrainwellError(str(exc).strip("'\"")) from None
     if args.json:
@@ -562,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # disk full, permissions: what was saved before stays; say what failed, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"trainwell {args.command}: error: {_one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
+        return 1
+    except DistributedError as exc:  # another process of a torchrun group failed: not a usage error
+        print(f"trainwell {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
         code = getattr(exc, "exit_code", None)  # trainwell.train.interrupt.Interrupted: saved, says how to resume

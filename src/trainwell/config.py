@@ -186,6 +186,12 @@ class TrainConfig:
     threads: Literal["auto"] | int = "auto"
     trainable: Literal["all", "norm"] = "all"
     compile: bool = False
+    # mixed precision: autocast to bfloat16 (CPU or CUDA) or float16 (CUDA, with a GradScaler); fp32 = off
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # under torchrun: BatchNorm layers become SyncBatchNorm (statistics over the global batch; CUDA/nccl only)
+    sync_bn: bool = False
+    # under torchrun: how long a process waits for the others (collectives, rank 0's setup) before it errors
+    dist_timeout_minutes: float = 5.0
 
     def validate(self) -> None:
         _check_seed("train.seed", self.seed)
@@ -196,6 +202,7 @@ class TrainConfig:
         if self.checkpoint_every < 1:
             raise ConfigError(f"train.checkpoint_every = {self.checkpoint_every} is not allowed: use an integer >= 1")
         _check_positive("train.checkpoint_minutes", self.checkpoint_minutes)
+        _check_positive("train.dist_timeout_minutes", self.dist_timeout_minutes)
         if self.threads != "auto" and self.threads < 0:
             raise ConfigError(f"train.threads = {self.threads} is not allowed: use 'auto', 0 (torch's default) "
                               f"or a positive count")

@@ -14,3 +14,10 @@ class ConfigError(TrainwellError):
 
 class DataError(TrainwellError):
     """A dataset that is unknown, missing, truncated or corrupt."""
+
+
+class DistributedError(RuntimeError):
+    """Under torchrun: another process of the group failed or stopped answering (crashed, killed, timed out).
+
+    The CLI turns it into one line and exit code 1 (a failed run, not a usage error).
+    """

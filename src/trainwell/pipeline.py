@@ -14,9 +14,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -52,11 +54,12 @@ from trainwell.rundir import (
     check_training_checkpoint,
     load_checkpoint,
 )
-from trainwell.train import interrupt, loggers, stop_callback
+from trainwell.train import distributed, interrupt, loggers, stop_callback
 from trainwell.train import progress as progress_mod
 from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses, best_epoch
 from trainwell.train.constraints import MaxNorm, SDRUpdate
 from trainwell.train.interrupt import Interrupt
+from trainwell.train.learners import autocast_context
 from trainwell.train.live_report import LiveReport
 from trainwell.train.population import PopulationLearner, embed_state, narrow_state
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
@@ -79,6 +82,7 @@ class FitResult:
     summary: dict
     run_dir: Path
     model: torch.nn.Module
+    rank: int = 0  # under torchrun: this process's rank (only rank 0 wrote run_dir)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -263,6 +267,13 @@ class _Parts:
 
 def _training_parts(prep: Prepared) -> _Parts:
     cfg = prep.cfg
+    try:
+        autocast_context(cfg.train.precision, prep.device)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if cfg.train.sync_bn and cfg.model.norm != "batch":
+        raise ConfigError(f"train.sync_bn = true needs BatchNorm layers (model.norm = 'batch'); this model has "
+                          f"model.norm = {cfg.model.norm!r}: set train.sync_bn = false")
     opt = optim.from_config(prep.model, cfg.optim)
     schedule = _schedule_builder(cfg, _steps_per_epoch(cfg, prep.splits))(opt)
     r = cfg.regularize
@@ -298,30 +309,36 @@ def _stopper(cfg: Config, classes: int) -> stop_callback.Stopper:
     return stopper
 
 
-def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, extra_callbacks=()) -> Trainer:
+def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, extra_callbacks=(),
+             ctx: distributed.Context | None = None) -> Trainer:
     cfg = prep.cfg
+    main = ctx is None or ctx.main
     monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
-        if cfg.doctor.monitor_every else []
+        if cfg.doctor.monitor_every and main else []
     callbacks = [
         _stopper(cfg, prep.splits.meta.num_classes),  # first: it adds criterion values to the metrics that get logged
         *parts.constraints,  # right after the optimizer step, before anything looks at the weights
         StepLosses(),
         *monitors,
-        MetricsLogger(run.metrics),
-        loggers.CSVLogger(run.path / "metrics.csv"),
+        *([MetricsLogger(run.metrics), loggers.CSVLogger(run.path / "metrics.csv")] if main else []),
         Interrupt(),  # before the checkpoint: the stop it requests makes the checkpoint save this epoch
-        _checkpoint(cfg, run),
-        *_report_callbacks(prep, run),
-        *extra_callbacks,
+        *([distributed.AgreeStop(ctx), distributed.RankSeeds(ctx, cfg.train.seed)] if ctx is not None else []),
+        *([_checkpoint(cfg, run), *_report_callbacks(prep, run), *extra_callbacks] if main else []),  # rank 0 writes
     ]
     penalty = parts.penalty
-    bar = progress if progress is not None else progress_mod.auto(quiet)
+    kwargs = {"schedule": parts.schedule, "penalty": penalty if penalty.active else None, "augment": parts.augment,
+              "precision": cfg.train.precision}
+    bar = progress_mod.NullProgress() if not main else progress if progress is not None else progress_mod.auto(quiet)
     if isinstance(bar, progress_mod.RichProgress):  # on a terminal: a bar over the steps of each epoch too
         callbacks.append(progress_mod.StepProgress(bar, -(-len(prep.splits.train[0]) // cfg.train.batch_size)))
+    if ctx is not None:
+        model = distributed.DistributedLearner(prep.model, parts.optimizer, cfg.train.loss, ctx=ctx,
+                                               aug_seed=cfg.train.seed + 1, **kwargs)
+        return Trainer(model, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, callbacks=callbacks,
+                       seed=cfg.train.seed, progress=bar)
     return Trainer(prep.model, parts.optimizer, cfg.train.loss, epochs=cfg.train.epochs,
-                   batch_size=cfg.train.batch_size, schedule=parts.schedule, callbacks=callbacks, device=prep.device,
-                   seed=cfg.train.seed, progress=bar,
-                   penalty=penalty if penalty.active else None, augment=parts.augment)
+                   batch_size=cfg.train.batch_size, callbacks=callbacks, device=prep.device,
+                   seed=cfg.train.seed, progress=bar, **kwargs)
 
 
 def _report_callbacks(prep: Prepared, run: RunDir) -> list:
@@ -337,7 +354,8 @@ def _report_callbacks(prep: Prepared, run: RunDir) -> list:
 
 
 RESUME_KEYS = ("train.epochs", "train.checkpoint_every", "train.checkpoint_minutes", "train.threads", "train.device",
-               "report.enabled", "report.every", "report.every_seconds", "report.tensorboard")
+               "train.dist_timeout_minutes", "report.enabled", "report.every", "report.every_seconds",
+               "report.tensorboard")
 """Config keys ``--resume`` may change: how long to train, how often to save, where to run, whether to report.
 Anything else would make the resumed run a different run than the one its checkpoint belongs to."""
 
@@ -370,82 +388,158 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         figures: bool = False) -> FitResult:
     """Train the run ``cfg`` describes, write its run directory, and return its summary.
 
+    Under ``torchrun`` with several processes the model trains with DistributedDataParallel
+    (:mod:`trainwell.train.distributed`): ``train.batch_size`` is the global batch, only rank 0 writes (and runs the
+    pre-flight before the others start), and every rank returns the same summary.
+
     Args:
         resume: continue the run in that directory from ``checkpoints/last.pt`` (the config is the run's own;
-            ``cfg`` should come from :func:`config_of_run`).
-        callbacks: added after the run's own (stopping, metrics logger, checkpoint).
+            ``cfg`` should come from :func:`config_of_run`). Under torchrun every node must see the directory.
+        callbacks: added after the run's own (stopping, metrics logger, checkpoint); under torchrun they run on
+            rank 0 only, so they may observe and write but must not change the model.
         setup: ``setup(model)`` is called after the model is built and initialized and before training (and
             before a checkpoint is loaded on resume), e.g. to load starting weights or apply pruning masks.
         figures: draw the figures (the first layer's weights) even when the report is off.
-    """
-    tic = time.perf_counter()
-    found_lr = None
-    if cfg.optim.lr == "find":  # the LR range test picks the rate; the run's config.toml records the number
-        from trainwell import lr_find
 
-        cfg, found_lr = lr_find.resolve(cfg, quiet)
-    # config, data, model, optimizer, schedule and penalties are all built (so validated) before a folder is
-    # touched: a bad config never costs a user an existing run
-    claim = Claim.resume(resume) if resume is not None else None
+    Raises:
+        DistributedError: under torchrun, another process failed or timed out.
+    """
+    ctx = distributed.setup(cfg.train.device, cfg.train.dist_timeout_minutes) if distributed.launched() else None
     try:
-        prep = prepare(cfg)
-        if setup is not None:
-            setup(prep.model)
-        if cfg.train.compile:
-            prep.model.compile()  # in place: state_dict keys stay the same (torch.compile, inductor backend)
-        parts = _training_parts(prep)
-        if claim is not None:
-            run = RunDir(claim.path)
-            ckpt = check_training_checkpoint(load_checkpoint(run.last), run.last)
-        else:
-            claim = Claim.take("fit", out, force=force, name=cfg.name, config_hash=cfg.hash())
-            run, ckpt = RunDir(claim.path), None
-    except BaseException:
-        if claim is not None:
-            claim.release()
+        found_lr = None
+        if cfg.optim.lr == "find":  # the LR range test picks the rate; the run's config.toml records the number
+            cfg, found_lr = _find_lr(cfg, ctx, quiet)
+        return _fit(cfg, ctx, out=out, resume=resume, force=force, quiet=quiet, progress=progress,
+                    callbacks=callbacks, setup=setup, figures=figures, found_lr=found_lr)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _find_lr(cfg: Config, ctx: distributed.Context | None, quiet: bool) -> tuple[Config, object]:
+    """``optim.lr = "find"``: run the LR range test (under torchrun on rank 0 alone, which shares the result, so
+    every process trains with the same rate)."""
+    from trainwell import lr_find
+
+    if ctx is None:
+        return lr_find.resolve(cfg, quiet)
+    word = None
+    if ctx.main:
+        try:
+            found, found_lr = lr_find.resolve(cfg, quiet)
+            word = {"config": found.to_dict(), "lr_find": found_lr}
+        except BaseException as exc:
+            ctx.share({"error": " ".join(str(exc).split()) or type(exc).__name__})
+            raise
+    word = ctx.share(word)
+    if word.get("error"):
+        raise distributed.DistributedError(f"rank {ctx.rank}: rank 0's LR range test failed: {word['error']}")
+    return config_from_dict(word["config"]), word["lr_find"]
+
+
+def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, quiet, progress, callbacks, setup,
+         figures, found_lr) -> FitResult:
+    tic = time.perf_counter()
+    main = ctx is None or ctx.main
+    told = ctx is None or not main  # whether rank 0 has told the other ranks how its setup went
+    word: dict = {}
+    try:
+        if not main:  # rank 0 builds, checks and claims first; the others start when it says so
+            word = ctx.share()
+            if word.get("error"):
+                raise distributed.DistributedError(f"rank {ctx.rank}: rank 0 stopped before training: {word['error']}")
+        # config, data, model, optimizer, schedule and penalties are all built (so validated) before a folder is
+        # touched: a bad config never costs a user an existing run
+        claim = Claim.resume(resume) if resume is not None and main else None
+        try:
+            prep = prepare(cfg)
+            if ctx is not None:
+                prep.device = ctx.device
+                if cfg.train.sync_bn:
+                    prep.model = distributed.convert_sync_bn(prep.model, ctx)
+            if setup is not None:
+                setup(prep.model)
+            if cfg.train.compile:
+                prep.model.compile()  # in place: state_dict keys stay the same (torch.compile, inductor backend)
+            parts = _training_parts(prep)
+            if not main:
+                run = RunDir(word["run"])
+                ckpt = check_training_checkpoint(load_checkpoint(run.last), run.last) if resume is not None else None
+            elif claim is not None:
+                run = RunDir(claim.path)
+                ckpt = check_training_checkpoint(load_checkpoint(run.last), run.last)
+            else:
+                claim = Claim.take("fit", out, force=force, name=cfg.name, config_hash=cfg.hash())
+                run, ckpt = RunDir(claim.path), None
+        except BaseException:
+            if claim is not None:
+                claim.release()
+            raise
+        with claim if claim is not None else contextlib.nullcontext():
+            if ckpt is None and main:
+                _start_run(run, cfg, prep, quiet)
+            if not told:
+                ctx.share({"run": str(Path(run.path).resolve())})
+                told = True
+                print(ctx.describe(cfg.train.batch_size), file=sys.stderr, flush=True)
+            trainer = _trainer(prep, parts, run, quiet, progress, callbacks, ctx)  # DDP: a collective of all ranks
+            if ckpt is not None:
+                try:
+                    trainer.load_checkpoint_state(ckpt)
+                except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise TrainwellError(f"{run.last}: does not match this run's model/optimizer ({first})") from None
+                if main:
+                    run.remove_stale_temp_files()
+                    run.truncate_metrics(ckpt["epoch"], ckpt["history"])
+                    atomic_write_text(run.config, to_toml(cfg))
+                finished = ckpt.get("stop")
+                if finished and not str(finished).startswith("interrupted"):
+                    # the run had stopped (a criterion or guard fired): resuming it finishes it, it trains no further
+                    trainer.epochs = ckpt["epoch"] + 1
+            if main:
+                claim.started()
+            fit_tic = time.perf_counter()
+            with interrupt.handled() as signals:
+                try:
+                    state = trainer.fit(prep.splits.train, prep.splits.val)
+                except KeyboardInterrupt:  # a second signal: stopped mid-epoch, the last checkpoint on disk stays
+                    raise interrupt.Interrupted(run.path, signals.received or "SIGINT", len(trainer.state.history),
+                                                saved=False) from None
+            if ckpt is not None and state.stop is None and ckpt.get("stop") \
+                    and len(state.history) == ckpt["epoch"] + 1:
+                state.stop = ckpt["stop"]  # a finished run resumed: no epoch ran, its stop reason stands
+            if signals.received is not None and (state.stop or "").startswith("interrupted"):
+                raise interrupt.Interrupted(run.path, signals.received, len(state.history))
+            fit_s = time.perf_counter() - fit_tic
+            summary = None
+            if main:
+                stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
+                checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
+                losses = next((cb.losses for cb in trainer.callbacks if isinstance(cb, StepLosses)), [])
+                monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
+                summary = write_run(run, prep, state, stopper, best=checkpoint.best_epoch, losses=losses,
+                                    monitor=monitor.verdicts() if monitor is not None else [],
+                                    wall=time.perf_counter() - tic, fit_s=fit_s, figures=figures,
+                                    extra={**_distributed_keys(cfg, ctx),
+                                           **({"lr_find": found_lr} if found_lr is not None else {})})
+                for tb in (cb for cb in trainer.callbacks if isinstance(cb, loggers.TensorBoardLogger)):
+                    tb.log_verdicts(summary["doctor"], state.step)
+                    tb.close()
+            if ctx is not None:
+                summary = ctx.share(summary)  # every rank returns (and exits with) rank 0's result
+    except BaseException as exc:
+        if not told:  # rank 0 failed before training: the others stop at once instead of waiting out the timeout
+            told = True
+            ctx.share({"error": " ".join(str(exc).split()) or type(exc).__name__})
         raise
-    with claim:
-        trainer = _trainer(prep, parts, run, quiet, progress, callbacks)
-        if ckpt is not None:
-            try:
-                trainer.load_checkpoint_state(ckpt)
-            except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise TrainwellError(f"{run.last}: does not match this run's model/optimizer ({first})") from None
-            run.remove_stale_temp_files()
-            run.truncate_metrics(ckpt["epoch"], ckpt["history"])
-            atomic_write_text(run.config, to_toml(cfg))
-            finished = ckpt.get("stop")
-            if finished and not str(finished).startswith("interrupted"):
-                # the run had stopped (a criterion or guard fired): resuming it finishes it, it trains no further
-                trainer.epochs = ckpt["epoch"] + 1
-        else:
-            _start_run(run, cfg, prep, quiet)
-        claim.started()
-        fit_tic = time.perf_counter()
-        with interrupt.handled() as signals:
-            try:
-                state = trainer.fit(prep.splits.train, prep.splits.val)
-            except KeyboardInterrupt:  # a second signal: stopped mid-epoch, the last checkpoint on disk stays
-                raise interrupt.Interrupted(run.path, signals.received or "SIGINT", len(trainer.state.history),
-                                            saved=False) from None
-        if ckpt is not None and state.stop is None and ckpt.get("stop") and len(state.history) == ckpt["epoch"] + 1:
-            state.stop = ckpt["stop"]  # a finished run resumed: no epoch ran, its stop reason stands
-        if signals.received is not None and (state.stop or "").startswith("interrupted"):
-            raise interrupt.Interrupted(run.path, signals.received, len(state.history))
-        fit_s = time.perf_counter() - fit_tic
-        stopper = next(cb for cb in trainer.callbacks if isinstance(cb, stop_callback.Stopper))
-        checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint))
-        losses = next((cb.losses for cb in trainer.callbacks if isinstance(cb, StepLosses)), [])
-        monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
-        summary = write_run(run, prep, state, stopper, best=checkpoint.best_epoch, losses=losses,
-                            monitor=monitor.verdicts() if monitor is not None else [],
-                            wall=time.perf_counter() - tic, fit_s=fit_s, figures=figures,
-                            extra={"lr_find": found_lr} if found_lr is not None else None)
-        for tb in (cb for cb in trainer.callbacks if isinstance(cb, loggers.TensorBoardLogger)):
-            tb.log_verdicts(summary["doctor"], state.step)
-            tb.close()
-    return FitResult(summary=summary, run_dir=run.path, model=prep.model)
+    return FitResult(summary=summary, run_dir=run.path, model=prep.model, rank=ctx.rank if ctx is not None else 0)
+
+
+def _distributed_keys(cfg: Config, ctx: distributed.Context | None) -> dict:
+    """summary.json's record of how the run was spread: processes, backend, the global and per-process batch."""
+    world = ctx.world_size if ctx is not None else 1
+    return {"world_size": world, "backend": ctx.backend if ctx is not None else None,
+            "global_batch_size": cfg.train.batch_size, "precision": cfg.train.precision}
 
 
 def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> None:
@@ -540,6 +634,7 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> d
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "device": str(prep.device),
+        **_distributed_keys(cfg, None),  # a torchrun fit overrides them
         "seed": cfg.train.seed,
         "sizes": splits.sizes(),
         "human_error": splits.meta.human_error,
@@ -625,6 +720,8 @@ def population_blocker(configs: Sequence[Config]) -> str | None:
         return "train.trainable = 'norm' is applied one model at a time"
     if cfg.train.compile:
         return "train.compile compiles one module; a population is vmapped instead"
+    if cfg.train.precision != "fp32":
+        return f"train.precision = {cfg.train.precision!r} (autocast) is applied one model at a time"
     if cfg.train.loss != "cross_entropy":
         return f"train.loss = {cfg.train.loss!r} is not vmapped per member (cross_entropy is)"
     return None
@@ -640,10 +737,10 @@ class PopulationResult:
 
 
 def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool = False, quiet: bool = True,
-                   progress=None, callbacks=()) -> PopulationResult:
+                   progress=None, callbacks=(), member_dirs: Sequence[str | Path] | None = None) -> PopulationResult:
     """Train ``configs`` as one vmapped population with the one fit loop; member m's run directory is
-    ``out/member-m``, written exactly as :func:`fit` writes a run (same summary keys), and the population's
-    checkpoint is ``out/checkpoints/last.pt`` (``resume=True`` continues from it).
+    ``out/member-m`` (or ``member_dirs[m]``), written exactly as :func:`fit` writes a run (same summary keys), and
+    the population's checkpoint is ``out/checkpoints/last.pt`` (``resume=True`` continues from it).
 
     Raises:
         ConfigError: the configs cannot train as one population (the reason: see :func:`population_blocker`).
@@ -686,7 +783,10 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
                                 loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
                                 epochs=base.train.epochs, steps_per_epoch=spe, device=device)
     skipped = ["monitor: forward hooks cannot run on a vmapped population"] if base.doctor.monitor_every else []
-    runs = [RunDir(out / f"member-{m}") for m in range(size)]
+    runs = [RunDir(Path(d)) for d in member_dirs] if member_dirs is not None else \
+        [RunDir(out / f"member-{m}") for m in range(size)]
+    if len(runs) != size:
+        raise ValueError(f"member_dirs: {len(runs)} directories for {size} members")
     member_callbacks = [[_stopper(c, classes), MetricsLogger(run.metrics)]
                         for c, run in zip(configs, runs, strict=True)]
     step_losses = StepLosses()

@@ -7,7 +7,8 @@ criteria, guards, metrics and summary. Population keys: ``train.seed``, ``optim.
 ``model.hidden`` (MLP widths), ``data.label_noise`` and ``data.corrupt_seed``. Any other grid key, BatchNorm,
 dropout-style noise, RMSprop, penalties, augmentation (see :func:`~trainwell.pipeline.population_blocker`) fall
 back to sequential ``fit`` runs, and the sweep's summary says why. ``resume=True`` continues an interrupted sweep
-in its folder (the population from its checkpoint; sequential members from theirs).
+in its folder (the population from its checkpoint; sequential members from theirs). ``backend="ray"`` runs the
+members (or populations of them) as Ray tasks (:mod:`trainwell.ray_backend`) and writes the same folder.
 """
 
 from __future__ import annotations
@@ -138,13 +139,28 @@ def run_sequential(combos: list[tuple[dict, Config]], out: Path, quiet: bool = T
     return rows
 
 
+BACKENDS = ("local", "ray")
+
+
 def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | None = None,
-          sequential: bool = False, quiet: bool = True, force: bool = False, resume: bool = False) -> SweepResult:
+          sequential: bool = False, quiet: bool = True, force: bool = False, resume: bool = False,
+          backend: str = "local", address: str | None = None) -> SweepResult:
     """Run the sweep and write ``out``: config.toml, sweep.json (grid and seeds), results.csv/json,
     metrics.jsonl (one line per member and epoch, with its ``member`` index), summary.json, and each member's
-    run directory ``member-<i>/``. With ``resume``, continue the sweep already in ``out``."""
+    run directory ``member-<i>/``. With ``resume``, continue the sweep already in ``out``.
+
+    ``backend = "ray"`` trains the members as Ray tasks (:mod:`trainwell.ray_backend`; ``address``: a running
+    cluster, ``auto`` or ``HOST:PORT``); the folder it writes is the local backend's."""
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds} is not allowed: use an integer >= 1")
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r} is not allowed: use one of {', '.join(BACKENDS)}")
+    if backend == "ray":
+        from trainwell.ray_backend import require_ray
+
+        require_ray()  # before any folder is touched
+    elif address is not None:
+        raise ConfigError("--address names a Ray cluster: use it with --backend ray")
     combos = combinations(cfg, grid, seeds)
     inert = inert_model_keys(combos)
     if inert:
@@ -155,11 +171,28 @@ def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | 
     else:
         claim = Claim.take("sweep", out, force=force, name=f"{cfg.name}-sweep", config_hash=cfg.hash())
     with claim:
-        return _sweep_into(claim, cfg, grid, combos, seeds, sequential, quiet, resume)
+        return _sweep_into(claim, cfg, grid, combos, seeds, sequential, quiet, resume, backend, address)
+
+
+def run_ray(combos: list[tuple[dict, Config]], out: Path, population: bool, address: str | None, quiet: bool,
+            resume: bool) -> tuple[list[dict], list[str], int]:
+    """Train ``combos`` as Ray tasks; one row per member (a member whose task failed twice: its settings,
+    ``failed`` and the ``error``), the checks populations skipped, and the number of tasks."""
+    from trainwell import ray_backend
+
+    done = ray_backend.run(combos, out, population=population, address=address, quiet=quiet, resume=resume)
+    rows = []
+    for (settings, _), result in zip(combos, done["results"], strict=True):
+        if "error" in result:
+            rows.append({**{k: str(v) if isinstance(v, list) else v for k, v in settings.items()}, "failed": True,
+                         "error": result["error"], "history": []})
+        else:
+            rows.append(_row(settings, result["summary"], result["history"]))
+    return rows, done["skipped"], done["tasks"]
 
 
 def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds: int, sequential: bool,
-                quiet: bool, resume: bool) -> SweepResult:
+                quiet: bool, resume: bool, backend: str = "local", address: str | None = None) -> SweepResult:
     out = claim.path
     if not resume:
         atomic_write_text(out / "config.toml", to_toml(cfg))
@@ -170,7 +203,11 @@ def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds:
         how = "as one population" if blocker is None else f"one after another ({blocker})"
         print(f"sweep: {len(combos)} members, trained {how}", file=sys.stderr, flush=True)
     tic = time.perf_counter()
-    if blocker is None:
+    if backend == "ray":
+        rows, skipped, tasks = run_ray(combos, out, blocker is None, address, quiet, resume)
+        kind = "populations" if blocker is None else f"one member each: {blocker}"
+        mode = f"ray ({tasks} tasks, {kind})"
+    elif blocker is None:
         rows, skipped = run_population(combos, out, quiet, resume)
         mode = "population"
     else:
@@ -180,18 +217,22 @@ def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds:
     atomic_write_text(out / "metrics.jsonl", metrics)
     table = [{k: v for k, v in r.items() if k != "history"} for r in rows]
     atomic_write_json(out / "results.json", table)
+    fields = list(dict.fromkeys(k for r in table for k in r))  # a failed member's row has other keys
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(table)
     atomic_write_json(out / "summary.json", {"mode": mode, "members": len(rows), "wall_s": round(wall, 3),
                                              "grid": {k: [str(v) for v in vs] for k, vs in grid.items()},
-                                             "seeds": seeds, "skipped_checks": skipped, "results": table,
+                                             "seeds": seeds, "skipped_checks": skipped, "backend": backend,
+                                             "failed_members": [m for m, r in enumerate(table) if "error" in r],
+                                             "results": table,
                                              "best_val_acc": max((r.get("val_acc") or -math.inf) for r in table)})
     return SweepResult(rows=table, mode=mode, wall_s=wall, out=out, skipped=skipped)
 
 
-def resume_sweep(out: str | Path, quiet: bool = True) -> SweepResult:
+def resume_sweep(out: str | Path, quiet: bool = True, backend: str = "local",
+                 address: str | None = None) -> SweepResult:
     """Continue the sweep in ``out`` (its config.toml and sweep.json say what it was)."""
     out = Path(out)
     if not (out / "sweep.json").exists() or not (out / "config.toml").exists():
@@ -199,7 +240,7 @@ def resume_sweep(out: str | Path, quiet: bool = True) -> SweepResult:
     spec = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
     cfg = config_from_dict(read_toml(out / "config.toml"))
     return sweep(cfg, spec["grid"], seeds=spec["seeds"], out=out, sequential=spec["sequential"], quiet=quiet,
-                 resume=True)
+                 resume=True, backend=backend, address=address)
 
 
-__all__ = ["POPULATION_KEYS", "SweepResult", "parse_grid", "resume_sweep", "sweep"]
+__all__ = ["BACKENDS", "POPULATION_KEYS", "SweepResult", "parse_grid", "resume_sweep", "sweep"]

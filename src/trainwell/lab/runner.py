@@ -99,18 +99,29 @@ def _reusable(folder: Path, quick: bool, seeds: int, seed: int | None) -> dict |
 
 
 def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: int = 1, resume: bool = False,
-            log=None, seed: int | None = None) -> list[dict]:
+            log=None, seed: int | None = None, backend: str = "local", address: str | None = None) -> list[dict]:
     """Run ``names`` in order into ``out``; with ``resume`` keep finished experiments of the same size and seeds.
 
     Returns one summary per experiment and writes ``out/index.html`` and ``out/index.json`` after each one, so an
-    interrupted lab leaves a valid index of what finished.
+    interrupted lab leaves a valid index of what finished. ``backend = "ray"`` runs each experiment as a Ray task
+    (``address``: a running cluster; see :mod:`trainwell.ray_backend`); the results tree is the same.
     """
     if seeds < 1:
         raise ValueError(f"--seeds {seeds} is not allowed: use an integer >= 1")
+    if backend not in ("local", "ray"):
+        raise ValueError(f"--backend {backend!r} is not allowed: use local or ray")
+    if address is not None and backend != "ray":
+        raise ValueError("--address names a Ray cluster: use it with --backend ray")
     for name in names:
         registry.get(name)  # unknown names fail before anything runs
+    if backend == "ray":
+        from trainwell import ray_backend
+
+        ray_backend.require_ray()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if backend == "ray":
+        return _run_lab_ray(names, out.resolve(), quick, seeds, resume, log, seed, address)
     summaries = []
     for i, name in enumerate(names, 1):
         old = _reusable(out / name, quick, seeds, seed) if resume else None
@@ -126,6 +137,35 @@ def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: in
                 s = summaries[-1]
                 log(f"[{i}/{len(names)}] {name}: {s['verdict']['status']} in {s['wall_s']:.1f} s")
         write_index(summaries, out)
+    return summaries
+
+
+def _run_lab_ray(names: list[str], out: Path, quick: bool, seeds: int, resume: bool, log, seed: int | None,
+                 address: str | None) -> list[dict]:
+    """Each experiment not kept from an earlier run is a Ray task (one CPU) running :func:`run_one`; a task that
+    fails twice (a lost worker: :func:`run_one` itself records an experiment's errors) is recorded as an error."""
+    from trainwell import ray_backend
+
+    summaries: list[dict | None] = [_reusable(out / n, quick, seeds, seed) if resume else None for n in names]
+    todo = [i for i, s in enumerate(summaries) if s is None]
+
+    def done(i: int, value) -> None:
+        name = names[todo[i]]
+        if isinstance(value, Exception):
+            mod = registry.get(name)
+            value = {"name": name, "claim": mod.CLAIM, "paper": mod.PAPER, "size": "quick" if quick else "default",
+                     "seed": seed, "seeds": [], "per_seed": [], "figures": [], "wall_s": 0.0,
+                     "verdict": {"claim": mod.CLAIM, "status": "error", "threshold": "",
+                                 "evidence": {"error": ray_backend.error_text(value)}}}
+        summaries[todo[i]] = value
+        if log is not None:
+            log(f"{name}: {value['verdict']['status']} in {value['wall_s']:.1f} s (ray)")
+        write_index([s for s in summaries if s is not None], out)
+
+    with ray_backend.session(address, quiet=log is None) as ray:
+        ray_backend.map_tasks(ray, run_one, [(names[i], out, quick, seeds, None, seed) for i in todo],
+                              {"num_cpus": 1}, done)
+    write_index(summaries, out)
     return summaries
 
 

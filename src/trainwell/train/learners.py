@@ -20,6 +20,7 @@ optimizer and learning-rate schedule, and answers a small contract the loop reli
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -67,6 +68,28 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callab
     return {"loss": total / n, "acc": correct / n}
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_context(precision: str, device: torch.device) -> Callable:
+    """``autocast_context(precision, device)()`` is a context that runs its forward passes in ``precision``
+    (:func:`torch.autocast`: matmuls and convolutions in the low-precision type, reductions and losses in fp32), or
+    does nothing for fp32.
+
+    Raises:
+        ValueError: an unknown precision, or fp16 off CUDA (use bf16 on a CPU).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"train.precision = {precision!r} is not allowed: use one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext
+    device = torch.device(device)
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"train.precision = 'fp16' needs a CUDA device (this run is on {device.type}): use 'bf16' "
+                         f"on a CPU")
+    return lambda: torch.autocast(device.type, dtype=PRECISIONS[precision])
+
+
 class ModuleLearner:
     """One ``nn.Module`` with a torch optimizer (M = 1): the hot path of an ordinary ``fit``.
 
@@ -76,6 +99,8 @@ class ModuleLearner:
             ``reg_loss`` beside ``train_loss`` (the data loss).
         augment: ``augment(batch, generator) -> batch`` for training batches, with its own generator seeded by
             ``aug_seed`` (saved in :meth:`state_dict`).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: forward passes (training and validation) under
+            :func:`torch.autocast`; fp16 adds a :class:`torch.amp.GradScaler` (saved in :meth:`state_dict`).
     """
 
     size = 1
@@ -83,13 +108,19 @@ class ModuleLearner:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: str | Callable = "cross_entropy",
                  *, schedule: Schedule | None = None, penalty: Callable[[nn.Module], torch.Tensor] | None = None,
-                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None, aug_seed: int = 1):
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None, aug_seed: int = 1,
+                 precision: str = "fp32"):
         self.model, self.optimizer = model, optimizer
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
         self.schedule = schedule or Schedule(None, "none")
         self.penalty, self.augment = penalty, augment
         self.aug_generator = torch.Generator().manual_seed(aug_seed)
         self._reg_sum: torch.Tensor | None = None
+        self.precision = precision
+        device = next(model.parameters(), torch.empty(0)).device
+        self.autocast = autocast_context(precision, device)
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range and needs none
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
     def start_epoch(self) -> None:
         self.model.train()
@@ -103,26 +134,37 @@ class ModuleLearner:
         xb, yb = x[idx], y[idx]
         if self.augment is not None:
             xb = self.augment(xb, self.aug_generator)
-        out = self.model(xb)
-        loss = self.loss_fn(out, yb)
+        with self.autocast():
+            out = self.model(xb)
+            loss = self.loss_fn(out, yb)
+        self.update(loss, len(idx))
+        return loss, (out.detach().argmax(dim=1) == yb).sum()
+
+    def update(self, loss: torch.Tensor, examples: int) -> None:
+        """One optimizer step on ``loss`` (plus the penalty, computed in full precision), with loss scaling for
+        fp16; then step a per-batch schedule."""
         opt = self.optimizer
         opt.zero_grad(set_to_none=True)
         if self.penalty is not None:
             reg = self.penalty(self.model)
-            (loss + reg).backward()
-            self._reg_sum.add_(reg.detach(), alpha=len(idx))
+            loss = loss + reg
+            self._reg_sum.add_(reg.detach(), alpha=examples)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)  # skipped when the scaled gradients overflowed; the scale then shrinks
+            self.scaler.update()
         else:
             loss.backward()
-        opt.step()
+            opt.step()
         if self.schedule.interval == "step":
             self.schedule.scheduler.step()
-        return loss, (out.detach().argmax(dim=1) == yb).sum()
 
     def epoch_metrics(self, n: int) -> list[dict]:
         return [{"reg_loss": float(self._reg_sum) / n}] if self.penalty is not None else [{}]
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
-        m = evaluate(self.model, x, y, self.loss_fn)
+        with self.autocast():
+            m = evaluate(self.model, x, y, self.loss_fn)
         return [m["loss"]], [m["acc"]]
 
     def end_epoch(self, values: dict[int, float]) -> None:
@@ -143,8 +185,11 @@ class ModuleLearner:
         return self.model
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "aug_generator": self.aug_generator.get_state()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "schedule": self.schedule.state_dict(), "aug_generator": self.aug_generator.get_state()}
+        if self.scaler is not None:
+            state["grad_scaler"] = self.scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -152,6 +197,8 @@ class ModuleLearner:
         self.schedule.load_state_dict(state["schedule"])
         if "aug_generator" in state:
             self.aug_generator.set_state(state["aug_generator"])
+        if self.scaler is not None and "grad_scaler" in state:
+            self.scaler.load_state_dict(state["grad_scaler"])
 
 
-__all__ = ["LOSSES", "ModuleLearner", "evaluate", "loss_function"]
+__all__ = ["LOSSES", "PRECISIONS", "ModuleLearner", "autocast_context", "evaluate", "loss_function"]

@@ -73,6 +73,7 @@ class Trainer:
             epoch metrics then carry ``reg_loss`` beside ``train_loss`` (the data loss).
         augment: ``augment(batch, generator) -> batch`` applied to training batches only, with its own seeded
             generator (saved in checkpoints).
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA): mixed precision for an ``nn.Module``.
 
     Raises:
         ValueError: callbacks that need the real module (forward hooks: ``vmap_safe = False``) on a vmapped
@@ -85,12 +86,13 @@ class Trainer:
                  member_callbacks: Sequence[Sequence[Callback]] | None = None,
                  device: str | torch.device | None = None, seed: int | Sequence[int] = 0,
                  progress=None, penalty: Callable[[nn.Module], torch.Tensor] | None = None,
-                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None):
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                 precision: str = "fp32"):
         seeds = [seed] if isinstance(seed, int) else [int(s) for s in seed]
         if isinstance(model, nn.Module):
             self.device = torch.device(device) if device is not None else default_device()
             learner = ModuleLearner(model.to(self.device), optimizer, loss_fn, schedule=schedule, penalty=penalty,
-                                    augment=augment, aug_seed=seeds[0] + 1)
+                                    augment=augment, aug_seed=seeds[0] + 1, precision=precision)
         else:
             learner = model
             self.device = learner.device
