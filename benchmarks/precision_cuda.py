@@ -15,7 +15,7 @@ from trainwell.pipeline import config_of_run, fit
 out = Path(sys.argv[1])
 print("torch", torch.__version__, torch.cuda.get_device_name(0))
 base = ["data.name=spirals", "model.kind=mlp", "model.hidden=[64,64]", "train.batch_size=32", "optim.name=adam",
-        "optim.lr=0.003", "train.device=cuda", "doctor.preflight=false", "report.enabled=false"]
+        "optim.lr=0.003", "optim.schedule=none", "train.device=cuda", "doctor.preflight=false", "report.enabled=false"]
 res = {}
 for prec in ("fp32", "bf16", "fp16"):
     cfg = load_config(None, base + [f"train.precision={prec}", "train.epochs=6"])

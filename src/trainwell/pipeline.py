@@ -190,7 +190,9 @@ def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
     model, its gradients and the RNG state are left untouched."""
     cfg, r = prep.cfg, prep.cfg.regularize
     n = examples or cfg.doctor.preflight_examples
-    x, y = (t[:n].to(prep.device) for t in prep.splits.train)
+    # the checks run where the model is now (the trainer moves it to train.device later)
+    where = next((p.device for p in prep.model.parameters()), torch.device("cpu"))
+    x, y = (t[:n].to(where) for t in prep.splits.train)
     penalty = Penalty(prep.model, l1=r.l1, l2=r.l2, activity=r.activity, l0=r.l0)
     try:
         report = doctor_check(prep.model, x, y, loss_function(cfg.train.loss),
