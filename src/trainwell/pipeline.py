@@ -595,14 +595,17 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> d
     cfg, splits = prep.cfg, prep.splits
     loss_fn = loss_function(cfg.train.loss)
     final = {}
+    # evaluate where the model is: a fit's model was trained on train.device, a population member's weights are
+    # copied back into a CPU model
+    where = next((p.device for p in prep.model.parameters()), prep.device)
     for split, (x, y) in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
         if len(x):
-            m = evaluate(prep.model, x.to(prep.device), y.to(prep.device), loss_fn)
+            m = evaluate(prep.model, x.to(where), y.to(where), loss_fn)
             final[f"{split}_loss"], final[f"{split}_acc"] = m["loss"], m["acc"]
         else:
             final[f"{split}_loss"] = final[f"{split}_acc"] = None
     shift_data = splits.val[0] if len(splits.val[0]) else splits.train[0]
-    shift = variance_shift(prep.model, shift_data.to(prep.device))  # [] when the model has no BatchNorm
+    shift = variance_shift(prep.model, shift_data.to(where))  # [] when the model has no BatchNorm
     history = state.history
     completed = len(history)
     div = stopper.divergence
