@@ -261,3 +261,11 @@ def test_the_sweep_says_how_it_will_train_before_it_does(workdir, capsys):
     assert main(["sweep", *TINY, "--grid", "optim.name=sgd,rmsprop"]) == 0
     first = capsys.readouterr().err.strip().splitlines()[0]
     assert first.startswith("sweep: 2 members, trained one after another (") and "optim.name" in first
+
+
+def test_resuming_a_finished_sweep_from_the_command_line(workdir, capsys):
+    assert main(["sweep", *TINY, "--grid", "optim.lr=0.01,0.1", "--out", "sw"]) == 0
+    before = (workdir / "sw" / "results.csv").read_text()
+    assert main(["sweep", "--resume", "sw"]) == 0
+    assert "results: sw/results.csv" in capsys.readouterr().out
+    assert (workdir / "sw" / "results.csv").read_text() == before

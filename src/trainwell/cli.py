@@ -419,6 +419,9 @@ def cmd_sweep(args) -> int:
     try:
         if args.resume:
             result = resume_sweep(args.resume, quiet=args.json, backend=args.backend, address=args.address)
+            from trainwell.config import config_from_dict, read_toml
+
+            cfg = config_from_dict(read_toml(Path(args.resume) / "config.toml"))  # the sweep's own config
         else:
             cfg = load_config(args.config, args.overrides)
             result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
