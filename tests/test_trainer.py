@@ -148,3 +148,42 @@ def test_checkpoints_hold_config_and_load_with_weights_only(workdir):
     assert best["epoch"] == summary["best_epoch"]
     history = read_jsonl(res.run_dir / "metrics.jsonl")
     assert summary["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"]
+
+
+def test_fit_takes_a_users_dataloader_like_the_tensors_it_holds():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(90, 3, generator=g), torch.randint(0, 3, (90,), generator=g).to(torch.int32)
+
+    def trained(data, val):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=3, batch_size=16, seed=1)
+        return t.fit(data, val).history, model
+
+    loader = DataLoader(TensorDataset(x, y), batch_size=7)
+    h1, m1 = trained(loader, loader)
+    h2, m2 = trained((x, y.long()), (x, y.long()))
+    assert [{k: v for k, v in r.items() if k != "time"} for r in h1] == \
+        [{k: v for k, v in r.items() if k != "time"} for r in h2]
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True))
+    with pytest.raises(TypeError, match="Trainer.fit takes \\(x, y\\) tensors or an iterable of \\(x, y\\) batches"):
+        trained(42, None)
+
+
+def test_stopping_criteria_are_accepted_as_callbacks():
+    from trainwell.train.stopping import EarlyStopping
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 2, generator=g), torch.randint(0, 2, (64,), generator=g)
+    model = torch.nn.Linear(2, 2)
+    criterion = EarlyStopping(patience=2, min_delta=10.0)  # nothing improves by 10: stops after 2 more epochs
+    t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=30, batch_size=16,
+                callbacks=[criterion])
+    state = t.fit((x, y), (x, y))
+    assert len(state.history) == 3 and state.stop.startswith("early stopping")
+    stop, _ = criterion.evaluate([r["val_loss"] for r in state.history])  # the pure criterion agrees
+    assert stop and not criterion.evaluate([r["val_loss"] for r in state.history[:2]])[0]
+    with pytest.raises(TypeError, match="neither a Callback nor a stopping criterion"):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=16, callbacks=[object()])

@@ -183,3 +183,22 @@ def from_config(cfg) -> Stopper:
         overfit_stop=cfg.overfit_stop,
         strict=cfg.strict,
     )
+
+
+def as_callback(obj):
+    """Return ``obj`` if it is a callback; a stopping criterion (:class:`FixedSchedule`, :class:`LossChange`,
+    :class:`WeightChange`, :class:`EarlyStopping`) is wrapped in a :class:`Stopper`, so that criteria can be passed
+    as callbacks as Keras and Lightning users do: ``Trainer(..., callbacks=[EarlyStopping(patience=2)])``.
+
+    EarlyStopping watches ``val_loss`` (mode "min") or ``val_acc`` (mode "max"), unless it has a ``monitor``.
+    """
+    if isinstance(obj, Callback):
+        return obj
+    if isinstance(obj, EarlyStopping):
+        monitor = getattr(obj, "monitor", "val_loss" if obj.mode == "min" else "val_acc")
+        return Stopper(early_stopping=obj, monitor=monitor)
+    for cls, key in ((FixedSchedule, "fixed"), (LossChange, "loss_change"), (WeightChange, "weight_change")):
+        if isinstance(obj, cls):
+            return Stopper(**{key: obj})
+    raise TypeError(f"callbacks: {type(obj).__name__} is neither a Callback nor a stopping criterion (FixedSchedule, "
+                    f"LossChange, WeightChange, EarlyStopping)")

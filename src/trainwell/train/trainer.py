@@ -33,6 +33,7 @@ from trainwell.optim import Schedule
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.learners import LOSSES, ModuleLearner, evaluate, loss_function
 from trainwell.train.progress import NullProgress
+from trainwell.train.stop_callback import as_callback
 
 
 def _clone(obj):
@@ -51,6 +52,24 @@ def default_device() -> torch.device:
 
 def _overrides(cb: Callback, hook: str) -> bool:
     return getattr(type(cb), hook) is not getattr(Callback, hook)
+
+
+def as_tensors(data, what: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` tensors as they are; any other iterable of ``(x, y)`` batches (a ``DataLoader``, a list of
+    pairs) is read once and concatenated into memory. The trainer then draws its own seeded batches of its own
+    ``batch_size`` every epoch (the loader's order, batch size and any random transforms are not re-drawn)."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        return data[0], data[1]
+    try:
+        batches = list(data)
+    except TypeError:
+        raise TypeError(f"{what}: Trainer.fit takes (x, y) tensors or an iterable of (x, y) batches such as a "
+                        f"DataLoader, got {type(data).__name__}") from None
+    if not batches or not all(isinstance(b, (tuple, list)) and len(b) >= 2 and isinstance(b[0], torch.Tensor)
+                              and isinstance(b[1], torch.Tensor) for b in batches):
+        raise TypeError(f"{what}: each batch must be an (x, y) pair of tensors, as a DataLoader over a "
+                        f"TensorDataset yields; got {type(batches[0]).__name__ if batches else 'no batches'}")
+    return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
 
 
 class Trainer:
@@ -103,7 +122,7 @@ class Trainer:
             raise ValueError(f"seed: {len(seeds)} seeds for {self.size} members; give one seed per member")
         self.epochs = epochs
         self.batch_size = batch_size
-        self.callbacks = list(callbacks)
+        self.callbacks = [as_callback(cb) for cb in callbacks]  # stopping criteria are accepted as callbacks
         self.member_callbacks = [list(c) for c in member_callbacks] if member_callbacks is not None else \
             [[] for _ in range(self.size)]
         if len(self.member_callbacks) != self.size:
@@ -217,6 +236,8 @@ class Trainer:
             val: tuple[torch.Tensor, torch.Tensor] | None = None) -> State:
         """Train on ``train``; evaluate on ``val`` after every epoch. Returns the run's :class:`State` (for a
         population, :attr:`members` holds each member's). ``train``'s labels may be (M, N): each member's own."""
+        train = as_tensors(train, "train")
+        val = as_tensors(val, "val") if val is not None else None
         x, y = (t.to(self.device) for t in train)
         if any(self.loss_fn is f for f in LOSSES.values()):  # class-index losses: int32/uint8 labels are cast
             y = as_class_labels(y, "train labels")
