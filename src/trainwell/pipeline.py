@@ -411,8 +411,10 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         found_lr = None
         if cfg.optim.lr == "find":  # the LR range test picks the rate; the run's config.toml records the number
             cfg, found_lr = _find_lr(cfg, ctx, quiet)
-        return _fit(cfg, ctx, out=out, resume=resume, force=force, quiet=quiet, progress=progress,
-                    callbacks=callbacks, setup=setup, figures=figures, found_lr=found_lr)
+        result = _fit(cfg, ctx, out=out, resume=resume, force=force, quiet=quiet, progress=progress,
+                      callbacks=callbacks, setup=setup, figures=figures, found_lr=found_lr)
+        distributed.finish(ctx)  # every rank arrives before any leaves the group
+        return result
     finally:
         distributed.teardown(ctx)
 

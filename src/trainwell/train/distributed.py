@@ -132,6 +132,16 @@ def setup(device: str = "auto", timeout_minutes: float = 5.0) -> Context | None:
     return ctx
 
 
+def finish(ctx: Context | None) -> None:
+    """Wait until every rank has finished (a barrier with the group's timeout), so that no process leaves the group
+    while another still talks to it: a gloo peer that exits mid-teardown can abort the others."""
+    if ctx is not None and dist.is_initialized():
+        try:
+            dist.barrier()
+        except RuntimeError as exc:
+            raise lost(ctx, exc, "finishing") from None
+
+
 def teardown(ctx: Context | None) -> None:
     """Leave the group this module created (a group the caller made stays)."""
     if ctx is not None and ctx.owns_group and dist.is_initialized():
