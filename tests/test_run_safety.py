@@ -269,3 +269,15 @@ def test_resuming_a_finished_sweep_from_the_command_line(workdir, capsys):
     assert main(["sweep", "--resume", "sw"]) == 0
     assert "results: sw/results.csv" in capsys.readouterr().out
     assert (workdir / "sw" / "results.csv").read_text() == before
+
+
+def test_force_never_replaces_a_folder_that_only_looks_like_a_run(workdir, capsys):
+    proj = workdir / "proj"  # a user's project with a config.toml, metrics and checkpoints of its own
+    (proj / "checkpoints").mkdir(parents=True)
+    (proj / "config.toml").write_text("lr = 0.1\n")
+    (proj / "metrics.jsonl").write_text("{}\n")
+    (proj / "checkpoints" / "model.pt").write_bytes(b"weights")
+    before = _files(proj)
+    assert main(["fit", *TINY, "--quiet", "--out", "proj", "--force"]) == 2
+    assert "no .trainwell-run marker" in capsys.readouterr().err
+    assert _files(proj) == before

@@ -38,19 +38,27 @@ except ImportError:  # pragma: no cover
     fcntl = None
 
 
+def marked_kind(path: str | Path) -> str | None:
+    """The kind in ``path``'s ``.trainwell-run`` marker, or None: the only evidence ``--force`` deletes on (a
+    folder that merely looks like a run, e.g. a project with a config.toml and checkpoints/, is never replaced)."""
+    marker = Path(path) / MARKER
+    if not marker.is_file():
+        return None
+    try:
+        kind = json.loads(marker.read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if kind in KINDS else None
+
+
 def run_kind(path: str | Path) -> str | None:
     """The kind of trainwell run in ``path`` (from its marker; runs written before markers existed are recognised
-    by their files), or None if ``path`` is not a trainwell run directory."""
+    by their files, for reading them only), or None if ``path`` is not a trainwell run directory."""
     path = Path(path)
     if not path.is_dir():
         return None
-    marker = path / MARKER
-    if marker.is_file():
-        try:
-            kind = json.loads(marker.read_text(encoding="utf-8")).get("kind")
-        except (OSError, ValueError, AttributeError):
-            return None
-        return kind if kind in KINDS else None
+    if (path / MARKER).is_file():
+        return marked_kind(path)
     if (path / "round-0").is_dir() and (path / "results.csv").is_file():
         return "lottery"
     if (path / "config.toml").is_file():
@@ -136,16 +144,22 @@ class Claim:
         path = Path(out)
         if path.exists() and not path.is_dir():
             raise TrainwellError(f"--out {str(path)!r} is a file, not a directory: choose another path")
-        if not path.exists() or not any(path.iterdir()):
-            created = not path.exists()
-            path.mkdir(parents=True, exist_ok=True)
+        created = False
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir()  # atomic: only a folder this process made counts as created (rollback removes it)
+                created = True
+            except FileExistsError:
+                pass
+        if created or not any(path.iterdir()):
             return cls._start(path, kind, aside=None, created=created)
         if not force:
             raise TrainwellError(f"--out {str(path)!r} already exists and is not empty: choose another folder, or "
                                  f"pass --force to replace it if it is a trainwell {kind} run")
-        found = run_kind(path)
+        found = marked_kind(path)
         if found != kind:
-            what = f"a trainwell {found} run" if found else "not a trainwell run directory"
+            what = f"a trainwell {found} run" if found else "not a trainwell run directory (no .trainwell-run marker)"
             raise TrainwellError(f"--force refused: {str(path)!r} is {what}; --force only replaces a trainwell "
                                  f"{kind} run: choose another folder")
         old_lock = RunLock(path).acquire()  # refuses if a process is writing it
