@@ -18,4 +18,25 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    """``get(name)``: a lab experiment's quick-size result, run once per test module and checked to be plain data
+    (it survives a JSON round trip unchanged)."""
+    import json
+
+    from trainwell.lab import registry
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            mod = registry.experiments()[name]
+            result = mod.run(mod.Config.quick(), workdir=tmp_path_factory.mktemp(name))
+            cache[name] = json.loads(json.dumps(result))
+            assert cache[name] == result
+        return cache[name]
+
+    return get
+
+
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 import pytest
 from matplotlib.figure import Figure
 
+from tests.test_lab2 import PART2  # part 2's experiments: their quick runs and controls are there
 from trainwell.cli import main
 from trainwell.lab import base, registry, runner
 
@@ -164,25 +165,7 @@ STABLE_QUICK = {"random-labels": "pass", "encoder-8-3-8": "pass", "xor-direct-co
                 "l1-vs-l2": "pass", "adam-l2-vs-adamw": "pass", "dropout": "pass"}
 
 
-@pytest.fixture(scope="module")
-def quick_results(tmp_path_factory):
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            mod = EXPERIMENTS[name]
-            result = mod.run(mod.Config.quick(), workdir=tmp_path_factory.mktemp(name))
-            cache[name] = json.loads(json.dumps(result))  # plain data: survives a JSON round trip unchanged
-            assert cache[name] == result
-        return cache[name]
-
-    return get
-
-
-PART1 = [n for n in EXPERIMENTS if n not in {"deep-relu-init", "init-symmetry-and-scale", "init-histograms",
-                                             "batchnorm", "preprocessing", "stopping-criteria", "optimizers",
-                                             "lr-diagnosis", "cnn-vs-mlp", "filters-and-equivariance",
-                                             "mixture-of-experts", "neocognitron", "pretraining"}]  # part 2: test_lab2
+PART1 = [n for n in EXPERIMENTS if n not in PART2]  # part 2's quick runs are in test_lab2.py
 
 
 @pytest.mark.slow
@@ -381,6 +364,4 @@ def test_every_experiment_has_a_negative_control():
     controlled = {"grokking", "double-descent", "capacity", "regularization-strength", "model-ladder", "random-labels",
                   "encoder-8-3-8", "xor-direct-connections", "l1-vs-l2", "adam-l2-vs-adamw", "dropout",
                   "lottery-ticket"}
-    from tests.test_lab2 import PART2  # part 2's controls are in test_lab2.py
-
     assert set(EXPERIMENTS) == controlled | set(PART2)

@@ -32,21 +32,6 @@ def test_part2_is_registered_with_the_contract():
         assert set(mod.EXPECTED_S) == {"quick", "default"} and mod.Config.quick() != mod.Config()
 
 
-@pytest.fixture(scope="module")
-def quick_results(tmp_path_factory):
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            mod = EXPERIMENTS[name]
-            result = mod.run(mod.Config.quick(), workdir=tmp_path_factory.mktemp(name))
-            cache[name] = json.loads(json.dumps(result))  # plain data: survives a JSON round trip unchanged
-            assert cache[name] == result
-        return cache[name]
-
-    return get
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PART2)
 def test_experiment_runs_at_quick_size(name, quick_results):
