@@ -20,8 +20,8 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,7 +30,7 @@ import trainwell
 from trainwell import init as initializers
 from trainwell import optim
 from trainwell.config import Config, config_from_dict, read_toml, to_toml
-from trainwell.data import corrupt, load
+from trainwell.data import load
 from trainwell.data.augment import build as build_augment
 from trainwell.data.splits import Splits
 from trainwell.doctor import diagnosis
@@ -48,7 +48,6 @@ from trainwell.regularize import Penalty, count_nonzero
 from trainwell.runclaim import Claim
 from trainwell.rundir import (
     RunDir,
-    atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
     check_training_checkpoint,
@@ -56,12 +55,11 @@ from trainwell.rundir import (
 )
 from trainwell.train import distributed, interrupt, loggers, stop_callback
 from trainwell.train import progress as progress_mod
-from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses, best_epoch
+from trainwell.train.callbacks import Checkpoint, MetricsLogger, StepLosses
 from trainwell.train.constraints import MaxNorm, SDRUpdate
 from trainwell.train.interrupt import Interrupt
 from trainwell.train.learners import autocast_context
 from trainwell.train.live_report import LiveReport
-from trainwell.train.population import PopulationLearner, embed_state, narrow_state
 from trainwell.train.trainer import Trainer, default_device, evaluate, loss_function
 from trainwell.viz import plots
 
@@ -649,193 +647,17 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> d
 
 
 # -- populations ---------------------------------------------------------------------------------------------
-POPULATION_KEYS = ("train.seed", "optim.lr", "optim.weight_decay", "model.hidden", "data.label_noise",
-                   "data.corrupt_seed")
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and key != "options":
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _model_signature(cfg: Config, shape: tuple[int, ...], classes: int) -> tuple:
-    """What a model config builds: its structure and, built with a fixed seed, its initial weights."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model(cfg.model, shape, classes)
-    return repr(model), [(k, tuple(v.shape), v.detach().double().sum().item()) for k, v in model.state_dict().items()]
-
-
-def inert_model_keys(configs: Sequence[tuple[dict, Config]]) -> list[str]:
-    """Grid keys under ``model.`` whose values all build the same model (e.g. ``model.hidden`` on a CNN): a sweep
-    over them would train copies. ``configs`` are (settings, config) pairs; returns the inert keys."""
-    keys = sorted({k for settings, _ in configs for k in settings if k.startswith("model.")})
-    if not keys:
-        return []
-    splits, _ = load_data(configs[0][1])
-    shape, classes = splits.meta.input_shape, splits.meta.num_classes
-    inert = []
-    for key in keys:
-        seen: dict[str, Config] = {}
-        for settings, c in configs:
-            seen.setdefault(repr(settings.get(key)), c)
-        signatures = {repr(_model_signature(c, shape, classes)) for c in seen.values()}
-        if len(seen) > 1 and len(signatures) == 1:
-            inert.append(key)
-    return inert
-
-
-def population_blocker(configs: Sequence[Config]) -> str | None:
-    """Why ``configs`` cannot train as one vmapped population (None if they can): the members may differ only in
-    :data:`POPULATION_KEYS`, and the settings they share must be expressible per member with vmap."""
-    cfg = configs[0]
-    flat0 = _flatten(cfg.to_dict())
-    for other in configs[1:]:
-        flat = _flatten(other.to_dict())
-        differ = sorted(k for k in flat0 if flat[k] != flat0[k] and k not in POPULATION_KEYS and k != "name")
-        if differ:
-            return f"config key {differ[0]!r} differs between members (only {', '.join(POPULATION_KEYS)} may)"
-    hidden = [c.model.hidden for c in configs]
-    if any(h != hidden[0] for h in hidden):
-        if cfg.model.kind != "mlp":
-            return "width sweeps are for MLPs"
-        if cfg.model.activation not in ("relu", "tanh", "leaky_relu", "linear"):
-            return f"width masking needs act(0) = 0; {cfg.model.activation!r} does not have it"
-        if len({len(h) for h in hidden}) > 1:
-            return "every width setting must have the same number of hidden layers"
-        if cfg.model.norm != "none":
-            return "width masking needs unnormalized layers (a norm layer mixes the zero units in)"
-    if cfg.model.norm == "batch":
-        return "BatchNorm's running statistics cannot be vmapped"
-    if cfg.model.dropout_keep < 1 or cfg.model.dropout_mode == "uout" or cfg.model.activation == "drop_activation":
-        return "dropout-style noise would not match one-at-a-time runs"
-    if cfg.model.l0 or cfg.model.sdr or cfg.model.skip_io:
-        return "gated, stochastic or skip-connected layers are trained one at a time"
-    r = cfg.regularize
-    if r.l1 or r.l2 or r.activity or r.l0 or r.max_norm:
-        return "penalties and constraints are applied one model at a time"
-    if cfg.augment.kind != "none" or cfg.augment.input_noise:
-        return "augmentation is applied one model at a time"
-    if cfg.optim.name not in ("sgd", "momentum", "adam"):
-        return f"optimizer {cfg.optim.name!r} has no population version"
-    if cfg.train.trainable != "all":
-        return "train.trainable = 'norm' is applied one model at a time"
-    if cfg.train.compile:
-        return "train.compile compiles one module; a population is vmapped instead"
-    if cfg.train.precision != "fp32":
-        return f"train.precision = {cfg.train.precision!r} (autocast) is applied one model at a time"
-    if cfg.train.loss != "cross_entropy":
-        return f"train.loss = {cfg.train.loss!r} is not vmapped per member (cross_entropy is)"
-    return None
-
-
-@dataclass
-class PopulationResult:
-    """Each member's :class:`FitResult` (its own run directory) and the checks that could not run under vmap."""
-
-    members: list[FitResult]
-    skipped: list[str]
-    wall_s: float
-
-
-def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool = False, quiet: bool = True,
-                   progress=None, callbacks=(), member_dirs: Sequence[str | Path] | None = None) -> PopulationResult:
-    """Train ``configs`` as one vmapped population with the one fit loop; member m's run directory is
-    ``out/member-m`` (or ``member_dirs[m]``), written exactly as :func:`fit` writes a run (same summary keys), and
-    the population's checkpoint is ``out/checkpoints/last.pt`` (``resume=True`` continues from it).
-
-    Raises:
-        ConfigError: the configs cannot train as one population (the reason: see :func:`population_blocker`).
-    """
-    configs = list(configs)
-    tic = time.perf_counter()
-    blocker = population_blocker(configs)
-    if blocker is not None:
-        raise ConfigError(f"these runs cannot train as one population: {blocker}")
-    base, size, out = configs[0], len(configs), Path(out)
-    device = resolve_device(base.train.device)
-    torch.manual_seed(base.train.seed)
-    clean = config_from_dict({**base.to_dict(), "data": {**base.to_dict()["data"], "label_noise": 0.0}})
-    splits, pre = load_data(clean)  # each member draws its own label noise below, as the registry would
-    if not splits.train[0].is_floating_point():
-        raise ConfigError(f"dataset {base.data.name!r} gives integer tokens: use data.options.encoding = 'onehot'")
-    shape, classes = splits.meta.input_shape, splits.meta.num_classes
-    models = []
-    for c in configs:
-        torch.manual_seed(c.train.seed)
-        models.append(build_initialized(c, shape, classes))
-    widest = [max(w) for w in zip(*(c.model.hidden for c in configs), strict=True)]
-    wide = build_model(config_from_dict({**base.to_dict(), "model": {**base.to_dict()["model"], "hidden": widest}})
-                       .model, shape, classes)
-    states = [embed_state(m.state_dict(), wide.state_dict()) for m in models]
-    set_threads(base.train.threads, wide, shape, base.train.batch_size, device, members=size)
-    labels = []
-    for c in configs:
-        y = splits.train[1]
-        if c.data.label_noise > 0 and not c.data.random_labels:
-            y = corrupt.label_noise(y, c.data.label_noise, classes, c.data.corrupt_seed)
-        labels.append(y)
-    preps = [Prepared(cfg=c, splits=replace(splits, train=(splits.train[0], y)), model=m, preprocessor=pre,
-                      device=device) for c, m, y in zip(configs, models, labels, strict=True)]
-    spe = _steps_per_epoch(base, splits)
-    o = base.optim
-    learner = PopulationLearner(wide, states, optimizer=o.name, lrs=[c.optim.lr for c in configs],
-                                weight_decays=[c.optim.weight_decay for c in configs], decay=o.decay,
-                                momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps,
-                                loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
-                                epochs=base.train.epochs, steps_per_epoch=spe, device=device)
-    skipped = ["monitor: forward hooks cannot run on a vmapped population"] if base.doctor.monitor_every else []
-    runs = [RunDir(Path(d)) for d in member_dirs] if member_dirs is not None else \
-        [RunDir(out / f"member-{m}") for m in range(size)]
-    if len(runs) != size:
-        raise ValueError(f"member_dirs: {len(runs)} directories for {size} members")
-    member_callbacks = [[_stopper(c, classes), MetricsLogger(run.metrics)]
-                        for c, run in zip(configs, runs, strict=True)]
-    step_losses = StepLosses()
-    home = RunDir(out)
-    trainer = Trainer(learner, epochs=base.train.epochs, batch_size=base.train.batch_size,
-                      callbacks=[step_losses, _checkpoint(base, home, keep_best=False), *callbacks],
-                      member_callbacks=member_callbacks, seed=[c.train.seed for c in configs],
-                      progress=progress if progress is not None else progress_mod.auto(quiet))
-    if resume:
-        ckpt = load_checkpoint(home.last)
-        try:
-            trainer.load_checkpoint_state(ckpt)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise TrainwellError(f"{home.last}: does not match this population ({first})") from None
-        for run in (home, *runs):
-            run.remove_stale_temp_files()
-        for run in runs:
-            run.truncate_metrics(ckpt["epoch"], ckpt["members"][runs.index(run)]["history"])
-    else:
-        home.checkpoints.mkdir(parents=True, exist_ok=True)
-        for run, c, prep in zip(runs, configs, preps, strict=True):
-            _start_run(run, c, prep)
-    fit_tic = time.perf_counter()
-    trainer.fit((splits.train[0], torch.stack(labels)), splits.val)
-    fit_s = time.perf_counter() - fit_tic
-    wall = time.perf_counter() - tic
-    results = []
-    for m, (run, prep, member) in enumerate(zip(runs, preps, trainer.members, strict=True)):
-        c = prep.cfg
-        state = narrow_state(learner.member_state(m), prep.model.state_dict())
-        prep.model.load_state_dict(state)
-        atomic_torch_save(run.last, {"model": state, "config": c.to_dict(), "epoch": member.epoch,
-                                     "step": member.step, "trainwell_version": trainwell.__version__})
-        summary = write_run(run, prep, member, member_callbacks[m][0], best=best_epoch(member.history, c.train.monitor),
-                            losses=step_losses.member(m, member.step), monitor=[], wall=wall / size,
-                            fit_s=fit_s / size,
-                            extra={"population": {"member": m, "size": size, "skipped_checks": skipped}})
-        results.append(FitResult(summary=summary, run_dir=run.path, model=prep.model))
-    return PopulationResult(members=results, skipped=skipped, wall_s=time.perf_counter() - tic)
-
 
 __all__ = ["POPULATION_KEYS", "DataError", "FitResult", "PopulationResult", "Prepared", "build_initialized",
-           "config_of_run", "fit", "fit_population", "initialize", "load_data", "population_blocker", "postflight",
+           "config_of_run", "fit", "fit_population", "inert_model_keys", "initialize", "load_data",
+           "population_blocker", "postflight",
            "preflight", "prepare", "write_run"]
+
+# the population's wiring (sweeps) lives beside this module and uses the helpers above
+from trainwell.pipeline.population import (  # noqa: E402
+    POPULATION_KEYS,
+    PopulationResult,
+    fit_population,
+    inert_model_keys,
+    population_blocker,
+)
