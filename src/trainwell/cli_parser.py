@@ -1,0 +1,180 @@
+"""The ``trainwell`` command line's arguments: every subcommand, its flags and their help, and the argument types
+that refuse bad values before any work is done (usage errors are one line and exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """examples:
+  trainwell fit                                   train the default MNIST-1D CNN
+  trainwell fit configs/mnist1d-mlp.toml --set optim.lr=0.003 --set train.epochs=20
+  trainwell fit --set data.name=spirals --set model.kind=mlp --set 'model.hidden=[64,64]'
+  trainwell fit --resume runs/run-1a2b3c4d        continue an interrupted run
+  trainwell report runs/run-1a2b3c4d              rebuild report.html
+  trainwell doctor --set init.scheme=zeros        pre-flight checks (exit 1 on a fail)
+  trainwell summary configs/digits-cnn.toml        per-layer shapes, params, receptive fields
+  trainwell lr-find                               LR range test: plot and a suggested learning rate
+  trainwell lab list                              the lecture's claims as experiments
+  trainwell lab run --all --quick                 run them all (seconds each) and write runs/lab/index.html
+"""
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    """The CONFIG argument and --set overrides that every config-driven command takes."""
+    parser.add_argument("config", nargs="?", help="a TOML config (default: the embedded MNIST-1D CNN)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use an integer >= 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use a number in [0, 1)")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit 2, like every other usage error
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trainwell", description="Train neural networks well: the lecture's practices, runnable.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from trainwell import __version__
+
+    parser.add_argument("--version", action="version", version=f"trainwell {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    fit = sub.add_parser("fit", help="train a model from a config (default: the MNIST-1D CNN) and write a run dir",
+                         description="Train the model a config describes and write a run directory with config.toml, "
+                                     "metrics.jsonl, summary.json, checkpoints, figures and report.html.")
+    _config_args(fit)
+    fit.add_argument("--out", help="run directory (default: runs/<name>-<config hash>)")
+    fit.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    fit.add_argument("--force", action="store_true",
+                     help="replace --out if it is an earlier trainwell fit run (never any other folder)")
+    fit.add_argument("--json", action="store_true", help="print summary.json to stdout (the table goes to stderr)")
+    fit.add_argument("--quiet", action="store_true", help="no progress output")
+    fit.add_argument("--figures", action="store_true", help="draw figures even when the report is off")
+    fit.add_argument("--strict", action="store_true",
+                     help="exit 1 when any doctor check fails, not only when training fails (for CI)")
+
+    doc = sub.add_parser("doctor", help="pre-flight checks on a config's model and data; exit 1 on a fail",
+                         description="Run the lecture's pre-flight checklist on the model a config builds and a "
+                                     "slice of its training data: initial loss, gradient check, regularization, "
+                                     "overfitting a tiny subset, symmetry, variance propagation, input-independent "
+                                     "baseline, batch independence. Exit 1 if any check fails.")
+    _config_args(doc)
+    doc.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+
+    pr = sub.add_parser("prune", help="lottery-ticket rounds: train, prune by magnitude, reset, retrain",
+                        description="Train the config's model, prune --rate of the surviving weights per layer by "
+                                    "magnitude (the output layer at half rate), reset the survivors to their "
+                                    "initial values (or rewind to step K), and retrain, for --rounds rounds. "
+                                    "Writes one run per round, results.csv/json and accuracy_vs_density.png.")
+    _config_args(pr)
+    pr.add_argument("--rounds", type=_positive_int, default=3, help="pruning rounds after the dense run (default 3)")
+    pr.add_argument("--rate", type=_fraction, default=0.2, help="fraction of surviving weights pruned per round")
+    pr.add_argument("--rewind", type=float, default=0, metavar="K",
+                    help="reset to the weights at step K (>= 1) or at a fraction K of training (< 1); 0 = theta_0")
+    pr.add_argument("--control", choices=["reinit", "random"], help="also train a control at every density")
+    pr.add_argument("--scope", choices=["layer", "global"], default="layer",
+                    help="prune each layer by its own magnitudes (default) or with one threshold for all layers")
+    pr.add_argument("--out", help="folder for the rounds (default: runs/<name>-lottery-<hash>)")
+    pr.add_argument("--force", action="store_true", help="replace --out if it is an earlier prune run")
+
+    sw = sub.add_parser("sweep", help="train a grid of settings x seeds as one population (vmap) and tabulate",
+                        description="Train every combination of --grid values (times --seeds seeds) at once as one "
+                                    "population when only seeds, learning rates, weight decays, MLP widths or "
+                                    "label-noise draws differ; otherwise one model after another. Writes "
+                                    "results.csv/json, metrics.jsonl (per member and epoch) and summary.json.")
+    _config_args(sw)
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="values of one config key, e.g. --grid optim.lr=0.1,0.01 --grid 'model.hidden=[32],[64]'")
+    sw.add_argument("--seeds", type=int, default=1, help="seeds per combination (train.seed, +1, +2, ...)")
+    sw.add_argument("--sequential", action="store_true", help="train the members one after another")
+    sw.add_argument("--out", help="output folder (default: runs/<name>-sweep-<hash>)")
+    sw.add_argument("--force", action="store_true", help="replace --out if it is an earlier sweep")
+    sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue the interrupted sweep in SWEEP_DIR")
+    sw.add_argument("--json", action="store_true", help="print the results as JSON")
+    sw.add_argument("--backend", choices=["local", "ray"], default="local",
+                    help="where the members train: this process (default) or Ray tasks (pip install 'trainwell[ray]')")
+    sw.add_argument("--address", metavar="auto|HOST:PORT",
+                    help="with --backend ray: the Ray cluster to use (default: RAY_ADDRESS, else a local instance)")
+
+    lrf = sub.add_parser("lr-find", help="learning-rate range test (Smith 2017): sweep the rate exponentially, "
+                                          "plot the loss, suggest a rate",
+                         description="Train the config's model for --steps steps while the learning rate grows "
+                                     "exponentially from --start to --end (Smith 2017), stop when the loss explodes, "
+                                     "and suggest a tenth of the rate at the loss's minimum, checked by the doctor's "
+                                     "reading of a short run at that rate. Nothing is changed; use the rate with "
+                                     "--set optim.lr=..., or let fit do this with optim.lr = \"find\".")
+    _config_args(lrf)
+    lrf.add_argument("--steps", type=_positive_int, default=100, help="steps of the sweep (default 100)")
+    lrf.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
+    lrf.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
+    lrf.add_argument("--out", default="lr_find.png", help="plot to write (default: lr_find.png)")
+    lrf.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    rep = sub.add_parser("report", help="(re)build report.html of a fit, sweep or prune directory",
+                         description="Rebuild report.html from the files of a run directory written by trainwell "
+                                     "fit (finished, running or interrupted), sweep or prune.")
+    rep.add_argument("run_dir", help="a directory written by trainwell fit, sweep or prune")
+
+    summ = sub.add_parser("summary", help="per-layer table: output shape, params with/without sharing, receptive "
+                                         "field, mult-adds",
+                          description="Build the model a config describes and print, per layer: output shape, "
+                                      "neurons, parameters with and without weight sharing, receptive field and "
+                                      "mult-adds. Impossible conv geometry is an error (exit 2).")
+    _config_args(summ)
+    summ.add_argument("--input-shape", metavar="C,H,W", help="input shape without the batch axis, e.g. 3,227,227 "
+                                                             "(default: the dataset's)")
+    summ.add_argument("--classes", type=_positive_int, help="number of outputs (default: the dataset's)")
+    summ.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    filt = sub.add_parser("filters", help="draw the classic filters (box, Gaussian, sharpen, derivatives) applied "
+                                          "to the sample photo and a digit")
+    filt.add_argument("--out", default="filters.png", help="PNG to write (default: filters.png)")
+
+    sub.add_parser("datasets", help="list the datasets trainwell can load")
+    _lab_parser(sub)
+    return parser
+
+
+def _lab_parser(sub) -> None:
+    lab = sub.add_parser("lab", help="the lecture's claims as experiments with verdicts (list | run)",
+                         description="Each lab experiment trains small models through the pipeline, draws figures "
+                                     "and states a verdict computed from the numbers: pass, fail or inconclusive "
+                                     "(unstable when seeds disagree, error when it crashed).")
+    lsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
+    ls = lsub.add_parser("list", help="name, claim, sizes and expected time of every experiment")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
+    run = lsub.add_parser("run", help="run experiments and write a results tree with index.html")
+    run.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (see trainwell lab list)")
+    run.add_argument("--all", action="store_true", help="run every experiment")
+    run.add_argument("--quick", action="store_true", help="the quick size (seconds each)")
+    run.add_argument("--seeds", type=int, default=1, help="run each experiment with N seeds; a verdict that flips "
+                                                          "between seeds is 'unstable'")
+    run.add_argument("--seed", type=int, help="first seed (default: each experiment's own, 0)")
+    run.add_argument("--out", default="runs/lab", help="results folder (default: runs/lab)")
+    run.add_argument("--resume", action="store_true", help="keep experiments already finished in --out")
+    run.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    run.add_argument("--backend", choices=["local", "ray"], default="local",
+                     help="where the experiments run: this process (default) or one Ray task each "
+                          "(pip install 'trainwell[ray]')")
+    run.add_argument("--address", metavar="auto|HOST:PORT",
+                     help="with --backend ray: the Ray cluster to use (default: RAY_ADDRESS, else a local instance)")
