@@ -9,7 +9,8 @@ from trainwell.config import load_config
 from trainwell.pipeline import fit
 from trainwell.rundir import read_jsonl
 from trainwell.sweep import combinations, parse_grid, population_blocker, split_values, sweep
-from trainwell.train.population import PopulationLearner, PopulationOptimizer, embed_state
+from trainwell.train.member_optim import PopulationOptimizer
+from trainwell.train.population import PopulationLearner, embed_state
 
 BASE = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp", "model.hidden=[16,16]",
         "train.epochs=3", "train.batch_size=32", "report.enabled=false", "doctor.preflight=false",

@@ -7,10 +7,7 @@ label-noise draw). Different MLP widths share the widest architecture: a narrowe
 top-left block and the rest stay exactly zero, since act(0) = 0 units get zero gradients (ReLU, tanh, leaky
 ReLU, linear).
 
-The optimizers (SGD, momentum, Adam; coupled or decoupled weight decay on weights only) are written out with
-per-member tensors and follow torch's update formulas. Each member's learning-rate schedule is the torch scheduler
-a separate fit would build, run on a one-parameter stand-in optimizer with the member's own base rate (so cosine
-with ``min_lr``, one-cycle's momentum cycling, step and plateau schedules match a separate fit). A frozen member
+The per-member optimizers and learning-rate schedules are in :mod:`trainwell.train.member_optim`. A frozen member
 (it stopped) keeps its parameters, optimizer state and step count unchanged.
 
 The loop is :class:`~trainwell.train.trainer.Trainer`; this module only supplies the learner.
@@ -19,7 +16,6 @@ The loop is :class:`~trainwell.train.trainer.Trainer`; this module only supplies
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 
 import torch
@@ -28,6 +24,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from trainwell.optim import Schedule
 from trainwell.train.learners import loss_function
+from trainwell.train.member_optim import MemberSchedules, PopulationOptimizer
 
 
 def embed_state(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -44,124 +41,6 @@ def embed_state(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) 
 def narrow_state(wide: dict[str, torch.Tensor], template: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The top-left block of each wide tensor, shaped like ``template`` (the member's own architecture)."""
     return {k: wide[k][tuple(slice(0, n) for n in v.shape)].clone() for k, v in template.items()}
-
-
-class PopulationOptimizer:
-    """SGD / momentum (heavy-ball or Nesterov) / Adam over stacked parameters with per-member learning rates,
-    momenta and weight decays (torch's update formulas; decay on weights only, as
-    :func:`trainwell.optim.param_groups`). Members with ``active[m] = False`` are not touched at all.
-
-    ``decay_masks[key]`` (broadcastable to the parameter without its member axis) marks which entries decay; by
-    default a tensor decays when it is a weight ((M, out, in, ...): 3 or more dims).
-    """
-
-    def __init__(self, params: dict[str, torch.Tensor], name: str, lrs: torch.Tensor, weight_decays: torch.Tensor,
-                 decay: str = "coupled", momentum: float = 0.9, nesterov: bool = False,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 decay_masks: dict[str, torch.Tensor] | None = None):
-        if name not in ("sgd", "momentum", "adam"):
-            raise ValueError(f"population optimizer {name!r} is not supported: use sgd, momentum or adam")
-        self.params, self.name, self.decay = params, name, decay
-        self.decay_masks = decay_masks
-        self.lrs, self.wds = lrs, weight_decays
-        self.momentum, self.nesterov, self.betas, self.eps = momentum, nesterov, tuple(betas), eps
-        self.state: dict[str, dict] = {k: {} for k in params}
-        self.t = torch.zeros_like(lrs, dtype=torch.float64)  # steps per member (Adam's bias correction, in double
-        # precision as torch computes it: 1 - 0.999**t in float32 would be off by ~1e-5)
-        self.active = torch.ones(len(lrs), dtype=torch.bool, device=lrs.device)
-        self.all_active = True
-
-    @staticmethod
-    def _b(v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        return v.view(-1, *([1] * (p.dim() - 1)))
-
-    def freeze(self, member: int) -> None:
-        self.active[member] = False
-        self.all_active = False
-
-    @torch.no_grad()
-    def step(self, lrs: torch.Tensor | None = None, momenta: torch.Tensor | None = None) -> None:
-        """One update at learning rates ``lrs`` (default: the base rates); ``momenta`` (M,) overrides beta1 (Adam)
-        or the momentum (SGD) per member for this step, as one-cycle schedules do."""
-        lrs = self.lrs if lrs is None else lrs
-        masked = not self.all_active
-        self.t += self.active.to(self.t.dtype)
-        for key, p in self.params.items():
-            if p.grad is None:
-                continue
-            lr = self._b(lrs, p)
-            act = self._b(self.active, p)
-            g = p.grad
-            new_p = p
-            mask = self.decay_masks.get(key) if self.decay_masks is not None else None
-            if mask is not None or (self.decay_masks is None and p.dim() >= 3):  # weights: (M, out, in, ...)
-                wd = self._b(self.wds, p) if mask is None else self._b(self.wds, p) * mask
-                if self.decay == "decoupled":
-                    new_p = p * (1 - lr * wd)
-                else:
-                    g = g + wd * p
-            st = self.state[key]
-            if self.name == "adam" and not masked and new_p is p:
-                self._adam_in_place(p, g, lr, st, momenta)
-                continue
-            if self.name == "adam":
-                b1 = self._b(momenta, p) if momenta is not None else self.betas[0]
-                b2 = self.betas[1]
-                if not st:
-                    st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
-                if isinstance(b1, float):
-                    m = st["m"].lerp(g, 1 - b1)
-                else:
-                    m = st["m"] + (g - st["m"]) * (1 - b1).to(p.dtype)
-                v = st["v"] * b2 + (1 - b2) * g * g
-                t = self._b(self.t, p).clamp_min(1)
-                bc1 = (1 - b1**t).to(p.dtype)
-                bc2_sqrt = torch.sqrt(1 - b2**t).to(p.dtype)
-                denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
-                new_p = new_p - lr / bc1 * m / denom
-                if masked:
-                    m, v = torch.where(act, m, st["m"]), torch.where(act, v, st["v"])
-                st["m"], st["v"] = m, v
-            else:
-                if self.name == "momentum" or momenta is not None:  # one-cycle gives plain SGD a momentum too
-                    mu = self._b(momenta, p).to(p.dtype) if momenta is not None else self.momentum
-                    buf = g.clone() if "buf" not in st else st["buf"] * mu + g
-                    g = g + mu * buf if self.nesterov else buf
-                    if masked and "buf" in st:
-                        buf = torch.where(act, buf, st["buf"])
-                    st["buf"] = buf
-                new_p = new_p - lr * g
-            p.copy_(torch.where(act, new_p, p) if masked else new_p)
-            p.grad = None
-
-    def _adam_in_place(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
-                       momenta: torch.Tensor | None) -> None:
-        """Adam when every member trains: the same formulas in place, with no temporaries but ``denom``."""
-        b1 = self._b(momenta, p) if momenta is not None else self.betas[0]
-        b2 = self.betas[1]
-        if not st:
-            st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
-        m, v = st["m"], st["v"]
-        if isinstance(b1, float):
-            m.lerp_(g, 1 - b1)
-        else:
-            m.add_((g - m).mul_((1 - b1).to(p.dtype)))
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        t = self._b(self.t, p).clamp_min(1)
-        bc1 = (1 - b1**t).to(p.dtype)
-        bc2_sqrt = torch.sqrt(1 - b2**t).to(p.dtype)
-        denom = v.sqrt().div_(bc2_sqrt).add_(self.eps)
-        p.sub_(torch.div(m, denom, out=denom).mul_(lr / bc1))  # torch's order: step_size * (m / denom)
-        p.grad = None
-
-    def state_dict(self) -> dict:
-        return {"state": self.state, "t": self.t, "active": self.active}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.state = {k: dict(v) for k, v in state["state"].items()}
-        self.t.copy_(state["t"])
-        self.active.copy_(state["active"])
-        self.all_active = bool(self.active.all())
 
 
 class MemberView:
@@ -186,126 +65,6 @@ class MemberView:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         for k, v in {**self.learner.params, **self.learner.buffers}.items():
             v[self.member].copy_(state[k])
-
-
-class MemberSchedules:
-    """Each member's learning rate (and one-cycle momentum) at every step, as a separate fit's torch scheduler
-    would set it. Step and epoch schedules are tabulated once per distinct base rate; plateau schedules run one
-    stand-in scheduler per member on that member's monitored value."""
-
-    def __init__(self, build: Callable[[torch.optim.Optimizer], Schedule] | None, base_lrs: list[float], optimizer: str,
-                 momentum: float, betas, *, epochs: int, steps_per_epoch: int, device):
-        self.base = torch.tensor(base_lrs, dtype=torch.float32, device=device)
-        self.spe, self.device = steps_per_epoch, device
-        self.cycled = False
-        m = len(base_lrs)
-        self.frozen_lr = torch.full((m,), math.nan, device=device)
-        self.frozen_mom = torch.full((m,), math.nan, dtype=torch.float64, device=device)
-        self.interval = "none"
-        self.any_frozen = False  # a Python flag: the per-step lookup stays free of tensor checks
-        self._dummies: list = []
-        if build is None:
-            return
-        probe = build(self._dummy(base_lrs[0], optimizer, momentum, betas))
-        self.interval = probe.interval
-        if self.interval == "none":
-            return
-        self.cycled = bool(getattr(probe.scheduler, "cycle_momentum", False))
-        if self.interval == "metric":
-            self._dummies = [build(self._dummy(lr, optimizer, momentum, betas)) for lr in base_lrs]
-            self.plateau_lrs = list(base_lrs)
-            self.plateau_t = self.base.clone()
-            return
-        tables = {}
-        for lr in sorted(set(base_lrs)):
-            sched = build(self._dummy(lr, optimizer, momentum, betas))
-            tables[lr] = self._tabulate(sched, optimizer, epochs, steps_per_epoch)
-        self.lr_table = torch.stack([torch.tensor(tables[lr][0]) for lr in base_lrs], 1).float().to(device)
-        self.mom_table = torch.stack([torch.tensor(tables[lr][1], dtype=torch.float64) for lr in base_lrs],
-                                     1).to(device)  # double: Adam's bias correction 1 - beta1**t needs it
-
-    @staticmethod
-    def _dummy(lr: float, optimizer: str, momentum: float, betas) -> torch.optim.Optimizer:
-        p = [torch.zeros(1, requires_grad=True)]
-        if optimizer == "adam":
-            return torch.optim.Adam(p, lr=lr, betas=tuple(betas))
-        return torch.optim.SGD(p, lr=lr, momentum=momentum if optimizer == "momentum" else 0.0)
-
-    @staticmethod
-    def _group_momentum(group: dict) -> float:
-        return group["betas"][0] if "betas" in group else group.get("momentum", 0.0)
-
-    def _tabulate(self, sched: Schedule, optimizer: str, epochs: int, spe: int) -> tuple[list, list]:
-        """LR and momentum before each step (step schedules) or each epoch (epoch schedules), plus one more."""
-        opt = sched.scheduler.optimizer
-        lrs, moms = [], []
-        for _ in range(epochs):
-            for _ in range(spe if sched.interval == "step" else 1):
-                group = opt.param_groups[0]
-                lrs.append(group["lr"])
-                moms.append(self._group_momentum(group))
-                opt.step()
-                if sched.interval == "step" and len(lrs) < epochs * spe:
-                    sched.scheduler.step()
-            if sched.interval == "epoch":
-                sched.scheduler.step()
-        group = opt.param_groups[0]
-        lrs.append(group["lr"])
-        moms.append(self._group_momentum(group))
-        return lrs, moms
-
-    def at(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per-member (LR, momentum or None) for global step ``step``."""
-        mom = None
-        if self.interval == "step" or self.interval == "epoch":
-            i = step if self.interval == "step" else step // self.spe
-            i = min(i, len(self.lr_table) - 1)
-            lr = self.lr_table[i]
-            if self.cycled:
-                mom = self.mom_table[i]
-        elif self.interval == "metric":
-            lr = self.plateau_t
-        else:
-            lr = self.base
-        if self.any_frozen:
-            lr = torch.where(torch.isnan(self.frozen_lr), lr, self.frozen_lr)
-            if mom is not None:
-                mom = torch.where(torch.isnan(self.frozen_mom), mom, self.frozen_mom)
-        return lr, mom
-
-    def step_metric(self, values: dict[int, float]) -> None:
-        if self.interval != "metric":
-            return
-        for m, value in values.items():
-            self._dummies[m].scheduler.step(value)
-            self.plateau_lrs[m] = self._dummies[m].scheduler.optimizer.param_groups[0]["lr"]
-        self.plateau_t = torch.tensor(self.plateau_lrs, dtype=torch.float32, device=self.device)
-
-    def scale(self, member: int, factor: float, step: int) -> None:
-        """From now on member ``member`` trains at its current LR x ``factor`` with no schedule."""
-        lr, mom = self.at(step)
-        self.frozen_lr[member] = lr[member] * factor
-        self.any_frozen = True
-        if mom is not None:
-            self.frozen_mom[member] = mom[member]
-
-    def state_dict(self) -> dict:
-        out = {"frozen_lr": self.frozen_lr, "frozen_mom": self.frozen_mom}
-        if self.interval == "metric":
-            out["plateau"] = [d.scheduler.state_dict() for d in self._dummies]
-            out["plateau_lrs"] = self.plateau_lrs
-        return out
-
-    def load_state_dict(self, state: dict) -> None:
-        self.frozen_lr.copy_(state["frozen_lr"])
-        self.frozen_mom.copy_(state["frozen_mom"])
-        self.any_frozen = not bool(torch.isnan(self.frozen_lr).all())
-        if self.interval == "metric":
-            self.plateau_lrs = list(state["plateau_lrs"])
-            self.plateau_t = torch.tensor(self.plateau_lrs, dtype=torch.float32, device=self.device)
-            for d, s, lr in zip(self._dummies, state["plateau"], self.plateau_lrs, strict=True):
-                d.scheduler.load_state_dict(s)
-                d.scheduler.optimizer.param_groups[0]["lr"] = lr
 
 
 class PopulationLearner:
