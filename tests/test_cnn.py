@@ -231,7 +231,7 @@ RESNET_STEM = ["model.kind=cnn", "model.blocks=[{type='conv', channels=4, kernel
                "{type='pool', kind='max', kernel=3, stride=2, padding=1}]"]
 
 
-def test_torch_floor_geometry_is_the_default_with_a_doctor_warning():
+def test_torch_floor_geometry_is_the_default_and_warns_only_when_input_is_lost():
     from trainwell.config import load_config
     from trainwell.nn.models import build_model
     from trainwell.pipeline import geometry_verdict
@@ -241,7 +241,10 @@ def test_torch_floor_geometry_is_the_default_with_a_doctor_warning():
     ref = nn.Conv2d(3, 4, 7, stride=2, padding=3)
     assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 10)
     assert ref(torch.zeros(1, 3, 224, 224)).shape[-1] == 112  # torch floors the same way
-    v = geometry_verdict(model, (3, 224, 224))
+    # the floored row is zero padding: every input pixel reaches the output, so no false alarm
+    assert geometry_verdict(model, (3, 224, 224)).status == "pass"
+    lossy = load_config(None, ["model.kind=cnn", "model.blocks=[{type='conv', channels=4, kernel=3, stride=2}]"])
+    v = geometry_verdict(build_model(lossy.model, (1, 10, 10), 10), (1, 10, 10))
     assert v.status == "warn" and "0 (Conv2d): the last 1 along axis 0, 1 along axis 1" in v.value
     tiled = load_config(None, ["model.kind=cnn", "model.blocks=[{type='conv', channels=4, kernel=3, padding=1}]"])
     assert geometry_verdict(build_model(tiled.model, (1, 8, 8), 10), (1, 8, 8)).status == "pass"
@@ -275,3 +278,32 @@ def test_filter_border_errors():
     with pytest.raises(ValueError, match="border='reflect' cannot pad"):
         filters.apply(torch.rand(8, 8), filters.gaussian(4), border="reflect")
     assert filters.apply(torch.rand(8, 8), filters.gaussian(4)).shape == (8, 8)  # replicate pads any size
+
+
+def _unseen_by_autograd(w: int, f: int, s: int, p: int) -> int:
+    """Trailing input positions whose gradient is exactly zero through a conv with positive weights."""
+    x = torch.rand(1, 1, w, dtype=torch.float64, requires_grad=True)
+    conv = torch.nn.Conv1d(1, 1, f, stride=s, padding=p, bias=False).double()
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    conv(x + 1.0).sum().backward()
+    seen = (x.grad[0, 0] != 0).tolist()
+    return len(seen) - (max(i for i, v in enumerate(seen) if v) + 1)
+
+
+def test_unseen_rows_agree_with_autograd_and_padding_is_not_input():
+    from trainwell.cnn.summary import _unseen
+
+    for w in range(5, 13):
+        for f in (1, 2, 3, 5):
+            for s in (1, 2, 3):
+                for p in range(0, 3):
+                    if w + 2 * p < f or f < s:  # f < s skips rows between windows too: not a floor effect
+                        continue
+                    assert _unseen((w,), (f,), (s,), (p,)) == (_unseen_by_autograd(w, f, s, p),), (w, f, s, p)
+    # the ResNet stem on 224: 7x7, stride 2, padding 3 sees every input pixel (torch floors one padded row away)
+    assert _unseen((224, 224), (7, 7), (2, 2), (3, 3)) == (0, 0)
+    stem = torch.nn.Conv2d(3, 8, 7, stride=2, padding=3)
+    from trainwell.cnn.summary import floored_layers, summarize
+
+    assert floored_layers(summarize(torch.nn.Sequential(stem), (3, 224, 224))) == []

@@ -49,10 +49,14 @@ def _tuple(v, n: int) -> tuple[int, ...]:
 
 def _unseen(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
             padding: tuple[int, ...]) -> tuple[int, ...]:
-    """(W - F + 2P) mod S per axis: the input rows/columns torch's floor drops (cs231n: "invalid" geometry)."""
+    """Real input rows/columns torch's floor drops, per axis (cs231n: "invalid" geometry): the padded input's last
+    (W - F + 2P) mod S rows are never covered by a window, and the last P of them are zero padding, not input, so
+    max(0, (W - F + 2P) mod S - P) rows of the input are never seen (the ResNet stem, 7x7 stride 2 padding 3 on
+    224, drops one padded row and no input row)."""
     if len(size) != len(kernel):
         return ()
-    return tuple(max(w - f + 2 * p, 0) % st for w, f, st, p in zip(size, kernel, stride, padding, strict=True))
+    return tuple(max(0, max(w - f + 2 * p, 0) % st - p)
+                 for w, f, st, p in zip(size, kernel, stride, padding, strict=True))
 
 
 def floored_layers(rows: list[LayerRow]) -> list[str]:
