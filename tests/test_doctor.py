@@ -34,7 +34,7 @@ def healthy(seed=0):
 def test_a_healthy_model_passes_every_check(spirals):
     x, y = spirals
     verdicts = pf.run_all(healthy(), x, y)
-    assert len(verdicts) == 10
+    assert len(verdicts) == 11
     assert [v.check for v in verdicts if v.status == "fail"] == []
     assert worst(verdicts) in ("pass", "warn")
 
@@ -259,7 +259,7 @@ def test_fit_records_pre_monitor_and_post_verdicts(workdir):
                              "doctor.monitor_every=10"])
     res = fit(cfg, out="run", quiet=True)
     phases = [d["phase"] for d in res.summary["doctor"]]
-    assert phases.count("pre") == 10 and "monitor" in phases and phases.count("post") == 3
+    assert phases.count("pre") == 11 and "monitor" in phases and phases.count("post") == 3
     for d in res.summary["doctor"]:
         assert {"check", "status", "value", "expected", "advice"} <= set(d)
     assert (res.run_dir / "monitors.jsonl").stat().st_size > 0 and (res.run_dir / "figures" / "histograms.png").exists()

@@ -72,18 +72,36 @@ def test_initial_loss_nll_bce_mse_and_a_scaled_last_layer():
     assert scaled.status != "pass" and "scales the signal" in scaled.advice
 
 
-@pytest.mark.parametrize("loss_fn", [lambda out, y: F.cross_entropy(out, y), "custom"])
-def test_unknown_loss_is_skipped_never_passed(loss_fn):
-    if loss_fn == "custom":
-        class Focal(nn.Module):
-            def forward(self, out, y):
-                p = F.softmax(out, 1).gather(1, y[:, None]).squeeze(1)
-                return (-(1 - p) ** 2 * p.log()).mean()
+def test_unknown_loss_is_skipped_never_passed():
+    class Focal(nn.Module):
+        def forward(self, out, y):
+            p = F.softmax(out, 1).gather(1, y[:, None]).squeeze(1)
+            return (-(1 - p) ** 2 * p.log()).mean()
 
-        loss_fn = Focal()
     x, y = blobs()
-    v = doctor.check(mlp(), x, y, loss_fn)["initial loss"]
-    assert v.status == "warn" and v.value.startswith("skipped: unknown loss")
+    v = doctor.check(mlp(), x, y, Focal())["initial loss"]
+    assert v.status == "skip" and v.value.startswith("skipped: unknown loss")
+
+
+class WithFeatures(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = mlp()
+
+    def forward(self, x):
+        return self.net(x), x  # (logits, features)
+
+
+@pytest.mark.parametrize("tupled", [False, True])
+def test_a_custom_cross_entropy_is_recognised_by_what_it_does(tupled):
+    x, y = blobs()
+    model = WithFeatures() if tupled else mlp()
+    with torch.no_grad():
+        (model.net if tupled else model)[4].weight.mul_(0.01)
+    loss_fn = (lambda o, t: F.cross_entropy(o[0], t)) if tupled else (lambda o, t: F.cross_entropy(o, t))
+    v = doctor.check(model, x, y, loss_fn)["initial loss"]
+    assert v.status == "pass" and v.expected.startswith("ln C = ln 3")
+    assert v.value == pytest.approx(float(F.cross_entropy((model.net if tupled else model)(x), y).detach()), abs=1e-3)
 
 
 # -- check: no side effects ------------------------------------------------------------------------------------
@@ -116,7 +134,7 @@ def test_check_has_no_side_effects_on_rng_grad_mode_params_and_optimizer():
 
     report = doctor.check(model, x, y, nn.CrossEntropyLoss(), optimizer=opt)
 
-    assert len(report) == 10
+    assert len(report) == 11 and not [v for v in report if "could not run" in str(v.value)]
     assert torch.equal(torch.get_rng_state(), rng) and random.getstate() == py
     assert np.array_equal(np.random.get_state()[1], npy[1])
     for n, p in model.named_parameters():
@@ -130,7 +148,7 @@ def test_check_has_no_side_effects_on_rng_grad_mode_params_and_optimizer():
             assert torch.equal(after[k][n], t) if torch.is_tensor(t) else after[k][n] == t
 
 
-def test_check_restores_everything_when_a_check_raises():
+def test_a_model_that_raises_gives_skips_and_everything_is_restored():
     class Breaks(nn.Module):
         def __init__(self):
             super().__init__()
@@ -147,8 +165,9 @@ def test_check_restores_everything_when_a_check_raises():
     model = Breaks().train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
-    with pytest.raises(RuntimeError, match="boom"):
-        doctor.check(model, x, y, F.cross_entropy)
+    report = doctor.check(model, x, y, F.cross_entropy)  # never an exception from inside the doctor
+    broken = [v for v in report if v.status == "skip" and "RuntimeError: boom" in v.value]
+    assert broken and not report.failed
     assert model.training and model.lin.weight.grad is None and torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
@@ -398,12 +417,23 @@ def test_readme_doctor_example_runs(workdir, capsys):
 
 
 def test_input_independent_baseline_is_the_best_constant_output():
-    from trainwell.doctor.preflight import _best_constant
+    from trainwell.doctor.preflight import _free_outputs
 
     y = torch.tensor([0, 0, 0, 1, 2, 2])
-    const = _best_constant(nn.Linear(4, 3), torch.randn(6, 4), y, F.cross_entropy)
+    const = _free_outputs(nn.Linear(4, 3), torch.randn(6, 4), y, F.cross_entropy, per_example=False)(6)
     prior = torch.tensor([3, 1, 2]) / 6
-    assert torch.allclose(torch.softmax(const, 0), prior, atol=1e-4)  # cross-entropy's best constant: log prior
+    assert torch.allclose(torch.softmax(const, 1), prior.expand(6, 3), atol=1e-4)  # CE's best constant: log prior
+
+
+def test_the_overfit_floor_is_the_smoothed_targets_entropy():
+    from trainwell.doctor.preflight import _free_outputs
+
+    y, eps = torch.tensor([0, 1, 2, 2, 1]), 0.1
+    loss = nn.CrossEntropyLoss(label_smoothing=eps)
+    best = _free_outputs(nn.Linear(4, 3), torch.randn(5, 4), y, loss, per_example=True)(5)
+    target = torch.full((3,), eps / 3) + (1 - eps) * torch.eye(3)[0]
+    entropy = float(-(target * target.log()).sum())  # the minimum of CE against the smoothed targets
+    assert float(loss(best, y)) == pytest.approx(entropy, abs=1e-4)
 
 
 def test_input_independent_baseline_passes_a_model_that_overfits_its_subset():

@@ -69,7 +69,7 @@ def _result_lines(summary: dict, run_dir) -> str:
 def _verdict_table(verdicts: list[dict], title: str):
     from rich.table import Table
 
-    colors = {"pass": "green", "warn": "yellow", "fail": "red"}
+    colors = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
     table = Table(title=title, show_lines=False)
     for col in ("phase", "check", "status", "value", "advice"):
         table.add_column(col, overflow="fold")
@@ -121,7 +121,7 @@ def cmd_fit(args) -> int:
     console = _console(stderr=args.json)
     console.print(_result_table(result.summary, result.run_dir))
     console.print(_result_lines(result.summary, result.run_dir), highlight=False)
-    flagged = [v for v in result.summary["doctor"] if v["status"] != "pass"]
+    flagged = [v for v in result.summary["doctor"] if v["status"] in ("warn", "fail")]
     if flagged:
         console.print(_verdict_table(flagged, "doctor: warnings and failures (all verdicts are in summary.json)"))
     failures = sum(v["status"] == "fail" for v in result.summary["doctor"])

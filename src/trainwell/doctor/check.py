@@ -129,13 +129,15 @@ def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
     if penalty is not None and not callable(penalty):
         raise TypeError(f"doctor.check: penalty is a {type(penalty).__name__}: pass a callable penalty(model)")
     x, y = x[:examples], y[:examples]
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper shares its parameters with the original
     wd = _weight_decay(optimizer)
     with untouched(model, optimizer):
         total = _total_penalty(penalty, wd, model, x)
         verdicts = pf.run_all(model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total)
         if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss
-            verdicts[1] = pf.regularization_raises_loss(model, x, y, loss_fn, penalty=lambda m, s: s * total(m),
-                                                        strengths=(1.0, 2.0))
+            i = [v.check for v in verdicts].index("regularization raises loss")
+            verdicts[i] = pf.guarded(verdicts[i].check, lambda: pf.regularization_raises_loss(
+                model, x, y, loss_fn, penalty=lambda m, s: s * total(m), strengths=(1.0, 2.0)))
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
 
 

@@ -25,11 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.doctor import outputs as O
+from trainwell.doctor.registration import graph_leaves, unregistered
 from trainwell.doctor.verdict import Verdict
 from trainwell.regularize import l2_penalty
 
 _KINKS = (nn.ReLU, nn.LeakyReLU, nn.MaxPool1d, nn.MaxPool2d, nn.Hardtanh, nn.ReLU6)
-_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.GELU, nn.ELU)
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.GELU, nn.ELU, nn.Hardtanh, nn.SiLU,
+                nn.Softplus, nn.Mish)
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
@@ -79,16 +82,58 @@ def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor)
     near zero at init).
     """
     kind = loss_kind(loss_fn)
-    if kind == "unknown":
+    scores = O.logits(out)
+    if scores is None:
         return None
-    c = out.shape[1] if out.dim() > 1 else 1
-    uniform = torch.full_like(out, -math.log(c)) if kind == "nll" else torch.zeros_like(out)
+    if kind == "unknown":
+        return _cross_entropy_like(loss_fn, out, scores, y)
+    c = scores.shape[1] if scores.dim() > 1 else 1
+    uniform = torch.full_like(scores, -math.log(c)) if kind == "nll" else torch.zeros_like(scores)
     with torch.no_grad():
-        value = _scalar(loss_fn(uniform, y))
+        value = _scalar(loss_fn(O.replace_logits(out, uniform), y))
     formula = {"cross_entropy": f"ln C = ln {c}", "nll": f"-ln(1/C) = ln {c}",
                "hinge": f"(C-1)/C = {c - 1}/{c} (C-1 summed over classes)", "bce_logits": "ln 2 per output",
                }.get(kind, f"{kind} of a zero output")
     return value, f"{formula}, measured on uniform outputs"
+
+
+def _cross_entropy_like(loss_fn: Callable, out, scores: torch.Tensor, y: torch.Tensor) -> tuple[float, str] | None:
+    """A custom loss (``lambda o, t: F.cross_entropy(o[0], t)``) recognised by what it does: on uniform logits it
+    gives ln C (C the width of the class axis, 1 or last), as cross-entropy does; None otherwise."""
+    if y.is_floating_point() or scores.dim() < 2:
+        return None
+    try:
+        with torch.no_grad():
+            value = _scalar(loss_fn(O.replace_logits(out, torch.zeros_like(scores)), y))
+    except Exception:  # noqa: BLE001 - a loss that cannot take uniform logits is simply not recognised
+        return None
+    for c in dict.fromkeys((scores.shape[1], scores.shape[-1])):
+        if c > 1 and abs(value - math.log(c)) <= 1e-4 * math.log(c):
+            return value, f"ln C = ln {c} (your loss gives it on uniform logits: cross-entropy-like)"
+    return None
+
+
+def input_scale(x: torch.Tensor) -> str | None:
+    """A sentence when floating-point inputs are far from unit scale (raw 0..255 pixels, unscaled features), the
+    usual cause of a huge initial loss or saturated first layer; None when they are fine or not floating point."""
+    if not x.is_floating_point() or x.numel() < 2:
+        return None
+    std, top = float(x.float().std()), float(x.float().abs().max())
+    if math.isfinite(std) and (std > 5.0 or top > 50.0):
+        return (f"the inputs are far from unit scale (std {std:.3g}, max |x| {top:.3g}): normalize them (e.g. "
+                f"divide 0..255 pixels by 255, or standardize each feature with the training mean and std)")
+    return None
+
+
+def _training_forward(model: nn.Module) -> nn.Module:
+    """Put ``model`` in the mode its first training step sees, minus the noise: dropout (and every other module)
+    in eval mode, BatchNorm normalizing with the batch's statistics as in training (at init its running
+    statistics are 0 and 1, which no training step uses). Deterministic for a given batch. Returns the model."""
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train()
+    return model
 
 
 def _outputs(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -107,7 +152,11 @@ def _outputs(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor,
 
 def _suspect_layer(model: nn.Module, x: torch.Tensor) -> str:
     """The weighted layer whose output std / input std ratio is furthest from 1 (in log scale)."""
-    rows = [(name, float(out.std() / inp.std().clamp_min(1e-12))) for name, inp, out in _outputs(model, x)]
+    scale = input_scale(x)
+    if scale is not None:
+        return scale
+    rows = [(name, float(out.std() / inp.std().clamp_min(1e-12))) for name, inp, out in _outputs(model, x)
+            if isinstance(out, torch.Tensor) and inp.is_floating_point() and out.numel() > 1 and inp.numel() > 1]
     if not rows:
         return "no Linear/Conv layer found"
     name, ratio = max(rows, key=lambda r: abs(math.log(max(r[1], 1e-12))))
@@ -121,23 +170,30 @@ def initial_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Ca
     softmax cross-entropy, (C - 1)/C for torch's multiclass hinge, ln 2 for binary cross-entropy; a regression
     loss must not be far above that of a zero output. An unknown loss is "skipped", never a pass."""
     was = model.training
-    model.eval()
+    _training_forward(model)
     try:
         out = model(x)
         loss = _scalar(loss_fn(out, y))
     finally:
         model.train(was)
     kind = loss_kind(loss_fn)
+    found = expected_initial_loss(loss_fn, out, y) if math.isfinite(loss) else None
+    if kind == "unknown" and found is not None:
+        kind = "cross_entropy"
     if not math.isfinite(loss):
         return Verdict("initial loss", "fail", loss, "a finite loss",
                        f"the loss at init is {loss}: {_suspect_layer(model, x)}; check the inputs for NaN/Inf and "
                        f"the loss for log(0)")
     if kind == "unknown":
-        return Verdict("initial loss", "warn", f"skipped: unknown loss ({loss:.4g})", "no expectation for this loss",
+        return Verdict("initial loss", "skip", f"skipped: unknown loss ({loss:.4g})", "no expectation for this loss",
                        "pass a torch loss (function or nn.Module) or compare by hand with a constant predictor's loss")
-    expected, formula = expected_initial_loss(loss_fn, out, y)
-    if num_classes and kind == "cross_entropy" and out.shape[1] != num_classes:
-        formula += f" (the data has {num_classes} classes, the model {out.shape[1]} outputs)"
+    if found is None:
+        return Verdict("initial loss", "skip", f"skipped: no class scores in the output {O.describe(out)} "
+                       f"({loss:.4g})", "an output tensor for the loss", "")
+    expected, formula = found
+    width = O.logits(out).shape[1] if O.logits(out).dim() > 1 else 1
+    if num_classes and kind == "cross_entropy" and width != num_classes:
+        formula += f" (the data has {num_classes} classes, the model {width} outputs)"
     ratio = loss / max(expected, 1e-12)
     if kind in _REGRESSION:  # lower than a zero output is fine; far above means large initial outputs
         status = "pass" if ratio <= 2.0 else "warn" if ratio <= 10.0 else "fail"
@@ -145,7 +201,8 @@ def initial_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Ca
     else:
         status = "pass" if 0.8 <= ratio <= 1.25 else "warn" if 0.5 <= ratio <= 2.0 else "fail"
         expected_text = f"{formula} = {expected:.4f}"
-    advice = "" if status == "pass" else (
+    scale = input_scale(x)
+    advice = "" if status == "pass" else (f"initial outputs are not near-uniform: {scale}" if scale else
         f"initial outputs are not near-uniform: {_suspect_layer(model, x)}; shrink the last layer's init scale "
         f"or use Xavier/He init")
     return Verdict("initial loss", status, round(loss, 4), expected_text, advice)
@@ -202,7 +259,15 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
     backward. If every sampled gradient is below ``atol`` the verdict says "vanishing gradients". Only ``n``
     examples are used: fewer units near a kink, fewer false alarms (cs231n).
     """
-    m = copy.deepcopy(model).double().eval()
+    if not any(p.requires_grad for p in model.parameters()):
+        return Verdict(name, "skip", "skipped: no trainable parameters", "-", "")
+    outside = unregistered_in_loss(model, x[:n], y[:n], loss_fn)
+    if outside:
+        return Verdict(name, "skip", f"skipped: the loss depends on tensors outside model.parameters() "
+                       f"({', '.join(outside[:3])}{', ...' if len(outside) > 3 else ''})", "-",
+                       "see the check 'parameters registered'")
+    m = _training_forward(copy.deepcopy(model).double())
+    loss64 = _double_loss(loss_fn)
     x, y = x[:n], y[:n]
     xd = x.double() if x.is_floating_point() else x
     yd = y.double() if y.is_floating_point() else y
@@ -210,14 +275,16 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
     g = torch.Generator().manual_seed(seed)
 
     def objective() -> torch.Tensor:
-        value = loss_fn(m(xd), yd)
+        value = loss64(m(xd), yd)
         value = value.mean() if value.dim() else value
         return value + penalty(m) if penalty is not None else value
 
     m.zero_grad()
-    objective().backward()
+    centre = objective()
+    centre.backward()
+    f0 = float(centre.detach())
     worst: tuple[float, str] = (0.0, "")
-    checked = vanishing = 0
+    checked = vanishing = crossings = 0
     largest = 0.0
     with torch.no_grad():
         for pname, p in m.named_parameters():
@@ -240,6 +307,11 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
                 err = 0.0 if abs(a - num) <= atol else _relative_error(a, num)
                 if not math.isfinite(a) or not math.isfinite(num):
                     err = math.inf
+                elif err > 1e-4 and abs((plus - f0) - (f0 - minus)) / h > 0.1 * abs(a - num):
+                    # the one-sided slopes differ: a kink (ReLU, max) lies inside [w - h, w + h], so the centred
+                    # difference averages two slopes; a wrong backward pass shows no such jump
+                    crossings += 1
+                    continue
                 if err > worst[0]:
                     worst = (err, pname)
     expected = f"< 1e-4 (kinks), <= 1e-7 (smooth); |a - n| <= {atol:g} agrees"
@@ -264,7 +336,83 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
     else:
         status, advice = "pass", ""
     note = f", {vanishing} of {checked} below {atol:g}" if vanishing else ""
+    note += f", {crossings} kink crossing{'s' if crossings != 1 else ''} skipped" if crossings else ""
     return Verdict(name, status, f"{err:.2e} ({quality}{note})", expected, advice)
+
+
+def _double_loss(loss_fn: Callable) -> Callable:
+    """The loss for a float64 copy of the model: an ``nn.Module`` loss's buffers (class weights) and a partial's
+    tensor arguments converted too (else ``expected scalar type Double but found Float``)."""
+    if isinstance(loss_fn, nn.Module):
+        return copy.deepcopy(loss_fn).double()
+    if isinstance(loss_fn, functools.partial):
+        def conv(v):
+            return v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+
+        return functools.partial(_double_loss(loss_fn.func), *map(conv, loss_fn.args),
+                                 **{k: conv(v) for k, v in loss_fn.keywords.items()})
+    return loss_fn
+
+
+def unregistered_in_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> list[str]:
+    """Trainable tensors the loss depends on that ``model.parameters()`` does not list (see
+    :mod:`trainwell.doctor.registration`), from one forward pass in eval mode."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            loss = loss_fn(model(x), y)
+        return unregistered(model, graph_leaves(loss))
+    finally:
+        model.train(was)
+
+
+def parameters_registered(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> Verdict:
+    """Every trainable tensor the loss depends on must be a registered parameter of the model (a layer in a plain
+    Python list is invisible to the optimizer, ``.to()`` and ``state_dict()``); frozen parameters are listed, and
+    trainable ones the loss never reaches are named."""
+    name = "parameters registered"
+    was = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            loss = loss_fn(model(x), y)
+        leaves = graph_leaves(loss)
+    finally:
+        model.train(was)
+    outside = unregistered(model, leaves)
+    if outside:
+        return Verdict(name, "fail", f"used in forward but not registered: {', '.join(outside[:6])}"
+                       f"{f' (+{len(outside) - 6} more)' if len(outside) > 6 else ''}",
+                       "every trainable tensor in model.parameters()",
+                       "keep layers in nn.ModuleList / nn.ModuleDict (not a Python list or dict) and trainable "
+                       "tensors as nn.Parameter attributes: the optimizer, .to(device) and state_dict() never see "
+                       "them otherwise")
+    used = {id(t) for t in leaves}
+    named = list(model.named_parameters())
+    unused = [n for n, p in named if p.requires_grad and id(p) not in used]
+    frozen = [(n, p) for n, p in named if not p.requires_grad]
+    total = sum(p.numel() for _, p in named)
+    parts = [f"{len(named) - len(frozen) - len(unused)} trainable tensors reach the loss"]
+    if frozen:
+        count = sum(p.numel() for _, p in frozen)
+        parts.append(f"frozen: {_group_names([n for n, _ in frozen])} ({count:,} of {total:,} parameters, "
+                     f"{count / max(total, 1):.0%})")
+    if unused:
+        return Verdict(name, "warn", "; ".join(parts) + f"; trainable but never reach the loss: "
+                       f"{_group_names(unused)}", "every trainable parameter receives a gradient",
+                       "a branch that is not used in forward, a detached tensor (.detach(), .item(), .data, "
+                       "torch.no_grad) or an auxiliary loss left out of the total: these parameters never learn")
+    status = "info" if frozen else "pass"
+    return Verdict(name, status, "; ".join(parts), "every trainable tensor registered and reaching the loss",
+                   "frozen parameters never change: unfreeze them (requires_grad_(True)) and add them to the "
+                   "optimizer if that is not intended" if frozen else "")
+
+
+def _group_names(names: list[str], shown: int = 4) -> str:
+    """Parameter names grouped by their module (``0.weight, 0.bias`` -> ``0.*``)."""
+    modules = list(dict.fromkeys(n.rsplit(".", 1)[0] + ".*" if "." in n else n for n in names))
+    return ", ".join(modules[:shown]) + (f" (+{len(modules) - shown} more)" if len(modules) > shown else "")
 
 
 def regularization_dominance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, penalty: Callable[[nn.Module],
@@ -282,10 +430,18 @@ def regularization_dominance(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                    "" if status == "pass" else "the penalty dominates: lower its strength")
 
 
-def _accuracy(out: torch.Tensor, y: torch.Tensor) -> float | None:
-    """Classification accuracy when the targets are class indices (or 0/1 for one logit); None for regression."""
-    if not y.is_floating_point() and out.dim() == 2 and y.dim() == 1 and out.shape[1] > 1:
-        return float((out.argmax(1) == y).float().mean())
+def _accuracy(out, y: torch.Tensor) -> float | None:
+    """Classification accuracy when the targets are class indices (or 0/1 for one logit); None for regression.
+    ``out`` may be any output structure (its logits are used); targets outside [0, C) (``ignore_index``) are not
+    counted; (B, T, C) scores with (B, T) targets are read per position."""
+    out = O.logits(out)
+    if out is None:
+        return None
+    if not y.is_floating_point() and out.dim() >= 2 and out.shape[-1] > 1 and (
+            out.dim() == 2 and y.dim() == 1 or out.shape[:-1] == y.shape):
+        pred = out.argmax(-1)
+        keep = (y >= 0) & (y < out.shape[-1])
+        return float((pred == y)[keep].float().mean()) if bool(keep.any()) else None
     if out.shape == y.shape and y.is_floating_point() and bool(((y == 0) | (y == 1)).all()):
         return float(((out > 0).to(y.dtype) == y).float().mean())  # binary targets with logits
     return None
@@ -301,7 +457,10 @@ def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         m = copy.deepcopy(model).train()
-        opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=lr)
+        trainable = [p for p in m.parameters() if p.requires_grad]
+        if not trainable:
+            return m.eval(), math.nan
+        opt = torch.optim.Adam(trainable, lr=lr)
         final = math.nan
         for i in range(steps):
             loss = loss_fn(m(x), y)
@@ -320,55 +479,109 @@ def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
     return m.eval(), final
 
 
-def _best_constant(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> torch.Tensor:
-    """The output a model that ignores its input can at best give: one constant, fitted to ``(x, y)`` directly
-    (for cross-entropy it is the log of the label prior). Costs an optimization over a handful of numbers instead
-    of training a second copy of the model on zeroed inputs."""
+def _free_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, per_example: bool,
+                  max_iter: int = 100) -> Callable[[int], object]:
+    """Outputs fitted to ``(x, y)`` directly, with the model's output structure, by L-BFGS on the user's loss:
+    one constant per output tensor (``per_example=False``: the best any input-independent model can do; for
+    cross-entropy the log of the label prior), or a free output per example (``True``: the lowest loss any model
+    can reach, e.g. the smoothed targets' entropy under label smoothing). Returns ``build(n)`` -> an output for
+    ``n`` examples (only ``n = len(x)`` when per example)."""
     with torch.no_grad():
-        shape = copy.deepcopy(model).eval()(x[:1]).shape[1:]
-    const = torch.zeros(shape, requires_grad=True)
-    opt = torch.optim.LBFGS([const], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+        sample = copy.deepcopy(model).eval()(x if per_example else x[:1])
+    floats = [t for t in O.leaves(sample) if t.is_floating_point()]
+    free = [torch.zeros(t.shape if per_example else t.shape[1:], dtype=t.dtype, device=t.device,
+                        requires_grad=True) for t in floats]
+    # outputs that are log-probabilities or probabilities (a LogSoftmax/Softmax last layer) stay normalized: NLL of
+    # free numbers has no minimum
+    norm = [_normalization(t) for t in floats]
+
+    def build(n: int):
+        it, kinds = iter(free), iter(norm)
+
+        def make(t):
+            v, kind = next(it), next(kinds)
+            v = v if per_example else v.expand(n, *t.shape[1:])
+            return v.log_softmax(1) if kind == "log" else v.softmax(1) if kind == "prob" else v
+
+        return O.map_tensors(sample, make)
+
+    opt = torch.optim.LBFGS(free, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = loss_fn(const.expand(len(x), *shape), y)
+        loss = loss_fn(build(len(x)), y)
         loss = loss.mean() if loss.dim() else loss
         loss.backward()
         return loss
 
     with torch.random.fork_rng(devices=[]):
         opt.step(closure)
-    return const.detach()
+    for t in free:
+        t.requires_grad_(False)
+    return build
+
+
+def _normalization(t: torch.Tensor) -> str | None:
+    """'log' if every row of ``t`` is a log-probability vector over dim 1, 'prob' if a probability vector."""
+    if t.dim() < 2 or t.shape[1] < 2:
+        return None
+    if bool((t <= 1e-6).all()) and bool((t.logsumexp(1).abs() < 1e-4).all()):
+        return "log"
+    if bool((t >= 0).all()) and bool(((t.sum(1) - 1).abs() < 1e-4).all()):
+        return "prob"
+    return None
 
 
 def overfit_tiny_subset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
                         n: int = 20, steps: int = 300, lr: float = 1e-2, seed: int = 0) -> Verdict:
-    """Train a copy on ~20 examples with no regularization: the loss must approach zero (a bug signal if not)."""
+    """Train a copy on ~20 examples with no regularization: the loss must approach its floor (a bug signal if not).
+
+    The floor is the lowest loss any outputs can reach on these examples, fitted directly (0 for plain
+    cross-entropy; the smoothed targets' entropy with label smoothing): the loss must close 90% of the gap from
+    its start to the floor. The trained copy is judged in eval mode and in train mode (seeded), the better of the
+    two: with BatchNorm on 20 examples the running statistics lag the batch statistics the copy was fitted with."""
+    name = "overfit a tiny subset"
     xs, ys = x[:n], y[:n]
+    if not any(p.requires_grad for p in model.parameters()):
+        return Verdict(name, "skip", "skipped: no trainable parameters", "-", "")
     with torch.no_grad():
         start = _scalar(loss_fn(copy.deepcopy(model).eval()(xs), ys))
-    m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=1e-2)
-    with torch.no_grad():
-        out = m(xs)
-        final = _scalar(loss_fn(out, ys))
-        acc = _accuracy(out, ys)
-    ok = math.isfinite(final) and (acc is None or acc == 1.0) and final < 0.1 * max(start, 1e-12) + 1e-3
+    floor = _scalar(loss_fn(_free_outputs(model, xs, ys, loss_fn, per_example=True)(len(xs)), ys))
+    floor = floor if math.isfinite(floor) and floor > 0 else 0.0
+    m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=floor + 1e-2)
+    candidates = []
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        for mode in (False, True):
+            torch.manual_seed(seed)
+            out = m.train(mode)(xs)
+            candidates.append((_scalar(loss_fn(out, ys)), _accuracy(out, ys)))
+    m.eval()
+    finite = [c for c in candidates if math.isfinite(c[0])]
+    final, acc = min(finite, key=lambda c: (-(c[1] or 0.0), c[0])) if finite else candidates[0]
+    ok = math.isfinite(final) and (acc is None or acc == 1.0) and \
+        final - floor < 0.1 * max(start - floor, 1e-12) + 1e-3
     shown = f", acc {acc:.0%}" if acc is not None else ""
-    return Verdict("overfit a tiny subset", "pass" if ok else "fail",
-                   f"loss {start:.3g} -> {final:.3g}{shown} on {len(xs)} examples",
-                   "loss ~ 0" + (", accuracy 100%" if acc is not None else " (< 10% of the start)"),
+    floor_text = f" (floor {floor:.3g}: the lowest loss any outputs reach)" if floor > 1e-3 else ""
+    return Verdict(name, "pass" if ok else "fail",
+                   f"loss {start:.3g} -> {final:.3g}{shown} on {len(xs)} examples{floor_text}",
+                   ("loss ~ 0" if floor <= 1e-3 else "loss near its floor") +
+                   (", accuracy 100%" if acc is not None else " (< 10% of the start)"),
                    "" if ok else "the model cannot memorize 20 examples: too little capacity (a missing "
                                  "nonlinearity?), a bug in the loss or labels, or a frozen/broken layer")
 
 
 def symmetry(model: nn.Module, tol: float = 1e-8) -> Verdict:
     """Hidden units with identical incoming weights compute the same function and never differ (zero or
-    constant init)."""
-    weighted = [(name, m) for name, m in model.named_modules() if isinstance(m, _WEIGHTED)]
+    constant init). Every weight matrix or filter bank (Linear, Conv, recurrent, attention, embeddings) but the
+    last one is read: its rows are the units."""
+    weights = [(name, p) for name, p in model.named_parameters() if p.dim() >= 2 and p.shape[0] > 1]
+    if len(weights) < 2:
+        return Verdict("symmetry", "skip", f"skipped: {len(weights)} weight matrix(es); a single layer's output "
+                       "units have different targets", "distinct hidden units", "")
     symmetric = []
-    for name, m in weighted[:-1]:  # the output layer's units have different targets, so they can stay distinct
-        w = m.weight.detach().reshape(m.weight.shape[0], -1)
-        if w.shape[0] > 1 and torch.all((w - w[:1]).abs() <= tol):
+    for name, p in weights[:-1]:  # the output layer's units have different targets, so they can stay distinct
+        w = p.detach().reshape(p.shape[0], -1)
+        if torch.all((w - w[:1]).abs() <= tol):
             symmetric.append(name)
     if symmetric:
         return Verdict("symmetry", "fail", f"identical units in {', '.join(symmetric)}", "distinct hidden units",
@@ -382,13 +595,21 @@ def _activation_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_f
     acts: list[tuple[str, torch.Tensor]] = []
 
     def keep(mod, args, out, name):
-        out.retain_grad()
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+            return
+        if out.requires_grad:  # not below a frozen part of the model
+            out.retain_grad()
         acts.append((name, out))
 
+    watched = [(name, m) for name, m in model.named_modules()
+               if isinstance(m, _ACTIVATIONS) and not isinstance(m, nn.Identity)]
+    if len(watched) < 2:  # activations applied as functions (F.relu): read the weighted layers' outputs instead
+        # (not the output layer: the gradient at the logits is not a hidden layer's)
+        watched = [(name, m) for name, m in model.named_modules() if isinstance(m, _WEIGHTED)][:-1]
     hooks = [m.register_forward_hook(lambda mod, args, out, name=name: keep(mod, args, out, name))
-             for name, m in model.named_modules() if isinstance(m, _ACTIVATIONS) and not isinstance(m, nn.Identity)]
+             for name, m in watched]
     was = model.training
-    model.eval()
+    _training_forward(model)
     try:
         loss = loss_fn(model(x), y)
         (loss.mean() if loss.dim() else loss).backward()
@@ -397,7 +618,8 @@ def _activation_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_f
             h.remove()
         model.train(was)
         model.zero_grad()
-    return [(name, float(a.detach().std()), float(a.grad.std()) if a.grad is not None else 0.0) for name, a in acts]
+    return [(name, float(a.detach().float().std()), float(a.grad.std()) if a.grad is not None else None)
+            for name, a in acts if a.numel() > 1]
 
 
 def variance_propagation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
@@ -406,8 +628,11 @@ def variance_propagation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, los
     init to use instead (Glorot & Bengio 2010; He et al. 2015)."""
     stats = _activation_stats(model, x, y, loss_fn)
     if len(stats) < 2:
-        return Verdict("variance propagation", "pass", f"{len(stats)} activation layer(s)", "-", "")
-    (_, a0, g0), (_, a1, g1) = stats[0], stats[-1]
+        return Verdict("variance propagation", "skip", f"skipped: {len(stats)} activation or weighted layer(s) to "
+                       "compare", "-", "")
+    (_, a0, _), (_, a1, _) = stats[0], stats[-1]
+    graded = [s for s in stats if s[2] is not None]  # layers below frozen parameters get no gradient: not read
+    g0, g1 = (graded[0][2], graded[-1][2]) if len(graded) >= 2 else (1.0, 1.0)
     act_ratio = a1 / max(a0, 1e-30)
     grad_ratio = g0 / max(g1, 1e-30)  # gradient at the first layer vs at the last (backward direction)
     worst = min(act_ratio, 1 / max(act_ratio, 1e-30), grad_ratio, 1 / max(grad_ratio, 1e-30))
@@ -442,6 +667,8 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tenso
     and the verdict says so.
     """
     xs, ys = x[:n], y[:n]
+    if not any(p.requires_grad for p in model.parameters()):
+        return Verdict("input-independent baseline", "skip", "skipped: no trainable parameters", "-", "")
     k = int(len(xs) * holdout) if len(xs) >= 16 else 0
     train, held = slice(0, len(xs) - k), slice(len(xs) - k, len(xs))
 
@@ -458,13 +685,13 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tenso
 
     m, _ = _train_copy(model, xs[train], ys[train], loss_fn, steps, lr, seed, every=5 if k else 0,
                        watch=watch if k else None)
-    const = _best_constant(model, xs[train], ys[train], loss_fn)
+    const = _free_outputs(model, xs[train], ys[train], loss_fn, per_example=False)
     with torch.no_grad():
         real_train = _scalar(loss_fn(m(xs[train]), ys[train]))
-        zero_train = _scalar(loss_fn(const.expand(len(ys[train]), *const.shape), ys[train]))
+        zero_train = _scalar(loss_fn(const(len(ys[train])), ys[train]))
         if k:
             watch(m)
-            zero_held, zero_acc = held_out(m, const.expand(k, *const.shape))
+            zero_held, zero_acc = held_out(m, const(k))
     fits = real_train < 0.9 * zero_train
     if not k:
         ok = fits
@@ -505,17 +732,19 @@ def batch_independence(model: nn.Module, x: torch.Tensor, i: int = 0) -> Verdict
     was = model.training
     model.eval()
     try:
+        if O.logits(model(xs[:2])) is None:
+            return Verdict("batch independence", "skip", "skipped: no output tensor to compare", "0", "")
         if xs.is_floating_point():
             xs = xs.detach().clone().requires_grad_(True)
-            out = model(xs)[i].sum()
+            out = O.logits(model(xs))[i].sum()
             (grad,) = torch.autograd.grad(out, xs, allow_unused=True)
             leak = grad.reshape(len(xs), -1).abs().sum(dim=1) if grad is not None else torch.zeros(len(xs))
             others = float(torch.cat([leak[:i], leak[i + 1 :]]).max()) if len(xs) > 1 else 0.0
             what = f"max |d out_{i} / d x_j| = {others:.3g}"
         else:
             with torch.no_grad():
-                a = model(xs)[i]
-                b = model(torch.cat([xs[: i + 1], xs[i + 1 :].flip(0).roll(1, 0)]))[i]
+                a = O.logits(model(xs))[i]
+                b = O.logits(model(torch.cat([xs[: i + 1], xs[i + 1 :].flip(0).roll(1, 0)])))[i]
             others = float((a - b).abs().max())
             what = f"max |out_{i} change| when the others change = {others:.3g}"
     finally:
@@ -542,16 +771,29 @@ def run_all(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callabl
     def dominance(m):
         return penalty(m) if penalty is not None else l2_penalty(m, weight_decay)
 
-    return [
-        initial_loss(model, x, y, loss_fn, num_classes),
-        regularization_raises_loss(model, x, y, loss_fn),
-        gradient_check(model, x, y, loss_fn, name="gradient check (data loss)"),
-        gradient_check(model, x, y, loss_fn, penalty=penalty or l2,
-                       name="gradient check (data + penalty)" if penalty else "gradient check (data + L2)"),
-        regularization_dominance(model, x, y, dominance, loss_fn),
-        overfit_tiny_subset(model, x, y, loss_fn),
-        symmetry(model),
-        variance_propagation(model, x, y, loss_fn),
-        input_independent_baseline(model, x, y, loss_fn),
-        batch_independence(model, x),
+    with_penalty = "gradient check (data + penalty)" if penalty else "gradient check (data + L2)"
+    checks = [
+        ("parameters registered", lambda: parameters_registered(model, x, y, loss_fn)),
+        ("initial loss", lambda: initial_loss(model, x, y, loss_fn, num_classes)),
+        ("regularization raises loss", lambda: regularization_raises_loss(model, x, y, loss_fn)),
+        ("gradient check (data loss)", lambda: gradient_check(model, x, y, loss_fn, name="gradient check (data loss)")),
+        (with_penalty, lambda: gradient_check(model, x, y, loss_fn, penalty=penalty or l2, name=with_penalty)),
+        ("regularization vs data loss", lambda: regularization_dominance(model, x, y, dominance, loss_fn)),
+        ("overfit a tiny subset", lambda: overfit_tiny_subset(model, x, y, loss_fn)),
+        ("symmetry", lambda: symmetry(model)),
+        ("variance propagation", lambda: variance_propagation(model, x, y, loss_fn)),
+        ("input-independent baseline", lambda: input_independent_baseline(model, x, y, loss_fn)),
+        ("batch independence", lambda: batch_independence(model, x)),
     ]
+    return [guarded(name, run) for name, run in checks]
+
+
+def guarded(name: str, run: Callable[[], Verdict]) -> Verdict:
+    """Run one check; an exception from inside it becomes a 'skip' verdict that names it (the doctor never raises
+    on a model a user trains). Interrupts still propagate."""
+    try:
+        return run()
+    except Exception as e:  # noqa: BLE001 - every failure of a check is reported as that check's verdict
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return Verdict(name, "skip", f"skipped: the check could not run on this model ({type(e).__name__}: "
+                       f"{text[:200]})", "-", "a doctor limitation on this model, not a verdict on it")

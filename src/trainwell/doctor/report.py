@@ -16,9 +16,9 @@ import io
 import json
 from collections.abc import Iterator
 
-from trainwell.doctor.verdict import Verdict, worst
+from trainwell.doctor.verdict import STATUSES, Verdict, worst
 
-_COLORS = {"pass": "green", "warn": "yellow", "fail": "red"}
+_COLORS = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
 
 
 class Report:
@@ -47,6 +47,11 @@ class Report:
     def warnings(self) -> list[Verdict]:
         """The verdicts with status 'warn' (including checks that were skipped, e.g. for an unknown loss)."""
         return [v for v in self.verdicts if v.status == "warn"]
+
+    @property
+    def skipped(self) -> list[Verdict]:
+        """The checks that could not look (status 'skip'); each value says why."""
+        return [v for v in self.verdicts if v.status == "skip"]
 
     @property
     def status(self) -> str:
@@ -108,6 +113,6 @@ class Report:
         return console.export_text()
 
     def __repr__(self) -> str:
-        counts = {s: sum(v.status == s for v in self.verdicts) for s in ("pass", "warn", "fail")}
-        return f"Report({self.title!r}, {len(self)} verdicts: {counts['pass']} pass, {counts['warn']} warn, " \
-               f"{counts['fail']} fail)"
+        counts = {s: sum(v.status == s for v in self.verdicts) for s in STATUSES}
+        return f"Report({self.title!r}, {len(self)} verdicts: " + ", ".join(f"{n} {s}" for s, n in counts.items()) \
+            + ")"

@@ -33,7 +33,11 @@ import torch
 from torch import nn
 
 from trainwell.doctor import diagnosis
+from trainwell.doctor import loop_verdicts as lv
+from trainwell.doctor import outputs as O
+from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.monitors import Monitor
+from trainwell.doctor.registration import graph_leaves, unregistered
 from trainwell.doctor.report import Report
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
@@ -54,7 +58,12 @@ class Watch:
             raise TypeError(f"doctor.watch: model is a {type(model).__name__}, not a torch.nn.Module")
         if not hasattr(optimizer, "param_groups"):
             raise TypeError(f"doctor.watch: optimizer is a {type(optimizer).__name__}, not a torch optimizer")
+        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: hooks go on the original module
         self.monitor = Monitor(every=every, **monitor_options)
+        self.probe = LoopProbe(model, optimizer, every)
+        self._ys: list[torch.Tensor] = []
+        self._out_shapes: list[tuple] = []
+        self._calls = 0
         self.batch_size = batch_size
         self._state = State(model=model, optimizer=optimizer)
         self._losses: list = []  # detached tensors or floats; converted in one go when read
@@ -64,6 +73,7 @@ class Watch:
     # -- the loop ------------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
         self.monitor.on_fit_start(self._state)
+        self.probe.attach()
         self._open = True
         return self
 
@@ -75,13 +85,25 @@ class Watch:
         """Remove every hook from the model (idempotent)."""
         self.monitor._remove()
         self.monitor._armed = False
+        self.probe.detach()
         self._open = False
 
-    def step(self, loss: torch.Tensor | float) -> None:
-        """Record one optimizer step's training loss (a tensor or a float); observe a whole step every ``every``."""
+    def step(self, loss: torch.Tensor | float, y: torch.Tensor | None = None) -> None:
+        """Record one optimizer step's training loss (a tensor or a float); observe a whole step every ``every``.
+
+        ``y``: the step's targets (optional): their range, whether class 0 appears, and the label mix per batch
+        against the whole run (unshuffled or sorted data) are then checked."""
         if not self._open:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
+        self._calls += 1
+        if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
+            self.probe.unregistered = unregistered(self.probe.model, graph_leaves(loss))
+        if isinstance(y, torch.Tensor) and len(self._ys) < 4096:
+            self._ys.append(y.detach().cpu() if len(self._ys) < 512 else y.detach().cpu()[:0])
+            first = self.probe.steps[0]["first_logits"] if self.probe.steps else None
+            if first is not None and not self._out_shapes:
+                self._out_shapes.append(tuple(first.shape))
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
         self._state.batch_loss = value
@@ -92,6 +114,7 @@ class Watch:
         """Record a validation loss (e.g. once per epoch); the training loss at that point defaults to the mean of
         the steps since the previous call."""
         self._val.append((len(self._losses), float(val_loss), None if train_loss is None else float(train_loss)))
+        self.probe.validation_seen()
 
     @property
     def losses(self) -> list[float]:
@@ -129,7 +152,7 @@ class Watch:
             human_error: the human-level (Bayes proxy) error; without it the avoidable bias is "unknown".
             overfit_window: validation loss rising this many evaluations in a row while training loss falls.
         """
-        verdicts = self.monitor.verdicts()
+        verdicts = self.monitor.verdicts() + self._loop_verdicts()
         phases = ["monitor"] * len(verdicts)
         post = [diagnosis.learning_rate_diagnosis(self.losses, self.batch_size)]
         history = self._history(val_losses)
@@ -140,7 +163,27 @@ class Watch:
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error))
         model = type(self._state.model).__name__
-        return Report(verdicts + post, f"trainwell doctor: watching {model}", phases + ["post"] * len(post))
+        return Report(lv.defer(verdicts + post), f"trainwell doctor: watching {model}",
+                      phases + ["post"] * len(post))
+
+    def _memorizing(self) -> bool:
+        """The last recorded validation loss is over twice the training loss of the steps before it."""
+        history = self._history(None)
+        return bool(history) and history[-1]["val_loss"] > 2 * history[-1]["train_loss"] + 1e-3
+
+    def _loop_verdicts(self) -> list:
+        """What the loop did (:mod:`trainwell.doctor.loop_verdicts`)."""
+        p = self.probe
+        losses = self.losses
+        first = losses[0] if losses else None
+        classes = next((s["classes"] for s in p.steps if s["classes"]), None)
+        if classes is None and p.steps and p.steps[0]["first_logits"] is not None:
+            z = p.steps[0]["first_logits"]
+            classes = z.shape[-1] if z.dim() >= 2 else None
+        out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
+               lv.gradient_flow(p), lv.gradient_reach(p), lv.module_mode(p), lv.lr_schedule(p),
+               lv.loss_scale(p, first), lv.inputs(p, self._memorizing()), lv.labels(self._ys, classes, self._out_shapes)]
+        return [v for v in out if v is not None]
 
 
 def watch(model: nn.Module, optimizer: torch.optim.Optimizer, every: int = 50, **options) -> Watch:

@@ -29,7 +29,7 @@ h3{font-size:1.05em;margin:1em 0 .3em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em}td,th{border:1px solid #d0d7de;padding:3px 9px;
 text-align:left;vertical-align:top}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
 pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.88em}
-.pass{color:#1a7f37;font-weight:600}.warn{color:#9a6700;font-weight:600}.fail{color:#cf222e;font-weight:600}
+.pass{color:#1a7f37;font-weight:600}.warn{color:#9a6700;font-weight:600}.fail{color:#cf222e;font-weight:600}.skip{color:#6e7781}.info{color:#0969da}
 .status{padding:.15em .6em;border-radius:1em;background:#ddf4ff;font-size:.85em}
 .status.running{background:#fff8c5}.status.stopped{background:#ffebe9}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.chart{flex:1 1 480px;min-width:320px}

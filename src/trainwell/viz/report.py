@@ -182,7 +182,7 @@ def _doctor(verdicts: list[dict]) -> str:
         group = [v for v in verdicts if v.get("phase", "pre") == phase]
         if not group:
             continue
-        counts = {s: sum(v.get("status") == s for v in group) for s in ("pass", "warn", "fail")}
+        counts = {s: sum(v.get("status") == s for v in group) for s in ("pass", "warn", "fail", "skip", "info")}
         tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         rows = [[v.get("check"), page.status(str(v.get("status"))), v.get("value"), v.get("expected"),
                  v.get("advice") or ""] for v in group]

@@ -1,0 +1,326 @@
+"""Verdicts on a hand-written training loop, from what :class:`~trainwell.doctor.loop_probe.LoopProbe` saw.
+
+Each function returns one :class:`Verdict` whose check name starts with ``loop:``; a warn or fail names the cause
+it saw (the learning-rate and bias/variance verdicts then defer to it, see :func:`defer`). The bugs are the ones
+people write (PyTorch forum and Stack Overflow threads; Karpathy, "A recipe for training neural networks"): a
+missing ``optimizer.zero_grad()``, ``zero_grad()`` between ``backward()`` and ``step()``, an optimizer built on
+another copy of the model, layers unfrozen but never added to the optimizer, a detached branch, ``model.eval()``
+left on, a per-epoch scheduler stepped per batch, a loss counted twice or over the wrong axis, cross-entropy on
+probabilities, unshuffled or repeated batches, 1-based labels, unscaled inputs, clipping on every step, gradient
+accumulation without dividing the loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.preflight import _group_names
+from trainwell.doctor.verdict import Verdict
+
+
+def optimizer_ownership(probe: LoopProbe) -> Verdict:
+    """The optimizer must hold the parameters that receive gradients, and only the model's."""
+    name = "loop: optimizer holds the parameters"
+    seen = sorted({n for s in probe.steps for n in s["not_owned"]})
+    if probe.foreign and seen:
+        return Verdict(name, "fail", f"the optimizer holds {len(probe.foreign)} tensors that are not this model's, "
+                       f"and the model's {_group_names(seen)} receive gradients it never applies",
+                       "the optimizer built on model.parameters() of the model you train",
+                       "the optimizer was built on another copy of the model (a deepcopy, a model re-created or "
+                       "re-loaded after the optimizer): build it after the final model, on model.parameters()")
+    if seen:
+        return Verdict(name, "fail", f"{_group_names(seen)} receive gradients but no optimizer param group holds "
+                       "them: they never change", "every parameter that gets a gradient is in the optimizer",
+                       "layers unfrozen (or added) after the optimizer was built: add them with "
+                       "optimizer.add_param_group({'params': ...}) or rebuild the optimizer")
+    if probe.foreign:
+        return Verdict(name, "warn", f"the optimizer holds {len(probe.foreign)} tensors that are not this "
+                       f"model's (shapes {probe.foreign[:3]})", "only the model's parameters",
+                       "is the optimizer stepping another model?")
+    if not probe.steps:
+        return Verdict(name, "skip", "skipped: no optimizer step was observed", "-", "")
+    return Verdict(name, "pass", "every parameter that receives a gradient is in the optimizer", "-")
+
+
+def gradient_flow(probe: LoopProbe) -> Verdict:
+    """``.grad`` at ``optimizer.step()`` must be exactly what this step's ``backward()`` passes delivered: not
+    more (no ``zero_grad``: earlier steps' gradients add up), not nothing (cleared before the step), and clipping
+    that scales it down on every step acts as a smaller learning rate."""
+    name = "loop: gradients at optimizer.step()"
+    steps = [s for s in probe.steps if s["present"]]
+    if not steps:
+        return Verdict(name, "skip", "skipped: no gradient was observed at an optimizer step", "-", "")
+    cleared = [s for s in steps if s["cleared"] and s["cleared"] >= 0.5 * s["present"]]
+    if len(cleared) >= max(1, len(steps) // 2):
+        return Verdict(name, "fail", f".grad was empty at optimizer.step() on {len(cleared)} of {len(steps)} observed "
+                       "steps although backward() produced gradients", "the gradients of this step's backward()",
+                       "zero_grad() runs between loss.backward() and optimizer.step(): call it before backward() "
+                       "(or after step())")
+    later = [s for s in steps if s["step"] > 0 and s["incoming_norm"] > 0]
+    grew = [s for s in later if s["scale"] > 1.001 or (s["resid"] > 1e-3 and s["grad_norm"] > s["incoming_norm"])]
+    if later and len(grew) >= max(1, len(later) // 2):
+        worst = max(s["grad_norm"] / max(s["incoming_norm"], 1e-30) for s in grew)
+        return Verdict(name, "fail", f".grad holds earlier steps' gradients on {len(grew)} of {len(later)} observed "
+                       f"steps (up to {worst:.3g}x this step's)", "the gradients of this step's backward()",
+                       "gradients accumulate across steps: call optimizer.zero_grad() once per step (the loss "
+                       "curve's rate advice does not apply until then)")
+    clipped = [s for s in later if s["scale"] < 0.999 and not _power_of_two(s["scale"])]
+    if len(later) >= 4 and len(clipped) >= 0.9 * len(later):
+        norms = sorted(s["grad_norm"] for s in clipped)
+        raw = sorted(s["incoming_norm"] for s in clipped)
+        return Verdict(name, "warn", f"clipped on {len(clipped)} of {len(later)} observed steps: the norm is pinned "
+                       f"at {norms[len(norms) // 2]:.3g} while backward() gives {raw[0]:.3g}..{raw[-1]:.3g}",
+                       "clipping only on rare spikes", "the clipping threshold is below the typical gradient norm: "
+                       "every update is rescaled, which acts as a smaller, changing learning rate; raise max_norm "
+                       "above the usual norm (or lower the learning rate instead)")
+    accumulated = max(s["backwards"] for s in steps)
+    note = f"; {accumulated} backward() passes per step" if accumulated > 1 else ""
+    return Verdict(name, "pass", f".grad matched this step's backward() on {len(steps)} observed steps{note}", "-")
+
+
+def _power_of_two(scale: float) -> bool:
+    """AMP's GradScaler unscales .grad by a power of two before the step: not clipping."""
+    if not (scale > 0 and math.isfinite(scale)):
+        return False
+    k = -math.log2(scale)
+    return k >= 1 and abs(k - round(k)) < 1e-6
+
+
+def gradient_reach(probe: LoopProbe) -> Verdict:
+    """Parameters that require grad should receive one; frozen ones are listed so that "frozen by mistake" shows."""
+    name = "loop: every trainable parameter learns"
+    frozen = f"frozen: {_group_names(probe.frozen)}" if probe.frozen else ""
+    if len(probe.steps) < 2:
+        return Verdict(name, "skip", "skipped: fewer than 2 observed steps", "-", "")
+    starved = [n for n, p in probe.named.items() if p.requires_grad and n not in probe.received]
+    if starved:
+        value = f"never received a gradient: {_group_names(starved)}" + (f"; {frozen}" if frozen else "")
+        return Verdict(name, "warn", value, "a gradient for every parameter that requires one",
+                       "a detached branch (.detach(), .item(), .data, torch.no_grad in forward), an auxiliary loss "
+                       "left out of the total, or an unused layer: these parameters never learn")
+    if frozen:
+        return Verdict(name, "info", frozen + f" ({_frozen_share(probe):.0%} of the parameters)", "-",
+                       "frozen parameters never change: if they should train, set requires_grad_(True) and add them "
+                       "to the optimizer")
+    return Verdict(name, "pass", f"all {len(probe.named)} parameter tensors received gradients", "-")
+
+
+def _frozen_share(probe: LoopProbe) -> float:
+    total = sum(p.numel() for p in probe.named.values())
+    return sum(probe.named[n].numel() for n in probe.frozen) / max(total, 1)
+
+
+def module_mode(probe: LoopProbe) -> Verdict:
+    """Training steps in ``train()`` mode, validation in ``eval()`` mode (only matters with dropout/BatchNorm)."""
+    name = "loop: train/eval mode"
+    if not probe.mode_sensitive:
+        return Verdict(name, "skip", "skipped: no dropout or BatchNorm, the mode changes nothing", "-", "")
+    if probe.train_steps and probe.eval_mode_steps >= 0.5 * probe.train_steps:
+        return Verdict(name, "fail", f"{probe.eval_mode_steps} of {probe.train_steps} training steps ran in eval mode",
+                       "model.train() during training", "dropout is off and BatchNorm uses its running statistics "
+                       "while training: call model.train() at the start of each epoch (after validating)")
+    if probe.train_mode_validations:
+        return Verdict(name, "fail", f"{probe.train_mode_validations} of {probe.validations} validations ran in train "
+                       "mode", "model.eval() during validation", "dropout stays on and BatchNorm learns from the "
+                       "validation batches: call model.eval() before validating (and model.train() after)")
+    return Verdict(name, "pass", f"train mode in {probe.train_steps} steps, eval mode in {probe.validations} "
+                   "validations", "-")
+
+
+def lr_schedule(probe: LoopProbe) -> Verdict:
+    """The learning rate the optimizer applied, step by step; a schedule that collapses it early (a per-epoch
+    scheduler stepped per batch) is named."""
+    name = "loop: learning rate applied"
+    lrs = [v for v in probe.lrs if math.isfinite(v)]
+    if not lrs:
+        return Verdict(name, "skip", "skipped: the optimizer never stepped", "-", "")
+    peak = max(lrs)
+    value = f"{lrs[0]:.3g} at step 1 -> {lrs[-1]:.3g} at step {len(lrs)} (peak {peak:.3g})"
+    low = next((i for i, v in enumerate(lrs) if v < 0.01 * peak and i > lrs.index(peak)), None)
+    if peak > 0 and low is not None and low < len(lrs) // 2:
+        return Verdict(name, "warn", f"collapsed below 1% of its peak at step {low + 1} of {len(lrs)}: " + value,
+                       "a schedule spread over the run", "the rate vanishes early: a per-epoch scheduler stepped "
+                       "per batch? Call scheduler.step() once per epoch, or size it in steps")
+    return Verdict(name, "pass", value, "-")
+
+
+def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
+    """The gradient the loss sends to the logits says what the loss is (:mod:`~trainwell.doctor.loss_form`): its
+    total weight must be 1 (a mean over the step's examples), softmax over the class axis, on logits."""
+    name = "loop: loss"
+    steps = [s for s in probe.steps if s["form"] is not None]
+    if not steps:
+        return Verdict(name, "skip", "skipped: not a softmax cross-entropy or NLL on the output (or no output "
+                       "gradient seen)", "-", "")
+    s = steps[0]
+    form, weight, k = s["form"], s["loss_weight"], s["backwards"]
+    if form == "cross_entropy_over_batch":
+        return Verdict(name, "fail", "the softmax is taken over the batch axis (dim 0), not the classes",
+                       "log_softmax / softmax over the class axis", "use dim=1 (or dim=-1) in log_softmax/softmax")
+    if form == "cross_entropy_on_probabilities":
+        return Verdict(name, "fail", "cross-entropy is applied to probabilities (a softmax before the loss)",
+                       "cross-entropy on raw logits", "nn.CrossEntropyLoss applies log-softmax itself: remove the "
+                       "softmax before it (or use NLLLoss on log_softmax); a double softmax squashes the gradients")
+    rows = max(s["rows"], 1)
+    formula = "NLL" if form == "nll" else "cross-entropy"
+    if abs(weight - 1) <= 0.02:
+        value = f"mean {formula} (weights sum to {weight:.3g})"
+    elif abs(weight - rows) <= 0.02 * rows:
+        return Verdict(name, "info", f"summed {formula} over {rows} examples (reduction='sum')", "-",
+                       "the gradient grows with the batch size: the learning rate must shrink with it")
+    elif k > 1 and abs(weight - k) <= 0.02 * k:
+        return Verdict(name, "fail", f"{k} micro-batches accumulated per step, each loss a full mean: the gradient "
+                       f"is {weight:.3g}x the mean's", "loss / k for k accumulated micro-batches",
+                       f"divide each micro-batch's loss by {k} before backward() (else the step is {k}x too large)")
+    else:
+        return Verdict(name, "warn", f"the {formula}'s gradient is {weight:.3g}x that of its mean over the step's "
+                       f"{rows} examples", "weights summing to 1", "the loss is scaled: counted twice (added to "
+                       "itself, or backward() called on it twice), or divided/multiplied by the wrong count")
+    c = s["classes"]
+    if first_loss is not None and c and c > 1 and s["step"] == 0 and math.isfinite(first_loss):
+        expected = weight * math.log(c) / max(k, 1)
+        if first_loss > 2.0 * expected:
+            return Verdict(name, "warn", f"first loss {first_loss:.4g} vs {expected:.4g} (ln C, C = {c} from the "
+                           "output width)", "near ln C at initialization", "initial outputs are far from uniform: "
+                           "inputs far from unit scale, or a last layer initialized too large")
+        value += f"; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}"
+    return Verdict(name, "pass", value, "-")
+
+
+def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
+    """The batches the model trains on: of unit-ish scale, and not the same batch again and again. One batch in
+    every step is full-batch training unless the model memorizes it (``memorizing``: the training loss ends far
+    below the validation loss): then it is the loop bug."""
+    name = "loop: inputs"
+    seen = probe.inputs
+    if not seen:
+        return Verdict(name, "skip", "skipped: no training forward observed", "-", "")
+    by_step = {}
+    for s in seen:
+        by_step.setdefault(s["step"], s)
+    distinct = {(s["shape"], s["sum"], tuple(s["head"])) for s in by_step.values()}
+    if len(by_step) >= 3 and len(distinct) == 1:
+        return Verdict(name, "warn" if memorizing else "info",
+                       f"the same input batch in all {len(by_step)} observed steps" +
+                       ("; the training loss ends far below the validation loss" if memorizing else ""),
+                       "a new batch each step", "full-batch training, or is next(iter(loader)) outside the loop (the "
+                       "model then memorizes one batch)?")
+    floating = [s for s in seen if s["floating"] and "std" in s]
+    if floating:
+        std = max(s["std"] for s in floating)
+        top = max(s["max_abs"] for s in floating)
+        if std > 5.0 or top > 50.0:
+            return Verdict(name, "warn", f"inputs far from unit scale: std up to {std:.3g}, max |x| {top:.3g}",
+                           "std ~ 1", "normalize the inputs (e.g. divide 0..255 pixels by 255, or standardize "
+                           "with the training mean and std): large inputs saturate the first layer and inflate the "
+                           "initial loss")
+    return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
+
+
+def labels(ys: list[torch.Tensor], classes: int | None, out_shapes: list[tuple]) -> Verdict:
+    """Targets passed to ``w.step(loss, y=y)``: inside [0, C), including class 0, mixed within batches like the
+    whole run (a permutation test), and shaped like the output for elementwise losses."""
+    name = "loop: labels"
+    if not ys:
+        return Verdict(name, "skip", "skipped: pass the targets as w.step(loss, y=y) to check them", "-", "")
+    y0, out0 = ys[0], out_shapes[0] if out_shapes else None
+    if y0.is_floating_point():
+        if out0 is not None and len(out0) == 2 and out0[1] == 1 and tuple(y0.shape) == (out0[0],):
+            return Verdict(name, "warn", f"outputs {tuple(out0)} and targets {tuple(y0.shape)}: an elementwise loss "
+                           f"broadcasts them to ({out0[0]}, {out0[0]})", "matching shapes",
+                           "squeeze the output (out.squeeze(1)) or unsqueeze the targets")
+        return Verdict(name, "pass", "floating-point targets", "-")
+    flat = [y.reshape(-1) for y in ys]
+    every = torch.cat(flat)
+    valid = every[every >= 0]  # negative targets are ignore_index
+    if valid.numel() == 0:
+        return Verdict(name, "skip", "skipped: no non-negative targets", "-", "")
+    lo, hi = int(valid.min()), int(valid.max())
+    if classes and hi >= classes:
+        return Verdict(name, "fail", f"targets up to {hi} for {classes} outputs", f"targets in [0, {classes})",
+                       "a label outside the output width: more classes than outputs, or 1-based labels")
+    if classes and lo >= 1 and classes > 2 and len(ys) >= 5 and hi == classes - 1:
+        return Verdict(name, "warn", f"targets run {lo}..{hi}: class 0 never appears in {len(ys)} batches",
+                       f"targets in [0, {classes})", "1-based labels? subtract 1 (output 0 is trained towards "
+                       "never being chosen, and the model has one class too many)")
+    mixed = _mix_test(flat)
+    if mixed is not None:
+        return Verdict(name, "warn", mixed, "each batch's label mix close to the whole run's",
+                       "the data is sorted (by label) or not shuffled: use DataLoader(..., shuffle=True) or a new "
+                       "permutation every epoch")
+    return Verdict(name, "pass", f"{len(ys)} batches, targets {lo}..{hi}, mixed like the whole run", "-")
+
+
+def _mix_test(flat: list[torch.Tensor]) -> str | None:
+    """A permutation test of the batches' label mix: mean total-variation distance of each batch's label
+    histogram from the pooled one, against the same statistic after shuffling the pooled labels."""
+    sizes = [len(f) for f in flat]
+    if len(flat) < 5 or min(sizes) < 4:
+        return None
+    pooled = torch.cat(flat).clamp_min(0)
+    c = int(pooled.max()) + 1
+    if c < 2:
+        return None
+    overall = torch.bincount(pooled, minlength=c).double() / len(pooled)
+
+    def stat(labels: torch.Tensor) -> float:
+        parts = labels.split(sizes)
+        return sum(float((torch.bincount(p, minlength=c).double() / len(p) - overall).abs().sum() / 2)
+                   for p in parts) / len(parts)
+
+    seen = stat(pooled)
+    g = torch.Generator().manual_seed(0)
+    null = [stat(pooled[torch.randperm(len(pooled), generator=g)]) for _ in range(20)]
+    if seen > max(null) and seen > 2 * (sum(null) / len(null)) and seen > 0.3:
+        return (f"batches differ from the run's label mix by {seen:.2f} (total variation; shuffled batches: "
+                f"{sum(null) / len(null):.2f})")
+    return None
+
+
+def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
+    """``w.step`` calls with no ``optimizer.step()`` at all: the loop never updates (or steps another optimizer)."""
+    if calls >= 3 and probe.opt_steps == 0:
+        return Verdict("loop: optimizer.step() runs", "fail", f"{calls} steps recorded, optimizer.step() never ran",
+                       "one optimizer.step() per step", "call optimizer.step() after loss.backward() (on the "
+                       "optimizer given to doctor.watch)")
+    return None
+
+
+def unregistered_verdict(names: list[str] | None) -> Verdict | None:
+    if not names:
+        return None
+    return Verdict("parameters registered", "fail", f"used in forward but not registered: {', '.join(names[:6])}",
+                   "every trainable tensor in model.parameters()",
+                   "keep layers in nn.ModuleList / nn.ModuleDict, trainable tensors as nn.Parameter: the optimizer "
+                   "never sees them otherwise")
+
+
+#: a fired loop cause makes these downstream verdicts defer to it
+DOWNSTREAM = ("learning rate (loss curve)", "bias/variance", "monitor: update/weight ratio")
+
+
+def defer(verdicts: list[Verdict]) -> list[Verdict]:
+    """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail):
+    their advice would point the wrong way (no "lower the learning rate" when gradients accumulate, no "raise it"
+    when the optimizer does not hold the parameters). They become 'info', naming the cause. Frozen parameters
+    (an 'info') are named in a flat or slow learning-rate verdict."""
+    causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
+              and v.status in ("warn", "fail")]
+    frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
+                  None)
+    out = []
+    for v in verdicts:
+        if v.check in DOWNSTREAM and v.status in ("warn", "fail") and causes:
+            names = ", ".join(f"'{c.check}'" for c in causes[:2])
+            v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
+                        f"fix {names} first: this reading follows from it")
+        elif v.check == DOWNSTREAM[0] and v.status == "warn" and frozen is not None and \
+                str(v.value).startswith(("flat", "too low")):
+            v = Verdict(v.check, "warn", f"{v.value}; {frozen.value}", v.expected,
+                        "frozen parameters do not learn: if they should, unfreeze them (requires_grad_(True)) and "
+                        "add them to the optimizer; otherwise " + (v.advice or ""))
+        out.append(v)
+    return out

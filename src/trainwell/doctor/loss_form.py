@@ -1,0 +1,121 @@
+"""What loss the loop really back-propagates, read from the gradient that reaches the model's output.
+
+For softmax cross-entropy the gradient of the loss with respect to example i's logits is
+``a_i (softmax(z_i) - e_{y_i})`` (Bridle 1990; cs231n), where ``a_i`` is the example's weight in the loss: 1/N for
+a mean over N examples, 1 for a sum, w_y / sum w for class weights, 0 for an ignored target. The label is the
+only negative entry, so ``y_i`` and ``a_i`` can be read back from the gradient alone, without the targets:
+``a_i = sum_{c != y} g_ic / sum_{c != y} p_ic``. If the whole gradient has this form, the loss is cross-entropy on
+these logits and ``sum_i a_i`` is its total weight: 1 for a mean over the step's examples (also with gradient
+accumulation when each micro-batch's loss is divided by k), N for ``reduction="sum"``, k for k accumulated
+micro-batches that were not divided by k, 2 for a loss counted twice. The same test along the batch axis finds a
+softmax taken over dim 0; logits that are already probabilities reveal a softmax applied twice. NLL on
+log-probabilities has gradient ``-a_i e_{y_i}``.
+
+Example:
+    >>> import torch, torch.nn.functional as F
+    >>> z = torch.randn(8, 5, requires_grad=True)
+    >>> F.cross_entropy(z, torch.randint(0, 5, (8,))).backward()
+    >>> form = read_form(z.detach(), z.grad)
+    >>> form["form"], round(form["weight"], 6)
+    ('cross_entropy', 1.0)
+"""
+
+from __future__ import annotations
+
+import torch
+
+TOLERANCE = 1e-3  # relative residual of the gradient against the fitted form
+
+
+def _fit_softmax(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """(relative residual, per-row weights a) of g ~ a (softmax(z) - onehot(argmin g)) over rows of (N, C)."""
+    p = torch.softmax(z, 1)
+    mask = torch.zeros_like(p).scatter_(1, g.argmin(1, keepdim=True), 1.0)
+    num = (g * (1 - mask)).sum(1)
+    den = (p * (1 - mask)).sum(1).clamp_min(1e-30)
+    a = num / den
+    resid = float((g - a[:, None] * (p - mask)).norm() / g.norm().clamp_min(1e-30))
+    return resid, a
+
+
+def _fit_nll(g: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """(relative residual, weights) of g ~ -a onehot(argmin g)."""
+    idx = g.argmin(1, keepdim=True)
+    a = -g.gather(1, idx).squeeze(1)
+    pred = torch.zeros_like(g).scatter_(1, idx, -a[:, None])
+    return float((g - pred).norm() / g.norm().clamp_min(1e-30)), a
+
+
+def _fit_over_batch(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """(relative residual, weights) of NLL/cross-entropy with the softmax over dim 0 (the batch): column c's
+    gradient is a (n_c softmax_0(z)[:, c] - [y = c]) with n_c the examples of class c (y = argmin of each row)."""
+    mask = torch.zeros_like(g).scatter_(1, g.argmin(1, keepdim=True), 1.0)
+    pred = torch.softmax(z, 0) * mask.sum(0, keepdim=True) - mask
+    a = float((g * pred).sum() / (pred * pred).sum().clamp_min(1e-30))
+    resid = float((g - a * pred).norm() / g.norm().clamp_min(1e-30))
+    return resid, torch.full((len(g),), a, dtype=g.dtype)
+
+
+def _fit_softmax_twice(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """(relative residual, weights) of cross-entropy applied to softmax(z): g_i = diag(p)(v - p.v) with
+    v = a (softmax(p) - e_y), p = softmax(z). v is recovered from g (it sums to zero) and fitted like
+    :func:`_fit_softmax` on p."""
+    p = torch.softmax(z, 1)
+    u = g / p.clamp_min(1e-30)
+    v = u - u.sum(1, keepdim=True) / u.shape[1]
+    return _fit_softmax(p, v)
+
+
+def _rows(z: torch.Tensor, g: torch.Tensor) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """Candidate (layout, logits, grad) as (N, C) matrices: classes last, classes on dim 1, the batch axis."""
+    out = []
+    if z.dim() >= 2:
+        c = z.shape[-1]
+        out.append(("last", z.reshape(-1, c), g.reshape(-1, c)))
+    if z.dim() >= 3:
+        zt, gt = z.movedim(1, -1), g.movedim(1, -1)
+        out.append(("dim1", zt.reshape(-1, zt.shape[-1]), gt.reshape(-1, gt.shape[-1])))
+    if z.dim() == 2:
+        out.append(("batch", z, g))
+    return out
+
+
+def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
+    """Classify the loss from one output tensor ``z`` and the gradient ``g`` the loss sent back to it (3 classes
+    or more: with 2, any zero-sum gradient fits the softmax form).
+
+    Returns a dict: ``form`` ('cross_entropy', 'cross_entropy_over_batch', 'cross_entropy_on_probabilities',
+    'nll' or None when unrecognised), ``weight`` (sum of the per-example weights a_i), ``rows`` (examples that
+    received a gradient), ``classes``.
+    """
+    z, g = z.detach().double(), g.detach().double()
+    # with 2 classes every zero-sum gradient (a hinge's too) fits the softmax form: 3 or more are needed to tell
+    if z.shape != g.shape or z.dim() < 2 or min(z.shape[-1], z.shape[1]) < 3 or not bool(torch.isfinite(g).all()) \
+            or float(g.abs().sum()) == 0.0:
+        return {"form": None, "weight": None, "rows": 0, "classes": z.shape[-1] if z.dim() else 0}
+    for layout, zz, gg in _rows(z, g):
+        live = gg.abs().sum(1) > 0
+        if int(live.sum()) == 0:
+            continue
+        zl, gl = zz[live], gg[live]
+        if layout == "batch":
+            resid, a = _fit_over_batch(z, g)
+            if resid < TOLERANCE and float(a[0]) > 0:
+                return {"form": "cross_entropy_over_batch", "weight": float(a[0]) * len(z), "rows": len(z),
+                        "classes": z.shape[1]}
+            continue
+        resid, a = _fit_softmax(zl, gl)
+        if resid < TOLERANCE and bool((a > 0).all()):
+            if bool((zz >= 0).all()) and bool(((zz.sum(1) - 1).abs() < 1e-4).all()):
+                form = "cross_entropy_on_probabilities"
+            else:
+                form = "cross_entropy"
+            return {"form": form, "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1]}
+        resid, a = _fit_nll(gl)
+        if resid < TOLERANCE and bool((a > 0).all()):
+            return {"form": "nll", "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1]}
+        resid, a = _fit_softmax_twice(zl, gl)
+        if resid < TOLERANCE and bool((a > 0).all()):
+            return {"form": "cross_entropy_on_probabilities", "weight": float(a.sum()), "rows": int(live.sum()),
+                    "classes": zz.shape[1]}
+    return {"form": None, "weight": None, "rows": 0, "classes": z.shape[-1]}
