@@ -243,6 +243,10 @@ def test_bias_variance_and_overfitting():
     v = bias_variance(0.02, 0.20, 0.04)
     assert v.value.startswith("high variance") and "regularization" in v.advice
     assert bias_variance(0.0, 0.03, 0.04).value.startswith("better than human")
+    # no human level: a small training error is information, a large one or a large gap still warns
+    assert bias_variance(0.08, 0.09).status == "info"
+    assert bias_variance(0.30, 0.31).status == "warn"
+    assert bias_variance(0.02, 0.20).status == "warn"
     hist = [{"train_loss": 1.0, "val_loss": 1.2, "train_acc": 0.9, "val_acc": 0.8}]
     assert overfitting(hist, None).status == "pass"
     assert "onset at epoch 7" in overfitting(hist, 7).value

@@ -131,7 +131,7 @@ def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
     x, y = x[:examples], y[:examples]
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper shares its parameters with the original
     wd = _weight_decay(optimizer)
-    with untouched(model, optimizer):
+    with untouched(model, optimizer), torch.enable_grad():  # also when called under torch.no_grad()
         total = _total_penalty(penalty, wd, model, x)
         verdicts = pf.run_all(model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total)
         if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss

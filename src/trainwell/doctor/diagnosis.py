@@ -147,12 +147,17 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None) 
     return Verdict(name, "pass", "good: steady decrease; " + value, "a steady decrease")
 
 
+#: with no human-level error known, a training error above this is still a bias warning
+UNKNOWN_HUMAN_BIAS = 0.2
+
+
 def bias_variance(train_error: float, val_error: float, human_error: float | None = None,
                   tolerance: float = 0.02) -> Verdict:
     """Avoidable bias (train - human) vs variance (val - train), the dominant one, and the lecture's remedy.
 
     Without a human-level (Bayes proxy) error the avoidable bias is unknown: the verdict says so and reads the
-    training error as its upper bound (human level taken as 0%).
+    training error as its upper bound (human level taken as 0%); high bias is then 'info', not a warning, unless
+    the training error exceeds 20%. High variance needs no human level: it stays a warning.
     """
     human = human_error if human_error is not None else 0.0
     bias, variance = train_error - human, val_error - train_error
@@ -172,7 +177,10 @@ def bias_variance(train_error: float, val_error: float, human_error: float | Non
     if bias >= variance:
         unknown = "" if human_error is not None else (
             "; give the human-level error (doctor.human_error) to tell avoidable from unavoidable error")
-        return Verdict("bias/variance", "warn", "high bias: " + value, f"both <= {tolerance:.0%}",
+        # without a human level the bias is only an upper bound: information, unless the training error alone is
+        # large (above UNKNOWN_HUMAN_BIAS)
+        status = "warn" if human_error is not None or train_error > UNKNOWN_HUMAN_BIAS else "info"
+        return Verdict("bias/variance", status, "high bias: " + value, f"both <= {tolerance:.0%}",
                        "underfitting: a bigger model, longer training, a better optimizer or architecture" + unknown)
     return Verdict("bias/variance", "warn", "high variance: " + value, f"both <= {tolerance:.0%}",
                    "overfitting: more data, augmentation, regularization (weight decay, dropout), early stopping or "

@@ -42,7 +42,6 @@ class LoopProbe:
         self.owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
         model_ids = {id(p) for p in self.named.values()}
         self.foreign = [tuple(p.shape) for g in optimizer.param_groups for p in g["params"] if id(p) not in model_ids]
-        self.frozen = [n for n, p in self.named.items() if not p.requires_grad]
         self.mode_sensitive = [n for n, m in model.named_modules() if isinstance(m, _MODE_SENSITIVE)]
         self.opt_steps = 0
         self.lrs: list[float] = []
@@ -59,6 +58,11 @@ class LoopProbe:
         self._hooks: list = []
         self._grad_hooks: list = []
         self._armed = False
+
+    @property
+    def frozen(self) -> list[str]:
+        """The parameters that do not require a gradient now."""
+        return [n for n, p in self.named.items() if not p.requires_grad]
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def attach(self) -> None:
@@ -134,9 +138,10 @@ class LoopProbe:
 
     # -- what one observed step did ------------------------------------------------------------------------
     def _read_step(self) -> dict:
-        dot = n_g = n_inc = 0.0
+        dot = n_g = n_inc = r_p = p_p = r_r = 0.0
         present = cleared = 0
         not_owned, backwards = [], 0
+        self.owned = {id(p) for g in self.optimizer.param_groups for p in g["params"]}  # add_param_group counts
         for name, p in self.named.items():
             inc = self._incoming.get(id(p))
             if inc is None:
@@ -151,16 +156,24 @@ class LoopProbe:
             if g is None or not bool(g.any()):
                 cleared += bool(inc.any())
                 continue
-            g64, i64 = g.detach().double(), inc.double()
+            g64, i64, w64 = g.detach().double(), inc.double(), p.detach().double()
             dot += float((g64 * i64).sum())
             n_g += float((g64 * g64).sum())
             n_inc += float((i64 * i64).sum())
+            r = g64 - i64  # what was added to .grad besides this step's backward passes
+            r_p += float((r * w64).sum())
+            p_p += float((w64 * w64).sum())
+            r_r += float((r * r).sum())
         scale = dot / n_inc if n_inc > 0 else math.nan
+        # an addition proportional to the weights is weight decay written into .grad by hand, not old gradients
+        decay = r_p / p_p if p_p > 0 else 0.0
+        decay_fit = r_r > 0 and max(r_r - decay * r_p, 0.0) <= 1e-6 * r_r
         resid = math.sqrt(max(n_g - 2 * scale * dot + scale * scale * n_inc, 0.0) / n_g) if n_g > 0 else math.nan
         forms = [read_form(z, g) for z, g in self._outs if g is not None]
         known = [f for f in forms if f["form"] is not None]
         return {"step": self.opt_steps, "present": present, "cleared": cleared, "scale": scale, "resid": resid,
                 "grad_norm": math.sqrt(n_g), "incoming_norm": math.sqrt(n_inc), "backwards": backwards,
+                "manual_decay": decay if decay_fit and decay > 0 else None,
                 "not_owned": not_owned, "forwards": len(self._outs),
                 "form": known[0]["form"] if known and len(known) == len(forms) else None,
                 "loss_weight": sum(f["weight"] for f in known) if known and len(known) == len(forms) else None,

@@ -60,14 +60,16 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
                        "zero_grad() runs between loss.backward() and optimizer.step(): call it before backward() "
                        "(or after step())")
     later = [s for s in steps if s["step"] > 0 and s["incoming_norm"] > 0]
-    grew = [s for s in later if s["scale"] > 1.001 or (s["resid"] > 1e-3 and s["grad_norm"] > s["incoming_norm"])]
+    grew = [s for s in later if s["manual_decay"] is None and
+            (s["scale"] > 1.001 or (s["resid"] > 1e-3 and s["grad_norm"] > s["incoming_norm"]))]
     if later and len(grew) >= max(1, len(later) // 2):
         worst = max(s["grad_norm"] / max(s["incoming_norm"], 1e-30) for s in grew)
         return Verdict(name, "fail", f".grad holds earlier steps' gradients on {len(grew)} of {len(later)} observed "
                        f"steps (up to {worst:.3g}x this step's)", "the gradients of this step's backward()",
                        "gradients accumulate across steps: call optimizer.zero_grad() once per step (the loss "
                        "curve's rate advice does not apply until then)")
-    clipped = [s for s in later if s["scale"] < 0.999 and not _power_of_two(s["scale"])]
+    # clip_grad_norm_ rescales every gradient by one factor: .grad stays parallel to what backward() gave
+    clipped = [s for s in later if s["scale"] < 0.999 and s["resid"] < 1e-3 and not _power_of_two(s["scale"])]
     if len(later) >= 4 and len(clipped) >= 0.9 * len(later):
         norms = sorted(s["grad_norm"] for s in clipped)
         raw = sorted(s["incoming_norm"] for s in clipped)
@@ -78,6 +80,9 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
                        "above the usual norm (or lower the learning rate instead)")
     accumulated = max(s["backwards"] for s in steps)
     note = f"; {accumulated} backward() passes per step" if accumulated > 1 else ""
+    decay = [s["manual_decay"] for s in later if s["manual_decay"] is not None]
+    if decay:
+        note += f"; weight decay {decay[0]:.3g} x w added to .grad by hand"
     return Verdict(name, "pass", f".grad matched this step's backward() on {len(steps)} observed steps{note}", "-")
 
 
@@ -220,19 +225,20 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
 
 
-def labels(ys: list[torch.Tensor], classes: int | None, out_shapes: list[tuple]) -> Verdict:
+def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None) -> Verdict:
     """Targets passed to ``w.step(loss, y=y)``: inside [0, C), including class 0, mixed within batches like the
-    whole run (a permutation test), and shaped like the output for elementwise losses."""
+    whole run (a permutation test); and no elementwise loss that broadcast outputs against targets of another
+    shape (``broadcast``: torch's warning text, caught while the loop ran)."""
     name = "loop: labels"
+    if broadcast is not None:
+        return Verdict(name, "fail", f"the loss broadcast outputs against targets of another shape ({broadcast[:120]})",
+                       "targets shaped like the outputs", "an output (B, 1) against targets (B,) becomes a (B, B) "
+                       "loss of every output against every target: squeeze the output (out.squeeze(1)) or "
+                       "unsqueeze the targets")
     if not ys:
         return Verdict(name, "skip", "skipped: pass the targets as w.step(loss, y=y) to check them", "-", "")
-    y0, out0 = ys[0], out_shapes[0] if out_shapes else None
-    if y0.is_floating_point():
-        if out0 is not None and len(out0) == 2 and out0[1] == 1 and tuple(y0.shape) == (out0[0],):
-            return Verdict(name, "warn", f"outputs {tuple(out0)} and targets {tuple(y0.shape)}: an elementwise loss "
-                           f"broadcasts them to ({out0[0]}, {out0[0]})", "matching shapes",
-                           "squeeze the output (out.squeeze(1)) or unsqueeze the targets")
-        return Verdict(name, "pass", "floating-point targets", "-")
+    if ys[0].is_floating_point():
+        return Verdict(name, "pass", "floating-point targets, no broadcasting seen", "-")
     flat = [y.reshape(-1) for y in ys]
     every = torch.cat(flat)
     valid = every[every >= 0]  # negative targets are ignore_index
@@ -304,16 +310,17 @@ DOWNSTREAM = ("learning rate (loss curve)", "bias/variance", "monitor: update/we
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail):
-    their advice would point the wrong way (no "lower the learning rate" when gradients accumulate, no "raise it"
-    when the optimizer does not hold the parameters). They become 'info', naming the cause. Frozen parameters
-    (an 'info') are named in a flat or slow learning-rate verdict."""
+    their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
+    learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
+    become 'info', naming the cause. Frozen parameters (an 'info') are named in a flat or slow learning-rate
+    verdict."""
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail")]
     frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
                   None)
     out = []
     for v in verdicts:
-        if v.check in DOWNSTREAM and v.status in ("warn", "fail") and causes:
+        if v.check in DOWNSTREAM and v.status in ("pass", "warn", "fail") and causes:
             names = ", ".join(f"'{c.check}'" for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
                         f"fix {names} first: this reading follows from it")

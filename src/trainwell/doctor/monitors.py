@@ -223,6 +223,8 @@ class Monitor(Callback):
 
     # -- results -------------------------------------------------------------------------------------------
     def verdicts(self) -> list[Verdict]:
+        if not self.records and not self.warnings:
+            return [Verdict("monitors", "skip", f"skipped: no step observed yet (one in {self.every})", "-", "")]
         if not self.warnings:
             return [Verdict("monitors", "pass", f"{len(self.records)} snapshots, no warnings",
                             "no dead/saturated layers, balanced gradients, update/weight ~1e-3")]

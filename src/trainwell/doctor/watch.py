@@ -28,13 +28,13 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
 
 from trainwell.doctor import diagnosis
 from trainwell.doctor import loop_verdicts as lv
-from trainwell.doctor import outputs as O
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.registration import graph_leaves, unregistered
@@ -62,8 +62,9 @@ class Watch:
         self.monitor = Monitor(every=every, **monitor_options)
         self.probe = LoopProbe(model, optimizer, every)
         self._ys: list[torch.Tensor] = []
-        self._out_shapes: list[tuple] = []
         self._calls = 0
+        self._broadcast: str | None = None
+        self._warnings = None
         self.batch_size = batch_size
         self._state = State(model=model, optimizer=optimizer)
         self._losses: list = []  # detached tensors or floats; converted in one go when read
@@ -74,6 +75,7 @@ class Watch:
     def __enter__(self) -> Watch:
         self.monitor.on_fit_start(self._state)
         self.probe.attach()
+        self._catch_broadcast()
         self._open = True
         return self
 
@@ -86,7 +88,28 @@ class Watch:
         self.monitor._remove()
         self.monitor._armed = False
         self.probe.detach()
+        if self._warnings is not None:
+            self._warnings.__exit__(None, None, None)
+            self._warnings = None
         self._open = False
+
+    def _catch_broadcast(self) -> None:
+        """Record torch's "target size different to the input size" warning (an elementwise loss broadcasting
+        (B, 1) against (B,)) while the block runs, even if it was shown before; the user still sees it once."""
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.filterwarnings("always", message=r"Using a target size .* different to the input size")
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if "different to the input size" in str(message):
+                first = self._broadcast is None
+                self._broadcast = str(message)
+                if not first:
+                    return
+            shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
 
     def step(self, loss: torch.Tensor | float, y: torch.Tensor | None = None) -> None:
         """Record one optimizer step's training loss (a tensor or a float); observe a whole step every ``every``.
@@ -101,9 +124,6 @@ class Watch:
             self.probe.unregistered = unregistered(self.probe.model, graph_leaves(loss))
         if isinstance(y, torch.Tensor) and len(self._ys) < 4096:
             self._ys.append(y.detach().cpu() if len(self._ys) < 512 else y.detach().cpu()[:0])
-            first = self.probe.steps[0]["first_logits"] if self.probe.steps else None
-            if first is not None and not self._out_shapes:
-                self._out_shapes.append(tuple(first.shape))
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
         self._state.batch_loss = value
@@ -182,7 +202,7 @@ class Watch:
             classes = z.shape[-1] if z.dim() >= 2 else None
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
                lv.gradient_flow(p), lv.gradient_reach(p), lv.module_mode(p), lv.lr_schedule(p),
-               lv.loss_scale(p, first), lv.inputs(p, self._memorizing()), lv.labels(self._ys, classes, self._out_shapes)]
+               lv.loss_scale(p, first), lv.inputs(p, self._memorizing()), lv.labels(self._ys, classes, self._broadcast)]
         return [v for v in out if v is not None]
 
 

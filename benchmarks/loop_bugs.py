@@ -1,0 +1,284 @@
+"""Bugs people write in their own training loops vs the doctor: is each one caught by the right cause?
+
+Every case is a hand-written PyTorch loop (no trainwell trainer), run through the public API exactly as the README
+shows: ``doctor.check(model, x, y, loss_fn, optimizer=opt)`` before training, ``doctor.watch(model, opt)`` around
+the loop with ``w.step(loss, y=y)`` per step and ``w.validate(val_loss)`` per epoch, then ``w.report(...)``. Each
+bug has a healthy twin that differs only by the fix. The bugs are the ones public bug reports and Q&A threads
+keep showing (a missing ``zero_grad``, an optimizer on a copy, ``eval()`` left on, a per-epoch scheduler stepped
+per batch, a double softmax, unshuffled data, ...).
+
+Per bug: "right" (a warn/fail verdict names the planted cause), "other" (alarms, for another reason), "missed".
+Per twin: the fails and warns it gets (false alarms).
+
+Usage: OMP_NUM_THREADS=1 python benchmarks/loop_bugs.py [--only NAME ...] [--every 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell import doctor
+
+D, C, N, NV, BATCH, EPOCHS = 8, 4, 1024, 256, 32, 5
+
+
+def blobs(n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    centers = 2.5 * torch.randn(C, D, generator=torch.Generator().manual_seed(123))
+    y = torch.randint(0, C, (n,), generator=g)
+    return centers[y] + torch.randn(n, D, generator=g), y
+
+
+class Net(nn.Module):
+    """An MLP with dropout; ``kind`` plants model-side bugs."""
+
+    def __init__(self, kind: str = "", classes: int = C):
+        super().__init__()
+        self.kind = kind
+        if kind == "python_list":
+            self.layers = [nn.Linear(D, 64), nn.Linear(64, 64)]  # not registered
+        else:
+            self.layers = nn.ModuleList([nn.Linear(D, 64), nn.Linear(64, 64)])
+        self.drop = nn.Dropout(0.1)
+        self.head = nn.Linear(64, classes)
+        self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
+        self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else None
+        self.softmax = nn.Softmax(dim=1) if kind == "softmax" else None
+
+    def forward(self, x):
+        h = x
+        for layer in self.layers:
+            h = self.drop(F.relu(layer(h)))
+        if self.side is not None:
+            s = F.relu(self.side(x))
+            h = h + (s.detach() if self.kind == "detached" else s)
+        out = self.head(h)
+        if self.softmax is not None:
+            out = self.softmax(out)
+        if self.aux is not None:
+            return out, self.aux(h)
+        return out
+
+
+@dataclass
+class Loop:
+    """The knobs of one hand-written loop; defaults are the healthy loop."""
+
+    model: str = ""
+    lr: float = 0.1
+    zero_grad: str = "before"  # before | never | between (after backward, before step)
+    opt_on_copy: bool = False
+    freeze: str = ""  # all_but_bias (a slicing mistake) | first (intended)
+    unfreeze_body: str = ""  # "" | forgot_optimizer | added
+    eval_in_training: bool = False  # model.train() never called again after validation
+    no_eval_for_validation: bool = False
+    scheduler: str = ""  # per_batch | per_epoch
+    loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | mse_broadcast | mse
+    sort: bool = False
+    same_batch: bool = False
+    one_based: bool = False
+    scale_inputs: float = 1.0
+    clip: float | None = None
+    accumulate: int = 1
+    divide_accumulated: bool = True
+    zero_init: bool = False
+    misalign: bool = False
+    skip_step: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def run(cfg: Loop, seed: int = 0, every: int = 20):
+    """Train one loop; returns (check report, watch report)."""
+    torch.manual_seed(seed)
+    x, y = blobs(N, seed)
+    xv, yv = blobs(NV, seed + 1)
+    x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
+    if cfg.sort:
+        order = y.argsort(stable=True)
+        x, y = x[order], y[order]
+    if cfg.misalign:
+        y = y[torch.randperm(N, generator=torch.Generator().manual_seed(7))]
+    classes = C + 1 if cfg.one_based else C
+    if cfg.one_based:
+        y, yv = y + 1, yv + 1
+    regression = cfg.loss.startswith("mse")
+    if regression:
+        y, yv = x[:, 0] - x[:, 1], xv[:, 0] - xv[:, 1]
+    model = Net(cfg.model, 1 if regression else classes)
+    if cfg.zero_init:
+        for p in model.parameters():
+            nn.init.zeros_(p)
+    if cfg.freeze == "all_but_bias":
+        for p in list(model.parameters())[:-1]:  # meant [:2]: freezes everything but the output bias
+            p.requires_grad = False
+    elif cfg.freeze == "first":
+        for p in list(model.parameters())[:2]:
+            p.requires_grad = False
+    if cfg.unfreeze_body:
+        for p in model.layers.parameters():
+            p.requires_grad = False
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
+                          momentum=0.9 if cfg.lr < 1 else 0.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
+
+    def loss_fn(out, t):
+        if cfg.loss == "dim0":
+            return F.nll_loss(F.log_softmax(out, dim=0), t)
+        if cfg.loss == "mse_broadcast":
+            return F.mse_loss(out, t)  # (B, 1) vs (B,): broadcast to (B, B)
+        if cfg.loss == "mse":
+            return F.mse_loss(out.squeeze(1), t)
+        if cfg.loss in ("aux", "aux_item"):
+            logits, aux = out
+            extra = F.cross_entropy(aux, t % 2)
+            return F.cross_entropy(logits, t) + 0.3 * (extra.item() if cfg.loss == "aux_item" else extra)
+        return F.cross_entropy(out, t)
+
+    pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt)
+    steps_per_epoch = N // BATCH
+    first = torch.arange(BATCH)
+    with doctor.watch(model, opt, every=every) as w:
+        for epoch in range(EPOCHS):
+            if not cfg.eval_in_training:
+                model.train()
+            if cfg.unfreeze_body and epoch == 1:
+                for p in model.layers.parameters():
+                    p.requires_grad = True
+                if cfg.unfreeze_body == "added":
+                    opt.add_param_group({"params": list(model.layers.parameters())})
+            perm = torch.arange(N) if cfg.sort else torch.randperm(N)
+            for i in range(steps_per_epoch):
+                idx = first if cfg.same_batch else perm[i * BATCH : (i + 1) * BATCH]
+                if cfg.zero_grad == "before":
+                    opt.zero_grad()
+                micro = idx.chunk(cfg.accumulate)
+                for part in micro:
+                    out = model(x[part])
+                    loss = loss_fn(out, y[part])
+                    if cfg.loss == "twice":
+                        loss = loss + loss_fn(out, y[part])
+                    if cfg.accumulate > 1 and cfg.divide_accumulated:
+                        loss = loss / cfg.accumulate
+                    loss.backward()
+                if cfg.zero_grad == "between":
+                    opt.zero_grad()
+                if cfg.clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                if not cfg.skip_step:
+                    opt.step()
+                if sched is not None and cfg.scheduler == "per_batch":
+                    sched.step()
+                w.step(loss, y=y[idx])
+            if sched is not None and cfg.scheduler == "per_epoch":
+                sched.step()
+            if not cfg.no_eval_for_validation:
+                model.eval()
+            with torch.no_grad():
+                val = float(loss_fn(model(xv), yv))
+            w.validate(val)
+    model.eval()
+    with torch.no_grad():
+        errors = {}
+        if not regression:
+            for split, (xs, ys) in {"train_error": (x, y), "val_error": (xv, yv)}.items():
+                out = model(xs)
+                out = out[0] if isinstance(out, tuple) else out
+                errors[split] = float((out.argmax(1) != ys).float().mean())
+    return pre, w.report(**errors)
+
+
+@dataclass
+class Case:
+    name: str
+    bug: Loop
+    twin: Loop
+    cause: str  # a substring of the check name (or value) that must name the bug
+
+
+CASES = [
+    Case("no zero_grad: gradients accumulate", Loop(zero_grad="never"), Loop(), "loop: gradients"),
+    Case("zero_grad between backward and step", Loop(zero_grad="between"), Loop(), "loop: gradients"),
+    Case("optimizer built on a copy of the model", Loop(opt_on_copy=True), Loop(), "loop: optimizer holds"),
+    Case("layers unfrozen but never added to the optimizer", Loop(unfreeze_body="forgot_optimizer"),
+         Loop(unfreeze_body="added"), "loop: optimizer holds"),
+    Case("frozen by mistake (everything but the output bias)", Loop(freeze="all_but_bias"), Loop(freeze="first"),
+         "frozen"),
+    Case("a detached branch", Loop(model="detached"), Loop(model="branch"), "loop: every trainable"),
+    Case("auxiliary loss cut off with .item()", Loop(model="aux", loss="aux_item"), Loop(model="aux", loss="aux"),
+         "loop: every trainable"),
+    Case("model.eval() never undone: training in eval mode", Loop(eval_in_training=True), Loop(), "loop: train/eval"),
+    Case("validation in train mode (no model.eval())", Loop(no_eval_for_validation=True), Loop(),
+         "loop: train/eval"),
+    Case("per-epoch scheduler stepped per batch", Loop(scheduler="per_batch"), Loop(scheduler="per_epoch"),
+         "loop: learning rate applied"),
+    Case("loss counted twice", Loop(loss="twice", lr=0.05), Loop(lr=0.05), "loop: loss"),
+    Case("softmax before CrossEntropyLoss (double softmax)", Loop(model="softmax"), Loop(), "loop: loss"),
+    Case("log_softmax over the batch axis", Loop(loss="dim0"), Loop(), "loop: loss"),
+    Case("data sorted by label, never shuffled", Loop(sort=True), Loop(), "loop: labels"),
+    Case("the same batch every step (next(iter(loader)) outside the loop)", Loop(same_batch=True), Loop(),
+         "loop: inputs"),
+    Case("1-based labels", Loop(one_based=True), Loop(), "loop: labels"),
+    Case("inputs not normalized (x255)", Loop(scale_inputs=255.0, lr=1e-4), Loop(),
+         "inputs"),
+    Case("gradient clipping below the typical norm", Loop(clip=1e-3), Loop(clip=100.0), "loop: gradients"),
+    Case("gradient accumulation without dividing by k", Loop(accumulate=4, divide_accumulated=False, lr=0.05),
+         Loop(accumulate=4, lr=0.05), "loop: loss"),
+    Case("learning rate far too high", Loop(lr=30.0), Loop(), "learning rate (loss curve)"),
+    Case("learning rate far too low", Loop(lr=1e-5), Loop(), "learning rate (loss curve)"),
+    Case("layers kept in a Python list", Loop(model="python_list"), Loop(), "parameters registered"),
+    Case("all weights initialized to zero", Loop(zero_init=True), Loop(), "symmetry"),
+    Case("labels shuffled apart from their inputs", Loop(misalign=True), Loop(), "input-independent baseline"),
+    Case("optimizer.step() forgotten", Loop(skip_step=True), Loop(), "loop: optimizer.step()"),
+    Case("regression output (B, 1) against targets (B,)", Loop(loss="mse_broadcast", lr=0.01),
+         Loop(loss="mse", lr=0.01), "loop: labels"),
+]
+
+
+def flagged(reports) -> list:
+    return [v for r in reports for v in r if v.status in ("warn", "fail")]
+
+
+def classify(reports, cause: str) -> tuple[str, list]:
+    alarms = flagged(reports)
+    right = [v for v in alarms if cause in v.check or cause in str(v.value)]
+    return ("right" if right else "other" if alarms else "missed"), (right or alarms)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", default=None, help="substrings of case names to run")
+    ap.add_argument("--every", type=int, default=20)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cases = [c for c in CASES if not args.only or any(s in c.name for s in args.only)]
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {len(cases)} bug classes")
+    tally = {"right": 0, "other": 0, "missed": 0}
+    false_fails = false_warns = 0
+    tic = time.perf_counter()
+    for case in cases:
+        outcome, why = classify(run(case.bug, every=args.every), case.cause)
+        tally[outcome] += 1
+        twin = flagged(run(case.twin, every=args.every))
+        fails = [v for v in twin if v.status == "fail"]
+        false_fails += len(fails)
+        false_warns += len(twin) - len(fails)
+        shown = "; ".join(f"{v.check}: {str(v.value)[:70]}" for v in why[:2])
+        twin_text = "; ".join(f"{v.status} {v.check}: {str(v.value)[:60]}" for v in twin) or "clean"
+        print(f"- {case.name}: **{outcome}** ({shown}) | twin: {twin_text}", flush=True)
+    n = len(cases)
+    print(f"\nright cause {tally['right']}/{n} ({tally['right'] / max(n, 1):.0%}), other alarm {tally['other']}, "
+          f"missed {tally['missed']}; twins: {false_fails} false fails, {false_warns} false warns; "
+          f"{time.perf_counter() - tic:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
