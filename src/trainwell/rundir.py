@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from trainwell.errors import TrainwellError
+from trainwell.manifest import record as record_written
 
 
 def _fsync_dir(path: Path) -> None:
@@ -63,6 +64,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
     _fsync_dir(path.parent)
+    record_written(path)  # in a run folder's manifest: --force may delete what trainwell wrote, nothing else
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -138,6 +140,7 @@ def append_jsonl(path: str | Path, record: dict) -> None:
         if exc.filename is None:  # e.g. ENOSPC on flush: say which file
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
+    record_written(path)
 
 
 def sync_file(path: str | Path) -> None:
@@ -187,6 +190,13 @@ class RunDir:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.figures.mkdir(parents=True, exist_ok=True)
         return self
+
+    def write_empty(self, name: str) -> Path:
+        """Create (or empty) the log ``name`` in the run folder, recorded as trainwell's."""
+        path = self.path / name
+        path.write_text("", encoding="utf-8")
+        record_written(path)
+        return path
 
     def read_summary(self) -> dict:
         try:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from trainwell.config import Config, config_from_dict, parse_override, read_toml, to_toml
 from trainwell.errors import ConfigError, TrainwellError
+from trainwell.manifest import record
 from trainwell.pipeline import POPULATION_KEYS, fit, fit_population, inert_model_keys
 from trainwell.pipeline import population_blocker as configs_blocker
 from trainwell.runclaim import Claim
@@ -222,6 +223,7 @@ def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(table)
+    record(out / "results.csv")
     atomic_write_json(out / "summary.json", {"mode": mode, "members": len(rows), "wall_s": round(wall, 3),
                                              "grid": {k: [str(v) for v in vs] for k, vs in grid.items()},
                                              "seeds": seeds, "skipped_checks": skipped, "backend": backend,

@@ -27,6 +27,7 @@ import torch
 
 import trainwell
 from trainwell.lab import base, registry
+from trainwell.manifest import record
 from trainwell.rundir import atomic_write_json, atomic_write_text, to_json
 
 COLORS = {"pass": "#17803d", "fail": "#b3261e", "inconclusive": "#b26b00", "unstable": "#8a3ffc", "error": "#555"}
@@ -38,6 +39,7 @@ def _save_figures(figures: dict, folder: Path) -> list[str]:
     for name, fig in figures.items():
         path = folder / f"{name}.png"
         fig.savefig(path, dpi=90)
+        record(path)
         names.append(f"figures/{path.name}")
     return names
 

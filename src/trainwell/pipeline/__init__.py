@@ -45,6 +45,7 @@ from trainwell.nn.sdr import sdr_layers
 from trainwell.nn.size import check_model_fits
 from trainwell.nn.variance_shift import variance_shift
 from trainwell.regularize import Penalty, count_nonzero
+from trainwell.manifest import record as record_written
 from trainwell.runclaim import Claim
 from trainwell.rundir import (
     RunDir,
@@ -348,6 +349,7 @@ def _report_callbacks(prep: Prepared, run: RunDir) -> list:
     out = ([LiveReport(run.path, shape, every=cfg.report.every, every_seconds=cfg.report.every_seconds)]
            if cfg.report.enabled else [])
     if cfg.report.tensorboard:
+        record_written(run.path / "tensorboard", tree=True)  # TensorBoard names its event files itself
         out.append(loggers.TensorBoardLogger(run.path / "tensorboard", every=cfg.doctor.monitor_every,
                                              input_shape=shape))
     return out
@@ -548,8 +550,8 @@ def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> 
     """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts."""
     run.create()
     atomic_write_text(run.config, to_toml(cfg))
-    run.metrics.write_text("", encoding="utf-8")
-    (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
+    run.write_empty("metrics.jsonl")
+    run.write_empty("monitors.jsonl")
     pre = []
     if cfg.doctor.preflight:
         progress_mod.note("running the doctor's pre-flight checks...", quiet)
