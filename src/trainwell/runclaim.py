@@ -373,24 +373,29 @@ class Claim:
             old_lock.release()
             raise
         aside = path.parent / ASIDE.format(name=path.name, pid=os.getpid())
-        with _signals_deferred():  # a signal never lands between the rename and the new folder's marker
-            try:
-                os.rename(path, aside)
-            finally:
-                old_lock.release()
-            made = False
-            try:
+        claim = made = None
+        try:
+            with _signals_deferred():  # no signal lands between the rename and the new folder's marker
+                try:
+                    os.rename(path, aside)
+                finally:
+                    old_lock.release()
                 path.mkdir()
                 made = True
-                return cls._start(path, kind, aside=aside, created=True)
-            except BaseException:
+                claim = cls._start(path, kind, aside=aside, created=True)
+            return claim  # a signal held back above is raised by now, inside this try
+        except BaseException:
+            if claim is not None:
+                claim.rollback()
+                claim.release()
+            elif aside.exists():
                 if made:
                     shutil.rmtree(path, ignore_errors=True)
                 try:
                     os.rename(aside, path)
                 except OSError:
                     _note(f"{aside} holds the earlier run: rename it back to {path.name}")
-                raise
+            raise
 
     @classmethod
     def resume(cls, path: str | Path) -> Claim:
