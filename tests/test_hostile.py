@@ -139,3 +139,144 @@ def test_force_through_a_symlink_leaves_no_dangling_aside(workdir, capsys):
     assert os.path.islink(workdir / "link") and os.readlink(workdir / "link") == "real"
     assert json.loads((workdir / "link" / "summary.json").read_text())["epochs"] == 3
     assert not [p.name for p in workdir.iterdir() if p.name.startswith(".")]
+
+
+# -- the lab's results folder ---------------------------------------------------------------------------------
+@pytest.fixture
+def fake_lab(monkeypatch):
+    """One instant lab experiment, ``steady``, whose verdict passes and that draws one figure."""
+    import types
+    from dataclasses import dataclass
+
+    from matplotlib.figure import Figure
+
+    from trainwell.lab import base, registry
+
+    @dataclass
+    class Config:
+        seed: int = 0
+
+        @classmethod
+        def quick(cls):
+            return cls()
+
+    def plot(result):
+        fig = Figure(figsize=(2, 2))
+        fig.subplots().plot([0, 1], [0, 1])
+        return {"line": fig}
+
+    mod = types.SimpleNamespace(NAME="steady", CLAIM="steady claim", PAPER="none",
+                                EXPECTED_S={"quick": 1, "default": 1}, Config=Config,
+                                run=lambda cfg, workdir=None: {"seed": cfg.seed}, plot=plot,
+                                verdict=lambda r: base.make_verdict("steady claim", True, {"x": 1}, "t"))
+    monkeypatch.setattr(registry, "experiments", lambda: {"steady": mod})
+    return mod
+
+
+def _lab(out, *extra):
+    return main(["lab", "run", "steady", "--quick", "--out", str(out), *extra])
+
+
+@pytest.mark.parametrize("out", [".", "site"])
+def test_lab_never_writes_into_a_folder_that_is_not_a_lab_folder(workdir, capsys, fake_lab, out):
+    """Attack: lab run --out . in a project, or --out a user's web folder with its own index.html/index.json."""
+    (workdir / "site").mkdir()
+    (workdir / "site" / "index.html").write_text("<h1>my site</h1>")
+    (workdir / "site" / "index.json").write_text("{}")
+    before = _tree(workdir)
+    assert _lab(out) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a trainwell lab folder" in err
+    assert _tree(workdir) == before
+
+
+def test_lab_out_a_file_is_one_line(workdir, capsys, fake_lab):
+    """Attack: lab run --out FILE (used to end in the errno text "File exists")."""
+    (workdir / "results").write_text("keep")
+    assert _lab("results") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "results is a file, not a folder" in err
+    assert (workdir / "results").read_text() == "keep"
+
+
+def test_lab_reruns_into_its_own_folder_and_keeps_a_users_files(workdir, capsys, fake_lab):
+    """Attack: re-run the lab into its folder after adding notes: only the lab's own results are rewritten."""
+    assert _lab("lab") == 0
+    (workdir / "lab" / "notes.md").write_text("mine")
+    (workdir / "lab" / "steady" / "my-plot.png").write_bytes(b"mine")
+    assert _lab("lab") == 0
+    assert (workdir / "lab" / "notes.md").read_text() == "mine"
+    assert (workdir / "lab" / "steady" / "my-plot.png").read_bytes() == b"mine"
+    assert json.loads((workdir / "lab" / "index.json").read_text())[0]["name"] == "steady"
+
+
+def test_a_lab_folder_from_before_markers_is_adopted(workdir, capsys, fake_lab):
+    """A results folder an earlier trainwell wrote (index.json, experiment folders, no marker) is still a lab's."""
+    assert _lab("lab") == 0
+    for own in (".trainwell-run", ".trainwell-files", ".lock"):
+        (workdir / "lab" / own).unlink()
+    assert _lab("lab") == 0
+    assert (workdir / "lab" / ".trainwell-run").is_file()
+
+
+def test_two_lab_runs_into_one_folder_the_second_is_refused(workdir, capsys, fake_lab):
+    """Attack: two lab runs into one folder at once (the index used to lose one of them silently)."""
+    assert _lab("lab") == 0
+    first = Claim.reuse("lab", "lab")  # a lab run in progress in another process holds the same lock
+    try:
+        capsys.readouterr()
+        assert _lab("lab") == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "in use by another trainwell process" in err
+    finally:
+        first.release()
+    assert _lab("lab") == 0
+
+
+HOSTILE = '<img src=x onerror=alert(1)>'
+
+
+def _hostile_summary(lab, **fields):
+    path = lab / "steady" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary.update(fields)
+    path.write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize("fields", [
+    {"verdict": {"claim": "c", "status": HOSTILE, "evidence": {}, "threshold": ""}},
+    {"size": HOSTILE},
+    {"name": HOSTILE},
+    {"figures": ["../../secret.txt"]},
+    {"figures": ["figures/../../../secret.png"]},
+    {"wall_s": "1 s"},
+    {"per_seed": [{"seed": 0, "verdict": {"status": HOSTILE}, "wall_s": 1.0}]},
+])
+def test_lab_resume_never_reuses_a_hostile_summary(workdir, capsys, fake_lab, fields):
+    """Attack: lab run --resume on a lab folder whose summary.json carries script, a foreign figure path or a
+    wrong type: the experiment runs again, and nothing of it reaches the page."""
+    (workdir / "secret.txt").write_text("TOP SECRET")
+    (workdir / "secret.png").write_text("TOP SECRET")
+    assert _lab("lab") == 0
+    _hostile_summary(workdir / "lab", **fields)
+    capsys.readouterr()
+    assert _lab("lab", "--resume") == 0
+    assert "not reused" in capsys.readouterr().out
+    page = (workdir / "lab" / "index.html").read_text()
+    assert "onerror" not in page and "TOP SECRET" not in page
+    import base64
+    assert base64.b64encode(b"TOP SECRET").decode() not in page
+    assert json.loads((workdir / "lab" / "steady" / "summary.json").read_text())["verdict"]["status"] == "pass"
+
+
+def test_the_lab_index_escapes_every_value(workdir, fake_lab):
+    """Attack: script in a claim, paper, threshold, per-seed status or evidence reaches the index page."""
+    from trainwell.lab.runner import write_index
+
+    (workdir / "lab").mkdir()
+    s = {"name": HOSTILE, "claim": HOSTILE, "paper": HOSTILE, "size": HOSTILE, "seeds": [0], "wall_s": 1.0,
+         "figures": [], "verdict": {"claim": HOSTILE, "status": HOSTILE, "evidence": {HOSTILE: HOSTILE},
+                                    "threshold": HOSTILE},
+         "per_seed": [{"seed": HOSTILE, "verdict": {"status": HOSTILE}, "wall_s": HOSTILE}]}
+    page = write_index([s], workdir / "lab").read_text()
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
