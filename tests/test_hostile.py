@@ -280,3 +280,57 @@ def test_the_lab_index_escapes_every_value(workdir, fake_lab):
          "per_seed": [{"seed": HOSTILE, "verdict": {"status": HOSTILE}, "wall_s": HOSTILE}]}
     page = write_index([s], workdir / "lab").read_text()
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+# -- report pages ---------------------------------------------------------------------------------------------
+def _append_metric(run, **fields):
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    last.update(fields)
+    lines[-1] = json.dumps(last)
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_json_in_a_report_script_cannot_end_or_escape_the_element(workdir, capsys):
+    """Attack: a metric key holding '<!--<script>' (or '</script>') put the HTML parser in script-data-escaped
+    state and the rest of the page disappeared."""
+    from trainwell.viz.page import json_for_script
+
+    assert _fit("run") == 0
+    evil = "<!--<script></script>&"
+    _append_metric(workdir / "run", **{evil: 1.0})
+    assert main(["report", "run"]) == 0
+    page = (workdir / "run" / "report.html").read_text()
+    data = page.split('<script type="application/json" id="trainwell-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data and "&" not in data
+    assert evil in json.loads(data)["lines"][-1]["series"][0]["label"]  # the value itself is intact
+    assert json.loads(json_for_script({"k": evil})) == {"k": evil}
+
+
+@pytest.mark.parametrize("field, value", [("epoch", "3"), ("epoch", -1), ("step", 1.5), ("train_loss", "low"),
+                                          ("val_acc", [0.5])])
+def test_report_of_a_run_with_a_wrong_field_is_one_line(workdir, capsys, field, value):
+    """Attack: trainwell report DIR with a metrics.jsonl whose epoch is a string (a TypeError traceback from the
+    plots) and the like: one line naming the file, the field and what is allowed, exit 2."""
+    assert _fit("run") == 0
+    _append_metric(workdir / "run", **{field: value})
+    capsys.readouterr()
+    assert main(["report", "run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "metrics.jsonl" in err and repr(field) in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name, body", [("summary.json", {"best_epoch": "two"}), ("model.json", [{"name": "x"}]),
+                                        ("preflight.json", {"not": "a list"})])
+def test_report_validates_every_file_it_reads(workdir, capsys, name, body):
+    """Attack: summary.json, model.json or preflight.json with fields of the wrong type."""
+    assert _fit("run", "--set", "report.enabled=true") == 0
+    path = workdir / "run" / name
+    if name == "summary.json":
+        body = {**json.loads(path.read_text()), **body}
+    path.write_text(json.dumps(body))
+    capsys.readouterr()
+    assert main(["report", "run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and name in err
