@@ -334,3 +334,59 @@ def test_report_validates_every_file_it_reads(workdir, capsys, name, body):
     assert main(["report", "run"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and name in err
+
+
+# -- resources ------------------------------------------------------------------------------------------------
+def test_a_gzip_bomb_idx_is_refused_from_its_header_without_inflating_it(workdir):
+    """Attack: a small .gz IDX file that inflates to gigabytes (it used to be read whole, then size-checked)."""
+    import gzip
+    import tracemalloc
+
+    from trainwell.data.files import MAX_IDX_BYTES, read_idx
+    from trainwell.errors import DataError
+
+    header = bytes([0, 0, 0x08, 3]) + (60_000).to_bytes(4, "big") + (200).to_bytes(4, "big") * 2  # 2.4 GB declared
+    assert 60_000 * 200 * 200 > MAX_IDX_BYTES
+    with gzip.open(workdir / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(header)
+        for _ in range(64):
+            f.write(bytes(1 << 20))  # 64 MB of zeros: a few kB on disk
+    tracemalloc.start()
+    with pytest.raises(DataError, match="declares dims .* over trainwell's limit"):
+        read_idx(workdir / "train-images-idx3-ubyte.gz")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20  # nothing was inflated beyond the header
+
+
+def test_a_gzip_idx_is_streamed_and_checked_against_its_header(workdir):
+    """A .gz IDX file with more data than its header declares is refused after reading only what it declares."""
+    import gzip
+
+    from trainwell.data.files import read_idx
+    from trainwell.errors import DataError
+
+    header = bytes([0, 0, 0x08, 1]) + (4).to_bytes(4, "big")
+    (workdir / "ok.gz").write_bytes(gzip.compress(header + bytes([1, 2, 3, 4])))
+    assert read_idx(workdir / "ok.gz").tolist() == [1, 2, 3, 4]
+    (workdir / "long.gz").write_bytes(gzip.compress(header + bytes(10 << 20)))
+    with pytest.raises(DataError, match="trailing bytes"):
+        read_idx(workdir / "long.gz")
+
+
+def test_a_huge_sweep_grid_is_counted_and_refused_before_building_configs(workdir, capsys, monkeypatch):
+    """Attack: sweep --grid with 10^6 combinations (every config used to be built before any size check)."""
+    import trainwell.sweep as sweep_mod
+    from trainwell.sweep import MAX_MEMBERS
+
+    built = []
+    monkeypatch.setattr(sweep_mod, "config_from_dict", lambda raw: built.append(1))
+    values = ",".join(str(v) for v in range(10))
+    grid = [a for k in ("train.seed", "train.epochs", "train.batch_size", "optim.lr", "optim.weight_decay",
+                        "optim.momentum") for a in ("--grid", f"{k}={values}")]
+    assert main(["sweep", *TINY, *grid, "--out", "s"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "1,000,000 members" in err and f"{MAX_MEMBERS:,}" in err
+    assert built == [] and not (workdir / "s").exists()
+    assert main(["sweep", *TINY, "--grid", "optim.lr=0.1,0.01", "--seeds", str(MAX_MEMBERS), "--out", "s"]) == 2
+    assert f"{2 * MAX_MEMBERS:,} members" in capsys.readouterr().err
