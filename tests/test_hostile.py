@@ -390,3 +390,32 @@ def test_a_huge_sweep_grid_is_counted_and_refused_before_building_configs(workdi
     assert built == [] and not (workdir / "s").exists()
     assert main(["sweep", *TINY, "--grid", "optim.lr=0.1,0.01", "--seeds", str(MAX_MEMBERS), "--out", "s"]) == 2
     assert f"{2 * MAX_MEMBERS:,} members" in capsys.readouterr().err
+
+
+# -- silent wrong results -------------------------------------------------------------------------------------
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
+def test_a_run_interrupted_in_its_last_epoch_and_resumed_is_not_reported_interrupted(workdir, capsys):
+    """Attack: SIGINT during the last epoch, then --resume: summary.json, last.pt and the report used to keep
+    stop_reason "interrupted by SIGINT" although the run had completed."""
+    from trainwell.config import load_config
+    from trainwell.pipeline import fit
+    from trainwell.rundir import load_checkpoint
+    from trainwell.train.callbacks import Callback
+    from trainwell.train.interrupt import Interrupted
+
+    class SignalInLastEpoch(Callback):
+        def on_epoch_start(self, state):
+            if state.epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    cfg = load_config(None, [a for a in TINY if a != "--set"] + ["report.enabled=true"])
+    with pytest.raises(Interrupted):
+        fit(cfg, out="run", quiet=True, callbacks=[SignalInLastEpoch()])
+    assert load_checkpoint(workdir / "run" / "checkpoints" / "last.pt")["stop"] == "interrupted by SIGINT"
+    assert main(["fit", "--resume", "run", "--quiet", "--json"]) == 0
+    summary = json.loads((workdir / "run" / "summary.json").read_text())
+    assert summary["stop_reason"] == "completed 2 epochs" and summary["epochs"] == 2
+    assert load_checkpoint(workdir / "run" / "checkpoints" / "last.pt")["stop"] is None
+    assert "interrupted" not in (workdir / "run" / "report.html").read_text().split("id='run-state'>")[1][:200]
+    assert main(["fit", "--resume", "run", "--quiet"]) == 0  # resuming the completed run changes nothing
+    assert json.loads((workdir / "run" / "summary.json").read_text())["stop_reason"] == "completed 2 epochs"

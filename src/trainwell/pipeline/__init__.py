@@ -509,9 +509,13 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
                 except KeyboardInterrupt:  # a second signal: stopped mid-epoch, the last checkpoint on disk stays
                     raise interrupt.Interrupted(run.path, signals.received or "SIGINT", len(trainer.state.history),
                                                 saved=False) from None
-            if ckpt is not None and state.stop is None and ckpt.get("stop") \
-                    and len(state.history) == ckpt["epoch"] + 1:
-                state.stop = ckpt["stop"]  # a finished run resumed: no epoch ran, its stop reason stands
+            resumed_only = ckpt is not None and len(state.history) == ckpt["epoch"] + 1  # no epoch ran now
+            inherited = str(ckpt.get("stop") or "") if ckpt is not None else ""
+            if resumed_only and state.stop is None and inherited and not inherited.startswith("interrupted"):
+                state.stop = inherited  # a finished run resumed: no epoch ran, its stop reason stands
+            if resumed_only and inherited.startswith("interrupted") and signals.received is None and main:
+                # stopped by a signal after its last epoch: it has completed now, and last.pt says so
+                next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint)).save(state)
             if signals.received is not None and (state.stop or "").startswith("interrupted"):
                 raise interrupt.Interrupted(run.path, signals.received, len(state.history))
             fit_s = time.perf_counter() - fit_tic
