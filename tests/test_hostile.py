@@ -419,3 +419,41 @@ def test_a_run_interrupted_in_its_last_epoch_and_resumed_is_not_reported_interru
     assert "interrupted" not in (workdir / "run" / "report.html").read_text().split("id='run-state'>")[1][:200]
     assert main(["fit", "--resume", "run", "--quiet"]) == 0  # resuming the completed run changes nothing
     assert json.loads((workdir / "run" / "summary.json").read_text())["stop_reason"] == "completed 2 epochs"
+
+
+# -- one clear line -------------------------------------------------------------------------------------------
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+@pytest.mark.parametrize("content", ["code", "garbage", "empty"])
+def test_a_hostile_or_damaged_checkpoint_is_refused_without_torchs_advice(workdir, capsys, content):
+    """Attack: --resume a run whose last.pt would run code when unpickled (or is garbage): refused in one line,
+    without torch's advice to set weights_only=False "if you trust the source"."""
+    import torch
+
+    assert _fit("run") == 0
+    last = workdir / "run" / "checkpoints" / "last.pt"
+    if content == "code":
+        torch.save({"model": _RunsCode()}, last)
+    else:
+        last.write_bytes(b"\x80\x04not a pickle" if content == "garbage" else b"")
+    capsys.readouterr()
+    assert main(["fit", "--resume", "run", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "not a trainwell checkpoint (it would run code, or it is damaged)" in err
+    assert "weights_only" not in err and "trust" not in err
+    assert not (workdir / "pwned.txt").exists()
+
+
+def test_an_output_path_in_a_missing_folder_is_one_line_and_creates_nothing(workdir, capsys):
+    """Attack: filters --out /nonexistent/dir/x.png used to create the folders from the root down."""
+    missing = workdir / "no" / "such" / "dir"
+    for cmd in (["filters", "--out", str(missing / "x.png")], ["lr-find", *TINY, "--out", str(missing / "l.png")]):
+        capsys.readouterr()
+        assert main(cmd) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "does not exist" in err and str(missing) in err
+        assert not (workdir / "no").exists()

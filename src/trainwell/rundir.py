@@ -15,6 +15,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +105,15 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise TrainwellError(f"{path}: checkpoint not found")
+    if not path.is_file():
+        raise TrainwellError(f"{path}: not a file, so not a trainwell checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or hostile files raise many types; all mean "cannot use this file"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainwellError(f"{path}: not a loadable trainwell checkpoint ({first})") from None
+        with warnings.catch_warnings():  # torch's warnings about a strange pickle would be a second line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # corrupt or hostile files raise many types; all mean "cannot use this file"
+        # torch's text would advise weights_only=False "if you trust the source": for a file that would run code
+        raise TrainwellError(f"{path}: not a trainwell checkpoint (it would run code, or it is damaged)") from None
 
 
 CHECKPOINT_FIELDS = {"model": dict, "optimizer": dict, "schedule": dict, "epoch": int, "step": int, "history": list}
