@@ -16,8 +16,8 @@ import torch
 
 from trainwell import prune
 from trainwell.config import Config, config_from_dict
-from trainwell.pipeline import fit, initialize
 from trainwell.manifest import record
+from trainwell.pipeline import fit, initialize
 from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_torch_save, atomic_write_json, read_jsonl
 from trainwell.train.callbacks import Callback, State

@@ -38,6 +38,7 @@ from trainwell.doctor.check import check as doctor_check
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.verdict import Verdict
 from trainwell.errors import ConfigError, DataError, TrainwellError
+from trainwell.manifest import record as record_written
 from trainwell.nn.l0 import l0_sparsity
 from trainwell.nn.models import build_model
 from trainwell.nn.norm import count_trainable, train_only_norm
@@ -45,7 +46,6 @@ from trainwell.nn.sdr import sdr_layers
 from trainwell.nn.size import check_model_fits
 from trainwell.nn.variance_shift import variance_shift
 from trainwell.regularize import Penalty, count_nonzero
-from trainwell.manifest import record as record_written
 from trainwell.runclaim import Claim
 from trainwell.rundir import (
     RunDir,

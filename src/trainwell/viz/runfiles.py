@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import math
+
 from trainwell.errors import TrainwellError
 
 METRIC_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "time", "reg_loss")
