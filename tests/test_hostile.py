@@ -457,3 +457,25 @@ def test_an_output_path_in_a_missing_folder_is_one_line_and_creates_nothing(work
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "does not exist" in err and str(missing) in err
         assert not (workdir / "no").exists()
+
+
+def test_out_a_dangling_symlink_is_one_line(workdir, capsys):
+    """Attack: --out LINK where LINK points nowhere (or to a file)."""
+    os.symlink("nowhere", workdir / "link")
+    assert _fit("link") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "symbolic link" in err and not (workdir / "nowhere").exists()
+
+
+@pytest.mark.parametrize("mode", [[], ["--sequential"]])
+def test_sweep_force_replaces_its_own_sweep_and_keeps_a_users_file(workdir, capsys, mode):
+    """--force on an earlier sweep (population members, or sequential members with their own markers) replaces
+    it; a file the user added in a member's folder makes it refuse, naming the file."""
+    args = ["sweep", *TINY, "--grid", "optim.lr=0.01,0.1", "--out", "s", "--json", *mode]
+    assert main(args) == 0
+    assert main([*args, "--force"]) == 0
+    (workdir / "s" / "member-1" / "mine.txt").write_text("mine")
+    capsys.readouterr()
+    assert main([*args, "--force"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "member-1/mine.txt" in err and (workdir / "s" / "member-1" / "mine.txt").read_text() == "mine"

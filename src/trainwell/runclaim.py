@@ -329,8 +329,11 @@ class Claim:
             path = _reserve_new(Path(base), f"{name}-{config_hash}")
             return cls._start(path, kind, aside=None, created=True)
         path = Path(out)
-        if path.is_symlink() and path.is_dir():  # --out LINK: the run lives where the link points, LINK stays
-            path = path.resolve()
+        if path.is_symlink():
+            if not path.is_dir():
+                raise TrainwellError(f"--out {str(out)!r} is a symbolic link to {os.readlink(path)!r}, which is not "
+                                     f"a folder: choose another path")
+            path = path.resolve()  # --out LINK: the run lives where the link points, LINK stays
         if path.exists() and not path.is_dir():
             raise TrainwellError(f"--out {str(out)!r} is a file, not a directory: choose another path")
         _recover_asides(path)
