@@ -407,7 +407,9 @@ class Claim:
         if not path.is_dir():
             raise TrainwellError(f"--resume {str(path)!r}: no such run directory")
         _recover_asides(path, restore=False)
-        return cls(path, RunLock(path).acquire(), aside=None, created=False)
+        claim = cls(path, RunLock(path).acquire(), aside=None, created=False)
+        manifest.forget(path)
+        return claim
 
     @classmethod
     def reuse(cls, kind: str, out: str | Path, *, adopt: Callable[[Path], bool] | None = None) -> Claim:
@@ -434,8 +436,7 @@ class Claim:
             claim = cls._start(path, kind, aside=None, created=created)
         elif found == kind:
             claim = cls(path, RunLock(path).acquire(), aside=None, created=False, kind=kind)
-            if manifest.recorded(path) is None:
-                manifest.forget(path)
+            manifest.forget(path)  # record this run's writes afresh (duplicates in a manifest are harmless)
         else:
             what = f"a trainwell {found} run" if found else "not a trainwell lab folder (no .trainwell-run marker)"
             raise TrainwellError(f"--out {str(out)!r} already holds files and is {what}: choose a new or empty "
