@@ -479,3 +479,19 @@ def test_sweep_force_replaces_its_own_sweep_and_keeps_a_users_file(workdir, caps
     assert main([*args, "--force"]) == 2
     err = capsys.readouterr().err.strip()
     assert "member-1/mine.txt" in err and (workdir / "s" / "member-1" / "mine.txt").read_text() == "mine"
+
+
+def test_a_half_deleted_replaced_run_is_cleaned_up_only_if_it_is_all_trainwells(workdir, capsys):
+    """A kill while the replaced run was being deleted leaves .RUN.discarded-PID: the next claim finishes the
+    deletion if everything in it is in its manifest, and names it otherwise."""
+    assert _fit("a") == 0
+    assert _fit("b") == 0
+    os.rename(workdir / "a", workdir / ".run.discarded-999999999")
+    os.rename(workdir / "b", workdir / ".other.discarded-999999999")
+    (workdir / ".other.discarded-999999999" / "mine.txt").write_text("mine")
+    os.rename(workdir / ".other.discarded-999999999", workdir / ".run.discarded-999999998")
+    capsys.readouterr()
+    assert _fit("run") == 0
+    assert not (workdir / ".run.discarded-999999999").exists()
+    assert (workdir / ".run.discarded-999999998" / "mine.txt").read_text() == "mine"
+    assert "not deleted" in capsys.readouterr().err

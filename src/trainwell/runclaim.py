@@ -247,7 +247,8 @@ def _recover_asides(path: Path, restore: bool = True) -> None:
     ``.NAME.replaced-PID`` (the old run, moved aside) is put back when the replacement never started (``path`` is
     missing, empty, or a new run whose marker still names this aside and that no process holds); otherwise it is
     named in one line. ``.NAME.discarded-PID`` (an old run whose replacement had started: it was being deleted) is
-    deleted. With ``restore=False`` (resuming ``path``) asides are only named."""
+    deleted if its manifest covers everything in it, else named. With ``restore=False`` (resuming ``path``)
+    asides are only named."""
     parent, name = path.parent, path.name
     if not parent.is_dir():
         return
@@ -259,7 +260,11 @@ def _recover_asides(path: Path, restore: bool = True) -> None:
             _note(f"{aside} is an earlier run that process {pid} moved aside with --force; it is still running")
             continue
         if kind == "discarded":
-            shutil.rmtree(aside, ignore_errors=True)
+            if manifest.foreign_files(aside) == []:  # all trainwell's: finish deleting it, as was asked
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                _note(f"{aside} holds files trainwell did not write, so it is not deleted: move what you want to "
+                      f"keep and delete it")
             continue
         if restore and _put_back(path, aside):
             _note(f"put back {path} from {aside.name}: a --force replacement of it was stopped before it started")
