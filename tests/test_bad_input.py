@@ -46,6 +46,17 @@ def other_architecture_run(tmp):
     config.write_text(config.read_text().replace("hidden = [4]", "hidden = [7]"))
 
 
+LAB = "xor-direct-connections"
+GRID_OF_100_000 = [a for k in ("train.seed", "optim.lr", "train.epochs", "train.batch_size", "optim.weight_decay")
+                   for a in ("--grid", f"{k}=1,2,3,4,5,6,7,8,9,10")]
+
+
+def write_files(folder, files):
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+
+
 CASES = [
     # config keys, types and values
     (s("nope=1"), "unknown config key 'nope'"),
@@ -150,6 +161,17 @@ FILE_CASES = [
     (lambda t: (t / "r").mkdir() or (t / "r" / "summary.json").write_text("[1, 2]"), ["report", "r"],
      "not a trainwell summary (a JSON object), got a list"),
     (lambda t: None, ["sweep", *SPIRALS, "--grid", "optim.lr=0.1", "--grid", "optim.lr=0.2"], "is given twice"),
+    # hostile and careless input (tests/test_hostile.py has each attack in full)
+    (lambda t: None, ["sweep", *SPIRALS, *GRID_OF_100_000], "100,000 members"),
+    (lambda t: (t / "results").write_text("x"), ["lab", "run", LAB, "--quick", "--out", "results"],
+     "results is a file, not a folder"),
+    (lambda t: (t / "site").mkdir() or (t / "site" / "index.html").write_text("mine"),
+     ["lab", "run", LAB, "--quick", "--out", "site"], "not a trainwell lab folder"),
+    (lambda t: None, ["filters", "--out", "no/such/dir/x.png"], "'no/such/dir' does not exist"),
+    (lambda t: write_files(t / "r", {"metrics.jsonl": '{"epoch": "1", "step": 1}\n', "config.toml": ""}),
+     ["report", "r"], "field 'epoch' is '1'"),
+    (lambda t: write_files(t / "r", {".trainwell-run": '{"kind": "fit"}', "notes.md": "mine"}),
+     ["fit", "--out", "r", "--force", *SPIRALS], "no record of the files trainwell wrote"),
 ]
 
 USAGE_CASES = [

@@ -198,7 +198,7 @@ def test_bad_idx_contents_are_one_line_errors(tmp_path, case, change, fragment):
 
 def test_idx_dims_that_would_overflow_int64_are_refused(tmp_path):
     raw = bytes([0, 0, 0x08, 3]) + (2**31 - 1).to_bytes(4, "big") * 3  # 2**93 bytes of pixels claimed
-    with pytest.raises(DataError, match="IDX data truncated"):
+    with pytest.raises(DataError, match="over trainwell's limit"):
         parse_idx(raw)
 
 

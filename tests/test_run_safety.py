@@ -69,12 +69,44 @@ def test_force_with_a_bad_config_keeps_the_old_run(workdir, capsys):
 
 
 def test_force_replaces_an_earlier_fit_run_and_leaves_nothing_aside(workdir, capsys):
-    assert main(["fit", *TINY, "--quiet", "--out", "run"]) == 0
-    (workdir / "run" / "stale.txt").write_text("from the old run")
+    assert main(["fit", *TINY, "--quiet", "--out", "run", "--set", "report.enabled=true"]) == 0
+    assert main(["report", "run"]) == 0  # a rebuilt report is trainwell's file too
     assert main(["fit", *TINY, "--quiet", "--out", "run", "--force", "--set", "train.epochs=3"]) == 0
-    assert not (workdir / "run" / "stale.txt").exists()
     assert json.loads((workdir / "run" / "summary.json").read_text())["epochs"] == 3
+    assert not (workdir / "run" / "report.html").exists()  # the old run's files went with it
     assert not [p for p in workdir.iterdir() if p.name.startswith(".")]
+
+
+def test_force_never_deletes_files_a_user_added_to_a_run(workdir, capsys):
+    """Attack: fit into RUN, add notes, an analysis script and a hand-made checkpoint, then fit --force."""
+    assert main(["fit", *TINY, "--quiet", "--out", "run"]) == 0
+    capsys.readouterr()
+    added = {"notes.md": "my notes", "analysis/plot.py": "print(1)", "checkpoints/finetuned-by-hand.pt": "weights"}
+    for rel, text in added.items():
+        (workdir / "run" / rel).parent.mkdir(exist_ok=True)
+        (workdir / "run" / rel).write_text(text)
+    before = _files(workdir)
+    assert main(["fit", *TINY, "--quiet", "--out", "run", "--force", "--set", "train.epochs=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--force refused" in err and "3 files trainwell did not write" in err
+    for rel, text in added.items():
+        assert rel in err and (workdir / "run" / rel).read_text() == text
+    assert _files(workdir) == before
+    for rel in added:  # moved out by the user: now --force may replace the run
+        (workdir / "run" / rel).unlink()
+    (workdir / "run" / "analysis").rmdir()
+    assert main(["fit", *TINY, "--quiet", "--out", "run", "--force", "--set", "train.epochs=3"]) == 0
+
+
+def test_force_refuses_a_marked_run_without_a_manifest(workdir, capsys):
+    """Attack: a folder with a forged (or pre-manifest) marker and no record of what trainwell wrote."""
+    (workdir / "run").mkdir()
+    (workdir / "run" / ".trainwell-run").write_text('{"kind": "fit"}')
+    (workdir / "run" / "thesis.tex").write_text("years of work")
+    assert main(["fit", *TINY, "--quiet", "--out", "run", "--force"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no record of the files trainwell wrote" in err
+    assert (workdir / "run" / "thesis.tex").read_text() == "years of work"
 
 
 def test_failure_before_the_run_starts_puts_the_old_run_back(workdir):

@@ -43,6 +43,20 @@ def _one_line(message: str) -> str:
     return text
 
 
+def _output_file(text: str) -> Path:
+    """An output file's path, checked before any work: its folder must exist (as with ``cp`` or
+    ``matplotlib.savefig``, no folder is created), and the path must not be a folder."""
+    path = Path(text)
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise TrainwellError(f"--out {text!r}: the folder {str(parent)!r} {what}: create it first or choose another "
+                             f"path (trainwell does not create folders for an output file)")
+    if path.is_dir():
+        raise TrainwellError(f"--out {text!r} is a folder: give a file name, e.g. {str(path / 'plot.png')!r}")
+    return path
+
+
 def _result_table(summary: dict, run_dir) -> object:
     from rich.table import Table
 
@@ -205,6 +219,7 @@ def cmd_filters(args) -> int:
     if suffix not in formats:
         raise TrainwellError(f"--out {args.out!r}: the extension must name an image format: "
                              f"{', '.join(sorted(formats))}")
+    _output_file(args.out)
     digit = torch.tensor(load_digits().images[0], dtype=torch.float32) / 16.0
     filters.figure({"photo (Grace Hopper)": filters.sample_photo(128), "digit 0": digit}, args.out)
     print(args.out)
@@ -296,6 +311,7 @@ def cmd_lr_find(args) -> int:
     from trainwell.config import load_config
 
     cfg = load_config(args.config, args.overrides)
+    _output_file(args.out)
     if not 0 < args.start < args.end:
         raise TrainwellError(f"--start {args.start} --end {args.end} is not allowed: use 0 < start < end")
     try:

@@ -16,6 +16,7 @@ import torch
 
 from trainwell import prune
 from trainwell.config import Config, config_from_dict
+from trainwell.manifest import record
 from trainwell.pipeline import fit, initialize
 from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_torch_save, atomic_write_json, read_jsonl
@@ -152,6 +153,7 @@ def write_results(rows: list[RoundResult], base: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
         writer.writeheader()
         writer.writerows(asdict(r) for r in rows)
+    record(base / "results.csv")
     from trainwell.viz.plots import new_figure, save
 
     fig, ax = new_figure(figsize=(6, 4))

@@ -15,12 +15,14 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from trainwell.errors import TrainwellError
+from trainwell.manifest import record as record_written
 
 
 def _fsync_dir(path: Path) -> None:
@@ -63,6 +65,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
     _fsync_dir(path.parent)
+    record_written(path)  # in a run folder's manifest: --force may delete what trainwell wrote, nothing else
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -102,11 +105,15 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise TrainwellError(f"{path}: checkpoint not found")
+    if not path.is_file():
+        raise TrainwellError(f"{path}: not a file, so not a trainwell checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or hostile files raise many types; all mean "cannot use this file"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainwellError(f"{path}: not a loadable trainwell checkpoint ({first})") from None
+        with warnings.catch_warnings():  # torch's warnings about a strange pickle would be a second line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # corrupt or hostile files raise many types; all mean "cannot use this file"
+        # torch's text would advise weights_only=False "if you trust the source": for a file that would run code
+        raise TrainwellError(f"{path}: not a trainwell checkpoint (it would run code, or it is damaged)") from None
 
 
 CHECKPOINT_FIELDS = {"model": dict, "optimizer": dict, "schedule": dict, "epoch": int, "step": int, "history": list}
@@ -138,6 +145,7 @@ def append_jsonl(path: str | Path, record: dict) -> None:
         if exc.filename is None:  # e.g. ENOSPC on flush: say which file
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
+    record_written(path)
 
 
 def sync_file(path: str | Path) -> None:
@@ -187,6 +195,13 @@ class RunDir:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.figures.mkdir(parents=True, exist_ok=True)
         return self
+
+    def write_empty(self, name: str) -> Path:
+        """Create (or empty) the log ``name`` in the run folder, recorded as trainwell's."""
+        path = self.path / name
+        path.write_text("", encoding="utf-8")
+        record_written(path)
+        return path
 
     def read_summary(self) -> dict:
         try:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from trainwell.config import Config, config_from_dict, parse_override, read_toml, to_toml
 from trainwell.errors import ConfigError, TrainwellError
+from trainwell.manifest import record
 from trainwell.pipeline import POPULATION_KEYS, fit, fit_population, inert_model_keys
 from trainwell.pipeline import population_blocker as configs_blocker
 from trainwell.runclaim import Claim
@@ -63,8 +64,28 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     return grid
 
 
+MAX_MEMBERS = 10_000  # members of one sweep (grid combinations x seeds); documented in the README
+
+
+def members_count(grid: dict[str, list], seeds: int) -> int:
+    """How many members ``grid`` x ``seeds`` makes (the product of the value counts), without building any."""
+    return math.prod(len(values) for values in grid.values()) * seeds
+
+
+def check_size(grid: dict[str, list], seeds: int) -> int:
+    """Refuse, in one line with the count, a sweep of more than :data:`MAX_MEMBERS` members."""
+    n = members_count(grid, seeds)
+    if n > MAX_MEMBERS:
+        sizes = " x ".join([str(len(v)) for v in grid.values()] + ([f"{seeds} seeds"] if seeds > 1 else []))
+        raise ConfigError(f"this sweep has {n:,} members ({sizes}): the limit is {MAX_MEMBERS:,} members per sweep; "
+                          f"use fewer --grid values or --seeds, or split it into several sweeps")
+    return n
+
+
 def combinations(cfg: Config, grid: dict[str, list], seeds: int) -> list[tuple[dict, Config]]:
-    """Every grid combination x seed, as (settings, resolved config); invalid values fail like --set."""
+    """Every grid combination x seed, as (settings, resolved config); invalid values fail like --set. A sweep
+    over :data:`MAX_MEMBERS` is refused before any config is built."""
+    check_size(grid, seeds)
     keys = list(grid)
     out = []
     for values in itertools.product(*(grid[k] for k in keys)):
@@ -222,6 +243,7 @@ def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(table)
+    record(out / "results.csv")
     atomic_write_json(out / "summary.json", {"mode": mode, "members": len(rows), "wall_s": round(wall, 3),
                                              "grid": {k: [str(v) for v in vs] for k, vs in grid.items()},
                                              "seeds": seeds, "skipped_checks": skipped, "backend": backend,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import gzip
 import io
 import math
+import os
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,29 +40,86 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
+MAX_IDX_BYTES = 1 << 30  # 1 GiB of data per IDX file (MNIST's largest is 47 MB); documented in the README
+
+
+def _read_exact(f, n: int) -> bytes:
+    """Up to ``n`` bytes from ``f`` (fewer only at the end of the stream)."""
+    chunks, left = [], n
+    while left:
+        chunk = f.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_idx_stream(f, source: str, total: int | None = None) -> np.ndarray:
+    """Read IDX from the binary stream ``f``: the header first, then the size it declares is checked (against
+    :data:`MAX_IDX_BYTES`, and against ``total``, the stream's length when known) before the data is read, in
+    place, into one buffer of exactly that size. A gzip bomb is refused after its first 4 + 4 * ndim bytes."""
+    head = _read_exact(f, 4)
+    if len(head) < 4:
+        raise DataError(f"{source}: truncated IDX file ({len(head)} bytes, the header alone needs 4)")
+    zero, code, ndim = int.from_bytes(head[:2], "big"), head[2], head[3]
+    if zero != 0 or code not in _IDX_DTYPES or ndim < 1:
+        raise DataError(f"{source}: not an IDX file (magic bytes {head.hex()})")
+    header = 4 + 4 * ndim
+    raw_dims = _read_exact(f, 4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise DataError(f"{source}: truncated IDX header ({4 + len(raw_dims)} bytes, need {header})")
+    dims = tuple(int.from_bytes(raw_dims[4 * i : 4 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[code])
+    size = math.prod(dims) * dtype.itemsize  # Python ints: dims near 2**32 cannot overflow
+    expected = header + size
+    if size > MAX_IDX_BYTES:
+        raise DataError(f"{source}: the IDX header declares dims {dims} of {dtype.name}, {size:,} bytes of data: "
+                        f"over trainwell's limit of {MAX_IDX_BYTES:,} bytes per file (not read); is it an IDX "
+                        f"dataset file?")
+    if total is not None and total != expected:
+        problem = "truncated" if total < expected else "has trailing bytes"
+        raise DataError(f"{source}: IDX data {problem} ({total} bytes, dims {dims} need {expected})")
+    data = bytearray(size)
+    view, got = memoryview(data), 0
+    while got < size:
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    if got < size:
+        raise DataError(f"{source}: IDX data truncated ({header + got} bytes, dims {dims} need {expected})")
+    if f.read(1):
+        raise DataError(f"{source}: IDX data has trailing bytes (more than the {expected} bytes dims {dims} need)")
+    return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
 def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
     """Parse IDX bytes into an array, raising DataError on a bad header or a wrong length."""
-    if len(raw) < 4:
-        raise DataError(f"{source}: truncated IDX file ({len(raw)} bytes, the header alone needs 4)")
-    zero, code, ndim = int.from_bytes(raw[:2], "big"), raw[2], raw[3]
-    if zero != 0 or code not in _IDX_DTYPES or ndim < 1:
-        raise DataError(f"{source}: not an IDX file (magic bytes {raw[:4].hex()})")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{source}: truncated IDX header ({len(raw)} bytes, need {header})")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[code])
-    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: dims near 2**32 cannot overflow
-    if len(raw) != expected:
-        problem = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise DataError(f"{source}: IDX data {problem} ({len(raw)} bytes, dims {dims} need {expected})")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    return _read_idx_stream(io.BytesIO(raw), source, total=len(raw))
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (raw or ``.gz``)."""
+    """Read an IDX file (raw or ``.gz``), streaming: the header's declared size is checked before any data is
+    read or inflated (see :func:`_read_idx_stream`)."""
     path = Path(path)
-    return parse_idx(_read_bytes(path), str(path))
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with f:
+        if path.suffix != ".gz":
+            try:
+                return _read_idx_stream(f, str(path), total=os.fstat(f.fileno()).st_size)
+            except OSError as exc:
+                raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        try:
+            with gzip.GzipFile(fileobj=f) as g:
+                return _read_idx_stream(g, str(path))
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            raise DataError(f"{path}: not a valid gzip file ({exc})") from None
 
 
 def _find(root: Path, stem: str) -> Path:

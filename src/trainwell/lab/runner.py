@@ -11,6 +11,11 @@ Layout of ``out``::
 
 An experiment that raises is recorded with status ``error`` (and its traceback) and the others go on. With
 several seeds the verdict is computed per seed; the overall status is the common one, or ``unstable``.
+
+``out`` is claimed like a fit's folder (:meth:`trainwell.runclaim.Claim.reuse`): marked ``lab`` and locked while
+a lab runs in it (a second lab run into it is refused), a non-empty folder that is not a lab folder is refused,
+and re-running into a lab folder rewrites only the files of the experiments it runs. With ``resume`` an
+experiment's summary.json is reused only if every field is valid (:func:`summary_problem`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
+import re
 import time
 import traceback
 from dataclasses import asdict, replace
@@ -26,7 +33,10 @@ from pathlib import Path
 import torch
 
 import trainwell
+from trainwell.errors import TrainwellError
 from trainwell.lab import base, registry
+from trainwell.manifest import record
+from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_write_json, atomic_write_text, to_json
 
 COLORS = {"pass": "#17803d", "fail": "#b3261e", "inconclusive": "#b26b00", "unstable": "#8a3ffc", "error": "#555"}
@@ -38,6 +48,7 @@ def _save_figures(figures: dict, folder: Path) -> list[str]:
     for name, fig in figures.items():
         path = folder / f"{name}.png"
         fig.savefig(path, dpi=90)
+        record(path)
         names.append(f"figures/{path.name}")
     return names
 
@@ -85,15 +96,70 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int |
     return summary
 
 
-def _reusable(folder: Path, quick: bool, seeds: int, seed: int | None) -> dict | None:
+STATUSES = ("pass", "fail", "inconclusive", "unstable", "error")  # an experiment's overall status
+FIGURE = re.compile(r"figures/[A-Za-z0-9][A-Za-z0-9_.-]*\.png")
+
+
+def figure_file(folder: Path, rel) -> Path | None:
+    """The PNG ``rel`` (``figures/<name>.png``) of an experiment's ``folder``, or None if ``rel`` names anything
+    else (another folder, a link, a path with ``..``): only a run's own figures are ever read."""
+    if not isinstance(rel, str) or not FIGURE.fullmatch(rel) or ".." in rel:
+        return None
+    path = folder / rel
+    figures = (folder / "figures").resolve()
+    if path.is_symlink() or not path.is_file() or path.resolve().parent != figures:
+        return None
+    return path
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def summary_problem(summary, name: str, folder: Path) -> str | None:
+    """Why ``summary`` (an experiment's summary.json, e.g. from an earlier or someone else's lab run) cannot be
+    reused as it is, or None if every field the index uses is what :func:`run_one` writes."""
+    if not isinstance(summary, dict):
+        return f"not a JSON object but a {type(summary).__name__}"
+    checks = [
+        (summary.get("name") == name, f"name {summary.get('name')!r} is not {name!r}"),
+        (isinstance(summary.get("claim"), str) and isinstance(summary.get("paper", ""), str), "claim is not text"),
+        (summary.get("size") in ("quick", "default"), "size is not quick or default"),
+        (_number(summary.get("wall_s")) and summary["wall_s"] >= 0, "wall_s is not a number of seconds"),
+        (isinstance(summary.get("seeds"), list) and all(isinstance(k, int) and not isinstance(k, bool)
+                                                        for k in summary["seeds"]), "seeds is not a list of integers"),
+    ]
+    verdict = summary.get("verdict")
+    checks.append((isinstance(verdict, dict) and verdict.get("status") in STATUSES
+                   and isinstance(verdict.get("claim", ""), str) and isinstance(verdict.get("threshold", ""), str),
+                   f"verdict status is not one of {', '.join(STATUSES)}"))
+    per_seed = summary.get("per_seed", [])
+    checks.append((isinstance(per_seed, list) and all(
+        isinstance(p, dict) and isinstance(p.get("seed"), int) and isinstance(p.get("verdict"), dict)
+        and p["verdict"].get("status") in STATUSES and _number(p.get("wall_s")) for p in per_seed),
+        "per_seed holds an entry that is not {seed, verdict with a known status, wall_s}"))
+    figures = summary.get("figures", [])
+    checks.append((isinstance(figures, list) and all(figure_file(folder, f) is not None for f in figures),
+                   "figures lists a file that is not one of its own figures/*.png"))
+    return next((problem for ok, problem in checks if not ok), None)
+
+
+def _reusable(folder: Path, quick: bool, seeds: int, seed: int | None, log=None) -> dict | None:
+    """The experiment's earlier summary, if it is valid (:func:`summary_problem`) and of the same size, seeds
+    and first seed, and did not end in an error; else None (it runs again)."""
     path = folder / "summary.json"
-    if not path.exists():
+    if not path.is_file() or path.is_symlink():
         return None
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        summary = "unreadable JSON"
+    problem = summary_problem(summary, folder.name, folder) if isinstance(summary, dict) else "not valid JSON"
+    if problem is not None:
+        if log is not None:
+            log(f"{path}: not reused ({problem}); running {folder.name} again")
         return None
-    same = (summary.get("size") == ("quick" if quick else "default") and len(summary.get("seeds", [])) == seeds
+    same = (summary["size"] == ("quick" if quick else "default") and len(summary["seeds"]) == seeds
             and (seed is None or summary.get("seed") == seed))
     return summary if same and summary["verdict"]["status"] != "error" else None
 
@@ -118,13 +184,39 @@ def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: in
         from trainwell import ray_backend
 
         ray_backend.require_ray()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if backend == "ray":
-        return _run_lab_ray(names, out.resolve(), quick, seeds, resume, log, seed, address)
+    claim = Claim.reuse("lab", out, adopt=_earlier_lab_folder)  # marker, lock; a foreign folder is refused
+    try:
+        out = claim.path
+        for name in names:
+            if (out / name).is_symlink() or ((out / name).exists() and not (out / name).is_dir()):
+                raise TrainwellError(f"{out / name} is not a folder (a link or a file): the lab writes "
+                                     f"experiment {name!r} there; move it away and run again")
+        if backend == "ray":
+            return _run_lab_ray(names, out.resolve(), quick, seeds, resume, log, seed, address)
+        return _run_lab_local(names, out, quick, seeds, resume, log, seed)
+    finally:
+        claim.release()
+
+
+def _earlier_lab_folder(path: Path) -> bool:
+    """Whether ``path`` is a results folder written by a trainwell lab before folders were marked: its
+    index.json lists experiments, and everything in it is that index or an experiment's folder."""
+    try:
+        index = json.loads((path / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(index, list) or not all(isinstance(s, dict) and {"name", "verdict"} <= s.keys() for s in index):
+        return False
+    known = set(registry.experiments())
+    return all(p.name in ("index.json", "index.html") or (p.is_dir() and not p.is_symlink() and p.name in known)
+               for p in path.iterdir())
+
+
+def _run_lab_local(names: list[str], out: Path, quick: bool, seeds: int, resume: bool, log,
+                   seed: int | None) -> list[dict]:
     summaries = []
     for i, name in enumerate(names, 1):
-        old = _reusable(out / name, quick, seeds, seed) if resume else None
+        old = _reusable(out / name, quick, seeds, seed, log) if resume else None
         if old is not None:
             if log is not None:
                 log(f"[{i}/{len(names)}] {name}: kept from an earlier run ({old['verdict']['status']})")
@@ -146,7 +238,8 @@ def _run_lab_ray(names: list[str], out: Path, quick: bool, seeds: int, resume: b
     fails twice (a lost worker: :func:`run_one` itself records an experiment's errors) is recorded as an error."""
     from trainwell import ray_backend
 
-    summaries: list[dict | None] = [_reusable(out / n, quick, seeds, seed) if resume else None for n in names]
+    summaries: list[dict | None] = [_reusable(out / n, quick, seeds, seed, log) if resume else None
+                                    for n in names]
     todo = [i for i, s in enumerate(summaries) if s is None]
 
     def done(i: int, value) -> None:
@@ -173,34 +266,45 @@ def _evidence_html(evidence) -> str:
     return f"<pre>{html.escape(json.dumps(evidence, indent=1, default=str))}</pre>"
 
 
+def _esc(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _seconds(value) -> str:
+    return f"{value:.1f} s" if _number(value) else "-"
+
+
 def write_index(summaries: list[dict], out: Path) -> Path:
-    """Write ``index.json`` and a self-contained ``index.html`` (figures embedded) for ``summaries``."""
-    atomic_write_json(out / "index.json", [{k: s[k] for k in ("name", "claim", "size", "seeds", "verdict",
-                                                               "wall_s", "figures")} for s in summaries])
+    """Write ``index.json`` and a self-contained ``index.html`` (figures embedded) for ``summaries``.
+
+    Every value on the page is escaped, and only PNGs under each experiment's own ``figures/`` are embedded
+    (:func:`figure_file`), whatever a summary says."""
+    atomic_write_json(out / "index.json", [{k: s.get(k) for k in ("name", "claim", "size", "seeds", "verdict",
+                                                                   "wall_s", "figures")} for s in summaries])
     counts = {}
     for s in summaries:
         counts[s["verdict"]["status"]] = counts.get(s["verdict"]["status"], 0) + 1
     rows, sections = [], []
     for s in summaries:
-        st = s["verdict"]["status"]
-        badge = f'<b style="color:{COLORS.get(st, "#000")}">{st}</b>'
-        rows.append(f'<tr><td><a href="#{s["name"]}">{html.escape(s["name"])}</a></td>'
-                    f'<td>{html.escape(s["claim"])}</td><td>{badge}</td><td>{s["wall_s"]:.1f} s</td></tr>')
+        st, name = s["verdict"]["status"], s["name"]
+        badge = f'<b style="color:{COLORS.get(st, "#000")}">{_esc(st)}</b>'
+        rows.append(f'<tr><td><a href="#{_esc(name)}">{_esc(name)}</a></td>'
+                    f'<td>{_esc(s.get("claim"))}</td><td>{badge}</td><td>{_seconds(s.get("wall_s"))}</td></tr>')
         imgs = []
         for rel in s.get("figures", []):
-            path = out / s["name"] / rel
-            if path.exists():
+            path = figure_file(out / name, rel)
+            if path is not None:
                 data = base64.b64encode(path.read_bytes()).decode()
-                imgs.append(f'<img alt="{html.escape(rel)}" src="data:image/png;base64,{data}">')
-        seeds = "".join(f"<li>seed {p['seed']}: {p['verdict']['status']} ({p['wall_s']:.1f} s)</li>"
-                        for p in s.get("per_seed", []))
+                imgs.append(f'<img alt="{_esc(rel)}" src="data:image/png;base64,{data}">')
+        seeds = "".join(f"<li>seed {_esc(p.get('seed'))}: {_esc(p.get('verdict', {}).get('status'))} "
+                        f"({_seconds(p.get('wall_s'))})</li>" for p in s.get("per_seed", []))
         sections.append(
-            f'<h2 id="{s["name"]}">{html.escape(s["name"])}: {badge}</h2>'
-            f'<p>{html.escape(s["claim"])}</p><p><i>{html.escape(s.get("paper", ""))}</i></p>'
-            f'<p>Threshold: {html.escape(s["verdict"].get("threshold", ""))}</p>'
-            f'<p>{s["size"]} size, {s["wall_s"]:.1f} s</p><ul>{seeds}</ul>'
-            f'{_evidence_html(s["verdict"]["evidence"])}{"".join(imgs)}')
-    tally = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+            f'<h2 id="{_esc(name)}">{_esc(name)}: {badge}</h2>'
+            f'<p>{_esc(s.get("claim"))}</p><p><i>{_esc(s.get("paper", ""))}</i></p>'
+            f'<p>Threshold: {_esc(s["verdict"].get("threshold", ""))}</p>'
+            f'<p>{_esc(s.get("size"))} size, {_seconds(s.get("wall_s"))}</p><ul>{seeds}</ul>'
+            f'{_evidence_html(s["verdict"].get("evidence"))}{"".join(imgs)}')
+    tally = ", ".join(f"{v} {_esc(k)}" for k, v in sorted(counts.items()))
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>trainwell lab</title><style>"
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"

@@ -38,6 +38,7 @@ from trainwell.doctor.check import check as doctor_check
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.verdict import Verdict
 from trainwell.errors import ConfigError, DataError, TrainwellError
+from trainwell.manifest import record as record_written
 from trainwell.nn.l0 import l0_sparsity
 from trainwell.nn.models import build_model
 from trainwell.nn.norm import count_trainable, train_only_norm
@@ -348,6 +349,7 @@ def _report_callbacks(prep: Prepared, run: RunDir) -> list:
     out = ([LiveReport(run.path, shape, every=cfg.report.every, every_seconds=cfg.report.every_seconds)]
            if cfg.report.enabled else [])
     if cfg.report.tensorboard:
+        record_written(run.path / "tensorboard", tree=True)  # TensorBoard names its event files itself
         out.append(loggers.TensorBoardLogger(run.path / "tensorboard", every=cfg.doctor.monitor_every,
                                              input_shape=shape))
     return out
@@ -507,9 +509,13 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
                 except KeyboardInterrupt:  # a second signal: stopped mid-epoch, the last checkpoint on disk stays
                     raise interrupt.Interrupted(run.path, signals.received or "SIGINT", len(trainer.state.history),
                                                 saved=False) from None
-            if ckpt is not None and state.stop is None and ckpt.get("stop") \
-                    and len(state.history) == ckpt["epoch"] + 1:
-                state.stop = ckpt["stop"]  # a finished run resumed: no epoch ran, its stop reason stands
+            resumed_only = ckpt is not None and len(state.history) == ckpt["epoch"] + 1  # no epoch ran now
+            inherited = str(ckpt.get("stop") or "") if ckpt is not None else ""
+            if resumed_only and state.stop is None and inherited and not inherited.startswith("interrupted"):
+                state.stop = inherited  # a finished run resumed: no epoch ran, its stop reason stands
+            if resumed_only and inherited.startswith("interrupted") and signals.received is None and main:
+                # stopped by a signal after its last epoch: it has completed now, and last.pt says so
+                next(cb for cb in trainer.callbacks if isinstance(cb, Checkpoint)).save(state)
             if signals.received is not None and (state.stop or "").startswith("interrupted"):
                 raise interrupt.Interrupted(run.path, signals.received, len(state.history))
             fit_s = time.perf_counter() - fit_tic
@@ -548,8 +554,8 @@ def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> 
     """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts."""
     run.create()
     atomic_write_text(run.config, to_toml(cfg))
-    run.metrics.write_text("", encoding="utf-8")
-    (run.path / "monitors.jsonl").write_text("", encoding="utf-8")
+    run.write_empty("metrics.jsonl")
+    run.write_empty("monitors.jsonl")
     pre = []
     if cfg.doctor.preflight:
         progress_mod.note("running the doctor's pre-flight checks...", quiet)

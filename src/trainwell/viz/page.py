@@ -101,9 +101,15 @@ def link(href: str, text: str) -> Raw:
     return Raw(f"<a href='{esc(href)}'>{esc(text)}</a>")
 
 
-def _json_for_script(data) -> str:
-    # inside <script>, "</" would end the element; JSON allows "\/" for "/"
-    return json.dumps(data, allow_nan=False, default=str).replace("</", "<\\/")
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def json_for_script(data) -> str:
+    """JSON to embed in a ``<script>`` element: ``<``, ``>`` and ``&`` are written as ``\\u003c``, ``\\u003e``,
+    ``\\u0026`` (the same string to a JSON parser), so no value (``</script>``, ``<!--<script>``) can end the
+    element or switch the HTML parser into another state, whatever a grid value, metric key or layer name holds."""
+    text = json.dumps(data, allow_nan=False, default=str)
+    return text.translate(_SCRIPT_SAFE)  # non-ASCII is already escaped by json.dumps (ensure_ascii)
 
 
 def render(title: str, body: str, charts: dict) -> str:
@@ -116,7 +122,7 @@ def render(title: str, body: str, charts: dict) -> str:
 <title>{esc(title)}</title>
 <style>{css}</style><style>{STYLE}</style></head><body>
 {body}
-<script type="application/json" id="trainwell-data">{_json_for_script(charts)}</script>
+<script type="application/json" id="trainwell-data">{json_for_script(charts)}</script>
 <script>{lib}</script>
 <script>{glue}</script>
 </body></html>

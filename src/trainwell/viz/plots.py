@@ -13,6 +13,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from trainwell.manifest import record
+
 
 def new_figure(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (6, 4), **kwargs):
     """Return ``(fig, axes)`` like ``plt.subplots`` but without pyplot: no backend, no global figure state."""
@@ -28,6 +30,7 @@ def save(fig: Figure, path: str | Path, dpi: int, layout: bool = True) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
+    record(path)
     return path
 
 
@@ -91,6 +94,7 @@ def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, m
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
+    record(path)
     return path
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from trainwell.errors import TrainwellError
 from trainwell.rundir import RunDir, atomic_write_text, read_jsonl
-from trainwell.viz import page
+from trainwell.viz import page, runfiles
 from trainwell.viz.page import Raw, esc, fmt_int, fmt_loss, fmt_pct, fmt_seconds
 
 PHASES = (("pre", "Pre-flight"), ("monitor", "In-flight (monitors)"), ("post", "Post-flight"))
@@ -65,7 +65,7 @@ def read_steps(run: Path, history: list[dict]) -> tuple[list[int], list[float]]:
     file may hold an epoch twice: the last record wins)."""
     epochs = {r.get("epoch") for r in history}
     by_epoch = {}
-    for r in read_jsonl(run / STEPS_FILE):
+    for r in runfiles.step_records(read_jsonl(run / STEPS_FILE), run / STEPS_FILE):
         if r.get("epoch") in epochs and isinstance(r.get("losses"), list):
             by_epoch[r["epoch"]] = r
     xs, ys = [], []
@@ -318,12 +318,14 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
     if summary is not None and not isinstance(summary, dict):
         raise TrainwellError(f"{run.summary}: not a trainwell summary (a JSON object), got a "
                              f"{type(summary).__name__}")
-    history = read_jsonl(run.metrics)
-    records = read_jsonl(run.path / "monitors.jsonl")
+    if summary is not None:
+        summary = runfiles.summary_fields(summary, run.summary)
+    history = runfiles.history_records(read_jsonl(run.metrics), run.metrics)
+    records = runfiles.monitor_records(read_jsonl(run.path / "monitors.jsonl"), run.path / "monitors.jsonl")
     config_text = run.config.read_text(encoding="utf-8") if run.config.exists() else ""
     overrides = config_overrides(config_text)
     cfg = _read_config(config_text)
-    model_rows = _read_json(run.path / MODEL_FILE, []) or []
+    model_rows = runfiles.model_rows(_read_json(run.path / MODEL_FILE, []) or [], run.path / MODEL_FILE)
     figures = figures if figures is not None else (() if live else PNG_FIGURES)
     if figures:
         if history and "learning_curves" in figures:
@@ -331,8 +333,8 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
                                   best_epoch=(summary or {}).get("best_epoch"))
         if records and "histograms" in figures:
             plots.monitor_histograms(records, run.figures / "histograms.png", titles=layer_titles(model_rows))
-    verdicts = (summary or {}).get("doctor") or [{**v, "phase": "pre"} for v in
-                                                   (_read_json(run.path / "preflight.json", []) or [])]
+    preflight = runfiles.verdict_list(_read_json(run.path / "preflight.json", []) or [], run.path / "preflight.json")
+    verdicts = (summary or {}).get("doctor") or [{**v, "phase": "pre"} for v in preflight]
     state, state_text = _state(summary, history, cfg.get("train", {}).get("epochs"), live)
     lines = _epoch_charts(history, summary, read_steps(run.path, history))
     monitor_lines, hists = _monitor_charts(records, layer_titles(model_rows))
