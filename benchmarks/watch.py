@@ -22,13 +22,15 @@ from trainwell.config import load_config
 from trainwell.pipeline import prepare
 
 
-def run(model, cfg, x, y, epochs: int, every: int | None) -> float:
+def run(model, cfg, x, y, epochs: int, every: int | None) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one training run; CPU time leaves out the time this process waited
+    for a core the machine's other tenants held."""
     model = copy.deepcopy(model)
     opt = optim.from_config(model, cfg.optim)
     g = torch.Generator().manual_seed(0)
     bs = cfg.train.batch_size
     w = doctor.watch(model, opt, every=every) if every else None
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     if w is not None:
         w.__enter__()
     for _ in range(epochs):
@@ -44,7 +46,7 @@ def run(model, cfg, x, y, epochs: int, every: int | None) -> float:
     if w is not None:
         w.__exit__(None, None, None)
         w.report()  # the post-flight diagnosis is part of the cost
-    return time.perf_counter() - tic
+    return time.perf_counter() - tic, time.process_time() - cpu
 
 
 def components(model, cfg, x, y, every: int, n: int = 40) -> tuple[float, float, float]:
@@ -119,11 +121,14 @@ def main() -> None:
     prep = prepare(cfg)
     x, y = prep.splits.train
     run(prep.model, cfg, x, y, 1, None)  # warm-up
-    bare, watched = [], []
+    bare, watched, bare_cpu, watched_cpu = [], [], [], []
     for rep in range(args.reps):
-        bare.append(run(prep.model, cfg, x, y, args.epochs, None))
-        watched.append(run(prep.model, cfg, x, y, args.epochs, args.every))
-        print(f"rep {rep}: bare {bare[-1]:.3f} s, watch every {args.every} {watched[-1]:.3f} s", flush=True)
+        for out, cpu, every in ((bare, bare_cpu, None), (watched, watched_cpu, args.every)):
+            wall, used = run(prep.model, cfg, x, y, args.epochs, every)
+            out.append(wall)
+            cpu.append(used)
+        print(f"rep {rep}: bare {bare[-1]:.3f} s ({bare_cpu[-1]:.3f} s CPU), watch every {args.every} "
+              f"{watched[-1]:.3f} s ({watched_cpu[-1]:.3f} s CPU)", flush=True)
     a, b = statistics.median(bare), statistics.median(watched)
     steps = args.epochs * -(-len(x) // cfg.train.batch_size)
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
@@ -132,6 +137,9 @@ def main() -> None:
           f"(target <= +10%)")
     lo_a, lo_b = min(bare), min(watched)  # the least disturbed run of each
     print(f"best bare {lo_a:.3f} s | watched {lo_b:.3f} s | ratio {lo_b / lo_a:.3f}")
+    ca, cb = statistics.median(bare_cpu), statistics.median(watched_cpu)
+    print(f"CPU time: median bare {ca:.3f} s | watched {cb:.3f} s | ratio {cb / ca:.3f} | overhead "
+          f"{100 * (cb / ca - 1):+.1f}%")
     step, observed, call = components(prep.model, cfg, x, y, args.every)
     estimate = (call + (observed - step) / args.every) / step
     print(f"components (min of 40): bare step {step * 1e3:.2f} ms, observed step {observed * 1e3:.2f} ms, "

@@ -604,22 +604,24 @@ def _activation_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_f
     watched = [(name, m) for name, m in model.named_modules()
                if isinstance(m, _ACTIVATIONS) and not isinstance(m, nn.Identity)]
     if len(watched) < 2:  # activations applied as functions (F.relu): read the weighted layers' outputs instead
-        # (not the output layer: the gradient at the logits is not a hidden layer's)
-        watched = [(name, m) for name, m in model.named_modules() if isinstance(m, _WEIGHTED)][:-1]
+        watched = [(name, m) for name, m in model.named_modules() if isinstance(m, _WEIGHTED)]
     hooks = [m.register_forward_hook(lambda mod, args, out, name=name: keep(mod, args, out, name))
              for name, m in watched]
     was = model.training
     _training_forward(model)
     try:
-        loss = loss_fn(model(x), y)
+        out = model(x)
+        loss = loss_fn(out, y)
         (loss.mean() if loss.dim() else loss).backward()
     finally:
         for h in hooks:
             h.remove()
         model.train(was)
         model.zero_grad()
+    # the model's outputs are not hidden layers: the gradient at the logits is the loss's, not back-propagated
+    final = {id(t) for t in O.leaves(out)}
     return [(name, float(a.detach().float().std()), float(a.grad.std()) if a.grad is not None else None)
-            for name, a in acts if a.numel() > 1]
+            for name, a in acts if a.numel() > 1 and id(a) not in final]
 
 
 def variance_propagation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
