@@ -249,7 +249,8 @@ def _quality(err: float, kinks: bool) -> str:
 
 def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
                    penalty: Callable[[nn.Module], torch.Tensor] | None = None, coords: int = 5, h: float = 1e-5,
-                   seed: int = 0, name: str = "gradient check", n: int = 4, atol: float = GRAD_ATOL) -> Verdict:
+                   seed: int = 0, name: str = "gradient check", n: int = 4, atol: float = GRAD_ATOL,
+                   budget_s: float | None = None) -> Verdict:
     """Autograd vs centred differences (f(w+h) - f(w-h)) / 2h on a float64 copy in eval mode (dropout off),
     at ``coords`` random coordinates of every parameter tensor; relative error |a - n| / max(|a|, |n|).
 
@@ -286,12 +287,12 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
     worst: tuple[float, str] = (0.0, "")
     checked = vanishing = crossings = 0
     largest = 0.0
+    tensors = [(pname, p) for pname, p in m.named_parameters() if p.grad is not None]
+    tensors, per_tensor, budget_note = _within_budget(tensors, coords, objective, budget_s)
     with torch.no_grad():
-        for pname, p in m.named_parameters():
-            if p.grad is None:
-                continue
+        for pname, p in tensors:
             flat, grad = p.view(-1), p.grad.view(-1)
-            for idx in torch.randperm(flat.numel(), generator=g)[:coords].tolist():
+            for idx in torch.randperm(flat.numel(), generator=g)[:per_tensor].tolist():
                 old = float(flat[idx])
                 flat[idx] = old + h
                 plus = float(objective())
@@ -337,7 +338,36 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
         status, advice = "pass", ""
     note = f", {vanishing} of {checked} below {atol:g}" if vanishing else ""
     note += f", {crossings} kink crossing{'s' if crossings != 1 else ''} skipped" if crossings else ""
+    note += budget_note
     return Verdict(name, status, f"{err:.2e} ({quality}{note})", expected, advice)
+
+
+#: seconds a costly check may take on a large model before it samples less (a ResNet-18 on a 2-core CPU: a float64
+#: forward of 4 images takes ~0.2 s, so every tensor at 5 coordinates would take minutes)
+TIME_BUDGET_S = 10.0
+
+
+def _within_budget(tensors: list, coords: int, objective: Callable, budget_s: float | None):
+    """(tensors, coordinates per tensor, note) that fit the time budget: one objective is timed; each coordinate
+    costs two. Fewer coordinates per tensor first (down to 1), then tensors evenly spread over depth (the first
+    and last always), and the value says so."""
+    import time
+
+    budget = TIME_BUDGET_S if budget_s is None else budget_s
+    tic = time.perf_counter()
+    with torch.no_grad():
+        objective()
+    evals = max(int(budget / max(time.perf_counter() - tic, 1e-6)), 2)
+    if 2 * coords * len(tensors) <= evals:
+        return tensors, coords, ""
+    per = max(1, evals // (2 * max(len(tensors), 1)))
+    if 2 * per * len(tensors) <= evals:
+        return tensors, per, f"; {per} coordinate(s) per tensor to fit {budget:g} s"
+    keep = max(2, evals // 2)
+    idx = sorted({round(i * (len(tensors) - 1) / (keep - 1)) for i in range(keep)}) if keep < len(tensors) else \
+        list(range(len(tensors)))
+    note = f"; {len(idx)} of {len(tensors)} tensors (spread over depth) to fit {budget:g} s"
+    return [tensors[i] for i in idx], 1, note
 
 
 def _double_loss(loss_fn: Callable) -> Callable:
@@ -452,7 +482,8 @@ def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
                 watch: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, float]:
     """Train a deep copy with full-batch Adam (the user's model and RNG untouched); returns it and the last loss.
 
-    ``watch(copy)`` is called in eval mode (under no_grad) every ``every`` steps.
+    ``watch(copy)`` is called (under no_grad) every ``every`` steps, with dropout off and BatchNorm on batch
+    statistics (:func:`_training_forward`).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -470,13 +501,28 @@ def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
             opt.step()
             final = float(loss.detach())
             if watch is not None and every and (i + 1) % every == 0:
-                m.eval()
+                _training_forward(m)  # BatchNorm's running statistics lag far behind after a few steps
                 with torch.no_grad():
                     watch(m)
                 m.train()
             if stop_below is not None and final < stop_below or not math.isfinite(final):
                 break
     return m.eval(), final
+
+
+def _affordable_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, steps: int,
+                     floor: int = 30) -> int:
+    """Training steps of a copy that fit :data:`TIME_BUDGET_S` (one forward and backward is timed), at least
+    ``floor``, at most ``steps``."""
+    import time
+
+    with torch.random.fork_rng(devices=[]):
+        m = copy.deepcopy(model).train()
+        tic = time.perf_counter()
+        loss = loss_fn(m(x), y)
+        (loss.mean() if loss.dim() else loss).backward()
+        took = time.perf_counter() - tic
+    return max(min(steps, int(TIME_BUDGET_S / max(took, 1e-6))), min(floor, steps))
 
 
 def _free_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, per_example: bool,
@@ -685,9 +731,11 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tenso
         if loss < best["loss"]:
             best["loss"], best["acc"] = loss, acc
 
+    steps = _affordable_steps(model, xs[train], ys[train], loss_fn, steps)
     m, _ = _train_copy(model, xs[train], ys[train], loss_fn, steps, lr, seed, every=5 if k else 0,
                        watch=watch if k else None)
     const = _free_outputs(model, xs[train], ys[train], loss_fn, per_example=False)
+    _training_forward(m)
     with torch.no_grad():
         real_train = _scalar(loss_fn(m(xs[train]), ys[train]))
         zero_train = _scalar(loss_fn(const(len(ys[train])), ys[train]))
