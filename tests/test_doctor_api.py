@@ -441,3 +441,23 @@ def test_input_independent_baseline_passes_a_model_that_overfits_its_subset():
     x, y = blobs()
     wide = nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 3))
     assert pf.input_independent_baseline(wide, x, y, steps=300, lr=3e-2).status == "pass"
+
+
+def test_the_gradient_check_fits_its_time_budget_and_says_so():
+    x, y = blobs()
+    model = mlp()
+    full = pf.gradient_check(model, x, y, budget_s=60.0)
+    assert "to fit" not in full.value and full.status == "pass"
+    tight = pf.gradient_check(model, x, y, budget_s=0.0)  # two evaluations: the first and last tensors, 1 coordinate
+    assert tight.status == "pass" and "2 of 6 tensors (spread over depth)" in tight.value
+
+
+def test_a_planted_backward_bug_is_found_within_the_budget():
+    class Square(nn.Module):
+        def forward(self, t):
+            return WrongBackward.apply(t)
+
+    x, y = blobs()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), Square(), nn.Linear(8, 3))
+    assert pf.gradient_check(model, x, y, budget_s=0.05).status == "fail"

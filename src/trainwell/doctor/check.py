@@ -94,13 +94,18 @@ def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
           examples: int = 256) -> Report:
     """Run every pre-flight check on your own model and a batch of your data; return a :class:`Report`.
 
-    Checks, in the lecture's order: initial loss vs what the loss *is* (ln C for cross-entropy, ... ; "skipped:
-    unknown loss" for a custom callable, never a pass), regularization raises the loss, gradient check on the
-    data loss and then with the penalty, penalty vs data loss, overfitting 20 examples, symmetric units, variance
-    propagation through depth, an input-independent baseline on held-out examples, batch independence.
+    Checks, in the lecture's order: every trainable tensor the loss depends on is a registered parameter (frozen
+    ones listed); initial loss vs what the loss *is* (ln C for cross-entropy, also for a custom loss that behaves
+    like it; "skipped: unknown loss" otherwise, never a pass), regularization raises the loss, gradient check on
+    the data loss and then with the penalty, penalty vs data loss, overfitting 20 examples down to the lowest loss
+    any outputs reach, symmetric units, variance propagation through depth, an input-independent baseline on
+    held-out examples, batch independence. Each returns pass / warn / fail, or skip with the reason (a check that
+    cannot look never passes); an exception inside a check becomes that check's skip. On a large model the costly
+    checks sample within :data:`~trainwell.doctor.preflight.TIME_BUDGET_S` seconds each and say so.
 
     Args:
-        model: any ``nn.Module``; its outputs go to ``loss_fn`` as ``loss_fn(model(x), y)``.
+        model: any ``nn.Module`` (also ``torch.compile``d); its output, whatever its structure (tensor, tuple,
+            dict, dataclass), goes to ``loss_fn`` as ``loss_fn(model(x), y)``.
         x, y: a batch of inputs and targets (the first ``examples`` are used).
         loss_fn: a function (``F.cross_entropy``), an ``nn.Module`` loss (``nn.CrossEntropyLoss()``,
             ``nn.NLLLoss()``, ``nn.MultiMarginLoss()``, ``nn.MSELoss()``, ``nn.BCEWithLogitsLoss()``, ...) or any

@@ -1,4 +1,11 @@
-"""``watch``: the doctor's monitors and post-flight diagnosis around a training loop you wrote yourself.
+"""``watch``: the doctor's monitors, the loop's checks and the post-flight diagnosis around a training loop you
+wrote yourself.
+
+What the loop does is read from hooks (:mod:`trainwell.doctor.loop_probe`): gradients at ``optimizer.step()``
+against what ``backward()`` delivered, which tensors the optimizer holds and the rate it applies, the module's
+mode, the output's gradient (the loss's form and scale), the inputs and, with ``w.step(loss, y=y)``, the labels.
+The ``loop:`` verdicts (:mod:`trainwell.doctor.loop_verdicts`) name the cause, and the learning-rate and
+bias/variance verdicts defer to it.
 
 Every ``every`` steps one whole step is observed (forward hooks on the activation layers, back-propagated
 gradients, the update/weight ratio ||dw|| / ||w|| of that step; cs231n, Glorot & Bengio 2010); the other steps
