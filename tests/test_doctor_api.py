@@ -461,3 +461,14 @@ def test_a_planted_backward_bug_is_found_within_the_budget():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), Square(), nn.Linear(8, 3))
     assert pf.gradient_check(model, x, y, budget_s=0.05).status == "fail"
+
+
+def test_a_flat_curve_says_which_way_from_the_update_ratio():
+    x, y = blobs()
+    torch.manual_seed(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-7)
+    with doctor.watch(model, opt, every=5) as w:
+        _loop(model, opt, x, y, 40, w)
+    v = w.report()["learning rate"]
+    assert v.value.startswith("flat") and "raise the learning rate" in v.advice

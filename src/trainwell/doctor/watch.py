@@ -181,7 +181,7 @@ class Watch:
         """
         verdicts = self.monitor.verdicts() + self._loop_verdicts()
         phases = ["monitor"] * len(verdicts)
-        post = [diagnosis.learning_rate_diagnosis(self.losses, self.batch_size)]
+        post = [self._flat_direction(diagnosis.learning_rate_diagnosis(self.losses, self.batch_size))]
         history = self._history(val_losses)
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
@@ -192,6 +192,25 @@ class Watch:
         model = type(self._state.model).__name__
         return Report(lv.defer(verdicts + post), f"trainwell doctor: watching {model}",
                       phases + ["post"] * len(post))
+
+    def _flat_direction(self, verdict):
+        """A flat loss curve cannot say which way the rate is off; the observed steps' update/weight ratios can
+        (cs231n: ~1e-3 is healthy): below 1e-5 the steps are too small to move the loss, above 1e-1 they jump."""
+        if not str(verdict.value).startswith("flat"):
+            return verdict
+        ratios = sorted(v for r in self.monitor.records for v in r["update_ratio"].values() if math.isfinite(v))
+        if not ratios:
+            return verdict
+        median = ratios[len(ratios) // 2]
+        lo, hi = self.monitor.update_range
+        if median < lo:
+            advice = f"the update/weight ratio is {median:.2g} (healthy ~1e-3): raise the learning rate (by 10x)"
+        elif median > hi:
+            advice = f"the update/weight ratio is {median:.2g} (healthy ~1e-3): lower the learning rate (by 10x)"
+        else:
+            return verdict
+        return type(verdict)(verdict.check, verdict.status, f"{verdict.value}; update/weight {median:.2g}",
+                             verdict.expected, advice)
 
     def _memorizing(self) -> bool:
         """The last recorded validation loss is over twice the training loss of the steps before it."""
