@@ -280,3 +280,30 @@ def test_on_a_terminal_a_second_bar_counts_the_steps_of_each_epoch():
     bar.stop()
     task = bar.progress.tasks[1]
     assert task.total == 5 and task.completed == 4 and task.description == "epoch 2"
+
+
+@pytest.mark.parametrize("field, value", [("stop_epoch", "1"), ("test_acc", "high"), ("failed", "no"),
+                                          ("epochs", -2)])
+def test_a_sweep_results_file_with_a_wrong_field_is_one_line(workdir, capsys, field, value):
+    """A sweep folder's results.json edited by hand: `trainwell report` names the file, row and field, exit 2."""
+    from trainwell.cli import main
+
+    _sweep_folder(workdir / "sw")
+    rows = json.loads((workdir / "sw" / "results.json").read_text())
+    rows[1][field] = value
+    (workdir / "sw" / "results.json").write_text(json.dumps(rows))
+    capsys.readouterr()
+    assert main(["report", str(workdir / "sw")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "results.json: row 2" in err and repr(field) in err
+
+
+def test_a_sweep_metrics_file_with_a_string_epoch_is_one_line(workdir, capsys):
+    from trainwell.cli import main
+
+    _sweep_folder(workdir / "sw")
+    with open(workdir / "sw" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"member": 0, "epoch": "2", "val_loss": 0.1}) + "\n")
+    capsys.readouterr()
+    assert main(["report", str(workdir / "sw")]) == 2
+    assert "metrics.jsonl: record 9: field 'epoch'" in capsys.readouterr().err

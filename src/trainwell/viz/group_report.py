@@ -17,6 +17,7 @@ from trainwell.errors import TrainwellError
 from trainwell.rundir import atomic_write_text, read_jsonl
 from trainwell.viz import page
 from trainwell.viz.page import Raw, esc, fmt_loss, fmt_pct, fmt_seconds
+from trainwell.viz import runfiles
 from trainwell.viz.report import _config_html, _read_json, config_overrides
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -31,6 +32,7 @@ def build(path: str | Path, kind: str) -> Path:
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise TrainwellError(f"{path / 'results.json'}: missing or unreadable; the {_label(kind)} has not finished "
                              f"(its runs have their own reports in {path}/*/report.html)")
+    rows = runfiles.result_rows(rows, path / "results.json")
     title, body, charts = (_sweep if kind == "sweep" else _prune)(path, rows)
     atomic_write_text(path / "report.html", page.render(title, body, charts))
     return path / "report.html"
@@ -115,7 +117,7 @@ def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
     member_colour = {i: colour[key] for key, members in groups.items() for i in members}
 
     history: dict[int, list[dict]] = {}
-    for rec in read_jsonl(base / "metrics.jsonl"):
+    for rec in runfiles.history_records(read_jsonl(base / "metrics.jsonl"), base / "metrics.jsonl"):
         if isinstance(rec.get("member"), int):
             history.setdefault(rec["member"], []).append(rec)
 
@@ -211,7 +213,8 @@ def _prune(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
         folder = Path(str(r.get("run_dir", ""))).name
         runs.append({"label": f"round {r.get('round')} {r.get('kind')} ({fmt_pct(r.get('density'), 1)})",
                      "color": PALETTE[int(r.get("round") or 0) % len(PALETTE)], "dash": r.get("kind") != "ticket",
-                     "history": read_jsonl(base / folder / "metrics.jsonl") if folder else []})
+                     "history": runfiles.history_records(read_jsonl(base / folder / "metrics.jsonl"),
+                                                         base / folder / "metrics.jsonl") if folder else []})
     charts = _curve_charts(runs, "rounds")
     name = _config_name(base / "round-0") or base.name
     body = f"""

@@ -146,3 +146,32 @@ def step_records(records: list[dict], source) -> list[dict]:
             _fail(source, where, "losses", losses, "a list of numbers")
         r["losses"] = [number(v, source, where, "losses") for v in losses]
     return records
+
+
+RESULT_NUMBERS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "density")
+RESULT_COUNTS = ("stop_epoch", "early_stop_step", "epochs", "round", "steps", "member")
+
+
+def result_rows(rows, source) -> list[dict]:
+    """results.json of a sweep or prune folder: a list of objects whose metrics are numbers, whose epochs, steps
+    and rounds are integers >= 0, ``failed`` true or false, ``run_dir`` and ``kind`` strings (grid settings are
+    shown as they are)."""
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        _fail(source, "", "(top level)", rows, "a list of result objects")
+    out = []
+    for i, r in enumerate(rows, 1):
+        where = f"row {i}: "
+        row = dict(r)
+        for key in RESULT_NUMBERS:
+            if key in r:
+                row[key] = number(r[key], source, where, key)
+        for key in RESULT_COUNTS:
+            if key in r:
+                count(r[key], source, where, key)
+        if "failed" in r and r["failed"] is not None and not isinstance(r["failed"], bool):
+            _fail(source, where, "failed", r["failed"], "true or false")
+        for key in ("run_dir", "kind"):
+            if r.get(key) is not None and not isinstance(r[key], str):
+                _fail(source, where, key, r[key], "a string")
+        out.append(row)
+    return out
