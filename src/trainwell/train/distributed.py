@@ -87,9 +87,11 @@ class Context:
 
 
 def lost(ctx: Context, exc: BaseException, doing: str) -> DistributedError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DistributedError(f"rank {ctx.rank} of {ctx.world_size}: lost contact with the other processes while "
-                            f"{doing} (a process crashed, was killed or timed out): {first}")
+    """The one line a rank prints when a peer is gone: which rank stopped (with two processes it is the other
+    one; with more, the transport does not say), never the transport library's own text."""
+    other = f"rank {1 - ctx.rank}" if ctx.world_size == 2 else "another rank"
+    return DistributedError(f"rank {ctx.rank} of {ctx.world_size}: {other} stopped (killed or crashed) while "
+                            f"{doing}; torchrun's log names the rank and its exit code")
 
 
 def launched() -> bool:

@@ -15,9 +15,8 @@ from pathlib import Path
 
 from trainwell.errors import TrainwellError
 from trainwell.rundir import atomic_write_text, read_jsonl
-from trainwell.viz import page
+from trainwell.viz import page, runfiles
 from trainwell.viz.page import Raw, esc, fmt_loss, fmt_pct, fmt_seconds
-from trainwell.viz import runfiles
 from trainwell.viz.report import _config_html, _read_json, config_overrides
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
