@@ -150,6 +150,6 @@ def test_the_default_fit_prints_the_test_accuracy_the_readme_quotes(workdir):
                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads(run.stdout)
-    quoted = re.search(r"([\d.]+)% test accuracy after (\d+) epochs", README)
+    quoted = re.search(r"([\d.]+)%\s+test accuracy after (\d+) epochs", README)
     assert quoted and f"{summary['final']['test_acc']:.2%}" == f"{quoted.group(1)}%"
     assert summary["epochs"] == int(quoted.group(2))
