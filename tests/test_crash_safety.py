@@ -108,7 +108,7 @@ def test_non_finite_loss_keeps_the_last_good_checkpoint(workdir):
     cfg = load_config(None, ["data.name=spirals", "model.kind=mlp", "model.hidden=[8]", "train.epochs=30",
                              "train.checkpoint_every=1", "report.enabled=false"])
     res = fit(cfg, out="nan", quiet=True, callbacks=[_Poison()])
-    assert res.summary["failed"] and res.summary["stop_reason"] == "non-finite loss (nan) at epoch 3"
+    assert res.summary["failed"] and res.summary["stop_reason"] == "non-finite loss (nan) at epoch 4"  # 4th
     assert res.summary["epochs"] == 4
     last = load_checkpoint(res.run_dir / "checkpoints" / "last.pt")
     assert last["epoch"] == 2  # the failing epoch was not saved

@@ -61,3 +61,95 @@ def test_browser_tests_are_also_slow_so_the_fast_set_leaves_them_out():
     marks = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "pytestmark")
     assert {m.attr for m in marks.value.elts} == {"slow", "browser"}
 
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every concrete ``trainwell ...`` command of the README (code spans and command blocks), as argv lists;
+    synopsis lines with placeholders (``[--set ...]``, ``RUN_DIR``, ``N``) are left out."""
+    import shlex
+
+    from trainwell.cli_parser import build_parser
+
+    commands = {action.dest: action for action in build_parser()._subparsers._group_actions}  # noqa: SLF001
+    names = set(next(iter(commands.values())).choices)
+    prose = re.sub(r"```.*?```", "", README, flags=re.S)
+    texts = [" ".join(t.split()) for t in re.findall(r"`([^`]+)`", prose)]
+    texts += [line for lang, body in re.findall(r"```(\w*)\n(.*?)```", README, re.S) if lang in ("sh", "bash")
+              for line in body.splitlines()]  # the unlabelled block is the synopsis
+    out = []
+    for text in texts:
+        m = re.search(r"(?:^|[\s/])(?:-m )?trainwell (\S+)(.*)$", text)
+        if m is None or m.group(1) not in names:
+            continue
+        try:
+            argv = [m.group(1), *shlex.split(m.group(2))]
+        except ValueError:
+            continue
+        if any("[" in a and "=" not in a or "..." in a or re.fullmatch(r"[A-Z][A-Z_.]*", a) or "HOST" in a
+               for a in argv):
+            continue  # a synopsis, not a command
+        if len(argv) == 1 and argv[0] in ("sweep", "prune", "report", "lab"):
+            continue  # the command named in prose; these need arguments
+        out.append(argv)
+    return out
+
+
+README_COMMANDS = _readme_commands()
+
+
+def test_the_readme_commands_were_found():
+    assert len(README_COMMANDS) >= 15 and ["fit"] in README_COMMANDS
+    assert any(a[0] == "sweep" and "model.hidden=[32],[128],[512]" in a for a in README_COMMANDS)
+
+
+@pytest.mark.parametrize("argv", README_COMMANDS, ids=[" ".join(a)[:60] for a in README_COMMANDS])
+def test_every_readme_command_parses_and_its_config_is_valid(argv, monkeypatch):
+    """Each command's flags exist and its --set / --grid values are valid config (no torch, no training)."""
+    from trainwell.cli_parser import build_parser
+    from trainwell.config import load_config
+
+    monkeypatch.chdir(ROOT)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        raise AssertionError(f"the README's `trainwell {' '.join(argv)}` does not parse") from exc
+    if getattr(args, "resume", None) or args.command == "lab":
+        return
+    config = getattr(args, "config", None)
+    cfg = load_config(config if config and Path(config).exists() else None, getattr(args, "overrides", None))
+    if getattr(args, "grid", None):
+        from trainwell.sweep import combinations, parse_grid
+
+        assert combinations(cfg, parse_grid(args.grid), 1)
+
+
+def test_the_readme_sweep_example_builds_a_population_of_27(monkeypatch):
+    """The 27-member example: every grid value changes the model, and it trains as one population."""
+    from trainwell.config import load_config
+    from trainwell.pipeline import inert_model_keys
+    from trainwell.sweep import combinations, parse_grid, population_blocker
+
+    (argv,) = [a for a in README_COMMANDS if a[0] == "sweep" and "--seeds" in a and "3" in a]
+    from trainwell.cli_parser import build_parser
+
+    args = build_parser().parse_args(argv)
+    cfg, grid = load_config(None, args.overrides), parse_grid(args.grid)
+    combos = combinations(cfg, grid, args.seeds)
+    assert len(combos) == 27 and inert_model_keys(combos) == [] and population_blocker(cfg, grid, args.seeds) is None
+
+
+@pytest.mark.slow
+def test_the_default_fit_prints_the_test_accuracy_the_readme_quotes(workdir):
+    """``trainwell fit`` (the first command) is deterministic: the README quotes its test accuracy."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "trainwell", "fit", "--json", "--quiet"], capture_output=True,
+                         text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads(run.stdout)
+    quoted = re.search(r"([\d.]+)%\s+test accuracy after (\d+) epochs", README)
+    assert quoted and f"{summary['final']['test_acc']:.2%}" == f"{quoted.group(1)}%"
+    assert summary["epochs"] == int(quoted.group(2))

@@ -150,28 +150,6 @@ def test_checkpoints_hold_config_and_load_with_weights_only(workdir):
     assert summary["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"]
 
 
-def test_fit_takes_a_users_dataloader_like_the_tensors_it_holds():
-    from torch.utils.data import DataLoader, TensorDataset
-
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(90, 3, generator=g), torch.randint(0, 3, (90,), generator=g).to(torch.int32)
-
-    def trained(data, val):
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
-        t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=3, batch_size=16, seed=1)
-        return t.fit(data, val).history, model
-
-    loader = DataLoader(TensorDataset(x, y), batch_size=7)
-    h1, m1 = trained(loader, loader)
-    h2, m2 = trained((x, y.long()), (x, y.long()))
-    assert [{k: v for k, v in r.items() if k != "time"} for r in h1] == \
-        [{k: v for k, v in r.items() if k != "time"} for r in h2]
-    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True))
-    with pytest.raises(TypeError, match="Trainer.fit takes \\(x, y\\) tensors or an iterable of \\(x, y\\) batches"):
-        trained(42, None)
-
-
 def test_stopping_criteria_are_accepted_as_callbacks():
     from trainwell.train.stopping import EarlyStopping
 

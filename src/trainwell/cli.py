@@ -33,7 +33,7 @@ def _check_overrides(args) -> None:
                                  + f": use key=value with no space: --set {item}={value}")
 
 
-MAX_MESSAGE = 400  # an error is one line; a huge value in it is cut
+MAX_MESSAGE = 2000  # an error is one line; a huge value in it is cut (lists of allowed names fit whole)
 
 
 def _one_line(message: str) -> str:
@@ -95,12 +95,14 @@ def _verdict_table(verdicts: list[dict], title: str):
 
 
 def cmd_doctor(args) -> int:
-
     from trainwell.config import load_config
+    from trainwell.data.registry import spec_of
+
+    cfg = load_config(args.config, args.overrides)  # config mistakes are reported before torch is imported
+    spec_of(cfg.data.name)
     from trainwell.doctor import Report
     from trainwell.pipeline import preflight, prepare
 
-    cfg = load_config(args.config, args.overrides)
     verdicts = preflight(prepare(cfg))
     report = Report(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}", ["pre"] * len(verdicts))
     if args.json:
@@ -122,11 +124,17 @@ def cmd_fit(args) -> int:
         if args.out:
             raise TrainwellError("--resume continues RUN_DIR in place: drop --out (to branch off, copy the run "
                                  "directory first)")
+        from trainwell.rundir import require_run_config
+
+        require_run_config(args.resume)  # before torch is imported
         from trainwell.pipeline import config_of_run
 
         cfg = config_of_run(args.resume, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)  # a config error is reported before torch is imported
+        from trainwell.data.registry import spec_of
+
+        spec_of(cfg.data.name)  # so is an unknown dataset
     from trainwell.pipeline import fit
 
     result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet, figures=args.figures)
@@ -307,13 +315,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_lr_find(args) -> int:
-    from trainwell import lr_find
     from trainwell.config import load_config
 
+    if not 0 < args.start < args.end:  # the arguments are checked before torch is imported
+        raise TrainwellError(f"--start {args.start:g} --end {args.end:g} is not allowed: use 0 < start < end")
     cfg = load_config(args.config, args.overrides)
     _output_file(args.out)
-    if not 0 < args.start < args.end:
-        raise TrainwellError(f"--start {args.start} --end {args.end} is not allowed: use 0 < start < end")
+    from trainwell import lr_find
     try:
         found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end)
     except ValueError as exc:
@@ -339,7 +347,7 @@ def cmd_lr_find(args) -> int:
 def cmd_datasets(args) -> int:
     from rich.table import Table
 
-    from trainwell.data import available
+    from trainwell.data.registry import available  # the names and descriptions need no torch
 
     table = Table(title="datasets (data.name)")
     table.add_column("name")
@@ -354,7 +362,7 @@ def cmd_lab(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from trainwell.lab import registry, runner
+    from trainwell.lab import registry
 
     console = Console(stderr=getattr(args, "json", False))
     if args.lab_command == "list":
@@ -376,6 +384,13 @@ def cmd_lab(args) -> int:
     names = list(registry.experiments()) if args.all else args.names
     if not names or (args.all and args.names):
         raise TrainwellError("name experiments to run, or pass --all (not both); see 'trainwell lab list'")
+    known = registry.experiments()
+    for name in names:
+        if name not in known:
+            from trainwell.config_io import suggest
+
+            raise TrainwellError(f"unknown experiment {name!r}: {suggest(name, known)}allowed are {', '.join(known)}")
+    from trainwell.lab import runner
     try:
         summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
                                    seed=args.seed, log=lambda line: console.print(line, highlight=False),

@@ -35,10 +35,30 @@ def _type_name(tp) -> str:
     )
 
 
+# values people bring from other libraries, and what trainwell calls them
+_VALUE_HINTS = {
+    ("optim.name", "adamw"): "AdamW is optim.name = 'adam' with optim.decay = 'decoupled'",
+    ("optim.name", "nesterov"): "Nesterov is optim.name = 'momentum' with optim.nesterov = true",
+}
+
+
+def suggest(word, choices) -> str:
+    """``"did you mean 'x'? "`` for the choice closest to ``word`` (difflib), or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def _coerce(tp, value, key: str):
-    """Convert ``value`` to type ``tp`` or raise a ConfigError naming ``key``."""
+    """Convert ``value`` to type ``tp`` or raise a ConfigError naming ``key`` (and the nearest allowed value)."""
     origin = typing.get_origin(tp)
     bad = ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}")
+    if origin is Literal and isinstance(value, str):
+        hint = _VALUE_HINTS.get((key, value.lower())) or suggest(value, typing.get_args(tp)).rstrip("? ")
+        if hint:
+            bad = ConfigError(f"{key} = {value!r} is not allowed: {hint}{'?' if hint.startswith('did') else ''}; "
+                              f"use {_type_name(tp)}")
     if origin is Literal:
         if value not in typing.get_args(tp) or isinstance(value, bool):
             raise bad
@@ -98,7 +118,8 @@ def from_dict(cls, data, prefix: str = ""):
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else key
         if key not in names:
-            raise ConfigError(f"unknown config key {dotted!r}: allowed keys in {where} are {', '.join(names)}")
+            hint = suggest(dotted, [f"{prefix}.{n}" if prefix else n for n in names])
+            raise ConfigError(f"unknown config key {dotted!r}: {hint}allowed keys in {where} are {', '.join(names)}")
         kwargs[key] = _coerce(hints[key], value, dotted)
     obj = cls(**kwargs)
     if hasattr(obj, "validate"):

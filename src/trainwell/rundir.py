@@ -14,12 +14,11 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from trainwell.errors import TrainwellError
 from trainwell.manifest import record as record_written
@@ -79,7 +78,8 @@ def _jsonable(value: Any) -> Any:
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
+    torch = sys.modules.get("torch")  # torch is imported only where checkpoints are: no tensor exists without it
+    if torch is not None and isinstance(value, torch.Tensor):
         return _jsonable(value.tolist())
     return value
 
@@ -95,6 +95,8 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
     """``torch.save`` through a temp file; a full disk or a kill leaves the previous checkpoint intact."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -107,6 +109,8 @@ def load_checkpoint(path: str | Path) -> dict:
         raise TrainwellError(f"{path}: checkpoint not found")
     if not path.is_file():
         raise TrainwellError(f"{path}: not a file, so not a trainwell checkpoint")
+    import torch
+
     try:
         with warnings.catch_warnings():  # torch's warnings about a strange pickle would be a second line
             warnings.simplefilter("ignore")
@@ -114,6 +118,18 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception:  # corrupt or hostile files raise many types; all mean "cannot use this file"
         # torch's text would advise weights_only=False "if you trust the source": for a file that would run code
         raise TrainwellError(f"{path}: not a trainwell checkpoint (it would run code, or it is damaged)") from None
+
+
+def require_run_config(run_dir: str | Path) -> Path:
+    """The ``config.toml`` of run directory ``run_dir`` (what ``--resume`` reads), checked without torch.
+
+    Raises:
+        TrainwellError: there is none, so ``run_dir`` is not a trainwell run directory.
+    """
+    config = RunDir(run_dir).config
+    if not config.exists():
+        raise TrainwellError(f"{config}: not found; --resume needs a trainwell run directory")
+    return config
 
 
 CHECKPOINT_FIELDS = {"model": dict, "optimizer": dict, "schedule": dict, "epoch": int, "step": int, "history": list}

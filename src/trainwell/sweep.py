@@ -25,8 +25,6 @@ from pathlib import Path
 from trainwell.config import Config, config_from_dict, parse_override, read_toml, to_toml
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.manifest import record
-from trainwell.pipeline import POPULATION_KEYS, fit, fit_population, inert_model_keys
-from trainwell.pipeline import population_blocker as configs_blocker
 from trainwell.runclaim import Claim
 from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl
 
@@ -110,6 +108,9 @@ def combinations(cfg: Config, grid: dict[str, list], seeds: int) -> list[tuple[d
 
 def population_blocker(cfg: Config, grid: dict[str, list], seeds: int = 1) -> str | None:
     """Why this sweep cannot run as one population (None if it can)."""
+    from trainwell.pipeline import POPULATION_KEYS
+    from trainwell.pipeline import population_blocker as configs_blocker
+
     other = sorted(set(grid) - set(POPULATION_KEYS))
     if other:
         return f"grid key {other[0]!r} changes more than a member's settings"
@@ -136,6 +137,8 @@ def _row(settings: dict, summary: dict, history: list[dict]) -> dict:
 def run_population(combos: list[tuple[dict, Config]], out: Path, quiet: bool = True,
                    resume: bool = False) -> tuple[list[dict], list[str]]:
     """Train all ``combos`` as one population; one row per member, and the checks that could not run."""
+    from trainwell.pipeline import fit_population  # torch: imported when training starts
+
     resume = resume and RunDir(out).last.exists()  # killed before the first checkpoint: start over
     res = fit_population([c for _, c in combos], out=out, resume=resume, quiet=quiet)
     rows = [_row(settings, r.summary, read_jsonl(r.run_dir / "metrics.jsonl"))
@@ -147,6 +150,8 @@ def run_sequential(combos: list[tuple[dict, Config]], out: Path, quiet: bool = T
                    resume: bool = False) -> list[dict]:
     """Train ``combos`` one after another with ``fit``; with ``resume`` finished members are kept and
     interrupted ones continue from their checkpoints."""
+    from trainwell.pipeline import fit
+
     rows = []
     for i, (settings, c) in enumerate(combos):
         run = RunDir(out / f"member-{i}")
@@ -183,6 +188,8 @@ def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | 
     elif address is not None:
         raise ConfigError("--address names a Ray cluster: use it with --backend ray")
     combos = combinations(cfg, grid, seeds)
+    from trainwell.pipeline import inert_model_keys  # torch: after the arguments are checked
+
     inert = inert_model_keys(combos)
     if inert:
         raise ConfigError(f"--grid {inert[0]} changes nothing for model.kind = {cfg.model.kind!r}: every value builds "
@@ -265,4 +272,13 @@ def resume_sweep(out: str | Path, quiet: bool = True, backend: str = "local",
                  resume=True, backend=backend, address=address)
 
 
-__all__ = ["BACKENDS", "POPULATION_KEYS", "SweepResult", "parse_grid", "resume_sweep", "sweep"]
+def __getattr__(name: str):
+    if name == "POPULATION_KEYS":  # the pipeline (torch) is imported when a sweep runs, not to check its arguments
+        from trainwell.pipeline import POPULATION_KEYS
+
+        return POPULATION_KEYS
+    raise AttributeError(f"module 'trainwell.sweep' has no attribute {name!r}")
+
+
+__all__ = ["BACKENDS", "POPULATION_KEYS",  # noqa: F822 (POPULATION_KEYS comes from the module's __getattr__)
+           "SweepResult", "parse_grid", "resume_sweep", "sweep"]

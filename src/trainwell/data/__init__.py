@@ -1,7 +1,6 @@
 """Datasets (embedded, synthetic, files), corruptions and preprocessing."""
 
 from trainwell.data.registry import DATASETS, available, load
-from trainwell.data.splits import Meta, Splits
 
 _PREPROCESSORS = ("PCA", "ZCA", "MeanCenter", "Standardize")
 
@@ -13,6 +12,10 @@ def __getattr__(name: str):
         from trainwell.data import preprocess
 
         return getattr(preprocess, name)
+    if name in ("Meta", "Splits"):  # torch-backed: loaded on first use, so that naming datasets needs no torch
+        from trainwell.data import splits
+
+        return getattr(splits, name)
     raise AttributeError(f"module 'trainwell.data' has no attribute {name!r}")
 
 __all__ = ["DATASETS", "PCA", "ZCA", "MeanCenter", "Meta", "Splits", "Standardize", "available", "load"]

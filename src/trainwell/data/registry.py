@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from trainwell.data import corrupt, embedded, files, synthetic
-from trainwell.data.splits import Meta, Splits, split_validation
 from trainwell.errors import DataError
+
+if TYPE_CHECKING:
+    from trainwell.data.splits import Splits
+
+
+class _Lazy:
+    """A loader named by module and function, imported at its first call: listing and checking dataset names
+    (``trainwell datasets``, a misspelt ``data.name``) then needs no torch."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    @property
+    def target(self) -> Callable:
+        return getattr(importlib.import_module(f"trainwell.data.{self.module}"), self.name)
+
+    def __call__(self, *args, **kwargs):
+        return self.target(*args, **kwargs)
+
 
 
 @dataclass(frozen=True)
@@ -24,19 +44,23 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "mnist1d": DatasetSpec(embedded.load_mnist1d, 10, human_error=0.04,
+    "mnist1d": DatasetSpec(_Lazy("embedded", "load_mnist1d"), 10, human_error=0.04,
                            description="MNIST-1D, 4000 train / 1000 test signals of length 40 (generated offline)"),
-    "digits": DatasetSpec(embedded.load_digits, 10, description="scikit-learn's 8x8 digits, 1797 images"),
-    "spirals": DatasetSpec(synthetic.spirals, lambda o: o.get("arms", 3), description="K interleaved 2-D spirals"),
-    "xor": DatasetSpec(synthetic.xor, 2, enumerative=True, description="the four XOR patterns"),
-    "parity": DatasetSpec(synthetic.parity, 2, enumerative=True, description="all n-bit patterns, label = parity"),
-    "encoder8": DatasetSpec(synthetic.encoder8, 8, enumerative=True, description="the 8 one-hot patterns (8-3-8)"),
-    "modular": DatasetSpec(synthetic.modular, lambda o: o.get("p", 53), description="(a + b) mod p"),
-    "tc": DatasetSpec(synthetic.tc, 2, description="T vs C shapes at random positions and rotations"),
-    "mnist": DatasetSpec(files.load_idx_dataset, 10, needs_root=True, description="MNIST IDX files from data.root"),
-    "fashion-mnist": DatasetSpec(files.load_idx_dataset, 10, needs_root=True,
+    "digits": DatasetSpec(_Lazy("embedded", "load_digits"), 10, description="scikit-learn's 8x8 digits, 1797 images"),
+    "spirals": DatasetSpec(_Lazy("synthetic", "spirals"), lambda o: o.get("arms", 3),
+                           description="K interleaved 2-D spirals"),
+    "xor": DatasetSpec(_Lazy("synthetic", "xor"), 2, enumerative=True, description="the four XOR patterns"),
+    "parity": DatasetSpec(_Lazy("synthetic", "parity"), 2, enumerative=True,
+                          description="all n-bit patterns, label = parity"),
+    "encoder8": DatasetSpec(_Lazy("synthetic", "encoder8"), 8, enumerative=True,
+                            description="the 8 one-hot patterns (8-3-8)"),
+    "modular": DatasetSpec(_Lazy("synthetic", "modular"), lambda o: o.get("p", 53), description="(a + b) mod p"),
+    "tc": DatasetSpec(_Lazy("synthetic", "tc"), 2, description="T vs C shapes at random positions and rotations"),
+    "mnist": DatasetSpec(_Lazy("files", "load_idx_dataset"), 10, needs_root=True,
+                         description="MNIST IDX files from data.root"),
+    "fashion-mnist": DatasetSpec(_Lazy("files", "load_idx_dataset"), 10, needs_root=True,
                                  description="Fashion-MNIST IDX files from data.root"),
-    "cifar10": DatasetSpec(files.load_cifar10, 10, needs_root=True,
+    "cifar10": DatasetSpec(_Lazy("files", "load_cifar10"), 10, needs_root=True,
                            description="CIFAR-10 python batches from data.root"),
 }
 
@@ -48,7 +72,9 @@ def spec_of(name: str) -> DatasetSpec:
         DataError: unknown name (the message lists the known ones).
     """
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}: allowed are {', '.join(DATASETS)}")
+        close = difflib.get_close_matches(str(name), list(DATASETS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise DataError(f"unknown dataset {name!r}: {hint}allowed are {', '.join(DATASETS)}")
     return DATASETS[name]
 
 
@@ -64,7 +90,7 @@ def num_classes(name: str, options: dict | None = None) -> int:
 
 
 def _call_loader(name: str, spec: DatasetSpec, seed: int, root: str | None, options: dict):
-    params = inspect.signature(spec.loader).parameters
+    params = inspect.signature(getattr(spec.loader, "target", spec.loader)).parameters
     allowed = [p for p in params if p not in ("seed", "root")]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -107,6 +133,9 @@ def load(
     Raises:
         DataError: unknown name or option, bad value, or a missing/corrupt data file.
     """
+    from trainwell.data import corrupt
+    from trainwell.data.splits import Meta, Splits, split_validation
+
     spec = spec_of(name)
     xtr, ytr, xte, yte = _call_loader(name, spec, seed, root, options)
     classes = num_classes(name, options)

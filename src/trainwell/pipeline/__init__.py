@@ -53,6 +53,7 @@ from trainwell.rundir import (
     atomic_write_text,
     check_training_checkpoint,
     load_checkpoint,
+    require_run_config,
 )
 from trainwell.train import distributed, interrupt, loggers, stop_callback
 from trainwell.train import progress as progress_mod
@@ -368,8 +369,7 @@ def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Co
     from trainwell.config import apply_overrides, parse_override
 
     run = RunDir(run_dir)
-    if not run.config.exists():
-        raise TrainwellError(f"{run.config}: not found; --resume needs a trainwell run directory")
+    require_run_config(run_dir)
     for item in overrides or []:
         key = ".".join(parse_override(item)[0])
         if key not in RESUME_KEYS:

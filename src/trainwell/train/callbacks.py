@@ -17,6 +17,10 @@ from typing import Any
 class State:
     """What the loop shares with callbacks: position, the last epoch's metrics, the full history.
 
+    After :meth:`~trainwell.train.Trainer.fit`, ``weights_epoch`` is the epoch whose weights the model holds: the
+    last trained epoch, or the best one when a callback restored it (``EarlyStopping(restore_best_weights=True)``),
+    so ``history[weights_epoch]`` describes the returned model.
+
     In a population each member has its own State (``member`` = its index, ``model`` = a view of its weights);
     ``learner`` is the object that trains (see :mod:`trainwell.train.learners`).
     """
@@ -33,6 +37,7 @@ class State:
     trainer: Any = None
     learner: Any = None
     member: int = 0
+    weights_epoch: int | None = None  # after fit: the epoch (0-based, as in history) whose weights the model holds
 
 
 class Callback:

@@ -167,7 +167,10 @@ class DistributedLearner(ModuleLearner):
 
     ``self.model`` stays the plain module (checkpoints have the same keys as a single-process run); forward passes
     of training go through the DDP wrapper, which averages gradients over the ranks during ``backward``.
+    A DataLoader given to the trainer is read once into memory: each rank trains on its shard of every global batch.
     """
+
+    iterates_loaders = False
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: str | Callable = "cross_entropy",
                  *, ctx: Context, aug_seed: int = 1, **kwargs):

@@ -105,6 +105,7 @@ class ModuleLearner:
 
     size = 1
     vmapped = False
+    iterates_loaders = True  # the trainer may hand it a DataLoader's batches (train_batch, evaluate_batches)
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: str | Callable = "cross_entropy",
                  *, schedule: Schedule | None = None, penalty: Callable[[nn.Module], torch.Tensor] | None = None,
@@ -131,13 +132,17 @@ class ModuleLearner:
         return [self.optimizer.param_groups[0]["lr"]]
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xb, yb = x[idx], y[idx]
+        return self.train_batch(x[idx], y[idx])
+
+    def train_batch(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on the batch ``(xb, yb)`` (a DataLoader's batch, or rows drawn by :meth:`train_step`);
+        returns the mean batch loss and the number of right predictions."""
         if self.augment is not None:
             xb = self.augment(xb, self.aug_generator)
         with self.autocast():
             out = self.model(xb)
             loss = self.loss_fn(out, yb)
-        self.update(loss, len(idx))
+        self.update(loss, len(yb))
         return loss, (out.detach().argmax(dim=1) == yb).sum()
 
     def update(self, loss: torch.Tensor, examples: int) -> None:
@@ -166,6 +171,24 @@ class ModuleLearner:
         with self.autocast():
             m = evaluate(self.model, x, y, self.loss_fn)
         return [m["loss"]], [m["acc"]]
+
+    @torch.no_grad()
+    def evaluate_batches(self, batches) -> tuple[list[float], list[float]]:
+        """As :meth:`evaluate`, over an iterable of ``(xb, yb)`` batches (a validation DataLoader), in eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        total, correct, n = 0.0, 0, 0
+        try:
+            for xb, yb in batches:
+                with self.autocast():
+                    out = self.model(xb)
+                    total += float(self.loss_fn(out, yb)) * len(yb)
+                correct += int((out.argmax(dim=1) == yb).sum())
+                n += len(yb)
+        finally:
+            self.model.train(was_training)
+        n = max(n, 1)
+        return [total / n], [correct / n]
 
     def end_epoch(self, values: dict[int, float]) -> None:
         if self.schedule.interval == "epoch":

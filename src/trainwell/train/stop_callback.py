@@ -123,7 +123,7 @@ class Stopper(Callback):
                 m["overfit"] = True
                 if self.overfit_stop:
                     state.stop = (f"overfitting: val loss rose for {self.overfit.window} epochs while train loss "
-                                  f"fell (epoch {self.overfit_epoch})")
+                                  f"fell (epoch {self.overfit_epoch + 1})")
                     return
         if self.extra_left is not None:  # in the lower-LR phase after a criterion fired
             self.extra_left -= 1
@@ -158,6 +158,7 @@ class Stopper(Callback):
         if self.early_stopping is not None and self.restore_best and self.best_weights is not None:
             state.model.load_state_dict(self.best_weights)
             self.restored_epoch = self.best_epoch
+            state.weights_epoch = self.best_epoch  # history[-1] no longer describes the model: say which does
 
 
 def from_config(cfg) -> Stopper:
@@ -190,13 +191,24 @@ def as_callback(obj):
     :class:`WeightChange`, :class:`EarlyStopping`) is wrapped in a :class:`Stopper`, so that criteria can be passed
     as callbacks as Keras and Lightning users do: ``Trainer(..., callbacks=[EarlyStopping(patience=2)])``.
 
-    EarlyStopping watches ``val_loss`` (mode "min") or ``val_acc`` (mode "max"), unless it has a ``monitor``.
+    EarlyStopping watches its ``monitor`` (default ``val_loss``) and restores the best weights at the end only when
+    built with ``restore_best_weights=True``.
+
+    Raises:
+        ValueError: ``EarlyStopping(mode="max")`` without a monitor (maximizing ``val_loss`` is never meant, and
+            silently watching another metric would surprise).
     """
     if isinstance(obj, Callback):
         return obj
     if isinstance(obj, EarlyStopping):
-        monitor = getattr(obj, "monitor", "val_loss" if obj.mode == "min" else "val_acc")
-        return Stopper(early_stopping=obj, monitor=monitor)
+        monitor = getattr(obj, "monitor", None)
+        if monitor is None:
+            if obj.mode == "max":
+                raise ValueError("EarlyStopping(mode='max') needs the metric to maximize: "
+                                 "EarlyStopping(monitor='val_acc', mode='max', ...)")
+            monitor = "val_loss"
+        return Stopper(early_stopping=obj, monitor=monitor,
+                       restore_best=getattr(obj, "restore_best_weights", False))
     for cls, key in ((FixedSchedule, "fixed"), (LossChange, "loss_change"), (WeightChange, "weight_change")):
         if isinstance(obj, cls):
             return Stopper(**{key: obj})

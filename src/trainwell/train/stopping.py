@@ -17,6 +17,8 @@ can be tested with scripted sequences; :class:`StopCallback` feeds them from the
   so a run that never beats it stops after ``patience`` non-improving values), ``start_from_epoch`` (values
   before it are not monitored), ``patience = 0`` (stop at the first non-improving value).
 - Guards: :class:`NonFinite` and :class:`Divergence` (loss > factor x best so far, and above its first value).
+- Reasons count epochs from 1 (the first value is epoch 1), as users do; indices returned by ``scan`` and
+  ``detect`` are 0-based positions in the list.
 - :class:`OverfitDetector`: flags the first epoch where validation loss has risen for k evaluations while training
   loss fell.
 """
@@ -104,13 +106,38 @@ class WeightChange:
 
 
 class EarlyStopping:
-    """Validation early stopping (see the module docstring for the exact semantics)."""
+    """Validation early stopping (see the module docstring for the exact semantics).
 
-    def __init__(self, mode: str = "min", patience: int = 10, min_delta: float = 0.0, relative: bool = False,
+    As a pure criterion, ``evaluate(values)`` reads a list of numbers. As a callback (``Trainer(...,
+    callbacks=[EarlyStopping(...)])``) it speaks Keras' and Lightning's dialect:
+
+    Args:
+        mode: ``"min"`` or ``"max"``; None (Keras' "auto") picks ``"max"`` for a monitor that names an accuracy
+            (``val_acc``, ``accuracy``) and ``"min"`` otherwise.
+        monitor: the metric a callback watches (``"val_loss"``, ``"val_acc"``, ``"train_loss"``, ...); default
+            ``"val_loss"``. ``mode="max"`` without a monitor is refused as a callback rather than guessing one.
+        restore_best_weights: as a callback, load the best epoch's weights into the model when training ends
+            (Keras' default: False, the model keeps its last epoch's weights). The returned ``State.weights_epoch``
+            says which epoch's weights the model holds either way.
+
+    Example:
+        >>> EarlyStopping(patience=2).evaluate([3.0, 2.0, 2.5, 2.6])
+        (True, 'early stopping: no improvement for 2 epochs (best 2 at epoch 2)')
+        >>> EarlyStopping(monitor="val_acc").mode
+        'max'
+    """
+
+    def __init__(self, mode: str | None = None, patience: int = 10, min_delta: float = 0.0, relative: bool = False,
                  stopping_threshold: float | None = None, divergence_threshold: float | None = None,
-                 baseline: float | None = None, start_from_epoch: int = 0, check_finite: bool = True):
+                 baseline: float | None = None, start_from_epoch: int = 0, check_finite: bool = True, *,
+                 monitor: str | None = None, restore_best_weights: bool = False):
+        if monitor is not None and (not isinstance(monitor, str) or not monitor):
+            raise ValueError(f"EarlyStopping(monitor={monitor!r}) is not allowed: name a metric such as 'val_loss'")
+        if mode is None or mode == "auto":
+            mode = "max" if monitor is not None and "acc" in monitor else "min"
         if mode not in ("min", "max"):
-            raise ValueError(f"EarlyStopping(mode={mode!r}) is not allowed: use 'min' or 'max'")
+            raise ValueError(f"EarlyStopping(mode={mode!r}) is not allowed: use 'min', 'max' or None (auto)")
+        self.monitor, self.restore_best_weights = monitor, bool(restore_best_weights)
         if patience < 0 or not min_delta >= 0 or start_from_epoch < 0:
             raise ValueError(f"EarlyStopping(patience={patience}, min_delta={min_delta}, start_from_epoch="
                              f"{start_from_epoch}) is not allowed: use patience >= 0, min_delta >= 0 and "
@@ -135,22 +162,22 @@ class EarlyStopping:
         for i, value in enumerate(history):
             if not math.isfinite(value):
                 if self.check_finite:
-                    return True, f"early stopping: monitored value is {value} at epoch {i}", best, best_i, wait
+                    return True, f"early stopping: monitored value is {value} at epoch {i + 1}", best, best_i, wait
                 if i < self.start_from_epoch:
                     continue
                 wait += 1  # a NaN never improves anything
                 if wait >= self.patience:
                     return True, (f"early stopping: no improvement for {wait} epochs (last value {value} at "
-                                  f"epoch {i})"), best, best_i, wait
+                                  f"epoch {i + 1})"), best, best_i, wait
                 continue
             if i < self.start_from_epoch:  # Keras: not monitored yet (the guards above still apply)
                 continue
             if self.stopping_threshold is not None and better(value, self.stopping_threshold):
                 return True, (f"early stopping: reached the stopping threshold {self.stopping_threshold:g} "
-                              f"({value:.4g}) at epoch {i}"), value, i, 0
+                              f"({value:.4g}) at epoch {i + 1}"), value, i, 0
             if self.divergence_threshold is not None and better(self.divergence_threshold, value):
                 return True, (f"early stopping: diverged past {self.divergence_threshold:g} ({value:.4g}) "
-                              f"at epoch {i}"), best, best_i, wait
+                              f"at epoch {i + 1}"), best, best_i, wait
             if self._improves(value, best):
                 best, best_i = value, i
                 # Keras: the counter restarts only on values that beat both the best so far and the baseline
@@ -161,7 +188,7 @@ class EarlyStopping:
                     below = (f" and never beat the baseline {self.baseline:g}" if self.baseline is not None
                              and not self._improves(best, self.baseline) else "")
                     return True, (f"early stopping: no improvement for {wait} epochs{below} "
-                                  f"(best {best:.4g} at epoch {best_i})"), best, best_i, wait
+                                  f"(best {best:.4g} at epoch {best_i + 1})"), best, best_i, wait
         return False, "", best, best_i, wait
 
     def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
@@ -174,7 +201,7 @@ class NonFinite:
 
     def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
         if history and not math.isfinite(history[-1]):
-            return True, f"non-finite loss ({history[-1]}) at epoch {len(history) - 1}"
+            return True, f"non-finite loss ({history[-1]}) at epoch {len(history)}"
         return False, ""
 
 
@@ -197,10 +224,10 @@ class Divergence:
         finite = [v for v in history[:-1] if math.isfinite(v)]
         if history and finite and history[-1] > self.factor * min(finite) and history[-1] > history[0]:
             return True, (f"diverged: loss {history[-1]:.4g} > {self.factor:g} x best {min(finite):.4g} "
-                          f"at epoch {len(history) - 1}")
+                          f"at epoch {len(history)}")
         if self.far_above_expected(history[-self.window:]) and len(history) >= self.window:
             return True, (f"diverged: loss {history[-1]:.4g} stayed above {self.factor:g} x the untrained model's "
-                          f"{self.expected:.4g} for {self.window} epochs (epoch {len(history) - 1})")
+                          f"{self.expected:.4g} for {self.window} epochs (epoch {len(history)})")
         return False, ""
 
     def far_above_expected(self, losses: Sequence[float]) -> bool:

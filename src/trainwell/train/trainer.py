@@ -5,9 +5,23 @@ population (:class:`~trainwell.train.population.PopulationLearner`) whose member
 metrics, history, stopping decision and callbacks. Everything else - shuffling, metric accumulation, validation,
 the non-finite guard, callbacks, checkpoints and exact resume - exists once, here.
 
-Batches are drawn by indexing tensors already on the device with a seeded permutation (no per-sample
-DataLoader overhead). Training loss and accuracy are accumulated from the forward passes already made, so an
-epoch costs one pass over the training data plus one over the validation data.
+Data comes in the forms PyTorch users already hold:
+
+- ``(x, y)`` tensors (or NumPy arrays, converted with :func:`torch.as_tensor`'s dtype rules: float64 stays
+  float64, so a float32 model asks for ``x.astype(np.float32)`` instead of casting silently): batches are drawn by
+  indexing the tensors on the device with a seeded permutation of ``batch_size`` rows (no per-sample overhead);
+- a ``DataLoader`` (or any re-iterable of ``(x, y)`` or ``{"x": ..., "y": ...}`` batches) is iterated afresh
+  every epoch, as a hand-written loop would: its batch size, sampler/shuffling, workers, collate function and any
+  random augmentation in ``__getitem__`` are the loader's own. ``batch_size`` is then not needed.
+
+Training loss and accuracy are accumulated from the forward passes already made, so an epoch costs one pass over
+the training data plus one over the validation data. Epoch numbers in records and ``State.epoch`` are 0-based
+(as indices into ``history``); every message a user reads counts epochs from 1.
+
+Resuming from a checkpoint continues exactly when the loader's randomness comes from torch: torch's global RNG
+(a shuffling ``DataLoader`` without ``generator=``, and ``torch.rand`` in ``__getitem__`` with ``num_workers=0``)
+and a loader's own ``generator=`` are saved in checkpoints. Randomness from NumPy's or Python's ``random`` module
+inside a dataset is not saved, so such a run resumes with different draws.
 
 Example:
     >>> import torch
@@ -17,14 +31,19 @@ Example:
     >>> t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=2, batch_size=16)
     >>> len(t.fit((x, y)).history)
     2
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=2)  # the loader brings its batch size
+    >>> len(t.fit(DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)).history)
+    2
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -54,22 +73,89 @@ def _overrides(cb: Callback, hook: str) -> bool:
     return getattr(type(cb), hook) is not getattr(Callback, hook)
 
 
-def as_tensors(data, what: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` tensors as they are; any other iterable of ``(x, y)`` batches (a ``DataLoader``, a list of
-    pairs) is read once and concatenated into memory. The trainer then draws its own seeded batches of its own
-    ``batch_size`` every epoch (the loader's order, batch size and any random transforms are not re-drawn)."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        return data[0], data[1]
-    try:
-        batches = list(data)
-    except TypeError:
+INPUT_KEYS = ("x", "input", "inputs", "image", "images", "pixel_values", "features", "data")
+TARGET_KEYS = ("y", "target", "targets", "label", "labels")
+
+
+def _is_array(v) -> bool:
+    return isinstance(v, (torch.Tensor, np.ndarray))
+
+
+def as_tensor(v, what: str) -> torch.Tensor:
+    """``v`` as a tensor: tensors as they are, NumPy arrays through :func:`torch.as_tensor` (dtype kept)."""
+    if isinstance(v, torch.Tensor):
+        return v
+    if isinstance(v, np.ndarray):
+        return torch.as_tensor(np.ascontiguousarray(v))
+    raise TypeError(f"{what} must be a tensor or a NumPy array, got {type(v).__name__}")
+
+
+def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None) -> tuple:
+    """The ``(inputs, targets)`` of one batch: a pair (or longer tuple/list: its first two items) or a mapping.
+
+    A mapping's inputs and targets are ``keys`` when given, else the first of :data:`INPUT_KEYS` and of
+    :data:`TARGET_KEYS` it has (``{"image": ..., "label": ...}`` works as it is).
+
+    Raises:
+        TypeError: a batch that is neither, or a mapping without a known key (the message lists its keys).
+    """
+    if isinstance(batch, Mapping):
+        if keys is not None:
+            missing = [k for k in keys if k not in batch]
+            if missing:
+                raise TypeError(f"{what}: batch_keys {keys!r} but the batch has keys {', '.join(map(repr, batch))}")
+            return batch[keys[0]], batch[keys[1]]
+        xk = next((k for k in INPUT_KEYS if k in batch), None)
+        yk = next((k for k in TARGET_KEYS if k in batch), None)
+        if xk is None or yk is None:
+            raise TypeError(f"{what}: a dict batch with keys {', '.join(map(repr, batch))} has no "
+                            f"{'input' if xk is None else 'target'} key trainwell knows (inputs: "
+                            f"{', '.join(INPUT_KEYS)}; targets: {', '.join(TARGET_KEYS)}): name yours with "
+                            f"Trainer(..., batch_keys=('input_key', 'target_key'))")
+        return batch[xk], batch[yk]
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return batch[0], batch[1]
+    raise TypeError(f"{what}: each batch must be an (x, y) pair or a dict such as {{'x': ..., 'y': ...}}, got "
+                    f"{type(batch).__name__}")
+
+
+def is_in_memory(data) -> bool:
+    """Whether ``data`` is a whole dataset held as arrays: an ``(x, y)`` pair or a mapping of two arrays."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(_is_array(t) for t in data):
+        return True
+    return isinstance(data, Mapping) and len(data) > 0 and all(_is_array(v) for v in data.values())
+
+
+def as_tensors(data, what: str = "train", keys: tuple[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` tensors (NumPy arrays converted) from arrays held in memory; any other iterable of batches (a
+    ``DataLoader``) is read once and concatenated: what a vmapped population trains on, since its members draw
+    their own batches from one tensor. A single model's :meth:`Trainer.fit` iterates a loader instead."""
+    if is_in_memory(data):
+        x, y = split_batch(data, what, keys)
+        return as_tensor(x, f"{what} inputs"), as_tensor(y, f"{what} targets")
+    _require_iterable(data, what)
+    pairs = [split_batch(b, what, keys) for b in data]
+    if not pairs:
+        raise TypeError(f"{what}: the loader yielded no batches")
+    return (torch.cat([as_tensor(p[0], f"{what} inputs") for p in pairs]),
+            torch.cat([as_tensor(p[1], f"{what} targets") for p in pairs]))
+
+
+def _require_iterable(data, what: str) -> None:
+    if isinstance(data, (torch.Tensor, np.ndarray, str, bytes)) or not isinstance(data, Iterable):
         raise TypeError(f"{what}: Trainer.fit takes (x, y) tensors or an iterable of (x, y) batches such as a "
-                        f"DataLoader, got {type(data).__name__}") from None
-    if not batches or not all(isinstance(b, (tuple, list)) and len(b) >= 2 and isinstance(b[0], torch.Tensor)
-                              and isinstance(b[1], torch.Tensor) for b in batches):
-        raise TypeError(f"{what}: each batch must be an (x, y) pair of tensors, as a DataLoader over a "
-                        f"TensorDataset yields; got {type(batches[0]).__name__ if batches else 'no batches'}")
-    return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+                        f"DataLoader, got {type(data).__name__}")
+
+
+def _loader_generators(loader) -> list[torch.Generator]:
+    """The torch generators a loader draws its order (and worker seeds) from, besides torch's global RNG."""
+    found = []
+    for obj in (loader, getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None),
+                                                                    "sampler", None)):
+        g = getattr(obj, "generator", None)
+        if isinstance(g, torch.Generator) and all(g is not h for h in found):
+            found.append(g)
+    return found
 
 
 class Trainer:
@@ -78,6 +164,12 @@ class Trainer:
     Args:
         model: an ``nn.Module`` (then ``optimizer``, ``loss_fn``, ``schedule``, ``penalty`` and ``augment`` build
             its :class:`~trainwell.train.learners.ModuleLearner`) or a learner of M models.
+        optimizer: a ``torch.optim.Optimizer`` over the model's parameters; required with an ``nn.Module`` (there is
+            no default: :func:`trainwell.optim.build_optimizer` makes one from a name).
+        batch_size: rows per step when :meth:`fit` gets tensors; a ``DataLoader`` brings its own (this is then
+            ignored).
+        batch_keys: ``(input_key, target_key)`` of dict batches whose keys are not among :data:`INPUT_KEYS` /
+            :data:`TARGET_KEYS`.
         loss_fn: a name from :data:`LOSSES` or a callable ``(outputs, targets) -> scalar``.
         schedule: a :class:`~trainwell.optim.Schedule` (stepped per batch, per epoch, or on val loss).
         callbacks: :class:`~trainwell.train.callbacks.Callback` objects, called in order with the run's
@@ -97,17 +189,27 @@ class Trainer:
     Raises:
         ValueError: callbacks that need the real module (forward hooks: ``vmap_safe = False``) on a vmapped
             learner, or a seed count that does not match the population.
+        TypeError: an ``nn.Module`` without an optimizer.
     """
 
     def __init__(self, model, optimizer: torch.optim.Optimizer | None = None,
-                 loss_fn: str | Callable = "cross_entropy", *, epochs: int, batch_size: int,
+                 loss_fn: str | Callable = "cross_entropy", *, epochs: int, batch_size: int | None = None,
                  schedule: Schedule | None = None, callbacks: Sequence[Callback] = (),
                  member_callbacks: Sequence[Sequence[Callback]] | None = None,
                  device: str | torch.device | None = None, seed: int | Sequence[int] = 0,
                  progress=None, penalty: Callable[[nn.Module], torch.Tensor] | None = None,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", batch_keys: tuple[str, str] | None = None):
         seeds = [seed] if isinstance(seed, int) else [int(s) for s in seed]
+        if isinstance(model, nn.Module) and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"Trainer(model) needs an optimizer over the model's parameters (got "
+                            f"{type(optimizer).__name__}): Trainer(model, torch.optim.SGD(model.parameters(), "
+                            f"lr=0.01), epochs=...) or trainwell.optim.build_optimizer(model, 'sgd', lr=0.01)")
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs={epochs!r} is not allowed: use an integer >= 1")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size={batch_size!r} is not allowed: use an integer >= 1, or None with a "
+                             f"DataLoader (it brings its own)")
         if isinstance(model, nn.Module):
             self.device = torch.device(device) if device is not None else default_device()
             learner = ModuleLearner(model.to(self.device), optimizer, loss_fn, schedule=schedule, penalty=penalty,
@@ -122,6 +224,9 @@ class Trainer:
             raise ValueError(f"seed: {len(seeds)} seeds for {self.size} members; give one seed per member")
         self.epochs = epochs
         self.batch_size = batch_size
+        self.batch_keys = batch_keys
+        self._loader_rngs: list[torch.Generator] = []  # the current train loader's generators (saved in checkpoints)
+        self._pending_loader_rng: list | None = None
         self.callbacks = [as_callback(cb) for cb in callbacks]  # stopping criteria are accepted as callbacks
         self.member_callbacks = [list(c) for c in member_callbacks] if member_callbacks is not None else \
             [[] for _ in range(self.size)]
@@ -142,6 +247,12 @@ class Trainer:
             self.members = [State(model=learner.member_model(m), optimizer=None, trainer=self, learner=learner,
                                   member=m) for m in range(self.size)]
         self._resumed = False
+
+    @property
+    def _iterates(self) -> bool:
+        """Whether the learner trains on a loader's own batches (one module in one process) rather than on
+        tensors it indexes itself (a population, or ranks that shard each global batch)."""
+        return bool(getattr(self.learner, "iterates_loaders", False))
 
     # -- the single-model view (M = 1) ---------------------------------------------------------------------
     model = property(lambda self: self.learner.model)
@@ -166,6 +277,8 @@ class Trainer:
             "step": self.state.step,
             "history": list(self.state.history),
         }
+        if self._loader_rngs:
+            state["loader_generators"] = [g.get_state() for g in self._loader_rngs]
         if self.single:
             state["generator"] = self.generators[0].get_state()
         else:
@@ -185,6 +298,7 @@ class Trainer:
     def load_checkpoint_state(self, ckpt: dict) -> None:
         """Restore :meth:`checkpoint_state` (and callbacks' states saved beside it); the next fit continues."""
         self.learner.load_state_dict(ckpt)
+        self._pending_loader_rng = ckpt.get("loader_generators")  # applied to the loader the next fit gets
         if self.single:
             self.generators[0].set_state(ckpt["generator"])
         else:
@@ -232,20 +346,100 @@ class Trainer:
         out["time"] = next(iter(rows.values()))["time"] if rows else 0.0
         return out
 
-    def fit(self, train: tuple[torch.Tensor, torch.Tensor],
-            val: tuple[torch.Tensor, torch.Tensor] | None = None) -> State:
-        """Train on ``train``; evaluate on ``val`` after every epoch. Returns the run's :class:`State` (for a
-        population, :attr:`members` holds each member's). ``train``'s labels may be (M, N): each member's own."""
-        train = as_tensors(train, "train")
-        val = as_tensors(val, "val") if val is not None else None
-        x, y = (t.to(self.device) for t in train)
+    # -- data ----------------------------------------------------------------------------------------------
+    def _targets(self, y: torch.Tensor, what: str) -> torch.Tensor:
         if any(self.loss_fn is f for f in LOSSES.values()):  # class-index losses: int32/uint8 labels are cast
-            y = as_class_labels(y, "train labels")
-            val = val if val is None else (val[0], as_class_labels(val[1], "val labels"))
-        if val is not None and len(val[0]) == 0:
-            val = None
+            return as_class_labels(y, f"{what} labels")
+        return y
+
+    def _check_inputs(self, x: torch.Tensor, what: str) -> None:
+        """Refuse floating inputs of another dtype than the model's (NumPy's float64 against float32 weights)."""
+        if not self.single or not x.is_floating_point():
+            return
+        param = next((p for p in self.learner.model.parameters() if p.is_floating_point()), None)
+        if param is not None and param.dtype != x.dtype:
+            np_hint = " (NumPy's default)" if x.dtype == torch.float64 else ""
+            raise TypeError(f"{what} inputs are {str(x.dtype).removeprefix('torch.')}{np_hint} but the model's "
+                            f"parameters are {str(param.dtype).removeprefix('torch.')}: convert the inputs "
+                            f"(x.astype(np.float32) or x.float()) or the model (model.to(torch.float64))")
+
+    def _device_batch(self, batch, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = split_batch(batch, what, self.batch_keys)
+        x, y = as_tensor(x, f"{what} inputs"), as_tensor(y, f"{what} targets")
+        return x.to(self.device, non_blocking=True), self._targets(y.to(self.device, non_blocking=True), what)
+
+    def _in_memory(self, data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = as_tensors(data, what, self.batch_keys)
+        return x.to(self.device), self._targets(y, what).to(self.device)
+
+    def _evaluate(self, data, what: str) -> tuple[list[float], list[float]]:
+        """Per-member mean loss and accuracy on ``data`` (tensors, or a loader iterated once, in eval mode)."""
+        if isinstance(data, tuple):  # already on the device
+            return self.learner.evaluate(data[0], data[1])
+        if not self._iterates:
+            x, y = self._in_memory(data, what)
+            return self.learner.evaluate(x, y)
+        loss, acc = self.learner.evaluate_batches(self._device_batch(b, what) for b in data)
+        return loss, acc
+
+    @staticmethod
+    def _keras_call(train, val, validation_data):
+        """Accept Keras' ``fit(x, y, validation_data=(x_val, y_val))`` beside ``fit((x, y), (x_val, y_val))``."""
+        if _is_array(train):
+            if not _is_array(val):
+                raise TypeError(f"fit got inputs ({type(train).__name__}) without targets: call "
+                                f"fit((x, y), (x_val, y_val)), fit(x, y) or fit(loader)")
+            return (train, val), validation_data
+        if validation_data is not None:
+            if val is not None:
+                raise TypeError("fit got both val and validation_data: pass one of them")
+            val = validation_data
+        return train, val
+
+    def fit(self, train, val=None, validation_data=None) -> State:
+        """Train on ``train``; evaluate on ``val`` after every epoch. Returns the run's :class:`State` (for a
+        population, :attr:`members` holds each member's); ``state.weights_epoch`` says which epoch's weights the
+        model holds at the end (the last trained one unless a callback restored the best).
+
+        Args:
+            train: ``(x, y)`` tensors or NumPy arrays (batched with ``batch_size``), or a ``DataLoader`` (any
+                re-iterable of ``(x, y)`` or dict batches), iterated afresh every epoch. A vmapped population reads
+                a loader once into memory, since its members each draw their own batches. ``train``'s labels may
+                be (M, N) for a population: each member's own.
+            val: validation data in the same forms (a loader is iterated once per evaluation), or None.
+            validation_data: Keras' name for ``val``; also ``fit(x, y, validation_data=...)`` works.
+
+        Raises:
+            TypeError: data in none of these forms, inputs without targets, or floating inputs of another dtype
+                than the model's.
+            ValueError: tensors without a ``batch_size``.
+        """
+        train, val = self._keras_call(train, val, validation_data)
+        loader = None
+        if is_in_memory(train) or not self._iterates:
+            x, y = self._in_memory(train, "train")
+            if self.batch_size is None:
+                raise ValueError("Trainer(batch_size=...) is needed to batch tensors (a DataLoader brings its own): "
+                                 "use an integer >= 1")
+            self._check_inputs(x, "train")
+            self._loader_rngs = []
+        else:
+            _require_iterable(train, "train")
+            loader = train
+            x = y = None
+            self._loader_rngs = _loader_generators(loader)
+            if self._pending_loader_rng is not None:
+                for g, saved in zip(self._loader_rngs, self._pending_loader_rng, strict=False):
+                    g.set_state(saved)
+        self._pending_loader_rng = None
         if val is not None:
-            val = tuple(t.to(self.device) for t in val)
+            if is_in_memory(val) or not self._iterates:
+                val = self._in_memory(val, "val")
+                self._check_inputs(val[0], "val")
+                if len(val[0]) == 0:
+                    val = None
+            else:
+                _require_iterable(val, "val")
         learner, state, members, size = self.learner, self.state, self.members, self.size
         single = self.single
         start = state.epoch + 1 if self._resumed else 0
@@ -255,12 +449,34 @@ class Trainer:
                 s.stop = None
         if not self._resumed:
             self._call("on_fit_start", range(size) if not single else ())
-        n, bs = len(x), self.batch_size
+        bs = self.batch_size
         # only callbacks that override on_batch_end are called per step (the hot path)
         batch_callbacks = [cb for cb in self.callbacks if _overrides(cb, "on_batch_end")]
         member_batch = [[cb for cb in cbs if _overrides(cb, "on_batch_end")] for cbs in self.member_callbacks]
         any_member_batch = any(member_batch)
         generators = self.generators
+        checked = loader is None  # a loader's first batch is checked for the inputs' dtype
+
+        def batches():
+            """(step arguments, rows) for one epoch: the loader's batches, or seeded index batches of tensors."""
+            nonlocal checked
+            if loader is not None:
+                for batch in loader:
+                    xb, yb = self._device_batch(batch, "train")
+                    if not checked:
+                        self._check_inputs(xb, "train")
+                        checked = True
+                    yield learner.train_batch, (xb, yb), len(yb)
+                return
+            n = len(x)
+            if single:
+                perm = torch.randperm(n, generator=generators[0]).to(self.device)
+            else:
+                perm = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(self.device)  # (M, N)
+            for i in range(0, n, bs):
+                idx = perm[..., i : i + bs]
+                yield learner.train_step, (x, y, idx), idx.shape[-1]
+
         self.progress.start(self.epochs, done=start)
         try:
             for epoch in range(start, self.epochs):
@@ -275,18 +491,15 @@ class Trainer:
                 self._call("on_epoch_start", active if not single else ())
                 tic = time.perf_counter()
                 learner.start_epoch()
-                if single:
-                    perm = torch.randperm(n, generator=generators[0]).to(self.device)
-                else:
-                    perm = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(self.device)  # (M, N)
                 loss_sum = torch.zeros(size, device=self.device)
                 correct = torch.zeros(size, dtype=torch.int64, device=self.device)
                 lrs = learner.lrs()
-                for i in range(0, n, bs):
-                    idx = perm[..., i : i + bs]
-                    loss, right = learner.train_step(x, y, idx)
+                n = 0
+                for step, args, rows in batches():
+                    loss, right = step(*args)
+                    n += rows
                     state.step += 1
-                    loss_sum.add_(loss.detach(), alpha=idx.shape[-1])
+                    loss_sum.add_(loss.detach(), alpha=rows)
                     correct.add_(right)
                     if batch_callbacks:
                         state.batch_loss = loss
@@ -297,11 +510,14 @@ class Trainer:
                             members[m].step, members[m].batch_loss = state.step, loss[m]
                             for cb in member_batch[m]:
                                 cb.on_batch_end(members[m])
+                if n == 0:
+                    raise ValueError("train: the DataLoader yielded no batches this epoch (an empty dataset, or "
+                                     "drop_last=True with fewer rows than batch_size)")
                 extras = learner.epoch_metrics(n)
                 train_loss = [v / n for v in loss_sum.tolist()]
                 train_acc = [c / n for c in correct.tolist()]
                 if val is not None:
-                    val_loss, val_acc = learner.evaluate(val[0], val[1])
+                    val_loss, val_acc = self._evaluate(val, "val")
                 elapsed = time.perf_counter() - tic
                 rows = {}
                 for m in active:
@@ -315,7 +531,7 @@ class Trainer:
                 for m, metrics in rows.items():
                     s = members[m]
                     if not math.isfinite(metrics["train_loss"]):
-                        s.stop = f"non-finite training loss at epoch {epoch}"
+                        s.stop = f"non-finite training loss at epoch {epoch + 1}"
                     s.step, s.metrics = state.step, metrics
                     s.history.append(metrics)
                 if single:
@@ -336,9 +552,79 @@ class Trainer:
                     break
         finally:
             self.progress.stop()
+        for s in {id(s): s for s in (state, *members)}.values():
+            s.weights_epoch = s.epoch if s.history else None
         self._call("on_fit_end", range(size) if not single else ())
         self._resumed = False
         return state
 
+    # -- after training ------------------------------------------------------------------------------------
+    def _one_model(self, what: str) -> None:
+        if not self.single:
+            raise TypeError(f"Trainer.{what} works on one model; for a population, use "
+                            f"trainwell.train.evaluate(learner.member_model(m), x, y) per member")
 
-__all__ = ["LOSSES", "Trainer", "default_device", "evaluate", "loss_function"]
+    def _metrics(self, data, prefix: str, what: str) -> dict[str, float]:
+        self._one_model(what)
+        if data is None:
+            raise TypeError(f"Trainer.{what} needs data: (x, y) tensors or arrays, or a DataLoader")
+        if is_in_memory(data):
+            data = self._in_memory(data, prefix)
+            self._check_inputs(data[0], prefix)
+        else:
+            _require_iterable(data, prefix)
+        loss, acc = self._evaluate(data, prefix)
+        return {f"{prefix}_loss": loss[0], f"{prefix}_acc": acc[0]}
+
+    def validate(self, data, y=None) -> dict[str, float]:
+        """Mean loss and accuracy of the model on ``data`` in eval mode: ``{"val_loss", "val_acc"}``.
+
+        ``data`` is ``(x, y)`` tensors/arrays or a loader; ``validate(x, y)`` works too.
+        """
+        return self._metrics((data, y) if y is not None else data, "val", "validate")
+
+    def test(self, data, y=None) -> dict[str, float]:
+        """As :meth:`validate`, named for the test split: ``{"test_loss", "test_acc"}``."""
+        return self._metrics((data, y) if y is not None else data, "test", "test")
+
+    @torch.no_grad()
+    def predict(self, data, batch_size: int = 2048) -> torch.Tensor:
+        """The model's outputs (logits) for ``data`` in eval mode, concatenated on the CPU.
+
+        Args:
+            data: inputs (a tensor or NumPy array, run in chunks of ``batch_size`` rows), or a loader of batches
+                (inputs alone, ``(x, y)`` pairs or dicts: the targets are ignored).
+
+        Example:
+            >>> import torch
+            >>> from torch import nn
+            >>> model = nn.Linear(2, 3)
+            >>> t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=4)
+            >>> t.predict(torch.zeros(5, 2)).shape
+            torch.Size([5, 3])
+        """
+        self._one_model("predict")
+        if _is_array(data) or is_in_memory(data):
+            x = as_tensor(data if _is_array(data) else split_batch(data, "predict", self.batch_keys)[0],
+                          "predict inputs")
+            chunks: Iterable = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
+        else:
+            _require_iterable(data, "predict")
+            chunks = (b if _is_array(b) else split_batch(b, "predict", self.batch_keys)[0] for b in data)
+        model = self.learner.model
+        was_training = model.training
+        model.eval()
+        try:
+            outs = []
+            for xb in chunks:
+                xb = as_tensor(xb, "predict inputs").to(self.device)
+                self._check_inputs(xb, "predict")
+                with self.learner.autocast():
+                    outs.append(model(xb).cpu())
+        finally:
+            model.train(was_training)
+        return torch.cat(outs) if outs else torch.empty(0)
+
+
+__all__ = ["INPUT_KEYS", "LOSSES", "TARGET_KEYS", "Trainer", "as_tensor", "as_tensors", "default_device", "evaluate",
+           "loss_function", "split_batch"]

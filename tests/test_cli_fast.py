@@ -1,0 +1,60 @@
+"""Mistakes that need no torch are answered before torch is imported (in well under a second), with the nearest
+allowed name suggested; the static tables need no torch either."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+FAST = [
+    (["sweep", "--seeds", "0"], 2, "--seeds 0 is not allowed: use an integer >= 1"),
+    (["sweep", "--grid", "optim.lr 1e-3,3e-3"], 2, "is not allowed: use key=v1,v2,..."),
+    (["lr-find", "--start", "10", "--end", "1e-3"], 2, "--start 10 --end 0.001 is not allowed: use 0 < start < end"),
+    (["fit", "--resume", "runs/nope"], 2, "runs/nope/config.toml: not found; --resume needs a trainwell run"),
+    (["report", "NOT_A_RUN"], 2, "holds no trainwell run"),
+    (["fit", "--set", "data.name=mnist1"], 2, "unknown dataset 'mnist1': did you mean 'mnist1d'? allowed are"),
+    (["fit", "--set", "stop.patiense=3"], 2, "did you mean 'stop.patience'? allowed keys in stop are criteria"),
+    (["fit", "--set", "optim.name=adamw"], 2, "AdamW is optim.name = 'adam' with optim.decay = 'decoupled'"),
+    (["doctor", "--set", "model.kind=cnnn"], 2, "did you mean 'cnn'?"),
+    (["datasets"], 0, None),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), FAST, ids=[" ".join(a) for a, _, _ in FAST])
+def test_a_one_line_mistake_is_answered_before_torch_is_imported(tmp_path, args, code, message):
+    (tmp_path / "NOT_A_RUN").mkdir()
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "trainwell", *args], cwd=tmp_path,
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    imported = re.findall(r"\|\s+(\S+)$", run.stderr, re.M)
+    assert "torch" not in imported, f"torch was imported: {' <- '.join(imported[imported.index('torch'):][:4])}"
+    assert run.returncode == code
+    lines = [ln for ln in run.stderr.splitlines() if not ln.startswith("import time:")]
+    if message is None:
+        assert lines == [] and "mnist1d" in run.stdout
+    else:
+        assert len(lines) == 1 and message in lines[0]
+
+
+def test_the_nearest_name_is_offered_in_the_library_too():
+    from trainwell.config import load_config
+    from trainwell.data.registry import spec_of
+    from trainwell.errors import ConfigError, DataError
+
+    with pytest.raises(DataError, match="did you mean 'fashion-mnist'"):
+        spec_of("fashion_mnist")
+    with pytest.raises(DataError, match="unknown dataset 'zzz': allowed are"):  # nothing close: no guess
+        spec_of("zzz")
+    with pytest.raises(ConfigError, match="did you mean 'train.epochs'"):
+        load_config(None, ["train.epoch=3"])
+
+
+def test_a_long_list_of_allowed_names_is_never_cut():
+    from trainwell.cli import _one_line
+    from trainwell.config import load_config
+    from trainwell.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, ["stop.zzz=3"])
+    assert _one_line(exc.value) == " ".join(str(exc.value).split()) and "strict" in str(exc.value)
