@@ -249,7 +249,7 @@ def test_bias_variance_and_overfitting():
     assert bias_variance(0.02, 0.20).status == "warn"
     hist = [{"train_loss": 1.0, "val_loss": 1.2, "train_acc": 0.9, "val_acc": 0.8}]
     assert overfitting(hist, None).status == "pass"
-    assert "onset at epoch 7" in overfitting(hist, 7).value
+    assert "onset at epoch 8" in overfitting(hist, 7).value  # index 7 is the 8th epoch: read from 1
 
 
 def test_verdict_rejects_unknown_status():

@@ -197,7 +197,7 @@ def overfitting(history: list[dict], onset_epoch: int | None) -> Verdict:
         value += f", train - val accuracy {last['train_acc'] - last['val_acc']:.1%}"
     if onset_epoch is None:
         return Verdict("overfitting", "pass", value + "; no onset detected", "val loss not rising while train falls")
-    return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch}",
+    return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}",  # epochs read from 1
                    "val loss not rising while train falls",
                    "stop earlier (stop.criteria = ['early_stopping']) or regularize")
 
