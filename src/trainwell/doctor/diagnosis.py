@@ -190,7 +190,7 @@ def bias_variance(train_error: float, val_error: float, human_error: float | Non
 def overfitting(history: list[dict], onset_epoch: int | None) -> Verdict:
     """The generalization gap at the end and the epoch where overfitting set in (if it did)."""
     if not history or "val_loss" not in history[-1]:
-        return Verdict("overfitting", "pass", "no validation data", "-", "")
+        return Verdict("overfitting", "skip", "skipped: no validation data", "-", "")
     last = history[-1]
     value = f"gap: val - train loss {last['val_loss'] - last['train_loss']:.3g}"
     if "train_acc" in last and "val_acc" in last:
