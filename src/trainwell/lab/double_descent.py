@@ -59,7 +59,8 @@ def run(cfg: Config, workdir=None) -> dict:
                            "optim.name=adam", f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}",
                            f"train.seed={cfg.seed}"])
     with tempfile.TemporaryDirectory(prefix="trainwell-lab-dd-") as tmp:
-        res = sweep(c, {"model.hidden": [[w] for w in widths]}, out=workdir or tmp, quiet=True)
+        res = sweep(c, {"model.hidden": [[w] for w in widths]}, out=workdir or tmp, quiet=True,
+                    force=True)
         rows = [{"width": w, "train_acc": r["train_acc"], "test_acc": r["test_acc"],
                  "train_error": 1 - r["train_acc"], "test_error": 1 - r["test_acc"]}
                 for w, r in zip(widths, res.rows, strict=True)]

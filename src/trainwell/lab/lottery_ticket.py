@@ -49,10 +49,11 @@ def run(cfg: Config, workdir=None) -> dict:
         rows = {}
         for name, kw in (("reinit", {"control": "reinit"}), ("random", {"control": "random"})):
             rows[name] = [asdict(r) for r in lottery(c, cfg.rounds, rate=cfg.rate, out=where(name) or f"{tmp}/{name}",
-                                                     quiet=True, **kw)]
+                                                     quiet=True, force=True, **kw)]
         if cfg.rewind:
             rows["rewind"] = [asdict(r) for r in lottery(c, cfg.rounds, rate=cfg.rate, rewind=cfg.rewind,
-                                                         out=where("rewind") or f"{tmp}/rewind", quiet=True)]
+                                                         out=where("rewind") or f"{tmp}/rewind", quiet=True,
+                                                         force=True)]
     for table in rows.values():
         for r in table:
             r.pop("run_dir", None)

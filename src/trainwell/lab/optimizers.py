@@ -60,7 +60,7 @@ def run(cfg: Config, workdir=None) -> dict:
                                    f"model.hidden={cfg.hidden}", f"train.epochs={cfg.epochs}", "train.batch_size=100",
                                    *extra])
             res = sweep(c, {"train.seed": [cfg.seed * 100 + k for k in range(cfg.seeds)]}, out=root / name,
-                        quiet=True)
+                        quiet=True, force=True)
             curves: dict[int, list[float]] = {}
             for line in (root / name / "metrics.jsonl").read_text().splitlines():
                 rec = json.loads(line)
