@@ -39,6 +39,15 @@ def test_mean_interval_matches_scipy_t(values):
     assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-9)
 
 
+@pytest.mark.parametrize("a,b", [([300, 250, 300, 120], [20, 35, 18]), ([0.61, 0.64, 0.6], [0.58, 0.59, 0.62, 0.6])])
+def test_diff_means_matches_scipy_welch(a, b):
+    ci = scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    d, lo, hi = base.diff_means(a, b)
+    assert d == pytest.approx(sum(a) / len(a) - sum(b) / len(b))
+    assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    assert base.diff_means([1, 1], [0, 0]) == (1, 1, 1)
+
+
 def test_mean_interval_of_one_value_decides_nothing():
     m, lo, hi = base.mean_interval([0.3])
     assert m == 0.3 and lo == -math.inf and hi == math.inf

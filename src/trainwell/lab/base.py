@@ -126,6 +126,24 @@ def mean_interval(values, conf: float = CONFIDENCE) -> tuple[float, float, float
     return m, m - half, m + half
 
 
+def diff_means(a, b, conf: float = CONFIDENCE) -> tuple[float, float, float]:
+    """``(mean(a) - mean(b), lo, hi)`` for two independent samples: Welch's t interval
+    (``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(conf)``). Two samples without any spread
+    give an interval of zero width at the difference; a sample of one value decides nothing."""
+    a, b = [float(x) for x in a], [float(x) for x in b]
+    if len(a) < 2 or len(b) < 2:
+        return (sum(a) / len(a) - sum(b) / len(b)) if a and b else math.nan, -math.inf, math.inf
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
+    d = ma - mb
+    if va + vb == 0:
+        return d, d, d
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = _t(conf, df) * math.sqrt(va + vb)
+    return d, d - half, d + half
+
+
 def paired_correct(a, b) -> list[int]:
     """Per-example paired differences of two models' correctness on the same examples (1, 0 or -1)."""
     a, b = [bool(x) for x in a], [bool(x) for x in b]

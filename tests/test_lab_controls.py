@@ -1,0 +1,30 @@
+"""Every declared control (the claim made false on purpose) never passes: run at quick size, and the contract."""
+
+import json
+
+import pytest
+
+from trainwell.lab import base, registry, runner
+
+EXPERIMENTS = registry.experiments()
+CONTROLLED = [n for n, m in EXPERIMENTS.items() if runner.has_control(m)]
+
+
+def test_controlled_experiments_declare_their_control():
+    # the experiments whose verdicts are effects with intervals and whose controls are declared
+    assert set(CONTROLLED) >= {"xor-direct-connections"}
+    for name in CONTROLLED:
+        mod = EXPERIMENTS[name]
+        assert len(mod.CONTROL) > 20 and mod.Config().control is False and mod.Config.quick().control is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONTROLLED)
+def test_control_never_passes_at_quick_size(name, tmp_path):
+    mod = EXPERIMENTS[name]
+    cfg = type(mod.Config.quick())(**{**vars(mod.Config.quick()), "control": True})
+    result = json.loads(json.dumps(mod.run(cfg, workdir=tmp_path)))
+    v = mod.verdict(result)
+    assert v["status"] in ("fail", "inconclusive"), v["evidence"]
+    assert v.get("decided") and v["evidence"]["criteria"]
+    assert set(v) >= {"claim", "status", "evidence", "threshold"} and v["status"] in base.STATUSES
