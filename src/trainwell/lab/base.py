@@ -238,6 +238,7 @@ class Trained:
     history: list[dict]
     model: torch.nn.Module
     run_dir: Path
+    cfg: object = None  # the resolved Config it was trained with
 
     @property
     def final(self) -> dict:
@@ -250,15 +251,33 @@ def train(overrides: list[str], workdir: str | Path | None, name: str, callbacks
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="trainwell-lab-") as tmp:
             res = fit(cfg, out=Path(tmp) / name, force=True, quiet=True, callbacks=list(callbacks), **fit_kwargs)
-            trained = Trained(res.summary, read_jsonl(res.run_dir / "metrics.jsonl"), res.model, res.run_dir)
+            trained = Trained(res.summary, read_jsonl(res.run_dir / "metrics.jsonl"), res.model, res.run_dir, cfg)
     else:
         res = fit(cfg, out=Path(workdir) / name, force=True, quiet=True, callbacks=list(callbacks), **fit_kwargs)
-        trained = Trained(res.summary, read_jsonl(res.run_dir / "metrics.jsonl"), res.model, res.run_dir)
+        trained = Trained(res.summary, read_jsonl(res.run_dir / "metrics.jsonl"), res.model, res.run_dir, cfg)
     if _member_log is not None:
         f = trained.final
         acc = ", ".join(f"{k} {pct(f.get(k + '_acc'))}" for k in ("train", "test") if f.get(k + "_acc") is not None)
         _member_log(f"    {name}: {trained.summary['epochs']} epochs, {acc} ({trained.summary['wall_s']:.1f} s)")
     return trained
+
+
+@torch.no_grad()
+def correct(trained: Trained, split: str = "test") -> list[int]:
+    """Per example of ``split`` (train, val or test, as the pipeline prepared it for this run: same seed,
+    validation split and preprocessing), 1 if the trained model (eval mode) classifies it right, else 0. Two runs
+    on the same data give paired arms (:func:`paired_correct`)."""
+    from trainwell.pipeline import load_data
+
+    splits, _ = load_data(trained.cfg)
+    x, y = getattr(splits, split)
+    model = trained.model
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    preds = torch.cat([model(x[i:i + 1024].to(dev)).argmax(dim=1).cpu() for i in range(0, len(x), 1024)])
+    model.train(was)
+    return (preds == y).int().tolist()
 
 
 @torch.no_grad()
