@@ -107,6 +107,12 @@ def test_quick_size_turns_undecided_fails_and_inconclusives_into_inconclusive_qu
     assert runner.size_limited(decided, quick=True)["status"] == "fail"  # a decided fail stays a fail
     assert runner.shown(runner.size_limited(unsure, quick=True)) == "inconclusive (quick size)"
     assert runner.shown(runner.size_limited(unsure, quick=False)) == "inconclusive"
+    passed = base.decide("c", [base.criterion("d", 1, 0.5, 2, method="t")], {}, "t")
+    assert runner.size_limited(passed, quick=True)["status"] == "pass"
+    for v in (passed, decided):  # a quick size declared too small to decide: neither pass nor fail
+        q = runner.size_limited(v, quick=True, decides=False)
+        assert runner.shown(q) == "inconclusive (quick size)" and q["quick_status"] == v["status"]
+        assert runner.size_limited(v, quick=False, decides=False)["status"] == v["status"]
 
 
 def test_exit_code_is_one_only_for_a_decided_fail_or_a_passing_control():

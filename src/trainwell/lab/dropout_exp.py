@@ -26,7 +26,10 @@ CLAIM = "Vanilla and inverted dropout give the same test-time expectation, and d
         "small training set: higher test accuracy and a narrower train-val gap"
 PAPER = "Srivastava et al. 2014 (dropout); Liang et al. 2018 (Drop-Activation); Frazier-Logue & Hanson 2018 (SDR)"
 CONTROL = "keep probability 1.0 in the dropout arm: dropout is the identity and the net equals the baseline"
-EXPECTED_S = {"quick": 8, "default": 35}
+EXPECTED_S = {"quick": 15, "default": 35}
+# At 30 epochs (quick) the dropout net is still behind the plain one: test accuracy -4.5 and -5.8 points on seeds 1
+# and 2, +0.4 on seed 0; it needs the default 60 epochs to overtake it. The quick size cannot decide the claim.
+QUICK_DECIDES = False
 LITERATURE = "Srivastava et al. 2014, table 2 (MNIST, 60,000 training images): a standard net (2 layers of 800 " \
              "units) 1.60% test error; dropout, 3 ReLU layers of 1024 units, 1.25%. Ours is MNIST-1D with 1000 " \
              "training signals: a smaller, harder task where the gain is measured on the same net with and " \
@@ -53,7 +56,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(epochs=30, passes=1000)  # 128 units or 15 epochs: dropout's net is still underfitting
+        return cls(epochs=30, passes=1000)  # too short to decide (QUICK_DECIDES); 128 units underfit with dropout
 
 
 def expectation(keep: float, passes: int, seed: int) -> dict:

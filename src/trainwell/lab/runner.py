@@ -54,16 +54,25 @@ def _save_figures(figures: dict, folder: Path) -> list[str]:
     return names
 
 
-def size_limited(verdict: dict, quick: bool) -> dict:
+def size_limited(verdict: dict, quick: bool, decides: bool = True) -> dict:
     """The verdict as the quick size may state it: a quick run that cannot decide says so.
+
+    ``decides=False`` (an experiment's ``QUICK_DECIDES``) marks a quick size too small to show the effect either
+    way (measured, and said where it is set): every quick verdict is then inconclusive (quick size), and the
+    status the numbers gave is kept as ``quick_status``.
 
     An inconclusive verdict at quick size gets ``note: "quick size"`` (shown "inconclusive (quick size)"). A fail
     that no interval decided (an experiment whose verdict is not an effect with an interval, see
     :func:`trainwell.lab.base.decide`) is, at quick size, not evidence against the claim but of a size too small
     to show it: it becomes inconclusive (quick size), and the undecided status is kept as ``quick_status``."""
-    if not quick or verdict.get("status") not in ("fail", "inconclusive"):
+    if not quick or verdict.get("status") not in ("pass", "fail", "inconclusive"):
+        return verdict
+    if verdict["status"] == "pass" and decides:
         return verdict
     v = dict(verdict)
+    if v["status"] != "inconclusive" and not decides:
+        v["quick_status"] = v["status"]
+        v["status"] = "inconclusive"
     if v["status"] == "fail" and not v.get("decided"):
         v["quick_status"] = "fail"
         v["status"] = "inconclusive"
@@ -108,7 +117,7 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int |
         try:
             with base.member_log(log):
                 result = json.loads(to_json(mod.run(cfg, workdir=folder / "runs" / f"seed{cfg.seed}")))
-            v = size_limited(mod.verdict(result), quick)
+            v = size_limited(mod.verdict(result), quick, getattr(mod, "QUICK_DECIDES", True))
             if k == 0:
                 figures = _save_figures(mod.plot(result), folder / "figures_new")
             results.append({"seed": cfg.seed, "result": result})
