@@ -270,15 +270,21 @@ def test_filters_verdict_can_fail():
     assert _status("filters-and-equivariance", _filters(rot=0.0)) == "fail"  # rotation-equivariant
 
 
-def _moe(split=1.0, mix_acc=0.95):
-    return {"models": {"mixture": {"test_acc": mix_acc, "confident": 0.95, "regime_split": split},
-                       "one expert": {"test_acc": 0.82, "confident": 1.0, "regime_split": None}}}
+def _moe(split=1.0, gain=0.03, confident=0.95, n=2000):
+    k = round(abs(gain) * n)
+    mix = {"test_acc": 0.95, "confident": confident, "confident_cases": round(confident * n),
+           "regime_split": split, "regime_cases": None if split is None else round(split * n)}
+    return {"test": n, "paired": [1 if gain > 0 else -1] * k + [0] * (n - k),
+            "models": {"mixture": mix, "equal-size MLP": {"test_acc": 0.95 - gain, "params": 82}}}
 
 
 def test_mixture_of_experts_verdict_can_fail():
     assert _status("mixture-of-experts", _moe()) == "pass"
     assert _status("mixture-of-experts", _moe(split=0.52)) == "fail"  # the gate ignores the regimes
-    assert _status("mixture-of-experts", _moe(mix_acc=0.85)) == "fail"  # no better than one expert
+    assert _status("mixture-of-experts", _moe(split=None)) == "fail"  # one expert: nothing to split
+    assert _status("mixture-of-experts", _moe(confident=0.5)) == "fail"  # responsibilities not confident
+    assert _status("mixture-of-experts", _moe(gain=-0.03)) == "fail"  # the equal-size MLP is better
+    assert _status("mixture-of-experts", _moe(gain=0.0)) == "inconclusive"
 
 
 def _neo(planes=(7, 26, 104), gain=0.05, n=359):

@@ -12,7 +12,7 @@ CONTROLLED = [n for n, m in EXPERIMENTS.items() if runner.has_control(m)]
 
 def test_controlled_experiments_declare_their_control():
     # the experiments whose verdicts are effects with intervals and whose controls are declared
-    assert set(CONTROLLED) >= {"xor-direct-connections", "dropout", "neocognitron"}
+    assert set(CONTROLLED) >= {"xor-direct-connections", "dropout", "neocognitron", "mixture-of-experts"}
     for name in CONTROLLED:
         mod = EXPERIMENTS[name]
         assert len(mod.CONTROL) > 20 and mod.Config().control is False and mod.Config.quick().control is False
@@ -30,12 +30,17 @@ def test_control_never_passes_at_quick_size(name, tmp_path):
     assert set(v) >= {"claim", "status", "evidence", "threshold"} and v["status"] in base.STATUSES
 
 
+# claims that do not hold at this scale, at quick and default size alike (measured on seeds 0-2; see RESULTS.md)
+HONEST_FAILS = {"mixture-of-experts"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CONTROLLED)
 def test_claim_at_quick_size_is_never_a_fail_decided_by_size(name, quick_results):
-    """At quick size a claim is a decided fail only where the quick size can decide it (QUICK_DECIDES)."""
+    """At quick size a claim is a decided fail only where the quick size can decide it (QUICK_DECIDES) and the
+    claim fails at default size too."""
     mod = EXPERIMENTS[name]
     v = runner.size_limited(mod.verdict(quick_results(name)), True, getattr(mod, "QUICK_DECIDES", True))
-    assert v["status"] in ("pass", "inconclusive"), v["evidence"]
+    assert v["status"] == "fail" if name in HONEST_FAILS else v["status"] in ("pass", "inconclusive"), v["evidence"]
     if not getattr(mod, "QUICK_DECIDES", True):
         assert runner.shown(v) == "inconclusive (quick size)"
