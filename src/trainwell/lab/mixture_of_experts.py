@@ -149,12 +149,12 @@ def run(cfg: Config, workdir=None) -> dict:
                       "regime_split": purity / len(yte) if experts > 1 else None,
                       "curve": [[r["epoch"], r["train_loss"], r.get("val_acc")] for r in history],
                       "gate_by_x0": _gate_profile(model, cfg)}
-    mlp, history = _fit_mlp(sum(p.numel() for p in MixtureOfExperts(cfg.dim, cfg.classes, cfg.experts).parameters()),
-                            cfg, data)
+    budget = sum(p.numel() for p in MixtureOfExperts(cfg.dim, cfg.classes, cfg.experts).parameters())
+    mlp, mlp_history = _fit_mlp(budget, cfg, data)
     correct["mlp"] = _correct(mlp, xte, yte)
     out["equal-size MLP"] = {"params": sum(p.numel() for p in mlp.parameters()), "hidden": mlp[0].out_features,
                              "test_acc": sum(correct["mlp"]) / len(yte),
-                             "curve": [[r["epoch"], r["train_loss"], r.get("val_acc")] for r in history]}
+                             "curve": [[r["epoch"], r["train_loss"], r.get("val_acc")] for r in mlp_history]}
     return {"models": out, "classes": cfg.classes, "dim": cfg.dim, "test": len(yte), "control": cfg.control,
             "paired": base.paired_correct(correct["mixture"], correct["mlp"])}
 
@@ -199,7 +199,7 @@ def _share_above(name: str, k: int | None, n: int, threshold: float) -> dict:
 
 
 def verdict(result: dict) -> dict:
-    mix, mlp, n = result["models"]["mixture"], result["models"]["equal-size MLP"], result["test"]
+    mix, n = result["models"]["mixture"], result["test"]
     confident = _share_above("share of test cases with max responsibility > 0.9", mix["confident_cases"], n, 0.8)
     split = _share_above("share of test cases whose winning expert serves their regime", mix["regime_cases"], n, 0.9)
     better = base.criterion("test accuracy: mixture - equal-size MLP (paired)", *base.mean_interval(result["paired"]),
