@@ -197,19 +197,23 @@ def test_preprocessing_verdict_can_fail():
     assert _status("preprocessing", _pre(standardize=0.5)) == "fail"  # normalization slower than raw
 
 
-def _stops(restored_acc=0.504, same_epochs=False):
+def _stops(restored_acc=0.58, gain=0.04, n=1000):
     stops = {"fixed": {"stop_epoch": 39, "model_epoch": 39, "test_acc": 0.54},
              "loss change": {"stop_epoch": None, "model_epoch": 59, "test_acc": 0.54},
-             "weight change": {"stop_epoch": 39 if same_epochs else 52, "model_epoch": 52, "test_acc": 0.54},
-             "early stopping": {"stop_epoch": 39 if same_epochs else 19, "model_epoch": 9, "test_acc": 0.504}}
-    return {"stops": stops, "best_test_acc": 0.55, "best_test_epoch": 26,
+             "weight change": {"stop_epoch": 52, "model_epoch": 52, "test_acc": 0.54},
+             "early stopping": {"stop_epoch": 19, "model_epoch": 9, "test_acc": 0.54 + gain}}
+    k = round(abs(gain) * n)
+    diffs = [1 if gain > 0 else -1] * k + [0] * (n - k)
+    return {"stops": stops, "best_test_acc": 0.6, "best_test_epoch": 26,
+            "paired": {name: diffs for name in ("fixed", "loss change", "weight change")},
             "pipeline_early_stopping": {"test_acc": restored_acc, "restored_epoch": 9, "epochs": 20}}
 
 
 def test_stopping_criteria_verdict_can_fail():
     assert _status("stopping-criteria", _stops()) == "pass"
-    assert _status("stopping-criteria", _stops(restored_acc=0.54)) == "fail"  # not the best epoch's model
-    assert _status("stopping-criteria", _stops(same_epochs=True)) == "fail"  # every criterion at one epoch
+    assert _status("stopping-criteria", _stops(restored_acc=0.50)) == "fail"  # not the best epoch's model
+    assert _status("stopping-criteria", _stops(gain=-0.04, restored_acc=0.5)) == "fail"  # early stopping worst
+    assert _status("stopping-criteria", _stops(gain=0.0, restored_acc=0.54)) == "inconclusive"  # = fixed's model
 
 
 def _optim(sgd=(0.50, 0.51, 0.49), seeds=3, adam_val=0.7):
