@@ -135,9 +135,10 @@ def test_deep_relu_init_verdict_can_fail():
     assert _status("deep-relu-init", _relu(he22_fast=False)) == "fail"  # He not earlier at 22 layers
 
 
-def _symmetry(zero_spread=0.0, small_last=1e-9):
-    return {"training": {"zeros": {"spread": [zero_spread, 0.0], "train_acc": 0.1},
-                         "he_normal": {"spread": [1.1, 1.0], "train_acc": 0.5}},
+def _symmetry(zero_spread=0.0, small_last=1e-9, zero_moved=2e-6):
+    return {"training": {"zeros": {"spread": [zero_spread, 0.0], "train_acc": 0.1,
+                                   "weight_abs_max": [zero_moved, zero_moved]},
+                         "he_normal": {"spread": [1.1, 1.0], "train_acc": 0.5, "weight_abs_max": [0.9, 0.9]}},
             "scale": {"small_normal": [0.15, 0.02, small_last], "standard": [0.6, 0.1, 0.01],
                       "xavier_normal": [0.6, 0.4, 0.3], "he_normal": [0.9, 0.8, 0.7]}}
 
@@ -146,6 +147,8 @@ def test_init_symmetry_verdict_can_fail():
     assert _status("init-symmetry-and-scale", _symmetry()) == "pass"
     assert _status("init-symmetry-and-scale", _symmetry(zero_spread=0.3)) == "fail"  # zero-init units differ
     assert _status("init-symmetry-and-scale", _symmetry(small_last=0.1)) == "fail"  # no collapse
+    # zero weights and zero biases: nothing moved, so "identical" says nothing
+    assert _status("init-symmetry-and-scale", _symmetry(zero_moved=0.0)) == "fail"
 
 
 def _histograms(swap=False):
