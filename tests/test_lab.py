@@ -188,15 +188,21 @@ def _status(name, result):
     return EXPERIMENTS[name].verdict(result)["status"]
 
 
-def _capacity(train, gaps):
-    return {"repeats": 1, "means": [{"width": w, "train_acc": a, "test_acc": a - g, "gap": g}
-                                    for w, a, g in zip([3, 6, 20], train, gaps, strict=True)]}
+def _capacity(train, gaps, draws=4):
+    widths = [3, 6, 20]
+    rows = [{"width": w, "draw": d, "train_acc": a + 0.01 * (d % 2), "test_acc": a - g, "gap": g + 0.005 * (d % 3)}
+            for d in range(draws) for w, a, g in zip(widths, train, gaps, strict=True)]
+    return {"repeats": draws, "widths": widths, "rows": rows,
+            "means": [{"width": w, "train_acc": a, "test_acc": a - g, "gap": g}
+                      for w, a, g in zip(widths, train, gaps, strict=True)]}
 
 
 def test_capacity_verdict_can_fail():
     assert _status("capacity", _capacity([0.6, 0.9, 1.0], [0.0, 0.03, 0.08])) == "pass"
     assert _status("capacity", _capacity([0.6, 0.9, 1.0], [0.08, 0.03, 0.0])) == "fail"  # gaps swapped
-    assert _status("capacity", _capacity([0.9, 0.9, 0.9], [0.0, 0.03, 0.08])) == "fail"  # flat train accuracy
+    assert _status("capacity", _capacity([0.9, 0.9, 0.9], [0.0, 0.03, 0.08])) == "inconclusive"  # flat train acc
+    assert _status("capacity", _capacity([0.9, 0.8, 0.7], [0.0, 0.03, 0.08])) == "fail"  # train acc falls
+    assert _status("capacity", _capacity([0.6, 0.9, 1.0], [0.0, 0.03, 0.08], draws=1)) == "inconclusive"  # one draw
 
 
 def _reg(train, val):
