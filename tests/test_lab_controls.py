@@ -15,7 +15,7 @@ def test_controlled_experiments_declare_their_control():
     assert set(CONTROLLED) >= {"xor-direct-connections", "dropout", "neocognitron", "mixture-of-experts",
                                "optimizers", "stopping-criteria", "adam-l2-vs-adamw",
                                "lottery-ticket", "init-symmetry-and-scale",
-                               "double-descent", "capacity"}
+                               "double-descent", "capacity", "pretraining"}
     for name in CONTROLLED:
         mod = EXPERIMENTS[name]
         assert len(mod.CONTROL) > 20 and mod.Config().control is False and mod.Config.quick().control is False

@@ -189,7 +189,9 @@ def criterion(name: str, effect: float, lo: float, hi: float, threshold: float =
         status = "fail"
     else:
         status = "inconclusive"
-    def r(v):
+    def r(v):  # JSON has no infinity: an unbounded side is None
+        if isinstance(v, float) and math.isinf(v):
+            return None
         return v if not isinstance(v, float) or not math.isfinite(v) else round(v, 5)
 
     return {"name": name, "effect": r(effect), "lo": r(lo), "hi": r(hi), "threshold": threshold, "status": status,
