@@ -73,7 +73,7 @@ def plot(result: dict) -> dict:
         for name, s in result["schemes"].items():
             ax.semilogy(range(1, result["layers"] + 1), s[key], "o-", label=name)
         if key == "activation_std":
-            ax.semilogy(range(1, result["layers"] + 1), result["published_standard"], "k:", 
+            ax.semilogy(range(1, result["layers"] + 1), result["published_standard"], "k:",
                         label="standard (earlier measurement)")
         ax.set(xlabel="hidden layer", ylabel=label)
         ax.legend()
