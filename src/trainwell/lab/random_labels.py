@@ -80,9 +80,9 @@ def verdict(result: dict) -> dict:
     if pix["steps"] is not None and true["steps"] is not None and pix["steps"] < true["steps"]:
         # Zhang et al. 2017, fig. 1a (CIFAR-10, Inception): random pixels take longer to fit than true labels
         evidence["remark"] = (f"random pixels were fitted faster than the true labels here ({pix['steps']} vs "
-                              f"{true['steps']} steps), unlike Zhang et al.'s figure 1a, where they take longer: "
-                              "on MNIST-1D's small MLP, Gaussian inputs are easier to separate point by point than "
-                              "the true signals are to fit to 100%")
+                              f"{true['steps']} steps), unlike Zhang et al.'s figure 1a (CIFAR-10, Inception), "
+                              "where they take longer; measured here on MNIST-1D with a small MLP, the cause is not "
+                              "established")
     memorized = rand["train_acc"] >= result["target"] and pix["train_acc"] >= result["target"]
     at_chance = abs(rand["test_acc"] - chance) <= 0.03
     slower = rand["steps"] is not None and true["steps"] is not None and rand["steps"] > true["steps"]
