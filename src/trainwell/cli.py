@@ -394,7 +394,7 @@ def cmd_lab(args) -> int:
     try:
         summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
                                    seed=args.seed, log=lambda line: console.print(line, highlight=False),
-                                   backend=args.backend, address=args.address)
+                                   backend=args.backend, address=args.address, control=args.control)
     except (KeyError, ValueError) as exc:
         raise TrainwellError(str(exc).strip("'\"")) from None
     if args.json:
@@ -402,14 +402,15 @@ def cmd_lab(args) -> int:
 
         print(json.dumps(summaries, indent=2, default=str))
     else:
-        table = Table(title=f"lab: {len(summaries)} experiments ({'quick' if args.quick else 'default'} size)")
-        for col in ("experiment", "verdict", "time"):
+        what = "controls" if args.control else "experiments"
+        table = Table(title=f"lab: {len(summaries)} {what} ({'quick' if args.quick else 'default'} size)")
+        for col in ("experiment", "control verdict (never pass)" if args.control else "verdict", "time"):
             table.add_column(col)
         for s in summaries:
-            table.add_row(s["name"], s["verdict"]["status"], f"{s['wall_s']:.1f} s")
+            table.add_row(s["name"], runner.shown(s["verdict"]), f"{s['wall_s']:.1f} s")
         console.print(table)
         console.print(f"index: {Path(args.out) / 'index.html'}", highlight=False)
-    return 0 if all(s["verdict"]["status"] in ("pass", "inconclusive") for s in summaries) else 1
+    return runner.exit_code(summaries, control=args.control)
 
 
 COMMANDS = {

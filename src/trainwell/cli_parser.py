@@ -172,6 +172,10 @@ def _lab_parser(sub) -> None:
     run.add_argument("--seed", type=int, help="first seed (default: each experiment's own, 0)")
     run.add_argument("--out", default="runs/lab", help="results folder (default: runs/lab)")
     run.add_argument("--resume", action="store_true", help="keep experiments already finished in --out")
+    run.add_argument("--control", action="store_true",
+                     help="run each experiment's control instead: the claim made false on purpose (the component "
+                          "under test removed or made equal to the baseline), written to OUT/NAME/control; its "
+                          "verdict must be fail or inconclusive, and the command exits 1 if one passes")
     run.add_argument("--json", action="store_true", help="print the summaries as JSON")
     run.add_argument("--backend", choices=["local", "ray"], default="local",
                      help="where the experiments run: this process (default) or one Ray task each "

@@ -8,8 +8,14 @@ runs in about a minute: scikit-learn's digits (1437 training images), one hidden
 (:func:`trainwell.sweep.sweep`). Measured while calibrating (seed 0): test error 7.5% at h=16, 14.8% at h=128
 (train error 2.3%), 9.7% at h=1024. On MNIST-1D with 1000 training signals and 300 epochs the curve had no peak
 (test error 62-79%, 4 minutes). The interpolation threshold is the narrowest width whose (noisy) training accuracy
-reaches ``fit_target``. Expected: the test error peaks within one grid step of that threshold, at least 5 points
-above both the best narrower model and the widest one.
+reaches ``fit_target``.
+
+The digits test set has 360 images (one image is 0.28 points; the binomial standard error near 15% error is ~1.9
+points), so a fixed 5-point margin decides below the noise. The peak is taken at the interpolation threshold (found
+from the training accuracy, not from the test error), and the verdict is two Newcombe intervals of differences of
+test-error proportions: threshold width - best narrower width > 0 and threshold width - widest > 0 (the best
+narrower width is a minimum over test errors, which favours the claim a little; it is reported). Control: no label
+noise (the clean-label curve; the component that makes the peak removed), whose curve the page shows beside.
 """
 
 from __future__ import annotations
@@ -23,10 +29,14 @@ from trainwell.lab import base
 from trainwell.sweep import sweep
 
 NAME = "double-descent"
-CLAIM = "With label noise, test error vs width peaks near the interpolation threshold, >= 5 points above " \
-        "both the earlier minimum and the widest model (double descent)"
+CLAIM = "With label noise, test error at the interpolation threshold is above both the best narrower model's and " \
+        "the widest model's (double descent)"
 PAPER = "Nakkiran et al. 2019, Deep Double Descent; Greydanus & Kobak 2024 (MNIST-1D notebook)"
-EXPECTED_S = {"quick": 5, "default": 110}
+CONTROL = "no label noise: the clean-label curve, without the noise that makes the peak"
+EXPECTED_S = {"quick": 10, "default": 110}
+LITERATURE = "MNIST-1D notebook (Greydanus & Kobak 2024; 4000 signals, 15% noise, 500 epochs of SGD): test error " \
+             "47% at h=16, peak 54% at h=47-61, 45.5% at h=300; Nakkiran et al. 2019, fig. 1 (ResNet18 on " \
+             "CIFAR-10, 15% noise): the peak at the interpolation threshold"
 
 
 def geomspace(lo: float, hi: float, n: int) -> list[int]:
@@ -45,6 +55,7 @@ class Config:
     lr: float = 3e-3
     fit_target: float = 0.99
     seed: int = 0
+    control: bool = False
 
     @classmethod
     def quick(cls) -> Config:
@@ -54,26 +65,31 @@ class Config:
 def run(cfg: Config, workdir=None) -> dict:
     widths = geomspace(cfg.min_width, cfg.max_width, cfg.n_widths)
     c = load_config(None, [*base.LAB_SETTINGS, "name=double-descent", "data.name=digits", "data.val_fraction=0.0",
-                           f"data.label_noise={cfg.label_noise}", f"data.corrupt_seed={cfg.seed + 1}",
+                           f"data.label_noise={0.0 if cfg.control else cfg.label_noise}",
+                           f"data.corrupt_seed={cfg.seed + 1}",
                            f"data.seed={cfg.seed}", "model.kind=mlp", "model.hidden=[8]",
                            "optim.name=adam", f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}",
                            f"train.seed={cfg.seed}"])
     with tempfile.TemporaryDirectory(prefix="trainwell-lab-dd-") as tmp:
-        res = sweep(c, {"model.hidden": [[w] for w in widths]}, out=workdir or tmp, quiet=True)
+        res = sweep(c, {"model.hidden": [[w] for w in widths]}, out=workdir or tmp, quiet=True,
+                    force=True)
         rows = [{"width": w, "train_acc": r["train_acc"], "test_acc": r["test_acc"],
                  "train_error": 1 - r["train_acc"], "test_error": 1 - r["test_acc"]}
                 for w, r in zip(widths, res.rows, strict=True)]
         mode = res.mode
-    return {"rows": rows, "fit_target": cfg.fit_target, "label_noise": cfg.label_noise, "mode": mode}
+    from trainwell.pipeline import load_data
+
+    test_size = len(load_data(c)[0].test[1])
+    return {"rows": rows, "fit_target": cfg.fit_target, "label_noise": 0.0 if cfg.control else cfg.label_noise,
+            "mode": mode, "test_size": test_size, "control": cfg.control}
 
 
 def analyse(result: dict) -> dict:
     rows = result["rows"]
     err = [r["test_error"] for r in rows]
     threshold = next((i for i, r in enumerate(rows) if r["train_acc"] >= result["fit_target"]), None)
-    # the second peak: the width whose error rises most above the best narrower model (the narrowest models'
-    # high error is underfitting, the first descent, not the peak)
-    peak = max(range(1, len(rows)), key=lambda i: err[i] - min(err[:i])) if len(rows) > 1 else 0
+    # the peak is looked for at the interpolation threshold, a width found from the training accuracy alone
+    peak = threshold if threshold is not None else 0
     before = min(err[:peak]) if peak > 0 else None
     return {"threshold_index": threshold, "peak_index": peak, "peak_error": err[peak], "earlier_min": before,
             "widest_error": err[-1]}
@@ -98,17 +114,30 @@ def plot(result: dict) -> dict:
 
 def verdict(result: dict) -> dict:
     rows, a = result["rows"], analyse(result)
+    n = result.get("test_size", 360)
     evidence = {"test_error_by_width": {str(r["width"]): round(r["test_error"], 4) for r in rows},
                 "train_error_by_width": {str(r["width"]): round(r["train_error"], 4) for r in rows},
                 "peak_width": rows[a["peak_index"]]["width"], "peak_error": round(a["peak_error"], 4),
                 "earlier_min": a["earlier_min"], "widest_error": round(a["widest_error"], 4),
                 "threshold_width": None if a["threshold_index"] is None else rows[a["threshold_index"]]["width"],
-                "published": "MNIST-1D notebook: 47% at h=16, peak 54% at h=47-61, 45.5% at h=300",
+                "label_noise": result["label_noise"], "test_size": n, "literature": LITERATURE,
                 "mode": result["mode"]}
-    threshold = ("a width interpolates the noisy labels (train accuracy >= target); the test-error peak is within one "
-                 "grid step of the first such width and >= 5 points above the best narrower model and the widest")
-    if a["threshold_index"] is None:
-        return base.make_verdict(CLAIM, None, evidence, threshold)
-    ok = (a["earlier_min"] is not None and abs(a["peak_index"] - a["threshold_index"]) <= 1
-          and a["peak_error"] >= a["earlier_min"] + 0.05 and a["peak_error"] >= a["widest_error"] + 0.05)
-    return base.make_verdict(CLAIM, ok, evidence, threshold)
+    threshold = ("a width interpolates the noisy labels (train accuracy >= target); 95% Newcombe intervals of test "
+                 "error at that width - the best narrower width's, and - the widest width's, both > 0")
+    fits = base.check("some width interpolates the training labels", a["threshold_index"] is not None,
+                      evidence["threshold_width"], f"train accuracy >= {result['fit_target']}")
+    if a["threshold_index"] is None or a["earlier_min"] is None:
+        # no interpolation threshold (training too short), or it is the narrowest width: nothing to decide
+        fits["status"] = "inconclusive"
+        return base.decide(CLAIM, [fits], evidence, threshold)
+
+    def err(e: float) -> int:
+        return round(e * n)
+
+    above_before = base.criterion("test error: threshold width - best narrower width",
+                                  *base.diff_proportions(err(a["peak_error"]), n, err(a["earlier_min"]), n), 0.0,
+                                  method="Newcombe hybrid score", n=2 * n)
+    above_widest = base.criterion("test error: threshold width - widest width",
+                                  *base.diff_proportions(err(a["peak_error"]), n, err(a["widest_error"]), n), 0.0,
+                                  method="Newcombe hybrid score", n=2 * n)
+    return base.decide(CLAIM, [fits, above_before, above_widest], evidence, threshold)

@@ -8,6 +8,13 @@ net of 500 units per layer (cs231n's per-layer std figure, unit Gaussian inputs)
 activation std by about 0.01 * sqrt(500) * tanh'(0) = 0.22, so the last layer's activations are ~1e-6 of the
 first's. Standard (LeCun), Xavier and He are measured on the same net for comparison. The zero-init and the
 He-init MLPs are trained by the pipeline on MNIST-1D; the per-layer statistics are computed at initialization.
+
+Zero weights *and* zero biases give zero gradients to every hidden weight, so "rows identical" would hold only
+because nothing moved. The lecture's ReLU bias 0.01 is used (``init.bias``), and the verdict also asserts that the
+zero-initialized hidden weights moved (their largest |w| after training > 0; they move slowly, ~1e-6 after 10
+epochs, from a saddle) while the rows stayed identical (spread <= 1e-6 of that movement: exactly 0 here).
+These are exact measurements of one deterministic run (no sampling to put an interval on). Control: zero init
+replaced by He init and N(0, 0.01^2) by Xavier (the two inits under test replaced by the working ones).
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ from trainwell.lab import base
 from trainwell.lab.probes import init_mlp, layer_signals
 
 NAME = "init-symmetry-and-scale"
-CLAIM = "Zero init leaves all hidden units identical after training; N(0, 0.01^2) init collapses the activations " \
-        "of a deep tanh net layer after layer"
+CLAIM = "Zero init leaves all hidden units identical after training although their weights move; N(0, 0.01^2) " \
+        "init collapses the activations of a deep tanh net layer after layer"
 PAPER = "cs231n, Neural Networks Part 2 (weight initialization, per-layer activation statistics)"
+CONTROL = "zero init replaced by He init and N(0, 0.01^2) by Xavier: the inits under test replaced by working ones"
 EXPECTED_S = {"quick": 3, "default": 6}
+LITERATURE = "cs231n (Neural Networks Part 2, per-layer activation std figure, 10 tanh layers of 500 units): " \
+             "with N(0, 0.01^2) the std falls from ~0.21 at layer 1 to ~2e-6 at layer 10"
+BIAS = 0.01  # the lecture's bias for ReLU units: with zero biases too, a zero-initialized net does not move at all
 SCALE_SCHEMES = ("small_normal", "standard", "xavier_normal", "he_normal")
 
 
@@ -36,6 +47,7 @@ class Config:
     epochs: int = 10
     lr: float = 0.05
     seed: int = 0
+    control: bool = False
 
     @classmethod
     def quick(cls) -> Config:
@@ -50,8 +62,9 @@ def spread(weight: torch.Tensor) -> float:
 def run(cfg: Config, workdir=None) -> dict:
     training = {}
     for scheme in ("zeros", "he_normal"):
+        used = "he_normal" if cfg.control else scheme
         t = base.train(["data.name=mnist1d", "model.kind=mlp", f"model.hidden=[{cfg.hidden}, {cfg.hidden}]",
-                        f"init.scheme={scheme}", "optim.name=momentum", f"optim.lr={cfg.lr}",
+                        f"init.scheme={used}", f"init.bias={BIAS}", "optim.name=momentum", f"optim.lr={cfg.lr}",
                         f"train.epochs={cfg.epochs}", "train.batch_size=100", f"train.seed={cfg.seed}"],
                        workdir, scheme)
         hidden = base.weights(t.model)[:-1]  # the output layer's rows are classes, not hidden units
@@ -63,14 +76,15 @@ def run(cfg: Config, workdir=None) -> dict:
     y = torch.randint(0, 10, (cfg.examples,), generator=g)
     scale, samples = {}, {}
     for scheme in SCALE_SCHEMES:
-        model = init_mlp((cfg.width,), [cfg.width] * cfg.depth, 10, scheme, activation="tanh", seed=cfg.seed,
+        used = "xavier_normal" if cfg.control and scheme == "small_normal" else scheme
+        model = init_mlp((cfg.width,), [cfg.width] * cfg.depth, 10, used, activation="tanh", seed=cfg.seed,
                          output_layer="same")
         sig = layer_signals(model, x, y, keep=2000 if scheme == "small_normal" else 0)
         scale[scheme] = sig["activations"]
         if scheme == "small_normal":
             samples = sig["samples"]["activations"]
     return {"training": training, "scale": scale, "small_normal_samples": samples, "depth": cfg.depth,
-            "width": cfg.width}
+            "width": cfg.width, "bias": BIAS, "control": cfg.control}
 
 
 def plot(result: dict) -> dict:
@@ -110,15 +124,28 @@ def plot(result: dict) -> dict:
 def verdict(result: dict) -> dict:
     tr, scale = result["training"], result["scale"]
     ratio = {s: v[-1] / v[0] for s, v in scale.items()}
-    symmetric = max(tr["zeros"]["spread"]) < 1e-6
-    broken = min(tr["he_normal"]["spread"]) > 1e-2
-    collapses = ratio["small_normal"] < 1e-4 and ratio["xavier_normal"] > 0.1
+    moved = min(tr["zeros"]["weight_abs_max"])
+    criteria = [
+        base.check("zero init: hidden rows identical after training (spread <= 1e-6 x max |w|)",
+                   all(sp <= 1e-6 * w for sp, w in zip(tr["zeros"]["spread"], tr["zeros"]["weight_abs_max"],
+                                                        strict=True)), max(tr["zeros"]["spread"]), "<= 1e-6 max |w|"),
+        base.check("zero init: hidden weights moved (every layer's max |w| > 0; with zero biases it stays 0)",
+                   moved > 0, moved, "> 0"),
+        base.check("He init: hidden rows differ (min spread > 1e-2)", min(tr["he_normal"]["spread"]) > 1e-2,
+                   min(tr["he_normal"]["spread"]), "> 1e-2"),
+        base.check("N(0, 0.01^2): activation std last/first < 1e-4", ratio["small_normal"] < 1e-4,
+                   ratio["small_normal"], "< 1e-4"),
+        base.check("Xavier: activation std last/first > 0.1", ratio["xavier_normal"] > 0.1, ratio["xavier_normal"],
+                   "> 0.1"),
+    ]
     evidence = {"zero init: max row spread per hidden layer": tr["zeros"]["spread"],
+                "zero init: max |w| per hidden layer after training": tr["zeros"]["weight_abs_max"],
                 "he init: max row spread per hidden layer": [round(s, 4) for s in tr["he_normal"]["spread"]],
-                "train_acc": {k: round(v["train_acc"], 4) for k, v in tr.items()},
+                "train_acc": {k: round(v["train_acc"], 4) for k, v in tr.items()}, "bias": result.get("bias"),
                 "activation std last/first layer at init": {k: float(f"{v:.3g}") for k, v in ratio.items()},
-                "small_normal std per layer": [float(f"{v:.3g}") for v in scale["small_normal"]]}
-    return base.make_verdict(CLAIM, symmetric and broken and collapses, evidence,
-                             "after training, zero init's hidden rows differ by < 1e-6 (He's by > 1e-2); at init the "
-                             "last/first layer activation std ratio is < 1e-4 with N(0, 0.01^2) and > 0.1 with "
-                             "Xavier")
+                "small_normal std per layer": [float(f"{v:.3g}") for v in scale["small_normal"]],
+                "literature": LITERATURE}
+    return base.decide(CLAIM, criteria, evidence,
+                       "exact, one deterministic run: after training with bias 0.01, zero init's hidden weights "
+                       "moved (max |w| > 0) and its rows differ by <= 1e-6 of that, He's rows by > 1e-2; at init the "
+                       "last/first layer activation std ratio is < 1e-4 with N(0, 0.01^2) and > 0.1 with Xavier")

@@ -8,6 +8,12 @@ phi[(cos(a, x) - theta) / (1 - theta)]; C-cells blur and subsample (:class:`trai
 .AddIfSilentLayer`). Classification as in the neocognitron's last stage, simplified: each class's prototype is
 the mean feature vector of its training images, and a test image takes the class of the most similar prototype
 (cosine). Baseline: the same classifier on raw pixels. Pure computation, no gradient training.
+
+Raw pixels already give ~90% with this classifier, so "far above chance" says nothing about the features. The
+claim tested is that the Add-if-Silent layer adds to the pixels: the nearest-prototype test accuracy on its
+features (at the largest learning threshold, declared before the run: no choice made on the test set) minus the
+accuracy on raw pixels, paired over the test images, has a 95% interval above 0. Control: the layer replaced by
+the identity (its features are the raw pixels).
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ from trainwell.cnn.neocognitron import AddIfSilentLayer
 from trainwell.lab import base
 
 NAME = "neocognitron"
-CLAIM = "Add-if-Silent features on digits give nearest-prototype accuracy far above chance; more cell-planes are " \
-        "created at higher learning thresholds"
+CLAIM = "Add-if-Silent features on digits give a higher nearest-prototype test accuracy than the raw pixels; more " \
+        "cell-planes are created at higher learning thresholds"
 PAPER = "Fukushima 2019, Recent advances in the deep CNN neocognitron (Add-if-Silent)"
-EXPECTED_S = {"quick": 1, "default": 1}
-
+CONTROL = "the Add-if-Silent layer replaced by the identity: its features are the raw pixels"
+EXPECTED_S = {"quick": 1, "default": 2}
+LITERATURE = "Fukushima 2019 evaluates the full network (several S/C stages, an interpolating-vector classifier) " \
+             "on MNIST; its error rate is for that network and not comparable with one S/C stage and a " \
+             "nearest-prototype classifier on sklearn's 8x8 digits, where only the comparison with raw pixels on " \
+             "the same classifier is meaningful"
 
 @dataclass
 class Config:
@@ -33,19 +43,28 @@ class Config:
     kernel: int = 3
     train_images: int = 1437
     seed: int = 0
+    control: bool = False
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(learn_thresholds=[0.5, 0.8], train_images=300)
+        # every training image: with 300 the features are decided worse than pixels on some seeds (size, not claim)
+        return cls(learn_thresholds=[0.5, 0.85])
+
+
+def prototype_correct(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yte: torch.Tensor,
+                      classes: int) -> list[int]:
+    """Per test vector, 1 if the class whose mean training vector is most cosine-similar is its label, else 0."""
+    protos = torch.stack([ftr[ytr == c].mean(0) for c in range(classes)])
+    protos = protos / protos.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    f = fte / fte.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return ((f @ protos.T).argmax(dim=1) == yte).int().tolist()
 
 
 def nearest_prototype(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yte: torch.Tensor,
                       classes: int) -> float:
     """Accuracy of assigning each test vector to the class whose mean training vector is most cosine-similar."""
-    protos = torch.stack([ftr[ytr == c].mean(0) for c in range(classes)])
-    protos = protos / protos.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    f = fte / fte.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return float(((f @ protos.T).argmax(dim=1) == yte).float().mean())
+    c = prototype_correct(ftr, ytr, fte, yte, classes)
+    return sum(c) / len(c)
 
 
 def run(cfg: Config, workdir=None) -> dict:
@@ -55,18 +74,25 @@ def run(cfg: Config, workdir=None) -> dict:
     xtr, ytr = s.train[0][: cfg.train_images], s.train[1][: cfg.train_images]
     xte, yte = s.test
     classes = s.meta.num_classes
-    rows, planes = [], {}
+    rows, planes, correct = [], {}, {}
+    raw = prototype_correct(xtr.flatten(1), ytr, xte.flatten(1), yte, classes)
     for lt in cfg.learn_thresholds:
-        layer = AddIfSilentLayer(kernel=cfg.kernel, threshold=min(cfg.threshold, lt), learn_threshold=lt)
-        created = layer.learn(xtr)
-        with torch.no_grad():
-            ftr, fte = layer(xtr).flatten(1), layer(xte).flatten(1)
+        if cfg.control:  # the layer under test replaced by the identity
+            ftr, fte, created, kernels = xtr.flatten(1), xte.flatten(1), 0, []
+        else:
+            layer = AddIfSilentLayer(kernel=cfg.kernel, threshold=min(cfg.threshold, lt), learn_threshold=lt)
+            created = layer.learn(xtr)
+            with torch.no_grad():
+                ftr, fte = layer(xtr).flatten(1), layer(xte).flatten(1)
+            kernels = layer.planes.reshape(-1, cfg.kernel, cfg.kernel)[:32].tolist()
+        correct[str(lt)] = prototype_correct(ftr, ytr, fte, yte, classes)
         rows.append({"learn_threshold": lt, "planes": created, "features": ftr.shape[1],
-                     "test_acc": nearest_prototype(ftr, ytr, fte, yte, classes)})
-        planes[str(lt)] = layer.planes.reshape(-1, cfg.kernel, cfg.kernel)[:32].tolist()
-    raw = nearest_prototype(xtr.flatten(1), ytr, xte.flatten(1), yte, classes)
-    return {"rows": rows, "raw_pixels_acc": raw, "chance": 1 / classes, "planes": planes,
-            "train_images": len(xtr)}
+                     "test_acc": sum(correct[str(lt)]) / len(yte)})
+        planes[str(lt)] = kernels
+    main = str(cfg.learn_thresholds[-1])
+    return {"rows": rows, "raw_pixels_acc": sum(raw) / len(raw), "chance": 1 / classes, "planes": planes,
+            "train_images": len(xtr), "control": cfg.control, "main_threshold": cfg.learn_thresholds[-1],
+            "paired": base.paired_correct(correct[main], raw)}
 
 
 def plot(result: dict) -> dict:
@@ -85,6 +111,11 @@ def plot(result: dict) -> dict:
     ax = axes[0][1]
     key = max(result["planes"], key=lambda k: len(result["planes"][k]))
     planes = result["planes"][key]
+    if not planes:  # the control: no layer, no reference patches
+        ax.set_axis_off()
+        ax.set(title="control: no Add-if-Silent layer")
+        fig.tight_layout()
+        return {"neocognitron": fig}
     cols = 8
     rows_n = -(-len(planes) // cols)
     k = len(planes[0])
@@ -99,13 +130,18 @@ def plot(result: dict) -> dict:
 
 
 def verdict(result: dict) -> dict:
-    rows, chance = result["rows"], result["chance"]
-    best = max(r["test_acc"] for r in rows)
-    above = best >= 5 * chance
-    grows = all(b["planes"] > a["planes"] for a, b in zip(rows, rows[1:], strict=False))
+    rows = result["rows"]
+    gain = base.criterion(f"test accuracy: AiS features (theta_L={result['main_threshold']}) - raw pixels (paired)",
+                          *base.mean_interval(result["paired"]), 0.0, method="paired t over test images",
+                          n=len(result["paired"]))
+    grows = base.check("cell-planes strictly grow with the learning threshold",
+                       len(rows) > 1 and all(b["planes"] > a["planes"] for a, b in zip(rows, rows[1:], strict=False)),
+                       [r["planes"] for r in rows], "strictly increasing")
     evidence = {f"theta_L={r['learn_threshold']}": {"planes": r["planes"], "test_acc": round(r["test_acc"], 4)}
                 for r in rows}
-    evidence.update({"raw pixels nearest prototype": round(result["raw_pixels_acc"], 4), "chance": chance})
-    return base.make_verdict(CLAIM, above and grows, evidence,
-                             "best nearest-prototype test accuracy >= 5x chance, and the number of cell-planes "
-                             "strictly grows with the learning threshold")
+    evidence.update({"raw pixels nearest prototype": round(result["raw_pixels_acc"], 4), "chance": result["chance"],
+                     "literature": LITERATURE})
+    return base.decide(CLAIM, [gain, grows], evidence,
+                       "95% interval of (nearest-prototype test accuracy on the features at the largest learning "
+                       "threshold) - (on raw pixels), paired over test images, > 0; the number of cell-planes "
+                       "strictly grows with the learning threshold")

@@ -10,17 +10,16 @@ squared reconstruction error of the clean input) by trainwell's fit loop
 (:class:`trainwell.train.trainer.Trainer`: the targets it carries are row indices of the clean inputs, and the
 noise is its augmentation step). The supervised MLP is then trained by the pipeline twice from the same seed: from
 its own random init, and with its hidden layers replaced by the pretrained encoders (``fit(setup=...)`` loads them).
-Both supervised runs stop early on the validation accuracy (patience 20; with 29 labels the validation loss
-rises within a few epochs while the accuracy still improves) and keep their best epoch. Repeated over
-several draws of the labelled subset. The effect is small at this scale, as in Erhan et al.'s shallow nets:
-calibrating (29 labels, stopping on the validation loss) gave mean gains of +1.0, +1.7 and +1.8 points over five
-draws for seeds 0-2, with single draws from -0.8 to +4.7; with 72 labels the sign was mixed (mean +0.4). So the
-claim is checked in the few-label regime, over ten draws: the mean gain must exceed twice its standard error.
+Both supervised runs train for the same fixed number of epochs and keep their last weights: selecting a model
+(early stopping, best epoch) on the held-out part would use its ~1400 labels, 50 times the 29 the claim allows,
+so nothing is chosen on it (it is only reported). Repeated over several draws of the labelled subset. The verdict
+is the gain of pretrained over scratch in test accuracy, paired by draw (same labelled subset, seed and init of the
+output layer), with a Student's t interval over the draws above 0; one draw (the quick size) decides nothing.
+Control: the pretrained arm starts from the scratch run's own init (the pretraining removed).
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -36,8 +35,11 @@ NAME = "pretraining"
 CLAIM = "With few labels, denoising-autoencoder pretraining on unlabelled data gives higher test accuracy than " \
         "training the same net from scratch"
 PAPER = "Erhan et al. 2010, Why does unsupervised pre-training help deep learning? (JMLR); Vincent et al. 2008"
-EXPECTED_S = {"quick": 3, "default": 30}
-
+CONTROL = "the pretrained arm starts from the scratch run's own init: the pretraining removed"
+EXPECTED_S = {"quick": 4, "default": 45}
+LITERATURE = "Erhan et al. 2010, fig. 2 (MNIST, 50,000 labels, nets of 1-5 layers of 1000 units, many seeds): " \
+             "pretrained nets reach lower test error than nets from random init, and the gap grows with depth; " \
+             "ours is 29 labels of 8x8 digits and 2 layers, a setting the paper does not measure"
 
 @dataclass
 class Config:
@@ -48,9 +50,9 @@ class Config:
     dae_epochs: int = 30
     mask: float = 0.3
     epochs: int = 200
-    patience: int = 20
     lr: float = 0.001
     seed: int = 0
+    control: bool = False
 
     @classmethod
     def quick(cls) -> Config:
@@ -91,14 +93,13 @@ def run(cfg: Config, workdir=None) -> dict:
         overrides = [*base.LAB_SETTINGS, f"data.name={cfg.dataset}", f"data.val_fraction={1 - cfg.labelled_fraction}",
                      f"data.seed={seed}", "model.kind=mlp", f"model.hidden={cfg.hidden}", "optim.name=adam",
                      f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}", "train.batch_size=100", f"train.seed={seed}",
-                     "stop.criteria=[\"early_stopping\"]", "stop.monitor=val_acc", f"stop.patience={cfg.patience}",
-                     "stop.restore_best=true"]
+                     "stop.restore_best=false"]  # no model chosen on the held-out labels
         splits, _ = load_data(load_config(None, overrides))
         unlabelled = torch.cat([splits.train[0], splits.val[0]]).flatten(1)  # every training image, labels unused
         state = prepare(load_config(None, overrides)).model.state_dict()  # the scratch run's own init
         h = unlabelled
         linear_keys = [k[: -len(".weight")] for k, v in state.items() if k.endswith(".weight") and v.dim() == 2]
-        for i, width in enumerate(cfg.hidden):
+        for i, width in enumerate([] if cfg.control else cfg.hidden):  # the control: no pretraining
             enc, curve = train_dae(h, width, cfg, seed + i)
             dae_curves.append(curve)
             state[f"{linear_keys[i]}.weight"] = enc.weight.detach().clone()
@@ -112,7 +113,7 @@ def run(cfg: Config, workdir=None) -> dict:
             runs[name] = {"test_acc": t.final["test_acc"], "train_acc": t.final["train_acc"],
                           "curve": [h.get("val_acc") for h in t.history]}
         rows.append({"draw": d, "labelled": t.summary["sizes"]["train"], "unlabelled": len(unlabelled), **runs})
-    return {"rows": rows, "dae_curves": dae_curves, "hidden": cfg.hidden}
+    return {"rows": rows, "dae_curves": dae_curves, "hidden": cfg.hidden, "control": cfg.control}
 
 
 def plot(result: dict) -> dict:
@@ -138,13 +139,14 @@ def plot(result: dict) -> dict:
 def verdict(result: dict) -> dict:
     rows = result["rows"]
     gains = [r["pretrained"]["test_acc"] - r["scratch"]["test_acc"] for r in rows]
-    mean = statistics.fmean(gains)
     evidence = {f"draw {r['draw']}": {"scratch": round(r["scratch"]["test_acc"], 4),
                                       "pretrained": round(r["pretrained"]["test_acc"], 4)} for r in rows}
-    evidence.update({"mean gain": round(mean, 4), "labelled": rows[0]["labelled"], "unlabelled": rows[0]["unlabelled"]})
-    sem = statistics.stdev(gains) / math.sqrt(len(gains)) if len(gains) > 1 else math.inf
-    evidence.update({"standard error of the mean gain": round(sem, 4) if math.isfinite(sem) else None,
-                     "draws won / lost": [sum(g > 0 for g in gains), sum(g < 0 for g in gains)]})
-    return base.make_verdict(CLAIM, mean > 0 and mean > 2 * sem, evidence,
-                             "the mean gain of pretrained over scratch (test accuracy, over labelled-subset draws) is "
-                             "positive and more than twice its standard error")
+    evidence.update({"mean gain": round(statistics.fmean(gains), 4), "labelled": rows[0]["labelled"],
+                     "unlabelled": rows[0]["unlabelled"], "draws won / lost": [sum(g > 0 for g in gains),
+                                                                              sum(g < 0 for g in gains)],
+                     "literature": LITERATURE})
+    gain = base.criterion("test accuracy: pretrained - scratch (paired by draw)", *base.mean_interval(gains), 0.0,
+                          method="paired t over labelled-subset draws", n=len(gains))
+    return base.decide(CLAIM, [gain], evidence,
+                       "95% t interval over labelled-subset draws of (pretrained - scratch) test accuracy, paired by "
+                       "draw, > 0; no model is chosen on the held-out labels")
