@@ -205,6 +205,7 @@ def test_an_error_never_replaces_an_earlier_result(fake, tmp_path, monkeypatch):
 
 
 # -- re-running real experiments into the same folder ------------------------------------------------------------
+@pytest.mark.slow
 def test_rerunning_lottery_ticket_and_optimizers_reuses_their_sub_runs(tmp_path, monkeypatch):
     exps = registry.experiments()
     lt, opt = exps["lottery-ticket"], exps["optimizers"]
