@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from trainwell.doctor import preflight
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.preflight import _group_names
 from trainwell.doctor.verdict import Verdict
@@ -298,12 +299,8 @@ def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
 
 
 def unregistered_verdict(names: list[str] | None) -> Verdict | None:
-    if not names:
-        return None
-    return Verdict("parameters registered", "fail", f"used in forward but not registered: {', '.join(names[:6])}",
-                   "every trainable tensor in model.parameters()",
-                   "keep layers in nn.ModuleList / nn.ModuleDict, trainable tensors as nn.Parameter: the optimizer "
-                   "never sees them otherwise")
+    """The pre-flight's fail for unregistered tensors, when the first step's loss showed any."""
+    return preflight.unregistered_verdict(names) if names else None
 
 
 #: a fired loop cause makes these downstream verdicts defer to it

@@ -412,12 +412,7 @@ def parameters_registered(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lo
         model.train(was)
     outside = unregistered(model, leaves)
     if outside:
-        return Verdict(name, "fail", f"used in forward but not registered: {', '.join(outside[:6])}"
-                       f"{f' (+{len(outside) - 6} more)' if len(outside) > 6 else ''}",
-                       "every trainable tensor in model.parameters()",
-                       "keep layers in nn.ModuleList / nn.ModuleDict (not a Python list or dict) and trainable "
-                       "tensors as nn.Parameter attributes: the optimizer, .to(device) and state_dict() never see "
-                       "them otherwise")
+        return unregistered_verdict(outside)
     used = {id(t) for t in leaves}
     named = list(model.named_parameters())
     unused = [n for n, p in named if p.requires_grad and id(p) not in used]
@@ -437,6 +432,17 @@ def parameters_registered(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lo
     return Verdict(name, status, "; ".join(parts), "every trainable tensor registered and reaching the loss",
                    "frozen parameters never change: unfreeze them (requires_grad_(True)) and add them to the "
                    "optimizer if that is not intended" if frozen else "")
+
+
+def unregistered_verdict(outside: list[str]) -> Verdict:
+    """The fail for trainable tensors the loss uses that ``model.parameters()`` does not list (pre-flight and
+    watch)."""
+    return Verdict("parameters registered", "fail", f"used in forward but not registered: {', '.join(outside[:6])}"
+                   f"{f' (+{len(outside) - 6} more)' if len(outside) > 6 else ''}",
+                   "every trainable tensor in model.parameters()",
+                   "keep layers in nn.ModuleList / nn.ModuleDict (not a Python list or dict) and trainable "
+                   "tensors as nn.Parameter attributes: the optimizer, .to(device) and state_dict() never see "
+                   "them otherwise")
 
 
 def _group_names(names: list[str], shown: int = 4) -> str:

@@ -129,8 +129,8 @@ class Watch:
         self._calls += 1
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             self.probe.unregistered = unregistered(self.probe.model, graph_leaves(loss))
-        if isinstance(y, torch.Tensor) and len(self._ys) < 4096:
-            self._ys.append(y.detach().cpu() if len(self._ys) < 512 else y.detach().cpu()[:0])
+        if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
+            self._ys.append(y.detach())
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
         self._state.batch_loss = value
@@ -228,7 +228,8 @@ class Watch:
             classes = z.shape[-1] if z.dim() >= 2 else None
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
                lv.gradient_flow(p), lv.gradient_reach(p), lv.module_mode(p), lv.lr_schedule(p),
-               lv.loss_scale(p, first), lv.inputs(p, self._memorizing()), lv.labels(self._ys, classes, self._broadcast)]
+               lv.loss_scale(p, first), lv.inputs(p, self._memorizing()),
+               lv.labels([y.cpu() for y in self._ys], classes, self._broadcast)]
         return [v for v in out if v is not None]
 
 
