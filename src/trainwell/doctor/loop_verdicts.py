@@ -16,9 +16,9 @@ import math
 
 import torch
 
-from trainwell.doctor import preflight
+from trainwell.doctor import registration
 from trainwell.doctor.loop_probe import LoopProbe
-from trainwell.doctor.preflight import _group_names
+from trainwell.doctor.registration import _group_names
 from trainwell.doctor.verdict import Verdict
 
 
@@ -300,7 +300,7 @@ def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
 
 def unregistered_verdict(names: list[str] | None) -> Verdict | None:
     """The pre-flight's fail for unregistered tensors, when the first step's loss showed any."""
-    return preflight.unregistered_verdict(names) if names else None
+    return registration.unregistered_verdict(names) if names else None
 
 
 #: a fired loop cause makes these downstream verdicts defer to it

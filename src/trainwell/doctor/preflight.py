@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor import outputs as O
-from trainwell.doctor.registration import graph_leaves, unregistered
+from trainwell.doctor.registration import parameters_registered, unregistered_in_loss
 from trainwell.doctor.verdict import Verdict
 from trainwell.regularize import l2_penalty
 
@@ -382,73 +382,6 @@ def _double_loss(loss_fn: Callable) -> Callable:
         return functools.partial(_double_loss(loss_fn.func), *map(conv, loss_fn.args),
                                  **{k: conv(v) for k, v in loss_fn.keywords.items()})
     return loss_fn
-
-
-def unregistered_in_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> list[str]:
-    """Trainable tensors the loss depends on that ``model.parameters()`` does not list (see
-    :mod:`trainwell.doctor.registration`), from one forward pass in eval mode."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            loss = loss_fn(model(x), y)
-        return unregistered(model, graph_leaves(loss))
-    finally:
-        model.train(was)
-
-
-def parameters_registered(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> Verdict:
-    """Every trainable tensor the loss depends on must be a registered parameter of the model (a layer in a plain
-    Python list is invisible to the optimizer, ``.to()`` and ``state_dict()``); frozen parameters are listed, and
-    trainable ones the loss never reaches are named."""
-    name = "parameters registered"
-    was = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            loss = loss_fn(model(x), y)
-        leaves = graph_leaves(loss)
-    finally:
-        model.train(was)
-    outside = unregistered(model, leaves)
-    if outside:
-        return unregistered_verdict(outside)
-    used = {id(t) for t in leaves}
-    named = list(model.named_parameters())
-    unused = [n for n, p in named if p.requires_grad and id(p) not in used]
-    frozen = [(n, p) for n, p in named if not p.requires_grad]
-    total = sum(p.numel() for _, p in named)
-    parts = [f"{len(named) - len(frozen) - len(unused)} trainable tensors reach the loss"]
-    if frozen:
-        count = sum(p.numel() for _, p in frozen)
-        parts.append(f"frozen: {_group_names([n for n, _ in frozen])} ({count:,} of {total:,} parameters, "
-                     f"{count / max(total, 1):.0%})")
-    if unused:
-        return Verdict(name, "warn", "; ".join(parts) + f"; trainable but never reach the loss: "
-                       f"{_group_names(unused)}", "every trainable parameter receives a gradient",
-                       "a branch that is not used in forward, a detached tensor (.detach(), .item(), .data, "
-                       "torch.no_grad) or an auxiliary loss left out of the total: these parameters never learn")
-    status = "info" if frozen else "pass"
-    return Verdict(name, status, "; ".join(parts), "every trainable tensor registered and reaching the loss",
-                   "frozen parameters never change: unfreeze them (requires_grad_(True)) and add them to the "
-                   "optimizer if that is not intended" if frozen else "")
-
-
-def unregistered_verdict(outside: list[str]) -> Verdict:
-    """The fail for trainable tensors the loss uses that ``model.parameters()`` does not list (pre-flight and
-    watch)."""
-    return Verdict("parameters registered", "fail", f"used in forward but not registered: {', '.join(outside[:6])}"
-                   f"{f' (+{len(outside) - 6} more)' if len(outside) > 6 else ''}",
-                   "every trainable tensor in model.parameters()",
-                   "keep layers in nn.ModuleList / nn.ModuleDict (not a Python list or dict) and trainable "
-                   "tensors as nn.Parameter attributes: the optimizer, .to(device) and state_dict() never see "
-                   "them otherwise")
-
-
-def _group_names(names: list[str], shown: int = 4) -> str:
-    """Parameter names grouped by their module (``0.weight, 0.bias`` -> ``0.*``)."""
-    modules = list(dict.fromkeys(n.rsplit(".", 1)[0] + ".*" if "." in n else n for n in names))
-    return ", ".join(modules[:shown]) + (f" (+{len(modules) - shown} more)" if len(modules) > shown else "")
 
 
 def regularization_dominance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, penalty: Callable[[nn.Module],
