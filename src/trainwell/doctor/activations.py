@@ -1,0 +1,95 @@
+"""Pre-flight checks on the signal through depth at initialization: symmetric (identical) hidden units, and
+activation and gradient std through the layers (Glorot & Bengio 2010; He et al. 2015)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell.doctor import outputs as O
+from trainwell.doctor.forward import _ACTIVATIONS, _WEIGHTED, _training_forward
+from trainwell.doctor.verdict import Verdict
+
+
+def symmetry(model: nn.Module, tol: float = 1e-8) -> Verdict:
+    """Hidden units with identical incoming weights compute the same function and never differ (zero or
+    constant init). Every weight matrix or filter bank (Linear, Conv, recurrent, attention, embeddings) but the
+    last one is read: its rows are the units."""
+    weights = [(name, p) for name, p in model.named_parameters() if p.dim() >= 2 and p.shape[0] > 1]
+    if len(weights) < 2:
+        return Verdict("symmetry", "skip", f"skipped: {len(weights)} weight matrix(es); a single layer's output "
+                       "units have different targets", "distinct hidden units", "")
+    symmetric = []
+    for name, p in weights[:-1]:  # the output layer's units have different targets, so they can stay distinct
+        w = p.detach().reshape(p.shape[0], -1)
+        if torch.all((w - w[:1]).abs() <= tol):
+            symmetric.append(name)
+    if symmetric:
+        return Verdict("symmetry", "fail", f"identical units in {', '.join(symmetric)}", "distinct hidden units",
+                       "initialize weights randomly (e.g. init.scheme = 'he_normal'); zero or constant init never "
+                       "breaks the symmetry")
+    return Verdict("symmetry", "pass", "all hidden units distinct", "distinct hidden units")
+
+
+def _activation_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable):
+    """Forward std and back-propagated gradient std at every activation layer's output, in order."""
+    acts: list[tuple[str, torch.Tensor]] = []
+
+    def keep(mod, args, out, name):
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+            return
+        if out.requires_grad:  # not below a frozen part of the model
+            out.retain_grad()
+        acts.append((name, out))
+
+    watched = [(name, m) for name, m in model.named_modules()
+               if isinstance(m, _ACTIVATIONS) and not isinstance(m, nn.Identity)]
+    if len(watched) < 2:  # activations applied as functions (F.relu): read the weighted layers' outputs instead
+        watched = [(name, m) for name, m in model.named_modules() if isinstance(m, _WEIGHTED)]
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: keep(mod, args, out, name))
+             for name, m in watched]
+    was = model.training
+    _training_forward(model)
+    try:
+        out = model(x)
+        loss = loss_fn(out, y)
+        (loss.mean() if loss.dim() else loss).backward()
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+        model.zero_grad()
+    # the model's outputs are not hidden layers: the gradient at the logits is the loss's, not back-propagated
+    final = {id(t) for t in O.leaves(out)}
+    return [(name, float(a.detach().float().std()), float(a.grad.std()) if a.grad is not None else None)
+            for name, a in acts if a.numel() > 1 and id(a) not in final]
+
+
+def variance_propagation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
+                         warn_ratio: float = 0.1, fail_ratio: float = 1e-2) -> Verdict:
+    """Activation std and gradient std through depth at init: collapse or explosion is a warn/fail naming the
+    init to use instead (Glorot & Bengio 2010; He et al. 2015)."""
+    stats = _activation_stats(model, x, y, loss_fn)
+    if len(stats) < 2:
+        return Verdict("variance propagation", "skip", f"skipped: {len(stats)} activation or weighted layer(s) to "
+                       "compare", "-", "")
+    (_, a0, _), (_, a1, _) = stats[0], stats[-1]
+    graded = [s for s in stats if s[2] is not None]  # layers below frozen parameters get no gradient: not read
+    g0, g1 = (graded[0][2], graded[-1][2]) if len(graded) >= 2 else (1.0, 1.0)
+    act_ratio = a1 / max(a0, 1e-30)
+    grad_ratio = g0 / max(g1, 1e-30)  # gradient at the first layer vs at the last (backward direction)
+    worst = min(act_ratio, 1 / max(act_ratio, 1e-30), grad_ratio, 1 / max(grad_ratio, 1e-30))
+    status = "fail" if worst < fail_ratio else "warn" if worst < warn_ratio else "pass"
+    relu = any(isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in model.modules())
+    scheme = "he_normal (std sqrt(2/fan_in))" if relu else "xavier_uniform (Var 2/(fan_in+fan_out))"
+    shrink = act_ratio < 1 or grad_ratio < 1
+    advice = "" if status == "pass" else (
+        f"signals {'vanish' if shrink else 'explode'} through depth: use init.scheme = {scheme}, or add "
+        f"normalization")
+    return Verdict("variance propagation", status,
+                   f"activation std {a0:.3g} -> {a1:.3g} (x{act_ratio:.2g}), gradient std {g1:.3g} -> {g0:.3g} "
+                   f"(x{grad_ratio:.2g}) over {len(stats)} layers", f"ratios within [{warn_ratio}, {1 / warn_ratio:g}]",
+                   advice)

@@ -1,0 +1,95 @@
+"""Pre-flight check: the model does better with its inputs than any input-independent model (Karpathy's
+recipe: an input-independent baseline)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell.doctor.budget import _affordable_steps
+from trainwell.doctor.fitting import _free_outputs, _train_copy
+from trainwell.doctor.forward import _accuracy, _training_forward
+from trainwell.doctor.loss_kinds import _scalar
+from trainwell.doctor.verdict import Verdict
+
+
+def input_independent_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                               loss_fn: Callable = F.cross_entropy, steps: int = 100, lr: float = 1e-2,
+                               n: int = 256, seed: int = 0, holdout: float = 0.25) -> Verdict:
+    """Train a copy on real inputs; at its best it must reach a clearly lower loss on *held-out* examples than the
+    best any input-independent model can (Karpathy's recipe: the model must be using its input).
+
+    The input-independent model is the best constant output, fitted directly (what a copy trained on zeroed
+    inputs converges to). The real copy's held-out loss is read every 5 steps and the best kept (with its
+    accuracy): a small subset is soon overfitted, and an overconfident model's held-out loss then climbs past the
+    prior's although its inputs carry signal. A model that fits its training examples better with its inputs but
+    shows no clear held-out gain is a warning, not a failure: memorization and too few examples to show
+    generalization (an MLP on 192 MNIST-1D examples) look the same on a few dozen held-out examples. Comparing
+    training losses is not enough: a model that memorizes labels shuffled
+    against the inputs uses the inputs as an address, reaches a lower training loss, and has learned nothing; on
+    held-out examples it is never better than the class prior. With fewer than 16 examples nothing is held out
+    and the verdict says so.
+    """
+    xs, ys = x[:n], y[:n]
+    if not any(p.requires_grad for p in model.parameters()):
+        return Verdict("input-independent baseline", "skip", "skipped: no trainable parameters", "-", "")
+    k = int(len(xs) * holdout) if len(xs) >= 16 else 0
+    train, held = slice(0, len(xs) - k), slice(len(xs) - k, len(xs))
+
+    def held_out(m: nn.Module, out=None) -> tuple[float, float | None]:
+        out = m(xs[held]) if out is None else out
+        return _scalar(loss_fn(out, ys[held])), _accuracy(out, ys[held])
+
+    best = {"loss": math.inf, "acc": None}
+
+    def watch(m: nn.Module) -> None:  # the checkpoint with the best held-out loss, and its accuracy
+        loss, acc = held_out(m)
+        if loss < best["loss"]:
+            best["loss"], best["acc"] = loss, acc
+
+    steps = _affordable_steps(model, xs[train], ys[train], loss_fn, steps)
+    m, _ = _train_copy(model, xs[train], ys[train], loss_fn, steps, lr, seed, every=5 if k else 0,
+                       watch=watch if k else None)
+    const = _free_outputs(model, xs[train], ys[train], loss_fn, per_example=False)
+    _training_forward(m)
+    with torch.no_grad():
+        real_train = _scalar(loss_fn(m(xs[train]), ys[train]))
+        zero_train = _scalar(loss_fn(const(len(ys[train])), ys[train]))
+        if k:
+            watch(m)
+            zero_held, zero_acc = held_out(m, const(k))
+    fits = real_train < 0.9 * zero_train
+    if not k:
+        ok = fits
+        value = (f"training loss: real {real_train:.3g} vs input-independent {zero_train:.3g} (too few examples to "
+                 f"hold out)")
+    else:
+        ok = best["loss"] < 0.9 * zero_held
+        value = (f"held-out loss: real {best['loss']:.3g} (best over training) vs input-independent {zero_held:.3g}"
+                 f" ({k} examples)")
+        if zero_acc is not None and best["acc"] is not None:
+            # an overconfident classifier's loss can stay near the prior's while it classifies far better than the
+            # prior: held-out accuracy (at the best-loss checkpoint, not the best of many) above the constant's by
+            # three binomial standard errors also counts as signal
+            margin = 3 * math.sqrt(max(zero_acc * (1 - zero_acc), 0.05) / k)
+            ok = ok or best["acc"] > zero_acc + margin
+            value += f"; held-out accuracy there: real {best['acc']:.1%} vs input-independent {zero_acc:.1%}"
+        value += f"; training loss: real {real_train:.3g} vs input-independent {zero_train:.3g}"
+    if ok:
+        advice = ""
+    elif fits and k:
+        advice = ("memorization, or too few examples to show signal: the inputs help on the training examples "
+                  "only; are the labels aligned with the inputs (shuffled separately?), or is there too little data "
+                  "to generalize?")
+    else:
+        advice = ("the model does no better with its inputs than without: is the input connected, normalized, and "
+                  "aligned with the labels?")
+    status = "pass" if ok else ("warn" if fits and k else "fail")
+    return Verdict("input-independent baseline", status, value,
+                   "real inputs reach a clearly lower held-out loss (< 0.9 x the best input-independent model) or a "
+                   "clearly higher held-out accuracy (by 3 standard errors)",
+                   advice)

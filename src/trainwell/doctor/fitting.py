@@ -1,0 +1,100 @@
+"""What the learning checks train and fit: a deep copy of the model trained with full-batch Adam, and outputs
+fitted to the targets directly (the best constant output, or the lowest loss any outputs reach)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from trainwell.doctor import outputs as O
+from trainwell.doctor.forward import _training_forward
+
+
+def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, steps: int, lr: float,
+                seed: int, stop_below: float | None = None, every: int = 0,
+                watch: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, float]:
+    """Train a deep copy with full-batch Adam (the user's model and RNG untouched); returns it and the last loss.
+
+    ``watch(copy)`` is called (under no_grad) every ``every`` steps, with dropout off and BatchNorm on batch
+    statistics (:func:`_training_forward`).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        m = copy.deepcopy(model).train()
+        trainable = [p for p in m.parameters() if p.requires_grad]
+        if not trainable:
+            return m.eval(), math.nan
+        opt = torch.optim.Adam(trainable, lr=lr)
+        final = math.nan
+        for i in range(steps):
+            loss = loss_fn(m(x), y)
+            loss = loss.mean() if loss.dim() else loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            final = float(loss.detach())
+            if watch is not None and every and (i + 1) % every == 0:
+                _training_forward(m)  # BatchNorm's running statistics lag far behind after a few steps
+                with torch.no_grad():
+                    watch(m)
+                m.train()
+            if stop_below is not None and final < stop_below or not math.isfinite(final):
+                break
+    return m.eval(), final
+
+
+def _free_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, per_example: bool,
+                  max_iter: int = 100) -> Callable[[int], object]:
+    """Outputs fitted to ``(x, y)`` directly, with the model's output structure, by L-BFGS on the user's loss:
+    one constant per output tensor (``per_example=False``: the best any input-independent model can do; for
+    cross-entropy the log of the label prior), or a free output per example (``True``: the lowest loss any model
+    can reach, e.g. the smoothed targets' entropy under label smoothing). Returns ``build(n)`` -> an output for
+    ``n`` examples (only ``n = len(x)`` when per example)."""
+    with torch.no_grad():
+        sample = copy.deepcopy(model).eval()(x if per_example else x[:1])
+    floats = [t for t in O.leaves(sample) if t.is_floating_point()]
+    free = [torch.zeros(t.shape if per_example else t.shape[1:], dtype=t.dtype, device=t.device,
+                        requires_grad=True) for t in floats]
+    # outputs that are log-probabilities or probabilities (a LogSoftmax/Softmax last layer) stay normalized: NLL of
+    # free numbers has no minimum
+    norm = [_normalization(t) for t in floats]
+
+    def build(n: int):
+        it, kinds = iter(free), iter(norm)
+
+        def make(t):
+            v, kind = next(it), next(kinds)
+            v = v if per_example else v.expand(n, *t.shape[1:])
+            return v.log_softmax(1) if kind == "log" else v.softmax(1) if kind == "prob" else v
+
+        return O.map_tensors(sample, make)
+
+    opt = torch.optim.LBFGS(free, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(build(len(x)), y)
+        loss = loss.mean() if loss.dim() else loss
+        loss.backward()
+        return loss
+
+    with torch.random.fork_rng(devices=[]):
+        opt.step(closure)
+    for t in free:
+        t.requires_grad_(False)
+    return build
+
+
+def _normalization(t: torch.Tensor) -> str | None:
+    """'log' if every row of ``t`` is a log-probability vector over dim 1, 'prob' if a probability vector."""
+    if t.dim() < 2 or t.shape[1] < 2:
+        return None
+    if bool((t <= 1e-6).all()) and bool((t.logsumexp(1).abs() < 1e-4).all()):
+        return "log"
+    if bool((t >= 0).all()) and bool(((t.sum(1) - 1).abs() < 1e-4).all()):
+        return "prob"
+    return None

@@ -1,0 +1,88 @@
+"""How the pre-flight checks run a model: in the mode of its first training step, with the weighted
+layers' inputs and outputs recorded, the layer that scales the signal most named, and accuracy when the targets
+are classes."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from trainwell.doctor import outputs as O
+
+_KINKS = (nn.ReLU, nn.LeakyReLU, nn.MaxPool1d, nn.MaxPool2d, nn.Hardtanh, nn.ReLU6)
+
+
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.GELU, nn.ELU, nn.Hardtanh, nn.SiLU,
+                nn.Softplus, nn.Mish)
+
+
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def input_scale(x: torch.Tensor) -> str | None:
+    """A sentence when floating-point inputs are far from unit scale (raw 0..255 pixels, unscaled features), the
+    usual cause of a huge initial loss or saturated first layer; None when they are fine or not floating point."""
+    if not x.is_floating_point() or x.numel() < 2:
+        return None
+    std, top = float(x.float().std()), float(x.float().abs().max())
+    if math.isfinite(std) and (std > 5.0 or top > 50.0):
+        return (f"the inputs are far from unit scale (std {std:.3g}, max |x| {top:.3g}): normalize them (e.g. "
+                f"divide 0..255 pixels by 255, or standardize each feature with the training mean and std)")
+    return None
+
+
+def _training_forward(model: nn.Module) -> nn.Module:
+    """Put ``model`` in the mode its first training step sees, minus the noise: dropout (and every other module)
+    in eval mode, BatchNorm normalizing with the batch's statistics as in training (at init its running
+    statistics are 0 and 1, which no training step uses). Deterministic for a given batch. Returns the model."""
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train()
+    return model
+
+
+def _outputs(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, input, output) of every Linear/Conv layer on one forward pass."""
+    seen = []
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: seen.append((name, args[0], out)))
+             for name, m in model.named_modules() if isinstance(m, _WEIGHTED)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def _suspect_layer(model: nn.Module, x: torch.Tensor) -> str:
+    """The weighted layer whose output std / input std ratio is furthest from 1 (in log scale)."""
+    scale = input_scale(x)
+    if scale is not None:
+        return scale
+    rows = [(name, float(out.std() / inp.std().clamp_min(1e-12))) for name, inp, out in _outputs(model, x)
+            if isinstance(out, torch.Tensor) and inp.is_floating_point() and out.numel() > 1 and inp.numel() > 1]
+    if not rows:
+        return "no Linear/Conv layer found"
+    name, ratio = max(rows, key=lambda r: abs(math.log(max(r[1], 1e-12))))
+    return f"layer '{name}' scales the signal std by {ratio:.3g}"
+
+
+def _accuracy(out, y: torch.Tensor) -> float | None:
+    """Classification accuracy when the targets are class indices (or 0/1 for one logit); None for regression.
+    ``out`` may be any output structure (its logits are used); targets outside [0, C) (``ignore_index``) are not
+    counted; (B, T, C) scores with (B, T) targets are read per position."""
+    out = O.logits(out)
+    if out is None:
+        return None
+    if not y.is_floating_point() and out.dim() >= 2 and out.shape[-1] > 1 and (
+            out.dim() == 2 and y.dim() == 1 or out.shape[:-1] == y.shape):
+        pred = out.argmax(-1)
+        keep = (y >= 0) & (y < out.shape[-1])
+        return float((pred == y)[keep].float().mean()) if bool(keep.any()) else None
+    if out.shape == y.shape and y.is_floating_point() and bool(((y == 0) | (y == 1)).all()):
+        return float(((out > 0).to(y.dtype) == y).float().mean())  # binary targets with logits
+    return None

@@ -1,0 +1,148 @@
+"""Pre-flight check: autograd against centred differences on a float64 copy (cs231n's gradient check)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell.doctor.budget import _within_budget
+from trainwell.doctor.forward import _KINKS, _training_forward
+from trainwell.doctor.registration import unregistered_in_loss
+from trainwell.doctor.verdict import Verdict
+
+GRAD_ATOL = 1e-8  # below this both gradients are float64 round-off of the centred difference (|f| ~ 1, h = 1e-5)
+
+
+GRAD_RTOL = 1e-4  # cs231n: a relative error < 1e-4 is fine for nets with kinks
+
+
+def _relative_error(a: float, n: float) -> float:
+    if a == 0.0 and n == 0.0:
+        return 0.0
+    return abs(a - n) / max(abs(a), abs(n))
+
+
+def _quality(err: float, kinks: bool) -> str:
+    """cs231n's reading of a relative error."""
+    if err > 1e-2:
+        return "wrong"
+    if err > 1e-4:
+        return "uncomfortable"
+    if err > 1e-7:
+        return "ok with kinks" if kinks else "ok"
+    return "good"
+
+
+def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
+                   penalty: Callable[[nn.Module], torch.Tensor] | None = None, coords: int = 5, h: float = 1e-5,
+                   seed: int = 0, name: str = "gradient check", n: int = 4, atol: float = GRAD_ATOL,
+                   budget_s: float | None = None) -> Verdict:
+    """Autograd vs centred differences (f(w+h) - f(w-h)) / 2h on a float64 copy in eval mode (dropout off),
+    at ``coords`` random coordinates of every parameter tensor; relative error |a - n| / max(|a|, |n|).
+
+    cs231n thresholds: > 1e-2 wrong; 1e-4..1e-2 uncomfortable; < 1e-4 fine for nets with kinks (ReLU, max);
+    <= 1e-7 good. As in ``torch.autograd.gradcheck`` (atol + rtol), a coordinate whose gradients differ by less
+    than ``atol`` agrees whatever its relative error: vanishing true gradients (1e-28 vs 0.0) are not a wrong
+    backward. If every sampled gradient is below ``atol`` the verdict says "vanishing gradients". Only ``n``
+    examples are used: fewer units near a kink, fewer false alarms (cs231n).
+    """
+    if not any(p.requires_grad for p in model.parameters()):
+        return Verdict(name, "skip", "skipped: no trainable parameters", "-", "")
+    outside = unregistered_in_loss(model, x[:n], y[:n], loss_fn)
+    if outside:
+        return Verdict(name, "skip", f"skipped: the loss depends on tensors outside model.parameters() "
+                       f"({', '.join(outside[:3])}{', ...' if len(outside) > 3 else ''})", "-",
+                       "see the check 'parameters registered'")
+    m = _training_forward(copy.deepcopy(model).double())
+    loss64 = _double_loss(loss_fn)
+    x, y = x[:n], y[:n]
+    xd = x.double() if x.is_floating_point() else x
+    yd = y.double() if y.is_floating_point() else y
+    kinks = any(isinstance(mod, _KINKS) for mod in m.modules())
+    g = torch.Generator().manual_seed(seed)
+
+    def objective() -> torch.Tensor:
+        value = loss64(m(xd), yd)
+        value = value.mean() if value.dim() else value
+        return value + penalty(m) if penalty is not None else value
+
+    m.zero_grad()
+    centre = objective()
+    centre.backward()
+    f0 = float(centre.detach())
+    worst: tuple[float, str] = (0.0, "")
+    checked = vanishing = crossings = 0
+    largest = 0.0
+    tensors = [(pname, p) for pname, p in m.named_parameters() if p.grad is not None]
+    tensors, per_tensor, budget_note = _within_budget(tensors, coords, objective, budget_s)
+    with torch.no_grad():
+        for pname, p in tensors:
+            flat, grad = p.view(-1), p.grad.view(-1)
+            for idx in torch.randperm(flat.numel(), generator=g)[:per_tensor].tolist():
+                old = float(flat[idx])
+                flat[idx] = old + h
+                plus = float(objective())
+                flat[idx] = old - h
+                minus = float(objective())
+                flat[idx] = old
+                a, num = float(grad[idx]), (plus - minus) / (2 * h)
+                checked += 1
+                largest = max(largest, abs(a), abs(num))
+                if max(abs(a), abs(num)) < atol:
+                    vanishing += 1
+                    continue
+                err = 0.0 if abs(a - num) <= atol else _relative_error(a, num)
+                if not math.isfinite(a) or not math.isfinite(num):
+                    err = math.inf
+                elif err > 1e-4 and abs((plus - f0) - (f0 - minus)) / h > 0.1 * abs(a - num):
+                    # the one-sided slopes differ: a kink (ReLU, max) lies inside [w - h, w + h], so the centred
+                    # difference averages two slopes; a wrong backward pass shows no such jump
+                    crossings += 1
+                    continue
+                if err > worst[0]:
+                    worst = (err, pname)
+    expected = f"< 1e-4 (kinks), <= 1e-7 (smooth); |a - n| <= {atol:g} agrees"
+    if checked and vanishing == checked:
+        return Verdict(name, "warn", f"vanishing gradients: all {checked} sampled |grad| < {atol:g} (max "
+                       f"{largest:.2g})", expected,
+                       "the loss barely depends on the weights: dead or saturated units, a vanishing signal through "
+                       "depth (see variance propagation) or a detached graph; the backward itself is not at fault")
+    err, where = worst
+    quality = _quality(err, kinks)
+    if not math.isfinite(err):
+        return Verdict(name, "fail", f"non-finite loss or gradient at '{where}'", expected,
+                       "the objective is NaN/Inf, so no gradient can be checked: look for NaN/Inf in the inputs, "
+                       "log(0) or division by zero in the loss, or overflowing weights")
+    if err > 1e-2:
+        status = "fail"
+        advice = f"the backward pass of '{where}' disagrees with the numbers: check custom backward code"
+    elif err > 1e-4:
+        status = "warn"
+        advice = ("uncomfortable; with kinks (ReLU/max) a crossing can cause this: retry with other data"
+                  if kinks else f"uncomfortable for a smooth network ('{where}')")
+    else:
+        status, advice = "pass", ""
+    note = f", {vanishing} of {checked} below {atol:g}" if vanishing else ""
+    note += f", {crossings} kink crossing{'s' if crossings != 1 else ''} skipped" if crossings else ""
+    note += budget_note
+    return Verdict(name, status, f"{err:.2e} ({quality}{note})", expected, advice)
+
+
+def _double_loss(loss_fn: Callable) -> Callable:
+    """The loss for a float64 copy of the model: an ``nn.Module`` loss's buffers (class weights) and a partial's
+    tensor arguments converted too (else ``expected scalar type Double but found Float``)."""
+    if isinstance(loss_fn, nn.Module):
+        return copy.deepcopy(loss_fn).double()
+    if isinstance(loss_fn, functools.partial):
+        def conv(v):
+            return v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+
+        return functools.partial(_double_loss(loss_fn.func), *map(conv, loss_fn.args),
+                                 **{k: conv(v) for k, v in loss_fn.keywords.items()})
+    return loss_fn

@@ -1,0 +1,60 @@
+"""Pre-flight check: the loss at initialization vs what an uninformative model gives (cs231n)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell.doctor import outputs as O
+from trainwell.doctor.forward import _suspect_layer, _training_forward, input_scale
+from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind
+from trainwell.doctor.verdict import Verdict
+
+
+@torch.no_grad()
+def initial_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
+                 num_classes: int | None = None) -> Verdict:
+    """Loss at initialization vs what an uninformative model gives (:func:`expected_initial_loss`): ln C for
+    softmax cross-entropy, (C - 1)/C for torch's multiclass hinge, ln 2 for binary cross-entropy; a regression
+    loss must not be far above that of a zero output. An unknown loss is "skipped", never a pass."""
+    was = model.training
+    _training_forward(model)
+    try:
+        out = model(x)
+        loss = _scalar(loss_fn(out, y))
+    finally:
+        model.train(was)
+    kind = loss_kind(loss_fn)
+    found = expected_initial_loss(loss_fn, out, y) if math.isfinite(loss) else None
+    if kind == "unknown" and found is not None:
+        kind = "cross_entropy"
+    if not math.isfinite(loss):
+        return Verdict("initial loss", "fail", loss, "a finite loss",
+                       f"the loss at init is {loss}: {_suspect_layer(model, x)}; check the inputs for NaN/Inf and "
+                       f"the loss for log(0)")
+    if kind == "unknown":
+        return Verdict("initial loss", "skip", f"skipped: unknown loss ({loss:.4g})", "no expectation for this loss",
+                       "pass a torch loss (function or nn.Module) or compare by hand with a constant predictor's loss")
+    if found is None:
+        return Verdict("initial loss", "skip", f"skipped: no class scores in the output {O.describe(out)} "
+                       f"({loss:.4g})", "an output tensor for the loss", "")
+    expected, formula = found
+    width = O.logits(out).shape[1] if O.logits(out).dim() > 1 else 1
+    if num_classes and kind == "cross_entropy" and width != num_classes:
+        formula += f" (the data has {num_classes} classes, the model {width} outputs)"
+    ratio = loss / max(expected, 1e-12)
+    if kind in _REGRESSION:  # lower than a zero output is fine; far above means large initial outputs
+        status = "pass" if ratio <= 2.0 else "warn" if ratio <= 10.0 else "fail"
+        expected_text = f"<= 2 x {formula} = {expected:.4f}"
+    else:
+        status = "pass" if 0.8 <= ratio <= 1.25 else "warn" if 0.5 <= ratio <= 2.0 else "fail"
+        expected_text = f"{formula} = {expected:.4f}"
+    scale = input_scale(x)
+    advice = "" if status == "pass" else (f"initial outputs are not near-uniform: {scale}" if scale else
+        f"initial outputs are not near-uniform: {_suspect_layer(model, x)}; shrink the last layer's init scale "
+        f"or use Xavier/He init")
+    return Verdict("initial loss", status, round(loss, 4), expected_text, advice)

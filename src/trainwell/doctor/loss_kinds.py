@@ -1,0 +1,94 @@
+"""What a loss *is* (cross-entropy, NLL, hinge, BCE with logits, a regression loss, or unknown) and the loss an
+uninformative model gives with it (cs231n: ln C for softmax cross-entropy over C classes)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell.doctor import outputs as O
+
+_CLASSIFY = {F.cross_entropy: "cross_entropy", F.nll_loss: "nll", F.multi_margin_loss: "hinge",
+             F.binary_cross_entropy_with_logits: "bce_logits", F.mse_loss: "mse", F.l1_loss: "l1",
+             F.smooth_l1_loss: "smooth_l1", F.huber_loss: "huber"}
+
+
+_MODULES = ((nn.CrossEntropyLoss, "cross_entropy"), (nn.NLLLoss, "nll"), (nn.MultiMarginLoss, "hinge"),
+            (nn.BCEWithLogitsLoss, "bce_logits"), (nn.MSELoss, "mse"), (nn.L1Loss, "l1"),
+            (nn.SmoothL1Loss, "smooth_l1"), (nn.HuberLoss, "huber"))
+
+
+_REGRESSION = ("mse", "l1", "smooth_l1", "huber", "mse_onehot")
+
+
+def loss_kind(loss_fn: Callable) -> str:
+    """What a loss *is*: 'cross_entropy', 'nll', 'hinge', 'bce_logits', 'mse', 'mse_onehot', 'l1', 'smooth_l1',
+    'huber', or 'unknown' (a lambda or custom function: nothing can be expected of it). Recognizes
+    ``torch.nn.functional`` losses, their ``nn.Module`` classes (also subclasses) and ``functools.partial``."""
+    while isinstance(loss_fn, functools.partial):
+        loss_fn = loss_fn.func
+    for cls, kind in _MODULES:
+        if isinstance(loss_fn, cls):
+            return kind
+    if getattr(loss_fn, "__name__", "") == "_mse_onehot" and "trainwell" in getattr(loss_fn, "__module__", ""):
+        return "mse_onehot"
+    try:
+        return _CLASSIFY.get(loss_fn, "unknown")
+    except TypeError:  # an unhashable callable
+        return "unknown"
+
+
+def _loss_name(loss_fn: Callable) -> str:
+    return loss_kind(loss_fn)
+
+
+def _scalar(loss: torch.Tensor) -> float:
+    """A loss value as a float; a per-example loss (reduction='none') is averaged."""
+    return float(loss.mean()) if loss.dim() else float(loss)
+
+
+def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor) -> tuple[float, str] | None:
+    """The loss an uninformative model gives, measured with the user's own loss object on uniform outputs (so
+    reduction, class weights, margins and label smoothing are all accounted for), with its formula; None for an
+    unknown loss.
+
+    Classification (cs231n): uniform logits (zeros) give ln C for softmax cross-entropy, (C - 1)/C for torch's
+    multiclass hinge (C - 1 when summed over classes), ln 2 for binary cross-entropy with logits; uniform
+    log-probabilities (-ln C) give ln C for NLL. Regression: the loss of a zero output (a model whose outputs are
+    near zero at init).
+    """
+    kind = loss_kind(loss_fn)
+    scores = O.logits(out)
+    if scores is None:
+        return None
+    if kind == "unknown":
+        return _cross_entropy_like(loss_fn, out, scores, y)
+    c = scores.shape[1] if scores.dim() > 1 else 1
+    uniform = torch.full_like(scores, -math.log(c)) if kind == "nll" else torch.zeros_like(scores)
+    with torch.no_grad():
+        value = _scalar(loss_fn(O.replace_logits(out, uniform), y))
+    formula = {"cross_entropy": f"ln C = ln {c}", "nll": f"-ln(1/C) = ln {c}",
+               "hinge": f"(C-1)/C = {c - 1}/{c} (C-1 summed over classes)", "bce_logits": "ln 2 per output",
+               }.get(kind, f"{kind} of a zero output")
+    return value, f"{formula}, measured on uniform outputs"
+
+
+def _cross_entropy_like(loss_fn: Callable, out, scores: torch.Tensor, y: torch.Tensor) -> tuple[float, str] | None:
+    """A custom loss (``lambda o, t: F.cross_entropy(o[0], t)``) recognised by what it does: on uniform logits it
+    gives ln C (C the width of the class axis, 1 or last), as cross-entropy does; None otherwise."""
+    if y.is_floating_point() or scores.dim() < 2:
+        return None
+    try:
+        with torch.no_grad():
+            value = _scalar(loss_fn(O.replace_logits(out, torch.zeros_like(scores)), y))
+    except Exception:  # noqa: BLE001 - a loss that cannot take uniform logits is simply not recognised
+        return None
+    for c in dict.fromkeys((scores.shape[1], scores.shape[-1])):
+        if c > 1 and abs(value - math.log(c)) <= 1e-4 * math.log(c):
+            return value, f"ln C = ln {c} (your loss gives it on uniform logits: cross-entropy-like)"
+    return None
