@@ -25,152 +25,30 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import glob
-import json
 import os
 import shutil
 import signal
-import stat
-import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from trainwell import manifest
 from trainwell.errors import TrainwellError
-from trainwell.manifest import LOCK, MARKER
 
-KINDS = ("fit", "sweep", "lottery", "lab")
-
-try:  # POSIX; elsewhere a run directory is simply not locked
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None
-
-
-def marked_kind(path: str | Path) -> str | None:
-    """The kind in ``path``'s ``.trainwell-run`` marker, or None: the only evidence ``--force`` deletes on (a
-    folder that merely looks like a run, e.g. a project with a config.toml and checkpoints/, is never replaced)."""
-    marker = Path(path) / MARKER
-    if not marker.is_file():
-        return None
-    try:
-        kind = json.loads(marker.read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return kind if kind in KINDS else None
-
-
-def run_kind(path: str | Path) -> str | None:
-    """The kind of trainwell run in ``path`` (from its marker; runs written before markers existed are recognised
-    by their files, for reading them only), or None if ``path`` is not a trainwell run directory."""
-    path = Path(path)
-    if not path.is_dir():
-        return None
-    if (path / MARKER).is_file():
-        return marked_kind(path)
-    if (path / "round-0").is_dir() and (path / "results.csv").is_file():
-        return "lottery"
-    if (path / "config.toml").is_file():
-        if (path / "results.csv").is_file() or any(path.glob("member-*")):
-            return "sweep"
-        if (path / "checkpoints").is_dir() or (path / "metrics.jsonl").is_file():
-            return "fit"
-    return None
-
-
-class RunLock:
-    """An exclusive, non-blocking OS lock on ``<run dir>/.lock``, released by :meth:`release` or process exit.
-
-    The lock file is opened with ``O_NOFOLLOW`` and must be a regular file with one link: a ``.lock`` that is a
-    symbolic link, a hard link to another file, a FIFO or a device is refused, so locking (which writes the pid
-    into the file) never touches a file elsewhere."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._fd: int | None = None
-
-    def _open(self) -> int:
-        where = self.path / LOCK
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        try:
-            fd = os.open(where, flags, 0o666)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise TrainwellError(f"{where} is a symbolic link, not trainwell's lock file: remove it (trainwell "
-                                     f"never follows a link there) and run again") from None
-            raise
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-            os.close(fd)
-            what = "a hard link to another file" if stat.S_ISREG(info.st_mode) else "not a regular file"
-            raise TrainwellError(f"{where} is {what}, not trainwell's lock file: remove it and run again")
-        return fd
-
-    def acquire(self) -> RunLock:
-        if fcntl is None:  # pragma: no cover
-            return self
-        fd = self._open()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-            finally:
-                os.close(fd)
-            raise TrainwellError(f"{self.path} is in use by another trainwell process (pid {holder}): wait for it "
-                                 f"to finish or choose another directory") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def locked_by_other(self) -> bool:
-        """Whether another process holds the lock now (the folder exists; nothing is changed)."""
-        if fcntl is None or not self.path.is_dir():  # pragma: no cover
-            return False
-        try:
-            fd = self._open()
-        except (TrainwellError, OSError):
-            return True  # cannot tell: treat the folder as busy (the safe side)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
-
-
-def _write_marker(path: Path, kind: str, replaces: str | None = None) -> None:
-    from trainwell import __version__
-    from trainwell.rundir import atomic_write_json
-
-    manifest.forget(path)  # a new folder at this path: records of an earlier one are void
-    body = {"kind": kind, "trainwell_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if replaces is not None:  # until the run starts, the marker names the run it replaces (see _recover_asides)
-        body["replaces"] = replaces
-    atomic_write_json(path / MARKER, body)
-
-
-def _marker(path: Path) -> dict:
-    try:
-        body = json.loads((path / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return body if isinstance(body, dict) else {}
+# the marker, the lock and the recovery of folders a stopped --force left aside live in their own modules; their
+# names stay importable here
+from trainwell.runaside import (  # noqa: F401
+    ASIDE,
+    DISCARDED,
+    Terminated,
+    _main_thread,
+    _note,
+    _on_sigterm,
+    _pid_alive,
+    _put_back,
+    _recover_asides,
+    _signals_deferred,
+)
+from trainwell.runlock import KINDS, RunLock, _marker, _write_marker, fcntl, marked_kind, run_kind  # noqa: F401
 
 
 def _reserve_new(base: Path, stem: str) -> Path:
@@ -184,112 +62,6 @@ def _reserve_new(base: Path, stem: str) -> Path:
             return candidate
         except FileExistsError:
             k += 1
-
-
-# -- signals ------------------------------------------------------------------------------------------------
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived while a folder was being claimed (before the run started): handled like Ctrl-C, so the
-    claim is rolled back and an old run that ``--force`` moved aside is put back."""
-
-    exit_code = 143
-
-    def __init__(self):
-        super().__init__("stopped by SIGTERM before the run started; an earlier run that --force was replacing is "
-                         "kept")
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM")
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Hold SIGINT and SIGTERM back for the few system calls that swap a folder (rename, mkdir, lock, marker),
-    so a signal never lands between them; a signal that came meanwhile is delivered right after."""
-    if not _main_thread() or not hasattr(signal, "pthread_sigmask"):  # pragma: no cover
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-# -- folders a stopped --force left aside ---------------------------------------------------------------------
-ASIDE = ".{name}.replaced-{pid}"
-DISCARDED = ".{name}.discarded-{pid}"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def _note(message: str) -> None:
-    print(f"trainwell: note: {message}", file=sys.stderr, flush=True)
-
-
-def _recover_asides(path: Path, restore: bool = True) -> None:
-    """Deal with the folders a stopped ``--force`` replacement of ``path`` left beside it.
-
-    ``.NAME.replaced-PID`` (the old run, moved aside) is put back when the replacement never started (``path`` is
-    missing, empty, or a new run whose marker still names this aside and that no process holds); otherwise it is
-    named in one line. ``.NAME.discarded-PID`` (an old run whose replacement had started: it was being deleted) is
-    deleted if its manifest covers everything in it, else named. With ``restore=False`` (resuming ``path``)
-    asides are only named."""
-    parent, name = path.parent, path.name
-    if not parent.is_dir():
-        return
-    for aside in sorted(parent.glob(glob.escape(f".{name}.") + "*")):
-        kind, _, pid = aside.name[len(name) + 2:].partition("-")
-        if kind not in ("replaced", "discarded") or not pid.isdigit() or aside.is_symlink() or not aside.is_dir():
-            continue
-        if _pid_alive(int(pid)):
-            _note(f"{aside} is an earlier run that process {pid} moved aside with --force; it is still running")
-            continue
-        if kind == "discarded":
-            if manifest.foreign_files(aside) == []:  # all trainwell's: finish deleting it, as was asked
-                shutil.rmtree(aside, ignore_errors=True)
-            else:
-                _note(f"{aside} holds files trainwell did not write, so it is not deleted: move what you want to "
-                      f"keep and delete it")
-            continue
-        if restore and _put_back(path, aside):
-            _note(f"put back {path} from {aside.name}: a --force replacement of it was stopped before it started")
-        else:
-            _note(f"{aside} holds an earlier trainwell run that a stopped --force left aside: rename it back to "
-                  f"{name} or delete it")
-
-
-def _put_back(path: Path, aside: Path) -> bool:
-    """Move ``aside`` back to ``path`` if ``path`` holds nothing but a never-started replacement; True if done."""
-    try:
-        if path.is_symlink() or (path.exists() and not path.is_dir()):
-            return False
-        if path.is_dir() and any(path.iterdir()):
-            if _marker(path).get("replaces") != aside.name or RunLock(path).locked_by_other():
-                return False
-            if manifest.foreign_files(path):  # a user's file in the never-started run: keep both, say so
-                return False
-            shutil.rmtree(path)
-        elif path.is_dir():
-            path.rmdir()
-        os.rename(aside, path)
-    except OSError:
-        return False
-    return True
 
 
 class Claim:
