@@ -50,61 +50,65 @@ def suggest(word, choices) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
+def _literal_error(tp, value, key: str) -> ConfigError:
+    """The error for ``value`` outside a Literal's choices: the full list of choices, after a hint (a known alias,
+    or the nearest choice) when there is one."""
+    hint = ""
+    if isinstance(value, str):
+        hint = _VALUE_HINTS.get((key, value.lower())) or suggest(value, typing.get_args(tp)).rstrip("? ")
+    if hint:
+        return ConfigError(f"{key} = {value!r} is not allowed: {hint}{'?' if hint.startswith('did') else ''}; "
+                           f"use {_type_name(tp)}")
+    return ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}")
+
+
+def _coerce_union(tp, value, key: str):
+    """The first member type of ``tp`` that takes ``value`` (e.g. "auto" or an int, a number or "find"); None for
+    ``None`` or "none" when the union allows it."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if type(None) in typing.get_args(tp) and (value is None or (isinstance(value, str) and value.lower() == "none")):
+        return None
+    for arg in args[:-1]:
+        try:
+            return _coerce(arg, value, key)
+        except ConfigError:
+            continue
+    try:
+        return _coerce(args[-1], value, key)
+    except ConfigError:
+        raise ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}") from None
+
+
+def _takes(tp, value) -> bool:
+    """Whether a plain type (bool, int, float, str, dict) takes ``value`` as it is (a bool is not a number)."""
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    return (tp is dict or typing.get_origin(tp) is dict) and isinstance(value, dict)
+
+
 def _coerce(tp, value, key: str):
     """Convert ``value`` to type ``tp`` or raise a ConfigError naming ``key`` (and the nearest allowed value)."""
     origin = typing.get_origin(tp)
-    bad = ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}")
-    if origin is Literal and isinstance(value, str):
-        hint = _VALUE_HINTS.get((key, value.lower())) or suggest(value, typing.get_args(tp)).rstrip("? ")
-        if hint:
-            bad = ConfigError(f"{key} = {value!r} is not allowed: {hint}{'?' if hint.startswith('did') else ''}; "
-                              f"use {_type_name(tp)}")
     if origin is Literal:
         if value not in typing.get_args(tp) or isinstance(value, bool):
-            raise bad
+            raise _literal_error(tp, value, key)
         return value
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if type(None) in typing.get_args(tp) and (value is None or (isinstance(value, str)
-                                                                    and value.lower() == "none")):
-            return None
-        for arg in args[:-1]:  # the first type that takes the value (e.g. "auto" or an int, a number or "find")
-            try:
-                return _coerce(arg, value, key)
-            except ConfigError:
-                continue
-        try:
-            return _coerce(args[-1], value, key)
-        except ConfigError:
-            raise bad from None
-    if origin is list:
+        return _coerce_union(tp, value, key)
+    if origin is list and isinstance(value, list):
         (item,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise bad
         return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise bad
-        return dict(value)
-    raise bad  # pragma: no cover - every field type is handled above
+    if origin is not list and _takes(tp, value):
+        return float(value) if tp is float else dict(value) if isinstance(value, dict) else value
+    raise ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}")
 
 
 def from_dict(cls, data, prefix: str = ""):

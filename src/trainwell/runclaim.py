@@ -64,6 +64,63 @@ def _reserve_new(base: Path, stem: str) -> Path:
             k += 1
 
 
+def _out_folder(out) -> Path:
+    """The folder ``--out`` names: where a symbolic link points (the link stays); a file is refused."""
+    path = Path(out)
+    if path.is_symlink():
+        if not path.is_dir():
+            raise TrainwellError(f"--out {str(out)!r} is a symbolic link to {os.readlink(path)!r}, which is not "
+                                 f"a folder: choose another path")
+        path = path.resolve()  # --out LINK: the run lives where the link points, LINK stays
+    if path.exists() and not path.is_dir():
+        raise TrainwellError(f"--out {str(out)!r} is a file, not a directory: choose another path")
+    return path
+
+
+def _make_folder(path: Path) -> bool:
+    """Create ``path`` if it is missing; True only if this process made it (atomic mkdir: a rollback removes only
+    a folder it created)."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+        return True
+    except FileExistsError:
+        return False
+
+
+def _lock_replaceable(path: Path, out, kind: str) -> RunLock:
+    """Lock the non-empty ``path`` that ``--force`` would replace, or refuse in one line: it must be a trainwell
+    ``kind`` run that no process holds, not contain the current directory, and hold only files in its manifest."""
+    found = marked_kind(path)
+    if found != kind:
+        what = f"a trainwell {found} run" if found else "not a trainwell run directory (no .trainwell-run marker)"
+        raise TrainwellError(f"--force refused: {str(out)!r} is {what}; --force only replaces a trainwell "
+                             f"{kind} run: choose another folder")
+    old_lock = RunLock(path).acquire()  # refuses if a process is writing it
+    try:
+        resolved = path.resolve()
+        if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+            raise TrainwellError(f"--force refused: {str(out)!r} contains the current directory: choose "
+                                 f"another folder")
+        foreign = manifest.foreign_files(path)
+        if foreign is None:
+            raise TrainwellError(f"--force refused: {str(out)!r} has no record of the files trainwell wrote in "
+                                 f"it ({manifest.MANIFEST}; an older trainwell wrote it), so nothing in it is "
+                                 f"deleted: move what you want to keep and delete it yourself, or choose "
+                                 f"another folder")
+        if foreign:
+            raise TrainwellError(f"--force refused: {str(out)!r} holds {len(foreign)} file"
+                                 f"{'s' if len(foreign) > 1 else ''} trainwell did not write: "
+                                 f"{manifest.describe(foreign)}; move them out of it (--force never deletes "
+                                 f"them) or choose another folder")
+    except BaseException:
+        old_lock.release()
+        raise
+    return old_lock
+
+
 class Claim:
     """A run directory this process owns (locked), plus the old one it replaces, kept until the run starts.
 
@@ -105,53 +162,21 @@ class Claim:
         if out is None:
             path = _reserve_new(Path(base), f"{name}-{config_hash}")
             return cls._start(path, kind, aside=None, created=True)
-        path = Path(out)
-        if path.is_symlink():
-            if not path.is_dir():
-                raise TrainwellError(f"--out {str(out)!r} is a symbolic link to {os.readlink(path)!r}, which is not "
-                                     f"a folder: choose another path")
-            path = path.resolve()  # --out LINK: the run lives where the link points, LINK stays
-        if path.exists() and not path.is_dir():
-            raise TrainwellError(f"--out {str(out)!r} is a file, not a directory: choose another path")
+        path = _out_folder(out)
         _recover_asides(path)
-        created = False
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                path.mkdir()  # atomic: only a folder this process made counts as created (rollback removes it)
-                created = True
-            except FileExistsError:
-                pass
+        created = _make_folder(path)
         if created or not any(path.iterdir()):
             return cls._start(path, kind, aside=None, created=created)
         if not force:
             raise TrainwellError(f"--out {str(out)!r} already exists and is not empty: choose another folder, or "
                                  f"pass --force to replace it if it is a trainwell {kind} run")
-        found = marked_kind(path)
-        if found != kind:
-            what = f"a trainwell {found} run" if found else "not a trainwell run directory (no .trainwell-run marker)"
-            raise TrainwellError(f"--force refused: {str(out)!r} is {what}; --force only replaces a trainwell "
-                                 f"{kind} run: choose another folder")
-        old_lock = RunLock(path).acquire()  # refuses if a process is writing it
-        try:
-            resolved = path.resolve()
-            if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
-                raise TrainwellError(f"--force refused: {str(out)!r} contains the current directory: choose "
-                                     f"another folder")
-            foreign = manifest.foreign_files(path)
-            if foreign is None:
-                raise TrainwellError(f"--force refused: {str(out)!r} has no record of the files trainwell wrote in "
-                                     f"it ({manifest.MANIFEST}; an older trainwell wrote it), so nothing in it is "
-                                     f"deleted: move what you want to keep and delete it yourself, or choose "
-                                     f"another folder")
-            if foreign:
-                raise TrainwellError(f"--force refused: {str(out)!r} holds {len(foreign)} file"
-                                     f"{'s' if len(foreign) > 1 else ''} trainwell did not write: "
-                                     f"{manifest.describe(foreign)}; move them out of it (--force never deletes "
-                                     f"them) or choose another folder")
-        except BaseException:
-            old_lock.release()
-            raise
+        old_lock = _lock_replaceable(path, out, kind)
+        return cls._replace(path, kind, old_lock)
+
+    @classmethod
+    def _replace(cls, path: Path, kind: str, old_lock: RunLock) -> Claim:
+        """Move the old run (locked by ``old_lock``) aside and claim a fresh folder in its place; on any failure,
+        also a signal, the old run is put back."""
         aside = path.parent / ASIDE.format(name=path.name, pid=os.getpid())
         claim = made = None
         try:

@@ -56,12 +56,20 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tenso
                        watch=watch if k else None)
     const = _free_outputs(model, xs[train], ys[train], loss_fn, per_example=False)
     _training_forward(m)
+    zero_held = zero_acc = None
     with torch.no_grad():
         real_train = _scalar(loss_fn(m(xs[train]), ys[train]))
         zero_train = _scalar(loss_fn(const(len(ys[train])), ys[train]))
         if k:
             watch(m)
             zero_held, zero_acc = held_out(m, const(k))
+    return _judge(real_train, zero_train, k, best, zero_held, zero_acc)
+
+
+def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: float | None,
+           zero_acc: float | None) -> Verdict:
+    """The verdict from the training losses (real inputs vs the best constant output) and, with ``k`` held-out
+    examples, the real copy's best held-out loss and its accuracy there (``best``) vs the constant's."""
     fits = real_train < 0.9 * zero_train
     if not k:
         ok = fits

@@ -107,14 +107,24 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None) 
     if len(losses) < MIN_STEPS:
         return Verdict(name, "warn", f"unknown: only {len(losses)} steps", f">= {MIN_STEPS} steps",
                        "too few steps to read the curve: train longer (or record every step) before judging the LR")
-    noise_note = f"; batch size {batch_size}" if batch_size else ""
     f = loss_curve_features(losses)
+    return _read_curve(name, f, _describe_curve(f, batch_size))
+
+
+def _describe_curve(f: dict, batch_size: int | None) -> str:
+    """The verdict's value: start and end level, drop (or rise), noise."""
+    noise_note = f"; batch size {batch_size}" if batch_size else ""
     if f["tail"] <= f["head"]:
         change = f"{f['rel_drop']:.0%} drop, {f['half_share']:.0%} of it by mid-run"
     else:  # a rise is not a "drop" (a clipped share of it would read "100%")
         change = f"{(f['tail'] - f['head']) / max(abs(f['head']), 1e-12):.0%} rise"
     value = (f"start {f['head']:.3g} -> end {f['tail']:.3g} ({change}); noise {f['noise']:.0%} of the loss "
              f"level{noise_note}")
+    return value
+
+
+def _read_curve(name: str, f: dict, value: str) -> Verdict:
+    """The verdict of :func:`learning_rate_diagnosis` from a curve's features, rule by rule."""
     lower = "lower the learning rate (by 3-10x)"
     # a single loss carries the full step noise, a mean of k losses 1/sqrt(k) of it: rises must exceed 3 sigma,
     # and a bounce of the k-step mean 8 sigma / sqrt(k) (moving means of batch noise reach ~6 over 400 steps)

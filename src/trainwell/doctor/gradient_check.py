@@ -6,6 +6,7 @@ import copy
 import functools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -75,45 +76,67 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
     m.zero_grad()
     centre = objective()
     centre.backward()
-    f0 = float(centre.detach())
-    worst: tuple[float, str] = (0.0, "")
-    checked = vanishing = crossings = 0
-    largest = 0.0
     tensors = [(pname, p) for pname, p in m.named_parameters() if p.grad is not None]
     tensors, per_tensor, budget_note = _within_budget(tensors, coords, objective, budget_s)
-    with torch.no_grad():
-        for pname, p in tensors:
-            flat, grad = p.view(-1), p.grad.view(-1)
-            for idx in torch.randperm(flat.numel(), generator=g)[:per_tensor].tolist():
-                old = float(flat[idx])
-                flat[idx] = old + h
-                plus = float(objective())
-                flat[idx] = old - h
-                minus = float(objective())
-                flat[idx] = old
-                a, num = float(grad[idx]), (plus - minus) / (2 * h)
-                checked += 1
-                largest = max(largest, abs(a), abs(num))
-                if max(abs(a), abs(num)) < atol:
-                    vanishing += 1
-                    continue
-                err = 0.0 if abs(a - num) <= atol else _relative_error(a, num)
-                if not math.isfinite(a) or not math.isfinite(num):
-                    err = math.inf
-                elif err > 1e-4 and abs((plus - f0) - (f0 - minus)) / h > 0.1 * abs(a - num):
-                    # the one-sided slopes differ: a kink (ReLU, max) lies inside [w - h, w + h], so the centred
-                    # difference averages two slopes; a wrong backward pass shows no such jump
-                    crossings += 1
-                    continue
-                if err > worst[0]:
-                    worst = (err, pname)
+    found = _compare(tensors, per_tensor, objective, float(centre.detach()), h, atol, g)
+    return _grade(name, found, atol, kinks, budget_note)
+
+
+@dataclass
+class _Comparison:
+    """What the sampled coordinates showed: the worst relative error and where, how many coordinates were
+    checked, how many had vanishing gradients, how many straddled a kink, and the largest gradient seen."""
+
+    worst: tuple[float, str] = (0.0, "")
+    checked: int = 0
+    vanishing: int = 0
+    crossings: int = 0
+    largest: float = 0.0
+
+
+@torch.no_grad()
+def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tensor], f0: float, h: float,
+             atol: float, g: torch.Generator) -> _Comparison:
+    """Autograd's ``.grad`` against the centred difference at ``per_tensor`` random coordinates of each tensor."""
+    found = _Comparison()
+    for pname, p in tensors:
+        flat, grad = p.view(-1), p.grad.view(-1)
+        for idx in torch.randperm(flat.numel(), generator=g)[:per_tensor].tolist():
+            old = float(flat[idx])
+            flat[idx] = old + h
+            plus = float(objective())
+            flat[idx] = old - h
+            minus = float(objective())
+            flat[idx] = old
+            a, num = float(grad[idx]), (plus - minus) / (2 * h)
+            found.checked += 1
+            found.largest = max(found.largest, abs(a), abs(num))
+            if max(abs(a), abs(num)) < atol:
+                found.vanishing += 1
+                continue
+            err = 0.0 if abs(a - num) <= atol else _relative_error(a, num)
+            if not math.isfinite(a) or not math.isfinite(num):
+                err = math.inf
+            elif err > 1e-4 and abs((plus - f0) - (f0 - minus)) / h > 0.1 * abs(a - num):
+                # the one-sided slopes differ: a kink (ReLU, max) lies inside [w - h, w + h], so the centred
+                # difference averages two slopes; a wrong backward pass shows no such jump
+                found.crossings += 1
+                continue
+            if err > found.worst[0]:
+                found.worst = (err, pname)
+    return found
+
+
+def _grade(name: str, found: _Comparison, atol: float, kinks: bool, budget_note: str) -> Verdict:
+    """The verdict on a comparison, with cs231n's thresholds."""
+    checked, vanishing, crossings = found.checked, found.vanishing, found.crossings
     expected = f"< 1e-4 (kinks), <= 1e-7 (smooth); |a - n| <= {atol:g} agrees"
     if checked and vanishing == checked:
         return Verdict(name, "warn", f"vanishing gradients: all {checked} sampled |grad| < {atol:g} (max "
-                       f"{largest:.2g})", expected,
+                       f"{found.largest:.2g})", expected,
                        "the loss barely depends on the weights: dead or saturated units, a vanishing signal through "
                        "depth (see variance propagation) or a detached graph; the backward itself is not at fault")
-    err, where = worst
+    err, where = found.worst
     quality = _quality(err, kinks)
     if not math.isfinite(err):
         return Verdict(name, "fail", f"non-finite loss or gradient at '{where}'", expected,
