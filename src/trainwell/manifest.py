@@ -12,7 +12,7 @@ passes the same test with its own manifest. A user's ``notes.md`` or ``checkpoin
 never in a manifest, so it is never deleted. Directories themselves are not files: only what is in them counts.
 
 Example:
-    >>> record("runs/x/checkpoints/last.pt")   # doctest: +SKIP  (recorded if runs/x has a marker)
+    >>> record("runs/x/checkpoints/last.pt")   # recorded if runs/x has a marker  # doctest: +SKIP
     >>> foreign_files("runs/x")                # doctest: +SKIP
     ['notes.md']
 """

@@ -19,7 +19,7 @@ Rules (the same for ``fit``, ``sweep`` and ``prune``):
 
 Example:
     >>> claim = Claim.take("fit", None, force=False, name="run", config_hash="1a2b3c4d")  # doctest: +SKIP
-    >>> ...  # write config.toml, run the pre-flight
+    >>> ...  # write config.toml, run the pre-flight                                   # doctest: +SKIP
     >>> claim.started()                                                                  # doctest: +SKIP
 """
 

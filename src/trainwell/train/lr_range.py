@@ -11,7 +11,9 @@ nothing.
 Example:
     >>> import torch
     >>> from torch import nn
-    >>> x, y = torch.randn(512, 4), torch.randint(0, 2, (512,))
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.randn(512, 4)
+    >>> y = (x[:, 0] > 0).long()  # labels the inputs predict: the loss has a descent to find
     >>> model = nn.Linear(4, 2)
     >>> result = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, steps=50)
     >>> 1e-7 < result.suggestion < 10
