@@ -128,3 +128,37 @@ def test_onecycle_with_a_one_step_warmup_runs_every_step(total):
         opt.step()
         sched.scheduler.step()
     assert all(math.isfinite(v) for v in lrs) and lrs == sorted(lrs, reverse=True)  # anneals from the peak
+
+
+def test_adagrad_follows_its_formula_and_decays_weights_both_ways():
+    """Adagrad (Duchi et al. 2011): w <- w - lr * g / (sqrt(sum of g^2) + eps), per coordinate; coupled decay adds
+    wd * w to g first, decoupled decay shrinks w by lr * wd beside the step."""
+    lr, eps, wd = 0.1, 1e-8, 0.01
+    grads = [torch.tensor([0.5, -2.0]), torch.tensor([1.5, 0.25]), torch.tensor([-1.0, 1.0])]
+    for decay in ("coupled", "decoupled"):
+        w = nn.Parameter(torch.tensor([1.0, -3.0]))
+        opt = build_optimizer([w], "adagrad", lr=lr, eps=eps, weight_decay=wd, decay=decay)
+        ref, acc = torch.tensor([1.0, -3.0], dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+        for g in grads:
+            w.grad = g.clone()
+            opt.step()
+            g64 = g.double() + (wd * ref if decay == "coupled" else 0)
+            ref = ref * (1 - lr * wd) if decay == "decoupled" else ref
+            acc += g64**2
+            ref = ref - lr * g64 / (acc.sqrt() + eps)
+        assert torch.allclose(w.detach().double(), ref, atol=1e-6), decay
+
+
+def test_the_population_trains_exactly_the_optimizers_flagged_for_it():
+    from trainwell.optim import OPTIMIZERS, population_optimizers
+    from trainwell.train.member_optim import PopulationOptimizer
+
+    assert set(population_optimizers()) == {n for n, spec in OPTIMIZERS.items() if spec.population}
+    params = {"w": torch.zeros(2, 3, 4)}
+    for name in OPTIMIZERS:
+        make = lambda: PopulationOptimizer(params, name, torch.full((2,), 0.1), torch.zeros(2))  # noqa: E731
+        if name in population_optimizers():
+            make()
+        else:
+            with pytest.raises(ValueError, match=f"population optimizer {name!r}"):
+                make()

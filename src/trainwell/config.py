@@ -140,7 +140,7 @@ class InitConfig:
 
 @dataclass
 class OptimConfig:
-    name: Literal["sgd", "momentum", "rmsprop", "adam"] = "adam"
+    name: Literal["sgd", "momentum", "rmsprop", "adam", "adagrad"] = "adam"
     lr: float | Literal["find"] = 1e-2  # "find": the LR range test picks it before training (trainwell lr-find)
     momentum: float = 0.9
     nesterov: bool = False

@@ -19,13 +19,73 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
-SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """How to build one optimizer: ``make(options) -> (torch class, its keyword arguments)`` from the options of
+    :func:`build_optimizer` (momentum, nesterov, betas, eps, alpha, rmsprop_momentum); ``native_decoupled``, a
+    class that applies decoupled decay itself (AdamW), else :func:`decoupled` wraps the class; ``population``,
+    whether a vmapped population (:class:`~trainwell.train.member_optim.PopulationOptimizer`) implements it."""
+
+    make: Callable[[dict], tuple[type[torch.optim.Optimizer], dict]]
+    population: bool = False
+    native_decoupled: type[torch.optim.Optimizer] | None = None
+    description: str = ""
+
+
+#: the optimizers ``optim.name`` may name, in the order they are listed (register more with
+#: :func:`register_optimizer`)
+OPTIMIZERS: dict[str, OptimizerSpec] = {}
+
+
+def register_optimizer(name: str, *, population: bool = False, native_decoupled=None, description: str = ""):
+    """Decorator: register ``make(options) -> (torch class, kwargs)`` as the optimizer called ``name``."""
+
+    def add(make: Callable[[dict], tuple[type, dict]]) -> Callable[[dict], tuple[type, dict]]:
+        if name in OPTIMIZERS:
+            raise ValueError(f"optimizer {name!r} is already registered")
+        OPTIMIZERS[name] = OptimizerSpec(make, population, native_decoupled, description)
+        return make
+
+    return add
+
+
+def population_optimizers() -> tuple[str, ...]:
+    """The optimizers a vmapped population trains with (the others train one model at a time)."""
+    return tuple(name for name, spec in OPTIMIZERS.items() if spec.population)
+
+
+@register_optimizer("sgd", population=True, description="plain stochastic gradient descent")
+def _sgd(o: dict):
+    return torch.optim.SGD, {}
+
+
+@register_optimizer("momentum", population=True, description="SGD with heavy-ball or Nesterov momentum")
+def _momentum(o: dict):
+    return torch.optim.SGD, {"momentum": o["momentum"], "nesterov": o["nesterov"]}
+
+
+@register_optimizer("rmsprop", description="RMSprop (Tieleman & Hinton 2012), optionally with momentum")
+def _rmsprop(o: dict):
+    return torch.optim.RMSprop, {"alpha": o["alpha"], "eps": o["eps"], "momentum": o["rmsprop_momentum"]}
+
+
+@register_optimizer("adam", population=True, native_decoupled=torch.optim.AdamW,
+                    description="Adam (Kingma & Ba 2015); decoupled decay is AdamW (Loshchilov & Hutter 2019)")
+def _adam(o: dict):
+    return torch.optim.Adam, {"betas": tuple(o["betas"]), "eps": o["eps"]}
+
+
+@register_optimizer("adagrad", description="Adagrad (Duchi, Hazan & Singer 2011): each coordinate's rate divided by "
+                                           "the root of its summed squared gradients; RMSprop's predecessor")
+def _adagrad(o: dict):
+    return torch.optim.Adagrad, {"eps": o["eps"]}
 
 
 def decoupled(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
@@ -88,7 +148,8 @@ def build_optimizer(
     decay: str = "coupled",
     rmsprop_momentum: float = 0.0,
 ) -> torch.optim.Optimizer:
-    """Build an optimizer by name: ``sgd``, ``momentum`` (heavy ball or Nesterov), ``rmsprop``, ``adam``.
+    """Build an optimizer by name (:data:`OPTIMIZERS`): ``sgd``, ``momentum`` (heavy ball or Nesterov),
+    ``rmsprop``, ``adam``, ``adagrad``.
 
     Args:
         params: a module (weights decay, biases/norm parameters do not) or an iterable of tensors (all decay).
@@ -107,24 +168,17 @@ def build_optimizer(
         raise ValueError(f"lr={lr} is not allowed: use a number > 0")
     if not weight_decay >= 0:
         raise ValueError(f"weight_decay={weight_decay} is not allowed: use a number >= 0")
+    spec = OPTIMIZERS[name]
+    cls, kwargs = spec.make({"momentum": momentum, "nesterov": nesterov, "betas": betas, "eps": eps, "alpha": alpha,
+                             "rmsprop_momentum": rmsprop_momentum})
     groups = param_groups(params, weight_decay)
+    if decay == "decoupled" and spec.native_decoupled is not None:
+        return spec.native_decoupled(groups, lr=lr, weight_decay=weight_decay, **kwargs)
     if decay == "decoupled":
         for group in groups:
             group["decoupled_weight_decay"] = group.pop("weight_decay")
-    if name == "adam":
-        cls = torch.optim.AdamW if decay == "decoupled" else torch.optim.Adam
-        if decay == "decoupled":
-            for group in groups:
-                group["weight_decay"] = group.pop("decoupled_weight_decay")
-        return cls(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
-    base, kwargs = {
-        "sgd": (torch.optim.SGD, {}),
-        "momentum": (torch.optim.SGD, {"momentum": momentum, "nesterov": nesterov}),
-        "rmsprop": (torch.optim.RMSprop, {"alpha": alpha, "eps": eps, "momentum": rmsprop_momentum}),
-    }[name]
-    if decay == "decoupled":
-        return decoupled(base)(groups, lr=lr, weight_decay=weight_decay, **kwargs)
-    return base(groups, lr=lr, weight_decay=weight_decay, **kwargs)
+        return decoupled(cls)(groups, lr=lr, weight_decay=weight_decay, **kwargs)
+    return cls(groups, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
 class Schedule:
@@ -145,36 +199,72 @@ class Schedule:
             self.scheduler.load_state_dict(state)
 
 
+#: the learning-rate schedules ``optim.schedule`` may name: ``builder(optimizer, total_steps, options) -> Schedule``
+#: (register more with :func:`register_schedule`)
+SCHEDULES: dict[str, Callable[..., Schedule]] = {}
+
+
+def register_schedule(name: str):
+    """Decorator: register ``builder(optimizer, total, o) -> Schedule`` as the schedule called ``name``; ``total``
+    is the number of training steps, ``o`` the options of :func:`build_schedule`."""
+
+    def add(builder: Callable[..., Schedule]) -> Callable[..., Schedule]:
+        if name in SCHEDULES:
+            raise ValueError(f"schedule {name!r} is already registered")
+        SCHEDULES[name] = builder
+        return builder
+
+    return add
+
+
+@register_schedule("none")
+def _constant(optimizer, total: int, o: dict) -> Schedule:
+    return Schedule(None, "none")
+
+
+@register_schedule("step")
+def _step(optimizer, total: int, o: dict) -> Schedule:
+    return Schedule(torch.optim.lr_scheduler.StepLR(optimizer, step_size=o["step_size"], gamma=o["gamma"]), "epoch")
+
+
+@register_schedule("cosine")
+def _cosine(optimizer, total: int, o: dict) -> Schedule:
+    return Schedule(torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=o["min_lr"]), "step")
+
+
+@register_schedule("onecycle")
+def _onecycle(optimizer, total: int, o: dict) -> Schedule:
+    max_lr = [g["lr"] for g in optimizer.param_groups]
+    pct = o["warmup_fraction"]
+    if abs(pct * total - 1.0) < 1e-9:
+        # torch's warm-up phase would end on step 0 and divide by its zero length: a one-step warm-up is no
+        # warm-up, so let the anneal start at once (the schedule is otherwise unchanged)
+        pct = 0.5 / total
+    return Schedule(torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct),
+                    "step")
+
+
+@register_schedule("plateau")
+def _plateau(optimizer, total: int, o: dict) -> Schedule:
+    return Schedule(torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=o["factor"], patience=o["patience"],
+                                                               min_lr=o["min_lr"]), "metric")
+
+
 def build_schedule(optimizer, name: str, *, epochs: int, steps_per_epoch: int, step_size: int = 30,
                    gamma: float = 0.1, patience: int = 5, factor: float = 0.1, min_lr: float = 0.0,
                    warmup_fraction: float = 0.25) -> Schedule:
-    """Build an LR schedule: ``none``, ``step`` (x gamma every step_size epochs), ``cosine`` (to min_lr over all
-    steps), ``onecycle`` (Smith & Topin 2019; warm-up for warmup_fraction of steps, then anneal), ``plateau``
-    (x factor when the monitored validation loss has not improved for ``patience`` epochs).
+    """Build an LR schedule (:data:`SCHEDULES`): ``none``, ``step`` (x gamma every step_size epochs), ``cosine`` (to
+    min_lr over all steps), ``onecycle`` (Smith & Topin 2019; warm-up for warmup_fraction of steps, then anneal),
+    ``plateau`` (x factor when the monitored validation loss has not improved for ``patience`` epochs).
 
     Raises:
         ValueError: an unknown ``name``.
     """
-    total = max(1, epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler
-    if name == "none":
-        return Schedule(None, "none")
-    if name == "step":
-        return Schedule(sched.StepLR(optimizer, step_size=step_size, gamma=gamma), "epoch")
-    if name == "cosine":
-        return Schedule(sched.CosineAnnealingLR(optimizer, T_max=total, eta_min=min_lr), "step")
-    if name == "onecycle":
-        max_lr = [g["lr"] for g in optimizer.param_groups]
-        pct = warmup_fraction
-        if abs(pct * total - 1.0) < 1e-9:
-            # torch's warm-up phase would end on step 0 and divide by its zero length: a one-step warm-up is no
-            # warm-up, so let the anneal start at once (the schedule is otherwise unchanged)
-            pct = 0.5 / total
-        return Schedule(sched.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct), "step")
-    if name == "plateau":
-        return Schedule(sched.ReduceLROnPlateau(optimizer, factor=factor, patience=patience, min_lr=min_lr),
-                        "metric")
-    raise ValueError(f"name={name!r} is not allowed: use one of {', '.join(SCHEDULES)}")
+    if name not in SCHEDULES:
+        raise ValueError(f"name={name!r} is not allowed: use one of {', '.join(SCHEDULES)}")
+    options = {"step_size": step_size, "gamma": gamma, "patience": patience, "factor": factor, "min_lr": min_lr,
+               "warmup_fraction": warmup_fraction}
+    return SCHEDULES[name](optimizer, max(1, epochs * steps_per_epoch), options)
 
 
 def from_config(model: nn.Module, cfg) -> torch.optim.Optimizer:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from trainwell.optim import Schedule
+from trainwell.optim import Schedule, population_optimizers
 
 
 class PopulationOptimizer:
@@ -30,8 +30,9 @@ class PopulationOptimizer:
                  decay: str = "coupled", momentum: float = 0.9, nesterov: bool = False,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  decay_masks: dict[str, torch.Tensor] | None = None):
-        if name not in ("sgd", "momentum", "adam"):
-            raise ValueError(f"population optimizer {name!r} is not supported: use sgd, momentum or adam")
+        if name not in population_optimizers():
+            raise ValueError(f"population optimizer {name!r} is not supported: use one of "
+                             f"{', '.join(population_optimizers())}")
         self.params, self.name, self.decay = params, name, decay
         self.decay_masks = decay_masks
         self.lrs, self.wds = lrs, weight_decays
