@@ -34,7 +34,7 @@ def healthy(seed=0):
 def test_a_healthy_model_passes_every_check(spirals):
     x, y = spirals
     verdicts = pf.run_all(healthy(), x, y)
-    assert len(verdicts) == 11
+    assert len(verdicts) == len(pf.CHECKS) == 12
     assert [v.check for v in verdicts if v.status == "fail"] == []
     assert worst(verdicts) in ("pass", "warn")
 
@@ -308,3 +308,28 @@ def test_lr_advice_is_consistent_across_verdicts():
         out = reconcile([monitor, curve])
         assert ("raise the learning rate" in out[0]["advice"] and "do not" not in out[0]["advice"]) == kept
         assert out[1] == curve and monitor["advice"].endswith("raise the learning rate")  # inputs untouched
+
+
+@pytest.mark.parametrize("dead, status", [(0, "pass"), (3, "pass"), (6, "warn"), (8, "fail")])
+def test_dead_units_counts_relu_units_no_example_activates(dead, status):
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).train()
+    with torch.no_grad():
+        model[0].weight.mul_(0.01)
+        model[0].bias.fill_(100.0)
+        model[0].bias[:dead] = -100.0  # these units' pre-activations are negative for every input
+    v = pf.dead_units(model, torch.randn(32, 4))
+    assert v.status == status and v.value.startswith(f"{dead / 8:.0%} of the units of '1'")
+    assert model.training  # the model's mode is restored
+
+
+def test_dead_units_skips_a_model_without_relu():
+    assert pf.dead_units(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)), torch.randn(8, 4)).status == "skip"
+
+
+def test_preflight_checks_are_addressed_by_name(spirals):
+    x, y = spirals
+    replaced = Verdict("symmetry", "fail", "replaced", "-")
+    verdicts = pf.run_all(healthy(), x[:32], y[:32], replace={"symmetry": lambda s: replaced})
+    assert len(verdicts) == len(pf.CHECKS) and verdicts[list(pf.CHECKS).index("symmetry")] is replaced
+    with pytest.raises(ValueError, match="replace='symetry' is not a pre-flight check: use one of parameters"):
+        pf.run_all(healthy(), x, y, replace={"symetry": lambda s: replaced})

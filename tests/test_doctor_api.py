@@ -134,7 +134,7 @@ def test_check_has_no_side_effects_on_rng_grad_mode_params_and_optimizer():
 
     report = doctor.check(model, x, y, nn.CrossEntropyLoss(), optimizer=opt)
 
-    assert len(report) == 11 and not [v for v in report if "could not run" in str(v.value)]
+    assert len(report) == 12 and not [v for v in report if "could not run" in str(v.value)]
     assert torch.equal(torch.get_rng_state(), rng) and random.getstate() == py
     assert np.array_equal(np.random.get_state()[1], npy[1])
     for n, p in model.named_parameters():

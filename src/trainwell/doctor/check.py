@@ -138,11 +138,12 @@ def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
     wd = _weight_decay(optimizer)
     with untouched(model, optimizer), torch.enable_grad():  # also when called under torch.no_grad()
         total = _total_penalty(penalty, wd, model, x)
-        verdicts = pf.run_all(model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total)
+        replace = {}
         if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss
-            i = [v.check for v in verdicts].index("regularization raises loss")
-            verdicts[i] = pf.guarded(verdicts[i].check, lambda: pf.regularization_raises_loss(
-                model, x, y, loss_fn, penalty=lambda m, s: s * total(m), strengths=(1.0, 2.0)))
+            replace["regularization raises loss"] = lambda s: pf.regularization_raises_loss(
+                s.model, s.x, s.y, s.loss_fn, penalty=lambda m, k: k * total(m), strengths=(1.0, 2.0))
+        verdicts = pf.run_all(model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total,
+                              replace=replace)
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
 
 

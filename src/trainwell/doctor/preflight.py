@@ -16,7 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +29,7 @@ from trainwell.doctor.activations import _activation_stats, symmetry, variance_p
 from trainwell.doctor.baseline import input_independent_baseline
 from trainwell.doctor.batch_independence import batch_independence
 from trainwell.doctor.budget import TIME_BUDGET_S, _affordable_steps, _within_budget  # noqa: F401
+from trainwell.doctor.dead_units import dead_units
 from trainwell.doctor.fitting import _free_outputs, _normalization, _train_copy  # noqa: F401
 from trainwell.doctor.forward import _accuracy, _training_forward, input_scale  # noqa: F401
 from trainwell.doctor.gradient_check import GRAD_ATOL, GRAD_RTOL, _double_loss, gradient_check  # noqa: F401
@@ -39,37 +42,75 @@ from trainwell.doctor.verdict import Verdict
 from trainwell.regularize import l2_penalty
 
 
+@dataclass
+class Subject:
+    """What every pre-flight check looks at: the model, a batch, the loss, the run's weight decay, the number of
+    classes (if the data says more than the model's output width) and the training penalty (if any)."""
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    loss_fn: Callable = F.cross_entropy
+    weight_decay: float = 0.0
+    num_classes: int | None = None
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None
+
+    def l2(self, m: nn.Module) -> torch.Tensor:
+        """An L2 penalty of the run's weight decay, or of 1e-3 if it has none (something for the check to see)."""
+        return l2_penalty(m, self.weight_decay or 1e-3)
+
+    def dominance(self, m: nn.Module) -> torch.Tensor:
+        """The penalty compared with the data loss: the training penalty, else the weight decay's L2."""
+        return self.penalty(m) if self.penalty is not None else l2_penalty(m, self.weight_decay)
+
+    def title(self, name: str) -> str:
+        """The verdict's name for the check registered as ``name``."""
+        if name == WITH_PENALTY and self.penalty is None:
+            return "gradient check (data + L2)"
+        return name
+
+
+WITH_PENALTY = "gradient check (data + penalty)"
+
+#: every pre-flight check by name, in the lecture's order: ``check(subject) -> Verdict``
+#: (:func:`trainwell.doctor.check` replaces one by its name; a new check is one more entry)
+CHECKS: dict[str, Callable[[Subject], Verdict]] = {
+    "parameters registered": lambda s: parameters_registered(s.model, s.x, s.y, s.loss_fn),
+    "initial loss": lambda s: initial_loss(s.model, s.x, s.y, s.loss_fn, s.num_classes),
+    "regularization raises loss": lambda s: regularization_raises_loss(s.model, s.x, s.y, s.loss_fn),
+    "gradient check (data loss)": lambda s: gradient_check(s.model, s.x, s.y, s.loss_fn,
+                                                          name="gradient check (data loss)"),
+    WITH_PENALTY: lambda s: gradient_check(s.model, s.x, s.y, s.loss_fn, penalty=s.penalty or s.l2,
+                                           name=s.title(WITH_PENALTY)),
+    "regularization vs data loss": lambda s: regularization_dominance(s.model, s.x, s.y, s.dominance, s.loss_fn),
+    "overfit a tiny subset": lambda s: overfit_tiny_subset(s.model, s.x, s.y, s.loss_fn),
+    "symmetry": lambda s: symmetry(s.model),
+    "dead units": lambda s: dead_units(s.model, s.x),
+    "variance propagation": lambda s: variance_propagation(s.model, s.x, s.y, s.loss_fn),
+    "input-independent baseline": lambda s: input_independent_baseline(s.model, s.x, s.y, s.loss_fn),
+    "batch independence": lambda s: batch_independence(s.model, s.x),
+}
+
+
 def run_all(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
             weight_decay: float = 0.0, num_classes: int | None = None,
-            penalty: Callable[[nn.Module], torch.Tensor] | None = None) -> list[Verdict]:
-    """Every pre-flight check, in the lecture's order. The gradient is checked on the data loss alone, then with
-    the penalty (``penalty``, else an L2 penalty of the run's weight decay, or 1e-3 if it has none).
+            penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+            replace: dict[str, Callable[[Subject], Verdict]] | None = None) -> list[Verdict]:
+    """Every pre-flight check of :data:`CHECKS`, in order. The gradient is checked on the data loss alone, then
+    with the penalty (``penalty``, else an L2 penalty of the run's weight decay, or 1e-3 if it has none).
+    ``replace`` runs other functions in place of the checks it names.
 
     Prefer :func:`trainwell.doctor.check`, which also guarantees that the user's objects are left untouched.
+
+    Raises:
+        ValueError: ``replace`` names a check that does not exist.
     """
-    strength = weight_decay or 1e-3
-
-    def l2(m):
-        return l2_penalty(m, strength)
-
-    def dominance(m):
-        return penalty(m) if penalty is not None else l2_penalty(m, weight_decay)
-
-    with_penalty = "gradient check (data + penalty)" if penalty else "gradient check (data + L2)"
-    checks = [
-        ("parameters registered", lambda: parameters_registered(model, x, y, loss_fn)),
-        ("initial loss", lambda: initial_loss(model, x, y, loss_fn, num_classes)),
-        ("regularization raises loss", lambda: regularization_raises_loss(model, x, y, loss_fn)),
-        ("gradient check (data loss)", lambda: gradient_check(model, x, y, loss_fn, name="gradient check (data loss)")),
-        (with_penalty, lambda: gradient_check(model, x, y, loss_fn, penalty=penalty or l2, name=with_penalty)),
-        ("regularization vs data loss", lambda: regularization_dominance(model, x, y, dominance, loss_fn)),
-        ("overfit a tiny subset", lambda: overfit_tiny_subset(model, x, y, loss_fn)),
-        ("symmetry", lambda: symmetry(model)),
-        ("variance propagation", lambda: variance_propagation(model, x, y, loss_fn)),
-        ("input-independent baseline", lambda: input_independent_baseline(model, x, y, loss_fn)),
-        ("batch independence", lambda: batch_independence(model, x)),
-    ]
-    return [guarded(name, run) for name, run in checks]
+    unknown = sorted(set(replace or {}) - set(CHECKS))
+    if unknown:
+        raise ValueError(f"replace={unknown[0]!r} is not a pre-flight check: use one of {', '.join(CHECKS)}")
+    subject = Subject(model, x, y, loss_fn, weight_decay, num_classes, penalty)
+    checks = {**CHECKS, **(replace or {})}
+    return [guarded(subject.title(name), functools.partial(checks[name], subject)) for name in CHECKS]
 
 
 def guarded(name: str, run: Callable[[], Verdict]) -> Verdict:

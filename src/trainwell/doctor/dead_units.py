@@ -1,0 +1,72 @@
+"""Pre-flight check: ReLU units that no example of the batch activates at initialization ("dead" units).
+
+A ReLU unit whose input is negative for every example outputs 0 and passes no gradient back, so its incoming
+weights never change (cs231n, "Commonly used activation functions": as much as 40% of a network can end up dead,
+and a large negative bias or a bad initialization kills units from the start). Read on one forward pass in the
+mode of the first training step; a unit is one output position of an ``nn.ReLU`` / ``nn.ReLU6`` (a feature of a
+dense layer, a channel at one position of a convolution), dead when it is 0 for every example.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> with torch.no_grad(): _ = model[0].bias.fill_(-100.0)  # every pre-activation negative
+    >>> dead_units(model, torch.randn(32, 4)).status
+    'fail'
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trainwell.doctor.forward import _training_forward
+from trainwell.doctor.verdict import Verdict
+
+_RECTIFIERS = (nn.ReLU, nn.ReLU6)  # exact zeros below the kink (LeakyReLU, GELU, ELU pass a gradient there)
+
+
+def dead_fractions(model: nn.Module, x: torch.Tensor) -> list[tuple[str, float]]:
+    """(layer name, fraction of its units that are 0 for every example of ``x``) for every ReLU layer, in order
+    of the forward pass; the model's modes are restored."""
+    found: list[tuple[str, float]] = []
+
+    def keep(name: str, out) -> None:
+        if isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() >= 2 and len(out) > 0:
+            units = out.detach().reshape(out.shape[0], -1)
+            found.append((name, float((~(units > 0).any(dim=0)).float().mean())))
+
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: keep(name, out))
+             for name, m in model.named_modules() if isinstance(m, _RECTIFIERS)]
+    modes = [(m, m.training) for m in model.modules()]
+    _training_forward(model)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, mode in modes:
+            m.training = mode
+    return found
+
+
+def dead_units(model: nn.Module, x: torch.Tensor, warn: float = 0.5) -> Verdict:
+    """Fail when a ReLU layer is dead as a whole (nothing passes it: no gradient reaches the layers below), warn
+    when more than ``warn`` of a layer's units are dead; skip when the model has no ReLU layer."""
+    name = "dead units"
+    layers = dead_fractions(model, x)
+    if not layers:
+        return Verdict(name, "skip", "skipped: no nn.ReLU / nn.ReLU6 layer to read", "-", "")
+    where, worst = max(layers, key=lambda r: r[1])
+    value = f"{worst:.0%} of the units of '{where}' are 0 on all {len(x)} examples (worst of {len(layers)} layers)"
+    expected = f"<= {warn:.0%} dead units per ReLU layer at init"
+    if worst >= 1.0:
+        return Verdict(name, "fail", value, expected,
+                       "a whole ReLU layer is dead: no gradient passes it; look for a large negative bias (init.bias), "
+                       "an init scale far too small or large, or unnormalized inputs")
+    if worst > warn:
+        return Verdict(name, "warn", value, expected,
+                       "most units of a ReLU layer never fire on this batch: check init.bias and the init scheme "
+                       "(he_normal for ReLU), or use LeakyReLU")
+    return Verdict(name, "pass", value, expected)
