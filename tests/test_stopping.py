@@ -200,3 +200,37 @@ def test_a_run_that_ends_far_above_ln_c_is_failed(workdir):
     cfg = load_config(None, SMALL + ["train.epochs=2", "stop.divergence_factor=10", "optim.lr=1e-9"])
     res = fit(cfg, out="far", quiet=True, callbacks=[Explode()])
     assert res.summary["failed"] and "a failed run" in res.summary["stop_reason"]
+
+
+def test_generalization_loss_is_prechelts_gl_and_stops_at_the_first_epoch_above_alpha():
+    from trainwell.train.stopping import GeneralizationLoss
+
+    val = [2.0, 1.5, 1.2, 1.25, 1.1, 1.13, 1.2, 1.3]
+    gl = GeneralizationLoss(alpha=5.0)
+    expected = [100 * (v / min(val[: t + 1]) - 1) for t, v in enumerate(val)]  # Prechelt 1998, eq. GL(t)
+    assert [gl.value(val[: t + 1]) for t in range(len(val))] == pytest.approx(expected)
+    first = next(t for t, g in enumerate(expected) if g > 5.0)
+    assert [gl.evaluate(val[: t + 1])[0] for t in range(len(val))].index(True) == first == 6
+    assert gl.value([math.nan]) is None and not gl.evaluate([1.0, math.inf])[0]
+    with pytest.raises(ValueError, match=r"GeneralizationLoss\(alpha=0\) is not allowed"):
+        GeneralizationLoss(alpha=0)
+
+
+def test_a_registered_criterion_runs_in_the_stopper_from_its_config_name():
+    import torch.nn as nn
+
+    from trainwell.config import StopConfig
+    from trainwell.train import stop_callback
+    from trainwell.train.callbacks import State
+
+    cfg = StopConfig(criteria=["generalization_loss"], gl_alpha=5.0, divergence_factor=None)
+    stopper = stop_callback.from_config(cfg)
+    state = State(model=nn.Linear(1, 1), optimizer=None)
+    for epoch, v in enumerate([2.0, 1.5, 1.2, 1.25, 1.1, 1.13, 1.2, 1.3]):
+        state.epoch, state.metrics = epoch, {"train_loss": 1.0 / (epoch + 1), "val_loss": v}
+        state.history.append(state.metrics)
+        stopper.on_epoch_end(state)
+        if state.stop:
+            break
+    assert epoch == 6 and state.stop.startswith("generalization loss: 9.1% above the best validation loss 1.1")
+    assert state.metrics["generalization_loss"] == pytest.approx(100 * (1.2 / 1.1 - 1))

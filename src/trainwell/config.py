@@ -217,7 +217,8 @@ class TrainConfig:
 
 @dataclass
 class StopConfig:
-    criteria: list[Literal["fixed", "loss_change", "weight_change", "early_stopping"]] = field(default_factory=list)
+    criteria: list[Literal["fixed", "loss_change", "weight_change", "early_stopping", "generalization_loss"]] = field(
+        default_factory=list)
     fixed_epochs: int = 30
     fixed_factor: float = 0.1
     fixed_more: int = 10
@@ -243,6 +244,7 @@ class StopConfig:
     divergence_factor: float | None = 10.0
     overfit_window: int = 5
     overfit_stop: bool = False
+    gl_alpha: float = 5.0  # generalization_loss: stop when val loss is > gl_alpha % above its minimum (Prechelt)
 
     def validate(self) -> None:
         for key in ("fixed_epochs", "loss_window", "weight_window", "overfit_window"):
@@ -256,6 +258,7 @@ class StopConfig:
         _check_positive("stop.loss_threshold", self.loss_threshold, allow_zero=True)
         _check_positive("stop.weight_threshold", self.weight_threshold)
         _check_positive("stop.min_delta", self.min_delta, allow_zero=True)
+        _check_positive("stop.gl_alpha", self.gl_alpha)
         if self.divergence_factor is not None and not self.divergence_factor > 1:
             raise ConfigError(f"stop.divergence_factor = {self.divergence_factor} is not allowed: use a number > 1 "
                               f"or 'none' to switch the guard off")

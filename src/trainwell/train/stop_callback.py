@@ -12,6 +12,7 @@ import math
 import torch
 
 from trainwell.errors import ConfigError
+from trainwell.train import stopping
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.stopping import (
     Divergence,
@@ -23,7 +24,8 @@ from trainwell.train.stopping import (
     WeightChange,
 )
 
-CRITERIA = ("fixed", "loss_change", "weight_change", "early_stopping")
+CRITERIA = tuple(stopping.CRITERIA)  # the names; the registry is trainwell.train.stopping.CRITERIA
+_BUILT_IN = ("fixed", "loss_change", "weight_change", "early_stopping")  # the Stopper's own arguments
 
 
 def _flat_weights(model: torch.nn.Module) -> torch.Tensor:
@@ -37,8 +39,11 @@ class Stopper(Callback):
                  loss_monitor: str = "train_loss", weight_change: WeightChange | None = None,
                  early_stopping: EarlyStopping | None = None, monitor: str = "val_loss", restore_best: bool = True,
                  divergence: Divergence | None = None, extra_epochs: int = 0, extra_lr_factor: float = 0.1,
-                 overfit: OverfitDetector | None = None, overfit_stop: bool = False, strict: bool = True):
+                 overfit: OverfitDetector | None = None, overfit_stop: bool = False, strict: bool = True,
+                 others: dict | None = None):
         self.fixed, self.loss_change, self.loss_monitor = fixed, loss_change, loss_monitor
+        # registered criteria beyond the built-in four: {name: criterion}, fed the series their registry entry names
+        self.others = dict(others or {})
         self.weight_change, self.early_stopping, self.monitor = weight_change, early_stopping, monitor
         self.restore_best, self.divergence, self.nonfinite = restore_best, divergence, NonFinite()
         self.extra_epochs, self.extra_lr_factor = extra_epochs, extra_lr_factor
@@ -70,6 +75,25 @@ class Stopper(Callback):
     @staticmethod
     def _series(state: State, key: str) -> list[float]:
         return [r[key] for r in state.history if key in r]
+
+    def _fed(self, state: State, series: str) -> list:
+        """The sequence a registered criterion reads (see :class:`~trainwell.train.stopping.CriterionSpec`)."""
+        if series == "weights":
+            return self.snapshots
+        key = {"loss_monitor": self.loss_monitor, "monitor": self.monitor}.get(series, series)
+        return self._series(state, key)
+
+    def _other_checks(self, state: State) -> list:
+        """(criterion, its series, may it extend) for the registered criteria beyond the built-in four; each one's
+        current value (if it has ``value``) goes into the epoch's metrics under its name."""
+        checks = []
+        for name, criterion in self.others.items():
+            spec = stopping.CRITERIA[name]
+            series = self._fed(state, spec.series)
+            if hasattr(criterion, "value"):
+                state.metrics[name] = criterion.value(series)
+            checks.append((criterion, series, spec.may_extend))
+        return checks
 
     @staticmethod
     def _scale_lr(state: State, factor: float) -> None:
@@ -139,6 +163,7 @@ class Stopper(Callback):
             (self.loss_change, self._series(state, self.loss_monitor), True),
             (self.weight_change, self.snapshots, False),
             (self.early_stopping, self._series(state, self.monitor), True),
+            *self._other_checks(state),
         ]
         for criterion, series, may_extend in checks:
             if criterion is None:
@@ -162,19 +187,12 @@ class Stopper(Callback):
 
 
 def from_config(cfg) -> Stopper:
-    """Build the :class:`Stopper` a StopConfig describes (guards are always on; divergence unless 'none')."""
-    chosen = set(cfg.criteria)
+    """Build the :class:`Stopper` a StopConfig describes (guards are always on; divergence unless 'none'); each
+    chosen criterion is built by its registry entry (:data:`trainwell.train.stopping.CRITERIA`)."""
+    built = {name: stopping.CRITERIA[name].build(cfg) for name in cfg.criteria}
     return Stopper(
-        fixed=FixedSchedule(cfg.fixed_epochs, cfg.fixed_factor, cfg.fixed_more) if "fixed" in chosen else None,
-        loss_change=LossChange(cfg.loss_threshold, cfg.loss_window) if "loss_change" in chosen else None,
+        **{name: built.get(name) for name in _BUILT_IN},
         loss_monitor=cfg.loss_monitor,
-        weight_change=(WeightChange(cfg.weight_threshold, cfg.weight_window, cfg.weight_relative)
-                       if "weight_change" in chosen else None),
-        early_stopping=(EarlyStopping("max" if cfg.monitor.endswith("acc") else "min", cfg.patience, cfg.min_delta,
-                                      cfg.min_delta_relative, cfg.stopping_threshold, cfg.divergence_threshold,
-                                      baseline=cfg.baseline, start_from_epoch=cfg.start_from_epoch,
-                                      check_finite=cfg.check_finite)
-                        if "early_stopping" in chosen else None),
         monitor=cfg.monitor,
         restore_best=cfg.restore_best,
         divergence=Divergence(cfg.divergence_factor) if cfg.divergence_factor is not None else None,
@@ -183,6 +201,7 @@ def from_config(cfg) -> Stopper:
         overfit=OverfitDetector(cfg.overfit_window),
         overfit_stop=cfg.overfit_stop,
         strict=cfg.strict,
+        others={name: c for name, c in built.items() if name not in _BUILT_IN},
     )
 
 

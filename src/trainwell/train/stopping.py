@@ -19,14 +19,20 @@ can be tested with scripted sequences; :class:`StopCallback` feeds them from the
 - Guards: :class:`NonFinite` and :class:`Divergence` (loss > factor x best so far, and above its first value).
 - Reasons count epochs from 1 (the first value is epoch 1), as users do; indices returned by ``scan`` and
   ``detect`` are 0-based positions in the list.
+- :class:`GeneralizationLoss`: Prechelt's GL_alpha: stop when the validation loss is more than alpha percent above
+  its minimum so far.
 - :class:`OverfitDetector`: flags the first epoch where validation loss has risen for k evaluations while training
   loss fell.
+
+:data:`CRITERIA` registers each criterion under its ``stop.criteria`` name, with how to build it from a
+:class:`~trainwell.config.StopConfig` and which sequence the fit loop feeds it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -252,3 +258,94 @@ class OverfitDetector:
             if val_rising and train[t] < train[t - k]:
                 return t
         return None
+
+
+class GeneralizationLoss:
+    """Prechelt's GL_alpha criterion (Prechelt 1998, "Early stopping - but when?", sec. 2.2): the generalization
+    loss GL(t) = 100 * (E_va(t) / E_opt(t) - 1), with E_opt(t) the lowest validation loss up to epoch t, and stop
+    at the first t with GL(t) > alpha (Prechelt's GL1 ... GL5 use alpha = 1 ... 5 percent).
+
+    Example:
+        >>> GeneralizationLoss(alpha=5).evaluate([1.0, 0.8, 0.82, 0.85])
+        (True, 'generalization loss: 6.2% above the best validation loss 0.8 (> 5%) at epoch 4')
+    """
+
+    def __init__(self, alpha: float = 5.0):
+        if not alpha > 0 or not math.isfinite(alpha):
+            raise ValueError(f"GeneralizationLoss(alpha={alpha}) is not allowed: use a finite number > 0 (percent)")
+        self.alpha = alpha
+
+    def value(self, history: Sequence[float]) -> float | None:
+        """GL(t) in percent for the last value, or None before any finite value (or with a best of 0 or less)."""
+        finite = [v for v in history if math.isfinite(v)]
+        if not finite or not math.isfinite(history[-1]) or min(finite) <= 0:
+            return None
+        return 100.0 * (history[-1] / min(finite) - 1.0)
+
+    def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
+        gl = self.value(history)
+        if gl is not None and gl > self.alpha:
+            return True, (f"generalization loss: {gl:.1f}% above the best validation loss {min(history):.4g} "
+                          f"(> {self.alpha:g}%) at epoch {len(history)}")
+        return False, ""
+
+
+@dataclass(frozen=True)
+class CriterionSpec:
+    """A stopping criterion as ``stop.criteria`` names it: ``build(stop_config)`` makes it; ``series`` is what the
+    fit loop feeds it ("train_loss", "val_loss", "loss_monitor" = ``stop.loss_monitor``, "monitor" =
+    ``stop.monitor``, "weights" = flattened weight snapshots); ``may_extend``: when it fires, ``stop.extra_epochs``
+    more epochs at a lower rate may follow."""
+
+    build: Callable[[object], object]
+    series: str
+    may_extend: bool = True
+    description: str = ""
+
+
+#: the stopping criteria by ``stop.criteria`` name (register more with :func:`register_criterion`)
+CRITERIA: dict[str, CriterionSpec] = {}
+
+
+def register_criterion(name: str, *, series: str, may_extend: bool = True, description: str = ""):
+    """Decorator: register ``build(stop_config) -> criterion`` as the criterion called ``name``."""
+    if series not in ("train_loss", "val_loss", "loss_monitor", "monitor", "weights"):
+        raise ValueError(f"series={series!r} is not allowed: use train_loss, val_loss, loss_monitor, monitor or "
+                         f"weights")
+
+    def add(build: Callable[[object], object]) -> Callable[[object], object]:
+        if name in CRITERIA:
+            raise ValueError(f"stopping criterion {name!r} is already registered")
+        CRITERIA[name] = CriterionSpec(build, series, may_extend, description)
+        return build
+
+    return add
+
+
+@register_criterion("fixed", series="train_loss", may_extend=False, description="n epochs, lower the LR, m more")
+def _fixed(cfg) -> FixedSchedule:
+    return FixedSchedule(cfg.fixed_epochs, cfg.fixed_factor, cfg.fixed_more)
+
+
+@register_criterion("loss_change", series="loss_monitor", description="% drop over a window below a threshold")
+def _loss_change(cfg) -> LossChange:
+    return LossChange(cfg.loss_threshold, cfg.loss_window)
+
+
+@register_criterion("weight_change", series="weights", may_extend=False,
+                    description="max weight change over a window below a threshold")
+def _weight_change(cfg) -> WeightChange:
+    return WeightChange(cfg.weight_threshold, cfg.weight_window, cfg.weight_relative)
+
+
+@register_criterion("early_stopping", series="monitor", description="validation early stopping with patience")
+def _early_stopping(cfg) -> EarlyStopping:
+    return EarlyStopping("max" if cfg.monitor.endswith("acc") else "min", cfg.patience, cfg.min_delta,
+                         cfg.min_delta_relative, cfg.stopping_threshold, cfg.divergence_threshold,
+                         baseline=cfg.baseline, start_from_epoch=cfg.start_from_epoch, check_finite=cfg.check_finite)
+
+
+@register_criterion("generalization_loss", series="val_loss",
+                    description="Prechelt's GL_alpha: validation loss alpha % above its minimum")
+def _generalization_loss(cfg) -> GeneralizationLoss:
+    return GeneralizationLoss(cfg.gl_alpha)
