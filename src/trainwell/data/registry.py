@@ -56,6 +56,8 @@ DATASETS: dict[str, DatasetSpec] = {
                             description="the 8 one-hot patterns (8-3-8)"),
     "modular": DatasetSpec(_Lazy("synthetic", "modular"), lambda o: o.get("p", 53), description="(a + b) mod p"),
     "tc": DatasetSpec(_Lazy("synthetic", "tc"), 2, description="T vs C shapes at random positions and rotations"),
+    "circles": DatasetSpec(_Lazy("circles", "circles"), 2,
+                           description="two concentric circles (no linear model separates them)"),
     "mnist": DatasetSpec(_Lazy("files", "load_idx_dataset"), 10, needs_root=True,
                          description="MNIST IDX files from data.root"),
     "fashion-mnist": DatasetSpec(_Lazy("files", "load_idx_dataset"), 10, needs_root=True,
