@@ -5,10 +5,10 @@ import pickle
 import numpy as np
 import pytest
 
+from tests.helpers import cli, tiny
 from trainwell.cli import main
 
-SPIRALS = ["--set", "data.name=spirals", "--set", "data.options={n_per_class = 20}", "--set", "model.kind=mlp",
-           "--set", "model.hidden=[4]", "--set", "train.epochs=1", "--set", "report.enabled=false"]
+SPIRALS = cli([*tiny(n_per_class=20, hidden=(4,), epochs=1, name=None, quiet=False), "report.enabled=false"])
 
 
 def s(*items):

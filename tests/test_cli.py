@@ -5,10 +5,10 @@ import sys
 import pytest
 import torch
 
+from tests.helpers import cli, tiny
 from trainwell.cli import main
 
-TINY = ["--set", "data.name=spirals", "--set", "data.options={n_per_class = 40}", "--set", "model.kind=mlp",
-        "--set", "model.hidden=[8]", "--set", "train.epochs=3", "--set", "name=tiny"]
+TINY = cli(tiny(epochs=3, quiet=False))
 
 SUMMARY_KEYS = {"name", "config_hash", "dataset", "model", "params", "epochs", "steps", "stop_reason", "best_epoch",
                 "final", "doctor", "wall_s", "trainwell_version", "torch_version", "seed"}

@@ -7,6 +7,7 @@ from torch import nn
 
 from tests import doctor_fixtures
 from tests.doctor_fixtures import WrongBackward
+from tests.helpers import boring_net
 from trainwell import init
 from trainwell.cli import main
 from trainwell.config import load_config
@@ -312,7 +313,7 @@ def test_lr_advice_is_consistent_across_verdicts():
 
 @pytest.mark.parametrize("dead, status", [(0, "pass"), (3, "pass"), (6, "warn"), (8, "fail")])
 def test_dead_units_counts_relu_units_no_example_activates(dead, status):
-    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).train()
+    model = boring_net(4, 8, 3).train()
     with torch.no_grad():
         model[0].weight.mul_(0.01)
         model[0].bias.fill_(100.0)

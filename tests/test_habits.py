@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from tests.helpers import boring_net
 from trainwell.train import Callback, Trainer, evaluate
 from trainwell.train.stopping import Divergence, EarlyStopping, NonFinite
 
@@ -18,7 +19,7 @@ X, Y = torch.randn(90, 3, generator=G), torch.randint(0, 3, (90,), generator=G)
 
 
 def net():
-    return nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 3))
+    return boring_net(3, 8, 3)
 
 
 class Noisy(Dataset):

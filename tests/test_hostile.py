@@ -10,13 +10,12 @@ import textwrap
 
 import pytest
 
+from tests.helpers import cli, tiny
 from trainwell.cli import main
 from trainwell.errors import TrainwellError
 from trainwell.runclaim import Claim, RunLock
 
-TINY = ["--set", "data.name=spirals", "--set", "data.options={n_per_class = 40}", "--set", "model.kind=mlp",
-        "--set", "model.hidden=[8]", "--set", "train.epochs=2", "--set", "name=tiny",
-        "--set", "report.enabled=false", "--set", "doctor.preflight=false"]
+TINY = cli(tiny())
 
 
 def _fit(out, *extra):

@@ -2,12 +2,9 @@
 experiment at quick size, the pieces they add, and for every verdict a negative control, so no verdict is a
 constant."""
 
-import json
 import math
 
-import pytest
 import torch
-from matplotlib.figure import Figure
 
 from trainwell.lab import base, deep_relu_init, mixture_of_experts, pretraining, probes, registry, stopping_criteria
 from trainwell.lab import batchnorm as bn_exp
@@ -18,33 +15,12 @@ PART2 = ["deep-relu-init", "init-symmetry-and-scale", "init-histograms", "batchn
          "mixture-of-experts", "neocognitron", "pretraining"]
 EXPERIMENTS = registry.experiments()
 
-# Quick-size verdicts that held on seeds 0-2 on the development machine (``lab run ... --quick --seeds 3``); the
-# others are computed and checked for shape only (their quick sizes are too small to decide the claim).
-STABLE_QUICK = {"init-symmetry-and-scale": "pass", "init-histograms": "pass", "filters-and-equivariance": "pass",
-                "neocognitron": "inconclusive", "preprocessing": "pass"}
-
-
 def test_part2_is_registered_with_the_contract():
     assert set(PART2) <= set(EXPERIMENTS)
     for name in PART2:
         mod = EXPERIMENTS[name]
         assert mod.NAME == name and mod.CLAIM and mod.PAPER and mod.__doc__
         assert set(mod.EXPECTED_S) == {"quick", "default"} and mod.Config.quick() != mod.Config()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", PART2)
-def test_experiment_runs_at_quick_size(name, quick_results):
-    mod = EXPERIMENTS[name]
-    result = quick_results(name)
-    v = mod.verdict(result)
-    assert set(v) >= {"claim", "status", "evidence", "threshold"}
-    assert v["status"] in base.STATUSES and v["claim"] == mod.CLAIM and v["evidence"]
-    json.dumps(v)
-    figures = mod.plot(result)
-    assert figures and all(isinstance(f, Figure) for f in figures.values())
-    if name in STABLE_QUICK:
-        assert v["status"] == STABLE_QUICK[name], v["evidence"]
 
 
 # -- the pieces the experiments add -------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
+from tests.helpers import boring_net
 from trainwell.cli import main
 from trainwell.config import load_config
 from trainwell.errors import ConfigError
@@ -20,7 +20,7 @@ def test_the_sweep_is_exponential_stops_on_explosion_and_leaves_the_model_as_it_
     torch.manual_seed(0)
     x = torch.randn(512, 4)
     y = (x[:, 0] > 0).long()
-    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    model = boring_net(4, 16, 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.SGD(model.parameters(), lr=0.123, momentum=0.9)
     result = lr_range_test(model, opt, x, y, start=1e-5, end=1e3, steps=80, batch_size=32)

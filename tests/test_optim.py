@@ -156,7 +156,7 @@ def test_the_population_trains_exactly_the_optimizers_flagged_for_it():
     assert set(population_optimizers()) == {n for n, spec in OPTIMIZERS.items() if spec.population}
     params = {"w": torch.zeros(2, 3, 4)}
     for name in OPTIMIZERS:
-        make = lambda: PopulationOptimizer(params, name, torch.full((2,), 0.1), torch.zeros(2))  # noqa: E731
+        make = lambda name=name: PopulationOptimizer(params, name, torch.full((2,), 0.1), torch.zeros(2))  # noqa: E731
         if name in population_optimizers():
             make()
         else:

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import boring_net
 from trainwell.data.labels import as_class_labels
 from trainwell.nn.dropout import DropActivation, Dropout, dropout
 from trainwell.train.trainer import Trainer, evaluate
@@ -35,7 +36,7 @@ def test_integer_labels_of_any_dtype_train_like_int64(dtype):
 
     def run(labels):
         torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+        model = boring_net(5, 8, 3)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         state = Trainer(model, opt, epochs=2, batch_size=16, device="cpu").fit((x, labels), (x, labels))
         return state.history[-1]

@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 
+from tests.helpers import tiny
 from trainwell.cli import main
 from trainwell.config import load_config
 from trainwell.pipeline import config_of_run, fit
 from trainwell.rundir import load_checkpoint, read_jsonl
 from trainwell.train import Callback
 
-SMALL = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp", "model.hidden=[16]",
-         "train.epochs=6", "train.batch_size=32", "optim.lr=0.01", "report.enabled=false", "doctor.preflight=false",
+SMALL = [*tiny(n_per_class=60, hidden=(16,), epochs=6, name=None), "train.batch_size=32", "optim.lr=0.01",
          "train.checkpoint_every=1"]
 
 

@@ -12,6 +12,7 @@ import time
 import pytest
 import torch
 
+from tests.helpers import cli, tiny
 from trainwell.cli import main
 from trainwell.config import load_config
 from trainwell.errors import TrainwellError
@@ -19,9 +20,7 @@ from trainwell.pipeline import fit
 from trainwell.runclaim import Claim, RunLock, run_kind
 from trainwell.rundir import load_checkpoint, read_jsonl
 
-TINY = ["--set", "data.name=spirals", "--set", "data.options={n_per_class = 40}", "--set", "model.kind=mlp",
-        "--set", "model.hidden=[8]", "--set", "train.epochs=2", "--set", "name=tiny",
-        "--set", "report.enabled=false", "--set", "doctor.preflight=false"]
+TINY = cli(tiny())
 
 
 def _tiny_cfg(*extra):

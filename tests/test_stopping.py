@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from tests.helpers import tiny
 from trainwell.config import load_config
 from trainwell.errors import ConfigError
 from trainwell.pipeline import fit
@@ -115,8 +116,8 @@ def test_overfit_detector(train, val, expected):
     assert OverfitDetector(window=3).detect(train, val) == expected
 
 
-SMALL = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp", "model.hidden=[16]",
-         "train.batch_size=32", "report.enabled=false", "optim.schedule=none"]
+SMALL = [*tiny(n_per_class=60, hidden=(16,), epochs=None, name=None, quiet=False), "train.batch_size=32",
+         "report.enabled=false", "optim.schedule=none"]
 
 
 def test_fit_stops_with_early_stopping_and_restores_the_best_weights(workdir):
