@@ -68,7 +68,7 @@ CASES = [
     (s("optim.momentum=1.5"), "optim.momentum = 1.5"),
     (s("optim.betas=[0.9]"), "optim.betas"),
     (s("optim.weight_decay=-1"), "optim.weight_decay"),
-    (s("optim.name=adagrad"), "optim.name = 'adagrad'"),
+    (s("optim.name=lbfgs"), "optim.name = 'lbfgs'"),
     (s("optim.decay=both"), "optim.decay = 'both'"),
     (s("optim.schedule=warm"), "optim.schedule = 'warm'"),
     (s("train.epochs=0"), "train.epochs = 0"),

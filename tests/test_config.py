@@ -1,9 +1,20 @@
+import dataclasses
 import math
 
 import pytest
 
-from trainwell.config import Config, apply_overrides, config_from_dict, load_config, parse_override, to_toml
+from trainwell.config import (
+    Config,
+    StopConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    parse_override,
+    to_toml,
+)
 from trainwell.errors import ConfigError
+from trainwell.optim import OPTIMIZERS, SCHEDULES
+from trainwell.train.stopping import CRITERIA
 
 
 def test_defaults_are_valid_and_required_keys_exist():
@@ -34,7 +45,7 @@ def test_int_accepted_for_float_but_not_bool_for_int():
         ("optim.lrr=1", "unknown config key 'optim.lrr'"),
         ("optim.lr=fast", "optim.lr = 'fast' is not allowed: use a number"),
         ("optim.lr=-0.1", "optim.lr = -0.1 is not allowed"),
-        ("optim.name=adagrad", "one of 'sgd', 'momentum', 'rmsprop', 'adam'"),
+        ("optim.name=lbfgs", "one of 'sgd', 'momentum', 'rmsprop', 'adam', 'adagrad'"),
         ("train.batch_size=0", "train.batch_size = 0"),
         ("model.hidden=[0]", "model.hidden[0] = 0"),
         ("model.hidden=[1.5]", "model.hidden[0] = 1.5"),
@@ -94,3 +105,26 @@ def test_apply_overrides_does_not_mutate_input():
     raw = {"optim": {"lr": 1.0}}
     out = apply_overrides(raw, ["optim.lr=2"])
     assert raw["optim"]["lr"] == 1.0 and out["optim"]["lr"] == 2
+
+
+@pytest.mark.parametrize("override, message", [
+    # an unknown key: the nearest key first, then every allowed key of the section, the near one included
+    ("stop.patiense=3", "unknown config key 'stop.patiense': did you mean 'stop.patience'? allowed keys in stop are "
+                        + ", ".join(f.name for f in dataclasses.fields(StopConfig))),
+    # a known alias from another library: what trainwell calls it, then the whole list of choices
+    ("optim.name=adamw", "optim.name = 'adamw' is not allowed: AdamW is optim.name = 'adam' with optim.decay = "
+                         "'decoupled'; use one of " + ", ".join(repr(n) for n in OPTIMIZERS)),
+    ("optim.name=nesterov", "Nesterov is optim.name = 'momentum' with optim.nesterov = true; use one of 'sgd'"),
+    # a misspelt choice: the nearest one, then the whole list
+    ("train.loss=hinje", "train.loss = 'hinje' is not allowed: did you mean 'hinge'?; use one of 'cross_entropy', "
+                         "'hinge', 'mse'"),
+    ("stop.criteria=['early_stoping']", "stop.criteria[0] = 'early_stoping' is not allowed: did you mean "
+                                        "'early_stopping'?; use one of " + ", ".join(repr(n) for n in CRITERIA)),
+    # nothing close: no guess, the whole list
+    ("optim.schedule=zzz", "optim.schedule = 'zzz' is not allowed: use one of "
+                           + ", ".join(repr(n) for n in SCHEDULES)),
+])
+def test_errors_suggest_the_nearest_name_and_never_cut_the_list(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert message in str(err.value) and "\n" not in str(err.value)
