@@ -112,43 +112,12 @@ class Stopper(Callback):
 
     # -- the hook ------------------------------------------------------------------------------------------
     def on_epoch_end(self, state: State) -> None:
-        m = state.metrics
         train = self._series(state, "train_loss")
-        # guards first: they stop at once, with no extra phase
-        for guard in (self.nonfinite, self.divergence):
-            if guard is not None:
-                stop, reason = guard.evaluate(train)
-                if stop:
-                    state.stop = state.failure = self.failure = reason
-                    return
-        if self.weight_change is not None:
-            self.snapshots.append(_flat_weights(state.model))
-            self.snapshots = self.snapshots[-(self.weight_change.window + 1):]
-            value = self.weight_change.value(self.snapshots)
-            m["weight_change"] = value
-        if self.loss_change is not None:
-            m["loss_change"] = self.loss_change.value(self._series(state, self.loss_monitor))
-        if self.early_stopping is not None and self.strict and self.monitor not in m:
-            available = ", ".join(sorted(k for k, v in m.items() if isinstance(v, (int, float)))) or "none"
-            raise ConfigError(f"early stopping monitors {self.monitor!r}, which this run does not log (available: "
-                              f"{available}): set stop.monitor to one of them, add validation data, or set "
-                              f"stop.strict = false")
-        if self.early_stopping is not None:
-            series = self._series(state, self.monitor)
-            _, _, best, best_i, wait = self.early_stopping.scan(series)
-            m["patience_wait"] = wait
-            if best_i is not None and best_i == len(series) - 1 and math.isfinite(series[-1]):
-                self.best_epoch = state.epoch
-                self.best_weights = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
-        if self.overfit is not None and self.overfit_epoch is None:
-            t = self.overfit.detect(train, self._series(state, "val_loss"))
-            if t is not None:
-                self.overfit_epoch = state.history[t]["epoch"]
-                m["overfit"] = True
-                if self.overfit_stop:
-                    state.stop = (f"overfitting: val loss rose for {self.overfit.window} epochs while train loss "
-                                  f"fell (epoch {self.overfit_epoch + 1})")
-                    return
+        if self._guarded(state, train):  # guards first: they stop at once, with no extra phase
+            return
+        self._record(state)
+        if self._overfitting(state, train):
+            return
         if self.extra_left is not None:  # in the lower-LR phase after a criterion fired
             self.extra_left -= 1
             if self.extra_left <= 0:
@@ -158,6 +127,59 @@ class Stopper(Callback):
             factor = self.fixed.lr_factor_after(state.epoch)
             if factor is not None:
                 self._scale_lr(state, factor)
+        self._criteria(state, train)
+
+    def _guarded(self, state: State, train: list[float]) -> bool:
+        """Stop at once (a failed run) when a guard (non-finite, divergence) fires on the training loss."""
+        for guard in (self.nonfinite, self.divergence):
+            if guard is not None:
+                stop, reason = guard.evaluate(train)
+                if stop:
+                    state.stop = state.failure = self.failure = reason
+                    return True
+        return False
+
+    def _record(self, state: State) -> None:
+        """Log each criterion's current value into the epoch's metrics; keep weight snapshots and the best
+        weights for early stopping."""
+        m = state.metrics
+        if self.weight_change is not None:
+            self.snapshots.append(_flat_weights(state.model))
+            self.snapshots = self.snapshots[-(self.weight_change.window + 1):]
+            m["weight_change"] = self.weight_change.value(self.snapshots)
+        if self.loss_change is not None:
+            m["loss_change"] = self.loss_change.value(self._series(state, self.loss_monitor))
+        if self.early_stopping is None:
+            return
+        if self.strict and self.monitor not in m:
+            available = ", ".join(sorted(k for k, v in m.items() if isinstance(v, (int, float)))) or "none"
+            raise ConfigError(f"early stopping monitors {self.monitor!r}, which this run does not log (available: "
+                              f"{available}): set stop.monitor to one of them, add validation data, or set "
+                              f"stop.strict = false")
+        series = self._series(state, self.monitor)
+        _, _, best, best_i, wait = self.early_stopping.scan(series)
+        m["patience_wait"] = wait
+        if best_i is not None and best_i == len(series) - 1 and math.isfinite(series[-1]):
+            self.best_epoch = state.epoch
+            self.best_weights = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+
+    def _overfitting(self, state: State, train: list[float]) -> bool:
+        """Flag the first overfitting epoch (once); True if that stops the run (``overfit_stop``)."""
+        if self.overfit is None or self.overfit_epoch is not None:
+            return False
+        t = self.overfit.detect(train, self._series(state, "val_loss"))
+        if t is None:
+            return False
+        self.overfit_epoch = state.history[t]["epoch"]
+        state.metrics["overfit"] = True
+        if self.overfit_stop:
+            state.stop = (f"overfitting: val loss rose for {self.overfit.window} epochs while train loss "
+                          f"fell (epoch {self.overfit_epoch + 1})")
+        return self.overfit_stop
+
+    def _criteria(self, state: State, train: list[float]) -> None:
+        """Evaluate the criteria in order; the first that fires stops the run (a NaN value: failed) or starts the
+        lower-LR phase."""
         checks = [
             (self.fixed, train, False),
             (self.loss_change, self._series(state, self.loss_monitor), True),
