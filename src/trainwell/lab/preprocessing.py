@@ -50,7 +50,7 @@ class Config:
     points: int = 1000
     hidden: int = 64
     epochs: int = 15
-    lr_grid: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.2])
+    lr_grid: list[float] = field(default_factory=lambda: [0.05, 0.2, 0.8])
     components: int = 40
     seed: int = 0
     control: bool = False
