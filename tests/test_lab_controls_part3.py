@@ -9,8 +9,15 @@ from dataclasses import replace
 
 import pytest
 
-from trainwell.lab import batchnorm, cnn_vs_mlp, filters_equivariance, init_histograms, lr_diagnosis, preprocessing
-from trainwell.lab import runner
+from trainwell.lab import (
+    batchnorm,
+    cnn_vs_mlp,
+    filters_equivariance,
+    init_histograms,
+    lr_diagnosis,
+    preprocessing,
+    runner,
+)
 
 MODULES = [init_histograms, batchnorm, preprocessing, lr_diagnosis, cnn_vs_mlp, filters_equivariance]
 
@@ -88,7 +95,7 @@ def test_filters_verdict_pass_fail_inconclusive():
     assert v["status"] == "fail"
 
 
-# -- lr-diagnosis -------------------------------------------------------------------------------------------------------
+# -- lr-diagnosis ---------------------------------------------------------------------------------------------------
 def _lr_result(right: int, n: int) -> dict:
     rows = []
     for i in range(n):
@@ -106,7 +113,7 @@ def test_lr_diagnosis_verdict_pass_fail_inconclusive():
     assert lr_diagnosis.verdict(_lr_result(22, 24))["status"] == "inconclusive"
 
 
-# -- cnn-vs-mlp ----------------------------------------------------------------------------------------------------------
+# -- cnn-vs-mlp -----------------------------------------------------------------------------------------------------
 def _acc_list(acc: float, n: int, offset: int = 0) -> list[int]:
     k = round(acc * n)
     return [1 if (i + offset) % n < k else 0 for i in range(n)]
@@ -200,3 +207,42 @@ def test_preprocessing_verdict_pass_fail_inconclusive():
         "fail"
     assert preprocessing.verdict(_pre_result(0.0, 0.3))["status"] == "inconclusive"
     assert preprocessing.verdict(_pre_result(0.15, 0.05, centered=False))["status"] == "fail"  # identity transforms
+
+
+# -- the controls, run for real at quick size (the smallest size at which each decides what it removes) ---------------
+# per experiment: the criteria that test the removed component, and the statuses they may take under the control
+REMOVED = {
+    "init-histograms": {"standard: activation std first/last (shrink factor)": {"fail"},
+                        "standard: gradient std last/first (shrink factor)": {"fail"}},
+    "filters-and-equivariance": {"box 3x3 lowers the variation (TV ratio < 1)": {"fail"},
+                                 "conv rotation equivariance error": {"fail"},
+                                 "a shift smaller than the pooling window exists": {"fail"}},
+    "lr-diagnosis": {"fraction of curves labelled as their rate was chosen": {"fail", "inconclusive"}},
+    "preprocessing": {"2-D: zero means after centering, normalizing, PCA, whitening": {"fail"},
+                      "training loss: raw - standardize (each at its best rate)": {"inconclusive"},
+                      "training loss: raw - pca-whiten (each at its best rate)": {"inconclusive"}},
+    "cnn-vs-mlp": {"permuted: half the CNN's advantage before - its advantage after": {"inconclusive"}},
+    "batchnorm": {"He init, best rates: training loss plain - BN": {"inconclusive"},
+                  "N(0, 0.01^2) init: training loss plain - BN": {"fail"},
+                  "BN only: test accuracy": {"fail"}, "a BN layer after dropout to shift": {"fail"}},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mod", MODULES, ids=lambda m: m.NAME)
+def test_control_turns_the_removed_component_to_fail_or_inconclusive(mod, tmp_path):
+    cfg = replace(mod.Config.quick(), control=True)
+    result = json.loads(json.dumps(mod.run(cfg, workdir=tmp_path)))
+    v = mod.verdict(result)
+    assert v["status"] in ("fail", "inconclusive") and v.get("decided"), v["evidence"]
+    got = _criteria(v)
+    for name, allowed in REMOVED[mod.NAME].items():
+        assert got[name] in allowed, (name, got)
+    assert runner.size_limited(v, True, getattr(mod, "QUICK_DECIDES", True))["status"] != "pass"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mod", [init_histograms, filters_equivariance], ids=lambda m: m.NAME)
+def test_measurements_without_training_pass_at_quick_size(mod, quick_results):
+    """No training: the quick size decides these claims, and they hold."""
+    assert mod.verdict(quick_results(mod.NAME))["status"] == "pass"
