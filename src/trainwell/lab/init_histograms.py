@@ -43,8 +43,8 @@ LITERATURE = "Glorot & Bengio 2010, figs 6-7 (Shapeset-3x2, 5 tanh layers of 100
              "no stds; with standard init the activation histograms narrow layer by layer and the gradients' peak " \
              "at 0 grows toward the input, with normalized init both keep their spread. The paper's number is its " \
              "linear-regime analysis (sec. 4.2.1: n Var(W) = 1/3, the variance x1/3 per layer), a std ratio " \
-             "last/first of 3^-2 = 0.11 over 4 layer steps; ours on MNIST-1D is 0.11 for activations (tanh is " \
-             "near-linear at these scales) and 0.11-0.12 for gradients"
+             "last/first of 3^-2 = 0.11 over 4 layer steps; ours on MNIST-1D (width 1000) is 0.10 for activations " \
+             "(tanh is near-linear at these scales) and 0.084 for gradients first/last"
 
 
 @dataclass
