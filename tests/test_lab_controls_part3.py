@@ -107,10 +107,18 @@ def _lr_result(right: int, n: int) -> dict:
 
 
 def test_lr_diagnosis_verdict_pass_fail_inconclusive():
-    assert lr_diagnosis.verdict(_lr_result(24, 24))["status"] == "pass"  # Wilson lower 0.86 > 0.75
+    assert lr_diagnosis.verdict(_lr_result(24, 24))["status"] == "pass"  # Wilson lower 0.86 > 0.75; 6 of 6 each
     assert lr_diagnosis.verdict(_lr_result(6, 24))["status"] == "fail"  # the control: one curve in four
     assert lr_diagnosis.verdict(_lr_result(4, 4))["status"] == "inconclusive"  # quick size: lower bound 0.51
     assert lr_diagnosis.verdict(_lr_result(22, 24))["status"] == "inconclusive"
+    # 18 of 24 right, but one rate never named: a decided fail for that rate although 3 in 4 are right overall
+    rows = _lr_result(24, 24)
+    for r in rows["rows"]:
+        if r["expected"] == "high":
+            r["label"] = "too high"
+    v = lr_diagnosis.verdict(rows)
+    assert v["status"] == "fail" and _criteria(v)["'high' curves labelled 'high'"] == "fail"
+    assert _criteria(v)["fraction of curves labelled as their rate was chosen"] == "inconclusive"
 
 
 # -- cnn-vs-mlp -----------------------------------------------------------------------------------------------------
