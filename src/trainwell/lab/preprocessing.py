@@ -50,14 +50,14 @@ class Config:
     points: int = 1000
     hidden: int = 64
     epochs: int = 15
-    lr_grid: list[float] = field(default_factory=lambda: [0.05, 0.2, 0.8])
+    lr_grid: list[float] = field(default_factory=lambda: [0.2, 0.8, 3.2])
     components: int = 40
     seed: int = 0
     control: bool = False
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(points=300, epochs=5, lr_grid=[0.05, 0.2])
+        return cls(points=300, epochs=5, lr_grid=[0.2, 0.8])
 
 
 def correlated_2d(n: int, seed: int) -> torch.Tensor:
