@@ -55,7 +55,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(size=64, shifts=[1, 2, 4], probes=3)
+        return cls(size=64, shifts=[1, 2, 4], probes=5)
 
 
 def total_variation(img: torch.Tensor) -> float:
