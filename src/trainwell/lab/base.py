@@ -283,6 +283,25 @@ def correct(trained: Trained, split: str = "test") -> list[int]:
 
 
 @torch.no_grad()
+def example_losses(trained: Trained, split: str = "train") -> list[float]:
+    """Per example of ``split`` (as the pipeline prepared it for this run, like :func:`correct`), the trained
+    model's cross-entropy in eval mode: two runs on the same data give paired losses. A non-finite loss (a diverged
+    net) is recorded as 1e9."""
+    from trainwell.pipeline import load_data
+
+    splits, _ = load_data(trained.cfg)
+    x, y = getattr(splits, split)
+    model = trained.model
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    out = torch.cat([torch.nn.functional.cross_entropy(model(x[i:i + 1024].to(dev)), y[i:i + 1024].to(dev),
+                                                       reduction="none").cpu() for i in range(0, len(x), 1024)])
+    model.train(was)
+    return [round(v, 5) if math.isfinite(v) else 1e9 for v in out.tolist()]
+
+
+@torch.no_grad()
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of ``x`` that ``model`` (in eval mode, restored afterwards) classifies as ``y``."""
     was = model.training

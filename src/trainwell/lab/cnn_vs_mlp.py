@@ -8,6 +8,13 @@ training-set size (the rest of the training split is held out through ``data.val
 signals, trainwell's default CNN) and scikit-learn's 8x8 digits (a small 2-D CNN), every model trained by the
 pipeline with Adam and a one-cycle schedule. The permutation test: one fixed random permutation of MNIST-1D's 40
 positions (``data.options.permute_seed``) applied to every split; an MLP is indifferent to it, a CNN is not.
+
+Verdict, every comparison paired over the same test examples (Student's t interval of per-example differences in
+correctness): the CNN's accuracy minus the MLP's above 0 at every MNIST-1D training size, and pooled over the digits
+sizes; on the largest MNIST-1D set, half the CNN's advantage in the original order minus its advantage after the
+permutation above 0 (it keeps less than half), and the MLP's accuracy change under the permutation within
+[-5, +5] points (both bounds of its interval). Control: the CNN arm replaced by the same MLP (the prior under test
+removed): every advantage is then exactly 0.
 """
 
 from __future__ import annotations
@@ -21,7 +28,11 @@ NAME = "cnn-vs-mlp"
 CLAIM = "A CNN beats an MLP in sample efficiency on MNIST-1D and digits, and loses its advantage on MNIST-1D when " \
         "the positions are permuted"
 PAPER = "LeCun et al. 1998; Greydanus & Kobak 2024 (MNIST-1D); the lecture's CNN motivation"
+CONTROL = "the CNN arm replaced by the same MLP ([100, 100]): the convolutional prior removed"
 EXPECTED_S = {"quick": 8, "default": 40}
+LITERATURE = "Greydanus & Kobak 2024 (MNIST-1D), table 1: CNN 94%, MLP 68% test accuracy (4000 training signals, " \
+             "6000 steps); their shuffled-positions variant removes the CNN's edge. Ours trains 800 steps with a " \
+             "one-cycle schedule (CNN 80-90%, MLP 50-60% on the full 4000): shorter runs, the same ordering"
 DIGITS_CNN = ("model.blocks=[{type=\"conv\", channels=16, kernel=3, padding=1}, {type=\"pool\", kernel=2}, "
               "{type=\"conv\", channels=32, kernel=3, padding=1}, {type=\"pool\", kernel=2}]")
 MODELS = {
@@ -42,6 +53,7 @@ class Config:
     lr: float = 0.01
     permute_seed: int = 7
     seed: int = 0
+    control: bool = False
 
     @classmethod
     def quick(cls) -> Config:
@@ -56,13 +68,14 @@ def _epochs(dataset: str, holdout: float, cfg: Config) -> int:
 
 
 def _train(dataset: str, model: str, holdout: float, cfg: Config, workdir, extra=()) -> dict:
-    t = base.train([f"data.name={dataset}", f"data.val_fraction={holdout}", *MODELS[dataset][model],
+    arch = MODELS[dataset]["mlp" if cfg.control else model]
+    t = base.train([f"data.name={dataset}", f"data.val_fraction={holdout}", *arch,
                     "optim.name=adam", f"optim.lr={cfg.lr}", "optim.schedule=onecycle",
                     f"train.epochs={_epochs(dataset, holdout, cfg)}", f"train.batch_size={cfg.batch_size}",
                     f"train.seed={cfg.seed}", f"data.seed={cfg.seed}", *extra], workdir,
                    f"{dataset}-{model}-holdout{holdout}{'-permuted' if extra else ''}")
     return {"model": model, "train_size": t.summary["sizes"]["train"], "test_acc": t.final["test_acc"],
-            "params": t.summary["params"], "steps": t.summary["steps"]}
+            "params": t.summary["params"], "steps": t.summary["steps"], "correct": base.correct(t)}
 
 
 def run(cfg: Config, workdir=None) -> dict:
@@ -72,7 +85,7 @@ def run(cfg: Config, workdir=None) -> dict:
     h = min(cfg.holdout["mnist1d"])  # the largest MNIST-1D training set
     permute = [f"data.options={{permute_seed={cfg.permute_seed}}}"]
     permuted = [_train("mnist1d", m, h, cfg, workdir, extra=permute) for m in ("mlp", "cnn")]
-    return {"curves": curves, "permuted": permuted, "permute_seed": cfg.permute_seed}
+    return {"curves": curves, "permuted": permuted, "permute_seed": cfg.permute_seed, "control": cfg.control}
 
 
 def _by(rows: list[dict], model: str) -> list[dict]:
@@ -103,22 +116,44 @@ def plot(result: dict) -> dict:
     return {"cnn_vs_mlp": fig}
 
 
+def _diff(a: dict, b: dict) -> list[int]:
+    return base.paired_correct(a["correct"], b["correct"])
+
+
 def verdict(result: dict) -> dict:
-    gaps, evidence = {}, {}
+    method = "paired t over test examples"
+    criteria, evidence = [], {}
     for ds, rows in result["curves"].items():
         mlp, cnn = _by(rows, "mlp"), _by(rows, "cnn")
-        gaps[ds] = [c["test_acc"] - m["test_acc"] for m, c in zip(mlp, cnn, strict=True)]
         evidence[ds] = {f"n={m['train_size']}": {"mlp": round(m["test_acc"], 4), "cnn": round(c["test_acc"], 4)}
                         for m, c in zip(mlp, cnn, strict=True)}
         evidence[ds]["params"] = {"mlp": mlp[0]["params"], "cnn": cnn[0]["params"]}
-    orig = {m: _by(result["curves"]["mnist1d"], m)[-1]["test_acc"] for m in ("mlp", "cnn")}
-    perm = {r["model"]: r["test_acc"] for r in result["permuted"]}
-    advantage, advantage_perm = orig["cnn"] - orig["mlp"], perm["cnn"] - perm["mlp"]
-    evidence["mnist1d permuted"] = {"mlp": round(perm["mlp"], 4), "cnn": round(perm["cnn"], 4),
+        if ds == "mnist1d":
+            for m, c in zip(mlp, cnn, strict=True):
+                criteria.append(base.criterion(f"mnist1d, {m['train_size']} training signals: CNN - MLP",
+                                               *base.mean_interval(_diff(c, m)), 0.0, method=method,
+                                               n=len(m["correct"])))
+        else:
+            pooled = [d for m, c in zip(mlp, cnn, strict=True) for d in _diff(c, m)]
+            criteria.append(base.criterion(f"{ds}, pooled over {len(mlp)} training sizes: CNN - MLP",
+                                           *base.mean_interval(pooled), 0.0, method=method, n=len(pooled)))
+    orig = {m: _by(result["curves"]["mnist1d"], m)[-1] for m in ("mlp", "cnn")}
+    perm = {r["model"]: r for r in result["permuted"]}
+    before, after = _diff(orig["cnn"], orig["mlp"]), _diff(perm["cnn"], perm["mlp"])
+    lost = [0.5 * b - a for b, a in zip(before, after, strict=True)]
+    criteria.append(base.criterion("permuted: half the CNN's advantage before - its advantage after",
+                                   *base.mean_interval(lost), 0.0, method=method, n=len(lost)))
+    m, lo, hi = base.mean_interval(_diff(perm["mlp"], orig["mlp"]))
+    criteria.append(base.criterion("permuted: MLP's change + 5 points (> 0: it loses less than 5)", m + 0.05,
+                                   lo + 0.05, hi + 0.05, 0.0, method=method, n=len(lost)))
+    criteria.append(base.criterion("permuted: 5 points - MLP's change (> 0: it gains less than 5)", 0.05 - m,
+                                   0.05 - hi, 0.05 - lo, 0.0, method=method, n=len(lost)))
+    advantage, advantage_perm = sum(before) / len(before), sum(after) / len(after)
+    evidence["mnist1d permuted"] = {"mlp": round(perm["mlp"]["test_acc"], 4), "cnn": round(perm["cnn"]["test_acc"], 4),
                                     "cnn advantage before/after": [round(advantage, 4), round(advantage_perm, 4)]}
-    efficient = all(g > 0 for g in gaps["mnist1d"]) and all(sum(g) / len(g) > 0 for g in gaps.values())
-    lost = advantage > 0.05 and advantage_perm < 0.5 * advantage and abs(perm["mlp"] - orig["mlp"]) <= 0.05
-    return base.make_verdict(CLAIM, efficient and lost, evidence,
-                             "the CNN beats the MLP at every MNIST-1D training size and on average on digits; on "
-                             "permuted MNIST-1D the CNN keeps less than half its (> 5 point) advantage while the MLP "
-                             "moves by at most 5 points")
+    evidence["literature"] = LITERATURE
+    return base.decide(CLAIM, criteria, evidence,
+                       "95% t intervals, paired over the test examples: CNN - MLP accuracy > 0 at every MNIST-1D "
+                       "training size and pooled over the digits sizes; on permuted MNIST-1D the CNN keeps less than "
+                       "half its advantage (half the advantage before - the advantage after > 0) while the MLP's "
+                       "accuracy moves by less than 5 points (both sides)")
