@@ -8,9 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from trainwell.lab import base, registry, runner
+from trainwell.lab import base, encoder838, grokking, l1_vs_l2, model_ladder, random_labels, registry, runner
 from trainwell.lab import deep_relu_init as drelu
-from trainwell.lab import encoder838, grokking, l1_vs_l2, model_ladder, random_labels
 from trainwell.lab import regularization_strength as regstr
 
 PART2 = ["regularization-strength", "model-ladder", "random-labels", "encoder-8-3-8", "l1-vs-l2", "grokking",

@@ -33,10 +33,10 @@ PAPER = "Power et al. 2022, Grokking: Generalization beyond overfitting on small
 CONTROL = "the large weight decay made equal to the small one: both arms are the same run"
 EXPECTED_S = {"quick": 8, "default": 45}
 QUICK_DECIDES = False  # one draw, and 500 steps end before the small decay generalizes
-LITERATURE = "Power et al. 2022, figure 1 (a transformer on modular division, 50% of the pairs): 100% train " \
-             "within ~10^3 steps, 100% validation only after ~10^5 (a 100x delay); figure 2: weight decay " \
-             "shortens it most. Ours: an MLP on a + b mod 53 with 59% of the pairs and AdamW at lr 3e-2, where the " \
-             "delay is 10-50x and generalization takes 10^3 steps, not 10^5"
+LITERATURE = "Power et al. 2022, figure 1 (a transformer on modular division, 50% of the pairs): 100% train within" \
+             " ~10^3 steps, 100% validation only after ~10^5 (a 100x delay); of the interventions they compare " \
+             "(figure 2), weight decay improves generalization most. Ours: an MLP on a + b mod 53 with 59% of the " \
+             "pairs and AdamW at lr 3e-2, where the delay is 10-50x and generalization takes 10^3 steps, not 10^5"
 
 
 @dataclass

@@ -53,7 +53,7 @@ class Config:
 def run(cfg: Config, workdir=None) -> dict:
     epochs = {"logistic": cfg.epochs_linear, "mlp": cfg.epochs_mlp, "cnn": cfg.epochs_cnn}
     models, correct = {}, {}
-    for name, extra in MODELS.items():
+    for name in MODELS:
         used = "logistic" if cfg.control else name
         t = base.train(["data.name=mnist1d", *MODELS[used], "optim.name=adam", f"optim.lr={cfg.lr}",
                         "optim.schedule=onecycle", f"train.epochs={epochs[used]}", "train.batch_size=100",
