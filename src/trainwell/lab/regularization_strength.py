@@ -41,14 +41,14 @@ LITERATURE = "cs231n, Neural Networks Part 1 (ConvNetJS spirals, 20 hidden neuro
 
 @dataclass
 class Config:
-    lambdas: list[float] = field(default_factory=lambda: [0.0, 3e-4, 1e-3, 3e-3, 1e-2])
+    lambdas: list[float] = field(default_factory=lambda: [0.0, 1e-3, 3e-3, 1e-2])
     width: int = 20
     n_per_class: int = 40
     noise: float = 0.2
     label_noise: float = 0.25
     epochs: int = 400
     lr: float = 0.03
-    repeats: int = 6
+    repeats: int = 5
     heldout_per_class: int = 1000
     seed: int = 0
     control: bool = False
