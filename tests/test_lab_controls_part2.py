@@ -199,7 +199,7 @@ CONTROL_SIZES = {
     "regularization-strength": dict(epochs=150, repeats=2, heldout_per_class=300, lambdas=[0.0, 1e-3, 1e-2]),
     "model-ladder": dict(epochs_linear=5, epochs_mlp=5, epochs_cnn=2),
     "random-labels": dict(hidden=[128, 128], val_fraction=0.9, max_epochs=150, draws=2),
-    "encoder-8-3-8": dict(epochs=400, lr=1.0, draws=3),
+    "encoder-8-3-8": dict(epochs=150, lr=1.0, draws=3),
     "l1-vs-l2": dict(l1=[1e-3], l2=[3e-3], epochs=10, draws=2),
     "grokking": dict(max_steps=300, draws=2),
     "deep-relu-init": dict(width=32, epochs=2, val_fraction=0.75, probe_width=128, draws=2, deep=30, shallow=22),

@@ -10,9 +10,10 @@ codes appear in most but not all seeds.
 
 Whether backprop finds such a code is a property of the random start, so each seed trains ``draws`` independent
 starts and the verdict is the fraction that reconstruct all eight patterns: its Wilson 95% interval above
-``threshold`` (half: most starts find a code). The fraction with eight distinct rounded codes is reported with its
-interval. Control: one hidden unit instead of three (a code without the bits to name eight patterns as Mitchell's
-binary code does).
+``threshold`` (half: most starts find a code). Each start stops at the first epoch that gets all eight right
+(calibration, seed 0: epoch 53 of 1000), so its code is the first that works, not a saturated one: the fraction with
+eight distinct rounded codes is reported with its interval, not asserted. Control: one hidden unit instead of three
+(a code without the bits to name eight patterns as Mitchell's binary code does).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ CLAIM = "An 8x3x8 network with sigmoid hidden units reconstructs all 8 one-hot p
         "hidden code"
 PAPER = "Mitchell 1997, Machine Learning, section 4.6.4 and figure 4.7"
 CONTROL = "one hidden unit instead of three: the 3-bit code removed"
-EXPECTED_S = {"quick": 6, "default": 25}
+EXPECTED_S = {"quick": 20, "default": 60}
 LITERATURE = "Mitchell 1997, figure 4.7: one run of backprop (sigmoid units, squared error; his curves run to 2500" \
              " epochs) finds hidden values that round to eight distinct 3-bit codes. Ours: softmax outputs with " \
              "cross-entropy (trainwell's linear outputs with squared error reconstruct only 4-7 patterns), over " \
@@ -37,21 +38,22 @@ LITERATURE = "Mitchell 1997, figure 4.7: one run of backprop (sigmoid units, squ
 
 @dataclass
 class Config:
-    epochs: int = 1000
+    epochs: int = 300
     lr: float = 0.5
-    draws: int = 8
+    draws: int = 6
     threshold: float = 0.5
     seed: int = 0
     control: bool = False
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(epochs=400, lr=1.0, draws=3)
+        return cls(epochs=150, lr=1.0, draws=3)
 
 
 def train_one(cfg: Config, seed: int, hidden: int, workdir, name: str) -> dict:
     """Train one 8-``hidden``-8 encoder from the start ``seed``; its reconstruction count and hidden code."""
-    reached = base.Reached("train_acc", 1.0, stop=False)
+    # a start stops once the epoch's forward pass gets all eight right; the verdict measures the final model
+    reached = base.Reached("train_acc", 1.0, stop=True)
     t = base.train(["data.name=encoder8", "model.kind=mlp", f"model.hidden=[{hidden}]", "model.activation=sigmoid",
                     "init.scheme=xavier_normal", "train.loss=cross_entropy", "optim.name=momentum",
                     f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}", "train.batch_size=8",

@@ -15,7 +15,7 @@ both decays share them). Verdict, 95% t intervals over the draws: log(step(test 
 small decay above log 5; 30% - the test accuracy at the memorization step above 0; and log(step(test >= 95%) small
 decay / large decay) above 0 (paired by draw). A run that never reaches 95% test counts its last step (a lower
 bound, which understates the small decay's delay); a large-decay run that never reaches it leaves the comparison
-undecided. Control: the large decay made equal to the small one (weight decay's effect removed).
+undecided. Control: the small decay made equal to the large one (the difference in weight decay removed).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ NAME = "grokking"
 CLAIM = "With small weight decay a network reaches 95% test accuracy on modular addition long after 99% train " \
         "accuracy (>= 5x the steps); with large weight decay it generalizes earlier"
 PAPER = "Power et al. 2022, Grokking: Generalization beyond overfitting on small algorithmic datasets"
-CONTROL = "the large weight decay made equal to the small one: both arms are the same run"
-EXPECTED_S = {"quick": 8, "default": 45}
+CONTROL = "the small weight decay made equal to the large one: both arms are the same run"
+EXPECTED_S = {"quick": 15, "default": 120}
 QUICK_DECIDES = False  # one draw, and 500 steps end before the small decay generalizes
 LITERATURE = "Power et al. 2022, figure 1 (a transformer on modular division, 50% of the pairs): 100% train within" \
              " ~10^3 steps, 100% validation only after ~10^5 (a 100x delay); of the interventions they compare " \
@@ -79,12 +79,12 @@ def train_one(cfg: Config, seed: int, wd: float, workdir, name: str) -> dict:
 
 
 def run(cfg: Config, workdir=None) -> dict:
-    large = cfg.small_decay if cfg.control else cfg.large_decay
+    small = cfg.large_decay if cfg.control else cfg.small_decay
     draws = []
     for d in range(cfg.draws):
         seed = cfg.seed * 100 + d
-        draws.append({"small": train_one(cfg, seed, cfg.small_decay, workdir, f"decay-{cfg.small_decay:g}-draw{d}"),
-                      "large": train_one(cfg, seed, large, workdir, f"decay-large-draw{d}")})
+        draws.append({"small": train_one(cfg, seed, small, workdir, f"decay-small-draw{d}"),
+                      "large": train_one(cfg, seed, cfg.large_decay, workdir, f"decay-{cfg.large_decay:g}-draw{d}")})
     return {"runs": draws[0], "draws": draws, "test_target": cfg.test_target, "train_target": cfg.train_target,
             "max_steps": cfg.max_steps, "min_delay": cfg.min_delay, "control": cfg.control}
 
