@@ -160,9 +160,9 @@ def test_cli_lab_list_and_run(fakes, tmp_path, capsys):
 
 # -- every experiment at quick size -------------------------------------------------------------------------------
 # Quick-size verdicts that held on every seed tried (0-2) on the development machine (``lab run ... --quick --seeds
-# 3``); the others are computed and checked for shape only (their quick sizes are too small to decide the claim).
-STABLE_QUICK = {"random-labels": "pass", "encoder-8-3-8": "pass", "l1-vs-l2": "pass",
-                "init-symmetry-and-scale": "pass", "init-histograms": "pass", "filters-and-equivariance": "pass",
+# 3``); the others are computed and checked for shape only (their quick sizes are too small to decide the claim, and
+# the experiments with interval verdicts say "inconclusive (quick size)" there).
+STABLE_QUICK = {"init-symmetry-and-scale": "pass", "init-histograms": "pass", "filters-and-equivariance": "pass",
                 "neocognitron": "inconclusive", "preprocessing": "pass"}
 
 
@@ -203,55 +203,6 @@ def test_capacity_verdict_can_fail():
     assert _status("capacity", _capacity([0.6, 0.9, 1.0], [0.0, 0.03, 0.08], draws=1)) == "inconclusive"  # one draw
 
 
-def _reg(train, val):
-    lams = [0.0, 1e-3, 1e-2][: len(val)]
-    return {"repeats": 1, "means": [{"lambda": lam, "train_acc": t, "val_acc": v}
-                                    for lam, t, v in zip(lams, train, val, strict=True)]}
-
-
-def test_regularization_strength_verdict_can_fail():
-    assert _status("regularization-strength", _reg([1.0, 0.97, 0.7], [0.90, 0.93, 0.85])) == "pass"
-    assert _status("regularization-strength", _reg([1.0, 0.97, 0.7], [0.93, 0.90, 0.85])) == "fail"  # no peak
-    assert _status("regularization-strength", _reg([1.0, 0.99, 0.99], [0.90, 0.93, 0.85])) == "fail"  # no underfit
-    assert _status("regularization-strength", _reg([1.0, 0.7], [0.9, 0.8])) == "inconclusive"
-
-
-def _ladder(lo, mlp, cnn):
-    pub = {"logistic": 0.32, "mlp": 0.68, "cnn": 0.94}
-    return {"models": {n: {"test_acc": a, "published": pub[n], "params": 1, "epochs": 1}
-                       for n, a in (("logistic", lo), ("mlp", mlp), ("cnn", cnn))}}
-
-
-def test_model_ladder_verdict_can_fail():
-    assert _status("model-ladder", _ladder(0.31, 0.66, 0.95)) == "pass"
-    assert _status("model-ladder", _ladder(0.31, 0.95, 0.66)) == "fail"  # swapped
-    assert _status("model-ladder", _ladder(0.31, 0.66, 0.80)) == "fail"  # ordered but far from the paper
-
-
-def _labels(true_steps=100, rand_steps=500, rand_train=1.0, rand_test=0.1, pix_train=1.0):
-    run = {"curve": [], "train_size": 600, "epochs_run": 1}
-    return {"target": 0.99, "chance": 0.1, "runs": {
-        "true_labels": {**run, "steps": true_steps, "train_acc": 1.0, "test_acc": 0.6},
-        "random_labels": {**run, "steps": rand_steps, "train_acc": rand_train, "test_acc": rand_test},
-        "random_pixels": {**run, "steps": 300, "train_acc": pix_train, "test_acc": 0.1}}}
-
-
-def test_random_labels_verdict_can_fail():
-    assert _status("random-labels", _labels()) == "pass"
-    assert _status("random-labels", _labels(rand_test=0.3)) == "fail"  # generalizes: not random labels
-    assert _status("random-labels", _labels(rand_steps=50)) == "fail"  # faster than true labels
-    assert _status("random-labels", _labels(rand_train=0.8)) == "fail"  # not memorized
-    assert _status("random-labels", _labels(pix_train=0.5)) == "fail"
-    assert _status("random-labels", _labels(rand_steps=None)) == "fail"
-
-
-def test_encoder_verdict_can_fail():
-    result = {"reconstructed": 8, "codes": [[0.1, 0.9, 0.2]] * 8, "rounded": ["010"] * 8, "distinct_codes": 1,
-              "first_epoch_all": 10, "loss_curve": [1.0], "epochs": 10}
-    assert _status("encoder-8-3-8", result) == "pass"
-    assert _status("encoder-8-3-8", {**result, "reconstructed": 7}) == "fail"
-
-
 def _xor(lin_solved=0, hid=(None, 160, 144, None, 190, 180), both=(20, 15, 30, 25, 12, 40)):
     def cond(epochs, trials=6):
         ts = [{"epochs": e, "train_acc": 1.0 if e else 0.75} for e in epochs] or \
@@ -271,21 +222,6 @@ def test_xor_verdict_can_fail():
     # the same speed in both arms (what removing the direct connections gives): never a pass
     assert _status("xor-direct-connections", _xor(hid=(20, 15, 30, 25, 12, 40), both=(25, 12, 40, 20, 15, 30))) \
         == "inconclusive"
-
-
-def _l1(l1_zero, l2_zero, l1_acc=0.97, l2_acc=0.97):
-    def run(kind, acc, zero):
-        return {"kind": kind, "lambda": 1e-3, "val_acc": acc, "test_acc": acc, "near_zero": zero,
-                "near_zero_1e-2": zero, "log10_abs_w": [-3.0, -1.0]}
-
-    return {"near_zero": 1e-3, "runs": [run("l1", l1_acc, l1_zero), run("l2", l2_acc, l2_zero)]}
-
-
-def test_l1_vs_l2_verdict_can_fail():
-    assert _status("l1-vs-l2", _l1(0.6, 0.05)) == "pass"
-    assert _status("l1-vs-l2", _l1(0.05, 0.6)) == "fail"  # swapped
-    assert _status("l1-vs-l2", _l1(0.15, 0.1)) == "fail"  # not far larger
-    assert _status("l1-vs-l2", _l1(0.6, 0.05, l2_acc=0.8)) == "inconclusive"  # accuracies not matched
 
 
 def _adam(norms=(2.0, 20.0), gain=0.05, n=1000):
@@ -372,24 +308,6 @@ def test_double_descent_verdict_can_fail():
     assert _status("double-descent", _dd([0.7, 0.5, 0.45, 0.40, 0.5, 0.46], fits)) == "fail"  # peak past threshold
     # a 4-point bump on the 360 digits test images is within the noise
     assert _status("double-descent", _dd([0.3, 0.15, 0.1, 0.14, 0.12, 0.1], fits, test_size=360)) == "inconclusive"
-
-
-def _grok(small=(30, 1100, 0.0), large=(60, 400, 0.02)):
-    def run(wd, r):
-        return {"weight_decay": wd, "train_step": r[0], "test_step": r[1], "test_at_train_step": r[2],
-                "steps_run": r[1] or 2000, "curve": []}
-
-    return {"runs": {"small": run(0.3, small), "large": run(3.0, large)}, "test_target": 0.95, "train_target": 0.99,
-            "max_steps": 2000}
-
-
-def test_grokking_verdict_can_fail():
-    assert _status("grokking", _grok()) == "pass"
-    assert _status("grokking", _grok(small=(300, 1100, 0.0))) == "fail"  # generalizes soon after fitting: no grokking
-    assert _status("grokking", _grok(small=(30, 1100, 0.6))) == "fail"  # already generalized when it fit
-    assert _status("grokking", _grok(large=(60, 1500, 0.02))) == "fail"  # large decay is not earlier
-    assert _status("grokking", _grok(large=(50, 1000, 0.02))) == "fail"  # earlier, but not relative to fitting
-    assert _status("grokking", _grok(small=(30, None, 0.0))) == "inconclusive"
 
 
 def test_every_experiment_has_a_negative_control():

@@ -3,6 +3,13 @@
 Greydanus & Kobak, "Scaling down deep learning with MNIST-1D" (ICML 2024), table 1: logistic regression 32%,
 MLP 68%, CNN 94% test accuracy. The three models are trained by the pipeline with Adam and a one-cycle schedule:
 logistic = an MLP with no hidden layer, MLP = two hidden layers of 100, CNN = trainwell's default MNIST-1D CNN.
+
+The paper's claim is the ladder: each step up in inductive bias is more accurate on the same test signals. Every
+model sees the same data and seed, so each step is a paired difference over the 1000 test signals (1 where only
+the larger model is right, -1 where only the smaller is): its 95% t interval above 0. "Near the published number"
+is an equivalence test: the Wilson interval of each model's test accuracy inside published +- ``tolerance``
+(pass), wholly outside it (fail), straddling an edge (inconclusive). Control: every rung replaced by logistic
+regression (the ladder removed): the differences are exactly 0.
 """
 
 from __future__ import annotations
@@ -12,11 +19,18 @@ from dataclasses import dataclass
 from trainwell.lab import base
 
 NAME = "model-ladder"
-CLAIM = "On MNIST-1D, logistic regression < MLP < CNN in test accuracy, each within 5 points of the published " \
-        "32% / 68% / 94%"
+CLAIM = "On MNIST-1D, logistic regression < MLP < CNN in test accuracy (paired over the test signals), each " \
+        "within 5 points of the published 32% / 68% / 94%"
 PAPER = "Greydanus & Kobak 2024, Scaling down deep learning with MNIST-1D, table 1"
-EXPECTED_S = {"quick": 8, "default": 8}
+CONTROL = "every rung of the ladder replaced by logistic regression: the three models are the same model"
+EXPECTED_S = {"quick": 30, "default": 30}
+# the quick size trains each model for a third to two thirds of the epochs: its accuracies say nothing about the
+# published ones (measured: MLP 64.3-64.8%, CNN 91.9-93.7% at quick size, seeds 0-2)
+QUICK_DECIDES = False
 PUBLISHED = {"logistic": 0.32, "mlp": 0.68, "cnn": 0.94}
+LITERATURE = "Greydanus & Kobak 2024, table 1 (MNIST-1D, 4000 training signals, 1000 test): logistic 32%, MLP " \
+             "68%, CNN 94%. Ours: the same data and split, trained for fewer steps (30/30/15 epochs of 40 batches " \
+             "vs the notebook's 6000 steps), which costs the MLP and CNN a few points"
 MODELS = {
     "logistic": ["model.kind=mlp", "model.hidden=[]"],
     "mlp": ["model.kind=mlp", "model.hidden=[100, 100]"],
@@ -30,7 +44,9 @@ class Config:
     epochs_mlp: int = 30
     epochs_cnn: int = 15
     lr: float = 1e-2
+    tolerance: float = 0.05
     seed: int = 0
+    control: bool = False
 
     @classmethod
     def quick(cls) -> Config:
@@ -39,15 +55,20 @@ class Config:
 
 def run(cfg: Config, workdir=None) -> dict:
     epochs = {"logistic": cfg.epochs_linear, "mlp": cfg.epochs_mlp, "cnn": cfg.epochs_cnn}
-    models = {}
-    for name, extra in MODELS.items():
-        t = base.train(["data.name=mnist1d", *extra, "optim.name=adam", f"optim.lr={cfg.lr}",
-                        "optim.schedule=onecycle", f"train.epochs={epochs[name]}", "train.batch_size=100",
+    models, correct = {}, {}
+    for name in MODELS:
+        used = "logistic" if cfg.control else name
+        t = base.train(["data.name=mnist1d", *MODELS[used], "optim.name=adam", f"optim.lr={cfg.lr}",
+                        "optim.schedule=onecycle", f"train.epochs={epochs[used]}", "train.batch_size=100",
                         f"train.seed={cfg.seed}"], workdir, name)
-        models[name] = {"test_acc": t.final["test_acc"], "train_acc": t.final["train_acc"],
-                        "params": t.summary["params"], "epochs": epochs[name], "published": PUBLISHED[name],
+        correct[name] = base.correct(t, "test")
+        models[name] = {"test_acc": sum(correct[name]) / len(correct[name]), "train_acc": t.final["train_acc"],
+                        "params": t.summary["params"], "epochs": epochs[used], "published": PUBLISHED[name],
+                        "test_size": len(correct[name]),
                         "curve": [[h["epoch"], h.get("val_acc")] for h in t.history]}
-    return {"models": models}
+    paired = {"mlp-logistic": base.paired_correct(correct["mlp"], correct["logistic"]),
+              "cnn-mlp": base.paired_correct(correct["cnn"], correct["mlp"])}
+    return {"models": models, "paired": paired, "tolerance": cfg.tolerance, "control": cfg.control}
 
 
 def plot(result: dict) -> dict:
@@ -64,12 +85,34 @@ def plot(result: dict) -> dict:
     return {"ladder": fig}
 
 
+def near_published(name: str, acc: float, n: int, published: float, tolerance: float) -> dict:
+    """Equivalence of a test accuracy with the published one: the Wilson interval of ``acc`` (``n`` test examples)
+    inside ``published +- tolerance`` passes, wholly outside fails, across an edge is inconclusive. The effect is
+    the distance to the nearer edge (positive inside)."""
+    lo, hi = base.wilson(round(acc * n), n)
+    inside = min(acc - (published - tolerance), published + tolerance - acc)
+    crit = base.criterion(f"{name}: test accuracy within {tolerance:.0%} of the published {published:.0%}",
+                          inside, 0.0, 0.0, 0.0, method="Wilson interval inside the band", n=n)
+    if lo > published - tolerance and hi < published + tolerance:
+        status = "pass"
+    elif hi < published - tolerance or lo > published + tolerance:
+        status = "fail"
+    else:
+        status = "inconclusive"
+    crit.update(status=status, lo=round(lo, 5), hi=round(hi, 5), effect=round(acc, 5),
+                threshold=f"[{published - tolerance:.2f}, {published + tolerance:.2f}]")
+    return crit
+
+
 def verdict(result: dict) -> dict:
-    m = result["models"]
-    accs = [m[n]["test_acc"] for n in ("logistic", "mlp", "cnn")]
-    ordered = accs[0] < accs[1] < accs[2]
-    near = all(abs(m[n]["test_acc"] - m[n]["published"]) <= 0.05 for n in m)
+    m, paired, tol = result["models"], result["paired"], result.get("tolerance", 0.05)
+    criteria = [base.criterion(f"test accuracy: {k.replace('-', ' - ')} (paired over test signals)",
+                               *base.mean_interval(d), 0.0, method="paired t over test examples", n=len(d))
+                for k, d in paired.items()]
+    criteria += [near_published(n, v["test_acc"], v["test_size"], v["published"], tol) for n, v in m.items()]
     evidence = {n: {"test_acc": round(v["test_acc"], 4), "published": v["published"], "params": v["params"],
                     "epochs": v["epochs"]} for n, v in m.items()}
-    return base.make_verdict(CLAIM, ordered and near, evidence,
-                             "logistic < MLP < CNN and each |ours - published| <= 5 points")
+    evidence["literature"] = LITERATURE
+    return base.decide(CLAIM, criteria, evidence,
+                       "95% paired t intervals over the test signals: MLP - logistic > 0 and CNN - MLP > 0; each "
+                       f"model's Wilson interval of test accuracy inside published +- {tol:.0%}")
