@@ -59,7 +59,8 @@ def dead_units(model: nn.Module, x: torch.Tensor, warn: float = 0.5) -> Verdict:
     if not layers:
         return Verdict(name, "skip", "skipped: no nn.ReLU / nn.ReLU6 layer to read", "-", "")
     where, worst = max(layers, key=lambda r: r[1])
-    value = f"{worst:.0%} of the units of '{where}' are 0 on all {len(x)} examples (worst of {len(layers)} layers)"
+    value = (f"{worst:.0%} of the units of '{where}' are 0 on all {len(x)} examples (worst of {len(layers)} "
+             f"layer{'s' if len(layers) != 1 else ''})")
     expected = f"<= {warn:.0%} dead units per ReLU layer at init"
     if worst >= 1.0:
         return Verdict(name, "fail", value, expected,
