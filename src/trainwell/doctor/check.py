@@ -101,7 +101,7 @@ def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
     any outputs reach, symmetric units, variance propagation through depth, an input-independent baseline on
     held-out examples, batch independence. Each returns pass / warn / fail, or skip with the reason (a check that
     cannot look never passes); an exception inside a check becomes that check's skip. On a large model the costly
-    checks sample within :data:`~trainwell.doctor.preflight.TIME_BUDGET_S` seconds each and say so.
+    checks sample within :data:`~trainwell.doctor.budget.TIME_BUDGET_S` seconds each and say so.
 
     Args:
         model: any ``nn.Module`` (also ``torch.compile``d); its output, whatever its structure (tensor, tuple,
