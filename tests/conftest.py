@@ -3,6 +3,11 @@ import os
 import pytest
 import torch
 
+# Under pytest-xdist (the fast set runs one worker per core) each worker keeps to its share of the cores, so that
+# torch's threads in one worker do not wait on another worker's.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path_factory, monkeypatch):

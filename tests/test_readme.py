@@ -29,7 +29,7 @@ def test_ci_runs_the_readme_test_commands_verbatim_fast_then_slow_then_browser()
     commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)
     assert len(commands) == 4 and "trainwell fit" in commands[0]
     fast, slow, browser = commands[1], commands[2], commands[3]
-    assert fast.endswith('pytest -m "not slow"') and slow.endswith('pytest -m "slow and not browser"')
+    assert fast.endswith('pytest -m "not slow" -n auto') and slow.endswith('pytest -m "slow and not browser"')
     assert browser.endswith("pytest -m browser")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert fast in ci and slow in ci and browser in ci and ci.index(fast) < ci.index(slow) < ci.index(browser)
