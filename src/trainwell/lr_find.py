@@ -19,7 +19,7 @@ import torch
 from trainwell.config import Config
 from trainwell.doctor import diagnosis
 from trainwell.doctor.verdict import Verdict
-from trainwell.train.lr_range import LRRange, lr_range_test
+from trainwell.train.lr_range import DEFAULT_RULE, LRRange, lr_range_test
 
 CHECK_STEPS = 60
 
@@ -60,9 +60,11 @@ def _short_run(model, optimizer, x, y, loss_fn, lr: float, steps: int, batch_siz
     return losses
 
 
-def find_lr(cfg: Config, steps: int = 100, start: float = 1e-7, end: float = 10.0) -> LRFind:
-    """Run the range test for ``cfg`` (its model, initialization, optimizer and training data) and check the
-    suggestion with a short run read by the doctor."""
+def find_lr(cfg: Config, steps: int = 100, start: float = 1e-7, end: float = 10.0,
+            rule: str = DEFAULT_RULE) -> LRFind:
+    """Run the range test for ``cfg`` (its model, initialization, optimizer and training data), read the curve by
+    ``rule`` (:data:`trainwell.train.lr_range.RULES`) and check the suggestion with a short run read by the
+    doctor."""
     from trainwell import optim
     from trainwell.pipeline import prepare
     from trainwell.train.trainer import loss_function
@@ -76,7 +78,7 @@ def find_lr(cfg: Config, steps: int = 100, start: float = 1e-7, end: float = 10.
         loss_fn = loss_function(cfg.train.loss)
         bs = cfg.train.batch_size
         curve = lr_range_test(model, opt, x, y, loss_fn, start=start, end=end, steps=steps, batch_size=bs,
-                              seed=cfg.train.seed)
+                              seed=cfg.train.seed, rule=rule)
         lr = curve.suggestion
         check = diagnosis.learning_rate_diagnosis(
             _short_run(model, opt, x, y, loss_fn, lr, CHECK_STEPS, bs, cfg.train.seed), bs)
