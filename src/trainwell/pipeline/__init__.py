@@ -532,6 +532,7 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
                                            **({"lr_find": found_lr} if found_lr is not None else {})})
                 for tb in (cb for cb in trainer.callbacks if isinstance(cb, loggers.TensorBoardLogger)):
                     tb.log_verdicts(summary["doctor"], state.step)
+                    tb.log_hparams(loggers.flat_hparams(cfg.to_dict()), summary["final"])
                     tb.close()
             if ctx is not None:
                 summary = ctx.share(summary)  # every rank returns (and exits with) rank 0's result
