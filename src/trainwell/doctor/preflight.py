@@ -29,6 +29,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.registration import parameters_registered, unregistered_in_loss
 from trainwell.doctor.verdict import Verdict
 from trainwell.regularize import l2_penalty
+from trainwell.train.progress import report_check
 
 _KINKS = (nn.ReLU, nn.LeakyReLU, nn.MaxPool1d, nn.MaxPool2d, nn.Hardtanh, nn.ReLU6)
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.GELU, nn.ELU, nn.Hardtanh, nn.SiLU,
@@ -774,7 +775,11 @@ def run_all(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callabl
         ("input-independent baseline", lambda: input_independent_baseline(model, x, y, loss_fn)),
         ("batch independence", lambda: batch_independence(model, x)),
     ]
-    return [guarded(name, run) for name, run in checks]
+    verdicts = []
+    for n, (name, run) in enumerate(checks, 1):
+        report_check(n, len(checks), name)  # "(n of m)" on stderr while a fit runs its pre-flight
+        verdicts.append(guarded(name, run))
+    return verdicts
 
 
 def guarded(name: str, run: Callable[[], Verdict]) -> Verdict:

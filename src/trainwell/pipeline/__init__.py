@@ -561,7 +561,8 @@ def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> 
     if cfg.doctor.preflight:
         progress_mod.note("running the doctor's pre-flight checks...", quiet)
         tic = time.perf_counter()
-        pre = preflight(prep)
+        with progress_mod.checks_shown(quiet):
+            pre = preflight(prep)
         flagged = sum(v.status != "pass" for v in pre)
         outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
         progress_mod.note(f"pre-flight: {len(pre)} checks in {time.perf_counter() - tic:.1f} s, {outcome}; "
