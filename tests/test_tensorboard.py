@@ -73,3 +73,25 @@ def test_the_preflight_is_at_step_0_and_the_postflight_at_the_last_step(tmp_path
     post = events.Tensors("doctor/post-flight/text_summary")
     assert [e.step for e in pre] == [0] and [e.step for e in post] == [120]
     assert "| initial loss | pass | 2.3 |" in pre[0].tensor_proto.string_val[0].decode()
+
+
+@pytest.mark.slow
+def test_a_fit_writes_steps_hparams_and_its_preflight_at_step_0(workdir):
+    import json
+
+    from trainwell.config import load_config
+    from trainwell.pipeline import fit
+
+    cfg = load_config(None, ["data.name=spirals", "data.options={arms = 3, n_per_class = 40}", "model.kind=mlp",
+                             "model.hidden=[16]", "train.epochs=2", "train.batch_size=30", "optim.lr=0.05",
+                             "optim.schedule=onecycle", "report.tensorboard=true", "report.enabled=false"])
+    result = fit(cfg, out="run", quiet=True)
+    events = read(result.run_dir / "tensorboard")
+    steps = result.summary["steps"]
+    assert [e.step for e in events.Scalars("loss/train_step")] == list(range(1, steps + 1))
+    assert max(e.value for e in events.Scalars("lr/step")) == pytest.approx(0.05, rel=0.05)  # one-cycle's peak
+    assert [e.step for e in events.Tensors("doctor/pre-flight/text_summary")] == [0]
+    assert [e.step for e in events.Tensors("doctor/post-flight/text_summary")] == [steps]
+    final = json.loads((result.run_dir / "summary.json").read_text())["final"]
+    assert events.Scalars("final/test_acc")[0].value == pytest.approx(final["test_acc"])
+    assert events.PluginTagToContent("hparams")  # the HParams entry is in the same event files
