@@ -21,7 +21,7 @@ from pathlib import Path
 from trainwell.config import load_config
 from trainwell.lr_find import find_lr
 from trainwell.sweep import sweep
-from trainwell.train.lr_range import RULES
+from trainwell.train.lr_range import RULES, rule_for
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["doctor.preflight=false", "doctor.monitor_every=0", "report.enabled=false", "train.checkpoint_every=1000",
@@ -32,6 +32,7 @@ CONFIGS = {  # name -> (config file or None for the defaults, extra overrides)
     "digits-cnn (8x8 digits, Adam, cosine)": ("configs/digits-cnn.toml", []),
     "spirals-mlp (SGD momentum, constant)": ("configs/spirals-mlp.toml", []),
 }
+ALL = (*RULES, "auto")  # "auto": minimum/3 under an annealing schedule, minimum/10 otherwise (rule_for)
 GRID_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)  # the grid: the config's own rate times these
 
 
@@ -46,6 +47,7 @@ def measure(path: str | None, extra: list[str], seed: int, out: Path, epochs: in
     find_s = (time.perf_counter() - tic) / len(RULES)
     grid = [float(f"{cfg.optim.lr * k:.3g}") for k in GRID_FACTORS]
     final = {rule: f.suggestion for rule, f in found.items()}
+    final["auto"] = final[rule_for(cfg.optim.schedule)]  # what lr-find's default reads for this config's schedule
     rates = sorted(set(grid) | set(final.values()))
     tic = time.perf_counter()
     res = sweep(cfg, {"optim.lr": rates}, out=out, quiet=True, force=True)
@@ -61,7 +63,7 @@ def summarize(name: str, runs: list[dict]) -> dict:
     grid_mean = {lr: statistics.mean(r["acc"][str(lr)] for r in runs) for lr in grid}
     best_lr = max(grid_mean, key=grid_mean.__getitem__)
     rules = {}
-    for rule in RULES:
+    for rule in ALL:
         accs = [r["acc"][str(r["final"][rule])] for r in runs]
         rules[rule] = {"lrs": [r["final"][rule] for r in runs], "acc": statistics.mean(accs),
                        "gap": 100 * (grid_mean[best_lr] - statistics.mean(accs))}
@@ -69,18 +71,18 @@ def summarize(name: str, runs: list[dict]) -> dict:
 
 
 def table(summaries: list[dict]) -> str:
-    lines = ["| config | grid (seed-mean test acc %) | best | " + " | ".join(RULES) + " |",
-             "|---|---|---|" + "---|" * len(RULES)]
+    lines = ["| config | grid (seed-mean test acc %) | best | " + " | ".join(ALL) + " |",
+             "|---|---|---|" + "---|" * len(ALL)]
     for s in summaries:
         grid = ", ".join(f"{lr:g}: {100 * a:.1f}" for lr, a in s["grid_mean"].items())
         cells = [f"{'/'.join(f'{lr:.2g}' for lr in v['lrs'])} → {100 * v['acc']:.1f} ({-v['gap']:+.1f})"
                  for v in s["rules"].values()]
         lines.append(f"| {s['config']} | {grid} | {s['best_lr']:g}: {100 * s['grid_mean'][s['best_lr']]:.1f} | "
                      + " | ".join(cells) + " |")
-    worst = {rule: max(s["rules"][rule]["gap"] for s in summaries) for rule in RULES}
-    mean = {rule: statistics.mean(s["rules"][rule]["gap"] for s in summaries) for rule in RULES}
-    lines.append("| **worst gap (points)** | | | " + " | ".join(f"{worst[r]:.1f}" for r in RULES) + " |")
-    lines.append("| **mean gap (points)** | | | " + " | ".join(f"{mean[r]:.1f}" for r in RULES) + " |")
+    worst = {rule: max(s["rules"][rule]["gap"] for s in summaries) for rule in ALL}
+    mean = {rule: statistics.mean(s["rules"][rule]["gap"] for s in summaries) for rule in ALL}
+    lines.append("| **worst gap (points)** | | | " + " | ".join(f"{worst[r]:.1f}" for r in ALL) + " |")
+    lines.append("| **mean gap (points)** | | | " + " | ".join(f"{mean[r]:.1f}" for r in ALL) + " |")
     return "\n".join(lines)
 
 
@@ -106,6 +108,9 @@ def main() -> None:
                 results[key] = measure(path, extra, seed, out / f"sweep-{c}-{seed}", args.epochs)
                 (out / "results.json").write_text(json.dumps(results, indent=1))
             r = results[key]
+            if "auto" not in r["final"]:  # measured before the "auto" rule existed: it picks one of the others
+                schedule = load_config(ROOT / path if path else None, extra).optim.schedule
+                r["final"]["auto"] = r["final"][rule_for(schedule)]
             print(f"{key}: find {r['find_s']} s, sweep {r['sweep_s']} s ({r['mode']}); suggestions {r['final']}",
                   flush=True)
     summaries = [summarize(n, [results[f"{n} | seed {s}"] for s in seeds]) for n in names]

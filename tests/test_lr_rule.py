@@ -63,3 +63,14 @@ def test_read_curve_gives_every_rule_from_one_curve_and_names_the_one_it_used():
     assert read_curve(LRS, smoothed, smoothed, "test", rule="steepest").suggestion == r.candidates["steepest"]
     with pytest.raises(ValueError, match=r"rule 'middle' is not allowed: use one of valley, steepest"):
         read_curve(LRS, smoothed, smoothed, "test", rule="middle")
+
+
+def test_the_rule_follows_the_schedule_and_find_lr_refuses_an_unknown_rule():
+    from trainwell.config import load_config
+    from trainwell.lr_find import find_lr
+    from trainwell.train.lr_range import rule_for
+
+    assert [rule_for(s) for s in ("onecycle", "cosine", "none", "step", "plateau")] == \
+        ["minimum/3", "minimum/3", "minimum/10", "minimum/10", "minimum/10"]
+    with pytest.raises(ValueError, match=r"rule 'valey' is not allowed: use auto or one of valley"):
+        find_lr(load_config(None, []), rule="valey")

@@ -328,7 +328,8 @@ def cmd_lr_find(args) -> int:
         print(json.dumps(found.as_dict(), indent=2))
         return 0
     r = found.range
-    print(f"suggested learning rate: {found.suggestion:g}  (--set optim.lr={found.suggestion:g})")
+    print(f"suggested learning rate: {found.suggestion:g}  (--set optim.lr={found.suggestion:g}; rule {r.rule} "
+          f"for optim.schedule = {cfg.optim.schedule!r})")
     print(f"  minimum of the smoothed loss at lr {r.min_lr:.3g}; steepest descent at lr {r.steepest:.3g}; "
           f"{len(r.lrs)} steps, stopped: {r.stopped}")
     print(f"  doctor, a {lr_find.CHECK_STEPS}-step run at {found.suggestion:g}: {found.check.status}: "

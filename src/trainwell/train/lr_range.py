@@ -3,10 +3,13 @@ the exponential form popularised by fastai's ``lr_find``): train for a few hundr
 grows exponentially from ``start`` to ``end``, record the loss, stop once it explodes, and read a good rate off
 the curve.
 
-The suggestion is a tenth of the rate at the smoothed loss's minimum (beyond it the loss rises: too high; a tenth
-of it is still on the steep descending part, a good maximum rate for one-cycle and constant schedules); the rate
-of the steepest descent is reported beside it. The model and optimizer are restored afterwards: the test changes
-nothing.
+The suggestion is read off the smoothed curve by a rule (:data:`RULES`): ``minimum/10`` and ``minimum/3`` (a tenth or
+a third of the rate at the smoothed minimum; beyond the minimum the loss rises: too high), ``steepest`` (where the
+loss falls fastest) or ``valley`` (fastai's: halfway along the longest falling stretch). Every rule's reading of
+the curve is kept in ``candidates``. Measured against a 5-rate grid on four configs (benchmarks/RESULTS.md section
+23), only the minimum's fraction came within a point of the grid's best everywhere, and only when the fraction
+followed the schedule: :func:`rule_for` (a third under one-cycle or cosine, a tenth otherwise; ``lr-find`` uses
+it). The model and optimizer are restored afterwards: the test changes nothing.
 
 Example:
     >>> import torch
@@ -30,7 +33,17 @@ import torch.nn.functional as F
 from torch import nn
 
 RULES = ("valley", "steepest", "minimum/10", "minimum/3")
-DEFAULT_RULE = "minimum/10"  # the rule the suggestion uses; see benchmarks/lr_rule.py
+DEFAULT_RULE = "minimum/10"  # with no schedule named (lr-find reads the config's: see rule_for)
+ANNEALED = ("onecycle", "cosine")  # schedules that bring the rate down from its peak during training
+
+
+def rule_for(schedule: str) -> str:
+    """The rule ``lr-find`` uses for ``optim.schedule``, chosen by measurement (``benchmarks/lr_rule.py``;
+    benchmarks/RESULTS.md section 23): under a schedule that anneals the rate from its peak (one-cycle, Smith &
+    Topin 2019, warms up then anneals; cosine, Loshchilov & Hutter 2017) the peak may be a third of the rate at
+    the smoothed minimum; a constant, stepped or plateau-driven rate trains at a tenth of it (fastai's
+    ``minimum``)."""
+    return "minimum/3" if schedule in ANNEALED else "minimum/10"
 
 
 @dataclass
