@@ -240,7 +240,9 @@ def test_fit_says_what_it_does_before_training_and_counts_epochs_from_one(workdi
                  "--set", "train.epochs=2", "--out", "run"]) == 0
     err = capsys.readouterr()
     lines = err.err.splitlines()
-    assert lines[0] == "running the doctor's pre-flight checks..." and lines[1].startswith("pre-flight: ")
+    checks = [line for line in lines if line.startswith("pre-flight (")]  # "(n of m)" as each check starts
+    assert lines[0] == "running the doctor's pre-flight checks..." and checks[0].startswith("pre-flight (1 of ")
+    assert lines[1:1 + len(checks)] == checks and lines[1 + len(checks)].startswith("pre-flight: ")
     assert any(line.startswith("[2/2] epoch 2  loss") for line in lines)
     assert "(best epoch by val_loss: " in err.out and "run dir: run  (report: run/report.html)" in err.out
 

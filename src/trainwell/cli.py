@@ -243,7 +243,7 @@ def cmd_prune(args) -> int:
     cfg = load_config(args.config, args.overrides)
     try:
         rows = lottery(cfg, args.rounds, rate=args.rate, rewind=args.rewind, control=args.control, out=args.out,
-                       scope=args.scope, force=args.force)
+                       scope=args.scope, force=args.force, quiet=False)  # progress on stderr, as fit
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
     table = Table(title="lottery tickets")
@@ -260,21 +260,19 @@ def cmd_prune(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from rich.table import Table
-
     from trainwell.config import load_config
     from trainwell.sweep import parse_grid, resume_sweep, sweep
 
     try:
         if args.resume:
-            result = resume_sweep(args.resume, quiet=args.json, backend=args.backend, address=args.address)
+            result = resume_sweep(args.resume, quiet=False, backend=args.backend, address=args.address)
             from trainwell.config import config_from_dict, read_toml
 
             cfg = config_from_dict(read_toml(Path(args.resume) / "config.toml"))  # the sweep's own config
         else:
             cfg = load_config(args.config, args.overrides)
             result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
-                           quiet=args.json, force=args.force, backend=args.backend, address=args.address)
+                           quiet=False, force=args.force, backend=args.backend, address=args.address)
     except ValueError as exc:
         raise TrainwellError(str(exc)) from None
     failed = sum("error" in r for r in result.rows)  # members whose task failed (Ray backend, after a retry)
@@ -283,13 +281,10 @@ def cmd_sweep(args) -> int:
 
         print(json.dumps(result.rows, indent=2))
         return 1 if failed else 0
-    table = Table(title=f"sweep: {len(result.rows)} members, {result.mode}, {result.wall_s:.1f} s")
-    keys = list(dict.fromkeys(k for r in result.rows for k in r if k != "history"))
-    for k in keys:
-        table.add_column(k, justify="right", overflow="fold")
-    for r in result.rows:
-        table.add_row(*[f"{r.get(k):.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys])
-    _console().print(table)
+    from trainwell.sweep_table import sweep_table
+
+    _console().print(sweep_table(result.rows, f"sweep: {len(result.rows)} members, {result.mode}, "
+                                              f"{result.wall_s:.1f} s"))
     for check in result.skipped:
         print(f"skipped (population): {check}")
     print(f"results: {result.out}/results.csv{_group_report(cfg, result.out)}")
@@ -333,7 +328,8 @@ def cmd_lr_find(args) -> int:
         print(json.dumps(found.as_dict(), indent=2))
         return 0
     r = found.range
-    print(f"suggested learning rate: {found.suggestion:g}  (--set optim.lr={found.suggestion:g})")
+    print(f"suggested learning rate: {found.suggestion:g}  (--set optim.lr={found.suggestion:g}; rule {r.rule} "
+          f"for optim.schedule = {cfg.optim.schedule!r})")
     print(f"  minimum of the smoothed loss at lr {r.min_lr:.3g}; steepest descent at lr {r.steepest:.3g}; "
           f"{len(r.lrs)} steps, stopped: {r.stopped}")
     print(f"  doctor, a {lr_find.CHECK_STEPS}-step run at {found.suggestion:g}: {found.check.status}: "

@@ -21,6 +21,7 @@ from trainwell.pipeline import fit, initialize
 from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_torch_save, atomic_write_json, read_jsonl
 from trainwell.train.callbacks import Callback, State
+from trainwell.train.progress import note
 
 
 @dataclass
@@ -117,6 +118,7 @@ def _rounds(claim: Claim, cfg: Config, rounds: int, rate: float, output_rate: fl
     claim.started()
     steps = cfg.train.epochs * -(-_train_size(cfg) // cfg.train.batch_size)
     snap = Snapshot(rewind_step(rewind, steps))
+    note(f"prune: round 0 of {rounds}: the dense network", quiet)
     dense = fit(cfg, out=base / "round-0", force=True, quiet=quiet, callbacks=[snap])
     masks = prune.current_masks(dense.model)
     rows = [_result(0, "ticket", masks, dense)]
@@ -124,9 +126,13 @@ def _rounds(claim: Claim, cfg: Config, rounds: int, rate: float, output_rate: fl
     trained = dense.model
     for r in range(1, rounds + 1):
         masks = prune.magnitude_masks(trained, rate, output_rate, masks=masks, scope=scope)
+        left = f"{prune.sparsity_report(masks)['density']:.1%} of the weights"
+        note(f"prune: round {r} of {rounds}: the ticket at {left}", quiet)
         ticket = _fit_ticket(later, base / f"round-{r}", quiet, Ticket(later, masks, init_state=snap.state))
         rows.append(_result(r, "ticket", masks, ticket))
         trained = ticket.model
+        if control is not None:
+            note(f"prune: round {r} of {rounds}: the {control} control at {left}", quiet)
         if control == "reinit":
             res = _fit_ticket(later, base / f"round-{r}-reinit", quiet,
                               Ticket(later, masks, reinit_seed=cfg.train.seed + 1000 + r))

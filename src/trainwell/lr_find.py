@@ -1,10 +1,13 @@
 """``trainwell lr-find`` and ``optim.lr = "find"``: the LR range test (:mod:`trainwell.train.lr_range`) on the
 model and data a config describes, checked by the doctor's loss-curve reading.
 
-After the range test suggests a rate, a short run at that constant rate from the same initial weights is read
-by :func:`trainwell.doctor.diagnosis.learning_rate_diagnosis` (the post-flight reading of a loss curve): if it
-says "too high" (the loss rose, spiked or oscillated), the suggestion is divided by 3 and read again, at most
-twice. The model, optimizer and RNG state are left as they were.
+The rate is read off the curve by a rule that depends on the schedule it will train under (a third of the rate at
+the smoothed loss's minimum for one-cycle and cosine, a tenth for a constant rate), chosen by measuring the test
+accuracy each rule's suggestion reaches against a 5-rate grid on four configs (benchmarks/lr_rule.py,
+benchmarks/RESULTS.md section 23). After the range test suggests a rate, a short run at that constant rate from
+the same initial weights is read by :func:`trainwell.doctor.diagnosis.learning_rate_diagnosis` (the post-flight
+reading of a loss curve): if it says "too high" (the loss rose, spiked or oscillated), the suggestion is divided
+by 3 and read again, at most twice. The model, optimizer and RNG state are left as they were.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 from trainwell.config import Config
 from trainwell.doctor import diagnosis
 from trainwell.doctor.verdict import Verdict
-from trainwell.train.lr_range import LRRange, lr_range_test
+from trainwell.train.lr_range import RULES, LRRange, lr_range_test, rule_for
 
 CHECK_STEPS = 60
 
@@ -60,9 +63,17 @@ def _short_run(model, optimizer, x, y, loss_fn, lr: float, steps: int, batch_siz
     return losses
 
 
-def find_lr(cfg: Config, steps: int = 100, start: float = 1e-7, end: float = 10.0) -> LRFind:
-    """Run the range test for ``cfg`` (its model, initialization, optimizer and training data) and check the
-    suggestion with a short run read by the doctor."""
+def find_lr(cfg: Config, steps: int = 100, start: float = 1e-7, end: float = 10.0, rule: str = "auto") -> LRFind:
+    """Run the range test for ``cfg`` (its model, initialization, optimizer and training data), read the curve by
+    ``rule`` and check the suggestion with a short run read by the doctor.
+
+    ``rule = "auto"`` (the default) reads the config's schedule: a third of the rate at the smoothed minimum under
+    one-cycle or cosine, a tenth of it otherwise (:func:`~trainwell.train.lr_range.rule_for`; measured in
+    benchmarks/RESULTS.md section 23); any of :data:`~trainwell.train.lr_range.RULES` may be named instead."""
+    if rule == "auto":
+        rule = rule_for(cfg.optim.schedule)
+    elif rule not in RULES:
+        raise ValueError(f"rule {rule!r} is not allowed: use auto or one of {', '.join(RULES)}")
     from trainwell import optim
     from trainwell.pipeline import prepare
     from trainwell.train.trainer import loss_function
@@ -76,7 +87,7 @@ def find_lr(cfg: Config, steps: int = 100, start: float = 1e-7, end: float = 10.
         loss_fn = loss_function(cfg.train.loss)
         bs = cfg.train.batch_size
         curve = lr_range_test(model, opt, x, y, loss_fn, start=start, end=end, steps=steps, batch_size=bs,
-                              seed=cfg.train.seed)
+                              seed=cfg.train.seed, rule=rule)
         lr = curve.suggestion
         check = diagnosis.learning_rate_diagnosis(
             _short_run(model, opt, x, y, loss_fn, lr, CHECK_STEPS, bs, cfg.train.seed), bs)
@@ -109,7 +120,7 @@ def plot(found: LRFind, path: str | Path) -> Path:
     fig, ax = new_figure(figsize=(6.5, 4))
     ax.plot(r.lrs, r.losses, color="0.75", lw=0.8, label="loss per step")
     ax.plot(r.lrs, r.smoothed, color="C0", label="smoothed loss")
-    ax.axvline(found.suggestion, color="C2", ls="--", label=f"suggested lr {found.suggestion:.3g}")
+    ax.axvline(found.suggestion, color="C2", ls="--", label=f"suggested lr {found.suggestion:.3g} ({r.rule})")
     ax.axvline(r.steepest, color="C1", ls=":", label=f"steepest descent {r.steepest:.3g}")
     ax.axvline(r.min_lr, color="C3", ls=":", label=f"minimum {r.min_lr:.3g}")
     ax.set_xscale("log")

@@ -40,6 +40,7 @@ from trainwell.doctor.penalty_checks import regularization_dominance, regulariza
 from trainwell.doctor.registration import parameters_registered
 from trainwell.doctor.verdict import Verdict
 from trainwell.regularize import l2_penalty
+from trainwell.train.progress import report_check
 
 
 @dataclass
@@ -110,7 +111,11 @@ def run_all(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callabl
         raise ValueError(f"replace={unknown[0]!r} is not a pre-flight check: use one of {', '.join(CHECKS)}")
     subject = Subject(model, x, y, loss_fn, weight_decay, num_classes, penalty)
     checks = {**CHECKS, **(replace or {})}
-    return [guarded(subject.title(name), functools.partial(checks[name], subject)) for name in CHECKS]
+    verdicts = []
+    for n, name in enumerate(CHECKS, 1):
+        report_check(n, len(CHECKS), subject.title(name))  # "(n of m)" on stderr while a fit runs its pre-flight
+        verdicts.append(guarded(subject.title(name), functools.partial(checks[name], subject)))
+    return verdicts
 
 
 def guarded(name: str, run: Callable[[], Verdict]) -> Verdict:

@@ -532,6 +532,7 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
                                            **({"lr_find": found_lr} if found_lr is not None else {})})
                 for tb in (cb for cb in trainer.callbacks if isinstance(cb, loggers.TensorBoardLogger)):
                     tb.log_verdicts(summary["doctor"], state.step)
+                    tb.log_hparams(loggers.flat_hparams(cfg.to_dict()), summary["final"])
                     tb.close()
             if ctx is not None:
                 summary = ctx.share(summary)  # every rank returns (and exits with) rank 0's result
@@ -560,7 +561,8 @@ def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> 
     if cfg.doctor.preflight:
         progress_mod.note("running the doctor's pre-flight checks...", quiet)
         tic = time.perf_counter()
-        pre = preflight(prep)
+        with progress_mod.checks_shown(quiet):
+            pre = preflight(prep)
         flagged = sum(v.status != "pass" for v in pre)
         outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
         progress_mod.note(f"pre-flight: {len(pre)} checks in {time.perf_counter() - tic:.1f} s, {outcome}; "

@@ -1,11 +1,13 @@
 """Loggers for the tools users already have: a CSV file for spreadsheets and TensorBoard event files.
 
 :class:`CSVLogger` rewrites ``metrics.csv`` (one row per epoch, one column per metric, epochs 1-based) after each
-epoch, atomically. :class:`TensorBoardLogger` writes, with ``torch.utils.tensorboard``: every epoch's scalars
-(losses, accuracies, learning rate, penalty, stopping-criterion values), histograms of the weights every
-``every`` steps and of the activations and back-propagated gradients at the doctor monitor's cadence, the first
-layer's filters as images (at the start and the end), and the doctor's verdicts as text. TensorBoard is an
-optional extra: ``pip install 'trainwell[tensorboard]'``.
+epoch, atomically. :class:`TensorBoardLogger` writes, with ``torch.utils.tensorboard``: every step's training
+loss and learning rate, every epoch's scalars (losses, accuracies, learning rate, penalty, stopping-criterion
+values), histograms of the weights every ``every`` steps and of the activations and back-propagated gradients at
+the doctor monitor's cadence, the first layer's filters as images (at the start and the end), the doctor's
+verdicts as text (the pre-flight at step 0, the others at the last step), and the run's hyperparameters with its
+final metrics for TensorBoard's HParams view (:meth:`TensorBoardLogger.log_hparams`). TensorBoard is an optional
+extra: ``pip install 'trainwell[tensorboard]'``.
 
 Example:
     >>> from trainwell.train.loggers import CSVLogger, TensorBoardLogger
@@ -89,6 +91,23 @@ def require_tensorboard():
     return SummaryWriter
 
 
+def flat_hparams(config: dict, prefix: str = "") -> dict:
+    """A nested config dict as TensorBoard hyperparameters: dotted keys (``optim.lr``), numbers, strings and
+    booleans kept, lists written as text, ``None`` as the text "none"."""
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat_hparams(value, f"{name}."))
+        elif value is None:
+            out[name] = "none"
+        elif isinstance(value, (bool, int, float, str)):
+            out[name] = value
+        else:
+            out[name] = str(value)
+    return out
+
+
 SCALAR_TAGS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_acc": "accuracy/train",
                "val_acc": "accuracy/val", "lr": "lr", "reg_loss": "loss/penalty", "time": "time/epoch_s"}
 
@@ -114,6 +133,8 @@ class TensorBoardLogger(Callback):
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self._writer = None
         self._records = 0
+        self._lr = None  # the rate the next step trains with
+        self._steps: list = []  # (step, loss tensor, lr) since the last epoch's end, written there (no sync per step)
 
     @property
     def writer(self):
@@ -130,8 +151,13 @@ class TensorBoardLogger(Callback):
         monitor = self._monitor(state)
         if monitor is not None and self._records > len(monitor.records):  # resumed from an older checkpoint
             self._records = len(monitor.records)
+        self._lr, self._steps = _current_lr(state), []
 
     def on_batch_end(self, state: State) -> None:
+        loss = state.batch_loss
+        if loss is not None and getattr(loss, "numel", lambda: 1)() == 1:  # one model (a population's is a vector)
+            self._steps.append((state.step, loss.detach() if hasattr(loss, "detach") else loss, self._lr))
+        self._lr = _current_lr(state)  # a per-step schedule has just moved it: the next step's rate
         if self.every and state.step % self.every == 0:
             import torch
 
@@ -142,6 +168,7 @@ class TensorBoardLogger(Callback):
 
     def on_epoch_end(self, state: State) -> None:
         w, step = self.writer, state.step
+        self._log_steps()
         for key, value in state.metrics.items():
             if key in ("epoch", "step") or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
@@ -160,6 +187,36 @@ class TensorBoardLogger(Callback):
         self.writer.flush()
 
     # -- pieces --------------------------------------------------------------------------------------------
+    def _log_steps(self) -> None:
+        """The buffered steps' training loss (``loss/train_step``) and learning rate (``lr/step``)."""
+        if not self._steps:
+            return
+        import torch
+
+        values = torch.stack([torch.as_tensor(v).float().reshape(()).cpu() for _, v, _ in self._steps]).tolist()
+        for (step, _, lr), value in zip(self._steps, values, strict=True):
+            if math.isfinite(value):
+                self.writer.add_scalar("loss/train_step", value, step)
+            if lr is not None:
+                self.writer.add_scalar("lr/step", lr, step)
+        self._steps = []
+
+    def log_hparams(self, hparams: dict, metrics: dict) -> None:
+        """The run's hyperparameters (``hparams``: a flat dict, e.g. :func:`flat_hparams` of the config) with its
+        final metrics, for TensorBoard's HParams view: runs written under one ``--logdir`` (a sweep's members)
+        compare side by side there. Metrics are logged as ``final/<name>`` scalars in the same event file;
+        non-numeric or non-finite metrics are left out."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        finite = {f"final/{k}": float(v) for k, v in metrics.items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        clean = {k: v for k, v in hparams.items() if isinstance(v, (bool, int, float, str))}
+        for summary in hparams_summary(clean, finite):
+            self.writer.file_writer.add_summary(summary)
+        for tag, value in finite.items():
+            self.writer.add_scalar(tag, value, 0)
+        self.writer.flush()
+
     @staticmethod
     def _monitor(state: State):
         return next((cb for cb in getattr(state.trainer, "callbacks", [])
@@ -203,7 +260,8 @@ class TensorBoardLogger(Callback):
             self.writer.add_image("first_layer/weights", grid, step, dataformats="HW")
 
     def log_verdicts(self, verdicts: list[dict], step: int = 0) -> None:
-        """The doctor's verdicts as text, one markdown table per phase."""
+        """The doctor's verdicts as text, one markdown table per phase: the pre-flight at step 0 (it ran before
+        the first step), the in-flight and post-flight readings at ``step``."""
         names = {"pre": "pre-flight", "monitor": "in-flight", "post": "post-flight"}
         for phase, title in names.items():
             group = [v for v in verdicts if v.get("phase", "pre") == phase]
@@ -214,10 +272,21 @@ class TensorBoardLogger(Callback):
                 cells = [str(v.get(k) if v.get(k) is not None else "").replace("|", "/")
                          for k in ("check", "status", "value", "expected", "advice")]
                 lines.append("| " + " | ".join(cells) + " |")
-            self.writer.add_text(f"doctor/{title}", "\n".join(lines), step)
+            self.writer.add_text(f"doctor/{title}", "\n".join(lines), 0 if phase == "pre" else step)
         self.writer.flush()
 
     def close(self) -> None:
         if self._writer is not None:
+            self._log_steps()
             self._writer.close()
             self._writer = None
+
+
+def _current_lr(state: State) -> float | None:
+    """The learning rate the next step trains with (the learner's, or the optimizer's first group's)."""
+    learner = getattr(state, "learner", None)
+    if learner is not None and hasattr(learner, "lrs"):
+        lrs = learner.lrs()
+        return float(lrs[0]) if len(lrs) == 1 else None
+    groups = getattr(state.optimizer, "param_groups", None)
+    return float(groups[0]["lr"]) if groups else None

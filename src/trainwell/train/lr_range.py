@@ -3,10 +3,13 @@ the exponential form popularised by fastai's ``lr_find``): train for a few hundr
 grows exponentially from ``start`` to ``end``, record the loss, stop once it explodes, and read a good rate off
 the curve.
 
-The suggestion is a tenth of the rate at the smoothed loss's minimum (beyond it the loss rises: too high; a tenth
-of it is still on the steep descending part, a good maximum rate for one-cycle and constant schedules); the rate
-of the steepest descent is reported beside it. The model and optimizer are restored afterwards: the test changes
-nothing.
+The suggestion is read off the smoothed curve by a rule (:data:`RULES`): ``minimum/10`` and ``minimum/3`` (a tenth or
+a third of the rate at the smoothed minimum; beyond the minimum the loss rises: too high), ``steepest`` (where the
+loss falls fastest) or ``valley`` (fastai's: halfway along the longest falling stretch). Every rule's reading of
+the curve is kept in ``candidates``. Measured against a 5-rate grid on four configs (benchmarks/RESULTS.md section
+23), only the minimum's fraction came within a point of the grid's best everywhere, and only when the fraction
+followed the schedule: :func:`rule_for` (a third under one-cycle or cosine, a tenth otherwise; ``lr-find`` uses
+it). The model and optimizer are restored afterwards: the test changes nothing.
 
 Example:
     >>> import torch
@@ -31,6 +34,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+RULES = ("valley", "steepest", "minimum/10", "minimum/3")
+DEFAULT_RULE = "minimum/10"  # with no schedule named (lr-find reads the config's: see rule_for)
+ANNEALED = ("onecycle", "cosine")  # schedules that bring the rate down from its peak during training
+
+
+def rule_for(schedule: str) -> str:
+    """The rule ``lr-find`` uses for ``optim.schedule``, chosen by measurement (``benchmarks/lr_rule.py``;
+    benchmarks/RESULTS.md section 23): under a schedule that anneals the rate from its peak (one-cycle, Smith &
+    Topin 2019, warms up then anneals; cosine, Loshchilov & Hutter 2017) the peak may be a third of the rate at
+    the smoothed minimum; a constant, stepped or plateau-driven rate trains at a tenth of it (fastai's
+    ``minimum``)."""
+    return "minimum/3" if schedule in ANNEALED else "minimum/10"
+
 
 @dataclass
 class LRRange:
@@ -39,21 +55,25 @@ class LRRange:
     lrs: list[float]
     losses: list[float]  # raw per-step losses
     smoothed: list[float]  # bias-corrected exponential moving average (beta = 0.98)
-    suggestion: float  # a tenth of the rate at the smoothed minimum
+    suggestion: float  # the rate the rule reads off the smoothed curve
     steepest: float  # the rate where the smoothed loss falls fastest (per unit of log lr)
     min_lr: float  # the rate at the smoothed minimum
     stopped: str  # why the test ended
     notes: list[str] = field(default_factory=list)
+    rule: str = DEFAULT_RULE  # which rule gave the suggestion (see RULES)
+    candidates: dict[str, float] = field(default_factory=dict)  # every rule's reading of the same curve
 
     def as_dict(self) -> dict:
-        return {"suggestion": self.suggestion, "steepest": self.steepest, "min_lr": self.min_lr,
+        return {"suggestion": self.suggestion, "rule": self.rule, "candidates": self.candidates,
+                "steepest": self.steepest, "min_lr": self.min_lr,
                 "stopped": self.stopped, "notes": self.notes, "lrs": self.lrs, "losses": self.losses,
                 "smoothed": self.smoothed}
 
 
 def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: Callable = F.cross_entropy, *, start: float = 1e-7, end: float = 10.0, steps: int = 100,
-                  batch_size: int = 100, diverge: float = 4.0, beta: float = 0.98, seed: int = 0) -> LRRange:
+                  batch_size: int = 100, diverge: float = 4.0, beta: float = 0.98, seed: int = 0,
+                  rule: str = DEFAULT_RULE) -> LRRange:
     """Run the exponential LR range test on ``(x, y)`` and return the curve and the suggested rate.
 
     Args:
@@ -61,10 +81,13 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.T
         steps: training steps (mini-batches drawn from a seeded permutation, cycling over the data).
         diverge: stop once the smoothed loss exceeds ``diverge`` x its minimum (or is not finite).
         beta: smoothing factor of the loss's moving average.
+        rule: how the suggestion is read off the curve, one of :data:`RULES` (see :func:`suggest`).
 
     Raises:
-        ValueError: ``start``/``end``/``steps`` out of range.
+        ValueError: ``start``/``end``/``steps``/``rule`` out of range.
     """
+    if rule not in RULES:
+        raise ValueError(f"rule {rule!r} is not allowed: use one of {', '.join(RULES)}")
     if not 0 < start < end or not math.isfinite(end):
         raise ValueError(f"start={start}, end={end} is not allowed: use 0 < start < end")
     if steps < 10:
@@ -108,23 +131,83 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.T
         model.load_state_dict(model_state)
         optimizer.load_state_dict(opt_state)
         model.train(was_training)
-    return read_curve(lrs[:len(smoothed)], losses, smoothed, stopped)
+    return read_curve(lrs[:len(smoothed)], losses, smoothed, stopped, rule)
 
 
-def read_curve(lrs: list[float], losses: list[float], smoothed: list[float], stopped: str) -> LRRange:
-    """The suggestion from a recorded curve: a tenth of the rate at the smoothed minimum, and the steepest point
-    before it (skipping the first tenth, where the average is still settling)."""
+def _trimmed(n: int) -> slice:
+    """The part of a curve the rules read: without the first tenth (the moving average is still settling) and,
+    as fastai does, without the last 5 points (the explosion that stopped the test)."""
+    head = max(1, n // 10)
+    tail = 5 if n - head > 15 else 0
+    return slice(head, n - tail)
+
+
+def steepest(lrs: list[float], smoothed: list[float]) -> float:
+    """The rate where the smoothed loss falls fastest per unit of log lr (fastai's ``steep``), searched before the
+    minimum on the trimmed curve (central differences)."""
+    cut = _trimmed(len(smoothed))
+    i_min = min(range(len(smoothed)), key=smoothed.__getitem__)
+    lo, hi = cut.start, min(i_min, cut.stop - 1)
+    if hi - lo < 2:
+        return lrs[i_min]
+    slopes = {i: (smoothed[i + 1] - smoothed[i - 1]) / math.log(lrs[i + 1] / lrs[i - 1]) for i in range(lo, hi)}
+    return lrs[min(slopes, key=slopes.__getitem__)]
+
+
+def valley(lrs: list[float], smoothed: list[float]) -> float:
+    """fastai's ``valley`` rule (Mueller, fastai 2.4, 2021): on the trimmed smoothed curve, find the longest run
+    of points whose losses fall monotonically (the longest strictly decreasing subsequence, by dynamic
+    programming), from its first point to its last, and take the point halfway along it (in steps, hence in
+    log lr: the grid is exponential)."""
+    cut = _trimmed(len(smoothed))
+    losses, rates = smoothed[cut], lrs[cut]
+    n = len(losses)
+    if n < 2:
+        return lrs[min(range(len(smoothed)), key=smoothed.__getitem__)]
+    longest = [1] * n
+    best_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and longest[i] < longest[j] + 1:
+                longest[i] = longest[j] + 1
+        if longest[i] > longest[best_end]:
+            best_end = i
+    best_start = best_end - longest[best_end]
+    third = (best_end - best_start) / 3
+    return rates[max(0, best_start + int(third) + int(third / 2))]
+
+
+def minimum_rule(lrs: list[float], smoothed: list[float], divide: float) -> float:
+    """The rate at the smoothed minimum divided by ``divide`` (fastai's ``minimum`` uses 10)."""
+    return lrs[min(range(len(smoothed)), key=smoothed.__getitem__)] / divide
+
+
+def suggest(lrs: list[float], smoothed: list[float], rule: str = DEFAULT_RULE) -> float:
+    """The rate ``rule`` (one of :data:`RULES`) reads off a smoothed range-test curve."""
+    if rule == "valley":
+        return valley(lrs, smoothed)
+    if rule == "steepest":
+        return steepest(lrs, smoothed)
+    if rule in ("minimum/10", "minimum/3"):
+        return minimum_rule(lrs, smoothed, float(rule.split("/")[1]))
+    raise ValueError(f"rule {rule!r} is not allowed: use one of {', '.join(RULES)}")
+
+
+def read_curve(lrs: list[float], losses: list[float], smoothed: list[float], stopped: str,
+               rule: str = DEFAULT_RULE) -> LRRange:
+    """The suggestion from a recorded curve by ``rule``, with every rule's reading of the same curve in
+    ``candidates`` (for comparison), the steepest point and the minimum."""
+    if rule not in RULES:
+        raise ValueError(f"rule {rule!r} is not allowed: use one of {', '.join(RULES)}")
     notes = []
     if len(smoothed) < 5:
         raise ValueError(f"the range test stopped after {len(smoothed)} steps ({stopped}): lower its start rate")
     i_min = min(range(len(smoothed)), key=smoothed.__getitem__)
-    skip = max(1, len(smoothed) // 10)
-    slopes = [(smoothed[i + 1] - smoothed[i - 1]) / math.log(lrs[i + 1] / lrs[i - 1])
-              for i in range(skip, max(skip + 1, i_min))] if i_min > skip + 1 else []
-    i_steep = skip + min(range(len(slopes)), key=slopes.__getitem__) if slopes else i_min
     if i_min >= len(smoothed) - 1:
         notes.append("the loss was still falling at the last rate: the suggestion may be low; raise `end`")
     if smoothed[i_min] > 0.98 * smoothed[0]:
         notes.append("the loss never fell clearly below its start: check the model and data first")
-    return LRRange(lrs=lrs, losses=losses, smoothed=smoothed, suggestion=lrs[i_min] / 10, steepest=lrs[i_steep],
-                   min_lr=lrs[i_min], stopped=stopped, notes=notes)
+    candidates = {r: suggest(lrs, smoothed, r) for r in RULES}
+    return LRRange(lrs=lrs, losses=losses, smoothed=smoothed, suggestion=candidates[rule],
+                   steepest=candidates["steepest"], min_lr=lrs[i_min], stopped=stopped, notes=notes, rule=rule,
+                   candidates=candidates)

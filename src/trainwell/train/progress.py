@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from contextvars import ContextVar
 
 from trainwell.train.callbacks import Callback
 
@@ -96,6 +98,41 @@ def note(text: str, quiet: bool = False, stream=None) -> None:
     """One status line on stderr (what the run is doing before the training bar appears), unless ``quiet``."""
     if not quiet:
         print(text, file=stream or sys.stderr, flush=True)
+
+
+_check_shower: ContextVar = ContextVar("trainwell_check_shower", default=None)
+
+
+@contextlib.contextmanager
+def checks_shown(quiet: bool = False, stream=None):
+    """Inside this block, :func:`report_check` shows "pre-flight (n of m): check..." on stderr as each doctor
+    check starts: one line rewritten in place on a terminal (cleared at the end), one line per check otherwise."""
+    if quiet:
+        yield
+        return
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+
+    def show(n: int, total: int, name: str) -> None:
+        text = f"pre-flight ({n} of {total}): {name}..."
+        stream.write(f"\r\x1b[2K{text}" if tty else f"{text}\n")
+        stream.flush()
+
+    token = _check_shower.set(show)
+    try:
+        yield
+    finally:
+        _check_shower.reset(token)
+        if tty:
+            stream.write("\r\x1b[2K")
+            stream.flush()
+
+
+def report_check(n: int, total: int, name: str) -> None:
+    """Check ``n`` of ``total`` (1-based), called ``name``, starts: shown inside :func:`checks_shown`, else nothing."""
+    show = _check_shower.get()
+    if show is not None:
+        show(n, total, name)
 
 
 def auto(quiet: bool = False):

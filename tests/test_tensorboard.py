@@ -1,0 +1,97 @@
+"""TensorBoard event files read back: per-step loss and learning rate, hparams with final metrics, the doctor's
+pre-flight at step 0."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from trainwell.optim import Schedule
+from trainwell.train.callbacks import StepLosses
+from trainwell.train.loggers import TensorBoardLogger, flat_hparams
+from trainwell.train.trainer import Trainer
+
+pytest.importorskip("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
+
+
+def read(log_dir) -> EventAccumulator:
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    return events
+
+
+def test_every_step_has_its_training_loss_and_the_rate_it_trained_with(tmp_path):
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    schedule = Schedule(torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 / (1 + s)), "step")  # 0.1 / k at step k
+    steps, tb = StepLosses(), TensorBoardLogger(tmp_path / "tb", every=0)
+    Trainer(model, opt, epochs=2, batch_size=16, schedule=schedule, callbacks=[steps, tb], device="cpu",
+            progress=None).fit((x, y))
+    tb.close()
+    events = read(tmp_path / "tb")
+    loss, lr = events.Scalars("loss/train_step"), events.Scalars("lr/step")
+    assert [e.step for e in loss] == [e.step for e in lr] == list(range(1, 9))  # 2 epochs x 4 batches
+    assert [e.value for e in loss] == pytest.approx(steps.losses, rel=1e-6)
+    assert [e.value for e in lr] == pytest.approx([0.1 / k for k in range(1, 9)], rel=1e-6)
+    epoch_lr = events.Scalars("lr")  # the epoch's scalar is the rate of its first step
+    assert [e.value for e in epoch_lr] == pytest.approx([0.1, 0.1 / 5], rel=1e-6)
+
+
+def test_hparams_carry_the_config_and_the_final_metrics(tmp_path):
+    cfg = {"optim": {"lr": 0.03, "name": "adam"}, "model": {"hidden": [8, 8], "norm": None}, "train": {"seed": 2}}
+    hp = flat_hparams(cfg)
+    assert hp == {"optim.lr": 0.03, "optim.name": "adam", "model.hidden": "[8, 8]", "model.norm": "none",
+                  "train.seed": 2}
+    tb = TensorBoardLogger(tmp_path / "tb", every=0)
+    tb.log_hparams(hp, {"test_acc": 0.9, "val_loss": 0.25, "test_loss": None, "broken": float("nan")})
+    tb.close()
+    events = read(tmp_path / "tb")
+    content = events.PluginTagToContent("hparams")
+    data = {tag: plugin_data_pb2.HParamsPluginData.FromString(raw) for tag, raw in content.items()}
+    start = next(d.session_start_info for d in data.values() if d.HasField("session_start_info"))
+    assert start.hparams["optim.lr"].number_value == pytest.approx(0.03)
+    assert start.hparams["optim.name"].string_value == "adam"
+    assert start.hparams["model.hidden"].string_value == "[8, 8]"
+    experiment = next(d.experiment for d in data.values() if d.HasField("experiment"))
+    assert {m.name.tag for m in experiment.metric_infos} == {"final/test_acc", "final/val_loss"}
+    assert events.Scalars("final/test_acc")[0].value == pytest.approx(0.9)
+
+
+def test_the_preflight_is_at_step_0_and_the_postflight_at_the_last_step(tmp_path):
+    tb = TensorBoardLogger(tmp_path / "tb", every=0)
+    verdicts = [{"phase": "pre", "check": "initial loss", "status": "pass", "value": "2.3"},
+                {"phase": "post", "check": "learning rate", "status": "pass", "value": "fine"}]
+    tb.log_verdicts(verdicts, step=120)
+    tb.close()
+    events = read(tmp_path / "tb")
+    pre = events.Tensors("doctor/pre-flight/text_summary")
+    post = events.Tensors("doctor/post-flight/text_summary")
+    assert [e.step for e in pre] == [0] and [e.step for e in post] == [120]
+    assert "| initial loss | pass | 2.3 |" in pre[0].tensor_proto.string_val[0].decode()
+
+
+@pytest.mark.slow
+def test_a_fit_writes_steps_hparams_and_its_preflight_at_step_0(workdir):
+    import json
+
+    from trainwell.config import load_config
+    from trainwell.pipeline import fit
+
+    cfg = load_config(None, ["data.name=spirals", "data.options={arms = 3, n_per_class = 40}", "model.kind=mlp",
+                             "model.hidden=[16]", "train.epochs=2", "train.batch_size=30", "optim.lr=0.05",
+                             "optim.schedule=onecycle", "report.tensorboard=true", "report.enabled=false"])
+    result = fit(cfg, out="run", quiet=True)
+    events = read(result.run_dir / "tensorboard")
+    steps = result.summary["steps"]
+    assert [e.step for e in events.Scalars("loss/train_step")] == list(range(1, steps + 1))
+    assert max(e.value for e in events.Scalars("lr/step")) == pytest.approx(0.05, rel=0.05)  # one-cycle's peak
+    assert [e.step for e in events.Tensors("doctor/pre-flight/text_summary")] == [0]
+    assert [e.step for e in events.Tensors("doctor/post-flight/text_summary")] == [steps]
+    final = json.loads((result.run_dir / "summary.json").read_text())["final"]
+    assert events.Scalars("final/test_acc")[0].value == pytest.approx(final["test_acc"])
+    assert events.PluginTagToContent("hparams")  # the HParams entry is in the same event files
