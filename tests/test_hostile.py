@@ -170,6 +170,7 @@ def fake_lab(monkeypatch):
                                 run=lambda cfg, workdir=None: {"seed": cfg.seed}, plot=plot,
                                 verdict=lambda r: base.make_verdict("steady claim", True, {"x": 1}, "t"))
     monkeypatch.setattr(registry, "experiments", lambda: {"steady": mod})
+    monkeypatch.setattr(registry, "names", lambda: ["steady"])
     return mod
 
 

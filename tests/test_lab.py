@@ -100,6 +100,7 @@ def fakes(monkeypatch):
     mods = {"steady": _fake("steady", lambda s: True), "flaky": _fake("flaky", lambda s: s % 2 == 0),
             "broken": _fake("broken", lambda s: True, raises_on=(0, 1, 2))}
     monkeypatch.setattr(registry, "experiments", lambda: mods)
+    monkeypatch.setattr(registry, "names", lambda: list(mods))
     return mods
 
 

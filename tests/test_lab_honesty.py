@@ -162,6 +162,7 @@ def _fake(name="fake", raises=False):
 def fake(monkeypatch):
     mods = {"fake": _fake(), "plain": types.SimpleNamespace(**{**vars(_fake("plain")), "CONTROL": None})}
     monkeypatch.setattr(registry, "experiments", lambda: mods)
+    monkeypatch.setattr(registry, "names", lambda: list(mods))
     return mods
 
 
