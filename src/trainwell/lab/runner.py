@@ -2,11 +2,12 @@
 
 Layout of ``out``::
 
-    index.html                       every claim, its verdict, evidence, figures and time
+    index.html                       every experiment: claim, verdict of every seed, control, time, its page
     index.json                       the same as data
     <name>/summary.json              name, claim, size, seeds, config, verdict (overall), per-seed verdicts, wall_s
     <name>/result.json               each seed's result (plain data)
-    <name>/figures/<figure>.png      the first seed's figures
+    <name>/report.html               the experiment's page (trainwell.lab.pages)
+    <name>/figures/<figure>.png      the first seed's figures; <figure>_seed<k>.png those of seed k
     <name>/runs/seed<k>/...          the run directories of the trainings behind it
 
 An experiment that raises is recorded with status ``error`` (and its traceback) and the others go on. With
@@ -40,11 +41,12 @@ from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_write_json, to_json
 
 
-def _save_figures(figures: dict, folder: Path) -> list[str]:
+def _save_figures(figures: dict, folder: Path, suffix: str = "") -> list[str]:
+    """Save ``figures`` as ``folder/<name><suffix>.png``; return their paths as the summary lists them."""
     folder.mkdir(parents=True, exist_ok=True)
     names = []
     for name, fig in figures.items():
-        path = folder / f"{name}.png"
+        path = folder / f"{name}{suffix}.png"
         fig.savefig(path, dpi=90)
         names.append(f"figures/{path.name}")
     return names
@@ -103,18 +105,20 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int |
     tic = time.perf_counter()
     for k in range(seeds):
         cfg = replace(cfg0, seed=cfg0.seed + k)
-        t = time.perf_counter()
+        t, seed_figures = time.perf_counter(), []
         try:
             with base.member_log(log):
                 result = json.loads(to_json(mod.run(cfg, workdir=folder / "runs" / f"seed{cfg.seed}")))
             v = size_limited(mod.verdict(result), quick, getattr(mod, "QUICK_DECIDES", True))
-            if k == 0:
-                figures = _save_figures(mod.plot(result), folder / "figures_new")
+            suffix = "" if k == 0 else f"_seed{cfg.seed}"  # the first seed's keep their plain names
+            seed_figures = _save_figures(mod.plot(result), folder / "figures_new", suffix)
+            figures += seed_figures
             results.append({"seed": cfg.seed, "result": result})
         except Exception as exc:  # an experiment's failure is data: record it, let the others run
             v = {"claim": mod.CLAIM, "status": "error", "evidence": {"error": f"{type(exc).__name__}: {exc}"},
                  "threshold": "", "traceback": traceback.format_exc()}
-        per_seed.append({"seed": cfg.seed, "verdict": v, "wall_s": round(time.perf_counter() - t, 3)})
+        per_seed.append({"seed": cfg.seed, "verdict": v, "wall_s": round(time.perf_counter() - t, 3),
+                         "figures": seed_figures})
         if log is not None:
             log(f"  {name}{' control' if control else ''} seed {cfg.seed}: {shown(v)} "
                 f"({time.perf_counter() - t:.1f} s)")
@@ -125,7 +129,8 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int |
         "seed": cfg0.seed, "seeds": [p["seed"] for p in per_seed], "config": asdict(cfg0),
         "verdict": {"claim": mod.CLAIM, "status": status, "evidence": first["evidence"],
                     "threshold": first.get("threshold", "")},
-        "per_seed": per_seed, "figures": [], "wall_s": round(time.perf_counter() - tic, 3),
+        "literature": getattr(mod, "LITERATURE", None), "per_seed": per_seed, "figures": [],
+        "wall_s": round(time.perf_counter() - tic, 3),
         "expected_s": mod.EXPECTED_S["quick" if quick else "default"],
         "trainwell_version": trainwell.__version__, "torch_version": torch.__version__,
     }
@@ -140,7 +145,7 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int |
                 f"{folder / 'error.json'}")
         return summary
     _replace_figures(folder, figures)
-    summary["figures"] = figures
+    summary["figures"] = per_seed[0]["figures"]  # the first seed's (each seed lists its own in per_seed)
     atomic_write_json(folder / "result.json", results)
     atomic_write_json(folder / "summary.json", summary)
     with contextlib.suppress(FileNotFoundError):

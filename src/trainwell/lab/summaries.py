@@ -67,7 +67,10 @@ def summary_problem(summary, name: str, folder: Path) -> str | None:
         isinstance(p, dict) and isinstance(p.get("seed"), int) and isinstance(p.get("verdict"), dict)
         and p["verdict"].get("status") in STATUSES and _number(p.get("wall_s")) for p in per_seed),
         "per_seed holds an entry that is not {seed, verdict with a known status, wall_s}"))
-    figures = summary.get("figures", [])
+    figures = [summary.get("figures", [])]
+    if isinstance(per_seed, list):  # each seed's own figures (summaries before these were listed have none)
+        figures += [p.get("figures", []) for p in per_seed if isinstance(p, dict)]
+    figures = [f for group in figures for f in group] if all(isinstance(g, list) for g in figures) else None
     checks.append((isinstance(figures, list) and all(figure_file(folder, f) is not None for f in figures),
                    "figures lists a file that is not one of its own figures/*.png"))
     return next((problem for ok, problem in checks if not ok), None)

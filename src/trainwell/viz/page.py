@@ -32,6 +32,12 @@ pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.88em}
 .pass{color:#1a7f37;font-weight:600}.warn{color:#9a6700;font-weight:600}.fail{color:#cf222e;font-weight:600}.skip{color:#6e7781}.info{color:#0969da}
 .status{padding:.15em .6em;border-radius:1em;background:#ddf4ff;font-size:.85em}
 .status.running{background:#fff8c5}.status.stopped{background:#ffebe9}
+.status.failed{background:#cf222e;color:#fff;font-weight:600}
+.verdict{padding:.1em .5em;border-radius:.8em;font-weight:600;font-size:.9em;white-space:nowrap}
+.verdict.pass{background:#dafbe1;color:#116329}.verdict.fail{background:#ffebe9;color:#a40e26}
+.verdict.inconclusive{background:#fff8c5;color:#7d4e00}.verdict.unstable{background:#fbefff;color:#6e40c9}
+.verdict.error{background:#eaeef2;color:#24292f}
+tr.failed td{background:#fff5f5}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.chart{flex:1 1 480px;min-width:320px}
 .hists{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:8px}
 mark{background:#fff3b0}nav a{margin-right:1em}.muted{color:#656d76;font-size:.9em}
@@ -127,6 +133,13 @@ def render(title: str, body: str, charts: dict) -> str:
 <script>{glue}</script>
 </body></html>
 """
+
+
+def static(title: str, body: str) -> str:
+    """A page without charts (the lab's pages): the same style, no script, works from ``file://``."""
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+            f"content=\"width=device-width,initial-scale=1\"><title>{esc(title)}</title><style>{STYLE}</style>"
+            f"</head><body>\n{body}\n</body></html>\n")
 
 
 def finite(values) -> list:
