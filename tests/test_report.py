@@ -13,7 +13,9 @@ from trainwell.errors import ConfigError, TrainwellError
 from trainwell.pipeline import fit
 from trainwell.train.callbacks import Callback
 from trainwell.viz import group_report, plots
-from trainwell.viz.report import build_report, config_overrides, layer_titles
+from trainwell.viz.build import build_report
+from trainwell.viz.configview import config_overrides
+from trainwell.viz.report import layer_titles
 
 TINY = ["data.name=spirals", "data.options={arms = 3, n_per_class = 60}", "model.kind=mlp", "model.hidden=[64,64]",
         "train.epochs=3", "train.batch_size=32", "doctor.monitor_every=5", "report.every=1",

@@ -302,13 +302,13 @@ def _group_report(cfg, folder) -> str:
     """Write the report of a sweep or prune folder (unless report.enabled = false); the text to print about it."""
     if not cfg.report.enabled:
         return ""
-    from trainwell.viz.report import build_report
+    from trainwell.viz.build import build_report
 
     return f", report: {build_report(folder)}"
 
 
 def cmd_report(args) -> int:
-    from trainwell.viz.report import build_report
+    from trainwell.viz.build import build_report
 
     print(build_report(args.run_dir))
     return 0

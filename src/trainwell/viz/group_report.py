@@ -16,8 +16,9 @@ from pathlib import Path
 from trainwell.errors import TrainwellError
 from trainwell.rundir import atomic_write_text, read_jsonl
 from trainwell.viz import page, runfiles
+from trainwell.viz.configview import config_html, config_overrides, read_config, read_json
 from trainwell.viz.page import Raw, esc, fmt_loss, fmt_pct, fmt_seconds
-from trainwell.viz.report import _config_html, _read_json, config_overrides
+from trainwell.viz.report import build_fit_report
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
@@ -27,7 +28,7 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_
 def build(path: str | Path, kind: str) -> Path:
     """Write ``<path>/report.html`` for a ``sweep`` or ``lottery`` folder; return its path."""
     path = Path(path)
-    rows = _read_json(path / "results.json")
+    rows = read_json(path / "results.json")
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise TrainwellError(f"{path / 'results.json'}: missing or unreadable; the {_label(kind)} has not finished "
                              f"(its runs have their own reports in {path}/*/report.html)")
@@ -96,7 +97,7 @@ def _config_section(base: Path) -> str:
     text = (base / "config.toml").read_text(encoding="utf-8") if (base / "config.toml").exists() else ""
     if not text:
         return ""
-    return f"<section id='config-section'><h2>Config</h2>{_config_html(text, config_overrides(text))}</section>"
+    return f"<section id='config-section'><h2>Config</h2>{config_html(text, config_overrides(text))}</section>"
 
 
 def _fmt_value(v) -> str:
@@ -105,7 +106,7 @@ def _fmt_value(v) -> str:
 
 # -- sweep --------------------------------------------------------------------------------------------------
 def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
-    summary = _read_json(base / "summary.json", {}) or {}
+    summary = read_json(base / "summary.json", {}) or {}
     grid = summary.get("grid") or {}
     setting_keys = [k for k in rows[0] if k not in METRICS and k not in ("epochs", "stop_epoch", "history")]
     group_keys = [k for k in setting_keys if k != "train.seed"] or setting_keys
@@ -122,8 +123,6 @@ def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
 
     def stop_text(r: dict) -> str:
         return "completed" if r.get("stop_epoch") is None else f"early stop after epoch {r['stop_epoch'] + 1}"
-
-    from trainwell.viz.report import build_fit_report
 
     for i in range(len(rows)):  # population members have run directories but no page of their own yet
         member = base / f"member-{i}"
@@ -180,10 +179,8 @@ double-click to reset.</p>{_chart_divs(charts)}</section>
 
 
 def _config_name(base: Path) -> str | None:
-    from trainwell.viz.report import _read_config
-
     path = base / "config.toml"
-    return _read_config(path.read_text(encoding="utf-8")).get("name") if path.exists() else None
+    return read_config(path.read_text(encoding="utf-8")).get("name") if path.exists() else None
 
 
 # -- prune --------------------------------------------------------------------------------------------------

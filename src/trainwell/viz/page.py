@@ -38,6 +38,8 @@ pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.88em}
 .verdict.inconclusive{background:#fff8c5;color:#7d4e00}.verdict.unstable{background:#fbefff;color:#6e40c9}
 .verdict.error{background:#eaeef2;color:#24292f}
 tr.failed td{background:#fff5f5}
+.chart{position:relative}.log-toggle{position:absolute;top:2px;right:4px;font-size:.75em;padding:1px 6px;
+border:1px solid #d0d7de;border-radius:4px;background:#f6f8fa;cursor:pointer}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.chart{flex:1 1 480px;min-width:320px}
 .hists{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:8px}
 mark{background:#fff3b0}nav a{margin-right:1em}.muted{color:#656d76;font-size:.9em}
