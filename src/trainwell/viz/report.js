@@ -119,7 +119,7 @@
       plugins: c.marks && c.marks.length ? [marksPlugin(c.marks)] : [],
       hooks: {
         setScale: [(u, key) => {
-          if (key !== "x" || !u.ready) return;
+          if (key !== "x" || !el._ready) return;  // the first draw is not the user's zoom
           const full = u.scales.x.min <= c.x[0] && u.scales.x.max >= c.x[c.x.length - 1];
           if (full) delete view.zoom[c.id]; else view.zoom[c.id] = [u.scales.x.min, u.scales.x.max];
           saveView();
@@ -133,11 +133,13 @@
     if (ylog) opts.axes[1].label = c.ylabel.replace(/ \(log\)$/, "") + " (log)";
     else opts.axes[1].label = c.ylabel.replace(/ \(log\)$/, "");
     const data = [c.x].concat(c.series.map((s) => s.y));
+    el._ready = false;
     const u = new uPlot(opts, data, el);
     el._u = u;
     el._marks = c.marks || [];
     const zoom = view.zoom[c.id];
     if (zoom) u.setScale("x", { min: zoom[0], max: zoom[1] });
+    el._ready = true;
     if (c.logToggle) logToggle(c, el, ylog);
     el.dataset.rendered = "1";
   }
