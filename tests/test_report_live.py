@@ -131,3 +131,18 @@ def test_the_failed_page_is_not_the_finished_one_without_a_browser(diverged):
     data = text.split("id=\"trainwell-data\">")[1].split("</script>")[0]
     assert ".status.failed{" in page_module.STYLE and '"live":' not in data  # a finished page does not poll
     assert Path(diverged / "report-live.js").read_text().count('"running": false') == 1
+
+
+def test_a_27_member_sweep_has_a_legend_smaller_than_its_chart(browser, tmp_path):  # noqa: F811
+    from tests.test_report_pages import _big_sweep
+    from trainwell.viz.build import build_report
+
+    page, problems = open_report(browser, build_report(_big_sweep(tmp_path / "sw")))
+    assert problems == []
+    for chart in page.locator(".chart").all():
+        legend = chart.locator(".u-legend").bounding_box()
+        plot = chart.locator("canvas").first.bounding_box()
+        assert legend["height"] < plot["height"] / 2, (chart.get_attribute("id"), legend, plot)
+        entries = [e for e in chart.locator(".u-legend .u-series").all() if e.is_visible()]
+        assert len(entries) == 1 + 9  # the x value and one entry per setting (the bands have none)
+    page.close()

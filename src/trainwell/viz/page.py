@@ -37,7 +37,9 @@ pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.88em}
 .verdict.pass{background:#dafbe1;color:#116329}.verdict.fail{background:#ffebe9;color:#a40e26}
 .verdict.inconclusive{background:#fff8c5;color:#7d4e00}.verdict.unstable{background:#fbefff;color:#6e40c9}
 .verdict.error{background:#eaeef2;color:#24292f}
-tr.failed td{background:#fff5f5}
+tr.failed td{background:#fff5f5}tr.best td{background:#dafbe1}
+.u-legend{font-size:.78em;line-height:1.15}.u-legend .u-series{padding:0 .2em}.u-legend .u-series>*{padding:1px 2px}
+.u-legend th{font-weight:500}
 .chart{position:relative}.log-toggle{position:absolute;top:2px;right:4px;font-size:.75em;padding:1px 6px;
 border:1px solid #d0d7de;border-radius:4px;background:#f6f8fa;cursor:pointer}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.chart{flex:1 1 480px;min-width:320px}

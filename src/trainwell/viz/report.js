@@ -90,11 +90,11 @@
     c.series.forEach((s, i) => {
       series.push({
         label: s.label,
-        stroke: s.color || PALETTE[i % PALETTE.length],
-        width: s.width || 1.5,
+        stroke: s.band ? "transparent" : s.color || PALETTE[i % PALETTE.length],
+        width: s.band ? 0 : s.width || 1.5,
         dash: s.dash ? [6, 4] : undefined,
         spanGaps: false,
-        points: { show: s.points !== undefined ? s.points : c.x.length <= 60 },
+        points: { show: s.band ? false : s.points !== undefined ? s.points : c.x.length <= 60 },
         value: (u, v) => yf(v),
       });
     });
@@ -117,6 +117,7 @@
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       plugins: c.marks && c.marks.length ? [marksPlugin(c.marks)] : [],
+      bands: (c.bands || []).map((b) => ({ series: b.series, fill: b.fill })),
       hooks: {
         setScale: [(u, key) => {
           if (key !== "x" || !el._ready) return;  // the first draw is not the user's zoom
@@ -137,6 +138,9 @@
     const u = new uPlot(opts, data, el);
     el._u = u;
     el._marks = c.marks || [];
+    // a band's edges are drawn as the band, not as legend entries: the legend lists one entry per curve
+    const rows = el.querySelectorAll(".u-legend .u-series");
+    c.series.forEach((s, i) => { if (s.band && rows[i + 1]) rows[i + 1].style.display = "none"; });
     const zoom = view.zoom[c.id];
     if (zoom) u.setScale("x", { min: zoom[0], max: zoom[1] });
     el._ready = true;
