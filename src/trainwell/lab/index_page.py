@@ -24,8 +24,11 @@ def _control_of(folder: Path) -> dict | None:
 
 def _seed_badges(summary: dict) -> Raw:
     per_seed = [p for p in summary.get("per_seed") or [] if isinstance(p, dict)]
-    return Raw(" ".join(f"<span class='muted'>{esc(p.get('seed'))}:</span>&nbsp;{pages.badge(p.get('verdict'))}"
-                        for p in per_seed) or "-")
+    def status_only(v):  # the size note is in the verdict column already
+        return {"status": v.get("status")} if isinstance(v, dict) else {}
+
+    return Raw(" ".join(f"<span class='muted'>{esc(p.get('seed'))}:</span>&nbsp;"
+                        f"{pages.badge(status_only(p.get('verdict')))}" for p in per_seed) or "-")
 
 
 def write_index(summaries: list[dict], out: Path) -> Path:

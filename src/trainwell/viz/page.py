@@ -27,7 +27,8 @@ color:#1f2328;line-height:1.4}
 h1{font-size:1.5em;margin-bottom:.2em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.6em}
 h3{font-size:1.05em;margin:1em 0 .3em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em}td,th{border:1px solid #d0d7de;padding:3px 9px;
-text-align:left;vertical-align:top}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
+text-align:left;vertical-align:top}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums;
+white-space:nowrap}
 pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.88em}
 .pass{color:#1a7f37;font-weight:600}.warn{color:#9a6700;font-weight:600}.fail{color:#cf222e;font-weight:600}.skip{color:#6e7781}.info{color:#0969da}
 .status{padding:.15em .6em;border-radius:1em;background:#ddf4ff;font-size:.85em}
