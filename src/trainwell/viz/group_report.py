@@ -172,6 +172,41 @@ def _member_status(r: dict) -> str:
     return "completed" if r.get("stop_epoch") is None else f"early stop after epoch {r['stop_epoch'] + 1}"
 
 
+def _members_table(base: Path, rows: list[dict], group_keys: list[str], seeded: bool, member_colour: dict) -> str:
+    """One row per member: its settings and seed, final metrics, epochs and status (failed members marked)."""
+    member_rows = []
+    for i, r in enumerate(rows):
+        swatch = Raw(f"<span style='color:{member_colour[i]}'>&#9632;</span> ") + _run_link(base, f"member-{i}")
+        member_rows.append([Raw(swatch), *[_fmt_value(r.get(k)) for k in group_keys],
+                            *([r.get(SEED, "-")] if seeded else []),
+                            *[fmt_pct(r.get(m)) if m.endswith("acc") else fmt_loss(r.get(m)) for m in METRICS],
+                            r.get("epochs", "-"), _member_status(r)])
+    first_metric = 1 + len(group_keys) + seeded
+    members_html = page.table(["member", *group_keys, *(["seed"] if seeded else []), *METRICS, "epochs", "status"],
+                              member_rows, numeric=set(range(first_metric, first_metric + len(METRICS) + 1)),
+                              row_class=lambda i: "failed" if rows[i].get("failed") or rows[i].get("error") else "")
+    return members_html
+
+
+def _settings_table(rows: list[dict], groups: dict[tuple, list[int]], group_keys: list[str], colour: dict,
+                    best: tuple | None) -> str:
+    """One row per setting: mean ± std over its seeds, how many failed; the best setting marked."""
+    setting_rows = []
+    for key, members in groups.items():
+        pick = [rows[i] for i in members]
+        mark = Raw(f"<span style='color:{colour[key]}'>&#9632;</span>" + (" <b>★ best</b>" if key == best else ""))
+        setting_rows.append([mark, *key, len(members), sum(bool(r.get("failed") or r.get("error")) for r in pick),
+                             _pm([r.get("val_acc") for r in pick], fmt_pct),
+                             _pm([r.get("test_acc") for r in pick], fmt_pct),
+                             _pm([r.get("val_loss") for r in pick], fmt_loss),
+                             _pm([r.get("test_loss") for r in pick], fmt_loss)])
+    order = list(groups)
+    settings_html = page.table(["", *group_keys, "seeds", "failed", "val acc", "test acc", "val loss", "test loss"],
+                               setting_rows, numeric=set(range(1 + len(group_keys), 7 + len(group_keys))),
+                               row_class=lambda i: "best" if order[i] == best else "")
+    return settings_html
+
+
 def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
     summary = read_json(base / "summary.json", {}) or {}
     grid = summary.get("grid") or {}
@@ -196,30 +231,8 @@ def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
         member = base / f"member-{i}"
         if (member / "summary.json").is_file() and not (member / "report.html").exists():
             build_fit_report(member, figures=())
-    member_rows = []
-    for i, r in enumerate(rows):
-        swatch = Raw(f"<span style='color:{member_colour[i]}'>&#9632;</span> ") + _run_link(base, f"member-{i}")
-        member_rows.append([Raw(swatch), *[_fmt_value(r.get(k)) for k in group_keys],
-                            *([r.get(SEED, "-")] if seeded else []),
-                            *[fmt_pct(r.get(m)) if m.endswith("acc") else fmt_loss(r.get(m)) for m in METRICS],
-                            r.get("epochs", "-"), _member_status(r)])
-    first_metric = 1 + len(group_keys) + seeded
-    members_html = page.table(["member", *group_keys, *(["seed"] if seeded else []), *METRICS, "epochs", "status"],
-                              member_rows, numeric=set(range(first_metric, first_metric + len(METRICS) + 1)),
-                              row_class=lambda i: "failed" if rows[i].get("failed") or rows[i].get("error") else "")
-    setting_rows = []
-    for key, members in groups.items():
-        pick = [rows[i] for i in members]
-        mark = Raw(f"<span style='color:{colour[key]}'>&#9632;</span>" + (" <b>★ best</b>" if key == best else ""))
-        setting_rows.append([mark, *key, len(members), sum(bool(r.get("failed") or r.get("error")) for r in pick),
-                             _pm([r.get("val_acc") for r in pick], fmt_pct),
-                             _pm([r.get("test_acc") for r in pick], fmt_pct),
-                             _pm([r.get("val_loss") for r in pick], fmt_loss),
-                             _pm([r.get("test_loss") for r in pick], fmt_loss)])
-    order = list(groups)
-    settings_html = page.table(["", *group_keys, "seeds", "failed", "val acc", "test acc", "val loss", "test loss"],
-                               setting_rows, numeric=set(range(1 + len(group_keys), 7 + len(group_keys))),
-                               row_class=lambda i: "best" if order[i] == best else "")
+    members_html = _members_table(base, rows, group_keys, seeded, member_colour)
+    settings_html = _settings_table(rows, groups, group_keys, colour, best)
     charts = _band_charts(groups, labels, colour, history, "sweep")
     name = _config_name(base) or base.name
     failed = sum(bool(r.get("failed") or r.get("error")) for r in rows)
