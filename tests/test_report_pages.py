@@ -98,6 +98,8 @@ def test_a_27_member_sweep_has_one_compact_legend_entry_per_setting(tmp_path):
         assert all(len(s["label"]) <= 32 for s in curves), [s["label"] for s in curves]
         assert [s["label"] for s in curves if s["label"].startswith("★")] == ["★ lr=0.1, weight_decay=0.001"]
         assert all(s["label"] == "" for s in chart["series"] if s.get("band"))  # no legend entry of their own
+    loss = charts_of(page)["lines"][0]
+    assert loss["id"] == "sweep-val_loss" and not loss.get("logToggle")  # 0.3 to 1.4: no decades to switch
     settings = page.split("id='settings'")[1].split("</section>")[0]
     assert settings.count("<tr class='best'>") == 1 and "★ best" in settings
     members = page.split("id='members'")[1].split("</section>")[0]

@@ -18,7 +18,7 @@ from trainwell.rundir import atomic_write_text, read_jsonl
 from trainwell.viz import page, runfiles
 from trainwell.viz.configview import config_html, config_overrides, read_config, read_json
 from trainwell.viz.page import Raw, esc, fmt_loss, fmt_pct, fmt_seconds
-from trainwell.viz.report import build_fit_report
+from trainwell.viz.report import build_fit_report, with_toggles
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
@@ -233,7 +233,7 @@ def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
             build_fit_report(member, figures=())
     members_html = _members_table(base, rows, group_keys, seeded, member_colour)
     settings_html = _settings_table(rows, groups, group_keys, colour, best)
-    charts = _band_charts(groups, labels, colour, history, "sweep")
+    charts = with_toggles(_band_charts(groups, labels, colour, history, "sweep"))
     name = _config_name(base) or base.name
     failed = sum(bool(r.get("failed") or r.get("error")) for r in rows)
     overview = page.key_values([
@@ -296,7 +296,7 @@ def _prune(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
                      "color": PALETTE[int(r.get("round") or 0) % len(PALETTE)], "dash": r.get("kind") != "ticket",
                      "history": runfiles.history_records(read_jsonl(base / folder / "metrics.jsonl"),
                                                          base / folder / "metrics.jsonl") if folder else []})
-    charts = _curve_charts(runs, "rounds")
+    charts = with_toggles(_curve_charts(runs, "rounds"))
     name = _config_name(base / "round-0") or base.name
     body = f"""
 <h1>trainwell prune (lottery tickets): {esc(name)}</h1>

@@ -211,7 +211,8 @@ def spans_decades(series: list[dict], decades: float = 2.0) -> bool:
     return bool(values) and math.log10(max(values) / min(values)) >= decades
 
 
-def _with_toggles(charts: list[dict]) -> list[dict]:
+def with_toggles(charts: list[dict]) -> list[dict]:
+    """Mark the charts of numbers (not percentages) whose values span decades for a log/linear switch."""
     for c in charts:
         if c.get("yfmt") == "num" and spans_decades(c["series"]):
             c["logToggle"] = True
@@ -294,9 +295,9 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
     started = read_json(run.path / STARTED_FILE) if summary is None else None
     started = started if isinstance(started, dict) else None
     state, state_text = _state(summary, history, cfg.get("train", {}).get("epochs"), live)
-    lines = _with_toggles(_epoch_charts(history, summary, read_steps(run.path, history)))
+    lines = with_toggles(_epoch_charts(history, summary, read_steps(run.path, history)))
     monitor_lines, hists = _monitor_charts(records, layer_titles(model_rows))
-    monitor_lines = _with_toggles(monitor_lines)
+    monitor_lines = with_toggles(monitor_lines)
     name = (summary or {}).get("name", cfg.get("name", run.path.name))
     config_hash = (summary or {}).get("config_hash", "")
     verdict = (summary or {}).get("verdict")
