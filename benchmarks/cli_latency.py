@@ -1,7 +1,8 @@
 """Wall time of the one-line mistakes and the static listings of the CLI, as a ratio to ``trainwell --help``.
 
 Each command runs in a fresh interpreter (as a user types it), interleaved with ``--help``, ``--reps`` times; the
-table gives medians, the ratio to ``--help``'s median, and whether torch was imported (``-X importtime``).
+table gives medians, the ratio to ``--help``'s median, whether torch was imported and how many of the lab's
+experiment modules were (read from ``sys.modules`` when the command ends).
 
     OMP_NUM_THREADS=1 python benchmarks/cli_latency.py --reps 3
 """
@@ -32,16 +33,30 @@ COMMANDS = [
 ]
 
 
-def run(args: list[str], cwd: str) -> tuple[float, int, bool, str]:
-    """(wall seconds, exit code, whether torch was imported, the last line of stderr)."""
+# runs the CLI as ``python -m trainwell`` does, then reports what it imported: sys.modules is the truth
+# (-X importtime logs the import statement only, not importlib.import_module, which the lab registry used)
+WRAP = """
+import runpy, sys
+sys.argv = ["trainwell", *sys.argv[1:]]
+try:
+    runpy.run_module("trainwell", run_name="__main__", alter_sys=True)
+finally:
+    lab = [m for m in sys.modules if m.startswith("trainwell.lab.") and m.rsplit(".", 1)[1] not in
+           ("registry", "base", "runner", "summaries", "pages", "index_page", "spirals_common", "probes")]
+    print(f"#imported torch={int('torch' in sys.modules)} experiments={len(lab)}", file=sys.stderr)
+"""
+
+
+def run(args: list[str], cwd: str) -> tuple[float, int, bool, int, str]:
+    """(wall seconds, exit code, whether torch was imported, how many lab experiment modules were imported, the
+    last line of stderr)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     tic = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "trainwell", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", WRAP, *args], cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - tic
-    torch = re.search(r"\|\s+torch$", proc.stderr, re.M) is not None
-    lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("import time:")]
-    return wall, proc.returncode, torch, (lines[-1] if lines else "")[:110]
+    found = re.search(r"^#imported torch=(\d) experiments=(\d+)$", proc.stderr, re.M)
+    lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("#imported")]
+    return wall, proc.returncode, found.group(1) == "1", int(found.group(2)), (lines[-1] if lines else "")[:110]
 
 
 def main() -> None:
@@ -54,16 +69,17 @@ def main() -> None:
         info = {}
         for _ in range(args.reps):
             for c in COMMANDS:
-                wall, rc, torch, last = run(c, cwd)
+                wall, rc, torch, lab, last = run(c, cwd)
                 times[" ".join(c)].append(wall)
-                info[" ".join(c)] = (rc, torch, last)
+                info[" ".join(c)] = (rc, torch, lab, last)
     base = statistics.median(times["--help"])
-    print("| command | median wall | ratio to --help | exit | torch imported | last line of stderr |")
-    print("|---|---|---|---|---|---|")
+    print("| command | median wall | ratio to --help | exit | torch imported | experiments imported | "
+          "last line of stderr |")
+    print("|---|---|---|---|---|---|---|")
     for key, values in times.items():
-        rc, torch, last = info[key]
+        rc, torch, lab, last = info[key]
         med = statistics.median(values)
-        print(f"| `trainwell {key}` | {med:.2f} s | {med / base:.1f} | {rc} | {'yes' if torch else 'no'} | "
+        print(f"| `trainwell {key}` | {med:.2f} s | {med / base:.1f} | {rc} | {'yes' if torch else 'no'} | {lab} | "
               f"{last.replace('|', '/')} |")
 
 

@@ -169,6 +169,7 @@ def fake_lab(monkeypatch):
                                 run=lambda cfg, workdir=None: {"seed": cfg.seed}, plot=plot,
                                 verdict=lambda r: base.make_verdict("steady claim", True, {"x": 1}, "t"))
     monkeypatch.setattr(registry, "experiments", lambda: {"steady": mod})
+    monkeypatch.setattr(registry, "names", lambda: ["steady"])
     return mod
 
 
@@ -261,10 +262,10 @@ def test_lab_resume_never_reuses_a_hostile_summary(workdir, capsys, fake_lab, fi
     capsys.readouterr()
     assert _lab("lab", "--resume") == 0
     assert "not reused" in capsys.readouterr().out
-    page = (workdir / "lab" / "index.html").read_text()
-    assert "onerror" not in page and "TOP SECRET" not in page
     import base64
-    assert base64.b64encode(b"TOP SECRET").decode() not in page
+    for page in [(workdir / "lab" / "index.html").read_text(), (workdir / "lab" / "steady" / "report.html").read_text()]:
+        assert "onerror" not in page and "TOP SECRET" not in page
+        assert base64.b64encode(b"TOP SECRET").decode() not in page
     assert json.loads((workdir / "lab" / "steady" / "summary.json").read_text())["verdict"]["status"] == "pass"
 
 

@@ -100,6 +100,7 @@ def fakes(monkeypatch):
     mods = {"steady": _fake("steady", lambda s: True), "flaky": _fake("flaky", lambda s: s % 2 == 0),
             "broken": _fake("broken", lambda s: True, raises_on=(0, 1, 2))}
     monkeypatch.setattr(registry, "experiments", lambda: mods)
+    monkeypatch.setattr(registry, "names", lambda: list(mods))
     return mods
 
 
@@ -119,8 +120,9 @@ def test_runner_writes_tree_index_and_records_errors(fakes, tmp_path):
     assert json.loads((out / "steady" / "result.json").read_text())[1]["result"]["seed"] == 1
     page = (out / "index.html").read_text()
     for s in summaries:
-        assert s["claim"] in page and s["name"] in page
-    assert "data:image/png;base64," in page and "unstable" in page
+        assert s["claim"] in page and s["name"] in page and f"{s['name']}/report.html" in page
+    assert "unstable" in page and "data:image/png;base64," not in page  # the figures are on each experiment's page
+    assert "data:image/png;base64," in (out / "steady" / "report.html").read_text()
     assert [r["name"] for r in json.loads((out / "index.json").read_text())] == ["broken", "steady", "flaky"]
     assert any("[2/3] steady" in line for line in lines)
 

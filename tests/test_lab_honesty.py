@@ -162,6 +162,7 @@ def _fake(name="fake", raises=False):
 def fake(monkeypatch):
     mods = {"fake": _fake(), "plain": types.SimpleNamespace(**{**vars(_fake("plain")), "CONTROL": None})}
     monkeypatch.setattr(registry, "experiments", lambda: mods)
+    monkeypatch.setattr(registry, "names", lambda: list(mods))
     return mods
 
 
@@ -175,8 +176,10 @@ def test_control_runs_into_its_own_folder_and_the_page_shows_both(fake, tmp_path
     assert ctrl["verdict"]["status"] == "inconclusive" and ctrl["verdict"]["note"] == "quick size"
     main_summary = json.loads((out / "fake" / "summary.json").read_text())
     assert main_summary["verdict"]["status"] == "pass" and "control" not in main_summary  # untouched by the control
-    page = (out / "index.html").read_text()
-    assert "Control:" in page and "the gain removed" in page and "gain: 0.3" in page
+    index = (out / "index.html").read_text()
+    assert "fake/report.html" in index and "inconclusive (quick size)" in index  # the control's verdict
+    page = (out / "fake" / "report.html").read_text()
+    assert "Control:" in page and "the gain removed" in page and "<td>gain</td>" in page and ">0.3<" in page
     assert [r["name"] for r in json.loads((out / "index.json").read_text())] == ["fake"]
     assert main(["lab", "run", "plain", "--control", "--out", str(out)]) == 2  # no control declared
     assert "declares no control" in capsys.readouterr().err

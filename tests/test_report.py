@@ -13,7 +13,9 @@ from trainwell.errors import ConfigError, TrainwellError
 from trainwell.pipeline import fit
 from trainwell.train.callbacks import Callback
 from trainwell.viz import group_report, plots
-from trainwell.viz.report import build_report, config_overrides, layer_titles
+from trainwell.viz.build import build_report
+from trainwell.viz.configview import config_overrides
+from trainwell.viz.report import layer_titles
 
 TINY = ["data.name=spirals", "data.options={arms = 3, n_per_class = 60}", "model.kind=mlp", "model.hidden=[64,64]",
         "train.epochs=3", "train.batch_size=32", "doctor.monitor_every=5", "report.every=1",
@@ -38,7 +40,7 @@ class PageSpy(Callback):
 def test_report_written_at_start_and_refreshed_every_epoch_then_final(workdir):
     spy = PageSpy(workdir / "run" / "report.html")
     result = fit(load_config(None, TINY), out="run", quiet=True, callbacks=[spy])
-    assert "in progress: 0 of 3 epochs" in spy.pages[0] and "in progress: 1 of 3 epochs" in spy.pages[1]
+    assert "running: 0 of 3 epochs" in spy.pages[0] and "running: 1 of 3 epochs" in spy.pages[1]
     assert len(charts_of(spy.pages[2])["lines"][1]["x"]) == 2  # two epochs of the loss-per-epoch chart
     page = (result.run_dir / "report.html").read_text(encoding="utf-8")
     assert "finished: completed 3 epochs" in page
@@ -82,7 +84,7 @@ def test_an_interrupted_run_has_a_report_and_trainwell_report_rebuilds_it(workdi
     with pytest.raises(RuntimeError):
         fit(load_config(None, TINY), out="run", quiet=True, callbacks=[Crash()])
     page = (workdir / "run" / "report.html").read_text(encoding="utf-8")
-    assert "in progress: 2 of 3 epochs" in page  # the refresh after epoch 2 survives the crash
+    assert "running: 2 of 3 epochs" in page  # the refresh after epoch 2 survives the crash
     assert main(["report", "run"]) == 0
     page = (workdir / "run" / "report.html").read_text(encoding="utf-8")
     assert "no summary.json: the run was interrupted (or is still running) after 2 of 3 epochs" in page
@@ -116,16 +118,17 @@ def _sweep_folder(path):
         for m in range(4) for e in range(2)))
 
 
-def test_sweep_report_rows_mean_std_and_every_members_curves(workdir):
+def test_sweep_report_rows_mean_std_and_a_curve_per_setting_with_its_band(workdir):
     _sweep_folder(workdir / "sw")
     page = build_report(workdir / "sw").read_text(encoding="utf-8")
     assert "85.00% ± 7.07%" in page and "50.00% ± 0.00%" in page  # mean ± sample std over the two seeds
     assert page.count("member-") >= 4 and "early stop after epoch 1" in page
     val_loss = charts_of(page)["lines"][0]
-    assert val_loss["id"] == "sweep-val_loss" and val_loss["x"] == [1, 2] and len(val_loss["series"]) == 4
-    colours = [s["color"] for s in val_loss["series"]]
-    assert colours[0] == colours[1] != colours[2] == colours[3]  # coloured by setting
-    assert val_loss["series"][0]["y"] == [1.0, 0.5]
+    assert val_loss["id"] == "sweep-val_loss" and val_loss["x"] == [1, 2]
+    curves = [s for s in val_loss["series"] if not s.get("band")]
+    assert [s["label"] for s in curves] == ["★ lr=0.1", "lr=0.01"]  # one per setting, the best marked
+    assert curves[0]["color"] != curves[1]["color"] and curves[0]["y"] == [1.0, 0.5]  # the mean over seeds
+    assert len(val_loss["series"]) == 6 and val_loss["bands"][0]["series"] == [2, 3]  # min..max over seeds
 
 
 def test_sweep_report_gives_population_members_their_own_page(workdir):

@@ -121,7 +121,7 @@ def test_sweep_report_in_chromium(browser, runs):
     page, problems = open_report(browser, runs / "sweep" / "report.html")
     assert problems == []
     assert assert_rendered(page) == 3
-    assert {"Settings (mean ± std over seeds)", "Members", "Curves of every member"} <= set(sections(page))
+    assert {"Settings (mean ± std over seeds)", "Members", "Curves by setting"} <= set(sections(page))
     assert page.locator("#members tbody tr").count() == 4 and page.locator("#settings tbody tr").count() == 2
     assert "±" in page.locator("#settings").inner_text()
     page.close()

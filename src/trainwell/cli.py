@@ -297,13 +297,13 @@ def _group_report(cfg, folder) -> str:
     """Write the report of a sweep or prune folder (unless report.enabled = false); the text to print about it."""
     if not cfg.report.enabled:
         return ""
-    from trainwell.viz.report import build_report
+    from trainwell.viz.build import build_report
 
     return f", report: {build_report(folder)}"
 
 
 def cmd_report(args) -> int:
-    from trainwell.viz.report import build_report
+    from trainwell.viz.build import build_report
 
     print(build_report(args.run_dir))
     return 0
@@ -354,6 +354,18 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def _lab_table(console, rows: list[dict]) -> int:
+    from rich.table import Table
+
+    table = Table(title="trainwell lab")
+    for col in ("name", "claim", "quick", "default"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["claim"], f"~{r['expected_s']['quick']} s", f"~{r['expected_s']['default']} s")
+    console.print(table)
+    return 0
+
+
 def cmd_lab(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -362,30 +374,21 @@ def cmd_lab(args) -> int:
 
     console = Console(stderr=getattr(args, "json", False))
     if args.lab_command == "list":
-        rows = registry.describe()
-        if args.json:
-            import json
+        if not args.json:  # the table needs no experiment imported (registry.CATALOG)
+            return _lab_table(console, registry.listing())
+        import json
 
-            print(json.dumps(rows, indent=2))
-            return 0
-        table = Table(title="trainwell lab")
-        for col in ("name", "claim", "quick", "default"):
-            table.add_column(col, overflow="fold")
-        for r in rows:
-            table.add_row(r["name"], r["claim"], f"~{r['expected_s']['quick']} s", f"~{r['expected_s']['default']} s")
-        console.print(table)
+        print(json.dumps(registry.describe(), indent=2))
         return 0
     if args.lab_command != "run":
         raise TrainwellError("use 'trainwell lab list' or 'trainwell lab run NAME... | --all'")
-    names = list(registry.experiments()) if args.all else args.names
+    known = registry.names()  # static: a misspelt name is answered before torch is imported
+    names = known if args.all else args.names
     if not names or (args.all and args.names):
         raise TrainwellError("name experiments to run, or pass --all (not both); see 'trainwell lab list'")
-    known = registry.experiments()
     for name in names:
         if name not in known:
-            from trainwell.config_io import suggest
-
-            raise TrainwellError(f"unknown experiment {name!r}: {suggest(name, known)}allowed are {', '.join(known)}")
+            raise TrainwellError(registry.unknown(name, known))
     from trainwell.lab import runner
     try:
         summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,

@@ -2,11 +2,12 @@
 
 Layout of ``out``::
 
-    index.html                       every claim, its verdict, evidence, figures and time
+    index.html                       every experiment: claim, verdict of every seed, control, time, its page
     index.json                       the same as data
     <name>/summary.json              name, claim, size, seeds, config, verdict (overall), per-seed verdicts, wall_s
     <name>/result.json               each seed's result (plain data)
-    <name>/figures/<figure>.png      the first seed's figures
+    <name>/report.html               the experiment's page (trainwell.lab.pages)
+    <name>/figures/<figure>.png      the first seed's figures; <figure>_seed<k>.png those of seed k
     <name>/runs/seed<k>/...          the run directories of the trainings behind it
 
 An experiment that raises is recorded with status ``error`` (and its traceback) and the others go on. With
@@ -20,13 +21,9 @@ experiment's summary.json is reused only if every field is valid (:func:`summary
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import html
 import json
-import math
 import os
-import re
 import time
 import traceback
 from dataclasses import asdict, replace
@@ -37,18 +34,19 @@ import torch
 import trainwell
 from trainwell.errors import TrainwellError
 from trainwell.lab import base, registry
+from trainwell.lab.index_page import write_index
+from trainwell.lab.summaries import STATUSES, _reusable, _reusable_any, figure_file, shown, summary_problem  # noqa: F401
 from trainwell.manifest import record
 from trainwell.runclaim import Claim
-from trainwell.rundir import atomic_write_json, atomic_write_text, to_json
-
-COLORS = {"pass": "#17803d", "fail": "#b3261e", "inconclusive": "#b26b00", "unstable": "#8a3ffc", "error": "#555"}
+from trainwell.rundir import atomic_write_json, to_json
 
 
-def _save_figures(figures: dict, folder: Path) -> list[str]:
+def _save_figures(figures: dict, folder: Path, suffix: str = "") -> list[str]:
+    """Save ``figures`` as ``folder/<name><suffix>.png``; return their paths as the summary lists them."""
     folder.mkdir(parents=True, exist_ok=True)
     names = []
     for name, fig in figures.items():
-        path = folder / f"{name}.png"
+        path = folder / f"{name}{suffix}.png"
         fig.savefig(path, dpi=90)
         names.append(f"figures/{path.name}")
     return names
@@ -81,12 +79,6 @@ def size_limited(verdict: dict, quick: bool, decides: bool = True) -> dict:
     return v
 
 
-def shown(verdict: dict) -> str:
-    """A verdict's status as the table and index show it: ``inconclusive (quick size)`` where the size decided."""
-    note = verdict.get("note")
-    return f"{verdict.get('status')} ({note})" if note else str(verdict.get("status"))
-
-
 def has_control(mod) -> bool:
     """Whether experiment module ``mod`` declares its control (``CONTROL`` text and a ``Config.control`` flag)."""
     from dataclasses import fields
@@ -113,18 +105,20 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int |
     tic = time.perf_counter()
     for k in range(seeds):
         cfg = replace(cfg0, seed=cfg0.seed + k)
-        t = time.perf_counter()
+        t, seed_figures = time.perf_counter(), []
         try:
             with base.member_log(log):
                 result = json.loads(to_json(mod.run(cfg, workdir=folder / "runs" / f"seed{cfg.seed}")))
             v = size_limited(mod.verdict(result), quick, getattr(mod, "QUICK_DECIDES", True))
-            if k == 0:
-                figures = _save_figures(mod.plot(result), folder / "figures_new")
+            suffix = "" if k == 0 else f"_seed{cfg.seed}"  # the first seed's keep their plain names
+            seed_figures = _save_figures(mod.plot(result), folder / "figures_new", suffix)
+            figures += seed_figures
             results.append({"seed": cfg.seed, "result": result})
         except Exception as exc:  # an experiment's failure is data: record it, let the others run
             v = {"claim": mod.CLAIM, "status": "error", "evidence": {"error": f"{type(exc).__name__}: {exc}"},
                  "threshold": "", "traceback": traceback.format_exc()}
-        per_seed.append({"seed": cfg.seed, "verdict": v, "wall_s": round(time.perf_counter() - t, 3)})
+        per_seed.append({"seed": cfg.seed, "verdict": v, "wall_s": round(time.perf_counter() - t, 3),
+                         "figures": seed_figures})
         if log is not None:
             log(f"  {name}{' control' if control else ''} seed {cfg.seed}: {shown(v)} "
                 f"({time.perf_counter() - t:.1f} s)")
@@ -135,7 +129,8 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int |
         "seed": cfg0.seed, "seeds": [p["seed"] for p in per_seed], "config": asdict(cfg0),
         "verdict": {"claim": mod.CLAIM, "status": status, "evidence": first["evidence"],
                     "threshold": first.get("threshold", "")},
-        "per_seed": per_seed, "figures": [], "wall_s": round(time.perf_counter() - tic, 3),
+        "literature": getattr(mod, "LITERATURE", None), "per_seed": per_seed, "figures": [],
+        "wall_s": round(time.perf_counter() - tic, 3),
         "expected_s": mod.EXPECTED_S["quick" if quick else "default"],
         "trainwell_version": trainwell.__version__, "torch_version": torch.__version__,
     }
@@ -150,7 +145,7 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int |
                 f"{folder / 'error.json'}")
         return summary
     _replace_figures(folder, figures)
-    summary["figures"] = figures
+    summary["figures"] = per_seed[0]["figures"]  # the first seed's (each seed lists its own in per_seed)
     atomic_write_json(folder / "result.json", results)
     atomic_write_json(folder / "summary.json", summary)
     with contextlib.suppress(FileNotFoundError):
@@ -181,86 +176,6 @@ def _replace_figures(folder: Path, figures: list[str]) -> None:
             os.replace(f, old / f.name)
             record(old / f.name)
         new.rmdir()
-
-
-def _reusable_any(folder: Path) -> bool:
-    """Whether ``folder`` holds a valid earlier result that did not end in an error."""
-    try:
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return summary_problem(summary, summary.get("name") if isinstance(summary, dict) else None, folder) is None \
-        and summary["verdict"]["status"] != "error"
-
-
-STATUSES = ("pass", "fail", "inconclusive", "unstable", "error")  # an experiment's overall status
-FIGURE = re.compile(r"figures/[A-Za-z0-9][A-Za-z0-9_.-]*\.png")
-
-
-def figure_file(folder: Path, rel) -> Path | None:
-    """The PNG ``rel`` (``figures/<name>.png``) of an experiment's ``folder``, or None if ``rel`` names anything
-    else (another folder, a link, a path with ``..``): only a run's own figures are ever read."""
-    if not isinstance(rel, str) or not FIGURE.fullmatch(rel) or ".." in rel:
-        return None
-    path = folder / rel
-    figures = (folder / "figures").resolve()
-    if path.is_symlink() or not path.is_file() or path.resolve().parent != figures:
-        return None
-    return path
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def summary_problem(summary, name: str, folder: Path) -> str | None:
-    """Why ``summary`` (an experiment's summary.json, e.g. from an earlier or someone else's lab run) cannot be
-    reused as it is, or None if every field the index uses is what :func:`run_one` writes."""
-    if not isinstance(summary, dict):
-        return f"not a JSON object but a {type(summary).__name__}"
-    checks = [
-        (summary.get("name") == name, f"name {summary.get('name')!r} is not {name!r}"),
-        (isinstance(summary.get("claim"), str) and isinstance(summary.get("paper", ""), str), "claim is not text"),
-        (summary.get("size") in ("quick", "default"), "size is not quick or default"),
-        (_number(summary.get("wall_s")) and summary["wall_s"] >= 0, "wall_s is not a number of seconds"),
-        (isinstance(summary.get("seeds"), list) and all(isinstance(k, int) and not isinstance(k, bool)
-                                                        for k in summary["seeds"]), "seeds is not a list of integers"),
-    ]
-    verdict = summary.get("verdict")
-    checks.append((isinstance(verdict, dict) and verdict.get("status") in STATUSES
-                   and isinstance(verdict.get("claim", ""), str) and isinstance(verdict.get("threshold", ""), str),
-                   f"verdict status is not one of {', '.join(STATUSES)}"))
-    per_seed = summary.get("per_seed", [])
-    checks.append((isinstance(per_seed, list) and all(
-        isinstance(p, dict) and isinstance(p.get("seed"), int) and isinstance(p.get("verdict"), dict)
-        and p["verdict"].get("status") in STATUSES and _number(p.get("wall_s")) for p in per_seed),
-        "per_seed holds an entry that is not {seed, verdict with a known status, wall_s}"))
-    figures = summary.get("figures", [])
-    checks.append((isinstance(figures, list) and all(figure_file(folder, f) is not None for f in figures),
-                   "figures lists a file that is not one of its own figures/*.png"))
-    return next((problem for ok, problem in checks if not ok), None)
-
-
-def _reusable(folder: Path, quick: bool, seeds: int, seed: int | None, log=None,
-              name: str | None = None) -> dict | None:
-    """The experiment's earlier summary, if it is valid (:func:`summary_problem`) and of the same size, seeds
-    and first seed, and did not end in an error; else None (it runs again)."""
-    path = folder / "summary.json"
-    if not path.is_file() or path.is_symlink():
-        return None
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        summary = "unreadable JSON"
-    name = name or folder.name
-    problem = summary_problem(summary, name, folder) if isinstance(summary, dict) else "not valid JSON"
-    if problem is not None:
-        if log is not None:
-            log(f"{path}: not reused ({problem}); running {name} again")
-        return None
-    same = (summary["size"] == ("quick" if quick else "default") and len(summary["seeds"]) == seeds
-            and (seed is None or summary.get("seed") == seed))
-    return summary if same and summary["verdict"]["status"] != "error" else None
 
 
 def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: int = 1, resume: bool = False,
@@ -383,98 +298,3 @@ def _run_lab_ray(names: list[str], out: Path, quick: bool, seeds: int, resume: b
                               {"num_cpus": 1}, done)
     write_index(_index_of(summaries, out, control), out)
     return summaries
-
-
-def _evidence_html(evidence) -> str:
-    return f"<pre>{html.escape(json.dumps(evidence, indent=1, default=str))}</pre>"
-
-
-def _esc(value) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _seconds(value) -> str:
-    return f"{value:.1f} s" if _number(value) else "-"
-
-
-def _badge(verdict: dict) -> str:
-    st = verdict.get("status")
-    return f'<b style="color:{COLORS.get(st, "#000")}">{_esc(shown(verdict))}</b>'
-
-
-def _criteria_html(verdict: dict) -> str:
-    """Each criterion of an interval verdict: effect [lo, hi] against its threshold."""
-    crit = (verdict.get("evidence") or {}).get("criteria") if isinstance(verdict.get("evidence"), dict) else None
-    if not isinstance(crit, list):
-        return ""
-
-    def num(v):
-        return f"{v:.4g}" if _number(v) else _esc(v)
-
-    items = "".join(f"<li>{_esc(c.get('name'))}: {num(c.get('effect'))} [{num(c.get('lo'))}, {num(c.get('hi'))}] "
-                    f"vs {num(c.get('threshold'))} ({_esc(c.get('method'))}) &rarr; {_esc(c.get('status'))}</li>"
-                    for c in crit if isinstance(c, dict))
-    return f"<ul>{items}</ul>"
-
-
-def _control_of(folder: Path) -> dict | None:
-    """The control's summary in ``folder/control``, if it holds a valid one."""
-    ctrl = folder / "control"
-    if not _reusable_any(ctrl):
-        return None
-    return json.loads((ctrl / "summary.json").read_text(encoding="utf-8"))
-
-
-def write_index(summaries: list[dict], out: Path) -> Path:
-    """Write ``index.json`` and a self-contained ``index.html`` (figures embedded) for ``summaries``.
-
-    Every value on the page is escaped, and only PNGs under each experiment's own ``figures/`` are embedded
-    (:func:`figure_file`), whatever a summary says."""
-    atomic_write_json(out / "index.json", [{k: s.get(k) for k in ("name", "claim", "size", "seeds", "verdict",
-                                                                   "wall_s", "figures")} for s in summaries])
-    counts = {}
-    for s in summaries:
-        counts[s["verdict"]["status"]] = counts.get(s["verdict"]["status"], 0) + 1
-    rows, sections = [], []
-    for s in summaries:
-        name = s["name"]
-        badge = _badge(s["verdict"])
-        ctrl = _control_of(out / name)
-        ctrl_badge = _badge(ctrl["verdict"]) if ctrl else "-"
-        rows.append(f'<tr><td><a href="#{_esc(name)}">{_esc(name)}</a></td>'
-                    f'<td>{_esc(s.get("claim"))}</td><td>{badge}</td><td>{ctrl_badge}</td>'
-                    f'<td>{_seconds(s.get("wall_s"))}</td></tr>')
-        ctrl_html = "" if not ctrl else (
-            f'<h3>Control: {ctrl_badge}</h3><p>{_esc(ctrl.get("control"))} ({_esc(ctrl.get("size"))} size; a control '
-            f'should never pass)</p><ul>'
-            + "".join(f"<li>seed {_esc(p.get('seed'))}: {_badge(p.get('verdict', {}))}</li>"
-                      for p in ctrl.get("per_seed", []))
-            + f'</ul>{_evidence_html(ctrl["verdict"].get("evidence"))}')
-        imgs = []
-        for rel in s.get("figures", []):
-            path = figure_file(out / name, rel)
-            if path is not None:
-                data = base64.b64encode(path.read_bytes()).decode()
-                imgs.append(f'<img alt="{_esc(rel)}" src="data:image/png;base64,{data}">')
-        seeds = "".join(f"<li>seed {_esc(p.get('seed'))}: {_badge(p.get('verdict', {}))} "
-                        f"({_seconds(p.get('wall_s'))}){_criteria_html(p.get('verdict', {}))}</li>"
-                        for p in s.get("per_seed", []))
-        sections.append(
-            f'<h2 id="{_esc(name)}">{_esc(name)}: {badge}</h2>'
-            f'<p>{_esc(s.get("claim"))}</p><p><i>{_esc(s.get("paper", ""))}</i></p>'
-            f'<p>Threshold: {_esc(s["verdict"].get("threshold", ""))}</p>'
-            f'<p>{_esc(s.get("size"))} size, {_seconds(s.get("wall_s"))}</p><ul>{seeds}</ul>'
-            f'{_evidence_html(s["verdict"].get("evidence"))}{"".join(imgs)}{ctrl_html}')
-    tally = ", ".join(f"{v} {_esc(k)}" for k, v in sorted(counts.items()))
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>trainwell lab</title><style>"
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;"
-        "vertical-align:top}img{max-width:100%}pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:85%}"
-        "</style></head><body>"
-        f"<h1>trainwell lab</h1><p>{len(summaries)} experiments: {tally}</p>"
-        "<table><tr><th>experiment</th><th>claim</th><th>verdict</th><th>control</th><th>time</th></tr>"
-        f"{''.join(rows)}</table>{''.join(sections)}</body></html>"
-    )
-    atomic_write_text(out / "index.html", page)
-    return out / "index.html"

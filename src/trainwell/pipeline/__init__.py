@@ -583,7 +583,7 @@ def write_run(run: RunDir, prep: Prepared, state, stopper: stop_callback.Stopper
     if figures or prep.cfg.report.enabled:
         plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
     if prep.cfg.report.enabled:
-        from trainwell.viz.report import build_report
+        from trainwell.viz.build import build_report
 
         build_report(run.path)
     return summary

@@ -1,10 +1,12 @@
 """The live report: ``report.html`` written when training starts and rewritten every few epochs, so a user can
-watch a run in the browser (reload to update), and an interrupted run still has a current report.
+watch a run in the browser (the page updates itself), and an interrupted run still has a current report.
 
 Each rewrite is atomic (temp file + rename: a reload never sees half a page) and costs tens of milliseconds: the
 page's charts are drawn by the browser from the data inlined into it; the PNG figures are drawn once, at the end.
-The callback also writes what the page shows and no other file has: ``model.json`` (the per-layer summary) and
-``steps.jsonl`` (per-step training losses, one line per epoch, taken from :class:`StepLosses`).
+The callback also writes what the page shows and no other file has: ``model.json`` (the per-layer summary),
+``steps.jsonl`` (per-step training losses, one line per epoch, taken from :class:`StepLosses`) and
+``started.json`` (device, parameters, versions: known before the summary). Each rewrite also writes
+``report-live.js``, which the open page polls to reload itself (:func:`trainwell.viz.report.write_live_file`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,18 @@ import time
 from pathlib import Path
 
 from trainwell.train.callbacks import Callback, State, StepLosses
+
+
+def started(state: State) -> dict:
+    """What the page shows of a run before its summary exists: parameters, device and versions."""
+    import torch
+
+    import trainwell
+
+    device = getattr(state.trainer, "device", None) or next((p.device for p in state.model.parameters()), "cpu")
+    return {"params": sum(p.numel() for p in state.model.parameters()), "device": str(device),
+            "trainwell_version": trainwell.__version__, "torch_version": torch.__version__,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 class LiveReport(Callback):
@@ -45,10 +59,11 @@ class LiveReport(Callback):
 
     def on_fit_start(self, state: State) -> None:
         from trainwell.rundir import atomic_write_json, atomic_write_text
-        from trainwell.viz.report import MODEL_FILE, STEPS_FILE
+        from trainwell.viz.report import MODEL_FILE, STARTED_FILE, STEPS_FILE
 
         atomic_write_text(self.run_dir / STEPS_FILE, "")
         self._seen = 0
+        atomic_write_json(self.run_dir / STARTED_FILE, started(state))
         if self.input_shape is not None:
             try:
                 from trainwell.cnn.summary import summarize

@@ -1,6 +1,6 @@
-"""report.html of a folder of runs: a sweep (one row per member, mean ± std over seeds for each setting, every
-member's curves coloured by setting) or a prune/lottery folder (one row per round, accuracy against the
-fraction of weights left with percentage ticks, every round's curves).
+"""report.html of a folder of runs: a sweep (mean ± std over seeds for each setting with the best marked, one
+curve per setting with a band over its seeds, one row per member) or a prune/lottery folder (one row per round,
+accuracy against the fraction of weights left with percentage ticks, every round's curves).
 
 Read from what ``trainwell sweep`` and ``trainwell prune`` write (results.json, metrics.jsonl, member-*/ and
 round-*/ run directories); nothing here trains.
@@ -16,8 +16,9 @@ from pathlib import Path
 from trainwell.errors import TrainwellError
 from trainwell.rundir import atomic_write_text, read_jsonl
 from trainwell.viz import page, runfiles
+from trainwell.viz.configview import config_html, config_overrides, read_config, read_json
 from trainwell.viz.page import Raw, esc, fmt_loss, fmt_pct, fmt_seconds
-from trainwell.viz.report import _config_html, _read_json, config_overrides
+from trainwell.viz.report import build_fit_report, with_toggles
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
@@ -27,7 +28,7 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_
 def build(path: str | Path, kind: str) -> Path:
     """Write ``<path>/report.html`` for a ``sweep`` or ``lottery`` folder; return its path."""
     path = Path(path)
-    rows = _read_json(path / "results.json")
+    rows = read_json(path / "results.json")
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise TrainwellError(f"{path / 'results.json'}: missing or unreadable; the {_label(kind)} has not finished "
                              f"(its runs have their own reports in {path}/*/report.html)")
@@ -96,7 +97,7 @@ def _config_section(base: Path) -> str:
     text = (base / "config.toml").read_text(encoding="utf-8") if (base / "config.toml").exists() else ""
     if not text:
         return ""
-    return f"<section id='config-section'><h2>Config</h2>{_config_html(text, config_overrides(text))}</section>"
+    return f"<section id='config-section'><h2>Config</h2>{config_html(text, config_overrides(text))}</section>"
 
 
 def _fmt_value(v) -> str:
@@ -104,74 +105,157 @@ def _fmt_value(v) -> str:
 
 
 # -- sweep --------------------------------------------------------------------------------------------------
+SEED = "train.seed"
+
+
+def setting_keys(rows: list[dict], grid: dict) -> tuple[list[str], bool]:
+    """The grid's keys (the settings a sweep varies, seeds apart) and whether the rows carry a seed. Without a
+    summary.json grid, the config keys (dotted names) of the rows: never ``failed``, ``error`` or a metric."""
+    keys = [k for k in grid if k != SEED and any(k in r for r in rows)]
+    if not grid:
+        keys = [k for k in dict.fromkeys(k for r in rows for k in r) if "." in k and k != SEED]
+    return keys, any(SEED in r for r in rows)
+
+
+def short_labels(keys: list[str]) -> dict[str, str]:
+    """``optim.lr`` -> ``lr`` where the last part names one key only, else the full key."""
+    last = [k.split(".")[-1] for k in keys]
+    return {k: short if last.count(short) == 1 else k for k, short in zip(keys, last, strict=True)}
+
+
+def best_group(groups: dict[tuple, list[int]], rows: list[dict]) -> tuple | None:
+    """The setting with the highest mean validation accuracy (or, without accuracies, the lowest mean
+    validation loss); None when no member has either."""
+    def score(members):
+        acc = mean_std([rows[i].get("val_acc") for i in members])
+        loss = mean_std([rows[i].get("val_loss") for i in members])
+        return (acc[0], 0.0) if acc else (-math.inf, -loss[0]) if loss else None
+
+    scored = [(score(m), key) for key, m in groups.items() if score(m) is not None]
+    return max(scored)[1] if scored else None
+
+
+def _band_charts(groups: dict[tuple, list[int]], labels: dict, colour: dict, history: dict[int, list[dict]],
+                 prefix: str) -> list[dict]:
+    """Val loss / val accuracy / train loss per epoch: one curve per setting (the mean over its seeds) with a
+    band from the lowest to the highest seed."""
+    length = max((len(h) for h in history.values()), default=0)
+    xs = list(range(1, length + 1))
+    charts = []
+    for key, title, ylabel, yfmt in (("val_loss", "Validation loss per epoch", "val loss", "num"),
+                                     ("val_acc", "Validation accuracy per epoch", "val accuracy", "pct"),
+                                     ("train_loss", "Training loss per epoch", "train loss", "num")):
+        series, bands = [], []
+        for group, members in groups.items():
+            per_epoch = [[v for i in members for h in history.get(i, []) if h.get("epoch") == e - 1
+                          for v in [h.get(key)] if isinstance(v, (int, float)) and math.isfinite(v)] for e in xs]
+            series.append({"label": labels[group], "color": colour[group],
+                           "y": [statistics.fmean(v) if v else None for v in per_epoch], "width": 2})
+            if len(members) > 1:
+                n = len(series)
+                series.append({"label": "", "color": colour[group], "band": True,
+                               "y": [max(v) if v else None for v in per_epoch]})
+                series.append({"label": "", "color": colour[group], "band": True,
+                               "y": [min(v) if v else None for v in per_epoch]})
+                bands.append({"series": [n + 1, n + 2], "fill": colour[group] + "26"})
+        if any(v is not None for s in series for v in s["y"]):
+            charts.append({"id": f"{prefix}-{key}", "title": title, "xlabel": "epoch", "ylabel": ylabel,
+                           "xfmt": "int", "yfmt": yfmt, "x": xs, "series": series, "bands": bands})
+    return charts
+
+
+def _member_status(r: dict) -> str:
+    if r.get("error"):
+        return f"error: {r['error']}"
+    if r.get("failed"):
+        return "failed"
+    return "completed" if r.get("stop_epoch") is None else f"early stop after epoch {r['stop_epoch'] + 1}"
+
+
+def _members_table(base: Path, rows: list[dict], group_keys: list[str], seeded: bool, member_colour: dict) -> str:
+    """One row per member: its settings and seed, final metrics, epochs and status (failed members marked)."""
+    member_rows = []
+    for i, r in enumerate(rows):
+        swatch = Raw(f"<span style='color:{member_colour[i]}'>&#9632;</span> ") + _run_link(base, f"member-{i}")
+        member_rows.append([Raw(swatch), *[_fmt_value(r.get(k)) for k in group_keys],
+                            *([r.get(SEED, "-")] if seeded else []),
+                            *[fmt_pct(r.get(m)) if m.endswith("acc") else fmt_loss(r.get(m)) for m in METRICS],
+                            r.get("epochs", "-"), _member_status(r)])
+    first_metric = 1 + len(group_keys) + seeded
+    members_html = page.table(["member", *group_keys, *(["seed"] if seeded else []), *METRICS, "epochs", "status"],
+                              member_rows, numeric=set(range(first_metric, first_metric + len(METRICS) + 1)),
+                              row_class=lambda i: "failed" if rows[i].get("failed") or rows[i].get("error") else "")
+    return members_html
+
+
+def _settings_table(rows: list[dict], groups: dict[tuple, list[int]], group_keys: list[str], colour: dict,
+                    best: tuple | None) -> str:
+    """One row per setting: mean ± std over its seeds, how many failed; the best setting marked."""
+    setting_rows = []
+    for key, members in groups.items():
+        pick = [rows[i] for i in members]
+        mark = Raw(f"<span style='color:{colour[key]}'>&#9632;</span>" + (" <b>★ best</b>" if key == best else ""))
+        setting_rows.append([mark, *key, len(members), sum(bool(r.get("failed") or r.get("error")) for r in pick),
+                             _pm([r.get("val_acc") for r in pick], fmt_pct),
+                             _pm([r.get("test_acc") for r in pick], fmt_pct),
+                             _pm([r.get("val_loss") for r in pick], fmt_loss),
+                             _pm([r.get("test_loss") for r in pick], fmt_loss)])
+    order = list(groups)
+    settings_html = page.table(["", *group_keys, "seeds", "failed", "val acc", "test acc", "val loss", "test loss"],
+                               setting_rows, numeric=set(range(1 + len(group_keys), 7 + len(group_keys))),
+                               row_class=lambda i: "best" if order[i] == best else "")
+    return settings_html
+
+
 def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
-    summary = _read_json(base / "summary.json", {}) or {}
+    summary = read_json(base / "summary.json", {}) or {}
     grid = summary.get("grid") or {}
-    setting_keys = [k for k in rows[0] if k not in METRICS and k not in ("epochs", "stop_epoch", "history")]
-    group_keys = [k for k in setting_keys if k != "train.seed"] or setting_keys
+    group_keys, seeded = setting_keys(rows, grid)
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(tuple(_fmt_value(r.get(k)) for k in group_keys), []).append(i)
     colour = {key: PALETTE[g % len(PALETTE)] for g, key in enumerate(groups)}
     member_colour = {i: colour[key] for key, members in groups.items() for i in members}
+    best = best_group(groups, rows) if len(groups) > 1 else None
+    short = short_labels(group_keys)
+    labels = {key: ("★ " if key == best else "") + (", ".join(f"{short[k]}={v}" for k, v in zip(group_keys, key,
+                                                                                                 strict=True))
+                                                    or "all members") for key in groups}
 
     history: dict[int, list[dict]] = {}
     for rec in runfiles.history_records(read_jsonl(base / "metrics.jsonl"), base / "metrics.jsonl"):
         if isinstance(rec.get("member"), int):
             history.setdefault(rec["member"], []).append(rec)
 
-    def stop_text(r: dict) -> str:
-        return "completed" if r.get("stop_epoch") is None else f"early stop after epoch {r['stop_epoch'] + 1}"
-
-    from trainwell.viz.report import build_fit_report
-
     for i in range(len(rows)):  # population members have run directories but no page of their own yet
         member = base / f"member-{i}"
         if (member / "summary.json").is_file() and not (member / "report.html").exists():
             build_fit_report(member, figures=())
-    member_rows = []
-    for i, r in enumerate(rows):
-        swatch = Raw(f"<span style='color:{member_colour[i]}'>&#9632;</span> ") + _run_link(base, f"member-{i}")
-        member_rows.append([Raw(swatch), *[_fmt_value(r.get(k)) for k in setting_keys],
-                            *[fmt_pct(r.get(m)) if m.endswith("acc") else fmt_loss(r.get(m)) for m in METRICS],
-                            r.get("epochs", "-"), stop_text(r)])
-    members_html = page.table(["member", *setting_keys, *METRICS, "epochs", "stop"], member_rows,
-                              numeric=set(range(1 + len(setting_keys), 1 + len(setting_keys) + len(METRICS) + 1)))
-    setting_rows = []
-    for key, members in groups.items():
-        pick = [rows[i] for i in members]
-        setting_rows.append([Raw(f"<span style='color:{colour[key]}'>&#9632;</span>"), *key, len(members),
-                             _pm([r.get("val_acc") for r in pick], fmt_pct),
-                             _pm([r.get("test_acc") for r in pick], fmt_pct),
-                             _pm([r.get("val_loss") for r in pick], fmt_loss),
-                             _pm([r.get("test_loss") for r in pick], fmt_loss)])
-    settings_html = page.table(["", *group_keys, "seeds", "val acc", "test acc", "val loss", "test loss"],
-                               setting_rows, numeric=set(range(1 + len(group_keys), 6 + len(group_keys))))
-
-    def label(i: int) -> str:
-        r = rows[i]
-        text = ", ".join(f"{k.split('.')[-1]}={_fmt_value(r.get(k))}" for k in group_keys)
-        return f"{i}: {text}" + (f" (seed {r['train.seed']})" if "train.seed" in r and group_keys != setting_keys
-                                 else "")
-
-    runs = [{"label": label(i), "color": member_colour[i], "history": history.get(i, [])} for i in range(len(rows))]
-    charts = _curve_charts(runs, "sweep")
+    members_html = _members_table(base, rows, group_keys, seeded, member_colour)
+    settings_html = _settings_table(rows, groups, group_keys, colour, best)
+    charts = with_toggles(_band_charts(groups, labels, colour, history, "sweep"))
     name = _config_name(base) or base.name
+    failed = sum(bool(r.get("failed") or r.get("error")) for r in rows)
     overview = page.key_values([
         ("members", len(rows)), ("mode", summary.get("mode", "-")), ("seeds per setting", summary.get("seeds", "-")),
         ("grid", "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in grid.items()) or "-"),
-        ("best val accuracy", fmt_pct(summary.get("best_val_acc"))), ("wall time", fmt_seconds(summary.get("wall_s"))),
+        ("best setting (by mean val accuracy)", labels[best].lstrip("★ ") if best is not None else "-"),
+        ("best val accuracy", fmt_pct(summary.get("best_val_acc"))), ("failed members", failed),
+        ("wall time", fmt_seconds(summary.get("wall_s"))),
     ])
+    status = (f"<span class='status failed'>finished: {failed} of {len(rows)} members failed</span>" if failed
+              else f"<span class='status'>finished: {len(rows)} members</span>")
     body = f"""
 <h1>trainwell sweep: {esc(name)}</h1>
-<p><span class='status'>finished: {len(rows)} members</span></p>
-<nav><a href='#settings'>settings</a><a href='#members'>members</a><a href='#curves'>curves</a>
+<p>{status}</p>
+<nav><a href='#settings'>settings</a><a href='#curves'>curves</a><a href='#members'>members</a>
 <a href='#config-section'>config</a><a href='#files-section'>files</a></nav>
 <section id='overview'><h2>Overview</h2>{overview}</section>
 <section id='settings'><h2>Settings (mean ± std over seeds)</h2>{settings_html}</section>
+<section id='curves'><h2>Curves by setting</h2><p class='muted'>One colour per setting: the mean over its seeds,
+the shaded band from the lowest to the highest seed; ★ marks the best setting. Drag to zoom, double-click to reset;
+click a legend entry to hide it.</p>{_chart_divs(charts)}</section>
 <section id='members'><h2>Members</h2>{members_html}</section>
-<section id='curves'><h2>Curves of every member</h2><p class='muted'>One colour per setting; drag to zoom,
-double-click to reset.</p>{_chart_divs(charts)}</section>
 {_config_section(base)}
 <section id='files-section'><h2>Files</h2>{_files(base, ['results.csv', 'results.json', 'metrics.jsonl',
                                                           'summary.json', 'config.toml'])}</section>
@@ -180,10 +264,8 @@ double-click to reset.</p>{_chart_divs(charts)}</section>
 
 
 def _config_name(base: Path) -> str | None:
-    from trainwell.viz.report import _read_config
-
     path = base / "config.toml"
-    return _read_config(path.read_text(encoding="utf-8")).get("name") if path.exists() else None
+    return read_config(path.read_text(encoding="utf-8")).get("name") if path.exists() else None
 
 
 # -- prune --------------------------------------------------------------------------------------------------
@@ -214,7 +296,7 @@ def _prune(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
                      "color": PALETTE[int(r.get("round") or 0) % len(PALETTE)], "dash": r.get("kind") != "ticket",
                      "history": runfiles.history_records(read_jsonl(base / folder / "metrics.jsonl"),
                                                          base / folder / "metrics.jsonl") if folder else []})
-    charts = _curve_charts(runs, "rounds")
+    charts = with_toggles(_curve_charts(runs, "rounds"))
     name = _config_name(base / "round-0") or base.name
     body = f"""
 <h1>trainwell prune (lottery tickets): {esc(name)}</h1>

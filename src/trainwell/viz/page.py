@@ -27,11 +27,22 @@ color:#1f2328;line-height:1.4}
 h1{font-size:1.5em;margin-bottom:.2em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.6em}
 h3{font-size:1.05em;margin:1em 0 .3em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em}td,th{border:1px solid #d0d7de;padding:3px 9px;
-text-align:left;vertical-align:top}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
+text-align:left;vertical-align:top}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums;
+white-space:nowrap}
 pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.88em}
 .pass{color:#1a7f37;font-weight:600}.warn{color:#9a6700;font-weight:600}.fail{color:#cf222e;font-weight:600}.skip{color:#6e7781}.info{color:#0969da}
 .status{padding:.15em .6em;border-radius:1em;background:#ddf4ff;font-size:.85em}
 .status.running{background:#fff8c5}.status.stopped{background:#ffebe9}
+.status.failed{background:#cf222e;color:#fff;font-weight:600}
+.verdict{padding:.1em .5em;border-radius:.8em;font-weight:600;font-size:.9em;white-space:nowrap}
+.verdict.pass{background:#dafbe1;color:#116329}.verdict.fail{background:#ffebe9;color:#a40e26}
+.verdict.inconclusive{background:#fff8c5;color:#7d4e00}.verdict.unstable{background:#fbefff;color:#6e40c9}
+.verdict.error{background:#eaeef2;color:#24292f}
+tr.failed td{background:#fff5f5}tr.best td{background:#dafbe1}
+.u-legend{font-size:.78em;line-height:1.15}.u-legend .u-series{padding:0 .2em}.u-legend .u-series>*{padding:1px 2px}
+.u-legend th{font-weight:500}
+.chart{position:relative}.log-toggle{position:absolute;top:2px;right:4px;font-size:.75em;padding:1px 6px;
+border:1px solid #d0d7de;border-radius:4px;background:#f6f8fa;cursor:pointer}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.chart{flex:1 1 480px;min-width:320px}
 .hists{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:8px}
 mark{background:#fff3b0}nav a{margin-right:1em}.muted{color:#656d76;font-size:.9em}
@@ -127,6 +138,13 @@ def render(title: str, body: str, charts: dict) -> str:
 <script>{glue}</script>
 </body></html>
 """
+
+
+def static(title: str, body: str) -> str:
+    """A page without charts (the lab's pages): the same style, no script, works from ``file://``."""
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+            f"content=\"width=device-width,initial-scale=1\"><title>{esc(title)}</title><style>{STYLE}</style>"
+            f"</head><body>\n{body}\n</body></html>\n")
 
 
 def finite(values) -> list:

@@ -18,6 +18,16 @@
       return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : String(+v.toPrecision(4));
     },
   };
+  // the view (zoom, hidden series, slider, open details, scroll) survives the reloads of a live page
+  const VIEW_KEY = "trainwell-view:" + location.pathname;
+  let view = {};
+  try { view = JSON.parse(sessionStorage.getItem(VIEW_KEY) || "{}") || {}; } catch (e) { view = {}; }
+  view.zoom = view.zoom || {}; view.hidden = view.hidden || {}; view.log = view.log || {};
+  function saveView() {
+    view.scroll = window.scrollY;
+    view.open = Array.from(document.querySelectorAll("details")).map((d) => d.open);
+    try { sessionStorage.setItem(VIEW_KEY, JSON.stringify(view)); } catch (e) { /* storage off: no memory */ }
+  }
   const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                    "#bcbd22", "#17becf"];
 
@@ -46,12 +56,25 @@
             ctx.lineTo(x, u.bbox.top + u.bbox.height);
             ctx.stroke();
             ctx.setLineDash([]);
-            ctx.fillStyle = m.color || "#57606a";
             ctx.font = `${11 * dpr}px system-ui, sans-serif`;
-            const text = m.label;
+            ctx.textAlign = "left";  // uPlot leaves the context as its last axis drew it
+            ctx.textBaseline = "alphabetic";
+            // inside the plot whatever the mark's position: right of the line, or left of it when it would
+            // cross the right edge, never past the left edge; too long a label is shortened with an ellipsis.
+            // One row per mark, so two marks at the same epoch never write over each other.
+            const room = u.bbox.width - 8 * dpr;
+            let text = m.label;
+            while (text.length > 4 && ctx.measureText(text).width > room) text = text.slice(0, -2).trimEnd() + "\u2026";
             const w = ctx.measureText(text).width;
-            const left = x + 4 * dpr + w > u.bbox.left + u.bbox.width ? x - 4 * dpr - w : x + 4 * dpr;
-            ctx.fillText(text, left, u.bbox.top + (12 + 13 * i) * dpr);
+            const lo = u.bbox.left + 4 * dpr, hi = u.bbox.left + u.bbox.width - 4 * dpr - w;
+            const want = x + 4 * dpr + w > u.bbox.left + u.bbox.width ? x - 4 * dpr - w : x + 4 * dpr;
+            const left = Math.max(lo, Math.min(hi, want));
+            const top = u.bbox.top + (12 + 14 * i) * dpr;
+            m.box = [left / dpr, top / dpr - 11, w / dpr, 13];  // where it was drawn (CSS px), for the tests
+            ctx.fillStyle = "rgba(255,255,255,0.8)";
+            ctx.fillRect(left - 2 * dpr, top - 10 * dpr, w + 4 * dpr, 13 * dpr);
+            ctx.fillStyle = m.color || "#57606a";
+            ctx.fillText(text, left, top);
           });
           ctx.restore();
         }],
@@ -67,18 +90,20 @@
     c.series.forEach((s, i) => {
       series.push({
         label: s.label,
-        stroke: s.color || PALETTE[i % PALETTE.length],
-        width: s.width || 1.5,
+        stroke: s.band ? "transparent" : s.color || PALETTE[i % PALETTE.length],
+        width: s.band ? 0 : s.width || 1.5,
         dash: s.dash ? [6, 4] : undefined,
         spanGaps: false,
-        points: { show: s.points !== undefined ? s.points : c.x.length <= 60 },
+        points: { show: s.band ? false : s.points !== undefined ? s.points : c.x.length <= 60 },
         value: (u, v) => yf(v),
       });
     });
     const xscale = { time: false };
     if (c.xlog) { xscale.distr = 3; xscale.log = 10; }
     if (c.xrev) xscale.dir = -1;
-    const yscale = c.ylog ? { distr: 3, log: 10 } : {};
+    const ylog = c.id in view.log ? view.log[c.id] : !!c.ylog;
+    const yscale = ylog ? { distr: 3, log: 10 } : {};
+    (view.hidden[c.id] || []).forEach((i) => { if (series[i]) series[i].show = false; });
     const xaxis = { label: c.xlabel, values: (u, splits) => splits.map(xf) };
     if (c.xsplits) xaxis.splits = () => c.xsplits;
     else if (c.xfmt === "int") xaxis.incrs = INT_INCRS; // whole epochs and steps only
@@ -92,10 +117,53 @@
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       plugins: c.marks && c.marks.length ? [marksPlugin(c.marks)] : [],
+      bands: (c.bands || []).map((b) => ({ series: b.series, fill: b.fill })),
+      hooks: {
+        setScale: [(u, key) => {
+          if (key !== "x" || !el._ready) return;  // the first draw is not the user's zoom
+          const full = u.scales.x.min <= c.x[0] && u.scales.x.max >= c.x[c.x.length - 1];
+          if (full) delete view.zoom[c.id]; else view.zoom[c.id] = [u.scales.x.min, u.scales.x.max];
+          saveView();
+        }],
+        setSeries: [(u) => {
+          view.hidden[c.id] = u.series.map((s, i) => (i && !s.show ? i : 0)).filter((i) => i);
+          saveView();
+        }],
+      },
     };
+    if (ylog) opts.axes[1].label = c.ylabel.replace(/ \(log\)$/, "") + " (log)";
+    else opts.axes[1].label = c.ylabel.replace(/ \(log\)$/, "");
     const data = [c.x].concat(c.series.map((s) => s.y));
-    new uPlot(opts, data, el);
+    el._ready = false;
+    const u = new uPlot(opts, data, el);
+    el._u = u;
+    el._marks = c.marks || [];
+    // a band's edges are drawn as the band, not as legend entries: the legend lists one entry per curve
+    const rows = el.querySelectorAll(".u-legend .u-series");
+    c.series.forEach((s, i) => { if (s.band && rows[i + 1]) rows[i + 1].style.display = "none"; });
+    const zoom = view.zoom[c.id];
+    if (zoom) u.setScale("x", { min: zoom[0], max: zoom[1] });
+    el._ready = true;
+    if (c.logToggle) logToggle(c, el, ylog);
     el.dataset.rendered = "1";
+  }
+
+  // a log/linear switch for a chart whose values span decades: redraws the chart on the other scale
+  function logToggle(c, el, ylog) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "log-toggle";
+    button.textContent = ylog ? "linear scale" : "log scale";
+    button.title = "values span decades: switch the y axis between log and linear";
+    button.addEventListener("click", () => {
+      view.log[c.id] = !ylog;
+      saveView();
+      el._u.destroy();
+      el.innerHTML = "";
+      lineChart(c);
+    });
+    el.appendChild(button);
+    el.dataset.scale = ylog ? "log" : "linear";
   }
 
   function histCharts(h) {
@@ -131,9 +199,15 @@
       charts.forEach(([u, layer]) => u.setData(frameData(layer.frames[i])));
     }
     slider.max = String(h.frames.length - 1);
-    slider.value = slider.max;
-    slider.addEventListener("input", () => show(+slider.value));
-    show(h.frames.length - 1);
+    // a live page keeps the snapshot the user chose; "the latest" stays the latest as snapshots arrive
+    const chosen = view.slider != null && view.slider < h.frames.length - 1 ? view.slider : h.frames.length - 1;
+    slider.value = String(chosen);
+    slider.addEventListener("input", () => {
+      show(+slider.value);
+      view.slider = +slider.value === h.frames.length - 1 ? null : +slider.value;
+      saveView();
+    });
+    show(chosen);
     root.dataset.rendered = "1";
   }
 
@@ -159,7 +233,37 @@
     return [xs, ys];
   }
 
+  // a running fit's page: load the run's report-live.js again every poll_ms with a new <script> element (a
+  // file:// page may not fetch a file but may run a script); a stamp that is not this page's means a newer
+  // report.html: reload, keeping the view. The final page has no spec.live, so the updates stop with the run.
+  function poll(live) {
+    let current = null;
+    window.trainwellLive = (d) => {
+      if (d && d.stamp && d.stamp !== live.stamp) {
+        saveView();
+        document.body.dataset.live = "reloading";
+        location.reload();
+      }
+    };
+    const tick = () => {
+      if (current) current.remove();
+      current = document.createElement("script");
+      current.src = live.file + "?t=" + Date.now();
+      current.onerror = () => { document.body.dataset.live = "unreachable"; };
+      document.body.appendChild(current);
+    };
+    document.body.dataset.live = "polling";
+    setInterval(tick, live.poll_ms || 2000);
+  }
+
   (spec.lines || []).forEach(lineChart);
   (spec.hists || []).forEach(histCharts);
+  if (Array.isArray(view.open)) {
+    document.querySelectorAll("details").forEach((d, i) => { if (view.open[i] != null) d.open = view.open[i]; });
+  }
+  if (view.scroll != null) window.scrollTo(0, view.scroll);
+  window.addEventListener("scroll", () => { view.scroll = window.scrollY; }, { passive: true });
+  window.addEventListener("pagehide", saveView);
+  if (spec.live) poll(spec.live); else document.body.dataset.live = "off";
   document.body.dataset.charts = "ready";
 })();

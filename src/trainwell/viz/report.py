@@ -7,7 +7,7 @@ named by module name), the doctor's verdicts grouped by phase, the model summary
 config with the user's overrides highlighted, and links to the run's files. It works on a finished run, on a
 run in progress (the live report rewrites it every few epochs) and on an interrupted one.
 
-:func:`build_report` also takes a sweep or a prune (lottery) folder (:mod:`trainwell.viz.group_report`).
+:func:`trainwell.viz.build.build_report` chooses this page or a sweep's or prune's (:mod:`trainwell.viz.group_report`).
 Epochs are shown 1-based, as users count them; the files keep the 0-based ``epoch`` field.
 """
 
@@ -22,44 +22,20 @@ from pathlib import Path
 from trainwell.errors import TrainwellError
 from trainwell.rundir import RunDir, atomic_write_text, read_jsonl
 from trainwell.viz import page, runfiles
-from trainwell.viz.page import Raw, esc, fmt_int, fmt_loss, fmt_pct, fmt_seconds
+from trainwell.viz.configview import config_html, config_overrides, read_config, read_json
+from trainwell.viz.page import esc, fmt_int, fmt_loss, fmt_pct, fmt_seconds
 
 PHASES = (("pre", "Pre-flight"), ("monitor", "In-flight (monitors)"), ("post", "Post-flight"))
 KNOWN_METRICS = {"epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time", "reg_loss"}
 STEPS_FILE = "steps.jsonl"
 NO_MONITORS = "<p>No monitor snapshots (doctor.monitor_every = 0, or none yet).</p>"
 MODEL_FILE = "model.json"
-
-
-def build_report(run_dir: str | Path, *, live: bool = False, figures: tuple[str, ...] | None = None) -> Path:
-    """(Re)build ``report.html`` of a fit, sweep or prune directory and return its path.
-
-    With ``live=True`` (a refresh during training) the page says the run is in progress and the PNG figures
-    are not redrawn. Anything that is not a trainwell run directory is a one-line :class:`TrainwellError`.
-    """
-    from trainwell.runclaim import run_kind
-
-    path = Path(run_dir)
-    kind = run_kind(path)
-    if kind == "fit" or (kind is None and (path / "summary.json").is_file()):
-        return build_fit_report(path, live=live, figures=figures)
-    if kind in ("sweep", "lottery"):
-        from trainwell.viz import group_report
-
-        return group_report.build(path, kind)
-    what = "does not exist" if not path.exists() else "is not a folder" if not path.is_dir() else (
-        "holds no trainwell run (no .trainwell-run marker, config.toml or results)")
-    raise TrainwellError(f"{path}: {what}; trainwell report takes a directory written by trainwell fit, sweep or prune")
+STARTED_FILE = "started.json"  # what is known when training starts: device, parameters, versions
+LIVE_FILE = "report-live.js"  # the running page re-loads this every POLL_MS; a new stamp makes it reload itself
+POLL_MS = 2000
 
 
 # -- reading the run ----------------------------------------------------------------------------------------
-def _read_json(path: Path, default=None):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return default
-
-
 def read_steps(run: Path, history: list[dict]) -> tuple[list[int], list[float]]:
     """Per-step training losses from ``steps.jsonl``, for the epochs ``metrics.jsonl`` has (after a resume the
     file may hold an epoch twice: the last record wins)."""
@@ -90,62 +66,28 @@ def layer_titles(model_rows: list[dict]) -> dict[str, str]:
     return titles
 
 
-def config_overrides(config_text: str) -> dict[str, tuple[object, object]]:
-    """``{"optim.lr": (0.003, 0.01)}``: every config key whose value differs from trainwell's default."""
-    from trainwell.config import Config
-
-    out = {}
-    _diff(_read_config(config_text), Config().to_dict(), "", out)
-    return out
-
-
-def _diff(raw: dict, default, prefix: str, out: dict) -> None:
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        base = default.get(key) if isinstance(default, dict) else None
-        if isinstance(value, dict) and isinstance(base, dict) and key != "options":
-            _diff(value, base, dotted + ".", out)
-        elif value != base and not (isinstance(value, list) and isinstance(base, tuple) and list(base) == value):
-            out[dotted] = (value, base)
-
-
-def _config_html(config_text: str, overrides: dict) -> str:
-    lines, section = [], ""
-    for line in config_text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            section = stripped.strip("[]").strip()
-        key = stripped.split("=", 1)[0].strip() if "=" in stripped and not stripped.startswith("#") else None
-        dotted = f"{section}.{key}" if section and key else key
-        lines.append(f"<mark>{esc(line)}</mark>" if key and dotted in overrides else esc(line))
-    rows = [[k, Raw(f"<code>{esc(json.dumps(v, default=str))}</code>"),
-             Raw(f"<code>{esc(json.dumps(d, default=str))}</code>")] for k, (v, d) in overrides.items()]
-    table = page.table(["key", "your value", "default"], rows) if rows else "<p>No overrides: trainwell's defaults.</p>"
-    return (f"<h3>Your settings (different from the defaults)</h3>{table}"
-            f"<details><summary>Resolved config.toml (your settings highlighted)</summary>"
-            f"<pre id='config'>{chr(10).join(lines)}</pre></details>")
-
-
 # -- sections -----------------------------------------------------------------------------------------------
 def _state(summary: dict | None, history: list[dict], total: int | None, live: bool) -> tuple[str, str]:
     done = len(history)
     if summary is not None:
+        if summary.get("failed"):
+            return "failed", f"failed: {summary.get('stop_reason', '')}"
         return "finished", f"finished: {summary.get('stop_reason', '')}"
     if live:
-        return "running", (f"in progress: {done} of {total} epochs done; this page is rewritten every few epochs "
-                           f"(last at {time.strftime('%H:%M:%S')}), reload to update")
+        return "running", (f"running: {done} of {total} epochs done (as of {time.strftime('%H:%M:%S')}); this page "
+                           f"updates itself while the run goes")
     return "stopped", (f"no summary.json: the run was interrupted (or is still running) after {done} of {total} "
                        f"epochs; `trainwell fit --resume` continues it")
 
 
-def _overview(summary: dict | None, history: list[dict], cfg: dict) -> str:
-    s = summary or {}
+def _overview(summary: dict | None, history: list[dict], cfg: dict, started: dict | None = None) -> str:
+    s = summary or {**(started or {})}  # a running fit: what was known when it started
     train = cfg.get("train", {})
     best = s.get("best_epoch")
     rows = [
         ("dataset", s.get("dataset", cfg.get("data", {}).get("name"))),
         ("model", s.get("model", cfg.get("model", {}).get("kind"))),
-        ("parameters", fmt_int(s.get("params")) if s else "-"),
+        ("parameters", fmt_int(s.get("params"))),
         ("epochs", f"{s.get('epochs', len(history))} of {train.get('epochs', '?')}"),
         ("steps", fmt_int(s.get("steps", history[-1]["step"] if history else 0))),
         ("stop reason", s.get("stop_reason", "-")),
@@ -203,8 +145,8 @@ def _model(model_rows: list[dict]) -> str:
 
 def _files(run: Path) -> str:
     names = ["metrics.jsonl", "metrics.csv", "summary.json", "config.toml", "monitors.jsonl", "preflight.json",
-             "steps.jsonl", "model.json", "checkpoints/last.pt", "checkpoints/best.pt", "masks.pt", "sparsity.json",
-             "tensorboard"]
+             "steps.jsonl", "model.json", STARTED_FILE, "checkpoints/last.pt", "checkpoints/best.pt", "masks.pt",
+             "sparsity.json", "tensorboard"]
     names += [f"figures/{p.name}" for p in sorted((run / "figures").glob("*.png"))]
     items = [f"<li>{page.link(n, n)}</li>" for n in names if (run / n).exists()]
     tb = ("<p class='muted'>TensorBoard: <code>tensorboard --logdir " + esc(run / "tensorboard") + "</code></p>"
@@ -262,6 +204,21 @@ def _epoch_charts(history: list[dict], summary: dict | None, steps: tuple[list, 
     return charts
 
 
+def spans_decades(series: list[dict], decades: float = 2.0) -> bool:
+    """Whether the positive values of ``series`` span at least ``decades`` powers of ten (a log/linear switch
+    is then offered: on a linear axis the late epochs of a loss from 1e2 to 1e-2 are a flat line)."""
+    values = [v for s in series for v in s["y"] if isinstance(v, (int, float)) and v > 0]
+    return bool(values) and math.log10(max(values) / min(values)) >= decades
+
+
+def with_toggles(charts: list[dict]) -> list[dict]:
+    """Mark the charts of numbers (not percentages) whose values span decades for a log/linear switch."""
+    for c in charts:
+        if c.get("yfmt") == "num" and spans_decades(c["series"]):
+            c["logToggle"] = True
+    return charts
+
+
 def _monitor_charts(records: list[dict], titles: dict[str, str]) -> tuple[list[dict], dict | None]:
     records = [r for r in records if r.get("activations")]
     if not records:
@@ -314,7 +271,7 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
     from trainwell.viz import plots
 
     run = RunDir(run_dir)
-    summary = _read_json(run.summary) if run.summary.exists() else None
+    summary = read_json(run.summary) if run.summary.exists() else None
     if summary is not None and not isinstance(summary, dict):
         raise TrainwellError(f"{run.summary}: not a trainwell summary (a JSON object), got a "
                              f"{type(summary).__name__}")
@@ -324,8 +281,8 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
     records = runfiles.monitor_records(read_jsonl(run.path / "monitors.jsonl"), run.path / "monitors.jsonl")
     config_text = run.config.read_text(encoding="utf-8") if run.config.exists() else ""
     overrides = config_overrides(config_text)
-    cfg = _read_config(config_text)
-    model_rows = runfiles.model_rows(_read_json(run.path / MODEL_FILE, []) or [], run.path / MODEL_FILE)
+    cfg = read_config(config_text)
+    model_rows = runfiles.model_rows(read_json(run.path / MODEL_FILE, []) or [], run.path / MODEL_FILE)
     figures = figures if figures is not None else (() if live else PNG_FIGURES)
     if figures:
         if history and "learning_curves" in figures:
@@ -333,11 +290,14 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
                                   best_epoch=(summary or {}).get("best_epoch"))
         if records and "histograms" in figures:
             plots.monitor_histograms(records, run.figures / "histograms.png", titles=layer_titles(model_rows))
-    preflight = runfiles.verdict_list(_read_json(run.path / "preflight.json", []) or [], run.path / "preflight.json")
+    preflight = runfiles.verdict_list(read_json(run.path / "preflight.json", []) or [], run.path / "preflight.json")
     verdicts = (summary or {}).get("doctor") or [{**v, "phase": "pre"} for v in preflight]
+    started = read_json(run.path / STARTED_FILE) if summary is None else None
+    started = started if isinstance(started, dict) else None
     state, state_text = _state(summary, history, cfg.get("train", {}).get("epochs"), live)
-    lines = _epoch_charts(history, summary, read_steps(run.path, history))
+    lines = with_toggles(_epoch_charts(history, summary, read_steps(run.path, history)))
     monitor_lines, hists = _monitor_charts(records, layer_titles(model_rows))
+    monitor_lines = with_toggles(monitor_lines)
     name = (summary or {}).get("name", cfg.get("name", run.path.name))
     config_hash = (summary or {}).get("config_hash", "")
     verdict = (summary or {}).get("verdict")
@@ -358,8 +318,8 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
 <nav><a href='#curves'>curves</a><a href='#monitors'>activations &amp; gradients</a><a href='#doctor'>doctor</a>
 <a href='#model'>model</a><a href='#config-section'>config</a><a href='#files-section'>files</a></nav>
 {verdict_html}
-<section id='overview'><h2>Overview</h2>{_overview(summary, history, cfg)}
-<h3>Final metrics</h3>{_final(summary, history)}</section>
+<section id='overview'><h2>Overview</h2>{_overview(summary, history, cfg, started)}
+<h3>{'Final metrics' if summary else 'Metrics so far'}</h3>{_final(summary, history)}</section>
 <section id='curves'><h2>Curves</h2><p class='muted'>Drag to zoom, double-click to reset; hover for values.</p>
 {_chart_divs(lines) if lines else '<p>No epoch has finished yet.</p>'}</section>
 <section id='monitors'><h2>Activations and gradients</h2>
@@ -368,22 +328,21 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
 <section id='doctor'><h2>Doctor</h2>{_doctor(verdicts)}</section>
 <section id='model'><h2>Model</h2>{_model(model_rows)}
 {_embedded_figure(run.figures / 'first_layer_weights.png', 'first layer weights')}</section>
-<section id='config-section'><h2>Config</h2>{_config_html(config_text, overrides)}</section>
+<section id='config-section'><h2>Config</h2>{config_html(config_text, overrides)}</section>
 <section id='files-section'><h2>Files</h2>{_files(run.path)}</section>
 """
     charts = {"lines": lines + monitor_lines, "hists": [hists] if hists else []}
+    stamp = f"{time.time_ns()}"
+    if state == "running":  # the page polls LIVE_FILE and reloads itself (keeping its view) when it changes
+        charts["live"] = {"stamp": stamp, "file": LIVE_FILE, "poll_ms": POLL_MS}
     atomic_write_text(run.report, page.render(f"trainwell: {name}", body, charts))
+    write_live_file(run.path, stamp, state == "running")
     return run.report
 
 
-def _read_config(text: str) -> dict:
-    if not text:
-        return {}
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        return tomllib.loads(text)
-    except Exception:
-        return {}
+def write_live_file(run: Path, stamp: str, running: bool) -> None:
+    """``report-live.js``: the stamp of the newest report.html. A running page loads it with a fresh ``<script>``
+    element every :data:`POLL_MS` (a ``file://`` page may not ``fetch`` a file, but may run a script) and reloads
+    itself when the stamp is not its own; the final page (``running`` false) has no poller, so updates stop."""
+    data = json.dumps({"stamp": stamp, "running": running})
+    atomic_write_text(run / LIVE_FILE, f"window.trainwellLive && window.trainwellLive({data});\n")
