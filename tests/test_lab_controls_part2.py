@@ -112,6 +112,16 @@ def test_random_labels_verdict_pass_fail_inconclusive_and_pixels_remark():
     assert "took longer" in v["evidence"]["remark"]
 
 
+def test_random_labels_whole_epoch_counts_never_give_a_zero_width_interval():
+    # four draws with the same whole-epoch counts (20 steps an epoch): the interval spans one epoch's uncertainty
+    draw = {"true_labels": {"steps": 220, "epochs_run": 11, "steps_run": 220},
+            "random_labels": {"steps": 320, "epochs_run": 16, "steps_run": 320},
+            "random_pixels": {"steps": 180, "epochs_run": 9, "steps_run": 180}}
+    m, lo, hi = random_labels.ratio_interval({"draws": [draw] * 4}, "random_labels")
+    assert m == pytest.approx(math.log(320 / 220))
+    assert lo == pytest.approx(math.log(301 / 220)) and hi == pytest.approx(math.log(320 / 201))
+
+
 # -- encoder-8-3-8 --------------------------------------------------------------------------------------------------
 def _enc(reconstructed):
     codes = [[float(i & 4 > 0), float(i & 2 > 0), float(i & 1 > 0)] for i in range(8)]
