@@ -370,3 +370,6 @@ def new_figure(width: float = 6.0, height: float = 4.0, ncols: int = 1, nrows: i
 
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
+
+
+from trainwell.lab.populations import sequential_training, train_many  # noqa: E402, F401 (re-exported; uses the names above)
