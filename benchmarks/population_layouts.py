@@ -7,10 +7,13 @@ A population of M members of one MLP computes, per layer, M products (B x K) @ (
 - ``bmm``: ``torch.bmm`` of (M, B, K) by (M, K, N), both contiguous;
 - ``bmm (strided)``: the same with the input a transposed view of a (B, M, K) tensor (the layout one wide GEMM
   leaves behind);
-- ``einsum``: ``torch.einsum("mbk,mnk->mbn")`` with the weights stored (M, N, K) as ``nn.Linear`` stores them.
+- ``einsum``: ``torch.einsum("mbk,mnk->mbn")`` with the weights stored (M, N, K) as ``nn.Linear`` stores them;
+- ``feature-major``: ``torch.bmm`` of (M, N, K) weights by (M, K, B) activations, what the population uses
+  (:mod:`trainwell.train.population_mlp`).
 
-Each is timed forward and as forward + backward (inputs and weights requiring grad where a layer's backward would
-need them), median of ``--reps`` blocks of ``--iters`` calls, all in one process, 1 thread by default.
+Each is timed forward and as forward + backward (inputs and weights requiring grad), median of ``--reps`` blocks
+of ``--iters`` calls in this process's CPU time (time waiting for a core on a shared machine does not count),
+all in one process, 1 thread by default; the peak is ``population_step.peak`` (512^3 ``mm``, same clock).
 
 Usage: python benchmarks/population_layouts.py [--members 64] [--batch 100] [--sizes 40,100,100,10] [--reps 7]
 """
@@ -22,7 +25,7 @@ import statistics
 import time
 
 import torch
-from matmul_peak import matmul_peak
+from population_step import peak
 
 
 def _time(fn, iters: int, reps: int) -> float:
@@ -30,10 +33,10 @@ def _time(fn, iters: int, reps: int) -> float:
         fn()
     out = []
     for _ in range(reps):
-        tic = time.perf_counter()
+        tic = time.process_time()
         for _ in range(iters):
             fn()
-        out.append((time.perf_counter() - tic) / iters)
+        out.append((time.process_time() - tic) / iters)
     return statistics.median(out)
 
 
@@ -45,6 +48,7 @@ def layouts(m: int, b: int, k: int, n: int, backward: bool) -> dict:
     x_m = torch.randn(m, b, k, requires_grad=g)
     x_bm = torch.randn(b, m, k, requires_grad=g)
     w = torch.randn(m, n, k, requires_grad=g)
+    x_km = torch.randn(m, k, b, requires_grad=g)
     grad_wide, grad_m = torch.randn(b, m * n), torch.randn(m, b, n)
 
     def run(f, grad):
@@ -59,6 +63,7 @@ def layouts(m: int, b: int, k: int, n: int, backward: bool) -> dict:
         "bmm": run(lambda: torch.bmm(x_m, w.transpose(1, 2)), grad_m),
         "bmm (strided)": run(lambda: torch.bmm(x_bm.transpose(0, 1), w.transpose(1, 2)), grad_m),
         "einsum": run(lambda: torch.einsum("mbk,mnk->mbn", x_m, w), grad_m),
+        "feature-major": run(lambda: torch.bmm(w, x_km), grad_m.transpose(1, 2).contiguous()),
     }
 
 
@@ -72,9 +77,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    peak = matmul_peak(torch.device("cpu"), [256, 512])["peak_flops"]
-    print(f"threads {torch.get_num_threads()}, float32 mm peak {peak / 1e9:.1f} GFLOP/s, members {args.members}, "
-          f"batch {args.batch}")
+    top = peak()
+    print(f"threads {torch.get_num_threads()}, float32 mm peak {top / 1e9:.1f} GFLOP/s (CPU time), "
+          f"members {args.members}, batch {args.batch}")
     print("| layer (K -> N) | pass | layout | ms | GFLOP/s | % of peak |")
     print("|---|---|---|---|---|---|")
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -84,7 +89,7 @@ def main() -> None:
             for name, fn in layouts(args.members, args.batch, k, n, backward).items():
                 s = _time(fn, args.iters, args.reps)
                 print(f"| {k} -> {n} | {'fwd+bwd' if backward else 'fwd'} | {name} | {1e3 * s:.3f} | "
-                      f"{flops / s / 1e9:.1f} | {100 * flops / s / peak:.0f}% |", flush=True)
+                      f"{flops / s / 1e9:.1f} | {100 * flops / s / top:.0f}% |", flush=True)
 
 
 if __name__ == "__main__":
