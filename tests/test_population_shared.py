@@ -113,3 +113,24 @@ def test_one_seed_sweep_shares_the_input_and_matches_separate_fits(workdir):
         for a, b in zip(ref, mine, strict=True):
             assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
             assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+
+
+def test_gpu_branch_trusts_the_promise_after_the_first_step_and_the_pipeline_promises_only_one_seed():
+    """The GPU logic, run on a CPU: with ``shared_input=True`` on a non-CPU device the rows are compared on the
+    first step only (a comparison would wait for the device); ``fit_population`` promises it only for one seed on
+    a GPU, lets a CPU learner find out, and refuses it for several seeds."""
+    from trainwell.pipeline.population import _one_data_order
+
+    learner = _learner(_mlp(), shared_input=True)
+    learner.device = torch.device("cuda")  # only the branch is exercised; no tensor goes to a GPU
+    same, other = torch.arange(8).expand(4, 8), torch.stack([torch.arange(8) + m for m in range(4)])
+    assert learner._shared_rows(same)
+    assert learner._shared_rows(other)  # not compared again
+    unchecked = _learner(_mlp())
+    unchecked.device = torch.device("cuda")
+    assert not unchecked._shared_rows(same)  # no promise: a GPU learner does not compare, nor share
+    one = [load_config(None, BASE + [f"optim.lr={lr}"]) for lr in (0.1, 0.01)]
+    two = [load_config(None, BASE + [f"train.seed={s}"]) for s in (0, 1)]
+    assert _one_data_order(one, torch.device("cuda")) is True
+    assert _one_data_order(one, torch.device("cpu")) is None
+    assert _one_data_order(two, torch.device("cuda")) is False

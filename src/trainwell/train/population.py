@@ -176,16 +176,16 @@ class PopulationLearner:
         """Whether every member draws the same rows this step (one data order): then they share one input batch.
         Checked on every step on a CPU (a few microseconds); on a GPU only with ``shared_input = True`` (checked
         on the first step), since the comparison would wait for the device."""
-        if self.shared_input is False or self.size == 1:
+        if self.size == 1 or self.shared_input is False:
             return self.size == 1
-        if self.device.type == "cpu" or not self._shared_checked:
-            same = bool(torch.equal(idx, idx[:1].expand_as(idx)))
-            if self.shared_input and not same:
-                raise ValueError("shared_input=True, but the members drew different rows: give every member the "
-                                 "same data seed, or leave shared_input unset")
-            self._shared_checked = True
-            return same
-        return True
+        if self.device.type != "cpu" and (self.shared_input is None or self._shared_checked):
+            return bool(self.shared_input)  # a GPU: not used unless promised; a promise is checked once
+        same = bool(torch.equal(idx, idx[:1].expand_as(idx)))
+        if self.shared_input and not same:
+            raise ValueError("shared_input=True, but the members drew different rows: give every member the "
+                             "same data seed, or leave shared_input unset")
+        self._shared_checked = True
+        return same
 
     # -- the learner contract ------------------------------------------------------------------------------
     def start_epoch(self) -> None:
