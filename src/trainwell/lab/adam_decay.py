@@ -56,15 +56,15 @@ def run(cfg: Config, workdir=None) -> dict:
     common = ["data.name=mnist1d", "model.kind=mlp", f"model.hidden={cfg.hidden}", "optim.name=adam",
               f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}", f"train.seed={cfg.seed}"]
     rows, correct = [], {}
-    arms = [(lam, decay) for lam in cfg.lambdas for decay in ("coupled", "decoupled")]
-    # each decay scheme's lambdas share a seed and the data: one population per scheme (base.train_many)
-    runs = [([*common, f"optim.weight_decay={lam}", f"optim.decay={'coupled' if cfg.control else decay}"],
-             f"{decay}-{lam:g}") for lam, decay in arms]
-    for (lam, decay), t in zip(arms, base.train_many(runs, workdir), strict=True):
-        norm = float(torch.sqrt(sum((w ** 2).sum() for w in base.weights(t.model))))
-        correct[(decay, lam)] = base.correct(t, "test")
-        rows.append({"lambda": lam, "decay": decay, "weight_norm": norm, "val_acc": t.final["val_acc"],
-                     "test_acc": t.final["test_acc"], "train_acc": t.final["train_acc"]})
+    for lam in cfg.lambdas:
+        for decay in ("coupled", "decoupled"):
+            used = "coupled" if cfg.control else decay
+            t = base.train([*common, f"optim.weight_decay={lam}", f"optim.decay={used}"], workdir,
+                           f"{decay}-{lam:g}")
+            norm = float(torch.sqrt(sum((w ** 2).sum() for w in base.weights(t.model))))
+            correct[(decay, lam)] = base.correct(t, "test")
+            rows.append({"lambda": lam, "decay": decay, "weight_norm": norm, "val_acc": t.final["val_acc"],
+                         "test_acc": t.final["test_acc"], "train_acc": t.final["train_acc"]})
     best = {d: max((r for r in rows if r["decay"] == d), key=lambda r: r["val_acc"])["lambda"]
             for d in ("coupled", "decoupled")}  # each scheme's lambda chosen on validation
     paired = base.paired_correct(correct[("decoupled", best["decoupled"])], correct[("coupled", best["coupled"])])
