@@ -1,7 +1,9 @@
 """The population learner: M models of one architecture trained together in one batched computation.
 
 The members' parameters are stacked (``torch.func.stack_module_state``) and one forward/backward runs all of
-them at once with ``torch.func.vmap`` over ``functional_call``. Each member keeps its own initialization, data
+them at once: a plain MLP as batched GEMMs (:mod:`trainwell.train.population_mlp`; members that draw the same
+batches share the input, and their first layer is one wide GEMM), any other model with ``torch.func.vmap`` over
+``functional_call``. Each member keeps its own initialization, data
 order (the loop's per-member generators), learning rate and its schedule, weight decay and labels (e.g. its own
 label-noise draw). Different MLP widths share the widest architecture: a narrower member's weights sit in the
 top-left block and the rest stay exactly zero, since act(0) = 0 units get zero gradients (ReLU, tanh, leaky
@@ -122,8 +124,8 @@ class PopulationLearner:
             m.load_state_dict(state)
             members.append(m.to(self.device))
         params, buffers = stack_module_state(members)
-        # every member's parameters live in one flat tensor, parameter by parameter, each an (M, ...) block: the
-        # GEMMs read a parameter's stack without a copy, and backward fills one gradient buffer
+        # every member's parameters live in one flat tensor, parameter by parameter, each a contiguous (M, ...)
+        # block: the batched GEMMs read a parameter's stack without a copy
         self.layout, start = [], 0
         for key, v in params.items():
             n = v.numel()
