@@ -7,8 +7,12 @@ same clock for both sides), plus the population's whole wall time (data, per-mem
 evaluation). The sequential side trains ``--sequential`` members one after another with `fit`. ``--profile M``
 prints where a population step of M members spends its time (torch.profiler, top operators).
 
+Populations run in two modes (``--modes``): members that differ by seed (each draws its own batches) and members
+that differ by learning rate with one seed (they draw the same batches, so the first layer of all of them is one
+wide GEMM).
+
 Usage: python benchmarks/population.py [--members 16,64,256] [--epochs 3] [--hidden 100,100] [--sequential 16]
-       [--device auto] [--threads 1] [--profile 64]
+       [--device auto] [--threads 1] [--profile 64] [--modes seeds,shared]
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ BASE = ["data.name=mnist1d", "model.kind=mlp", "report.enabled=false", "doctor.p
         "train.checkpoint_every=1000"]
 
 
-def _configs(members: int, epochs: int, hidden: str, device: str):
+def _configs(members: int, epochs: int, hidden: str, device: str, shared: bool = False):
+    """``members`` configs differing by seed, or with ``shared`` by learning rate (one seed: the same batches)."""
     from trainwell.config import load_config
 
-    return [load_config(None, BASE + [f"train.epochs={epochs}", f"model.hidden=[{hidden}]", f"train.seed={s}",
+    def member(s: int) -> list[str]:
+        return [f"optim.lr={0.01 * (1 + s / members):.6g}", "train.seed=0"] if shared else [f"train.seed={s}"]
+
+    return [load_config(None, BASE + [f"train.epochs={epochs}", f"model.hidden=[{hidden}]", *member(s),
                                       f"train.device={device}"]) for s in range(members)]
 
 
@@ -40,10 +48,10 @@ def _macs_per_example(hidden: str, inputs: int = 40, classes: int = 10) -> int:
     return sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
 
 
-def population(members: int, epochs: int, hidden: str, device: str) -> dict:
+def population(members: int, epochs: int, hidden: str, device: str, shared: bool = False) -> dict:
     from trainwell.pipeline import fit_population
 
-    cfgs = _configs(members, epochs, hidden, device)
+    cfgs = _configs(members, epochs, hidden, device, shared)
     with tempfile.TemporaryDirectory() as tmp:
         tic = time.perf_counter()
         res = fit_population(cfgs, out=tmp)
@@ -70,8 +78,9 @@ def sequential(members: int, epochs: int, hidden: str, device: str) -> dict:
             "mean_test_acc": statistics.mean(accs)}
 
 
-def profile(members: int, hidden: str, device: str, steps: int = 20) -> None:
-    """Print the top operators of ``steps`` population steps (after warm-up)."""
+def profile(members: int, hidden: str, device: str, steps: int = 20, shared: bool = False) -> None:
+    """Print the top operators of ``steps`` population steps (after warm-up); with ``shared`` every member draws
+    the same rows."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -88,6 +97,8 @@ def profile(members: int, hidden: str, device: str, steps: int = 20) -> None:
                                 weight_decays=[0.0] * members, device=dev)
     x, y = (t.to(dev) for t in splits.train)
     idx = torch.randint(0, len(x), (members, 100), device=dev)
+    if shared:
+        idx = idx[:1].expand(members, 100)
     for _ in range(5):
         learner.train_step(x, y, idx)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
@@ -97,6 +108,7 @@ def profile(members: int, hidden: str, device: str, steps: int = 20) -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
     key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    print(f"profile: {members} members, {'shared' if shared else 'own'} batches, {steps} steps")
     print(prof.key_averages().table(sort_by=key, row_limit=15))
 
 
@@ -109,6 +121,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     parser.add_argument("--profile", type=int, default=0, help="profile a step of this many members")
+    parser.add_argument("--modes", default="seeds,shared",
+                        help="population members differing by seed (own batches), by rate with one seed (shared "
+                             "batches: the first layer is one wide GEMM), or both")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -125,7 +140,9 @@ def main() -> None:
     if seq:
         rows.append(("sequential fit", seq))
     for m in (int(v) for v in args.members.split(",")):
-        rows.append((f"population {m}", population(m, args.epochs, args.hidden, args.device)))
+        for mode in args.modes.split(","):
+            name = f"population {m}" + (" (one seed: shared batches)" if mode == "shared" else " (seeds)")
+            rows.append((name, population(m, args.epochs, args.hidden, args.device, mode == "shared")))
     print("| run | members | member-steps/s | GFLOP/s | % of peak | per-member speed-up vs sequential | "
           "loop s | wall s | mean test acc |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -138,7 +155,8 @@ def main() -> None:
               f"{r['fit_s']:.2f} | {r['wall_s']:.2f} | {r['mean_test_acc']:.3f} |", flush=True)
     print(json.dumps({"peak_gflops": peak / 1e9, "rows": {n: r for n, r in rows}}))
     if args.profile:
-        profile(args.profile, args.hidden, args.device)
+        for mode in args.modes.split(","):
+            profile(args.profile, args.hidden, args.device, shared=mode == "shared")
 
 
 if __name__ == "__main__":

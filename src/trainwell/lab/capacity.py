@@ -49,13 +49,21 @@ class Config:
 
 def run(cfg: Config, workdir=None) -> dict:
     rows, grids, points = [], {}, None
+    runs, keys = [], []
+    for r in range(cfg.repeats):
+        seed = cfg.seed * 1000 + r
+        for w in cfg.widths:
+            used = cfg.widths[0] if cfg.control else w
+            runs.append(([*spirals_overrides(cfg.n_per_class, cfg.noise, seed, cfg.epochs, cfg.lr),
+                          f"model.hidden=[{used}]"], f"width{w}-draw{r}"))
+            keys.append((w, r))
+    # the widths of one draw see the same data: each draw trains as one population (base.train_many)
+    trained = dict(zip(keys, base.train_many(runs, workdir), strict=True))
     for r in range(cfg.repeats):
         seed = cfg.seed * 1000 + r
         xh, yh = heldout(cfg.heldout_per_class, cfg.noise, seed)
         for w in cfg.widths:
-            used = cfg.widths[0] if cfg.control else w
-            t = base.train([*spirals_overrides(cfg.n_per_class, cfg.noise, seed, cfg.epochs, cfg.lr),
-                            f"model.hidden=[{used}]"], workdir, f"width{w}-draw{r}")
+            t = trained[(w, r)]
             test = base.accuracy(t.model, xh, yh)
             rows.append({"width": w, "draw": r, "train_acc": t.final["train_acc"], "test_acc": test,
                          "gap": t.final["train_acc"] - test, "params": t.summary["params"]})

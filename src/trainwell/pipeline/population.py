@@ -125,6 +125,15 @@ def population_blocker(configs: Sequence[Config]) -> str | None:
     return None
 
 
+def _one_data_order(configs: Sequence[Config], device: torch.device) -> bool | None:
+    """True where every member draws the same batches (one seed: the loop's per-member generators agree; the
+    population refuses augmentation, input noise and dropout) and the device is a GPU, where the learner does not
+    compare the rows itself; None (the learner finds out each step) on a CPU; False with several seeds."""
+    if len({c.train.seed for c in configs}) > 1:
+        return False
+    return True if device.type != "cpu" else None
+
+
 @dataclass
 class PopulationResult:
     """Each member's :class:`FitResult` (its own run directory) and the checks that could not run under vmap."""
@@ -179,7 +188,8 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
                                 weight_decays=[c.optim.weight_decay for c in configs], decay=o.decay,
                                 momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps,
                                 loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
-                                epochs=base.train.epochs, steps_per_epoch=spe, device=device)
+                                epochs=base.train.epochs, steps_per_epoch=spe, device=device,
+                                shared_input=_one_data_order(configs, device))
     skipped = ["monitor: forward hooks cannot run on a vmapped population"] if base.doctor.monitor_every else []
     runs = [RunDir(Path(d)) for d in member_dirs] if member_dirs is not None else \
         [RunDir(out / f"member-{m}") for m in range(size)]

@@ -36,6 +36,7 @@ class PopulationOptimizer:
         self.params, self.name, self.decay = params, name, decay
         self.decay_masks = decay_masks
         self.lrs, self.wds = lrs, weight_decays
+        self.any_decay = bool((weight_decays != 0).any())  # no member decays: the decay terms are skipped
         self.momentum, self.nesterov, self.betas, self.eps = momentum, nesterov, tuple(betas), eps
         self.state: dict[str, dict] = {k: {} for k in params}
         self.t = torch.zeros_like(lrs, dtype=torch.float64)  # steps per member (Adam's bias correction, in double
@@ -59,14 +60,15 @@ class PopulationOptimizer:
         masked = not self.all_active
         self.t += self.active.to(self.t.dtype)
         for key, p in self.params.items():
-            if p.grad is None:
+            g = p.grad
+            if g is None:
                 continue
             lr = self._b(lrs, p)
             act = self._b(self.active, p)
-            g = p.grad
             new_p = p
             mask = self.decay_masks.get(key) if self.decay_masks is not None else None
-            if mask is not None or (self.decay_masks is None and p.dim() >= 3):  # weights: (M, out, in, ...)
+            decays = mask is not None or (self.decay_masks is None and p.dim() >= 3)  # weights: (M, out, in, ...)
+            if decays and self.any_decay:
                 wd = self._b(self.wds, p) if mask is None else self._b(self.wds, p) * mask
                 if self.decay == "decoupled":
                     new_p = p * (1 - lr * wd)
@@ -75,6 +77,7 @@ class PopulationOptimizer:
             st = self.state[key]
             if self.name == "adam" and not masked and new_p is p:
                 self._adam_in_place(p, g, lr, st, momenta)
+                p.grad = None
                 continue
             if self.name == "adam":
                 b1 = self._b(momenta, p) if momenta is not None else self.betas[0]
@@ -124,7 +127,6 @@ class PopulationOptimizer:
         bc2_sqrt = torch.sqrt(1 - b2**t).to(p.dtype)
         denom = v.sqrt().div_(bc2_sqrt).add_(self.eps)
         p.sub_(torch.div(m, denom, out=denom).mul_(lr / bc1))  # torch's order: step_size * (m / denom)
-        p.grad = None
 
     def state_dict(self) -> dict:
         return {"state": self.state, "t": self.t, "active": self.active}

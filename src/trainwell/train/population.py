@@ -1,7 +1,9 @@
 """The population learner: M models of one architecture trained together in one batched computation.
 
 The members' parameters are stacked (``torch.func.stack_module_state``) and one forward/backward runs all of
-them at once with ``torch.func.vmap`` over ``functional_call``. Each member keeps its own initialization, data
+them at once: a plain MLP as batched GEMMs (:mod:`trainwell.train.population_mlp`; members that draw the same
+batches share the input, and their first layer is one wide GEMM), any other model with ``torch.func.vmap`` over
+``functional_call``. Each member keeps its own initialization, data
 order (the loop's per-member generators), learning rate and its schedule, weight decay and labels (e.g. its own
 label-noise draw). Different MLP widths share the widest architecture: a narrower member's weights sit in the
 top-left block and the rest stay exactly zero, since act(0) = 0 units get zero gradients (ReLU, tanh, leaky
@@ -25,6 +27,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from trainwell.optim import Schedule
 from trainwell.train.learners import loss_function
 from trainwell.train.member_optim import MemberSchedules, PopulationOptimizer
+from trainwell.train.population_mlp import mlp_forward, mlp_plan
 
 
 def embed_state(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -41,6 +44,13 @@ def embed_state(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) 
 def narrow_state(wide: dict[str, torch.Tensor], template: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The top-left block of each wide tensor, shaped like ``template`` (the member's own architecture)."""
     return {k: wide[k][tuple(slice(0, n) for n in v.shape)].clone() for k, v in template.items()}
+
+
+def _argmax_classes(out: torch.Tensor) -> torch.Tensor:
+    """The predicted class of (M, B, C) outputs. The batched-GEMM forward gives a transposed view of (M, C, B),
+    on which an argmax over the classes is ~4x slower than a copy to (M, B, C) and an argmax there (measured on
+    CPU); ``argmax`` either way, so that ties resolve as in a separate fit."""
+    return (out if out.is_contiguous() else out.contiguous()).argmax(dim=2)
 
 
 class MemberView:
@@ -77,6 +87,10 @@ class PopulationLearner:
         schedule: ``schedule(optimizer) -> Schedule``, the same builder a separate fit uses (None: constant LR);
             ``epochs`` and ``steps_per_epoch`` size its tables.
         loss_fn: a loss name or callable ``(outputs, targets) -> scalar`` (vmapped over members).
+        shared_input: whether the members draw the same batches (one data seed, no per-member input noise): then
+            a plain MLP's first layer is one wide GEMM for all members. None: found out each step on a CPU (the
+            rows drawn are compared), not used on a GPU; True: promised (checked on the first step); False: never.
+        layout: "auto" (a plain MLP as batched GEMMs, anything else vmapped) or "vmap" (always vmapped).
 
     Example:
         >>> from torch import nn
@@ -93,10 +107,13 @@ class PopulationLearner:
                  weight_decays: list[float], decay: str = "coupled", momentum: float = 0.9, nesterov: bool = False,
                  betas=(0.9, 0.999), eps: float = 1e-8, loss_fn: str | Callable = "cross_entropy",
                  schedule: Callable[[torch.optim.Optimizer], Schedule] | None = None, epochs: int = 1,
-                 steps_per_epoch: int = 1, device: str | torch.device = "cpu"):
+                 steps_per_epoch: int = 1, device: str | torch.device = "cpu", shared_input: bool | None = None,
+                 layout: str = "auto"):
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
             raise ValueError("population training cannot vmap BatchNorm's running statistics: use layer/group norm "
                              "or train the members one after another")
+        if layout not in ("auto", "vmap"):
+            raise ValueError(f"layout {layout!r} is not allowed: use 'auto' (batched GEMMs for a plain MLP) or 'vmap'")
         if not len(states) == len(lrs) == len(weight_decays):
             raise ValueError(f"a population needs one state, lr and weight decay per member: got {len(states)}, "
                              f"{len(lrs)}, {len(weight_decays)}")
@@ -107,26 +124,27 @@ class PopulationLearner:
             m.load_state_dict(state)
             members.append(m.to(self.device))
         params, buffers = stack_module_state(members)
-        # every member's parameters live in one (M, P) tensor: the optimizer then runs a handful of big element-wise
-        # ops per step instead of a handful per parameter tensor; the named parameters are views into it
+        # every member's parameters live in one flat tensor, parameter by parameter, each a contiguous (M, ...)
+        # block: the batched GEMMs read a parameter's stack without a copy
         self.layout, start = [], 0
         for key, v in params.items():
-            n = v[0].numel()
-            self.layout.append((key, start, start + n, tuple(v.shape[1:])))
+            n = v.numel()
+            self.layout.append((key, start, start + n, tuple(v.shape)))
             start += n
-        self.flat = torch.cat([v.detach().reshape(len(states), -1) for v in params.values()], 1).requires_grad_(True)
-        decays = torch.zeros(1, start, device=self.device)
-        for _, a, b, shape in self.layout:
-            if len(shape) >= 2:  # weights decay; biases and norm scales do not (as trainwell.optim.param_groups)
-                decays[:, a:b] = 1.0
+        self.flat = torch.cat([v.detach().reshape(-1) for v in params.values()])
+        # the trained tensors: one leaf per parameter sharing the flat storage, so that backward writes each
+        # gradient where the optimizer reads it (one leaf split into views would concatenate them every step)
+        self.leaves = {k: v.detach().requires_grad_(True) for k, v in self._views(self.flat).items()}
         self.buffers = buffers
         self.base = copy.deepcopy(model).to("meta")
+        self.plan = mlp_plan(self.base) if layout == "auto" else None
+        self.shared_input, self._shared_checked = shared_input, False
         self.size = len(states)
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
         lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)
         wd_t = torch.tensor(weight_decays, dtype=torch.float32, device=self.device)
-        self.optimizer = PopulationOptimizer({"flat": self.flat}, optimizer, lr_t, wd_t, decay, momentum, nesterov,
-                                             tuple(betas), eps, decay_masks={"flat": decays})
+        self.optimizer = PopulationOptimizer(self.leaves, optimizer, lr_t, wd_t, decay, momentum, nesterov,
+                                             tuple(betas), eps)  # weights ((M, out, in, ...)) decay, biases not
         self.schedules = MemberSchedules(schedule, list(lrs), optimizer, momentum, betas, epochs=epochs,
                                          steps_per_epoch=steps_per_epoch, device=self.device)
         self.steps = 0  # optimizer steps taken by the population (the schedules' position)
@@ -134,25 +152,42 @@ class PopulationLearner:
         self.model = self  # the loop's State.model: the whole population
 
     def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        # one split (its backward is one concatenation), not a slice per parameter (each slice's backward would
-        # materialize a zero tensor the size of all parameters)
-        m = flat.shape[0]
-        pieces = torch.split(flat, [b - a for _, a, b, _ in self.layout], dim=1)
-        return {key: piece.view(m, *shape) for (key, _, _, shape), piece in zip(self.layout, pieces, strict=True)}
+        pieces = torch.split(flat, [b - a for _, a, b, _ in self.layout])
+        return {key: piece.view(shape) for (key, _, _, shape), piece in zip(self.layout, pieces, strict=True)}
 
     @property
     def params(self) -> dict[str, torch.Tensor]:
-        """Each parameter stacked over members, (M, ...): views into the one (M, P) tensor (not tracked)."""
-        return self._views(self.flat.detach())
+        """Each parameter stacked over members, (M, ...): views into the one flat tensor (not tracked)."""
+        return self._views(self.flat)
 
     # -- the forward ---------------------------------------------------------------------------------------
     def _forward_one(self, params, buffers, x):
         return functional_call(self.base, (params, buffers), (x,))
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
-        """Outputs (M, B, C): ``x`` is (M, B, ...) per member, or (B, ...) shared by all with ``shared``."""
+        """Outputs (M, B, C): ``x`` is (M, B, ...) per member, or (B, ...) shared by all with ``shared``.
+
+        A plain MLP runs as batched GEMMs (:mod:`trainwell.train.population_mlp`: with a shared input the first
+        layer is one wide GEMM); any other model, or ``layout = "vmap"``, through ``vmap``."""
+        if self.plan is not None:
+            return mlp_forward(self.plan, self.leaves, x, shared)
         return vmap(self._forward_one, in_dims=(0, 0, None if shared else 0), randomness="different")(
-            self._views(self.flat), self.buffers, x)
+            self.leaves, self.buffers, x)
+
+    def _shared_rows(self, idx: torch.Tensor) -> bool:
+        """Whether every member draws the same rows this step (one data order): then they share one input batch.
+        Checked on every step on a CPU (a few microseconds); on a GPU only with ``shared_input = True`` (checked
+        on the first step), since the comparison would wait for the device."""
+        if self.size == 1 or self.shared_input is False:
+            return self.size == 1
+        if self.device.type != "cpu" and (self.shared_input is None or self._shared_checked):
+            return bool(self.shared_input)  # a GPU: not used unless promised; a promise is checked once
+        same = bool(torch.equal(idx, idx[:1].expand_as(idx)))
+        if self.shared_input and not same:
+            raise ValueError("shared_input=True, but the members drew different rows: give every member the "
+                             "same data seed, or leave shared_input unset")
+        self._shared_checked = True
+        return same
 
     # -- the learner contract ------------------------------------------------------------------------------
     def start_epoch(self) -> None:
@@ -162,15 +197,16 @@ class PopulationLearner:
         return self.schedules.at(self.steps)[0].tolist()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xb = x[idx]  # (M, B, ...)
+        shared = self._shared_rows(idx)
+        xb = x[idx[0]] if shared else x[idx]  # (B, ...) for all, or (M, B, ...)
         yb = y[self.rows, idx] if y.dim() == 2 else y[idx]  # per-member labels (M, N) or shared (N,)
-        out = self.forward(xb)
+        out = self.forward(xb, shared=shared)
         losses = vmap(self.loss_fn)(out, yb)  # (M,)
         losses.sum().backward()
         lr, mom = self.schedules.at(self.steps)
         self.optimizer.step(lr, mom)
         self.steps += 1
-        return losses.detach(), (out.detach().argmax(dim=2) == yb).sum(dim=1)
+        return losses.detach(), (_argmax_classes(out.detach()) == yb).sum(dim=1)
 
     def epoch_metrics(self, n: int) -> list[dict]:
         return [{} for _ in range(self.size)]
@@ -185,7 +221,7 @@ class PopulationLearner:
             xb, yb = x[i : i + batch_size].to(self.device), y[i : i + batch_size].to(self.device)
             out = self.forward(xb, shared=True)  # (M, B, C)
             total += vmap(self.loss_fn, in_dims=(0, None))(out, yb).double() * len(yb)
-            correct += (out.argmax(dim=2) == yb).sum(dim=1)
+            correct += (_argmax_classes(out) == yb).sum(dim=1)
         self.base.train()
         n = max(len(x), 1)
         return (total / n).tolist(), [c / n for c in correct.tolist()]

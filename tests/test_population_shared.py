@@ -1,0 +1,136 @@
+"""Members that see the same batches share the input: the first layer of all members is one wide GEMM. Its results
+must equal the per-member path's (and, through the sweep, separate fits)."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from trainwell.config import load_config
+from trainwell.pipeline import fit
+from trainwell.rundir import read_jsonl
+from trainwell.sweep import combinations, parse_grid, sweep
+from trainwell.train.population import PopulationLearner
+from trainwell.train.population_mlp import mlp_plan
+
+BASE = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp", "model.hidden=[16,16]",
+        "train.epochs=3", "train.batch_size=32", "report.enabled=false", "doctor.preflight=false",
+        "doctor.monitor_every=0"]
+
+
+def _mlp(act=nn.ReLU):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(6, 8), act(), nn.Linear(8, 5), act(), nn.Linear(5, 3))
+
+
+def _learner(model, m=4, **kw):
+    states = []
+    for s in range(m):
+        torch.manual_seed(s)
+        net = copy.deepcopy(model)
+        for p in net.parameters():
+            nn.init.normal_(p, std=0.5)
+        states.append(net.state_dict())
+    return PopulationLearner(model, states, optimizer="adam", lrs=[0.01, 0.02, 0.03, 0.04][:m],
+                             weight_decays=[0.0, 0.1, 0.0, 0.01][:m], **kw)
+
+
+def test_mlp_plan_accepts_plain_mlps_only():
+    assert [p[:4] for p in mlp_plan(_mlp())] == [("1.weight", "1.bias", 6, 8), ("3.weight", "3.bias", 8, 5),
+                                                  ("5.weight", "5.bias", 5, 3)]
+    assert mlp_plan(_mlp(nn.Tanh)) is not None
+    assert mlp_plan(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Linear(2, 2))) is None
+    assert mlp_plan(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.ReLU(), nn.Linear(2, 2))) is None
+    assert mlp_plan(nn.Sequential(nn.Linear(2, 2, bias=False))) is None
+    assert mlp_plan(nn.Sequential(nn.Conv1d(1, 1, 3), nn.Flatten(), nn.Linear(2, 2))) is None
+    assert mlp_plan(nn.Sequential(nn.Linear(2, 2), nn.ReLU())) is None  # must end in a Linear
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh])
+def test_shared_forward_equals_per_member_and_vmap(act):
+    model = _mlp(act)
+    gemm, vm = _learner(model), _learner(model, layout="vmap")
+    x = torch.randn(7, 6)
+    shared = gemm.forward(x, shared=True)
+    per_member = gemm.forward(x.expand(4, 7, 6).contiguous())
+    ref = vm.forward(x, shared=True)
+    assert shared.shape == (4, 7, 3)
+    torch.testing.assert_close(shared, per_member, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(shared, ref, rtol=1e-5, atol=1e-6)
+    for m in range(4):  # member m is its own nn.Module
+        net = copy.deepcopy(model)
+        net.load_state_dict(gemm.member_state(m))
+        torch.testing.assert_close(shared[m], net(x), rtol=1e-5, atol=1e-6)
+
+
+def test_shared_steps_equal_per_member_steps():
+    """Training steps where every member draws the same rows: the shared-input path (detected from the rows)
+    ends where the per-member path (shared_input=False) and the vmapped one end, in float32."""
+    model = _mlp()
+    learners = {"shared": _learner(model), "per-member": _learner(model, shared_input=False),
+                "vmap": _learner(model, layout="vmap", shared_input=False)}
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 6, generator=g), torch.randint(0, 3, (4, 64), generator=g)  # per-member labels
+    seen = []
+    for _ in range(6):
+        rows = torch.randperm(64, generator=g)[:16]
+        idx = rows.expand(4, 16)
+        out = {k: lr.train_step(x, y, idx) for k, lr in learners.items()}
+        seen.append(learners["shared"]._shared_rows(idx))
+        torch.testing.assert_close(out["shared"][0], out["per-member"][0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out["shared"][0], out["vmap"][0], rtol=1e-5, atol=1e-6)
+    assert all(seen)
+    for k in ("per-member", "vmap"):
+        for key, v in learners["shared"].params.items():
+            torch.testing.assert_close(v, learners[k].params[key], rtol=1e-5, atol=1e-6)
+
+
+def test_different_rows_are_not_shared_and_a_broken_promise_is_refused():
+    learner = _learner(_mlp())
+    idx = torch.stack([torch.arange(8) + m for m in range(4)])
+    assert not learner._shared_rows(idx)
+    assert learner._shared_rows(torch.arange(8).expand(4, 8))
+    promised = _learner(_mlp(), shared_input=True)
+    with pytest.raises(ValueError, match="shared_input=True"):
+        promised.train_step(torch.randn(20, 6), torch.zeros(20, dtype=torch.long), idx)
+    with pytest.raises(ValueError, match="layout"):
+        _learner(_mlp(), layout="wide")
+
+
+def test_one_seed_sweep_shares_the_input_and_matches_separate_fits(workdir):
+    """A sweep over rates and widths with one seed: every member draws the same batches (the shared-input path)
+    and each still equals its own fit."""
+    cfg = load_config(None, BASE + ["optim.schedule=onecycle"])
+    grid = parse_grid(["optim.lr=0.01,0.003", "model.hidden=[4,4],[16,16]"])
+    res = sweep(cfg, grid, seeds=1, out="sw")
+    assert res.mode == "population" and len(res.rows) == 4
+    lines = read_jsonl(workdir / "sw" / "metrics.jsonl")
+    for m, (_, member_cfg) in enumerate(combinations(cfg, grid, 1)):
+        ref = read_jsonl(fit(member_cfg, out=f"ref{m}", quiet=True).run_dir / "metrics.jsonl")
+        mine = [r for r in lines if r["member"] == m]
+        assert len(mine) == len(ref) == 3
+        for a, b in zip(ref, mine, strict=True):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+            assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+
+
+def test_gpu_branch_trusts_the_promise_after_the_first_step_and_the_pipeline_promises_only_one_seed():
+    """The GPU logic, run on a CPU: with ``shared_input=True`` on a non-CPU device the rows are compared on the
+    first step only (a comparison would wait for the device); ``fit_population`` promises it only for one seed on
+    a GPU, lets a CPU learner find out, and refuses it for several seeds."""
+    from trainwell.pipeline.population import _one_data_order
+
+    learner = _learner(_mlp(), shared_input=True)
+    learner.device = torch.device("cuda")  # only the branch is exercised; no tensor goes to a GPU
+    same, other = torch.arange(8).expand(4, 8), torch.stack([torch.arange(8) + m for m in range(4)])
+    assert learner._shared_rows(same)
+    assert learner._shared_rows(other)  # not compared again
+    unchecked = _learner(_mlp())
+    unchecked.device = torch.device("cuda")
+    assert not unchecked._shared_rows(same)  # no promise: a GPU learner does not compare, nor share
+    one = [load_config(None, BASE + [f"optim.lr={lr}"]) for lr in (0.1, 0.01)]
+    two = [load_config(None, BASE + [f"train.seed={s}"]) for s in (0, 1)]
+    assert _one_data_order(one, torch.device("cuda")) is True
+    assert _one_data_order(one, torch.device("cpu")) is None
+    assert _one_data_order(two, torch.device("cuda")) is False
