@@ -20,20 +20,19 @@ from trainwell.config import Config, config_from_dict
 from trainwell.data import corrupt
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.nn.models import build_model
-from trainwell.pipeline import (
-    FitResult,
+from trainwell.pipeline.build import (
     Prepared,
     _checkpoint,
     _schedule_builder,
-    _start_run,
     _steps_per_epoch,
     _stopper,
     build_initialized,
     load_data,
     resolve_device,
     set_threads,
-    write_run,
 )
+from trainwell.pipeline.fit import FitResult
+from trainwell.pipeline.write import _start_run, write_run
 from trainwell.rundir import RunDir, atomic_torch_save, load_checkpoint
 from trainwell.train import progress as progress_mod
 from trainwell.train.callbacks import MetricsLogger, StepLosses, best_epoch
