@@ -158,6 +158,34 @@ def _loader_generators(loader) -> list[torch.Generator]:
     return found
 
 
+def callback_keys(callbacks: Sequence[Callback]) -> list[str]:
+    """The keys of the callbacks' states in a checkpoint: the class name, and for the 2nd, 3rd... callback of one
+    class ``Name#1``, ``Name#2``... (in list order, so the same callbacks get the same keys on resume)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for cb in callbacks:
+        name = type(cb).__name__
+        n = seen.get(name, 0)
+        keys.append(name if n == 0 else f"{name}#{n}")
+        seen[name] = n + 1
+    return keys
+
+
+def _callback_states(callbacks: Sequence[Callback]) -> dict:
+    return {key: cb.state_dict() for key, cb in zip(callback_keys(callbacks), callbacks, strict=True)}
+
+
+def _load_callback_states(callbacks: Sequence[Callback], saved: dict) -> None:
+    """Restore each callback's state by its key; a checkpoint from before the keys were numbered (one state per
+    class name) gives that state to every callback of the class, as it was saved."""
+    for key, cb in zip(callback_keys(callbacks), callbacks, strict=True):
+        name = type(cb).__name__
+        if key in saved:
+            cb.load_state_dict(saved[key])
+        elif key != name and name in saved and f"{name}#1" not in saved:
+            cb.load_state_dict(saved[name])
+
+
 class Trainer:
     """Train a learner (or ``model`` with ``optimizer``) for ``epochs`` epochs of shuffled mini-batches.
 
@@ -289,10 +317,9 @@ class Trainer:
 
     def callback_states(self) -> dict:
         """The stateful callbacks' states, saved beside :meth:`checkpoint_state` in a checkpoint."""
-        out = {"callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks}}
+        out = {"callbacks": _callback_states(self.callbacks)}
         if not self.single:
-            out["member_callbacks"] = [{type(cb).__name__: cb.state_dict() for cb in cbs}
-                                       for cbs in self.member_callbacks]
+            out["member_callbacks"] = [_callback_states(cbs) for cbs in self.member_callbacks]
         return out
 
     def load_checkpoint_state(self, ckpt: dict) -> None:
@@ -315,14 +342,9 @@ class Trainer:
         self.state.step = ckpt["step"]
         self.state.history = list(ckpt["history"])
         self.state.metrics = self.state.history[-1] if self.state.history else {}
-        saved = ckpt.get("callbacks", {})
-        for cb in self.callbacks:
-            if type(cb).__name__ in saved:
-                cb.load_state_dict(saved[type(cb).__name__])
+        _load_callback_states(self.callbacks, ckpt.get("callbacks", {}))
         for cbs, saved in zip(self.member_callbacks, ckpt.get("member_callbacks", []), strict=False):
-            for cb in cbs:
-                if type(cb).__name__ in saved:
-                    cb.load_state_dict(saved[type(cb).__name__])
+            _load_callback_states(cbs, saved)
         self._resumed = True
 
     # -- the loop ------------------------------------------------------------------------------------------
