@@ -36,6 +36,7 @@ from trainwell.train.constraints import MaxNorm, SDRUpdate
 from trainwell.train.interrupt import Interrupt
 from trainwell.train.learners import autocast_context
 from trainwell.train.live_report import LiveReport
+from trainwell.train.population import narrow_state
 from trainwell.train.trainer import Trainer, default_device
 
 
@@ -228,22 +229,55 @@ def _stopper(cfg: Config, classes: int) -> stop_callback.Stopper:
     return stopper
 
 
+def run_callbacks(prep: Prepared, run: RunDir, *, constraints=(), ctx: distributed.Context | None = None,
+                  member: int | None = None, steps: StepLosses | None = None, extra=()) -> list:
+    """The callbacks that make ``run`` a run directory, in the order they must run: one list for a fit's trainer
+    and for each population member, so a member's folder is a fit's folder (metrics.jsonl and .csv, best.pt,
+    model.json, steps.jsonl; last.pt and report.html are written once the population ends).
+
+    Args:
+        constraints: applied right after each optimizer step (a fit's max-norm and SDR updates).
+        ctx: under torchrun: the ranks agree on stopping and reseed; only rank 0 gets the writing callbacks.
+        member: this run is member ``member`` of a population: no monitor (forward hooks cannot run under vmap),
+            no interrupt of its own (the population has one), ``best.pt`` in the member's own architecture
+            (``prep.model``) and the report page drawn at the end only.
+        steps: the per-step loss recorder the run reads (a population's, shared by its members); None: its own.
+        extra: the caller's callbacks, last (rank 0 only).
+    """
+    cfg = prep.cfg
+    main = ctx is None or ctx.main
+    own_steps = steps is None
+    steps = StepLosses() if own_steps else steps
+    monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
+        if cfg.doctor.monitor_every and main and member is None else []
+    return [
+        _stopper(cfg, prep.splits.meta.num_classes),  # first: it adds criterion values to the metrics that get logged
+        *constraints,  # right after the optimizer step, before anything looks at the weights
+        *([steps] if own_steps else []),
+        *monitors,
+        *([MetricsLogger(run.metrics), loggers.CSVLogger(run.path / "metrics.csv")] if main else []),
+        *([Interrupt()] if member is None else []),  # before the checkpoint: its stop makes the checkpoint save
+        *([distributed.AgreeStop(ctx), distributed.RankSeeds(ctx, cfg.train.seed)] if ctx is not None else []),
+        *([_run_checkpoint(prep, run, member), *_report_callbacks(prep, run, steps, member), *extra]
+          if main else []),  # rank 0 writes
+    ]
+
+
+def _run_checkpoint(prep: Prepared, run: RunDir, member: int | None) -> Checkpoint:
+    """A fit's checkpoint (last.pt to resume, best.pt); a member's best.pt alone, in its own architecture (the
+    population's checkpoint is what resumes it)."""
+    if member is None:
+        return _checkpoint(prep.cfg, run)
+    template = prep.model.state_dict()
+    return _checkpoint(prep.cfg, run, resumable=False,
+                       weights=lambda state: narrow_state(state.model.state_dict(), template))
+
+
 def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, extra_callbacks=(),
              ctx: distributed.Context | None = None) -> Trainer:
     cfg = prep.cfg
     main = ctx is None or ctx.main
-    monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
-        if cfg.doctor.monitor_every and main else []
-    callbacks = [
-        _stopper(cfg, prep.splits.meta.num_classes),  # first: it adds criterion values to the metrics that get logged
-        *parts.constraints,  # right after the optimizer step, before anything looks at the weights
-        StepLosses(),
-        *monitors,
-        *([MetricsLogger(run.metrics), loggers.CSVLogger(run.path / "metrics.csv")] if main else []),
-        Interrupt(),  # before the checkpoint: the stop it requests makes the checkpoint save this epoch
-        *([distributed.AgreeStop(ctx), distributed.RankSeeds(ctx, cfg.train.seed)] if ctx is not None else []),
-        *([_checkpoint(cfg, run), *_report_callbacks(prep, run), *extra_callbacks] if main else []),  # rank 0 writes
-    ]
+    callbacks = run_callbacks(prep, run, constraints=parts.constraints, ctx=ctx, extra=extra_callbacks)
     penalty = parts.penalty
     kwargs = {"schedule": parts.schedule, "penalty": penalty if penalty.active else None, "augment": parts.augment,
               "precision": cfg.train.precision}
@@ -260,10 +294,14 @@ def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, 
                    seed=cfg.train.seed, progress=bar, **kwargs)
 
 
-def _report_callbacks(prep: Prepared, run: RunDir) -> list:
+def _report_callbacks(prep: Prepared, run: RunDir, steps: StepLosses, member: int | None = None) -> list:
     """The live report.html and, with report.tensorboard, TensorBoard event files (after the metrics and the
-    monitor, so each sees the epoch complete)."""
+    monitor, so each sees the epoch complete). A population member writes model.json and steps.jsonl as a fit
+    does; its page is drawn once, at the end, and TensorBoard stays a fit's (its histograms need the module)."""
     cfg, shape = prep.cfg, prep.splits.meta.input_shape
+    if member is not None:
+        return [LiveReport(run.path, shape, model=prep.model, pages=False,
+                           losses=lambda state: steps.member(member, state.step))] if cfg.report.enabled else []
     out = ([LiveReport(run.path, shape, every=cfg.report.every, every_seconds=cfg.report.every_seconds)]
            if cfg.report.enabled else [])
     if cfg.report.tensorboard:

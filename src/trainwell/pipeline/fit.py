@@ -16,6 +16,7 @@ from trainwell.config import Config, config_from_dict, read_toml, to_toml
 from trainwell.doctor.monitors import Monitor
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.pipeline.build import Prepared, _trainer, _training_parts, prepare
+from trainwell.pipeline.lr_find import resolve_lr
 from trainwell.pipeline.write import _distributed_keys, _start_run, write_run
 from trainwell.runclaim import Claim
 from trainwell.rundir import (
@@ -90,9 +91,7 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
     """
     ctx = distributed.setup(cfg.train.device, cfg.train.dist_timeout_minutes) if distributed.launched() else None
     try:
-        found_lr = None
-        if cfg.optim.lr == "find":  # the LR range test picks the rate; the run's config.toml records the number
-            cfg, found_lr = _find_lr(cfg, ctx, quiet)
+        cfg, found_lr = _resolve_lr(cfg, ctx, quiet)  # "find": the run's config.toml records the number found
         result = _fit(cfg, ctx, out=out, resume=resume, force=force, quiet=quiet, progress=progress,
                       callbacks=callbacks, setup=setup, figures=figures, found_lr=found_lr)
         distributed.finish(ctx)  # every rank arrives before any leaves the group
@@ -101,16 +100,14 @@ def fit(cfg: Config, *, out: str | Path | None = None, resume: str | Path | None
         distributed.teardown(ctx)
 
 
-def _find_lr(cfg: Config, ctx: distributed.Context | None, quiet: bool) -> tuple[Config, object]:
-    """``optim.lr = "find"``: run the LR range test (under torchrun on rank 0 alone, which shares the result, so
-    every process trains with the same rate)."""
-    from trainwell.pipeline import lr_find
-
-    if ctx is None:
-        return lr_find.resolve(cfg, quiet)
+def _resolve_lr(cfg: Config, ctx: distributed.Context | None, quiet: bool) -> tuple[Config, dict | None]:
+    """:func:`~trainwell.pipeline.lr_find.resolve_lr`; under torchrun the LR range test runs on rank 0 alone, which
+    shares the result, so every process trains with the same rate."""
+    if ctx is None or cfg.optim.lr != "find":
+        return resolve_lr(cfg, quiet)
 
     def find() -> dict:
-        found, found_lr = lr_find.resolve(cfg, quiet)
+        found, found_lr = resolve_lr(cfg, quiet)
         return {"config": found.to_dict(), "lr_find": found_lr}
 
     word = distributed.from_rank0(ctx, find, "LR range test")

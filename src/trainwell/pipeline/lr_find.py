@@ -101,6 +101,15 @@ def resolve(cfg: Config, quiet: bool = True) -> tuple[Config, dict]:
     return dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=found.suggestion)), found.as_dict()
 
 
+def resolve_lr(cfg: Config, quiet: bool = True) -> tuple[Config, dict | None]:
+    """``optim.lr = "find"``: the config with the rate the LR range test picks for it
+    (:func:`resolve`) and what the test found (for summary.json); any other config as it
+    is, with None. A fit and each population member resolve their rate here, before anything is written."""
+    if cfg.optim.lr != "find":
+        return cfg, None
+    return resolve(cfg, quiet)
+
+
 def plot(found: LRFind, path: str | Path) -> Path:
     """The range test's loss against the learning rate (log), the suggestion and the steepest point marked."""
     from trainwell.viz.plots import new_figure, save

@@ -25,17 +25,20 @@ from trainwell.pipeline.build import (
     _checkpoint,
     _schedule_builder,
     _steps_per_epoch,
-    _stopper,
     build_initialized,
     load_data,
     resolve_device,
+    run_callbacks,
     set_threads,
 )
 from trainwell.pipeline.fit import FitResult
+from trainwell.pipeline.lr_find import resolve_lr
 from trainwell.pipeline.write import _start_run, write_run
 from trainwell.rundir import RunDir, atomic_torch_save, load_checkpoint
+from trainwell.train import interrupt
 from trainwell.train import progress as progress_mod
-from trainwell.train.callbacks import MetricsLogger, StepLosses, best_epoch
+from trainwell.train.callbacks import StepLosses, best_epoch
+from trainwell.train.interrupt import Interrupt
 from trainwell.train.population import PopulationLearner, embed_state, narrow_state
 from trainwell.train.trainer import Trainer
 
@@ -142,8 +145,9 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
     Raises:
         ConfigError: the configs cannot train as one population (the reason: see :func:`population_blocker`).
     """
-    configs = list(configs)
     tic = time.perf_counter()
+    resolved = [resolve_lr(c, quiet) for c in configs]  # "find": each member's own range test, as its fit's
+    configs, found_lrs = [c for c, _ in resolved], [f for _, f in resolved]
     blocker = population_blocker(configs)
     if blocker is not None:
         raise ConfigError(f"these runs cannot train as one population: {blocker}")
@@ -184,12 +188,12 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
         [RunDir(out / f"member-{m}") for m in range(size)]
     if len(runs) != size:
         raise ValueError(f"member_dirs: {len(runs)} directories for {size} members")
-    member_callbacks = [[_stopper(c, classes), MetricsLogger(run.metrics)]
-                        for c, run in zip(configs, runs, strict=True)]
     step_losses = StepLosses()
+    member_callbacks = [run_callbacks(prep, run, member=m, steps=step_losses)
+                        for m, (prep, run) in enumerate(zip(preps, runs, strict=True))]
     home = RunDir(out)
     trainer = Trainer(learner, epochs=base.train.epochs, batch_size=base.train.batch_size,
-                      callbacks=[step_losses, _checkpoint(base, home, keep_best=False), *callbacks],
+                      callbacks=[step_losses, Interrupt(), _checkpoint(base, home, keep_best=False), *callbacks],
                       member_callbacks=member_callbacks, seed=[c.train.seed for c in configs],
                       progress=progress if progress is not None else progress_mod.auto(quiet))
     if resume:
@@ -208,7 +212,7 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
         for run, c, prep in zip(runs, configs, preps, strict=True):
             _start_run(run, c, prep)
     fit_tic = time.perf_counter()
-    trainer.fit((splits.train[0], torch.stack(labels)), splits.val)
+    _train(trainer, (splits.train[0], torch.stack(labels)), splits.val, home)
     fit_s = time.perf_counter() - fit_tic
     wall = time.perf_counter() - tic
     results = []
@@ -221,6 +225,20 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
         summary = write_run(run, prep, member, member_callbacks[m][0], best=best_epoch(member.history, c.train.monitor),
                             losses=step_losses.member(m, member.step), monitor=[], wall=wall / size,
                             fit_s=fit_s / size,
-                            extra={"population": {"member": m, "size": size, "skipped_checks": skipped}})
+                            extra={"population": {"member": m, "size": size, "skipped_checks": skipped},
+                                   **({"lr_find": found_lrs[m]} if found_lrs[m] is not None else {})})
         results.append(FitResult(summary=summary, run_dir=run.path, model=prep.model))
     return PopulationResult(members=results, skipped=skipped, wall_s=time.perf_counter() - tic)
+
+
+def _train(trainer: Trainer, train, val, home: RunDir) -> None:
+    """``trainer.fit`` with signals handled as a fit's: the first stops the population at the end of the epoch and
+    saves its checkpoint, a second stops at once (the last checkpoint on disk stays)."""
+    with interrupt.handled() as signals:
+        try:
+            state = trainer.fit(train, val)
+        except KeyboardInterrupt:
+            raise interrupt.Interrupted(home.path, signals.received or "SIGINT", len(trainer.state.history),
+                                        saved=False, command="sweep") from None
+    if signals.received is not None and (state.stop or "").startswith("interrupted"):
+        raise interrupt.Interrupted(home.path, signals.received, len(state.history), command="sweep")
