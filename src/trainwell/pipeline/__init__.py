@@ -32,6 +32,7 @@ from trainwell.pipeline.build import (
     resolve_device,
     set_threads,
     step_flops,
+    summarize,
 )
 from trainwell.pipeline.fit import RESUME_KEYS, FitResult, config_of_run, fit
 from trainwell.pipeline.population import (
@@ -46,4 +47,4 @@ from trainwell.pipeline.write import geometry_verdict, postflight, preflight, wr
 __all__ = ["POPULATION_KEYS", "RESUME_KEYS", "THREADS_FLOP_THRESHOLD", "DataError", "FitResult", "PopulationResult",
            "Prepared", "build_initialized", "config_of_run", "fit", "fit_population", "geometry_verdict",
            "inert_model_keys", "initialize", "load_data", "population_blocker", "postflight", "preflight", "prepare",
-           "resolve_device", "set_threads", "step_flops", "write_run"]
+           "resolve_device", "set_threads", "step_flops", "summarize", "write_run"]

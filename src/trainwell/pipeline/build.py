@@ -118,6 +118,27 @@ def set_threads(setting: str | int, model: torch.nn.Module, input_shape: tuple[i
     return torch.get_num_threads()
 
 
+def summarize(cfg: Config, input_shape: tuple[int, ...] | None = None, classes: int | None = None):
+    """The per-layer summary (:func:`trainwell.cnn.summary.summarize`) of the model ``cfg`` describes, for inputs
+    ``input_shape`` and ``classes`` outputs (default: the dataset's, loaded as a fit loads it). Returns
+    ``(input_shape, rows)``.
+
+    Raises:
+        TrainwellError: an input shape or model too large to build, or impossible geometry.
+    """
+    from trainwell.cnn.summary import summarize as summarize_model
+    from trainwell.data.registry import num_classes
+    from trainwell.nn.size import check_input_fits
+
+    if input_shape is None:
+        splits, _ = load_data(cfg)
+        input_shape, classes = splits.meta.input_shape, classes or splits.meta.num_classes
+    classes = classes or num_classes(cfg.data.name, cfg.data.options)
+    check_input_fits(input_shape, "input_shape")
+    check_model_fits(lambda: build_model(cfg.model, input_shape, classes), f"model.kind = {cfg.model.kind!r}")
+    return tuple(input_shape), summarize_model(build_model(cfg.model, input_shape, classes), input_shape)
+
+
 def prepare(cfg: Config) -> Prepared:
     """Seed everything, load data, build and initialize the model (no training)."""
     device = resolve_device(cfg.train.device)

@@ -9,6 +9,7 @@ import json
 import math
 import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -107,6 +108,16 @@ def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> 
         progress_mod.note(f"pre-flight: {len(pre)} checks in {time.perf_counter() - tic:.1f} s, {outcome}; "
                           f"training {cfg.train.epochs} epochs", quiet)
     atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
+
+
+def write_group_report(cfg: Config, folder: str | Path) -> Path | None:
+    """A sweep's or prune's folder: its report.html (unless ``report.enabled = false``), written once the group is
+    complete, as :func:`write_run` writes a fit's; returns its path (None when the report is off)."""
+    if not cfg.report.enabled:
+        return None
+    from trainwell.viz.report import build_report
+
+    return build_report(folder)
 
 
 def write_run(run: RunDir, prep: Prepared, state, stopper: stop_callback.Stopper, *, best: int | None,

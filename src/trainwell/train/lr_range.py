@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.errors import ParameterError, TrainwellError
+
 
 @dataclass
 class LRRange:
@@ -61,12 +63,12 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.T
         beta: smoothing factor of the loss's moving average.
 
     Raises:
-        ValueError: ``start``/``end``/``steps`` out of range.
+        ParameterError: ``start``/``end``/``steps`` out of range.
     """
     if not 0 < start < end or not math.isfinite(end):
-        raise ValueError(f"start={start}, end={end} is not allowed: use 0 < start < end")
+        raise ParameterError("end", end, f"is not allowed with start={start}: use 0 < start < end")
     if steps < 10:
-        raise ValueError(f"steps={steps} is not allowed: use at least 10")
+        raise ParameterError("steps", steps, "is not allowed: use at least 10")
     model_state = copy.deepcopy(model.state_dict())
     opt_state = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
@@ -114,7 +116,7 @@ def read_curve(lrs: list[float], losses: list[float], smoothed: list[float], sto
     before it (skipping the first tenth, where the average is still settling)."""
     notes = []
     if len(smoothed) < 5:
-        raise ValueError(f"the range test stopped after {len(smoothed)} steps ({stopped}): lower its start rate")
+        raise TrainwellError(f"the range test stopped after {len(smoothed)} steps ({stopped}): lower its start rate")
     i_min = min(range(len(smoothed)), key=smoothed.__getitem__)
     skip = max(1, len(smoothed) // 10)
     slopes = [(smoothed[i + 1] - smoothed[i - 1]) / math.log(lrs[i + 1] / lrs[i - 1])
