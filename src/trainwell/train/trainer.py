@@ -41,28 +41,30 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from trainwell.data.labels import as_class_labels
 from trainwell.optim import Schedule
+from trainwell.train import trainer_state
+from trainwell.train.batches import (
+    INPUT_KEYS,
+    TARGET_KEYS,
+    as_tensor,
+    as_tensors,
+    is_array,
+    is_in_memory,
+    loader_generators,
+    require_iterable,
+    split_batch,
+)
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.learners import LOSSES, ModuleLearner, evaluate, loss_function
 from trainwell.train.progress import NullProgress
 from trainwell.train.stop_callback import as_callback
-
-
-def _clone(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clone(v) for v in obj]
-    return obj
+from trainwell.train.trainer_state import callback_keys
 
 
 def default_device() -> torch.device:
@@ -71,119 +73,6 @@ def default_device() -> torch.device:
 
 def _overrides(cb: Callback, hook: str) -> bool:
     return getattr(type(cb), hook) is not getattr(Callback, hook)
-
-
-INPUT_KEYS = ("x", "input", "inputs", "image", "images", "pixel_values", "features", "data")
-TARGET_KEYS = ("y", "target", "targets", "label", "labels")
-
-
-def _is_array(v) -> bool:
-    return isinstance(v, (torch.Tensor, np.ndarray))
-
-
-def as_tensor(v, what: str) -> torch.Tensor:
-    """``v`` as a tensor: tensors as they are, NumPy arrays through :func:`torch.as_tensor` (dtype kept)."""
-    if isinstance(v, torch.Tensor):
-        return v
-    if isinstance(v, np.ndarray):
-        return torch.as_tensor(np.ascontiguousarray(v))
-    raise TypeError(f"{what} must be a tensor or a NumPy array, got {type(v).__name__}")
-
-
-def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None) -> tuple:
-    """The ``(inputs, targets)`` of one batch: a pair (or longer tuple/list: its first two items) or a mapping.
-
-    A mapping's inputs and targets are ``keys`` when given, else the first of :data:`INPUT_KEYS` and of
-    :data:`TARGET_KEYS` it has (``{"image": ..., "label": ...}`` works as it is).
-
-    Raises:
-        TypeError: a batch that is neither, or a mapping without a known key (the message lists its keys).
-    """
-    if isinstance(batch, Mapping):
-        if keys is not None:
-            missing = [k for k in keys if k not in batch]
-            if missing:
-                raise TypeError(f"{what}: batch_keys {keys!r} but the batch has keys {', '.join(map(repr, batch))}")
-            return batch[keys[0]], batch[keys[1]]
-        xk = next((k for k in INPUT_KEYS if k in batch), None)
-        yk = next((k for k in TARGET_KEYS if k in batch), None)
-        if xk is None or yk is None:
-            raise TypeError(f"{what}: a dict batch with keys {', '.join(map(repr, batch))} has no "
-                            f"{'input' if xk is None else 'target'} key trainwell knows (inputs: "
-                            f"{', '.join(INPUT_KEYS)}; targets: {', '.join(TARGET_KEYS)}): name yours with "
-                            f"Trainer(..., batch_keys=('input_key', 'target_key'))")
-        return batch[xk], batch[yk]
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], batch[1]
-    raise TypeError(f"{what}: each batch must be an (x, y) pair or a dict such as {{'x': ..., 'y': ...}}, got "
-                    f"{type(batch).__name__}")
-
-
-def is_in_memory(data) -> bool:
-    """Whether ``data`` is a whole dataset held as arrays: an ``(x, y)`` pair or a mapping of two arrays."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(_is_array(t) for t in data):
-        return True
-    return isinstance(data, Mapping) and len(data) > 0 and all(_is_array(v) for v in data.values())
-
-
-def as_tensors(data, what: str = "train", keys: tuple[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` tensors (NumPy arrays converted) from arrays held in memory; any other iterable of batches (a
-    ``DataLoader``) is read once and concatenated: what a vmapped population trains on, since its members draw
-    their own batches from one tensor. A single model's :meth:`Trainer.fit` iterates a loader instead."""
-    if is_in_memory(data):
-        x, y = split_batch(data, what, keys)
-        return as_tensor(x, f"{what} inputs"), as_tensor(y, f"{what} targets")
-    _require_iterable(data, what)
-    pairs = [split_batch(b, what, keys) for b in data]
-    if not pairs:
-        raise TypeError(f"{what}: the loader yielded no batches")
-    return (torch.cat([as_tensor(p[0], f"{what} inputs") for p in pairs]),
-            torch.cat([as_tensor(p[1], f"{what} targets") for p in pairs]))
-
-
-def _require_iterable(data, what: str) -> None:
-    if isinstance(data, (torch.Tensor, np.ndarray, str, bytes)) or not isinstance(data, Iterable):
-        raise TypeError(f"{what}: Trainer.fit takes (x, y) tensors or an iterable of (x, y) batches such as a "
-                        f"DataLoader, got {type(data).__name__}")
-
-
-def _loader_generators(loader) -> list[torch.Generator]:
-    """The torch generators a loader draws its order (and worker seeds) from, besides torch's global RNG."""
-    found = []
-    for obj in (loader, getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None),
-                                                                    "sampler", None)):
-        g = getattr(obj, "generator", None)
-        if isinstance(g, torch.Generator) and all(g is not h for h in found):
-            found.append(g)
-    return found
-
-
-def callback_keys(callbacks: Sequence[Callback]) -> list[str]:
-    """The keys of the callbacks' states in a checkpoint: the class name, and for the 2nd, 3rd... callback of one
-    class ``Name#1``, ``Name#2``... (in list order, so the same callbacks get the same keys on resume)."""
-    seen: dict[str, int] = {}
-    keys = []
-    for cb in callbacks:
-        name = type(cb).__name__
-        n = seen.get(name, 0)
-        keys.append(name if n == 0 else f"{name}#{n}")
-        seen[name] = n + 1
-    return keys
-
-
-def _callback_states(callbacks: Sequence[Callback]) -> dict:
-    return {key: cb.state_dict() for key, cb in zip(callback_keys(callbacks), callbacks, strict=True)}
-
-
-def _load_callback_states(callbacks: Sequence[Callback], saved: dict) -> None:
-    """Restore each callback's state by its key; a checkpoint from before the keys were numbered (one state per
-    class name) gives that state to every callback of the class, as it was saved."""
-    for key, cb in zip(callback_keys(callbacks), callbacks, strict=True):
-        name = type(cb).__name__
-        if key in saved:
-            cb.load_state_dict(saved[key])
-        elif key != name and name in saved and f"{name}#1" not in saved:
-            cb.load_state_dict(saved[name])
 
 
 class Trainer:
@@ -292,59 +181,16 @@ class Trainer:
 
     # -- checkpointing -------------------------------------------------------------------------------------
     def checkpoint_state(self, copy: bool = False) -> dict:
-        """Everything needed to continue exactly: weights, optimizer, schedule, RNGs, position, history.
-
-        With ``copy=True`` the tensors are cloned, so the snapshot survives further training. A population adds
-        each member's history and stop reason (``members``).
-        """
-        state = {
-            **self.learner.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "epoch": self.state.epoch,
-            "step": self.state.step,
-            "history": list(self.state.history),
-        }
-        if self._loader_rngs:
-            state["loader_generators"] = [g.get_state() for g in self._loader_rngs]
-        if self.single:
-            state["generator"] = self.generators[0].get_state()
-        else:
-            state["generators"] = [g.get_state() for g in self.generators]
-            state["members"] = [{"epoch": s.epoch, "step": s.step, "history": list(s.history), "stop": s.stop}
-                                for s in self.members]
-        return _clone(state) if copy else state
+        """Everything needed to continue exactly (:func:`~trainwell.train.trainer_state.checkpoint_state`)."""
+        return trainer_state.checkpoint_state(self, copy)
 
     def callback_states(self) -> dict:
         """The stateful callbacks' states, saved beside :meth:`checkpoint_state` in a checkpoint."""
-        out = {"callbacks": _callback_states(self.callbacks)}
-        if not self.single:
-            out["member_callbacks"] = [_callback_states(cbs) for cbs in self.member_callbacks]
-        return out
+        return trainer_state.callback_states(self)
 
     def load_checkpoint_state(self, ckpt: dict) -> None:
         """Restore :meth:`checkpoint_state` (and callbacks' states saved beside it); the next fit continues."""
-        self.learner.load_state_dict(ckpt)
-        self._pending_loader_rng = ckpt.get("loader_generators")  # applied to the loader the next fit gets
-        if self.single:
-            self.generators[0].set_state(ckpt["generator"])
-        else:
-            for g, s in zip(self.generators, ckpt["generators"], strict=True):
-                g.set_state(s)
-            for st, saved in zip(self.members, ckpt["members"], strict=True):
-                st.epoch, st.step, st.stop = saved["epoch"], saved["step"], saved["stop"]
-                st.history = list(saved["history"])
-                st.metrics = st.history[-1] if st.history else {}
-        torch.set_rng_state(ckpt["torch_rng"])
-        if ckpt.get("cuda_rng") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-        self.state.epoch = ckpt["epoch"]
-        self.state.step = ckpt["step"]
-        self.state.history = list(ckpt["history"])
-        self.state.metrics = self.state.history[-1] if self.state.history else {}
-        _load_callback_states(self.callbacks, ckpt.get("callbacks", {}))
-        for cbs, saved in zip(self.member_callbacks, ckpt.get("member_callbacks", []), strict=False):
-            _load_callback_states(cbs, saved)
+        trainer_state.load_checkpoint_state(self, ckpt)
         self._resumed = True
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -407,8 +253,8 @@ class Trainer:
     @staticmethod
     def _keras_call(train, val, validation_data):
         """Accept Keras' ``fit(x, y, validation_data=(x_val, y_val))`` beside ``fit((x, y), (x_val, y_val))``."""
-        if _is_array(train):
-            if not _is_array(val):
+        if is_array(train):
+            if not is_array(val):
                 raise TypeError(f"fit got inputs ({type(train).__name__}) without targets: call "
                                 f"fit((x, y), (x_val, y_val)), fit(x, y) or fit(loader)")
             return (train, val), validation_data
@@ -446,10 +292,10 @@ class Trainer:
             self._check_inputs(x, "train")
             self._loader_rngs = []
         else:
-            _require_iterable(train, "train")
+            require_iterable(train, "train")
             loader = train
             x = y = None
-            self._loader_rngs = _loader_generators(loader)
+            self._loader_rngs = loader_generators(loader)
             if self._pending_loader_rng is not None:
                 for g, saved in zip(self._loader_rngs, self._pending_loader_rng, strict=False):
                     g.set_state(saved)
@@ -461,7 +307,7 @@ class Trainer:
                 if len(val[0]) == 0:
                     val = None
             else:
-                _require_iterable(val, "val")
+                require_iterable(val, "val")
         learner, state, members, size = self.learner, self.state, self.members, self.size
         single = self.single
         start = state.epoch + 1 if self._resumed else 0
@@ -594,7 +440,7 @@ class Trainer:
             data = self._in_memory(data, prefix)
             self._check_inputs(data[0], prefix)
         else:
-            _require_iterable(data, prefix)
+            require_iterable(data, prefix)
         loss, acc = self._evaluate(data, prefix)
         return {f"{prefix}_loss": loss[0], f"{prefix}_acc": acc[0]}
 
@@ -626,13 +472,13 @@ class Trainer:
             torch.Size([5, 3])
         """
         self._one_model("predict")
-        if _is_array(data) or is_in_memory(data):
-            x = as_tensor(data if _is_array(data) else split_batch(data, "predict", self.batch_keys)[0],
+        if is_array(data) or is_in_memory(data):
+            x = as_tensor(data if is_array(data) else split_batch(data, "predict", self.batch_keys)[0],
                           "predict inputs")
             chunks: Iterable = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
         else:
-            _require_iterable(data, "predict")
-            chunks = (b if _is_array(b) else split_batch(b, "predict", self.batch_keys)[0] for b in data)
+            require_iterable(data, "predict")
+            chunks = (b if is_array(b) else split_batch(b, "predict", self.batch_keys)[0] for b in data)
         model = self.learner.model
         was_training = model.training
         model.eval()
@@ -648,5 +494,5 @@ class Trainer:
         return torch.cat(outs) if outs else torch.empty(0)
 
 
-__all__ = ["INPUT_KEYS", "LOSSES", "TARGET_KEYS", "Trainer", "as_tensor", "as_tensors", "default_device", "evaluate",
-           "loss_function", "split_batch"]
+__all__ = ["INPUT_KEYS", "LOSSES", "TARGET_KEYS", "Trainer", "as_tensor", "as_tensors", "callback_keys",
+           "default_device", "evaluate", "is_in_memory", "loss_function", "split_batch"]
