@@ -22,7 +22,7 @@ The fit loop is the ordinary one; what differs lives here:
   raise :class:`DistributedError` instead of hanging (torchrun then stops the group).
 
 Example:
-    >>> ctx = setup("auto", timeout_minutes=5)  # doctest: +SKIP  (under torchrun)
+    >>> ctx = setup("auto", timeout_minutes=5)  # under torchrun  # doctest: +SKIP
     >>> learner = DistributedLearner(model, optimizer, ctx=ctx)  # doctest: +SKIP
 """
 

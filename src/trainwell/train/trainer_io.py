@@ -137,6 +137,7 @@ class TrainerIO:
         Example:
             >>> import torch
             >>> from torch import nn
+            >>> from trainwell.train import Trainer
             >>> model = nn.Linear(2, 3)
             >>> t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=4)
             >>> t.predict(torch.zeros(5, 2)).shape
