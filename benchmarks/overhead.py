@@ -4,11 +4,13 @@ Both sides train the default MNIST-1D CNN (same init, same Adam + one-cycle sche
 of steps, validation once per epoch). Runs are interleaved (loop, fit, loop, fit, ...) so that machine noise hits
 both alike; the ratio of medians is reported.
 
-Two fit figures are printed:
+Three trainwell figures are printed:
+- "bare Trainer": the library's ``Trainer(model, optimizer, schedule=...)`` with no callbacks, timed around ``fit``
+  (same data order, same validation per epoch);
 - "fit loop": Trainer.fit with the run's callbacks (metrics.jsonl, checkpoints every epoch), timed around it;
 - "fit total": the whole `trainwell fit` job in-process: data, model, training, final evaluation, figures, report.
 
-Usage: python benchmarks/overhead.py [--epochs 20] [--reps 5] [--set key=value ...]
+Usage: python benchmarks/overhead.py [--epochs 20] [--reps 5] [--set key=value ...] [--no-bare]
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from trainwell import optim
 from trainwell.config import load_config
 from trainwell.pipeline import fit, prepare
+from trainwell.train.trainer import Trainer
 
 
 def hand_loop(cfg) -> float:
@@ -52,6 +56,21 @@ def hand_loop(cfg) -> float:
     return time.perf_counter() - tic
 
 
+def bare_trainer(cfg) -> float:
+    """The library's Trainer on the same model, data, optimizer and schedule, no callbacks."""
+    prep = prepare(cfg)
+    model = prep.model.to(prep.device)
+    tic = time.perf_counter()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
+    spe = -(-len(prep.splits.train[0]) // cfg.train.batch_size)
+    schedule = optim.build_schedule(opt, "onecycle", epochs=cfg.train.epochs, steps_per_epoch=spe,
+                                    warmup_fraction=0.25)
+    trainer = Trainer(model, opt, "cross_entropy", epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
+                      schedule=schedule, device=prep.device, seed=cfg.train.seed)
+    trainer.fit(prep.splits.train, prep.splits.val)
+    return time.perf_counter() - tic
+
+
 def trainwell_fit(cfg) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         tic = time.perf_counter()
@@ -67,24 +86,33 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to both sides (e.g. train.checkpoint_every=1)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    parser.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare Trainer side")
     args = parser.parse_args()
     cfg = load_config(None, [f"train.epochs={args.epochs}", f"train.device={args.device}", *args.overrides])
     hand_loop(cfg)  # warm-up: imports, allocator, data cache
     trainwell_fit(cfg)
-    loops, fits, totals = [], [], []
+    if args.bare:
+        bare_trainer(cfg)
+    loops, fits, totals, bares = [], [], [], []
     for rep in range(args.reps):
         loops.append(hand_loop(cfg))
+        if args.bare:
+            bares.append(bare_trainer(cfg))
         f_loop, f_total = trainwell_fit(cfg)
         fits.append(f_loop)
         totals.append(f_total)
-        print(f"rep {rep}: hand loop {loops[-1]:.3f} s, fit loop {fits[-1]:.3f} s, fit total {totals[-1]:.3f} s",
-              flush=True)
+        bare = f", bare Trainer {bares[-1]:.3f} s ({bares[-1] / loops[-1]:.3f})" if args.bare else ""
+        print(f"rep {rep}: hand loop {loops[-1]:.3f} s{bare}, fit loop {fits[-1]:.3f} s ({fits[-1] / loops[-1]:.3f}), "
+              f"fit total {totals[-1]:.3f} s", flush=True)
     base = statistics.median(loops)
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
           f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print(f"median hand loop {base:.3f} s | fit loop {statistics.median(fits):.3f} s "
           f"(ratio {statistics.median(fits) / base:.3f}) | fit total {statistics.median(totals):.3f} s "
           f"(ratio {statistics.median(totals) / base:.3f})")
+    if args.bare:
+        print(f"median bare Trainer {statistics.median(bares):.3f} s (ratio {statistics.median(bares) / base:.3f}); "
+              f"bare Trainer overhead: {100 * (statistics.median(bares) / base - 1):+.1f}% (target <= +2%)")
     print(f"trainer overhead: {100 * (statistics.median(fits) / base - 1):+.1f}% (target <= +3%)")
 
 

@@ -58,3 +58,35 @@ def test_a_long_list_of_allowed_names_is_never_cut():
     with pytest.raises(ConfigError) as exc:
         load_config(None, ["stop.zzz=3"])
     assert _one_line(exc.value) == " ".join(str(exc.value).split()) and "strict" in str(exc.value)
+
+
+def test_library_errors_name_the_parameter_and_the_cli_names_its_flag(capsys):
+    from trainwell.cli import main
+    from trainwell.config import load_config
+    from trainwell.errors import ParameterError
+    from trainwell.lottery import lottery
+    from trainwell.sweep import parse_grid, sweep
+
+    cfg = load_config(None, [])
+    for call, text in ((lambda: sweep(cfg, {}, seeds=0), "seeds=0 is not allowed: use an integer >= 1"),
+                       (lambda: lottery(cfg, 0), "rounds=0 is not allowed: use an integer >= 1"),
+                       (lambda: parse_grid(["optim.lr"]), "grid='optim.lr' is not allowed: use key=v1,v2,..."),
+                       (lambda: sweep(cfg, {}, backend="dask"), "backend='dask' is not allowed: use one of local")):
+        with pytest.raises(ParameterError) as exc:
+            call()
+        assert str(exc.value).startswith(text) and "--" not in str(exc.value)
+        assert isinstance(exc.value, ValueError)  # callers that catch ValueError still do
+    assert main(["sweep", "--address", "auto"]) == 2
+    assert "error: --address auto names a Ray cluster: use it with the ray backend" in capsys.readouterr().err
+
+
+def test_a_plain_value_error_in_a_command_is_a_bug_not_a_usage_error(monkeypatch):
+    import trainwell.sweep
+    from trainwell.cli import main
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal mistake")
+
+    monkeypatch.setattr(trainwell.sweep, "parse_grid", broken)
+    with pytest.raises(ValueError, match="an internal mistake"):  # a traceback and exit 1, never exit 2
+        main(["sweep", "--grid", "optim.lr=0.1,0.2"])

@@ -263,7 +263,8 @@ def test_lab_resume_never_reuses_a_hostile_summary(workdir, capsys, fake_lab, fi
     assert _lab("lab", "--resume") == 0
     assert "not reused" in capsys.readouterr().out
     import base64
-    for page in [(workdir / "lab" / "index.html").read_text(), (workdir / "lab" / "steady" / "report.html").read_text()]:
+    pages = [(workdir / "lab" / "index.html").read_text(), (workdir / "lab" / "steady" / "report.html").read_text()]
+    for page in pages:
         assert "onerror" not in page and "TOP SECRET" not in page
         assert base64.b64encode(b"TOP SECRET").decode() not in page
     assert json.loads((workdir / "lab" / "steady" / "summary.json").read_text())["verdict"]["status"] == "pass"

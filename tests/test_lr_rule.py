@@ -61,7 +61,7 @@ def test_read_curve_gives_every_rule_from_one_curve_and_names_the_one_it_used():
     assert set(r.candidates) == set(RULES) and r.rule == DEFAULT_RULE
     assert r.suggestion == r.candidates[DEFAULT_RULE]
     assert read_curve(LRS, smoothed, smoothed, "test", rule="steepest").suggestion == r.candidates["steepest"]
-    with pytest.raises(ValueError, match=r"rule 'middle' is not allowed: use one of valley, steepest"):
+    with pytest.raises(ValueError, match=r"rule='middle' is not allowed: use one of valley, steepest"):
         read_curve(LRS, smoothed, smoothed, "test", rule="middle")
 
 
@@ -72,5 +72,5 @@ def test_the_rule_follows_the_schedule_and_find_lr_refuses_an_unknown_rule():
 
     assert [rule_for(s) for s in ("onecycle", "cosine", "none", "step", "plateau")] == \
         ["minimum/3", "minimum/3", "minimum/10", "minimum/10", "minimum/10"]
-    with pytest.raises(ValueError, match=r"rule 'valey' is not allowed: use auto or one of valley"):
+    with pytest.raises(ValueError, match=r"rule='valey' is not allowed: use auto or one of valley"):
         find_lr(load_config(None, []), rule="valey")

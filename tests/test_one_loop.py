@@ -282,8 +282,8 @@ def test_threads_auto_picks_one_thread_for_small_steps_and_keeps_the_default_for
         small = nn.Sequential(nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 10))
         assert pipeline.step_flops(small, (40,), 100) == 6 * (40 * 100 + 100 * 10) * 100
         assert pipeline.set_threads("auto", small, (40,), 100, torch.device("cpu")) == 1
-        monkeypatch.setattr(pipeline, "_DEFAULT_THREADS", 2)
-        monkeypatch.setattr(pipeline, "THREADS_FLOP_THRESHOLD", 1e6)
+        monkeypatch.setattr(pipeline.build, "_DEFAULT_THREADS", 2)
+        monkeypatch.setattr(pipeline.build, "THREADS_FLOP_THRESHOLD", 1e6)
         assert pipeline.set_threads("auto", small, (40,), 100, torch.device("cpu")) == 2
         assert pipeline.set_threads(1, small, (40,), 100, torch.device("cpu")) == 1
     finally:

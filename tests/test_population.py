@@ -125,3 +125,66 @@ def test_population_refuses_batchnorm():
     model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
     with pytest.raises(ValueError, match="BatchNorm"):
         PopulationLearner(model, [model.state_dict()], optimizer="adam", lrs=[0.1], weight_decays=[0.0])
+
+
+def test_a_population_sweep_resolves_lr_find_per_member_as_a_fit_does(workdir):
+    args = ["sweep", *[a for s in BASE + ["train.epochs=1"] for a in ("--set", s)], "--set", "optim.lr=find",
+            "--grid", "optim.weight_decay=0,1e-4", "--seeds", "2", "--out", "find", "--json"]
+    assert main(args) == 0
+    summary = json.loads((workdir / "find" / "summary.json").read_text())
+    assert summary["mode"] == "population" and summary["members"] == 4
+    member = json.loads((workdir / "find" / "member-3" / "summary.json").read_text())
+    cfg = load_config(workdir / "find" / "member-3" / "config.toml", [])
+    assert isinstance(cfg.optim.lr, float) and member["lr_find"]["suggestion"] == cfg.optim.lr
+    from trainwell.lr_find import resolve_lr
+
+    expected, _ = resolve_lr(load_config(None, BASE + ["train.epochs=1", "optim.lr=find", "train.seed=1",
+                                                       "optim.weight_decay=1e-4"]))
+    assert cfg.optim.lr == expected.optim.lr  # the range test a fit of this member's config runs
+
+
+def _files(folder):
+    """The run's files (a claimed folder's bookkeeping, .lock and .trainwell-*, is the sweep folder's)."""
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
+
+
+@pytest.mark.slow
+def test_a_population_members_folder_has_the_files_of_a_fit(workdir):
+    from trainwell.pipeline import fit_population
+
+    cfg = load_config(None, BASE + ["train.epochs=2", "report.enabled=true"])
+    single = fit(cfg, out="fit", quiet=True).run_dir
+    member = fit_population([cfg, cfg], out="pop").members[0].run_dir
+    assert _files(single) - _files(member) == set()
+    for name in ("metrics.csv", "model.json", "steps.jsonl", "checkpoints/best.pt"):
+        assert (member / name).stat().st_size > 0, name
+    steps = [json.loads(line) for line in (member / "steps.jsonl").read_text().splitlines()]
+    assert [s["epoch"] for s in steps] == [0, 1] and all(isinstance(v, float) for s in steps for v in s["losses"])
+    best = torch.load(member / "checkpoints" / "best.pt", weights_only=True)
+    assert {k: v.shape for k, v in best["model"].items()} == \
+        {k: v.shape for k, v in torch.load(single / "checkpoints" / "best.pt", weights_only=True)["model"].items()}
+
+
+@pytest.mark.slow
+def test_a_population_stops_gracefully_on_a_signal_and_resumes(workdir):
+    import os
+    import signal
+
+    from trainwell.pipeline import fit_population
+    from trainwell.rundir import load_checkpoint
+    from trainwell.train.callbacks import Callback
+    from trainwell.train.interrupt import Interrupted
+
+    class SignalAtEpoch1(Callback):
+        def on_epoch_start(self, state):
+            if state.epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    cfg = load_config(None, BASE + ["train.epochs=3"])
+    with pytest.raises(Interrupted, match="sweep --resume"):
+        fit_population([cfg, cfg], out="pop", callbacks=[SignalAtEpoch1()])
+    ckpt = load_checkpoint(workdir / "pop" / "checkpoints" / "last.pt")
+    assert ckpt["stop"] == "interrupted by SIGINT" and ckpt["epoch"] == 1
+    res = fit_population([cfg, cfg], out="pop", resume=True)
+    assert [r.summary["epochs"] for r in res.members] == [3, 3]
+    assert all(r.summary["stop_reason"] == "completed 3 epochs" for r in res.members)

@@ -165,3 +165,35 @@ def test_stopping_criteria_are_accepted_as_callbacks():
     assert stop and not criterion.evaluate([r["val_loss"] for r in state.history[:2]])[0]
     with pytest.raises(TypeError, match="neither a Callback nor a stopping criterion"):
         Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=16, callbacks=[object()])
+
+
+def _two_stoppers():
+    from trainwell.train.stopping import EarlyStopping
+
+    return [EarlyStopping(patience=50), EarlyStopping(monitor="val_acc", mode="max", patience=50)]
+
+
+def test_two_callbacks_of_one_class_keep_their_own_states_through_a_checkpoint():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    model = nn.Linear(4, 2)
+    t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=2, batch_size=16, callbacks=_two_stoppers())
+    t.fit((x, y), (x[:16], y[:16]))
+    by_loss, by_acc = t.callbacks
+    by_loss.best_epoch, by_acc.best_epoch = 0, 1  # distinct states, as two monitors reach in a real run
+    ckpt = {**t.checkpoint_state(copy=True), **t.callback_states()}
+    assert sorted(ckpt["callbacks"]) == ["Stopper", "Stopper#1"]
+    fresh = nn.Linear(4, 2)
+    again = Trainer(fresh, torch.optim.SGD(fresh.parameters(), 0.1), epochs=2, batch_size=16,
+                    callbacks=_two_stoppers())
+    again.load_checkpoint_state(ckpt)
+    assert [cb.best_epoch for cb in again.callbacks] == [0, 1]
+
+
+def test_a_checkpoint_with_states_keyed_by_class_name_still_loads():
+    model = nn.Linear(4, 2)
+    t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=2, batch_size=16, callbacks=_two_stoppers())
+    ckpt = t.checkpoint_state(copy=True)
+    old = dict(t.callbacks[0].state_dict(), best_epoch=3)
+    t.load_checkpoint_state({**ckpt, "callbacks": {"Stopper": old}})  # one state per class, as saved before
+    assert [cb.best_epoch for cb in t.callbacks] == [3, 3]

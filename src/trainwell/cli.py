@@ -1,6 +1,8 @@
 """The ``trainwell`` command line: parses, calls the pipeline, renders tables. No logic of its own.
 
-Exit codes: 0 ok, 1 a check or verdict failed (e.g. training diverged), 2 usage or config error.
+Exit codes: 0 ok, 1 a check or verdict failed (e.g. training diverged), 2 usage or config error. Only a
+:class:`~trainwell.errors.TrainwellError` is a usage error (the library's :class:`~trainwell.errors.ParameterError`
+is reworded with the flag of its parameter); any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -8,8 +10,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from trainwell import cli_tables
 from trainwell.cli_parser import build_parser
-from trainwell.errors import DistributedError, TrainwellError
+from trainwell.errors import DistributedError, ParameterError, TrainwellError
+
+FLAGS = {"rounds": "--rounds", "rate": "--rate", "rewind": "--rewind", "control": "--control", "scope": "--scope",
+         "grid": "--grid", "seeds": "--seeds", "backend": "--backend", "address": "--address", "out": "--out",
+         "steps": "--steps", "start": "--start", "end": "--end", "input_shape": "--input-shape"}
+"""The flag each library parameter is given with (a :class:`ParameterError`'s message is reworded with it)."""
 
 
 def _console(stderr: bool = False):
@@ -36,7 +44,9 @@ def _check_overrides(args) -> None:
 MAX_MESSAGE = 2000  # an error is one line; a huge value in it is cut (lists of allowed names fit whole)
 
 
-def _one_line(message: str) -> str:
+def _one_line(message) -> str:
+    if isinstance(message, ParameterError) and message.param in FLAGS:
+        message = message.worded(FLAGS[message.param])
     text = " ".join(str(message).split())
     if len(text) > MAX_MESSAGE:
         text = f"{text[:MAX_MESSAGE // 2]} ... {text[-MAX_MESSAGE // 4:]} ({len(text):,} characters in all)"
@@ -55,43 +65,6 @@ def _output_file(text: str) -> Path:
     if path.is_dir():
         raise TrainwellError(f"--out {text!r} is a folder: give a file name, e.g. {str(path / 'plot.png')!r}")
     return path
-
-
-def _result_table(summary: dict, run_dir) -> object:
-    from rich.table import Table
-
-    table = Table(title=f"{summary['name']}: {summary['dataset']}, {summary['model']}, {summary['params']:,} params",
-                  min_width=60)
-    table.add_column("split")
-    table.add_column("loss", justify="right")
-    table.add_column("accuracy", justify="right")
-    final = summary["final"]
-    for split in ("train", "val", "test"):
-        loss, acc = final.get(f"{split}_loss"), final.get(f"{split}_acc")
-        table.add_row(split, "-" if loss is None else f"{loss:.4f}", "-" if acc is None else f"{acc:.2%}")
-    return table
-
-
-def _result_lines(summary: dict, run_dir) -> str:
-    best = summary["best_epoch"]
-    return (f"{summary['epochs']} epochs, {summary['steps']:,} steps, {summary['wall_s']:.1f} s wall\n"
-            f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: "
-            f"{'-' if best is None else best + 1})\n"
-            f"run dir: {run_dir}  (report: {run_dir}/report.html)")
-
-
-def _verdict_table(verdicts: list[dict], title: str):
-    from rich.table import Table
-
-    colors = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
-    table = Table(title=title, show_lines=False)
-    for col in ("phase", "check", "status", "value", "advice"):
-        table.add_column(col, overflow="fold")
-    for v in verdicts:
-        status = v["status"]
-        table.add_row(v.get("phase", ""), v["check"], f"[{colors[status]}]{status}[/]", str(v["value"]),
-                      v.get("advice") or "")
-    return table
 
 
 def cmd_doctor(args) -> int:
@@ -141,11 +114,11 @@ def cmd_fit(args) -> int:
     if result.rank:  # under torchrun only rank 0 reports; every rank exits as rank 0 does
         return 1 if result.summary["failed"] else 0
     console = _console(stderr=args.json)
-    console.print(_result_table(result.summary, result.run_dir))
-    console.print(_result_lines(result.summary, result.run_dir), highlight=False)
+    console.print(cli_tables.result(result.summary, result.run_dir))
+    console.print(cli_tables.result_lines(result.summary, result.run_dir), highlight=False)
     flagged = [v for v in result.summary["doctor"] if v["status"] in ("warn", "fail")]
     if flagged:
-        console.print(_verdict_table(flagged, "doctor: warnings and failures (all verdicts are in summary.json)"))
+        console.print(cli_tables.verdicts(flagged, "doctor: warnings and failures (all verdicts are in summary.json)"))
     failures = sum(v["status"] == "fail" for v in result.summary["doctor"])
     if failures:
         console.print(f"doctor: {failures} failure{'s' if failures > 1 else ''}"
@@ -170,41 +143,25 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 
 def cmd_summary(args) -> int:
-    from rich.table import Table
-
-    from trainwell.cnn.summary import summarize, totals
+    from trainwell.cnn.summary import totals
     from trainwell.config import load_config
-    from trainwell.data.registry import num_classes
-    from trainwell.nn.models import build_model
-    from trainwell.nn.size import check_input_fits, check_model_fits
-    from trainwell.pipeline import load_data
+    from trainwell.pipeline import summarize
 
     cfg = load_config(args.config, args.overrides)
+    shape = None
     if args.input_shape:
+        from trainwell.nn.size import check_input_fits
+
         shape = _parse_shape(args.input_shape)
-        classes = args.classes or num_classes(cfg.data.name, cfg.data.options)
-    else:
-        splits, _ = load_data(cfg)
-        shape, classes = splits.meta.input_shape, args.classes or splits.meta.num_classes
-    check_input_fits(shape, "--input-shape")
-    check_model_fits(lambda: build_model(cfg.model, shape, classes), f"model.kind = {cfg.model.kind!r}")
-    model = build_model(cfg.model, shape, classes)
-    rows = summarize(model, shape)
+        check_input_fits(shape, "--input-shape")
+    shape, rows = summarize(cfg, shape, args.classes)
     if args.json:
         import json
 
         print(json.dumps({"input_shape": shape, "layers": [r.as_dict() for r in rows], "totals": totals(rows)},
                          indent=2))
         return 0
-    table = Table(title=f"{cfg.model.kind} on input {'x'.join(map(str, shape))}")
-    for col in ("layer", "type", "output", "neurons", "params", "params (no sharing)", "receptive field",
-                "mult-adds"):
-        table.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
-    for r in rows:
-        table.add_row(r.name, r.kind, "x".join(map(str, r.output_shape)), f"{r.neurons:,}", f"{r.params:,}",
-                      f"{r.params_unshared:,}", "x".join(map(str, r.receptive_field)), f"{r.mult_adds:,}")
-    t = totals(rows)
-    table.add_row("total", "", "", "", f"{t['params']:,}", f"{t['params_unshared']:,}", "", f"{t['mult_adds']:,}")
+    table = cli_tables.layers(cfg.model.kind, shape, rows)
     console = _console()
     console.print(table)
     from trainwell.cnn.summary import floored_layers
@@ -235,26 +192,17 @@ def cmd_filters(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from rich.table import Table
 
     from trainwell.config import load_config
     from trainwell.lottery import lottery
 
     cfg = load_config(args.config, args.overrides)
-    try:
-        rows = lottery(cfg, args.rounds, rate=args.rate, rewind=args.rewind, control=args.control, out=args.out,
-                       scope=args.scope, force=args.force, quiet=False)  # progress on stderr, as fit
-    except ValueError as exc:
-        raise TrainwellError(str(exc)) from None
-    table = Table(title="lottery tickets")
-    for col in ("round", "kind", "weights left", "test acc", "val acc", "early-stop step"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(str(r.round), r.kind, f"{r.density:.2%}", f"{r.test_acc:.2%}", f"{r.val_acc:.2%}",
-                      str(r.early_stop_step))
+    rows = lottery(cfg, args.rounds, rate=args.rate, rewind=args.rewind, control=args.control, out=args.out,
+                   scope=args.scope, force=args.force, quiet=False)  # progress on stderr, as fit
+    table = cli_tables.lottery(rows)
     _console().print(table)
     base = Path(rows[0].run_dir).parent
-    report = _group_report(cfg, base)
+    report = f", report: {base / 'report.html'}" if cfg.report.enabled else ""
     print(f"results: {base}/results.csv, accuracy_vs_density.png{report}")
     return 0
 
@@ -263,18 +211,13 @@ def cmd_sweep(args) -> int:
     from trainwell.config import load_config
     from trainwell.sweep import parse_grid, resume_sweep, sweep
 
-    try:
-        if args.resume:
-            result = resume_sweep(args.resume, quiet=False, backend=args.backend, address=args.address)
-            from trainwell.config import config_from_dict, read_toml
-
-            cfg = config_from_dict(read_toml(Path(args.resume) / "config.toml"))  # the sweep's own config
-        else:
-            cfg = load_config(args.config, args.overrides)
-            result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
-                           quiet=False, force=args.force, backend=args.backend, address=args.address)
-    except ValueError as exc:
-        raise TrainwellError(str(exc)) from None
+    # progress goes to stderr, so `--json` keeps stdout for the JSON alone
+    if args.resume:
+        result = resume_sweep(args.resume, quiet=False, backend=args.backend, address=args.address)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
+                       quiet=False, force=args.force, backend=args.backend, address=args.address)
     failed = sum("error" in r for r in result.rows)  # members whose task failed (Ray backend, after a retry)
     if args.json:
         import json
@@ -287,19 +230,10 @@ def cmd_sweep(args) -> int:
                                               f"{result.wall_s:.1f} s"))
     for check in result.skipped:
         print(f"skipped (population): {check}")
-    print(f"results: {result.out}/results.csv{_group_report(cfg, result.out)}")
+    print(f"results: {result.out}/results.csv{f', report: {result.report}' if result.report else ''}")
     if failed:
         print(f"{failed} member{'s' if failed > 1 else ''} failed (see the error column)", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _group_report(cfg, folder) -> str:
-    """Write the report of a sweep or prune folder (unless report.enabled = false); the text to print about it."""
-    if not cfg.report.enabled:
-        return ""
-    from trainwell.viz.build import build_report
-
-    return f", report: {build_report(folder)}"
 
 
 def cmd_report(args) -> int:
@@ -317,10 +251,8 @@ def cmd_lr_find(args) -> int:
     cfg = load_config(args.config, args.overrides)
     _output_file(args.out)
     from trainwell import lr_find
-    try:
-        found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end)
-    except ValueError as exc:
-        raise TrainwellError(str(exc)) from None
+
+    found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end)
     lr_find.plot(found, args.out)
     if args.json:
         import json
@@ -390,12 +322,10 @@ def cmd_lab(args) -> int:
         if name not in known:
             raise TrainwellError(registry.unknown(name, known))
     from trainwell.lab import runner
-    try:
-        summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
-                                   seed=args.seed, log=lambda line: console.print(line, highlight=False),
-                                   backend=args.backend, address=args.address, control=args.control)
-    except (KeyError, ValueError) as exc:
-        raise TrainwellError(str(exc).strip("'\"")) from None
+
+    summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
+                               seed=args.seed, log=lambda line: console.print(line, highlight=False),
+                               backend=args.backend, address=args.address, control=args.control)
     if args.json:
         import json
 

@@ -16,8 +16,10 @@ import torch
 
 from trainwell import prune
 from trainwell.config import Config, config_from_dict
+from trainwell.errors import ParameterError
 from trainwell.manifest import record
 from trainwell.pipeline import fit, initialize
+from trainwell.pipeline.write import write_group_report
 from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_torch_save, atomic_write_json, read_jsonl
 from trainwell.train.callbacks import Callback, State
@@ -96,7 +98,7 @@ def _result(r: int, kind: str, masks: dict, res) -> RoundResult:
 def rewind_step(rewind: float, steps_per_run: int) -> int:
     """``rewind`` >= 1 is a step count; 0 < rewind < 1 is a fraction of training."""
     if rewind < 0:
-        raise ValueError(f"--rewind {rewind} is not allowed: use a step count or a fraction in [0, 1)")
+        raise ParameterError("rewind", rewind, "is not allowed: use a step count or a fraction in [0, 1)")
     return int(round(rewind * steps_per_run)) if rewind < 1 else int(rewind)
 
 
@@ -105,11 +107,13 @@ def lottery(cfg: Config, rounds: int, *, rate: float = 0.2, output_rate: float |
             scope: str = "layer", force: bool = False) -> list[RoundResult]:
     """Run ``rounds`` pruning rounds after a dense round 0; return one row per trained network."""
     if rounds < 1:
-        raise ValueError(f"--rounds {rounds} is not allowed: use an integer >= 1")
+        raise ParameterError("rounds", rounds, "is not allowed: use an integer >= 1")
     if control not in (None, "reinit", "random"):
-        raise ValueError(f"--control {control!r} is not allowed: use reinit or random")
+        raise ParameterError("control", control, "is not allowed: use reinit or random")
     with Claim.take("lottery", out, force=force, name=f"{cfg.name}-lottery", config_hash=cfg.hash()) as claim:
-        return _rounds(claim, cfg, rounds, rate, output_rate, rewind, control, quiet, scope)
+        rows = _rounds(claim, cfg, rounds, rate, output_rate, rewind, control, quiet, scope)
+    write_group_report(cfg, claim.path)  # report.html of the whole folder, as a fit writes its own
+    return rows
 
 
 def _rounds(claim: Claim, cfg: Config, rounds: int, rate: float, output_rate: float | None, rewind: float,

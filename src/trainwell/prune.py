@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from trainwell.errors import ParameterError
+
 _PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
@@ -57,12 +59,12 @@ def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | No
             (one magnitude threshold across all layers; layers end up with different densities).
 
     Raises:
-        ValueError: ``rate`` outside [0, 1) or an unknown ``scope``.
+        ParameterError: ``rate`` outside [0, 1) or an unknown ``scope``.
     """
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"rate={rate} is not allowed: use a number in [0, 1)")
+        raise ParameterError("rate", rate, "is not allowed: use a number in [0, 1)")
     if scope not in ("layer", "global"):
-        raise ValueError(f"scope={scope!r} is not allowed: use 'layer' or 'global'")
+        raise ParameterError("scope", scope, "is not allowed: use 'layer' or 'global'")
     layers = prunable(model)
     masks = masks or current_masks(model)
     output_rate = rate / 2 if output_rate is None else output_rate

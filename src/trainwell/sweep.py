@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainwell.config import Config, config_from_dict, parse_override, read_toml, to_toml
-from trainwell.errors import ConfigError, TrainwellError
+from trainwell.errors import ConfigError, ParameterError, TrainwellError
 from trainwell.manifest import record
 from trainwell.runclaim import Claim
 from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl
@@ -51,14 +51,14 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     grid = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--grid {item!r} is not allowed: use key=v1,v2,... e.g. --grid optim.lr=0.1,0.01")
+            raise ParameterError("grid", item, "is not allowed: use key=v1,v2,... e.g. optim.lr=0.1,0.01")
         key, raw = item.split("=", 1)
         if key.strip() in grid:
-            raise ConfigError(f"--grid {key.strip()} is given twice: list all its values in one --grid, "
-                              f"e.g. --grid {key.strip()}=v1,v2")
+            raise ParameterError("grid", key.strip(), f"is given twice: list all its values in one item, "
+                                                      f"e.g. {key.strip()}=v1,v2")
         grid[key.strip()] = [parse_override(f"{key}={v}")[1] for v in split_values(raw)]
         if not grid[key.strip()]:
-            raise ConfigError(f"--grid {item!r} has no values")
+            raise ParameterError("grid", item, "has no values")
     return grid
 
 
@@ -76,7 +76,7 @@ def check_size(grid: dict[str, list], seeds: int) -> int:
     if n > MAX_MEMBERS:
         sizes = " x ".join([str(len(v)) for v in grid.values()] + ([f"{seeds} seeds"] if seeds > 1 else []))
         raise ConfigError(f"this sweep has {n:,} members ({sizes}): the limit is {MAX_MEMBERS:,} members per sweep; "
-                          f"use fewer --grid values or --seeds, or split it into several sweeps")
+                          f"use fewer grid values or seeds, or split it into several sweeps")
     return n
 
 
@@ -97,10 +97,10 @@ def combinations(cfg: Config, grid: dict[str, list], seeds: int) -> list[tuple[d
                 *path, last = key.split(".")
                 for part in path:
                     if not isinstance(node.get(part), dict):
-                        raise ConfigError(f"--grid key {key!r} is not a config field")
+                        raise ParameterError("grid", key, "is not a config field")
                     node = node[part]
                 if last not in node:
-                    raise ConfigError(f"--grid key {key!r} is not a config field")
+                    raise ParameterError("grid", key, "is not a config field")
                 node[last] = value
             out.append((settings, config_from_dict(raw)))
     return out
@@ -124,6 +124,7 @@ class SweepResult:
     wall_s: float
     out: Path
     skipped: list[str]
+    report: Path | None = None  # the sweep's report.html (None with report.enabled = false)
 
 
 def _row(settings: dict, summary: dict, history: list[dict]) -> dict:
@@ -178,28 +179,32 @@ def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | 
     ``backend = "ray"`` trains the members as Ray tasks (:mod:`trainwell.ray_backend`; ``address``: a running
     cluster, ``auto`` or ``HOST:PORT``); the folder it writes is the local backend's."""
     if seeds < 1:
-        raise ConfigError(f"--seeds {seeds} is not allowed: use an integer >= 1")
+        raise ParameterError("seeds", seeds, "is not allowed: use an integer >= 1")
     if backend not in BACKENDS:
-        raise ConfigError(f"--backend {backend!r} is not allowed: use one of {', '.join(BACKENDS)}")
+        raise ParameterError("backend", backend, f"is not allowed: use one of {', '.join(BACKENDS)}")
     if backend == "ray":
         from trainwell.ray_backend import require_ray
 
         require_ray()  # before any folder is touched
     elif address is not None:
-        raise ConfigError("--address names a Ray cluster: use it with --backend ray")
+        raise ParameterError("address", address, "names a Ray cluster: use it with the ray backend")
     combos = combinations(cfg, grid, seeds)
     from trainwell.pipeline import inert_model_keys  # torch: after the arguments are checked
 
     inert = inert_model_keys(combos)
     if inert:
-        raise ConfigError(f"--grid {inert[0]} changes nothing for model.kind = {cfg.model.kind!r}: every value builds "
-                          f"the same model; sweep a key this model uses")
+        raise ParameterError("grid", inert[0], f"changes nothing for model.kind = {cfg.model.kind!r}: every value "
+                                               f"builds the same model; sweep a key this model uses")
     if resume:
         claim = Claim.resume(out)
     else:
         claim = Claim.take("sweep", out, force=force, name=f"{cfg.name}-sweep", config_hash=cfg.hash())
     with claim:
-        return _sweep_into(claim, cfg, grid, combos, seeds, sequential, quiet, resume, backend, address)
+        result = _sweep_into(claim, cfg, grid, combos, seeds, sequential, quiet, resume, backend, address)
+    from trainwell.pipeline.write import write_group_report
+
+    result.report = write_group_report(cfg, result.out)
+    return result
 
 
 def run_ray(combos: list[tuple[dict, Config]], out: Path, population: bool, address: str | None, quiet: bool,

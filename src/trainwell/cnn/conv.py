@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from trainwell.cnn.geometry import conv_output_size
+from trainwell.nn.geometry import conv_output_size
 
 
 def convolve1d(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 import trainwell
-from trainwell.errors import TrainwellError
+from trainwell.errors import ParameterError, TrainwellError
 from trainwell.lab import base, registry
 from trainwell.lab.index_page import write_index
 from trainwell.lab.summaries import STATUSES, _reusable, _reusable_any, figure_file, shown, summary_problem  # noqa: F401
@@ -192,15 +192,15 @@ def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: in
     (``address``: a running cluster; see :mod:`trainwell.ray_backend`); the results tree is the same.
     """
     if seeds < 1:
-        raise ValueError(f"--seeds {seeds} is not allowed: use an integer >= 1")
+        raise ParameterError("seeds", seeds, "is not allowed: use an integer >= 1")
     if backend not in ("local", "ray"):
-        raise ValueError(f"--backend {backend!r} is not allowed: use local or ray")
+        raise ParameterError("backend", backend, "is not allowed: use local or ray")
     if address is not None and backend != "ray":
-        raise ValueError("--address names a Ray cluster: use it with --backend ray")
+        raise ParameterError("address", address, "names a Ray cluster: use it with the ray backend")
     for name in names:
         mod = registry.get(name)  # unknown names fail before anything runs
         if control and not has_control(mod):
-            raise ValueError(f"experiment {name!r} declares no control yet: --control runs "
+            raise TrainwellError(f"experiment {name!r} declares no control yet: control runs "
                              f"{', '.join(n for n, m in registry.experiments().items() if has_control(m))}")
     if backend == "ray":
         from trainwell import ray_backend

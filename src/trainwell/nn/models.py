@@ -2,7 +2,7 @@
 
 A CNN is a list of blocks then dense layers. A block is a dict with a ``type``; each type has a builder in
 :data:`BLOCKS`, so new layer kinds (normalization, dropout, ...) plug in by adding an entry. Every convolution
-and pooling layer's geometry is checked with :func:`~trainwell.cnn.geometry.conv_output_size`, so an impossible
+and pooling layer's geometry is checked with :func:`~trainwell.nn.geometry.conv_output_size`, so an impossible
 configuration fails before training instead of being silently floored by torch.
 
 Example:
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from trainwell.cnn.geometry import conv_output_size
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.nn.dropout import DropActivation, Dropout, Uout
+from trainwell.nn.geometry import conv_output_size
 from trainwell.nn.l0 import L0Conv1d, L0Conv2d, L0Linear
 from trainwell.nn.layers import SkipMLP
 from trainwell.nn.norm import make_norm

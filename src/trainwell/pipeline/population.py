@@ -18,25 +18,28 @@ import torch
 import trainwell
 from trainwell.config import Config, config_from_dict
 from trainwell.data import corrupt
-from trainwell.errors import ConfigError, TrainwellError
+from trainwell.data.splits import Splits
+from trainwell.errors import ConfigError, ParameterError, TrainwellError
 from trainwell.nn.models import build_model
-from trainwell.pipeline import (
-    FitResult,
+from trainwell.pipeline.build import (
     Prepared,
     _checkpoint,
     _schedule_builder,
-    _start_run,
     _steps_per_epoch,
-    _stopper,
     build_initialized,
     load_data,
     resolve_device,
+    run_callbacks,
     set_threads,
-    write_run,
 )
+from trainwell.pipeline.fit import FitResult
+from trainwell.pipeline.lr_find import resolve_lr
+from trainwell.pipeline.write import _start_run, write_run
 from trainwell.rundir import RunDir, atomic_torch_save, load_checkpoint
+from trainwell.train import interrupt
 from trainwell.train import progress as progress_mod
-from trainwell.train.callbacks import MetricsLogger, StepLosses, best_epoch
+from trainwell.train.callbacks import StepLosses, best_epoch
+from trainwell.train.interrupt import Interrupt
 from trainwell.train.population import PopulationLearner, embed_state, narrow_state
 from trainwell.train.trainer import Trainer
 
@@ -152,55 +155,25 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
     Raises:
         ConfigError: the configs cannot train as one population (the reason: see :func:`population_blocker`).
     """
-    configs = list(configs)
     tic = time.perf_counter()
+    resolved = [resolve_lr(c, quiet) for c in configs]  # "find": each member's own range test, as its fit's
+    configs, found_lrs = [c for c, _ in resolved], [f for _, f in resolved]
     blocker = population_blocker(configs)
     if blocker is not None:
         raise ConfigError(f"these runs cannot train as one population: {blocker}")
     base, size, out = configs[0], len(configs), Path(out)
-    device = resolve_device(base.train.device)
-    torch.manual_seed(base.train.seed)
-    clean = config_from_dict({**base.to_dict(), "data": {**base.to_dict()["data"], "label_noise": 0.0}})
-    splits, pre = load_data(clean)  # each member draws its own label noise below, as the registry would
-    if not splits.train[0].is_floating_point():
-        raise ConfigError(f"dataset {base.data.name!r} gives integer tokens: use data.options.encoding = 'onehot'")
-    shape, classes = splits.meta.input_shape, splits.meta.num_classes
-    models = []
-    for c in configs:
-        torch.manual_seed(c.train.seed)
-        models.append(build_initialized(c, shape, classes))
-    widest = [max(w) for w in zip(*(c.model.hidden for c in configs), strict=True)]
-    wide = build_model(config_from_dict({**base.to_dict(), "model": {**base.to_dict()["model"], "hidden": widest}})
-                       .model, shape, classes)
-    states = [embed_state(m.state_dict(), wide.state_dict()) for m in models]
-    set_threads(base.train.threads, wide, shape, base.train.batch_size, device, members=size)
-    labels = []
-    for c in configs:
-        y = splits.train[1]
-        if c.data.label_noise > 0 and not c.data.random_labels:
-            y = corrupt.label_noise(y, c.data.label_noise, classes, c.data.corrupt_seed)
-        labels.append(y)
-    preps = [Prepared(cfg=c, splits=replace(splits, train=(splits.train[0], y)), model=m, preprocessor=pre,
-                      device=device) for c, m, y in zip(configs, models, labels, strict=True)]
-    spe = _steps_per_epoch(base, splits)
-    o = base.optim
-    learner = PopulationLearner(wide, states, optimizer=o.name, lrs=[c.optim.lr for c in configs],
-                                weight_decays=[c.optim.weight_decay for c in configs], decay=o.decay,
-                                momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps,
-                                loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
-                                epochs=base.train.epochs, steps_per_epoch=spe, device=device,
-                                shared_input=_one_data_order(configs, device))
+    splits, preps, learner = _build(configs)
     skipped = ["monitor: forward hooks cannot run on a vmapped population"] if base.doctor.monitor_every else []
     runs = [RunDir(Path(d)) for d in member_dirs] if member_dirs is not None else \
         [RunDir(out / f"member-{m}") for m in range(size)]
     if len(runs) != size:
-        raise ValueError(f"member_dirs: {len(runs)} directories for {size} members")
-    member_callbacks = [[_stopper(c, classes), MetricsLogger(run.metrics)]
-                        for c, run in zip(configs, runs, strict=True)]
+        raise ParameterError("member_dirs", f"{len(runs)} directories", f"for {size} members: give one per member")
     step_losses = StepLosses()
+    member_callbacks = [run_callbacks(prep, run, member=m, steps=step_losses)
+                        for m, (prep, run) in enumerate(zip(preps, runs, strict=True))]
     home = RunDir(out)
     trainer = Trainer(learner, epochs=base.train.epochs, batch_size=base.train.batch_size,
-                      callbacks=[step_losses, _checkpoint(base, home, keep_best=False), *callbacks],
+                      callbacks=[step_losses, Interrupt(), _checkpoint(base, home, keep_best=False), *callbacks],
                       member_callbacks=member_callbacks, seed=[c.train.seed for c in configs],
                       progress=progress if progress is not None else progress_mod.auto(quiet))
     if resume:
@@ -219,9 +192,58 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
         for run, c, prep in zip(runs, configs, preps, strict=True):
             _start_run(run, c, prep)
     fit_tic = time.perf_counter()
-    trainer.fit((splits.train[0], torch.stack(labels)), splits.val)
+    _train(trainer, (splits.train[0], torch.stack([p.splits.train[1] for p in preps])), splits.val, home)
     fit_s = time.perf_counter() - fit_tic
     wall = time.perf_counter() - tic
+    extra = [{"population": {"member": m, "size": size, "skipped_checks": skipped},
+              **({"lr_find": found_lrs[m]} if found_lrs[m] is not None else {})} for m in range(size)]
+    results = _write_members(trainer, preps, runs, step_losses, extra, wall=wall / size, fit_s=fit_s / size)
+    return PopulationResult(members=results, skipped=skipped, wall_s=time.perf_counter() - tic)
+
+
+def _build(configs: list[Config]) -> tuple[Splits, list[Prepared], PopulationLearner]:
+    """The shared data, each member prepared as a fit would be (its own model, labels and config), and the
+    population learner holding them all (narrower MLPs embedded in the widest)."""
+    base = configs[0]
+    device = resolve_device(base.train.device)
+    torch.manual_seed(base.train.seed)
+    clean = config_from_dict({**base.to_dict(), "data": {**base.to_dict()["data"], "label_noise": 0.0}})
+    splits, pre = load_data(clean)  # each member draws its own label noise below, as the registry would
+    if not splits.train[0].is_floating_point():
+        raise ConfigError(f"dataset {base.data.name!r} gives integer tokens: use data.options.encoding = 'onehot'")
+    shape, classes = splits.meta.input_shape, splits.meta.num_classes
+    models = []
+    for c in configs:
+        torch.manual_seed(c.train.seed)
+        models.append(build_initialized(c, shape, classes))
+    widest = [max(w) for w in zip(*(c.model.hidden for c in configs), strict=True)]
+    wide = build_model(config_from_dict({**base.to_dict(), "model": {**base.to_dict()["model"], "hidden": widest}})
+                       .model, shape, classes)
+    states = [embed_state(m.state_dict(), wide.state_dict()) for m in models]
+    set_threads(base.train.threads, wide, shape, base.train.batch_size, device, members=len(configs))
+    labels = []
+    for c in configs:
+        y = splits.train[1]
+        if c.data.label_noise > 0 and not c.data.random_labels:
+            y = corrupt.label_noise(y, c.data.label_noise, classes, c.data.corrupt_seed)
+        labels.append(y)
+    preps = [Prepared(cfg=c, splits=replace(splits, train=(splits.train[0], y)), model=m, preprocessor=pre,
+                      device=device) for c, m, y in zip(configs, models, labels, strict=True)]
+    spe = _steps_per_epoch(base, splits)
+    o = base.optim
+    learner = PopulationLearner(wide, states, optimizer=o.name, lrs=[c.optim.lr for c in configs],
+                                weight_decays=[c.optim.weight_decay for c in configs], decay=o.decay,
+                                momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps,
+                                loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
+                                epochs=base.train.epochs, steps_per_epoch=spe, device=device,
+                                shared_input=_one_data_order(configs, device))
+    return splits, preps, learner
+
+
+def _write_members(trainer: Trainer, preps: list[Prepared], runs: list[RunDir], step_losses: StepLosses,
+                   extra: list[dict], *, wall: float, fit_s: float) -> list[FitResult]:
+    """Each member's weights back in its own model, its last.pt, and its run directory written as a fit's."""
+    learner = trainer.learner
     results = []
     for m, (run, prep, member) in enumerate(zip(runs, preps, trainer.members, strict=True)):
         c = prep.cfg
@@ -229,9 +251,21 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
         prep.model.load_state_dict(state)
         atomic_torch_save(run.last, {"model": state, "config": c.to_dict(), "epoch": member.epoch,
                                      "step": member.step, "trainwell_version": trainwell.__version__})
-        summary = write_run(run, prep, member, member_callbacks[m][0], best=best_epoch(member.history, c.train.monitor),
-                            losses=step_losses.member(m, member.step), monitor=[], wall=wall / size,
-                            fit_s=fit_s / size,
-                            extra={"population": {"member": m, "size": size, "skipped_checks": skipped}})
+        summary = write_run(run, prep, member, trainer.member_callbacks[m][0],
+                            best=best_epoch(member.history, c.train.monitor), losses=step_losses.member(m, member.step),
+                            monitor=[], wall=wall, fit_s=fit_s, extra=extra[m])
         results.append(FitResult(summary=summary, run_dir=run.path, model=prep.model))
-    return PopulationResult(members=results, skipped=skipped, wall_s=time.perf_counter() - tic)
+    return results
+
+
+def _train(trainer: Trainer, train, val, home: RunDir) -> None:
+    """``trainer.fit`` with signals handled as a fit's: the first stops the population at the end of the epoch and
+    saves its checkpoint, a second stops at once (the last checkpoint on disk stays)."""
+    with interrupt.handled() as signals:
+        try:
+            state = trainer.fit(train, val)
+        except KeyboardInterrupt:
+            raise interrupt.Interrupted(home.path, signals.received or "SIGINT", len(trainer.state.history),
+                                        saved=False, command="sweep") from None
+    if signals.received is not None and (state.stop or "").startswith("interrupted"):
+        raise interrupt.Interrupted(home.path, signals.received, len(state.history), command="sweep")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,9 +108,12 @@ class Checkpoint(Callback):
     """
 
     def __init__(self, rundir, every: int = 1, monitor: str = "val_loss", extra: dict | None = None,
-                 minutes: float = 1.0, keep_best: bool = True):
+                 minutes: float = 1.0, keep_best: bool = True, resumable: bool = True,
+                 weights: Callable[[State], dict] | None = None):
         self.rundir = rundir
         self.keep_best = keep_best
+        self.resumable = resumable  # False: best.pt only (a population member: the population's last.pt resumes it)
+        self.weights = weights  # state -> the model's state dict for best.pt (default: the trainer's model)
         self.every = every
         self.minutes = minutes
         self.monitor = monitor
@@ -130,6 +134,8 @@ class Checkpoint(Callback):
         from trainwell.rundir import atomic_torch_save
 
         self.best, self.best_epoch, self._best_state = None, None, None
+        if not self.resumable:
+            return
         # the initial state (epoch -1: resuming from it starts at epoch 0) is the last good state until an epoch
         # completes, so a run that fails in its first epoch still leaves a checkpoint
         atomic_torch_save(self.rundir.last, {**state.trainer.checkpoint_state(), "epoch": -1, "step": 0,
@@ -142,9 +148,13 @@ class Checkpoint(Callback):
             self.best, self.best_epoch = float(value), state.epoch
             # the weights and where they came from, not the optimizer or the history: copying those at every
             # improvement would cost time growing with the run (best.pt is for using the model, last.pt for resuming)
-            full = state.trainer.checkpoint_state()
-            self._best_state = {"model": {k: v.detach().clone() for k, v in full["model"].items()},
-                                "epoch": full["epoch"], "step": full["step"], **self.extra}
+            if self.weights is not None:
+                self._best_state = {"model": self.weights(state), "epoch": state.epoch, "step": state.step,
+                                    **self.extra}
+            else:
+                full = state.trainer.checkpoint_state()
+                self._best_state = {"model": {k: v.detach().clone() for k, v in full["model"].items()},
+                                    "epoch": full["epoch"], "step": full["step"], **self.extra}
         finite = math.isfinite(state.metrics.get("train_loss", 0.0))
         if state.failure is not None or not finite:  # a guard fired: last.pt keeps the last good state
             self.save_best()
@@ -169,6 +179,8 @@ class Checkpoint(Callback):
 
         sync_file(self.rundir.metrics)  # the metric lines up to this checkpoint are durable before it is
         self.save_best()
+        if not self.resumable:
+            return
         atomic_torch_save(self.rundir.last, {
             **state.trainer.checkpoint_state(), **self.extra, **state.trainer.callback_states(),
             "stop": state.stop,  # a finished run's checkpoint says so: resuming it trains no further
@@ -200,6 +212,10 @@ class StepLosses(Callback):
         self._pending.append(state.batch_loss.detach())
 
     def on_epoch_end(self, state: State) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Convert the steps recorded since the last call into :attr:`losses` (one transfer per epoch)."""
         if self._pending:
             import torch
 
@@ -217,5 +233,6 @@ class StepLosses(Callback):
 
     def member(self, m: int, steps: int | None = None) -> list[float]:
         """Member ``m``'s per-step losses (its first ``steps``: a member that stopped is not trained further)."""
+        self.flush()
         rows = self.losses[:steps] if steps is not None else self.losses
         return [r[m] if isinstance(r, list) else r for r in rows]

@@ -28,8 +28,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -148,6 +150,75 @@ def teardown(ctx: Context | None) -> None:
     """Leave the group this module created (a group the caller made stays)."""
     if ctx is not None and ctx.owns_group and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class StartUp:
+    """The start of a run under torchrun: rank 0 builds, checks and claims the run first; the other ranks wait for
+    its word (the run directory) and start when it says so. A failure on rank 0 before it has spoken is shared, so
+    the others stop at once instead of waiting out the timeout. Without a group (``ctx = None``) it does nothing.
+
+    Use: ``word = start.wait()`` first (ranks > 0 get rank 0's word), ``start.tell(run_dir, batch_size)`` on rank 0
+    once the run is set up, and ``with start.guard():`` around both.
+    """
+
+    def __init__(self, ctx: Context | None):
+        self.ctx = ctx
+        self.told = ctx is None or not ctx.main  # whether rank 0 has told the other ranks how its setup went
+
+    def wait(self) -> dict:
+        """Rank 0's word on ranks > 0 (``{"run": path}``); ``{}`` on rank 0 and in one process.
+
+        Raises:
+            DistributedError: rank 0 stopped before training.
+        """
+        if self.ctx is None or self.ctx.main:
+            return {}
+        word = self.ctx.share()
+        if word.get("error"):
+            raise DistributedError(f"rank {self.ctx.rank}: rank 0 stopped before training: {word['error']}")
+        return word
+
+    def tell(self, run_dir: str, batch_size: int) -> None:
+        """Rank 0: the run is set up in ``run_dir``; the others may start (printed: how the run is spread)."""
+        if self.told:
+            return
+        self.ctx.share({"run": run_dir})
+        self.told = True
+        print(self.ctx.describe(batch_size), file=sys.stderr, flush=True)
+
+    @contextlib.contextmanager
+    def guard(self):
+        """Share a failure raised inside (on rank 0, before :meth:`tell`) with the other ranks, then re-raise it."""
+        try:
+            yield self
+        except BaseException as exc:
+            if not self.told:
+                self.told = True
+                self.ctx.share({"error": _one_line(exc)})
+            raise
+
+
+def from_rank0(ctx: Context, compute: Callable[[], object], what: str):
+    """``compute()`` on rank 0 alone, its result shared with every rank (a failure too: the others raise).
+
+    Raises:
+        DistributedError: on ranks > 0, when rank 0's ``compute`` failed (``what`` names it).
+    """
+    word = None
+    if ctx.main:
+        try:
+            word = {"value": compute()}
+        except BaseException as exc:
+            ctx.share({"error": _one_line(exc)})
+            raise
+    word = ctx.share(word)
+    if word.get("error"):
+        raise DistributedError(f"rank {ctx.rank}: rank 0's {what} failed: {word['error']}")
+    return word["value"]
 
 
 def convert_sync_bn(model: nn.Module, ctx: Context) -> nn.Module:

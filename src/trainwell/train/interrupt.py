@@ -28,12 +28,12 @@ EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # 128 + signal number, the shell's
 class Interrupted(KeyboardInterrupt):
     """Training stopped on a signal (a KeyboardInterrupt, so code that catches Ctrl-C still does)."""
 
-    def __init__(self, run_dir: str | Path, signal_name: str, epochs: int, saved: bool = True):
+    def __init__(self, run_dir: str | Path, signal_name: str, epochs: int, saved: bool = True, command: str = "fit"):
         self.run_dir, self.signal_name, self.epochs, self.saved = Path(run_dir), signal_name, epochs, saved
         done = f"after {epochs} completed epoch{'s' if epochs != 1 else ''}"
         where = "checkpoint saved" if saved else "the last checkpoint on disk is kept"
         super().__init__(f"interrupted by {signal_name} {done}; {where}: continue with "
-                         f"`trainwell fit --resume {self.run_dir}`")
+                         f"`trainwell {command} --resume {self.run_dir}`")
 
     @property
     def exit_code(self) -> int:

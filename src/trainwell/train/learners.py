@@ -1,11 +1,15 @@
 """Learners: what the one fit loop (:class:`~trainwell.train.trainer.Trainer`) trains.
 
 A learner holds M models (M = 1 for an ordinary ``nn.Module``, M members for a vmapped population) with their
-optimizer and learning-rate schedule, and answers a small contract the loop relies on:
+optimizer and learning-rate schedule, and answers a small contract the loop relies on (:class:`Learner`, checked
+for every learner by ``tests/test_learner_contract.py``):
 
 - ``size``: M; ``vmapped``: whether the models run under ``torch.func.vmap`` (forward hooks cannot run there);
 - ``start_epoch()``: put the models in training mode, reset per-epoch sums;
 - ``lrs() -> list[float]``: each member's learning rate for the next step;
+- ``permutation(n, generators) -> idx``: the epoch's order of the ``n`` training rows, ``(n,)`` for M = 1 and
+  ``(M, n)`` for a population (each member its own, from its own generator);
+- ``check_inputs(x, what)``: refuse inputs the models cannot take (a float64 array against float32 weights);
 - ``train_step(x, y, idx) -> (loss, correct)``: one optimizer step on the rows ``idx`` of ``x`` (``(B,)`` for
   M = 1, ``(M, B)`` for a population: each member its own batch); ``loss`` is the mean batch loss (a scalar for
   M = 1, ``(M,)`` otherwise), ``correct`` the number of right predictions;
@@ -15,13 +19,18 @@ optimizer and learning-rate schedule, and answers a small contract the loop reli
 - ``scale_lr(factor, member)``: multiply a member's LR by ``factor`` and stop its schedule (stopping criteria's
   "then k more epochs at a lower LR");
 - ``freeze(member)``: the member stopped: its parameters and optimizer state no longer change;
+- ``run_row(epoch, step, rows) -> dict | None``: the run's own metrics row from the members' rows (None for
+  M = 1: the run's row is the model's);
 - ``state_dict()`` / ``load_state_dict()``: everything needed to continue exactly.
+
+A learner that ``iterates_loaders`` also takes a DataLoader's batches (``train_batch``, ``evaluate_batches``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +99,51 @@ def autocast_context(precision: str, device: torch.device) -> Callable:
     return lambda: torch.autocast(device.type, dtype=PRECISIONS[precision])
 
 
+@runtime_checkable
+class Learner(Protocol):
+    """What :class:`~trainwell.train.trainer.Trainer` trains: M models behind one interface (see the module's
+    docstring for each method). Implemented by :class:`ModuleLearner` (M = 1),
+    :class:`~trainwell.train.population.PopulationLearner` (a vmapped population) and
+    :class:`~trainwell.train.distributed.DistributedLearner` (one model over torchrun's ranks)."""
+
+    size: int
+    vmapped: bool
+    iterates_loaders: bool
+    device: torch.device
+    model: Any
+    optimizer: Any
+    loss_fn: Callable
+
+    def start_epoch(self) -> None: ...
+
+    def lrs(self) -> list[float]: ...
+
+    def permutation(self, n: int, generators: Sequence[torch.Generator]) -> torch.Tensor: ...
+
+    def check_inputs(self, x: torch.Tensor, what: str) -> None: ...
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ...
+
+    def epoch_metrics(self, n: int) -> list[dict]: ...
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]: ...
+
+    def end_epoch(self, values: dict[int, float]) -> None: ...
+
+    def scale_lr(self, factor: float, member: int = 0) -> None: ...
+
+    def freeze(self, member: int = 0) -> None: ...
+
+    def member_model(self, member: int = 0) -> Any: ...
+
+    def run_row(self, epoch: int, step: int, rows: dict[int, dict]) -> dict | None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
 class ModuleLearner:
     """One ``nn.Module`` with a torch optimizer (M = 1): the hot path of an ordinary ``fit``.
 
@@ -119,6 +173,7 @@ class ModuleLearner:
         self._reg_sum: torch.Tensor | None = None
         self.precision = precision
         device = next(model.parameters(), torch.empty(0)).device
+        self.device = device
         self.autocast = autocast_context(precision, device)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range and needs none
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
@@ -130,6 +185,23 @@ class ModuleLearner:
 
     def lrs(self) -> list[float]:
         return [self.optimizer.param_groups[0]["lr"]]
+
+    def permutation(self, n: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        return torch.randperm(n, generator=generators[0]).to(self.device)
+
+    def check_inputs(self, x: torch.Tensor, what: str) -> None:
+        """Refuse floating inputs of another dtype than the model's (NumPy's float64 against float32 weights)."""
+        if not x.is_floating_point():
+            return
+        param = next((p for p in self.model.parameters() if p.is_floating_point()), None)
+        if param is not None and param.dtype != x.dtype:
+            np_hint = " (NumPy's default)" if x.dtype == torch.float64 else ""
+            raise TypeError(f"{what} inputs are {str(x.dtype).removeprefix('torch.')}{np_hint} but the model's "
+                            f"parameters are {str(param.dtype).removeprefix('torch.')}: convert the inputs "
+                            f"(x.astype(np.float32) or x.float()) or the model (model.to(torch.float64))")
+
+    def run_row(self, epoch: int, step: int, rows: dict[int, dict]) -> None:
+        return None  # one model: the run's metrics are the model's
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.train_batch(x[idx], y[idx])
@@ -224,4 +296,4 @@ class ModuleLearner:
             self.scaler.load_state_dict(state["grad_scaler"])
 
 
-__all__ = ["LOSSES", "PRECISIONS", "ModuleLearner", "autocast_context", "evaluate", "loss_function"]
+__all__ = ["LOSSES", "PRECISIONS", "Learner", "ModuleLearner", "autocast_context", "evaluate", "loss_function"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from trainwell.train.callbacks import Callback, State, StepLosses
@@ -39,12 +40,20 @@ class LiveReport(Callback):
         every: epochs between rewrites (the final report is written by the pipeline once the summary exists).
         every_seconds: and at least this many seconds between rewrites (each costs ~0.1 s; a run of a few
             seconds gets the first page and the final one only).
+        model: the module model.json describes (default: the trained model; a population member passes its own
+            architecture, since it trains as a view into the population).
+        pages: False: write model.json and steps.jsonl only, no page during training (a population member: one
+            page per member at the end).
+        losses: ``losses(state) -> list`` of the run's per-step losses so far (default: the trainer's
+            :class:`StepLosses`).
     """
 
     def __init__(self, run_dir: str | Path, input_shape: tuple[int, ...] | None = None, every: int = 2,
-                 every_seconds: float = 10.0):
+                 every_seconds: float = 10.0, *, model=None, pages: bool = True,
+                 losses: Callable[[State], list] | None = None):
         if every < 1:
             raise ValueError(f"every = {every} is not allowed: use an integer >= 1 (epochs)")
+        self.model, self.pages, self.losses = model, pages, losses
         self.run_dir = Path(run_dir)
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.every, self.every_seconds = every, every_seconds
@@ -52,6 +61,8 @@ class LiveReport(Callback):
         self._last = -math.inf
 
     def build(self, live: bool = True) -> None:
+        if not self.pages:
+            return
         from trainwell.viz.report import build_fit_report
 
         build_fit_report(self.run_dir, live=live, figures=())
@@ -68,7 +79,8 @@ class LiveReport(Callback):
             try:
                 from trainwell.cnn.summary import summarize
 
-                rows = [r.as_dict() for r in summarize(state.model, self.input_shape)]
+                model = self.model if self.model is not None else state.model
+                rows = [r.as_dict() for r in summarize(model, self.input_shape)]
             except Exception:  # noqa: BLE001 - a model the summary cannot trace still trains; the page says so
                 rows = []
             atomic_write_json(self.run_dir / MODEL_FILE, rows)
@@ -79,6 +91,8 @@ class LiveReport(Callback):
         self._seen = len(losses) if losses is not None else 0
 
     def _losses(self, state: State) -> list | None:
+        if self.losses is not None:
+            return self.losses(state)
         trainer = state.trainer
         recorder = next((cb for cb in getattr(trainer, "callbacks", []) if isinstance(cb, StepLosses)), None)
         return recorder.losses if recorder is not None else None

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.errors import ParameterError, TrainwellError
+
 RULES = ("valley", "steepest", "minimum/10", "minimum/3")
 DEFAULT_RULE = "minimum/10"  # with no schedule named (lr-find reads the config's: see rule_for)
 ANNEALED = ("onecycle", "cosine")  # schedules that bring the rate down from its peak during training
@@ -84,14 +86,14 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.T
         rule: how the suggestion is read off the curve, one of :data:`RULES` (see :func:`suggest`).
 
     Raises:
-        ValueError: ``start``/``end``/``steps``/``rule`` out of range.
+        ParameterError: ``start``/``end``/``steps``/``rule`` out of range.
     """
     if rule not in RULES:
-        raise ValueError(f"rule {rule!r} is not allowed: use one of {', '.join(RULES)}")
+        raise ParameterError("rule", rule, f"is not allowed: use one of {', '.join(RULES)}")
     if not 0 < start < end or not math.isfinite(end):
-        raise ValueError(f"start={start}, end={end} is not allowed: use 0 < start < end")
+        raise ParameterError("end", end, f"is not allowed with start={start}: use 0 < start < end")
     if steps < 10:
-        raise ValueError(f"steps={steps} is not allowed: use at least 10")
+        raise ParameterError("steps", steps, "is not allowed: use at least 10")
     model_state = copy.deepcopy(model.state_dict())
     opt_state = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
@@ -190,7 +192,7 @@ def suggest(lrs: list[float], smoothed: list[float], rule: str = DEFAULT_RULE) -
         return steepest(lrs, smoothed)
     if rule in ("minimum/10", "minimum/3"):
         return minimum_rule(lrs, smoothed, float(rule.split("/")[1]))
-    raise ValueError(f"rule {rule!r} is not allowed: use one of {', '.join(RULES)}")
+    raise ParameterError("rule", rule, f"is not allowed: use one of {', '.join(RULES)}")
 
 
 def read_curve(lrs: list[float], losses: list[float], smoothed: list[float], stopped: str,
@@ -198,10 +200,10 @@ def read_curve(lrs: list[float], losses: list[float], smoothed: list[float], sto
     """The suggestion from a recorded curve by ``rule``, with every rule's reading of the same curve in
     ``candidates`` (for comparison), the steepest point and the minimum."""
     if rule not in RULES:
-        raise ValueError(f"rule {rule!r} is not allowed: use one of {', '.join(RULES)}")
+        raise ParameterError("rule", rule, f"is not allowed: use one of {', '.join(RULES)}")
     notes = []
     if len(smoothed) < 5:
-        raise ValueError(f"the range test stopped after {len(smoothed)} steps ({stopped}): lower its start rate")
+        raise TrainwellError(f"the range test stopped after {len(smoothed)} steps ({stopped}): lower its start rate")
     i_min = min(range(len(smoothed)), key=smoothed.__getitem__)
     if i_min >= len(smoothed) - 1:
         notes.append("the loss was still falling at the last rate: the suggestion may be low; raise `end`")

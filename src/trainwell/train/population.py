@@ -18,6 +18,7 @@ The loop is :class:`~trainwell.train.trainer.Trainer`; this module only supplies
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import torch
@@ -102,6 +103,7 @@ class PopulationLearner:
     """
 
     vmapped = True
+    iterates_loaders = False  # members draw their own batches from tensors: a loader is read into memory
 
     def __init__(self, model: nn.Module, states: list[dict], *, optimizer: str, lrs: list[float],
                  weight_decays: list[float], decay: str = "coupled", momentum: float = 0.9, nesterov: bool = False,
@@ -190,6 +192,26 @@ class PopulationLearner:
         return same
 
     # -- the learner contract ------------------------------------------------------------------------------
+    def permutation(self, n: int, generators) -> torch.Tensor:
+        """Each member's own order of the ``n`` rows, ``(M, n)``, from its own generator."""
+        return torch.stack([torch.randperm(n, generator=g) for g in generators]).to(self.device)
+
+    def check_inputs(self, x: torch.Tensor, what: str) -> None:
+        pass  # the members' parameters are stacked from the model's: the forward pass says what does not fit
+
+    def run_row(self, epoch: int, step: int, rows: dict[int, dict]) -> dict:
+        """The run's metrics: means over the members that trained this epoch (finite values only)."""
+        out = {"epoch": epoch, "step": step}
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            values = [r[key] for r in rows.values() if key in r and math.isfinite(r[key])]
+            if values:
+                out[key] = sum(values) / len(values)
+        out.setdefault("train_loss", math.nan)
+        out.setdefault("train_acc", 0.0)
+        out["members_training"] = len(rows)
+        out["time"] = next(iter(rows.values()))["time"] if rows else 0.0
+        return out
+
     def start_epoch(self) -> None:
         self.base.train()
 

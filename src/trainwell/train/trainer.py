@@ -41,28 +41,27 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from trainwell.data.labels import as_class_labels
 from trainwell.optim import Schedule
+from trainwell.train import trainer_state
+from trainwell.train.batches import (
+    INPUT_KEYS,
+    TARGET_KEYS,
+    as_tensor,
+    as_tensors,
+    is_in_memory,
+    split_batch,
+)
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.learners import LOSSES, ModuleLearner, evaluate, loss_function
 from trainwell.train.progress import NullProgress
 from trainwell.train.stop_callback import as_callback
-
-
-def _clone(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clone(v) for v in obj]
-    return obj
+from trainwell.train.trainer_io import TrainerIO
+from trainwell.train.trainer_state import callback_keys
 
 
 def default_device() -> torch.device:
@@ -73,97 +72,39 @@ def _overrides(cb: Callback, hook: str) -> bool:
     return getattr(type(cb), hook) is not getattr(Callback, hook)
 
 
-INPUT_KEYS = ("x", "input", "inputs", "image", "images", "pixel_values", "features", "data")
-TARGET_KEYS = ("y", "target", "targets", "label", "labels")
+def _check_loop(epochs, batch_size, optimizer=False) -> None:
+    if optimizer is not False and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"Trainer(model) needs an optimizer over the model's parameters (got "
+                        f"{type(optimizer).__name__}): Trainer(model, torch.optim.SGD(model.parameters(), "
+                        f"lr=0.01), epochs=...) or trainwell.optim.build_optimizer(model, 'sgd', lr=0.01)")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs={epochs!r} is not allowed: use an integer >= 1")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size={batch_size!r} is not allowed: use an integer >= 1, or None with a "
+                         f"DataLoader (it brings its own)")
 
 
-def _is_array(v) -> bool:
-    return isinstance(v, (torch.Tensor, np.ndarray))
+def module_learner(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: str | Callable = "cross_entropy", *,
+                   device: str | torch.device | None = None, aug_seed: int = 1, **kwargs) -> ModuleLearner:
+    """A plain module's learner, the module moved to ``device`` (default: CUDA when available)."""
+    where = torch.device(device) if device is not None else default_device()
+    learner = ModuleLearner(model.to(where), optimizer, loss_fn, aug_seed=aug_seed, **kwargs)
+    learner.device = where
+    return learner
 
 
-def as_tensor(v, what: str) -> torch.Tensor:
-    """``v`` as a tensor: tensors as they are, NumPy arrays through :func:`torch.as_tensor` (dtype kept)."""
-    if isinstance(v, torch.Tensor):
-        return v
-    if isinstance(v, np.ndarray):
-        return torch.as_tensor(np.ascontiguousarray(v))
-    raise TypeError(f"{what} must be a tensor or a NumPy array, got {type(v).__name__}")
-
-
-def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None) -> tuple:
-    """The ``(inputs, targets)`` of one batch: a pair (or longer tuple/list: its first two items) or a mapping.
-
-    A mapping's inputs and targets are ``keys`` when given, else the first of :data:`INPUT_KEYS` and of
-    :data:`TARGET_KEYS` it has (``{"image": ..., "label": ...}`` works as it is).
-
-    Raises:
-        TypeError: a batch that is neither, or a mapping without a known key (the message lists its keys).
-    """
-    if isinstance(batch, Mapping):
-        if keys is not None:
-            missing = [k for k in keys if k not in batch]
-            if missing:
-                raise TypeError(f"{what}: batch_keys {keys!r} but the batch has keys {', '.join(map(repr, batch))}")
-            return batch[keys[0]], batch[keys[1]]
-        xk = next((k for k in INPUT_KEYS if k in batch), None)
-        yk = next((k for k in TARGET_KEYS if k in batch), None)
-        if xk is None or yk is None:
-            raise TypeError(f"{what}: a dict batch with keys {', '.join(map(repr, batch))} has no "
-                            f"{'input' if xk is None else 'target'} key trainwell knows (inputs: "
-                            f"{', '.join(INPUT_KEYS)}; targets: {', '.join(TARGET_KEYS)}): name yours with "
-                            f"Trainer(..., batch_keys=('input_key', 'target_key'))")
-        return batch[xk], batch[yk]
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], batch[1]
-    raise TypeError(f"{what}: each batch must be an (x, y) pair or a dict such as {{'x': ..., 'y': ...}}, got "
-                    f"{type(batch).__name__}")
-
-
-def is_in_memory(data) -> bool:
-    """Whether ``data`` is a whole dataset held as arrays: an ``(x, y)`` pair or a mapping of two arrays."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(_is_array(t) for t in data):
-        return True
-    return isinstance(data, Mapping) and len(data) > 0 and all(_is_array(v) for v in data.values())
-
-
-def as_tensors(data, what: str = "train", keys: tuple[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` tensors (NumPy arrays converted) from arrays held in memory; any other iterable of batches (a
-    ``DataLoader``) is read once and concatenated: what a vmapped population trains on, since its members draw
-    their own batches from one tensor. A single model's :meth:`Trainer.fit` iterates a loader instead."""
-    if is_in_memory(data):
-        x, y = split_batch(data, what, keys)
-        return as_tensor(x, f"{what} inputs"), as_tensor(y, f"{what} targets")
-    _require_iterable(data, what)
-    pairs = [split_batch(b, what, keys) for b in data]
-    if not pairs:
-        raise TypeError(f"{what}: the loader yielded no batches")
-    return (torch.cat([as_tensor(p[0], f"{what} inputs") for p in pairs]),
-            torch.cat([as_tensor(p[1], f"{what} targets") for p in pairs]))
-
-
-def _require_iterable(data, what: str) -> None:
-    if isinstance(data, (torch.Tensor, np.ndarray, str, bytes)) or not isinstance(data, Iterable):
-        raise TypeError(f"{what}: Trainer.fit takes (x, y) tensors or an iterable of (x, y) batches such as a "
-                        f"DataLoader, got {type(data).__name__}")
-
-
-def _loader_generators(loader) -> list[torch.Generator]:
-    """The torch generators a loader draws its order (and worker seeds) from, besides torch's global RNG."""
-    found = []
-    for obj in (loader, getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None),
-                                                                    "sampler", None)):
-        g = getattr(obj, "generator", None)
-        if isinstance(g, torch.Generator) and all(g is not h for h in found):
-            found.append(g)
-    return found
-
-
-class Trainer:
+class Trainer(TrainerIO):
     """Train a learner (or ``model`` with ``optimizer``) for ``epochs`` epochs of shuffled mini-batches.
 
+    ``Trainer(learner, epochs=...)`` is the constructor: any :class:`~trainwell.train.learners.Learner` of M models.
+    ``Trainer(model, optimizer, ...)`` (or :meth:`for_module`) is the convenience for a plain module. :meth:`fit`
+    runs in steps, one method each: the data (:meth:`_train_data`), the start (:meth:`_start_fit`), each epoch
+    (:meth:`_epoch`: :meth:`_train_epoch`, :meth:`_rows`, :meth:`_end_epoch`) and the end (:meth:`_end_fit`); what
+    differs between one model and a population is the learner's (``permutation``, ``run_row``).
+
     Args:
-        model: an ``nn.Module`` (then ``optimizer``, ``loss_fn``, ``schedule``, ``penalty`` and ``augment`` build
-            its :class:`~trainwell.train.learners.ModuleLearner`) or a learner of M models.
+        learner: a learner of M models, or an ``nn.Module`` (then ``optimizer``, ``loss_fn``, ``schedule``,
+            ``penalty`` and ``augment`` build its :class:`~trainwell.train.learners.ModuleLearner`).
         optimizer: a ``torch.optim.Optimizer`` over the model's parameters; required with an ``nn.Module`` (there is
             no default: :func:`trainwell.optim.build_optimizer` makes one from a name).
         batch_size: rows per step when :meth:`fit` gets tensors; a ``DataLoader`` brings its own (this is then
@@ -192,7 +133,7 @@ class Trainer:
         TypeError: an ``nn.Module`` without an optimizer.
     """
 
-    def __init__(self, model, optimizer: torch.optim.Optimizer | None = None,
+    def __init__(self, learner, optimizer: torch.optim.Optimizer | None = None,
                  loss_fn: str | Callable = "cross_entropy", *, epochs: int, batch_size: int | None = None,
                  schedule: Schedule | None = None, callbacks: Sequence[Callback] = (),
                  member_callbacks: Sequence[Sequence[Callback]] | None = None,
@@ -201,30 +142,19 @@ class Trainer:
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
                  precision: str = "fp32", batch_keys: tuple[str, str] | None = None):
         seeds = [seed] if isinstance(seed, int) else [int(s) for s in seed]
-        if isinstance(model, nn.Module) and not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"Trainer(model) needs an optimizer over the model's parameters (got "
-                            f"{type(optimizer).__name__}): Trainer(model, torch.optim.SGD(model.parameters(), "
-                            f"lr=0.01), epochs=...) or trainwell.optim.build_optimizer(model, 'sgd', lr=0.01)")
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs={epochs!r} is not allowed: use an integer >= 1")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size={batch_size!r} is not allowed: use an integer >= 1, or None with a "
-                             f"DataLoader (it brings its own)")
-        if isinstance(model, nn.Module):
-            self.device = torch.device(device) if device is not None else default_device()
-            learner = ModuleLearner(model.to(self.device), optimizer, loss_fn, schedule=schedule, penalty=penalty,
-                                    augment=augment, aug_seed=seeds[0] + 1, precision=precision)
+        if isinstance(learner, nn.Module):  # the convenience: a plain module and its optimizer
+            _check_loop(epochs, batch_size, optimizer)
+            learner = module_learner(learner, optimizer, loss_fn, device=device, schedule=schedule, penalty=penalty,
+                                     augment=augment, aug_seed=seeds[0] + 1, precision=precision)
         else:
-            learner = model
-            self.device = learner.device
+            _check_loop(epochs, batch_size)
         self.learner = learner
+        self.device = learner.device
         self.size = learner.size
         self.single = not learner.vmapped  # one module: the run's State is the model's State
         if len(seeds) != self.size:
             raise ValueError(f"seed: {len(seeds)} seeds for {self.size} members; give one seed per member")
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.batch_keys = batch_keys
+        self.epochs, self.batch_size, self.batch_keys = epochs, batch_size, batch_keys
         self._loader_rngs: list[torch.Generator] = []  # the current train loader's generators (saved in checkpoints)
         self._pending_loader_rng: list | None = None
         self.callbacks = [as_callback(cb) for cb in callbacks]  # stopping criteria are accepted as callbacks
@@ -241,12 +171,18 @@ class Trainer:
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.progress = progress or NullProgress()
         self.state = State(model=learner.model, optimizer=learner.optimizer, trainer=self, learner=learner)
-        if self.single:
-            self.members = [self.state]
-        else:
-            self.members = [State(model=learner.member_model(m), optimizer=None, trainer=self, learner=learner,
-                                  member=m) for m in range(self.size)]
+        self.members = [self.state] if self.single else \
+            [State(model=learner.member_model(m), optimizer=None, trainer=self, learner=learner, member=m)
+             for m in range(self.size)]
         self._resumed = False
+
+    @classmethod
+    def for_module(cls, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: str | Callable = "cross_entropy",
+                   **kwargs) -> Trainer:
+        """The convenience constructor for a plain module: its :class:`~trainwell.train.learners.ModuleLearner`
+        is built from ``optimizer``, ``loss_fn`` and the keywords ``device``, ``schedule``, ``penalty``,
+        ``augment`` and ``precision``; ``Trainer(model, optimizer, ...)`` does the same."""
+        return cls(model, optimizer, loss_fn, **kwargs)
 
     @property
     def _iterates(self) -> bool:
@@ -264,65 +200,16 @@ class Trainer:
 
     # -- checkpointing -------------------------------------------------------------------------------------
     def checkpoint_state(self, copy: bool = False) -> dict:
-        """Everything needed to continue exactly: weights, optimizer, schedule, RNGs, position, history.
-
-        With ``copy=True`` the tensors are cloned, so the snapshot survives further training. A population adds
-        each member's history and stop reason (``members``).
-        """
-        state = {
-            **self.learner.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "epoch": self.state.epoch,
-            "step": self.state.step,
-            "history": list(self.state.history),
-        }
-        if self._loader_rngs:
-            state["loader_generators"] = [g.get_state() for g in self._loader_rngs]
-        if self.single:
-            state["generator"] = self.generators[0].get_state()
-        else:
-            state["generators"] = [g.get_state() for g in self.generators]
-            state["members"] = [{"epoch": s.epoch, "step": s.step, "history": list(s.history), "stop": s.stop}
-                                for s in self.members]
-        return _clone(state) if copy else state
+        """Everything needed to continue exactly (:func:`~trainwell.train.trainer_state.checkpoint_state`)."""
+        return trainer_state.checkpoint_state(self, copy)
 
     def callback_states(self) -> dict:
         """The stateful callbacks' states, saved beside :meth:`checkpoint_state` in a checkpoint."""
-        out = {"callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks}}
-        if not self.single:
-            out["member_callbacks"] = [{type(cb).__name__: cb.state_dict() for cb in cbs}
-                                       for cbs in self.member_callbacks]
-        return out
+        return trainer_state.callback_states(self)
 
     def load_checkpoint_state(self, ckpt: dict) -> None:
         """Restore :meth:`checkpoint_state` (and callbacks' states saved beside it); the next fit continues."""
-        self.learner.load_state_dict(ckpt)
-        self._pending_loader_rng = ckpt.get("loader_generators")  # applied to the loader the next fit gets
-        if self.single:
-            self.generators[0].set_state(ckpt["generator"])
-        else:
-            for g, s in zip(self.generators, ckpt["generators"], strict=True):
-                g.set_state(s)
-            for st, saved in zip(self.members, ckpt["members"], strict=True):
-                st.epoch, st.step, st.stop = saved["epoch"], saved["step"], saved["stop"]
-                st.history = list(saved["history"])
-                st.metrics = st.history[-1] if st.history else {}
-        torch.set_rng_state(ckpt["torch_rng"])
-        if ckpt.get("cuda_rng") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-        self.state.epoch = ckpt["epoch"]
-        self.state.step = ckpt["step"]
-        self.state.history = list(ckpt["history"])
-        self.state.metrics = self.state.history[-1] if self.state.history else {}
-        saved = ckpt.get("callbacks", {})
-        for cb in self.callbacks:
-            if type(cb).__name__ in saved:
-                cb.load_state_dict(saved[type(cb).__name__])
-        for cbs, saved in zip(self.member_callbacks, ckpt.get("member_callbacks", []), strict=False):
-            for cb in cbs:
-                if type(cb).__name__ in saved:
-                    cb.load_state_dict(saved[type(cb).__name__])
+        trainer_state.load_checkpoint_state(self, ckpt)
         self._resumed = True
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -332,69 +219,6 @@ class Trainer:
                 getattr(cb, hook)(self.members[m])
         for cb in self.callbacks:
             getattr(cb, hook)(self.state)
-
-    def _population_metrics(self, epoch: int, rows: dict[int, dict], active: int) -> dict:
-        """The run's metrics for a population: means over the members that trained this epoch (finite ones)."""
-        out = {"epoch": epoch, "step": self.state.step}
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
-            values = [r[key] for r in rows.values() if key in r and math.isfinite(r[key])]
-            if values:
-                out[key] = sum(values) / len(values)
-        out.setdefault("train_loss", math.nan)
-        out.setdefault("train_acc", 0.0)
-        out["members_training"] = active
-        out["time"] = next(iter(rows.values()))["time"] if rows else 0.0
-        return out
-
-    # -- data ----------------------------------------------------------------------------------------------
-    def _targets(self, y: torch.Tensor, what: str) -> torch.Tensor:
-        if any(self.loss_fn is f for f in LOSSES.values()):  # class-index losses: int32/uint8 labels are cast
-            return as_class_labels(y, f"{what} labels")
-        return y
-
-    def _check_inputs(self, x: torch.Tensor, what: str) -> None:
-        """Refuse floating inputs of another dtype than the model's (NumPy's float64 against float32 weights)."""
-        if not self.single or not x.is_floating_point():
-            return
-        param = next((p for p in self.learner.model.parameters() if p.is_floating_point()), None)
-        if param is not None and param.dtype != x.dtype:
-            np_hint = " (NumPy's default)" if x.dtype == torch.float64 else ""
-            raise TypeError(f"{what} inputs are {str(x.dtype).removeprefix('torch.')}{np_hint} but the model's "
-                            f"parameters are {str(param.dtype).removeprefix('torch.')}: convert the inputs "
-                            f"(x.astype(np.float32) or x.float()) or the model (model.to(torch.float64))")
-
-    def _device_batch(self, batch, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = split_batch(batch, what, self.batch_keys)
-        x, y = as_tensor(x, f"{what} inputs"), as_tensor(y, f"{what} targets")
-        return x.to(self.device, non_blocking=True), self._targets(y.to(self.device, non_blocking=True), what)
-
-    def _in_memory(self, data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = as_tensors(data, what, self.batch_keys)
-        return x.to(self.device), self._targets(y, what).to(self.device)
-
-    def _evaluate(self, data, what: str) -> tuple[list[float], list[float]]:
-        """Per-member mean loss and accuracy on ``data`` (tensors, or a loader iterated once, in eval mode)."""
-        if isinstance(data, tuple):  # already on the device
-            return self.learner.evaluate(data[0], data[1])
-        if not self._iterates:
-            x, y = self._in_memory(data, what)
-            return self.learner.evaluate(x, y)
-        loss, acc = self.learner.evaluate_batches(self._device_batch(b, what) for b in data)
-        return loss, acc
-
-    @staticmethod
-    def _keras_call(train, val, validation_data):
-        """Accept Keras' ``fit(x, y, validation_data=(x_val, y_val))`` beside ``fit((x, y), (x_val, y_val))``."""
-        if _is_array(train):
-            if not _is_array(val):
-                raise TypeError(f"fit got inputs ({type(train).__name__}) without targets: call "
-                                f"fit((x, y), (x_val, y_val)), fit(x, y) or fit(loader)")
-            return (train, val), validation_data
-        if validation_data is not None:
-            if val is not None:
-                raise TypeError("fit got both val and validation_data: pass one of them")
-            val = validation_data
-        return train, val
 
     def fit(self, train, val=None, validation_data=None) -> State:
         """Train on ``train``; evaluate on ``val`` after every epoch. Returns the run's :class:`State` (for a
@@ -415,216 +239,144 @@ class Trainer:
             ValueError: tensors without a ``batch_size``.
         """
         train, val = self._keras_call(train, val, validation_data)
-        loader = None
-        if is_in_memory(train) or not self._iterates:
-            x, y = self._in_memory(train, "train")
-            if self.batch_size is None:
-                raise ValueError("Trainer(batch_size=...) is needed to batch tensors (a DataLoader brings its own): "
-                                 "use an integer >= 1")
-            self._check_inputs(x, "train")
-            self._loader_rngs = []
-        else:
-            _require_iterable(train, "train")
-            loader = train
-            x = y = None
-            self._loader_rngs = _loader_generators(loader)
-            if self._pending_loader_rng is not None:
-                for g, saved in zip(self._loader_rngs, self._pending_loader_rng, strict=False):
-                    g.set_state(saved)
-        self._pending_loader_rng = None
-        if val is not None:
-            if is_in_memory(val) or not self._iterates:
-                val = self._in_memory(val, "val")
-                self._check_inputs(val[0], "val")
-                if len(val[0]) == 0:
-                    val = None
-            else:
-                _require_iterable(val, "val")
-        learner, state, members, size = self.learner, self.state, self.members, self.size
-        single = self.single
-        start = state.epoch + 1 if self._resumed else 0
-        state.stop = None
-        if single or not self._resumed:
-            for s in members:
-                s.stop = None
-        if not self._resumed:
-            self._call("on_fit_start", range(size) if not single else ())
-        bs = self.batch_size
-        # only callbacks that override on_batch_end are called per step (the hot path)
-        batch_callbacks = [cb for cb in self.callbacks if _overrides(cb, "on_batch_end")]
-        member_batch = [[cb for cb in cbs if _overrides(cb, "on_batch_end")] for cbs in self.member_callbacks]
-        any_member_batch = any(member_batch)
-        generators = self.generators
-        checked = loader is None  # a loader's first batch is checked for the inputs' dtype
-
-        def batches():
-            """(step arguments, rows) for one epoch: the loader's batches, or seeded index batches of tensors."""
-            nonlocal checked
-            if loader is not None:
-                for batch in loader:
-                    xb, yb = self._device_batch(batch, "train")
-                    if not checked:
-                        self._check_inputs(xb, "train")
-                        checked = True
-                    yield learner.train_batch, (xb, yb), len(yb)
-                return
-            n = len(x)
-            if single:
-                perm = torch.randperm(n, generator=generators[0]).to(self.device)
-            else:
-                perm = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(self.device)  # (M, N)
-            for i in range(0, n, bs):
-                idx = perm[..., i : i + bs]
-                yield learner.train_step, (x, y, idx), idx.shape[-1]
-
+        data, val = self._train_data(train), self._val_data(val)
+        start = self._start_fit()
         self.progress.start(self.epochs, done=start)
         try:
             for epoch in range(start, self.epochs):
-                active = [m for m in range(size) if members[m].stop is None]
-                if not active:  # a population whose members had all stopped (e.g. resumed after its end)
-                    state.stop = state.stop or "every member stopped"
-                    break
-                state.epoch = epoch
-                if not single:
-                    for m in active:
-                        members[m].epoch = epoch
-                self._call("on_epoch_start", active if not single else ())
-                tic = time.perf_counter()
-                learner.start_epoch()
-                loss_sum = torch.zeros(size, device=self.device)
-                correct = torch.zeros(size, dtype=torch.int64, device=self.device)
-                lrs = learner.lrs()
-                n = 0
-                for step, args, rows in batches():
-                    loss, right = step(*args)
-                    n += rows
-                    state.step += 1
-                    loss_sum.add_(loss.detach(), alpha=rows)
-                    correct.add_(right)
-                    if batch_callbacks:
-                        state.batch_loss = loss
-                        for cb in batch_callbacks:
-                            cb.on_batch_end(state)
-                    if any_member_batch:
-                        for m in active:
-                            members[m].step, members[m].batch_loss = state.step, loss[m]
-                            for cb in member_batch[m]:
-                                cb.on_batch_end(members[m])
-                if n == 0:
-                    raise ValueError("train: the DataLoader yielded no batches this epoch (an empty dataset, or "
-                                     "drop_last=True with fewer rows than batch_size)")
-                extras = learner.epoch_metrics(n)
-                train_loss = [v / n for v in loss_sum.tolist()]
-                train_acc = [c / n for c in correct.tolist()]
-                if val is not None:
-                    val_loss, val_acc = self._evaluate(val, "val")
-                elapsed = time.perf_counter() - tic
-                rows = {}
-                for m in active:
-                    metrics = {"epoch": epoch, "step": state.step, "train_loss": train_loss[m],
-                               "train_acc": train_acc[m], "lr": lrs[m], **extras[m]}
-                    if val is not None:
-                        metrics.update(val_loss=val_loss[m], val_acc=val_acc[m])
-                    metrics["time"] = elapsed
-                    rows[m] = metrics
-                learner.end_epoch({m: r.get("val_loss", r["train_loss"]) for m, r in rows.items()})
-                for m, metrics in rows.items():
-                    s = members[m]
-                    if not math.isfinite(metrics["train_loss"]):
-                        s.stop = f"non-finite training loss at epoch {epoch + 1}"
-                    s.step, s.metrics = state.step, metrics
-                    s.history.append(metrics)
-                if single:
-                    self._call("on_epoch_end")
-                else:
-                    for m in active:
-                        for cb in self.member_callbacks[m]:
-                            cb.on_epoch_end(members[m])
-                        if members[m].stop is not None:
-                            learner.freeze(m)
-                    state.metrics = self._population_metrics(epoch, rows, len(active))
-                    state.history.append(state.metrics)
-                    if all(s.stop is not None for s in members):
-                        state.stop = "every member stopped"
-                    self._call("on_epoch_end")
-                self.progress.update(state.metrics)
-                if state.stop is not None:
+                if not self._epoch(epoch, data, val):
                     break
         finally:
             self.progress.stop()
-        for s in {id(s): s for s in (state, *members)}.values():
+        self._end_fit()
+        return self.state
+
+    def _start_fit(self) -> int:
+        """The first epoch to train (after a resume: the next one); fresh stop reasons, ``on_fit_start``."""
+        state = self.state
+        state.stop = None
+        if not self._resumed:  # a resumed population keeps its stopped members stopped
+            for s in self.members:
+                s.stop = None
+            self._call("on_fit_start", range(self.size))
+        # only callbacks that override on_batch_end are called per step (the hot path)
+        self._batch_callbacks = [cb for cb in self.callbacks if _overrides(cb, "on_batch_end")]
+        self._member_batch = [[cb for cb in cbs if _overrides(cb, "on_batch_end")] for cbs in self.member_callbacks]
+        return state.epoch + 1 if self._resumed else 0
+
+    def _epoch(self, epoch: int, data: tuple, val) -> bool:
+        """Train and validate one epoch, then the callbacks; whether training goes on."""
+        state, members = self.state, self.members
+        active = [m for m in range(self.size) if members[m].stop is None]
+        if not active:  # a population whose members had all stopped (e.g. resumed after its end)
+            state.stop = state.stop or "every member stopped"
+            return False
+        state.epoch = epoch
+        for m in active:
+            members[m].epoch = epoch
+        self._call("on_epoch_start", active)
+        tic = time.perf_counter()
+        self.learner.start_epoch()
+        lrs = self.learner.lrs()
+        n, loss_sum, correct = self._train_epoch(data, active)
+        rows = self._rows(epoch, n, loss_sum, correct, lrs, val, active, tic)
+        self._end_epoch(epoch, rows, active)
+        self.progress.update(state.metrics)
+        return state.stop is None
+
+    def _batches(self, x, y, loader):
+        """(step, its arguments, rows) for one epoch: the loader's batches, or seeded index batches of tensors."""
+        learner = self.learner
+        if loader is not None:
+            for batch in loader:
+                xb, yb = self._device_batch(batch, "train")
+                if not self._checked:
+                    self._check_inputs(xb, "train")
+                    self._checked = True
+                yield learner.train_batch, (xb, yb), len(yb)
+            return
+        n, bs = len(x), self.batch_size
+        perm = learner.permutation(n, self.generators)  # (N,), or (M, N): each member its own order
+        for i in range(0, n, bs):
+            idx = perm[..., i : i + bs]
+            yield learner.train_step, (x, y, idx), idx.shape[-1]
+
+    def _train_epoch(self, data: tuple, active: list[int]) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """The optimizer steps of one epoch; the rows seen and each member's summed loss and right answers."""
+        state, members = self.state, self.members
+        batch_callbacks, member_batch = self._batch_callbacks, self._member_batch
+        any_member_batch = any(member_batch)
+        loss_sum = torch.zeros(self.size, device=self.device)
+        correct = torch.zeros(self.size, dtype=torch.int64, device=self.device)
+        n = 0
+        for step, args, rows in self._batches(*data):
+            loss, right = step(*args)
+            n += rows
+            state.step += 1
+            loss_sum.add_(loss.detach(), alpha=rows)
+            correct.add_(right)
+            if batch_callbacks:
+                state.batch_loss = loss
+                for cb in batch_callbacks:
+                    cb.on_batch_end(state)
+            if any_member_batch:
+                for m in active:
+                    members[m].step, members[m].batch_loss = state.step, loss[m]
+                    for cb in member_batch[m]:
+                        cb.on_batch_end(members[m])
+        if n == 0:
+            raise ValueError("train: the DataLoader yielded no batches this epoch (an empty dataset, or "
+                             "drop_last=True with fewer rows than batch_size)")
+        return n, loss_sum, correct
+
+    def _rows(self, epoch: int, n: int, loss_sum: torch.Tensor, correct: torch.Tensor, lrs: list[float], val,
+              active: list[int], tic: float) -> dict[int, dict]:
+        """Each training member's metrics row for this epoch (training sums, validation, learning rate, time)."""
+        extras = self.learner.epoch_metrics(n)
+        train_loss = [v / n for v in loss_sum.tolist()]
+        train_acc = [c / n for c in correct.tolist()]
+        if val is not None:
+            val_loss, val_acc = self._evaluate(val, "val")
+        elapsed = time.perf_counter() - tic
+        rows = {}
+        for m in active:
+            metrics = {"epoch": epoch, "step": self.state.step, "train_loss": train_loss[m],
+                       "train_acc": train_acc[m], "lr": lrs[m], **extras[m]}
+            if val is not None:
+                metrics.update(val_loss=val_loss[m], val_acc=val_acc[m])
+            metrics["time"] = elapsed
+            rows[m] = metrics
+        return rows
+
+    def _end_epoch(self, epoch: int, rows: dict[int, dict], active: list[int]) -> None:
+        """Epoch-wise schedules, the non-finite guard, each member's history and callbacks (a stopped member is
+        frozen), the run's own row (a population's means), then the run's callbacks."""
+        state, members, learner = self.state, self.members, self.learner
+        learner.end_epoch({m: r.get("val_loss", r["train_loss"]) for m, r in rows.items()})
+        for m, metrics in rows.items():
+            s = members[m]
+            if not math.isfinite(metrics["train_loss"]):
+                s.stop = f"non-finite training loss at epoch {epoch + 1}"
+            s.step, s.metrics = state.step, metrics
+            s.history.append(metrics)
+        for m in active:
+            for cb in self.member_callbacks[m]:
+                cb.on_epoch_end(members[m])
+            if members[m].stop is not None:
+                learner.freeze(m)
+        row = learner.run_row(epoch, state.step, rows)
+        if row is not None:  # a population: its own row; for one model the run's row is the model's
+            state.metrics = row
+            state.history.append(row)
+            if all(s.stop is not None for s in members):
+                state.stop = "every member stopped"
+        self._call("on_epoch_end")
+
+    def _end_fit(self) -> None:
+        for s in {id(s): s for s in (self.state, *self.members)}.values():
             s.weights_epoch = s.epoch if s.history else None
-        self._call("on_fit_end", range(size) if not single else ())
+        self._call("on_fit_end", range(self.size))
         self._resumed = False
-        return state
 
-    # -- after training ------------------------------------------------------------------------------------
-    def _one_model(self, what: str) -> None:
-        if not self.single:
-            raise TypeError(f"Trainer.{what} works on one model; for a population, use "
-                            f"trainwell.train.evaluate(learner.member_model(m), x, y) per member")
-
-    def _metrics(self, data, prefix: str, what: str) -> dict[str, float]:
-        self._one_model(what)
-        if data is None:
-            raise TypeError(f"Trainer.{what} needs data: (x, y) tensors or arrays, or a DataLoader")
-        if is_in_memory(data):
-            data = self._in_memory(data, prefix)
-            self._check_inputs(data[0], prefix)
-        else:
-            _require_iterable(data, prefix)
-        loss, acc = self._evaluate(data, prefix)
-        return {f"{prefix}_loss": loss[0], f"{prefix}_acc": acc[0]}
-
-    def validate(self, data, y=None) -> dict[str, float]:
-        """Mean loss and accuracy of the model on ``data`` in eval mode: ``{"val_loss", "val_acc"}``.
-
-        ``data`` is ``(x, y)`` tensors/arrays or a loader; ``validate(x, y)`` works too.
-        """
-        return self._metrics((data, y) if y is not None else data, "val", "validate")
-
-    def test(self, data, y=None) -> dict[str, float]:
-        """As :meth:`validate`, named for the test split: ``{"test_loss", "test_acc"}``."""
-        return self._metrics((data, y) if y is not None else data, "test", "test")
-
-    @torch.no_grad()
-    def predict(self, data, batch_size: int = 2048) -> torch.Tensor:
-        """The model's outputs (logits) for ``data`` in eval mode, concatenated on the CPU.
-
-        Args:
-            data: inputs (a tensor or NumPy array, run in chunks of ``batch_size`` rows), or a loader of batches
-                (inputs alone, ``(x, y)`` pairs or dicts: the targets are ignored).
-
-        Example:
-            >>> import torch
-            >>> from torch import nn
-            >>> model = nn.Linear(2, 3)
-            >>> t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=4)
-            >>> t.predict(torch.zeros(5, 2)).shape
-            torch.Size([5, 3])
-        """
-        self._one_model("predict")
-        if _is_array(data) or is_in_memory(data):
-            x = as_tensor(data if _is_array(data) else split_batch(data, "predict", self.batch_keys)[0],
-                          "predict inputs")
-            chunks: Iterable = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
-        else:
-            _require_iterable(data, "predict")
-            chunks = (b if _is_array(b) else split_batch(b, "predict", self.batch_keys)[0] for b in data)
-        model = self.learner.model
-        was_training = model.training
-        model.eval()
-        try:
-            outs = []
-            for xb in chunks:
-                xb = as_tensor(xb, "predict inputs").to(self.device)
-                self._check_inputs(xb, "predict")
-                with self.learner.autocast():
-                    outs.append(model(xb).cpu())
-        finally:
-            model.train(was_training)
-        return torch.cat(outs) if outs else torch.empty(0)
-
-
-__all__ = ["INPUT_KEYS", "LOSSES", "TARGET_KEYS", "Trainer", "as_tensor", "as_tensors", "default_device", "evaluate",
-           "loss_function", "split_batch"]
+__all__ = ["INPUT_KEYS", "LOSSES", "TARGET_KEYS", "Trainer", "as_tensor", "as_tensors", "callback_keys",
+           "default_device", "evaluate", "is_in_memory", "loss_function", "split_batch"]

@@ -1,0 +1,74 @@
+"""The tables and lines the ``trainwell`` command prints (rich), one function per kind of result."""
+
+from __future__ import annotations
+
+
+def result(summary: dict, run_dir) -> object:
+    """``trainwell fit``: loss and accuracy of each split."""
+    from rich.table import Table
+
+    table = Table(title=f"{summary['name']}: {summary['dataset']}, {summary['model']}, {summary['params']:,} params",
+                  min_width=60)
+    table.add_column("split")
+    table.add_column("loss", justify="right")
+    table.add_column("accuracy", justify="right")
+    final = summary["final"]
+    for split in ("train", "val", "test"):
+        loss, acc = final.get(f"{split}_loss"), final.get(f"{split}_acc")
+        table.add_row(split, "-" if loss is None else f"{loss:.4f}", "-" if acc is None else f"{acc:.2%}")
+    return table
+
+
+def result_lines(summary: dict, run_dir) -> str:
+    """``trainwell fit``: epochs, steps, time, why it stopped, where the run is."""
+    best = summary["best_epoch"]
+    return (f"{summary['epochs']} epochs, {summary['steps']:,} steps, {summary['wall_s']:.1f} s wall\n"
+            f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: "
+            f"{'-' if best is None else best + 1})\n"
+            f"run dir: {run_dir}  (report: {run_dir}/report.html)")
+
+
+def verdicts(rows: list[dict], title: str):
+    """The doctor's verdicts: phase, check, status (coloured), value, advice."""
+    from rich.table import Table
+
+    colors = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
+    table = Table(title=title, show_lines=False)
+    for col in ("phase", "check", "status", "value", "advice"):
+        table.add_column(col, overflow="fold")
+    for v in rows:
+        status = v["status"]
+        table.add_row(v.get("phase", ""), v["check"], f"[{colors[status]}]{status}[/]", str(v["value"]),
+                      v.get("advice") or "")
+    return table
+
+
+def layers(kind: str, shape: tuple[int, ...], rows) -> object:
+    """``trainwell summary``: one row per layer, then the totals."""
+    from rich.table import Table
+
+    from trainwell.cnn.summary import totals
+
+    table = Table(title=f"{kind} on input {'x'.join(map(str, shape))}")
+    for col in ("layer", "type", "output", "neurons", "params", "params (no sharing)", "receptive field",
+                "mult-adds"):
+        table.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
+    for r in rows:
+        table.add_row(r.name, r.kind, "x".join(map(str, r.output_shape)), f"{r.neurons:,}", f"{r.params:,}",
+                      f"{r.params_unshared:,}", "x".join(map(str, r.receptive_field)), f"{r.mult_adds:,}")
+    t = totals(rows)
+    table.add_row("total", "", "", "", f"{t['params']:,}", f"{t['params_unshared']:,}", "", f"{t['mult_adds']:,}")
+    return table
+
+
+def lottery(rows) -> object:
+    """``trainwell prune``: one row per trained network."""
+    from rich.table import Table
+
+    table = Table(title="lottery tickets")
+    for col in ("round", "kind", "weights left", "test acc", "val acc", "early-stop step"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r.round), r.kind, f"{r.density:.2%}", f"{r.test_acc:.2%}", f"{r.val_acc:.2%}",
+                      str(r.early_stop_step))
+    return table

@@ -1,0 +1,205 @@
+"""Writing a run directory: the pre-flight verdicts at the start, and at the end summary.json (the final
+evaluation, the doctor's post-flight reading), the figures and report.html. One fit and each population member
+are written by the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+import trainwell
+from trainwell import optim
+from trainwell.config import Config, to_toml
+from trainwell.doctor import diagnosis
+from trainwell.doctor.check import check as doctor_check
+from trainwell.doctor.verdict import Verdict
+from trainwell.nn.l0 import l0_sparsity
+from trainwell.nn.norm import count_trainable
+from trainwell.nn.variance_shift import variance_shift
+from trainwell.pipeline.build import Prepared
+from trainwell.regularize import Penalty, count_nonzero
+from trainwell.rundir import (
+    RunDir,
+    atomic_write_json,
+    atomic_write_text,
+)
+from trainwell.train import distributed, stop_callback
+from trainwell.train import progress as progress_mod
+from trainwell.train.trainer import evaluate, loss_function
+from trainwell.viz import plots
+
+
+def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
+    """Run every pre-flight check (:func:`trainwell.doctor.check`) on the prepared model and a slice of its
+    training data, with every configured penalty (L1, L2, activity, L0 and the optimizer's weight decay); the
+    model, its gradients and the RNG state are left untouched."""
+    cfg, r = prep.cfg, prep.cfg.regularize
+    n = examples or cfg.doctor.preflight_examples
+    # the checks run where the model is now (the trainer moves it to train.device later)
+    where = next((p.device for p in prep.model.parameters()), torch.device("cpu"))
+    x, y = (t[:n].to(where) for t in prep.splits.train)
+    penalty = Penalty(prep.model, l1=r.l1, l2=r.l2, activity=r.activity, l0=r.l0)
+    try:
+        report = doctor_check(prep.model, x, y, loss_function(cfg.train.loss),
+                              penalty=penalty if penalty.active else None,
+                              optimizer=optim.from_config(prep.model, cfg.optim),
+                              num_classes=prep.splits.meta.num_classes)
+    finally:
+        if penalty.activity is not None:  # its hooks must not stay on the model that will train
+            penalty.activity.remove()
+    verdicts = report.verdicts
+    if cfg.model.kind == "cnn":
+        verdicts.append(geometry_verdict(prep.model, prep.splits.meta.input_shape))
+    return verdicts
+
+
+def geometry_verdict(model: torch.nn.Module, input_shape: tuple[int, ...]) -> Verdict:
+    """Warn about conv/pool layers whose windows do not tile their input (torch floors (W-F+2P)/S+1 and never
+    sees the last rows/columns; the lecture calls such a layer invalid)."""
+    from trainwell.cnn.summary import floored_layers, summarize
+
+    lost = floored_layers(summarize(model, tuple(input_shape)))
+    expected = "(W - F + 2P)/S + 1 an integer in every conv and pooling layer"
+    if not lost:
+        return Verdict("conv geometry", "pass", "every window tiles its input", expected, "")
+    return Verdict("conv geometry", "warn", "; ".join(lost), expected,
+                   "change stride or padding so the windows tile the input, or set model.geometry = 'strict' to "
+                   "make this an error")
+
+
+def postflight(prep: Prepared, losses: list[float], state, final: dict, overfit_epoch: int | None) -> list[Verdict]:
+    """Diagnosis after training: the loss curve's learning rate (``losses``: one per step), bias/variance,
+    overfitting."""
+    verdicts = [diagnosis.learning_rate_diagnosis(losses, prep.cfg.train.batch_size)]
+    human = prep.cfg.doctor.human_error
+    human = human if human is not None else prep.splits.meta.human_error
+    if final.get("train_acc") is not None and final.get("val_acc") is not None:
+        verdicts.append(diagnosis.bias_variance(1 - final["train_acc"], 1 - final["val_acc"], human))
+    verdicts.append(diagnosis.overfitting(state.history, overfit_epoch))
+    return verdicts
+
+
+def _distributed_keys(cfg: Config, ctx: distributed.Context | None) -> dict:
+    """summary.json's record of how the run was spread: processes, backend, the global and per-process batch."""
+    world = ctx.world_size if ctx is not None else 1
+    return {"world_size": world, "backend": ctx.backend if ctx is not None else None,
+            "global_batch_size": cfg.train.batch_size, "precision": cfg.train.precision}
+
+
+def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> None:
+    """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts."""
+    run.create()
+    atomic_write_text(run.config, to_toml(cfg))
+    run.write_empty("metrics.jsonl")
+    run.write_empty("monitors.jsonl")
+    pre = []
+    if cfg.doctor.preflight:
+        progress_mod.note("running the doctor's pre-flight checks...", quiet)
+        tic = time.perf_counter()
+        with progress_mod.checks_shown(quiet):
+            pre = preflight(prep)
+        flagged = sum(v.status != "pass" for v in pre)
+        outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
+        progress_mod.note(f"pre-flight: {len(pre)} checks in {time.perf_counter() - tic:.1f} s, {outcome}; "
+                          f"training {cfg.train.epochs} epochs", quiet)
+    atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
+
+
+def write_group_report(cfg: Config, folder: str | Path) -> Path | None:
+    """A sweep's or prune's folder: its report.html (unless ``report.enabled = false``), written once the group is
+    complete, as :func:`write_run` writes a fit's; returns its path (None when the report is off)."""
+    if not cfg.report.enabled:
+        return None
+    from trainwell.viz.build import build_report
+
+    return build_report(folder)
+
+
+def write_run(run: RunDir, prep: Prepared, state, stopper: stop_callback.Stopper, *, best: int | None,
+              losses: list[float], monitor: list[Verdict], wall: float, fit_s: float, figures: bool = False,
+              extra: dict | None = None) -> dict:
+    """Finish a run directory (one fit or one population member): summary.json with the final evaluation and the
+    doctor's verdicts, the figures when asked for (or when the report is on), and report.html."""
+    summary = _summary(prep, state, stopper, best, wall=wall)
+    summary["fit_s"] = round(fit_s, 4)
+    summary.update(extra or {})
+    summary["doctor"] = _doctor_report(run, prep, state, stopper, summary, losses, monitor)
+    atomic_write_json(run.summary, summary)
+    if figures or prep.cfg.report.enabled:
+        plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
+    if prep.cfg.report.enabled:
+        from trainwell.viz.build import build_report
+
+        build_report(run.path)
+    return summary
+
+
+def _doctor_report(run: RunDir, prep: Prepared, state, stopper, summary: dict, losses: list[float],
+                   monitor: list[Verdict]) -> list[dict]:
+    """Pre-flight (saved at the start), monitor and post-flight verdicts, each tagged with its phase."""
+    pre = json.loads((run.path / "preflight.json").read_text()) if (run.path / "preflight.json").exists() else []
+    post = postflight(prep, losses, state, summary["final"], summary["stop"]["overfit_epoch"])
+    return diagnosis.reconcile([{**v, "phase": "pre"} for v in pre]
+                               + [{**v.as_dict(), "phase": "monitor"} for v in monitor]
+                               + [{**v.as_dict(), "phase": "post"} for v in post])
+
+
+def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> dict:
+    cfg, splits = prep.cfg, prep.splits
+    loss_fn = loss_function(cfg.train.loss)
+    final = {}
+    # evaluate where the model is: a fit's model was trained on train.device, a population member's weights are
+    # copied back into a CPU model
+    where = next((p.device for p in prep.model.parameters()), prep.device)
+    for split, (x, y) in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+        if len(x):
+            m = evaluate(prep.model, x.to(where), y.to(where), loss_fn)
+            final[f"{split}_loss"], final[f"{split}_acc"] = m["loss"], m["acc"]
+        else:
+            final[f"{split}_loss"] = final[f"{split}_acc"] = None
+    shift_data = splits.val[0] if len(splits.val[0]) else splits.train[0]
+    shift = variance_shift(prep.model, shift_data.to(where))  # [] when the model has no BatchNorm
+    history = state.history
+    completed = len(history)
+    div = stopper.divergence
+    ended_far_above = bool(history and div is not None and div.far_above_expected([history[-1]["train_loss"]]))
+    return {
+        "name": cfg.name,
+        "config_hash": cfg.hash(),
+        "dataset": cfg.data.name,
+        "model": cfg.model.kind,
+        "params": sum(p.numel() for p in prep.model.parameters()),
+        "trainable_params": count_trainable(prep.model),
+        "epochs": completed,
+        "steps": state.step,
+        "stop_reason": state.stop or (f"completed {cfg.train.epochs} epochs, but the loss "
+                                      f"{history[-1]['train_loss']:.4g} ended above {div.factor:g} x the untrained "
+                                      f"model's {div.expected:.4g}: a failed run" if ended_far_above
+                                      else f"completed {cfg.train.epochs} epochs"),
+        "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"]))
+        or ended_far_above,
+        "best_epoch": best,
+        "monitor": cfg.train.monitor,
+        "stop": {"criteria": list(cfg.stop.criteria), "overfit_epoch": stopper.overfit_epoch,
+                 "restored_best_epoch": stopper.restored_epoch},
+        "final": final,
+        "doctor": [],
+        "variance_shift": shift,
+        "regularize": {**count_nonzero(prep.model), "l0_sparsity": l0_sparsity(prep.model)},
+        "wall_s": round(wall, 3),
+        "train_time_s": round(sum(r.get("time", 0.0) for r in history), 3),
+        "trainwell_version": trainwell.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": str(prep.device),
+        **_distributed_keys(cfg, None),  # a torchrun fit overrides them
+        "seed": cfg.train.seed,
+        "sizes": splits.sizes(),
+        "human_error": splits.meta.human_error,
+    }

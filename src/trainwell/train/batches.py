@@ -1,0 +1,94 @@
+"""The forms data comes in, read as ``(x, y)`` tensors or batches: what :class:`~trainwell.train.trainer.Trainer`
+accepts (arrays held in memory, a DataLoader, tuple or dict batches) and how it tells them apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+
+INPUT_KEYS = ("x", "input", "inputs", "image", "images", "pixel_values", "features", "data")
+TARGET_KEYS = ("y", "target", "targets", "label", "labels")
+
+
+def is_array(v) -> bool:
+    return isinstance(v, (torch.Tensor, np.ndarray))
+
+
+def as_tensor(v, what: str) -> torch.Tensor:
+    """``v`` as a tensor: tensors as they are, NumPy arrays through :func:`torch.as_tensor` (dtype kept)."""
+    if isinstance(v, torch.Tensor):
+        return v
+    if isinstance(v, np.ndarray):
+        return torch.as_tensor(np.ascontiguousarray(v))
+    raise TypeError(f"{what} must be a tensor or a NumPy array, got {type(v).__name__}")
+
+
+def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None) -> tuple:
+    """The ``(inputs, targets)`` of one batch: a pair (or longer tuple/list: its first two items) or a mapping.
+
+    A mapping's inputs and targets are ``keys`` when given, else the first of :data:`INPUT_KEYS` and of
+    :data:`TARGET_KEYS` it has (``{"image": ..., "label": ...}`` works as it is).
+
+    Raises:
+        TypeError: a batch that is neither, or a mapping without a known key (the message lists its keys).
+    """
+    if isinstance(batch, Mapping):
+        if keys is not None:
+            missing = [k for k in keys if k not in batch]
+            if missing:
+                raise TypeError(f"{what}: batch_keys {keys!r} but the batch has keys {', '.join(map(repr, batch))}")
+            return batch[keys[0]], batch[keys[1]]
+        xk = next((k for k in INPUT_KEYS if k in batch), None)
+        yk = next((k for k in TARGET_KEYS if k in batch), None)
+        if xk is None or yk is None:
+            raise TypeError(f"{what}: a dict batch with keys {', '.join(map(repr, batch))} has no "
+                            f"{'input' if xk is None else 'target'} key trainwell knows (inputs: "
+                            f"{', '.join(INPUT_KEYS)}; targets: {', '.join(TARGET_KEYS)}): name yours with "
+                            f"Trainer(..., batch_keys=('input_key', 'target_key'))")
+        return batch[xk], batch[yk]
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return batch[0], batch[1]
+    raise TypeError(f"{what}: each batch must be an (x, y) pair or a dict such as {{'x': ..., 'y': ...}}, got "
+                    f"{type(batch).__name__}")
+
+
+def is_in_memory(data) -> bool:
+    """Whether ``data`` is a whole dataset held as arrays: an ``(x, y)`` pair or a mapping of two arrays."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(is_array(t) for t in data):
+        return True
+    return isinstance(data, Mapping) and len(data) > 0 and all(is_array(v) for v in data.values())
+
+
+def as_tensors(data, what: str = "train", keys: tuple[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` tensors (NumPy arrays converted) from arrays held in memory; any other iterable of batches (a
+    ``DataLoader``) is read once and concatenated: what a vmapped population trains on, since its members draw
+    their own batches from one tensor. A single model's :meth:`Trainer.fit` iterates a loader instead."""
+    if is_in_memory(data):
+        x, y = split_batch(data, what, keys)
+        return as_tensor(x, f"{what} inputs"), as_tensor(y, f"{what} targets")
+    require_iterable(data, what)
+    pairs = [split_batch(b, what, keys) for b in data]
+    if not pairs:
+        raise TypeError(f"{what}: the loader yielded no batches")
+    return (torch.cat([as_tensor(p[0], f"{what} inputs") for p in pairs]),
+            torch.cat([as_tensor(p[1], f"{what} targets") for p in pairs]))
+
+
+def require_iterable(data, what: str) -> None:
+    if isinstance(data, (torch.Tensor, np.ndarray, str, bytes)) or not isinstance(data, Iterable):
+        raise TypeError(f"{what}: Trainer.fit takes (x, y) tensors or an iterable of (x, y) batches such as a "
+                        f"DataLoader, got {type(data).__name__}")
+
+
+def loader_generators(loader) -> list[torch.Generator]:
+    """The torch generators a loader draws its order (and worker seeds) from, besides torch's global RNG."""
+    found = []
+    for obj in (loader, getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None),
+                                                                    "sampler", None)):
+        g = getattr(obj, "generator", None)
+        if isinstance(g, torch.Generator) and all(g is not h for h in found):
+            found.append(g)
+    return found

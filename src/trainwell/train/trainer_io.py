@@ -1,0 +1,167 @@
+"""How a :class:`~trainwell.train.trainer.Trainer` reads data and evaluates: the data forms it accepts (on the
+learner's device, class labels cast), validation during training, and ``validate`` / ``test`` / ``predict``
+after it. A mixin: the loop itself is in :mod:`trainwell.train.trainer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from trainwell.data.labels import as_class_labels
+from trainwell.train.batches import (
+    as_tensor,
+    as_tensors,
+    is_array,
+    is_in_memory,
+    loader_generators,
+    require_iterable,
+    split_batch,
+)
+from trainwell.train.learners import LOSSES
+
+
+class TrainerIO:
+    """Data in and metrics out for a trainer (``self.learner``, ``self.device``, ``self.batch_keys``)."""
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def _targets(self, y: torch.Tensor, what: str) -> torch.Tensor:
+        if any(self.loss_fn is f for f in LOSSES.values()):  # class-index losses: int32/uint8 labels are cast
+            return as_class_labels(y, f"{what} labels")
+        return y
+
+    def _check_inputs(self, x: torch.Tensor, what: str) -> None:
+        self.learner.check_inputs(x, what)
+
+    def _device_batch(self, batch, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = split_batch(batch, what, self.batch_keys)
+        x, y = as_tensor(x, f"{what} inputs"), as_tensor(y, f"{what} targets")
+        return x.to(self.device, non_blocking=True), self._targets(y.to(self.device, non_blocking=True), what)
+
+    def _in_memory(self, data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = as_tensors(data, what, self.batch_keys)
+        return x.to(self.device), self._targets(y, what).to(self.device)
+
+    def _evaluate(self, data, what: str) -> tuple[list[float], list[float]]:
+        """Per-member mean loss and accuracy on ``data`` (tensors, or a loader iterated once, in eval mode)."""
+        if isinstance(data, tuple):  # already on the device
+            return self.learner.evaluate(data[0], data[1])
+        if not self._iterates:
+            x, y = self._in_memory(data, what)
+            return self.learner.evaluate(x, y)
+        loss, acc = self.learner.evaluate_batches(self._device_batch(b, what) for b in data)
+        return loss, acc
+
+    @staticmethod
+    def _keras_call(train, val, validation_data):
+        """Accept Keras' ``fit(x, y, validation_data=(x_val, y_val))`` beside ``fit((x, y), (x_val, y_val))``."""
+        if is_array(train):
+            if not is_array(val):
+                raise TypeError(f"fit got inputs ({type(train).__name__}) without targets: call "
+                                f"fit((x, y), (x_val, y_val)), fit(x, y) or fit(loader)")
+            return (train, val), validation_data
+        if validation_data is not None:
+            if val is not None:
+                raise TypeError("fit got both val and validation_data: pass one of them")
+            val = validation_data
+        return train, val
+
+    def _train_data(self, train) -> tuple:
+        """``(x, y, None)``: tensors on the device, batched here; or ``(None, None, loader)``: a loader whose
+        batches the learner takes as they come (its generators restored on resume)."""
+        if is_in_memory(train) or not self._iterates:
+            x, y = self._in_memory(train, "train")
+            if self.batch_size is None:
+                raise ValueError("Trainer(batch_size=...) is needed to batch tensors (a DataLoader brings its own): "
+                                 "use an integer >= 1")
+            self._check_inputs(x, "train")
+            self._loader_rngs, self._pending_loader_rng = [], None
+            return x, y, None
+        require_iterable(train, "train")
+        self._loader_rngs = loader_generators(train)
+        for g, saved in zip(self._loader_rngs, self._pending_loader_rng or [], strict=False):
+            g.set_state(saved)
+        self._pending_loader_rng = None
+        self._checked = False  # the loader's first batch is checked for the inputs' dtype
+        return None, None, train
+
+    def _val_data(self, val):
+        """Validation data as tensors on the device (None when empty), or a loader iterated at each evaluation."""
+        if val is None:
+            return None
+        if is_in_memory(val) or not self._iterates:
+            val = self._in_memory(val, "val")
+            self._check_inputs(val[0], "val")
+            return val if len(val[0]) else None
+        require_iterable(val, "val")
+        return val
+
+    # -- after training ------------------------------------------------------------------------------------
+    def _one_model(self, what: str) -> None:
+        if not self.single:
+            raise TypeError(f"Trainer.{what} works on one model; for a population, use "
+                            f"trainwell.train.evaluate(learner.member_model(m), x, y) per member")
+
+    def _metrics(self, data, prefix: str, what: str) -> dict[str, float]:
+        self._one_model(what)
+        if data is None:
+            raise TypeError(f"Trainer.{what} needs data: (x, y) tensors or arrays, or a DataLoader")
+        if is_in_memory(data):
+            data = self._in_memory(data, prefix)
+            self._check_inputs(data[0], prefix)
+        else:
+            require_iterable(data, prefix)
+        loss, acc = self._evaluate(data, prefix)
+        return {f"{prefix}_loss": loss[0], f"{prefix}_acc": acc[0]}
+
+    def validate(self, data, y=None) -> dict[str, float]:
+        """Mean loss and accuracy of the model on ``data`` in eval mode: ``{"val_loss", "val_acc"}``.
+
+        ``data`` is ``(x, y)`` tensors/arrays or a loader; ``validate(x, y)`` works too.
+        """
+        return self._metrics((data, y) if y is not None else data, "val", "validate")
+
+    def test(self, data, y=None) -> dict[str, float]:
+        """As :meth:`validate`, named for the test split: ``{"test_loss", "test_acc"}``."""
+        return self._metrics((data, y) if y is not None else data, "test", "test")
+
+    @torch.no_grad()
+    def predict(self, data, batch_size: int = 2048) -> torch.Tensor:
+        """The model's outputs (logits) for ``data`` in eval mode, concatenated on the CPU.
+
+        Args:
+            data: inputs (a tensor or NumPy array, run in chunks of ``batch_size`` rows), or a loader of batches
+                (inputs alone, ``(x, y)`` pairs or dicts: the targets are ignored).
+
+        Example:
+            >>> import torch
+            >>> from torch import nn
+            >>> from trainwell.train import Trainer
+            >>> model = nn.Linear(2, 3)
+            >>> t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=4)
+            >>> t.predict(torch.zeros(5, 2)).shape
+            torch.Size([5, 3])
+        """
+        self._one_model("predict")
+        if is_array(data) or is_in_memory(data):
+            x = as_tensor(data if is_array(data) else split_batch(data, "predict", self.batch_keys)[0],
+                          "predict inputs")
+            chunks: Iterable = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
+        else:
+            require_iterable(data, "predict")
+            chunks = (b if is_array(b) else split_batch(b, "predict", self.batch_keys)[0] for b in data)
+        model = self.learner.model
+        was_training = model.training
+        model.eval()
+        try:
+            outs = []
+            for xb in chunks:
+                xb = as_tensor(xb, "predict inputs").to(self.device)
+                self._check_inputs(xb, "predict")
+                with self.learner.autocast():
+                    outs.append(model(xb).cpu())
+        finally:
+            model.train(was_training)
+        return torch.cat(outs) if outs else torch.empty(0)
+
