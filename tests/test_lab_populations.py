@@ -1,10 +1,10 @@
-"""The lab's trainings as populations (base.train_many): grouping rules (fast), and every converted experiment's
+"""The lab's trainings as populations (populations.train_many): grouping rules (fast), and every converted experiment's
 verdict identical to the one-at-a-time run at the quick size (slow)."""
 
 import pytest
 
 from trainwell.config import load_config
-from trainwell.lab import base
+from trainwell.lab import base, populations
 from trainwell.lab.populations import groups
 from trainwell.lab.spirals_common import spirals_overrides
 
@@ -25,7 +25,7 @@ def test_groups_follow_what_a_population_member_may_differ_in():
 
 def test_train_many_refuses_duplicate_names():
     with pytest.raises(ValueError, match="unique"):
-        base.train_many([(["model.hidden=[3]"], "a"), (["model.hidden=[6]"], "a")], None)
+        populations.train_many([(["model.hidden=[3]"], "a"), (["model.hidden=[6]"], "a")], None)
 
 
 @pytest.mark.slow
@@ -36,7 +36,7 @@ def test_population_verdicts_equal_sequential_verdicts(name):
     exp = experiments()[name]
     cfg = exp.Config.quick()
     pop = exp.verdict(exp.run(cfg))
-    with base.sequential_training():
+    with populations.sequential_training():
         seq = exp.verdict(exp.run(cfg))
     assert pop["status"] == seq["status"]
     assert [c["status"] for c in pop["evidence"]["criteria"]] == [c["status"] for c in seq["evidence"]["criteria"]]

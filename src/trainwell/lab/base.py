@@ -3,8 +3,8 @@
 An experiment is one module with ``NAME``, ``CLAIM``, ``PAPER``, a ``Config`` dataclass (its defaults are the
 default size; ``Config.quick()`` the quick size), ``run(cfg, workdir=None) -> dict`` (plain data only),
 ``plot(result) -> {name: matplotlib.figure.Figure}`` and ``verdict(result) -> dict``. Every model is trained by
-:func:`trainwell.pipeline.fit` or :func:`trainwell.sweep.sweep`, or as populations by :func:`train_many`
-(:mod:`trainwell.lab.populations`); nothing here is a training loop.
+:func:`trainwell.pipeline.fit` or :func:`trainwell.sweep.sweep`, or as populations by
+:func:`trainwell.lab.populations.train_many`; nothing here is a training loop.
 
 Example:
     >>> v = make_verdict("x rises", 0.9 > 0.5, {"x": 0.9}, "x > 0.5")
@@ -390,6 +390,3 @@ def new_figure(width: float = 6.0, height: float = 4.0, ncols: int = 1, nrows: i
 
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
-
-
-from trainwell.lab.populations import sequential_training, train_many  # noqa: E402, F401 (re-exported; uses the names above)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trainwell.config import load_config
-from trainwell.lab import base
+from trainwell.lab import base, populations
 from trainwell.lab.spirals_common import boundary_grid, draw_boundary, heldout, spirals_overrides
 from trainwell.pipeline import load_data
 
@@ -57,8 +57,8 @@ def run(cfg: Config, workdir=None) -> dict:
             runs.append(([*spirals_overrides(cfg.n_per_class, cfg.noise, seed, cfg.epochs, cfg.lr),
                           f"model.hidden=[{used}]"], f"width{w}-draw{r}"))
             keys.append((w, r))
-    # the widths of one draw see the same data: each draw trains as one population (base.train_many)
-    trained = dict(zip(keys, base.train_many(runs, workdir), strict=True))
+    # the widths of one draw see the same data: each draw trains as one population (populations.train_many)
+    trained = dict(zip(keys, populations.train_many(runs, workdir), strict=True))
     for r in range(cfg.repeats):
         seed = cfg.seed * 1000 + r
         xh, yh = heldout(cfg.heldout_per_class, cfg.noise, seed)

@@ -1,4 +1,4 @@
-"""Many trainings of one experiment as vmapped populations: :func:`train_many` (re-exported as ``base.train_many``).
+"""Many trainings of one experiment as vmapped populations: :func:`train_many`.
 
 An experiment that trains several configs (seeds, widths, rates, weight decays, label-noise draws) hands them all
 to :func:`train_many`. Configs that differ only in what a population member may differ in
