@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 import trainwell
+from trainwell import optim
 from trainwell.config import Config, config_from_dict
 from trainwell.data import corrupt
 from trainwell.data.splits import Splits
@@ -87,35 +88,54 @@ def inert_model_keys(configs: Sequence[tuple[dict, Config]]) -> list[str]:
 def population_blocker(configs: Sequence[Config]) -> str | None:
     """Why ``configs`` cannot train as one vmapped population (None if they can): the members may differ only in
     :data:`POPULATION_KEYS`, and the settings they share must be expressible per member with vmap."""
-    cfg = configs[0]
-    flat0 = _flatten(cfg.to_dict())
+    return _differing_key(configs) or _width_blocker(configs) or _model_blocker(configs[0]) or \
+        _training_blocker(configs[0])
+
+
+def _differing_key(configs: Sequence[Config]) -> str | None:
+    flat0 = _flatten(configs[0].to_dict())
     for other in configs[1:]:
         flat = _flatten(other.to_dict())
         differ = sorted(k for k in flat0 if flat[k] != flat0[k] and k not in POPULATION_KEYS and k != "name")
         if differ:
             return f"config key {differ[0]!r} differs between members (only {', '.join(POPULATION_KEYS)} may)"
-    hidden = [c.model.hidden for c in configs]
-    if any(h != hidden[0] for h in hidden):
-        if cfg.model.kind != "mlp":
-            return "width sweeps are for MLPs"
-        if cfg.model.activation not in ("relu", "tanh", "leaky_relu", "linear"):
-            return f"width masking needs act(0) = 0; {cfg.model.activation!r} does not have it"
-        if len({len(h) for h in hidden}) > 1:
-            return "every width setting must have the same number of hidden layers"
-        if cfg.model.norm != "none":
-            return "width masking needs unnormalized layers (a norm layer mixes the zero units in)"
-    if cfg.model.norm == "batch":
+    return None
+
+
+def _width_blocker(configs: Sequence[Config]) -> str | None:
+    """Members of different widths are embedded in the widest MLP, their extra units masked to zero."""
+    cfg, hidden = configs[0], [c.model.hidden for c in configs]
+    if all(h == hidden[0] for h in hidden):
+        return None
+    if cfg.model.kind != "mlp":
+        return "width sweeps are for MLPs"
+    if cfg.model.activation not in ("relu", "tanh", "leaky_relu", "linear"):
+        return f"width masking needs act(0) = 0; {cfg.model.activation!r} does not have it"
+    if len({len(h) for h in hidden}) > 1:
+        return "every width setting must have the same number of hidden layers"
+    if cfg.model.norm != "none":
+        return "width masking needs unnormalized layers (a norm layer mixes the zero units in)"
+    return None
+
+
+def _model_blocker(cfg: Config) -> str | None:
+    m = cfg.model
+    if m.norm == "batch":
         return "BatchNorm's running statistics cannot be vmapped"
-    if cfg.model.dropout_keep < 1 or cfg.model.dropout_mode == "uout" or cfg.model.activation == "drop_activation":
+    if m.dropout_keep < 1 or m.dropout_mode == "uout" or m.activation == "drop_activation":
         return "dropout-style noise would not match one-at-a-time runs"
-    if cfg.model.l0 or cfg.model.sdr or cfg.model.skip_io:
+    if m.l0 or m.sdr or m.skip_io:
         return "gated, stochastic or skip-connected layers are trained one at a time"
+    return None
+
+
+def _training_blocker(cfg: Config) -> str | None:
     r = cfg.regularize
     if r.l1 or r.l2 or r.activity or r.l0 or r.max_norm:
         return "penalties and constraints are applied one model at a time"
     if cfg.augment.kind != "none" or cfg.augment.input_noise:
         return "augmentation is applied one model at a time"
-    if cfg.optim.name not in ("sgd", "momentum", "adam"):
+    if cfg.optim.name not in optim.population_optimizers():
         return f"optimizer {cfg.optim.name!r} has no population version"
     if cfg.train.trainable != "all":
         return "train.trainable = 'norm' is applied one model at a time"
