@@ -31,8 +31,9 @@ PAPER = "LeCun et al. 1998; Greydanus & Kobak 2024 (MNIST-1D); the lecture's CNN
 CONTROL = "the CNN arm replaced by the same MLP ([100, 100]): the convolutional prior removed"
 EXPECTED_S = {"quick": 8, "default": 40}
 LITERATURE = "Greydanus & Kobak 2024 (MNIST-1D), table 1: CNN 94%, MLP 68% test accuracy (4000 training signals, " \
-             "6000 steps); their shuffled-positions variant removes the CNN's edge. Ours trains 800 steps with a " \
-             "one-cycle schedule (CNN 80-90%, MLP 50-60% on the full 4000): shorter runs, the same ordering"
+             "6000 steps). Ours trains 800 steps with a one-cycle schedule: CNN 95.7%, MLP 64.4% on the full 4000 " \
+             "(seed 0), close to theirs; our CNN has 52,810 parameters to the MLP's 15,210 on MNIST-1D (on digits " \
+             "6,090 to 17,610), so there the comparison is not at equal parameter count"
 DIGITS_CNN = ("model.blocks=[{type=\"conv\", channels=16, kernel=3, padding=1}, {type=\"pool\", kernel=2}, "
               "{type=\"conv\", channels=32, kernel=3, padding=1}, {type=\"pool\", kernel=2}]")
 MODELS = {
