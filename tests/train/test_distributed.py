@@ -24,7 +24,7 @@ from trainwell.config import load_config
 from trainwell.errors import ConfigError
 from trainwell.pipeline import config_of_run, fit
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
 SETTINGS = ["train.epochs=4", "train.batch_size=25", "model.hidden=[16,16]"]  # 25: uneven shards (13 + 12)
 SETS = " ".join(f"--set '{s}'" for s in SETTINGS)

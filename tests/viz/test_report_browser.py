@@ -21,7 +21,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 SPIRALS = ["--set", "data.options={arms = 3, n_per_class = 60}", "--set", "train.epochs=3",
            "--set", "doctor.monitor_every=5"]
-CONFIGS = Path(__file__).parent.parent / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def _unavailable(why: str):

@@ -7,7 +7,7 @@ from trainwell.pipeline import fit
 
 
 def test_example_config_is_the_default_recipe():
-    example = load_config(Path(__file__).parent.parent / "configs" / "mnist1d-cnn.toml")
+    example = load_config(Path(__file__).parents[2] / "configs" / "mnist1d-cnn.toml")
     default = Config()
     example.name = default.name
     assert example == default

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 import pytest
 from matplotlib.figure import Figure
 
-from tests.test_lab2 import PART2  # part 2's experiments: their negative controls are there
+from tests.lab.test_experiments_part2 import PART2  # part 2's experiments: their negative controls are there
 from trainwell.cli import main
 from trainwell.lab import base, registry, runner
 

@@ -104,7 +104,7 @@ def test_example_configs_are_valid_and_build(name):
     from trainwell.config import load_config
     from trainwell.pipeline import prepare
 
-    path = Path(__file__).parent.parent / "configs" / f"{name}.toml"
+    path = Path(__file__).parents[2] / "configs" / f"{name}.toml"
     prep = prepare(load_config(path, ["train.epochs=1"]))
     x = prep.splits.train[0][:2]
     assert prep.model(x).shape == (2, prep.splits.meta.num_classes)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
@@ -57,7 +57,7 @@ def test_the_slow_and_browser_markers_are_registered_and_markers_are_strict():
 def test_browser_tests_are_also_slow_so_the_fast_set_leaves_them_out():
     import ast
 
-    tree = ast.parse((ROOT / "tests" / "test_report_browser.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "tests" / "viz" / "test_report_browser.py").read_text(encoding="utf-8"))
     marks = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "pytestmark")
     assert {m.attr for m in marks.value.elts} == {"slow", "browser"}
 

@@ -1,4 +1,4 @@
-"""The live report and a failed run's report in headless Chromium (as tests/test_report_browser.py drives it):
+"""The live report and a failed run's report in headless Chromium (as tests/viz/test_report_browser.py drives it):
 a page opened on a running fit shows new epochs without a manual reload, keeps the user's zoom and scroll across
 its own reloads, and stops updating when the run ends; a diverged run's page says "failed" in its own colour, its
 mark labels stay inside the plot without overlapping, and a chart whose values span decades has a log/linear
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_report_browser import CONFIGS, browser, open_report  # noqa: F401 - the browser fixture
+from tests.viz.test_report_browser import CONFIGS, browser, open_report  # noqa: F401 - the browser fixture
 from trainwell.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -134,7 +134,7 @@ def test_the_failed_page_is_not_the_finished_one_without_a_browser(diverged):
 
 
 def test_a_27_member_sweep_has_a_legend_smaller_than_its_chart(browser, tmp_path):  # noqa: F811
-    from tests.test_report_pages import _big_sweep
+    from tests.viz.test_report_pages import _big_sweep
     from trainwell.viz.build import build_report
 
     page, problems = open_report(browser, build_report(_big_sweep(tmp_path / "sw")))

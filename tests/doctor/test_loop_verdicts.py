@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-_path = Path(__file__).parent.parent / "benchmarks" / "loop_bugs.py"
+_path = Path(__file__).parents[2] / "benchmarks" / "loop_bugs.py"
 _spec = importlib.util.spec_from_file_location("loop_bugs", _path)
 loop_bugs = importlib.util.module_from_spec(_spec)
 sys.modules.setdefault("loop_bugs", loop_bugs)
@@ -42,7 +42,7 @@ def test_at_least_25_bug_classes():
 def test_the_readme_loop_example_is_true(capsys):
     import re
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     (block,) = [b for b in re.findall(r"```py\n(.*?)```", readme, re.S) if "opt.zero_grad() is missing" in b]
     namespace = {}
     exec(block, namespace)

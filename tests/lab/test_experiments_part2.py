@@ -111,7 +111,7 @@ def test_init_symmetry_verdict_can_fail():
 
 
 # init-histograms, batchnorm, preprocessing, lr-diagnosis, cnn-vs-mlp and filters-and-equivariance: their
-# verdicts (pass, fail, inconclusive) are tested in test_lab_controls_part3.py
+# verdicts (pass, fail, inconclusive) are tested in tests/lab/test_controls_part3.py
 def _stops(restored_acc=0.58, gain=0.04, n=1000):
     stops = {"fixed": {"stop_epoch": 39, "model_epoch": 39, "test_acc": 0.54},
              "loss change": {"stop_epoch": None, "model_epoch": 59, "test_acc": 0.54},

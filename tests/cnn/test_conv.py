@@ -212,7 +212,7 @@ def test_higher_learning_threshold_creates_more_planes():
 def test_summary_cli_on_every_example_config_and_errors(capsys):
     from pathlib import Path
 
-    for path in sorted((Path(__file__).parent.parent / "configs").glob("*.toml")):
+    for path in sorted((Path(__file__).parents[2] / "configs").glob("*.toml")):
         assert main(["summary", str(path)]) == 0, path
     capsys.readouterr()
     assert main(["summary", "--input-shape", "3,227,227", "--json", "--set",

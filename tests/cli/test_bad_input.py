@@ -19,7 +19,7 @@ def s(*items):
 
 
 def write_mnist(root, truncate=False):
-    from tests.test_files import write_mnist as write
+    from tests.data.test_files import write_mnist as write
 
     write(root)
     if truncate:
@@ -161,7 +161,7 @@ FILE_CASES = [
     (lambda t: (t / "r").mkdir() or (t / "r" / "summary.json").write_text("[1, 2]"), ["report", "r"],
      "not a trainwell summary (a JSON object), got a list"),
     (lambda t: None, ["sweep", *SPIRALS, "--grid", "optim.lr=0.1", "--grid", "optim.lr=0.2"], "is given twice"),
-    # hostile and careless input (tests/test_hostile.py has each attack in full)
+    # hostile and careless input (tests/scenarios/test_hostile_users.py has each attack in full)
     (lambda t: None, ["sweep", *SPIRALS, *GRID_OF_100_000], "100,000 members"),
     (lambda t: (t / "results").write_text("x"), ["lab", "run", LAB, "--quick", "--out", "results"],
      "results is a file, not a folder"),

@@ -406,7 +406,7 @@ def test_readme_doctor_example_runs(workdir, capsys):
     """The README's check + watch example (the ```py block of "The doctor") runs as written, in ~15 lines."""
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("### The doctor"):]
     code = section[section.index("```py\n") + 6 : section.index("```", section.index("```py\n") + 6)]
     assert "doctor.check(" in code and "doctor.watch(" in code and len(code.strip().splitlines()) <= 20

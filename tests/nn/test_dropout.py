@@ -1,0 +1,24 @@
+"""trainwell's dropout layers in a user's own code: torch's ``p`` and bad arguments are named in one line."""
+
+import pytest
+import torch
+
+from trainwell.nn.dropout import DropActivation, Dropout, dropout
+
+
+@pytest.mark.parametrize(("make", "owner"), [(lambda: Dropout(p=0.2), "Dropout"),
+                                             (lambda: dropout(torch.ones(3), p=0.2), "dropout"),
+                                             (lambda: DropActivation(p=0.2), "DropActivation")])
+def test_torchs_p_is_refused_in_one_line_that_gives_keep_prob(make, owner):
+    with pytest.raises(TypeError) as err:
+        make()
+    assert str(err.value) == f"trainwell's {owner} takes keep_prob (= 1 - torch's p): keep_prob=0.8"
+
+
+def test_dropout_argument_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"keep_prob=1.5 is not allowed"):
+        Dropout(keep_prob=1.5)
+    with pytest.raises(ValueError, match=r"mode='gaussian' is not allowed"):
+        Dropout(0.5, mode="gaussian")
+    with pytest.raises(TypeError, match=r"keep_prob='0.5'"):
+        Dropout("0.5")

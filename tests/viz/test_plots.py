@@ -1,0 +1,35 @@
+"""trainwell's figures in a user's own program: no import or figure changes the matplotlib backend."""
+
+BACKEND_SCRIPT = r"""
+import importlib, pkgutil, sys
+import matplotlib
+matplotlib.use("svg")  # the user's choice: not Agg, so a switch would show
+import trainwell
+for info in pkgutil.walk_packages(trainwell.__path__, "trainwell."):
+    if info.name != "trainwell.__main__":
+        importlib.import_module(info.name)
+from pathlib import Path
+import torch
+from trainwell.cnn import filters
+from trainwell.viz import plots
+out = Path(sys.argv[1])
+plots.learning_curves([{"epoch": 0, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.1, "val_acc": 0.4}],
+                      out / "curves.png")
+plots.first_layer_weights(torch.nn.Linear(16, 4), (1, 4, 4), out / "weights.png")
+filters.figure({"noise": torch.rand(16, 16)}, out / "filters.png")
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_no_trainwell_import_or_figure_changes_the_matplotlib_backend(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    done = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["svg", "False"]  # backend kept, pyplot never imported
+    for name in ("curves.png", "weights.png", "filters.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
