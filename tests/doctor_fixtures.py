@@ -9,6 +9,13 @@ from torch import nn
 from trainwell import init
 
 
+def healthy(seed=0):
+    """A 2-64-64-3 ReLU MLP with He init: the model every pre-flight check passes."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
+    return init.apply(model, "he_normal", generator=torch.Generator().manual_seed(seed))
+
+
 def sgd_curve(x, y, lr: float, batch_size: int, seed: int, epochs: int, dead: bool = False) -> list[float]:
     """Per-step losses of plain SGD (a 2-64-64-3 ReLU MLP, He init) in a user-written loop (no trainwell trainer);
     ``dead`` kills every first-layer unit with a bias of -100."""

@@ -1,4 +1,4 @@
-"""trainwell's dropout layers in a user's own code: torch's ``p`` and bad arguments are named in one line."""
+"""The dropout layers (nn/dropout.py): their signatures, and torch's ``p`` and bad arguments named in one line."""
 
 import pytest
 import torch
@@ -22,3 +22,16 @@ def test_dropout_argument_errors_name_the_argument():
         Dropout(0.5, mode="gaussian")
     with pytest.raises(TypeError, match=r"keep_prob='0.5'"):
         Dropout("0.5")
+
+
+def test_drop_activation_signatures():
+    torch.manual_seed(0)
+    x = torch.randn(500)
+    layer = DropActivation(0.7)
+    mean_train = torch.stack([layer(x) for _ in range(4000)]).mean(0)
+    layer.eval()
+    assert torch.allclose(mean_train, layer(x), atol=0.05)  # average of training passes ~ test pass
+    assert torch.allclose(layer(x), torch.where(x > 0, x, 0.3 * x))  # leaky ReLU with slope 1 - keep
+    layer.train()
+    assert torch.equal(DropActivation(1.0)(x), torch.relu(x))
+    assert torch.equal(DropActivation(0.0)(x), x)

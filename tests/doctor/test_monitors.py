@@ -1,0 +1,44 @@
+"""The training monitors (doctor/monitors.py): per-layer records, dead ReLUs, saturated tanh, huge updates."""
+
+import torch
+from torch import nn
+
+from tests.doctor_fixtures import healthy
+from trainwell.doctor.monitors import Monitor
+from trainwell.train import Trainer
+
+
+def run_with_monitor(model, x, y, lr=0.01, steps_every=5, epochs=3):
+    mon = Monitor(every=steps_every)
+    Trainer(model, torch.optim.SGD(model.parameters(), lr), epochs=epochs, batch_size=32, callbacks=[mon],
+            device="cpu").fit((x, y))
+    return mon
+
+
+def test_monitor_records_layers_and_flags_dead_relus_with_the_step(spirals):
+    x, y = spirals
+    mon = run_with_monitor(healthy(), x, y)
+    assert mon.records and mon.records[0]["step"] == 5  # the 6th step was observed whole
+    first = mon.records[0]
+    assert set(first["activations"]) == {"1", "3"}
+    assert {"mean", "std", "dead", "hist", "grad_hist"} <= set(first["activations"]["1"])
+    assert all(0 < r < 1 for r in first["update_ratio"].values())
+    assert mon.verdicts()[0].status == "pass"
+    dead = healthy()
+    with torch.no_grad():
+        dead[0].bias.fill_(-100.0)
+    mon = run_with_monitor(dead, x, y)
+    dead_layers = {w["where"]: w["step"] for w in mon.warnings if w["kind"] == "dead ReLUs"}
+    assert dead_layers.get("1") == 5
+
+
+def test_monitor_flags_saturated_tanh_and_huge_updates(spirals):
+    x, y = spirals
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 3))
+    with torch.no_grad():
+        model[0].weight.mul_(200)
+    mon = run_with_monitor(model, x * 10, y, lr=50.0)
+    kinds = {w["kind"] for w in mon.warnings}
+    assert "saturated units" in kinds and "update/weight ratio" in kinds
+    assert all(v.status == "warn" for v in mon.verdicts())
