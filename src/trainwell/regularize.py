@@ -10,7 +10,7 @@ Example:
     >>> import torch
     >>> layer = torch.nn.Linear(2, 1)
     >>> with torch.no_grad(): _ = layer.weight.fill_(2.0)
-    >>> float(l2_penalty(layer, 0.5))  # 1/2 * 0.5 * (4 + 4)
+    >>> l2_penalty(layer, 0.5).item()  # 1/2 * 0.5 * (4 + 4)
     2.0
 """
 

@@ -136,7 +136,10 @@ def test_fit_records_pre_monitor_and_post_verdicts(workdir):
                              "doctor.monitor_every=10"])
     res = fit(cfg, out="run", quiet=True)
     phases = [d["phase"] for d in res.summary["doctor"]]
-    assert phases.count("pre") == 11 and "monitor" in phases and phases.count("post") == 3
+    from trainwell.doctor.preflight import CHECKS
+
+    assert phases.count("pre") == len(CHECKS)  # every registered pre-flight check (an MLP has no geometry check)
+    assert "monitor" in phases and phases.count("post") == 3
     for d in res.summary["doctor"]:
         assert {"check", "status", "value", "expected", "advice"} <= set(d)
     assert (res.run_dir / "monitors.jsonl").stat().st_size > 0 and (res.run_dir / "figures" / "histograms.png").exists()

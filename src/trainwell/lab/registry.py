@@ -2,7 +2,7 @@
 
 :data:`CATALOG` is the static description of each experiment (its module, expected seconds at quick and default
 size, and claim): ``trainwell lab list`` and the name check of ``trainwell lab run`` read it without importing an
-experiment (and torch with it), so they answer in well under a second. ``tests/test_lab_registry.py`` checks it
+experiment (and torch with it), so they answer in well under a second. ``tests/lab/test_registry.py`` checks it
 against the modules, so it cannot drift from them.
 """
 

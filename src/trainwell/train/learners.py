@@ -2,7 +2,7 @@
 
 A learner holds M models (M = 1 for an ordinary ``nn.Module``, M members for a vmapped population) with their
 optimizer and learning-rate schedule, and answers a small contract the loop relies on (:class:`Learner`, checked
-for every learner by ``tests/test_learner_contract.py``):
+for every learner by ``tests/train/test_learners.py``):
 
 - ``size``: M; ``vmapped``: whether the models run under ``torch.func.vmap`` (forward hooks cannot run there);
 - ``start_epoch()``: put the models in training mode, reset per-epoch sums;
