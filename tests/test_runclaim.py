@@ -143,6 +143,7 @@ def test_sweep_out_onto_a_fit_run_is_refused(workdir, capsys):
         assert (workdir / "run" / "summary.json").read_text() == summary
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_sweep_and_prune_never_overwrite_their_earlier_results(workdir, capsys):
     for _ in range(2):
         assert main(["sweep", *TINY, "--grid", "optim.lr=0.01,0.1", "--json"]) == 0

@@ -14,6 +14,7 @@ SUMMARY_KEYS = {"name", "config_hash", "dataset", "model", "params", "epochs", "
                 "final", "doctor", "wall_s", "trainwell_version", "torch_version", "seed"}
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_fit_writes_a_complete_run_directory_and_prints_a_table(workdir, capsys):
     assert main(["fit", *TINY, "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -82,6 +83,7 @@ def test_report_rebuilds_the_page(workdir, capsys):
     assert (workdir / "r" / "report.html").exists()
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_resume_with_more_epochs_extends_a_finished_run(workdir):
     main(["fit", *TINY, "--quiet", "--out", "r", "--set", "optim.schedule=none"])
     assert main(["fit", "--resume", "r", "--set", "train.epochs=5", "--quiet"]) == 0
@@ -110,6 +112,7 @@ def test_example_configs_are_valid_and_build(name):
     assert prep.model(x).shape == (2, prep.splits.meta.num_classes)
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_strict_fit_exits_1_on_a_doctor_failure(workdir, capsys):
     zeros = [*TINY, "--set", "init.scheme=zeros", "--quiet"]  # the symmetry check fails
     assert main(["fit", *zeros, "--out", "a"]) == 0

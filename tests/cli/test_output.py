@@ -70,6 +70,7 @@ def test_the_sweep_table_prints_as_fit_does_and_its_headers_fit_120_columns():
     assert cell(None) == "-" and cell(True) == "yes" and cell(0.003) == "0.003" and cell(0.5, "percent") == "50.00%"
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_sweep_json_keeps_stdout_for_the_json_and_shows_progress_on_stderr(workdir, capsys):
     assert main(["sweep", *SETS, "--grid", "optim.lr=0.1,0.03", "--out", "s", "--json"]) == 0
     out, err = capsys.readouterr()

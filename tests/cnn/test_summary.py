@@ -37,6 +37,7 @@ def test_receptive_field_grows_with_stride_and_pooling():
     assert rows[-1].params == rows[-1].params_unshared == 4 * 7 * 2 + 2
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_summary_cli_on_every_example_config_and_errors(capsys):
     from pathlib import Path
 

@@ -145,6 +145,7 @@ def test_train_only_norm_freezes_everything_else():
         train_only_norm(build_model(ModelConfig(kind="mlp", hidden=[4]), (4,), 3))
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_fit_with_only_batchnorm_trainable_beats_chance_and_keeps_other_weights(workdir):
     from trainwell.pipeline import fit, prepare
 

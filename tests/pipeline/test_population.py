@@ -150,6 +150,7 @@ def test_a_stopped_member_is_frozen_parameters_and_optimizer_state():
     assert learner.optimizer.t.tolist() == [30, 5]
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_members_and_fit_share_the_summary_writer_and_keys(workdir):
     cfg = load_config(None, BASE + ["doctor.preflight=true", "doctor.monitor_every=5"])
     res = fit_population([cfg, load_config(None, BASE + ["doctor.preflight=true", "doctor.monitor_every=5",

@@ -4,6 +4,7 @@ error, never another exception."""
 import pickle
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,7 @@ known_key_tables = st.sampled_from(sorted(SECTIONS)).flatmap(
 
 @SETTINGS
 @given(st.one_of(known_key_tables, st.dictionaries(st.text(max_size=10), values, max_size=4)))
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_config_tables_parse_or_fail_cleanly(raw):
     try:
         cfg = config_from_dict(raw)

@@ -395,6 +395,7 @@ def test_a_huge_sweep_grid_is_counted_and_refused_before_building_configs(workdi
 
 # -- silent wrong results -------------------------------------------------------------------------------------
 @pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_a_run_interrupted_in_its_last_epoch_and_resumed_is_not_reported_interrupted(workdir, capsys):
     """Attack: SIGINT during the last epoch, then --resume: summary.json, last.pt and the report used to keep
     stop_reason "interrupted by SIGINT" although the run had completed."""

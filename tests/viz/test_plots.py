@@ -1,5 +1,7 @@
 """trainwell's figures in a user's own program: no import or figure changes the matplotlib backend."""
 
+import pytest
+
 BACKEND_SCRIPT = r"""
 import importlib, pkgutil, sys
 import matplotlib
@@ -21,6 +23,7 @@ print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
 """
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_no_trainwell_import_or_figure_changes_the_matplotlib_backend(tmp_path):
     import os
     import subprocess

@@ -37,6 +37,7 @@ class PageSpy(Callback):
         self.pages.append(self.path.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
 def test_report_written_at_start_and_refreshed_every_epoch_then_final(workdir):
     spy = PageSpy(workdir / "run" / "report.html")
     result = fit(load_config(None, TINY), out="run", quiet=True, callbacks=[spy])
