@@ -263,20 +263,48 @@ def _chart_divs(charts: list[dict]) -> str:
 PNG_FIGURES = ("learning_curves", "histograms")
 
 
+def _read_summary(run: RunDir) -> dict | None:
+    """The run's summary.json, validated, or None while the run has not finished."""
+    summary = read_json(run.summary) if run.summary.exists() else None
+    if summary is not None and not isinstance(summary, dict):
+        raise TrainwellError(f"{run.summary}: not a trainwell summary (a JSON object), got a "
+                             f"{type(summary).__name__}")
+    return runfiles.summary_fields(summary, run.summary) if summary is not None else None
+
+
+def _redraw_figures(run: RunDir, figures: tuple[str, ...], history, records, summary, model_rows) -> None:
+    from trainwell.viz import plots
+
+    if history and "learning_curves" in figures:
+        plots.learning_curves(history, run.figures / "learning_curves.png",
+                              best_epoch=(summary or {}).get("best_epoch"))
+    if records and "histograms" in figures:
+        plots.monitor_histograms(records, run.figures / "histograms.png", titles=layer_titles(model_rows))
+
+
+def _verdict_html(verdict: dict | None) -> str:
+    if not verdict:
+        return ""
+    return (f"<h2>Verdict: {page.status(str(verdict.get('status', '')))}</h2><p>{esc(verdict.get('claim'))}</p>"
+            f"<pre>{esc(json.dumps(verdict.get('evidence'), indent=2, default=str))}</pre>")
+
+
+def _hist_html(hists: dict | None) -> str:
+    if not hists:
+        return ""
+    n = len(hists["frames"])
+    return (f"<h3>Histograms over time</h3><p><input type='range' id='hists-slider' min='0' max='{n - 1}' "
+            f"value='{n - 1}' style='width:60%'> <span id='hists-label'></span></p>"
+            f"<div class='hists' id='hists'></div>")
+
+
 def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[str, ...] | None = None) -> Path:
     """Write ``report.html`` of one fit run (finished, in progress or interrupted); return its path.
 
     ``figures`` names the PNG figures of ``figures/`` to redraw from the run's files (default: none when
     ``live``, else all of :data:`PNG_FIGURES`); the page itself needs none of them."""
-    from trainwell.viz import plots
-
     run = RunDir(run_dir)
-    summary = read_json(run.summary) if run.summary.exists() else None
-    if summary is not None and not isinstance(summary, dict):
-        raise TrainwellError(f"{run.summary}: not a trainwell summary (a JSON object), got a "
-                             f"{type(summary).__name__}")
-    if summary is not None:
-        summary = runfiles.summary_fields(summary, run.summary)
+    summary = _read_summary(run)
     history = runfiles.history_records(read_jsonl(run.metrics), run.metrics)
     records = runfiles.monitor_records(read_jsonl(run.path / "monitors.jsonl"), run.path / "monitors.jsonl")
     config_text = run.config.read_text(encoding="utf-8") if run.config.exists() else ""
@@ -285,11 +313,7 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
     model_rows = runfiles.model_rows(read_json(run.path / MODEL_FILE, []) or [], run.path / MODEL_FILE)
     figures = figures if figures is not None else (() if live else PNG_FIGURES)
     if figures:
-        if history and "learning_curves" in figures:
-            plots.learning_curves(history, run.figures / "learning_curves.png",
-                                  best_epoch=(summary or {}).get("best_epoch"))
-        if records and "histograms" in figures:
-            plots.monitor_histograms(records, run.figures / "histograms.png", titles=layer_titles(model_rows))
+        _redraw_figures(run, figures, history, records, summary, model_rows)
     preflight = runfiles.verdict_list(read_json(run.path / "preflight.json", []) or [], run.path / "preflight.json")
     verdicts = (summary or {}).get("doctor") or [{**v, "phase": "pre"} for v in preflight]
     started = read_json(run.path / STARTED_FILE) if summary is None else None
@@ -300,30 +324,18 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
     monitor_lines = with_toggles(monitor_lines)
     name = (summary or {}).get("name", cfg.get("name", run.path.name))
     config_hash = (summary or {}).get("config_hash", "")
-    verdict = (summary or {}).get("verdict")
-    verdict_html = ""
-    if verdict:
-        v_status = str(verdict.get("status", ""))
-        verdict_html = (f"<h2>Verdict: {page.status(v_status)}</h2><p>{esc(verdict.get('claim'))}</p>"
-                        f"<pre>{esc(json.dumps(verdict.get('evidence'), indent=2, default=str))}</pre>")
-    hist_html = ""
-    if hists:
-        n = len(hists["frames"])
-        hist_html = (f"<h3>Histograms over time</h3><p><input type='range' id='hists-slider' min='0' max='{n - 1}' "
-                     f"value='{n - 1}' style='width:60%'> <span id='hists-label'></span></p>"
-                     f"<div class='hists' id='hists'></div>")
     body = f"""
 <h1>trainwell run: {esc(name)} <small class='muted'>{esc(config_hash)}</small></h1>
 <p><span class='status {esc(state)}' id='run-state'>{esc(state_text)}</span></p>
 <nav><a href='#curves'>curves</a><a href='#monitors'>activations &amp; gradients</a><a href='#doctor'>doctor</a>
 <a href='#model'>model</a><a href='#config-section'>config</a><a href='#files-section'>files</a></nav>
-{verdict_html}
+{_verdict_html((summary or {}).get("verdict"))}
 <section id='overview'><h2>Overview</h2>{_overview(summary, history, cfg, started)}
 <h3>{'Final metrics' if summary else 'Metrics so far'}</h3>{_final(summary, history)}</section>
 <section id='curves'><h2>Curves</h2><p class='muted'>Drag to zoom, double-click to reset; hover for values.</p>
 {_chart_divs(lines) if lines else '<p>No epoch has finished yet.</p>'}</section>
 <section id='monitors'><h2>Activations and gradients</h2>
-{_chart_divs(monitor_lines) + hist_html if hists else NO_MONITORS}
+{_chart_divs(monitor_lines) + _hist_html(hists) if hists else NO_MONITORS}
 </section>
 <section id='doctor'><h2>Doctor</h2>{_doctor(verdicts)}</section>
 <section id='model'><h2>Model</h2>{_model(model_rows)}
