@@ -188,3 +188,19 @@ def test_a_population_stops_gracefully_on_a_signal_and_resumes(workdir):
     res = fit_population([cfg, cfg], out="pop", resume=True)
     assert [r.summary["epochs"] for r in res.members] == [3, 3]
     assert all(r.summary["stop_reason"] == "completed 3 epochs" for r in res.members)
+
+
+def test_an_older_flat_population_checkpoint_is_refused_in_one_line_and_left_as_it_is():
+    """A population checkpoint whose optimizer state is keyed by one flat tensor (older trainwell) names what it
+    holds and what this version expects, instead of a KeyError at the first step after resuming."""
+    from trainwell.errors import TrainwellError
+
+    params = {"0.weight": torch.zeros(2, 3, 4, requires_grad=True), "0.bias": torch.zeros(2, 3, requires_grad=True)}
+    opt = PopulationOptimizer(params, "adam", torch.full((2,), 0.1), torch.zeros(2))
+    saved = {"state": {"flat": {"exp_avg": torch.ones(2, 15)}}, "t": torch.ones(2, dtype=torch.float64),
+             "active": torch.ones(2, dtype=torch.bool)}
+    before = {k: dict(v) for k, v in saved["state"].items()}
+    with pytest.raises(TrainwellError, match=r"under \['flat'\], not the parameters \['0.bias', '0.weight'\]"):
+        opt.load_state_dict(saved)
+    assert saved["state"].keys() == before.keys() and opt.state == {"0.weight": {}, "0.bias": {}}
+    opt.load_state_dict(opt.state_dict())  # its own state still loads

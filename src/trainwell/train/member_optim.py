@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 
+from trainwell.errors import TrainwellError
 from trainwell.optim import Schedule, population_optimizers
 
 
@@ -132,6 +133,11 @@ class PopulationOptimizer:
         return {"state": self.state, "t": self.t, "active": self.active}
 
     def load_state_dict(self, state: dict) -> None:
+        if set(state["state"]) != set(self.state):
+            raise TrainwellError(
+                f"this population checkpoint keeps its optimizer state under {sorted(state['state'])}, not the "
+                f"parameters {sorted(self.state)} (it was written by an older trainwell, which kept one flat "
+                f"state): it cannot be resumed by this version; its files are left as they are")
         self.state = {k: dict(v) for k, v in state["state"].items()}
         self.t.copy_(state["t"])
         self.active.copy_(state["active"])
