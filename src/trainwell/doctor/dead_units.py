@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainwell.doctor.forward import _training_forward
+from trainwell.doctor.forward import _training_forward, hooked_forward
 from trainwell.doctor.verdict import Verdict
 
 _RECTIFIERS = (nn.ReLU, nn.ReLU6)  # exact zeros below the kink (LeakyReLU, GELU, ELU pass a gradient there)
@@ -31,21 +31,16 @@ def dead_fractions(model: nn.Module, x: torch.Tensor) -> list[tuple[str, float]]
     of the forward pass; the model's modes are restored."""
     found: list[tuple[str, float]] = []
 
-    def keep(name: str, out) -> None:
+    def keep(name: str, _inp, out) -> None:
         if isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() >= 2 and len(out) > 0:
             units = out.detach().reshape(out.shape[0], -1)
             found.append((name, float((~(units > 0).any(dim=0)).float().mean())))
 
-    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: keep(name, out))
-             for name, m in model.named_modules() if isinstance(m, _RECTIFIERS)]
     modes = [(m, m.training) for m in model.modules()]
     _training_forward(model)
     try:
-        with torch.no_grad():
-            model(x)
+        hooked_forward(model, x, _RECTIFIERS, keep)
     finally:
-        for h in hooks:
-            h.remove()
         for m, mode in modes:
             m.training = mode
     return found

@@ -44,17 +44,23 @@ def _training_forward(model: nn.Module) -> nn.Module:
     return model
 
 
-def _outputs(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """(name, input, output) of every Linear/Conv layer on one forward pass."""
-    seen = []
-    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: seen.append((name, args[0], out)))
-             for name, m in model.named_modules() if isinstance(m, _WEIGHTED)]
+def hooked_forward(model: nn.Module, x: torch.Tensor, types: tuple[type, ...], record) -> None:
+    """One forward pass of ``x`` without gradients, calling ``record(name, input, output)`` for every module of
+    ``types``; the hooks are removed afterwards, also on an exception."""
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: record(name, args[0], out))
+             for name, m in model.named_modules() if isinstance(m, types)]
     try:
         with torch.no_grad():
             model(x)
     finally:
         for h in hooks:
             h.remove()
+
+
+def _outputs(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, input, output) of every Linear/Conv layer on one forward pass."""
+    seen = []
+    hooked_forward(model, x, _WEIGHTED, lambda name, inp, out: seen.append((name, inp, out)))
     return seen
 
 

@@ -266,39 +266,35 @@ def train(overrides: list[str], workdir: str | Path | None, name: str, callbacks
 
 
 @torch.no_grad()
+def _per_example(trained: Trained, split: str, score) -> torch.Tensor:
+    """``score(outputs, targets)`` per example of ``split`` (as the pipeline prepared it for this run: same seed,
+    validation split and preprocessing), the trained model in eval mode, in chunks of 1024."""
+    from trainwell.pipeline import load_data
+
+    splits, _ = load_data(trained.cfg)
+    x, y = getattr(splits, split)
+    model = trained.model
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    try:
+        return torch.cat([score(model(x[i:i + 1024].to(dev)), y[i:i + 1024].to(dev)).cpu()
+                          for i in range(0, len(x), 1024)])
+    finally:
+        model.train(was)
+
+
 def correct(trained: Trained, split: str = "test") -> list[int]:
-    """Per example of ``split`` (train, val or test, as the pipeline prepared it for this run: same seed,
-    validation split and preprocessing), 1 if the trained model (eval mode) classifies it right, else 0. Two runs
-    on the same data give paired arms (:func:`paired_correct`)."""
-    from trainwell.pipeline import load_data
-
-    splits, _ = load_data(trained.cfg)
-    x, y = getattr(splits, split)
-    model = trained.model
-    was = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    preds = torch.cat([model(x[i:i + 1024].to(dev)).argmax(dim=1).cpu() for i in range(0, len(x), 1024)])
-    model.train(was)
-    return (preds == y).int().tolist()
+    """Per example of ``split`` (train, val or test), 1 if the trained model (eval mode) classifies it right, else
+    0. Two runs on the same data give paired arms (:func:`paired_correct`)."""
+    return _per_example(trained, split, lambda out, y: out.argmax(dim=1) == y).int().tolist()
 
 
-@torch.no_grad()
 def example_losses(trained: Trained, split: str = "train") -> list[float]:
-    """Per example of ``split`` (as the pipeline prepared it for this run, like :func:`correct`), the trained
-    model's cross-entropy in eval mode: two runs on the same data give paired losses. A non-finite loss (a diverged
-    net) is recorded as 1e9."""
-    from trainwell.pipeline import load_data
-
-    splits, _ = load_data(trained.cfg)
-    x, y = getattr(splits, split)
-    model = trained.model
-    was = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    out = torch.cat([torch.nn.functional.cross_entropy(model(x[i:i + 1024].to(dev)), y[i:i + 1024].to(dev),
-                                                       reduction="none").cpu() for i in range(0, len(x), 1024)])
-    model.train(was)
+    """Per example of ``split`` (like :func:`correct`), the trained model's cross-entropy in eval mode: two runs
+    on the same data give paired losses. A non-finite loss (a diverged net) is recorded as 1e9."""
+    out = _per_example(trained, split,
+                       lambda out, y: torch.nn.functional.cross_entropy(out, y, reduction="none"))
     return [round(v, 5) if math.isfinite(v) else 1e9 for v in out.tolist()]
 
 
