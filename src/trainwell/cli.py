@@ -16,7 +16,7 @@ from trainwell.errors import DistributedError, ParameterError, TrainwellError
 
 FLAGS = {"rounds": "--rounds", "rate": "--rate", "rewind": "--rewind", "control": "--control", "scope": "--scope",
          "grid": "--grid", "seeds": "--seeds", "backend": "--backend", "address": "--address", "out": "--out",
-         "steps": "--steps", "start": "--start", "end": "--end", "input_shape": "--input-shape"}
+         "jobs": "--jobs", "steps": "--steps", "start": "--start", "end": "--end", "input_shape": "--input-shape"}
 """The flag each library parameter is given with (a :class:`ParameterError`'s message is reworded with it)."""
 
 
@@ -325,7 +325,8 @@ def cmd_lab(args) -> int:
 
     summaries = runner.run_lab(names, args.out, quick=args.quick, seeds=args.seeds, resume=args.resume,
                                seed=args.seed, log=lambda line: console.print(line, highlight=False),
-                               backend=args.backend, address=args.address, control=args.control)
+                               backend=args.backend, address=args.address, control=args.control,
+                               jobs=args.jobs)
     if args.json:
         import json
 

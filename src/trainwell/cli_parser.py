@@ -182,3 +182,6 @@ def _lab_parser(sub) -> None:
                           "(pip install 'trainwell[ray]')")
     run.add_argument("--address", metavar="auto|HOST:PORT",
                      help="with --backend ray: the Ray cluster to use (default: RAY_ADDRESS, else a local instance)")
+    run.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="run N experiments at a time in worker processes on this machine, longest first, each with "
+                          "its share of the cores (default: 1, one after another in this process)")

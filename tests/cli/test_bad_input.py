@@ -179,6 +179,8 @@ USAGE_CASES = [
     (["summary", "--classes", "0"], "--classes: '0' is not allowed"),
     (["prune", *SPIRALS, "--rate", "1.5"], "--rate: '1.5' is not allowed"),
     (["prune", *SPIRALS, "--rounds", "0"], "--rounds: '0' is not allowed"),
+    (["lab", "run", "neocognitron", "--quick", "--jobs", "0"], "--jobs 0 is not allowed: use an integer >= 1"),
+    (["lab", "run", "neocognitron", "--quick", "--jobs", "2", "--backend", "ray"], "--jobs 2 runs worker processes"),
 ]
 
 

@@ -140,16 +140,23 @@ def test_the_readme_sweep_example_builds_a_population_of_27(monkeypatch):
 
 @pytest.mark.slow
 def test_the_default_fit_prints_the_test_accuracy_the_readme_quotes(workdir):
-    """``trainwell fit`` (the first command) is deterministic: the README quotes its test accuracy."""
+    """``trainwell fit`` (the first command) is deterministic on one machine: two runs print the same numbers. The
+    README quotes the test accuracy measured on its CPU; another CPU's float rounding moves a 15-epoch trajectory
+    by a few tenths of a point (95.80% on an AMD EPYC, 95.70% on an Intel Xeon, same code), so the quote is
+    checked to within one point, not digit for digit."""
     import json
     import os
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "trainwell", "fit", "--json", "--quiet"], capture_output=True,
-                         text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert run.returncode == 0, run.stderr[-2000:]
-    summary = json.loads(run.stdout)
+    def fit(out: str) -> dict:
+        run = subprocess.run([sys.executable, "-m", "trainwell", "fit", "--json", "--quiet", "--out", out],
+                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert run.returncode == 0, run.stderr[-2000:]
+        return json.loads(run.stdout)
+
+    first, second = fit("runs/first"), fit("runs/second")
+    assert first["final"] == second["final"]  # deterministic on this machine
     quoted = re.search(r"([\d.]+)%\s+test accuracy after (\d+) epochs", README)
-    assert quoted and f"{summary['final']['test_acc']:.2%}" == f"{quoted.group(1)}%"
-    assert summary["epochs"] == int(quoted.group(2))
+    assert quoted and abs(first["final"]["test_acc"] * 100 - float(quoted.group(1))) <= 1.0
+    assert first["epochs"] == int(quoted.group(2))

@@ -180,7 +180,7 @@ def _replace_figures(folder: Path, figures: list[str]) -> None:
 
 def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: int = 1, resume: bool = False,
             log=None, seed: int | None = None, backend: str = "local", address: str | None = None,
-            control: bool = False) -> list[dict]:
+            control: bool = False, jobs: int = 1) -> list[dict]:
     """Run ``names`` in order into ``out``; with ``resume`` keep finished experiments of the same size and seeds.
 
     With ``control`` each experiment's control runs instead (the claim made false on purpose, into
@@ -189,10 +189,16 @@ def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: in
 
     Returns one summary per experiment and writes ``out/index.html`` and ``out/index.json`` after each one, so an
     interrupted lab leaves a valid index of what finished. ``backend = "ray"`` runs each experiment as a Ray task
-    (``address``: a running cluster; see :mod:`trainwell.ray_backend`); the results tree is the same.
+    (``address``: a running cluster; see :mod:`trainwell.ray_backend`); the results tree is the same. ``jobs`` > 1
+    runs that many experiments at a time in worker processes on this machine (:mod:`trainwell.lab.parallel`).
     """
     if seeds < 1:
         raise ParameterError("seeds", seeds, "is not allowed: use an integer >= 1")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ParameterError("jobs", jobs, "is not allowed: use an integer >= 1 (experiments run at a time)")
+    if jobs > 1 and backend != "local":
+        raise ParameterError("jobs", jobs, "runs worker processes on this machine: use it with the local backend "
+                             "(Ray schedules its own tasks)")
     if backend not in ("local", "ray"):
         raise ParameterError("backend", backend, "is not allowed: use local or ray")
     if address is not None and backend != "ray":
@@ -213,8 +219,9 @@ def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: in
             if (out / name).is_symlink() or ((out / name).exists() and not (out / name).is_dir()):
                 raise TrainwellError(f"{out / name} is not a folder (a link or a file): the lab writes "
                                      f"experiment {name!r} there; move it away and run again")
-        if backend == "ray":
-            return _run_lab_ray(names, out.resolve(), quick, seeds, resume, log, seed, address, control)
+        if backend == "ray" or jobs > 1:
+            return _run_lab_parallel(names, out.resolve(), quick, seeds, resume, log, seed, control,
+                                     address=address, jobs=jobs if backend == "local" else None)
         return _run_lab_local(names, out, quick, seeds, resume, log, seed, control)
     finally:
         claim.release()
@@ -270,31 +277,55 @@ def _index_of(summaries: list[dict], out: Path, control: bool) -> list[dict]:
     return kept
 
 
-def _run_lab_ray(names: list[str], out: Path, quick: bool, seeds: int, resume: bool, log, seed: int | None,
-                 address: str | None, control: bool = False) -> list[dict]:
-    """Each experiment not kept from an earlier run is a Ray task (one CPU) running :func:`run_one`; a task that
-    fails twice (a lost worker: :func:`run_one` itself records an experiment's errors) is recorded as an error."""
-    from trainwell import ray_backend
+def _error_summary(name: str, quick: bool, seed: int | None, text: str) -> dict:
+    """The summary of an experiment whose task never returned one (its worker died, or a remote task failed)."""
+    mod = registry.get(name)
+    return {"name": name, "claim": mod.CLAIM, "paper": mod.PAPER, "size": "quick" if quick else "default",
+            "seed": seed, "seeds": [], "per_seed": [], "figures": [], "wall_s": 0.0,
+            "verdict": {"claim": mod.CLAIM, "status": "error", "threshold": "", "evidence": {"error": text}}}
 
+
+def _run_lab_parallel(names: list[str], out: Path, quick: bool, seeds: int, resume: bool, log, seed: int | None,
+                      control: bool = False, *, address: str | None = None, jobs: int | None = None) -> list[dict]:
+    """Each experiment not kept from an earlier run is a task running :func:`run_one`: a Ray task (one CPU) when
+    ``jobs`` is None, else one of ``jobs`` worker processes here (:func:`trainwell.lab.parallel.map_processes`,
+    longest expected first). A task that never returned a summary is recorded as an error."""
     summaries: list[dict | None] = [_reusable(_folder(out, n, control), quick, seeds, seed, log, n) if resume
                                     else None for n in names]
     todo = [i for i, s in enumerate(summaries) if s is None]
+    where = "ray" if jobs is None else "worker"
 
     def done(i: int, value) -> None:
         name = names[todo[i]]
         if isinstance(value, Exception):
-            mod = registry.get(name)
-            value = {"name": name, "claim": mod.CLAIM, "paper": mod.PAPER, "size": "quick" if quick else "default",
-                     "seed": seed, "seeds": [], "per_seed": [], "figures": [], "wall_s": 0.0,
-                     "verdict": {"claim": mod.CLAIM, "status": "error", "threshold": "",
-                                 "evidence": {"error": ray_backend.error_text(value)}}}
+            if jobs is None:
+                from trainwell import ray_backend
+
+                text = ray_backend.error_text(value)
+            else:
+                text = f"{type(value).__name__}: {' '.join(str(value).split())[:400]}"
+            value = _error_summary(name, quick, seed, text)
         summaries[todo[i]] = value
         if log is not None:
-            log(f"{name}: {value['verdict']['status']} in {value['wall_s']:.1f} s (ray)")
+            finished = sum(s is not None for s in summaries)
+            log(f"[{finished}/{len(names)}] {name}: {value['verdict']['status']} in {value['wall_s']:.1f} s "
+                f"({where})")
         write_index(_index_of([s for s in summaries if s is not None], out, control), out)
 
-    with ray_backend.session(address, quiet=log is None) as ray:
-        ray_backend.map_tasks(ray, run_one, [(names[i], out, quick, seeds, None, seed, control) for i in todo],
-                              {"num_cpus": 1}, done)
+    calls = [(names[i], out, quick, seeds, None, seed, control) for i in todo]
+    if jobs is None:
+        from trainwell import ray_backend
+
+        with ray_backend.session(address, quiet=log is None) as ray:
+            ray_backend.map_tasks(ray, run_one, calls, {"num_cpus": 1}, done)
+    else:
+        from trainwell.lab import parallel
+
+        size = "quick" if quick else "default"
+        order = sorted(range(len(calls)), key=lambda k: -registry.CATALOG[calls[k][0]]._asdict()[f"{size}_s"])
+        if log is not None:
+            log(f"{len(calls)} experiment(s) in {min(jobs, max(1, len(calls)))} worker processes, "
+                f"{parallel.worker_threads(jobs)} torch thread(s) each, longest first")
+        parallel.map_processes(run_one, calls, jobs, order, done)
     write_index(_index_of(summaries, out, control), out)
     return summaries
