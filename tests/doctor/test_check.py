@@ -472,3 +472,30 @@ def test_a_flat_curve_says_which_way_from_the_update_ratio():
         _loop(model, opt, x, y, 40, w)
     v = w.report()["learning rate"]
     assert v.value.startswith("flat") and "raise the learning rate" in v.advice
+
+
+def test_the_baseline_stops_once_the_gain_is_shown_with_the_same_verdict():
+    """Stopping at the first checkpoint that beats the input-independent model changes no verdict: the criterion
+    reads the best checkpoint so far, so it cannot be un-met by training longer. Models a user writes: one that
+    uses its inputs (pass), one whose input is cut (fail), one memorizing shuffled labels (warn)."""
+
+    class Cut(nn.Module):  # forward ignores x: a disconnected input
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+
+        def forward(self, x):
+            return self.net(torch.zeros_like(x))
+
+    x, y = blobs()
+    shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))]
+    cases = [(mlp, y, "pass"), (Cut, y, "fail"),
+             (lambda: nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 3)), shuffled, "warn")]
+    for build, labels, expected in cases:
+        torch.manual_seed(0)
+        model = build()
+        fast = pf.input_independent_baseline(model, x, labels, steps=200)
+        full = pf.input_independent_baseline(model, x, labels, steps=200, stop_when_shown=False)
+        assert fast.status == full.status == expected, (fast, full)
+        if expected != "pass":  # nothing was shown: both trained every step and say the same
+            assert fast.value == full.value

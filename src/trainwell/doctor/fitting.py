@@ -20,7 +20,7 @@ def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
     """Train a deep copy with full-batch Adam (the user's model and RNG untouched); returns it and the last loss.
 
     ``watch(copy)`` is called (under no_grad) every ``every`` steps, with dropout off and BatchNorm on batch
-    statistics (:func:`_training_forward`).
+    statistics (:func:`_training_forward`); training stops there when it returns True.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -40,8 +40,10 @@ def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
             if watch is not None and every and (i + 1) % every == 0:
                 _training_forward(m)  # BatchNorm's running statistics lag far behind after a few steps
                 with torch.no_grad():
-                    watch(m)
+                    enough = watch(m)
                 m.train()
+                if enough is True:
+                    break
             if stop_below is not None and final < stop_below or not math.isfinite(final):
                 break
     return m.eval(), final

@@ -132,8 +132,9 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
                 claim.release()
             raise
         with claim if claim is not None else contextlib.nullcontext():
+            preflight_s = None
             if ckpt is None and main:
-                _start_run(run, cfg, prep, quiet)
+                preflight_s = _start_run(run, cfg, prep, quiet)
             start.tell(str(Path(run.path).resolve()), cfg.train.batch_size)
             trainer = _trainer(prep, parts, run, quiet, progress, callbacks, ctx)  # DDP: a collective of all ranks
             if ckpt is not None:
@@ -147,7 +148,8 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
             if main:
                 summary = _write(trainer, run, prep, state, wall=time.perf_counter() - tic, fit_s=fit_s,
                                  figures=figures, extra={**_distributed_keys(cfg, ctx),
-                                                         **({"lr_find": found_lr} if found_lr is not None else {})})
+                                                         **({"lr_find": found_lr} if found_lr is not None else {}),
+                                                         **({"preflight_s": preflight_s} if preflight_s else {})})
             if ctx is not None:
                 summary = ctx.share(summary)  # every rank returns (and exits with) rank 0's result
     return FitResult(summary=summary, run_dir=run.path, model=prep.model, rank=ctx.rank if ctx is not None else 0)

@@ -92,23 +92,26 @@ def _distributed_keys(cfg: Config, ctx: distributed.Context | None) -> dict:
             "global_batch_size": cfg.train.batch_size, "precision": cfg.train.precision}
 
 
-def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> None:
-    """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts."""
+def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> float | None:
+    """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts; returns the
+    pre-flight's seconds (None when it is off), which the summary reports as ``preflight_s``."""
     run.create()
     atomic_write_text(run.config, to_toml(cfg))
     run.write_empty("metrics.jsonl")
     run.write_empty("monitors.jsonl")
-    pre = []
+    pre, seconds = [], None
     if cfg.doctor.preflight:
         progress_mod.note("running the doctor's pre-flight checks...", quiet)
         tic = time.perf_counter()
         with progress_mod.checks_shown(quiet):
             pre = preflight(prep)
+        seconds = round(time.perf_counter() - tic, 4)
         flagged = sum(v.status != "pass" for v in pre)
         outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
-        progress_mod.note(f"pre-flight: {len(pre)} checks in {time.perf_counter() - tic:.1f} s, {outcome}; "
+        progress_mod.note(f"pre-flight: {len(pre)} checks in {seconds:.1f} s, {outcome}; "
                           f"training {cfg.train.epochs} epochs", quiet)
     atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
+    return seconds
 
 
 def write_group_report(cfg: Config, folder: str | Path) -> Path | None:

@@ -78,7 +78,7 @@ def summary_fields(summary: dict, source) -> dict:
     for key in ("epochs", "steps", "params", "best_epoch"):
         if key in summary:
             count(summary[key], source, "", key)
-    for key in ("wall_s", "fit_s"):
+    for key in ("wall_s", "fit_s", "preflight_s"):
         if key in summary:
             number(summary[key], source, "", key)
     if "failed" in summary and not isinstance(summary["failed"], bool):
