@@ -84,28 +84,42 @@ def train_dae(inputs: torch.Tensor, width: int, cfg: Config, seed: int) -> tuple
     return dae[0], [h["train_loss"] for h in state.history]
 
 
+def _overrides(cfg: Config, seed: int) -> list[str]:
+    return [*base.LAB_SETTINGS, f"data.name={cfg.dataset}", f"data.val_fraction={1 - cfg.labelled_fraction}",
+            f"data.seed={seed}", "model.kind=mlp", f"model.hidden={cfg.hidden}", "optim.name=adam",
+            f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}", "train.batch_size=100", f"train.seed={seed}",
+            "stop.restore_best=false"]  # no model chosen on the held-out labels
+
+
+def pretrain_stack(unlabelled: torch.Tensor, cfg: Config, seed: int) -> tuple[list[nn.Linear], list[list[float]]]:
+    """Greedy layer-wise denoising autoencoders (Vincent et al. 2008) on ``unlabelled`` (N, D): one encoder per
+    hidden layer of ``cfg.hidden``, each trained on the codes of the ones below; none for the control."""
+    encoders, curves, h = [], [], unlabelled
+    for i, width in enumerate([] if cfg.control else cfg.hidden):  # the control: no pretraining
+        enc, curve = train_dae(h, width, cfg, seed + i)
+        encoders.append(enc)
+        curves.append(curve)
+        with torch.no_grad():
+            h = torch.relu(enc(h))
+    return encoders, curves
+
+
 def run(cfg: Config, workdir=None) -> dict:
     from trainwell.pipeline import load_data, prepare
 
-    rows, dae_curves = [], []
+    # the unlabelled pool (every training image, labels unused) is the same set for every draw: one stack of
+    # autoencoders per seed, and each draw only changes which 29 of its images carry labels
+    splits, _ = load_data(load_config(None, _overrides(cfg, cfg.seed * 100)))
+    unlabelled = torch.cat([splits.train[0], splits.val[0]]).flatten(1)
+    encoders, dae_curves = pretrain_stack(unlabelled, cfg, cfg.seed * 100)
+    rows = []
     for d in range(cfg.draws):
-        seed = cfg.seed * 100 + d
-        overrides = [*base.LAB_SETTINGS, f"data.name={cfg.dataset}", f"data.val_fraction={1 - cfg.labelled_fraction}",
-                     f"data.seed={seed}", "model.kind=mlp", f"model.hidden={cfg.hidden}", "optim.name=adam",
-                     f"optim.lr={cfg.lr}", f"train.epochs={cfg.epochs}", "train.batch_size=100", f"train.seed={seed}",
-                     "stop.restore_best=false"]  # no model chosen on the held-out labels
-        splits, _ = load_data(load_config(None, overrides))
-        unlabelled = torch.cat([splits.train[0], splits.val[0]]).flatten(1)  # every training image, labels unused
+        overrides = _overrides(cfg, cfg.seed * 100 + d)
         state = prepare(load_config(None, overrides)).model.state_dict()  # the scratch run's own init
-        h = unlabelled
         linear_keys = [k[: -len(".weight")] for k, v in state.items() if k.endswith(".weight") and v.dim() == 2]
-        for i, width in enumerate([] if cfg.control else cfg.hidden):  # the control: no pretraining
-            enc, curve = train_dae(h, width, cfg, seed + i)
-            dae_curves.append(curve)
-            state[f"{linear_keys[i]}.weight"] = enc.weight.detach().clone()
-            state[f"{linear_keys[i]}.bias"] = enc.bias.detach().clone()
-            with torch.no_grad():
-                h = torch.relu(enc(h))
+        for key, enc in zip(linear_keys, encoders, strict=False):
+            state[f"{key}.weight"] = enc.weight.detach().clone()
+            state[f"{key}.bias"] = enc.bias.detach().clone()
         runs = {}
         for name, init in (("scratch", None), ("pretrained", state)):
             t = base.train(overrides[len(base.LAB_SETTINGS):], workdir, f"draw{d}-{name}",
