@@ -46,7 +46,7 @@ class Config:
     dataset: str = "digits"
     hidden: list[int] = field(default_factory=lambda: [128, 64])
     labelled_fraction: float = 0.02  # 29 of digits' 1438 training images (about 3 per class)
-    draws: int = 10
+    draws: int = 30
     dae_epochs: int = 30
     mask: float = 0.3
     epochs: int = 200
