@@ -194,6 +194,16 @@ def test_pretraining_verdict_can_fail():
     assert _status("pretraining", _pretrain(gains=(0.05,))) == "inconclusive"  # one draw decides nothing
 
 
+def test_pretrain_stack_gives_one_encoder_per_hidden_layer_and_none_for_the_control():
+    x = torch.rand(60, 16)
+    cfg = pretraining.Config(hidden=[8, 4], dae_epochs=1)
+    encoders, curves = pretraining.pretrain_stack(x, cfg, seed=0)
+    assert [(e.in_features, e.out_features) for e in encoders] == [(16, 8), (8, 4)] and len(curves) == 2
+    again, _ = pretraining.pretrain_stack(x, cfg, seed=0)
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(encoders, again, strict=True))  # seeded
+    assert pretraining.pretrain_stack(x, pretraining.Config(hidden=[8, 4], control=True), seed=0) == ([], [])
+
+
 def test_every_part2_experiment_has_a_negative_control():
     controlled = {"deep-relu-init", "init-symmetry-and-scale", "init-histograms", "batchnorm", "preprocessing",
                   "stopping-criteria", "optimizers", "lr-diagnosis", "cnn-vs-mlp", "filters-and-equivariance",

@@ -226,19 +226,42 @@ def test_xor_verdict_can_fail():
         == "inconclusive"
 
 
-def _adam(norms=(2.0, 20.0), gain=0.05, n=1000):
+def _adam(norms=(2.0, 20.0), gain=0.05, n=1000, step=1.0):
+    """A result whose per-example paired differences (each a mean over inits, in steps of ``step``) give ``gain``."""
     rows = [{"lambda": 0.1, "decay": d, "weight_norm": nm, "val_acc": 0.5, "test_acc": 0.5, "train_acc": 0.6}
             for d, nm in zip(("coupled", "decoupled"), norms, strict=True)]
-    k = round(abs(gain) * n)
-    return {"lambdas": [0.1], "rows": rows, "best_lambda": {"coupled": 0.1, "decoupled": 0.1},
-            "paired": [1 if gain > 0 else -1] * k + [0] * (n - k)}
+    k = round(abs(gain) * n / step)
+    return {"lambdas": [0.1], "inits": round(1 / step), "rows": rows,
+            "best_lambda": {"coupled": 0.1, "decoupled": 0.1},
+            "paired": [step if gain > 0 else -step] * k + [0] * (n - k)}
 
 
 def test_adam_decay_verdict_can_fail():
     assert _status("adam-l2-vs-adamw", _adam()) == "pass"
+    assert _status("adam-l2-vs-adamw", _adam(gain=0.05, step=1 / 6)) == "pass"  # averaged over 6 inits
     assert _status("adam-l2-vs-adamw", _adam(gain=-0.05)) == "fail"  # coupled L2 generalizes better
     assert _status("adam-l2-vs-adamw", _adam(norms=(20.0, 20.0), gain=0.0)) == "fail"  # both coupled: the same
-    assert _status("adam-l2-vs-adamw", _adam(gain=0.0)) == "inconclusive"
+    assert _status("adam-l2-vs-adamw", _adam(gain=0.0)) == "fail"  # not better by the 1-point margin
+    assert _status("adam-l2-vs-adamw", _adam(gain=0.003, step=1 / 6)) == "fail"  # better, but by < 1 point
+    assert _status("adam-l2-vs-adamw", _adam(gain=0.01)) == "inconclusive"  # at the margin
+
+
+def test_adam_decay_pairs_the_inits_of_both_schemes():
+    from trainwell.lab import adam_decay
+
+    cfg = adam_decay.Config(lambdas=[0.01, 0.1], inits=3, seed=2)
+    runs, keys = adam_decay._runs(cfg)
+    assert len(runs) == len(keys) == 2 * 2 * 3 and len({n for _, n in runs}) == len(runs)
+    by_key = dict(zip(keys, (o for o, _ in runs), strict=True))
+    for lam in cfg.lambdas:
+        for k in range(3):
+            c, d = by_key[("coupled", lam, k)], by_key[("decoupled", lam, k)]
+            assert [o for o in c if "decay=" not in o] == [o for o in d if "decay=" not in o]  # same init, data
+            assert "optim.decay=coupled" in c and "optim.decay=decoupled" in d
+            assert f"train.seed={2000 + k}" in c
+    control = dict(zip(keys, (o for o, _ in adam_decay._runs(adam_decay.Config(lambdas=[0.1], inits=1,
+                                                                                control=True))[0]), strict=False))
+    assert all("optim.decay=coupled" in o for o in control.values())
 
 
 def _drop(test_gain=0.05, gap_narrowing=0.1, rel=0.001, n=1000):

@@ -45,9 +45,9 @@ CATALOG = {
         'units learn XOR faster'),
     'l1-vs-l2': Entry('l1_vs_l2', 8, 50,
         'At matched accuracy, L1 leaves a far larger fraction of weights near zero than L2'),
-    'adam-l2-vs-adamw': Entry('adam_decay', 8, 30,
-        'With Adam, decoupled weight decay (AdamW) generalizes better than coupled L2 when each is at '
-        'its best lambda; the weight norms of the two differ'),
+    'adam-l2-vs-adamw': Entry('adam_decay', 4, 35,
+        'With Adam, decoupled weight decay (AdamW) generalizes better (by at least 1 point of test '
+        'accuracy) than coupled L2 when each is at its best lambda; the weight norms of the two differ'),
     'dropout': Entry('dropout_exp', 15, 35,
         'Vanilla and inverted dropout give the same test-time expectation, and dropout generalizes '
         'better on a small training set: higher test accuracy and a narrower train-val gap'),
@@ -100,7 +100,7 @@ CATALOG = {
     'neocognitron': Entry('neocognitron', 1, 2,
         'Add-if-Silent features on digits give a higher nearest-prototype test accuracy than the raw '
         'pixels; more cell-planes are created at higher learning thresholds'),
-    'pretraining': Entry('pretraining', 4, 45,
+    'pretraining': Entry('pretraining', 2, 80,
         'With few labels, denoising-autoencoder pretraining on unlabelled data gives higher test '
         'accuracy than training the same net from scratch'),
 }
