@@ -205,6 +205,20 @@ def test_batchnorm_verdict_pass_fail_inconclusive():
     assert batchnorm.verdict(no_bn)["status"] == "fail"
 
 
+def test_batchnorm_bn_only_pairs_correctness_averaged_over_inits_per_example():
+    r = _bn_result(0.3, 1.0, 0.5, 0.5, 0.02, n=300)
+    # three inits each: BN-only right on 2 of 3 inits of every example, the random subset on 1 of 3 or 2 of 3
+    r["subset"]["correct"] = {"bn_only": [2 / 3] * 300, "random": [1 / 3, 2 / 3] * 150}
+    r["subset"]["runs"] = {"bn_only": [{}] * 3, "random": [{}] * 3}
+    got = {c["name"]: c for c in batchnorm.verdict(r)["evidence"]["criteria"]}
+    diff = got["held-out accuracy: BN only - random subset"]
+    assert diff["effect"] == pytest.approx(1 / 6, abs=1e-4) and diff["status"] == "pass" and diff["n"] == 300
+    assert "3 inits" in diff["method"]
+    assert got["BN only: held-out accuracy"]["effect"] == pytest.approx(2 / 3, abs=1e-4)
+    r["subset"]["correct"]["random"] = [2 / 3, 2 / 3, 1 / 3, 1.0] * 75  # the same mean: undecided
+    assert _criteria(batchnorm.verdict(r))["held-out accuracy: BN only - random subset"] == "inconclusive"
+
+
 # -- preprocessing -----------------------------------------------------------------------------------------------------
 def _pre_result(gain: float, noise: float, centered: bool = True, n: int = 300) -> dict:
     rng = random.Random(2)

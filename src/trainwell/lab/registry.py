@@ -70,7 +70,7 @@ CATALOG = {
     'init-histograms': Entry('init_histograms', 2, 8,
         'With standard init, activation and back-propagated gradient spreads shrink with depth '
         '(gradients toward the input); with normalized (Xavier) init both stay roughly level'),
-    'batchnorm': Entry('batchnorm', 8, 30,
+    'batchnorm': Entry('batchnorm', 8, 35,
         "BatchNorm speeds training and rescues a bad init; training only BN's gamma/beta is far above "
         'chance and above as many random parameters; dropout before BN shifts the variance and both '
         'fixes reduce the shift'),
