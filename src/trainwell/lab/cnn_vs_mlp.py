@@ -93,8 +93,9 @@ def _train(dataset: str, model: str, holdout: float, cfg: Config, workdir, extra
     row = {"model": model, "train_size": t.summary["sizes"]["train"], "test_acc": t.final["test_acc"],
            "params": t.summary["params"], "steps": t.summary["steps"], "correct": base.correct(t)}
     if dataset == "digits":  # every image this model never trained on: the test split and the held-out part
-        row["unseen"] = row["correct"] + base.correct(t, "val")
-        row["unseen_ids"] = _image_ids(t, ("test", "val"))
+        held = ("test", "val") if holdout > 0 else ("test",)
+        row["unseen"] = [hit for split in held for hit in base.correct(t, split)]
+        row["unseen_ids"] = _image_ids(t, held)
     return row
 
 
