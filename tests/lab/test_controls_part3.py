@@ -132,7 +132,7 @@ def _cnn_result(cnn: float, mlp: float, cnn_perm: float, mlp_perm: float, n: int
         return {"model": model, "train_size": size, "test_acc": acc, "params": 100, "correct": _acc_list(acc, n)}
 
     def unseen(r):  # every image held out at both digits sizes
-        return {**r, "unseen": r["correct"], "unseen_ids": list(range(n))}
+        return {**r, "ids": list(range(n)), "repeat": 0}
 
     curves = {"mnist1d": [row(m, a, s) for s in (600, 4000) for m, a in (("mlp", mlp), ("cnn", cnn))],
               "digits": [unseen(row(m, a, s)) for s in (100, 1000) for m, a in (("mlp", mlp), ("cnn", cnn))]}
@@ -152,14 +152,14 @@ def test_cnn_vs_mlp_verdict_pass_fail_inconclusive():
 
 def test_cnn_vs_mlp_digits_pools_each_image_once_over_the_sizes_that_held_it_out():
     def row(model, size, ids, hits):
-        return {"model": model, "train_size": size, "unseen_ids": ids, "unseen": hits}
+        return {"model": model, "train_size": size, "ids": ids, "correct": hits}
 
     # image 7 is held out at both sizes (CNN right once, MLP never: +0.5); 8 only at the small size (-1); 9 only at
     # the small size (0)
     mlp = [row("mlp", 100, [7, 8, 9], [0, 1, 1]), row("mlp", 1000, [7], [0])]
     cnn = [row("cnn", 100, [7, 8, 9], [1, 0, 1]), row("cnn", 1000, [7], [0])]
     assert sorted(cnn_vs_mlp._pooled_by_image(mlp, cnn)) == [-1.0, 0.0, 0.5]
-    cnn[1]["unseen_ids"] = [8]
+    cnn[1]["ids"] = [8]
     with pytest.raises(ValueError, match="same images"):
         cnn_vs_mlp._pooled_by_image(mlp, cnn)
 
