@@ -164,6 +164,26 @@ def test_cnn_vs_mlp_digits_pools_each_image_once_over_the_sizes_that_held_it_out
         cnn_vs_mlp._pooled_by_image(mlp, cnn)
 
 
+def test_cnn_vs_mlp_mlp_change_averages_the_pairs_of_inits_per_signal():
+    orig, perm = {"correct": [1, 1, 0, 0]}, {"correct": [1, 0, 1, 0]}
+    pairs = [{"original": [1, 1, 1, 0], "permuted": [1, 1, 0, 0]}]
+    assert cnn_vs_mlp._mlp_change(orig, perm, pairs) == [0.0, -0.5, 0.0, 0.0]
+    assert cnn_vs_mlp._mlp_change(orig, perm, []) == [0.0, -1.0, 1.0, 0.0]
+    r = _cnn_result(0.85, 0.55, 0.55, 0.55)
+    mlp_perm = r["permuted"][0]["correct"]  # the MLP loses 3 points on one pair of inits, 270 signals changed
+    for i in range(150):
+        mlp_perm[i] = 0
+    for i in range(600, 720):
+        mlp_perm[i] = 1
+    assert _criteria(cnn_vs_mlp.verdict(r))["permuted: MLP's change + 5 points (> 0: it loses less than 5)"] == \
+        "inconclusive"
+    orig_mlp = r["curves"]["mnist1d"][2]["correct"]  # two more pairs in which the permutation changes nothing
+    r["mlp_pairs"] = [{"original": orig_mlp, "permuted": orig_mlp}] * 2
+    v = cnn_vs_mlp.verdict(r)
+    assert _criteria(v)["permuted: MLP's change + 5 points (> 0: it loses less than 5)"] == "pass"
+    assert v["status"] == "pass"
+
+
 # -- batchnorm ---------------------------------------------------------------------------------------------------------
 def _bn_result(speedup: float, rescue: float, bn_only: float, shift: float, fix: float, n: int = 400) -> dict:
     """Per-example training losses (plain minus BN by ``speedup`` and ``rescue`` nats), BN-only accuracy against a
