@@ -131,8 +131,11 @@ def _cnn_result(cnn: float, mlp: float, cnn_perm: float, mlp_perm: float, n: int
     def row(model, acc, size):
         return {"model": model, "train_size": size, "test_acc": acc, "params": 100, "correct": _acc_list(acc, n)}
 
+    def unseen(r):  # every image held out at both digits sizes
+        return {**r, "ids": list(range(n)), "repeat": 0}
+
     curves = {"mnist1d": [row(m, a, s) for s in (600, 4000) for m, a in (("mlp", mlp), ("cnn", cnn))],
-              "digits": [row(m, a, s) for s in (100, 1000) for m, a in (("mlp", mlp), ("cnn", cnn))]}
+              "digits": [unseen(row(m, a, s)) for s in (100, 1000) for m, a in (("mlp", mlp), ("cnn", cnn))]}
     return {"curves": curves, "permuted": [row("mlp", mlp_perm, 4000), row("cnn", cnn_perm, 4000)]}
 
 
@@ -145,6 +148,40 @@ def test_cnn_vs_mlp_verdict_pass_fail_inconclusive():
     assert _criteria(v)["permuted: half the CNN's advantage before - its advantage after"] == "fail"
     v = cnn_vs_mlp.verdict(_cnn_result(0.85, 0.55, 0.45, 0.45))  # the MLP drops 10 points: not indifferent
     assert v["status"] == "fail"
+
+
+def test_cnn_vs_mlp_digits_pools_each_image_once_over_the_sizes_that_held_it_out():
+    def row(model, size, ids, hits):
+        return {"model": model, "train_size": size, "ids": ids, "correct": hits}
+
+    # image 7 is held out at both sizes (CNN right once, MLP never: +0.5); 8 only at the small size (-1); 9 only at
+    # the small size (0)
+    mlp = [row("mlp", 100, [7, 8, 9], [0, 1, 1]), row("mlp", 1000, [7], [0])]
+    cnn = [row("cnn", 100, [7, 8, 9], [1, 0, 1]), row("cnn", 1000, [7], [0])]
+    assert sorted(cnn_vs_mlp._pooled_by_image(mlp, cnn)) == [-1.0, 0.0, 0.5]
+    cnn[1]["ids"] = [8]
+    with pytest.raises(ValueError, match="same images"):
+        cnn_vs_mlp._pooled_by_image(mlp, cnn)
+
+
+def test_cnn_vs_mlp_mlp_change_averages_the_pairs_of_inits_per_signal():
+    orig, perm = {"correct": [1, 1, 0, 0]}, {"correct": [1, 0, 1, 0]}
+    pairs = [{"original": [1, 1, 1, 0], "permuted": [1, 1, 0, 0]}]
+    assert cnn_vs_mlp._mlp_change(orig, perm, pairs) == [0.0, -0.5, 0.0, 0.0]
+    assert cnn_vs_mlp._mlp_change(orig, perm, []) == [0.0, -1.0, 1.0, 0.0]
+    r = _cnn_result(0.85, 0.55, 0.55, 0.55)
+    mlp_perm = r["permuted"][0]["correct"]  # the MLP loses 3 points on one pair of inits, 270 signals changed
+    for i in range(150):
+        mlp_perm[i] = 0
+    for i in range(600, 720):
+        mlp_perm[i] = 1
+    assert _criteria(cnn_vs_mlp.verdict(r))["permuted: MLP's change + 5 points (> 0: it loses less than 5)"] == \
+        "inconclusive"
+    orig_mlp = r["curves"]["mnist1d"][2]["correct"]  # two more pairs in which the permutation changes nothing
+    r["mlp_pairs"] = [{"original": orig_mlp, "permuted": orig_mlp}] * 2
+    v = cnn_vs_mlp.verdict(r)
+    assert _criteria(v)["permuted: MLP's change + 5 points (> 0: it loses less than 5)"] == "pass"
+    assert v["status"] == "pass"
 
 
 # -- batchnorm ---------------------------------------------------------------------------------------------------------
@@ -186,6 +223,20 @@ def test_batchnorm_verdict_pass_fail_inconclusive():
     for arm in no_bn["shift"].values():  # the control: no BN layer, nothing to shift
         arm["channels"] = []
     assert batchnorm.verdict(no_bn)["status"] == "fail"
+
+
+def test_batchnorm_bn_only_pairs_correctness_averaged_over_inits_per_example():
+    r = _bn_result(0.3, 1.0, 0.5, 0.5, 0.02, n=300)
+    # three inits each: BN-only right on 2 of 3 inits of every example, the random subset on 1 of 3 or 2 of 3
+    r["subset"]["correct"] = {"bn_only": [2 / 3] * 300, "random": [1 / 3, 2 / 3] * 150}
+    r["subset"]["runs"] = {"bn_only": [{}] * 3, "random": [{}] * 3}
+    got = {c["name"]: c for c in batchnorm.verdict(r)["evidence"]["criteria"]}
+    diff = got["held-out accuracy: BN only - random subset"]
+    assert diff["effect"] == pytest.approx(1 / 6, abs=1e-4) and diff["status"] == "pass" and diff["n"] == 300
+    assert "3 inits" in diff["method"]
+    assert got["BN only: held-out accuracy"]["effect"] == pytest.approx(2 / 3, abs=1e-4)
+    r["subset"]["correct"]["random"] = [2 / 3, 2 / 3, 1 / 3, 1.0] * 75  # the same mean: undecided
+    assert _criteria(batchnorm.verdict(r))["held-out accuracy: BN only - random subset"] == "inconclusive"
 
 
 # -- preprocessing -----------------------------------------------------------------------------------------------------
@@ -232,7 +283,7 @@ REMOVED = {
     "cnn-vs-mlp": {"permuted: half the CNN's advantage before - its advantage after": {"inconclusive"}},
     "batchnorm": {"He init, best rates: training loss plain - BN": {"inconclusive"},
                   "N(0, 0.01^2) init: training loss plain - BN": {"fail"},
-                  "BN only: test accuracy": {"fail"}, "a BN layer after dropout to shift": {"fail"}},
+                  "BN only: held-out accuracy": {"fail"}, "a BN layer after dropout to shift": {"fail"}},
 }
 
 

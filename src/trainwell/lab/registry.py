@@ -70,7 +70,7 @@ CATALOG = {
     'init-histograms': Entry('init_histograms', 2, 8,
         'With standard init, activation and back-propagated gradient spreads shrink with depth '
         '(gradients toward the input); with normalized (Xavier) init both stay roughly level'),
-    'batchnorm': Entry('batchnorm', 8, 30,
+    'batchnorm': Entry('batchnorm', 3, 35,
         "BatchNorm speeds training and rescues a bad init; training only BN's gamma/beta is far above "
         'chance and above as many random parameters; dropout before BN shifts the variance and both '
         'fixes reduce the shift'),
@@ -88,7 +88,7 @@ CATALOG = {
     'lr-diagnosis': Entry('lr_diagnosis', 5, 12,
         'The doctor labels loss curves from four learning rates as too high / high / good / too low, '
         'correctly over seeds and two batch sizes'),
-    'cnn-vs-mlp': Entry('cnn_vs_mlp', 8, 40,
+    'cnn-vs-mlp': Entry('cnn_vs_mlp', 5, 62,
         'A CNN beats an MLP in sample efficiency on MNIST-1D and digits, and loses its advantage on '
         'MNIST-1D when the positions are permuted'),
     'filters-and-equivariance': Entry('filters_equivariance', 1, 1,
