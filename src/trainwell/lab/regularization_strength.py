@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trainwell.config import Config as RunConfig
 from trainwell.config import load_config
 from trainwell.lab import base
-from trainwell.lab.spirals_common import boundary_grid, draw_boundary, heldout, spirals_overrides
-from trainwell.pipeline import load_data
+from trainwell.lab.spirals_common import boundary_grid, draw_boundary, heldout, spirals_overrides, train_members
 
 NAME = "regularization-strength"
 CLAIM = "Regularization strength controls overfitting: validation accuracy vs L2 lambda peaks in the middle, " \
@@ -48,7 +48,7 @@ class Config:
     label_noise: float = 0.25
     epochs: int = 400
     lr: float = 0.03
-    repeats: int = 5
+    repeats: int = 60
     heldout_per_class: int = 1000
     seed: int = 0
     control: bool = False
@@ -58,26 +58,35 @@ class Config:
         return cls(lambdas=[0.0, 1e-3, 1e-2], epochs=250, repeats=1, heldout_per_class=500)
 
 
-def run(cfg: Config, workdir=None) -> dict:
-    rows, grids, points = [], {}, None
+def _configs(cfg: Config) -> tuple[list[RunConfig], list[tuple[float, int]]]:
+    cfgs, keys = [], []
     for r in range(cfg.repeats):
         seed = cfg.seed * 1000 + r
-        xh, yh = heldout(cfg.heldout_per_class, cfg.noise, seed)
-        over = [*spirals_overrides(cfg.n_per_class, cfg.noise, seed, cfg.epochs, cfg.lr),
-                f"data.label_noise={cfg.label_noise}", f"data.corrupt_seed={seed + 1}"]
+        over = [*base.LAB_SETTINGS, *spirals_overrides(cfg.n_per_class, cfg.noise, seed, cfg.epochs, cfg.lr),
+                f"data.label_noise={cfg.label_noise}", f"data.corrupt_seed={seed + 1}", f"model.hidden=[{cfg.width}]"]
         for lam in cfg.lambdas:
-            used = 0.0 if cfg.control else lam
-            t = base.train([*over, f"model.hidden=[{cfg.width}]", f"regularize.l2={used}"], workdir,
-                           f"l2-{lam:g}-draw{r}")
+            # coupled weight decay on the weights only: the gradient of regularize.l2's 1/2 lambda sum w^2
+            cfgs.append(load_config(None, [*over, f"optim.weight_decay={0.0 if cfg.control else lam}"]))
+            keys.append((lam, r))
+    return cfgs, keys
+
+
+def run(cfg: Config, workdir=None) -> dict:
+    rows, grids, points = [], {}, None
+    cfgs, keys = _configs(cfg)
+    # every lambda of every draw trains at once, each on its own draw (spirals_common.train_members)
+    trained = dict(zip(keys, train_members(cfgs), strict=True))
+    for r in range(cfg.repeats):
+        xh, yh = heldout(cfg.heldout_per_class, cfg.noise, cfg.seed * 1000 + r)
+        for lam in cfg.lambdas:
+            model, splits = trained[(lam, r)]
             # even points of the fresh draw choose the middle lambda, odd points measure it
-            rows.append({"lambda": lam, "draw": r, "train_acc": t.final["train_acc"],
-                         "select_acc": base.accuracy(t.model, xh[0::2], yh[0::2]),
-                         "val_acc": base.accuracy(t.model, xh[1::2], yh[1::2])})
+            rows.append({"lambda": lam, "draw": r, "train_acc": base.accuracy(model, *splits.train),
+                         "select_acc": base.accuracy(model, xh[0::2], yh[0::2]),
+                         "val_acc": base.accuracy(model, xh[1::2], yh[1::2])})
             if r == 0:
-                grids[f"{lam:g}"] = boundary_grid(t.model)
-        if r == 0:
-            splits, _ = load_data(load_config(None, over))
-            points = [splits.train[0].tolist(), splits.train[1].tolist()]
+                grids[f"{lam:g}"] = boundary_grid(model)
+                points = [splits.train[0].tolist(), splits.train[1].tolist()]
     means = []
     for lam in cfg.lambdas:
         mine = [r for r in rows if r["lambda"] == lam]
