@@ -5,8 +5,8 @@ functions", one hidden layer of 3, 6 and 20 neurons on 2-D spirals). The general
 minus accuracy on a large fresh draw of the same distribution, averaged over ``repeats`` data draws, so that it
 measures the model and not the luck of a 120-point sample. Every width of every draw trains at once
 (:func:`~trainwell.lab.spirals_common.train_members`, the weights a fit gives each). The widest net's extra gap
-over the next widest is small beside the draw-to-draw spread (measured on seeds 0-2: +0.55 to +0.71 points, a
-standard deviation of ~3.4 points over draws), hence 300 draws; 6 draws left it undecided.
+over the next widest is small beside the draw-to-draw spread (measured on seeds 0-2 with 300 draws: +0.49 to
++0.69 points, a standard deviation of ~3 points over draws), hence 300 draws; 6 draws left it undecided.
 
 Verdict, paired by data draw (every width trains on the same draw): for each step up in width the train accuracy
 difference, and the widest net's gap minus the next widest's, each with a Student's t interval over the draws, all
