@@ -15,7 +15,8 @@ points on seed 0): the verdict is two paired t intervals over the draws of the p
 threshold width - best narrower width > 0 and threshold width - widest > 0 (the best narrower width is the
 minimum of the mean test errors, which favours the claim a little; it is reported). Measured with 10 draws (seeds
 0-2): the test error peaks at h = 128 (14-15%), the threshold is h = 256 (train accuracy 99.9-100%, test error
-12.8-14.0%), 5.4-6.0 points above the best narrower width and 1.6-2.5 points above the widest. Control: no label noise (the clean-label curve; the component that makes the peak removed).
+12.8-14.0%), 5.4-6.0 points above the best narrower width and 1.6-2.5 points above the widest. Control: no label
+noise (the clean-label curve; the component that makes the peak removed).
 """
 
 from __future__ import annotations
