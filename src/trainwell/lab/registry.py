@@ -25,10 +25,10 @@ class Entry(NamedTuple):
 # name (each module's NAME, its command-line name) -> entry; part 2 (stopping, preprocessing, initialization,
 # normalization, optimization, debugging, CNNs) starts at deep-relu-init
 CATALOG = {
-    'capacity': Entry('capacity', 5, 55,
+    'capacity': Entry('capacity', 2, 17,
         'More hidden neurons represent more complex functions: train accuracy rises with width, and the '
         'widest net has the largest train-test gap without regularization'),
-    'regularization-strength': Entry('regularization_strength', 10, 45,
+    'regularization-strength': Entry('regularization_strength', 2, 7,
         'Regularization strength controls overfitting: validation accuracy vs L2 lambda peaks in the '
         'middle, and too large a lambda underfits (train accuracy falls)'),
     'model-ladder': Entry('model_ladder', 8, 10,
@@ -55,7 +55,7 @@ CATALOG = {
         'Iterative magnitude pruning with reset to theta_0 finds a ticket (<= 20% of weights left) that '
         "beats random re-initialization and random pruning at the same density, matches the dense net's "
         'test accuracy and reaches its best validation loss no later than the dense net'),
-    'double-descent': Entry('double_descent', 10, 110,
+    'double-descent': Entry('double_descent', 10, 70,
         'With label noise, test error at the interpolation threshold is above both the best narrower '
         "model's and the widest model's (double descent)"),
     'grokking': Entry('grokking', 8, 50,

@@ -1,10 +1,23 @@
-"""Spirals helpers shared by the capacity and regularization-strength experiments (cs231n's spiral demo)."""
+"""Spirals helpers shared by the capacity and regularization-strength experiments (cs231n's spiral demo), and
+:func:`train_members`, the many-small-MLPs trainer they (and double-descent) use.
+
+:func:`train_members` trains MLPs that may differ in their data draw (``data.seed``), width, learning rate, weight
+decay, label noise and seed as one :class:`~trainwell.train.population.PopulationLearner` (the learner of
+``trainwell sweep``): each member keeps its own initialization (built and seeded as a fit builds it), its own data
+order (a generator seeded with ``train.seed``, as the fit loop draws it) and its own training rows. It writes no run
+directory: a fit's per-epoch files cost more than the training of these 120-point nets. Tests check that it gives a
+fit's weights.
+"""
 
 from __future__ import annotations
 
 import torch
 
+from trainwell.config import Config, config_from_dict
 from trainwell.data.synthetic import spirals
+
+ALLOWED = ("train.seed", "data.seed", "optim.lr", "optim.weight_decay", "model.hidden", "data.label_noise",
+           "data.corrupt_seed")
 
 
 def heldout(n_per_class: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,3 +53,93 @@ def draw_boundary(ax, grid: list[list[int]], points: list[list], title: str, lim
     ax.scatter([p[0] for p in xs], [p[1] for p in xs], c=ys, cmap="Set1", vmin=0, vmax=8, s=10, edgecolors="k",
                linewidths=0.3)
     ax.set(title=title, xticks=[], yticks=[])
+
+
+def _differing(cfgs: list[Config]) -> str | None:
+    from trainwell.pipeline.population import _flatten
+
+    first = _flatten(cfgs[0].to_dict())
+    for c in cfgs[1:]:
+        flat = _flatten(c.to_dict())
+        bad = sorted(k for k in first if flat[k] != first[k] and k not in ALLOWED and k != "name")
+        if bad:
+            return bad[0]
+    return None
+
+
+def _check_members(cfgs: list[Config]) -> None:
+    if not cfgs:
+        raise ValueError("train_members: no configs to train")
+    bad = _differing(cfgs)
+    if bad is not None:
+        raise ValueError(f"train_members: config key {bad!r} differs between members (only {', '.join(ALLOWED)} may)")
+    c = cfgs[0]
+    if c.model.kind != "mlp" or c.optim.schedule != "none" or c.model.norm != "none" or c.model.dropout_keep < 1:
+        raise ValueError("train_members trains plain MLPs (no norm, no dropout) at a constant learning rate")
+
+
+def _member_data(cfgs: list[Config]):
+    from trainwell.pipeline import load_data
+
+    splits = []
+    for c in cfgs:
+        s, pre = load_data(c)
+        if pre is not None:
+            raise ValueError("train_members: members with a preprocessor are not supported")
+        splits.append(s)
+    n = len(splits[0].train[1])
+    if any(len(s.train[1]) != n for s in splits):
+        raise ValueError("train_members: every member's training split must have the same number of rows")
+    return splits
+
+
+def _learner(cfgs: list[Config], splits):
+    from trainwell.nn.models import build_model
+    from trainwell.pipeline.build import build_initialized
+    from trainwell.train.population import PopulationLearner, embed_state
+
+    shape, classes = splits[0].meta.input_shape, splits[0].meta.num_classes
+    models = []
+    for c in cfgs:
+        torch.manual_seed(c.train.seed)
+        models.append(build_initialized(c, shape, classes))
+    widest = [max(w) for w in zip(*(c.model.hidden for c in cfgs), strict=True)]
+    c0 = cfgs[0]
+    wide = build_model(config_from_dict({**c0.to_dict(), "model": {**c0.to_dict()["model"], "hidden": widest}})
+                       .model, shape, classes)
+    n, bs = len(splits[0].train[1]), c0.train.batch_size
+    o = c0.optim
+    learner = PopulationLearner(wide, [embed_state(m.state_dict(), wide.state_dict()) for m in models],
+                                optimizer=o.name, lrs=[c.optim.lr for c in cfgs],
+                                weight_decays=[c.optim.weight_decay for c in cfgs], decay=o.decay,
+                                momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps,
+                                loss_fn=c0.train.loss, epochs=c0.train.epochs, steps_per_epoch=-(-n // bs),
+                                shared_input=False)
+    return learner, models
+
+
+def train_members(cfgs: list[Config]) -> list[tuple[torch.nn.Module, object]]:
+    """Train every config of ``cfgs`` (plain MLPs, constant learning rate) as one population; returns each member's
+    trained model (its own width) and its data splits, in order."""
+    from trainwell.train.population import narrow_state
+
+    _check_members(cfgs)
+    splits = _member_data(cfgs)
+    learner, models = _learner(cfgs, splits)
+    n, m = len(splits[0].train[1]), len(cfgs)
+    x = torch.cat([s.train[0] for s in splits])  # member i's rows are i*n .. (i+1)*n - 1
+    y = torch.zeros(m, m * n, dtype=torch.long)
+    for i, s in enumerate(splits):
+        y[i, i * n:(i + 1) * n] = s.train[1]
+    offset = (torch.arange(m) * n).unsqueeze(1)
+    gens = [torch.Generator().manual_seed(c.train.seed) for c in cfgs]
+    bs = cfgs[0].train.batch_size
+    for _ in range(cfgs[0].train.epochs):
+        learner.start_epoch()
+        perm = learner.permutation(n, gens) + offset
+        for i in range(0, n, bs):
+            learner.train_step(x, y, perm[:, i:i + bs])
+    for i, model in enumerate(models):
+        model.load_state_dict(narrow_state(learner.member_state(i), model.state_dict()))
+        model.eval()
+    return list(zip(models, splits, strict=True))
