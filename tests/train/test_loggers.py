@@ -95,3 +95,33 @@ def test_a_fit_writes_steps_hparams_and_its_preflight_at_step_0(workdir):
     final = json.loads((result.run_dir / "summary.json").read_text())["final"]
     assert events.Scalars("final/test_acc")[0].value == pytest.approx(final["test_acc"])
     assert events.PluginTagToContent("hparams")  # the HParams entry is in the same event files
+
+
+def test_metrics_csv_equals_the_history_after_every_epoch_and_at_the_end(tmp_path):
+    """The CSV appends a row per epoch and is rewritten only when a column appears (or at the end): after every
+    epoch the file reads exactly as ``history_csv`` of the history so far, whatever the logging path."""
+    from trainwell.train.callbacks import Callback
+    from trainwell.train.loggers import CSVLogger, history_csv
+
+    path = tmp_path / "metrics.csv"
+    seen = []
+
+    class NewColumnAtEpoch3(Callback):  # a user's callback adding a metric from the third epoch on
+        def on_epoch_end(self, state):
+            if len(state.history) >= 3:
+                state.history[-1]["my_metric"] = 0.5 * len(state.history)
+
+    class Reader(Callback):
+        def on_epoch_end(self, state):
+            seen.append(path.read_text(encoding="utf-8") == history_csv(state.history))
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=6, batch_size=16,
+                      callbacks=[NewColumnAtEpoch3(), CSVLogger(path), Reader()])
+    state = trainer.fit((x, y), val=(x, y))
+    assert seen == [True] * 6
+    text = path.read_text(encoding="utf-8")
+    assert text == history_csv(state.history) and "my_metric" in text.splitlines()[0]
+    assert len(text.splitlines()) == 7  # header + one row per epoch, nothing appended twice
