@@ -29,7 +29,7 @@ def test_train_many_refuses_duplicate_names():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["capacity"])
+@pytest.mark.parametrize("name", ["adam-l2-vs-adamw"])  # capacity and its kin: tests/lab/test_train_members.py
 def test_population_verdicts_equal_sequential_verdicts(name):
     from trainwell.lab.registry import experiments
 
