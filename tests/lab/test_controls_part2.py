@@ -7,7 +7,9 @@ import math
 from dataclasses import replace
 
 import pytest
+import torch
 
+from trainwell.config import load_config
 from trainwell.lab import base, encoder838, grokking, l1_vs_l2, model_ladder, random_labels, registry, runner
 from trainwell.lab import deep_relu_init as drelu
 from trainwell.lab import regularization_strength as regstr
@@ -85,6 +87,32 @@ def test_model_ladder_band_is_the_wilson_interval():
     assert (c["lo"], c["hi"]) == (round(lo, 5), round(hi, 5)) and c["status"] == "pass"
     assert model_ladder.near_published("mlp", 0.55, 1000, 0.68, 0.05)["status"] == "fail"
 
+
+
+def test_model_ladder_fresh_signals_are_new_draws_of_the_published_generator(tmp_path, monkeypatch):
+    import numpy as np
+
+    from trainwell.data.embedded import mnist1d_arrays
+
+    published = mnist1d_arrays()
+    monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path))
+    x, y = model_ladder.fresh_signals(60)
+    assert x.shape == (60, 1, 40) and x.dtype == torch.float32 and y.shape == (60,)
+    assert set(y.tolist()) <= set(range(10))
+    again, _ = model_ladder.fresh_signals(60)  # from the cache: the same signals
+    assert torch.equal(x, again) and list(tmp_path.glob("mnist1d-fresh-*.npz"))
+    old = np.concatenate([published["x"], published["x_test"]])
+    assert all(np.abs(old - s).sum(axis=1).min() > 1e-3 for s in x[:, 0].double().numpy())  # none of the published
+    assert abs(float(x.std()) - float(published["x_test"].std())) < 0.2 * float(published["x_test"].std())
+
+
+def test_model_ladder_scores_a_model_on_the_fresh_signals():
+    x = torch.randn(50, 1, 40)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(40, 10))
+    t = base.Trained({}, [], model, None, load_config(None, [*base.LAB_SETTINGS, "data.name=mnist1d"]))
+    y = model(x).argmax(dim=1)
+    y[:10] = (y[:10] + 1) % 10
+    assert model_ladder.fresh_correct(t, x, y) == [0] * 10 + [1] * 40
 
 # -- random-labels --------------------------------------------------------------------------------------------------
 def _rl(steps, test_rand=0.10, fit=1.0, draws=4):

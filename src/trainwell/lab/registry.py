@@ -31,7 +31,7 @@ CATALOG = {
     'regularization-strength': Entry('regularization_strength', 10, 45,
         'Regularization strength controls overfitting: validation accuracy vs L2 lambda peaks in the '
         'middle, and too large a lambda underfits (train accuracy falls)'),
-    'model-ladder': Entry('model_ladder', 8, 10,
+    'model-ladder': Entry('model_ladder', 9, 20,
         'On MNIST-1D, logistic regression < MLP < CNN in test accuracy (paired over the test signals), '
         'each within 5 points of the published 32% / 68% / 94%'),
     'random-labels': Entry('random_labels', 10, 25,
