@@ -183,6 +183,17 @@ def test_l1_vs_l2_verdict_pass_fail_inconclusive():
     assert _status(v, "test accuracy") == "fail" and v["status"] == "fail"  # not matched
 
 
+
+def test_l1_vs_l2_compares_each_penalty_at_its_best_validation_strength():
+    arms = {("l1", 3e-4): (0.97, 0.3), ("l1", 1e-3): (0.96, 0.6),
+            ("l2", 3e-3): (0.98, 0.01), ("l2", 1e-2): (0.965, 0.1)}
+    runs = [{"kind": k, "lambda": lam, "draw": d, "val_acc": acc + 0.001 * d, "test_acc": acc, "near_zero": near,
+             "correct": [1] * 300 + [0] * 60} for d in range(3) for (k, lam), (acc, near) in arms.items()]
+    a, b = l1_vs_l2.matched({"runs": runs})
+    assert (a["lambda"], b["lambda"]) == (3e-4, 3e-3)  # not the closest validation accuracies (1e-3, 1e-2)
+    tie = [dict(r, val_acc=0.97) for r in runs]
+    assert [r["lambda"] for r in l1_vs_l2.matched({"runs": tie})] == [3e-4, 3e-3]  # a tie: the smaller lambda
+
 # -- grokking --------------------------------------------------------------------------------------------------------
 def _grok(small_test, large_test, train=30, at_train=0.05, draws=3):
     def arm(test, j):
@@ -223,6 +234,16 @@ def test_deep_relu_init_verdict_pass_fail_inconclusive():
     assert v["status"] == "inconclusive"
 
 
+def test_deep_relu_init_counts_the_extra_shallow_draws():
+    ln10 = math.log(10)
+    res = _drelu(1.2, ln10, 1.0, 1.5, draws=6)
+    for d in res["draws"][3:]:  # draws 3-5 trained only the 22-layer nets
+        del d["he-30"], d["xavier-30"]
+    crit = {c["name"]: c for c in drelu.verdict(res)["evidence"]["criteria"]}
+    assert [c["n"] for name, c in crit.items() if name.startswith("30 layers")] == [3, 3]
+    assert [c["n"] for name, c in crit.items() if name.startswith("22 layers")] == [6, 6]
+
+
 def test_part2_quick_results_keep_json_and_verdict_shape():
     # every criterion is JSON-safe (no infinities) and every verdict is decided from intervals
     for v in (regstr.verdict(_reg_result([0.85] * 5, [0.9] * 5, draws=1)), grokking.verdict(_grok(None, 300)),
@@ -240,7 +261,8 @@ CONTROL_SIZES = {
     "encoder-8-3-8": dict(epochs=150, lr=1.0, draws=3),
     "l1-vs-l2": dict(l1=[1e-3], l2=[3e-3], epochs=10, draws=2),
     "grokking": dict(max_steps=300, draws=2),
-    "deep-relu-init": dict(width=32, epochs=2, val_fraction=0.75, probe_width=128, draws=2, deep=30, shallow=22),
+    "deep-relu-init": dict(width=32, epochs=2, val_fraction=0.75, probe_width=128, draws=2, shallow_draws=2, deep=30,
+                           shallow=22),
 }
 
 
