@@ -26,12 +26,14 @@ NAME = "l1-vs-l2"
 CLAIM = "At matched accuracy, L1 leaves a far larger fraction of weights near zero than L2"
 PAPER = "Tibshirani 1996 (lasso); cs231n Neural Networks Part 2 (regularization)"
 CONTROL = "the L1 arm trained with the L2 penalty at the L2 arm's strengths: L1 made equal to the baseline"
-EXPECTED_S = {"quick": 8, "default": 50}
+EXPECTED_S = {"quick": 5, "default": 20}
 QUICK_DECIDES = False  # one initialization: no interval over draws
 LITERATURE = "Tibshirani 1996 (the lasso, linear regression): L1 sets coefficients exactly to 0 where ridge only " \
              "shrinks them; no fraction for neural nets. cs231n Neural Networks 2: L1 leads the weight vectors " \
              "to become sparse, L2 to diffuse small numbers (no number). Ours: a 64-unit MLP on the digits, SGD, " \
-             "where subgradient L1 leaves weights near 0 rather than exactly 0"
+             "where subgradient L1 leaves weights near 0 rather than exactly 0: at each penalty's best validation " \
+             "strength (L1 3e-4, L2 3e-3 on seeds 0-2) 28-34% vs 0.8-1.3% of the weights below 1e-3, test " \
+             "accuracies equal within 0.3 points"
 
 
 @dataclass

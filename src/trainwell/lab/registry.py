@@ -43,7 +43,7 @@ CATALOG = {
     'xor-direct-connections': Entry('xor_direct', 20, 70,
         'A linear model cannot fit XOR; hidden units can; direct input-output connections make hidden '
         'units learn XOR faster'),
-    'l1-vs-l2': Entry('l1_vs_l2', 8, 50,
+    'l1-vs-l2': Entry('l1_vs_l2', 5, 20,
         'At matched accuracy, L1 leaves a far larger fraction of weights near zero than L2'),
     'adam-l2-vs-adamw': Entry('adam_decay', 8, 30,
         'With Adam, decoupled weight decay (AdamW) generalizes better than coupled L2 when each is at '
