@@ -32,7 +32,7 @@ CLAIM = "A 30-layer plain ReLU net trains with He init and stalls with Xavier (l
         "layers both train, He earlier"
 PAPER = "He, Zhang, Ren & Sun 2015, Delving deep into rectifiers, figures 2-3"
 CONTROL = "He's initialization replaced by Xavier's (the ReLU factor 2 removed): both arms are the same net"
-EXPECTED_S = {"quick": 8, "default": 75}
+EXPECTED_S = {"quick": 8, "default": 100}
 # one initialization, 4 epochs, probe width 128: no interval over draws, and on seed 0 He's 30-layer loss was still
 # above 0.85 ln 10 and its std ratio 0.215 (the [0.3, 3] expectation is for width 256)
 QUICK_DECIDES = False
@@ -49,7 +49,9 @@ class Config:
     deep: int = 30
     shallow: int = 22
     width: int = 64
-    epochs: int = 20  # Xavier's 22-layer net leaves ln 10 after 185-480 steps (seeds 0-2); its 30-layer net never
+    # Xavier's 22-layer net leaves ln 10 after 185-560 of the 720 steps in 16 of 18 draws (seeds 0-2; two draws of
+    # seed 0 not within 720 steps); its 30-layer net never
+    epochs: int = 20
     lr: float = 0.02
     val_fraction: float = 0.1
     probe_width: int = 256
