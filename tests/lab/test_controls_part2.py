@@ -7,7 +7,9 @@ import math
 from dataclasses import replace
 
 import pytest
+import torch
 
+from trainwell.config import load_config
 from trainwell.lab import base, encoder838, grokking, l1_vs_l2, model_ladder, random_labels, registry, runner
 from trainwell.lab import deep_relu_init as drelu
 from trainwell.lab import regularization_strength as regstr
@@ -86,6 +88,32 @@ def test_model_ladder_band_is_the_wilson_interval():
     assert model_ladder.near_published("mlp", 0.55, 1000, 0.68, 0.05)["status"] == "fail"
 
 
+
+def test_model_ladder_fresh_signals_are_new_draws_of_the_published_generator(tmp_path, monkeypatch):
+    import numpy as np
+
+    from trainwell.data.embedded import mnist1d_arrays
+
+    published = mnist1d_arrays()
+    monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path))
+    x, y = model_ladder.fresh_signals(60)
+    assert x.shape == (60, 1, 40) and x.dtype == torch.float32 and y.shape == (60,)
+    assert set(y.tolist()) <= set(range(10))
+    again, _ = model_ladder.fresh_signals(60)  # from the cache: the same signals
+    assert torch.equal(x, again) and list(tmp_path.glob("mnist1d-fresh-*.npz"))
+    old = np.concatenate([published["x"], published["x_test"]])
+    assert all(np.abs(old - s).sum(axis=1).min() > 1e-3 for s in x[:, 0].double().numpy())  # none of the published
+    assert abs(float(x.std()) - float(published["x_test"].std())) < 0.2 * float(published["x_test"].std())
+
+
+def test_model_ladder_scores_a_model_on_the_fresh_signals():
+    x = torch.randn(50, 1, 40)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(40, 10))
+    t = base.Trained({}, [], model, None, load_config(None, [*base.LAB_SETTINGS, "data.name=mnist1d"]))
+    y = model(x).argmax(dim=1)
+    y[:10] = (y[:10] + 1) % 10
+    assert model_ladder.fresh_correct(t, x, y) == [0] * 10 + [1] * 40
+
 # -- random-labels --------------------------------------------------------------------------------------------------
 def _rl(steps, test_rand=0.10, fit=1.0, draws=4):
     out = []
@@ -155,6 +183,17 @@ def test_l1_vs_l2_verdict_pass_fail_inconclusive():
     assert _status(v, "test accuracy") == "fail" and v["status"] == "fail"  # not matched
 
 
+
+def test_l1_vs_l2_compares_each_penalty_at_its_best_validation_strength():
+    arms = {("l1", 3e-4): (0.97, 0.3), ("l1", 1e-3): (0.96, 0.6),
+            ("l2", 3e-3): (0.98, 0.01), ("l2", 1e-2): (0.965, 0.1)}
+    runs = [{"kind": k, "lambda": lam, "draw": d, "val_acc": acc + 0.001 * d, "test_acc": acc, "near_zero": near,
+             "correct": [1] * 300 + [0] * 60} for d in range(3) for (k, lam), (acc, near) in arms.items()]
+    a, b = l1_vs_l2.matched({"runs": runs})
+    assert (a["lambda"], b["lambda"]) == (3e-4, 3e-3)  # not the closest validation accuracies (1e-3, 1e-2)
+    tie = [dict(r, val_acc=0.97) for r in runs]
+    assert [r["lambda"] for r in l1_vs_l2.matched({"runs": tie})] == [3e-4, 3e-3]  # a tie: the smaller lambda
+
 # -- grokking --------------------------------------------------------------------------------------------------------
 def _grok(small_test, large_test, train=30, at_train=0.05, draws=3):
     def arm(test, j):
@@ -195,6 +234,16 @@ def test_deep_relu_init_verdict_pass_fail_inconclusive():
     assert v["status"] == "inconclusive"
 
 
+def test_deep_relu_init_counts_the_extra_shallow_draws():
+    ln10 = math.log(10)
+    res = _drelu(1.2, ln10, 1.0, 1.5, draws=6)
+    for d in res["draws"][3:]:  # draws 3-5 trained only the 22-layer nets
+        del d["he-30"], d["xavier-30"]
+    crit = {c["name"]: c for c in drelu.verdict(res)["evidence"]["criteria"]}
+    assert [c["n"] for name, c in crit.items() if name.startswith("30 layers")] == [3, 3]
+    assert [c["n"] for name, c in crit.items() if name.startswith("22 layers")] == [6, 6]
+
+
 def test_part2_quick_results_keep_json_and_verdict_shape():
     # every criterion is JSON-safe (no infinities) and every verdict is decided from intervals
     for v in (regstr.verdict(_reg_result([0.85] * 5, [0.9] * 5, draws=1)), grokking.verdict(_grok(None, 300)),
@@ -212,7 +261,8 @@ CONTROL_SIZES = {
     "encoder-8-3-8": dict(epochs=150, lr=1.0, draws=3),
     "l1-vs-l2": dict(l1=[1e-3], l2=[3e-3], epochs=10, draws=2),
     "grokking": dict(max_steps=300, draws=2),
-    "deep-relu-init": dict(width=32, epochs=2, val_fraction=0.75, probe_width=128, draws=2, deep=30, shallow=22),
+    "deep-relu-init": dict(width=32, epochs=2, val_fraction=0.75, probe_width=128, draws=2, shallow_draws=2, deep=30,
+                           shallow=22),
 }
 
 

@@ -3,8 +3,10 @@
 The lecture (after cs231n): L2 ``1/2 lambda w^2`` prefers diffuse weights; L1 ``lambda |w|`` shrinks every
 non-zero weight by a constant amount and so drives many to zero (sparsity, input selection; Tibshirani 1996,
 "Regression shrinkage and selection via the lasso"). The same MLP is trained on the digits with each penalty at
-strengths from ``l1`` and ``l2``, over ``draws`` initializations; the (L1 lambda, L2 lambda) pair with the closest
-mean validation accuracy is compared.
+strengths from ``l1`` and ``l2``, over ``draws`` initializations; each penalty is represented by its strength with
+the best mean validation accuracy over the draws (each tuned as a user would tune it; the test set plays no part).
+The validation split has 144 images, so "the closest validation accuracies" would be decided by one or two images;
+whether the two tuned nets are matched in accuracy is the equivalence test below.
 
 Verdict, paired by draw: the fraction of weights with |w| < ``near_zero`` under L1 minus under L2, a 95% t interval
 over the draws, above ``margin`` (20 points: "far larger"); and the matched accuracy an equivalence test: the
@@ -24,12 +26,14 @@ NAME = "l1-vs-l2"
 CLAIM = "At matched accuracy, L1 leaves a far larger fraction of weights near zero than L2"
 PAPER = "Tibshirani 1996 (lasso); cs231n Neural Networks Part 2 (regularization)"
 CONTROL = "the L1 arm trained with the L2 penalty at the L2 arm's strengths: L1 made equal to the baseline"
-EXPECTED_S = {"quick": 8, "default": 50}
+EXPECTED_S = {"quick": 5, "default": 20}
 QUICK_DECIDES = False  # one initialization: no interval over draws
 LITERATURE = "Tibshirani 1996 (the lasso, linear regression): L1 sets coefficients exactly to 0 where ridge only " \
              "shrinks them; no fraction for neural nets. cs231n Neural Networks 2: L1 leads the weight vectors " \
              "to become sparse, L2 to diffuse small numbers (no number). Ours: a 64-unit MLP on the digits, SGD, " \
-             "where subgradient L1 leaves weights near 0 rather than exactly 0"
+             "where subgradient L1 leaves weights near 0 rather than exactly 0: at each penalty's best validation " \
+             "strength (L1 3e-4, L2 3e-3 on seeds 0-2) 28-34% vs 0.8-1.3% of the weights below 1e-3, test " \
+             "accuracies equal within 0.3 points"
 
 
 @dataclass
@@ -42,7 +46,7 @@ class Config:
     near_zero: float = 1e-3
     margin: float = 0.2
     equivalence: float = 0.03
-    draws: int = 3
+    draws: int = 4
     seed: int = 0
     control: bool = False
 
@@ -78,15 +82,14 @@ def _mean(xs) -> float:
 
 
 def matched(result: dict) -> tuple[dict, dict]:
-    """The (L1, L2) runs of draw 0 whose lambdas have the closest mean validation accuracy over the draws."""
+    """The (L1, L2) runs of draw 0 at each penalty's lambda with the best mean validation accuracy over the draws
+    (the smaller lambda on a tie)."""
     def mean_val(kind, lam):
         return _mean([r["val_acc"] for r in result["runs"] if r["kind"] == kind and r["lambda"] == lam])
 
     first = [r for r in result["runs"] if r.get("draw", 0) == 0]
-    l1 = [r for r in first if r["kind"] == "l1"]
-    l2 = [r for r in first if r["kind"] == "l2"]
-    return min(((a, b) for a in l1 for b in l2),
-               key=lambda p: abs(mean_val("l1", p[0]["lambda"]) - mean_val("l2", p[1]["lambda"])))
+    return tuple(max(sorted((r for r in first if r["kind"] == kind), key=lambda r: r["lambda"]),
+                     key=lambda r: mean_val(kind, r["lambda"])) for kind in ("l1", "l2"))
 
 
 def plot(result: dict) -> dict:
@@ -136,6 +139,6 @@ def verdict(result: dict) -> dict:
                 "all_runs": [{k: r[k] for k in ("kind", "lambda", "val_acc", "near_zero")} for r in result["runs"]],
                 "literature": LITERATURE}
     return base.decide(CLAIM, [sparse, match], evidence,
-                       f"at the (L1, L2) lambdas with the closest mean validation accuracy, 95% intervals: the "
+                       f"each penalty at its lambda with the best mean validation accuracy, 95% intervals: the "
                        f"fraction of |w| < {result['near_zero']:g} under L1 - under L2 > {margin:g} (paired t "
                        f"over draws), and the test-accuracy difference inside +-{band:g} (paired over images)")

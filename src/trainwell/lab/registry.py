@@ -31,7 +31,7 @@ CATALOG = {
     'regularization-strength': Entry('regularization_strength', 2, 7,
         'Regularization strength controls overfitting: validation accuracy vs L2 lambda peaks in the '
         'middle, and too large a lambda underfits (train accuracy falls)'),
-    'model-ladder': Entry('model_ladder', 8, 10,
+    'model-ladder': Entry('model_ladder', 9, 20,
         'On MNIST-1D, logistic regression < MLP < CNN in test accuracy (paired over the test signals), '
         'each within 5 points of the published 32% / 68% / 94%'),
     'random-labels': Entry('random_labels', 10, 25,
@@ -43,7 +43,7 @@ CATALOG = {
     'xor-direct-connections': Entry('xor_direct', 20, 70,
         'A linear model cannot fit XOR; hidden units can; direct input-output connections make hidden '
         'units learn XOR faster'),
-    'l1-vs-l2': Entry('l1_vs_l2', 8, 50,
+    'l1-vs-l2': Entry('l1_vs_l2', 5, 20,
         'At matched accuracy, L1 leaves a far larger fraction of weights near zero than L2'),
     'adam-l2-vs-adamw': Entry('adam_decay', 4, 35,
         'With Adam, decoupled weight decay (AdamW) generalizes better (by at least 1 point of test '
@@ -61,7 +61,7 @@ CATALOG = {
     'grokking': Entry('grokking', 8, 50,
         'With small weight decay a network reaches 95% test accuracy on modular addition long after 99% '
         'train accuracy (>= 5x the steps); with large weight decay it generalizes earlier'),
-    'deep-relu-init': Entry('deep_relu_init', 8, 75,
+    'deep-relu-init': Entry('deep_relu_init', 5, 100,
         'A 30-layer plain ReLU net trains with He init and stalls with Xavier (loss stays near ln 10); '
         'at 22 layers both train, He earlier'),
     'init-symmetry-and-scale': Entry('init_symmetry', 3, 6,
@@ -82,7 +82,7 @@ CATALOG = {
         "Of the lecture's four stopping criteria applied to the same run, validation early stopping "
         "(best epoch restored) stops at the best generalization; the pipeline's early stopping restores "
         'that epoch'),
-    'optimizers': Entry('optimizers', 15, 60,
+    'optimizers': Entry('optimizers', 4, 55,
         'Tuned adaptive methods (RMSprop, Adam) are slightly favorable to tuned plain SGD on the same '
         'task, by more than the run-to-run spread; the full ranking is reported with its spread'),
     'lr-diagnosis': Entry('lr_diagnosis', 5, 12,
