@@ -4,10 +4,10 @@
     trainwell lab run --all --control --out OUT          # every control (seed 0), into OUT/NAME/control
     python benchmarks/lab_table.py OUT > table.md
 
-Prints two tables: one row per experiment (its verdict on every seed, the combined status, the control's verdict,
-the wall time and the paper's number from the module's ``LITERATURE``), then one row per criterion (its effect and
-95% interval on every seed, the threshold and the method). An experiment whose summary is missing is listed as
-"not run", never skipped silently.
+Prints two tables: one row per experiment (its claim, its verdict on every seed, the combined status, the
+control's verdict, the wall time and the paper's number from the module's ``LITERATURE``), then one row per
+criterion (its effect and 95% interval on every seed, the threshold and the method). An experiment whose summary
+is missing is listed as "not run", never skipped silently.
 """
 
 from __future__ import annotations
@@ -55,21 +55,25 @@ def _literature(name: str) -> str:
     return text.replace("|", "/").replace("\n", " ")
 
 
+def _claim(name: str) -> str:
+    return registry.CATALOG[name].claim.replace("|", "/")
+
+
 def experiment_rows(out: Path) -> list[str]:
-    lines = ["| experiment | verdict per seed | combined | control | wall (s) | the paper's number |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| experiment | claim | verdict per seed | combined | control | wall (s) | the paper's number |",
+             "|---|---|---|---|---|---|---|"]
     for name in registry.names():
         s = _load(out / name / "summary.json")
         ctrl = _load(out / name / "control" / "summary.json")
         if s is None:
-            lines.append(f"| {name} | not run | - | - | - | - |")
+            lines.append(f"| {name} | {_claim(name)} | not run | - | - | - | - |")
             continue
         per = _per_seed(s)
         statuses = [v.get("status", "error") for _, v in per]
         control = "not run" if ctrl is None else combine([v.get("status", "error") for _, v in _per_seed(ctrl)])
         seeds = ", ".join(f"{st} (seed {k})" for (k, _), st in zip(per, statuses, strict=True))
-        lines.append(f"| {name} | {seeds} | **{combine(statuses)}** | {control} | {_num(s.get('wall_s'))} | "
-                     f"{_literature(name)} |")
+        lines.append(f"| {name} | {_claim(name)} | {seeds} | **{combine(statuses)}** | {control} | "
+                     f"{_num(s.get('wall_s'))} | {_literature(name)} |")
     return lines
 
 
