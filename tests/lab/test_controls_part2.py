@@ -244,6 +244,20 @@ def test_deep_relu_init_counts_the_extra_shallow_draws():
     assert [c["n"] for name, c in crit.items() if name.startswith("22 layers")] == [6, 6]
 
 
+def test_deep_relu_init_reads_a_diverged_net_as_untrained():
+    """A net whose loss became NaN stops early and its final loss is stored as null: the verdict reads it as at
+    chance (it did not train) instead of crashing (a 30-layer He net diverged once in a 30-epoch run)."""
+    ln10 = math.log(10)
+    res = _drelu(1.2, ln10, 1.0, 1.5, draws=6)
+    res["draws"][1]["he-30"]["final_train_loss"] = None
+    res["draws"][2]["xavier-30"]["final_train_loss"] = float("nan")
+    v = drelu.verdict(res)
+    he = next(c for c in v["evidence"]["criteria"] if c["name"].startswith("30 layers: 0.85 ln 10 - He"))
+    assert he["effect"] == pytest.approx((5 * (0.85 * ln10 - 1.2) - 0.15 * ln10 - sum(0.01 * (d - 1) for d in
+                                                                                   (0, 2, 3, 4, 5))) / 6, abs=1e-4)
+    assert v["evidence"]["he, 30 layers"]["final train loss"][1] == round(ln10, 4)
+
+
 def test_part2_quick_results_keep_json_and_verdict_shape():
     # every criterion is JSON-safe (no infinities) and every verdict is decided from intervals
     for v in (regstr.verdict(_reg_result([0.85] * 5, [0.9] * 5, draws=1)), grokking.verdict(_grok(None, 300)),

@@ -134,13 +134,19 @@ def _crossing(r: dict, target: float) -> tuple[int, bool]:
     return (step, True) if step is not None else (r["steps"], False)
 
 
+def _final_loss(value, ln10: float) -> float:
+    """A net's final training loss as the criteria read it: a net that diverged (its loss became NaN or inf, kept
+    as null in the result) did not train, and counts as at chance, ln 10."""
+    return ln10 if value is None or not math.isfinite(value) else value
+
+
 def verdict(result: dict) -> dict:
     ln10, deep, shallow = result["ln10"], result["deep"], result["shallow"]
     draws = [d for d in result["draws"] if f"he-{shallow}" in d]
     n_deep, n, method = sum(f"he-{deep}" in d for d in draws), len(draws), "t over draws"
 
     def losses(name, depth):
-        return [d[f"{name}-{depth}"]["final_train_loss"] for d in draws if f"{name}-{depth}" in d]
+        return [_final_loss(d[f"{name}-{depth}"]["final_train_loss"], ln10) for d in draws if f"{name}-{depth}" in d]
 
     target = 0.9 * ln10
     he_steps = [_crossing(d[f"he-{shallow}"], target) for d in draws]
