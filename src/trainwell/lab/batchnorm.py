@@ -45,7 +45,7 @@ PAPER = "Ioffe & Szegedy 2015; Frankle et al. 2021 (BN only); Li et al. 2019 (dr
 CONTROL = "BatchNorm replaced by the identity (model.norm = none) in every arm; the BN-only arm has nothing to train"
 # default: 265 s wall for 3 seeds at load average ~4.8 on 2 cores (105 s of CPU, a factor ~2.5): ~35 s per seed;
 # quick: 6.7 s per seed at load ~5 (a factor ~2.5): ~3 s
-EXPECTED_S = {"quick": 3, "default": 35}
+EXPECTED_S = {"quick": 3, "default": 22}
 # At quick size (48 units, 3 epochs, 1000 training signals) BN-only and the random subset are both near chance and
 # the speed comparison is decided by 3 epochs of noise: the size cannot show the claim either way.
 QUICK_DECIDES = False

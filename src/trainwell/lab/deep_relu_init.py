@@ -32,7 +32,7 @@ CLAIM = "A 30-layer plain ReLU net trains with He init and stalls with Xavier (l
         "layers both train, He earlier"
 PAPER = "He, Zhang, Ren & Sun 2015, Delving deep into rectifiers, figures 2-3"
 CONTROL = "He's initialization replaced by Xavier's (the ReLU factor 2 removed): both arms are the same net"
-EXPECTED_S = {"quick": 5, "default": 100}
+EXPECTED_S = {"quick": 5, "default": 120}
 # one initialization, 4 epochs, probe width 128: no interval over draws, and on seed 0 He's 30-layer loss was still
 # above 0.85 ln 10 and its std ratio 0.215 (the [0.3, 3] expectation is for width 256)
 QUICK_DECIDES = False

@@ -31,7 +31,7 @@ CLAIM = "With small weight decay a network reaches 95% test accuracy on modular 
         "accuracy (>= 5x the steps); with large weight decay it generalizes earlier"
 PAPER = "Power et al. 2022, Grokking: Generalization beyond overfitting on small algorithmic datasets"
 CONTROL = "the small weight decay made equal to the large one: both arms are the same run"
-EXPECTED_S = {"quick": 8, "default": 50}
+EXPECTED_S = {"quick": 8, "default": 34}
 QUICK_DECIDES = False  # one draw, and 500 steps end before the small decay generalizes
 LITERATURE = "Power et al. 2022, figure 1 (a transformer on modular division, 50% of the pairs): 100% train within" \
              " ~10^3 steps, 100% validation only after ~10^5 (a 100x delay); of the interventions they compare " \

@@ -31,7 +31,7 @@ CLAIM = "The doctor labels loss curves from four learning rates as too high / hi
 PAPER = "cs231n, Neural Networks Part 3 (babysitting the learning process: loss curves by learning rate)"
 CONTROL = "every curve trained at the good rate (0.3) while the expected labels stay too high / high / good / too " \
           "low: the learning rate made equal to the baseline"
-EXPECTED_S = {"quick": 5, "default": 12}
+EXPECTED_S = {"quick": 5, "default": 6}
 THRESHOLD = 0.75  # right on more than 3 curves in 4 (chance: 1 in 4)
 PER_LABEL = 0.5  # each rate's curves: right on more than half
 LITERATURE = "cs231n, Neural Networks Part 3 (babysitting the learning process): a sketch of loss against epoch for " \

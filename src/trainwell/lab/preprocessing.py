@@ -35,7 +35,7 @@ CLAIM = "Centering, normalization, PCA and whitening do what the cs231n figure s
 PAPER = "cs231n, Neural Networks Part 2 (data preprocessing); LeCun et al. 1998, Efficient BackProp, sec. 4.3"
 CONTROL = "every preprocessing step replaced by the identity: the 2-D transforms, MNIST-1D's whitening and every " \
           "training arm's preprocess.kind"
-EXPECTED_S = {"quick": 6, "default": 12}
+EXPECTED_S = {"quick": 6, "default": 6}
 LITERATURE = "cs231n (Neural Networks Part 2) shows the 2-D scatter figure without numbers; LeCun et al. 1998, " \
              "Efficient BackProp, sec. 4.3 and 5.1: non-zero-mean, unequal and correlated inputs make the Hessian " \
              "ill-conditioned and slow gradient descent (their figures are error surfaces and a linear-unit " \

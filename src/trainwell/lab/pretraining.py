@@ -39,7 +39,7 @@ CLAIM = "With few labels, denoising-autoencoder pretraining on unlabelled data g
         "training the same net from scratch"
 PAPER = "Erhan et al. 2010, Why does unsupervised pre-training help deep learning? (JMLR); Vincent et al. 2008"
 CONTROL = "the pretrained arm starts from the scratch run's own init: the pretraining removed"
-EXPECTED_S = {"quick": 2, "default": 80}  # idle core; measured 3-4 s and 171-245 s at load 4-6 on 2 cores
+EXPECTED_S = {"quick": 2, "default": 54}  # idle core; measured 3-4 s and 171-245 s at load 4-6 on 2 cores
 LITERATURE = "Erhan et al. 2010, fig. 2 (MNIST, 50,000 labels, nets of 1-5 layers of 1000 units, many seeds): " \
              "pretrained nets reach lower test error than nets from random init, and the gap grows with depth; " \
              "ours is 29 labels of 8x8 digits and 2 layers, a setting the paper does not measure"
