@@ -196,6 +196,7 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
                       callbacks=[step_losses, Interrupt(), _checkpoint(base, home, keep_best=False), *callbacks],
                       member_callbacks=member_callbacks, seed=[c.train.seed for c in configs],
                       progress=progress if progress is not None else progress_mod.auto(quiet))
+    preflight_s: list[float | None] = [None] * len(runs)  # a resumed population ran its pre-flight before
     if resume:
         ckpt = load_checkpoint(home.last)
         try:
@@ -209,13 +210,13 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
             run.truncate_metrics(ckpt["epoch"], ckpt["members"][runs.index(run)]["history"])
     else:
         home.checkpoints.mkdir(parents=True, exist_ok=True)
-        for run, c, prep in zip(runs, configs, preps, strict=True):
-            _start_run(run, c, prep)
+        preflight_s = [_start_run(run, c, prep) for run, c, prep in zip(runs, configs, preps, strict=True)]
     fit_tic = time.perf_counter()
     _train(trainer, (splits.train[0], torch.stack([p.splits.train[1] for p in preps])), splits.val, home)
     fit_s = time.perf_counter() - fit_tic
     wall = time.perf_counter() - tic
-    extra = [{"population": {"member": m, "size": size, "skipped_checks": skipped},
+    extra = [{**({"preflight_s": preflight_s[m]} if preflight_s[m] else {}),
+              "population": {"member": m, "size": size, "skipped_checks": skipped},
               **({"lr_find": found_lrs[m]} if found_lrs[m] is not None else {})} for m in range(size)]
     results = _write_members(trainer, preps, runs, step_losses, extra, wall=wall / size, fit_s=fit_s / size)
     return PopulationResult(members=results, skipped=skipped, wall_s=time.perf_counter() - tic)
