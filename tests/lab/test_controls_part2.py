@@ -275,8 +275,8 @@ CONTROL_SIZES = {
     "encoder-8-3-8": dict(epochs=150, lr=1.0, draws=3),
     "l1-vs-l2": dict(l1=[1e-3], l2=[3e-3], epochs=10, draws=2),
     "grokking": dict(max_steps=300, draws=2),
-    "deep-relu-init": dict(width=32, epochs=2, val_fraction=0.75, probe_width=128, draws=2, shallow_draws=2, deep=30,
-                           shallow=22),
+    "deep-relu-init": dict(width=32, epochs=2, shallow_epochs=2, val_fraction=0.75, probe_width=128, draws=2,
+                           shallow_draws=2, deep=30, shallow=22),
 }
 
 
