@@ -322,7 +322,7 @@ def _run_lab_parallel(names: list[str], out: Path, quick: bool, seeds: int, resu
         from trainwell.lab import parallel
 
         size = "quick" if quick else "default"
-        order = sorted(range(len(calls)), key=lambda k: -registry.CATALOG[calls[k][0]]._asdict()[f"{size}_s"])
+        order = sorted(range(len(calls)), key=lambda k: -getattr(registry.CATALOG[calls[k][0]], f"{size}_s"))
         if log is not None:
             log(f"{len(calls)} experiment(s) in {min(jobs, max(1, len(calls)))} worker processes, "
                 f"{parallel.worker_threads(jobs)} torch thread(s) each, longest first")
