@@ -178,7 +178,7 @@ def test_members_and_fit_share_the_summary_writer_and_keys(workdir):
     (["regularize.l2=0.01"], ["optim.lr=0.1,0.2"], "penalties"),
     (["regularize.max_norm=3.0"], ["optim.lr=0.1,0.2"], "penalties and constraints"),
     (["augment.input_noise=0.1"], ["optim.lr=0.1,0.2"], "augmentation"),
-    (["optim.name=rmsprop"], ["optim.lr=0.1,0.2"], "rmsprop"),
+    (["optim.name=adagrad"], ["optim.lr=0.1,0.2"], "adagrad"),
     (["train.trainable=norm", "model.norm=layer"], ["optim.lr=0.1,0.2"], "trainable"),
     (["train.loss=mse"], ["optim.lr=0.1,0.2"], "train.loss"),
 ])

@@ -22,6 +22,9 @@ BASE = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp"
     pytest.param(["optim.name=momentum", "optim.nesterov=true", "optim.schedule=step", "optim.step_size=1"],
                  marks=pytest.mark.slow),
     pytest.param(["optim.name=sgd", "optim.lr=0.1", "optim.schedule=cosine"], marks=pytest.mark.slow),
+    ["optim.name=rmsprop", "optim.rmsprop_momentum=0.9", "optim.weight_decay=0.01"],
+    pytest.param(["optim.name=rmsprop", "optim.schedule=onecycle", "optim.weight_decay=0.01",
+                  "optim.decay=decoupled"], marks=pytest.mark.slow),
     pytest.param(["optim.weight_decay=0.01", "optim.decay=decoupled"], marks=pytest.mark.slow),
     pytest.param(["optim.weight_decay=0.01", "optim.decay=coupled", "model.activation=tanh"], marks=pytest.mark.slow),
 ])
@@ -52,11 +55,15 @@ def test_population_optimizer_matches_torch_per_member():
     torch.manual_seed(0)
     w = torch.randn(3, 4, 5)
     grads = [torch.randn(3, 4, 5) for _ in range(4)]
-    for name, cls, kw in (("adam", torch.optim.Adam, {}), ("momentum", torch.optim.SGD, {"momentum": 0.9}),
-                          ("sgd", torch.optim.SGD, {})):
+    for name, cls, kw, own in (("adam", torch.optim.Adam, {}, {}),
+                               ("momentum", torch.optim.SGD, {"momentum": 0.9}, {}),
+                               ("sgd", torch.optim.SGD, {}, {}),
+                               ("rmsprop", torch.optim.RMSprop, {"alpha": 0.9}, {"alpha": 0.9}),
+                               ("rmsprop", torch.optim.RMSprop, {"momentum": 0.8},
+                                {"rmsprop_momentum": 0.8})):
         lrs = torch.tensor([0.1, 0.01, 0.001])
         p = w.clone().requires_grad_(True)
-        opt = PopulationOptimizer({"w": p}, name, lrs, torch.full((3,), 0.05))
+        opt = PopulationOptimizer({"w": p}, name, lrs, torch.full((3,), 0.05), **own)
         refs = [w[m].clone().requires_grad_(True) for m in range(3)]
         ref_opts = [cls([refs[m]], lr=float(lrs[m]), weight_decay=0.05, **kw) for m in range(3)]
         for g in grads:
@@ -66,7 +73,7 @@ def test_population_optimizer_matches_torch_per_member():
                 refs[m].grad = g[m].clone()
                 ref_opts[m].step()
         for m in range(3):
-            assert torch.allclose(p[m], refs[m], atol=1e-6), name
+            assert torch.allclose(p[m], refs[m], atol=1e-6), (name, kw)
 
 
 def test_embed_state_and_zero_units_stay_zero():

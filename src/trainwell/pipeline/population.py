@@ -255,6 +255,7 @@ def _build(configs: list[Config]) -> tuple[Splits, list[Prepared], PopulationLea
     learner = PopulationLearner(wide, states, optimizer=o.name, lrs=[c.optim.lr for c in configs],
                                 weight_decays=[c.optim.weight_decay for c in configs], decay=o.decay,
                                 momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps,
+                                alpha=o.alpha, rmsprop_momentum=o.rmsprop_momentum,
                                 loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
                                 epochs=base.train.epochs, steps_per_epoch=spe, device=device,
                                 shared_input=_one_data_order(configs, device))

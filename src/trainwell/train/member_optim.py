@@ -1,6 +1,7 @@
 """Per-member optimization for a population: the optimizers' update rules and each member's learning-rate schedule.
 
-The optimizers (SGD, momentum, Adam; coupled or decoupled weight decay on weights only) are written out with
+The optimizers (SGD, momentum, RMSprop with or without momentum, Adam; coupled or decoupled weight decay on weights
+only) are written out with
 per-member tensors and follow torch's update formulas. Each member's learning-rate schedule is the torch scheduler
 a separate fit would build, run on a one-parameter stand-in optimizer with the member's own base rate (so cosine
 with ``min_lr``, one-cycle's momentum cycling, step and plateau schedules match a separate fit). A frozen member
@@ -19,7 +20,8 @@ from trainwell.optim import Schedule, population_optimizers
 
 
 class PopulationOptimizer:
-    """SGD / momentum (heavy-ball or Nesterov) / Adam over stacked parameters with per-member learning rates,
+    """SGD / momentum (heavy-ball or Nesterov) / RMSprop (Tieleman & Hinton 2012; optionally with momentum, torch's
+    non-centred form) / Adam over stacked parameters with per-member learning rates,
     momenta and weight decays (torch's update formulas; decay on weights only, as
     :func:`trainwell.optim.param_groups`). Members with ``active[m] = False`` are not touched at all.
 
@@ -30,7 +32,8 @@ class PopulationOptimizer:
     def __init__(self, params: dict[str, torch.Tensor], name: str, lrs: torch.Tensor, weight_decays: torch.Tensor,
                  decay: str = "coupled", momentum: float = 0.9, nesterov: bool = False,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 decay_masks: dict[str, torch.Tensor] | None = None):
+                 decay_masks: dict[str, torch.Tensor] | None = None, alpha: float = 0.99,
+                 rmsprop_momentum: float = 0.0):
         if name not in population_optimizers():
             raise ValueError(f"population optimizer {name!r} is not supported: use one of "
                              f"{', '.join(population_optimizers())}")
@@ -39,6 +42,7 @@ class PopulationOptimizer:
         self.lrs, self.wds = lrs, weight_decays
         self.any_decay = bool((weight_decays != 0).any())  # no member decays: the decay terms are skipped
         self.momentum, self.nesterov, self.betas, self.eps = momentum, nesterov, tuple(betas), eps
+        self.alpha, self.rmsprop_momentum = alpha, rmsprop_momentum
         self.state: dict[str, dict] = {k: {} for k in params}
         self.t = torch.zeros_like(lrs, dtype=torch.float64)  # steps per member (Adam's bias correction, in double
         # precision as torch computes it: 1 - 0.999**t in float32 would be off by ~1e-5)
@@ -56,7 +60,7 @@ class PopulationOptimizer:
     @torch.no_grad()
     def step(self, lrs: torch.Tensor | None = None, momenta: torch.Tensor | None = None) -> None:
         """One update at learning rates ``lrs`` (default: the base rates); ``momenta`` (M,) overrides beta1 (Adam)
-        or the momentum (SGD) per member for this step, as one-cycle schedules do."""
+        or the momentum (SGD, RMSprop) per member for this step, as one-cycle schedules do."""
         lrs = self.lrs if lrs is None else lrs
         masked = not self.all_active
         self.t += self.active.to(self.t.dtype)
@@ -98,6 +102,8 @@ class PopulationOptimizer:
                 if masked:
                     m, v = torch.where(act, m, st["m"]), torch.where(act, v, st["v"])
                 st["m"], st["v"] = m, v
+            elif self.name == "rmsprop":
+                new_p = self._rmsprop(new_p, g, lr, st, momenta, act if masked else None)
             else:
                 if self.name == "momentum" or momenta is not None:  # one-cycle gives plain SGD a momentum too
                     mu = self._b(momenta, p).to(p.dtype) if momenta is not None else self.momentum
@@ -109,6 +115,24 @@ class PopulationOptimizer:
                 new_p = new_p - lr * g
             p.copy_(torch.where(act, new_p, p) if masked else new_p)
             p.grad = None
+
+    def _rmsprop(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
+                 momenta: torch.Tensor | None, act: torch.Tensor | None) -> torch.Tensor:
+        """RMSprop's update as torch writes it: v <- alpha v + (1 - alpha) g^2; with momentum mu,
+        b <- mu b + g / (sqrt(v) + eps) and p <- p - lr b, else p <- p - lr g / (sqrt(v) + eps)."""
+        if not st:
+            st["v"] = torch.zeros_like(p)
+        v = st["v"] * self.alpha + (1 - self.alpha) * g * g
+        step = g / v.sqrt().add_(self.eps)
+        if momenta is not None or self.rmsprop_momentum > 0:
+            mu = self._b(momenta, p).to(p.dtype) if momenta is not None else self.rmsprop_momentum
+            buf = st["buf"] * mu + step if "buf" in st else step
+            if act is not None:
+                buf = torch.where(act, buf, st.get("buf", torch.zeros_like(p)))
+            st["buf"] = buf
+            step = buf
+        st["v"] = torch.where(act, v, st["v"]) if act is not None else v
+        return p - lr * step
 
     def _adam_in_place(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
                        momenta: torch.Tensor | None) -> None:
@@ -185,6 +209,8 @@ class MemberSchedules:
         p = [torch.zeros(1, requires_grad=True)]
         if optimizer == "adam":
             return torch.optim.Adam(p, lr=lr, betas=tuple(betas))
+        if optimizer == "rmsprop":
+            return torch.optim.RMSprop(p, lr=lr, momentum=momentum)
         return torch.optim.SGD(p, lr=lr, momentum=momentum if optimizer == "momentum" else 0.0)
 
     @staticmethod

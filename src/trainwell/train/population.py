@@ -84,7 +84,8 @@ class PopulationLearner:
     Args:
         model: the (widest) architecture; must have no BatchNorm (its running statistics cannot be vmapped).
         states: one state dict per member (see :func:`embed_state` for narrower MLPs).
-        optimizer: "sgd", "momentum" or "adam", with per-member ``lrs`` and ``weight_decays``.
+        optimizer: "sgd", "momentum", "rmsprop" or "adam", with per-member ``lrs`` and ``weight_decays``
+            (``alpha`` and ``rmsprop_momentum`` are RMSprop's, as in :func:`trainwell.optim.build_optimizer`).
         schedule: ``schedule(optimizer) -> Schedule``, the same builder a separate fit uses (None: constant LR);
             ``epochs`` and ``steps_per_epoch`` size its tables.
         loss_fn: a loss name or callable ``(outputs, targets) -> scalar`` (vmapped over members).
@@ -107,7 +108,8 @@ class PopulationLearner:
 
     def __init__(self, model: nn.Module, states: list[dict], *, optimizer: str, lrs: list[float],
                  weight_decays: list[float], decay: str = "coupled", momentum: float = 0.9, nesterov: bool = False,
-                 betas=(0.9, 0.999), eps: float = 1e-8, loss_fn: str | Callable = "cross_entropy",
+                 betas=(0.9, 0.999), eps: float = 1e-8, alpha: float = 0.99, rmsprop_momentum: float = 0.0,
+                 loss_fn: str | Callable = "cross_entropy",
                  schedule: Callable[[torch.optim.Optimizer], Schedule] | None = None, epochs: int = 1,
                  steps_per_epoch: int = 1, device: str | torch.device = "cpu", shared_input: bool | None = None,
                  layout: str = "auto"):
@@ -146,8 +148,10 @@ class PopulationLearner:
         lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)
         wd_t = torch.tensor(weight_decays, dtype=torch.float32, device=self.device)
         self.optimizer = PopulationOptimizer(self.leaves, optimizer, lr_t, wd_t, decay, momentum, nesterov,
-                                             tuple(betas), eps)  # weights ((M, out, in, ...)) decay, biases not
-        self.schedules = MemberSchedules(schedule, list(lrs), optimizer, momentum, betas, epochs=epochs,
+                                             tuple(betas), eps, alpha=alpha, rmsprop_momentum=rmsprop_momentum)
+        # (weights ((M, out, in, ...)) decay, biases not)
+        self.schedules = MemberSchedules(schedule, list(lrs), optimizer,
+                                         rmsprop_momentum if optimizer == "rmsprop" else momentum, betas, epochs=epochs,
                                          steps_per_epoch=steps_per_epoch, device=self.device)
         self.steps = 0  # optimizer steps taken by the population (the schedules' position)
         self.rows = torch.arange(self.size, device=self.device).unsqueeze(1)
