@@ -71,7 +71,8 @@ def _momentum(o: dict):
     return torch.optim.SGD, {"momentum": o["momentum"], "nesterov": o["nesterov"]}
 
 
-@register_optimizer("rmsprop", population=True, description="RMSprop (Tieleman & Hinton 2012), optionally with momentum")
+@register_optimizer("rmsprop", population=True,
+                    description="RMSprop (Tieleman & Hinton 2012), optionally with momentum")
 def _rmsprop(o: dict):
     return torch.optim.RMSprop, {"alpha": o["alpha"], "eps": o["eps"], "momentum": o["rmsprop_momentum"]}
 

@@ -113,7 +113,8 @@ def _learner(cfgs: list[Config], splits):
                                 optimizer=o.name, lrs=[c.optim.lr for c in cfgs],
                                 weight_decays=[c.optim.weight_decay for c in cfgs], decay=o.decay,
                                 momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps, alpha=o.alpha,
-                                rmsprop_momentum=o.rmsprop_momentum, loss_fn=c0.train.loss, epochs=c0.train.epochs, steps_per_epoch=-(-n // bs),
+                                rmsprop_momentum=o.rmsprop_momentum, loss_fn=c0.train.loss, epochs=c0.train.epochs,
+                                steps_per_epoch=-(-n // bs),
                                 shared_input=False)
     return learner, models
 
