@@ -10,7 +10,17 @@ import pytest
 import torch
 
 from trainwell.config import load_config
-from trainwell.lab import base, encoder838, grokking, l1_vs_l2, model_ladder, random_labels, registry, runner
+from trainwell.lab import (
+    base,
+    encoder838,
+    fresh_signals,
+    grokking,
+    l1_vs_l2,
+    model_ladder,
+    random_labels,
+    registry,
+    runner,
+)
 from trainwell.lab import deep_relu_init as drelu
 from trainwell.lab import regularization_strength as regstr
 
@@ -96,10 +106,10 @@ def test_model_ladder_fresh_signals_are_new_draws_of_the_published_generator(tmp
 
     published = mnist1d_arrays()
     monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path))
-    x, y = model_ladder.fresh_signals(60)
+    x, y = fresh_signals.fresh_signals(60)
     assert x.shape == (60, 1, 40) and x.dtype == torch.float32 and y.shape == (60,)
     assert set(y.tolist()) <= set(range(10))
-    again, _ = model_ladder.fresh_signals(60)  # from the cache: the same signals
+    again, _ = fresh_signals.fresh_signals(60)  # from the cache: the same signals
     assert torch.equal(x, again) and list(tmp_path.glob("mnist1d-fresh-*.npz"))
     old = np.concatenate([published["x"], published["x_test"]])
     assert all(np.abs(old - s).sum(axis=1).min() > 1e-3 for s in x[:, 0].double().numpy())  # none of the published
@@ -112,7 +122,7 @@ def test_model_ladder_scores_a_model_on_the_fresh_signals():
     t = base.Trained({}, [], model, None, load_config(None, [*base.LAB_SETTINGS, "data.name=mnist1d"]))
     y = model(x).argmax(dim=1)
     y[:10] = (y[:10] + 1) % 10
-    assert model_ladder.fresh_correct(t, x, y) == [0] * 10 + [1] * 40
+    assert fresh_signals.fresh_correct(t, x, y) == [0] * 10 + [1] * 40
 
 # -- random-labels --------------------------------------------------------------------------------------------------
 def _rl(steps, test_rand=0.10, fit=1.0, draws=4):
