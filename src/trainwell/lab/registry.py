@@ -82,7 +82,7 @@ CATALOG = {
         "Of the lecture's four stopping criteria applied to the same run, validation early stopping "
         "(best epoch restored) stops at the best generalization; the pipeline's early stopping restores "
         'that epoch'),
-    'optimizers': Entry('optimizers', 4, 58,
+    'optimizers': Entry('optimizers', 6, 55,
         'Tuned adaptive methods (RMSprop, Adam) are slightly favorable to tuned plain SGD on the same '
         'task, by more than the run-to-run spread; the full ranking is reported with its spread'),
     'lr-diagnosis': Entry('lr_diagnosis', 5, 6,
