@@ -4,7 +4,8 @@ settings allow, one model after another when they do not, and tabulate the resul
 Both modes go through :mod:`trainwell.pipeline` (:func:`~trainwell.pipeline.fit_population` or
 :func:`~trainwell.pipeline.fit`), so every member gets a fit's run directory (``member-<i>/``), the same stopping
 criteria, guards, metrics and summary. Population keys: ``train.seed``, ``optim.lr``, ``optim.weight_decay``,
-``model.hidden`` (MLP widths), ``data.label_noise`` and ``data.corrupt_seed``. Any other grid key, BatchNorm,
+``model.hidden`` (MLP widths), ``data.label_noise``, ``data.corrupt_seed`` and the ``init.*`` settings (each
+member starts from its own initialization). Any other grid key, BatchNorm,
 dropout-style noise, Adagrad, penalties, augmentation (see :func:`~trainwell.pipeline.population_blocker`) fall
 back to sequential ``fit`` runs, and the sweep's summary says why. ``resume=True`` continues an interrupted sweep
 in its folder (the population from its checkpoint; sequential members from theirs). ``backend="ray"`` runs the

@@ -211,3 +211,20 @@ def test_an_older_flat_population_checkpoint_is_refused_in_one_line_and_left_as_
         opt.load_state_dict(saved)
     assert saved["state"].keys() == before.keys() and opt.state == {"0.weight": {}, "0.bias": {}}
     opt.load_state_dict(opt.state_dict())  # its own state still loads
+
+
+def test_a_sweep_over_init_schemes_trains_as_one_population_equal_to_separate_fits(workdir):
+    cfg = load_config(None, BASE + ["optim.name=momentum", "optim.lr=0.05"])
+    grid = parse_grid(["init.scheme=he_normal,xavier_normal,small_normal", "init.bias=0.0,0.01"])
+    assert population_blocker(cfg, grid, 1) is None
+    res = sweep(cfg, grid, seeds=1, out="sw")
+    assert res.mode == "population" and len(res.rows) == 6
+    lines = read_jsonl(workdir / "sw" / "metrics.jsonl")
+    for m, (_, member_cfg) in enumerate(combinations(cfg, grid, 1)):
+        ref = read_jsonl(fit(member_cfg, out=f"ref{m}", quiet=True).run_dir / "metrics.jsonl")
+        mine = [r for r in lines if r["member"] == m]
+        assert [a["train_loss"] for a in ref] == pytest.approx([b["train_loss"] for b in mine], abs=1e-5)
+        assert [a["val_loss"] for a in ref] == pytest.approx([b["val_loss"] for b in mine], abs=1e-5)
+    # the members really start apart: small_normal's first-epoch loss is not He's
+    first = [r["train_loss"] for r in lines if r["epoch"] == 0]
+    assert len({round(v, 4) for v in first}) > 2

@@ -44,8 +44,10 @@ from trainwell.train.interrupt import Interrupt
 from trainwell.train.population import PopulationLearner, embed_state, narrow_state
 from trainwell.train.trainer import Trainer
 
+# what members of one population may differ in: each member is built and initialized from its own config (so any
+# init.* setting is only its starting weights), then trained with its own seed, rate, decay, width and labels
 POPULATION_KEYS = ("train.seed", "optim.lr", "optim.weight_decay", "model.hidden", "data.label_noise",
-                   "data.corrupt_seed")
+                   "data.corrupt_seed", "init.scheme", "init.bias", "init.mode", "init.std", "init.output_layer")
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
