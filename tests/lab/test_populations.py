@@ -23,13 +23,33 @@ def test_groups_follow_what_a_population_member_may_differ_in():
     assert groups(cfgs) == [[0, 1], [2, 3], [4], [5], [6]]
 
 
+def test_init_schemes_share_a_population_and_depths_do_not():
+    he, xavier = "init.scheme=he_normal", "init.scheme=xavier_normal"
+    cfgs = [_cfg("model.hidden=[3, 3]", he), _cfg("model.hidden=[3, 3]", xavier), _cfg("model.hidden=[3]", he),
+            _cfg("model.hidden=[6]", xavier)]
+    assert groups(cfgs) == [[0, 1], [2, 3]]
+
+
+def test_train_many_returns_every_step_loss_on_both_paths(tmp_path):
+    runs = [([*spirals_overrides(20, 0.5, 0, 2, 0.03), "model.hidden=[4]", f"init.scheme={s}"], s)
+            for s in ("he_normal", "xavier_normal")]
+    pop = populations.train_many(runs, tmp_path / "pop", step_losses=True)
+    with populations.sequential_training():
+        seq = populations.train_many(runs, tmp_path / "seq", step_losses=True)
+    for a, b in zip(pop, seq, strict=True):
+        assert len(a.step_losses) == a.summary["steps"] == b.summary["steps"]
+        assert a.step_losses == pytest.approx(b.step_losses, abs=1e-5)
+    assert pop[0].step_losses[0] != pytest.approx(pop[1].step_losses[0], abs=1e-4)  # two inits, two curves
+
+
 def test_train_many_refuses_duplicate_names():
     with pytest.raises(ValueError, match="unique"):
         populations.train_many([(["model.hidden=[3]"], "a"), (["model.hidden=[6]"], "a")], None)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["adam-l2-vs-adamw"])  # capacity and its kin: tests/lab/test_train_members.py
+# capacity and its kin: tests/lab/test_train_members.py
+@pytest.mark.parametrize("name", ["adam-l2-vs-adamw", "deep-relu-init"])
 def test_population_verdicts_equal_sequential_verdicts(name):
     from trainwell.lab.registry import experiments
 

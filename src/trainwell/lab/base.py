@@ -242,6 +242,7 @@ class Trained:
     model: torch.nn.Module
     run_dir: Path
     cfg: object = None  # the resolved Config it was trained with
+    step_losses: list[float] | None = None  # the training loss of every step, where asked for
 
     @property
     def final(self) -> dict:

@@ -25,6 +25,7 @@ from pathlib import Path
 from trainwell.config import Config, load_config
 from trainwell.lab import base
 from trainwell.rundir import read_jsonl
+from trainwell.train.callbacks import StepLosses
 
 _sequential = False
 
@@ -45,7 +46,8 @@ def _group_key(cfg: Config) -> str:
     from trainwell.pipeline.population import _flatten
 
     flat = _flatten(cfg.to_dict())
-    return repr(sorted((k, repr(v)) for k, v in flat.items() if k not in POPULATION_KEYS and k != "name"))
+    depth = len(cfg.model.hidden)  # widths may differ within a population, the number of layers may not
+    return repr([depth, *sorted((k, repr(v)) for k, v in flat.items() if k not in POPULATION_KEYS and k != "name")])
 
 
 def groups(configs: Sequence[Config]) -> list[list[int]]:
@@ -73,23 +75,35 @@ def _log(name: str, trained: base.Trained, wall: float) -> None:
     base._member_log(f"    {name}: {trained.summary['epochs']} epochs, {acc} ({wall:.1f} s)")
 
 
-def _population(cfgs: list[Config], names: list[str], root: Path) -> list[base.Trained]:
+def _population(cfgs: list[Config], names: list[str], root: Path, step_losses: bool) -> list[base.Trained]:
     from trainwell.pipeline import fit_population
 
-    res = fit_population(cfgs, out=root / f"population-{names[0]}", member_dirs=[root / n for n in names])
+    steps = StepLosses()
+    res = fit_population(cfgs, out=root / f"population-{names[0]}", member_dirs=[root / n for n in names],
+                         callbacks=[steps] if step_losses else ())
     out = []
-    for c, n, r in zip(cfgs, names, res.members, strict=True):
-        t = base.Trained(r.summary, read_jsonl(r.run_dir / "metrics.jsonl"), r.model, r.run_dir, c)
+    for m, (c, n, r) in enumerate(zip(cfgs, names, res.members, strict=True)):
+        t = base.Trained(r.summary, read_jsonl(r.run_dir / "metrics.jsonl"), r.model, r.run_dir, c,
+                         steps.member(m, r.summary["steps"]) if step_losses else None)
         _log(n, t, res.wall_s / len(cfgs))
         out.append(t)
     return out
 
 
-def train_many(runs: Sequence[tuple[list[str], str]], workdir: str | Path | None) -> list[base.Trained]:
+def _alone(overrides: list[str], root: Path, name: str, step_losses: bool) -> base.Trained:
+    steps = StepLosses()
+    t = base.train(overrides, root, name, callbacks=[steps] if step_losses else ())
+    if step_losses:
+        t.step_losses = list(steps.losses)
+    return t
+
+
+def train_many(runs: Sequence[tuple[list[str], str]], workdir: str | Path | None,
+               step_losses: bool = False) -> list[base.Trained]:
     """Train every ``(overrides, name)`` of ``runs`` (each the config ``LAB_SETTINGS + overrides``, as
     :func:`~trainwell.lab.base.train` builds it) into ``workdir/<name>``; populations where the configs allow
     (see the module docstring), ``fit`` otherwise. Returns one :class:`~trainwell.lab.base.Trained` per run, in
-    order."""
+    order; with ``step_losses``, each carries its training loss at every step."""
     names = [n for _, n in runs]
     if len(set(names)) != len(names):
         raise ValueError(f"train_many: run names must be unique (each is a run directory); got {names}")
@@ -102,9 +116,9 @@ def train_many(runs: Sequence[tuple[list[str], str]], workdir: str | Path | None
         for part in parts:
             if len(part) == 1:
                 i = part[0]
-                done[i] = base.train(runs[i][0], root, names[i])
+                done[i] = _alone(runs[i][0], root, names[i], step_losses)
             else:
-                for i, t in zip(part, _population([cfgs[i] for i in part], [names[i] for i in part], root),
-                                strict=True):
+                for i, t in zip(part, _population([cfgs[i] for i in part], [names[i] for i in part], root,
+                                                  step_losses), strict=True):
                     done[i] = t
         return [done[i] for i in range(len(runs))]

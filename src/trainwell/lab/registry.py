@@ -61,7 +61,7 @@ CATALOG = {
     'grokking': Entry('grokking', 8, 34,
         'With small weight decay a network reaches 95% test accuracy on modular addition long after 99% '
         'train accuracy (>= 5x the steps); with large weight decay it generalizes earlier'),
-    'deep-relu-init': Entry('deep_relu_init', 5, 139,
+    'deep-relu-init': Entry('deep_relu_init', 3, 85,
         'A 30-layer plain ReLU net trains with He init and stalls with Xavier (loss stays near ln 10); '
         'at 22 layers both train, He earlier'),
     'init-symmetry-and-scale': Entry('init_symmetry', 3, 4,
