@@ -85,7 +85,7 @@ def profile(members: int, hidden: str, device: str, steps: int = 20, shared: boo
     from torch.profiler import profile as torch_profile
 
     from trainwell.nn.models import build_model
-    from trainwell.pipeline import _steps_per_epoch, load_data  # noqa: F401  (data as the pipeline loads it)
+    from trainwell.pipeline import load_data  # data as the pipeline loads it
     from trainwell.train.population import PopulationLearner
 
     cfg = _configs(1, 1, hidden, device)[0]

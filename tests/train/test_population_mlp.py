@@ -134,3 +134,27 @@ def test_gpu_branch_trusts_the_promise_after_the_first_step_and_the_pipeline_pro
     assert _one_data_order(one, torch.device("cuda")) is True
     assert _one_data_order(one, torch.device("cpu")) is None
     assert _one_data_order(two, torch.device("cuda")) is False
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")  # torch's vmap of multi_margin_loss
+@pytest.mark.parametrize("layout", ["batch-major", "feature-major", "strided"])
+@pytest.mark.parametrize("shared_labels", [False, True])
+def test_member_losses_equal_each_members_own_cross_entropy(layout, shared_labels):
+    import torch.nn.functional as F
+    from torch import nn
+
+    from trainwell.train.population import PopulationLearner
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(5, 3))
+    learner = PopulationLearner(net, [net.state_dict()] * 4, optimizer="sgd", lrs=[0.1] * 4, weight_decays=[0.0] * 4)
+    base = torch.randn(4, 7, 3) if layout == "batch-major" else torch.randn(4, 3, 7).transpose(1, 2)
+    out = base if layout != "strided" else torch.randn(4, 14, 3)[:, ::2]  # neither layout: the vmapped path
+    y = torch.randint(0, 3, (7,) if shared_labels else (4, 7))
+    got = learner.member_losses(out, y)
+    want = torch.stack([F.cross_entropy(out[m], y if shared_labels else y[m]) for m in range(4)])
+    torch.testing.assert_close(got, want)
+    hinge = PopulationLearner(net, [net.state_dict()] * 4, optimizer="sgd", lrs=[0.1] * 4, weight_decays=[0.0] * 4,
+                              loss_fn="hinge")
+    want = torch.stack([F.multi_margin_loss(out[m], y if shared_labels else y[m]) for m in range(4)])
+    torch.testing.assert_close(hinge.member_losses(out, y), want)
