@@ -2,6 +2,7 @@
 must equal the per-member path's (and, through the sweep, separate fits)."""
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -136,7 +137,6 @@ def test_gpu_branch_trusts_the_promise_after_the_first_step_and_the_pipeline_pro
     assert _one_data_order(two, torch.device("cuda")) is False
 
 
-@pytest.mark.filterwarnings("ignore:There is a performance drop")  # torch's vmap of multi_margin_loss
 @pytest.mark.parametrize("layout", ["batch-major", "feature-major", "strided"])
 @pytest.mark.parametrize("shared_labels", [False, True])
 def test_member_losses_equal_each_members_own_cross_entropy(layout, shared_labels):
@@ -157,4 +157,6 @@ def test_member_losses_equal_each_members_own_cross_entropy(layout, shared_label
     hinge = PopulationLearner(net, [net.state_dict()] * 4, optimizer="sgd", lrs=[0.1] * 4, weight_decays=[0.0] * 4,
                               loss_fn="hinge")
     want = torch.stack([F.multi_margin_loss(out[m], y if shared_labels else y[m]) for m in range(4)])
-    torch.testing.assert_close(hinge.member_losses(out, y), want)
+    with warnings.catch_warnings():  # torch's vmap has no batching rule for multi_margin_loss: a warning, not an error
+        warnings.simplefilter("ignore", UserWarning)
+        torch.testing.assert_close(hinge.member_losses(out, y), want)

@@ -50,9 +50,10 @@ LITERATURE = "Schaul, Antonoglou & Silver 2014 (unit tests, figs. 4-5): no optim
              "function, the adaptive ones are robust to their rate; Wilson et al. 2017 (The marginal value of " \
              "adaptive methods): tuned SGD generalizes as well or better than Adam. Neither gives an MNIST-1D " \
              "number. Ours (seeds 0-2, 48 comparison seeds each, 11000 held-out signals): tuned SGD (rate 1.0) " \
-             "62.2-62.4%, the best adaptive method by validation (Adam, RMSprop, RMSprop) 61.1-62.7%, differences " \
-             "-1.1 to +0.5 points against a run-to-run spread of 1.6-2.0 points: as Wilson et al., no advantage " \
-             "once SGD is tuned; SGD's spread over seeds (2.1-2.7 points) is twice the adaptive methods' (0.9-1.4)"
+             "61.8-62.8%, the best adaptive method by validation (Adam, RMSprop, RMSprop) 61.2-62.7%, differences " \
+             "-0.6 to -0.1 points against a run-to-run spread of 1.3-1.7 points: as Wilson et al., no advantage " \
+             "once SGD is tuned; SGD's spread over seeds (1.7-2.2 points) is about twice the adaptive methods' " \
+             "(0.7-1.2)"
 # settings and a rate grid (a factor 2 apart) around each method's best rate for 15 epochs of this MLP: a first grid
 # a factor ~3 apart around the usual defaults put every method's best rate on its grid's top edge (seed 0, 8 seeds)
 # and a wider scan (0.15-5 for SGD, 1e-3-3e-2 for Adam, 4 seeds) placed the optima: SGD 0.5-1.5, momentum 0.15,
