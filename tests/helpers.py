@@ -44,3 +44,26 @@ def boring_net(inputs: int = 2, hidden: int = 16, classes: int = 3, seed: int | 
             torch.manual_seed(seed)
             return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, classes))
     return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+
+
+def sweep_members_equal_fits(workdir, cfg: Config, grid: dict, seeds: int = 1, epochs: int | None = None) -> list:
+    """Sweep ``grid`` x ``seeds`` into ``workdir/sw`` as one population, assert that every member's per-epoch
+    training and validation loss equals a separate ``fit`` of its settings (to 1e-5), and return the sweep's
+    metrics lines (``member`` gives each line's member)."""
+    import pytest
+
+    from trainwell.pipeline import fit
+    from trainwell.rundir import read_jsonl
+    from trainwell.sweep import combinations, sweep
+
+    res = sweep(cfg, grid, seeds=seeds, out="sw")
+    members = combinations(cfg, grid, seeds)
+    assert res.mode == "population" and len(res.rows) == len(members)
+    lines = read_jsonl(workdir / "sw" / "metrics.jsonl")
+    for m, (_, member_cfg) in enumerate(members):
+        ref = read_jsonl(fit(member_cfg, out=f"ref{m}", quiet=True).run_dir / "metrics.jsonl")
+        mine = [r for r in lines if r["member"] == m]
+        assert len(mine) == len(ref) == (epochs or len(ref))
+        assert [a["train_loss"] for a in ref] == pytest.approx([b["train_loss"] for b in mine], abs=1e-5)
+        assert [a["val_loss"] for a in ref] == pytest.approx([b["val_loss"] for b in mine], abs=1e-5)
+    return lines

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import sweep_members_equal_fits
 from trainwell.cli import main
 from trainwell.config import load_config
 from trainwell.pipeline import fit
@@ -217,14 +218,7 @@ def test_a_sweep_over_init_schemes_trains_as_one_population_equal_to_separate_fi
     cfg = load_config(None, BASE + ["optim.name=momentum", "optim.lr=0.05"])
     grid = parse_grid(["init.scheme=he_normal,xavier_normal,small_normal", "init.bias=0.0,0.01"])
     assert population_blocker(cfg, grid, 1) is None
-    res = sweep(cfg, grid, seeds=1, out="sw")
-    assert res.mode == "population" and len(res.rows) == 6
-    lines = read_jsonl(workdir / "sw" / "metrics.jsonl")
-    for m, (_, member_cfg) in enumerate(combinations(cfg, grid, 1)):
-        ref = read_jsonl(fit(member_cfg, out=f"ref{m}", quiet=True).run_dir / "metrics.jsonl")
-        mine = [r for r in lines if r["member"] == m]
-        assert [a["train_loss"] for a in ref] == pytest.approx([b["train_loss"] for b in mine], abs=1e-5)
-        assert [a["val_loss"] for a in ref] == pytest.approx([b["val_loss"] for b in mine], abs=1e-5)
+    lines = sweep_members_equal_fits(workdir, cfg, grid)
     # the members really start apart: small_normal's first-epoch loss is not He's
     first = [r["train_loss"] for r in lines if r["epoch"] == 0]
     assert len({round(v, 4) for v in first}) > 2

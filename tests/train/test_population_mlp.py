@@ -8,10 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import sweep_members_equal_fits
 from trainwell.config import load_config
-from trainwell.pipeline import fit
-from trainwell.rundir import read_jsonl
-from trainwell.sweep import combinations, parse_grid, sweep
+from trainwell.sweep import parse_grid
 from trainwell.train.population import PopulationLearner
 from trainwell.train.population_mlp import mlp_plan
 
@@ -104,16 +103,7 @@ def test_one_seed_sweep_shares_the_input_and_matches_separate_fits(workdir):
     and each still equals its own fit."""
     cfg = load_config(None, BASE + ["optim.schedule=onecycle"])
     grid = parse_grid(["optim.lr=0.01,0.003", "model.hidden=[4,4],[16,16]"])
-    res = sweep(cfg, grid, seeds=1, out="sw")
-    assert res.mode == "population" and len(res.rows) == 4
-    lines = read_jsonl(workdir / "sw" / "metrics.jsonl")
-    for m, (_, member_cfg) in enumerate(combinations(cfg, grid, 1)):
-        ref = read_jsonl(fit(member_cfg, out=f"ref{m}", quiet=True).run_dir / "metrics.jsonl")
-        mine = [r for r in lines if r["member"] == m]
-        assert len(mine) == len(ref) == 3
-        for a, b in zip(ref, mine, strict=True):
-            assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
-            assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+    sweep_members_equal_fits(workdir, cfg, grid, epochs=3)
 
 
 def test_gpu_branch_trusts_the_promise_after_the_first_step_and_the_pipeline_promises_only_one_seed():
