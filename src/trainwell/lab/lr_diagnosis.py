@@ -7,7 +7,9 @@ one decreases steadily; a low one decreases slowly, nearly linearly. An MLP on s
 the pipeline with plain SGD at each rate (chosen to show each regime on this task: 10 diverges, 1 drops and
 plateaus high, 0.3 decreases steadily, 0.01 creeps); the label is the pipeline's own post-flight verdict
 (:func:`trainwell.doctor.diagnosis.learning_rate_diagnosis` on the per-step training losses,
-``summary["doctor"]``), compared with the label each rate was chosen to show.
+``summary["doctor"]``), compared with the label each rate was chosen to show. The rates and seeds of one batch size
+train as one population (:func:`trainwell.lab.populations.train_many`); every member's post-flight reads its own
+curve, as a fit's does.
 
 Verdict: the fraction of curves the doctor labels as their rate was chosen to show, with its Wilson interval, above
 3 in 4 (chance is 1 in 4: four labels), and for each of the four rates the fraction of its curves labelled right
@@ -22,8 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from trainwell.lab import base
-from trainwell.train.callbacks import StepLosses
+from trainwell.lab import base, populations
 
 NAME = "lr-diagnosis"
 CLAIM = "The doctor labels loss curves from four learning rates as too high / high / good / too low, correctly " \
@@ -31,7 +32,7 @@ CLAIM = "The doctor labels loss curves from four learning rates as too high / hi
 PAPER = "cs231n, Neural Networks Part 3 (babysitting the learning process: loss curves by learning rate)"
 CONTROL = "every curve trained at the good rate (0.3) while the expected labels stay too high / high / good / too " \
           "low: the learning rate made equal to the baseline"
-EXPECTED_S = {"quick": 5, "default": 6}
+EXPECTED_S = {"quick": 3, "default": 3}
 THRESHOLD = 0.75  # right on more than 3 curves in 4 (chance: 1 in 4)
 PER_LABEL = 0.5  # each rate's curves: right on more than half
 LITERATURE = "cs231n, Neural Networks Part 3 (babysitting the learning process): a sketch of loss against epoch for " \
@@ -65,21 +66,26 @@ def label_of(doctor: list[dict]) -> str | None:
 
 
 def run(cfg: Config, workdir=None) -> dict:
-    rows = []
+    keys, runs = [], []
     for bs in cfg.batch_sizes:
         for k in range(cfg.seeds):
             seed = cfg.seed * 100 + k
             for expected, rate in cfg.rates.items():
                 lr = cfg.rates["good"] if cfg.control else rate
-                steps = StepLosses()
-                t = base.train(["data.name=digits", "model.kind=mlp", f"model.hidden=[{cfg.hidden}, {cfg.hidden}]",
-                                "optim.name=sgd", f"optim.lr={lr}", f"train.epochs={cfg.epochs}",
-                                f"train.batch_size={bs}", f"train.seed={seed}", "stop.divergence_factor=none"],
-                               workdir, f"{expected.replace(' ', '-')}-lr{lr}-bs{bs}-seed{seed}", callbacks=[steps])
-                doc = next(d for d in t.summary["doctor"] if d["check"] == CHECK)
-                rows.append({"expected": expected, "lr": lr, "batch_size": bs, "seed": seed,
-                             "label": label_of(t.summary["doctor"]), "diagnosis": doc["value"],
-                             "losses": [round(v, 5) if v == v else None for v in steps.losses]})
+                keys.append((expected, lr, bs, seed))
+                runs.append((["data.name=digits", "model.kind=mlp", f"model.hidden=[{cfg.hidden}, {cfg.hidden}]",
+                              "optim.name=sgd", f"optim.lr={lr}", f"train.epochs={cfg.epochs}",
+                              f"train.batch_size={bs}", f"train.seed={seed}", "stop.divergence_factor=none"],
+                             f"{expected.replace(' ', '-')}-lr{lr}-bs{bs}-seed{seed}"))
+    # the rates and seeds of one batch size train as one population (populations.train_many); each member's
+    # doctor reads its own per-step losses, as a fit's does
+    rows = []
+    for (expected, lr, bs, seed), t in zip(keys, populations.train_many(runs, workdir, step_losses=True),
+                                           strict=True):
+        doc = next(d for d in t.summary["doctor"] if d["check"] == CHECK)
+        rows.append({"expected": expected, "lr": lr, "batch_size": bs, "seed": seed,
+                     "label": label_of(t.summary["doctor"]), "diagnosis": doc["value"],
+                     "losses": [round(v, 5) if v == v else None for v in t.step_losses]})
     return {"rows": rows, "rates": cfg.rates, "control": cfg.control}
 
 

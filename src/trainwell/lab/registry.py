@@ -85,7 +85,7 @@ CATALOG = {
     'optimizers': Entry('optimizers', 6, 55,
         'Tuned adaptive methods (RMSprop, Adam) are slightly favorable to tuned plain SGD on the same '
         'task, by more than the run-to-run spread; the full ranking is reported with its spread'),
-    'lr-diagnosis': Entry('lr_diagnosis', 5, 6,
+    'lr-diagnosis': Entry('lr_diagnosis', 3, 3,
         'The doctor labels loss curves from four learning rates as too high / high / good / too low, '
         'correctly over seeds and two batch sizes'),
     'cnn-vs-mlp': Entry('cnn_vs_mlp', 5, 81,
