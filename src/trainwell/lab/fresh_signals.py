@@ -48,15 +48,17 @@ def _generate(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([d["x"], d["x_test"]])[:n], np.concatenate([d["y"], d["y_test"]])[:n]
 
 
-@torch.no_grad()
-def fresh_correct(t: base.Trained, x: torch.Tensor, y: torch.Tensor) -> list[int]:
-    """1 where the trained model (eval mode, the run's preprocessing applied) classifies a fresh signal right."""
+def preprocessed(cfg, x: torch.Tensor) -> torch.Tensor:
+    """``x`` with the preprocessing a run of ``cfg`` applies to its inputs (fitted on its own training split)."""
     from trainwell.pipeline import load_data
 
-    _, pre = load_data(t.cfg)
-    if pre is not None:
-        x = pre.transform(x)
-    model = t.model
+    _, pre = load_data(cfg)
+    return pre.transform(x) if pre is not None else x
+
+
+@torch.no_grad()
+def correct_on(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[int]:
+    """1 where ``model`` (in eval mode; its mode is restored) classifies an already preprocessed input right."""
     was, dev = model.training, next(model.parameters()).device
     model.eval()
     try:
@@ -64,3 +66,8 @@ def fresh_correct(t: base.Trained, x: torch.Tensor, y: torch.Tensor) -> list[int
                           for i in range(0, len(x), 1024)]).int().tolist()
     finally:
         model.train(was)
+
+
+def fresh_correct(t: base.Trained, x: torch.Tensor, y: torch.Tensor) -> list[int]:
+    """1 where the trained model (eval mode, the run's preprocessing applied) classifies a fresh signal right."""
+    return correct_on(t.model, preprocessed(t.cfg, x), y)

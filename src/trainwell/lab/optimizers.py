@@ -34,7 +34,7 @@ import torch
 
 from trainwell.config import config_from_dict, load_config
 from trainwell.lab import base
-from trainwell.lab.fresh_signals import fresh_correct, fresh_signals
+from trainwell.lab.fresh_signals import correct_on, fresh_signals, preprocessed
 from trainwell.pipeline import prepare
 from trainwell.sweep import sweep
 
@@ -135,26 +135,28 @@ def run(cfg: Config, workdir=None) -> dict:
         for name in ("sgd", adaptive):
             res, _ = _sweep(cfg, name, methods[name][0], [out[name]["best_lr"]], compare_seeds,
                             root / "compare" / name)
-            scored = [_heldout_acc(root / "compare" / name / f"member-{m}", row["test_acc"], fresh)
-                      for m, row in enumerate(res.rows)]
-            compare[name] = [acc for acc, _ in scored]
-            compare["heldout_n"] = scored[0][1]
+            compare[name], compare["heldout_n"] = _heldout_accs(root / "compare" / name, res.rows, fresh)
     return {"optimizers": out, "compare": compare, "seeds": cfg.tune_seeds, "compare_seeds": cfg.seeds,
             "control": cfg.control}
 
 
-def _heldout_acc(member_dir: Path, test_acc: float, fresh) -> tuple[float, int]:
-    """The accuracy of the model in ``member_dir`` over the published test signals (on which it scored
-    ``test_acc``) and the fresh ones together, and how many signals that is."""
-    ck = torch.load(member_dir / "checkpoints" / "last.pt", weights_only=True)
-    cfg = config_from_dict(ck["config"])
+def _heldout_accs(arm: Path, rows: list[dict], fresh) -> tuple[list[float], int]:
+    """Each member's accuracy of the sweep in ``arm`` over the published test signals (on which it scored its
+    row's ``test_acc``) and the fresh ones together, and how many signals that is. The members differ only in
+    their seed: the data, its preprocessing and the architecture are read once."""
+    cfg = config_from_dict(torch.load(arm / "member-0" / "checkpoints" / "last.pt", weights_only=True)["config"])
     prep = prepare(cfg)
     n_test = len(prep.splits.test[1])
     if fresh is None:
-        return test_acc, n_test
-    prep.model.load_state_dict(ck["model"])
-    correct = fresh_correct(base.Trained({}, [], prep.model, member_dir, cfg), *fresh)
-    return (n_test * test_acc + sum(correct)) / (n_test + len(correct)), n_test + len(correct)
+        return [row["test_acc"] for row in rows], n_test
+    x, y = preprocessed(cfg, fresh[0]), fresh[1]
+    accs = []
+    for m, row in enumerate(rows):
+        prep.model.load_state_dict(torch.load(arm / f"member-{m}" / "checkpoints" / "last.pt",
+                                              weights_only=True)["model"])
+        correct = correct_on(prep.model, x, y)
+        accs.append((n_test * row["test_acc"] + sum(correct)) / (n_test + len(correct)))
+    return accs, n_test + len(y)
 
 
 def _stats(values: list[float]) -> tuple[float, float]:

@@ -127,8 +127,8 @@ class PopulationOptimizer:
         if momenta is not None or self.rmsprop_momentum > 0:
             mu = self._b(momenta, p).to(p.dtype) if momenta is not None else self.rmsprop_momentum
             buf = st["buf"] * mu + step if "buf" in st else step
-            if act is not None:
-                buf = torch.where(act, buf, st.get("buf", torch.zeros_like(p)))
+            if act is not None:  # a frozen member keeps its buffer (none yet: zeros, as torch starts it)
+                buf = torch.where(act, buf, st["buf"] if "buf" in st else 0.0)
             st["buf"] = buf
             step = buf
         st["v"] = torch.where(act, v, st["v"]) if act is not None else v

@@ -149,9 +149,9 @@ class PopulationLearner:
         self._cross_entropy = self.loss_fn is F.cross_entropy  # every member's loss in one call (member_losses)
         lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)
         wd_t = torch.tensor(weight_decays, dtype=torch.float32, device=self.device)
+        # weights ((M, out, in, ...)) decay, biases not
         self.optimizer = PopulationOptimizer(self.leaves, optimizer, lr_t, wd_t, decay, momentum, nesterov,
                                              tuple(betas), eps, alpha=alpha, rmsprop_momentum=rmsprop_momentum)
-        # (weights ((M, out, in, ...)) decay, biases not)
         self.schedules = MemberSchedules(schedule, list(lrs), optimizer,
                                          rmsprop_momentum if optimizer == "rmsprop" else momentum, betas, epochs=epochs,
                                          steps_per_epoch=steps_per_epoch, device=self.device)
