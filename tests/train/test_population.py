@@ -77,6 +77,40 @@ def test_population_optimizer_matches_torch_per_member():
             assert torch.allclose(p[m], refs[m], atol=1e-6), (name, kw)
 
 
+@pytest.mark.parametrize("name, cls, kw, own", [
+    ("adam", torch.optim.AdamW, {"weight_decay": 0.05}, {"decay": "decoupled"}),
+    ("momentum", torch.optim.SGD, {"momentum": 0.9, "nesterov": True, "weight_decay": 0.05}, {"nesterov": True}),
+    ("rmsprop", torch.optim.RMSprop, {"momentum": 0.8, "weight_decay": 0.05}, {"rmsprop_momentum": 0.8}),
+    ("sgd", torch.optim.SGD, {"weight_decay": 0.05}, {}),
+])
+def test_in_place_and_frozen_updates_match_torch_and_a_frozen_member_keeps_its_state(name, cls, kw, own):
+    """Every member trains for two steps (the in-place update), then member 1 stops (the masked update): the
+    others keep following torch, member 1's parameters and optimizer state stay as they were."""
+    torch.manual_seed(1)
+    w = torch.randn(3, 4, 5)
+    grads = [torch.randn(3, 4, 5) for _ in range(5)]
+    lrs = torch.tensor([0.1, 0.01, 0.001])
+    p = w.clone().requires_grad_(True)
+    opt = PopulationOptimizer({"w": p}, name, lrs, torch.full((3,), 0.05), **own)
+    refs = [w[m].clone().requires_grad_(True) for m in range(3)]
+    ref_opts = [cls([refs[m]], lr=float(lrs[m]), **kw) for m in range(3)]
+    for i, g in enumerate(grads):
+        if i == 2:
+            opt.freeze(1)
+            held = p[1].detach().clone(), {k: v[1].clone() for k, v in opt.state["w"].items()}
+        p.grad = g.clone()
+        opt.step()
+        for m in range(3):
+            if m == 1 and i >= 2:
+                continue
+            refs[m].grad = g[m].clone()
+            ref_opts[m].step()
+    for m in (0, 2):
+        assert torch.allclose(p[m], refs[m], atol=1e-6), m
+    assert torch.equal(p[1], held[0]) and torch.allclose(p[1], refs[1], atol=1e-6)
+    assert all(torch.equal(opt.state["w"][k][1], v) for k, v in held[1].items())
+
+
 def test_embed_state_and_zero_units_stay_zero():
     narrow = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)).state_dict()
     wide = nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 2)).state_dict()

@@ -73,17 +73,23 @@ class PopulationOptimizer:
             new_p = p
             mask = self.decay_masks.get(key) if self.decay_masks is not None else None
             decays = mask is not None or (self.decay_masks is None and p.dim() >= 3)  # weights: (M, out, in, ...)
+            st = self.state[key]
+            if not masked:  # every member trains: the update in place, one pass per term
+                if decays and self.any_decay:
+                    wd = self._b(self.wds, p) if mask is None else self._b(self.wds, p) * mask
+                    if self.decay == "decoupled":
+                        p.mul_(1 - lr * wd)
+                    else:
+                        g = g.addcmul_(wd, p) if g is p.grad else g.addcmul(wd, p)
+                self._in_place(p, g, lr, st, momenta)
+                p.grad = None
+                continue
             if decays and self.any_decay:
                 wd = self._b(self.wds, p) if mask is None else self._b(self.wds, p) * mask
                 if self.decay == "decoupled":
                     new_p = p * (1 - lr * wd)
                 else:
                     g = g + wd * p
-            st = self.state[key]
-            if self.name == "adam" and not masked and new_p is p:
-                self._adam_in_place(p, g, lr, st, momenta)
-                p.grad = None
-                continue
             if self.name == "adam":
                 b1 = self._b(momenta, p) if momenta is not None else self.betas[0]
                 b2 = self.betas[1]
@@ -133,6 +139,40 @@ class PopulationOptimizer:
             step = buf
         st["v"] = torch.where(act, v, st["v"]) if act is not None else v
         return p - lr * step
+
+    def _in_place(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
+                  momenta: torch.Tensor | None) -> None:
+        """The update when every member trains: torch's formulas in place (``g`` may be overwritten), so that a
+        step makes one pass over the parameters per term instead of allocating a temporary for each."""
+        if self.name == "adam":
+            self._adam_in_place(p, g, lr, st, momenta)
+            return
+        if self.name == "rmsprop":
+            if not st:
+                st["v"] = torch.zeros_like(p)
+            st["v"].mul_(self.alpha).addcmul_(g, g, value=1 - self.alpha)
+            avg = st["v"].sqrt().add_(self.eps)
+            if momenta is not None or self.rmsprop_momentum > 0:
+                mu = self._b(momenta, p).to(p.dtype) if momenta is not None else self.rmsprop_momentum
+                if "buf" in st:
+                    st["buf"].mul_(mu).addcdiv_(g, avg)
+                else:  # torch starts the buffer at zero: its first value is g / avg
+                    st["buf"] = g / avg
+                p.addcmul_(lr, st["buf"], value=-1)
+            else:
+                p.addcmul_(lr, g.div_(avg) if g is p.grad else g / avg, value=-1)
+            return
+        if self.name == "momentum" or momenta is not None:  # one-cycle gives plain SGD a momentum too
+            mu = self._b(momenta, p).to(p.dtype) if momenta is not None else self.momentum
+            if "buf" in st:
+                st["buf"].mul_(mu).add_(g)
+            else:
+                st["buf"] = g.clone()
+            if self.nesterov:
+                g = g.add_(st["buf"] * mu) if g is p.grad else g + st["buf"] * mu
+            else:
+                g = st["buf"]
+        p.addcmul_(lr, g, value=-1)
 
     def _adam_in_place(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
                        momenta: torch.Tensor | None) -> None:
