@@ -26,6 +26,7 @@ step precision 90 "$py" benchmarks/precision_cuda.py "$out/precision"
 step sweep 60 "$py" -m trainwell sweep --set train.device=cuda --set model.kind=mlp --set report.enabled=false \
   --set train.epochs=5 --grid optim.lr=0.001,0.003,0.01 --seeds 2 --out "$out/sweep"
 step overhead 80 "$py" benchmarks/overhead.py --device cuda --epochs 6 --reps 3
+step overhead_captured 240 "$py" benchmarks/overhead.py --device cuda --epochs 6 --reps 3 --set train.compile=true
 step population 120 "$py" benchmarks/population.py --device cuda --members 16,64,256 --epochs 3 --sequential 16
 step torchrun 60 "$py" -m torch.distributed.run --nproc_per_node=1 -m trainwell fit --set train.device=cuda \
   --set report.enabled=false --set train.epochs=3 --out "$out/torchrun"

@@ -10,6 +10,9 @@ Three trainwell figures are printed:
 - "fit loop": Trainer.fit with the run's callbacks (metrics.jsonl, checkpoints every epoch), timed around it;
 - "fit total": the whole `trainwell fit` job in-process: data, model, training, final evaluation, figures, report.
 
+With ``--set train.compile=true`` every side compiles the model with the same mode (``train.compile_mode``; on
+CUDA ``auto`` captures the step as CUDA graphs), after an uncounted warm-up run that pays the compilation.
+
 Usage: python benchmarks/overhead.py [--epochs 20] [--reps 5] [--set key=value ...] [--no-bare]
 """
 
@@ -28,13 +31,23 @@ import torch.nn.functional as F
 from trainwell import optim
 from trainwell.config import load_config
 from trainwell.pipeline import fit, prepare
+from trainwell.pipeline.fit import compile_mode
 from trainwell.train.trainer import Trainer
+
+
+def _model(cfg, prep):
+    """The prepared model on its device, compiled as `fit` compiles it when ``train.compile`` is on (so that the
+    ratio is the loop's own cost, not compiled against eager kernels)."""
+    model = prep.model.to(prep.device)
+    if cfg.train.compile:
+        model.compile(mode=compile_mode(cfg.train.compile_mode, prep.device))
+    return model
 
 
 def hand_loop(cfg) -> float:
     prep = prepare(cfg)  # same data, same model, same init, same device as fit
     (x, y), (xv, yv) = ((t.to(prep.device) for t in pair) for pair in (prep.splits.train, prep.splits.val))
-    model = prep.model.to(prep.device)
+    model = _model(cfg, prep)
     tic = time.perf_counter()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
     steps = cfg.train.epochs * -(-len(x) // cfg.train.batch_size)
@@ -59,7 +72,7 @@ def hand_loop(cfg) -> float:
 def bare_trainer(cfg) -> float:
     """The library's Trainer on the same model, data, optimizer and schedule, no callbacks."""
     prep = prepare(cfg)
-    model = prep.model.to(prep.device)
+    model = _model(cfg, prep)
     tic = time.perf_counter()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
     spe = -(-len(prep.splits.train[0]) // cfg.train.batch_size)

@@ -197,3 +197,51 @@ def test_a_checkpoint_with_states_keyed_by_class_name_still_loads():
     old = dict(t.callbacks[0].state_dict(), best_epoch=3)
     t.load_checkpoint_state({**ckpt, "callbacks": {"Stopper": old}})  # one state per class, as saved before
     assert [cb.best_epoch for cb in t.callbacks] == [3, 3]
+
+
+def _host_reads(run) -> int:
+    """How many times ``run()`` reads a tensor's value on the host (``item``, ``float``, ``tolist``...: on CUDA each
+    waits for the device), not counting torch's optimizers' step counters (CPU tensors, no wait)."""
+    import traceback
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Reads(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._local_scalar_dense.default and not any(
+                    "torch/optim/" in f.filename.replace("\\", "/") for f in traceback.extract_stack(limit=12)):
+                Reads.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Reads():
+        run()
+    return Reads.n
+
+
+@pytest.mark.parametrize("user_loop", [True, False])
+def test_metrics_stay_on_the_device_and_are_read_once_per_epoch_not_per_step(tmp_path, user_loop):
+    """The loop's host reads do not grow with the steps per epoch (4x more batches, the same reads): on a GPU the
+    loop never waits for the device inside an epoch. A user's model, optimizer and DataLoader, and the CLI's own
+    fit with its callbacks (progress, step losses, logs, checkpoints; the monitors off: they read on the steps
+    they observe)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from tests.helpers import tiny_config
+    from trainwell.pipeline import fit
+
+    def user(rows: int):
+        torch.manual_seed(0)
+        x, y = torch.randn(rows, 8), torch.randint(0, 3, (rows,))
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+        trainer = Trainer(model, torch.optim.Adam(model.parameters(), 1e-3), epochs=2, device="cpu")
+        return lambda: trainer.fit(DataLoader(TensorDataset(x, y), batch_size=10, shuffle=True), (x[:20], y[:20]))
+
+    def cli(per_class: int):
+        cfg = tiny_config("doctor.monitor_every=0", "train.batch_size=10", n_per_class=per_class)
+        return lambda: fit(cfg, out=tmp_path / f"r{per_class}")
+
+    make = user if user_loop else cli
+    small, large = _host_reads(make(40 if user_loop else 20)), _host_reads(make(160 if user_loop else 80))
+    assert small == large
