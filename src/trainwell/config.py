@@ -192,6 +192,9 @@ class TrainConfig:
     checkpoint_minutes: float = 1.0
     threads: Literal["auto"] | int = "auto"
     trainable: Literal["all", "norm"] = "all"
+    # evaluate the validation split after every epoch; false: it stays held out (the same training rows) and is
+    # evaluated once, at the end (summary.json), which saves an epoch's worth of evaluation when nothing reads it
+    val_each_epoch: bool = True
     compile: bool = False
     # with compile: torch.compile's mode; auto = "reduce-overhead" on CUDA (the step's kernels captured as CUDA
     # graphs and replayed: no per-kernel launch cost) and "default" on a CPU (where CUDA graphs do not exist)
@@ -362,6 +365,14 @@ class Config:
             shown = self.name if len(self.name) <= 40 else self.name[:40] + "..."
             raise ConfigError(f"name = {shown!r} is not allowed: use 1-{MAX_NAME} letters, digits or . _ - + = , @ "
                               f"(not starting with '.'): it names the run directory")
+        if not self.train.val_each_epoch:
+            needs = [c for c, uses in (("early_stopping", self.stop.monitor.startswith("val")),
+                                       ("generalization_loss", True),
+                                       ("loss_change", self.stop.loss_monitor == "val_loss")) if uses and c in
+                     self.stop.criteria]
+            if needs:
+                raise ConfigError(f"stop.criteria {needs[0]!r} is not allowed with train.val_each_epoch = false: it reads "
+                                  f"the validation metrics of every epoch; set train.val_each_epoch = true or leave it out")
         if "fixed" in self.stop.criteria and self.optim.schedule in ("cosine", "onecycle"):
             raise ConfigError(f"stop.criteria 'fixed' is not allowed with optim.schedule = {self.optim.schedule!r}: "
                               f"its LR drop at epoch stop.fixed_epochs would be undone by the schedule's next step; "

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from trainwell.config import Config, load_config
 from trainwell.pipeline import fit
@@ -61,3 +62,25 @@ def test_a_compiled_fit_trains_as_the_eager_one(tmp_path, mode):
         assert x["val_loss"] == pytest.approx(y["val_loss"], abs=1e-4)
     assert eager.model.state_dict().keys() == compiled.model.state_dict().keys()
     assert getattr(compiled.model, "_compiled_call_impl", None) is not None  # it really was compiled
+
+
+def test_without_per_epoch_validation_the_same_model_trains_and_val_is_evaluated_once(tmp_path):
+    """``train.val_each_epoch = false``: the validation rows stay held out (the same training rows, the same losses
+    epoch by epoch, the same weights), no epoch evaluates them, the summary's final metrics still do; criteria
+    that read validation every epoch are refused before anything runs."""
+    from tests.helpers import tiny_config
+    from trainwell.errors import ConfigError
+    from trainwell.rundir import read_jsonl
+
+    on = fit(tiny_config(), out=tmp_path / "on")
+    off = fit(tiny_config("train.val_each_epoch=false"), out=tmp_path / "off")
+    a, b = (read_jsonl(r.run_dir / "metrics.jsonl") for r in (on, off))
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+    assert all("val_loss" in r for r in a) and not any("val_loss" in r for r in b)
+    assert off.summary["final"]["val_acc"] == on.summary["final"]["val_acc"] is not None
+    for k, v in on.model.state_dict().items():
+        assert torch.equal(v, off.model.state_dict()[k]), k
+    for criterion in ("early_stopping", "generalization_loss"):
+        with pytest.raises(ConfigError, match=rf"stop.criteria '{criterion}' is not allowed with train.val_each_epoch"):
+            tiny_config("train.val_each_epoch=false", f"stop.criteria=['{criterion}']")
+    tiny_config("train.val_each_epoch=false", "stop.criteria=['early_stopping']", "stop.monitor=train_loss")  # allowed

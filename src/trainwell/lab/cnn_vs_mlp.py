@@ -84,7 +84,7 @@ DIGITS_IMAGES, DIGITS_TRAIN = 1797, 1438  # scikit-learn's digits; the loader's 
 
 def _data(dataset: str, holdout: float, seed: int) -> dict:
     """The dataset options of a training size. MNIST-1D: ``holdout`` of its training split becomes the validation
-    split. Digits: a training set of the size that holding out ``holdout`` of the 1438-image training split leaves,
+    split, held out but not evaluated during training (``train.val_each_epoch = false``). Digits: a training set of the size that holding out ``holdout`` of the 1438-image training split leaves,
     every other image in the test split (the loader's ``test_fraction``): all of them are evaluated once, at the end
     (a validation split would be evaluated every epoch, most of a small set's training time)."""
     if dataset != "digits":
@@ -121,7 +121,7 @@ def _train(dataset: str, model: str, holdout: float, cfg: Config, workdir, extra
     t = base.train([f"data.name={dataset}", f"data.val_fraction={data['val_fraction']}", *options, *arch,
                     "optim.name=adam", f"optim.lr={cfg.lr}", "optim.schedule=onecycle",
                     f"train.epochs={_epochs(data, cfg)}", f"train.batch_size={cfg.batch_size}",
-                    f"train.seed={seed}", f"data.seed={seed}", *extra], workdir,
+                    f"train.seed={seed}", f"data.seed={seed}", "train.val_each_epoch=false", *extra], workdir,
                    f"{dataset}-{model}-holdout{holdout}{f'-r{repeat}' if repeat else ''}"
                    f"{'-permuted' if extra else ''}")
     row = {"model": model, "train_size": t.summary["sizes"]["train"], "test_acc": t.final["test_acc"],

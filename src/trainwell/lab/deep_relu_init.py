@@ -104,7 +104,8 @@ def run(cfg: Config, workdir=None) -> dict:
                 runs.append((["data.name=mnist1d", f"data.val_fraction={cfg.val_fraction}", "model.kind=mlp",
                               f"model.hidden={[cfg.width] * depth}", f"init.scheme={scheme}", "optim.name=momentum",
                               f"optim.lr={cfg.lr}", f"train.epochs={_epochs(cfg, depth)}", "train.batch_size=100",
-                              f"train.seed={cfg.seed * 100 + d}", "stop.divergence_factor=none"],
+                              f"train.seed={cfg.seed * 100 + d}", "stop.divergence_factor=none",
+                              "train.val_each_epoch=false"],  # no criterion reads validation
                              f"{name}-{depth}layers-draw{d}"))
     # the draws and both inits of one depth train as one population (populations.train_many)
     trained = populations.train_many(runs, workdir, step_losses=True)

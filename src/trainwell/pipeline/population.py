@@ -214,7 +214,8 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
         home.checkpoints.mkdir(parents=True, exist_ok=True)
         preflight_s = [_start_run(run, c, prep) for run, c, prep in zip(runs, configs, preps, strict=True)]
     fit_tic = time.perf_counter()
-    _train(trainer, (splits.train[0], torch.stack([p.splits.train[1] for p in preps])), splits.val, home)
+    _train(trainer, (splits.train[0], torch.stack([p.splits.train[1] for p in preps])),
+           splits.val if configs[0].train.val_each_epoch else None, home)
     fit_s = time.perf_counter() - fit_tic
     wall = time.perf_counter() - tic
     extra = [{**({"preflight_s": preflight_s[m]} if preflight_s[m] else {}),
