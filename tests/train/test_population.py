@@ -77,6 +77,28 @@ def test_population_optimizer_matches_torch_per_member():
             assert torch.allclose(p[m], refs[m], atol=1e-6), (name, kw)
 
 
+@pytest.mark.parametrize("name, own", [("sgd", {}), ("momentum", {}), ("momentum", {"nesterov": True}),
+                                       ("rmsprop", {}), ("rmsprop", {"rmsprop_momentum": 0.8}),
+                                       ("sgd", {"decay": "decoupled"}), ("rmsprop", {"decay": "decoupled"})])
+def test_the_in_place_update_is_bit_for_bit_the_frozen_member_path(name, own):
+    """With every member training the update runs in place; once a member has stopped, the others take the
+    masked path. Both compute the same float operations: the training members end at identical bits."""
+    torch.manual_seed(2)
+    w = torch.randn(3, 4, 5)
+    grads = [torch.randn(3, 4, 5) for _ in range(4)]
+    lrs, wds = torch.tensor([0.1, 0.01, 0.001]), torch.tensor([0.05, 0.0, 0.01])
+    fast, masked = w.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    opts = [PopulationOptimizer({"w": t}, name, lrs, wds, **own) for t in (fast, masked)]
+    opts[1].freeze(2)
+    for g in grads:
+        for t, opt in zip((fast, masked), opts, strict=True):
+            t.grad = g.clone()
+            opt.step()
+    assert torch.equal(fast[:2], masked[:2]) and torch.equal(masked[2], w[2])
+    for k, v in opts[0].state["w"].items():
+        assert torch.equal(v[:2], opts[1].state["w"][k][:2]), k
+
+
 @pytest.mark.parametrize("name, cls, kw, own", [
     ("adam", torch.optim.AdamW, {"weight_decay": 0.05}, {"decay": "decoupled"}),
     ("momentum", torch.optim.SGD, {"momentum": 0.9, "nesterov": True, "weight_decay": 0.05}, {"nesterov": True}),

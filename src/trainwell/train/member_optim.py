@@ -74,13 +74,14 @@ class PopulationOptimizer:
             mask = self.decay_masks.get(key) if self.decay_masks is not None else None
             decays = mask is not None or (self.decay_masks is None and p.dim() >= 3)  # weights: (M, out, in, ...)
             st = self.state[key]
-            if not masked:  # every member trains: the update in place, one pass per term
+            decoupled_adam = self.name == "adam" and self.decay == "decoupled" and decays and self.any_decay
+            if not masked and not decoupled_adam:  # every member trains: the update in place, one pass per term
                 if decays and self.any_decay:
                     wd = self._b(self.wds, p) if mask is None else self._b(self.wds, p) * mask
                     if self.decay == "decoupled":
                         p.mul_(1 - lr * wd)
                     else:
-                        g = g.addcmul_(wd, p) if g is p.grad else g.addcmul(wd, p)
+                        g = g.add_(wd * p) if g is p.grad else g + wd * p
                 self._in_place(p, g, lr, st, momenta)
                 p.grad = None
                 continue
@@ -142,25 +143,24 @@ class PopulationOptimizer:
 
     def _in_place(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
                   momenta: torch.Tensor | None) -> None:
-        """The update when every member trains: torch's formulas in place (``g`` may be overwritten), so that a
-        step makes one pass over the parameters per term instead of allocating a temporary for each."""
+        """The update when every member trains: the frozen-member path's formulas term by term (the same float
+        roundings, so the results are bit for bit the same), written in place into ``p``, the state and ``g`` (the
+        gradient, discarded after the step), without the temporaries and the final copy."""
         if self.name == "adam":
             self._adam_in_place(p, g, lr, st, momenta)
             return
         if self.name == "rmsprop":
             if not st:
                 st["v"] = torch.zeros_like(p)
-            st["v"].mul_(self.alpha).addcmul_(g, g, value=1 - self.alpha)
-            avg = st["v"].sqrt().add_(self.eps)
+            st["v"].mul_(self.alpha).add_((1 - self.alpha) * g * g)
+            step = g.div_(st["v"].sqrt().add_(self.eps)) if g is p.grad else g / st["v"].sqrt().add_(self.eps)
             if momenta is not None or self.rmsprop_momentum > 0:
                 mu = self._b(momenta, p).to(p.dtype) if momenta is not None else self.rmsprop_momentum
                 if "buf" in st:
-                    st["buf"].mul_(mu).addcdiv_(g, avg)
-                else:  # torch starts the buffer at zero: its first value is g / avg
-                    st["buf"] = g / avg
-                p.addcmul_(lr, st["buf"], value=-1)
-            else:
-                p.addcmul_(lr, g.div_(avg) if g is p.grad else g / avg, value=-1)
+                    step = st["buf"].mul_(mu).add_(step)
+                else:  # torch starts the buffer at zero: its first value is the step itself
+                    st["buf"] = step = step.clone()
+            p.sub_(lr * step)
             return
         if self.name == "momentum" or momenta is not None:  # one-cycle gives plain SGD a momentum too
             mu = self._b(momenta, p).to(p.dtype) if momenta is not None else self.momentum
@@ -169,10 +169,10 @@ class PopulationOptimizer:
             else:
                 st["buf"] = g.clone()
             if self.nesterov:
-                g = g.add_(st["buf"] * mu) if g is p.grad else g + st["buf"] * mu
+                g = g.add_(mu * st["buf"]) if g is p.grad else g + mu * st["buf"]
             else:
                 g = st["buf"]
-        p.addcmul_(lr, g, value=-1)
+        p.sub_(lr * g)
 
     def _adam_in_place(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
                        momenta: torch.Tensor | None) -> None:
