@@ -162,3 +162,40 @@ def test_the_population_trains_exactly_the_optimizers_flagged_for_it():
         else:
             with pytest.raises(ValueError, match=f"population optimizer {name!r}"):
                 make()
+
+
+@pytest.mark.parametrize("name, decay, cls", [("adam", "coupled", torch.optim.Adam), ("adam", "decoupled", torch.optim.AdamW),
+                                              ("sgd", "coupled", torch.optim.SGD), ("momentum", "decoupled", None),
+                                              ("adagrad", "coupled", torch.optim.Adagrad), ("rmsprop", "coupled", None)])
+def test_the_fused_implementation_is_used_where_torch_has_one_and_trains_as_the_loop_one(name, decay, cls):
+    """Adam, AdamW, SGD (also with decoupled decay) and Adagrad run fused; RMSprop (no fused form) does not. The
+    fused optimizer follows torch's for-loop implementation of the same settings step by step."""
+    torch.manual_seed(0)
+    make = lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))  # noqa: E731
+    model = make()
+    ref = make()
+    ref.load_state_dict(model.state_dict())
+    opt = build_optimizer(model, name, lr=0.05, weight_decay=0.01, decay=decay)
+    assert opt.defaults.get("fused") is (name != "rmsprop" or None)
+    plain = build_optimizer(ref, name, lr=0.05, weight_decay=0.01, decay=decay)
+    for group in plain.param_groups:
+        group["fused"], group["foreach"] = None, False
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    for _ in range(5):
+        for m, o in ((model, opt), (ref, plain)):
+            o.zero_grad()
+            nn.functional.cross_entropy(m(x), y).backward()
+            o.step()
+    for (k, a), b in zip(model.state_dict().items(), ref.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), k
+    if cls is not None:
+        assert isinstance(opt, cls)
+
+
+def test_no_fused_form_for_integer_or_sparse_parameters():
+    from trainwell.optim import _fusable
+
+    assert not _fusable(torch.optim.Adam, [{"params": [torch.zeros(3, dtype=torch.int64)]}])
+    assert not _fusable(torch.optim.Adam, [{"params": [torch.zeros(3).to_sparse()]}])
+    assert _fusable(torch.optim.Adam, [{"params": [torch.zeros(3, dtype=torch.bfloat16)]}])
+    assert not _fusable(torch.optim.RMSprop, [{"params": [torch.zeros(3)]}])

@@ -137,8 +137,18 @@ def test_resume_drops_metric_lines_newer_than_the_checkpoint(workdir):
 
 
 def test_checkpoints_hold_config_and_load_with_weights_only(workdir):
+    from trainwell.train.callbacks import Callback
+
+    class Snapshots(Callback):  # each epoch's weights, as best.pt must hold them at the best epoch
+        def __init__(self):
+            self.weights = []
+
+        def on_epoch_end(self, state):
+            self.weights.append({k: v.detach().clone() for k, v in state.model.state_dict().items()})
+
     cfg = load_config(None, SMALL)
-    res = fit(cfg, out="run", quiet=True)
+    snaps = Snapshots()
+    res = fit(cfg, out="run", quiet=True, callbacks=[snaps])
     for name in ("last.pt", "best.pt"):
         ckpt = torch.load(res.run_dir / "checkpoints" / name, weights_only=True)
         assert ckpt["config"] == cfg.to_dict()
@@ -148,6 +158,9 @@ def test_checkpoints_hold_config_and_load_with_weights_only(workdir):
     assert best["epoch"] == summary["best_epoch"]
     history = read_jsonl(res.run_dir / "metrics.jsonl")
     assert summary["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"]
+    assert best["step"] == history[best["epoch"]]["step"]
+    for k, v in snaps.weights[best["epoch"]].items():
+        assert torch.equal(best["model"][k], v), k
 
 
 def test_stopping_criteria_are_accepted_as_callbacks():

@@ -152,9 +152,11 @@ class Checkpoint(Callback):
                 self._best_state = {"model": self.weights(state), "epoch": state.epoch, "step": state.step,
                                     **self.extra}
             else:
-                full = state.trainer.checkpoint_state()
-                self._best_state = {"model": {k: v.detach().clone() for k, v in full["model"].items()},
-                                    "epoch": full["epoch"], "step": full["step"], **self.extra}
+                trainer = state.trainer
+                model_state = getattr(trainer.learner, "model_state", None)  # the weights alone: not the optimizer's
+                weights = model_state() if model_state is not None else trainer.checkpoint_state()["model"]
+                self._best_state = {"model": {k: v.detach().clone() for k, v in weights.items()},
+                                    "epoch": trainer.state.epoch, "step": trainer.state.step, **self.extra}
         finite = math.isfinite(state.metrics.get("train_loss", 0.0))
         if state.failure is not None or not finite:  # a guard fired: last.pt keeps the last good state
             self.save_best()

@@ -279,8 +279,13 @@ class ModuleLearner:
     def member_model(self, member: int = 0) -> nn.Module:
         return self.model
 
+    def model_state(self) -> dict:
+        """The model's state dict: what :meth:`state_dict` saves under ``"model"``, without building the rest
+        (the best-weights copy a checkpoint keeps at every improvement needs only this)."""
+        return self.model.state_dict()
+
     def state_dict(self) -> dict:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        state = {"model": self.model_state(), "optimizer": self.optimizer.state_dict(),
                  "schedule": self.schedule.state_dict(), "aug_generator": self.aug_generator.get_state()}
         if self.scaler is not None:
             state["grad_scaler"] = self.scaler.state_dict()
