@@ -142,8 +142,8 @@ def test_the_readme_sweep_example_builds_a_population_of_27(monkeypatch):
 def test_the_default_fit_prints_the_test_accuracy_the_readme_quotes(workdir):
     """``trainwell fit`` (the first command) is deterministic on one machine: two runs print the same numbers. The
     README quotes the test accuracy measured on its CPU; another CPU's float rounding moves a 15-epoch trajectory
-    by a few tenths of a point (95.80% on an AMD EPYC, 95.70% on an Intel Xeon, same code), so the quote is
-    checked to within one point, not digit for digit."""
+    by a few tenths of a point (the same code gave 95.80% on an AMD EPYC and 95.70% on an Intel Xeon), so the quote
+    is checked to within one point, not digit for digit."""
     import json
     import os
     import subprocess
