@@ -17,6 +17,29 @@ def _isolate(tmp_path_factory, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _sigint_state_kept(request):
+    """Each test starts with the process's SIGINT handler and signal mask as the one before left them: a test (or a
+    library it drives) that leaves SIGINT ignored, blocked or handled elsewhere would otherwise decide the outcome of
+    the signal tests that happen to run after it in the same worker. Such a leak is undone and reported as a
+    warning naming the test."""
+    import signal
+    import threading
+    import warnings
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    handler, mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    now_handler, now_mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if now_handler is not handler or now_mask != mask:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        warnings.warn(f"{request.node.nodeid} left SIGINT changed (handler {now_handler!r}, blocked "
+                      f"{sorted(now_mask)}); restored", stacklevel=1)
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
