@@ -1,4 +1,5 @@
 import os
+import signal
 
 import pytest
 import torch
@@ -7,6 +8,13 @@ import torch
 # torch's threads in one worker do not wait on another worker's.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
+
+# The signal tests send SIGINT on purpose, to this process and to the children it starts (which inherit an ignored
+# signal). A test run started as a background job of a non-interactive shell begins with SIGINT ignored, and Python
+# then installs no KeyboardInterrupt handler: give the tests the handler an interactive Python has.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
@@ -19,17 +27,18 @@ def _isolate(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _sigint_state_kept(request):
-    """Each test starts with the process's SIGINT handler and signal mask as the one before left them: a test (or a
-    library it drives) that leaves SIGINT ignored, blocked or handled elsewhere would otherwise decide the outcome of
-    the signal tests that happen to run after it in the same worker. Such a leak is undone and reported as a
-    warning naming the test."""
-    import signal
+    """Each test starts with SIGINT handled as in an interactive Python (``KeyboardInterrupt``, not ignored, not
+    blocked), whatever the runner inherited or an import changed: the signal tests would otherwise hang or pass
+    vacuously. A test that leaves SIGINT changed has it undone and is named in a warning."""
     import threading
     import warnings
 
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     handler, mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
     yield
     now_handler, now_mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
