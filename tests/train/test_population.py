@@ -133,6 +133,56 @@ def test_in_place_and_frozen_updates_match_torch_and_a_frozen_member_keeps_its_s
     assert all(torch.equal(opt.state["w"][k][1], v) for k, v in held[1].items())
 
 
+@pytest.mark.parametrize("decay, cls", [("coupled", torch.optim.Adam), ("decoupled", torch.optim.AdamW)])
+def test_fused_adam_runs_follow_torch_per_member_and_skip_frozen_members(decay, cls, monkeypatch):
+    """Members sharing a learning rate update through torch's fused Adam, once per run of them: every member
+    follows its own torch Adam (per-member weight decay on weights, not biases), and a member that stopped keeps
+    its parameters and moments while the runs around it go on."""
+    calls = []
+    fused = torch._fused_adam_
+    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: calls.append(k["lr"]) or fused(*a, **k))
+    torch.manual_seed(3)
+    m_count = 8
+    w, b = torch.randn(m_count, 4, 5), torch.randn(m_count, 4)
+    steps = [(torch.randn(m_count, 4, 5), torch.randn(m_count, 4)) for _ in range(5)]
+    lrs = torch.tensor([0.01] * 4 + [0.003] * 4)
+    wds = torch.tensor([0.0, 0.05, 0.1, 0.0, 0.02, 0.0, 0.05, 0.1])
+    pw, pb = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    opt = PopulationOptimizer({"w": pw, "b": pb}, "adam", lrs, wds, decay=decay)
+    refs = [(w[m].clone().requires_grad_(True), b[m].clone().requires_grad_(True)) for m in range(m_count)]
+    ref_opts = [cls([{"params": [refs[m][0]], "weight_decay": float(wds[m])},
+                     {"params": [refs[m][1]], "weight_decay": 0.0}], lr=float(lrs[m]), foreach=False)
+                for m in range(m_count)]
+    for i, (gw, gb) in enumerate(steps):
+        if i == 2:
+            opt.freeze(1)
+            held = [t[1].detach().clone() for t in (pw, pb)] + [v[1].clone() for st in opt.state.values()
+                                                                  for v in st.values()]
+        pw.grad, pb.grad = gw.clone(), gb.clone()
+        opt.step()
+        for m in range(m_count):
+            if m == 1 and i >= 2:
+                continue
+            refs[m][0].grad, refs[m][1].grad = gw[m].clone(), gb[m].clone()
+            ref_opts[m].step()
+    assert calls == pytest.approx([0.01, 0.003] * 2 + [0.01, 0.01, 0.003] * 3)  # runs: [0, 4) [4, 8), then [0] [2, 4) [4, 8)
+    for m in range(m_count):
+        assert torch.allclose(pw[m], refs[m][0], atol=1e-6) and torch.allclose(pb[m], refs[m][1], atol=1e-6), m
+    now = [t[1].detach() for t in (pw, pb)] + [v[1] for st in opt.state.values() for v in st.values()]
+    assert all(torch.equal(a, c) for a, c in zip(held, now, strict=True))
+
+
+def test_adam_with_more_rates_than_half_the_members_takes_the_per_member_path(monkeypatch):
+    """A run per member would cost more calls than the passes it saves: with every member at its own rate the
+    per-member tensors are used, and both paths agree."""
+    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: pytest.fail("fused Adam called"))
+    torch.manual_seed(4)
+    p = torch.randn(4, 3, 2, requires_grad=True)
+    opt = PopulationOptimizer({"w": p}, "adam", torch.tensor([0.1, 0.01, 0.001, 0.0001]), torch.zeros(4))
+    p.grad = torch.randn(4, 3, 2)
+    opt.step()
+
+
 def test_embed_state_and_zero_units_stay_zero():
     narrow = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)).state_dict()
     wide = nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 2)).state_dict()

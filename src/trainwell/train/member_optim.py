@@ -64,6 +64,8 @@ class PopulationOptimizer:
         lrs = self.lrs if lrs is None else lrs
         masked = not self.all_active
         self.t += self.active.to(self.t.dtype)
+        if self._fused_adam(lrs, momenta):
+            return
         for key, p in self.params.items():
             g = p.grad
             if g is None:
@@ -122,6 +124,63 @@ class PopulationOptimizer:
                 new_p = new_p - lr * g
             p.copy_(torch.where(act, new_p, p) if masked else new_p)
             p.grad = None
+
+    def _runs(self, lrs: torch.Tensor) -> list[tuple[int, int, float, float]]:
+        """Maximal runs ``(start, stop, lr, t)`` of consecutive training members that share one learning rate and
+        one step count (frozen members belong to none)."""
+        runs: list[list] = []
+        for m, (lr, t, on) in enumerate(zip(lrs.tolist(), self.t.tolist(), self.active.tolist(), strict=True)):
+            if not on:
+                continue
+            if runs and runs[-1][1] == m and runs[-1][2] == lr and runs[-1][3] == t:
+                runs[-1][1] = m + 1
+            else:
+                runs.append([m, m + 1, lr, t])
+        return [tuple(r) for r in runs]
+
+    def _fused_adam(self, lrs: torch.Tensor, momenta: torch.Tensor | None) -> bool:
+        """Adam through torch's fused kernel (``torch._fused_adam_``, the one ``fit`` runs: one pass over the
+        parameters, the gradient and both moments, instead of about ten), called once per run of members that
+        share a learning rate and step count (:meth:`_runs`; frozen members are skipped). Weight decay, per member
+        and on weights only, is applied before it as the in-place path does. Taken on a CPU when beta1 is not
+        cycled and there are at most ``max(1, M // 2)`` runs (more calls cost more than the passes they save);
+        returns whether it ran."""
+        if self.name != "adam" or momenta is not None or self.lrs.device.type != "cpu":
+            return False
+        runs = self._runs(lrs)
+        if len(runs) > max(1, len(self.lrs) // 2):
+            return False
+        params, grads, ms, vs = [], [], [], []
+        for key, p in self.params.items():
+            g = p.grad
+            if g is None:
+                continue
+            mask = self.decay_masks.get(key) if self.decay_masks is not None else None
+            if self.any_decay and (mask is not None or (self.decay_masks is None and p.dim() >= 3)):
+                wd = self._b(self.wds, p) if mask is None else self._b(self.wds, p) * mask
+                if not self.all_active:  # a frozen member's weights and gradient stay as they are
+                    wd = torch.where(self._b(self.active, p), wd, 0.0)
+                if self.decay == "decoupled":
+                    p.mul_(torch.where(wd == 0, 1.0, 1 - self._b(lrs, p) * wd))
+                else:
+                    g.add_(wd * p)
+            st = self.state[key]
+            if not st:
+                st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
+            params.append(p)
+            grads.append(g.contiguous())
+            ms.append(st["m"])
+            vs.append(st["v"])
+            p.grad = None
+        whole = len(runs) == 1 and runs[0][:2] == (0, len(self.lrs))
+        for start, stop, lr, t in runs:
+            def part(ts):
+                return ts if whole else [x[start:stop] for x in ts]
+            step = torch.tensor(t, dtype=torch.float32)
+            torch._fused_adam_(part(params), part(grads), part(ms), part(vs), [], [step] * len(params), lr=lr,
+                               beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+                               amsgrad=False, maximize=False)
+        return True
 
     def _rmsprop(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
                  momenta: torch.Tensor | None, act: torch.Tensor | None) -> torch.Tensor:
