@@ -133,14 +133,21 @@ def test_in_place_and_frozen_updates_match_torch_and_a_frozen_member_keeps_its_s
     assert all(torch.equal(opt.state["w"][k][1], v) for k, v in held[1].items())
 
 
-@pytest.mark.parametrize("decay, cls", [("coupled", torch.optim.Adam), ("decoupled", torch.optim.AdamW)])
-def test_fused_adam_runs_follow_torch_per_member_and_skip_frozen_members(decay, cls, monkeypatch):
-    """Members sharing a learning rate update through torch's fused Adam, once per run of them: every member
-    follows its own torch Adam (per-member weight decay on weights, not biases), and a member that stopped keeps
-    its parameters and moments while the runs around it go on."""
+@pytest.mark.parametrize("name, decay, cls, kw", [
+    ("adam", "coupled", torch.optim.Adam, {}),
+    ("adam", "decoupled", torch.optim.AdamW, {}),
+    ("momentum", "coupled", torch.optim.SGD, {"momentum": 0.9}),
+    ("sgd", "coupled", torch.optim.SGD, {}),
+])
+def test_fused_runs_follow_torch_per_member_and_skip_frozen_members(name, decay, cls, kw, monkeypatch):
+    """Training members update through torch's fused Adam or SGD, once per run of them (at their one rate, or at
+    rate 1 and then each member's own): every member follows its own torch optimizer (per-member weight decay on
+    weights, not biases), and a member that stopped keeps its parameters and state while the runs around it go
+    on."""
     calls = []
-    fused = torch._fused_adam_
-    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: calls.append(k["lr"]) or fused(*a, **k))
+    kernel = "_fused_adam_" if name == "adam" else "_fused_sgd_"
+    fused = getattr(torch, kernel)
+    monkeypatch.setattr(torch, kernel, lambda *a, **k: calls.append(k["lr"]) or fused(*a, **k))
     torch.manual_seed(3)
     m_count = 8
     w, b = torch.randn(m_count, 4, 5), torch.randn(m_count, 4)
@@ -148,10 +155,10 @@ def test_fused_adam_runs_follow_torch_per_member_and_skip_frozen_members(decay, 
     lrs = torch.tensor([0.01] * 4 + [0.003] * 4)
     wds = torch.tensor([0.0, 0.05, 0.1, 0.0, 0.02, 0.0, 0.05, 0.1])
     pw, pb = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
-    opt = PopulationOptimizer({"w": pw, "b": pb}, "adam", lrs, wds, decay=decay)
+    opt = PopulationOptimizer({"w": pw, "b": pb}, name, lrs, wds, decay=decay)
     refs = [(w[m].clone().requires_grad_(True), b[m].clone().requires_grad_(True)) for m in range(m_count)]
     ref_opts = [cls([{"params": [refs[m][0]], "weight_decay": float(wds[m])},
-                     {"params": [refs[m][1]], "weight_decay": 0.0}], lr=float(lrs[m]), foreach=False)
+                     {"params": [refs[m][1]], "weight_decay": 0.0}], lr=float(lrs[m]), foreach=False, **kw)
                 for m in range(m_count)]
     for i, (gw, gb) in enumerate(steps):
         if i == 2:
@@ -165,22 +172,43 @@ def test_fused_adam_runs_follow_torch_per_member_and_skip_frozen_members(decay, 
                 continue
             refs[m][0].grad, refs[m][1].grad = gw[m].clone(), gb[m].clone()
             ref_opts[m].step()
-    assert calls == pytest.approx([0.01, 0.003] * 2 + [0.01, 0.01, 0.003] * 3)  # runs: [0, 4) [4, 8), then [0] [2, 4) [4, 8)
+    # one run of all 8 at their own rates (the kernel at rate 1), then [0] at one rate and [2, 8) at their own
+    assert calls == pytest.approx([1.0, 1.0] + [0.01, 1.0] * 3)
     for m in range(m_count):
         assert torch.allclose(pw[m], refs[m][0], atol=1e-6) and torch.allclose(pb[m], refs[m][1], atol=1e-6), m
     now = [t[1].detach() for t in (pw, pb)] + [v[1] for st in opt.state.values() for v in st.values()]
     assert all(torch.equal(a, c) for a, c in zip(held, now, strict=True))
 
 
-def test_adam_with_more_rates_than_half_the_members_takes_the_per_member_path(monkeypatch):
-    """A run per member would cost more calls than the passes it saves: with every member at its own rate the
-    per-member tensors are used, and both paths agree."""
-    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: pytest.fail("fused Adam called"))
+@pytest.mark.parametrize("name, cls, kw, own", [
+    ("adam", torch.optim.Adam, {}, {}),
+    ("momentum", torch.optim.SGD, {"momentum": 0.9, "nesterov": True}, {"nesterov": True}),
+    ("sgd", torch.optim.SGD, {}, {}),
+])
+def test_more_runs_than_half_the_members_take_the_per_member_path(name, cls, kw, own, monkeypatch):
+    """A run per member would cost more kernel calls than the passes they save: when stopped members split the
+    others into runs of one, the per-member tensors are used, and still follow torch."""
+    for kernel in ("_fused_adam_", "_fused_sgd_"):
+        monkeypatch.setattr(torch, kernel, lambda *a, **k: pytest.fail("a fused kernel was called"))
     torch.manual_seed(4)
-    p = torch.randn(4, 3, 2, requires_grad=True)
-    opt = PopulationOptimizer({"w": p}, "adam", torch.tensor([0.1, 0.01, 0.001, 0.0001]), torch.zeros(4))
-    p.grad = torch.randn(4, 3, 2)
-    opt.step()
+    w = torch.randn(5, 3, 2)
+    p = w.clone().requires_grad_(True)
+    lrs = torch.tensor([0.1, 0.05, 0.02, 0.01, 0.005])
+    opt = PopulationOptimizer({"w": p}, name, lrs, torch.full((5,), 0.01), **own)
+    opt.freeze(1)
+    opt.freeze(3)  # runs [0], [2], [4]
+    refs = {m: w[m].clone().requires_grad_(True) for m in (0, 2, 4)}
+    ref_opts = {m: cls([r], lr=float(lrs[m]), weight_decay=0.01, foreach=False, **kw) for m, r in refs.items()}
+    for _ in range(3):
+        g = torch.randn(5, 3, 2)
+        p.grad = g.clone()
+        opt.step()
+        for m, r in refs.items():
+            r.grad = g[m].clone()
+            ref_opts[m].step()
+    for m, r in refs.items():
+        assert torch.allclose(p[m], r, atol=1e-6), m
+    assert torch.equal(p[1], w[1]) and torch.equal(p[3], w[3])
 
 
 def test_embed_state_and_zero_units_stay_zero():

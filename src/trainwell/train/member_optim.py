@@ -48,6 +48,7 @@ class PopulationOptimizer:
         # precision as torch computes it: 1 - 0.999**t in float32 would be off by ~1e-5)
         self.active = torch.ones(len(lrs), dtype=torch.bool, device=lrs.device)
         self.all_active = True
+        self._scratch: dict[str, torch.Tensor] = {}  # the fused kernels' step for members at their own rates
 
     @staticmethod
     def _b(v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -64,7 +65,7 @@ class PopulationOptimizer:
         lrs = self.lrs if lrs is None else lrs
         masked = not self.all_active
         self.t += self.active.to(self.t.dtype)
-        if self._fused_adam(lrs, momenta):
+        if self._fused(lrs, momenta):
             return
         for key, p in self.params.items():
             g = p.grad
@@ -125,32 +126,45 @@ class PopulationOptimizer:
             p.copy_(torch.where(act, new_p, p) if masked else new_p)
             p.grad = None
 
-    def _runs(self, lrs: torch.Tensor) -> list[tuple[int, int, float, float]]:
-        """Maximal runs ``(start, stop, lr, t)`` of consecutive training members that share one learning rate and
-        one step count (frozen members belong to none)."""
+    def _runs(self, lrs: torch.Tensor, momenta: torch.Tensor | None) -> list[tuple[int, int, float, float, bool]]:
+        """Maximal runs ``(start, stop, t, mu, one_lr)`` of consecutive training members that share one step count
+        and one momentum (Adam's beta1; frozen members belong to none); ``one_lr``: they share the learning rate
+        too."""
+        default = self.betas[0] if self.name == "adam" else self.momentum if self.name == "momentum" else 0.0
+        mus = momenta.tolist() if momenta is not None else [default] * len(lrs)
         runs: list[list] = []
-        for m, (lr, t, on) in enumerate(zip(lrs.tolist(), self.t.tolist(), self.active.tolist(), strict=True)):
+        last_lr = None
+        for m, (lr, t, mu, on) in enumerate(zip(lrs.tolist(), self.t.tolist(), mus, self.active.tolist(),
+                                                strict=True)):
             if not on:
                 continue
-            if runs and runs[-1][1] == m and runs[-1][2] == lr and runs[-1][3] == t:
+            if runs and runs[-1][1] == m and runs[-1][2] == t and runs[-1][3] == mu:
                 runs[-1][1] = m + 1
+                runs[-1][4] = runs[-1][4] and lr == last_lr
             else:
-                runs.append([m, m + 1, lr, t])
+                runs.append([m, m + 1, t, mu, True])
+            last_lr = lr
         return [tuple(r) for r in runs]
 
-    def _fused_adam(self, lrs: torch.Tensor, momenta: torch.Tensor | None) -> bool:
-        """Adam through torch's fused kernel (``torch._fused_adam_``, the one ``fit`` runs: one pass over the
-        parameters, the gradient and both moments, instead of about ten), called once per run of members that
-        share a learning rate and step count (:meth:`_runs`; frozen members are skipped). Weight decay, per member
-        and on weights only, is applied before it as the in-place path does. Taken on a CPU when beta1 is not
-        cycled and there are at most ``max(1, M // 2)`` runs (more calls cost more than the passes they save);
-        returns whether it ran."""
-        if self.name != "adam" or momenta is not None or self.lrs.device.type != "cpu":
+    def _fused(self, lrs: torch.Tensor, momenta: torch.Tensor | None) -> bool:
+        """Adam, SGD and momentum (heavy-ball or Nesterov) through torch's fused kernels (``torch._fused_adam_``,
+        ``torch._fused_sgd_``, the ones ``fit`` runs: one pass over the parameters, the gradient and the state,
+        instead of four to ten), called once per run of members that share a step count and momentum
+        (:meth:`_runs`: all the training members, unless some stopped or one-cycle gives them different momenta;
+        frozen members are skipped). Members of one run at one learning rate update their parameters in the
+        kernel; members at their own rates get the kernel's step at rate 1 in a scratch buffer, then
+        ``p += lr * step`` per member (two more passes; the kernel takes one rate per call). Weight decay, per
+        member and on weights only, is applied before it, as the in-place path does. Taken on a CPU with at most
+        ``max(1, M // 2)`` runs (more calls cost more than the passes they save; benchmarks/RESULTS.md §29);
+        returns whether it ran. RMSprop has no fused kernel."""
+        if self.name not in ("adam", "sgd", "momentum") or self.lrs.device.type != "cpu":
             return False
-        runs = self._runs(lrs)
+        runs = self._runs(lrs, momenta)
         if len(runs) > max(1, len(self.lrs) // 2):
             return False
-        params, grads, ms, vs = [], [], [], []
+        params, grads, states, keys = [], [], [], []
+        buffered = self.name == "adam" or self.name == "momentum" or momenta is not None
+        first = False
         for key, p in self.params.items():
             g = p.grad
             if g is None:
@@ -165,21 +179,37 @@ class PopulationOptimizer:
                 else:
                     g.add_(wd * p)
             st = self.state[key]
-            if not st:
+            if self.name == "adam" and not st:
                 st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
+            elif buffered and "buf" not in st:  # torch starts the buffer at the first gradient (is_first_step)
+                st["buf"], first = torch.zeros_like(p), True
             params.append(p)
             grads.append(g.contiguous())
-            ms.append(st["m"])
-            vs.append(st["v"])
+            states.append(st)
+            keys.append(key)
             p.grad = None
         whole = len(runs) == 1 and runs[0][:2] == (0, len(self.lrs))
-        for start, stop, lr, t in runs:
+        for start, stop, t, mu, one_lr in runs:
             def part(ts):
                 return ts if whole else [x[start:stop] for x in ts]
-            step = torch.tensor(t, dtype=torch.float32)
-            torch._fused_adam_(part(params), part(grads), part(ms), part(vs), [], [step] * len(params), lr=lr,
-                               beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
-                               amsgrad=False, maximize=False)
+            if one_lr:
+                targets, lr = part(params), float(lrs[start])
+            else:  # the kernel's step at rate 1 into zeros, then each member's own rate
+                for k, p in zip(keys, params, strict=True):  # kept between steps: fresh pages cost a fault each
+                    self._scratch.setdefault(k, torch.empty_like(p))
+                targets, lr = [x.zero_() for x in part([self._scratch[k] for k in keys])], 1.0
+            if self.name == "adam":
+                step = torch.tensor(t, dtype=torch.float32)
+                torch._fused_adam_(targets, part(grads), part([st["m"] for st in states]),
+                                   part([st["v"] for st in states]), [], [step] * len(params), lr=lr, beta1=mu,
+                                   beta2=self.betas[1], weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
+            else:
+                torch._fused_sgd_(targets, part(grads), part([st["buf"] for st in states]) if buffered else [],
+                                  weight_decay=0.0, momentum=mu if buffered else 0.0, lr=lr, dampening=0.0,
+                                  nesterov=self.nesterov, maximize=False, is_first_step=first)
+            if not one_lr:
+                for p, d in zip(part(params), targets, strict=True):
+                    p.addcmul_(d, self._b(lrs[start:stop], p))
         return True
 
     def _rmsprop(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
