@@ -79,10 +79,13 @@ def test_population_optimizer_matches_torch_per_member():
 
 @pytest.mark.parametrize("name, own", [("sgd", {}), ("momentum", {}), ("momentum", {"nesterov": True}),
                                        ("rmsprop", {}), ("rmsprop", {"rmsprop_momentum": 0.8}),
-                                       ("sgd", {"decay": "decoupled"}), ("rmsprop", {"decay": "decoupled"})])
+                                       ("sgd", {"decay": "decoupled"}), ("rmsprop", {"decay": "decoupled"}),
+                                       ("adam", {}), ("adam", {"decay": "decoupled"})])
 def test_the_in_place_update_is_bit_for_bit_the_frozen_member_path(name, own):
-    """With every member training the update runs in place; once a member has stopped, the others take the
-    masked path. Both compute the same float operations: the training members end at identical bits."""
+    """A member's trajectory does not depend on another one stopping: with every member training the update runs
+    in place (RMSprop) or through one fused call; once a member has stopped, the others take the masked path or
+    a fused call on their run. Both compute the same float operations: the training members end at identical
+    bits."""
     torch.manual_seed(2)
     w = torch.randn(3, 4, 5)
     grads = [torch.randn(3, 4, 5) for _ in range(4)]
