@@ -74,13 +74,11 @@ class PopulationOptimizer:
             lr = self._b(lrs, p)
             act = self._b(self.active, p)
             new_p = p
-            mask = self.decay_masks.get(key) if self.decay_masks is not None else None
-            decays = mask is not None or (self.decay_masks is None and p.dim() >= 3)  # weights: (M, out, in, ...)
+            wd = self._decay(key, p)
             st = self.state[key]
-            decoupled_adam = self.name == "adam" and self.decay == "decoupled" and decays and self.any_decay
+            decoupled_adam = self.name == "adam" and self.decay == "decoupled" and wd is not None
             if not masked and not decoupled_adam:  # every member trains: the update in place, one pass per term
-                if decays and self.any_decay:
-                    wd = self._b(self.wds, p) if mask is None else self._b(self.wds, p) * mask
+                if wd is not None:
                     if self.decay == "decoupled":
                         p.mul_(1 - lr * wd)
                     else:
@@ -88,8 +86,7 @@ class PopulationOptimizer:
                 self._in_place(p, g, lr, st, momenta)
                 p.grad = None
                 continue
-            if decays and self.any_decay:
-                wd = self._b(self.wds, p) if mask is None else self._b(self.wds, p) * mask
+            if wd is not None:
                 if self.decay == "decoupled":
                     new_p = p * (1 - lr * wd)
                 else:
@@ -125,6 +122,15 @@ class PopulationOptimizer:
                 new_p = new_p - lr * g
             p.copy_(torch.where(act, new_p, p) if masked else new_p)
             p.grad = None
+
+    def _decay(self, key: str, p: torch.Tensor) -> torch.Tensor | None:
+        """Each member's weight decay, broadcastable to ``p`` (zero where its decay mask is), or None when ``p``
+        does not decay: no member decays, or it is not a weight ((M, out, in, ...)) and has no mask."""
+        mask = self.decay_masks.get(key) if self.decay_masks is not None else None
+        if not self.any_decay or (mask is None and (self.decay_masks is not None or p.dim() < 3)):
+            return None
+        wd = self._b(self.wds, p)
+        return wd if mask is None else wd * mask
 
     def _runs(self, lrs: torch.Tensor, momenta: torch.Tensor | None) -> list[tuple[int, int, float, float, bool]]:
         """Maximal runs ``(start, stop, t, mu, one_lr)`` of consecutive training members that share one step count
@@ -169,9 +175,8 @@ class PopulationOptimizer:
             g = p.grad
             if g is None:
                 continue
-            mask = self.decay_masks.get(key) if self.decay_masks is not None else None
-            if self.any_decay and (mask is not None or (self.decay_masks is None and p.dim() >= 3)):
-                wd = self._b(self.wds, p) if mask is None else self._b(self.wds, p) * mask
+            wd = self._decay(key, p)
+            if wd is not None:
                 if not self.all_active:  # a frozen member's weights and gradient stay as they are
                     wd = torch.where(self._b(self.active, p), wd, 0.0)
                 if self.decay == "decoupled":
