@@ -1,22 +1,17 @@
-"""Per-member optimization for a population: the optimizers' update rules and each member's learning-rate schedule.
+"""Per-member optimization for a population: the optimizers' update rules over stacked parameters.
 
 The optimizers (SGD, momentum, RMSprop with or without momentum, Adam; coupled or decoupled weight decay on weights
-only) are written out with
-per-member tensors and follow torch's update formulas. Each member's learning-rate schedule is the torch scheduler
-a separate fit would build, run on a one-parameter stand-in optimizer with the member's own base rate (so cosine
-with ``min_lr``, one-cycle's momentum cycling, step and plateau schedules match a separate fit). A frozen member
-(it stopped) keeps its parameters, optimizer state and step count unchanged.
+only) follow torch's update formulas with per-member rates, momenta and decays (torch's fused kernels where they
+apply). A frozen member (it stopped) keeps its parameters, optimizer state and step count unchanged. Each member's
+learning-rate schedule is :class:`trainwell.train.member_schedules.MemberSchedules`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 import torch
 
 from trainwell.errors import TrainwellError
-from trainwell.optim import Schedule, population_optimizers
+from trainwell.optim import population_optimizers
 
 
 class PopulationOptimizer:
@@ -78,12 +73,7 @@ class PopulationOptimizer:
             st = self.state[key]
             decoupled_adam = self.name == "adam" and self.decay == "decoupled" and wd is not None
             if not masked and not decoupled_adam:  # every member trains: the update in place, one pass per term
-                if wd is not None:
-                    if self.decay == "decoupled":
-                        p.mul_(1 - lr * wd)
-                    else:
-                        g = g.add_(wd * p) if g is p.grad else g + wd * p
-                self._in_place(p, g, lr, st, momenta)
+                self._in_place(p, g, lr, wd, st, momenta)
                 p.grad = None
                 continue
             if wd is not None:
@@ -168,16 +158,25 @@ class PopulationOptimizer:
         runs = self._runs(lrs, momenta)
         if len(runs) > max(1, len(self.lrs) // 2):
             return False
-        params, grads, states, keys = [], [], [], []
         buffered = self.name == "adam" or self.name == "momentum" or momenta is not None
-        first = False
+        keys, grads, first = self._fused_inputs(lrs, buffered)
+        whole = len(runs) == 1 and runs[0][:2] == (0, len(self.lrs))
+        for run in runs:
+            self._fused_run(run, keys, grads, lrs, buffered, first, whole)
+        return True
+
+    def _fused_inputs(self, lrs: torch.Tensor, buffered: bool) -> tuple[list[str], list[torch.Tensor], bool]:
+        """Before the kernels: each parameter's weight decay applied (a frozen member's weights and gradient left
+        as they are), its state created, its gradient taken off it. Returns the keys of the parameters that have a
+        gradient, those gradients, and whether the momentum buffers start now (torch's ``is_first_step``)."""
+        keys, grads, first = [], [], False
         for key, p in self.params.items():
             g = p.grad
             if g is None:
                 continue
             wd = self._decay(key, p)
             if wd is not None:
-                if not self.all_active:  # a frozen member's weights and gradient stay as they are
+                if not self.all_active:
                     wd = torch.where(self._b(self.active, p), wd, 0.0)
                 if self.decay == "decoupled":
                     p.mul_(torch.where(wd == 0, 1.0, 1 - self._b(lrs, p) * wd))
@@ -188,34 +187,38 @@ class PopulationOptimizer:
                 st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
             elif buffered and "buf" not in st:  # torch starts the buffer at the first gradient (is_first_step)
                 st["buf"], first = torch.zeros_like(p), True
-            params.append(p)
-            grads.append(g.contiguous())
-            states.append(st)
             keys.append(key)
+            grads.append(g.contiguous())
             p.grad = None
-        whole = len(runs) == 1 and runs[0][:2] == (0, len(self.lrs))
-        for start, stop, t, mu, one_lr in runs:
-            def part(ts):
-                return ts if whole else [x[start:stop] for x in ts]
-            if one_lr:
-                targets, lr = part(params), float(lrs[start])
-            else:  # the kernel's step at rate 1 into zeros, then each member's own rate
-                for k, p in zip(keys, params, strict=True):  # kept between steps: fresh pages cost a fault each
-                    self._scratch.setdefault(k, torch.empty_like(p))
-                targets, lr = [x.zero_() for x in part([self._scratch[k] for k in keys])], 1.0
-            if self.name == "adam":
-                step = torch.tensor(t, dtype=torch.float32)
-                torch._fused_adam_(targets, part(grads), part([st["m"] for st in states]),
-                                   part([st["v"] for st in states]), [], [step] * len(params), lr=lr, beta1=mu,
-                                   beta2=self.betas[1], weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
-            else:
-                torch._fused_sgd_(targets, part(grads), part([st["buf"] for st in states]) if buffered else [],
-                                  weight_decay=0.0, momentum=mu if buffered else 0.0, lr=lr, dampening=0.0,
-                                  nesterov=self.nesterov, maximize=False, is_first_step=first)
-            if not one_lr:
-                for p, d in zip(part(params), targets, strict=True):
-                    p.addcmul_(d, self._b(lrs[start:stop], p))
-        return True
+        return keys, grads, first
+
+    def _fused_run(self, run: tuple, keys: list[str], grads: list[torch.Tensor], lrs: torch.Tensor, buffered: bool,
+                   first: bool, whole: bool) -> None:
+        """One kernel call for the members ``run = (start, stop, t, mu, one_lr)`` of :meth:`_runs`."""
+        start, stop, t, mu, one_lr = run
+
+        def rows(ts: list[torch.Tensor]) -> list[torch.Tensor]:
+            return ts if whole else [x[start:stop] for x in ts]
+
+        params = [self.params[k] for k in keys]
+        if one_lr:
+            targets, lr = rows(params), float(lrs[start])
+        else:  # the kernel's step at rate 1 into zeros, then each member's own rate
+            for k, p in zip(keys, params, strict=True):  # kept between steps: fresh pages cost a fault each
+                self._scratch.setdefault(k, torch.empty_like(p))
+            targets, lr = [x.zero_() for x in rows([self._scratch[k] for k in keys])], 1.0
+        if self.name == "adam":
+            step = torch.tensor(t, dtype=torch.float32)
+            torch._fused_adam_(targets, rows(grads), rows([self.state[k]["m"] for k in keys]),
+                               rows([self.state[k]["v"] for k in keys]), [], [step] * len(keys), lr=lr, beta1=mu,
+                               beta2=self.betas[1], weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
+        else:
+            torch._fused_sgd_(targets, rows(grads), rows([self.state[k]["buf"] for k in keys]) if buffered else [],
+                              weight_decay=0.0, momentum=mu if buffered else 0.0, lr=lr, dampening=0.0,
+                              nesterov=self.nesterov, maximize=False, is_first_step=first)
+        if not one_lr:
+            for p, d in zip(rows(params), targets, strict=True):
+                p.addcmul_(d, self._b(lrs[start:stop], p))
 
     def _rmsprop(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
                  momenta: torch.Tensor | None, act: torch.Tensor | None) -> torch.Tensor:
@@ -235,11 +238,17 @@ class PopulationOptimizer:
         st["v"] = torch.where(act, v, st["v"]) if act is not None else v
         return p - lr * step
 
-    def _in_place(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, st: dict,
+    def _in_place(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor | None, st: dict,
                   momenta: torch.Tensor | None) -> None:
         """The update when every member trains: the frozen-member path's formulas term by term (the same float
         roundings, so the results are bit for bit the same), written in place into ``p``, the state and ``g`` (the
-        gradient, discarded after the step), without the temporaries and the final copy."""
+        gradient, discarded after the step), without the temporaries and the final copy. ``wd``: the weight
+        decay (:meth:`_decay`)."""
+        if wd is not None:
+            if self.decay == "decoupled":
+                p.mul_(1 - lr * wd)
+            else:
+                g = g.add_(wd * p) if g is p.grad else g + wd * p
         if self.name == "adam":
             self._adam_in_place(p, g, lr, st, momenta)
             return
@@ -300,125 +309,3 @@ class PopulationOptimizer:
         self.t.copy_(state["t"])
         self.active.copy_(state["active"])
         self.all_active = bool(self.active.all())
-
-
-class MemberSchedules:
-    """Each member's learning rate (and one-cycle momentum) at every step, as a separate fit's torch scheduler
-    would set it. Step and epoch schedules are tabulated once per distinct base rate; plateau schedules run one
-    stand-in scheduler per member on that member's monitored value."""
-
-    def __init__(self, build: Callable[[torch.optim.Optimizer], Schedule] | None, base_lrs: list[float], optimizer: str,
-                 momentum: float, betas, *, epochs: int, steps_per_epoch: int, device):
-        self.base = torch.tensor(base_lrs, dtype=torch.float32, device=device)
-        self.spe, self.device = steps_per_epoch, device
-        self.cycled = False
-        m = len(base_lrs)
-        self.frozen_lr = torch.full((m,), math.nan, device=device)
-        self.frozen_mom = torch.full((m,), math.nan, dtype=torch.float64, device=device)
-        self.interval = "none"
-        self.any_frozen = False  # a Python flag: the per-step lookup stays free of tensor checks
-        self._dummies: list = []
-        if build is None:
-            return
-        probe = build(self._dummy(base_lrs[0], optimizer, momentum, betas))
-        self.interval = probe.interval
-        if self.interval == "none":
-            return
-        self.cycled = bool(getattr(probe.scheduler, "cycle_momentum", False))
-        if self.interval == "metric":
-            self._dummies = [build(self._dummy(lr, optimizer, momentum, betas)) for lr in base_lrs]
-            self.plateau_lrs = list(base_lrs)
-            self.plateau_t = self.base.clone()
-            return
-        tables = {}
-        for lr in sorted(set(base_lrs)):
-            sched = build(self._dummy(lr, optimizer, momentum, betas))
-            tables[lr] = self._tabulate(sched, optimizer, epochs, steps_per_epoch)
-        self.lr_table = torch.stack([torch.tensor(tables[lr][0]) for lr in base_lrs], 1).float().to(device)
-        self.mom_table = torch.stack([torch.tensor(tables[lr][1], dtype=torch.float64) for lr in base_lrs],
-                                     1).to(device)  # double: Adam's bias correction 1 - beta1**t needs it
-
-    @staticmethod
-    def _dummy(lr: float, optimizer: str, momentum: float, betas) -> torch.optim.Optimizer:
-        p = [torch.zeros(1, requires_grad=True)]
-        if optimizer == "adam":
-            return torch.optim.Adam(p, lr=lr, betas=tuple(betas))
-        if optimizer == "rmsprop":
-            return torch.optim.RMSprop(p, lr=lr, momentum=momentum)
-        return torch.optim.SGD(p, lr=lr, momentum=momentum if optimizer == "momentum" else 0.0)
-
-    @staticmethod
-    def _group_momentum(group: dict) -> float:
-        return group["betas"][0] if "betas" in group else group.get("momentum", 0.0)
-
-    def _tabulate(self, sched: Schedule, optimizer: str, epochs: int, spe: int) -> tuple[list, list]:
-        """LR and momentum before each step (step schedules) or each epoch (epoch schedules), plus one more."""
-        opt = sched.scheduler.optimizer
-        lrs, moms = [], []
-        for _ in range(epochs):
-            for _ in range(spe if sched.interval == "step" else 1):
-                group = opt.param_groups[0]
-                lrs.append(group["lr"])
-                moms.append(self._group_momentum(group))
-                opt.step()
-                if sched.interval == "step" and len(lrs) < epochs * spe:
-                    sched.scheduler.step()
-            if sched.interval == "epoch":
-                sched.scheduler.step()
-        group = opt.param_groups[0]
-        lrs.append(group["lr"])
-        moms.append(self._group_momentum(group))
-        return lrs, moms
-
-    def at(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per-member (LR, momentum or None) for global step ``step``."""
-        mom = None
-        if self.interval == "step" or self.interval == "epoch":
-            i = step if self.interval == "step" else step // self.spe
-            i = min(i, len(self.lr_table) - 1)
-            lr = self.lr_table[i]
-            if self.cycled:
-                mom = self.mom_table[i]
-        elif self.interval == "metric":
-            lr = self.plateau_t
-        else:
-            lr = self.base
-        if self.any_frozen:
-            lr = torch.where(torch.isnan(self.frozen_lr), lr, self.frozen_lr)
-            if mom is not None:
-                mom = torch.where(torch.isnan(self.frozen_mom), mom, self.frozen_mom)
-        return lr, mom
-
-    def step_metric(self, values: dict[int, float]) -> None:
-        if self.interval != "metric":
-            return
-        for m, value in values.items():
-            self._dummies[m].scheduler.step(value)
-            self.plateau_lrs[m] = self._dummies[m].scheduler.optimizer.param_groups[0]["lr"]
-        self.plateau_t = torch.tensor(self.plateau_lrs, dtype=torch.float32, device=self.device)
-
-    def scale(self, member: int, factor: float, step: int) -> None:
-        """From now on member ``member`` trains at its current LR x ``factor`` with no schedule."""
-        lr, mom = self.at(step)
-        self.frozen_lr[member] = lr[member] * factor
-        self.any_frozen = True
-        if mom is not None:
-            self.frozen_mom[member] = mom[member]
-
-    def state_dict(self) -> dict:
-        out = {"frozen_lr": self.frozen_lr, "frozen_mom": self.frozen_mom}
-        if self.interval == "metric":
-            out["plateau"] = [d.scheduler.state_dict() for d in self._dummies]
-            out["plateau_lrs"] = self.plateau_lrs
-        return out
-
-    def load_state_dict(self, state: dict) -> None:
-        self.frozen_lr.copy_(state["frozen_lr"])
-        self.frozen_mom.copy_(state["frozen_mom"])
-        self.any_frozen = not bool(torch.isnan(self.frozen_lr).all())
-        if self.interval == "metric":
-            self.plateau_lrs = list(state["plateau_lrs"])
-            self.plateau_t = torch.tensor(self.plateau_lrs, dtype=torch.float32, device=self.device)
-            for d, s, lr in zip(self._dummies, state["plateau"], self.plateau_lrs, strict=True):
-                d.scheduler.load_state_dict(s)
-                d.scheduler.optimizer.param_groups[0]["lr"] = lr

@@ -28,7 +28,8 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from trainwell.optim import Schedule
 from trainwell.train.learners import loss_function
-from trainwell.train.member_optim import MemberSchedules, PopulationOptimizer
+from trainwell.train.member_optim import PopulationOptimizer
+from trainwell.train.member_schedules import MemberSchedules
 from trainwell.train.population_mlp import mlp_forward, mlp_plan
 
 

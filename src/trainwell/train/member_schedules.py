@@ -1,0 +1,135 @@
+"""Each member's learning-rate schedule in a population: the torch scheduler a separate fit would build, run on a
+one-parameter stand-in optimizer with the member's own base rate (so cosine with ``min_lr``, one-cycle's momentum
+cycling, step and plateau schedules match a separate fit).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from trainwell.optim import Schedule
+
+
+class MemberSchedules:
+    """Each member's learning rate (and one-cycle momentum) at every step, as a separate fit's torch scheduler
+    would set it. Step and epoch schedules are tabulated once per distinct base rate; plateau schedules run one
+    stand-in scheduler per member on that member's monitored value."""
+
+    def __init__(self, build: Callable[[torch.optim.Optimizer], Schedule] | None, base_lrs: list[float], optimizer: str,
+                 momentum: float, betas, *, epochs: int, steps_per_epoch: int, device):
+        self.base = torch.tensor(base_lrs, dtype=torch.float32, device=device)
+        self.spe, self.device = steps_per_epoch, device
+        self.cycled = False
+        m = len(base_lrs)
+        self.frozen_lr = torch.full((m,), math.nan, device=device)
+        self.frozen_mom = torch.full((m,), math.nan, dtype=torch.float64, device=device)
+        self.interval = "none"
+        self.any_frozen = False  # a Python flag: the per-step lookup stays free of tensor checks
+        self._dummies: list = []
+        if build is None:
+            return
+        probe = build(self._dummy(base_lrs[0], optimizer, momentum, betas))
+        self.interval = probe.interval
+        if self.interval == "none":
+            return
+        self.cycled = bool(getattr(probe.scheduler, "cycle_momentum", False))
+        if self.interval == "metric":
+            self._dummies = [build(self._dummy(lr, optimizer, momentum, betas)) for lr in base_lrs]
+            self.plateau_lrs = list(base_lrs)
+            self.plateau_t = self.base.clone()
+            return
+        tables = {}
+        for lr in sorted(set(base_lrs)):
+            sched = build(self._dummy(lr, optimizer, momentum, betas))
+            tables[lr] = self._tabulate(sched, optimizer, epochs, steps_per_epoch)
+        self.lr_table = torch.stack([torch.tensor(tables[lr][0]) for lr in base_lrs], 1).float().to(device)
+        self.mom_table = torch.stack([torch.tensor(tables[lr][1], dtype=torch.float64) for lr in base_lrs],
+                                     1).to(device)  # double: Adam's bias correction 1 - beta1**t needs it
+
+    @staticmethod
+    def _dummy(lr: float, optimizer: str, momentum: float, betas) -> torch.optim.Optimizer:
+        p = [torch.zeros(1, requires_grad=True)]
+        if optimizer == "adam":
+            return torch.optim.Adam(p, lr=lr, betas=tuple(betas))
+        if optimizer == "rmsprop":
+            return torch.optim.RMSprop(p, lr=lr, momentum=momentum)
+        return torch.optim.SGD(p, lr=lr, momentum=momentum if optimizer == "momentum" else 0.0)
+
+    @staticmethod
+    def _group_momentum(group: dict) -> float:
+        return group["betas"][0] if "betas" in group else group.get("momentum", 0.0)
+
+    def _tabulate(self, sched: Schedule, optimizer: str, epochs: int, spe: int) -> tuple[list, list]:
+        """LR and momentum before each step (step schedules) or each epoch (epoch schedules), plus one more."""
+        opt = sched.scheduler.optimizer
+        lrs, moms = [], []
+        for _ in range(epochs):
+            for _ in range(spe if sched.interval == "step" else 1):
+                group = opt.param_groups[0]
+                lrs.append(group["lr"])
+                moms.append(self._group_momentum(group))
+                opt.step()
+                if sched.interval == "step" and len(lrs) < epochs * spe:
+                    sched.scheduler.step()
+            if sched.interval == "epoch":
+                sched.scheduler.step()
+        group = opt.param_groups[0]
+        lrs.append(group["lr"])
+        moms.append(self._group_momentum(group))
+        return lrs, moms
+
+    def at(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-member (LR, momentum or None) for global step ``step``."""
+        mom = None
+        if self.interval == "step" or self.interval == "epoch":
+            i = step if self.interval == "step" else step // self.spe
+            i = min(i, len(self.lr_table) - 1)
+            lr = self.lr_table[i]
+            if self.cycled:
+                mom = self.mom_table[i]
+        elif self.interval == "metric":
+            lr = self.plateau_t
+        else:
+            lr = self.base
+        if self.any_frozen:
+            lr = torch.where(torch.isnan(self.frozen_lr), lr, self.frozen_lr)
+            if mom is not None:
+                mom = torch.where(torch.isnan(self.frozen_mom), mom, self.frozen_mom)
+        return lr, mom
+
+    def step_metric(self, values: dict[int, float]) -> None:
+        if self.interval != "metric":
+            return
+        for m, value in values.items():
+            self._dummies[m].scheduler.step(value)
+            self.plateau_lrs[m] = self._dummies[m].scheduler.optimizer.param_groups[0]["lr"]
+        self.plateau_t = torch.tensor(self.plateau_lrs, dtype=torch.float32, device=self.device)
+
+    def scale(self, member: int, factor: float, step: int) -> None:
+        """From now on member ``member`` trains at its current LR x ``factor`` with no schedule."""
+        lr, mom = self.at(step)
+        self.frozen_lr[member] = lr[member] * factor
+        self.any_frozen = True
+        if mom is not None:
+            self.frozen_mom[member] = mom[member]
+
+    def state_dict(self) -> dict:
+        out = {"frozen_lr": self.frozen_lr, "frozen_mom": self.frozen_mom}
+        if self.interval == "metric":
+            out["plateau"] = [d.scheduler.state_dict() for d in self._dummies]
+            out["plateau_lrs"] = self.plateau_lrs
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        self.frozen_lr.copy_(state["frozen_lr"])
+        self.frozen_mom.copy_(state["frozen_mom"])
+        self.any_frozen = not bool(torch.isnan(self.frozen_lr).all())
+        if self.interval == "metric":
+            self.plateau_lrs = list(state["plateau_lrs"])
+            self.plateau_t = torch.tensor(self.plateau_lrs, dtype=torch.float32, device=self.device)
+            for d, s, lr in zip(self._dummies, state["plateau"], self.plateau_lrs, strict=True):
+                d.scheduler.load_state_dict(s)
+                d.scheduler.optimizer.param_groups[0]["lr"] = lr
