@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 import sys
@@ -111,13 +112,19 @@ def _coerce(tp, value, key: str):
     raise ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}")
 
 
+@functools.cache
+def _fields(cls) -> tuple[dict, list[str]]:
+    """Dataclass ``cls``'s resolved type hints and field names (resolving the hints is most of a config's parse
+    time, and they never change)."""
+    return typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
+
+
 def from_dict(cls, data, prefix: str = ""):
     """Build dataclass ``cls`` from a plain dict, rejecting unknown keys and wrong types."""
     where = prefix or "config"
     if not isinstance(data, dict):
         raise ConfigError(f"{where} = {data!r} is not allowed: use a table")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    hints, names = _fields(cls)
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else key

@@ -352,3 +352,21 @@ def test_every_experiment_has_a_negative_control():
                   "encoder-8-3-8", "xor-direct-connections", "l1-vs-l2", "adam-l2-vs-adamw", "dropout",
                   "lottery-ticket"}
     assert set(EXPERIMENTS) == controlled | set(PART2)
+
+
+def test_experiments_run_with_subnormals_flushed_and_the_mode_is_off_afterwards(fakes, tmp_path, monkeypatch):
+    """Inside an experiment a float32 subnormal (1e-39) times 1 reads as 0 (flush-to-zero), outside it stays
+    1e-39; a CPU without the modes (torch.set_flush_denormal returns False) keeps subnormals everywhere."""
+    import torch
+
+    tiny = torch.tensor([1e-39], dtype=torch.float32)
+    assert (tiny * 1.0).item() > 0  # the default: subnormals kept
+    probe = fakes["steady"]
+    monkeypatch.setattr(probe, "run", lambda cfg, workdir=None: {"value": (tiny * 1.0).item(), "seed": cfg.seed})
+    summaries = runner.run_lab(["steady"], tmp_path / "lab", quick=True, seeds=1)
+    assert summaries[0]["verdict"]["status"] == "pass"
+    inside = json.loads((tmp_path / "lab" / "steady" / "result.json").read_text())[0]["result"]["value"]
+    supported = torch.set_flush_denormal(True)
+    torch.set_flush_denormal(False)
+    assert inside == (0.0 if supported else pytest.approx(1e-39, rel=1e-3))
+    assert (tiny * 1.0).item() > 0  # switched off again

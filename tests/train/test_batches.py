@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from tests.helpers import boring_net
 from trainwell.train import Callback, Trainer, evaluate
+from trainwell.train.batches import take_rows
 from trainwell.train.stopping import Divergence, EarlyStopping, NonFinite
 
 G = torch.Generator().manual_seed(0)
@@ -241,3 +242,14 @@ def test_a_dataloader_run_resumes_exactly(own_generator):
     resumed.fit(loader(99), (X, Y))
     assert [r["train_loss"] for r in resumed.state.history] == [r["train_loss"] for r in full.state.history]
     assert all(torch.equal(a, b) for a, b in zip(weights(resumed.model), weights(full.model), strict=True))
+
+
+@pytest.mark.parametrize("shape", [(30,), (30, 5), (30, 1, 8), (30, 3, 4, 4)])
+@pytest.mark.parametrize("idx_shape", [(7,), (3, 7), (30,)])
+def test_take_rows_equals_advanced_indexing(shape, idx_shape):
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(shape, generator=g) if len(shape) > 1 else torch.randint(0, 10, shape, generator=g)
+    idx = torch.randint(0, shape[0], idx_shape, generator=g)
+    out = take_rows(t, idx)
+    assert out.shape == t[idx].shape and out.dtype == t.dtype
+    assert torch.equal(out, t[idx])

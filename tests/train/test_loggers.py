@@ -125,3 +125,33 @@ def test_metrics_csv_equals_the_history_after_every_epoch_and_at_the_end(tmp_pat
     text = path.read_text(encoding="utf-8")
     assert text == history_csv(state.history) and "my_metric" in text.splitlines()[0]
     assert len(text.splitlines()) == 7  # header + one row per epoch, nothing appended twice
+
+
+def test_metrics_csv_takes_metrics_added_after_it_and_a_second_fit(tmp_path):
+    """A callback after the logger adds a metric to one epoch's record only: the next epoch's file already has its
+    column and value (the logger looks at the last two records), and the end equals the history; the same logger
+    given to a second fit writes that fit's history, not rows appended to the first."""
+    from trainwell.train.callbacks import Callback
+    from trainwell.train.loggers import CSVLogger, history_csv
+
+    path = tmp_path / "metrics.csv"
+    lag = []
+
+    class LateMetric(Callback):
+        def on_epoch_end(self, state):
+            if len(state.history) == 2:
+                state.history[-1]["late"] = 7.0
+            lag.append(path.read_text(encoding="utf-8") == history_csv(state.history[:-1] + [
+                {k: v for k, v in state.history[-1].items() if k != "late"}]))
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    logger = CSVLogger(path)
+    for epochs in (5, 3):
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        state = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=epochs, batch_size=16,
+                        callbacks=[logger, LateMetric()]).fit((x, y))
+        text = path.read_text(encoding="utf-8")
+        assert text == history_csv(state.history) and len(text.splitlines()) == epochs + 1
+    assert lag == [True] * 8
+    assert "late" in text.splitlines()[0] and ",7.0" in text.splitlines()[2]

@@ -86,6 +86,22 @@ def has_control(mod) -> bool:
     return isinstance(getattr(mod, "CONTROL", None), str) and "control" in {f.name for f in fields(mod.Config)}
 
 
+@contextlib.contextmanager
+def flushed_denormals():
+    """Subnormal floats (``|x| < 1.2e-38`` in float32) read and written as zero while an experiment runs (the
+    CPU's flush-to-zero and denormals-are-zero modes, :func:`torch.set_flush_denormal`; TensorFlow sets the same
+    modes in its CPU threads). x86 CPUs compute on subnormals tens of times slower, and the lab makes them on
+    purpose: a 30-layer net with Xavier's initialization or a tiny-init net back-propagates gradients that vanish
+    into them. Values that small change no parameter they are added to (a float32 weight of 1e-3 absorbs anything
+    below ~1e-10), so the evidence is the same (RESULTS section 30); the modes are switched off afterwards."""
+    on = torch.set_flush_denormal(True)
+    try:
+        yield on
+    finally:
+        if on:
+            torch.set_flush_denormal(False)
+
+
 def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int | None = None,
             control: bool = False) -> dict:
     """Run experiment ``name`` for ``seeds`` seeds (from ``seed``, default the config's) into ``out/name`` (its
@@ -107,7 +123,7 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int |
         cfg = replace(cfg0, seed=cfg0.seed + k)
         t, seed_figures = time.perf_counter(), []
         try:
-            with base.member_log(log):
+            with base.member_log(log), flushed_denormals():
                 result = json.loads(to_json(mod.run(cfg, workdir=folder / "runs" / f"seed{cfg.seed}")))
             v = size_limited(mod.verdict(result), quick, getattr(mod, "QUICK_DECIDES", True))
             suffix = "" if k == 0 else f"_seed{cfg.seed}"  # the first seed's keep their plain names

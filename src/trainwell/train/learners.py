@@ -38,6 +38,7 @@ from torch import nn
 
 from trainwell.data.labels import as_class_labels
 from trainwell.optim import Schedule
+from trainwell.train.batches import take_rows
 
 
 def _mse_onehot(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -204,7 +205,7 @@ class ModuleLearner:
         return None  # one model: the run's metrics are the model's
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.train_batch(x[idx], y[idx])
+        return self.train_batch(take_rows(x, idx), take_rows(y, idx))
 
     def train_batch(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on the batch ``(xb, yb)`` (a DataLoader's batch, or rows drawn by :meth:`train_step`);

@@ -39,23 +39,32 @@ class CSVLogger(Callback):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._columns: list[str] | None = None
+        self._seen: set[str] = set()
+        self._history: list[dict] | None = None  # the history list the file was last written from
 
     def on_epoch_end(self, state: State) -> None:
-        columns = history_columns(state.history)
-        if columns != self._columns or not self.path.exists():
-            self._rewrite(state, columns)
+        history = state.history
+        if self._columns is None or self._history is not history or self._new_metric(history) \
+                or not self.path.exists():
+            self._rewrite(state, history_columns(history))
             return
         with open(self.path, "a", encoding="utf-8", newline="") as f:
-            csv.DictWriter(f, fieldnames=columns, lineterminator="\n").writerow(_csv_row(state.history[-1]))
+            csv.DictWriter(f, fieldnames=self._columns, lineterminator="\n").writerow(_csv_row(history[-1]))
 
     def on_fit_end(self, state: State) -> None:
         self._rewrite(state, history_columns(state.history))  # complete and on disk
+
+    def _new_metric(self, history: list[dict]) -> bool:
+        """Whether the last two records (this epoch's, and the previous one, to which callbacks after this logger
+        may have added metrics) hold a metric the header lacks: checking only those keeps a long run's logging
+        linear in its epochs (earlier records are already in the file)."""
+        return any(k not in self._seen for record in history[-2:] for k in record)
 
     def _rewrite(self, state: State, columns: list[str]) -> None:
         from trainwell.rundir import atomic_write_text
 
         atomic_write_text(self.path, history_csv(state.history))
-        self._columns = columns
+        self._columns, self._seen, self._history = columns, set(columns), state.history
 
 
 def history_columns(history: list[dict]) -> list[str]:

@@ -27,6 +27,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from trainwell.optim import Schedule
+from trainwell.train.batches import take_rows
 from trainwell.train.learners import loss_function
 from trainwell.train.member_optim import PopulationOptimizer
 from trainwell.train.member_schedules import MemberSchedules
@@ -157,7 +158,6 @@ class PopulationLearner:
                                          rmsprop_momentum if optimizer == "rmsprop" else momentum, betas, epochs=epochs,
                                          steps_per_epoch=steps_per_epoch, device=self.device)
         self.steps = 0  # optimizer steps taken by the population (the schedules' position)
-        self.rows = torch.arange(self.size, device=self.device).unsqueeze(1)
         self.model = self  # the loop's State.model: the whole population
 
     def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -227,8 +227,8 @@ class PopulationLearner:
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shared = self._shared_rows(idx)
-        xb = x[idx[0]] if shared else x[idx]  # (B, ...) for all, or (M, B, ...)
-        yb = y[self.rows, idx] if y.dim() == 2 else y[idx]  # per-member labels (M, N) or shared (N,)
+        xb = take_rows(x, idx[0] if shared else idx)  # (B, ...) for all, or (M, B, ...)
+        yb = y.gather(1, idx) if y.dim() == 2 else take_rows(y, idx)  # per-member labels (M, N) or shared (N,)
         out = self.forward(xb, shared=shared)
         losses = self.member_losses(out, yb)  # (M,)
         losses.sum().backward()
