@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -393,9 +394,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return config_from_dict(apply_overrides(raw, list(overrides or [])))
 
 
+@functools.cache
+def _defaults() -> dict:
+    """The default config as a plain dict, built once (``dataclasses.asdict`` of the whole config was most of a
+    small config's resolution time; :func:`_merge` copies it, so it is never changed)."""
+    return Config().to_dict()
+
+
 def config_from_dict(raw: dict) -> Config:
     """Merge ``raw`` onto the defaults and validate; lists replace, tables merge."""
-    merged = _merge(Config().to_dict(), raw) if isinstance(raw, dict) else raw
+    merged = _merge(_defaults(), raw) if isinstance(raw, dict) else raw
     return from_dict(Config, merged)
 
 

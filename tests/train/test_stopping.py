@@ -235,3 +235,28 @@ def test_a_registered_criterion_runs_in_the_stopper_from_its_config_name():
             break
     assert epoch == 6 and state.stop.startswith("generalization loss: 9.1% above the best validation loss 1.1")
     assert state.metrics["generalization_loss"] == pytest.approx(100 * (1.2 / 1.1 - 1))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stopper_flags_the_overfit_epoch_a_whole_series_scan_finds(seed):
+    """Fed one epoch at a time (the scan resumes where the previous epoch's stopped), the Stopper flags the epoch
+    that OverfitDetector finds over the whole run, on random walks of train and validation loss, some with epochs
+    that log no validation loss."""
+    from trainwell.train.callbacks import State
+    from trainwell.train.stop_callback import Stopper
+
+    g = torch.Generator().manual_seed(seed)
+    n = 60
+    train = (3 - torch.rand(n, generator=g).cumsum(0) * 0.05 + torch.rand(n, generator=g) * 0.3).tolist()
+    val = (2 + torch.randn(n, generator=g).cumsum(0) * 0.1).tolist()
+    logged = (torch.rand(n, generator=g) > (0.3 if seed % 2 else 0.0)).tolist()
+    history = [{"epoch": e, "train_loss": train[e], **({"val_loss": val[e]} if logged[e] else {})} for e in range(n)]
+    stopper = Stopper(overfit=OverfitDetector(window=3))
+    state = State(model=None, optimizer=None)
+    for e in range(n):
+        state.epoch, state.metrics = e, history[e]
+        state.history.append(history[e])
+        stopper.on_epoch_end(state)
+    vals = [r["val_loss"] for r in history if "val_loss" in r]
+    t = OverfitDetector(window=3).detect(train, vals)
+    assert stopper.overfit_epoch == (None if t is None else history[t]["epoch"])

@@ -53,6 +53,7 @@ class Stopper(Callback):
 
     # -- state ---------------------------------------------------------------------------------------------
     def on_fit_start(self, state: State | None) -> None:
+        self._overfit_from = 0  # the overfitting scan's next epoch (not saved: a resumed fit scans once from 0)
         self.snapshots: list[torch.Tensor] = []
         self.best_weights: dict | None = None
         self.best_epoch: int | None = None
@@ -167,8 +168,10 @@ class Stopper(Callback):
         """Flag the first overfitting epoch (once); True if that stops the run (``overfit_stop``)."""
         if self.overfit is None or self.overfit_epoch is not None:
             return False
-        t = self.overfit.detect(train, self._series(state, "val_loss"))
+        val = self._series(state, "val_loss")
+        t = self.overfit.detect(train, val, start=self._overfit_from)
         if t is None:
+            self._overfit_from = min(len(train), len(val))  # checked up to here: the next epoch starts there
             return False
         self.overfit_epoch = state.history[t]["epoch"]
         state.metrics["overfit"] = True

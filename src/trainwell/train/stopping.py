@@ -251,9 +251,12 @@ class OverfitDetector:
             raise ValueError(f"OverfitDetector(window={window}) is not allowed: use an integer >= 1")
         self.window = window
 
-    def detect(self, train: Sequence[float], val: Sequence[float]) -> int | None:
+    def detect(self, train: Sequence[float], val: Sequence[float], start: int = 0) -> int | None:
+        """The first such epoch (an index into both series) at or after ``start``, or None. A caller that feeds
+        growing series every epoch passes where its last call stopped looking (the earlier epochs' answer cannot
+        change), so that its cost per epoch does not grow with the run."""
         k = self.window
-        for t in range(k, min(len(train), len(val))):
+        for t in range(max(k, start), min(len(train), len(val))):
             val_rising = all(val[i] > val[i - 1] for i in range(t - k + 1, t + 1))
             if val_rising and train[t] < train[t - k]:
                 return t
