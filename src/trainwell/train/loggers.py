@@ -40,12 +40,11 @@ class CSVLogger(Callback):
         self.path = Path(path)
         self._columns: list[str] | None = None
         self._seen: set[str] = set()
-        self._history: list[dict] | None = None  # the history list the file was last written from
+        self._history: list[dict] | None = None  # the history list the file was last written from (None: not yet)
 
     def on_epoch_end(self, state: State) -> None:
         history = state.history
-        if self._columns is None or self._history is not history or self._new_metric(history) \
-                or not self.path.exists():
+        if self._history is not history or self._new_metric(history) or not self.path.exists():
             self._rewrite(state, history_columns(history))
             return
         with open(self.path, "a", encoding="utf-8", newline="") as f:
