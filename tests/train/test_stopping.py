@@ -257,6 +257,23 @@ def test_stopper_flags_the_overfit_epoch_a_whole_series_scan_finds(seed):
         state.epoch, state.metrics = e, history[e]
         state.history.append(history[e])
         stopper.on_epoch_end(state)
-    vals = [r["val_loss"] for r in history if "val_loss" in r]
-    t = OverfitDetector(window=3).detect(train, vals)
-    assert stopper.overfit_epoch == (None if t is None else history[t]["epoch"])
+    both = [r for r in history if "val_loss" in r]  # every epoch logs train_loss: pair the two by epoch
+    t = OverfitDetector(window=3).detect([r["train_loss"] for r in both], [r["val_loss"] for r in both])
+    assert stopper.overfit_epoch == (None if t is None else both[t]["epoch"])
+
+
+def test_stopper_names_the_overfit_epoch_when_validation_runs_every_other_epoch():
+    """Validation on even epochs only: its loss rises at epochs 4, 6 and 8 while training loss falls, so the
+    overfitting epoch is 8 (the third rise), not the 5th epoch of the run nor one paired with the wrong train loss."""
+    from trainwell.train.callbacks import State
+    from trainwell.train.stop_callback import Stopper
+
+    val = {0: 1.0, 2: 0.9, 4: 1.0, 6: 1.1, 8: 1.2}
+    stopper = Stopper(overfit=OverfitDetector(window=3))
+    state = State(model=None, optimizer=None)
+    for e in range(10):
+        record = {"epoch": e, "train_loss": 2.0 - 0.1 * e, **({"val_loss": val[e]} if e in val else {})}
+        state.epoch, state.metrics = e, record
+        state.history.append(record)
+        stopper.on_epoch_end(state)
+        assert stopper.overfit_epoch == (8 if e >= 8 else None)

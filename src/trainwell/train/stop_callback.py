@@ -117,7 +117,7 @@ class Stopper(Callback):
         if self._guarded(state, train):  # guards first: they stop at once, with no extra phase
             return
         self._record(state)
-        if self._overfitting(state, train):
+        if self._overfitting(state):
             return
         if self.extra_left is not None:  # in the lower-LR phase after a criterion fired
             self.extra_left -= 1
@@ -164,16 +164,18 @@ class Stopper(Callback):
             self.best_epoch = state.epoch
             self.best_weights = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
 
-    def _overfitting(self, state: State, train: list[float]) -> bool:
+    def _overfitting(self, state: State) -> bool:
         """Flag the first overfitting epoch (once); True if that stops the run (``overfit_stop``)."""
         if self.overfit is None or self.overfit_epoch is not None:
             return False
-        val = self._series(state, "val_loss")
-        t = self.overfit.detect(train, val, start=self._overfit_from)
+        # the epochs that logged both losses (validation may run on some epochs only), paired by epoch
+        both = [r for r in state.history if "val_loss" in r and "train_loss" in r]
+        t = self.overfit.detect([r["train_loss"] for r in both], [r["val_loss"] for r in both],
+                                start=self._overfit_from)
         if t is None:
-            self._overfit_from = min(len(train), len(val))  # checked up to here: the next epoch starts there
+            self._overfit_from = len(both)  # checked up to here: the next epoch starts there
             return False
-        self.overfit_epoch = state.history[t]["epoch"]
+        self.overfit_epoch = both[t]["epoch"]
         state.metrics["overfit"] = True
         if self.overfit_stop:
             state.stop = (f"overfitting: val loss rose for {self.overfit.window} epochs while train loss "
