@@ -84,6 +84,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _json_line(record: Any) -> str:
+    """``record`` as one line of strict JSON, as :func:`_jsonable` would make it: json's C encoder takes it as it
+    is when every float is finite and nothing is a tensor (a metrics or monitor record almost always), and the
+    conversion walks it only when the encoder refuses."""
+    try:
+        return json.dumps(record, allow_nan=False)
+    except (ValueError, TypeError):
+        return json.dumps(_jsonable(record), allow_nan=False)
+
+
 def to_json(obj: Any) -> str:
     """JSON with non-finite floats written as null / "inf" (strict JSON has no NaN)."""
     return json.dumps(_jsonable(obj), indent=2, allow_nan=False)
@@ -156,7 +166,7 @@ def append_jsonl(path: str | Path, record: dict) -> None:
     survive a power cut, and the checkpoint does that before every save)."""
     try:
         with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
+            f.write(_json_line(record) + "\n")
     except OSError as exc:
         if exc.filename is None:  # e.g. ENOSPC on flush: say which file
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
@@ -244,4 +254,4 @@ class RunDir:
         keep = [r for r in read_jsonl(self.metrics) if r.get("epoch", -1) <= last_epoch]
         if history is not None and [r.get("epoch") for r in keep] != [r.get("epoch") for r in history]:
             keep = list(history)
-        atomic_write_text(self.metrics, "".join(json.dumps(_jsonable(r), allow_nan=False) + "\n" for r in keep))
+        atomic_write_text(self.metrics, "".join(_json_line(r) + "\n" for r in keep))

@@ -42,3 +42,23 @@ def test_monitor_flags_saturated_tanh_and_huge_updates(spirals):
     kinds = {w["kind"] for w in mon.warnings}
     assert "saturated units" in kinds and "update/weight ratio" in kinds
     assert all(v.status == "warn" for v in mon.verdicts())
+
+
+def test_activation_stats_count_dead_units_and_bin_values_as_torch_does():
+    """The dead fraction is the share of units (one per feature and position) not positive on any example of the
+    batch, counted here one unit at a time; the histogram equals ``torch.histc`` over the tensor's own range."""
+    from trainwell.doctor.monitors import _hist, activation_stats
+
+    g = torch.Generator().manual_seed(0)
+    out = torch.relu(torch.randn(16, 6, 5, generator=g) - 1.5)
+    out[:, 2, :] = 0.0  # channel 2 dead at every position
+    stats = activation_stats(nn.ReLU(), out, bins=7)
+    units = out.reshape(16, -1)
+    dead = sum(all(float(units[i, j]) <= 0 for i in range(16)) for j in range(units.shape[1]))
+    assert abs(stats["dead"] - dead / units.shape[1]) < 1e-7 and dead >= 5  # a float32 mean
+    lo, hi = float(out.min()), float(out.max())
+    assert stats["hist"] == {"lo": lo, "hi": hi, "counts": torch.histc(out, 7, lo, hi).tolist()}
+    with_nan = out.clone()
+    with_nan[0, 0, 0] = float("nan")
+    kept = with_nan[torch.isfinite(with_nan)]
+    assert _hist(with_nan, 7)["counts"] == torch.histc(kept, 7, float(kept.min()), float(kept.max())).tolist()

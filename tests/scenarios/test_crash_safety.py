@@ -126,3 +126,25 @@ def test_a_full_disk_names_the_file(workdir, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1
     assert "No space left on device" in err and "error: run/" in err  # the file that could not be written
+
+
+def test_a_jsonl_line_is_the_strict_json_of_its_record_whatever_it_holds(tmp_path):
+    """``append_jsonl`` writes what ``json.dumps`` of the converted record gives (non-finite floats as null or
+    "inf", tensors as lists), for plain records and for those the fast encoder refuses."""
+    import json
+    import math
+
+    import torch
+
+    from trainwell.rundir import _jsonable, append_jsonl
+
+    records = [{"epoch": 0, "loss": 0.5, "hist": {"counts": [1.0, 2.0], "lo": -1.0}, "pair": (1, 2)},
+               {"epoch": 1, "loss": math.nan, "acc": math.inf, "low": -math.inf},
+               {"epoch": 2, "t": torch.tensor([1.5, math.nan]), "nested": [{"x": torch.tensor(3.0)}]}]
+    path = tmp_path / "m.jsonl"
+    for r in records:
+        append_jsonl(path, r)
+    lines = path.read_text().splitlines()
+    assert lines == [json.dumps(_jsonable(r), allow_nan=False) for r in records]
+    assert json.loads(lines[1]) == {"epoch": 1, "loss": None, "acc": "inf", "low": "-inf"}
+    assert json.loads(lines[2])["t"] == [1.5, None]
