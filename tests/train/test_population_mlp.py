@@ -64,6 +64,24 @@ def test_shared_forward_equals_per_member_and_vmap(act):
         torch.testing.assert_close(shared[m], net(x), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_backward_rebuilds_no_activation(shared):
+    """The ReLU runs in place on each GEMM's own output, never on a view of it: autograd then records no
+    CopySlices / AsStridedBackward node, whose backward zeroes and copies the whole layer output every step."""
+    learner = _learner(_mlp())
+    x = torch.randn(7, 6) if shared else torch.randn(4, 7, 6)
+    seen, stack = set(), [learner.forward(x, shared=shared).grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(nxt for nxt, _ in node.next_functions)
+    names = {type(n).__name__ for n in seen}
+    assert not names & {"CopySlices", "AsStridedBackward0"}, names
+    assert "AddmmBackward0" in names if shared else "BaddbmmBackward0" in names
+
+
 def test_shared_steps_equal_per_member_steps():
     """Training steps where every member draws the same rows: the shared-input path (detected from the rows)
     ends where the per-member path (shared_input=False) and the vmapped one end, in float32."""
