@@ -12,7 +12,7 @@ that differ by learning rate with one seed (they draw the same batches, so the f
 wide GEMM).
 
 Usage: python benchmarks/population.py [--members 16,64,256] [--epochs 3] [--hidden 100,100] [--sequential 16]
-       [--device auto] [--threads 1] [--profile 64] [--modes seeds,shared]
+       [--device auto] [--threads 1] [--profile 64] [--modes seeds,shared] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -121,6 +121,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     parser.add_argument("--profile", type=int, default=0, help="profile a step of this many members")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every side this many times, one after another, and report the median of each "
+                             "round's speed-up (this machine's speed drifts by 10-20%% over a minute)")
     parser.add_argument("--modes", default="seeds,shared",
                         help="population members differing by seed (own batches), by rate with one seed (shared "
                              "batches: the first layer is one wide GEMM), or both")
@@ -135,25 +138,35 @@ def main() -> None:
     flop_per_member_step = 6 * _macs_per_example(args.hidden) * 100
     print(f"machine: {platform.machine()}, {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"float32 matmul peak {peak / 1e9:.1f} GFLOP/s")
-    rows = []
-    seq = sequential(args.sequential, args.epochs, args.hidden, args.device) if args.sequential else None
-    if seq:
-        rows.append(("sequential fit", seq))
-    for m in (int(v) for v in args.members.split(",")):
-        for mode in args.modes.split(","):
-            name = f"population {m}" + (" (one seed: shared batches)" if mode == "shared" else " (seeds)")
-            rows.append((name, population(m, args.epochs, args.hidden, args.device, mode == "shared")))
-    print("| run | members | member-steps/s | GFLOP/s | % of peak | per-member speed-up vs sequential | "
-          "loop s | wall s | mean test acc |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    base = seq["members"] * seq["steps"] / seq["fit_s"] if seq else None
-    for name, r in rows:
-        rate = r["members"] * r["steps"] / r["fit_s"]
-        flops = rate * flop_per_member_step
-        speed = f"{rate / base:.1f}x" if base else "-"
-        print(f"| {name} | {r['members']} | {rate:,.0f} | {flops / 1e9:.1f} | {100 * flops / peak:.0f}% | {speed} | "
-              f"{r['fit_s']:.2f} | {r['wall_s']:.2f} | {r['mean_test_acc']:.3f} |", flush=True)
-    print(json.dumps({"peak_gflops": peak / 1e9, "rows": {n: r for n, r in rows}}))
+    speedups: dict[str, list[float]] = {}
+    for round_ in range(args.rounds):  # each round runs every side once: its ratios share the machine's state
+        rows = []
+        seq = sequential(args.sequential, args.epochs, args.hidden, args.device) if args.sequential else None
+        if seq:
+            rows.append(("sequential fit", seq))
+        for m in (int(v) for v in args.members.split(",")):
+            for mode in args.modes.split(","):
+                name = f"population {m}" + (" (one seed: shared batches)" if mode == "shared" else " (seeds)")
+                rows.append((name, population(m, args.epochs, args.hidden, args.device, mode == "shared")))
+        if args.rounds > 1:
+            print(f"round {round_ + 1} of {args.rounds}")
+        print("| run | members | member-steps/s | GFLOP/s | % of peak | per-member speed-up vs sequential | "
+              "loop s | wall s | mean test acc |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        base = seq["members"] * seq["steps"] / seq["fit_s"] if seq else None
+        for name, r in rows:
+            rate = r["members"] * r["steps"] / r["fit_s"]
+            flops = rate * flop_per_member_step
+            speed = f"{rate / base:.1f}x" if base else "-"
+            if base:
+                speedups.setdefault(name, []).append(rate / base)
+            print(f"| {name} | {r['members']} | {rate:,.0f} | {flops / 1e9:.1f} | {100 * flops / peak:.0f}% | "
+                  f"{speed} | {r['fit_s']:.2f} | {r['wall_s']:.2f} | {r['mean_test_acc']:.3f} |", flush=True)
+        print(json.dumps({"peak_gflops": peak / 1e9, "rows": {n: r for n, r in rows}}))
+    if args.rounds > 1 and speedups:
+        print("median per-member speed-up over the rounds (each round's ratio in its own state of the machine):")
+        for name, values in speedups.items():
+            print(f"  {name}: {statistics.median(values):.2f}x  (rounds: {', '.join(f'{v:.2f}' for v in values)})")
     if args.profile:
         for mode in args.modes.split(","):
             profile(args.profile, args.hidden, args.device, shared=mode == "shared")

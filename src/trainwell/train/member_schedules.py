@@ -65,13 +65,15 @@ class MemberSchedules:
     def _tabulate(self, sched: Schedule, optimizer: str, epochs: int, spe: int) -> tuple[list, list]:
         """LR and momentum before each step (step schedules) or each epoch (epoch schedules), plus one more."""
         opt = sched.scheduler.optimizer
+        opt.step()  # once, as a fit steps before its scheduler (torch warns otherwise); the parameter has no
+        # gradient, so this and every later step would change nothing: they are not taken (each cost ~65 us, per
+        # distinct rate and step: a sweep over 16 rates spent 0.4 s of a 2 s loop here)
         lrs, moms = [], []
         for _ in range(epochs):
             for _ in range(spe if sched.interval == "step" else 1):
                 group = opt.param_groups[0]
                 lrs.append(group["lr"])
                 moms.append(self._group_momentum(group))
-                opt.step()
                 if sched.interval == "step" and len(lrs) < epochs * spe:
                     sched.scheduler.step()
             if sched.interval == "epoch":
