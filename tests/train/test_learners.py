@@ -154,3 +154,22 @@ def _copy(obj):
     if isinstance(obj, list):
         return [_copy(v) for v in obj]
     return obj
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_predicted_classes_are_argmax_with_its_ties_and_nans(dim):
+    """The learners' predictions equal ``argmax``: the first of tied maxima, a NaN counted as the maximum, on
+    contiguous outputs and on the transposed (feature-major) view the batched forward returns."""
+    from trainwell.train.learners import predicted_classes
+
+    g = torch.Generator().manual_seed(dim)
+    for trial in range(60):
+        c = int(torch.randint(2, 120, (1,), generator=g))
+        out = torch.randint(0, 3, (5, 33, c), generator=g).float()  # values 0-2: ties in most rows
+        out[torch.rand(out.shape, generator=g) < (0.04 if trial % 3 == 0 else 0.0)] = float("nan")
+        out[torch.rand(out.shape, generator=g) < (0.04 if trial % 4 == 0 else 0.0)] = float("inf")
+        if dim == 1:
+            out = out[0]
+        strided = out.transpose(-1, -2).contiguous().transpose(-1, -2)
+        for o in (out, strided):
+            assert torch.equal(predicted_classes(o, dim), o.argmax(dim=dim))

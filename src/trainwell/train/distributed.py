@@ -42,7 +42,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from trainwell.errors import DistributedError, TrainwellError
 from trainwell.train.callbacks import Callback, State
-from trainwell.train.learners import ModuleLearner, evaluate
+from trainwell.train.learners import ModuleLearner, evaluate, predicted_classes
 
 RANK_SEED_STRIDE = 1_000_003  # a prime: (seed, epoch, rank) -> distinct seeds for every rank's per-epoch streams
 
@@ -273,7 +273,7 @@ class DistributedLearner(ModuleLearner):
             if isinstance(exc, torch.OutOfMemoryError):
                 raise
             raise lost(ctx, exc, "averaging gradients") from None
-        right = (out.detach().argmax(dim=1) == yb).sum()
+        right = (predicted_classes(out.detach()) == yb).sum()
         stats = torch.stack([mean.detach().double() * len(local), right.double()])
         ctx.all_reduce(stats)
         return (stats[0] / total).float(), stats[1].round().long()

@@ -28,7 +28,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from trainwell.optim import Schedule
 from trainwell.train.batches import take_rows
-from trainwell.train.learners import loss_function
+from trainwell.train.learners import loss_function, predicted_classes
 from trainwell.train.member_optim import PopulationOptimizer
 from trainwell.train.member_schedules import MemberSchedules
 from trainwell.train.population_mlp import mlp_forward, mlp_plan
@@ -51,10 +51,11 @@ def narrow_state(wide: dict[str, torch.Tensor], template: dict[str, torch.Tensor
 
 
 def _argmax_classes(out: torch.Tensor) -> torch.Tensor:
-    """The predicted class of (M, B, C) outputs. The batched-GEMM forward gives a transposed view of (M, C, B),
-    on which an argmax over the classes is ~4x slower than a copy to (M, B, C) and an argmax there (measured on
-    CPU); ``argmax`` either way, so that ties resolve as in a separate fit."""
-    return (out if out.is_contiguous() else out.contiguous()).argmax(dim=2)
+    """The predicted class of (M, B, C) outputs, as a separate fit predicts it (:func:`predicted_classes`: ties to
+    the first maximum). On the batched-GEMM forward's transposed view of (M, C, B) memory this reads the strided
+    class axis directly, 1.6-1.8x faster than a contiguous copy and an ``argmax`` (64 x 100 x 10: 336 -> 205 us;
+    an ``argmax`` on the strided view itself is 3x slower than the copy)."""
+    return predicted_classes(out, dim=2)
 
 
 class MemberView:
