@@ -277,3 +277,57 @@ def test_stopper_names_the_overfit_epoch_when_validation_runs_every_other_epoch(
         state.history.append(record)
         stopper.on_epoch_end(state)
         assert stopper.overfit_epoch == (8 if e >= 8 else None)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_stoppers_series_read_once_equal_a_pass_over_the_whole_history(seed):
+    """The Stopper reads each closed epoch's record once and keeps the series (O(1) per epoch). Fed one epoch at a
+    time, with validation on some epochs only, a value a later callback adds to the epoch being closed, and the
+    history replaced midway (a resume), its series and its patience count equal a pass over the whole history."""
+    from trainwell.train.callbacks import State
+    from trainwell.train.stop_callback import Stopper
+
+    g = torch.Generator().manual_seed(seed)
+    n = 50
+    train = (3 - torch.rand(n, generator=g).cumsum(0) * 0.05).tolist()
+    val = (2 + torch.randn(n, generator=g).cumsum(0) * 0.1).tolist()
+    logged = (torch.rand(n, generator=g) > 0.3).tolist()
+    stopper = Stopper(early_stopping=EarlyStopping(patience=1000), monitor="val_loss", strict=False,
+                      divergence=Divergence(1e9))
+    state = State(model=torch.nn.Linear(1, 1), optimizer=None)
+    for e in range(n):
+        record = {"epoch": e, "train_loss": train[e], **({"val_loss": val[e]} if logged[e] else {})}
+        state.epoch, state.metrics = e, record
+        state.history.append(record)
+        stopper.on_epoch_end(state)
+        record["late"] = float(e)  # added after the Stopper ran, by a later callback
+        if e == n // 2:
+            # another history of the same length (a resumed run's, say): it is read again, not continued
+            state.history = [{**r, "train_loss": r["train_loss"] + 1.0} for r in state.history]
+        for key in ("train_loss", "val_loss", "late"):
+            assert stopper._series(state, key) == [r[key] for r in state.history if key in r]
+        vals = [r["val_loss"] for r in state.history if "val_loss" in r]
+        if "val_loss" in record:
+            assert record["patience_wait"] == EarlyStopping(patience=1000).scan(vals)[4]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_early_stopping_scan_resumed_from_its_memo_equals_a_walk_from_the_start(seed):
+    """``EarlyStopping.scan(series, memo)`` fed a growing series (its last value changing once before the next
+    arrives) returns what a walk of the whole series returns, for every setting that changes the walk: mode,
+    patience, min_delta (relative too), thresholds, baseline, start_from_epoch, NaN checked or counted."""
+    g = torch.Generator().manual_seed(seed)
+    values = (1 + torch.randn(80, generator=g).cumsum(0) * 0.05).tolist()
+    for i in torch.randint(0, 80, (3,), generator=g).tolist():
+        values[i] = math.nan if seed % 2 else values[i]
+    settings = [dict(patience=5), dict(mode="max", patience=8, min_delta=0.01), dict(patience=6, relative=True,
+                min_delta=0.02, start_from_epoch=10), dict(patience=1000, stopping_threshold=min(values[:60]) + 0.01),
+                dict(patience=1000, divergence_threshold=max(values[:60]) - 0.01), dict(patience=7, baseline=0.5),
+                dict(patience=4, check_finite=False)]
+    for kw in settings:
+        es, memo = EarlyStopping(**kw), {}
+        for n in range(1, len(values) + 1):
+            provisional = values[: n - 1] + [values[n - 1] + 1.0]  # the epoch being closed, read once early
+            assert es.scan(provisional, memo) == es.scan(provisional), (kw, n)
+            assert es.scan(values[:n], memo) == es.scan(values[:n]), (kw, n)
+        assert es.scan(values[:10], memo) == es.scan(values[:10])  # a shorter series: walked from the start

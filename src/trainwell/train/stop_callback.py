@@ -7,7 +7,10 @@ first, logs each criterion's current value into the epoch's metrics (so users ca
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -26,6 +29,7 @@ from trainwell.train.stopping import (
 
 CRITERIA = tuple(stopping.CRITERIA)  # the names; the registry is trainwell.train.stopping.CRITERIA
 _BUILT_IN = ("fixed", "loss_change", "weight_change", "early_stopping")  # the Stopper's own arguments
+_MISSING = object()  # a record without the value a series reads
 
 
 def _flat_weights(model: torch.nn.Module) -> torch.Tensor:
@@ -53,6 +57,8 @@ class Stopper(Callback):
 
     # -- state ---------------------------------------------------------------------------------------------
     def on_fit_start(self, state: State | None) -> None:
+        self._read: dict[str, tuple] = {}  # what _final has read of the history, per series
+        self._scans: dict[str, dict] = {}  # EarlyStopping.scan's memo of the monitored series (see _final)
         self._overfit_from = 0  # the overfitting scan's next epoch (not saved: a resumed fit scans once from 0)
         self.snapshots: list[torch.Tensor] = []
         self.best_weights: dict | None = None
@@ -73,9 +79,28 @@ class Stopper(Callback):
             setattr(self, key, value)
 
     # -- helpers -------------------------------------------------------------------------------------------
-    @staticmethod
-    def _series(state: State, key: str) -> list[float]:
-        return [r[key] for r in state.history if key in r]
+    def _final(self, state: State, name: str, item: Callable[[dict], Any]) -> list:
+        """``item(record)`` (``_MISSING`` to skip a record) of every record of the history but the last (the epoch
+        being closed, which later callbacks may still add to), read once each: the list is kept and extended, so
+        that the criteria's series cost O(1) per epoch instead of a pass over the whole run (O(epochs^2) over
+        a long full-batch run). A new or shortened history (a new fit, a resume) is read again from the start."""
+        history = state.history
+        ref, n, items = self._read.get(name, (None, 0, []))
+        if ref is not history or n > max(len(history) - 1, 0):
+            n, items = 0, []
+            self._scans.pop(name, None)  # an early-stopping walk of the old series is void too
+        for record in itertools.islice(history, n, max(len(history) - 1, 0)):
+            value = item(record)
+            if value is not _MISSING:
+                items.append(value)
+        self._read[name] = (history, max(len(history) - 1, n), items)
+        return items
+
+    def _series(self, state: State, key: str) -> list[float]:
+        """The values of ``key`` over the history, in order (records without it skipped)."""
+        items = self._final(state, key, lambda r: r.get(key, _MISSING))
+        last = state.history[-1] if state.history else {}
+        return items + [last[key]] if key in last else list(items)
 
     def _fed(self, state: State, series: str) -> list:
         """The sequence a registered criterion reads (see :class:`~trainwell.train.stopping.CriterionSpec`)."""
@@ -158,7 +183,7 @@ class Stopper(Callback):
                               f"{available}): set stop.monitor to one of them, add validation data, or set "
                               f"stop.strict = false")
         series = self._series(state, self.monitor)
-        _, _, best, best_i, wait = self.early_stopping.scan(series)
+        _, _, best, best_i, wait = self.early_stopping.scan(series, self._scans.setdefault(self.monitor, {}))
         m["patience_wait"] = wait
         if best_i is not None and best_i == len(series) - 1 and math.isfinite(series[-1]):
             self.best_epoch = state.epoch
@@ -169,7 +194,12 @@ class Stopper(Callback):
         if self.overfit is None or self.overfit_epoch is not None:
             return False
         # the epochs that logged both losses (validation may run on some epochs only), paired by epoch
-        both = [r for r in state.history if "val_loss" in r and "train_loss" in r]
+        def pair(r: dict):
+            return r if "val_loss" in r and "train_loss" in r else _MISSING
+
+        both = self._final(state, " train and val", pair)
+        last = state.history[-1] if state.history else {}
+        both = both + [last] if pair(last) is not _MISSING else both
         t = self.overfit.detect([r["train_loss"] for r in both], [r["val_loss"] for r in both],
                                 start=self._overfit_from)
         if t is None:
@@ -195,7 +225,10 @@ class Stopper(Callback):
         for criterion, series, may_extend in checks:
             if criterion is None:
                 continue
-            stop, reason = criterion.evaluate(series)
+            if criterion is self.early_stopping:  # the walk _record stored: only the new values are read
+                stop, reason, *_ = criterion.scan(series, self._scans.setdefault(self.monitor, {}))
+            else:
+                stop, reason = criterion.evaluate(series)
             if stop:
                 if series and isinstance(series[-1], float) and not math.isfinite(series[-1]):
                     # a NaN validation loss is a failure, not a finish

@@ -161,11 +161,39 @@ class EarlyStopping:
         gain = best - value if self.mode == "min" else value - best
         return gain > delta
 
-    def scan(self, history: Sequence[float]) -> tuple[bool, str, float | None, int | None, int]:
-        """Walk ``history``; return (stop, reason, best value, index of best, consecutive non-improving count)."""
-        best, best_i, wait = None, None, 0
+    def scan(self, history: Sequence[float], memo: dict | None = None
+             ) -> tuple[bool, str, float | None, int | None, int]:
+        """Walk ``history``; return (stop, reason, best value, index of best, consecutive non-improving count).
+
+        ``memo``: a dict the caller keeps for a series that only grows (every value but the last one fixed). The
+        walk over all values but the last is stored there and resumed on the next call, so that a call costs
+        O(new values) instead of O(len(history)); the result is the same as a walk from the start."""
+        if memo is not None:
+            return self._scan_resumed(history, memo)
+        return self._walk(history, 0, None, None, 0)
+
+    def _scan_resumed(self, history: Sequence[float], memo: dict) -> tuple:
+        fixed = len(history) - 1  # the last value may still change: walked every call, never stored
+        if memo.get("n", 0) > max(fixed, 0):
+            memo.clear()  # a shorter series: not the one walked before
+        if "stopped" in memo:
+            return memo["stopped"]
+        n, best, best_i, wait = memo.get("n", 0), memo.get("best"), memo.get("best_i"), memo.get("wait", 0)
+        if fixed > n:
+            head = self._walk(history[:fixed], n, best, best_i, wait)
+            if head[0]:
+                memo["stopped"] = head
+                return head
+            memo.update(n=fixed, best=head[2], best_i=head[3], wait=head[4])
+            n, best, best_i, wait = fixed, head[2], head[3], head[4]
+        return self._walk(history, n, best, best_i, wait)
+
+    def _walk(self, history: Sequence[float], start: int, best: float | None, best_i: int | None,
+              wait: int) -> tuple[bool, str, float | None, int | None, int]:
+        """The scan from index ``start`` on, with the state a walk of ``history[:start]`` ended in."""
         better = (lambda a, b: a < b) if self.mode == "min" else (lambda a, b: a > b)
-        for i, value in enumerate(history):
+        for i in range(start, len(history)):
+            value = history[i]
             if not math.isfinite(value):
                 if self.check_finite:
                     return True, f"early stopping: monitored value is {value} at epoch {i + 1}", best, best_i, wait
@@ -227,9 +255,9 @@ class Divergence:
         self.factor, self.expected, self.window = factor, expected, window
 
     def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
-        finite = [v for v in history[:-1] if math.isfinite(v)]
-        if history and finite and history[-1] > self.factor * min(finite) and history[-1] > history[0]:
-            return True, (f"diverged: loss {history[-1]:.4g} > {self.factor:g} x best {min(finite):.4g} "
+        best = min(filter(math.isfinite, history[:-1]), default=None)  # C-level passes: the run's length counts
+        if history and best is not None and history[-1] > self.factor * best and history[-1] > history[0]:
+            return True, (f"diverged: loss {history[-1]:.4g} > {self.factor:g} x best {best:.4g} "
                           f"at epoch {len(history)}")
         if self.far_above_expected(history[-self.window:]) and len(history) >= self.window:
             return True, (f"diverged: loss {history[-1]:.4g} stayed above {self.factor:g} x the untrained model's "
