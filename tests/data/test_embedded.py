@@ -8,6 +8,7 @@ from trainwell.data import load
 from trainwell.data.embedded import cache_dir, mnist1d_arrays
 
 
+@pytest.mark.slow  # regenerates the whole dataset with the reference package (~7 s)
 def test_mnist1d_is_the_standard_split_and_bit_identical_to_the_package():
     from mnist1d.data import get_dataset_args, make_dataset
 
