@@ -194,18 +194,20 @@ class Stopper(Callback):
         if self.overfit is None or self.overfit_epoch is not None:
             return False
         # the epochs that logged both losses (validation may run on some epochs only), paired by epoch
-        def pair(r: dict):
-            return r if "val_loss" in r and "train_loss" in r else _MISSING
+        def paired(key: str) -> list:
+            def item(r: dict):
+                return r[key] if "val_loss" in r and "train_loss" in r else _MISSING
 
-        both = self._final(state, " train and val", pair)
-        last = state.history[-1] if state.history else {}
-        both = both + [last] if pair(last) is not _MISSING else both
-        t = self.overfit.detect([r["train_loss"] for r in both], [r["val_loss"] for r in both],
-                                start=self._overfit_from)
+            items = self._final(state, f" {key} of the epochs with both losses", item)
+            last = state.history[-1] if state.history else {}
+            return items + [last[key]] if item(last) is not _MISSING else items
+
+        train, val = paired("train_loss"), paired("val_loss")
+        t = self.overfit.detect(train, val, start=self._overfit_from)
         if t is None:
-            self._overfit_from = len(both)  # checked up to here: the next epoch starts there
+            self._overfit_from = len(train)  # checked up to here: the next epoch starts there
             return False
-        self.overfit_epoch = both[t]["epoch"]
+        self.overfit_epoch = paired("epoch")[t]
         state.metrics["overfit"] = True
         if self.overfit_stop:
             state.stop = (f"overfitting: val loss rose for {self.overfit.window} epochs while train loss "
