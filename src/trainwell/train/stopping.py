@@ -170,7 +170,7 @@ class EarlyStopping:
         O(new values) instead of O(len(history)); the result is the same as a walk from the start."""
         if memo is not None:
             return self._scan_resumed(history, memo)
-        return self._walk(history, 0, None, None, 0)
+        return self._walk(history, 0, len(history), None, None, 0)
 
     def _scan_resumed(self, history: Sequence[float], memo: dict) -> tuple:
         fixed = len(history) - 1  # the last value may still change: walked every call, never stored
@@ -180,19 +180,19 @@ class EarlyStopping:
             return memo["stopped"]
         n, best, best_i, wait = memo.get("n", 0), memo.get("best"), memo.get("best_i"), memo.get("wait", 0)
         if fixed > n:
-            head = self._walk(history[:fixed], n, best, best_i, wait)
+            head = self._walk(history, n, fixed, best, best_i, wait)
             if head[0]:
                 memo["stopped"] = head
                 return head
             memo.update(n=fixed, best=head[2], best_i=head[3], wait=head[4])
             n, best, best_i, wait = fixed, head[2], head[3], head[4]
-        return self._walk(history, n, best, best_i, wait)
+        return self._walk(history, n, len(history), best, best_i, wait)
 
-    def _walk(self, history: Sequence[float], start: int, best: float | None, best_i: int | None,
+    def _walk(self, history: Sequence[float], start: int, end: int, best: float | None, best_i: int | None,
               wait: int) -> tuple[bool, str, float | None, int | None, int]:
-        """The scan from index ``start`` on, with the state a walk of ``history[:start]`` ended in."""
+        """The scan of ``history[start:end]``, with the state a walk of ``history[:start]`` ended in."""
         better = (lambda a, b: a < b) if self.mode == "min" else (lambda a, b: a > b)
-        for i in range(start, len(history)):
+        for i in range(start, end):
             value = history[i]
             if not math.isfinite(value):
                 if self.check_finite:
