@@ -57,8 +57,8 @@ class Stopper(Callback):
 
     # -- state ---------------------------------------------------------------------------------------------
     def on_fit_start(self, state: State | None) -> None:
-        self._read: dict[str, tuple] = {}  # what _final has read of the history, per series
-        self._scans: dict[str, dict] = {}  # EarlyStopping.scan's memo of the monitored series (see _final)
+        self._read: dict[str, tuple] = {}  # what _read_series has read of the history, per series
+        self._scans: dict[str, dict] = {}  # EarlyStopping.scan's memo of the monitored series (see _read_series)
         self._overfit_from = 0  # the overfitting scan's next epoch (not saved: a resumed fit scans once from 0)
         self.snapshots: list[torch.Tensor] = []
         self.best_weights: dict | None = None
@@ -79,28 +79,29 @@ class Stopper(Callback):
             setattr(self, key, value)
 
     # -- helpers -------------------------------------------------------------------------------------------
-    def _final(self, state: State, name: str, item: Callable[[dict], Any]) -> list:
-        """``item(record)`` (``_MISSING`` to skip a record) of every record of the history but the last (the epoch
-        being closed, which later callbacks may still add to), read once each: the list is kept and extended, so
-        that the criteria's series cost O(1) per epoch instead of a pass over the whole run (O(epochs^2) over
-        a long full-batch run). A new or shortened history (a new fit, a resume) is read again from the start."""
+    def _read_series(self, state: State, name: str, item: Callable[[dict], Any]) -> list:
+        """``item(record)`` of every record of the history (``_MISSING`` skips a record). Each closed record is read
+        once: the list is kept and extended, so that the criteria's series cost O(1) per epoch instead of a pass
+        over the whole run (O(epochs^2) over a long full-batch run); the last record, the epoch being closed (later
+        callbacks may still add to it), is read on every call and never kept. A new or shortened history (a new
+        fit, a resume) is read again from the start."""
         history = state.history
+        closed = max(len(history) - 1, 0)
         ref, n, items = self._read.get(name, (None, 0, []))
-        if ref is not history or n > max(len(history) - 1, 0):
+        if ref is not history or n > closed:
             n, items = 0, []
             self._scans.pop(name, None)  # an early-stopping walk of the old series is void too
-        for record in itertools.islice(history, n, max(len(history) - 1, 0)):
+        for record in itertools.islice(history, n, closed):
             value = item(record)
             if value is not _MISSING:
                 items.append(value)
-        self._read[name] = (history, max(len(history) - 1, n), items)
-        return items
+        self._read[name] = (history, max(closed, n), items)
+        last = item(history[-1]) if history else _MISSING
+        return items + [last] if last is not _MISSING else list(items)
 
     def _series(self, state: State, key: str) -> list[float]:
         """The values of ``key`` over the history, in order (records without it skipped)."""
-        items = self._final(state, key, lambda r: r.get(key, _MISSING))
-        last = state.history[-1] if state.history else {}
-        return items + [last[key]] if key in last else list(items)
+        return self._read_series(state, key, lambda r: r.get(key, _MISSING))
 
     def _fed(self, state: State, series: str) -> list:
         """The sequence a registered criterion reads (see :class:`~trainwell.train.stopping.CriterionSpec`)."""
@@ -195,12 +196,8 @@ class Stopper(Callback):
             return False
         # the epochs that logged both losses (validation may run on some epochs only), paired by epoch
         def paired(key: str) -> list:
-            def item(r: dict):
-                return r[key] if "val_loss" in r and "train_loss" in r else _MISSING
-
-            items = self._final(state, f" {key} of the epochs with both losses", item)
-            last = state.history[-1] if state.history else {}
-            return items + [last[key]] if item(last) is not _MISSING else items
+            return self._read_series(state, f" {key} of the epochs with both losses",
+                                     lambda r: r[key] if "val_loss" in r and "train_loss" in r else _MISSING)
 
         train, val = paired("train_loss"), paired("val_loss")
         t = self.overfit.detect(train, val, start=self._overfit_from)
