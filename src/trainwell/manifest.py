@@ -53,10 +53,11 @@ def record(path: str | Path, *, tree: bool = False) -> None:
     ``tree=True`` a folder whose whole content trainwell's libraries write). Outside a marked folder: nothing.
 
     Recording never fails a run: if the manifest cannot be written, ``--force`` later refuses (the safe side)."""
-    path = Path(os.path.abspath(path))
-    key = str(path) + ("/" if tree else "")
-    if key in _recorded:
+    absolute = os.path.abspath(path)
+    key = absolute + ("/" if tree else "")
+    if key in _recorded:  # the common case (a line appended every epoch): no Path built, no folder searched
         return
+    path = Path(absolute)
     root = run_root(path.parent)
     if root is None:
         return

@@ -148,3 +148,26 @@ def test_a_jsonl_line_is_the_strict_json_of_its_record_whatever_it_holds(tmp_pat
     assert lines == [json.dumps(_jsonable(r), allow_nan=False) for r in records]
     assert json.loads(lines[1]) == {"epoch": 1, "loss": None, "acc": "inf", "low": "-inf"}
     assert json.loads(lines[2])["t"] == [1.5, None]
+
+
+def test_a_metrics_line_that_cannot_be_written_names_its_file(tmp_path, monkeypatch):
+    """``append_jsonl`` writes with ``os.write``, which reports a full disk without a file name: the error says
+    which file, and nothing half-written is left open."""
+    from trainwell.rundir import append_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    append_jsonl(path, {"epoch": 0})
+    closed = []
+    real_close = os.close
+
+    def no_space(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", no_space)
+    monkeypatch.setattr(os, "close", lambda fd: (closed.append(fd), real_close(fd)))
+    with pytest.raises(OSError) as info:
+        append_jsonl(path, {"epoch": 1})
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert len(closed) == 1
+    monkeypatch.undo()
+    assert path.read_text(encoding="utf-8") == '{"epoch": 0}\n'

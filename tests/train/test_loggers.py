@@ -155,3 +155,30 @@ def test_metrics_csv_takes_metrics_added_after_it_and_a_second_fit(tmp_path):
         assert text == history_csv(state.history) and len(text.splitlines()) == epochs + 1
     assert lag == [True] * 8
     assert "late" in text.splitlines()[0] and ",7.0" in text.splitlines()[2]
+
+
+def test_metrics_csv_removed_during_the_run_is_written_whole_again(tmp_path):
+    """A metrics.csv deleted between epochs (a user cleaning up, a sync tool) comes back with its header and every
+    row at the next epoch, not as a headerless row appended to a new file."""
+    from trainwell.train.callbacks import Callback
+    from trainwell.train.loggers import CSVLogger, history_csv
+
+    path = tmp_path / "metrics.csv"
+
+    class Remove(Callback):
+        def on_epoch_end(self, state):
+            if state.epoch == 2:
+                path.unlink()
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    seen = []
+
+    class Reader(Callback):
+        def on_epoch_end(self, state):
+            seen.append(path.exists() and path.read_text(encoding="utf-8") == history_csv(state.history))
+
+    Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=5, batch_size=16,
+            callbacks=[CSVLogger(path), Remove(), Reader()]).fit((x, y))
+    assert seen == [True, True, False, True, True]

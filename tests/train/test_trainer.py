@@ -258,3 +258,35 @@ def test_metrics_stay_on_the_device_and_are_read_once_per_epoch_not_per_step(tmp
     make = user if user_loop else cli
     small, large = _host_reads(make(40 if user_loop else 20)), _host_reads(make(160 if user_loop else 80))
     assert small == large
+
+
+def test_best_weights_are_those_of_the_best_epoch_when_several_improvements_come_between_saves(tmp_path):
+    """Checkpoint copies the best weights into tensors it keeps between improvements: with no save between the
+    improvements (epochs 0, 1, 2) and worse epochs after them, best.pt holds epoch 2's weights, not a later epoch's
+    (the kept copy must not follow the model); a second fit of another model through the same callback writes
+    that model's weights (other shapes: fresh copies)."""
+    from trainwell.rundir import RunDir
+    from trainwell.train.callbacks import Callback, Checkpoint
+
+    class Score(Callback):  # a user's metric, scripted: the best is epoch 2, epochs 3 and 4 are worse
+        def __init__(self, scores):
+            self.scores, self.weights = scores, []
+
+        def on_epoch_end(self, state):
+            state.metrics["score"] = self.scores[state.epoch]
+            self.weights.append({k: v.detach().clone() for k, v in state.model.state_dict().items()})
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    run = RunDir(tmp_path / "run").create()
+    checkpoint = Checkpoint(run, every=1000, minutes=1e9, monitor="score")
+    for width, scores in ((8, [3.0, 2.0, 1.0, 5.0, 4.0]), (5, [2.0, 1.0, 0.5, 0.7, 0.9])):
+        model = nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Linear(width, 3))
+        score = Score(scores)
+        Trainer(model, torch.optim.SGD(model.parameters(), lr=0.5), epochs=5, batch_size=16,
+                callbacks=[score, checkpoint]).fit((x, y))
+        best = torch.load(run.best, weights_only=True)
+        assert best["epoch"] == 2
+        for k, v in score.weights[2].items():
+            assert torch.equal(best["model"][k], v), k
+        assert not torch.equal(best["model"]["0.weight"], score.weights[4]["0.weight"])

@@ -41,14 +41,23 @@ class CSVLogger(Callback):
         self._columns: list[str] | None = None
         self._seen: set[str] = set()
         self._history: list[dict] | None = None  # the history list the file was last written from (None: not yet)
+        self._row = io.StringIO()  # one row's text, formatted by a writer made once per header
+        self._writer: csv.DictWriter | None = None
 
     def on_epoch_end(self, state: State) -> None:
+        from trainwell.rundir import append_bytes
+
         history = state.history
-        if self._history is not history or self._new_metric(history) or not self.path.exists():
+        if self._history is not history or self._new_metric(history):
             self._rewrite(state, history_columns(history))
             return
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
-            csv.DictWriter(f, fieldnames=self._columns, lineterminator="\n").writerow(_csv_row(history[-1]))
+        self._row.seek(0)
+        self._row.truncate()
+        self._writer.writerow(_csv_row(history[-1]))
+        try:
+            append_bytes(self.path, self._row.getvalue().encode("utf-8"), create=False)
+        except FileNotFoundError:  # removed during the run: written whole again, header included
+            self._rewrite(state, history_columns(history))
 
     def on_fit_end(self, state: State) -> None:
         self._rewrite(state, history_columns(state.history))  # complete and on disk
@@ -64,6 +73,7 @@ class CSVLogger(Callback):
 
         atomic_write_text(self.path, history_csv(state.history))
         self._columns, self._seen, self._history = columns, set(columns), state.history
+        self._writer = csv.DictWriter(self._row, fieldnames=columns, lineterminator="\n")
 
 
 def history_columns(history: list[dict]) -> list[str]:
