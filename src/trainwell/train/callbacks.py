@@ -177,7 +177,8 @@ class Checkpoint(Callback):
         kept = self._kept
         if kept is None or list(kept) != list(weights) or any(
                 not isinstance(v, torch.Tensor) or v.layout != torch.strided or a.shape != v.shape
-                or a.dtype != v.dtype or a.device != v.device for a, v in zip(kept.values(), weights.values())):
+                or a.dtype != v.dtype or a.device != v.device
+                for a, v in zip(kept.values(), weights.values(), strict=True)):
             self._kept = {k: v.detach().clone() for k, v in weights.items()}
             return self._kept
         torch._foreach_copy_(list(kept.values()), [v.detach() for v in weights.values()])
