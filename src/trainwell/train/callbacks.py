@@ -97,6 +97,22 @@ class MetricsLogger(Callback):
         append_jsonl(self.path, state.metrics)
 
 
+def copy_weights(weights: dict, kept: dict | None) -> dict:
+    """A copy of the state dict ``weights``, made in ``kept`` (an earlier copy) when it has the same names, shapes,
+    dtypes and devices: one ``_foreach_copy_`` instead of a clone per tensor, no allocation. Otherwise fresh
+    clones. For the best weights a callback keeps at every improvement: the caller must be done with the previous
+    copy (written to disk, or superseded) before the next one overwrites it."""
+    import torch
+
+    if kept is None or list(kept) != list(weights) or any(
+            not isinstance(v, torch.Tensor) or v.layout != torch.strided or a.shape != v.shape
+            or a.dtype != v.dtype or a.device != v.device
+            for a, v in zip(kept.values(), weights.values(), strict=True)):
+        return {k: v.detach().clone() for k, v in weights.items()}
+    torch._foreach_copy_(list(kept.values()), [v.detach() for v in weights.values()])
+    return kept
+
+
 class Checkpoint(Callback):
     """Save ``last.pt`` every ``every`` epochs, at least every ``minutes`` minutes, and at the end; keep the best
     weights by ``monitor`` and write them to ``best.pt`` alongside.
@@ -121,7 +137,7 @@ class Checkpoint(Callback):
         self.best: float | None = None
         self.best_epoch: int | None = None
         self._best_state: dict | None = None
-        self._kept: dict | None = None  # the tensors the best weights are copied into (see _copy_weights)
+        self._kept: dict | None = None  # the tensors the best weights are copied into (copy_weights)
         self._last_save = time.monotonic()
 
     def _better(self, value: float) -> bool:
@@ -156,7 +172,8 @@ class Checkpoint(Callback):
                 trainer = state.trainer
                 model_state = getattr(trainer.learner, "model_state", None)  # the weights alone: not the optimizer's
                 weights = model_state() if model_state is not None else trainer.checkpoint_state()["model"]
-                self._best_state = {"model": self._copy_weights(weights), "epoch": trainer.state.epoch,
+                self._kept = copy_weights(weights, self._kept)
+                self._best_state = {"model": self._kept, "epoch": trainer.state.epoch,
                                     "step": trainer.state.step, **self.extra}
         finite = math.isfinite(state.metrics.get("train_loss", 0.0))
         if state.failure is not None or not finite:  # a guard fired: last.pt keeps the last good state
@@ -167,22 +184,6 @@ class Checkpoint(Callback):
                or time.monotonic() - self._last_save >= 60.0 * self.minutes)
         if due:
             self.save(state)
-
-    def _copy_weights(self, weights: dict) -> dict:
-        """A copy of ``weights`` in tensors this checkpoint keeps between improvements: one ``_foreach_copy_``
-        into them when the names, shapes, dtypes and devices are those of the last copy, else fresh clones. The
-        copy is read only by :meth:`save_best`, which writes it before the next improvement overwrites it."""
-        import torch
-
-        kept = self._kept
-        if kept is None or list(kept) != list(weights) or any(
-                not isinstance(v, torch.Tensor) or v.layout != torch.strided or a.shape != v.shape
-                or a.dtype != v.dtype or a.device != v.device
-                for a, v in zip(kept.values(), weights.values(), strict=True)):
-            self._kept = {k: v.detach().clone() for k, v in weights.items()}
-            return self._kept
-        torch._foreach_copy_(list(kept.values()), [v.detach() for v in weights.values()])
-        return kept
 
     def save_best(self) -> None:
         """Write ``best.pt`` if the best weights changed since the last write."""

@@ -16,7 +16,7 @@ import torch
 
 from trainwell.errors import ConfigError
 from trainwell.train import stopping
-from trainwell.train.callbacks import Callback, State
+from trainwell.train.callbacks import Callback, State, copy_weights
 from trainwell.train.stopping import (
     Divergence,
     EarlyStopping,
@@ -188,7 +188,8 @@ class Stopper(Callback):
         m["patience_wait"] = wait
         if best_i is not None and best_i == len(series) - 1 and math.isfinite(series[-1]):
             self.best_epoch = state.epoch
-            self.best_weights = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+            # the best weights so far are superseded: the copy reuses their tensors (saved checkpoints hold their own)
+            self.best_weights = copy_weights(state.model.state_dict(), self.best_weights)
 
     def _overfitting(self, state: State) -> bool:
         """Flag the first overfitting epoch (once); True if that stops the run (``overfit_stop``)."""
