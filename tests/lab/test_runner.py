@@ -370,3 +370,22 @@ def test_experiments_run_with_subnormals_flushed_and_the_mode_is_off_afterwards(
     torch.set_flush_denormal(False)
     assert inside == (0.0 if supported else pytest.approx(1e-39, rel=1e-3))
     assert (tiny * 1.0).item() > 0  # switched off again
+
+
+def test_subnormals_flushed_by_the_caller_stay_flushed_after_an_experiment():
+    """A caller that had switched the flush modes on (its own training wants them) finds them on after the lab's
+    block, not switched off behind its back; a caller that had them off finds them off."""
+    import torch
+
+    tiny = torch.tensor([1e-39], dtype=torch.float32)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU has no flush-to-zero mode")
+    try:
+        with runner.flushed_denormals():
+            assert (tiny * 1.0).item() == 0.0
+        assert (tiny * 1.0).item() == 0.0  # still on: the caller's setting
+    finally:
+        torch.set_flush_denormal(False)
+    with runner.flushed_denormals():
+        assert (tiny * 1.0).item() == 0.0
+    assert (tiny * 1.0).item() > 0  # off again: the caller's setting

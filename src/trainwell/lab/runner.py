@@ -93,12 +93,15 @@ def flushed_denormals():
     modes in its CPU threads). x86 CPUs compute on subnormals tens of times slower, and the lab makes them on
     purpose: a 30-layer net with Xavier's initialization or a tiny-init net back-propagates gradients that vanish
     into them. Values that small change no parameter they are added to (a float32 weight of 1e-3 absorbs anything
-    below ~1e-10), so the evidence is the same (RESULTS section 30); the modes are switched off afterwards."""
+    below ~1e-10), so the evidence is the same (RESULTS section 30); afterwards the modes are as they were (off,
+    unless the caller had switched them on)."""
+    # torch has no getter for the modes: with them on, a subnormal times 1 reads as 0
+    was_on = (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
     on = torch.set_flush_denormal(True)
     try:
         yield on
     finally:
-        if on:
+        if on and not was_on:
             torch.set_flush_denormal(False)
 
 
