@@ -38,8 +38,7 @@ class CSVLogger(Callback):
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._columns: list[str] | None = None
-        self._seen: set[str] = set()
+        self._seen: set[str] = set()  # the header's metrics
         self._history: list[dict] | None = None  # the history list the file was last written from (None: not yet)
         self._row = io.StringIO()  # one row's text, formatted by a writer made once per header
         self._writer: csv.DictWriter | None = None
@@ -49,7 +48,7 @@ class CSVLogger(Callback):
 
         history = state.history
         if self._history is not history or self._new_metric(history):
-            self._rewrite(state, history_columns(history))
+            self._rewrite(history)
             return
         self._row.seek(0)
         self._row.truncate()
@@ -57,10 +56,10 @@ class CSVLogger(Callback):
         try:
             append_bytes(self.path, self._row.getvalue().encode("utf-8"), create=False)
         except FileNotFoundError:  # removed during the run: written whole again, header included
-            self._rewrite(state, history_columns(history))
+            self._rewrite(history)
 
     def on_fit_end(self, state: State) -> None:
-        self._rewrite(state, history_columns(state.history))  # complete and on disk
+        self._rewrite(state.history)  # complete and on disk
 
     def _new_metric(self, history: list[dict]) -> bool:
         """Whether the last two records (this epoch's, and the previous one, to which callbacks after this logger
@@ -68,11 +67,12 @@ class CSVLogger(Callback):
         linear in its epochs (earlier records are already in the file)."""
         return any(k not in self._seen for record in history[-2:] for k in record)
 
-    def _rewrite(self, state: State, columns: list[str]) -> None:
+    def _rewrite(self, history: list[dict]) -> None:
         from trainwell.rundir import atomic_write_text
 
-        atomic_write_text(self.path, history_csv(state.history))
-        self._columns, self._seen, self._history = columns, set(columns), state.history
+        columns = history_columns(history)
+        atomic_write_text(self.path, history_csv(history, columns))
+        self._seen, self._history = set(columns), history
         self._writer = csv.DictWriter(self._row, fieldnames=columns, lineterminator="\n")
 
 
@@ -95,10 +95,12 @@ def _csv_row(record: dict) -> dict:
     return row
 
 
-def history_csv(history: list[dict]) -> str:
-    """The CSV text of a list of per-epoch metric dicts (epoch shown 1-based)."""
+def history_csv(history: list[dict], columns: list[str] | None = None) -> str:
+    """The CSV text of a list of per-epoch metric dicts (epoch shown 1-based); ``columns``: the header, if the
+    caller already has :func:`history_columns` of ``history``."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=history_columns(history), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns if columns is not None else history_columns(history),
+                            lineterminator="\n")
     writer.writeheader()
     for record in history:
         writer.writerow(_csv_row(record))

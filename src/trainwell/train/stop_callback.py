@@ -81,10 +81,10 @@ class Stopper(Callback):
     # -- helpers -------------------------------------------------------------------------------------------
     def _read_series(self, state: State, name: str, item: Callable[[dict], Any]) -> list:
         """``item(record)`` of every record of the history (``_MISSING`` skips a record). Each closed record is read
-        once: the list is kept and extended, so that the criteria's series cost O(1) per epoch instead of a pass
-        over the whole run (O(epochs^2) over a long full-batch run); the last record, the epoch being closed (later
-        callbacks may still add to it), is read on every call and never kept. A new or shortened history (a new
-        fit, a resume) is read again from the start."""
+        once: the list is kept and extended, so that no epoch walks the whole run's records in Python (that was
+        O(epochs^2) over a long full-batch run; what is returned is a C-level copy of the list). The last record,
+        the epoch being closed (later callbacks may still add to it), is read on every call and never kept. A new
+        or shortened history (a new fit, a resume) is read again from the start."""
         history = state.history
         closed = max(len(history) - 1, 0)
         ref, n, items = self._read.get(name, (None, 0, []))
