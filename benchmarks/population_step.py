@@ -20,6 +20,8 @@ import time
 import torch
 from torch import nn
 
+from trainwell.heap import keep_freed_memory
+
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Flatten()]
@@ -79,7 +81,12 @@ def main() -> None:
     parser.add_argument("--hidden", default="100,100")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--heap", choices=("kept", "default"), default="kept",
+                        help="kept: freed memory stays in the process, as in every trainwell process "
+                             "(trainwell.heap.keep_freed_memory); default: glibc malloc's own thresholds")
     args = parser.parse_args()
+    if args.heap == "kept":
+        keep_freed_memory()
     torch.set_num_threads(args.threads)
     sizes = [40, *[int(h) for h in args.hidden.split(",")], 10]
     flop = 6 * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False)) * 100

@@ -13,6 +13,7 @@ from pathlib import Path
 from trainwell import cli_tables
 from trainwell.cli_parser import build_parser
 from trainwell.errors import DistributedError, ParameterError, TrainwellError
+from trainwell.heap import keep_freed_memory
 
 FLAGS = {"rounds": "--rounds", "rate": "--rate", "rewind": "--rewind", "control": "--control", "scope": "--scope",
          "grid": "--grid", "seeds": "--seeds", "backend": "--backend", "address": "--address", "out": "--out",
@@ -359,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    keep_freed_memory()  # a training step's tensors reuse the last step's memory (trainwell.heap)
     try:
         _check_overrides(args)
         return COMMANDS[args.command](args)

@@ -42,8 +42,11 @@ def train_group(configs: list[dict], dirs: list[str], home: str, population: boo
     """One Ray task: train ``configs`` (as one population, or one after another) into ``dirs``; return each
     member's summary and metrics history, and the checks a population skipped."""
     from trainwell.config import config_from_dict
+    from trainwell.heap import keep_freed_memory
     from trainwell.pipeline import fit, fit_population
     from trainwell.rundir import RunDir, read_jsonl
+
+    keep_freed_memory()  # a training step's tensors reuse the last step's memory
 
     cfgs = [config_from_dict(c) for c in configs]
     skipped: list[str] = []

@@ -33,6 +33,7 @@ import torch
 
 import trainwell
 from trainwell.errors import ParameterError, TrainwellError
+from trainwell.heap import keep_freed_memory
 from trainwell.lab import base, registry
 from trainwell.lab.index_page import write_index
 from trainwell.lab.summaries import STATUSES, _reusable, _reusable_any, figure_file, shown, summary_problem  # noqa: F401
@@ -112,6 +113,7 @@ def run_one(name: str, out: Path, quick: bool, seeds: int, log=None, seed: int |
 
     A run in which every seed ended in an error does not replace an earlier valid result: the earlier
     summary.json, result.json and figures stay, and the error is written to ``error.json`` beside them."""
+    keep_freed_memory()  # also in a worker process or a Ray task (trainwell.heap)
     mod = registry.get(name)
     folder = out / name / "control" if control else out / name
     folder.mkdir(parents=True, exist_ok=True)
