@@ -205,7 +205,8 @@ class PopulationOptimizer:
             targets, lr = rows(params), float(lrs[start])
         else:  # the kernel's step at rate 1 into zeros, then each member's own rate
             for k, p in zip(keys, params, strict=True):  # kept between steps: fresh pages cost a fault each
-                self._scratch.setdefault(k, torch.empty_like(p))
+                if k not in self._scratch:
+                    self._scratch[k] = torch.empty_like(p)
             targets, lr = [x.zero_() for x in rows([self._scratch[k] for k in keys])], 1.0
         if self.name == "adam":
             step = torch.tensor(t, dtype=torch.float32)
