@@ -94,6 +94,8 @@ def test_permutations_are_one_per_member_and_repeat_with_the_seeds(learner):
     assert len(rows) == learner.size and perm.shape == ((N,) if learner.size == 1 else (learner.size, N))
     assert all(sorted(r.tolist()) == list(range(N)) for r in rows)
     assert torch.equal(perm, learner.permutation(N, gens()))
+    # member m draws what a separate fit seeded like it draws: torch.randperm from its own generator
+    assert all(torch.equal(r, torch.randperm(N, generator=g)) for r, g in zip(rows, gens(), strict=True))
 
 
 def test_evaluate_matches_torch_on_each_members_weights(learner):
