@@ -1,6 +1,7 @@
 """trainwell.heap: freed tensor memory stays in the process (no page faults when the next step allocates it)."""
 
 import os
+import statistics
 import subprocess
 import sys
 
@@ -8,8 +9,8 @@ import pytest
 
 from trainwell.heap import MALLOC_ENVIRONMENT
 
-# training steps of 64 stacked MLPs (what a sweep of 64 members runs): the page faults per step after warm-up,
-# with or without keep_freed_memory()
+# training steps of 64 stacked MLPs (what a sweep of 64 members runs): the page faults of each of 20 steps after
+# warm-up, with or without keep_freed_memory()
 STEPS = """
 import resource, sys, torch
 from torch import nn
@@ -21,11 +22,12 @@ net = lambda: nn.Sequential(nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 100), 
 learner = PopulationLearner(net(), [net().state_dict() for _ in range(64)], optimizer="adam", lrs=[1e-3] * 64,
                             weight_decays=[0.0] * 64)
 x, y = torch.randn(1000, 40), torch.randint(0, 10, (1000,))
+faults = []
 for step in range(30):
-    if step == 10:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     learner.train_step(x, y, torch.randint(0, 1000, (64, 100)))
-print(kept, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(kept, *faults[10:])
 """
 
 
@@ -38,14 +40,17 @@ def _run(code: str, *args: str, env: dict | None = None) -> list[str]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_freed_tensors_are_reused_without_page_faults():
-    kept, faults = _run(STEPS, "keep")
+    kept, *faults = _run(STEPS, "keep")
     if kept != "True":
         pytest.skip("this C library has no glibc mallopt")
-    _, default_faults = _run(STEPS, "default")
+    _, *default_faults = _run(STEPS, "default")
+    # the median step: a kept heap still grows now and then (one step faulting in a few hundred pages), which is
+    # not the per-step cost measured here
+    kept_step, default_step = (statistics.median(int(f) for f in fs) for fs in (faults, default_faults))
     # malloc's default hands freed activations back to the system and faults them in again at the next step (a
     # step's tensors are 2.5 MB each, ~600 pages)
-    assert float(default_faults) >= 100
-    assert float(faults) <= float(default_faults) / 10
+    assert default_step >= 100, default_faults
+    assert kept_step <= default_step / 10, (faults, default_faults)
 
 
 def test_malloc_settings_from_the_environment_are_left_alone():
