@@ -5,7 +5,7 @@ Linux man-pages) serves a request above its *mmap threshold* (128 KiB at start, 
 up to 32 MiB on 64-bit systems) with a fresh ``mmap`` and unmaps it when it is freed, and it returns the free top
 of its heap to the system whenever that exceeds the *trim threshold* (twice the mmap threshold). Either way the
 next step's tensors land on pages the kernel must map and zero again: one page fault per 4 KiB. A step of 256
-stacked MNIST-1D MLPs took 5,000-9,000 faults and 5-13 ms of system time out of 50-64 ms (benchmarks/RESULTS.md
+stacked MNIST-1D MLPs took 1,800-9,600 faults and up to 15 ms of system time out of 53-65 ms (benchmarks/RESULTS.md
 section 33).
 
 :func:`keep_freed_memory` fixes the mmap threshold at that 32 MiB ceiling, so blocks up to it come from the heap and
