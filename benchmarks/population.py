@@ -25,9 +25,8 @@ import tempfile
 import time
 
 import torch
+from heap_option import add_heap_option, apply_heap_option
 from matmul_peak import matmul_peak
-
-from trainwell.heap import keep_freed_memory
 
 BASE = ["data.name=mnist1d", "model.kind=mlp", "report.enabled=false", "doctor.preflight=false",
         "doctor.monitor_every=0", "optim.lr=0.01", "optim.schedule=onecycle", "train.batch_size=100",
@@ -129,12 +128,9 @@ def main() -> None:
     parser.add_argument("--modes", default="seeds,shared",
                         help="population members differing by seed (own batches), by rate with one seed (shared "
                              "batches: the first layer is one wide GEMM), or both")
-    parser.add_argument("--heap", choices=("kept", "default"), default="kept",
-                        help="kept: freed memory stays in the process, as in every trainwell process "
-                             "(trainwell.heap.keep_freed_memory); default: glibc malloc's own thresholds")
+    add_heap_option(parser)
     args = parser.parse_args()
-    if args.heap == "kept":
-        keep_freed_memory()
+    apply_heap_option(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else

@@ -18,9 +18,8 @@ import statistics
 import time
 
 import torch
+from heap_option import add_heap_option, apply_heap_option
 from torch import nn
-
-from trainwell.heap import keep_freed_memory
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -81,12 +80,9 @@ def main() -> None:
     parser.add_argument("--hidden", default="100,100")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--heap", choices=("kept", "default"), default="kept",
-                        help="kept: freed memory stays in the process, as in every trainwell process "
-                             "(trainwell.heap.keep_freed_memory); default: glibc malloc's own thresholds")
+    add_heap_option(parser)
     args = parser.parse_args()
-    if args.heap == "kept":
-        keep_freed_memory()
+    apply_heap_option(args)
     torch.set_num_threads(args.threads)
     sizes = [40, *[int(h) for h in args.hidden.split(",")], 10]
     flop = 6 * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False)) * 100
