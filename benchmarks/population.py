@@ -33,15 +33,17 @@ BASE = ["data.name=mnist1d", "model.kind=mlp", "report.enabled=false", "doctor.p
         "train.checkpoint_every=1000"]
 
 
-def _configs(members: int, epochs: int, hidden: str, device: str, shared: bool = False):
-    """``members`` configs differing by seed, or with ``shared`` by learning rate (one seed: the same batches)."""
+def _configs(members: int, epochs: int, hidden: str, device: str, shared: bool = False, graph: bool = True):
+    """``members`` configs differing by seed, or with ``shared`` by learning rate (one seed: the same batches);
+    ``graph``: on CUDA, the population's step captured as a CUDA graph (``train.cuda_graph``)."""
     from trainwell.config import load_config
 
     def member(s: int) -> list[str]:
         return [f"optim.lr={0.01 * (1 + s / members):.6g}", "train.seed=0"] if shared else [f"train.seed={s}"]
 
     return [load_config(None, BASE + [f"train.epochs={epochs}", f"model.hidden=[{hidden}]", *member(s),
-                                      f"train.device={device}"]) for s in range(members)]
+                                      f"train.device={device}", f"train.cuda_graph={str(graph).lower()}"])
+            for s in range(members)]
 
 
 def _macs_per_example(hidden: str, inputs: int = 40, classes: int = 10) -> int:
@@ -49,10 +51,11 @@ def _macs_per_example(hidden: str, inputs: int = 40, classes: int = 10) -> int:
     return sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
 
 
-def population(members: int, epochs: int, hidden: str, device: str, shared: bool = False) -> dict:
+def population(members: int, epochs: int, hidden: str, device: str, shared: bool = False,
+               graph: bool = True) -> dict:
     from trainwell.pipeline import fit_population
 
-    cfgs = _configs(members, epochs, hidden, device, shared)
+    cfgs = _configs(members, epochs, hidden, device, shared, graph)
     with tempfile.TemporaryDirectory() as tmp:
         tic = time.perf_counter()
         res = fit_population(cfgs, out=tmp)
@@ -128,6 +131,9 @@ def main() -> None:
     parser.add_argument("--modes", default="seeds,shared",
                         help="population members differing by seed (own batches), by rate with one seed (shared "
                              "batches: the first layer is one wide GEMM), or both")
+    parser.add_argument("--graph", default="on",
+                        help="on CUDA: populations with their step captured as a CUDA graph (on), eager (off), or "
+                             "both (on,off); no effect on a CPU")
     add_heap_option(parser)
     args = parser.parse_args()
     apply_heap_option(args)
@@ -149,8 +155,11 @@ def main() -> None:
             rows.append(("sequential fit", seq))
         for m in (int(v) for v in args.members.split(",")):
             for mode in args.modes.split(","):
-                name = f"population {m}" + (" (one seed: shared batches)" if mode == "shared" else " (seeds)")
-                rows.append((name, population(m, args.epochs, args.hidden, args.device, mode == "shared")))
+                for graph in args.graph.split(",") if dev.type == "cuda" else ["on"]:
+                    name = (f"population {m}" + (" (one seed: shared batches)" if mode == "shared" else " (seeds)")
+                            + (" eager" if graph == "off" else " graph" if dev.type == "cuda" else ""))
+                    rows.append((name, population(m, args.epochs, args.hidden, args.device, mode == "shared",
+                                                  graph == "on")))
         if args.rounds > 1:
             print(f"round {round_ + 1} of {args.rounds}")
         print("| run | members | member-steps/s | GFLOP/s | % of peak | per-member speed-up vs sequential | "
@@ -163,7 +172,7 @@ def main() -> None:
             speed = f"{rate / base:.1f}x" if base else "-"
             if base:
                 speedups.setdefault(name, []).append(rate / base)
-            print(f"| {name} | {r['members']} | {rate:,.0f} | {flops / 1e9:.1f} | {100 * flops / peak:.0f}% | "
+            print(f"| {name} | {r['members']} | {rate:,.0f} | {flops / 1e9:.1f} | {100 * flops / peak:.1f}% | "
                   f"{speed} | {r['fit_s']:.2f} | {r['wall_s']:.2f} | {r['mean_test_acc']:.3f} |", flush=True)
         print(json.dumps({"peak_gflops": peak / 1e9, "rows": {n: r for n, r in rows}}))
     if args.rounds > 1 and speedups:

@@ -200,6 +200,8 @@ class TrainConfig:
     # with compile: torch.compile's mode; auto = "reduce-overhead" on CUDA (the step's kernels captured as CUDA
     # graphs and replayed: no per-kernel launch cost) and "default" on a CPU (where CUDA graphs do not exist)
     compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune"] = "auto"
+    # on CUDA, a population's (sweep's) training step is captured as one CUDA graph and replayed; no effect on a CPU
+    cuda_graph: bool = True
     # mixed precision: autocast to bfloat16 (CPU or CUDA) or float16 (CUDA, with a GradScaler); fp32 = off
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     # under torchrun: BatchNorm layers become SyncBatchNorm (statistics over the global batch; CUDA/nccl only)

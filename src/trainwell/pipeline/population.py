@@ -261,7 +261,7 @@ def _build(configs: list[Config]) -> tuple[Splits, list[Prepared], PopulationLea
                                 alpha=o.alpha, rmsprop_momentum=o.rmsprop_momentum,
                                 loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
                                 epochs=base.train.epochs, steps_per_epoch=spe, device=device,
-                                shared_input=_one_data_order(configs, device))
+                                shared_input=_one_data_order(configs, device), cuda_graph=base.train.cuda_graph)
     return splits, preps, learner
 
 

@@ -306,7 +306,8 @@ class PopulationOptimizer:
                 f"this population checkpoint keeps its optimizer state under {sorted(state['state'])}, not the "
                 f"parameters {sorted(self.state)} (it was written by an older trainwell, which kept one flat "
                 f"state): it cannot be resumed by this version; its files are left as they are")
-        self.state = {k: dict(v) for k, v in state["state"].items()}
+        # on the parameters' device: a checkpoint is read onto the CPU, and a population may resume on a GPU
+        self.state = {k: {n: t.to(self.params[k].device) for n, t in v.items()} for k, v in state["state"].items()}
         self.t.copy_(state["t"])
         self.active.copy_(state["active"])
         self.all_active = bool(self.active.all())

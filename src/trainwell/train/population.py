@@ -32,6 +32,7 @@ from trainwell.train.learners import loss_function, predicted_classes
 from trainwell.train.member_optim import PopulationOptimizer
 from trainwell.train.member_schedules import MemberSchedules
 from trainwell.train.population_mlp import mlp_forward, mlp_plan
+from trainwell.train.step_graph import CapturedStep
 
 
 def embed_state(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -97,6 +98,10 @@ class PopulationLearner:
             a plain MLP's first layer is one wide GEMM for all members. None: found out each step on a CPU (the
             rows drawn are compared), not used on a GPU; True: promised (checked on the first step); False: never.
         layout: "auto" (a plain MLP as batched GEMMs, anything else vmapped) or "vmap" (always vmapped).
+        cuda_graph: on a GPU, capture the training step as a CUDA graph after two eager steps and replay it
+            (:class:`~trainwell.train.step_graph.CapturedStep`: one launch per step instead of dozens); steps that
+            cannot be captured (members stopped, decoupled Adam decay, whose state is replaced each step) stay eager.
+            No effect on a CPU.
 
     Example:
         >>> from torch import nn
@@ -116,7 +121,7 @@ class PopulationLearner:
                  loss_fn: str | Callable = "cross_entropy",
                  schedule: Callable[[torch.optim.Optimizer], Schedule] | None = None, epochs: int = 1,
                  steps_per_epoch: int = 1, device: str | torch.device = "cpu", shared_input: bool | None = None,
-                 layout: str = "auto"):
+                 layout: str = "auto", cuda_graph: bool = True):
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
             raise ValueError("population training cannot vmap BatchNorm's running statistics: use layer/group norm "
                              "or train the members one after another")
@@ -159,6 +164,7 @@ class PopulationLearner:
                                          rmsprop_momentum if optimizer == "rmsprop" else momentum, betas, epochs=epochs,
                                          steps_per_epoch=steps_per_epoch, device=self.device)
         self.steps = 0  # optimizer steps taken by the population (the schedules' position)
+        self.captured = CapturedStep(self._step) if cuda_graph and self.device.type == "cuda" else None
         self.model = self  # the loop's State.model: the whole population
 
     def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -228,14 +234,34 @@ class PopulationLearner:
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shared = self._shared_rows(idx)
+        lr, mom = self.schedules.at(self.steps)
+        opt = self.optimizer
+        capturable = opt.all_active and not (opt.name == "adam" and opt.decay == "decoupled" and opt.any_decay)
+        if self.captured is not None and capturable:
+            # x and y stay where they are for the whole fit (by address in the key); the batch's rows and the
+            # step's rates are copied into the graph's input buffers
+            key = (x.data_ptr(), tuple(x.shape), y.data_ptr(), tuple(y.shape), tuple(idx.shape), shared,
+                   mom is None, self.base.training)
+            args = (idx, lr) if mom is None else (idx, lr, mom)
+            out = self.captured(key, *args, fixed=(x, y, shared))
+        else:
+            out = self._step(idx, lr, mom, fixed=(x, y, shared))
+        self.steps += 1
+        return out
+
+    def _step(self, idx: torch.Tensor, lr: torch.Tensor, mom: torch.Tensor | None = None, *,
+              fixed: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on the rows ``idx`` at rates ``lr`` (and momenta ``mom``): each member's loss and
+        right answers. Only device work (no host synchronization), so that it can be captured as a CUDA graph."""
+        x, y, shared = fixed
+        for p in self.leaves.values():
+            p.grad = None
         xb = take_rows(x, idx[0] if shared else idx)  # (B, ...) for all, or (M, B, ...)
         yb = y.gather(1, idx) if y.dim() == 2 else take_rows(y, idx)  # per-member labels (M, N) or shared (N,)
         out = self.forward(xb, shared=shared)
         losses = self.member_losses(out, yb)  # (M,)
         losses.sum().backward()
-        lr, mom = self.schedules.at(self.steps)
         self.optimizer.step(lr, mom)
-        self.steps += 1
         return losses.detach(), (_argmax_classes(out.detach()) == yb).sum(dim=1)
 
     def member_losses(self, out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
@@ -303,6 +329,8 @@ class PopulationLearner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedules.load_state_dict(state["schedules"])
         self.steps = int(state["steps"])
+        if self.captured is not None:
+            self.captured.reset()  # the optimizer's state tensors were replaced
 
 
 __all__ = ["MemberView", "PopulationLearner", "PopulationOptimizer", "embed_state", "narrow_state"]
