@@ -30,6 +30,7 @@ from torch import nn
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.report import Report
 from trainwell.regularize import l2_penalty
+from trainwell.train.uncompiled import uncompiled
 
 try:  # NumPy is a dependency of trainwell, but the guard must not need it
     import numpy as _np
@@ -136,7 +137,8 @@ def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
     x, y = x[:examples], y[:examples]
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper shares its parameters with the original
     wd = _weight_decay(optimizer)
-    with untouched(model, optimizer), torch.enable_grad():  # also when called under torch.no_grad()
+    # module.compile()d: the checks' hooks and mode switches run on the uncompiled forward (no recompiles)
+    with untouched(model, optimizer), torch.enable_grad(), uncompiled(model):  # also under torch.no_grad()
         total = _total_penalty(penalty, wd, model, x)
         replace = {}
         if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss

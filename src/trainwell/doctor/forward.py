@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor import outputs as O
+from trainwell.train.uncompiled import uncompiled
 
 _KINKS = (nn.ReLU, nn.LeakyReLU, nn.MaxPool1d, nn.MaxPool2d, nn.Hardtanh, nn.ReLU6)
 
@@ -50,7 +51,7 @@ def hooked_forward(model: nn.Module, x: torch.Tensor, types: tuple[type, ...], r
     hooks = [m.register_forward_hook(lambda mod, args, out, name=name: record(name, args[0], out))
              for name, m in model.named_modules() if isinstance(m, types)]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), uncompiled(model):  # a compiled forward would not call hooks added after it
             model(x)
     finally:
         for h in hooks:

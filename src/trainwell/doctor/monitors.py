@@ -16,6 +16,7 @@ from torch import nn
 
 from trainwell.doctor.verdict import Verdict
 from trainwell.train.callbacks import Callback, State
+from trainwell.train.uncompiled import suspend_compiled
 
 _WATCHED = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # outputs checked for NaN/Inf only
@@ -91,6 +92,7 @@ class Monitor(Callback):
         self.records: list[dict] = []
         self.warnings: list[dict] = []
         self._hooks: list = []
+        self._recompile = None  # compiles a compiled model back after an observed step (suspend_compiled)
         self._armed = False
         self._snapshot: dict[str, torch.Tensor] | None = None
         self._acts: dict[str, dict] = {}
@@ -124,11 +126,16 @@ class Monitor(Callback):
         self._remove()
         self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
                        if isinstance(m, _WATCHED + _LAYERS)]
+        # a compiled model runs the observed step uncompiled: hooks traced into its graph would recompile it
+        self._recompile = suspend_compiled(model)
 
     def _remove(self) -> None:
         for h in self._hooks:
             h.remove()
         self._hooks = []
+        if self._recompile is not None:
+            self._recompile()
+            self._recompile = None
 
     # -- the cadence ---------------------------------------------------------------------------------------
     def on_batch_end(self, state: State) -> None:
