@@ -41,6 +41,112 @@ def test_a_step_must_run_eagerly_before_it_is_captured():
         CapturedStep(lambda: (), warmup=0)
 
 
+class _FakeGraph:
+    """Stands in for ``torch.cuda.CUDAGraph`` on a CPU: capturing records the step instead of running it, and a
+    replay runs it again on the captured buffers, writing into the captured outputs (what a real replay does)."""
+
+    capturing: _FakeGraph | None = None
+
+    def __init__(self):
+        self.run = None
+
+    def replay(self):
+        self.run()
+
+
+class _FakeCapture:
+    def __init__(self, graph):
+        self.graph = graph
+
+    def __enter__(self):
+        _FakeGraph.capturing = self.graph
+
+    def __exit__(self, *exc):
+        _FakeGraph.capturing = None
+
+
+def _fake_cuda(monkeypatch, fail_capture: bool = False):
+    import contextlib
+
+    import trainwell.train.step_graph as sg
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    monkeypatch.setattr(sg.torch.cuda, "CUDAGraph", _FakeGraph)
+    monkeypatch.setattr(sg.torch.cuda, "graph", _FakeCapture)
+    monkeypatch.setattr(sg.torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(sg.torch.cuda, "current_stream", Stream)
+    monkeypatch.setattr(sg.torch.cuda, "stream", lambda s: contextlib.nullcontext())
+
+
+def _counting_step(log: list):
+    """A step that adds its input to a running state and returns a copy of it; under the fake capture it only
+    records itself (a real capture runs no kernel)."""
+    state = torch.zeros(3)
+
+    def step(x, *, scale):
+        graph = _FakeGraph.capturing
+        if graph is not None:
+            out = torch.empty(3)
+
+            def run():
+                state.add_(x * scale)
+                out.copy_(state)
+
+            graph.run = run
+            return (out,)
+        log.append("eager")
+        state.add_(x * scale)
+        return (state.clone(),)
+
+    return step, state
+
+
+def test_each_key_warms_up_eagerly_then_replays_with_the_same_results(monkeypatch):
+    _fake_cuda(monkeypatch)
+    log = []
+    step, state = _counting_step(log)
+    captured = CapturedStep(step, warmup=2)
+    outs = [captured("a", torch.full((3,), float(i)), scale=2.0)[0] for i in range(5)]
+    assert log == ["eager"] * 2 and captured.replays == 3 and list(captured.graphs) == ["a"]
+    assert [float(o[0]) for o in outs] == [0.0, 2.0, 6.0, 12.0, 20.0]  # 2 * (0 + 1 + ... + i): every step ran once
+    assert outs[2] is not outs[3]  # copies, not the graph's own output buffer
+    captured("b", torch.ones(3), scale=1.0)
+    assert log == ["eager"] * 3  # a new key warms up again
+    captured.reset()
+    captured("a", torch.ones(3), scale=1.0)
+    assert log == ["eager"] * 4 and not captured.graphs
+
+
+def test_keys_past_the_limit_stay_eager(monkeypatch):
+    _fake_cuda(monkeypatch)
+    log = []
+    step, _ = _counting_step(log)
+    captured = CapturedStep(step, warmup=1, max_graphs=2)
+    for key in ("a", "b", "c"):
+        for _ in range(3):
+            captured(key, torch.ones(3), scale=1.0)
+    assert list(captured.graphs) == ["a", "b"] and log.count("eager") == 1 + 1 + 3
+
+
+def test_a_step_that_cannot_be_captured_runs_eagerly_with_a_warning(monkeypatch):
+    _fake_cuda(monkeypatch)
+
+    def step(x):
+        if _FakeGraph.capturing is not None:
+            raise RuntimeError("operation not permitted when stream is capturing\nmore")
+        return (x + 1,)
+
+    captured = CapturedStep(step, warmup=1)
+    captured("a", torch.zeros(1))
+    with pytest.warns(RuntimeWarning, match="could not be captured as a CUDA graph .operation not permitted"):
+        out = captured("a", torch.zeros(1))
+    assert float(out[0]) == 1.0 and captured.failed and not captured.graphs
+    assert float(captured("a", torch.ones(1))[0]) == 2.0  # eager from then on
+
+
 def _replays(monkeypatch) -> list[int]:
     count = [0]
     replay = torch.cuda.CUDAGraph.replay

@@ -32,11 +32,12 @@ class CapturedStep:
     warning; the failed capture ran nothing, so the call is done again eagerly.
     """
 
-    def __init__(self, step: Callable[..., tuple[torch.Tensor, ...]], warmup: int = 2):
+    def __init__(self, step: Callable[..., tuple[torch.Tensor, ...]], warmup: int = 2, max_graphs: int = 8):
         if warmup < 1:
             raise ValueError(f"warmup = {warmup} is not allowed: a step must run eagerly at least once (it creates "
                              "its state) before it is captured")
         self.step, self.warmup = step, warmup
+        self.max_graphs = max_graphs  # each graph keeps its own memory: keys past this many stay eager
         self.graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, list[torch.Tensor], tuple[torch.Tensor, ...]]] = {}
         self.calls: Counter = Counter()
         self.failed = False
@@ -51,7 +52,7 @@ class CapturedStep:
         entry = self.graphs.get(key)
         if entry is None:
             self.calls[key] += 1
-            if self.failed or self.calls[key] <= self.warmup:
+            if self.failed or self.calls[key] <= self.warmup or len(self.graphs) >= self.max_graphs:
                 return self._eager(inputs, fixed)
             entry = self._capture(key, inputs, fixed)
             if entry is None:
