@@ -13,6 +13,7 @@ from trainwell.heap import MALLOC_ENVIRONMENT
 # warm-up, with or without keep_freed_memory()
 STEPS = """
 import resource, sys, torch
+torch.set_num_threads(1)  # one thread: one malloc arena, the same allocations on every run
 from torch import nn
 from trainwell.heap import keep_freed_memory
 from trainwell.train.population import PopulationLearner
@@ -43,14 +44,20 @@ def test_freed_tensors_are_reused_without_page_faults():
     kept, *faults = _run(STEPS, "keep")
     if kept != "True":
         pytest.skip("this C library has no glibc mallopt")
-    _, *default_faults = _run(STEPS, "default")
     # the median step: a kept heap still grows now and then (one step faulting in a few hundred pages), which is
-    # not the per-step cost measured here
-    kept_step, default_step = (statistics.median(int(f) for f in fs) for fs in (faults, default_faults))
-    # malloc's default hands freed activations back to the system and faults them in again at the next step (a
-    # step's tensors are 2.5 MB each, ~600 pages)
-    assert default_step >= 100, default_faults
-    assert kept_step <= default_step / 10, (faults, default_faults)
+    # not the per-step cost measured here; a step whose tensors (2.5 MB each, ~600 pages) came back from the
+    # system would fault hundreds of times
+    assert statistics.median(int(f) for f in faults) < 100, faults
+    # the control: malloc's defaults hand freed activations back to the system and fault them in again, in most
+    # runs on most steps - but not in every run (once an early free raises malloc's dynamic mmap threshold, a run
+    # may trim nothing): up to three runs, until one shows it
+    totals = []
+    for _ in range(3):
+        _, *default_faults = _run(STEPS, "default")
+        totals.append(sum(int(f) for f in default_faults))
+        if totals[-1] >= 2000:
+            break
+    assert max(totals) >= 2000, totals
 
 
 def test_malloc_settings_from_the_environment_are_left_alone():

@@ -30,6 +30,7 @@ LOCK = ".lock"
 OWN = frozenset({MARKER, MANIFEST, LOCK})  # a run folder's own bookkeeping, at the top of each marked folder
 
 _recorded: dict[str, str] = {}  # absolute path written -> the marked folder whose manifest records it
+_unmarked: set[str] = set()  # folders found with no marked folder at or above them (until one is marked)
 
 
 def _is_marked(folder: Path) -> bool:
@@ -57,9 +58,13 @@ def record(path: str | Path, *, tree: bool = False) -> None:
     key = absolute + ("/" if tree else "")
     if key in _recorded:  # the common case (a line appended every epoch): no Path built, no folder searched
         return
+    folder = os.path.dirname(absolute)
+    if folder in _unmarked:  # written outside any run folder, e.g. a library call's own directory: every epoch
+        return  # would otherwise look for a marker in each folder up to the root
     path = Path(absolute)
-    root = run_root(path.parent)
+    root = run_root(folder)
     if root is None:
+        _unmarked.add(folder)
         return
     rel = path.relative_to(root).as_posix() + ("/" if tree else "")
     try:
@@ -81,6 +86,7 @@ def forget(root: str | Path) -> None:
     prefix = os.path.abspath(root) + os.sep
     for key in [k for k, r in _recorded.items() if r == os.path.abspath(root) or k.startswith(prefix)]:
         del _recorded[key]
+    _unmarked.difference_update([f for f in _unmarked if f == os.path.abspath(root) or f.startswith(prefix)])
 
 
 def recorded(root: str | Path) -> set[str] | None:

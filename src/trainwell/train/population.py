@@ -148,6 +148,7 @@ class PopulationLearner:
         # the trained tensors: one leaf per parameter sharing the flat storage, so that backward writes each
         # gradient where the optimizer reads it (one leaf split into views would concatenate them every step)
         self.leaves = {k: v.detach().requires_grad_(True) for k, v in self._views(self.flat).items()}
+        self._flat_views = self._views(self.flat)  # made once: read per member every epoch (its best weights)
         self.buffers = buffers
         self.base = copy.deepcopy(model).to("meta")
         self.plan = mlp_plan(self.base) if layout == "auto" else None
@@ -174,7 +175,7 @@ class PopulationLearner:
     @property
     def params(self) -> dict[str, torch.Tensor]:
         """Each parameter stacked over members, (M, ...): views into the one flat tensor (not tracked)."""
-        return self._views(self.flat)
+        return dict(self._flat_views)
 
     # -- the forward ---------------------------------------------------------------------------------------
     def _forward_one(self, params, buffers, x):
