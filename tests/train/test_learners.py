@@ -45,9 +45,13 @@ def _population():
 
 @contextlib.contextmanager
 def _group(tmp_path):
+    import datetime
+
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/group", rank=0, world_size=1)
+    # a bounded wait: a collective that cannot complete fails the test instead of hanging the whole run
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/group", rank=0, world_size=1,
+                            timeout=datetime.timedelta(seconds=120))
     try:
         yield
     finally:
