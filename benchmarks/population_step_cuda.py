@@ -18,16 +18,9 @@ import time
 
 import torch
 from matmul_peak import matmul_peak
-from torch import nn
+from population_step import _mlp
 
 from trainwell.train.population import PopulationLearner
-
-
-def _mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes, sizes[1:], strict=False):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    return nn.Sequential(*layers[:-1])
 
 
 def run(members: int, sizes: list[int], shared: bool, graph: bool, steps: int, rows: int = 4000,

@@ -83,10 +83,11 @@ def record(path: str | Path, *, tree: bool = False) -> None:
 
 def forget(root: str | Path) -> None:
     """A marked folder was (re)created: what this process recorded for an earlier folder at that path is void."""
-    prefix = os.path.abspath(root) + os.sep
-    for key in [k for k, r in _recorded.items() if r == os.path.abspath(root) or k.startswith(prefix)]:
+    absolute = os.path.abspath(root)
+    prefix = absolute + os.sep
+    for key in [k for k, r in _recorded.items() if r == absolute or k.startswith(prefix)]:
         del _recorded[key]
-    _unmarked.difference_update([f for f in _unmarked if f == os.path.abspath(root) or f.startswith(prefix)])
+    _unmarked.difference_update([f for f in _unmarked if f == absolute or f.startswith(prefix)])
 
 
 def recorded(root: str | Path) -> set[str] | None:

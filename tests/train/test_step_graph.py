@@ -36,6 +36,16 @@ def test_a_population_on_a_cpu_is_never_captured():
     assert _population("cpu", cuda_graph=True).captured is None
 
 
+def test_only_steps_that_update_their_state_in_place_are_captured():
+    assert _population("cpu", cuda_graph=True).optimizer.updates_in_place
+    decoupled = _population("cpu", cuda_graph=True)
+    decoupled.optimizer.decay = "decoupled"
+    assert not decoupled.optimizer.updates_in_place  # Adam's decoupled decay replaces its state every step
+    stopped = _population("cpu", cuda_graph=True)
+    stopped.freeze(2)
+    assert not stopped.optimizer.updates_in_place  # a stopped member's masked update
+
+
 def test_a_step_must_run_eagerly_before_it_is_captured():
     with pytest.raises(ValueError, match="warmup = 0 is not allowed"):
         CapturedStep(lambda: (), warmup=0)

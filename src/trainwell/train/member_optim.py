@@ -49,6 +49,14 @@ class PopulationOptimizer:
     def _b(v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return v.view(-1, *([1] * (p.dim() - 1)))
 
+    @property
+    def updates_in_place(self) -> bool:
+        """Whether a step updates every parameter and state tensor where it is (what a captured CUDA graph needs):
+        not when a member is frozen (the masked update) or Adam decays decoupled from the gradient (both replace
+        the state tensors every step)."""
+        decoupled_adam = self.name == "adam" and self.decay == "decoupled" and self.any_decay
+        return self.all_active and not decoupled_adam
+
     def freeze(self, member: int) -> None:
         self.active[member] = False
         self.all_active = False

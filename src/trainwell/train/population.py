@@ -147,8 +147,8 @@ class PopulationLearner:
         self.flat = torch.cat([v.detach().reshape(-1) for v in params.values()])
         # the trained tensors: one leaf per parameter sharing the flat storage, so that backward writes each
         # gradient where the optimizer reads it (one leaf split into views would concatenate them every step)
-        self.leaves = {k: v.detach().requires_grad_(True) for k, v in self._views(self.flat).items()}
         self._flat_views = self._views(self.flat)  # made once: read per member every epoch (its best weights)
+        self.leaves = {k: v.detach().requires_grad_(True) for k, v in self._flat_views.items()}
         self.buffers = buffers
         self.base = copy.deepcopy(model).to("meta")
         self.plan = mlp_plan(self.base) if layout == "auto" else None
@@ -236,9 +236,7 @@ class PopulationLearner:
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shared = self._shared_rows(idx)
         lr, mom = self.schedules.at(self.steps)
-        opt = self.optimizer
-        capturable = opt.all_active and not (opt.name == "adam" and opt.decay == "decoupled" and opt.any_decay)
-        if self.captured is not None and capturable:
+        if self.captured is not None and self.optimizer.updates_in_place:
             # x and y stay where they are for the whole fit (by address in the key); the batch's rows and the
             # step's rates are copied into the graph's input buffers
             key = (x.data_ptr(), tuple(x.shape), y.data_ptr(), tuple(y.shape), tuple(idx.shape), shared,

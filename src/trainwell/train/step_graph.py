@@ -42,6 +42,7 @@ class CapturedStep:
         self.calls: Counter = Counter()
         self.failed = False
         self.replays = 0
+        self._side: torch.cuda.Stream | None = None  # the eager steps' stream, made on the first one
 
     def reset(self) -> None:
         """Forget every graph (the step's state was replaced): the next calls warm up and capture again."""
@@ -65,7 +66,9 @@ class CapturedStep:
         return tuple(out.clone() for out in static_outputs)
 
     def _eager(self, inputs, fixed) -> tuple[torch.Tensor, ...]:
-        side = torch.cuda.Stream()
+        if self._side is None:
+            self._side = torch.cuda.Stream()
+        side = self._side
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             outputs = self.step(*inputs, **fixed)
