@@ -128,3 +128,19 @@ def test_errors_suggest_the_nearest_name_and_never_cut_the_list(override, messag
     with pytest.raises(ConfigError) as err:
         load_config(None, [override])
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_to_dict_equals_dataclasses_asdict_and_shares_nothing_mutable():
+    """``Config.to_dict`` is ``dataclasses.asdict`` (the oracle) without its deep copy of immutable values: equal
+    nested dicts, and lists that are copies (changing them leaves the config as it was)."""
+    cfg = load_config(None, ["model.hidden=[30,20]", "stop.criteria=['early_stopping','loss_change']",
+                             "optim.betas=[0.8,0.99]", "data.name=circles"])
+    for c in (Config(), cfg):
+        plain = c.to_dict()
+        assert plain == dataclasses.asdict(c)
+        assert type(plain["model"]["hidden"]) is type(c.model.hidden)
+        assert type(plain["optim"]["betas"]) is type(c.optim.betas)
+    plain = cfg.to_dict()
+    plain["model"]["hidden"].append(5)
+    plain["stop"]["criteria"].clear()
+    assert cfg.model.hidden == [30, 20] and list(cfg.stop.criteria) == ["early_stopping", "loss_change"]

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -382,12 +383,37 @@ class Config:
                               f"use optim.schedule = 'none', 'step' or 'plateau'")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The config as nested plain dicts: ``dataclasses.asdict(self)``, without its deep copy of every value
+        (the fields hold numbers, strings, lists and tuples: copied here, about 2x faster; a population writes it
+        several times for every member)."""
+        return _plain(self)
 
     def hash(self) -> str:
         """Return a short, stable hash of the whole resolved config."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    return tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+
+
+def _plain(value):
+    """``dataclasses.asdict`` for the config's own field types: dataclasses become dicts, lists, tuples and dicts
+    are copied, immutable scalars are shared, anything else is deep-copied as ``asdict`` does."""
+    names = _field_names(type(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple: its fields positionally
+        return type(value)(*(_plain(v) for v in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return copy.deepcopy(value)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import NullLocator, PercentFormatter
 
 from trainwell.manifest import record
 
@@ -200,6 +200,8 @@ def monitor_histograms(records: list[dict], path: str | Path, titles: dict[str, 
             # one artist per histogram (ax.bar would make a patch per bin: several times slower to draw)
             ax.stairs(counts, [h["lo"] + i * width for i in range(len(counts) + 1)], fill=True)
             ax.set_yscale("log")  # the tails carry the story: saturation, dead units, exploding gradients
+            # decades only: a log axis's minor ticks were most of this figure's drawing time (0.69 -> 0.3 s)
+            ax.yaxis.set_minor_locator(NullLocator())
             ax.ticklabel_format(style="sci", axis="x", scilimits=(-2, 3))
             extra = f", dead {a['dead']:.0%}" if "dead" in a else (
                 f", saturated {a['saturated']:.0%}" if "saturated" in a else "")
