@@ -59,6 +59,14 @@ def assert_members_equal_separate_fits(workdir, overrides, grid, seeds=1, out="s
         assert mine["failed"] == ref.summary["failed"]
         assert mine["best_epoch"] == ref.summary["best_epoch"]
         assert mine["stop"]["restored_best_epoch"] == ref.summary["stop"]["restored_best_epoch"]
+        paths = [d / "checkpoints" / "best.pt" for d in (ref.run_dir, mine_dir)]
+        assert paths[0].exists() == paths[1].exists(), m  # a run that never had a finite epoch has none
+        if paths[0].exists():  # best.pt: the best epoch's weights, in the member's own shapes
+            best_ref, best_mine = (torch.load(p, weights_only=True) for p in paths)
+            assert best_mine["epoch"] == best_ref["epoch"]
+            assert best_mine["model"].keys() == best_ref["model"].keys()
+            for key, w in best_ref["model"].items():
+                torch.testing.assert_close(best_mine["model"][key], w, rtol=2e-4, atol=2e-5, msg=f"{m} {key}")
         for key, value in ref.summary["final"].items():
             if value is None:
                 assert mine["final"][key] is None

@@ -260,11 +260,13 @@ def test_metrics_stay_on_the_device_and_are_read_once_per_epoch_not_per_step(tmp
     assert small == large
 
 
-def test_best_weights_are_those_of_the_best_epoch_when_several_improvements_come_between_saves(tmp_path):
+@pytest.mark.parametrize("weights", [None, "live state dict"])
+def test_best_weights_are_those_of_the_best_epoch_when_several_improvements_come_between_saves(tmp_path, weights):
     """Checkpoint copies the best weights into tensors it keeps between improvements: with no save between the
     improvements (epochs 0, 1, 2) and worse epochs after them, best.pt holds epoch 2's weights, not a later epoch's
     (the kept copy must not follow the model); a second fit of another model through the same callback writes
-    that model's weights (other shapes: fresh copies)."""
+    that model's weights (other shapes: fresh copies). The same with a ``weights`` callable that returns the
+    model's own tensors (as a population member's views do): what it returns is copied, not kept."""
     from trainwell.rundir import RunDir
     from trainwell.train.callbacks import Callback, Checkpoint
 
@@ -279,7 +281,8 @@ def test_best_weights_are_those_of_the_best_epoch_when_several_improvements_come
     torch.manual_seed(0)
     x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
     run = RunDir(tmp_path / "run").create()
-    checkpoint = Checkpoint(run, every=1000, minutes=1e9, monitor="score")
+    live = (lambda state: state.model.state_dict(keep_vars=True)) if weights else None
+    checkpoint = Checkpoint(run, every=1000, minutes=1e9, monitor="score", weights=live)
     for width, scores in ((8, [3.0, 2.0, 1.0, 5.0, 4.0]), (5, [2.0, 1.0, 0.5, 0.7, 0.9])):
         model = nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Linear(width, 3))
         score = Score(scores)

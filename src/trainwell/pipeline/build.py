@@ -289,9 +289,14 @@ def _run_checkpoint(prep: Prepared, run: RunDir, member: int | None) -> Checkpoi
     population's checkpoint is what resumes it)."""
     if member is None:
         return _checkpoint(prep.cfg, run)
-    template = prep.model.state_dict()
-    return _checkpoint(prep.cfg, run, resumable=False,
-                       weights=lambda state: narrow_state(state.model.state_dict(), template))
+    template, views = prep.model.state_dict(), {}
+
+    def member_weights(state) -> dict:  # views of the member's block, made once; the checkpoint copies them
+        if not views:
+            views.update(narrow_state(state.model.state_dict(), template, clone=False))
+        return views
+
+    return _checkpoint(prep.cfg, run, resumable=False, weights=member_weights)
 
 
 def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, extra_callbacks=(),

@@ -7,6 +7,7 @@ continue exactly (the convention of Keras / Lightning callbacks).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -100,15 +101,15 @@ class MetricsLogger(Callback):
 def copy_weights(weights: dict, kept: dict | None) -> dict:
     """A copy of the state dict ``weights``, made in ``kept`` (an earlier copy) when it has the same names, shapes,
     dtypes and devices: one ``_foreach_copy_`` instead of a clone per tensor, no allocation. Otherwise fresh
-    clones. For the best weights a callback keeps at every improvement: the caller must be done with the previous
-    copy (written to disk, or superseded) before the next one overwrites it."""
+    clones (other values deep-copied). For the best weights a callback keeps at every improvement: the caller must
+    be done with the previous copy (written to disk, or superseded) before the next one overwrites it."""
     import torch
 
     if kept is None or list(kept) != list(weights) or any(
             not isinstance(v, torch.Tensor) or v.layout != torch.strided or a.shape != v.shape
             or a.dtype != v.dtype or a.device != v.device
             for a, v in zip(kept.values(), weights.values(), strict=True)):
-        return {k: v.detach().clone() for k, v in weights.items()}
+        return {k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v) for k, v in weights.items()}
     torch._foreach_copy_(list(kept.values()), [v.detach() for v in weights.values()])
     return kept
 
@@ -129,7 +130,7 @@ class Checkpoint(Callback):
         self.rundir = rundir
         self.keep_best = keep_best
         self.resumable = resumable  # False: best.pt only (a population member: the population's last.pt resumes it)
-        self.weights = weights  # state -> the model's state dict for best.pt (default: the trainer's model)
+        self.weights = weights  # state -> the model's state dict for best.pt (default: the trainer's model), copied
         self.every = every
         self.minutes = minutes
         self.monitor = monitor
@@ -165,9 +166,9 @@ class Checkpoint(Callback):
             self.best, self.best_epoch = float(value), state.epoch
             # the weights and where they came from, not the optimizer or the history: copying those at every
             # improvement would cost time growing with the run (best.pt is for using the model, last.pt for resuming)
-            if self.weights is not None:
-                self._best_state = {"model": self.weights(state), "epoch": state.epoch, "step": state.step,
-                                    **self.extra}
+            if self.weights is not None:  # copied as the trainer's weights are (one _foreach_copy_ once kept)
+                self._kept = copy_weights(self.weights(state), self._kept)
+                self._best_state = {"model": self._kept, "epoch": state.epoch, "step": state.step, **self.extra}
             else:
                 trainer = state.trainer
                 model_state = getattr(trainer.learner, "model_state", None)  # the weights alone: not the optimizer's

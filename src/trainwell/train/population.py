@@ -46,9 +46,12 @@ def embed_state(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) 
     return out
 
 
-def narrow_state(wide: dict[str, torch.Tensor], template: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The top-left block of each wide tensor, shaped like ``template`` (the member's own architecture)."""
-    return {k: wide[k][tuple(slice(0, n) for n in v.shape)].clone() for k, v in template.items()}
+def narrow_state(wide: dict[str, torch.Tensor], template: dict[str, torch.Tensor],
+                 clone: bool = True) -> dict[str, torch.Tensor]:
+    """The top-left block of each wide tensor, shaped like ``template`` (the member's own architecture): copies,
+    or with ``clone=False`` views into ``wide``'s tensors."""
+    blocks = {k: wide[k][tuple(slice(0, n) for n in v.shape)] for k, v in template.items()}
+    return {k: v.clone() for k, v in blocks.items()} if clone else blocks
 
 
 def _argmax_classes(out: torch.Tensor) -> torch.Tensor:
@@ -65,6 +68,7 @@ class MemberView:
 
     def __init__(self, learner: PopulationLearner, member: int):
         self.learner, self.member = learner, member
+        self._views: dict[str, torch.Tensor] | None = None
 
     def parameters(self):
         return [p[self.member] for p in self.learner.params.values()]
@@ -73,9 +77,13 @@ class MemberView:
         return [(k, p[self.member]) for k, p in self.learner.params.items()]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        m = self.member
-        return {**{k: v[m].detach() for k, v in self.learner.params.items()},
-                **{k: v[m] for k, v in self.learner.buffers.items()}}
+        """Views of the member's slices of the stacked tensors (made once: those tensors are updated in place for
+        the whole fit, resumes included)."""
+        if self._views is None:
+            m = self.member
+            self._views = {**{k: v[m].detach() for k, v in self.learner.params.items()},
+                           **{k: v[m] for k, v in self.learner.buffers.items()}}
+        return dict(self._views)
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
