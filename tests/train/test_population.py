@@ -359,3 +359,27 @@ def test_a_sweep_over_init_schemes_trains_as_one_population_equal_to_separate_fi
     # the members really start apart: small_normal's first-epoch loss is not He's
     first = [r["train_loss"] for r in lines if r["epoch"] == 0]
     assert len({round(v, 4) for v in first}) > 2
+
+
+@pytest.mark.parametrize("kind", ["mlp", "vmapped"])
+def test_population_evaluate_equals_each_member_evaluated_alone_with_shared_or_own_labels(kind):
+    """The learner's batched evaluation (a population's per-epoch validation and its members' final metrics)
+    against ``trainwell.train.evaluate`` of each member's own model: shared labels (N,) and per-member labels
+    (M, N), over several evaluation batches (the loss is a mean over examples, not over members)."""
+    from trainwell.train import evaluate
+
+    torch.manual_seed(0)
+    make = (lambda: nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))) if kind == "mlp" else \
+        (lambda: nn.Sequential(nn.Linear(5, 7), nn.LayerNorm(7), nn.ReLU(), nn.Linear(7, 3)))
+    models = [make() for _ in range(4)]
+    learner = PopulationLearner(models[0], [m.state_dict() for m in models], optimizer="sgd", lrs=[0.1] * 4,
+                                weight_decays=[0.0] * 4)
+    x = torch.randn(50, 5)
+    shared = torch.randint(0, 3, (50,))
+    own = torch.stack([torch.randint(0, 3, (50,)) for _ in models])
+    for y in (shared, own):
+        losses, accs = learner.evaluate(x, y, batch_size=16)
+        for m, model in enumerate(models):
+            ref = evaluate(model, x, y if y.dim() == 1 else y[m])
+            assert losses[m] == pytest.approx(ref["loss"], rel=1e-5)
+            assert accs[m] == pytest.approx(ref["acc"], abs=1e-12)

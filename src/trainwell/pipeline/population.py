@@ -269,6 +269,7 @@ def _write_members(trainer: Trainer, preps: list[Prepared], runs: list[RunDir], 
                    extra: list[dict], *, wall: float, fit_s: float) -> list[FitResult]:
     """Each member's weights back in its own model, its last.pt, and its run directory written as a fit's."""
     learner = trainer.learner
+    finals = _final_metrics(learner, preps)
     results = []
     for m, (run, prep, member) in enumerate(zip(runs, preps, trainer.members, strict=True)):
         c = prep.cfg
@@ -278,9 +279,29 @@ def _write_members(trainer: Trainer, preps: list[Prepared], runs: list[RunDir], 
                                      "step": member.step, "trainwell_version": trainwell.__version__})
         summary = write_run(run, prep, member, trainer.member_callbacks[m][0],
                             best=best_epoch(member.history, c.train.monitor), losses=step_losses.member(m, member.step),
-                            monitor=[], wall=wall, fit_s=fit_s, extra=extra[m])
+                            monitor=[], wall=wall, fit_s=fit_s, extra=extra[m], final=finals[m])
         results.append(FitResult(summary=summary, run_dir=run.path, model=prep.model))
     return results
+
+
+def _final_metrics(learner: PopulationLearner, preps: list[Prepared]) -> list[dict]:
+    """Each member's final loss and accuracy on each split, as a fit's summary holds them
+    (:func:`~trainwell.pipeline.write.final_metrics`), evaluated for all members together: one batched forward
+    per split instead of one per member (a member's own labels where it has them, e.g. its label-noise draw).
+    The values equal a separate evaluation to float rounding."""
+    finals: list[dict] = [{} for _ in preps]
+    for split in ("train", "val", "test"):
+        x = getattr(preps[0].splits, split)[0]
+        if not len(x):
+            for final in finals:
+                final[f"{split}_loss"] = final[f"{split}_acc"] = None
+            continue
+        labels = [getattr(p.splits, split)[1] for p in preps]
+        y = labels[0] if all(t is labels[0] for t in labels) else torch.stack(labels)
+        losses, accs = learner.evaluate(x, y)
+        for final, loss, acc in zip(finals, losses, accs, strict=True):
+            final[f"{split}_loss"], final[f"{split}_acc"] = loss, acc
+    return finals
 
 
 def _train(trainer: Trainer, train, val, home: RunDir) -> None:

@@ -126,10 +126,12 @@ def write_group_report(cfg: Config, folder: str | Path) -> Path | None:
 
 def write_run(run: RunDir, prep: Prepared, state, stopper: stop_callback.Stopper, *, best: int | None,
               losses: list[float], monitor: list[Verdict], wall: float, fit_s: float, figures: bool = False,
-              extra: dict | None = None) -> dict:
+              extra: dict | None = None, final: dict | None = None) -> dict:
     """Finish a run directory (one fit or one population member): summary.json with the final evaluation and the
-    doctor's verdicts, the figures when asked for (or when the report is on), and report.html."""
-    summary = _summary(prep, state, stopper, best, wall=wall)
+    doctor's verdicts, the figures when asked for (or when the report is on), and report.html. ``final``: the
+    final evaluation when the caller has it (a population evaluates its members together), as
+    :func:`final_metrics` gives it."""
+    summary = _summary(prep, state, stopper, best, wall=wall, final=final)
     summary["fit_s"] = round(fit_s, 4)
     summary.update(extra or {})
     summary["doctor"] = _doctor_report(run, prep, state, stopper, summary, losses, monitor)
@@ -153,9 +155,10 @@ def _doctor_report(run: RunDir, prep: Prepared, state, stopper, summary: dict, l
                                + [{**v.as_dict(), "phase": "post"} for v in post])
 
 
-def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> dict:
-    cfg, splits = prep.cfg, prep.splits
-    loss_fn = loss_function(cfg.train.loss)
+def final_metrics(prep: Prepared) -> dict:
+    """The final loss and accuracy of ``prep.model`` on each split (None for an empty split), as summary.json's
+    ``final`` holds them."""
+    splits, loss_fn = prep.splits, loss_function(prep.cfg.train.loss)
     final = {}
     # evaluate where the model is: a fit's model was trained on train.device, a population member's weights are
     # copied back into a CPU model
@@ -166,6 +169,13 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float) -> d
             final[f"{split}_loss"], final[f"{split}_acc"] = m["loss"], m["acc"]
         else:
             final[f"{split}_loss"] = final[f"{split}_acc"] = None
+    return final
+
+
+def _summary(prep: Prepared, state, stopper, best: int | None, wall: float, final: dict | None = None) -> dict:
+    cfg, splits = prep.cfg, prep.splits
+    final = final_metrics(prep) if final is None else final
+    where = next((p.device for p in prep.model.parameters()), prep.device)
     shift_data = splits.val[0] if len(splits.val[0]) else splits.train[0]
     shift = variance_shift(prep.model, shift_data.to(where))  # [] when the model has no BatchNorm
     history = state.history

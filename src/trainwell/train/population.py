@@ -293,14 +293,15 @@ class PopulationLearner:
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> tuple[list[float], list[float]]:
-        """Per-member mean loss and accuracy on shared data ``(x, y)``."""
+        """Per-member mean loss and accuracy on shared inputs ``x`` (N, ...) against labels ``y``: (N,) shared by
+        all members, or (M, N) each member its own."""
         self.base.eval()
         total = torch.zeros(self.size, dtype=torch.float64, device=self.device)
         correct = torch.zeros(self.size, dtype=torch.int64, device=self.device)
         for i in range(0, len(x), batch_size):
-            xb, yb = x[i : i + batch_size].to(self.device), y[i : i + batch_size].to(self.device)
+            xb, yb = x[i : i + batch_size].to(self.device), y[..., i : i + batch_size].to(self.device)
             out = self.forward(xb, shared=True)  # (M, B, C)
-            total += self.member_losses(out, yb).double() * len(yb)
+            total += self.member_losses(out, yb).double() * yb.shape[-1]
             correct += (_argmax_classes(out) == yb).sum(dim=1)
         self.base.train()
         n = max(len(x), 1)
