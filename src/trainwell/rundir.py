@@ -161,12 +161,13 @@ def check_training_checkpoint(ckpt: Any, path: str | Path) -> dict:
     return ckpt
 
 
-def append_bytes(path: str | Path, data: bytes, create: bool = True) -> None:
+def append_bytes(path: str | Path, data: bytes, create: bool = True, exclusive: bool = False) -> None:
     """Append ``data`` to ``path`` with one ``O_APPEND`` write (the OS has it when this returns: it survives a
-    killed process). ``create=False``: a missing file raises :class:`FileNotFoundError` instead of being created.
+    killed process). ``create=False``: a missing file raises :class:`FileNotFoundError` instead of being created;
+    ``exclusive=True``: the file must not exist yet (else :class:`FileExistsError`, and nothing is written).
     One open, write and close, without Python's buffered file objects: a run appends a line every epoch, and for a
     small model an epoch is a millisecond."""
-    flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT if create else 0)
+    flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT if create else 0) | (os.O_CREAT | os.O_EXCL if exclusive else 0)
     fd = os.open(path, flags, 0o666)
     try:
         view = memoryview(data)

@@ -182,3 +182,35 @@ def test_metrics_csv_removed_during_the_run_is_written_whole_again(tmp_path):
     Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=5, batch_size=16,
             callbacks=[CSVLogger(path), Remove(), Reader()]).fit((x, y))
     assert seen == [True, True, False, True, True]
+
+
+def test_a_fresh_metrics_csv_is_created_without_an_atomic_rewrite_and_an_existing_one_is_rewritten(tmp_path,
+                                                                                                   monkeypatch):
+    """The first epoch of a fresh run creates metrics.csv by one exclusive write (no temp file, no syncs); a file
+    already there (a stale one, or a resumed run's with a torn last line) is rewritten whole. Either way the file
+    reads as ``history_csv`` of the history after every epoch, and the end of the fit rewrites it atomically."""
+    import trainwell.rundir
+    from trainwell.train.callbacks import Callback
+    from trainwell.train.loggers import CSVLogger, history_csv
+
+    writes = []
+    atomic = trainwell.rundir.atomic_write_text
+    monkeypatch.setattr(trainwell.rundir, "atomic_write_text", lambda p, t: (writes.append(p), atomic(p, t)))
+    path = tmp_path / "metrics.csv"
+    seen = []
+
+    class Reader(Callback):
+        def on_epoch_end(self, state):
+            seen.append(path.read_text(encoding="utf-8") == history_csv(state.history))
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    for stale, atomic_writes in ((False, 1), (True, 2)):
+        if stale:
+            path.write_text("epoch,train_loss\n1,0.5\n2,0.", encoding="utf-8")  # a torn last line
+        writes.clear()
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=3, batch_size=16,
+                callbacks=[CSVLogger(path), Reader()]).fit((x, y))
+        assert writes == [path] * atomic_writes  # fresh: the end only; stale: the first epoch and the end
+    assert seen == [True] * 6

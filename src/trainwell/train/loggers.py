@@ -33,7 +33,9 @@ class CSVLogger(Callback):
     Each epoch appends its row; the file is rewritten whole (atomically, flushed to disk) only when a metric
     appears that the header lacks, on the first epoch of a process (a resumed run's file may end in a torn line),
     and at the end of the fit. Rewriting and syncing the whole file every epoch made a long run's logging grow
-    with the square of its epochs (a 400-epoch run of a small MLP spent most of its time there).
+    with the square of its epochs (a 400-epoch run of a small MLP spent most of its time there). A fresh run's
+    first epoch creates the file (exclusively: an existing file is rewritten) without the atomic write's two
+    syncs, as the metrics lines are appended: a population of 256 members paid 512 syncs there.
     """
 
     def __init__(self, path: str | Path):
@@ -48,7 +50,8 @@ class CSVLogger(Callback):
 
         history = state.history
         if self._history is not history or self._new_metric(history):
-            self._rewrite(history)
+            if not (len(history) == 1 and self._create(history)):
+                self._rewrite(history)
             return
         self._row.seek(0)
         self._row.truncate()
@@ -66,6 +69,20 @@ class CSVLogger(Callback):
         may have added metrics) hold a metric the header lacks: checking only those keeps a long run's logging
         linear in its epochs (earlier records are already in the file)."""
         return any(k not in self._seen for record in history[-2:] for k in record)
+
+    def _create(self, history: list[dict]) -> bool:
+        """Write a fresh run's file with its first epoch if no file is there yet; False if one is."""
+        from trainwell.rundir import append_bytes, record_written
+
+        columns = history_columns(history)
+        try:
+            append_bytes(self.path, history_csv(history, columns).encode("utf-8"), exclusive=True)
+        except FileExistsError:
+            return False
+        record_written(self.path)
+        self._seen, self._history = set(columns), history
+        self._writer = csv.DictWriter(self._row, fieldnames=columns, lineterminator="\n")
+        return True
 
     def _rewrite(self, history: list[dict]) -> None:
         from trainwell.rundir import atomic_write_text
