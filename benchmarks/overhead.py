@@ -18,7 +18,12 @@ wall clock: time spent waiting for a core while another process holds it does no
 With ``--set train.compile=true`` every side compiles the model with the same mode (``train.compile_mode``; on
 CUDA ``auto`` captures the step as CUDA graphs), after an uncounted warm-up run that pays the compilation.
 
+``--breakdown`` also times every hook of the fit side's callbacks (the monitor's arming and recording, the loggers,
+the checkpoint, the live report) and prints each one's share of the hand loop: a decomposition of the fit loop's
+own cost that machine noise does not blur as it blurs the ratio of two whole runs.
+
 Usage: python benchmarks/overhead.py [--epochs 20] [--reps 5] [--set key=value ...] [--no-bare] [--clock wall|cpu]
+       [--breakdown]
 """
 
 from __future__ import annotations
@@ -103,6 +108,28 @@ def bare_trainer(cfg) -> float:
     return clock() - tic
 
 
+HOOKS = ("on_fit_start", "on_epoch_start", "on_batch_end", "on_epoch_end", "on_fit_end")
+callback_time: dict[str, float] = {}  # --breakdown: seconds (on ``clock``) in each callback's hooks, all reps
+
+
+def _timed_callbacks(init):
+    """Trainer.__init__ that wraps every hook of the fit's callbacks to add its time to ``callback_time``."""
+    def wrapped(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        for cb in self.callbacks:
+            for hook in HOOKS:
+                method, key = getattr(cb, hook), f"{type(cb).__name__}.{hook}"
+
+                def timed(*a, _method=method, _key=key, **k):
+                    tic = clock()
+                    try:
+                        return _method(*a, **k)
+                    finally:
+                        callback_time[_key] = callback_time.get(_key, 0.0) + clock() - tic
+                setattr(cb, hook, timed)
+    return wrapped
+
+
 def trainwell_fit(cfg) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         tic = clock()
@@ -121,6 +148,8 @@ def main() -> None:
     parser.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare Trainer side")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: time.perf_counter (default); cpu: time.process_time (waits for a core excluded)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time each callback's hooks on the fit side (median per rep, in ms)")
     args = parser.parse_args()
     global clock
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -128,6 +157,8 @@ def main() -> None:
     cfg = load_config(None, [f"train.epochs={args.epochs}", f"train.device={args.device}", *args.overrides])
     hand_loop(cfg)  # warm-up: imports, allocator, data cache
     trainwell_fit(cfg)
+    if args.breakdown:
+        Trainer.__init__ = _timed_callbacks(Trainer.__init__)
     if args.bare:
         bare_trainer(cfg)
     loops, fits, totals, bares = [], [], [], []
@@ -152,6 +183,13 @@ def main() -> None:
         print(f"median bare Trainer {statistics.median(bares):.3f} s (ratio {statistics.median(bares) / base:.3f}); "
               f"bare Trainer overhead: {100 * (statistics.median(bares) / base - 1):+.1f}% (target <= +2%)")
     print(f"trainer overhead: {100 * (statistics.median(fits) / base - 1):+.1f}% (target <= +3%)")
+    if args.breakdown:  # the callbacks' share: summed over reps, shown per rep against the hand loop
+        total = sum(callback_time.values())
+        print(f"callbacks: {1e3 * total / args.reps:.1f} ms per fit = {100 * total / args.reps / base:.2f}% of the "
+              f"hand loop (the monitor's observed steps themselves are in the steps, not here)")
+        for key, seconds in sorted(callback_time.items(), key=lambda kv: -kv[1]):
+            if seconds / args.reps >= 5e-4:
+                print(f"  {key}: {1e3 * seconds / args.reps:.1f} ms ({100 * seconds / args.reps / base:.2f}%)")
 
 
 if __name__ == "__main__":
