@@ -82,3 +82,6 @@ def test_uniform_counts_equal_torch_histc_away_from_the_edges(offset, scale, bin
     assert counts == torch.histc(t, bins, lo, hi).long().tolist()
     assert sum(counts) == t.numel() and counts[-1] >= 1 and counts[0] >= 1
     assert uniform_counts(torch.tensor([0.0, 0.5, 1.0, 1.0]), 2, 0.0, 1.0) == [1, 3]
+    tiny = torch.tensor([0.0, 1.4e-45, 2.8e-45, 4.2e-45])  # float32's smallest subnormal steps
+    if not torch.equal(tiny, torch.zeros(4)):  # (unless this machine flushes subnormals)
+        assert uniform_counts(tiny, 3, 0.0, float(tiny.max())) == [1, 1, 2]

@@ -49,6 +49,8 @@ def uniform_counts(t: torch.Tensor, bins: int, lo: float, hi: float) -> list[int
     """
     scale = bins / (hi - lo)
     dtype = torch.uint8 if bins < 256 else torch.int32
+    if scale > 1e30:  # a range of a few subnormal float32 steps: its scale overflows float32
+        t = t.double()
     # subtract first: lo is within the values' range, so (v - lo) is exact where a large offset would round
     idx = torch.sub(t, lo).mul_(scale).to(dtype)  # truncation is floor for values >= 0
     counts = torch.bincount(idx, minlength=bins + 1).tolist()
