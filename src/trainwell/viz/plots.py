@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator, PercentFormatter
+from matplotlib.ticker import LogFormatter, NullLocator, PercentFormatter
 
 from trainwell.manifest import record
 
@@ -45,13 +45,21 @@ def learning_curves(history: list[dict], path: str | Path, best_epoch: int | Non
         if history and f"{split}_loss" in history[0]:
             ax_loss.plot(epochs, [r.get(f"{split}_loss") for r in history], style, label=split)
             ax_acc.plot(epochs, [r.get(f"{split}_acc") for r in history], style, label=split)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    # titles at a fixed height: placing them automatically measures every tick label (a third of the drawing)
+    ax_loss.set(xlabel="epoch", ylabel="loss")
+    ax_loss.set_title("Loss", y=1.0)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy")
+    ax_acc.set_title("Accuracy", y=1.0)
     ax_acc.yaxis.set_major_formatter(PercentFormatter(1.0))
     if history and all(r.get("train_loss", 0) and r["train_loss"] > 0 for r in history):
         ax_loss.set_yscale("log")
+        # plain numbers ("1.4", "0.01") for the same ticks: the default "1.4 x 10^0" labels are mathtext, whose
+        # layout was most of this figure's drawing
+        ax_loss.yaxis.set_major_formatter(LogFormatter())
+        ax_loss.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     ax_lr.plot(epochs, [r.get("lr") for r in history], color="C2")
-    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Learning rate (start of epoch)")
+    ax_lr.set(xlabel="epoch", ylabel="learning rate")
+    ax_lr.set_title("Learning rate (start of epoch)", y=1.0)
     ax_lr.grid(alpha=0.3)
     for ax in (ax_loss, ax_acc):
         if best_epoch is not None:
