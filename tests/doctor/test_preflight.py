@@ -1,6 +1,8 @@
 """The pre-flight checks (doctor/preflight.py) on models built to fail each one and a healthy one; the doctor as fit
 and the ``doctor`` command run it."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -181,3 +183,27 @@ def test_preflight_checks_are_addressed_by_name(spirals):
     assert len(verdicts) == len(pf.CHECKS) and verdicts[list(pf.CHECKS).index("symmetry")] is replaced
     with pytest.raises(ValueError, match="replace='symetry' is not a pre-flight check: use one of parameters"):
         pf.run_all(healthy(), x, y, replace={"symetry": lambda s: replaced})
+
+
+def test_the_learning_checks_train_their_copy_as_torch_adam_does():
+    """``_train_copy`` (the copy the baseline, overfit and other learning checks train, with torch's fused Adam
+    where it applies) against a hand-written loop with torch's reference (single-tensor) Adam: the same weights
+    to float rounding after 30 full-batch steps, and the user's model untouched."""
+    from trainwell.doctor.fitting import _train_copy
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+    trained, last = _train_copy(model, x, y, F.cross_entropy, steps=30, lr=1e-2, seed=0)
+    ref = copy.deepcopy(model)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2, foreach=False)
+    for _ in range(30):
+        loss = F.cross_entropy(ref(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for (name, a), b in zip(trained.state_dict().items(), ref.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert last == pytest.approx(float(loss.detach()), rel=1e-5)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
