@@ -12,8 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import functools
 import hashlib
 import json
@@ -36,6 +34,7 @@ from trainwell.config_io import (  # noqa: F401  (re-exported: the config API li
     from_dict,
     parse_override,
     read_toml,
+    to_plain,
     to_toml,
 )
 from trainwell.errors import ConfigError
@@ -375,45 +374,23 @@ class Config:
                                        ("loss_change", self.stop.loss_monitor == "val_loss")) if uses and c in
                      self.stop.criteria]
             if needs:
-                raise ConfigError(f"stop.criteria {needs[0]!r} is not allowed with train.val_each_epoch = false: it reads "
-                                  f"the validation metrics of every epoch; set train.val_each_epoch = true or leave it out")
+                raise ConfigError(f"stop.criteria {needs[0]!r} is not allowed with train.val_each_epoch = false: it "
+                                  f"reads the validation metrics of every epoch; set train.val_each_epoch = true or "
+                                  f"leave it out")
         if "fixed" in self.stop.criteria and self.optim.schedule in ("cosine", "onecycle"):
             raise ConfigError(f"stop.criteria 'fixed' is not allowed with optim.schedule = {self.optim.schedule!r}: "
                               f"its LR drop at epoch stop.fixed_epochs would be undone by the schedule's next step; "
                               f"use optim.schedule = 'none', 'step' or 'plateau'")
 
     def to_dict(self) -> dict:
-        """The config as nested plain dicts: ``dataclasses.asdict(self)``, without its deep copy of every value
-        (the fields hold numbers, strings, lists and tuples: copied here, about 2x faster; a population writes it
-        several times for every member)."""
-        return _plain(self)
+        """The config as nested plain dicts, equal to ``dataclasses.asdict(self)`` (:func:`to_plain`: about 1.4x
+        faster; a population writes it several times for every member)."""
+        return to_plain(self)
 
     def hash(self) -> str:
         """Return a short, stable hash of the whole resolved config."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
-
-
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...] | None:
-    return tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
-
-
-def _plain(value):
-    """``dataclasses.asdict`` for the config's own field types: dataclasses become dicts, lists, tuples and dicts
-    are copied, immutable scalars are shared, anything else is deep-copied as ``asdict`` does."""
-    names = _field_names(type(value))
-    if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
-    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple: its fields positionally
-        return type(value)(*(_plain(v) for v in value))
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return copy.deepcopy(value)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

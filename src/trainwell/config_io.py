@@ -119,6 +119,23 @@ def _fields(cls) -> tuple[dict, list[str]]:
     return typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
 
 
+def to_plain(value):
+    """``dataclasses.asdict`` for a config's field types, without its deep copy of immutable values: dataclasses
+    become dicts, lists, tuples and dicts are copied, numbers, strings and None are shared, anything else is
+    deep-copied as ``asdict`` does."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: to_plain(getattr(value, name)) for name in _fields(type(value))[1]}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple: its fields positionally
+        return type(value)(*(to_plain(v) for v in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {to_plain(k): to_plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return copy.deepcopy(value)
+
+
 def from_dict(cls, data, prefix: str = ""):
     """Build dataclass ``cls`` from a plain dict, rejecting unknown keys and wrong types."""
     where = prefix or "config"
