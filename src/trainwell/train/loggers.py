@@ -80,8 +80,7 @@ class CSVLogger(Callback):
         except FileExistsError:
             return False
         record_written(self.path)
-        self._seen, self._history = set(columns), history
-        self._writer = csv.DictWriter(self._row, fieldnames=columns, lineterminator="\n")
+        self._written(history, columns)
         return True
 
     def _rewrite(self, history: list[dict]) -> None:
@@ -89,6 +88,10 @@ class CSVLogger(Callback):
 
         columns = history_columns(history)
         atomic_write_text(self.path, history_csv(history, columns))
+        self._written(history, columns)
+
+    def _written(self, history: list[dict], columns: list[str]) -> None:
+        """The file now holds ``history`` under the header ``columns``: later rows are appended against them."""
         self._seen, self._history = set(columns), history
         self._writer = csv.DictWriter(self._row, fieldnames=columns, lineterminator="\n")
 
