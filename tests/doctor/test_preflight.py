@@ -2,6 +2,7 @@
 and the ``doctor`` command run it."""
 
 import copy
+from functools import partial
 
 import pytest
 import torch
@@ -39,6 +40,28 @@ def test_gradient_check_catches_a_wrong_backward(spirals):
     fixed = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 3))
     v = pf.gradient_check(fixed, x, y)
     assert v.status == "pass" and "good" in v.value  # smooth network: <= 1e-7
+
+
+CLASS_WEIGHTS = torch.tensor([1.0, 3.0, 0.5])  # float32, held by the loss below as a global
+
+
+def _weighted(out, y):  # a user's class-weighted loss as a plain function: _double_loss cannot convert its weights
+    return F.cross_entropy(out, y, weight=CLASS_WEIGHTS)
+
+
+def test_gradient_check_runs_a_loss_holding_float32_class_weights_itself(spirals):
+    """A class-weighted loss holding float32 weights itself - a function over a global, a closure, a partial, a loss
+    module: the float64 copy's check runs (the first two used to be skipped with 'expected scalar type Double but
+    found Float'), passes on the healthy network and still catches the wrong backward; the weights stay float32."""
+    x, y = spirals
+    w = CLASS_WEIGHTS.clone()
+    for loss in (_weighted, lambda out, t: F.cross_entropy(out, t, weight=w), partial(F.cross_entropy, weight=w),
+                 nn.CrossEntropyLoss(weight=w)):
+        wrong = nn.Sequential(nn.Linear(2, 8), Square(), nn.Linear(8, 3))
+        assert pf.gradient_check(wrong, x, y, loss).status == "fail"
+        v = pf.gradient_check(nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 3)), x, y, loss)
+        assert v.status == "pass" and "good" in v.value
+    assert CLASS_WEIGHTS.dtype == w.dtype == torch.float32
 
 
 def test_initial_loss_flags_a_last_layer_scaled_x100_and_names_it(spirals):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.budget import _within_budget
 from trainwell.doctor.forward import _KINKS, _training_forward
@@ -61,7 +61,6 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
                        f"({', '.join(outside[:3])}{', ...' if len(outside) > 3 else ''})", "-",
                        "see the check 'parameters registered'")
     m = _training_forward(copy.deepcopy(model).double())
-    loss64 = _double_loss(loss_fn)
     x, y = x[:n], y[:n]
     xd = x.double() if x.is_floating_point() else x
     yd = y.double() if y.is_floating_point() else y
@@ -69,9 +68,10 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
     g = torch.Generator().manual_seed(seed)
 
     def objective() -> torch.Tensor:
-        value = loss64(m(xd), yd)
-        value = value.mean() if value.dim() else value
-        return value + penalty(m) if penalty is not None else value
+        with _FloatToDouble():  # float32 tensors the loss or penalty holds itself meet the float64 copy's
+            value = loss_fn(m(xd), yd)
+            value = value.mean() if value.dim() else value
+            return value + penalty(m) if penalty is not None else value
 
     m.zero_grad()
     centre = objective()
@@ -157,15 +157,36 @@ def _grade(name: str, found: _Comparison, atol: float, kinks: bool, budget_note:
     return Verdict(name, status, f"{err:.2e} ({quality}{note})", expected, advice)
 
 
-def _double_loss(loss_fn: Callable) -> Callable:
-    """The loss for a float64 copy of the model: an ``nn.Module`` loss's buffers (class weights) and a partial's
-    tensor arguments converted too (else ``expected scalar type Double but found Float``)."""
-    if isinstance(loss_fn, nn.Module):
-        return copy.deepcopy(loss_fn).double()
-    if isinstance(loss_fn, functools.partial):
-        def conv(v):
-            return v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+def _to_double(value):
+    """``value`` with its lower-precision floating tensors (also inside tuples, lists and dicts) in float64."""
+    if isinstance(value, torch.Tensor):
+        return value.double() if value.is_floating_point() and value.dtype != torch.float64 else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_double(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_double(v) for k, v in value.items()}
+    return value
 
-        return functools.partial(_double_loss(loss_fn.func), *map(conv, loss_fn.args),
-                                 **{k: conv(v) for k, v in loss_fn.keywords.items()})
-    return loss_fn
+
+def _has_double(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.dtype == torch.float64
+    if isinstance(value, (tuple, list)):
+        return any(_has_double(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_double(v) for v in value.values())
+    return False
+
+
+class _FloatToDouble(TorchFunctionMode):
+    """While the gradient check evaluates its float64 copy: an operation that meets a float64 tensor gets its
+    float32 (or half) tensors in float64 too. A user's loss holds its own tensors - an ``nn.Module`` loss's class
+    weights, a partial's arguments, weights in a closure or a global (``lambda out, y: F.cross_entropy(out, y,
+    weight=w)``) - which would otherwise fail with ``expected scalar type Double but found Float``; the user's
+    tensors themselves are not changed."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if _has_double(args) or _has_double(kwargs):
+            args, kwargs = _to_double(args), _to_double(kwargs)
+        return func(*args, **kwargs)

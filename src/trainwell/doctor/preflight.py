@@ -32,7 +32,7 @@ from trainwell.doctor.budget import TIME_BUDGET_S, _affordable_steps, _within_bu
 from trainwell.doctor.dead_units import dead_units
 from trainwell.doctor.fitting import _free_outputs, _normalization, _train_copy  # noqa: F401
 from trainwell.doctor.forward import _accuracy, _training_forward, input_scale  # noqa: F401
-from trainwell.doctor.gradient_check import GRAD_ATOL, GRAD_RTOL, _double_loss, gradient_check  # noqa: F401
+from trainwell.doctor.gradient_check import GRAD_ATOL, GRAD_RTOL, gradient_check  # noqa: F401
 from trainwell.doctor.initial_loss import initial_loss
 from trainwell.doctor.loss_kinds import _scalar, expected_initial_loss, loss_kind  # noqa: F401
 from trainwell.doctor.overfit import overfit_tiny_subset
