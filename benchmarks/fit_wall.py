@@ -48,7 +48,7 @@ def timed(name, label, owners=None):
             setattr(o, name, wrapper)
 
 timed("prepare", "data and model")
-timed("_training_parts", "optimizer, schedule (first Adam imports torch._dynamo)")
+timed("_training_parts", "optimizer, schedule")
 timed("preflight", "pre-flight checks")
 timed("fit", "training", [T.Trainer])
 timed("_summary", "final evaluation")

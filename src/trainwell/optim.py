@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainwell.optim_eager import eager
+
 
 @dataclass(frozen=True)
 class OptimizerSpec:
@@ -193,8 +195,9 @@ def build_optimizer(
     groups = param_groups(params, weight_decay)
     if _fusable(cls, groups):
         kwargs["fused"] = True
+    cls = eager(cls)
     if decay == "decoupled" and spec.native_decoupled is not None:
-        return spec.native_decoupled(groups, lr=lr, weight_decay=weight_decay, **kwargs)
+        return eager(spec.native_decoupled)(groups, lr=lr, weight_decay=weight_decay, **kwargs)
     if decay == "decoupled":
         for group in groups:
             group["decoupled_weight_decay"] = group.pop("weight_decay")

@@ -13,6 +13,7 @@ from torch import nn
 from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import _training_forward
 from trainwell.optim import _fusable
+from trainwell.optim_eager import eager
 
 
 def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, steps: int, lr: float,
@@ -31,8 +32,8 @@ def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
             return m.eval(), math.nan
         # torch's fused Adam where every parameter can take it (the same update in one kernel per step): the
         # pre-flight's training copies were half optimizer time on a small model
-        opt = torch.optim.Adam(trainable, lr=lr, **({"fused": True} if _fusable(torch.optim.Adam,
-                                                                                 [{"params": trainable}]) else {}))
+        fused = _fusable(torch.optim.Adam, [{"params": trainable}])
+        opt = eager(torch.optim.Adam)(trainable, lr=lr, **({"fused": True} if fused else {}))
         final = math.nan
         for i in range(steps):
             loss = loss_fn(m(x), y)
@@ -79,7 +80,7 @@ def _free_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: C
 
         return O.map_tensors(sample, make)
 
-    opt = torch.optim.LBFGS(free, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+    opt = eager(torch.optim.LBFGS)(free, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()

@@ -29,6 +29,7 @@ from torch import nn
 
 from trainwell.lab import base
 from trainwell.nn.layers import MixtureOfExperts, moe_loss, responsibilities
+from trainwell.optim_eager import eager
 from trainwell.train.trainer import Trainer
 
 NAME = "mixture-of-experts"
@@ -96,7 +97,7 @@ def _fit(experts: int, cfg: Config, data) -> tuple[MixtureScores, list[dict]]:
     (xtr, ytr), (xva, yva) = data
     torch.manual_seed(cfg.seed)
     model = MixtureScores(MixtureOfExperts(cfg.dim, cfg.classes, experts=experts), cfg.classes)
-    trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=cfg.lr), mixture_error, epochs=cfg.epochs,
+    trainer = Trainer(model, eager(torch.optim.Adam)(model.parameters(), lr=cfg.lr), mixture_error, epochs=cfg.epochs,
                       batch_size=100, device="cpu", seed=cfg.seed)
     state = trainer.fit((xtr, ytr), (xva, yva))
     return model, state.history
@@ -112,7 +113,7 @@ def _fit_mlp(params: int, cfg: Config, data) -> tuple[nn.Module, list[dict]]:
     (xtr, ytr), (xva, yva) = data
     torch.manual_seed(cfg.seed)
     model = equal_size_mlp(cfg.dim, cfg.classes, params)
-    trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=cfg.lr), nn.functional.cross_entropy,
+    trainer = Trainer(model, eager(torch.optim.Adam)(model.parameters(), lr=cfg.lr), nn.functional.cross_entropy,
                       epochs=cfg.epochs, batch_size=100, device="cpu", seed=cfg.seed)
     return model, trainer.fit((xtr, ytr), (xva, yva)).history
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from trainwell.config import load_config
 from trainwell.lab import base
+from trainwell.optim_eager import eager
 from trainwell.train.trainer import Trainer
 
 NAME = "pretraining"
@@ -83,7 +84,7 @@ def train_dae(inputs: torch.Tensor, width: int, cfg: Config, seed: int) -> tuple
     def reconstruction(out: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(out, clean[idx])
 
-    trainer = Trainer(dae, torch.optim.Adam(dae.parameters(), lr=1e-3), reconstruction, epochs=cfg.dae_epochs,
+    trainer = Trainer(dae, eager(torch.optim.Adam)(dae.parameters(), lr=1e-3), reconstruction, epochs=cfg.dae_epochs,
                       batch_size=50, device="cpu", seed=seed, augment=masking_noise(cfg.mask))
     state = trainer.fit((inputs, torch.arange(len(inputs))))
     return dae[0], [h["train_loss"] for h in state.history]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 
 from trainwell.optim import Schedule
+from trainwell.optim_eager import eager
 
 
 class MemberSchedules:
@@ -53,10 +54,10 @@ class MemberSchedules:
     def _dummy(lr: float, optimizer: str, momentum: float, betas) -> torch.optim.Optimizer:
         p = [torch.zeros(1, requires_grad=True)]
         if optimizer == "adam":
-            return torch.optim.Adam(p, lr=lr, betas=tuple(betas))
+            return eager(torch.optim.Adam)(p, lr=lr, betas=tuple(betas))
         if optimizer == "rmsprop":
-            return torch.optim.RMSprop(p, lr=lr, momentum=momentum)
-        return torch.optim.SGD(p, lr=lr, momentum=momentum if optimizer == "momentum" else 0.0)
+            return eager(torch.optim.RMSprop)(p, lr=lr, momentum=momentum)
+        return eager(torch.optim.SGD)(p, lr=lr, momentum=momentum if optimizer == "momentum" else 0.0)
 
     @staticmethod
     def _group_momentum(group: dict) -> float:
