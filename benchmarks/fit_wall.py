@@ -1,4 +1,4 @@
-"""Where the wall time of the default `trainwell fit` goes, against its training time (target: total <= 2x).
+"""Where the wall time of the default `trainwell fit` goes, against its training time (target: process <= 1.5x).
 
 Runs `trainwell fit --quiet` in a fresh process ``--reps`` times and reports, per run: the process wall (Python
 start, imports, everything), the in-process `pipeline.fit` wall, the training wall (`Trainer.fit`) and the
@@ -59,6 +59,10 @@ result = P.fit(Config(), out=sys.argv[1], force=True, quiet=True)
 parts["pipeline.fit"] = time.perf_counter() - tic
 parts["test_acc"] = result.summary["final"]["test_acc"]
 print(json.dumps(parts))
+import trainwell.cli
+if hasattr(trainwell.cli, "run"):  # exit as the `trainwell` program does, where the measured commit has run()
+    import gc
+    gc.freeze()
 """
 
 
@@ -84,7 +88,7 @@ def main() -> None:
                 if key not in ("training", "pipeline.fit", "test_acc"):
                     print(f"    {key}: {value:.2f} s")
     print(f"median process/training {statistics.median(ratios_process):.2f}, "
-          f"median pipeline.fit/training {statistics.median(ratios_fit):.2f} (target <= 2)")
+          f"median pipeline.fit/training {statistics.median(ratios_fit):.2f} (target: process <= 1.5)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """`optim_eager.eager`: torch's optimizers, the same updates and state, without importing torch._dynamo."""
 
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -103,6 +104,16 @@ def test_is_the_torch_class_to_its_users():
     _train(_net(), opt, 1)
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_pickles_and_saves_as_the_same_optimizer(tmp_path):
+    model = _net()
+    opt = eager(torch.optim.Adam)(model.parameters(), lr=0.01, weight_decay=0.1)
+    _train(model, opt, 2)
+    torch.save(opt, tmp_path / "opt.pt")
+    for again in (pickle.loads(pickle.dumps(opt)), torch.load(tmp_path / "opt.pt", weights_only=False)):
+        assert type(again) is eager(torch.optim.Adam)
+        _same_state(again.state_dict(), opt.state_dict())
 
 
 def test_step_runs_without_grad_restores_the_mode_and_runs_each_hook_once(compiler_loaded):

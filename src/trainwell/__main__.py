@@ -1,3 +1,3 @@
-from trainwell.cli import main
+from trainwell.cli import run
 
-raise SystemExit(main())
+run()

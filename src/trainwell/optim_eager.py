@@ -82,4 +82,20 @@ def eager(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
     raw_step = _undecorated(cls.step, _USE_GRAD_CODE)
     if raw_step is not None:
         namespace["step"] = _step_without_dynamo(raw_step)
+    namespace["__reduce_ex__"] = _reduce_ex
     return type(cls.__name__, (cls,), namespace)
+
+
+def _reduce_ex(self, protocol):
+    """Pickle as ``eager(torch's class)``: the class is made at run time, so pickle cannot find it by name. A
+    subclass of it pickles as any object does."""
+    cls = type(self)
+    if vars(cls).get("__reduce_ex__") is not _reduce_ex:
+        return object.__reduce_ex__(self, protocol)
+    return _unpickle, (cls.__bases__[0], self.__getstate__())
+
+
+def _unpickle(torch_cls, state):
+    optimizer = eager(torch_cls).__new__(eager(torch_cls))
+    optimizer.__setstate__(state)
+    return optimizer

@@ -123,3 +123,19 @@ def test_strict_fit_exits_1_on_a_doctor_failure(workdir, capsys):
     summary = json.loads((workdir / "c" / "summary.json").read_text())
     assert (main(["fit", *TINY, "--quiet", "--out", "d", "--strict"]) == 1) == any(
         v["status"] == "fail" for v in summary["doctor"])
+
+
+def test_the_program_exits_with_mains_code_after_freezing_the_collector(monkeypatch):
+    import gc
+    from importlib.metadata import entry_points
+
+    from trainwell import cli
+
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda: calls.append("main") or 2)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))  # this test process keeps collecting
+    with pytest.raises(SystemExit) as exit_:
+        cli.run()
+    assert exit_.value.code == 2 and calls == ["main", "freeze"]
+    # the installed `trainwell` command and `python -m trainwell` both go through run()
+    assert {e.value for e in entry_points(group="console_scripts", name="trainwell")} == {"trainwell.cli:run"}
