@@ -313,3 +313,47 @@ def test_a_population_of_one_and_a_sequential_sweep_resume(workdir):
     (workdir / "seq" / "member-1" / "summary.json").unlink()  # as if killed after member 1's last checkpoint
     again = resume_sweep("seq")
     assert [r["val_loss"] for r in again.rows] == pytest.approx([r["val_loss"] for r in first.rows])
+
+
+def test_members_with_the_same_model_and_data_share_one_preflight_equal_to_their_own(workdir, monkeypatch):
+    import trainwell.pipeline.write as write
+    from trainwell.pipeline import prepare
+
+    runs = []
+    original = write.preflight
+    monkeypatch.setattr(write, "preflight", lambda prep, *a, **k: runs.append(prep) or original(prep, *a, **k))
+    overrides = BASE + ["doctor.preflight=true", "train.epochs=1"]
+    # members 0/1 and 2/3 differ only in their rate; member 4 in its weight decay (an L2 penalty to the checks)
+    settings = [[], ["optim.lr=0.03"], ["train.seed=3"], ["train.seed=3", "optim.lr=0.03"],
+                ["optim.weight_decay=0.1"]]
+    configs = [load_config(None, overrides + s) for s in settings]
+    res = fit_population(configs, out="pop")
+    assert len(runs) == 3
+    summaries = [m.summary for m in res.members]
+    assert [s.get("preflight_same_as_member") for s in summaries] == [None, 0, None, 2, None]
+    assert [s.get("preflight_s") is None for s in summaries] == [False, True, False, True, False]
+    for m, cfg in enumerate(configs):  # the oracle: the member's own pre-flight, computed alone
+        alone = [v.as_dict() for v in original(prepare(cfg))]
+        assert json.loads((workdir / "pop" / f"member-{m}" / "preflight.json").read_text()) == alone, m
+
+
+def test_preflight_key_changes_with_anything_the_checks_read():
+    from trainwell.pipeline import prepare
+    from trainwell.pipeline.write import preflight_key
+
+    def key(*extra, edit=None, examples=None):
+        prep = prepare(load_config(None, BASE + list(extra)))
+        if edit is not None:
+            edit(prep)
+        return preflight_key(prep, examples)
+
+    base = key()
+    assert key("optim.lr=0.5", "optim.name=sgd", "train.epochs=9") == base
+    assert key("optim.weight_decay=0.01") != base
+    assert key("train.seed=1") != base
+    assert key("regularize.l2=0.01") != base
+    assert key(edit=lambda p: p.model[-1].bias.data.add_(1e-7)) != base
+    assert key(edit=lambda p: p.model[-1].bias.requires_grad_(False)) != base
+    assert key(edit=lambda p: p.splits.train[1][:1].add_(1)) != base
+    # only the examples the checks read count
+    assert key(edit=lambda p: p.splits.train[1][-1:].add_(1), examples=8) == key(examples=8)

@@ -134,7 +134,7 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
         with claim if claim is not None else contextlib.nullcontext():
             preflight_s = None
             if ckpt is None and main:
-                preflight_s = _start_run(run, cfg, prep, quiet)
+                preflight_s, _ = _start_run(run, cfg, prep, quiet)
             start.tell(str(Path(run.path).resolve()), cfg.train.batch_size)
             trainer = _trainer(prep, parts, run, quiet, progress, callbacks, ctx)  # DDP: a collective of all ranks
             if ckpt is not None:

@@ -35,7 +35,7 @@ from trainwell.pipeline.build import (
 )
 from trainwell.pipeline.fit import FitResult
 from trainwell.pipeline.lr_find import resolve_lr
-from trainwell.pipeline.write import _start_run, write_run
+from trainwell.pipeline.write import _start_run, preflight_key, write_run
 from trainwell.rundir import RunDir, atomic_torch_save, load_checkpoint
 from trainwell.train import interrupt
 from trainwell.train import progress as progress_mod
@@ -199,6 +199,7 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
                       member_callbacks=member_callbacks, seed=[c.train.seed for c in configs],
                       progress=progress if progress is not None else progress_mod.auto(quiet))
     preflight_s: list[float | None] = [None] * len(runs)  # a resumed population ran its pre-flight before
+    same_as: list[int | None] = [None] * len(runs)
     if resume:
         ckpt = load_checkpoint(home.last)
         try:
@@ -212,17 +213,37 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
             run.truncate_metrics(ckpt["epoch"], ckpt["members"][runs.index(run)]["history"])
     else:
         home.checkpoints.mkdir(parents=True, exist_ok=True)
-        preflight_s = [_start_run(run, c, prep) for run, c, prep in zip(runs, configs, preps, strict=True)]
+        preflight_s, same_as = _start_runs(runs, configs, preps)
     fit_tic = time.perf_counter()
     _train(trainer, (splits.train[0], torch.stack([p.splits.train[1] for p in preps])),
            splits.val if configs[0].train.val_each_epoch else None, home)
     fit_s = time.perf_counter() - fit_tic
     wall = time.perf_counter() - tic
     extra = [{**({"preflight_s": preflight_s[m]} if preflight_s[m] else {}),
+              **({"preflight_same_as_member": same_as[m]} if same_as[m] is not None else {}),
               "population": {"member": m, "size": size, "skipped_checks": skipped},
               **({"lr_find": found_lrs[m]} if found_lrs[m] is not None else {})} for m in range(size)]
     results = _write_members(trainer, preps, runs, step_losses, extra, wall=wall / size, fit_s=fit_s / size)
     return PopulationResult(members=results, skipped=skipped, wall_s=time.perf_counter() - tic)
+
+
+def _start_runs(runs: list[RunDir], configs: list[Config], preps: list[Prepared]
+                ) -> tuple[list[float | None], list[int | None]]:
+    """Every member's fresh folder, with its pre-flight verdicts: computed once per distinct
+    :func:`~trainwell.pipeline.write.preflight_key` and written to each member that shares it. Returns each
+    member's pre-flight seconds (None where it reused another's) and the member whose verdicts it reused."""
+    seconds: list[float | None] = []
+    same_as: list[int | None] = []
+    first: dict[tuple, tuple[int, list]] = {}
+    for m, (run, cfg, prep) in enumerate(zip(runs, configs, preps, strict=True)):
+        key = preflight_key(prep) if cfg.doctor.preflight else None
+        source, verdicts = first.get(key, (None, None)) if key is not None else (None, None)
+        took, verdicts = _start_run(run, cfg, prep, verdicts=verdicts)
+        seconds.append(took)
+        same_as.append(source)
+        if key is not None and source is None:
+            first[key] = (m, verdicts)
+    return seconds, same_as
 
 
 def _build(configs: list[Config]) -> tuple[Splits, list[Prepared], PopulationLearner]:

@@ -5,6 +5,7 @@ are written by the same functions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import platform
@@ -59,6 +60,22 @@ def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
     return verdicts
 
 
+def preflight_key(prep: Prepared, examples: int | None = None) -> tuple:
+    """Everything :func:`preflight` reads, as a key: the model's structure and every parameter and buffer (values,
+    dtypes, ``requires_grad``), the examples it is given, the loss, the penalties and the weight decay. The checks
+    seed their own randomness, so two models with equal keys get the same verdicts: a population runs the
+    pre-flight once per distinct key (members that differ only in their learning rate, say)."""
+    cfg = prep.cfg
+    n = examples or cfg.doctor.preflight_examples
+    digest = hashlib.blake2b(digest_size=16)
+    tensors = [*prep.model.parameters(), *prep.model.buffers(), prep.splits.train[0][:n], prep.splits.train[1][:n]]
+    for t in tensors:
+        digest.update(f"{t.dtype} {tuple(t.shape)} {t.requires_grad};".encode())
+        digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return (str(prep.model), repr(cfg.train.loss), repr(cfg.regularize), cfg.optim.weight_decay, cfg.model.kind,
+            tuple(prep.splits.meta.input_shape), prep.splits.meta.num_classes, digest.hexdigest())
+
+
 def geometry_verdict(model: torch.nn.Module, input_shape: tuple[int, ...]) -> Verdict:
     """Warn about conv/pool layers whose windows do not tile their input (torch floors (W-F+2P)/S+1 and never
     sees the last rows/columns; the lecture calls such a layer invalid)."""
@@ -92,15 +109,17 @@ def _distributed_keys(cfg: Config, ctx: distributed.Context | None) -> dict:
             "global_batch_size": cfg.train.batch_size, "precision": cfg.train.precision}
 
 
-def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> float | None:
-    """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts; returns the
-    pre-flight's seconds (None when it is off), which the summary reports as ``preflight_s``."""
+def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True,
+               verdicts: list[Verdict] | None = None) -> tuple[float | None, list[Verdict]]:
+    """A fresh run directory: config.toml, empty metrics/monitor logs, the pre-flight verdicts (``verdicts`` when
+    given: those of a model with the same :func:`preflight_key`); returns the pre-flight's seconds (None when it is
+    off or was not run here), which the summary reports as ``preflight_s``, and the verdicts."""
     run.create()
     atomic_write_text(run.config, to_toml(cfg))
     run.write_empty("metrics.jsonl")
     run.write_empty("monitors.jsonl")
-    pre, seconds = [], None
-    if cfg.doctor.preflight:
+    pre, seconds = verdicts or [], None
+    if cfg.doctor.preflight and verdicts is None:
         progress_mod.note("running the doctor's pre-flight checks...", quiet)
         tic = time.perf_counter()
         with progress_mod.checks_shown(quiet):
@@ -111,7 +130,7 @@ def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True) -> 
         progress_mod.note(f"pre-flight: {len(pre)} checks in {seconds:.1f} s, {outcome}; "
                           f"training {cfg.train.epochs} epochs", quiet)
     atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
-    return seconds
+    return seconds, pre
 
 
 def write_group_report(cfg: Config, folder: str | Path) -> Path | None:
