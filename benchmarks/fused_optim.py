@@ -39,7 +39,7 @@ def main() -> None:
         x, y = torch.randn(4000, *shape, generator=g), torch.randint(0, 10, (4000,), generator=g)
         opts = {k: torch.optim.Adam(model.parameters(), lr=1e-3, **kw) for k, kw in kinds.items()}
 
-        def block(opt) -> float:
+        def block(opt, model=model, x=x, y=y, g=g) -> float:
             tic = time.process_time()
             for _ in range(args.steps):
                 idx = torch.randint(0, len(x), (100,), generator=g)

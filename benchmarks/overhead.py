@@ -2,8 +2,8 @@
 
 Both sides train the default MNIST-1D CNN (same init, same Adam + one-cycle schedule, same batch size and number
 of steps, validation once per epoch). Every side builds its Adam as `fit` does (``build_optimizer``: torch's fused
-implementation), so that the ratios measure the loops, not two implementations of the update. Runs are interleaved (loop, fit, loop, fit, ...) so that machine noise hits
-both alike; the ratio of medians is reported.
+implementation), so that the ratios measure the loops, not two implementations of the update. Runs are interleaved
+(loop, fit, loop, fit, ...) so that machine noise hits both alike; the ratio of medians is reported.
 
 Three trainwell figures are printed:
 - "bare Trainer": the library's ``Trainer(model, optimizer, schedule=...)`` with no callbacks, timed around ``fit``

@@ -164,9 +164,10 @@ def test_the_population_trains_exactly_the_optimizers_flagged_for_it():
                 make()
 
 
-@pytest.mark.parametrize("name, decay, cls", [("adam", "coupled", torch.optim.Adam), ("adam", "decoupled", torch.optim.AdamW),
-                                              ("sgd", "coupled", torch.optim.SGD), ("momentum", "decoupled", None),
-                                              ("adagrad", "coupled", torch.optim.Adagrad), ("rmsprop", "coupled", None)])
+@pytest.mark.parametrize("name, decay, cls", [
+    ("adam", "coupled", torch.optim.Adam), ("adam", "decoupled", torch.optim.AdamW),
+    ("sgd", "coupled", torch.optim.SGD), ("momentum", "decoupled", None),
+    ("adagrad", "coupled", torch.optim.Adagrad), ("rmsprop", "coupled", None)])
 def test_the_fused_implementation_is_used_where_torch_has_one_and_trains_as_the_loop_one(name, decay, cls):
     """Adam, AdamW, SGD (also with decoupled decay) and Adagrad run fused; RMSprop (no fused form) does not. The
     fused optimizer follows torch's for-loop implementation of the same settings step by step."""

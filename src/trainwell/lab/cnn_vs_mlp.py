@@ -84,9 +84,10 @@ DIGITS_IMAGES, DIGITS_TRAIN = 1797, 1438  # scikit-learn's digits; the loader's 
 
 def _data(dataset: str, holdout: float, seed: int) -> dict:
     """The dataset options of a training size. MNIST-1D: ``holdout`` of its training split becomes the validation
-    split, held out but not evaluated during training (``train.val_each_epoch = false``). Digits: a training set of the size that holding out ``holdout`` of the 1438-image training split leaves,
-    every other image in the test split (the loader's ``test_fraction``): all of them are evaluated once, at the end
-    (a validation split would be evaluated every epoch, most of a small set's training time)."""
+    split, held out but not evaluated during training (``train.val_each_epoch = false``). Digits: a training set of
+    the size that holding out ``holdout`` of the 1438-image training split leaves, every other image in the test
+    split (the loader's ``test_fraction``): all of them are evaluated once, at the end (a validation split would be
+    evaluated every epoch, most of a small set's training time)."""
     if dataset != "digits":
         return {"name": dataset, "seed": seed, "val_fraction": holdout, "options": {}}
     n_train = round((1 - holdout) * DIGITS_TRAIN)
