@@ -335,6 +335,10 @@ def test_members_with_the_same_model_and_data_share_one_preflight_equal_to_their
     for m, cfg in enumerate(configs):  # the oracle: the member's own pre-flight, computed alone
         alone = [v.as_dict() for v in original(prepare(cfg))]
         assert json.loads((workdir / "pop" / f"member-{m}" / "preflight.json").read_text()) == alone, m
+    from trainwell.viz.build import build_report
+
+    page = build_report(workdir / "pop" / "member-3").read_text(encoding="utf-8")
+    assert "shared: the verdicts of member 2" in page
 
 
 def test_preflight_key_changes_with_anything_the_checks_read():
