@@ -40,25 +40,22 @@ def _compiler_loaded() -> bool:
     return "torch._dynamo" in sys.modules
 
 
-def _without_disable(raw):
-    torch_wrapped = torch._disable_dynamo(raw)
+def _either(raw, torch_wrapped, eager_call):
+    """A method that calls ``torch_wrapped`` once ``torch._dynamo`` is loaded and ``eager_call`` before."""
 
     @functools.wraps(raw)
     def method(self, *args, **kwargs):
         if _compiler_loaded():
             return torch_wrapped(self, *args, **kwargs)
-        return raw(self, *args, **kwargs)
+        return eager_call(self, *args, **kwargs)
 
     return method
 
 
-def _step_without_dynamo(raw):
-    torch_wrapped = _torch_optimizer._use_grad_for_differentiable(raw)
+def _without_grad_unless_differentiable(raw):
+    """``raw`` (an optimizer's undecorated ``step``) in the grad mode torch's step wrapper sets."""
 
-    @functools.wraps(raw)
     def step(self, *args, **kwargs):
-        if _compiler_loaded():
-            return torch_wrapped(self, *args, **kwargs)
         previous = torch.is_grad_enabled()
         try:
             torch.set_grad_enabled(self.defaults["differentiable"])
@@ -78,10 +75,11 @@ def eager(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
     for name in _DISABLED_METHODS:
         raw = _undecorated(getattr(cls, name, None), _DISABLE_CODE)
         if raw is not None:
-            namespace[name] = _without_disable(raw)
-    raw_step = _undecorated(cls.step, _USE_GRAD_CODE)
-    if raw_step is not None:
-        namespace["step"] = _step_without_dynamo(raw_step)
+            namespace[name] = _either(raw, torch._disable_dynamo(raw), raw)
+    raw = _undecorated(cls.step, _USE_GRAD_CODE)
+    if raw is not None:
+        namespace["step"] = _either(raw, _torch_optimizer._use_grad_for_differentiable(raw),
+                                    _without_grad_unless_differentiable(raw))
     namespace["__reduce_ex__"] = _reduce_ex
     return type(cls.__name__, (cls,), namespace)
 
