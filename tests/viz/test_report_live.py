@@ -38,7 +38,9 @@ def _epochs(text: str) -> int:
 def test_a_running_fit_page_updates_itself_and_stops_when_the_run_ends(browser, tmp_path):  # noqa: F811
     out = tmp_path / "live"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "trainwell", "fit", SPIRALS, "--set", "train.epochs=60",
+    # long enough to outlast several of the page's 2 s polls after it opens: 60 epochs took 1.9 s here, and a page
+    # opened at epoch 17 saw the run end before its next poll
+    proc = subprocess.Popen([sys.executable, "-m", "trainwell", "fit", SPIRALS, "--set", "train.epochs=300",
                              "--set", "data.options={arms = 3, n_per_class = 400}", "--set", "report.every=1",
                              "--set", "report.every_seconds=0", "--set", "stop.criteria=[]", "--out", str(out),
                              "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
