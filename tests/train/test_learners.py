@@ -55,6 +55,10 @@ def _group(tmp_path):
     try:
         yield
     finally:
+        # every collective finished and its tensors released before the group goes (as trainwell's own finish()
+        # does): the learner's DDP still holds the group, and destroying it from Python while gloo's worker thread
+        # waits for the GIL to free a finished allreduce's tensors deadlocked a test run once
+        dist.barrier()
         dist.destroy_process_group()
 
 
