@@ -358,6 +358,7 @@ def test_preflight_key_changes_with_anything_the_checks_read():
     assert key("regularize.l2=0.01") != base
     assert key(edit=lambda p: p.model[-1].bias.data.add_(1e-7)) != base
     assert key(edit=lambda p: p.model[-1].bias.requires_grad_(False)) != base
+    assert key(edit=lambda p: p.model[-1].eval()) != base
     assert key(edit=lambda p: p.splits.train[1][:1].add_(1)) != base
     # only the examples the checks read count
     assert key(edit=lambda p: p.splits.train[1][-1:].add_(1), examples=8) == key(examples=8)

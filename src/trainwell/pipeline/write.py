@@ -61,19 +61,21 @@ def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
 
 
 def preflight_key(prep: Prepared, examples: int | None = None) -> tuple:
-    """Everything :func:`preflight` reads, as a key: the model's structure and every parameter and buffer (values,
-    dtypes, ``requires_grad``), the examples it is given, the loss, the penalties and the weight decay. The checks
-    seed their own randomness, so two models with equal keys get the same verdicts: a population runs the
-    pre-flight once per distinct key (members that differ only in their learning rate, say)."""
+    """Everything :func:`preflight` reads, as a key: the model's structure, its modules' training flags and every
+    parameter and buffer (values, dtypes, devices, ``requires_grad``), the examples it is given, the loss, the
+    penalties and the weight decay. The checks seed their own randomness, so two models with equal keys get the
+    same verdicts: a population runs the pre-flight once per distinct key (members that differ only in their
+    learning rate, say)."""
     cfg = prep.cfg
     n = examples or cfg.doctor.preflight_examples
     digest = hashlib.blake2b(digest_size=16)
     tensors = [*prep.model.parameters(), *prep.model.buffers(), prep.splits.train[0][:n], prep.splits.train[1][:n]]
     for t in tensors:
-        digest.update(f"{t.dtype} {tuple(t.shape)} {t.requires_grad};".encode())
+        digest.update(f"{t.dtype} {tuple(t.shape)} {t.device} {t.requires_grad};".encode())
         digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return (str(prep.model), repr(cfg.train.loss), repr(cfg.regularize), cfg.optim.weight_decay, cfg.model.kind,
-            tuple(prep.splits.meta.input_shape), prep.splits.meta.num_classes, digest.hexdigest())
+    modes = tuple(m.training for m in prep.model.modules())
+    return (str(prep.model), modes, repr(cfg.train.loss), repr(cfg.regularize), cfg.optim.weight_decay,
+            cfg.model.kind, tuple(prep.splits.meta.input_shape), prep.splits.meta.num_classes, digest.hexdigest())
 
 
 def geometry_verdict(model: torch.nn.Module, input_shape: tuple[int, ...]) -> Verdict:
