@@ -168,14 +168,18 @@ def _to_double(value):
     return value
 
 
-def _has_double(value) -> bool:
+def _float_dtypes(value, found: set) -> set:
+    """``found`` with the floating dtypes of the tensors in ``value`` (also inside tuples, lists and dicts)."""
     if isinstance(value, torch.Tensor):
-        return value.dtype == torch.float64
-    if isinstance(value, (tuple, list)):
-        return any(_has_double(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_double(v) for v in value.values())
-    return False
+        if value.is_floating_point():
+            found.add(value.dtype)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            _float_dtypes(v, found)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _float_dtypes(v, found)
+    return found
 
 
 class _FloatToDouble(TorchFunctionMode):
@@ -187,6 +191,7 @@ class _FloatToDouble(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if _has_double(args) or _has_double(kwargs):
+        dtypes = _float_dtypes(kwargs, _float_dtypes(args, set()))
+        if len(dtypes) > 1 and torch.float64 in dtypes:  # most calls have float64 tensors only: left as they are
             args, kwargs = _to_double(args), _to_double(kwargs)
         return func(*args, **kwargs)
