@@ -330,7 +330,7 @@ def test_members_with_the_same_model_and_data_share_one_preflight_equal_to_their
     res = fit_population(configs, out="pop")
     assert len(runs) == 3
     summaries = [m.summary for m in res.members]
-    assert [s.get("preflight_same_as_member") for s in summaries] == [None, 0, None, 2, None]
+    assert [s.get("preflight_shared_from") for s in summaries] == [None, "member-0", None, "member-2", None]
     assert [s.get("preflight_s") is None for s in summaries] == [False, True, False, True, False]
     for m, cfg in enumerate(configs):  # the oracle: the member's own pre-flight, computed alone
         alone = [v.as_dict() for v in original(prepare(cfg))]
@@ -338,7 +338,15 @@ def test_members_with_the_same_model_and_data_share_one_preflight_equal_to_their
     from trainwell.viz.build import build_report
 
     page = build_report(workdir / "pop" / "member-3").read_text(encoding="utf-8")
-    assert "shared: the verdicts of member 2" in page
+    assert "shared: the verdicts of member-2" in page
+
+
+def test_a_shared_preflight_names_the_source_folder_when_the_population_is_part_of_a_sweep(workdir):
+    # a Ray sweep trains its members in groups, each one population writing into the sweep's member-k folders
+    overrides = BASE + ["doctor.preflight=true", "train.epochs=1"]
+    configs = [load_config(None, overrides + [f"optim.lr={lr}"]) for lr in (0.01, 0.03)]
+    res = fit_population(configs, out="sweep/group-1", member_dirs=["sweep/member-2", "sweep/member-3"])
+    assert [m.summary.get("preflight_shared_from") for m in res.members] == [None, "member-2"]
 
 
 def test_preflight_key_changes_with_anything_the_checks_read():

@@ -8,6 +8,7 @@ share one population (:func:`population_blocker`), grid keys that change nothing
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -199,7 +200,7 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
                       member_callbacks=member_callbacks, seed=[c.train.seed for c in configs],
                       progress=progress if progress is not None else progress_mod.auto(quiet))
     preflight_s: list[float | None] = [None] * len(runs)  # a resumed population ran its pre-flight before
-    same_as: list[int | None] = [None] * len(runs)
+    shared_from: list[str | None] = [None] * len(runs)
     if resume:
         ckpt = load_checkpoint(home.last)
         try:
@@ -213,14 +214,14 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
             run.truncate_metrics(ckpt["epoch"], ckpt["members"][runs.index(run)]["history"])
     else:
         home.checkpoints.mkdir(parents=True, exist_ok=True)
-        preflight_s, same_as = _start_runs(runs, configs, preps)
+        preflight_s, shared_from = _start_runs(runs, configs, preps)
     fit_tic = time.perf_counter()
     _train(trainer, (splits.train[0], torch.stack([p.splits.train[1] for p in preps])),
            splits.val if configs[0].train.val_each_epoch else None, home)
     fit_s = time.perf_counter() - fit_tic
     wall = time.perf_counter() - tic
     extra = [{**({"preflight_s": preflight_s[m]} if preflight_s[m] else {}),
-              **({"preflight_same_as_member": same_as[m]} if same_as[m] is not None else {}),
+              **({"preflight_shared_from": shared_from[m]} if shared_from[m] is not None else {}),
               "population": {"member": m, "size": size, "skipped_checks": skipped},
               **({"lr_find": found_lrs[m]} if found_lrs[m] is not None else {})} for m in range(size)]
     results = _write_members(trainer, preps, runs, step_losses, extra, wall=wall / size, fit_s=fit_s / size)
@@ -228,22 +229,25 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
 
 
 def _start_runs(runs: list[RunDir], configs: list[Config], preps: list[Prepared]
-                ) -> tuple[list[float | None], list[int | None]]:
+                ) -> tuple[list[float | None], list[str | None]]:
     """Every member's fresh folder, with its pre-flight verdicts: computed once per distinct
     :func:`~trainwell.pipeline.write.preflight_key` and written to each member that shares it. Returns each
-    member's pre-flight seconds (None where it reused another's) and the member whose verdicts it reused."""
+    member's pre-flight seconds (None where it reused another's) and the folder whose verdicts it reused, relative
+    to the member's parent folder (``member-2`` in a sweep; a population may be one part of a larger sweep, so a
+    position in it would not name the folder)."""
     seconds: list[float | None] = []
-    same_as: list[int | None] = []
-    first: dict[tuple, tuple[int, list]] = {}
-    for m, (run, cfg, prep) in enumerate(zip(runs, configs, preps, strict=True)):
+    shared_from: list[str | None] = []
+    first: dict[tuple, tuple[RunDir, list]] = {}
+    for run, cfg, prep in zip(runs, configs, preps, strict=True):
         key = preflight_key(prep) if cfg.doctor.preflight else None
         source, verdicts = first.get(key, (None, None)) if key is not None else (None, None)
         took, verdicts = _start_run(run, cfg, prep, verdicts=verdicts)
         seconds.append(took)
-        same_as.append(source)
+        shared_from.append(None if source is None else
+                           os.path.relpath(Path(source.path).resolve(), Path(run.path).resolve().parent))
         if key is not None and source is None:
-            first[key] = (m, verdicts)
-    return seconds, same_as
+            first[key] = (run, verdicts)
+    return seconds, shared_from
 
 
 def _build(configs: list[Config]) -> tuple[Splits, list[Prepared], PopulationLearner]:

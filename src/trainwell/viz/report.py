@@ -96,8 +96,8 @@ def _overview(summary: dict | None, history: list[dict], cfg: dict, started: dic
         ("device", s.get("device", "-")),
         ("wall time", fmt_seconds(s.get("wall_s"))),
         ("training time", fmt_seconds(s.get("fit_s"))),
-        ("pre-flight time", fmt_seconds(s.get("preflight_s")) if s.get("preflight_same_as_member") is None else
-         f"shared: the verdicts of member {s['preflight_same_as_member']} (the same model and examples)"),
+        ("pre-flight time", fmt_seconds(s.get("preflight_s")) if s.get("preflight_shared_from") is None else
+         f"shared: the verdicts of {s['preflight_shared_from']} (the same model and examples)"),
         ("versions", f"trainwell {s.get('trainwell_version', '-')}, torch {s.get('torch_version', '-')}"),
     ]
     return page.key_values(rows)

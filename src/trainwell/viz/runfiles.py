@@ -75,7 +75,7 @@ def history_records(records: list[dict], source) -> list[dict]:
 
 def summary_fields(summary: dict, source) -> dict:
     """summary.json's fields that the report shows, checked (missing ones stay missing)."""
-    for key in ("epochs", "steps", "params", "best_epoch", "preflight_same_as_member"):
+    for key in ("epochs", "steps", "params", "best_epoch"):
         if key in summary:
             count(summary[key], source, "", key)
     for key in ("wall_s", "fit_s", "preflight_s"):
