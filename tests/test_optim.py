@@ -117,6 +117,34 @@ def test_schedules_follow_their_definitions():
         lrs("warm-restarts")
 
 
+@pytest.mark.parametrize("name, options", [("sgd", {}), ("rmsprop", {}), ("adagrad", {}),
+                                           ("momentum", {}), ("rmsprop", {"rmsprop_momentum": 0.9}), ("adam", {})])
+def test_onecycle_cycles_the_momentum_an_optimizer_uses_and_adds_none(name, options):
+    def run(schedule_of):
+        model = torch.nn.Linear(3, 2)
+        opt = build_optimizer(model, name, lr=0.1, **options)
+        sched = schedule_of(opt)
+        seen = []
+        for _ in range(12):
+            g = opt.param_groups[0]
+            seen.append((g["lr"], g["betas"][0] if "betas" in g else g.get("momentum")))
+            opt.step()
+            sched.step()
+        return seen
+
+    ours = run(lambda opt: build_schedule(opt, "onecycle", epochs=3, steps_per_epoch=4).scheduler)
+    uses_momentum = name in ("momentum", "adam") or options
+    # the oracle: torch's OneCycleLR with momentum cycling on where the optimizer has momentum, off where it has none
+    ref = run(lambda opt: torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.1, total_steps=12, pct_start=0.25, cycle_momentum=bool(uses_momentum)))
+    assert ours == ref
+    momenta = {m for _, m in ours}
+    assert (len(momenta) > 1) == bool(uses_momentum)  # cycled, or left exactly as configured
+    if not uses_momentum:
+        assert momenta <= {0, None}  # plain SGD / RMSprop / Adagrad stay without momentum
+    assert max(lr for lr, _ in ours) == pytest.approx(0.1)
+
+
 @pytest.mark.parametrize("total", [4, 10])
 def test_onecycle_with_a_one_step_warmup_runs_every_step(total):
     model = torch.nn.Linear(2, 2)

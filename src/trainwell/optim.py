@@ -264,8 +264,12 @@ def _onecycle(optimizer, total: int, o: dict) -> Schedule:
         # torch's warm-up phase would end on step 0 and divide by its zero length: a one-step warm-up is no
         # warm-up, so let the anneal start at once (the schedule is otherwise unchanged)
         pct = 0.5 / total
-    return Schedule(torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct),
-                    "step")
+    # Smith's policy also cycles the momentum against the rate (torch's 0.95 -> 0.85 -> 0.95) where the optimizer
+    # has one (Adam's beta1, momentum > 0). One without (plain SGD, plain RMSprop, Adagrad) keeps none: torch would
+    # set 0.85-0.95 on plain SGD and RMSprop, silently making them their momentum variants, and refuses Adagrad.
+    cycle = any(g.get("betas") is not None or g.get("momentum", 0.0) > 0 for g in optimizer.param_groups)
+    return Schedule(torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct,
+                                                        cycle_momentum=cycle), "step")
 
 
 @register_schedule("plateau")
@@ -278,8 +282,9 @@ def build_schedule(optimizer, name: str, *, epochs: int, steps_per_epoch: int, s
                    gamma: float = 0.1, patience: int = 5, factor: float = 0.1, min_lr: float = 0.0,
                    warmup_fraction: float = 0.25) -> Schedule:
     """Build an LR schedule (:data:`SCHEDULES`): ``none``, ``step`` (x gamma every step_size epochs), ``cosine`` (to
-    min_lr over all steps), ``onecycle`` (Smith & Topin 2019; warm-up for warmup_fraction of steps, then anneal),
-    ``plateau`` (x factor when the monitored validation loss has not improved for ``patience`` epochs).
+    min_lr over all steps), ``onecycle`` (Smith & Topin 2019; warm-up for warmup_fraction of steps, then anneal; the
+    momentum cycles against the rate where the optimizer uses one), ``plateau`` (x factor when the monitored
+    validation loss has not improved for ``patience`` epochs).
 
     Raises:
         ValueError: an unknown ``name``.
