@@ -12,7 +12,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import _training_forward
-from trainwell.optim import _fusable
+from trainwell.optim import build_optimizer
 from trainwell.optim_eager import eager
 
 
@@ -30,10 +30,9 @@ def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
         trainable = [p for p in m.parameters() if p.requires_grad]
         if not trainable:
             return m.eval(), math.nan
-        # torch's fused Adam where every parameter can take it (the same update in one kernel per step): the
-        # pre-flight's training copies were half optimizer time on a small model
-        fused = _fusable(torch.optim.Adam, [{"params": trainable}])
-        opt = eager(torch.optim.Adam)(trainable, lr=lr, **({"fused": True} if fused else {}))
+        # Adam as fit builds it: torch's fused kernel where every parameter can take it (the pre-flight's training
+        # copies were half optimizer time on a small model)
+        opt = build_optimizer(trainable, "adam", lr=lr)
         final = math.nan
         for i in range(steps):
             loss = loss_fn(m(x), y)
