@@ -3,7 +3,7 @@
 Runs `trainwell fit --quiet` in a fresh process ``--reps`` times and reports, per run: the process wall (Python
 start, imports, everything), the in-process `pipeline.fit` wall, the training wall (`Trainer.fit`) and the
 parts around it (imports, optimizer construction, pre-flight checks, live and final report, final evaluation,
-first-layer figure), then the medians of both ratios.
+the figures: drawn here before the drawing process existed, waited for since), then the medians of both ratios.
 
     python benchmarks/fit_wall.py --reps 3
 """
@@ -22,14 +22,22 @@ import time
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
+try:  # as `trainwell fit` does, before torch is imported: the figures' drawing process
+    from trainwell.viz import figure_process
+    figure_process.start()
+except ImportError:  # a commit before it: every figure is drawn in this process
+    figure_process = None
 import trainwell.pipeline as P
 import trainwell.pipeline.build, trainwell.pipeline.fit, trainwell.pipeline.write, trainwell.viz.build
-from trainwell.viz import plots, report
+from trainwell.viz import report
 from trainwell.train import trainer as T
 from trainwell.config import Config
 parts = {"imports": time.perf_counter() - t0}
 OWNERS = [P, sys.modules["trainwell.pipeline.build"], sys.modules["trainwell.pipeline.fit"],
-          sys.modules["trainwell.pipeline.write"], sys.modules["trainwell.viz.build"], report, plots]
+          sys.modules["trainwell.pipeline.write"], sys.modules["trainwell.viz.build"], report]
+if figure_process is None:
+    from trainwell.viz import plots
+    OWNERS.append(plots)
 
 def timed(name, label, owners=None):
     # time every call of name wherever a module holds it (the pipeline imports its parts by name)
@@ -52,12 +60,18 @@ timed("_training_parts", "optimizer, schedule")
 timed("preflight", "pre-flight checks")
 timed("fit", "training", [T.Trainer])
 timed("_summary", "final evaluation")
-timed("first_layer_weights", "first-layer figure")
-timed("build_fit_report", "report (live rewrites + final with PNGs)")
+if figure_process is None:
+    timed("first_layer_weights", "first-layer figure")
+    timed("build_fit_report", "report (live rewrites + final with PNGs)")
+else:
+    timed("build_fit_report", "report pages (live rewrites + final)")
+    timed("finish", "figures (waiting for the drawing process)", [figure_process.Figures])
 tic = time.perf_counter()
 result = P.fit(Config(), out=sys.argv[1], force=True, quiet=True)
 parts["pipeline.fit"] = time.perf_counter() - tic
 parts["test_acc"] = result.summary["final"]["test_acc"]
+if figure_process is not None:
+    figure_process.stop()  # as `trainwell fit` does before it exits
 print(json.dumps(parts))
 import trainwell.cli
 if hasattr(trainwell.cli, "run"):  # exit as the `trainwell` program does, where the measured commit has run()

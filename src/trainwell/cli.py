@@ -15,6 +15,7 @@ from trainwell import cli_tables
 from trainwell.cli_parser import build_parser
 from trainwell.errors import DistributedError, ParameterError, TrainwellError
 from trainwell.heap import keep_freed_memory
+from trainwell.viz import figure_process
 
 FLAGS = {"rounds": "--rounds", "rate": "--rate", "rewind": "--rewind", "control": "--control", "scope": "--scope",
          "grid": "--grid", "seeds": "--seeds", "backend": "--backend", "address": "--address", "out": "--out",
@@ -110,6 +111,8 @@ def cmd_fit(args) -> int:
         from trainwell.data.registry import spec_of
 
         spec_of(cfg.data.name)  # so is an unknown dataset
+    if cfg.report.enabled or args.figures:
+        figure_process.start()  # imports matplotlib on another core while this process imports torch and trains
     from trainwell.pipeline import fit
 
     result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet, figures=args.figures)
@@ -215,9 +218,13 @@ def cmd_sweep(args) -> int:
 
     # progress goes to stderr, so `--json` keeps stdout for the JSON alone
     if args.resume:
+        if args.backend != "ray":  # (Ray's tasks draw their members' figures where they train)
+            figure_process.start()
         result = resume_sweep(args.resume, quiet=False, backend=args.backend, address=args.address)
     else:
         cfg = load_config(args.config, args.overrides)
+        if cfg.report.enabled and args.backend != "ray":
+            figure_process.start()
         result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
                        quiet=False, force=args.force, backend=args.backend, address=args.address)
     failed = sum("error" in r for r in result.rows)  # members whose task failed (Ray backend, after a retry)
@@ -379,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         code = getattr(exc, "exit_code", None)  # trainwell.train.interrupt.Interrupted: saved, says how to resume
         print(f"trainwell {args.command}: {exc if code is not None else 'interrupted'}", file=sys.stderr)
         return code if code is not None else 130
+    finally:
+        figure_process.stop()  # the drawing process, if the command started one
 
 
 def run() -> None:

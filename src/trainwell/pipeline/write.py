@@ -33,7 +33,8 @@ from trainwell.rundir import (
 from trainwell.train import distributed, stop_callback
 from trainwell.train import progress as progress_mod
 from trainwell.train.trainer import evaluate, loss_function
-from trainwell.viz import plots
+from trainwell.viz.figure_process import Figures
+from trainwell.viz.first_layer import first_layer_units
 
 
 def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
@@ -152,17 +153,24 @@ def write_run(run: RunDir, prep: Prepared, state, stopper: stop_callback.Stopper
     doctor's verdicts, the figures when asked for (or when the report is on), and report.html. ``final``: the
     final evaluation when the caller has it (a population evaluates its members together), as
     :func:`final_metrics` gives it."""
+    drawn = Figures()  # drawn by the drawing process while the summary is computed, when one runs
+    if prep.cfg.report.enabled:  # the slowest first: the drawing process draws them side by side
+        drawn.add("report", run_dir=run.path, figures=("histograms",))
+        drawn.add("report", run_dir=run.path, figures=("learning_curves",), best_epoch=best)
+    if figures or prep.cfg.report.enabled:
+        units = first_layer_units(prep.model, prep.splits.meta.input_shape)
+        if units is not None:
+            drawn.add("first_layer", units=units, path=run.figures / "first_layer_weights.png")
     summary = _summary(prep, state, stopper, best, wall=wall, final=final)
     summary["fit_s"] = round(fit_s, 4)
     summary.update(extra or {})
     summary["doctor"] = _doctor_report(run, prep, state, stopper, summary, losses, monitor)
     atomic_write_json(run.summary, summary)
-    if figures or prep.cfg.report.enabled:
-        plots.first_layer_weights(prep.model, prep.splits.meta.input_shape, run.figures / "first_layer_weights.png")
+    drawn.finish()
     if prep.cfg.report.enabled:
         from trainwell.viz.build import build_report
 
-        build_report(run.path)
+        build_report(run.path, figures=())  # the page: after the figures, which it embeds and lists
     return summary
 
 

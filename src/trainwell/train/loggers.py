@@ -137,7 +137,7 @@ def filter_grid(model, max_units: int = 64, scale: int = 4):
     if layer is None:
         return None
     w = layer.weight.detach().float().cpu()[:max_units]
-    from trainwell.viz.plots import finite_limit
+    from trainwell.viz.first_layer import finite_limit
 
     w = (torch.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0) / (2 * finite_limit(w)) + 0.5).clamp(0, 1)
     if w.dim() == 4:  # (out, in, kh, kw): tiles of input channel 0, one pixel of padding

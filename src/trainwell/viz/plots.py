@@ -7,13 +7,13 @@ figures) and no figure window or pyplot state is left behind.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, NullLocator, PercentFormatter
 
 from trainwell.manifest import record
+from trainwell.viz.first_layer import first_layer_units
 
 
 def new_figure(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (6, 4), **kwargs):
@@ -79,26 +79,16 @@ def learning_rate(history: list[dict], path: str | Path) -> Path:
     return save(fig, path, dpi=100)
 
 
-def finite_limit(t) -> float:
-    """The largest finite |value| of a tensor (1.0 if none is finite or all are 0): a symmetric colour/axis scale
-    that a diverged layer's NaN or inf weights cannot break."""
-    import torch
-
-    finite = t[torch.isfinite(t)]
-    return (float(finite.abs().max()) if finite.numel() else 0.0) or 1.0
-
-
-def _first_weighted(model):
-    from torch import nn
-
-    return next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
-
-
 def first_layer_weights(model, input_shape: tuple[int, ...], path: str | Path, max_units: int = 32) -> Path | None:
     """Save :func:`first_layer_figure` as a PNG; None if the model has no Linear/Conv layer."""
-    fig = first_layer_figure(model, input_shape, max_units)
-    if fig is None:
-        return None
+    units = first_layer_units(model, input_shape, max_units)
+    return None if units is None else save_first_layer(units, path)
+
+
+def save_first_layer(units: dict, path: str | Path) -> Path:
+    """Draw :func:`first_layer_units`' result (:func:`draw_first_layer`) and save it as a PNG (no torch needed:
+    a separate drawing process runs this, :mod:`trainwell.viz.figure_process`)."""
+    fig = draw_first_layer(**units)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
@@ -110,28 +100,15 @@ def first_layer_figure(model, input_shape: tuple[int, ...], max_units: int = 32)
     """Draw the first layer's units comparably, on one symmetric scale: 2-D filters (conv filters, or dense
     rows reshaped to the input image) as images with a colour bar; 1-D ones (a 1-D CNN's kernels, dense rows of
     a signal) as curves over a zero line. Returns None if the model has no Linear/Conv layer."""
-    from torch import nn
+    units = first_layer_units(model, input_shape, max_units)
+    return None if units is None else draw_first_layer(**units)
 
-    layer = _first_weighted(model)
-    if layer is None:
-        return None
-    w = layer.weight.detach().cpu().float()
-    if isinstance(layer, nn.Linear):
-        spatial = tuple(input_shape[1:]) if len(input_shape) >= 2 else tuple(input_shape)
-        if w.shape[1] == math.prod(input_shape):
-            if len(input_shape) == 3:  # (C, H, W): the first input channel, as for conv filters below
-                w = w.reshape(w.shape[0], *input_shape)[:, 0]
-            else:
-                w = w.reshape(w.shape[0], *(spatial if len(spatial) == 2 else (-1,)))
-    else:
-        w = w[:, 0]  # first input channel
-    units = w[:max_units]
-    limit = finite_limit(units)  # one symmetric scale for every unit: they are drawn comparably
-    title = (f"first layer ({type(layer).__name__}): {len(units)} of {layer.weight.shape[0]} units"
-             f"{', input channel 0' if layer.weight.dim() > 2 else ''}")
-    if units.dim() >= 3:
+
+def draw_first_layer(units, limit: float, title: str, xlabel: str) -> Figure:
+    """The figure of :func:`first_layer_units`' data: 2-D units as images, 1-D ones as curves."""
+    if units.ndim >= 3:
         return _filter_images(units, limit, title)
-    return _filter_curves(units, limit, title, "tap" if isinstance(layer, nn.Conv1d) else "input")
+    return _filter_curves(units, limit, title, xlabel)
 
 
 def _filter_images(units, limit: float, title: str) -> Figure:
@@ -145,7 +122,7 @@ def _filter_images(units, limit: float, title: str) -> Figure:
     for i, (ax, unit) in enumerate(zip(axes.flat, units, strict=False)):
         ax.axis("on")
         ax.set_title(f"unit {i}", fontsize=7)
-        image = ax.imshow(unit.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
+        image = ax.imshow(unit, cmap="coolwarm", vmin=-limit, vmax=limit)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
@@ -171,7 +148,7 @@ def _filter_curves(units, limit: float, title: str, xlabel: str) -> Figure:
         for row, i in enumerate(chunk):
             offset = -row * gap
             ax.axhline(offset, color="0.6", lw=0.6)  # the unit's zero line
-            ax.plot(taps, (units[i] + offset).numpy(), color=f"C{i % 10}", marker="." if len(taps) <= 16 else None)
+            ax.plot(taps, units[i] + offset, color=f"C{i % 10}", marker="." if len(taps) <= 16 else None)
         ax.set_yticks([-row * gap for row in range(len(chunk))], [f"unit {i}" for i in chunk], fontsize=7)
         ax.set_ylim(-(per_col - 1) * gap - 1.3 * limit, 1.3 * limit)
         ax.set_xlabel(xlabel, fontsize=8)

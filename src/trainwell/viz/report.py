@@ -274,6 +274,17 @@ def _read_summary(run: RunDir) -> dict | None:
     return runfiles.summary_fields(summary, run.summary) if summary is not None else None
 
 
+def draw_figures(run_dir: str | Path, figures: tuple[str, ...] = PNG_FIGURES, best_epoch: int | None = None) -> None:
+    """Redraw the PNG figures ``figures`` (of :data:`PNG_FIGURES`) of a fit run from its files, as
+    :func:`build_fit_report` does, without the page; ``best_epoch`` marks the learning curves (0-based, as
+    summary.json's, which is not read: the figures may be drawn while it is being written)."""
+    run = RunDir(run_dir)
+    history = runfiles.history_records(read_jsonl(run.metrics), run.metrics)
+    records = runfiles.monitor_records(read_jsonl(run.path / "monitors.jsonl"), run.path / "monitors.jsonl")
+    model_rows = runfiles.model_rows(read_json(run.path / MODEL_FILE, []) or [], run.path / MODEL_FILE)
+    _redraw_figures(run, figures, history, records, {"best_epoch": best_epoch}, model_rows)
+
+
 def _redraw_figures(run: RunDir, figures: tuple[str, ...], history, records, summary, model_rows) -> None:
     from trainwell.viz import plots
 

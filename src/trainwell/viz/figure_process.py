@@ -1,0 +1,273 @@
+"""A run's PNG figures drawn by a second Python process, while this one finishes the run.
+
+Importing matplotlib and drawing a fit's three figures take about a second of one core after training (RESULTS
+section 37): the run waited for them. ``trainwell fit`` and ``trainwell sweep`` call :func:`start` before they
+import torch: the drawing process imports matplotlib (not torch) on another core while this one imports torch and
+trains, then draws each run's figures (side by side, each in a child forked from it, where processes fork) while
+this one evaluates the final model and writes summary.json.
+
+The drawing is an optimisation only. Whatever goes wrong with the process — it could not start, it died, it
+raised — the figure is drawn again here by the same function, which raises its own error if it has one; a figure
+that the process drew is byte for byte the one this process would draw (the same functions on the same data).
+Without :func:`start` (a library call from a script or a notebook) every figure is drawn here.
+
+Messages are pickles on the process's stdin and stdout pipes: jobs ``(id, kind, arguments)`` in (each framed by
+its length, so that the process can wait on its stdin and its drawing children at once), replies
+``(id, traceback or None)`` out, as the jobs finish. The process ignores Ctrl-C (this process decides what an
+interrupt ends) and exits on the word to end (``None``) or when its stdin closes, also when this process is killed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import queue
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+REPLY_TIMEOUT_S = 300.0
+"""A job not answered within this time (a hung drawing process) is drawn here instead."""
+
+
+def _draw(kind: str, arguments: dict) -> None:
+    """Run one job, in either process."""
+    if kind == "first_layer":
+        from trainwell.viz.plots import save_first_layer
+
+        save_first_layer(**arguments)
+    elif kind == "report":
+        from trainwell.viz.report import draw_figures
+
+        draw_figures(**arguments)
+    else:
+        raise ValueError(f"figure job {kind!r} is not known: use 'first_layer' or 'report'")
+
+
+class FigureProcess:
+    """The drawing process and its two pipes; :meth:`submit` a job, :meth:`wait` for its reply.
+    ``sequential``: draw one job after another even where processes fork (as elsewhere)."""
+
+    def __init__(self, sequential: bool = False):
+        import trainwell
+
+        env = dict(os.environ)  # the same trainwell as this process's, however it was found
+        root = str(Path(trainwell.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = "1"  # drawing needs no BLAS threads, and a process without threads forks safely
+        self._proc = subprocess.Popen([sys.executable, "-m", __name__, *(["--sequential"] if sequential else [])],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._replies: queue.Queue = queue.Queue()
+        self._answers: dict[int, str | None] = {}
+        self._next = 0
+        self._alive = True
+        threading.Thread(target=self._read, name="trainwell-figures", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                self._replies.put(pickle.load(self._proc.stdout))
+        except Exception:  # noqa: BLE001 - end of the pipe (the process ended) or a torn reply: no more answers
+            self._replies.put(None)
+
+    @property
+    def alive(self) -> bool:
+        return self._alive and self._proc.poll() is None
+
+    def submit(self, kind: str, arguments: dict) -> int | None:
+        """Send a job; its id, or None if the process cannot take it (then draw it here)."""
+        if not self.alive:
+            return None
+        job = self._next
+        self._next += 1
+        try:
+            self._proc.stdin.write(_frame((job, kind, arguments)))
+            self._proc.stdin.flush()
+        except (OSError, ValueError, pickle.PicklingError):  # a closed pipe, or arguments that do not pickle
+            self._alive = False
+            return None
+        return job
+
+    def wait(self, job: int) -> bool:
+        """Whether job ``job`` was drawn there; False (draw it here) if it raised or the process stopped."""
+        while job not in self._answers and self._alive:
+            try:
+                reply = self._replies.get(timeout=REPLY_TIMEOUT_S)
+            except queue.Empty:
+                reply = None
+            if reply is None:
+                self.stop()
+                break
+            self._answers[reply[0]] = reply[1]
+        return job in self._answers and self._answers.pop(job) is None
+
+    def stop(self) -> None:
+        """Tell the process to end (it does when its jobs are done) and reap it; kill it if it does not end.
+
+        The word is a message, not only the end of its stdin: a process forked from this one (a DataLoader's
+        workers) holds a copy of the pipe's end, and would keep the pipe open."""
+        self._alive = False
+        try:
+            self._proc.stdin.write(_frame(None))
+            self._proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+_process: FigureProcess | None = None
+
+
+def start() -> None:
+    """Start the drawing process for this process's runs (once; nothing if it cannot start)."""
+    global _process
+    if _process is not None and _process.alive:
+        return
+    if "RANK" in os.environ and os.environ.get("WORLD_SIZE", "1") != "1":
+        return  # under torchrun only rank 0 writes a run (trainwell.train.distributed.launched): it draws in-process
+    try:
+        _process = FigureProcess()
+    except OSError:
+        _process = None
+        return
+    atexit.unregister(stop)
+    atexit.register(stop)
+
+
+def stop() -> None:
+    """End the drawing process, if one runs; later figures are drawn here."""
+    global _process
+    if _process is not None:
+        _process.stop()
+        _process = None
+
+
+class Figures:
+    """The figures a run asks for: sent to the drawing process as they are added, when one runs; :meth:`finish`
+    waits for them and draws here every one not drawn there (all of them when no process runs)."""
+
+    def __init__(self):
+        self._jobs: list[tuple[FigureProcess | None, int | None, str, dict]] = []
+
+    def add(self, kind: str, **arguments) -> None:
+        process = _process
+        job = process.submit(kind, arguments) if process is not None else None
+        self._jobs.append((process, job, kind, arguments))
+
+    def finish(self) -> None:
+        jobs, self._jobs = self._jobs, []
+        for process, job, kind, arguments in jobs:
+            if process is None or job is None or not process.wait(job):
+                _draw(kind, arguments)
+
+
+def _frame(obj) -> bytes:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return struct.pack(">I", len(data)) + data
+
+
+def _frames(buffer: bytearray) -> list:
+    """Take every complete frame (a 4-byte length, then a pickle) off the front of ``buffer``."""
+    out = []
+    while len(buffer) >= 4:
+        size = struct.unpack(">I", buffer[:4])[0]
+        if len(buffer) < 4 + size:
+            break
+        out.append(pickle.loads(bytes(buffer[4:4 + size])))
+        del buffer[:4 + size]
+    return out
+
+
+def _reply(job: int, error: str | None) -> None:
+    sys.__stdout__.buffer.write(pickle.dumps((job, error), protocol=pickle.HIGHEST_PROTOCOL))
+    sys.__stdout__.buffer.flush()
+
+
+def _run(job: int, kind: str, arguments: dict) -> None:
+    try:
+        _draw(kind, arguments)
+        error = None
+    except BaseException:  # noqa: BLE001 - reported; the caller draws this figure itself and sees the error
+        error = traceback.format_exc()
+    _reply(job, error)
+
+
+def _serve(sequential: bool = False) -> None:
+    """The drawing process: import the figures' modules, then run jobs until stdin closes.
+
+    Where processes fork (Linux), each job is drawn by a child forked from this process, as many at once as
+    there are cores (this process has matplotlib loaded and no torch and no threads of its own: a fork is safe
+    and costs milliseconds); elsewhere the jobs are drawn here one after another."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout = sys.stderr  # a print anywhere must not corrupt the replies (they go to sys.__stdout__)
+    import trainwell.viz.plots  # noqa: F401 - matplotlib: the slow import, done before the first job arrives
+    import trainwell.viz.report  # noqa: F401
+
+    stdin = sys.stdin.fileno()
+    buffer = bytearray()
+    if sequential or not (sys.platform == "linux" and hasattr(os, "fork")):
+        while chunk := os.read(stdin, 1 << 16):
+            buffer += chunk
+            for job in _frames(buffer):
+                if job is None:  # the word to end
+                    return
+                _run(*job)
+        return
+    import select
+
+    cores = max(1, len(os.sched_getaffinity(0)))
+    waiting: list[tuple] = []
+    running: dict[int, tuple[int, int, bytearray]] = {}  # read end of a child's pipe -> (pid, job, its output)
+    open_ = True
+    while open_ or waiting or running:
+        while waiting and len(running) < cores:
+            job = waiting.pop(0)
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: draw, say how it went on the pipe, leave without Python's exit handlers
+                os.close(read)
+                try:
+                    _draw(job[1], job[2])
+                    code = 0
+                except BaseException:  # noqa: BLE001
+                    os.write(write, traceback.format_exc().encode("utf-8", "replace"))
+                    code = 1
+                sys.stderr.flush()
+                os._exit(code)
+            os.close(write)
+            running[read] = (pid, job[0], bytearray())
+        ready, _, _ = select.select(([stdin] if open_ else []) + list(running), [], [])
+        for fd in ready:
+            if fd == stdin:
+                chunk = os.read(stdin, 1 << 16)
+                buffer += chunk
+                jobs = _frames(buffer)
+                open_ = bool(chunk) and None not in jobs  # the end of the pipe, or the word to end
+                waiting.extend(job for job in jobs if job is not None)
+                continue
+            chunk = os.read(fd, 1 << 16)
+            pid, job, output = running[fd]
+            if chunk:
+                output += chunk
+                continue
+            os.close(fd)
+            del running[fd]
+            status = os.waitpid(pid, 0)[1]
+            failed = output.decode("utf-8", "replace") or f"the drawing child ended with status {status}"
+            _reply(job, None if status == 0 else failed)
+
+
+if __name__ == "__main__":
+    _serve(sequential="--sequential" in sys.argv[1:])
+    sys.stderr.flush()
+    os._exit(0)  # every reply is flushed; the interpreter's teardown (matplotlib's modules) would only delay the caller
