@@ -27,6 +27,9 @@ try:  # as `trainwell fit` does, before torch is imported: the figures' drawing 
     figure_process.start()
 except ImportError:  # a commit before it: every figure is drawn in this process
     figure_process = None
+import trainwell.cli
+if hasattr(trainwell.cli, "_import_pipeline"):  # as `trainwell fit` imports it, where the measured commit does
+    trainwell.cli._import_pipeline()
 import trainwell.pipeline as P
 import trainwell.pipeline.build, trainwell.pipeline.fit, trainwell.pipeline.write, trainwell.viz.build
 from trainwell.viz import report
@@ -73,7 +76,6 @@ parts["test_acc"] = result.summary["final"]["test_acc"]
 if figure_process is not None:
     figure_process.stop()  # as `trainwell fit` does before it exits
 print(json.dumps(parts))
-import trainwell.cli
 if hasattr(trainwell.cli, "run"):  # exit as the `trainwell` program does, where the measured commit has run()
     import gc
     gc.freeze()

@@ -139,3 +139,24 @@ def test_the_program_exits_with_mains_code_after_freezing_the_collector(monkeypa
     assert exit_.value.code == 2 and calls == ["main", "freeze"]
     # the installed `trainwell` command and `python -m trainwell` both go through run()
     assert {e.value for e in entry_points(group="console_scripts", name="trainwell")} == {"trainwell.cli:run"}
+
+
+IMPORT_PIPELINE = """
+import gc, sys
+from trainwell import cli
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+gc.disable() if sys.argv[1] == "off" else None
+before = gc.get_freeze_count()
+cli._import_pipeline()
+print("torch" in sys.modules, collections, gc.isenabled(), gc.get_freeze_count() - before > 100_000)
+"""
+
+
+@pytest.mark.parametrize("collector", ["on", "off"])
+def test_the_commands_import_the_pipeline_without_collecting_and_freeze_it(collector):
+    """torch's import is not scanned by the collector (none runs while it is imported), the objects it made are
+    frozen, and the collector is left as it was found."""
+    out = subprocess.run([sys.executable, "-c", IMPORT_PIPELINE, collector], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "[]", str(collector == "on"), "True"]
