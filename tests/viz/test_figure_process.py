@@ -172,3 +172,25 @@ def test_a_forked_child_holding_the_pipe_does_not_keep_the_process_alive(drawing
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_draws_its_own_figures_and_cannot_stop_the_process(tmp_path, drawing_process):
+    units = first_layer_units(*MODELS[0])
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - a forked child (a user's own multiprocessing) finishing a run of its own
+        code = 1
+        try:
+            figures = figure_process.Figures()
+            figures.add("first_layer", units=units, path=tmp_path / "child.png")
+            figures.finish()
+            figure_process.stop()  # as its exit handlers would
+            code = 0 if not drawing_process.alive else 2
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0  # drawn there, in the child; the child saw no process of its own
+    assert drawing_process.alive  # still this process's
+    figures = figure_process.Figures()
+    figures.add("first_layer", units=units, path=tmp_path / "parent.png")
+    figures.finish()
+    assert (tmp_path / "child.png").read_bytes() == (tmp_path / "parent.png").read_bytes()

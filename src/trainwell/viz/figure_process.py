@@ -67,6 +67,7 @@ class FigureProcess:
         self._answers: dict[int, str | None] = {}
         self._next = 0
         self._alive = True
+        self._owner = os.getpid()  # a process forked from this one shares the pipes but not the reader thread
         threading.Thread(target=self._read, name="trainwell-figures", daemon=True).start()
 
     def _read(self) -> None:
@@ -78,7 +79,8 @@ class FigureProcess:
 
     @property
     def alive(self) -> bool:
-        return self._alive and self._proc.poll() is None
+        """Running, and this is the process that started it (a fork's copy of this object is never alive)."""
+        return self._alive and os.getpid() == self._owner and self._proc.poll() is None
 
     def submit(self, kind: str, arguments: dict) -> int | None:
         """Send a job; its id, or None if the process cannot take it (then draw it here)."""
@@ -112,6 +114,8 @@ class FigureProcess:
 
         The word is a message, not only the end of its stdin: a process forked from this one (a DataLoader's
         workers) holds a copy of the pipe's end, and would keep the pipe open."""
+        if os.getpid() != self._owner:  # a forked child ending: the process is its parent's to stop
+            return
         self._alive = False
         try:
             self._proc.stdin.write(_frame(None))
