@@ -76,8 +76,9 @@ def _import_pipeline() -> None:
 
     An import makes hundreds of thousands of objects that live as long as the process; the collector scanned them
     again and again as they piled up: 0.12-0.15 s of ``import torch, trainwell.pipeline`` (~1.05 s here, RESULTS
-    section 37). Frozen, they are never scanned again, during training either. Called after the config has been
-    checked, so that a config mistake is still reported before torch is imported."""
+    section 37). Frozen, they are never scanned again, during training either. The fit, doctor, sweep and prune
+    commands call it after the config has been checked, so that a config mistake is still reported before torch is
+    imported."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -218,11 +219,14 @@ def cmd_filters(args) -> int:
 
 
 def cmd_prune(args) -> int:
-
     from trainwell.config import load_config
+
+    cfg = load_config(args.config, args.overrides)  # a config error is reported before torch is imported
+    if cfg.report.enabled:
+        figure_process.start()  # every round's run draws its figures there
+    _import_pipeline()
     from trainwell.lottery import lottery
 
-    cfg = load_config(args.config, args.overrides)
     rows = lottery(cfg, args.rounds, rate=args.rate, rewind=args.rewind, control=args.control, out=args.out,
                    scope=args.scope, force=args.force, quiet=False)  # progress on stderr, as fit
     table = cli_tables.lottery(rows)

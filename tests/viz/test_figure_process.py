@@ -117,7 +117,7 @@ def test_without_fork_the_process_draws_one_job_after_another(tmp_path, drawn_he
     finally:
         process.stop()
     assert drawn_here == [] and sorted(p.name for p in tmp_path.glob("*.png")) == ["0.png", "1.png", "2.png"]
-    assert process._proc.returncode == 0
+    assert process._proc.returncode is not None  # ended and reaped
 
 
 def test_an_unknown_job_is_an_error_naming_the_known_ones():
@@ -142,7 +142,7 @@ def test_trainwell_fit_draws_in_the_process_and_stops_it(workdir, drawn_here, mo
     monkeypatch.setattr(figure_process, "start", lambda: (start(), started.append(figure_process._process)))
     monkeypatch.setattr("sys.stdout", io.StringIO())
     assert main(["fit", "--out", "run", "--quiet", *[a for item in TINY for a in ("--set", item)]]) == 0
-    assert len(started) == 1 and started[0]._proc.returncode == 0  # stopped, and it ended by itself
+    assert len(started) == 1 and started[0]._proc.returncode is not None  # ended and reaped
     assert figure_process._process is None
     assert drawn_here == []
     assert {p.name for p in (workdir / "run" / "figures").glob("*.png")} == {
@@ -159,19 +159,30 @@ def test_under_torchrun_no_process_is_started(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_a_forked_child_holding_the_pipe_does_not_keep_the_process_alive(drawing_process):
-    """A DataLoader's forked workers inherit this process's end of the jobs pipe: the process ends on the word to
-    end, not on the pipe's end, and is not killed."""
+def test_stopped_with_a_figure_unanswered_the_process_writes_it_and_ends(tmp_path, drawing_process):
+    """Stopped while drawing, the process finishes the figure and ends by itself, also while a process forked from
+    this one (a DataLoader's workers) holds a copy of the jobs pipe: it ends on the word to end, not on the end of
+    the pipe, and is not killed."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the stand-in for a DataLoader worker
         time.sleep(60)
         os._exit(0)
     try:
+        drawing_process.submit("first_layer", {"units": first_layer_units(*MODELS[1]), "path": tmp_path / "w.png"})
         figure_process.stop()
         assert drawing_process._proc.returncode == 0  # ended by itself (a kill after the wait gives -9)
+        assert (tmp_path / "w.png").stat().st_size > 0
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+def test_stopped_with_nothing_to_draw_the_process_is_ended_at_once():
+    """An error before the first figure (or the usual end) does not wait for the process's imports: killed."""
+    figure_process.start()
+    process = figure_process._process
+    figure_process.stop()
+    assert process._proc.returncode == -signal.SIGKILL
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -65,6 +65,7 @@ class FigureProcess:
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._replies: queue.Queue = queue.Queue()
         self._answers: dict[int, str | None] = {}
+        self._open: set[int] = set()  # jobs sent and not answered yet
         self._next = 0
         self._alive = True
         self._owner = os.getpid()  # a process forked from this one shares the pipes but not the reader thread
@@ -94,6 +95,7 @@ class FigureProcess:
         except (OSError, ValueError, pickle.PicklingError):  # a closed pipe, or arguments that do not pickle
             self._alive = False
             return None
+        self._open.add(job)
         return job
 
     def wait(self, job: int) -> bool:
@@ -107,16 +109,23 @@ class FigureProcess:
                 self.stop()
                 break
             self._answers[reply[0]] = reply[1]
+            self._open.discard(reply[0])
         return job in self._answers and self._answers.pop(job) is None
 
     def stop(self) -> None:
-        """Tell the process to end (it does when its jobs are done) and reap it; kill it if it does not end.
+        """End the process and reap it. With every job answered (the usual end, or an error before the first
+        figure) it is killed at once: it may still be importing matplotlib, and nothing of it is needed. Otherwise
+        it is told to end (it does when the figures it is drawing are written) and killed if it does not end.
 
-        The word is a message, not only the end of its stdin: a process forked from this one (a DataLoader's
-        workers) holds a copy of the pipe's end, and would keep the pipe open."""
+        The word to end is a message, not only the end of its stdin: a process forked from this one (a
+        DataLoader's workers) holds a copy of the pipe's end, and would keep the pipe open."""
         if os.getpid() != self._owner:  # a forked child ending: the process is its parent's to stop
             return
         self._alive = False
+        if not self._open:
+            self._proc.kill()
+            self._proc.wait()
+            return
         try:
             self._proc.stdin.write(_frame(None))
             self._proc.stdin.close()
