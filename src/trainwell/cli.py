@@ -76,9 +76,9 @@ def _import_pipeline() -> None:
 
     An import makes hundreds of thousands of objects that live as long as the process; the collector scanned them
     again and again as they piled up: 0.12-0.15 s of ``import torch, trainwell.pipeline`` (~1.05 s here, RESULTS
-    section 37). Frozen, they are never scanned again, during training either. The fit, doctor, sweep and prune
-    commands call it after the config has been checked, so that a config mistake is still reported before torch is
-    imported."""
+    section 37). Frozen, they are never scanned again, during training either. The fit, doctor and prune commands
+    call it after the config has been checked, so that a config mistake is still reported before torch is imported
+    (``sweep`` checks its arguments inside :func:`trainwell.sweep.sweep`, which then imports torch itself)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -245,13 +245,11 @@ def cmd_sweep(args) -> int:
     if args.resume:
         if args.backend != "ray":  # (Ray's tasks draw their members' figures where they train)
             figure_process.start()
-        _import_pipeline()
         result = resume_sweep(args.resume, quiet=False, backend=args.backend, address=args.address)
     else:
         cfg = load_config(args.config, args.overrides)
         if cfg.report.enabled and args.backend != "ray":
             figure_process.start()
-        _import_pipeline()
         result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,
                        quiet=False, force=args.force, backend=args.backend, address=args.address)
     failed = sum("error" in r for r in result.rows)  # members whose task failed (Ray backend, after a retry)
