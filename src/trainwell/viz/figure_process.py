@@ -179,9 +179,11 @@ class Figures:
 
     def finish(self) -> None:
         jobs, self._jobs = self._jobs, []
-        for process, job, kind, arguments in jobs:
-            if process is None or job is None or not process.wait(job):
-                _draw(kind, arguments)
+        # every answer first: a figure that fails here raises only once none is still being written there
+        here = [(kind, arguments) for process, job, kind, arguments in jobs
+                if process is None or job is None or not process.wait(job)]
+        for kind, arguments in here:
+            _draw(kind, arguments)
 
 
 def _frame(obj) -> bytes:
