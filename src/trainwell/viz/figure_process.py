@@ -148,6 +148,7 @@ def start() -> None:
         return
     if "RANK" in os.environ and os.environ.get("WORLD_SIZE", "1") != "1":
         return  # under torchrun only rank 0 writes a run (trainwell.train.distributed.launched): it draws in-process
+    stop()  # one that died: reaped before another starts
     try:
         _process = FigureProcess()
     except OSError:
