@@ -177,12 +177,16 @@ def test_stopped_with_a_figure_unanswered_the_process_writes_it_and_ends(tmp_pat
         os.waitpid(pid, 0)
 
 
-def test_stopped_with_nothing_to_draw_the_process_is_ended_at_once():
-    """An error before the first figure (or the usual end) does not wait for the process's imports: killed."""
+def test_stopped_with_nothing_to_draw_the_process_is_ended_at_once(monkeypatch):
+    """An error before the first figure (or the usual end) does not wait for the process's imports: it is
+    terminated (SIGTERM, before or after its handler is in place), not told to end after its work."""
     figure_process.start()
     process = figure_process._process
+    calls = []
+    terminate = process._proc.terminate
+    monkeypatch.setattr(process._proc, "terminate", lambda: (calls.append("terminate"), terminate()))
     figure_process.stop()
-    assert process._proc.returncode == -signal.SIGKILL
+    assert calls == ["terminate"] and process._proc.returncode in (0, -signal.SIGTERM)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -205,3 +209,84 @@ def test_a_forked_child_draws_its_own_figures_and_cannot_stop_the_process(tmp_pa
     figures.add("first_layer", units=units, path=tmp_path / "parent.png")
     figures.finish()
     assert (tmp_path / "child.png").read_bytes() == (tmp_path / "parent.png").read_bytes()
+
+
+def test_relative_paths_are_this_process_s_whatever_its_working_directory(tmp_path, monkeypatch, drawing_process,
+                                                                          drawn_here):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)  # after the process started elsewhere
+        figures = figure_process.Figures()
+        figures.add("first_layer", units=first_layer_units(*MODELS[0]), path="figures/w.png")
+        figures.finish()
+    assert drawn_here == []
+    assert (tmp_path / "a" / "figures" / "w.png").read_bytes() == (tmp_path / "b" / "figures" / "w.png").read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
+def test_a_job_larger_than_the_pipe_never_blocks_the_run(tmp_path, drawing_process, drawn_here):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64 * 64, 32))  # 32 x 64 x 64 float32: 512 KiB, 8 pipes' worth
+    units = first_layer_units(model, (1, 64, 64))
+    os.kill(drawing_process._proc.pid, signal.SIGSTOP)  # reads nothing until continued
+    try:
+        figures = figure_process.Figures()
+        figures.add("first_layer", units=units, path=tmp_path / "wide.png")  # returns: the writer thread waits
+    finally:
+        os.kill(drawing_process._proc.pid, signal.SIGCONT)
+    figures.finish()
+    assert drawn_here == [] and (tmp_path / "wide.png").stat().st_size > 0
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
+def test_a_process_that_stopped_answering_is_killed_and_the_figure_drawn_here(tmp_path, monkeypatch, capfd,
+                                                                              drawing_process, drawn_here):
+    monkeypatch.setattr(figure_process, "REPLY_TIMEOUT_S", 0.5)
+    units = first_layer_units(*MODELS[1])
+    os.kill(drawing_process._proc.pid, signal.SIGSTOP)
+    figures = figure_process.Figures()
+    figures.add("first_layer", units=units, path=tmp_path / "w.png")
+    figures.finish()
+    assert drawn_here == ["first_layer"] and drawing_process._proc.returncode == -signal.SIGKILL
+    assert "has not answered for 0 s: drawing the figures in this process" in capfd.readouterr().err
+    first_layer_weights(*MODELS[1], tmp_path / "ref.png")
+    assert (tmp_path / "w.png").read_bytes() == (tmp_path / "ref.png").read_bytes()
+
+
+@pytest.mark.parametrize("used", [False, True])
+def test_the_process_leaves_no_temporary_matplotlib_folder(tmp_path, monkeypatch, used):
+    """Without a writable MPLCONFIGDIR matplotlib makes a temporary folder and removes it as it exits; the
+    process runs that on either way it ends (asked to end at once, or after its figures)."""
+    (tmp_path / "not-a-folder").write_text("")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "not-a-folder"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    figure_process.start()
+    process = figure_process._process
+    figures = figure_process.Figures()
+    figures.add("first_layer", units=first_layer_units(*MODELS[0]), path=tmp_path / "w.png")
+    if used:
+        figures.finish()
+    else:
+        for _ in range(200):  # until its import made the folder
+            if any((tmp_path / "tmp").glob("matplotlib-*")):
+                break
+            time.sleep(0.05)
+        process._open.clear()  # as when nothing was sent: the end at once
+    figure_process.stop()
+    assert process._proc.returncode == 0
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_process_that_cannot_import_matplotlib_ends_quietly_and_the_figure_is_drawn_here(tmp_path, monkeypatch,
+                                                                                          capfd, drawn_here):
+    """(Here the figure then succeeds: this test's process imported matplotlib before the setting; a process
+    that cannot import it either raises its own error, once.)"""
+    monkeypatch.setenv("MPLBACKEND", "no-such-backend")  # matplotlib's import refuses it
+    figure_process.start()
+    process = figure_process._process
+    figures = figure_process.Figures()
+    figures.add("first_layer", units=first_layer_units(*MODELS[0]), path=tmp_path / "w.png")
+    figures.finish()
+    figure_process.stop()
+    assert drawn_here == ["first_layer"] and (tmp_path / "w.png").stat().st_size > 0
+    assert process._proc.returncode == 1 and capfd.readouterr().err == ""  # no second traceback

@@ -11,9 +11,9 @@ raised — the figure is drawn again here by the same function, which raises its
 that the process drew is byte for byte the one this process would draw (the same functions on the same data).
 Without :func:`start` (a library call from a script or a notebook) every figure is drawn here.
 
-Messages are pickles on the process's stdin and stdout pipes: jobs ``(id, kind, arguments)`` in (each framed by
-its length, so that the process can wait on its stdin and its drawing children at once), replies
-``(id, traceback or None)`` out, as the jobs finish. The process ignores Ctrl-C (this process decides what an
+Messages are pickles on the process's stdin and stdout pipes: jobs ``(id, kind, arguments, working directory)``
+in (each framed by its length, so that the process can wait on its stdin and its drawing children at once),
+replies ``(id, traceback or None)`` out, as the jobs finish. The process ignores Ctrl-C (this process decides what an
 interrupt ends) and exits on the word to end (``None``) or when its stdin closes, also when this process is killed.
 """
 
@@ -31,8 +31,9 @@ import threading
 import traceback
 from pathlib import Path
 
-REPLY_TIMEOUT_S = 300.0
-"""A job not answered within this time (a hung drawing process) is drawn here instead."""
+REPLY_TIMEOUT_S = 120.0
+"""After this long without any answer (a stopped or hung drawing process) the figures are drawn here; long enough
+for matplotlib's first import on a new machine, which builds its font cache."""
 
 
 def _draw(kind: str, arguments: dict) -> None:
@@ -51,7 +52,10 @@ def _draw(kind: str, arguments: dict) -> None:
 
 class FigureProcess:
     """The drawing process and its two pipes; :meth:`submit` a job, :meth:`wait` for its reply.
-    ``sequential``: draw one job after another even where processes fork (as elsewhere)."""
+    ``sequential``: draw one job after another even where processes fork (as elsewhere).
+
+    Jobs are written to the pipe by a thread of their own: a job larger than the pipe's buffer (a wide first layer)
+    never blocks the run, even when the process stopped reading (see :data:`REPLY_TIMEOUT_S`)."""
 
     def __init__(self, sequential: bool = False):
         import trainwell
@@ -61,15 +65,20 @@ class FigureProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = "1"  # drawing needs no BLAS threads, and a process without threads forks safely
+        # a session of its own: Ctrl-C in the terminal is this process's to handle, and a hung process is ended
+        # with its drawing children (killpg), so that nothing is still writing a figure that is drawn here instead
         self._proc = subprocess.Popen([sys.executable, "-m", __name__, *(["--sequential"] if sequential else [])],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                      start_new_session=os.name == "posix")
         self._replies: queue.Queue = queue.Queue()
+        self._outbox: queue.Queue = queue.Queue()
         self._answers: dict[int, str | None] = {}
         self._open: set[int] = set()  # jobs sent and not answered yet
         self._next = 0
         self._alive = True
-        self._owner = os.getpid()  # a process forked from this one shares the pipes but not the reader thread
-        threading.Thread(target=self._read, name="trainwell-figures", daemon=True).start()
+        self._owner = os.getpid()  # a process forked from this one shares the pipes but not the threads
+        threading.Thread(target=self._read, name="trainwell-figures-in", daemon=True).start()
+        threading.Thread(target=self._write, name="trainwell-figures-out", daemon=True).start()
 
     def _read(self) -> None:
         try:
@@ -78,24 +87,36 @@ class FigureProcess:
         except Exception:  # noqa: BLE001 - end of the pipe (the process ended) or a torn reply: no more answers
             self._replies.put(None)
 
+    def _write(self) -> None:
+        while (frame := self._outbox.get()) is not None:
+            try:
+                self._proc.stdin.write(frame)
+                self._proc.stdin.flush()
+            except (OSError, ValueError):  # the process ended: its jobs are answered by the end of its stdout
+                return
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+
     @property
     def alive(self) -> bool:
         """Running, and this is the process that started it (a fork's copy of this object is never alive)."""
         return self._alive and os.getpid() == self._owner and self._proc.poll() is None
 
     def submit(self, kind: str, arguments: dict) -> int | None:
-        """Send a job; its id, or None if the process cannot take it (then draw it here)."""
+        """Send a job; its id, or None if the process cannot take it (then draw it here). Relative paths in
+        ``arguments`` are read against this process's working directory, whatever the drawing process's is."""
         if not self.alive:
             return None
         job = self._next
-        self._next += 1
         try:
-            self._proc.stdin.write(_frame((job, kind, arguments)))
-            self._proc.stdin.flush()
-        except (OSError, ValueError, pickle.PicklingError):  # a closed pipe, or arguments that do not pickle
-            self._alive = False
+            frame = _frame((job, kind, arguments, os.getcwd()))
+        except (pickle.PicklingError, TypeError, AttributeError):  # arguments that do not pickle: drawn here
             return None
+        self._next += 1
         self._open.add(job)
+        self._outbox.put(frame)
         return job
 
     def wait(self, job: int) -> bool:
@@ -104,6 +125,8 @@ class FigureProcess:
             try:
                 reply = self._replies.get(timeout=REPLY_TIMEOUT_S)
             except queue.Empty:
+                print(f"trainwell: the figure-drawing process (pid {self._proc.pid}) has not answered for "
+                      f"{REPLY_TIMEOUT_S:.0f} s: drawing the figures in this process", file=sys.stderr)
                 reply = None
             if reply is None:
                 self.stop()
@@ -114,27 +137,25 @@ class FigureProcess:
 
     def stop(self) -> None:
         """End the process and reap it. With every job answered (the usual end, or an error before the first
-        figure) it is killed at once: it may still be importing matplotlib, and nothing of it is needed. Otherwise
-        it is told to end (it does when the figures it is drawing are written) and killed if it does not end.
-
-        The word to end is a message, not only the end of its stdin: a process forked from this one (a
-        DataLoader's workers) holds a copy of the pipe's end, and would keep the pipe open."""
+        figure) it is asked to end at once (SIGTERM: it may still be importing matplotlib, and nothing of it is
+        needed; it cleans up as it exits). Otherwise it is told to end after the figures it is drawing, by a
+        message: a process forked from this one (a DataLoader's workers) holds a copy of the pipe's end and would
+        keep the pipe open. Either way it is killed, with its drawing children, if it has not ended in time."""
         if os.getpid() != self._owner:  # a forked child ending: the process is its parent's to stop
             return
         self._alive = False
-        if not self._open:
-            self._proc.kill()
-            self._proc.wait()
-            return
+        if self._open:
+            self._outbox.put(_frame(None))
+        else:
+            self._proc.terminate()
+        self._outbox.put(None)  # the writer closes the pipe after what it has left to send
         try:
-            self._proc.stdin.write(_frame(None))
-            self._proc.stdin.close()
-        except (OSError, ValueError):
-            pass
-        try:
-            self._proc.wait(timeout=10)
+            self._proc.wait(timeout=10 if self._open else 5)
         except subprocess.TimeoutExpired:
-            self._proc.kill()
+            if os.name == "posix":
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            else:
+                self._proc.kill()
             self._proc.wait()
 
 
@@ -209,13 +230,22 @@ def _reply(job: int, error: str | None) -> None:
     sys.__stdout__.buffer.flush()
 
 
-def _run(job: int, kind: str, arguments: dict) -> None:
+def _run(job: int, kind: str, arguments: dict, cwd: str) -> None:
     try:
+        os.chdir(cwd)
         _draw(kind, arguments)
         error = None
     except BaseException:  # noqa: BLE001 - reported; the caller draws this figure itself and sees the error
         error = traceback.format_exc()
     _reply(job, error)
+
+
+def _end(code: int = 0, *_) -> None:
+    """Leave at once, after the exit handlers (matplotlib's removes the temporary config folder it made when
+    MPLCONFIGDIR was not writable) and without the interpreter's teardown, which would only delay the caller."""
+    atexit._run_exitfuncs()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _serve(sequential: bool = False) -> None:
@@ -225,9 +255,13 @@ def _serve(sequential: bool = False) -> None:
     there are cores (this process has matplotlib loaded and no torch and no threads of its own: a fork is safe
     and costs milliseconds); elsewhere the jobs are drawn here one after another."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: _end(0))
     sys.stdout = sys.stderr  # a print anywhere must not corrupt the replies (they go to sys.__stdout__)
-    import trainwell.viz.plots  # noqa: F401 - matplotlib: the slow import, done before the first job arrives
-    import trainwell.viz.report  # noqa: F401
+    try:
+        import trainwell.viz.plots  # noqa: F401 - matplotlib: the slow import, done before the first job arrives
+        import trainwell.viz.report  # noqa: F401
+    except BaseException:  # noqa: BLE001 - the caller draws every figure itself, and raises the same error once
+        _end(1)
 
     stdin = sys.stdin.fileno()
     buffer = bytearray()
@@ -252,7 +286,9 @@ def _serve(sequential: bool = False) -> None:
             pid = os.fork()
             if pid == 0:  # the child: draw, say how it went on the pipe, leave without Python's exit handlers
                 os.close(read)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 try:
+                    os.chdir(job[3])
                     _draw(job[1], job[2])
                     code = 0
                 except BaseException:  # noqa: BLE001
@@ -285,5 +321,4 @@ def _serve(sequential: bool = False) -> None:
 
 if __name__ == "__main__":
     _serve(sequential="--sequential" in sys.argv[1:])
-    sys.stderr.flush()
-    os._exit(0)  # every reply is flushed; the interpreter's teardown (matplotlib's modules) would only delay the caller
+    _end(0)
