@@ -290,3 +290,18 @@ def test_a_process_that_cannot_import_matplotlib_ends_quietly_and_the_figure_is_
     figure_process.stop()
     assert drawn_here == ["first_layer"] and (tmp_path / "w.png").stat().st_size > 0
     assert process._proc.returncode == 1 and capfd.readouterr().err == ""  # no second traceback
+
+
+def test_a_job_that_cannot_be_sent_is_drawn_here(tmp_path, monkeypatch, drawing_process, drawn_here):
+    """Arguments that do not pickle, or a working directory that was removed: drawn in this process."""
+    units = first_layer_units(*MODELS[0])
+    assert drawing_process.submit("first_layer", {"units": units, "path": tmp_path / "x.png", "f": lambda: 0}) is None
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    figures = figure_process.Figures()
+    figures.add("first_layer", units=units, path=tmp_path / "w.png")
+    figures.finish()
+    assert drawn_here == ["first_layer"] and (tmp_path / "w.png").stat().st_size > 0
+    assert drawing_process.alive  # and the process goes on

@@ -112,8 +112,8 @@ class FigureProcess:
         job = self._next
         try:
             frame = _frame((job, kind, arguments, os.getcwd()))
-        except (pickle.PicklingError, TypeError, AttributeError):  # arguments that do not pickle: drawn here
-            return None
+        except (OSError, pickle.PicklingError, TypeError, AttributeError):  # a working directory that was
+            return None  # removed, or arguments that do not pickle: drawn here
         self._next += 1
         self._open.add(job)
         self._outbox.put(frame)
