@@ -1,5 +1,7 @@
 """The training monitors (doctor/monitors.py): per-layer records, dead ReLUs, saturated tanh, huge updates."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -85,3 +87,46 @@ def test_uniform_counts_equal_torch_histc_away_from_the_edges(offset, scale, bin
     tiny = torch.tensor([0.0, 1.4e-45, 2.8e-45, 4.2e-45])  # float32's smallest subnormal steps
     if not torch.equal(tiny, torch.zeros(4)):  # (unless this machine flushes subnormals)
         assert uniform_counts(tiny, 3, 0.0, float(tiny.max())) == [1, 1, 2]
+
+
+@pytest.mark.parametrize("n", [4096, 4097, 20001])
+@pytest.mark.parametrize("length", [2, 31, 128])
+def test_counting_two_values_at_a_time_equals_torch_bincount(n, length):
+    from trainwell.doctor.monitors import _paired_bincount
+
+    g = torch.Generator().manual_seed(n + length)
+    idx = torch.randint(0, length, (n,), generator=g).to(torch.uint8)
+    idx[0], idx[-1] = 0, length - 1  # both ends of the range, an odd last value included
+    assert torch.equal(_paired_bincount(idx, length), torch.bincount(idx, minlength=length))
+
+
+def test_a_relu_output_is_binned_as_torch_histc_bins_it():
+    """A ReLU's output starts at exactly 0 (nothing subtracted): the same counts as ``torch.histc`` away from
+    the inner edges, the zeros in the first bin."""
+    from trainwell.doctor.monitors import uniform_counts
+
+    t = torch.relu(torch.randn(50_000, generator=torch.Generator().manual_seed(0)))
+    lo, hi = 0.0, float(t.max())
+    frac = (t.double() / ((hi - lo) / 30)) % 1.0
+    t = t[(frac > 1e-3) & (frac < 1 - 1e-3) | (t == lo) | (t == hi)]
+    counts = uniform_counts(t, 30, lo, hi)
+    assert counts == torch.histc(t, 30, lo, hi).long().tolist() and counts[0] >= int((t == 0).sum()) > 20_000
+
+
+@pytest.mark.parametrize("kind", ["relu", "gradient", "tanh", "offset", "float64", "huge", "strided", pytest.param(
+    "one", marks=pytest.mark.filterwarnings("ignore:std.*degrees of freedom"))])  # torch warns: n - 1 = 0
+def test_the_monitors_std_equals_torch_std(kind):
+    """From the sum of squares where that cannot cancel or overflow (to float rounding), torch's own otherwise
+    (exactly)."""
+    from trainwell.doctor.monitors import _std
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 40, 50, generator=g)
+    t = {"relu": torch.relu(x), "gradient": x * 1e-4, "tanh": torch.tanh(x + 0.5), "offset": x * 0.01 + 1000.0,
+         "float64": x.double(), "huge": x * 1e20, "one": x[:1, :1, :1], "strided": x[:, :, ::2]}[kind]
+    want = float(t.std())
+    got = _std(t, float(t.mean()))
+    if kind in ("offset", "float64", "huge", "one", "strided"):  # torch's own kernel: the same number
+        assert got == want or (math.isnan(got) and math.isnan(want))
+    else:
+        assert got == pytest.approx(want, rel=1e-5)

@@ -52,10 +52,44 @@ def uniform_counts(t: torch.Tensor, bins: int, lo: float, hi: float) -> list[int
     if scale > 1e30:  # a range of a few subnormal float32 steps: its scale overflows float32
         t = t.double()
     # subtract first: lo is within the values' range, so (v - lo) is exact where a large offset would round
-    idx = torch.sub(t, lo).mul_(scale).to(dtype)  # truncation is floor for values >= 0
-    counts = torch.bincount(idx, minlength=bins + 1).tolist()
+    # (a ReLU's output starts at 0: nothing to subtract)
+    idx = (t.mul(scale) if lo == 0.0 else torch.sub(t, lo).mul_(scale)).to(dtype)  # truncation: floor for v >= 0
+    counts = (_paired_bincount(idx, bins + 1) if dtype == torch.uint8 and bins < 127 and idx.numel() >= PAIRED_FROM
+              else torch.bincount(idx, minlength=bins + 1)).tolist()
     counts[bins - 1] += sum(counts[bins:])  # v == hi (and rounding at the top edge) belongs to the last bin
     return counts[:bins]
+
+
+PAIRED_FROM = 4096
+"""From this many values :func:`uniform_counts` counts them two at a time (:func:`_paired_bincount`)."""
+
+
+def _paired_bincount(idx: torch.Tensor, length: int) -> torch.Tensor:
+    """``torch.bincount(idx, minlength=length)`` of a contiguous 1-D ``uint8`` tensor whose values are all below
+    ``length`` (<= 128), counting two values at a time: each pair of bytes read as one ``int16`` ``a + 256 b`` (or
+    ``b + 256 a`` on a big-endian machine; the sum below is the same) is counted into ``256 length`` bins, and a
+    value's count is its row's sum plus its column's. ``bincount``'s cost is per counted element (~1.2 ns here),
+    so half the elements take 0.4x the time (256,000 values: 300 -> 122 us, RESULTS section 37)."""
+    n = idx.numel()
+    even = idx[: n - n % 2]
+    pairs = torch.bincount(even.view(torch.int16), minlength=256 * length).view(length, 256)[:, :length]
+    counts = pairs.sum(0) + pairs.sum(1)
+    if n % 2:
+        counts[int(idx[-1])] += 1
+    return counts
+
+
+def _std(t: torch.Tensor, mean: float) -> float:
+    """``float(t.std())`` (n - 1 in the denominator) from the sum of squares, ``(Σx² - n·mean²) / (n - 1)``: one
+    ``dot`` instead of torch's two-pass kernel (256,000 values: 41 against 176 us). Used only where that cannot
+    cancel (``mean²`` at most half the mean square) and the squares do not overflow; else ``t.std()``."""
+    flat = t.reshape(-1)
+    n = flat.numel()
+    if n > 1 and flat.dtype == torch.float32 and flat.is_contiguous():
+        square = float(torch.dot(flat, flat)) / n
+        if math.isfinite(square) and mean * mean <= 0.5 * square:
+            return math.sqrt(max(square - mean * mean, 0.0) * n / (n - 1))
+    return float(t.std())
 
 
 def _as_float(v) -> float:
@@ -77,7 +111,7 @@ def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30) -> di
         return {"kind": type(module).__name__, "nonfinite": 1.0 - finite,
                 "mean": float(kept.mean()) if kept.numel() else math.nan,
                 "std": float(kept.std()) if kept.numel() > 1 else math.nan, "hist": _hist(a, bins)}
-    stats = {"kind": type(module).__name__, "mean": mean, "std": float(a.std()), "hist": _hist(a, bins)}
+    stats = {"kind": type(module).__name__, "mean": mean, "std": _std(a, mean), "hist": _hist(a, bins)}
     if isinstance(module, nn.Tanh):
         stats["saturated"] = float((a.abs() > 0.99).float().mean())
     elif isinstance(module, nn.Sigmoid):
@@ -134,7 +168,8 @@ class Monitor(Callback):
         return hook
 
     def _grad_stats(self, g: torch.Tensor) -> dict:
-        std = float(g.std())
+        mean = float(g.mean())
+        std = _std(g, mean) if math.isfinite(mean) else math.nan
         bad = 0.0 if math.isfinite(std) else 1.0 - _finite_fraction(g)
         return {"grad_std": std, "grad_hist": _hist(g, self.bins), "grad_nonfinite": bad}
 
