@@ -3,7 +3,8 @@
 Both sides train the default MNIST-1D CNN (same init, same Adam + one-cycle schedule, same batch size and number
 of steps, validation once per epoch). Every side builds its Adam as `fit` does (``build_optimizer``: torch's fused
 implementation), so that the ratios measure the loops, not two implementations of the update. Runs are interleaved
-(loop, fit, loop, fit, ...) so that machine noise hits both alike; the ratio of medians is reported.
+(loop, fit, loop, fit, ...) so that machine noise hits both alike; the ratio of medians is reported, and the
+median of each rep's own ratio (robust to the machine drifting between reps).
 
 Three trainwell figures are printed:
 - "bare Trainer": the library's ``Trainer(model, optimizer, schedule=...)`` with no callbacks, timed around ``fit``
@@ -183,6 +184,14 @@ def main() -> None:
         print(f"median bare Trainer {statistics.median(bares):.3f} s (ratio {statistics.median(bares) / base:.3f}); "
               f"bare Trainer overhead: {100 * (statistics.median(bares) / base - 1):+.1f}% (target <= +2%)")
     print(f"trainer overhead: {100 * (statistics.median(fits) / base - 1):+.1f}% (target <= +3%)")
+    # each rep's sides ran back to back, so a rep's ratio cancels the machine's drift between reps, which the ratio
+    # of medians above does not (the hand loop's own median moves with it)
+    paired = statistics.median(f / lo for f, lo in zip(fits, loops, strict=True))
+    bare_paired = ""
+    if args.bare:
+        bare = statistics.median(b / lo for b, lo in zip(bares, loops, strict=True))
+        bare_paired = f", bare Trainer {100 * (bare - 1):+.1f}%"
+    print(f"median of the reps' own ratios: fit loop {100 * (paired - 1):+.1f}%{bare_paired}")
     if args.breakdown:  # the callbacks' share: summed over reps, shown per rep against the hand loop
         total = sum(callback_time.values())
         print(f"callbacks: {1e3 * total / args.reps:.1f} ms per fit = {100 * total / args.reps / base:.2f}% of the "
