@@ -134,7 +134,8 @@ def cmd_fit(args) -> int:
         spec_of(cfg.data.name)  # so is an unknown dataset
     if cfg.report.enabled or args.figures:
         figure_process.start()  # imports matplotlib on another core while this process imports torch and trains
-    _import_pipeline()
+    if not args.resume:  # (a resumed run imported it to read its config)
+        _import_pipeline()
     from trainwell.pipeline import fit
 
     result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet, figures=args.figures)

@@ -230,14 +230,14 @@ def _reply(job: int, error: str | None) -> None:
     sys.__stdout__.buffer.flush()
 
 
-def _run(job: int, kind: str, arguments: dict, cwd: str) -> None:
+def _attempt(kind: str, arguments: dict, cwd: str) -> str | None:
+    """Run one job in the caller's working directory; its traceback if it raised, else None."""
     try:
         os.chdir(cwd)
         _draw(kind, arguments)
-        error = None
     except BaseException:  # noqa: BLE001 - reported; the caller draws this figure itself and sees the error
-        error = traceback.format_exc()
-    _reply(job, error)
+        return traceback.format_exc()
+    return None
 
 
 def _end(code: int = 0, *_) -> None:
@@ -271,7 +271,7 @@ def _serve(sequential: bool = False) -> None:
             for job in _frames(buffer):
                 if job is None:  # the word to end
                     return
-                _run(*job)
+                _reply(job[0], _attempt(*job[1:]))
         return
     import select
 
@@ -287,15 +287,11 @@ def _serve(sequential: bool = False) -> None:
             if pid == 0:  # the child: draw, say how it went on the pipe, leave without Python's exit handlers
                 os.close(read)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                try:
-                    os.chdir(job[3])
-                    _draw(job[1], job[2])
-                    code = 0
-                except BaseException:  # noqa: BLE001
-                    os.write(write, traceback.format_exc().encode("utf-8", "replace"))
-                    code = 1
+                error = _attempt(*job[1:])
+                if error is not None:
+                    os.write(write, error.encode("utf-8", "replace"))
                 sys.stderr.flush()
-                os._exit(code)
+                os._exit(0 if error is None else 1)
             os.close(write)
             running[read] = (pid, job[0], bytearray())
         ready, _, _ = select.select(([stdin] if open_ else []) + list(running), [], [])
