@@ -51,7 +51,7 @@ class Net(nn.Module):
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else None
-        self.softmax = nn.Softmax(dim=1) if kind == "softmax" else None
+        self.softmax = {"softmax": nn.Softmax(dim=1), "sigmoid": nn.Sigmoid(), "relu_head": nn.ReLU()}.get(kind)
 
     def forward(self, x):
         h = x
@@ -92,13 +92,16 @@ class Loop:
     zero_init: bool = False
     misalign: bool = False
     skip_step: bool = False
+    ragged: bool = False  # N - 31 examples: the last batch holds one example (a DataLoader's drop_last=False)
+    target_scale: float = 1.0  # regression targets in raw units: y * scale + 4 * scale
+    watch_micro: bool = False  # w.step() after every micro-batch instead of after optimizer.step()
     extra: dict = field(default_factory=dict)
 
 
 def run(cfg: Loop, seed: int = 0, every: int = 20):
     """Train one loop; returns (check report, watch report)."""
     torch.manual_seed(seed)
-    x, y = blobs(N, seed)
+    x, y = blobs(N - 31 if cfg.ragged else N, seed)
     xv, yv = blobs(NV, seed + 1)
     x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
     if cfg.sort:
@@ -111,7 +114,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         y, yv = y + 1, yv + 1
     regression = cfg.loss.startswith("mse")
     if regression:
-        y, yv = x[:, 0] - x[:, 1], xv[:, 0] - xv[:, 1]
+        y, yv = ((t[:, 0] - t[:, 1]) * cfg.target_scale + 4 * (cfg.target_scale - 1) for t in (x, xv))
     model = Net(cfg.model, 1 if regression else classes)
     if cfg.zero_init:
         for p in model.parameters():
@@ -144,7 +147,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         return F.cross_entropy(out, t)
 
     pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt)
-    steps_per_epoch = N // BATCH
+    steps_per_epoch = -(-len(x) // BATCH) if cfg.ragged else len(x) // BATCH
     first = torch.arange(BATCH)
     with doctor.watch(model, opt, every=every) as w:
         for epoch in range(EPOCHS):
@@ -155,7 +158,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     p.requires_grad = True
                 if cfg.unfreeze_body == "added":
                     opt.add_param_group({"params": list(model.layers.parameters())})
-            perm = torch.arange(N) if cfg.sort else torch.randperm(N)
+            perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
             for i in range(steps_per_epoch):
                 idx = first if cfg.same_batch else perm[i * BATCH : (i + 1) * BATCH]
                 if cfg.zero_grad == "before":
@@ -169,6 +172,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     if cfg.accumulate > 1 and cfg.divide_accumulated:
                         loss = loss / cfg.accumulate
                     loss.backward()
+                    if cfg.watch_micro:
+                        w.step(loss, y=y[part])
                 if cfg.zero_grad == "between":
                     opt.zero_grad()
                 if cfg.clip is not None:
@@ -177,7 +182,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     opt.step()
                 if sched is not None and cfg.scheduler == "per_batch":
                     sched.step()
-                w.step(loss, y=y[idx])
+                if not cfg.watch_micro:
+                    w.step(loss, y=y[idx])
             if sched is not None and cfg.scheduler == "per_epoch":
                 sched.step()
             if not cfg.no_eval_for_validation:
@@ -240,6 +246,14 @@ CASES = [
     Case("optimizer.step() forgotten", Loop(skip_step=True), Loop(), "loop: optimizer.step()"),
     Case("regression output (B, 1) against targets (B,)", Loop(loss="mse_broadcast", lr=0.01),
          Loop(loss="mse", lr=0.01), "loop: labels"),
+    Case("data sorted by label, a short last batch", Loop(sort=True, ragged=True), Loop(ragged=True),
+         "loop: labels"),
+    Case("regression targets in raw units (x 5e4)", Loop(loss="mse", lr=1e-6, target_scale=5e4),
+         Loop(loss="mse", lr=0.01), "loop: labels"),
+    Case("w.step() after every micro-batch", Loop(accumulate=4, lr=0.05, watch_micro=True), Loop(accumulate=4, lr=0.05),
+         "w.step"),
+    Case("a Sigmoid after the last layer", Loop(model="sigmoid"), Loop(), "loop: loss"),
+    Case("a ReLU after the last layer", Loop(model="relu_head"), Loop(), "loop: loss"),
 ]
 
 

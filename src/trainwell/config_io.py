@@ -30,7 +30,8 @@ def _type_name(tp) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)
-        return f"a list of {_type_name(item)}"
+        plural = {int: "integers", float: "numbers", bool: "booleans", str: "strings", dict: "tables"}.get(item)
+        return f"a list of {plural or _type_name(item)}"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a table"}.get(
         tp, getattr(tp, "__name__", str(tp))
     )

@@ -209,7 +209,8 @@ def overfitting(history: list[dict], onset_epoch: int | None) -> Verdict:
         return Verdict("overfitting", "pass", value + "; no onset detected", "val loss not rising while train falls")
     return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}",  # epochs read from 1
                    "val loss not rising while train falls",
-                   "stop earlier (stop.criteria = ['early_stopping']) or regularize")
+                   "stop earlier (early stopping: keep the weights of the best validation epoch; in trainwell's "
+                   "config stop.criteria = ['early_stopping']) or regularize")
 
 
 LR_CURVE = "learning rate (loss curve)"

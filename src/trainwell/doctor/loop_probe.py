@@ -23,6 +23,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.loss_form import read_form
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 
 
 def _first_tensor(args, kwargs) -> torch.Tensor | None:
@@ -33,17 +34,34 @@ def _first_tensor(args, kwargs) -> torch.Tensor | None:
     return None
 
 
-class LoopProbe:
-    """Hooks on a user's model and optimizer. ``attach()`` installs them, ``detach()`` removes every one."""
+def _compiled(model: nn.Module) -> bool:
+    """Whether ``model`` runs under ``torch.compile`` (``module.compile()`` in place; a wrapper's original module
+    is what the probe sees): its hooks are then called from compiled code."""
+    return getattr(model, "_compiled_call_impl", None) is not None or getattr(model, "_trainwell_compiled", False)
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, every: int = 50):
-        self.model, self.optimizer, self.every = model, optimizer, max(1, int(every))
+
+class LoopProbe:
+    """Hooks on a user's model and optimizers. ``attach()`` installs them, ``detach()`` removes every one.
+
+    With several optimizers (e.g. ``SparseAdam`` for a sparse embedding and ``Adam`` for the rest) the first one's
+    steps are the loop's steps (rate, observed steps); every optimizer's parameters count as held."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | list, every: int = 50, *,
+                 compiled: bool = False):
+        optimizers = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+        self.model, self.optimizers, self.every = model, optimizers, max(1, int(every))
+        self.optimizer = optimizers[0]
+        self.compiled = compiled or _compiled(model)
         self.named = dict(model.named_parameters())
-        self.owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        self.owned = self._owned()
         model_ids = {id(p) for p in self.named.values()}
-        self.foreign = [tuple(p.shape) for g in optimizer.param_groups for p in g["params"] if id(p) not in model_ids]
+        self.foreign = [tuple(p.shape) for o in optimizers for g in o.param_groups for p in g["params"]
+                        if id(p) not in model_ids]
         self.mode_sensitive = [n for n, m in model.named_modules() if isinstance(m, _MODE_SENSITIVE)]
         self.opt_steps = 0
+        self.skipped = 0  # w.step calls whose optimizer step was skipped on non-finite gradients (AMP's GradScaler)
+        self.idle_calls = 0  # w.step calls with no optimizer step since the previous one
+        self._steps_at_call = 0
         self.lrs: list[float] = []
         self.steps: list[dict] = []  # one record per observed optimizer step
         self.received: set[str] = set()  # parameters that got a gradient on an observed step
@@ -57,7 +75,16 @@ class LoopProbe:
         self._outs: list[list] = []
         self._hooks: list = []
         self._grad_hooks: list = []
+        self._layer_hooks: list = []
         self._armed = False
+
+    def _owned(self) -> set[int]:
+        return {id(p) for o in self.optimizers for g in o.param_groups for p in g["params"]}
+
+    def _hook(self, fn):
+        """``fn`` as a hook: left out of the graph when the model is compiled (its reads of tensors into Python
+        numbers would break the graph and print dynamo's warnings)."""
+        return torch.compiler.disable(fn) if self.compiled else fn
 
     @property
     def frozen(self) -> list[str]:
@@ -66,8 +93,8 @@ class LoopProbe:
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def attach(self) -> None:
-        self._hooks = [self.model.register_forward_pre_hook(self._pre_forward, with_kwargs=True),
-                       self.model.register_forward_hook(self._post_forward),
+        self._hooks = [self.model.register_forward_pre_hook(self._hook(self._pre_forward), with_kwargs=True),
+                       self.model.register_forward_hook(self._hook(self._post_forward)),
                        self.optimizer.register_step_pre_hook(self._pre_step),
                        self.optimizer.register_step_post_hook(self._post_step)]
         self._arm()
@@ -84,12 +111,39 @@ class LoopProbe:
     def _arm(self) -> None:
         self._incoming, self._backwards, self._outs = {}, {}, []
         self._grad_hooks = [p.register_hook(self._grad_hook(id(p))) for p in self.named.values() if p.requires_grad]
+        # the input the first weighted layer receives: the scale that matters when the model normalizes its input
+        first = self._hook(self._first_layer_input)
+        self._layer_hooks = [m.register_forward_pre_hook(first) for m in self.model.modules()
+                             if isinstance(m, _WEIGHTED)]
         self._armed = True
 
     def _disarm(self) -> None:
-        for h in self._grad_hooks:
+        for h in self._grad_hooks + self._layer_hooks:
             h.remove()
-        self._grad_hooks, self._armed = [], False
+        self._grad_hooks, self._layer_hooks, self._armed = [], [], False
+
+    def step_recorded(self) -> None:
+        """Called by ``Watch.step``. A call with no optimizer step since the previous one is idle: a step that AMP's
+        GradScaler skipped (its gradients are not finite: what was gathered for it is dropped) or ``w.step`` called
+        per micro-batch."""
+        if self.opt_steps == self._steps_at_call:
+            self.idle_calls += 1
+            if self._armed and any(not bool(torch.isfinite(g).all()) for g in self._incoming.values()
+                                   if not g.is_sparse):
+                self.skipped += 1
+                self._disarm()
+                self._arm()
+        self._steps_at_call = self.opt_steps
+
+    def _first_layer_input(self, module, args) -> None:
+        entry = self.inputs[-1] if self.inputs else None
+        if entry is None or "layer_std" in entry or entry["step"] != self.opt_steps or not torch.is_grad_enabled():
+            return
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        entry["layer_std"] = None  # the first weighted layer of this forward has been seen
+        if x is not None and x.is_floating_point() and x.numel() > 1:
+            xd = x.detach().float()
+            entry["layer_std"], entry["layer_max_abs"] = float(xd.std()), float(xd.abs().max())
 
     def _grad_hook(self, pid: int):
         def hook(g):
@@ -118,7 +172,7 @@ class LoopProbe:
                 entry[1] = g.detach().clone() if entry[1] is None else entry[1] + g.detach()
             z.register_hook(keep)
 
-    def _pre_step(self, optimizer, args, kwargs) -> None:
+    def _pre_step(self, optimizer, args, kwargs) -> None:  # the first optimizer's
         lr = optimizer.param_groups[0].get("lr", math.nan)
         self.lrs.append(float(lr))
         training = [mode for mode, grad in self._forwards if grad]
@@ -141,18 +195,20 @@ class LoopProbe:
         dot = n_g = n_inc = r_p = p_p = r_r = 0.0
         present = cleared = 0
         not_owned, backwards = [], 0
-        self.owned = {id(p) for g in self.optimizer.param_groups for p in g["params"]}  # add_param_group counts
+        self.owned = self._owned()  # add_param_group counts
         for name, p in self.named.items():
             inc = self._incoming.get(id(p))
             if inc is None:
                 continue
-            if bool(inc.any()):
+            if bool((inc._values() if inc.is_sparse else inc).any()):
                 self.received.add(name)
                 if id(p) not in self.owned:
                     not_owned.append(name)
             backwards = max(backwards, self._backwards.get(id(p), 0))
-            present += 1
             g = p.grad
+            if inc.is_sparse or (g is not None and g.is_sparse):  # a sparse embedding's rows: held, not compared
+                continue
+            present += 1
             if g is None or not bool(g.any()):
                 cleared += bool(inc.any())
                 continue
@@ -178,6 +234,7 @@ class LoopProbe:
                 "form": known[0]["form"] if known and len(known) == len(forms) else None,
                 "loss_weight": sum(f["weight"] for f in known) if known and len(known) == len(forms) else None,
                 "rows": sum(f["rows"] for f in known), "classes": known[0]["classes"] if known else None,
+                "bounded": known[0]["bounded"] if known else None,
                 "first_logits": self._outs[0][0] if self.opt_steps == 0 and self._outs else None}
 
     def validation_seen(self) -> None:

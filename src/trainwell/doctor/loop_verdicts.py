@@ -36,7 +36,8 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
         return Verdict(name, "fail", f"{_group_names(seen)} receive gradients but no optimizer param group holds "
                        "them: they never change", "every parameter that gets a gradient is in the optimizer",
                        "layers unfrozen (or added) after the optimizer was built: add them with "
-                       "optimizer.add_param_group({'params': ...}) or rebuild the optimizer")
+                       "optimizer.add_param_group({'params': ...}) or rebuild the optimizer (if another optimizer "
+                       "steps them, give doctor.watch the list of optimizers)")
     if probe.foreign:
         return Verdict(name, "warn", f"the optimizer holds {len(probe.foreign)} tensors that are not this "
                        f"model's (shapes {probe.foreign[:3]})", "only the model's parameters",
@@ -163,6 +164,10 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
                        "gradient seen)", "-", "")
     s = steps[0]
     form, weight, k = s["form"], s["loss_weight"], s["backwards"]
+    amp = ""
+    if _power_of_two(s["scale"]) and s["resid"] < 1e-3:  # AMP's GradScaler: backward() ran on loss x 2^k
+        weight *= s["scale"]
+        amp = f"; GradScaler's scale {1 / s['scale']:.6g} divided out"
     if form == "cross_entropy_over_batch":
         return Verdict(name, "fail", "the softmax is taken over the batch axis (dim 0), not the classes",
                        "log_softmax / softmax over the class axis", "use dim=1 (or dim=-1) in log_softmax/softmax")
@@ -170,10 +175,16 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
         return Verdict(name, "fail", "cross-entropy is applied to probabilities (a softmax before the loss)",
                        "cross-entropy on raw logits", "nn.CrossEntropyLoss applies log-softmax itself: remove the "
                        "softmax before it (or use NLLLoss on log_softmax); a double softmax squashes the gradients")
+    bounded = [t["bounded"] for t in steps]
+    if form == "cross_entropy" and all(bounded):
+        return Verdict(name, "warn", f"cross-entropy on outputs {bounded[0]} on all {len(steps)} observed steps",
+                       "raw logits (any real value) into cross-entropy", "an activation after the last layer "
+                       "(Sigmoid, ReLU, Softmax) bounds the logits, so the loss cannot fall far and the gradients "
+                       "shrink: remove it (cross-entropy applies its own softmax)")
     rows = max(s["rows"], 1)
     formula = "NLL" if form == "nll" else "cross-entropy"
     if abs(weight - 1) <= 0.02:
-        value = f"mean {formula} (weights sum to {weight:.3g})"
+        value = f"mean {formula} (weights sum to {weight:.3g}){amp}"
     elif abs(weight - rows) <= 0.02 * rows:
         return Verdict(name, "info", f"summed {formula} over {rows} examples (reduction='sum')", "-",
                        "the gradient grows with the batch size: the learning rate must shrink with it")
@@ -188,7 +199,8 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
     c = s["classes"]
     if first_loss is not None and c and c > 1 and s["step"] == 0 and math.isfinite(first_loss):
         expected = weight * math.log(c) / max(k, 1)
-        if first_loss > 2.0 * expected:
+        # with k accumulated micro-batches the loss given to w.step may be one divided part or the whole: ln C
+        if first_loss > 2.0 * weight * math.log(c):
             return Verdict(name, "warn", f"first loss {first_loss:.4g} vs {expected:.4g} (ln C, C = {c} from the "
                            "output width)", "near ln C at initialization", "initial outputs are far from uniform: "
                            "inputs far from unit scale, or a last layer initialized too large")
@@ -218,6 +230,12 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     if floating:
         std = max(s["std"] for s in floating)
         top = max(s["max_abs"] for s in floating)
+        layer = [s for s in floating if s.get("layer_std") is not None]
+        inner = max((s["layer_std"] for s in layer), default=math.inf)
+        if (std > 5.0 or top > 50.0) and len(layer) == len(floating) and inner <= 5.0 and \
+                max(s["layer_max_abs"] for s in layer) <= 50.0:
+            return Verdict(name, "pass", f"inputs std up to {std:.3g} (max |x| {top:.3g}), normalized inside the "
+                           f"model: the first weighted layer receives std up to {inner:.3g}", "-")
         if std > 5.0 or top > 50.0:
             return Verdict(name, "warn", f"inputs far from unit scale: std up to {std:.3g}, max |x| {top:.3g}",
                            "std ~ 1", "normalize the inputs (e.g. divide 0..255 pixels by 255, or standardize "
@@ -239,7 +257,7 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     if not ys:
         return Verdict(name, "skip", "skipped: pass the targets as w.step(loss, y=y) to check them", "-", "")
     if ys[0].is_floating_point():
-        return Verdict(name, "pass", "floating-point targets, no broadcasting seen", "-")
+        return _float_targets(ys)
     flat = [y.reshape(-1) for y in ys]
     every = torch.cat(flat)
     valid = every[every >= 0]  # negative targets are ignore_index
@@ -261,11 +279,30 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     return Verdict(name, "pass", f"{len(ys)} batches, targets {lo}..{hi}, mixed like the whole run", "-")
 
 
+def _float_targets(ys: list[torch.Tensor]) -> Verdict:
+    """Floating-point targets (regression, soft labels): far from unit scale they make the loss and its gradients
+    scale with them (targets in raw units, e.g. prices), like unnormalized inputs."""
+    name = "loop: labels"
+    every = torch.cat([y.reshape(-1).double() for y in ys])
+    every = every[torch.isfinite(every)]
+    if every.numel() > 1:
+        std, mean, top = float(every.std()), float(every.mean()), float(every.abs().max())
+        if std > 5.0 or top > 50.0:
+            return Verdict(name, "warn", f"floating-point targets far from unit scale: mean {mean:.3g}, std "
+                           f"{std:.3g}, max |y| {top:.3g}", "targets of unit scale",
+                           "standardize regression targets ((y - mean) / std with the training set's mean and std; "
+                           "invert it for predictions): the loss and its gradients grow with the targets' scale, "
+                           "and an output layer that starts near 0 spends its training on the offset")
+    return Verdict(name, "pass", "floating-point targets, no broadcasting seen", "-")
+
+
 def _mix_test(flat: list[torch.Tensor]) -> str | None:
     """A permutation test of the batches' label mix: mean total-variation distance of each batch's label
-    histogram from the pooled one, against the same statistic after shuffling the pooled labels."""
+    histogram from the pooled one, against the same statistic after shuffling the pooled labels. Batches of
+    fewer than 4 labels (a short last batch) are left out."""
+    flat = [f for f in flat if len(f) >= 4]
     sizes = [len(f) for f in flat]
-    if len(flat) < 5 or min(sizes) < 4:
+    if len(flat) < 5:
         return None
     pooled = torch.cat(flat).clamp_min(0)
     c = int(pooled.max()) + 1
@@ -290,11 +327,21 @@ def _mix_test(flat: list[torch.Tensor]) -> str | None:
 
 
 def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
-    """``w.step`` calls with no ``optimizer.step()`` at all: the loop never updates (or steps another optimizer)."""
+    """``w.step`` calls with no ``optimizer.step()`` at all: the loop never updates (or steps another optimizer);
+    many more ``w.step`` calls than optimizer steps: ``w.step`` is called per micro-batch (the observed steps and
+    the update/weight ratios then read steps that did not update). Steps that AMP's GradScaler skipped on
+    non-finite gradients are neither."""
+    name = "loop: optimizer.step() runs"
     if calls >= 3 and probe.opt_steps == 0:
-        return Verdict("loop: optimizer.step() runs", "fail", f"{calls} steps recorded, optimizer.step() never ran",
+        return Verdict(name, "fail", f"{calls} steps recorded, optimizer.step() never ran",
                        "one optimizer.step() per step", "call optimizer.step() after loss.backward() (on the "
                        "optimizer given to doctor.watch)")
+    if probe.opt_steps >= 3 and calls - probe.skipped >= 1.5 * probe.opt_steps:
+        return Verdict(name, "warn", f"w.step() ran {calls} times for {probe.opt_steps} optimizer steps "
+                       f"({calls / probe.opt_steps:.3g} per step)", "one w.step() per optimizer.step()",
+                       "call w.step(loss) once per optimizer step, after optimizer.step() (with gradient "
+                       "accumulation: after the step that ends the k micro-batches), so that each observed step is "
+                       "an update")
     return None
 
 

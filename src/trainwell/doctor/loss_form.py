@@ -88,11 +88,13 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
     'nll' or None when unrecognised), ``weight`` (sum of the per-example weights a_i), ``rows`` (examples that
     received a gradient), ``classes``.
     """
+    # low-precision outputs (autocast) carry rounding in the gradient: the fit is judged at that precision
+    tol = max(TOLERANCE, 4 * torch.finfo(g.dtype).eps) if g.is_floating_point() else TOLERANCE
     z, g = z.detach().double(), g.detach().double()
     # with 2 classes every zero-sum gradient (a hinge's too) fits the softmax form: 3 or more are needed to tell
     if z.shape != g.shape or z.dim() < 2 or min(z.shape[-1], z.shape[1]) < 3 or not bool(torch.isfinite(g).all()) \
             or float(g.abs().sum()) == 0.0:
-        return {"form": None, "weight": None, "rows": 0, "classes": z.shape[-1] if z.dim() else 0}
+        return {"form": None, "weight": None, "rows": 0, "classes": z.shape[-1] if z.dim() else 0, "bounded": None}
     for layout, zz, gg in _rows(z, g):
         live = gg.abs().sum(1) > 0
         if int(live.sum()) == 0:
@@ -100,22 +102,35 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
         zl, gl = zz[live], gg[live]
         if layout == "batch":
             resid, a = _fit_over_batch(z, g)
-            if resid < TOLERANCE and float(a[0]) > 0:
+            if resid < tol and float(a[0]) > 0:
                 return {"form": "cross_entropy_over_batch", "weight": float(a[0]) * len(z), "rows": len(z),
-                        "classes": z.shape[1]}
+                        "classes": z.shape[1], "bounded": None}
             continue
         resid, a = _fit_softmax(zl, gl)
-        if resid < TOLERANCE and bool((a > 0).all()):
-            if bool((zz >= 0).all()) and bool(((zz.sum(1) - 1).abs() < 1e-4).all()):
+        if resid < tol and bool((a > 0).all()):
+            if bool((zz >= 0).all()) and bool(((zz.sum(1) - 1).abs() < max(1e-4, tol)).all()):
                 form = "cross_entropy_on_probabilities"
             else:
                 form = "cross_entropy"
-            return {"form": form, "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1]}
+            return {"form": form, "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1],
+                    "bounded": _bounded(zz)}
         resid, a = _fit_nll(gl)
-        if resid < TOLERANCE and bool((a > 0).all()):
-            return {"form": "nll", "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1]}
+        if resid < tol and bool((a > 0).all()):
+            return {"form": "nll", "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1],
+                    "bounded": None}
         resid, a = _fit_softmax_twice(zl, gl)
-        if resid < TOLERANCE and bool((a > 0).all()):
+        if resid < tol and bool((a > 0).all()):
             return {"form": "cross_entropy_on_probabilities", "weight": float(a.sum()), "rows": int(live.sum()),
-                    "classes": zz.shape[1]}
-    return {"form": None, "weight": None, "rows": 0, "classes": z.shape[-1]}
+                    "classes": zz.shape[1], "bounded": None}
+    return {"form": None, "weight": None, "rows": 0, "classes": z.shape[-1], "bounded": None}
+
+
+def _bounded(z: torch.Tensor) -> str | None:
+    """How logits ``z`` (N, C) are bounded when an activation follows the last layer: all in [0, 1] (a Sigmoid),
+    or non-negative with many exact zeros (a ReLU); None for raw logits."""
+    if float(z.min()) < 0:
+        return None
+    zeros = float((z == 0).double().mean())
+    if zeros >= 0.05:
+        return f"non-negative, {zeros:.0%} exactly 0 (a ReLU after the last layer?)"
+    return "all in [0, 1] (a Sigmoid after the last layer?)" if float(z.max()) <= 1 else None

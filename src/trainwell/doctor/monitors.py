@@ -147,6 +147,7 @@ class Monitor(Callback):
         self.warnings: list[dict] = []
         self._hooks: list = []
         self._recompile = None  # compiles a compiled model back after an observed step (suspend_compiled)
+        self.outer: nn.Module | None = None  # torch.compile's wrapper around the watched model, if it was given one
         self._armed = False
         self._snapshot: dict[str, torch.Tensor] | None = None
         self._acts: dict[str, dict] = {}
@@ -182,7 +183,7 @@ class Monitor(Callback):
         self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
                        if isinstance(m, _WATCHED + _LAYERS)]
         # a compiled model runs the observed step uncompiled: hooks traced into its graph would recompile it
-        self._recompile = suspend_compiled(model)
+        self._recompile = suspend_compiled(model if self.outer is None else self.outer)
 
     def _remove(self) -> None:
         for h in self._hooks:

@@ -49,25 +49,36 @@ from trainwell.doctor.report import Report
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
 
+#: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
+FLAT_RATIO_BAND = (1e-4, 1e-2)
+
 
 class Watch:
     """Monitors for a user's own loop. Use through :func:`watch`; call :meth:`step` once per optimizer step,
     after ``optimizer.step()`` and before the next ``zero_grad()`` (the observed step's gradients are read then).
+    ``optimizer`` may be a list of optimizers stepped together (the first one's steps count).
 
     Attributes:
         monitor: the underlying :class:`~trainwell.doctor.monitors.Monitor` (``records``, ``warnings``).
         losses: the training loss of every step (floats).
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, every: int = 50, *,
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | list[torch.optim.Optimizer],
+                 every: int = 50, *,
                  batch_size: int | None = None, **monitor_options):
         if not isinstance(model, nn.Module):
             raise TypeError(f"doctor.watch: model is a {type(model).__name__}, not a torch.nn.Module")
-        if not hasattr(optimizer, "param_groups"):
-            raise TypeError(f"doctor.watch: optimizer is a {type(optimizer).__name__}, not a torch optimizer")
-        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: hooks go on the original module
+        optimizers = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+        wrong = next((o for o in optimizers if not hasattr(o, "param_groups")), None) if optimizers else optimizer
+        if wrong is not None:
+            raise TypeError(f"doctor.watch: optimizer is a {type(wrong).__name__}, not a torch optimizer (or a list "
+                            "of them)")
+        compiled = hasattr(model, "_orig_mod")
+        outer, model = model, getattr(model, "_orig_mod", model)  # torch.compile's wrapper: hooks on the original
         self.monitor = Monitor(every=every, **monitor_options)
-        self.probe = LoopProbe(model, optimizer, every)
+        self.monitor.outer = outer if compiled else None  # observed steps run the wrapper uncompiled
+        self.probe = LoopProbe(model, optimizers, every, compiled=compiled)
+        optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
         self._calls = 0
         self._broadcast: str | None = None
@@ -127,6 +138,7 @@ class Watch:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
         self._calls += 1
+        self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             self.probe.unregistered = unregistered(self.probe.model, graph_leaves(loss))
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
@@ -195,20 +207,24 @@ class Watch:
 
     def _flat_direction(self, verdict):
         """A flat loss curve cannot say which way the rate is off; the observed steps' update/weight ratios can
-        (cs231n: ~1e-3 is healthy): below 1e-5 the steps are too small to move the loss, above 1e-1 they jump."""
+        (cs231n: ~1e-3 is healthy): more than 10x below it the steps are too small to move the loss, more than
+        10x above it they jump. With a healthy ratio and no progress the rate is not the cause: the inputs may
+        carry nothing about the targets (labels shuffled apart from their inputs), which the advice asks first."""
         if not str(verdict.value).startswith("flat"):
             return verdict
         ratios = sorted(v for r in self.monitor.records for v in r["update_ratio"].values() if math.isfinite(v))
         if not ratios:
             return verdict
         median = ratios[len(ratios) // 2]
-        lo, hi = self.monitor.update_range
-        if median < lo:
+        if median < FLAT_RATIO_BAND[0]:
             advice = f"the update/weight ratio is {median:.2g} (healthy ~1e-3): raise the learning rate (by 10x)"
-        elif median > hi:
+        elif median > FLAT_RATIO_BAND[1]:
             advice = f"the update/weight ratio is {median:.2g} (healthy ~1e-3): lower the learning rate (by 10x)"
         else:
-            return verdict
+            advice = (f"the update/weight ratio is {median:.2g}, near the healthy ~1e-3: if the inputs carry nothing "
+                      "about the targets the loss stays flat at any rate (are x and y shuffled with one "
+                      "permutation?); else try the learning rate 10x larger and 10x smaller, and look for dead "
+                      "units, a detached graph or frozen parameters")
         return type(verdict)(verdict.check, verdict.status, f"{verdict.value}; update/weight {median:.2g}",
                              verdict.expected, advice)
 
@@ -233,9 +249,11 @@ class Watch:
         return [v for v in out if v is not None]
 
 
-def watch(model: nn.Module, optimizer: torch.optim.Optimizer, every: int = 50, **options) -> Watch:
+def watch(model: nn.Module, optimizer: torch.optim.Optimizer | list[torch.optim.Optimizer], every: int = 50,
+          **options) -> Watch:
     """Watch your own training loop: ``with watch(model, optimizer, every=50) as w:`` ... ``w.step(loss)`` per
-    step, then ``w.report()``. ``options``: ``batch_size`` (quoted by the LR diagnosis) and the thresholds of
-    :class:`~trainwell.doctor.monitors.Monitor` (``dead_warn``, ``saturation_warn``, ``update_range``,
-    ``depth_ratio``, ``bins``)."""
+    step, then ``w.report()``. ``optimizer``: your optimizer, or the list of them when several step together (e.g.
+    ``SparseAdam`` for a sparse embedding beside ``Adam``). ``options``: ``batch_size`` (quoted by the LR
+    diagnosis) and the thresholds of :class:`~trainwell.doctor.monitors.Monitor` (``dead_warn``,
+    ``saturation_warn``, ``update_range``, ``depth_ratio``, ``bins``)."""
     return Watch(model, optimizer, every, **options)

@@ -130,8 +130,8 @@ def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True,
         seconds = round(time.perf_counter() - tic, 4)
         flagged = sum(v.status != "pass" for v in pre)
         outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
-        progress_mod.note(f"pre-flight: {len(pre)} checks in {seconds:.1f} s, {outcome}; "
-                          f"training {cfg.train.epochs} epochs", quiet)
+        epochs = f"{cfg.train.epochs} epoch{'s' if cfg.train.epochs != 1 else ''}"
+        progress_mod.note(f"pre-flight: {len(pre)} verdicts in {seconds:.1f} s, {outcome}; training {epochs}", quiet)
     atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
     return seconds, pre
 

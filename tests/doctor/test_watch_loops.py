@@ -1,0 +1,320 @@
+"""doctor.watch on loops written the way users write them beyond the planted-bug benchmark: several optimizers,
+mixed precision with a GradScaler, gradient accumulation, a DataLoader with a short last batch, inputs normalized
+inside the model, a bounded last layer, regression targets in raw units, w.step() per micro-batch, and a
+torch.compile'd model. Each healthy loop gets no warn/fail from the loop's checks; each bug is named by its cause.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainwell import doctor
+
+C = 4
+
+
+def _blobs(n=1024, d=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = 2.5 * torch.randn(C, d, generator=torch.Generator().manual_seed(123))
+    y = torch.randint(0, C, (n,), generator=g)
+    return centers[y] + torch.randn(n, d, generator=g), y
+
+
+def _mlp(d=8, out=C, head=None):
+    layers = [nn.Linear(d, 64), nn.ReLU(), nn.Linear(64, out)]
+    return nn.Sequential(*layers, *([head] if head is not None else []))
+
+
+def _loop_alarms(report):
+    return [v for v in report if v.check.startswith("loop:") and v.status in ("warn", "fail")]
+
+
+def _train(model, opt, x, y, *, epochs=3, batch=64, every=10, step=None, loss_fn=F.cross_entropy):
+    """A plain loop; ``step(model, opt, xb, yb, w)`` replaces the inner step when given."""
+    torch.manual_seed(1)
+    with doctor.watch(model, opt, every=every) as w:
+        for _ in range(epochs):
+            perm = torch.randperm(len(x))
+            for i in range(0, len(x) - batch + 1, batch):
+                idx = perm[i : i + batch]
+                if step is not None:
+                    step(model, opt, x[idx], y[idx], w)
+                    continue
+                loss = loss_fn(model(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=y[idx])
+    return w
+
+
+class SparseBag(nn.Module):
+    def __init__(self, vocab=200, dim=16):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim, sparse=True)
+        self.fc = nn.Linear(dim, C)
+
+    def forward(self, ids):
+        return self.fc(self.emb(ids).mean(1))
+
+
+def _sparse_loop(optimizers):
+    torch.manual_seed(0)
+    ids = torch.randint(0, 200, (512, 6))
+    y = ids[:, 0] % C
+    model = SparseBag()
+    sparse_opt = torch.optim.SparseAdam(list(model.emb.parameters()), lr=0.01)
+    dense_opt = torch.optim.Adam(model.fc.parameters(), lr=0.01)
+    both = [sparse_opt, dense_opt]
+
+    def step(model, opt, xb, yb, w):
+        loss = F.cross_entropy(model(xb), yb)
+        for o in both:
+            o.zero_grad()
+        loss.backward()
+        for o in both:
+            o.step()
+        w.step(loss, y=yb)
+
+    chosen = both if optimizers == "both" else [sparse_opt]
+    return _train(model, chosen, ids, y, step=step).report()
+
+
+def test_several_optimizers_stepped_together_hold_every_parameter():
+    report = _sparse_loop("both")
+    assert report["loop: optimizer holds the parameters"].status == "pass"
+    assert not _loop_alarms(report), _loop_alarms(report)
+    only_one = _sparse_loop("sparse")  # the dense layer's optimizer not given: its parameters look unheld
+    verdict = only_one["loop: optimizer holds the parameters"]
+    assert verdict.status == "fail" and "fc" in verdict.value and "list of optimizers" in verdict.advice
+
+
+def test_watch_refuses_what_is_not_an_optimizer():
+    model = _mlp()
+    with pytest.raises(TypeError, match="not a torch optimizer"):
+        doctor.watch(model, [torch.optim.SGD(model.parameters(), lr=0.1), "adam"])
+
+
+def _amp_step(scaler, *, twice=False):
+    def step(model, opt, xb, yb, w):
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = F.cross_entropy(model(xb), yb)
+            if twice:
+                loss = loss + F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        w.step(loss, y=yb)
+    return step
+
+
+def test_float16_autocast_with_a_grad_scaler_is_a_mean_loss_not_one_counted_65536_times():
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    report = _train(model, opt, x, y, step=_amp_step(torch.amp.GradScaler("cpu"))).report()
+    loss = report["loop: loss"]
+    assert loss.status == "pass" and "65536" in loss.value, loss
+    assert not _loop_alarms(report), _loop_alarms(report)
+    # the scale is divided out, not ignored: a loss counted twice still reads as twice the mean
+    torch.manual_seed(0)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    twice = _train(model, opt, x, y, step=_amp_step(torch.amp.GradScaler("cpu"), twice=True)).report()
+    assert twice["loop: loss"].status == "warn" and "2x" in twice["loop: loss"].value
+
+
+def test_steps_a_grad_scaler_skips_are_neither_accumulation_nor_w_step_misuse():
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**30)  # overflows float16 at first: steps are skipped
+    w = _train(model, opt, x, y, every=1, step=_amp_step(scaler))
+    assert w.probe.skipped >= 3 and w.probe.opt_steps < w._calls
+    report = w.report()
+    flow = report["loop: gradients at optimizer.step()"]
+    assert flow.status == "pass" and "backward() passes" not in flow.value, flow
+    assert not _loop_alarms(report), _loop_alarms(report)
+
+
+def _accumulate(k, *, logged="divided", w_step_per_micro=False):
+    def step(model, opt, xb, yb, w):
+        opt.zero_grad()
+        for part_x, part_y in zip(xb.chunk(k), yb.chunk(k), strict=True):
+            loss = F.cross_entropy(model(part_x), part_y)
+            (loss / k).backward()
+            if w_step_per_micro:
+                w.step(loss / k, y=part_y)
+        opt.step()
+        if not w_step_per_micro:
+            w.step(loss if logged == "full" else loss / k, y=yb)
+    return step
+
+
+@pytest.mark.parametrize("logged", ["divided", "full"])
+def test_gradient_accumulation_is_clean_whichever_loss_is_logged(logged):
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = _mlp()
+    report = _train(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, step=_accumulate(4, logged=logged)) \
+        .report()
+    assert not _loop_alarms(report), _loop_alarms(report)
+    assert "4 backward() passes per step" in report["loop: gradients at optimizer.step()"].value
+
+
+def test_w_step_per_micro_batch_is_named_and_the_update_ratio_defers_to_it():
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = _mlp()
+    w = _train(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, every=5,
+               step=_accumulate(4, w_step_per_micro=True))
+    report = w.report()
+    verdict = report["loop: optimizer.step() runs"]
+    assert verdict.status == "warn" and f"{w._calls} times for {w.probe.opt_steps}" in verdict.value
+    assert w._calls == 4 * w.probe.opt_steps
+    ratio = [v for v in report if v.check == "monitor: update/weight ratio"]
+    assert all(v.status in ("pass", "info") for v in ratio), ratio
+
+
+def _sorted_loader_loop(n):
+    x, y = _blobs(n)
+    order = y.argsort(stable=True)
+    loader = DataLoader(TensorDataset(x[order], y[order]), batch_size=64, shuffle=False)  # drop_last=False
+    torch.manual_seed(0)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(3):
+            for xb, yb in loader:
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=yb)
+    return w.report()
+
+
+@pytest.mark.parametrize("n", [1024, 1025, 1027])  # a last batch of 64, of 1, of 3 examples
+def test_data_sorted_by_label_is_named_also_with_a_short_last_batch(n):
+    verdict = _sorted_loader_loop(n)["loop: labels"]
+    assert verdict.status == "warn" and "label mix" in verdict.value, verdict
+
+
+class Normalizing(nn.Module):
+    """0..255 pixels in, normalized by the model's first operation (torchvision style)."""
+
+    def __init__(self, mean, std, inside=True):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        self.inside = inside
+        self.net = _mlp()
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std if self.inside else x)
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_inputs_normalized_inside_the_model_are_of_unit_scale(inside):
+    x, y = _blobs()
+    pixels = (x - x.min()) / (x.max() - x.min()) * 255  # 0..255 floats
+    torch.manual_seed(0)
+    model = Normalizing(pixels.mean(0), pixels.std(0), inside)
+    lr = 0.05 if inside else 1e-4
+    report = _train(model, torch.optim.SGD(model.parameters(), lr=lr), pixels, y).report()
+    verdict = report["loop: inputs"]
+    if inside:
+        assert verdict.status == "pass" and "normalized inside the model" in verdict.value, verdict
+    else:
+        assert verdict.status == "warn" and "far from unit scale" in verdict.value, verdict
+
+
+@pytest.mark.parametrize("head, named", [(nn.Sigmoid(), "Sigmoid"), (nn.ReLU(), "ReLU"), (None, None)])
+def test_an_activation_after_the_last_layer_is_named(head, named):
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = _mlp(head=head)
+    report = _train(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y).report()
+    verdict = report["loop: loss"]
+    if named is None:
+        assert verdict.status == "pass", verdict
+    else:
+        assert verdict.status == "warn" and named in verdict.value, verdict
+
+
+@pytest.mark.parametrize("softmax", [True, False])
+def test_the_loss_form_is_read_under_bfloat16_autocast(softmax):
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = _mlp(head=nn.Softmax(dim=1) if softmax else None)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(model, opt, xb, yb, w):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(xb)
+        loss = F.cross_entropy(out.float(), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        w.step(loss, y=yb)
+
+    verdict = _train(model, opt, x, y, step=step).report()["loop: loss"]
+    if softmax:
+        assert verdict.status == "fail" and "probabilities" in verdict.value, verdict
+    else:
+        assert verdict.status == "pass" and "mean cross-entropy" in verdict.value, verdict
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_regression_targets_in_raw_units_are_named(raw):
+    x, _ = _blobs()
+    target = x[:, 0] - 0.5 * x[:, 1]
+    y = target * 5e4 + 2e5 if raw else (target - target.mean()) / target.std()
+    torch.manual_seed(0)
+    model = _mlp(out=1)
+    report = _train(model, torch.optim.SGD(model.parameters(), lr=1e-3), x, y,
+                    loss_fn=lambda out, t: F.mse_loss(out.squeeze(1), t)).report()
+    verdict = report["loop: labels"]
+    if raw:
+        assert verdict.status == "warn" and "far from unit scale" in verdict.value, verdict
+        assert math.isclose(float(verdict.value.split("mean ")[1].split(",")[0]), float(y.mean()), rel_tol=0.05)
+    else:
+        assert verdict.status == "pass", verdict
+
+
+COMPILED_LOOP = """
+import torch, torch.nn.functional as F
+from torch import nn
+from trainwell import doctor
+torch.manual_seed(0)
+x, y = torch.randn(512, 8), torch.randint(0, 4, (512,))
+model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 4))
+compiled = torch.compile(model, backend="eager")  # dynamo traces the module's hooks as with inductor
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+with doctor.watch(compiled, opt, every=5) as w:
+    for i in range(0, 512, 32):
+        loss = F.cross_entropy(compiled(x[i : i + 32]), y[i : i + 32])
+        opt.zero_grad(); loss.backward(); opt.step()
+        w.step(loss, y=y[i : i + 32])
+report = w.report()
+alarms = [v.check for v in report if v.check.startswith("loop:") and v.status in ("warn", "fail")]
+print(report["monitors"].status, alarms)
+"""
+
+
+@pytest.mark.slow
+def test_a_compiled_model_is_watched_without_graph_break_warnings():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", COMPILED_LOOP], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Graph break" not in done.stderr and "trainwell" not in done.stderr, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "pass" and done.stdout.strip().endswith("[]"), done.stdout
