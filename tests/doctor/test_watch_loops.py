@@ -318,3 +318,63 @@ def test_a_compiled_model_is_watched_without_graph_break_warnings():
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Graph break" not in done.stderr and "trainwell" not in done.stderr, done.stderr[-2000:]
     assert done.stdout.split()[0] == "pass" and done.stdout.strip().endswith("[]"), done.stdout
+
+
+class Functional(nn.Module):
+    """Activations called as functions in forward, as many hand-written modules do."""
+
+    def __init__(self, act=F.relu, bias=0.0, scale=1.0):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(8, 64), nn.Linear(64, 64), nn.Linear(64, C)
+        self.act = act
+        with torch.no_grad():
+            self.fc1.bias.fill_(bias)
+            self.fc1.weight.mul_(scale)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.fc2(self.act(self.fc1(x)))))
+
+
+def _functional_watch(model, x, y):
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    return _train(model, opt, x, y, epochs=1, every=5)
+
+
+def test_functional_activations_are_monitored_by_the_layer_that_feeds_them():
+    x, y = _blobs()
+    torch.manual_seed(0)
+    w = _functional_watch(Functional(bias=-50.0), x, y)  # every unit after fc1 negative: all dead
+    record = w.monitor.records[-1]["activations"]
+    assert set(record) == {"F.relu after fc1", "F.tanh after fc2"}
+    assert record["F.relu after fc1"]["dead"] == 1.0 and "grad_hist" in record["F.tanh after fc2"]
+    dead = w.report()["monitor: dead ReLUs"]
+    assert dead.status == "warn" and dead.value.startswith("F.relu after fc1"), dead
+    assert torch._C._len_torch_function_stack() == 0  # the mode ended with the block
+
+    torch.manual_seed(0)
+    saturating = _functional_watch(Functional(act=torch.sigmoid, scale=200.0), x, y).report()
+    assert saturating["monitor: saturated units"].value.startswith("F.sigmoid after fc1")
+
+
+def test_module_activations_are_not_counted_twice():
+    x, y = _blobs()
+    torch.manual_seed(0)
+    w = _functional_watch(_mlp(), x, y)
+    assert set(w.monitor.records[-1]["activations"]) == {"1"}  # the nn.ReLU module, not its F.relu call again
+
+
+def test_the_functional_mode_ends_when_the_loop_raises():
+    x, y = _blobs()
+    model = Functional()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with pytest.raises(KeyboardInterrupt), doctor.watch(model, opt, every=1) as w:
+        for i in range(3):
+            loss = F.cross_entropy(model(x[i * 8 : (i + 1) * 8]), y[i * 8 : (i + 1) * 8])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+            if i == 1:
+                raise KeyboardInterrupt
+    assert torch._C._len_torch_function_stack() == 0
+    assert not model._forward_hooks and not model._forward_pre_hooks and not model.fc1._forward_hooks

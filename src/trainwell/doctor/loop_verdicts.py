@@ -107,7 +107,8 @@ def gradient_reach(probe: LoopProbe) -> Verdict:
         value = f"never received a gradient: {_group_names(starved)}" + (f"; {frozen}" if frozen else "")
         return Verdict(name, "warn", value, "a gradient for every parameter that requires one",
                        "a detached branch (.detach(), .item(), .data, torch.no_grad in forward), an auxiliary loss "
-                       "left out of the total, or an unused layer: these parameters never learn")
+                       "left out of the total, an unused layer, or every ReLU after them dead (see the monitors): "
+                       "these parameters never learn")
     if frozen:
         return Verdict(name, "info", frozen + f" ({_frozen_share(probe):.0%} of the parameters)", "-",
                        "frozen parameters never change: if they should train, set requires_grad_(True) and add them "

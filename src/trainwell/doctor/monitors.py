@@ -14,12 +14,14 @@ import math
 import torch
 from torch import nn
 
+from trainwell.doctor.functional_activations import FunctionalActivations
 from trainwell.doctor.verdict import Verdict
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.uncompiled import suspend_compiled
 
 _WATCHED = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # outputs checked for NaN/Inf only
+_STAND_IN = {cls.__name__: cls() for cls in _WATCHED}  # the kind of a functional activation (F.relu: ReLU)
 
 
 def _hist(t: torch.Tensor, bins: int) -> dict:
@@ -149,6 +151,7 @@ class Monitor(Callback):
         self._recompile = None  # compiles a compiled model back after an observed step (suspend_compiled)
         self.outer: nn.Module | None = None  # torch.compile's wrapper around the watched model, if it was given one
         self._armed = False
+        self._functional: FunctionalActivations | None = None
         self._snapshot: dict[str, torch.Tensor] | None = None
         self._acts: dict[str, dict] = {}
 
@@ -163,10 +166,13 @@ class Monitor(Callback):
                 if finite < 1.0:
                     self._acts[name] = {"kind": type(module).__name__, "nonfinite": 1.0 - finite}
                 return
-            self._acts[name] = activation_stats(module, out, self.bins)
-            if out.requires_grad:
-                out.register_hook(lambda g: self._acts[name].update(self._grad_stats(g)))
+            self._activation(name, module, out)
         return hook
+
+    def _activation(self, name: str, module: nn.Module, out: torch.Tensor) -> None:
+        self._acts[name] = activation_stats(module, out, self.bins)
+        if out.requires_grad:
+            out.register_hook(lambda g: self._acts[name].update(self._grad_stats(g)))
 
     def _grad_stats(self, g: torch.Tensor) -> dict:
         mean = float(g.mean())
@@ -182,6 +188,10 @@ class Monitor(Callback):
         self._remove()
         self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
                        if isinstance(m, _WATCHED + _LAYERS)]
+        if not any(isinstance(m, _WATCHED) for m in model.modules()):  # F.relu, torch.tanh, x.sigmoid() instead
+            self._functional = FunctionalActivations(
+                model, lambda name, kind, out: self._activation(name, _STAND_IN[kind], out))
+            self._functional.__enter__()
         # a compiled model runs the observed step uncompiled: hooks traced into its graph would recompile it
         self._recompile = suspend_compiled(model if self.outer is None else self.outer)
 
@@ -189,6 +199,9 @@ class Monitor(Callback):
         for h in self._hooks:
             h.remove()
         self._hooks = []
+        if self._functional is not None:
+            self._functional.__exit__(None, None, None)
+            self._functional = None
         if self._recompile is not None:
             self._recompile()
             self._recompile = None
