@@ -2,7 +2,10 @@
 out here (no trainwell builder, no torchvision). ResNet-18 (He et al. 2016, table 1), a MobileNet-style
 depthwise-separable stack (Howard et al. 2017) and a small ViT (Dosovitskiy et al. 2021) follow their papers.
 
-``CATALOG[name]()`` returns a :class:`Case`; ``HEAVY`` lists the ones that take seconds (the slow set)."""
+``CATALOG[name]()`` returns a :class:`Case`; ``HEAVY`` lists the ones that take seconds (the slow set).
+``SEVERAL_INPUTS[name]()`` returns models of more than one input: a text classifier ``forward(ids, mask)`` on
+padded sequences, the same model fed a dict batch (``forward(batch)`` and ``model(**batch)``) and a two-tower
+model of two float inputs."""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from torch import nn
 @dataclass
 class Case:
     model: nn.Module
-    x: torch.Tensor
+    #: one tensor, or several inputs: a tuple (``model(*x)``) or a dict (``model(**x)`` / ``model(x)``)
+    x: torch.Tensor | tuple | dict
     y: torch.Tensor
     loss_fn: Callable
     lr: float = 1e-2
@@ -450,6 +454,84 @@ CATALOG: dict[str, Callable[[], Case]] = {f.__name__: f for f in (
 HEAVY = ("resnet18", "mobilenet_style", "vit", "transformer_encoder")
 
 
+# -- several inputs ------------------------------------------------------------------------------------------
+def padded_tokens(n=64, length=12, vocab=50, classes=3, seed=0):
+    """Token ids (0 = padding, real tokens 1..vocab) of lengths 4..length, their mask and the labels."""
+    ids, y = tokens(n, length, vocab, classes, seed)
+    lengths = 4 + torch.arange(n) % (length - 3)
+    mask = torch.arange(length)[None, :] < lengths[:, None]
+    return (ids + 1) * mask, mask, y
+
+
+class MaskedBag(nn.Module):
+    """Mean of the real tokens' embeddings (the mask drops the padding), then an MLP."""
+
+    def __init__(self, vocab=51, dim=16, classes=3):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim, padding_idx=0)
+        self.ff = nn.Sequential(nn.Linear(dim, 32), nn.ReLU(), nn.Linear(32, classes))
+
+    def forward(self, ids, mask):
+        e = self.emb(ids) * mask[..., None]
+        return self.ff(e.sum(1) / mask.sum(1, keepdim=True).clamp_min(1))
+
+
+class DictBatch(MaskedBag):
+    """The same model written for a dict batch: ``model(batch)``."""
+
+    def forward(self, batch):
+        return super().forward(batch["ids"], batch["mask"])
+
+
+class TwoTower(nn.Module):
+    """A user tower and an item tower of float features, concatenated into a classifier."""
+
+    def __init__(self, du=6, di=4, classes=3):
+        super().__init__()
+        self.user = nn.Sequential(nn.Linear(du, 16), nn.Tanh())
+        self.item = nn.Sequential(nn.Linear(di, 16), nn.Tanh())
+        self.head = nn.Linear(32, classes)
+
+    def forward(self, user, item):
+        return self.head(torch.cat([self.user(user), self.item(item)], 1))
+
+
+def two_towers(n=96, classes=3, seed=0):
+    """(user, item) float features and labels that need both: the class is the argmax of 3 user features plus
+    3 item features."""
+    g = torch.Generator().manual_seed(seed)
+    user, item = torch.randn(n, 6, generator=g), torch.randn(n, 4, generator=g)
+    return user, item, (user[:, :classes] + item[:, :classes]).argmax(1)
+
+
+def masked_bag():
+    torch.manual_seed(0)
+    ids, mask, y = padded_tokens()
+    return Case(MaskedBag(), (ids, mask), y, nn.CrossEntropyLoss())
+
+
+def dict_batch():
+    torch.manual_seed(0)
+    ids, mask, y = padded_tokens()
+    return Case(DictBatch(), {"ids": ids, "mask": mask}, y, nn.CrossEntropyLoss())
+
+
+def keyword_batch():
+    torch.manual_seed(0)
+    ids, mask, y = padded_tokens()
+    return Case(MaskedBag(), {"mask": mask, "ids": ids}, y, nn.CrossEntropyLoss())  # model(**batch)
+
+
+def two_tower():
+    torch.manual_seed(0)
+    user, item, y = two_towers()
+    return Case(TwoTower(), (user, item), y, nn.CrossEntropyLoss())
+
+
+SEVERAL_INPUTS: dict[str, Callable[[], Case]] = {f.__name__: f for f in (masked_bag, dict_batch, keyword_batch,
+                                                                          two_tower)}
+
+
 def fresh(name: str) -> Case:
     """A new case (models are trained by the tests: never share one)."""
-    return copy.deepcopy(CATALOG[name]())
+    return copy.deepcopy({**CATALOG, **SEVERAL_INPUTS}[name]())

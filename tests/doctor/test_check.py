@@ -499,3 +499,141 @@ def test_the_baseline_stops_once_the_gain_is_shown_with_the_same_verdict():
         assert fast.status == full.status == expected, (fast, full)
         if expected != "pass":  # nothing was shown: both trained every step and say the same
             assert fast.value == full.value
+
+
+# -- check: several inputs ---------------------------------------------------------------------------------------
+def test_check_rejects_malformed_inputs_in_one_line():
+    x, y = blobs()
+    two = nn.Bilinear(4, 4, 3)
+    with pytest.raises(ValueError, match=r"different numbers of examples \(x\[0\]: 240, x\[1\]: 5\)") as err:
+        doctor.check(two, (x, x[:5]), y, F.cross_entropy)
+    assert "\n" not in str(err.value)  # one line, naming what is wrong and what is allowed
+    with pytest.raises(TypeError, match="input 'b' is a list, not a tensor"):
+        doctor.check(two, {"a": x, "b": [1, 2]}, y, F.cross_entropy)
+    with pytest.raises(TypeError, match=r"x is a int: x must be a tensor, a tuple or list of tensors"):
+        doctor.check(two, 3, y, F.cross_entropy)
+    with pytest.raises(ValueError, match="x has 240 examples and y 5"):
+        doctor.check(two, (x, x), y[:5], F.cross_entropy)
+    report = doctor.check(two, [x, x], y, F.cross_entropy)  # a list is called model(*x) as a tuple is
+    assert not [v for v in report if "could not run" in str(v.value)]
+
+
+# -- verdict fixes: the gradient check on channels_last weights and on a large loss --------------------------------
+def _cnn(bug: bool = False):
+    class Squared(nn.Module):
+        def forward(self, t):
+            return WrongBackward.apply(t)
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), Squared() if bug else nn.Tanh(), nn.Conv2d(4, 4, 3),
+                         nn.Tanh(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3)).to(memory_format=torch.channels_last)
+
+
+def test_gradient_checks_run_on_channels_last_weights():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 3, 6, 6, generator=g).contiguous(memory_format=torch.channels_last), torch.arange(24) % 3
+    model = _cnn()
+    assert not model[0].weight.is_contiguous()  # the layout the check must read through
+    report = doctor.check(model, x, y, F.cross_entropy)
+    for name in ("gradient check (data loss)", "gradient check (data + L2)"):
+        assert report[name].status == "pass", report[name]
+    assert pf.gradient_check(_cnn(bug=True), x, y).status == "fail"
+
+
+def test_the_gradient_check_reads_the_same_whatever_the_loss_scale():
+    """Multiplying the loss by a constant multiplies every gradient by it: the verdict must not change. Float64
+    keeps ~16 digits of a loss of 1e10, so a fixed absolute floor would call round-off a wrong backward."""
+    x, y = blobs()
+    model = mlp()
+    plain = pf.gradient_check(model, x, y)
+    big = pf.gradient_check(model, x, y, lambda o, t: 1e10 * F.cross_entropy(o, t))
+    with torch.no_grad():
+        loss = 1e10 * float(F.cross_entropy(model(x[:4]), y[:4]))  # the check reads 4 examples
+    assert plain.status == big.status == "pass" and f"loss {loss:.3g}: differences up to" in big.value, big
+
+    class Square(nn.Module):
+        def forward(self, t):
+            return WrongBackward.apply(t)
+
+    torch.manual_seed(0)
+    broken = nn.Sequential(nn.Linear(4, 8), Square(), nn.Linear(8, 3))
+    v = pf.gradient_check(broken, x, y, lambda o, t: 1e10 * F.cross_entropy(o, t))
+    assert v.status == "fail" and "custom backward" in v.advice and "standardize" in v.advice
+
+
+# -- verdict fixes: regression targets far from zero mean ------------------------------------------------------------
+def _prices(raw: bool):
+    """Standardized inputs; targets in dollars (2e5 +- 5e4) or standardized."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 6, generator=g)
+    price = 2e5 + 5e4 * x[:, :3].sum(1, keepdim=True) / 1.7 + 5e3 * torch.randn(256, 1, generator=g)
+    return x, price if raw else (price - price.mean()) / price.std()
+
+
+@pytest.mark.parametrize("loss_fn", [nn.MSELoss(), nn.L1Loss(), nn.HuberLoss()])
+def test_initial_loss_warns_on_targets_far_from_zero_mean_and_names_their_scale(loss_fn):
+    x, y = _prices(raw=True)
+    v = pf.initial_loss(mlp(d=6, out=1), x, y, loss_fn)
+    assert v.status == "warn" and "standardize" in v.advice and f"mean {float(y.mean()):.3g}" in v.advice, v
+    centre = y.mean() if isinstance(loss_fn, nn.MSELoss) else y.median()  # the best constant: mean (MSE), median
+    assert v.expected.endswith(f"the best constant predictor gives {float(loss_fn(centre.expand_as(y), y)):.4g}")
+    if isinstance(loss_fn, nn.MSELoss):
+        assert v.expected.endswith(f"{float(y.var(unbiased=False)):.4g}")  # MSE of the mean = var(y)
+    x, y = _prices(raw=False)
+    assert pf.initial_loss(mlp(d=6, out=1), x, y, loss_fn).status == "pass"
+    unit = torch.rand(256, 1, generator=torch.Generator().manual_seed(1))  # targets in [0, 1]: mean(y)^2/var = 4
+    assert pf.initial_loss(mlp(d=6, out=1), x, unit, loss_fn).status == "pass"
+
+
+def test_raw_regression_targets_are_not_blamed_on_a_backward_pass():
+    x, y = _prices(raw=True)
+    report = doctor.check(mlp(d=6, out=1), x, y, nn.MSELoss())
+    for name in ("gradient check (data loss)", "gradient check (data + L2)"):
+        assert report[name].status == "pass" and "custom backward" not in report[name].advice, report[name]
+    assert report["initial loss"].status == "warn"
+    x, y = _prices(raw=False)
+    assert doctor.check(mlp(d=6, out=1), x, y, nn.MSELoss()).status == "pass"
+
+
+# -- verdict fixes: an activation after the last layer before cross-entropy ------------------------------------------
+@pytest.mark.parametrize(("last", "low"), [(nn.Sigmoid(), 0.0), (nn.Tanh(), -1.0)])
+def test_a_bounding_last_activation_is_named_when_overfitting_fails(last, low):
+    """Scores in [low, 1] bound cross-entropy over 3 classes below by ln(1 + 2 e^(low - 1)) (0.551 for a Sigmoid,
+    0.239 for a Tanh): no training reaches the floor 0, so the check fails, and its advice names the module
+    rather than capacity or labels."""
+    x, y = blobs()
+    torch.manual_seed(0)
+    model = nn.Sequential(mlp(), last)
+    v = pf.overfit_tiny_subset(model, x, y, steps=50)
+    final = float(v.value.split("-> ")[1].split(",")[0])
+    assert v.status == "fail" and final >= math.log(1 + 2 * math.exp(low - 1)) - 1e-3, v
+    assert f"pass through {type(last).__name__} (module '1')" in v.advice and "raw logits" in v.advice
+    assert "capacity" not in v.advice
+
+
+def test_the_output_activation_is_read_from_the_module_or_the_scores():
+    from trainwell.doctor.output_layer import bounded_scores, last_activation
+
+    x, y = blobs()
+    relu = nn.Sequential(mlp(), nn.ReLU())
+    assert last_activation(relu, x) == ("1", "ReLU")
+    assert "never negative: cross-entropy needs raw logits" in bounded_scores(relu, x, y, nn.CrossEntropyLoss())
+    assert last_activation(mlp(), x) is None and bounded_scores(mlp(), x, y, F.cross_entropy) is None
+    assert bounded_scores(relu, x, x[:, :3] ** 2, nn.MSELoss()) is None  # a regression may well end in ReLU
+    binary = nn.Sequential(mlp(out=1), nn.Sigmoid())
+    text = bounded_scores(binary, x, (y == 0).float()[:, None], nn.BCEWithLogitsLoss())
+    assert "BCE with logits needs raw logits (it applies its own sigmoid)" in text
+
+    class Functional(nn.Module):  # the activation applied in forward: no module to name, the scores tell
+        def __init__(self):
+            super().__init__()
+            self.net = mlp()
+
+        def forward(self, t):
+            return torch.sigmoid(self.net(t))
+
+    squashed = Functional()
+    assert bounded_scores(squashed, x, y, F.cross_entropy) is None  # scores near 0.5 could be anything's
+    with torch.no_grad():
+        squashed.net[4].weight.mul_(100)  # as training pushes them: pinned at 0 and 1
+    assert "stay in [0, 1]" in bounded_scores(squashed, x, y, F.cross_entropy)

@@ -11,6 +11,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import _ACTIVATIONS, _WEIGHTED, _training_forward
+from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
 
@@ -34,7 +35,7 @@ def symmetry(model: nn.Module, tol: float = 1e-8) -> Verdict:
     return Verdict("symmetry", "pass", "all hidden units distinct", "distinct hidden units")
 
 
-def _activation_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable):
+def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable):
     """Forward std and back-propagated gradient std at every activation layer's output, in order."""
     acts: list[tuple[str, torch.Tensor]] = []
 
@@ -54,7 +55,7 @@ def _activation_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_f
     was = model.training
     _training_forward(model)
     try:
-        out = model(x)
+        out = call(model, x)
         loss = loss_fn(out, y)
         (loss.mean() if loss.dim() else loss).backward()
     finally:
@@ -68,8 +69,9 @@ def _activation_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_f
             for name, a in acts if a.numel() > 1 and id(a) not in final]
 
 
-def variance_propagation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
-                         warn_ratio: float = 0.1, fail_ratio: float = 1e-2) -> Verdict:
+def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
+                         loss_fn: Callable = F.cross_entropy, warn_ratio: float = 0.1,
+                         fail_ratio: float = 1e-2) -> Verdict:
     """Activation std and gradient std through depth at init: collapse or explosion is a warn/fail naming the
     init to use instead (Glorot & Bengio 2010; He et al. 2015)."""
     stats = _activation_stats(model, x, y, loss_fn)

@@ -13,11 +13,13 @@ from torch import nn
 from trainwell.doctor.budget import _affordable_steps
 from trainwell.doctor.fitting import _free_outputs, _train_copy
 from trainwell.doctor.forward import _accuracy, _training_forward
+from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar
+from trainwell.doctor.targets import far_from_unit
 from trainwell.doctor.verdict import Verdict
 
 
-def input_independent_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
                                loss_fn: Callable = F.cross_entropy, steps: int = 100, lr: float = 1e-2,
                                n: int = 256, seed: int = 0, holdout: float = 0.25,
                                stop_when_shown: bool = True) -> Verdict:
@@ -33,7 +35,8 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tenso
     training losses is not enough: a model that memorizes labels shuffled
     against the inputs uses the inputs as an address, reaches a lower training loss, and has learned nothing; on
     held-out examples it is never better than the class prior. With fewer than 16 examples nothing is held out
-    and the verdict says so.
+    and the verdict says so. The constant output needs no input at all, so with several inputs (token ids and a
+    mask, two towers) or integer ones nothing has to be zeroed or replaced: every input is held out at once.
 
     The criterion is met once and for all by the best checkpoint so far, so with ``stop_when_shown`` (the default)
     training stops at the first check that meets it: a model that uses its inputs passes after a few dozen steps
@@ -47,7 +50,7 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tenso
     train, held = slice(0, len(xs) - k), slice(len(xs) - k, len(xs))
 
     def held_out(m: nn.Module, out=None) -> tuple[float, float | None]:
-        out = m(xs[held]) if out is None else out
+        out = call(m, xs[held]) if out is None else out
         return _scalar(loss_fn(out, ys[held])), _accuracy(out, ys[held])
 
     best = {"loss": math.inf, "acc": None}
@@ -63,16 +66,22 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tenso
             best["loss"], best["acc"] = loss, acc
         return stop_when_shown and _shown(best, k, zero_held, zero_acc)
 
-    steps = _affordable_steps(model, xs[train], ys[train], loss_fn, steps)
+    steps = _affordable_steps(_Spread(model) if isinstance(xs, Inputs) else model, xs[train], ys[train], loss_fn,
+                              steps)
     m, _ = _train_copy(model, xs[train], ys[train], loss_fn, steps, lr, seed, every=5 if k else 0,
                        watch=watch if k else None)
     _training_forward(m)
     with torch.no_grad():
-        real_train = _scalar(loss_fn(m(xs[train]), ys[train]))
+        real_train = _scalar(loss_fn(call(m, xs[train]), ys[train]))
         zero_train = _scalar(loss_fn(const(len(ys[train])), ys[train]))
         if k:
             watch(m)
-    return _judge(real_train, zero_train, k, best, zero_held, zero_acc)
+    verdict = _judge(real_train, zero_train, k, best, zero_held, zero_acc)
+    targets = far_from_unit(ys) if verdict.status != "pass" else None
+    if targets:  # a copy whose outputs start near 0 spends its few steps learning the targets' offset
+        verdict.advice = (f"{targets}: a copy whose outputs start near 0 spends its steps learning their offset; "
+                          f"else {verdict.advice}")
+    return verdict
 
 
 def _margin(zero_acc: float, k: int) -> float:
@@ -124,3 +133,15 @@ def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: 
                    "real inputs reach a clearly lower held-out loss (< 0.9 x the best input-independent model) or a "
                    "clearly higher held-out accuracy (by 3 standard errors)",
                    advice)
+
+
+class _Spread(nn.Module):
+    """A model of several inputs as a module of one: ``_Spread(model)(inputs)`` is ``model(*inputs)`` (or
+    ``model(**inputs)``), for helpers that time ``m(x)`` on a copy."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Inputs):
+        return call(self.model, x)

@@ -6,19 +6,25 @@ import torch
 from torch import nn
 
 from trainwell.doctor import outputs as O
+from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
 
-def batch_independence(model: nn.Module, x: torch.Tensor, i: int = 0) -> Verdict:
+def batch_independence(model: nn.Module, x: torch.Tensor | Inputs, i: int = 0) -> Verdict:
     """In eval mode, sample j must not affect sample i's output: d out_i / d x_j = 0 for j != i (for integer
-    inputs such as token ids: out_i must not change when the other samples are replaced)."""
+    inputs such as token ids: out_i must not change when the other samples are replaced).
+
+    With several inputs both are read: the gradient with respect to every floating-point input, and out_i when
+    the other samples' integer and boolean inputs (ids, masks) are replaced by sample i's own."""
     xs = x[: min(len(x), 8)]
     was = model.training
     model.eval()
     try:
-        if O.logits(model(xs[:2])) is None:
+        if O.logits(call(model, xs[:2])) is None:
             return Verdict("batch independence", "skip", "skipped: no output tensor to compare", "0", "")
-        if xs.is_floating_point():
+        if isinstance(xs, Inputs):
+            others, what = _several(model, xs, i)
+        elif xs.is_floating_point():
             xs = xs.detach().clone().requires_grad_(True)
             out = O.logits(model(xs))[i].sum()
             (grad,) = torch.autograd.grad(out, xs, allow_unused=True)
@@ -37,3 +43,38 @@ def batch_independence(model: nn.Module, x: torch.Tensor, i: int = 0) -> Verdict
     return Verdict("batch independence", "pass" if ok else "fail", what, "0",
                    "" if ok else "samples mix inside the batch in eval mode: a BatchNorm left in train mode, or a "
                                  "reduction over the batch axis")
+
+
+def _several(model: nn.Module, xs: Inputs, i: int) -> tuple[float, str]:
+    """The largest influence of the other samples on sample ``i``'s output, and its description: gradients
+    with respect to the floating-point inputs, and the change of out_i when the other samples' integer/boolean
+    inputs become copies of sample i's (a different batch, not a reordering of the same one)."""
+    floats = [name for name, t in xs.items() if t.is_floating_point()]
+    found, parts = 0.0, []
+    if floats:
+        xg = xs.map(lambda t: t.detach().clone().requires_grad_(True) if t.is_floating_point() else t)
+        leaves = [t for t in xg.tensors() if t.is_floating_point()]
+        out = O.logits(call(model, xg))[i].sum()
+        grads = torch.autograd.grad(out, leaves, allow_unused=True)
+        leak = torch.zeros(len(xs), device=leaves[0].device)
+        for g in grads:
+            if g is not None:
+                leak = leak + g.reshape(len(xs), -1).abs().sum(dim=1).to(leak.dtype)
+        others = float(torch.cat([leak[:i], leak[i + 1 :]]).max()) if len(xs) > 1 else 0.0
+        found = max(found, others)
+        parts.append(f"max |d out_{i} / d x_j| = {others:.3g} ({', '.join(floats)})")
+    fixed = [name for name, t in xs.items() if not t.is_floating_point()]
+    if fixed and len(xs) > i + 1:
+
+        def copies(t: torch.Tensor) -> torch.Tensor:
+            if t.is_floating_point():
+                return t
+            return torch.cat([t[: i + 1], t[i : i + 1].expand(len(t) - i - 1, *t.shape[1:])])
+
+        with torch.no_grad():
+            a = O.logits(call(model, xs))[i]
+            b = O.logits(call(model, xs.map(copies)))[i]
+        change = float((a - b).abs().max())
+        found = max(found, change)
+        parts.append(f"max |out_{i} change| when the others' {', '.join(fixed)} change = {change:.3g}")
+    return found, "; ".join(parts)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor import preflight as pf
+from trainwell.doctor.inputs import Inputs, as_inputs, call
 from trainwell.doctor.report import Report
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
@@ -89,7 +90,7 @@ def _weight_decay(optimizer: torch.optim.Optimizer | None) -> float:
                 for g in optimizer.param_groups), default=0.0)
 
 
-def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, *,
+def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tensor, loss_fn: Callable, *,
           penalty: Callable[[nn.Module], torch.Tensor] | None = None,
           optimizer: torch.optim.Optimizer | None = None, num_classes: int | None = None,
           examples: int = 256) -> Report:
@@ -107,7 +108,13 @@ def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
     Args:
         model: any ``nn.Module`` (also ``torch.compile``d); its output, whatever its structure (tensor, tuple,
             dict, dataclass), goes to ``loss_fn`` as ``loss_fn(model(x), y)``.
-        x, y: a batch of inputs and targets (the first ``examples`` are used).
+        x: a batch of inputs: one tensor (``model(x)``), a tuple or list of tensors for a model with several
+            inputs (``model(*x)``, e.g. ``(ids, mask)``) or a dict of tensors (``model(**x)``; ``model(x)`` when
+            ``forward`` takes one argument that the keys do not name). Every tensor holds the examples along its
+            first dimension; the checks slice them together. Only floating-point inputs are cast to float64 for
+            the gradient check (integer ids and boolean masks stay); batch independence reads the gradient
+            with respect to the floating-point inputs and replaces the other examples' integer or boolean inputs.
+        y: the targets of the batch (the first ``examples`` are used).
         loss_fn: a function (``F.cross_entropy``), an ``nn.Module`` loss (``nn.CrossEntropyLoss()``,
             ``nn.NLLLoss()``, ``nn.MultiMarginLoss()``, ``nn.MSELoss()``, ``nn.BCEWithLogitsLoss()``, ...) or any
             callable returning a scalar (or per-example) loss.
@@ -120,13 +127,16 @@ def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
         A :class:`Report` (``.failed``, ``.warnings``, ``.status``, a rich table, ``.to_json()``).
 
     Raises:
-        TypeError: if the arguments are not a module, tensors and a callable.
-        ValueError: if ``x`` and ``y`` differ in length or hold fewer than 2 examples.
+        TypeError: if the arguments are not a module, tensors (``x``: or a tuple, list or dict of tensors) and a
+            callable.
+        ValueError: if ``x`` and ``y`` differ in length or hold fewer than 2 examples, or the tensors of ``x``
+            differ in their first dimension.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"doctor.check: model is a {type(model).__name__}, not a torch.nn.Module")
-    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
-        raise TypeError(f"doctor.check: x and y must be tensors, got {type(x).__name__} and {type(y).__name__}")
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"doctor.check: y must be a tensor of targets, got {type(y).__name__}")
+    x = as_inputs(x, getattr(model, "_orig_mod", model))
     if len(x) != len(y) or len(x) < 2:
         raise ValueError(f"doctor.check: x has {len(x)} examples and y {len(y)}: give the same number, at least 2")
     if not callable(loss_fn):
@@ -149,7 +159,7 @@ def check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
 
 
-def _total_penalty(penalty, weight_decay: float, model: nn.Module, x: torch.Tensor):
+def _total_penalty(penalty, weight_decay: float, model: nn.Module, x: torch.Tensor | Inputs):
     """The user's penalty plus 1/2 wd ||w||^2. On the user's model it is evaluated after a training-mode forward
     (seeded, gradients on), so that activity penalties, which watch the forward pass, see what training sees;
     modes, buffers and RNG are restored by the caller's :class:`untouched`. On the checks' copies (the gradient
@@ -165,7 +175,7 @@ def _total_penalty(penalty, weight_decay: float, model: nn.Module, x: torch.Tens
                 m.train()
                 with torch.enable_grad(), torch.random.fork_rng(devices=[]):
                     torch.manual_seed(0)
-                    m(x)
+                    call(m, x)
                 m.train(was)
             value = value + penalty(m)
         if weight_decay:

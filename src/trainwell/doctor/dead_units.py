@@ -21,12 +21,13 @@ import torch
 from torch import nn
 
 from trainwell.doctor.forward import _training_forward, hooked_forward
+from trainwell.doctor.inputs import Inputs
 from trainwell.doctor.verdict import Verdict
 
 _RECTIFIERS = (nn.ReLU, nn.ReLU6)  # exact zeros below the kink (LeakyReLU, GELU, ELU pass a gradient there)
 
 
-def dead_fractions(model: nn.Module, x: torch.Tensor) -> list[tuple[str, float]]:
+def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, float]]:
     """(layer name, fraction of its units that are 0 for every example of ``x``) for every ReLU layer, in order
     of the forward pass; the model's modes are restored."""
     found: list[tuple[str, float]] = []
@@ -46,7 +47,7 @@ def dead_fractions(model: nn.Module, x: torch.Tensor) -> list[tuple[str, float]]
     return found
 
 
-def dead_units(model: nn.Module, x: torch.Tensor, warn: float = 0.5) -> Verdict:
+def dead_units(model: nn.Module, x: torch.Tensor | Inputs, warn: float = 0.5) -> Verdict:
     """Fail when a ReLU layer is dead as a whole (nothing passes it: no gradient reaches the layers below), warn
     when more than ``warn`` of a layer's units are dead; skip when the model has no ReLU layer."""
     name = "dead units"

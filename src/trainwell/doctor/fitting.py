@@ -12,11 +12,12 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import _training_forward
+from trainwell.doctor.inputs import Inputs, call
 from trainwell.optim import build_optimizer
 from trainwell.optim_eager import eager
 
 
-def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, steps: int, lr: float,
+def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, steps: int, lr: float,
                 seed: int, stop_below: float | None = None, every: int = 0,
                 watch: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, float]:
     """Train a deep copy with full-batch Adam (the user's model and RNG untouched); returns it and the last loss.
@@ -35,7 +36,7 @@ def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
         opt = build_optimizer(trainable, "adam", lr=lr)
         final = math.nan
         for i in range(steps):
-            loss = loss_fn(m(x), y)
+            loss = loss_fn(call(m, x), y)
             loss = loss.mean() if loss.dim() else loss
             opt.zero_grad()
             loss.backward()
@@ -53,7 +54,7 @@ def _train_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
     return m.eval(), final
 
 
-def _free_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, per_example: bool,
+def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, per_example: bool,
                   max_iter: int = 100) -> Callable[[int], object]:
     """Outputs fitted to ``(x, y)`` directly, with the model's output structure, by L-BFGS on the user's loss:
     one constant per output tensor (``per_example=False``: the best any input-independent model can do; for
@@ -61,7 +62,7 @@ def _free_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: C
     can reach, e.g. the smoothed targets' entropy under label smoothing). Returns ``build(n)`` -> an output for
     ``n`` examples (only ``n = len(x)`` when per example)."""
     with torch.no_grad():
-        sample = copy.deepcopy(model).eval()(x if per_example else x[:1])
+        sample = call(copy.deepcopy(model).eval(), x if per_example else x[:1])
     floats = [t for t in O.leaves(sample) if t.is_floating_point()]
     free = [torch.zeros(t.shape if per_example else t.shape[1:], dtype=t.dtype, device=t.device,
                         requires_grad=True) for t in floats]

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor import outputs as O
+from trainwell.doctor.inputs import Inputs, call, fields
 from trainwell.train.uncompiled import uncompiled
 
 _KINKS = (nn.ReLU, nn.LeakyReLU, nn.MaxPool1d, nn.MaxPool2d, nn.Hardtanh, nn.ReLU6)
@@ -22,15 +23,18 @@ _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.GELU
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-def input_scale(x: torch.Tensor) -> str | None:
+def input_scale(x: torch.Tensor | Inputs) -> str | None:
     """A sentence when floating-point inputs are far from unit scale (raw 0..255 pixels, unscaled features), the
-    usual cause of a huge initial loss or saturated first layer; None when they are fine or not floating point."""
-    if not x.is_floating_point() or x.numel() < 2:
-        return None
-    std, top = float(x.float().std()), float(x.float().abs().max())
-    if math.isfinite(std) and (std > 5.0 or top > 50.0):
-        return (f"the inputs are far from unit scale (std {std:.3g}, max |x| {top:.3g}): normalize them (e.g. "
-                f"divide 0..255 pixels by 255, or standardize each feature with the training mean and std)")
+    usual cause of a huge initial loss or saturated first layer; None when they are fine or not floating point.
+    With several inputs each floating-point one is read, and the sentence names the first that is off."""
+    for name, t in fields(x):
+        if not t.is_floating_point() or t.numel() < 2:
+            continue
+        std, top = float(t.float().std()), float(t.float().abs().max())
+        if math.isfinite(std) and (std > 5.0 or top > 50.0):
+            which = "the inputs are" if isinstance(x, torch.Tensor) else f"the input {name} is"
+            return (f"{which} far from unit scale (std {std:.3g}, max |x| {top:.3g}): normalize them (e.g. "
+                    f"divide 0..255 pixels by 255, or standardize each feature with the training mean and std)")
     return None
 
 
@@ -45,33 +49,35 @@ def _training_forward(model: nn.Module) -> nn.Module:
     return model
 
 
-def hooked_forward(model: nn.Module, x: torch.Tensor, types: tuple[type, ...], record) -> None:
+def hooked_forward(model: nn.Module, x: torch.Tensor | Inputs, types: tuple[type, ...], record) -> None:
     """One forward pass of ``x`` without gradients, calling ``record(name, input, output)`` for every module of
-    ``types``; the hooks are removed afterwards, also on an exception."""
-    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: record(name, args[0], out))
+    ``types`` (``input`` is its first positional argument, None if it has none); the hooks are removed
+    afterwards, also on an exception."""
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: record(name, args[0] if args else None, out))
              for name, m in model.named_modules() if isinstance(m, types)]
     try:
         with torch.no_grad(), uncompiled(model):  # a compiled forward would not call hooks added after it
-            model(x)
+            call(model, x)
     finally:
         for h in hooks:
             h.remove()
 
 
-def _outputs(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+def _outputs(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     """(name, input, output) of every Linear/Conv layer on one forward pass."""
     seen = []
     hooked_forward(model, x, _WEIGHTED, lambda name, inp, out: seen.append((name, inp, out)))
     return seen
 
 
-def _suspect_layer(model: nn.Module, x: torch.Tensor) -> str:
+def _suspect_layer(model: nn.Module, x: torch.Tensor | Inputs) -> str:
     """The weighted layer whose output std / input std ratio is furthest from 1 (in log scale)."""
     scale = input_scale(x)
     if scale is not None:
         return scale
     rows = [(name, float(out.std() / inp.std().clamp_min(1e-12))) for name, inp, out in _outputs(model, x)
-            if isinstance(out, torch.Tensor) and inp.is_floating_point() and out.numel() > 1 and inp.numel() > 1]
+            if isinstance(out, torch.Tensor) and isinstance(inp, torch.Tensor) and inp.is_floating_point()
+            and out.numel() > 1 and inp.numel() > 1]
     if not rows:
         return "no Linear/Conv layer found"
     name, ratio = max(rows, key=lambda r: abs(math.log(max(r[1], 1e-12))))

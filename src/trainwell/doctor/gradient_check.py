@@ -14,10 +14,14 @@ from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.budget import _within_budget
 from trainwell.doctor.forward import _KINKS, _training_forward
+from trainwell.doctor.inputs import Inputs, call, cast
 from trainwell.doctor.registration import unregistered_in_loss
 from trainwell.doctor.verdict import Verdict
 
 GRAD_ATOL = 1e-8  # below this both gradients are float64 round-off of the centred difference (|f| ~ 1, h = 1e-5)
+
+
+LARGE_LOSS = 1e4  # a loss above this costs the centred difference digits: a failure says so
 
 
 GRAD_RTOL = 1e-4  # cs231n: a relative error < 1e-4 is fine for nets with kinks
@@ -40,7 +44,7 @@ def _quality(err: float, kinks: bool) -> str:
     return "good"
 
 
-def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
+def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
                    penalty: Callable[[nn.Module], torch.Tensor] | None = None, coords: int = 5, h: float = 1e-5,
                    seed: int = 0, name: str = "gradient check", n: int = 4, atol: float = GRAD_ATOL,
                    budget_s: float | None = None) -> Verdict:
@@ -52,6 +56,12 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
     than ``atol`` agrees whatever its relative error: vanishing true gradients (1e-28 vs 0.0) are not a wrong
     backward. If every sampled gradient is below ``atol`` the verdict says "vanishing gradients". Only ``n``
     examples are used: fewer units near a kink, fewer false alarms (cs231n).
+
+    The round-off of a centred difference grows with the loss itself (float64 keeps ~16 digits of f(w + h) and
+    f(w - h), so about eps |f| / h of the slope is noise): ``atol`` holds for a loss up to 1 and is scaled by |f|
+    above (a loss of 4e10 - regression targets in raw units - resolves no slope below ~1), so the verdict does
+    not change when the loss is multiplied by a constant, and round-off is not mistaken for a wrong backward.
+    Only floating-point inputs are cast to float64 (integer ids and boolean masks stay as they are).
     """
     if not any(p.requires_grad for p in model.parameters()):
         return Verdict(name, "skip", "skipped: no trainable parameters", "-", "")
@@ -62,14 +72,14 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
                        "see the check 'parameters registered'")
     m = _training_forward(copy.deepcopy(model).double())
     x, y = x[:n], y[:n]
-    xd = x.double() if x.is_floating_point() else x
+    xd = cast(x, torch.Tensor.double)
     yd = y.double() if y.is_floating_point() else y
     kinks = any(isinstance(mod, _KINKS) for mod in m.modules())
     g = torch.Generator().manual_seed(seed)
 
     def objective() -> torch.Tensor:
         with _FloatToDouble():  # float32 tensors the loss or penalty holds itself meet the float64 copy's
-            value = loss_fn(m(xd), yd)
+            value = loss_fn(call(m, xd), yd)
             value = value.mean() if value.dim() else value
             return value + penalty(m) if penalty is not None else value
 
@@ -78,8 +88,10 @@ def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
     centre.backward()
     tensors = [(pname, p) for pname, p in m.named_parameters() if p.grad is not None]
     tensors, per_tensor, budget_note = _within_budget(tensors, coords, objective, budget_s)
-    found = _compare(tensors, per_tensor, objective, float(centre.detach()), h, atol, g)
-    return _grade(name, found, atol, kinks, budget_note)
+    f0 = float(centre.detach())
+    floor = atol * max(1.0, abs(f0)) if math.isfinite(f0) else atol
+    found = _compare(tensors, per_tensor, objective, f0, h, atol, g, floor)
+    return _grade(name, found, atol, kinks, budget_note, f0, floor)
 
 
 @dataclass
@@ -96,25 +108,28 @@ class _Comparison:
 
 @torch.no_grad()
 def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tensor], f0: float, h: float,
-             atol: float, g: torch.Generator) -> _Comparison:
-    """Autograd's ``.grad`` against the centred difference at ``per_tensor`` random coordinates of each tensor."""
+             atol: float, g: torch.Generator, floor: float | None = None) -> _Comparison:
+    """Autograd's ``.grad`` against the centred difference at ``per_tensor`` random coordinates of each tensor
+    (in the tensor's logical order, whatever its memory layout: channels_last weights too). Gradients below
+    ``atol`` are vanishing; two that differ by at most ``floor`` (default ``atol``) agree."""
+    floor = atol if floor is None else floor
     found = _Comparison()
     for pname, p in tensors:
-        flat, grad = p.view(-1), p.grad.view(-1)
-        for idx in torch.randperm(flat.numel(), generator=g)[:per_tensor].tolist():
-            old = float(flat[idx])
-            flat[idx] = old + h
+        for idx in torch.randperm(p.numel(), generator=g)[:per_tensor].tolist():
+            at = _position(idx, p.shape)
+            old = float(p[at])
+            p[at] = old + h
             plus = float(objective())
-            flat[idx] = old - h
+            p[at] = old - h
             minus = float(objective())
-            flat[idx] = old
-            a, num = float(grad[idx]), (plus - minus) / (2 * h)
+            p[at] = old
+            a, num = float(p.grad[at]), (plus - minus) / (2 * h)
             found.checked += 1
             found.largest = max(found.largest, abs(a), abs(num))
             if max(abs(a), abs(num)) < atol:
                 found.vanishing += 1
                 continue
-            err = 0.0 if abs(a - num) <= atol else _relative_error(a, num)
+            err = 0.0 if abs(a - num) <= floor else _relative_error(a, num)
             if not math.isfinite(a) or not math.isfinite(num):
                 err = math.inf
             elif err > 1e-4 and abs((plus - f0) - (f0 - minus)) / h > 0.1 * abs(a - num):
@@ -127,10 +142,22 @@ def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tenso
     return found
 
 
-def _grade(name: str, found: _Comparison, atol: float, kinks: bool, budget_note: str) -> Verdict:
-    """The verdict on a comparison, with cs231n's thresholds."""
+def _position(idx: int, shape: torch.Size) -> tuple[int, ...]:
+    """The index of the ``idx``-th element of a tensor of ``shape`` in row-major order."""
+    at = []
+    for size in reversed(shape):
+        idx, rest = divmod(idx, size)
+        at.append(rest)
+    return tuple(reversed(at))
+
+
+def _grade(name: str, found: _Comparison, atol: float, kinks: bool, budget_note: str, f0: float = 0.0,
+           floor: float | None = None) -> Verdict:
+    """The verdict on a comparison, with cs231n's thresholds; ``f0`` is the loss and ``floor`` the difference
+    below which two gradients agree at its scale."""
     checked, vanishing, crossings = found.checked, found.vanishing, found.crossings
-    expected = f"< 1e-4 (kinks), <= 1e-7 (smooth); |a - n| <= {atol:g} agrees"
+    floor = atol if floor is None else floor
+    expected = f"< 1e-4 (kinks), <= 1e-7 (smooth); |a - n| <= {atol:g} x max(1, |loss|) agrees"
     if checked and vanishing == checked:
         return Verdict(name, "warn", f"vanishing gradients: all {checked} sampled |grad| < {atol:g} (max "
                        f"{found.largest:.2g})", expected,
@@ -145,6 +172,9 @@ def _grade(name: str, found: _Comparison, atol: float, kinks: bool, budget_note:
     if err > 1e-2:
         status = "fail"
         advice = f"the backward pass of '{where}' disagrees with the numbers: check custom backward code"
+        if abs(f0) > LARGE_LOSS:
+            advice += (f" - or, with none, the loss itself: at {f0:.3g} centred differences lose most of their "
+                       f"digits; bring the loss near 1 (standardize regression targets) and check again")
     elif err > 1e-4:
         status = "warn"
         advice = ("uncomfortable; with kinks (ReLU/max) a crossing can cause this: retry with other data"
@@ -154,6 +184,8 @@ def _grade(name: str, found: _Comparison, atol: float, kinks: bool, budget_note:
     note = f", {vanishing} of {checked} below {atol:g}" if vanishing else ""
     note += f", {crossings} kink crossing{'s' if crossings != 1 else ''} skipped" if crossings else ""
     note += budget_note
+    if abs(f0) > LARGE_LOSS:
+        note += f"; loss {f0:.3g}: differences up to {floor:.2g} are round-off"
     return Verdict(name, status, f"{err:.2e} ({quality}{note})", expected, advice)
 
 

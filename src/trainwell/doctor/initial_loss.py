@@ -11,20 +11,25 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import _suspect_layer, _training_forward, input_scale
+from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind
+from trainwell.doctor.targets import constant_loss, far_from_unit
 from trainwell.doctor.verdict import Verdict
 
 
 @torch.no_grad()
-def initial_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
+def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
                  num_classes: int | None = None) -> Verdict:
     """Loss at initialization vs what an uninformative model gives (:func:`expected_initial_loss`): ln C for
     softmax cross-entropy, (C - 1)/C for torch's multiclass hinge, ln 2 for binary cross-entropy; a regression
-    loss must not be far above that of a zero output. An unknown loss is "skipped", never a pass."""
+    loss must not be far above that of a zero output, and is also judged against the best constant predictor
+    (the targets' mean for MSE, their median for L1): far above it because the targets sit far from zero mean
+    (mean(y)^2 >> var(y), :mod:`~trainwell.doctor.targets`) is a warning naming their scale. An unknown loss is
+    "skipped", never a pass."""
     was = model.training
     _training_forward(model)
     try:
-        out = model(x)
+        out = call(model, x)
         loss = _scalar(loss_fn(out, y))
     finally:
         model.train(was)
@@ -57,4 +62,12 @@ def initial_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Ca
     advice = "" if status == "pass" else (f"initial outputs are not near-uniform: {scale}" if scale else
         f"initial outputs are not near-uniform: {_suspect_layer(model, x)}; shrink the last layer's init scale "
         f"or use Xavier/He init")
+    if kind in _REGRESSION and status != "fail":
+        targets = far_from_unit(y)
+        const = constant_loss(loss_fn, out, y) if targets else None
+        if const is not None and loss > 2.0 * const:
+            status = "warn"
+            expected_text += f"; the best constant predictor gives {const:.4g}"
+            advice = (f"the initial loss is {loss / max(const, 1e-300):.3g}x a constant predictor's: outputs start "
+                      f"near 0 and {targets}")
     return Verdict("initial loss", status, round(loss, 4), expected_text, advice)

@@ -12,24 +12,29 @@ from torch import nn
 
 from trainwell.doctor.fitting import _free_outputs, _train_copy
 from trainwell.doctor.forward import _accuracy
+from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar
+from trainwell.doctor.output_layer import bounded_scores
 from trainwell.doctor.verdict import Verdict
 
 
-def overfit_tiny_subset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
-                        n: int = 20, steps: int = 300, lr: float = 1e-2, seed: int = 0) -> Verdict:
+def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
+                        loss_fn: Callable = F.cross_entropy, n: int = 20, steps: int = 300,
+                        lr: float = 1e-2, seed: int = 0) -> Verdict:
     """Train a copy on ~20 examples with no regularization: the loss must approach its floor (a bug signal if not).
 
     The floor is the lowest loss any outputs can reach on these examples, fitted directly (0 for plain
     cross-entropy; the smoothed targets' entropy with label smoothing): the loss must close 90% of the gap from
     its start to the floor. The trained copy is judged in eval mode and in train mode (seeded), the better of the
-    two: with BatchNorm on 20 examples the running statistics lag the batch statistics the copy was fitted with."""
+    two: with BatchNorm on 20 examples the running statistics lag the batch statistics the copy was fitted with.
+    A failure names a bounding activation after the last layer (a Sigmoid or ReLU before cross-entropy) when
+    there is one (:mod:`~trainwell.doctor.output_layer`)."""
     name = "overfit a tiny subset"
     xs, ys = x[:n], y[:n]
     if not any(p.requires_grad for p in model.parameters()):
         return Verdict(name, "skip", "skipped: no trainable parameters", "-", "")
     with torch.no_grad():
-        start = _scalar(loss_fn(copy.deepcopy(model).eval()(xs), ys))
+        start = _scalar(loss_fn(call(copy.deepcopy(model).eval(), xs), ys))
     floor = _scalar(loss_fn(_free_outputs(model, xs, ys, loss_fn, per_example=True)(len(xs)), ys))
     floor = floor if math.isfinite(floor) and floor > 0 else 0.0
     m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=floor + 1e-2)
@@ -37,7 +42,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         for mode in (False, True):
             torch.manual_seed(seed)
-            out = m.train(mode)(xs)
+            out = call(m.train(mode), xs)
             candidates.append((_scalar(loss_fn(out, ys)), _accuracy(out, ys)))
     m.eval()
     finite = [c for c in candidates if math.isfinite(c[0])]
@@ -46,9 +51,10 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss
         final - floor < 0.1 * max(start - floor, 1e-12) + 1e-3
     shown = f", acc {acc:.0%}" if acc is not None else ""
     floor_text = f" (floor {floor:.3g}: the lowest loss any outputs reach)" if floor > 1e-3 else ""
+    advice = "" if ok else (bounded_scores(m, xs, ys, loss_fn) or
+                            "the model cannot memorize 20 examples: too little capacity (a missing nonlinearity?), "
+                            "a bug in the loss or labels, or a frozen/broken layer")
     return Verdict(name, "pass" if ok else "fail",
                    f"loss {start:.3g} -> {final:.3g}{shown} on {len(xs)} examples{floor_text}",
                    ("loss ~ 0" if floor <= 1e-3 else "loss near its floor") +
-                   (", accuracy 100%" if acc is not None else " (< 10% of the start)"),
-                   "" if ok else "the model cannot memorize 20 examples: too little capacity (a missing "
-                                 "nonlinearity?), a bug in the loss or labels, or a frozen/broken layer")
+                   (", accuracy 100%" if acc is not None else " (< 10% of the start)"), advice)

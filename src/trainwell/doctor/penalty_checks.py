@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar
 from trainwell.doctor.verdict import Verdict
 from trainwell.regularize import l2_penalty
 
 
-def regularization_raises_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+def regularization_raises_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
                                loss_fn: Callable = F.cross_entropy,
                                penalty: Callable[[nn.Module, float], torch.Tensor] = l2_penalty,
                                strengths: tuple[float, float] = (1e-3, 1e-1)) -> Verdict:
@@ -22,7 +23,7 @@ def regularization_raises_loss(model: nn.Module, x: torch.Tensor, y: torch.Tenso
     with torch.no_grad():
         was = model.training
         model.eval()
-        data = _scalar(loss_fn(model(x), y))
+        data = _scalar(loss_fn(call(model, x), y))
         model.train(was)
         low, high = (data + float(penalty(model, s)) for s in strengths)
     ok = high > low
@@ -32,13 +33,13 @@ def regularization_raises_loss(model: nn.Module, x: torch.Tensor, y: torch.Tenso
                                  "penalty applied to nothing?")
 
 
-def regularization_dominance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, penalty: Callable[[nn.Module],
+def regularization_dominance(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, penalty: Callable[[nn.Module],
                              torch.Tensor], loss_fn: Callable = F.cross_entropy) -> Verdict:
     """At initialization the penalty should not dwarf the data loss (it would swamp the data gradient)."""
     with torch.no_grad():
         was = model.training
         model.eval()
-        data = _scalar(loss_fn(model(x), y))
+        data = _scalar(loss_fn(call(model, x), y))
         model.train(was)
         reg = float(penalty(model))
     ratio = reg / max(abs(data), 1e-12)

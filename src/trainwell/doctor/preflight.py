@@ -34,6 +34,7 @@ from trainwell.doctor.fitting import _free_outputs, _normalization, _train_copy 
 from trainwell.doctor.forward import _accuracy, _training_forward, input_scale  # noqa: F401
 from trainwell.doctor.gradient_check import GRAD_ATOL, GRAD_RTOL, gradient_check  # noqa: F401
 from trainwell.doctor.initial_loss import initial_loss
+from trainwell.doctor.inputs import Inputs
 from trainwell.doctor.loss_kinds import _scalar, expected_initial_loss, loss_kind  # noqa: F401
 from trainwell.doctor.overfit import overfit_tiny_subset
 from trainwell.doctor.penalty_checks import regularization_dominance, regularization_raises_loss
@@ -45,11 +46,12 @@ from trainwell.train.progress import report_check
 
 @dataclass
 class Subject:
-    """What every pre-flight check looks at: the model, a batch, the loss, the run's weight decay, the number of
-    classes (if the data says more than the model's output width) and the training penalty (if any)."""
+    """What every pre-flight check looks at: the model, a batch (its inputs: one tensor, or several as
+    :class:`~trainwell.doctor.inputs.Inputs`), the loss, the run's weight decay, the number of classes (if the
+    data says more than the model's output width) and the training penalty (if any)."""
 
     model: nn.Module
-    x: torch.Tensor
+    x: torch.Tensor | Inputs
     y: torch.Tensor
     loss_fn: Callable = F.cross_entropy
     weight_decay: float = 0.0
@@ -93,7 +95,7 @@ CHECKS: dict[str, Callable[[Subject], Verdict]] = {
 }
 
 
-def run_all(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
+def run_all(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
             weight_decay: float = 0.0, num_classes: int | None = None,
             penalty: Callable[[nn.Module], torch.Tensor] | None = None,
             replace: dict[str, Callable[[Subject], Verdict]] | None = None) -> list[Verdict]:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
 
@@ -95,20 +96,20 @@ def unregistered(model: nn.Module, tensors: list[torch.Tensor]) -> list[str]:
     return out
 
 
-def unregistered_in_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> list[str]:
+def unregistered_in_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> list[str]:
     """Trainable tensors the loss depends on that ``model.parameters()`` does not list (see
     :mod:`trainwell.doctor.registration`), from one forward pass in eval mode."""
     was = model.training
     model.eval()
     try:
         with torch.enable_grad():
-            loss = loss_fn(model(x), y)
+            loss = loss_fn(call(model, x), y)
         return unregistered(model, graph_leaves(loss))
     finally:
         model.train(was)
 
 
-def parameters_registered(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> Verdict:
+def parameters_registered(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> Verdict:
     """Every trainable tensor the loss depends on must be a registered parameter of the model (a layer in a plain
     Python list is invisible to the optimizer, ``.to()`` and ``state_dict()``); frozen parameters are listed, and
     trainable ones the loss never reaches are named."""
@@ -117,7 +118,7 @@ def parameters_registered(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lo
     model.eval()
     try:
         with torch.enable_grad():
-            loss = loss_fn(model(x), y)
+            loss = loss_fn(call(model, x), y)
         leaves = graph_leaves(loss)
     finally:
         model.train(was)

@@ -1,0 +1,151 @@
+"""A batch of several input tensors, as the pre-flight checks see it: models with more than one input
+(``forward(self, ids, mask)``) and dict batches (``model(**batch)``).
+
+``doctor.check`` takes ``x`` as one tensor (the model is called ``model(x)``, exactly as before), a tuple or list
+of tensors (called ``model(*x)``) or a dict of tensors (called ``model(**x)``; or ``model(x)`` when ``forward``
+takes one argument that the keys do not name, as in ``forward(self, batch)``). Every tensor holds the same
+examples along its first dimension. :class:`Inputs` holds the tuple or dict: it has a length, slices and indexes
+along that first dimension, maps a function over its fields, and calls a model, so that each check keeps one code
+path: :func:`call` runs a model on either kind of ``x``.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> class TwoTower(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.a, self.b = nn.Linear(3, 2), nn.Linear(5, 2)
+    ...     def forward(self, left, right):
+    ...         return self.a(left) + self.b(right)
+    >>> x = as_inputs({"left": torch.randn(8, 3), "right": torch.randn(8, 5)})
+    >>> len(x), len(x[:4]), call(TwoTower(), x[:4]).shape
+    (8, 4, torch.Size([4, 2]))
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+class Inputs:
+    """Several input tensors with the same first (batch) dimension: a tuple (the model is called ``model(*x)``)
+    or a dict (``model(**x)``, or ``model(x)`` with ``whole=True``). Indexing (an int, a slice or an index
+    tensor) and :meth:`map` return a new ``Inputs`` of the same kind; the tensors themselves are never changed."""
+
+    def __init__(self, fields: tuple | dict, whole: bool = False):
+        self.fields, self.whole = fields, whole
+
+    def items(self) -> list[tuple[str, torch.Tensor]]:
+        """(name, tensor) of every field: the dict's keys, or ``x[0]``, ``x[1]``, ... for a tuple."""
+        if isinstance(self.fields, dict):
+            return [(str(k), v) for k, v in self.fields.items()]
+        return [(f"x[{i}]", v) for i, v in enumerate(self.fields)]
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [v for _, v in self.items()]
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Inputs:
+        """The same kind of inputs with ``fn`` applied to every tensor."""
+        if isinstance(self.fields, dict):
+            return Inputs({k: fn(v) for k, v in self.fields.items()}, self.whole)
+        return Inputs(tuple(fn(v) for v in self.fields), self.whole)
+
+    def __len__(self) -> int:
+        return len(self.tensors()[0])
+
+    def __getitem__(self, index) -> Inputs:
+        return self.map(lambda t: t[index])
+
+    def call(self, model: Callable):
+        """The model's output on these inputs."""
+        if self.whole:
+            return model(self.fields)
+        if isinstance(self.fields, dict):
+            return model(**self.fields)
+        return model(*self.fields)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name}: {v.dtype} {list(v.shape)}".replace("torch.", "") for name, v in self.items())
+        return f"Inputs({shapes})"
+
+
+def call(model: Callable, x: torch.Tensor | Inputs):
+    """``model(x)`` for one tensor; ``model(*x)`` / ``model(**x)`` for :class:`Inputs`."""
+    return x.call(model) if isinstance(x, Inputs) else model(x)
+
+
+def fields(x: torch.Tensor | Inputs) -> list[tuple[str, torch.Tensor]]:
+    """(name, tensor) of every input: ``[("x", x)]`` for one tensor."""
+    return x.items() if isinstance(x, Inputs) else [("x", x)]
+
+
+def cast(x: torch.Tensor | Inputs, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor | Inputs:
+    """``fn`` applied to the floating-point inputs only (integer ids and boolean masks stay as they are)."""
+    if isinstance(x, Inputs):
+        return x.map(lambda t: fn(t) if t.is_floating_point() else t)
+    return fn(x) if x.is_floating_point() else x
+
+
+_ALLOWED = ("x must be a tensor, a tuple or list of tensors (the model is called model(*x)) or a dict of tensors "
+            "(model(**x)), each with the examples along its first dimension")
+
+
+def as_inputs(x, model: nn.Module | None = None) -> torch.Tensor | Inputs:
+    """``x`` as the checks take it: a tensor as it is, a tuple/list or dict of tensors as :class:`Inputs`.
+    A dict goes to ``model(**x)``, or to ``model(x)`` when ``model.forward`` cannot take the keys as keyword
+    arguments but takes one argument; a tuple likewise to ``model(*x)``, else ``model(x)``.
+
+    Raises:
+        TypeError: ``x`` is something else, or holds something that is not a tensor.
+        ValueError: the tensors are scalars or differ in their first (batch) dimension, or there are none.
+    """
+    if isinstance(x, torch.Tensor):
+        if x.dim() == 0:
+            raise ValueError(f"doctor.check: x is a scalar tensor: {_ALLOWED}")
+        return x
+    if isinstance(x, (tuple, list)):
+        named, kind = [(f"x[{i}]", v) for i, v in enumerate(x)], "tuple"
+    elif isinstance(x, dict):
+        named, kind = [(repr(k), v) for k, v in x.items()], "dict"
+        if not all(isinstance(k, str) for k in x):
+            raise TypeError(f"doctor.check: x is a dict with keys {list(x)[:4]}: the keys must be strings (they "
+                            f"become keyword arguments)")
+    else:
+        raise TypeError(f"doctor.check: x is a {type(x).__name__}: {_ALLOWED}")
+    if not named:
+        raise ValueError(f"doctor.check: x is an empty {kind}: {_ALLOWED}")
+    for name, v in named:
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"doctor.check: input {name} is a {type(v).__name__}, not a tensor: {_ALLOWED}")
+        if v.dim() == 0:
+            raise ValueError(f"doctor.check: input {name} is a scalar tensor: {_ALLOWED}")
+    sizes = {name: len(v) for name, v in named}
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{name}: {n}" for name, n in sizes.items())
+        raise ValueError(f"doctor.check: the inputs hold different numbers of examples ({shown}): give every "
+                         f"tensor the same first (batch) dimension")
+    fields = dict(x) if kind == "dict" else tuple(x)
+    return Inputs(fields, whole=model is not None and _takes_whole(model, fields))
+
+
+def _takes_whole(model: nn.Module, fields: tuple | dict) -> bool:
+    """Whether ``forward`` takes the tuple or dict as one argument: it cannot bind the fields spread out
+    (``*x`` / ``**x``) but binds one argument. Spread out when the signature cannot be read."""
+    try:
+        sig = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return False
+    try:
+        sig.bind(**fields) if isinstance(fields, dict) else sig.bind(*fields)
+        return False
+    except TypeError:
+        pass
+    try:
+        sig.bind(fields)
+        return True
+    except TypeError:
+        return False

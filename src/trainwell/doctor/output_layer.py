@@ -1,0 +1,101 @@
+"""What the model's scores pass through last: an activation after the last layer that bounds them (a Sigmoid,
+Softmax or Tanh) or cuts them at 0 (a ReLU) feeding a loss that wants raw logits.
+
+``nn.CrossEntropyLoss`` applies its own log-softmax and ``nn.BCEWithLogitsLoss`` its own sigmoid: scores already
+squashed into [0, 1] keep the loss far above 0 however well the classes are separated (softmax of scores in
+[0, 1] over 4 classes is at most e / (e + 3) = 0.48), and a ReLU's zeros leave no way to push a wrong class
+down. The model then cannot overfit a handful of examples although it classifies them all correctly.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.Sigmoid())
+    >>> last_activation(model, torch.randn(16, 4))
+    ('3', 'Sigmoid')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from trainwell.doctor import outputs as O
+from trainwell.doctor.forward import hooked_forward
+from trainwell.doctor.inputs import Inputs, call
+from trainwell.doctor.loss_kinds import expected_initial_loss, loss_kind
+
+#: activations whose output is bounded (or never negative): what they leave of the scores
+_BOUNDED = {nn.Sigmoid: "in [0, 1]", nn.Softmax: "in [0, 1]", nn.Softmin: "in [0, 1]", nn.Hardsigmoid: "in [0, 1]",
+            nn.Tanh: "in [-1, 1]", nn.Hardtanh: "bounded", nn.ReLU6: "in [0, 6]", nn.ReLU: "never negative",
+            nn.Softplus: "never negative"}
+
+
+def last_activation(model: nn.Module, x: torch.Tensor | Inputs) -> tuple[str, str] | None:
+    """(module name, class name) of the bounded activation (:data:`_BOUNDED`) whose output *is* the model's
+    scores (the tensor it returns, or the logits in its output structure), or None. The model's modes are
+    restored."""
+    seen: list[tuple[str, nn.Module, object]] = []
+    modules = dict(model.named_modules())
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        hooked_forward(model, x, (nn.Module,), lambda name, _inp, out: seen.append((name, modules[name], out)))
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    if not seen or seen[-1][0] != "":
+        return None
+    scores = O.logits(seen[-1][2])
+    for name, module, out in seen[:-1]:
+        if out is scores and isinstance(module, tuple(_BOUNDED)):
+            return name, type(module).__name__
+    return None
+
+
+def wants_logits(loss_fn: Callable, out, y: torch.Tensor) -> str | None:
+    """The loss's name when it takes raw logits (cross-entropy, BCE with logits, a custom loss that behaves like
+    cross-entropy); None otherwise."""
+    kind = loss_kind(loss_fn)
+    if kind == "cross_entropy" or kind == "unknown" and expected_initial_loss(loss_fn, out, y) is not None:
+        return "cross-entropy"
+    if kind == "bce_logits":
+        return "BCE with logits"
+    return None
+
+
+def bounded_scores(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> str | None:
+    """A sentence when a loss that wants raw logits gets scores that an activation after the last layer bounds:
+    the module by name, else (an activation applied in ``forward``) scores pinned at both ends of [0, 1] or
+    [-1, 1], or never negative with many exact zeros; None otherwise (also when the model cannot be read: this
+    only words advice). Meant for a model that was trained and still failed."""
+    try:
+        return _bounded_scores(model, x, y, loss_fn)
+    except Exception:  # noqa: BLE001 - advice on a failed check must not turn that failure into a skip
+        return None
+
+
+def _bounded_scores(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> str | None:
+    with torch.no_grad():
+        out = call(model, x)
+    loss = wants_logits(loss_fn, out, y)
+    scores = O.logits(out)
+    if loss is None or scores is None or not scores.is_floating_point():
+        return None
+    fix = f"{loss} needs raw logits (it applies its own {'sigmoid' if loss.startswith('BCE') else 'softmax'})"
+    found = last_activation(model, x)
+    if found is not None:
+        name, kind = found
+        module = next(cls for cls in _BOUNDED if cls.__name__ == kind)
+        return (f"the model's scores pass through {kind} (module '{name}'), so they are {_BOUNDED[module]}: {fix}; "
+                f"remove that last activation")
+    # no module to name (an activation applied in forward): the trained scores pinned at both ends of [0, 1] or
+    # [-1, 1], or never negative with many exact zeros; small unbounded scores (an untrained model's) are neither
+    low, high = float(scores.min()), float(scores.max())
+    for lo, hi, what in ((0.0, 1.0, "a sigmoid or softmax"), (-1.0, 1.0, "a tanh")):
+        if lo <= low < lo + 0.05 and hi - 0.05 < high <= hi:
+            return f"the trained model's scores all stay in [{lo:g}, {hi:g}] ({what} applied in forward?): {fix}"
+    if low >= 0.0 and float((scores == 0).float().mean()) > 0.25:
+        return f"the trained model's scores are never negative, many exactly 0 (a ReLU applied in forward?): {fix}"
+    return None

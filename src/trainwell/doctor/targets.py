@@ -1,0 +1,67 @@
+"""Regression targets as the pre-flight checks read them: how far they sit from zero mean and unit scale, and the
+loss the best constant predictor gives on them.
+
+A network's outputs start near 0, so at initialization a regression loss is about that of a zero output: for MSE
+mean(y^2) = var(y) + mean(y)^2. When mean(y)^2 dwarfs var(y) (house prices of 2e5 +- 5e4 in dollars) the initial
+loss is many times what predicting the targets' mean would give, and training spends its steps learning the
+offset: the fix is to standardize the targets ((y - mean) / std with the training set's statistics) and invert
+the transform at prediction.
+
+Example:
+    >>> import torch
+    >>> y = 2e5 + 5e4 * torch.randn(512, 1, generator=torch.Generator().manual_seed(0))
+    >>> offset_ratio(y) > 10, offset_ratio((y - y.mean()) / y.std()) < 1.01
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from trainwell.doctor import outputs as O
+
+#: mean(y^2) / var(y) above this: the targets' offset dominates their spread (targets uniform on [0, 1] give 4)
+OFFSET_RATIO = 10.0
+
+
+def offset_ratio(y: torch.Tensor) -> float:
+    """mean(y^2) / var(y), per output column and averaged: the zero output's MSE over the targets' mean's MSE
+    (1 for centred targets; inf for constant ones)."""
+    y = y.detach().double().reshape(len(y), -1)
+    var = float(y.var(0, unbiased=False).mean())
+    return float((y * y).mean()) / var if var > 0 else math.inf
+
+
+def describe(y: torch.Tensor) -> str:
+    """The targets' mean and std, e.g. ``mean 2e+05, std 5.1e+04``."""
+    y = y.detach().double()
+    return f"mean {float(y.mean()):.3g}, std {float(y.std()) if y.numel() > 1 else 0.0:.3g}"
+
+
+def constant_loss(loss_fn: Callable, out, y: torch.Tensor) -> float | None:
+    """The user's loss on the best constant prediction, per output column: the targets' mean (MSE), their
+    median (L1), the better of the two (Huber, smooth L1). None when the targets are not floating point or the
+    output's scores do not have the targets' shape."""
+    scores = O.logits(out)
+    if scores is None or not y.is_floating_point() or scores.shape != y.shape or len(y) < 2:
+        return None
+    values = []
+    with torch.no_grad():
+        for centre in (y.mean(0, keepdim=True), y.median(0, keepdim=True).values):
+            guess = centre.to(scores.dtype).expand_as(scores)
+            loss = loss_fn(O.replace_logits(out, guess), y)
+            values.append(float(loss.mean()) if loss.dim() else float(loss))
+    finite = [v for v in values if math.isfinite(v)]
+    return min(finite) if finite else None
+
+
+def far_from_unit(y: torch.Tensor) -> str | None:
+    """A sentence when floating-point targets are far from zero mean and unit scale (their offset dominates
+    their spread, :data:`OFFSET_RATIO`), naming their mean and std; None otherwise."""
+    if not y.is_floating_point() or len(y) < 2 or offset_ratio(y) <= OFFSET_RATIO or not float(y.std()) > 0:
+        return None
+    return (f"the targets are far from zero mean and unit scale ({describe(y)}): standardize them ((y - mean) / std "
+            f"with the training set's mean and std) and invert at prediction (pred * std + mean)")
