@@ -378,3 +378,13 @@ def test_the_functional_mode_ends_when_the_loop_raises():
                 raise KeyboardInterrupt
     assert torch._C._len_torch_function_stack() == 0
     assert not model._forward_hooks and not model._forward_pre_hooks and not model.fc1._forward_hooks
+
+
+@pytest.mark.parametrize("bias, status", [(-50.0, "fail"), (0.0, "pass")])
+def test_the_preflight_reads_dead_units_of_functional_relus(bias, status):
+    x, y = _blobs(256)
+    torch.manual_seed(0)
+    model = Functional(bias=bias)
+    verdict = doctor.check(model, x, y, F.cross_entropy)["dead units"]
+    assert verdict.status == status and "'F.relu after fc1'" in verdict.value, verdict
+    assert torch._C._len_torch_function_stack() == 0 and not model._forward_hooks

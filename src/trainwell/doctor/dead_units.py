@@ -4,7 +4,9 @@ A ReLU unit whose input is negative for every example outputs 0 and passes no gr
 weights never change (cs231n, "Commonly used activation functions": as much as 40% of a network can end up dead,
 and a large negative bias or a bad initialization kills units from the start). Read on one forward pass in the
 mode of the first training step; a unit is one output position of an ``nn.ReLU`` / ``nn.ReLU6`` (a feature of a
-dense layer, a channel at one position of a convolution), dead when it is 0 for every example.
+dense layer, a channel at one position of a convolution), dead when it is 0 for every example. A model with no
+activation modules has its ``F.relu`` / ``torch.relu`` calls read instead, each named after the layer that feeds
+it (:mod:`~trainwell.doctor.functional_activations`).
 
 Example:
     >>> import torch
@@ -21,10 +23,13 @@ import torch
 from torch import nn
 
 from trainwell.doctor.forward import _training_forward, hooked_forward
+from trainwell.doctor.functional_activations import FunctionalActivations
 from trainwell.doctor.inputs import Inputs
 from trainwell.doctor.verdict import Verdict
 
 _RECTIFIERS = (nn.ReLU, nn.ReLU6)  # exact zeros below the kink (LeakyReLU, GELU, ELU pass a gradient there)
+# modules whose forward calls the activation functions themselves: with any of them the functions are not read
+_FUNCTION_USERS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 
 
 def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, float]]:
@@ -39,8 +44,16 @@ def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str
 
     modes = [(m, m.training) for m in model.modules()]
     _training_forward(model)
+    functional = None
+    if not any(isinstance(m, _FUNCTION_USERS) for m in model.modules()):  # F.relu / torch.relu in forward instead
+        functional = FunctionalActivations(model, lambda name, kind, out: kind == "ReLU" and keep(name, None, out),
+                                           graph_only=False)
     try:
-        hooked_forward(model, x, _RECTIFIERS, keep)
+        if functional is not None:
+            with functional:
+                hooked_forward(model, x, _RECTIFIERS, keep)
+        else:
+            hooked_forward(model, x, _RECTIFIERS, keep)
     finally:
         for m, mode in modes:
             m.training = mode
@@ -53,7 +66,8 @@ def dead_units(model: nn.Module, x: torch.Tensor | Inputs, warn: float = 0.5) ->
     name = "dead units"
     layers = dead_fractions(model, x)
     if not layers:
-        return Verdict(name, "skip", "skipped: no nn.ReLU / nn.ReLU6 layer to read", "-", "")
+        return Verdict(name, "skip", "skipped: no ReLU to read (no nn.ReLU / nn.ReLU6 module, no F.relu call)", "-",
+                       "")
     where, worst = max(layers, key=lambda r: r[1])
     value = (f"{worst:.0%} of the units of '{where}' are 0 on all {len(x)} examples (worst of {len(layers)} "
              f"layer{'s' if len(layers) != 1 else ''})")
