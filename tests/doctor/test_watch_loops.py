@@ -142,6 +142,11 @@ def test_steps_a_grad_scaler_skips_are_neither_accumulation_nor_w_step_misuse():
     flow = report["loop: gradients at optimizer.step()"]
     assert flow.status == "pass" and "backward() passes" not in flow.value, flow
     assert not _loop_alarms(report), _loop_alarms(report)
+    # the monitors observe steps that updated: the skipped steps' infinite gradients are not a verdict
+    assert w.monitor.records[0]["step"] > w.probe.skipped
+    monitors = [v for v in report if v.check.startswith("monitor")]
+    assert not [v for v in monitors if "non-finite" in v.check or "vanishing" in v.check or "median 0 " in v.value
+                or v.value.endswith("median 0")], monitors
 
 
 def _accumulate(k, *, logged="divided", w_step_per_micro=False):
@@ -177,8 +182,8 @@ def test_w_step_per_micro_batch_is_named_and_the_update_ratio_defers_to_it():
                step=_accumulate(4, w_step_per_micro=True))
     report = w.report()
     verdict = report["loop: optimizer.step() runs"]
-    assert verdict.status == "warn" and f"{w._calls} times for {w.probe.opt_steps}" in verdict.value
-    assert w._calls == 4 * w.probe.opt_steps
+    assert verdict.status == "warn" and f"{w._calls} times, {w.probe.idle_calls} of them" in verdict.value
+    assert w._calls == 4 * w.probe.opt_steps and w.probe.idle_calls == w._calls - w.probe.opt_steps + 1  # 1st call
     ratio = [v for v in report if v.check == "monitor: update/weight ratio"]
     assert all(v.status in ("pass", "info") for v in ratio), ratio
 
@@ -388,3 +393,119 @@ def test_the_preflight_reads_dead_units_of_functional_relus(bias, status):
     verdict = doctor.check(model, x, y, F.cross_entropy)["dead units"]
     assert verdict.status == status and "'F.relu after fc1'" in verdict.value, verdict
     assert torch._C._len_torch_function_stack() == 0 and not model._forward_hooks
+
+
+@pytest.mark.parametrize("head", [nn.Sigmoid(), None])
+def test_two_class_cross_entropy_on_bounded_outputs_is_named(head):
+    x, y = _blobs()
+    y = y % 2
+    torch.manual_seed(0)
+    model = _mlp(out=2, head=head)
+    verdict = _train(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y).report()["loop: loss"]
+    if head is None:
+        assert verdict.status == "skip" and "2 classes" in verdict.value, verdict
+    else:
+        assert verdict.status == "warn" and "Sigmoid" in verdict.value, verdict
+
+
+class EncoderHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.head = nn.Sequential(nn.Linear(8, 64), nn.ReLU()), nn.Linear(64, C)
+
+    def forward(self, x):
+        return self.head(self.encoder(x))
+
+
+@pytest.mark.parametrize("mode", ["together", "alternate", "head_forgotten"])
+def test_several_optimizers_stepped_together_in_turn_or_one_forgotten(mode):
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = EncoderHead()
+    enc = torch.optim.SGD(model.encoder.parameters(), lr=0.1)
+    head = torch.optim.SGD(model.head.parameters(), lr=0.1)
+    turn = [0]
+
+    def step(model, opt, xb, yb, w):
+        loss = F.cross_entropy(model(xb), yb)
+        enc.zero_grad()
+        head.zero_grad()
+        loss.backward()
+        if mode == "together":
+            enc.step()
+            head.step()
+        elif mode == "alternate":
+            (enc, head)[turn[0] % 2].step()
+            turn[0] += 1
+        else:
+            enc.step()
+        w.step(loss, y=yb)
+
+    report = _train(model, [enc, head], x, y, step=step).report()
+    held = report["loop: optimizer holds the parameters"]
+    if mode == "head_forgotten":
+        assert held.status == "fail" and "optimizer 2 of 2 never stepped" in held.value and "head" in held.value
+    else:
+        assert not _loop_alarms(report), _loop_alarms(report)
+        assert not [v for v in report if v.check.startswith("monitor") and v.status in ("warn", "fail")]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_softmax_applied_in_the_loop_under_autocast_is_a_double_softmax(dtype):
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = _mlp(out=10)  # 10 outputs (4 used): near-uniform probabilities, whose gradient almost fits plain CE
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu")
+
+    def step(model, opt, xb, yb, w):
+        with torch.autocast("cpu", dtype=dtype):
+            loss = F.cross_entropy(model(xb).softmax(1), yb)
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        w.step(loss, y=yb)
+
+    verdict = _train(model, opt, x, y, step=step).report()["loop: loss"]
+    assert verdict.status == "fail" and "probabilities" in verdict.value, verdict
+
+
+class Mixed(nn.Module):
+    """An activation module and activation functions in one model."""
+
+    def __init__(self, bias=0.0):
+        super().__init__()
+        self.emb = nn.Embedding(50, 16)
+        self.fc1, self.act1, self.fc2, self.out = nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64), nn.Linear(80, C)
+        with torch.no_grad():
+            self.fc2.bias.fill_(bias)
+
+    def forward(self, x):
+        ids = (x[:, 0].abs() * 10).long().clamp_max(49)
+        h = F.relu(self.fc2(self.act1(self.fc1(x))))
+        return self.out(torch.cat([h, F.leaky_relu(self.emb(ids), 0.1)], 1))
+
+
+def test_a_model_mixing_modules_and_functions_reads_both_and_leaky_relu_is_never_dead():
+    x, y = _blobs(256)
+    torch.manual_seed(0)
+    dead = doctor.check(Mixed(bias=-100.0), x, y, F.cross_entropy)["dead units"]
+    assert dead.status == "fail" and "'F.relu after fc2'" in dead.value and "of 2 layers" in dead.value, dead
+    torch.manual_seed(0)
+    model = Mixed(bias=-100.0)
+    w = _functional_watch(model, *_blobs())
+    acts = w.monitor.records[-1]["activations"]
+    assert set(acts) == {"act1", "F.relu after fc2", "F.leaky_relu after emb"}
+    assert acts["F.relu after fc2"]["dead"] == 1.0 and "dead" not in acts["F.leaky_relu after emb"]
+    assert w.report()["monitor: dead ReLUs"].value.startswith("F.relu after fc2")
+
+
+def test_units_are_not_called_dead_on_a_short_batch():
+    from trainwell.doctor.monitors import DEAD_MIN_ROWS, activation_stats
+
+    torch.manual_seed(0)
+    out = torch.randn(64, 32).relu()  # healthy: each unit on for about half the examples
+    assert activation_stats(nn.ReLU(), out)["dead"] == 0.0
+    assert "dead" not in activation_stats(nn.ReLU(), out[: DEAD_MIN_ROWS - 1])  # about half would "die" on one
+    assert activation_stats(nn.ReLU(), out[:1].expand(DEAD_MIN_ROWS, 32))["dead"] > 0.3  # the rule itself holds

@@ -4,9 +4,9 @@ A ReLU unit whose input is negative for every example outputs 0 and passes no gr
 weights never change (cs231n, "Commonly used activation functions": as much as 40% of a network can end up dead,
 and a large negative bias or a bad initialization kills units from the start). Read on one forward pass in the
 mode of the first training step; a unit is one output position of an ``nn.ReLU`` / ``nn.ReLU6`` (a feature of a
-dense layer, a channel at one position of a convolution), dead when it is 0 for every example. A model with no
-activation modules has its ``F.relu`` / ``torch.relu`` calls read instead, each named after the layer that feeds
-it (:mod:`~trainwell.doctor.functional_activations`).
+dense layer, a channel at one position of a convolution), dead when it is 0 for every example; also of an
+``F.relu`` / ``torch.relu`` call in a module of the user's own, named after the layer that feeds it
+(:mod:`~trainwell.doctor.functional_activations`).
 
 Example:
     >>> import torch
@@ -23,13 +23,11 @@ import torch
 from torch import nn
 
 from trainwell.doctor.forward import _training_forward, hooked_forward
-from trainwell.doctor.functional_activations import FunctionalActivations
+from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
 from trainwell.doctor.inputs import Inputs
 from trainwell.doctor.verdict import Verdict
 
 _RECTIFIERS = (nn.ReLU, nn.ReLU6)  # exact zeros below the kink (LeakyReLU, GELU, ELU pass a gradient there)
-# modules whose forward calls the activation functions themselves: with any of them the functions are not read
-_FUNCTION_USERS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 
 
 def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, float]]:
@@ -45,7 +43,7 @@ def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str
     modes = [(m, m.training) for m in model.modules()]
     _training_forward(model)
     functional = None
-    if not any(isinstance(m, _FUNCTION_USERS) for m in model.modules()):  # F.relu / torch.relu in forward instead
+    if calls_functions(model):  # a user's module may call F.relu / torch.relu in its forward
         functional = FunctionalActivations(model, lambda name, kind, out: kind == "ReLU" and keep(name, None, out),
                                            graph_only=False)
     try:

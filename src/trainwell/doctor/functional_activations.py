@@ -4,8 +4,9 @@ A model written with functional activations has no ``nn.ReLU`` module to hook, s
 statistics (Glorot & Bengio 2010; cs231n's "dead ReLUs") would never look at it. On an observed step a
 :class:`torch.overrides.TorchFunctionMode` sees every such call made during the model's forward pass and hands its
 output to the monitor as if a module had produced it, named after the weighted layer that fed it
-(``"F.relu after fc1"``). Used only for models with no activation modules at all (a module's own ``forward``
-calls the same functions: both would count).
+(``"F.relu after fc1"``). Only calls made by a user's own module count: the ones inside torch's modules
+(``nn.ReLU.forward`` calls ``F.relu``, which its forward hook already reads; a Transformer layer's internal
+activation) do not. :func:`calls_functions` says whether a model has any module of its own.
 
 Example:
     >>> import torch, torch.nn.functional as F
@@ -39,7 +40,18 @@ KINDS: dict[Callable, str] = {
     torch.Tensor.relu_: "ReLU", F.leaky_relu: "LeakyReLU", F.tanh: "Tanh", torch.tanh: "Tanh",
     torch.Tensor.tanh: "Tanh", F.sigmoid: "Sigmoid", torch.sigmoid: "Sigmoid", torch.Tensor.sigmoid: "Sigmoid",
 }
-_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+#: how each kind is named in verdicts
+NAMES = {"ReLU": "F.relu", "LeakyReLU": "F.leaky_relu", "Tanh": "F.tanh", "Sigmoid": "F.sigmoid"}
+_FEEDERS = (nn.Linear, nn.modules.conv._ConvNd, nn.Embedding, nn.EmbeddingBag)  # what a name says came before
+
+
+def _torch_module(module: nn.Module) -> bool:
+    return type(module).__module__.startswith("torch.")
+
+
+def calls_functions(model: nn.Module) -> bool:
+    """Whether ``model`` has a module whose class is not torch's own (a user's ``forward`` may call ``F.relu``)."""
+    return any(not _torch_module(m) for m in model.modules())
 
 
 class FunctionalActivations(TorchFunctionMode):
@@ -52,14 +64,24 @@ class FunctionalActivations(TorchFunctionMode):
         super().__init__()
         self.model, self.record, self.graph_only = model, record, graph_only
         self._depth, self._last, self._count = 0, "input", {}
+        self._running: list[nn.Module] = []  # the modules whose forward is running, innermost last
         self._hooks: list = []
 
     def __enter__(self):
         self._hooks = [self.model.register_forward_pre_hook(self._enter_forward),
                        self.model.register_forward_hook(self._leave_forward)]
-        self._hooks += [m.register_forward_hook(self._layer(name)) for name, m in self.model.named_modules()
-                        if isinstance(m, _WEIGHTED)]
+        for name, m in self.model.named_modules():
+            self._hooks += [m.register_forward_pre_hook(self._push), m.register_forward_hook(self._pop)]
+            if isinstance(m, _FEEDERS):
+                self._hooks.append(m.register_forward_hook(self._layer(name)))
         return super().__enter__()
+
+    def _push(self, module, args) -> None:
+        self._running.append(module)
+
+    def _pop(self, module, args, out) -> None:
+        if self._running and self._running[-1] is module:
+            self._running.pop()
 
     def __exit__(self, *exc):
         for h in self._hooks:
@@ -69,7 +91,7 @@ class FunctionalActivations(TorchFunctionMode):
 
     def _enter_forward(self, module, args) -> None:
         if self._depth == 0:
-            self._last, self._count = "input", {}
+            self._last, self._count, self._running = "input", {}, []
         self._depth += 1
 
     def _leave_forward(self, module, args, out) -> None:
@@ -84,8 +106,8 @@ class FunctionalActivations(TorchFunctionMode):
         out = func(*args, **(kwargs or {}))
         kind = KINDS.get(func)
         if kind is not None and self._depth and isinstance(out, torch.Tensor) and (
-                out.requires_grad or not self.graph_only):
-            name = f"F.{kind.lower()} after {self._last}"
+                out.requires_grad or not self.graph_only) and not (self._running and _torch_module(self._running[-1])):
+            name = f"{NAMES[kind]} after {self._last}"
             n = self._count[name] = self._count.get(name, 0) + 1
             self.record(name if n == 1 else f"{name} #{n}", kind, out)
         return out

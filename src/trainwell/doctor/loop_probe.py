@@ -60,7 +60,8 @@ class LoopProbe:
         self.mode_sensitive = [n for n, m in model.named_modules() if isinstance(m, _MODE_SENSITIVE)]
         self.opt_steps = 0
         self.skipped = 0  # w.step calls whose optimizer step was skipped on non-finite gradients (AMP's GradScaler)
-        self.idle_calls = 0  # w.step calls with no optimizer step since the previous one
+        self.idle_calls = 0  # w.step calls with no optimizer step (of any of the optimizers) since the previous one
+        self.steps_by_optimizer = [0] * len(optimizers)  # every optimizer's own count of steps
         self._steps_at_call = 0
         self.lrs: list[float] = []
         self.steps: list[dict] = []  # one record per observed optimizer step
@@ -97,7 +98,13 @@ class LoopProbe:
                        self.model.register_forward_hook(self._hook(self._post_forward)),
                        self.optimizer.register_step_pre_hook(self._pre_step),
                        self.optimizer.register_step_post_hook(self._post_step)]
+        self._hooks += [o.register_step_post_hook(self._counter(i)) for i, o in enumerate(self.optimizers)]
         self._arm()
+
+    def _counter(self, i: int):
+        def count(optimizer, args, kwargs) -> None:
+            self.steps_by_optimizer[i] += 1
+        return count
 
     def detach(self) -> None:
         self._disarm()
@@ -122,18 +129,21 @@ class LoopProbe:
             h.remove()
         self._grad_hooks, self._layer_hooks, self._armed = [], [], False
 
-    def step_recorded(self) -> None:
-        """Called by ``Watch.step``. A call with no optimizer step since the previous one is idle: a step that AMP's
-        GradScaler skipped (its gradients are not finite: what was gathered for it is dropped) or ``w.step`` called
-        per micro-batch."""
-        if self.opt_steps == self._steps_at_call:
+    def step_recorded(self) -> bool:
+        """Called by ``Watch.step``; returns whether the call is idle: no optimizer (of any given) stepped since the
+        previous call. That is a step AMP's GradScaler skipped (its gradients are not finite: what was gathered for
+        it is dropped) or ``w.step`` called per micro-batch."""
+        total = sum(self.steps_by_optimizer)
+        idle = total == self._steps_at_call
+        if idle:
             self.idle_calls += 1
             if self._armed and any(not bool(torch.isfinite(g).all()) for g in self._incoming.values()
                                    if not g.is_sparse):
                 self.skipped += 1
                 self._disarm()
                 self._arm()
-        self._steps_at_call = self.opt_steps
+        self._steps_at_call = total
+        return idle
 
     def _first_layer_input(self, module, args) -> None:
         entry = self.inputs[-1] if self.inputs else None

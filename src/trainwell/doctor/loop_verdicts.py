@@ -44,6 +44,15 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
                        "is the optimizer stepping another model?")
     if not probe.steps:
         return Verdict(name, "skip", "skipped: no optimizer step was observed", "-", "")
+    idle = [i for i, n in enumerate(probe.steps_by_optimizer) if n == 0]
+    if idle and probe.opt_steps >= 3:
+        i = idle[0]
+        held = {id(p) for g in probe.optimizers[i].param_groups for p in g["params"]}
+        names = [n for n, p in probe.named.items() if id(p) in held]
+        return Verdict(name, "fail", f"optimizer {i + 1} of {len(probe.optimizers)} never stepped in "
+                       f"{probe.opt_steps} steps: {_group_names(names) if names else 'its parameters'} never change",
+                       "every optimizer given to doctor.watch steps", "call its .step() in the loop (after "
+                       "backward()), or leave it out of doctor.watch if it is not meant to train")
     return Verdict(name, "pass", "every parameter that receives a gradient is in the optimizer", "-")
 
 
@@ -177,11 +186,15 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
                        "cross-entropy on raw logits", "nn.CrossEntropyLoss applies log-softmax itself: remove the "
                        "softmax before it (or use NLLLoss on log_softmax); a double softmax squashes the gradients")
     bounded = [t["bounded"] for t in steps]
-    if form == "cross_entropy" and all(bounded):
-        return Verdict(name, "warn", f"cross-entropy on outputs {bounded[0]} on all {len(steps)} observed steps",
-                       "raw logits (any real value) into cross-entropy", "an activation after the last layer "
+    if form in ("cross_entropy", "two_classes") and all(bounded):
+        loss = "cross-entropy" if form == "cross_entropy" else "a classification loss (2 classes)"
+        return Verdict(name, "warn", f"{loss} on outputs {bounded[0]} on all {len(steps)} observed steps",
+                       "raw logits (any real value) into the loss", "an activation after the last layer "
                        "(Sigmoid, ReLU, Softmax) bounds the logits, so the loss cannot fall far and the gradients "
                        "shrink: remove it (cross-entropy applies its own softmax)")
+    if form == "two_classes":
+        return Verdict(name, "skip", "skipped: with 2 classes the loss's form and weight cannot be read from its "
+                       "gradient (any zero-sum gradient fits); its outputs are raw logits", "-", "")
     rows = max(s["rows"], 1)
     formula = "NLL" if form == "nll" else "cross-entropy"
     if abs(weight - 1) <= 0.02:
@@ -337,9 +350,11 @@ def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
         return Verdict(name, "fail", f"{calls} steps recorded, optimizer.step() never ran",
                        "one optimizer.step() per step", "call optimizer.step() after loss.backward() (on the "
                        "optimizer given to doctor.watch)")
-    if probe.opt_steps >= 3 and calls - probe.skipped >= 1.5 * probe.opt_steps:
-        return Verdict(name, "warn", f"w.step() ran {calls} times for {probe.opt_steps} optimizer steps "
-                       f"({calls / probe.opt_steps:.3g} per step)", "one w.step() per optimizer.step()",
+    idle = probe.idle_calls - probe.skipped
+    if probe.opt_steps >= 3 and idle >= max(3, calls // 3):
+        return Verdict(name, "warn", f"w.step() ran {calls} times, {idle} of them with no optimizer step since the "
+                       "previous one",
+                       "one w.step() per optimizer.step()",
                        "call w.step(loss) once per optimizer step, after optimizer.step() (with gradient "
                        "accumulation: after the step that ends the k micro-batches), so that each observed step is "
                        "an update")

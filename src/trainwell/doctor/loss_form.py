@@ -85,16 +85,19 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
     or more: with 2, any zero-sum gradient fits the softmax form).
 
     Returns a dict: ``form`` ('cross_entropy', 'cross_entropy_over_batch', 'cross_entropy_on_probabilities',
-    'nll' or None when unrecognised), ``weight`` (sum of the per-example weights a_i), ``rows`` (examples that
+    'nll', 'two_classes' (a zero-sum gradient over 2 classes: a classification loss of unknown form and weight)
+    or None when unrecognised), ``weight`` (sum of the per-example weights a_i), ``rows`` (examples that
     received a gradient), ``classes``.
     """
-    # low-precision outputs (autocast) carry rounding in the gradient: the fit is judged at that precision
+    # low-precision outputs (autocast) carry rounding in the gradient: the fit is judged at that precision, and the
+    # best-fitting form wins (at a loose tolerance more than one can pass)
     tol = max(TOLERANCE, 4 * torch.finfo(g.dtype).eps) if g.is_floating_point() else TOLERANCE
     z, g = z.detach().double(), g.detach().double()
-    # with 2 classes every zero-sum gradient (a hinge's too) fits the softmax form: 3 or more are needed to tell
-    if z.shape != g.shape or z.dim() < 2 or min(z.shape[-1], z.shape[1]) < 3 or not bool(torch.isfinite(g).all()) \
-            or float(g.abs().sum()) == 0.0:
-        return {"form": None, "weight": None, "rows": 0, "classes": z.shape[-1] if z.dim() else 0, "bounded": None}
+    none = {"form": None, "weight": None, "rows": 0, "classes": z.shape[-1] if z.dim() else 0, "bounded": None}
+    if z.shape != g.shape or z.dim() < 2 or not bool(torch.isfinite(g).all()) or float(g.abs().sum()) == 0.0:
+        return none
+    if min(z.shape[-1], z.shape[1]) < 3:
+        return _two_classes(z, g, tol) or none
     for layout, zz, gg in _rows(z, g):
         live = gg.abs().sum(1) > 0
         if int(live.sum()) == 0:
@@ -106,23 +109,32 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
                 return {"form": "cross_entropy_over_batch", "weight": float(a[0]) * len(z), "rows": len(z),
                         "classes": z.shape[1], "bounded": None}
             continue
+        fits = []
         resid, a = _fit_softmax(zl, gl)
-        if resid < tol and bool((a > 0).all()):
-            if bool((zz >= 0).all()) and bool(((zz.sum(1) - 1).abs() < max(1e-4, tol)).all()):
-                form = "cross_entropy_on_probabilities"
-            else:
-                form = "cross_entropy"
-            return {"form": form, "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1],
-                    "bounded": _bounded(zz)}
+        if bool((zz >= 0).all()) and bool(((zz.sum(1) - 1).abs() < max(1e-4, tol)).all()):
+            fits.append((resid, "cross_entropy_on_probabilities", a, None))
+        else:
+            fits.append((resid, "cross_entropy", a, _bounded(zz)))
         resid, a = _fit_nll(gl)
-        if resid < tol and bool((a > 0).all()):
-            return {"form": "nll", "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1],
-                    "bounded": None}
+        fits.append((resid, "nll", a, None))
         resid, a = _fit_softmax_twice(zl, gl)
-        if resid < tol and bool((a > 0).all()):
-            return {"form": "cross_entropy_on_probabilities", "weight": float(a.sum()), "rows": int(live.sum()),
-                    "classes": zz.shape[1], "bounded": None}
-    return {"form": None, "weight": None, "rows": 0, "classes": z.shape[-1], "bounded": None}
+        fits.append((resid, "cross_entropy_on_probabilities", a, None))
+        fits = [f for f in fits if f[0] < tol and bool((f[2] > 0).all())]
+        if fits:
+            _, form, a, bounded = min(fits, key=lambda f: f[0])
+            return {"form": form, "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1],
+                    "bounded": bounded}
+    return none
+
+
+def _two_classes(z: torch.Tensor, g: torch.Tensor, tol: float) -> dict | None:
+    """Two classes: every zero-sum gradient fits the softmax form (a multiclass hinge's too), so neither the form
+    nor the weight can be read; a classification loss (a zero-sum gradient per row) on bounded outputs can."""
+    if z.dim() != 2 or z.shape[1] != 2:
+        return None
+    if float(g.sum(1).abs().max()) > tol * float(g.abs().max()):
+        return None
+    return {"form": "two_classes", "weight": 0.0, "rows": len(z), "classes": 2, "bounded": _bounded(z)}
 
 
 def _bounded(z: torch.Tensor) -> str | None:

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from trainwell.doctor.functional_activations import FunctionalActivations
+from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
 from trainwell.doctor.verdict import Verdict
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.uncompiled import suspend_compiled
@@ -118,10 +118,17 @@ def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30) -> di
         stats["saturated"] = float((a.abs() > 0.99).float().mean())
     elif isinstance(module, nn.Sigmoid):
         stats["saturated"] = float(((a < 0.01) | (a > 0.99)).float().mean())
-    if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
-        units = a.reshape(a.shape[0], -1)  # a unit is dead when its largest output on the batch is not positive
+    # a unit is dead when its largest output on the batch is not positive (a leaky ReLU never is: it passes a
+    # gradient below 0), read on batches of DEAD_MIN_ROWS examples or more
+    if isinstance(module, nn.ReLU) and a.dim() >= 1 and a.shape[0] >= DEAD_MIN_ROWS:
+        units = a.reshape(a.shape[0], -1)
         stats["dead"] = float((units.amax(dim=0) <= 0).float().mean())  # (amax: ~10x faster than (units > 0).any)
     return stats
+
+
+DEAD_MIN_ROWS = 8
+"""A unit is called dead only on a batch of at least this many examples: a healthy ReLU unit is off for about half
+of them, so on a short batch (a loader's last one) many would look dead by chance (0.5^8 = 0.4% on 8)."""
 
 
 class Monitor(Callback):
@@ -152,6 +159,7 @@ class Monitor(Callback):
         self.outer: nn.Module | None = None  # torch.compile's wrapper around the watched model, if it was given one
         self._armed = False
         self._functional: FunctionalActivations | None = None
+        self._retries = 0  # observations dropped in a row (steps skipped on non-finite gradients)
         self._snapshot: dict[str, torch.Tensor] | None = None
         self._acts: dict[str, dict] = {}
 
@@ -188,7 +196,7 @@ class Monitor(Callback):
         self._remove()
         self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
                        if isinstance(m, _WATCHED + _LAYERS)]
-        if not any(isinstance(m, _WATCHED) for m in model.modules()):  # F.relu, torch.tanh, x.sigmoid() instead
+        if calls_functions(model):  # a user's module may call F.relu, torch.tanh, x.sigmoid() in its forward
             self._functional = FunctionalActivations(
                 model, lambda name, kind, out: self._activation(name, _STAND_IN[kind], out))
             self._functional.__enter__()
@@ -213,13 +221,29 @@ class Monitor(Callback):
         if self._armed:
             self._remove()  # hooks live for one observed step only: no cost on the others
             self._record(state)
-            self._armed = False
+            self._armed, self._retries = False, 0
         if (state.step + 1) % self.every == 0:
             # the next step is observed whole: its forward (hooks), backward (grads) and update (vs this copy)
             self._snapshot = {n: p.detach().clone() for n, p in state.model.named_parameters() if p.requires_grad}
             self._acts = {}
             self._armed = True
             self._install(state.model)
+
+    def skipped_step(self, state: State) -> bool:
+        """The loop did not update on this step because its gradients were not finite (AMP's GradScaler skips such
+        a step): an observation in progress is dropped and the next step observed instead. Returns whether it was
+        (at most 50 times in a row: a loop that never gets finite gradients is then reported)."""
+        if not self._armed or self._retries >= 50:
+            return False
+        bad = any(a.get("grad_nonfinite", 0.0) > 0 or a.get("nonfinite", 0.0) > 0 for a in self._acts.values())
+        bad = bad or any(p.grad is not None and not p.grad.is_sparse and not bool(torch.isfinite(p.grad).all())
+                         for p in state.model.parameters())
+        if not bad:
+            return False
+        self._retries += 1
+        self._acts = {}
+        self._install(state.model)  # the same snapshot: the weights did not change
+        return True
 
     def _record(self, state: State) -> None:
         params = dict(state.model.named_parameters())
@@ -278,6 +302,8 @@ class Monitor(Callback):
             self._warn("non-finite gradients", bad[0], step, "NaN/Inf gradient",
                        "lower the learning rate or clip gradients (and check the loss and inputs)")
         ratios = sorted(v for v in r["update_ratio"].values() if math.isfinite(v))
+        # the tensors this step moved: with optimizers stepped in turn (a GAN) the others' ratio is 0 on this step
+        ratios = [v for v in ratios if v > 0] or ratios
         # a converged model is not a slow one: no gradient, or a loss near 0 relative to its start, is not
         # "raise the LR"
         first = getattr(self, "_first_loss", None)

@@ -138,7 +138,7 @@ class Watch:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
         self._calls += 1
-        self.probe.step_recorded()
+        idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             self.probe.unregistered = unregistered(self.probe.model, graph_leaves(loss))
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
@@ -147,7 +147,8 @@ class Watch:
         self._losses.append(value)
         self._state.batch_loss = value
         self._state.step += 1  # steps done, as the Trainer counts them
-        self.monitor.on_batch_end(self._state)
+        if not (idle and self.monitor.skipped_step(self._state)):  # a step AMP's GradScaler skipped: observe the next
+            self.monitor.on_batch_end(self._state)
 
     def validate(self, val_loss: float, train_loss: float | None = None) -> None:
         """Record a validation loss (e.g. once per epoch); the training loss at that point defaults to the mean of
@@ -213,6 +214,7 @@ class Watch:
         if not str(verdict.value).startswith("flat"):
             return verdict
         ratios = sorted(v for r in self.monitor.records for v in r["update_ratio"].values() if math.isfinite(v))
+        ratios = [v for v in ratios if v > 0] or ratios  # the tensors that moved (optimizers stepped in turn)
         if not ratios:
             return verdict
         median = ratios[len(ratios) // 2]
