@@ -509,3 +509,15 @@ def test_units_are_not_called_dead_on_a_short_batch():
     assert activation_stats(nn.ReLU(), out)["dead"] == 0.0
     assert "dead" not in activation_stats(nn.ReLU(), out[: DEAD_MIN_ROWS - 1])  # about half would "die" on one
     assert activation_stats(nn.ReLU(), out[:1].expand(DEAD_MIN_ROWS, 32))["dead"] > 0.3  # the rule itself holds
+
+
+@pytest.mark.parametrize("last, loss_fn, status", [(nn.Softmax(dim=1), F.cross_entropy, "warn"),
+                                                   (None, F.cross_entropy, "pass"),
+                                                   (nn.LogSoftmax(dim=1), F.nll_loss, "pass")])
+def test_the_preflight_names_cross_entropy_on_probabilities(last, loss_fn, status):
+    x, y = _blobs(256)
+    torch.manual_seed(0)
+    verdict = doctor.check(_mlp(head=last), x, y, loss_fn)["initial loss"]
+    assert verdict.status == status, verdict
+    if status == "warn":
+        assert "probabilities" in verdict.advice and "Softmax" in verdict.advice

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor import outputs as O
+from trainwell.doctor.fitting import _normalization
 from trainwell.doctor.forward import _suspect_layer, _training_forward, input_scale
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind
@@ -24,8 +25,9 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
     softmax cross-entropy, (C - 1)/C for torch's multiclass hinge, ln 2 for binary cross-entropy; a regression
     loss must not be far above that of a zero output, and is also judged against the best constant predictor
     (the targets' mean for MSE, their median for L1): far above it because the targets sit far from zero mean
-    (mean(y)^2 >> var(y), :mod:`~trainwell.doctor.targets`) is a warning naming their scale. An unknown loss is
-    "skipped", never a pass."""
+    (mean(y)^2 >> var(y), :mod:`~trainwell.doctor.targets`) is a warning naming their scale. Cross-entropy on
+    outputs that are already probabilities (a Softmax last layer: its initial loss is ln C too) is a warning. An
+    unknown loss is "skipped", never a pass."""
     was = model.training
     _training_forward(model)
     try:
@@ -62,6 +64,12 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
     advice = "" if status == "pass" else (f"initial outputs are not near-uniform: {scale}" if scale else
         f"initial outputs are not near-uniform: {_suspect_layer(model, x)}; shrink the last layer's init scale "
         f"or use Xavier/He init")
+    scores = O.logits(out)
+    if kind == "cross_entropy" and status != "fail" and scores is not None and _normalization(scores) == "prob":
+        return Verdict("initial loss", "warn", round(loss, 4), expected_text + "; on raw logits",
+                       "the model's outputs are probabilities (each row >= 0 and summing to 1): cross-entropy applies "
+                       "its own softmax, and a softmax before it squashes the gradients; remove the last Softmax (or "
+                       "use NLLLoss on log_softmax)")
     if kind in _REGRESSION and status != "fail":
         targets = far_from_unit(y)
         const = constant_loss(loss_fn, out, y) if targets else None
