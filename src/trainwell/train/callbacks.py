@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,12 +122,17 @@ class Checkpoint(Callback):
     Checkpoints hold state dicts, the resolved config and every RNG state, so ``--resume`` continues bit for bit
     from ``last.pt``. The best weights are copied in memory at every improvement and written to ``best.pt`` when
     ``last.pt`` is, so the two files on disk always describe the same point of training. A non-finite epoch
-    never overwrites ``last.pt``: the last good checkpoint stays.
+    never overwrites ``last.pt``: the last good checkpoint stays. ``rundir`` is a :class:`~trainwell.rundir.RunDir`
+    or a folder (created; the files go in its ``checkpoints/``).
     """
 
     def __init__(self, rundir, every: int = 1, monitor: str = "val_loss", extra: dict | None = None,
                  minutes: float = 1.0, keep_best: bool = True, resumable: bool = True,
                  weights: Callable[[State], dict] | None = None):
+        if isinstance(rundir, (str, os.PathLike)):  # a folder: checkpoints/last.pt and best.pt go inside it
+            from trainwell.rundir import RunDir
+
+            rundir = RunDir(rundir).create()
         self.rundir = rundir
         self.keep_best = keep_best
         self.resumable = resumable  # False: best.pt only (a population member: the population's last.pt resumes it)

@@ -59,6 +59,31 @@ def loss_function(name: str) -> Callable:
     return LOSSES[name]
 
 
+def class_scores(out) -> torch.Tensor:
+    """The class scores in a model's output: the output itself when it is a tensor; in a tuple, list, dict, named
+    tuple or dataclass (``(logits, features)``, Hugging Face's ``ModelOutput``) the field named ``logits`` (or
+    ``out``, ``output``, ...), else the first floating-point tensor, as the doctor reads it
+    (:func:`trainwell.doctor.outputs.logits`). The named losses and the accuracy read these.
+
+    Raises:
+        TypeError: the output holds no floating-point tensor.
+    """
+    if isinstance(out, torch.Tensor):
+        return out
+    from trainwell.doctor.outputs import logits
+
+    found = logits(out)
+    if found is None:
+        raise TypeError(f"the model returned a {type(out).__name__} with no floating-point tensor of class scores: "
+                        f"return the logits (or a structure holding them), or pass a loss_fn that reads the output")
+    return found
+
+
+def named_loss(loss_fn: Callable) -> bool:
+    """Whether ``loss_fn`` is one of :data:`LOSSES` (they take the class scores and class-index targets)."""
+    return any(loss_fn is f for f in LOSSES.values())
+
+
 def predicted_classes(out: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """The index of the largest output along ``dim`` (the class axis): ``out.argmax(dim)``, ties to the first
     maximum and NaN counted as the maximum, as ``argmax`` does. Computed as ``out.max(dim).indices``, which gives
@@ -67,20 +92,60 @@ def predicted_classes(out: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return out.max(dim=dim).indices
 
 
+def as_schedule(schedule, optimizer) -> Schedule:
+    """``schedule`` as a :class:`~trainwell.optim.Schedule`: one as it is; a torch LR scheduler on ``optimizer``
+    stepped as torch's own examples step it: ``ReduceLROnPlateau`` on the validation loss, ``OneCycleLR`` and
+    ``CyclicLR`` after every batch, any other after every epoch; None: no schedule.
+
+    Raises:
+        TypeError: ``schedule`` is neither.
+        ValueError: a torch scheduler of another optimizer.
+    """
+    if schedule is None:
+        return Schedule(None, "none")
+    if isinstance(schedule, Schedule):
+        return schedule
+    from torch.optim import lr_scheduler
+
+    if not isinstance(schedule, (lr_scheduler.LRScheduler, lr_scheduler.ReduceLROnPlateau)):
+        raise TypeError(f"schedule is a {type(schedule).__name__}: pass a torch LR scheduler or a "
+                        f"trainwell.optim.Schedule(scheduler, 'step' | 'epoch' | 'metric')")
+    if getattr(schedule, "optimizer", optimizer) is not optimizer:
+        raise ValueError("schedule: the scheduler was built on another optimizer than the trainer's")
+    if isinstance(schedule, lr_scheduler.ReduceLROnPlateau):
+        return Schedule(schedule, "metric")
+    per_batch = isinstance(schedule, (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR))
+    return Schedule(schedule, "step" if per_batch else "epoch")
+
+
+def _check_optimizer(model: nn.Module, optimizer) -> None:
+    """Refuse an optimizer that holds none of ``model``'s parameters (built on another copy: it would train
+    nothing)."""
+    groups = getattr(optimizer, "param_groups", None)
+    if not groups:
+        return
+    held = {id(p) for g in groups for p in g["params"]}
+    if held and not held & {id(p) for p in model.parameters()}:
+        raise ValueError("the optimizer holds none of the model's parameters (was it built on another copy of the "
+                         "model, or before the model was re-created?): build it on model.parameters() of the model "
+                         "you train")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
              batch_size: int = 2048) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode (the mode is restored afterwards)."""
-    if any(loss_fn is f for f in LOSSES.values()):
+    if named_loss(loss_fn):
         y = as_class_labels(y, "y")
     was_training = model.training
     model.eval()
     total, correct = 0.0, 0
+    named = named_loss(loss_fn)
     for i in range(0, len(x), batch_size):
         out = model(x[i : i + batch_size])
         yb = y[i : i + batch_size]
-        total += float(loss_fn(out, yb)) * len(yb)
-        correct += int((predicted_classes(out) == yb).sum())
+        total += float(loss_fn(class_scores(out) if named else out, yb)) * len(yb)
+        correct += int((predicted_classes(class_scores(out)) == yb).sum())
     model.train(was_training)
     n = max(len(x), 1)
     return {"loss": total / n, "acc": correct / n}
@@ -175,8 +240,10 @@ class ModuleLearner:
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None, aug_seed: int = 1,
                  precision: str = "fp32"):
         self.model, self.optimizer = model, optimizer
+        _check_optimizer(model, optimizer)
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
-        self.schedule = schedule or Schedule(None, "none")
+        self._named = named_loss(self.loss_fn)
+        self.schedule = as_schedule(schedule, optimizer)
         self.penalty, self.augment = penalty, augment
         self.aug_generator = torch.Generator().manual_seed(aug_seed)
         self._reg_sum: torch.Tensor | None = None
@@ -222,9 +289,9 @@ class ModuleLearner:
             xb = self.augment(xb, self.aug_generator)
         with self.autocast():
             out = self.model(xb)
-            loss = self.loss_fn(out, yb)
+            loss = self.loss_fn(class_scores(out) if self._named else out, yb)
         self.update(loss, len(yb))
-        return loss, (predicted_classes(out.detach()) == yb).sum()
+        return loss, (predicted_classes(class_scores(out).detach()) == yb).sum()
 
     def update(self, loss: torch.Tensor, examples: int) -> None:
         """One optimizer step on ``loss`` (plus the penalty, computed in full precision), with loss scaling for
@@ -263,12 +330,14 @@ class ModuleLearner:
             for xb, yb in batches:
                 with self.autocast():
                     out = self.model(xb)
-                    total += float(self.loss_fn(out, yb)) * len(yb)
-                correct += int((predicted_classes(out) == yb).sum())
+                    total += float(self.loss_fn(class_scores(out) if self._named else out, yb)) * len(yb)
+                correct += int((predicted_classes(class_scores(out)) == yb).sum())
                 n += len(yb)
         finally:
             self.model.train(was_training)
-        n = max(n, 1)
+        if n == 0:  # a loss of 0 would read as a perfect epoch to early stopping and best.pt
+            raise ValueError("the validation data yielded no examples (an empty DataLoader or dataset): give "
+                             "validation data with examples, or none")
         return [total / n], [correct / n]
 
     def end_epoch(self, values: dict[int, float]) -> None:
@@ -295,13 +364,34 @@ class ModuleLearner:
 
     def state_dict(self) -> dict:
         state = {"model": self.model_state(), "optimizer": self.optimizer.state_dict(),
+                 "optimizer_class": type(self.optimizer).__name__,
                  "schedule": self.schedule.state_dict(), "aug_generator": self.aug_generator.get_state()}
         if self.scaler is not None:
             state["grad_scaler"] = self.scaler.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        """Restore :meth:`state_dict`.
+
+        Raises:
+            ValueError: not a trainer's checkpoint (a plain state dict), weights that do not fit the model, or
+                another optimizer than the one that saved it.
+        """
+        if not isinstance(state, dict) or "model" not in state or "optimizer" not in state:
+            raise ValueError("not a trainer checkpoint (no 'model' and 'optimizer' entries; a plain state_dict? "
+                             "load that with model.load_state_dict(torch.load(path)))")
+        saved = state.get("optimizer_class")
+        groups = state["optimizer"].get("param_groups") or [{}]
+        if saved is not None and saved != type(self.optimizer).__name__ or saved is None and \
+                set(groups[0]) - {"params"} != set(self.optimizer.param_groups[0]) - {"params"}:
+            raise ValueError(f"the checkpoint was saved with another optimizer ({saved or 'other settings'}) than "
+                             f"this trainer's {type(self.optimizer).__name__}: resume with the same optimizer")
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            raise ValueError(f"the checkpoint's weights do not fit this model ({'; '.join(lines[1:3])[:300]}): "
+                             f"resume into the architecture that saved it") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         if "aug_generator" in state:

@@ -35,7 +35,9 @@ class CSVLogger(Callback):
     and at the end of the fit. Rewriting and syncing the whole file every epoch made a long run's logging grow
     with the square of its epochs (a 400-epoch run of a small MLP spent most of its time there). A fresh run's
     first epoch creates the file (exclusively: an existing file is rewritten) without the atomic write's two
-    syncs, as the metrics lines are appended: a population of 256 members paid 512 syncs there.
+    syncs, as the metrics lines are appended: a population of 256 members paid 512 syncs there. An existing file
+    that is not a metrics table (its header does not start with ``epoch``) is never overwritten: the first epoch
+    raises ``FileExistsError``.
     """
 
     def __init__(self, path: str | Path):
@@ -49,6 +51,8 @@ class CSVLogger(Callback):
         from trainwell.rundir import append_bytes
 
         history = state.history
+        if self._history is None:
+            self._refuse_foreign_file()
         if self._history is not history or self._new_metric(history):
             if not (len(history) == 1 and self._create(history)):
                 self._rewrite(history)
@@ -63,6 +67,18 @@ class CSVLogger(Callback):
 
     def on_fit_end(self, state: State) -> None:
         self._rewrite(state.history)  # complete and on disk
+
+    def _refuse_foreign_file(self) -> None:
+        """Before the first write: a file at ``path`` that is not a metrics table (its header does not start with
+        ``epoch``, as this logger's and an interrupted run's do) is someone's own file, never overwritten."""
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as f:
+                head = f.readline()
+        except (FileNotFoundError, IsADirectoryError):
+            return
+        if head and not head.startswith("epoch,") and head.strip() != "epoch":
+            raise FileExistsError(f"CSVLogger: {self.path} exists and is not a metrics table (its first line does "
+                                  f"not start with 'epoch'): it is left as it is; log to another path")
 
     def _new_metric(self, history: list[dict]) -> bool:
         """Whether the last two records (this epoch's, and the previous one, to which callbacks after this logger

@@ -267,7 +267,8 @@ def from_config(cfg) -> Stopper:
 
 def as_callback(obj):
     """Return ``obj`` if it is a callback; a stopping criterion (:class:`FixedSchedule`, :class:`LossChange`,
-    :class:`WeightChange`, :class:`EarlyStopping`) is wrapped in a :class:`Stopper`, so that criteria can be passed
+    :class:`WeightChange`, :class:`EarlyStopping`, :class:`~trainwell.train.stopping.GeneralizationLoss`) is wrapped
+    in a :class:`Stopper`, so that criteria can be passed
     as callbacks as Keras and Lightning users do: ``Trainer(..., callbacks=[EarlyStopping(patience=2)])``.
 
     EarlyStopping watches its ``monitor`` (default ``val_loss``) and restores the best weights at the end only when
@@ -291,5 +292,7 @@ def as_callback(obj):
     for cls, key in ((FixedSchedule, "fixed"), (LossChange, "loss_change"), (WeightChange, "weight_change")):
         if isinstance(obj, cls):
             return Stopper(**{key: obj})
+    if isinstance(obj, stopping.GeneralizationLoss):  # a registered criterion: fed the validation loss
+        return Stopper(others={"generalization_loss": obj})
     raise TypeError(f"callbacks: {type(obj).__name__} is neither a Callback nor a stopping criterion (FixedSchedule, "
-                    f"LossChange, WeightChange, EarlyStopping)")
+                    f"LossChange, WeightChange, EarlyStopping, GeneralizationLoss)")

@@ -112,7 +112,9 @@ class Trainer(TrainerIO):
         batch_keys: ``(input_key, target_key)`` of dict batches whose keys are not among :data:`INPUT_KEYS` /
             :data:`TARGET_KEYS`.
         loss_fn: a name from :data:`LOSSES` or a callable ``(outputs, targets) -> scalar``.
-        schedule: a :class:`~trainwell.optim.Schedule` (stepped per batch, per epoch, or on val loss).
+        schedule: a :class:`~trainwell.optim.Schedule` (stepped per batch, per epoch, or on val loss), or a torch LR
+            scheduler (``ReduceLROnPlateau`` steps on the validation loss, ``OneCycleLR``/``CyclicLR`` per batch,
+            any other per epoch: :func:`~trainwell.train.learners.as_schedule`).
         callbacks: :class:`~trainwell.train.callbacks.Callback` objects, called in order with the run's
             :class:`State` (for M = 1 that is the model's state; for a population, metrics are the means over the
             members still training).
@@ -158,8 +160,8 @@ class Trainer(TrainerIO):
         self._loader_rngs: list[torch.Generator] = []  # the current train loader's generators (saved in checkpoints)
         self._pending_loader_rng: list | None = None
         self.callbacks = [as_callback(cb) for cb in callbacks]  # stopping criteria are accepted as callbacks
-        self.member_callbacks = [list(c) for c in member_callbacks] if member_callbacks is not None else \
-            [[] for _ in range(self.size)]
+        self.member_callbacks = [[as_callback(cb) for cb in c] for c in member_callbacks] \
+            if member_callbacks is not None else [[] for _ in range(self.size)]
         if len(self.member_callbacks) != self.size:
             raise ValueError(f"member_callbacks: {len(self.member_callbacks)} lists for {self.size} members")
         if learner.vmapped:
@@ -171,6 +173,9 @@ class Trainer(TrainerIO):
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.progress = progress or NullProgress()
         self.state = State(model=learner.model, optimizer=learner.optimizer, trainer=self, learner=learner)
+        model = learner.model if isinstance(learner.model, nn.Module) else getattr(learner, "base", None)
+        self._batchnorm = isinstance(model, nn.Module) and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         self.members = [self.state] if self.single else \
             [State(model=learner.member_model(m), optimizer=None, trainer=self, learner=learner, member=m)
              for m in range(self.size)]
@@ -293,12 +298,19 @@ class Trainer(TrainerIO):
                 if not self._checked:
                     self._check_inputs(xb, "train")
                     self._checked = True
+                if len(yb) == 1 and self._batchnorm:
+                    raise ValueError("the DataLoader gave a batch of 1 example, and BatchNorm cannot train on one "
+                                     "(its last batch: the dataset's size % batch_size == 1): use "
+                                     "DataLoader(..., drop_last=True), or another batch size")
                 yield learner.train_batch, (xb, yb), len(yb)
             return
         n, bs = len(x), self.batch_size
         perm = learner.permutation(n, self.generators)  # (N,), or (M, N): each member its own order
-        for i in range(0, n, bs):
-            idx = perm[..., i : i + bs]
+        # BatchNorm cannot train on one example: a last batch of 1 (N % batch_size == 1) is left out of the epoch
+        # (a different example each epoch), as a DataLoader's drop_last would leave it
+        end = n - 1 if n > bs and n % bs == 1 and self._batchnorm else n
+        for i in range(0, end, bs):
+            idx = perm[..., i : min(i + bs, end)]
             yield learner.train_step, (x, y, idx), idx.shape[-1]
 
     def _train_epoch(self, data: tuple, active: list[int]) -> tuple[int, torch.Tensor, torch.Tensor]:
@@ -356,7 +368,7 @@ class Trainer(TrainerIO):
         for m, metrics in rows.items():
             s = members[m]
             if not math.isfinite(metrics["train_loss"]):
-                s.stop = f"non-finite training loss at epoch {epoch + 1}"
+                s.stop = s.failure = f"non-finite training loss at epoch {epoch + 1}"  # a failed run
             s.step, s.metrics = state.step, metrics
             s.history.append(metrics)
         for m in active:

@@ -19,7 +19,7 @@ from trainwell.train.batches import (
     require_iterable,
     split_batch,
 )
-from trainwell.train.learners import LOSSES
+from trainwell.train.learners import LOSSES, class_scores
 
 
 class TrainerIO:
@@ -128,7 +128,8 @@ class TrainerIO:
 
     @torch.no_grad()
     def predict(self, data, batch_size: int = 2048) -> torch.Tensor:
-        """The model's outputs (logits) for ``data`` in eval mode, concatenated on the CPU.
+        """The model's outputs (logits) for ``data`` in eval mode, concatenated on the CPU; of a model that returns a
+        tuple, dict or dataclass, its class scores (:func:`~trainwell.train.learners.class_scores`).
 
         Args:
             data: inputs (a tensor or NumPy array, run in chunks of ``batch_size`` rows), or a loader of batches
@@ -150,7 +151,9 @@ class TrainerIO:
             chunks: Iterable = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
         else:
             require_iterable(data, "predict")
-            chunks = (b if is_array(b) else split_batch(b, "predict", self.batch_keys)[0] for b in data)
+            # a TensorDataset of inputs alone yields [xb]
+            chunks = (b if is_array(b) else b[0] if isinstance(b, (list, tuple)) and len(b) == 1 else
+                      split_batch(b, "predict", self.batch_keys)[0] for b in data)
         model = self.learner.model
         was_training = model.training
         model.eval()
@@ -160,7 +163,7 @@ class TrainerIO:
                 xb = as_tensor(xb, "predict inputs").to(self.device)
                 self._check_inputs(xb, "predict")
                 with self.learner.autocast():
-                    outs.append(model(xb).cpu())
+                    outs.append(class_scores(model(xb)).cpu())  # a tuple/dict output: its class scores
         finally:
             model.train(was_training)
         return torch.cat(outs) if outs else torch.empty(0)

@@ -1,0 +1,203 @@
+"""The library Trainer on code users write: models that return tuples, BatchNorm with a short last batch, torch
+schedulers, stopping criteria per member, checkpoints in a folder, and the mistakes that used to fail deep inside
+torch or silently (an optimizer over another copy, an empty validation loader, another optimizer on resume, a
+user's own CSV file at the logger's path)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainwell.train import Trainer
+from trainwell.train.callbacks import Checkpoint
+from trainwell.train.loggers import CSVLogger
+from trainwell.train.population import PopulationLearner
+from trainwell.train.stopping import EarlyStopping, GeneralizationLoss
+
+
+def _data(n=200, d=10, c=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    return x, x[:, :c].argmax(1)
+
+
+def _mlp(d=10, c=3):
+    return nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, c))
+
+
+class WithFeatures(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.head = nn.Sequential(nn.Linear(10, 32), nn.ReLU()), nn.Linear(32, 3)
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.head(h), h
+
+
+@pytest.mark.parametrize("loss_fn", ["cross_entropy", lambda out, t: F.cross_entropy(out[0], t)])
+def test_a_model_returning_a_tuple_trains_with_a_named_or_its_own_loss(loss_fn):
+    x, y = _data()
+    torch.manual_seed(0)
+    model = WithFeatures()
+    t = Trainer(model, torch.optim.Adam(model.parameters(), 1e-2), loss_fn=loss_fn, epochs=5, batch_size=32)
+    state = t.fit((x, y), (x, y))
+    assert state.history[-1]["val_acc"] > 0.8 and state.history[-1]["train_loss"] < state.history[0]["train_loss"]
+    scores = t.predict(x)
+    assert torch.equal(scores, model.eval()(x)[0].detach())  # the class scores of the tuple
+    assert math.isclose(state.history[-1]["val_acc"], float((scores.argmax(1) == y).float().mean()), abs_tol=1e-6)
+
+
+def test_predict_takes_a_loader_of_inputs_alone():
+    x, _ = _data()
+    model = _mlp()
+    t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=32)
+    torch.testing.assert_close(t.predict(DataLoader(TensorDataset(x), batch_size=64)), t.predict(x))
+
+
+class BN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(10, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_batchnorm_leaves_out_a_last_batch_of_one_example_and_a_loader_is_told_why():
+    x, y = _data(n=65)  # 65 % 32 == 1
+    torch.manual_seed(0)
+    model = BN()
+    state = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=2, batch_size=32).fit((x, y))
+    assert state.step == 4  # 2 batches per epoch, the 65th example left out (a different one each epoch)
+    model = BN()
+    loader = DataLoader(TensorDataset(x, y), batch_size=32)
+    with pytest.raises(ValueError, match="batch of 1 example.*drop_last=True"):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1).fit(loader)
+    model = _mlp()
+    assert Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=32).fit(
+        _data(n=65)).step == 3  # no BatchNorm: the 1-example batch trains
+
+
+def test_an_empty_validation_loader_is_refused_not_a_perfect_epoch():
+    x, y = _data()
+    model = _mlp()
+    empty = DataLoader(TensorDataset(x[:0], y[:0]), batch_size=32)
+    with pytest.raises(ValueError, match="validation data yielded no examples"):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=32).fit((x, y), empty)
+
+
+def test_an_optimizer_over_another_copy_of_the_model_is_refused():
+    model, other = _mlp(), _mlp()
+    with pytest.raises(ValueError, match="holds none of the model's parameters"):
+        Trainer(model, torch.optim.SGD(other.parameters(), 0.1), epochs=1)
+
+
+def test_the_non_finite_guard_marks_a_failed_run():
+    x, y = _data()
+    model = _mlp()
+    state = Trainer(model, torch.optim.SGD(model.parameters(), 1e6), epochs=3, batch_size=32).fit((x, y))
+    assert state.stop is not None and state.failure == state.stop and "non-finite" in state.failure
+
+
+def test_resuming_needs_the_same_optimizer_and_architecture_and_a_trainer_checkpoint():
+    x, y = _data()
+    model = _mlp()
+    saved = Trainer(model, torch.optim.Adam(model.parameters(), 1e-2), epochs=1, batch_size=32)
+    saved.fit((x, y))
+    ckpt = saved.checkpoint_state()
+    other = _mlp()
+    with pytest.raises(ValueError, match="another optimizer \\(Adam\\).*SGD"):
+        Trainer(other, torch.optim.SGD(other.parameters(), 0.1), epochs=2).load_checkpoint_state(ckpt)
+    wide = _mlp(c=4)
+    with pytest.raises(ValueError, match="weights do not fit this model.*size mismatch"):
+        Trainer(wide, torch.optim.Adam(wide.parameters(), 1e-2), epochs=2).load_checkpoint_state(ckpt)
+    with pytest.raises(ValueError, match="not a trainer checkpoint"):
+        Trainer(other, torch.optim.Adam(other.parameters(), 1e-2), epochs=2).load_checkpoint_state(model.state_dict())
+    same = _mlp()
+    resumed = Trainer(same, torch.optim.Adam(same.parameters(), 1e-2), epochs=2, batch_size=32)
+    resumed.load_checkpoint_state(ckpt)
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), model.state_dict().values(), strict=True))
+
+
+def test_csv_logger_never_overwrites_a_users_own_file_but_rewrites_its_own(tmp_path):
+    x, y = _data()
+    mine = tmp_path / "results.csv"
+    mine.write_text("run,notes\n1,the good one\n", encoding="utf-8")
+    model = _mlp()
+    with pytest.raises(FileExistsError, match="not a metrics table"):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=32,
+                callbacks=[CSVLogger(mine)]).fit((x, y))
+    assert mine.read_text(encoding="utf-8") == "run,notes\n1,the good one\n"
+    logged = tmp_path / "metrics.csv"
+    for epochs in (1, 2):  # a second run over the first one's table
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=epochs, batch_size=32,
+                callbacks=[CSVLogger(logged)]).fit((x, y))
+    assert len(logged.read_text(encoding="utf-8").splitlines()) == 3  # header + 2 epochs
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda opt: torch.optim.lr_scheduler.StepLR(opt, 1, 0.5), [0.1, 0.05, 0.025]),  # per epoch
+    (lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0, factor=0.5), None),  # on val loss
+    (lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total_steps=3 * 7), None),  # per batch
+])
+def test_a_torch_scheduler_is_stepped_as_torch_steps_it(make, expected):
+    x, y = _data()
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    sched = make(opt)
+    state = Trainer(model, opt, schedule=sched, epochs=3, batch_size=32).fit((x, y), (x, y))
+    lrs = [r["lr"] for r in state.history]
+    if expected is not None:
+        assert lrs == pytest.approx(expected)
+    elif isinstance(sched, torch.optim.lr_scheduler.OneCycleLR):
+        assert sched.last_epoch == 3 * 7  # stepped once per batch, 7 batches per epoch
+    else:
+        assert sched.last_epoch == 3  # stepped once per epoch, on the validation loss
+
+
+def test_a_scheduler_of_another_optimizer_or_another_object_is_refused():
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    stray = torch.optim.lr_scheduler.StepLR(torch.optim.SGD(_mlp().parameters(), 0.1), 1)
+    with pytest.raises(ValueError, match="another optimizer"):
+        Trainer(model, opt, schedule=stray, epochs=1)
+    with pytest.raises(TypeError, match="pass a torch LR scheduler"):
+        Trainer(model, opt, schedule="cosine", epochs=1)
+
+
+def test_generalization_loss_is_a_callback_and_member_callbacks_take_criteria():
+    x, y = _data()
+    xv, yv = _data(seed=1)
+    torch.manual_seed(0)
+    model = _mlp()
+    state = Trainer(model, torch.optim.SGD(model.parameters(), 3.0), epochs=30, batch_size=32,
+                    callbacks=[GeneralizationLoss(alpha=1.0)]).fit((x, y), (xv, yv))
+    val = [r["val_loss"] for r in state.history]
+    gl = [100 * (val[t] / min(val[: t + 1]) - 1) for t in range(len(val))]  # Prechelt's GL(t), percent
+    fired = state.stop is not None and "generalization loss" in state.stop
+    assert all(g <= 1.0 for g in gl[: len(gl) - fired])  # never above alpha before it stopped
+    assert not fired or gl[-1] > 1.0  # and above it when it did
+    assert fired or len(val) == 30
+    net = _mlp()
+    population = PopulationLearner(net, [net.state_dict()] * 2, optimizer="adam", lrs=[1e-2, 1e-3],
+                                   weight_decays=[0.0, 0.0])
+    done = Trainer(population, epochs=40, batch_size=32, seed=[0, 1],
+                   member_callbacks=[[EarlyStopping(patience=1)], [EarlyStopping(patience=1)]]).fit((x, y), (xv, yv))
+    for member in done.trainer.members:  # each member stops on its own criterion, its own validation loss
+        val = [r["val_loss"] for r in member.history]
+        stopped_early = member.stop is not None and len(val) < 40
+        assert not stopped_early or val[-1] >= min(val[:-1])  # patience 1: its last epoch did not improve
+
+
+def test_checkpoint_takes_a_folder(tmp_path):
+    x, y = _data()
+    model = _mlp()
+    Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=2, batch_size=32,
+            callbacks=[Checkpoint(tmp_path / "run")]).fit((x, y), (x, y))
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    assert saved["epoch"] == 1 and all(torch.equal(a, b) for a, b in
+                                       zip(saved["model"].values(), model.state_dict().values(), strict=True))
