@@ -201,3 +201,35 @@ def test_checkpoint_takes_a_folder(tmp_path):
     saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
     assert saved["epoch"] == 1 and all(torch.equal(a, b) for a, b in
                                        zip(saved["model"].values(), model.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize("labels, match", [(lambda y: y + 1, r"labels run 1\.\.3 but the model has 3 outputs"),
+                                           (lambda y: y[:, None], r"trailing dimension of 1.*\(32, 1\).*squeeze"),
+                                           (lambda y: y - 1, r"labels run -1\.\.1")])
+@pytest.mark.parametrize("loss_fn", ["cross_entropy", nn.CrossEntropyLoss()])
+def test_labels_a_class_index_loss_cannot_take_are_named(labels, match, loss_fn):
+    x, y = _data()
+    model = _mlp()
+    with pytest.raises(ValueError, match=match):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), loss_fn=loss_fn, epochs=1, batch_size=32).fit(
+            (x, labels(y)))
+
+
+def test_int32_labels_train_with_torchs_own_loss_module_as_with_a_named_loss():
+    x, y = _data()
+    runs = []
+    for loss_fn, labels in (("cross_entropy", y), (nn.CrossEntropyLoss(), y.to(torch.int32))):
+        torch.manual_seed(0)
+        model = _mlp()
+        runs.append(Trainer(model, torch.optim.SGD(model.parameters(), 0.1), loss_fn=loss_fn, epochs=2,
+                            batch_size=32).fit((x, labels)).history[-1]["train_loss"])
+    assert runs[0] == runs[1]
+
+
+def test_the_dtype_error_names_the_conversion_that_helps():
+    x, y = _data()
+    model = _mlp().double()
+    with pytest.raises(TypeError, match=r"inputs are float32 but the model's parameters are float64: convert the "
+                                        r"inputs \(x\.to\(torch\.float64\).*"
+                                        r"or the model \(model\.to\(torch\.float32\)"):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=32).fit((x, y))

@@ -118,6 +118,30 @@ def as_schedule(schedule, optimizer) -> Schedule:
     return Schedule(schedule, "step" if per_batch else "epoch")
 
 
+def check_labels(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> None:
+    """Refuse class labels a class-index loss (the named ones, torch's CrossEntropyLoss / NLLLoss /
+    MultiMarginLoss) would fail on deep inside torch: labels of shape (N, 1), or outside [0, C) for C outputs
+    (torch's ignore index -100 aside). Other losses and floating targets (probabilities) are not read.
+
+    Raises:
+        ValueError: naming the labels and what is allowed.
+    """
+    index_loss = named_loss(loss_fn) or isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss))
+    if not index_loss or y.is_floating_point() or scores.dim() < 2:
+        return
+    if y.dim() == 2 and y.shape[1] == 1 and scores.dim() == 2:
+        raise ValueError(f"class labels with a trailing dimension of 1 (a batch's labels are {tuple(y.shape)}): give "
+                         f"them as one index per example, shape (N,) (y.squeeze(1))")
+    c = scores.shape[1]
+    valid = y[y != -100]
+    if valid.numel() == 0:
+        return
+    lo, hi = int(valid.min()), int(valid.max())
+    if hi >= c or lo < 0:
+        raise ValueError(f"class labels run {lo}..{hi} but the model has {c} outputs: labels must be in [0, {c}) "
+                         f"(1-based labels? subtract 1; more classes than outputs? widen the last layer)")
+
+
 def _check_optimizer(model: nn.Module, optimizer) -> None:
     """Refuse an optimizer that holds none of ``model``'s parameters (built on another copy: it would train
     nothing)."""
@@ -163,13 +187,14 @@ def autocast_context(precision: str, device: torch.device) -> Callable:
         ValueError: an unknown precision, or fp16 off CUDA (use bf16 on a CPU).
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"train.precision = {precision!r} is not allowed: use one of {', '.join(PRECISIONS)}")
+        raise ValueError(f"precision = {precision!r} (train.precision in a config) is not allowed: use one of "
+                         f"{', '.join(PRECISIONS)}")
     if precision == "fp32":
         return contextlib.nullcontext
     device = torch.device(device)
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError(f"train.precision = 'fp16' needs a CUDA device (this run is on {device.type}): use 'bf16' "
-                         f"on a CPU")
+        raise ValueError(f"precision = 'fp16' (train.precision in a config) needs a CUDA device (this run is on "
+                         f"{device.type}): use 'bf16' on a CPU")
     return lambda: torch.autocast(device.type, dtype=PRECISIONS[precision])
 
 
@@ -243,6 +268,7 @@ class ModuleLearner:
         _check_optimizer(model, optimizer)
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
         self._named = named_loss(self.loss_fn)
+        self._labels_checked = False
         self.schedule = as_schedule(schedule, optimizer)
         self.penalty, self.augment = penalty, augment
         self.aug_generator = torch.Generator().manual_seed(aug_seed)
@@ -272,9 +298,10 @@ class ModuleLearner:
         param = next((p for p in self.model.parameters() if p.is_floating_point()), None)
         if param is not None and param.dtype != x.dtype:
             np_hint = " (NumPy's default)" if x.dtype == torch.float64 else ""
-            raise TypeError(f"{what} inputs are {str(x.dtype).removeprefix('torch.')}{np_hint} but the model's "
-                            f"parameters are {str(param.dtype).removeprefix('torch.')}: convert the inputs "
-                            f"(x.astype(np.float32) or x.float()) or the model (model.to(torch.float64))")
+            have, want = (str(t).removeprefix("torch.") for t in (x.dtype, param.dtype))
+            numpy = f", or x.astype(np.{want}) for a NumPy array" if want in ("float16", "float32", "float64") else ""
+            raise TypeError(f"{what} inputs are {have}{np_hint} but the model's parameters are {want}: convert the "
+                            f"inputs (x.to(torch.{want}){numpy}) or the model (model.to(torch.{have}))")
 
     def run_row(self, epoch: int, step: int, rows: dict[int, dict]) -> None:
         return None  # one model: the run's metrics are the model's
@@ -289,6 +316,9 @@ class ModuleLearner:
             xb = self.augment(xb, self.aug_generator)
         with self.autocast():
             out = self.model(xb)
+            if not self._labels_checked:  # once: a label torch's loss would meet as an index error
+                check_labels(class_scores(out), yb, self.loss_fn)
+                self._labels_checked = True
             loss = self.loss_fn(class_scores(out) if self._named else out, yb)
         self.update(loss, len(yb))
         return loss, (predicted_classes(class_scores(out).detach()) == yb).sum()

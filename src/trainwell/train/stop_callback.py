@@ -181,8 +181,8 @@ class Stopper(Callback):
         if self.strict and self.monitor not in m:
             available = ", ".join(sorted(k for k, v in m.items() if isinstance(v, (int, float)))) or "none"
             raise ConfigError(f"early stopping monitors {self.monitor!r}, which this run does not log (available: "
-                              f"{available}): set stop.monitor to one of them, add validation data, or set "
-                              f"stop.strict = false")
+                              f"{available}): monitor one of them (EarlyStopping(monitor=...), or stop.monitor in a "
+                              f"config), give validation data, or let it pass (stop.strict = false in a config)")
         series = self._series(state, self.monitor)
         _, _, best, best_i, wait = self.early_stopping.scan(series, self._scans.setdefault(self.monitor, {}))
         m["patience_wait"] = wait

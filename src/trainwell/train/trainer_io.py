@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from torch import nn
 
 from trainwell.data.labels import as_class_labels
 from trainwell.train.batches import (
@@ -21,13 +22,18 @@ from trainwell.train.batches import (
 )
 from trainwell.train.learners import LOSSES, class_scores
 
+CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss)
+
 
 class TrainerIO:
     """Data in and metrics out for a trainer (``self.learner``, ``self.device``, ``self.batch_keys``)."""
 
     # -- data ----------------------------------------------------------------------------------------------
     def _targets(self, y: torch.Tensor, what: str) -> torch.Tensor:
-        if any(self.loss_fn is f for f in LOSSES.values()):  # class-index losses: int32/uint8 labels are cast
+        # class-index losses (the named ones, torch's CrossEntropyLoss / NLLLoss / MultiMarginLoss modules):
+        # int32/uint8 labels are cast to the int64 torch's kernels take
+        if any(self.loss_fn is f for f in LOSSES.values()) or \
+                isinstance(self.loss_fn, CLASS_INDEX_LOSSES) and not y.is_floating_point():
             return as_class_labels(y, f"{what} labels")
         return y
 
