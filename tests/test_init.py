@@ -168,3 +168,25 @@ def test_config_accepts_torchs_names_and_the_model_builder_gets_the_same_weights
     ours = prepare(load_config(None, ["data.name=spirals", "model.kind=mlp", "init.scheme=he_normal"])).model
     torchs = prepare(load_config(None, ["data.name=spirals", "model.kind=mlp", "init.scheme=kaiming_normal"])).model
     assert all(torch.equal(p, q) for p, q in zip(ours.parameters(), torchs.parameters(), strict=True))
+
+
+def test_a_bias_that_is_not_a_number_is_refused_by_name():
+    model = nn.Sequential(nn.Linear(3, 2))
+    with pytest.raises(TypeError, match=r"^bias='x' is not allowed: use a number"):
+        init.apply(model, "he_normal", bias="x")
+    with pytest.raises(ValueError, match=r"^bias=nan is not allowed"):
+        init.apply(model, "he_normal", bias=float("nan"))
+    assert torch.all(init.apply(model, "he_normal", bias=2)[0].bias == 2.0)
+
+
+def test_apply_names_the_weights_it_leaves_untouched():
+    from trainwell.regularize import SkippedLayersWarning
+
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"emb": nn.Embedding(10, 8), "lstm": nn.LSTM(8, 8), "out": nn.Linear(8, 2)})
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.warns(SkippedLayersWarning, match=r"init.apply\('zeros'\) .* emb \(Embedding\), lstm \(LSTM\)"):
+        init.apply(model, "zeros", output_layer="out")
+    after = model.state_dict()
+    assert torch.all(after["out.weight"] == 0)
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("out."))

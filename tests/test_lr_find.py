@@ -61,3 +61,101 @@ def test_optim_lr_find_picks_the_rate_before_training(workdir):
     assert f"lr = {found}" in (result.run_dir / "config.toml").read_text()  # the run records the number
     with pytest.raises(ConfigError, match="a number or one of 'find'"):
         load_config(None, ['optim.lr="fast"'])
+
+
+def _blobs(n=300):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (n,), generator=g)
+    return torch.randn(n, 4, generator=g) + 2 * torch.nn.functional.one_hot(y, 4).float(), y
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+
+
+def _curve(x, y=None, model=None, **kw):
+    model = model or _net()
+    return lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, steps=20, batch_size=50, **kw)
+
+
+def test_numpy_arrays_and_any_integer_label_dtype_give_the_tensor_curve():
+    x, y = _blobs()
+    reference = _curve(x, y).losses
+    assert _curve(x.numpy(), y.numpy()).losses == reference
+    for dtype in (torch.int32, torch.uint8):
+        assert _curve(x, y.to(dtype)).losses == reference
+    assert _curve((x, y)).losses == reference  # an (x, y) pair, as Trainer.fit takes
+    with pytest.raises(TypeError, match=r"y has dtype torch.float32: class labels must be integers"):
+        _curve(x, y.float())
+
+
+def test_a_loader_is_read_batch_by_batch_and_its_generator_restored():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = _blobs()
+    model = _net()
+    with torch.no_grad():
+        first = float(torch.nn.functional.cross_entropy(model(x[:50]), y[:50]))
+    assert _curve(DataLoader(TensorDataset(x, y), batch_size=50), model=model).losses[0] == pytest.approx(first)
+    g = torch.Generator().manual_seed(5)
+    state = g.get_state()
+    result = _curve(DataLoader(TensorDataset(x, y.int()), batch_size=50, shuffle=True, generator=g))
+    assert len(result.losses) == 20 and torch.equal(g.get_state(), state)
+    with pytest.raises(TypeError, match="pass a loader alone"):
+        _curve(DataLoader(TensorDataset(x, y)), y)
+
+
+def test_a_model_returning_a_tuple_gives_the_curve_of_its_logits():
+    class WithFeatures(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _net()
+
+        def forward(self, x):
+            return self.net(x), x
+
+    x, y = _blobs()
+    assert _curve(x, y, model=WithFeatures()).losses == _curve(x, y, model=_net()).losses
+
+
+def test_empty_or_mismatched_data_is_named_as_such():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = _blobs()
+    with pytest.raises(ValueError, match="got no examples"):
+        _curve(x[:0], y[:0])
+    with pytest.raises(ValueError, match="the loader yielded no batches"):
+        _curve(DataLoader(TensorDataset(x[:0], y[:0]), batch_size=10))
+    with pytest.raises(ValueError, match="got 300 inputs but 100 targets"):
+        _curve(x, y[:100])
+
+
+def test_the_test_leaves_torchs_global_random_state_as_it_was():
+    x, y = _blobs()
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Dropout(0.5), torch.nn.Linear(16, 3))
+    state = torch.get_rng_state()
+    _curve(x, y, model=model)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def _ema(raw, beta=0.98):
+    avg, out = 0.0, []
+    for i, v in enumerate(raw):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta ** (i + 1)))
+    return out
+
+
+def test_a_loss_that_reaches_zero_and_stays_is_read_before_it_did():
+    lrs = [10 ** (-6 + i * 0.1) for i in range(70)]  # 1e-6 .. ~8
+    raw = [1.1 - 0.02 * max(0, i - 20) for i in range(50)] + [0.0] * 20  # falls from step 21, 0 from step 50 on
+    r = read_curve(lrs, raw, _ema(raw), "reached the last rate 10")
+    assert r.min_lr == pytest.approx(lrs[49]) and r.suggestion == pytest.approx(lrs[49] / 10)
+    assert any("reached 0 at lr" in n for n in r.notes) and not any("may be low" in n for n in r.notes)
+    # a zero that does not last (the loss rises again) is read as before
+    spiky = raw[:-1] + [0.5]
+    assert not any("reached 0" in n for n in read_curve(lrs, spiky, _ema(spiky), "x").notes)
+    with pytest.raises(ValueError, match="reached 0 after 2 steps"):
+        read_curve(lrs[:20], [1.0, 0.5] + [0.0] * 18, _ema([1.0, 0.5] + [0.0] * 18), "x")

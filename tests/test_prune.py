@@ -116,3 +116,55 @@ def test_prune_command(workdir, capsys):
     out = capsys.readouterr().out
     assert "lottery tickets" in out and "reinit" in out
     assert main(["prune", "--rounds", "0", "--out", "x"]) == 2
+
+
+class HeadFirst(nn.Module):
+    """The output layer ``head`` is registered before the hidden layer it reads."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.head = nn.Linear(40, 10)
+        self.body = nn.Sequential(nn.Linear(20, 40), nn.ReLU())
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+@pytest.mark.parametrize("declared", ["head", "module"])
+def test_the_declared_output_layer_is_pruned_at_half_the_rate_whatever_the_registration_order(declared):
+    model = HeadFirst()
+    masks = prune.magnitude_masks(model, 0.2, output_layer=model.head if declared == "module" else "head")
+    density = {name: float(m.mean()) for name, m in masks.items()}
+    assert density == pytest.approx({"head": 1 - 0.2 / 2, "body.0": 1 - 0.2})
+
+
+def test_a_non_sequential_model_without_a_declared_output_layer_is_an_error_not_a_guess():
+    model = HeadFirst()
+    with pytest.raises(ValueError, match=r"pass output_layer= one of head, body\.0"):
+        prune.magnitude_masks(model, 0.2)
+    with pytest.raises(ValueError, match="output_layer='tail' is not a submodule"):
+        prune.magnitude_masks(model, 0.2, output_layer="tail")
+    # every layer at one rate, or one global threshold: no output layer is needed
+    alike = prune.magnitude_masks(model, 0.2, output_rate=0.2)
+    assert all(float(m.mean()) == pytest.approx(0.8) for m in alike.values())
+    assert prune.sparsity_report(prune.magnitude_masks(model, 0.2, scope="global"))["density"] == pytest.approx(0.8)
+
+
+class TokenClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, ids):
+        return self.out(self.lstm(self.emb(ids))[0][:, -1])
+
+
+def test_pruning_names_the_layers_it_leaves_dense():
+    from trainwell.regularize import SkippedLayersWarning
+
+    with pytest.warns(SkippedLayersWarning, match=r"emb \(Embedding\), lstm \(LSTM\)"):
+        masks = prune.magnitude_masks(TokenClassifier(), 0.2, output_layer="out")
+    assert set(masks) == {"out"} and float(masks["out"].mean()) == pytest.approx(0.9, abs=0.01)

@@ -135,3 +135,50 @@ def test_max_norm_constrains_the_weight_a_pruned_layer_uses():
     used = layer.weight_orig * layer.weight_mask
     assert torch.all(used.norm(dim=1) <= 1.0 + 1e-5)
     assert torch.allclose(layer(x), x @ used.T + layer.bias)  # the forward pass sees the constrained weight
+
+
+def test_negative_or_non_numeric_strengths_are_refused_with_the_argument_named():
+    from trainwell.regularize import Penalty
+
+    model = small_model()
+    calls = {
+        "strength": [lambda v: l1_penalty(model, v), lambda v: l2_penalty(model, v),
+                     lambda v: ActivityPenalty(nn.Sequential(nn.Linear(2, 2), nn.Sigmoid()), v)],
+        "l1": [lambda v: elastic_penalty(model, v, 0.1), lambda v: Penalty(model, l1=v)],
+        "l2": [lambda v: elastic_penalty(model, 0.1, v), lambda v: Penalty(model, l2=v)],
+        "activity": [lambda v: Penalty(model, activity=v)],
+        "l0": [lambda v: Penalty(model, l0=v)],
+    }
+    for name, fns in calls.items():
+        for fn in fns:
+            for bad in (-1.0, float("nan"), float("inf")):
+                with pytest.raises(ValueError, match=rf"^{name}=-?(1\.0|nan|inf) is not allowed: use a number >= 0"):
+                    fn(bad)
+            for bad in ("0.1", None, True):
+                with pytest.raises(TypeError, match=rf"^{name}=.* is not allowed: use a number >= 0"):
+                    fn(bad)
+    assert float(l2_penalty(model, 0).detach()) == 0.0 and float(l1_penalty(model, torch.tensor(0.5)).detach()) > 0
+
+
+def test_penalties_take_the_model_not_a_tensor():
+    weights = torch.randn(3, 3)
+    for fn in (l1_penalty, l2_penalty):
+        with pytest.raises(TypeError, match=r"takes the model \(an nn.Module"):
+            fn(weights, 0.1)
+    with pytest.raises(TypeError, match="max_norm_ takes the model"):
+        max_norm_(weights, 3.0)
+
+
+def test_max_norm_names_the_layers_it_leaves_unconstrained():
+    from trainwell.regularize import SkippedLayersWarning
+
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"emb": nn.Embedding(10, 8), "lstm": nn.LSTM(8, 8), "out": nn.Linear(8, 2)})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(100.0)
+    lstm_before = [p.clone() for p in model["lstm"].parameters()]
+    with pytest.warns(SkippedLayersWarning, match=r"max_norm_ .* emb \(Embedding\), lstm \(LSTM\)"):
+        max_norm_(model, 1.0)
+    assert float(model["out"].weight.detach().norm(dim=1).max()) <= 1.0 + 1e-5
+    assert all(torch.equal(a, b) for a, b in zip(lstm_before, model["lstm"].parameters(), strict=True))

@@ -19,9 +19,12 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
+
+from trainwell.regularize import warn_skipped
 
 SCHEMES = ("default", "zeros", "small_normal", "standard", "xavier_uniform", "xavier_normal", "he_normal",
            "he_uniform", "lecun_normal", "lecun_uniform", "normal", "uniform")
@@ -160,7 +163,7 @@ _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _RELU_SCHEMES = {"he_normal": lecun_normal_, "he_uniform": lecun_uniform_}
 
 
-def _output_module(model: nn.Module, output_layer: nn.Module | str | None, weighted: list[nn.Module]):
+def output_module(model: nn.Module, output_layer: nn.Module | str | None, weighted: list[nn.Module]):
     """The declared output layer, the last weighted layer of an ``nn.Sequential``, or None when unknown."""
     if isinstance(output_layer, str):
         modules = dict(model.named_modules())
@@ -209,11 +212,14 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
             (The config key ``init.output_layer`` sets this.)
 
     Returns:
-        The model, for chaining.
+        The model, for chaining. Layers with weight matrices that are not Linear/Conv (``nn.LSTM``,
+        ``nn.Embedding``, ...) keep their weights, with a :class:`~trainwell.regularize.SkippedLayersWarning`
+        naming them.
 
     Raises:
-        ValueError: unknown scheme, mode or output_init; an output layer that is not in the model; a He scheme
-            with ``output_init="linear"`` on a non-Sequential model without ``output_layer``.
+        TypeError: ``bias`` is not a number.
+        ValueError: unknown scheme, mode or output_init; a non-finite ``bias``; an output layer that is not in the
+            model; a He scheme with ``output_init="linear"`` on a non-Sequential model without ``output_layer``.
 
     Example:
         >>> import torch
@@ -227,12 +233,17 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
         >>> net = apply(Net(), "kaiming_normal", output_layer="head")
     """
     scheme = canonical(scheme)
+    if isinstance(bias, bool) or not isinstance(bias, numbers.Real):
+        raise TypeError(f"bias={bias!r} is not allowed: use a number (the value every Linear/Conv bias is set to, "
+                        f"e.g. 0.0 or 0.01)")
+    if not math.isfinite(bias):
+        raise ValueError(f"bias={bias} is not allowed: use a finite number (e.g. 0.0 or 0.01)")
     if output_init not in ("linear", "same"):
         raise ValueError(f"output_init={output_init!r} is not allowed: use 'linear' or 'same'")
     if scheme == "default":
         return model
     weighted = [m for m in model.modules() if isinstance(m, _WEIGHTED)]
-    out = _output_module(model, output_layer, weighted)
+    out = output_module(model, output_layer, weighted)
     special = output_init == "linear" and scheme in _RELU_SCHEMES
     if special and out is None:
         names = [n for n, m in model.named_modules() if isinstance(m, _WEIGHTED)]
@@ -247,4 +258,6 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
             init_tensor_(module.weight, scheme, mode=mode, std=std, generator=generator)
         if module.bias is not None:
             module.bias.fill_(bias)
+    warn_skipped(model, _WEIGHTED, f"init.apply({scheme!r})", "initialize them yourself (torch.nn.init on "
+                 "their parameters)")
     return model

@@ -5,7 +5,8 @@ Masks are data: ``dict[module name -> 0/1 tensor]`` shaped like that module's we
 through training and pruning is reversible until :func:`remove`.
 
 - :func:`magnitude_masks`: prune ``rate`` of the *surviving* weights of each layer by |w| (the output layer at half
-  the rate by default, as in the paper), or with one global threshold.
+  the rate by default, as in the paper), or with one global threshold. The output layer is the one named by
+  ``output_layer=`` or an ``nn.Sequential``'s last Linear/Conv (as in :func:`trainwell.init.apply`).
 - :func:`random_masks`: the control: random positions at the same per-layer density.
 - :func:`sparsity_report`: per-layer and total density.
 
@@ -19,8 +20,10 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from trainwell.errors import ParameterError
+from trainwell.init import output_module
+from trainwell.regularize import warn_skipped
 
-_PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
+_PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def prunable(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -48,38 +51,60 @@ def _prune_rate(scores: torch.Tensor, mask: torch.Tensor, rate: float) -> torch.
 
 @torch.no_grad()
 def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | None = None,
-                    masks: dict[str, torch.Tensor] | None = None, scope: str = "layer") -> dict[str, torch.Tensor]:
+                    masks: dict[str, torch.Tensor] | None = None, scope: str = "layer", *,
+                    output_layer: nn.Module | str | None = None) -> dict[str, torch.Tensor]:
     """New masks that remove ``rate`` of the surviving weights with the smallest |w|; the model is not changed.
 
     Args:
         rate: fraction of surviving weights to prune per round (0.2 in the paper).
-        output_rate: the last layer's rate with ``scope="layer"`` (default ``rate / 2``).
+        output_rate: the output layer's rate with ``scope="layer"`` (default ``rate / 2``).
         masks: the current masks (default: those on the model).
         scope: ``"layer"`` (each layer loses ``rate`` of its own survivors, the paper's rule) or ``"global"``
             (one magnitude threshold across all layers; layers end up with different densities).
+        output_layer: the layer that produces the model's output, as the module itself or its name in
+            ``model.named_modules()`` (e.g. ``"head"``), as in :func:`trainwell.init.apply`. Without it, an
+            ``nn.Sequential``'s last Linear/Conv is the output layer (its registration order is its order of
+            computation); for any other model with several layers the output layer is unknown, and a different
+            ``output_rate`` raises instead of guessing.
+
+    Only ``nn.Linear`` and ``nn.Conv1d/2d/3d`` weights are pruned; other layers with weight matrices
+    (``nn.LSTM``, ``nn.Embedding``, ...) keep all their weights, with a
+    :class:`~trainwell.regularize.SkippedLayersWarning` naming them.
 
     Raises:
-        ParameterError: ``rate`` outside [0, 1) or an unknown ``scope``.
+        ParameterError: ``rate`` or ``output_rate`` outside [0, 1) or an unknown ``scope``.
+        ValueError: an ``output_layer`` that is not in the model; a model other than an ``nn.Sequential``, with
+            several layers, pruned per layer at a different output rate without ``output_layer``.
     """
     if not 0.0 <= rate < 1.0:
         raise ParameterError("rate", rate, "is not allowed: use a number in [0, 1)")
+    if output_rate is not None and not 0.0 <= output_rate < 1.0:
+        raise ParameterError("output_rate", output_rate, "is not allowed: use a number in [0, 1)")
     if scope not in ("layer", "global"):
         raise ParameterError("scope", scope, "is not allowed: use 'layer' or 'global'")
     layers = prunable(model)
-    masks = masks or current_masks(model)
     output_rate = rate / 2 if output_rate is None else output_rate
+    out = output_module(model, output_layer, [m for _, m in layers])
+    if scope == "layer" and output_rate != rate and out is None and layers:
+        names = ", ".join(name for name, _ in layers)
+        raise ValueError(
+            f"magnitude_masks cannot tell which layer of {type(model).__name__} is its output layer (only an "
+            f"nn.Sequential's order says so): pass output_layer= one of {names} (or the module), or "
+            f"output_rate={rate} to prune every layer alike")
+    masks = masks or current_masks(model)
+    warn_skipped(model, _PRUNABLE, "magnitude_masks", "they are not pruned")
     if scope == "global":
         scores = torch.cat([m.weight.detach().abs().reshape(-1) for _, m in layers])
         alive = torch.cat([masks[name].reshape(-1) for name, _ in layers])
         merged = _prune_rate(scores, alive, rate)
-        out, start = {}, 0
+        result, start = {}, 0
         for name, m in layers:
             n = m.weight.numel()
-            out[name] = merged[start : start + n].reshape(m.weight.shape)
+            result[name] = merged[start : start + n].reshape(m.weight.shape)
             start += n
-        return out
-    return {name: _prune_rate(m.weight.detach().abs(), masks[name], output_rate if i == len(layers) - 1 else rate)
-            for i, (name, m) in enumerate(layers)}
+        return result
+    return {name: _prune_rate(m.weight.detach().abs(), masks[name], output_rate if m is out else rate)
+            for name, m in layers}
 
 
 def random_masks(model: nn.Module, like: dict[str, torch.Tensor], seed: int = 0) -> dict[str, torch.Tensor]:

@@ -16,8 +16,14 @@ Example:
 
 from __future__ import annotations
 
+import math
+import numbers
+import warnings
+
 import torch
 from torch import nn
+
+from trainwell.errors import ParameterError
 
 # Normalization layers: their gammas and betas are never penalized.
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
@@ -28,9 +34,68 @@ NOT_WEIGHTS = "not_weights"
 logits ``log_alpha``, an RBF layer's ``log_widths``): penalties and weight decay leave them alone."""
 
 
+class SkippedLayersWarning(UserWarning):
+    """A whole-model operation (:func:`max_norm_`, :func:`trainwell.init.apply`,
+    :func:`trainwell.prune.magnitude_masks`) acts on Linear/Conv layers only, and the model also holds weight
+    matrices in other layers (``nn.LSTM``, ``nn.Embedding``, ...): the message names them, since they were left
+    as they were."""
+
+
+def skipped_layers(model: nn.Module, handled: tuple[type, ...]) -> list[str]:
+    """``"name (Type)"`` of each module of ``model`` that is not an instance of ``handled`` and holds weights of
+    its own (parameters with >= 2 dims not listed in :data:`NOT_WEIGHTS`): an LSTM, an Embedding, a transposed
+    convolution, ..."""
+    found = []
+    for name, m in model.named_modules():
+        if isinstance(m, handled):
+            continue
+        own = getattr(type(m), NOT_WEIGHTS, ())
+        if any(p.dim() >= 2 and pname not in own for pname, p in m.named_parameters(recurse=False)):
+            found.append(f"{name or '(the model)'} ({type(m).__name__})")
+    return found
+
+
+def warn_skipped(model: nn.Module, handled: tuple[type, ...], what: str, advice: str, stacklevel: int = 4) -> list[str]:
+    """Warn (:class:`SkippedLayersWarning`) that ``what`` left the weights of the modules :func:`skipped_layers`
+    finds as they were; return their names. ``stacklevel`` 4 points at the caller of a function decorated with
+    ``torch.no_grad()`` that calls this."""
+    found = skipped_layers(model, handled)
+    if found:
+        warnings.warn(f"{what} acts on Linear/Conv layers only and left these weights as they were: "
+                      f"{', '.join(found)}; {advice}", SkippedLayersWarning, stacklevel=stacklevel)
+    return found
+
+
+def check_strength(name: str, value) -> float:
+    """``value`` as a float if it is a finite number >= 0 (a penalty's weight), else one clear error.
+
+    Raises:
+        TypeError: not a real number (a string, None, a bool, a tensor of several elements).
+        ParameterError: a negative or non-finite number (a ``ValueError``).
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        number = float(value.detach())
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise TypeError(f"{name}={value!r} is not allowed: use a number >= 0 (the penalty's strength), got "
+                        f"{type(value).__name__}")
+    if not (math.isfinite(number) and number >= 0):
+        raise ParameterError(name, value, "is not allowed: use a number >= 0 (the penalty's strength; a negative "
+                                          "one would reward large weights)")
+    return number
+
+
+def _require_module(model, what: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{what} takes the model (an nn.Module: it sums over the model's weights), got "
+                        f"{type(model).__name__}: call {what}(model, strength)")
+
+
 def penalized_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Weights that a penalty or weight decay acts on: parameters with >= 2 dims, outside normalization layers,
     and not declared as non-weights by their module (see :data:`NOT_WEIGHTS`)."""
+    _require_module(model, "penalized_parameters")
     skip = set()
     for m in model.modules():
         if isinstance(m, NORM_TYPES):
@@ -43,7 +108,14 @@ def penalized_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def l2_penalty(model: nn.Module, strength: float) -> torch.Tensor:
-    """1/2 * strength * sum of squared weights."""
+    """1/2 * strength * sum of squared weights.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module`` or ``strength`` is not a number.
+        ValueError: ``strength`` is negative or not finite.
+    """
+    _require_module(model, "l2_penalty")
+    check_strength("strength", strength)
     params = penalized_parameters(model)
     if not params:
         return torch.zeros(())
@@ -51,7 +123,14 @@ def l2_penalty(model: nn.Module, strength: float) -> torch.Tensor:
 
 
 def l1_penalty(model: nn.Module, strength: float) -> torch.Tensor:
-    """strength * sum of absolute weights."""
+    """strength * sum of absolute weights.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module`` or ``strength`` is not a number.
+        ValueError: ``strength`` is negative or not finite.
+    """
+    _require_module(model, "l1_penalty")
+    check_strength("strength", strength)
     params = penalized_parameters(model)
     if not params:
         return torch.zeros(())
@@ -64,18 +143,35 @@ def elastic_penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor:
     The L2 half uses this module's convention (1/2 lambda sum w^2, gradient lambda w), so
     ``elastic_penalty(m, a, b) == l1_penalty(m, a) + l2_penalty(m, b)``, the same loss as the config's
     ``regularize.l1 = a`` with ``regularize.l2 = b``.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``, or ``l1``/``l2`` is not a number.
+        ValueError: ``l1`` or ``l2`` is negative or not finite.
     """
+    _require_module(model, "elastic_penalty")
+    check_strength("l1", l1)
+    check_strength("l2", l2)
     return l1_penalty(model, l1) + l2_penalty(model, l2)
+
+
+_MAX_NORM_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 @torch.no_grad()
 def max_norm_(model: nn.Module, c: float) -> nn.Module:
     """Rescale each unit's incoming weight vector (a row of Linear.weight, a filter of Conv) to norm <= c
-    (Srivastava et al. 2014, sec. 5.1; c ~ 3-4). Rows already inside the ball and all directions are unchanged."""
+    (Srivastava et al. 2014, sec. 5.1; c ~ 3-4). Rows already inside the ball and all directions are unchanged.
+
+    Only ``nn.Linear`` and ``nn.Conv1d/2d/3d`` weights are constrained; other layers with weight matrices
+    (``nn.LSTM``, ``nn.Embedding``, ...) are left as they are, with a :class:`SkippedLayersWarning` naming them.
+    """
+    _require_module(model, "max_norm_")
+    if isinstance(c, bool) or not isinstance(c, numbers.Real):
+        raise TypeError(f"c={c!r} is not allowed: use a number > 0 (the largest norm of a unit's incoming weights)")
     if not c > 0:
         raise ValueError(f"c={c} is not allowed: use a number > 0 (the largest norm of a unit's incoming weights)")
     for m in model.modules():
-        if not isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if not isinstance(m, _MAX_NORM_LAYERS):
             continue
         if hasattr(m, "weight_orig") and hasattr(m, "weight_mask"):
             # pruned (torch.nn.utils.prune): the forward pass uses weight_orig * mask; constrain that, by
@@ -87,6 +183,7 @@ def max_norm_(model: nn.Module, c: float) -> nn.Module:
             m.weight = m.weight_orig * m.weight_mask
         else:
             m.weight.copy_(torch.renorm(m.weight, 2, 0, c))
+    warn_skipped(model, _MAX_NORM_LAYERS, "max_norm_", "constrain them yourself (torch.renorm on their rows)")
     return model
 
 
@@ -111,6 +208,8 @@ class ActivityPenalty:
     """
 
     def __init__(self, model: nn.Module, strength: float, layer_types: tuple = (nn.Sigmoid,)):
+        _require_module(model, "ActivityPenalty")
+        check_strength("strength", strength)
         self.strength = strength
         self._outputs: list[torch.Tensor] = []
         self._hooks = [m.register_forward_hook(self._keep) for m in model.modules() if isinstance(m, layer_types)]
@@ -136,9 +235,17 @@ class ActivityPenalty:
 
 class Penalty:
     """The sum of the configured penalties: L1, L2, binary activity and expected L0 (of hard-concrete layers,
-    any module with an ``expected_l0()`` method)."""
+    any module with an ``expected_l0()`` method).
+
+    Raises:
+        TypeError: a strength that is not a number.
+        ValueError: a negative or non-finite strength; ``l0 > 0`` without gated layers.
+    """
 
     def __init__(self, model: nn.Module, l1: float = 0.0, l2: float = 0.0, activity: float = 0.0, l0: float = 0.0):
+        _require_module(model, "Penalty")
+        for name, value in (("l1", l1), ("l2", l2), ("activity", activity), ("l0", l0)):
+            check_strength(name, value)
         self.l1, self.l2, self.l0 = l1, l2, l0
         self.activity = ActivityPenalty(model, activity) if activity > 0 else None
         self.gated = [m for m in model.modules() if hasattr(m, "expected_l0")]

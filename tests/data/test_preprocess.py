@@ -164,3 +164,22 @@ def test_pca_inverse_transform_keeps_float64():
     assert back.dtype == torch.float64 and torch.allclose(back, x, atol=1e-12)
     back_np = pca.inverse_transform(pca.transform(x.numpy()))
     assert back_np.dtype == np.float64 and np.allclose(back_np, x.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.9, 0.95, 0.99, 0.999])
+def test_pca_with_a_variance_fraction_keeps_as_many_axes_as_sklearn(fraction):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 10)) @ rng.standard_normal((10, 10))
+    sk = SkPCA(n_components=fraction, svd_solver="full").fit(x)
+    ours = PCA(n_components=fraction).fit(x)
+    assert ours.n_components_ == sk.n_components_
+    assert ours.transform(x).shape == (300, sk.n_components_)
+    np.testing.assert_allclose(ours.explained_variance_.numpy(), sk.explained_variance_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, 1.5, -0.5, 3.0])
+def test_pca_refuses_n_components_that_is_neither_a_count_nor_a_fraction(bad, correlated):
+    with pytest.raises(ValueError, match=r"integer 1\.\.4 .* or a float in \(0, 1\)"):
+        PCA(n_components=bad).fit(correlated)
+    with pytest.raises(TypeError, match="n_components='all'"):
+        PCA(n_components="all").fit(correlated)

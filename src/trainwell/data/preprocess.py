@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OneToOneFeatureMixin, TransformerMixin
@@ -166,17 +168,20 @@ class PCA(ClassNamePrefixFeaturesOutMixin, _Preprocessor):
     """Project onto the top ``n_components`` principal axes; optionally whiten by 1/sqrt(variance + eps).
 
     Args:
-        n_components: number of axes kept (default: all, ``min(N, D)``).
+        n_components: number of axes kept (default: all, ``min(N, D)``); a float in (0, 1) keeps the fewest axes
+            whose explained variance ratios add up to more than that fraction (scikit-learn's rule:
+            ``PCA(n_components=0.95)`` keeps 95% of the variance). The number kept is ``n_components_``.
         whiten: divide each component by ``sqrt(explained_variance_ + eps)``.
         eps: keeps the division finite for near-zero variances (the lecture's epsilon).
 
-    Output shape is ``(N, n_components)``; ``inverse_transform`` maps back to the input's feature shape.
+    Output shape is ``(N, n_components_)``; ``inverse_transform`` maps back to the input's feature shape.
 
     Raises:
-        ValueError: ``n_components`` outside 1..min(N, D) at ``fit``.
+        ValueError: at ``fit``, an integer ``n_components`` outside 1..min(N, D), or a float outside (0, 1).
+        TypeError: at ``fit``, an ``n_components`` that is neither.
     """
 
-    def __init__(self, n_components: int | None = None, whiten: bool = False, eps: float = 1e-5):
+    def __init__(self, n_components: int | float | None = None, whiten: bool = False, eps: float = 1e-5):
         self.n_components = n_components
         self.whiten = whiten
         self.eps = eps
@@ -186,17 +191,34 @@ class PCA(ClassNamePrefixFeaturesOutMixin, _Preprocessor):
         flat, _ = self._to_tensor(X, fitting=True)
         self.mean_ = flat.mean(dim=0)
         components, variance = _eigen(flat - self.mean_)
-        k = len(components) if self.n_components is None else self.n_components
-        if not 1 <= k <= len(components):
-            raise ValueError(f"PCA(n_components={k}) is not allowed for {flat.shape[0]} samples of "
-                             f"{flat.shape[1]} features: use 1..{len(components)}")
         total = variance.sum()
+        k = self._kept(len(components), variance / total if total > 0 else torch.zeros_like(variance), flat.shape)
         self.components_ = components[:k]
         self.explained_variance_ = variance[:k]
         self.explained_variance_ratio_ = variance[:k] / total if total > 0 else torch.zeros_like(variance[:k])
         self.n_components_ = k
         self._n_features_out = k
         return self
+
+    def _kept(self, available: int, ratios: torch.Tensor, shape: tuple[int, ...]) -> int:
+        """The number of axes ``n_components`` asks for, out of ``available`` with variance ratios ``ratios``."""
+        n = self.n_components
+        allowed = (f"use an integer 1..{available} (the axes kept) or a float in (0, 1) (the fraction of the "
+                   f"variance kept)")
+        if n is None:
+            return available
+        if isinstance(n, bool) or not isinstance(n, (numbers.Real, np.number)):
+            raise TypeError(f"PCA(n_components={n!r}) is not allowed: {allowed}")
+        if isinstance(n, (numbers.Integral, np.integer)):
+            if not 1 <= n <= available:
+                raise ValueError(f"PCA(n_components={n}) is not allowed for {shape[0]} samples of {shape[1]} "
+                                 f"features: {allowed}")
+            return int(n)
+        if not 0 < n < 1:
+            raise ValueError(f"PCA(n_components={n}) is not allowed: {allowed}")
+        # scikit-learn's rule: the first k whose cumulative ratio exceeds n
+        cumulative = torch.cumsum(ratios, 0).cpu().numpy()
+        return min(int(np.searchsorted(cumulative, n, side="right")) + 1, available)
 
     def transform(self, X):
         """Return the (whitened) projections, shape (N, n_components_), same type and floating dtype as X."""

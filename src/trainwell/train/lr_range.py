@@ -9,7 +9,8 @@ loss falls fastest) or ``valley`` (fastai's: halfway along the longest falling s
 the curve is kept in ``candidates``. Measured against a 5-rate grid on four configs (benchmarks/RESULTS.md section
 23), only the minimum's fraction came within a point of the grid's best everywhere, and only when the fraction
 followed the schedule: :func:`rule_for` (a third under one-cycle or cosine, a tenth otherwise; ``lr-find`` uses
-it). The model and optimizer are restored afterwards: the test changes nothing.
+it). The model, the optimizer and torch's global random state are restored afterwards: the test changes
+nothing.
 
 Example:
     >>> import torch
@@ -27,14 +28,25 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.data.labels import as_class_labels
 from trainwell.errors import ParameterError, TrainwellError
+from trainwell.train.batches import (
+    as_tensor,
+    as_tensors,
+    is_array,
+    is_in_memory,
+    loader_generators,
+    split_batch,
+)
+from trainwell.train.learners import ModuleLearner, class_scores, named_loss
 
 RULES = ("valley", "steepest", "minimum/10", "minimum/3")
 DEFAULT_RULE = "minimum/10"  # with no schedule named (lr-find reads the config's: see rule_for)
@@ -72,21 +84,36 @@ class LRRange:
                 "smoothed": self.smoothed}
 
 
-def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                  loss_fn: Callable = F.cross_entropy, *, start: float = 1e-7, end: float = 10.0, steps: int = 100,
-                  batch_size: int = 100, diverge: float = 4.0, beta: float = 0.98, seed: int = 0,
+def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
+                  loss_fn: str | Callable = F.cross_entropy, *, start: float = 1e-7, end: float = 10.0,
+                  steps: int = 100, batch_size: int = 100, diverge: float = 4.0, beta: float = 0.98, seed: int = 0,
                   rule: str = DEFAULT_RULE) -> LRRange:
     """Run the exponential LR range test on ``(x, y)`` and return the curve and the suggested rate.
 
     Args:
+        x, y: the data in the forms :class:`~trainwell.train.trainer.Trainer` takes: tensors or NumPy arrays
+            (``x`` and ``y``), an ``(x, y)`` pair or a dict of two arrays as ``x`` alone, or an iterable of
+            ``(x, y)`` or dict batches such as a ``DataLoader`` as ``x`` alone (its batches are taken in its order,
+            again from its start when it runs out; ``batch_size`` is then the loader's). With one of
+            :data:`~trainwell.train.learners.LOSSES` (the default ``F.cross_entropy`` among them), integer labels
+            of any dtype are cast to int64, and a model that returns a tuple, dict or dataclass is read for its
+            class scores (:func:`~trainwell.train.learners.class_scores`); any other ``loss_fn`` receives the
+            model's output and the targets as they are.
+        loss_fn: a callable ``loss_fn(output, targets)`` or a loss name (``"cross_entropy"``, ``"hinge"``,
+            ``"mse"``).
         start, end: the first and last learning rate (the schedule is ``start * (end/start) ** (i/(steps-1))``).
         steps: training steps (mini-batches drawn from a seeded permutation, cycling over the data).
         diverge: stop once the smoothed loss exceeds ``diverge`` x its minimum (or is not finite).
         beta: smoothing factor of the loss's moving average.
         rule: how the suggestion is read off the curve, one of :data:`RULES` (see :func:`suggest`).
 
+    The model's weights and buffers, its train/eval mode, the optimizer's state, torch's global random state
+    and a loader's own ``generator`` are restored afterwards.
+
     Raises:
         ParameterError: ``start``/``end``/``steps``/``rule`` out of range.
+        TypeError: data in a form the Trainer does not take, or ``y`` beside a loader.
+        ValueError: no examples, or inputs and labels of different lengths.
     """
     if rule not in RULES:
         raise ParameterError("rule", rule, f"is not allowed: use one of {', '.join(RULES)}")
@@ -94,46 +121,127 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.T
         raise ParameterError("end", end, f"is not allowed with start={start}: use 0 < start < end")
     if steps < 10:
         raise ParameterError("steps", steps, "is not allowed: use at least 10")
+    learner = ModuleLearner(model, optimizer, loss_fn)  # the Trainer's reading of the loss and the inputs
+    loss_fn, named = learner.loss_fn, named_loss(learner.loss_fn)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    batches = _batch_source(x, y, named, batch_size, seed, learner)
     model_state = copy.deepcopy(model.state_dict())
     opt_state = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
-    generator = torch.Generator().manual_seed(seed)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     lrs, losses, smoothed = [], [], []
     avg, best, stopped = 0.0, math.inf, f"reached the last rate {end:g}"
-    perm, pos = torch.randperm(len(x), generator=generator), 0
     model.train()
     try:
-        for i in range(steps):
-            lr = start * (end / start) ** (i / (steps - 1))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            if pos + batch_size > len(perm) and pos > 0:
-                perm, pos = torch.randperm(len(x), generator=generator), 0
-            idx = perm[pos:pos + batch_size]
-            pos += batch_size
-            loss = loss_fn(model(x[idx].to(device)), y[idx].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())
-            lrs.append(lr)
-            losses.append(value)
-            if not math.isfinite(value):
-                stopped = f"the loss became {value} at lr {lr:.3g}"
-                break
-            avg = beta * avg + (1 - beta) * value
-            s = avg / (1 - beta ** (i + 1))
-            smoothed.append(s)
-            best = min(best, s)
-            if i > steps // 10 and s > diverge * best:
-                stopped = f"the loss exploded ({s:.3g} > {diverge:g} x its minimum {best:.3g}) at lr {lr:.3g}"
-                break
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            for i in range(steps):
+                lr = start * (end / start) ** (i / (steps - 1))
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                xb, yb = batches.next()
+                out = model(xb.to(device))
+                loss = loss_fn(class_scores(out) if named else out, yb.to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                value = float(loss.detach())
+                lrs.append(lr)
+                losses.append(value)
+                if not math.isfinite(value):
+                    stopped = f"the loss became {value} at lr {lr:.3g}"
+                    break
+                avg = beta * avg + (1 - beta) * value
+                s = avg / (1 - beta ** (i + 1))
+                smoothed.append(s)
+                best = min(best, s)
+                if i > steps // 10 and s > diverge * best:
+                    stopped = f"the loss exploded ({s:.3g} > {diverge:g} x its minimum {best:.3g}) at lr {lr:.3g}"
+                    break
     finally:
         model.load_state_dict(model_state)
         optimizer.load_state_dict(opt_state)
         model.train(was_training)
+        batches.restore()
     return read_curve(lrs[:len(smoothed)], losses, smoothed, stopped, rule)
+
+
+class _InMemory:
+    """Batches of ``batch_size`` rows from a seeded permutation of ``(x, y)``, a new permutation each pass."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.perm, self.pos = torch.randperm(len(x), generator=self.generator), 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.pos + self.batch_size > len(self.perm) and self.pos > 0:
+            self.perm, self.pos = torch.randperm(len(self.x), generator=self.generator), 0
+        idx = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return self.x[idx], self.y[idx]
+
+    def restore(self) -> None:
+        pass
+
+
+class _Loader:
+    """A loader's batches in its own order, from its start again when it runs out; its generators restored."""
+
+    def __init__(self, loader, named: bool, learner: ModuleLearner):
+        self.loader, self.named, self.learner = loader, named, learner
+        self.generators = loader_generators(loader)
+        self.saved = [g.get_state() for g in self.generators]
+        self.it, self.checked = None, False
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = next(self.it, None) if self.it is not None else None
+        if batch is None:
+            self.it = iter(self.loader)
+            batch = next(self.it, None)
+            if batch is None:
+                raise ValueError("lr_range_test: the loader yielded no batches (an empty dataset, or drop_last=True "
+                                 "with fewer examples than one batch): give it data with examples")
+        xb, yb = split_batch(batch, "lr_range_test", None)
+        xb, yb = as_tensor(xb, "lr_range_test inputs"), as_tensor(yb, "lr_range_test targets")
+        if len(xb) != len(yb):
+            raise ValueError(f"lr_range_test: a batch holds {len(xb)} inputs but {len(yb)} targets")
+        if not self.checked:
+            self.learner.check_inputs(xb, "lr_range_test")
+            self.checked = True
+        return xb, as_class_labels(yb, "y") if self.named else yb
+
+    def restore(self) -> None:
+        for g, state in zip(self.generators, self.saved, strict=True):
+            g.set_state(state)
+
+
+def _batch_source(x, y, named: bool, batch_size: int, seed: int, learner: ModuleLearner):
+    """Where the test's batches come from, for data in any form the Trainer takes (see :func:`lr_range_test`)."""
+    if y is None and not is_array(x):
+        if not is_in_memory(x):
+            if isinstance(x, (tuple, list)) and len(x) == 2:
+                raise TypeError(f"lr_range_test: x is a pair of {type(x[0]).__name__} and {type(x[1]).__name__}: "
+                                f"give tensors or NumPy arrays, as lr_range_test(model, optimizer, x, y)")
+            if isinstance(x, (torch.Tensor, np.ndarray, str, bytes)) or not isinstance(x, Iterable):
+                raise TypeError(f"lr_range_test takes x and y as tensors or NumPy arrays, an (x, y) pair, or an "
+                                f"iterable of (x, y) batches such as a DataLoader; got {type(x).__name__}")
+            return _Loader(x, named, learner)
+        x, y = as_tensors(x, "lr_range_test")
+    elif y is None:
+        raise TypeError(f"lr_range_test got inputs ({type(x).__name__}) without targets: call "
+                        f"lr_range_test(model, optimizer, x, y) or lr_range_test(model, optimizer, loader)")
+    elif not is_array(x):
+        raise TypeError(f"lr_range_test got targets beside a {type(x).__name__}: pass a loader alone "
+                        f"(lr_range_test(model, optimizer, loader)), or x and y as tensors or NumPy arrays")
+    else:
+        x, y = as_tensor(x, "lr_range_test inputs"), as_tensor(y, "lr_range_test targets")
+    if len(x) != len(y):
+        raise ValueError(f"lr_range_test got {len(x)} inputs but {len(y)} targets: give one target per input")
+    if len(x) == 0:
+        raise ValueError("lr_range_test got no examples (x and y are empty): give it the training data")
+    if batch_size < 1:
+        raise ParameterError("batch_size", batch_size, "is not allowed: use an integer >= 1")
+    learner.check_inputs(x, "lr_range_test")
+    return _InMemory(x, as_class_labels(y, "y") if named else y, batch_size, seed)
 
 
 def _trimmed(n: int) -> slice:
@@ -195,21 +303,49 @@ def suggest(lrs: list[float], smoothed: list[float], rule: str = DEFAULT_RULE) -
     raise ParameterError("rule", rule, f"is not allowed: use one of {', '.join(RULES)}")
 
 
+def zero_from(losses: list[float], n: int) -> int | None:
+    """The step from which the raw loss sits at 0 (at most 1e-6 of its first value) up to step ``n - 1``, the end
+    of the curve; None when it does not end there (or a loss is negative: 0 is then no floor)."""
+    if n < 2 or losses[0] <= 0 or any(v < 0 for v in losses[:n]):
+        return None
+    floor = 1e-6 * losses[0]
+    z = n
+    while z > 0 and losses[z - 1] <= floor:
+        z -= 1
+    return z if z <= n - 2 else None  # it reached 0 and stayed there (two steps at least)
+
+
 def read_curve(lrs: list[float], losses: list[float], smoothed: list[float], stopped: str,
                rule: str = DEFAULT_RULE) -> LRRange:
     """The suggestion from a recorded curve by ``rule``, with every rule's reading of the same curve in
-    ``candidates`` (for comparison), the steepest point and the minimum."""
+    ``candidates`` (for comparison), the steepest point and the minimum.
+
+    When the raw loss reaches 0 and stays there to the end, nothing is learned past that point (a zero loss has
+    zero gradients, so the higher rates were never tried on the model): the rules read the curve up to the last
+    step before it, and a note says so.
+    """
     if rule not in RULES:
         raise ParameterError("rule", rule, f"is not allowed: use one of {', '.join(RULES)}")
     notes = []
-    if len(smoothed) < 5:
+    z = zero_from(losses, len(smoothed))
+    read = len(smoothed) if z is None else z
+    if read < 5:
+        if z is not None:
+            raise TrainwellError(f"the raw loss reached 0 after {z} steps (at lr {lrs[z]:.3g}) and stayed there: "
+                                 f"the curve has no descent to read; lower the test's start rate, or check that the "
+                                 f"task is not trivial (labels leaking into the inputs)")
         raise TrainwellError(f"the range test stopped after {len(smoothed)} steps ({stopped}): lower its start rate")
-    i_min = min(range(len(smoothed)), key=smoothed.__getitem__)
-    if i_min >= len(smoothed) - 1:
+    if z is not None:
+        notes.append(f"the raw loss reached 0 at lr {lrs[z]:.3g} and stayed there (a zero loss trains nothing, so "
+                     f"higher rates were not tested): the curve is read up to lr {lrs[z - 1]:.3g}, where the loss "
+                     f"was still falling")
+    head_lrs, head = lrs[:read], smoothed[:read]
+    i_min = min(range(read), key=head.__getitem__)
+    if z is None and i_min >= read - 1:
         notes.append("the loss was still falling at the last rate: the suggestion may be low; raise `end`")
-    if smoothed[i_min] > 0.98 * smoothed[0]:
+    if head[i_min] > 0.98 * head[0]:
         notes.append("the loss never fell clearly below its start: check the model and data first")
-    candidates = {r: suggest(lrs, smoothed, r) for r in RULES}
+    candidates = {r: suggest(head_lrs, head, r) for r in RULES}
     return LRRange(lrs=lrs, losses=losses, smoothed=smoothed, suggestion=candidates[rule],
-                   steepest=candidates["steepest"], min_lr=lrs[i_min], stopped=stopped, notes=notes, rule=rule,
+                   steepest=candidates["steepest"], min_lr=head_lrs[i_min], stopped=stopped, notes=notes, rule=rule,
                    candidates=candidates)
