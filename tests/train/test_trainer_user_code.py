@@ -233,3 +233,22 @@ def test_the_dtype_error_names_the_conversion_that_helps():
                                         r"inputs \(x\.to\(torch\.float64\).*"
                                         r"or the model \(model\.to\(torch\.float32\)"):
         Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1, batch_size=32).fit((x, y))
+
+
+def test_a_generator_used_up_after_one_epoch_is_named():
+    x, y = _data()
+    model = _mlp()
+    batches = ((x[i : i + 32], y[i : i + 32]) for i in range(0, len(x), 32))
+    with pytest.raises(ValueError, match="one-shot iterator.*used up after the first epoch"):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=2).fit(batches)
+    empty = DataLoader(TensorDataset(x[:0], y[:0]), batch_size=32)
+    with pytest.raises(ValueError, match="an empty dataset"):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=2).fit(empty)
+
+
+def test_the_named_mse_loss_points_regression_to_mse_loss():
+    x, _ = _data()
+    model = _mlp(c=1)
+    with pytest.raises(TypeError, match="one-hot class labels.*mse_loss"):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), loss_fn="mse", epochs=1, batch_size=32).fit(
+            (x, x[:, :1]))

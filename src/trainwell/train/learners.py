@@ -42,6 +42,9 @@ from trainwell.train.batches import take_rows
 
 
 def _mse_onehot(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if y.is_floating_point():
+        raise TypeError("loss 'mse' is the squared error against one-hot class labels (integers); for regression "
+                        "targets pass loss_fn=torch.nn.functional.mse_loss (or nn.MSELoss())")
     return F.mse_loss(out, F.one_hot(y, out.shape[-1]).to(out.dtype))
 
 

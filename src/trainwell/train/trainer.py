@@ -337,8 +337,11 @@ class Trainer(TrainerIO):
                     for cb in member_batch[m]:
                         cb.on_batch_end(members[m])
         if n == 0:
-            raise ValueError("train: the DataLoader yielded no batches this epoch (an empty dataset, or "
-                             "drop_last=True with fewer rows than batch_size)")
+            used_up = self.state.epoch > 0 and data[2] is not None and iter(data[2]) is data[2]
+            raise ValueError("train: the DataLoader yielded no batches this epoch (" + (
+                "a one-shot iterator, such as a generator, is used up after the first epoch: pass a DataLoader or a "
+                "list of batches, which can be read again every epoch" if used_up else
+                "an empty dataset, or drop_last=True with fewer rows than batch_size") + ")")
         return n, loss_sum, correct
 
     def _rows(self, epoch: int, n: int, loss_sum: torch.Tensor, correct: torch.Tensor, lrs: list[float], val,
