@@ -63,13 +63,12 @@ class FunctionalActivations(TorchFunctionMode):
     def __init__(self, model: nn.Module, record: Callable[[str, str, torch.Tensor], None], graph_only: bool = True):
         super().__init__()
         self.model, self.record, self.graph_only = model, record, graph_only
-        self._depth, self._last, self._count = 0, "input", {}
-        self._running: list[nn.Module] = []  # the modules whose forward is running, innermost last
+        self._last, self._count = "input", {}
+        self._running: list[nn.Module] = []  # the modules whose forward is running, innermost last (the model first)
         self._hooks: list = []
 
     def __enter__(self):
-        self._hooks = [self.model.register_forward_pre_hook(self._enter_forward),
-                       self.model.register_forward_hook(self._leave_forward)]
+        self._hooks = []
         for name, m in self.model.named_modules():
             self._hooks += [m.register_forward_pre_hook(self._push), m.register_forward_hook(self._pop)]
             if isinstance(m, _FEEDERS):
@@ -77,6 +76,8 @@ class FunctionalActivations(TorchFunctionMode):
         return super().__enter__()
 
     def _push(self, module, args) -> None:
+        if module is self.model:  # a new forward pass of the model: names start again
+            self._last, self._count, self._running = "input", {}, []
         self._running.append(module)
 
     def _pop(self, module, args, out) -> None:
@@ -89,14 +90,6 @@ class FunctionalActivations(TorchFunctionMode):
         self._hooks = []
         return super().__exit__(*exc)
 
-    def _enter_forward(self, module, args) -> None:
-        if self._depth == 0:
-            self._last, self._count, self._running = "input", {}, []
-        self._depth += 1
-
-    def _leave_forward(self, module, args, out) -> None:
-        self._depth = max(self._depth - 1, 0)
-
     def _layer(self, name: str):
         def hook(module, args, out) -> None:
             self._last = name
@@ -105,8 +98,8 @@ class FunctionalActivations(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         kind = KINDS.get(func)
-        if kind is not None and self._depth and isinstance(out, torch.Tensor) and (
-                out.requires_grad or not self.graph_only) and not (self._running and _torch_module(self._running[-1])):
+        if kind is not None and self._running and isinstance(out, torch.Tensor) and (
+                out.requires_grad or not self.graph_only) and not _torch_module(self._running[-1]):
             name = f"{NAMES[kind]} after {self._last}"
             n = self._count[name] = self._count.get(name, 0) + 1
             self.record(name if n == 1 else f"{name} #{n}", kind, out)

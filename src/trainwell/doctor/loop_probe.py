@@ -37,7 +37,7 @@ def _first_tensor(args, kwargs) -> torch.Tensor | None:
 def _compiled(model: nn.Module) -> bool:
     """Whether ``model`` runs under ``torch.compile`` (``module.compile()`` in place; a wrapper's original module
     is what the probe sees): its hooks are then called from compiled code."""
-    return getattr(model, "_compiled_call_impl", None) is not None or getattr(model, "_trainwell_compiled", False)
+    return getattr(model, "_compiled_call_impl", None) is not None
 
 
 class LoopProbe:

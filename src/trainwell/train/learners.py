@@ -82,6 +82,10 @@ def class_scores(out) -> torch.Tensor:
     return found
 
 
+#: torch's loss modules that take class indices (beside the named :data:`LOSSES`)
+CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss)
+
+
 def named_loss(loss_fn: Callable) -> bool:
     """Whether ``loss_fn`` is one of :data:`LOSSES` (they take the class scores and class-index targets)."""
     return any(loss_fn is f for f in LOSSES.values())
@@ -129,7 +133,7 @@ def check_labels(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> No
     Raises:
         ValueError: naming the labels and what is allowed.
     """
-    index_loss = named_loss(loss_fn) or isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss))
+    index_loss = named_loss(loss_fn) or isinstance(loss_fn, CLASS_INDEX_LOSSES)
     if not index_loss or y.is_floating_point() or scores.dim() < 2:
         return
     if y.dim() == 2 and y.shape[1] == 1 and scores.dim() == 2:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from torch import nn
 
 from trainwell.data.labels import as_class_labels
 from trainwell.train.batches import (
@@ -20,9 +19,7 @@ from trainwell.train.batches import (
     require_iterable,
     split_batch,
 )
-from trainwell.train.learners import LOSSES, class_scores
-
-CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss)
+from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores
 
 
 class TrainerIO:
