@@ -39,56 +39,14 @@ from torch import nn
 from trainwell.data.labels import as_class_labels
 from trainwell.optim import Schedule
 from trainwell.train.batches import take_rows
-
-
-def _mse_onehot(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if y.is_floating_point():
-        raise TypeError("loss 'mse' is the squared error against one-hot class labels (integers); for regression "
-                        "targets pass loss_fn=torch.nn.functional.mse_loss (or nn.MSELoss())")
-    return F.mse_loss(out, F.one_hot(y, out.shape[-1]).to(out.dtype))
-
-
-LOSSES: dict[str, Callable] = {
-    "cross_entropy": F.cross_entropy,
-    "hinge": F.multi_margin_loss,  # multiclass hinge, margin 1, divided by the number of classes
-    "mse": _mse_onehot,  # squared error against one-hot targets, averaged over all outputs
-}
-
-
-def loss_function(name: str) -> Callable:
-    """The loss called ``name`` (one of :data:`LOSSES`)."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}: allowed are {', '.join(LOSSES)}")
-    return LOSSES[name]
-
-
-def class_scores(out) -> torch.Tensor:
-    """The class scores in a model's output: the output itself when it is a tensor; in a tuple, list, dict, named
-    tuple or dataclass (``(logits, features)``, Hugging Face's ``ModelOutput``) the field named ``logits`` (or
-    ``out``, ``output``, ...), else the first floating-point tensor, as the doctor reads it
-    (:func:`trainwell.doctor.outputs.logits`). The named losses and the accuracy read these.
-
-    Raises:
-        TypeError: the output holds no floating-point tensor.
-    """
-    if isinstance(out, torch.Tensor):
-        return out
-    from trainwell.doctor.outputs import logits
-
-    found = logits(out)
-    if found is None:
-        raise TypeError(f"the model returned a {type(out).__name__} with no floating-point tensor of class scores: "
-                        f"return the logits (or a structure holding them), or pass a loss_fn that reads the output")
-    return found
-
-
-#: torch's loss modules that take class indices (beside the named :data:`LOSSES`)
-CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss)
-
-
-def named_loss(loss_fn: Callable) -> bool:
-    """Whether ``loss_fn`` is one of :data:`LOSSES` (they take the class scores and class-index targets)."""
-    return any(loss_fn is f for f in LOSSES.values())
+from trainwell.train.losses import (  # noqa: F401 - importable from here as before
+    CLASS_INDEX_LOSSES,
+    LOSSES,
+    check_labels,
+    class_scores,
+    loss_function,
+    named_loss,
+)
 
 
 def predicted_classes(out: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -123,30 +81,6 @@ def as_schedule(schedule, optimizer) -> Schedule:
         return Schedule(schedule, "metric")
     per_batch = isinstance(schedule, (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR))
     return Schedule(schedule, "step" if per_batch else "epoch")
-
-
-def check_labels(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> None:
-    """Refuse class labels a class-index loss (the named ones, torch's CrossEntropyLoss / NLLLoss /
-    MultiMarginLoss) would fail on deep inside torch: labels of shape (N, 1), or outside [0, C) for C outputs
-    (torch's ignore index -100 aside). Other losses and floating targets (probabilities) are not read.
-
-    Raises:
-        ValueError: naming the labels and what is allowed.
-    """
-    index_loss = named_loss(loss_fn) or isinstance(loss_fn, CLASS_INDEX_LOSSES)
-    if not index_loss or y.is_floating_point() or scores.dim() < 2:
-        return
-    if y.dim() == 2 and y.shape[1] == 1 and scores.dim() == 2:
-        raise ValueError(f"class labels with a trailing dimension of 1 (a batch's labels are {tuple(y.shape)}): give "
-                         f"them as one index per example, shape (N,) (y.squeeze(1))")
-    c = scores.shape[1]
-    valid = y[y != -100]
-    if valid.numel() == 0:
-        return
-    lo, hi = int(valid.min()), int(valid.max())
-    if hi >= c or lo < 0:
-        raise ValueError(f"class labels run {lo}..{hi} but the model has {c} outputs: labels must be in [0, {c}) "
-                         f"(1-based labels? subtract 1; more classes than outputs? widen the last layer)")
 
 
 def _check_optimizer(model: nn.Module, optimizer) -> None:
