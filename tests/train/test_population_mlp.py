@@ -168,3 +168,75 @@ def test_member_losses_equal_each_members_own_cross_entropy(layout, shared_label
     with warnings.catch_warnings():  # torch's vmap has no batching rule for multi_margin_loss: a warning, not an error
         warnings.simplefilter("ignore", UserWarning)
         torch.testing.assert_close(hinge.member_losses(out, y), want)
+
+
+def _autograd_grads(plan, params, x, y, shared):
+    """The oracle: autograd through the same forward and torch's cross-entropy."""
+    import torch.nn.functional as F
+
+    from trainwell.train.population_mlp import mlp_forward
+
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    out = mlp_forward(plan, leaves, x, shared)
+    yy = y.expand(out.shape[0], -1) if y.dim() == 1 else y
+    losses = F.cross_entropy(out.transpose(1, 2), yy, reduction="none").mean(1)
+    losses.sum().backward()
+    return losses.detach(), out.detach(), {k: v.grad for k, v in leaves.items()}
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity])
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("batch", [32, 37, 1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_written_backward_equals_autograd_bit_for_bit(act, shared, batch, dtype):
+    from trainwell.train.population_mlp import mlp_cross_entropy_step, written_backward
+
+    model = _mlp(act).to(dtype)
+    learner = _learner(model)
+    plan = learner.plan
+    assert written_backward(plan)
+    g = torch.Generator().manual_seed(batch)
+    m = learner.size
+    x = torch.randn((batch, 6) if shared else (m, batch, 2, 3), generator=g, dtype=dtype)
+    y = torch.randint(0, 3, (batch,) if shared else (m, batch), generator=g)
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in learner.leaves.items()}
+    want_loss, want_out, want = _autograd_grads(plan, params, x, y, shared)
+    losses, out = mlp_cross_entropy_step(plan, params, x, y, shared)
+    assert torch.equal(losses, want_loss) and torch.equal(out, want_out)
+    for k, v in params.items():
+        assert v.grad.shape == v.shape and torch.equal(v.grad, want[k]), k
+
+
+def test_written_backward_only_for_activations_it_writes_out():
+    from trainwell.train.population_mlp import written_backward
+
+    assert not written_backward(mlp_plan(_mlp(nn.GELU)))  # GELU's gradient needs its input: autograd
+    assert not written_backward(None)
+    assert not _learner(_mlp(nn.GELU))._written_backward
+    assert not _learner(_mlp(), loss_fn="hinge")._written_backward
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "momentum"])
+def test_population_steps_with_written_backward_equal_autograd_steps(optimizer):
+    """Steps of a whole population (own and shared batches, a member frozen halfway) give bit for bit the
+    parameters the autograd path gives."""
+    model = _mlp()
+    learners = []
+    for written in (True, False):
+        lrn = _learner(model)
+        lrn.optimizer.name = optimizer
+        lrn._written_backward = written
+        learners.append(lrn)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(50, 6, generator=g), torch.randint(0, 3, (50,), generator=g)
+    for step in range(6):
+        idx = torch.randint(0, 50, (4, 10), generator=g)
+        if step % 2:
+            idx = idx[:1].expand(4, 10)
+        if step == 3:
+            for lrn in learners:
+                lrn.freeze(2)
+        results = [lrn.train_step(x, y, idx) for lrn in learners]
+        assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+    for k, v in learners[0].params.items():
+        assert torch.equal(v, learners[1].params[k]), k

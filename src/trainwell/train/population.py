@@ -31,7 +31,7 @@ from trainwell.train.batches import take_rows
 from trainwell.train.learners import loss_function, predicted_classes
 from trainwell.train.member_optim import PopulationOptimizer
 from trainwell.train.member_schedules import MemberSchedules
-from trainwell.train.population_mlp import mlp_forward, mlp_plan
+from trainwell.train.population_mlp import mlp_cross_entropy_step, mlp_forward, mlp_plan, written_backward
 from trainwell.train.step_graph import CapturedStep
 
 
@@ -164,6 +164,8 @@ class PopulationLearner:
         self.size = len(states)
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
         self._cross_entropy = self.loss_fn is F.cross_entropy  # every member's loss in one call (member_losses)
+        # a plain MLP under cross-entropy: its backward written out (the autograd graph's results, bit for bit)
+        self._written_backward = self._cross_entropy and written_backward(self.plan)
         lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)
         wd_t = torch.tensor(weight_decays, dtype=torch.float32, device=self.device)
         # weights ((M, out, in, ...)) decay, biases not
@@ -261,13 +263,16 @@ class PopulationLearner:
         """One optimizer step on the rows ``idx`` at rates ``lr`` (and momenta ``mom``): each member's loss and
         right answers. Only device work (no host synchronization), so that it can be captured as a CUDA graph."""
         x, y, shared = fixed
-        for p in self.leaves.values():
-            p.grad = None
         xb = take_rows(x, idx[0] if shared else idx)  # (B, ...) for all, or (M, B, ...)
         yb = y.gather(1, idx) if y.dim() == 2 else take_rows(y, idx)  # per-member labels (M, N) or shared (N,)
-        out = self.forward(xb, shared=shared)
-        losses = self.member_losses(out, yb)  # (M,)
-        losses.sum().backward()
+        if self._written_backward:  # sets every gradient
+            losses, out = mlp_cross_entropy_step(self.plan, self.leaves, xb, yb, shared)
+        else:
+            for p in self.leaves.values():
+                p.grad = None
+            out = self.forward(xb, shared=shared)
+            losses = self.member_losses(out, yb)  # (M,)
+            losses.sum().backward()
         self.optimizer.step(lr, mom)
         return losses.detach(), (_argmax_classes(out.detach()) == yb).sum(dim=1)
 

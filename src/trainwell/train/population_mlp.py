@@ -49,23 +49,25 @@ def mlp_plan(model: nn.Module) -> list[tuple[str, str, int, int, nn.Module | Non
     return [tuple(p) for p in plan]
 
 
-def mlp_forward(plan, params: dict[str, torch.Tensor], x: torch.Tensor, shared: bool) -> torch.Tensor:
-    """Outputs (M, B, C) of the stacked MLP ``plan`` with parameters ``params`` ((M, out, in) and (M, out)).
-
-    ``x``: (B, ...) shared by every member when ``shared``, else (M, B, ...) (each member's own batch). The
-    activations are kept feature-major, (M, N, B) - each layer computes ``W @ h`` - so that every GEMM's output is
-    the next one's contiguous input and every element-wise op runs on contiguous memory; only the (M, C, B)
-    output is transposed (a view) for the loss."""
+def _layers(plan, params: dict[str, torch.Tensor], x: torch.Tensor, shared: bool,
+            inputs: list | None = None) -> torch.Tensor:
+    """The stacked MLP's feature-major outputs (M, C, B); each GEMM's input (the transposed batch for the first
+    layer, else the previous activation's output) appended to ``inputs`` when given (the written-out backward
+    reads them)."""
     h = x.flatten(1) if shared else x.flatten(2)
     for i, (wkey, bkey, k, n, act) in enumerate(plan):
         w, b = params[wkey], params[bkey]
         m = w.shape[0]
         if i == 0 and shared:  # one wide GEMM: (M*N, K) @ (K, B), the members' weights stacked
-            z = torch.addmm(b.reshape(m * n, 1), w.reshape(m * n, k), h.t())
+            h = h.t()
+            z = torch.addmm(b.reshape(m * n, 1), w.reshape(m * n, k), h)
         elif i == 0:  # each member's own batch: (M, N, K) @ (M, K, B)
-            z = torch.baddbmm(b.unsqueeze(2), w, h.transpose(1, 2))
+            h = h.transpose(1, 2)
+            z = torch.baddbmm(b.unsqueeze(2), w, h)
         else:  # (M, N, K) @ (M, K, B), bias added inside the GEMM
             z = torch.baddbmm(b.unsqueeze(2), w, h)
+        if inputs is not None:
+            inputs.append(h)
         if type(act) is nn.ReLU:  # in place on the GEMM's fresh output (its backward does not read it): one
             z = torch.relu_(z)  # activation tensor per layer instead of two, the step's memory traffic lower
         elif act is not None:
@@ -73,4 +75,63 @@ def mlp_forward(plan, params: dict[str, torch.Tensor], x: torch.Tensor, shared: 
         # viewed (M, N, B) only now: an in-place activation on a view would make autograd rebuild the base in the
         # backward (CopySlices: a zeroed copy of the whole output and three more copies, ~40% of a shared step)
         h = z.view(m, n, -1)
-    return h.transpose(1, 2)
+    return h
+
+
+def mlp_forward(plan, params: dict[str, torch.Tensor], x: torch.Tensor, shared: bool) -> torch.Tensor:
+    """Outputs (M, B, C) of the stacked MLP ``plan`` with parameters ``params`` ((M, out, in) and (M, out)).
+
+    ``x``: (B, ...) shared by every member when ``shared``, else (M, B, ...) (each member's own batch). The
+    activations are kept feature-major, (M, N, B) - each layer computes ``W @ h`` - so that every GEMM's output is
+    the next one's contiguous input and every element-wise op runs on contiguous memory; only the (M, C, B)
+    output is transposed (a view) for the loss."""
+    return _layers(plan, params, x, shared).transpose(1, 2)
+
+
+# activations whose gradient is computed from their output by the op autograd's own backward calls
+_FROM_OUTPUT = {nn.ReLU: lambda g, out: torch.ops.aten.threshold_backward(g, out, 0),
+                nn.Tanh: torch.ops.aten.tanh_backward, nn.Sigmoid: torch.ops.aten.sigmoid_backward,
+                nn.Identity: lambda g, out: g}
+
+
+def written_backward(plan) -> bool:
+    """Whether :func:`mlp_cross_entropy_step` can train ``plan``: every hidden activation's gradient is written
+    out (ReLU, tanh, sigmoid, identity)."""
+    return plan is not None and all(type(act) in _FROM_OUTPUT for *_, act in plan[:-1])
+
+
+@torch.no_grad()
+def mlp_cross_entropy_step(plan, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                           shared: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each member's mean cross-entropy (M,) and the outputs (M, B, C) of one forward pass, with every
+    parameter's ``.grad`` set to the gradient of the members' summed losses - backpropagation written out
+    (Rumelhart, Hinton & Williams 1986), without recording an autograd graph.
+
+    Bit for bit what ``F.cross_entropy(out, y, reduction="none").mean(1).sum().backward()`` gives through
+    :func:`mlp_forward`: the same operators on the same layouts (the batched GEMMs' transposes, the loss's
+    ``log_softmax`` backward, the activations' backward from their outputs), only without the graph, the engine and
+    the per-node bookkeeping (~9% of a 16-member step on a CPU; benchmarks/RESULTS.md). ``y``: labels (M, B), or
+    (B,) shared by all members; ``plan`` must pass :func:`written_backward`."""
+    inputs: list[torch.Tensor] = []
+    z = _layers(plan, params, x, shared, inputs)  # (M, C, B)
+    m, _, b = z.shape
+    y = y.expand(m, b) if y.dim() == 1 else y
+    logp = torch.log_softmax(z, dim=1)
+    losses = torch.nn.functional.nll_loss(logp, y, reduction="none").mean(1)
+    # d(mean over B)/d(logp) = -1/B at each label (the float 1/B rounded to logp's precision, as autograd's mean
+    # divides), then the log-softmax's own backward
+    g = torch.zeros_like(logp).scatter_(1, y.unsqueeze(1), -1.0 / b)
+    dz = torch._log_softmax_backward_data(g, logp, 1, logp.dtype)
+    for i in range(len(plan) - 1, -1, -1):
+        wkey, bkey, k, n, _ = plan[i]
+        h = inputs[i]
+        if i == 0 and shared:  # the wide GEMM's gradients: (M*N, B) @ (B, K) and a sum over the batch
+            flat = dz.reshape(m * n, b)
+            params[bkey].grad = flat.sum(1, keepdim=True).view(m, n)
+            params[wkey].grad = flat.mm(h.t()).view(m, n, k)
+        else:
+            params[bkey].grad = dz.sum(2, keepdim=True).view(m, n)
+            params[wkey].grad = dz.bmm(h.transpose(1, 2))
+        if i > 0:  # back through layer i's GEMM and layer i-1's activation (its output is layer i's input)
+            dz = _FROM_OUTPUT[type(plan[i - 1][4])](params[wkey].transpose(1, 2).bmm(dz), h)
+    return losses, z.transpose(1, 2)
