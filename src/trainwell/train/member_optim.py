@@ -44,6 +44,7 @@ class PopulationOptimizer:
         self.active = torch.ones(len(lrs), dtype=torch.bool, device=lrs.device)
         self.all_active = True
         self._scratch: dict[str, torch.Tensor] = {}  # the fused kernels' step for members at their own rates
+        self._step_count = torch.zeros((), dtype=torch.float32)  # the fused Adam kernel's step (a CPU tensor)
 
     @staticmethod
     def _b(v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -67,7 +68,10 @@ class PopulationOptimizer:
         or the momentum (SGD, RMSprop) per member for this step, as one-cycle schedules do."""
         lrs = self.lrs if lrs is None else lrs
         masked = not self.all_active
-        self.t += self.active.to(self.t.dtype)
+        if masked:
+            self.t += self.active.to(self.t.dtype)
+        else:  # every member counts the step (a conversion of the mask costs ~25 us on a CPU: 1% of a step)
+            self.t += 1
         if self._fused(lrs, momenta):
             return
         for key, p in self.params.items():
@@ -135,6 +139,11 @@ class PopulationOptimizer:
         and one momentum (Adam's beta1; frozen members belong to none); ``one_lr``: they share the learning rate
         too."""
         default = self.betas[0] if self.name == "adam" else self.momentum if self.name == "momentum" else 0.0
+        if self.all_active:  # one step count (no member ever stopped): one run unless the momenta differ
+            rates = lrs.tolist()
+            mus = momenta.tolist() if momenta is not None else [default]
+            if mus.count(mus[0]) == len(mus):
+                return [(0, len(rates), self.t[0].item(), mus[0], rates.count(rates[0]) == len(rates))]
         mus = momenta.tolist() if momenta is not None else [default] * len(lrs)
         runs: list[list] = []
         last_lr = None
@@ -217,7 +226,7 @@ class PopulationOptimizer:
                     self._scratch[k] = torch.empty_like(p)
             targets, lr = [x.zero_() for x in rows([self._scratch[k] for k in keys])], 1.0
         if self.name == "adam":
-            step = torch.tensor(t, dtype=torch.float32)
+            step = self._step_count.fill_(t)  # one tensor kept: filled in place (torch.tensor costs 3x more)
             torch._fused_adam_(targets, rows(grads), rows([self.state[k]["m"] for k in keys]),
                                rows([self.state[k]["v"] for k in keys]), [], [step] * len(keys), lr=lr, beta1=mu,
                                beta2=self.betas[1], weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)

@@ -88,9 +88,13 @@ def mlp_forward(plan, params: dict[str, torch.Tensor], x: torch.Tensor, shared: 
     return _layers(plan, params, x, shared).transpose(1, 2)
 
 
-# activations whose gradient is computed from their output by the op autograd's own backward calls
-_FROM_OUTPUT = {nn.ReLU: lambda g, out: torch.ops.aten.threshold_backward(g, out, 0),
-                nn.Tanh: torch.ops.aten.tanh_backward, nn.Sigmoid: torch.ops.aten.sigmoid_backward,
+# activations whose gradient is computed from their output by the operator autograd's own backward calls, here
+# written into the incoming gradient (a fresh GEMM output nothing else reads): 2.4x faster than a new tensor for
+# the ReLU of a 16 x 100 x 100 layer (23 against 54 us)
+_aten = torch.ops.aten
+_FROM_OUTPUT = {nn.ReLU: lambda g, out: _aten.threshold_backward.grad_input(g, out, 0, grad_input=g),
+                nn.Tanh: lambda g, out: _aten.tanh_backward.grad_input(g, out, grad_input=g),
+                nn.Sigmoid: lambda g, out: _aten.sigmoid_backward.grad_input(g, out, grad_input=g),
                 nn.Identity: lambda g, out: g}
 
 
