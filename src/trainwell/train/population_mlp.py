@@ -14,6 +14,10 @@ matmul peak (``benchmarks/population_layouts.py``, RESULTS section 24):
   wide GEMM's output as a transposed view, and the element-wise ops and copies on that view cost more than the
   GEMMs they feed (profile in RESULTS section 24).
 
+Under cross-entropy the training step's backward is written out (:func:`mlp_cross_entropy_step`): the operators
+autograd's graph would run, on the same layouts, so the gradients are bit for bit autograd's, without the graph's
+recording and engine (benchmarks/RESULTS.md section 39).
+
 The parameters arrive as (M, out, in) / (M, out) tensors (contiguous per parameter: see
 :class:`~trainwell.train.population.PopulationLearner`), so nothing is copied before a GEMM.
 """
