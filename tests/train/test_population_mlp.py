@@ -240,3 +240,28 @@ def test_population_steps_with_written_backward_equal_autograd_steps(optimizer):
         assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
     for k, v in learners[0].params.items():
         assert torch.equal(v, learners[1].params[k]), k
+
+
+def test_written_backward_step_never_waits_for_the_device():
+    """A captured CUDA graph cannot hold a host synchronization: the written-out step reads no tensor's value on
+    the host (no ``.item()``, ``.tolist()``, comparisons turned into Python booleans)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from trainwell.train.population_mlp import mlp_cross_entropy_step
+
+    syncs = []
+
+    class Reads(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default,
+                        torch.ops.aten.equal.default):
+                syncs.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    learner = _learner(_mlp())
+    x, y = torch.randn(4, 9, 6), torch.randint(0, 3, (4, 9))
+    with Reads():
+        mlp_cross_entropy_step(learner.plan, learner.leaves, x, y, shared=False)
+        mlp_cross_entropy_step(learner.plan, learner.leaves, x[0], y[0], shared=True)
+    assert syncs == []
+    assert all(p.grad is not None for p in learner.leaves.values())
