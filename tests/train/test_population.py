@@ -272,6 +272,41 @@ def test_population_refuses_batchnorm():
         PopulationLearner(model, [model.state_dict()], optimizer="adam", lrs=[0.1], weight_decays=[0.0])
 
 
+class _Recurrent(nn.Module):
+    def __init__(self, cell=nn.LSTM):
+        super().__init__()
+        self.rnn, self.fc = cell(4, 8, batch_first=True), nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU, nn.RNN])
+def test_population_refuses_recurrent_layers_by_name(cell):
+    model = _Recurrent(cell)
+    with pytest.raises(ValueError, match=f"cannot vmap {cell.__name__} .*one after another"):
+        PopulationLearner(model, [model.state_dict()] * 2, optimizer="adam", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+
+
+def test_an_operation_vmap_cannot_batch_is_named_in_one_line():
+    """Any other operation without a batching rule: the step's error says what, and what to do instead."""
+
+    class Unbatchable(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(x) + torch.nonzero(x).sum()  # data-dependent shape: no batching rule
+
+    model = Unbatchable()
+    learner = PopulationLearner(model, [model.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2,
+                                weight_decays=[0.0] * 2)
+    with pytest.raises(ValueError, match=r"cannot vmap this model \(.*\): train the members one after another"):
+        learner.train_step(torch.randn(8, 4), torch.randint(0, 3, (8,)), torch.arange(8).view(2, 4))
+
+
 def test_a_population_sweep_resolves_lr_find_per_member_as_a_fit_does(workdir):
     args = ["sweep", *[a for s in BASE + ["train.epochs=1"] for a in ("--set", s)], "--set", "optim.lr=find",
             "--grid", "optim.weight_decay=0,1e-4", "--seeds", "2", "--out", "find", "--json"]

@@ -133,6 +133,10 @@ class PopulationLearner:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
             raise ValueError("population training cannot vmap BatchNorm's running statistics: use layer/group norm "
                              "or train the members one after another")
+        rnn = next((type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase)), None)
+        if rnn is not None:
+            raise ValueError(f"population training cannot vmap {rnn} (torch.func.vmap has no batching rule for "
+                             "recurrent layers): train the members one after another")
         if layout not in ("auto", "vmap"):
             raise ValueError(f"layout {layout!r} is not allowed: use 'auto' (batched GEMMs for a plain MLP) or 'vmap'")
         if not len(states) == len(lrs) == len(weight_decays):
@@ -198,8 +202,15 @@ class PopulationLearner:
         layer is one wide GEMM); any other model, or ``layout = "vmap"``, through ``vmap``."""
         if self.plan is not None:
             return mlp_forward(self.plan, self.leaves, x, shared)
-        return vmap(self._forward_one, in_dims=(0, 0, None if shared else 0), randomness="different")(
-            self.leaves, self.buffers, x)
+        try:
+            return vmap(self._forward_one, in_dims=(0, 0, None if shared else 0), randomness="different")(
+                self.leaves, self.buffers, x)
+        except RuntimeError as e:
+            if not (str(e).startswith("vmap:") or "Batching rule not implemented" in str(e)):  # torch's own
+                raise
+            what = str(e).splitlines()[0].split(" Please ")[0].removeprefix("vmap: ").rstrip(".")
+            raise ValueError(f"population training cannot vmap this model ({what}): train the members one after "
+                             "another") from None
 
     def _shared_rows(self, idx: torch.Tensor) -> bool:
         """Whether every member draws the same rows this step (one data order): then they share one input batch.
