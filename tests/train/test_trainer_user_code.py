@@ -252,3 +252,52 @@ def test_the_named_mse_loss_points_regression_to_mse_loss():
     with pytest.raises(TypeError, match="one-hot class labels.*mse_loss"):
         Trainer(model, torch.optim.SGD(model.parameters(), 0.1), loss_fn="mse", epochs=1, batch_size=32).fit(
             (x, x[:, :1]))
+
+
+class _Pixels(nn.Module):
+    """A user's CNN on raw pixels; ``scale`` converts them in its own forward."""
+
+    def __init__(self, scale: bool):
+        super().__init__()
+        self.scale = scale
+        self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        if self.scale:
+            x = x.float() / 255
+        return self.fc(F.relu(self.conv(x)).flatten(1))
+
+
+@pytest.mark.parametrize("model, dtype", [(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), torch.uint8),
+                                          (_Pixels(scale=False), torch.int64)])
+def test_integer_inputs_to_a_floating_point_layer_are_named_in_one_line(model, dtype):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randint(0, 255, (32, 1, 8, 8), generator=g).to(dtype), torch.randint(0, 3, (32,), generator=g)
+    trainer = Trainer(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, batch_size=8)
+    have = str(dtype).removeprefix("torch.")
+    with pytest.raises(TypeError, match=rf"train inputs are {have}, and the model met them in a floating-point "
+                                        rf"layer \(.*\): convert them \(x\.float\(\)"):
+        trainer.fit(x, y)
+
+
+def test_integer_inputs_a_model_converts_or_embeds_itself_train():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (32,), generator=g)
+    pixels = _Pixels(scale=True)
+    x = torch.randint(0, 255, (32, 1, 8, 8), generator=g, dtype=torch.uint8)
+    Trainer(pixels, optimizer=torch.optim.SGD(pixels.parameters(), lr=0.1), epochs=1, batch_size=8).fit(x, y)
+    words = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 3))
+    tokens = torch.randint(0, 10, (32, 3), generator=g)
+    Trainer(words, optimizer=torch.optim.SGD(words.parameters(), lr=0.1), epochs=1, batch_size=8).fit(tokens, y)
+
+
+def test_other_errors_on_integer_inputs_pass_through_unchanged():
+    y = torch.randint(0, 3, (32,))
+    wrong_width = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(13, 3))  # 3 tokens x 4 = 12 inputs
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        Trainer(wrong_width, optimizer=torch.optim.SGD(wrong_width.parameters(), lr=0.1), epochs=1,
+                batch_size=8).fit(torch.randint(0, 10, (32, 3)), y)
+    words = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 3))
+    with pytest.raises(IndexError, match="index out of range"):  # ids past the embedding's 10 rows
+        Trainer(words, optimizer=torch.optim.SGD(words.parameters(), lr=0.1), epochs=1, batch_size=8).fit(
+            torch.randint(0, 20, (32, 3)), y)

@@ -184,6 +184,22 @@ class Learner(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+_DTYPE_MISMATCH = ("same dtype", "should be the same", "scalar type")  # torch's words for mixed dtypes
+
+
+def integer_inputs_hint(x: torch.Tensor, error: RuntimeError) -> str | None:
+    """The one-line message for ``error``, raised by a model's forward on integer inputs ``x`` (uint8 pixels, say)
+    when a layer computes in floating point; None for any other error (a model may take integers: an embedding,
+    or a forward that converts them itself)."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if x.is_floating_point() or x.is_complex() or not any(s in first for s in _DTYPE_MISMATCH):
+        return None
+    have = str(x.dtype).removeprefix("torch.")
+    pixels = " / 255 for 0..255 pixels" if x.dtype == torch.uint8 else ""
+    return (f"train inputs are {have}, and the model met them in a floating-point layer ({first}): convert them "
+            f"(x.float(){pixels}) or in the model's forward")
+
+
 class ModuleLearner:
     """One ``nn.Module`` with a torch optimizer (M = 1): the hot path of an ordinary ``fit``.
 
@@ -256,7 +272,13 @@ class ModuleLearner:
         if self.augment is not None:
             xb = self.augment(xb, self.aug_generator)
         with self.autocast():
-            out = self.model(xb)
+            try:
+                out = self.model(xb)
+            except RuntimeError as e:  # no cost unless raised
+                hint = integer_inputs_hint(xb, e)
+                if hint is None:
+                    raise
+                raise TypeError(hint) from None
             if not self._labels_checked:  # once: a label torch's loss would meet as an index error
                 check_labels(class_scores(out), yb, self.loss_fn)
                 self._labels_checked = True
