@@ -178,10 +178,12 @@ class Checkpoint(Callback):
             else:
                 trainer = state.trainer
                 model_state = getattr(trainer.learner, "model_state", None)  # the weights alone: not the optimizer's
-                weights = model_state() if model_state is not None else trainer.checkpoint_state()["model"]
+                if state is not trainer.state:  # a population member's callback: that member's own weights
+                    weights = state.model.state_dict()
+                else:
+                    weights = model_state() if model_state is not None else trainer.checkpoint_state()["model"]
                 self._kept = copy_weights(weights, self._kept)
-                self._best_state = {"model": self._kept, "epoch": trainer.state.epoch,
-                                    "step": trainer.state.step, **self.extra}
+                self._best_state = {"model": self._kept, "epoch": state.epoch, "step": state.step, **self.extra}
         finite = math.isfinite(state.metrics.get("train_loss", 0.0))
         if state.failure is not None or not finite:  # a guard fired: last.pt keeps the last good state
             self.save_best()

@@ -12,6 +12,7 @@ import torch
 
 from trainwell.optim import Schedule
 from trainwell.optim_eager import eager
+from trainwell.train.learners import as_schedule
 
 
 class MemberSchedules:
@@ -30,6 +31,10 @@ class MemberSchedules:
         self.interval = "none"
         self.any_frozen = False  # a Python flag: the per-step lookup stays free of tensor checks
         self._dummies: list = []
+        if build is not None:  # a builder may return a torch scheduler, as Trainer(schedule=...) takes one
+            raw = build
+            build = lambda opt: as_schedule(raw(opt), opt)  # noqa: E731
+        self.epochs = epochs
         if build is None:
             return
         probe = build(self._dummy(base_lrs[0], optimizer, momentum, betas))

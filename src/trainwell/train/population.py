@@ -29,6 +29,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from trainwell.optim import Schedule
 from trainwell.train.batches import take_rows
 from trainwell.train.learners import loss_function, predicted_classes
+from trainwell.train.losses import class_scores
 from trainwell.train.member_optim import PopulationOptimizer
 from trainwell.train.member_schedules import MemberSchedules
 from trainwell.train.population_mlp import mlp_cross_entropy_step, mlp_forward, mlp_plan, written_backward
@@ -160,7 +161,9 @@ class PopulationLearner:
         # the trained tensors: one leaf per parameter sharing the flat storage, so that backward writes each
         # gradient where the optimizer reads it (one leaf split into views would concatenate them every step)
         self._flat_views = self._views(self.flat)  # made once: read per member every epoch (its best weights)
-        self.leaves = {k: v.detach().requires_grad_(True) for k, v in self._flat_views.items()}
+        # parameters the model has frozen (requires_grad=False: a pretrained backbone) stay as they are
+        frozen = {k for k, p in model.named_parameters() if not p.requires_grad}
+        self.leaves = {k: v.detach().requires_grad_(k not in frozen) for k, v in self._flat_views.items()}
         self.buffers = buffers
         self.base = copy.deepcopy(model).to("meta")
         self.plan = mlp_plan(self.base) if layout == "auto" else None
@@ -169,18 +172,27 @@ class PopulationLearner:
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
         self._cross_entropy = self.loss_fn is F.cross_entropy  # every member's loss in one call (member_losses)
         # a plain MLP under cross-entropy: its backward written out (the autograd graph's results, bit for bit)
-        self._written_backward = self._cross_entropy and written_backward(self.plan)
+        self._written_backward = self._cross_entropy and written_backward(self.plan) and not frozen
         lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)
         wd_t = torch.tensor(weight_decays, dtype=torch.float32, device=self.device)
         # weights ((M, out, in, ...)) decay, biases not
         self.optimizer = PopulationOptimizer(self.leaves, optimizer, lr_t, wd_t, decay, momentum, nesterov,
                                              tuple(betas), eps, alpha=alpha, rmsprop_momentum=rmsprop_momentum)
-        self.schedules = MemberSchedules(schedule, list(lrs), optimizer,
-                                         rmsprop_momentum if optimizer == "rmsprop" else momentum, betas, epochs=epochs,
-                                         steps_per_epoch=steps_per_epoch, device=self.device)
+        self._schedule_args = (schedule, list(lrs), optimizer,
+                               rmsprop_momentum if optimizer == "rmsprop" else momentum, betas)
+        self.schedules = MemberSchedules(*self._schedule_args, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                         device=self.device)
         self.steps = 0  # optimizer steps taken by the population (the schedules' position)
         self.captured = CapturedStep(self._step) if cuda_graph and self.device.type == "cuda" else None
         self.model = self  # the loop's State.model: the whole population
+
+    def plan_fit(self, epochs: int, steps_per_epoch: int) -> None:
+        """Size the schedules' tables for a fit of ``epochs`` epochs of ``steps_per_epoch`` steps (the loop calls
+        this before training): a population built with other sizes (its defaults, 1 and 1) would hold a step
+        schedule at its last tabulated rate. Not after the first step (a resumed population keeps its tables)."""
+        if self.steps == 0 and (epochs, steps_per_epoch) != (self.schedules.epochs, self.schedules.spe):
+            self.schedules = MemberSchedules(*self._schedule_args, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                             device=self.device)
 
     def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         pieces = torch.split(flat, [b - a for _, a, b, _ in self.layout])
@@ -281,7 +293,7 @@ class PopulationLearner:
         else:
             for p in self.leaves.values():
                 p.grad = None
-            out = self.forward(xb, shared=shared)
+            out = class_scores(self.forward(xb, shared=shared))  # a (logits, features) or dict output: its logits
             losses = self.member_losses(out, yb)  # (M,)
             losses.sum().backward()
         self.optimizer.step(lr, mom)
@@ -316,7 +328,7 @@ class PopulationLearner:
         correct = torch.zeros(self.size, dtype=torch.int64, device=self.device)
         for i in range(0, len(x), batch_size):
             xb, yb = x[i : i + batch_size].to(self.device), y[..., i : i + batch_size].to(self.device)
-            out = self.forward(xb, shared=True)  # (M, B, C)
+            out = class_scores(self.forward(xb, shared=True))  # (M, B, C)
             total += self.member_losses(out, yb).double() * yb.shape[-1]
             correct += (_argmax_classes(out) == yb).sum(dim=1)
         self.base.train()
@@ -334,6 +346,11 @@ class PopulationLearner:
 
     def member_model(self, member: int) -> MemberView:
         return MemberView(self, member)
+
+    def model_state(self) -> dict[str, torch.Tensor]:
+        """Every member's weights, stacked ((M, ...) per parameter and buffer): what a run-level
+        :class:`~trainwell.train.callbacks.Checkpoint` keeps as the population's best weights."""
+        return {**{k: v.detach() for k, v in self.params.items()}, **self.buffers}
 
     def member_state(self, member: int) -> dict[str, torch.Tensor]:
         """Member ``member``'s parameters and buffers as a plain (wide) state dict."""

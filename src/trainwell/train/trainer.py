@@ -93,6 +93,20 @@ def module_learner(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: 
     return learner
 
 
+def _check_learner_arguments(learner, *, device, **given) -> None:
+    """Refuse the arguments that build a plain module's learner when a learner is given (it brings its own):
+    they would be silently ignored (a population takes its loss and schedule in ``PopulationLearner(...)``)."""
+    defaults = {"loss_fn": "cross_entropy", "precision": "fp32"}
+    named = [k for k, v in given.items() if v is not None and not (k in defaults and v == defaults[k])]
+    if device is not None and torch.device(device).type != learner.device.type:
+        named.append(f"device={str(device)!r} (the learner's parameters are on {learner.device})")
+    if named:
+        raise ValueError(f"Trainer({type(learner).__name__}(...), {', '.join(named)}): these build a plain "
+                         f"nn.Module's learner and would be ignored here; a learner brings its own (a population "
+                         f"takes loss_fn, schedule, epochs and steps_per_epoch in PopulationLearner(...), and has "
+                         f"no penalty, augmentation or mixed precision)")
+
+
 class Trainer(TrainerIO):
     """Train a learner (or ``model`` with ``optimizer``) for ``epochs`` epochs of shuffled mini-batches.
 
@@ -150,6 +164,8 @@ class Trainer(TrainerIO):
                                      augment=augment, aug_seed=seeds[0] + 1, precision=precision)
         else:
             _check_loop(epochs, batch_size)
+            _check_learner_arguments(learner, optimizer=optimizer, loss_fn=loss_fn, schedule=schedule,
+                                     penalty=penalty, augment=augment, precision=precision, device=device)
         self.learner = learner
         self.device = learner.device
         self.size = learner.size

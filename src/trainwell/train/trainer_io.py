@@ -74,11 +74,18 @@ class TrainerIO:
         """``(x, y, None)``: tensors on the device, batched here; or ``(None, None, loader)``: a loader whose
         batches the learner takes as they come (its generators restored on resume)."""
         if is_in_memory(train) or not self._iterates:
+            loader = not is_in_memory(train)  # read into memory: this learner draws its own batches
             x, y = self._in_memory(train, "train")
             if self.batch_size is None:
-                raise ValueError("Trainer(batch_size=...) is needed to batch tensors (a DataLoader brings its own): "
-                                 "use an integer >= 1")
+                raise ValueError(
+                    "Trainer(batch_size=...) is needed: this learner reads the DataLoader's data into memory and "
+                    "draws its own batches (use an integer >= 1)" if loader else
+                    "Trainer(batch_size=...) is needed to batch tensors (a DataLoader brings its own): use an "
+                    "integer >= 1")
             self._check_inputs(x, "train")
+            plan_fit = getattr(self.learner, "plan_fit", None)  # a population sizes its schedules' tables
+            if plan_fit is not None:
+                plan_fit(self.epochs, -(-len(x) // self.batch_size))
             self._loader_rngs, self._pending_loader_rng = [], None
             return x, y, None
         require_iterable(train, "train")

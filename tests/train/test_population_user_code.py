@@ -1,0 +1,115 @@
+"""A population (``Trainer(PopulationLearner(...))``) with a user's own models, callbacks and schedules. Oracle:
+each member trained alone by the library's Trainer on a plain module, from the same weights and seed."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainwell.optim import Schedule
+from trainwell.train import Trainer
+from trainwell.train.callbacks import Checkpoint
+from trainwell.train.population import PopulationLearner
+
+
+def _data(n=200, d=10, c=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    return x, x[:, :c].argmax(1)
+
+
+class Backboned(nn.Module):
+    """A pretrained body the user froze, a head that trains, and a (logits, features) output."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.head = nn.Linear(10, 16), nn.Linear(16, 3)
+        self.body.requires_grad_(False)
+
+    def forward(self, x):
+        h = F.relu(self.body(x))
+        return self.head(h), h
+
+
+def _alone(net, lr, seed, epochs=2, schedule=None, batch_size=32):
+    one = copy.deepcopy(net)
+    opt = torch.optim.SGD([p for p in one.parameters() if p.requires_grad], lr=lr)
+    Trainer(one, opt, epochs=epochs, batch_size=batch_size, seed=seed,
+            schedule=schedule(opt) if schedule else None).fit(_data())
+    return one
+
+
+def test_frozen_layers_stay_frozen_and_a_tuple_output_trains_as_alone():
+    net = Backboned()
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1, 0.05],
+                                weight_decays=[0.0, 0.0])
+    Trainer(learner, epochs=2, batch_size=32, seed=[0, 1]).fit(_data())
+    for m, lr in enumerate((0.1, 0.05)):
+        alone = _alone(net, lr, m)
+        assert torch.equal(learner.params["body.weight"][m], net.body.weight)  # frozen: not moved at all
+        for k, v in alone.state_dict().items():
+            torch.testing.assert_close(learner.params[k][m], v, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_a_step_schedule_follows_the_trainers_epochs_and_batches(as_torch):
+    """The learner's own epochs/steps_per_epoch left at their defaults: the loop sizes the schedule's tables
+    (one-cycle used to stay at its first rate for the whole run); a builder may return a torch scheduler."""
+    steps = 3 * math.ceil(200 / 32)
+
+    def onecycle(opt):
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=steps)
+        return sched if as_torch else Schedule(sched, "step")
+
+    net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+    learner = PopulationLearner(net, [net.state_dict()], optimizer="sgd", lrs=[0.1], weight_decays=[0.0],
+                                schedule=onecycle)
+    done = Trainer(learner, epochs=3, batch_size=32, seed=[0]).fit(_data())
+    alone = copy.deepcopy(net)
+    opt = torch.optim.SGD(alone.parameters(), lr=0.1)
+    ref = Trainer(alone, opt, epochs=3, batch_size=32, seed=0, schedule=onecycle(opt)).fit(_data())
+    assert [h["lr"] for h in done.trainer.members[0].history] == pytest.approx([h["lr"] for h in ref.history])
+    for k, v in alone.state_dict().items():
+        torch.testing.assert_close(learner.params[k][0], v, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_keeps_the_populations_and_each_members_best_weights(tmp_path):
+    net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1, 0.01],
+                                weight_decays=[0.0, 0.0])
+    x, y = _data()
+    Trainer(learner, epochs=2, batch_size=32, seed=[0, 1], callbacks=[Checkpoint(tmp_path / "run")],
+            member_callbacks=[[Checkpoint(tmp_path / f"m{m}")] for m in range(2)]).fit((x, y), (x, y))
+    run = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=False)
+    assert run["model"]["0.weight"].shape == (2, 16, 10)  # every member's weights, stacked
+    for m in range(2):
+        best = torch.load(tmp_path / f"m{m}" / "checkpoints" / "best.pt", weights_only=False)["model"]
+        assert best.keys() == net.state_dict().keys()
+        alone = copy.deepcopy(net)
+        alone.load_state_dict(best)  # the member's own weights: loadable into the user's model
+        torch.testing.assert_close(best["0.weight"], learner.params["0.weight"][m])  # 2 epochs, still improving
+
+
+@pytest.mark.parametrize("given", [{"loss_fn": "hinge"}, {"penalty": lambda m: 0.0}, {"augment": lambda b, g: b},
+                                   {"precision": "bf16"}, {"schedule": object()}, {"device": "meta"}])
+def test_module_arguments_with_a_learner_are_refused_not_ignored(given):
+    net = nn.Sequential(nn.Linear(10, 3))
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    with pytest.raises(ValueError, match=rf"Trainer\(PopulationLearner\(...\), {next(iter(given))}.*would be ignored"):
+        Trainer(learner, epochs=1, batch_size=8, seed=[0, 1], **given)
+    Trainer(learner, epochs=1, batch_size=8, seed=[0, 1], loss_fn="cross_entropy", device="cpu")  # the defaults
+
+
+def test_a_dataloader_without_batch_size_is_told_the_population_draws_its_own_batches():
+    net = nn.Sequential(nn.Linear(10, 3))
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    loader = DataLoader(TensorDataset(*_data()), batch_size=10)
+    with pytest.raises(ValueError, match="reads the DataLoader's data into memory and draws its own batches"):
+        Trainer(learner, epochs=1, seed=[0, 1]).fit(loader)
