@@ -260,10 +260,18 @@ def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds:
     atomic_write_json(out / "summary.json", {"mode": mode, "members": len(rows), "wall_s": round(wall, 3),
                                              "grid": {k: [str(v) for v in vs] for k, vs in grid.items()},
                                              "seeds": seeds, "skipped_checks": skipped, "backend": backend,
-                                             "failed_members": [m for m, r in enumerate(table) if "error" in r],
-                                             "results": table,
-                                             "best_val_acc": max((r.get("val_acc") or -math.inf) for r in table)})
+                                             "failed_members": [m for m, r in enumerate(table)
+                                                                if "error" in r or r.get("failed")],
+                                             "results": table, "best_val_acc": _best_val_acc(table)})
     return SweepResult(rows=table, mode=mode, wall_s=wall, out=out, skipped=skipped)
+
+
+def _best_val_acc(table: list[dict]) -> float | None:
+    """The best member's validation accuracy; None when no member has one (no validation split, or every member
+    failed)."""
+    values = [r["val_acc"] for r in table if isinstance(r.get("val_acc"), (int, float))
+              and math.isfinite(r["val_acc"])]
+    return max(values) if values else None
 
 
 def resume_sweep(out: str | Path, quiet: bool = True, backend: str = "local",

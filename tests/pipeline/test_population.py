@@ -122,6 +122,15 @@ def test_a_diverging_member_fails_alone_and_the_others_go_on(workdir):
     assert bad["epochs"] < ok["epochs"] == 8
     summary = json.loads((workdir / "sw" / "member-1" / "summary.json").read_text())
     assert summary["stop_reason"].startswith(("diverged", "non-finite"))
+    assert json.loads((workdir / "sw" / "summary.json").read_text())["failed_members"] == [1]
+
+
+def test_a_sweep_without_a_validation_split_finishes_its_report(workdir):
+    cfg = load_config(None, BASE + ["train.epochs=1", "data.val_fraction=0", "report.enabled=true"])
+    res = sweep(cfg, parse_grid(["optim.lr=0.1,0.01"]), out="noval")
+    summary = json.loads((workdir / "noval" / "summary.json").read_text())
+    assert summary["best_val_acc"] is None and summary["failed_members"] == []
+    assert res.report is not None and "best val accuracy" in res.report.read_text()
 
 
 class _StopMember(Callback):

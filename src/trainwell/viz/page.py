@@ -69,7 +69,7 @@ def fmt_int(value) -> str:
 
 def fmt_pct(value, digits: int = 2) -> str:
     """``0.951`` -> ``95.10%`` (as the CLI prints accuracies)."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if not isinstance(value, (int, float)) or not math.isfinite(value):  # None, or text an older file holds
         return "-"
     return f"{100 * value:.{digits}f}%"
 
