@@ -113,3 +113,28 @@ def test_a_dataloader_without_batch_size_is_told_the_population_draws_its_own_ba
     loader = DataLoader(TensorDataset(*_data()), batch_size=10)
     with pytest.raises(ValueError, match="reads the DataLoader's data into memory and draws its own batches"):
         Trainer(learner, epochs=1, seed=[0, 1]).fit(loader)
+
+
+class Normed(nn.Module):
+    """A 2-D LayerNorm: its scale is (4, 4), so stacked it has 3 dims like a weight, but a fit never decays it."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.ln, self.fc2 = nn.Linear(10, 16), nn.LayerNorm([4, 4]), nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.ln(self.fc1(x).view(-1, 4, 4))).flatten(1))
+
+
+def test_weight_decay_spares_what_a_fit_spares_normalization_scales():
+    from trainwell.optim import build_optimizer
+
+    net = Normed()
+    learner = PopulationLearner(net, [net.state_dict()], optimizer="sgd", lrs=[0.1], weight_decays=[0.5])
+    Trainer(learner, epochs=2, batch_size=32, seed=[0]).fit(_data())
+    alone = copy.deepcopy(net)
+    Trainer(alone, build_optimizer(alone, "sgd", lr=0.1, weight_decay=0.5), epochs=2, batch_size=32,
+            seed=0).fit(_data())
+    for k, v in alone.state_dict().items():
+        torch.testing.assert_close(learner.params[k][0], v, rtol=1e-5, atol=1e-6)

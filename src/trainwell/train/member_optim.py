@@ -20,20 +20,22 @@ class PopulationOptimizer:
     momenta and weight decays (torch's update formulas; decay on weights only, as
     :func:`trainwell.optim.param_groups`). Members with ``active[m] = False`` are not touched at all.
 
-    ``decay_masks[key]`` (broadcastable to the parameter without its member axis) marks which entries decay; by
-    default a tensor decays when it is a weight ((M, out, in, ...): 3 or more dims).
+    ``decay_masks[key]`` (broadcastable to the parameter without its member axis) marks which entries decay;
+    ``decayed`` names the parameters that decay (a fit's rule: :func:`trainwell.regularize.penalized_parameters`,
+    no normalization scales); by default a tensor decays when it is a weight ((M, out, in, ...): 3 or more
+    dims).
     """
 
     def __init__(self, params: dict[str, torch.Tensor], name: str, lrs: torch.Tensor, weight_decays: torch.Tensor,
                  decay: str = "coupled", momentum: float = 0.9, nesterov: bool = False,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  decay_masks: dict[str, torch.Tensor] | None = None, alpha: float = 0.99,
-                 rmsprop_momentum: float = 0.0):
+                 rmsprop_momentum: float = 0.0, decayed: set[str] | None = None):
         if name not in population_optimizers():
             raise ValueError(f"population optimizer {name!r} is not supported: use one of "
                              f"{', '.join(population_optimizers())}")
         self.params, self.name, self.decay = params, name, decay
-        self.decay_masks = decay_masks
+        self.decay_masks, self.decayed = decay_masks, decayed
         self.lrs, self.wds = lrs, weight_decays
         self.any_decay = bool((weight_decays != 0).any())  # no member decays: the decay terms are skipped
         self.momentum, self.nesterov, self.betas, self.eps = momentum, nesterov, tuple(betas), eps
@@ -129,7 +131,10 @@ class PopulationOptimizer:
         """Each member's weight decay, broadcastable to ``p`` (zero where its decay mask is), or None when ``p``
         does not decay: no member decays, or it is not a weight ((M, out, in, ...)) and has no mask."""
         mask = self.decay_masks.get(key) if self.decay_masks is not None else None
-        if not self.any_decay or (mask is None and (self.decay_masks is not None or p.dim() < 3)):
+        if not self.any_decay:
+            return None
+        if mask is None and (key not in self.decayed if self.decayed is not None
+                             else self.decay_masks is not None or p.dim() < 3):
             return None
         wd = self._b(self.wds, p)
         return wd if mask is None else wd * mask

@@ -27,6 +27,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from trainwell.optim import Schedule
+from trainwell.regularize import penalized_parameters
 from trainwell.train.batches import take_rows
 from trainwell.train.learners import loss_function, predicted_classes
 from trainwell.train.losses import class_scores
@@ -175,9 +176,12 @@ class PopulationLearner:
         self._written_backward = self._cross_entropy and written_backward(self.plan) and not frozen
         lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)
         wd_t = torch.tensor(weight_decays, dtype=torch.float32, device=self.device)
-        # weights ((M, out, in, ...)) decay, biases not
+        # the weights a fit decays (trainwell.optim.param_groups): not biases, normalization scales or gate logits
+        weights = {id(p) for p in penalized_parameters(model)}
+        decayed = {k for k, p in model.named_parameters() if id(p) in weights}
         self.optimizer = PopulationOptimizer(self.leaves, optimizer, lr_t, wd_t, decay, momentum, nesterov,
-                                             tuple(betas), eps, alpha=alpha, rmsprop_momentum=rmsprop_momentum)
+                                             tuple(betas), eps, alpha=alpha, rmsprop_momentum=rmsprop_momentum,
+                                             decayed=decayed)
         self._schedule_args = (schedule, list(lrs), optimizer,
                                rmsprop_momentum if optimizer == "rmsprop" else momentum, betas)
         self.schedules = MemberSchedules(*self._schedule_args, epochs=epochs, steps_per_epoch=steps_per_epoch,
