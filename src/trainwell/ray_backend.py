@@ -52,7 +52,7 @@ def train_group(configs: list[dict], dirs: list[str], home: str, population: boo
     skipped: list[str] = []
     if population:
         res = fit_population(cfgs, out=home, member_dirs=dirs, resume=resume and RunDir(home).last.exists(),
-                             quiet=True)
+                             quiet=True, force=True)  # the sweep's claimed folder
         summaries, skipped = [r.summary for r in res.members], res.skipped
     else:
         summaries = []

@@ -142,7 +142,7 @@ def run_population(combos: list[tuple[dict, Config]], out: Path, quiet: bool = T
     from trainwell.pipeline import fit_population  # torch: imported when training starts
 
     resume = resume and RunDir(out).last.exists()  # killed before the first checkpoint: start over
-    res = fit_population([c for _, c in combos], out=out, resume=resume, quiet=quiet)
+    res = fit_population([c for _, c in combos], out=out, resume=resume, quiet=quiet, force=True)  # claimed
     rows = [_row(settings, r.summary, read_jsonl(r.run_dir / "metrics.jsonl"))
             for (settings, _), r in zip(combos, res.members, strict=True)]
     return rows, res.skipped

@@ -379,3 +379,26 @@ def test_preflight_key_changes_with_anything_the_checks_read():
     assert key(edit=lambda p: p.splits.train[1][:1].add_(1)) != base
     # only the examples the checks read count
     assert key(edit=lambda p: p.splits.train[1][-1:].add_(1), examples=8) == key(examples=8)
+
+
+def test_fit_population_refuses_used_folders_and_bad_arguments_in_one_line(workdir):
+    from trainwell.errors import TrainwellError
+
+    cfgs = [load_config(None, BASE + ["train.epochs=1", f"train.seed={s}"]) for s in range(2)]
+    (workdir / "mine" / "member-0").mkdir(parents=True)
+    (workdir / "mine" / "member-0" / "notes.txt").write_text("my own notes")
+    with pytest.raises(TrainwellError, match="member-0 already exists and is not empty.*force=True"):
+        fit_population(cfgs, out="mine")
+    assert (workdir / "mine" / "member-0" / "notes.txt").read_text() == "my own notes"
+    fit_population(cfgs, out="pop")
+    with pytest.raises(TrainwellError, match="pop already exists and is not empty"):
+        fit_population(cfgs, out="pop")  # an earlier population: resume=True or force=True
+    fit_population(cfgs, out="pop", force=True)
+    with pytest.raises(TrainwellError, match="a population of 2 members, and 3 configs were given"):
+        fit_population([*cfgs, cfgs[0]], out="pop", resume=True)
+    fit(cfgs[0], out="one", quiet=True)
+    with pytest.raises(TrainwellError, match="holds a single run's checkpoint, not a population's"):
+        fit_population(cfgs, out="one", resume=True, member_dirs=["one-a", "one-b"])
+    for bad in ([], [cfgs[0].to_dict()]):
+        with pytest.raises(TrainwellError, match="configs must be a non-empty list of trainwell Configs"):
+            fit_population(bad, out="bad")

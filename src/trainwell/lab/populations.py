@@ -80,7 +80,7 @@ def _population(cfgs: list[Config], names: list[str], root: Path, step_losses: b
 
     steps = StepLosses()
     res = fit_population(cfgs, out=root / f"population-{names[0]}", member_dirs=[root / n for n in names],
-                         callbacks=[steps] if step_losses else ())
+                         callbacks=[steps] if step_losses else (), force=True)  # the lab run's own folder
     out = []
     for m, (c, n, r) in enumerate(zip(cfgs, names, res.members, strict=True)):
         t = base.Trained(r.summary, read_jsonl(r.run_dir / "metrics.jsonl"), r.model, r.run_dir, c,

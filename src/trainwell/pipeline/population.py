@@ -169,15 +169,33 @@ class PopulationResult:
     wall_s: float
 
 
+def _refuse_used_folders(out: Path, runs: list[RunDir]) -> None:
+    """A new population writes over nothing: not a member folder that holds files (a user's, or an earlier run's),
+    not a population's checkpoint in ``out``."""
+    used = [r.path for r in runs if r.path.is_dir() and any(r.path.iterdir())]
+    if RunDir(out).last.exists():
+        used.insert(0, out)
+    if used:
+        raise TrainwellError(f"fit_population: {used[0]} already exists and is not empty: choose another folder, "
+                             f"resume=True to continue the population there, or force=True to write over it")
+
+
 def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool = False, quiet: bool = True,
-                   progress=None, callbacks=(), member_dirs: Sequence[str | Path] | None = None) -> PopulationResult:
+                   progress=None, callbacks=(), member_dirs: Sequence[str | Path] | None = None,
+                   force: bool = False) -> PopulationResult:
     """Train ``configs`` as one vmapped population with the one fit loop; member m's run directory is
     ``out/member-m`` (or ``member_dirs[m]``), written exactly as :func:`fit` writes a run (same summary keys), and
-    the population's checkpoint is ``out/checkpoints/last.pt`` (``resume=True`` continues from it).
+    the population's checkpoint is ``out/checkpoints/last.pt`` (``resume=True`` continues from it). A member
+    folder that already holds files, or an ``out`` that holds a population's checkpoint, is refused unless
+    ``resume`` or ``force`` (then written over).
 
     Raises:
         ConfigError: the configs cannot train as one population (the reason: see :func:`population_blocker`).
+        TrainwellError: ``configs`` empty or not configs, or a folder in use (above).
     """
+    if not configs or not all(isinstance(c, Config) for c in configs):
+        raise TrainwellError("fit_population: configs must be a non-empty list of trainwell Configs "
+                             "(trainwell.config.load_config(...) or config_from_dict(...)), one per member")
     tic = time.perf_counter()
     resolved = [resolve_lr(c, quiet) for c in configs]  # "find": each member's own range test, as its fit's
     configs, found_lrs = [c for c, _ in resolved], [f for _, f in resolved]
@@ -191,6 +209,8 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
         [RunDir(out / f"member-{m}") for m in range(size)]
     if len(runs) != size:
         raise ParameterError("member_dirs", f"{len(runs)} directories", f"for {size} members: give one per member")
+    if not resume and not force:
+        _refuse_used_folders(out, runs)
     step_losses = StepLosses()
     member_callbacks = [run_callbacks(prep, run, member=m, steps=step_losses)
                         for m, (prep, run) in enumerate(zip(preps, runs, strict=True))]
@@ -203,6 +223,12 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
     shared_from: list[str | None] = [None] * len(runs)
     if resume:
         ckpt = load_checkpoint(home.last)
+        if not isinstance(ckpt.get("members"), list) or "params" not in ckpt:
+            raise TrainwellError(f"{home.last}: holds a single run's checkpoint, not a population's: resume it "
+                                 f"with fit(resume=...) or trainwell fit --resume")
+        if len(ckpt["members"]) != size:
+            raise TrainwellError(f"{home.last}: a population of {len(ckpt['members'])} members, and {size} configs "
+                                 f"were given: give the configs it was started with")
         try:
             trainer.load_checkpoint_state(ckpt)
         except (RuntimeError, KeyError, ValueError) as exc:
