@@ -138,3 +138,21 @@ def test_weight_decay_spares_what_a_fit_spares_normalization_scales():
             seed=0).fit(_data())
     for k, v in alone.state_dict().items():
         torch.testing.assert_close(learner.params[k][0], v, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"lrs": [-0.1, 0.1]}, r"lrs: -0.1 is not allowed: each is a finite number > 0"),
+    ({"lrs": [float("nan"), 0.1]}, r"lrs: nan is not allowed"),
+    ({"lrs": 0.1}, r"lrs: a list with one entry per member, not a float"),
+    ({"weight_decays": [-1.0, 0.0]}, r"weight_decays: -1.0 is not allowed: each is a finite number >= 0"),
+    ({"decay": "bogus"}, r"decay='bogus' is not allowed: use 'coupled' or 'decoupled'"),
+    ({"momentum": -0.5}, r"momentum=-0.5 is not allowed"),
+    ({"betas": (1.5, 0.999)}, r"betas=\(1.5, 0.999\) is not allowed: use two numbers in \[0, 1\)"),
+    ({"states": [], "lrs": [], "weight_decays": []}, r"states: an empty list: a population needs at least one"),
+])
+def test_population_hyperparameters_are_checked_as_build_optimizer_checks_them(kwargs, fragment):
+    net = nn.Sequential(nn.Linear(10, 3))
+    args = {"states": [net.state_dict()] * 2, "optimizer": "adam", "lrs": [0.1, 0.1], "weight_decays": [0.0, 0.0],
+            **kwargs}
+    with pytest.raises(ValueError, match=fragment):
+        PopulationLearner(net, **args)

@@ -64,6 +64,39 @@ def _argmax_classes(out: torch.Tensor) -> torch.Tensor:
     return predicted_classes(out, dim=2)
 
 
+def _number(v) -> float:
+    """``v`` as a float (NaN when it is not a number: refused by the checks below)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _check_hyperparameters(states, lrs, weight_decays, *, decay, momentum, betas, eps, alpha,
+                           rmsprop_momentum) -> None:
+    """The checks :func:`trainwell.optim.build_optimizer` and torch's optimizers make, per member, in one line."""
+    for name, values in (("states", states), ("lrs", lrs), ("weight_decays", weight_decays)):
+        if not isinstance(values, (list, tuple)):
+            raise ValueError(f"{name}: a list with one entry per member, not a {type(values).__name__}")
+        if not values:
+            raise ValueError(f"{name}: an empty list: a population needs at least one member")
+    for name, values, floor, allowed in (("lrs", lrs, False, "a finite number > 0"),
+                                         ("weight_decays", weight_decays, True, "a finite number >= 0")):
+        bad = next((v for v in values if not (math.isfinite(_number(v)) and (_number(v) > 0 or
+                                                                              floor and _number(v) == 0))), None)
+        if bad is not None:
+            raise ValueError(f"{name}: {bad!r} is not allowed: each is {allowed}")
+    if decay not in ("coupled", "decoupled"):
+        raise ValueError(f"decay={decay!r} is not allowed: use 'coupled' or 'decoupled'")
+    for name, value, ok, allowed in (
+            ("momentum", momentum, _number(momentum) >= 0, "a number >= 0"),
+            ("rmsprop_momentum", rmsprop_momentum, _number(rmsprop_momentum) >= 0, "a number >= 0"),
+            ("betas", betas, len(betas) == 2 and all(0 <= _number(b) < 1 for b in betas), "two numbers in [0, 1)"),
+            ("eps", eps, _number(eps) >= 0, "a number >= 0"), ("alpha", alpha, _number(alpha) >= 0, "a number >= 0")):
+        if not ok:
+            raise ValueError(f"{name}={value!r} is not allowed: use {allowed}")
+
+
 class MemberView:
     """Member ``m`` of a population seen as a module (parameters, state dict), for per-member callbacks such as
     the stopping criteria (weight change, best-weight restore)."""
@@ -141,6 +174,8 @@ class PopulationLearner:
                              "recurrent layers): train the members one after another")
         if layout not in ("auto", "vmap"):
             raise ValueError(f"layout {layout!r} is not allowed: use 'auto' (batched GEMMs for a plain MLP) or 'vmap'")
+        _check_hyperparameters(states, lrs, weight_decays, decay=decay, momentum=momentum, betas=betas, eps=eps,
+                               alpha=alpha, rmsprop_momentum=rmsprop_momentum)
         if not len(states) == len(lrs) == len(weight_decays):
             raise ValueError(f"a population needs one state, lr and weight decay per member: got {len(states)}, "
                              f"{len(lrs)}, {len(weight_decays)}")
