@@ -156,3 +156,35 @@ def test_population_hyperparameters_are_checked_as_build_optimizer_checks_them(k
             **kwargs}
     with pytest.raises(ValueError, match=fragment):
         PopulationLearner(net, **args)
+
+
+@pytest.mark.parametrize("data, error, fragment", [
+    (lambda x, y: (x, torch.where(y == 2, 5, y)), ValueError, r"class labels run 0..5 but the model has 3 outputs"),
+    (lambda x, y: (x, y[:, None]), ValueError, r"labels of shape \(200, 1\).*\(2, N\): one row per member"),
+    (lambda x, y: (x, torch.stack([y, y, y])), ValueError, r"labels of shape \(3, 200\)"),
+    (lambda x, y: (x, y[:-10]), ValueError, r"labels of shape \(190,\) for 200 inputs"),
+    (lambda x, y: (x.double().numpy(), y.numpy()), TypeError, r"train inputs are float64 \(NumPy's default\)"),
+    (lambda x, y: ((x * 10).clamp(0, 255).to(torch.uint8), y), TypeError, r"train inputs are uint8.*x\.float\(\)"),
+])
+def test_a_population_checks_its_data_as_a_single_trainer_does(data, error, fragment):
+    net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    before = {k: v.clone() for k, v in learner.params.items()}
+    with pytest.raises(error, match=fragment):
+        Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit(data(*_data()))
+    assert all(torch.equal(v, learner.params[k]) for k, v in before.items())  # refused before any step
+
+
+def test_the_label_check_takes_no_random_draw_from_a_dropout_population():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    results = []
+    for _ in range(2):
+        learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2,
+                                    weight_decays=[0.0] * 2)
+        torch.manual_seed(1)
+        if results:  # the second time the labels were already checked: no forward before the first step
+            learner._labels_checked = True
+        Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit(_data())
+        results.append(learner.params["3.weight"].clone())
+    assert torch.equal(*results)

@@ -184,6 +184,18 @@ class Learner(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+def check_input_dtype(x: torch.Tensor, param: torch.Tensor | None, what: str) -> None:
+    """Refuse floating inputs ``x`` of another dtype than the model's parameter ``param`` (NumPy's float64
+    against float32 weights), naming both conversions; integer inputs are not judged here."""
+    if not x.is_floating_point() or param is None or param.dtype == x.dtype:
+        return
+    np_hint = " (NumPy's default)" if x.dtype == torch.float64 else ""
+    have, want = (str(t).removeprefix("torch.") for t in (x.dtype, param.dtype))
+    numpy = f", or x.astype(np.{want}) for a NumPy array" if want in ("float16", "float32", "float64") else ""
+    raise TypeError(f"{what} inputs are {have}{np_hint} but the model's parameters are {want}: convert the "
+                    f"inputs (x.to(torch.{want}){numpy}) or the model (model.to(torch.{have}))")
+
+
 _DTYPE_MISMATCH = ("same dtype", "should be the same", "scalar type")  # torch's words for mixed dtypes
 
 
@@ -250,15 +262,7 @@ class ModuleLearner:
 
     def check_inputs(self, x: torch.Tensor, what: str) -> None:
         """Refuse floating inputs of another dtype than the model's (NumPy's float64 against float32 weights)."""
-        if not x.is_floating_point():
-            return
-        param = next((p for p in self.model.parameters() if p.is_floating_point()), None)
-        if param is not None and param.dtype != x.dtype:
-            np_hint = " (NumPy's default)" if x.dtype == torch.float64 else ""
-            have, want = (str(t).removeprefix("torch.") for t in (x.dtype, param.dtype))
-            numpy = f", or x.astype(np.{want}) for a NumPy array" if want in ("float16", "float32", "float64") else ""
-            raise TypeError(f"{what} inputs are {have}{np_hint} but the model's parameters are {want}: convert the "
-                            f"inputs (x.to(torch.{want}){numpy}) or the model (model.to(torch.{have}))")
+        check_input_dtype(x, next((p for p in self.model.parameters() if p.is_floating_point()), None), what)
 
     def run_row(self, epoch: int, step: int, rows: dict[int, dict]) -> None:
         return None  # one model: the run's metrics are the model's

@@ -29,8 +29,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from trainwell.optim import Schedule
 from trainwell.regularize import penalized_parameters
 from trainwell.train.batches import take_rows
-from trainwell.train.learners import loss_function, predicted_classes
-from trainwell.train.losses import class_scores
+from trainwell.train.learners import check_input_dtype, loss_function, predicted_classes
+from trainwell.train.losses import check_labels, class_scores
 from trainwell.train.member_optim import PopulationOptimizer
 from trainwell.train.member_schedules import MemberSchedules
 from trainwell.train.population_mlp import mlp_cross_entropy_step, mlp_forward, mlp_plan, written_backward
@@ -204,6 +204,7 @@ class PopulationLearner:
         self.base = copy.deepcopy(model).to("meta")
         self.plan = mlp_plan(self.base) if layout == "auto" else None
         self.shared_input, self._shared_checked = shared_input, False
+        self._labels_checked = False
         self.size = len(states)
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
         self._cross_entropy = self.loss_fn is F.cross_entropy  # every member's loss in one call (member_losses)
@@ -284,7 +285,31 @@ class PopulationLearner:
         return torch.stack([torch.randperm(n, generator=g) for g in generators]).to(self.device)
 
     def check_inputs(self, x: torch.Tensor, what: str) -> None:
-        pass  # the members' parameters are stacked from the model's: the forward pass says what does not fit
+        """Refuse inputs of another floating dtype than the members' parameters, and integer inputs to a plain MLP
+        (a model with an embedding takes integers)."""
+        param = next(iter(self.leaves.values()))
+        check_input_dtype(x, param, what)
+        if self.plan is not None and not x.is_floating_point():
+            have = str(x.dtype).removeprefix("torch.")
+            pixels = " / 255 for 0..255 pixels" if x.dtype == torch.uint8 else ""
+            raise TypeError(f"{what} inputs are {have}, and the members' first layer computes in "
+                            f"{str(param.dtype).removeprefix('torch.')}: convert them (x.float(){pixels})")
+
+    def _check_labels(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Once, before the first step: labels shared by all members (N,) or one row per member (M, N), inside
+        [0, C) for a class-index loss (what a separate fit checks, :func:`~trainwell.train.losses.check_labels`)."""
+        if y.dim() == 2 and y.shape[0] != self.size:
+            raise ValueError(f"labels of shape {tuple(y.shape)}: give (N,) labels shared by every member, or "
+                             f"({self.size}, N): one row per member" + (" (y.squeeze(1))" if y.shape[1] == 1 else ""))
+        if y.dim() not in (1, 2) or y.shape[-1] != len(x):
+            raise ValueError(f"labels of shape {tuple(y.shape)} for {len(x)} inputs: give (N,) labels shared by "
+                             f"every member, or ({self.size}, {len(x)}): one row per member")
+        training = self.base.training
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # no random draw taken from the members' steps
+            self.base.eval()
+            scores = class_scores(self.forward(x[:1].to(self.device), shared=True))[0]  # (1, C): member 0, one row
+        self.base.train(training)
+        check_labels(scores, y.reshape(-1), self.loss_fn)
 
     def run_row(self, epoch: int, step: int, rows: dict[int, dict]) -> dict:
         """The run's metrics: means over the members that trained this epoch (finite values only)."""
@@ -306,6 +331,9 @@ class PopulationLearner:
         return self.schedules.at(self.steps)[0].tolist()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self._labels_checked:
+            self._check_labels(x, y)
+            self._labels_checked = True
         shared = self._shared_rows(idx)
         lr, mom = self.schedules.at(self.steps)
         if self.captured is not None and self.optimizer.updates_in_place:
