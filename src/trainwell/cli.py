@@ -244,6 +244,12 @@ def cmd_sweep(args) -> int:
 
     # progress goes to stderr, so `--json` keeps stdout for the JSON alone
     if args.resume:
+        given = [flag for flag, on in (("CONFIG", args.config), ("--set", args.overrides), ("--grid", args.grid),
+                                       ("--seeds", args.seeds != 1), ("--sequential", args.sequential),
+                                       ("--out", args.out), ("--force", args.force)) if on]
+        if given:  # the sweep's members are fixed when it starts: each would be silently ignored
+            raise TrainwellError(f"--resume continues the sweep in SWEEP_DIR with the members it started with: drop "
+                                 f"{', '.join(given)} (to change them, start a new sweep)")
         if args.backend != "ray":  # (Ray's tasks draw their members' figures where they train)
             figure_process.start()
         result = resume_sweep(args.resume, quiet=False, backend=args.backend, address=args.address)

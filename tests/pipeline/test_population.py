@@ -402,3 +402,13 @@ def test_fit_population_refuses_used_folders_and_bad_arguments_in_one_line(workd
     for bad in ([], [cfgs[0].to_dict()]):
         with pytest.raises(TrainwellError, match="configs must be a non-empty list of trainwell Configs"):
             fit_population(bad, out="bad")
+
+
+@pytest.mark.parametrize("extra, named", [(["--grid", "optim.lr=0.5"], "--grid"), (["--seeds", "3"], "--seeds"),
+                                          (["--set", "train.epochs=5"], "--set"), (["--out", "elsewhere"], "--out"),
+                                          (["--sequential"], "--sequential"), (["my.toml"], "CONFIG")])
+def test_sweep_resume_refuses_settings_it_would_ignore(workdir, capsys, extra, named):
+    assert main(["sweep", "--resume", "some-sweep", *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"drop {named} (to change them, start a new sweep)" in err
+    assert not (workdir / "elsewhere").exists()
