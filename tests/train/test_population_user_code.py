@@ -188,3 +188,31 @@ def test_the_label_check_takes_no_random_draw_from_a_dropout_population():
         Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit(_data())
         results.append(learner.params["3.weight"].clone())
     assert torch.equal(*results)
+
+
+def test_a_population_checkpoint_loads_only_into_the_same_optimizer_size_and_architecture():
+    from trainwell.errors import TrainwellError
+
+    def population(optimizer="adam", members=2, width=16):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(10, width), nn.ReLU(), nn.Linear(width, 3))
+        learner = PopulationLearner(net, [net.state_dict()] * members, optimizer=optimizer, lrs=[0.01] * members,
+                                    weight_decays=[0.0] * members)
+        return Trainer(learner, epochs=1, batch_size=32, seed=list(range(members)))
+
+    trained = population()
+    trained.fit(_data())
+    ckpt = trained.checkpoint_state(copy=True)
+    for kwargs, fragment in (({"optimizer": "sgd"}, "trained with adam: this one uses sgd"),
+                             ({"optimizer": "momentum"}, "trained with adam: this one uses momentum"),
+                             ({"members": 3}, "a population of 2 members: this one has 3"),
+                             ({"width": 32}, r"0.weight is \(16, 10\) per member there, \(32, 10\) here")):
+        with pytest.raises(TrainwellError, match=fragment):
+            population(**kwargs).load_checkpoint_state(ckpt)
+    older = copy.deepcopy(ckpt)
+    del older["optimizer"]["name"]  # written before the name was saved: read from the state it holds
+    with pytest.raises(TrainwellError, match="trained with adam: this one uses rmsprop"):
+        population("rmsprop").load_checkpoint_state(older)
+    same = population()
+    same.load_checkpoint_state(ckpt)
+    assert all(torch.equal(v, trained.learner.params[k]) for k, v in same.learner.params.items())

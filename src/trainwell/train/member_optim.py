@@ -14,6 +14,18 @@ from trainwell.errors import TrainwellError
 from trainwell.optim import population_optimizers
 
 
+def _family_of(name: str) -> str:
+    """Optimizers whose state means the same: SGD and momentum both keep (or start) a momentum buffer."""
+    return "sgd" if name in ("sgd", "momentum") else name
+
+
+def _family(state: dict) -> str | None:
+    """The optimizer an older checkpoint's state was written by (none saved its name): Adam keeps m and v,
+    RMSprop v alone, SGD with momentum a buffer; None when nothing tells (no step taken, or plain SGD)."""
+    kinds = {n for per_param in state.values() for n in per_param}
+    return "adam" if "m" in kinds else "rmsprop" if "v" in kinds else "sgd" if "buf" in kinds else None
+
+
 class PopulationOptimizer:
     """SGD / momentum (heavy-ball or Nesterov) / RMSprop (Tieleman & Hinton 2012; optionally with momentum, torch's
     non-centred form) / Adam over stacked parameters with per-member learning rates,
@@ -320,9 +332,13 @@ class PopulationOptimizer:
         p.sub_(torch.div(m, denom, out=denom).mul_(lr / bc1))  # torch's order: step_size * (m / denom)
 
     def state_dict(self) -> dict:
-        return {"state": self.state, "t": self.t, "active": self.active}
+        return {"state": self.state, "t": self.t, "active": self.active, "name": self.name}
 
     def load_state_dict(self, state: dict) -> None:
+        theirs = state.get("name") or _family(state["state"])
+        if theirs is not None and _family_of(theirs) != _family_of(self.name):
+            raise TrainwellError(f"a checkpoint of a population trained with {theirs}: this one uses {self.name} "
+                                 f"(its optimizer state would not mean the same); resume with the same optimizer")
         if set(state["state"]) != set(self.state):
             raise TrainwellError(
                 f"this population checkpoint keeps its optimizer state under {sorted(state['state'])}, not the "

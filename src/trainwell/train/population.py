@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from trainwell.errors import TrainwellError
 from trainwell.optim import Schedule
 from trainwell.regularize import penalized_parameters
 from trainwell.train.batches import take_rows
@@ -430,6 +431,20 @@ class PopulationLearner:
 
     @torch.no_grad()
     def load_state_dict(self, state: dict) -> None:
+        if "params" not in state:
+            raise TrainwellError("not a population's checkpoint (a single model's has no stacked 'params'): load it "
+                                 "into a Trainer of that model")
+        theirs = state["params"]
+        if set(theirs) != set(self.params):
+            raise TrainwellError(f"a checkpoint of another architecture: its parameters are {sorted(theirs)}, this "
+                                 f"population's {sorted(self.params)}")
+        for k, v in self.params.items():
+            if theirs[k].shape[0] != v.shape[0]:
+                raise TrainwellError(f"a checkpoint of a population of {theirs[k].shape[0]} members: this one has "
+                                     f"{v.shape[0]}")
+            if theirs[k].shape != v.shape:
+                raise TrainwellError(f"a checkpoint of another architecture: {k} is {tuple(theirs[k].shape[1:])} per "
+                                     f"member there, {tuple(v.shape[1:])} here")
         for k, v in self.params.items():
             v.copy_(state["params"][k])
         for k, v in self.buffers.items():
