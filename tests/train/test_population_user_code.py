@@ -216,3 +216,31 @@ def test_a_population_checkpoint_loads_only_into_the_same_optimizer_size_and_arc
     same = population()
     same.load_checkpoint_state(ckpt)
     assert all(torch.equal(v, trained.learner.params[k]) for k, v in same.learner.params.items())
+
+
+class Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.out = nn.Linear(10, 10), nn.Linear(10, 10), nn.Linear(10, 3)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.out(F.relu(self.b(F.relu(self.a(x)))))
+
+
+def test_tied_parameters_are_refused_by_name():
+    net = Tied()
+    with pytest.raises(ValueError, match=r"cannot stack tied parameters \(b.weight is a.weight"):
+        PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+
+
+def test_a_populations_evaluation_hint_is_code_that_runs():
+    net = nn.Sequential(nn.Linear(10, 3))
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    trainer = Trainer(learner, epochs=1, batch_size=32, seed=[0, 1])
+    trainer.fit(_data())
+    x, y = _data(seed=1)
+    with pytest.raises(TypeError, match=r"learner\.evaluate\(x, y\).*learner\.forward\(x, shared=True\)"):
+        trainer.test((x, y))
+    losses, accs = learner.evaluate(x, y)  # what the message says
+    assert len(losses) == len(accs) == 2 and learner.forward(x, shared=True).shape == (2, 200, 3)

@@ -169,6 +169,12 @@ class PopulationLearner:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
             raise ValueError("population training cannot vmap BatchNorm's running statistics: use layer/group norm "
                              "or train the members one after another")
+        first: dict[int, str] = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            if id(p) in first:
+                raise ValueError(f"population training cannot stack tied parameters ({name} is {first[id(p)]}: one "
+                                 f"Parameter in two modules): train the members one after another")
+            first[id(p)] = name
         rnn = next((type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase)), None)
         if rnn is not None:
             raise ValueError(f"population training cannot vmap {rnn} (torch.func.vmap has no batching rule for "

@@ -110,8 +110,9 @@ class TrainerIO:
     # -- after training ------------------------------------------------------------------------------------
     def _one_model(self, what: str) -> None:
         if not self.single:
-            raise TypeError(f"Trainer.{what} works on one model; for a population, use "
-                            f"trainwell.train.evaluate(learner.member_model(m), x, y) per member")
+            raise TypeError(f"Trainer.{what} works on one model; for a population, learner.evaluate(x, y) gives "
+                            f"every member's loss and accuracy, learner.forward(x, shared=True) their outputs "
+                            f"(members, batch, classes)")
 
     def _metrics(self, data, prefix: str, what: str) -> dict[str, float]:
         self._one_model(what)
