@@ -412,3 +412,17 @@ def test_sweep_resume_refuses_settings_it_would_ignore(workdir, capsys, extra, n
     err = capsys.readouterr().err
     assert f"drop {named} (to change them, start a new sweep)" in err
     assert not (workdir / "elsewhere").exists()
+
+
+def test_fit_population_resumes_only_with_the_configs_it_started_with(workdir):
+    from trainwell.errors import TrainwellError
+
+    cfgs = [load_config(None, BASE + ["train.epochs=1", f"train.seed={s}"]) for s in range(2)]
+    fit_population(cfgs, out="pop")
+    other = [load_config(None, BASE + ["train.epochs=1", f"train.seed={s}", "optim.lr=0.5"]) for s in range(2)]
+    with pytest.raises(TrainwellError, match=r"member-0/config.toml: this member started with optim.lr = 0.01, not "
+                                             r"0.5: resume with the configs the population started with"):
+        fit_population(other, out="pop", resume=True)
+    longer = [load_config(None, BASE + ["train.epochs=2", f"train.seed={s}"]) for s in range(2)]
+    res = fit_population(longer, out="pop", resume=True)  # more epochs: what fit --resume allows too
+    assert res.members[0].summary["epochs"] == 2

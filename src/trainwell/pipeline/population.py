@@ -18,7 +18,7 @@ import torch
 
 import trainwell
 from trainwell import optim
-from trainwell.config import Config, config_from_dict
+from trainwell.config import Config, config_from_dict, read_toml
 from trainwell.data import corrupt
 from trainwell.data.splits import Splits
 from trainwell.errors import ConfigError, ParameterError, TrainwellError
@@ -169,6 +169,32 @@ class PopulationResult:
     wall_s: float
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _same_config(run: RunDir, cfg: Config) -> None:
+    """A resumed member keeps the config it started with (its ``config.toml``); only what ``fit --resume`` lets
+    change may differ (:data:`~trainwell.pipeline.fit.RESUME_KEYS`: more epochs, saving, device, reporting)."""
+    from trainwell.pipeline.fit import RESUME_KEYS
+
+    if not run.config.exists():
+        return
+    old, new = _flat(config_from_dict(read_toml(run.config)).to_dict()), _flat(cfg.to_dict())
+    changed = next((k for k in sorted(set(old) | set(new)) if k not in RESUME_KEYS and old.get(k) != new.get(k)),
+                   None)
+    if changed is not None:
+        raise TrainwellError(f"{run.config}: this member started with {changed} = {old.get(changed)!r}, not "
+                             f"{new.get(changed)!r}: resume with the configs the population started with (only "
+                             f"{', '.join(RESUME_KEYS)} may change)")
+    if new["train.epochs"] != old["train.epochs"] and cfg.optim.schedule in ("onecycle", "cosine"):
+        raise TrainwellError(f"{run.config}: train.epochs = {cfg.train.epochs} cannot extend this population: its "
+                             f"optim.schedule = {cfg.optim.schedule!r} was planned over {old['train.epochs']} epochs")
+
+
 def _refuse_used_folders(out: Path, runs: list[RunDir]) -> None:
     """A new population writes over nothing: not a member folder that holds files (a user's, or an earlier run's),
     not a population's checkpoint in ``out``."""
@@ -229,6 +255,8 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
         if len(ckpt["members"]) != size:
             raise TrainwellError(f"{home.last}: a population of {len(ckpt['members'])} members, and {size} configs "
                                  f"were given: give the configs it was started with")
+        for run, cfg in zip(runs, configs, strict=True):
+            _same_config(run, cfg)
         try:
             trainer.load_checkpoint_state(ckpt)
         except (RuntimeError, KeyError, ValueError) as exc:
