@@ -244,3 +244,11 @@ def test_a_populations_evaluation_hint_is_code_that_runs():
         trainer.test((x, y))
     losses, accs = learner.evaluate(x, y)  # what the message says
     assert len(losses) == len(accs) == 2 and learner.forward(x, shared=True).shape == (2, 200, 3)
+
+
+def test_a_members_learning_rate_reads_as_a_separate_fits_float():
+    net = nn.Sequential(nn.Linear(10, 3))
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.05, 0.004],
+                                weight_decays=[0.0] * 2)
+    done = Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit(_data())
+    assert [s.history[0]["lr"] for s in done.trainer.members] == [0.05, 0.004]  # not 0.05000000074505806

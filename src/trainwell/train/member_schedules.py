@@ -34,7 +34,8 @@ class MemberSchedules:
         if build is not None:  # a builder may return a torch scheduler, as Trainer(schedule=...) takes one
             raw = build
             build = lambda opt: as_schedule(raw(opt), opt)  # noqa: E731
-        self.epochs = epochs
+        self.epochs, self.base_lrs = epochs, [float(lr) for lr in base_lrs]
+        self.frozen_py: dict[int, float] = {}  # members whose rate was fixed (scale), as a float
         if build is None:
             return
         probe = build(self._dummy(base_lrs[0], optimizer, momentum, betas))
@@ -51,6 +52,7 @@ class MemberSchedules:
         for lr in sorted(set(base_lrs)):
             sched = build(self._dummy(lr, optimizer, momentum, betas))
             tables[lr] = self._tabulate(sched, optimizer, epochs, steps_per_epoch)
+        self.lr_rows = [list(row) for row in zip(*(tables[lr][0] for lr in base_lrs), strict=True)]  # as floats
         self.lr_table = torch.stack([torch.tensor(tables[lr][0]) for lr in base_lrs], 1).float().to(device)
         self.mom_table = torch.stack([torch.tensor(tables[lr][1], dtype=torch.float64) for lr in base_lrs],
                                      1).to(device)  # double: Adam's bias correction 1 - beta1**t needs it
@@ -108,6 +110,20 @@ class MemberSchedules:
                 mom = torch.where(torch.isnan(self.frozen_mom), mom, self.frozen_mom)
         return lr, mom
 
+    def rates(self, step: int) -> list[float]:
+        """Each member's learning rate at ``step`` as the float a separate fit's optimizer holds (the step's
+        tensor is float32: 0.05 would read 0.05000000074505806), for the metrics."""
+        if self.interval == "step" or self.interval == "epoch":
+            i = step if self.interval == "step" else step // self.spe
+            rates = list(self.lr_rows[min(i, len(self.lr_rows) - 1)])
+        elif self.interval == "metric":
+            rates = list(self.plateau_lrs)
+        else:
+            rates = list(self.base_lrs)
+        for m, lr in self.frozen_py.items():
+            rates[m] = lr
+        return rates
+
     def step_metric(self, values: dict[int, float]) -> None:
         if self.interval != "metric":
             return
@@ -119,13 +135,14 @@ class MemberSchedules:
     def scale(self, member: int, factor: float, step: int) -> None:
         """From now on member ``member`` trains at its current LR x ``factor`` with no schedule."""
         lr, mom = self.at(step)
+        self.frozen_py[member] = self.rates(step)[member] * factor
         self.frozen_lr[member] = lr[member] * factor
         self.any_frozen = True
         if mom is not None:
             self.frozen_mom[member] = mom[member]
 
     def state_dict(self) -> dict:
-        out = {"frozen_lr": self.frozen_lr, "frozen_mom": self.frozen_mom}
+        out = {"frozen_lr": self.frozen_lr, "frozen_mom": self.frozen_mom, "frozen_py": dict(self.frozen_py)}
         if self.interval == "metric":
             out["plateau"] = [d.scheduler.state_dict() for d in self._dummies]
             out["plateau_lrs"] = self.plateau_lrs
@@ -133,6 +150,8 @@ class MemberSchedules:
 
     def load_state_dict(self, state: dict) -> None:
         self.frozen_lr.copy_(state["frozen_lr"])
+        self.frozen_py = {int(m): float(v) for m, v in state.get("frozen_py", {}).items()} or {
+            m: v for m, v in enumerate(self.frozen_lr.tolist()) if not math.isnan(v)}  # older files: float32
         self.frozen_mom.copy_(state["frozen_mom"])
         self.any_frozen = not bool(torch.isnan(self.frozen_lr).all())
         if self.interval == "metric":

@@ -335,7 +335,7 @@ class PopulationLearner:
         self.base.train()
 
     def lrs(self) -> list[float]:
-        return self.schedules.at(self.steps)[0].tolist()
+        return self.schedules.rates(self.steps)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._labels_checked:
