@@ -274,13 +274,32 @@ def _best_val_acc(table: list[dict]) -> float | None:
     return max(values) if values else None
 
 
+def _read_spec(path: Path) -> dict:
+    """A sweep's ``sweep.json`` (its grid, seeds and mode), each field checked: a damaged or edited file is named
+    in one line, not met as a traceback."""
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TrainwellError(f"{path}: not valid JSON ({e}); this file is written by trainwell sweep: restore it, "
+                             f"or start the sweep again") from None
+    problem = ("not a JSON object" if not isinstance(spec, dict) else
+               "grid: not an object of key: [values]" if not isinstance(spec.get("grid"), dict)
+               or not all(isinstance(v, list) and v for v in spec["grid"].values()) else
+               "seeds: not an integer >= 1" if type(spec.get("seeds")) is not int or spec["seeds"] < 1 else
+               "sequential: not true or false" if not isinstance(spec.get("sequential"), bool) else None)
+    if problem is not None:
+        raise TrainwellError(f"{path}: {problem} (this file is written by trainwell sweep: restore it, or start the "
+                             f"sweep again)")
+    return spec
+
+
 def resume_sweep(out: str | Path, quiet: bool = True, backend: str = "local",
                  address: str | None = None) -> SweepResult:
     """Continue the sweep in ``out`` (its config.toml and sweep.json say what it was)."""
     out = Path(out)
     if not (out / "sweep.json").exists() or not (out / "config.toml").exists():
         raise TrainwellError(f"{out}: not a sweep folder (no sweep.json/config.toml); --resume needs one")
-    spec = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    spec = _read_spec(out / "sweep.json")
     cfg = config_from_dict(read_toml(out / "config.toml"))
     return sweep(cfg, spec["grid"], seeds=spec["seeds"], out=out, sequential=spec["sequential"], quiet=quiet,
                  resume=True, backend=backend, address=address)

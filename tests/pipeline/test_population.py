@@ -426,3 +426,19 @@ def test_fit_population_resumes_only_with_the_configs_it_started_with(workdir):
     longer = [load_config(None, BASE + ["train.epochs=2", f"train.seed={s}"]) for s in range(2)]
     res = fit_population(longer, out="pop", resume=True)  # more epochs: what fit --resume allows too
     assert res.members[0].summary["epochs"] == 2
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ('{"grid": {"optim.lr": [0.1, 0.01]}, "seeds": 1', "not valid JSON"),
+    ('{"grid": {"optim.lr": [0.1]}, "seeds": "1", "sequential": false}', "seeds: not an integer >= 1"),
+    ('{"grid": [1], "seeds": 1, "sequential": false}', "grid: not an object of key: \\[values\\]"),
+    ('[1, 2]', "not a JSON object")])
+def test_a_damaged_sweep_json_is_named_in_one_line(workdir, content, fragment):
+    from trainwell.errors import TrainwellError
+    from trainwell.sweep import resume_sweep
+
+    (workdir / "sw").mkdir()
+    (workdir / "sw" / "config.toml").write_text("")
+    (workdir / "sw" / "sweep.json").write_text(content)
+    with pytest.raises(TrainwellError, match=rf"sw/sweep.json: {fragment}"):
+        resume_sweep("sw")
