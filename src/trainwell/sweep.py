@@ -81,6 +81,19 @@ def check_size(grid: dict[str, list], seeds: int) -> int:
     return n
 
 
+def _refuse_duplicates(combos: list[tuple[dict, Config]]) -> None:
+    """Two members with the same resolved config would train the same model twice (and count twice in a
+    mean over seeds): ``--grid optim.lr=0.1,1e-1``, or ``--grid train.seed=0,1 --seeds 2`` (seeds 0, 1, 1, 2)."""
+    seen: dict[str, int] = {}
+    for m, (settings, c) in enumerate(combos):
+        first = seen.setdefault(c.hash(), m)
+        if first != m:
+            same = ", ".join(f"{k}={v}" for k, v in settings.items())
+            raise ParameterError("grid", same, f"repeats member {first}'s settings (members {first} and {m} would "
+                                               f"train the same model): give each value once, and with --seeds > 1 "
+                                               f"no train.seed grid that overlaps the seeds it adds")
+
+
 def combinations(cfg: Config, grid: dict[str, list], seeds: int) -> list[tuple[dict, Config]]:
     """Every grid combination x seed, as (settings, resolved config); invalid values fail like --set. A sweep
     over :data:`MAX_MEMBERS` is refused before any config is built."""
@@ -190,6 +203,7 @@ def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | 
     elif address is not None:
         raise ParameterError("address", address, "names a Ray cluster: use it with the ray backend")
     combos = combinations(cfg, grid, seeds)
+    _refuse_duplicates(combos)
     from trainwell.pipeline import inert_model_keys  # torch: after the arguments are checked
 
     inert = inert_model_keys(combos)

@@ -442,3 +442,11 @@ def test_a_damaged_sweep_json_is_named_in_one_line(workdir, content, fragment):
     (workdir / "sw" / "sweep.json").write_text(content)
     with pytest.raises(TrainwellError, match=rf"sw/sweep.json: {fragment}"):
         resume_sweep("sw")
+
+
+@pytest.mark.parametrize("args, first, second", [(["--grid", "optim.lr=0.1,1e-1"], 0, 1),
+                                                 (["--grid", "train.seed=0,1", "--seeds", "2"], 1, 2)])
+def test_a_sweep_that_repeats_a_member_is_refused_before_training(workdir, capsys, args, first, second):
+    assert main(["sweep", "--set", "data.name=spirals", "--set", "model.kind=mlp", *args, "--out", "dup"]) == 2
+    assert f"repeats member {first}'s settings (members {first} and {second}" in capsys.readouterr().err
+    assert not (workdir / "dup").exists()
