@@ -252,3 +252,22 @@ def test_a_members_learning_rate_reads_as_a_separate_fits_float():
                                 weight_decays=[0.0] * 2)
     done = Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit(_data())
     assert [s.history[0]["lr"] for s in done.trainer.members] == [0.05, 0.004]  # not 0.05000000074505806
+
+
+def test_a_run_level_restore_says_which_epochs_weights_each_member_holds():
+    from trainwell.train.stopping import EarlyStopping
+
+    net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.5, 0.3],
+                                weight_decays=[0.0] * 2)
+    x, y = _data()
+    xv, yv = _data(seed=1)
+    yv = yv[torch.randperm(len(yv), generator=torch.Generator().manual_seed(0))]  # unlearnable: it soon worsens
+    done = Trainer(learner, epochs=12, batch_size=32, seed=[0, 1],
+                   callbacks=[EarlyStopping(patience=1, restore_best_weights=True)]).fit((x, y), (xv, yv))
+    best = done.weights_epoch
+    assert best < done.epoch  # the restore went back: the members' last epochs no longer describe them
+    losses, _ = learner.evaluate(xv, yv)
+    for m, member in enumerate(done.trainer.members):
+        assert member.weights_epoch == min(best, member.epoch)
+        assert losses[m] == pytest.approx(member.history[member.weights_epoch]["val_loss"], rel=1e-5)

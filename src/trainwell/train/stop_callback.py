@@ -244,6 +244,11 @@ class Stopper(Callback):
             state.model.load_state_dict(self.best_weights)
             self.restored_epoch = self.best_epoch
             state.weights_epoch = self.best_epoch  # history[-1] no longer describes the model: say which does
+            trainer = getattr(state, "trainer", None)
+            if trainer is not None and state is trainer.state and not trainer.single:  # a population's run-level
+                for member in trainer.members:  # restore gave every member that epoch's weights (a member frozen
+                    if member.history:  # before it: its last ones)
+                        member.weights_epoch = min(self.best_epoch, member.epoch)
 
 
 def from_config(cfg) -> Stopper:
