@@ -35,6 +35,6 @@ def as_class_labels(y, name: str = "y") -> torch.Tensor:
         if y.ndim >= 2 and y.is_floating_point():
             return y  # class probabilities (soft labels)
         whole = bool(torch.all(y == torch.round(y.real))) if y.numel() and not y.is_complex() else False
-        hint = f"{name}.long()" if whole else f"{name}.round().long() if they are class ids"
+        hint = "y.long()" if whole else "y.round().long() if they are class ids"  # code, whatever name says
         raise TypeError(f"{name} has dtype {y.dtype}: class labels must be integers 0..C-1: use {hint}")
     return y.long()  # int8/16/32, uint8, bool: torch's losses accept them after this cast

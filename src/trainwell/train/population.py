@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -388,7 +389,9 @@ class PopulationLearner:
                 return F.cross_entropy(out.reshape(m * b, -1), y.reshape(m * b), reduction="none").view(m, b).mean(1)
             if out.transpose(1, 2).is_contiguous():
                 return F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(dim=1)
-        return vmap(self.loss_fn, in_dims=(0, None) if shared_labels else 0)(out, yb)
+        with warnings.catch_warnings():  # torch's note that a loss has no batching rule (it loops): not the user's
+            warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
+            return vmap(self.loss_fn, in_dims=(0, None) if shared_labels else 0)(out, yb)
 
     def epoch_metrics(self, n: int) -> list[dict]:
         return [{} for _ in range(self.size)]
