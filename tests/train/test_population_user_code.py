@@ -113,6 +113,10 @@ def test_a_dataloader_without_batch_size_is_told_the_population_draws_its_own_ba
     loader = DataLoader(TensorDataset(*_data()), batch_size=10)
     with pytest.raises(ValueError, match="reads the DataLoader's data into memory and draws its own batches"):
         Trainer(learner, epochs=1, seed=[0, 1]).fit(loader)
+    with pytest.warns(UserWarning, match=r"read the DataLoader's 200 examples into memory once and draws its own "
+                                         r"batches of 50: the loader's batch size, shuffling"):
+        done = Trainer(learner, epochs=1, batch_size=50, seed=[0, 1]).fit(loader)
+    assert done.step == 4  # its own batches: 200 / 50, not the loader's 20
 
 
 class Normed(nn.Module):

@@ -5,6 +5,7 @@ after it. A mixin: the loop itself is in :mod:`trainwell.train.trainer`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import torch
@@ -82,6 +83,11 @@ class TrainerIO:
                     "draws its own batches (use an integer >= 1)" if loader else
                     "Trainer(batch_size=...) is needed to batch tensors (a DataLoader brings its own): use an "
                     "integer >= 1")
+            if loader:  # what the user's loader would have done does not happen: say so once
+                warnings.warn(f"this learner ({type(self.learner).__name__}) read the DataLoader's {len(x)} examples "
+                              f"into memory once and draws its own batches of {self.batch_size}: the loader's "
+                              f"batch size, shuffling and any random augmentation in its dataset are not used",
+                              UserWarning, stacklevel=3)
             self._check_inputs(x, "train")
             plan_fit = getattr(self.learner, "plan_fit", None)  # a population sizes its schedules' tables
             if plan_fit is not None:
