@@ -95,6 +95,7 @@ def test_checkpoint_keeps_the_populations_and_each_members_best_weights(tmp_path
         alone = copy.deepcopy(net)
         alone.load_state_dict(best)  # the member's own weights: loadable into the user's model
         torch.testing.assert_close(best["0.weight"], learner.params["0.weight"][m])  # 2 epochs, still improving
+        assert not (tmp_path / f"m{m}" / "checkpoints" / "last.pt").exists()  # the population's own resumes it
 
 
 @pytest.mark.parametrize("given", [{"loss_fn": "hinge"}, {"penalty": lambda m: 0.0}, {"augment": lambda b, g: b},
@@ -275,3 +276,94 @@ def test_a_run_level_restore_says_which_epochs_weights_each_member_holds():
     for m, member in enumerate(done.trainer.members):
         assert member.weights_epoch == min(best, member.epoch)
         assert losses[m] == pytest.approx(member.history[member.weights_epoch]["val_loss"], rel=1e-5)
+
+
+def test_a_resumed_population_built_with_default_sizes_follows_its_schedule():
+    steps = 4 * math.ceil(200 / 32)
+
+    def onecycle(opt):
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=steps)
+
+    def population():
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+        return PopulationLearner(net, [net.state_dict()], optimizer="sgd", lrs=[0.1], weight_decays=[0.0],
+                                 schedule=onecycle)
+
+    whole = Trainer(population(), epochs=4, batch_size=32, seed=[0]).fit(_data())
+    first = Trainer(population(), epochs=2, batch_size=32, seed=[0])
+    first.fit(_data())
+    again = Trainer(population(), epochs=4, batch_size=32, seed=[0])  # rebuilt with the learner's default sizes
+    again.load_checkpoint_state(first.checkpoint_state(copy=True))
+    done = again.fit(_data())
+    assert [h["lr"] for h in done.trainer.members[0].history] == [h["lr"] for h in whole.trainer.members[0].history]
+    for k, v in whole.trainer.learner.params.items():
+        assert torch.equal(v, again.learner.params[k]), k
+
+
+def test_a_custom_loss_gets_the_whole_output_as_a_single_trainers_does():
+    def loss(out, y):
+        logits, h = out
+        return F.cross_entropy(logits, y) + 0.1 * h.pow(2).mean()
+
+    net = Backboned()
+    net.body.requires_grad_(True)
+    learner = PopulationLearner(net, [net.state_dict()], optimizer="sgd", lrs=[0.1], weight_decays=[0.0],
+                                loss_fn=loss)
+    Trainer(learner, epochs=1, batch_size=32, seed=[0]).fit(_data())
+    alone = copy.deepcopy(net)
+    Trainer(alone, torch.optim.SGD(alone.parameters(), lr=0.1), loss, epochs=1, batch_size=32, seed=0).fit(_data())
+    for k, v in alone.state_dict().items():
+        torch.testing.assert_close(learner.params[k][0], v, rtol=1e-5, atol=1e-6)
+
+
+def test_integer_inputs_to_a_vmapped_population_are_named():
+    net = Backboned()
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    x, y = _data()
+    with pytest.raises(TypeError, match=r"train inputs are uint8, and the model met them in a floating-point layer"):
+        Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit(((x * 10).clamp(0, 255).to(torch.uint8), y))
+
+
+def test_validation_labels_of_the_wrong_shape_are_refused_before_training():
+    net = nn.Sequential(nn.Linear(10, 3))
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    before = learner.params["0.weight"].clone()
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"val labels of shape \(200, 1\)"):
+        Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit((x, y), (x, y[:, None]))
+    assert torch.equal(before, learner.params["0.weight"])
+
+
+def test_a_plateau_checkpoint_resumes_only_a_plateau_population():
+    from trainwell.errors import TrainwellError
+
+    def plateau(opt):
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0)
+
+    def trainer(schedule):
+        net = nn.Sequential(nn.Linear(10, 3))
+        learner = PopulationLearner(net, [net.state_dict()], optimizer="sgd", lrs=[0.1], weight_decays=[0.0],
+                                    schedule=schedule)
+        return Trainer(learner, epochs=1, batch_size=32, seed=[0])
+
+    with_plateau, without = trainer(plateau), trainer(None)
+    for t in (with_plateau, without):
+        t.fit(_data(), _data(seed=1))
+    with pytest.raises(TrainwellError, match="with a plateau schedule: this one has another"):
+        trainer(None).load_checkpoint_state(with_plateau.checkpoint_state(copy=True))
+    with pytest.raises(TrainwellError, match="without a plateau schedule: this one has one"):
+        trainer(plateau).load_checkpoint_state(without.checkpoint_state(copy=True))
+
+
+def test_nesterov_without_momentum_and_text_rates_are_refused():
+    net = nn.Sequential(nn.Linear(10, 3))
+    with pytest.raises(ValueError, match=r"nesterov=True needs a momentum > 0"):
+        PopulationLearner(net, [net.state_dict()], optimizer="momentum", lrs=[0.1], weight_decays=[0.0],
+                          momentum=0.0, nesterov=True)
+    with pytest.raises(ValueError, match=r"lrs: '0.1' is not allowed"):
+        PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=["0.1", 0.1], weight_decays=[0.0] * 2)
+    import numpy as np
+
+    PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=np.array([0.1, 0.2]),
+                      weight_decays=torch.zeros(2))  # NumPy and torch rates: one per member

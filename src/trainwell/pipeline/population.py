@@ -219,7 +219,7 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
         ConfigError: the configs cannot train as one population (the reason: see :func:`population_blocker`).
         TrainwellError: ``configs`` empty or not configs, or a folder in use (above).
     """
-    if not configs or not all(isinstance(c, Config) for c in configs):
+    if not isinstance(configs, (list, tuple)) or not configs or not all(isinstance(c, Config) for c in configs):
         raise TrainwellError("fit_population: configs must be a non-empty list of trainwell Configs "
                              "(trainwell.config.load_config(...) or config_from_dict(...)), one per member")
     tic = time.perf_counter()

@@ -158,7 +158,7 @@ class Checkpoint(Callback):
         from trainwell.rundir import atomic_torch_save
 
         self.best, self.best_epoch, self._best_state = None, None, None
-        if not self.resumable:
+        if not self._resumes(state):
             return
         # the initial state (epoch -1: resuming from it starts at epoch 0) is the last good state until an epoch
         # completes, so a run that fails in its first epoch still leaves a checkpoint
@@ -194,6 +194,12 @@ class Checkpoint(Callback):
         if due:
             self.save(state)
 
+    def _resumes(self, state: State) -> bool:
+        """Whether ``last.pt`` is written: not for a population member (a member callback: the population's own
+        checkpoint resumes it, and a copy of the whole population in every member's folder would only fill the
+        disk), nor with ``resumable=False``."""
+        return self.resumable and state is state.trainer.state
+
     def save_best(self) -> None:
         """Write ``best.pt`` if the best weights changed since the last write."""
         from trainwell.rundir import atomic_torch_save
@@ -208,7 +214,7 @@ class Checkpoint(Callback):
 
         sync_file(self.rundir.metrics)  # the metric lines up to this checkpoint are durable before it is
         self.save_best()
-        if not self.resumable:
+        if not self._resumes(state):
             return
         atomic_torch_save(self.rundir.last, {
             **state.trainer.checkpoint_state(), **self.extra, **state.trainer.callback_states(),

@@ -149,6 +149,12 @@ class MemberSchedules:
         return out
 
     def load_state_dict(self, state: dict) -> None:
+        if ("plateau" in state) != (self.interval == "metric"):
+            from trainwell.errors import TrainwellError
+
+            raise TrainwellError("a checkpoint of a population " + (
+                "with a plateau schedule: this one has another (the reduced rates would be lost)" if "plateau" in state
+                else "without a plateau schedule: this one has one") + "; resume with the schedule it started with")
         self.frozen_lr.copy_(state["frozen_lr"])
         self.frozen_py = {int(m): float(v) for m, v in state.get("frozen_py", {}).items()} or {
             m: v for m, v in enumerate(self.frozen_lr.tolist()) if not math.isnan(v)}  # older files: float32

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import warnings
 from collections.abc import Callable
 
@@ -31,7 +32,7 @@ from trainwell.errors import TrainwellError
 from trainwell.optim import Schedule
 from trainwell.regularize import penalized_parameters
 from trainwell.train.batches import take_rows
-from trainwell.train.learners import check_input_dtype, loss_function, predicted_classes
+from trainwell.train.learners import check_input_dtype, integer_inputs_hint, loss_function, predicted_classes
 from trainwell.train.losses import check_labels, class_scores
 from trainwell.train.member_optim import PopulationOptimizer
 from trainwell.train.member_schedules import MemberSchedules
@@ -67,14 +68,11 @@ def _argmax_classes(out: torch.Tensor) -> torch.Tensor:
 
 
 def _number(v) -> float:
-    """``v`` as a float (NaN when it is not a number: refused by the checks below)."""
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
+    """``v`` as a float (NaN when it is not a number, text or a boolean: refused by the checks below)."""
+    return float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else math.nan
 
 
-def _check_hyperparameters(states, lrs, weight_decays, *, decay, momentum, betas, eps, alpha,
+def _check_hyperparameters(states, lrs, weight_decays, *, decay, momentum, nesterov, betas, eps, alpha,
                            rmsprop_momentum) -> None:
     """The checks :func:`trainwell.optim.build_optimizer` and torch's optimizers make, per member, in one line."""
     for name, values in (("states", states), ("lrs", lrs), ("weight_decays", weight_decays)):
@@ -90,6 +88,8 @@ def _check_hyperparameters(states, lrs, weight_decays, *, decay, momentum, betas
             raise ValueError(f"{name}: {bad!r} is not allowed: each is {allowed}")
     if decay not in ("coupled", "decoupled"):
         raise ValueError(f"decay={decay!r} is not allowed: use 'coupled' or 'decoupled'")
+    if nesterov and not _number(momentum) > 0:
+        raise ValueError(f"nesterov=True needs a momentum > 0 (momentum={momentum!r})")
     for name, value, ok, allowed in (
             ("momentum", momentum, _number(momentum) >= 0, "a number >= 0"),
             ("rmsprop_momentum", rmsprop_momentum, _number(rmsprop_momentum) >= 0, "a number >= 0"),
@@ -182,8 +182,9 @@ class PopulationLearner:
                              "recurrent layers): train the members one after another")
         if layout not in ("auto", "vmap"):
             raise ValueError(f"layout {layout!r} is not allowed: use 'auto' (batched GEMMs for a plain MLP) or 'vmap'")
-        _check_hyperparameters(states, lrs, weight_decays, decay=decay, momentum=momentum, betas=betas, eps=eps,
-                               alpha=alpha, rmsprop_momentum=rmsprop_momentum)
+        lrs, weight_decays = (v.tolist() if hasattr(v, "tolist") else v for v in (lrs, weight_decays))  # NumPy
+        _check_hyperparameters(states, lrs, weight_decays, decay=decay, momentum=momentum, nesterov=nesterov,
+                               betas=betas, eps=eps, alpha=alpha, rmsprop_momentum=rmsprop_momentum)
         if not len(states) == len(lrs) == len(weight_decays):
             raise ValueError(f"a population needs one state, lr and weight decay per member: got {len(states)}, "
                              f"{len(lrs)}, {len(weight_decays)}")
@@ -212,9 +213,10 @@ class PopulationLearner:
         self.base = copy.deepcopy(model).to("meta")
         self.plan = mlp_plan(self.base) if layout == "auto" else None
         self.shared_input, self._shared_checked = shared_input, False
-        self._labels_checked = False
+        self._labels_checked = self._val_checked = False
         self.size = len(states)
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
+        self._named = isinstance(loss_fn, str)  # a named loss reads the class scores, a custom one the whole output
         self._cross_entropy = self.loss_fn is F.cross_entropy  # every member's loss in one call (member_losses)
         # a plain MLP under cross-entropy: its backward written out (the autograd graph's results, bit for bit)
         self._written_backward = self._cross_entropy and written_backward(self.plan) and not frozen
@@ -236,11 +238,14 @@ class PopulationLearner:
 
     def plan_fit(self, epochs: int, steps_per_epoch: int) -> None:
         """Size the schedules' tables for a fit of ``epochs`` epochs of ``steps_per_epoch`` steps (the loop calls
-        this before training): a population built with other sizes (its defaults, 1 and 1) would hold a step
-        schedule at its last tabulated rate. Not after the first step (a resumed population keeps its tables)."""
-        if self.steps == 0 and (epochs, steps_per_epoch) != (self.schedules.epochs, self.schedules.spe):
+        this before training, after a resume too): a population built with other sizes (its defaults, 1 and 1)
+        would hold a step schedule at its last tabulated rate. The tables are a function of the sizes; what a
+        checkpoint loaded into them (frozen rates, plateau schedulers) is kept."""
+        if (epochs, steps_per_epoch) != (self.schedules.epochs, self.schedules.spe):
+            state = self.schedules.state_dict()  # what a resume loaded: frozen rates, plateau schedulers
             self.schedules = MemberSchedules(*self._schedule_args, epochs=epochs, steps_per_epoch=steps_per_epoch,
                                              device=self.device)
+            self.schedules.load_state_dict(state)
 
     def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         pieces = torch.split(flat, [b - a for _, a, b, _ in self.layout])
@@ -266,6 +271,9 @@ class PopulationLearner:
             return vmap(self._forward_one, in_dims=(0, 0, None if shared else 0), randomness="different")(
                 self.leaves, self.buffers, x)
         except RuntimeError as e:
+            hint = integer_inputs_hint(x, e)
+            if hint is not None:
+                raise TypeError(hint) from None
             if not (str(e).startswith("vmap:") or "Batching rule not implemented" in str(e)):  # torch's own
                 raise
             what = str(e).splitlines()[0].split(" Please ")[0].removeprefix("vmap: ").rstrip(".")
@@ -303,15 +311,19 @@ class PopulationLearner:
             raise TypeError(f"{what} inputs are {have}, and the members' first layer computes in "
                             f"{str(param.dtype).removeprefix('torch.')}: convert them (x.float(){pixels})")
 
-    def _check_labels(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Once, before the first step: labels shared by all members (N,) or one row per member (M, N), inside
-        [0, C) for a class-index loss (what a separate fit checks, :func:`~trainwell.train.losses.check_labels`)."""
+    def check_label_shape(self, x: torch.Tensor, y: torch.Tensor, what: str) -> None:
+        """Labels shared by all members (N,) or one row per member (M, N), one per input."""
         if y.dim() == 2 and y.shape[0] != self.size:
-            raise ValueError(f"labels of shape {tuple(y.shape)}: give (N,) labels shared by every member, or "
+            raise ValueError(f"{what} labels of shape {tuple(y.shape)}: give (N,) labels shared by every member, or "
                              f"({self.size}, N): one row per member" + (" (y.squeeze(1))" if y.shape[1] == 1 else ""))
         if y.dim() not in (1, 2) or y.shape[-1] != len(x):
-            raise ValueError(f"labels of shape {tuple(y.shape)} for {len(x)} inputs: give (N,) labels shared by "
-                             f"every member, or ({self.size}, {len(x)}): one row per member")
+            raise ValueError(f"{what} labels of shape {tuple(y.shape)} for {len(x)} inputs: give (N,) labels shared "
+                             f"by every member, or ({self.size}, {len(x)}): one row per member")
+
+    def _check_labels(self, x: torch.Tensor, y: torch.Tensor, what: str = "train") -> None:
+        """Once, before the first step (and the first evaluation): the labels' shape, and their values inside
+        [0, C) for a class-index loss (what a separate fit checks, :func:`~trainwell.train.losses.check_labels`)."""
+        self.check_label_shape(x, y, what)
         training = self.base.training
         with torch.no_grad(), torch.random.fork_rng(devices=[]):  # no random draw taken from the members' steps
             self.base.eval()
@@ -368,8 +380,9 @@ class PopulationLearner:
         else:
             for p in self.leaves.values():
                 p.grad = None
-            out = class_scores(self.forward(xb, shared=shared))  # a (logits, features) or dict output: its logits
-            losses = self.member_losses(out, yb)  # (M,)
+            raw = self.forward(xb, shared=shared)
+            out = class_scores(raw)  # a (logits, features) or dict output: its logits for the accuracy
+            losses = self.member_losses(out if self._named else raw, yb)  # (M,); a custom loss gets it all
             losses.sum().backward()
         self.optimizer.step(lr, mom)
         return losses.detach(), (_argmax_classes(out.detach()) == yb).sum(dim=1)
@@ -385,10 +398,10 @@ class PopulationLearner:
         if self._cross_entropy:
             m, b = out.shape[0], out.shape[1]
             y = yb.expand(m, b) if shared_labels else yb
+            if out.transpose(1, 2).is_contiguous():  # first: a batch of 1 is contiguous both ways (one form)
+                return F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(dim=1)
             if out.is_contiguous():
                 return F.cross_entropy(out.reshape(m * b, -1), y.reshape(m * b), reduction="none").view(m, b).mean(1)
-            if out.transpose(1, 2).is_contiguous():
-                return F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(dim=1)
         with warnings.catch_warnings():  # torch's note that a loss has no batching rule (it loops): not the user's
             warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
             return vmap(self.loss_fn, in_dims=(0, None) if shared_labels else 0)(out, yb)
@@ -400,13 +413,18 @@ class PopulationLearner:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> tuple[list[float], list[float]]:
         """Per-member mean loss and accuracy on shared inputs ``x`` (N, ...) against labels ``y``: (N,) shared by
         all members, or (M, N) each member its own."""
+        self.check_label_shape(x, y, "val")
+        if not self._val_checked:
+            self._check_labels(x, y, "val")
+            self._val_checked = True
         self.base.eval()
         total = torch.zeros(self.size, dtype=torch.float64, device=self.device)
         correct = torch.zeros(self.size, dtype=torch.int64, device=self.device)
         for i in range(0, len(x), batch_size):
             xb, yb = x[i : i + batch_size].to(self.device), y[..., i : i + batch_size].to(self.device)
-            out = class_scores(self.forward(xb, shared=True))  # (M, B, C)
-            total += self.member_losses(out, yb).double() * yb.shape[-1]
+            raw = self.forward(xb, shared=True)
+            out = class_scores(raw)  # (M, B, C)
+            total += self.member_losses(out if self._named else raw, yb).double() * yb.shape[-1]
             correct += (_argmax_classes(out) == yb).sum(dim=1)
         self.base.train()
         n = max(len(x), 1)

@@ -109,6 +109,9 @@ class TrainerIO:
         if is_in_memory(val) or not self._iterates:
             val = self._in_memory(val, "val")
             self._check_inputs(val[0], "val")
+            check_shape = getattr(self.learner, "check_label_shape", None)  # a population: (N,) or (M, N) labels
+            if check_shape is not None:
+                check_shape(val[0], val[1], "val")
             return val if len(val[0]) else None
         require_iterable(val, "val")
         return val
@@ -117,8 +120,8 @@ class TrainerIO:
     def _one_model(self, what: str) -> None:
         if not self.single:
             raise TypeError(f"Trainer.{what} works on one model; for a population, learner.evaluate(x, y) gives "
-                            f"every member's loss and accuracy, learner.forward(x, shared=True) their outputs "
-                            f"(members, batch, classes)")
+                            f"every member's loss and accuracy, and after learner.base.eval(), "
+                            f"learner.forward(x, shared=True) their outputs (members, batch, classes)")
 
     def _metrics(self, data, prefix: str, what: str) -> dict[str, float]:
         self._one_model(what)
