@@ -22,6 +22,7 @@ torch.manual_seed(0)
 net = lambda: nn.Sequential(nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
 learner = PopulationLearner(net(), [net().state_dict() for _ in range(64)], optimizer="adam", lrs=[1e-3] * 64,
                             weight_decays=[0.0] * 64)
+learner._written_backward = False  # the autograd step (any model but a plain MLP): a graph's buffers every step
 x, y = torch.randn(1000, 40), torch.randint(0, 10, (1000,))
 faults = []
 for step in range(30):

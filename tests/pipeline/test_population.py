@@ -450,3 +450,19 @@ def test_a_sweep_that_repeats_a_member_is_refused_before_training(workdir, capsy
     assert main(["sweep", "--set", "data.name=spirals", "--set", "model.kind=mlp", *args, "--out", "dup"]) == 2
     assert f"repeats member {first}'s settings (members {first} and {second}" in capsys.readouterr().err
     assert not (workdir / "dup").exists()
+
+
+def test_fit_population_refuses_a_file_as_its_folder_and_trainer_names_a_population_checkpoint(workdir):
+    from trainwell.errors import TrainwellError
+
+    cfgs = [load_config(None, BASE + ["train.epochs=1", f"train.seed={s}"]) for s in range(2)]
+    (workdir / "notes.txt").write_text("mine")
+    with pytest.raises(TrainwellError, match=r"out='notes.txt' is a file: give a folder"):
+        fit_population(cfgs, out="notes.txt")
+    fit_population(cfgs, out="pop")
+    net = nn.Sequential(nn.Linear(2, 3))
+    single = Trainer(net, torch.optim.SGD(net.parameters(), lr=0.1), epochs=1, batch_size=8)
+    ckpt = torch.load(workdir / "pop" / "checkpoints" / "last.pt", weights_only=False)
+    with pytest.raises(ValueError, match="a population's checkpoint .*resume it with a Trainer of the same "
+                                         "PopulationLearner"):
+        single.load_checkpoint_state(ckpt)

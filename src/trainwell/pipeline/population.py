@@ -229,6 +229,9 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
     if blocker is not None:
         raise ConfigError(f"these runs cannot train as one population: {blocker}")
     base, size, out = configs[0], len(configs), Path(out)
+    if out.exists() and not out.is_dir():
+        raise TrainwellError(f"fit_population: out={str(out)!r} is a file: give a folder (new, or a population's "
+                             f"to resume)")
     splits, preps, learner = _build(configs)
     skipped = ["monitor: forward hooks cannot run on a vmapped population"] if base.doctor.monitor_every else []
     runs = [RunDir(Path(d)) for d in member_dirs] if member_dirs is not None else \

@@ -374,6 +374,9 @@ class ModuleLearner:
             ValueError: not a trainer's checkpoint (a plain state dict), weights that do not fit the model, or
                 another optimizer than the one that saved it.
         """
+        if isinstance(state, dict) and "params" in state and "members" in state:
+            raise ValueError("a population's checkpoint (its members' weights stacked): resume it with a Trainer of "
+                             "the same PopulationLearner; one member's weights are in its member folder's best.pt")
         if not isinstance(state, dict) or "model" not in state or "optimizer" not in state:
             raise ValueError("not a trainer checkpoint (no 'model' and 'optimizer' entries; a plain state_dict? "
                              "load that with model.load_state_dict(torch.load(path)))")
