@@ -367,3 +367,16 @@ def test_nesterov_without_momentum_and_text_rates_are_refused():
 
     PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=np.array([0.1, 0.2]),
                       weight_decays=torch.zeros(2))  # NumPy and torch rates: one per member
+
+
+def test_best_weights_restored_both_for_the_run_and_its_members_is_refused():
+    from trainwell.train.stopping import EarlyStopping
+
+    net = nn.Sequential(nn.Linear(10, 3))
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    with pytest.raises(ValueError, match="restore_best_weights is set for the run .* and for members"):
+        Trainer(learner, epochs=2, batch_size=32, seed=[0, 1],
+                callbacks=[EarlyStopping(patience=1, restore_best_weights=True)],
+                member_callbacks=[[EarlyStopping(patience=1, restore_best_weights=True)] for _ in range(2)])
+    Trainer(learner, epochs=2, batch_size=32, seed=[0, 1], callbacks=[EarlyStopping(patience=1)],
+            member_callbacks=[[EarlyStopping(patience=1, restore_best_weights=True)] for _ in range(2)])  # one side

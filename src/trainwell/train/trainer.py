@@ -93,6 +93,12 @@ def module_learner(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: 
     return learner
 
 
+def _restores(callbacks) -> bool:
+    """Whether one of ``callbacks`` (as :func:`as_callback` made them) restores the best weights at the end."""
+    return any(getattr(cb, "early_stopping", None) is not None and getattr(cb, "restore_best", False)
+               for cb in callbacks)
+
+
 def _check_learner_arguments(learner, *, device, **given) -> None:
     """Refuse the arguments that build a plain module's learner when a learner is given (it brings its own):
     they would be silently ignored (a population takes its loss and schedule in ``PopulationLearner(...)``)."""
@@ -180,6 +186,9 @@ class Trainer(TrainerIO):
             if member_callbacks is not None else [[] for _ in range(self.size)]
         if len(self.member_callbacks) != self.size:
             raise ValueError(f"member_callbacks: {len(self.member_callbacks)} lists for {self.size} members")
+        if learner.vmapped and _restores(self.callbacks) and any(_restores(c) for c in self.member_callbacks):
+            raise ValueError("restore_best_weights is set for the run (callbacks) and for members (member_callbacks): "
+                             "the run's restore, at its end, would undo each member's own; set it on one of them")
         if learner.vmapped:
             blocked = [type(cb).__name__ for cbs in (self.callbacks, *self.member_callbacks) for cb in cbs
                        if not getattr(cb, "vmap_safe", True)]
