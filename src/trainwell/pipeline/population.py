@@ -169,13 +169,6 @@ class PopulationResult:
     wall_s: float
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def _same_config(run: RunDir, cfg: Config) -> None:
     """A resumed member keeps the config it started with (its ``config.toml``); only what ``fit --resume`` lets
     change may differ (:data:`~trainwell.pipeline.fit.RESUME_KEYS`: more epochs, saving, device, reporting)."""
@@ -183,7 +176,7 @@ def _same_config(run: RunDir, cfg: Config) -> None:
 
     if not run.config.exists():
         return
-    old, new = _flat(config_from_dict(read_toml(run.config)).to_dict()), _flat(cfg.to_dict())
+    old, new = _flatten(config_from_dict(read_toml(run.config)).to_dict()), _flatten(cfg.to_dict())
     changed = next((k for k in sorted(set(old) | set(new)) if k not in RESUME_KEYS and old.get(k) != new.get(k)),
                    None)
     if changed is not None:

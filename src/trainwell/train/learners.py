@@ -206,10 +206,15 @@ def integer_inputs_hint(x: torch.Tensor, error: RuntimeError) -> str | None:
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if x.is_floating_point() or x.is_complex() or not any(s in first for s in _DTYPE_MISMATCH):
         return None
+    return integer_inputs_message(x, "train", f"the model met them in a floating-point layer ({first})",
+                                  " or in the model's forward")
+
+
+def integer_inputs_message(x: torch.Tensor, what: str, met: str, elsewhere: str = "") -> str:
+    """``{what} inputs are uint8, and {met}: convert them (x.float() / 255 for 0..255 pixels){elsewhere}``."""
     have = str(x.dtype).removeprefix("torch.")
     pixels = " / 255 for 0..255 pixels" if x.dtype == torch.uint8 else ""
-    return (f"train inputs are {have}, and the model met them in a floating-point layer ({first}): convert them "
-            f"(x.float(){pixels}) or in the model's forward")
+    return f"{what} inputs are {have}, and {met}: convert them (x.float(){pixels}){elsewhere}"
 
 
 class ModuleLearner:

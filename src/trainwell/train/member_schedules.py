@@ -91,12 +91,16 @@ class MemberSchedules:
         moms.append(self._group_momentum(group))
         return lrs, moms
 
+    def _row(self, step: int) -> int:
+        """The tables' row for global step ``step`` (a step or epoch schedule; the last row past the end)."""
+        i = step if self.interval == "step" else step // self.spe
+        return min(i, len(self.lr_rows) - 1)
+
     def at(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-member (LR, momentum or None) for global step ``step``."""
         mom = None
         if self.interval == "step" or self.interval == "epoch":
-            i = step if self.interval == "step" else step // self.spe
-            i = min(i, len(self.lr_table) - 1)
+            i = self._row(step)
             lr = self.lr_table[i]
             if self.cycled:
                 mom = self.mom_table[i]
@@ -114,8 +118,7 @@ class MemberSchedules:
         """Each member's learning rate at ``step`` as the float a separate fit's optimizer holds (the step's
         tensor is float32: 0.05 would read 0.05000000074505806), for the metrics."""
         if self.interval == "step" or self.interval == "epoch":
-            i = step if self.interval == "step" else step // self.spe
-            rates = list(self.lr_rows[min(i, len(self.lr_rows) - 1)])
+            rates = list(self.lr_rows[self._row(step)])
         elif self.interval == "metric":
             rates = list(self.plateau_lrs)
         else:

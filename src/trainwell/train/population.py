@@ -32,7 +32,13 @@ from trainwell.errors import TrainwellError
 from trainwell.optim import Schedule
 from trainwell.regularize import penalized_parameters
 from trainwell.train.batches import take_rows
-from trainwell.train.learners import check_input_dtype, integer_inputs_hint, loss_function, predicted_classes
+from trainwell.train.learners import (
+    check_input_dtype,
+    integer_inputs_hint,
+    integer_inputs_message,
+    loss_function,
+    predicted_classes,
+)
 from trainwell.train.losses import check_labels, class_scores
 from trainwell.train.member_optim import PopulationOptimizer
 from trainwell.train.member_schedules import MemberSchedules
@@ -306,10 +312,8 @@ class PopulationLearner:
         param = next(iter(self.leaves.values()))
         check_input_dtype(x, param, what)
         if self.plan is not None and not x.is_floating_point():
-            have = str(x.dtype).removeprefix("torch.")
-            pixels = " / 255 for 0..255 pixels" if x.dtype == torch.uint8 else ""
-            raise TypeError(f"{what} inputs are {have}, and the members' first layer computes in "
-                            f"{str(param.dtype).removeprefix('torch.')}: convert them (x.float(){pixels})")
+            raise TypeError(integer_inputs_message(
+                x, what, f"the members' first layer computes in {str(param.dtype).removeprefix('torch.')}"))
 
     def check_label_shape(self, x: torch.Tensor, y: torch.Tensor, what: str) -> None:
         """Labels shared by all members (N,) or one row per member (M, N), one per input."""
