@@ -8,10 +8,45 @@ learning-rate schedule is :class:`trainwell.train.member_schedules.MemberSchedul
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 from trainwell.errors import TrainwellError
 from trainwell.optim import population_optimizers
+
+
+def _number(v) -> float:
+    """``v`` as a float (NaN when it is not a number, text or a boolean: refused by the checks below)."""
+    return float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else math.nan
+
+
+def check_hyperparameters(states, lrs, weight_decays, *, decay, momentum, nesterov, betas, eps, alpha,
+                           rmsprop_momentum) -> None:
+    """The checks :func:`trainwell.optim.build_optimizer` and torch's optimizers make, per member, in one line."""
+    for name, values in (("states", states), ("lrs", lrs), ("weight_decays", weight_decays)):
+        if not isinstance(values, (list, tuple)):
+            raise ValueError(f"{name}: a list with one entry per member, not a {type(values).__name__}")
+        if not values:
+            raise ValueError(f"{name}: an empty list: a population needs at least one member")
+    for name, values, floor, allowed in (("lrs", lrs, False, "a finite number > 0"),
+                                         ("weight_decays", weight_decays, True, "a finite number >= 0")):
+        bad = next((v for v in values if not (math.isfinite(_number(v)) and (_number(v) > 0 or
+                                                                              floor and _number(v) == 0))), None)
+        if bad is not None:
+            raise ValueError(f"{name}: {bad!r} is not allowed: each is {allowed}")
+    if decay not in ("coupled", "decoupled"):
+        raise ValueError(f"decay={decay!r} is not allowed: use 'coupled' or 'decoupled'")
+    if nesterov and not _number(momentum) > 0:
+        raise ValueError(f"nesterov=True needs a momentum > 0 (momentum={momentum!r})")
+    for name, value, ok, allowed in (
+            ("momentum", momentum, _number(momentum) >= 0, "a number >= 0"),
+            ("rmsprop_momentum", rmsprop_momentum, _number(rmsprop_momentum) >= 0, "a number >= 0"),
+            ("betas", betas, len(betas) == 2 and all(0 <= _number(b) < 1 for b in betas), "two numbers in [0, 1)"),
+            ("eps", eps, _number(eps) >= 0, "a number >= 0"), ("alpha", alpha, _number(alpha) >= 0, "a number >= 0")):
+        if not ok:
+            raise ValueError(f"{name}={value!r} is not allowed: use {allowed}")
 
 
 def _family_of(name: str) -> str:
