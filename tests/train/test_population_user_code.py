@@ -170,6 +170,8 @@ def test_population_hyperparameters_are_checked_as_build_optimizer_checks_them(k
     (lambda x, y: (x, y[:-10]), ValueError, r"labels of shape \(190,\) for 200 inputs"),
     (lambda x, y: (x.double().numpy(), y.numpy()), TypeError, r"train inputs are float64 \(NumPy's default\)"),
     (lambda x, y: ((x * 10).clamp(0, 255).to(torch.uint8), y), TypeError, r"train inputs are uint8.*x\.float\(\)"),
+    (lambda x, y: (x[:, :8], y), ValueError, r"train inputs of shape \(200, 8\) have 8 features per example; the "
+                                             r"members' first layer takes 10"),
 ])
 def test_a_population_checks_its_data_as_a_single_trainer_does(data, error, fragment):
     net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
@@ -323,6 +325,86 @@ def test_integer_inputs_to_a_vmapped_population_are_named():
     x, y = _data()
     with pytest.raises(TypeError, match=r"train inputs are uint8, and the model met them in a floating-point layer"):
         Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit(((x * 10).clamp(0, 255).to(torch.uint8), y))
+
+
+def test_integer_validation_inputs_are_named_as_validation_inputs():
+    net = Backboned()
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    x, y = _data()
+    with pytest.raises(TypeError, match=r"^val inputs are uint8, and the model met them in a floating-point layer"):
+        Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit((x, y), val=((x * 10).clamp(0, 255).byte(), y))
+
+
+def test_a_dataclass_output_is_refused_in_one_line_naming_what_vmap_can_return():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Prediction:
+        logits: torch.Tensor
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(10, 3)
+
+        def forward(self, x):
+            return Prediction(self.fc(x))
+
+    net = Net()
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    with pytest.raises(ValueError, match=r"^population training needs the model to return a tensor, or a tuple or "
+                                         r"dict of them \(vmap cannot return Prediction\)"):
+        Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit(_data())
+
+
+def test_torchs_batching_rule_note_is_not_shown_for_a_users_layer(recwarn):
+    class Cell(nn.Module):  # GRUCell has no batching rule: vmap loops over members and says so
+        def __init__(self):
+            super().__init__()
+            self.cell, self.fc = nn.GRUCell(10, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.fc(self.cell(x))
+
+    net = Cell()
+    learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    Trainer(learner, epochs=1, batch_size=32, seed=[0, 1]).fit(_data(), val=_data(50, seed=1))
+    assert not [w for w in recwarn if "batching rule" in str(w.message)]
+    assert all(torch.isfinite(v).all() for v in learner.params.values())
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_a_float64_population_steps_at_its_fits_float64_rates(optimizer):
+    x, y = _data()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    learner = PopulationLearner(net, [net.state_dict()], optimizer=optimizer, lrs=[0.05], weight_decays=[0.0])
+    Trainer(learner, epochs=2, batch_size=32, seed=[3]).fit((x.double(), y))
+    alone = copy.deepcopy(net)
+    opt = {"sgd": lambda p: torch.optim.SGD(p, lr=0.05), "adam": lambda p: torch.optim.Adam(p, lr=0.05),
+           "momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)}[optimizer](alone.parameters())
+    Trainer(alone, opt, epochs=2, batch_size=32, seed=3).fit((x.double(), y))
+    for k, v in alone.state_dict().items():  # float32 rates (0.05000000074505806) left differences of ~1e-9
+        torch.testing.assert_close(learner.params[k][0], v, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("act, refused", [(nn.Sigmoid, True), (nn.Softplus, True), (nn.ReLU, False),
+                                          (nn.Tanh, False), (nn.GELU, False)])
+def test_a_narrower_member_behind_an_activation_that_would_train_its_padding_is_refused(act, refused):
+    from trainwell.train.population import embed_state
+
+    def mlp(width):
+        return nn.Sequential(nn.Linear(10, width), act(), nn.Linear(width, 3))
+
+    wide, narrow = mlp(8), mlp(5)
+    states = [wide.state_dict(), embed_state(narrow.state_dict(), wide.state_dict())]
+    if refused:
+        with pytest.raises(ValueError, match=rf"member 1's unit 5 of layer '0' is all zeros.*{act.__name__}\(0\)"):
+            PopulationLearner(wide, states, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+        return
+    learner = PopulationLearner(wide, states, optimizer="sgd", lrs=[0.1] * 2, weight_decays=[0.0] * 2)
+    Trainer(learner, epochs=2, batch_size=32, seed=[0, 1]).fit(_data())
+    assert torch.equal(learner.params["2.weight"][1][:, 5:], torch.zeros(3, 3))  # the padding stayed zero
 
 
 def test_validation_labels_of_the_wrong_shape_are_refused_before_training():

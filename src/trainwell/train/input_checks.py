@@ -22,14 +22,14 @@ def check_input_dtype(x: torch.Tensor, param: torch.Tensor | None, what: str) ->
 _DTYPE_MISMATCH = ("same dtype", "should be the same", "scalar type")  # torch's words for mixed dtypes
 
 
-def integer_inputs_hint(x: torch.Tensor, error: RuntimeError) -> str | None:
+def integer_inputs_hint(x: torch.Tensor, error: RuntimeError, what: str = "train") -> str | None:
     """The one-line message for ``error``, raised by a model's forward on integer inputs ``x`` (uint8 pixels, say)
     when a layer computes in floating point; None for any other error (a model may take integers: an embedding,
     or a forward that converts them itself)."""
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if x.is_floating_point() or x.is_complex() or not any(s in first for s in _DTYPE_MISMATCH):
         return None
-    return integer_inputs_message(x, "train", f"the model met them in a floating-point layer ({first})",
+    return integer_inputs_message(x, what, f"the model met them in a floating-point layer ({first})",
                                   " or in the model's forward")
 
 

@@ -21,12 +21,14 @@ class MemberSchedules:
     stand-in scheduler per member on that member's monitored value."""
 
     def __init__(self, build: Callable[[torch.optim.Optimizer], Schedule] | None, base_lrs: list[float], optimizer: str,
-                 momentum: float, betas, *, epochs: int, steps_per_epoch: int, device):
-        self.base = torch.tensor(base_lrs, dtype=torch.float32, device=device)
+                 momentum: float, betas, *, epochs: int, steps_per_epoch: int, device,
+                 dtype: torch.dtype = torch.float32):
+        self.dtype = dtype  # the members' parameters': a float64 population steps at float64 rates
+        self.base = torch.tensor(base_lrs, dtype=dtype, device=device)
         self.spe, self.device = steps_per_epoch, device
         self.cycled = False
         m = len(base_lrs)
-        self.frozen_lr = torch.full((m,), math.nan, device=device)
+        self.frozen_lr = torch.full((m,), math.nan, dtype=dtype, device=device)
         self.frozen_mom = torch.full((m,), math.nan, dtype=torch.float64, device=device)
         self.interval = "none"
         self.any_frozen = False  # a Python flag: the per-step lookup stays free of tensor checks
@@ -53,7 +55,7 @@ class MemberSchedules:
             sched = build(self._dummy(lr, optimizer, momentum, betas))
             tables[lr] = self._tabulate(sched, optimizer, epochs, steps_per_epoch)
         self.lr_rows = [list(row) for row in zip(*(tables[lr][0] for lr in base_lrs), strict=True)]  # as floats
-        self.lr_table = torch.stack([torch.tensor(tables[lr][0]) for lr in base_lrs], 1).float().to(device)
+        self.lr_table = torch.stack([torch.tensor(tables[lr][0]) for lr in base_lrs], 1).to(device, dtype)
         self.mom_table = torch.stack([torch.tensor(tables[lr][1], dtype=torch.float64) for lr in base_lrs],
                                      1).to(device)  # double: Adam's bias correction 1 - beta1**t needs it
 
@@ -116,7 +118,7 @@ class MemberSchedules:
 
     def rates(self, step: int) -> list[float]:
         """Each member's learning rate at ``step`` as the float a separate fit's optimizer holds (the step's
-        tensor is float32: 0.05 would read 0.05000000074505806), for the metrics."""
+        tensor may be float32: 0.05 would read 0.05000000074505806), for the metrics."""
         if self.interval == "step" or self.interval == "epoch":
             rates = list(self.lr_rows[self._row(step)])
         elif self.interval == "metric":
@@ -133,7 +135,7 @@ class MemberSchedules:
         for m, value in values.items():
             self._dummies[m].scheduler.step(value)
             self.plateau_lrs[m] = self._dummies[m].scheduler.optimizer.param_groups[0]["lr"]
-        self.plateau_t = torch.tensor(self.plateau_lrs, dtype=torch.float32, device=self.device)
+        self.plateau_t = torch.tensor(self.plateau_lrs, dtype=self.dtype, device=self.device)
 
     def scale(self, member: int, factor: float, step: int) -> None:
         """From now on member ``member`` trains at its current LR x ``factor`` with no schedule."""
@@ -165,7 +167,7 @@ class MemberSchedules:
         self.any_frozen = not bool(torch.isnan(self.frozen_lr).all())
         if self.interval == "metric":
             self.plateau_lrs = list(state["plateau_lrs"])
-            self.plateau_t = torch.tensor(self.plateau_lrs, dtype=torch.float32, device=self.device)
+            self.plateau_t = torch.tensor(self.plateau_lrs, dtype=self.dtype, device=self.device)
             for d, s, lr in zip(self._dummies, state["plateau"], self.plateau_lrs, strict=True):
                 d.scheduler.load_state_dict(s)
                 d.scheduler.optimizer.param_groups[0]["lr"] = lr

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import warnings
 from collections.abc import Callable
 
@@ -41,7 +42,10 @@ from trainwell.train.step_graph import CapturedStep
 
 
 def embed_state(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Place each narrow tensor in the top-left block of a zero tensor shaped like the wide one."""
+    """Place each narrow tensor in the top-left block of a zero tensor shaped like the wide one: a narrower MLP
+    inside the widest one's shape. Its extra units stay exactly zero in training only behind activations with
+    act(0) = 0 (ReLU, tanh, leaky ReLU, identity) and without normalization layers; a population refuses zero
+    units behind others (sigmoid)."""
     out = {}
     for key, w in wide.items():
         n = narrow[key]
@@ -57,6 +61,26 @@ def narrow_state(wide: dict[str, torch.Tensor], template: dict[str, torch.Tensor
     or with ``clone=False`` views into ``wide``'s tensors."""
     blocks = {k: wide[k][tuple(slice(0, n) for n in v.shape)] for k, v in template.items()}
     return {k: v.clone() for k, v in blocks.items()} if clone else blocks
+
+
+def _refuse_padding_that_trains(plan, params: dict[str, torch.Tensor]) -> None:
+    """Refuse hidden units that are exactly zero (incoming weights, bias and outgoing weights: a narrower member
+    placed by :func:`embed_state`) behind an activation with act(0) != 0: their outgoing weights would get the
+    gradient act(0) x delta, and the member would no longer be the narrower network."""
+    for (wkey, bkey, _, _, act), (nkey, *_) in zip((plan or [])[:-1], (plan or [])[1:], strict=False):
+        if float(act(torch.zeros(1))) == 0.0:
+            continue
+        w, b, wn = params[wkey], params[bkey], params[nkey]  # (M, N, K), (M, N), (M, N2, N)
+        zero = (w == 0).all(2) & (b == 0) & (wn == 0).all(1)
+        if bool(zero.any()):
+            member, unit = (int(i) for i in zero.nonzero()[0])
+            layer = wkey.rsplit(".", 1)[0]
+            raise ValueError(f"member {member}'s unit {unit} of layer {layer!r} is all zeros (a narrower MLP placed "
+                             f"by embed_state?), but {type(act).__name__}(0) = {float(act(torch.zeros(1))):g} "
+                             "would train it: width embedding needs act(0) = 0 (ReLU, tanh, leaky ReLU, identity)")
+
+
+_NO_BATCHING_RULE = "There is a performance drop because we have not yet"  # torch's warning, once per op
 
 
 def _argmax_classes(out: torch.Tensor) -> torch.Tensor:
@@ -180,6 +204,7 @@ class PopulationLearner:
         self.buffers = buffers
         self.base = copy.deepcopy(model).to("meta")
         self.plan = mlp_plan(self.base) if layout == "auto" else None
+        _refuse_padding_that_trains(mlp_plan(self.base), self._flat_views)
         self.shared_input, self._shared_checked = shared_input, False
         self._labels_checked = self._val_checked = False
         self.size = len(states)
@@ -188,8 +213,10 @@ class PopulationLearner:
         self._cross_entropy = self.loss_fn is F.cross_entropy  # every member's loss in one call (member_losses)
         # a plain MLP under cross-entropy: its backward written out (the autograd graph's results, bit for bit)
         self._written_backward = self._cross_entropy and written_backward(self.plan) and not frozen
-        lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)
-        wd_t = torch.tensor(weight_decays, dtype=torch.float32, device=self.device)
+        # rates in the parameters' precision (a float64 population steps at the float64 rates its fits take)
+        rate_dtype = torch.float64 if self.flat.dtype == torch.float64 else torch.float32
+        lr_t = torch.tensor(lrs, dtype=rate_dtype, device=self.device)
+        wd_t = torch.tensor(weight_decays, dtype=rate_dtype, device=self.device)
         # the weights a fit decays (trainwell.optim.param_groups): not biases, normalization scales or gate logits
         weights = {id(p) for p in penalized_parameters(model)}
         decayed = {k for k, p in model.named_parameters() if id(p) in weights}
@@ -199,7 +226,7 @@ class PopulationLearner:
         self._schedule_args = (schedule, list(lrs), optimizer,
                                rmsprop_momentum if optimizer == "rmsprop" else momentum, betas)
         self.schedules = MemberSchedules(*self._schedule_args, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                                         device=self.device)
+                                         device=self.device, dtype=rate_dtype)
         self.steps = 0  # optimizer steps taken by the population (the schedules' position)
         self.captured = CapturedStep(self._step) if cuda_graph and self.device.type == "cuda" else None
         self.model = self  # the loop's State.model: the whole population
@@ -212,7 +239,7 @@ class PopulationLearner:
         if (epochs, steps_per_epoch) != (self.schedules.epochs, self.schedules.spe):
             state = self.schedules.state_dict()  # what a resume loaded: frozen rates, plateau schedulers
             self.schedules = MemberSchedules(*self._schedule_args, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                                             device=self.device)
+                                             device=self.device, dtype=self.schedules.dtype)
             self.schedules.load_state_dict(state)
 
     def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -228,18 +255,28 @@ class PopulationLearner:
     def _forward_one(self, params, buffers, x):
         return functional_call(self.base, (params, buffers), (x,))
 
-    def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
-        """Outputs (M, B, C): ``x`` is (M, B, ...) per member, or (B, ...) shared by all with ``shared``.
+    def forward(self, x: torch.Tensor, shared: bool = False, *, what: str = "train") -> torch.Tensor:
+        """Outputs (M, B, C): ``x`` is (M, B, ...) per member, or (B, ...) shared by all with ``shared``; ``what``
+        names the inputs in an error ("train", "val").
 
         A plain MLP runs as batched GEMMs (:mod:`trainwell.train.population_mlp`: with a shared input the first
         layer is one wide GEMM); any other model, or ``layout = "vmap"``, through ``vmap``."""
         if self.plan is not None:
             return mlp_forward(self.plan, self.leaves, x, shared)
         try:
-            return vmap(self._forward_one, in_dims=(0, 0, None if shared else 0), randomness="different")(
-                self.leaves, self.buffers, x)
+            with warnings.catch_warnings():  # torch's note that an op has no batching rule (it loops): not the user's
+                warnings.filterwarnings("ignore", message=_NO_BATCHING_RULE)
+                return vmap(self._forward_one, in_dims=(0, 0, None if shared else 0), randomness="different")(
+                    self.leaves, self.buffers, x)
+        except ValueError as e:
+            if "must only return Tensors" not in str(e):
+                raise
+            kind = re.search(r"got type <class '([^']+)'>", str(e))
+            raise ValueError("population training needs the model to return a tensor, or a tuple or dict of them "
+                             f"(vmap cannot return {kind.group(1).rsplit('.', 1)[-1] if kind else 'this output'}): "
+                             "return a tuple or dict, or train the members one after another") from None
         except RuntimeError as e:
-            hint = integer_inputs_hint(x, e)
+            hint = integer_inputs_hint(x, e, what)
             if hint is not None:
                 raise TypeError(hint) from None
             if not (str(e).startswith("vmap:") or "Batching rule not implemented" in str(e)):  # torch's own
@@ -273,9 +310,16 @@ class PopulationLearner:
         (a model with an embedding takes integers)."""
         param = next(iter(self.leaves.values()))
         check_input_dtype(x, param, what)
-        if self.plan is not None and not x.is_floating_point():
+        if self.plan is None:
+            return
+        if not x.is_floating_point():
             raise TypeError(integer_inputs_message(
                 x, what, f"the members' first layer computes in {str(param.dtype).removeprefix('torch.')}"))
+        features = self.plan[0][2]
+        per_example = math.prod(x.shape[1:])
+        if len(x) and (x.dim() < 2 or per_example != features):
+            raise ValueError(f"{what} inputs of shape {tuple(x.shape)} have {per_example} features per example; the "
+                             f"members' first layer takes {features}")
 
     def check_label_shape(self, x: torch.Tensor, y: torch.Tensor, what: str) -> None:
         """Labels shared by all members (N,) or one row per member (M, N), one per input."""
@@ -293,7 +337,8 @@ class PopulationLearner:
         training = self.base.training
         with torch.no_grad(), torch.random.fork_rng(devices=[]):  # no random draw taken from the members' steps
             self.base.eval()
-            scores = class_scores(self.forward(x[:1].to(self.device), shared=True))[0]  # (1, C): member 0, one row
+            # (1, C): member 0, one row
+            scores = class_scores(self.forward(x[:1].to(self.device), shared=True, what=what))[0]
         self.base.train(training)
         check_labels(scores, y.reshape(-1), self.loss_fn)
 
@@ -369,7 +414,7 @@ class PopulationLearner:
             if out.is_contiguous():
                 return F.cross_entropy(out.reshape(m * b, -1), y.reshape(m * b), reduction="none").view(m, b).mean(1)
         with warnings.catch_warnings():  # torch's note that a loss has no batching rule (it loops): not the user's
-            warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
+            warnings.filterwarnings("ignore", message=_NO_BATCHING_RULE)
             return vmap(self.loss_fn, in_dims=(0, None) if shared_labels else 0)(out, yb)
 
     def epoch_metrics(self, n: int) -> list[dict]:
@@ -388,7 +433,7 @@ class PopulationLearner:
         correct = torch.zeros(self.size, dtype=torch.int64, device=self.device)
         for i in range(0, len(x), batch_size):
             xb, yb = x[i : i + batch_size].to(self.device), y[..., i : i + batch_size].to(self.device)
-            raw = self.forward(xb, shared=True)
+            raw = self.forward(xb, shared=True, what="val")
             out = class_scores(raw)  # (M, B, C)
             total += self.member_losses(out if self._named else raw, yb).double() * yb.shape[-1]
             correct += (_argmax_classes(out) == yb).sum(dim=1)
