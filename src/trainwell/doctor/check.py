@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor import preflight as pf
+from trainwell.doctor.first_call import runs_on_data
 from trainwell.doctor.inputs import Inputs, as_inputs, call
 from trainwell.doctor.report import Report
 from trainwell.regularize import l2_penalty
@@ -134,6 +135,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"doctor.check: model is a {type(model).__name__}, not a torch.nn.Module")
+    if _np is not None and isinstance(y, _np.ndarray):
+        y = torch.as_tensor(y)
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"doctor.check: y must be a tensor of targets, got {type(y).__name__}")
     x = as_inputs(x, getattr(model, "_orig_mod", model))
@@ -154,8 +157,9 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss
             replace["regularization raises loss"] = lambda s: pf.regularization_raises_loss(
                 s.model, s.x, s.y, s.loss_fn, penalty=lambda m, k: k * total(m), strengths=(1.0, 2.0))
-        verdicts = pf.run_all(model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total,
-                              replace=replace)
+        crash = runs_on_data(model, x, y, loss_fn)  # the loop's first batch would raise: said first, as a fail
+        verdicts = [crash] * (crash is not None) + pf.run_all(
+            model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
 
 

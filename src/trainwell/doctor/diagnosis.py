@@ -100,6 +100,11 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None) 
     name = "learning rate (loss curve)"
     losses = [float(v) for v in losses]
     bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+    if bad and bad[0] == 0:
+        return Verdict(name, "fail", f"not finite from the start: loss {losses[0]} at step 0, before any update",
+                       "a finite loss", "a loss that is not finite before the first update is not the learning "
+                       "rate's doing: look for NaN/Inf in the inputs or targets, and log(0) or division by zero in "
+                       "the model or loss")
     if bad:
         return Verdict(name, "fail", f"too high: loss became {losses[bad[0]]} at step {bad[0]}", "a steady decrease",
                        "lower the learning rate (by 3-10x); if it persists, look for log(0), division by zero or "

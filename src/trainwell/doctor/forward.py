@@ -96,6 +96,12 @@ def _accuracy(out, y: torch.Tensor) -> float | None:
         pred = out.argmax(-1)
         keep = (y >= 0) & (y < out.shape[-1])
         return float((pred == y)[keep].float().mean()) if bool(keep.any()) else None
+    if out.shape == y.shape and out.dim() == 2 and out.shape[1] > 1 and y.is_floating_point() and \
+            bool((y >= 0).all()) and bool(((y.sum(1) - 1).abs() < 1e-4).all()):
+        # class probabilities per row (one-hot, label-smoothed or mixed targets for cross-entropy): the class is
+        # the row's most probable one, where it has a majority
+        keep = y.max(1).values > 0.5
+        return float((out.argmax(1) == y.argmax(1))[keep].float().mean()) if bool(keep.any()) else None
     if out.shape == y.shape and y.is_floating_point() and bool(((y == 0) | (y == 1)).all()):
         return float(((out > 0).to(y.dtype) == y).float().mean())  # binary targets with logits
     return None

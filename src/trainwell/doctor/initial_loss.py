@@ -65,6 +65,12 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
         f"initial outputs are not near-uniform: {_suspect_layer(model, x)}; shrink the last layer's init scale "
         f"or use Xavier/He init")
     scores = O.logits(out)
+    if kind == "nll" and scores is not None and scores.is_floating_point() and _normalization(scores) != "log":
+        return Verdict("initial loss", "fail", round(loss, 4), expected_text + "; on log-probabilities",
+                       "NLLLoss on outputs that are not log-probabilities (rows whose logsumexp is not 0"
+                       f"{'; a negative NLL' if loss < 0 else ''}): it then rewards growing the right class's raw "
+                       "score without bound; end the model with log_softmax(dim=1), or use CrossEntropyLoss on the "
+                       "raw logits (it applies log_softmax itself)")
     if kind == "cross_entropy" and status != "fail" and scores is not None and _normalization(scores) == "prob":
         return Verdict("initial loss", "warn", round(loss, 4), expected_text + "; on raw logits",
                        "the model's outputs are probabilities (each row >= 0 and summing to 1): cross-entropy applies "

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor import outputs as O
+from trainwell.doctor import registration
 from trainwell.doctor.loss_form import read_form
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
@@ -70,6 +71,10 @@ class LoopProbe:
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
         self.unregistered: list[str] | None = None
+        # why the loss is one player's in a game (a GAN) rather than a loss the watched parameters minimize: its
+        # curve is then not read for the learning rate (None: a supervised loss, as far as the hooks saw)
+        self.game: str | None = None
+        self.nonfinite_input_step: int | None = None  # the first unobserved step whose inputs held NaN/Inf
         self._forwards: list[tuple[bool, bool]] = []  # (training, grad enabled) since the last step
         self._incoming: dict[int, torch.Tensor] = {}
         self._backwards: dict[int, int] = {}
@@ -165,10 +170,25 @@ class LoopProbe:
     def _pre_forward(self, module, args, kwargs):
         grad = torch.is_grad_enabled()
         self._forwards.append((module.training, grad))
+        if grad and self.nonfinite_input_step is None and not self._armed:
+            x = _first_tensor(args, kwargs)
+            # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
+            if x is not None and x.device.type == "cpu" and x.is_floating_point() and \
+                    not bool(torch.isfinite(x.detach()).all()):
+                self.nonfinite_input_step = self.opt_steps
         if self._armed and grad and len(self.inputs) < 64:
             x = _first_tensor(args, kwargs)
             if x is not None:
                 self.inputs.append(_input_stats(x, self.opt_steps))
+                if self.game is None and x.grad_fn is not None:
+                    self._fed_by_another_model(x)
+
+    def _fed_by_another_model(self, x: torch.Tensor) -> None:
+        """An input computed by another module's parameters that no given optimizer steps: the watched model is
+        a GAN's discriminator, fed the generator's samples."""
+        if registration.other_models_parameters(self.model, registration.graph_leaves(x, limit=20_000),
+                                                self._owned()):
+            self.game = "its inputs come from another model that trains on its own (a GAN's generator)"
 
     def _post_forward(self, module, args, out):
         if not (self._armed and torch.is_grad_enabled()):
@@ -206,6 +226,10 @@ class LoopProbe:
         present = cleared = 0
         not_owned, backwards = [], 0
         self.owned = self._owned()  # add_param_group counts
+        # of optimizers stepped in turn, the one stepping now applies only its own parameters' .grad (another's
+        # may be cleared already, as a GAN's discriminator's is after its own step)
+        stepping = {id(q) for g in self.optimizer.param_groups for q in g["params"]} \
+            if len(self.optimizers) > 1 else None
         for name, p in self.named.items():
             inc = self._incoming.get(id(p))
             if inc is None:
@@ -214,6 +238,8 @@ class LoopProbe:
                 self.received.add(name)
                 if id(p) not in self.owned:
                     not_owned.append(name)
+            if stepping is not None and id(p) not in stepping and id(p) in self.owned:
+                continue
             backwards = max(backwards, self._backwards.get(id(p), 0))
             g = p.grad
             if inc.is_sparse or (g is not None and g.is_sparse):  # a sparse embedding's rows: held, not compared
@@ -245,6 +271,7 @@ class LoopProbe:
                 "loss_weight": sum(f["weight"] for f in known) if known and len(known) == len(forms) else None,
                 "rows": sum(f["rows"] for f in known), "classes": known[0]["classes"] if known else None,
                 "bounded": known[0]["bounded"] if known else None,
+                "log_probs": _log_probabilities(self._outs[0][0]) if known and known[0]["form"] == "nll" else None,
                 "first_logits": self._outs[0][0] if self.opt_steps == 0 and self._outs else None}
 
     def validation_seen(self) -> None:
@@ -255,12 +282,24 @@ class LoopProbe:
         self._forwards = []
 
 
+def _log_probabilities(z: torch.Tensor) -> bool:
+    """Whether the outputs an NLL loss reads are log-probabilities: every row's logsumexp over the classes (dim 1)
+    is 0 (log_softmax's outputs), to the outputs' precision."""
+    if z.dim() < 2:
+        return True
+    zf = z.float()
+    tol = 1e-4 if z.dtype in (torch.float32, torch.float64) else 2e-2
+    return bool((zf.logsumexp(1).abs() < tol).all())
+
+
 def _input_stats(x: torch.Tensor, step: int) -> dict:
     xd = x.detach()
     stats = {"step": step, "shape": tuple(xd.shape), "floating": xd.is_floating_point()}
     flat = xd.reshape(-1).float()
     stats["sum"] = float(flat.sum()) if flat.numel() else 0.0
     stats["head"] = flat[:64].tolist()
+    if xd.is_floating_point():
+        stats["finite"] = bool(torch.isfinite(flat).all())
     if xd.is_floating_point() and flat.numel() > 1:
         stats["std"], stats["max_abs"] = float(flat.std()), float(flat.abs().max())
     return stats

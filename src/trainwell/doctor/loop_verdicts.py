@@ -181,6 +181,12 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
     if form == "cross_entropy_over_batch":
         return Verdict(name, "fail", "the softmax is taken over the batch axis (dim 0), not the classes",
                        "log_softmax / softmax over the class axis", "use dim=1 (or dim=-1) in log_softmax/softmax")
+    if form == "nll" and s.get("log_probs") is False:
+        return Verdict(name, "fail", "NLL on outputs that are not log-probabilities (their logsumexp over the "
+                       "classes is not 0)" + (f"; first loss {first_loss:.4g}" if first_loss is not None else ""),
+                       "NLLLoss on log_softmax outputs", "NLLLoss reads log-probabilities: on raw scores it rewards "
+                       "growing the right class's score without bound (the loss turns negative and keeps falling); "
+                       "end the model with log_softmax(dim=1), or use CrossEntropyLoss on the raw logits")
     if form == "cross_entropy_on_probabilities":
         return Verdict(name, "fail", "cross-entropy is applied to probabilities (a softmax before the loss)",
                        "cross-entropy on raw logits", "nn.CrossEntropyLoss applies log-softmax itself: remove the "
@@ -228,8 +234,17 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     below the validation loss): then it is the loop bug."""
     name = "loop: inputs"
     seen = probe.inputs
-    if not seen:
+    if not seen and probe.nonfinite_input_step is None:
         return Verdict(name, "skip", "skipped: no training forward observed", "-", "")
+    bad = sorted({s["step"] for s in seen if s.get("finite") is False})
+    if bad or probe.nonfinite_input_step is not None:
+        steps = len({s["step"] for s in seen})
+        where = (f"on {len(bad)} of {steps} observed steps (first at step {bad[0]})" if bad else
+                 f"at step {probe.nonfinite_input_step}")
+        return Verdict(name, "fail", f"inputs hold NaN or Inf {where}", "finite inputs",
+                       "the data holds NaN/Inf (missing values, a 0/0 when "
+                       "standardizing a constant feature, log of 0): clean or impute it before training; no learning "
+                       "rate fixes it")
     by_step = {}
     for s in seen:
         by_step.setdefault(s["step"], s)
@@ -380,9 +395,13 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
               and v.status in ("warn", "fail")]
     frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
                   None)
+    nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
     out = []
     for v in verdicts:
-        if v.check in DOWNSTREAM and v.status in ("pass", "warn", "fail") and causes:
+        if nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
+            v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
+                        "the inputs hold NaN/Inf: fix the data first")
+        elif v.check in DOWNSTREAM and v.status in ("pass", "warn", "fail") and causes:
             names = ", ".join(f"'{c.check}'" for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
                         f"fix {names} first: this reading follows from it")

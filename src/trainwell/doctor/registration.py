@@ -83,7 +83,9 @@ def _container_names(model: nn.Module) -> dict[int, str]:
 def unregistered(model: nn.Module, tensors: list[torch.Tensor]) -> list[str]:
     """Names of the trainable ``tensors`` that are not the model's registered parameters (empty if all are).
     Tensors the model does not hold anywhere (an input with ``requires_grad``, an outside tensor) are named by
-    their shape."""
+    their shape; another module's parameters (``nn.Parameter`` outside the model: a GAN's discriminator in the
+    generator's loss, a jointly trained encoder) are registered there, not here, and are left out (see
+    :func:`other_models_parameters`)."""
     own = {id(p) for p in model.parameters()}
     names = None
     out = []
@@ -92,8 +94,23 @@ def unregistered(model: nn.Module, tensors: list[torch.Tensor]) -> list[str]:
             continue
         if names is None:
             names = _container_names(model)
+        if id(t) not in names and isinstance(t, nn.Parameter):
+            continue
         out.append(names.get(id(t), f"a tensor of shape {tuple(t.shape)} outside the model"))
     return out
+
+
+def other_models_parameters(model: nn.Module, tensors: list[torch.Tensor], held: set[int]) -> int:
+    """How many of ``tensors`` are trainable parameters of another module (``nn.Parameter`` neither the model's nor
+    held in its attributes) that no optimizer in ``held`` (ids) steps: a second model that trains on its own
+    (a GAN's other player)."""
+    own = {id(p) for p in model.parameters()}
+    outside = [t for t in tensors if isinstance(t, nn.Parameter) and t.requires_grad and id(t) not in own
+               and id(t) not in held]
+    if not outside:
+        return 0
+    names = _container_names(model)
+    return sum(id(t) not in names for t in outside)
 
 
 def unregistered_in_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> list[str]:

@@ -44,7 +44,7 @@ from trainwell.doctor import diagnosis
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.monitors import Monitor
-from trainwell.doctor.registration import graph_leaves, unregistered
+from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
@@ -140,7 +140,9 @@ class Watch:
         self._calls += 1
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
-            self.probe.unregistered = unregistered(self.probe.model, graph_leaves(loss))
+            leaves = graph_leaves(loss)
+            self.probe.unregistered = unregistered(self.probe.model, leaves)
+            self._read_game(leaves)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
@@ -149,6 +151,24 @@ class Watch:
         self._state.step += 1  # steps done, as the Trainer counts them
         if not (idle and self.monitor.skipped_step(self._state)):  # a step AMP's GradScaler skipped: observe the next
             self.monitor.on_batch_end(self._state)
+
+    def _read_game(self, leaves: list[torch.Tensor]) -> None:
+        """Whether the first loss is one player's in a game: it goes through another model's parameters that no
+        given optimizer steps (the discriminator in a generator's loss), or, of several optimizers stepped in turn,
+        one steps parameters this loss never reaches (a GAN's two players in one module)."""
+        p = self.probe
+        if p.game is not None:
+            return
+        if other_models_parameters(p.model, leaves, p._owned()):
+            p.game = "the loss goes through another model's parameters that it does not train (a GAN's discriminator)"
+            return
+        reached = {id(t) for t in leaves}
+        for i, o in enumerate(p.optimizers):
+            held = [q for g in o.param_groups for q in g["params"] if q.requires_grad]
+            if len(p.optimizers) > 1 and held and not any(id(q) in reached for q in held):
+                p.game = (f"optimizer {i + 1} of {len(p.optimizers)} steps parameters this loss never reaches "
+                          "(a GAN's other player, or another loss)")
+                return
 
     def validate(self, val_loss: float, train_loss: float | None = None) -> None:
         """Record a validation loss (e.g. once per epoch); the training loss at that point defaults to the mean of
@@ -194,7 +214,7 @@ class Watch:
         """
         verdicts = self.monitor.verdicts() + self._loop_verdicts()
         phases = ["monitor"] * len(verdicts)
-        post = [self._flat_direction(diagnosis.learning_rate_diagnosis(self.losses, self.batch_size))]
+        post = [self._game(self._flat_direction(diagnosis.learning_rate_diagnosis(self.losses, self.batch_size)))]
         history = self._history(val_losses)
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
@@ -205,6 +225,15 @@ class Watch:
         model = type(self._state.model).__name__
         return Report(lv.defer(verdicts + post), f"trainwell doctor: watching {model}",
                       phases + ["post"] * len(post))
+
+    def _game(self, verdict):
+        """One player's loss in a game (a GAN) does not fall as a loss its parameters minimize: a discriminator's
+        hovers near 2 ln 2 when both players are balanced. Its curve's reading is kept as information."""
+        if self.probe.game is None or verdict.status not in ("warn", "fail"):
+            return verdict
+        return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: {self.probe.game}",
+                             verdict.expected, "a game's loss is not read like a supervised one: judge the players "
+                             "by what they produce (samples, the other player's accuracy)")
 
     def _flat_direction(self, verdict):
         """A flat loss curve cannot say which way the rate is off; the observed steps' update/weight ratios can

@@ -1,0 +1,73 @@
+"""Whether the user's own forward and loss run on the batch at all, before any check reads them: a loss that
+raises on the first batch (class targets of shape (B, 1), int32 labels, float64 inputs to a float32 model) is
+the loop's first bug, and the checks that could not run because of it must not read as a pass."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from trainwell.doctor.inputs import Inputs, call
+from trainwell.doctor.verdict import Verdict
+from trainwell.train.input_checks import check_input_dtype, integer_inputs_hint
+from trainwell.train.losses import check_labels, class_scores
+
+NAME = "forward and loss run"
+
+
+def runs_on_data(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> Verdict | None:
+    """None when ``loss_fn(model(x), y)`` returns a floating-point loss; else a fail quoting torch's error and
+    naming the conversion to make (the dtype of the inputs, the shape or dtype of the targets)."""
+    try:
+        out = call(model, x)
+    except Exception as e:  # noqa: BLE001 - the user's forward: whatever it raises is the verdict
+        return _fail("the model's forward", e, _input_hint(model, x, e))
+    try:
+        loss = loss_fn(out, y)
+    except Exception as e:  # noqa: BLE001 - the user's loss, likewise
+        return _fail("the loss", e, _target_hint(out, y, loss_fn))
+    if not isinstance(loss, torch.Tensor) or not loss.is_floating_point():
+        return Verdict(NAME, "fail", f"loss_fn returned a {type(loss).__name__}, not a floating-point tensor",
+                       "loss_fn(model(x), y) returns a loss tensor", "return the loss as a tensor (not .item())")
+    return None
+
+
+def _fail(where: str, error: Exception, hint: str | None) -> Verdict:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return Verdict(NAME, "fail", f"{where} raised {type(error).__name__}: {text[:200]}",
+                   "loss_fn(model(x), y) returns a loss", (hint or "your loop raises this on its first batch: fix "
+                   "it before training") + " (the checks below could not look at the model)")
+
+
+def _input_hint(model: nn.Module, x: torch.Tensor | Inputs, error: Exception) -> str | None:
+    if not isinstance(x, torch.Tensor):
+        return None
+    if isinstance(error, RuntimeError):
+        hint = integer_inputs_hint(x, error, "the")
+        if hint is not None:
+            return hint
+    try:
+        check_input_dtype(x, next((p for p in model.parameters() if p.is_floating_point()), None), "the")
+    except TypeError as e:
+        return str(e)
+    return None
+
+
+def _target_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
+    try:
+        scores = class_scores(out)
+    except TypeError:
+        return None
+    index_loss = isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss)) or \
+        getattr(loss_fn, "__name__", "") in ("cross_entropy", "nll_loss", "multi_margin_loss")
+    if not index_loss or y.is_floating_point():
+        return None
+    try:
+        check_labels(scores, y, nn.CrossEntropyLoss())
+    except ValueError as e:
+        return str(e)
+    if y.dtype != torch.int64:
+        return f"class-index targets are {str(y.dtype).removeprefix('torch.')}; torch's loss takes int64: y.long()"
+    return None

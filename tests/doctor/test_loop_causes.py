@@ -1,0 +1,196 @@
+"""The doctor on loops and data users write beyond a plain supervised fit: a GAN's two players (no supervised
+advice for a game's loss), a loss that raises on the data (a fail, not a pass of skipped checks), NLL on raw
+scores, one-hot float targets for cross-entropy, NaN in the data. Each bug is named by its cause; each healthy
+twin gets no false fail."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell import doctor
+from trainwell.doctor.diagnosis import learning_rate_diagnosis
+
+C = 4
+
+
+def _data(n=256, d=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    return x, x[:, :C].argmax(1)
+
+
+def _mlp(d=20, out=C):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, out))
+
+
+def _gan():
+    torch.manual_seed(0)
+    return (nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2)),
+            nn.Sequential(nn.Linear(2, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1)))
+
+
+def _gan_round(G, D, opt_g, opt_d, real):
+    bce = nn.BCEWithLogitsLoss()
+    fake = G(torch.randn(64, 8))
+    d_loss = bce(D(real), torch.ones(64, 1)) + bce(D(fake.detach()), torch.zeros(64, 1))
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
+    g_loss = bce(D(fake), torch.ones(64, 1))
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    return d_loss, g_loss
+
+
+def _real(step):
+    g = torch.Generator().manual_seed(step)
+    return torch.randn(64, 2, generator=g) * 0.5 + torch.tensor([2.0, -1.0])
+
+
+def _not_judged(report):
+    lr = report["learning rate (loss curve)"]
+    assert lr.status in ("pass", "info"), lr
+    if lr.status == "info":
+        assert "not judged" in str(lr.value) or "explained by" in str(lr.value)
+
+
+def test_a_gans_players_watched_apart_get_no_registration_fail_and_no_supervised_lr_advice():
+    G, D = _gan()
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    with doctor.watch(G, opt_g, every=20) as wg, doctor.watch(D, opt_d, every=20) as wd:
+        for step in range(60):
+            d_loss, g_loss = _gan_round(G, D, opt_g, opt_d, _real(step))
+            wd.step(d_loss)
+            wg.step(g_loss)
+    for w, why in ((wg, "another model's parameters"), (wd, "inputs come from another model")):
+        report = w.report()
+        assert "parameters registered" not in report.checks  # the discriminator's are its own, registered
+        assert why in w.probe.game
+        _not_judged(report)
+
+
+def test_a_gan_in_one_module_with_its_two_optimizers_is_read_as_a_game():
+    G, D = _gan()
+    gan = nn.ModuleDict({"G": G, "D": D})
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    with doctor.watch(gan, [opt_d, opt_g], every=20) as w:
+        for step in range(60):
+            d_loss, _ = _gan_round(G, D, opt_g, opt_d, _real(step))
+            w.step(d_loss)
+    assert "optimizer 2 of 2 steps parameters this loss never reaches" in w.probe.game
+    _not_judged(w.report())
+
+
+def test_a_supervised_loop_with_two_optimizers_on_one_loss_is_not_a_game():
+    x, y = _data()
+    model = _mlp()
+    opts = [torch.optim.SGD(model[0].parameters(), lr=0.1), torch.optim.SGD(model[2].parameters(), lr=0.1)]
+    with doctor.watch(model, opts, every=5) as w:
+        for i in range(0, 256, 32):
+            loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+            for o in opts:
+                o.zero_grad()
+            loss.backward()
+            for o in opts:
+                o.step()
+            w.step(loss)
+    assert w.probe.game is None
+
+
+@pytest.mark.parametrize("data, fragment", [
+    (lambda x, y: (x, y[:, None]), r"shape \(N,\) \(y\.squeeze\(1\)\)"),
+    (lambda x, y: (x, y.int()), r"int32; torch's loss takes int64: y\.long\(\)"),
+    (lambda x, y: (x.double(), y), r"float64 \(NumPy's default\) but the model's parameters are float32"),
+    (lambda x, y: ((x * 40).clamp(0, 255).byte(), y), r"uint8.*x\.float\(\) / 255"),
+])
+def test_check_fails_first_when_the_users_loss_or_forward_raises_on_the_data(data, fragment):
+    x, y = data(*_data())
+    model = _mlp()
+    with pytest.raises(RuntimeError):  # what the user's own loop does with this data
+        nn.CrossEntropyLoss()(model(x), y)
+    report = doctor.check(model, x, y, nn.CrossEntropyLoss())
+    first = report.verdicts[0]
+    assert report.status == "fail" and first.check == "forward and loss run" and first.status == "fail"
+    assert "RuntimeError" in first.value
+    assert __import__("re").search(fragment, first.advice), first.advice
+
+
+def test_check_takes_numpy_targets_and_runs_clean_on_healthy_data():
+    x, y = _data()
+    report = doctor.check(_mlp(), x, y.numpy(), nn.CrossEntropyLoss())
+    assert "forward and loss run" not in [v.check for v in report.verdicts]
+    assert report["initial loss"].status == "pass"
+
+
+class LogSoftmaxNet(nn.Module):
+    def __init__(self, log_softmax):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.log_softmax = _mlp(), log_softmax
+
+    def forward(self, x):
+        z = self.body(x)
+        return F.log_softmax(z, dim=1) if self.log_softmax else z
+
+
+def _watch_plain(model, loss_fn, x, y, steps=40, lr=0.05):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    with doctor.watch(model, opt, every=10) as w:
+        for s in range(steps):
+            i = (s * 32) % len(x)
+            loss = loss_fn(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    return w.report()
+
+
+@pytest.mark.parametrize("log_softmax", [False, True])
+def test_nll_on_raw_scores_is_named_by_check_and_watch(log_softmax):
+    x, y = _data()
+    model = LogSoftmaxNet(log_softmax)
+    initial = doctor.check(model, x, y, nn.NLLLoss())["initial loss"]
+    loop = _watch_plain(model, nn.NLLLoss(), x, y)["loop: loss"]
+    if log_softmax:
+        assert initial.status == "pass" and loop.status == "pass"
+    else:
+        assert initial.status == "fail" and "not log-probabilities" in initial.advice
+        assert loop.status == "fail" and "not log-probabilities" in loop.value
+
+
+def test_one_hot_float_targets_for_cross_entropy_are_class_targets_to_the_overfit_check():
+    x, y = _data()
+    onehot = F.one_hot(y, C).float()
+    report = doctor.check(_mlp(), x, onehot, nn.CrossEntropyLoss())
+    assert report["overfit a tiny subset"].status == "pass", report["overfit a tiny subset"]
+
+
+def test_a_first_loss_that_is_not_finite_is_not_blamed_on_the_learning_rate():
+    verdict = learning_rate_diagnosis([math.nan] + [1.0] * 30)
+    assert verdict.status == "fail" and "before any update" in verdict.value
+    assert "not the learning rate" in verdict.advice and "lower" not in verdict.advice
+
+
+@pytest.mark.parametrize("where", ["a whole column", "rows of an unobserved step"])
+def test_nan_in_the_data_is_named_as_the_data_not_the_learning_rate(where):
+    x, y = _data()
+    x = x.clone()
+    if where == "a whole column":  # standardizing a constant feature: 0 / 0
+        x[:, 5] = math.nan
+    else:  # step 4 (not observed: steps 0-2 and every 10th are) meets NaN rows
+        x[4 * 32 + 3 : 4 * 32 + 6, 7] = math.nan
+    report = _watch_plain(_mlp(), F.cross_entropy, x, y)
+    inputs = report["loop: inputs"]
+    assert inputs.status == "fail" and "NaN" in inputs.value
+    if where != "a whole column":
+        assert "at step 4" in inputs.value
+    assert report["learning rate (loss curve)"].status == "info"
+    assert not [v for v in report.verdicts if v.check.startswith("monitor: non-finite") and v.status == "fail"]
