@@ -194,3 +194,117 @@ def test_nan_in_the_data_is_named_as_the_data_not_the_learning_rate(where):
         assert "at step 4" in inputs.value
     assert report["learning rate (loss curve)"].status == "info"
     assert not [v for v in report.verdicts if v.check.startswith("monitor: non-finite") and v.status == "fail"]
+
+
+def _loop(model, x, y, order, *, steps=40, every=10, extra=None):
+    """A plain loop whose step runs ``order`` (a string of z: zero_grad, f: forward+loss, b: backward, s: step);
+    ``extra(model, step)`` runs after each step when given."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with doctor.watch(model, opt, every=every) as w:
+        for k in range(steps):
+            i = (k * 32) % len(x)
+            loss = None
+            for op in order:
+                if op == "z":
+                    opt.zero_grad()
+                elif op == "f":
+                    loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+                elif op == "b":
+                    loss.backward()
+                elif op == "s":
+                    opt.step()
+            w.step(loss)
+            if extra is not None:
+                extra(model, opt, k)
+    return w.report()
+
+
+@pytest.mark.parametrize("order, fragment", [("zfsb", "optimizer.step() ran before loss.backward()"),
+                                             ("fbzs", "zero_grad() runs between loss.backward() and optimizer.step()"),
+                                             ("zfbs", None)])
+def test_a_step_before_backward_is_told_apart_from_zero_grad_in_between(order, fragment):
+    x, y = _data()
+    verdict = _loop(_mlp(), x, y, order)["loop: gradients at optimizer.step()"]
+    if fragment is None:
+        assert verdict.status == "pass"
+    else:
+        assert verdict.status == "fail" and fragment in (verdict.value + verdict.advice)
+
+
+class FunctionalDropout(nn.Module):
+    def __init__(self, follow_mode):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.fc2, self.follow_mode = nn.Linear(20, 32), nn.Linear(32, C), follow_mode
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x))
+        h = F.dropout(h, 0.5, training=self.training) if self.follow_mode else F.dropout(h, 0.5)
+        return self.fc2(h)
+
+
+@pytest.mark.parametrize("follow_mode", [False, True])
+def test_functional_dropout_left_on_in_eval_is_named_not_blamed_on_backward_code(follow_mode):
+    x, y = _data()
+    verdict = doctor.check(FunctionalDropout(follow_mode), x, y, nn.CrossEntropyLoss())["gradient check (data loss)"]
+    if follow_mode:
+        assert verdict.status == "pass"
+    else:
+        assert verdict.status == "fail" and "training=self.training" in verdict.advice
+        assert "custom backward" not in verdict.advice
+
+
+class SequenceTagger(nn.Module):
+    def __init__(self, batch_first):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = nn.LSTM(6, 16, batch_first=batch_first)
+        self.head = nn.Linear(16, C)
+
+    def forward(self, x):  # x: (B, T, F)
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_a_recurrence_over_the_batch_axis_is_found_from_the_last_sample(batch_first):
+    x = torch.randn(32, 5, 6, generator=torch.Generator().manual_seed(0))
+    verdict = doctor.check(SequenceTagger(batch_first), x, x[:, 0, :C].argmax(1),
+                           nn.CrossEntropyLoss())["batch independence"]
+    if batch_first:
+        assert verdict.status == "pass"
+    else:
+        assert verdict.status == "fail" and "batch_first=True" in verdict.advice
+
+
+def _dropout_mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, C))
+
+
+@pytest.mark.parametrize("back_to_train", [False, True])
+def test_a_validation_mid_epoch_that_leaves_eval_mode_on_is_named(back_to_train):
+    x, y = _data()
+
+    def validate_every_16(model, opt, k):
+        if k % 16 == 11:
+            model.eval()
+            with torch.no_grad():
+                model(x[:64])
+            if back_to_train:
+                model.train()
+        if k % 16 == 15:  # "the start of an epoch"
+            model.train()
+
+    verdict = _loop(_dropout_mlp(), x, y, "zfbs", steps=64, extra=validate_every_16)["loop: train/eval mode"]
+    if back_to_train:
+        assert verdict.status == "pass" and "train mode in 64 of 64 steps" in verdict.value
+    else:
+        assert verdict.status == "warn" and "of 64 training steps ran in eval mode" in verdict.value
+
+
+def test_optimizer_step_twice_per_batch_is_named():
+    x, y = _data()
+    verdict = _loop(_mlp(), x, y, "zfbss")["loop: optimizer.step() runs"]
+    assert verdict.status == "warn" and "ran 80 times in 40 w.step() calls" in verdict.value
+    assert "loop: optimizer.step() runs" not in _loop(_mlp(), x, y, "zfbs").checks

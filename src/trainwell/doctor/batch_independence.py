@@ -10,12 +10,22 @@ from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
 
-def batch_independence(model: nn.Module, x: torch.Tensor | Inputs, i: int = 0) -> Verdict:
+def batch_independence(model: nn.Module, x: torch.Tensor | Inputs, i: int | None = None) -> Verdict:
     """In eval mode, sample j must not affect sample i's output: d out_i / d x_j = 0 for j != i (for integer
-    inputs such as token ids: out_i must not change when the other samples are replaced).
+    inputs such as token ids: out_i must not change when the other samples are replaced). Read for the first and
+    the last of up to 8 samples (``i`` None), or for sample ``i``: a mix that runs one way along the batch (a
+    recurrence over the batch axis, a cumulative sum) never reaches the first sample's output.
 
     With several inputs both are read: the gradient with respect to every floating-point input, and out_i when
     the other samples' integer and boolean inputs (ids, masks) are replaced by sample i's own."""
+    if i is not None:
+        return _one(model, x, i)
+    last = min(len(x), 8) - 1
+    verdicts = [_one(model, x, 0)] + ([_one(model, x, last)] if last > 0 else [])
+    return next((v for v in verdicts if v.status == "fail"), verdicts[0])
+
+
+def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
     xs = x[: min(len(x), 8)]
     was = model.training
     model.eval()
@@ -34,15 +44,25 @@ def batch_independence(model: nn.Module, x: torch.Tensor | Inputs, i: int = 0) -
         else:
             with torch.no_grad():
                 a = O.logits(model(xs))[i]
-                b = O.logits(model(torch.cat([xs[: i + 1], xs[i + 1 :].flip(0).roll(1, 0)])))[i]
+                b = O.logits(model(_others_moved(xs, i)))[i]
             others = float((a - b).abs().max())
             what = f"max |out_{i} change| when the others change = {others:.3g}"
     finally:
         model.train(was)
     ok = others == 0.0
     return Verdict("batch independence", "pass" if ok else "fail", what, "0",
-                   "" if ok else "samples mix inside the batch in eval mode: a BatchNorm left in train mode, or a "
-                                 "reduction over the batch axis")
+                   "" if ok else "samples mix inside the batch in eval mode: a BatchNorm left in train mode, a "
+                                 "reduction over the batch axis, or a recurrent layer reading (B, T, F) inputs as "
+                                 "(T, B, F) (nn.LSTM/GRU/RNN without batch_first=True)")
+
+
+def _others_moved(xs: torch.Tensor, i: int) -> torch.Tensor:
+    """``xs`` with every sample but ``i`` replaced by another of them (a rotation of the others): a different
+    batch around sample ``i``, whatever its position."""
+    others = [j for j in range(len(xs)) if j != i]
+    moved = xs.clone()
+    moved[others] = xs[others[1:] + others[:1]]
+    return moved
 
 
 def _several(model: nn.Module, xs: Inputs, i: int) -> tuple[float, str]:
@@ -64,12 +84,12 @@ def _several(model: nn.Module, xs: Inputs, i: int) -> tuple[float, str]:
         found = max(found, others)
         parts.append(f"max |d out_{i} / d x_j| = {others:.3g} ({', '.join(floats)})")
     fixed = [name for name, t in xs.items() if not t.is_floating_point()]
-    if fixed and len(xs) > i + 1:
+    if fixed and len(xs) > 1:
 
         def copies(t: torch.Tensor) -> torch.Tensor:
             if t.is_floating_point():
                 return t
-            return torch.cat([t[: i + 1], t[i : i + 1].expand(len(t) - i - 1, *t.shape[1:])])
+            return t[i : i + 1].expand_as(t).clone()  # every sample's ids become sample i's own
 
         with torch.no_grad():
             a = O.logits(call(model, xs))[i]

@@ -83,6 +83,14 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
             value = value.mean() if value.dim() else value
             return value + penalty(m) if penalty is not None else value
 
+    with torch.no_grad():  # centred differences need a forward that is a function of the weights
+        first, again = float(objective()), float(objective())
+    if first != again and not (math.isnan(first) and math.isnan(again)):
+        return Verdict(name, "fail", f"the loss differs between two eval-mode forwards of the same batch ({first:.6g} "
+                       f"vs {again:.6g})", "a deterministic forward in eval mode",
+                       "a random operation stays on in eval mode: F.dropout(x, p) without training=self.training "
+                       "(or use nn.Dropout), or noise drawn in forward; predictions at test time are random too, "
+                       "and no gradient can be checked against differences")
     m.zero_grad()
     centre = objective()
     centre.backward()

@@ -83,6 +83,7 @@ class LoopProbe:
         self._grad_hooks: list = []
         self._layer_hooks: list = []
         self._armed = False
+        self._tick = self._last_backward = self._last_forward = 0  # the order of forwards and backward passes
 
     def _owned(self) -> set[int]:
         return {id(p) for o in self.optimizers for g in o.param_groups for p in g["params"]}
@@ -162,6 +163,8 @@ class LoopProbe:
 
     def _grad_hook(self, pid: int):
         def hook(g):
+            self._tick += 1
+            self._last_backward = self._tick
             seen = self._incoming.get(pid)
             self._incoming[pid] = g.detach().clone() if seen is None else seen + g.detach()
             self._backwards[pid] = self._backwards.get(pid, 0) + 1
@@ -170,6 +173,9 @@ class LoopProbe:
     def _pre_forward(self, module, args, kwargs):
         grad = torch.is_grad_enabled()
         self._forwards.append((module.training, grad))
+        if grad:
+            self._tick += 1
+            self._last_forward = self._tick
         if grad and self.nonfinite_input_step is None and not self._armed:
             x = _first_tensor(args, kwargs)
             # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
@@ -263,7 +269,10 @@ class LoopProbe:
         resid = math.sqrt(max(n_g - 2 * scale * dot + scale * scale * n_inc, 0.0) / n_g) if n_g > 0 else math.nan
         forms = [read_form(z, g) for z, g in self._outs if g is not None]
         known = [f for f in forms if f["form"] is not None]
+        # the latest training forward came after the latest backward: this step runs before its own backward()
+        early = self._last_forward > self._last_backward > 0
         return {"step": self.opt_steps, "present": present, "cleared": cleared, "scale": scale, "resid": resid,
+                "before_backward": early,
                 "grad_norm": math.sqrt(n_g), "incoming_norm": math.sqrt(n_inc), "backwards": backwards,
                 "manual_decay": decay if decay_fit and decay > 0 else None,
                 "not_owned": not_owned, "forwards": len(self._outs),

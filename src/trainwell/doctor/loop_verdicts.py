@@ -65,6 +65,12 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
     if not steps:
         return Verdict(name, "skip", "skipped: no gradient was observed at an optimizer step", "-", "")
     cleared = [s for s in steps if s["cleared"] and s["cleared"] >= 0.5 * s["present"]]
+    early = [s for s in cleared if s.get("before_backward")]
+    if len(early) >= max(1, len(steps) // 2):
+        return Verdict(name, "fail", f"optimizer.step() ran before loss.backward() on {len(early)} of {len(steps)} "
+                       "observed steps: the step found .grad empty (the previous backward's gradients cleared by "
+                       "zero_grad())", "backward() then step()", "call loss.backward() before optimizer.step() "
+                       "(zero_grad(), forward, loss, backward(), step()): the model never updates otherwise")
     if len(cleared) >= max(1, len(steps) // 2):
         return Verdict(name, "fail", f".grad was empty at optimizer.step() on {len(cleared)} of {len(steps)} observed "
                        "steps although backward() produced gradients", "the gradients of this step's backward()",
@@ -139,12 +145,17 @@ def module_mode(probe: LoopProbe) -> Verdict:
         return Verdict(name, "fail", f"{probe.eval_mode_steps} of {probe.train_steps} training steps ran in eval mode",
                        "model.train() during training", "dropout is off and BatchNorm uses its running statistics "
                        "while training: call model.train() at the start of each epoch (after validating)")
+    if probe.train_steps and probe.eval_mode_steps >= max(2, 0.05 * probe.train_steps):
+        return Verdict(name, "warn", f"{probe.eval_mode_steps} of {probe.train_steps} training steps ran in eval mode",
+                       "model.train() during training", "part of each epoch trains in eval mode: a validation run "
+                       "mid-epoch (model.eval()) that is not followed by model.train(); switch back after every "
+                       "evaluation")
     if probe.train_mode_validations:
         return Verdict(name, "fail", f"{probe.train_mode_validations} of {probe.validations} validations ran in train "
                        "mode", "model.eval() during validation", "dropout stays on and BatchNorm learns from the "
                        "validation batches: call model.eval() before validating (and model.train() after)")
-    return Verdict(name, "pass", f"train mode in {probe.train_steps} steps, eval mode in {probe.validations} "
-                   "validations", "-")
+    return Verdict(name, "pass", f"train mode in {probe.train_steps - probe.eval_mode_steps} of "
+                   f"{probe.train_steps} steps, eval mode in {probe.validations} validations", "-")
 
 
 def lr_schedule(probe: LoopProbe) -> Verdict:
@@ -365,6 +376,11 @@ def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
         return Verdict(name, "fail", f"{calls} steps recorded, optimizer.step() never ran",
                        "one optimizer.step() per step", "call optimizer.step() after loss.backward() (on the "
                        "optimizer given to doctor.watch)")
+    if calls >= 3 and probe.opt_steps >= 1.5 * calls:
+        return Verdict(name, "warn", f"optimizer.step() ran {probe.opt_steps} times in {calls} w.step() calls",
+                       "one optimizer.step() per w.step()", "optimizer.step() runs more than once per batch: each "
+                       "call applies the same gradients again (a larger, hidden learning rate); call it once per "
+                       "batch, then w.step(loss)")
     idle = probe.idle_calls - probe.skipped
     if probe.opt_steps >= 3 and idle >= max(3, calls // 3):
         return Verdict(name, "warn", f"w.step() ran {calls} times, {idle} of them with no optimizer step since the "
