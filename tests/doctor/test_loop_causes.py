@@ -308,3 +308,114 @@ def test_optimizer_step_twice_per_batch_is_named():
     verdict = _loop(_mlp(), x, y, "zfbss")["loop: optimizer.step() runs"]
     assert verdict.status == "warn" and "ran 80 times in 40 w.step() calls" in verdict.value
     assert "loop: optimizer.step() runs" not in _loop(_mlp(), x, y, "zfbs").checks
+
+
+class Finetuned(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.head = nn.Sequential(nn.Linear(20, 32), nn.ReLU()), nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+@pytest.mark.parametrize("replaced_after", [True, False])
+def test_a_head_replaced_after_the_optimizer_is_named_by_check_and_not_called_accumulation(replaced_after):
+    x, y = _data()
+    model = Finetuned()
+    if not replaced_after:
+        model.head = nn.Linear(32, C)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    if replaced_after:
+        model.head = nn.Linear(32, C)
+    report = doctor.check(model, x, y, nn.CrossEntropyLoss(), optimizer=opt)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 256, 32):
+            loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    watched = w.report()
+    if replaced_after:
+        held = report["optimizer holds the parameters"]
+        assert held.status == "fail" and "head.*" in held.value and "2 tensors the model no longer has" in held.value
+        assert watched["loop: optimizer holds the parameters"].status == "fail"
+        assert watched["loop: gradients at optimizer.step()"].status == "pass"  # not "call zero_grad"
+    else:
+        assert "optimizer holds the parameters" not in report.checks
+        assert watched["loop: optimizer holds the parameters"].status == "pass"
+
+
+@pytest.mark.parametrize("last", [True, False])
+def test_dropout_after_the_last_layer_is_named_by_check_and_watch(last):
+    torch.manual_seed(0)
+    layers = [nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C), nn.Dropout(0.3)] if last else \
+        [nn.Linear(20, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, C)]
+    model = nn.Sequential(*layers)
+    x, y = _data()
+    report = doctor.check(model, x, y, nn.CrossEntropyLoss())
+    loop = _watch_plain(model, F.cross_entropy, x, y)["loop: loss"]
+    if last:
+        assert report["output layer"].status == "fail" and "'3'" in report["output layer"].value
+        assert loop.status == "fail" and "dropout module '3'" in loop.value
+    else:
+        assert "output layer" not in report.checks and loop.status == "pass"
+
+
+def test_a_loss_rebuilt_from_item_reaches_no_parameter_and_fails():
+    x, y = _data()
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 256, 32):
+            loss = torch.tensor(F.cross_entropy(model(x[i : i + 32]), y[i : i + 32]).item(), requires_grad=True)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    verdict = w.report()["loop: every trainable parameter learns"]
+    assert verdict.status == "fail" and "no parameter ever received a gradient" in verdict.value
+
+
+@pytest.mark.parametrize("wd, status", [(0.5, "warn"), (5e-4, "pass"), (0.0, None)])
+def test_weight_decay_that_outpulls_the_gradient_is_named(wd, status):
+    x, y = _data()
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=wd)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 256, 32):
+            loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    report = w.report()
+    if status is None:
+        assert "loop: weight decay" not in report.checks
+    else:
+        assert report["loop: weight decay"].status == status
+
+
+def test_a_summed_loss_that_diverges_is_told_to_use_the_mean():
+    from trainwell.doctor import loop_verdicts as lv
+    from trainwell.doctor.verdict import Verdict
+
+    x, y = _data(n=512)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=5) as w:
+        for k in range(12):
+            i = (k * 128) % 512
+            loss = F.cross_entropy(model(x[i : i + 128]), y[i : i + 128], reduction="sum")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    summed = w.report()["loop: loss"]
+    assert summed.status == "info" and summed.value.startswith("summed cross-entropy over 128 examples")
+    rising = Verdict("learning rate (loss curve)", "fail", "too high: the loss rose", "-", "lower the learning rate")
+    (_, read) = lv.defer([summed, rising])
+    assert read.status == "fail"
+    assert read.advice.endswith("use reduction='mean', or divide a learning rate tuned for the mean by 128")

@@ -30,6 +30,8 @@ from torch import nn
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.first_call import runs_on_data
 from trainwell.doctor.inputs import Inputs, as_inputs, call
+from trainwell.doctor.optimizer_check import optimizer_holds
+from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
 from trainwell.doctor.report import Report
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
@@ -158,9 +160,18 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
             replace["regularization raises loss"] = lambda s: pf.regularization_raises_loss(
                 s.model, s.x, s.y, s.loss_fn, penalty=lambda m, k: k * total(m), strengths=(1.0, 2.0))
         crash = runs_on_data(model, x, y, loss_fn)  # the loop's first batch would raise: said first, as a fail
-        verdicts = [crash] * (crash is not None) + pf.run_all(
+        held = optimizer_holds(model, optimizer) if optimizer is not None else None
+        dropped = scores_dropout_verdict(_guarded_dropout(model, x)) if crash is None else None
+        verdicts = [v for v in (crash, held, dropped) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
+
+
+def _guarded_dropout(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:
+    try:
+        return dropout_on_scores(model, x)
+    except Exception:  # noqa: BLE001 - a structural reading: a model it cannot follow gets no verdict from it
+        return None
 
 
 def _total_penalty(penalty, weight_decay: float, model: nn.Module, x: torch.Tensor | Inputs):

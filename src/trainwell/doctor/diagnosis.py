@@ -122,7 +122,8 @@ def _describe_curve(f: dict, batch_size: int | None) -> str:
     if f["tail"] <= f["head"]:
         change = f"{f['rel_drop']:.0%} drop, {f['half_share']:.0%} of it by mid-run"
     else:  # a rise is not a "drop" (a clipped share of it would read "100%")
-        change = f"{(f['tail'] - f['head']) / max(abs(f['head']), 1e-12):.0%} rise"
+        rise = (f["tail"] - f["head"]) / max(abs(f["head"]), 1e-12)
+        change = f"{rise:.0%} rise" if rise < 10 else f"a rise to {f['tail'] / max(abs(f['head']), 1e-12):.3g}x"
     value = (f"start {f['head']:.3g} -> end {f['tail']:.3g} ({change}); noise {f['noise']:.0%} of the loss "
              f"level{noise_note}")
     return value

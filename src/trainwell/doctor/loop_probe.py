@@ -75,6 +75,8 @@ class LoopProbe:
         # curve is then not read for the learning rate (None: a supervised loss, as far as the hooks saw)
         self.game: str | None = None
         self.nonfinite_input_step: int | None = None  # the first unobserved step whose inputs held NaN/Inf
+        self.scores_dropout: str | None = None  # a dropout module whose output is the model's scores
+        self._dropout_outs: dict[int, tuple[torch.Tensor, str]] = {}
         self._forwards: list[tuple[bool, bool]] = []  # (training, grad enabled) since the last step
         self._incoming: dict[int, torch.Tensor] = {}
         self._backwards: dict[int, int] = {}
@@ -128,6 +130,11 @@ class LoopProbe:
         first = self._hook(self._first_layer_input)
         self._layer_hooks = [m.register_forward_pre_hook(first) for m in self.model.modules()
                              if isinstance(m, _WEIGHTED)]
+        self._dropout_outs = {}
+        if self.scores_dropout is None:
+            self._layer_hooks += [m.register_forward_hook(self._hook(self._dropout_output(name)))
+                                  for name, m in self.model.named_modules()
+                                  if isinstance(m, nn.modules.dropout._DropoutNd)]
         self._armed = True
 
     def _disarm(self) -> None:
@@ -196,10 +203,20 @@ class LoopProbe:
                                                 self._owned()):
             self.game = "its inputs come from another model that trains on its own (a GAN's generator)"
 
+    def _dropout_output(self, name: str):
+        def record(module, args, out) -> None:
+            if isinstance(out, torch.Tensor):  # the tensor kept till the forward ends: its id is not reused
+                self._dropout_outs[id(out)] = (out, name)
+        return record
+
     def _post_forward(self, module, args, out):
         if not (self._armed and torch.is_grad_enabled()):
             return
         z = O.logits(out)
+        kept = self._dropout_outs.get(id(z)) if isinstance(z, torch.Tensor) else None
+        if kept is not None and kept[0] is z:
+            self.scores_dropout = kept[1]
+        self._dropout_outs = {}
         if isinstance(z, torch.Tensor) and z.is_floating_point() and z.requires_grad and len(self._outs) < 16:
             entry = [z.detach().clone(), None]
             self._outs.append(entry)
@@ -244,8 +261,8 @@ class LoopProbe:
                 self.received.add(name)
                 if id(p) not in self.owned:
                     not_owned.append(name)
-            if stepping is not None and id(p) not in stepping and id(p) in self.owned:
-                continue
+            if stepping is not None and id(p) not in stepping and id(p) in self.owned or id(p) not in self.owned:
+                continue  # what no optimizer applies is named by the ownership verdict, not compared here
             backwards = max(backwards, self._backwards.get(id(p), 0))
             g = p.grad
             if inc.is_sparse or (g is not None and g.is_sparse):  # a sparse embedding's rows: held, not compared
@@ -269,10 +286,11 @@ class LoopProbe:
         resid = math.sqrt(max(n_g - 2 * scale * dot + scale * scale * n_inc, 0.0) / n_g) if n_g > 0 else math.nan
         forms = [read_form(z, g) for z, g in self._outs if g is not None]
         known = [f for f in forms if f["form"] is not None]
+        decay_ratio = self._decay_ratio() if self.opt_steps == 0 else None
         # the latest training forward came after the latest backward: this step runs before its own backward()
         early = self._last_forward > self._last_backward > 0
         return {"step": self.opt_steps, "present": present, "cleared": cleared, "scale": scale, "resid": resid,
-                "before_backward": early,
+                "before_backward": early, "decay_ratio": decay_ratio,
                 "grad_norm": math.sqrt(n_g), "incoming_norm": math.sqrt(n_inc), "backwards": backwards,
                 "manual_decay": decay if decay_fit and decay > 0 else None,
                 "not_owned": not_owned, "forwards": len(self._outs),
@@ -282,6 +300,29 @@ class LoopProbe:
                 "bounded": known[0]["bounded"] if known else None,
                 "log_probs": _log_probabilities(self._outs[0][0]) if known and known[0]["form"] == "nll" else None,
                 "first_logits": self._outs[0][0] if self.opt_steps == 0 and self._outs else None}
+
+    def _decay_ratio(self) -> tuple[float, float] | None:
+        """(weight decay, ||wd w|| / ||g||) over the first optimizer's decayed tensors at the first step: the pull
+        of weight decay coupled to the gradient (SGD's, Adam's ``weight_decay``) against the loss's own gradient.
+        None without coupled decay (AdamW's decoupled decay scales with the rate, not with the gradient)."""
+        if isinstance(self.optimizer, torch.optim.AdamW):
+            return None
+        pull = grad = 0.0
+        strongest = 0.0
+        for group in self.optimizer.param_groups:
+            wd = float(group.get("weight_decay", 0.0) or 0.0)
+            if wd <= 0 or group.get("decoupled_weight_decay"):
+                continue
+            strongest = max(strongest, wd)
+            for p in group["params"]:
+                inc = self._incoming.get(id(p))
+                if inc is None or inc.is_sparse:
+                    continue
+                pull += float((wd * p.detach().double()).pow(2).sum())
+                grad += float(inc.double().pow(2).sum())
+        if strongest == 0 or grad == 0:
+            return None
+        return strongest, math.sqrt(pull / grad)
 
     def validation_seen(self) -> None:
         """Called by ``Watch.validate``: the forwards since the last step were validation forwards."""

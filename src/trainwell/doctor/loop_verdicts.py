@@ -18,6 +18,7 @@ import torch
 
 from trainwell.doctor import registration
 from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.output_layer import scores_dropout_verdict
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.verdict import Verdict
 
@@ -31,7 +32,8 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
                        f"and the model's {_group_names(seen)} receive gradients it never applies",
                        "the optimizer built on model.parameters() of the model you train",
                        "the optimizer was built on another copy of the model (a deepcopy, a model re-created or "
-                       "re-loaded after the optimizer): build it after the final model, on model.parameters()")
+                       "re-loaded after the optimizer) or before a layer was replaced (model.head = ...): build it "
+                       "after the final model, on model.parameters()")
     if seen:
         return Verdict(name, "fail", f"{_group_names(seen)} receive gradients but no optimizer param group holds "
                        "them: they never change", "every parameter that gets a gradient is in the optimizer",
@@ -119,8 +121,10 @@ def gradient_reach(probe: LoopProbe) -> Verdict:
         return Verdict(name, "skip", "skipped: fewer than 2 observed steps", "-", "")
     starved = [n for n, p in probe.named.items() if p.requires_grad and n not in probe.received]
     if starved:
-        value = f"never received a gradient: {_group_names(starved)}" + (f"; {frozen}" if frozen else "")
-        return Verdict(name, "warn", value, "a gradient for every parameter that requires one",
+        none = not probe.received
+        value = ("no parameter ever received a gradient" if none else
+                 f"never received a gradient: {_group_names(starved)}") + (f"; {frozen}" if frozen else "")
+        return Verdict(name, "fail" if none else "warn", value, "a gradient for every parameter that requires one",
                        "a detached branch (.detach(), .item(), .data, torch.no_grad in forward), an auxiliary loss "
                        "left out of the total, an unused layer, or every ReLU after them dead (see the monitors): "
                        "these parameters never learn")
@@ -134,6 +138,23 @@ def gradient_reach(probe: LoopProbe) -> Verdict:
 def _frozen_share(probe: LoopProbe) -> float:
     total = sum(p.numel() for p in probe.named.values())
     return sum(probe.named[n].numel() for n in probe.frozen) / max(total, 1)
+
+
+def weight_decay(probe: LoopProbe) -> Verdict | None:
+    """Weight decay coupled to the gradient (SGD's or Adam's ``weight_decay``) against the loss's gradient at
+    the first step: at initialization the data gradient should dominate (at a minimum of loss + L2 the two
+    balance, so later steps are not read). None without such decay."""
+    first = next((s["decay_ratio"] for s in probe.steps if s["step"] == 0 and s.get("decay_ratio")), None)
+    if first is None:
+        return None
+    wd, ratio = first
+    name = "loop: weight decay"
+    if ratio > 1.0:
+        return Verdict(name, "warn", f"weight_decay={wd:g} pulls the weights {ratio:.3g}x harder than the loss's "
+                       "gradient at the first step", "decay well below the data gradient at initialization",
+                       "the decay dominates the update and shrinks the weights towards 0 (the model underfits): "
+                       "typical values are 1e-5..5e-4 for SGD and Adam; is it a typo (0.5 for 5e-4)?")
+    return Verdict(name, "pass", f"weight_decay={wd:g}: {ratio:.2g}x the loss's gradient at the first step", "-")
 
 
 def module_mode(probe: LoopProbe) -> Verdict:
@@ -179,6 +200,9 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
     """The gradient the loss sends to the logits says what the loss is (:mod:`~trainwell.doctor.loss_form`): its
     total weight must be 1 (a mean over the step's examples), softmax over the class axis, on logits."""
     name = "loop: loss"
+    dropped = scores_dropout_verdict(probe.scores_dropout, name)
+    if dropped is not None:
+        return dropped
     steps = [s for s in probe.steps if s["form"] is not None]
     if not steps:
         return Verdict(name, "skip", "skipped: not a softmax cross-entropy or NLL on the output (or no output "
@@ -218,7 +242,8 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
         value = f"mean {formula} (weights sum to {weight:.3g}){amp}"
     elif abs(weight - rows) <= 0.02 * rows:
         return Verdict(name, "info", f"summed {formula} over {rows} examples (reduction='sum')", "-",
-                       "the gradient grows with the batch size: the learning rate must shrink with it")
+                       f"the gradient is {rows}x the mean's and grows with the batch size: use reduction='mean', or "
+                       f"divide a learning rate tuned for the mean by {rows}")
     elif k > 1 and abs(weight - k) <= 0.02 * k:
         return Verdict(name, "fail", f"{k} micro-batches accumulated per step, each loss a full mean: the gradient "
                        f"is {weight:.3g}x the mean's", "loss / k for k accumulated micro-batches",
@@ -412,6 +437,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
                   None)
     nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
+    summed = next((v for v in verdicts if v.check == "loop: loss" and v.status == "info"
+                   and str(v.value).startswith("summed")), None)
     out = []
     for v in verdicts:
         if nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
@@ -421,6 +448,9 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
             names = ", ".join(f"'{c.check}'" for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
                         f"fix {names} first: this reading follows from it")
+        elif v.check == DOWNSTREAM[0] and summed is not None and str(v.value).startswith("too high"):
+            v = Verdict(v.check, v.status, v.value, v.expected, f"{v.advice}; the loss is {summed.value}: "
+                        f"{summed.advice.split(': ', 1)[-1]}")
         elif v.check == DOWNSTREAM[0] and v.status == "warn" and frozen is not None and \
                 str(v.value).startswith(("flat", "too low")):
             v = Verdict(v.check, "warn", f"{v.value}; {frozen.value}", v.expected,

@@ -25,6 +25,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import hooked_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import expected_initial_loss, loss_kind
+from trainwell.doctor.verdict import Verdict
 
 #: activations whose output is bounded (or never negative): what they leave of the scores
 _BOUNDED = {nn.Sigmoid: "in [0, 1]", nn.Softmax: "in [0, 1]", nn.Softmin: "in [0, 1]", nn.Hardsigmoid: "in [0, 1]",
@@ -52,6 +53,26 @@ def last_activation(model: nn.Module, x: torch.Tensor | Inputs) -> tuple[str, st
         if out is scores and isinstance(module, tuple(_BOUNDED)):
             return name, type(module).__name__
     return None
+
+
+def dropout_on_scores(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:
+    """The name of a dropout module whose output *is* the model's scores (a Dropout after the last layer: in
+    training it zeroes scores at random, so the loss reads noised logits and the model learns to inflate them),
+    or None. The model's modes are restored."""
+    seen: list[tuple[str, nn.Module, object]] = []
+    modules = dict(model.named_modules())
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        hooked_forward(model, x, (nn.Module,), lambda name, _inp, out: seen.append((name, modules[name], out)))
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    if not seen or seen[-1][0] != "":
+        return None
+    scores = O.logits(seen[-1][2])
+    return next((name for name, module, out in seen[:-1]
+                 if out is scores and isinstance(module, nn.modules.dropout._DropoutNd)), None)
 
 
 def wants_logits(loss_fn: Callable, out, y: torch.Tensor) -> str | None:
@@ -99,3 +120,12 @@ def _bounded_scores(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
     if low >= 0.0 and float((scores == 0).float().mean()) > 0.25:
         return f"the trained model's scores are never negative, many exactly 0 (a ReLU applied in forward?): {fix}"
     return None
+
+
+def scores_dropout_verdict(name: str | None, check: str = "output layer") -> Verdict | None:
+    """A fail naming dropout module ``name`` applied to the model's scores; None without one."""
+    if name is None:
+        return None
+    return Verdict(check, "fail", f"the scores pass through dropout module '{name}' last",
+                   "raw scores from the last layer", "dropout after the last layer zeroes scores at random in "
+                   "training (the loss reads noised logits) and does nothing in eval: move it before the last layer")

@@ -274,7 +274,7 @@ class Watch:
             z = p.steps[0]["first_logits"]
             classes = z.shape[-1] if z.dim() >= 2 else None
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
-               lv.gradient_flow(p), lv.gradient_reach(p), lv.module_mode(p), lv.lr_schedule(p),
+               lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lv.lr_schedule(p),
                lv.loss_scale(p, first), lv.inputs(p, self._memorizing()),
                lv.labels([y.cpu() for y in self._ys], classes, self._broadcast)]
         return [v for v in out if v is not None]
