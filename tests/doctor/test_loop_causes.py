@@ -419,3 +419,62 @@ def test_a_summed_loss_that_diverges_is_told_to_use_the_mean():
     (_, read) = lv.defer([summed, rising])
     assert read.status == "fail"
     assert read.advice.endswith("use reduction='mean', or divide a learning rate tuned for the mean by 128")
+
+
+def _soft_ce(sign):
+    def loss(logits, target):
+        soft = F.one_hot(target, C).float() * 0.9 + 0.1 / C  # label smoothing by hand
+        return sign * -(soft * F.log_softmax(logits, dim=1)).sum(1).mean()
+    return loss
+
+
+@pytest.mark.parametrize("sign", [-1.0, 1.0])
+def test_a_hand_written_cross_entropy_missing_its_minus_sign_is_named(sign):
+    x, y = _data()
+    initial = doctor.check(_mlp(), x, y, _soft_ce(sign))["initial loss"]
+    report = _watch_plain(_mlp(), _soft_ce(sign), x, y)
+    if sign < 0:
+        assert initial.status == "fail" and "minus a cross-entropy" in initial.advice
+        assert report["loop: loss"].status == "fail" and "-ln C" in report["loop: loss"].value
+    else:
+        assert initial.status == "pass"
+        assert report["loop: loss"].status == "skip"  # a smoothed cross-entropy's form is not read
+
+
+@pytest.mark.parametrize("repeated", [True, False])
+def test_one_layer_repeated_in_a_sequential_is_named(repeated):
+    torch.manual_seed(0)
+    block = [nn.Linear(32, 32), nn.Tanh()]
+    body = block * 3 if repeated else [m for _ in range(3) for m in (nn.Linear(32, 32), nn.Tanh())]
+    model = nn.Sequential(nn.Linear(20, 32), nn.Tanh(), *body, nn.Linear(32, C))
+    x, y = _data()
+    verdict = doctor.check(model, x, y, nn.CrossEntropyLoss())["parameters registered"]
+    if repeated:
+        assert verdict.status == "warn" and "positions 2, 4, 6 of the model" in verdict.value
+    else:
+        assert verdict.status == "pass"
+
+
+@pytest.mark.parametrize("ignore, named", [(0, True), (-100, False)])
+def test_ignore_index_on_a_real_class_is_named(ignore, named):
+    x, y = _data()
+    report = doctor.check(_mlp(), x, y, nn.CrossEntropyLoss(ignore_index=ignore))
+    if named:
+        assert report["targets"].status == "fail" and "ignore_index=0, one of the model's 4 classes" in \
+            report["targets"].value
+    else:
+        assert "targets" not in report.checks
+
+
+@pytest.mark.parametrize("head, named", [(nn.Sigmoid(), True), (None, False)])
+def test_ratings_beyond_a_sigmoid_output_are_named(head, named):
+    x, _ = _data()
+    ratings = 1.0 + (x[:, :3].sum(1) > 0).float() * 2 + (x[:, 3] > 0).float() * 2  # 1..5
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 1), nn.Flatten(0), *([head] if head else []))
+    report = doctor.check(model, x, ratings, nn.MSELoss())
+    if named:
+        assert report["targets"].status == "fail" and "pass through Sigmoid ('4') last: in [0, 1]" in \
+            report["targets"].value
+    else:
+        assert "targets" not in report.checks

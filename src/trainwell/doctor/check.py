@@ -33,6 +33,7 @@ from trainwell.doctor.inputs import Inputs, as_inputs, call
 from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
 from trainwell.doctor.report import Report
+from trainwell.doctor.target_range import ignored_class, unreachable_targets
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
 
@@ -162,9 +163,20 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         crash = runs_on_data(model, x, y, loss_fn)  # the loop's first batch would raise: said first, as a fail
         held = optimizer_holds(model, optimizer) if optimizer is not None else None
         dropped = scores_dropout_verdict(_guarded_dropout(model, x)) if crash is None else None
-        verdicts = [v for v in (crash, held, dropped) if v is not None] + pf.run_all(
+        targets = _target_verdict(model, x, y, loss_fn) if crash is None else None
+        verdicts = [v for v in (crash, held, dropped, targets) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
+
+
+def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable):
+    """An ignored real class, or regression targets the last activation cannot reach (None: neither)."""
+    try:
+        with torch.no_grad():
+            out = call(model, x)
+        return ignored_class(loss_fn, out, y) or unreachable_targets(model, x, y, loss_fn)
+    except Exception:  # noqa: BLE001 - these readings only add a verdict; the checks below still run
+        return None
 
 
 def _guarded_dropout(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:

@@ -43,6 +43,11 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
         return Verdict("initial loss", "fail", loss, "a finite loss",
                        f"the loss at init is {loss}: {_suspect_layer(model, x)}; check the inputs for NaN/Inf and "
                        f"the loss for log(0)")
+    if kind == "unknown" and loss < 0 and expected_initial_loss(lambda o, t: -loss_fn(o, t), out, y) is not None:
+        return Verdict("initial loss", "fail", round(loss, 4), "a cross-entropy's ln C > 0",
+                       "the loss is minus a cross-entropy (it gives -ln C on uniform logits): training maximizes the "
+                       "cross-entropy and drives the right class down; a minus sign is missing in the hand-written "
+                       "loss (-(target * log_softmax(z)).sum(1).mean())")
     if kind == "unknown":
         return Verdict("initial loss", "skip", f"skipped: unknown loss ({loss:.4g})", "no expectation for this loss",
                        "pass a torch loss (function or nn.Module) or compare by hand with a constant predictor's loss")

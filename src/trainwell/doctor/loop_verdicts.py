@@ -205,6 +205,9 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
         return dropped
     steps = [s for s in probe.steps if s["form"] is not None]
     if not steps:
+        flipped = _minus_log_c(probe, first_loss)
+        if flipped is not None:
+            return flipped
         return Verdict(name, "skip", "skipped: not a softmax cross-entropy or NLL on the output (or no output "
                        "gradient seen)", "-", "")
     s = steps[0]
@@ -262,6 +265,21 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
                            "inputs far from unit scale, or a last layer initialized too large")
         value += f"; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}"
     return Verdict(name, "pass", value, "-")
+
+
+def _minus_log_c(probe: LoopProbe, first_loss: float | None) -> Verdict | None:
+    """A first loss of -ln C (C the output width, C >= 3) from a loss of unrecognised form: a cross-entropy with
+    its minus sign missing (hand-written, e.g. with label smoothing), which training maximizes."""
+    z = probe.steps[0]["first_logits"] if probe.steps else None
+    if first_loss is None or z is None or z.dim() < 2 or z.shape[-1] < 3 or not math.isfinite(first_loss):
+        return None
+    c = z.shape[-1]
+    if abs(first_loss + math.log(c)) > 0.1 * math.log(c):
+        return None
+    return Verdict("loop: loss", "fail", f"first loss {first_loss:.4g}, near -ln C = {-math.log(c):.4g} (C = {c})",
+                   "a cross-entropy starts near +ln C", "the loss looks like minus a cross-entropy: training then "
+                   "maximizes it and drives the right class down (accuracy below chance); a minus sign is missing "
+                   "in the hand-written loss (-(target * log_softmax(z)).sum(1).mean())")
 
 
 def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:

@@ -152,6 +152,12 @@ def parameters_registered(model: nn.Module, x: torch.Tensor | Inputs, y: torch.T
         count = sum(p.numel() for _, p in frozen)
         parts.append(f"frozen: {_group_names([n for n, _ in frozen])} ({count:,} of {total:,} parameters, "
                      f"{count / max(total, 1):.0%})")
+    repeated = repeated_layers(model)
+    if repeated:
+        return Verdict(name, "warn", "; ".join(parts) + f"; {repeated}", "each layer its own module",
+                       "one layer object placed several times in a container shares one set of weights (a list "
+                       "repeated with * n: [nn.Linear(64, 64), nn.ReLU()] * 3): build each layer anew, e.g. "
+                       "[layer for _ in range(n) for layer in (nn.Linear(64, 64), nn.ReLU())]")
     if unused:
         return Verdict(name, "warn", "; ".join(parts) + f"; trainable but never reach the loss: "
                        f"{_group_names(unused)}", "every trainable parameter receives a gradient",
@@ -161,6 +167,24 @@ def parameters_registered(model: nn.Module, x: torch.Tensor | Inputs, y: torch.T
     return Verdict(name, status, "; ".join(parts), "every trainable tensor registered and reaching the loss",
                    "frozen parameters never change: unfreeze them (requires_grad_(True)) and add them to the "
                    "optimizer if that is not intended" if frozen else "")
+
+
+def repeated_layers(model: nn.Module) -> str | None:
+    """A sentence naming a module with parameters that one container holds at several positions (``[layer] * 3``
+    in an ``nn.Sequential`` / ``nn.ModuleList``), or None. Weights shared on purpose between differently named
+    attributes (tied embeddings) are not a repeat inside one container."""
+    for cname, container in model.named_modules():
+        if not isinstance(container, (nn.Sequential, nn.ModuleList)):
+            continue
+        positions: dict[int, list[str]] = {}
+        for key, child in container._modules.items():
+            if child is not None and any(True for _ in child.parameters()):
+                positions.setdefault(id(child), []).append(key)
+        for keys in positions.values():
+            if len(keys) > 1:
+                where = f"'{cname}'" if cname else "the model"
+                return f"one layer with weights sits at positions {', '.join(keys)} of {where}"
+    return None
 
 
 def unregistered_verdict(outside: list[str]) -> Verdict:

@@ -1,0 +1,58 @@
+"""Pre-flight: targets the loss can never reach. A class-index loss that ignores a real class
+(``nn.CrossEntropyLoss(ignore_index=0)`` where 0 is a class: those examples never train), and regression targets
+outside the range an activation after the last layer leaves (ratings 1..5 through a Sigmoid: the outputs stop
+at 1, so the loss cannot fall below the gap)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from trainwell.doctor import outputs as O
+from trainwell.doctor.inputs import Inputs
+from trainwell.doctor.loss_kinds import loss_kind
+from trainwell.doctor.output_layer import last_activation
+from trainwell.doctor.verdict import Verdict
+
+NAME = "targets"
+
+#: the outputs' range after each bounded activation (lower, upper)
+_RANGES = {"Sigmoid": (0.0, 1.0), "Hardsigmoid": (0.0, 1.0), "Softmax": (0.0, 1.0), "Softmin": (0.0, 1.0),
+           "Tanh": (-1.0, 1.0), "Hardtanh": (-1.0, 1.0), "ReLU6": (0.0, 6.0), "ReLU": (0.0, float("inf")),
+           "Softplus": (0.0, float("inf"))}
+
+
+def ignored_class(loss_fn: Callable, out, y: torch.Tensor) -> Verdict | None:
+    """A fail when the loss's ``ignore_index`` is one of the model's classes and some targets hold it."""
+    ignore = getattr(loss_fn, "ignore_index", None)
+    scores = O.logits(out)
+    if ignore is None or scores is None or scores.dim() < 2 or y.is_floating_point():
+        return None
+    c = scores.shape[1]
+    share = float((y == ignore).float().mean())
+    if not 0 <= ignore < c or share == 0:
+        return None
+    return Verdict(NAME, "fail", f"{share:.0%} of the targets equal ignore_index={ignore}, one of the model's {c} "
+                   "classes", "ignore_index outside [0, C) (torch's default -100)",
+                   f"the loss skips every example of class {ignore}: it never learns that class; use ignore_index "
+                   f"only for a padding label outside 0..{c - 1}")
+
+
+def unreachable_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> \
+        Verdict | None:
+    """A fail when a regression loss's targets lie outside the range the last activation leaves the outputs."""
+    if loss_kind(loss_fn) not in ("mse", "l1", "smooth_l1", "huber") or not y.is_floating_point() or not len(y):
+        return None
+    found = last_activation(model, x)
+    if found is None or found[1] not in _RANGES:
+        return None
+    low, high = _RANGES[found[1]]
+    lo, hi = float(y.min()), float(y.max())
+    if low <= lo and hi <= high:
+        return None
+    return Verdict(NAME, "fail", f"targets run {lo:.3g}..{hi:.3g}, but the outputs pass through {found[1]} "
+                   f"('{found[0]}') last: in [{low:g}, {high:g}]", "targets inside the outputs' range",
+                   f"the model cannot output the targets, so the loss stays above the gap whatever it learns: drop "
+                   f"the {found[1]} after the last layer, or rescale the targets into [{low:g}, {high:g}]")
