@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -45,18 +46,26 @@ class Net(nn.Module):
         self.kind = kind
         if kind == "python_list":
             self.layers = [nn.Linear(D, 64), nn.Linear(64, 64)]  # not registered
+        elif kind == "repeated":  # [layer] * 2: one Linear applied twice
+            self.layers = nn.ModuleList([nn.Linear(D, 64)] + [nn.Linear(64, 64)] * 2)
+        elif kind == "three_layers":
+            self.layers = nn.ModuleList([nn.Linear(D, 64), nn.Linear(64, 64), nn.Linear(64, 64)])
         else:
             self.layers = nn.ModuleList([nn.Linear(D, 64), nn.Linear(64, 64)])
         self.drop = nn.Dropout(0.1)
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else None
-        self.softmax = {"softmax": nn.Softmax(dim=1), "sigmoid": nn.Sigmoid(), "relu_head": nn.ReLU()}.get(kind)
+        self.softmax = {"softmax": nn.Softmax(dim=1), "sigmoid": nn.Sigmoid(), "relu_head": nn.ReLU(),
+                        "dropout_head": nn.Dropout(0.1)}.get(kind)
 
     def forward(self, x):
         h = x
         for layer in self.layers:
-            h = self.drop(F.relu(layer(h)))
+            if self.kind.startswith("functional_dropout"):  # F.dropout: on in eval too unless told the mode
+                h = F.dropout(F.relu(layer(h)), 0.1, training=self.training if self.kind.endswith("ok") else True)
+            else:
+                h = self.drop(F.relu(layer(h)))
         if self.side is not None:
             s = F.relu(self.side(x))
             h = h + (s.detach() if self.kind == "detached" else s)
@@ -95,6 +104,12 @@ class Loop:
     ragged: bool = False  # N - 31 examples: the last batch holds one example (a DataLoader's drop_last=False)
     target_scale: float = 1.0  # regression targets in raw units: y * scale + 4 * scale
     watch_micro: bool = False  # w.step() after every micro-batch instead of after optimizer.step()
+    step_first: bool = False  # optimizer.step() before loss.backward()
+    double_step: bool = False  # optimizer.step() twice per batch
+    nan_rows: bool = False  # a few rows of the data hold NaN
+    eval_mid_epoch: bool = False  # a validation halfway through each epoch leaves model.eval() on
+    weight_decay: float = 0.0
+    replace_head: bool = False  # the head replaced after the optimizer was built
     extra: dict = field(default_factory=dict)
 
 
@@ -104,6 +119,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     x, y = blobs(N - 31 if cfg.ragged else N, seed)
     xv, yv = blobs(NV, seed + 1)
     x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
+    if cfg.nan_rows:
+        x[torch.arange(70, len(x), 97), 3] = math.nan
     if cfg.sort:
         order = y.argsort(stable=True)
         x, y = x[order], y[order]
@@ -130,7 +147,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             p.requires_grad = False
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
-                          momentum=0.9 if cfg.lr < 1 else 0.0)
+                          momentum=0.9 if cfg.lr < 1 else 0.0, weight_decay=cfg.weight_decay)
+    if cfg.replace_head:
+        model.head = nn.Linear(64, classes)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
 
     def loss_fn(out, t):
@@ -140,6 +159,14 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return F.mse_loss(out, t)  # (B, 1) vs (B,): broadcast to (B, B)
         if cfg.loss == "mse":
             return F.mse_loss(out.squeeze(1), t)
+        if cfg.loss in ("nll", "nll_raw"):  # NLL wants log-probabilities
+            return F.nll_loss(out if cfg.loss == "nll_raw" else F.log_softmax(out, dim=1), t)
+        if cfg.loss in ("soft_ce", "soft_ce_negated"):  # label smoothing by hand
+            soft = F.one_hot(t, out.shape[1]).float() * 0.9 + 0.1 / out.shape[1]
+            ce = -(soft * F.log_softmax(out, dim=1)).sum(1).mean()
+            return -ce if cfg.loss == "soft_ce_negated" else ce
+        if cfg.loss in ("ce_ignore0", "ce_ignore_pad"):  # ignore_index 0 is a real class; -100 is padding
+            return F.cross_entropy(out, t, ignore_index=0 if cfg.loss == "ce_ignore0" else -100)
         if cfg.loss in ("aux", "aux_item"):
             logits, aux = out
             extra = F.cross_entropy(aux, t % 2)
@@ -171,6 +198,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         loss = loss + loss_fn(out, y[part])
                     if cfg.accumulate > 1 and cfg.divide_accumulated:
                         loss = loss / cfg.accumulate
+                    if cfg.step_first:
+                        opt.step()
                     loss.backward()
                     if cfg.watch_micro:
                         w.step(loss, y=y[part])
@@ -178,12 +207,18 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     opt.zero_grad()
                 if cfg.clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                if not cfg.skip_step:
+                if not cfg.skip_step and not cfg.step_first:
                     opt.step()
+                    if cfg.double_step:
+                        opt.step()
                 if sched is not None and cfg.scheduler == "per_batch":
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=y[idx])
+                if cfg.eval_mid_epoch and i == steps_per_epoch // 2:
+                    model.eval()
+                    with torch.no_grad():
+                        loss_fn(model(xv), yv)
             if sched is not None and cfg.scheduler == "per_epoch":
                 sched.step()
             if not cfg.no_eval_for_validation:
@@ -254,6 +289,20 @@ CASES = [
          "w.step"),
     Case("a Sigmoid after the last layer", Loop(model="sigmoid"), Loop(), "loop: loss"),
     Case("a ReLU after the last layer", Loop(model="relu_head"), Loop(), "loop: loss"),
+    Case("optimizer.step() before loss.backward()", Loop(step_first=True), Loop(), "loop: gradients"),
+    Case("optimizer.step() twice per batch", Loop(double_step=True, lr=0.05), Loop(lr=0.05), "loop: optimizer.step()"),
+    Case("NaN in a few rows of the data", Loop(nan_rows=True), Loop(), "loop: inputs"),
+    Case("a validation mid-epoch leaves eval mode on", Loop(eval_mid_epoch=True), Loop(), "loop: train/eval"),
+    Case("weight decay 0.5 (a typo for 5e-4)", Loop(weight_decay=0.5), Loop(weight_decay=5e-4), "weight decay"),
+    Case("the head replaced after the optimizer was built", Loop(replace_head=True), Loop(), "optimizer holds"),
+    Case("dropout after the last layer", Loop(model="dropout_head"), Loop(), "dropout module"),
+    Case("F.dropout without training=self.training", Loop(model="functional_dropout"),
+         Loop(model="functional_dropout_ok"), "eval-mode forwards"),
+    Case("NLLLoss on raw logits", Loop(loss="nll_raw"), Loop(loss="nll"), "not log-probabilities"),
+    Case("a hand-written cross-entropy missing its minus sign", Loop(loss="soft_ce_negated"), Loop(loss="soft_ce"),
+         "-ln C"),
+    Case("one layer repeated with [layer] * 2", Loop(model="repeated"), Loop(model="three_layers"), "positions"),
+    Case("ignore_index=0 where 0 is a class", Loop(loss="ce_ignore0"), Loop(loss="ce_ignore_pad"), "ignore_index"),
 ]
 
 

@@ -455,10 +455,13 @@ def test_one_layer_repeated_in_a_sequential_is_named(repeated):
         assert verdict.status == "pass"
 
 
+@pytest.mark.parametrize("module", [True, False])
 @pytest.mark.parametrize("ignore, named", [(0, True), (-100, False)])
-def test_ignore_index_on_a_real_class_is_named(ignore, named):
+def test_ignore_index_on_a_real_class_is_named(ignore, named, module):
     x, y = _data()
-    report = doctor.check(_mlp(), x, y, nn.CrossEntropyLoss(ignore_index=ignore))
+    loss_fn = nn.CrossEntropyLoss(ignore_index=ignore) if module else \
+        (lambda out, t: F.cross_entropy(out, t, ignore_index=ignore))  # a closure: read by what it does
+    report = doctor.check(_mlp(), x, y, loss_fn)
     if named:
         assert report["targets"].status == "fail" and "ignore_index=0, one of the model's 4 classes" in \
             report["targets"].value

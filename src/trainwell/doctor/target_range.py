@@ -25,12 +25,18 @@ _RANGES = {"Sigmoid": (0.0, 1.0), "Hardsigmoid": (0.0, 1.0), "Softmax": (0.0, 1.
 
 
 def ignored_class(loss_fn: Callable, out, y: torch.Tensor) -> Verdict | None:
-    """A fail when the loss's ``ignore_index`` is one of the model's classes and some targets hold it."""
-    ignore = getattr(loss_fn, "ignore_index", None)
+    """A fail when the loss ignores one of the model's classes that some targets hold: its ``ignore_index``
+    (torch's loss modules), or, for a function (``F.cross_entropy(o, t, ignore_index=0)`` in a closure), a class
+    whose examples alone give the loss no value (NaN: a mean over no examples, or exactly 0) on uniform logits."""
     scores = O.logits(out)
-    if ignore is None or scores is None or scores.dim() < 2 or y.is_floating_point():
+    if scores is None or scores.dim() < 2 or y.is_floating_point() or y.shape != scores.shape[:1] + scores.shape[2:]:
         return None
     c = scores.shape[1]
+    ignore = getattr(loss_fn, "ignore_index", None)
+    if ignore is None:
+        ignore = _silent_class(loss_fn, out, scores, y)
+    if ignore is None:
+        return None
     share = float((y == ignore).float().mean())
     if not 0 <= ignore < c or share == 0:
         return None
@@ -38,6 +44,24 @@ def ignored_class(loss_fn: Callable, out, y: torch.Tensor) -> Verdict | None:
                    "classes", "ignore_index outside [0, C) (torch's default -100)",
                    f"the loss skips every example of class {ignore}: it never learns that class; use ignore_index "
                    f"only for a padding label outside 0..{c - 1}")
+
+
+def _silent_class(loss_fn: Callable, out, scores: torch.Tensor, y: torch.Tensor) -> int | None:
+    """The first class among the targets (at most 64 read) whose examples alone give ``loss_fn`` NaN or exactly 0
+    on uniform logits, where a cross-entropy gives ln C; None if none does or the loss cannot be read so."""
+    uniform = O.replace_logits(out, torch.zeros_like(scores))
+    for cls in torch.unique(y)[:64].tolist():
+        try:
+            with torch.no_grad():
+                value = loss_fn(uniform, torch.full_like(y, cls))
+        except Exception:  # noqa: BLE001 - a loss that cannot be probed so is simply not read
+            return None
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            return None
+        v = float(value)
+        if v != v or v == 0.0:
+            return int(cls)
+    return None
 
 
 def unreachable_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> \
