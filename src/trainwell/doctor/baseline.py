@@ -129,6 +129,9 @@ def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: 
         advice = ("the model does no better with its inputs than without: is the input connected, normalized, and "
                   "aligned with the labels?")
     status = "pass" if ok else ("warn" if fits and k else "fail")
+    if status == "pass" and not all(math.isfinite(v) for v in (real_train, zero_train, zero_held or 0.0)):
+        status, advice = "skip", "a loss that is not finite cannot show signal: see the initial loss"
+        value = "skipped: not finite: " + value
     return Verdict("input-independent baseline", status, value,
                    "real inputs reach a clearly lower held-out loss (< 0.9 x the best input-independent model) or a "
                    "clearly higher held-out accuracy (by 3 standard errors)",

@@ -3,6 +3,7 @@ initialization it does not dwarf the data loss (cs231n's sanity checks)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -43,6 +44,9 @@ def regularization_dominance(model: nn.Module, x: torch.Tensor | Inputs, y: torc
         model.train(was)
         reg = float(penalty(model))
     ratio = reg / max(abs(data), 1e-12)
+    if not math.isfinite(ratio):
+        return Verdict("regularization vs data loss", "skip", f"skipped: not finite (data loss {data:.4g}, "
+                       f"penalty {reg:.4g})", "<= 1 at init", "see the initial loss")
     status = "fail" if ratio > 10 else "warn" if ratio > 1 else "pass"
     return Verdict("regularization vs data loss", status, f"reg/data = {ratio:.3g}", "<= 1 at init",
                    "" if status == "pass" else "the penalty dominates: lower its strength")
