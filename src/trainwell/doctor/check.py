@@ -86,12 +86,13 @@ class untouched:  # noqa: N801 - used like a function: ``with untouched(model, o
 
 
 def _weight_decay(optimizer: torch.optim.Optimizer | None) -> float:
-    if optimizer is None:
+    if optimizer is None or isinstance(optimizer, torch.optim.AdamW):
         return 0.0
-    # coupled (torch's weight_decay) or decoupled (AdamW-style, trainwell's "decoupled_weight_decay"): either pulls
-    # the weights towards 0 like an L2 penalty of that strength
-    return max((float(g.get("weight_decay", 0.0) or g.get("decoupled_weight_decay", 0.0) or 0.0)
-                for g in optimizer.param_groups), default=0.0)
+    # coupled decay (torch's weight_decay in SGD, Adam, RMSprop) adds wd * w to the gradient: an L2 penalty of that
+    # strength. Decoupled decay (AdamW, trainwell's "decoupled_weight_decay") shrinks w by lr * wd per step beside
+    # an adaptive step of size ~lr: no L2 penalty of that strength (AdamW's 0.01 would read as a dominant one)
+    return max((float(g.get("weight_decay", 0.0) or 0.0) for g in optimizer.param_groups
+                if not g.get("decoupled_weight_decay")), default=0.0)
 
 
 def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tensor, loss_fn: Callable, *,

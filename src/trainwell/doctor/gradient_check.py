@@ -77,20 +77,44 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
     kinks = any(isinstance(mod, _KINKS) for mod in m.modules())
     g = torch.Generator().manual_seed(seed)
 
-    def objective() -> torch.Tensor:
+    def evaluate() -> torch.Tensor:
         with _FloatToDouble():  # float32 tensors the loss or penalty holds itself meet the float64 copy's
             value = loss_fn(call(m, xd), yd)
             value = value.mean() if value.dim() else value
             return value + penalty(m) if penalty is not None else value
 
-    with torch.no_grad():  # centred differences need a forward that is a function of the weights
-        first, again = float(objective()), float(objective())
-    if first != again and not (math.isnan(first) and math.isnan(again)):
-        return Verdict(name, "fail", f"the loss differs between two eval-mode forwards of the same batch ({first:.6g} "
-                       f"vs {again:.6g})", "a deterministic forward in eval mode",
-                       "a random operation stays on in eval mode: F.dropout(x, p) without training=self.training "
-                       "(or use nn.Dropout), or noise drawn in forward; predictions at test time are random too, "
-                       "and no gradient can be checked against differences")
+    with torch.no_grad(), _TrainingDropout() as dropout:  # differences need a forward that is a function of w
+        first, again = float(evaluate()), float(evaluate())
+    random = first != again and not (math.isnan(first) and math.isnan(again))
+    devices = sorted({p.device.index or 0 for p in m.parameters() if p.is_cuda})
+
+    def objective() -> torch.Tensor:
+        if not random:
+            return evaluate()
+        with torch.random.fork_rng(devices=devices):  # the same noise on every evaluation: a function of w
+            torch.manual_seed(seed)
+            return evaluate()
+
+    verdict = _checked(name, m, objective, coords, budget_s, atol, g, kinks, h)
+    if not random:
+        return verdict
+    noise = f"the loss differs between two eval-mode forwards of the same batch ({first:.6g} vs {again:.6g})"
+    advice = ("a random operation stays on in eval mode: F.dropout(x, p) without training=self.training (or use "
+              "nn.Dropout), or noise drawn in forward, which makes test-time predictions random; fine only by design "
+              "(MC dropout, a VAE's sampling)")
+    if dropout.called and verdict.status == "pass":  # F.dropout(x, p) in forward: its default is training=True
+        return Verdict(name, "warn", f"{verdict.value} with the noise held fixed; {noise}: F.{dropout.called} runs "
+                       "with training=True in eval mode", verdict.expected, "pass training=self.training to "
+                       f"F.{dropout.called} (or use the nn.Dropout module), else test-time predictions are random; "
+                       "only MC dropout keeps it on by design")
+    if verdict.status == "pass":
+        return Verdict(name, "warn", f"{verdict.value} with the noise held fixed; {noise}", verdict.expected, advice)
+    return Verdict(name, verdict.status, f"{verdict.value}; {noise}", verdict.expected, f"{advice}; {verdict.advice}")
+
+
+def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coords: int, budget_s: float | None,
+             atol: float, g: torch.Generator, kinks: bool, h: float) -> Verdict:
+    """Autograd's gradient of ``objective`` on the float64 copy ``m`` against centred differences of step ``h``."""
     m.zero_grad()
     centre = objective()
     centre.backward()
@@ -98,7 +122,9 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
     tensors, per_tensor, budget_note = _within_budget(tensors, coords, objective, budget_s)
     f0 = float(centre.detach())
     floor = atol * max(1.0, abs(f0)) if math.isfinite(f0) else atol
-    found = _compare(tensors, per_tensor, objective, f0, h, atol, g, floor)
+    padding_rows = {f"{n}.weight" if n else "weight": int(mod.padding_idx) % mod.num_embeddings
+                    for n, mod in m.named_modules() if isinstance(mod, nn.Embedding) and mod.padding_idx is not None}
+    found = _compare(tensors, per_tensor, objective, f0, h, atol, g, floor, padding_rows)
     return _grade(name, found, atol, kinks, budget_note, f0, floor)
 
 
@@ -116,15 +142,20 @@ class _Comparison:
 
 @torch.no_grad()
 def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tensor], f0: float, h: float,
-             atol: float, g: torch.Generator, floor: float | None = None) -> _Comparison:
+             atol: float, g: torch.Generator, floor: float | None = None,
+             padding_rows: dict[str, int] | None = None) -> _Comparison:
     """Autograd's ``.grad`` against the centred difference at ``per_tensor`` random coordinates of each tensor
     (in the tensor's logical order, whatever its memory layout: channels_last weights too). Gradients below
-    ``atol`` are vanishing; two that differ by at most ``floor`` (default ``atol``) agree."""
+    ``atol`` are vanishing; two that differ by at most ``floor`` (default ``atol``) agree. An embedding's
+    ``padding_idx`` row (``padding_rows``: tensor name -> row) gets no gradient by design and is not sampled."""
     floor = atol if floor is None else floor
     found = _Comparison()
     for pname, p in tensors:
+        pad = (padding_rows or {}).get(pname)
         for idx in torch.randperm(p.numel(), generator=g)[:per_tensor].tolist():
             at = _position(idx, p.shape)
+            if pad is not None and at[0] == pad:
+                continue
             old = float(p[at])
             p[at] = old + h
             plus = float(objective())
@@ -220,6 +251,28 @@ def _float_dtypes(value, found: set) -> set:
         for v in value.values():
             _float_dtypes(v, found)
     return found
+
+
+class _TrainingDropout(TorchFunctionMode):
+    """Records a functional dropout called with ``training=True`` (its default) while the check's copy is in eval
+    mode: ``F.dropout(x, p)`` in a forward, dropping units at test time too. ``called`` is its name."""
+
+    _DROPOUTS = {F.dropout: "dropout", F.dropout1d: "dropout1d", F.dropout2d: "dropout2d", F.dropout3d: "dropout3d",
+                 F.alpha_dropout: "alpha_dropout", F.feature_alpha_dropout: "feature_alpha_dropout"}
+
+    def __init__(self):
+        super().__init__()
+        self.called: str | None = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = self._DROPOUTS.get(func)
+        if name is not None and self.called is None:
+            training = kwargs.get("training", args[2] if len(args) > 2 else True)
+            p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+            if training and p > 0:
+                self.called = name
+        return func(*args, **kwargs)
 
 
 class _FloatToDouble(TorchFunctionMode):

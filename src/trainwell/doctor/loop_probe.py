@@ -76,6 +76,8 @@ class LoopProbe:
         self.game: str | None = None
         self.nonfinite_input_step: int | None = None  # the first unobserved step whose inputs held NaN/Inf
         self.scores_dropout: str | None = None  # a dropout module whose output is the model's scores
+        self.stepped_before_forward = False  # the first optimizer step came before any training forward
+        self._game_reads = 0
         self._dropout_outs: dict[int, tuple[torch.Tensor, str]] = {}
         self._forwards: list[tuple[bool, bool]] = []  # (training, grad enabled) since the last step
         self._incoming: dict[int, torch.Tensor] = {}
@@ -183,25 +185,29 @@ class LoopProbe:
         if grad:
             self._tick += 1
             self._last_forward = self._tick
-        if grad and self.nonfinite_input_step is None and not self._armed:
-            x = _first_tensor(args, kwargs)
-            # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
-            if x is not None and x.device.type == "cpu" and x.is_floating_point() and \
-                    not bool(torch.isfinite(x.detach()).all()):
-                self.nonfinite_input_step = self.opt_steps
-        if self._armed and grad and len(self.inputs) < 64:
-            x = _first_tensor(args, kwargs)
-            if x is not None:
-                self.inputs.append(_input_stats(x, self.opt_steps))
-                if self.game is None and x.grad_fn is not None:
-                    self._fed_by_another_model(x)
+        if not grad:
+            return
+        x = _first_tensor(args, kwargs)
+        if x is None:
+            return
+        # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
+        if self.nonfinite_input_step is None and x.device.type == "cpu" and x.is_floating_point() and \
+                not bool(torch.isfinite(x.detach()).all()):
+            self.nonfinite_input_step = self.opt_steps
+        # an input computed by trainable tensors (rare outside a GAN): its graph is read a few times at most
+        if self.game is None and x.grad_fn is not None and self._game_reads < 8:
+            self._game_reads += 1
+            self._fed_by_another_model(x)
+        if self._armed and len(self.inputs) < 64:
+            self.inputs.append(_input_stats(x, self.opt_steps))
 
     def _fed_by_another_model(self, x: torch.Tensor) -> None:
         """An input computed by another module's parameters that no given optimizer steps: the watched model is
         a GAN's discriminator, fed the generator's samples."""
         if registration.other_models_parameters(self.model, registration.graph_leaves(x, limit=20_000),
                                                 self._owned()):
-            self.game = "its inputs come from another model that trains on its own (a GAN's generator)"
+            self.game = ("its inputs come from another model that no optimizer given to doctor.watch steps (a GAN's "
+                         "generator; or pass a backbone's optimizer too)")
 
     def _dropout_output(self, name: str):
         def record(module, args, out) -> None:
@@ -226,6 +232,8 @@ class LoopProbe:
             z.register_hook(keep)
 
     def _pre_step(self, optimizer, args, kwargs) -> None:  # the first optimizer's
+        if self.opt_steps == 0:
+            self.stepped_before_forward = self._last_forward == 0
         lr = optimizer.param_groups[0].get("lr", math.nan)
         self.lrs.append(float(lr))
         training = [mode for mode, grad in self._forwards if grad]
@@ -339,7 +347,7 @@ def _log_probabilities(z: torch.Tensor) -> bool:
         return True
     zf = z.float()
     tol = 1e-4 if z.dtype in (torch.float32, torch.float64) else 2e-2
-    return bool((zf.logsumexp(1).abs() < tol).all())
+    return any(bool((zf.logsumexp(d).abs() < tol).all()) for d in dict.fromkeys((1, zf.dim() - 1)))  # C on 1 or last
 
 
 def _input_stats(x: torch.Tensor, step: int) -> dict:

@@ -41,9 +41,10 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
                        "optimizer.add_param_group({'params': ...}) or rebuild the optimizer (if another optimizer "
                        "steps them, give doctor.watch the list of optimizers)")
     if probe.foreign:
-        return Verdict(name, "warn", f"the optimizer holds {len(probe.foreign)} tensors that are not this "
-                       f"model's (shapes {probe.foreign[:3]})", "only the model's parameters",
-                       "is the optimizer stepping another model?")
+        return Verdict(name, "info", f"the optimizer also steps {len(probe.foreign)} tensors outside this model "
+                       f"(shapes {probe.foreign[:3]})", "-",
+                       "a jointly trained module or a learnable loss weight; if the optimizer was meant for this "
+                       "model alone, it is stepping another one")
     if not probe.steps:
         return Verdict(name, "skip", "skipped: no optimizer step was observed", "-", "")
     idle = [i for i, n in enumerate(probe.steps_by_optimizer) if n == 0]
@@ -68,6 +69,8 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
         return Verdict(name, "skip", "skipped: no gradient was observed at an optimizer step", "-", "")
     cleared = [s for s in steps if s["cleared"] and s["cleared"] >= 0.5 * s["present"]]
     early = [s for s in cleared if s.get("before_backward")]
+    if probe.stepped_before_forward and len(cleared) >= max(1, len(steps) // 2):
+        early = cleared  # zero_grad(); step(); forward; backward(): each step comes before its batch's backward()
     if len(early) >= max(1, len(steps) // 2):
         return Verdict(name, "fail", f"optimizer.step() ran before loss.backward() on {len(early)} of {len(steps)} "
                        "observed steps: the step found .grad empty (the previous backward's gradients cleared by "
@@ -120,6 +123,10 @@ def gradient_reach(probe: LoopProbe) -> Verdict:
     if len(probe.steps) < 2:
         return Verdict(name, "skip", "skipped: fewer than 2 observed steps", "-", "")
     starved = [n for n, p in probe.named.items() if p.requires_grad and n not in probe.received]
+    if probe.game is not None and len(probe.optimizers) > 1:  # the other players get gradients between the
+        first = {id(q) for g in probe.optimizer.param_groups for q in g["params"]}  # observed steps
+        owned = probe._owned()
+        starved = [n for n in starved if id(probe.named[n]) in first or id(probe.named[n]) not in owned]
     if starved:
         none = not probe.received
         value = ("no parameter ever received a gradient" if none else
@@ -149,11 +156,12 @@ def weight_decay(probe: LoopProbe) -> Verdict | None:
         return None
     wd, ratio = first
     name = "loop: weight decay"
-    if ratio > 1.0:
+    # a fine-tuned model starts near a minimum (a small gradient): a usual decay then out-pulls it by design
+    if ratio > 1.0 and wd >= 1e-2:
         return Verdict(name, "warn", f"weight_decay={wd:g} pulls the weights {ratio:.3g}x harder than the loss's "
                        "gradient at the first step", "decay well below the data gradient at initialization",
                        "the decay dominates the update and shrinks the weights towards 0 (the model underfits): "
-                       "typical values are 1e-5..5e-4 for SGD and Adam; is it a typo (0.5 for 5e-4)?")
+                       "typical values are 1e-5..5e-3 for SGD and Adam (0.5 may be a typo for 5e-4)")
     return Verdict(name, "pass", f"weight_decay={wd:g}: {ratio:.2g}x the loss's gradient at the first step", "-")
 
 
@@ -196,7 +204,7 @@ def lr_schedule(probe: LoopProbe) -> Verdict:
     return Verdict(name, "pass", value, "-")
 
 
-def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
+def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict:
     """The gradient the loss sends to the logits says what the loss is (:mod:`~trainwell.doctor.loss_form`): its
     total weight must be 1 (a mean over the step's examples), softmax over the class axis, on logits."""
     name = "loop: loss"
@@ -205,7 +213,7 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
         return dropped
     steps = [s for s in probe.steps if s["form"] is not None]
     if not steps:
-        flipped = _minus_log_c(probe, first_loss)
+        flipped = _minus_log_c(probe, first_loss, class_labels)
         if flipped is not None:
             return flipped
         return Verdict(name, "skip", "skipped: not a softmax cross-entropy or NLL on the output (or no output "
@@ -224,7 +232,8 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
                        "classes is not 0)" + (f"; first loss {first_loss:.4g}" if first_loss is not None else ""),
                        "NLLLoss on log_softmax outputs", "NLLLoss reads log-probabilities: on raw scores it rewards "
                        "growing the right class's score without bound (the loss turns negative and keeps falling); "
-                       "end the model with log_softmax(dim=1), or use CrossEntropyLoss on the raw logits")
+                       "end the model with log_softmax over the class axis, or use CrossEntropyLoss on the raw "
+                       "logits")
     if form == "cross_entropy_on_probabilities":
         return Verdict(name, "fail", "cross-entropy is applied to probabilities (a softmax before the loss)",
                        "cross-entropy on raw logits", "nn.CrossEntropyLoss applies log-softmax itself: remove the "
@@ -267,11 +276,13 @@ def loss_scale(probe: LoopProbe, first_loss: float | None) -> Verdict:
     return Verdict(name, "pass", value, "-")
 
 
-def _minus_log_c(probe: LoopProbe, first_loss: float | None) -> Verdict | None:
-    """A first loss of -ln C (C the output width, C >= 3) from a loss of unrecognised form: a cross-entropy with
-    its minus sign missing (hand-written, e.g. with label smoothing), which training maximizes."""
+def _minus_log_c(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict | None:
+    """A first loss of -ln C (C the output width, C >= 3) from a loss of unrecognised form on class-index labels
+    (given to ``w.step(loss, y=y)``): a cross-entropy with its minus sign missing (hand-written, e.g. with label
+    smoothing), which training maximizes. Without class labels a loss may start there by design (a Gaussian NLL)."""
     z = probe.steps[0]["first_logits"] if probe.steps else None
-    if first_loss is None or z is None or z.dim() < 2 or z.shape[-1] < 3 or not math.isfinite(first_loss):
+    if not class_labels or first_loss is None or z is None or z.dim() < 2 or z.shape[-1] < 3 or \
+            not math.isfinite(first_loss):
         return None
     c = z.shape[-1]
     if abs(first_loss + math.log(c)) > 0.1 * math.log(c):
@@ -293,8 +304,9 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     bad = sorted({s["step"] for s in seen if s.get("finite") is False})
     if bad or probe.nonfinite_input_step is not None:
         steps = len({s["step"] for s in seen})
-        where = (f"on {len(bad)} of {steps} observed steps (first at step {bad[0]})" if bad else
-                 f"at step {probe.nonfinite_input_step}")
+        first = min(bad[:1] + [probe.nonfinite_input_step] * (probe.nonfinite_input_step is not None))
+        where = (f"on {len(bad)} of {steps} observed steps (first at step {first})" if bad else
+                 f"at step {first}")
         return Verdict(name, "fail", f"inputs hold NaN or Inf {where}", "finite inputs",
                        "the data holds NaN/Inf (missing values, a 0/0 when "
                        "standardizing a constant feature, log of 0): clean or impute it before training; no learning "
@@ -419,7 +431,7 @@ def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
         return Verdict(name, "fail", f"{calls} steps recorded, optimizer.step() never ran",
                        "one optimizer.step() per step", "call optimizer.step() after loss.backward() (on the "
                        "optimizer given to doctor.watch)")
-    if calls >= 3 and probe.opt_steps >= 1.5 * calls:
+    if calls >= 3 and probe.opt_steps >= 1.5 * calls and probe.game is None:  # a critic steps k times by design
         return Verdict(name, "warn", f"optimizer.step() ran {probe.opt_steps} times in {calls} w.step() calls",
                        "one optimizer.step() per w.step()", "optimizer.step() runs more than once per batch: each "
                        "call applies the same gradients again (a larger, hidden learning rate); call it once per "

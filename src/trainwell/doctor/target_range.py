@@ -29,7 +29,8 @@ def ignored_class(loss_fn: Callable, out, y: torch.Tensor) -> Verdict | None:
     (torch's loss modules), or, for a function (``F.cross_entropy(o, t, ignore_index=0)`` in a closure), a class
     whose examples alone give the loss no value (NaN: a mean over no examples, or exactly 0) on uniform logits."""
     scores = O.logits(out)
-    if scores is None or scores.dim() < 2 or y.is_floating_point() or y.shape != scores.shape[:1] + scores.shape[2:]:
+    # one class per example (B,): a sequence's (B, T) targets ignore a padding id by design
+    if scores is None or scores.dim() != 2 or y.dim() != 1 or y.is_floating_point() or len(y) != len(scores):
         return None
     c = scores.shape[1]
     ignore = getattr(loss_fn, "ignore_index", None)

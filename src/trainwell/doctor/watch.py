@@ -275,7 +275,8 @@ class Watch:
             classes = z.shape[-1] if z.dim() >= 2 else None
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
                lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lv.lr_schedule(p),
-               lv.loss_scale(p, first), lv.inputs(p, self._memorizing()),
+               lv.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
+               lv.inputs(p, self._memorizing()),
                lv.labels([y.cpu() for y in self._ys], classes, self._broadcast)]
         return [v for v in out if v is not None]
 
