@@ -192,7 +192,7 @@ class LoopProbe:
             return
         # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
         if self.nonfinite_input_step is None and x.device.type == "cpu" and x.is_floating_point() and \
-                not bool(torch.isfinite(x.detach()).all()):
+                not math.isfinite(float(x.detach().sum(dtype=torch.float64))):  # NaN/Inf anywhere: one sum
             self.nonfinite_input_step = self.opt_steps
         # an input computed by trainable tensors (rare outside a GAN): its graph is read a few times at most
         if self.game is None and x.grad_fn is not None and self._game_reads < 8:
