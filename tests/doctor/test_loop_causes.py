@@ -22,6 +22,18 @@ def _data(n=256, d=20, seed=0):
     return x, x[:, :C].argmax(1)
 
 
+def _epoch(model, opt, x, y, loss_fn=F.cross_entropy, every=5, batch=32):
+    """One epoch of a plain loop in order over ``x, y`` under ``doctor.watch``; returns the watch."""
+    with doctor.watch(model, opt, every=every) as w:
+        for i in range(0, len(x), batch):
+            loss = loss_fn(model(x[i : i + batch]), y[i : i + batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    return w
+
+
 def _mlp(d=20, out=C):
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, out))
@@ -332,13 +344,7 @@ def test_a_head_replaced_after_the_optimizer_is_named_by_check_and_not_called_ac
     if replaced_after:
         model.head = nn.Linear(32, C)
     report = doctor.check(model, x, y, nn.CrossEntropyLoss(), optimizer=opt)
-    with doctor.watch(model, opt, every=5) as w:
-        for i in range(0, 256, 32):
-            loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss)
+    w = _epoch(model, opt, x, y)
     watched = w.report()
     if replaced_after:
         held = report["optimizer holds the parameters"]
@@ -370,13 +376,7 @@ def test_a_loss_rebuilt_from_item_reaches_no_parameter_and_fails():
     x, y = _data()
     model = _mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with doctor.watch(model, opt, every=5) as w:
-        for i in range(0, 256, 32):
-            loss = torch.tensor(F.cross_entropy(model(x[i : i + 32]), y[i : i + 32]).item(), requires_grad=True)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss)
+    w = _epoch(model, opt, x, y, lambda out, t: torch.tensor(F.cross_entropy(out, t).item(), requires_grad=True))
     verdict = w.report()["loop: every trainable parameter learns"]
     assert verdict.status == "fail" and "no parameter ever received a gradient" in verdict.value
 
@@ -386,13 +386,7 @@ def test_weight_decay_that_outpulls_the_gradient_is_named(wd, status):
     x, y = _data()
     model = _mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=wd)
-    with doctor.watch(model, opt, every=5) as w:
-        for i in range(0, 256, 32):
-            loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss)
+    w = _epoch(model, opt, x, y)
     report = w.report()
     if status is None:
         assert "loop: weight decay" not in report.checks
@@ -540,13 +534,7 @@ def test_a_usual_weight_decay_on_a_fine_tuned_model_is_not_called_a_typo():
         F.cross_entropy(model(x), y).backward()
         pre.step()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    with doctor.watch(model, opt, every=5) as w:
-        for i in range(0, 256, 32):
-            loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss)
+    w = _epoch(model, opt, x, y)
     assert w.report()["loop: weight decay"].status == "pass"
 
 

@@ -33,10 +33,9 @@ _BOUNDED = {nn.Sigmoid: "in [0, 1]", nn.Softmax: "in [0, 1]", nn.Softmin: "in [0
             nn.Softplus: "never negative"}
 
 
-def last_activation(model: nn.Module, x: torch.Tensor | Inputs) -> tuple[str, str] | None:
-    """(module name, class name) of the bounded activation (:data:`_BOUNDED`) whose output *is* the model's
-    scores (the tensor it returns, or the logits in its output structure), or None. The model's modes are
-    restored."""
+def _producers(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every module whose output *is* the model's scores (the tensor it returns, or the logits
+    in its output structure), in call order, from one eval-mode forward; the model's modes are restored."""
     seen: list[tuple[str, nn.Module, object]] = []
     modules = dict(model.named_modules())
     modes = [(m, m.training) for m in model.modules()]
@@ -47,32 +46,25 @@ def last_activation(model: nn.Module, x: torch.Tensor | Inputs) -> tuple[str, st
         for m, mode in modes:
             m.training = mode
     if not seen or seen[-1][0] != "":
-        return None
+        return []
     scores = O.logits(seen[-1][2])
-    for name, module, out in seen[:-1]:
-        if out is scores and isinstance(module, tuple(_BOUNDED)):
-            return name, type(module).__name__
-    return None
+    return [(name, module) for name, module, out in seen[:-1] if out is scores]
+
+
+def last_activation(model: nn.Module, x: torch.Tensor | Inputs) -> tuple[str, str] | None:
+    """(module name, class name) of the bounded activation (:data:`_BOUNDED`) whose output *is* the model's
+    scores (the tensor it returns, or the logits in its output structure), or None. The model's modes are
+    restored."""
+    return next(((name, type(module).__name__) for name, module in _producers(model, x)
+                 if isinstance(module, tuple(_BOUNDED))), None)
 
 
 def dropout_on_scores(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:
     """The name of a dropout module whose output *is* the model's scores (a Dropout after the last layer: in
     training it zeroes scores at random, so the loss reads noised logits and the model learns to inflate them),
     or None. The model's modes are restored."""
-    seen: list[tuple[str, nn.Module, object]] = []
-    modules = dict(model.named_modules())
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        hooked_forward(model, x, (nn.Module,), lambda name, _inp, out: seen.append((name, modules[name], out)))
-    finally:
-        for m, mode in modes:
-            m.training = mode
-    if not seen or seen[-1][0] != "":
-        return None
-    scores = O.logits(seen[-1][2])
-    return next((name for name, module, out in seen[:-1]
-                 if out is scores and isinstance(module, nn.modules.dropout._DropoutNd)), None)
+    return next((name for name, module in _producers(model, x)
+                 if isinstance(module, nn.modules.dropout._DropoutNd)), None)
 
 
 def wants_logits(loss_fn: Callable, out, y: torch.Tensor) -> str | None:
