@@ -586,3 +586,17 @@ def test_a_wgan_critic_stepped_five_times_per_generator_step_is_a_game_in_either
         alarms = [v for v in report.verdicts if v.check.startswith("loop:") and v.status in ("warn", "fail")]
         # the critic's output bias gets no gradient in a WGAN (D(fake).mean() - D(real).mean() cancels it): true
         assert all(v.check == "loop: every trainable parameter learns" and "2.*" in v.value for v in alarms), alarms
+
+
+@pytest.mark.parametrize("sigmoid", [True, False])
+def test_bce_with_logits_on_sigmoid_outputs_is_named_by_watch(sigmoid):
+    x, _ = _data()
+    targets = (x[:, :3] > 0).float()  # 3 labels per example
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 3), *([nn.Sigmoid()] if sigmoid else []))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    verdict = _epoch(model, opt, x, targets, nn.BCEWithLogitsLoss()).report()["loop: loss"]
+    if sigmoid:
+        assert verdict.status == "warn" and "with logits on outputs all in [0, 1]" in verdict.value
+    else:
+        assert verdict.status == "skip"

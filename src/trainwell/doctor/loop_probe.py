@@ -21,7 +21,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor import registration
-from trainwell.doctor.loss_form import read_form
+from trainwell.doctor.loss_form import bce_on_bounded, read_form
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -307,7 +307,9 @@ class LoopProbe:
                 "rows": sum(f["rows"] for f in known), "classes": known[0]["classes"] if known else None,
                 "bounded": known[0]["bounded"] if known else None,
                 "log_probs": _log_probabilities(self._outs[0][0]) if known and known[0]["form"] == "nll" else None,
-                "first_logits": self._outs[0][0] if self.opt_steps == 0 and self._outs else None}
+                "first_logits": self._outs[0][0] if self.opt_steps == 0 and self._outs else None,
+                "bce_bounded": bce_on_bounded(*self._outs[0]) if not known and self._outs and
+                self._outs[0][1] is not None else None}
 
     def _decay_ratio(self) -> tuple[float, float] | None:
         """(weight decay, ||wd w|| / ||g||) over the first optimizer's decayed tensors at the first step: the pull

@@ -213,11 +213,7 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
         return dropped
     steps = [s for s in probe.steps if s["form"] is not None]
     if not steps:
-        flipped = _minus_log_c(probe, first_loss, class_labels)
-        if flipped is not None:
-            return flipped
-        return Verdict(name, "skip", "skipped: not a softmax cross-entropy or NLL on the output (or no output "
-                       "gradient seen)", "-", "")
+        return _unread_form(probe, first_loss, class_labels)
     s = steps[0]
     form, weight, k = s["form"], s["loss_weight"], s["backwards"]
     amp = ""
@@ -274,6 +270,22 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
                            "inputs far from unit scale, or a last layer initialized too large")
         value += f"; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}"
     return Verdict(name, "pass", value, "-")
+
+
+def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool) -> Verdict:
+    """A loss that is not a softmax cross-entropy or NLL: minus one (a first loss near -ln C), binary cross-entropy
+    with logits on outputs a Sigmoid already bounded, or else skipped."""
+    flipped = _minus_log_c(probe, first_loss, class_labels)
+    if flipped is not None:
+        return flipped
+    bce = [s["bce_bounded"] for s in probe.steps if s.get("bce_bounded")]
+    if bce and len(bce) == len(probe.steps):
+        return Verdict("loop: loss", "warn", f"binary cross-entropy with logits on outputs {bce[0]} on all "
+                       f"{len(bce)} observed steps", "raw logits (any real value) into BCEWithLogitsLoss",
+                       "BCEWithLogitsLoss applies its own sigmoid: a Sigmoid before it squashes the scores into "
+                       "[0.5, 0.73] and the loss cannot fall far; remove the Sigmoid (or use BCELoss on it)")
+    return Verdict("loop: loss", "skip", "skipped: not a softmax cross-entropy or NLL on the output (or no output "
+                   "gradient seen)", "-", "")
 
 
 def _minus_log_c(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict | None:

@@ -127,6 +127,23 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
     return none
 
 
+def bce_on_bounded(z: torch.Tensor, g: torch.Tensor) -> str | None:
+    """How outputs ``z`` are bounded when the gradient ``g`` the loss sent back is binary cross-entropy *with
+    logits* averaged over every element: g = (sigmoid(z) - y) / numel with targets y in {0, 1}. Outputs already in
+    [0, 1] (a Sigmoid after the last layer) then pass through a second sigmoid inside the loss: sigmoid(z) stays
+    in [0.5, 0.73] and the loss cannot fall far. None when the form or the bound does not hold."""
+    z, g = z.detach().double(), g.detach().double()
+    if z.shape != g.shape or z.numel() < 2 or not bool(torch.isfinite(g).all()) or float(g.abs().sum()) == 0.0:
+        return None
+    bounded = _bounded(z.reshape(len(z), -1)) if z.dim() else None
+    if bounded is None or not bounded.startswith("all in [0, 1]"):
+        return None
+    y = torch.sigmoid(z) - g * z.numel()
+    if float(torch.minimum(y.abs(), (y - 1).abs()).max()) > 1e-3:
+        return None
+    return bounded
+
+
 def _two_classes(z: torch.Tensor, g: torch.Tensor, tol: float) -> dict | None:
     """Two classes: every zero-sum gradient fits the softmax form (a multiclass hinge's too), so neither the form
     nor the weight can be read; a classification loss (a zero-sum gradient per row) on bounded outputs can."""
