@@ -600,3 +600,29 @@ def test_bce_with_logits_on_sigmoid_outputs_is_named_by_watch(sigmoid):
         assert verdict.status == "warn" and "with logits on outputs all in [0, 1]" in verdict.value
     else:
         assert verdict.status == "skip"
+
+
+@pytest.mark.parametrize("per_batch", [False, True])
+def test_a_one_cycle_schedule_stepped_per_epoch_is_named(per_batch):
+    x, y = _data()
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    epochs, steps = 5, 8
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=epochs, steps_per_epoch=steps)
+    with doctor.watch(model, opt, every=5) as w:
+        for _ in range(epochs):
+            for i in range(0, steps * 32, 32):
+                loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if per_batch:
+                    sched.step()
+                w.step(loss)
+            if not per_batch:
+                sched.step()
+    verdict = w.report()["loop: learning rate applied"]
+    if per_batch:
+        assert verdict.status == "pass"
+    else:
+        assert verdict.status == "warn" and "still rising at the last step" in verdict.value

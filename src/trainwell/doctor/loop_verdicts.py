@@ -201,6 +201,12 @@ def lr_schedule(probe: LoopProbe) -> Verdict:
         return Verdict(name, "warn", f"collapsed below 1% of its peak at step {low + 1} of {len(lrs)}: " + value,
                        "a schedule spread over the run", "the rate vanishes early: a per-epoch scheduler stepped "
                        "per batch? Call scheduler.step() once per epoch, or size it in steps")
+    rising = all(b >= a for a, b in zip(lrs, lrs[1:], strict=False)) and lrs[-1] >= 2 * lrs[0] > 0
+    if len(lrs) >= 20 and rising and len(set(lrs)) <= max(2, len(lrs) // 10):
+        return Verdict(name, "warn", f"still rising at the last step, in {len(set(lrs)) - 1} jumps: " + value,
+                       "a warm-up that ends, then the schedule's decay", "the rate only rose, a few times over the "
+                       "run: a per-batch schedule (OneCycleLR, warm-up) stepped once per epoch? Call "
+                       "scheduler.step() after every optimizer.step(), or size it in epochs")
     return Verdict(name, "pass", value, "-")
 
 
