@@ -202,7 +202,7 @@ def lr_schedule(probe: LoopProbe) -> Verdict:
                        "a schedule spread over the run", "the rate vanishes early: a per-epoch scheduler stepped "
                        "per batch? Call scheduler.step() once per epoch, or size it in steps")
     rising = all(b >= a for a, b in zip(lrs, lrs[1:], strict=False)) and lrs[-1] >= 2 * lrs[0] > 0
-    if len(lrs) >= 20 and rising and len(set(lrs)) <= max(2, len(lrs) // 10):
+    if len(lrs) >= 20 and rising and len(set(lrs)) <= max(2, len(lrs) // 4):  # a few jumps: epochs
         return Verdict(name, "warn", f"still rising at the last step, in {len(set(lrs)) - 1} jumps: " + value,
                        "a warm-up that ends, then the schedule's decay", "the rate only rose, a few times over the "
                        "run: a per-batch schedule (OneCycleLR, warm-up) stepped once per epoch? Call "
