@@ -19,19 +19,29 @@ def test_dropout_argument_errors_name_the_argument():
     with pytest.raises(ValueError, match=r"keep_prob=1.5 is not allowed"):
         Dropout(keep_prob=1.5)
     with pytest.raises(ValueError, match=r"mode='gaussian' is not allowed"):
-        Dropout(0.5, mode="gaussian")
+        Dropout(keep_prob=0.5, mode="gaussian")
     with pytest.raises(TypeError, match=r"keep_prob='0.5'"):
-        Dropout("0.5")
+        Dropout(keep_prob="0.5")
+
+
+@pytest.mark.parametrize(("make", "owner"), [(lambda: Dropout(0.2), "Dropout"),
+                                             (lambda: dropout(torch.ones(3), 0.2), "dropout"),
+                                             (lambda: DropActivation(0.2), "DropActivation")])
+def test_a_bare_keep_probability_is_refused_since_torch_reads_it_as_the_drop_probability(make, owner):
+    with pytest.raises(TypeError) as err:
+        make()
+    assert str(err.value) == (f"trainwell's {owner} takes keep_prob by name: {owner}(keep_prob=0.2) keeps 20% of "
+                              f"the units, torch's nn.Dropout(0.2) drops 20%")
 
 
 def test_drop_activation_signatures():
     torch.manual_seed(0)
     x = torch.randn(500)
-    layer = DropActivation(0.7)
+    layer = DropActivation(keep_prob=0.7)
     mean_train = torch.stack([layer(x) for _ in range(4000)]).mean(0)
     layer.eval()
     assert torch.allclose(mean_train, layer(x), atol=0.05)  # average of training passes ~ test pass
     assert torch.allclose(layer(x), torch.where(x > 0, x, 0.3 * x))  # leaky ReLU with slope 1 - keep
     layer.train()
-    assert torch.equal(DropActivation(1.0)(x), torch.relu(x))
-    assert torch.equal(DropActivation(0.0)(x), x)
+    assert torch.equal(DropActivation(keep_prob=1.0)(x), torch.relu(x))
+    assert torch.equal(DropActivation(keep_prob=0.0)(x), x)

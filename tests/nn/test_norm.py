@@ -85,7 +85,7 @@ def test_dropout_keep_prob_statistics_inverted_and_vanilla():
     assert torch.allclose(vanilla(x), torch.full_like(x, 0.8))
     for bad in (0.0, 1.5, -0.1):
         with pytest.raises(ValueError, match="keep_prob="):
-            Dropout(bad)
+            Dropout(keep_prob=bad)
 
 
 def test_uout_is_bounded_multiplicative_noise_and_identity_at_test_time():

@@ -67,7 +67,7 @@ def expectation(keep: float, passes: int, seed: int) -> dict:
     x = torch.rand(4096, generator=g) + 0.5
     out = {}
     for mode in ("vanilla", "inverted"):
-        layer = Dropout(keep, mode)
+        layer = Dropout(keep_prob=keep, mode=mode)
         torch.manual_seed(seed)
         train_mean = torch.stack([layer.train()(x) for _ in range(passes)]).mean(0)
         test = layer.eval()(x)

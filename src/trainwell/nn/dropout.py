@@ -7,7 +7,8 @@
   shift"): x + x * r with r ~ U(-beta, beta) at training time, identity at test time; its variance shift is
   small, so it can sit before BatchNorm.
 
-torch's ``nn.Dropout(p)`` takes the DROP probability, 1 - keep_prob; this API never takes a bare ``p``.
+torch's ``nn.Dropout(p)`` takes the DROP probability, 1 - keep_prob; this API never takes a bare ``p``, nor a
+bare number: ``Dropout(0.2)`` would keep 20% here and drop 20% in torch, so ``keep_prob`` is given by name.
 
 Example:
     >>> import torch
@@ -45,6 +46,15 @@ def _check_unit(name: str, value: float) -> None:
         raise ValueError(f"{name}={value} is not allowed: use a number in [0, 1]")
 
 
+def _by_name(owner: str, bare: tuple) -> None:
+    """Refuse a positional keep probability in one line: a bare number reads as torch's drop probability too."""
+    if bare:
+        v = bare[0]
+        hint = (f": {owner}(keep_prob={v}) keeps {v:.0%} of the units, torch's nn.Dropout({v}) drops {v:.0%}"
+                if isinstance(v, (int, float)) and not isinstance(v, bool) else "")
+        raise TypeError(f"trainwell's {owner} takes keep_prob by name{hint}")
+
+
 def _no_torch_p(owner: str, p: float | None) -> None:
     """Refuse torch's ``p`` (the DROP probability) in one line that gives the equivalent keep_prob."""
     if p is not None:
@@ -52,14 +62,16 @@ def _no_torch_p(owner: str, p: float | None) -> None:
         raise TypeError(f"trainwell's {owner} takes keep_prob (= 1 - torch's p): keep_prob={keep}")
 
 
-def dropout(x: torch.Tensor, keep_prob: float = 0.5, training: bool = True, mode: str = "inverted",
-            generator: torch.Generator | None = None, *, p: None = None) -> torch.Tensor:
+def dropout(x: torch.Tensor, *bare, keep_prob: float = 0.5, training: bool = True, mode: str = "inverted",
+            generator: torch.Generator | None = None, p: None = None) -> torch.Tensor:
     """Apply dropout with keep probability ``keep_prob`` (see the module docstring for the two modes).
 
     Raises:
-        TypeError: torch's ``p`` given (the message names the equivalent ``keep_prob``).
+        TypeError: torch's ``p`` given (the message names the equivalent ``keep_prob``), or a positional keep
+            probability (a bare number reads as torch's drop probability too).
         ValueError: ``keep_prob`` outside (0, 1] or an unknown ``mode``.
     """
+    _by_name("dropout", bare)
     _no_torch_p("dropout", p)
     _check_keep(keep_prob)
     _check_mode(mode)
@@ -74,18 +86,20 @@ def dropout(x: torch.Tensor, keep_prob: float = 0.5, training: bool = True, mode
 class Dropout(nn.Module):
     """Module form of :func:`dropout`; follows ``model.train()`` / ``model.eval()``.
 
-    ``Dropout(p=0.2)`` (torch's drop probability) raises a TypeError that suggests ``keep_prob=0.8``.
+    ``Dropout(p=0.2)`` (torch's drop probability) raises a TypeError that suggests ``keep_prob=0.8``, and
+    ``Dropout(0.2)`` one that asks for ``keep_prob=`` by name.
     """
 
-    def __init__(self, keep_prob: float = 0.5, mode: str = "inverted", *, p: None = None):
+    def __init__(self, *bare, keep_prob: float = 0.5, mode: str = "inverted", p: None = None):
         super().__init__()
+        _by_name("Dropout", bare)
         _no_torch_p("Dropout", p)
         _check_keep(keep_prob)
         _check_mode(mode)
         self.keep_prob, self.mode = keep_prob, mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(x, self.keep_prob, self.training, self.mode)
+        return dropout(x, keep_prob=self.keep_prob, training=self.training, mode=self.mode)
 
     def extra_repr(self) -> str:
         return f"keep_prob={self.keep_prob}, mode={self.mode!r}"
@@ -115,10 +129,11 @@ class Uout(nn.Module):
         return f"beta={self.beta}"
 
 
-def drop_activation(x: torch.Tensor, keep_prob: float = 0.95, training: bool = True) -> torch.Tensor:
+def drop_activation(x: torch.Tensor, *bare, keep_prob: float = 0.95, training: bool = True) -> torch.Tensor:
     """Drop-Activation (Liang et al. 2018): keep the ReLU with probability ``keep_prob`` per element, else let x
     through unchanged; at test time the expectation keep * relu(x) + (1 - keep) * x (a leaky ReLU of slope
     1 - keep). No rescaling."""
+    _by_name("drop_activation", bare)
     _check_unit("keep_prob", keep_prob)
     relu = torch.relu(x)
     if not training:
@@ -130,14 +145,15 @@ def drop_activation(x: torch.Tensor, keep_prob: float = 0.95, training: bool = T
 class DropActivation(nn.Module):
     """Module form of :func:`drop_activation` (default keep_prob 0.95, the paper's)."""
 
-    def __init__(self, keep_prob: float = 0.95, *, p: None = None):
+    def __init__(self, *bare, keep_prob: float = 0.95, p: None = None):
         super().__init__()
+        _by_name("DropActivation", bare)
         _no_torch_p("DropActivation", p)
         _check_unit("keep_prob", keep_prob)
         self.keep_prob = keep_prob
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return drop_activation(x, self.keep_prob, self.training)
+        return drop_activation(x, keep_prob=self.keep_prob, training=self.training)
 
     def extra_repr(self) -> str:
         return f"keep_prob={self.keep_prob}"

@@ -40,7 +40,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 def activation(name: str, drop_keep: float = 0.95) -> nn.Module:
     if name == "drop_activation":
-        return DropActivation(drop_keep)
+        return DropActivation(keep_prob=drop_keep)
     if name not in ACTIVATIONS:
         raise ConfigError(f"unknown activation {name!r}: allowed are {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
@@ -86,7 +86,7 @@ class LayerOptions:
     def noise(self) -> nn.Module | None:
         if self.dropout_mode == "uout":
             return Uout(self.uout_beta) if self.uout_beta > 0 else None
-        return Dropout(self.dropout_keep, self.dropout_mode) if self.dropout_keep < 1.0 else None
+        return Dropout(keep_prob=self.dropout_keep, mode=self.dropout_mode) if self.dropout_keep < 1.0 else None
 
     def wrap(self, layer: nn.Module, channels: int, spatial_dims: int, last: bool, act: str | None = None):
         """layer -> [norm] -> activation -> [norm] -> [dropout]: the paper puts BN before the nonlinearity."""
@@ -169,7 +169,7 @@ def _norm_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> lis
 
 def _dropout_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
     a = _block_args(block, key, {"keep_prob": 0.5, "mode": "inverted"})
-    return [Dropout(a["keep_prob"], a["mode"])]
+    return [Dropout(keep_prob=a["keep_prob"], mode=a["mode"])]
 
 
 def _uout_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
