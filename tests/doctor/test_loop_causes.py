@@ -626,3 +626,23 @@ def test_a_one_cycle_schedule_stepped_per_epoch_is_named(per_batch):
         assert verdict.status == "pass"
     else:
         assert verdict.status == "warn" and "still rising at the last step" in verdict.value
+
+
+@pytest.mark.parametrize("zeroed, status", [("mu", "pass"), ("body", "fail")])
+def test_a_zero_initialized_head_of_a_two_head_model_is_not_a_symmetry_fail(zeroed, status):
+    class TwoHeads(nn.Module):  # a mean head and a scale head, concatenated
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.body = nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh())
+            self.mu, self.scale = nn.Linear(32, 3), nn.Linear(32, 3)
+            nn.init.zeros_(self.mu.weight if zeroed == "mu" else self.body[2].weight)
+
+        def forward(self, x):
+            h = self.body(x)
+            return torch.cat([self.mu(h), F.softplus(self.scale(h))], 1)
+
+    x, _ = _data()
+    from trainwell.doctor.activations import symmetry
+
+    assert symmetry(TwoHeads(), x).status == status

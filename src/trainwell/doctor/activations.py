@@ -15,16 +15,20 @@ from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
 
-def symmetry(model: nn.Module, tol: float = 1e-8) -> Verdict:
+def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: float = 1e-8) -> Verdict:
     """Hidden units with identical incoming weights compute the same function and never differ (zero or
     constant init). Every weight matrix or filter bank (Linear, Conv, recurrent, attention, embeddings) but the
-    last one is read: its rows are the units."""
+    output layers is read: its rows are the units. The output layers are the last one and, given a batch ``x``,
+    every layer whose output is returned by the model (the heads of a model with several: a zero-initialized
+    head's units have different targets too)."""
     weights = [(name, p) for name, p in model.named_parameters() if p.dim() >= 2 and p.shape[0] > 1]
     if len(weights) < 2:
         return Verdict("symmetry", "skip", f"skipped: {len(weights)} weight matrix(es); a single layer's output "
                        "units have different targets", "distinct hidden units", "")
     symmetric = []
-    for name, p in weights[:-1]:  # the output layer's units have different targets, so they can stay distinct
+    heads = _output_layers(model, x) if x is not None else set()
+    hidden = [(name, p) for name, p in weights[:-1] if name.rsplit(".", 1)[0] not in heads]
+    for name, p in hidden:  # the output layers' units have different targets, so they can stay distinct
         w = p.detach().reshape(p.shape[0], -1)
         if torch.all((w - w[:1]).abs() <= tol):
             symmetric.append(name)
@@ -33,6 +37,40 @@ def symmetry(model: nn.Module, tol: float = 1e-8) -> Verdict:
                        "initialize weights randomly (e.g. init.scheme = 'he_normal'); zero or constant init never "
                        "breaks the symmetry")
     return Verdict("symmetry", "pass", "all hidden units distinct", "distinct hidden units")
+
+
+def _output_layers(model: nn.Module, x: torch.Tensor | Inputs) -> set[str]:
+    """Names of the weighted modules that are the last weighted layer on some path to the model's output (its
+    heads, also when their outputs are concatenated or pass through an activation): the autograd graph of one
+    eval-mode forward, walked back from the outputs, stops at the first weighted layer's node on each path."""
+    nodes: dict[object, str] = {}
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: nodes.__setitem__(out.grad_fn, name)
+                                     if isinstance(out, torch.Tensor) and out.grad_fn is not None else None)
+             for name, m in model.named_modules() if isinstance(m, _WEIGHTED)]
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.enable_grad():
+            outs = O.leaves(call(model, x))
+    except Exception:  # noqa: BLE001 - without the heads read, only the last weight is left out, as before
+        return set()
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, mode in modes:
+            m.training = mode
+    heads, seen = set(), set()
+    stack = [t.grad_fn for t in outs if isinstance(t, torch.Tensor) and t.grad_fn is not None]
+    while stack and len(seen) < 100_000:
+        f = stack.pop()
+        if f is None or f in seen:
+            continue
+        seen.add(f)
+        if f in nodes:
+            heads.add(nodes[f])
+            continue
+        stack.extend(g for g, _ in f.next_functions)
+    return heads
 
 
 def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable):

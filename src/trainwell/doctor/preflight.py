@@ -87,7 +87,7 @@ CHECKS: dict[str, Callable[[Subject], Verdict]] = {
                                            name=s.title(WITH_PENALTY)),
     "regularization vs data loss": lambda s: regularization_dominance(s.model, s.x, s.y, s.dominance, s.loss_fn),
     "overfit a tiny subset": lambda s: overfit_tiny_subset(s.model, s.x, s.y, s.loss_fn),
-    "symmetry": lambda s: symmetry(s.model),
+    "symmetry": lambda s: symmetry(s.model, s.x),
     "dead units": lambda s: dead_units(s.model, s.x),
     "variance propagation": lambda s: variance_propagation(s.model, s.x, s.y, s.loss_fn),
     "input-independent baseline": lambda s: input_independent_baseline(s.model, s.x, s.y, s.loss_fn),
