@@ -646,3 +646,103 @@ def test_a_zero_initialized_head_of_a_two_head_model_is_not_a_symmetry_fail(zero
     from trainwell.doctor.activations import symmetry
 
     assert symmetry(TwoHeads(), x).status == status
+
+
+class AutoEncoder(nn.Module):
+    def __init__(self, uses_input=True):
+        super().__init__()
+        torch.manual_seed(0)
+        self.uses_input = uses_input
+        self.net = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 16), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.net(x if self.uses_input else torch.zeros_like(x))
+
+
+def _pixels(n=128):
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(n, 4, generator=g) @ torch.randn(4, 16, generator=g)).sigmoid()  # soft targets in (0, 1)
+
+
+@pytest.mark.parametrize("uses_input, status", [(True, "pass"), (False, "fail")])
+def test_a_sigmoid_autoencoder_under_bce_is_judged_against_its_real_floor(uses_input, status):
+    x = _pixels()
+    verdict = doctor.check(AutoEncoder(uses_input), x, x, nn.BCELoss())["overfit a tiny subset"]
+    assert verdict.status == status, verdict
+    floor = float(F.binary_cross_entropy(x[:20], x[:20]))  # the targets' own entropy: the lowest BCE
+    assert f"floor {floor:.3g}" in verdict.value
+
+
+def test_a_loss_below_zero_is_clearly_lower_only_further_from_zero():
+    from trainwell.doctor.baseline import _clearly_below
+
+    assert _clearly_below(0.8, 1.0) and not _clearly_below(0.95, 1.0)
+    assert _clearly_below(-42.5, -38.4) and not _clearly_below(-38.5, -38.4)
+
+
+def test_per_pixel_binary_targets_are_memorized_to_99_percent():
+    torch.manual_seed(0)
+    x = torch.randn(64, 1, 8, 8)
+    masks = (F.avg_pool2d(x, 3, 1, 1) > 0).float()
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 1, 3, padding=1))
+    verdict = doctor.check(model, x, masks, nn.BCEWithLogitsLoss())["overfit a tiny subset"]
+    assert verdict.status == "pass", verdict
+
+
+def test_the_void_label_255_is_not_a_class_beyond_the_outputs():
+    torch.manual_seed(0)
+    x = torch.randn(256, 1, 8, 8)
+    masks = (x[:, 0] > 0).long()
+    masks[:, 0, :] = 255  # a void border, ignored by the loss
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss(ignore_index=255)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 256, 32):
+            loss = loss_fn(model(x[i : i + 32]), masks[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=masks[i : i + 32])
+    verdict = w.report()["loop: labels"]
+    assert verdict.status == "pass" and "255 read as a void label" in verdict.value
+
+
+def test_a_two_head_loss_is_not_compared_with_ln_c_alone():
+    class Detector(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.body, self.cls, self.box = nn.Sequential(nn.Linear(20, 32), nn.ReLU()), nn.Linear(32, C), \
+                nn.Linear(32, 4)
+
+        def forward(self, x):
+            h = self.body(x)
+            return {"logits": self.cls(h), "boxes": self.box(h)}
+
+    x, y = _data()
+    boxes = x[:, :4] * 10  # box targets in pixels: their L1 term dwarfs ln C at the start
+    model = Detector()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 256, 32):
+            out = model(x[i : i + 32])
+            loss = F.cross_entropy(out["logits"], y[i : i + 32]) + 5 * F.l1_loss(out["boxes"], boxes[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    verdict = w.report()["loop: loss"]
+    assert verdict.status == "pass" and "first loss" not in verdict.value
+
+
+@pytest.mark.parametrize("masks, fragment", [(lambda m: m[:, None], "y.squeeze(1)"),
+                                             (lambda m: m.float(), "floating point: y.long()")])
+def test_segmentation_masks_of_the_wrong_shape_or_dtype_get_the_conversion(masks, fragment):
+    torch.manual_seed(0)
+    x = torch.randn(32, 1, 8, 8)
+    model = nn.Conv2d(1, 3, 3, padding=1)
+    report = doctor.check(model, x, masks((x[:, 0] > 0).long()), nn.CrossEntropyLoss())
+    first = report.verdicts[0]
+    assert first.check == "forward and loss run" and fragment in first.advice
+    assert all(v.advice == "see 'forward and loss run'" for v in report.verdicts if "could not run" in str(v.value))

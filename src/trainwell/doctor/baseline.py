@@ -94,17 +94,23 @@ def _shown(best: dict, k: int, zero_held: float | None, zero_acc: float | None) 
     lower loss, or (for a classifier) a clearly higher accuracy."""
     if not k or zero_held is None:
         return False
-    ok = best["loss"] < 0.9 * zero_held
+    ok = _clearly_below(best["loss"], zero_held)
     if zero_acc is not None and best["acc"] is not None:
         ok = ok or best["acc"] > zero_acc + _margin(zero_acc, k)
     return ok
+
+
+def _clearly_below(loss: float, reference: float) -> bool:
+    """``loss`` at least 10% of ``reference``'s size below it (0.9 x reference for a positive loss; a negative
+    loss, which some losses reach by design, must fall further below zero, not towards it)."""
+    return loss < reference - 0.1 * abs(reference)
 
 
 def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: float | None,
            zero_acc: float | None) -> Verdict:
     """The verdict from the training losses (real inputs vs the best constant output) and, with ``k`` held-out
     examples, the real copy's best held-out loss and its accuracy there (``best``) vs the constant's."""
-    fits = real_train < 0.9 * zero_train
+    fits = _clearly_below(real_train, zero_train)
     if not k:
         ok = fits
         value = (f"training loss: real {real_train:.3g} vs input-independent {zero_train:.3g} (too few examples to "

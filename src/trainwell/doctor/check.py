@@ -167,6 +167,9 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         targets = _target_verdict(model, x, y, loss_fn) if crash is None else None
         verdicts = [v for v in (crash, held, dropped, targets) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
+    if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
+        verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
+                    if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
 
 

@@ -62,8 +62,14 @@ def _target_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
         return None
     index_loss = isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss)) or \
         getattr(loss_fn, "__name__", "") in ("cross_entropy", "nll_loss", "multi_margin_loss")
-    if not index_loss or y.is_floating_point():
+    if not index_loss:
         return None
+    if y.dim() == scores.dim() and y.dim() > 2 and y.shape[1] == 1:  # (B, 1, H, W) masks for (B, C, H, W) scores
+        return f"targets of shape {tuple(y.shape)}: class-index masks are (B, H, W): y.squeeze(1)"
+    if y.is_floating_point():
+        whole = bool((y == y.round()).all())
+        return ("class-index targets are floating point: y.long()" if whole else None) if \
+            y.shape == scores.shape[:1] + scores.shape[2:] else None
     try:
         check_labels(scores, y, nn.CrossEntropyLoss())
     except ValueError as e:

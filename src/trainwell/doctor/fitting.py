@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor import outputs as O
@@ -54,6 +55,25 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
     return m.eval(), final
 
 
+def _takes_probabilities(loss_fn: Callable) -> bool:
+    """Whether the loss reads probabilities in (0, 1): torch's BCELoss, or a loss of unknown kind (a function the
+    doctor does not recognise); not one that takes logits or a regression loss."""
+    from trainwell.doctor.loss_kinds import loss_kind
+
+    return isinstance(loss_fn, nn.BCELoss) or loss_fn is F.binary_cross_entropy or loss_kind(loss_fn) == "unknown"
+
+
+def _sigmoid_last(model: nn.Module, x) -> bool:
+    """Whether the model's scores leave through a Sigmoid (its outputs are probabilities in (0, 1))."""
+    from trainwell.doctor.output_layer import last_activation  # output_layer reads fitting's helpers
+
+    try:
+        found = last_activation(model, x[:2])
+    except Exception:  # noqa: BLE001 - an output this reading cannot follow: free outputs stay unbounded
+        return False
+    return found is not None and found[1] in ("Sigmoid", "Hardsigmoid")
+
+
 def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, per_example: bool,
                   max_iter: int = 100) -> Callable[[int], object]:
     """Outputs fitted to ``(x, y)`` directly, with the model's output structure, by L-BFGS on the user's loss:
@@ -69,6 +89,8 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
     # outputs that are log-probabilities or probabilities (a LogSoftmax/Softmax last layer) stay normalized: NLL of
     # free numbers has no minimum
     norm = [_normalization(t) for t in floats]
+    if any(kind is None for kind in norm) and _takes_probabilities(loss_fn) and _sigmoid_last(model, x):
+        norm = [kind or "unit" for kind in norm]  # BCELoss on a Sigmoid: free outputs in (0, 1) as the model's
 
     def build(n: int):
         it, kinds = iter(free), iter(norm)
@@ -76,7 +98,8 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
         def make(t):
             v, kind = next(it), next(kinds)
             v = v if per_example else v.expand(n, *t.shape[1:])
-            return v.log_softmax(1) if kind == "log" else v.softmax(1) if kind == "prob" else v
+            return v.log_softmax(1) if kind == "log" else v.softmax(1) if kind == "prob" else \
+                v.sigmoid() if kind == "unit" else v
 
         return O.map_tensors(sample, make)
 

@@ -77,6 +77,7 @@ class LoopProbe:
         self.nonfinite_input_step: int | None = None  # the first unobserved step whose inputs held NaN/Inf
         self.scores_dropout: str | None = None  # a dropout module whose output is the model's scores
         self.stepped_before_forward = False  # the first optimizer step came before any training forward
+        self.multi_output = False  # the model returns several trained tensors (class scores and boxes, say)
         self._game_reads = 0
         self._dropout_outs: dict[int, tuple[torch.Tensor, str]] = {}
         self._forwards: list[tuple[bool, bool]] = []  # (training, grad enabled) since the last step
@@ -219,6 +220,8 @@ class LoopProbe:
         if not (self._armed and torch.is_grad_enabled()):
             return
         z = O.logits(out)
+        if not isinstance(out, torch.Tensor) and not self.multi_output:  # heads besides the class scores
+            self.multi_output = sum(t.is_floating_point() and t.requires_grad for t in O.leaves(out)) > 1
         kept = self._dropout_outs.get(id(z)) if isinstance(z, torch.Tensor) else None
         if kept is not None and kept[0] is z:
             self.scores_dropout = kept[1]

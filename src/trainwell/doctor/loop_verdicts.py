@@ -267,7 +267,9 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
                        f"{rows} examples", "weights summing to 1", "the loss is scaled: counted twice (added to "
                        "itself, or backward() called on it twice), or divided/multiplied by the wrong count")
     c = s["classes"]
-    if first_loss is not None and c and c > 1 and s["step"] == 0 and math.isfinite(first_loss):
+    # the loss of a model with several heads adds their terms: its first value is not cross-entropy's alone
+    if first_loss is not None and c and c > 1 and s["step"] == 0 and math.isfinite(first_loss) and \
+            not probe.multi_output:
         expected = weight * math.log(c) / max(k, 1)
         # with k accumulated micro-batches the loss given to w.step may be one divided part or the whole: ln C
         if first_loss > 2.0 * weight * math.log(c):
@@ -374,6 +376,10 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     flat = [y.reshape(-1) for y in ys]
     every = torch.cat(flat)
     valid = every[every >= 0]  # negative targets are ignore_index
+    void = ""
+    if classes and int(valid.max() if valid.numel() else 0) >= classes and \
+            bool((valid[valid >= classes] == 255).all()) and classes < 255:
+        valid, void = valid[valid < classes], "; 255 read as a void label (ignore_index=255)"
     if valid.numel() == 0:
         return Verdict(name, "skip", "skipped: no non-negative targets", "-", "")
     lo, hi = int(valid.min()), int(valid.max())
@@ -389,7 +395,7 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
         return Verdict(name, "warn", mixed, "each batch's label mix close to the whole run's",
                        "the data is sorted (by label) or not shuffled: use DataLoader(..., shuffle=True) or a new "
                        "permutation every epoch")
-    return Verdict(name, "pass", f"{len(ys)} batches, targets {lo}..{hi}, mixed like the whole run", "-")
+    return Verdict(name, "pass", f"{len(ys)} batches, targets {lo}..{hi}, mixed like the whole run{void}", "-")
 
 
 def _float_targets(ys: list[torch.Tensor]) -> Verdict:
