@@ -22,15 +22,16 @@ def _data(n=256, d=20, seed=0):
     return x, x[:, :C].argmax(1)
 
 
-def _epoch(model, opt, x, y, loss_fn=F.cross_entropy, every=5, batch=32):
-    """One epoch of a plain loop in order over ``x, y`` under ``doctor.watch``; returns the watch."""
+def _epoch(model, opt, x, y, loss_fn=F.cross_entropy, every=5, batch=32, labels=False):
+    """One epoch of a plain loop in order over ``x, y`` under ``doctor.watch`` (``labels``: the targets given to
+    ``w.step`` too); returns the watch."""
     with doctor.watch(model, opt, every=every) as w:
         for i in range(0, len(x), batch):
             loss = loss_fn(model(x[i : i + batch]), y[i : i + batch])
             opt.zero_grad()
             loss.backward()
             opt.step()
-            w.step(loss)
+            w.step(loss, y=y[i : i + batch] if labels else None)
     return w
 
 
@@ -547,14 +548,7 @@ def test_a_loss_that_starts_near_minus_ln_c_by_design_is_not_a_flipped_cross_ent
     def gaussian_nll(mean, t):  # a fixed small variance: the loss starts negative by design
         return F.gaussian_nll_loss(mean, t, torch.full_like(mean, 0.05))
 
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    with doctor.watch(model, opt, every=5) as w:
-        for i in range(0, 256, 32):
-            loss = gaussian_nll(model(x[i : i + 32]), target[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss, y=target[i : i + 32])
+    w = _epoch(model, torch.optim.SGD(model.parameters(), lr=0.01), x, target, gaussian_nll, labels=True)
     assert w.report()["loop: loss"].status != "fail"
 
 
@@ -695,15 +689,8 @@ def test_the_void_label_255_is_not_a_class_beyond_the_outputs():
     masks = (x[:, 0] > 0).long()
     masks[:, 0, :] = 255  # a void border, ignored by the loss
     model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    loss_fn = nn.CrossEntropyLoss(ignore_index=255)
-    with doctor.watch(model, opt, every=5) as w:
-        for i in range(0, 256, 32):
-            loss = loss_fn(model(x[i : i + 32]), masks[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss, y=masks[i : i + 32])
+    w = _epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), x, masks, nn.CrossEntropyLoss(ignore_index=255),
+               labels=True)
     verdict = w.report()["loop: labels"]
     assert verdict.status == "pass" and "255 read as a void label" in verdict.value
 
