@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor import diagnosis
+from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.monitors import Monitor
@@ -276,8 +277,8 @@ class Watch:
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
                lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lv.lr_schedule(p),
                lv.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
-               lv.inputs(p, self._memorizing()),
-               lv.labels([y.cpu() for y in self._ys], classes, self._broadcast)]
+               ld.inputs(p, self._memorizing()),
+               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast)]
         return [v for v in out if v is not None]
 
 

@@ -1,0 +1,146 @@
+"""The ``loop:`` verdicts on what a hand-written loop feeds the model: its inputs (NaN/Inf, scale as the first
+weighted layer receives them, the same batch every step) and, given to ``w.step(loss, y=y)``, its targets (outside
+the output width, 1-based, sorted by label, regression targets in raw units). The loop's other verdicts, and the
+deferral of the learning-rate reading to any of them, are in :mod:`trainwell.doctor.loop_verdicts`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.verdict import Verdict
+
+
+def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
+    """The batches the model trains on: of unit-ish scale, and not the same batch again and again. One batch in
+    every step is full-batch training unless the model memorizes it (``memorizing``: the training loss ends far
+    below the validation loss): then it is the loop bug."""
+    name = "loop: inputs"
+    seen = probe.inputs
+    if not seen and probe.nonfinite_input_step is None:
+        return Verdict(name, "skip", "skipped: no training forward observed", "-", "")
+    bad = sorted({s["step"] for s in seen if s.get("finite") is False})
+    if bad or probe.nonfinite_input_step is not None:
+        steps = len({s["step"] for s in seen})
+        first = min(bad[:1] + [probe.nonfinite_input_step] * (probe.nonfinite_input_step is not None))
+        where = (f"on {len(bad)} of {steps} observed steps (first at step {first})" if bad else
+                 f"at step {first}")
+        return Verdict(name, "fail", f"inputs hold NaN or Inf {where}", "finite inputs",
+                       "the data holds NaN/Inf (missing values, a 0/0 when "
+                       "standardizing a constant feature, log of 0): clean or impute it before training; no learning "
+                       "rate fixes it")
+    by_step = {}
+    for s in seen:
+        by_step.setdefault(s["step"], s)
+    distinct = {(s["shape"], s["sum"], tuple(s["head"])) for s in by_step.values()}
+    if len(by_step) >= 3 and len(distinct) == 1:
+        return Verdict(name, "warn" if memorizing else "info",
+                       f"the same input batch in all {len(by_step)} observed steps" +
+                       ("; the training loss ends far below the validation loss" if memorizing else ""),
+                       "a new batch each step", "full-batch training, or is next(iter(loader)) outside the loop (the "
+                       "model then memorizes one batch)?")
+    floating = [s for s in seen if s["floating"] and "std" in s]
+    if floating:
+        std = max(s["std"] for s in floating)
+        top = max(s["max_abs"] for s in floating)
+        layer = [s for s in floating if s.get("layer_std") is not None]
+        inner = max((s["layer_std"] for s in layer), default=math.inf)
+        if (std > 5.0 or top > 50.0) and len(layer) == len(floating) and inner <= 5.0 and \
+                max(s["layer_max_abs"] for s in layer) <= 50.0:
+            return Verdict(name, "pass", f"inputs std up to {std:.3g} (max |x| {top:.3g}), normalized inside the "
+                           f"model: the first weighted layer receives std up to {inner:.3g}", "-")
+        if std > 5.0 or top > 50.0:
+            return Verdict(name, "warn", f"inputs far from unit scale: std up to {std:.3g}, max |x| {top:.3g}",
+                           "std ~ 1", "normalize the inputs (e.g. divide 0..255 pixels by 255, or standardize "
+                           "with the training mean and std): large inputs saturate the first layer and inflate the "
+                           "initial loss")
+    return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
+
+
+def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None) -> Verdict:
+    """Targets passed to ``w.step(loss, y=y)``: inside [0, C), including class 0, mixed within batches like the
+    whole run (a permutation test); and no elementwise loss that broadcast outputs against targets of another
+    shape (``broadcast``: torch's warning text, caught while the loop ran)."""
+    name = "loop: labels"
+    if broadcast is not None:
+        return Verdict(name, "fail", f"the loss broadcast outputs against targets of another shape ({broadcast[:120]})",
+                       "targets shaped like the outputs", "an output (B, 1) against targets (B,) becomes a (B, B) "
+                       "loss of every output against every target: squeeze the output (out.squeeze(1)) or "
+                       "unsqueeze the targets")
+    if not ys:
+        return Verdict(name, "skip", "skipped: pass the targets as w.step(loss, y=y) to check them", "-", "")
+    if ys[0].is_floating_point():
+        return _float_targets(ys)
+    flat = [y.reshape(-1) for y in ys]
+    every = torch.cat(flat)
+    valid = every[every >= 0]  # negative targets are ignore_index
+    void = ""
+    if classes and int(valid.max() if valid.numel() else 0) >= classes and \
+            bool((valid[valid >= classes] == 255).all()) and classes < 255:
+        valid, void = valid[valid < classes], "; 255 read as a void label (ignore_index=255)"
+    if valid.numel() == 0:
+        return Verdict(name, "skip", "skipped: no non-negative targets", "-", "")
+    lo, hi = int(valid.min()), int(valid.max())
+    if classes and hi >= classes:
+        return Verdict(name, "fail", f"targets up to {hi} for {classes} outputs", f"targets in [0, {classes})",
+                       "a label outside the output width: more classes than outputs, or 1-based labels")
+    if classes and lo >= 1 and classes > 2 and len(ys) >= 5 and hi == classes - 1:
+        return Verdict(name, "warn", f"targets run {lo}..{hi}: class 0 never appears in {len(ys)} batches",
+                       f"targets in [0, {classes})", "1-based labels? subtract 1 (output 0 is trained towards "
+                       "never being chosen, and the model has one class too many)")
+    mixed = _mix_test(flat)
+    if mixed is not None:
+        return Verdict(name, "warn", mixed, "each batch's label mix close to the whole run's",
+                       "the data is sorted (by label) or not shuffled: use DataLoader(..., shuffle=True) or a new "
+                       "permutation every epoch")
+    return Verdict(name, "pass", f"{len(ys)} batches, targets {lo}..{hi}, mixed like the whole run{void}", "-")
+
+
+def _float_targets(ys: list[torch.Tensor]) -> Verdict:
+    """Floating-point targets (regression, soft labels): far from unit scale they make the loss and its gradients
+    scale with them (targets in raw units, e.g. prices), like unnormalized inputs."""
+    name = "loop: labels"
+    every = torch.cat([y.reshape(-1).double() for y in ys])
+    every = every[torch.isfinite(every)]
+    if every.numel() > 1:
+        std, mean, top = float(every.std()), float(every.mean()), float(every.abs().max())
+        if std > 5.0 or top > 50.0:
+            return Verdict(name, "warn", f"floating-point targets far from unit scale: mean {mean:.3g}, std "
+                           f"{std:.3g}, max |y| {top:.3g}", "targets of unit scale",
+                           "standardize regression targets ((y - mean) / std with the training set's mean and std; "
+                           "invert it for predictions): the loss and its gradients grow with the targets' scale, "
+                           "and an output layer that starts near 0 spends its training on the offset")
+    return Verdict(name, "pass", "floating-point targets, no broadcasting seen", "-")
+
+
+def _mix_test(flat: list[torch.Tensor]) -> str | None:
+    """A permutation test of the batches' label mix: mean total-variation distance of each batch's label
+    histogram from the pooled one, against the same statistic after shuffling the pooled labels. Batches of
+    fewer than 4 labels (a short last batch) are left out."""
+    flat = [f for f in flat if len(f) >= 4]
+    sizes = [len(f) for f in flat]
+    if len(flat) < 5:
+        return None
+    pooled = torch.cat(flat).clamp_min(0)
+    c = int(pooled.max()) + 1
+    if c < 2:
+        return None
+    overall = torch.bincount(pooled, minlength=c).double() / len(pooled)
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    size = torch.tensor(sizes, dtype=torch.double)[:, None]
+
+    def stat(labels: torch.Tensor) -> float:  # one scatter for all batches' histograms
+        counts = torch.zeros(len(sizes) * c, dtype=torch.double).index_add_(
+            0, batch * c + labels, torch.ones(len(labels), dtype=torch.double)).view(len(sizes), c)
+        return float((counts / size - overall).abs().sum(1).mean() / 2)
+
+    seen = stat(pooled)
+    g = torch.Generator().manual_seed(0)
+    null = [stat(pooled[torch.randperm(len(pooled), generator=g)]) for _ in range(20)]
+    if seen > max(null) and seen > 2 * (sum(null) / len(null)) and seen > 0.3:
+        return (f"batches differ from the run's label mix by {seen:.2f} (total variation; shuffled batches: "
+                f"{sum(null) / len(null):.2f})")
+    return None
