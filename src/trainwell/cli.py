@@ -7,7 +7,9 @@ is reworded with the flag of its parameter); any other exception is a bug and ke
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -413,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except DistributedError as exc:  # another process of a torchrun group failed: not a usage error
         print(f"trainwell {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        global _peer_lost
+        _peer_lost = True
         return 1
     except KeyboardInterrupt as exc:
         code = getattr(exc, "exit_code", None)  # trainwell.train.interrupt.Interrupted: saved, says how to resume
@@ -422,15 +426,25 @@ def main(argv: list[str] | None = None) -> int:
         figure_process.stop()  # the drawing process, if the command started one
 
 
+_peer_lost = False  # a DistributedError ended the command: leave without the C++ teardown of a broken group
+
+
 def run() -> None:
     """The ``trainwell`` program: :func:`main`, then an exit without the interpreter's last full garbage collection.
 
     At exit CPython collects every object its garbage collector tracks, some 260,000 once torch is imported: a
     quarter of a second here (RESULTS section 36) before the shell gets its prompt back. Freezing them first
     (``gc.freeze``) skips that scan. Nothing is lost: a command has closed and synced what it wrote before it
-    returns, and Python does not promise to finalize the objects still alive at exit in any case.
+    returns, and Python does not promise to finalize the objects still alive at exit in any case. After a torchrun
+    peer was lost, the process leaves with ``os._exit`` once the exit handlers ran and the streams are flushed:
+    gloo's threads to the dead peer could otherwise abort the interpreter's teardown (exit -6 instead of 1).
     """
     code = main()
+    if _peer_lost:  # the transport's threads to the lost peer can abort the interpreter's own exit (SIGABRT)
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     gc.freeze()
     raise SystemExit(code)
 
