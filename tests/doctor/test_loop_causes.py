@@ -733,3 +733,23 @@ def test_segmentation_masks_of_the_wrong_shape_or_dtype_get_the_conversion(masks
     first = report.verdicts[0]
     assert first.check == "forward and loss run" and fragment in first.advice
     assert all(v.advice == "see 'forward and loss run'" for v in report.verdicts if "could not run" in str(v.value))
+
+
+@pytest.mark.parametrize("tail", ["flatten", "squeeze", "none"])
+def test_a_regression_head_reshaped_before_it_is_returned_is_not_a_hidden_layer(tail):
+    from trainwell.doctor.activations import variance_propagation
+
+    class Regressor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b = nn.Linear(16, 32), nn.Linear(32, 1)
+
+        def forward(self, x):
+            out = self.b(F.relu(self.a(x)))
+            return out.flatten(0) if tail == "flatten" else out.squeeze(-1) if tail == "squeeze" else out
+
+    x = torch.randn(128, 16, generator=torch.Generator().manual_seed(0))
+    y = x[:, 0] if tail != "none" else x[:, :1]
+    verdict = variance_propagation(Regressor(), x, y, nn.MSELoss())
+    assert verdict.status == "skip" and "1 activation or weighted layer" in verdict.value  # one hidden layer only

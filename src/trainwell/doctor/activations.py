@@ -101,10 +101,12 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
             h.remove()
         model.train(was)
         model.zero_grad()
-    # the model's outputs are not hidden layers: the gradient at the logits is the loss's, not back-propagated
+    # the model's outputs are not hidden layers: the gradient at the logits is the loss's, not back-propagated;
+    # a head whose output is reshaped before it is returned (Flatten(0), squeeze(-1)) is an output layer too
     final = {id(t) for t in O.leaves(out)}
+    heads = _output_layers(model, x) if any(isinstance(m, _WEIGHTED) for _, m in watched) else set()
     return [(name, float(a.detach().float().std()), float(a.grad.std()) if a.grad is not None else None)
-            for name, a in acts if a.numel() > 1 and id(a) not in final]
+            for name, a in acts if a.numel() > 1 and id(a) not in final and name not in heads]
 
 
 def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
