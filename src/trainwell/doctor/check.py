@@ -161,10 +161,11 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss
             replace["regularization raises loss"] = lambda s: pf.regularization_raises_loss(
                 s.model, s.x, s.y, s.loss_fn, penalty=lambda m, k: k * total(m), strengths=(1.0, 2.0))
-        crash = runs_on_data(model, x, y, loss_fn)  # the loop's first batch would raise: said first, as a fail
+        crash, out = runs_on_data(model, x, y, loss_fn)  # the loop's first batch would raise: said first, a fail
         held = optimizer_holds(model, optimizer) if optimizer is not None else None
         dropped = scores_dropout_verdict(_guarded_dropout(model, x)) if crash is None else None
-        targets = _target_verdict(model, x, y, loss_fn) if crash is None else None
+        targets = _target_verdict(model, x, y, loss_fn, out) if crash is None else None
+        del out
         verdicts = [v for v in (crash, held, dropped, targets) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
@@ -173,11 +174,10 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
 
 
-def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable):
-    """An ignored real class, or regression targets the last activation cannot reach (None: neither)."""
+def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, out):
+    """An ignored real class (read on the model's output ``out``), or regression targets the last activation
+    cannot reach (None: neither)."""
     try:
-        with torch.no_grad():
-            out = call(model, x)
         return ignored_class(loss_fn, out, y) or unreachable_targets(model, x, y, loss_fn)
     except Exception:  # noqa: BLE001 - these readings only add a verdict; the checks below still run
         return None

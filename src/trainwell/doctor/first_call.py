@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor.inputs import Inputs, call
+from trainwell.doctor.loss_kinds import loss_kind
 from trainwell.doctor.verdict import Verdict
 from trainwell.train.input_checks import check_input_dtype, integer_inputs_hint
 from trainwell.train.losses import check_labels, class_scores
@@ -17,21 +18,23 @@ from trainwell.train.losses import check_labels, class_scores
 NAME = "forward and loss run"
 
 
-def runs_on_data(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> Verdict | None:
-    """None when ``loss_fn(model(x), y)`` returns a floating-point loss; else a fail quoting torch's error and
-    naming the conversion to make (the dtype of the inputs, the shape or dtype of the targets)."""
+def runs_on_data(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> \
+        tuple[Verdict | None, object]:
+    """(None, the model's output) when ``loss_fn(model(x), y)`` returns a floating-point loss; else (a fail quoting
+    torch's error and naming the conversion to make — the dtype of the inputs, the shape or dtype of the targets —,
+    the output or None)."""
     try:
         out = call(model, x)
     except Exception as e:  # noqa: BLE001 - the user's forward: whatever it raises is the verdict
-        return _fail("the model's forward", e, _input_hint(model, x, e))
+        return _fail("the model's forward", e, _input_hint(model, x, e)), None
     try:
         loss = loss_fn(out, y)
     except Exception as e:  # noqa: BLE001 - the user's loss, likewise
-        return _fail("the loss", e, _target_hint(out, y, loss_fn))
+        return _fail("the loss", e, _target_hint(out, y, loss_fn)), out
     if not isinstance(loss, torch.Tensor) or not loss.is_floating_point():
         return Verdict(NAME, "fail", f"loss_fn returned a {type(loss).__name__}, not a floating-point tensor",
-                       "loss_fn(model(x), y) returns a loss tensor", "return the loss as a tensor (not .item())")
-    return None
+                       "loss_fn(model(x), y) returns a loss tensor", "return the loss as a tensor (not .item())"), out
+    return None, out
 
 
 def _fail(where: str, error: Exception, hint: str | None) -> Verdict:
@@ -60,9 +63,7 @@ def _target_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
         scores = class_scores(out)
     except TypeError:
         return None
-    index_loss = isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss)) or \
-        getattr(loss_fn, "__name__", "") in ("cross_entropy", "nll_loss", "multi_margin_loss")
-    if not index_loss:
+    if loss_kind(loss_fn) not in ("cross_entropy", "nll", "hinge"):  # losses of class-index targets
         return None
     if y.dim() == scores.dim() and y.dim() > 2 and y.shape[1] == 1:  # (B, 1, H, W) masks for (B, C, H, W) scores
         return f"targets of shape {tuple(y.shape)}: class-index masks are (B, H, W): y.squeeze(1)"
@@ -70,7 +71,7 @@ def _target_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
         whole = bool((y == y.round()).all())
         return ("class-index targets are floating point: y.long()" if whole else None) if \
             y.shape == scores.shape[:1] + scores.shape[2:] else None
-    try:
+    try:  # the label rules of every class-index loss (a module stands in for a function loss_kind recognised)
         check_labels(scores, y, nn.CrossEntropyLoss())
     except ValueError as e:
         return str(e)

@@ -27,6 +27,11 @@ _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNor
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 
 
+def held(optimizer: torch.optim.Optimizer) -> set[int]:
+    """The ids of the tensors ``optimizer``'s param groups hold now (``add_param_group`` included)."""
+    return {id(p) for g in optimizer.param_groups for p in g["params"]}
+
+
 def _first_tensor(args, kwargs) -> torch.Tensor | None:
     for value in list(args) + list(kwargs.values()):
         found = O.leaves(value) if not isinstance(value, torch.Tensor) else [value]
@@ -91,7 +96,7 @@ class LoopProbe:
         self._tick = self._last_backward = self._last_forward = 0  # the order of forwards and backward passes
 
     def _owned(self) -> set[int]:
-        return {id(p) for o in self.optimizers for g in o.param_groups for p in g["params"]}
+        return set().union(*(held(o) for o in self.optimizers))
 
     def _hook(self, fn):
         """``fn`` as a hook: left out of the graph when the model is compiled (its reads of tensors into Python
@@ -262,8 +267,7 @@ class LoopProbe:
         self.owned = self._owned()  # add_param_group counts
         # of optimizers stepped in turn, the one stepping now applies only its own parameters' .grad (another's
         # may be cleared already, as a GAN's discriminator's is after its own step)
-        stepping = {id(q) for g in self.optimizer.param_groups for q in g["params"]} \
-            if len(self.optimizers) > 1 else None
+        stepping = held(self.optimizer) if len(self.optimizers) > 1 else None
         for name, p in self.named.items():
             inc = self._incoming.get(id(p))
             if inc is None:

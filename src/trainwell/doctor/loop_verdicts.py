@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from trainwell.doctor import registration
-from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.loop_probe import LoopProbe, held
 from trainwell.doctor.output_layer import scores_dropout_verdict
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.verdict import Verdict
@@ -48,8 +48,8 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
     idle = [i for i, n in enumerate(probe.steps_by_optimizer) if n == 0]
     if idle and probe.opt_steps >= 3:
         i = idle[0]
-        held = {id(p) for g in probe.optimizers[i].param_groups for p in g["params"]}
-        names = [n for n, p in probe.named.items() if id(p) in held]
+        ids = held(probe.optimizers[i])
+        names = [n for n, p in probe.named.items() if id(p) in ids]
         return Verdict(name, "fail", f"optimizer {i + 1} of {len(probe.optimizers)} never stepped in "
                        f"{probe.opt_steps} steps: {_group_names(names) if names else 'its parameters'} never change",
                        "every optimizer given to doctor.watch steps", "call its .step() in the loop (after "
@@ -122,7 +122,7 @@ def gradient_reach(probe: LoopProbe) -> Verdict:
         return Verdict(name, "skip", "skipped: fewer than 2 observed steps", "-", "")
     starved = [n for n, p in probe.named.items() if p.requires_grad and n not in probe.received]
     if probe.game is not None and len(probe.optimizers) > 1:  # the other players get gradients between the
-        first = {id(q) for g in probe.optimizer.param_groups for q in g["params"]}  # observed steps
+        first = held(probe.optimizer)  # its steps are the observed ones
         owned = probe._owned()
         starved = [n for n in starved if id(probe.named[n]) in first or id(probe.named[n]) not in owned]
     if starved:

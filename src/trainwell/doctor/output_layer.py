@@ -27,10 +27,13 @@ from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import expected_initial_loss, loss_kind
 from trainwell.doctor.verdict import Verdict
 
-#: activations whose output is bounded (or never negative): what they leave of the scores
-_BOUNDED = {nn.Sigmoid: "in [0, 1]", nn.Softmax: "in [0, 1]", nn.Softmin: "in [0, 1]", nn.Hardsigmoid: "in [0, 1]",
-            nn.Tanh: "in [-1, 1]", nn.Hardtanh: "bounded", nn.ReLU6: "in [0, 6]", nn.ReLU: "never negative",
-            nn.Softplus: "never negative"}
+#: activations whose output is bounded (or never negative): the range they leave the scores (lower, upper;
+#: Hardtanh at its default bounds)
+RANGES = {nn.Sigmoid: (0.0, 1.0), nn.Softmax: (0.0, 1.0), nn.Softmin: (0.0, 1.0), nn.Hardsigmoid: (0.0, 1.0),
+          nn.Tanh: (-1.0, 1.0), nn.Hardtanh: (-1.0, 1.0), nn.ReLU6: (0.0, 6.0), nn.ReLU: (0.0, float("inf")),
+          nn.Softplus: (0.0, float("inf"))}
+_BOUNDED = {cls: "never negative" if high == float("inf") else f"in [{low:g}, {high:g}]"
+            for cls, (low, high) in RANGES.items()}  # what each leaves of the scores, in words
 
 
 def _producers(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, nn.Module]]:

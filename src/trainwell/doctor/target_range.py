@@ -13,15 +13,12 @@ from torch import nn
 from trainwell.doctor import outputs as O
 from trainwell.doctor.inputs import Inputs
 from trainwell.doctor.loss_kinds import loss_kind
-from trainwell.doctor.output_layer import last_activation
+from trainwell.doctor.output_layer import RANGES, last_activation
 from trainwell.doctor.verdict import Verdict
 
 NAME = "targets"
 
-#: the outputs' range after each bounded activation (lower, upper)
-_RANGES = {"Sigmoid": (0.0, 1.0), "Hardsigmoid": (0.0, 1.0), "Softmax": (0.0, 1.0), "Softmin": (0.0, 1.0),
-           "Tanh": (-1.0, 1.0), "Hardtanh": (-1.0, 1.0), "ReLU6": (0.0, 6.0), "ReLU": (0.0, float("inf")),
-           "Softplus": (0.0, float("inf"))}
+_RANGES = {cls.__name__: bounds for cls, bounds in RANGES.items()}  # by the class name last_activation gives
 
 
 def ignored_class(loss_fn: Callable, out, y: torch.Tensor) -> Verdict | None:
