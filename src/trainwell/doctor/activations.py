@@ -12,6 +12,7 @@ from torch import nn
 from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import _ACTIVATIONS, _WEIGHTED, _training_forward
 from trainwell.doctor.inputs import Inputs, call
+from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.verdict import Verdict
 
 
@@ -59,18 +60,8 @@ def _output_layers(model: nn.Module, x: torch.Tensor | Inputs) -> set[str]:
             h.remove()
         for m, mode in modes:
             m.training = mode
-    heads, seen = set(), set()
-    stack = [t.grad_fn for t in outs if isinstance(t, torch.Tensor) and t.grad_fn is not None]
-    while stack and len(seen) < 100_000:
-        f = stack.pop()
-        if f is None or f in seen:
-            continue
-        seen.add(f)
-        if f in nodes:
-            heads.add(nodes[f])
-            continue
-        stack.extend(g for g, _ in f.next_functions)
-    return heads
+    roots = [t.grad_fn for t in outs if isinstance(t, torch.Tensor) and t.grad_fn is not None]
+    return {nodes[f] for f in graph_nodes(roots, stop=lambda f: f in nodes, limit=100_000) if f in nodes}
 
 
 def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable):

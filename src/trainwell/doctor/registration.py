@@ -33,23 +33,27 @@ from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
 
+def graph_nodes(roots: list, stop: Callable[[object], bool] = lambda f: False, limit: int = 200_000):
+    """The autograd nodes reachable from the ``roots`` (``grad_fn`` objects), each once, depth first; a node for
+    which ``stop`` is true is yielded but not walked past. At most ``limit`` nodes."""
+    seen, stack = set(), list(roots)
+    while stack and len(seen) < limit:
+        f = stack.pop()
+        if f is None or f in seen:
+            continue
+        seen.add(f)
+        yield f
+        if not stop(f):
+            stack.extend(g for g, _ in f.next_functions)
+
+
 def graph_leaves(loss: torch.Tensor, limit: int = 200_000) -> list[torch.Tensor]:
     """The trainable leaf tensors ``loss`` depends on (works after ``backward()`` too: the graph's structure
     outlives its saved tensors). Walks at most ``limit`` nodes."""
     fn = getattr(loss, "grad_fn", None)
     if fn is None:
         return [loss] if isinstance(loss, torch.Tensor) and loss.requires_grad else []
-    seen, stack, out = set(), [fn], []
-    while stack and len(seen) < limit:
-        f = stack.pop()
-        if f is None or f in seen:
-            continue
-        seen.add(f)
-        var = getattr(f, "variable", None)
-        if var is not None:
-            out.append(var)
-        stack.extend(g for g, _ in f.next_functions)
-    return out
+    return [f.variable for f in graph_nodes([fn], limit=limit) if getattr(f, "variable", None) is not None]
 
 
 def _container_names(model: nn.Module) -> dict[int, str]:
