@@ -32,12 +32,13 @@ from trainwell.errors import TrainwellError
 from trainwell.optim import Schedule
 from trainwell.regularize import penalized_parameters
 from trainwell.train.batches import take_rows
-from trainwell.train.input_checks import check_input_dtype, integer_inputs_hint, integer_inputs_message
+from trainwell.train.input_checks import integer_inputs_hint
 from trainwell.train.learners import loss_function, predicted_classes
-from trainwell.train.losses import check_labels, class_scores
+from trainwell.train.losses import class_scores
 from trainwell.train.member_optim import PopulationOptimizer, check_hyperparameters
 from trainwell.train.member_schedules import MemberSchedules
 from trainwell.train.member_widths import embed_state, narrow_state, refuse_padding_that_trains
+from trainwell.train.population_data import PopulationDataChecks
 from trainwell.train.population_mlp import mlp_cross_entropy_step, mlp_forward, mlp_plan, written_backward
 from trainwell.train.step_graph import CapturedStep
 
@@ -81,7 +82,7 @@ class MemberView:
             v[self.member].copy_(state[k])
 
 
-class PopulationLearner:
+class PopulationLearner(PopulationDataChecks):
     """``len(states)`` copies of ``model``'s architecture trained together, member m starting from ``states[m]``.
 
     Args:
@@ -265,43 +266,6 @@ class PopulationLearner:
     def permutation(self, n: int, generators) -> torch.Tensor:
         """Each member's own order of the ``n`` rows, ``(M, n)``, from its own generator."""
         return torch.stack([torch.randperm(n, generator=g) for g in generators]).to(self.device)
-
-    def check_inputs(self, x: torch.Tensor, what: str) -> None:
-        """Refuse inputs of another floating dtype than the members' parameters, and integer inputs to a plain MLP
-        (a model with an embedding takes integers)."""
-        param = next(iter(self.leaves.values()))
-        check_input_dtype(x, param, what)
-        if self.plan is None:
-            return
-        if not x.is_floating_point():
-            raise TypeError(integer_inputs_message(
-                x, what, f"the members' first layer computes in {str(param.dtype).removeprefix('torch.')}"))
-        features = self.plan[0][2]
-        per_example = math.prod(x.shape[1:])
-        if len(x) and (x.dim() < 2 or per_example != features):
-            raise ValueError(f"{what} inputs of shape {tuple(x.shape)} have {per_example} features per example; the "
-                             f"members' first layer takes {features}")
-
-    def check_label_shape(self, x: torch.Tensor, y: torch.Tensor, what: str) -> None:
-        """Labels shared by all members (N,) or one row per member (M, N), one per input."""
-        if y.dim() == 2 and y.shape[0] != self.size:
-            raise ValueError(f"{what} labels of shape {tuple(y.shape)}: give (N,) labels shared by every member, or "
-                             f"({self.size}, N): one row per member" + (" (y.squeeze(1))" if y.shape[1] == 1 else ""))
-        if y.dim() not in (1, 2) or y.shape[-1] != len(x):
-            raise ValueError(f"{what} labels of shape {tuple(y.shape)} for {len(x)} inputs: give (N,) labels shared "
-                             f"by every member, or ({self.size}, {len(x)}): one row per member")
-
-    def _check_labels(self, x: torch.Tensor, y: torch.Tensor, what: str = "train") -> None:
-        """Once, before the first step (and the first evaluation): the labels' shape, and their values inside
-        [0, C) for a class-index loss (what a separate fit checks, :func:`~trainwell.train.losses.check_labels`)."""
-        self.check_label_shape(x, y, what)
-        training = self.base.training
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # no random draw taken from the members' steps
-            self.base.eval()
-            # (1, C): member 0, one row
-            scores = class_scores(self.forward(x[:1].to(self.device), shared=True, what=what))[0]
-        self.base.train(training)
-        check_labels(scores, y.reshape(-1), self.loss_fn)
 
     def run_row(self, epoch: int, step: int, rows: dict[int, dict]) -> dict:
         """The run's metrics: means over the members that trained this epoch (finite values only)."""
