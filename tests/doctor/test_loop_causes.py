@@ -753,3 +753,21 @@ def test_a_regression_head_reshaped_before_it_is_returned_is_not_a_hidden_layer(
     y = x[:, 0] if tail != "none" else x[:, :1]
     verdict = variance_propagation(Regressor(), x, y, nn.MSELoss())
     assert verdict.status == "skip" and "1 activation or weighted layer" in verdict.value  # one hidden layer only
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (12,)])
+@pytest.mark.parametrize("flatten, status", [(lambda o: o.reshape(-1, 3), "fail"),
+                                             (lambda o: o.movedim(1, -1).reshape(-1, 3), "pass")])
+def test_class_scores_flattened_without_moving_the_class_axis_last_are_named(shape, flatten, status):
+    torch.manual_seed(0)
+    conv = nn.Conv2d if len(shape) == 2 else nn.Conv1d
+    x = torch.randn(128, 1, *shape)
+    masks = (x[:, 0] > 0.5).long() + (x[:, 0] < -0.5).long()  # three classes per position
+    model = nn.Sequential(conv(1, 8, 3, padding=1), nn.ReLU(), conv(8, 3, 1))
+    w = _epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), x, masks,
+               lambda o, t: F.cross_entropy(flatten(o), t.reshape(-1)))
+    report = w.report()
+    verdict = report["loop: loss"]
+    assert verdict.status == status
+    if status == "fail":
+        assert "movedim(1, -1)" in verdict.advice and report["learning rate (loss curve)"].status == "info"

@@ -227,6 +227,13 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
     if form == "cross_entropy_over_batch":
         return Verdict(name, "fail", "the softmax is taken over the batch axis (dim 0), not the classes",
                        "log_softmax / softmax over the class axis", "use dim=1 (or dim=-1) in log_softmax/softmax")
+    if form == "scrambled_classes":
+        c = s["classes"]
+        return Verdict(name, "fail", f"the loss's softmax runs over groups of {c} consecutive values of the "
+                       f"(B, {c}, ...) outputs, not over their class axis (dim 1)", "cross-entropy over dim 1",
+                       f"reshape(-1, {c}) / view(-1, {c}) on (B, C, H, W) or (B, C, T) outputs mixes positions and "
+                       f"classes: move the class axis last first (out.movedim(1, -1).reshape(-1, {c})), or give "
+                       "cross_entropy the (B, C, ...) outputs and (B, ...) targets as they are")
     if form == "nll" and s.get("log_probs") is False:
         return Verdict(name, "fail", "NLL on outputs that are not log-probabilities (their logsumexp over the "
                        "classes is not 0)" + (f"; first loss {first_loss:.4g}" if first_loss is not None else ""),

@@ -9,7 +9,9 @@ these logits and ``sum_i a_i`` is its total weight: 1 for a mean over the step's
 accumulation when each micro-batch's loss is divided by k), N for ``reduction="sum"``, k for k accumulated
 micro-batches that were not divided by k, 2 for a loss counted twice. The same test along the batch axis finds a
 softmax taken over dim 0; logits that are already probabilities reveal a softmax applied twice. NLL on
-log-probabilities has gradient ``-a_i e_{y_i}``.
+log-probabilities has gradient ``-a_i e_{y_i}``. Outputs with the classes on dim 1 (``(B, C, H, W)``, ``(B, C, T)``)
+whose gradient has the form only over runs of C consecutive values in row-major order were flattened with
+``reshape(-1, C)`` without moving the class axis last: each "row" the loss saw mixes pixels, not classes.
 
 Example:
     >>> import torch, torch.nn.functional as F
@@ -77,6 +79,8 @@ def _rows(z: torch.Tensor, g: torch.Tensor) -> list[tuple[str, torch.Tensor, tor
         out.append(("dim1", zt.reshape(-1, zt.shape[-1]), gt.reshape(-1, gt.shape[-1])))
     if z.dim() == 2:
         out.append(("batch", z, g))
+    if z.dim() >= 3 and z.shape[1] != z.shape[-1]:  # reshape(-1, C) of (B, C, ...) without permute
+        out.append(("scrambled", z.reshape(-1, z.shape[1]), g.reshape(-1, z.shape[1])))
     return out
 
 
@@ -85,7 +89,8 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
     or more: with 2, any zero-sum gradient fits the softmax form).
 
     Returns a dict: ``form`` ('cross_entropy', 'cross_entropy_over_batch', 'cross_entropy_on_probabilities',
-    'nll', 'two_classes' (a zero-sum gradient over 2 classes: a classification loss of unknown form and weight)
+    'nll', 'scrambled_classes' (cross-entropy or NLL over runs of C consecutive values of (B, C, ...) outputs),
+    'two_classes' (a zero-sum gradient over 2 classes: a classification loss of unknown form and weight)
     or None when unrecognised), ``weight`` (sum of the per-example weights a_i), ``rows`` (examples that
     received a gradient), ``classes``.
     """
@@ -122,6 +127,8 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
         fits = [f for f in fits if f[0] < tol and bool((f[2] > 0).all())]
         if fits:
             _, form, a, bounded = min(fits, key=lambda f: f[0])
+            if layout == "scrambled":
+                form, bounded = "scrambled_classes", None
             return {"form": form, "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1],
                     "bounded": bounded}
     return none
