@@ -771,3 +771,21 @@ def test_class_scores_flattened_without_moving_the_class_axis_last_are_named(sha
     assert verdict.status == status
     if status == "fail":
         assert "movedim(1, -1)" in verdict.advice and report["learning rate (loss curve)"].status == "info"
+
+
+@pytest.mark.parametrize("loss, status", [("distill", "pass"), ("mse", "warn")])
+def test_a_teachers_logits_given_as_targets_are_soft_labels_not_raw_regression_targets(loss, status):
+    torch.manual_seed(0)
+    x = torch.randn(256, 20)
+    teacher = x[:, :C] * 8  # logits of std ~8: raw units for a regression, a sharp teacher for distillation
+    student = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C))
+
+    def kd(z, t, temperature=4.0):
+        return F.kl_div(F.log_softmax(z / temperature, 1), F.softmax(t / temperature, 1),
+                        reduction="batchmean") * temperature**2
+
+    w = _epoch(student, torch.optim.Adam(student.parameters(), lr=1e-3), x, teacher,
+               kd if loss == "distill" else F.mse_loss, labels=True)
+    verdict = w.report()["loop: labels"]
+    assert verdict.status == status
+    assert ("teacher's logits" in verdict.value) == (loss == "distill")

@@ -60,10 +60,12 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
 
 
-def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None) -> Verdict:
+def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None, soft: bool = False) -> Verdict:
     """Targets passed to ``w.step(loss, y=y)``: inside [0, C), including class 0, mixed within batches like the
     whole run (a permutation test); and no elementwise loss that broadcast outputs against targets of another
-    shape (``broadcast``: torch's warning text, caught while the loop ran)."""
+    shape (``broadcast``: torch's warning text, caught while the loop ran). ``soft``: the loss's gradient summed to
+    0 over the classes on every observed step (a loss of softmax(z)), so floating-point targets of the outputs'
+    width are soft labels or a teacher's logits, not regression targets."""
     name = "loop: labels"
     if broadcast is not None:
         return Verdict(name, "fail", f"the loss broadcast outputs against targets of another shape ({broadcast[:120]})",
@@ -73,6 +75,9 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     if not ys:
         return Verdict(name, "skip", "skipped: pass the targets as w.step(loss, y=y) to check them", "-", "")
     if ys[0].is_floating_point():
+        if soft and classes and ys[0].dim() >= 2 and ys[0].shape[-1] == classes:
+            return Verdict(name, "pass", f"floating-point targets over the {classes} classes of a softmax loss (its "
+                           "gradient sums to 0 over the classes): soft labels or a teacher's logits", "-")
         return _float_targets(ys)
     flat = [y.reshape(-1) for y in ys]
     every = torch.cat(flat)

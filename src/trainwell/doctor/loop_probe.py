@@ -315,6 +315,7 @@ class LoopProbe:
                 "bounded": known[0]["bounded"] if known else None,
                 "log_probs": _log_probabilities(self._outs[0][0]) if known and known[0]["form"] == "nll" else None,
                 "first_logits": self._outs[0][0] if self.opt_steps == 0 and self._outs else None,
+                "zero_sum": bool(self._outs) and all(_zero_sum_rows(g) for _, g in self._outs),
                 "bce_bounded": bce_on_bounded(*self._outs[0]) if not known and self._outs and
                 self._outs[0][1] is not None else None}
 
@@ -357,6 +358,17 @@ def _log_probabilities(z: torch.Tensor) -> bool:
     zf = z.float()
     tol = 1e-4 if z.dtype in (torch.float32, torch.float64) else 2e-2
     return any(bool((zf.logsumexp(d).abs() < tol).all()) for d in dict.fromkeys((1, zf.dim() - 1)))  # C on 1 or last
+
+
+def _zero_sum_rows(g: torch.Tensor | None) -> bool:
+    """Whether the loss's gradient on (..., C) outputs (C >= 3) sums to 0 over the last axis in every row: a loss
+    of softmax(z) (cross-entropy with hard or soft targets, a distillation KL), which no regression loss gives."""
+    if g is None or g.dim() < 2 or g.shape[-1] < 3 or not g.is_floating_point():
+        return False
+    g = g.detach().double()
+    top = float(g.abs().max())
+    tol = max(1e-4, 8 * torch.finfo(g.dtype if g.dtype != torch.float64 else torch.float32).eps)
+    return top > 0 and float(g.sum(-1).abs().max()) <= tol * top
 
 
 def _input_stats(x: torch.Tensor, step: int) -> dict:

@@ -278,7 +278,8 @@ class Watch:
                lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lv.lr_schedule(p),
                lv.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                ld.inputs(p, self._memorizing()),
-               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast)]
+               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast,
+                         soft=bool(p.steps) and all(s["zero_sum"] for s in p.steps))]
         return [v for v in out if v is not None]
 
 
