@@ -789,3 +789,22 @@ def test_a_teachers_logits_given_as_targets_are_soft_labels_not_raw_regression_t
     verdict = w.report()["loop: labels"]
     assert verdict.status == status
     assert ("teacher's logits" in verdict.value) == (loss == "distill")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_too_large_initial_scores_are_traced_to_the_last_layer_and_its_fix_passes(seed):
+    from trainwell import init
+    from trainwell.doctor.initial_loss import initial_loss
+
+    x = torch.randn(256, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(256) % 10
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, 10))
+    init.apply(model, "he_normal")  # what variance propagation advises for this net under torch's default init
+    verdict = initial_loss(model, x, y, nn.CrossEntropyLoss())
+    assert verdict.status != "pass" and "the last layer '9'" in verdict.advice
+    with torch.no_grad():
+        model[9].weight.mul_(0.1)  # the advice
+    assert initial_loss(model, x, y, nn.CrossEntropyLoss()).status == "pass"

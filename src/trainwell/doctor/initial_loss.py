@@ -11,11 +11,26 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.fitting import _normalization
-from trainwell.doctor.forward import _suspect_layer, _training_forward, input_scale
+from trainwell.doctor.forward import _outputs, _suspect_layer, _training_forward, input_scale
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind
 from trainwell.doctor.targets import constant_loss, far_from_unit
 from trainwell.doctor.verdict import Verdict
+
+
+def _last_layer_advice(model: nn.Module, x: torch.Tensor | Inputs) -> str:
+    """What to change when the scores start too large: the layer that produces them, started with small weights
+    (cs231n: small random numbers for the last layer), whatever the hidden layers' scheme. He's sqrt(2) gain (and
+    Xavier's with few outputs, sqrt(2 fan_in / (fan_in + fan_out))) is for layers followed by a ReLU; on the last
+    layer, behind ReLUs and max-pooling that raise the signal's scale, it gives scores of std > 1 and a loss far
+    above ln C."""
+    rows = _outputs(model, x)
+    if not rows or not isinstance(rows[-1][2], torch.Tensor) or not rows[-1][2].is_floating_point():
+        return "shrink the last layer's init scale (e.g. its weights x 0.1), or use Xavier/He init"
+    name, _, scores = rows[-1]
+    return (f"the last layer '{name}' gives scores of std {float(scores.double().std()):.3g}: initialize it with "
+            "small weights (nn.init.normal_(weight, std=0.01), or its weights x 0.1 after init) whatever the hidden "
+            "layers' scheme; if every layer amplifies (see variance propagation), use Xavier/He for the hidden ones")
 
 
 @torch.no_grad()
@@ -67,8 +82,9 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
         expected_text = f"{formula} = {expected:.4f}"
     scale = input_scale(x)
     advice = "" if status == "pass" else (f"initial outputs are not near-uniform: {scale}" if scale else
-        f"initial outputs are not near-uniform: {_suspect_layer(model, x)}; shrink the last layer's init scale "
-        f"or use Xavier/He init")
+        f"initial outputs are not near-uniform: {_suspect_layer(model, x)}; " + (
+            _last_layer_advice(model, x) if ratio > 1 else "a loss below the uninformative one at init: do the "
+            "labels leak into the inputs, or are the classes very unbalanced?"))
     scores = O.logits(out)
     if kind == "nll" and scores is not None and scores.is_floating_point() and _normalization(scores) != "log":
         return Verdict("initial loss", "fail", round(loss, 4), expected_text + "; on log-probabilities",
