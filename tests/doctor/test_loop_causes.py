@@ -808,3 +808,52 @@ def test_too_large_initial_scores_are_traced_to_the_last_layer_and_its_fix_passe
     with torch.no_grad():
         model[9].weight.mul_(0.1)  # the advice
     assert initial_loss(model, x, y, nn.CrossEntropyLoss()).status == "pass"
+
+
+class _TextEncoder(nn.Module):
+    """A user's transformer classifier over padded token ids; ``inverted``: the padding mask passed as is (True on
+    real tokens), where torch reads True as *ignore*."""
+
+    def __init__(self, inverted):
+        super().__init__()
+        torch.manual_seed(0)
+        self.inverted = inverted
+        self.emb = nn.Embedding(20, 16, padding_idx=0)
+        layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.1, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.cls = nn.Linear(16, 2)
+
+    def forward(self, ids, real):
+        h = self.enc(self.emb(ids), src_key_padding_mask=real if self.inverted else ~real)
+        return self.cls((h * real[..., None]).sum(1) / real.sum(1, keepdim=True))
+
+
+@pytest.mark.parametrize("inverted", [True, False])
+def test_a_nan_initial_loss_from_an_inverted_padding_mask_is_named(inverted):
+    from trainwell.doctor.initial_loss import initial_loss
+    from trainwell.doctor.inputs import Inputs
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(3, 9, (64,), generator=g)
+    lengths[:8] = 8  # full-length rows: every key masked when the mask is inverted
+    real = torch.arange(8)[None] < lengths[:, None]
+    ids = torch.randint(1, 20, (64, 8), generator=g).masked_fill(~real, 0)
+    verdict = initial_loss(_TextEncoder(inverted), Inputs((ids, real)), (ids[:, 0] > 10).long(),
+                           nn.CrossEntropyLoss())
+    assert (verdict.status == "fail") == inverted
+    if inverted:
+        assert "'enc'" in verdict.advice and "padding mask inverted" in verdict.advice
+
+
+def test_the_first_module_to_output_nan_from_finite_inputs_is_named():
+    from trainwell.doctor.initial_loss import initial_loss
+
+    class LogFeatures(nn.Module):
+        def forward(self, x):
+            return torch.log(x)  # the inputs are standardized: negative values give NaN
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 16), LogFeatures(), nn.Linear(16, C))
+    x, y = _data()
+    verdict = initial_loss(model, x, y, nn.CrossEntropyLoss())
+    assert verdict.status == "fail" and "'1' (LogFeatures) is the first module" in verdict.advice

@@ -84,6 +84,52 @@ def _suspect_layer(model: nn.Module, x: torch.Tensor | Inputs) -> str:
     return f"layer '{name}' scales the signal std by {ratio:.3g}"
 
 
+_ATTENTION = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder,
+              nn.TransformerDecoder, nn.Transformer)
+
+
+def _finite(value) -> bool:
+    """Whether every floating-point tensor in ``value`` (a tensor, or a tuple/list/dict of them) is finite."""
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, tuple | list) else [value]
+    return all(bool(torch.isfinite(t).all()) for t in items if isinstance(t, torch.Tensor) and t.is_floating_point())
+
+
+def first_nonfinite(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:
+    """The module (in the order modules finish their forward) whose output is the first to hold NaN/Inf while
+    its input was finite, as a sentence; None when every module's output is finite (or the inputs are not).
+    An attention whose every key is masked (a padding mask inverted: ``True`` means *ignore* in torch) softmaxes
+    a row of -inf into NaN, and is named as such."""
+    if not all(_finite(t) for _, t in fields(x)):
+        return None
+    found: list[tuple[str, nn.Module]] = []
+    modules = dict(model.named_modules())
+
+    def record(name, inp, out):
+        if not found and (inp is None or _finite(inp)) and not _finite(out):
+            found.append((name, modules[name]))
+
+    try:
+        hooked_forward(model, x, (nn.Module,), record)
+    except Exception:  # noqa: BLE001 - a model that raises is reported by the check that ran it
+        return None
+    if not found:
+        # hooks turn off torch's fused Transformer path (eval mode, no gradients): a NaN it alone gives is its own
+        fused = [n for n, m in modules.items() if isinstance(m, _ATTENTION)]
+        if not fused:
+            return None
+        return (f"the outputs are finite when '{fused[0]}' runs torch's unfused Transformer path and NaN in its "
+                "fused path (eval mode, no gradients), which gives NaN for a row whose every key is masked: is the "
+                "key padding mask inverted? torch's src_key_padding_mask / key_padding_mask mark with True what to "
+                "ignore")
+    name, module = found[0]
+    where = f"'{name or type(module).__name__}' ({type(module).__name__}) is the first module to output NaN/Inf " \
+            "from finite inputs"
+    if isinstance(module, _ATTENTION):
+        return where + ": a row whose every key is masked gives NaN (softmax of -inf); is the key padding mask " \
+                       "inverted? torch's src_key_padding_mask / key_padding_mask mark with True what to ignore"
+    return where + ": a log of 0, a division by 0, a sqrt of a negative number, or an overflow in it"
+
+
 def _accuracy(out, y: torch.Tensor) -> float | None:
     """Classification accuracy when the targets are class indices (or 0/1 for one logit); None for regression.
     ``out`` may be any output structure (its logits are used); targets outside [0, C) (``ignore_index``) are not

@@ -11,7 +11,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.fitting import _normalization
-from trainwell.doctor.forward import _outputs, _suspect_layer, _training_forward, input_scale
+from trainwell.doctor.forward import _outputs, _suspect_layer, _training_forward, first_nonfinite, input_scale
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind
 from trainwell.doctor.targets import constant_loss, far_from_unit
@@ -55,7 +55,10 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
     if kind == "unknown" and found is not None:
         kind = "cross_entropy"
     if not math.isfinite(loss):
+        culprit = first_nonfinite(_training_forward(model), x)
+        model.train(was)
         return Verdict("initial loss", "fail", loss, "a finite loss",
+                       f"the loss at init is {loss}: {culprit}" if culprit else
                        f"the loss at init is {loss}: {_suspect_layer(model, x)}; check the inputs for NaN/Inf and "
                        f"the loss for log(0)")
     if kind == "unknown" and loss < 0 and expected_initial_loss(lambda o, t: -loss_fn(o, t), out, y) is not None:
