@@ -38,6 +38,7 @@ from torch import nn
 
 from trainwell.data.labels import as_class_labels
 from trainwell.optim import Schedule
+from trainwell.train.accuracy import accuracy_kind, right_answers
 from trainwell.train.batches import take_rows
 from trainwell.train.input_checks import (  # noqa: F401 (importable from here)
     check_input_dtype,
@@ -115,7 +116,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callab
         out = model(x[i : i + batch_size])
         yb = y[i : i + batch_size]
         total += float(loss_fn(class_scores(out) if named else out, yb)) * len(yb)
-        correct += int((predicted_classes(class_scores(out)) == yb).sum())
+        if i == 0:
+            kind = accuracy_kind(class_scores(out), yb, loss_fn)
+        correct += float(right_answers(kind, class_scores(out), yb))
     model.train(was_training)
     n = max(len(x), 1)
     return {"loss": total / n, "acc": correct / n}
@@ -215,6 +218,7 @@ class ModuleLearner:
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
         self._named = named_loss(self.loss_fn)
         self._labels_checked = False
+        self._accuracy: tuple[str, float] | None = None
         self.schedule = as_schedule(schedule, optimizer)
         self.penalty, self.augment = penalty, augment
         self.aug_generator = torch.Generator().manual_seed(aug_seed)
@@ -263,9 +267,10 @@ class ModuleLearner:
             if not self._labels_checked:  # once: a label torch's loss would meet as an index error
                 check_labels(class_scores(out), yb, self.loss_fn)
                 self._labels_checked = True
+                self._accuracy = accuracy_kind(class_scores(out), yb, self.loss_fn)
             loss = self.loss_fn(class_scores(out) if self._named else out, yb)
         self.update(loss, len(yb))
-        return loss, (predicted_classes(class_scores(out).detach()) == yb).sum()
+        return loss, right_answers(self._accuracy, class_scores(out).detach(), yb)
 
     def update(self, loss: torch.Tensor, examples: int) -> None:
         """One optimizer step on ``loss`` (plus the penalty, computed in full precision), with loss scaling for
@@ -299,13 +304,16 @@ class ModuleLearner:
         """As :meth:`evaluate`, over an iterable of ``(xb, yb)`` batches (a validation DataLoader), in eval mode."""
         was_training = self.model.training
         self.model.eval()
-        total, correct, n = 0.0, 0, 0
+        total, correct, n = 0.0, 0.0, 0
+        kind = None
         try:
             for xb, yb in batches:
                 with self.autocast():
                     out = self.model(xb)
                     total += float(self.loss_fn(class_scores(out) if self._named else out, yb)) * len(yb)
-                correct += int((predicted_classes(class_scores(out)) == yb).sum())
+                if n == 0:
+                    kind = accuracy_kind(class_scores(out), yb, self.loss_fn)
+                correct += float(right_answers(kind, class_scores(out), yb))
                 n += len(yb)
         finally:
             self.model.train(was_training)

@@ -344,7 +344,7 @@ class Trainer(TrainerIO):
         batch_callbacks, member_batch = self._batch_callbacks, self._member_batch
         any_member_batch = any(member_batch)
         loss_sum = torch.zeros(self.size, device=self.device)
-        correct = torch.zeros(self.size, dtype=torch.int64, device=self.device)
+        correct = torch.zeros(self.size, dtype=torch.float64, device=self.device)  # accuracy x examples
         n = 0
         for step, args, rows in self._batches(*data):
             loss, right = step(*args)

@@ -1,0 +1,74 @@
+"""The accuracy a run records is read the way the targets are written: one logit under binary cross-entropy,
+per-position class labels, ignored labels, soft targets; none (NaN) for a regression. The oracle: the accuracy
+computed by hand on the trained model."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell.train import Trainer
+from trainwell.train.accuracy import accuracy_kind, right_answers
+
+
+def _fit(model, loss_fn, data, epochs=5):
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    return Trainer(model, opt, loss_fn, epochs=epochs, batch_size=32).fit(data, data).history[-1]
+
+
+@pytest.mark.parametrize("squeeze", [False, True])
+def test_one_logit_under_bce_is_scored_by_its_sign(squeeze):
+    torch.manual_seed(0)
+    x = torch.randn(200, 5)
+    y = (x[:, 0] > 0).float()
+    body = nn.Linear(5, 1)
+    model = nn.Sequential(body, nn.Flatten(0)) if squeeze else body
+    target = y if squeeze else y[:, None]
+    row = _fit(model, nn.BCEWithLogitsLoss(), (x, target))
+    with torch.no_grad():
+        truth = float(((body(x)[:, 0] > 0).float() == y).float().mean())
+    assert row["val_acc"] == pytest.approx(truth) and 0.5 < truth <= 1.0
+
+
+def test_per_position_labels_and_ignored_labels_are_scored_where_they_are_labelled():
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 7)
+    y = (x[:, 0] > 0).long()
+    y[:, -1] = -100  # the last position of every sequence is padding
+    model = nn.Conv1d(3, 2, 1)
+    row = _fit(model, nn.CrossEntropyLoss(), (x, y))
+    with torch.no_grad():
+        truth = float((model(x).argmax(1) == y)[:, :-1].float().mean())
+    assert row["val_acc"] == pytest.approx(truth)
+
+
+def test_soft_targets_are_scored_by_their_largest_class_and_a_regression_records_no_accuracy():
+    torch.manual_seed(0)
+    x = torch.randn(200, 6)
+    labels = x[:, :3].argmax(1)
+    soft = F.one_hot(labels, 3).float() * 0.9 + 0.1 / 3
+    model = nn.Linear(6, 3)
+    row = _fit(model, nn.CrossEntropyLoss(), (x, soft))
+    with torch.no_grad():
+        assert row["val_acc"] == pytest.approx(float((model(x).argmax(1) == labels).float().mean()))
+    regression = _fit(nn.Linear(6, 1), nn.MSELoss(), (x, x[:, :1]))
+    assert math.isnan(regression["val_acc"]) and math.isnan(regression["train_acc"])
+
+
+def test_a_sequence_models_scores_on_the_last_axis_are_scored_per_token():
+    scores = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]]])  # (1, T=3, C=2)
+    y = torch.tensor([[0, 0, 0]])
+    kind = accuracy_kind(scores, y, lambda o, t: F.cross_entropy(o.reshape(-1, 2), t.reshape(-1)))
+    assert kind == ("classes_last", 0.0)
+    assert float(right_answers(kind, scores, y)) == pytest.approx(2 / 3)
+
+
+def test_one_label_per_example_with_ignored_labels_counts_only_the_labelled():
+    scores = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0]])
+    y = torch.tensor([0, 0, -100, 1])
+    kind = accuracy_kind(scores, y, nn.CrossEntropyLoss())
+    assert kind == ("classes_masked", 0.0)
+    assert float(right_answers(kind, scores, y)) / len(y) == pytest.approx(2 / 3)
+    assert accuracy_kind(scores, y.clamp_min(0), nn.CrossEntropyLoss()) == ("classes", 0.0)
