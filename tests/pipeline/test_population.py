@@ -389,7 +389,11 @@ def test_fit_population_refuses_used_folders_and_bad_arguments_in_one_line(workd
     (workdir / "mine" / "member-0" / "notes.txt").write_text("my own notes")
     with pytest.raises(TrainwellError, match="member-0 already exists and is not empty.*force=True"):
         fit_population(cfgs, out="mine")
+    (workdir / "mine" / "member-0" / "summary.json").write_text('{"my": "results"}')
+    with pytest.raises(TrainwellError, match="force=True refused: .*member-0 holds files that no trainwell"):
+        fit_population(cfgs, out="mine", force=True)  # the user's folder, with a file of a member's name
     assert (workdir / "mine" / "member-0" / "notes.txt").read_text() == "my own notes"
+    assert (workdir / "mine" / "member-0" / "summary.json").read_text() == '{"my": "results"}'
     fit_population(cfgs, out="pop")
     with pytest.raises(TrainwellError, match="pop already exists and is not empty"):
         fit_population(cfgs, out="pop")  # an earlier population: resume=True or force=True
