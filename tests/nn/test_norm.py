@@ -175,3 +175,13 @@ def test_fit_trains_with_each_normalization(workdir, norm):
     summary = fit(cfg, out=norm, quiet=True).summary
     assert summary["epochs"] == 1
     assert summary["final"]["val_loss"] < 0.9 * initial  # one epoch lowers the loss (by 18-33% measured)
+
+
+def test_recompute_restores_each_modules_own_mode_and_leaves_out_a_last_batch_of_one():
+    model = _dropout_then_bn(0.5)
+    model.train()
+    model[1].eval()  # one BatchNorm frozen by the user
+    x = torch.randn(257, 16)  # 256 + 1: a last batch of one example
+    recompute_bn_stats(model, x, batch_size=256)
+    assert model.training and model[0].training and not model[1].training
+    assert torch.allclose(model[1].running_mean, x[:256].mean(0), atol=1e-5)

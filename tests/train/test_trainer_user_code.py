@@ -301,3 +301,18 @@ def test_other_errors_on_integer_inputs_pass_through_unchanged():
     with pytest.raises(IndexError, match="index out of range"):  # ids past the embedding's 10 rows
         Trainer(words, optimizer=torch.optim.SGD(words.parameters(), lr=0.1), epochs=1, batch_size=8).fit(
             torch.randint(0, 20, (32, 3)), y)
+
+
+def test_a_batchnorm_frozen_with_eval_stays_frozen_through_fit_validation_and_predict():
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU())
+    head = nn.Linear(16, 3)
+    model = nn.Sequential(backbone, head)
+    backbone.requires_grad_(False)
+    backbone.eval()  # fine-tuning the head only: the backbone's statistics must not move
+    before = backbone[1].running_mean.clone()
+    x = torch.randn(200, 6) * 3 + 1
+    y = x[:, :3].argmax(1)
+    Trainer(model, torch.optim.SGD(head.parameters(), lr=0.1), epochs=3, batch_size=32).fit((x, y), (x, y))
+    assert torch.equal(backbone[1].running_mean, before)
+    assert model.training and head.training and not backbone.training and not backbone[1].training

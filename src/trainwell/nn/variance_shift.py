@@ -64,21 +64,25 @@ def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int = 256)
     """Re-estimate every BatchNorm's running mean/variance on ``x`` with dropout (and other noise) off.
 
     BatchNorm layers run in train mode with ``momentum=None`` (a cumulative average over all batches); every
-    other module runs in eval mode. Modes and momenta are restored afterwards.
+    other module runs in eval mode. Each module's own mode and each momentum are restored afterwards. A last batch
+    of one example (whose batch variance is undefined) is left out; no autograd graph is recorded.
     """
     bns = [m for m in model.modules() if isinstance(m, _BN)]
     saved = [(m, m.momentum) for m in bns]
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     for m in bns:
         m.reset_running_stats()
         m.momentum = None
         m.train()
+    end = len(x) - 1 if len(x) > batch_size and len(x) % batch_size == 1 else len(x)
     try:
-        for i in range(0, len(x), batch_size):
-            model(x[i : i + batch_size])
+        with torch.no_grad():
+            for i in range(0, end, batch_size):
+                model(x[i : min(i + batch_size, end)])
     finally:
         for m, momentum in saved:
             m.momentum = momentum
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
     return model

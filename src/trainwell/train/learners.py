@@ -105,10 +105,11 @@ def _check_optimizer(model: nn.Module, optimizer) -> None:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
              batch_size: int = 2048) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode (the mode is restored afterwards)."""
+    """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode (each module's mode is restored afterwards:
+    a BatchNorm the user froze with ``eval()`` stays frozen)."""
     if named_loss(loss_fn):
         y = as_class_labels(y, "y")
-    was_training = model.training
+    modes = module_modes(model)
     model.eval()
     total, correct = 0.0, 0
     named = named_loss(loss_fn)
@@ -119,9 +120,19 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callab
         if i == 0:
             kind = accuracy_kind(class_scores(out), yb, loss_fn)
         correct += float(right_answers(kind, class_scores(out), yb))
-    model.train(was_training)
+    restore_modes(modes)
     n = max(len(x), 1)
     return {"loss": total / n, "acc": correct / n}
+
+
+def module_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
+    """Each module's ``training`` flag, to put back with :func:`restore_modes`."""
+    return [(m, m.training) for m in model.modules()]
+
+
+def restore_modes(modes: list[tuple[nn.Module, bool]]) -> None:
+    for m, training in modes:
+        m.training = training
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -231,7 +242,10 @@ class ModuleLearner:
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
     def start_epoch(self) -> None:
-        self.model.train()
+        # a model in train mode is left as it is: a submodule the user put in eval mode (a frozen BatchNorm while
+        # fine-tuning) stays there; a model in eval mode is switched to train mode
+        if not self.model.training:
+            self.model.train()
         if self.penalty is not None:
             self._reg_sum = torch.zeros((), device=next(self.model.parameters()).device)
 
@@ -302,7 +316,7 @@ class ModuleLearner:
     @torch.no_grad()
     def evaluate_batches(self, batches) -> tuple[list[float], list[float]]:
         """As :meth:`evaluate`, over an iterable of ``(xb, yb)`` batches (a validation DataLoader), in eval mode."""
-        was_training = self.model.training
+        modes = module_modes(self.model)
         self.model.eval()
         total, correct, n = 0.0, 0.0, 0
         kind = None
@@ -316,7 +330,7 @@ class ModuleLearner:
                 correct += float(right_answers(kind, class_scores(out), yb))
                 n += len(yb)
         finally:
-            self.model.train(was_training)
+            restore_modes(modes)
         if n == 0:  # a loss of 0 would read as a perfect epoch to early stopping and best.pt
             raise ValueError("the validation data yielded no examples (an empty DataLoader or dataset): give "
                              "validation data with examples, or none")

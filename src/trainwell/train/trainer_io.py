@@ -20,7 +20,7 @@ from trainwell.train.batches import (
     require_iterable,
     split_batch,
 )
-from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores
+from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores, module_modes, restore_modes
 
 
 class TrainerIO:
@@ -175,7 +175,7 @@ class TrainerIO:
             chunks = (b if is_array(b) else b[0] if isinstance(b, (list, tuple)) and len(b) == 1 else
                       split_batch(b, "predict", self.batch_keys)[0] for b in data)
         model = self.learner.model
-        was_training = model.training
+        modes = module_modes(model)
         model.eval()
         try:
             outs = []
@@ -185,6 +185,6 @@ class TrainerIO:
                 with self.learner.autocast():
                     outs.append(class_scores(model(xb)).cpu())  # a tuple/dict output: its class scores
         finally:
-            model.train(was_training)
+            restore_modes(modes)
         return torch.cat(outs) if outs else torch.empty(0)
 
