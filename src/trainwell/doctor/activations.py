@@ -18,11 +18,15 @@ from trainwell.doctor.verdict import Verdict
 
 def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: float = 1e-8) -> Verdict:
     """Hidden units with identical incoming weights compute the same function and never differ (zero or
-    constant init). Every weight matrix or filter bank (Linear, Conv, recurrent, attention, embeddings) but the
-    output layers is read: its rows are the units. The output layers are the last one and, given a batch ``x``,
+    constant init). Every weight matrix or filter bank (Linear, Conv, recurrent, attention) but the output layers
+    is read: its rows are the units. An embedding's rows are looked-up entries, not units (a zero-initialized
+    bias table ``nn.Embedding(users, 1)`` is usual), and are not read. The output layers are the last one and, given a batch ``x``,
     every layer whose output is returned by the model (the heads of a model with several: a zero-initialized
     head's units have different targets too)."""
-    weights = [(name, p) for name, p in model.named_parameters() if p.dim() >= 2 and p.shape[0] > 1]
+    lookups = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)}
+    # an embedding's rows are entries looked up per token (or user, item), not units: each gets its own gradient
+    weights = [(name, p) for name, p in model.named_parameters()
+               if p.dim() >= 2 and p.shape[0] > 1 and id(p) not in lookups]
     if len(weights) < 2:
         return Verdict("symmetry", "skip", f"skipped: {len(weights)} weight matrix(es); a single layer's output "
                        "units have different targets", "distinct hidden units", "")
@@ -35,8 +39,8 @@ def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: floa
             symmetric.append(name)
     if symmetric:
         return Verdict("symmetry", "fail", f"identical units in {', '.join(symmetric)}", "distinct hidden units",
-                       "initialize weights randomly (e.g. init.scheme = 'he_normal'); zero or constant init never "
-                       "breaks the symmetry")
+                       "initialize weights randomly (trainwell.init.apply(model, 'he_normal'), or init.scheme = "
+                       "'he_normal' in a config); zero or constant init never breaks the symmetry")
     return Verdict("symmetry", "pass", "all hidden units distinct", "distinct hidden units")
 
 

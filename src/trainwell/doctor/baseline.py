@@ -51,7 +51,7 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
 
     def held_out(m: nn.Module, out=None) -> tuple[float, float | None]:
         out = call(m, xs[held]) if out is None else out
-        return _scalar(loss_fn(out, ys[held])), _accuracy(out, ys[held])
+        return _scalar(loss_fn(out, ys[held])), _accuracy(out, ys[held], loss_fn)
 
     best = {"loss": math.inf, "acc": None}
     const = _free_outputs(model, xs[train], ys[train], loss_fn, per_example=False)

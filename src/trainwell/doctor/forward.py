@@ -11,6 +11,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.inputs import Inputs, call, fields
+from trainwell.doctor.loss_kinds import reads_class_scores
 from trainwell.train.uncompiled import uncompiled
 
 _KINKS = (nn.ReLU, nn.LeakyReLU, nn.MaxPool1d, nn.MaxPool2d, nn.Hardtanh, nn.ReLU6)
@@ -130,10 +131,14 @@ def first_nonfinite(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:
     return where + ": a log of 0, a division by 0, a sqrt of a negative number, or an overflow in it"
 
 
-def _accuracy(out, y: torch.Tensor) -> float | None:
-    """Classification accuracy when the targets are class indices (or 0/1 for one logit); None for regression.
-    ``out`` may be any output structure (its logits are used); targets outside [0, C) (``ignore_index``) are not
-    counted; (B, T, C) scores with (B, T) targets are read per position."""
+def _accuracy(out, y: torch.Tensor, loss_fn=None) -> float | None:
+    """Classification accuracy when the targets are class indices (or 0/1 for one logit); None for regression,
+    and None when ``loss_fn`` does not read the outputs as class scores (an embedding under a triplet loss, an
+    ordinal model's cumulative logits: :func:`~trainwell.doctor.loss_kinds.reads_class_scores`). ``out`` may be
+    any output structure (its logits are used); targets outside [0, C) (``ignore_index``) are not counted;
+    (B, T, C) scores with (B, T) targets are read per position."""
+    if loss_fn is not None and not reads_class_scores(loss_fn, out, y):
+        return None
     out = O.logits(out)
     if out is None:
         return None

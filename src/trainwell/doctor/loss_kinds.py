@@ -43,6 +43,27 @@ def loss_kind(loss_fn: Callable) -> str:
         return "unknown"
 
 
+def reads_class_scores(loss_fn: Callable, out, y: torch.Tensor) -> bool:
+    """Whether ``loss_fn`` reads the outputs as class scores, so that an accuracy means something: a known
+    classification loss, or an unknown one that gives ln C (as a mean, or summed over the examples) on uniform
+    logits, as a hand-written cross-entropy does; not a metric-learning, ordinal or quantile loss."""
+    kind = loss_kind(loss_fn)
+    if kind in ("cross_entropy", "nll", "hinge", "mse_onehot", "bce_logits"):
+        return True
+    scores = O.logits(out)
+    if kind != "unknown" or scores is None or scores.dim() < 2 or scores.shape[1] < 2:
+        return False
+    try:
+        with torch.no_grad():
+            value = loss_fn(O.replace_logits(out, torch.zeros_like(scores)), y)
+    except Exception:  # noqa: BLE001 - a loss that cannot be probed so is not read as a classifier's
+        return False
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        return False
+    ln_c, v = math.log(scores.shape[1]), float(value)
+    return min(abs(v - ln_c), abs(v / max(len(y), 1) - ln_c)) <= 1e-3 * ln_c
+
+
 def _loss_name(loss_fn: Callable) -> str:
     return loss_kind(loss_fn)
 

@@ -50,7 +50,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         for mode in (False, True):
             torch.manual_seed(seed)
             out = call(m.train(mode), xs)
-            candidates.append((_scalar(loss_fn(out, ys)), _accuracy(out, ys)))
+            candidates.append((_scalar(loss_fn(out, ys)), _accuracy(out, ys, loss_fn)))
     m.eval()
     finite = [c for c in candidates if math.isfinite(c[0])]
     final, acc = min(finite, key=lambda c: (-(c[1] or 0.0), c[0])) if finite else candidates[0]

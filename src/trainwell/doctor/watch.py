@@ -271,15 +271,17 @@ class Watch:
         losses = self.losses
         first = losses[0] if losses else None
         classes = next((s["classes"] for s in p.steps if s["classes"]), None)
-        if classes is None and p.steps and p.steps[0]["first_logits"] is not None:
+        soft = bool(p.steps) and all(s["zero_sum"] for s in p.steps)  # a loss of softmax(outputs)
+        if classes is None and soft and p.steps[0]["first_logits"] is not None:
+            # the output width is the class count only under a softmax loss (not an embedding's, an ordinal
+            # model's K - 1 cumulative logits)
             z = p.steps[0]["first_logits"]
             classes = z.shape[-1] if z.dim() >= 2 else None
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
                lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lv.lr_schedule(p),
                lv.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                ld.inputs(p, self._memorizing()),
-               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast,
-                         soft=bool(p.steps) and all(s["zero_sum"] for s in p.steps))]
+               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft)]
         return [v for v in out if v is not None]
 
 

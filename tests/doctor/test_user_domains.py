@@ -1,0 +1,91 @@
+"""The doctor on users' models beyond classifiers: a recommender's embedding tables, a metric-learning embedding
+under a triplet loss, an ordinal model's cumulative logits. Their outputs are not class scores and their
+embedding rows are not hidden units: no verdict may read them so (each healthy model passes), while the same
+bugs in a classifier are still named."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell import doctor
+from trainwell.doctor.activations import symmetry
+from trainwell.doctor.forward import _accuracy
+
+
+class Recommender(nn.Module):
+    """Matrix factorization with user and item bias tables initialized to zero (the usual choice)."""
+
+    def __init__(self, users=30, items=40, d=8, zero_hidden=False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.u, self.i = nn.Embedding(users, d), nn.Embedding(items, d)
+        self.ub, self.ib = nn.Embedding(users, 1), nn.Embedding(items, 1)
+        nn.init.zeros_(self.ub.weight)
+        nn.init.zeros_(self.ib.weight)
+        self.mix, self.mix2 = nn.Linear(d, d), nn.Linear(d, d)
+        self.out = nn.Linear(d, 1)
+        if zero_hidden:
+            nn.init.zeros_(self.mix.weight)
+
+    def forward(self, pairs):
+        u, i = pairs[:, 0], pairs[:, 1]
+        h = F.relu(self.mix2(F.relu(self.mix(self.u(u) * self.i(i)))))
+        return (self.out(h) + self.ub(u) + self.ib(i)).squeeze(1)
+
+
+def test_zero_initialized_bias_tables_are_not_symmetric_units_but_a_zero_hidden_layer_is():
+    pairs = torch.stack([torch.randint(0, 30, (64,)), torch.randint(0, 40, (64,))], 1)
+    assert symmetry(Recommender(), pairs).status == "pass"
+    verdict = symmetry(Recommender(zero_hidden=True), pairs)
+    assert verdict.status == "fail" and verdict.value == "identical units in mix.weight"
+
+
+def _triplet(embeddings, labels, margin=1.0):
+    """Batch-hard triplet loss (Hermans et al. 2017): each anchor's farthest positive against its nearest negative."""
+    d = torch.cdist(embeddings, embeddings)
+    same = labels[:, None] == labels[None]
+    hardest_pos = (d * same).max(1).values
+    hardest_neg = (d + 1e9 * same).min(1).values
+    return F.relu(hardest_pos - hardest_neg + margin).mean()
+
+
+def test_a_triplet_embedding_is_not_read_as_class_scores_by_check_or_watch():
+    torch.manual_seed(0)
+    x = torch.randn(256, 16)
+    y = x[:, :10].argmax(1)  # 10 identities, an 8-wide embedding: labels run past the output width
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8))
+    report = doctor.check(model, x, y, _triplet)
+    assert "targets" not in [v.check for v in report.verdicts]  # no "ignore_index" read from a triplet loss
+    assert "acc" not in str(report["overfit a tiny subset"].value)
+    assert _accuracy(model(x), y, _triplet) is None and _accuracy(model(x), y) is not None
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=10) as w:
+        for i in range(0, 256, 32):
+            loss = _triplet(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i : i + 32])
+    assert w.report()["loop: labels"].status == "pass"
+
+
+def test_labels_past_the_width_of_softmax_scores_are_still_named():
+    torch.manual_seed(0)
+    x = torch.randn(256, 16)
+    y = x[:, :4].argmax(1) + 1  # 1-based labels 1..4 for 4 outputs
+    model = nn.Linear(16, 4)
+
+    def focal(z, t, gamma=2.0):  # a hand-written focal loss (Lin et al. 2017) that clamps what it cannot index
+        log_p = F.log_softmax(z, 1)
+        return F.nll_loss((1 - log_p.exp()) ** gamma * log_p, t.clamp_max(z.shape[1] - 1))
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=10) as w:
+        for i in range(0, 256, 32):
+            loss = focal(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i : i + 32])
+    verdict = w.report()["loop: labels"]
+    assert verdict.status == "fail" and "targets up to 4 for 4 outputs" in verdict.value
