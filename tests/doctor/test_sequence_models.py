@@ -55,3 +55,56 @@ def test_a_left_to_right_model_is_held_to_what_its_prefixes_allow(frozen_output,
     assert causal_ceiling(x[:20], y[:20]) < 0.97  # second tokens cannot be told from the first
     verdict = overfit_tiny_subset(LSTMLanguageModel(frozen_output), x, y, _lm_loss)
     assert verdict.status == status
+
+
+class TinyGPT(nn.Module):
+    """A user's decoder-only transformer; ``mask``: 'causal' (healthy), 'none' or 'inverted' (each position sees the
+    future)."""
+
+    def __init__(self, mask="causal", padding_idx=None):
+        super().__init__()
+        torch.manual_seed(0)
+        self.mask = mask
+        self.emb = nn.Embedding(V, 16, padding_idx=padding_idx)
+        self.pos = nn.Parameter(torch.randn(T, 16) * 0.1)
+        self.block = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+        self.out = nn.Linear(16, V)
+
+    def forward(self, x):
+        t = x.shape[1]
+        causal = nn.Transformer.generate_square_subsequent_mask(t)
+        mask = {"causal": causal, "none": None, "inverted": torch.where(causal == 0, float("-inf"), 0.0)
+                .fill_diagonal_(0.0)}[self.mask]
+        return self.out(self.block(self.emb(x) + self.pos[:t], src_mask=mask))
+
+
+def _next_token_report(model, x, y, loss_fn=_lm_loss):
+    report = doctor.check(model, x, y, loss_fn)
+    return next((v for v in report.verdicts if v.check == "next-token targets"), None)
+
+
+def test_targets_equal_to_the_inputs_are_named():
+    seq = _sentences()
+    verdict = _next_token_report(LSTMLanguageModel(), seq[:, :-1], seq[:, :-1])
+    assert verdict is not None and verdict.status == "fail" and "shift the targets by one" in verdict.advice
+    assert _next_token_report(LSTMLanguageModel(), seq[:, :-1], seq[:, 1:]) is None
+
+
+@pytest.mark.parametrize("mask, fails", [("causal", False), ("none", True), ("inverted", True)])
+def test_a_model_that_reads_later_tokens_under_next_token_targets_is_named(mask, fails):
+    seq = _sentences()
+    verdict = _next_token_report(TinyGPT(mask), seq[:, :-1], seq[:, 1:])
+    assert (verdict is not None and verdict.status == "fail" and "causal mask" in verdict.advice) == fails
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+def test_padding_counted_in_the_targets_is_named_unless_the_loss_ignores_it(ignored):
+    seq = _sentences() % (V - 1) + 1  # ids 1..V-1, 0 is padding
+    seq[:, 6:] = 0  # every sentence padded after 6 tokens
+    x, y = seq[:, :-1], seq[:, 1:]
+
+    def loss_fn(out, t):
+        return F.cross_entropy(out.reshape(-1, V), t.reshape(-1), ignore_index=0 if ignored else -100)
+
+    verdict = _next_token_report(TinyGPT("causal", padding_idx=0), x, y, loss_fn)
+    assert (verdict is not None and verdict.status == "warn" and "ignore_index=0" in verdict.advice) == (not ignored)

@@ -89,3 +89,20 @@ def test_labels_past_the_width_of_softmax_scores_are_still_named():
             w.step(loss, y=y[i : i + 32])
     verdict = w.report()["loop: labels"]
     assert verdict.status == "fail" and "targets up to 4 for 4 outputs" in verdict.value
+
+
+def test_check_restores_buffers_left_out_of_the_state_dict():
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 3)
+            self.register_buffer("calls", torch.zeros(()), persistent=False)  # not in state_dict()
+
+        def forward(self, x):
+            self.calls += 1
+            return self.fc(x)
+
+    model = Counting()
+    x = torch.randn(64, 6)
+    doctor.check(model, x, x[:, :3].argmax(1), nn.CrossEntropyLoss())
+    assert float(model.calls) == 0.0

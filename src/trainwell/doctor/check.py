@@ -33,6 +33,7 @@ from trainwell.doctor.inputs import Inputs, as_inputs, call
 from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
 from trainwell.doctor.report import Report
+from trainwell.doctor.sequence_targets import sequence_targets
 from trainwell.doctor.target_range import ignored_class, unreachable_targets
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
@@ -60,7 +61,8 @@ class untouched:  # noqa: N801 - used like a function: ``with untouched(model, o
         self._py = random.getstate()
         self._np = _np.random.get_state() if _np is not None else None
         self._modes = [(mod, mod.training) for mod in m.modules()]
-        self._values = [(t, t.detach().clone()) for t in m.state_dict(keep_vars=True).values()]
+        tensors = {id(t): t for t in [*m.state_dict(keep_vars=True).values(), *m.buffers()]}  # non-persistent too
+        self._values = [(t, t.detach().clone()) for t in tensors.values()]
         self._params = [(p, p.requires_grad, p.grad, None if p.grad is None else p.grad.detach().clone())
                         for p in m.parameters()]
         return self
@@ -175,10 +177,11 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
 
 
 def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, out):
-    """An ignored real class (read on the model's output ``out``), or regression targets the last activation
-    cannot reach (None: neither)."""
+    """An ignored real class (read on the model's output ``out``), regression targets the last activation cannot
+    reach, or a language model's targets wrong for it (None: none of these)."""
     try:
-        return ignored_class(loss_fn, out, y) or unreachable_targets(model, x, y, loss_fn)
+        return ignored_class(loss_fn, out, y) or unreachable_targets(model, x, y, loss_fn) or \
+            sequence_targets(model, x, y, loss_fn)
     except Exception:  # noqa: BLE001 - these readings only add a verdict; the checks below still run
         return None
 

@@ -1,0 +1,125 @@
+"""Pre-flight: a language model's targets. For token-id inputs ``x`` (N, T) and integer targets ``y`` (N, T):
+
+- targets equal to the inputs: the model learns to copy the token it reads (next-token targets are the inputs
+  shifted by one: ``x = seq[:, :-1], y = seq[:, 1:]``);
+- next-token targets (``y[:, t] == x[:, t + 1]``) read by a model that sees the future: the output at position
+  t must not change when the tokens after t do (a causal mask missing or inverted lets it read its target from
+  the next input; teacher-forced accuracy is then high and generation fails; Vaswani et al. 2017, section 3.2.3);
+- the padding id of the model's embedding (``nn.Embedding(padding_idx=p)``) as a large share of the targets, with
+  a loss that counts it: the model learns to predict padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from trainwell.doctor import outputs as O
+from trainwell.doctor.inputs import Inputs, call, fields
+from trainwell.doctor.verdict import Verdict
+
+NAME = "next-token targets"
+
+
+def _token_ids(x: torch.Tensor | Inputs, y: torch.Tensor) -> tuple[str, torch.Tensor] | None:
+    """The input tensor of integer token ids with the targets' (N, T) shape (or one position longer)."""
+    for name, t in fields(x):
+        if not t.is_floating_point() and t.dtype != torch.bool and t.dim() == 2 and t.shape[0] == y.shape[0] and \
+                t.shape[1] in (y.shape[1], y.shape[1] + 1):
+            return name, t
+    return None
+
+
+def sequence_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> \
+        Verdict | None:
+    """A fail (or warning for padding) when a language model's targets are wrong for it; None when the data is
+    not token ids with per-position targets, or nothing is wrong."""
+    if y.is_floating_point() or y.dim() != 2 or y.shape[1] < 2:
+        return None
+    found = _token_ids(x, y)
+    if found is None:
+        return None
+    name, ids = found
+    if ids.shape == y.shape and torch.equal(ids, y):
+        return Verdict(NAME, "fail", "the targets equal the inputs, token for token", "the next token at each "
+                       "position", "the model learns to copy the token it reads: shift the targets by one "
+                       "(x = seq[:, :-1], y = seq[:, 1:])")
+    if ids.shape == y.shape and float((y[:, :-1] == ids[:, 1:]).float().mean()) >= 0.95:
+        future = _reads_the_future(model, x, name, ids)
+        if future is not None:
+            return future
+    return _padding_counted(model, y, loss_fn)
+
+
+def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids: torch.Tensor) -> Verdict | None:
+    """Change the tokens after position t of a few sequences: the outputs at positions up to t must not move."""
+    n, length = min(len(ids), 8), ids.shape[1]
+    t = length // 2
+    changed = ids[:n].clone()
+    vocab = int(ids.max()) + 1
+    changed[:, t + 1 :] = (changed[:, t + 1 :] + 1 + torch.arange(length - t - 1)) % max(vocab, 2)
+    batch = x[:n]
+    if isinstance(batch, Inputs):
+        field = dict(batch.items())[name]
+        other = batch.map(lambda v: changed if v is field else v)
+    else:
+        other = changed
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            before, after = O.logits(call(model, batch)), O.logits(call(model, other))
+    except Exception:  # noqa: BLE001 - a model this probe cannot run gets no verdict from it
+        return None
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    if before is None or after is None or before.shape != after.shape or before.dim() < 3:
+        return None
+    axis = 1 if before.shape[1] == length else 2 if before.shape[2] == length else None
+    if axis is None:
+        return None
+    a, b = before.narrow(axis, 0, t + 1).double(), after.narrow(axis, 0, t + 1).double()
+    moved = float((a - b).abs().max()) / max(float(a.abs().max()), 1e-12)
+    if moved <= 1e-4:
+        return None
+    return Verdict(NAME, "fail", f"the outputs at positions 0..{t} change (by {moved:.2g} of their scale) when only "
+                   f"the tokens after position {t} change", "each position's output depends on the tokens up to it",
+                   "the model reads later tokens, and with next-token targets its answer is in its input: a causal "
+                   "mask is missing or inverted (in torch, True / -inf marks what a position may NOT attend to: "
+                   "nn.Transformer.generate_square_subsequent_mask(T), or is_causal=True)")
+
+
+def _padding_counted(model: nn.Module, y: torch.Tensor, loss_fn: Callable) -> Verdict | None:
+    """The embedding's padding id as >= 10% of the targets, and a loss that does not ignore it."""
+    pads = {m.padding_idx for m in model.modules() if isinstance(m, nn.Embedding) and m.padding_idx is not None}
+    if len(pads) != 1:
+        return None
+    pad = pads.pop()
+    share = float((y == pad).float().mean())
+    ignored = getattr(loss_fn, "ignore_index", None)
+    if share < 0.1 or ignored == pad or _ignores(loss_fn, y, pad):
+        return None
+    return Verdict(NAME, "warn", f"{share:.0%} of the targets are the padding id {pad} (the embedding's padding_idx), "
+                   "and the loss counts them", "padding positions left out of the loss",
+                   f"the model learns to predict padding and the loss and accuracy are mostly about it: pass "
+                   f"ignore_index={pad} to the loss (nn.CrossEntropyLoss(ignore_index={pad}))")
+
+
+def _ignores(loss_fn: Callable, y: torch.Tensor, pad: int) -> bool:
+    """Whether a loss function gives no value (NaN, or exactly 0) on targets that are all ``pad``: it ignores
+    them. Probed with uniform (N, T, C) and (N, C, T) scores; False when neither layout runs."""
+    c = max(int(y.max()) + 1, pad + 1, 2)
+    targets = torch.full_like(y[:2], pad)
+    for scores in (torch.zeros(2, y.shape[1], c), torch.zeros(2, c, y.shape[1])):
+        try:
+            with torch.no_grad():
+                value = loss_fn(scores, targets)
+        except Exception:  # noqa: BLE001 - a layout the loss does not take
+            continue
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            v = float(value)
+            return v != v or v == 0.0
+    return False
