@@ -857,3 +857,67 @@ def test_the_first_module_to_output_nan_from_finite_inputs_is_named():
     x, y = _data()
     verdict = initial_loss(model, x, y, nn.CrossEntropyLoss())
     assert verdict.status == "fail" and "'1' (LogFeatures) is the first module" in verdict.advice
+
+
+def _weighted_run(loss_of, steps=30, seed=0):
+    """A classifier trained with ``loss_of(logits, y, step)``; returns the watch's report."""
+    torch.manual_seed(seed)
+    x, y = _data(512)
+    model = nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, C))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with doctor.watch(model, opt, every=10) as w:
+        for s in range(steps):
+            i = (s * 64) % 512
+            loss = loss_of(model(x[i : i + 64]), y[i : i + 64], s)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    return w.report()
+
+
+def _focal(z, t, s, gamma=2.0):
+    log_p = F.log_softmax(z, 1).gather(1, t[:, None]).squeeze(1)
+    return (-(1 - log_p.exp()) ** gamma * log_p).mean()
+
+
+def _sample_weighted(z, t, s):
+    weights = torch.rand(len(t), generator=torch.Generator().manual_seed(s)) * 2  # e.g. from a sampler
+    return (weights * F.cross_entropy(z, t, reduction="none")).mean()
+
+
+def _missing_log(z, t, s, eps=0.1):
+    target = F.one_hot(t, C).float() * (1 - eps) + eps / C
+    return -(target * F.softmax(z, 1)).sum(1).mean()
+
+
+@pytest.mark.parametrize("loss_of, status, fragment", [
+    (_focal, "pass", "per-example weights"), (_sample_weighted, "pass", "per-example weights"),
+    (lambda z, t, s: 2 * F.cross_entropy(z, t), "warn", "2x that of its mean"),
+    (_missing_log, "fail", "not its log")])
+def test_weighted_cross_entropies_are_told_from_a_scaled_one_and_a_missing_log(loss_of, status, fragment):
+    verdict = _weighted_run(loss_of)["loop: loss"]
+    assert verdict.status == status and fragment in verdict.value
+
+
+def test_a_policy_gradient_is_not_judged_as_a_supervised_loss_curve():
+    torch.manual_seed(0)
+    hidden = torch.randn(4, C)
+    policy = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, C))
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    baseline = 0.0
+    with doctor.watch(policy, opt, every=10) as w:
+        for _ in range(150):
+            context = torch.randn(64, 4)
+            dist = torch.distributions.Categorical(logits=policy(context))
+            action = dist.sample()
+            reward = (action == (context @ hidden).argmax(1)).float()
+            loss = -(dist.log_prob(action) * (reward - baseline)).mean()  # REINFORCE with a baseline
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            baseline = 0.9 * baseline + 0.1 * float(reward.mean())
+            w.step(loss)
+    report = w.report()
+    assert report["loop: loss"].status == "info" and "policy gradient" in report["loop: loss"].value
+    assert report["learning rate (loss curve)"].status in ("info", "pass")

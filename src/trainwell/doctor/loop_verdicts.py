@@ -227,6 +227,15 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
     if form == "cross_entropy_over_batch":
         return Verdict(name, "fail", "the softmax is taken over the batch axis (dim 0), not the classes",
                        "log_softmax / softmax over the class axis", "use dim=1 (or dim=-1) in log_softmax/softmax")
+    if form == "probability_not_log":
+        return Verdict(name, "fail", "the loss's gradient is -p(label)'s: the label's probability, not its log, is "
+                       "maximized", "cross-entropy: -log softmax(z)[label]", "a log is missing in the hand-written "
+                       "loss: use log_softmax, e.g. -(target * F.log_softmax(z, 1)).sum(1).mean() (for label "
+                       "smoothing, nn.CrossEntropyLoss(label_smoothing=0.1))")
+    if any(t["form"] == "signed_weights" for t in steps):  # a first step whose advantages were all >= 0 too
+        return Verdict(name, "info", "cross-entropy on the model's own samples with per-example weights of both "
+                       "signs (a policy gradient: -log p(action) x advantage)", "-",
+                       "a policy-gradient loss is not a supervised curve: judge the run by its rewards")
     if form == "scrambled_classes":
         c = s["classes"]
         return Verdict(name, "fail", f"the loss's softmax runs over groups of {c} consecutive values of the "
@@ -267,6 +276,11 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
         return Verdict(name, "fail", f"{k} micro-batches accumulated per step, each loss a full mean: the gradient "
                        f"is {weight:.3g}x the mean's", "loss / k for k accumulated micro-batches",
                        f"divide each micro-batch's loss by {k} before backward() (else the step is {k}x too large)")
+    elif (max(s.get("spread") or 1.0, _across_steps(steps)) > 1.5) and abs(weight - round(weight)) > 0.02 * weight:
+        # per-example weights that differ (sample weights, a focal term, rewards) and sum to no whole multiple of
+        # the mean: a weighted loss by design, not one counted twice
+        value = f"{formula} with per-example weights (they differ between examples or steps), summing to {weight:.3g}{amp}"
+        return Verdict(name, "pass", value, "-")
     else:
         return Verdict(name, "warn", f"the {formula}'s gradient is {weight:.3g}x that of its mean over the step's "
                        f"{rows} examples", "weights summing to 1", "the loss is scaled: counted twice (added to "
@@ -283,6 +297,16 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
                            "inputs far from unit scale, or a last layer initialized too large")
         value += f"; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}"
     return Verdict(name, "pass", value, "-")
+
+
+def _across_steps(steps: list[dict]) -> float:
+    """Largest / smallest total weight of the loss over the observed steps of one form: a constant factor (a loss
+    counted twice) gives 1; weights that follow the model's outputs (a focal term) change as it learns. Scaled
+    so that a 10% change between steps counts like a 1.5x spread within one."""
+    weights = [s["loss_weight"] for s in steps if s["form"] == steps[0]["form"] and s["loss_weight"]]
+    if len(weights) < 2 or min(weights) <= 0:
+        return 1.0
+    return 1.0 + 5.0 * (max(weights) / min(weights) - 1.0)
 
 
 def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool) -> Verdict:

@@ -40,6 +40,32 @@ def _fit_softmax(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor]
     return resid, a
 
 
+def _fit_softmax_signed(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """As :func:`_fit_softmax` with per-row weights of either sign: a row with a < 0 has its label at the
+    gradient's largest entry, not its smallest; each row takes the better of the two."""
+    p = torch.softmax(z, 1)
+    fits = []
+    for idx in (g.argmin(1, keepdim=True), g.argmax(1, keepdim=True)):
+        mask = torch.zeros_like(p).scatter_(1, idx, 1.0)
+        a = (g * (1 - mask)).sum(1) / (p * (1 - mask)).sum(1).clamp_min(1e-30)
+        fits.append((a, (g - a[:, None] * (p - mask)).norm(dim=1)))
+    better = fits[1][1] < fits[0][1]
+    a = torch.where(better, fits[1][0], fits[0][0])
+    resid = torch.where(better, fits[1][1], fits[0][1])
+    return float(resid.norm() / g.norm().clamp_min(1e-30)), a
+
+
+def _proportional_to_label_probability(z: torch.Tensor, g: torch.Tensor, a: torch.Tensor) -> bool:
+    """Whether the per-row weights of the softmax form are the label's probability times one constant: the
+    gradient of -p(label) (or of -(t * softmax(z)).sum(1) with smoothed targets t), a cross-entropy whose log is
+    missing. Cross-entropy's own weights are equal (a mean) or set by the data (class or sample weights)."""
+    if len(a) < 4:
+        return False
+    p_label = torch.softmax(z, 1).gather(1, g.argmin(1, keepdim=True)).squeeze(1)
+    c = a / p_label
+    return float(c.std() / c.mean()) < 1e-3 and float(a.std() / a.mean()) > 1e-2
+
+
 def _fit_nll(g: torch.Tensor) -> tuple[float, torch.Tensor]:
     """(relative residual, weights) of g ~ -a onehot(argmin g)."""
     idx = g.argmin(1, keepdim=True)
@@ -90,9 +116,12 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
 
     Returns a dict: ``form`` ('cross_entropy', 'cross_entropy_over_batch', 'cross_entropy_on_probabilities',
     'nll', 'scrambled_classes' (cross-entropy or NLL over runs of C consecutive values of (B, C, ...) outputs),
+    'probability_not_log' (the softmax form weighted by each label's probability: -p(label), a missing log),
+    'signed_weights' (the softmax form with per-example weights of both signs: a policy gradient's
+    -log p(action) x advantage),
     'two_classes' (a zero-sum gradient over 2 classes: a classification loss of unknown form and weight)
     or None when unrecognised), ``weight`` (sum of the per-example weights a_i), ``rows`` (examples that
-    received a gradient), ``classes``.
+    received a gradient), ``classes``, and for the forms with positive weights ``spread`` (largest / smallest).
     """
     # low-precision outputs (autocast) carry rounding in the gradient: the fit is judged at that precision, and the
     # best-fitting form wins (at a loose tolerance more than one can pass)
@@ -129,8 +158,16 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
             _, form, a, bounded = min(fits, key=lambda f: f[0])
             if layout == "scrambled":
                 form, bounded = "scrambled_classes", None
+            elif form == "cross_entropy" and _proportional_to_label_probability(zl, gl, a):
+                form = "probability_not_log"
             return {"form": form, "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1],
-                    "bounded": bounded}
+                    "bounded": bounded, "spread": float(a.max() / a.min())}
+        if layout == "last" and z.dim() == 2:
+            resid, a = _fit_softmax_signed(zl, gl)
+            if resid < tol and bool((a < 0).any()) and bool((a > 0).any()):
+                # -log p(a_i) x advantage_i on the model's own samples: a policy gradient (Williams 1992)
+                return {"form": "signed_weights", "weight": float(a.sum()), "rows": int(live.sum()),
+                        "classes": zz.shape[1], "bounded": None}
     return none
 
 

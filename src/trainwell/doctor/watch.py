@@ -229,9 +229,16 @@ class Watch:
 
     def _game(self, verdict):
         """One player's loss in a game (a GAN) does not fall as a loss its parameters minimize: a discriminator's
-        hovers near 2 ln 2 when both players are balanced. Its curve's reading is kept as information."""
-        if self.probe.game is None or verdict.status not in ("warn", "fail"):
+        hovers near 2 ln 2 when both players are balanced; nor does a policy gradient's (its weights, the
+        advantages, change sign and scale as the policy learns). The curve's reading is kept as information."""
+        policy = any(s["form"] == "signed_weights" for s in self.probe.steps)
+        if (self.probe.game is None and not policy) or verdict.status not in ("warn", "fail"):
             return verdict
+        if self.probe.game is None:
+            return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: the loss weighs the model's "
+                                 "own samples by advantages of both signs (a policy gradient)", verdict.expected,
+                                 "a policy-gradient loss does not fall as a supervised loss does: judge the run by "
+                                 "its rewards")
         return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: {self.probe.game}",
                              verdict.expected, "a game's loss is not read like a supervised one: judge the players "
                              "by what they produce (samples, the other player's accuracy)")
