@@ -3,6 +3,7 @@ under a triplet loss, an ordinal model's cumulative logits. Their outputs are no
 embedding rows are not hidden units: no verdict may read them so (each healthy model passes), while the same
 bugs in a classifier are still named."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -106,3 +107,45 @@ def test_check_restores_buffers_left_out_of_the_state_dict():
     x = torch.randn(64, 6)
     doctor.check(model, x, x[:, :3].argmax(1), nn.CrossEntropyLoss())
     assert float(model.calls) == 0.0
+
+
+def _pairs(n=512, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randint(0, 30, (n,), generator=g), torch.randint(0, 40, (n,), generator=g)], 1)
+
+
+def test_implicit_feedback_with_no_negatives_sampled_is_named_by_check_and_watch():
+    pairs = _pairs()
+    ones = torch.ones(len(pairs))
+    model = Recommender()
+    verdict = doctor.check(model, pairs, ones, nn.BCEWithLogitsLoss())["targets"]
+    assert verdict.status == "warn" and "all 256 targets are 1" in verdict.value
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with doctor.watch(model, opt, every=10) as w:
+        for i in range(0, 512, 64):
+            loss = F.binary_cross_entropy_with_logits(model(pairs[i : i + 64]), ones[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=ones[i : i + 64])
+    assert "every target in 8 batches is 1" in w.report()["loop: labels"].value
+
+
+@pytest.mark.parametrize("order, status", [("sorted", "warn"), ("shuffled", "pass")])
+def test_regression_data_sorted_by_its_target_is_named(order, status):
+    torch.manual_seed(0)
+    x = torch.randn(640, 8)
+    y = x[:, :3].mean(1)
+    if order == "sorted":
+        idx = y.argsort()
+        x, y = x[idx], y[idx]
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with doctor.watch(model, opt, every=10) as w:
+        for i in range(0, 640, 64):
+            loss = F.mse_loss(model(x[i : i + 64]).squeeze(1), y[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i : i + 64])
+    assert w.report()["loop: labels"].status == status

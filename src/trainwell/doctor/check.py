@@ -34,7 +34,7 @@ from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
 from trainwell.doctor.report import Report
 from trainwell.doctor.sequence_targets import sequence_targets
-from trainwell.doctor.target_range import ignored_class, unreachable_targets
+from trainwell.doctor.target_range import constant_targets, ignored_class, unreachable_targets
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
 
@@ -180,8 +180,8 @@ def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
     """An ignored real class (read on the model's output ``out``), regression targets the last activation cannot
     reach, or a language model's targets wrong for it (None: none of these)."""
     try:
-        return ignored_class(loss_fn, out, y) or unreachable_targets(model, x, y, loss_fn) or \
-            sequence_targets(model, x, y, loss_fn)
+        return constant_targets(y) or ignored_class(loss_fn, out, y) or unreachable_targets(model, x, y, loss_fn) \
+            or sequence_targets(model, x, y, loss_fn)
     except Exception:  # noqa: BLE001 - these readings only add a verdict; the checks below still run
         return None
 

@@ -74,6 +74,11 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
                        "unsqueeze the targets")
     if not ys:
         return Verdict(name, "skip", "skipped: pass the targets as w.step(loss, y=y) to check them", "-", "")
+    constant = _one_value(ys)
+    if constant is not None:
+        return Verdict(name, "warn", f"every target in {len(ys)} batches is {constant}", "targets that differ",
+                       "a constant output fits these targets perfectly and the loss says nothing about the inputs: "
+                       "are the negative examples (or the other classes) missing, e.g. never sampled?")
     if ys[0].is_floating_point():
         if soft and classes and ys[0].dim() >= 2 and ys[0].shape[-1] == classes:
             return Verdict(name, "pass", f"floating-point targets over the {classes} classes of a softmax loss (its "
@@ -104,10 +109,27 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     return Verdict(name, "pass", f"{len(ys)} batches, targets {lo}..{hi}, mixed like the whole run{void}", "-")
 
 
+def _one_value(ys: list[torch.Tensor]) -> str | None:
+    """The single value every target of 3 or more batches holds (all ones: no negatives sampled), else None."""
+    if len(ys) < 3:
+        return None
+    first = ys[0].reshape(-1)[:1]
+    if first.numel() == 0 or not all(bool((y == first).all()) for y in ys):
+        return None
+    value = first.item()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _float_targets(ys: list[torch.Tensor]) -> Verdict:
     """Floating-point targets (regression, soft labels): far from unit scale they make the loss and its gradients
-    scale with them (targets in raw units, e.g. prices), like unnormalized inputs."""
+    scale with them (targets in raw units, e.g. prices), like unnormalized inputs; batches whose targets sit in
+    bands of their own (data sorted by target, no shuffling) are named as sorted labels are."""
     name = "loop: labels"
+    sorted_by_target = _sorted_values(ys)
+    if sorted_by_target is not None:
+        return Verdict(name, "warn", sorted_by_target, "each batch's targets spread like the whole run's",
+                       "the data is sorted by its target or not shuffled: use DataLoader(..., shuffle=True) or a "
+                       "new permutation every epoch")
     every = torch.cat([y.reshape(-1).double() for y in ys])
     every = every[torch.isfinite(every)]
     if every.numel() > 1:
@@ -119,6 +141,35 @@ def _float_targets(ys: list[torch.Tensor]) -> Verdict:
                            "invert it for predictions): the loss and its gradients grow with the targets' scale, "
                            "and an output layer that starts near 0 spends its training on the offset")
     return Verdict(name, "pass", "floating-point targets, no broadcasting seen", "-")
+
+
+def _sorted_values(ys: list[torch.Tensor]) -> str | None:
+    """A permutation test for floating-point targets: the share of their variance that lies between batches
+    (each example's targets averaged), against the same share after shuffling the pooled examples. Shuffled
+    batches of B examples hold about 1/B of it; data sorted by its target, nearly all. Batches of fewer than 4
+    examples are left out."""
+    means = [y.reshape(len(y), -1).double().mean(1) for y in ys if y.dim() >= 1 and len(y) >= 4]
+    if len(means) < 5:
+        return None
+    pooled = torch.cat(means)
+    pooled = torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))
+    total = float(pooled.var())
+    if not total > 0:
+        return None
+    sizes = torch.tensor([len(m) for m in means])
+    batch = torch.repeat_interleave(torch.arange(len(means)), sizes)
+
+    def between(values: torch.Tensor) -> float:
+        sums = torch.zeros(len(means), dtype=torch.double).index_add_(0, batch, values)
+        return float(((sums / sizes - values.mean()) ** 2 * sizes).sum() / ((len(values) - 1) * total))
+
+    seen = between(pooled)
+    g = torch.Generator().manual_seed(0)
+    null = [between(pooled[torch.randperm(len(pooled), generator=g)]) for _ in range(20)]
+    if seen > max(null) and seen > 4 * (sum(null) / len(null)) and seen > 0.3:
+        return (f"{seen:.0%} of the targets' variance lies between batches (shuffled batches: "
+                f"{sum(null) / len(null):.0%})")
+    return None
 
 
 def _mix_test(flat: list[torch.Tensor]) -> str | None:

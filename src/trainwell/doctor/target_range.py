@@ -80,3 +80,15 @@ def unreachable_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                    f"('{found[0]}') last: in [{low:g}, {high:g}]", "targets inside the outputs' range",
                    f"the model cannot output the targets, so the loss stays above the gap whatever it learns: drop "
                    f"the {found[1]} after the last layer, or rescale the targets into [{low:g}, {high:g}]")
+
+
+def constant_targets(y: torch.Tensor) -> Verdict | None:
+    """A warning when every target of the batch holds one value (all 1: a recommender's implicit feedback with
+    no negative examples sampled): a constant output is then perfect, and no check can see what the inputs do."""
+    if y.numel() < 2 or not bool((y == y.reshape(-1)[0]).all()):
+        return None
+    value = y.reshape(-1)[0].item()
+    return Verdict(NAME, "warn", f"all {len(y)} targets are {value:g}" if isinstance(value, float) else
+                   f"all {len(y)} targets are {value}", "targets that differ",
+                   "a constant output fits them perfectly, so the loss says nothing about the inputs: are the "
+                   "negative examples (or the other classes) missing, e.g. never sampled?")
