@@ -108,3 +108,11 @@ def test_padding_counted_in_the_targets_is_named_unless_the_loss_ignores_it(igno
 
     verdict = _next_token_report(TinyGPT("causal", padding_idx=0), x, y, loss_fn)
     assert (verdict is not None and verdict.status == "warn" and "ignore_index=0" in verdict.advice) == (not ignored)
+
+
+def test_sequence_scores_given_to_cross_entropy_without_transposing_get_the_conversion():
+    seq = _sentences()
+    report = doctor.check(LSTMLanguageModel(), seq[:, :-1], seq[:, 1:], nn.CrossEntropyLoss())
+    first = report.verdicts[0]
+    assert first.check == "forward and loss run" and first.status == "fail"
+    assert "out.transpose(1, 2)" in first.advice and f"out.reshape(-1, {V})" in first.advice

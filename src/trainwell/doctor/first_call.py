@@ -67,6 +67,10 @@ def _target_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
         return None
     if y.dim() == scores.dim() and y.dim() > 2 and y.shape[1] == 1:  # (B, 1, H, W) masks for (B, C, H, W) scores
         return f"targets of shape {tuple(y.shape)}: class-index masks are (B, H, W): y.squeeze(1)"
+    if scores.dim() == 3 and not y.is_floating_point() and y.shape == scores.shape[:2]:  # (B, T, V) and (B, T)
+        v = scores.shape[2]
+        return (f"scores of shape {tuple(scores.shape)} (B, T, classes) with targets {tuple(y.shape)}: the loss "
+                f"reads the classes on dim 1; pass out.transpose(1, 2), or out.reshape(-1, {v}) with y.reshape(-1)")
     if y.is_floating_point():
         whole = bool((y == y.round()).all())
         return ("class-index targets are floating point: y.long()" if whole else None) if \
