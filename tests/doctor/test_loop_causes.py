@@ -921,3 +921,30 @@ def test_a_policy_gradient_is_not_judged_as_a_supervised_loss_curve():
     report = w.report()
     assert report["loop: loss"].status == "info" and "policy gradient" in report["loop: loss"].value
     assert report["learning rate (loss curve)"].status in ("info", "pass")
+
+
+@pytest.mark.parametrize("after_swap, status", [("nothing", "fail"), ("add_param_group", "pass"),
+                                                ("new optimizer", "warn")])
+def test_a_head_replaced_inside_the_watched_loop_is_followed(after_swap, status):
+    torch.manual_seed(0)
+    x, y = _data(512)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with doctor.watch(model, opt, every=10) as w:
+        for s in range(40):
+            if s == 20:
+                model[2] = nn.Linear(32, C)  # a fresh classifier
+                if after_swap == "add_param_group":
+                    opt.add_param_group({"params": model[2].parameters()})
+                elif after_swap == "new optimizer":
+                    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            i = (s * 64) % 512
+            loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    report = w.report()
+    assert report["loop: optimizer holds the parameters"].status == status
+    runs = [v for v in report.verdicts if v.check == "loop: optimizer.step() runs"]
+    assert all(v.status == "pass" for v in runs)  # not "w.step() per micro-batch" after the new optimizer

@@ -69,6 +69,7 @@ class LoopProbe:
         self.idle_calls = 0  # w.step calls with no optimizer step (of any of the optimizers) since the previous one
         self.steps_by_optimizer = [0] * len(optimizers)  # every optimizer's own count of steps
         self._steps_at_call = 0
+        self.calls = self.last_active_call = 0  # w.step calls, and the last one after an optimizer step
         self.lrs: list[float] = []
         self.steps: list[dict] = []  # one record per observed optimizer step
         self.received: set[str] = set()  # parameters that got a gradient on an observed step
@@ -102,6 +103,17 @@ class LoopProbe:
         """``fn`` as a hook: left out of the graph when the model is compiled (its reads of tensors into Python
         numbers would break the graph and print dynamo's warnings)."""
         return torch.compiler.disable(fn) if self.compiled else fn
+
+    def added_unheld(self) -> list[str]:
+        """Trainable parameters the model holds now that it did not hold when the watch started (a layer replaced,
+        ``model.head = nn.Linear(...)``) and that no optimizer given to the watch holds."""
+        start, owned = {id(p) for p in self.named.values()}, self._owned()
+        return [n for n, p in self.model.named_parameters()
+                if p.requires_grad and id(p) not in start and id(p) not in owned]
+
+    def stopped_stepping(self) -> bool:
+        """The optimizers given to the watch stepped, then stopped for the last 3 or more ``w.step`` calls."""
+        return self.last_active_call > 0 and self.calls - self.last_active_call >= 3
 
     @property
     def frozen(self) -> list[str]:
@@ -156,6 +168,9 @@ class LoopProbe:
         it is dropped) or ``w.step`` called per micro-batch."""
         total = sum(self.steps_by_optimizer)
         idle = total == self._steps_at_call
+        self.calls += 1
+        if not idle:
+            self.last_active_call = self.calls
         if idle:
             self.idle_calls += 1
             if self._armed and any(not bool(torch.isfinite(g).all()) for g in self._incoming.values()

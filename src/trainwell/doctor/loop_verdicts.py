@@ -24,6 +24,20 @@ from trainwell.doctor.verdict import Verdict
 def optimizer_ownership(probe: LoopProbe) -> Verdict:
     """The optimizer must hold the parameters that receive gradients, and only the model's."""
     name = "loop: optimizer holds the parameters"
+    added = probe.added_unheld()
+    if added and probe.stopped_stepping():
+        return Verdict(name, "warn", f"the optimizer given to doctor.watch stopped stepping after w.step() call "
+                       f"{probe.last_active_call} of {probe.calls}, and {_group_names(added)} joined the model "
+                       "while it was watched", "the optimizers given to doctor.watch step until the end",
+                       "a new optimizer built for the replaced layer? The watch follows only the optimizers given to "
+                       "it: start a new doctor.watch(model, new_optimizer) (or add the new layer to the old "
+                       "optimizer with add_param_group)")
+    if added:
+        return Verdict(name, "fail", f"{_group_names(added)} joined the model while it was watched (a layer "
+                       "replaced?) and no optimizer holds them: they never change",
+                       "every trainable parameter in the optimizer",
+                       "the optimizer still holds the old layer's parameters: add the new ones with "
+                       "optimizer.add_param_group({'params': new_layer.parameters()}), or rebuild the optimizer")
     seen = sorted({n for s in probe.steps for n in s["not_owned"]})
     if probe.foreign and seen:
         return Verdict(name, "fail", f"the optimizer holds {len(probe.foreign)} tensors that are not this model's, "
@@ -358,7 +372,7 @@ def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
                        "call applies the same gradients again (a larger, hidden learning rate); call it once per "
                        "batch, then w.step(loss)")
     idle = probe.idle_calls - probe.skipped
-    if probe.opt_steps >= 3 and idle >= max(3, calls // 3):
+    if probe.opt_steps >= 3 and idle >= max(3, calls // 3) and not (probe.stopped_stepping() and probe.added_unheld()):
         return Verdict(name, "warn", f"w.step() ran {calls} times, {idle} of them with no optimizer step since the "
                        "previous one",
                        "one w.step() per optimizer.step()",
