@@ -948,3 +948,22 @@ def test_a_head_replaced_inside_the_watched_loop_is_followed(after_swap, status)
     assert report["loop: optimizer holds the parameters"].status == status
     runs = [v for v in report.verdicts if v.check == "loop: optimizer.step() runs"]
     assert all(v.status == "pass" for v in runs)  # not "w.step() per micro-batch" after the new optimizer
+
+
+@pytest.mark.parametrize("optimizer, status", [(torch.optim.SGD, "warn"), (torch.optim.Adam, "info")])
+def test_clipping_on_every_step_is_a_smaller_rate_for_sgd_and_little_for_adam(optimizer, status):
+    torch.manual_seed(0)
+    x, y = _data(512)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C))
+    opt = optimizer(model.parameters(), lr=1e-2)
+    with doctor.watch(model, opt, every=5) as w:
+        for s in range(30):
+            i = (s * 64) % 512
+            loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1e-4)
+            opt.step()
+            w.step(loss)
+    verdict = w.report()["loop: gradients at optimizer.step()"]
+    assert verdict.status == status and "clipped on" in verdict.value

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from trainwell.doctor import registration
 from trainwell.doctor.loop_probe import LoopProbe, held
 from trainwell.doctor.output_layer import scores_dropout_verdict
@@ -107,6 +109,12 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
     if len(later) >= 4 and len(clipped) >= 0.9 * len(later):
         norms = sorted(s["grad_norm"] for s in clipped)
         raw = sorted(s["incoming_norm"] for s in clipped)
+        if isinstance(probe.optimizer, _SCALE_FREE):
+            return Verdict(name, "info", f"clipped on {len(clipped)} of {len(later)} observed steps: the norm is "
+                           f"pinned at {norms[len(norms) // 2]:.3g} while backward() gives {raw[0]:.3g}..{raw[-1]:.3g}",
+                           "-", f"{type(probe.optimizer).__name__} divides each gradient by its running scale, so "
+                           "clipping on every step changes the update little (it evens out the steps' weights, not "
+                           "the learning rate); raise max_norm above the usual norm if only spikes should be clipped")
         return Verdict(name, "warn", f"clipped on {len(clipped)} of {len(later)} observed steps: the norm is pinned "
                        f"at {norms[len(norms) // 2]:.3g} while backward() gives {raw[0]:.3g}..{raw[-1]:.3g}",
                        "clipping only on rare spikes", "the clipping threshold is below the typical gradient norm: "
@@ -321,6 +329,11 @@ def _across_steps(steps: list[dict]) -> float:
     if len(weights) < 2 or min(weights) <= 0:
         return 1.0
     return 1.0 + 5.0 * (max(weights) / min(weights) - 1.0)
+
+
+#: optimizers whose update is (nearly) invariant to one scale on every gradient (Kingma & Ba 2015, section 2.1)
+_SCALE_FREE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.Adamax,
+               torch.optim.NAdam, torch.optim.RAdam, torch.optim.Adadelta)
 
 
 def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool) -> Verdict:
