@@ -967,3 +967,24 @@ def test_clipping_on_every_step_is_a_smaller_rate_for_sgd_and_little_for_adam(op
             w.step(loss)
     verdict = w.report()["loop: gradients at optimizer.step()"]
     assert verdict.status == status and "clipped on" in verdict.value
+
+
+@pytest.mark.parametrize("head_schedule, status", [(lambda s: 1.0, "pass"), (lambda s: 0.5**s, "warn")])
+def test_a_schedule_that_collapses_one_param_groups_rate_is_named(head_schedule, status):
+    torch.manual_seed(0)
+    x, y = _data(512)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C))
+    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 1e-3},
+                           {"params": model[2].parameters(), "lr": 1e-1}])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, [lambda s: 1.0, head_schedule])  # stepped per batch
+    with doctor.watch(model, opt, every=5) as w:
+        for s in range(40):
+            i = (s * 64) % 512
+            loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            w.step(loss)
+    verdict = w.report()["loop: learning rate applied"]
+    assert verdict.status == status and ("param group 1" in verdict.value) == (status == "warn")

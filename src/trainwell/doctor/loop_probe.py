@@ -70,7 +70,8 @@ class LoopProbe:
         self.steps_by_optimizer = [0] * len(optimizers)  # every optimizer's own count of steps
         self._steps_at_call = 0
         self.calls = self.last_active_call = 0  # w.step calls, and the last one after an optimizer step
-        self.lrs: list[float] = []
+        self.lrs: list[float] = []  # the first param group's rate at each step
+        self.group_lrs: list[list[float]] = []  # every group's, when there are several
         self.steps: list[dict] = []  # one record per observed optimizer step
         self.received: set[str] = set()  # parameters that got a gradient on an observed step
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
@@ -259,6 +260,8 @@ class LoopProbe:
             self.stepped_before_forward = self._last_forward == 0
         lr = optimizer.param_groups[0].get("lr", math.nan)
         self.lrs.append(float(lr))
+        if len(optimizer.param_groups) > 1:
+            self.group_lrs.append([float(g.get("lr", math.nan)) for g in optimizer.param_groups])
         training = [mode for mode, grad in self._forwards if grad]
         if training:
             self.train_steps += 1
