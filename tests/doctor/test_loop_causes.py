@@ -988,3 +988,21 @@ def test_a_schedule_that_collapses_one_param_groups_rate_is_named(head_schedule,
             w.step(loss)
     verdict = w.report()["loop: learning rate applied"]
     assert verdict.status == status and ("param group 1" in verdict.value) == (status == "warn")
+
+
+@pytest.mark.parametrize("dtype, lr, status", [(torch.bfloat16, 1e-4, "warn"), (torch.bfloat16, 0.05, "pass")])
+def test_updates_rounded_away_by_low_precision_weights_are_named(dtype, lr, status):
+    torch.manual_seed(0)
+    x, y = _data(512)
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, C)).to(dtype)
+    opt = torch.optim.Adam(model.parameters(), lr=lr) if lr < 0.01 else torch.optim.SGD(model.parameters(), lr=lr)
+    with doctor.watch(model, opt, every=5) as w:
+        for s in range(30):
+            i = (s * 64) % 512
+            loss = F.cross_entropy(model(x[i : i + 64].to(dtype)), y[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    verdict = w.report()["loop: low-precision weights"]
+    assert verdict.status == status and verdict.value.startswith("bfloat16 weights")

@@ -40,6 +40,12 @@ def _first_tensor(args, kwargs) -> torch.Tensor | None:
     return None
 
 
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+#: optimizers whose step moves each element by about the rate whatever its gradient's size (Kingma & Ba 2015)
+_ADAPTIVE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.Adamax,
+             torch.optim.NAdam, torch.optim.RAdam, torch.optim.Adadelta)
+
+
 def _compiled(model: nn.Module) -> bool:
     """Whether ``model`` runs under ``torch.compile`` (``module.compile()`` in place; a wrapper's original module
     is what the probe sees): its hooks are then called from compiled code."""
@@ -72,6 +78,9 @@ class LoopProbe:
         self.calls = self.last_active_call = 0  # w.step calls, and the last one after an optimizer step
         self.lrs: list[float] = []  # the first param group's rate at each step
         self.group_lrs: list[list[float]] = []  # every group's, when there are several
+        # (dtype, share of the elements with a gradient that the step left unchanged) of low-precision weights
+        self.low_precision: list[tuple[str, float]] = []
+        self._low_before: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.steps: list[dict] = []  # one record per observed optimizer step
         self.received: set[str] = set()  # parameters that got a gradient on an observed step
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
@@ -270,9 +279,24 @@ class LoopProbe:
         self._forwards = []
         if self._armed:
             self.steps.append(self._read_step())
+            self._low_before = [(p, p.detach().clone()) for p in self.named.values()
+                                if p.dtype in _LOW_PRECISION and p.grad is not None and not p.grad.is_sparse]
 
     def _post_step(self, optimizer, args, kwargs) -> None:
         self.opt_steps += 1
+        if self._low_before:
+            # an update the size of the gradient (SGD) loses what the unchanged elements' gradients hold; an
+            # adaptive one (Adam) moves every element by about the rate, so each unchanged element counts once
+            adaptive = isinstance(optimizer, _ADAPTIVE)
+            total = lost = 0.0
+            for p, before in self._low_before:
+                g = p.grad.detach().float() if p.grad is not None else torch.zeros(p.shape)
+                weight = (g != 0).float() if adaptive else g * g
+                total += float(weight.sum())
+                lost += float((weight * (p.detach() == before)).sum())
+            if total > 0:
+                self.low_precision.append((str(self._low_before[0][0].dtype).removeprefix("torch."), lost / total))
+            self._low_before = []
         self._disarm()
         if self._observed(self.opt_steps):
             self._arm()
