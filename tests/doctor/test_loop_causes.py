@@ -1006,3 +1006,34 @@ def test_updates_rounded_away_by_low_precision_weights_are_named(dtype, lr, stat
             w.step(loss)
     verdict = w.report()["loop: low-precision weights"]
     assert verdict.status == status and verdict.value.startswith("bfloat16 weights")
+
+
+def test_nan_from_the_first_forward_is_not_blamed_on_the_learning_rate_by_the_monitors():
+    class MaskedAttention(nn.Module):
+        """Attention whose mask hides every key of the last query (its own position included)."""
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.qkv, self.out = nn.Linear(8, 24), nn.Linear(8, C)
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).chunk(3, -1)
+            scores = q @ k.transpose(1, 2)
+            scores = scores.masked_fill(torch.ones(6, 6, dtype=torch.bool).triu(0)[None], float("-inf"))
+            return self.out((scores.softmax(-1) @ v).mean(1))
+
+    x = torch.randn(128, 6, 8)
+    y = x[:, 0, :C].argmax(1)
+    model = MaskedAttention()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=5) as w:
+        for s in range(12):
+            loss = F.cross_entropy(model(x[(s % 4) * 32 : (s % 4 + 1) * 32]), y[(s % 4) * 32 : (s % 4 + 1) * 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    report = w.report()
+    nonfinite = [v for v in report.verdicts if v.check.startswith("monitor: non-finite")]
+    assert nonfinite and all(v.status == "info" and "learning rate is not the cause" in v.advice for v in nonfinite)

@@ -128,7 +128,8 @@ def first_nonfinite(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:
     if isinstance(module, _ATTENTION):
         return where + ": a row whose every key is masked gives NaN (softmax of -inf); is the key padding mask " \
                        "inverted? torch's src_key_padding_mask / key_padding_mask mark with True what to ignore"
-    return where + ": a log of 0, a division by 0, a sqrt of a negative number, or an overflow in it"
+    return where + (": a softmax over a row that is all -inf (every attention key masked), a log of 0, a division "
+                    "by 0, a sqrt of a negative number, or an overflow in it")
 
 
 def _accuracy(out, y: torch.Tensor, loss_fn=None) -> float | None:

@@ -434,9 +434,17 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
     summed = next((v for v in verdicts if v.check == "loop: loss" and v.status == "info"
                    and str(v.value).startswith("summed")), None)
+    from_start = next((v for v in verdicts if v.check == DOWNSTREAM[0] and "before any update" in str(v.value)),
+                      None)
     out = []
     for v in verdicts:
-        if nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
+        if from_start is not None and nan_inputs is None and v.check.startswith("monitor: non-finite") and \
+                v.status == "fail":
+            v = Verdict(v.check, "info", f"{v.value} (the loss was not finite at step 0, before any update)",
+                        v.expected, "the forward pass gives NaN/Inf from the start, so the learning rate is not the "
+                        "cause: a softmax over a row that is all -inf (every attention key masked), a log of 0, a "
+                        "division by 0; doctor.check(model, x, y, loss_fn) names the first module that outputs it")
+        elif nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs hold NaN/Inf: fix the data first")
         elif v.check in DOWNSTREAM and v.status in ("pass", "warn", "fail") and causes:
