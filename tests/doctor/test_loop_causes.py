@@ -1037,3 +1037,41 @@ def test_nan_from_the_first_forward_is_not_blamed_on_the_learning_rate_by_the_mo
     report = w.report()
     nonfinite = [v for v in report.verdicts if v.check.startswith("monitor: non-finite")]
     assert nonfinite and all(v.status == "info" and "learning rate is not the cause" in v.advice for v in nonfinite)
+
+
+class _FunctionalDropout(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(20, 32), nn.Linear(32, C)
+
+    def forward(self, x):
+        return self.b(F.dropout(F.relu(self.a(x)), 0.5, self.training))  # reads self.training, no module
+
+
+@pytest.mark.parametrize("back_to_train, status", [(True, "pass"), (False, "fail")])
+def test_eval_mode_left_on_is_named_for_a_model_whose_forward_reads_self_training(back_to_train, status):
+    x, y = _data(512)
+    model = _FunctionalDropout()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=5) as w:
+        for epoch in range(4):
+            if back_to_train:
+                model.train()
+            for i in range(0, 512, 64):
+                loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss)
+            model.eval()  # validation
+            with torch.no_grad():
+                w.validate(float(F.cross_entropy(model(x[:64]), y[:64])))
+    assert w.report()["loop: train/eval mode"].status == status
+
+
+def test_a_model_without_dropout_or_batchnorm_skips_the_mode_verdict():
+    x, y = _data()
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C))
+    assert _epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y).report()["loop: train/eval mode"] \
+        .status == "skip"

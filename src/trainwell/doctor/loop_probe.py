@@ -70,6 +70,8 @@ class LoopProbe:
         self.foreign = [tuple(p.shape) for o in optimizers for g in o.param_groups for p in g["params"]
                         if id(p) not in model_ids]
         self.mode_sensitive = [n for n, m in model.named_modules() if isinstance(m, _MODE_SENSITIVE)]
+        self._sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
+        self._reading = False  # the probe runs the model itself: its hooks record nothing
         self.opt_steps = 0
         self.skipped = 0  # w.step calls whose optimizer step was skipped on non-finite gradients (AMP's GradScaler)
         self.idle_calls = 0  # w.step calls with no optimizer step (of any of the optimizers) since the previous one
@@ -211,6 +213,8 @@ class LoopProbe:
         return hook
 
     def _pre_forward(self, module, args, kwargs):
+        if self._reading:
+            return
         grad = torch.is_grad_enabled()
         self._forwards.append((module.training, grad))
         if grad:
@@ -231,6 +235,36 @@ class LoopProbe:
             self._fed_by_another_model(x)
         if self._armed and len(self.inputs) < 64:
             self.inputs.append(_input_stats(x, self.opt_steps))
+        if not self.mode_sensitive and self._sample is None and self._armed:
+            self._sample = (tuple(a[:4] if isinstance(a, torch.Tensor) and a.dim() else a for a in args),
+                            {k: v[:4] if isinstance(v, torch.Tensor) and v.dim() else v for k, v in kwargs.items()})
+
+    def mode_matters(self) -> bool:
+        """Whether ``train()`` and ``eval()`` change the model's output: a dropout or BatchNorm module, or a forward
+        that reads ``self.training`` itself (``F.dropout(h, p, self.training)``), found by running 4 examples of a
+        training batch both ways with one seed (at the report: no hooks, gradients or random state touched)."""
+        if self.mode_sensitive:
+            return True
+        if self._sample is None:
+            return False
+        args, kwargs = self._sample
+        modes = [(m, m.training) for m in self.model.modules()]
+        outs = []
+        self._reading = True
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                for training in (True, False):
+                    self.model.train(training)
+                    torch.manual_seed(0)
+                    outs.append(self.model(*args, **kwargs))
+        except Exception:  # noqa: BLE001 - a model this reading cannot run is taken as mode-free, as before
+            return False
+        finally:
+            self._reading = False
+            for m, mode in modes:
+                m.training = mode
+        a, b = _first_tensor((outs[0],), {}), _first_tensor((outs[1],), {})
+        return a is not None and b is not None and a.shape == b.shape and not torch.equal(a, b)
 
     def _fed_by_another_model(self, x: torch.Tensor) -> None:
         """An input computed by another module's parameters that no given optimizer steps: the watched model is
@@ -274,7 +308,7 @@ class LoopProbe:
         training = [mode for mode, grad in self._forwards if grad]
         if training:
             self.train_steps += 1
-            if self.mode_sensitive and not training[-1]:
+            if not training[-1]:
                 self.eval_mode_steps += 1
         self._forwards = []
         if self._armed:
@@ -388,7 +422,7 @@ class LoopProbe:
     def validation_seen(self) -> None:
         """Called by ``Watch.validate``: the forwards since the last step were validation forwards."""
         self.validations += 1
-        if self.mode_sensitive and any(mode for mode, _ in self._forwards):
+        if any(mode for mode, _ in self._forwards):
             self.train_mode_validations += 1
         self._forwards = []
 

@@ -188,7 +188,7 @@ def weight_decay(probe: LoopProbe) -> Verdict | None:
 def module_mode(probe: LoopProbe) -> Verdict:
     """Training steps in ``train()`` mode, validation in ``eval()`` mode (only matters with dropout/BatchNorm)."""
     name = "loop: train/eval mode"
-    if not probe.mode_sensitive:
+    if not probe.mode_matters():
         return Verdict(name, "skip", "skipped: no dropout or BatchNorm, the mode changes nothing", "-", "")
     if probe.train_steps and probe.eval_mode_steps >= 0.5 * probe.train_steps:
         return Verdict(name, "fail", f"{probe.eval_mode_steps} of {probe.train_steps} training steps ran in eval mode",
