@@ -149,3 +149,24 @@ def test_regression_data_sorted_by_its_target_is_named(order, status):
             opt.step()
             w.step(loss, y=y[i : i + 64])
     assert w.report()["loop: labels"].status == status
+
+
+class SparseRecommender(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.u, self.i = nn.Embedding(30, 8, sparse=True), nn.Embedding(40, 8, sparse=True)
+
+    def forward(self, pairs):
+        return (self.u(pairs[:, 0]) * self.i(pairs[:, 1])).sum(1)
+
+
+def test_sparse_embeddings_under_adam_are_named_and_the_checks_train_them_with_sparse_adam():
+    pairs = _pairs()
+    liked = ((pairs[:, 0] + pairs[:, 1]) % 2).float()
+    model = SparseRecommender()
+    report = doctor.check(model, pairs, liked, nn.BCEWithLogitsLoss(), optimizer=torch.optim.Adam(model.parameters()))
+    verdict = report["optimizer holds the parameters"]
+    assert verdict.status == "fail" and "SparseAdam" in verdict.advice
+    alone = doctor.check(model, pairs, liked, nn.BCEWithLogitsLoss())
+    assert alone["overfit a tiny subset"].status == "pass"

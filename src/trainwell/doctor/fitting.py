@@ -34,14 +34,20 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
             return m.eval(), math.nan
         # Adam as fit builds it: torch's fused kernel where every parameter can take it (the pre-flight's training
         # copies were half optimizer time on a small model)
-        opt = build_optimizer(trainable, "adam", lr=lr)
+        sparse = {id(e.weight) for e in m.modules() if isinstance(e, nn.Embedding | nn.EmbeddingBag) and e.sparse}
+        dense = [p for p in trainable if id(p) not in sparse]
+        opts = ([build_optimizer(dense, "adam", lr=lr)] if dense else []) + \
+            ([torch.optim.SparseAdam([p for p in trainable if id(p) in sparse], lr=lr)] if sparse & {
+                id(p) for p in trainable} else [])  # a sparse embedding's gradients take SparseAdam
         final = math.nan
         for i in range(steps):
             loss = loss_fn(call(m, x), y)
             loss = loss.mean() if loss.dim() else loss
-            opt.zero_grad()
+            for opt in opts:
+                opt.zero_grad()
             loss.backward()
-            opt.step()
+            for opt in opts:
+                opt.step()
             final = float(loss.detach())
             if watch is not None and every and (i + 1) % every == 0:
                 _training_forward(m)  # BatchNorm's running statistics lag far behind after a few steps

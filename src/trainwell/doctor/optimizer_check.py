@@ -12,11 +12,24 @@ from trainwell.doctor.verdict import Verdict
 
 NAME = "optimizer holds the parameters"
 
+#: torch's optimizers that raise "does not support sparse gradients" (SGD, Adagrad and SparseAdam take them)
+DENSE_ONLY = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.NAdam, torch.optim.RAdam,
+              torch.optim.Adamax, torch.optim.Adadelta)
+
 
 def optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) -> Verdict | None:
     """None when every trainable parameter of ``model`` is in one of ``optimizer``'s param groups; else a fail
     naming the ones it misses (and how many tensors it holds that the model does not)."""
     held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    sparse = [f"{name}.weight" for name, m in model.named_modules()
+              if isinstance(m, nn.Embedding | nn.EmbeddingBag) and m.sparse and id(m.weight) in held]
+    if sparse and isinstance(optimizer, DENSE_ONLY):
+        kind = type(optimizer).__name__
+        return Verdict(NAME, "fail", f"{kind} holds {_group_names(sparse)} of an embedding with sparse=True",
+                       "an optimizer that takes sparse gradients for sparse embeddings",
+                       f"{kind} raises on sparse gradients at its first step: give the sparse embeddings to "
+                       "torch.optim.SparseAdam and the rest to Adam (doctor.watch takes the list of both), or build "
+                       "the embedding with sparse=False")
     missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
     if not missing:
         return None
