@@ -170,3 +170,30 @@ def test_sparse_embeddings_under_adam_are_named_and_the_checks_train_them_with_s
     assert verdict.status == "fail" and "SparseAdam" in verdict.advice
     alone = doctor.check(model, pairs, liked, nn.BCEWithLogitsLoss())
     assert alone["overfit a tiny subset"].status == "pass"
+
+
+class GCN(nn.Module):
+    """Kipf & Welling 2017: two graph convolutions over a fixed normalized adjacency of all N nodes."""
+
+    def __init__(self, adjacency, d=8, classes=3):
+        super().__init__()
+        torch.manual_seed(0)
+        degree = adjacency.sum(1).rsqrt()
+        self.register_buffer("a", degree[:, None] * adjacency * degree[None])
+        self.l1, self.l2 = nn.Linear(d, 16), nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.a @ self.l2(F.relu(self.a @ self.l1(x)))
+
+
+def test_a_full_graph_model_is_checked_on_all_its_nodes_not_called_broken():
+    g = torch.Generator().manual_seed(0)
+    n = 300
+    adjacency = ((torch.rand(n, n, generator=g) < 0.03).float() + torch.eye(n)).clamp_max(1)
+    adjacency = ((adjacency + adjacency.T) > 0).float()
+    x = torch.randn(n, 8, generator=g)
+    y = x[:, :3].argmax(1)
+    report = doctor.check(GCN(adjacency), x, y, nn.CrossEntropyLoss())
+    first = report.verdicts[0]
+    assert first.check == "forward and loss run" and first.status == "info" and "300 examples" in first.value
+    assert report["initial loss"].status == "pass" and not report.failed

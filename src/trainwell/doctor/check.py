@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor import preflight as pf
-from trainwell.doctor.first_call import runs_on_data
+from trainwell.doctor.first_call import runs_on_data, whole_input_only
 from trainwell.doctor.inputs import Inputs, as_inputs, call
 from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
@@ -153,6 +153,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                         f"torch.nn.CrossEntropyLoss()")
     if penalty is not None and not callable(penalty):
         raise TypeError(f"doctor.check: penalty is a {type(penalty).__name__}: pass a callable penalty(model)")
+    whole_x, whole_y = x, y
     x, y = x[:examples], y[:examples]
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper shares its parameters with the original
     wd = _weight_decay(optimizer)
@@ -164,9 +165,14 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
             replace["regularization raises loss"] = lambda s: pf.regularization_raises_loss(
                 s.model, s.x, s.y, s.loss_fn, penalty=lambda m, k: k * total(m), strengths=(1.0, 2.0))
         crash, out = runs_on_data(model, x, y, loss_fn)  # the loop's first batch would raise: said first, a fail
+        if crash is not None and crash.status == "fail":
+            whole, whole_out = whole_input_only(model, whole_x, whole_y, loss_fn, examples)
+            if whole is not None:  # not the user's bug: the model needs all of its input at once
+                crash, out, x, y = whole, whole_out, whole_x, whole_y
         held = optimizer_holds(model, optimizer) if optimizer is not None else None
-        dropped = scores_dropout_verdict(_guarded_dropout(model, x)) if crash is None else None
-        targets = _target_verdict(model, x, y, loss_fn, out) if crash is None else None
+        ran = crash is None or crash.status != "fail"
+        dropped = scores_dropout_verdict(_guarded_dropout(model, x)) if ran else None
+        targets = _target_verdict(model, x, y, loss_fn, out) if ran else None
         del out
         verdicts = [v for v in (crash, held, dropped, targets) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)

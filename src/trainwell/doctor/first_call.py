@@ -37,6 +37,21 @@ def runs_on_data(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
     return None, out
 
 
+def whole_input_only(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable,
+                     used: int) -> tuple[Verdict | None, object]:
+    """When the forward fails on the first ``used`` examples: (an info verdict, the output) if it runs on all of
+    ``x`` (a model that takes the whole input at once: a graph network over all its nodes), else (None, None)."""
+    if len(x) <= used:
+        return None, None
+    crash, out = runs_on_data(model, x, y, loss_fn)
+    if crash is not None:
+        return None, None
+    return Verdict(NAME, "info", f"the model runs on the {len(x)} examples given, not on their first {used}: it takes "
+                   "the whole input at once (a graph network over all its nodes?)", "-",
+                   "the checks run on the whole input; those that take a subset of the examples cannot run on this "
+                   "model and are skipped"), out
+
+
 def _fail(where: str, error: Exception, hint: str | None) -> Verdict:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return Verdict(NAME, "fail", f"{where} raised {type(error).__name__}: {text[:200]}",
