@@ -1055,7 +1055,7 @@ def test_eval_mode_left_on_is_named_for_a_model_whose_forward_reads_self_trainin
     model = _FunctionalDropout()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with doctor.watch(model, opt, every=5) as w:
-        for epoch in range(4):
+        for _ in range(4):
             if back_to_train:
                 model.train()
             for i in range(0, 512, 64):

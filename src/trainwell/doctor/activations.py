@@ -20,9 +20,9 @@ def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: floa
     """Hidden units with identical incoming weights compute the same function and never differ (zero or
     constant init). Every weight matrix or filter bank (Linear, Conv, recurrent, attention) but the output layers
     is read: its rows are the units. An embedding's rows are looked-up entries, not units (a zero-initialized
-    bias table ``nn.Embedding(users, 1)`` is usual), and are not read. The output layers are the last one and, given a batch ``x``,
-    every layer whose output is returned by the model (the heads of a model with several: a zero-initialized
-    head's units have different targets too)."""
+    bias table ``nn.Embedding(users, 1)`` is usual), and are not read. The output layers are the last one and,
+    given a batch ``x``, every layer whose output is returned by the model (the heads of a model with several: a
+    zero-initialized head's units have different targets too)."""
     lookups = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)}
     # an embedding's rows are entries looked up per token (or user, item), not units: each gets its own gradient
     weights = [(name, p) for name, p in model.named_parameters()

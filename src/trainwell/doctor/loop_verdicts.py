@@ -263,36 +263,9 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
     if _power_of_two(s["scale"]) and s["resid"] < 1e-3:  # AMP's GradScaler: backward() ran on loss x 2^k
         weight *= s["scale"]
         amp = f"; GradScaler's scale {1 / s['scale']:.6g} divided out"
-    if form == "cross_entropy_over_batch":
-        return Verdict(name, "fail", "the softmax is taken over the batch axis (dim 0), not the classes",
-                       "log_softmax / softmax over the class axis", "use dim=1 (or dim=-1) in log_softmax/softmax")
-    if form == "probability_not_log":
-        return Verdict(name, "fail", "the loss's gradient is -p(label)'s: the label's probability, not its log, is "
-                       "maximized", "cross-entropy: -log softmax(z)[label]", "a log is missing in the hand-written "
-                       "loss: use log_softmax, e.g. -(target * F.log_softmax(z, 1)).sum(1).mean() (for label "
-                       "smoothing, nn.CrossEntropyLoss(label_smoothing=0.1))")
-    if any(t["form"] == "signed_weights" for t in steps):  # a first step whose advantages were all >= 0 too
-        return Verdict(name, "info", "cross-entropy on the model's own samples with per-example weights of both "
-                       "signs (a policy gradient: -log p(action) x advantage)", "-",
-                       "a policy-gradient loss is not a supervised curve: judge the run by its rewards")
-    if form == "scrambled_classes":
-        c = s["classes"]
-        return Verdict(name, "fail", f"the loss's softmax runs over groups of {c} consecutive values of the "
-                       f"(B, {c}, ...) outputs, not over their class axis (dim 1)", "cross-entropy over dim 1",
-                       f"reshape(-1, {c}) / view(-1, {c}) on (B, C, H, W) or (B, C, T) outputs mixes positions and "
-                       f"classes: move the class axis last first (out.movedim(1, -1).reshape(-1, {c})), or give "
-                       "cross_entropy the (B, C, ...) outputs and (B, ...) targets as they are")
-    if form == "nll" and s.get("log_probs") is False:
-        return Verdict(name, "fail", "NLL on outputs that are not log-probabilities (their logsumexp over the "
-                       "classes is not 0)" + (f"; first loss {first_loss:.4g}" if first_loss is not None else ""),
-                       "NLLLoss on log_softmax outputs", "NLLLoss reads log-probabilities: on raw scores it rewards "
-                       "growing the right class's score without bound (the loss turns negative and keeps falling); "
-                       "end the model with log_softmax over the class axis, or use CrossEntropyLoss on the raw "
-                       "logits")
-    if form == "cross_entropy_on_probabilities":
-        return Verdict(name, "fail", "cross-entropy is applied to probabilities (a softmax before the loss)",
-                       "cross-entropy on raw logits", "nn.CrossEntropyLoss applies log-softmax itself: remove the "
-                       "softmax before it (or use NLLLoss on log_softmax); a double softmax squashes the gradients")
+    wrong = _wrong_form(name, steps, first_loss)
+    if wrong is not None:
+        return wrong
     bounded = [t["bounded"] for t in steps]
     if form in ("cross_entropy", "two_classes") and all(bounded):
         loss = "cross-entropy" if form == "cross_entropy" else "a classification loss (2 classes)"
@@ -318,7 +291,8 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
     elif (max(s.get("spread") or 1.0, _across_steps(steps)) > 1.5) and abs(weight - round(weight)) > 0.02 * weight:
         # per-example weights that differ (sample weights, a focal term, rewards) and sum to no whole multiple of
         # the mean: a weighted loss by design, not one counted twice
-        value = f"{formula} with per-example weights (they differ between examples or steps), summing to {weight:.3g}{amp}"
+        value = (f"{formula} with per-example weights (they differ between examples or steps), summing to "
+                 f"{weight:.3g}{amp}")
         return Verdict(name, "pass", value, "-")
     else:
         return Verdict(name, "warn", f"the {formula}'s gradient is {weight:.3g}x that of its mean over the step's "
@@ -351,6 +325,44 @@ def _across_steps(steps: list[dict]) -> float:
 #: optimizers whose update is (nearly) invariant to one scale on every gradient (Kingma & Ba 2015, section 2.1)
 _SCALE_FREE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.Adamax,
                torch.optim.NAdam, torch.optim.RAdam, torch.optim.Adadelta)
+
+
+def _wrong_form(name: str, steps: list[dict], first_loss: float | None) -> Verdict | None:
+    """The loss's form when it is wrong (or not a supervised one): a softmax over the batch or over runs of
+    values, -p(label) maximized, NLL on raw scores, cross-entropy on probabilities; a policy gradient (info)."""
+    s = steps[0]
+    form = s["form"]
+    if form == "cross_entropy_over_batch":
+        return Verdict(name, "fail", "the softmax is taken over the batch axis (dim 0), not the classes",
+                       "log_softmax / softmax over the class axis", "use dim=1 (or dim=-1) in log_softmax/softmax")
+    if form == "probability_not_log":
+        return Verdict(name, "fail", "the loss's gradient is -p(label)'s: the label's probability, not its log, is "
+                       "maximized", "cross-entropy: -log softmax(z)[label]", "a log is missing in the hand-written "
+                       "loss: use log_softmax, e.g. -(target * F.log_softmax(z, 1)).sum(1).mean() (for label "
+                       "smoothing, nn.CrossEntropyLoss(label_smoothing=0.1))")
+    if any(t["form"] == "signed_weights" for t in steps):  # a first step whose advantages were all >= 0 too
+        return Verdict(name, "info", "cross-entropy on the model's own samples with per-example weights of both "
+                       "signs (a policy gradient: -log p(action) x advantage)", "-",
+                       "a policy-gradient loss is not a supervised curve: judge the run by its rewards")
+    if form == "scrambled_classes":
+        c = s["classes"]
+        return Verdict(name, "fail", f"the loss's softmax runs over groups of {c} consecutive values of the "
+                       f"(B, {c}, ...) outputs, not over their class axis (dim 1)", "cross-entropy over dim 1",
+                       f"reshape(-1, {c}) / view(-1, {c}) on (B, C, H, W) or (B, C, T) outputs mixes positions and "
+                       f"classes: move the class axis last first (out.movedim(1, -1).reshape(-1, {c})), or give "
+                       "cross_entropy the (B, C, ...) outputs and (B, ...) targets as they are")
+    if form == "nll" and s.get("log_probs") is False:
+        return Verdict(name, "fail", "NLL on outputs that are not log-probabilities (their logsumexp over the "
+                       "classes is not 0)" + (f"; first loss {first_loss:.4g}" if first_loss is not None else ""),
+                       "NLLLoss on log_softmax outputs", "NLLLoss reads log-probabilities: on raw scores it rewards "
+                       "growing the right class's score without bound (the loss turns negative and keeps falling); "
+                       "end the model with log_softmax over the class axis, or use CrossEntropyLoss on the raw "
+                       "logits")
+    if form == "cross_entropy_on_probabilities":
+        return Verdict(name, "fail", "cross-entropy is applied to probabilities (a softmax before the loss)",
+                       "cross-entropy on raw logits", "nn.CrossEntropyLoss applies log-softmax itself: remove the "
+                       "softmax before it (or use NLLLoss on log_softmax); a double softmax squashes the gradients")
+    return None
 
 
 def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool) -> Verdict:

@@ -39,7 +39,8 @@ def _binary_threshold(loss_fn: Callable) -> float | None:
 
 def accuracy_kind(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> tuple[str, float] | None:
     """How to score ``scores`` against targets ``y`` (read once, on the first batch): ``("classes", 0)``,
-    ``("classes_masked", 0)``, ``("classes_last", 0)``, ``("soft", 0)``, ``("binary", threshold)``, or None (no accuracy)."""
+    ``("classes_masked", 0)``, ``("classes_last", 0)``, ``("soft", 0)``, ``("binary", threshold)``, or None (no
+    accuracy)."""
     if not isinstance(scores, torch.Tensor) or not isinstance(y, torch.Tensor) or not scores.is_floating_point():
         return None
     if not y.is_floating_point() and y.dtype != torch.bool:
