@@ -190,3 +190,51 @@ def test_apply_names_the_weights_it_leaves_untouched():
     after = model.state_dict()
     assert torch.all(after["out.weight"] == 0)
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("out."))
+
+
+class _OnlyLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(3, 4)
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
+@pytest.mark.parametrize("scheme", ["he_normal", "kaiming_uniform", "xavier_uniform"])
+def test_a_model_without_linear_or_conv_layers_warns_alike_for_every_scheme(scheme):
+    """Nothing to initialize is a warning whatever the scheme: a He scheme asks for no output layer there."""
+    from trainwell.regularize import SkippedLayersWarning
+
+    model = _OnlyLSTM()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.warns(SkippedLayersWarning, match=r"acts on Linear/Conv layers only and left these weights as they "
+                                                  r"were: rnn \(LSTM\)"):
+        assert init.apply(model, scheme) is model
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    with pytest.warns(SkippedLayersWarning, match=r"Sequential has none: nothing was initialized"):
+        init.apply(nn.Sequential(nn.ReLU()), scheme)
+
+
+@pytest.mark.parametrize("scheme", ["he_normal", "xavier_uniform", "small_normal"])
+def test_a_mistyped_mode_is_refused_whatever_the_scheme_reads(scheme):
+    model = nn.Linear(3, 3)
+    before = model.weight.detach().clone()
+    with pytest.raises(ValueError, match=r"^mode='fanin' is not allowed: use 'fan_in' or 'fan_out'$"):
+        init.apply(model, scheme, mode="fanin")
+    with pytest.raises(ValueError, match=r"^mode='fanin' is not allowed"):
+        init.init_tensor_(model.weight.detach(), scheme, mode="fanin")
+    assert torch.equal(model.weight, before)
+
+
+@pytest.mark.parametrize("scheme", ["small_normal", "normal", "uniform"])
+def test_a_negative_std_is_refused_by_name(scheme):
+    model = nn.Linear(3, 3)
+    with pytest.raises(ValueError, match=r"^std=-1 is not allowed: use a finite number >= 0"):
+        init.apply(model, scheme, std=-1)
+    with pytest.raises(TypeError, match=r"^std='a' is not allowed: use a number >= 0"):
+        init.apply(model, scheme, std="a")
+    with pytest.raises(ValueError, match=r"^std=-0.5 is not allowed"):
+        init.small_normal_(torch.empty(3, 3), std=-0.5)
+    # std=0 is a valid (if useless) choice: every weight 0, as torch's normal_(0, 0) gives
+    assert torch.all(init.apply(model, scheme, std=0).weight == 0)

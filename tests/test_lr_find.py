@@ -159,3 +159,30 @@ def test_a_loss_that_reaches_zero_and_stays_is_read_before_it_did():
     assert not any("reached 0" in n for n in read_curve(lrs, spiky, _ema(spiky), "x").notes)
     with pytest.raises(ValueError, match="reached 0 after 2 steps"):
         read_curve(lrs[:20], [1.0, 0.5] + [0.0] * 18, _ema([1.0, 0.5] + [0.0] * 18), "x")
+
+
+@pytest.mark.parametrize(("argument", "value", "allowed"), [
+    ("beta", 1.0, "use a number in [0, 1)"),
+    ("beta", -0.1, "use a number in [0, 1)"),
+    ("diverge", 0.5, "use a number > 1"),
+    ("diverge", 1, "use a number > 1"),
+    ("start", 0, "use a finite number > 0"),
+    ("start", -1e-7, "use a finite number > 0"),
+    ("end", 1e-8, "is not allowed with start=1e-07: use a finite number > start"),
+    ("steps", 10.5, "use an integer >= 10"),
+    ("steps", 5, "use an integer >= 10"),
+    ("batch_size", 2.5, "use an integer >= 1"),
+])
+def test_each_argument_out_of_range_is_one_line_naming_it_and_what_is_allowed(argument, value, allowed):
+    """beta = 1 would divide by zero, a diverge of 1 or less would read the first check as an explosion, start = 0
+    is the start's fault, not the end's: each is refused before the model trains, naming the argument."""
+    torch.manual_seed(0)
+    x = torch.randn(100, 4)
+    y = (x[:, 0] > 0).long()
+    model = boring_net(4, 8, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError) as err:
+        lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, **{argument: value})
+    message = str(err.value)
+    assert message.startswith(f"{argument}={value!r} ") and allowed in message and len(message.splitlines()) == 1
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

@@ -168,3 +168,13 @@ def test_pruning_names_the_layers_it_leaves_dense():
     with pytest.warns(SkippedLayersWarning, match=r"emb \(Embedding\), lstm \(LSTM\)"):
         masks = prune.magnitude_masks(TokenClassifier(), 0.2, output_layer="out")
     assert set(masks) == {"out"} and float(masks["out"].mean()) == pytest.approx(0.9, abs=0.01)
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_a_model_without_prunable_layers_gets_no_masks_and_the_same_warning_in_either_scope(scope):
+    from trainwell.regularize import SkippedLayersWarning
+
+    model = nn.ModuleDict({"emb": nn.Embedding(10, 8), "rnn": nn.GRU(8, 8)})
+    with pytest.warns(SkippedLayersWarning, match=r"magnitude_masks acts on Linear/Conv layers only .* emb "
+                                                  r"\(Embedding\), rnn \(GRU\); they are not pruned"):
+        assert prune.magnitude_masks(model, 0.2, scope=scope) == {}

@@ -182,3 +182,13 @@ def test_max_norm_names_the_layers_it_leaves_unconstrained():
         max_norm_(model, 1.0)
     assert float(model["out"].weight.detach().norm(dim=1).max()) <= 1.0 + 1e-5
     assert all(torch.equal(a, b) for a, b in zip(lstm_before, model["lstm"].parameters(), strict=True))
+
+
+@pytest.mark.parametrize("model", [nn.ReLU(), nn.Sequential(nn.ReLU(), nn.Flatten())])
+def test_a_penalty_of_a_model_without_parameters_is_zero(model):
+    from trainwell.regularize import Penalty
+
+    penalty = Penalty(model, l1=0.1, l2=0.1)
+    value = penalty(model)
+    assert isinstance(value, torch.Tensor) and value.shape == () and float(value) == 0.0
+    assert float(l2_penalty(model, 0.1)) == float(l1_penalty(model, 0.1)) == 0.0  # what the parts give alone

@@ -145,7 +145,8 @@ def cmd_fit(args) -> int:
         return 1 if result.summary["failed"] else 0
     console = _console(stderr=args.json)
     console.print(cli_tables.result(result.summary, result.run_dir))
-    console.print(cli_tables.result_lines(result.summary, result.run_dir), highlight=False)
+    console.print(cli_tables.result_lines(result.summary, result.run_dir, report=cfg.report.enabled),
+                  highlight=False)
     flagged = [v for v in result.summary["doctor"] if v["status"] in ("warn", "fail")]
     if flagged:
         console.print(cli_tables.verdicts(flagged, "doctor: warnings and failures (all verdicts are in summary.json)"))

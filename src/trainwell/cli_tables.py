@@ -19,13 +19,14 @@ def result(summary: dict, run_dir) -> object:
     return table
 
 
-def result_lines(summary: dict, run_dir) -> str:
-    """``trainwell fit``: epochs, steps, time, why it stopped, where the run is."""
+def result_lines(summary: dict, run_dir, report: bool = True) -> str:
+    """``trainwell fit``: epochs, steps, time, why it stopped, where the run is (and its report, when one was
+    written: ``report`` is the run's ``report.enabled``)."""
     best = summary["best_epoch"]
+    where = f"run dir: {run_dir}  (report: {run_dir}/report.html)" if report else f"run dir: {run_dir}"
     return (f"{summary['epochs']} epochs, {summary['steps']:,} steps, {summary['wall_s']:.1f} s wall\n"
             f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: "
-            f"{'-' if best is None else best + 1})\n"
-            f"run dir: {run_dir}  (report: {run_dir}/report.html)")
+            f"{'-' if best is None else best + 1})\n" + where)
 
 
 def verdicts(rows: list[dict], title: str):
@@ -44,17 +45,21 @@ def verdicts(rows: list[dict], title: str):
 
 
 def layers(kind: str, shape: tuple[int, ...], rows) -> object:
-    """``trainwell summary``: one row per layer, then the totals."""
+    """``trainwell summary``: one row per layer (per call of a layer that runs more than once: its later calls'
+    parameters in parentheses, counted once in the total), then the totals."""
     from rich.table import Table
 
     from trainwell.cnn.summary import totals
 
-    table = Table(title=f"{kind} on input {'x'.join(map(str, shape))}")
+    again = any(r.call > 1 for r in rows)
+    table = Table(title=f"{kind} on input {'x'.join(map(str, shape))}",
+                  caption="(n): a layer called again; its parameters are counted once in the total" if again else None)
     for col in ("layer", "type", "output", "neurons", "params", "params (no sharing)", "receptive field",
                 "mult-adds"):
         table.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
     for r in rows:
-        table.add_row(r.name, r.kind, "x".join(map(str, r.output_shape)), f"{r.neurons:,}", f"{r.params:,}",
+        name, params = (r.name, f"{r.params:,}") if r.call == 1 else (f"{r.name} (call {r.call})", f"({r.params:,})")
+        table.add_row(name, r.kind, "x".join(map(str, r.output_shape)), f"{r.neurons:,}", params,
                       f"{r.params_unshared:,}", "x".join(map(str, r.receptive_field)), f"{r.mult_adds:,}")
     t = totals(rows)
     table.add_row("total", "", "", "", f"{t['params']:,}", f"{t['params_unshared']:,}", "", f"{t['mult_adds']:,}")

@@ -31,6 +31,7 @@ from trainwell.config_checks import (  # noqa: F401  (re-exported)
 from trainwell.config_io import (  # noqa: F401  (re-exported: the config API lives here)
     _merge,
     apply_overrides,
+    check_field,
     from_dict,
     parse_override,
     read_toml,
@@ -404,6 +405,12 @@ def _defaults() -> dict:
     """The default config as a plain dict, built once (``dataclasses.asdict`` of the whole config was most of a
     small config's resolution time; :func:`_merge` copies it, so it is never changed)."""
     return Config().to_dict()
+
+
+def check_key(dotted: str) -> None:
+    """Refuse a dotted config key that names no field (``train.epoch``) as an unknown key in a config file is
+    refused: ``unknown config key 'train.epoch': did you mean 'train.epochs'? allowed keys in train are ...``."""
+    check_field(Config, dotted)
 
 
 def config_from_dict(raw: dict) -> Config:

@@ -137,6 +137,28 @@ def to_plain(value):
     return copy.deepcopy(value)
 
 
+def _unknown_key(dotted: str, prefix: str, names: list[str]) -> ConfigError:
+    """``unknown config key 'optim.lrr': did you mean 'optim.lr'? allowed keys in optim are ...``."""
+    hint = suggest(dotted, [f"{prefix}.{n}" if prefix else n for n in names])
+    return ConfigError(f"unknown config key {dotted!r}: {hint}allowed keys in {prefix or 'config'} are "
+                       f"{', '.join(names)}")
+
+
+def check_field(cls, dotted: str) -> None:
+    """Refuse a dotted key (``train.epoch``) that names no field of dataclass ``cls`` or of the tables nested in it,
+    with the error an unknown key in a config file gets (the nearest key, the allowed ones). What lies inside a
+    field that is not a table of fields (``data.options``, a dict of free keys) is not judged here."""
+    prefix = ""
+    for part in dotted.split("."):
+        if not (dataclasses.is_dataclass(cls) and isinstance(cls, type)):
+            return
+        hints, names = _fields(cls)
+        key = f"{prefix}.{part}" if prefix else part
+        if part not in names:
+            raise _unknown_key(key, prefix, names)
+        cls, prefix = hints[part], key
+
+
 def from_dict(cls, data, prefix: str = ""):
     """Build dataclass ``cls`` from a plain dict, rejecting unknown keys and wrong types."""
     where = prefix or "config"
@@ -147,8 +169,7 @@ def from_dict(cls, data, prefix: str = ""):
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else key
         if key not in names:
-            hint = suggest(dotted, [f"{prefix}.{n}" if prefix else n for n in names])
-            raise ConfigError(f"unknown config key {dotted!r}: {hint}allowed keys in {where} are {', '.join(names)}")
+            raise _unknown_key(dotted, prefix, names)
         kwargs[key] = _coerce(hints[key], value, dotted)
     obj = cls(**kwargs)
     if hasattr(obj, "validate"):

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import torch
 from torch import nn
 
-from trainwell.regularize import warn_skipped
+from trainwell.regularize import SkippedLayersWarning, warn_skipped
 
 SCHEMES = ("default", "zeros", "small_normal", "standard", "xavier_uniform", "xavier_normal", "he_normal",
            "he_uniform", "lecun_normal", "lecun_uniform", "normal", "uniform")
@@ -41,9 +42,27 @@ def fans(tensor: torch.Tensor) -> tuple[int, int]:
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
-def _fan(tensor: torch.Tensor, mode: str) -> int:
-    if mode not in ("fan_in", "fan_out"):
+MODES = ("fan_in", "fan_out")
+
+
+def _check_mode(mode: str) -> None:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode={mode!r} is not allowed: use 'fan_in' or 'fan_out'")
+
+
+def _check_std(std) -> float:
+    """``std`` as a float if it is a finite number >= 0 (the normal/uniform schemes' standard deviation)."""
+    if isinstance(std, bool) or not isinstance(std, numbers.Real):
+        raise TypeError(f"std={std!r} is not allowed: use a number >= 0 (the standard deviation of the normal and "
+                        f"uniform schemes, e.g. 0.01)")
+    if not (math.isfinite(std) and std >= 0):
+        raise ValueError(f"std={std} is not allowed: use a finite number >= 0 (the standard deviation of the normal "
+                         f"and uniform schemes, e.g. 0.01)")
+    return float(std)
+
+
+def _fan(tensor: torch.Tensor, mode: str) -> int:
+    _check_mode(mode)
     fan_in, fan_out = fans(tensor)
     return fan_in if mode == "fan_in" else fan_out
 
@@ -57,7 +76,7 @@ def zeros_(tensor: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def small_normal_(tensor: torch.Tensor, std: float = 0.01, generator: torch.Generator | None = None):
     """Fill from N(0, std^2), std = 0.01 by default (cs231n's "small random numbers")."""
-    return tensor.normal_(0.0, std, generator=generator)
+    return tensor.normal_(0.0, _check_std(std), generator=generator)
 
 
 @torch.no_grad()
@@ -133,6 +152,8 @@ def init_tensor_(tensor: torch.Tensor, scheme: str, *, mode: str = "fan_in", std
     weight matrix.
     """
     scheme = canonical(scheme)
+    _check_mode(mode)
+    std = _check_std(std)
     if scheme == "normal":
         return small_normal_(tensor, std=std, generator=generator)
     if scheme == "uniform":
@@ -217,9 +238,14 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
         naming them.
 
     Raises:
-        TypeError: ``bias`` is not a number.
-        ValueError: unknown scheme, mode or output_init; a non-finite ``bias``; an output layer that is not in the
-            model; a He scheme with ``output_init="linear"`` on a non-Sequential model without ``output_layer``.
+        TypeError: ``bias`` or ``std`` is not a number.
+        ValueError: unknown scheme, mode (checked whatever the scheme) or output_init; a non-finite ``bias``; a
+            negative or non-finite ``std``; an output layer that is not in the model; a He scheme with
+            ``output_init="linear"`` on a non-Sequential model with Linear/Conv layers and no ``output_layer``.
+
+    Warns:
+        SkippedLayersWarning: layers with weights that are not Linear/Conv (named), or a model without any
+            Linear/Conv layer (nothing was initialized), whatever the scheme.
 
     Example:
         >>> import torch
@@ -240,11 +266,19 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
         raise ValueError(f"bias={bias} is not allowed: use a finite number (e.g. 0.0 or 0.01)")
     if output_init not in ("linear", "same"):
         raise ValueError(f"output_init={output_init!r} is not allowed: use 'linear' or 'same'")
+    _check_mode(mode)  # refused even where no layer reads it: a typo would otherwise pass unseen
+    std = _check_std(std)
     if scheme == "default":
         return model
     weighted = [m for m in model.modules() if isinstance(m, _WEIGHTED)]
     out = output_module(model, output_layer, weighted)
     special = output_init == "linear" and scheme in _RELU_SCHEMES
+    if not weighted:  # nothing to initialize, and so no output layer to ask about
+        if not warn_skipped(model, _WEIGHTED, f"init.apply({scheme!r})", "initialize them yourself (torch.nn.init "
+                            "on their parameters)"):
+            warnings.warn(f"init.apply({scheme!r}) acts on Linear/Conv layers only and {type(model).__name__} has "
+                          f"none: nothing was initialized", SkippedLayersWarning, stacklevel=3)
+        return model
     if special and out is None:
         names = [n for n, m in model.named_modules() if isinstance(m, _WEIGHTED)]
         raise ValueError(

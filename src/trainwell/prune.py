@@ -69,7 +69,8 @@ def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | No
 
     Only ``nn.Linear`` and ``nn.Conv1d/2d/3d`` weights are pruned; other layers with weight matrices
     (``nn.LSTM``, ``nn.Embedding``, ...) keep all their weights, with a
-    :class:`~trainwell.regularize.SkippedLayersWarning` naming them.
+    :class:`~trainwell.regularize.SkippedLayersWarning` naming them; a model without a Linear/Conv layer gets no
+    masks (``{}``) in either scope.
 
     Raises:
         ParameterError: ``rate`` or ``output_rate`` outside [0, 1) or an unknown ``scope``.
@@ -93,7 +94,7 @@ def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | No
             f"output_rate={rate} to prune every layer alike")
     masks = masks or current_masks(model)
     warn_skipped(model, _PRUNABLE, "magnitude_masks", "they are not pruned")
-    if scope == "global":
+    if scope == "global" and layers:  # no prunable layer: no masks, as per layer (the warning names the rest)
         scores = torch.cat([m.weight.detach().abs().reshape(-1) for _, m in layers])
         alive = torch.cat([masks[name].reshape(-1) for name, _ in layers])
         merged = _prune_rate(scores, alive, rate)

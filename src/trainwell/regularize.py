@@ -235,7 +235,8 @@ class ActivityPenalty:
 
 class Penalty:
     """The sum of the configured penalties: L1, L2, binary activity and expected L0 (of hard-concrete layers,
-    any module with an ``expected_l0()`` method).
+    any module with an ``expected_l0()`` method). A model without parameters has nothing to penalize: its penalty
+    is a zero tensor.
 
     Raises:
         TypeError: a strength that is not a number.
@@ -258,7 +259,9 @@ class Penalty:
         return bool(self.l1 or self.l2 or self.activity or (self.l0 and self.gated))
 
     def __call__(self, model: nn.Module) -> torch.Tensor:
-        total = torch.zeros((), device=next(model.parameters()).device)
+        # a model without parameters has nothing to penalize: the penalty is 0 (on the CPU)
+        first = next(model.parameters(), None)
+        total = torch.zeros((), device=first.device if first is not None else "cpu")
         if self.l1:
             total = total + l1_penalty(model, self.l1)
         if self.l2:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainwell.config import Config, config_from_dict, parse_override, read_toml, to_toml
+from trainwell.config import Config, check_key, config_from_dict, parse_override, read_toml, to_toml
 from trainwell.errors import ConfigError, ParameterError, TrainwellError
 from trainwell.manifest import record
 from trainwell.runclaim import Claim
@@ -95,10 +95,13 @@ def _refuse_duplicates(combos: list[tuple[dict, Config]]) -> None:
 
 
 def combinations(cfg: Config, grid: dict[str, list], seeds: int) -> list[tuple[dict, Config]]:
-    """Every grid combination x seed, as (settings, resolved config); invalid values fail like --set. A sweep
-    over :data:`MAX_MEMBERS` is refused before any config is built."""
+    """Every grid combination x seed, as (settings, resolved config); unknown keys and invalid values fail like
+    --set (an unknown key with the nearest known one and the allowed ones). A sweep over :data:`MAX_MEMBERS` is
+    refused before any config is built."""
     check_size(grid, seeds)
     keys = list(grid)
+    for key in keys:  # a typo is named with the nearest key and the allowed ones, as --set names it
+        check_key(key)
     out = []
     for values in itertools.product(*(grid[k] for k in keys)):
         for s in range(seeds):

@@ -92,3 +92,25 @@ def test_prune_shows_its_rounds_and_report_prints_the_path_it_wrote(workdir, cap
     assert main(["report", "p"]) == 0
     out, err = capsys.readouterr()
     assert out.strip().endswith("report.html") and (workdir / out.strip()).is_file() and err == ""
+
+
+def test_fit_names_its_report_only_when_it_wrote_one(workdir, capsys):
+    from trainwell.cli_tables import result_lines
+
+    assert main(["fit", *SETS, "--out", "r", "--quiet"]) == 0  # report.enabled = false
+    out = capsys.readouterr().out
+    assert not (workdir / "r" / "report.html").exists()
+    assert "run dir: r" in out and "report" not in out.split("run dir:")[1]
+    summary = json.loads((workdir / "r" / "summary.json").read_text())
+    assert result_lines(summary, "r", report=True).endswith("run dir: r  (report: r/report.html)")
+
+
+def test_a_sweep_grid_typo_is_named_as_fit_set_names_it(workdir, capsys):
+    assert main(["fit", *SETS, "--set", "optim.lrr=0.1", "--out", "f"]) == 2
+    fit_err = capsys.readouterr().err.strip()
+    assert main(["sweep", *SETS, "--grid", "optim.lrr=0.1,0.2", "--out", "s"]) == 2
+    sweep_err = capsys.readouterr().err.strip()
+    expected = "unknown config key 'optim.lrr': did you mean 'optim.lr'? allowed keys in optim are name, lr, "
+    assert expected in fit_err and expected in sweep_err and len(sweep_err.splitlines()) == 1
+    assert sweep_err.split("error: ")[1] == fit_err.split("error: ")[1]
+    assert not (workdir / "s").exists()

@@ -83,3 +83,38 @@ def test_unseen_rows_agree_with_autograd_and_padding_is_not_input():
     from trainwell.cnn.summary import floored_layers, summarize
 
     assert floored_layers(summarize(torch.nn.Sequential(stem), (3, 224, 224))) == []
+
+
+class _SharedConv(nn.Module):
+    """One conv applied twice (weight sharing across depth) and one ReLU reused, then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.act, self.head = nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.head(self.act(self.c(self.act(self.c(x)))).flatten(1))
+
+
+def test_a_module_called_twice_has_a_row_per_call_and_its_parameters_counted_once():
+    model = _SharedConv()
+    rows = summarize(model, (4, 8, 8))
+    assert [(r.name, r.call) for r in rows] == [("c", 1), ("act", 1), ("c", 2), ("act", 2), ("head", 1)]
+    t = totals(rows)
+    assert t["params"] == sum(p.numel() for p in model.parameters())  # 2718, torch's own count
+    assert t["mult_adds"] == 2 * 4 * 8 * 8 * 4 * 9 + 256 * 10  # both calls compute
+    assert t["params_unshared"] == 2 * rows[0].params_unshared + rows[-1].params  # no sharing across calls either
+    assert [r.receptive_field for r in rows if r.name == "c"] == [(3, 3), (5, 5)]  # a chain: 3x3, then 3x3 on it
+
+
+def test_the_summary_table_says_which_rows_repeat_a_layer():
+    from rich.console import Console
+
+    from trainwell.cli_tables import layers
+
+    console = Console(width=160, record=True, color_system=None)
+    console.print(layers("shared", (4, 8, 8), summarize(_SharedConv(), (4, 8, 8))))
+    text = console.export_text()
+    assert "c (call 2)" in text and "(148)" in text and "counted once in the total" in text
+    total = next(line for line in text.splitlines() if line.lstrip("│ ").startswith("total"))
+    assert "2,718" in total

@@ -1,5 +1,6 @@
 """The dropout layers (nn/dropout.py): their signatures, and torch's ``p`` and bad arguments named in one line."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,3 +46,23 @@ def test_drop_activation_signatures():
     layer.train()
     assert torch.equal(DropActivation(keep_prob=1.0)(x), torch.relu(x))
     assert torch.equal(DropActivation(keep_prob=0.0)(x), x)
+
+
+@pytest.mark.parametrize("keep", [np.float32(0.8), np.float64(0.8), torch.tensor(0.8), torch.tensor([0.8])])
+def test_numpy_and_torch_scalars_are_numbers_as_floats_are(keep):
+    """A keep probability from NumPy or a scalar tensor means what the float means: the same masks and outputs."""
+    x = torch.ones(2000)
+    ours, ref = Dropout(keep_prob=keep), Dropout(keep_prob=float(keep))
+    assert ours.keep_prob == ref.keep_prob and isinstance(ours.keep_prob, float)
+    torch.manual_seed(0)
+    a = ours(x)
+    torch.manual_seed(0)
+    assert torch.equal(a, ref(x))
+    assert torch.equal(dropout(x, keep_prob=keep, training=False, mode="vanilla"), x * float(keep))
+    assert DropActivation(keep_prob=keep).keep_prob == float(keep)
+
+
+@pytest.mark.parametrize("keep", [True, np.bool_(True), torch.tensor(True), torch.tensor([0.5, 0.8]), "0.8"])
+def test_a_bool_or_a_non_scalar_is_no_keep_probability(keep):
+    with pytest.raises(TypeError, match=r"^keep_prob=.* is not allowed: use a number in \(0, 1\]$"):
+        Dropout(keep_prob=keep)

@@ -1,6 +1,8 @@
 """Resume equals the uninterrupted run in every case, and refuses what would make it a different run."""
 
 import json
+import re
+import typing
 
 import pytest
 import torch
@@ -153,3 +155,51 @@ def test_fixed_criterion_with_a_per_step_schedule_is_a_config_error():
     for schedule in ("onecycle", "cosine"):
         with pytest.raises(ConfigError, match="would be undone by the schedule"):
             load_config(None, ["stop.criteria=['fixed']", f"optim.schedule={schedule}"])
+
+
+@pytest.mark.parametrize("schedule", ["none", "onecycle"])
+def test_resuming_for_fewer_epochs_than_trained_is_refused_before_anything_is_written(workdir, capsys, schedule):
+    fit(load_config(None, SMALL + [f"optim.schedule={schedule}"]), out="r", quiet=True)
+    before = {p.name: p.read_bytes() for p in (workdir / "r").iterdir() if p.is_file()}
+    assert main(["fit", "--resume", "r", "--set", "train.epochs=2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train.epochs = 2 is not allowed: the run has already trained 6 epochs" in err
+    assert len(err.splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in (workdir / "r").iterdir() if p.is_file()} == before
+    # the library path (a config not read by config_of_run) refuses it too, before config.toml is rewritten
+    from trainwell.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="already trained 6 epochs"):
+        fit(load_config(None, SMALL + [f"optim.schedule={schedule}", "train.epochs=2"]), resume="r", quiet=True)
+    assert {p.name: p.read_bytes() for p in (workdir / "r").iterdir() if p.is_file()} == before
+
+
+def test_a_mistyped_key_with_resume_is_named_as_unknown_with_the_nearest_key(workdir, capsys):
+    fit(load_config(None, SMALL), out="r", quiet=True)
+    assert main(["fit", "--resume", "r", "--set", "train.epoch=9", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown config key 'train.epoch': did you mean 'train.epochs'? allowed keys in train are" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_the_readme_names_the_schedules_under_which_a_finished_run_extends(workdir, capsys):
+    """The README's sentence on extending a run with train.epochs is held to what resume does: each schedule it
+    names extends a finished run by the epochs asked for, and every other schedule is refused with its reason."""
+    from pathlib import Path
+
+    from trainwell.config import OptimConfig
+
+    readme = " ".join(Path(__file__).parents[2].joinpath("README.md").read_text(encoding="utf-8").split())
+    sentence = readme[readme.index("`--set train.epochs=N` extends"):].split(";")[0]
+    assert "optim.schedule" in sentence, sentence  # the sentence says which schedules allow it
+    named = set(re.findall(r"`(\w+)`", sentence.split("optim.schedule")[1]))
+    every = set(typing.get_args(typing.get_type_hints(OptimConfig)["schedule"]))
+    assert named and named < every
+    for schedule in sorted(every):
+        fit(load_config(None, SMALL + ["train.epochs=2", f"optim.schedule={schedule}"]), out=schedule, quiet=True)
+        code = main(["fit", "--resume", schedule, "--set", "train.epochs=3", "--quiet"])
+        err = capsys.readouterr().err
+        if schedule in named:
+            assert code == 0 and len(read_jsonl(workdir / schedule / "metrics.jsonl")) == 3, err
+        else:
+            assert code == 2 and schedule in err and "start a new run" in err

@@ -253,3 +253,28 @@ def test_take_rows_equals_advanced_indexing(shape, idx_shape):
     out = take_rows(t, idx)
     assert out.shape == t[idx].shape and out.dtype == t.dtype
     assert torch.equal(out, t[idx])
+
+
+class _TwoInputs(Dataset):
+    def __len__(self):
+        return len(X)
+
+    def __getitem__(self, i):
+        return (X[i, :2], X[i, 2:]), Y[i]
+
+
+@pytest.mark.parametrize("data", ["loader", "tensors"])
+def test_tuple_inputs_are_refused_in_one_line_that_says_what_to_do(data):
+    """((x1, x2), y) batches: the model is called with one tensor, so the error says tuple inputs are not supported
+    and how to pack them (and the model is left untrained)."""
+    model = net()
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, batch_size=10)
+    train = DataLoader(_TwoInputs(), batch_size=10) if data == "loader" else ((X[:, :2], X[:, 2:]), Y)
+    with pytest.raises(TypeError) as err:
+        trainer.fit(train)
+    message = str(err.value)
+    assert message.startswith(f"train inputs are a {'list' if data == 'loader' else 'tuple'} of 2 tensors")
+    assert "tuple inputs are not supported" in message and "torch.cat([x1, x2], dim=1)" in message
+    assert "split it in the model's forward" in message and len(message.splitlines()) == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

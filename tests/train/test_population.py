@@ -249,7 +249,8 @@ def test_grid_parsing():
         "optim.lr": [0.1, 0.01], "model.hidden": [[8], [16, 16]]}
     from trainwell.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="not a config field"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'optim.lrr': did you mean 'optim.lr'\? allowed keys "
+                                          r"in optim are name, lr, "):
         combinations(load_config(None, BASE), {"optim.lrr": [1]}, 1)
     with pytest.raises(ConfigError, match="optim.lr"):
         combinations(load_config(None, BASE), {"optim.lr": [-1]}, 1)

@@ -331,3 +331,38 @@ def test_early_stopping_scan_resumed_from_its_memo_equals_a_walk_from_the_start(
             assert es.scan(provisional, memo) == es.scan(provisional), (kw, n)
             assert es.scan(values[:n], memo) == es.scan(values[:n]), (kw, n)
         assert es.scan(values[:10], memo) == es.scan(values[:10])  # a shorter series: walked from the start
+
+
+@pytest.mark.parametrize("criterion", ["early_stopping", "generalization_loss"])
+def test_a_validation_criterion_without_validation_data_is_refused_as_early_stopping_is(criterion):
+    """GeneralizationLoss reads the validation loss: without validation data it would never fire and say nothing;
+    it is refused in the first epoch, with the same advice as EarlyStopping."""
+    from torch import nn
+
+    from trainwell.train import Trainer
+    from trainwell.train.stopping import GeneralizationLoss
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 3), torch.randint(0, 2, (64,))
+    model = nn.Linear(3, 2)
+    callback = EarlyStopping(patience=1) if criterion == "early_stopping" else GeneralizationLoss(alpha=5)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=3, batch_size=16,
+                      callbacks=[callback])
+    with pytest.raises(ConfigError) as err:
+        trainer.fit((x, y))
+    message = str(err.value)
+    assert "'val_loss', which this run does not log (available: epoch, lr, step, time, train_acc, train_loss)" \
+        in message and "give validation data" in message and len(message.splitlines()) == 1
+    assert len(trainer.state.history) == 1  # refused at the end of the first epoch
+    assert len(trainer.fit((x, y), (x, y)).history) >= 1  # with validation data it runs
+
+
+@pytest.mark.parametrize("argument", [{"patience": 1.5}, {"patience": True}, {"start_from_epoch": 0.5}])
+def test_early_stopping_counts_epochs_in_integers(argument):
+    (name, value), = argument.items()
+    with pytest.raises(ValueError, match=rf"^EarlyStopping\({name}={value!r}\) is not allowed: use an integer >= 0"):
+        EarlyStopping(**argument)
+    import numpy as np
+
+    assert EarlyStopping(patience=np.int64(2)).evaluate([3.0, 2.0, 2.5, 2.6]) == EarlyStopping(patience=2).evaluate(
+        [3.0, 2.0, 2.5, 2.6])

@@ -293,3 +293,67 @@ def test_best_weights_are_those_of_the_best_epoch_when_several_improvements_come
         for k, v in score.weights[2].items():
             assert torch.equal(best["model"][k], v), k
         assert not torch.equal(best["model"]["0.weight"], score.weights[4]["0.weight"])
+
+
+@pytest.mark.parametrize("where", ["train", "val"])
+@pytest.mark.parametrize("targets", [150, 50])
+def test_inputs_and_targets_of_different_lengths_are_refused_before_training(where, targets):
+    torch.manual_seed(0)
+    x, y = torch.randn(100, 3), torch.randint(0, 2, (150,))
+    model = nn.Linear(3, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, batch_size=10)
+    pair = (x, y[:targets])
+    with pytest.raises(ValueError) as err:
+        trainer.fit(pair, (x, y[:100])) if where == "train" else trainer.fit((x, y[:100]), pair)
+    assert str(err.value) == f"{where}: got 100 inputs but {targets} targets: give one target per input"
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # no step was taken
+    assert trainer.state.history == []
+
+
+def test_a_loader_batch_of_unequal_inputs_and_targets_is_named():
+    from torch.utils.data import DataLoader
+
+    model = nn.Linear(3, 2)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1)
+    batches = DataLoader([(torch.randn(4, 3), torch.randint(0, 2, (3,)))], batch_size=None)
+    with pytest.raises(ValueError, match=r"^train: got 4 inputs but 3 targets in a batch: give one target per input$"):
+        trainer.fit(batches)
+
+
+def test_a_second_fit_continues_the_model_and_starts_a_new_record():
+    """Two fits of 2 epochs train the model as one fit of 4 epochs does (the same weights, the same losses), and
+    the second call's history is its own, so history[weights_epoch] describes the model it returns."""
+    torch.manual_seed(0)
+    x, y = torch.randn(200, 5), torch.randint(0, 2, (200,))
+    xv, yv = torch.randn(50, 5), torch.randint(0, 2, (50,))
+
+    def trainer(epochs):
+        torch.manual_seed(1)
+        model = nn.Linear(5, 2)
+        return Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), epochs=epochs,
+                       batch_size=32, device="cpu")
+
+    once = trainer(4)
+    long = once.fit((x, y), (xv, yv)).history
+    twice = trainer(2)
+    first = twice.fit((x, y), (xv, yv)).history
+    state = twice.fit((x, y), (xv, yv))
+    for k, v in once.model.state_dict().items():
+        assert torch.equal(v, twice.model.state_dict()[k]), k
+    assert [r["epoch"] for r in first] == [r["epoch"] for r in state.history] == [0, 1]
+    assert [r["step"] for r in state.history] == [7, 14]
+    assert [r["train_loss"] for r in state.history] == [r["train_loss"] for r in long[2:]]
+    assert state.weights_epoch == 1 and state.history is not first and len(first) == 2
+    assert state.history[state.weights_epoch]["val_loss"] == pytest.approx(twice.validate(xv, yv)["val_loss"])
+
+
+def test_a_device_this_machine_lacks_is_one_line_naming_device():
+    missing = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+    model = nn.Linear(3, 2)
+    with pytest.raises(ValueError) as err:
+        Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, device=missing)
+    assert str(err.value).startswith(f"device='{missing}' is not available on this machine: use one of cpu")
+    assert len(str(err.value).splitlines()) == 1
+    with pytest.raises(ValueError, match=r"^device='gpu' is not allowed: use one of cpu"):
+        Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, device="gpu")

@@ -3,7 +3,13 @@ receptive field and mult-adds (cs231n, "Convolutional Neural Networks": the Alex
 
 Receptive fields follow Araujo et al. 2019 ("Computing receptive fields of convolutional neural networks"):
 each layer with kernel k, stride s and dilation d maps (r, j) -> (r + (k - 1) d j, j s), where r is the receptive
-field and j the distance between adjacent outputs, in input pixels. A dense layer sees the whole input.
+field and j the distance between adjacent outputs, in input pixels. A dense layer sees the whole input. The
+receptive field assumes a chain: layers are composed in the order they run, so parallel branches (``a(x) + b(x)``,
+an Inception block) are composed as if one fed the other, and their fields read too large.
+
+A module that runs more than once in a forward pass (weight sharing across depth: one ``nn.Conv2d`` applied
+twice) has one row per call (``call`` = 1, 2, ...), since each call has its own output and cost; its parameters
+are counted once in :func:`totals`.
 
 Example:
     >>> from torch import nn
@@ -37,7 +43,7 @@ class LayerRow:
     receptive_field: tuple[int, ...]
     mult_adds: int
     unseen: tuple[int, ...] = ()  # per axis: trailing input rows/columns the layer's windows never reach
-
+    call: int = 1  # which call of this module the row describes (a module run twice: 1, then 2)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,10 +80,15 @@ def _own_params(module: nn.Module) -> int:
 
 
 def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
-    """Run one zero input of ``input_shape`` (no batch axis) through ``model`` and describe every leaf layer.
+    """Run one zero input of ``input_shape`` (no batch axis) through ``model`` and describe every leaf layer, one
+    row per call in the order the layers run.
 
     Weight sharing: a conv layer's ``params`` are its filters; ``params_unshared`` is what the same neurons would
-    need with a private filter each (neurons x (fan_in + 1)). For dense layers the two are equal.
+    need with a private filter each (neurons x (fan_in + 1)). For dense layers the two are equal. A layer called
+    twice has two rows, each with its parameters and ``call`` 1 and 2; :func:`totals` counts them once.
+
+    Receptive fields compose the layers as a chain, in the order they run (see the module docstring): right for
+    sequential models, too large for parallel branches.
     """
     spatial_dims = len(input_shape) - 1
     rf = [1] * max(spatial_dims, 1)
@@ -85,10 +96,12 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     full = tuple(input_shape[1:]) if spatial_dims else (math.prod(input_shape),)
     state = {"dense": spatial_dims == 0}
     rows: list[LayerRow] = []
+    calls: dict[int, int] = {}  # id(module) -> how many times it has run
     leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
 
     def hook(name):
         def record(module, args, output):
+            calls[id(module)] = calls.get(id(module), 0) + 1
             out_shape = tuple(output.shape[1:])
             unseen: tuple[int, ...] = ()
             in_spatial = tuple(args[0].shape[2:]) if args and isinstance(args[0], torch.Tensor) else ()
@@ -124,7 +137,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
                 state["dense"] = True
             field = full if state["dense"] else tuple(min(r, f) for r, f in zip(rf, full, strict=False))
             rows.append(LayerRow(name or type(module).__name__, type(module).__name__, out_shape, neurons, params,
-                                 unshared, field, mult_adds, unseen))
+                                 unshared, field, mult_adds, unseen, calls[id(module)]))
         return record
 
     handles = [m.register_forward_hook(hook(name)) for name, m in leaves]
@@ -141,5 +154,11 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
 
 
 def totals(rows: list[LayerRow]) -> dict[str, int]:
-    return {"params": sum(r.params for r in rows), "params_unshared": sum(r.params_unshared for r in rows),
-            "mult_adds": sum(r.mult_adds for r in rows)}
+    """The model's parameters (each module's once: a layer called twice shares its weights across its calls, so
+    its later rows add none), the parameters it would have without weight sharing, and the mult-adds of one
+    forward pass (every call computes).
+
+    ``params_unshared`` undoes every sharing, that across positions and that across calls: a layer called twice
+    would need its weights twice."""
+    return {"params": sum(r.params for r in rows if r.call == 1),
+            "params_unshared": sum(r.params_unshared for r in rows), "mult_adds": sum(r.mult_adds for r in rows)}

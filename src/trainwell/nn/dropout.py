@@ -20,18 +20,33 @@ Example:
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import torch
 from torch import nn
 
 MODES = ("inverted", "vanilla")
 
 
-def _check_keep(keep_prob: float) -> None:
-    if isinstance(keep_prob, bool) or not isinstance(keep_prob, (int, float)):
-        raise TypeError(f"keep_prob={keep_prob!r} is not allowed: use a number in (0, 1]")
-    if not 0.0 < keep_prob <= 1.0:
+def _number(name: str, value, allowed: str) -> float:
+    """``value`` as a Python float: any real number (NumPy's ``np.float32(0.8)`` too) or a one-element tensor, but
+    not a bool (``True`` is no probability)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool and \
+            not value.is_complex():
+        return float(value.detach())
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return float(value)
+    raise TypeError(f"{name}={value!r} is not allowed: use a number in {allowed}")
+
+
+def _check_keep(keep_prob) -> float:
+    """``keep_prob`` as a float in (0, 1], else a one-line error."""
+    value = _number("keep_prob", keep_prob, "(0, 1]")
+    if not 0.0 < value <= 1.0:
         raise ValueError(f"keep_prob={keep_prob} is not allowed: use a number in (0, 1] (the probability of "
                          f"keeping a unit; torch's p is 1 - keep_prob)")
+    return value
 
 
 def _check_mode(mode: str) -> None:
@@ -39,11 +54,12 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode={mode!r} is not allowed: use 'inverted' or 'vanilla'")
 
 
-def _check_unit(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}={value!r} is not allowed: use a number in [0, 1]")
-    if not 0.0 <= value <= 1.0:
+def _check_unit(name: str, value) -> float:
+    """``value`` as a float in [0, 1], else a one-line error."""
+    number = _number(name, value, "[0, 1]")
+    if not 0.0 <= number <= 1.0:
         raise ValueError(f"{name}={value} is not allowed: use a number in [0, 1]")
+    return number
 
 
 def _by_name(owner: str, bare: tuple) -> None:
@@ -73,7 +89,7 @@ def dropout(x: torch.Tensor, *bare, keep_prob: float = 0.5, training: bool = Tru
     """
     _by_name("dropout", bare)
     _no_torch_p("dropout", p)
-    _check_keep(keep_prob)
+    keep_prob = _check_keep(keep_prob)
     _check_mode(mode)
     if not training:
         return x * keep_prob if mode == "vanilla" else x
@@ -94,7 +110,7 @@ class Dropout(nn.Module):
         super().__init__()
         _by_name("Dropout", bare)
         _no_torch_p("Dropout", p)
-        _check_keep(keep_prob)
+        keep_prob = _check_keep(keep_prob)
         _check_mode(mode)
         self.keep_prob, self.mode = keep_prob, mode
 
@@ -107,7 +123,7 @@ class Dropout(nn.Module):
 
 def uout(x: torch.Tensor, beta: float = 0.1, training: bool = True) -> torch.Tensor:
     """Uniform multiplicative noise x + x * r, r ~ U(-beta, beta), at training time only (Li et al. 2019)."""
-    _check_unit("beta", beta)
+    beta = _check_unit("beta", beta)
     if not training or beta == 0.0:
         return x
     r = (torch.rand_like(x) * 2.0 - 1.0) * beta
@@ -119,7 +135,7 @@ class Uout(nn.Module):
 
     def __init__(self, beta: float = 0.1):
         super().__init__()
-        _check_unit("beta", beta)
+        beta = _check_unit("beta", beta)
         self.beta = beta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,7 +150,7 @@ def drop_activation(x: torch.Tensor, *bare, keep_prob: float = 0.95, training: b
     through unchanged; at test time the expectation keep * relu(x) + (1 - keep) * x (a leaky ReLU of slope
     1 - keep). No rescaling."""
     _by_name("drop_activation", bare)
-    _check_unit("keep_prob", keep_prob)
+    keep_prob = _check_unit("keep_prob", keep_prob)
     relu = torch.relu(x)
     if not training:
         return keep_prob * relu + (1.0 - keep_prob) * x
@@ -149,7 +165,7 @@ class DropActivation(nn.Module):
         super().__init__()
         _by_name("DropActivation", bare)
         _no_torch_p("DropActivation", p)
-        _check_unit("keep_prob", keep_prob)
+        keep_prob = _check_unit("keep_prob", keep_prob)
         self.keep_prob = keep_prob
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

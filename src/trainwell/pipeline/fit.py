@@ -46,21 +46,38 @@ RESUME_KEYS = ("train.epochs", "train.checkpoint_every", "train.checkpoint_minut
 Anything else would make the resumed run a different run than the one its checkpoint belongs to."""
 
 
+def refuse_fewer_epochs(epochs: int, ckpt: dict) -> None:
+    """Refuse to resume a run for fewer epochs than its checkpoint has already trained: its config would say
+    ``epochs`` while its metrics and checkpoints hold more."""
+    trained = ckpt["epoch"] + 1
+    if epochs < trained:
+        raise ConfigError(f"train.epochs = {epochs} is not allowed: the run has already trained {trained} epochs; "
+                          f"resume it with train.epochs >= {trained}, or start a new run to train fewer")
+
+
 def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
     """Read a run directory's resolved config; ``--set`` may change only :data:`RESUME_KEYS` (e.g. extend
-    ``train.epochs``)."""
-    from trainwell.config import apply_overrides, parse_override
+    ``train.epochs``, never below the epochs the run has already trained).
+
+    Raises:
+        ConfigError: an unknown key (with the nearest known one), a key outside :data:`RESUME_KEYS`, fewer epochs
+            than the checkpoint holds, or other epochs under a schedule planned over the run's epochs.
+    """
+    from trainwell.config import apply_overrides, check_key, parse_override
 
     run = RunDir(run_dir)
     require_run_config(run_dir)
     for item in overrides or []:
         key = ".".join(parse_override(item)[0])
+        check_key(key)  # a typo is named as one (did you mean ...), not as a key --resume keeps
         if key not in RESUME_KEYS:
             raise ConfigError(f"--set {key} is not allowed with --resume: a resumed run keeps its config; only "
                               f"{', '.join(RESUME_KEYS)} may change (start a new run to change {key})")
     base = read_toml(run.config)
     cfg = config_from_dict(apply_overrides(base, list(overrides or [])))
     old = config_from_dict(base)
+    if cfg.train.epochs < old.train.epochs:  # a run never trains past its config's epochs: only fewer can be too few
+        refuse_fewer_epochs(cfg.train.epochs, check_training_checkpoint(load_checkpoint(run.last), run.last))
     if cfg.train.epochs != old.train.epochs and cfg.optim.schedule in ("onecycle", "cosine"):
         raise ConfigError(f"--set train.epochs={cfg.train.epochs} cannot extend this run: its optim.schedule = "
                           f"{cfg.optim.schedule!r} was planned over {old.train.epochs} epochs and has ended; start "
@@ -195,7 +212,9 @@ def _open_run(cfg: Config, claim: Claim | None, word: dict, *, out, resume, forc
         return run, ckpt, claim
     if claim is not None:
         run = RunDir(claim.path)
-        return run, check_training_checkpoint(load_checkpoint(run.last), run.last), claim
+        ckpt = check_training_checkpoint(load_checkpoint(run.last), run.last)
+        refuse_fewer_epochs(cfg.train.epochs, ckpt)  # before config.toml is rewritten
+        return run, ckpt, claim
     claim = Claim.take("fit", out, force=force, name=cfg.name, config_hash=cfg.hash())
     return RunDir(claim.path), None, claim
 

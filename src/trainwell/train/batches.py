@@ -23,7 +23,20 @@ def as_tensor(v, what: str) -> torch.Tensor:
         return v
     if isinstance(v, np.ndarray):
         return torch.as_tensor(np.ascontiguousarray(v))
+    if isinstance(v, (tuple, list)) and v and all(is_array(t) for t in v):
+        raise TypeError(several_tensors_message(v, what))
     raise TypeError(f"{what} must be a tensor or a NumPy array, got {type(v).__name__}")
+
+
+def several_tensors_message(v: tuple | list, what: str) -> str:
+    """The one line for a batch's inputs (or targets) given as several tensors, ``((x1, x2), y)``: the model is
+    called with one tensor, so say how to make one."""
+    if what.endswith("inputs"):
+        return (f"{what} are a {type(v).__name__} of {len(v)} tensors (a batch such as ((x1, x2), y)): tuple inputs "
+                f"are not supported, the model is called with one tensor; pack them into one (torch.cat([x1, x2], "
+                f"dim=1) in the dataset or a collate_fn) and split it in the model's forward")
+    return (f"{what} are a {type(v).__name__} of {len(v)} tensors: several targets are not supported; give one "
+            f"tensor (stack or concatenate them) and a loss_fn that splits it")
 
 
 def take_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -62,6 +75,17 @@ def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None)
                     f"{type(batch).__name__}")
 
 
+def check_lengths(x: torch.Tensor, y: torch.Tensor, what: str, where: str = "") -> None:
+    """Refuse inputs and targets of different lengths (``where``: e.g. " in a batch"), before any step: extra
+    targets would be ignored without a word (the data is very likely misaligned), too few fail deep in indexing.
+
+    Raises:
+        ValueError: ``len(x) != len(y)``, naming both counts.
+    """
+    if x.dim() and y.dim() and len(x) != len(y):
+        raise ValueError(f"{what}: got {len(x)} inputs but {len(y)} targets{where}: give one target per input")
+
+
 def is_in_memory(data) -> bool:
     """Whether ``data`` is a whole dataset held as arrays: an ``(x, y)`` pair or a mapping of two arrays."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(is_array(t) for t in data):
@@ -85,6 +109,11 @@ def as_tensors(data, what: str = "train", keys: tuple[str, str] | None = None) -
 
 
 def require_iterable(data, what: str) -> None:
+    """Refuse data that is not an iterable of batches (a tensor, a string), and an ``((x1, x2), y)`` pair of
+    in-memory arrays: several input tensors, which the model would not be called with."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and is_array(data[1]) and \
+            isinstance(data[0], (tuple, list)) and data[0] and all(is_array(t) for t in data[0]):
+        raise TypeError(several_tensors_message(data[0], f"{what} inputs"))
     if isinstance(data, (torch.Tensor, np.ndarray, str, bytes)) or not isinstance(data, Iterable):
         raise TypeError(f"{what}: Trainer.fit takes (x, y) tensors or an iterable of (x, y) batches such as a "
                         f"DataLoader, got {type(data).__name__}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -102,25 +103,23 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
         loss_fn: a callable ``loss_fn(output, targets)`` or a loss name (``"cross_entropy"``, ``"hinge"``,
             ``"mse"``).
         start, end: the first and last learning rate (the schedule is ``start * (end/start) ** (i/(steps-1))``).
-        steps: training steps (mini-batches drawn from a seeded permutation, cycling over the data).
-        diverge: stop once the smoothed loss exceeds ``diverge`` x its minimum (or is not finite).
-        beta: smoothing factor of the loss's moving average.
+        steps: training steps, an integer >= 10 (mini-batches drawn from a seeded permutation, cycling over the
+            data).
+        diverge: stop once the smoothed loss exceeds ``diverge`` x its minimum (or is not finite); > 1.
+        beta: smoothing factor of the loss's moving average, in [0, 1) (0: no smoothing).
         rule: how the suggestion is read off the curve, one of :data:`RULES` (see :func:`suggest`).
 
     The model's weights and buffers, its train/eval mode, the optimizer's state, torch's global random state
     and a loader's own ``generator`` are restored afterwards.
 
     Raises:
-        ParameterError: ``start``/``end``/``steps``/``rule`` out of range.
+        ParameterError: ``start`` not > 0, ``end`` not > ``start``, ``steps`` not an integer >= 10, ``diverge``
+            not > 1, ``beta`` outside [0, 1), or an unknown ``rule`` (a ``ValueError``; the message names the
+            argument and what is allowed).
         TypeError: data in a form the Trainer does not take, or ``y`` beside a loader.
         ValueError: no examples, or inputs and labels of different lengths.
     """
-    if rule not in RULES:
-        raise ParameterError("rule", rule, f"is not allowed: use one of {', '.join(RULES)}")
-    if not 0 < start < end or not math.isfinite(end):
-        raise ParameterError("end", end, f"is not allowed with start={start}: use 0 < start < end")
-    if steps < 10:
-        raise ParameterError("steps", steps, "is not allowed: use at least 10")
+    _check_arguments(start=start, end=end, steps=steps, diverge=diverge, beta=beta, rule=rule)
     learner = ModuleLearner(model, optimizer, loss_fn)  # the Trainer's reading of the loss and the inputs
     loss_fn, named = learner.loss_fn, named_loss(learner.loss_fn)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -162,6 +161,38 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
         model.train(was_training)
         batches.restore()
     return read_curve(lrs[:len(smoothed)], losses, smoothed, stopped, rule)
+
+
+MIN_STEPS = 10  # fewer points leave no curve to read once its first tenth and its explosion are trimmed
+
+
+def _real(name: str, value, allowed: str) -> float:
+    """``value`` as a float if it is a real number (not a bool), else a one-line error saying what is allowed."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterError(name, value, f"is not allowed: use {allowed}")
+    return float(value)
+
+
+def _check_arguments(*, start, end, steps, diverge, beta, rule) -> None:
+    """Refuse, in one line naming the argument and what is allowed, a test that could only fail or mislead: a
+    ``beta`` of 1 divides by 1 - beta**t = 0, a ``diverge`` of 1 or less "explodes" at the first check."""
+    if rule not in RULES:
+        raise ParameterError("rule", rule, f"is not allowed: use one of {', '.join(RULES)}")
+    first = _real("start", start, "a number > 0 (the first learning rate, e.g. 1e-7)")
+    if not (math.isfinite(first) and first > 0):
+        raise ParameterError("start", start, "is not allowed: use a finite number > 0 (the first learning rate, e.g. "
+                                             "1e-7)")
+    last = _real("end", end, f"a finite number > start={start}")
+    if not (math.isfinite(last) and last > first):
+        raise ParameterError("end", end, f"is not allowed with start={start}: use a finite number > start")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < MIN_STEPS:
+        raise ParameterError("steps", steps, f"is not allowed: use an integer >= {MIN_STEPS}")
+    if not _real("diverge", diverge, "a number > 1") > 1:
+        raise ParameterError("diverge", diverge, "is not allowed: use a number > 1 (stop once the smoothed loss "
+                                                 "exceeds diverge x its minimum; 4 by default)")
+    if not 0 <= _real("beta", beta, "a number in [0, 1)") < 1:
+        raise ParameterError("beta", beta, "is not allowed: use a number in [0, 1) (the smoothing of the loss's "
+                                           "moving average; 0 smooths nothing, 0.98 by default)")
 
 
 class _InMemory:
@@ -238,7 +269,7 @@ def _batch_source(x, y, named: bool, batch_size: int, seed: int, learner: Module
         raise ValueError(f"lr_range_test got {len(x)} inputs but {len(y)} targets: give one target per input")
     if len(x) == 0:
         raise ValueError("lr_range_test got no examples (x and y are empty): give it the training data")
-    if batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ParameterError("batch_size", batch_size, "is not allowed: use an integer >= 1")
     learner.check_inputs(x, "lr_range_test")
     return _InMemory(x, as_class_labels(y, "y") if named else y, batch_size, seed)

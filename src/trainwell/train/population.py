@@ -32,6 +32,7 @@ from trainwell.errors import TrainwellError
 from trainwell.optim import Schedule
 from trainwell.regularize import penalized_parameters
 from trainwell.train.batches import take_rows
+from trainwell.train.devices import as_device
 from trainwell.train.input_checks import integer_inputs_hint
 from trainwell.train.learners import loss_function, predicted_classes
 from trainwell.train.losses import class_scores
@@ -142,7 +143,7 @@ class PopulationLearner(PopulationDataChecks):
         if not len(states) == len(lrs) == len(weight_decays):
             raise ValueError(f"a population needs one state, lr and weight decay per member: got {len(states)}, "
                              f"{len(lrs)}, {len(weight_decays)}")
-        self.device = torch.device(device)
+        self.device = as_device(device)
         members = []
         for state in states:
             m = copy.deepcopy(model)

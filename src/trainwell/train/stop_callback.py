@@ -110,12 +110,24 @@ class Stopper(Callback):
         key = {"loss_monitor": self.loss_monitor, "monitor": self.monitor}.get(series, series)
         return self._series(state, key)
 
+    def _require_logged(self, state: State, key: str, what: str, choose: str) -> None:
+        """With ``strict``, refuse a criterion whose metric ``key`` this run does not log (Lightning's
+        EarlyStopping(strict=True)): it would never fire, and say nothing. ``choose``: how to pick another."""
+        m = state.metrics
+        if self.strict and key not in m:
+            available = ", ".join(sorted(k for k, v in m.items() if isinstance(v, (int, float)))) or "none"
+            raise ConfigError(f"{what} {key!r}, which this run does not log (available: {available}): {choose}give "
+                              f"validation data, or let it pass (stop.strict = false in a config)")
+
     def _other_checks(self, state: State) -> list:
         """(criterion, its series, may it extend) for the registered criteria beyond the built-in four; each one's
         current value (if it has ``value``) goes into the epoch's metrics under its name."""
         checks = []
         for name, criterion in self.others.items():
             spec = stopping.CRITERIA[name]
+            if spec.series != "weights":
+                key = {"loss_monitor": self.loss_monitor, "monitor": self.monitor}.get(spec.series, spec.series)
+                self._require_logged(state, key, f"the stopping criterion {name!r} reads", "")
             series = self._fed(state, spec.series)
             if hasattr(criterion, "value"):
                 state.metrics[name] = criterion.value(series)
@@ -178,11 +190,8 @@ class Stopper(Callback):
             m["loss_change"] = self.loss_change.value(self._series(state, self.loss_monitor))
         if self.early_stopping is None:
             return
-        if self.strict and self.monitor not in m:
-            available = ", ".join(sorted(k for k, v in m.items() if isinstance(v, (int, float)))) or "none"
-            raise ConfigError(f"early stopping monitors {self.monitor!r}, which this run does not log (available: "
-                              f"{available}): monitor one of them (EarlyStopping(monitor=...), or stop.monitor in a "
-                              f"config), give validation data, or let it pass (stop.strict = false in a config)")
+        self._require_logged(state, self.monitor, "early stopping monitors", "monitor one of them "
+                             "(EarlyStopping(monitor=...), or stop.monitor in a config), ")
         series = self._series(state, self.monitor)
         _, _, best, best_i, wait = self.early_stopping.scan(series, self._scans.setdefault(self.monitor, {}))
         m["patience_wait"] = wait

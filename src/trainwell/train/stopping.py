@@ -31,6 +31,7 @@ can be tested with scripted sequences; :class:`StopCallback` feeds them from the
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -144,6 +145,11 @@ class EarlyStopping:
         if mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping(mode={mode!r}) is not allowed: use 'min', 'max' or None (auto)")
         self.monitor, self.restore_best_weights = monitor, bool(restore_best_weights)
+        for name, value in (("patience", patience), ("start_from_epoch", start_from_epoch)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"EarlyStopping({name}={value!r}) is not allowed: use an integer >= 0 (a number of "
+                                 f"epochs)")
+        patience, start_from_epoch = int(patience), int(start_from_epoch)
         if patience < 0 or not min_delta >= 0 or start_from_epoch < 0:
             raise ValueError(f"EarlyStopping(patience={patience}, min_delta={min_delta}, start_from_epoch="
                              f"{start_from_epoch}) is not allowed: use patience >= 0, min_delta >= 0 and "

@@ -57,15 +57,12 @@ from trainwell.train.batches import (
     split_batch,
 )
 from trainwell.train.callbacks import Callback, State
+from trainwell.train.devices import as_device, default_device
 from trainwell.train.learners import LOSSES, ModuleLearner, evaluate, loss_function
 from trainwell.train.progress import NullProgress
 from trainwell.train.stop_callback import as_callback
 from trainwell.train.trainer_io import TrainerIO
 from trainwell.train.trainer_state import callback_keys
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _overrides(cb: Callback, hook: str) -> bool:
@@ -86,8 +83,9 @@ def _check_loop(epochs, batch_size, optimizer=False) -> None:
 
 def module_learner(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: str | Callable = "cross_entropy", *,
                    device: str | torch.device | None = None, aug_seed: int = 1, **kwargs) -> ModuleLearner:
-    """A plain module's learner, the module moved to ``device`` (default: CUDA when available)."""
-    where = torch.device(device) if device is not None else default_device()
+    """A plain module's learner, the module moved to ``device`` (default: CUDA when available; a device this
+    machine does not have is refused in one line, :func:`~trainwell.train.devices.as_device`)."""
+    where = as_device(device)
     learner = ModuleLearner(model.to(where), optimizer, loss_fn, aug_seed=aug_seed, **kwargs)
     learner.device = where
     return learner
@@ -104,7 +102,7 @@ def _check_learner_arguments(learner, *, device, **given) -> None:
     they would be silently ignored (a population takes its loss and schedule in ``PopulationLearner(...)``)."""
     defaults = {"loss_fn": "cross_entropy", "precision": "fp32"}
     named = [k for k, v in given.items() if v is not None and not (k in defaults and v == defaults[k])]
-    if device is not None and torch.device(device).type != learner.device.type:
+    if device is not None and as_device(device).type != learner.device.type:
         named.append(f"device={str(device)!r} (the learner's parameters are on {learner.device})")
     if named:
         raise ValueError(f"Trainer({type(learner).__name__}(...), {', '.join(named)}): these build a plain "
@@ -151,7 +149,8 @@ class Trainer(TrainerIO):
 
     Raises:
         ValueError: callbacks that need the real module (forward hooks: ``vmap_safe = False``) on a vmapped
-            learner, or a seed count that does not match the population.
+            learner, a seed count that does not match the population, or a ``device`` this machine does not have
+            (``device="cuda"`` without CUDA: the message lists the devices there are).
         TypeError: an ``nn.Module`` without an optimizer.
     """
 
@@ -255,6 +254,12 @@ class Trainer(TrainerIO):
         population, :attr:`members` holds each member's); ``state.weights_epoch`` says which epoch's weights the
         model holds at the end (the last trained one unless a callback restored the best).
 
+        Calling ``fit`` again trains ``epochs`` more epochs from where the model, optimizer and schedule are, and
+        starts a new record, as Keras' ``fit`` returns a new ``History``: ``history``, ``epoch`` and ``step`` count
+        this call's training from 0 (the earlier call's ``history`` list is left as it was, not appended to), the
+        callbacks start afresh (``on_fit_start``), and ``history[weights_epoch]`` describes the model again. After
+        :meth:`load_checkpoint_state` the next call instead continues the saved run's record up to ``epochs``.
+
         Args:
             train: ``(x, y)`` tensors or NumPy arrays (batched with ``batch_size``), or a ``DataLoader`` (any
                 re-iterable of ``(x, y)`` or dict batches), iterated afresh every epoch. A vmapped population reads
@@ -264,9 +269,11 @@ class Trainer(TrainerIO):
             validation_data: Keras' name for ``val``; also ``fit(x, y, validation_data=...)`` works.
 
         Raises:
-            TypeError: data in none of these forms, inputs without targets, or floating inputs of another dtype
-                than the model's.
-            ValueError: tensors without a ``batch_size``.
+            TypeError: data in none of these forms, inputs without targets, floating inputs of another dtype
+                than the model's, or multi-input batches ``((x1, x2), y)`` (the model is called with one input
+                tensor: the message says how to pack them into one).
+            ValueError: tensors without a ``batch_size``, or inputs and targets of different lengths (``got 100
+                inputs but 150 targets``), refused before the first step.
         """
         train, val = self._keras_call(train, val, validation_data)
         data, val = self._train_data(train), self._val_data(val)
@@ -286,8 +293,12 @@ class Trainer(TrainerIO):
         state = self.state
         state.stop = None
         if not self._resumed:  # a resumed population keeps its stopped members stopped
-            for s in self.members:
-                s.stop = None
+            # a new call starts a new record (as Keras' fit returns a new History): the model and optimizer carry
+            # on, while history, epoch and step count this call's training, so history[weights_epoch] describes
+            # the weights again; a new list, so a history kept from an earlier call stays as it was
+            for s in {id(s): s for s in (state, *self.members)}.values():
+                s.history, s.metrics, s.epoch, s.step = [], {}, 0, 0
+                s.stop = s.failure = s.weights_epoch = None
             self._call("on_fit_start", range(self.size))
         # only callbacks that override on_batch_end are called per step (the hot path)
         self._batch_callbacks = [cb for cb in self.callbacks if _overrides(cb, "on_batch_end")]

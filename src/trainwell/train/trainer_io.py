@@ -14,6 +14,7 @@ from trainwell.data.labels import as_class_labels
 from trainwell.train.batches import (
     as_tensor,
     as_tensors,
+    check_lengths,
     is_array,
     is_in_memory,
     loader_generators,
@@ -41,10 +42,13 @@ class TrainerIO:
     def _device_batch(self, batch, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = split_batch(batch, what, self.batch_keys)
         x, y = as_tensor(x, f"{what} inputs"), as_tensor(y, f"{what} targets")
+        check_lengths(x, y, what, " in a batch")
         return x.to(self.device, non_blocking=True), self._targets(y.to(self.device, non_blocking=True), what)
 
     def _in_memory(self, data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = as_tensors(data, what, self.batch_keys)
+        if not hasattr(self.learner, "check_label_shape"):  # a population checks its (N,) or (M, N) labels itself
+            check_lengths(x, y, what)
         return x.to(self.device), self._targets(y, what).to(self.device)
 
     def _evaluate(self, data, what: str) -> tuple[list[float], list[float]]:
