@@ -197,3 +197,18 @@ def test_a_full_graph_model_is_checked_on_all_its_nodes_not_called_broken():
     first = report.verdicts[0]
     assert first.check == "forward and loss run" and first.status == "info" and "300 examples" in first.value
     assert report["initial loss"].status == "pass" and not report.failed
+
+
+def test_a_graph_sum_without_degree_normalization_is_named_after_the_last_layer():
+    from trainwell.doctor.initial_loss import initial_loss
+
+    g = torch.Generator().manual_seed(0)
+    n = 200
+    adjacency = ((torch.rand(n, n, generator=g) < 0.1).float() + torch.eye(n)).clamp_max(1)
+    x = torch.randn(n, 8, generator=g)
+    y = x[:, :3].argmax(1)
+    model = GCN(adjacency)
+    model.a = adjacency  # the raw adjacency: every node sums its ~20 neighbours
+    verdict = initial_loss(model, x, y, nn.CrossEntropyLoss())
+    assert verdict.status == "fail" and "something after it multiplies them" in verdict.advice
+    assert "something after it" not in initial_loss(GCN(adjacency), x, y, nn.CrossEntropyLoss()).advice

@@ -18,7 +18,7 @@ from trainwell.doctor.targets import constant_loss, far_from_unit
 from trainwell.doctor.verdict import Verdict
 
 
-def _last_layer_advice(model: nn.Module, x: torch.Tensor | Inputs) -> str:
+def _last_layer_advice(model: nn.Module, x: torch.Tensor | Inputs, scores: torch.Tensor | None = None) -> str:
     """What to change when the scores start too large: the layer that produces them, started with small weights
     (cs231n: small random numbers for the last layer), whatever the hidden layers' scheme. He's sqrt(2) gain (and
     Xavier's with few outputs, sqrt(2 fan_in / (fan_in + fan_out))) is for layers followed by a ReLU; on the last
@@ -26,9 +26,18 @@ def _last_layer_advice(model: nn.Module, x: torch.Tensor | Inputs) -> str:
     above ln C."""
     rows = _outputs(model, x)
     if not rows or not isinstance(rows[-1][2], torch.Tensor) or not rows[-1][2].is_floating_point():
-        return "shrink the last layer's init scale (e.g. its weights x 0.1), or use Xavier/He init"
-    name, _, scores = rows[-1]
-    return (f"the last layer '{name}' gives scores of std {float(scores.double().std()):.3g}: initialize it with "
+        return f"{_suspect_layer(model, x)}; shrink the last layer's init scale (e.g. its weights x 0.1), or use " \
+               "Xavier/He init"
+    name, _, last = rows[-1]
+    spread = float(last.double().std())
+    if scores is not None and scores.is_floating_point() and scores.numel() > 1:
+        final = float(scores.double().std())
+        if final > 3 * spread:  # the scale is made after the last weighted layer, by the model's own code
+            return (f"the scores' std is {final:.3g}, {final / max(spread, 1e-12):.3g}x that of the last layer "
+                    f"'{name}' ({spread:.3g}): something after it multiplies them (a sum over neighbours or "
+                    "positions without normalization, e.g. a graph's adjacency without D^-1/2 (A + I) D^-1/2; a "
+                    "missing 1/sqrt(d) or mean)")
+    return (f"{_suspect_layer(model, x)}; the last layer '{name}' gives scores of std {spread:.3g}: initialize it with "
             "small weights (nn.init.normal_(weight, std=0.01), or its weights x 0.1 after init) whatever the hidden "
             "layers' scheme; if every layer amplifies (see variance propagation), use Xavier/He for the hidden ones")
 
@@ -84,10 +93,10 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
         status = "pass" if 0.8 <= ratio <= 1.25 else "warn" if 0.5 <= ratio <= 2.0 else "fail"
         expected_text = f"{formula} = {expected:.4f}"
     scale = input_scale(x)
-    advice = "" if status == "pass" else (f"initial outputs are not near-uniform: {scale}" if scale else
-        f"initial outputs are not near-uniform: {_suspect_layer(model, x)}; " + (
-            _last_layer_advice(model, x) if ratio > 1 else "a loss below the uninformative one at init: do the "
-            "labels leak into the inputs, or are the classes very unbalanced?"))
+    advice = "" if status == "pass" else "initial outputs are not near-uniform: " + (
+        scale if scale else _last_layer_advice(model, x, O.logits(out)) if ratio > 1 else
+        f"{_suspect_layer(model, x)}; a loss below the uninformative one at init: do the labels leak into the "
+        "inputs, or are the classes very unbalanced?")
     scores = O.logits(out)
     if kind == "nll" and scores is not None and scores.is_floating_point() and _normalization(scores) != "log":
         return Verdict("initial loss", "fail", round(loss, 4), expected_text + "; on log-probabilities",

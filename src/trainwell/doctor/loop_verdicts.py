@@ -307,7 +307,8 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
         if first_loss > 2.0 * weight * math.log(c):
             return Verdict(name, "warn", f"first loss {first_loss:.4g} vs {expected:.4g} (ln C, C = {c} from the "
                            "output width)", "near ln C at initialization", "initial outputs are far from uniform: "
-                           "inputs far from unit scale, or a last layer initialized too large")
+                           "inputs far from unit scale, a last layer initialized too large, or a sum after it "
+                           "without normalization (doctor.check on a batch names which)")
         value += f"; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}"
     return Verdict(name, "pass", value, "-")
 
