@@ -116,3 +116,17 @@ def test_sequence_scores_given_to_cross_entropy_without_transposing_get_the_conv
     first = report.verdicts[0]
     assert first.check == "forward and loss run" and first.status == "fail"
     assert "out.transpose(1, 2)" in first.advice and f"out.reshape(-1, {V})" in first.advice
+
+
+def test_a_recurrent_state_passed_as_an_input_is_recognized_in_the_error():
+    class Stateful(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.out = nn.LSTM(4, 8, batch_first=True), nn.Linear(8, 3)
+
+        def forward(self, x, h, c):
+            return self.out(self.rnn(x, (h, c))[0][:, -1])
+
+    x, state = torch.randn(16, 5, 4), torch.zeros(1, 16, 8)
+    with pytest.raises(ValueError, match=r"x\[1\] has the batch on dim 1, as a recurrent state"):
+        doctor.check(Stateful(), (x, state, state), torch.randint(0, 3, (16,)), nn.CrossEntropyLoss())

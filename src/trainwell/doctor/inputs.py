@@ -126,8 +126,13 @@ def as_inputs(x, model: nn.Module | None = None) -> torch.Tensor | Inputs:
     sizes = {name: len(v) for name, v in named}
     if len(set(sizes.values())) > 1:
         shown = ", ".join(f"{name}: {n}" for name, n in sizes.items())
+        batch = len(named[0][1])
+        state = next((name for name, v in named if v.dim() >= 2 and len(v) != batch and v.shape[1] == batch), None)
+        hint = (f"; {state} has the batch on dim 1, as a recurrent state (layers, B, H) has: let the model start "
+                "its state itself (a state argument that defaults to None), so that check calls model(x)"
+                if state else "")
         raise ValueError(f"doctor.check: the inputs hold different numbers of examples ({shown}): give every "
-                         f"tensor the same first (batch) dimension")
+                         f"tensor the same first (batch) dimension{hint}")
     fields = dict(x) if kind == "dict" else tuple(x)
     return Inputs(fields, whole=model is not None and _takes_whole(model, fields))
 
