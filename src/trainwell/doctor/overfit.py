@@ -63,7 +63,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     shown = f", acc {acc:.0%}" if acc is not None else ""
     floor_text = f" (floor {floor:.3g}: the lowest loss any outputs reach)" if floor > 1e-3 else ""
     advice = "" if ok else (bounded_scores(m, xs, ys, loss_fn) or
-                            "the model cannot memorize 20 examples: too little capacity (a missing nonlinearity?), "
+                            f"the model cannot memorize {len(xs)} examples: too little capacity (a missing "
+                            "nonlinearity?), "
                             "a bug in the loss or labels, or a frozen/broken layer")
     return Verdict(name, "pass" if ok else "fail",
                    f"loss {start:.3g} -> {final:.3g}{shown} on {len(xs)} examples{floor_text}",
