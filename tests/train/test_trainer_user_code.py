@@ -316,3 +316,18 @@ def test_a_batchnorm_frozen_with_eval_stays_frozen_through_fit_validation_and_pr
     Trainer(model, torch.optim.SGD(head.parameters(), lr=0.1), epochs=3, batch_size=32).fit((x, y), (x, y))
     assert torch.equal(backbone[1].running_mean, before)
     assert model.training and head.training and not backbone.training and not backbone[1].training
+
+
+def test_labels_refused_for_a_tuple_output_say_which_tensor_was_read_as_the_scores():
+    class AuxFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.aux, self.cls = nn.Linear(4, 1), nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.aux(x), self.cls(x)  # the auxiliary output first
+
+    model = AuxFirst()
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    with pytest.raises(ValueError, match=r"read from the model's tuple output as its tensor of shape \(8, 1\)"):
+        Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, batch_size=8).fit((x, y))

@@ -125,6 +125,20 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callab
     return {"loss": total / n, "acc": correct / n}
 
 
+def _check_labels_of(out, y: torch.Tensor, loss_fn: Callable) -> None:
+    """:func:`check_labels` on the class scores of ``out``; when ``out`` is a structure, the message says which of
+    its tensors was read as the scores (the first floating-point one, unless a field is named ``logits``)."""
+    scores = class_scores(out)
+    try:
+        check_labels(scores, y, loss_fn)
+    except ValueError as e:
+        if isinstance(out, torch.Tensor):
+            raise
+        raise ValueError(f"{e}; the scores were read from the model's {type(out).__name__} output as its tensor of "
+                         f"shape {tuple(scores.shape)}: return the logits first, or in a dict under 'logits'") \
+            from None
+
+
 def module_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
     """Each module's ``training`` flag, to put back with :func:`restore_modes`."""
     return [(m, m.training) for m in model.modules()]
@@ -279,7 +293,7 @@ class ModuleLearner:
                     raise
                 raise TypeError(hint) from None
             if not self._labels_checked:  # once: a label torch's loss would meet as an index error
-                check_labels(class_scores(out), yb, self.loss_fn)
+                _check_labels_of(out, yb, self.loss_fn)
                 self._labels_checked = True
                 self._accuracy = accuracy_kind(class_scores(out), yb, self.loss_fn)
             loss = self.loss_fn(class_scores(out) if self._named else out, yb)
