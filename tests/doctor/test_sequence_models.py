@@ -130,3 +130,10 @@ def test_a_recurrent_state_passed_as_an_input_is_recognized_in_the_error():
     x, state = torch.randn(16, 5, 4), torch.zeros(1, 16, 8)
     with pytest.raises(ValueError, match=r"x\[1\] has the batch on dim 1, as a recurrent state"):
         doctor.check(Stateful(), (x, state, state), torch.randint(0, 3, (16,)), nn.CrossEntropyLoss())
+
+
+def test_a_token_autoencoder_that_reads_the_whole_sequence_may_reconstruct_its_input():
+    seq = _sentences()
+    assert _next_token_report(TinyGPT("none"), seq[:, :-1], seq[:, :-1]) is None  # reconstruction by design
+    verdict = _next_token_report(TinyGPT("causal"), seq[:, :-1], seq[:, :-1])
+    assert verdict is not None and verdict.status == "fail"  # a left-to-right model copying its input

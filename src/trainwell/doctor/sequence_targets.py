@@ -1,7 +1,8 @@
 """Pre-flight: a language model's targets. For token-id inputs ``x`` (N, T) and integer targets ``y`` (N, T):
 
-- targets equal to the inputs: the model learns to copy the token it reads (next-token targets are the inputs
-  shifted by one: ``x = seq[:, :-1], y = seq[:, 1:]``);
+- targets equal to the inputs of a left-to-right model: it learns to copy the token it reads (next-token targets
+  are the inputs shifted by one: ``x = seq[:, :-1], y = seq[:, 1:]``); a model that reads the whole sequence (an
+  autoencoder over tokens) reconstructs its input by design;
 - next-token targets (``y[:, t] == x[:, t + 1]``) read by a model that sees the future: the output at position
   t must not change when the tokens after t do (a causal mask missing or inverted lets it read its target from
   the next input; teacher-forced accuracy is then high and generation fails; Vaswani et al. 2017, section 3.2.3);
@@ -43,9 +44,11 @@ def sequence_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor
         return None
     name, ids = found
     if ids.shape == y.shape and torch.equal(ids, y):
-        return Verdict(NAME, "fail", "the targets equal the inputs, token for token", "the next token at each "
-                       "position", "the model learns to copy the token it reads: shift the targets by one "
-                       "(x = seq[:, :-1], y = seq[:, 1:])")
+        if _reads_the_future(model, x, name, ids) is not None:
+            return None  # it reads the whole sequence: an autoencoder over tokens reconstructs its input by design
+        return Verdict(NAME, "fail", "the targets equal the inputs, token for token, for a left-to-right model",
+                       "the next token at each position", "the model learns to copy the token it reads: shift the "
+                       "targets by one (x = seq[:, :-1], y = seq[:, 1:])")
     if ids.shape == y.shape and float((y[:, :-1] == ids[:, 1:]).float().mean()) >= 0.95:
         future = _reads_the_future(model, x, name, ids)
         if future is not None:
