@@ -13,6 +13,8 @@ from torch import nn
 from trainwell import doctor
 from trainwell.doctor.diagnosis import learning_rate_diagnosis
 
+from .user_loop import epoch as _epoch
+
 C = 4
 
 
@@ -20,19 +22,6 @@ def _data(n=256, d=20, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g)
     return x, x[:, :C].argmax(1)
-
-
-def _epoch(model, opt, x, y, loss_fn=F.cross_entropy, every=5, batch=32, labels=False):
-    """One epoch of a plain loop in order over ``x, y`` under ``doctor.watch`` (``labels``: the targets given to
-    ``w.step`` too); returns the watch."""
-    with doctor.watch(model, opt, every=every) as w:
-        for i in range(0, len(x), batch):
-            loss = loss_fn(model(x[i : i + batch]), y[i : i + batch])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss, y=y[i : i + batch] if labels else None)
-    return w
 
 
 def _mlp(d=20, out=C):

@@ -12,6 +12,8 @@ from trainwell import doctor
 from trainwell.doctor.activations import symmetry
 from trainwell.doctor.forward import _accuracy
 
+from .user_loop import epoch
+
 
 class Recommender(nn.Module):
     """Matrix factorization with user and item bias tables initialized to zero (the usual choice)."""
@@ -59,14 +61,7 @@ def test_a_triplet_embedding_is_not_read_as_class_scores_by_check_or_watch():
     assert "targets" not in [v.check for v in report.verdicts]  # no "ignore_index" read from a triplet loss
     assert "acc" not in str(report["overfit a tiny subset"].value)
     assert _accuracy(model(x), y, _triplet) is None and _accuracy(model(x), y) is not None
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    with doctor.watch(model, opt, every=10) as w:
-        for i in range(0, 256, 32):
-            loss = _triplet(model(x[i : i + 32]), y[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss, y=y[i : i + 32])
+    w = epoch(model, torch.optim.Adam(model.parameters(), lr=1e-3), x, y, _triplet, every=10, labels=True)
     assert w.report()["loop: labels"].status == "pass"
 
 
@@ -80,14 +75,7 @@ def test_labels_past_the_width_of_softmax_scores_are_still_named():
         log_p = F.log_softmax(z, 1)
         return F.nll_loss((1 - log_p.exp()) ** gamma * log_p, t.clamp_max(z.shape[1] - 1))
 
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with doctor.watch(model, opt, every=10) as w:
-        for i in range(0, 256, 32):
-            loss = focal(model(x[i : i + 32]), y[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss, y=y[i : i + 32])
+    w = epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, focal, every=10, labels=True)
     verdict = w.report()["loop: labels"]
     assert verdict.status == "fail" and "targets up to 4 for 4 outputs" in verdict.value
 
@@ -120,14 +108,8 @@ def test_implicit_feedback_with_no_negatives_sampled_is_named_by_check_and_watch
     model = Recommender()
     verdict = doctor.check(model, pairs, ones, nn.BCEWithLogitsLoss())["targets"]
     assert verdict.status == "warn" and "all 256 targets are 1" in verdict.value
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    with doctor.watch(model, opt, every=10) as w:
-        for i in range(0, 512, 64):
-            loss = F.binary_cross_entropy_with_logits(model(pairs[i : i + 64]), ones[i : i + 64])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss, y=ones[i : i + 64])
+    w = epoch(model, torch.optim.Adam(model.parameters(), lr=1e-2), pairs, ones, F.binary_cross_entropy_with_logits,
+              every=10, batch=64, labels=True)
     assert "every target in 8 batches is 1" in w.report()["loop: labels"].value
 
 
@@ -140,14 +122,8 @@ def test_regression_data_sorted_by_its_target_is_named(order, status):
         idx = y.argsort()
         x, y = x[idx], y[idx]
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    with doctor.watch(model, opt, every=10) as w:
-        for i in range(0, 640, 64):
-            loss = F.mse_loss(model(x[i : i + 64]).squeeze(1), y[i : i + 64])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss, y=y[i : i + 64])
+    w = epoch(model, torch.optim.SGD(model.parameters(), lr=0.05), x, y, lambda o, t: F.mse_loss(o.squeeze(1), t),
+              every=10, batch=64, labels=True)
     assert w.report()["loop: labels"].status == status
 
 

@@ -163,13 +163,20 @@ def _sorted_values(ys: list[torch.Tensor]) -> str | None:
         sums = torch.zeros(len(means), dtype=torch.double).index_add_(0, batch, values)
         return float(((sums / sizes - values.mean()) ** 2 * sizes).sum() / ((len(values) - 1) * total))
 
-    seen = between(pooled)
-    g = torch.Generator().manual_seed(0)
-    null = [between(pooled[torch.randperm(len(pooled), generator=g)]) for _ in range(20)]
-    if seen > max(null) and seen > 4 * (sum(null) / len(null)) and seen > 0.3:
-        return (f"{seen:.0%} of the targets' variance lies between batches (shuffled batches: "
-                f"{sum(null) / len(null):.0%})")
+    found = _beyond_shuffling(between, pooled, factor=4.0)
+    if found is not None:
+        return f"{found[0]:.0%} of the targets' variance lies between batches (shuffled batches: {found[1]:.0%})"
     return None
+
+
+def _beyond_shuffling(stat, pooled: torch.Tensor, factor: float, floor: float = 0.3) -> tuple[float, float] | None:
+    """(the statistic of the batches as seen, its mean over 20 shufflings of the pooled values) when the seen one
+    is above every shuffled one, ``factor`` times their mean and ``floor``: batches not drawn at random."""
+    seen = stat(pooled)
+    g = torch.Generator().manual_seed(0)
+    null = [stat(pooled[torch.randperm(len(pooled), generator=g)]) for _ in range(20)]
+    mean = sum(null) / len(null)
+    return (seen, mean) if seen > max(null) and seen > factor * mean and seen > floor else None
 
 
 def _mix_test(flat: list[torch.Tensor]) -> str | None:
@@ -193,10 +200,8 @@ def _mix_test(flat: list[torch.Tensor]) -> str | None:
             0, batch * c + labels, torch.ones(len(labels), dtype=torch.double)).view(len(sizes), c)
         return float((counts / size - overall).abs().sum(1).mean() / 2)
 
-    seen = stat(pooled)
-    g = torch.Generator().manual_seed(0)
-    null = [stat(pooled[torch.randperm(len(pooled), generator=g)]) for _ in range(20)]
-    if seen > max(null) and seen > 2 * (sum(null) / len(null)) and seen > 0.3:
-        return (f"batches differ from the run's label mix by {seen:.2f} (total variation; shuffled batches: "
-                f"{sum(null) / len(null):.2f})")
+    found = _beyond_shuffling(stat, pooled, factor=2.0)
+    if found is not None:
+        return (f"batches differ from the run's label mix by {found[0]:.2f} (total variation; shuffled batches: "
+                f"{found[1]:.2f})")
     return None
