@@ -1,0 +1,162 @@
+"""The ``loop: loss`` verdict: what the loss a hand-written loop back-propagates is, read from the gradient it sends
+to the model's outputs (:mod:`~trainwell.doctor.loss_form`): its total weight (a mean, a sum, counted twice, k
+micro-batches not divided), its form (softmax over the batch or over runs of values, cross-entropy on
+probabilities, NLL on raw scores, -p(label) maximized, a policy gradient), bounded scores, and the first loss
+against ln C; a loss of another form is named when it is minus a cross-entropy or BCE-with-logits on a Sigmoid's
+outputs, else skipped."""
+
+from __future__ import annotations
+
+import math
+
+from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.loop_verdicts import _power_of_two
+from trainwell.doctor.output_layer import scores_dropout_verdict
+from trainwell.doctor.verdict import Verdict
+
+
+def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict:
+    """The gradient the loss sends to the logits says what the loss is (:mod:`~trainwell.doctor.loss_form`): its
+    total weight must be 1 (a mean over the step's examples), softmax over the class axis, on logits."""
+    name = "loop: loss"
+    dropped = scores_dropout_verdict(probe.scores_dropout, name)
+    if dropped is not None:
+        return dropped
+    steps = [s for s in probe.steps if s["form"] is not None]
+    if not steps:
+        return _unread_form(probe, first_loss, class_labels)
+    s = steps[0]
+    form, weight, k = s["form"], s["loss_weight"], s["backwards"]
+    amp = ""
+    if _power_of_two(s["scale"]) and s["resid"] < 1e-3:  # AMP's GradScaler: backward() ran on loss x 2^k
+        weight *= s["scale"]
+        amp = f"; GradScaler's scale {1 / s['scale']:.6g} divided out"
+    wrong = _wrong_form(name, steps, first_loss)
+    if wrong is not None:
+        return wrong
+    bounded = [t["bounded"] for t in steps]
+    if form in ("cross_entropy", "two_classes") and all(bounded):
+        loss = "cross-entropy" if form == "cross_entropy" else "a classification loss (2 classes)"
+        return Verdict(name, "warn", f"{loss} on outputs {bounded[0]} on all {len(steps)} observed steps",
+                       "raw logits (any real value) into the loss", "an activation after the last layer "
+                       "(Sigmoid, ReLU, Softmax) bounds the logits, so the loss cannot fall far and the gradients "
+                       "shrink: remove it (cross-entropy applies its own softmax)")
+    if form == "two_classes":
+        return Verdict(name, "skip", "skipped: with 2 classes the loss's form and weight cannot be read from its "
+                       "gradient (any zero-sum gradient fits); its outputs are raw logits", "-", "")
+    rows = max(s["rows"], 1)
+    formula = "NLL" if form == "nll" else "cross-entropy"
+    if abs(weight - 1) <= 0.02:
+        value = f"mean {formula} (weights sum to {weight:.3g}){amp}"
+    elif abs(weight - rows) <= 0.02 * rows:
+        return Verdict(name, "info", f"summed {formula} over {rows} examples (reduction='sum')", "-",
+                       f"the gradient is {rows}x the mean's and grows with the batch size: use reduction='mean', or "
+                       f"divide a learning rate tuned for the mean by {rows}")
+    elif k > 1 and abs(weight - k) <= 0.02 * k:
+        return Verdict(name, "fail", f"{k} micro-batches accumulated per step, each loss a full mean: the gradient "
+                       f"is {weight:.3g}x the mean's", "loss / k for k accumulated micro-batches",
+                       f"divide each micro-batch's loss by {k} before backward() (else the step is {k}x too large)")
+    elif (max(s.get("spread") or 1.0, _across_steps(steps)) > 1.5) and abs(weight - round(weight)) > 0.02 * weight:
+        # per-example weights that differ (sample weights, a focal term, rewards) and sum to no whole multiple of
+        # the mean: a weighted loss by design, not one counted twice
+        value = (f"{formula} with per-example weights (they differ between examples or steps), summing to "
+                 f"{weight:.3g}{amp}")
+        return Verdict(name, "pass", value, "-")
+    else:
+        return Verdict(name, "warn", f"the {formula}'s gradient is {weight:.3g}x that of its mean over the step's "
+                       f"{rows} examples", "weights summing to 1", "the loss is scaled: counted twice (added to "
+                       "itself, or backward() called on it twice), or divided/multiplied by the wrong count")
+    c = s["classes"]
+    # the loss of a model with several heads adds their terms: its first value is not cross-entropy's alone
+    if first_loss is not None and c and c > 1 and s["step"] == 0 and math.isfinite(first_loss) and \
+            not probe.multi_output:
+        expected = weight * math.log(c) / max(k, 1)
+        # with k accumulated micro-batches the loss given to w.step may be one divided part or the whole: ln C
+        if first_loss > 2.0 * weight * math.log(c):
+            return Verdict(name, "warn", f"first loss {first_loss:.4g} vs {expected:.4g} (ln C, C = {c} from the "
+                           "output width)", "near ln C at initialization", "initial outputs are far from uniform: "
+                           "inputs far from unit scale, a last layer initialized too large, or a sum after it "
+                           "without normalization (doctor.check on a batch names which)")
+        value += f"; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}"
+    return Verdict(name, "pass", value, "-")
+
+
+def _across_steps(steps: list[dict]) -> float:
+    """Largest / smallest total weight of the loss over the observed steps of one form: a constant factor (a loss
+    counted twice) gives 1; weights that follow the model's outputs (a focal term) change as it learns. Scaled
+    so that a 10% change between steps counts like a 1.5x spread within one."""
+    weights = [s["loss_weight"] for s in steps if s["form"] == steps[0]["form"] and s["loss_weight"]]
+    if len(weights) < 2 or min(weights) <= 0:
+        return 1.0
+    return 1.0 + 5.0 * (max(weights) / min(weights) - 1.0)
+
+
+def _wrong_form(name: str, steps: list[dict], first_loss: float | None) -> Verdict | None:
+    """The loss's form when it is wrong (or not a supervised one): a softmax over the batch or over runs of
+    values, -p(label) maximized, NLL on raw scores, cross-entropy on probabilities; a policy gradient (info)."""
+    s = steps[0]
+    form = s["form"]
+    if form == "cross_entropy_over_batch":
+        return Verdict(name, "fail", "the softmax is taken over the batch axis (dim 0), not the classes",
+                       "log_softmax / softmax over the class axis", "use dim=1 (or dim=-1) in log_softmax/softmax")
+    if form == "probability_not_log":
+        return Verdict(name, "fail", "the loss's gradient is -p(label)'s: the label's probability, not its log, is "
+                       "maximized", "cross-entropy: -log softmax(z)[label]", "a log is missing in the hand-written "
+                       "loss: use log_softmax, e.g. -(target * F.log_softmax(z, 1)).sum(1).mean() (for label "
+                       "smoothing, nn.CrossEntropyLoss(label_smoothing=0.1))")
+    if any(t["form"] == "signed_weights" for t in steps):  # a first step whose advantages were all >= 0 too
+        return Verdict(name, "info", "cross-entropy on the model's own samples with per-example weights of both "
+                       "signs (a policy gradient: -log p(action) x advantage)", "-",
+                       "a policy-gradient loss is not a supervised curve: judge the run by its rewards")
+    if form == "scrambled_classes":
+        c = s["classes"]
+        return Verdict(name, "fail", f"the loss's softmax runs over groups of {c} consecutive values of the "
+                       f"(B, {c}, ...) outputs, not over their class axis (dim 1)", "cross-entropy over dim 1",
+                       f"reshape(-1, {c}) / view(-1, {c}) on (B, C, H, W) or (B, C, T) outputs mixes positions and "
+                       f"classes: move the class axis last first (out.movedim(1, -1).reshape(-1, {c})), or give "
+                       "cross_entropy the (B, C, ...) outputs and (B, ...) targets as they are")
+    if form == "nll" and s.get("log_probs") is False:
+        return Verdict(name, "fail", "NLL on outputs that are not log-probabilities (their logsumexp over the "
+                       "classes is not 0)" + (f"; first loss {first_loss:.4g}" if first_loss is not None else ""),
+                       "NLLLoss on log_softmax outputs", "NLLLoss reads log-probabilities: on raw scores it rewards "
+                       "growing the right class's score without bound (the loss turns negative and keeps falling); "
+                       "end the model with log_softmax over the class axis, or use CrossEntropyLoss on the raw "
+                       "logits")
+    if form == "cross_entropy_on_probabilities":
+        return Verdict(name, "fail", "cross-entropy is applied to probabilities (a softmax before the loss)",
+                       "cross-entropy on raw logits", "nn.CrossEntropyLoss applies log-softmax itself: remove the "
+                       "softmax before it (or use NLLLoss on log_softmax); a double softmax squashes the gradients")
+    return None
+
+
+def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool) -> Verdict:
+    """A loss that is not a softmax cross-entropy or NLL: minus one (a first loss near -ln C), binary cross-entropy
+    with logits on outputs a Sigmoid already bounded, or else skipped."""
+    flipped = _minus_log_c(probe, first_loss, class_labels)
+    if flipped is not None:
+        return flipped
+    bce = [s["bce_bounded"] for s in probe.steps if s.get("bce_bounded")]
+    if bce and len(bce) == len(probe.steps):
+        return Verdict("loop: loss", "warn", f"binary cross-entropy with logits on outputs {bce[0]} on all "
+                       f"{len(bce)} observed steps", "raw logits (any real value) into BCEWithLogitsLoss",
+                       "BCEWithLogitsLoss applies its own sigmoid: a Sigmoid before it squashes the scores into "
+                       "[0.5, 0.73] and the loss cannot fall far; remove the Sigmoid (or use BCELoss on it)")
+    return Verdict("loop: loss", "skip", "skipped: not a softmax cross-entropy or NLL on the output (or no output "
+                   "gradient seen)", "-", "")
+
+
+def _minus_log_c(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict | None:
+    """A first loss of -ln C (C the output width, C >= 3) from a loss of unrecognised form on class-index labels
+    (given to ``w.step(loss, y=y)``): a cross-entropy with its minus sign missing (hand-written, e.g. with label
+    smoothing), which training maximizes. Without class labels a loss may start there by design (a Gaussian NLL)."""
+    z = probe.steps[0]["first_logits"] if probe.steps else None
+    if not class_labels or first_loss is None or z is None or z.dim() < 2 or z.shape[-1] < 3 or \
+            not math.isfinite(first_loss):
+        return None
+    c = z.shape[-1]
+    if abs(first_loss + math.log(c)) > 0.1 * math.log(c):
+        return None
+    return Verdict("loop: loss", "fail", f"first loss {first_loss:.4g}, near -ln C = {-math.log(c):.4g} (C = {c})",
+                   "a cross-entropy starts near +ln C", "the loss looks like minus a cross-entropy: training then "
+                   "maximizes it and drives the right class down (accuracy below chance); a minus sign is missing "
+                   "in the hand-written loss (-(target * log_softmax(z)).sum(1).mean())")
