@@ -398,6 +398,11 @@ def test_fit_population_refuses_used_folders_and_bad_arguments_in_one_line(workd
     with pytest.raises(TrainwellError, match="pop already exists and is not empty"):
         fit_population(cfgs, out="pop")  # an earlier population: resume=True or force=True
     fit_population(cfgs, out="pop", force=True)
+    fit(cfgs[0], out="single", quiet=True)
+    kept = (workdir / "single" / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(TrainwellError, match="force=True refused: single holds files"):
+        fit_population(cfgs, out="single", force=True)  # a single run's checkpoint is not a population's
+    assert (workdir / "single" / "checkpoints" / "last.pt").read_bytes() == kept
     with pytest.raises(TrainwellError, match="a population of 2 members, and 3 configs were given"):
         fit_population([*cfgs, cfgs[0]], out="pop", resume=True)
     fit(cfgs[0], out="one", quiet=True)

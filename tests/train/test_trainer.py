@@ -8,6 +8,8 @@ from trainwell.config import load_config
 from trainwell.pipeline import config_of_run, fit
 from trainwell.rundir import load_checkpoint, read_jsonl
 from trainwell.train import Callback, Trainer, evaluate
+from trainwell.train.callbacks import Checkpoint
+from trainwell.train.loggers import CSVLogger
 from trainwell.train.trainer import loss_function
 
 SMALL = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp", "model.hidden=[16]",
@@ -321,31 +323,53 @@ def test_a_loader_batch_of_unequal_inputs_and_targets_is_named():
         trainer.fit(batches)
 
 
-def test_a_second_fit_continues_the_model_and_starts_a_new_record():
-    """Two fits of 2 epochs train the model as one fit of 4 epochs does (the same weights, the same losses), and
-    the second call's history is its own, so history[weights_epoch] describes the model it returns."""
+def test_a_second_fit_continues_the_run_as_one_longer_fit(tmp_path):
+    """Two fits of 2 epochs train the model as one fit of 4 epochs does (the same weights, the same losses and
+    record), so history[weights_epoch] describes the model; a Checkpoint keeps the run's best and a CSV log all
+    its epochs; a one-cycle schedule sized for the first call is refused before any step."""
+    from trainwell.optim import Schedule
+
     torch.manual_seed(0)
     x, y = torch.randn(200, 5), torch.randint(0, 2, (200,))
     xv, yv = torch.randn(50, 5), torch.randint(0, 2, (50,))
 
-    def trainer(epochs):
+    def trainer(epochs, folder):
         torch.manual_seed(1)
         model = nn.Linear(5, 2)
         return Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), epochs=epochs,
-                       batch_size=32, device="cpu")
+                       batch_size=32, device="cpu", callbacks=[Checkpoint(tmp_path / folder),
+                                                               CSVLogger(tmp_path / folder / "metrics.csv")])
 
-    once = trainer(4)
+    once = trainer(4, "once")
     long = once.fit((x, y), (xv, yv)).history
-    twice = trainer(2)
-    first = twice.fit((x, y), (xv, yv)).history
+    twice = trainer(2, "twice")
+    twice.fit((x, y), (xv, yv))
     state = twice.fit((x, y), (xv, yv))
     for k, v in once.model.state_dict().items():
         assert torch.equal(v, twice.model.state_dict()[k]), k
-    assert [r["epoch"] for r in first] == [r["epoch"] for r in state.history] == [0, 1]
-    assert [r["step"] for r in state.history] == [7, 14]
-    assert [r["train_loss"] for r in state.history] == [r["train_loss"] for r in long[2:]]
-    assert state.weights_epoch == 1 and state.history is not first and len(first) == 2
+    assert [r["epoch"] for r in state.history] == [0, 1, 2, 3] and [r["step"] for r in state.history] == [7, 14, 21, 28]
+    assert [r["train_loss"] for r in state.history] == [r["train_loss"] for r in long]
+    assert state.weights_epoch == 3
     assert state.history[state.weights_epoch]["val_loss"] == pytest.approx(twice.validate(xv, yv)["val_loss"])
+    for name in ("best.pt", "last.pt"):
+        a = torch.load(tmp_path / "once" / "checkpoints" / name, weights_only=False)
+        b = torch.load(tmp_path / "twice" / "checkpoints" / name, weights_only=False)
+        assert a["epoch"] == b["epoch"], name
+    def rows(folder):  # the CSV log without its wall-clock column
+        lines = [line.split(",") for line in (tmp_path / folder / "metrics.csv").read_text().splitlines()]
+        keep = [i for i, name in enumerate(lines[0]) if name != "time"]
+        return [[line[i] for i in keep] for line in lines]
+
+    assert rows("once") == rows("twice") and len(rows("twice")) == 5
+    model = nn.Linear(5, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    cycle = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=14)
+    sized = Trainer(model, opt, epochs=2, batch_size=32, device="cpu", schedule=Schedule(cycle, "step"))
+    sized.fit((x, y))
+    before = model.weight.detach().clone()
+    with pytest.raises(ValueError, match=r"sized for 14 steps and 14 have run; 2 more epochs take 14"):
+        sized.fit((x, y))
+    assert torch.equal(model.weight, before)
 
 
 def test_a_device_this_machine_lacks_is_one_line_naming_device():

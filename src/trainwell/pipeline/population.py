@@ -196,16 +196,28 @@ def _refuse_used_folders(out: Path, runs: list[RunDir], force: bool = False) -> 
     used = [r.path for r in runs if r.path.is_dir() and any(r.path.iterdir())]
     if force:
         foreign = next((p for p in used if not _population_member(p)), None)
+        if foreign is None and RunDir(out).last.exists() and not _population_checkpoint(RunDir(out).last):
+            foreign = out
         if foreign is not None:
             raise TrainwellError(f"fit_population: force=True refused: {foreign} holds files that no trainwell "
-                                 f"population wrote (no member's summary.json); force only writes over an earlier "
-                                 f"population's members: choose another folder")
+                                 f"population wrote (no member's summary.json, or a checkpoint that is not a "
+                                 f"population's); force only writes over an earlier population: choose another "
+                                 f"folder")
         return
     if RunDir(out).last.exists():
         used.insert(0, out)
     if used:
         raise TrainwellError(f"fit_population: {used[0]} already exists and is not empty: choose another folder, "
                              f"resume=True to continue the population there, or force=True to write over it")
+
+
+def _population_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a population's checkpoint (its members' records and stacked parameters)."""
+    try:
+        ckpt = load_checkpoint(path)
+    except Exception:  # noqa: BLE001 - a file that does not load as a checkpoint is not a population's
+        return False
+    return isinstance(ckpt, dict) and isinstance(ckpt.get("members"), list) and "params" in ckpt
 
 
 def _population_member(path: Path) -> bool:

@@ -157,6 +157,8 @@ class Checkpoint(Callback):
     def on_fit_start(self, state: State) -> None:
         from trainwell.rundir import atomic_torch_save
 
+        if state.history:  # a fit that continues an earlier call's run: its best and its last.pt stand
+            return
         self.best, self.best_epoch, self._best_state = None, None, None
         if not self._resumes(state):
             return

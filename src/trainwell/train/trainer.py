@@ -254,11 +254,11 @@ class Trainer(TrainerIO):
         population, :attr:`members` holds each member's); ``state.weights_epoch`` says which epoch's weights the
         model holds at the end (the last trained one unless a callback restored the best).
 
-        Calling ``fit`` again trains ``epochs`` more epochs from where the model, optimizer and schedule are, and
-        starts a new record, as Keras' ``fit`` returns a new ``History``: ``history``, ``epoch`` and ``step`` count
-        this call's training from 0 (the earlier call's ``history`` list is left as it was, not appended to), the
-        callbacks start afresh (``on_fit_start``), and ``history[weights_epoch]`` describes the model again. After
-        :meth:`load_checkpoint_state` the next call instead continues the saved run's record up to ``epochs``.
+        Calling ``fit`` again continues the run: ``epochs`` more epochs from where the model, optimizer and
+        schedule are, numbered on from the last one (``history`` is appended to, ``step`` counts on, the same
+        :class:`State` is returned, a ``Checkpoint`` keeps its best, loggers write on), so ``history[weights_epoch]``
+        describes the model; a per-step schedule sized for fewer steps (``OneCycleLR``) is refused before any step.
+        After :meth:`load_checkpoint_state` the next call instead continues the saved run up to ``epochs`` in all.
 
         Args:
             train: ``(x, y)`` tensors or NumPy arrays (batched with ``batch_size``), or a ``DataLoader`` (any
@@ -277,10 +277,14 @@ class Trainer(TrainerIO):
         """
         train, val = self._keras_call(train, val, validation_data)
         data, val = self._train_data(train), self._val_data(val)
+        continuing = not self._resumed and bool(self.state.history)
         start = self._start_fit()
-        self.progress.start(self.epochs, done=start)
+        end = start + self.epochs if continuing else self.epochs
+        if continuing:
+            self._check_schedule_room(data, end - start)
+        self.progress.start(end, done=start)
         try:
-            for epoch in range(start, self.epochs):
+            for epoch in range(start, end):
                 if not self._epoch(epoch, data, val):
                     break
         finally:
@@ -288,22 +292,37 @@ class Trainer(TrainerIO):
         self._end_fit()
         return self.state
 
+    def _check_schedule_room(self, data: tuple, epochs: int) -> None:
+        """Refuse a continuing fit whose per-step schedule (``OneCycleLR``, sized in steps) ends before it would:
+        torch raises only at the step past its end, after the weights have moved."""
+        schedule = getattr(self.learner, "schedule", None)
+        total = getattr(getattr(schedule, "scheduler", None), "total_steps", None)
+        if total is None or getattr(schedule, "interval", None) != "step":
+            return
+        x, _, loader = data
+        try:
+            per_epoch = len(loader) if loader is not None else math.ceil(len(x) / self.batch_size)
+        except TypeError:  # a loader without a length: torch's own error at the end of the schedule stands
+            return
+        if self.state.step + epochs * per_epoch > total:
+            raise ValueError(f"fit: the schedule is sized for {total} steps and {self.state.step} have run; "
+                             f"{epochs} more epochs take {epochs * per_epoch}: build a new scheduler (or optimizer) "
+                             f"for the further training, or fit fewer epochs")
+
     def _start_fit(self) -> int:
         """The first epoch to train (after a resume: the next one); fresh stop reasons, ``on_fit_start``."""
         state = self.state
         state.stop = None
+        continuing = not self._resumed and bool(state.history)
         if not self._resumed:  # a resumed population keeps its stopped members stopped
-            # a new call starts a new record (as Keras' fit returns a new History): the model and optimizer carry
-            # on, while history, epoch and step count this call's training, so history[weights_epoch] describes
-            # the weights again; a new list, so a history kept from an earlier call stays as it was
-            for s in {id(s): s for s in (state, *self.members)}.values():
-                s.history, s.metrics, s.epoch, s.step = [], {}, 0, 0
-                s.stop = s.failure = s.weights_epoch = None
+            for s in self.members:
+                s.stop = None
             self._call("on_fit_start", range(self.size))
         # only callbacks that override on_batch_end are called per step (the hot path)
         self._batch_callbacks = [cb for cb in self.callbacks if _overrides(cb, "on_batch_end")]
         self._member_batch = [[cb for cb in cbs if _overrides(cb, "on_batch_end")] for cbs in self.member_callbacks]
-        return state.epoch + 1 if self._resumed else 0
+        # an earlier call's run goes on (its epochs, steps and history continue); a resumed one after its epoch
+        return state.epoch + 1 if self._resumed or continuing else 0
 
     def _epoch(self, epoch: int, data: tuple, val) -> bool:
         """Train and validate one epoch, then the callbacks; whether training goes on."""
