@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.train import Trainer
-from trainwell.train.accuracy import accuracy_kind, right_answers
+from trainwell.train.accuracy import accuracy_kind, counts
 
 
 def _fit(model, loss_fn, data, epochs=5):
@@ -62,13 +62,37 @@ def test_a_sequence_models_scores_on_the_last_axis_are_scored_per_token():
     y = torch.tensor([[0, 0, 0]])
     kind = accuracy_kind(scores, y, lambda o, t: F.cross_entropy(o.reshape(-1, 2), t.reshape(-1)))
     assert kind == ("classes_last", 0.0)
-    assert float(right_answers(kind, scores, y)) == pytest.approx(2 / 3)
+    right, labelled = counts(kind, scores, y)
+    assert (int(right), int(labelled)) == (2, 3)
+    square = torch.zeros(2, 4, 4)  # (N, T, T): either axis could hold the classes
+    assert accuracy_kind(square, torch.zeros(2, 4, dtype=torch.long), lambda o, t: o.sum()) is None
+    assert accuracy_kind(square, torch.zeros(2, 4, dtype=torch.long), nn.CrossEntropyLoss()) == ("classes_masked", 0.0)
 
 
 def test_one_label_per_example_with_ignored_labels_counts_only_the_labelled():
     scores = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0]])
     y = torch.tensor([0, 0, -100, 1])
     kind = accuracy_kind(scores, y, nn.CrossEntropyLoss())
-    assert kind == ("classes_masked", 0.0)
-    assert float(right_answers(kind, scores, y)) / len(y) == pytest.approx(2 / 3)
-    assert accuracy_kind(scores, y.clamp_min(0), nn.CrossEntropyLoss()) == ("classes", 0.0)
+    assert kind == ("classes", 0.0)
+    right, labelled = counts(kind, scores, y)
+    assert (int(right), int(labelled)) == (2, 3)
+
+
+def test_the_epochs_accuracy_is_right_answers_over_labelled_ones_whatever_the_batches_hold():
+    """Ignored labels first met after the first batch, batches with more or fewer of them, and an accuracy read
+    again when a later fit trains on another target form: the oracle is the accuracy over the labelled examples."""
+    torch.manual_seed(0)
+    x = torch.randn(256, 6)
+    y = x[:, :3].argmax(1)
+    y[64:][torch.rand(192) < 0.7] = -100  # the first batches clean, most later labels ignored
+    model = nn.Linear(6, 3)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=2, batch_size=64)
+    row = trainer.fit((x, y), (x, y)).history[-1]
+    with torch.no_grad():
+        keep = y >= 0
+        truth = float((model(x).argmax(1) == y)[keep].float().mean())
+    assert row["val_acc"] == pytest.approx(truth) and trainer.validate(x, y)["val_acc"] == pytest.approx(truth)
+    soft = torch.nn.functional.one_hot(x[:, :3].argmax(1), 3).float()
+    row = trainer.fit((x, soft), (x, soft)).history[-1]  # the same trainer on soft targets
+    with torch.no_grad():
+        assert row["val_acc"] == pytest.approx(float((model(x).argmax(1) == soft.argmax(1)).float().mean()))

@@ -2,15 +2,14 @@
 
 - class indices: ``(N, C)`` scores against ``(N,)`` labels, or ``(N, C, d...)`` against ``(N, d...)`` (per position,
   as ``F.cross_entropy`` reads them), or ``(N, T, C)`` against ``(N, T)`` (a sequence model whose loss flattens
-  the positions); labels outside ``[0, C)`` (``ignore_index``, a void label) are not counted (with one label
-  per example: when the first batch holds one; otherwise the step costs what ``(argmax == y).sum()`` costs);
+  the positions); labels outside ``[0, C)`` (``ignore_index``, a void label) are not counted;
 - soft targets: ``(N, C)`` class probabilities (one-hot, label-smoothed, mixed) scored by their largest class;
 - binary targets: one score per 0/1 target under binary cross-entropy, thresholded at 0 (logits) or 0.5
   (probabilities, ``BCELoss``);
 - anything else (regression): no accuracy, recorded as NaN rather than a number that means nothing.
 
-A batch's value is its accuracy times its number of examples, so that the trainer's sum over batches divided by
-the examples seen is the epoch's accuracy (a mean over batches weighted by their examples).
+The epoch's accuracy is its right answers over its labelled examples or positions, summed over its batches
+(:func:`counts`).
 """
 
 from __future__ import annotations
@@ -38,20 +37,24 @@ def _binary_threshold(loss_fn: Callable) -> float | None:
 
 
 def accuracy_kind(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> tuple[str, float] | None:
-    """How to score ``scores`` against targets ``y`` (read once, on the first batch): ``("classes", 0)``,
-    ``("classes_masked", 0)``, ``("classes_last", 0)``, ``("soft", 0)``, ``("binary", threshold)``, or None (no
-    accuracy)."""
+    """How to score ``scores`` against targets ``y`` (read on the first batch of each epoch): ``("classes", 0)``
+    ((N, C) scores, (N,) labels), ``("classes_masked", 0)`` (labels on dim 1's positions, or (N,) labels with
+    some beyond [0, C)), ``("classes_last", 0)`` ((N, T, C) scores), ``("soft", 0)``, ``("binary", threshold)``, or
+    None (no accuracy: a regression; or (N, T, T) scores under a loss of unknown layout, where the class axis
+    cannot be told)."""
     if not isinstance(scores, torch.Tensor) or not isinstance(y, torch.Tensor) or not scores.is_floating_point():
         return None
     if not y.is_floating_point() and y.dtype != torch.bool:
         if scores.dim() == 2 and scores.shape[1] >= 2 and y.shape == scores.shape[:1]:
-            # one label per example, all in [0, C) on the first batch: counted without a mask (a label ignored
-            # in a later batch then counts as a wrong answer); per-position labels are always masked
-            outside = bool(((y < 0) | (y >= scores.shape[1])).any())
+            outside = bool((y >= scores.shape[1]).any())  # a void label (255) beyond the classes
             return ("classes_masked" if outside else "classes"), 0.0
-        if scores.dim() >= 2 and scores.shape[1] >= 2 and y.shape == scores.shape[:1] + scores.shape[2:]:
+        on_dim1 = scores.dim() >= 3 and scores.shape[1] >= 2 and y.shape == scores.shape[:1] + scores.shape[2:]
+        on_last = scores.dim() >= 3 and scores.shape[-1] >= 2 and y.shape == scores.shape[:-1]
+        if on_dim1 and on_last and _class_index_loss(loss_fn) is None:
+            return None  # (N, T, T): either axis could hold the classes
+        if on_dim1:
             return "classes_masked", 0.0
-        if scores.dim() >= 3 and scores.shape[-1] >= 2 and y.shape == scores.shape[:-1]:
+        if on_last:
             return "classes_last", 0.0
     if y.is_floating_point() and y.shape == scores.shape and scores.dim() == 2 and scores.shape[1] >= 2 and \
             bool((y >= 0).all()) and bool(((y.sum(1) - 1).abs() < 1e-4).all()):
@@ -62,19 +65,30 @@ def accuracy_kind(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> t
     return None
 
 
-def right_answers(kind: tuple[str, float] | None, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The batch's accuracy times its examples (``len(y)``) as a float64 tensor (NaN without an accuracy), with no
-    synchronization with the device."""
+def _class_index_loss(loss_fn: Callable) -> Callable | None:
+    """``loss_fn`` when it is torch's class-index loss given the scores as they are (classes on dim 1), else None."""
+    from trainwell.train.losses import CLASS_INDEX_LOSSES, named_loss
+
+    if named_loss(loss_fn) or isinstance(loss_fn, CLASS_INDEX_LOSSES) or \
+            loss_fn in (F.cross_entropy, F.nll_loss, F.multi_margin_loss):
+        return loss_fn
+    return None
+
+
+def counts(kind: tuple[str, float] | None, scores: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, object]:
+    """(right answers, labelled examples or positions) of one batch, with no synchronization with the device:
+    the epoch's accuracy is their sums' ratio (right answers NaN without an accuracy). Labels outside [0, C)
+    (``ignore_index``, torch's -100) are neither right nor counted."""
     if kind is None:
-        return torch.tensor(math.nan, dtype=torch.float64, device=y.device)
+        return torch.tensor(math.nan, dtype=torch.float64, device=y.device), len(y)
     how, threshold = kind
     if how == "soft":
-        return (scores.argmax(1) == y.argmax(1)).sum().double()
+        return (scores.argmax(1) == y.argmax(1)).sum(), len(y)
     if how == "binary":
-        return ((scores.reshape(-1) > threshold) == y.reshape(-1).bool()).double().mean() * len(y)
+        return ((scores.reshape(-1) > threshold) == y.reshape(-1).bool()).sum(), y.numel()
     dim = -1 if how == "classes_last" else 1
     predicted = scores.max(dim=dim).indices
-    if how == "classes":
-        return (predicted == y).sum().double()
+    if how == "classes":  # a negative (ignored) label is never the predicted class: only the count needs it
+        return (predicted == y).sum(), (y >= 0).sum()
     labelled = (y >= 0) & (y < scores.shape[dim])
-    return ((predicted == y) & labelled).sum().double() * len(y) / labelled.sum()
+    return ((predicted == y) & labelled).sum(), labelled.sum()

@@ -29,6 +29,7 @@ A learner that ``iterates_loaders`` also takes a DataLoader's batches (``train_b
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,7 +39,7 @@ from torch import nn
 
 from trainwell.data.labels import as_class_labels
 from trainwell.optim import Schedule
-from trainwell.train.accuracy import accuracy_kind, right_answers
+from trainwell.train.accuracy import accuracy_kind, counts
 from trainwell.train.batches import take_rows
 from trainwell.train.input_checks import (  # noqa: F401 (importable from here)
     check_input_dtype,
@@ -111,7 +112,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callab
         y = as_class_labels(y, "y")
     modes = module_modes(model)
     model.eval()
-    total, correct = 0.0, 0
+    total, correct, labelled = 0.0, 0.0, 0.0
     named = named_loss(loss_fn)
     for i in range(0, len(x), batch_size):
         out = model(x[i : i + batch_size])
@@ -119,10 +120,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callab
         total += float(loss_fn(class_scores(out) if named else out, yb)) * len(yb)
         if i == 0:
             kind = accuracy_kind(class_scores(out), yb, loss_fn)
-        correct += float(right_answers(kind, class_scores(out), yb))
+        right, count = counts(kind, class_scores(out), yb)
+        correct, labelled = correct + float(right), labelled + float(count)
     restore_modes(modes)
     n = max(len(x), 1)
-    return {"loss": total / n, "acc": correct / n}
+    return {"loss": total / n, "acc": correct / labelled if labelled else math.nan}
 
 
 def _check_labels_of(out, y: torch.Tensor, loss_fn: Callable) -> None:
@@ -262,6 +264,8 @@ class ModuleLearner:
             self.model.train()
         if self.penalty is not None:
             self._reg_sum = torch.zeros((), device=next(self.model.parameters()).device)
+        self._labels_checked = False  # the targets' form is read again on each epoch's first batch
+        self._labelled = 0
 
     def lrs(self) -> list[float]:
         return [self.optimizer.param_groups[0]["lr"]]
@@ -298,7 +302,13 @@ class ModuleLearner:
                 self._accuracy = accuracy_kind(class_scores(out), yb, self.loss_fn)
             loss = self.loss_fn(class_scores(out) if self._named else out, yb)
         self.update(loss, len(yb))
-        return loss, right_answers(self._accuracy, class_scores(out).detach(), yb)
+        right, count = counts(self._accuracy, class_scores(out).detach(), yb)
+        self._labelled = self._labelled + count
+        return loss, right
+
+    def labelled(self, n: int) -> list[float]:
+        """The epoch's labelled examples or positions (the accuracy's denominator; ``n`` examples were seen)."""
+        return [float(self._labelled)]
 
     def update(self, loss: torch.Tensor, examples: int) -> None:
         """One optimizer step on ``loss`` (plus the penalty, computed in full precision), with loss scaling for
@@ -332,7 +342,7 @@ class ModuleLearner:
         """As :meth:`evaluate`, over an iterable of ``(xb, yb)`` batches (a validation DataLoader), in eval mode."""
         modes = module_modes(self.model)
         self.model.eval()
-        total, correct, n = 0.0, 0.0, 0
+        total, correct, labelled, n = 0.0, 0.0, 0.0, 0
         kind = None
         try:
             for xb, yb in batches:
@@ -341,14 +351,15 @@ class ModuleLearner:
                     total += float(self.loss_fn(class_scores(out) if self._named else out, yb)) * len(yb)
                 if n == 0:
                     kind = accuracy_kind(class_scores(out), yb, self.loss_fn)
-                correct += float(right_answers(kind, class_scores(out), yb))
+                right, count = counts(kind, class_scores(out), yb)
+                correct, labelled = correct + float(right), labelled + float(count)
                 n += len(yb)
         finally:
             restore_modes(modes)
         if n == 0:  # a loss of 0 would read as a perfect epoch to early stopping and best.pt
             raise ValueError("the validation data yielded no examples (an empty DataLoader or dataset): give "
                              "validation data with examples, or none")
-        return [total / n], [correct / n]
+        return [total / n], [correct / labelled if labelled else math.nan]
 
     def end_epoch(self, values: dict[int, float]) -> None:
         if self.schedule.interval == "epoch":

@@ -404,7 +404,8 @@ class Trainer(TrainerIO):
         """Each training member's metrics row for this epoch (training sums, validation, learning rate, time)."""
         extras = self.learner.epoch_metrics(n)
         train_loss = [v / n for v in loss_sum.tolist()]
-        train_acc = [c / n for c in correct.tolist()]
+        labelled = self.learner.labelled(n) if hasattr(self.learner, "labelled") else [n] * self.size
+        train_acc = [c / d if d else math.nan for c, d in zip(correct.tolist(), labelled, strict=True)]
         if val is not None:
             val_loss, val_acc = self._evaluate(val, "val")
         elapsed = time.perf_counter() - tic
