@@ -137,3 +137,45 @@ def test_a_token_autoencoder_that_reads_the_whole_sequence_may_reconstruct_its_i
     assert _next_token_report(TinyGPT("none"), seq[:, :-1], seq[:, :-1]) is None  # reconstruction by design
     verdict = _next_token_report(TinyGPT("causal"), seq[:, :-1], seq[:, :-1])
     assert verdict is not None and verdict.status == "fail"  # a left-to-right model copying its input
+
+
+class _Seq2Seq(nn.Module):
+    """A decoder over the target-side input (teacher forcing), given the source too."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.decoder = TinyGPT(mask)
+
+    def forward(self, src, tgt_in):
+        return self.decoder(tgt_in)
+
+
+@pytest.mark.parametrize("mask, fails", [("causal", False), ("none", True)])
+def test_a_decoders_input_is_found_among_several_token_inputs_and_ignored_targets_are_left_out(mask, fails):
+    seq = _sentences()
+    src = torch.randint(0, V, seq[:, :-1].shape, generator=torch.Generator().manual_seed(1))
+    y = seq[:, 1:].clone()
+    y[:, -4:] = -100  # padding the loss ignores
+    verdict = _next_token_report(_Seq2Seq(mask), (src, seq[:, :-1]), y,
+                                 lambda out, t: F.cross_entropy(out.reshape(-1, V), t.reshape(-1)))
+    assert (verdict is not None and "causal mask" in verdict.advice) == fails
+
+
+def test_a_taggers_tag_0_is_not_read_as_the_embeddings_padding():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, V, (64, T), generator=g)
+    ids[:, -3:] = 0  # padding tokens
+    tags = (ids >= 6).long()  # tag 0 ('O') is a real class, most tokens' tag
+    tags[:, -3:] = -100
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb, self.rnn = nn.Embedding(V, 16, padding_idx=0), nn.LSTM(16, 16, batch_first=True)
+            self.out = nn.Linear(16, 2)
+
+        def forward(self, x):
+            return self.out(self.rnn(self.emb(x))[0])
+
+    assert _next_token_report(Tagger(), ids, tags, lambda o, t: F.cross_entropy(o.transpose(1, 2), t)) is None

@@ -6,8 +6,9 @@
 - next-token targets (``y[:, t] == x[:, t + 1]``) read by a model that sees the future: the output at position
   t must not change when the tokens after t do (a causal mask missing or inverted lets it read its target from
   the next input; teacher-forced accuracy is then high and generation fails; Vaswani et al. 2017, section 3.2.3);
-- the padding id of the model's embedding (``nn.Embedding(padding_idx=p)``) as a large share of the targets, with
-  a loss that counts it: the model learns to predict padding.
+- the padding id of the model's embedding (``nn.Embedding(padding_idx=p)``) as a large share of next-token
+  targets, with a loss that counts it: the model learns to predict padding (a tagger's targets are tags, whose
+  0 may be a real class: not read).
 """
 
 from __future__ import annotations
@@ -24,13 +25,18 @@ from trainwell.doctor.verdict import Verdict
 NAME = "next-token targets"
 
 
-def _token_ids(x: torch.Tensor | Inputs, y: torch.Tensor) -> tuple[str, torch.Tensor] | None:
-    """The input tensor of integer token ids with the targets' (N, T) shape (or one position longer)."""
-    for name, t in fields(x):
-        if not t.is_floating_point() and t.dtype != torch.bool and t.dim() == 2 and t.shape[0] == y.shape[0] and \
-                t.shape[1] in (y.shape[1], y.shape[1] + 1):
-            return name, t
-    return None
+def _token_ids(x: torch.Tensor | Inputs, y: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """The input tensors of integer token ids with the targets' (N, T) shape (a seq2seq model's source and its
+    decoder's input may both have it)."""
+    return [(name, t) for name, t in fields(x) if not t.is_floating_point() and t.dtype != torch.bool and
+            t.dim() == 2 and t.shape == y.shape]
+
+
+def _shifted(ids: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether ``y`` is ``ids`` shifted by one (``y[:, t] == ids[:, t + 1]``) on 95% of the positions the loss
+    reads (targets < 0 are ignored ones: padding, a prompt)."""
+    read = y[:, :-1] >= 0
+    return bool(read.any()) and float((y[:, :-1] == ids[:, 1:])[read].float().mean()) >= 0.95
 
 
 def sequence_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> \
@@ -39,21 +45,16 @@ def sequence_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor
     not token ids with per-position targets, or nothing is wrong."""
     if y.is_floating_point() or y.dim() != 2 or y.shape[1] < 2:
         return None
-    found = _token_ids(x, y)
-    if found is None:
-        return None
-    name, ids = found
-    if ids.shape == y.shape and torch.equal(ids, y):
-        if _reads_the_future(model, x, name, ids) is not None:
-            return None  # it reads the whole sequence: an autoencoder over tokens reconstructs its input by design
-        return Verdict(NAME, "fail", "the targets equal the inputs, token for token, for a left-to-right model",
-                       "the next token at each position", "the model learns to copy the token it reads: shift the "
-                       "targets by one (x = seq[:, :-1], y = seq[:, 1:])")
-    if ids.shape == y.shape and float((y[:, :-1] == ids[:, 1:]).float().mean()) >= 0.95:
-        future = _reads_the_future(model, x, name, ids)
-        if future is not None:
-            return future
-    return _padding_counted(model, y, loss_fn)
+    for name, ids in _token_ids(x, y):
+        if torch.equal(ids, y):
+            if _reads_the_future(model, x, name, ids) is not None:
+                return None  # it reads the whole sequence: an autoencoder over tokens reconstructs its input
+            return Verdict(NAME, "fail", "the targets equal the inputs, token for token, for a left-to-right model",
+                           "the next token at each position", "the model learns to copy the token it reads: shift "
+                           "the targets by one (x = seq[:, :-1], y = seq[:, 1:])")
+        if _shifted(ids, y):  # next-token targets (a language model, or a seq2seq decoder's teacher forcing)
+            return _reads_the_future(model, x, name, ids) or _padding_counted(model, y, loss_fn)
+    return None
 
 
 def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids: torch.Tensor) -> Verdict | None:
@@ -91,8 +92,9 @@ def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids
     return Verdict(NAME, "fail", f"the outputs at positions 0..{t} change (by {moved:.2g} of their scale) when only "
                    f"the tokens after position {t} change", "each position's output depends on the tokens up to it",
                    "the model reads later tokens, and with next-token targets its answer is in its input: a causal "
-                   "mask is missing or inverted (in torch, True / -inf marks what a position may NOT attend to: "
-                   "nn.Transformer.generate_square_subsequent_mask(T), or is_causal=True)")
+                   "mask is missing or inverted (in torch, True / -inf marks what a position may NOT attend to: pass "
+                   "nn.Transformer.generate_square_subsequent_mask(T) as the mask; is_causal=True is only a hint "
+                   "given beside it)")
 
 
 def _padding_counted(model: nn.Module, y: torch.Tensor, loss_fn: Callable) -> Verdict | None:
