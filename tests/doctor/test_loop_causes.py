@@ -1064,3 +1064,57 @@ def test_a_model_without_dropout_or_batchnorm_skips_the_mode_verdict():
     model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C))
     assert _epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y).report()["loop: train/eval mode"] \
         .status == "skip"
+
+
+def test_float16_cross_entropy_is_a_mean_cross_entropy_not_a_policy_gradient():
+    torch.manual_seed(0)
+    x, y = _data(1024)
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, C)).half()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with doctor.watch(model, opt, every=10) as w:
+        for s in range(120):
+            i = (s * 64) % 1024
+            loss = F.cross_entropy(model(x[i : i + 64].half()).float(), y[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    verdict = w.report()["loop: loss"]
+    assert verdict.status == "pass" and verdict.value.startswith("mean cross-entropy")
+
+
+def test_an_ema_teacher_added_to_the_model_in_the_loop_is_not_an_untrained_layer():
+    import copy
+
+    torch.manual_seed(0)
+    x, y = _data(512)
+
+    class MeanTeacher(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.student, self.teacher = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C)), None
+
+        def forward(self, inputs):
+            return self.student(inputs)
+
+    model = MeanTeacher()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with doctor.watch(model, opt, every=10) as w:
+        for s in range(40):
+            i = (s * 64) % 512
+            loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
+            if s >= 10:
+                if model.teacher is None:
+                    model.teacher = copy.deepcopy(model.student)  # requires_grad stays True; no loss reaches it
+                with torch.no_grad():
+                    target = model.teacher(x[i : i + 64]).softmax(1)
+                loss = loss + F.mse_loss(model(x[i : i + 64]).softmax(1), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if model.teacher is not None:
+                with torch.no_grad():
+                    for t, p in zip(model.teacher.parameters(), model.student.parameters(), strict=True):
+                        t.mul_(0.99).add_(0.01 * p)
+            w.step(loss)
+    assert w.report()["loop: optimizer holds the parameters"].status == "pass"

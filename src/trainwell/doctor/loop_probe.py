@@ -118,10 +118,11 @@ class LoopProbe:
 
     def added_unheld(self) -> list[str]:
         """Trainable parameters the model holds now that it did not hold when the watch started (a layer replaced,
-        ``model.head = nn.Linear(...)``) and that no optimizer given to the watch holds."""
+        ``model.head = nn.Linear(...)``), that received gradients, and that no optimizer given to the watch holds.
+        A copy that no loss reaches (an EMA teacher updated by hand, its ``.grad`` None) is not one."""
         start, owned = {id(p) for p in self.named.values()}, self._owned()
         return [n for n, p in self.model.named_parameters()
-                if p.requires_grad and id(p) not in start and id(p) not in owned]
+                if p.requires_grad and p.grad is not None and id(p) not in start and id(p) not in owned]
 
     def stopped_stepping(self) -> bool:
         """The optimizers given to the watch stepped, then stopped for the last 3 or more ``w.step`` calls."""

@@ -153,7 +153,9 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
         fits.append((resid, "nll", a, None))
         resid, a = _fit_softmax_twice(zl, gl)
         fits.append((resid, "cross_entropy_on_probabilities", a, None))
-        fits = [f for f in fits if f[0] < tol and bool((f[2] > 0).all())]
+        # weights positive up to the precision's round-off (a float16 row the model fits well reads slightly < 0)
+        fits = [f for f in fits if f[0] < tol and bool((f[2] > -0.01 * f[2].abs().max()).all()) and
+                bool((f[2] > 0).any())]
         if fits:
             _, form, a, bounded = min(fits, key=lambda f: f[0])
             if layout == "scrambled":
@@ -161,10 +163,10 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
             elif form == "cross_entropy" and _proportional_to_label_probability(zl, gl, a):
                 form = "probability_not_log"
             return {"form": form, "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1],
-                    "bounded": bounded, "spread": float(a.max() / a.min())}
+                    "bounded": bounded, "spread": float(a.max() / a[a > 0].min())}
         if layout == "last" and z.dim() == 2:
             resid, a = _fit_softmax_signed(zl, gl)
-            if resid < tol and bool((a < 0).any()) and bool((a > 0).any()):
+            if resid < tol and bool((a > 0).any()) and float(-a[a < 0].sum()) >= 0.1 * float(a.abs().sum()):
                 # -log p(a_i) x advantage_i on the model's own samples: a policy gradient (Williams 1992)
                 return {"form": "signed_weights", "weight": float(a.sum()), "rows": int(live.sum()),
                         "classes": zz.shape[1], "bounded": None}
