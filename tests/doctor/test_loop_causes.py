@@ -1118,3 +1118,36 @@ def test_an_ema_teacher_added_to_the_model_in_the_loop_is_not_an_untrained_layer
                         t.mul_(0.99).add_(0.01 * p)
             w.step(loss)
     assert w.report()["loop: optimizer holds the parameters"].status == "pass"
+
+
+def test_a_lazy_model_whose_optimizer_came_before_its_first_forward_is_watched():
+    torch.manual_seed(0)
+    x, y = _data()
+    model = nn.Sequential(nn.LazyLinear(32), nn.ReLU(), nn.LazyLinear(C))
+    w = _epoch(model, torch.optim.Adam(model.parameters(), lr=1e-2), x, y)
+    assert w.report()["loop: optimizer holds the parameters"].status == "pass"
+
+
+def test_the_report_leaves_the_models_buffers_as_they_were():
+    class Normalizer(nn.Module):
+        """Running input statistics updated in train mode, read by a hand-written forward (no BatchNorm)."""
+
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.zeros(20))
+            self.register_buffer("updates", torch.zeros(()))
+            self.fc = nn.Linear(20, C)
+
+        def forward(self, x):
+            if self.training:
+                with torch.no_grad():
+                    self.updates += 1
+                    self.mean.mul_(0.9).add_(0.1 * x.mean(0))
+            return self.fc(F.dropout(x - self.mean, 0.1, self.training))
+
+    x, y = _data()
+    model = Normalizer()
+    w = _epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert w.report()["loop: train/eval mode"].status == "pass"  # the mode matters: F.dropout reads it
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

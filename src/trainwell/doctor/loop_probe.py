@@ -158,7 +158,9 @@ class LoopProbe:
 
     def _arm(self) -> None:
         self._incoming, self._backwards, self._outs = {}, {}, []
-        self._grad_hooks = [p.register_hook(self._grad_hook(id(p))) for p in self.named.values() if p.requires_grad]
+        # a lazy module's parameters take hooks once its first forward has given them a shape
+        self._grad_hooks = [p.register_hook(self._grad_hook(id(p))) for p in self.named.values()
+                            if p.requires_grad and not nn.parameter.is_lazy(p)]
         # the input the first weighted layer receives: the scale that matters when the model normalizes its input
         first = self._hook(self._first_layer_input)
         self._layer_hooks = [m.register_forward_pre_hook(first) for m in self.model.modules()
@@ -237,8 +239,7 @@ class LoopProbe:
         if self._armed and len(self.inputs) < 64:
             self.inputs.append(_input_stats(x, self.opt_steps))
         if not self.mode_sensitive and self._sample is None and self._armed:
-            self._sample = (tuple(a[:4] if isinstance(a, torch.Tensor) and a.dim() else a for a in args),
-                            {k: v[:4] if isinstance(v, torch.Tensor) and v.dim() else v for k, v in kwargs.items()})
+            self._sample = (args, kwargs)  # the batch's tensors themselves (4 of their rows are read at the report)
 
     def mode_matters(self) -> bool:
         """Whether ``train()`` and ``eval()`` change the model's output: a dropout or BatchNorm module, or a forward
@@ -249,7 +250,16 @@ class LoopProbe:
         if self._sample is None:
             return False
         args, kwargs = self._sample
+        head = (tuple(a[:4] if isinstance(a, torch.Tensor) and a.dim() else a for a in args),
+                {k: v[:4] if isinstance(v, torch.Tensor) and v.dim() else v for k, v in kwargs.items()})
+        # 4 rows, or the whole batch for a model that takes all its input at once (a graph network)
+        return any(self._outputs_differ(*sample) for sample in (head, (args, kwargs)))
+
+    def _outputs_differ(self, args: tuple, kwargs: dict) -> bool:
+        """Whether the model's output on ``args`` differs between train and eval mode (one seed); every module's
+        mode, every buffer (running statistics, counters) and the random state are put back; False if it raises."""
         modes = [(m, m.training) for m in self.model.modules()]
+        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
         outs = []
         self._reading = True
         try:
@@ -264,6 +274,9 @@ class LoopProbe:
             self._reading = False
             for m, mode in modes:
                 m.training = mode
+            with torch.no_grad():
+                for b, value in buffers:
+                    b.copy_(value)
         a, b = _first_tensor((outs[0],), {}), _first_tensor((outs[1],), {})
         return a is not None and b is not None and a.shape == b.shape and not torch.equal(a, b)
 
