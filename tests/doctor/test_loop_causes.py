@@ -883,7 +883,7 @@ def _missing_log(z, t, s, eps=0.1):
 @pytest.mark.parametrize("loss_of, status, fragment", [
     (_focal, "pass", "per-example weights"), (_sample_weighted, "pass", "per-example weights"),
     (lambda z, t, s: 2 * F.cross_entropy(z, t), "warn", "2x that of its mean"),
-    (_missing_log, "fail", "not its log")])
+    (_missing_log, "warn", "not its log")])
 def test_weighted_cross_entropies_are_told_from_a_scaled_one_and_a_missing_log(loss_of, status, fragment):
     verdict = _weighted_run(loss_of)["loop: loss"]
     assert verdict.status == status and fragment in verdict.value
@@ -1151,3 +1151,49 @@ def test_the_report_leaves_the_models_buffers_as_they_were():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     assert w.report()["loop: train/eval mode"].status == "pass"  # the mode matters: F.dropout reads it
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("direction", ["rows", "columns"])
+def test_a_contrastive_loss_over_either_axis_of_its_similarities_is_no_softmax_over_the_batch(direction):
+    class Similarities(nn.Module):
+        """Two encoders; the output is the (B, B) matrix of their embeddings' similarities (CLIP's logits)."""
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.f, self.g = nn.Linear(12, 16), nn.Linear(12, 16)
+
+        def forward(self, a, b):
+            return self.f(a) @ self.g(b).T
+
+    torch.manual_seed(0)
+    a = torch.randn(512, 12)
+    b = a + 0.3 * torch.randn(512, 12)
+    model = Similarities()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 512, 64):
+            logits = model(a[i : i + 64], b[i : i + 64])
+            loss = F.cross_entropy(logits if direction == "rows" else logits.T, torch.arange(64))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    assert w.report()["loop: loss"].status != "fail"
+
+
+def test_a_schedule_with_warm_restarts_stepped_per_batch_is_no_collapse():
+    x, y = _data(512)
+    model = nn.Linear(20, C)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=20)  # below 1% of the peak at step 19
+    with doctor.watch(model, opt, every=5) as w:
+        for s in range(60):
+            i = (s * 64) % 512
+            loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            w.step(loss)
+    assert w.report()["loop: learning rate applied"].status == "pass"

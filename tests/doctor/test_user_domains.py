@@ -188,3 +188,20 @@ def test_a_graph_sum_without_degree_normalization_is_named_after_the_last_layer(
     verdict = initial_loss(model, x, y, nn.CrossEntropyLoss())
     assert verdict.status == "fail" and "something after it multiplies them" in verdict.advice
     assert "something after it" not in initial_loss(GCN(adjacency), x, y, nn.CrossEntropyLoss()).advice
+
+
+def test_a_ranking_loss_whose_targets_are_all_plus_one_by_construction_is_not_told_negatives_are_missing():
+    pairs = _pairs()
+
+    class Scorer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb = nn.Embedding(40, 1)
+
+        def forward(self, p):
+            return self.emb(p[:, 0]).squeeze(1), self.emb(p[:, 1]).squeeze(1)
+
+    ranking = nn.MarginRankingLoss(margin=1.0)
+    report = doctor.check(Scorer(), pairs % 40, torch.ones(len(pairs)), lambda out, t: ranking(out[0], out[1], t))
+    assert "targets" not in report.checks or report["targets"].status == "pass"

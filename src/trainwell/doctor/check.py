@@ -186,8 +186,8 @@ def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
     """An ignored real class (read on the model's output ``out``), regression targets the last activation cannot
     reach, or a language model's targets wrong for it (None: none of these)."""
     try:
-        return constant_targets(y) or ignored_class(loss_fn, out, y) or unreachable_targets(model, x, y, loss_fn) \
-            or sequence_targets(model, x, y, loss_fn)
+        return constant_targets(y, loss_fn, out) or ignored_class(loss_fn, out, y) or \
+            unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn)
     except Exception:  # noqa: BLE001 - these readings only add a verdict; the checks below still run
         return None
 

@@ -78,7 +78,8 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     if constant is not None:
         return Verdict(name, "warn", f"every target in {len(ys)} batches is {constant}", "targets that differ",
                        "a constant output fits these targets perfectly and the loss says nothing about the inputs: "
-                       "are the negative examples (or the other classes) missing, e.g. never sampled?")
+                       "are the negative examples (or the other classes) missing, e.g. never sampled? (A ranking "
+                       "loss's +1, which item of each pair ranks first, is one value by design)")
     if ys[0].is_floating_point():
         if soft and classes and ys[0].dim() >= 2 and ys[0].shape[-1] == classes:
             return Verdict(name, "pass", f"floating-point targets over the {classes} classes of a softmax loss (its "

@@ -100,10 +100,11 @@ def _wrong_form(name: str, steps: list[dict], first_loss: float | None) -> Verdi
         return Verdict(name, "fail", "the softmax is taken over the batch axis (dim 0), not the classes",
                        "log_softmax / softmax over the class axis", "use dim=1 (or dim=-1) in log_softmax/softmax")
     if form == "probability_not_log":
-        return Verdict(name, "fail", "the loss's gradient is -p(label)'s: the label's probability, not its log, is "
-                       "maximized", "cross-entropy: -log softmax(z)[label]", "a log is missing in the hand-written "
-                       "loss: use log_softmax, e.g. -(target * F.log_softmax(z, 1)).sum(1).mean() (for label "
-                       "smoothing, nn.CrossEntropyLoss(label_smoothing=0.1))")
+        return Verdict(name, "warn", "the loss's gradient is -p(label)'s: the label's probability, not its log, is "
+                       "maximized", "cross-entropy: -log softmax(z)[label]", "unless this is meant (the noise-robust "
+                       "MAE loss 1 - p(label), Ghosh et al. 2017, which learns slowly), a log is missing in the "
+                       "hand-written loss: use log_softmax, e.g. -(target * F.log_softmax(z, 1)).sum(1).mean() (for "
+                       "label smoothing, nn.CrossEntropyLoss(label_smoothing=0.1))")
     if any(t["form"] == "signed_weights" for t in steps):  # a first step whose advantages were all >= 0 too
         return Verdict(name, "info", "cross-entropy on the model's own samples with per-example weights of both "
                        "signs (a policy gradient: -log p(action) x advantage)", "-",

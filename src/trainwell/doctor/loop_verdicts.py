@@ -233,7 +233,8 @@ def _group_schedule(name: str, lrs: list[float], group: int | None) -> Verdict:
     peak = max(lrs)
     value = f"{lrs[0]:.3g} at step 1 -> {lrs[-1]:.3g} at step {len(lrs)} (peak {peak:.3g})"
     low = next((i for i, v in enumerate(lrs) if v < 0.01 * peak and i > lrs.index(peak)), None)
-    if peak > 0 and low is not None and low < len(lrs) // 2:
+    # a schedule with warm restarts (CosineAnnealingWarmRestarts per batch) comes back up: not a collapse
+    if peak > 0 and low is not None and low < len(lrs) // 2 and max(lrs[low:]) < 0.1 * peak:
         return Verdict(name, "warn", f"{where}collapsed below 1% of its peak at step {low + 1} of {len(lrs)}: " +
                        value,
                        "a schedule spread over the run", "the rate vanishes early: a per-epoch scheduler stepped "

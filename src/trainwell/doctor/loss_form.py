@@ -138,6 +138,8 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
             continue
         zl, gl = zz[live], gg[live]
         if layout == "batch":
+            if z.shape[0] == z.shape[1]:  # (B, B) similarities (a contrastive loss): either axis may be the classes
+                continue
             resid, a = _fit_over_batch(z, g)
             if resid < tol and float(a[0]) > 0:
                 return {"form": "cross_entropy_over_batch", "weight": float(a[0]) * len(z), "rows": len(z),

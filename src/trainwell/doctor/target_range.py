@@ -82,13 +82,41 @@ def unreachable_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                    f"the {found[1]} after the last layer, or rescale the targets into [{low:g}, {high:g}]")
 
 
-def constant_targets(y: torch.Tensor) -> Verdict | None:
+#: losses whose targets (+1 / -1) say how the items of a pair relate, not what the model should output
+_PAIR_LOSSES = (nn.MarginRankingLoss, nn.HingeEmbeddingLoss, nn.CosineEmbeddingLoss)
+
+
+def constant_targets(y: torch.Tensor, loss_fn: Callable | None = None, out=None) -> Verdict | None:
     """A warning when every target of the batch holds one value (all 1: a recommender's implicit feedback with
-    no negative examples sampled): a constant output is then perfect, and no check can see what the inputs do."""
-    if y.numel() < 2 or not bool((y == y.reshape(-1)[0]).all()):
+    no negative examples sampled) and a constant output fits them (the loss near 0 for outputs all -30, 0 or 30):
+    then no check can see what the inputs do. A pair loss's +1 (which item of each pair ranks first) is one value
+    by construction, and a constant output does not fit it."""
+    if y.numel() < 2 or not bool((y == y.reshape(-1)[0]).all()) or isinstance(loss_fn, _PAIR_LOSSES):
+        return None
+    if loss_fn is not None and out is not None and not _constant_fits(loss_fn, out, y):
         return None
     value = y.reshape(-1)[0].item()
     return Verdict(NAME, "warn", f"all {len(y)} targets are {value:g}" if isinstance(value, float) else
                    f"all {len(y)} targets are {value}", "targets that differ",
                    "a constant output fits them perfectly, so the loss says nothing about the inputs: are the "
                    "negative examples (or the other classes) missing, e.g. never sampled?")
+
+
+def _constant_fits(loss_fn: Callable, out, y: torch.Tensor) -> bool:
+    """Whether outputs that are one constant (every floating-point tensor of ``out`` all -30, 0 or 30) bring the
+    loss near 0; True when the loss cannot be read so (the warning then stands)."""
+    def constant(value, c):
+        if isinstance(value, torch.Tensor):
+            return torch.full_like(value, c) if value.is_floating_point() else value
+        if isinstance(value, tuple | list):
+            return type(value)(constant(v, c) for v in value)
+        if isinstance(value, dict):
+            return {k: constant(v, c) for k, v in value.items()}
+        return value
+
+    try:
+        with torch.no_grad():
+            losses = [float(loss_fn(constant(out, c), y).mean()) for c in (-30.0, 0.0, 30.0)]
+    except Exception:  # noqa: BLE001 - a structure the loss does not take back: the reading stands
+        return True
+    return min(losses) < 1e-3
