@@ -205,3 +205,15 @@ def test_a_ranking_loss_whose_targets_are_all_plus_one_by_construction_is_not_to
     ranking = nn.MarginRankingLoss(margin=1.0)
     report = doctor.check(Scorer(), pairs % 40, torch.ones(len(pairs)), lambda out, t: ranking(out[0], out[1], t))
     assert "targets" not in report.checks or report["targets"].status == "pass"
+
+
+@pytest.mark.parametrize("order, status", [("sorted", "warn"), ("shuffled", "pass")])
+def test_data_sorted_by_label_with_more_classes_than_a_batch_holds_is_named(order, status):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(100).repeat_interleave(12)  # 100 classes, 12 examples each
+    if order == "shuffled":
+        y = y[torch.randperm(len(y), generator=g)]
+    x = torch.randn(len(y), 8, generator=g) + F.one_hot(y, 100)[:, :8].float()
+    model = nn.Linear(8, 100)
+    w = epoch(model, torch.optim.SGD(model.parameters(), lr=0.05), x, y, batch=64, labels=True)
+    assert w.report()["loop: labels"].status == status

@@ -205,4 +205,15 @@ def _mix_test(flat: list[torch.Tensor]) -> str | None:
     if found is not None:
         return (f"batches differ from the run's label mix by {found[0]:.2f} (total variation; shuffled batches: "
                 f"{found[1]:.2f})")
+
+    def repeated(labels: torch.Tensor) -> float:  # the share of each batch's labels that repeat one before them
+        counts = torch.zeros(len(sizes) * c, dtype=torch.double).index_add_(
+            0, batch * c + labels, torch.ones(len(labels), dtype=torch.double))
+        return 1.0 - float((counts > 0).sum()) / len(labels)
+
+    # with as many classes as a batch holds, even shuffled batches differ from the mix; sorted ones repeat labels
+    found = _beyond_shuffling(repeated, pooled, factor=2.0)
+    if found is not None:
+        return (f"{found[0]:.0%} of each batch's labels repeat a label before them (shuffled batches: "
+                f"{found[1]:.0%})")
     return None
