@@ -331,3 +331,23 @@ def test_labels_refused_for_a_tuple_output_say_which_tensor_was_read_as_the_scor
     x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
     with pytest.raises(ValueError, match=r"read from the model's tuple output as its tensor of shape \(8, 1\)"):
         Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, batch_size=8).fit((x, y))
+
+
+def test_a_checkpoint_monitors_what_the_epochs_record_or_says_why_not(tmp_path):
+    torch.manual_seed(0)
+    x, y = torch.randn(128, 4), torch.randint(0, 3, (128,))
+    model = nn.Linear(4, 3)
+    best = Checkpoint(tmp_path / "a", monitor="val_acc")  # no validation data: train_acc, highest best
+    state = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.5), epochs=4, batch_size=32,
+                    callbacks=[best]).fit((x, y))
+    accs = [r["train_acc"] for r in state.history]
+    assert best.best == max(accs) and best.best_epoch == accs.index(max(accs))
+    typo = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.5), epochs=1, batch_size=32,
+                   callbacks=[Checkpoint(tmp_path / "b", monitor="val_los")])
+    with pytest.raises(ValueError, match=r"^Checkpoint\(monitor='val_los'\) is not allowed: the epochs record"):
+        typo.fit((x, y), (x, y))
+    regression = nn.Linear(4, 1)
+    nan = Trainer(regression, torch.optim.SGD(regression.parameters(), lr=0.1), nn.MSELoss(), epochs=1,
+                  batch_size=32, callbacks=[Checkpoint(tmp_path / "c", monitor="val_acc")])
+    with pytest.raises(ValueError, match="val_acc is NaN, as a regression records no accuracy"):
+        nan.fit((x, x[:, :1]), (x, x[:, :1]))

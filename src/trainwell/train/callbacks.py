@@ -168,8 +168,25 @@ class Checkpoint(Callback):
                                              "history": [], **self.extra, **state.trainer.callback_states()})
         self._last_save = time.monotonic()
 
+    def _monitored(self, metrics: dict) -> float | None:
+        """The monitored value of an epoch's metrics; without validation, a ``val_`` metric's training
+        counterpart (``val_acc`` -> ``train_acc``, compared the same way). A name the epoch does not have at all
+        (a typo) is refused in one line."""
+        counterpart = "train_" + self.monitor[len("val_"):] if self.monitor.startswith("val_") else None
+        name = self.monitor if self.monitor in metrics else counterpart if counterpart in metrics else None
+        if name is not None:
+            value = metrics[name]
+            if self.keep_best and name.endswith("_acc") and value != value:  # NaN: the targets are no classes
+                raise ValueError(f"Checkpoint(monitor={self.monitor!r}) is not allowed here: {name} is NaN, as a "
+                                 f"regression records no accuracy: monitor a loss (val_loss)")
+            return value
+        if not self.keep_best:
+            return None
+        names = ", ".join(k for k in metrics if k not in ("epoch", "step", "time"))
+        raise ValueError(f"Checkpoint(monitor={self.monitor!r}) is not allowed: the epochs record {names}")
+
     def on_epoch_end(self, state: State) -> None:
-        value = state.metrics.get(self.monitor, state.metrics.get("train_loss"))
+        value = self._monitored(state.metrics)
         if self.keep_best and value is not None and self._better(float(value)):
             self.best, self.best_epoch = float(value), state.epoch
             # the weights and where they came from, not the optimizer or the history: copying those at every

@@ -202,7 +202,9 @@ class EarlyStopping:
             value = history[i]
             if not math.isfinite(value):
                 if self.check_finite:
-                    return True, f"early stopping: monitored value is {value} at epoch {i + 1}", best, best_i, wait
+                    why = (" (a regression records no accuracy: monitor a loss)" if value != value and
+                           str(getattr(self, "monitor", "")).endswith("_acc") else "")
+                    return True, f"early stopping: monitored value is {value} at epoch {i + 1}{why}", best, best_i, wait
                 if i < self.start_from_epoch:
                     continue
                 wait += 1  # a NaN never improves anything
