@@ -351,3 +351,28 @@ def test_a_checkpoint_monitors_what_the_epochs_record_or_says_why_not(tmp_path):
                   batch_size=32, callbacks=[Checkpoint(tmp_path / "c", monitor="val_acc")])
     with pytest.raises(ValueError, match="val_acc is NaN, as a regression records no accuracy"):
         nan.fit((x, x[:, :1]), (x, x[:, :1]))
+
+
+def test_a_frozen_batchnorm_stays_frozen_through_summarize_lr_range_test_and_the_eval_then_head_pattern():
+    from trainwell.cnn.summary import summarize
+    from trainwell.train.lr_range import lr_range_test
+
+    def model_with_frozen_bn():
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+        net.train()
+        net[1].eval()
+        return net
+
+    model = model_with_frozen_bn()
+    summarize(model, (1, 8, 8))
+    assert model.training and not model[1].training
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 3, (64,))
+    lr_range_test(model, torch.optim.SGD(model.parameters(), lr=1e-3), x, y, steps=20, batch_size=16)
+    assert model.training and not model[1].training
+    model = model_with_frozen_bn()
+    model.eval()
+    model[4].train()  # everything frozen but the head
+    before = model[1].running_mean.clone()
+    Trainer(model, torch.optim.SGD(model[4].parameters(), lr=0.1), epochs=2, batch_size=16).fit((x, y), (x, y))
+    assert torch.equal(model[1].running_mean, before) and not model[1].training and model[4].training

@@ -141,7 +141,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
         return record
 
     handles = [m.register_forward_hook(hook(name)) for name, m in leaves]
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # each module's own mode (a frozen BatchNorm stays)
     model.eval()
     try:
         with torch.no_grad():
@@ -149,7 +149,8 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
     return rows
 
 

@@ -112,8 +112,19 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callab
         y = as_class_labels(y, "y")
     modes = module_modes(model)
     model.eval()
+    try:
+        total, correct, labelled = _evaluate_chunks(model, x, y, loss_fn, batch_size, named_loss(loss_fn))
+    finally:
+        restore_modes(modes)
+    n = max(len(x), 1)
+    return {"loss": total / n, "acc": correct / labelled if labelled else math.nan}
+
+
+def _evaluate_chunks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, batch_size: int,
+                     named: bool) -> tuple[float, float, float]:
+    """(summed loss, right answers, labelled examples) over ``batch_size`` chunks of ``(x, y)``."""
     total, correct, labelled = 0.0, 0.0, 0.0
-    named = named_loss(loss_fn)
+    kind = None
     for i in range(0, len(x), batch_size):
         out = model(x[i : i + batch_size])
         yb = y[i : i + batch_size]
@@ -122,9 +133,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callab
             kind = accuracy_kind(class_scores(out), yb, loss_fn)
         right, count = counts(kind, class_scores(out), yb)
         correct, labelled = correct + float(right), labelled + float(count)
-    restore_modes(modes)
-    n = max(len(x), 1)
-    return {"loss": total / n, "acc": correct / labelled if labelled else math.nan}
+    return total, correct, labelled
 
 
 def _check_labels_of(out, y: torch.Tensor, loss_fn: Callable) -> None:
@@ -258,9 +267,9 @@ class ModuleLearner:
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
     def start_epoch(self) -> None:
-        # a model in train mode is left as it is: a submodule the user put in eval mode (a frozen BatchNorm while
-        # fine-tuning) stays there; a model in eval mode is switched to train mode
-        if not self.model.training:
+        # modes the user chose are left as they are (a frozen BatchNorm in eval mode, or model.eval() with the head
+        # in train mode); a model wholly in eval mode (model.train() forgotten after validating) is switched
+        if not any(m.training for m in self.model.modules()):
             self.model.train()
         if self.penalty is not None:
             self._reg_sum = torch.zeros((), device=next(self.model.parameters()).device)

@@ -126,7 +126,7 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
     batches = _batch_source(x, y, named, batch_size, seed, learner)
     model_state = copy.deepcopy(model.state_dict())
     opt_state = copy.deepcopy(optimizer.state_dict())
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # each module's own mode, put back afterwards
     lrs, losses, smoothed = [], [], []
     avg, best, stopped = 0.0, math.inf, f"reached the last rate {end:g}"
     model.train()
@@ -158,7 +158,8 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
     finally:
         model.load_state_dict(model_state)
         optimizer.load_state_dict(opt_state)
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
         batches.restore()
     return read_curve(lrs[:len(smoothed)], losses, smoothed, stopped, rule)
 
