@@ -36,7 +36,8 @@ def _last_layer_advice(model: nn.Module, x: torch.Tensor | Inputs, scores: torch
             return (f"the scores' std is {final:.3g}, {final / max(spread, 1e-12):.3g}x that of the last layer "
                     f"'{name}' ({spread:.3g}): something after it multiplies them (a sum over neighbours or "
                     "positions without normalization, e.g. a graph's adjacency without D^-1/2 (A + I) D^-1/2; a "
-                    "missing 1/sqrt(d) or mean)")
+                    "missing 1/sqrt(d) or mean; or a scale by design, such as a cosine classifier's s = 30, whose "
+                    "loss then starts above ln C)")
     return (f"{_suspect_layer(model, x)}; the last layer '{name}' gives scores of std {spread:.3g}: initialize it with "
             "small weights (nn.init.normal_(weight, std=0.01), or its weights x 0.1 after init) whatever the hidden "
             "layers' scheme; if every layer amplifies (see variance propagation), use Xavier/He for the hidden ones")
