@@ -238,3 +238,11 @@ def test_a_negative_std_is_refused_by_name(scheme):
         init.small_normal_(torch.empty(3, 3), std=-0.5)
     # std=0 is a valid (if useless) choice: every weight 0, as torch's normal_(0, 0) gives
     assert torch.all(init.apply(model, scheme, std=0).weight == 0)
+
+
+@pytest.mark.parametrize("model, shown", [(None, "None"), (nn.Linear(3, 2).parameters(), "<generator>"),
+                                          ([nn.Linear(3, 2)], "<list>")])
+def test_apply_refuses_what_is_not_a_module_by_name(model, shown):
+    with pytest.raises(TypeError, match=rf"^model={shown} is not allowed: use an nn.Module") as err:
+        init.apply(model, "he_normal")
+    assert len(str(err.value).splitlines()) == 1

@@ -178,3 +178,24 @@ def test_a_model_without_prunable_layers_gets_no_masks_and_the_same_warning_in_e
     with pytest.warns(SkippedLayersWarning, match=r"magnitude_masks acts on Linear/Conv layers only .* emb "
                                                   r"\(Embedding\), rnn \(GRU\); they are not pruned"):
         assert prune.magnitude_masks(model, 0.2, scope=scope) == {}
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"rate": "0.2"}, r"^rate='0.2' is not allowed: use a number in \[0, 1\) \(a fraction, e.g. 0.2\), got str$"),
+    ({"rate": None}, r"^rate=None is not allowed: use a number in \[0, 1\)"),
+    ({"rate": True}, r"^rate=True is not allowed: use a number in \[0, 1\)"),
+    ({"rate": 0.2, "output_rate": "0.1"}, r"^output_rate='0.1' is not allowed: use a number in \[0, 1\)"),
+])
+def test_a_rate_that_is_not_a_number_is_refused_by_name(kwargs, fragment):
+    from trainwell.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=fragment) as err:
+        prune.magnitude_masks(mlp(), **kwargs)
+    assert len(str(err.value).splitlines()) == 1
+    import numpy as np
+
+    model = mlp()  # NumPy scalars and 0-dim tensors are numbers, as before
+    expected = prune.magnitude_masks(model, 0.25)
+    for rate in (np.float32(0.25), torch.tensor(0.25)):
+        got = prune.magnitude_masks(model, rate)
+        assert all(torch.equal(got[k], v) for k, v in expected.items())

@@ -238,7 +238,8 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
         naming them.
 
     Raises:
-        TypeError: ``bias`` or ``std`` is not a number.
+        TypeError: ``model`` is not an ``nn.Module`` (None, ``model.parameters()``); ``bias`` or ``std`` is not a
+            number.
         ValueError: unknown scheme, mode (checked whatever the scheme) or output_init; a non-finite ``bias``; a
             negative or non-finite ``std``; an output layer that is not in the model; a He scheme with
             ``output_init="linear"`` on a non-Sequential model with Linear/Conv layers and no ``output_layer``.
@@ -258,6 +259,11 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
         ...         return self.head(torch.relu(self.body(x)))
         >>> net = apply(Net(), "kaiming_normal", output_layer="head")
     """
+    if not isinstance(model, nn.Module):  # None, model.parameters(), a list of layers: one line, not AttributeError
+        simple = model is None or isinstance(model, (str, numbers.Number))
+        shown = repr(model) if simple else f"<{type(model).__name__}>"
+        raise TypeError(f"model={shown} is not allowed: use an nn.Module (init.apply(model, scheme) initializes its "
+                        f"Linear/Conv layers; wrap a list of layers in nn.Sequential)")
     scheme = canonical(scheme)
     if isinstance(bias, bool) or not isinstance(bias, numbers.Real):
         raise TypeError(f"bias={bias!r} is not allowed: use a number (the value every Linear/Conv bias is set to, "

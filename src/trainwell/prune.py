@@ -15,6 +15,9 @@ After k rounds at rate p the density of a hidden layer is (1 - p)^k (0.8^7 = 20.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
@@ -34,6 +37,22 @@ def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     """The masks now on ``model`` (all ones for unpruned layers)."""
     return {name: (m.weight_mask.detach().clone() if hasattr(m, "weight_mask") else torch.ones_like(m.weight))
             for name, m in prunable(model)}
+
+
+def _check_rate(name: str, value) -> float:
+    """``value`` as a float if it is a number in [0, 1) (a NumPy scalar or a 0-dim tensor too); else one line
+    naming ``name``."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype != torch.bool and not value.is_complex():
+        value = value.item()
+    if isinstance(value, torch.Tensor):  # several numbers: its repr would take many lines
+        raise ValueError(f"{name}=<tensor of shape {tuple(value.shape)}> is not allowed: use a number in [0, 1)")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        got = f", got {type(value).__name__}" if value is not None else ""
+        raise ParameterError(name, value, f"is not allowed: use a number in [0, 1) (a fraction, e.g. 0.2){got}")
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        shown = value if type(value) in (int, float) else float(value)  # not np.float32(20.0)
+        raise ParameterError(name, shown, "is not allowed: use a number in [0, 1)")
+    return float(value)
 
 
 def _prune_rate(scores: torch.Tensor, mask: torch.Tensor, rate: float) -> torch.Tensor:
@@ -73,14 +92,14 @@ def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | No
     masks (``{}``) in either scope.
 
     Raises:
-        ParameterError: ``rate`` or ``output_rate`` outside [0, 1) or an unknown ``scope``.
+        ParameterError: ``rate`` or ``output_rate`` that is not a number in [0, 1) (a string, None or a bool is
+            refused by name too; a NumPy scalar or 0-dim tensor counts as its number), or an unknown ``scope``.
         ValueError: an ``output_layer`` that is not in the model; a model other than an ``nn.Sequential``, with
             several layers, pruned per layer at a different output rate without ``output_layer``.
     """
-    if not 0.0 <= rate < 1.0:
-        raise ParameterError("rate", rate, "is not allowed: use a number in [0, 1)")
-    if output_rate is not None and not 0.0 <= output_rate < 1.0:
-        raise ParameterError("output_rate", output_rate, "is not allowed: use a number in [0, 1)")
+    rate = _check_rate("rate", rate)
+    if output_rate is not None:
+        output_rate = _check_rate("output_rate", output_rate)
     if scope not in ("layer", "global"):
         raise ParameterError("scope", scope, "is not allowed: use 'layer' or 'global'")
     layers = prunable(model)

@@ -366,3 +366,42 @@ def test_early_stopping_counts_epochs_in_integers(argument):
 
     assert EarlyStopping(patience=np.int64(2)).evaluate([3.0, 2.0, 2.5, 2.6]) == EarlyStopping(patience=2).evaluate(
         [3.0, 2.0, 2.5, 2.6])
+
+
+@pytest.mark.parametrize("argument, message", [
+    ({"min_delta": "0.01"}, "min_delta='0.01') is not allowed: use a finite number >= 0"),
+    ({"min_delta": None}, "min_delta=None) is not allowed: use a finite number >= 0"),
+    ({"baseline": "0.5"}, "baseline='0.5') is not allowed: use a finite number or None"),
+    ({"stopping_threshold": "0.1"}, "stopping_threshold='0.1') is not allowed: use a finite number or None"),
+    ({"stopping_threshold": math.nan}, "stopping_threshold=nan) is not allowed: use a finite number or None"),
+    ({"divergence_threshold": "5"}, "divergence_threshold='5') is not allowed: use a finite number or None"),
+    ({"mode": "val_acc"}, "mode='val_acc') is not allowed: the first positional argument is mode ('min', 'max' or "
+                          "None for auto), not the metric: write EarlyStopping(monitor='val_acc')"),
+])
+def test_early_stopping_refuses_what_it_would_compare_wrongly_when_built(argument, message):
+    """Each was accepted (and failed in fit, or never fired) or escaped as a raw comparison TypeError."""
+    with pytest.raises(ValueError) as err:
+        EarlyStopping(**argument)
+    assert str(err.value).startswith("EarlyStopping(" + message) and len(str(err.value).splitlines()) == 1
+
+
+def test_early_stopping_names_the_monitor_given_where_mode_goes_and_takes_numpy_and_0dim_tensor_numbers():
+    with pytest.raises(ValueError, match=r"^EarlyStopping\(mode='val_acc'\) .* write EarlyStopping\(monitor="):
+        EarlyStopping("val_acc")  # Keras' positional monitor
+    with pytest.raises(ValueError, match=r"^EarlyStopping\(mode='maximize'\) is not allowed: use 'min', 'max' or "
+                                         r"None \(auto\)$"):
+        EarlyStopping(mode="maximize")  # no metric name: no pointer to monitor=
+    import numpy as np
+
+    es = EarlyStopping(min_delta=np.float32(0.5), stopping_threshold=torch.tensor(1.0), baseline=np.float64(3.0))
+    assert es.evaluate([2.0, 1.8, 0.5]) == EarlyStopping(min_delta=0.5, stopping_threshold=1.0, baseline=3.0).evaluate(
+        [2.0, 1.8, 0.5])
+
+
+@pytest.mark.parametrize("alpha", ["5", None, math.nan])
+def test_generalization_loss_refuses_an_alpha_that_is_not_a_number_by_name(alpha):
+    from trainwell.train.stopping import GeneralizationLoss
+
+    with pytest.raises(ValueError, match=rf"^GeneralizationLoss\(alpha={alpha!r}\) is not allowed: use a finite "
+                                         rf"number > 0 \(percent\)$"):
+        GeneralizationLoss(alpha=alpha)

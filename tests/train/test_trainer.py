@@ -214,6 +214,64 @@ def test_a_checkpoint_with_states_keyed_by_class_name_still_loads():
     assert [cb.best_epoch for cb in t.callbacks] == [3, 3]
 
 
+def test_a_checkpoint_of_a_run_a_criterion_ended_stays_ended_when_loaded(tmp_path):
+    """Checkpoint's last.pt holds the stop reason; a loaded run trains no further, as ``fit --resume`` keeps it."""
+    from trainwell.train.stopping import EarlyStopping
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+
+    def trainer(folder):
+        torch.manual_seed(0)
+        model = nn.Linear(5, 2)
+        return Trainer(model, torch.optim.SGD(model.parameters(), lr=2.0), epochs=40, batch_size=50,
+                       callbacks=[EarlyStopping(patience=1, min_delta=10.0), Checkpoint(tmp_path / folder)])
+
+    first = trainer("run").fit((x, y), (x, y))
+    assert first.stop.startswith("early stopping") and len(first.history) == 2
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    again = trainer("again")
+    again.load_checkpoint_state(ckpt)
+    weights = {k: v.clone() for k, v in again.model.state_dict().items()}
+    state = again.fit((x, y), (x, y))
+    assert len(state.history) == 2 and state.stop == first.stop and state.step == first.step
+    assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in weights.items())  # no step taken
+    assert len(again.fit((x, y), (x, y)).history) > 2  # a further call trains on, as after any stopped fit
+    for stop in (None, "interrupted by SIGTERM"):  # a run not ended by a criterion goes on
+        go_on = trainer(f"go_on_{stop is None}")
+        go_on.load_checkpoint_state({**ckpt, "stop": stop})
+        assert len(go_on.fit((x, y), (x, y)).history) > 2
+
+
+def test_a_population_checkpoint_restores_the_run_and_member_stops(tmp_path):
+    from trainwell.train.population import PopulationLearner
+    from trainwell.train.stopping import EarlyStopping
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+
+    def trainer(folder):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(4, 2))
+        learner = PopulationLearner(net, [net.state_dict()] * 2, optimizer="sgd", lrs=[0.1, 0.1],
+                                    weight_decays=[0.0, 0.0])
+        return Trainer(learner, epochs=20, batch_size=32, seed=[0, 1],
+                       callbacks=[EarlyStopping(patience=2, min_delta=10.0), Checkpoint(tmp_path / folder)],
+                       member_callbacks=[[EarlyStopping(patience=1, min_delta=10.0)], []])
+
+    first = trainer("pop").fit((x, y), (x, y))
+    members = [s.stop for s in first.trainer.members]
+    assert first.stop.startswith("early stopping") and len(first.history) == 3
+    assert members[0].startswith("early stopping") and members[1] is None  # member 1 trains on, the run stopped
+    again = trainer("again")
+    again.load_checkpoint_state(torch.load(tmp_path / "pop" / "checkpoints" / "last.pt", weights_only=False))
+    assert [s.stop for s in again.members] == members
+    state = again.fit((x, y), (x, y))
+    assert state.stop == first.stop and len(state.history) == 3 and [len(s.history) for s in again.members] == [2, 3]
+
+
 def _host_reads(run) -> int:
     """How many times ``run()`` reads a tensor's value on the host (``item``, ``float``, ``tolist``...: on CUDA each
     waits for the device), not counting torch's optimizers' step counters (CPU tensors, no wait)."""

@@ -38,6 +38,22 @@ from dataclasses import dataclass
 import torch
 
 
+def _real(value):
+    """``value`` as a float if it is a real number (a NumPy scalar or 0-dim tensor too), else None."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype != torch.bool and not value.is_complex():
+        return float(value.item())
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
+def _shown(value) -> str:
+    """``value`` for a one-line message (a tensor of several numbers by its shape)."""
+    if isinstance(value, torch.Tensor) and value.dim() > 0:
+        return f"<tensor of shape {tuple(value.shape)}>"
+    return repr(value)
+
+
 class FixedSchedule:
     """Train ``epochs`` epochs, multiply the LR by ``factor``, train ``more`` epochs, then stop."""
 
@@ -120,7 +136,12 @@ class EarlyStopping:
 
     Args:
         mode: ``"min"`` or ``"max"``; None (Keras' "auto") picks ``"max"`` for a monitor that names an accuracy
-            (``val_acc``, ``accuracy``) and ``"min"`` otherwise.
+            (``val_acc``, ``accuracy``) and ``"min"`` otherwise. It is the first positional argument (Keras'
+            first is the monitor): ``EarlyStopping("val_acc")`` is refused with a pointer to ``monitor=``.
+        min_delta: the least change that counts as an improvement, a finite number >= 0.
+        stopping_threshold, divergence_threshold, baseline: finite numbers, or None (off); compared with the
+            monitored value, so a string or NaN is refused here rather than failing (or never firing) in ``fit``.
+            Numbers may be NumPy scalars or 0-dim tensors (stored as floats).
         monitor: the metric a callback watches (``"val_loss"``, ``"val_acc"``, ``"train_loss"``, ...); default
             ``"val_loss"``. ``mode="max"`` without a monitor is refused as a callback rather than guessing one.
         restore_best_weights: as a callback, load the best epoch's weights into the model when training ends
@@ -143,19 +164,36 @@ class EarlyStopping:
         if mode is None or mode == "auto":
             mode = "max" if monitor is not None and "acc" in monitor else "min"
         if mode not in ("min", "max"):
-            raise ValueError(f"EarlyStopping(mode={mode!r}) is not allowed: use 'min', 'max' or None (auto)")
+            # Keras' and Lightning's first argument is the monitor: EarlyStopping("val_acc") lands in mode here
+            if isinstance(mode, str) and any(k in mode for k in ("loss", "acc", "val", "train", "_")):
+                raise ValueError(f"EarlyStopping(mode={mode!r}) is not allowed: the first positional argument is "
+                                 f"mode ('min', 'max' or None for auto), not the metric: write "
+                                 f"EarlyStopping(monitor={mode!r})")
+            raise ValueError(f"EarlyStopping(mode={_shown(mode)}) is not allowed: use 'min', 'max' or None (auto)")
         self.monitor, self.restore_best_weights = monitor, bool(restore_best_weights)
         for name, value in (("patience", patience), ("start_from_epoch", start_from_epoch)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"EarlyStopping({name}={value!r}) is not allowed: use an integer >= 0 (a number of "
                                  f"epochs)")
         patience, start_from_epoch = int(patience), int(start_from_epoch)
-        if patience < 0 or not min_delta >= 0 or start_from_epoch < 0:
+        delta = _real(min_delta)
+        if delta is None or not math.isfinite(delta):
+            raise ValueError(f"EarlyStopping(min_delta={_shown(min_delta)}) is not allowed: use a finite number >= 0 "
+                             f"(the least change that counts as an improvement, e.g. 0.0 or 0.001)")
+        if patience < 0 or not delta >= 0 or start_from_epoch < 0:
             raise ValueError(f"EarlyStopping(patience={patience}, min_delta={min_delta}, start_from_epoch="
                              f"{start_from_epoch}) is not allowed: use patience >= 0, min_delta >= 0 and "
                              f"start_from_epoch >= 0")
-        if baseline is not None and not math.isfinite(baseline):
-            raise ValueError(f"EarlyStopping(baseline={baseline}) is not allowed: use a finite number or None")
+        # the values compared with the monitored metric: a number (a NaN would never fire) or None (off)
+        given = {"stopping_threshold": stopping_threshold, "divergence_threshold": divergence_threshold,
+                 "baseline": baseline}
+        for name, value in given.items():
+            number = _real(value)
+            if value is not None and (number is None or not math.isfinite(number)):
+                raise ValueError(f"EarlyStopping({name}={_shown(value)}) is not allowed: use a finite number or None")
+            given[name] = number
+        stopping_threshold, divergence_threshold, baseline = given.values()
+        min_delta = delta
         self.mode, self.patience, self.min_delta, self.relative = mode, patience, min_delta, relative
         self.stopping_threshold, self.divergence_threshold = stopping_threshold, divergence_threshold
         self.baseline, self.start_from_epoch, self.check_finite = baseline, start_from_epoch, check_finite
@@ -302,7 +340,8 @@ class OverfitDetector:
 class GeneralizationLoss:
     """Prechelt's GL_alpha criterion (Prechelt 1998, "Early stopping - but when?", sec. 2.2): the generalization
     loss GL(t) = 100 * (E_va(t) / E_opt(t) - 1), with E_opt(t) the lowest validation loss up to epoch t, and stop
-    at the first t with GL(t) > alpha (Prechelt's GL1 ... GL5 use alpha = 1 ... 5 percent).
+    at the first t with GL(t) > alpha (Prechelt's GL1 ... GL5 use alpha = 1 ... 5 percent). ``alpha`` is a finite
+    number > 0 in percent (a NumPy scalar or 0-dim tensor too); a string or None is refused by name.
 
     Example:
         >>> GeneralizationLoss(alpha=5).evaluate([1.0, 0.8, 0.82, 0.85])
@@ -310,9 +349,11 @@ class GeneralizationLoss:
     """
 
     def __init__(self, alpha: float = 5.0):
-        if not alpha > 0 or not math.isfinite(alpha):
-            raise ValueError(f"GeneralizationLoss(alpha={alpha}) is not allowed: use a finite number > 0 (percent)")
-        self.alpha = alpha
+        number = _real(alpha)
+        if number is None or not number > 0 or not math.isfinite(number):
+            raise ValueError(f"GeneralizationLoss(alpha={_shown(alpha)}) is not allowed: use a finite number > 0 "
+                             f"(percent)")
+        self.alpha = number
 
     def value(self, history: Sequence[float]) -> float | None:
         """GL(t) in percent for the last value, or None before any finite value (or with a best of 0 or less)."""

@@ -237,7 +237,9 @@ class Trainer(TrainerIO):
         return trainer_state.callback_states(self)
 
     def load_checkpoint_state(self, ckpt: dict) -> None:
-        """Restore :meth:`checkpoint_state` (and callbacks' states saved beside it); the next fit continues."""
+        """Restore :meth:`checkpoint_state` (and callbacks' states saved beside it); the next fit continues
+        (:func:`~trainwell.train.trainer_state.load_checkpoint_state`: a run a stopping criterion ended, as
+        ``Checkpoint``'s ``last.pt`` records, stays ended)."""
         trainer_state.load_checkpoint_state(self, ckpt)
         self._resumed = True
 
@@ -258,7 +260,9 @@ class Trainer(TrainerIO):
         schedule are, numbered on from the last one (``history`` is appended to, ``step`` counts on, the same
         :class:`State` is returned, a ``Checkpoint`` keeps its best, loggers write on), so ``history[weights_epoch]``
         describes the model; a per-step schedule sized for fewer steps (``OneCycleLR``) is refused before any step.
-        After :meth:`load_checkpoint_state` the next call instead continues the saved run up to ``epochs`` in all.
+        After :meth:`load_checkpoint_state` the next call instead continues the saved run up to ``epochs`` in all;
+        of a checkpoint whose run a stopping criterion ended (its ``stop``), it returns at once without training,
+        ``state.stop`` giving that reason (as ``trainwell fit --resume`` does).
 
         Args:
             train: ``(x, y)`` tensors or NumPy arrays (batched with ``batch_size``), or a ``DataLoader`` (any
@@ -280,6 +284,8 @@ class Trainer(TrainerIO):
         continuing = not self._resumed and bool(self.state.history)
         start = self._start_fit()
         end = start + self.epochs if continuing else self.epochs
+        if self._resumed and self.state.stop is not None:  # a checkpoint of a run a criterion ended: no epoch
+            end = start
         if continuing:
             self._check_schedule_room(data, end - start)
         self.progress.start(end, done=start)
@@ -312,9 +318,9 @@ class Trainer(TrainerIO):
     def _start_fit(self) -> int:
         """The first epoch to train (after a resume: the next one); fresh stop reasons, ``on_fit_start``."""
         state = self.state
-        state.stop = None
         continuing = not self._resumed and bool(state.history)
-        if not self._resumed:  # a resumed population keeps its stopped members stopped
+        if not self._resumed:  # a resumed run keeps the stop its checkpoint restored, a population its members'
+            state.stop = None
             for s in self.members:
                 s.stop = None
             self._call("on_fit_start", range(self.size))

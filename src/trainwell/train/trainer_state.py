@@ -81,8 +81,20 @@ def callback_states(trainer) -> dict:
         out["member_callbacks"] = [_callback_states(cbs) for cbs in trainer.member_callbacks]
     return out
 
+
+def finished_stop(stop) -> str | None:
+    """A checkpoint's stop reason if it ended the run (a criterion or guard fired), else None: a run stopped by a
+    signal (``"interrupted by ..."``) or not stopped at all goes on when resumed."""
+    return stop if stop and not str(stop).startswith("interrupted") else None
+
+
 def load_checkpoint_state(trainer, ckpt: dict) -> None:
-    """Restore :meth:`checkpoint_state` (and callbacks' states saved beside it); the next fit continues."""
+    """Restore :meth:`checkpoint_state` (and callbacks' states saved beside it); the next fit continues.
+
+    A checkpoint whose run a stopping criterion or guard ended (``Checkpoint``'s ``last.pt`` holds its ``"stop"``
+    reason) restores that reason into ``trainer.state.stop``, and the next fit trains no further, as ``trainwell fit
+    --resume`` keeps such a run ended; a population's members keep their own saved stop reasons the same way.
+    """
     trainer.learner.load_state_dict(ckpt)
     trainer._pending_loader_rng = ckpt.get("loader_generators")  # applied to the loader the next fit gets
     if trainer.single:
@@ -91,7 +103,7 @@ def load_checkpoint_state(trainer, ckpt: dict) -> None:
         for g, s in zip(trainer.generators, ckpt["generators"], strict=True):
             g.set_state(s)
         for st, saved in zip(trainer.members, ckpt["members"], strict=True):
-            st.epoch, st.step, st.stop = saved["epoch"], saved["step"], saved["stop"]
+            st.epoch, st.step, st.stop = saved["epoch"], saved["step"], finished_stop(saved["stop"])
             st.history = list(saved["history"])
             st.metrics = st.history[-1] if st.history else {}
     torch.set_rng_state(ckpt["torch_rng"])
@@ -101,6 +113,7 @@ def load_checkpoint_state(trainer, ckpt: dict) -> None:
     trainer.state.step = ckpt["step"]
     trainer.state.history = list(ckpt["history"])
     trainer.state.metrics = trainer.state.history[-1] if trainer.state.history else {}
+    trainer.state.stop = finished_stop(ckpt.get("stop"))  # a run a criterion ended stays ended
     _load_callback_states(trainer.callbacks, ckpt.get("callbacks", {}))
     for cbs, saved in zip(trainer.member_callbacks, ckpt.get("member_callbacks", []), strict=False):
         _load_callback_states(cbs, saved)
