@@ -14,6 +14,7 @@ from trainwell import doctor
 from trainwell.doctor.diagnosis import learning_rate_diagnosis
 
 from .user_loop import epoch as _epoch
+from .user_loop import steps as _steps
 
 C = 4
 
@@ -945,15 +946,7 @@ def test_clipping_on_every_step_is_a_smaller_rate_for_sgd_and_little_for_adam(op
     x, y = _data(512)
     model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C))
     opt = optimizer(model.parameters(), lr=1e-2)
-    with doctor.watch(model, opt, every=5) as w:
-        for s in range(30):
-            i = (s * 64) % 512
-            loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1e-4)
-            opt.step()
-            w.step(loss)
+    w = _steps(model, opt, x, y, 30, before_step=lambda s: nn.utils.clip_grad_norm_(model.parameters(), 1e-4))
     verdict = w.report()["loop: gradients at optimizer.step()"]
     assert verdict.status == status and "clipped on" in verdict.value
 
@@ -966,15 +959,7 @@ def test_a_schedule_that_collapses_one_param_groups_rate_is_named(head_schedule,
     opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 1e-3},
                            {"params": model[2].parameters(), "lr": 1e-1}])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, [lambda s: 1.0, head_schedule])  # stepped per batch
-    with doctor.watch(model, opt, every=5) as w:
-        for s in range(40):
-            i = (s * 64) % 512
-            loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            w.step(loss)
+    w = _steps(model, opt, x, y, 40, after_step=lambda s: sched.step())
     verdict = w.report()["loop: learning rate applied"]
     assert verdict.status == status and ("param group 1" in verdict.value) == (status == "warn")
 
@@ -985,14 +970,7 @@ def test_updates_rounded_away_by_low_precision_weights_are_named(dtype, lr, stat
     x, y = _data(512)
     model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, C)).to(dtype)
     opt = torch.optim.Adam(model.parameters(), lr=lr) if lr < 0.01 else torch.optim.SGD(model.parameters(), lr=lr)
-    with doctor.watch(model, opt, every=5) as w:
-        for s in range(30):
-            i = (s * 64) % 512
-            loss = F.cross_entropy(model(x[i : i + 64].to(dtype)), y[i : i + 64])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss)
+    w = _steps(model, opt, x.to(dtype), y, 30)
     verdict = w.report()["loop: low-precision weights"]
     assert verdict.status == status and verdict.value.startswith("bfloat16 weights")
 
@@ -1015,14 +993,7 @@ def test_nan_from_the_first_forward_is_not_blamed_on_the_learning_rate_by_the_mo
     x = torch.randn(128, 6, 8)
     y = x[:, 0, :C].argmax(1)
     model = MaskedAttention()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with doctor.watch(model, opt, every=5) as w:
-        for s in range(12):
-            loss = F.cross_entropy(model(x[(s % 4) * 32 : (s % 4 + 1) * 32]), y[(s % 4) * 32 : (s % 4 + 1) * 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss)
+    w = _steps(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, 12, batch=32)
     report = w.report()
     nonfinite = [v for v in report.verdicts if v.check.startswith("monitor: non-finite")]
     assert nonfinite and all(v.status == "info" and "learning rate is not the cause" in v.advice for v in nonfinite)
@@ -1187,13 +1158,5 @@ def test_a_schedule_with_warm_restarts_stepped_per_batch_is_no_collapse():
     model = nn.Linear(20, C)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=20)  # below 1% of the peak at step 19
-    with doctor.watch(model, opt, every=5) as w:
-        for s in range(60):
-            i = (s * 64) % 512
-            loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            w.step(loss)
+    w = _steps(model, opt, x, y, 60, after_step=lambda s: sched.step())
     assert w.report()["loop: learning rate applied"].status == "pass"
