@@ -217,3 +217,32 @@ def test_data_sorted_by_label_with_more_classes_than_a_batch_holds_is_named(orde
     model = nn.Linear(8, 100)
     w = epoch(model, torch.optim.SGD(model.parameters(), lr=0.05), x, y, batch=64, labels=True)
     assert w.report()["loop: labels"].status == status
+
+
+class Coral(nn.Module):
+    """Ordinal regression (Cao et al. 2020): one score shared by K - 1 thresholds, each with its own bias."""
+
+    def __init__(self, levels=5, blind=False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.blind = blind
+        self.body = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1, bias=False))
+        self.biases = nn.Parameter(torch.zeros(levels - 1))
+
+    def forward(self, x):
+        return self.body(x * 0 if self.blind else x) + self.biases
+
+
+def _cumulative_bce(logits, levels):
+    targets = (levels[:, None] > torch.arange(logits.shape[1])[None]).float()  # level k -> k ones
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+@pytest.mark.parametrize("blind, status", [(False, "pass"), (True, "fail")])
+def test_an_ordinal_models_slow_loss_is_memorized_given_the_steps_it_needs(blind, status):
+    from trainwell.doctor.overfit import overfit_tiny_subset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 8, generator=g)
+    levels = (x[:, 0] * 1.5 + 2).round().clamp(0, 4).long()
+    assert overfit_tiny_subset(Coral(blind=blind), x, levels, _cumulative_bce).status == status
