@@ -425,7 +425,8 @@ def test_a_hand_written_cross_entropy_missing_its_minus_sign_is_named(sign):
         assert report["loop: loss"].status == "fail" and "-ln C" in report["loop: loss"].value
     else:
         assert initial.status == "pass"
-        assert report["loop: loss"].status == "skip"  # a smoothed cross-entropy's form is not read
+        verdict = report["loop: loss"]  # a mean cross-entropy, smoothed by hand with epsilon 0.1
+        assert verdict.status == "pass" and "label smoothing 0.1" in verdict.value
 
 
 @pytest.mark.parametrize("repeated", [True, False])
@@ -1160,3 +1161,15 @@ def test_a_schedule_with_warm_restarts_stepped_per_batch_is_no_collapse():
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=20)  # below 1% of the peak at step 19
     w = _steps(model, opt, x, y, 60, after_step=lambda s: sched.step())
     assert w.report()["loop: learning rate applied"].status == "pass"
+
+
+@pytest.mark.parametrize("times, status", [(1, "pass"), (2, "warn")])
+def test_label_smoothed_cross_entropy_is_read_with_its_epsilon_and_its_scale(times, status):
+    torch.manual_seed(0)
+    x, y = _data(512)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C))
+    smoothed = nn.CrossEntropyLoss(label_smoothing=0.1)
+    w = _steps(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, 20,
+               loss_fn=lambda o, t: times * smoothed(o, t))
+    verdict = w.report()["loop: loss"]
+    assert verdict.status == status and "label smoothing 0.1" in verdict.value

@@ -46,6 +46,8 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
                        "gradient (any zero-sum gradient fits); its outputs are raw logits", "-", "")
     rows = max(s["rows"], 1)
     formula = "NLL" if form == "nll" else "cross-entropy"
+    if s.get("smoothing"):
+        formula += f" with label smoothing {s['smoothing']:.2g}"
     if abs(weight - 1) <= 0.02:
         value = f"mean {formula} (weights sum to {weight:.3g}){amp}"
     elif abs(weight - rows) <= 0.02 * rows:

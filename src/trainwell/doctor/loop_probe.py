@@ -404,6 +404,7 @@ class LoopProbe:
                 "rows": sum(f["rows"] for f in known), "classes": known[0]["classes"] if known else None,
                 "bounded": known[0]["bounded"] if known else None,
                 "spread": max((f.get("spread") or 1.0) for f in known) if known else None,
+                "smoothing": known[0].get("smoothing") if known else None,
                 "log_probs": _log_probabilities(self._outs[0][0]) if known and known[0]["form"] == "nll" else None,
                 "first_logits": self._outs[0][0] if self.opt_steps == 0 and self._outs else None,
                 "zero_sum": bool(self._outs) and all(_zero_sum_rows(g) for _, g in self._outs),

@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 TOLERANCE = 1e-3  # relative residual of the gradient against the fitted form
@@ -64,6 +66,24 @@ def _proportional_to_label_probability(z: torch.Tensor, g: torch.Tensor, a: torc
     p_label = torch.softmax(z, 1).gather(1, g.argmin(1, keepdim=True)).squeeze(1)
     c = a / p_label
     return float(c.std() / c.mean()) < 1e-3 and float(a.std() / a.mean()) > 1e-2
+
+
+def _fit_smoothed(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor, float]:
+    """(relative residual, per-row weights, epsilon) of label-smoothed cross-entropy with one weight a for every
+    row (a mean): g = a (softmax(z) - (1 - eps) onehot(y) - eps / C) (Szegedy et al. 2016). Off the label, g is
+    affine in p with slope a and intercept -a eps / C: one least-squares line over every row's other classes."""
+    p = torch.softmax(z, 1)
+    c = z.shape[1]
+    label = torch.zeros_like(p).scatter_(1, g.argmin(1, keepdim=True), 1.0)
+    off = label == 0
+    ps, gs = p[off], g[off]
+    var = float(((ps - ps.mean()) ** 2).sum())
+    if var <= 0 or len(ps) < 3:
+        return math.inf, torch.zeros(len(g), dtype=g.dtype), math.nan
+    a = float(((ps - ps.mean()) * (gs - gs.mean())).sum()) / var
+    eps = -(float(gs.mean()) - a * float(ps.mean())) * c / a if a else math.nan
+    pred = a * (p - (1 - eps) * label - eps / c)
+    return float((g - pred).norm() / g.norm().clamp_min(1e-30)), torch.full((len(g),), a, dtype=g.dtype), eps
 
 
 def _fit_nll(g: torch.Tensor) -> tuple[float, torch.Tensor]:
@@ -121,7 +141,8 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
     -log p(action) x advantage),
     'two_classes' (a zero-sum gradient over 2 classes: a classification loss of unknown form and weight)
     or None when unrecognised), ``weight`` (sum of the per-example weights a_i), ``rows`` (examples that
-    received a gradient), ``classes``, and for the forms with positive weights ``spread`` (largest / smallest).
+    received a gradient), ``classes``, and for the forms with positive weights ``spread`` (largest / smallest);
+    label-smoothed cross-entropy reads as 'cross_entropy' with ``smoothing`` (its epsilon).
     """
     # low-precision outputs (autocast) carry rounding in the gradient: the fit is judged at that precision, and the
     # best-fitting form wins (at a loose tolerance more than one can pass)
@@ -145,34 +166,49 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
                 return {"form": "cross_entropy_over_batch", "weight": float(a[0]) * len(z), "rows": len(z),
                         "classes": z.shape[1], "bounded": None}
             continue
-        fits = []
-        resid, a = _fit_softmax(zl, gl)
-        if bool((zz >= 0).all()) and bool(((zz.sum(1) - 1).abs() < max(1e-4, tol)).all()):
-            fits.append((resid, "cross_entropy_on_probabilities", a, None))
-        else:
-            fits.append((resid, "cross_entropy", a, _bounded(zz)))
-        resid, a = _fit_nll(gl)
-        fits.append((resid, "nll", a, None))
-        resid, a = _fit_softmax_twice(zl, gl)
-        fits.append((resid, "cross_entropy_on_probabilities", a, None))
-        # weights positive up to the precision's round-off (a float16 row the model fits well reads slightly < 0)
-        fits = [f for f in fits if f[0] < tol and bool((f[2] > -0.01 * f[2].abs().max()).all()) and
-                bool((f[2] > 0).any())]
-        if fits:
-            _, form, a, bounded = min(fits, key=lambda f: f[0])
-            if layout == "scrambled":
-                form, bounded = "scrambled_classes", None
-            elif form == "cross_entropy" and _proportional_to_label_probability(zl, gl, a):
-                form = "probability_not_log"
-            return {"form": form, "weight": float(a.sum()), "rows": int(live.sum()), "classes": zz.shape[1],
-                    "bounded": bounded, "spread": float(a.max() / a[a > 0].min())}
-        if layout == "last" and z.dim() == 2:
-            resid, a = _fit_softmax_signed(zl, gl)
-            if resid < tol and bool((a > 0).any()) and float(-a[a < 0].sum()) >= 0.1 * float(a.abs().sum()):
-                # -log p(a_i) x advantage_i on the model's own samples: a policy gradient (Williams 1992)
-                return {"form": "signed_weights", "weight": float(a.sum()), "rows": int(live.sum()),
-                        "classes": zz.shape[1], "bounded": None}
+        found = _read_rows(layout, z, zz, zl, gl, int(live.sum()), tol)
+        if found is not None:
+            return found
     return none
+
+
+def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor, gl: torch.Tensor, rows: int,
+               tol: float) -> dict | None:
+    """The form of one layout's (N, C) rows (``zl, gl``: those that received a gradient), or None: the softmax forms
+    with positive weights (the best-fitting one), label-smoothed cross-entropy, a policy gradient's signed weights."""
+    fits = []
+    resid, a = _fit_softmax(zl, gl)
+    if bool((zz >= 0).all()) and bool(((zz.sum(1) - 1).abs() < max(1e-4, tol)).all()):
+        fits.append((resid, "cross_entropy_on_probabilities", a, None))
+    else:
+        fits.append((resid, "cross_entropy", a, _bounded(zz)))
+    resid, a = _fit_nll(gl)
+    fits.append((resid, "nll", a, None))
+    resid, a = _fit_softmax_twice(zl, gl)
+    fits.append((resid, "cross_entropy_on_probabilities", a, None))
+    # weights positive up to the precision's round-off (a float16 row the model fits well reads slightly < 0)
+    fits = [f for f in fits if f[0] < tol and bool((f[2] > -0.01 * f[2].abs().max()).all()) and
+            bool((f[2] > 0).any())]
+    if fits:
+        _, form, a, bounded = min(fits, key=lambda f: f[0])
+        if layout == "scrambled":
+            form, bounded = "scrambled_classes", None
+        elif form == "cross_entropy" and _proportional_to_label_probability(zl, gl, a):
+            form = "probability_not_log"
+        return {"form": form, "weight": float(a.sum()), "rows": rows, "classes": zz.shape[1],
+                "bounded": bounded, "spread": float(a.max() / a[a > 0].min())}
+    if layout != "scrambled":
+        resid, a, eps = _fit_smoothed(zl, gl)
+        if resid < tol and 0.0 < eps < 1.0 and float(a[0]) > 0:
+            return {"form": "cross_entropy", "weight": float(a.sum()), "rows": rows,
+                    "classes": zz.shape[1], "bounded": _bounded(zz), "spread": 1.0, "smoothing": eps}
+    if layout == "last" and z.dim() == 2:
+        resid, a = _fit_softmax_signed(zl, gl)
+        if resid < tol and bool((a > 0).any()) and float(-a[a < 0].sum()) >= 0.1 * float(a.abs().sum()):
+            # -log p(a_i) x advantage_i on the model's own samples: a policy gradient (Williams 1992)
+            return {"form": "signed_weights", "weight": float(a.sum()), "rows": rows,
+                    "classes": zz.shape[1], "bounded": None}
+    return None
 
 
 def bce_on_bounded(z: torch.Tensor, g: torch.Tensor) -> str | None:
