@@ -405,3 +405,22 @@ def test_generalization_loss_refuses_an_alpha_that_is_not_a_number_by_name(alpha
     with pytest.raises(ValueError, match=rf"^GeneralizationLoss\(alpha={alpha!r}\) is not allowed: use a finite "
                                          rf"number > 0 \(percent\)$"):
         GeneralizationLoss(alpha=alpha)
+
+
+@pytest.mark.parametrize("build, named", [
+    (lambda: FixedSchedule(epochs="5"), "FixedSchedule(epochs='5')"), (lambda: FixedSchedule(5, more=1.5), "more=1.5"),
+    (lambda: FixedSchedule(5, factor=None), "factor=None"), (lambda: LossChange(threshold="0.01"), "threshold='0.01'"),
+    (lambda: LossChange(window=0), "window=0"), (lambda: WeightChange(threshold=float("nan")), "threshold=nan"),
+    (lambda: Divergence(factor="10"), "factor='10'"), (lambda: Divergence(expected="2.3"), "expected='2.3'"),
+    (lambda: Divergence(window=2.5), "window=2.5"), (lambda: OverfitDetector(window=None), "window=None")])
+def test_the_other_criteria_refuse_what_they_would_compare_wrongly_when_built(build, named):
+    with pytest.raises(ValueError, match=r"is not allowed: use") as err:
+        build()
+    assert named in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_the_criteria_take_numpy_numbers_as_numbers():
+    import numpy as np
+
+    assert FixedSchedule(np.int64(5), factor=np.float32(0.1)).epochs == 5
+    assert LossChange(threshold=np.float64(0.01), window=np.int32(3)).window == 3

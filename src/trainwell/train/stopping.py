@@ -47,6 +47,21 @@ def _real(value):
     return float(value)
 
 
+def _count(owner: str, name: str, value, least: int) -> int:
+    """``value`` as an int >= ``least`` (a NumPy integer too), or a one-line refusal naming ``owner(name=...)``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise ValueError(f"{owner}({name}={_shown(value)}) is not allowed: use an integer >= {least}")
+    return int(value)
+
+
+def _finite(owner: str, name: str, value, allowed: str, ok: Callable[[float], bool]) -> float:
+    """``value`` as a finite float that ``ok`` accepts, or a one-line refusal naming ``owner(name=...)``."""
+    number = _real(value)
+    if number is None or not math.isfinite(number) or not ok(number):
+        raise ValueError(f"{owner}({name}={_shown(value)}) is not allowed: use {allowed}")
+    return number
+
+
 def _shown(value) -> str:
     """``value`` for a one-line message (a tensor of several numbers by its shape)."""
     if isinstance(value, torch.Tensor) and value.dim() > 0:
@@ -58,9 +73,8 @@ class FixedSchedule:
     """Train ``epochs`` epochs, multiply the LR by ``factor``, train ``more`` epochs, then stop."""
 
     def __init__(self, epochs: int, factor: float = 0.1, more: int = 0):
-        if epochs < 1 or more < 0 or not 0 < factor:
-            raise ValueError(f"FixedSchedule(epochs={epochs}, more={more}, factor={factor}) is not allowed: "
-                             f"use epochs >= 1, more >= 0, factor > 0")
+        epochs, more = _count("FixedSchedule", "epochs", epochs, 1), _count("FixedSchedule", "more", more, 0)
+        factor = _finite("FixedSchedule", "factor", factor, "a number > 0", lambda v: v > 0)
         self.epochs, self.factor, self.more = epochs, factor, more
 
     def lr_factor_after(self, epoch: int) -> float | None:
@@ -78,9 +92,8 @@ class LossChange:
     """Stop when the monitored loss dropped by less than ``threshold`` (a fraction) over ``window`` epochs."""
 
     def __init__(self, threshold: float = 0.01, window: int = 10):
-        if window < 1 or not threshold >= 0:
-            raise ValueError(f"LossChange(window={window}, threshold={threshold}) is not allowed: "
-                             f"use window >= 1 and threshold >= 0")
+        window = _count("LossChange", "window", window, 1)
+        threshold = _finite("LossChange", "threshold", threshold, "a number >= 0 (a fraction)", lambda v: v >= 0)
         self.threshold, self.window = threshold, window
 
     def value(self, history: Sequence[float]) -> float | None:
@@ -104,9 +117,8 @@ class WeightChange:
     """Stop when no weight moved by ``threshold`` or more (absolute, or relative to |w|) over ``window`` epochs."""
 
     def __init__(self, threshold: float = 1e-4, window: int = 10, relative: bool = False):
-        if window < 1 or not threshold > 0:
-            raise ValueError(f"WeightChange(window={window}, threshold={threshold}) is not allowed: "
-                             f"use window >= 1 and threshold > 0")
+        window = _count("WeightChange", "window", window, 1)
+        threshold = _finite("WeightChange", "threshold", threshold, "a number > 0", lambda v: v > 0)
         self.threshold, self.window, self.relative = threshold, window, relative
 
     def value(self, history: Sequence[torch.Tensor]) -> float | None:
@@ -296,9 +308,10 @@ class Divergence:
     """
 
     def __init__(self, factor: float = 10.0, expected: float | None = None, window: int = 3):
-        if not factor > 1:
-            raise ValueError(f"Divergence(factor={factor}) is not allowed: use a number > 1")
-        self.factor, self.expected, self.window = factor, expected, window
+        factor = _finite("Divergence", "factor", factor, "a number > 1", lambda v: v > 1)
+        if expected is not None:
+            expected = _finite("Divergence", "expected", expected, "a finite number or None", lambda v: True)
+        self.factor, self.expected, self.window = factor, expected, _count("Divergence", "window", window, 1)
 
     def evaluate(self, history: Sequence[float]) -> tuple[bool, str]:
         best = min(filter(math.isfinite, history[:-1]), default=None)  # C-level passes: the run's length counts
@@ -321,9 +334,7 @@ class OverfitDetector:
     loss fell over the same span; None if that never happened."""
 
     def __init__(self, window: int = 5):
-        if window < 1:
-            raise ValueError(f"OverfitDetector(window={window}) is not allowed: use an integer >= 1")
-        self.window = window
+        self.window = _count("OverfitDetector", "window", window, 1)
 
     def detect(self, train: Sequence[float], val: Sequence[float], start: int = 0) -> int | None:
         """The first such epoch (an index into both series) at or after ``start``, or None. A caller that feeds
