@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from trainwell.nn.modes import kept_modes
+
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.LPPool1d, nn.LPPool2d)
 
@@ -141,16 +143,13 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
         return record
 
     handles = [m.register_forward_hook(hook(name)) for name, m in leaves]
-    modes = [(m, m.training) for m in model.modules()]  # each module's own mode (a frozen BatchNorm stays)
-    model.eval()
     try:
-        with torch.no_grad():
+        with kept_modes(model), torch.no_grad():  # each module's own mode (a frozen BatchNorm stays)
+            model.eval()
             model(torch.zeros(1, *input_shape))
     finally:
         for h in handles:
             h.remove()
-        for m, mode in modes:
-            m.training = mode
     return rows
 
 

@@ -14,6 +14,7 @@ from trainwell.doctor.forward import _ACTIVATIONS, _WEIGHTED, _training_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import module_modes, restore_modes
 
 
 def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: float = 1e-8) -> Verdict:
@@ -52,7 +53,7 @@ def _output_layers(model: nn.Module, x: torch.Tensor | Inputs) -> set[str]:
     hooks = [m.register_forward_hook(lambda mod, args, out, name=name: nodes.__setitem__(out.grad_fn, name)
                                      if isinstance(out, torch.Tensor) and out.grad_fn is not None else None)
              for name, m in model.named_modules() if isinstance(m, _WEIGHTED)]
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     try:
         model.eval()
         with torch.enable_grad():
@@ -62,8 +63,7 @@ def _output_layers(model: nn.Module, x: torch.Tensor | Inputs) -> set[str]:
     finally:
         for h in hooks:
             h.remove()
-        for m, mode in modes:
-            m.training = mode
+        restore_modes(modes)
     roots = [t.grad_fn for t in outs if isinstance(t, torch.Tensor) and t.grad_fn is not None]
     return {nodes[f] for f in graph_nodes(roots, stop=lambda f: f in nodes, limit=100_000) if f in nodes}
 

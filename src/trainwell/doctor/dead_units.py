@@ -26,6 +26,7 @@ from trainwell.doctor.forward import _training_forward, hooked_forward
 from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
 from trainwell.doctor.inputs import Inputs
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import module_modes, restore_modes
 
 _RECTIFIERS = (nn.ReLU, nn.ReLU6)  # exact zeros below the kink (LeakyReLU, GELU, ELU pass a gradient there)
 
@@ -40,7 +41,7 @@ def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str
             units = out.detach().reshape(out.shape[0], -1)
             found.append((name, float((~(units > 0).any(dim=0)).float().mean())))
 
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     _training_forward(model)
     functional = None
     if calls_functions(model):  # a user's module may call F.relu / torch.relu in its forward
@@ -53,8 +54,7 @@ def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str
         else:
             hooked_forward(model, x, _RECTIFIERS, keep)
     finally:
-        for m, mode in modes:
-            m.training = mode
+        restore_modes(modes)
     return found
 
 

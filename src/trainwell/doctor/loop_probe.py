@@ -22,6 +22,7 @@ from torch import nn
 from trainwell.doctor import outputs as O
 from trainwell.doctor import registration
 from trainwell.doctor.loss_form import bce_on_bounded, read_form
+from trainwell.nn.modes import module_modes, restore_modes
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -41,8 +42,9 @@ def _first_tensor(args, kwargs) -> torch.Tensor | None:
 
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
-#: optimizers whose step moves each element by about the rate whatever its gradient's size (Kingma & Ba 2015)
-_ADAPTIVE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.Adamax,
+#: optimizers whose step moves each element by about the rate whatever its gradient's size, so one scale on every
+#: gradient (clipping) changes the update little (Kingma & Ba 2015, section 2.1)
+ADAPTIVE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.Adamax,
              torch.optim.NAdam, torch.optim.RAdam, torch.optim.Adadelta)
 
 
@@ -258,7 +260,7 @@ class LoopProbe:
     def _outputs_differ(self, args: tuple, kwargs: dict) -> bool:
         """Whether the model's output on ``args`` differs between train and eval mode (one seed); every module's
         mode, every buffer (running statistics, counters) and the random state are put back; False if it raises."""
-        modes = [(m, m.training) for m in self.model.modules()]
+        modes = module_modes(self.model)
         buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
         outs = []
         self._reading = True
@@ -272,8 +274,7 @@ class LoopProbe:
             return False
         finally:
             self._reading = False
-            for m, mode in modes:
-                m.training = mode
+            restore_modes(modes)
             with torch.no_grad():
                 for b, value in buffers:
                     b.copy_(value)
@@ -335,7 +336,7 @@ class LoopProbe:
         if self._low_before:
             # an update the size of the gradient (SGD) loses what the unchanged elements' gradients hold; an
             # adaptive one (Adam) moves every element by about the rate, so each unchanged element counts once
-            adaptive = isinstance(optimizer, _ADAPTIVE)
+            adaptive = isinstance(optimizer, ADAPTIVE)
             total = lost = 0.0
             for p, before in self._low_before:
                 g = p.grad.detach().float() if p.grad is not None else torch.zeros(p.shape)

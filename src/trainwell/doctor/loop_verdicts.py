@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from trainwell.doctor import registration
-from trainwell.doctor.loop_probe import LoopProbe, held
+from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe, held
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.verdict import Verdict
 
@@ -109,7 +107,7 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
     if len(later) >= 4 and len(clipped) >= 0.9 * len(later):
         norms = sorted(s["grad_norm"] for s in clipped)
         raw = sorted(s["incoming_norm"] for s in clipped)
-        if isinstance(probe.optimizer, _SCALE_FREE):
+        if isinstance(probe.optimizer, ADAPTIVE):
             return Verdict(name, "info", f"clipped on {len(clipped)} of {len(later)} observed steps: the norm is "
                            f"pinned at {norms[len(norms) // 2]:.3g} while backward() gives {raw[0]:.3g}..{raw[-1]:.3g}",
                            "-", f"{type(probe.optimizer).__name__} divides each gradient by its running scale, so "
@@ -246,11 +244,6 @@ def _group_schedule(name: str, lrs: list[float], group: int | None) -> Verdict:
                        "run: a per-batch schedule (OneCycleLR, warm-up) stepped once per epoch? Call "
                        "scheduler.step() after every optimizer.step(), or size it in epochs")
     return Verdict(name, "pass", value, "-")
-
-
-#: optimizers whose update is (nearly) invariant to one scale on every gradient (Kingma & Ba 2015, section 2.1)
-_SCALE_FREE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.Adamax,
-               torch.optim.NAdam, torch.optim.RAdam, torch.optim.Adadelta)
 
 
 def stepped(probe: LoopProbe, calls: int) -> Verdict | None:

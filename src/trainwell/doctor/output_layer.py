@@ -26,6 +26,7 @@ from trainwell.doctor.forward import hooked_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import expected_initial_loss, loss_kind
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import kept_modes
 
 #: activations whose output is bounded (or never negative): the range they leave the scores (lower, upper;
 #: Hardtanh at its default bounds)
@@ -41,13 +42,9 @@ def _producers(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, nn
     in its output structure), in call order, from one eval-mode forward; the model's modes are restored."""
     seen: list[tuple[str, nn.Module, object]] = []
     modules = dict(model.named_modules())
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    with kept_modes(model):
+        model.eval()
         hooked_forward(model, x, (nn.Module,), lambda name, _inp, out: seen.append((name, modules[name], out)))
-    finally:
-        for m, mode in modes:
-            m.training = mode
     if not seen or seen[-1][0] != "":
         return []
     scores = O.logits(seen[-1][2])

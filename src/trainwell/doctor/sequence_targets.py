@@ -21,6 +21,7 @@ from torch import nn
 from trainwell.doctor import outputs as O
 from trainwell.doctor.inputs import Inputs, call, fields
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import kept_modes
 
 NAME = "next-token targets"
 
@@ -70,16 +71,12 @@ def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids
         other = batch.map(lambda v: changed if v is field else v)
     else:
         other = changed
-    modes = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
-        with torch.no_grad():
+        with kept_modes(model), torch.no_grad():
+            model.eval()
             before, after = O.logits(call(model, batch)), O.logits(call(model, other))
     except Exception:  # noqa: BLE001 - a model this probe cannot run gets no verdict from it
         return None
-    finally:
-        for m, mode in modes:
-            m.training = mode
     if before is None or after is None or before.shape != after.shape or before.dim() < 3:
         return None
     axis = 1 if before.shape[1] == length else 2 if before.shape[2] == length else None

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainwell.nn.modes import module_modes, restore_modes
+
 _BN = nn.modules.batchnorm._BatchNorm
 
 
@@ -69,7 +71,7 @@ def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int = 256)
     """
     bns = [m for m in model.modules() if isinstance(m, _BN)]
     saved = [(m, m.momentum) for m in bns]
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     model.eval()
     for m in bns:
         m.reset_running_stats()
@@ -83,6 +85,5 @@ def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int = 256)
     finally:
         for m, momentum in saved:
             m.momentum = momentum
-        for m, training in modes:
-            m.training = training
+        restore_modes(modes)
     return model

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.data.labels import as_class_labels
+from trainwell.nn.modes import module_modes, restore_modes
 from trainwell.optim import Schedule
 from trainwell.train.accuracy import accuracy_kind, counts
 from trainwell.train.batches import take_rows
@@ -148,16 +149,6 @@ def _check_labels_of(out, y: torch.Tensor, loss_fn: Callable) -> None:
         raise ValueError(f"{e}; the scores were read from the model's {type(out).__name__} output as its tensor of "
                          f"shape {tuple(scores.shape)}: return the logits first, or in a dict under 'logits'") \
             from None
-
-
-def module_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
-    """Each module's ``training`` flag, to put back with :func:`restore_modes`."""
-    return [(m, m.training) for m in model.modules()]
-
-
-def restore_modes(modes: list[tuple[nn.Module, bool]]) -> None:
-    for m, training in modes:
-        m.training = training
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

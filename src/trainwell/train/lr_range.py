@@ -39,6 +39,7 @@ from torch import nn
 
 from trainwell.data.labels import as_class_labels
 from trainwell.errors import ParameterError, TrainwellError
+from trainwell.nn.modes import module_modes, restore_modes
 from trainwell.train.batches import (
     as_tensor,
     as_tensors,
@@ -126,7 +127,7 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
     batches = _batch_source(x, y, named, batch_size, seed, learner)
     model_state = copy.deepcopy(model.state_dict())
     opt_state = copy.deepcopy(optimizer.state_dict())
-    modes = [(m, m.training) for m in model.modules()]  # each module's own mode, put back afterwards
+    modes = module_modes(model)  # each module's own mode, put back afterwards
     lrs, losses, smoothed = [], [], []
     avg, best, stopped = 0.0, math.inf, f"reached the last rate {end:g}"
     model.train()
@@ -158,8 +159,7 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
     finally:
         model.load_state_dict(model_state)
         optimizer.load_state_dict(opt_state)
-        for m, mode in modes:
-            m.training = mode
+        restore_modes(modes)
         batches.restore()
     return read_curve(lrs[:len(smoothed)], losses, smoothed, stopped, rule)
 

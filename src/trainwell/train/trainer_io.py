@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import torch
 
 from trainwell.data.labels import as_class_labels
+from trainwell.nn.modes import module_modes, restore_modes
 from trainwell.train.batches import (
     as_tensor,
     as_tensors,
@@ -21,7 +22,7 @@ from trainwell.train.batches import (
     require_iterable,
     split_batch,
 )
-from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores, module_modes, restore_modes
+from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores
 
 
 class TrainerIO:
