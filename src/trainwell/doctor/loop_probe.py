@@ -22,7 +22,6 @@ from torch import nn
 from trainwell.doctor import outputs as O
 from trainwell.doctor import registration
 from trainwell.doctor.loss_form import bce_on_bounded, read_form
-from trainwell.nn.modes import module_modes, restore_modes
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -33,7 +32,7 @@ def held(optimizer: torch.optim.Optimizer) -> set[int]:
     return {id(p) for g in optimizer.param_groups for p in g["params"]}
 
 
-def _first_tensor(args, kwargs) -> torch.Tensor | None:
+def first_tensor(args, kwargs) -> torch.Tensor | None:
     for value in list(args) + list(kwargs.values()):
         found = O.leaves(value) if not isinstance(value, torch.Tensor) else [value]
         if found:
@@ -67,13 +66,13 @@ class LoopProbe:
         self.optimizer = optimizers[0]
         self.compiled = compiled or _compiled(model)
         self.named = dict(model.named_parameters())
-        self.owned = self._owned()
+        self.owned = self.held_now()
         model_ids = {id(p) for p in self.named.values()}
         self.foreign = [tuple(p.shape) for o in optimizers for g in o.param_groups for p in g["params"]
                         if id(p) not in model_ids]
         self.mode_sensitive = [n for n, m in model.named_modules() if isinstance(m, _MODE_SENSITIVE)]
-        self._sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
-        self._reading = False  # the probe runs the model itself: its hooks record nothing
+        self.mode_sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
+        self.reading = False  # the probe runs the model itself: its hooks record nothing
         self.opt_steps = 0
         self.skipped = 0  # w.step calls whose optimizer step was skipped on non-finite gradients (AMP's GradScaler)
         self.idle_calls = 0  # w.step calls with no optimizer step (of any of the optimizers) since the previous one
@@ -110,21 +109,13 @@ class LoopProbe:
         self._armed = False
         self._tick = self._last_backward = self._last_forward = 0  # the order of forwards and backward passes
 
-    def _owned(self) -> set[int]:
+    def held_now(self) -> set[int]:
         return set().union(*(held(o) for o in self.optimizers))
 
     def _hook(self, fn):
         """``fn`` as a hook: left out of the graph when the model is compiled (its reads of tensors into Python
         numbers would break the graph and print dynamo's warnings)."""
         return torch.compiler.disable(fn) if self.compiled else fn
-
-    def added_unheld(self) -> list[str]:
-        """Trainable parameters the model holds now that it did not hold when the watch started (a layer replaced,
-        ``model.head = nn.Linear(...)``), that received gradients, and that no optimizer given to the watch holds.
-        A copy that no loss reaches (an EMA teacher updated by hand, its ``.grad`` None) is not one."""
-        start, owned = {id(p) for p in self.named.values()}, self._owned()
-        return [n for n, p in self.model.named_parameters()
-                if p.requires_grad and p.grad is not None and id(p) not in start and id(p) not in owned]
 
     def stopped_stepping(self) -> bool:
         """The optimizers given to the watch stepped, then stopped for the last 3 or more ``w.step`` calls."""
@@ -218,7 +209,7 @@ class LoopProbe:
         return hook
 
     def _pre_forward(self, module, args, kwargs):
-        if self._reading:
+        if self.reading:
             return
         grad = torch.is_grad_enabled()
         self._forwards.append((module.training, grad))
@@ -227,7 +218,7 @@ class LoopProbe:
             self._last_forward = self._tick
         if not grad:
             return
-        x = _first_tensor(args, kwargs)
+        x = first_tensor(args, kwargs)
         if x is None:
             return
         # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
@@ -240,52 +231,14 @@ class LoopProbe:
             self._fed_by_another_model(x)
         if self._armed and len(self.inputs) < 64:
             self.inputs.append(_input_stats(x, self.opt_steps))
-        if not self.mode_sensitive and self._sample is None and self._armed:
-            self._sample = (args, kwargs)  # the batch's tensors themselves (4 of their rows are read at the report)
-
-    def mode_matters(self) -> bool:
-        """Whether ``train()`` and ``eval()`` change the model's output: a dropout or BatchNorm module, or a forward
-        that reads ``self.training`` itself (``F.dropout(h, p, self.training)``), found by running 4 examples of a
-        training batch both ways with one seed (at the report: no hooks, gradients or random state touched)."""
-        if self.mode_sensitive:
-            return True
-        if self._sample is None:
-            return False
-        args, kwargs = self._sample
-        head = (tuple(a[:4] if isinstance(a, torch.Tensor) and a.dim() else a for a in args),
-                {k: v[:4] if isinstance(v, torch.Tensor) and v.dim() else v for k, v in kwargs.items()})
-        # 4 rows, or the whole batch for a model that takes all its input at once (a graph network)
-        return any(self._outputs_differ(*sample) for sample in (head, (args, kwargs)))
-
-    def _outputs_differ(self, args: tuple, kwargs: dict) -> bool:
-        """Whether the model's output on ``args`` differs between train and eval mode (one seed); every module's
-        mode, every buffer (running statistics, counters) and the random state are put back; False if it raises."""
-        modes = module_modes(self.model)
-        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
-        outs = []
-        self._reading = True
-        try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[]):
-                for training in (True, False):
-                    self.model.train(training)
-                    torch.manual_seed(0)
-                    outs.append(self.model(*args, **kwargs))
-        except Exception:  # noqa: BLE001 - a model this reading cannot run is taken as mode-free, as before
-            return False
-        finally:
-            self._reading = False
-            restore_modes(modes)
-            with torch.no_grad():
-                for b, value in buffers:
-                    b.copy_(value)
-        a, b = _first_tensor((outs[0],), {}), _first_tensor((outs[1],), {})
-        return a is not None and b is not None and a.shape == b.shape and not torch.equal(a, b)
+        if not self.mode_sensitive and self.mode_sample is None and self._armed:
+            self.mode_sample = (args, kwargs)  # the batch's tensors themselves (4 of their rows are read at the report)
 
     def _fed_by_another_model(self, x: torch.Tensor) -> None:
         """An input computed by another module's parameters that no given optimizer steps: the watched model is
         a GAN's discriminator, fed the generator's samples."""
         if registration.other_models_parameters(self.model, registration.graph_leaves(x, limit=20_000),
-                                                self._owned()):
+                                                self.held_now()):
             self.game = ("its inputs come from another model that no optimizer given to doctor.watch steps (a GAN's "
                          "generator; or pass a backbone's optimizer too)")
 
@@ -355,7 +308,7 @@ class LoopProbe:
         dot = n_g = n_inc = r_p = p_p = r_r = 0.0
         present = cleared = 0
         not_owned, backwards = [], 0
-        self.owned = self._owned()  # add_param_group counts
+        self.owned = self.held_now()  # add_param_group counts
         # of optimizers stepped in turn, the one stepping now applies only its own parameters' .grad (another's
         # may be cleared already, as a GAN's discriminator's is after its own step)
         stepping = held(self.optimizer) if len(self.optimizers) > 1 else None

@@ -17,6 +17,7 @@ import math
 
 from trainwell.doctor import registration
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe, held
+from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.verdict import Verdict
 
@@ -24,7 +25,7 @@ from trainwell.doctor.verdict import Verdict
 def optimizer_ownership(probe: LoopProbe) -> Verdict:
     """The optimizer must hold the parameters that receive gradients, and only the model's."""
     name = "loop: optimizer holds the parameters"
-    added = probe.added_unheld()
+    added = added_unheld(probe)
     if added and probe.stopped_stepping():
         return Verdict(name, "warn", f"the optimizer given to doctor.watch stopped stepping after w.step() call "
                        f"{probe.last_active_call} of {probe.calls}, and {_group_names(added)} joined the model "
@@ -143,7 +144,7 @@ def gradient_reach(probe: LoopProbe) -> Verdict:
     starved = [n for n, p in probe.named.items() if p.requires_grad and n not in probe.received]
     if probe.game is not None and len(probe.optimizers) > 1:  # the other players get gradients between the
         first = held(probe.optimizer)  # its steps are the observed ones
-        owned = probe._owned()
+        owned = probe.held_now()
         starved = [n for n in starved if id(probe.named[n]) in first or id(probe.named[n]) not in owned]
     if starved:
         none = not probe.received
@@ -186,7 +187,7 @@ def weight_decay(probe: LoopProbe) -> Verdict | None:
 def module_mode(probe: LoopProbe) -> Verdict:
     """Training steps in ``train()`` mode, validation in ``eval()`` mode (only matters with dropout/BatchNorm)."""
     name = "loop: train/eval mode"
-    if not probe.mode_matters():
+    if not mode_matters(probe):
         return Verdict(name, "skip", "skipped: no dropout or BatchNorm, the mode changes nothing", "-", "")
     if probe.train_steps and probe.eval_mode_steps >= 0.5 * probe.train_steps:
         return Verdict(name, "fail", f"{probe.eval_mode_steps} of {probe.train_steps} training steps ran in eval mode",
@@ -262,7 +263,7 @@ def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
                        "call applies the same gradients again (a larger, hidden learning rate); call it once per "
                        "batch, then w.step(loss)")
     idle = probe.idle_calls - probe.skipped
-    if probe.opt_steps >= 3 and idle >= max(3, calls // 3) and not (probe.stopped_stepping() and probe.added_unheld()):
+    if probe.opt_steps >= 3 and idle >= max(3, calls // 3) and not (probe.stopped_stepping() and added_unheld(probe)):
         return Verdict(name, "warn", f"w.step() ran {calls} times, {idle} of them with no optimizer step since the "
                        "previous one",
                        "one w.step() per optimizer.step()",

@@ -162,7 +162,7 @@ class Watch:
         p = self.probe
         if p.game is not None:
             return
-        if other_models_parameters(p.model, leaves, p._owned()):
+        if other_models_parameters(p.model, leaves, p.held_now()):
             p.game = "the loss goes through another model's parameters that it does not train (a GAN's discriminator)"
             return
         reached = {id(t) for t in leaves}
