@@ -8,7 +8,6 @@ share one population (:func:`population_blocker`), grid keys that change nothing
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from trainwell.pipeline.build import (
 )
 from trainwell.pipeline.fit import FitResult
 from trainwell.pipeline.lr_find import resolve_lr
+from trainwell.pipeline.population_folders import refuse_used_folders
 from trainwell.pipeline.write import _start_run, preflight_key, write_run
 from trainwell.rundir import RunDir, atomic_torch_save, load_checkpoint
 from trainwell.train import interrupt
@@ -189,46 +189,6 @@ def _same_config(run: RunDir, cfg: Config) -> None:
                              f"optim.schedule = {cfg.optim.schedule!r} was planned over {old['train.epochs']} epochs")
 
 
-def _refuse_used_folders(out: Path, runs: list[RunDir], force: bool = False) -> None:
-    """A new population writes over nothing: not a member folder that holds files (a user's, or an earlier run's),
-    not a population's checkpoint in ``out``. With ``force`` it writes over an earlier population's member folders
-    only (their summary.json names the population), never over a folder of the user's own."""
-    used = [r.path for r in runs if r.path.is_dir() and any(r.path.iterdir())]
-    if force:
-        foreign = next((p for p in used if not _population_member(p)), None)
-        if foreign is None and RunDir(out).last.exists() and not _population_checkpoint(RunDir(out).last):
-            foreign = out
-        if foreign is not None:
-            raise TrainwellError(f"fit_population: force=True refused: {foreign} holds files that no trainwell "
-                                 f"population wrote (no member's summary.json, or a checkpoint that is not a "
-                                 f"population's); force only writes over an earlier population: choose another "
-                                 f"folder")
-        return
-    if RunDir(out).last.exists():
-        used.insert(0, out)
-    if used:
-        raise TrainwellError(f"fit_population: {used[0]} already exists and is not empty: choose another folder, "
-                             f"resume=True to continue the population there, or force=True to write over it")
-
-
-def _population_checkpoint(path: Path) -> bool:
-    """Whether ``path`` is a population's checkpoint (its members' records and stacked parameters)."""
-    try:
-        ckpt = load_checkpoint(path)
-    except Exception:  # noqa: BLE001 - a file that does not load as a checkpoint is not a population's
-        return False
-    return isinstance(ckpt, dict) and isinstance(ckpt.get("members"), list) and "params" in ckpt
-
-
-def _population_member(path: Path) -> bool:
-    """Whether ``path`` is a member folder an earlier population wrote: its summary.json records the population."""
-    try:
-        summary = json.loads((path / "summary.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(summary, dict) and isinstance(summary.get("population"), dict)
-
-
 def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool = False, quiet: bool = True,
                    progress=None, callbacks=(), member_dirs: Sequence[str | Path] | None = None,
                    force: bool = False) -> PopulationResult:
@@ -262,7 +222,7 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
     if len(runs) != size:
         raise ParameterError("member_dirs", f"{len(runs)} directories", f"for {size} members: give one per member")
     if not resume:
-        _refuse_used_folders(out, runs, force)
+        refuse_used_folders(out, runs, force)
     step_losses = StepLosses()
     member_callbacks = [run_callbacks(prep, run, member=m, steps=step_losses)
                         for m, (prep, run) in enumerate(zip(preps, runs, strict=True))]
