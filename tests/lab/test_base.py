@@ -78,7 +78,9 @@ def test_criterion_passes_above_fails_below_and_is_inconclusive_across():
     assert base.criterion("d", 0.05, 0.01, 0.09, 0.0, method="t")["status"] == "pass"
     assert base.criterion("d", -0.05, -0.09, -0.01, 0.0, method="t")["status"] == "fail"
     assert base.criterion("d", 0.0, -0.02, 0.02, 0.0, method="t")["status"] == "inconclusive"
-    assert base.criterion("d", 0.0, 0.0, 0.0, 0.0, method="t")["status"] == "inconclusive"  # equal arms: undecided
+    assert base.criterion("d", 0.0, 0.0, 0.0, 0.0, method="t")["status"] == "fail"  # equal arms refute "better"
+    assert base.criterion("d", 0.05, 0.05, 0.05, 0.05, method="t")["status"] == "fail"  # at the threshold
+    assert base.criterion("d", 0.0, 0.0, 0.0, -0.01, method="t")["status"] == "pass"
     assert base.criterion("d", 0.06, 0.051, 0.07, 0.05, method="t")["status"] == "pass"
     assert base.criterion("d", 0.06, 0.04, 0.07, 0.05, method="t")["status"] == "inconclusive"
     assert base.criterion("d", math.nan, -1, 1, method="t")["status"] == "inconclusive"

@@ -47,3 +47,19 @@ def test_claim_at_quick_size_is_never_a_fail_decided_by_size(name, quick_results
     assert v["status"] == "fail" if name in HONEST_FAILS else v["status"] in ("pass", "inconclusive"), v["evidence"]
     if not getattr(mod, "QUICK_DECIDES", True):
         assert runner.shown(v) == "inconclusive (quick size)"
+
+
+# controls that make the compared arms one and the same run: at default size their paired intervals are [0, 0],
+# which refutes the claim that one arm is better (a decided fail, not "inconclusive")
+SAME_ARMS = ("capacity", "regularization-strength", "dropout", "stopping-criteria", "cnn-vs-mlp", "pretraining",
+             "grokking")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SAME_ARMS)
+def test_a_control_of_identical_arms_is_a_decided_fail_at_default_size(name, tmp_path):
+    mod = EXPERIMENTS[name]
+    cfg = type(mod.Config())(**{**vars(mod.Config()), "control": True})
+    v = mod.verdict(json.loads(json.dumps(mod.run(cfg, workdir=tmp_path))))
+    assert v["status"] == "fail", v["evidence"]
+    assert any(c["status"] == "fail" and c["lo"] == c["hi"] == c["threshold"] for c in v["evidence"]["criteria"])

@@ -128,7 +128,7 @@ def test_stopping_criteria_verdict_can_fail():
     assert _status("stopping-criteria", _stops()) == "pass"
     assert _status("stopping-criteria", _stops(restored_acc=0.50)) == "fail"  # not the best epoch's model
     assert _status("stopping-criteria", _stops(gain=-0.04, restored_acc=0.5)) == "fail"  # early stopping worst
-    assert _status("stopping-criteria", _stops(gain=0.0, restored_acc=0.54)) == "inconclusive"  # = fixed's model
+    assert _status("stopping-criteria", _stops(gain=0.0, restored_acc=0.54)) == "fail"  # = fixed's model
 
 
 def _optim(sgd=(0.50, 0.51, 0.49), adaptive=(0.6, 0.61, 0.6), tune_seeds=3, adam_val=0.7):
@@ -169,7 +169,7 @@ def test_mixture_of_experts_verdict_can_fail():
     assert _status("mixture-of-experts", _moe(split=None)) == "fail"  # one expert: nothing to split
     assert _status("mixture-of-experts", _moe(confident=0.5)) == "fail"  # responsibilities not confident
     assert _status("mixture-of-experts", _moe(gain=-0.03)) == "fail"  # the equal-size MLP is better
-    assert _status("mixture-of-experts", _moe(gain=0.0)) == "inconclusive"
+    assert _status("mixture-of-experts", _moe(gain=0.0)) == "fail"
 
 
 def _neo(planes=(7, 26, 104), gain=0.05, n=359):
@@ -183,7 +183,7 @@ def _neo(planes=(7, 26, 104), gain=0.05, n=359):
 def test_neocognitron_verdict_can_fail():
     assert _status("neocognitron", _neo()) == "pass"
     assert _status("neocognitron", _neo(gain=-0.05)) == "fail"  # worse than the raw pixels
-    assert _status("neocognitron", _neo(gain=0.0)) == "inconclusive"  # the identity layer: the raw pixels
+    assert _status("neocognitron", _neo(gain=0.0)) == "fail"  # the identity layer: the raw pixels
     assert _status("neocognitron", _neo(planes=(26, 26, 104))) == "fail"  # planes do not grow
 
 
@@ -196,7 +196,7 @@ def test_pretraining_verdict_can_fail():
     assert _status("pretraining", _pretrain()) == "pass"
     assert _status("pretraining", _pretrain(gains=(0.1, -0.08, -0.01))) == "inconclusive"  # within the noise
     assert _status("pretraining", _pretrain(gains=(-0.03, -0.02, -0.04))) == "fail"  # pretraining hurts
-    assert _status("pretraining", _pretrain(gains=(0.0, 0.0, 0.0))) == "inconclusive"  # the control: no pretraining
+    assert _status("pretraining", _pretrain(gains=(0.0, 0.0, 0.0))) == "fail"  # the control: no pretraining
     assert _status("pretraining", _pretrain(gains=(0.05,))) == "inconclusive"  # one draw decides nothing
 
 

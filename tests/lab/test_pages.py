@@ -120,8 +120,10 @@ def test_a_verdict_without_intervals_and_an_error_are_shown_plainly(tmp_path):
 
 def test_why_names_the_deciding_part_of_each_kind_of_criterion():
     assert pages.why(base.criterion("g", 0.1, 0.05, 0.2, method="t")) == "the whole interval lies above 0"
-    assert "contains 0: lower end -0.1 <= 0 <= upper end 0.2" in pages.why(base.criterion("g", 0.05, -0.1, 0.2,
-                                                                                          method="t"))
+    assert "contains 0: lower end -0.1 <= 0 < upper end 0.2" in pages.why(base.criterion("g", 0.05, -0.1, 0.2,
+                                                                                         method="t"))
+    assert pages.why(base.criterion("g", 0.0, 0.0, 0.0, method="t")) == (
+        "no part of the interval lies above 0: upper end 0 = 0")
     assert pages.why(base.check("density", False, 0.4, "0.2")) == "measured 0.4, expected 0.2"
     assert pages.why(base.criterion("g", 0.1, float("nan"), float("nan"), method="t", n=1)).startswith(
         "no interval (n = 1)")

@@ -200,7 +200,7 @@ def _capacity(train, gaps, draws=4):
 def test_capacity_verdict_can_fail():
     assert _status("capacity", _capacity([0.6, 0.9, 1.0], [0.0, 0.03, 0.08])) == "pass"
     assert _status("capacity", _capacity([0.6, 0.9, 1.0], [0.08, 0.03, 0.0])) == "fail"  # gaps swapped
-    assert _status("capacity", _capacity([0.9, 0.9, 0.9], [0.0, 0.03, 0.08])) == "inconclusive"  # flat train acc
+    assert _status("capacity", _capacity([0.9, 0.9, 0.9], [0.0, 0.03, 0.08])) == "fail"  # flat train acc
     assert _status("capacity", _capacity([0.9, 0.8, 0.7], [0.0, 0.03, 0.08])) == "fail"  # train acc falls
     assert _status("capacity", _capacity([0.6, 0.9, 1.0], [0.0, 0.03, 0.08], draws=1)) == "inconclusive"  # one draw
 
@@ -287,7 +287,7 @@ def test_dropout_verdict_can_fail():
     assert _status("dropout", _drop(rel=0.1)) == "fail"  # expectations differ
     # keep 0.1: a net near chance has a narrow gap but generalizes worse
     assert _status("dropout", _drop(test_gain=-0.3, gap_narrowing=0.4)) == "fail"
-    assert _status("dropout", _drop(test_gain=0.0, gap_narrowing=0.0)) == "inconclusive"  # keep 1: the same net
+    assert _status("dropout", _drop(test_gain=0.0, gap_narrowing=0.0)) == "fail"  # keep 1: the same net
 
 
 def _lottery(ticket=0.70, reinit=0.6, random=0.59, density=0.16, ticket_step=200, dense_step=300, dense=0.65,

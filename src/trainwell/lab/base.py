@@ -174,19 +174,22 @@ def bootstrap_interval(values, stat=None, draws: int = 2000, seed: int = 0,
 def criterion(name: str, effect: float, lo: float, hi: float, threshold: float = 0.0, *,
               method: str, n: int | None = None, unit: str = "") -> dict:
     """One criterion of a verdict: the claim is ``effect > threshold``. Pass when the whole interval ``[lo, hi]``
-    lies above ``threshold``, fail when it lies below it, inconclusive when it contains it.
+    lies above ``threshold``, fail when none of it does (``hi <= threshold``: two arms that agree on every paired
+    example, an interval [0, 0], refute a claim that one is better), inconclusive when it straddles it.
 
     >>> criterion("gain", 0.05, 0.01, 0.09, method="t")["status"]
     'pass'
     >>> criterion("gain", 0.0, -0.02, 0.02, method="t")["status"]
     'inconclusive'
+    >>> criterion("gain", 0.0, 0.0, 0.0, method="t")["status"]
+    'fail'
     """
     bad = not all(isinstance(v, (int, float)) and not math.isnan(v) for v in (effect, lo, hi))
     if bad:
         status = "inconclusive"
     elif lo > threshold:
         status = "pass"
-    elif hi < threshold:
+    elif hi <= threshold:
         status = "fail"
     else:
         status = "inconclusive"

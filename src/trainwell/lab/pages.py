@@ -85,9 +85,11 @@ def why(c: dict) -> str:
     if status == "pass":
         return f"the whole interval lies above {fmt(t)}"
     if status == "fail":
-        return f"the whole interval lies below {fmt(t)}: upper end {fmt(hi)} < {fmt(t)}"
+        if hi < t:
+            return f"the whole interval lies below {fmt(t)}: upper end {fmt(hi)} < {fmt(t)}"
+        return f"no part of the interval lies above {fmt(t)}: upper end {fmt(hi)} = {fmt(t)}"
     if status == "inconclusive":
-        return f"the interval contains {fmt(t)}: lower end {fmt(lo)} <= {fmt(t)} <= upper end {fmt(hi)}"
+        return f"the interval contains {fmt(t)}: lower end {fmt(lo)} <= {fmt(t)} < upper end {fmt(hi)}"
     return str(status)
 
 
