@@ -246,3 +246,42 @@ def test_an_ordinal_models_slow_loss_is_memorized_given_the_steps_it_needs(blind
     x = torch.randn(64, 8, generator=g)
     levels = (x[:, 0] * 1.5 + 2).round().clamp(0, 4).long()
     assert overfit_tiny_subset(Coral(blind=blind), x, levels, _cumulative_bce).status == status
+
+
+class Siamese(nn.Module):
+    """One encoder read twice; the output is the distance between the two embeddings."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8))
+
+    def forward(self, a, b):
+        return F.pairwise_distance(self.emb(a), self.emb(b))
+
+
+def test_a_shared_bias_that_cancels_in_a_distance_is_named_alone_not_with_its_learning_weight():
+    torch.manual_seed(0)
+    model, x = Siamese(), torch.randn(512, 16)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(30):
+            i, j = torch.randint(0, 512, (2, 32))
+            same = (torch.rand(32) < 0.5).float()
+            loss = F.mse_loss(model(x[i], x[j]), 2.0 * (1 - same))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    learns = {v.check: v for v in w.report().verdicts}["loop: every trainable parameter learns"]
+    assert "emb.2.bias" in str(learns.value) and "emb.2.*" not in str(learns.value)
+    assert model.emb[2].weight.grad.abs().sum() > 0 and model.emb[2].bias.grad.abs().sum() == 0
+
+
+def test_a_segmentation_mask_whose_void_label_the_loss_does_not_ignore_is_named():
+    torch.manual_seed(0)
+    x = torch.randn(16, 1, 8, 8)
+    y = (x[:, 0] > 0).long()
+    y[:, 0, :] = 255
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 1))
+    ran = {v.check: v for v in doctor.check(model, x, y, nn.CrossEntropyLoss()).verdicts}["forward and loss run"]
+    assert ran.status == "fail" and "ignore_index=255" in ran.advice and "widen" not in ran.advice

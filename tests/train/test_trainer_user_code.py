@@ -376,3 +376,29 @@ def test_a_frozen_batchnorm_stays_frozen_through_summarize_lr_range_test_and_the
     before = model[1].running_mean.clone()
     Trainer(model, torch.optim.SGD(model[4].parameters(), lr=0.1), epochs=2, batch_size=16).fit((x, y), (x, y))
     assert torch.equal(model[1].running_mean, before) and not model[1].training and model[4].training
+
+
+class _TinySegmenter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _masks():
+    torch.manual_seed(0)
+    x = torch.randn(16, 1, 8, 8)
+    y = (x[:, 0] > 0).long()
+    y[:, 0, :] = 255  # an unlabelled border, as segmentation datasets mark it
+    return x, y
+
+
+def test_segmentation_masks_with_a_void_label_train_under_ignore_index_and_are_named_without_it():
+    x, y = _masks()
+    model = _TinySegmenter()
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    Trainer(model, opt, loss_fn=nn.CrossEntropyLoss(ignore_index=255), epochs=1, batch_size=8).fit((x, y))
+    with pytest.raises(ValueError, match=r"labels run 0\.\.255.*255 marks unlabelled pixels.*ignore_index=255"):
+        Trainer(model, opt, loss_fn=nn.CrossEntropyLoss(), epochs=1, batch_size=8).fit((x, y))

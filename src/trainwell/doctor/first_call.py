@@ -13,7 +13,7 @@ from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import loss_kind
 from trainwell.doctor.verdict import Verdict
 from trainwell.train.input_checks import check_input_dtype, integer_inputs_hint
-from trainwell.train.losses import check_labels, class_scores
+from trainwell.train.losses import CLASS_INDEX_LOSSES, check_labels, class_scores
 
 NAME = "forward and loss run"
 
@@ -91,7 +91,7 @@ def _target_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
         return ("class-index targets are floating point: y.long()" if whole else None) if \
             y.shape == scores.shape[:1] + scores.shape[2:] else None
     try:  # the label rules of every class-index loss (a module stands in for a function loss_kind recognised)
-        check_labels(scores, y, nn.CrossEntropyLoss())
+        check_labels(scores, y, loss_fn if isinstance(loss_fn, CLASS_INDEX_LOSSES) else nn.CrossEntropyLoss())
     except ValueError as e:
         return str(e)
     if y.dtype != torch.int64:

@@ -203,6 +203,15 @@ def unregistered_verdict(outside: list[str]) -> Verdict:
 
 
 def _group_names(names: list[str], shown: int = 4) -> str:
-    """Parameter names grouped by their module (``0.weight, 0.bias`` -> ``0.*``)."""
-    modules = list(dict.fromkeys(n.rsplit(".", 1)[0] + ".*" if "." in n else n for n in names))
+    """Parameter names grouped by their module (``0.weight, 0.bias`` -> ``0.*``); a module with one name listed
+    keeps it (``2.bias``: its weight is not among them).
+
+    >>> _group_names(["0.weight", "0.bias", "2.bias"])
+    '0.*, 2.bias'
+    """
+    per_module: dict[str, int] = {}
+    for n in names:
+        per_module[n.rsplit(".", 1)[0]] = per_module.get(n.rsplit(".", 1)[0], 0) + 1
+    modules = list(dict.fromkeys(n.rsplit(".", 1)[0] + ".*" if "." in n and per_module[n.rsplit(".", 1)[0]] > 1
+                                 else n for n in names))
     return ", ".join(modules[:shown]) + (f" (+{len(modules) - shown} more)" if len(modules) > shown else "")

@@ -86,10 +86,13 @@ def check_labels(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> No
         raise ValueError(f"class labels with a trailing dimension of 1 (a batch's labels are {tuple(y.shape)}): give "
                          f"them as one index per example, shape (N,) (y.squeeze(1))")
     c = scores.shape[1]
-    valid = y[y != -100]
+    valid = y[y != getattr(loss_fn, "ignore_index", -100)]
     if valid.numel() == 0:
         return
     lo, hi = int(valid.min()), int(valid.max())
     if hi >= c or lo < 0:
-        raise ValueError(f"class labels run {lo}..{hi} but the model has {c} outputs: labels must be in [0, {c}) "
-                         f"(1-based labels? subtract 1; more classes than outputs? widen the last layer)")
+        void = lo >= 0 and c < 255 and bool((valid[valid >= c] == 255).all())
+        raise ValueError(f"class labels run {lo}..{hi} but the model has {c} outputs: labels must be in [0, {c}) " + (
+            "(255 marks unlabelled pixels in segmentation masks: pass ignore_index=255 to the loss, "
+            "nn.CrossEntropyLoss(ignore_index=255))" if void else
+            "(1-based labels? subtract 1; more classes than outputs? widen the last layer)"))
