@@ -285,3 +285,30 @@ def test_a_segmentation_mask_whose_void_label_the_loss_does_not_ignore_is_named(
     model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 1))
     ran = {v.check: v for v in doctor.check(model, x, y, nn.CrossEntropyLoss()).verdicts}["forward and loss run"]
     assert ran.status == "fail" and "ignore_index=255" in ran.advice and "widen" not in ran.advice
+
+
+def _multi_label(n=256, labels=6):
+    torch.manual_seed(0)
+    x = torch.randn(n, 12)
+    y = (x[:, :labels] + 0.3 * torch.randn(n, labels) > 0.4).float()  # tags: zero, one or several per row
+    return x, y, nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, labels))
+
+
+@pytest.mark.parametrize("loss_fn, status", [(nn.CrossEntropyLoss(), "fail"), (nn.BCEWithLogitsLoss(), "pass")])
+def test_multi_hot_targets_under_cross_entropy_are_named_by_check_and_watch(loss_fn, status):
+    x, y, model = _multi_label()
+    assert int((y.sum(1) >= 2).sum()) > 20
+    report = doctor.check(model, x, y, loss_fn)
+    targets = [v for v in report.verdicts if v.check == "targets"]
+    assert (targets[0].status, "BCEWithLogitsLoss" in targets[0].advice) == ("fail", True) if status == "fail" \
+        else not targets or targets[0].status != "fail"
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 256, 32):
+            loss = loss_fn(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i : i + 32])
+    labels = {v.check: v for v in w.report().verdicts}["loop: labels"]
+    assert (labels.status == "fail" and "multi-hot" in labels.value) == (status == "fail")

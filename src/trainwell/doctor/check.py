@@ -34,7 +34,7 @@ from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
 from trainwell.doctor.report import Report
 from trainwell.doctor.sequence_targets import sequence_targets
-from trainwell.doctor.target_range import constant_targets, ignored_class, unreachable_targets
+from trainwell.doctor.target_range import constant_targets, ignored_class, multi_hot_targets, unreachable_targets
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
 
@@ -183,10 +183,12 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
 
 
 def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, out):
-    """An ignored real class (read on the model's output ``out``), regression targets the last activation cannot
-    reach, or a language model's targets wrong for it (None: none of these)."""
+    """Multi-hot targets under cross-entropy, constant targets, an ignored real class (read on the model's output
+    ``out``), regression targets the last activation cannot reach, or a language model's targets wrong for it
+    (None: none of these)."""
     try:
-        return constant_targets(y, loss_fn, out) or ignored_class(loss_fn, out, y) or \
+        return multi_hot_targets(y, loss_fn, out) or constant_targets(y, loss_fn, out) or \
+            ignored_class(loss_fn, out, y) or \
             unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn)
     except Exception:  # noqa: BLE001 - these readings only add a verdict; the checks below still run
         return None

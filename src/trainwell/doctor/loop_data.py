@@ -11,6 +11,7 @@ import math
 import torch
 
 from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
 from trainwell.doctor.verdict import Verdict
 
 
@@ -81,6 +82,11 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
                        "are the negative examples (or the other classes) missing, e.g. never sampled? (A ranking "
                        "loss's +1, which item of each pair ranks first, is one value by design)")
     if ys[0].is_floating_point():
+        hot = [r for r in (multi_hot_rows(y, classes) for y in ys) if r is not None] if soft else []
+        if hot:
+            several, rows = sum(r[0] for r in hot), sum(len(y) for y in ys)
+            return Verdict(name, "fail", f"multi-hot targets under a softmax loss: {several} of {rows} rows mark two "
+                           "or more classes", "one class per row (or a probability distribution)", ADVICE)
         if soft and classes and ys[0].dim() >= 2 and ys[0].shape[-1] == classes:
             return Verdict(name, "pass", f"floating-point targets over the {classes} classes of a softmax loss (its "
                            "gradient sums to 0 over the classes): soft labels or a teacher's logits", "-")

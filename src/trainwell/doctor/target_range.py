@@ -13,6 +13,7 @@ from torch import nn
 from trainwell.doctor import outputs as O
 from trainwell.doctor.inputs import Inputs
 from trainwell.doctor.loss_kinds import loss_kind, reads_class_scores
+from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
 from trainwell.doctor.output_layer import RANGES, last_activation
 from trainwell.doctor.verdict import Verdict
 
@@ -120,3 +121,16 @@ def _constant_fits(loss_fn: Callable, out, y: torch.Tensor) -> bool:
     except Exception:  # noqa: BLE001 - a structure the loss does not take back: the reading stands
         return True
     return min(losses) < 1e-3
+
+
+def multi_hot_targets(y: torch.Tensor, loss_fn: Callable, out) -> Verdict | None:
+    """A fail when cross-entropy (a softmax over the classes) is given multi-hot float targets: rows of 0/1 that
+    mark two or more classes (:mod:`trainwell.doctor.multi_hot`)."""
+    scores = O.logits(out)
+    if scores is None or scores.dim() != 2 or loss_kind(loss_fn) != "cross_entropy":
+        return None
+    hot = multi_hot_rows(y, scores.shape[1])
+    if hot is None:
+        return None
+    return Verdict(NAME, "fail", f"multi-hot targets under cross-entropy: {hot[0]} of {hot[1]} rows mark two or "
+                   "more classes", "one class per row (or a probability distribution)", ADVICE)
