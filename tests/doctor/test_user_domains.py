@@ -312,3 +312,33 @@ def test_multi_hot_targets_under_cross_entropy_are_named_by_check_and_watch(loss
             w.step(loss, y=y[i : i + 32])
     labels = {v.check: v for v in w.report().verdicts}["loop: labels"]
     assert (labels.status == "fail" and "multi-hot" in labels.value) == (status == "fail")
+
+
+@pytest.mark.parametrize("student_side, status", [(F.log_softmax, None), (F.softmax, "fail")])
+def test_a_distillation_loss_that_gives_kl_div_probabilities_is_named(student_side, status):
+    torch.manual_seed(0)
+    x = torch.randn(128, 10)
+    teacher = nn.Linear(10, 4)
+    with torch.no_grad():
+        targets = torch.cat([teacher(x).argmax(1, keepdim=True).float(), teacher(x)], 1)  # (label, teacher logits)
+    kl, t = nn.KLDivLoss(reduction="batchmean"), 4.0
+
+    def distill(out, packed):
+        soft = kl(student_side(out / t, dim=-1), F.softmax(packed[:, 1:] / t, dim=-1)) * t * t
+        return 0.7 * soft + 0.3 * F.cross_entropy(out, packed[:, 0].long())
+
+    student = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 4))
+    fed = [v for v in doctor.check(student, x, targets, distill).verdicts if v.check == "loss input"]
+    assert (fed[0].status if fed else None) == status
+    if status:
+        assert "F.kl_div is given probabilities" in fed[0].value and "log_softmax" in fed[0].advice
+
+
+def test_nll_loss_given_raw_scores_is_named_and_given_log_probabilities_is_not():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 10), torch.randint(0, 3, (64,))
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+    fed = [v for v in doctor.check(model, x, y, nn.NLLLoss()).verdicts if v.check == "loss input"]
+    assert fed and fed[0].status == "fail" and "cross_entropy" in fed[0].advice
+    logp = nn.Sequential(model, nn.LogSoftmax(dim=1))
+    assert not [v for v in doctor.check(logp, x, y, nn.NLLLoss()).verdicts if v.check == "loss input"]

@@ -30,6 +30,7 @@ from torch import nn
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.first_call import runs_on_data, whole_input_only
 from trainwell.doctor.inputs import Inputs, as_inputs, call
+from trainwell.doctor.loss_inputs import log_probability_inputs
 from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
 from trainwell.doctor.report import Report
@@ -173,8 +174,9 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         ran = crash is None or crash.status != "fail"
         dropped = scores_dropout_verdict(_guarded_dropout(model, x)) if ran else None
         targets = _target_verdict(model, x, y, loss_fn, out) if ran else None
+        fed = _guarded(log_probability_inputs, loss_fn, out, y) if ran else None
         del out
-        verdicts = [v for v in (crash, held, dropped, targets) if v is not None] + pf.run_all(
+        verdicts = [v for v in (crash, held, dropped, targets, fed) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
@@ -191,6 +193,14 @@ def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
             ignored_class(loss_fn, out, y) or \
             unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn)
     except Exception:  # noqa: BLE001 - these readings only add a verdict; the checks below still run
+        return None
+
+
+def _guarded(reading: Callable, *args):
+    """``reading(*args)``, or None when it raises: a reading only adds a verdict; the checks below still run."""
+    try:
+        return reading(*args)
+    except Exception:  # noqa: BLE001 - see the docstring
         return None
 
 

@@ -1,0 +1,58 @@
+"""Pre-flight: what the loss function hands to torch's losses of log-probabilities. ``F.kl_div(input, target)``
+(``nn.KLDivLoss``) and ``F.nll_loss`` (``nn.NLLLoss``) read their input as log-probabilities, which are never
+positive; given probabilities (a distillation loss fed ``softmax(s / T)`` instead of ``log_softmax``) or raw
+logits, the KL term goes negative and the loss has no floor (Hinton, Vinyals & Dean, "Distilling the knowledge in a
+neural network", 2015, match softened distributions: the student's side must be log-probabilities for torch's
+``kl_div``). The calls are seen inside the user's own loss, however it is written, with a
+:class:`~torch.overrides.TorchFunctionMode` over one evaluation of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from trainwell.doctor.verdict import Verdict
+
+NAME = "loss input"
+
+_LOG_PROBABILITY_LOSSES = {F.kl_div: "kl_div", F.nll_loss: "nll_loss"}
+
+
+class _LossCalls(TorchFunctionMode):
+    """Records the input of every ``F.kl_div`` / ``F.nll_loss`` call made while it is active."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[str, torch.Tensor]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = _LOG_PROBABILITY_LOSSES.get(func)
+        if name is not None:
+            given = args[0] if args else (kwargs or {}).get("input")
+            if isinstance(given, torch.Tensor):
+                self.seen.append((name, given.detach()))
+        return func(*args, **(kwargs or {}))
+
+
+def log_probability_inputs(loss_fn: Callable, out, y) -> Verdict | None:
+    """A fail when the loss gives ``F.kl_div`` or ``F.nll_loss`` an input with positive values: probabilities or
+    logits where log-probabilities belong (None when neither is called, or every input is <= 0)."""
+    calls = _LossCalls()
+    with torch.no_grad(), calls:
+        loss_fn(out, y)
+    for name, given in calls.seen:
+        if not given.is_floating_point() or given.numel() == 0 or not bool((given > 1e-6).any()):
+            continue
+        lo, hi = float(given.min()), float(given.max())
+        kind = "probabilities" if lo >= 0 and hi <= 1 else "values that are not log-probabilities (logits?)"
+        return Verdict(NAME, "fail", f"F.{name} is given {kind}: its input runs {lo:.3g}..{hi:.3g}",
+                       "log-probabilities (all <= 0)",
+                       f"{name} reads its input as log-probabilities: pass F.log_softmax(scores, dim=-1) (for "
+                       f"distillation, F.log_softmax(student / T) against F.softmax(teacher / T)); with probabilities "
+                       f"the loss goes negative and has no floor" if name == "kl_div" else
+                       f"{name} reads its input as log-probabilities: pass F.log_softmax(scores, dim=1), or give the "
+                       f"raw scores to F.cross_entropy, which applies it")
+    return None
