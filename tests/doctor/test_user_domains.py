@@ -342,3 +342,20 @@ def test_nll_loss_given_raw_scores_is_named_and_given_log_probabilities_is_not()
     assert fed and fed[0].status == "fail" and "cross_entropy" in fed[0].advice
     logp = nn.Sequential(model, nn.LogSoftmax(dim=1))
     assert not [v for v in doctor.check(logp, x, y, nn.NLLLoss()).verdicts if v.check == "loss input"]
+
+
+@pytest.mark.parametrize("last, status", [(nn.Identity(), "skip"), (nn.Sigmoid(), "warn"), (nn.Softmax(1), "warn")])
+def test_a_squashing_layer_before_bce_with_logits_and_pos_weight_is_named_by_watch(last, status):
+    x, y, model = _multi_label()
+    model = nn.Sequential(model, last)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.linspace(1.0, 4.0, 6))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=2) as w:
+        for i in range(0, 256, 32):
+            loss = loss_fn(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i : i + 32])
+    verdict = {v.check: v for v in w.report().verdicts}["loop: loss"]
+    assert verdict.status == status and (status == "skip" or "all in [0, 1]" in verdict.value)

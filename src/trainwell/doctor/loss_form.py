@@ -223,9 +223,26 @@ def bce_on_bounded(z: torch.Tensor, g: torch.Tensor) -> str | None:
     if bounded is None or not bounded.startswith("all in [0, 1]"):
         return None
     y = torch.sigmoid(z) - g * z.numel()
-    if float(torch.minimum(y.abs(), (y - 1).abs()).max()) > 1e-3:
+    if float(torch.minimum(y.abs(), (y - 1).abs()).max()) > 1e-3 and not _pos_weighted(z, g):
         return None
     return bounded
+
+
+def _pos_weighted(z: torch.Tensor, g: torch.Tensor) -> bool:
+    """Whether ``g`` is binary cross-entropy with logits and a ``pos_weight`` p per label (the last dimension),
+    averaged over every element: g = sigmoid(z) / numel where the target is 0 and p (sigmoid(z) - 1) / numel
+    where it is 1, with one p > 0 per label over the rows that hold its positives."""
+    s, gn = torch.sigmoid(z), g * z.numel()
+    negative = (gn - s).abs() <= 1e-3 * s.abs().clamp_min(1e-6)
+    ratio = (gn / (s - 1)).reshape(-1, z.shape[-1]) if z.dim() else None
+    if ratio is None or bool(negative.all()):
+        return False
+    positive = ~negative.reshape(-1, z.shape[-1])
+    for c in range(ratio.shape[1]):
+        p = ratio[positive[:, c], c]
+        if p.numel() and (float(p.min()) <= 0 or float(p.max() - p.min()) > 1e-3 * float(p.mean())):
+            return False
+    return True
 
 
 def _two_classes(z: torch.Tensor, g: torch.Tensor, tol: float) -> dict | None:
