@@ -109,3 +109,13 @@ def test_lr_advice_is_consistent_across_verdicts():
         out = reconcile([monitor, curve])
         assert ("raise the learning rate" in out[0]["advice"] and "do not" not in out[0]["advice"]) == kept
         assert out[1] == curve and monitor["advice"].endswith("raise the learning rate")  # inputs untouched
+
+
+def test_a_train_val_gap_within_two_standard_errors_of_the_val_error_is_not_variance():
+    # 2 sqrt(e (1 - e) / n): 2.34 points at 5.2% error on 360 examples, 0.44 points on 10000
+    assert bias_variance(0.03, 0.052, 0.02, val_examples=360).status == "pass"
+    assert bias_variance(0.03, 0.052, 0.02, val_examples=10_000).value.startswith("high variance")
+    assert bias_variance(0.03, 0.052, 0.02).value.startswith("high variance")  # the size unknown: the 2-point rule
+    assert bias_variance(0.03, 0.09, 0.02, val_examples=360).value.startswith("high variance")  # 6 points: > 2 SE
+    two_se = round(200 * (0.01 * 0.99 / 10) ** 0.5, 1)
+    assert bias_variance(0.0, 0.01, val_examples=10).expected == f"both <= {two_se:g}%"

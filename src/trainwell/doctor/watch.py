@@ -206,7 +206,7 @@ class Watch:
 
     def report(self, val_losses: list[float] | None = None, *, train_error: float | None = None,
                val_error: float | None = None, human_error: float | None = None,
-               overfit_window: int = 5) -> Report:
+               overfit_window: int = 5, val_examples: int | None = None) -> Report:
         """The monitors' verdicts and the post-flight diagnosis as a :class:`Report`.
 
         Args:
@@ -214,6 +214,8 @@ class Watch:
             train_error, val_error: final error rates (1 - accuracy), for the bias/variance split.
             human_error: the human-level (Bayes proxy) error; without it the avoidable bias is "unknown".
             overfit_window: validation loss rising this many evaluations in a row while training loss falls.
+            val_examples: the validation set's size: a train/val gap within two standard errors of the
+                validation error is not read as variance.
         """
         verdicts = self.monitor.verdicts() + self._loop_verdicts()
         phases = ["monitor"] * len(verdicts)
@@ -224,7 +226,7 @@ class Watch:
                                                            [h["val_loss"] for h in history])
             post.append(diagnosis.overfitting(history, onset))
         if train_error is not None and val_error is not None:
-            post.append(diagnosis.bias_variance(train_error, val_error, human_error))
+            post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
         return Report(lv.defer(verdicts + post), f"trainwell doctor: watching {model}",
                       phases + ["post"] * len(post))

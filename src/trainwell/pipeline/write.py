@@ -100,7 +100,8 @@ def postflight(prep: Prepared, losses: list[float], state, final: dict, overfit_
     human = prep.cfg.doctor.human_error
     human = human if human is not None else prep.splits.meta.human_error
     if final.get("train_acc") is not None and final.get("val_acc") is not None:
-        verdicts.append(diagnosis.bias_variance(1 - final["train_acc"], 1 - final["val_acc"], human))
+        verdicts.append(diagnosis.bias_variance(1 - final["train_acc"], 1 - final["val_acc"], human,
+                                                val_examples=len(prep.splits.val[1]) or None))
     verdicts.append(diagnosis.overfitting(state.history, overfit_epoch))
     return verdicts
 
