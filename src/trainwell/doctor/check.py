@@ -33,6 +33,7 @@ from trainwell.doctor.inputs import Inputs, as_inputs, call
 from trainwell.doctor.loss_inputs import log_probability_inputs
 from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
+from trainwell.doctor.padding_read import padding_read
 from trainwell.doctor.report import Report
 from trainwell.doctor.sequence_targets import sequence_targets
 from trainwell.doctor.target_range import constant_targets, ignored_class, multi_hot_targets, unreachable_targets
@@ -175,8 +176,9 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         dropped = scores_dropout_verdict(_guarded_dropout(model, x)) if ran else None
         targets = _target_verdict(model, x, y, loss_fn, out) if ran else None
         fed = _guarded(log_probability_inputs, loss_fn, out, y) if ran else None
+        padded = _guarded(padding_read, model, x) if ran else None
         del out
-        verdicts = [v for v in (crash, held, dropped, targets, fed) if v is not None] + pf.run_all(
+        verdicts = [v for v in (crash, held, dropped, targets, fed, padded) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")

@@ -1,0 +1,79 @@
+"""Pre-flight: a sequence model whose output reads its padding. Sequences of different lengths are padded to one
+length with the embedding's ``padding_idx``; a model that pools over every position (``h.mean(1)``, a max over
+time) or takes a recurrent net's last state after the padding gives a sequence a different output depending on
+how much padding its batch happened to need. Appending more padding to a few sequences must leave each one's
+output as it was: the pooled mean is then taken over the real tokens only (a mask), and a recurrent net reads
+packed sequences (``nn.utils.rnn.pack_padded_sequence``) or the state at each sequence's last real token."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trainwell.doctor import outputs as O
+from trainwell.doctor.inputs import Inputs, call, fields
+from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import kept_modes
+
+NAME = "padding"
+
+
+def _padding_id(model: nn.Module) -> int | None:
+    """The one ``padding_idx`` of the model's embeddings (None: none, or several)."""
+    pads = {m.padding_idx for m in model.modules() if isinstance(m, nn.Embedding) and m.padding_idx is not None}
+    return pads.pop() if len(pads) == 1 else None
+
+
+def _extend(t: torch.Tensor, ids: torch.Tensor, pad: int, extra: int) -> torch.Tensor | None:
+    """``t`` (a field of the batch) with ``extra`` padding positions appended: the token ids with the padding id,
+    a mask beside them (same (n, T) shape) with the value it holds at the padded positions; other fields as they
+    are. None when a mask's value at padding is not one value (it cannot be extended)."""
+    if t is ids:
+        return torch.cat([ids, torch.full((len(ids), extra), pad, dtype=ids.dtype)], 1)
+    if t.shape != ids.shape:
+        return t
+    at_pad, at_token = t[ids == pad], t[ids != pad]
+    if at_pad.numel() == 0 or not bool((at_pad == at_pad[0]).all()) or bool((at_token == at_pad[0]).any()):
+        return None
+    return torch.cat([t, at_pad[0].expand(len(t), extra)], 1)
+
+
+def padding_read(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
+    """A warning when appending padding to 8 sequences of the batch changes their outputs; None when the model has
+    no embedding with a padding id, the batch holds no trailing padding, the outputs are per position, or the
+    model cannot run on longer sequences (a fixed positional table)."""
+    pad = _padding_id(model)
+    if pad is None:
+        return None
+    named = [(name, t) for name, t in fields(x) if not t.is_floating_point() and t.dtype != torch.bool and
+             t.dim() == 2 and bool((t[:, -1] == pad).any())]
+    if not named:
+        return None
+    name, _ = named[0]
+    batch = x[:8]
+    ids = dict(fields(batch))[name] if isinstance(batch, Inputs) else batch
+    extra = ids.shape[1] // 2 + 1
+    if isinstance(batch, Inputs):
+        parts = batch.map(lambda t: _extend(t, ids, pad, extra))
+        if any(v is None for v in parts.tensors()):
+            return None
+        longer = parts
+    else:
+        longer = _extend(ids, ids, pad, extra)
+    try:
+        with kept_modes(model), torch.no_grad():
+            model.eval()
+            before, after = O.logits(call(model, batch)), O.logits(call(model, longer))
+    except Exception:  # noqa: BLE001 - a model this probe cannot run on longer sequences gets no verdict from it
+        return None
+    if before is None or after is None or before.shape != after.shape:
+        return None
+    moved = float((before.double() - after.double()).abs().max()) / max(float(before.double().abs().max()), 1e-12)
+    if moved <= 1e-4:
+        return None
+    return Verdict(NAME, "warn", f"appending {extra} padding tokens (id {pad}) to {len(ids)} sequences changes their "
+                   f"outputs by {moved:.2g} of their scale", "the same output however much padding follows",
+                   "the model reads its padding, so a sequence's prediction depends on its batch's longest "
+                   "sequence: pool over the real tokens only (sum of h * mask over the mask's count), give a "
+                   "recurrent net packed sequences (nn.utils.rnn.pack_padded_sequence) or its state at the last "
+                   "real token, and pass a Transformer src_key_padding_mask")
