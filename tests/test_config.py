@@ -133,7 +133,7 @@ def test_errors_suggest_the_nearest_name_and_never_cut_the_list(override, messag
 def test_to_dict_equals_dataclasses_asdict_and_shares_nothing_mutable():
     """``Config.to_dict`` is ``dataclasses.asdict`` (the oracle) without its deep copy of immutable values: equal
     nested dicts, and lists that are copies (changing them leaves the config as it was)."""
-    cfg = load_config(None, ["model.hidden=[30,20]", "stop.criteria=['early_stopping','loss_change']",
+    cfg = load_config(None, ["model.kind=mlp", "model.hidden=[30,20]", "stop.criteria=['early_stopping','loss_change']",
                              "optim.betas=[0.8,0.99]", "data.name=circles"])
     for c in (Config(), cfg):
         plain = c.to_dict()
@@ -144,3 +144,12 @@ def test_to_dict_equals_dataclasses_asdict_and_shares_nothing_mutable():
     plain["model"]["hidden"].append(5)
     plain["stop"]["criteria"].clear()
     assert cfg.model.hidden == [30, 20] and list(cfg.stop.criteria) == ["early_stopping", "loss_change"]
+
+
+def test_a_model_key_the_models_kind_does_not_read_is_refused_when_set():
+    with pytest.raises(ConfigError, match=r"--set model.hidden is not read by model.kind = 'cnn'.*model.kind=mlp"):
+        load_config(None, ["model.hidden=[64]"])
+    with pytest.raises(ConfigError, match=r"--set model.blocks is not read by model.kind = 'mlp'"):
+        load_config(None, ["model.kind=mlp", "model.blocks=[]"])
+    assert load_config(None, ["model.kind=mlp", "model.hidden=[64]"]).model.hidden == [64]
+    assert load_config(None, ["model.dense=[16]"]).model.dense == [16]

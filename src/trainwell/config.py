@@ -394,10 +394,27 @@ class Config:
         return hashlib.sha256(blob).hexdigest()[:8]
 
 
+#: the model keys only one kind of model reads (``model.skip_io`` is refused on a CNN by the model's validation)
+KIND_KEYS = {"model.hidden": "mlp", "model.blocks": "cnn", "model.dense": "cnn"}
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Resolve a config: defaults, then the TOML file (if any), then ``--set`` overrides."""
+    """Resolve a config: defaults, then the TOML file (if any), then ``--set`` overrides.
+
+    Raises:
+        ConfigError: also when an override sets a model key the model's kind does not read
+            (``--set model.hidden=[64]`` on the default CNN would change nothing but the run's name).
+    """
     raw = read_toml(path) if path is not None else {}
-    return config_from_dict(apply_overrides(raw, list(overrides or [])))
+    cfg = config_from_dict(apply_overrides(raw, list(overrides or [])))
+    for item in overrides or []:
+        key = ".".join(parse_override(item)[0])
+        if KIND_KEYS.get(key, cfg.model.kind) != cfg.model.kind:
+            other = " and ".join(k for k, kind in KIND_KEYS.items() if kind == cfg.model.kind)
+            raise ConfigError(f"--set {key} is not read by model.kind = {cfg.model.kind!r} (it shapes a "
+                              f"{KIND_KEYS[key]!r}): add --set model.kind={KIND_KEYS[key]}, or set {other} to "
+                              f"shape the {cfg.model.kind}")
+    return cfg
 
 
 @functools.cache

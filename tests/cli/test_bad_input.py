@@ -9,6 +9,9 @@ from tests.helpers import cli, tiny
 from trainwell.cli import main
 
 SPIRALS = cli([*tiny(n_per_class=20, hidden=(4,), epochs=1, name=None, quiet=False), "report.enabled=false"])
+# the MLP's widths left out: a CNN does not read them
+SPIRALS_CNN = cli([*(a for a in tiny(n_per_class=20, epochs=1, name=None, quiet=False) if "hidden" not in a),
+                   "report.enabled=false", "model.kind=cnn"])
 
 
 def s(*items):
@@ -101,7 +104,7 @@ CASES = [
     (s("model.blocks=[{type='conv'}]"), "needs 'channels'"),
     (s("model.blocks=[{type='conv', channels=4, kernal=3}]"), "unknown key model.blocks[0].'kernal'"),
     (s("model.blocks=[{type='pool', kind='median'}]"), "kind = 'median'"),
-    (SPIRALS + s("model.kind=cnn"), "needs (C, L) or (C, H, W) inputs"),
+    (SPIRALS_CNN, "needs (C, L) or (C, H, W) inputs"),
     (SPIRALS + s("model.norm=instance"), "'instance' needs spatial positions"),
     (SPIRALS + s("train.trainable=norm"), "needs normalization layers"),
     # data
