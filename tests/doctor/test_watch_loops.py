@@ -174,6 +174,34 @@ def test_gradient_accumulation_is_clean_whichever_loss_is_logged(logged):
     assert "4 backward() passes per step" in report["loop: gradients at optimizer.step()"].value
 
 
+@pytest.mark.parametrize("validate_in_eval, status", [(True, "pass"), (False, "fail")])
+def test_a_leftover_micro_batch_before_validation_is_not_a_validation_in_train_mode(validate_in_eval, status):
+    # 4 micro-batches per step over 9 batches an epoch: the 9th runs forward and backward in train mode, and its
+    # gradient is dropped by the next epoch's zero_grad(); then the model is validated
+    x, y = _blobs(9 * 32)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, C))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=5) as w:
+        for _ in range(3):
+            model.train()
+            opt.zero_grad()
+            for i in range(0, len(x), 32):
+                loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32]) / 4
+                loss.backward()
+                if (i // 32 + 1) % 4 == 0:
+                    opt.step()
+                    opt.zero_grad()
+                    w.step(loss, y=y[i : i + 32])
+            if validate_in_eval:
+                model.eval()
+            with torch.no_grad():
+                w.validate(float(F.cross_entropy(model(x), y)))
+    verdict = w.report()["loop: train/eval mode"]
+    assert verdict.status == status, verdict
+    assert (verdict.status == "fail") == ("3 of 3 validations ran in train mode" in verdict.value)
+
+
 def test_w_step_per_micro_batch_is_named_and_the_update_ratio_defers_to_it():
     x, y = _blobs()
     torch.manual_seed(0)

@@ -389,9 +389,12 @@ class LoopProbe:
         return strongest, math.sqrt(pull / grad)
 
     def validation_seen(self) -> None:
-        """Called by ``Watch.validate``: the forwards since the last step were validation forwards."""
+        """Called by ``Watch.validate``: the forwards since the last step were validation forwards. Those run
+        without gradients are the validation's when there are any: a training forward may come before them (the
+        epoch's leftover micro-batch under gradient accumulation, whose gradient the next ``zero_grad()`` drops)."""
         self.validations += 1
-        if any(mode for mode, _ in self._forwards):
+        no_grad = [mode for mode, grad in self._forwards if not grad]
+        if any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1
         self._forwards = []
 
