@@ -78,6 +78,40 @@ def test_a_gans_players_watched_apart_get_no_registration_fail_and_no_supervised
         _not_judged(report)
 
 
+def _gan_round_not_detached(G, D, opt_g, opt_d, real, zero_first):
+    """A D step on fakes that are not detached (its loss reaches G too), then the G step."""
+    bce = nn.BCEWithLogitsLoss()
+    fake = G(torch.randn(64, 8))
+    if zero_first:  # both players zeroed up front: D's loss stays in G's .grad at G's step
+        opt_d.zero_grad()
+        opt_g.zero_grad()
+    d_loss = bce(D(real), torch.ones(64, 1)) + bce(D(fake), torch.zeros(64, 1))
+    if not zero_first:
+        opt_d.zero_grad()
+    d_loss.backward(retain_graph=True)
+    opt_d.step()
+    g_loss = bce(D(fake), torch.ones(64, 1))
+    if not zero_first:
+        opt_g.zero_grad()  # after D's step: G's .grad holds its own loss only
+    g_loss.backward()
+    opt_g.step()
+    return g_loss
+
+
+@pytest.mark.parametrize("zero_first, status", [(False, "pass"), (True, "warn")])
+def test_a_discriminator_loss_left_in_the_generators_grad_is_named(zero_first, status):
+    G, D = _gan()
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    with doctor.watch(G, opt_g, every=10) as w:
+        for step in range(30):
+            w.step(_gan_round_not_detached(G, D, opt_g, opt_d, _real(step), zero_first))
+    verdict = w.report()["loop: gradients at optimizer.step()"]
+    assert verdict.status == status, verdict
+    if zero_first:
+        assert "from before another optimizer's step" in verdict.value and "detach" in verdict.advice
+
+
 def test_a_gan_in_one_module_with_its_two_optimizers_is_read_as_a_game():
     G, D = _gan()
     gan = nn.ModuleDict({"G": G, "D": D})

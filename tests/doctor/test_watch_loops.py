@@ -149,11 +149,13 @@ def test_steps_a_grad_scaler_skips_are_neither_accumulation_nor_w_step_misuse():
                 or v.value.endswith("median 0")], monitors
 
 
-def _accumulate(k, *, logged="divided", w_step_per_micro=False):
+def _accumulate(k, *, logged="divided", w_step_per_micro=False, zero_each=False):
     def step(model, opt, xb, yb, w):
         opt.zero_grad()
         for part_x, part_y in zip(xb.chunk(k), yb.chunk(k), strict=True):
             loss = F.cross_entropy(model(part_x), part_y)
+            if zero_each:
+                opt.zero_grad()
             (loss / k).backward()
             if w_step_per_micro:
                 w.step(loss / k, y=part_y)
@@ -172,6 +174,21 @@ def test_gradient_accumulation_is_clean_whichever_loss_is_logged(logged):
         .report()
     assert not _loop_alarms(report), _loop_alarms(report)
     assert "4 backward() passes per step" in report["loop: gradients at optimizer.step()"].value
+
+
+@pytest.mark.parametrize("zero_each, status", [(False, "pass"), (True, "fail")])
+def test_zero_grad_before_every_micro_batch_is_named_as_gradients_thrown_away(zero_each, status):
+    x, y = _blobs(512)
+    torch.manual_seed(0)
+    model = _mlp()
+    w = _train(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, epochs=2,
+               step=_accumulate(4, zero_each=zero_each))
+    verdict = w.report()["loop: gradients at optimizer.step()"]
+    assert verdict.status == status, verdict
+    if zero_each:
+        assert "only the last 1 of 4 backward() passes" in verdict.value and "zero_grad()" in verdict.advice
+    else:
+        assert "4 backward() passes per step" in verdict.value
 
 
 @pytest.mark.parametrize("validate_in_eval, status", [(True, "pass"), (False, "fail")])

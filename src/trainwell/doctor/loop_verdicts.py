@@ -94,6 +94,9 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
                        "steps although backward() produced gradients", "the gradients of this step's backward()",
                        "zero_grad() runs between loss.backward() and optimizer.step(): call it before backward() "
                        "(or after step())")
+    dropped = [s for s in steps if s.get("dropped")]
+    if len(dropped) >= max(1, len(steps) // 2):
+        return _dropped_passes(name, dropped, len(steps))
     later = [s for s in steps if s["step"] > 0 and s["incoming_norm"] > 0]
     grew = [s for s in later if s["manual_decay"] is None and
             (s["scale"] > 1.001 or (s["resid"] > 1e-3 and s["grad_norm"] > s["incoming_norm"]))]
@@ -103,6 +106,14 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
                        f"steps (up to {worst:.3g}x this step's)", "the gradients of this step's backward()",
                        "gradients accumulate across steps: call optimizer.zero_grad() once per step (the loss "
                        "curve's rate advice does not apply until then)")
+    crossed = [s for s in later if s.get("crossed")]
+    if probe.game is not None and len(crossed) >= max(1, len(later) // 2):
+        return Verdict(name, "warn", f".grad held a backward() pass from before another optimizer's step on "
+                       f"{len(crossed)} of {len(later)} observed steps: the other player's loss (a GAN's "
+                       "discriminator loss on samples not detached) is added to this player's gradients",
+                       "only this player's own loss in .grad at its step", "detach the samples for the other "
+                       "player's loss (D(fake.detach())), or call this optimizer's zero_grad() after the other "
+                       "player's step, right before this player's backward()")
     # clip_grad_norm_ rescales every gradient by one factor: .grad stays parallel to what backward() gave
     clipped = [s for s in later if s["scale"] < 0.999 and s["resid"] < 1e-3 and not _power_of_two(s["scale"])]
     if len(later) >= 4 and len(clipped) >= 0.9 * len(later):
@@ -125,6 +136,23 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
     if decay:
         note += f"; weight decay {decay[0]:.3g} x w added to .grad by hand"
     return Verdict(name, "pass", f".grad matched this step's backward() on {len(steps)} observed steps{note}", "-")
+
+
+def _dropped_passes(name: str, dropped: list[dict], observed: int) -> Verdict:
+    """``.grad`` lost the gradients of earlier ``backward()`` passes of the step (``zero_grad()`` between them,
+    no optimizer step after them): a fail when two or more passes were thrown away (k >= 3 micro-batches, each
+    zeroed), a warning for one of two (which may be a backward() run only for its input gradients)."""
+    s = max(dropped, key=lambda t: t["dropped"])
+    kept = s["backwards"] - s["dropped"]
+    status = "fail" if s["dropped"] >= 2 else "warn"
+    return Verdict(name, status, f".grad held only the last {kept} of {s['backwards']} backward() passes at "
+                   f"optimizer.step() on {len(dropped)} of {observed} observed steps: zero_grad() ran between them",
+                   "the gradients of every backward() pass since the last step",
+                   "zero_grad() inside the gradient accumulation loop throws away the earlier micro-batches' "
+                   "gradients (the step sees one micro-batch, a smaller and noisier update): call zero_grad() once "
+                   "per optimizer step, after step(), not before each micro-batch's backward()" +
+                   ("; if the earlier pass was run only for input gradients (adversarial examples), use "
+                    "torch.autograd.grad(loss, x) instead of backward()" if status == "warn" else ""))
 
 
 def _power_of_two(scale: float) -> bool:
