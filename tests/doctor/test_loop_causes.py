@@ -1197,6 +1197,39 @@ def test_a_schedule_with_warm_restarts_stepped_per_batch_is_no_collapse():
     assert w.report()["loop: learning rate applied"].status == "pass"
 
 
+_SCHEDULES = {  # (scheduler on opt for a run of `total` steps in `epochs` epochs, stepped per batch?)
+    "multistep per batch": (lambda opt, epochs, total: torch.optim.lr_scheduler.MultiStepLR(opt, [1, 2], 0.1), True),
+    "multistep per epoch": (lambda opt, epochs, total: torch.optim.lr_scheduler.MultiStepLR(opt, [1, 2], 0.1), False),
+}
+
+
+@pytest.mark.parametrize("schedule, status, fragment", [
+    ("multistep per batch", "warn", "collapsed to 1% of its peak or below"),  # two x0.1 milestones: exactly 1%
+    ("multistep per epoch", "pass", ""),
+])
+def test_a_schedule_stepped_at_the_wrong_rate_is_named(schedule, status, fragment):
+    x, y = _data(320)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    epochs, batches = 3, 20
+    build, per_batch = _SCHEDULES[schedule]
+    sched = build(opt, epochs, epochs * batches)
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(epochs):
+            for i in range(0, batches * 16, 16):
+                loss = F.cross_entropy(model(x[i : i + 16]), y[i : i + 16])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if per_batch:
+                    sched.step()
+                w.step(loss)
+            if not per_batch:
+                sched.step()
+    verdict = w.report()["loop: learning rate applied"]
+    assert verdict.status == status and fragment in verdict.value, verdict
+
+
 @pytest.mark.parametrize("times, status", [(1, "pass"), (2, "warn")])
 def test_label_smoothed_cross_entropy_is_read_with_its_epsilon_and_its_scale(times, status):
     torch.manual_seed(0)

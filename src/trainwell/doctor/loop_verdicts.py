@@ -5,10 +5,10 @@ it saw (the learning-rate and bias/variance verdicts then defer to it, see :func
 people write (PyTorch forum and Stack Overflow threads; Karpathy, "A recipe for training neural networks"): a
 missing ``optimizer.zero_grad()``, ``zero_grad()`` between ``backward()`` and ``step()``, an optimizer built on
 another copy of the model, layers unfrozen but never added to the optimizer, a detached branch, ``model.eval()``
-left on, a per-epoch scheduler stepped per batch, a loss counted twice or over the wrong axis, cross-entropy on
-probabilities, unshuffled or repeated batches, 1-based labels, unscaled inputs, clipping on every step, gradient
-accumulation without dividing the loss. The loss's own verdict is in :mod:`trainwell.doctor.loop_loss`, the
-inputs' and labels' in :mod:`trainwell.doctor.loop_data`.
+left on, a loss counted twice or over the wrong axis, cross-entropy on probabilities, unshuffled or repeated
+batches, 1-based labels, unscaled inputs, clipping on every step, gradient accumulation without dividing the loss.
+The loss's own verdict is in :mod:`trainwell.doctor.loop_loss`, the inputs' and labels' in
+:mod:`trainwell.doctor.loop_data`, the learning-rate schedule's in :mod:`trainwell.doctor.loop_schedule`.
 """
 
 from __future__ import annotations
@@ -232,47 +232,6 @@ def module_mode(probe: LoopProbe) -> Verdict:
                        "validation batches: call model.eval() before validating (and model.train() after)")
     return Verdict(name, "pass", f"train mode in {probe.train_steps - probe.eval_mode_steps} of "
                    f"{probe.train_steps} steps, eval mode in {probe.validations} validations", "-")
-
-
-def lr_schedule(probe: LoopProbe) -> Verdict:
-    """The learning rate the optimizer applied, step by step; a schedule that collapses it early (a per-epoch
-    scheduler stepped per batch) is named."""
-    name = "loop: learning rate applied"
-    if not [v for v in probe.lrs if math.isfinite(v)]:
-        return Verdict(name, "skip", "skipped: the optimizer never stepped", "-", "")
-    width = max((len(row) for row in probe.group_lrs), default=0)  # groups may be added mid-run
-    groups = [[row[i] if i < len(row) else math.nan for row in probe.group_lrs] for i in range(width)] \
-        if probe.group_lrs else [probe.lrs]
-    verdicts = [_group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None)
-                for i, lrs in enumerate(groups)]
-    worst = next((v for v in verdicts if v.status != "pass"), verdicts[0])
-    if len(groups) > 1 and worst.status == "pass":
-        rates = ", ".join(f"{g[-1]:.3g}" for g in groups if g)
-        return Verdict(name, "pass", f"{worst.value}; {len(groups)} param groups at {rates} at the last step", "-")
-    return worst
-
-
-def _group_schedule(name: str, lrs: list[float], group: int | None) -> Verdict:
-    """The schedule verdict of one param group's rates (``group``: its index when there are several)."""
-    if not lrs:
-        return Verdict(name, "pass", "no finite rate", "-")
-    where = f"param group {group}: " if group is not None else ""
-    peak = max(lrs)
-    value = f"{lrs[0]:.3g} at step 1 -> {lrs[-1]:.3g} at step {len(lrs)} (peak {peak:.3g})"
-    low = next((i for i, v in enumerate(lrs) if v < 0.01 * peak and i > lrs.index(peak)), None)
-    # a schedule with warm restarts (CosineAnnealingWarmRestarts per batch) comes back up: not a collapse
-    if peak > 0 and low is not None and low < len(lrs) // 2 and max(lrs[low:]) < 0.1 * peak:
-        return Verdict(name, "warn", f"{where}collapsed below 1% of its peak at step {low + 1} of {len(lrs)}: " +
-                       value,
-                       "a schedule spread over the run", "the rate vanishes early: a per-epoch scheduler stepped "
-                       "per batch? Call scheduler.step() once per epoch, or size it in steps")
-    rising = all(b >= a for a, b in zip(lrs, lrs[1:], strict=False)) and lrs[-1] >= 2 * lrs[0] > 0
-    if len(lrs) >= 20 and rising and len(set(lrs)) <= max(2, len(lrs) // 4):  # a few jumps: epochs
-        return Verdict(name, "warn", f"{where}still rising at the last step, in {len(set(lrs)) - 1} jumps: " + value,
-                       "a warm-up that ends, then the schedule's decay", "the rate only rose, a few times over the "
-                       "run: a per-batch schedule (OneCycleLR, warm-up) stepped once per epoch? Call "
-                       "scheduler.step() after every optimizer.step(), or size it in epochs")
-    return Verdict(name, "pass", value, "-")
 
 
 def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
