@@ -1197,15 +1197,32 @@ def test_a_schedule_with_warm_restarts_stepped_per_batch_is_no_collapse():
     assert w.report()["loop: learning rate applied"].status == "pass"
 
 
+def _warmup_cosine(opt, total):
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / 10 if s < 10 else 0.5 * (1 + math.cos(math.pi * (s - 10) / (total - 10))))
+
+
 _SCHEDULES = {  # (scheduler on opt for a run of `total` steps in `epochs` epochs, stepped per batch?)
     "multistep per batch": (lambda opt, epochs, total: torch.optim.lr_scheduler.MultiStepLR(opt, [1, 2], 0.1), True),
     "multistep per epoch": (lambda opt, epochs, total: torch.optim.lr_scheduler.MultiStepLR(opt, [1, 2], 0.1), False),
+    "one cycle per epoch": (lambda opt, epochs, total: torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total), False),
+    "one cycle per batch": (lambda opt, epochs, total: torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total), True),
+    "cosine over epochs per batch": (lambda opt, epochs, total: torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=epochs), True),
+    "cosine over steps per batch": (lambda opt, epochs, total: torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=total), True),
+    "warm-up and cosine per batch": (lambda opt, epochs, total: _warmup_cosine(opt, total), True),
 }
 
 
 @pytest.mark.parametrize("schedule, status, fragment", [
     ("multistep per batch", "warn", "collapsed to 1% of its peak or below"),  # two x0.1 milestones: exactly 1%
     ("multistep per epoch", "pass", ""),
+    ("one cycle per epoch", "warn", "OneCycleLR changed the rate 2 times in 60 steps (every 20)"),
+    ("one cycle per batch", "pass", ""),
+    ("cosine over epochs per batch", "warn", "back up to its peak 9 times, every 6 steps"),
+    ("cosine over steps per batch", "pass", ""),
+    ("warm-up and cosine per batch", "pass", ""),
 ])
 def test_a_schedule_stepped_at_the_wrong_rate_is_named(schedule, status, fragment):
     x, y = _data(320)
