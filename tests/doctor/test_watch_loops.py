@@ -286,6 +286,49 @@ def test_inputs_normalized_inside_the_model_are_of_unit_scale(inside):
         assert verdict.status == "warn" and "far from unit scale" in verdict.value, verdict
 
 
+class Tabular(nn.Module):
+    """A store id (embedded) and numeric features, concatenated into an MLP."""
+
+    def __init__(self):
+        super().__init__()
+        self.store = nn.Embedding(10, 4)
+        self.mlp = nn.Sequential(nn.Linear(4 + 2, 32), nn.ReLU(), nn.Linear(32, 2))
+
+    def forward(self, store, numeric):
+        return self.mlp(torch.cat([self.store(store), numeric], 1))
+
+
+@pytest.mark.parametrize("standardized", [True, False])
+def test_raw_numeric_features_beside_integer_ids_are_named(standardized):
+    g = torch.Generator().manual_seed(0)
+    store = torch.randint(0, 10, (512,), generator=g)
+    income = torch.exp(10.5 + 0.5 * torch.randn(512, generator=g))  # dollars
+    age = 18 + 60 * torch.rand(512, generator=g)  # years
+    y = (income > income.median()).long()
+    numeric = torch.stack([income, age], 1)
+    if standardized:
+        numeric = (numeric - numeric.mean(0)) / numeric.std(0)
+    torch.manual_seed(0)
+    model = Tabular()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 512, 32):
+            loss = F.cross_entropy(model(store[i : i + 32], numeric[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i : i + 32])
+    report = w.report()
+    verdict = report["loop: inputs"]
+    if standardized:
+        assert verdict.status == "pass", verdict
+    else:
+        assert verdict.status == "warn" and "far from unit scale" in verdict.value, verdict
+        assert "argument 2 of 2" in verdict.value
+        monitors = [v for v in report if v.check.startswith("monitor:") and v.status == "warn"]
+        assert not monitors, monitors  # dead units or vanishing gradients follow from the inputs' scale
+
+
 @pytest.mark.parametrize("head, named", [(nn.Sigmoid(), "Sigmoid"), (nn.ReLU(), "ReLU"), (None, None)])
 def test_an_activation_after_the_last_layer_is_named(head, named):
     x, y = _blobs()

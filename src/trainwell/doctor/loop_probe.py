@@ -267,7 +267,7 @@ class LoopProbe:
             self._game_reads += 1
             self._fed_by_another_model(x)
         if self._armed and len(self.inputs) < 64:
-            self.inputs.append(_input_stats(x, self.opt_steps))
+            self.inputs.append(_input_stats(_tensors(args, kwargs), self.opt_steps))
         if not self.mode_sensitive and self.mode_sample is None and self._armed:
             self.mode_sample = (args, kwargs)  # the batch's tensors themselves (4 of their rows are read at the report)
 
@@ -471,14 +471,25 @@ def _zero_sum_rows(g: torch.Tensor | None) -> bool:
     return top > 0 and float(g.sum(-1).abs().max()) <= tol * top
 
 
-def _input_stats(x: torch.Tensor, step: int) -> dict:
-    xd = x.detach()
-    stats = {"step": step, "shape": tuple(xd.shape), "floating": xd.is_floating_point()}
+def _tensors(args, kwargs) -> list[torch.Tensor]:
+    """Every tensor among a forward's arguments, in order (``model(ids, numeric)``: both)."""
+    return [t for value in list(args) + list(kwargs.values()) for t in O.leaves(value)]
+
+
+def _input_stats(inputs: list[torch.Tensor], step: int) -> dict:
+    """One observed forward's inputs: a fingerprint of the first (its shape, sum and first values: the same batch
+    again?) and the scale of every floating-point one (``index``: (k, n), the k-th of the model's n tensor arguments
+    is the farthest from unit scale, when it takes several)."""
+    xd = inputs[0].detach()
     flat = xd.reshape(-1).float()
-    stats["sum"] = float(flat.sum()) if flat.numel() else 0.0
-    stats["head"] = flat[:64].tolist()
-    if xd.is_floating_point():
-        stats["finite"] = bool(torch.isfinite(flat).all())
-    if xd.is_floating_point() and flat.numel() > 1:
-        stats["std"], stats["max_abs"] = float(flat.std()), float(flat.abs().max())
+    floating = [t.detach() for t in inputs if t.is_floating_point()]
+    stats = {"step": step, "shape": tuple(xd.shape), "floating": bool(floating),
+             "sum": float(flat.sum()) if flat.numel() else 0.0, "head": flat[:64].tolist()}
+    if floating:
+        stats["finite"] = all(bool(torch.isfinite(t).all()) for t in floating)
+    scales = [(float(t.float().std()), float(t.float().abs().max()), i)
+              for i, t in enumerate(inputs) if t.is_floating_point() and t.numel() > 1]
+    if scales:
+        stats["std"], stats["max_abs"], index = max(scales)
+        stats["index"] = (index + 1, len(inputs)) if len(inputs) > 1 else None
     return stats

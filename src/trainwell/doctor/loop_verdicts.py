@@ -267,10 +267,14 @@ def unregistered_verdict(names: list[str] | None) -> Verdict | None:
 
 #: a fired loop cause makes these downstream verdicts defer to it
 DOWNSTREAM = ("learning rate (loss curve)", "bias/variance", "monitor: update/weight ratio")
+#: monitor verdicts that inputs far from unit scale explain (a first layer driven far into its range)
+SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: vanishing gradients",
+                "monitor: exploding gradients")
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
-    """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail):
+    """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
+    the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale:
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
     become 'info', naming the cause. Frozen parameters (an 'info') are named in a flat or slow learning-rate
@@ -280,6 +284,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
                   None)
     nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
+    raw_inputs = next((c for c in causes if c.check == "loop: inputs" and "far from unit scale" in str(c.value)),
+                      None)
     summed = next((v for v in verdicts if v.check == "loop: loss" and v.status == "info"
                    and str(v.value).startswith("summed")), None)
     from_start = next((v for v in verdicts if v.check == DOWNSTREAM[0] and "before any update" in str(v.value)),
@@ -295,6 +301,9 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
         elif nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs hold NaN/Inf: fix the data first")
+        elif raw_inputs is not None and v.check in SCALE_DRIVEN and v.status == "warn":
+            v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
+                        "the inputs are far from unit scale: normalize them first; this reading follows from it")
         elif v.check in DOWNSTREAM and v.status in ("pass", "warn", "fail") and causes:
             names = ", ".join(f"'{c.check}'" for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
