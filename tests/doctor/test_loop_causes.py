@@ -1257,3 +1257,16 @@ def test_label_smoothed_cross_entropy_is_read_with_its_epsilon_and_its_scale(tim
                loss_fn=lambda o, t: times * smoothed(o, t))
     verdict = w.report()["loop: loss"]
     assert verdict.status == status and "label smoothing 0.1" in verdict.value
+
+
+@pytest.mark.parametrize("lr, status", [(0.1, "pass"), (0.01, "warn")])
+def test_a_label_smoothed_loss_curve_is_read_towards_its_floor_not_towards_0(lr, status):
+    # label smoothing 0.2 over 4 classes: no output brings the loss below the smoothed targets' entropy, 0.588
+    torch.manual_seed(0)
+    x, y = _data(512)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C))
+    w = _steps(model, torch.optim.SGD(model.parameters(), lr=lr), x, y, 200, batch=32, every=25,
+               loss_fn=nn.CrossEntropyLoss(label_smoothing=0.2))
+    verdict = w.report()["learning rate (loss curve)"]
+    assert verdict.status == status and "towards the floor 0.588" in verdict.value, verdict
+    assert verdict.value.startswith("good" if status == "pass" else "too low")

@@ -218,7 +218,8 @@ class Watch:
         """
         verdicts = self.monitor.verdicts() + self._loop_verdicts()
         phases = ["monitor"] * len(verdicts)
-        post = [self._game(self._flat_direction(diagnosis.learning_rate_diagnosis(self.losses, self.batch_size)))]
+        curve = diagnosis.learning_rate_diagnosis(self.losses, self.batch_size, floor=ll.loss_floor(self.probe))
+        post = [self._game(self._flat_direction(curve))]
         history = self._history(val_losses)
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
