@@ -176,18 +176,39 @@ def test_gradient_accumulation_is_clean_whichever_loss_is_logged(logged):
     assert "4 backward() passes per step" in report["loop: gradients at optimizer.step()"].value
 
 
-@pytest.mark.parametrize("zero_each, status", [(False, "pass"), (True, "fail")])
-def test_zero_grad_before_every_micro_batch_is_named_as_gradients_thrown_away(zero_each, status):
+def _sharpness_aware(model, opt, xb, yb, w, rho=0.05):
+    """SAM (Foret et al. 2021): a backward() at the weights, an ascent step by hand, zero_grad(), the backward()
+    whose gradient the optimizer applies, at the weights put back."""
+    loss = F.cross_entropy(model(xb), yb)
+    opt.zero_grad()
+    loss.backward()
+    params = [p for p in model.parameters() if p.grad is not None]
+    with torch.no_grad():
+        norm = torch.norm(torch.stack([p.grad.norm() for p in params]))
+        moves = [p.grad * rho / (norm + 1e-12) for p in params]
+        for p, e in zip(params, moves, strict=True):
+            p.add_(e)
+    opt.zero_grad()
+    F.cross_entropy(model(xb), yb).backward()
+    with torch.no_grad():
+        for p, e in zip(params, moves, strict=True):
+            p.sub_(e)
+    opt.step()
+    w.step(loss, y=yb)
+
+
+@pytest.mark.parametrize("loop, status", [("zero once", "pass"), ("zero each", "fail"), ("sam", "pass")])
+def test_zero_grad_before_every_micro_batch_is_named_as_gradients_thrown_away(loop, status):
     x, y = _blobs(512)
     torch.manual_seed(0)
     model = _mlp()
-    w = _train(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, epochs=2,
-               step=_accumulate(4, zero_each=zero_each))
+    step = _sharpness_aware if loop == "sam" else _accumulate(4, zero_each=loop == "zero each")
+    w = _train(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, epochs=2, step=step)
     verdict = w.report()["loop: gradients at optimizer.step()"]
     assert verdict.status == status, verdict
-    if zero_each:
+    if loop == "zero each":
         assert "only the last 1 of 4 backward() passes" in verdict.value and "zero_grad()" in verdict.advice
-    else:
+    elif loop == "zero once":
         assert "4 backward() passes per step" in verdict.value
 
 

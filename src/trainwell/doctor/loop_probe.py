@@ -107,7 +107,7 @@ class LoopProbe:
         self._backwards: dict[int, int] = {}  # backward() passes that delivered to each tensor this step
         self._kept: dict[int, int] = {}  # of them, those since .grad was last cleared
         self._crossed: set[int] = set()  # tensors whose .grad kept a pass from before another optimizer's step
-        self._delivered: dict[int, int] = {}  # the tick of each tensor's latest delivery
+        self._delivered: dict[int, tuple[int, int]] = {}  # (tick, the tensor's version) at its latest delivery
         self._other_step = 0  # the tick of the latest step of an optimizer besides the first one
         self._outs: list[list] = []
         self._hooks: list = []
@@ -223,23 +223,24 @@ class LoopProbe:
             self._last_backward = self._tick
             seen = self._incoming.get(pid)
             if seen is not None and _nonzero(seen):
-                handed_on = self._other_step > self._delivered[pid]
-                if _cleared(p.grad):
-                    self._cleared_since(pid, handed_on)
+                tick, version = self._delivered[pid]
+                stepped = self._other_step > tick  # another optimizer stepped since (a GAN's other player)
+                if _cleared(p.grad):  # used if it stepped, or if the tensor changed in place (SAM's ascent step)
+                    self._cleared_since(pid, stepped or p._version != version)
                     seen = None
-                elif handed_on:
+                elif stepped:
                     self._crossed.add(pid)  # .grad keeps a pass from before another optimizer's step
             self._incoming[pid] = g.detach().clone() if seen is None else seen + g.detach()
             self._backwards[pid] = self._backwards.get(pid, 0) + 1
             self._kept[pid] = self._kept.get(pid, 0) + 1
-            self._delivered[pid] = self._tick
+            self._delivered[pid] = (self._tick, p._version)
         return hook
 
     def _cleared_since(self, pid: int, handed_on: bool) -> None:
         """``.grad`` was cleared (``zero_grad()``) after earlier passes delivered to it: what they delivered is gone
-        from it. Passes that came before another optimizer's step were that step's (a GAN's discriminator's loss
-        reaching the generator) and are not this step's; passes with no step after them were thrown away (zero_grad
-        inside a gradient accumulation)."""
+        from it. Passes that came before another optimizer's step (a GAN's discriminator's loss reaching the
+        generator) or before the tensor changed in place (SAM's ascent step) were used and are not this step's;
+        passes with neither after them were thrown away (zero_grad inside a gradient accumulation)."""
         self._kept[pid] = 0
         if handed_on:
             self._backwards[pid] = 0
