@@ -78,6 +78,40 @@ def test_a_gans_players_watched_apart_get_no_registration_fail_and_no_supervised
         _not_judged(report)
 
 
+def _gan_round_not_detached(G, D, opt_g, opt_d, real, zero_first):
+    """A D step on fakes that are not detached (its loss reaches G too), then the G step."""
+    bce = nn.BCEWithLogitsLoss()
+    fake = G(torch.randn(64, 8))
+    if zero_first:  # both players zeroed up front: D's loss stays in G's .grad at G's step
+        opt_d.zero_grad()
+        opt_g.zero_grad()
+    d_loss = bce(D(real), torch.ones(64, 1)) + bce(D(fake), torch.zeros(64, 1))
+    if not zero_first:
+        opt_d.zero_grad()
+    d_loss.backward(retain_graph=True)
+    opt_d.step()
+    g_loss = bce(D(fake), torch.ones(64, 1))
+    if not zero_first:
+        opt_g.zero_grad()  # after D's step: G's .grad holds its own loss only
+    g_loss.backward()
+    opt_g.step()
+    return g_loss
+
+
+@pytest.mark.parametrize("zero_first, status", [(False, "pass"), (True, "warn")])
+def test_a_discriminator_loss_left_in_the_generators_grad_is_named(zero_first, status):
+    G, D = _gan()
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    with doctor.watch(G, opt_g, every=10) as w:
+        for step in range(30):
+            w.step(_gan_round_not_detached(G, D, opt_g, opt_d, _real(step), zero_first))
+    verdict = w.report()["loop: gradients at optimizer.step()"]
+    assert verdict.status == status, verdict
+    if zero_first:
+        assert "from before another optimizer's step" in verdict.value and "detach" in verdict.advice
+
+
 def test_a_gan_in_one_module_with_its_two_optimizers_is_read_as_a_game():
     G, D = _gan()
     gan = nn.ModuleDict({"G": G, "D": D})
@@ -1163,6 +1197,56 @@ def test_a_schedule_with_warm_restarts_stepped_per_batch_is_no_collapse():
     assert w.report()["loop: learning rate applied"].status == "pass"
 
 
+def _warmup_cosine(opt, total):
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / 10 if s < 10 else 0.5 * (1 + math.cos(math.pi * (s - 10) / (total - 10))))
+
+
+_SCHEDULES = {  # (scheduler on opt for a run of `total` steps in `epochs` epochs, stepped per batch?)
+    "multistep per batch": (lambda opt, epochs, total: torch.optim.lr_scheduler.MultiStepLR(opt, [1, 2], 0.1), True),
+    "multistep per epoch": (lambda opt, epochs, total: torch.optim.lr_scheduler.MultiStepLR(opt, [1, 2], 0.1), False),
+    "one cycle per epoch": (lambda opt, epochs, total: torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total), False),
+    "one cycle per batch": (lambda opt, epochs, total: torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total), True),
+    "cosine over epochs per batch": (lambda opt, epochs, total: torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=epochs), True),
+    "cosine over steps per batch": (lambda opt, epochs, total: torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=total), True),
+    "warm-up and cosine per batch": (lambda opt, epochs, total: _warmup_cosine(opt, total), True),
+}
+
+
+@pytest.mark.parametrize("schedule, status, fragment", [
+    ("multistep per batch", "warn", "collapsed to 1% of its peak or below"),  # two x0.1 milestones: exactly 1%
+    ("multistep per epoch", "pass", ""),
+    ("one cycle per epoch", "warn", "OneCycleLR changed the rate 2 times in 60 steps (every 20)"),
+    ("one cycle per batch", "pass", ""),
+    ("cosine over epochs per batch", "warn", "back up to its peak 9 times, every 6 steps"),
+    ("cosine over steps per batch", "pass", ""),
+    ("warm-up and cosine per batch", "pass", ""),
+])
+def test_a_schedule_stepped_at_the_wrong_rate_is_named(schedule, status, fragment):
+    x, y = _data(320)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    epochs, batches = 3, 20
+    build, per_batch = _SCHEDULES[schedule]
+    sched = build(opt, epochs, epochs * batches)
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(epochs):
+            for i in range(0, batches * 16, 16):
+                loss = F.cross_entropy(model(x[i : i + 16]), y[i : i + 16])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if per_batch:
+                    sched.step()
+                w.step(loss)
+            if not per_batch:
+                sched.step()
+    verdict = w.report()["loop: learning rate applied"]
+    assert verdict.status == status and fragment in verdict.value, verdict
+
+
 @pytest.mark.parametrize("times, status", [(1, "pass"), (2, "warn")])
 def test_label_smoothed_cross_entropy_is_read_with_its_epsilon_and_its_scale(times, status):
     torch.manual_seed(0)
@@ -1173,3 +1257,16 @@ def test_label_smoothed_cross_entropy_is_read_with_its_epsilon_and_its_scale(tim
                loss_fn=lambda o, t: times * smoothed(o, t))
     verdict = w.report()["loop: loss"]
     assert verdict.status == status and "label smoothing 0.1" in verdict.value
+
+
+@pytest.mark.parametrize("lr, status", [(0.1, "pass"), (0.01, "warn")])
+def test_a_label_smoothed_loss_curve_is_read_towards_its_floor_not_towards_0(lr, status):
+    # label smoothing 0.2 over 4 classes: no output brings the loss below the smoothed targets' entropy, 0.588
+    torch.manual_seed(0)
+    x, y = _data(512)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C))
+    w = _steps(model, torch.optim.SGD(model.parameters(), lr=lr), x, y, 200, batch=32, every=25,
+               loss_fn=nn.CrossEntropyLoss(label_smoothing=0.2))
+    verdict = w.report()["learning rate (loss curve)"]
+    assert verdict.status == status and "towards the floor 0.588" in verdict.value, verdict
+    assert verdict.value.startswith("good" if status == "pass" else "too low")

@@ -149,11 +149,13 @@ def test_steps_a_grad_scaler_skips_are_neither_accumulation_nor_w_step_misuse():
                 or v.value.endswith("median 0")], monitors
 
 
-def _accumulate(k, *, logged="divided", w_step_per_micro=False):
+def _accumulate(k, *, logged="divided", w_step_per_micro=False, zero_each=False):
     def step(model, opt, xb, yb, w):
         opt.zero_grad()
         for part_x, part_y in zip(xb.chunk(k), yb.chunk(k), strict=True):
             loss = F.cross_entropy(model(part_x), part_y)
+            if zero_each:
+                opt.zero_grad()
             (loss / k).backward()
             if w_step_per_micro:
                 w.step(loss / k, y=part_y)
@@ -172,6 +174,70 @@ def test_gradient_accumulation_is_clean_whichever_loss_is_logged(logged):
         .report()
     assert not _loop_alarms(report), _loop_alarms(report)
     assert "4 backward() passes per step" in report["loop: gradients at optimizer.step()"].value
+
+
+def _sharpness_aware(model, opt, xb, yb, w, rho=0.05):
+    """SAM (Foret et al. 2021): a backward() at the weights, an ascent step by hand, zero_grad(), the backward()
+    whose gradient the optimizer applies, at the weights put back."""
+    loss = F.cross_entropy(model(xb), yb)
+    opt.zero_grad()
+    loss.backward()
+    params = [p for p in model.parameters() if p.grad is not None]
+    with torch.no_grad():
+        norm = torch.norm(torch.stack([p.grad.norm() for p in params]))
+        moves = [p.grad * rho / (norm + 1e-12) for p in params]
+        for p, e in zip(params, moves, strict=True):
+            p.add_(e)
+    opt.zero_grad()
+    F.cross_entropy(model(xb), yb).backward()
+    with torch.no_grad():
+        for p, e in zip(params, moves, strict=True):
+            p.sub_(e)
+    opt.step()
+    w.step(loss, y=yb)
+
+
+@pytest.mark.parametrize("loop, status", [("zero once", "pass"), ("zero each", "fail"), ("sam", "pass")])
+def test_zero_grad_before_every_micro_batch_is_named_as_gradients_thrown_away(loop, status):
+    x, y = _blobs(512)
+    torch.manual_seed(0)
+    model = _mlp()
+    step = _sharpness_aware if loop == "sam" else _accumulate(4, zero_each=loop == "zero each")
+    w = _train(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, epochs=2, step=step)
+    verdict = w.report()["loop: gradients at optimizer.step()"]
+    assert verdict.status == status, verdict
+    if loop == "zero each":
+        assert "only the last 1 of 4 backward() passes" in verdict.value and "zero_grad()" in verdict.advice
+    elif loop == "zero once":
+        assert "4 backward() passes per step" in verdict.value
+
+
+@pytest.mark.parametrize("validate_in_eval, status", [(True, "pass"), (False, "fail")])
+def test_a_leftover_micro_batch_before_validation_is_not_a_validation_in_train_mode(validate_in_eval, status):
+    # 4 micro-batches per step over 9 batches an epoch: the 9th runs forward and backward in train mode, and its
+    # gradient is dropped by the next epoch's zero_grad(); then the model is validated
+    x, y = _blobs(9 * 32)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, C))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=5) as w:
+        for _ in range(3):
+            model.train()
+            opt.zero_grad()
+            for i in range(0, len(x), 32):
+                loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32]) / 4
+                loss.backward()
+                if (i // 32 + 1) % 4 == 0:
+                    opt.step()
+                    opt.zero_grad()
+                    w.step(loss, y=y[i : i + 32])
+            if validate_in_eval:
+                model.eval()
+            with torch.no_grad():
+                w.validate(float(F.cross_entropy(model(x), y)))
+    verdict = w.report()["loop: train/eval mode"]
+    assert verdict.status == status, verdict
+    assert (verdict.status == "fail") == ("3 of 3 validations ran in train mode" in verdict.value)
 
 
 def test_w_step_per_micro_batch_is_named_and_the_update_ratio_defers_to_it():
@@ -239,6 +305,49 @@ def test_inputs_normalized_inside_the_model_are_of_unit_scale(inside):
         assert verdict.status == "pass" and "normalized inside the model" in verdict.value, verdict
     else:
         assert verdict.status == "warn" and "far from unit scale" in verdict.value, verdict
+
+
+class Tabular(nn.Module):
+    """A store id (embedded) and numeric features, concatenated into an MLP."""
+
+    def __init__(self):
+        super().__init__()
+        self.store = nn.Embedding(10, 4)
+        self.mlp = nn.Sequential(nn.Linear(4 + 2, 32), nn.ReLU(), nn.Linear(32, 2))
+
+    def forward(self, store, numeric):
+        return self.mlp(torch.cat([self.store(store), numeric], 1))
+
+
+@pytest.mark.parametrize("standardized", [True, False])
+def test_raw_numeric_features_beside_integer_ids_are_named(standardized):
+    g = torch.Generator().manual_seed(0)
+    store = torch.randint(0, 10, (512,), generator=g)
+    income = torch.exp(10.5 + 0.5 * torch.randn(512, generator=g))  # dollars
+    age = 18 + 60 * torch.rand(512, generator=g)  # years
+    y = (income > income.median()).long()
+    numeric = torch.stack([income, age], 1)
+    if standardized:
+        numeric = (numeric - numeric.mean(0)) / numeric.std(0)
+    torch.manual_seed(0)
+    model = Tabular()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 512, 32):
+            loss = F.cross_entropy(model(store[i : i + 32], numeric[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i : i + 32])
+    report = w.report()
+    verdict = report["loop: inputs"]
+    if standardized:
+        assert verdict.status == "pass", verdict
+    else:
+        assert verdict.status == "warn" and "far from unit scale" in verdict.value, verdict
+        assert "argument 2 of 2" in verdict.value
+        monitors = [v for v in report if v.check.startswith("monitor:") and v.status == "warn"]
+        assert not monitors, monitors  # dead units or vanishing gradients follow from the inputs' scale
 
 
 @pytest.mark.parametrize("head, named", [(nn.Sigmoid(), "Sigmoid"), (nn.ReLU(), "ReLU"), (None, None)])

@@ -76,7 +76,7 @@ PLATEAU_HALF, PLATEAU_LEVEL = 0.97, 0.3
 LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
 
 
-def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None) -> Verdict:
+def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None, floor: float = 0.0) -> Verdict:
     """Classify a per-step training-loss curve: too high / high / good / too low, or flat (no progress).
 
     Following cs231n ("babysitting the learning process"): very high -> the loss rises, spikes or becomes NaN;
@@ -87,6 +87,8 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None) 
     Args:
         losses: the training loss of every step, in order (mini-batch or full-batch).
         batch_size: only quoted in the verdict (the curve's noise reflects it).
+        floor: the lowest value the loss can reach (label smoothing's targets' entropy): the drop is measured
+            towards it, not towards 0.
 
     Returns:
         A :class:`Verdict`; its value starts with the label ("too high", "high", "good", "too low", "flat",
@@ -112,20 +114,21 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None) 
     if len(losses) < MIN_STEPS:
         return Verdict(name, "warn", f"unknown: only {len(losses)} steps", f">= {MIN_STEPS} steps",
                        "too few steps to read the curve: train longer (or record every step) before judging the LR")
-    f = loss_curve_features(losses)
-    return _read_curve(name, f, _describe_curve(f, batch_size))
+    f = loss_curve_features([v - floor for v in losses])
+    return _read_curve(name, f, _describe_curve(f, batch_size, floor))
 
 
-def _describe_curve(f: dict, batch_size: int | None) -> str:
-    """The verdict's value: start and end level, drop (or rise), noise."""
+def _describe_curve(f: dict, batch_size: int | None, floor: float = 0.0) -> str:
+    """The verdict's value: start and end level, drop (or rise) above ``floor``, noise."""
     noise_note = f"; batch size {batch_size}" if batch_size else ""
     if f["tail"] <= f["head"]:
-        change = f"{f['rel_drop']:.0%} drop, {f['half_share']:.0%} of it by mid-run"
+        towards = f" towards the floor {floor:.3g}" if floor else ""
+        change = f"{f['rel_drop']:.0%} drop{towards}, {f['half_share']:.0%} of it by mid-run"
     else:  # a rise is not a "drop" (a clipped share of it would read "100%")
         rise = (f["tail"] - f["head"]) / max(abs(f["head"]), 1e-12)
         change = f"{rise:.0%} rise" if rise < 10 else f"a rise to {f['tail'] / max(abs(f['head']), 1e-12):.3g}x"
-    value = (f"start {f['head']:.3g} -> end {f['tail']:.3g} ({change}); noise {f['noise']:.0%} of the loss "
-             f"level{noise_note}")
+    value = (f"start {f['head'] + floor:.3g} -> end {f['tail'] + floor:.3g} ({change}); noise {f['noise']:.0%} of "
+             f"the loss level{' above the floor' if floor else ''}{noise_note}")
     return value
 
 

@@ -54,7 +54,9 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
             return Verdict(name, "pass", f"inputs std up to {std:.3g} (max |x| {top:.3g}), normalized inside the "
                            f"model: the first weighted layer receives std up to {inner:.3g}", "-")
         if std > 5.0 or top > 50.0:
-            return Verdict(name, "warn", f"inputs far from unit scale: std up to {std:.3g}, max |x| {top:.3g}",
+            which = max(floating, key=lambda s: s["std"]).get("index")
+            where = f" (the model's argument {which[0]} of {which[1]})" if which is not None else ""
+            return Verdict(name, "warn", f"inputs far from unit scale: std up to {std:.3g}, max |x| {top:.3g}{where}",
                            "std ~ 1", "normalize the inputs (e.g. divide 0..255 pixels by 255, or standardize "
                            "with the training mean and std): large inputs saturate the first layer and inflate the "
                            "initial loss")

@@ -11,6 +11,7 @@ import math
 
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loop_verdicts import _power_of_two
+from trainwell.doctor.loss_form import smoothed_floor
 from trainwell.doctor.output_layer import scores_dropout_verdict
 from trainwell.doctor.verdict import Verdict
 
@@ -81,6 +82,18 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
                            "without normalization (doctor.check on a batch names which)")
         value += f"; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}"
     return Verdict(name, "pass", value, "-")
+
+
+def loss_floor(probe: LoopProbe) -> float:
+    """The lowest value the loss given to ``w.step`` can reach, read from its form: the smoothed targets' entropy
+    for a mean cross-entropy with label smoothing on every observed step (one backward() per step, weights summing
+    to 1), else 0. The loss curve's drop is measured towards it."""
+    steps = [s for s in probe.steps if s["form"] is not None]
+    if not steps or any(not s.get("smoothing") or s["backwards"] > 1 or abs(s["loss_weight"] - 1) > 0.02
+                        for s in steps):
+        return 0.0
+    eps = sorted(s["smoothing"] for s in steps)[len(steps) // 2]
+    return smoothed_floor(eps, steps[0]["classes"])
 
 
 def _across_steps(steps: list[dict]) -> float:

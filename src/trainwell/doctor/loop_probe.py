@@ -7,9 +7,10 @@ holds when ``optimizer.step()`` runs (a step pre-hook), the model's output and t
 to it (:mod:`trainwell.doctor.loss_form`), and the batch's inputs.
 
 From these, :mod:`trainwell.doctor.loop_verdicts` names the loop's bugs: gradients that accumulate because
-``zero_grad()`` is missing, or that are cleared between ``backward()`` and ``step()``; parameters that receive
-gradients but that the optimizer does not hold; parameters that never receive one; clipping on every step;
-gradient accumulation without dividing the loss; the wrong mode; a schedule that collapses the rate.
+``zero_grad()`` is missing, or that are cleared between ``backward()`` and ``step()`` or between accumulated
+micro-batches; parameters that receive gradients but that the optimizer does not hold; parameters that never
+receive one; clipping on every step; gradient accumulation without dividing the loss; the wrong mode; a schedule
+that collapses the rate.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor import registration
@@ -81,6 +83,7 @@ class LoopProbe:
         self.calls = self.last_active_call = 0  # w.step calls, and the last one after an optimizer step
         self.lrs: list[float] = []  # the first param group's rate at each step
         self.group_lrs: list[list[float]] = []  # every group's, when there are several
+        self.max_lrs: list[float | None] = []  # every group's 'max_lr' (OneCycleLR's peak) at the last observed step
         # (dtype, share of the elements with a gradient that the step left unchanged) of low-precision weights
         self.low_precision: list[tuple[str, float]] = []
         self._low_before: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -100,8 +103,12 @@ class LoopProbe:
         self._game_reads = 0
         self._dropout_outs: dict[int, tuple[torch.Tensor, str]] = {}
         self._forwards: list[tuple[bool, bool]] = []  # (training, grad enabled) since the last step
-        self._incoming: dict[int, torch.Tensor] = {}
-        self._backwards: dict[int, int] = {}
+        self._incoming: dict[int, torch.Tensor] = {}  # what backward() delivered since .grad was last cleared
+        self._backwards: dict[int, int] = {}  # backward() passes that delivered to each tensor this step
+        self._kept: dict[int, int] = {}  # of them, those since .grad was last cleared
+        self._crossed: set[int] = set()  # tensors whose .grad kept a pass from before another optimizer's step
+        self._delivered: dict[int, tuple[int, int]] = {}  # (tick, the tensor's version) at its latest delivery
+        self._other_step = 0  # the tick of the latest step of an optimizer besides the first one
         self._outs: list[list] = []
         self._hooks: list = []
         self._grad_hooks: list = []
@@ -151,9 +158,11 @@ class LoopProbe:
 
     def _arm(self) -> None:
         self._incoming, self._backwards, self._outs = {}, {}, []
+        self._kept, self._crossed, self._delivered = {}, set(), {}
         # a lazy module's parameters take hooks once its first forward has given them a shape
-        self._grad_hooks = [p.register_hook(self._grad_hook(id(p))) for p in self.named.values()
+        self._grad_hooks = [p.register_hook(self._grad_hook(p)) for p in self.named.values()
                             if p.requires_grad and not nn.parameter.is_lazy(p)]
+        self._grad_hooks.append(register_optimizer_step_post_hook(self._any_step))
         # the input the first weighted layer receives: the scale that matters when the model normalizes its input
         first = self._hook(self._first_layer_input)
         self._layer_hooks = [m.register_forward_pre_hook(first) for m in self.model.modules()
@@ -199,14 +208,43 @@ class LoopProbe:
             xd = x.detach().float()
             entry["layer_std"], entry["layer_max_abs"] = float(xd.std()), float(xd.abs().max())
 
-    def _grad_hook(self, pid: int):
-        def hook(g):
+    def _any_step(self, optimizer, args, kwargs) -> None:
+        """Every optimizer's step while armed (a global hook): another player's (a GAN's discriminator) takes the
+        gradients delivered before it."""
+        if optimizer is not self.optimizer:
+            self._tick += 1
+            self._other_step = self._tick
+
+    def _grad_hook(self, p: torch.Tensor):
+        pid = id(p)
+
+        def hook(g):  # runs before ``g`` is added to p.grad: p.grad is what the earlier passes left
             self._tick += 1
             self._last_backward = self._tick
             seen = self._incoming.get(pid)
+            if seen is not None and _nonzero(seen):
+                tick, version = self._delivered[pid]
+                stepped = self._other_step > tick  # another optimizer stepped since (a GAN's other player)
+                if _cleared(p.grad):  # used if it stepped, or if the tensor changed in place (SAM's ascent step)
+                    self._cleared_since(pid, stepped or p._version != version)
+                    seen = None
+                elif stepped:
+                    self._crossed.add(pid)  # .grad keeps a pass from before another optimizer's step
             self._incoming[pid] = g.detach().clone() if seen is None else seen + g.detach()
             self._backwards[pid] = self._backwards.get(pid, 0) + 1
+            self._kept[pid] = self._kept.get(pid, 0) + 1
+            self._delivered[pid] = (self._tick, p._version)
         return hook
+
+    def _cleared_since(self, pid: int, handed_on: bool) -> None:
+        """``.grad`` was cleared (``zero_grad()``) after earlier passes delivered to it: what they delivered is gone
+        from it. Passes that came before another optimizer's step (a GAN's discriminator's loss reaching the
+        generator) or before the tensor changed in place (SAM's ascent step) were used and are not this step's;
+        passes with neither after them were thrown away (zero_grad inside a gradient accumulation)."""
+        self._kept[pid] = 0
+        if handed_on:
+            self._backwards[pid] = 0
+            self._crossed.discard(pid)
 
     def _pre_forward(self, module, args, kwargs):
         if self.reading:
@@ -230,7 +268,7 @@ class LoopProbe:
             self._game_reads += 1
             self._fed_by_another_model(x)
         if self._armed and len(self.inputs) < 64:
-            self.inputs.append(_input_stats(x, self.opt_steps))
+            self.inputs.append(_input_stats(_tensors(args, kwargs), self.opt_steps))
         if not self.mode_sensitive and self.mode_sample is None and self._armed:
             self.mode_sample = (args, kwargs)  # the batch's tensors themselves (4 of their rows are read at the report)
 
@@ -280,6 +318,7 @@ class LoopProbe:
                 self.eval_mode_steps += 1
         self._forwards = []
         if self._armed:
+            self.max_lrs = [g.get("max_lr") for g in optimizer.param_groups]
             self.steps.append(self._read_step())
             self._low_before = [(p, p.detach().clone()) for p in self.named.values()
                                 if p.dtype in _LOW_PRECISION and p.grad is not None and not p.grad.is_sparse]
@@ -308,6 +347,7 @@ class LoopProbe:
         dot = n_g = n_inc = r_p = p_p = r_r = 0.0
         present = cleared = 0
         not_owned, backwards = [], 0
+        dropped = crossed = 0  # passes whose gradients .grad lost; tensors that kept another optimizer's pass
         self.owned = self.held_now()  # add_param_group counts
         # of optimizers stepped in turn, the one stepping now applies only its own parameters' .grad (another's
         # may be cleared already, as a GAN's discriminator's is after its own step)
@@ -323,6 +363,8 @@ class LoopProbe:
             if stepping is not None and id(p) not in stepping and id(p) in self.owned or id(p) not in self.owned:
                 continue  # what no optimizer applies is named by the ownership verdict, not compared here
             backwards = max(backwards, self._backwards.get(id(p), 0))
+            dropped = max(dropped, self._backwards.get(id(p), 0) - self._kept.get(id(p), 0))
+            crossed += id(p) in self._crossed
             g = p.grad
             if inc.is_sparse or (g is not None and g.is_sparse):  # a sparse embedding's rows: held, not compared
                 continue
@@ -351,6 +393,7 @@ class LoopProbe:
         return {"step": self.opt_steps, "present": present, "cleared": cleared, "scale": scale, "resid": resid,
                 "before_backward": early, "decay_ratio": decay_ratio,
                 "grad_norm": math.sqrt(n_g), "incoming_norm": math.sqrt(n_inc), "backwards": backwards,
+                "dropped": dropped, "crossed": crossed,
                 "manual_decay": decay if decay_fit and decay > 0 else None,
                 "not_owned": not_owned, "forwards": len(self._outs),
                 "form": known[0]["form"] if known and len(known) == len(forms) else None,
@@ -389,11 +432,23 @@ class LoopProbe:
         return strongest, math.sqrt(pull / grad)
 
     def validation_seen(self) -> None:
-        """Called by ``Watch.validate``: the forwards since the last step were validation forwards."""
+        """Called by ``Watch.validate``: the forwards since the last step were validation forwards. Those run
+        without gradients are the validation's when there are any: a training forward may come before them (the
+        epoch's leftover micro-batch under gradient accumulation, whose gradient the next ``zero_grad()`` drops)."""
         self.validations += 1
-        if any(mode for mode, _ in self._forwards):
+        no_grad = [mode for mode, grad in self._forwards if not grad]
+        if any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1
         self._forwards = []
+
+
+def _cleared(grad: torch.Tensor | None) -> bool:
+    """Whether ``.grad`` holds nothing: None (``zero_grad()``'s default) or zeros (``set_to_none=False``)."""
+    return grad is None or (not grad.is_sparse and not bool(grad.any()))
+
+
+def _nonzero(t: torch.Tensor) -> bool:
+    return bool((t._values() if t.is_sparse else t).any())
 
 
 def _log_probabilities(z: torch.Tensor) -> bool:
@@ -417,14 +472,25 @@ def _zero_sum_rows(g: torch.Tensor | None) -> bool:
     return top > 0 and float(g.sum(-1).abs().max()) <= tol * top
 
 
-def _input_stats(x: torch.Tensor, step: int) -> dict:
-    xd = x.detach()
-    stats = {"step": step, "shape": tuple(xd.shape), "floating": xd.is_floating_point()}
+def _tensors(args, kwargs) -> list[torch.Tensor]:
+    """Every tensor among a forward's arguments, in order (``model(ids, numeric)``: both)."""
+    return [t for value in list(args) + list(kwargs.values()) for t in O.leaves(value)]
+
+
+def _input_stats(inputs: list[torch.Tensor], step: int) -> dict:
+    """One observed forward's inputs: a fingerprint of the first (its shape, sum and first values: the same batch
+    again?) and the scale of every floating-point one (``index``: (k, n), the k-th of the model's n tensor arguments
+    is the farthest from unit scale, when it takes several)."""
+    xd = inputs[0].detach()
     flat = xd.reshape(-1).float()
-    stats["sum"] = float(flat.sum()) if flat.numel() else 0.0
-    stats["head"] = flat[:64].tolist()
-    if xd.is_floating_point():
-        stats["finite"] = bool(torch.isfinite(flat).all())
-    if xd.is_floating_point() and flat.numel() > 1:
-        stats["std"], stats["max_abs"] = float(flat.std()), float(flat.abs().max())
+    floating = [t.detach() for t in inputs if t.is_floating_point()]
+    stats = {"step": step, "shape": tuple(xd.shape), "floating": bool(floating),
+             "sum": float(flat.sum()) if flat.numel() else 0.0, "head": flat[:64].tolist()}
+    if floating:
+        stats["finite"] = all(bool(torch.isfinite(t).all()) for t in floating)
+    scales = [(float(t.float().std()), float(t.float().abs().max()), i)
+              for i, t in enumerate(inputs) if t.is_floating_point() and t.numel() > 1]
+    if scales:
+        stats["std"], stats["max_abs"], index = max(scales)
+        stats["index"] = (index + 1, len(inputs)) if len(inputs) > 1 else None
     return stats

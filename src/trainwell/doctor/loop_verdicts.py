@@ -5,10 +5,10 @@ it saw (the learning-rate and bias/variance verdicts then defer to it, see :func
 people write (PyTorch forum and Stack Overflow threads; Karpathy, "A recipe for training neural networks"): a
 missing ``optimizer.zero_grad()``, ``zero_grad()`` between ``backward()`` and ``step()``, an optimizer built on
 another copy of the model, layers unfrozen but never added to the optimizer, a detached branch, ``model.eval()``
-left on, a per-epoch scheduler stepped per batch, a loss counted twice or over the wrong axis, cross-entropy on
-probabilities, unshuffled or repeated batches, 1-based labels, unscaled inputs, clipping on every step, gradient
-accumulation without dividing the loss. The loss's own verdict is in :mod:`trainwell.doctor.loop_loss`, the
-inputs' and labels' in :mod:`trainwell.doctor.loop_data`.
+left on, a loss counted twice or over the wrong axis, cross-entropy on probabilities, unshuffled or repeated
+batches, 1-based labels, unscaled inputs, clipping on every step, gradient accumulation without dividing the loss.
+The loss's own verdict is in :mod:`trainwell.doctor.loop_loss`, the inputs' and labels' in
+:mod:`trainwell.doctor.loop_data`, the learning-rate schedule's in :mod:`trainwell.doctor.loop_schedule`.
 """
 
 from __future__ import annotations
@@ -94,6 +94,9 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
                        "steps although backward() produced gradients", "the gradients of this step's backward()",
                        "zero_grad() runs between loss.backward() and optimizer.step(): call it before backward() "
                        "(or after step())")
+    dropped = [s for s in steps if s.get("dropped")]
+    if len(dropped) >= max(1, len(steps) // 2):
+        return _dropped_passes(name, dropped, len(steps))
     later = [s for s in steps if s["step"] > 0 and s["incoming_norm"] > 0]
     grew = [s for s in later if s["manual_decay"] is None and
             (s["scale"] > 1.001 or (s["resid"] > 1e-3 and s["grad_norm"] > s["incoming_norm"]))]
@@ -103,6 +106,14 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
                        f"steps (up to {worst:.3g}x this step's)", "the gradients of this step's backward()",
                        "gradients accumulate across steps: call optimizer.zero_grad() once per step (the loss "
                        "curve's rate advice does not apply until then)")
+    crossed = [s for s in later if s.get("crossed")]
+    if probe.game is not None and len(crossed) >= max(1, len(later) // 2):
+        return Verdict(name, "warn", f".grad held a backward() pass from before another optimizer's step on "
+                       f"{len(crossed)} of {len(later)} observed steps: the other player's loss (a GAN's "
+                       "discriminator loss on samples not detached) is added to this player's gradients",
+                       "only this player's own loss in .grad at its step", "detach the samples for the other "
+                       "player's loss (D(fake.detach())), or call this optimizer's zero_grad() after the other "
+                       "player's step, right before this player's backward()")
     # clip_grad_norm_ rescales every gradient by one factor: .grad stays parallel to what backward() gave
     clipped = [s for s in later if s["scale"] < 0.999 and s["resid"] < 1e-3 and not _power_of_two(s["scale"])]
     if len(later) >= 4 and len(clipped) >= 0.9 * len(later):
@@ -125,6 +136,23 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
     if decay:
         note += f"; weight decay {decay[0]:.3g} x w added to .grad by hand"
     return Verdict(name, "pass", f".grad matched this step's backward() on {len(steps)} observed steps{note}", "-")
+
+
+def _dropped_passes(name: str, dropped: list[dict], observed: int) -> Verdict:
+    """``.grad`` lost the gradients of earlier ``backward()`` passes of the step (``zero_grad()`` between them,
+    no optimizer step after them): a fail when two or more passes were thrown away (k >= 3 micro-batches, each
+    zeroed), a warning for one of two (which may be a backward() run only for its input gradients)."""
+    s = max(dropped, key=lambda t: t["dropped"])
+    kept = s["backwards"] - s["dropped"]
+    status = "fail" if s["dropped"] >= 2 else "warn"
+    return Verdict(name, status, f".grad held only the last {kept} of {s['backwards']} backward() passes at "
+                   f"optimizer.step() on {len(dropped)} of {observed} observed steps: zero_grad() ran between them",
+                   "the gradients of every backward() pass since the last step",
+                   "zero_grad() inside the gradient accumulation loop throws away the earlier micro-batches' "
+                   "gradients (the step sees one micro-batch, a smaller and noisier update): call zero_grad() once "
+                   "per optimizer step, after step(), not before each micro-batch's backward()" +
+                   ("; if the earlier pass was run only for input gradients (adversarial examples), use "
+                    "torch.autograd.grad(loss, x) instead of backward()" if status == "warn" else ""))
 
 
 def _power_of_two(scale: float) -> bool:
@@ -206,47 +234,6 @@ def module_mode(probe: LoopProbe) -> Verdict:
                    f"{probe.train_steps} steps, eval mode in {probe.validations} validations", "-")
 
 
-def lr_schedule(probe: LoopProbe) -> Verdict:
-    """The learning rate the optimizer applied, step by step; a schedule that collapses it early (a per-epoch
-    scheduler stepped per batch) is named."""
-    name = "loop: learning rate applied"
-    if not [v for v in probe.lrs if math.isfinite(v)]:
-        return Verdict(name, "skip", "skipped: the optimizer never stepped", "-", "")
-    width = max((len(row) for row in probe.group_lrs), default=0)  # groups may be added mid-run
-    groups = [[row[i] if i < len(row) else math.nan for row in probe.group_lrs] for i in range(width)] \
-        if probe.group_lrs else [probe.lrs]
-    verdicts = [_group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None)
-                for i, lrs in enumerate(groups)]
-    worst = next((v for v in verdicts if v.status != "pass"), verdicts[0])
-    if len(groups) > 1 and worst.status == "pass":
-        rates = ", ".join(f"{g[-1]:.3g}" for g in groups if g)
-        return Verdict(name, "pass", f"{worst.value}; {len(groups)} param groups at {rates} at the last step", "-")
-    return worst
-
-
-def _group_schedule(name: str, lrs: list[float], group: int | None) -> Verdict:
-    """The schedule verdict of one param group's rates (``group``: its index when there are several)."""
-    if not lrs:
-        return Verdict(name, "pass", "no finite rate", "-")
-    where = f"param group {group}: " if group is not None else ""
-    peak = max(lrs)
-    value = f"{lrs[0]:.3g} at step 1 -> {lrs[-1]:.3g} at step {len(lrs)} (peak {peak:.3g})"
-    low = next((i for i, v in enumerate(lrs) if v < 0.01 * peak and i > lrs.index(peak)), None)
-    # a schedule with warm restarts (CosineAnnealingWarmRestarts per batch) comes back up: not a collapse
-    if peak > 0 and low is not None and low < len(lrs) // 2 and max(lrs[low:]) < 0.1 * peak:
-        return Verdict(name, "warn", f"{where}collapsed below 1% of its peak at step {low + 1} of {len(lrs)}: " +
-                       value,
-                       "a schedule spread over the run", "the rate vanishes early: a per-epoch scheduler stepped "
-                       "per batch? Call scheduler.step() once per epoch, or size it in steps")
-    rising = all(b >= a for a, b in zip(lrs, lrs[1:], strict=False)) and lrs[-1] >= 2 * lrs[0] > 0
-    if len(lrs) >= 20 and rising and len(set(lrs)) <= max(2, len(lrs) // 4):  # a few jumps: epochs
-        return Verdict(name, "warn", f"{where}still rising at the last step, in {len(set(lrs)) - 1} jumps: " + value,
-                       "a warm-up that ends, then the schedule's decay", "the rate only rose, a few times over the "
-                       "run: a per-batch schedule (OneCycleLR, warm-up) stepped once per epoch? Call "
-                       "scheduler.step() after every optimizer.step(), or size it in epochs")
-    return Verdict(name, "pass", value, "-")
-
-
 def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
     """``w.step`` calls with no ``optimizer.step()`` at all: the loop never updates (or steps another optimizer);
     many more ``w.step`` calls than optimizer steps: ``w.step`` is called per micro-batch (the observed steps and
@@ -280,10 +267,14 @@ def unregistered_verdict(names: list[str] | None) -> Verdict | None:
 
 #: a fired loop cause makes these downstream verdicts defer to it
 DOWNSTREAM = ("learning rate (loss curve)", "bias/variance", "monitor: update/weight ratio")
+#: monitor verdicts that inputs far from unit scale explain (a first layer driven far into its range)
+SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: vanishing gradients",
+                "monitor: exploding gradients")
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
-    """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail):
+    """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
+    the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale:
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
     become 'info', naming the cause. Frozen parameters (an 'info') are named in a flat or slow learning-rate
@@ -293,6 +284,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
                   None)
     nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
+    raw_inputs = next((c for c in causes if c.check == "loop: inputs" and "far from unit scale" in str(c.value)),
+                      None)
     summed = next((v for v in verdicts if v.check == "loop: loss" and v.status == "info"
                    and str(v.value).startswith("summed")), None)
     from_start = next((v for v in verdicts if v.check == DOWNSTREAM[0] and "before any update" in str(v.value)),
@@ -308,6 +301,9 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
         elif nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs hold NaN/Inf: fix the data first")
+        elif raw_inputs is not None and v.check in SCALE_DRIVEN and v.status == "warn":
+            v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
+                        "the inputs are far from unit scale: normalize them first; this reading follows from it")
         elif v.check in DOWNSTREAM and v.status in ("pass", "warn", "fail") and causes:
             names = ", ".join(f"'{c.check}'" for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,

@@ -86,6 +86,14 @@ def _fit_smoothed(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor
     return float((g - pred).norm() / g.norm().clamp_min(1e-30)), torch.full((len(g),), a, dtype=g.dtype), eps
 
 
+def smoothed_floor(eps: float, classes: int) -> float:
+    """The lowest value a mean cross-entropy with label smoothing ``eps`` over ``classes`` classes can reach: the
+    entropy of its smoothed targets (1 - eps + eps / C on the label, eps / C elsewhere), reached when the softmax
+    equals them."""
+    on, off = 1 - eps + eps / classes, eps / classes
+    return -(on * math.log(on) + (classes - 1) * off * math.log(off)) if 0 < eps < 1 and classes > 1 else 0.0
+
+
 def _fit_nll(g: torch.Tensor) -> tuple[float, torch.Tensor]:
     """(relative residual, weights) of g ~ -a onehot(argmin g)."""
     idx = g.argmin(1, keepdim=True)

@@ -43,6 +43,7 @@ from torch import nn
 from trainwell.doctor import diagnosis
 from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
+from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.low_precision import low_precision_weights
@@ -219,7 +220,8 @@ class Watch:
         """
         verdicts = self.monitor.verdicts() + self._loop_verdicts()
         phases = ["monitor"] * len(verdicts)
-        post = [self._game(self._flat_direction(diagnosis.learning_rate_diagnosis(self.losses, self.batch_size)))]
+        curve = diagnosis.learning_rate_diagnosis(self.losses, self.batch_size, floor=ll.loss_floor(self.probe))
+        post = [self._game(self._flat_direction(curve))]
         history = self._history(val_losses)
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
@@ -289,7 +291,7 @@ class Watch:
             z = p.steps[0]["first_logits"]
             classes = z.shape[-1] if z.dim() >= 2 else None
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
-               lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lv.lr_schedule(p),
+               lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lsch.lr_schedule(p),
                ll.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                low_precision_weights(p), ld.inputs(p, self._memorizing()),
                ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft)]

@@ -1,0 +1,107 @@
+"""The ``loop: learning rate applied`` verdict: the rate the optimizer applied at each step, read for a schedule
+stepped at the wrong rate. A per-epoch scheduler stepped per batch collapses the rate early (StepLR, MultiStepLR)
+or swings it between its peak and 0 every few steps (CosineAnnealingLR(T_max=epochs)); a per-batch one stepped
+per epoch only rises, in a few jumps, or (OneCycleLR, which keeps ``max_lr`` in each param group) stays far below
+its peak. A schedule with warm restarts jumps back up: no swing.
+"""
+
+from __future__ import annotations
+
+import math
+
+from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.verdict import Verdict
+
+#: the rate at or below this share of its peak has collapsed (two x0.1 milestones land exactly on it)
+COLLAPSED = 0.01
+#: a per-batch schedule whose rate changes no more often than every this many steps is stepped per epoch
+PLATEAU = 10
+
+_PER_EPOCH_ADVICE = ("a per-epoch scheduler stepped per batch? Call scheduler.step() once per epoch, or size it "
+                     "in steps")
+
+
+def lr_schedule(probe: LoopProbe) -> Verdict:
+    """The learning rate the optimizer applied, step by step, of every param group; the first group whose
+    schedule is off is named."""
+    name = "loop: learning rate applied"
+    if not [v for v in probe.lrs if math.isfinite(v)]:
+        return Verdict(name, "skip", "skipped: the optimizer never stepped", "-", "")
+    width = max((len(row) for row in probe.group_lrs), default=0)  # groups may be added mid-run
+    groups = [[row[i] if i < len(row) else math.nan for row in probe.group_lrs] for i in range(width)] \
+        if probe.group_lrs else [probe.lrs]
+    peaks = probe.max_lrs
+    verdicts = [_group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
+                                peaks[i] if i < len(peaks) else None)
+                for i, lrs in enumerate(groups)]
+    worst = next((v for v in verdicts if v.status != "pass"), verdicts[0])
+    if len(groups) > 1 and worst.status == "pass":
+        rates = ", ".join(f"{g[-1]:.3g}" for g in groups if g)
+        return Verdict(name, "pass", f"{worst.value}; {len(groups)} param groups at {rates} at the last step", "-")
+    return worst
+
+
+def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: float | None = None) -> Verdict:
+    """The schedule verdict of one param group's rates (``group``: its index when there are several; ``max_lr``:
+    the peak a OneCycleLR schedule holds in the group)."""
+    if not lrs:
+        return Verdict(name, "pass", "no finite rate", "-")
+    where = f"param group {group}: " if group is not None else ""
+    peak = max(lrs)
+    value = f"{lrs[0]:.3g} at step 1 -> {lrs[-1]:.3g} at step {len(lrs)} (peak {peak:.3g})"
+    floor = COLLAPSED * peak * (1 + 1e-9)  # the milestones' product in floating point
+    low = next((i for i, v in enumerate(lrs) if v <= floor and i > lrs.index(peak)), None)
+    # a schedule with warm restarts (CosineAnnealingWarmRestarts per batch) comes back up: not a collapse
+    if peak > 0 and low is not None and low < len(lrs) // 2 and max(lrs[low:]) < 0.1 * peak:
+        return Verdict(name, "warn", f"{where}collapsed to 1% of its peak or below at step {low + 1} of "
+                       f"{len(lrs)}: " + value, "a schedule spread over the run",
+                       "the rate vanishes early: " + _PER_EPOCH_ADVICE)
+    swings = _swings(lrs, floor) if peak > 0 else []
+    if len(swings) >= 3:
+        period = (swings[-1] - swings[0]) / (len(swings) - 1)
+        return Verdict(name, "warn", f"{where}swung from 1% of its peak or below back up to its peak {len(swings)} "
+                       f"times, every {period:.3g} steps: " + value, "a schedule spread over the run",
+                       "the rate falls to 0 and climbs back every few steps: a cosine sized in epochs "
+                       "(CosineAnnealingLR(T_max=epochs)) stepped per batch? Call scheduler.step() once per epoch, "
+                       "or set T_max to the number of optimizer steps")
+    stuck = _stuck_one_cycle(lrs, max_lr)
+    if stuck is not None:
+        return Verdict(name, "warn", f"{where}{stuck}: " + value, "the rate reaching max_lr, changing every step",
+                       "OneCycleLR is a per-batch schedule: call scheduler.step() after every optimizer.step() "
+                       "(size it with total_steps = epochs x batches per epoch)")
+    rising = all(b >= a for a, b in zip(lrs, lrs[1:], strict=False)) and lrs[-1] >= 2 * lrs[0] > 0
+    if len(lrs) >= 20 and rising and len(set(lrs)) <= max(2, len(lrs) // 4):  # a few jumps: epochs
+        return Verdict(name, "warn", f"{where}still rising at the last step, in {len(set(lrs)) - 1} jumps: " + value,
+                       "a warm-up that ends, then the schedule's decay", "the rate only rose, a few times over the "
+                       "run: a per-batch schedule (OneCycleLR, warm-up) stepped once per epoch? Call "
+                       "scheduler.step() after every optimizer.step(), or size it in epochs")
+    return Verdict(name, "pass", value, "-")
+
+
+def _swings(lrs: list[float], floor: float) -> list[int]:
+    """The steps at which the rate, having fallen to ``floor`` (1% of its peak) or below, has climbed back to 90%
+    of its peak by rising on each of 2 or more steps: a cosine that passed its end (stepped past T_max, it climbs
+    back as smoothly as it fell). A warm restart jumps back up in one step and is not one."""
+    top = 0.9 * max(lrs)
+    found, trough = [], None
+    for i, v in enumerate(lrs):
+        if v <= floor:
+            trough = i
+        elif trough is not None and v >= top:
+            climb = lrs[trough : i + 1]
+            if i - trough >= 2 and all(b > a for a, b in zip(climb, climb[1:], strict=False)):
+                found.append(i)
+            trough = None
+    return found
+
+
+def _stuck_one_cycle(lrs: list[float], max_lr: float | None) -> str | None:
+    """A OneCycleLR schedule (its ``max_lr``) stepped once per epoch: over 20 or more steps the rate changed at
+    least once, only every ``PLATEAU`` or more steps, and stayed below half of max_lr (it starts at max_lr / 25)."""
+    if not max_lr or len(lrs) < 20 or max(lrs) >= 0.5 * max_lr:
+        return None
+    changes = [i for i in range(1, len(lrs)) if lrs[i] != lrs[i - 1]]
+    if not changes or min(b - a for a, b in zip([0] + changes, changes, strict=False)) < PLATEAU:
+        return None
+    return (f"OneCycleLR changed the rate {len(changes)} times in {len(lrs)} steps (every {changes[0]}) and it "
+            f"peaked at {max(lrs) / max_lr:.0%} of max_lr {max_lr:.3g}")
