@@ -488,7 +488,7 @@ def _input_stats(inputs: list[torch.Tensor], step: int) -> dict:
              "sum": float(flat.sum()) if flat.numel() else 0.0, "head": flat[:64].tolist()}
     if floating:
         stats["finite"] = all(bool(torch.isfinite(t).all()) for t in floating)
-    scales = [(float(t.float().std()), float(t.float().abs().max()), i)
+    scales = [(float(t.detach().float().std()), float(t.detach().float().abs().max()), i)
               for i, t in enumerate(inputs) if t.is_floating_point() and t.numel() > 1]
     if scales:
         stats["std"], stats["max_abs"], index = max(scales)
