@@ -87,6 +87,8 @@ CASES = [
     (s("model.dropout_keep=1.5"), "model.dropout_keep = 1.5"),
     (s("model.norm=weight"), "model.norm = 'weight'"),
     (s("model.norm=group", "model.norm_groups=7"), "norm_groups = 7 does not divide 64"),
+    (s("model.blocks=[{type='conv', channels=6, kernel=3}, {type='norm', kind='group', groups=4}]"),
+     "model.blocks[1].groups = 4 does not divide 6 channels"),
     (s("init.scheme=glorot"), "init.scheme = 'glorot'"),
     (s("preprocess.kind=fft"), "preprocess.kind = 'fft'"),
     (s("preprocess.kind=pca", "preprocess.n_components=100"), "n_components=100"),

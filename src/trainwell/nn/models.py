@@ -164,7 +164,8 @@ def _conv_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> lis
 
 def _norm_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:
     a = _block_args(block, key, {"kind": "batch", "groups": opts.norm_groups})
-    return [make_norm(a["kind"], shape.channels, shape.dims, a["groups"], where=f"{key}.kind")]
+    return [make_norm(a["kind"], shape.channels, shape.dims, a["groups"], where=f"{key}.kind",
+                      groups_key=f"{key}.groups" if "groups" in block else "model.norm_groups")]
 
 
 def _dropout_block(block: dict, shape: _Shape, opts: LayerOptions, key: str) -> list[nn.Module]:

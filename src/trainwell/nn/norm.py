@@ -20,9 +20,11 @@ from trainwell.regularize import NORM_TYPES
 KINDS = ("none", "batch", "layer", "group", "instance")
 
 
-def make_norm(kind: str, channels: int, spatial_dims: int, groups: int = 32, where: str = "model.norm"):
+def make_norm(kind: str, channels: int, spatial_dims: int, groups: int = 32, where: str = "model.norm",
+              groups_key: str = "model.norm_groups"):
     """Return a normalization module for features with ``channels`` channels and ``spatial_dims`` spatial axes
-    (0 for dense layers), or None for ``"none"``.
+    (0 for dense layers), or None for ``"none"``. ``where`` and ``groups_key`` name the config keys the kind and
+    the groups came from, for the errors.
 
     Raises:
         ConfigError: unknown kind, groups not dividing channels, or instance norm without spatial axes.
@@ -41,7 +43,7 @@ def make_norm(kind: str, channels: int, spatial_dims: int, groups: int = 32, whe
                               f"or 'layer'/'batch' for dense layers")
         return nn.GroupNorm(channels, channels)
     if groups < 1 or channels % groups != 0:
-        raise ConfigError(f"model.norm_groups = {groups} does not divide {channels} channels: use a divisor of "
+        raise ConfigError(f"{groups_key} = {groups} does not divide {channels} channels: use a divisor of "
                           f"{channels}")
     return nn.GroupNorm(groups, channels)
 
