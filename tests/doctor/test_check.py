@@ -637,3 +637,19 @@ def test_the_output_activation_is_read_from_the_module_or_the_scores():
     with torch.no_grad():
         squashed.net[4].weight.mul_(100)  # as training pushes them: pinned at 0 and 1
     assert "stay in [0, 1]" in bounded_scores(squashed, x, y, F.cross_entropy)
+
+
+def test_check_called_inside_autocast_judges_the_model_in_its_own_precision():
+    """A user who trains under ``torch.autocast(bfloat16)`` calls the doctor inside the same block: bfloat16
+    rounding stopped the overfit short of its floor ("too little capacity") on a healthy float32 model. The checks
+    run with autocast off, so the report is the one outside autocast."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    y = (x[:, :4] + 0.5 * torch.randn(64, 4)).argmax(1)
+    model = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.LayerNorm(32), nn.Linear(32, 4))
+    outside = doctor.check(model, x, y, nn.CrossEntropyLoss())
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        inside = doctor.check(model, x, y, nn.CrossEntropyLoss())
+        assert (model(x) @ torch.ones(4, 1)).dtype == torch.bfloat16  # the user's autocast is still on afterwards
+    assert [(v.check, v.status, v.value) for v in inside] == [(v.check, v.status, v.value) for v in outside]
+    assert inside["overfit a tiny subset"].status == "pass"
