@@ -19,6 +19,7 @@ from trainwell.doctor import preflight as pf
 from trainwell.doctor.monitors import Monitor
 from trainwell.errors import ConfigError
 from trainwell.pipeline import fit, preflight, prepare
+from trainwell.regularize import l2_penalty
 from trainwell.train import Trainer
 from trainwell.train.stopping import EarlyStopping
 
@@ -653,3 +654,43 @@ def test_check_called_inside_autocast_judges_the_model_in_its_own_precision():
         assert (model(x) @ torch.ones(4, 1)).dtype == torch.bfloat16  # the user's autocast is still on afterwards
     assert [(v.check, v.status, v.value) for v in inside] == [(v.check, v.status, v.value) for v in outside]
     assert inside["overfit a tiny subset"].status == "pass"
+
+
+class Checkpointed(nn.Module):
+    """Two blocks under reentrant gradient checkpointing (torch's long-time default). With ``raw_input`` the first
+    checkpointed segment starts at the data tensor, which requires no gradient: the parameters inside it, and the
+    input layer before the next, never get one."""
+
+    def __init__(self, raw_input: bool):
+        super().__init__()
+        self.raw_input = raw_input
+        self.inp, self.out = nn.Linear(8, 16), nn.Linear(16, 3)
+        self.blocks = nn.ModuleList([nn.Sequential(nn.Linear(16, 16), nn.Tanh()) for _ in range(2)])
+
+    def forward(self, x):
+        from torch.utils.checkpoint import checkpoint
+
+        if self.raw_input:
+            h = checkpoint(lambda t: self.blocks[0](self.inp(t)), x, use_reentrant=True)
+        else:
+            h = checkpoint(self.blocks[0], self.inp(x), use_reentrant=True)
+        return self.out(checkpoint(self.blocks[1], h, use_reentrant=True))
+
+
+@pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad")  # torch's, on every no-grad forward
+def test_reentrant_checkpointing_reaches_its_parameters_and_a_segment_on_the_raw_data_is_named():
+    """The loss's graph shows a reentrant checkpointed segment as one node, not the parameters inside: they were
+    "trainable but never reach the loss" although training works. A segment whose only input is the data tensor
+    really gives them no gradient: named as checkpointing, not as a custom backward."""
+    x, y = blobs(n=64, d=8)
+    loss_fn = nn.CrossEntropyLoss()
+    torch.manual_seed(0)
+    healthy = Checkpointed(raw_input=False)
+    assert pf.parameters_registered(healthy, x, y, loss_fn).status == "pass"
+    assert pf.gradient_check(healthy, x, y, loss_fn, penalty=lambda m: l2_penalty(m, 1e-3)).status == "pass"
+    torch.manual_seed(0)
+    broken = Checkpointed(raw_input=True)
+    registered = pf.parameters_registered(broken, x, y, loss_fn)
+    assert registered.status == "warn" and "blocks.0" in registered.value and "use_reentrant=False" in registered.advice
+    grad = pf.gradient_check(broken, x, y, loss_fn, penalty=lambda m: l2_penalty(m, 1e-3))
+    assert grad.status == "fail" and "use_reentrant=False" in grad.advice and "custom backward" not in grad.advice
