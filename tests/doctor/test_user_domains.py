@@ -246,3 +246,48 @@ def test_an_ordinal_models_slow_loss_is_memorized_given_the_steps_it_needs(blind
     x = torch.randn(64, 8, generator=g)
     levels = (x[:, 0] * 1.5 + 2).round().clamp(0, 4).long()
     assert overfit_tiny_subset(Coral(blind=blind), x, levels, _cumulative_bce).status == status
+
+
+class VAE(nn.Module):
+    """A variational autoencoder: the encoder's mean and log-variance, a reparameterized sample in training
+    (``mu + std * eps``) and the mean in eval mode. ``cut`` samples with ``torch.normal(mu, std).detach()``:
+    the reconstruction sends the encoder no gradient."""
+
+    def __init__(self, d=16, z=3, cut=False):
+        super().__init__()
+        self.cut = cut
+        self.enc = nn.Sequential(nn.Linear(d, 32), nn.ReLU())
+        self.mu, self.logvar = nn.Linear(32, z), nn.Linear(32, z)
+        self.dec = nn.Sequential(nn.Linear(z, 32), nn.ReLU(), nn.Linear(32, d))
+
+    def forward(self, x):
+        h = self.enc(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        std = torch.exp(0.5 * logvar)
+        if self.cut:
+            z = torch.normal(mu, std).detach()
+        else:
+            z = mu + std * torch.randn_like(std) if self.training else mu
+        return self.dec(z), mu, logvar
+
+
+def vae_loss(out, x, kl_sign=1.0):
+    recon, mu, logvar = out
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(x)
+    return F.mse_loss(recon, x, reduction="sum") / len(x) + kl_sign * kl
+
+
+def low_rank(n=64, d=16, z=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.tanh(torch.randn(n, z, generator=g) @ torch.randn(z, d, generator=g) / 2)
+
+
+def test_a_vae_whose_kl_term_has_the_wrong_sign_is_named_not_passed():
+    """KL subtracted instead of added: the loss falls without bound (mu and the log-variance grow), which the
+    overfit passed as memorization (9.5 -> -5.8). Fitted outputs drive it to -inf: named as a term with the wrong
+    sign, never passed."""
+    x = low_rank()
+    torch.manual_seed(0)
+    verdict = doctor.check(VAE(), x, x, lambda o, t: vae_loss(o, t, kl_sign=-1.0))["overfit a tiny subset"]
+    assert verdict.status == "warn", verdict
+    assert "falls without bound" in verdict.value and "wrong sign" in verdict.advice

@@ -36,11 +36,17 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     with torch.no_grad():
         start = _scalar(loss_fn(call(copy.deepcopy(model).eval(), xs), ys))
     floor = _scalar(loss_fn(_free_outputs(model, xs, ys, loss_fn, per_example=True)(len(xs)), ys))
-    if not math.isfinite(floor) or floor < min(start, 0.0) - 100 * (abs(start) + 1):
-        return Verdict(name, "skip", f"skipped: the loss ({start:.4g} at the start) has no lowest value over free "
-                       "outputs (they drive it without bound)", "a loss with a floor",
-                       "a loss that falls without bound cannot be judged by memorization: a KL divergence with its "
-                       "arguments swapped, NLL on raw scores or a missing minus sign do that (see the initial loss)")
+    if math.isnan(floor) or floor == math.inf:
+        return Verdict(name, "skip", f"skipped: the loss ({start:.4g} at the start) is not finite over outputs "
+                       "fitted to these examples", "a loss with a lowest value", "see the initial loss")
+    if floor < min(start, 0.0) - 100 * (abs(start) + 1):
+        return Verdict(name, "warn", f"the loss falls without bound: outputs fitted to these {len(xs)} examples "
+                       f"drive it from {start:.4g} to {floor:.4g}{'' if floor == -math.inf else ' and lower'}",
+                       "a loss with a lowest value",
+                       "training drives such a loss to -inf instead of fitting the data: a term with the wrong sign (a "
+                       "KL divergence or a penalty subtracted instead of added), a missing minus sign, a KL "
+                       "divergence with its arguments swapped or NLL on raw scores (see the initial loss); a "
+                       "likelihood with a learned variance needs a floor on that variance")
     floor = floor if floor > 0 or start < 0 else 0.0
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
         floor = min(start, 0.0)
