@@ -11,6 +11,7 @@ from torch import nn
 from trainwell import doctor
 from trainwell.doctor.activations import symmetry
 from trainwell.doctor.forward import _accuracy
+from trainwell.doctor.overfit import overfit_tiny_subset
 
 from .user_loop import epoch
 
@@ -291,3 +292,20 @@ def test_a_vae_whose_kl_term_has_the_wrong_sign_is_named_not_passed():
     verdict = doctor.check(VAE(), x, x, lambda o, t: vae_loss(o, t, kl_sign=-1.0))["overfit a tiny subset"]
     assert verdict.status == "warn", verdict
     assert "falls without bound" in verdict.value and "wrong sign" in verdict.advice
+
+
+def test_a_healthy_vae_overfits_and_one_whose_sample_cuts_the_gradient_does_not():
+    """A VAE's outputs are tied through its sampled z: no free output per example is within its reach, and a
+    healthy one stopped far above that floor ("too little capacity", although training it by hand bottoms out
+    there too). A forward that samples is judged by where its loss stops falling, against one output for all the
+    examples; a VAE whose sample sends the encoder no gradient fits no better than that and still fails."""
+    x = low_rank()
+    loss_fn = vae_loss
+    torch.manual_seed(0)
+    healthy = overfit_tiny_subset(VAE(), x, x, loss_fn)
+    assert healthy.status == "pass", healthy
+    assert "the forward samples" in healthy.value
+    torch.manual_seed(0)
+    cut = overfit_tiny_subset(VAE(cut=True), x, x, loss_fn)
+    assert cut.status == "fail", cut
+    assert "no better than one output for all of them" in cut.advice
