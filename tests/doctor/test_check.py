@@ -696,6 +696,26 @@ def test_reentrant_checkpointing_reaches_its_parameters_and_a_segment_on_the_raw
     assert grad.status == "fail" and "use_reentrant=False" in grad.advice and "custom backward" not in grad.advice
 
 
+@pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad")
+def test_batch_independence_reads_a_reentrantly_checkpointed_model():
+    """torch.autograd.grad raises through a reentrant checkpointed segment ("incompatible with .grad()"): the
+    input gradients are read by a full backward instead, and the model's .grad stays as it was."""
+    x, _ = blobs(n=64, d=8)
+    torch.manual_seed(0)
+    model = Checkpointed(raw_input=False)
+    assert pf.batch_independence(model, x).status == "pass"
+    assert all(p.grad is None for p in model.parameters())
+    model.blocks[1].append(BatchCentred())  # inside the checkpointed segment: the samples mix
+    assert pf.batch_independence(model, x).status == "fail"
+
+
+class BatchCentred(nn.Module):
+    """Subtracts the batch mean in every mode: each sample's output depends on the others."""
+
+    def forward(self, h):
+        return h - h.mean(0)
+
+
 def imbalanced(random_state=2, n=256):
     """Three classes at 90/7/3% whose labels the inputs carry (a classifier on them reaches 96%), standardized."""
     from sklearn.datasets import make_classification

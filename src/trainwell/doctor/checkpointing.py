@@ -56,3 +56,24 @@ def reached_by_backward(model: nn.Module, loss: torch.Tensor) -> set[int]:
     finally:
         for p, grad in zip(params, saved, strict=True):
             p.grad = grad
+
+
+def input_gradients(model: nn.Module, out: torch.Tensor, inputs: list[torch.Tensor]) -> tuple:
+    """``torch.autograd.grad(out, inputs, allow_unused=True)``; through a reentrant checkpointed segment, which
+    does not support it, a full ``backward()`` whose gradients are read from the inputs' ``.grad`` (the model's
+    parameters' ``.grad`` restored afterwards)."""
+    try:
+        return torch.autograd.grad(out, inputs, allow_unused=True, retain_graph=True)
+    except RuntimeError as e:
+        if "use_reentrant" not in str(e):
+            raise
+    params = list(model.parameters())
+    saved = [p.grad for p in params]
+    for t in inputs:
+        t.grad = None
+    try:
+        out.backward()
+        return tuple(t.grad for t in inputs)
+    finally:
+        for p, grad in zip(params, saved, strict=True):
+            p.grad = grad
