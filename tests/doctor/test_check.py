@@ -19,6 +19,7 @@ from trainwell.doctor import preflight as pf
 from trainwell.doctor.monitors import Monitor
 from trainwell.errors import ConfigError
 from trainwell.pipeline import fit, preflight, prepare
+from trainwell.regularize import l2_penalty
 from trainwell.train import Trainer
 from trainwell.train.stopping import EarlyStopping
 
@@ -637,3 +638,109 @@ def test_the_output_activation_is_read_from_the_module_or_the_scores():
     with torch.no_grad():
         squashed.net[4].weight.mul_(100)  # as training pushes them: pinned at 0 and 1
     assert "stay in [0, 1]" in bounded_scores(squashed, x, y, F.cross_entropy)
+
+
+def test_check_called_inside_autocast_judges_the_model_in_its_own_precision():
+    """A user who trains under ``torch.autocast(bfloat16)`` calls the doctor inside the same block: bfloat16
+    rounding stopped the overfit short of its floor ("too little capacity") on a healthy float32 model. The checks
+    run with autocast off, so the report is the one outside autocast."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    y = (x[:, :4] + 0.5 * torch.randn(64, 4)).argmax(1)
+    model = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.LayerNorm(32), nn.Linear(32, 4))
+    outside = doctor.check(model, x, y, nn.CrossEntropyLoss())
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        inside = doctor.check(model, x, y, nn.CrossEntropyLoss())
+        assert (model(x) @ torch.ones(4, 1)).dtype == torch.bfloat16  # the user's autocast is still on afterwards
+    assert [(v.check, v.status, v.value) for v in inside] == [(v.check, v.status, v.value) for v in outside]
+    assert inside["overfit a tiny subset"].status == "pass"
+
+
+class Checkpointed(nn.Module):
+    """Two blocks under reentrant gradient checkpointing (torch's long-time default). With ``raw_input`` the first
+    checkpointed segment starts at the data tensor, which requires no gradient: the parameters inside it, and the
+    input layer before the next, never get one."""
+
+    def __init__(self, raw_input: bool):
+        super().__init__()
+        self.raw_input = raw_input
+        self.inp, self.out = nn.Linear(8, 16), nn.Linear(16, 3)
+        self.blocks = nn.ModuleList([nn.Sequential(nn.Linear(16, 16), nn.Tanh()) for _ in range(2)])
+
+    def forward(self, x):
+        from torch.utils.checkpoint import checkpoint
+
+        if self.raw_input:
+            h = checkpoint(lambda t: self.blocks[0](self.inp(t)), x, use_reentrant=True)
+        else:
+            h = checkpoint(self.blocks[0], self.inp(x), use_reentrant=True)
+        return self.out(checkpoint(self.blocks[1], h, use_reentrant=True))
+
+
+@pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad")  # torch's, on every no-grad forward
+def test_reentrant_checkpointing_reaches_its_parameters_and_a_segment_on_the_raw_data_is_named():
+    """The loss's graph shows a reentrant checkpointed segment as one node, not the parameters inside: they were
+    "trainable but never reach the loss" although training works. A segment whose only input is the data tensor
+    really gives them no gradient: named as checkpointing, not as a custom backward."""
+    x, y = blobs(n=64, d=8)
+    loss_fn = nn.CrossEntropyLoss()
+    torch.manual_seed(0)
+    healthy = Checkpointed(raw_input=False)
+    assert pf.parameters_registered(healthy, x, y, loss_fn).status == "pass"
+    assert pf.gradient_check(healthy, x, y, loss_fn, penalty=lambda m: l2_penalty(m, 1e-3)).status == "pass"
+    torch.manual_seed(0)
+    broken = Checkpointed(raw_input=True)
+    registered = pf.parameters_registered(broken, x, y, loss_fn)
+    assert registered.status == "warn" and "blocks.0" in registered.value and "use_reentrant=False" in registered.advice
+    grad = pf.gradient_check(broken, x, y, loss_fn, penalty=lambda m: l2_penalty(m, 1e-3))
+    assert grad.status == "fail" and "use_reentrant=False" in grad.advice and "custom backward" not in grad.advice
+
+
+@pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad")
+def test_batch_independence_reads_a_reentrantly_checkpointed_model():
+    """torch.autograd.grad raises through a reentrant checkpointed segment ("incompatible with .grad()"): the
+    input gradients are read by a full backward instead, and the model's .grad stays as it was."""
+    x, _ = blobs(n=64, d=8)
+    torch.manual_seed(0)
+    model = Checkpointed(raw_input=False)
+    assert pf.batch_independence(model, x).status == "pass"
+    assert all(p.grad is None for p in model.parameters())
+    model.blocks[1].append(BatchCentred())  # inside the checkpointed segment: the samples mix
+    assert pf.batch_independence(model, x).status == "fail"
+
+
+class BatchCentred(nn.Module):
+    """Subtracts the batch mean in every mode: each sample's output depends on the others."""
+
+    def forward(self, h):
+        return h - h.mean(0)
+
+
+def imbalanced(random_state=2, n=256):
+    """Three classes at 90/7/3% whose labels the inputs carry (a classifier on them reaches 96%), standardized."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=6000, n_features=20, n_informative=8, n_classes=3, n_clusters_per_class=1,
+                               weights=[0.90, 0.07, 0.03], flip_y=0.01, class_sep=1.0, random_state=random_state)
+    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
+    return x[:n], torch.tensor(y)[:n]
+
+
+def test_the_baseline_reads_a_large_majority_class_by_a_permutation_test():
+    """With 90% of one class among 64 held-out examples, a higher accuracy by 3 standard errors means over 100%, and
+    the held-out loss rests on a handful of minority examples: a model that learns the data was warned of
+    "memorization". Its class predictions agree with the held-out labels beyond chance (labels shuffled among the
+    examples keep the class balance); a model memorizing labels shuffled against the inputs still warns."""
+    x, y = imbalanced()
+    loss_fn = nn.CrossEntropyLoss()
+
+    def model():
+        torch.manual_seed(2)
+        return nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
+
+    learned = pf.input_independent_baseline(model(), x, y, loss_fn)
+    assert learned.status == "pass", learned
+    assert "class predictions vs held-out labels shuffled" in learned.value
+    shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))]
+    memorized = pf.input_independent_baseline(model(), x, shuffled, loss_fn)
+    assert memorized.status == "warn" and "memorization" in memorized.advice, memorized

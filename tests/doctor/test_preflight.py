@@ -129,6 +129,36 @@ def test_variance_propagation_30_relu_layers_xavier_collapses_he_holds():
     assert pf.variance_propagation(deep_relu_mlp("he_normal"), x, y).status == "pass"
 
 
+class _ZeroInitResidual(nn.Module):
+    """A residual block whose last BatchNorm scale starts at zero (torchvision's zero_init_residual), its
+    activations called as functions."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.fc1, self.bn1 = nn.Linear(d, d, bias=False), nn.BatchNorm1d(d)
+        self.fc2, self.bn2 = nn.Linear(d, d, bias=False), nn.BatchNorm1d(d)
+        nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x):
+        return F.relu(x + self.bn2(self.fc2(F.relu(self.bn1(self.fc1(x))))))
+
+
+def test_variance_propagation_reads_a_zero_initialized_residual_branch_as_silent_by_design():
+    """The gradient inside each residual branch is exactly 0 at init when the branch ends in a BatchNorm of scale
+    0: not a vanishing signal (the ratio to it was 1e25, a fail advising He init). The silent layers are left out
+    and named; the rest of the network is judged."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), _ZeroInitResidual(32), nn.Linear(32, 32), _ZeroInitResidual(32),
+                          nn.Linear(32, 3))
+    x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+    v = pf.variance_propagation(model, x, y)
+    assert v.status == "pass", v
+    assert "1.fc1, 1.fc2, 3.fc1, 3.fc2" in v.value and "zero-initialized scale of 1.bn2, 3.bn2" in v.value
+    for block in (model[1], model[3]):  # the same model with scale 1: every layer read, nothing left out
+        nn.init.ones_(block.bn2.weight)
+    assert "left out" not in pf.variance_propagation(model, x, y).value
+
+
 def test_regularization_checks(spirals):
     x, y = spirals
     model = healthy()

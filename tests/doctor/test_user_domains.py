@@ -11,6 +11,7 @@ from torch import nn
 from trainwell import doctor
 from trainwell.doctor.activations import symmetry
 from trainwell.doctor.forward import _accuracy
+from trainwell.doctor.overfit import overfit_tiny_subset
 
 from .user_loop import epoch
 
@@ -359,3 +360,65 @@ def test_a_squashing_layer_before_bce_with_logits_and_pos_weight_is_named_by_wat
             w.step(loss, y=y[i : i + 32])
     verdict = {v.check: v for v in w.report().verdicts}["loop: loss"]
     assert verdict.status == status and (status == "skip" or "all in [0, 1]" in verdict.value)
+
+
+class VAE(nn.Module):
+    """A variational autoencoder: the encoder's mean and log-variance, a reparameterized sample in training
+    (``mu + std * eps``) and the mean in eval mode. ``cut`` samples with ``torch.normal(mu, std).detach()``:
+    the reconstruction sends the encoder no gradient."""
+
+    def __init__(self, d=16, z=3, cut=False):
+        super().__init__()
+        self.cut = cut
+        self.enc = nn.Sequential(nn.Linear(d, 32), nn.ReLU())
+        self.mu, self.logvar = nn.Linear(32, z), nn.Linear(32, z)
+        self.dec = nn.Sequential(nn.Linear(z, 32), nn.ReLU(), nn.Linear(32, d))
+
+    def forward(self, x):
+        h = self.enc(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        std = torch.exp(0.5 * logvar)
+        if self.cut:
+            z = torch.normal(mu, std).detach()
+        else:
+            z = mu + std * torch.randn_like(std) if self.training else mu
+        return self.dec(z), mu, logvar
+
+
+def vae_loss(out, x, kl_sign=1.0):
+    recon, mu, logvar = out
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(x)
+    return F.mse_loss(recon, x, reduction="sum") / len(x) + kl_sign * kl
+
+
+def low_rank(n=64, d=16, z=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.tanh(torch.randn(n, z, generator=g) @ torch.randn(z, d, generator=g) / 2)
+
+
+def test_a_vae_whose_kl_term_has_the_wrong_sign_is_named_not_passed():
+    """KL subtracted instead of added: the loss falls without bound (mu and the log-variance grow), which the
+    overfit passed as memorization (9.5 -> -5.8). Fitted outputs drive it to -inf: named as a term with the wrong
+    sign, never passed."""
+    x = low_rank()
+    torch.manual_seed(0)
+    verdict = doctor.check(VAE(), x, x, lambda o, t: vae_loss(o, t, kl_sign=-1.0))["overfit a tiny subset"]
+    assert verdict.status == "warn", verdict
+    assert "falls without bound" in verdict.value and "wrong sign" in verdict.advice
+
+
+def test_a_healthy_vae_overfits_and_one_whose_sample_cuts_the_gradient_does_not():
+    """A VAE's outputs are tied through its sampled z: no free output per example is within its reach, and a
+    healthy one stopped far above that floor ("too little capacity", although training it by hand bottoms out
+    there too). A forward that samples is judged by where its loss stops falling, against one output for all the
+    examples; a VAE whose sample sends the encoder no gradient fits no better than that and still fails."""
+    x = low_rank()
+    loss_fn = vae_loss
+    torch.manual_seed(0)
+    healthy = overfit_tiny_subset(VAE(), x, x, loss_fn)
+    assert healthy.status == "pass", healthy
+    assert "the forward samples" in healthy.value
+    torch.manual_seed(0)
+    cut = overfit_tiny_subset(VAE(cut=True), x, x, loss_fn)
+    assert cut.status == "fail", cut
+    assert "no better than one output for all of them" in cut.advice

@@ -110,9 +110,10 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     """Activation std and gradient std through depth at init: collapse or explosion is a warn/fail naming the
     init to use instead (Glorot & Bengio 2010; He et al. 2015)."""
     stats = _activation_stats(model, x, y, loss_fn)
+    stats, silent = _set_aside_silent(stats, _zero_scaled_norms(model))
     if len(stats) < 2:
         return Verdict("variance propagation", "skip", f"skipped: {len(stats)} activation or weighted layer(s) to "
-                       "compare", "-", "")
+                       f"compare{silent}", "-", "")
     (_, a0, _), (_, a1, _) = stats[0], stats[-1]
     graded = [s for s in stats if s[2] is not None]  # layers below frozen parameters get no gradient: not read
     g0, g1 = (graded[0][2], graded[-1][2]) if len(graded) >= 2 else (1.0, 1.0)
@@ -128,5 +129,34 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
         f"normalization")
     return Verdict("variance propagation", status,
                    f"activation std {a0:.3g} -> {a1:.3g} (x{act_ratio:.2g}), gradient std {g1:.3g} -> {g0:.3g} "
-                   f"(x{grad_ratio:.2g}) over {len(stats)} layers", f"ratios within [{warn_ratio}, {1 / warn_ratio:g}]",
-                   advice)
+                   f"(x{grad_ratio:.2g}) over {len(stats)} layers{silent}",
+                   f"ratios within [{warn_ratio}, {1 / warn_ratio:g}]", advice)
+
+
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm,
+          *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
+
+
+def _zero_scaled_norms(model: nn.Module) -> list[str]:
+    """Names of the normalization layers whose scale (affine weight) is exactly zero: the last normalization of a
+    residual branch started at zero so that the block is the identity at init (``zero_init_residual``; Goyal et al.
+    2017). The branch's layers then carry an exactly zero gradient (or output) by design."""
+    return [name for name, m in model.named_modules() if isinstance(m, _NORMS) and
+            isinstance(getattr(m, "weight", None), torch.Tensor) and not bool(m.weight.detach().any())]
+
+
+def _set_aside_silent(stats: list[tuple[str, float, float | None]], zeroed: list[str]):
+    """The layers to compare, and a note for the verdict's value: with a zero-scaled normalization in the model
+    (``zeroed``), a layer whose activation or gradient std is exactly zero is silent by design, not a vanishing
+    signal, and is left out of the ratios (a ratio to an exact zero is meaningless)."""
+    if not zeroed:
+        return stats, ""
+    kept = [s for s in stats if s[1] != 0.0 and s[2] != 0.0]
+    left = [s[0] for s in stats if s[1] == 0.0 or s[2] == 0.0]
+    if not left:
+        return stats, ""
+    shown = ", ".join(left[:4]) + (f" (+{len(left) - 4} more)" if len(left) > 4 else "")
+    norms = ", ".join(zeroed[:3]) + (f" (+{len(zeroed) - 3} more)" if len(zeroed) > 3 else "")
+    return kept, (f"; left out: {shown}, whose gradient or activation is exactly 0 behind the zero-initialized "
+                  f"scale of {norms} (a residual branch that starts as the identity by design, not a vanishing "
+                  f"signal)")

@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.doctor import outputs as O
 from trainwell.doctor.budget import _affordable_steps
 from trainwell.doctor.fitting import _free_outputs, _train_copy
 from trainwell.doctor.forward import _accuracy, _training_forward
 from trainwell.doctor.inputs import Inputs, call
-from trainwell.doctor.loss_kinds import _scalar
+from trainwell.doctor.loss_kinds import _scalar, reads_class_scores
 from trainwell.doctor.targets import far_from_unit
 from trainwell.doctor.verdict import Verdict
 
@@ -42,6 +43,12 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     training stops at the first check that meets it: a model that uses its inputs passes after a few dozen steps
     instead of all of them (on the default MNIST-1D CNN this check was most of the pre-flight's time), and a model
     that does not trains every step, as before. The verdict is the same either way.
+
+    With a large majority class the accuracy margin above cannot be met on a few dozen held-out examples (90% +
+    3 standard errors is over 100%): the class predictions of every checkpoint are also tested against the
+    held-out labels shuffled among the examples (a permutation test, which conditions on the class balance: a
+    model answering the majority class everywhere agrees by chance only), corrected for the number of distinct
+    checkpoints tested. Labels independent of the inputs agree by chance only, however long the copy trains.
     """
     xs, ys = x[:n], y[:n]
     if not any(p.requires_grad for p in model.parameters()):
@@ -49,8 +56,13 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     k = int(len(xs) * holdout) if len(xs) >= 16 else 0
     train, held = slice(0, len(xs) - k), slice(len(xs) - k, len(xs))
 
+    predicted: dict[tuple, torch.Tensor] = {}  # each distinct vector of held-out class predictions
+
     def held_out(m: nn.Module, out=None) -> tuple[float, float | None]:
         out = call(m, xs[held]) if out is None else out
+        classes = _predicted_classes(out, ys[held], loss_fn)
+        if classes is not None:
+            predicted.setdefault(tuple(classes.tolist()), classes)
         return _scalar(loss_fn(out, ys[held])), _accuracy(out, ys[held], loss_fn)
 
     best = {"loss": math.inf, "acc": None}
@@ -59,6 +71,7 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     if k:
         with torch.no_grad():
             zero_held, zero_acc = held_out(model, const(k))
+        predicted.clear()  # the constant's answers are not the model's
 
     def watch(m: nn.Module) -> bool:  # the checkpoint with the best held-out loss, and its accuracy
         loss, acc = held_out(m)
@@ -76,12 +89,45 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
         zero_train = _scalar(loss_fn(const(len(ys[train])), ys[train]))
         if k:
             watch(m)
-    verdict = _judge(real_train, zero_train, k, best, zero_held, zero_acc)
+    agreement = None if _shown(best, k, zero_held, zero_acc) else _agreement(list(predicted.values()), ys[held])
+    verdict = _judge(real_train, zero_train, k, best, zero_held, zero_acc, agreement)
     targets = far_from_unit(ys) if verdict.status != "pass" else None
     if targets:  # a copy whose outputs start near 0 spends its few steps learning the targets' offset
         verdict.advice = (f"{targets}: a copy whose outputs start near 0 spends its steps learning their offset; "
                           f"else {verdict.advice}")
     return verdict
+
+
+#: the chance, over all checkpoints tested, that labels independent of the inputs pass the permutation test
+AGREEMENT_ALPHA = 0.01
+
+
+def _predicted_classes(out, y: torch.Tensor, loss_fn: Callable) -> torch.Tensor | None:
+    """The predicted class of each example when ``out`` holds (N, C) class scores for (N,) class labels; None
+    otherwise (regression, per-position or many-label targets, a loss that reads no class scores)."""
+    if y.is_floating_point() or y.dim() != 1 or not reads_class_scores(loss_fn, out, y):
+        return None
+    logits = O.logits(out)
+    if logits is None or logits.dim() != 2 or logits.shape[1] < 2 or len(logits) != len(y):
+        return None
+    return logits.argmax(1)
+
+
+def _agreement(predictions: list[torch.Tensor], y: torch.Tensor, draws: int = 20_000,
+               seed: int = 0) -> tuple[float, int] | None:
+    """(p, tested): the smallest one-sided permutation p-value of the number of held-out examples whose predicted
+    class is their label, over the distinct prediction vectors that name more than one class, multiplied by how
+    many were tested (Bonferroni); None when none was. Negative labels (``ignore_index=-100``) are left out."""
+    keep = y >= 0
+    tested = [p[keep] for p in predictions if len(set(p[keep].tolist())) > 1]
+    labels = y[keep]
+    if not tested or len(labels) < 2:
+        return None
+    g = torch.Generator().manual_seed(seed)
+    shuffled = labels[torch.rand(draws, len(labels), generator=g).argsort(1)]
+    smallest = min((int(((p[None] == shuffled).sum(1) >= int((p == labels).sum())).sum()) + 1) / (draws + 1)
+                   for p in tested)
+    return min(1.0, smallest * len(tested)), len(tested)
 
 
 def _margin(zero_acc: float, k: int) -> float:
@@ -107,9 +153,10 @@ def _clearly_below(loss: float, reference: float) -> bool:
 
 
 def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: float | None,
-           zero_acc: float | None) -> Verdict:
+           zero_acc: float | None, agreement: tuple[float, int] | None = None) -> Verdict:
     """The verdict from the training losses (real inputs vs the best constant output) and, with ``k`` held-out
-    examples, the real copy's best held-out loss and its accuracy there (``best``) vs the constant's."""
+    examples, the real copy's best held-out loss and its accuracy there (``best``) vs the constant's, and the
+    permutation test of its held-out class predictions (``agreement``: p-value, checkpoints tested)."""
     fits = _clearly_below(real_train, zero_train)
     if not k:
         ok = fits
@@ -119,11 +166,14 @@ def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: 
         # an overconfident classifier's loss can stay near the prior's while it classifies far better than the
         # prior: held-out accuracy (at the best-loss checkpoint, not the best of many) above the constant's by
         # three binomial standard errors also counts as signal (_shown)
-        ok = _shown(best, k, zero_held, zero_acc)
+        ok = _shown(best, k, zero_held, zero_acc) or agreement is not None and agreement[0] < AGREEMENT_ALPHA
         value = (f"held-out loss: real {best['loss']:.3g} (best over training) vs input-independent {zero_held:.3g}"
                  f" ({k} examples)")
         if zero_acc is not None and best["acc"] is not None:
             value += f"; held-out accuracy there: real {best['acc']:.1%} vs input-independent {zero_acc:.1%}"
+        if agreement is not None:
+            value += (f"; class predictions vs held-out labels shuffled: p = {agreement[0]:.2g} over "
+                      f"{agreement[1]} distinct checkpoint(s) (signal below {AGREEMENT_ALPHA:g})")
         value += f"; training loss: real {real_train:.3g} vs input-independent {zero_train:.3g}"
     if ok:
         advice = ""
@@ -139,8 +189,9 @@ def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: 
         status, advice = "skip", "a loss that is not finite cannot show signal: see the initial loss"
         value = "skipped: not finite: " + value
     return Verdict("input-independent baseline", status, value,
-                   "real inputs reach a clearly lower held-out loss (< 0.9 x the best input-independent model) or a "
-                   "clearly higher held-out accuracy (by 3 standard errors)",
+                   "real inputs reach a clearly lower held-out loss (< 0.9 x the best input-independent model), a "
+                   "clearly higher held-out accuracy (by 3 standard errors) or class predictions that agree with the "
+                   f"held-out labels beyond chance (permutation p < {AGREEMENT_ALPHA:g})",
                    advice)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainwell.doctor import checkpointing
 from trainwell.doctor import outputs as O
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
@@ -37,7 +38,7 @@ def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
         elif xs.is_floating_point():
             xs = xs.detach().clone().requires_grad_(True)
             out = O.logits(model(xs))[i].sum()
-            (grad,) = torch.autograd.grad(out, xs, allow_unused=True)
+            (grad,) = checkpointing.input_gradients(model, out, [xs])
             leak = grad.reshape(len(xs), -1).abs().sum(dim=1) if grad is not None else torch.zeros(len(xs))
             others = float(torch.cat([leak[:i], leak[i + 1 :]]).max()) if len(xs) > 1 else 0.0
             what = f"max |d out_{i} / d x_j| = {others:.3g}"
@@ -83,7 +84,7 @@ def _several(model: nn.Module, xs: Inputs, i: int) -> tuple[float, str]:
         xg = xs.map(lambda t: t.detach().clone().requires_grad_(True) if t.is_floating_point() else t)
         leaves = [t for t in xg.tensors() if t.is_floating_point()]
         out = O.logits(call(model, xg))[i].sum()
-        grads = torch.autograd.grad(out, leaves, allow_unused=True)
+        grads = checkpointing.input_gradients(model, out, leaves)
         leak = torch.zeros(len(xs), device=leaves[0].device)
         for g in grads:
             if g is not None:

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 
@@ -112,7 +113,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     any outputs reach, symmetric units, variance propagation through depth, an input-independent baseline on
     held-out examples, batch independence. Each returns pass / warn / fail, or skip with the reason (a check that
     cannot look never passes); an exception inside a check becomes that check's skip. On a large model the costly
-    checks sample within :data:`~trainwell.doctor.budget.TIME_BUDGET_S` seconds each and say so.
+    checks sample within :data:`~trainwell.doctor.budget.TIME_BUDGET_S` seconds each and say so. Called inside
+    ``torch.autocast``, the checks run with autocast off: they judge the model in its weights' precision.
 
     Args:
         model: any ``nn.Module`` (also ``torch.compile``d); its output, whatever its structure (tensor, tuple,
@@ -160,7 +162,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper shares its parameters with the original
     wd = _weight_decay(optimizer)
     # module.compile()d: the checks' hooks and mode switches run on the uncompiled forward (no recompiles)
-    with untouched(model, optimizer), torch.enable_grad(), uncompiled(model):  # also under torch.no_grad()
+    with untouched(model, optimizer), torch.enable_grad(), uncompiled(model), full_precision():  # also under no_grad
         total = _total_penalty(penalty, wd, model, x)
         replace = {}
         if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss
@@ -184,6 +186,18 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
+
+
+def full_precision() -> contextlib.ExitStack:
+    """A context in which every device's autocast is off: the checks judge the model and the loss in the
+    precision of their weights, also when ``check`` is called inside ``torch.autocast`` (bfloat16 rounding would
+    otherwise stop the overfit short of its floor and blur the gradient check's differences). How a loop's
+    low-precision steps fare is ``doctor.watch``'s reading, not the pre-flight's."""
+    stack = contextlib.ExitStack()
+    for device in ("cpu", "cuda"):
+        if torch.amp.is_autocast_available(device) and (device == "cpu" or torch.cuda.is_available()):
+            stack.enter_context(torch.autocast(device_type=device, enabled=False))
+    return stack
 
 
 def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, out):

@@ -90,8 +90,10 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
     with torch.no_grad():
         sample = call(copy.deepcopy(model).eval(), x if per_example else x[:1])
     floats = [t for t in O.leaves(sample) if t.is_floating_point()]
-    free = [torch.zeros(t.shape if per_example else t.shape[1:], dtype=t.dtype, device=t.device,
-                        requires_grad=True) for t in floats]
+    # per example, the fit starts at the model's own outputs: zeros can be a stationary point of the loss (a VAE's
+    # KL term at mu = log-variance = 0) from which L-BFGS never moves, even where the loss has no lowest value
+    free = [torch.where(torch.isfinite(t), t, 0.0).detach().clone().requires_grad_(True) if per_example else
+            torch.zeros(t.shape[1:], dtype=t.dtype, device=t.device, requires_grad=True) for t in floats]
     # outputs that are log-probabilities or probabilities (a LogSoftmax/Softmax last layer) stay normalized: NLL of
     # free numbers has no minimum
     norm = [_normalization(t) for t in floats]
@@ -110,19 +112,34 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
         return O.map_tensors(sample, make)
 
     opt = eager(torch.optim.LBFGS)(free, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+    lowest: list = [math.inf, None]  # the lowest loss the fit met (not NaN), and its outputs
 
     def closure():
         opt.zero_grad()
         loss = loss_fn(build(len(x)), y)
         loss = loss.mean() if loss.dim() else loss
         loss.backward()
+        value = float(loss.detach())
+        if value < lowest[0]:  # NaN and +inf never are; -inf is the lowest
+            lowest[:] = [value, [t.detach().clone() for t in free]]
         return loss
 
     with torch.random.fork_rng(devices=[]):
         opt.step(closure)
     for t in free:
         t.requires_grad_(False)
+    with torch.no_grad():
+        final = float(_mean(loss_fn(build(len(x)), y)))
+        if lowest[1] is not None and (math.isnan(final) or final == math.inf):
+            # a loss that falls without bound overflows to NaN on its way down: the lowest it met is kept
+            for t, value in zip(free, lowest[1], strict=True):
+                t.copy_(value)
     return build
+
+
+def _mean(loss: torch.Tensor) -> torch.Tensor:
+    """A loss as a scalar: the mean of a per-example loss."""
+    return loss.mean() if loss.dim() else loss
 
 
 def _normalization(t: torch.Tensor) -> str | None:

@@ -4,6 +4,7 @@ are classes."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -48,6 +49,21 @@ def _training_forward(model: nn.Module) -> nn.Module:
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.train()
     return model
+
+
+def samples_in_forward(model: nn.Module, x: torch.Tensor | Inputs) -> bool:
+    """Whether the model's training-mode forward draws noise of its own: two forwards of the same input on a copy,
+    its dropout modules off, differ (a VAE's reparameterized sample ``mu + std * randn``, noise injection, a
+    functional dropout). Its outputs are then tied to each other through the noise: no free output per example
+    is a floor it can reach. The user's model and RNG are untouched."""
+    m = copy.deepcopy(model).train()
+    for mod in m.modules():
+        if isinstance(mod, nn.modules.dropout._DropoutNd):
+            mod.eval()
+    with torch.no_grad(), torch.random.fork_rng(devices=[]), uncompiled(m):
+        first, again = O.leaves(call(m, x)), O.leaves(call(m, x))
+    return any(a.shape != b.shape or not torch.allclose(a, b, rtol=1e-3, atol=1e-6, equal_nan=True)
+               for a, b in zip(first, again, strict=False) if a.is_floating_point())
 
 
 def hooked_forward(model: nn.Module, x: torch.Tensor | Inputs, types: tuple[type, ...], record) -> None:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor import checkpointing
 from trainwell.doctor.budget import _within_budget
 from trainwell.doctor.forward import _KINKS, _training_forward
 from trainwell.doctor.inputs import Inputs, call, cast
@@ -116,7 +117,8 @@ def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coo
              atol: float, g: torch.Generator, kinks: bool, h: float) -> Verdict:
     """Autograd's gradient of ``objective`` on the float64 copy ``m`` against centred differences of step ``h``."""
     m.zero_grad()
-    centre = objective()
+    with checkpointing.reentrant_without_grad() as seen:
+        centre = objective()
     centre.backward()
     tensors = [(pname, p) for pname, p in m.named_parameters() if p.grad is not None]
     tensors, per_tensor, budget_note = _within_budget(tensors, coords, objective, budget_s)
@@ -125,7 +127,10 @@ def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coo
     padding_rows = {f"{n}.weight" if n else "weight": int(mod.padding_idx) % mod.num_embeddings
                     for n, mod in m.named_modules() if isinstance(mod, nn.Embedding) and mod.padding_idx is not None}
     found = _compare(tensors, per_tensor, objective, f0, h, atol, g, floor, padding_rows)
-    return _grade(name, found, atol, kinks, budget_note, f0, floor)
+    verdict = _grade(name, found, atol, kinks, budget_note, f0, floor)
+    if seen.cut and verdict.status == "fail":  # autograd left out a checkpointed segment: no custom backward at fault
+        verdict.advice = f"autograd gives '{found.worst[1]}' no gradient from the data loss: {checkpointing.ADVICE}"
+    return verdict
 
 
 @dataclass

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor.fitting import _free_outputs, _train_copy
-from trainwell.doctor.forward import _accuracy
+from trainwell.doctor.forward import _accuracy, samples_in_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, loss_kind
 from trainwell.doctor.output_layer import bounded_scores
@@ -28,7 +28,12 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     its start to the floor. The trained copy is judged in eval mode and in train mode (seeded), the better of the
     two: with BatchNorm on 20 examples the running statistics lag the batch statistics the copy was fitted with.
     A failure names a bounding activation after the last layer (a Sigmoid or ReLU before cross-entropy) when
-    there is one (:mod:`~trainwell.doctor.output_layer`)."""
+    there is one (:mod:`~trainwell.doctor.output_layer`).
+
+    A forward that samples (a VAE: two training-mode forwards of the same input differ) ties its outputs together
+    through the noise, so the free-output floor is out of its reach: the copy trains until its loss stops falling
+    (up to 5x the steps) and must undercut the best input-independent output (one output for all the examples) by
+    a quarter of the gap from it to the floor, i.e. fit these examples from their inputs."""
     name = "overfit a tiny subset"
     xs, ys = x[:n], y[:n]
     if not any(p.requires_grad for p in model.parameters()):
@@ -36,19 +41,27 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     with torch.no_grad():
         start = _scalar(loss_fn(call(copy.deepcopy(model).eval(), xs), ys))
     floor = _scalar(loss_fn(_free_outputs(model, xs, ys, loss_fn, per_example=True)(len(xs)), ys))
-    if not math.isfinite(floor) or floor < min(start, 0.0) - 100 * (abs(start) + 1):
-        return Verdict(name, "skip", f"skipped: the loss ({start:.4g} at the start) has no lowest value over free "
-                       "outputs (they drive it without bound)", "a loss with a floor",
-                       "a loss that falls without bound cannot be judged by memorization: a KL divergence with its "
-                       "arguments swapped, NLL on raw scores or a missing minus sign do that (see the initial loss)")
+    if math.isnan(floor) or floor == math.inf:
+        return Verdict(name, "skip", f"skipped: the loss ({start:.4g} at the start) is not finite over outputs "
+                       "fitted to these examples", "a loss with a lowest value", "see the initial loss")
+    if floor < min(start, 0.0) - 100 * (abs(start) + 1):
+        return Verdict(name, "warn", f"the loss falls without bound: outputs fitted to these {len(xs)} examples "
+                       f"drive it from {start:.4g} to {floor:.4g}{'' if floor == -math.inf else ' and lower'}",
+                       "a loss with a lowest value",
+                       "training drives such a loss to -inf instead of fitting the data: a term with the wrong sign (a "
+                       "KL divergence or a penalty subtracted instead of added), a missing minus sign, a KL "
+                       "divergence with its arguments swapped or NLL on raw scores (see the initial loss); a "
+                       "likelihood with a learned variance needs a floor on that variance")
     floor = floor if floor > 0 or start < 0 else 0.0
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
         floor = min(start, 0.0)
+    sampled = samples_in_forward(model, xs)
     m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=floor + 1e-2)
-    # a loss of unknown form may fall slowly (an L1-like pinball loss, an ordinal model's cumulative BCE): while
-    # it is still short of the bar and has fallen over the last stretch, the copy trains on, up to 5x the steps
+    # a loss of unknown form may fall slowly (an L1-like pinball loss, an ordinal model's cumulative BCE), and a
+    # sampling forward has no reachable floor: while the loss is short of the bar and has fallen over the last
+    # stretch, the copy trains on, up to 5x the steps
     for _ in range(4):
-        if loss_kind(loss_fn) != "unknown" or not math.isfinite(final) or \
+        if loss_kind(loss_fn) != "unknown" and not sampled or not math.isfinite(final) or \
                 final - floor < 0.1 * max(start - floor, 1e-12) + 1e-3:
             break
         m, later = _train_copy(m, xs, ys, loss_fn, steps, lr, seed, stop_below=floor + 1e-2)
@@ -65,6 +78,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     m.eval()
     finite = [c for c in candidates if math.isfinite(c[0])]
     final, acc = min(finite, key=lambda c: (-(c[1] or 0.0), c[0])) if finite else candidates[0]
+    if sampled:
+        return _sampled_verdict(model, xs, ys, loss_fn, start, final, floor)
     # per-element binary targets (pixels, many labels) are judged to 99%: a few elements stay near 0.5 at the floor
     per_element = ys.is_floating_point() and ys.dim() > 1 and ys[0].numel() > 1
     ceiling = causal_ceiling(xs, ys)
@@ -84,6 +99,25 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                     f", token accuracy ~{ceiling:.0%} (the most a left-to-right model reaches where equal prefixes "
                     "go on differently; 100% if it reads the whole sequence)") +
                    (" (< 10% of the start)" if acc is None else ""), advice)
+
+
+def _sampled_verdict(model: nn.Module, xs: torch.Tensor | Inputs, ys: torch.Tensor, loss_fn: Callable, start: float,
+                     final: float, floor: float) -> Verdict:
+    """The overfit verdict for a forward that samples: its trained loss ``final`` (where it stopped falling) must
+    undercut the best input-independent output's loss by a quarter of the gap from it to the free-output
+    ``floor``, which the noise keeps out of reach."""
+    const = _scalar(loss_fn(_free_outputs(model, xs, ys, loss_fn, per_example=False)(len(xs)), ys))
+    bar = const - 0.25 * max(const - floor, 0.0)
+    ok = math.isfinite(final) and final <= bar
+    value = (f"loss {start:.3g} -> {final:.3g} on {len(xs)} examples, where it stopped falling; the forward samples "
+             f"(two training-mode forwards of the same input differ), so the lowest loss free outputs reach "
+             f"({floor:.3g}) is out of its reach: judged against one output for all examples ({const:.3g})")
+    advice = "" if ok else (
+        "the model fits these examples no better than one output for all of them: is the sampled path cut from "
+        "the gradient (z = torch.normal(mu, std) or a .detach() instead of mu + std * torch.randn_like(std)), the "
+        "encoder frozen or disconnected, or the capacity too small?")
+    return Verdict("overfit a tiny subset", "pass" if ok else "fail", value,
+                   f"loss <= {bar:.3g} (a quarter of the way from one output for all examples to the floor)", advice)
 
 
 def causal_ceiling(x: torch.Tensor | Inputs, y: torch.Tensor) -> float:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from trainwell.doctor import checkpointing
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
@@ -133,22 +134,26 @@ def unregistered_in_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
 def parameters_registered(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> Verdict:
     """Every trainable tensor the loss depends on must be a registered parameter of the model (a layer in a plain
     Python list is invisible to the optimizer, ``.to()`` and ``state_dict()``); frozen parameters are listed, and
-    trainable ones the loss never reaches are named."""
+    trainable ones the loss never reaches are named. Parameters the graph does not show are confirmed by a real
+    ``backward()`` (those inside a reentrant checkpointed segment get their gradient that way)."""
     name = "parameters registered"
     was = model.training
     model.eval()
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), checkpointing.reentrant_without_grad() as seen:
             loss = loss_fn(call(model, x), y)
         leaves = graph_leaves(loss)
+        outside = unregistered(model, leaves)
+        if outside:
+            return unregistered_verdict(outside)
+        used = {id(t) for t in leaves}
+        named = list(model.named_parameters())
+        unused = [n for n, p in named if p.requires_grad and id(p) not in used]
+        if unused:
+            used |= _reached(model, loss)
+            unused = [n for n, p in named if p.requires_grad and id(p) not in used]
     finally:
         model.train(was)
-    outside = unregistered(model, leaves)
-    if outside:
-        return unregistered_verdict(outside)
-    used = {id(t) for t in leaves}
-    named = list(model.named_parameters())
-    unused = [n for n, p in named if p.requires_grad and id(p) not in used]
     frozen = [(n, p) for n, p in named if not p.requires_grad]
     total = sum(p.numel() for _, p in named)
     parts = [f"{len(named) - len(frozen) - len(unused)} trainable tensors reach the loss"]
@@ -162,6 +167,10 @@ def parameters_registered(model: nn.Module, x: torch.Tensor | Inputs, y: torch.T
                        "one layer object placed several times in a container shares one set of weights (a list "
                        "repeated with * n: [nn.Linear(64, 64), nn.ReLU()] * 3): build each layer anew, e.g. "
                        "[layer for _ in range(n) for layer in (nn.Linear(64, 64), nn.ReLU())]")
+    if unused and seen.cut:
+        return Verdict(name, "warn", "; ".join(parts) + f"; trainable but never reach the loss: "
+                       f"{_group_names(unused)} (a reentrant checkpointed segment has no input that requires a "
+                       "gradient)", "every trainable parameter receives a gradient", checkpointing.ADVICE)
     if unused:
         return Verdict(name, "warn", "; ".join(parts) + f"; trainable but never reach the loss: "
                        f"{_group_names(unused)}", "every trainable parameter receives a gradient",
@@ -171,6 +180,17 @@ def parameters_registered(model: nn.Module, x: torch.Tensor | Inputs, y: torch.T
     return Verdict(name, status, "; ".join(parts), "every trainable tensor registered and reaching the loss",
                    "frozen parameters never change: unfreeze them (requires_grad_(True)) and add them to the "
                    "optimizer if that is not intended" if frozen else "")
+
+
+def _reached(model: nn.Module, loss: torch.Tensor) -> set[int]:
+    """ids of the parameters a real backward of ``loss`` reaches (empty when it cannot run: a loss that needs no
+    gradient at all)."""
+    if not loss.requires_grad:
+        return set()
+    try:
+        return checkpointing.reached_by_backward(model, loss)
+    except RuntimeError:  # a backward this model's graph does not allow: the graph's reading stands
+        return set()
 
 
 def repeated_layers(model: nn.Module) -> str | None:
