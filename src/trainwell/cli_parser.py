@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace --out if it is an earlier trainwell fit run (never any other folder)")
     fit.add_argument("--json", action="store_true", help="print summary.json to stdout (the table goes to stderr)")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
-    fit.add_argument("--figures", action="store_true", help="draw figures even when the report is off")
+    fit.add_argument("--figures", action="store_true", help="with report.enabled = false, still draw the first "
+                     "layer's weights (the report draws every figure)")
     fit.add_argument("--strict", action="store_true",
                      help="exit 1 when any doctor check fails, not only when training fails (for CI)")
 
@@ -99,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="train a grid of settings x seeds as one population (vmap) and tabulate",
                         description="Train every combination of --grid values (times --seeds seeds) at once as one "
-                                    "population when only seeds, learning rates, weight decays, MLP widths or "
-                                    "label-noise draws differ; otherwise one model after another. Writes "
+                                    "population when only seeds, learning rates, weight decays, MLP widths, init "
+                                    "settings or label-noise draws differ; otherwise one model after another. Writes "
                                     "results.csv/json, metrics.jsonl (per member and epoch) and summary.json.")
     _config_args(sw)
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -120,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "plot the loss, suggest a rate",
                          description="Train the config's model for --steps steps while the learning rate grows "
                                      "exponentially from --start to --end (Smith 2017), stop when the loss explodes, "
-                                     "and suggest a tenth of the rate at the loss's minimum, checked by the doctor's "
+                                     "and suggest a rate below the loss's minimum (a third of it for the onecycle and "
+                                     "cosine schedules, a tenth for a constant rate), checked by the doctor's "
                                      "reading of a short run at that rate. Nothing is changed; use the rate with "
                                      "--set optim.lr=..., or let fit do this with optim.lr = \"find\".")
     _config_args(lrf)
@@ -139,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "field, mult-adds",
                           description="Build the model a config describes and print, per layer: output shape, "
                                       "neurons, parameters with and without weight sharing, receptive field and "
-                                      "mult-adds. Impossible conv geometry is an error (exit 2).")
+                                      "mult-adds. A layer whose windows do not tile its input is named in a "
+                                      "warning (exit 2 with model.geometry = 'strict').")
     _config_args(summ)
     summ.add_argument("--input-shape", metavar="C,H,W", help="input shape without the batch axis, e.g. 3,227,227 "
                                                              "(default: the dataset's)")

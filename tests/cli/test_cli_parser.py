@@ -14,6 +14,7 @@ FAST = [
     (["lr-find", "--start", "10", "--end", "1e-3"], 2, "--start 10 --end 0.001 is not allowed: use 0 < start < end"),
     (["fit", "--resume", "runs/nope"], 2, "runs/nope/config.toml: not found; --resume needs a trainwell run"),
     (["report", "NOT_A_RUN"], 2, "holds no trainwell run"),
+    (["report", "A_LAB"], 2, "A_LAB: a lab folder, whose pages trainwell lab run writes and updates: open A_LAB/index"),
     (["fit", "--set", "data.name=mnist1"], 2, "unknown dataset 'mnist1': did you mean 'mnist1d'? allowed are"),
     (["fit", "--set", "stop.patiense=3"], 2, "did you mean 'stop.patience'? allowed keys in stop are criteria"),
     (["fit", "--set", "optim.name=adamw"], 2, "AdamW is optim.name = 'adam' with optim.decay = 'decoupled'"),
@@ -25,6 +26,8 @@ FAST = [
 @pytest.mark.parametrize(("args", "code", "message"), FAST, ids=[" ".join(a) for a, _, _ in FAST])
 def test_a_one_line_mistake_is_answered_before_torch_is_imported(tmp_path, args, code, message):
     (tmp_path / "NOT_A_RUN").mkdir()
+    (tmp_path / "A_LAB").mkdir()
+    (tmp_path / "A_LAB" / ".trainwell-run").write_text('{"kind": "lab"}')
     run = subprocess.run([sys.executable, "-X", "importtime", "-m", "trainwell", *args], cwd=tmp_path,
                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     imported = re.findall(r"\|\s+(\S+)$", run.stderr, re.M)

@@ -46,3 +46,10 @@ def test_strict_geometry_is_an_error():
     cfg = load_config(None, RESNET_STEM + ["model.geometry=strict"])
     with pytest.raises(GeometryError, match=r"\(224-7\+2\*3\)/2\+1 = 112.5 is not an integer"):
         build_model(cfg.model, (3, 224, 224), 10)
+
+
+def test_the_cnn_toolkit_exports_what_the_readme_names():
+    import trainwell.cnn as cnn
+
+    assert {"GeometryError", "conv_output_size", "same_padding"} <= set(cnn.__all__)
+    assert cnn.same_padding(5) == 2 and cnn.conv_output_size(7, 5, 1, cnn.same_padding(5)) == 7

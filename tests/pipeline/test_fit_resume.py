@@ -78,6 +78,18 @@ def test_a_finished_stopped_run_resumed_trains_no_further(workdir, criterion):
     _same_run(workdir / "again", workdir / "ref")
 
 
+def test_extending_a_run_a_stopping_criterion_ended_is_refused_and_its_config_kept(workdir, capsys):
+    cfg = load_config(None, SMALL + ["train.epochs=30", "optim.schedule=none", "stop.criteria=['early_stopping']",
+                                     "stop.patience=1", "stop.min_delta=10"])
+    assert fit(cfg, out="r", quiet=True).summary["epochs"] < 30
+    before = (workdir / "r" / "config.toml").read_text()
+    assert main(["fit", "--resume", "r", "--set", "train.epochs=80", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot extend this run: it was stopped (early stopping: no improvement for 1 epoch " in err
+    assert "start a new run" in err and len(err.splitlines()) == 1
+    assert (workdir / "r" / "config.toml").read_text() == before
+
+
 def test_extending_a_run_without_a_planned_schedule_equals_the_longer_run(workdir):
     cfg = load_config(None, SMALL + ["optim.schedule=none"])
     fit(cfg, out="short", quiet=True)

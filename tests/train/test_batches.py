@@ -133,6 +133,10 @@ def test_construction_errors_say_what_to_pass():
     model = net()
     with pytest.raises(TypeError, match=r"Trainer\(model\) needs an optimizer .*torch.optim.SGD\(model.parameters"):
         Trainer(model, epochs=1)
+    with pytest.raises(TypeError, match=r"Trainer\(model\) needs an optimizer"):
+        Trainer(model)  # as the README writes it: the first thing missing is named
+    with pytest.raises(TypeError, match=r"Trainer needs epochs=: .*Trainer\(model, optimizer, epochs=10\)"):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1))
     t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), epochs=1)
     with pytest.raises(ValueError, match=r"Trainer\(batch_size=...\) is needed to batch tensors"):
         t.fit((X, Y))

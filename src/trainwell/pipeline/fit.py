@@ -78,6 +78,12 @@ def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Co
     old = config_from_dict(base)
     if cfg.train.epochs < old.train.epochs:  # a run never trains past its config's epochs: only fewer can be too few
         refuse_fewer_epochs(cfg.train.epochs, check_training_checkpoint(load_checkpoint(run.last), run.last))
+    if cfg.train.epochs > old.train.epochs:  # a run a stopping criterion or guard ended stays ended
+        stop = str(check_training_checkpoint(load_checkpoint(run.last), run.last).get("stop") or "")
+        if stop and not stop.startswith("interrupted"):
+            raise ConfigError(f"--set train.epochs={cfg.train.epochs} cannot extend this run: it was stopped "
+                              f"({stop}) and a run a stopping criterion ended stays ended; start a new run to train "
+                              f"longer (with other stop.criteria or stop.patience)")
     if cfg.train.epochs != old.train.epochs and cfg.optim.schedule in ("onecycle", "cosine"):
         raise ConfigError(f"--set train.epochs={cfg.train.epochs} cannot extend this run: its optim.schedule = "
                           f"{cfg.optim.schedule!r} was planned over {old.train.epochs} epochs and has ended; start "

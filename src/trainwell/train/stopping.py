@@ -259,8 +259,8 @@ class EarlyStopping:
                     continue
                 wait += 1  # a NaN never improves anything
                 if wait >= self.patience:
-                    return True, (f"early stopping: no improvement for {wait} epochs (last value {value} at "
-                                  f"epoch {i + 1})"), best, best_i, wait
+                    return True, (f"early stopping: no improvement for {wait} epoch{'s' * (wait != 1)} (last value "
+                                  f"{value} at epoch {i + 1})"), best, best_i, wait
                 continue
             if i < self.start_from_epoch:  # Keras: not monitored yet (the guards above still apply)
                 continue
@@ -279,7 +279,7 @@ class EarlyStopping:
                 if wait >= self.patience:
                     below = (f" and never beat the baseline {self.baseline:g}" if self.baseline is not None
                              and not self._improves(best, self.baseline) else "")
-                    return True, (f"early stopping: no improvement for {wait} epochs{below} "
+                    return True, (f"early stopping: no improvement for {wait} epoch{'s' * (wait != 1)}{below} "
                                   f"(best {best:.4g} at epoch {best_i + 1})"), best, best_i, wait
         return False, "", best, best_i, wait
 

@@ -74,6 +74,9 @@ def _check_loop(epochs, batch_size, optimizer=False) -> None:
         raise TypeError(f"Trainer(model) needs an optimizer over the model's parameters (got "
                         f"{type(optimizer).__name__}): Trainer(model, torch.optim.SGD(model.parameters(), "
                         f"lr=0.01), epochs=...) or trainwell.optim.build_optimizer(model, 'sgd', lr=0.01)")
+    if epochs is None:
+        raise TypeError("Trainer needs epochs=: the number of passes over the training data, e.g. "
+                        "Trainer(model, optimizer, epochs=10)")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs={epochs!r} is not allowed: use an integer >= 1")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
@@ -155,7 +158,8 @@ class Trainer(TrainerIO):
     """
 
     def __init__(self, learner, optimizer: torch.optim.Optimizer | None = None,
-                 loss_fn: str | Callable = "cross_entropy", *, epochs: int, batch_size: int | None = None,
+                 loss_fn: str | Callable = "cross_entropy", *, epochs: int | None = None,
+                 batch_size: int | None = None,
                  schedule: Schedule | None = None, callbacks: Sequence[Callback] = (),
                  member_callbacks: Sequence[Sequence[Callback]] | None = None,
                  device: str | torch.device | None = None, seed: int | Sequence[int] = 0,

@@ -29,6 +29,10 @@ def build_report(run_dir: str | Path, *, live: bool = False, figures: tuple[str,
         from trainwell.viz import group_report
 
         return group_report.build(path, kind)
+    if kind == "lab":
+        raise TrainwellError(f"{path}: a lab folder, whose pages trainwell lab run writes and updates: open "
+                             f"{path / 'index.html'}; trainwell report takes a directory written by trainwell fit, "
+                             f"sweep or prune")
     what = "does not exist" if not path.exists() else "is not a folder" if not path.is_dir() else (
         "holds no trainwell run (no .trainwell-run marker, config.toml or results)")
     raise TrainwellError(f"{path}: {what}; trainwell report takes a directory written by trainwell fit, sweep or prune")
