@@ -116,10 +116,10 @@ def test_apply_overrides_does_not_mutate_input():
                          "'decoupled'; use one of " + ", ".join(repr(n) for n in OPTIMIZERS)),
     ("optim.name=nesterov", "Nesterov is optim.name = 'momentum' with optim.nesterov = true; use one of 'sgd'"),
     # a misspelt choice: the nearest one, then the whole list
-    ("train.loss=hinje", "train.loss = 'hinje' is not allowed: did you mean 'hinge'?; use one of 'cross_entropy', "
+    ("train.loss=hinje", "train.loss = 'hinje' is not allowed: did you mean 'hinge'? Use one of 'cross_entropy', "
                          "'hinge', 'mse'"),
     ("stop.criteria=['early_stoping']", "stop.criteria[0] = 'early_stoping' is not allowed: did you mean "
-                                        "'early_stopping'?; use one of " + ", ".join(repr(n) for n in CRITERIA)),
+                                        "'early_stopping'? Use one of " + ", ".join(repr(n) for n in CRITERIA)),
     # nothing close: no guess, the whole list
     ("optim.schedule=zzz", "optim.schedule = 'zzz' is not allowed: use one of "
                            + ", ".join(repr(n) for n in SCHEDULES)),

@@ -59,7 +59,7 @@ def test_optim_lr_find_picks_the_rate_before_training(workdir):
     found = result.summary["lr_find"]["suggestion"]
     assert 1e-6 < found < 10 and result.summary["lr_find"]["check"]["check"] == "learning rate (loss curve)"
     assert f"lr = {found}" in (result.run_dir / "config.toml").read_text()  # the run records the number
-    with pytest.raises(ConfigError, match="a number or one of 'find'"):
+    with pytest.raises(ConfigError, match="a number or 'find'"):
         load_config(None, ['optim.lr="fast"'])
 
 

@@ -376,7 +376,7 @@ def cmd_lab(args) -> int:
 
         print(json.dumps(summaries, indent=2, default=str))
     else:
-        what = "controls" if args.control else "experiments"
+        what = ("control" if args.control else "experiment") + ("s" if len(summaries) != 1 else "")
         table = Table(title=f"lab: {len(summaries)} {what} ({'quick' if args.quick else 'default'} size)")
         for col in ("experiment", "control verdict (never pass)" if args.control else "verdict", "time"):
             table.add_column(col)

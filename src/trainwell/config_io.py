@@ -25,7 +25,8 @@ else:  # pragma: no cover
 def _type_name(tp) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+        choices = typing.get_args(tp)
+        return repr(choices[0]) if len(choices) == 1 else "one of " + ", ".join(repr(a) for a in choices)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
     if origin is list:
@@ -59,8 +60,8 @@ def _literal_error(tp, value, key: str) -> ConfigError:
     if isinstance(value, str):
         hint = _VALUE_HINTS.get((key, value.lower())) or suggest(value, typing.get_args(tp)).rstrip("? ")
     if hint:
-        return ConfigError(f"{key} = {value!r} is not allowed: {hint}{'?' if hint.startswith('did') else ''}; "
-                           f"use {_type_name(tp)}")
+        return ConfigError(f"{key} = {value!r} is not allowed: {hint}{'? U' if hint.startswith('did') else '; u'}"
+                           f"se {_type_name(tp)}")
     return ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}")
 
 
@@ -252,6 +253,9 @@ def read_toml(path: str | Path) -> dict:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {str(p)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(p)!r} is a folder: give a .toml file (a run folder's config.toml), or "
+                          f"continue a run with --resume {p}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {str(p)!r} cannot be read: {exc}") from None
     try:

@@ -169,7 +169,8 @@ def run(combos: list[tuple[dict, Config]], out: Path, *, population: bool, addre
                     results[m] = {"summary": summary, "history": history}
                 skipped.update(value["skipped"])
             if not quiet:
-                print(f"ray: members {members[0]}-{members[-1]} finished", file=sys.stderr, flush=True)
+                which = f"member {members[0]}" if len(members) == 1 else f"members {members[0]}-{members[-1]}"
+                print(f"ray: {which} finished", file=sys.stderr, flush=True)
 
         map_tasks(ray, train_group, calls, needs, done)
     return {"results": results, "skipped": sorted(skipped), "tasks": len(groups)}

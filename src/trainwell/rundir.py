@@ -137,6 +137,8 @@ def require_run_config(run_dir: str | Path) -> Path:
         TrainwellError: there is none, so ``run_dir`` is not a trainwell run directory.
     """
     config = RunDir(run_dir).config
+    if not Path(run_dir).exists():
+        raise TrainwellError(f"{run_dir}: does not exist; --resume needs a trainwell run directory")
     if not config.exists():
         raise TrainwellError(f"{config}: not found; --resume needs a trainwell run directory")
     return config
