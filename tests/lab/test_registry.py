@@ -33,6 +33,7 @@ def test_the_catalog_is_what_the_modules_declare():
         assert declared["NAME"] == name
         assert declared["CLAIM"] == entry.claim, name
         assert declared["EXPECTED_S"] == {"quick": entry.quick_s, "default": entry.default_s}, name
+        assert entry.quick_s <= entry.default_s, f"{name}: the quick size is the smaller run"
     assert [r["name"] for r in registry.listing()] == registry.names() == list(registry.CATALOG)
     assert [r["claim"] for r in registry.listing()] == [e.claim for e in registry.CATALOG.values()]
 

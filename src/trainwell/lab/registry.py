@@ -37,10 +37,10 @@ CATALOG = {
     'random-labels': Entry('random_labels', 10, 18,
         'Networks memorize random labels: train accuracy >= 99% on random labels (and random pixels) '
         'with test accuracy at chance, after more steps than the true labels need'),
-    'encoder-8-3-8': Entry('encoder838', 6, 1,
+    'encoder-8-3-8': Entry('encoder838', 1, 2,
         'An 8x3x8 network with sigmoid hidden units reconstructs all 8 one-hot patterns through a 3-unit'
         ' hidden code'),
-    'xor-direct-connections': Entry('xor_direct', 20, 13,
+    'xor-direct-connections': Entry('xor_direct', 3, 13,
         'A linear model cannot fit XOR; hidden units can; direct input-output connections make hidden '
         'units learn XOR faster'),
     'l1-vs-l2': Entry('l1_vs_l2', 5, 21,
@@ -48,7 +48,7 @@ CATALOG = {
     'adam-l2-vs-adamw': Entry('adam_decay', 4, 20,
         'With Adam, decoupled weight decay (AdamW) generalizes better (by at least 1 point of test '
         'accuracy) than coupled L2 when each is at its best lambda; the weight norms of the two differ'),
-    'dropout': Entry('dropout_exp', 15, 10,
+    'dropout': Entry('dropout_exp', 7, 10,
         'Vanilla and inverted dropout give the same test-time expectation, and dropout generalizes '
         'better on a small training set: higher test accuracy and a narrower train-val gap'),
     'lottery-ticket': Entry('lottery_ticket', 16, 48,
