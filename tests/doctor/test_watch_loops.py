@@ -630,3 +630,25 @@ def test_the_preflight_names_cross_entropy_on_probabilities(last, loss_fn, statu
     assert verdict.status == status, verdict
     if status == "warn":
         assert "probabilities" in verdict.advice and "Softmax" in verdict.advice
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_a_last_batch_of_one_example_through_batchnorm_is_named(drop_last):
+    torch.manual_seed(0)
+    x = torch.randn(65, 1, 8, 8)  # 65 % 16 == 1: a DataLoader's last batch holds one image
+    y = (x.mean((1, 2, 3)) > 0).long()
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True, drop_last=drop_last)
+    with doctor.watch(model, opt, every=5) as w:
+        for _ in range(3):
+            for xb, yb in loader:
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=yb)
+    found = [v for v in w.report().verdicts if v.check == "loop: batch of one"]
+    assert (found[0].status, found[0].value.startswith("3 training batches of 1 example")) == ("warn", True) \
+        if not drop_last else not found
+    assert "drop_last=True" in (found[0].advice if found else "drop_last=True")

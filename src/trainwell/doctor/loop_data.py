@@ -225,3 +225,18 @@ def _mix_test(flat: list[torch.Tensor]) -> str | None:
         return (f"{found[0]:.0%} of each batch's labels repeat a label before them (shuffled batches: "
                 f"{found[1]:.0%})")
     return None
+
+
+def single_example_batches(probe: LoopProbe) -> Verdict | None:
+    """A warning when training batches of one example ran through BatchNorm (a DataLoader's last batch when the
+    dataset's size % batch_size == 1): BatchNorm normalizes it by that one example's statistics (in a CNN, over
+    its positions; a dense layer's raises) and moves its running averages towards them (Ioffe & Szegedy 2015
+    estimate the statistics over mini-batches of several examples). None when there were none."""
+    k = probe.single_example_forwards
+    if not k:
+        return None
+    return Verdict("loop: batch of one", "warn", f"{k} training batch{'es' * (k != 1)} of 1 example went through "
+                   f"BatchNorm ({probe.train_steps} training steps in all)", "batches of 2 or more examples",
+                   "BatchNorm normalizes a single example by its own statistics and pulls its running averages "
+                   "towards them (the evaluation then uses them): drop the last incomplete batch, "
+                   "DataLoader(..., drop_last=True), or choose a batch size that does not leave 1 example over")

@@ -73,6 +73,8 @@ class LoopProbe:
         self.foreign = [tuple(p.shape) for o in optimizers for g in o.param_groups for p in g["params"]
                         if id(p) not in model_ids]
         self.mode_sensitive = [n for n, m in model.named_modules() if isinstance(m, _MODE_SENSITIVE)]
+        self.batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        self.single_example_forwards = 0  # training forwards of a batch of 1 through BatchNorm
         self.mode_sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
         self.reading = False  # the probe runs the model itself: its hooks record nothing
         self.opt_steps = 0
@@ -259,6 +261,8 @@ class LoopProbe:
         x = first_tensor(args, kwargs)
         if x is None:
             return
+        if self.batchnorm and module.training and x.dim() > 1 and len(x) == 1:
+            self.single_example_forwards += 1
         # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
         if self.nonfinite_input_step is None and x.device.type == "cpu" and x.is_floating_point() and \
                 not math.isfinite(float(x.detach().sum(dtype=torch.float64))):  # NaN/Inf anywhere: one sum

@@ -294,7 +294,8 @@ class Watch:
                lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lsch.lr_schedule(p),
                ll.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                low_precision_weights(p), ld.inputs(p, self._memorizing()),
-               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft)]
+               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft),
+               ld.single_example_batches(p)]
         return [v for v in out if v is not None]
 
 
