@@ -83,7 +83,7 @@ class Loop:
 
     model: str = ""
     lr: float = 0.1
-    zero_grad: str = "before"  # before | never | between (after backward, before step)
+    zero_grad: str = "before"  # before | never | between (after backward, before step) | each_micro
     opt_on_copy: bool = False
     freeze: str = ""  # all_but_bias (a slicing mistake) | first (intended)
     unfreeze_body: str = ""  # "" | forgot_optimizer | added
@@ -192,6 +192,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     opt.zero_grad()
                 micro = idx.chunk(cfg.accumulate)
                 for part in micro:
+                    if cfg.zero_grad == "each_micro":  # inside the accumulation: .grad keeps the last micro-batch
+                        opt.zero_grad()
                     out = model(x[part])
                     loss = loss_fn(out, y[part])
                     if cfg.loss == "twice":
@@ -287,6 +289,8 @@ CASES = [
          Loop(loss="mse", lr=0.01), "loop: labels"),
     Case("w.step() after every micro-batch", Loop(accumulate=4, lr=0.05, watch_micro=True), Loop(accumulate=4, lr=0.05),
          "w.step"),
+    Case("zero_grad() before every accumulated micro-batch", Loop(accumulate=4, lr=0.05, zero_grad="each_micro"),
+         Loop(accumulate=4, lr=0.05), "loop: gradients"),
     Case("a Sigmoid after the last layer", Loop(model="sigmoid"), Loop(), "loop: loss"),
     Case("a ReLU after the last layer", Loop(model="relu_head"), Loop(), "loop: loss"),
     Case("optimizer.step() before loss.backward()", Loop(step_first=True), Loop(), "loop: gradients"),
