@@ -621,17 +621,12 @@ def test_bce_with_logits_on_sigmoid_outputs_is_named_by_watch(sigmoid):
         assert verdict.status == "skip"
 
 
-@pytest.mark.parametrize("per_batch", [False, True])
-def test_a_one_cycle_schedule_stepped_per_epoch_is_named(per_batch):
-    x, y = _data()
-    model = _mlp()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    epochs, steps = 5, 8
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=epochs, steps_per_epoch=steps)
-    with doctor.watch(model, opt, every=5) as w:
+def _scheduled(x, y, model, opt, sched, per_batch: bool, epochs: int, batches: int, size: int, every: int):
+    """A user's loop that steps ``sched`` after every batch or after every epoch; returns the watch's report."""
+    with doctor.watch(model, opt, every=every) as w:
         for _ in range(epochs):
-            for i in range(0, steps * 32, 32):
-                loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+            for i in range(0, batches * size, size):
+                loss = F.cross_entropy(model(x[i : i + size]), y[i : i + size])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -640,7 +635,17 @@ def test_a_one_cycle_schedule_stepped_per_epoch_is_named(per_batch):
                 w.step(loss)
             if not per_batch:
                 sched.step()
-    verdict = w.report()["loop: learning rate applied"]
+    return w.report()
+
+
+@pytest.mark.parametrize("per_batch", [False, True])
+def test_a_one_cycle_schedule_stepped_per_epoch_is_named(per_batch):
+    x, y = _data()
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    epochs, steps = 5, 8
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=epochs, steps_per_epoch=steps)
+    verdict = _scheduled(x, y, model, opt, sched, per_batch, epochs, steps, 32, 5)["loop: learning rate applied"]
     if per_batch:
         assert verdict.status == "pass"
     else:
@@ -1231,19 +1236,7 @@ def test_a_schedule_stepped_at_the_wrong_rate_is_named(schedule, status, fragmen
     epochs, batches = 3, 20
     build, per_batch = _SCHEDULES[schedule]
     sched = build(opt, epochs, epochs * batches)
-    with doctor.watch(model, opt, every=10) as w:
-        for _ in range(epochs):
-            for i in range(0, batches * 16, 16):
-                loss = F.cross_entropy(model(x[i : i + 16]), y[i : i + 16])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                if per_batch:
-                    sched.step()
-                w.step(loss)
-            if not per_batch:
-                sched.step()
-    verdict = w.report()["loop: learning rate applied"]
+    verdict = _scheduled(x, y, model, opt, sched, per_batch, epochs, batches, 16, 10)["loop: learning rate applied"]
     assert verdict.status == status and fragment in verdict.value, verdict
 
 

@@ -288,6 +288,19 @@ def test_a_segmentation_mask_whose_void_label_the_loss_does_not_ignore_is_named(
     assert ran.status == "fail" and "ignore_index=255" in ran.advice and "widen" not in ran.advice
 
 
+def _watched(model, loss_fn, x, y, every: int):
+    """A user's Adam loop over ``x, y`` in batches of 32, watched; returns the report."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=every) as w:
+        for i in range(0, len(x), 32):
+            loss = loss_fn(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i : i + 32])
+    return w.report()
+
+
 def _multi_label(n=256, labels=6):
     torch.manual_seed(0)
     x = torch.randn(n, 12)
@@ -303,15 +316,7 @@ def test_multi_hot_targets_under_cross_entropy_are_named_by_check_and_watch(loss
     targets = [v for v in report.verdicts if v.check == "targets"]
     assert (targets[0].status, "BCEWithLogitsLoss" in targets[0].advice) == ("fail", True) if status == "fail" \
         else not targets or targets[0].status != "fail"
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    with doctor.watch(model, opt, every=5) as w:
-        for i in range(0, 256, 32):
-            loss = loss_fn(model(x[i : i + 32]), y[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss, y=y[i : i + 32])
-    labels = {v.check: v for v in w.report().verdicts}["loop: labels"]
+    labels = {v.check: v for v in _watched(model, loss_fn, x, y, every=5).verdicts}["loop: labels"]
     assert (labels.status == "fail" and "multi-hot" in labels.value) == (status == "fail")
 
 
@@ -350,15 +355,7 @@ def test_a_squashing_layer_before_bce_with_logits_and_pos_weight_is_named_by_wat
     x, y, model = _multi_label()
     model = nn.Sequential(model, last)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.linspace(1.0, 4.0, 6))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    with doctor.watch(model, opt, every=2) as w:
-        for i in range(0, 256, 32):
-            loss = loss_fn(model(x[i : i + 32]), y[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss, y=y[i : i + 32])
-    verdict = {v.check: v for v in w.report().verdicts}["loop: loss"]
+    verdict = {v.check: v for v in _watched(model, loss_fn, x, y, every=2).verdicts}["loop: loss"]
     assert verdict.status == status and (status == "skip" or "all in [0, 1]" in verdict.value)
 
 

@@ -97,3 +97,9 @@ def describe(out) -> str:
         return type(out).__name__
     inner = ", ".join(f"{k}={describe(v)}" if isinstance(k, str) else describe(v) for k, v in fields[:4])
     return f"{type(out).__name__}({inner}{', ...' if len(fields) > 4 else ''})"
+
+
+def relative_change(before: torch.Tensor, after: torch.Tensor) -> float:
+    """The largest change between two outputs of one model, over the first's largest magnitude (in float64)."""
+    a, b = before.double(), after.double()
+    return float((a - b).abs().max()) / max(float(a.abs().max()), 1e-12)

@@ -68,7 +68,7 @@ def padding_read(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
         return None
     if before is None or after is None or before.shape != after.shape:
         return None
-    moved = float((before.double() - after.double()).abs().max()) / max(float(before.double().abs().max()), 1e-12)
+    moved = O.relative_change(before, after)
     if moved <= 1e-4:
         return None
     return Verdict(NAME, "warn", f"appending {extra} padding tokens (id {pad}) to {len(ids)} sequences changes their "

@@ -82,8 +82,7 @@ def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids
     axis = 1 if before.shape[1] == length else 2 if before.shape[2] == length else None
     if axis is None:
         return None
-    a, b = before.narrow(axis, 0, t + 1).double(), after.narrow(axis, 0, t + 1).double()
-    moved = float((a - b).abs().max()) / max(float(a.abs().max()), 1e-12)
+    moved = O.relative_change(before.narrow(axis, 0, t + 1), after.narrow(axis, 0, t + 1))
     if moved <= 1e-4:
         return None
     return Verdict(NAME, "fail", f"the outputs at positions 0..{t} change (by {moved:.2g} of their scale) when only "
