@@ -1240,6 +1240,21 @@ def test_a_schedule_stepped_at_the_wrong_rate_is_named(schedule, status, fragmen
     assert verdict.status == status and fragment in verdict.value, verdict
 
 
+@pytest.mark.parametrize("mode, status", [("triangular", "pass"), ("cosine", "warn")])
+def test_a_cyclical_triangle_stepped_per_batch_is_no_cosine_past_its_end(mode, status):
+    x, y = _data(320)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    if mode == "triangular":  # Smith 2017: from 1% of max_lr up and back, every 10 steps
+        sched = torch.optim.lr_scheduler.CyclicLR(opt, base_lr=1e-3, max_lr=0.1, step_size_up=5)
+    else:  # sized in epochs, stepped per batch
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
+    verdict = _scheduled(x, y, model, opt, sched, True, 3, 20, 16, 10)["loop: learning rate applied"]
+    assert verdict.status == status, verdict
+    if status == "warn":
+        assert "swung from 1% of its peak" in verdict.value
+
+
 @pytest.mark.parametrize("times, status", [(1, "pass"), (2, "warn")])
 def test_label_smoothed_cross_entropy_is_read_with_its_epsilon_and_its_scale(times, status):
     torch.manual_seed(0)

@@ -81,7 +81,8 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
 def _swings(lrs: list[float], floor: float) -> list[int]:
     """The steps at which the rate, having fallen to ``floor`` (1% of its peak) or below, has climbed back to 90%
     of its peak by rising on each of 2 or more steps: a cosine that passed its end (stepped past T_max, it climbs
-    back as smoothly as it fell). A warm restart jumps back up in one step and is not one."""
+    back as smoothly as it fell). A warm restart jumps back up in one step and is not one; nor is a straight ramp
+    (CyclicLR's triangle, a per-batch schedule by design)."""
     top = 0.9 * max(lrs)
     found, trough = [], None
     for i, v in enumerate(lrs):
@@ -89,10 +90,18 @@ def _swings(lrs: list[float], floor: float) -> list[int]:
             trough = i
         elif trough is not None and v >= top:
             climb = lrs[trough : i + 1]
-            if i - trough >= 2 and all(b > a for a, b in zip(climb, climb[1:], strict=False)):
+            if i - trough >= 2 and all(b > a for a, b in zip(climb, climb[1:], strict=False)) and \
+                    not _linear(climb):
                 found.append(i)
             trough = None
     return found
+
+
+def _linear(climb: list[float]) -> bool:
+    """A climb of 3 or more steps by one increment (to rounding): CyclicLR's triangle. A cosine's increments grow,
+    then shrink."""
+    rises = [b - a for a, b in zip(climb, climb[1:], strict=False)]
+    return len(rises) >= 3 and max(rises) - min(rises) <= 1e-6 * max(rises)
 
 
 def _stuck_one_cycle(lrs: list[float], max_lr: float | None) -> str | None:
