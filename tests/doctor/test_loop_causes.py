@@ -1255,6 +1255,38 @@ def test_a_cyclical_triangle_stepped_per_batch_is_no_cosine_past_its_end(mode, s
         assert "swung from 1% of its peak" in verdict.value
 
 
+@pytest.mark.parametrize("schedule, cause", [("plateau per epoch", "patience"),
+                                             ("milestones per batch", "stepped per batch")])
+def test_a_rate_cut_at_the_epoch_ends_is_not_blamed_on_stepping_per_batch(schedule, cause):
+    x, y = _data(320)
+    g = torch.Generator().manual_seed(1)
+    x_val, y_val = torch.randn(128, 20, generator=g), torch.randint(0, C, (128,), generator=g)  # noisy labels
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    if schedule == "plateau per epoch":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=0)
+    else:
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, [5, 10], 0.1)
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(10):
+            for i in range(0, 128, 16):
+                loss = F.cross_entropy(model(x[i : i + 16]), y[i : i + 16])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if schedule == "milestones per batch":
+                    sched.step()
+                w.step(loss)
+            with torch.no_grad():
+                val_loss = float(F.cross_entropy(model(x_val), y_val))
+            w.validate(val_loss)
+            if schedule == "plateau per epoch":
+                sched.step(val_loss)
+    verdict = w.report()["loop: learning rate applied"]
+    assert verdict.status == "warn" and "collapsed to 1% of its peak" in verdict.value, verdict
+    assert cause in verdict.advice and ("cut only at the validations" in verdict.value) == (cause == "patience")
+
+
 @pytest.mark.parametrize("times, status", [(1, "pass"), (2, "warn")])
 def test_label_smoothed_cross_entropy_is_read_with_its_epsilon_and_its_scale(times, status):
     torch.manual_seed(0)

@@ -94,6 +94,7 @@ class LoopProbe:
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
+        self.validation_steps: list[int] = []  # the optimizer steps recorded before each validation (epoch ends)
         self.unregistered: list[str] | None = None
         # why the loss is one player's in a game (a GAN) rather than a loss the watched parameters minimize: its
         # curve is then not read for the learning rate (None: a supervised loss, as far as the hooks saw)
@@ -440,6 +441,7 @@ class LoopProbe:
         without gradients are the validation's when there are any: a training forward may come before them (the
         epoch's leftover micro-batch under gradient accumulation, whose gradient the next ``zero_grad()`` drops)."""
         self.validations += 1
+        self.validation_steps.append(len(self.lrs))
         no_grad = [mode for mode, grad in self._forwards if not grad]
         if any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1

@@ -20,6 +20,10 @@ PLATEAU = 10
 _PER_EPOCH_ADVICE = ("a per-epoch scheduler stepped per batch? Call scheduler.step() once per epoch, or size it "
                      "in steps")
 
+_CUT_ADVICE = ("the schedule cut the rate below 1% of its start before mid-run, at epoch ends (it is stepped per "
+               "epoch): a ReduceLROnPlateau with a short patience on a noisy validation loss? Raise its patience, "
+               "set min_lr, or stop early instead of training on at a vanishing rate")
+
 
 def lr_schedule(probe: LoopProbe) -> Verdict:
     """The learning rate the optimizer applied, step by step, of every param group; the first group whose
@@ -30,9 +34,9 @@ def lr_schedule(probe: LoopProbe) -> Verdict:
     width = max((len(row) for row in probe.group_lrs), default=0)  # groups may be added mid-run
     groups = [[row[i] if i < len(row) else math.nan for row in probe.group_lrs] for i in range(width)] \
         if probe.group_lrs else [probe.lrs]
-    peaks = probe.max_lrs
+    peaks, epochs = probe.max_lrs, set(probe.validation_steps)
     verdicts = [_group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
-                                peaks[i] if i < len(peaks) else None)
+                                peaks[i] if i < len(peaks) else None, epochs)
                 for i, lrs in enumerate(groups)]
     worst = next((v for v in verdicts if v.status != "pass"), verdicts[0])
     if len(groups) > 1 and worst.status == "pass":
@@ -41,9 +45,11 @@ def lr_schedule(probe: LoopProbe) -> Verdict:
     return worst
 
 
-def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: float | None = None) -> Verdict:
+def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: float | None = None,
+                    epochs: set[int] | None = None) -> Verdict:
     """The schedule verdict of one param group's rates (``group``: its index when there are several; ``max_lr``:
-    the peak a OneCycleLR schedule holds in the group)."""
+    the peak a OneCycleLR schedule holds in the group; ``epochs``: the steps that came first after a
+    ``w.validate`` call)."""
     if not lrs:
         return Verdict(name, "pass", "no finite rate", "-")
     where = f"param group {group}: " if group is not None else ""
@@ -53,8 +59,11 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
     low = next((i for i, v in enumerate(lrs) if v <= floor and i > lrs.index(peak)), None)
     # a schedule with warm restarts (CosineAnnealingWarmRestarts per batch) comes back up: not a collapse
     if peak > 0 and low is not None and low < len(lrs) // 2 and max(lrs[low:]) < 0.1 * peak:
-        return Verdict(name, "warn", f"{where}collapsed to 1% of its peak or below at step {low + 1} of "
-                       f"{len(lrs)}: " + value, "a schedule spread over the run",
+        value = f"{where}collapsed to 1% of its peak or below at step {low + 1} of {len(lrs)}: " + value
+        if _cut_at_epochs(lrs[: low + 1], epochs or set()):
+            return Verdict(name, "warn", value + "; cut only at the validations (epoch ends)",
+                           "a schedule spread over the run", _CUT_ADVICE)
+        return Verdict(name, "warn", value, "a schedule spread over the run",
                        "the rate vanishes early: " + _PER_EPOCH_ADVICE)
     swings = _swings(lrs, floor) if peak > 0 else []
     if len(swings) >= 3:
@@ -76,6 +85,13 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
                        "run: a per-batch schedule (OneCycleLR, warm-up) stepped once per epoch? Call "
                        "scheduler.step() after every optimizer.step(), or size it in epochs")
     return Verdict(name, "pass", value, "-")
+
+
+def _cut_at_epochs(lrs: list[float], epochs: set[int]) -> bool:
+    """Every change of the rate came at the first step after a validation (an epoch's end): a schedule stepped
+    per epoch (ReduceLROnPlateau on the validation loss), not one stepped per batch."""
+    changes = [i for i in range(1, len(lrs)) if lrs[i] != lrs[i - 1]]
+    return bool(changes) and all(i in epochs for i in changes)
 
 
 def _swings(lrs: list[float], floor: float) -> list[int]:
