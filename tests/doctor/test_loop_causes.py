@@ -652,6 +652,41 @@ def test_a_one_cycle_schedule_stepped_per_epoch_is_named(per_batch):
         assert verdict.status == "warn" and "still rising at the last step" in verdict.value
 
 
+class _WarmUp:
+    """A warm-up by hand: the rate set at each epoch's start, rising over ``epochs`` epochs, then held."""
+
+    def __init__(self, opt, epochs):
+        self.opt, self.epochs, self.epoch = opt, epochs, 0
+
+    def step(self):
+        self.epoch += 1
+        for group in self.opt.param_groups:
+            group["lr"] = 0.1 * min(1.0, (self.epoch + 1) / self.epochs)
+
+
+@pytest.mark.parametrize("schedule, per_batch, status", [
+    ("linear warm-up of 10 steps", True, "pass"),  # then the rate holds for 50 steps
+    ("warm-up over 2 of 6 epochs", False, "pass"),
+    ("linear warm-up of 5 steps", False, "warn"),  # stepped per epoch over 3 epochs: still rising at the end
+])
+def test_a_warm_up_that_ended_and_held_its_rate_is_no_schedule_stepped_per_epoch(schedule, per_batch, status):
+    x, y = _data(320)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    if schedule.startswith("warm-up over"):
+        for group in opt.param_groups:
+            group["lr"] = 0.05
+        sched, epochs, batches = _WarmUp(opt, 2), 6, 10
+    else:
+        total = int(schedule.split()[-2])
+        sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=total)
+        epochs, batches = 3, 20
+    verdict = _scheduled(x, y, model, opt, sched, per_batch, epochs, batches, 16, 10)["loop: learning rate applied"]
+    assert verdict.status == status, verdict
+    if status == "warn":
+        assert "still rising at the last step" in verdict.value
+
+
 @pytest.mark.parametrize("zeroed, status", [("mu", "pass"), ("body", "fail")])
 def test_a_zero_initialized_head_of_a_two_head_model_is_not_a_symmetry_fail(zeroed, status):
     class TwoHeads(nn.Module):  # a mean head and a scale head, concatenated

@@ -1,7 +1,8 @@
 """The ``loop: learning rate applied`` verdict: the rate the optimizer applied at each step, read for a schedule
 stepped at the wrong rate. A per-epoch scheduler stepped per batch collapses the rate early (StepLR, MultiStepLR)
 or swings it between its peak and 0 every few steps (CosineAnnealingLR(T_max=epochs)); a per-batch one stepped
-per epoch only rises, in a few jumps, or (OneCycleLR, which keeps ``max_lr`` in each param group) stays far below
+per epoch only rises, in a few jumps, and is still rising at the end (a warm-up that ended and then held its rate
+is not), or (OneCycleLR, which keeps ``max_lr`` in each param group) stays far below
 its peak. A schedule with warm restarts jumps back up: no swing.
 """
 
@@ -79,7 +80,7 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
                        "OneCycleLR is a per-batch schedule: call scheduler.step() after every optimizer.step() "
                        "(size it with total_steps = epochs x batches per epoch)")
     rising = all(b >= a for a, b in zip(lrs, lrs[1:], strict=False)) and lrs[-1] >= 2 * lrs[0] > 0
-    if len(lrs) >= 20 and rising and len(set(lrs)) <= max(2, len(lrs) // 4):  # a few jumps: epochs
+    if len(lrs) >= 20 and rising and len(set(lrs)) <= max(2, len(lrs) // 4) and _still_rising(lrs):  # epochs
         return Verdict(name, "warn", f"{where}still rising at the last step, in {len(set(lrs)) - 1} jumps: " + value,
                        "a warm-up that ends, then the schedule's decay", "the rate only rose, a few times over the "
                        "run: a per-batch schedule (OneCycleLR, warm-up) stepped once per epoch? Call "
@@ -92,6 +93,16 @@ def _cut_at_epochs(lrs: list[float], epochs: set[int]) -> bool:
     per epoch (ReduceLROnPlateau on the validation loss), not one stepped per batch."""
     changes = [i for i in range(1, len(lrs)) if lrs[i] != lrs[i - 1]]
     return bool(changes) and all(i in epochs for i in changes)
+
+
+def _still_rising(lrs: list[float]) -> bool:
+    """The rate's last jump came no longer ago than the longest wait between its jumps: a schedule stepped once
+    per epoch jumps at the last epoch's start. A warm-up that ended, then held its rate for longer, has finished."""
+    changes = [i for i in range(1, len(lrs)) if lrs[i] != lrs[i - 1]]
+    if not changes:
+        return False
+    waits = [b - a for a, b in zip([0] + changes, changes, strict=False)]
+    return len(lrs) - changes[-1] <= max(waits)
 
 
 def _swings(lrs: list[float], floor: float) -> list[int]:
