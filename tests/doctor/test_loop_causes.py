@@ -78,6 +78,18 @@ def test_a_gans_players_watched_apart_get_no_registration_fail_and_no_supervised
         _not_judged(report)
 
 
+def test_a_generator_watched_with_both_optimizers_gets_no_supervised_lr_advice():
+    G, D = _gan()
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    with doctor.watch(G, [opt_g, opt_d], every=20) as w:
+        for step in range(60):
+            _, g_loss = _gan_round(G, D, opt_g, opt_d, _real(step))
+            w.step(g_loss)
+    assert "another optimizer steps on its own loss" in w.probe.game
+    _not_judged(w.report())
+
+
 def _gan_round_not_detached(G, D, opt_g, opt_d, real, zero_first):
     """A D step on fakes that are not detached (its loss reaches G too), then the G step."""
     bce = nn.BCEWithLogitsLoss()

@@ -104,6 +104,7 @@ class LoopProbe:
         self.stepped_before_forward = False  # the first optimizer step came before any training forward
         self.multi_output = False  # the model returns several trained tensors (class scores and boxes, say)
         self._game_reads = 0
+        self.upstream: set[int] = set()  # ids of the trainable tensors the model's inputs were computed from
         self._dropout_outs: dict[int, tuple[torch.Tensor, str]] = {}
         self._forwards: list[tuple[bool, bool]] = []  # (training, grad enabled) since the last step
         self._incoming: dict[int, torch.Tensor] = {}  # what backward() delivered since .grad was last cleared
@@ -280,8 +281,9 @@ class LoopProbe:
     def _fed_by_another_model(self, x: torch.Tensor) -> None:
         """An input computed by another module's parameters that no given optimizer steps: the watched model is
         a GAN's discriminator, fed the generator's samples."""
-        if registration.other_models_parameters(self.model, registration.graph_leaves(x, limit=20_000),
-                                                self.held_now()):
+        leaves = registration.graph_leaves(x, limit=20_000)
+        self.upstream |= {id(t) for t in leaves}
+        if registration.other_models_parameters(self.model, leaves, self.held_now()):
             self.game = ("its inputs come from another model that no optimizer given to doctor.watch steps (a GAN's "
                          "generator; or pass a backbone's optimizer too)")
 
