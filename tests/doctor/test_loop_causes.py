@@ -90,6 +90,27 @@ def test_a_generator_watched_with_both_optimizers_gets_no_supervised_lr_advice()
     _not_judged(w.report())
 
 
+def test_mixup_targets_are_read_above_their_entropy():
+    torch.manual_seed(0)
+    x = torch.randn(1024, 20)
+    y = F.one_hot(x[:, :5].argmax(1), 5).float()
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    mix = torch.distributions.Beta(0.4, 0.4)
+    with doctor.watch(model, opt, every=50) as w:
+        for _ in range(300):
+            i = torch.randint(0, 1024, (64,))
+            lam, j = float(mix.sample()), torch.randperm(64)  # mixup (Zhang et al. 2018)
+            xb, yb = lam * x[i] + (1 - lam) * x[i][j], lam * y[i] + (1 - lam) * y[i][j]
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=yb)
+    verdict = w.report()["learning rate (loss curve)"]
+    assert verdict.status == "pass" and "towards the floor" in verdict.value, verdict
+
+
 def _gan_round_not_detached(G, D, opt_g, opt_d, real, zero_first):
     """A D step on fakes that are not detached (its loss reaches G too), then the G step."""
     bce = nn.BCEWithLogitsLoss()

@@ -238,7 +238,9 @@ class Watch:
         """
         verdicts = self.monitor.verdicts() + self._loop_verdicts()
         phases = ["monitor"] * len(verdicts)
-        curve = diagnosis.learning_rate_diagnosis(self.losses, self.batch_size, floor=ll.loss_floor(self.probe))
+        losses = self.losses
+        floor = ll.soft_target_floors([y.cpu() for y in self._ys], losses) or ll.loss_floor(self.probe)
+        curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor)
         post = [self._game(self._flat_direction(curve))]
         history = self._history(val_losses)
         if history:
