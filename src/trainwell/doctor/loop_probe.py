@@ -210,7 +210,7 @@ class LoopProbe:
         entry["layer_std"] = None  # the first weighted layer of this forward has been seen
         if x is not None and x.is_floating_point() and x.numel() > 1:
             xd = x.detach().float()
-            entry["layer_std"], entry["layer_max_abs"] = float(xd.std()), float(xd.abs().max())
+            entry["layer_std"], entry["layer_q99"] = float(xd.std()), abs_quantile(xd)
 
     def _any_step(self, optimizer, args, kwargs) -> None:
         """Every optimizer's step while armed (a global hook): another player's (a GAN's discriminator) takes the
@@ -496,9 +496,18 @@ def _input_stats(inputs: list[torch.Tensor], step: int) -> dict:
              "sum": float(flat.sum()) if flat.numel() else 0.0, "head": flat[:64].tolist()}
     if floating:
         stats["finite"] = all(bool(torch.isfinite(t).all()) for t in floating)
-    scales = [(float(t.detach().float().std()), float(t.detach().float().abs().max()), i)
+    scales = [(float(t.detach().float().std()), float(t.detach().float().abs().max()), abs_quantile(t.detach()), i)
               for i, t in enumerate(inputs) if t.is_floating_point() and t.numel() > 1]
     if scales:
-        stats["std"], stats["max_abs"], index = max(scales)
+        stats["std"], stats["max_abs"], stats["q99"], index = max(scales)
         stats["index"] = (index + 1, len(inputs)) if len(inputs) > 1 else None
     return stats
+
+
+def abs_quantile(t: torch.Tensor, q: float = 0.99) -> float:
+    """The ``q`` quantile of ``|t|`` (of at most 2**20 evenly strided elements): a scale a few outlying rows (the
+    tail of standardized heavy-tailed features) do not move, as they move the maximum."""
+    flat = t.detach().reshape(-1)
+    if flat.numel() > 2**20:
+        flat = flat[:: flat.numel() // 2**20 + 1]
+    return float(torch.quantile(flat.float().abs(), q))
