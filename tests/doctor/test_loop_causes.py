@@ -78,6 +78,39 @@ def test_a_gans_players_watched_apart_get_no_registration_fail_and_no_supervised
         _not_judged(report)
 
 
+def test_a_generator_watched_with_both_optimizers_gets_no_supervised_lr_advice():
+    G, D = _gan()
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    with doctor.watch(G, [opt_g, opt_d], every=20) as w:
+        for step in range(60):
+            _, g_loss = _gan_round(G, D, opt_g, opt_d, _real(step))
+            w.step(g_loss)
+    assert "another optimizer steps on its own loss" in w.probe.game
+    _not_judged(w.report())
+
+
+def test_mixup_targets_are_read_above_their_entropy():
+    torch.manual_seed(0)
+    x = torch.randn(1024, 20)
+    y = F.one_hot(x[:, :5].argmax(1), 5).float()
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    mix = torch.distributions.Beta(0.4, 0.4)
+    with doctor.watch(model, opt, every=50) as w:
+        for _ in range(300):
+            i = torch.randint(0, 1024, (64,))
+            lam, j = float(mix.sample()), torch.randperm(64)  # mixup (Zhang et al. 2018)
+            xb, yb = lam * x[i] + (1 - lam) * x[i][j], lam * y[i] + (1 - lam) * y[i][j]
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=yb)
+    verdict = w.report()["learning rate (loss curve)"]
+    assert verdict.status == "pass" and "towards the floor" in verdict.value, verdict
+
+
 def _gan_round_not_detached(G, D, opt_g, opt_d, real, zero_first):
     """A D step on fakes that are not detached (its loss reaches G too), then the G step."""
     bce = nn.BCEWithLogitsLoss()
@@ -650,6 +683,41 @@ def test_a_one_cycle_schedule_stepped_per_epoch_is_named(per_batch):
         assert verdict.status == "pass"
     else:
         assert verdict.status == "warn" and "still rising at the last step" in verdict.value
+
+
+class _WarmUp:
+    """A warm-up by hand: the rate set at each epoch's start, rising over ``epochs`` epochs, then held."""
+
+    def __init__(self, opt, epochs):
+        self.opt, self.epochs, self.epoch = opt, epochs, 0
+
+    def step(self):
+        self.epoch += 1
+        for group in self.opt.param_groups:
+            group["lr"] = 0.1 * min(1.0, (self.epoch + 1) / self.epochs)
+
+
+@pytest.mark.parametrize("schedule, per_batch, status", [
+    ("linear warm-up of 10 steps", True, "pass"),  # then the rate holds for 50 steps
+    ("warm-up over 2 of 6 epochs", False, "pass"),
+    ("linear warm-up of 5 steps", False, "warn"),  # stepped per epoch over 3 epochs: still rising at the end
+])
+def test_a_warm_up_that_ended_and_held_its_rate_is_no_schedule_stepped_per_epoch(schedule, per_batch, status):
+    x, y = _data(320)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    if schedule.startswith("warm-up over"):
+        for group in opt.param_groups:
+            group["lr"] = 0.05
+        sched, epochs, batches = _WarmUp(opt, 2), 6, 10
+    else:
+        total = int(schedule.split()[-2])
+        sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=total)
+        epochs, batches = 3, 20
+    verdict = _scheduled(x, y, model, opt, sched, per_batch, epochs, batches, 16, 10)["loop: learning rate applied"]
+    assert verdict.status == status, verdict
+    if status == "warn":
+        assert "still rising at the last step" in verdict.value
 
 
 @pytest.mark.parametrize("zeroed, status", [("mu", "pass"), ("body", "fail")])
@@ -1238,6 +1306,53 @@ def test_a_schedule_stepped_at_the_wrong_rate_is_named(schedule, status, fragmen
     sched = build(opt, epochs, epochs * batches)
     verdict = _scheduled(x, y, model, opt, sched, per_batch, epochs, batches, 16, 10)["loop: learning rate applied"]
     assert verdict.status == status and fragment in verdict.value, verdict
+
+
+@pytest.mark.parametrize("mode, status", [("triangular", "pass"), ("cosine", "warn")])
+def test_a_cyclical_triangle_stepped_per_batch_is_no_cosine_past_its_end(mode, status):
+    x, y = _data(320)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    if mode == "triangular":  # Smith 2017: from 1% of max_lr up and back, every 10 steps
+        sched = torch.optim.lr_scheduler.CyclicLR(opt, base_lr=1e-3, max_lr=0.1, step_size_up=5)
+    else:  # sized in epochs, stepped per batch
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
+    verdict = _scheduled(x, y, model, opt, sched, True, 3, 20, 16, 10)["loop: learning rate applied"]
+    assert verdict.status == status, verdict
+    if status == "warn":
+        assert "swung from 1% of its peak" in verdict.value
+
+
+@pytest.mark.parametrize("schedule, cause", [("plateau per epoch", "patience"),
+                                             ("milestones per batch", "stepped per batch")])
+def test_a_rate_cut_at_the_epoch_ends_is_not_blamed_on_stepping_per_batch(schedule, cause):
+    x, y = _data(320)
+    g = torch.Generator().manual_seed(1)
+    x_val, y_val = torch.randn(128, 20, generator=g), torch.randint(0, C, (128,), generator=g)  # noisy labels
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    if schedule == "plateau per epoch":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=0)
+    else:
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, [5, 10], 0.1)
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(10):
+            for i in range(0, 128, 16):
+                loss = F.cross_entropy(model(x[i : i + 16]), y[i : i + 16])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if schedule == "milestones per batch":
+                    sched.step()
+                w.step(loss)
+            with torch.no_grad():
+                val_loss = float(F.cross_entropy(model(x_val), y_val))
+            w.validate(val_loss)
+            if schedule == "plateau per epoch":
+                sched.step(val_loss)
+    verdict = w.report()["loop: learning rate applied"]
+    assert verdict.status == "warn" and "collapsed to 1% of its peak" in verdict.value, verdict
+    assert cause in verdict.advice and ("cut only at the validations" in verdict.value) == (cause == "patience")
 
 
 @pytest.mark.parametrize("times, status", [(1, "pass"), (2, "warn")])

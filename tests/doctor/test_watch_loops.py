@@ -350,6 +350,26 @@ def test_raw_numeric_features_beside_integer_ids_are_named(standardized):
         assert not monitors, monitors  # dead units or vanishing gradients follow from the inputs' scale
 
 
+def test_standardized_heavy_tailed_features_are_of_unit_scale():
+    g = torch.Generator().manual_seed(0)
+    raw = torch.exp(2.5 * torch.randn(4096, 8, generator=g))  # lognormal counts
+    numeric = (raw - raw.mean(0)) / raw.std(0)  # std 1 per column; a few rows hold z-scores above 50
+    assert float(numeric.abs().max()) > 50
+    y = (numeric[:, 0] > numeric[:, 0].median()).long()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=2) as w:
+        for i in range(0, 4096, 128):
+            loss = F.cross_entropy(model(numeric[i : i + 128]), y[i : i + 128])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i : i + 128])
+    verdict = w.report()["loop: inputs"]
+    assert verdict.status == "pass", verdict
+
+
 @pytest.mark.parametrize("head, named", [(nn.Sigmoid(), "Sigmoid"), (nn.ReLU(), "ReLU"), (None, None)])
 def test_an_activation_after_the_last_layer_is_named(head, named):
     x, y = _blobs()

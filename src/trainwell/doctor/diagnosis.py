@@ -76,7 +76,8 @@ PLATEAU_HALF, PLATEAU_LEVEL = 0.97, 0.3
 LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
 
 
-def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None, floor: float = 0.0) -> Verdict:
+def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
+                            floor: float | list[float] = 0.0) -> Verdict:
     """Classify a per-step training-loss curve: too high / high / good / too low, or flat (no progress).
 
     Following cs231n ("babysitting the learning process"): very high -> the loss rises, spikes or becomes NaN;
@@ -87,8 +88,8 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None, 
     Args:
         losses: the training loss of every step, in order (mini-batch or full-batch).
         batch_size: only quoted in the verdict (the curve's noise reflects it).
-        floor: the lowest value the loss can reach (label smoothing's targets' entropy): the drop is measured
-            towards it, not towards 0.
+        floor: the lowest value the loss can reach (label smoothing's targets' entropy), or each step's (mixed
+            targets' entropy, which changes batch to batch): the drop is measured towards it, not towards 0.
 
     Returns:
         A :class:`Verdict`; its value starts with the label ("too high", "high", "good", "too low", "flat",
@@ -114,8 +115,9 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None, 
     if len(losses) < MIN_STEPS:
         return Verdict(name, "warn", f"unknown: only {len(losses)} steps", f">= {MIN_STEPS} steps",
                        "too few steps to read the curve: train longer (or record every step) before judging the LR")
-    f = loss_curve_features([v - floor for v in losses])
-    return _read_curve(name, f, _describe_curve(f, batch_size, floor))
+    floors = floor if isinstance(floor, list) else [floor] * len(losses)
+    f = loss_curve_features([v - lo for v, lo in zip(losses, floors, strict=True)])
+    return _read_curve(name, f, _describe_curve(f, batch_size, sum(floors) / len(floors)))
 
 
 def _describe_curve(f: dict, batch_size: int | None, floor: float = 0.0) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loop_verdicts import _power_of_two
 from trainwell.doctor.loss_form import smoothed_floor
@@ -94,6 +96,25 @@ def loss_floor(probe: LoopProbe) -> float:
         return 0.0
     eps = sorted(s["smoothing"] for s in steps)[len(steps) // 2]
     return smoothed_floor(eps, steps[0]["classes"])
+
+
+def soft_target_floors(ys: list[torch.Tensor], losses: list[float]) -> list[float] | None:
+    """Each step's floor when the targets given to ``w.step(loss, y=y)`` on every step are probability rows, not
+    all one-hot (mixup's, CutMix's mixed labels), and no loss fell below their mean entropy (a mean cross-entropy
+    to them): that entropy, which no output goes below and which changes with each batch's mix. Else None."""
+    if not ys or len(ys) != len(losses) or any(not y.is_floating_point() or y.dim() != 2 for y in ys):
+        return None
+    floors, mixed = [], False
+    for y, loss in zip(ys, losses, strict=True):
+        y = y.detach().double()
+        if bool((y < 0).any()) or not torch.allclose(y.sum(1), torch.ones(len(y), dtype=y.dtype), atol=1e-4):
+            return None
+        entropy = float(-(y * y.clamp_min(1e-30).log()).sum(1).mean())
+        if loss < entropy - 1e-4 * max(1.0, entropy):
+            return None
+        mixed = mixed or entropy > 1e-6
+        floors.append(entropy)
+    return floors if mixed else None
 
 
 def _across_steps(steps: list[dict]) -> float:

@@ -94,6 +94,7 @@ class LoopProbe:
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
+        self.validation_steps: list[int] = []  # the optimizer steps recorded before each validation (epoch ends)
         self.unregistered: list[str] | None = None
         # why the loss is one player's in a game (a GAN) rather than a loss the watched parameters minimize: its
         # curve is then not read for the learning rate (None: a supervised loss, as far as the hooks saw)
@@ -103,6 +104,7 @@ class LoopProbe:
         self.stepped_before_forward = False  # the first optimizer step came before any training forward
         self.multi_output = False  # the model returns several trained tensors (class scores and boxes, say)
         self._game_reads = 0
+        self.upstream: set[int] = set()  # ids of the trainable tensors the model's inputs were computed from
         self._dropout_outs: dict[int, tuple[torch.Tensor, str]] = {}
         self._forwards: list[tuple[bool, bool]] = []  # (training, grad enabled) since the last step
         self._incoming: dict[int, torch.Tensor] = {}  # what backward() delivered since .grad was last cleared
@@ -208,7 +210,7 @@ class LoopProbe:
         entry["layer_std"] = None  # the first weighted layer of this forward has been seen
         if x is not None and x.is_floating_point() and x.numel() > 1:
             xd = x.detach().float()
-            entry["layer_std"], entry["layer_max_abs"] = float(xd.std()), float(xd.abs().max())
+            entry["layer_std"], entry["layer_q99"] = float(xd.std()), abs_quantile(xd)
 
     def _any_step(self, optimizer, args, kwargs) -> None:
         """Every optimizer's step while armed (a global hook): another player's (a GAN's discriminator) takes the
@@ -279,8 +281,9 @@ class LoopProbe:
     def _fed_by_another_model(self, x: torch.Tensor) -> None:
         """An input computed by another module's parameters that no given optimizer steps: the watched model is
         a GAN's discriminator, fed the generator's samples."""
-        if registration.other_models_parameters(self.model, registration.graph_leaves(x, limit=20_000),
-                                                self.held_now()):
+        leaves = registration.graph_leaves(x, limit=20_000)
+        self.upstream |= {id(t) for t in leaves}
+        if registration.other_models_parameters(self.model, leaves, self.held_now()):
             self.game = ("its inputs come from another model that no optimizer given to doctor.watch steps (a GAN's "
                          "generator; or pass a backbone's optimizer too)")
 
@@ -440,6 +443,7 @@ class LoopProbe:
         without gradients are the validation's when there are any: a training forward may come before them (the
         epoch's leftover micro-batch under gradient accumulation, whose gradient the next ``zero_grad()`` drops)."""
         self.validations += 1
+        self.validation_steps.append(len(self.lrs))
         no_grad = [mode for mode, grad in self._forwards if not grad]
         if any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1
@@ -492,9 +496,18 @@ def _input_stats(inputs: list[torch.Tensor], step: int) -> dict:
              "sum": float(flat.sum()) if flat.numel() else 0.0, "head": flat[:64].tolist()}
     if floating:
         stats["finite"] = all(bool(torch.isfinite(t).all()) for t in floating)
-    scales = [(float(t.detach().float().std()), float(t.detach().float().abs().max()), i)
+    scales = [(float(t.detach().float().std()), float(t.detach().float().abs().max()), abs_quantile(t.detach()), i)
               for i, t in enumerate(inputs) if t.is_floating_point() and t.numel() > 1]
     if scales:
-        stats["std"], stats["max_abs"], index = max(scales)
+        stats["std"], stats["max_abs"], stats["q99"], index = max(scales)
         stats["index"] = (index + 1, len(inputs)) if len(inputs) > 1 else None
     return stats
+
+
+def abs_quantile(t: torch.Tensor, q: float = 0.99) -> float:
+    """The ``q`` quantile of ``|t|`` (of at most 2**20 evenly strided elements): a scale a few outlying rows (the
+    tail of standardized heavy-tailed features) do not move, as they move the maximum."""
+    flat = t.detach().reshape(-1)
+    if flat.numel() > 2**20:
+        flat = flat[:: flat.numel() // 2**20 + 1]
+    return float(torch.quantile(flat.float().abs(), q))

@@ -1,7 +1,8 @@
 """The ``loop: learning rate applied`` verdict: the rate the optimizer applied at each step, read for a schedule
 stepped at the wrong rate. A per-epoch scheduler stepped per batch collapses the rate early (StepLR, MultiStepLR)
 or swings it between its peak and 0 every few steps (CosineAnnealingLR(T_max=epochs)); a per-batch one stepped
-per epoch only rises, in a few jumps, or (OneCycleLR, which keeps ``max_lr`` in each param group) stays far below
+per epoch only rises, in a few jumps, and is still rising at the end (a warm-up that ended and then held its rate
+is not), or (OneCycleLR, which keeps ``max_lr`` in each param group) stays far below
 its peak. A schedule with warm restarts jumps back up: no swing.
 """
 
@@ -20,6 +21,10 @@ PLATEAU = 10
 _PER_EPOCH_ADVICE = ("a per-epoch scheduler stepped per batch? Call scheduler.step() once per epoch, or size it "
                      "in steps")
 
+_CUT_ADVICE = ("the schedule cut the rate below 1% of its start before mid-run, at epoch ends (it is stepped per "
+               "epoch): a ReduceLROnPlateau with a short patience on a noisy validation loss? Raise its patience, "
+               "set min_lr, or stop early instead of training on at a vanishing rate")
+
 
 def lr_schedule(probe: LoopProbe) -> Verdict:
     """The learning rate the optimizer applied, step by step, of every param group; the first group whose
@@ -30,9 +35,9 @@ def lr_schedule(probe: LoopProbe) -> Verdict:
     width = max((len(row) for row in probe.group_lrs), default=0)  # groups may be added mid-run
     groups = [[row[i] if i < len(row) else math.nan for row in probe.group_lrs] for i in range(width)] \
         if probe.group_lrs else [probe.lrs]
-    peaks = probe.max_lrs
+    peaks, epochs = probe.max_lrs, set(probe.validation_steps)
     verdicts = [_group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
-                                peaks[i] if i < len(peaks) else None)
+                                peaks[i] if i < len(peaks) else None, epochs)
                 for i, lrs in enumerate(groups)]
     worst = next((v for v in verdicts if v.status != "pass"), verdicts[0])
     if len(groups) > 1 and worst.status == "pass":
@@ -41,9 +46,11 @@ def lr_schedule(probe: LoopProbe) -> Verdict:
     return worst
 
 
-def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: float | None = None) -> Verdict:
+def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: float | None = None,
+                    epochs: set[int] | None = None) -> Verdict:
     """The schedule verdict of one param group's rates (``group``: its index when there are several; ``max_lr``:
-    the peak a OneCycleLR schedule holds in the group)."""
+    the peak a OneCycleLR schedule holds in the group; ``epochs``: the steps that came first after a
+    ``w.validate`` call)."""
     if not lrs:
         return Verdict(name, "pass", "no finite rate", "-")
     where = f"param group {group}: " if group is not None else ""
@@ -53,8 +60,11 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
     low = next((i for i, v in enumerate(lrs) if v <= floor and i > lrs.index(peak)), None)
     # a schedule with warm restarts (CosineAnnealingWarmRestarts per batch) comes back up: not a collapse
     if peak > 0 and low is not None and low < len(lrs) // 2 and max(lrs[low:]) < 0.1 * peak:
-        return Verdict(name, "warn", f"{where}collapsed to 1% of its peak or below at step {low + 1} of "
-                       f"{len(lrs)}: " + value, "a schedule spread over the run",
+        value = f"{where}collapsed to 1% of its peak or below at step {low + 1} of {len(lrs)}: " + value
+        if _cut_at_epochs(lrs[: low + 1], epochs or set()):
+            return Verdict(name, "warn", value + "; cut only at the validations (epoch ends)",
+                           "a schedule spread over the run", _CUT_ADVICE)
+        return Verdict(name, "warn", value, "a schedule spread over the run",
                        "the rate vanishes early: " + _PER_EPOCH_ADVICE)
     swings = _swings(lrs, floor) if peak > 0 else []
     if len(swings) >= 3:
@@ -70,7 +80,7 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
                        "OneCycleLR is a per-batch schedule: call scheduler.step() after every optimizer.step() "
                        "(size it with total_steps = epochs x batches per epoch)")
     rising = all(b >= a for a, b in zip(lrs, lrs[1:], strict=False)) and lrs[-1] >= 2 * lrs[0] > 0
-    if len(lrs) >= 20 and rising and len(set(lrs)) <= max(2, len(lrs) // 4):  # a few jumps: epochs
+    if len(lrs) >= 20 and rising and len(set(lrs)) <= max(2, len(lrs) // 4) and _still_rising(lrs):  # epochs
         return Verdict(name, "warn", f"{where}still rising at the last step, in {len(set(lrs)) - 1} jumps: " + value,
                        "a warm-up that ends, then the schedule's decay", "the rate only rose, a few times over the "
                        "run: a per-batch schedule (OneCycleLR, warm-up) stepped once per epoch? Call "
@@ -78,10 +88,28 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
     return Verdict(name, "pass", value, "-")
 
 
+def _cut_at_epochs(lrs: list[float], epochs: set[int]) -> bool:
+    """Every change of the rate came at the first step after a validation (an epoch's end): a schedule stepped
+    per epoch (ReduceLROnPlateau on the validation loss), not one stepped per batch."""
+    changes = [i for i in range(1, len(lrs)) if lrs[i] != lrs[i - 1]]
+    return bool(changes) and all(i in epochs for i in changes)
+
+
+def _still_rising(lrs: list[float]) -> bool:
+    """The rate's last jump came no longer ago than the longest wait between its jumps: a schedule stepped once
+    per epoch jumps at the last epoch's start. A warm-up that ended, then held its rate for longer, has finished."""
+    changes = [i for i in range(1, len(lrs)) if lrs[i] != lrs[i - 1]]
+    if not changes:
+        return False
+    waits = [b - a for a, b in zip([0] + changes, changes, strict=False)]
+    return len(lrs) - changes[-1] <= max(waits)
+
+
 def _swings(lrs: list[float], floor: float) -> list[int]:
     """The steps at which the rate, having fallen to ``floor`` (1% of its peak) or below, has climbed back to 90%
     of its peak by rising on each of 2 or more steps: a cosine that passed its end (stepped past T_max, it climbs
-    back as smoothly as it fell). A warm restart jumps back up in one step and is not one."""
+    back as smoothly as it fell). A warm restart jumps back up in one step and is not one; nor is a straight ramp
+    (CyclicLR's triangle, a per-batch schedule by design)."""
     top = 0.9 * max(lrs)
     found, trough = [], None
     for i, v in enumerate(lrs):
@@ -89,10 +117,18 @@ def _swings(lrs: list[float], floor: float) -> list[int]:
             trough = i
         elif trough is not None and v >= top:
             climb = lrs[trough : i + 1]
-            if i - trough >= 2 and all(b > a for a, b in zip(climb, climb[1:], strict=False)):
+            if i - trough >= 2 and all(b > a for a, b in zip(climb, climb[1:], strict=False)) and \
+                    not _linear(climb):
                 found.append(i)
             trough = None
     return found
+
+
+def _linear(climb: list[float]) -> bool:
+    """A climb of 3 or more steps by one increment (to rounding): CyclicLR's triangle. A cosine's increments grow,
+    then shrink."""
+    rises = [b - a for a, b in zip(climb, climb[1:], strict=False)]
+    return len(rises) >= 3 and max(rises) - min(rises) <= 1e-6 * max(rises)
 
 
 def _stuck_one_cycle(lrs: list[float], max_lr: float | None) -> str | None:

@@ -167,12 +167,30 @@ class Watch:
             p.game = "the loss goes through another model's parameters that it does not train (a GAN's discriminator)"
             return
         reached = {id(t) for t in leaves}
+        if self._downstream_player(leaves):
+            p.game = ("the loss goes on through another model's parameters that another optimizer steps on its own "
+                      "loss (a GAN's discriminator)")
+            return
         for i, o in enumerate(p.optimizers):
             held = [q for g in o.param_groups for q in g["params"] if q.requires_grad]
             if len(p.optimizers) > 1 and held and not any(id(q) in reached for q in held):
                 p.game = (f"optimizer {i + 1} of {len(p.optimizers)} steps parameters this loss never reaches "
                           "(a GAN's other player, or another loss)")
                 return
+
+    def _downstream_player(self, leaves: list[torch.Tensor]) -> bool:
+        """The loss goes on, after the model, through another model's parameters (the model's inputs were not
+        computed from them) that a given optimizer steps and that optimizer steps none of the model's: the other
+        player of a game, as a GAN's discriminator is in its generator's loss, watched with both optimizers."""
+        p = self.probe
+        own = {id(q) for q in p.model.parameters()}
+        outside = {id(t) for t in leaves if isinstance(t, nn.Parameter) and t.requires_grad and id(t) not in own
+                   and id(t) not in p.upstream}
+        for o in p.optimizers:
+            held = {id(q) for g in o.param_groups for q in g["params"]}
+            if held & outside and not held & own:
+                return True
+        return False
 
     def validate(self, val_loss: float, train_loss: float | None = None) -> None:
         """Record a validation loss (e.g. once per epoch); the training loss at that point defaults to the mean of
@@ -220,7 +238,9 @@ class Watch:
         """
         verdicts = self.monitor.verdicts() + self._loop_verdicts()
         phases = ["monitor"] * len(verdicts)
-        curve = diagnosis.learning_rate_diagnosis(self.losses, self.batch_size, floor=ll.loss_floor(self.probe))
+        losses = self.losses
+        floor = ll.soft_target_floors([y.cpu() for y in self._ys], losses) or ll.loss_floor(self.probe)
+        curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor)
         post = [self._game(self._flat_direction(curve))]
         history = self._history(val_losses)
         if history:
