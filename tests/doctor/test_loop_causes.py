@@ -3,6 +3,7 @@ advice for a game's loss), a loss that raises on the data (a fail, not a pass of
 scores, one-hot float targets for cross-entropy, NaN in the data. Each bug is named by its cause; each healthy
 twin gets no false fail."""
 
+import functools
 import math
 
 import pytest
@@ -484,6 +485,30 @@ def test_ignore_index_on_a_real_class_is_named(ignore, named, module):
     loss_fn = nn.CrossEntropyLoss(ignore_index=ignore) if module else \
         (lambda out, t: F.cross_entropy(out, t, ignore_index=ignore))  # a closure: read by what it does
     report = doctor.check(_mlp(), x, y, loss_fn)
+    if named:
+        assert report["targets"].status == "fail" and "ignore_index=0, one of the model's 4 classes" in \
+            report["targets"].value
+    else:
+        assert "targets" not in report.checks
+
+
+class _LogSoftmaxNet(nn.Module):
+    """The pytorch/examples MNIST pattern: log_softmax at the end of forward, F.nll_loss as the loss."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.fc2 = nn.Linear(20, 32), nn.Linear(32, C)
+
+    def forward(self, x):
+        return F.log_softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
+
+
+@pytest.mark.parametrize("ignore, named", [(0, True), (-100, False)])
+def test_nll_loss_as_a_function_is_probed_with_uniform_log_probabilities(ignore, named):
+    x, y = _data()
+    loss_fn = F.nll_loss if ignore == -100 else functools.partial(F.nll_loss, ignore_index=ignore)
+    report = doctor.check(_LogSoftmaxNet(), x, y, loss_fn)
     if named:
         assert report["targets"].status == "fail" and "ignore_index=0, one of the model's 4 classes" in \
             report["targets"].value
