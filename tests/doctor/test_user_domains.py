@@ -419,3 +419,56 @@ def test_a_healthy_vae_overfits_and_one_whose_sample_cuts_the_gradient_does_not(
     cut = overfit_tiny_subset(VAE(cut=True), x, x, loss_fn)
     assert cut.status == "fail", cut
     assert "no better than one output for all of them" in cut.advice
+
+
+class BayesLinear(nn.Module):
+    """Bayes by Backprop (Blundell et al. 2015): weights sampled ``mu + softplus(rho) * eps`` in training, the
+    mean ``mu`` in eval mode; ``rho`` initialized to one constant. ``sampled=False`` never uses ``rho``."""
+
+    def __init__(self, i, o, sampled=True):
+        super().__init__()
+        self.sampled = sampled
+        self.mu = nn.Parameter(torch.randn(o, i) / i ** 0.5)
+        self.rho = nn.Parameter(torch.full((o, i), -4.0))
+        self.b = nn.Parameter(torch.zeros(o))
+
+    def forward(self, x):
+        sample = self.sampled and self.training
+        w = self.mu + F.softplus(self.rho) * torch.randn_like(self.mu) if sample else self.mu
+        return F.linear(x, w, self.b)
+
+
+class BayesNet(nn.Module):
+    def __init__(self, sampled=True):
+        super().__init__()
+        torch.manual_seed(0)
+        self.l1, self.l2 = BayesLinear(20, 32, sampled), BayesLinear(32, 4, sampled)
+
+    def forward(self, x):
+        return self.l2(F.relu(self.l1(x)))
+
+
+class ZeroHiddenDropout(nn.Module):
+    """A zero-initialized hidden layer before dropout: the dropout's noise does not make its units distinct."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.l1, self.l2, self.drop = nn.Linear(20, 32), nn.Linear(32, 4), nn.Dropout(0.5)
+        nn.init.zeros_(self.l1.weight)
+
+    def forward(self, x):
+        return self.l2(self.drop(torch.tanh(self.l1(x))))
+
+
+def _classes(n=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 20, generator=g)
+    return x, x[:, :4].argmax(1)
+
+
+def test_a_bayes_layers_constant_noise_scale_is_not_a_symmetric_unit():
+    x, _ = _classes()
+    assert symmetry(BayesNet(), x).status == "pass"
+    verdict = symmetry(ZeroHiddenDropout(), x)
+    assert verdict.status == "fail" and "l1.weight" in verdict.value
