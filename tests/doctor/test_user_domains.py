@@ -472,3 +472,15 @@ def test_a_bayes_layers_constant_noise_scale_is_not_a_symmetric_unit():
     assert symmetry(BayesNet(), x).status == "pass"
     verdict = symmetry(ZeroHiddenDropout(), x)
     assert verdict.status == "fail" and "l1.weight" in verdict.value
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_a_parameter_used_only_in_training_mode_reaches_the_loss(sampled):
+    """A Bayes layer's ``rho`` is used only when it samples, in training: it reaches the loss there. One that
+    is never used is still named."""
+    x, y = _classes()
+    verdict = doctor.check(BayesNet(sampled), x, y, nn.CrossEntropyLoss())["parameters registered"]
+    if sampled:
+        assert verdict.status == "pass", verdict
+    else:
+        assert verdict.status == "warn" and "never reach the loss: l1.rho, l2.rho" in verdict.value
