@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell import doctor
+from trainwell.doctor import preflight as pf
 from trainwell.doctor.activations import symmetry
+from trainwell.doctor.baseline import input_independent_baseline
 from trainwell.doctor.forward import _accuracy
 from trainwell.doctor.overfit import overfit_tiny_subset
 
@@ -484,3 +486,57 @@ def test_a_parameter_used_only_in_training_mode_reaches_the_loss(sampled):
         assert verdict.status == "pass", verdict
     else:
         assert verdict.status == "warn" and "never reach the loss: l1.rho, l2.rho" in verdict.value
+
+
+class BernoulliVAE(VAE):
+    """The pytorch/examples VAE (Kingma & Welling 2014): a decoder ending in ``torch.sigmoid``, a sample drawn in
+    every mode, a binary cross-entropy reconstruction. ``blind`` decodes from noise alone, ignoring the input."""
+
+    def __init__(self, cut=False, blind=False):
+        torch.manual_seed(0)
+        super().__init__(cut=cut)
+        self.blind = blind
+
+    def forward(self, x):
+        h = self.enc(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        z = z.detach() if self.cut else torch.randn_like(mu) if self.blind else z
+        return torch.sigmoid(self.dec(z)), mu, logvar
+
+
+def bernoulli_vae_loss(out, x):
+    recon, mu, logvar = out
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return (F.binary_cross_entropy(recon, x, reduction="sum") + kl) / len(x)
+
+
+def _soft_pixels(n=128):
+    g = torch.Generator().manual_seed(0)
+    return torch.sigmoid(torch.randn(n, 3, generator=g) @ torch.randn(3, 16, generator=g))
+
+
+@pytest.mark.parametrize("cut, status", [(False, "pass"), (True, "fail")])
+def test_a_vae_with_a_functional_sigmoid_under_bce_gets_an_overfit_verdict(cut, status):
+    """Its free outputs are fitted in (0, 1) for the tensor torch.sigmoid makes, mu and the log-variance free."""
+    x = _soft_pixels()
+    torch.manual_seed(0)
+    verdict = overfit_tiny_subset(BernoulliVAE(cut=cut), x, x, bernoulli_vae_loss)
+    assert verdict.status == status, verdict
+
+
+@pytest.mark.parametrize("blind, status", [(False, "pass"), (True, "fail")])
+def test_a_vaes_input_gain_is_measured_above_its_reconstruction_floor(blind, status):
+    """A VAE's loss cannot fall near 0 (soft pixels' entropy, the sample's noise): 10% of the way from the best
+    constant output down to the lowest any outputs reach is asked of it, not 10% of the loss. A VAE that decodes
+    noise alone, whatever its input, still fails."""
+    x = _soft_pixels()
+    torch.manual_seed(0)
+    verdict = input_independent_baseline(BernoulliVAE(blind=blind), x, x, bernoulli_vae_loss)
+    assert verdict.status == status, verdict
+
+
+def test_a_vae_sampling_in_eval_mode_with_right_gradients_is_info_not_a_warning():
+    x = _soft_pixels()
+    verdict = pf.gradient_check(BernoulliVAE(), x, x, bernoulli_vae_loss)
+    assert verdict.status == "info" and "(good" in verdict.value and "VAE's sampling" in verdict.advice
