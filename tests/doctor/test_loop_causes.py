@@ -632,6 +632,39 @@ def test_a_wgan_critic_stepped_five_times_per_generator_step_is_a_game_in_either
         assert all(v.check == "loop: every trainable parameter learns" and "2.bias" in v.value for v in alarms), alarms
 
 
+class _Critic(nn.Module):
+    """A WGAN critic; ``detached`` adds a bias branch whose output is detached (its parameters never learn)."""
+
+    def __init__(self, detached=False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(2, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+        self.side = nn.Linear(2, 1) if detached else None
+
+    def forward(self, x):
+        return self.net(x) + (self.side(x).detach() if self.side is not None else 0.0)
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_a_wgan_critics_output_bias_is_named_as_cancelling_not_as_a_detached_branch(detached):
+    G, D = _gan()[0], _Critic(detached)
+    opt_d = torch.optim.RMSprop(D.parameters(), lr=5e-4)
+    with doctor.watch(D, opt_d, every=5) as w:
+        for it in range(12):
+            real, fake = _real(it), G(torch.randn(64, 8)).detach()
+            d_loss = D(fake).mean() - D(real).mean()  # the output bias shifts both terms: its gradient is 0
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            w.step(d_loss)
+    verdict = w.report()["loop: every trainable parameter learns"]
+    if detached:
+        assert verdict.status == "warn" and "never received a gradient: side." in verdict.value, verdict
+    else:
+        assert verdict.status == "info" and "net.2.bias" in verdict.value, verdict
+        assert "gradient cancels" in verdict.advice and "detached" not in verdict.advice
+
+
 @pytest.mark.parametrize("sigmoid", [True, False])
 def test_bce_with_logits_on_sigmoid_outputs_is_named_by_watch(sigmoid):
     x, _ = _data()
