@@ -3,6 +3,7 @@ advice for a game's loss), a loss that raises on the data (a fail, not a pass of
 scores, one-hot float targets for cross-entropy, NaN in the data. Each bug is named by its cause; each healthy
 twin gets no false fail."""
 
+import functools
 import math
 
 import pytest
@@ -524,6 +525,30 @@ def test_ignore_index_on_a_real_class_is_named(ignore, named, module):
         assert "targets" not in report.checks
 
 
+class _LogSoftmaxNet(nn.Module):
+    """The pytorch/examples MNIST pattern: log_softmax at the end of forward, F.nll_loss as the loss."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.fc2 = nn.Linear(20, 32), nn.Linear(32, C)
+
+    def forward(self, x):
+        return F.log_softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
+
+
+@pytest.mark.parametrize("ignore, named", [(0, True), (-100, False)])
+def test_nll_loss_as_a_function_is_probed_with_uniform_log_probabilities(ignore, named):
+    x, y = _data()
+    loss_fn = F.nll_loss if ignore == -100 else functools.partial(F.nll_loss, ignore_index=ignore)
+    report = doctor.check(_LogSoftmaxNet(), x, y, loss_fn)
+    if named:
+        assert report["targets"].status == "fail" and "ignore_index=0, one of the model's 4 classes" in \
+            report["targets"].value
+    else:
+        assert "targets" not in report.checks
+
+
 @pytest.mark.parametrize("head, named", [(nn.Sigmoid(), True), (None, False)])
 def test_ratings_beyond_a_sigmoid_output_are_named(head, named):
     x, _ = _data()
@@ -638,6 +663,39 @@ def test_a_wgan_critic_stepped_five_times_per_generator_step_is_a_game_in_either
         alarms = [v for v in report.verdicts if v.check.startswith("loop:") and v.status in ("warn", "fail")]
         # the critic's output bias gets no gradient in a WGAN (D(fake).mean() - D(real).mean() cancels it): true
         assert all(v.check == "loop: every trainable parameter learns" and "2.bias" in v.value for v in alarms), alarms
+
+
+class _Critic(nn.Module):
+    """A WGAN critic; ``detached`` adds a bias branch whose output is detached (its parameters never learn)."""
+
+    def __init__(self, detached=False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(2, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+        self.side = nn.Linear(2, 1) if detached else None
+
+    def forward(self, x):
+        return self.net(x) + (self.side(x).detach() if self.side is not None else 0.0)
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_a_wgan_critics_output_bias_is_named_as_cancelling_not_as_a_detached_branch(detached):
+    G, D = _gan()[0], _Critic(detached)
+    opt_d = torch.optim.RMSprop(D.parameters(), lr=5e-4)
+    with doctor.watch(D, opt_d, every=5) as w:
+        for it in range(12):
+            real, fake = _real(it), G(torch.randn(64, 8)).detach()
+            d_loss = D(fake).mean() - D(real).mean()  # the output bias shifts both terms: its gradient is 0
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            w.step(d_loss)
+    verdict = w.report()["loop: every trainable parameter learns"]
+    if detached:
+        assert verdict.status == "warn" and "never received a gradient: side." in verdict.value, verdict
+    else:
+        assert verdict.status == "info" and "net.2.bias" in verdict.value, verdict
+        assert "gradient cancels" in verdict.advice and "detached" not in verdict.advice
 
 
 @pytest.mark.parametrize("sigmoid", [True, False])

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell import doctor
+from trainwell.doctor import preflight as pf
 from trainwell.doctor.activations import symmetry
+from trainwell.doctor.baseline import input_independent_baseline
 from trainwell.doctor.forward import _accuracy
 from trainwell.doctor.overfit import overfit_tiny_subset
 
@@ -419,3 +421,122 @@ def test_a_healthy_vae_overfits_and_one_whose_sample_cuts_the_gradient_does_not(
     cut = overfit_tiny_subset(VAE(cut=True), x, x, loss_fn)
     assert cut.status == "fail", cut
     assert "no better than one output for all of them" in cut.advice
+
+
+class BayesLinear(nn.Module):
+    """Bayes by Backprop (Blundell et al. 2015): weights sampled ``mu + softplus(rho) * eps`` in training, the
+    mean ``mu`` in eval mode; ``rho`` initialized to one constant. ``sampled=False`` never uses ``rho``."""
+
+    def __init__(self, i, o, sampled=True):
+        super().__init__()
+        self.sampled = sampled
+        self.mu = nn.Parameter(torch.randn(o, i) / i ** 0.5)
+        self.rho = nn.Parameter(torch.full((o, i), -4.0))
+        self.b = nn.Parameter(torch.zeros(o))
+
+    def forward(self, x):
+        sample = self.sampled and self.training
+        w = self.mu + F.softplus(self.rho) * torch.randn_like(self.mu) if sample else self.mu
+        return F.linear(x, w, self.b)
+
+
+class BayesNet(nn.Module):
+    def __init__(self, sampled=True):
+        super().__init__()
+        torch.manual_seed(0)
+        self.l1, self.l2 = BayesLinear(20, 32, sampled), BayesLinear(32, 4, sampled)
+
+    def forward(self, x):
+        return self.l2(F.relu(self.l1(x)))
+
+
+class ZeroHiddenDropout(nn.Module):
+    """A zero-initialized hidden layer before dropout: the dropout's noise does not make its units distinct."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.l1, self.l2, self.drop = nn.Linear(20, 32), nn.Linear(32, 4), nn.Dropout(0.5)
+        nn.init.zeros_(self.l1.weight)
+
+    def forward(self, x):
+        return self.l2(self.drop(torch.tanh(self.l1(x))))
+
+
+def _classes(n=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 20, generator=g)
+    return x, x[:, :4].argmax(1)
+
+
+def test_a_bayes_layers_constant_noise_scale_is_not_a_symmetric_unit():
+    x, _ = _classes()
+    assert symmetry(BayesNet(), x).status == "pass"
+    verdict = symmetry(ZeroHiddenDropout(), x)
+    assert verdict.status == "fail" and "l1.weight" in verdict.value
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_a_parameter_used_only_in_training_mode_reaches_the_loss(sampled):
+    """A Bayes layer's ``rho`` is used only when it samples, in training: it reaches the loss there. One that
+    is never used is still named."""
+    x, y = _classes()
+    verdict = doctor.check(BayesNet(sampled), x, y, nn.CrossEntropyLoss())["parameters registered"]
+    if sampled:
+        assert verdict.status == "pass", verdict
+    else:
+        assert verdict.status == "warn" and "never reach the loss: l1.rho, l2.rho" in verdict.value
+
+
+class BernoulliVAE(VAE):
+    """The pytorch/examples VAE (Kingma & Welling 2014): a decoder ending in ``torch.sigmoid``, a sample drawn in
+    every mode, a binary cross-entropy reconstruction. ``blind`` decodes from noise alone, ignoring the input."""
+
+    def __init__(self, cut=False, blind=False):
+        torch.manual_seed(0)
+        super().__init__(cut=cut)
+        self.blind = blind
+
+    def forward(self, x):
+        h = self.enc(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        z = z.detach() if self.cut else torch.randn_like(mu) if self.blind else z
+        return torch.sigmoid(self.dec(z)), mu, logvar
+
+
+def bernoulli_vae_loss(out, x):
+    recon, mu, logvar = out
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return (F.binary_cross_entropy(recon, x, reduction="sum") + kl) / len(x)
+
+
+def _soft_pixels(n=128):
+    g = torch.Generator().manual_seed(0)
+    return torch.sigmoid(torch.randn(n, 3, generator=g) @ torch.randn(3, 16, generator=g))
+
+
+@pytest.mark.parametrize("cut, status", [(False, "pass"), (True, "fail")])
+def test_a_vae_with_a_functional_sigmoid_under_bce_gets_an_overfit_verdict(cut, status):
+    """Its free outputs are fitted in (0, 1) for the tensor torch.sigmoid makes, mu and the log-variance free."""
+    x = _soft_pixels()
+    torch.manual_seed(0)
+    verdict = overfit_tiny_subset(BernoulliVAE(cut=cut), x, x, bernoulli_vae_loss)
+    assert verdict.status == status, verdict
+
+
+@pytest.mark.parametrize("blind, status", [(False, "pass"), (True, "fail")])
+def test_a_vaes_input_gain_is_measured_above_its_reconstruction_floor(blind, status):
+    """A VAE's loss cannot fall near 0 (soft pixels' entropy, the sample's noise): 10% of the way from the best
+    constant output down to the lowest any outputs reach is asked of it, not 10% of the loss. A VAE that decodes
+    noise alone, whatever its input, still fails."""
+    x = _soft_pixels()
+    torch.manual_seed(0)
+    verdict = input_independent_baseline(BernoulliVAE(blind=blind), x, x, bernoulli_vae_loss)
+    assert verdict.status == status, verdict
+
+
+def test_a_vae_sampling_in_eval_mode_with_right_gradients_is_info_not_a_warning():
+    x = _soft_pixels()
+    verdict = pf.gradient_check(BernoulliVAE(), x, x, bernoulli_vae_loss)
+    assert verdict.status == "info" and "(good" in verdict.value and "VAE's sampling" in verdict.advice

@@ -13,6 +13,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import _ACTIVATIONS, _WEIGHTED, _training_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.registration import graph_nodes
+from trainwell.doctor.sampled_weights import noise_scales
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import module_modes, restore_modes
 
@@ -23,7 +24,8 @@ def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: floa
     is read: its rows are the units. An embedding's rows are looked-up entries, not units (a zero-initialized
     bias table ``nn.Embedding(users, 1)`` is usual), and are not read. The output layers are the last one and,
     given a batch ``x``, every layer whose output is returned by the model (the heads of a model with several: a
-    zero-initialized head's units have different targets too)."""
+    zero-initialized head's units have different targets too). Given ``x``, a constant tensor that scales noise
+    drawn per weight (Bayes by Backprop's ``rho``, :mod:`trainwell.doctor.sampled_weights`) is not read either."""
     lookups = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)}
     # an embedding's rows are entries looked up per token (or user, item), not units: each gets its own gradient
     weights = [(name, p) for name, p in model.named_parameters()
@@ -38,6 +40,8 @@ def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: floa
         w = p.detach().reshape(p.shape[0], -1)
         if torch.all((w - w[:1]).abs() <= tol):
             symmetric.append(name)
+    if symmetric and x is not None:  # a Bayes layer's noise scale: each weight's own draw breaks the symmetry
+        symmetric = [name for name in symmetric if name not in noise_scales(model, x, symmetric)]
     if symmetric:
         return Verdict("symmetry", "fail", f"identical units in {', '.join(symmetric)}", "distinct hidden units",
                        "initialize weights randomly (trainwell.init.apply(model, 'he_normal'), or init.scheme = "

@@ -89,8 +89,11 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
         zero_train = _scalar(loss_fn(const(len(ys[train])), ys[train]))
         if k:
             watch(m)
-    agreement = None if _shown(best, k, zero_held, zero_acc) else _agreement(list(predicted.values()), ys[held])
-    verdict = _judge(real_train, zero_train, k, best, zero_held, zero_acc, agreement)
+    floor = None if not k or _shown(best, k, zero_held, zero_acc) else _held_out_floor(model, xs[held], ys[held],
+                                                                                         loss_fn, zero_held)
+    agreement = None if _shown(best, k, zero_held, zero_acc, floor) else _agreement(list(predicted.values()),
+                                                                                    ys[held])
+    verdict = _judge(real_train, zero_train, k, best, zero_held, zero_acc, agreement, floor)
     targets = far_from_unit(ys) if verdict.status != "pass" else None
     if targets:  # a copy whose outputs start near 0 spends its few steps learning the targets' offset
         verdict.advice = (f"{targets}: a copy whose outputs start near 0 spends its steps learning their offset; "
@@ -135,25 +138,41 @@ def _margin(zero_acc: float, k: int) -> float:
     return 3 * math.sqrt(max(zero_acc * (1 - zero_acc), 0.05) / k)
 
 
-def _shown(best: dict, k: int, zero_held: float | None, zero_acc: float | None) -> bool:
+def _shown(best: dict, k: int, zero_held: float | None, zero_acc: float | None, floor: float | None = None) -> bool:
     """Whether the best checkpoint so far beats the input-independent model on the held-out examples: a clearly
-    lower loss, or (for a classifier) a clearly higher accuracy."""
+    lower loss (measured from ``floor``, the lowest loss any outputs reach there, when given), or (for a
+    classifier) a clearly higher accuracy."""
     if not k or zero_held is None:
         return False
-    ok = _clearly_below(best["loss"], zero_held)
+    ok = _clearly_below(best["loss"], zero_held, floor)
     if zero_acc is not None and best["acc"] is not None:
         ok = ok or best["acc"] > zero_acc + _margin(zero_acc, k)
     return ok
 
 
-def _clearly_below(loss: float, reference: float) -> bool:
+def _clearly_below(loss: float, reference: float, floor: float | None = None) -> bool:
     """``loss`` at least 10% of ``reference``'s size below it (0.9 x reference for a positive loss; a negative
-    loss, which some losses reach by design, must fall further below zero, not towards it)."""
+    loss, which some losses reach by design, must fall further below zero, not towards it). Given the ``floor``
+    no outputs go below (a positive one: BCE on soft targets is their entropy, a VAE's loss its reconstruction's),
+    10% of the way from ``reference`` down to it: only that gap is the inputs' to close."""
+    if floor is not None and 0 < floor < reference:
+        return loss < reference - 0.1 * (reference - floor)
     return loss < reference - 0.1 * abs(reference)
 
 
+def _held_out_floor(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable,
+                    reference: float) -> float | None:
+    """The lowest loss any outputs reach on the held-out examples (free outputs fitted to them directly, as the
+    overfit check's floor); None when the fit fails or does not come below ``reference``."""
+    try:
+        floor = _scalar(loss_fn(_free_outputs(model, x, y, loss_fn, per_example=True)(len(y)), y))
+    except Exception:  # noqa: BLE001 - a loss whose free outputs cannot be fitted: the plain ratio stands
+        return None
+    return floor if math.isfinite(floor) and floor < reference else None
+
+
 def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: float | None,
-           zero_acc: float | None, agreement: tuple[float, int] | None = None) -> Verdict:
+           zero_acc: float | None, agreement: tuple[float, int] | None = None, floor: float | None = None) -> Verdict:
     """The verdict from the training losses (real inputs vs the best constant output) and, with ``k`` held-out
     examples, the real copy's best held-out loss and its accuracy there (``best``) vs the constant's, and the
     permutation test of its held-out class predictions (``agreement``: p-value, checkpoints tested)."""
@@ -166,9 +185,11 @@ def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: 
         # an overconfident classifier's loss can stay near the prior's while it classifies far better than the
         # prior: held-out accuracy (at the best-loss checkpoint, not the best of many) above the constant's by
         # three binomial standard errors also counts as signal (_shown)
-        ok = _shown(best, k, zero_held, zero_acc) or agreement is not None and agreement[0] < AGREEMENT_ALPHA
+        ok = _shown(best, k, zero_held, zero_acc, floor) or agreement is not None and agreement[0] < AGREEMENT_ALPHA
         value = (f"held-out loss: real {best['loss']:.3g} (best over training) vs input-independent {zero_held:.3g}"
                  f" ({k} examples)")
+        if floor is not None and floor > 0:
+            value += f", the lowest any outputs reach there {floor:.3g}"
         if zero_acc is not None and best["acc"] is not None:
             value += f"; held-out accuracy there: real {best['acc']:.1%} vs input-independent {zero_acc:.1%}"
         if agreement is not None:
@@ -189,7 +210,8 @@ def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: 
         status, advice = "skip", "a loss that is not finite cannot show signal: see the initial loss"
         value = "skipped: not finite: " + value
     return Verdict("input-independent baseline", status, value,
-                   "real inputs reach a clearly lower held-out loss (< 0.9 x the best input-independent model), a "
+                   "real inputs reach a clearly lower held-out loss (< 0.9 x the best input-independent model; 10% "
+                   "of the way down to the lowest loss any outputs reach when that is above 0), a "
                    "clearly higher held-out accuracy (by 3 standard errors) or class predictions that agree with the "
                    f"held-out labels beyond chance (permutation p < {AGREEMENT_ALPHA:g})",
                    advice)

@@ -80,6 +80,20 @@ def _sigmoid_last(model: nn.Module, x) -> bool:
     return found is not None and found[1] in ("Sigmoid", "Hardsigmoid")
 
 
+#: autograd nodes that only reshape or copy a tensor: a sigmoid's output passed through them is still in (0, 1)
+_RESHAPES = ("ViewBackward", "ReshapeAliasBackward", "UnsafeViewBackward", "SqueezeBackward", "UnsqueezeBackward",
+             "PermuteBackward", "TransposeBackward", "CloneBackward", "ToCopyBackward", "SliceBackward",
+             "SelectBackward")
+
+
+def _made_by_sigmoid(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a sigmoid's output (``nn.Sigmoid`` or ``torch.sigmoid`` in forward), past reshapes."""
+    fn = t.grad_fn
+    while fn is not None and type(fn).__name__.startswith(_RESHAPES):
+        fn = fn.next_functions[0][0]
+    return fn is not None and type(fn).__name__.startswith(("SigmoidBackward", "HardsigmoidBackward"))
+
+
 def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, per_example: bool,
                   max_iter: int = 100) -> Callable[[int], object]:
     """Outputs fitted to ``(x, y)`` directly, with the model's output structure, by L-BFGS on the user's loss:
@@ -87,8 +101,10 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
     cross-entropy the log of the label prior), or a free output per example (``True``: the lowest loss any model
     can reach, e.g. the smoothed targets' entropy under label smoothing). Returns ``build(n)`` -> an output for
     ``n`` examples (only ``n = len(x)`` when per example)."""
-    with torch.no_grad():
+    with torch.enable_grad():  # the graph shows which outputs leave through a sigmoid; dropped at once
         sample = call(copy.deepcopy(model).eval(), x if per_example else x[:1])
+    squashed = [_made_by_sigmoid(t) for t in O.leaves(sample) if t.is_floating_point()]
+    sample = O.map_tensors(sample, torch.Tensor.detach)
     floats = [t for t in O.leaves(sample) if t.is_floating_point()]
     # per example, the fit starts at the model's own outputs: zeros can be a stationary point of the loss (a VAE's
     # KL term at mu = log-variance = 0) from which L-BFGS never moves, even where the loss has no lowest value
@@ -97,8 +113,12 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
     # outputs that are log-probabilities or probabilities (a LogSoftmax/Softmax last layer) stay normalized: NLL of
     # free numbers has no minimum
     norm = [_normalization(t) for t in floats]
-    if any(kind is None for kind in norm) and _takes_probabilities(loss_fn) and _sigmoid_last(model, x):
-        norm = [kind or "unit" for kind in norm]  # BCELoss on a Sigmoid: free outputs in (0, 1) as the model's
+    if any(kind is None for kind in norm) and _takes_probabilities(loss_fn):
+        # BCE on a sigmoid: free outputs in (0, 1) as the model's; in an output structure (a VAE's (recon, mu,
+        # log-variance)) only the tensors a sigmoid makes, also torch.sigmoid in forward
+        if not any(squashed) and _sigmoid_last(model, x):
+            squashed = [True] * len(norm)
+        norm = [kind or ("unit" if unit else None) for kind, unit in zip(norm, squashed, strict=True)]
 
     def build(n: int):
         it, kinds = iter(free), iter(norm)

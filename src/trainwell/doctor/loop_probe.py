@@ -91,6 +91,7 @@ class LoopProbe:
         self._low_before: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.steps: list[dict] = []  # one record per observed optimizer step
         self.received: set[str] = set()  # parameters that got a gradient on an observed step
+        self.reached: set[str] = set()  # parameters a backward reached on an observed step (a gradient, maybe 0)
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
@@ -363,6 +364,7 @@ class LoopProbe:
             inc = self._incoming.get(id(p))
             if inc is None:
                 continue
+            self.reached.add(name)
             if bool((inc._values() if inc.is_sparse else inc).any()):
                 self.received.add(name)
                 if id(p) not in self.owned:

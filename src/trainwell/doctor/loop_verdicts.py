@@ -174,19 +174,38 @@ def gradient_reach(probe: LoopProbe) -> Verdict:
         first = held(probe.optimizer)  # its steps are the observed ones
         owned = probe.held_now()
         starved = [n for n in starved if id(probe.named[n]) in first or id(probe.named[n]) not in owned]
+    cancelled = [n for n in starved if _cancels(probe, n)]
+    starved = [n for n in starved if n not in cancelled]
     if starved:
         none = not probe.received
         value = ("no parameter ever received a gradient" if none else
                  f"never received a gradient: {_group_names(starved)}") + (f"; {frozen}" if frozen else "")
+        if cancelled:
+            value += f"; the gradient of {_group_names(cancelled)} cancels (a bias before a difference of two outputs)"
         return Verdict(name, "fail" if none else "warn", value, "a gradient for every parameter that requires one",
                        "a detached branch (.detach(), .item(), .data, torch.no_grad in forward), an auxiliary loss "
                        "left out of the total, an unused layer, or every ReLU after them dead (see the monitors): "
                        "these parameters never learn")
+    if cancelled:
+        return Verdict(name, "info", f"the gradient of {_group_names(cancelled)} is exactly 0 on every observed step, "
+                       f"while its layer's weight learns" + (f"; {frozen}" if frozen else ""),
+                       "a gradient for every parameter that requires one",
+                       "its gradient cancels (a bias before a difference of two outputs, as a WGAN critic's output "
+                       "bias in critic(fake) - critic(real)): it cannot learn and can be removed")
     if frozen:
         return Verdict(name, "info", frozen + f" ({_frozen_share(probe):.0%} of the parameters)", "-",
                        "frozen parameters never change: if they should train, set requires_grad_(True) and add them "
                        "to the optimizer")
     return Verdict(name, "pass", f"all {len(probe.named)} parameter tensors received gradients", "-")
+
+
+def _cancels(probe: LoopProbe, name: str) -> bool:
+    """Whether a bias's gradient cancels: backward reached it with exactly 0 while its layer's weight received a
+    gradient. A bias's gradient is the sum of the gradients at its layer's outputs, from which the weight's is
+    made too: a weight that learns shows that those gradients are not all 0, so they sum to 0 (the bias shifts
+    both terms of a difference equally); every ReLU after the layer dead would leave the weight at 0 too."""
+    layer, _, leaf = name.rpartition(".")
+    return leaf == "bias" and name in probe.reached and f"{layer}.weight" in probe.received
 
 
 def _frozen_share(probe: LoopProbe) -> float:

@@ -73,6 +73,14 @@ def _scalar(loss: torch.Tensor) -> float:
     return float(loss.mean()) if loss.dim() else float(loss)
 
 
+def uniform_scores(loss_fn: Callable, scores: torch.Tensor) -> torch.Tensor:
+    """What an uninformative model outputs for ``loss_fn``: uniform log-probabilities (-ln C everywhere) for NLL,
+    which reads its input as log-probabilities (all-zero inputs would give it a loss of exactly 0), and uniform
+    logits (zeros) for every other loss."""
+    c = scores.shape[1] if scores.dim() > 1 else 1
+    return torch.full_like(scores, -math.log(c)) if loss_kind(loss_fn) == "nll" else torch.zeros_like(scores)
+
+
 def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor) -> tuple[float, str] | None:
     """The loss an uninformative model gives, measured with the user's own loss object on uniform outputs (so
     reduction, class weights, margins and label smoothing are all accounted for), with its formula; None for an
@@ -90,9 +98,8 @@ def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor)
     if kind == "unknown":
         return _cross_entropy_like(loss_fn, out, scores, y)
     c = scores.shape[1] if scores.dim() > 1 else 1
-    uniform = torch.full_like(scores, -math.log(c)) if kind == "nll" else torch.zeros_like(scores)
     with torch.no_grad():
-        value = _scalar(loss_fn(O.replace_logits(out, uniform), y))
+        value = _scalar(loss_fn(O.replace_logits(out, uniform_scores(loss_fn, scores)), y))
     formula = {"cross_entropy": f"ln C = ln {c}", "nll": f"-ln(1/C) = ln {c}",
                "hinge": f"(C-1)/C = {c - 1}/{c} (C-1 summed over classes)", "bce_logits": "ln 2 per output",
                }.get(kind, f"{kind} of a zero output")

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -154,6 +155,8 @@ def parameters_registered(model: nn.Module, x: torch.Tensor | Inputs, y: torch.T
             unused = [n for n, p in named if p.requires_grad and id(p) not in used]
     finally:
         model.train(was)
+    if unused:  # a layer that uses a parameter only in training (a Bayes layer's sampled noise scale)
+        unused = [n for n in unused if n not in _reached_in_training(model, x, y, loss_fn)]
     frozen = [(n, p) for n, p in named if not p.requires_grad]
     total = sum(p.numel() for _, p in named)
     parts = [f"{len(named) - len(frozen) - len(unused)} trainable tensors reach the loss"]
@@ -191,6 +194,20 @@ def _reached(model: nn.Module, loss: torch.Tensor) -> set[int]:
         return checkpointing.reached_by_backward(model, loss)
     except RuntimeError:  # a backward this model's graph does not allow: the graph's reading stands
         return set()
+
+
+def _reached_in_training(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> set[str]:
+    """Names of the parameters the loss of one training-mode forward depends on. A layer may use a parameter only
+    in training: a Bayes-by-Backprop layer (Blundell et al. 2015) samples ``mu + softplus(rho) * eps`` in training
+    and uses ``mu`` alone in eval mode, where ``rho`` reaches no loss. Read on a copy, its RNG forked: the user's
+    model, its buffers (BatchNorm statistics) and random stream stay untouched; empty when the forward fails."""
+    m = copy.deepcopy(model).train()
+    try:
+        with torch.enable_grad(), torch.random.fork_rng(devices=[]):
+            leaves = {id(t) for t in graph_leaves(loss_fn(call(m, x), y))}
+    except Exception:  # noqa: BLE001 - a model that cannot run a training forward so: the eval reading stands
+        return set()
+    return {n for n, p in m.named_parameters() if id(p) in leaves}
 
 
 def repeated_layers(model: nn.Module) -> str | None:

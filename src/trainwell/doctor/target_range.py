@@ -12,7 +12,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.inputs import Inputs
-from trainwell.doctor.loss_kinds import loss_kind, reads_class_scores
+from trainwell.doctor.loss_kinds import loss_kind, reads_class_scores, uniform_scores
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
 from trainwell.doctor.output_layer import RANGES, last_activation
 from trainwell.doctor.verdict import Verdict
@@ -47,8 +47,9 @@ def ignored_class(loss_fn: Callable, out, y: torch.Tensor) -> Verdict | None:
 
 def _silent_class(loss_fn: Callable, out, scores: torch.Tensor, y: torch.Tensor) -> int | None:
     """The first class among the targets (at most 64 read) whose examples alone give ``loss_fn`` NaN or exactly 0
-    on uniform logits, where a cross-entropy gives ln C; None if none does or the loss cannot be read so."""
-    uniform = O.replace_logits(out, torch.zeros_like(scores))
+    on uniform outputs (zero logits; -ln C for NLL, which reads log-probabilities), where a cross-entropy gives
+    ln C; None if none does or the loss cannot be read so."""
+    uniform = O.replace_logits(out, uniform_scores(loss_fn, scores))
     if not reads_class_scores(loss_fn, out, y):  # ln C on uniform logits: only such a loss is probed per class
         return None
     for cls in torch.unique(y)[:64].tolist():
