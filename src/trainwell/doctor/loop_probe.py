@@ -112,6 +112,7 @@ class LoopProbe:
         self._delivered: dict[int, tuple[int, int]] = {}  # (tick, the tensor's version) at its latest delivery
         self._other_step = 0  # the tick of the latest step of an optimizer besides the first one
         self._outs: list[list] = []
+        self.scored: tuple | None = None  # the latest observed step's (logits, their gradient), for its targets
         self._hooks: list = []
         self._grad_hooks: list = []
         self._layer_hooks: list = []
@@ -390,6 +391,7 @@ class LoopProbe:
         decay_fit = r_r > 0 and max(r_r - decay * r_p, 0.0) <= 1e-6 * r_r
         resid = math.sqrt(max(n_g - 2 * scale * dot + scale * scale * n_inc, 0.0) / n_g) if n_g > 0 else math.nan
         forms = [read_form(z, g) for z, g in self._outs if g is not None]
+        self.scored = next(((z, g) for z, g in self._outs if g is not None), None)
         known = [f for f in forms if f["form"] is not None]
         decay_ratio = self._decay_ratio() if self.opt_steps == 0 else None
         # the latest training forward came after the latest backward: this step runs before its own backward()

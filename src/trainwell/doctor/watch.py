@@ -48,6 +48,7 @@ from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.monitors import Monitor
+from trainwell.doctor.multi_hot import cross_entropy_against
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
 from trainwell.train.callbacks import State
@@ -84,6 +85,7 @@ class Watch:
         self.probe = LoopProbe(model, optimizers, every, compiled=compiled)
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
+        self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
         self._calls = 0
         self._broadcast: str | None = None
         self._warnings = None
@@ -147,6 +149,9 @@ class Watch:
             leaves = graph_leaves(loss)
             self.probe.unregistered = unregistered(self.probe.model, leaves)
             self._read_game(leaves)
+        if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
+            self._against.append(cross_entropy_against(*self.probe.scored, y.detach()))
+            self.probe.scored = None
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
@@ -294,7 +299,8 @@ class Watch:
                lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lsch.lr_schedule(p),
                ll.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                low_precision_weights(p), ld.inputs(p, self._memorizing()),
-               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft),
+               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft,
+                         against=[a for a in self._against if a is not None]),
                ld.single_example_batches(p)]
         return [v for v in out if v is not None]
 
