@@ -212,6 +212,59 @@ def test_zero_grad_before_every_micro_batch_is_named_as_gradients_thrown_away(lo
         assert "4 backward() passes per step" in verdict.value
 
 
+class TwoStepSAM(torch.optim.Optimizer):
+    """SAM as published (Foret et al. 2021; github.com/davda54/sam): the loop calls first_step() and second_step();
+    the base optimizer inside, sharing the param groups, makes the update."""
+
+    def __init__(self, params, base_optimizer, rho=0.05, **kwargs):
+        super().__init__(params, dict(rho=rho, **kwargs))
+        self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
+        self.param_groups = self.base_optimizer.param_groups
+
+    @torch.no_grad()
+    def first_step(self, zero_grad=False):
+        norm = torch.norm(torch.stack([p.grad.norm() for g in self.param_groups for p in g["params"]
+                                       if p.grad is not None]))
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.state[p]["old_p"] = p.data.clone()
+                    p.add_(p.grad * group["rho"] / (norm + 1e-12))
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def second_step(self, zero_grad=False):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.data = self.state[p]["old_p"]
+        self.base_optimizer.step()
+        if zero_grad:
+            self.zero_grad()
+
+
+@pytest.mark.parametrize("watched", ["sam", "its base optimizer"])
+def test_sam_stepped_through_first_and_second_step_is_a_healthy_loop(watched):
+    x, y = _blobs(512)
+    torch.manual_seed(0)
+    model = _mlp()
+    sam = TwoStepSAM(model.parameters(), torch.optim.SGD, lr=0.05, momentum=0.9)
+    with doctor.watch(model, sam if watched == "sam" else sam.base_optimizer, every=5) as w:
+        for _ in range(2):
+            for i in range(0, len(x), 64):
+                xb, yb = x[i : i + 64], y[i : i + 64]
+                loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
+                sam.first_step(zero_grad=True)
+                F.cross_entropy(model(xb), yb).backward()  # the same batch at the perturbed weights
+                sam.second_step(zero_grad=True)
+                w.step(loss, y=yb)
+    report = w.report()
+    assert not _loop_alarms(report), _loop_alarms(report)
+    assert report["loop: loss"].value.startswith("mean cross-entropy (weights sum to 1"), report["loop: loss"]
+
+
 @pytest.mark.parametrize("validate_in_eval, status", [(True, "pass"), (False, "fail")])
 def test_a_leftover_micro_batch_before_validation_is_not_a_validation_in_train_mode(validate_in_eval, status):
     # 4 micro-batches per step over 9 batches an epoch: the 9th runs forward and backward in train mode, and its

@@ -51,6 +51,7 @@ from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.multi_hot import cross_entropy_against
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
+from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
 
@@ -61,7 +62,8 @@ FLAT_RATIO_BAND = (1e-4, 1e-2)
 class Watch:
     """Monitors for a user's own loop. Use through :func:`watch`; call :meth:`step` once per optimizer step,
     after ``optimizer.step()`` and before the next ``zero_grad()`` (the observed step's gradients are read then).
-    ``optimizer`` may be a list of optimizers stepped together (the first one's steps count).
+    ``optimizer`` may be a list of optimizers stepped together (the first one's steps count); a wrapper that
+    updates through its ``base_optimizer`` (SAM's ``first_step``/``second_step``) is read through that one.
 
     Attributes:
         monitor: the underlying :class:`~trainwell.doctor.monitors.Monitor` (``records``, ``warnings``).
@@ -78,6 +80,7 @@ class Watch:
         if wrong is not None:
             raise TypeError(f"doctor.watch: optimizer is a {type(wrong).__name__}, not a torch optimizer (or a list "
                             "of them)")
+        optimizers = [stepping(o) for o in optimizers]  # SAM's base_optimizer makes its update
         compiled = hasattr(model, "_orig_mod")
         outer, model = model, getattr(model, "_orig_mod", model)  # torch.compile's wrapper: hooks on the original
         self.monitor = Monitor(every=every, **monitor_options)
