@@ -5,6 +5,7 @@ torch.compile'd model. Each healthy loop gets no warn/fail from the loop's check
 """
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -263,6 +264,54 @@ def test_sam_stepped_through_first_and_second_step_is_a_healthy_loop(watched):
     report = w.report()
     assert not _loop_alarms(report), _loop_alarms(report)
     assert report["loop: loss"].value.startswith("mean cross-entropy (weights sum to 1"), report["loop: loss"]
+
+
+class ScaledMLP(nn.Module):
+    """An MLP whose input scale is a trainable tensor kept as a plain attribute when ``registered`` is False (the
+    bug: model.parameters() does not list it)."""
+
+    def __init__(self, registered=True):
+        super().__init__()
+        scale = torch.ones(8, requires_grad=True)
+        self.scale = nn.Parameter(scale) if registered else scale
+        self.body = _mlp()
+
+    def forward(self, x):
+        return self.body(x * self.scale)
+
+
+def _input_gradient_penalty(model, steps=30, penalty=True):
+    """Double backpropagation (Drucker & LeCun 1992): the input requires a gradient, torch.autograd.grad of the
+    cross-entropy gives it, and its squared norm joins the loss."""
+    x, y = _blobs(512)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with warnings.catch_warnings(record=True) as caught, doctor.watch(model, opt, every=5) as w:
+        warnings.simplefilter("always")
+        for s in range(steps):
+            i = (s * 64) % len(x)
+            xb, yb = x[i : i + 64].clone().requires_grad_(penalty), y[i : i + 64]
+            ce = F.cross_entropy(model(xb), yb)
+            loss = ce
+            if penalty:
+                g, = torch.autograd.grad(ce, xb, create_graph=True)
+                loss = ce + 0.1 * g.pow(2).sum(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=yb)
+    return w.report(), [str(c.message) for c in caught]
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_an_input_that_requires_grad_for_a_penalty_is_the_batch_not_a_parameter(registered):
+    torch.manual_seed(0)
+    report, caught = _input_gradient_penalty(ScaledMLP(registered))
+    if registered:
+        assert "parameters registered" not in report.checks, report["parameters registered"]
+    else:  # the plain attribute is still named, the input beside it is not
+        verdict = report["parameters registered"]
+        assert verdict.status == "fail" and "scale" in verdict.value and "outside the model" not in verdict.value
+    assert not [m for m in caught if "requires_grad=True to a scalar" in m], caught
 
 
 @pytest.mark.parametrize("validate_in_eval, status", [(True, "pass"), (False, "fail")])

@@ -24,7 +24,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from trainwell.doctor import outputs as O
 from trainwell.doctor import registration
 from trainwell.doctor.backward_passes import OutputGradients
-from trainwell.doctor.loss_form import bce_on_bounded, read_form
+from trainwell.doctor.loss_form import bce_on_bounded, read_form, zero_sum_rows
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -96,6 +96,7 @@ class LoopProbe:
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
         self.unregistered: list[str] | None = None
+        self.input_leaves: list[torch.Tensor] = []  # the first step's inputs that require grad (a penalty's)
         # why the loss is one player's in a game (a GAN) rather than a loss the watched parameters minimize: its
         # curve is then not read for the learning rate (None: a supervised loss, as far as the hooks saw)
         self.game: str | None = None
@@ -277,6 +278,8 @@ class LoopProbe:
             self._fed_by_another_model(x)
         if self._armed and len(self.inputs) < 64:
             self.inputs.append(_input_stats(_tensors(args, kwargs), self.opt_steps))
+            if self.opt_steps == 0:
+                self.input_leaves += [t for t in _tensors(args, kwargs) if t.requires_grad and t.grad_fn is None]
         if not self.mode_sensitive and self.mode_sample is None and self._armed:
             self.mode_sample = (args, kwargs)  # the batch's tensors themselves (4 of their rows are read at the report)
 
@@ -409,7 +412,7 @@ class LoopProbe:
                 "smoothing": known[0].get("smoothing") if known else None,
                 "log_probs": _log_probabilities(outs[0][0]) if known and known[0]["form"] == "nll" else None,
                 "first_logits": outs[0][0] if self.opt_steps == 0 and outs else None,
-                "zero_sum": bool(outs) and all(_zero_sum_rows(g) for _, g in outs),
+                "zero_sum": bool(outs) and all(zero_sum_rows(g) for _, g in outs),
                 "bce_bounded": bce_on_bounded(*outs[0]) if not known and outs and outs[0][1] is not None else None}
 
     def _decay_ratio(self) -> tuple[float, float] | None:
@@ -463,17 +466,6 @@ def _log_probabilities(z: torch.Tensor) -> bool:
     zf = z.float()
     tol = 1e-4 if z.dtype in (torch.float32, torch.float64) else 2e-2
     return any(bool((zf.logsumexp(d).abs() < tol).all()) for d in dict.fromkeys((1, zf.dim() - 1)))  # C on 1 or last
-
-
-def _zero_sum_rows(g: torch.Tensor | None) -> bool:
-    """Whether the loss's gradient on (..., C) outputs (C >= 3) sums to 0 over the last axis in every row: a loss
-    of softmax(z) (cross-entropy with hard or soft targets, a distillation KL), which no regression loss gives."""
-    if g is None or g.dim() < 2 or g.shape[-1] < 3 or not g.is_floating_point():
-        return False
-    g = g.detach().double()
-    top = float(g.abs().max())
-    tol = max(1e-4, 8 * torch.finfo(g.dtype if g.dtype != torch.float64 else torch.float32).eps)
-    return top > 0 and float(g.sum(-1).abs().max()) <= tol * top
 
 
 def _tensors(args, kwargs) -> list[torch.Tensor]:

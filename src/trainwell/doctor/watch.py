@@ -150,7 +150,11 @@ class Watch:
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             leaves = graph_leaves(loss)
-            self.probe.unregistered = unregistered(self.probe.model, leaves)
+            # an input made to require a gradient (a penalty on d loss / d x, WGAN-GP's) is the batch, not a tensor
+            # the model should register
+            inputs = {id(t) for t in self.probe.input_leaves}
+            self.probe.unregistered = unregistered(self.probe.model, [t for t in leaves if id(t) not in inputs])
+            self.probe.input_leaves = []
             self._read_game(leaves)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(cross_entropy_against(*self.probe.scored, y.detach()))
