@@ -314,6 +314,15 @@ def test_an_input_that_requires_grad_for_a_penalty_is_the_batch_not_a_parameter(
     assert not [m for m in caught if "requires_grad=True to a scalar" in m], caught
 
 
+@pytest.mark.parametrize("penalty", [True, False])
+def test_an_input_gradient_penalty_does_not_count_the_cross_entropy_twice(penalty):
+    torch.manual_seed(0)
+    report, _ = _input_gradient_penalty(ScaledMLP(), penalty=penalty)
+    loss = report["loop: loss"]
+    assert loss.status == "pass" and loss.value.startswith("mean cross-entropy"), loss
+    assert not _loop_alarms(report), _loop_alarms(report)
+
+
 @pytest.mark.parametrize("validate_in_eval, status", [(True, "pass"), (False, "fail")])
 def test_a_leftover_micro_batch_before_validation_is_not_a_validation_in_train_mode(validate_in_eval, status):
     # 4 micro-batches per step over 9 batches an epoch: the 9th runs forward and backward in train mode, and its

@@ -3,10 +3,13 @@ form and weight, :mod:`~trainwell.doctor.loss_form`) only from the passes whose 
 step runs.
 
 Every ``backward()`` and every ``torch.autograd.grad`` call runs as one autograd graph task, each with its own id.
-A pass reaches the model's outputs without being part of the step when its ``.grad`` was used and cleared before
-the step (handed on): SAM's ascent pass (Foret et al. 2021), which ``first_step`` reads, moves the weights by and
-clears, so the step applies only the second pass on the same batch; or a GAN's other player's loss, applied by that
-player's own step.
+Two kinds of pass reach the model's outputs without being part of the step:
+
+- ``torch.autograd.grad(loss, x)`` differentiates through the outputs and fills no ``.grad``: an input-gradient
+  penalty (WGAN-GP's on the interpolates, Gulrajani et al. 2017; double backpropagation, Drucker & LeCun 1992);
+- a pass whose ``.grad`` was used and cleared before the step (handed on): SAM's ascent pass (Foret et al. 2021),
+  which ``first_step`` reads, moves the weights by and clears, so the step applies only the second pass on the
+  same batch; a GAN's other player's loss, applied by that player's own step.
 """
 
 from __future__ import annotations
@@ -57,9 +60,10 @@ class OutputGradients:
     def pairs(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """(output, the gradient of the passes the step applies, summed) for each output; an output no pass
         reached has None, one reached only by passes the step does not apply is left out."""
+        counted = self.filling - self.spent
         out = []
         for z, per_pass in self.outputs:
-            grads = [g for task, g in per_pass.items() if task not in self.spent]
+            grads = [g for task, g in per_pass.items() if task in counted]
             if grads or not per_pass:
                 out.append((z, sum(grads[1:], grads[0]) if grads else None))
         return out
