@@ -322,6 +322,29 @@ def test_multi_hot_targets_under_cross_entropy_are_named_by_check_and_watch(loss
     assert (labels.status == "fail" and "multi-hot" in labels.value) == (status == "fail")
 
 
+class CandidateSetLoss(nn.Module):
+    """Partial-label learning (Feng et al. 2020): each row marks a candidate set holding the true label; the loss
+    is -log of the probability the softmax gives the whole set."""
+
+    def forward(self, logits, candidates):
+        inside = logits.masked_fill(candidates == 0, float("-inf"))
+        return (torch.logsumexp(logits, 1) - torch.logsumexp(inside, 1)).mean()
+
+
+@pytest.mark.parametrize("loss_fn, status", [(CandidateSetLoss(), "pass"), (nn.CrossEntropyLoss(), "fail")])
+def test_candidate_label_sets_under_their_own_softmax_loss_are_not_multi_label_targets(loss_fn, status):
+    torch.manual_seed(0)
+    x = torch.randn(512, 12)
+    truth = x[:, :5].argmax(1)
+    candidates = F.one_hot(truth, 5).float()
+    ambiguous = torch.rand(512) < 0.5
+    candidates[ambiguous, torch.randint(0, 5, (512,))[ambiguous]] = 1  # the true label and maybe one other
+    model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 5))
+    labels = {v.check: v for v in _watched(model, loss_fn, x, candidates, every=5).verdicts}["loop: labels"]
+    assert labels.status == status, labels
+    assert ("multi-hot" in labels.value) and ("BCEWithLogitsLoss" in labels.advice) == (status == "fail")
+
+
 @pytest.mark.parametrize("student_side, status", [(F.log_softmax, None), (F.softmax, "fail")])
 def test_a_distillation_loss_that_gives_kl_div_probabilities_is_named(student_side, status):
     torch.manual_seed(0)

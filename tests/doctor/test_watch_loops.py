@@ -5,6 +5,7 @@ torch.compile'd model. Each healthy loop gets no warn/fail from the loop's check
 """
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -210,6 +211,116 @@ def test_zero_grad_before_every_micro_batch_is_named_as_gradients_thrown_away(lo
         assert "only the last 1 of 4 backward() passes" in verdict.value and "zero_grad()" in verdict.advice
     elif loop == "zero once":
         assert "4 backward() passes per step" in verdict.value
+
+
+class TwoStepSAM(torch.optim.Optimizer):
+    """SAM as published (Foret et al. 2021; github.com/davda54/sam): the loop calls first_step() and second_step();
+    the base optimizer inside, sharing the param groups, makes the update."""
+
+    def __init__(self, params, base_optimizer, rho=0.05, **kwargs):
+        super().__init__(params, dict(rho=rho, **kwargs))
+        self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
+        self.param_groups = self.base_optimizer.param_groups
+
+    @torch.no_grad()
+    def first_step(self, zero_grad=False):
+        norm = torch.norm(torch.stack([p.grad.norm() for g in self.param_groups for p in g["params"]
+                                       if p.grad is not None]))
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.state[p]["old_p"] = p.data.clone()
+                    p.add_(p.grad * group["rho"] / (norm + 1e-12))
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def second_step(self, zero_grad=False):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.data = self.state[p]["old_p"]
+        self.base_optimizer.step()
+        if zero_grad:
+            self.zero_grad()
+
+
+@pytest.mark.parametrize("watched", ["sam", "its base optimizer"])
+def test_sam_stepped_through_first_and_second_step_is_a_healthy_loop(watched):
+    x, y = _blobs(512)
+    torch.manual_seed(0)
+    model = _mlp()
+    sam = TwoStepSAM(model.parameters(), torch.optim.SGD, lr=0.05, momentum=0.9)
+    with doctor.watch(model, sam if watched == "sam" else sam.base_optimizer, every=5) as w:
+        for _ in range(2):
+            for i in range(0, len(x), 64):
+                xb, yb = x[i : i + 64], y[i : i + 64]
+                loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
+                sam.first_step(zero_grad=True)
+                F.cross_entropy(model(xb), yb).backward()  # the same batch at the perturbed weights
+                sam.second_step(zero_grad=True)
+                w.step(loss, y=yb)
+    report = w.report()
+    assert not _loop_alarms(report), _loop_alarms(report)
+    assert report["loop: loss"].value.startswith("mean cross-entropy (weights sum to 1"), report["loop: loss"]
+
+
+class ScaledMLP(nn.Module):
+    """An MLP whose input scale is a trainable tensor kept as a plain attribute when ``registered`` is False (the
+    bug: model.parameters() does not list it)."""
+
+    def __init__(self, registered=True):
+        super().__init__()
+        scale = torch.ones(8, requires_grad=True)
+        self.scale = nn.Parameter(scale) if registered else scale
+        self.body = _mlp()
+
+    def forward(self, x):
+        return self.body(x * self.scale)
+
+
+def _input_gradient_penalty(model, steps=30, penalty=True):
+    """Double backpropagation (Drucker & LeCun 1992): the input requires a gradient, torch.autograd.grad of the
+    cross-entropy gives it, and its squared norm joins the loss."""
+    x, y = _blobs(512)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with warnings.catch_warnings(record=True) as caught, doctor.watch(model, opt, every=5) as w:
+        warnings.simplefilter("always")
+        for s in range(steps):
+            i = (s * 64) % len(x)
+            xb, yb = x[i : i + 64].clone().requires_grad_(penalty), y[i : i + 64]
+            ce = F.cross_entropy(model(xb), yb)
+            loss = ce
+            if penalty:
+                g, = torch.autograd.grad(ce, xb, create_graph=True)
+                loss = ce + 0.1 * g.pow(2).sum(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=yb)
+    return w.report(), [str(c.message) for c in caught]
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_an_input_that_requires_grad_for_a_penalty_is_the_batch_not_a_parameter(registered):
+    torch.manual_seed(0)
+    report, caught = _input_gradient_penalty(ScaledMLP(registered))
+    if registered:
+        assert "parameters registered" not in report.checks, report["parameters registered"]
+    else:  # the plain attribute is still named, the input beside it is not
+        verdict = report["parameters registered"]
+        assert verdict.status == "fail" and "scale" in verdict.value and "outside the model" not in verdict.value
+    assert not [m for m in caught if "requires_grad=True to a scalar" in m], caught
+
+
+@pytest.mark.parametrize("penalty", [True, False])
+def test_an_input_gradient_penalty_does_not_count_the_cross_entropy_twice(penalty):
+    torch.manual_seed(0)
+    report, _ = _input_gradient_penalty(ScaledMLP(), penalty=penalty)
+    loss = report["loop: loss"]
+    assert loss.status == "pass" and loss.value.startswith("mean cross-entropy"), loss
+    assert not _loop_alarms(report), _loop_alarms(report)
 
 
 @pytest.mark.parametrize("validate_in_eval, status", [(True, "pass"), (False, "fail")])

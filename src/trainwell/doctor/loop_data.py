@@ -69,12 +69,16 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
 
 
-def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None, soft: bool = False) -> Verdict:
+def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None, soft: bool = False,
+           against: list[bool] | None = None) -> Verdict:
     """Targets passed to ``w.step(loss, y=y)``: inside [0, C), including class 0, mixed within batches like the
     whole run (a permutation test); and no elementwise loss that broadcast outputs against targets of another
     shape (``broadcast``: torch's warning text, caught while the loop ran). ``soft``: the loss's gradient summed to
     0 over the classes on every observed step (a loss of softmax(z)), so floating-point targets of the outputs'
-    width are soft labels or a teacher's logits, not regression targets."""
+    width are soft labels or a teacher's logits, not regression targets. ``against``: per observed step whose
+    multi-hot targets were read against its gradient, whether the loss is cross-entropy against them
+    (:func:`~trainwell.doctor.multi_hot.cross_entropy_against`): multi-hot rows under a softmax loss of another
+    form (a partial-label loss over candidate sets) are not the bug."""
     name = "loop: labels"
     if broadcast is not None:
         return Verdict(name, "fail", f"the loss broadcast outputs against targets of another shape ({broadcast[:120]})",
@@ -91,8 +95,12 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
                        "loss's +1, which item of each pair ranks first, is one value by design)")
     if ys[0].is_floating_point():
         hot = [r for r in (multi_hot_rows(y, classes) for y in ys) if r is not None] if soft else []
+        several, rows = sum(r[0] for r in hot), sum(len(y) for y in ys)
+        if hot and against and not any(against):
+            return Verdict(name, "pass", f"multi-hot targets under a softmax loss that is not cross-entropy against "
+                           f"them ({several} of {rows} rows mark two or more classes): a loss over each row's marked "
+                           "set (partial-label candidates)", "-")
         if hot:
-            several, rows = sum(r[0] for r in hot), sum(len(y) for y in ys)
             return Verdict(name, "fail", f"multi-hot targets under a softmax loss: {several} of {rows} rows mark two "
                            "or more classes", "one class per row (or a probability distribution)", ADVICE)
         if soft and classes and ys[0].dim() >= 2 and ys[0].shape[-1] == classes:

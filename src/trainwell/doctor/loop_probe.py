@@ -23,7 +23,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor import registration
-from trainwell.doctor.loss_form import bce_on_bounded, read_form
+from trainwell.doctor.backward_passes import OutputGradients
+from trainwell.doctor.loss_form import bce_on_bounded, read_form, zero_sum_rows
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -97,6 +98,7 @@ class LoopProbe:
         self.validations = self.train_mode_validations = 0
         self.validation_steps: list[int] = []  # the optimizer steps recorded before each validation (epoch ends)
         self.unregistered: list[str] | None = None
+        self.input_leaves: list[torch.Tensor] = []  # the first step's inputs that require grad (a penalty's)
         # why the loss is one player's in a game (a GAN) rather than a loss the watched parameters minimize: its
         # curve is then not read for the learning rate (None: a supervised loss, as far as the hooks saw)
         self.game: str | None = None
@@ -114,7 +116,8 @@ class LoopProbe:
         self._crossed: set[int] = set()  # tensors whose .grad kept a pass from before another optimizer's step
         self._delivered: dict[int, tuple[int, int]] = {}  # (tick, the tensor's version) at its latest delivery
         self._other_step = 0  # the tick of the latest step of an optimizer besides the first one
-        self._outs: list[list] = []
+        self._outs = OutputGradients()
+        self.scored: tuple | None = None  # the latest observed step's (logits, their gradient), for its targets
         self._hooks: list = []
         self._grad_hooks: list = []
         self._layer_hooks: list = []
@@ -162,7 +165,7 @@ class LoopProbe:
         return k < 3 or (k + 1) % self.every == 0
 
     def _arm(self) -> None:
-        self._incoming, self._backwards, self._outs = {}, {}, []
+        self._incoming, self._backwards, self._outs = {}, {}, OutputGradients()
         self._kept, self._crossed, self._delivered = {}, set(), {}
         # a lazy module's parameters take hooks once its first forward has given them a shape
         self._grad_hooks = [p.register_hook(self._grad_hook(p)) for p in self.named.values()
@@ -236,6 +239,7 @@ class LoopProbe:
                 elif stepped:
                     self._crossed.add(pid)  # .grad keeps a pass from before another optimizer's step
             self._incoming[pid] = g.detach().clone() if seen is None else seen + g.detach()
+            self._outs.filled()
             self._backwards[pid] = self._backwards.get(pid, 0) + 1
             self._kept[pid] = self._kept.get(pid, 0) + 1
             self._delivered[pid] = (self._tick, p._version)
@@ -248,6 +252,7 @@ class LoopProbe:
         passes with neither after them were thrown away (zero_grad inside a gradient accumulation)."""
         self._kept[pid] = 0
         if handed_on:
+            self._outs.handed_on()
             self._backwards[pid] = 0
             self._crossed.discard(pid)
 
@@ -276,6 +281,8 @@ class LoopProbe:
             self._fed_by_another_model(x)
         if self._armed and len(self.inputs) < 64:
             self.inputs.append(_input_stats(_tensors(args, kwargs), self.opt_steps))
+            if self.opt_steps == 0:
+                self.input_leaves += [t for t in _tensors(args, kwargs) if t.requires_grad and t.grad_fn is None]
         if not self.mode_sensitive and self.mode_sample is None and self._armed:
             self.mode_sample = (args, kwargs)  # the batch's tensors themselves (4 of their rows are read at the report)
 
@@ -304,13 +311,8 @@ class LoopProbe:
         if kept is not None and kept[0] is z:
             self.scores_dropout = kept[1]
         self._dropout_outs = {}
-        if isinstance(z, torch.Tensor) and z.is_floating_point() and z.requires_grad and len(self._outs) < 16:
-            entry = [z.detach().clone(), None]
-            self._outs.append(entry)
-
-            def keep(g, entry=entry):
-                entry[1] = g.detach().clone() if entry[1] is None else entry[1] + g.detach()
-            z.register_hook(keep)
+        if isinstance(z, torch.Tensor) and z.is_floating_point() and z.requires_grad:
+            self._outs.watch(z)
 
     def _pre_step(self, optimizer, args, kwargs) -> None:  # the first optimizer's
         if self.opt_steps == 0:
@@ -394,7 +396,9 @@ class LoopProbe:
         decay = r_p / p_p if p_p > 0 else 0.0
         decay_fit = r_r > 0 and max(r_r - decay * r_p, 0.0) <= 1e-6 * r_r
         resid = math.sqrt(max(n_g - 2 * scale * dot + scale * scale * n_inc, 0.0) / n_g) if n_g > 0 else math.nan
-        forms = [read_form(z, g) for z, g in self._outs if g is not None]
+        outs = self._outs.pairs()  # the passes whose gradients this step applies
+        forms = [read_form(z, g) for z, g in outs if g is not None]
+        self.scored = next(((z, g) for z, g in outs if g is not None), None)
         known = [f for f in forms if f["form"] is not None]
         decay_ratio = self._decay_ratio() if self.opt_steps == 0 else None
         # the latest training forward came after the latest backward: this step runs before its own backward()
@@ -404,18 +408,17 @@ class LoopProbe:
                 "grad_norm": math.sqrt(n_g), "incoming_norm": math.sqrt(n_inc), "backwards": backwards,
                 "dropped": dropped, "crossed": crossed,
                 "manual_decay": decay if decay_fit and decay > 0 else None,
-                "not_owned": not_owned, "forwards": len(self._outs),
+                "not_owned": not_owned, "forwards": len(outs),
                 "form": known[0]["form"] if known and len(known) == len(forms) else None,
                 "loss_weight": sum(f["weight"] for f in known) if known and len(known) == len(forms) else None,
                 "rows": sum(f["rows"] for f in known), "classes": known[0]["classes"] if known else None,
                 "bounded": known[0]["bounded"] if known else None,
                 "spread": max((f.get("spread") or 1.0) for f in known) if known else None,
                 "smoothing": known[0].get("smoothing") if known else None,
-                "log_probs": _log_probabilities(self._outs[0][0]) if known and known[0]["form"] == "nll" else None,
-                "first_logits": self._outs[0][0] if self.opt_steps == 0 and self._outs else None,
-                "zero_sum": bool(self._outs) and all(_zero_sum_rows(g) for _, g in self._outs),
-                "bce_bounded": bce_on_bounded(*self._outs[0]) if not known and self._outs and
-                self._outs[0][1] is not None else None}
+                "log_probs": _log_probabilities(outs[0][0]) if known and known[0]["form"] == "nll" else None,
+                "first_logits": outs[0][0] if self.opt_steps == 0 and outs else None,
+                "zero_sum": bool(outs) and all(zero_sum_rows(g) for _, g in outs),
+                "bce_bounded": bce_on_bounded(*outs[0]) if not known and outs and outs[0][1] is not None else None}
 
     def _decay_ratio(self) -> tuple[float, float] | None:
         """(weight decay, ||wd w|| / ||g||) over the first optimizer's decayed tensors at the first step: the pull
@@ -469,17 +472,6 @@ def _log_probabilities(z: torch.Tensor) -> bool:
     zf = z.float()
     tol = 1e-4 if z.dtype in (torch.float32, torch.float64) else 2e-2
     return any(bool((zf.logsumexp(d).abs() < tol).all()) for d in dict.fromkeys((1, zf.dim() - 1)))  # C on 1 or last
-
-
-def _zero_sum_rows(g: torch.Tensor | None) -> bool:
-    """Whether the loss's gradient on (..., C) outputs (C >= 3) sums to 0 over the last axis in every row: a loss
-    of softmax(z) (cross-entropy with hard or soft targets, a distillation KL), which no regression loss gives."""
-    if g is None or g.dim() < 2 or g.shape[-1] < 3 or not g.is_floating_point():
-        return False
-    g = g.detach().double()
-    top = float(g.abs().max())
-    tol = max(1e-4, 8 * torch.finfo(g.dtype if g.dtype != torch.float64 else torch.float32).eps)
-    return top > 0 and float(g.sum(-1).abs().max()) <= tol * top
 
 
 def _tensors(args, kwargs) -> list[torch.Tensor]:

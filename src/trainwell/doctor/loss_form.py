@@ -272,3 +272,14 @@ def _bounded(z: torch.Tensor) -> str | None:
     if zeros >= 0.05:
         return f"non-negative, {zeros:.0%} exactly 0 (a ReLU after the last layer?)"
     return "all in [0, 1] (a Sigmoid after the last layer?)" if float(z.max()) <= 1 else None
+
+
+def zero_sum_rows(g: torch.Tensor | None) -> bool:
+    """Whether the loss's gradient on (..., C) outputs (C >= 3) sums to 0 over the last axis in every row: a loss
+    of softmax(z) (cross-entropy with hard or soft targets, a distillation KL), which no regression loss gives."""
+    if g is None or g.dim() < 2 or g.shape[-1] < 3 or not g.is_floating_point():
+        return False
+    g = g.detach().double()
+    top = float(g.abs().max())
+    tol = max(1e-4, 8 * torch.finfo(g.dtype if g.dtype != torch.float64 else torch.float32).eps)
+    return top > 0 and float(g.sum(-1).abs().max()) <= tol * top

@@ -183,6 +183,7 @@ class Monitor(Callback):
             out.register_hook(lambda g: self._acts[name].update(self._grad_stats(g)))
 
     def _grad_stats(self, g: torch.Tensor) -> dict:
+        g = g.detach()  # a gradient with a graph of its own (torch.autograd.grad(..., create_graph=True))
         mean = float(g.mean())
         std = _std(g, mean) if math.isfinite(mean) else math.nan
         bad = 0.0 if math.isfinite(std) else 1.0 - _finite_fraction(g)

@@ -48,8 +48,10 @@ from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.monitors import Monitor
+from trainwell.doctor.multi_hot import cross_entropy_against
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
+from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
 
@@ -60,7 +62,8 @@ FLAT_RATIO_BAND = (1e-4, 1e-2)
 class Watch:
     """Monitors for a user's own loop. Use through :func:`watch`; call :meth:`step` once per optimizer step,
     after ``optimizer.step()`` and before the next ``zero_grad()`` (the observed step's gradients are read then).
-    ``optimizer`` may be a list of optimizers stepped together (the first one's steps count).
+    ``optimizer`` may be a list of optimizers stepped together (the first one's steps count); a wrapper that
+    updates through its ``base_optimizer`` (SAM's ``first_step``/``second_step``) is read through that one.
 
     Attributes:
         monitor: the underlying :class:`~trainwell.doctor.monitors.Monitor` (``records``, ``warnings``).
@@ -77,6 +80,7 @@ class Watch:
         if wrong is not None:
             raise TypeError(f"doctor.watch: optimizer is a {type(wrong).__name__}, not a torch optimizer (or a list "
                             "of them)")
+        optimizers = [stepping(o) for o in optimizers]  # SAM's base_optimizer makes its update
         compiled = hasattr(model, "_orig_mod")
         outer, model = model, getattr(model, "_orig_mod", model)  # torch.compile's wrapper: hooks on the original
         self.monitor = Monitor(every=every, **monitor_options)
@@ -84,6 +88,7 @@ class Watch:
         self.probe = LoopProbe(model, optimizers, every, compiled=compiled)
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
+        self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
         self._calls = 0
         self._broadcast: str | None = None
         self._warnings = None
@@ -145,8 +150,15 @@ class Watch:
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             leaves = graph_leaves(loss)
-            self.probe.unregistered = unregistered(self.probe.model, leaves)
+            # an input made to require a gradient (a penalty on d loss / d x, WGAN-GP's) is the batch, not a tensor
+            # the model should register
+            inputs = {id(t) for t in self.probe.input_leaves}
+            self.probe.unregistered = unregistered(self.probe.model, [t for t in leaves if id(t) not in inputs])
+            self.probe.input_leaves = []
             self._read_game(leaves)
+        if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
+            self._against.append(cross_entropy_against(*self.probe.scored, y.detach()))
+            self.probe.scored = None
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
@@ -314,7 +326,8 @@ class Watch:
                lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lsch.lr_schedule(p),
                ll.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                low_precision_weights(p), ld.inputs(p, self._memorizing()),
-               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft),
+               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft,
+                         against=[a for a in self._against if a is not None]),
                ld.single_example_batches(p)]
         return [v for v in out if v is not None]
 
