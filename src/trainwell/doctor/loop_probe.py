@@ -25,6 +25,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor import registration
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.loss_form import bce_on_bounded, read_form, zero_sum_rows
+from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats, log_probabilities
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -280,9 +281,9 @@ class LoopProbe:
             self._game_reads += 1
             self._fed_by_another_model(x)
         if self._armed and len(self.inputs) < 64:
-            self.inputs.append(_input_stats(_tensors(args, kwargs), self.opt_steps))
+            self.inputs.append(input_stats(forward_tensors(args, kwargs), self.opt_steps))
             if self.opt_steps == 0:
-                self.input_leaves += [t for t in _tensors(args, kwargs) if t.requires_grad and t.grad_fn is None]
+                self.input_leaves += [t for t in forward_tensors(args, kwargs) if t.requires_grad and t.grad_fn is None]
         if not self.mode_sensitive and self.mode_sample is None and self._armed:
             self.mode_sample = (args, kwargs)  # the batch's tensors themselves (4 of their rows are read at the report)
 
@@ -415,7 +416,7 @@ class LoopProbe:
                 "bounded": known[0]["bounded"] if known else None,
                 "spread": max((f.get("spread") or 1.0) for f in known) if known else None,
                 "smoothing": known[0].get("smoothing") if known else None,
-                "log_probs": _log_probabilities(outs[0][0]) if known and known[0]["form"] == "nll" else None,
+                "log_probs": log_probabilities(outs[0][0]) if known and known[0]["form"] == "nll" else None,
                 "first_logits": outs[0][0] if self.opt_steps == 0 and outs else None,
                 "zero_sum": bool(outs) and all(zero_sum_rows(g) for _, g in outs),
                 "bce_bounded": bce_on_bounded(*outs[0]) if not known and outs and outs[0][1] is not None else None}
@@ -462,46 +463,3 @@ def _cleared(grad: torch.Tensor | None) -> bool:
 
 def _nonzero(t: torch.Tensor) -> bool:
     return bool((t._values() if t.is_sparse else t).any())
-
-
-def _log_probabilities(z: torch.Tensor) -> bool:
-    """Whether the outputs an NLL loss reads are log-probabilities: every row's logsumexp over the classes (dim 1)
-    is 0 (log_softmax's outputs), to the outputs' precision."""
-    if z.dim() < 2:
-        return True
-    zf = z.float()
-    tol = 1e-4 if z.dtype in (torch.float32, torch.float64) else 2e-2
-    return any(bool((zf.logsumexp(d).abs() < tol).all()) for d in dict.fromkeys((1, zf.dim() - 1)))  # C on 1 or last
-
-
-def _tensors(args, kwargs) -> list[torch.Tensor]:
-    """Every tensor among a forward's arguments, in order (``model(ids, numeric)``: both)."""
-    return [t for value in list(args) + list(kwargs.values()) for t in O.leaves(value)]
-
-
-def _input_stats(inputs: list[torch.Tensor], step: int) -> dict:
-    """One observed forward's inputs: a fingerprint of the first (its shape, sum and first values: the same batch
-    again?) and the scale of every floating-point one (``index``: (k, n), the k-th of the model's n tensor arguments
-    is the farthest from unit scale, when it takes several)."""
-    xd = inputs[0].detach()
-    flat = xd.reshape(-1).float()
-    floating = [t.detach() for t in inputs if t.is_floating_point()]
-    stats = {"step": step, "shape": tuple(xd.shape), "floating": bool(floating),
-             "sum": float(flat.sum()) if flat.numel() else 0.0, "head": flat[:64].tolist()}
-    if floating:
-        stats["finite"] = all(bool(torch.isfinite(t).all()) for t in floating)
-    scales = [(float(t.detach().float().std()), float(t.detach().float().abs().max()), abs_quantile(t.detach()), i)
-              for i, t in enumerate(inputs) if t.is_floating_point() and t.numel() > 1]
-    if scales:
-        stats["std"], stats["max_abs"], stats["q99"], index = max(scales)
-        stats["index"] = (index + 1, len(inputs)) if len(inputs) > 1 else None
-    return stats
-
-
-def abs_quantile(t: torch.Tensor, q: float = 0.99) -> float:
-    """The ``q`` quantile of ``|t|`` (of at most 2**20 evenly strided elements): a scale a few outlying rows (the
-    tail of standardized heavy-tailed features) do not move, as they move the maximum."""
-    flat = t.detach().reshape(-1)
-    if flat.numel() > 2**20:
-        flat = flat[:: flat.numel() // 2**20 + 1]
-    return float(torch.quantile(flat.float().abs(), q))
