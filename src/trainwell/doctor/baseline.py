@@ -108,7 +108,8 @@ AGREEMENT_ALPHA = 0.01
 def _predicted_classes(out, y: torch.Tensor, loss_fn: Callable) -> torch.Tensor | None:
     """The predicted class of each example when ``out`` holds (N, C) class scores for (N,) class labels; None
     otherwise (regression, per-position or many-label targets, a loss that reads no class scores)."""
-    if y.is_floating_point() or y.dim() != 1 or not reads_class_scores(loss_fn, out, y):
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.dim() != 1 or \
+            not reads_class_scores(loss_fn, out, y):
         return None
     logits = O.logits(out)
     if logits is None or logits.dim() != 2 or logits.shape[1] < 2 or len(logits) != len(y):
@@ -120,7 +121,10 @@ def _agreement(predictions: list[torch.Tensor], y: torch.Tensor, draws: int = 20
                seed: int = 0) -> tuple[float, int] | None:
     """(p, tested): the smallest one-sided permutation p-value of the number of held-out examples whose predicted
     class is their label, over the distinct prediction vectors that name more than one class, multiplied by how
-    many were tested (Bonferroni); None when none was. Negative labels (``ignore_index=-100``) are left out."""
+    many were tested (Bonferroni); None when none was, and for several targets (a tuple or dict: no one tensor of
+    labels). Negative labels (``ignore_index=-100``) are left out."""
+    if not isinstance(y, torch.Tensor):
+        return None
     keep = y >= 0
     tested = [p[keep] for p in predictions if len(set(p[keep].tolist())) > 1]
     labels = y[keep]

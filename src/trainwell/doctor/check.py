@@ -30,7 +30,7 @@ from torch import nn
 
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.first_call import runs_on_data, whole_input_only
-from trainwell.doctor.inputs import Inputs, as_inputs, call
+from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, as_targets, call
 from trainwell.doctor.loss_inputs import log_probability_inputs
 from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
@@ -125,7 +125,11 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
             first dimension; the checks slice them together. Only floating-point inputs are cast to float64 for
             the gradient check (integer ids and boolean masks stay); batch independence reads the gradient
             with respect to the floating-point inputs and replaces the other examples' integer or boolean inputs.
-        y: the targets of the batch (the first ``examples`` are used).
+        y: the targets of the batch (the first ``examples`` are used): one tensor, or for a loss that takes
+            several targets a tuple or list or dict of tensors with the examples along their first dimension
+            (``loss_fn(out, (y_class, y_box))``); the checks slice it as they slice ``x`` and pass it to
+            ``loss_fn`` in its own structure. Readings that need one tensor of class labels or of regression
+            targets (accuracy, label range, constant or multi-hot targets) are left out or skipped then.
         loss_fn: a function (``F.cross_entropy``), an ``nn.Module`` loss (``nn.CrossEntropyLoss()``,
             ``nn.NLLLoss()``, ``nn.MultiMarginLoss()``, ``nn.MSELoss()``, ``nn.BCEWithLogitsLoss()``, ...) or any
             callable returning a scalar (or per-example) loss.
@@ -141,20 +145,21 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         TypeError: if the arguments are not a module, tensors (``x``: or a tuple, list or dict of tensors) and a
             callable.
         ValueError: if ``x`` and ``y`` differ in length or hold fewer than 2 examples, or the tensors of ``x``
-            differ in their first dimension.
+            (or of ``y``) differ in their first dimension.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"doctor.check: model is a {type(model).__name__}, not a torch.nn.Module")
     if _np is not None and isinstance(y, _np.ndarray):
         y = torch.as_tensor(y)
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"doctor.check: y must be a tensor of targets, got {type(y).__name__}")
     x = as_inputs(x, getattr(model, "_orig_mod", model))
+    y = as_targets(y)
     if len(x) != len(y) or len(x) < 2:
         raise ValueError(f"doctor.check: x has {len(x)} examples and y {len(y)}: give the same number, at least 2")
     if not callable(loss_fn):
         raise TypeError(f"doctor.check: loss_fn is a {type(loss_fn).__name__}, not callable: pass e.g. "
                         f"torch.nn.CrossEntropyLoss()")
+    if isinstance(y, Targets):  # the loss gets the targets' own tuple or dict, sliced as x is
+        loss_fn = StructuredLoss(loss_fn)
     if penalty is not None and not callable(penalty):
         raise TypeError(f"doctor.check: penalty is a {type(penalty).__name__}: pass a callable penalty(model)")
     whole_x, whole_y = x, y

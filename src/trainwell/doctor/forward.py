@@ -154,8 +154,8 @@ def _accuracy(out, y: torch.Tensor, loss_fn=None) -> float | None:
     ordinal model's cumulative logits: :func:`~trainwell.doctor.loss_kinds.reads_class_scores`). ``out`` may be
     any output structure (its logits are used); targets outside [0, C) (``ignore_index``) are not counted;
     (B, T, C) scores with (B, T) targets are read per position."""
-    if loss_fn is not None and not reads_class_scores(loss_fn, out, y):
-        return None
+    if not isinstance(y, torch.Tensor) or loss_fn is not None and not reads_class_scores(loss_fn, out, y):
+        return None  # several targets (a tuple or dict): which one holds the class labels is not known
     out = O.logits(out)
     if out is None:
         return None

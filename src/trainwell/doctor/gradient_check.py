@@ -15,7 +15,7 @@ from torch.overrides import TorchFunctionMode
 from trainwell.doctor import checkpointing
 from trainwell.doctor.budget import _within_budget
 from trainwell.doctor.forward import _KINKS, _training_forward
-from trainwell.doctor.inputs import Inputs, call, cast
+from trainwell.doctor.inputs import Inputs, Targets, call, cast
 from trainwell.doctor.registration import unregistered_in_loss
 from trainwell.doctor.verdict import Verdict
 
@@ -74,7 +74,8 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
     m = _training_forward(copy.deepcopy(model).double())
     x, y = x[:n], y[:n]
     xd = cast(x, torch.Tensor.double)
-    yd = y.double() if y.is_floating_point() else y
+    yd = y.map(lambda t: t.double() if t.is_floating_point() else t) if isinstance(y, Targets) else \
+        y.double() if y.is_floating_point() else y
     kinks = any(isinstance(mod, _KINKS) for mod in m.modules())
     g = torch.Generator().manual_seed(seed)
 

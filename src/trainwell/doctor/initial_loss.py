@@ -76,6 +76,14 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
                        "the loss is minus a cross-entropy (it gives -ln C on uniform logits): training maximizes the "
                        "cross-entropy and drives the right class down; a minus sign is missing in the hand-written "
                        "loss (-(target * log_softmax(z)).sum(1).mean())")
+    if kind == "unknown" and not isinstance(y, torch.Tensor):  # several targets: no one expectation for the sum
+        targets = far_from_unit(y)
+        if targets:
+            return Verdict("initial loss", "warn", round(loss, 4), "targets near zero mean and unit scale",
+                           f"outputs start near 0 and {targets}")
+        return Verdict("initial loss", "skip", f"skipped: a loss of several targets ({loss:.4g})",
+                       "no expectation for a loss of a tuple or dict of targets",
+                       "compare by hand with the loss of uninformative outputs for each target")
     if kind == "unknown":
         return Verdict("initial loss", "skip", f"skipped: unknown loss ({loss:.4g})", "no expectation for this loss",
                        "pass a torch loss (function or nn.Module) or compare by hand with a constant predictor's loss")

@@ -154,3 +154,76 @@ def _takes_whole(model: nn.Module, fields: tuple | dict) -> bool:
         return True
     except TypeError:
         return False
+
+
+class Targets(Inputs):
+    """Several target tensors with the same first (batch) dimension, for a loss that takes them together
+    (``loss_fn(out, (y_class, y_box))`` or ``loss_fn(out, {"cls": ..., "reg": ...})``): a tuple or a dict, sliced
+    along the examples exactly as :class:`Inputs` is. :attr:`fields` is the structure the loss receives."""
+
+    def items(self) -> list[tuple[str, torch.Tensor]]:
+        """(name, tensor) of every target: ``y['cls']``, ... for a dict, ``y[0]``, ``y[1]``, ... for a tuple."""
+        if isinstance(self.fields, dict):
+            return [(f"y[{k!r}]", v) for k, v in self.fields.items()]
+        return [(f"y[{i}]", v) for i, v in enumerate(self.fields)]
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Targets:
+        """The same kind of targets with ``fn`` applied to every tensor."""
+        if isinstance(self.fields, dict):
+            return Targets({k: fn(v) for k, v in self.fields.items()})
+        return Targets(type(self.fields)(fn(v) for v in self.fields))  # a list stays a list
+
+    def __getitem__(self, index) -> Targets:
+        return self.map(lambda t: t[index])
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name}: {v.dtype} {list(v.shape)}".replace("torch.", "") for name, v in self.items())
+        return f"Targets({shapes})"
+
+
+class StructuredLoss:
+    """The user's ``loss_fn`` for :class:`Targets`: called with the targets' own tuple or dict
+    (``loss_fn(out, y.fields)``), so that every check that calls ``loss_fn(model(x), y)`` on a slice of the
+    targets runs unchanged. A single tensor passes through as it is."""
+
+    def __init__(self, loss_fn: Callable):
+        self.loss_fn = loss_fn
+
+    def __call__(self, out, y):
+        return self.loss_fn(out, y.fields if isinstance(y, Targets) else y)
+
+
+_ALLOWED_Y = ("y must be a tensor of targets, or a tuple or list or dict of tensors (passed to loss_fn as it is), "
+              "each with the examples along its first dimension")
+
+
+def as_targets(y) -> torch.Tensor | Targets:
+    """``y`` as the checks take it: a tensor as it is, a tuple/list or dict of tensors as :class:`Targets`
+    (a list stays a list).
+
+    Raises:
+        TypeError: ``y`` is something else, or holds something that is not a tensor.
+        ValueError: the tensors are scalars or differ in their first (batch) dimension, or there are none.
+    """
+    if isinstance(y, torch.Tensor):
+        return y
+    if isinstance(y, (tuple, list)):
+        named, kind = [(f"y[{i}]", v) for i, v in enumerate(y)], "tuple"
+    elif isinstance(y, dict):
+        named, kind = [(f"y[{k!r}]", v) for k, v in y.items()], "dict"
+    else:
+        raise TypeError(f"doctor.check: y is a {type(y).__name__}: {_ALLOWED_Y}")
+    if not named:
+        raise ValueError(f"doctor.check: y is an empty {kind}: {_ALLOWED_Y}")
+    for name, v in named:
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"doctor.check: target {name} is a {type(v).__name__}, not a tensor: {_ALLOWED_Y}")
+        if v.dim() == 0:
+            raise ValueError(f"doctor.check: target {name} is a scalar tensor: {_ALLOWED_Y}")
+    sizes = [(name, len(v)) for name, v in named]
+    odd = next((name for name, n in sizes if n != sizes[0][1]), None)
+    if odd is not None:
+        shown = ", ".join(f"{name}: {n}" for name, n in sizes)
+        raise ValueError(f"doctor.check: target {odd} holds a different number of examples from {sizes[0][0]} "
+                         f"({shown}): give every target tensor the same first (batch) dimension")
+    return Targets(dict(y) if kind == "dict" else list(y) if isinstance(y, list) else tuple(y))

@@ -46,7 +46,10 @@ def loss_kind(loss_fn: Callable) -> str:
 def reads_class_scores(loss_fn: Callable, out, y: torch.Tensor) -> bool:
     """Whether ``loss_fn`` reads the outputs as class scores, so that an accuracy means something: a known
     classification loss, or an unknown one that gives ln C (as a mean, or summed over the examples) on uniform
-    logits, as a hand-written cross-entropy does; not a metric-learning, ordinal or quantile loss."""
+    logits, as a hand-written cross-entropy does; not a metric-learning, ordinal or quantile loss. False for
+    several targets (a tuple or dict): which of them the class scores belong to is not known."""
+    if not isinstance(y, torch.Tensor):
+        return False
     kind = loss_kind(loss_fn)
     if kind in ("cross_entropy", "nll", "hinge", "mse_onehot", "bce_logits"):
         return True
@@ -89,8 +92,10 @@ def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor)
     Classification (cs231n): uniform logits (zeros) give ln C for softmax cross-entropy, (C - 1)/C for torch's
     multiclass hinge (C - 1 when summed over classes), ln 2 for binary cross-entropy with logits; uniform
     log-probabilities (-ln C) give ln C for NLL. Regression: the loss of a zero output (a model whose outputs are
-    near zero at init).
+    near zero at init). None for several targets (a tuple or dict): no one expectation for their sum.
     """
+    if not isinstance(y, torch.Tensor):
+        return None
     kind = loss_kind(loss_fn)
     scores = O.logits(out)
     if scores is None:

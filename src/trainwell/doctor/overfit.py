@@ -81,7 +81,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     if sampled:
         return _sampled_verdict(model, xs, ys, loss_fn, start, final, floor)
     # per-element binary targets (pixels, many labels) are judged to 99%: a few elements stay near 0.5 at the floor
-    per_element = ys.is_floating_point() and ys.dim() > 1 and ys[0].numel() > 1
+    per_element = isinstance(ys, torch.Tensor) and ys.is_floating_point() and ys.dim() > 1 and ys[0].numel() > 1
     ceiling = causal_ceiling(xs, ys)
     ok = math.isfinite(final) and (acc is None or acc == 1.0 or per_element and acc >= 0.99 or
                                    ceiling < 1.0 and acc >= ceiling - 0.01) and \
@@ -125,7 +125,8 @@ def causal_ceiling(x: torch.Tensor | Inputs, y: torch.Tensor) -> float:
     and targets (N, T), where position t sees only x[:, :t + 1]. Positions with the same prefix get the same
     prediction, so each prefix scores its most frequent target. 1.0 for any other data. A model that reads the whole
     sequence can reach 100%; the check accepts the lower bar, never a higher one."""
-    if not isinstance(x, torch.Tensor) or x.is_floating_point() or y.is_floating_point() or x.dim() != 2 or \
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or \
+            x.is_floating_point() or y.is_floating_point() or x.dim() != 2 or \
             y.shape != x.shape or x.numel() > 100_000:
         return 1.0
     counts: dict[tuple, dict[int, int]] = {}

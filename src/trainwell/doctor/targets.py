@@ -58,9 +58,16 @@ def constant_loss(loss_fn: Callable, out, y: torch.Tensor) -> float | None:
     return min(finite) if finite else None
 
 
-def far_from_unit(y: torch.Tensor) -> str | None:
+def far_from_unit(y) -> str | None:
     """A sentence when floating-point targets are far from zero mean and unit scale (their offset dominates
-    their spread, :data:`OFFSET_RATIO`), naming their mean and std; None otherwise."""
+    their spread, :data:`OFFSET_RATIO`), naming their mean and std; None otherwise. For several targets (a
+    :class:`~trainwell.doctor.inputs.Targets`) the first floating-point one that is far from it, by name."""
+    if not isinstance(y, torch.Tensor):
+        for name, t in y.items():
+            found = far_from_unit(t)
+            if found is not None:
+                return found.replace("the targets are", f"the targets {name} are", 1)
+        return None
     if not y.is_floating_point() or len(y) < 2 or offset_ratio(y) <= OFFSET_RATIO or not float(y.std()) > 0:
         return None
     return (f"the targets are far from zero mean and unit scale ({describe(y)}): standardize them ((y - mean) / std "
