@@ -783,3 +783,37 @@ def test_a_last_batch_of_one_example_through_batchnorm_is_named(drop_last):
     assert (found[0].status, found[0].value.startswith("3 training batches of 1 example")) == ("warn", True) \
         if not drop_last else not found
     assert "drop_last=True" in (found[0].advice if found else "drop_last=True")
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_lbfgs_stepped_with_a_closure_is_read_after_its_step(detached):
+    torch.manual_seed(0)
+    x = torch.randn(128, 5)
+    y = x[:, :1] * 2 - x[:, 1:2]
+    first, second = nn.Linear(5, 16), nn.Linear(16, 1)
+    opt = torch.optim.LBFGS([*first.parameters(), *second.parameters()], lr=1, max_iter=5)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = first, second
+
+        def forward(self, v):
+            h = torch.tanh(self.first(v))
+            return self.second(h.detach() if detached else h)  # detached: the first layer never learns
+
+    model = Net()
+    with doctor.watch(model, opt, every=4) as w:
+        for _ in range(8):
+            def closure():
+                opt.zero_grad()
+                loss = F.mse_loss(model(x), y)
+                loss.backward()
+                return loss
+
+            w.step(opt.step(closure))
+    alarms = {v.check: v for v in w.report().verdicts if v.check.startswith("loop:") and v.status in ("warn", "fail")}
+    if detached:
+        assert "first.*" in str(alarms["loop: every trainable parameter learns"].value)
+    else:
+        assert not alarms, alarms

@@ -316,25 +316,38 @@ class LoopProbe:
             self._outs.watch(z)
 
     def _pre_step(self, optimizer, args, kwargs) -> None:  # the first optimizer's
-        if self.opt_steps == 0:
+        # step(closure) (L-BFGS): the forward and backward passes run inside the step, so they are read after it
+        self._closure_step = any(callable(a) for a in args) or callable(kwargs.get("closure"))
+        if self.opt_steps == 0 and not self._closure_step:
             self.stepped_before_forward = self._last_forward == 0
         lr = optimizer.param_groups[0].get("lr", math.nan)
         self.lrs.append(float(lr))
         if len(optimizer.param_groups) > 1:
             self.group_lrs.append([float(g.get("lr", math.nan)) for g in optimizer.param_groups])
-        training = [mode for mode, grad in self._forwards if grad]
-        if training:
-            self.train_steps += 1
-            if not training[-1]:
-                self.eval_mode_steps += 1
-        self._forwards = []
+        if self._closure_step:
+            return
+        self._count_forwards()
         if self._armed:
             self.max_lrs = [g.get("max_lr") for g in optimizer.param_groups]
             self.steps.append(self._read_step())
             self._low_before = [(p, p.detach().clone()) for p in self.named.values()
                                 if p.dtype in _LOW_PRECISION and p.grad is not None and not p.grad.is_sparse]
 
+    def _count_forwards(self) -> None:
+        """The step's forwards with gradients: one training step, and whether its last forward ran in eval mode."""
+        training = [mode for mode, grad in self._forwards if grad]
+        if training:
+            self.train_steps += 1
+            if not training[-1]:
+                self.eval_mode_steps += 1
+        self._forwards = []
+
     def _post_step(self, optimizer, args, kwargs) -> None:
+        if getattr(self, "_closure_step", False):  # what the closure's last pass left in .grad, read now
+            self._count_forwards()
+            if self._armed:
+                self.max_lrs = [g.get("max_lr") for g in optimizer.param_groups]
+                self.steps.append(self._read_step())
         self.opt_steps += 1
         if self._low_before:
             # an update the size of the gradient (SGD) loses what the unchanged elements' gradients hold; an
