@@ -94,6 +94,25 @@ _ALLOWED = ("x must be a tensor, a tuple or list of tensors (the model is called
             "(model(**x)), each with the examples along its first dimension")
 
 
+def _named_fields(value, var: str, noun: str, allowed: str, key_name) -> tuple[list[tuple[str, torch.Tensor]], str]:
+    """The (name, tensor) fields of a tuple/list or dict ``value`` (``var`` is ``x`` or ``y``) and its kind, each
+    field a tensor of at least one dimension; a one-line error naming the field otherwise."""
+    if isinstance(value, (tuple, list)):
+        named, kind = [(f"{var}[{i}]", v) for i, v in enumerate(value)], "tuple"
+    elif isinstance(value, dict):
+        named, kind = [(key_name(k), v) for k, v in value.items()], "dict"
+    else:
+        raise TypeError(f"doctor.check: {var} is a {type(value).__name__}: {allowed}")
+    if not named:
+        raise ValueError(f"doctor.check: {var} is an empty {kind}: {allowed}")
+    for name, v in named:
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"doctor.check: {noun} {name} is a {type(v).__name__}, not a tensor: {allowed}")
+        if v.dim() == 0:
+            raise ValueError(f"doctor.check: {noun} {name} is a scalar tensor: {allowed}")
+    return named, kind
+
+
 def as_inputs(x, model: nn.Module | None = None) -> torch.Tensor | Inputs:
     """``x`` as the checks take it: a tensor as it is, a tuple/list or dict of tensors as :class:`Inputs`.
     A dict goes to ``model(**x)``, or to ``model(x)`` when ``model.forward`` cannot take the keys as keyword
@@ -107,22 +126,10 @@ def as_inputs(x, model: nn.Module | None = None) -> torch.Tensor | Inputs:
         if x.dim() == 0:
             raise ValueError(f"doctor.check: x is a scalar tensor: {_ALLOWED}")
         return x
-    if isinstance(x, (tuple, list)):
-        named, kind = [(f"x[{i}]", v) for i, v in enumerate(x)], "tuple"
-    elif isinstance(x, dict):
-        named, kind = [(repr(k), v) for k, v in x.items()], "dict"
-        if not all(isinstance(k, str) for k in x):
-            raise TypeError(f"doctor.check: x is a dict with keys {list(x)[:4]}: the keys must be strings (they "
-                            f"become keyword arguments)")
-    else:
-        raise TypeError(f"doctor.check: x is a {type(x).__name__}: {_ALLOWED}")
-    if not named:
-        raise ValueError(f"doctor.check: x is an empty {kind}: {_ALLOWED}")
-    for name, v in named:
-        if not isinstance(v, torch.Tensor):
-            raise TypeError(f"doctor.check: input {name} is a {type(v).__name__}, not a tensor: {_ALLOWED}")
-        if v.dim() == 0:
-            raise ValueError(f"doctor.check: input {name} is a scalar tensor: {_ALLOWED}")
+    if isinstance(x, dict) and not all(isinstance(k, str) for k in x):
+        raise TypeError(f"doctor.check: x is a dict with keys {list(x)[:4]}: the keys must be strings (they "
+                        f"become keyword arguments)")
+    named, kind = _named_fields(x, "x", "input", _ALLOWED, repr)
     sizes = {name: len(v) for name, v in named}
     if len(set(sizes.values())) > 1:
         shown = ", ".join(f"{name}: {n}" for name, n in sizes.items())
@@ -207,19 +214,7 @@ def as_targets(y) -> torch.Tensor | Targets:
     """
     if isinstance(y, torch.Tensor):
         return y
-    if isinstance(y, (tuple, list)):
-        named, kind = [(f"y[{i}]", v) for i, v in enumerate(y)], "tuple"
-    elif isinstance(y, dict):
-        named, kind = [(f"y[{k!r}]", v) for k, v in y.items()], "dict"
-    else:
-        raise TypeError(f"doctor.check: y is a {type(y).__name__}: {_ALLOWED_Y}")
-    if not named:
-        raise ValueError(f"doctor.check: y is an empty {kind}: {_ALLOWED_Y}")
-    for name, v in named:
-        if not isinstance(v, torch.Tensor):
-            raise TypeError(f"doctor.check: target {name} is a {type(v).__name__}, not a tensor: {_ALLOWED_Y}")
-        if v.dim() == 0:
-            raise ValueError(f"doctor.check: target {name} is a scalar tensor: {_ALLOWED_Y}")
+    named, kind = _named_fields(y, "y", "target", _ALLOWED_Y, lambda k: f"y[{k!r}]")
     sizes = [(name, len(v)) for name, v in named]
     odd = next((name for name, n in sizes if n != sizes[0][1]), None)
     if odd is not None:
