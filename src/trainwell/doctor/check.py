@@ -180,8 +180,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                 crash, out, x, y = whole, whole_out, whole_x, whole_y
         held = optimizer_holds(model, optimizer) if optimizer is not None else None
         ran = crash is None or crash.status != "fail"
-        dropped = scores_dropout_verdict(_guarded_dropout(model, x)) if ran else None
-        targets = _target_verdict(model, x, y, loss_fn, out) if ran else None
+        dropped = scores_dropout_verdict(_guarded(dropout_on_scores, model, x)) if ran else None
+        targets = _guarded(_target_verdict, model, x, y, loss_fn, out) if ran else None
         fed = _guarded(log_probability_inputs, loss_fn, out, y) if ran else None
         padded = _guarded(padding_read, model, x) if ran else None
         del out
@@ -209,26 +209,17 @@ def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
     """Multi-hot targets under cross-entropy, constant targets, an ignored real class (read on the model's output
     ``out``), regression targets the last activation cannot reach, or a language model's targets wrong for it
     (None: none of these)."""
-    try:
-        return multi_hot_targets(y, loss_fn, out) or constant_targets(y, loss_fn, out) or \
-            ignored_class(loss_fn, out, y) or \
-            unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn)
-    except Exception:  # noqa: BLE001 - these readings only add a verdict; the checks below still run
-        return None
+    return multi_hot_targets(y, loss_fn, out) or constant_targets(y, loss_fn, out) or \
+        ignored_class(loss_fn, out, y) or \
+        unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn)
 
 
 def _guarded(reading: Callable, *args):
-    """``reading(*args)``, or None when it raises: a reading only adds a verdict; the checks below still run."""
+    """``reading(*args)``, or None when it raises: a reading only adds a verdict (a model it cannot follow gets
+    none from it); the checks below still run."""
     try:
         return reading(*args)
     except Exception:  # noqa: BLE001 - see the docstring
-        return None
-
-
-def _guarded_dropout(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:
-    try:
-        return dropout_on_scores(model, x)
-    except Exception:  # noqa: BLE001 - a structural reading: a model it cannot follow gets no verdict from it
         return None
 
 

@@ -79,6 +79,7 @@ class LoopProbe:
         self.single_example_forwards = 0  # training forwards of a batch of 1 through BatchNorm
         self.mode_sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
         self.reading = False  # the probe runs the model itself: its hooks record nothing
+        self._closure_step = False  # the step being taken was given a closure (L-BFGS): read after it
         self.opt_steps = 0
         self.skipped = 0  # w.step calls whose optimizer step was skipped on non-finite gradients (AMP's GradScaler)
         self.idle_calls = 0  # w.step calls with no optimizer step (of any of the optimizers) since the previous one
@@ -343,7 +344,7 @@ class LoopProbe:
         self._forwards = []
 
     def _post_step(self, optimizer, args, kwargs) -> None:
-        if getattr(self, "_closure_step", False):  # what the closure's last pass left in .grad, read now
+        if self._closure_step:  # what the closure's last pass left in .grad, read now
             self._count_forwards()
             if self._armed:
                 self.max_lrs = [g.get("max_lr") for g in optimizer.param_groups]
