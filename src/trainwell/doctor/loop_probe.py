@@ -24,16 +24,11 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from trainwell.doctor import outputs as O
 from trainwell.doctor import registration
 from trainwell.doctor.backward_passes import OutputGradients
-from trainwell.doctor.loss_form import bce_on_bounded, read_form, zero_sum_rows
-from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats, log_probabilities
+from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
+from trainwell.doctor.step_record import held, read_step
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
-
-
-def held(optimizer: torch.optim.Optimizer) -> set[int]:
-    """The ids of the tensors ``optimizer``'s param groups hold now (``add_param_group`` included)."""
-    return {id(p) for g in optimizer.param_groups for p in g["params"]}
 
 
 def first_tensor(args, kwargs) -> torch.Tensor | None:
@@ -330,7 +325,7 @@ class LoopProbe:
         self._count_forwards()
         if self._armed:
             self.max_lrs = [g.get("max_lr") for g in optimizer.param_groups]
-            self.steps.append(self._read_step())
+            self.steps.append(read_step(self))
             self._low_before = [(p, p.detach().clone()) for p in self.named.values()
                                 if p.dtype in _LOW_PRECISION and p.grad is not None and not p.grad.is_sparse]
 
@@ -348,7 +343,7 @@ class LoopProbe:
             self._count_forwards()
             if self._armed:
                 self.max_lrs = [g.get("max_lr") for g in optimizer.param_groups]
-                self.steps.append(self._read_step())
+                self.steps.append(read_step(self))
         self.opt_steps += 1
         if self._low_before:
             # an update the size of the gradient (SGD) loses what the unchanged elements' gradients hold; an
@@ -366,97 +361,6 @@ class LoopProbe:
         self._disarm()
         if self._observed(self.opt_steps):
             self._arm()
-
-    # -- what one observed step did ------------------------------------------------------------------------
-    def _read_step(self) -> dict:
-        dot = n_g = n_inc = r_p = p_p = r_r = 0.0
-        present = cleared = 0
-        not_owned, backwards = [], 0
-        dropped = crossed = 0  # passes whose gradients .grad lost; tensors that kept another optimizer's pass
-        self.owned = self.held_now()  # add_param_group counts
-        # of optimizers stepped in turn, the one stepping now applies only its own parameters' .grad (another's
-        # may be cleared already, as a GAN's discriminator's is after its own step)
-        stepping = held(self.optimizer) if len(self.optimizers) > 1 else None
-        for name, p in self.named.items():
-            inc = self._incoming.get(id(p))
-            if inc is None:
-                continue
-            self.reached.add(name)
-            if bool((inc._values() if inc.is_sparse else inc).any()):
-                self.received.add(name)
-                if id(p) not in self.owned:
-                    not_owned.append(name)
-            if stepping is not None and id(p) not in stepping and id(p) in self.owned or id(p) not in self.owned:
-                continue  # what no optimizer applies is named by the ownership verdict, not compared here
-            backwards = max(backwards, self._backwards.get(id(p), 0))
-            dropped = max(dropped, self._backwards.get(id(p), 0) - self._kept.get(id(p), 0))
-            crossed += id(p) in self._crossed
-            g = p.grad
-            if inc.is_sparse or (g is not None and g.is_sparse):  # a sparse embedding's rows: held, not compared
-                continue
-            present += 1
-            if g is None or not bool(g.any()):
-                cleared += bool(inc.any())
-                continue
-            g64, i64, w64 = g.detach().double(), inc.double(), p.detach().double()
-            dot += float((g64 * i64).sum())
-            n_g += float((g64 * g64).sum())
-            n_inc += float((i64 * i64).sum())
-            r = g64 - i64  # what was added to .grad besides this step's backward passes
-            r_p += float((r * w64).sum())
-            p_p += float((w64 * w64).sum())
-            r_r += float((r * r).sum())
-        scale = dot / n_inc if n_inc > 0 else math.nan
-        # an addition proportional to the weights is weight decay written into .grad by hand, not old gradients
-        decay = r_p / p_p if p_p > 0 else 0.0
-        decay_fit = r_r > 0 and max(r_r - decay * r_p, 0.0) <= 1e-6 * r_r
-        resid = math.sqrt(max(n_g - 2 * scale * dot + scale * scale * n_inc, 0.0) / n_g) if n_g > 0 else math.nan
-        outs = self._outs.pairs()  # the passes whose gradients this step applies
-        forms = [read_form(z, g) for z, g in outs if g is not None]
-        self.scored = next(((z, g) for z, g in outs if g is not None), None)
-        known = [f for f in forms if f["form"] is not None]
-        decay_ratio = self._decay_ratio() if self.opt_steps == 0 else None
-        # the latest training forward came after the latest backward: this step runs before its own backward()
-        early = self._last_forward > self._last_backward > 0
-        return {"step": self.opt_steps, "present": present, "cleared": cleared, "scale": scale, "resid": resid,
-                "before_backward": early, "decay_ratio": decay_ratio,
-                "grad_norm": math.sqrt(n_g), "incoming_norm": math.sqrt(n_inc), "backwards": backwards,
-                "dropped": dropped, "crossed": crossed,
-                "manual_decay": decay if decay_fit and decay > 0 else None,
-                "not_owned": not_owned, "forwards": len(outs),
-                "form": known[0]["form"] if known and len(known) == len(forms) else None,
-                "loss_weight": sum(f["weight"] for f in known) if known and len(known) == len(forms) else None,
-                "rows": sum(f["rows"] for f in known), "classes": known[0]["classes"] if known else None,
-                "bounded": known[0]["bounded"] if known else None,
-                "spread": max((f.get("spread") or 1.0) for f in known) if known else None,
-                "smoothing": known[0].get("smoothing") if known else None,
-                "log_probs": log_probabilities(outs[0][0]) if known and known[0]["form"] == "nll" else None,
-                "first_logits": outs[0][0] if self.opt_steps == 0 and outs else None,
-                "zero_sum": bool(outs) and all(zero_sum_rows(g) for _, g in outs),
-                "bce_bounded": bce_on_bounded(*outs[0]) if not known and outs and outs[0][1] is not None else None}
-
-    def _decay_ratio(self) -> tuple[float, float] | None:
-        """(weight decay, ||wd w|| / ||g||) over the first optimizer's decayed tensors at the first step: the pull
-        of weight decay coupled to the gradient (SGD's, Adam's ``weight_decay``) against the loss's own gradient.
-        None without coupled decay (AdamW's decoupled decay scales with the rate, not with the gradient)."""
-        if isinstance(self.optimizer, torch.optim.AdamW):
-            return None
-        pull = grad = 0.0
-        strongest = 0.0
-        for group in self.optimizer.param_groups:
-            wd = float(group.get("weight_decay", 0.0) or 0.0)
-            if wd <= 0 or group.get("decoupled_weight_decay"):
-                continue
-            strongest = max(strongest, wd)
-            for p in group["params"]:
-                inc = self._incoming.get(id(p))
-                if inc is None or inc.is_sparse:
-                    continue
-                pull += float((wd * p.detach().double()).pow(2).sum())
-                grad += float(inc.double().pow(2).sum())
-        if strongest == 0 or grad == 0:
-            return None
-        return strongest, math.sqrt(pull / grad)
 
     def validation_seen(self) -> None:
         """Called by ``Watch.validate``: the forwards since the last step were validation forwards. Those run

@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 
 from trainwell.doctor import registration
-from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe, held
+from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.registration import _group_names
+from trainwell.doctor.step_record import held
 from trainwell.doctor.verdict import Verdict
 
 
