@@ -30,18 +30,21 @@ class OutputGradients:
     def __init__(self, limit: int = 16):
         self.limit = limit
         self.outputs: list[tuple[torch.Tensor, dict[int, torch.Tensor]]] = []
+        self.heads: list[str | None] = []  # each output's head name; None: the class scores
         self.filling: set[int] = set()  # passes that delivered to a parameter
         self.spent: set[int] = set()  # of them, those whose .grad was used and cleared before the step
 
     def __len__(self) -> int:
         return len(self.outputs)
 
-    def watch(self, z: torch.Tensor) -> None:
-        """Keep ``z`` (a copy) and the gradient each pass sends to it (one tensor hook)."""
+    def watch(self, z: torch.Tensor, head: str | None = None) -> None:
+        """Keep ``z`` (a copy) and the gradient each pass sends to it (one tensor hook); ``head``: the name of an
+        output besides the class scores (a second head's field), None for the scores."""
         if len(self.outputs) >= self.limit:
             return
         entry = (z.detach().clone(), {})
         self.outputs.append(entry)
+        self.heads.append(head)
 
         def keep(g, per_pass=entry[1]):
             task = current_pass()
@@ -58,12 +61,19 @@ class OutputGradients:
         self.spent |= self.filling - {current_pass()}
 
     def pairs(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """(output, the gradient of the passes the step applies, summed) for each output; an output no pass
-        reached has None, one reached only by passes the step does not apply is left out."""
+        """(output, the gradient of the passes the step applies, summed) for each class-score output; an output no
+        pass reached has None, one reached only by passes the step does not apply is left out."""
+        return [(z, g) for head, z, g in self._applied() if head is None]
+
+    def head_pairs(self) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(head name, output, gradient) for the other heads' outputs that the step's passes reached."""
+        return [(head, z, g) for head, z, g in self._applied() if head is not None and g is not None]
+
+    def _applied(self) -> list[tuple[str | None, torch.Tensor, torch.Tensor | None]]:
         counted = self.filling - self.spent
         out = []
-        for z, per_pass in self.outputs:
+        for head, (z, per_pass) in zip(self.heads, self.outputs, strict=True):
             grads = [g for task, g in per_pass.items() if task in counted]
             if grads or not per_pass:
-                out.append((z, sum(grads[1:], grads[0]) if grads else None))
+                out.append((head, z, sum(grads[1:], grads[0]) if grads else None))
         return out

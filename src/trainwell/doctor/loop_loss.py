@@ -20,7 +20,41 @@ from trainwell.doctor.verdict import Verdict
 
 def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict:
     """The gradient the loss sends to the logits says what the loss is (:mod:`~trainwell.doctor.loss_form`): its
-    total weight must be 1 (a mean over the step's examples), softmax over the class axis, on logits."""
+    total weight must be 1 (a mean over the step's examples), softmax over the class axis, on logits. A model with
+    several heads (a second task's class scores in a tuple or dict) has each other head read for a softmax or a
+    bound before its loss; the class scores' own failure comes first."""
+    verdict = _scores_loss(probe, first_loss, class_labels)
+    heads = _heads_verdict(probe)
+    if heads is None or verdict.status == "fail" or verdict.status == "warn" and heads.status == "warn":
+        return verdict
+    return heads
+
+
+def _heads_verdict(probe: LoopProbe) -> Verdict | None:
+    """The model's other heads: cross-entropy on one's probabilities (a Softmax ends it) on every observed step
+    its loss reached it is a fail, bounded scores (a Sigmoid, a ReLU, a 2-class Softmax) a warning."""
+    seen: dict[str, list[str | None]] = {}
+    for s in probe.steps:
+        for head, problem in (s.get("heads") or {}).items():
+            seen.setdefault(head, []).append(problem)
+    for head, problems in seen.items():
+        if all(p == "probabilities" for p in problems):
+            return Verdict("loop: loss", "fail", f"cross-entropy is applied to probabilities on {head} (a softmax "
+                           f"before the loss) on all {len(problems)} observed steps", "cross-entropy on raw logits",
+                           "nn.CrossEntropyLoss applies log-softmax itself: remove the Softmax that ends this head "
+                           "(or use NLLLoss on log_softmax); a double softmax squashes the gradients")
+    for head, problems in seen.items():
+        if all(p and p != "probabilities" for p in problems):
+            return Verdict("loop: loss", "warn", f"a classification loss on {head}'s outputs {problems[0]} on all "
+                           f"{len(problems)} observed steps", "raw logits (any real value) into the loss",
+                           "an activation after a head's last layer (Sigmoid, ReLU, Softmax) bounds its logits, so "
+                           "its loss cannot fall far and the gradients shrink: remove it (cross-entropy applies its "
+                           "own softmax)")
+    return None
+
+
+def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict:
+    """:func:`loss_scale`'s reading of the class scores (the first output, or the field named ``logits``)."""
     name = "loop: loss"
     dropped = scores_dropout_verdict(probe.scores_dropout, name)
     if dropped is not None:
@@ -167,11 +201,19 @@ def _wrong_form(name: str, steps: list[dict], first_loss: float | None) -> Verdi
 
 
 def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool) -> Verdict:
-    """A loss that is not a softmax cross-entropy or NLL: minus one (a first loss near -ln C), binary cross-entropy
-    with logits on outputs a Sigmoid already bounded, or else skipped."""
+    """A loss that is not a softmax cross-entropy or NLL: minus one (a first loss near -ln C), a TD loss whose target
+    carries a gradient, binary cross-entropy with logits on outputs a Sigmoid already bounded, or else skipped."""
     flipped = _minus_log_c(probe, first_loss, class_labels)
     if flipped is not None:
         return flipped
+    gammas = [s["td_target_gamma"] for s in probe.steps if s.get("td_target_gamma")]
+    if len(probe.steps) >= 2 and 3 * len(gammas) >= 2 * len(probe.steps):
+        return Verdict("loop: loss", "warn", f"the TD target is differentiated too: the next states' outputs "
+                       f"receive the loss's gradient times -{sorted(gammas)[len(gammas) // 2]:.3g} (gamma) on "
+                       f"{len(gammas)} of {len(probe.steps)} observed steps", "a target without gradient",
+                       "compute r + gamma * max_a Q(s', a) under torch.no_grad() (or .detach() it), with a target "
+                       "network: Q-learning moves Q(s, a) towards a fixed target; a gradient through the target "
+                       "also drags the next states' values towards the current ones (Sutton & Barto 2018, 9.3)")
     bce = [s["bce_bounded"] for s in probe.steps if s.get("bce_bounded")]
     if bce and len(bce) == len(probe.steps):
         return Verdict("loop: loss", "warn", f"binary cross-entropy with logits on outputs {bce[0]} on all "

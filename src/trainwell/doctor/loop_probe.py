@@ -29,6 +29,7 @@ from trainwell.doctor.step_record import held, read_step
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+_HEADS = 3  # the outputs besides the class scores read on an observed forward, at most
 
 
 def first_tensor(args, kwargs) -> torch.Tensor | None:
@@ -310,6 +311,11 @@ class LoopProbe:
         self._dropout_outs = {}
         if isinstance(z, torch.Tensor) and z.is_floating_point() and z.requires_grad:
             self._outs.watch(z)
+        if not isinstance(out, torch.Tensor):  # another head's class scores (a second task's) are read too
+            heads = [(name, t) for name, t in O.named_leaves(out) if t is not z and t.is_floating_point()
+                     and t.requires_grad and t.dim() >= 2 and t.shape[-1] >= 2]
+            for name, t in heads[:_HEADS]:
+                self._outs.watch(t, name)
 
     def _pre_step(self, optimizer, args, kwargs) -> None:  # the first optimizer's
         # step(closure) (L-BFGS): the forward and backward passes run inside the step, so they are read after it

@@ -271,7 +271,61 @@ def _bounded(z: torch.Tensor) -> str | None:
     zeros = float((z == 0).double().mean())
     if zeros >= 0.05:
         return f"non-negative, {zeros:.0%} exactly 0 (a ReLU after the last layer?)"
-    return "all in [0, 1] (a Sigmoid after the last layer?)" if float(z.max()) <= 1 else None
+    if float(z.max()) > 1:
+        return None
+    if z.dim() == 2 and bool(((z.sum(1) - 1).abs() < 1e-4).all()):
+        return "all in [0, 1], each row summing to 1 (a Softmax after the last layer?)"
+    return "all in [0, 1] (a Sigmoid after the last layer?)"
+
+
+def head_problem(z: torch.Tensor, g: torch.Tensor) -> str | None:
+    """What is wrong with one of a model's other heads (a second task's class scores), read as :func:`read_form`
+    reads the class scores: 'probabilities' when a softmax-form loss (cross-entropy) is applied to rows of
+    probabilities (a Softmax ends the head; 3 classes or more), the bound when such a loss gets bounded scores (a
+    Sigmoid, ReLU, or with 2 classes a Softmax ends it), None for raw logits or a loss of another form (a
+    regression head's)."""
+    f = read_form(z, g)
+    if f["form"] == "cross_entropy_on_probabilities":
+        return "probabilities"
+    return f["bounded"] if f["form"] in ("cross_entropy", "two_classes") else None
+
+
+def one_output_per_row(z: torch.Tensor, g: torch.Tensor | None) -> bool:
+    """Whether the loss reached exactly one of the A >= 2 outputs of each (B, A) row, not always the same one, with
+    gradients of different sizes: a value regressed at a chosen output, as a Q-learning TD error regresses Q(s, a)
+    gathered at the actions taken towards targets the network itself computes (Mnih et al. 2015). A loss on class
+    scores reaches every output of a row (softmax), and a hinge on the label's score sends one size to each."""
+    if g is None or z.dim() != 2 or z.shape[1] < 2 or g.shape != z.shape or not g.is_floating_point():
+        return False
+    hit = g != 0
+    live = hit.any(1)
+    if int(live.sum()) < 2 or bool((hit[live].sum(1) != 1).any()):
+        return False
+    sizes = g[hit].abs()
+    return len(set(hit[live].double().argmax(1).tolist())) > 1 and float(sizes.max()) > 1.5 * float(sizes.min())
+
+
+def differentiated_target(pairs: list[tuple[torch.Tensor, torch.Tensor | None]]) -> float | None:
+    """The discount when a TD loss's target was differentiated too: the first output regressed at one chosen
+    output per row (:func:`one_output_per_row`) and a later forward's outputs (the next states') receiving, at one
+    output per row, the first's gradient times -gamma (0 < gamma <= 1; 0 on terminal rows): ``r + gamma *
+    q(s').max(1)`` computed with gradients. Q-learning's update is a semi-gradient one (Sutton & Barto 2018,
+    section 9.3): the target is a constant. None otherwise."""
+    if len(pairs) < 2 or not one_output_per_row(*pairs[0]):
+        return None
+    g1 = pairs[0][1].detach().double().sum(1)
+    for _, g in pairs[1:]:
+        if g is None or g.dim() != 2 or len(g) != len(g1) or bool(((g != 0).sum(1) > 1).any()):
+            continue
+        g2 = g.detach().double().sum(1)
+        rows = (g2 != 0) & (g1 != 0)
+        if int(rows.sum()) < 2:
+            continue
+        ratio = g2[rows] / g1[rows]
+        gamma = -float(ratio.median())
+        if 0 < gamma <= 1 + 1e-6 and float((ratio + gamma).abs().max()) <= 1e-4 * gamma:
+            return gamma
+    return None
 
 
 def zero_sum_rows(g: torch.Tensor | None) -> bool:

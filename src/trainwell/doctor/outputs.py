@@ -46,6 +46,22 @@ def leaves(out) -> list[torch.Tensor]:
     return [t for _, v in fields or [] for t in leaves(v)]
 
 
+def named_leaves(out, path: str = "out") -> list[tuple[str, torch.Tensor]]:
+    """Every tensor in the output with the expression that reaches it (``out[1]``, ``out['aux']``, ``out.logits``).
+
+    >>> [name for name, _ in named_leaves({"logits": torch.ones(1), "aux": (torch.ones(1),)})]
+    ["out['logits']", "out['aux'][0]"]
+    """
+    if isinstance(out, torch.Tensor):
+        return [(path, out)]
+    named = isinstance(out, tuple) and hasattr(out, "_fields") or dataclasses.is_dataclass(out)
+    found = []
+    for key, value in _fields(out) or []:
+        step = f".{key}" if named else f"[{key!r}]"
+        found += named_leaves(value, path + step)
+    return found
+
+
 def logits(out) -> torch.Tensor | None:
     """The class scores in a model's output: a tensor itself; in a container the field named ``logits`` (or a
     similar name), else its first floating-point tensor; None if there is none."""

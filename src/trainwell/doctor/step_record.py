@@ -10,7 +10,14 @@ import math
 
 import torch
 
-from trainwell.doctor.loss_form import bce_on_bounded, read_form, zero_sum_rows
+from trainwell.doctor.loss_form import (
+    bce_on_bounded,
+    differentiated_target,
+    head_problem,
+    one_output_per_row,
+    read_form,
+    zero_sum_rows,
+)
 from trainwell.doctor.step_readings import log_probabilities
 
 
@@ -86,7 +93,10 @@ def read_step(probe) -> dict:
             "log_probs": log_probabilities(outs[0][0]) if known and known[0]["form"] == "nll" else None,
             "first_logits": outs[0][0] if probe.opt_steps == 0 and outs else None,
             "zero_sum": bool(outs) and all(zero_sum_rows(g) for _, g in outs),
-            "bce_bounded": bce_on_bounded(*outs[0]) if not known and outs and outs[0][1] is not None else None}
+            "bce_bounded": bce_on_bounded(*outs[0]) if not known and outs and outs[0][1] is not None else None,
+            "one_output": not known and bool(outs) and one_output_per_row(*outs[0]),
+            "td_target_gamma": differentiated_target(outs) if not known else None,
+            "heads": {name: head_problem(z, g) for name, z, g in probe._outs.head_pairs()}}
 
 def coupled_decay(probe) -> tuple[float, float] | None:
     """(weight decay, ||wd w|| / ||g||) over the first optimizer's decayed tensors at the first step: the pull

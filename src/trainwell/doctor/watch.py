@@ -268,8 +268,17 @@ class Watch:
     def _game(self, verdict):
         """One player's loss in a game (a GAN) does not fall as a loss its parameters minimize: a discriminator's
         hovers near 2 ln 2 when both players are balanced; nor does a policy gradient's (its weights, the
-        advantages, change sign and scale as the policy learns). The curve's reading is kept as information."""
+        advantages, change sign and scale as the policy learns), nor a Q-learning TD error's (its targets are the
+        network's own estimates, Sutton & Barto 2018, section 6.5). The curve's reading is kept as information;
+        a loss that turned non-finite still fails."""
         policy = any(s["form"] == "signed_weights" for s in self.probe.steps)
+        if verdict.status in ("warn", "fail") and self.probe.game is None and not policy and \
+                self._value_regression() and not str(verdict.value).startswith(("not finite", "too high: loss became")):
+            return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: the loss regresses one chosen "
+                                 "output per row (a Q-learning TD error on Q(s, a) at the actions taken, whose targets "
+                                 "move as the network learns)", verdict.expected, "a temporal-difference loss rises "
+                                 "and spikes as values propagate and the target network is updated: judge the "
+                                 "agent by its returns")
         if (self.probe.game is None and not policy) or verdict.status not in ("warn", "fail"):
             return verdict
         if self.probe.game is None:
@@ -280,6 +289,12 @@ class Watch:
         return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: {self.probe.game}",
                              verdict.expected, "a game's loss is not read like a supervised one: judge the players "
                              "by what they produce (samples, the other player's accuracy)")
+
+    def _value_regression(self) -> bool:
+        """On two thirds of the observed steps (two at least) the loss reached one output per row, of varying
+        column and size (:func:`~trainwell.doctor.loss_form.one_output_per_row`): a value-based agent's TD loss."""
+        steps = self.probe.steps
+        return len(steps) >= 2 and 3 * sum(bool(s.get("one_output")) for s in steps) >= 2 * len(steps)
 
     def _flat_direction(self, verdict):
         """A flat loss curve cannot say which way the rate is off; the observed steps' update/weight ratios can
