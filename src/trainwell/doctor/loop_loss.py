@@ -214,6 +214,9 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
                        "compute r + gamma * max_a Q(s', a) under torch.no_grad() (or .detach() it), with a target "
                        "network: Q-learning moves Q(s, a) towards a fixed target; a gradient through the target "
                        "also drags the next states' values towards the current ones (Sutton & Barto 2018, 9.3)")
+    constant = _always_true(probe)
+    if constant is not None:
+        return constant
     bce = [s["bce_bounded"] for s in probe.steps if s.get("bce_bounded")]
     if bce and len(bce) == len(probe.steps):
         return Verdict("loop: loss", "warn", f"binary cross-entropy with logits on outputs {bce[0]} on all "
@@ -222,6 +225,25 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
                        "[0.5, 0.73] and the loss cannot fall far; remove the Sigmoid (or use BCELoss on it)")
     return Verdict("loop: loss", "skip", "skipped: not a softmax cross-entropy or NLL on the output (or no output "
                    "gradient seen)", "-", "")
+
+
+def _always_true(probe: LoopProbe) -> Verdict | None:
+    """A warning when binary cross-entropy's target for one output column is 1 on every row of every observed step
+    (3 at least): a target that never changes is fitted by a bias alone and carries nothing about the inputs, as
+    the first level of ordinal targets ``y > k`` built from ranks 1..K is (Cao et al. 2020 use ranks 0..K-1)."""
+    read = [s.get("always_true") for s in probe.steps]
+    if len(read) < 3 or any(r is None for r in read):
+        return None
+    columns = sorted(set.intersection(*(set(r) for r in read)))
+    width = probe.steps[0]["first_logits"].shape[1] if probe.steps[0]["first_logits"] is not None else None
+    if not columns or width is None or len(columns) == width:
+        return None
+    return Verdict("loop: loss", "warn", f"the binary target of output column{'s' * (len(columns) > 1)} "
+                   f"{', '.join(map(str, columns[:5]))} (of {width}) is 1 on every row of all {len(read)} observed "
+                   "steps", "targets that differ between examples", "a target that never changes is learnt by the "
+                   "bias alone and says nothing about the inputs: ordinal levels built as y > k from ranks 1..K make "
+                   "the first level always true (use ranks 0..K-1); a label present in every example carries "
+                   "nothing either")
 
 
 def _minus_log_c(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict | None:

@@ -236,6 +236,19 @@ def bce_on_bounded(z: torch.Tensor, g: torch.Tensor) -> str | None:
     return bounded
 
 
+def always_true_columns(z: torch.Tensor, g: torch.Tensor | None) -> list[int] | None:
+    """The columns of (B, K) outputs (K >= 2, B >= 8) whose binary target is 1 on every row, when ``g`` is binary
+    cross-entropy with logits averaged over every element: the targets are then y = sigmoid(z) - g * numel, each 0
+    or 1. None when that form does not hold (another loss, soft targets, a ``pos_weight``)."""
+    if g is None or z.dim() != 2 or z.shape[1] < 2 or len(z) < 8 or g.shape != z.shape or \
+            not bool(torch.isfinite(g).all()):
+        return None
+    y = torch.sigmoid(z.detach().double()) - g.detach().double() * z.numel()
+    if float(torch.minimum(y.abs(), (y - 1).abs()).max()) > 1e-3:
+        return None
+    return [int(i) for i in (y > 0.5).all(0).nonzero().flatten()]
+
+
 def _pos_weighted(z: torch.Tensor, g: torch.Tensor) -> bool:
     """Whether ``g`` is binary cross-entropy with logits and a ``pos_weight`` p per label (the last dimension),
     averaged over every element: g = sigmoid(z) / numel where the target is 0 and p (sigmoid(z) - 1) / numel

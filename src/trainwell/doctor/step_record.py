@@ -11,6 +11,7 @@ import math
 import torch
 
 from trainwell.doctor.loss_form import (
+    always_true_columns,
     bce_on_bounded,
     differentiated_target,
     head_problem,
@@ -95,6 +96,7 @@ def read_step(probe) -> dict:
             "zero_sum": bool(outs) and all(zero_sum_rows(g) for _, g in outs),
             "bce_bounded": bce_on_bounded(*outs[0]) if not known and outs and outs[0][1] is not None else None,
             "one_output": not known and bool(outs) and one_output_per_row(*outs[0]),
+            "always_true": always_true_columns(*outs[0]) if not known and outs else None,
             "td_target_gamma": differentiated_target(outs) if not known else None,
             "heads": {name: head_problem(z, g) for name, z, g in probe._outs.head_pairs()}}
 
