@@ -592,3 +592,30 @@ def test_a_vae_sampling_in_eval_mode_with_right_gradients_is_info_not_a_warning(
     x = _soft_pixels()
     verdict = pf.gradient_check(BernoulliVAE(), x, x, bernoulli_vae_loss)
     assert verdict.status == "info" and "(good" in verdict.value and "VAE's sampling" in verdict.advice
+
+
+class MeanVariance(nn.Module):
+    """Heteroscedastic regression (Nix & Weigend 1994): a mean and a variance head under nn.GaussianNLLLoss."""
+
+    def __init__(self, positive):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Linear(1, 32), nn.Tanh())
+        self.mu, self.var, self.positive = nn.Linear(32, 1), nn.Linear(32, 1), positive
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.mu(h).squeeze(-1), self.positive(self.var(h)).squeeze(-1)
+
+
+@pytest.mark.parametrize("positive, status", [(lambda v: F.softplus(v) + 1e-4, None), (F.relu, "warn"),
+                                              (lambda v: v, "fail")])
+def test_a_gaussian_nll_variance_made_by_a_relu_or_left_raw_is_named_by_check(positive, status):
+    x = torch.linspace(-4, 4, 128)[:, None]
+    y = torch.sin(x[:, 0]) + 0.1 * torch.randn(128, generator=torch.Generator().manual_seed(0))
+    nll = nn.GaussianNLLLoss()
+    report = doctor.check(MeanVariance(positive), x, y, lambda out, t: nll(out[0], t, out[1]))
+    if status is None:
+        assert "loss input" not in report.checks or report["loss input"].status == "pass"
+    else:
+        assert report["loss input"].status == status and "F.gaussian_nll_loss" in report["loss input"].value

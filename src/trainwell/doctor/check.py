@@ -182,7 +182,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         ran = crash is None or crash.status != "fail"
         dropped = scores_dropout_verdict(_guarded(dropout_on_scores, model, x)) if ran else None
         targets = _guarded(_target_verdict, model, x, y, loss_fn, out) if ran else None
-        fed = _guarded(log_probability_inputs, loss_fn, out, y) if ran else None
+        # also after the loss raised: what it was handed may say why (a negative variance)
+        fed = _guarded(log_probability_inputs, loss_fn, out, y) if ran or out is not None else None
         padded = _guarded(padding_read, model, x) if ran else None
         del out
         verdicts = [v for v in (crash, held, dropped, targets, fed, padded) if v is not None] + pf.run_all(
