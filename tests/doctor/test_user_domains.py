@@ -619,3 +619,44 @@ def test_a_gaussian_nll_variance_made_by_a_relu_or_left_raw_is_named_by_check(po
         assert "loss input" not in report.checks or report["loss input"].status == "pass"
     else:
         assert report["loss input"].status == status and "F.gaussian_nll_loss" in report["loss input"].value
+
+
+class Regressor(nn.Module):
+    """A user's regressor whose last layer gives (B, 1); ``squeeze``: the output made (B,) as the targets are."""
+
+    def __init__(self, squeeze):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net, self.squeeze = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1)), squeeze
+
+    def forward(self, x):
+        out = self.net(x)
+        return out.squeeze(1) if self.squeeze else out
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size")
+@pytest.mark.parametrize("squeeze, loss_fn, status", [
+    (False, F.mse_loss, "fail"), (False, F.smooth_l1_loss, "fail"), (True, F.mse_loss, None),
+    (True, lambda out, t: F.mse_loss(out, t) + 0.1 * F.mse_loss(out, torch.tensor(0.0)), None)])
+def test_an_elementwise_loss_broadcasting_outputs_against_targets_is_named_by_check(squeeze, loss_fn, status):
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    report = doctor.check(Regressor(squeeze), x, x.sum(1), loss_fn)
+    if status is None:  # a scalar target broadcast into the outputs (a pull towards 0) compares nothing wrongly
+        assert "loss input" not in report.checks or report["loss input"].status == "pass"
+    else:
+        verdict = report["loss input"]
+        assert verdict.status == "fail"
+        assert "and a target of shape (64,): it broadcasts them to (64, 64)" in verdict.value
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size")
+@pytest.mark.parametrize("squeeze, pull, status", [(False, False, "fail"), (True, True, "pass"), (True, False, "pass")])
+def test_watch_names_outputs_broadcast_against_targets_but_not_a_pull_towards_a_scalar(squeeze, pull, status):
+    x = torch.randn(256, 4, generator=torch.Generator().manual_seed(0))
+    model = Regressor(squeeze)
+
+    def loss_fn(out, t):
+        return F.mse_loss(out, t) + (1e-3 * F.mse_loss(out, torch.tensor(0.0)) if pull else 0.0)
+
+    w = epoch(model, torch.optim.Adam(model.parameters(), lr=1e-2), x, x.sum(1), loss_fn=loss_fn, labels=True)
+    assert w.report()["loop: labels"].status == status

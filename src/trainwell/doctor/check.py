@@ -31,7 +31,7 @@ from torch import nn
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.first_call import runs_on_data, whole_input_only
 from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, as_targets, call
-from trainwell.doctor.loss_inputs import log_probability_inputs
+from trainwell.doctor.loss_inputs import read_loss_inputs
 from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
 from trainwell.doctor.padding_read import padding_read
@@ -183,7 +183,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         dropped = scores_dropout_verdict(_guarded(dropout_on_scores, model, x)) if ran else None
         targets = _guarded(_target_verdict, model, x, y, loss_fn, out) if ran else None
         # also after the loss raised: what it was handed may say why (a negative variance)
-        fed = _guarded(log_probability_inputs, loss_fn, out, y) if ran or out is not None else None
+        fed = _guarded(read_loss_inputs, loss_fn, out, y) if ran or out is not None else None
         padded = _guarded(padding_read, model, x) if ran else None
         del out
         verdicts = [v for v in (crash, held, dropped, targets, fed, padded) if v is not None] + pf.run_all(

@@ -11,6 +11,7 @@ over one evaluation of it."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 
@@ -23,6 +24,26 @@ from trainwell.doctor.verdict import Verdict
 NAME = "loss input"
 
 _LOG_PROBABILITY_LOSSES = {F.kl_div: "kl_div", F.nll_loss: "nll_loss"}
+#: elementwise losses that broadcast an input and a target of different shapes (torch only warns)
+_ELEMENTWISE_LOSSES = {F.mse_loss: "mse_loss", F.l1_loss: "l1_loss", F.smooth_l1_loss: "smooth_l1_loss",
+                       F.huber_loss: "huber_loss"}
+
+
+def widens(a: tuple, b: tuple) -> bool:
+    """Whether shapes ``a`` and ``b`` broadcast to a shape larger than both ((B, 1) and (B,): (B, B), every output
+    against every target); a scalar or a row broadcast into the other compares nothing wrongly."""
+    try:
+        return torch.broadcast_shapes(a, b).numel() > max(torch.Size(a).numel(), torch.Size(b).numel())
+    except RuntimeError:  # shapes that cannot broadcast: torch raises its own error
+        return False
+
+
+def widening_warning(message: str) -> bool:
+    """Whether torch's "Using a target size (torch.Size([...])) that is different to the input size" warning names
+    shapes that :func:`widens`; True when the sizes cannot be read from it."""
+    sizes = [tuple(int(d) for d in found.split(",") if d.strip()) for found in
+             re.findall(r"torch\.Size\(\[([0-9, ]*)\]\)", message)]
+    return len(sizes) != 2 or widens(*sizes)
 
 
 class _LossCalls(TorchFunctionMode):
@@ -33,8 +54,16 @@ class _LossCalls(TorchFunctionMode):
         super().__init__()
         self.seen: list[tuple[str, torch.Tensor]] = []
         self.variances: list[torch.Tensor] = []  # the var given to F.gaussian_nll_loss
+        self.broadcasts: list[tuple[str, tuple, tuple]] = []  # an elementwise loss's input and target shapes
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = _ELEMENTWISE_LOSSES.get(func)
+        if name is not None:
+            given = list(args[:2]) + [None, None]
+            given = [given[0] if given[0] is not None else (kwargs or {}).get("input"),
+                     given[1] if given[1] is not None else (kwargs or {}).get("target")]
+            if all(isinstance(t, torch.Tensor) for t in given) and widens(given[0].shape, given[1].shape):
+                self.broadcasts.append((name, tuple(given[0].shape), tuple(given[1].shape)))
         if func is F.gaussian_nll_loss:
             var = args[2] if len(args) > 2 else (kwargs or {}).get("var")
             if isinstance(var, torch.Tensor):
@@ -47,9 +76,11 @@ class _LossCalls(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def log_probability_inputs(loss_fn: Callable, out, y) -> Verdict | None:
+def read_loss_inputs(loss_fn: Callable, out, y) -> Verdict | None:
     """A fail when the loss gives ``F.kl_div`` or ``F.nll_loss`` an input with positive values: probabilities or
-    logits where log-probabilities belong; for ``F.gaussian_nll_loss``, a variance with negative entries (a fail)
+    logits where log-probabilities belong; an elementwise regression loss (``F.mse_loss``, ``F.l1_loss``, Huber)
+    given an input and a target that broadcast to a larger shape ((B, 1) against (B,): (B, B)); for
+    ``F.gaussian_nll_loss``, a variance with negative entries (a fail)
     or exact zeros (a warning). None when none is called, or every input is as it should be."""
     calls = _LossCalls()
     with torch.no_grad(), calls, warnings.catch_warnings():
@@ -59,6 +90,13 @@ def log_probability_inputs(loss_fn: Callable, out, y) -> Verdict | None:
         except ValueError:  # torch refuses a negative variance: read from what was recorded before it raised
             if not calls.variances:
                 raise
+    if calls.broadcasts:
+        name, given, target = calls.broadcasts[0]
+        shape = tuple(torch.broadcast_shapes(given, target))
+        return Verdict(NAME, "fail", f"F.{name} is given an input of shape {given} and a target of shape {target}: "
+                       f"it broadcasts them to {shape}", "input and target of one shape",
+                       "every output is compared with every target: squeeze the output (out.squeeze(1)) or "
+                       "unsqueeze the targets so that both have one shape")
     variance = _variance_verdict(calls.variances)
     if variance is not None:
         return variance

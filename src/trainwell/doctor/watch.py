@@ -46,6 +46,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.multi_hot import cross_entropy_against
@@ -129,7 +130,7 @@ class Watch:
         shown = warnings.showwarning
 
         def show(message, category, filename, lineno, file=None, line=None):
-            if "different to the input size" in str(message):
+            if "different to the input size" in str(message) and widening_warning(str(message)):
                 first = self._broadcast is None
                 self._broadcast = str(message)
                 if not first:
