@@ -192,3 +192,33 @@ def test_a_penalty_of_a_model_without_parameters_is_zero(model):
     value = penalty(model)
     assert isinstance(value, torch.Tensor) and value.shape == () and float(value) == 0.0
     assert float(l2_penalty(model, 0.1)) == float(l1_penalty(model, 0.1)) == 0.0  # what the parts give alone
+
+
+def test_the_activity_penalty_covers_only_forwards_made_with_the_current_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Sigmoid(), nn.Linear(8, 8), nn.Sigmoid())
+    pen = ActivityPenalty(model, 0.5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(16, 3)
+    model(x).sum().backward()  # a step that never called the penalty: its outputs are stale after opt.step()
+    opt.step()
+    opt.zero_grad()
+    out = model(x)
+    h1 = torch.sigmoid(model[0](x))
+    expected = 0.5 * ((h1 * (1 - h1)).sum(1).mean() + (out * (1 - out)).sum(1).mean())
+    got = pen(model)
+    assert torch.allclose(got, expected)
+    got.backward()  # the stale graph (its weights changed in place) is not in it
+    assert model[0].weight.grad is not None
+
+
+@pytest.mark.slow
+def test_the_pre_flight_leaves_an_activity_penalized_run_as_it_is(workdir):
+    setting = ["model.kind=mlp", "model.hidden=[32, 32]", "model.activation=sigmoid", "regularize.activity=0.01",
+               "train.epochs=1", "report.enabled=false"]
+    on = fit(load_config(None, setting), out="on", quiet=True)
+    off = fit(load_config(None, setting + ["doctor.preflight=false"]), out="off", quiet=True)
+    from trainwell.rundir import read_jsonl
+
+    first = [read_jsonl(r.run_dir / "metrics.jsonl")[0] for r in (on, off)]
+    assert first[0]["reg_loss"] == first[1]["reg_loss"] and first[0]["train_loss"] == first[1]["train_loss"]

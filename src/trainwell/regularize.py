@@ -204,26 +204,37 @@ class ActivityPenalty:
     """lambda * sum_h o_h (1 - o_h) over the outputs of chosen sigmoid layers, averaged over the batch: zero for
     binary outputs, at most H/4 per example (pushes hidden units towards 0/1 codes).
 
-    It watches the layers with forward hooks; call it after the forward pass of the step it penalizes.
+    It watches the layers with forward hooks; call it after the forward pass of the step it penalizes: it covers
+    the training forwards since its last call that ran with the model's current weights. An output computed before
+    the weights last changed (a forward whose step never called the penalty, a pre-flight check's, whose weights
+    were restored after it) belongs to no step of these weights and is dropped: its graph could not even be
+    back-propagated once the weights it saved were changed in place.
     """
 
     def __init__(self, model: nn.Module, strength: float, layer_types: tuple = (nn.Sigmoid,)):
         _require_module(model, "ActivityPenalty")
         check_strength("strength", strength)
         self.strength = strength
-        self._outputs: list[torch.Tensor] = []
+        self._params = list(model.parameters())
+        self._outputs: list[tuple[int, torch.Tensor]] = []  # (the weights' version when computed, the output)
         self._hooks = [m.register_forward_hook(self._keep) for m in model.modules() if isinstance(m, layer_types)]
         if not self._hooks:
             names = ", ".join(t.__name__ for t in layer_types)
             raise ValueError(f"ActivityPenalty: the model has no {names} layer to penalize: add one or pass "
                              f"layer_types= (config: model.activation = 'sigmoid')")
 
+    def _version(self) -> int:
+        """The sum of the parameters' version counters: it grows whenever a weight is changed in place (an
+        optimizer step, a restore by ``copy_``)."""
+        return sum(p._version for p in self._params)
+
     def _keep(self, module: nn.Module, args, out: torch.Tensor) -> None:
         if module.training and torch.is_grad_enabled():  # training forwards only, not evaluation passes
-            self._outputs.append(out)
+            self._outputs.append((self._version(), out))
 
     def __call__(self, model: nn.Module) -> torch.Tensor:
-        outs, self._outputs = self._outputs, []
+        now = self._version()
+        outs, self._outputs = [o for v, o in self._outputs if v == now], []
         if not outs:
             return torch.zeros(())
         return self.strength * sum((o * (1 - o)).reshape(len(o), -1).sum(dim=1).mean() for o in outs)
