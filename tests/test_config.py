@@ -153,3 +153,16 @@ def test_a_model_key_the_models_kind_does_not_read_is_refused_when_set():
         load_config(None, ["model.kind=mlp", "model.blocks=[]"])
     assert load_config(None, ["model.kind=mlp", "model.hidden=[64]"]).model.hidden == [64]
     assert load_config(None, ["model.dense=[16]"]).model.dense == [16]
+
+
+def test_a_config_files_model_key_its_own_kind_does_not_read_is_refused(tmp_path):
+    path = tmp_path / "mlp.toml"
+    path.write_text('[model]\nkind = "mlp"\ndense = [32]\n')
+    with pytest.raises(ConfigError, match=r"mlp.toml: \[model\] sets dense, which model.kind = 'mlp' does not read"):
+        load_config(path)
+    assert load_config(path, ["model.kind=cnn"]).model.dense == [32]  # the kind changed on purpose: read
+    (tmp_path / "cnn.toml").write_text('[model]\nhidden = [64]\n')  # the default kind is the CNN
+    with pytest.raises(ConfigError, match=r"sets hidden, which model.kind = 'cnn' does not read"):
+        load_config(tmp_path / "cnn.toml")
+    (tmp_path / "ok.toml").write_text('[model]\nkind = "mlp"\nhidden = [64]\n')
+    assert load_config(tmp_path / "ok.toml").model.hidden == [64]

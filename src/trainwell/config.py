@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -403,9 +404,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
     Raises:
         ConfigError: also when an override sets a model key the model's kind does not read
-            (``--set model.hidden=[64]`` on the default CNN would change nothing but the run's name).
+            (``--set model.hidden=[64]`` on the default CNN would change nothing but the run's name), or the
+            file's ``[model]`` table does (``dense`` beside ``kind = "mlp"``).
     """
     raw = read_toml(path) if path is not None else {}
+    if not any(parse_override(item)[0] == ["model", "kind"] for item in overrides or []):
+        _check_file_kind_keys(raw, path)
     cfg = config_from_dict(apply_overrides(raw, list(overrides or [])))
     for item in overrides or []:
         key = ".".join(parse_override(item)[0])
@@ -415,6 +419,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                               f"{KIND_KEYS[key]!r}): add --set model.kind={KIND_KEYS[key]}, or set {other} to "
                               f"shape the {cfg.model.kind}")
     return cfg
+
+
+def _check_file_kind_keys(raw: dict, path) -> None:
+    """Refuse a config file whose ``[model]`` table sets a key its own ``model.kind`` does not read (``dense``
+    beside ``kind = "mlp"``: the file would train without the layers it lists). A kind changed by ``--set`` is
+    left to the user: the file's keys of the other kind are then knowingly unread; so is a table that sets every
+    model field (the whole config trainwell writes into a run)."""
+    model = raw.get("model") if isinstance(raw, dict) else None
+    if not isinstance(model, dict) or set(model) >= {f.name for f in dataclasses.fields(ModelConfig)}:
+        return  # a whole config as trainwell writes it (a run's config.toml) records every field, read or not
+    kind = model.get("kind", ModelConfig.kind)
+    for key in model:
+        wanted = KIND_KEYS.get(f"model.{key}")
+        if wanted is not None and kind in ("mlp", "cnn") and wanted != kind:
+            other = " and ".join(k.removeprefix("model.") for k, v in KIND_KEYS.items() if v == kind)
+            raise ConfigError(f"{path}: [model] sets {key}, which model.kind = {kind!r} does not read (it shapes a "
+                              f"{wanted!r}): remove it, or set kind = {wanted!r}; a {kind!r} is shaped by {other}")
 
 
 @functools.cache
