@@ -166,3 +166,14 @@ def test_a_config_files_model_key_its_own_kind_does_not_read_is_refused(tmp_path
         load_config(tmp_path / "cnn.toml")
     (tmp_path / "ok.toml").write_text('[model]\nkind = "mlp"\nhidden = [64]\n')
     assert load_config(tmp_path / "ok.toml").model.hidden == [64]
+
+
+def test_n_components_takes_a_share_of_the_variance_and_errors_show_values_as_toml_writes_them():
+    assert load_config(None, ["preprocess.kind=pca", "preprocess.n_components=0.95"]).preprocess.n_components == 0.95
+    assert load_config(None, ["preprocess.kind=pca", "preprocess.n_components=5"]).preprocess.n_components == 5
+    with pytest.raises(ConfigError, match=r"n_components = 1.5 is not allowed: use an integer >= 1 .* or a float"):
+        load_config(None, ["preprocess.n_components=1.5"])
+    with pytest.raises(ConfigError, match=r"^regularize.l2 = true is not allowed: use a number$"):
+        load_config(None, ["regularize.l2=true"])
+    with pytest.raises(ConfigError, match=r"^train.epochs = 1e\+09 is not allowed"):
+        load_config(None, ["train.epochs=1e9"])

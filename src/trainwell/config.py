@@ -74,13 +74,15 @@ class DataConfig:
 @dataclass
 class PreprocessConfig:
     kind: Literal["none", "center", "standardize", "pca", "zca"] = "none"
-    n_components: int | None = None
+    n_components: int | float | None = None  # a float in (0, 1): the fewest axes that keep that share of variance
     whiten: bool = False
     eps: float = 1e-5
 
     def validate(self) -> None:
-        if self.n_components is not None and self.n_components < 1:
-            raise ConfigError(f"preprocess.n_components = {self.n_components} is not allowed: use an integer >= 1")
+        n = self.n_components
+        if n is not None and (n < 1 if isinstance(n, int) else not 0 < n < 1):
+            raise ConfigError(f"preprocess.n_components = {n} is not allowed: use an integer >= 1 (the axes kept) or "
+                              f"a float in (0, 1) (the share of the variance kept)")
         _check_positive("preprocess.eps", self.eps, allow_zero=True)
 
 

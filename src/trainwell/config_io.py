@@ -60,9 +60,23 @@ def _literal_error(tp, value, key: str) -> ConfigError:
     if isinstance(value, str):
         hint = _VALUE_HINTS.get((key, value.lower())) or suggest(value, typing.get_args(tp)).rstrip("? ")
     if hint:
-        return ConfigError(f"{key} = {value!r} is not allowed: {hint}{'? U' if hint.startswith('did') else '; u'}"
+        return ConfigError(f"{key} = {shown(value)} is not allowed: {hint}{'? U' if hint.startswith('did') else '; u'}"
                            f"se {_type_name(tp)}")
-    return ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}")
+    return ConfigError(f"{key} = {shown(value)} is not allowed: use {_type_name(tp)}")
+
+
+def shown(value) -> str:
+    """A value as the user wrote it in TOML: ``true``/``false`` for booleans, ``1e+09`` for a large whole float,
+    strings quoted, anything else as Python prints it.
+
+    >>> shown(True), shown(1e9), shown("adam"), shown([1, 2])
+    ('true', '1e+09', "'adam'", '[1, 2]')
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1e6:
+        return f"{value:g}"
+    return repr(value)
 
 
 def _coerce_union(tp, value, key: str):
@@ -79,7 +93,7 @@ def _coerce_union(tp, value, key: str):
     try:
         return _coerce(args[-1], value, key)
     except ConfigError:
-        raise ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}") from None
+        raise ConfigError(f"{key} = {shown(value)} is not allowed: use {_type_name(tp)}") from None
 
 
 def _takes(tp, value) -> bool:
@@ -111,7 +125,7 @@ def _coerce(tp, value, key: str):
         return from_dict(tp, value, key)
     if origin is not list and _takes(tp, value):
         return float(value) if tp is float else dict(value) if isinstance(value, dict) else value
-    raise ConfigError(f"{key} = {value!r} is not allowed: use {_type_name(tp)}")
+    raise ConfigError(f"{key} = {shown(value)} is not allowed: use {_type_name(tp)}")
 
 
 @functools.cache
