@@ -260,3 +260,15 @@ def test_the_learning_checks_train_their_copy_as_torch_adam_does():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
     assert last == pytest.approx(float(loss.detach()), rel=1e-5)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_fit_shorter_than_the_monitor_cadence_is_still_observed(workdir):
+    # spirals: 810 training rows in batches of 128 -> 7 steps, far fewer than one in 50
+    cfg = load_config(None, ["data.name=spirals", "model.kind=mlp", "model.hidden=[16]", "train.epochs=1",
+                             "doctor.preflight=false", "report.enabled=false"])
+    res = fit(cfg, out="run", quiet=True)
+    from trainwell.rundir import read_jsonl
+
+    assert len(read_jsonl(res.run_dir / "monitors.jsonl")) >= 1
+    monitors = next(d for d in res.summary["doctor"] if d["check"].startswith("monitor"))
+    assert "no step observed" not in monitors["value"]

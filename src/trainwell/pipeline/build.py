@@ -269,7 +269,9 @@ def run_callbacks(prep: Prepared, run: RunDir, *, constraints=(), ctx: distribut
     main = ctx is None or ctx.main
     own_steps = steps is None
     steps = StepLosses() if own_steps else steps
-    monitors = [Monitor(every=cfg.doctor.monitor_every, path=run.path / "monitors.jsonl")] \
+    # a run shorter than the cadence is observed at its middle (the report's histograms need one observation)
+    every = min(cfg.doctor.monitor_every, max(1, cfg.train.epochs * _steps_per_epoch(cfg, prep.splits) // 2))
+    monitors = [Monitor(every=every, path=run.path / "monitors.jsonl")] \
         if cfg.doctor.monitor_every and main and member is None else []
     return [
         _stopper(cfg, prep.splits.meta.num_classes),  # first: it adds criterion values to the metrics that get logged
