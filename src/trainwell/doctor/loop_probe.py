@@ -30,6 +30,9 @@ from trainwell.doctor.step_record import held, read_step
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 _HEADS = 3  # the outputs besides the class scores read on an observed forward, at most
+#: the forwards' inputs recorded per observed step, at most: a policy called once per environment step makes
+#: hundreds of forwards before one optimizer step, and the record is to span the run's observed steps
+_INPUTS_PER_STEP = 8
 
 
 def first_tensor(args, kwargs) -> torch.Tensor | None:
@@ -277,7 +280,8 @@ class LoopProbe:
         if self.game is None and x.grad_fn is not None and self._game_reads < 8:
             self._game_reads += 1
             self._fed_by_another_model(x)
-        if self._armed and len(self.inputs) < 64:
+        if self._armed and len(self.inputs) < 64 and \
+                sum(e["step"] == self.opt_steps for e in self.inputs[-_INPUTS_PER_STEP:]) < _INPUTS_PER_STEP:
             self.inputs.append(input_stats(forward_tensors(args, kwargs), self.opt_steps))
             if self.opt_steps == 0:
                 self.input_leaves += [t for t in forward_tensors(args, kwargs) if t.requires_grad and t.grad_fn is None]

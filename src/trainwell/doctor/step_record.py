@@ -71,7 +71,7 @@ def read_step(probe) -> dict:
     decay = r_p / p_p if p_p > 0 else 0.0
     decay_fit = r_r > 0 and max(r_r - decay * r_p, 0.0) <= 1e-6 * r_r
     resid = math.sqrt(max(n_g - 2 * scale * dot + scale * scale * n_inc, 0.0) / n_g) if n_g > 0 else math.nan
-    outs = probe._outs.pairs()  # the passes whose gradients this step applies
+    outs = probe._outs.batch_pairs()  # the passes whose gradients this step applies
     forms = [read_form(z, g) for z, g in outs if g is not None]
     probe.scored = next(((z, g) for z, g in outs if g is not None), None)
     known = [f for f in forms if f["form"] is not None]
