@@ -83,3 +83,73 @@ def test_a_classifier_called_once_per_example_is_read_as_one_mean_cross_entropy(
     verdict = w.report()["loop: loss"]
     assert verdict.status == "pass" and verdict.value.startswith("mean cross-entropy (weights sum to 1")
 
+
+class _ActorCritic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(8, 32), nn.Tanh())
+        self.pi, self.v = nn.Linear(32, N_ACTIONS), nn.Linear(32, 1)
+
+    def forward(self, x):
+        h = self.trunk(x)
+        return self.pi(h), self.v(h).squeeze(-1)
+
+
+def _actor_critic(sign=-1.0, entropy=0.01, steps=40):
+    """A contextual bandit's actor-critic: policy loss sign x log p(a) x advantage (-1 is the healthy sign), a
+    value loss and an entropy bonus, one batch of 64 contexts per step."""
+    torch.manual_seed(0)
+    best = torch.randn(8, N_ACTIONS)
+    model = _ActorCritic()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(steps):
+            x = torch.randn(64, 8)
+            logits, v = model(x)
+            dist = torch.distributions.Categorical(logits=logits)
+            a = dist.sample()
+            r = (a == (x @ best).argmax(1)).float()
+            adv = (r - v).detach()
+            loss = sign * (dist.log_prob(a) * adv).mean() + 0.5 * F.mse_loss(v, r) - entropy * dist.entropy().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    return w.report()
+
+
+def test_an_actor_critic_with_an_entropy_bonus_is_read_as_a_policy_gradient():
+    report = _actor_critic()
+    verdict = report["loop: loss"]
+    assert verdict.status == "info" and "policy gradient" in verdict.value and "entropy bonus (beta 0.01)" in \
+        verdict.value
+
+
+def test_a_flipped_policy_gradient_gets_no_learning_rate_advice_and_the_sign_is_named_to_check():
+    """+log p(a) x advantage is the healthy loss of the reward -r: the gradient cannot tell them apart, so the
+    curve is not read for the rate, and the advice names the sign to check against the rewards."""
+    report = _actor_critic(sign=1.0)
+    verdict = report["loop: loss"]
+    assert verdict.status == "info" and "policy gradient" in verdict.value and "check the sign" in verdict.advice
+    curve = report["learning rate (loss curve)"]
+    assert curve.status in ("info", "pass") and "lower the learning rate" not in curve.advice
+
+
+def test_a_cross_entropy_with_a_confidence_penalty_is_not_a_policy_gradient():
+    """The supervised twin: cross-entropy minus an entropy bonus (a confidence penalty) on labels has weights of
+    one sign: it is not read as a policy gradient."""
+    torch.manual_seed(0)
+    best = torch.randn(8, N_ACTIONS)
+    model = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, N_ACTIONS))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(30):
+            x = torch.randn(64, 8)
+            logits = model(x)
+            dist = torch.distributions.Categorical(logits=logits)
+            loss = F.cross_entropy(logits, (x @ best).argmax(1)) - 0.05 * dist.entropy().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    assert "policy gradient" not in w.report()["loop: loss"].value

@@ -17,6 +17,11 @@ from trainwell.doctor.loss_form import smoothed_floor
 from trainwell.doctor.output_layer import scores_dropout_verdict
 from trainwell.doctor.verdict import Verdict
 
+#: what a policy gradient's loss curve cannot say, and what the gradient cannot tell (the sign of the advantages:
+#: :mod:`~trainwell.doctor.policy_gradient`)
+PG_ADVICE = ("a policy-gradient loss is not a supervised curve: judge the run by its rewards; if they fall, check "
+             "the sign: the loss is -log p(action) x advantage (with +, the gradient step lowers the reward)")
+
 
 def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict:
     """The gradient the loss sends to the logits says what the loss is (:mod:`~trainwell.doctor.loss_form`): its
@@ -176,9 +181,10 @@ def _wrong_form(name: str, steps: list[dict], first_loss: float | None) -> Verdi
                        "hand-written loss: use log_softmax, e.g. -(target * F.log_softmax(z, 1)).sum(1).mean() (for "
                        "label smoothing, nn.CrossEntropyLoss(label_smoothing=0.1))")
     if any(t["form"] == "signed_weights" for t in steps):  # a first step whose advantages were all >= 0 too
+        betas = sorted(t["entropy_bonus"] for t in steps if t.get("entropy_bonus"))
+        bonus = f", with an entropy bonus (beta {betas[len(betas) // 2]:.2g})" if betas else ""
         return Verdict(name, "info", "cross-entropy on the model's own samples with per-example weights of both "
-                       "signs (a policy gradient: -log p(action) x advantage)", "-",
-                       "a policy-gradient loss is not a supervised curve: judge the run by its rewards")
+                       f"signs (a policy gradient: -log p(action) x advantage){bonus}", "-", PG_ADVICE)
     if form == "scrambled_classes":
         c = s["classes"]
         return Verdict(name, "fail", f"the loss's softmax runs over groups of {c} consecutive values of the "

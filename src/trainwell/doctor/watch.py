@@ -284,8 +284,7 @@ class Watch:
         if self.probe.game is None:
             return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: the loss weighs the model's "
                                  "own samples by advantages of both signs (a policy gradient)", verdict.expected,
-                                 "a policy-gradient loss does not fall as a supervised loss does: judge the run by "
-                                 "its rewards")
+                                 ll.PG_ADVICE)
         return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: {self.probe.game}",
                              verdict.expected, "a game's loss is not read like a supervised one: judge the players "
                              "by what they produce (samples, the other player's accuracy)")
