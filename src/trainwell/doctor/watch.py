@@ -45,6 +45,7 @@ from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
+from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.monitors import Monitor
@@ -262,7 +263,7 @@ class Watch:
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
-        return Report(lv.defer(verdicts + post), f"trainwell doctor: watching {model}",
+        return Report(agree(lv.defer(verdicts + post)), f"trainwell doctor: watching {model}",
                       phases + ["post"] * len(post))
 
     def _game(self, verdict):
