@@ -34,15 +34,17 @@ class OutputGradients:
         self.kept = 0  # elements kept
         self.outputs: list[tuple[torch.Tensor, dict[int, torch.Tensor]]] = []
         self.heads: list[str | None] = []  # each output's head name; None: the class scores
+        self.single: list[bool] = []  # each output's forward was given one example (unbatched, or a batch of 1)
         self.filling: set[int] = set()  # passes that delivered to a parameter
         self.spent: set[int] = set()  # of them, those whose .grad was used and cleared before the step
 
     def __len__(self) -> int:
         return len(self.outputs)
 
-    def watch(self, z: torch.Tensor, head: str | None = None) -> None:
+    def watch(self, z: torch.Tensor, head: str | None = None, single: bool = False) -> None:
         """Keep ``z`` (a copy) and the gradient each pass sends to it (one tensor hook); ``head``: the name of an
-        output besides the class scores (a second head's field), None for the scores."""
+        output besides the class scores (a second head's field), None for the scores; ``single``: the forward's
+        input held one example."""
         n = len(self.outputs)
         if n >= self.limit and (n >= self.small or self.kept + z.numel() > self.budget):
             return
@@ -50,6 +52,7 @@ class OutputGradients:
         entry = (z.detach().clone(), {})
         self.outputs.append(entry)
         self.heads.append(head)
+        self.single.append(single)
 
         def keep(g, per_pass=entry[1]):
             task = current_pass()
@@ -74,7 +77,9 @@ class OutputGradients:
         """:meth:`pairs`, with the outputs of forwards of one example each (unbatched ``(A,)`` or ``(1, A)``, of
         one width) stacked into one ``(N, A)`` batch: a policy called once per environment step whose loss sums over
         the episode is read as a batched one is (an output no applied pass reached has a zero gradient)."""
-        return one_batch(self.pairs())
+        pairs = self.pairs()
+        singles = [one for head, one in zip(self.heads, self.single, strict=True) if head is None]
+        return one_batch(pairs) if len(pairs) == len(singles) and all(singles) else pairs
 
     def head_pairs(self) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
         """(head name, output, gradient) for the other heads' outputs that the step's passes reached."""
@@ -91,8 +96,9 @@ class OutputGradients:
 
 
 def one_batch(pairs: list[tuple[torch.Tensor, torch.Tensor | None]]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-    """``pairs`` as they are unless every output holds one example (``(A,)``, or ``(1, A, ...)``) of one shape and a
-    pass reached one of them: then their rows stacked into one ``(N, A, ...)`` output and gradient."""
+    """``pairs`` (of forwards given one example each) as they are unless every output holds one example
+    (``(A,)``, or ``(1, A, ...)``) of one shape and a pass reached one of them: then their rows stacked into one
+    ``(N, A, ...)`` output and gradient."""
     if not pairs or all(g is None for _, g in pairs):
         return pairs
     shapes = {tuple(z.shape) for z, _ in pairs}

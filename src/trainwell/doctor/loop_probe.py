@@ -314,7 +314,8 @@ class LoopProbe:
             self.scores_dropout = kept[1]
         self._dropout_outs = {}
         if isinstance(z, torch.Tensor) and z.is_floating_point() and z.requires_grad:
-            self._outs.watch(z)
+            x = first_tensor(args, {})
+            self._outs.watch(z, single=x is not None and (x.dim() <= 1 or x.shape[0] == 1))
         if not isinstance(out, torch.Tensor):  # another head's class scores (a second task's) are read too
             heads = [(name, t) for name, t in O.named_leaves(out) if t is not z and t.is_floating_point()
                      and t.requires_grad and t.dim() >= 2 and t.shape[-1] >= 2]
