@@ -220,6 +220,9 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
                        "compute r + gamma * max_a Q(s', a) under torch.no_grad() (or .detach() it), with a target "
                        "network: Q-learning moves Q(s, a) towards a fixed target; a gradient through the target "
                        "also drags the next states' values towards the current ones (Sutton & Barto 2018, 9.3)")
+    reduced = _regression_reduction(probe)
+    if reduced is not None:
+        return reduced
     bce = [s["bce_bounded"] for s in probe.steps if s.get("bce_bounded")]
     if bce and len(bce) == len(probe.steps):
         return Verdict("loop: loss", "warn", f"binary cross-entropy with logits on outputs {bce[0]} on all "
@@ -245,3 +248,22 @@ def _minus_log_c(probe: LoopProbe, first_loss: float | None, class_labels: bool 
                    "a cross-entropy starts near +ln C", "the loss looks like minus a cross-entropy: training then "
                    "maximizes it and drives the right class down (accuracy below chance); a minus sign is missing "
                    "in the hand-written loss (-(target * log_softmax(z)).sum(1).mean())")
+
+
+def _regression_reduction(probe: LoopProbe) -> Verdict | None:
+    """A regression loss (MSE, Huber) read as a mean or a sum over its n output elements on two thirds of the
+    observed steps (two at least) from its value and gradient (:mod:`~trainwell.doctor.regression_reduction`): a sum
+    is named (its gradient is n x the mean's), a mean passes."""
+    reads = probe.reductions
+    found = [r for r in reads if r is not None]
+    if len(found) < 2 or 3 * len(found) < 2 * len(reads) or len({r[:2] for r in found}) != 1:
+        return None
+    kind, loss, n = found[-1]
+    name = "squared error" if loss == "MSE" else "Huber (SmoothL1) loss"
+    if kind == "sum":
+        return Verdict("loop: loss", "info", f"summed {name} over {n} output elements (reduction='sum'), read from "
+                       f"the loss's value against its gradient on {len(found)} of {len(reads)} observed steps", "-",
+                       f"the gradient is {n}x the mean's and grows with the batch size: use reduction='mean', or "
+                       f"divide a learning rate tuned for the mean by {n}")
+    return Verdict("loop: loss", "pass", f"mean {name} over {n} output elements (read from the loss's value against "
+                   f"its gradient on {len(found)} of {len(reads)} observed steps)", "-")

@@ -119,6 +119,8 @@ class LoopProbe:
         self._other_step = 0  # the tick of the latest step of an optimizer besides the first one
         self._outs = OutputGradients()
         self.scored: tuple | None = None  # the latest observed step's (logits, their gradient), for its targets
+        self.regressed: tuple | None = None  # the latest observed step's (outputs, gradient), for the loss's value
+        self.reductions: list[tuple[str, str, int] | None] = []  # per observed step read so: (reduction, loss, n)
         self._hooks: list = []
         self._grad_hooks: list = []
         self._layer_hooks: list = []

@@ -51,6 +51,7 @@ from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.multi_hot import cross_entropy_against
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
+from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.report import Report
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
@@ -162,6 +163,12 @@ class Watch:
             self.probe.scored = None
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
+        if self.probe.regressed is not None:  # after an observed step only: its loss against its gradient
+            z, g = self.probe.regressed
+            one = self.probe.steps[-1]["backwards"] == 1 if self.probe.steps else False
+            read = reduction(z, g, float(loss)) if one else None
+            self.probe.reductions.append(None if read is None else (*read, g.numel()))
+            self.probe.regressed = None
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
         self._state.batch_loss = value
