@@ -40,8 +40,9 @@ def _run(crit, k=1, lr=1e-3):
                                            (nn.MSELoss(reduction="sum"), 3, "squared error")])
 def test_a_summed_regression_loss_is_named(crit, k, name):
     verdict = _run(crit, k, lr=1e-4)
-    assert verdict.status == "info" and verdict.value.startswith(f"summed {name}") and \
-        f"over {64 * k} output elements" in verdict.value and f"{64 * k}x the mean's" in verdict.advice
+    assert verdict.status == "info" and verdict.value.startswith(f"summed {name}")
+    assert f"over {64 * k} output elements" in verdict.value and f"{64 * k}x the mean's" in verdict.advice
+    assert "on 7 of 7 observed steps" in verdict.expected  # steps 0, 1, 2, 4, 9, 14, 19
 
 
 @pytest.mark.parametrize("crit, k", [(nn.HuberLoss(), 1), (nn.MSELoss(), 3)])

@@ -62,6 +62,7 @@ def test_an_episodic_reinforce_loop_is_read_as_a_policy_gradient():
     assert report["learning rate (loss curve)"].status in ("info", "pass")
     inputs = report["loop: inputs"]
     assert inputs.status == "pass" and inputs.value.endswith("in 7 observed steps")  # steps 0, 1, 2, 9, 19, 29, 39
+    assert "entropy bonus" not in report["loop: loss"].value  # none in this loss
 
 
 def test_a_classifier_called_once_per_example_is_read_as_one_mean_cross_entropy():

@@ -261,9 +261,9 @@ def _regression_reduction(probe: LoopProbe) -> Verdict | None:
     kind, loss, n = found[-1]
     name = "squared error" if loss == "MSE" else "Huber (SmoothL1) loss"
     if kind == "sum":
-        return Verdict("loop: loss", "info", f"summed {name} over {n} output elements (reduction='sum'), read from "
-                       f"the loss's value against its gradient on {len(found)} of {len(reads)} observed steps", "-",
-                       f"the gradient is {n}x the mean's and grows with the batch size: use reduction='mean', or "
-                       f"divide a learning rate tuned for the mean by {n}")
+        return Verdict("loop: loss", "info", f"summed {name} over {n} output elements (reduction='sum')",
+                       f"a mean (the loss's value read against its gradient on {len(found)} of {len(reads)} observed "
+                       "steps)", f"the gradient is {n}x the mean's and grows with the batch size: use "
+                       f"reduction='mean', or divide a learning rate tuned for the mean by {n}")
     return Verdict("loop: loss", "pass", f"mean {name} over {n} output elements (read from the loss's value against "
                    f"its gradient on {len(found)} of {len(reads)} observed steps)", "-")

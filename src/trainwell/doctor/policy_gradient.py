@@ -43,11 +43,19 @@ def fit_signed(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor, f
     return resid, a, b
 
 
+def _bonus_share(z: torch.Tensor, b: float) -> float:
+    """The size of the entropy bonus's fitted gradient, b ||p (log p + H)||: below the fit's tolerance it is noise."""
+    p = torch.softmax(z, 1)
+    logp = p.clamp_min(1e-30).log()
+    return abs(b) * float((p * (logp - (p * logp).sum(1, keepdim=True))).norm())
+
+
 def signed_weights(z: torch.Tensor, g: torch.Tensor, tol: float) -> dict | None:
     """The policy-gradient reading of (N, C) logits and their gradient: the form fits (:func:`fit_signed`) and the
     weights are of both signs, the negative ones at least a tenth of the total size. None otherwise."""
     resid, a, b = fit_signed(z, g)
     if resid >= tol or not bool((a > 0).any()) or float(-a[a < 0].sum()) < 0.1 * float(a.abs().sum()):
         return None
+    bonus = b > 0 and _bonus_share(z, b) >= tol * float(g.norm())
     return {"form": "signed_weights", "weight": float(a.sum()), "rows": len(z), "classes": z.shape[1],
-            "bounded": None, "entropy_bonus": b * len(z) if b > 0 else None}
+            "bounded": None, "entropy_bonus": b * len(z) if bonus else None}
