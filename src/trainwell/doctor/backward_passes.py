@@ -27,24 +27,32 @@ class OutputGradients:
     """The model's outputs on an observed step's training forwards, each with the gradient every backward pass sent
     to it, and which passes filled the parameters' ``.grad`` and were not handed on before the step."""
 
-    def __init__(self, limit: int = 16):
-        self.limit = limit
+    def __init__(self, limit: int = 16, small: int = 4096, budget: int = 2**16):
+        # beyond ``limit`` outputs, small ones are still kept while their elements fit ``budget``: a policy called
+        # once per environment step (a batch of 1) makes hundreds of forwards before one optimizer step
+        self.limit, self.small, self.budget = limit, small, budget
+        self.kept = 0  # elements kept
         self.outputs: list[tuple[torch.Tensor, dict[int, torch.Tensor]]] = []
         self.heads: list[str | None] = []  # each output's head name; None: the class scores
+        self.single: list[bool] = []  # each output's forward was given one example (unbatched, or a batch of 1)
         self.filling: set[int] = set()  # passes that delivered to a parameter
         self.spent: set[int] = set()  # of them, those whose .grad was used and cleared before the step
 
     def __len__(self) -> int:
         return len(self.outputs)
 
-    def watch(self, z: torch.Tensor, head: str | None = None) -> None:
+    def watch(self, z: torch.Tensor, head: str | None = None, single: bool = False) -> None:
         """Keep ``z`` (a copy) and the gradient each pass sends to it (one tensor hook); ``head``: the name of an
-        output besides the class scores (a second head's field), None for the scores."""
-        if len(self.outputs) >= self.limit:
+        output besides the class scores (a second head's field), None for the scores; ``single``: the forward's
+        input held one example."""
+        n = len(self.outputs)
+        if n >= self.limit and (n >= self.small or self.kept + z.numel() > self.budget):
             return
+        self.kept += z.numel()
         entry = (z.detach().clone(), {})
         self.outputs.append(entry)
         self.heads.append(head)
+        self.single.append(single)
 
         def keep(g, per_pass=entry[1]):
             task = current_pass()
@@ -65,6 +73,14 @@ class OutputGradients:
         pass reached has None, one reached only by passes the step does not apply is left out."""
         return [(z, g) for head, z, g in self._applied() if head is None]
 
+    def batch_pairs(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """:meth:`pairs`, with the outputs of forwards of one example each (unbatched ``(A,)`` or ``(1, A)``, of
+        one width) stacked into one ``(N, A)`` batch: a policy called once per environment step whose loss sums over
+        the episode is read as a batched one is (an output no applied pass reached has a zero gradient)."""
+        pairs = self.pairs()
+        singles = [one for head, one in zip(self.heads, self.single, strict=True) if head is None]
+        return one_batch(pairs) if len(pairs) == len(singles) and all(singles) else pairs
+
     def head_pairs(self) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
         """(head name, output, gradient) for the other heads' outputs that the step's passes reached."""
         return [(head, z, g) for head, z, g in self._applied() if head is not None and g is not None]
@@ -77,3 +93,23 @@ class OutputGradients:
             if grads or not per_pass:
                 out.append((head, z, sum(grads[1:], grads[0]) if grads else None))
         return out
+
+
+def one_batch(pairs: list[tuple[torch.Tensor, torch.Tensor | None]]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """``pairs`` (of forwards given one example each) as they are unless every output holds one example
+    (``(A,)``, or ``(1, A, ...)``) of one shape and a pass reached one of them: then their rows stacked into one
+    ``(N, A, ...)`` output and gradient."""
+    if not pairs or all(g is None for _, g in pairs):
+        return pairs
+    shapes = {tuple(z.shape) for z, _ in pairs}
+    if len(shapes) != 1:
+        return pairs
+    shape = next(iter(shapes))
+    if not (len(shape) == 1 and shape[0] >= 2 or len(shape) >= 2 and shape[0] == 1):
+        return pairs
+    if len(pairs) == 1 and len(shape) >= 2:
+        return pairs
+    rows = shape if len(shape) == 1 else shape[1:]
+    z = torch.stack([z.reshape(rows) for z, _ in pairs])
+    g = torch.stack([(g if g is not None else torch.zeros_like(z0)).reshape(rows) for z0, g in pairs])
+    return [(z, g)]

@@ -124,14 +124,34 @@ def _describe_curve(f: dict, batch_size: int | None, floor: float = 0.0) -> str:
     """The verdict's value: start and end level, drop (or rise) above ``floor``, noise."""
     noise_note = f"; batch size {batch_size}" if batch_size else ""
     if f["tail"] <= f["head"]:
-        towards = f" towards the floor {floor:.3g}" if floor else ""
-        change = f"{f['rel_drop']:.0%} drop{towards}, {f['half_share']:.0%} of it by mid-run"
+        change = f"{_drop(f, floor)}, {_mid_run(f, floor)}"
     else:  # a rise is not a "drop" (a clipped share of it would read "100%")
         rise = (f["tail"] - f["head"]) / max(abs(f["head"]), 1e-12)
         change = f"{rise:.0%} rise" if rise < 10 else f"a rise to {f['tail'] / max(abs(f['head']), 1e-12):.3g}x"
     value = (f"start {f['head'] + floor:.3g} -> end {f['tail'] + floor:.3g} ({change}); noise {f['noise']:.0%} of "
              f"the loss level{' above the floor' if floor else ''}{noise_note}")
     return value
+
+
+def _drop(f: dict, floor: float) -> str:
+    """The drop as a share of the start's height above the floor; a drop past the floor (a loss that is or turns
+    negative, or goes below its floor) is no share of it and is given as a size."""
+    towards = f" towards the floor {floor:.3g}" if floor else ""
+    if f["rel_drop"] <= 1 + 1e-9 and f["head"] >= 0:
+        return f"{f['rel_drop']:.0%} drop{towards}"
+    return f"a drop of {f['head'] - f['tail']:.3g}, " + (f"past the floor {floor:.3g}" if floor else "below 0")
+
+
+def _mid_run(f: dict, floor: float) -> str:
+    """How much of the drop was made by mid-run, as a share in [0, 100%]; a mid-run level below the end's (the
+    loss rose back) or above the start's (it rose first) is said in words, with that level."""
+    share = f["half_share"]
+    mid = f["head"] - share * (f["head"] - f["tail"]) + floor
+    if share > 1 + 1e-9:
+        return f"the loss was lower at mid-run ({mid:.3g}) than at the end"
+    if share < -1e-9:
+        return f"the loss was higher at mid-run ({mid:.3g}) than at the start"
+    return f"{share:.0%} of it by mid-run"
 
 
 def _read_curve(name: str, f: dict, value: str) -> Verdict:

@@ -37,10 +37,10 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
                        "the data holds NaN/Inf (missing values, a 0/0 when "
                        "standardizing a constant feature, log of 0): clean or impute it before training; no learning "
                        "rate fixes it")
-    by_step = {}
+    by_step: dict[int, tuple] = {}  # each observed step's forwards (a policy's are one per environment step)
     for s in seen:
-        by_step.setdefault(s["step"], s)
-    distinct = {(s["shape"], s["sum"], tuple(s["head"])) for s in by_step.values()}
+        by_step[s["step"]] = by_step.get(s["step"], ()) + ((s["shape"], s["sum"], tuple(s["head"])),)
+    distinct = set(by_step.values())
     if len(by_step) >= 3 and len(distinct) == 1:
         return Verdict(name, "warn" if memorizing else "info",
                        f"the same input batch in all {len(by_step)} observed steps" +

@@ -17,6 +17,11 @@ from trainwell.doctor.loss_form import smoothed_floor
 from trainwell.doctor.output_layer import scores_dropout_verdict
 from trainwell.doctor.verdict import Verdict
 
+#: what a policy gradient's loss curve cannot say, and what the gradient cannot tell (the sign of the advantages:
+#: :mod:`~trainwell.doctor.policy_gradient`)
+PG_ADVICE = ("a policy-gradient loss is not a supervised curve: judge the run by its rewards; if they fall, check "
+             "the sign: the loss is -log p(action) x advantage (with +, the gradient step lowers the reward)")
+
 
 def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict:
     """The gradient the loss sends to the logits says what the loss is (:mod:`~trainwell.doctor.loss_form`): its
@@ -176,9 +181,10 @@ def _wrong_form(name: str, steps: list[dict], first_loss: float | None) -> Verdi
                        "hand-written loss: use log_softmax, e.g. -(target * F.log_softmax(z, 1)).sum(1).mean() (for "
                        "label smoothing, nn.CrossEntropyLoss(label_smoothing=0.1))")
     if any(t["form"] == "signed_weights" for t in steps):  # a first step whose advantages were all >= 0 too
+        betas = sorted(t["entropy_bonus"] for t in steps if t.get("entropy_bonus"))
+        bonus = f", with an entropy bonus (beta {betas[len(betas) // 2]:.2g})" if betas else ""
         return Verdict(name, "info", "cross-entropy on the model's own samples with per-example weights of both "
-                       "signs (a policy gradient: -log p(action) x advantage)", "-",
-                       "a policy-gradient loss is not a supervised curve: judge the run by its rewards")
+                       f"signs (a policy gradient: -log p(action) x advantage){bonus}", "-", PG_ADVICE)
     if form == "scrambled_classes":
         c = s["classes"]
         return Verdict(name, "fail", f"the loss's softmax runs over groups of {c} consecutive values of the "
@@ -217,6 +223,9 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
     constant = _always_true(probe)
     if constant is not None:
         return constant
+    reduced = _regression_reduction(probe)
+    if reduced is not None:
+        return reduced
     bce = [s["bce_bounded"] for s in probe.steps if s.get("bce_bounded")]
     if bce and len(bce) == len(probe.steps):
         return Verdict("loop: loss", "warn", f"binary cross-entropy with logits on outputs {bce[0]} on all "
@@ -261,3 +270,22 @@ def _minus_log_c(probe: LoopProbe, first_loss: float | None, class_labels: bool 
                    "a cross-entropy starts near +ln C", "the loss looks like minus a cross-entropy: training then "
                    "maximizes it and drives the right class down (accuracy below chance); a minus sign is missing "
                    "in the hand-written loss (-(target * log_softmax(z)).sum(1).mean())")
+
+
+def _regression_reduction(probe: LoopProbe) -> Verdict | None:
+    """A regression loss (MSE, Huber) read as a mean or a sum over its n output elements on two thirds of the
+    observed steps (two at least) from its value and gradient (:mod:`~trainwell.doctor.regression_reduction`): a sum
+    is named (its gradient is n x the mean's), a mean passes."""
+    reads = probe.reductions
+    found = [r for r in reads if r is not None]
+    if len(found) < 2 or 3 * len(found) < 2 * len(reads) or len({r[:2] for r in found}) != 1:
+        return None
+    kind, loss, n = found[-1]
+    name = "squared error" if loss == "MSE" else "Huber (SmoothL1) loss"
+    if kind == "sum":
+        return Verdict("loop: loss", "info", f"summed {name} over {n} output elements (reduction='sum')",
+                       f"a mean (the loss's value read against its gradient on {len(found)} of {len(reads)} observed "
+                       "steps)", f"the gradient is {n}x the mean's and grows with the batch size: use "
+                       f"reduction='mean', or divide a learning rate tuned for the mean by {n}")
+    return Verdict("loop: loss", "pass", f"mean {name} over {n} output elements (read from the loss's value against "
+                   f"its gradient on {len(found)} of {len(reads)} observed steps)", "-")

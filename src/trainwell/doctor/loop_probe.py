@@ -30,6 +30,9 @@ from trainwell.doctor.step_record import held, read_step
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 _HEADS = 3  # the outputs besides the class scores read on an observed forward, at most
+#: the forwards' inputs recorded per observed step, at most: a policy called once per environment step makes
+#: hundreds of forwards before one optimizer step, and the record is to span the run's observed steps
+_INPUTS_PER_STEP = 8
 
 
 def first_tensor(args, kwargs) -> torch.Tensor | None:
@@ -116,6 +119,8 @@ class LoopProbe:
         self._other_step = 0  # the tick of the latest step of an optimizer besides the first one
         self._outs = OutputGradients()
         self.scored: tuple | None = None  # the latest observed step's (logits, their gradient), for its targets
+        self.regressed: tuple | None = None  # the latest observed step's (outputs, gradient), for the loss's value
+        self.reductions: list[tuple[str, str, int] | None] = []  # per observed step read so: (reduction, loss, n)
         self._hooks: list = []
         self._grad_hooks: list = []
         self._layer_hooks: list = []
@@ -277,7 +282,8 @@ class LoopProbe:
         if self.game is None and x.grad_fn is not None and self._game_reads < 8:
             self._game_reads += 1
             self._fed_by_another_model(x)
-        if self._armed and len(self.inputs) < 64:
+        if self._armed and len(self.inputs) < 64 and \
+                sum(e["step"] == self.opt_steps for e in self.inputs[-_INPUTS_PER_STEP:]) < _INPUTS_PER_STEP:
             self.inputs.append(input_stats(forward_tensors(args, kwargs), self.opt_steps))
             if self.opt_steps == 0:
                 self.input_leaves += [t for t in forward_tensors(args, kwargs) if t.requires_grad and t.grad_fn is None]
@@ -310,7 +316,8 @@ class LoopProbe:
             self.scores_dropout = kept[1]
         self._dropout_outs = {}
         if isinstance(z, torch.Tensor) and z.is_floating_point() and z.requires_grad:
-            self._outs.watch(z)
+            x = first_tensor(args, {})
+            self._outs.watch(z, single=x is not None and (x.dim() <= 1 or x.shape[0] == 1))
         if not isinstance(out, torch.Tensor):  # another head's class scores (a second task's) are read too
             heads = [(name, t) for name, t in O.named_leaves(out) if t is not z and t.is_floating_point()
                      and t.requires_grad and t.dim() >= 2 and t.shape[-1] >= 2]

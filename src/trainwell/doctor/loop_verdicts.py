@@ -328,7 +328,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
             names = ", ".join(f"'{c.check}'" for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
                         f"fix {names} first: this reading follows from it")
-        elif v.check == DOWNSTREAM[0] and summed is not None and str(v.value).startswith("too high"):
+        elif v.check == DOWNSTREAM[0] and summed is not None and str(v.value).startswith(("too high", "high")):
             v = Verdict(v.check, v.status, v.value, v.expected, f"{v.advice}; the loss is {summed.value}: "
                         f"{summed.advice.split(': ', 1)[-1]}")
         elif v.check == DOWNSTREAM[0] and v.status == "warn" and frozen is not None and \

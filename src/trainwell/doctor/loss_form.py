@@ -28,6 +28,8 @@ import math
 
 import torch
 
+from trainwell.doctor.policy_gradient import signed_weights
+
 TOLERANCE = 1e-3  # relative residual of the gradient against the fitted form
 
 
@@ -40,21 +42,6 @@ def _fit_softmax(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor]
     a = num / den
     resid = float((g - a[:, None] * (p - mask)).norm() / g.norm().clamp_min(1e-30))
     return resid, a
-
-
-def _fit_softmax_signed(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """As :func:`_fit_softmax` with per-row weights of either sign: a row with a < 0 has its label at the
-    gradient's largest entry, not its smallest; each row takes the better of the two."""
-    p = torch.softmax(z, 1)
-    fits = []
-    for idx in (g.argmin(1, keepdim=True), g.argmax(1, keepdim=True)):
-        mask = torch.zeros_like(p).scatter_(1, idx, 1.0)
-        a = (g * (1 - mask)).sum(1) / (p * (1 - mask)).sum(1).clamp_min(1e-30)
-        fits.append((a, (g - a[:, None] * (p - mask)).norm(dim=1)))
-    better = fits[1][1] < fits[0][1]
-    a = torch.where(better, fits[1][0], fits[0][0])
-    resid = torch.where(better, fits[1][1], fits[0][1])
-    return float(resid.norm() / g.norm().clamp_min(1e-30)), a
 
 
 def _proportional_to_label_probability(z: torch.Tensor, g: torch.Tensor, a: torch.Tensor) -> bool:
@@ -146,7 +133,7 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
     'nll', 'scrambled_classes' (cross-entropy or NLL over runs of C consecutive values of (B, C, ...) outputs),
     'probability_not_log' (the softmax form weighted by each label's probability: -p(label), a missing log),
     'signed_weights' (the softmax form with per-example weights of both signs: a policy gradient's
-    -log p(action) x advantage),
+    -log p(action) x advantage, with or without an entropy bonus; :mod:`~trainwell.doctor.policy_gradient`),
     'two_classes' (a zero-sum gradient over 2 classes: a classification loss of unknown form and weight)
     or None when unrecognised), ``weight`` (sum of the per-example weights a_i), ``rows`` (examples that
     received a gradient), ``classes``, and for the forms with positive weights ``spread`` (largest / smallest);
@@ -210,12 +197,8 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
         if resid < tol and 0.0 < eps < 1.0 and float(a[0]) > 0:
             return {"form": "cross_entropy", "weight": float(a.sum()), "rows": rows,
                     "classes": zz.shape[1], "bounded": _bounded(zz), "spread": 1.0, "smoothing": eps}
-    if layout == "last" and z.dim() == 2:
-        resid, a = _fit_softmax_signed(zl, gl)
-        if resid < tol and bool((a > 0).any()) and float(-a[a < 0].sum()) >= 0.1 * float(a.abs().sum()):
-            # -log p(a_i) x advantage_i on the model's own samples: a policy gradient (Williams 1992)
-            return {"form": "signed_weights", "weight": float(a.sum()), "rows": rows,
-                    "classes": zz.shape[1], "bounded": None}
+    if layout == "last" and z.dim() == 2:  # -log p(a_i) x advantage_i on the model's own samples
+        return signed_weights(zl, gl, tol)
     return None
 
 

@@ -72,9 +72,12 @@ def read_step(probe) -> dict:
     decay = r_p / p_p if p_p > 0 else 0.0
     decay_fit = r_r > 0 and max(r_r - decay * r_p, 0.0) <= 1e-6 * r_r
     resid = math.sqrt(max(n_g - 2 * scale * dot + scale * scale * n_inc, 0.0) / n_g) if n_g > 0 else math.nan
-    outs = probe._outs.pairs()  # the passes whose gradients this step applies
+    outs = probe._outs.batch_pairs()  # the passes whose gradients this step applies
     forms = [read_form(z, g) for z, g in outs if g is not None]
     probe.scored = next(((z, g) for z, g in outs if g is not None), None)
+    # a regression output's gradient, read against the loss value w.step is given (its reduction)
+    probe.regressed = outs[0] if len(outs) == 1 and outs[0][1] is not None and outs[0][0].dim() in (1, 2) and \
+        outs[0][0].numel() <= 2**16 and not zero_sum_rows(outs[0][1]) else None
     known = [f for f in forms if f["form"] is not None]
     decay_ratio = coupled_decay(probe) if probe.opt_steps == 0 else None
     # the latest training forward came after the latest backward: this step runs before its own backward()
@@ -91,6 +94,7 @@ def read_step(probe) -> dict:
             "bounded": known[0]["bounded"] if known else None,
             "spread": max((f.get("spread") or 1.0) for f in known) if known else None,
             "smoothing": known[0].get("smoothing") if known else None,
+            "entropy_bonus": known[0].get("entropy_bonus") if known else None,
             "log_probs": log_probabilities(outs[0][0]) if known and known[0]["form"] == "nll" else None,
             "first_logits": outs[0][0] if probe.opt_steps == 0 and outs else None,
             "zero_sum": bool(outs) and all(zero_sum_rows(g) for _, g in outs),

@@ -45,12 +45,14 @@ from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
+from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.multi_hot import cross_entropy_against
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
+from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.report import Report
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
@@ -162,6 +164,12 @@ class Watch:
             self.probe.scored = None
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
+        if self.probe.regressed is not None:  # after an observed step only: its loss against its gradient
+            z, g = self.probe.regressed
+            one = self.probe.steps[-1]["backwards"] == 1 if self.probe.steps else False
+            read = reduction(z, g, float(loss)) if one else None
+            self.probe.reductions.append(None if read is None else (*read, g.numel()))
+            self.probe.regressed = None
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
         self._state.batch_loss = value
@@ -263,7 +271,7 @@ class Watch:
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
-        return Report(lv.defer(verdicts + post), f"trainwell doctor: watching {model}",
+        return Report(agree(lv.defer(verdicts + post)), f"trainwell doctor: watching {model}",
                       phases + ["post"] * len(post))
 
     def _game(self, verdict):
@@ -285,8 +293,7 @@ class Watch:
         if self.probe.game is None:
             return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: the loss weighs the model's "
                                  "own samples by advantages of both signs (a policy gradient)", verdict.expected,
-                                 "a policy-gradient loss does not fall as a supervised loss does: judge the run by "
-                                 "its rewards")
+                                 ll.PG_ADVICE)
         return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: {self.probe.game}",
                              verdict.expected, "a game's loss is not read like a supervised one: judge the players "
                              "by what they produce (samples, the other player's accuracy)")
