@@ -63,3 +63,53 @@ def test_a_loss_the_padding_probe_cannot_run_is_unknown_not_a_loss_that_counts_p
     assert _ignores(picky, tgt, PAD) is None
     assert _ignores(lambda out, y: F.cross_entropy(out.reshape(-1, VOCAB), y.reshape(-1)), tgt, PAD,
                     torch.randn(len(tgt), LENGTH, VOCAB)) is False
+
+
+def _batch_hard_triplet(emb, y, margin=0.2):
+    """A user's batch-hard triplet loss (Hermans et al. 2017): the farthest positive against the nearest negative."""
+    emb = F.normalize(emb, dim=1)
+    dist = torch.cdist(emb, emb)
+    same = y[:, None] == y[None]
+    hardest_pos = (dist * same).max(1).values
+    hardest_neg = dist.masked_fill(same, float("inf")).min(1).values
+    return F.relu(hardest_pos - hardest_neg + margin).mean()
+
+
+class Embedder(nn.Module):
+    def __init__(self, dead=False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.head = nn.Linear(20, 64), nn.Linear(64, 8)
+        if dead:  # every hidden unit off on every input: the embedding is the head's bias alone
+            nn.init.constant_(self.body.bias, -100.0)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+
+
+def _clusters(n=128, classes=8):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % classes  # the first examples are all of different classes: no positive pair among them
+    return torch.randn(classes, 20, generator=g)[y] + 1.5 * torch.randn(n, 20, generator=g), y
+
+
+def test_a_mined_triplet_loss_zero_on_the_first_examples_is_checked_on_examples_that_share_a_label():
+    x, y = _clusters()
+    with torch.no_grad():
+        first, whole = _batch_hard_triplet(Embedder()(x[:4]), y[:4]), _batch_hard_triplet(Embedder()(x), y)
+    assert float(first) == 0.0 < float(whole)
+    verdict = _verdict(doctor.check(Embedder(), x, y, _batch_hard_triplet), "gradient check (data loss)")
+    assert verdict.status == "pass" and "share a label" in verdict.value
+
+
+def test_dead_units_under_a_triplet_loss_are_still_vanishing_gradients():
+    x, y = _clusters()
+    verdict = _verdict(doctor.check(Embedder(dead=True), x, y, _batch_hard_triplet), "gradient check (data loss)")
+    assert verdict.status == "warn" and "vanishing gradients" in verdict.value
+
+
+def test_a_loss_that_is_zero_on_every_example_has_no_gradient_to_check():
+    x, y = _clusters()
+    verdict = _verdict(doctor.check(Embedder(), x, y, lambda e, t: _batch_hard_triplet(e, t, margin=-10.0)),
+                       "gradient check (data loss)")
+    assert verdict.status == "skip" and "exactly 0" in verdict.value

@@ -15,6 +15,7 @@ from torch.overrides import TorchFunctionMode
 from trainwell.doctor import checkpointing
 from trainwell.doctor.budget import _within_budget
 from trainwell.doctor.forward import _KINKS, _training_forward
+from trainwell.doctor.gradient_subset import informative_subset
 from trainwell.doctor.inputs import Inputs, Targets, call, cast
 from trainwell.doctor.registration import unregistered_in_loss
 from trainwell.doctor.verdict import Verdict
@@ -72,10 +73,22 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
                        f"({', '.join(outside[:3])}{', ...' if len(outside) > 3 else ''})", "-",
                        "see the check 'parameters registered'")
     m = _training_forward(copy.deepcopy(model).double())
-    x, y = x[:n], y[:n]
     xd = cast(x, torch.Tensor.double)
     yd = y.map(lambda t: t.double() if t.is_floating_point() else t) if isinstance(y, Targets) else \
         y.double() if y.is_floating_point() else y
+
+    def data_loss(index: torch.Tensor, xs=xd, ys=yd) -> torch.Tensor:
+        with _FloatToDouble(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            value = loss_fn(call(m, xs[index]), ys[index])
+            return value.mean() if value.dim() else value
+
+    subset = informative_subset(m, data_loss, y, n, len(y))
+    if subset.zero and penalty is None:
+        return Verdict(name, "skip", f"skipped: the data loss is exactly 0 on all {len(y)} examples given: no "
+                       "gradient to check", "-", "a loss that is 0 on every example (a margin every example meets, "
+                       "no mined pair) has no gradient: check it on a batch where it is not")
+    xd, yd = xd[subset.index], yd[subset.index]
     kinks = any(isinstance(mod, _KINKS) for mod in m.modules())
     g = torch.Generator().manual_seed(seed)
 
@@ -98,6 +111,8 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
             return evaluate()
 
     verdict = _checked(name, m, objective, coords, budget_s, atol, g, kinks, h)
+    if subset.note:
+        verdict.value = f"{verdict.value}; {subset.note}"
     if not random:
         return verdict
     noise = f"the loss differs between two eval-mode forwards of the same batch ({first:.6g} vs {again:.6g})"
