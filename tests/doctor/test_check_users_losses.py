@@ -113,3 +113,92 @@ def test_a_loss_that_is_zero_on_every_example_has_no_gradient_to_check():
     verdict = _verdict(doctor.check(Embedder(), x, y, lambda e, t: _batch_hard_triplet(e, t, margin=-10.0)),
                        "gradient check (data loss)")
     assert verdict.status == "skip" and "exactly 0" in verdict.value
+
+
+class Quantize(torch.autograd.Function):
+    """A user's 4-level quantizer with a straight-through backward (Bengio et al. 2013)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x.clamp(-1, 1) * 1.5) / 1.5
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class Swish(torch.autograd.Function):
+    """A user's hand-written x * sigmoid(x); ``wrong``: the x s (1 - s) term of its derivative is missing."""
+
+    wrong = False
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * torch.sigmoid(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        s = torch.sigmoid(x)
+        return g * s if Swish.wrong else g * (s + x * s * (1 - s))
+
+
+class Constant(torch.autograd.Function):
+    """A wrong custom function: its forward ignores its input, its backward passes a gradient to it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.ones_like(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class QuantizedNet(nn.Module):
+    """``quant``: 'function' (a straight-through custom Function), 'detach' (``h + (q(h) - h).detach()``),
+    'none' (a smooth net) or 'constant' (a custom Function that ignores its input)."""
+
+    def __init__(self, quant):
+        super().__init__()
+        torch.manual_seed(0)
+        self.quant = quant
+        self.fc1, self.fc2, self.fc3 = nn.Linear(20, 64), nn.Linear(64, 64), nn.Linear(64, 3)
+
+    def forward(self, x):
+        h = Swish.apply(self.fc2(Swish.apply(self.fc1(x))))
+        if self.quant == "function":
+            h = Quantize.apply(h)
+        elif self.quant == "detach":
+            h = h + (torch.round(h.clamp(-1, 1) * 1.5) / 1.5 - h).detach()
+        elif self.quant == "constant":
+            h = torch.cat([Constant.apply(h[:, :32]), h[:, 32:]], 1)
+        return self.fc3(h)
+
+
+def _gradient_verdict(quant, wrong=False):
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 20, generator=g), torch.randint(0, 3, (64,), generator=g)
+    Swish.wrong = wrong
+    try:
+        return _verdict(doctor.check(QuantizedNet(quant), x, y, nn.CrossEntropyLoss()), "gradient check (data loss)")
+    finally:
+        Swish.wrong = False
+
+
+@pytest.mark.parametrize("quant", ["function", "detach"])
+def test_a_straight_through_quantizer_is_read_as_a_surrogate_backward_not_a_wrong_one(quant):
+    verdict = _gradient_verdict(quant)
+    assert verdict.status == "info" and "piecewise constant" in verdict.advice and "straight-through" in verdict.advice
+
+
+def test_a_wrong_custom_backward_on_a_smooth_forward_still_fails():
+    assert _gradient_verdict("none").status == "pass"
+    verdict = _gradient_verdict("none", wrong=True)
+    assert verdict.status == "fail" and "check custom backward code" in verdict.advice
+
+
+def test_a_custom_backward_giving_a_gradient_to_an_input_its_forward_ignores_still_fails():
+    verdict = _gradient_verdict("constant")
+    assert verdict.status == "fail" and "check custom backward code" in verdict.advice
