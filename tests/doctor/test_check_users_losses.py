@@ -202,3 +202,53 @@ def test_a_wrong_custom_backward_on_a_smooth_forward_still_fails():
 def test_a_custom_backward_giving_a_gradient_to_an_input_its_forward_ignores_still_fails():
     verdict = _gradient_verdict("constant")
     assert verdict.status == "fail" and "check custom backward code" in verdict.advice
+
+
+class TwoHeads(nn.Module):
+    """A user's multi-task model returning a dict: 10 class scores (ending with a Softmax when ``softmax``) and a
+    regression output."""
+
+    def __init__(self, softmax):
+        super().__init__()
+        torch.manual_seed(0)
+        self.trunk = nn.Sequential(nn.Linear(16, 64), nn.ReLU())
+        self.cls = nn.Sequential(nn.Linear(64, 10), nn.Softmax(dim=1)) if softmax else nn.Linear(64, 10)
+        self.reg = nn.Linear(64, 1)
+
+    def forward(self, x):
+        h = self.trunk(x)
+        return {"reg": self.reg(h).squeeze(-1), "digit": self.cls(h)}
+
+
+def _two_task_data(n=64):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 16, generator=g)
+    return x, {"cls": torch.randint(0, 10, (n,), generator=g), "reg": x[:, 0].clone()}
+
+
+def _summed_loss(out, t):
+    return F.cross_entropy(out["digit"], t["cls"]) + F.mse_loss(out["reg"], t["reg"])
+
+
+def _likelihood_loss(out, t):  # probabilities read as probabilities: the Softmax is right here
+    return F.nll_loss(torch.log(out["digit"] + 1e-12), t["cls"]) + F.mse_loss(out["reg"], t["reg"])
+
+
+def test_a_softmax_before_cross_entropy_in_one_head_of_a_summed_loss_fails_the_overfit_at_its_floor():
+    x, y = _two_task_data()
+    verdict = _verdict(doctor.check(TwoHeads(softmax=True), x, y, _summed_loss), "overfit a tiny subset")
+    assert verdict.status == "fail" and "out['digit']" in verdict.advice and "remove the Softmax" in verdict.advice
+
+
+def test_raw_scores_or_probabilities_read_as_probabilities_still_overfit():
+    x, y = _two_task_data()
+    assert _verdict(doctor.check(TwoHeads(softmax=False), x, y, _summed_loss), "overfit a tiny subset").status == "pass"
+    assert _verdict(doctor.check(TwoHeads(softmax=True), x, y, _likelihood_loss),
+                    "overfit a tiny subset").status == "pass"
+
+
+def test_the_floor_of_cross_entropy_on_probabilities():
+    from trainwell.doctor.probability_floor import probability_floor
+
+    rows = torch.eye(10)  # one-hot rows: the probabilities closest to the labels
+    assert probability_floor(10) == pytest.approx(float(F.cross_entropy(rows, torch.arange(10))))
