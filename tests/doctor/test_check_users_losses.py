@@ -252,3 +252,40 @@ def test_the_floor_of_cross_entropy_on_probabilities():
 
     rows = torch.eye(10)  # one-hot rows: the probabilities closest to the labels
     assert probability_floor(10) == pytest.approx(float(F.cross_entropy(rows, torch.arange(10))))
+
+
+class FineTuned(nn.Module):
+    """A user's pretrained backbone (its features large: weights scaled up in pretraining) under a new 5-way head;
+    ``frozen``: the backbone's parameters do not train."""
+
+    def __init__(self, frozen):
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+        with torch.no_grad():
+            for layer in (self.backbone[0], self.backbone[2]):
+                layer.weight.mul_(5.0)
+        self.backbone.requires_grad_(not frozen)
+        self.head = nn.Linear(64, 5)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+def _initial_loss_advice(frozen):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(128, 16, generator=g), torch.randint(0, 5, (128,), generator=g)
+    verdict = _verdict(doctor.check(FineTuned(frozen), x, y, nn.CrossEntropyLoss()), "initial loss")
+    assert verdict.status in ("warn", "fail")
+    return verdict.advice
+
+
+def test_a_frozen_pretrained_backbone_is_not_told_to_change_its_init():
+    advice = _initial_loss_advice(frozen=True)
+    assert "Xavier/He" not in advice and "backbone.2' scales" not in advice
+    assert "the last layer 'head'" in advice and "frozen" in advice and "normalize" in advice
+
+
+def test_a_backbone_that_trains_is_still_named_for_its_init():
+    advice = _initial_loss_advice(frozen=False)
+    assert "scales the signal std" in advice and "Xavier/He" in advice and "frozen" not in advice
