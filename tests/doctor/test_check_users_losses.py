@@ -289,3 +289,74 @@ def test_a_frozen_pretrained_backbone_is_not_told_to_change_its_init():
 def test_a_backbone_that_trains_is_still_named_for_its_init():
     advice = _initial_loss_advice(frozen=False)
     assert "scales the signal std" in advice and "Xavier/He" in advice and "frozen" not in advice
+
+
+STATES = 12
+
+
+class QNet(nn.Module):
+    """A user's Q-network over one-hot states of a 12-state chain, two actions."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(STATES, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+        self.head = nn.Linear(64, 2)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def _replay_batch(n=256, seed=0):
+    """States, actions and TD targets r + gamma max Q'(s') of a chain walk (reward 1 at the end, -0.01 a step):
+    the same target for the same (state, action), near 0.6 on average, spread 0.15."""
+    g = torch.Generator().manual_seed(seed)
+    s, a = torch.randint(0, STATES - 1, (n,), generator=g), torch.randint(0, 2, (n,), generator=g)
+    steps_left = (STATES - 1 - (s + 2 * a - 1).clamp(0, STATES - 1)).float()
+    target = torch.where(steps_left == 0, 1.0, -0.01 + 0.95 ** steps_left)
+    return F.one_hot(s, STATES).float(), (a, target)
+
+
+def _td_huber(q, y):
+    return F.smooth_l1_loss(q.gather(1, y[0][:, None]).squeeze(1), y[1])
+
+
+def test_td_targets_of_a_q_network_are_not_told_to_be_standardized():
+    x, y = _replay_batch()
+    torch.manual_seed(0)
+    verdict = _verdict(doctor.check(QNet(), x, y, _td_huber), "initial loss")
+    assert verdict.status != "warn" and "standardize" not in verdict.advice and "chosen output" in verdict.value
+
+
+def test_targets_far_from_unit_are_still_named_for_a_loss_on_every_output():
+    x, (a, target) = _replay_batch()
+    torch.manual_seed(0)
+
+    def two_regressions(out, y):  # both outputs regressed on every row: a data set's targets
+        return F.mse_loss(out[:, 0], y[0].float()) + F.mse_loss(out[:, 1], y[1])
+
+    verdict = _verdict(doctor.check(QNet(), x, (a, target + 5.0), two_regressions), "initial loss")
+    assert verdict.status == "warn" and "standardize" in verdict.advice
+
+
+def test_a_q_network_memorizes_a_few_deterministic_td_targets_whatever_its_init():
+    from trainwell.doctor.inputs import StructuredLoss, Targets
+    from trainwell.doctor.overfit import overfit_tiny_subset
+
+    x, (a, target) = _replay_batch()
+    for seed in range(12):
+        torch.manual_seed(100 + seed)
+        verdict = overfit_tiny_subset(QNet(), x, Targets((a, target)), StructuredLoss(_td_huber))
+        assert verdict.status == "pass", (seed, verdict.value)
+
+
+def test_a_q_network_that_cannot_fit_still_fails_the_overfit():
+    from trainwell.doctor.inputs import StructuredLoss, Targets
+    from trainwell.doctor.overfit import overfit_tiny_subset
+
+    x, (a, target) = _replay_batch()
+    torch.manual_seed(0)
+    frozen = QNet()
+    nn.init.zeros_(frozen.head.weight)
+    frozen.head.requires_grad_(False)  # a zeroed, frozen head: the body trains but never reaches the values
+    verdict = overfit_tiny_subset(frozen, x, Targets((a, target)), StructuredLoss(_td_huber))
+    assert verdict.status == "fail"

@@ -22,6 +22,8 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
                 seed: int, stop_below: float | None = None, every: int = 0,
                 watch: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, float]:
     """Train a deep copy with full-batch Adam (the user's model and RNG untouched); returns it and the last loss.
+    With ``stop_below``, training stops at the first loss below it, before that step's update: the copy returned
+    has that loss.
 
     ``watch(copy)`` is called (under no_grad) every ``every`` steps, with dropout off and BatchNorm on batch
     statistics (:func:`_training_forward`); training stops there when it returns True.
@@ -43,12 +45,14 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
         for i in range(steps):
             loss = loss_fn(call(m, x), y)
             loss = loss.mean() if loss.dim() else loss
+            final = float(loss.detach())
+            if stop_below is not None and final < stop_below:  # the copy returned is the one that reached it:
+                break  # one more step of Adam can overshoot (a loss near 0 is where its steps are relatively largest)
             for opt in opts:
                 opt.zero_grad()
             loss.backward()
             for opt in opts:
                 opt.step()
-            final = float(loss.detach())
             if watch is not None and every and (i + 1) % every == 0:
                 _training_forward(m)  # BatchNorm's running statistics lag far behind after a few steps
                 with torch.no_grad():
@@ -56,7 +60,7 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
                 m.train()
                 if enough is True:
                     break
-            if stop_below is not None and final < stop_below or not math.isfinite(final):
+            if not math.isfinite(final):
                 break
     return m.eval(), final
 

@@ -21,7 +21,7 @@ from trainwell.doctor.forward import (
 )
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind
-from trainwell.doctor.targets import constant_loss, far_from_unit
+from trainwell.doctor.targets import chosen_output_regression, constant_loss, far_from_unit
 from trainwell.doctor.verdict import Verdict
 
 
@@ -92,6 +92,12 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
                        "loss (-(target * log_softmax(z)).sum(1).mean())")
     if kind == "unknown" and not isinstance(y, torch.Tensor):  # several targets: no one expectation for the sum
         targets = far_from_unit(y)
+        if targets and chosen_output_regression(loss_fn, out, y):
+            return Verdict("initial loss", "skip",
+                           f"skipped: the loss regresses one chosen output per row ({loss:.4g})",
+                           "no expectation for a value regressed at chosen outputs",
+                           "a TD error's Q(s, a) gathered at the actions taken: its targets follow the rewards' scale "
+                           "and the bootstrapped values, not a data set's (DQN clips the rewards to [-1, 1] instead)")
         if targets:
             return Verdict("initial loss", "warn", round(loss, 4), "targets near zero mean and unit scale",
                            f"outputs start near 0 and {targets}")
