@@ -212,7 +212,7 @@ def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
     (None: none of these)."""
     return multi_hot_targets(y, loss_fn, out) or constant_targets(y, loss_fn, out) or \
         ignored_class(loss_fn, out, y) or \
-        unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn)
+        unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn, out)
 
 
 def _guarded(reading: Callable, *args):

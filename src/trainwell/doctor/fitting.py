@@ -22,6 +22,8 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
                 seed: int, stop_below: float | None = None, every: int = 0,
                 watch: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, float]:
     """Train a deep copy with full-batch Adam (the user's model and RNG untouched); returns it and the last loss.
+    With ``stop_below``, training stops at the first loss below it, before that step's update: the copy returned
+    has that loss.
 
     ``watch(copy)`` is called (under no_grad) every ``every`` steps, with dropout off and BatchNorm on batch
     statistics (:func:`_training_forward`); training stops there when it returns True.
@@ -43,12 +45,14 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
         for i in range(steps):
             loss = loss_fn(call(m, x), y)
             loss = loss.mean() if loss.dim() else loss
+            final = float(loss.detach())
+            if stop_below is not None and final < stop_below:  # the copy returned is the one that reached it:
+                break  # one more step of Adam can overshoot (a loss near 0 is where its steps are relatively largest)
             for opt in opts:
                 opt.zero_grad()
             loss.backward()
             for opt in opts:
                 opt.step()
-            final = float(loss.detach())
             if watch is not None and every and (i + 1) % every == 0:
                 _training_forward(m)  # BatchNorm's running statistics lag far behind after a few steps
                 with torch.no_grad():
@@ -56,7 +60,7 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
                 m.train()
                 if enough is True:
                     break
-            if stop_below is not None and final < stop_below or not math.isfinite(final):
+            if not math.isfinite(final):
                 break
     return m.eval(), final
 
@@ -95,12 +99,13 @@ def _made_by_sigmoid(t: torch.Tensor) -> bool:
 
 
 def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, per_example: bool,
-                  max_iter: int = 100) -> Callable[[int], object]:
+                  max_iter: int = 100, unconstrained: int | None = None) -> Callable[[int], object]:
     """Outputs fitted to ``(x, y)`` directly, with the model's output structure, by L-BFGS on the user's loss:
     one constant per output tensor (``per_example=False``: the best any input-independent model can do; for
     cross-entropy the log of the label prior), or a free output per example (``True``: the lowest loss any model
     can reach, e.g. the smoothed targets' entropy under label smoothing). Returns ``build(n)`` -> an output for
-    ``n`` examples (only ``n = len(x)`` when per example)."""
+    ``n`` examples (only ``n = len(x)`` when per example). ``unconstrained``: the index of a floating-point output
+    left free even if the model normalizes it."""
     with torch.enable_grad():  # the graph shows which outputs leave through a sigmoid; dropped at once
         sample = call(copy.deepcopy(model).eval(), x if per_example else x[:1])
     squashed = [_made_by_sigmoid(t) for t in O.leaves(sample) if t.is_floating_point()]
@@ -112,7 +117,7 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
             torch.zeros(t.shape[1:], dtype=t.dtype, device=t.device, requires_grad=True) for t in floats]
     # outputs that are log-probabilities or probabilities (a LogSoftmax/Softmax last layer) stay normalized: NLL of
     # free numbers has no minimum
-    norm = [_normalization(t) for t in floats]
+    norm = [None if i == unconstrained else _normalization(t) for i, t in enumerate(floats)]
     if any(kind is None for kind in norm) and _takes_probabilities(loss_fn):
         # BCE on a sigmoid: free outputs in (0, 1) as the model's; in an output structure (a VAE's (recon, mu,
         # log-variance)) only the tensors a sigmoid makes, also torch.sigmoid in forward

@@ -87,16 +87,22 @@ def _outputs(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, torc
     return seen
 
 
-def _suspect_layer(model: nn.Module, x: torch.Tensor | Inputs) -> str:
-    """The weighted layer whose output std / input std ratio is furthest from 1 (in log scale)."""
+def trainable_layer(model: nn.Module, name: str) -> bool:
+    """Whether the layer ``name`` has a parameter of its own that trains (a frozen, pretrained layer has none)."""
+    return any(p.requires_grad for p in model.get_submodule(name).parameters(recurse=False))
+
+
+def _suspect_layer(model: nn.Module, x: torch.Tensor | Inputs, trainable: bool = False) -> str:
+    """The weighted layer whose output std / input std ratio is furthest from 1 (in log scale); ``trainable``:
+    among the layers that train only (the init of a frozen one is not the user's to change)."""
     scale = input_scale(x)
     if scale is not None:
         return scale
     rows = [(name, float(out.std() / inp.std().clamp_min(1e-12))) for name, inp, out in _outputs(model, x)
             if isinstance(out, torch.Tensor) and isinstance(inp, torch.Tensor) and inp.is_floating_point()
-            and out.numel() > 1 and inp.numel() > 1]
+            and out.numel() > 1 and inp.numel() > 1 and (not trainable or trainable_layer(model, name))]
     if not rows:
-        return "no Linear/Conv layer found"
+        return "no trainable Linear/Conv layer found" if trainable else "no Linear/Conv layer found"
     name, ratio = max(rows, key=lambda r: abs(math.log(max(r[1], 1e-12))))
     return f"layer '{name}' scales the signal std by {ratio:.3g}"
 

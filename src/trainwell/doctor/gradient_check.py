@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -15,8 +16,10 @@ from torch.overrides import TorchFunctionMode
 from trainwell.doctor import checkpointing
 from trainwell.doctor.budget import _within_budget
 from trainwell.doctor.forward import _KINKS, _training_forward
+from trainwell.doctor.gradient_subset import informative_subset
 from trainwell.doctor.inputs import Inputs, Targets, call, cast
 from trainwell.doctor.registration import unregistered_in_loss
+from trainwell.doctor.surrogate import STEP_ADVICE, flat, steps
 from trainwell.doctor.verdict import Verdict
 
 GRAD_ATOL = 1e-8  # below this both gradients are float64 round-off of the centred difference (|f| ~ 1, h = 1e-5)
@@ -72,32 +75,47 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
                        f"({', '.join(outside[:3])}{', ...' if len(outside) > 3 else ''})", "-",
                        "see the check 'parameters registered'")
     m = _training_forward(copy.deepcopy(model).double())
-    x, y = x[:n], y[:n]
     xd = cast(x, torch.Tensor.double)
     yd = y.map(lambda t: t.double() if t.is_floating_point() else t) if isinstance(y, Targets) else \
         y.double() if y.is_floating_point() else y
+
+    def data_loss(index: torch.Tensor, xs=xd, ys=yd) -> torch.Tensor:
+        with _FloatToDouble(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            value = loss_fn(call(m, xs[index]), ys[index])
+            return value.mean() if value.dim() else value
+
+    subset = informative_subset(m, data_loss, y, n, len(y))
+    if subset.zero and penalty is None:
+        return Verdict(name, "skip", f"skipped: the data loss is exactly 0 on all {len(y)} examples given: no "
+                       "gradient to check", "-", "a loss that is 0 on every example (a margin every example meets, "
+                       "no mined pair) has no gradient: check it on a batch where it is not")
+    xd, yd = xd[subset.index], yd[subset.index]
     kinks = any(isinstance(mod, _KINKS) for mod in m.modules())
     g = torch.Generator().manual_seed(seed)
 
-    def evaluate() -> torch.Tensor:
+    def evaluate(penalized: bool = True) -> torch.Tensor:
         with _FloatToDouble():  # float32 tensors the loss or penalty holds itself meet the float64 copy's
             value = loss_fn(call(m, xd), yd)
             value = value.mean() if value.dim() else value
-            return value + penalty(m) if penalty is not None else value
+            return value + penalty(m) if penalty is not None and penalized else value
 
     with torch.no_grad(), _TrainingDropout() as dropout:  # differences need a forward that is a function of w
         first, again = float(evaluate()), float(evaluate())
     random = first != again and not (math.isnan(first) and math.isnan(again))
     devices = sorted({p.device.index or 0 for p in m.parameters() if p.is_cuda})
 
-    def objective() -> torch.Tensor:
+    def objective(penalized: bool = True) -> torch.Tensor:
         if not random:
-            return evaluate()
+            return evaluate(penalized)
         with torch.random.fork_rng(devices=devices):  # the same noise on every evaluation: a function of w
             torch.manual_seed(seed)
-            return evaluate()
+            return evaluate(penalized)
 
-    verdict = _checked(name, m, objective, coords, budget_s, atol, g, kinks, h)
+    data = functools.partial(objective, False) if penalty is not None else None
+    verdict = _checked(name, m, objective, coords, budget_s, atol, g, kinks, h, data)
+    if subset.note:
+        verdict.value = f"{verdict.value}; {subset.note}"
     if not random:
         return verdict
     noise = f"the loss differs between two eval-mode forwards of the same batch ({first:.6g} vs {again:.6g})"
@@ -118,8 +136,10 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
 
 
 def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coords: int, budget_s: float | None,
-             atol: float, g: torch.Generator, kinks: bool, h: float) -> Verdict:
-    """Autograd's gradient of ``objective`` on the float64 copy ``m`` against centred differences of step ``h``."""
+             atol: float, g: torch.Generator, kinks: bool, h: float,
+             data: Callable[[], torch.Tensor] | None = None) -> Verdict:
+    """Autograd's gradient of ``objective`` on the float64 copy ``m`` against centred differences of step ``h``
+    (``data``: the data loss alone, when ``objective`` adds a penalty)."""
     m.zero_grad()
     with checkpointing.reentrant_without_grad() as seen:
         centre = objective()
@@ -130,7 +150,7 @@ def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coo
     floor = atol * max(1.0, abs(f0)) if math.isfinite(f0) else atol
     padding_rows = {f"{n}.weight" if n else "weight": int(mod.padding_idx) % mod.num_embeddings
                     for n, mod in m.named_modules() if isinstance(mod, nn.Embedding) and mod.padding_idx is not None}
-    found = _compare(tensors, per_tensor, objective, f0, h, atol, g, floor, padding_rows)
+    found = _compare(tensors, per_tensor, objective, f0, h, atol, g, floor, padding_rows, data)
     verdict = _grade(name, found, atol, kinks, budget_note, f0, floor)
     if seen.cut and verdict.status == "fail":  # autograd left out a checkpointed segment: no custom backward at fault
         verdict.advice = f"autograd gives '{found.worst[1]}' no gradient from the data loss: {checkpointing.ADVICE}"
@@ -140,24 +160,32 @@ def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coo
 @dataclass
 class _Comparison:
     """What the sampled coordinates showed: the worst relative error and where, how many coordinates were
-    checked, how many had vanishing gradients, how many straddled a kink, and the largest gradient seen."""
+    checked, how many had vanishing gradients, how many straddled a kink, the largest gradient seen, the
+    disagreements where the data loss is flat ((error, tensor) each) and whether it moved under a larger step
+    at one of them (a piecewise-constant forward)."""
 
     worst: tuple[float, str] = (0.0, "")
     checked: int = 0
     vanishing: int = 0
     crossings: int = 0
     largest: float = 0.0
+    flat: list = field(default_factory=list)
+    stepped: bool = False
 
 
 @torch.no_grad()
 def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tensor], f0: float, h: float,
              atol: float, g: torch.Generator, floor: float | None = None,
-             padding_rows: dict[str, int] | None = None) -> _Comparison:
+             padding_rows: dict[str, int] | None = None, data: Callable[[], torch.Tensor] | None = None) -> \
+        _Comparison:
     """Autograd's ``.grad`` against the centred difference at ``per_tensor`` random coordinates of each tensor
     (in the tensor's logical order, whatever its memory layout: channels_last weights too). Gradients below
     ``atol`` are vanishing; two that differ by at most ``floor`` (default ``atol``) agree. An embedding's
-    ``padding_idx`` row (``padding_rows``: tensor name -> row) gets no gradient by design and is not sampled."""
+    ``padding_idx`` row (``padding_rows``: tensor name -> row) gets no gradient by design and is not sampled.
+    A disagreement where the data loss (``data``, default ``objective``) is flat is set apart (see
+    :mod:`~trainwell.doctor.surrogate`)."""
     floor = atol if floor is None else floor
+    data = objective if data is None else data
     found = _Comparison()
     for pname, p in tensors:
         pad = (padding_rows or {}).get(pname)
@@ -180,6 +208,10 @@ def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tenso
             err = 0.0 if abs(a - num) <= floor else _relative_error(a, num)
             if not math.isfinite(a) or not math.isfinite(num):
                 err = math.inf
+            elif err > 1e-4 and flat(data, p, at, h, (plus, minus) if data is objective else None):
+                found.flat.append((err, pname))  # the data loss does not move: a step function, or no dependence
+                found.stepped = found.stepped or steps(data, p, at)
+                continue
             elif err > 1e-4 and abs((plus - f0) - (f0 - minus)) / h > 0.1 * abs(a - num):
                 # the one-sided slopes differ: a kink (ReLU, max) lies inside [w - h, w + h], so the centred
                 # difference averages two slopes; a wrong backward pass shows no such jump
@@ -211,8 +243,14 @@ def _grade(name: str, found: _Comparison, atol: float, kinks: bool, budget_note:
                        f"{found.largest:.2g})", expected,
                        "the loss barely depends on the weights: dead or saturated units, a vanishing signal through "
                        "depth (see variance propagation) or a detached graph; the backward itself is not at fault")
+    if found.flat and not found.stepped:  # flat and never moving: a gradient for a weight the loss ignores
+        found.worst = max([found.worst, *found.flat])
     err, where = found.worst
     quality = _quality(err, kinks)
+    names = sorted({pname for _, pname in found.flat})
+    stepped = (f"; at {len(found.flat)} of {checked} the data loss is flat to the difference's step, moves by a "
+               f"larger one, and autograd gives a gradient ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+               ) if found.flat and found.stepped else ""
     if not math.isfinite(err):
         return Verdict(name, "fail", f"non-finite loss or gradient at '{where}'", expected,
                        "the objective is NaN/Inf, so no gradient can be checked: look for NaN/Inf in the inputs, "
@@ -234,7 +272,9 @@ def _grade(name: str, found: _Comparison, atol: float, kinks: bool, budget_note:
     note += budget_note
     if abs(f0) > LARGE_LOSS:
         note += f"; loss {f0:.3g}: differences up to {floor:.2g} are round-off"
-    return Verdict(name, status, f"{err:.2e} ({quality}{note})", expected, advice)
+    if stepped and status == "pass":
+        return Verdict(name, "info", f"{err:.2e} ({quality}{note}){stepped}", expected, STEP_ADVICE)
+    return Verdict(name, status, f"{err:.2e} ({quality}{note}){stepped}", expected, advice)
 
 
 def _to_double(value):

@@ -11,10 +11,17 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.fitting import _normalization
-from trainwell.doctor.forward import _outputs, _suspect_layer, _training_forward, first_nonfinite, input_scale
+from trainwell.doctor.forward import (
+    _outputs,
+    _suspect_layer,
+    _training_forward,
+    first_nonfinite,
+    input_scale,
+    trainable_layer,
+)
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind
-from trainwell.doctor.targets import constant_loss, far_from_unit
+from trainwell.doctor.targets import chosen_output_regression, constant_loss, far_from_unit
 from trainwell.doctor.verdict import Verdict
 
 
@@ -23,7 +30,7 @@ def _last_layer_advice(model: nn.Module, x: torch.Tensor | Inputs, scores: torch
     (cs231n: small random numbers for the last layer), whatever the hidden layers' scheme. He's sqrt(2) gain (and
     Xavier's with few outputs, sqrt(2 fan_in / (fan_in + fan_out))) is for layers followed by a ReLU; on the last
     layer, behind ReLUs and max-pooling that raise the signal's scale, it gives scores of std > 1 and a loss far
-    above ln C."""
+    above ln C. Frozen layers (a pretrained backbone under a new head) are never told to change their init."""
     rows = _outputs(model, x)
     if not rows or not isinstance(rows[-1][2], torch.Tensor) or not rows[-1][2].is_floating_point():
         return f"{_suspect_layer(model, x)}; shrink the last layer's init scale (e.g. its weights x 0.1), or use " \
@@ -38,9 +45,16 @@ def _last_layer_advice(model: nn.Module, x: torch.Tensor | Inputs, scores: torch
                     "positions without normalization, e.g. a graph's adjacency without D^-1/2 (A + I) D^-1/2; a "
                     "missing 1/sqrt(d) or mean; or a scale by design, such as a cosine classifier's s = 30, whose "
                     "loss then starts above ln C)")
-    return (f"{_suspect_layer(model, x)}; the last layer '{name}' gives scores of std {spread:.3g}: initialize it with "
-            "small weights (nn.init.normal_(weight, std=0.01), or its weights x 0.1 after init) whatever the hidden "
-            "layers' scheme; if every layer amplifies (see variance propagation), use Xavier/He for the hidden ones")
+    head = (f"the last layer '{name}' gives scores of std {spread:.3g}: initialize it with small weights "
+            "(nn.init.normal_(weight, std=0.01), or its weights x 0.1 after init) whatever the hidden layers' scheme")
+    hidden = list(dict.fromkeys(n for n, _, _ in rows[:-1] if n != name))
+    frozen = [n for n in hidden if not trainable_layer(model, n)]
+    if frozen and len(frozen) == len(hidden):  # a pretrained, frozen backbone under a new head
+        return (f"{head}; the layers before it are frozen ({', '.join(frozen[:3])}{', ...' if len(frozen) > 3 else ''}"
+                "): re-initializing them would discard what they learned; if the features they give are large, "
+                "normalize them before the head (e.g. an nn.LayerNorm on the features)")
+    return (f"{_suspect_layer(model, x, trainable=True)}; {head}; if every layer amplifies (see variance "
+            "propagation), use Xavier/He for the hidden ones" + (" that train" if frozen else ""))
 
 
 @torch.no_grad()
@@ -78,6 +92,12 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
                        "loss (-(target * log_softmax(z)).sum(1).mean())")
     if kind == "unknown" and not isinstance(y, torch.Tensor):  # several targets: no one expectation for the sum
         targets = far_from_unit(y)
+        if targets and chosen_output_regression(loss_fn, out, y):
+            return Verdict("initial loss", "skip",
+                           f"skipped: the loss regresses one chosen output per row ({loss:.4g})",
+                           "no expectation for a value regressed at chosen outputs",
+                           "a TD error's Q(s, a) gathered at the actions taken: its targets follow the rewards' scale "
+                           "and the bootstrapped values, not a data set's (DQN clips the rewards to [-1, 1] instead)")
         if targets:
             return Verdict("initial loss", "warn", round(loss, 4), "targets near zero mean and unit scale",
                            f"outputs start near 0 and {targets}")

@@ -15,6 +15,7 @@ from trainwell.doctor.forward import _accuracy, samples_in_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, loss_kind
 from trainwell.doctor.output_layer import bounded_scores
+from trainwell.doctor.probability_floor import softmax_before_cross_entropy
 from trainwell.doctor.verdict import Verdict
 
 
@@ -28,7 +29,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     its start to the floor. The trained copy is judged in eval mode and in train mode (seeded), the better of the
     two: with BatchNorm on 20 examples the running statistics lag the batch statistics the copy was fitted with.
     A failure names a bounding activation after the last layer (a Sigmoid or ReLU before cross-entropy) when
-    there is one (:mod:`~trainwell.doctor.output_layer`).
+    there is one (:mod:`~trainwell.doctor.output_layer`). A floor that is cross-entropy's on probabilities (a
+    softmax before it, :mod:`~trainwell.doctor.probability_floor`) fails even when the loss reaches it.
 
     A forward that samples (a VAE: two training-mode forwards of the same input differ) ties its outputs together
     through the noise, so the free-output floor is out of its reach: the copy trains until its loss stops falling
@@ -52,6 +54,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                        "KL divergence or a penalty subtracted instead of added), a missing minus sign, a KL "
                        "divergence with its arguments swapped or NLL on raw scores (see the initial loss); a "
                        "likelihood with a learned variance needs a floor on that variance")
+    softmaxed = softmax_before_cross_entropy(model, xs, ys, loss_fn, floor)
     floor = floor if floor > 0 or start < 0 else 0.0
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
         floor = min(start, 0.0)
@@ -88,7 +91,9 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         final - floor < 0.1 * max(start - floor, 1e-12) + 1e-3
     shown = f", acc {acc:.0%}" if acc is not None else ""
     floor_text = f" (floor {floor:.3g}: the lowest loss any outputs reach)" if floor > 1e-3 else ""
-    advice = "" if ok else (bounded_scores(m, xs, ys, loss_fn) or
+    if softmaxed:  # it meets its floor, but the floor itself is the bug
+        ok = False
+    advice = softmaxed or "" if ok else softmaxed or (bounded_scores(m, xs, ys, loss_fn) or
                             f"the model cannot memorize {len(xs)} examples: too little capacity (a missing "
                             "nonlinearity?), "
                             "a bug in the loss or labels, or a frozen/broken layer")

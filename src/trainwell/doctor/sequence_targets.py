@@ -40,10 +40,11 @@ def _shifted(ids: torch.Tensor, y: torch.Tensor) -> bool:
     return bool(read.any()) and float((y[:, :-1] == ids[:, 1:])[read].float().mean()) >= 0.95
 
 
-def sequence_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> \
-        Verdict | None:
+def sequence_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable,
+                     out=None) -> Verdict | None:
     """A fail (or warning for padding) when a language model's targets are wrong for it; None when the data is
-    not token ids with per-position targets, or nothing is wrong."""
+    not token ids with per-position targets, or nothing is wrong. ``out``: the model's output on ``x`` (the
+    loss is probed in its shape), if known."""
     if y.is_floating_point() or y.dim() != 2 or y.shape[1] < 2:
         return None
     for name, ids in _token_ids(x, y):
@@ -54,7 +55,7 @@ def sequence_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor
                            "the next token at each position", "the model learns to copy the token it reads: shift "
                            "the targets by one (x = seq[:, :-1], y = seq[:, 1:])")
         if _shifted(ids, y):  # next-token targets (a language model, or a seq2seq decoder's teacher forcing)
-            return _reads_the_future(model, x, name, ids) or _padding_counted(model, y, loss_fn)
+            return _reads_the_future(model, x, name, ids) or _padding_counted(model, y, loss_fn, out)
     return None
 
 
@@ -93,15 +94,16 @@ def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids
                    "given beside it)")
 
 
-def _padding_counted(model: nn.Module, y: torch.Tensor, loss_fn: Callable) -> Verdict | None:
-    """The embedding's padding id as >= 10% of the targets, and a loss that does not ignore it."""
+def _padding_counted(model: nn.Module, y: torch.Tensor, loss_fn: Callable, out=None) -> Verdict | None:
+    """The embedding's padding id as >= 10% of the targets, and a loss that does not ignore it (a loss the
+    probe cannot run on gets no verdict)."""
     pads = {m.padding_idx for m in model.modules() if isinstance(m, nn.Embedding) and m.padding_idx is not None}
     if len(pads) != 1:
         return None
     pad = pads.pop()
     share = float((y == pad).float().mean())
     ignored = getattr(loss_fn, "ignore_index", None)
-    if share < 0.1 or ignored == pad or _ignores(loss_fn, y, pad):
+    if share < 0.1 or ignored == pad or _ignores(loss_fn, y, pad, out) is not False:
         return None
     return Verdict(NAME, "warn", f"{share:.0%} of the targets are the padding id {pad} (the embedding's padding_idx), "
                    "and the loss counts them", "padding positions left out of the loss",
@@ -109,12 +111,13 @@ def _padding_counted(model: nn.Module, y: torch.Tensor, loss_fn: Callable) -> Ve
                    f"ignore_index={pad} to the loss (nn.CrossEntropyLoss(ignore_index={pad}))")
 
 
-def _ignores(loss_fn: Callable, y: torch.Tensor, pad: int) -> bool:
+def _ignores(loss_fn: Callable, y: torch.Tensor, pad: int, out=None) -> bool | None:
     """Whether a loss function gives no value (NaN, or exactly 0) on targets that are all ``pad``: it ignores
-    them. Probed with uniform (N, T, C) and (N, C, T) scores; False when neither layout runs."""
-    c = max(int(y.max()) + 1, pad + 1, 2)
-    targets = torch.full_like(y[:2], pad)
-    for scores in (torch.zeros(2, y.shape[1], c), torch.zeros(2, c, y.shape[1])):
+    them. Probed with uniform scores in the model's own output (``out``: its shape and structure, so that a loss
+    written for its vocabulary, ``out.reshape(-1, V)``, runs), else in the (N, T, C) and (N, C, T) layouts with
+    C the output width; None (unknown) when no probe runs."""
+    targets = torch.full_like(y, pad)
+    for scores in _uniform_scores(y, pad, out):
         try:
             with torch.no_grad():
                 value = loss_fn(scores, targets)
@@ -123,4 +126,17 @@ def _ignores(loss_fn: Callable, y: torch.Tensor, pad: int) -> bool:
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             v = float(value)
             return v != v or v == 0.0
-    return False
+    return None
+
+
+def _uniform_scores(y: torch.Tensor, pad: int, out=None) -> list:
+    """All-zero scores for ``y``'s targets: the model's output with its logits zeroed, then the two sequence
+    layouts with the output's width (the targets' largest id + 1 when the output is unknown)."""
+    scores = O.logits(out) if out is not None else None
+    probes = []
+    if scores is not None and scores.is_floating_point():
+        probes.append(O.replace_logits(out, torch.zeros_like(scores)))
+    width = scores.shape[-1] if scores is not None and scores.dim() == 3 and scores.shape[1] == y.shape[1] else \
+        scores.shape[1] if scores is not None and scores.dim() == 3 else max(int(y.max()) + 1, pad + 1, 2)
+    n, length = y.shape
+    return probes + [torch.zeros(n, length, width), torch.zeros(n, width, length)]

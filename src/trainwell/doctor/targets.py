@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 
 from trainwell.doctor import outputs as O
+from trainwell.doctor.loss_form import one_output_per_row
 
 #: mean(y^2) / var(y) above this: the targets' offset dominates their spread (targets uniform on [0, 1] give 4)
 OFFSET_RATIO = 10.0
@@ -72,3 +73,21 @@ def far_from_unit(y) -> str | None:
         return None
     return (f"the targets are far from zero mean and unit scale ({describe(y)}): standardize them ((y - mean) / std "
             f"with the training set's mean and std) and invert at prediction (pred * std + mean)")
+
+
+def chosen_output_regression(loss_fn: Callable, out, y) -> bool:
+    """Whether the loss regresses one chosen output of each (B, A) row of the model's scores ``out`` (a Q-network's
+    Q(s, a) gathered at the actions in ``y``, :func:`~trainwell.doctor.loss_form.one_output_per_row`), read from
+    the gradient the loss sends to the scores."""
+    scores = O.logits(out)
+    if scores is None or not scores.is_floating_point() or scores.dim() != 2:
+        return False
+    z = scores.detach().clone().requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            value = loss_fn(O.replace_logits(out, z), y)
+            value = value.mean() if value.dim() else value
+            (g,) = torch.autograd.grad(value, z, allow_unused=True)
+    except Exception:  # noqa: BLE001 - a loss this reading cannot run is not read
+        return False
+    return one_output_per_row(z.detach(), g)
