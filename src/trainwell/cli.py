@@ -131,8 +131,11 @@ def cmd_fit(args) -> int:
         cfg = config_of_run(args.resume, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)  # a config error is reported before torch is imported
+        from trainwell.config_reads import unread_notes
         from trainwell.data.registry import spec_of
 
+        for line in [] if args.quiet else unread_notes(cfg, args.config, args.overrides):
+            print(f"trainwell fit: note: {line}", file=sys.stderr, flush=True)
         spec_of(cfg.data.name)  # so is an unknown dataset
     if cfg.report.enabled or args.figures:
         figure_process.start()  # imports matplotlib on another core while this process imports torch and trains

@@ -1,0 +1,66 @@
+"""Which config keys a configuration reads: a key the user set (in the file or with ``--set``) that the chosen
+optimizer, schedule or preprocessing ignores changes nothing but the run's name, and ``trainwell fit`` says so in
+one line before training (``optim.momentum`` beside ``optim.name = "adam"``: Adam's momentum is its ``betas``).
+The model keys of the other model kind are refused outright (:data:`trainwell.config.KIND_KEYS`); these are
+notes, since a sweep may set a key that only some of its members read.
+
+Example:
+    >>> from trainwell.config import load_config
+    >>> unread_notes(load_config(None, ["optim.momentum=0.5"]), None, ["optim.momentum=0.5"])
+    ["optim.momentum is not read by optim.name = 'adam' (only by 'momentum'): it changes nothing in this run"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainwell.config_io import parse_override, read_toml
+
+#: key -> (the key that decides whether it is read, the values of that key that read it)
+READ_ONLY_BY = {
+    "optim.momentum": ("optim.name", ("momentum",)),
+    "optim.nesterov": ("optim.name", ("momentum",)),
+    "optim.betas": ("optim.name", ("adam",)),
+    "optim.alpha": ("optim.name", ("rmsprop",)),
+    "optim.rmsprop_momentum": ("optim.name", ("rmsprop",)),
+    "optim.step_size": ("optim.schedule", ("step",)),
+    "optim.gamma": ("optim.schedule", ("step",)),
+    "optim.patience": ("optim.schedule", ("plateau",)),
+    "optim.factor": ("optim.schedule", ("plateau",)),
+    "optim.min_lr": ("optim.schedule", ("cosine", "plateau")),
+    "optim.warmup_fraction": ("optim.schedule", ("onecycle",)),
+    "preprocess.n_components": ("preprocess.kind", ("pca",)),
+    "preprocess.whiten": ("preprocess.kind", ("pca",)),
+    "preprocess.eps": ("preprocess.kind", ("pca", "zca")),
+}
+
+
+def given_keys(path: str | Path | None, overrides: list[str]) -> set[str]:
+    """The dotted keys the user set: the config file's (tables flattened one level; a table that holds every
+    field, as the config.toml trainwell writes into a run does, sets none on purpose) and the ``--set`` ones."""
+    from trainwell.config import _defaults
+
+    keys = {".".join(parse_override(item)[0]) for item in overrides}
+    raw = read_toml(path) if path is not None else {}
+    for table, values in raw.items():
+        default = _defaults().get(table)
+        if not isinstance(values, dict) or not isinstance(default, dict):
+            continue
+        whole = {key for key, value in default.items() if value is not None}  # TOML writes no None
+        if not set(values) >= whole:  # a whole table, as a run's config.toml records it, sets nothing on purpose
+            keys |= {f"{table}.{key}" for key in values}
+    return keys
+
+
+def unread_notes(cfg, path: str | Path | None, overrides: list[str]) -> list[str]:
+    """One line for each key the user set that ``cfg`` does not read, naming the setting that would read it."""
+    notes = []
+    for key in sorted(given_keys(path, overrides) & set(READ_ONLY_BY)):
+        decider, readers = READ_ONLY_BY[key]
+        section, field = decider.split(".")
+        value = getattr(getattr(cfg, section), field)
+        if value not in readers:
+            by = " or ".join(repr(r) for r in readers)
+            notes.append(f"{key} is not read by {decider} = {value!r} (only by {by}): it changes nothing in this "
+                         "run")
+    return notes

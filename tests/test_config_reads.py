@@ -1,0 +1,38 @@
+"""Config keys the user set that the chosen optimizer, schedule or preprocessing does not read are noted."""
+
+import subprocess
+import sys
+
+from trainwell.config import load_config
+from trainwell.config_reads import unread_notes
+
+
+def _notes(path=None, overrides=()):
+    return unread_notes(load_config(path, list(overrides)), path, list(overrides))
+
+
+def test_a_key_the_optimizer_or_preprocessing_does_not_read_is_noted_and_a_read_one_is_not(tmp_path):
+    assert _notes(overrides=["optim.momentum=0.5"]) == [
+        "optim.momentum is not read by optim.name = 'adam' (only by 'momentum'): it changes nothing in this run"]
+    assert _notes(overrides=["optim.name=momentum", "optim.momentum=0.5"]) == []
+    path = tmp_path / "c.toml"
+    path.write_text('[preprocess]\nkind = "standardize"\nwhiten = true\n[optim]\nschedule = "cosine"\ngamma = 0.5\n')
+    assert [n.split(" is ")[0] for n in _notes(path)] == ["optim.gamma", "preprocess.whiten"]
+    assert _notes(path, ["preprocess.kind=pca", "optim.schedule=step"]) == []
+
+
+def test_a_runs_whole_config_sets_nothing_on_purpose(tmp_path):
+    cfg = load_config(None, ["optim.name=sgd"])
+    path = tmp_path / "config.toml"
+    from trainwell.config_io import to_toml
+
+    path.write_text(to_toml(cfg))
+    assert _notes(path) == []
+
+
+def test_fit_prints_the_note_before_training(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "trainwell", "fit", "--set", "optim.betas=[0.8, 0.99]",
+                          "--set", "optim.name=sgd", "--set", "data.name=no-such-data"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "no-such-data" in out.stderr.splitlines()[-1]
+    assert "note: optim.betas is not read by optim.name = 'sgd' (only by 'adam')" in out.stderr
