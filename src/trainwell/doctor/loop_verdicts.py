@@ -292,6 +292,11 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
                 "monitor: exploding gradients")
 
 
+#: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
+#: its bias alone, the rest of the loss is trained as it should be
+EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column",)
+
+
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
     the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale:
@@ -300,7 +305,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     become 'info', naming the cause. Frozen parameters (an 'info') are named in a flat or slow learning-rate
     verdict."""
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
-              and v.status in ("warn", "fail")]
+              and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)]
     frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
                   None)
     nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
