@@ -87,7 +87,8 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
         return Verdict(name, "skip", "skipped: with 2 classes the loss's form and weight cannot be read from its "
                        "gradient (any zero-sum gradient fits); its outputs are raw logits", "-", "")
     rows = max(s["rows"], 1)
-    formula = "NLL" if form == "nll" else "cross-entropy"
+    formula = {"nll": "NLL", "log_of_probabilities": "cross-entropy on the model's probabilities, the log taken in "
+               "the loss"}.get(form, "cross-entropy")
     if s.get("smoothing"):
         formula += f" with label smoothing {s['smoothing']:.2g}"
     if abs(weight - 1) <= 0.02:
