@@ -279,10 +279,14 @@ def _regression_reduction(probe: LoopProbe) -> Verdict | None:
     is named (its gradient is n x the mean's), a mean passes."""
     reads = probe.reductions
     found = [r for r in reads if r is not None]
-    if len(found) < 2 or 3 * len(found) < 2 * len(reads) or len({r[:2] for r in found}) != 1:
+    # Huber's steps read 'half' while every element sits in its quadratic zone, 'Huber' once some leave it
+    names = {r[1] for r in found}
+    if len(found) < 2 or 3 * len(found) < 2 * len(reads) or len({r[0] for r in found}) != 1 or \
+            (len(names) != 1 and names != {"half", "Huber"}):
         return None
-    kind, loss, n = found[-1]
-    name = "squared error" if loss == "MSE" else "Huber (SmoothL1) loss"
+    kind, _, n = found[-1]
+    name = {"MSE": "squared error", "half": "squared error / 2 (or Huber in its quadratic zone)"}.get(
+        names.pop() if len(names) == 1 else "Huber", "Huber (SmoothL1) loss")
     if kind == "sum":
         return Verdict("loop: loss", "info", f"summed {name} over {n} output elements (reduction='sum')",
                        f"a mean (the loss's value read against its gradient on {len(found)} of {len(reads)} observed "
