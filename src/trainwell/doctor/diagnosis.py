@@ -65,13 +65,15 @@ def loss_curve_features(losses: list[float]) -> dict:
 
 
 def _peak_excess(losses: list[float], smooth: list[float], k: int) -> float:
-    """How far the highest loss stands above the curve's level there (the median of the k steps around it), in
-    units of the curve's typical per-step deviation (the median over all steps of |loss - its k-step mean|,
-    relative to that mean). Medians keep both out of the spike's reach: a divergence spike on a mini-batch curve
-    stands hundreds of such units out, while single-example losses (batch size 1: squared errors, a misclassified
-    example's cross-entropy) are heavy-tailed and reach ~60 of them by chance over thousands of steps."""
+    """How far the highest loss stands above the curve's level there (the median of the k steps around it that
+    are below a tenth of it: a divergence holds for several steps), in units of the curve's typical per-step
+    deviation (the median over all steps of |loss - its k-step mean|, relative to that mean). Medians keep both
+    out of the spike's reach: a divergence spike on a mini-batch curve stands hundreds of such units out, while
+    single-example losses (batch size 1: squared errors, a misclassified example's cross-entropy) are
+    heavy-tailed and reach ~80 of them by chance over thousands of steps."""
     n, i = len(losses), max(range(len(losses)), key=losses.__getitem__)
-    around = sorted(losses[max(0, i - k // 2) : i] + losses[i + 1 : i + k // 2 + 1]) or [losses[i]]
+    around = sorted(v for v in losses[max(0, i - k // 2) : i] + losses[i + 1 : i + k // 2 + 1]
+                    if v <= losses[i] / SPIKE) or [losses[i]]
     level = around[len(around) // 2]
     spread = sorted(abs(v - m) / max(abs(m), 1e-12) for v, m in zip(losses, smooth, strict=True))[n // 2]
     return (losses[i] - level) / max(abs(level), 1e-12) / max(spread, 1e-12)
@@ -86,7 +88,7 @@ FLAT_BOUNCE = 0.04  # flat, but the k-step mean climbs back by > 4% of the start
 BOUNCE_RISE = 0.1  # with progress: the k-step mean climbs back by > 10% of the starting level ...
 OSCILLATION = 0.5  # ... and by more than half of the total drop
 SPIKE = 10.0  # a single loss > 10x the first one ...
-SPIKE_NOISE = 80.0  # ... standing > 80 typical per-step deviations above the curve's level there
+SPIKE_NOISE = 150.0  # ... standing > 150 typical per-step deviations above the curve's level there
 PLATEAU_HALF, PLATEAU_LEVEL = 0.97, 0.3
 LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
 
