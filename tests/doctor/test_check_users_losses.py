@@ -360,3 +360,36 @@ def test_a_q_network_that_cannot_fit_still_fails_the_overfit():
     frozen.head.requires_grad_(False)  # a zeroed, frozen head: the body trains but never reaches the values
     verdict = overfit_tiny_subset(frozen, x, Targets((a, target)), StructuredLoss(_td_huber))
     assert verdict.status == "fail"
+
+
+class _Heteroscedastic(nn.Module):
+    """A user's regression with a learned variance: (mean, softplus(.) + 1e-6), trained with GaussianNLLLoss;
+    ``blind`` ignores the inputs."""
+
+    def __init__(self, blind=False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.blind = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 2)), blind
+
+    def forward(self, x):
+        out = self.body(torch.zeros_like(x) if self.blind else x)
+        return out[:, 0], F.softplus(out[:, 1]) + 1e-6
+
+
+def _gaussian_nll(out, y):
+    mean, var = out
+    return F.gaussian_nll_loss(mean, y, var)
+
+
+def test_gaussian_nll_model_is_overfit_though_free_variances_leave_the_domain():
+    """The overfit check's floor search over free outputs steps a free variance below 0, where GaussianNLLLoss
+    raises: the check still trains the copy (the floor unknown, judged against 0) instead of being skipped."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 16, generator=g)
+    y = x[:, 0] + 0.3 * torch.randn(256, generator=g)
+    report = doctor.check(_Heteroscedastic(), x, y, _gaussian_nll)
+    overfit = _verdict(report, "overfit a tiny subset")
+    assert overfit.status == "pass", overfit.value
+    assert _verdict(report, "input-independent baseline").status != "skip"
+    blind = _verdict(doctor.check(_Heteroscedastic(blind=True), x, y, _gaussian_nll), "overfit a tiny subset")
+    assert blind.status != "pass" and "skipped" not in blind.value

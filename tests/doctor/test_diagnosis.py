@@ -119,3 +119,31 @@ def test_a_train_val_gap_within_two_standard_errors_of_the_val_error_is_not_vari
     assert bias_variance(0.03, 0.09, 0.02, val_examples=360).value.startswith("high variance")  # 6 points: > 2 SE
     two_se = round(200 * (0.01 * 0.99 / 10) ** 0.5, 1)
     assert bias_variance(0.0, 0.01, val_examples=10).expected == f"both <= {two_se:g}%"
+
+
+def _batch_of_one_curve(steps=3000, seed=0):
+    """The per-step loss of online SGD (batch size 1) on a regression: each step's loss is one example's squared
+    error, (level x N(0, 1))^2, a chi-square with one degree of freedom around a falling level. The first step's
+    example happens to fit well; a later one is 12x its loss by chance."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(steps, dtype=torch.float64)
+    level = 0.05 + 1.5 * torch.exp(-t / 600)
+    losses = level * torch.randn(steps, generator=g, dtype=torch.float64) ** 2
+    losses[0] = 0.5
+    return losses
+
+
+def test_a_single_example_loss_10x_the_first_is_not_a_spike():
+    """A batch of one's losses are heavy-tailed: one reaches 10x the first by chance over thousands of steps
+    without standing out of the curve's own per-step noise. On a smooth mini-batch curve the same jump is a
+    divergence spike."""
+    online = _batch_of_one_curve()
+    assert float(online.max()) > 10 * float(online[0])
+    verdict = learning_rate_diagnosis(online.tolist(), batch_size=1)
+    assert "spiked" not in verdict.value and verdict.status != "fail"
+    t = torch.arange(400, dtype=torch.float64)
+    noise = 0.05 * torch.randn(400, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    minibatch = (2.3 * torch.exp(-t / 60) + 0.1) * (1 + noise)
+    minibatch[250], minibatch[251] = 12 * float(minibatch[0]), 3.0
+    spiked = learning_rate_diagnosis(minibatch.tolist(), batch_size=32)
+    assert spiked.status == "fail" and "spiked" in spiked.value

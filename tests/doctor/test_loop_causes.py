@@ -237,6 +237,65 @@ def test_nll_on_raw_scores_is_named_by_check_and_watch(log_softmax):
         assert loop.status == "fail" and "not log-probabilities" in loop.value
 
 
+def _masked_regression(x, tasks_and_targets):
+    """A user's masked multi-task regression: each row has one measured property (positive values), the loss
+    regresses the output gathered at that property."""
+    task, target = tasks_and_targets
+    return F.mse_loss(x.gather(1, task[:, None]).squeeze(1), target)
+
+
+def _label_squared_hinge(z, y):
+    """A squared hinge on the label's score alone: relu(1 - z_y)^2."""
+    return (F.relu(1 - z.gather(1, y[:, None]).squeeze(1)) ** 2).mean()
+
+
+def _log_of_softmax_output(p, y):
+    """Cross-entropy on a model that ends in nn.Softmax, the log taken in the loss."""
+    return F.nll_loss(torch.log(p + 1e-8), y)
+
+
+def _watch_tuple_targets(model, loss_fn, x, y, steps=30, lr=0.02):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    with doctor.watch(model, opt, every=10) as w:
+        for s in range(steps):
+            i = slice((s * 32) % len(x), (s * 32) % len(x) + 32)
+            loss = loss_fn(model(x[i]), tuple(t[i] for t in y) if isinstance(y, tuple) else y[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    return w.report()["loop: loss"]
+
+
+def test_one_gathered_output_per_row_with_unequal_weights_is_not_nll():
+    """NLL's gradient pushes the label's output up with one weight per row (or per label): a regression of one
+    gathered output towards positive targets, or a squared hinge on the label's score, pushes one output per row up
+    too, with weights that follow each row's error; neither is NLL on raw scores."""
+    x, y = _data()
+    task = y  # the measured property of each row
+    target = 1.0 + x[:, 4].abs() + 0.5 * torch.sigmoid(x[:, 5])  # all above the outputs at the start
+    regression = _watch_tuple_targets(_mlp(), _masked_regression, x, (task, target))
+    hinge = _watch_tuple_targets(_mlp(), _label_squared_hinge, x, y)
+    assert regression.status != "fail" and "not log-probabilities" not in regression.value
+    assert hinge.status != "fail" and "not log-probabilities" not in hinge.value
+    # the twins: NLL on raw scores, with class weights too, is still named
+    weights = torch.tensor([1.0, 2.0, 0.5, 3.0])
+    raw = _watch_tuple_targets(_mlp(), functools.partial(F.nll_loss, weight=weights), x, y)
+    assert raw.status == "fail" and "not log-probabilities" in raw.value
+
+
+def test_softmax_output_with_the_log_taken_in_the_loss_passes():
+    """A model ending in nn.Softmax trained with nll_loss(log(p), y) is cross-entropy on its probabilities: the
+    gradient -1 / (N p_label) weighs each row by 1 / p(label). NLLLoss on the probabilities themselves is not."""
+    x, y = _data()
+    model = nn.Sequential(_mlp(), nn.Softmax(dim=1))
+    logged = _watch_tuple_targets(model, _log_of_softmax_output, x, y)
+    assert logged.status == "pass" and "the log taken in the loss" in logged.value
+    assert "weights sum to 1" in logged.value
+    on_probabilities = _watch_tuple_targets(nn.Sequential(_mlp(), nn.Softmax(dim=1)), F.nll_loss, x, y)
+    assert on_probabilities.status == "fail" and "not log-probabilities" in on_probabilities.value
+
+
 def test_one_hot_float_targets_for_cross_entropy_are_class_targets_to_the_overfit_check():
     x, y = _data()
     onehot = F.one_hot(y, C).float()

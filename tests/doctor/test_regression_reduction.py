@@ -4,6 +4,7 @@ loss and Huber with another delta are read or left alone on the identities alone
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trainwell import doctor
@@ -58,3 +59,34 @@ def test_losses_whose_value_the_gradient_does_not_fix_are_not_read(crit):
     loss = crit(z, 3 * torch.randn(64))
     loss.backward()
     assert reduction(z.detach(), z.grad, float(loss)) is None
+
+
+def _gathered(loss_of_chosen, steps=12):
+    """A user's DQN-style update: (64, 2) outputs, the loss on the one gathered at each row's action (the other
+    output receives no gradient), targets fixed per batch."""
+    torch.manual_seed(0)
+    x, model = torch.randn(512, 6), nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2))
+    action, target = torch.randint(0, 2, (512,)), 0.3 * torch.randn(512)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=3) as w:
+        for s in range(steps):
+            i = slice((s * 64) % 512, (s * 64) % 512 + 64)
+            chosen = model(x[i]).gather(1, action[i, None]).squeeze(1)
+            loss = loss_of_chosen(chosen, target[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    return w.report()["loop: loss"]
+
+
+def test_a_gathered_output_counts_the_elements_the_loss_reached():
+    """Only the gathered outputs carry a gradient: n is 64, not 128. Huber in its quadratic zone and squared
+    error / 2 send the same gradient and are named together (elements in Huber's linear zone name it alone); a plain
+    MSE keeps its name."""
+    huber = _gathered(F.smooth_l1_loss)
+    assert huber.status == "pass" and "Huber" in huber.value and "over 64 output elements" in huber.value
+    half = _gathered(lambda o, t: F.mse_loss(o, t) / 2)
+    assert half.value.startswith("mean squared error / 2 (or Huber in its quadratic zone) over 64")
+    mse = _gathered(F.mse_loss)
+    assert mse.status == "pass" and mse.value.startswith("mean squared error over 64 output elements")

@@ -55,12 +55,28 @@ def loss_curve_features(losses: list[float]) -> dict:
     late = range(n // 2, n)
     level = sum(smooth[i] for i in late) / len(late)
     noise = (sum((losses[i] - smooth[i]) ** 2 for i in late) / len(late)) ** 0.5 / max(abs(level), 1e-12)
-    return {"first": losses[0], "peak": max(losses), "head": head, "tail": tail, "start": head, "end": tail,
+    return {"first": losses[0], "peak": max(losses), "peak_excess": _peak_excess(losses, smooth, k),
+            "head": head, "tail": tail, "start": head, "end": tail,
             "k": k, "noise_abs": noise * max(abs(level), 1e-12), "rise_abs": rise,
             "rel_drop": drop / scale, "half_share": share(n // 2),
             "last_quarter_share": (smooth[(3 * n) // 4] - tail) / drop if drop > 0 else 0.0,
             "noise": noise, "rise": rise / scale, "rise_over_drop": rise / drop if drop > 0 else math.inf,
             "steps": n}
+
+
+def _peak_excess(losses: list[float], smooth: list[float], k: int) -> float:
+    """How far the highest loss stands above the curve's level there (the median of the k steps around it that
+    are below a tenth of it: a divergence holds for several steps), in units of the curve's typical per-step
+    deviation (the median over all steps of |loss - its k-step mean|, relative to that mean). Medians keep both
+    out of the spike's reach: a divergence spike on a mini-batch curve stands hundreds of such units out, while
+    single-example losses (batch size 1: squared errors, a misclassified example's cross-entropy) are
+    heavy-tailed and reach ~80 of them by chance over thousands of steps."""
+    n, i = len(losses), max(range(len(losses)), key=losses.__getitem__)
+    around = sorted(v for v in losses[max(0, i - k // 2) : i] + losses[i + 1 : i + k // 2 + 1]
+                    if v <= losses[i] / SPIKE) or [losses[i]]
+    level = around[len(around) // 2]
+    spread = sorted(abs(v - m) / max(abs(m), 1e-12) for v, m in zip(losses, smooth, strict=True))[n // 2]
+    return (losses[i] - level) / max(abs(level), 1e-12) / max(spread, 1e-12)
 
 
 #: Thresholds, calibrated on SGD runs of a 2-64-64-3 ReLU MLP on spirals (seeds 0-2; batch 8, 32 and full;
@@ -71,7 +87,8 @@ ROSE = 0.05  # the last tenth's mean ends > 5% (and > 3 noise sigmas) above the 
 FLAT_BOUNCE = 0.04  # flat, but the k-step mean climbs back by > 4% of the starting level: not batch noise
 BOUNCE_RISE = 0.1  # with progress: the k-step mean climbs back by > 10% of the starting level ...
 OSCILLATION = 0.5  # ... and by more than half of the total drop
-SPIKE = 10.0  # a single loss > 10x the first one
+SPIKE = 10.0  # a single loss > 10x the first one ...
+SPIKE_NOISE = 150.0  # ... standing > 150 typical per-step deviations above the curve's level there
 PLATEAU_HALF, PLATEAU_LEVEL = 0.97, 0.3
 LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
 
@@ -163,7 +180,7 @@ def _read_curve(name: str, f: dict, value: str) -> Verdict:
     bounce = f["rise_abs"] > 8 * sigma / math.sqrt(f["k"])
     rose = (f["tail"] > f["head"] + max(ROSE * abs(f["head"]), 3 * sigma / math.sqrt(f["k"]))
             or f["tail"] > f["first"] + max(ROSE * abs(f["first"]), 3 * sigma))
-    if rose or f["peak"] > SPIKE * abs(f["first"]):
+    if rose or (f["peak"] > SPIKE * abs(f["first"]) and f["peak_excess"] > SPIKE_NOISE):
         what = "the loss rose" if rose else f"the loss spiked to {f['peak']:.3g}"
         return Verdict(name, "fail", f"too high: {what}; " + value, "a steady decrease", lower)
     # no progress: < 5% below the first tenth, or not below the very first loss (a curve that jumped up at once)

@@ -105,7 +105,10 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
     cross-entropy the log of the label prior), or a free output per example (``True``: the lowest loss any model
     can reach, e.g. the smoothed targets' entropy under label smoothing). Returns ``build(n)`` -> an output for
     ``n`` examples (only ``n = len(x)`` when per example). ``unconstrained``: the index of a floating-point output
-    left free even if the model normalizes it."""
+    left free even if the model normalizes it. ``build.left_domain`` is True when the loss raised on the free
+    outputs or the search overflowed (a Gaussian NLL's free variance stepped below 0, a mixture's likelihood
+    unbounded below): the outputs are then the lowest-loss valid ones the search met (the starting ones if none),
+    (else the model's own), an upper bound on the loss's floor, not the floor."""
     with torch.enable_grad():  # the graph shows which outputs leave through a sigmoid; dropped at once
         sample = call(copy.deepcopy(model).eval(), x if per_example else x[:1])
     squashed = [_made_by_sigmoid(t) for t in O.leaves(sample) if t.is_floating_point()]
@@ -149,16 +152,28 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
             lowest[:] = [value, [t.detach().clone() for t in free]]
         return loss
 
-    with torch.random.fork_rng(devices=[]):
-        opt.step(closure)
+    left = False
+    try:
+        with torch.random.fork_rng(devices=[]):
+            opt.step(closure)
+    except Exception:  # noqa: BLE001 - the search left the outputs' valid domain (a variance below 0) or overflowed
+        left = True
     for t in free:
         t.requires_grad_(False)
+    build.left_domain = left  # type: ignore[attr-defined]
     with torch.no_grad():
-        final = float(_mean(loss_fn(build(len(x)), y)))
+        try:
+            final = math.nan if left else float(_mean(loss_fn(build(len(x)), y)))
+        except Exception:  # noqa: BLE001 - as above: the outputs the search ended on are outside the domain
+            final, build.left_domain = math.nan, True  # type: ignore[attr-defined]
         if lowest[1] is not None and (math.isnan(final) or final == math.inf):
             # a loss that falls without bound overflows to NaN on its way down: the lowest it met is kept
             for t, value in zip(free, lowest[1], strict=True):
                 t.copy_(value)
+        elif lowest[1] is None and build.left_domain:  # type: ignore[attr-defined]
+            # no valid outputs met (zeros can be outside the domain: a variance of 0): the model's own outputs
+            for t, value in zip(free, floats, strict=True):
+                t.copy_(torch.where(torch.isfinite(value), value, 0.0) if per_example else value[0])
     return build
 
 

@@ -87,7 +87,8 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
         return Verdict(name, "skip", "skipped: with 2 classes the loss's form and weight cannot be read from its "
                        "gradient (any zero-sum gradient fits); its outputs are raw logits", "-", "")
     rows = max(s["rows"], 1)
-    formula = "NLL" if form == "nll" else "cross-entropy"
+    formula = {"nll": "NLL", "log_of_probabilities": "cross-entropy on the model's probabilities, the log taken in "
+               "the loss"}.get(form, "cross-entropy")
     if s.get("smoothing"):
         formula += f" with label smoothing {s['smoothing']:.2g}"
     if abs(weight - 1) <= 0.02:
@@ -278,10 +279,14 @@ def _regression_reduction(probe: LoopProbe) -> Verdict | None:
     is named (its gradient is n x the mean's), a mean passes."""
     reads = probe.reductions
     found = [r for r in reads if r is not None]
-    if len(found) < 2 or 3 * len(found) < 2 * len(reads) or len({r[:2] for r in found}) != 1:
+    # Huber's steps read 'half' while every element sits in its quadratic zone, 'Huber' once some leave it
+    names = {r[1] for r in found}
+    if len(found) < 2 or 3 * len(found) < 2 * len(reads) or len({r[0] for r in found}) != 1 or \
+            (len(names) != 1 and names != {"half", "Huber"}):
         return None
-    kind, loss, n = found[-1]
-    name = "squared error" if loss == "MSE" else "Huber (SmoothL1) loss"
+    kind, _, n = found[-1]
+    name = {"MSE": "squared error", "half": "squared error / 2 (or Huber in its quadratic zone)"}.get(
+        names.pop() if len(names) == 1 else "Huber", "Huber (SmoothL1) loss")
     if kind == "sum":
         return Verdict("loop: loss", "info", f"summed {name} over {n} output elements (reduction='sum')",
                        f"a mean (the loss's value read against its gradient on {len(found)} of {len(reads)} observed "

@@ -89,6 +89,28 @@ def _fit_nll(g: torch.Tensor) -> tuple[float, torch.Tensor]:
     return float((g - pred).norm() / g.norm().clamp_min(1e-30)), a
 
 
+def _nll_weights(z: torch.Tensor, g: torch.Tensor, a: torch.Tensor) -> str | None:
+    """What a gradient of NLL's form ``-a_i e_{y_i}`` (one output per row, pushed up) is, from its weights a_i:
+    'nll' when they are NLL's (equal on every row: a mean or a sum; or equal within each label's rows: class
+    weights); 'log_of_probabilities' when a_i z_{i,y_i} is one constant on outputs that are probability rows: the
+    gradient of -log z_y, cross-entropy on the model's own probabilities with the log taken in the loss
+    (``nll_loss(log(p), y)``); None otherwise (a regression of one chosen output per row towards targets above
+    it, a hinge on the label's score: their weights follow each row's error)."""
+    top = float(a.abs().max())
+    if float(a.max() - a.min()) <= 1e-3 * top:
+        return "nll"
+    label = g.argmin(1)
+    groups = [a[label == c] for c in label.unique()]
+    if len(groups) < len(a) and all(float(w.max() - w.min()) <= 1e-3 * top for w in groups):
+        return "nll"
+    p = z.gather(1, label[:, None]).squeeze(1)
+    if bool((z >= 0).all()) and bool(((z.sum(1) - 1).abs() < 1e-3).all()) and bool((p > 0).all()):
+        c = a * p
+        if float(c.max() - c.min()) <= 1e-2 * float(c.abs().max()):
+            return "log_of_probabilities"
+    return None
+
+
 def _fit_over_batch(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor]:
     """(relative residual, weights) of NLL/cross-entropy with the softmax over dim 0 (the batch): column c's
     gradient is a (n_c softmax_0(z)[:, c] - [y = c]) with n_c the examples of class c (y = argmin of each row)."""
@@ -130,7 +152,9 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
     or more: with 2, any zero-sum gradient fits the softmax form).
 
     Returns a dict: ``form`` ('cross_entropy', 'cross_entropy_over_batch', 'cross_entropy_on_probabilities',
-    'nll', 'scrambled_classes' (cross-entropy or NLL over runs of C consecutive values of (B, C, ...) outputs),
+    'nll' (weights equal per row or per label), 'log_of_probabilities' (NLL's form on probability rows, weighted
+    by 1 / p(label): -log p(label), the log taken in the loss),
+    'scrambled_classes' (cross-entropy or NLL over runs of C consecutive values of (B, C, ...) outputs),
     'probability_not_log' (the softmax form weighted by each label's probability: -p(label), a missing log),
     'signed_weights' (the softmax form with per-example weights of both signs: a policy gradient's
     -log p(action) x advantage, with or without an entropy bonus; :mod:`~trainwell.doctor.policy_gradient`),
@@ -186,6 +210,12 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
             bool((f[2] > 0).any())]
     if fits:
         _, form, a, bounded = min(fits, key=lambda f: f[0])
+        if form == "nll":
+            form = _nll_weights(zl, gl, a)
+            if form is None:  # one chosen output per row with weights that are not NLL's: a regression, a hinge
+                return None
+            if form == "log_of_probabilities":
+                a = a * zl.gather(1, gl.argmin(1, keepdim=True)).squeeze(1)
         if layout == "scrambled":
             form, bounded = "scrambled_classes", None
         elif form == "cross_entropy" and _proportional_to_label_probability(zl, gl, a):

@@ -167,8 +167,8 @@ class Watch:
         if self.probe.regressed is not None:  # after an observed step only: its loss against its gradient
             z, g = self.probe.regressed
             one = self.probe.steps[-1]["backwards"] == 1 if self.probe.steps else False
-            read = reduction(z, g, float(loss)) if one else None
-            self.probe.reductions.append(None if read is None else (*read, g.numel()))
+            value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+            self.probe.reductions.append(reduction(z, g, value) if one else None)
             self.probe.regressed = None
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
