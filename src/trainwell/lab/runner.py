@@ -32,11 +32,20 @@ from pathlib import Path
 import torch
 
 import trainwell
+from trainwell import manifest
 from trainwell.errors import ParameterError, TrainwellError
 from trainwell.heap import keep_freed_memory
 from trainwell.lab import base, registry
 from trainwell.lab.index_page import write_index
-from trainwell.lab.summaries import STATUSES, _reusable, _reusable_any, figure_file, shown, summary_problem  # noqa: F401
+from trainwell.lab.summaries import (  # noqa: F401
+    FIGURE,
+    STATUSES,
+    _reusable,
+    _reusable_any,
+    figure_file,
+    shown,
+    summary_problem,
+)
 from trainwell.manifest import record
 from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_write_json, to_json
@@ -186,17 +195,41 @@ def exit_code(summaries: list[dict], control: bool = False) -> int:
 
 
 def _replace_figures(folder: Path, figures: list[str]) -> None:
-    """Move the new figures (written to ``figures_new/``) into ``figures/``, dropping the earlier run's."""
+    """Move the new figures (written to ``figures_new/``) into ``figures/``, dropping the earlier run's: only the
+    PNGs trainwell wrote there (in the lab folder's manifest, or listed by the earlier summary.json) are removed;
+    a file you added to ``figures/`` is kept unless a new figure has its name."""
     new, old = folder / "figures_new", folder / "figures"
     if old.is_dir() and not old.is_symlink():
-        for f in old.glob("*.png"):
-            f.unlink()
+        for f in _written_figures(folder):
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
     old.mkdir(exist_ok=True)
     if new.is_dir():
         for f in new.iterdir():
             os.replace(f, old / f.name)
             record(old / f.name)
         new.rmdir()
+
+
+def _written_figures(folder: Path) -> list[Path]:
+    """The files in ``folder/figures`` that an earlier lab run wrote: those its manifest records (see
+    :mod:`trainwell.manifest`) and those the earlier summary.json lists as its figures."""
+    figures = folder / "figures"
+    names: set[str] = set()
+    root = manifest.run_root(folder)
+    entries = manifest.recorded(root) if root is not None else None
+    if root is not None and entries:
+        prefix = figures.resolve().relative_to(root.resolve()).as_posix() + "/"
+        names |= {e[len(prefix):] for e in entries if e.startswith(prefix) and "/" not in e[len(prefix):]}
+    try:
+        earlier = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        listed = [earlier.get("figures", [])] + [p.get("figures", []) for p in earlier.get("per_seed", [])
+                                                  if isinstance(p, dict)]
+        names |= {rel.split("/", 1)[1] for group in listed if isinstance(group, list) for rel in group
+                  if isinstance(rel, str) and FIGURE.fullmatch(rel) and ".." not in rel}
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return [figures / n for n in sorted(names) if n and (figures / n).is_file() and not (figures / n).is_symlink()]
 
 
 def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: int = 1, resume: bool = False,
