@@ -35,7 +35,7 @@ import trainwell
 from trainwell import manifest
 from trainwell.errors import ParameterError, TrainwellError
 from trainwell.heap import keep_freed_memory
-from trainwell.lab import base, registry
+from trainwell.lab import base, pages, registry
 from trainwell.lab.index_page import write_index
 from trainwell.lab.summaries import (  # noqa: F401
     FIGURE,
@@ -315,20 +315,49 @@ def _run_lab_local(names: list[str], out: Path, quick: bool, seeds: int, resume:
             if log is not None:
                 s = summaries[-1]
                 log(f"[{i}/{len(names)}] {name}: {s['verdict']['status']} in {s['wall_s']:.1f} s")
-        write_index(_index_of(summaries, out, control), out)
+        write_index(_index_of(summaries, out, control), out, {s["name"] for s in summaries})
     return summaries
 
 
 def _index_of(summaries: list[dict], out: Path, control: bool) -> list[dict]:
-    """What the index lists: the experiments' own results. After a control run these are read from ``out``
-    (each experiment's page shows its control beside them)."""
+    """What the index lists: every experiment with a result in ``out``, this run's first (in the order run),
+    then those of earlier runs still in the folder (in the catalogue's order). An experiment is listed by its own
+    result (after a control run, read from ``out``; each experiment's page shows its control beside it); one of
+    which only the control is in ``out`` is listed with its claim "not run" (verdict None)."""
+    entries: list[dict] = []
+    seen: set[str] = set()
     if not control:
-        return summaries
-    kept = []
-    for s in summaries:
-        if _reusable_any(out / s["name"]):
-            kept.append(json.loads((out / s["name"] / "summary.json").read_text("utf-8")))
-    return kept
+        entries = list(summaries)
+        seen = {str(s["name"]) for s in summaries}
+    order = {n: i for i, n in enumerate(registry.names())}
+    names = [str(s["name"]) for s in summaries] if control else []
+    try:
+        found = sorted((p.name for p in out.iterdir() if p.is_dir() and not p.is_symlink()
+                        and pages.SAFE_NAME.fullmatch(p.name)), key=lambda n: (order.get(n, len(order)), n))
+    except OSError:
+        found = []
+    for name in [*names, *found]:
+        if name in seen:
+            continue
+        seen.add(name)
+        own = _valid_summary(out / name, name)
+        if own is not None:
+            entries.append(own)
+            continue
+        ctrl = _valid_summary(out / name / "control", name)
+        if ctrl is not None:
+            entries.append({"name": name, "claim": ctrl.get("claim"), "paper": ctrl.get("paper"), "size": None,
+                            "seeds": [], "verdict": None, "wall_s": None, "figures": [], "per_seed": []})
+    return entries
+
+
+def _valid_summary(folder: Path, name: str) -> dict | None:
+    """``folder/summary.json`` if it holds a valid result of experiment ``name`` (:func:`summary_problem`)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if summary_problem(summary, name, folder) is None else None
 
 
 def _error_summary(name: str, quick: bool, seed: int | None, text: str) -> dict:
@@ -364,7 +393,8 @@ def _run_lab_parallel(names: list[str], out: Path, quick: bool, seeds: int, resu
             finished = sum(s is not None for s in summaries)
             log(f"[{finished}/{len(names)}] {name}: {value['verdict']['status']} in {value['wall_s']:.1f} s "
                 f"({where})")
-        write_index(_index_of([s for s in summaries if s is not None], out, control), out)
+        ran = [s for s in summaries if s is not None]
+        write_index(_index_of(ran, out, control), out, {s["name"] for s in ran})
 
     calls = [(names[i], out, quick, seeds, None, seed, control) for i in todo]
     if jobs is None:
@@ -381,5 +411,5 @@ def _run_lab_parallel(names: list[str], out: Path, quick: bool, seeds: int, resu
             log(f"{len(calls)} experiment(s) in {min(jobs, max(1, len(calls)))} worker processes, "
                 f"{parallel.worker_threads(jobs)} torch thread(s) each, longest first")
         parallel.map_processes(run_one, calls, jobs, order, done)
-    write_index(_index_of(summaries, out, control), out)
+    write_index(_index_of(summaries, out, control), out, {s["name"] for s in summaries})
     return summaries
