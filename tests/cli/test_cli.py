@@ -160,3 +160,17 @@ def test_the_commands_import_the_pipeline_without_collecting_and_freeze_it(colle
     out = subprocess.run([sys.executable, "-c", IMPORT_PIPELINE, collector], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["True", "[]", str(collector == "on"), "True"]
+
+
+def test_fit_without_a_validation_split_names_the_metric_the_best_epoch_was_chosen_by(workdir, capsys):
+    no_val = cli(tiny(epochs=3, quiet=True)) + ["--set", "data.val_fraction=0"]
+    for monitor, used in (("val_loss", "train_loss"), ("val_acc", "train_acc")):
+        assert main(["fit", *no_val, "--set", f"train.monitor={monitor}", "--out", monitor]) == 0
+        out = capsys.readouterr().out
+        summary = json.loads((workdir / monitor / "summary.json").read_text())
+        history = [json.loads(line) for line in (workdir / monitor / "metrics.jsonl").read_text().splitlines()]
+        pick = max if used.endswith("acc") else min
+        assert summary["monitor"] == used and f"(best epoch by {used}: {summary['best_epoch'] + 1})" in out
+        assert summary["best_epoch"] == pick(history, key=lambda r: r[used])["epoch"]
+    assert main(["fit", *cli(tiny(epochs=1)), "--out", "with-val"]) == 0  # with validation: the configured one
+    assert json.loads((workdir / "with-val" / "summary.json").read_text())["monitor"] == "val_loss"

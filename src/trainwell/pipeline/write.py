@@ -32,6 +32,7 @@ from trainwell.rundir import (
 )
 from trainwell.train import distributed, stop_callback
 from trainwell.train import progress as progress_mod
+from trainwell.train.callbacks import monitored_name
 from trainwell.train.trainer import evaluate, loss_function
 from trainwell.viz.figure_process import Figures
 from trainwell.viz.first_layer import first_layer_units
@@ -228,7 +229,7 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float, fina
         "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"]))
         or ended_far_above,
         "best_epoch": best,
-        "monitor": cfg.train.monitor,
+        "monitor": (monitored_name(cfg.train.monitor, history[-1]) if history else None) or cfg.train.monitor,
         "stop": {"criteria": list(cfg.stop.criteria), "overfit_epoch": stopper.overfit_epoch,
                  "restored_best_epoch": stopper.restored_epoch},
         "final": final,
