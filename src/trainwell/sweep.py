@@ -213,6 +213,14 @@ def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | 
     if inert:
         raise ParameterError("grid", inert[0], f"changes nothing for model.kind = {cfg.model.kind!r}: every value "
                                                f"builds the same model; sweep a key this model uses")
+    from trainwell.pipeline.build import check_validation_split
+
+    checked = set()
+    for _, member in combos:  # a stopping criterion with no validation split to read: before the folder is claimed
+        key = (repr(member.data), repr(member.stop))
+        if key not in checked:
+            checked.add(key)
+            check_validation_split(member)
     if resume:
         claim = Claim.resume(out)
     else:

@@ -174,3 +174,21 @@ def test_fit_without_a_validation_split_names_the_metric_the_best_epoch_was_chos
         assert summary["best_epoch"] == pick(history, key=lambda r: r[used])["epoch"]
     assert main(["fit", *cli(tiny(epochs=1)), "--out", "with-val"]) == 0  # with validation: the configured one
     assert json.loads((workdir / "with-val" / "summary.json").read_text())["monitor"] == "val_loss"
+
+
+@pytest.mark.parametrize("stop, change", [
+    (["stop.criteria=[\"early_stopping\"]"], "--set stop.monitor=train_loss"),
+    (["stop.criteria=[\"generalization_loss\"]"], "leave 'generalization_loss' out of stop.criteria"),
+    (["stop.criteria=[\"loss_change\"]", "stop.loss_monitor=val_loss"], "--set stop.loss_monitor=train_loss"),
+])
+def test_a_criterion_reading_validation_without_a_validation_split_is_refused_before_anything_is_written(
+        workdir, capsys, stop, change):
+    args = [*cli(tiny(epochs=3)), "--set", "data.val_fraction=0", *cli(stop)]
+    for cmd in (["fit", *args, "--out", "nv"], ["sweep", *args, "--seeds", "2", "--out", "sw"]):
+        capsys.readouterr()
+        assert main(cmd) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "no validation split (data.val_fraction = 0)" in err
+        assert "--set data.val_fraction=0.1" in err and change in err and "EarlyStopping(" not in err
+    assert not (workdir / "nv").exists() and not (workdir / "sw").exists() and not (workdir / "runs").exists()
+    assert main(["fit", *args, "--set", "data.val_fraction=0.2", "--out", "ok"]) == 0  # a split: it trains
