@@ -192,3 +192,30 @@ def test_a_criterion_reading_validation_without_a_validation_split_is_refused_be
         assert "--set data.val_fraction=0.1" in err and change in err and "EarlyStopping(" not in err
     assert not (workdir / "nv").exists() and not (workdir / "sw").exists() and not (workdir / "runs").exists()
     assert main(["fit", *args, "--set", "data.val_fraction=0.2", "--out", "ok"]) == 0  # a split: it trains
+
+
+def test_fit_lines_agree_with_what_follows_them(workdir, capsys):
+    """'completed 1 epoch'; the pre-flight's count of checks "not passed" is the count of the table at the end
+    (skipped checks are counted apart: that table lists warnings and failures)."""
+    settings = tiny(hidden=(32,), epochs=1, quiet=False)
+    assert main(["fit", *cli(settings), "--set", "model.activation=tanh", "--set", "report.enabled=false",
+                 "--out", "one"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads((workdir / "one" / "summary.json").read_text())
+    assert summary["stop_reason"] == "completed 1 epoch" and "stopped: completed 1 epoch (" in captured.out
+    pre = [v["status"] for v in summary["doctor"] if v["phase"] == "pre"]
+    assert "skip" in pre and not {"warn", "fail"} & set(pre)  # the case where the count and the table disagreed
+    (line,) = [ln for ln in captured.err.splitlines() if ln.startswith("pre-flight: ")]
+    assert f"none warned or failed, {pre.count('skip')} skipped; training 1 epoch" in line
+    assert "see the table at the end" not in line and "not passed" not in line
+
+
+def test_sweep_progress_names_the_member_or_the_population_mean(workdir, capsys):
+    settings = cli(tiny(epochs=2))
+    assert main(["sweep", *settings, "--set", "model.norm=batch", "--seeds", "2", "--out", "seq"]) == 0
+    err = capsys.readouterr().err
+    assert "trained one after another" in err
+    assert "[1/2] member 1/2 (member-0): epoch 1" in err and "[2/2] member 2/2 (member-1): epoch 2" in err
+    assert main(["sweep", *settings, "--seeds", "3", "--out", "pop"]) == 0
+    err = capsys.readouterr().err
+    assert "trained as one population" in err and "[1/2] mean of 3 members: epoch 1" in err
