@@ -219,8 +219,9 @@ def _written_figures(folder: Path) -> list[Path]:
     root = manifest.run_root(folder)
     entries = manifest.recorded(root) if root is not None else None
     if root is not None and entries:
-        prefix = figures.resolve().relative_to(root.resolve()).as_posix() + "/"
-        names |= {e[len(prefix):] for e in entries if e.startswith(prefix) and "/" not in e[len(prefix):]}
+        with contextlib.suppress(ValueError):  # figures/ outside the lab folder: nothing of it is in its manifest
+            prefix = figures.resolve().relative_to(root.resolve()).as_posix() + "/"
+            names |= {e[len(prefix):] for e in entries if e.startswith(prefix) and "/" not in e[len(prefix):]}
     try:
         earlier = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         listed = [earlier.get("figures", [])] + [p.get("figures", []) for p in earlier.get("per_seed", [])
