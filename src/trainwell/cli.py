@@ -58,9 +58,12 @@ def _one_line(message) -> str:
     return text
 
 
-def _output_file(text: str) -> Path:
+def _output_file(text: str, force: bool = False) -> Path:
     """An output file's path, checked before any work: its folder must exist (as with ``cp`` or
-    ``matplotlib.savefig``, no folder is created), and the path must not be a folder."""
+    ``matplotlib.savefig``, no folder is created), the path must not be a folder, and an existing file is replaced
+    only if trainwell drew it (:func:`trainwell.viz.signature.drawn_by_trainwell`) or ``force`` is set."""
+    from trainwell.viz.signature import drawn_by_trainwell
+
     path = Path(text)
     parent = path.parent
     if not parent.is_dir():
@@ -69,6 +72,9 @@ def _output_file(text: str) -> Path:
                              f"path (trainwell does not create folders for an output file)")
     if path.is_dir():
         raise TrainwellError(f"--out {text!r} is a folder: give a file name, e.g. {str(path / 'plot.png')!r}")
+    if (path.exists() or path.is_symlink()) and not force and not drawn_by_trainwell(path):
+        raise TrainwellError(f"--out {text!r} already exists and was not written by trainwell: choose another file, "
+                             f"or pass --force to replace it")
     return path
 
 
@@ -218,7 +224,7 @@ def cmd_filters(args) -> int:
     if suffix not in formats:
         raise TrainwellError(f"--out {args.out!r}: the extension must name an image format: "
                              f"{', '.join(sorted(formats))}")
-    _output_file(args.out)
+    _output_file(args.out, args.force)
     digit = torch.tensor(load_digits().images[0], dtype=torch.float32) / 16.0
     filters.figure({"photo (Grace Hopper)": filters.sample_photo(128), "digit 0": digit}, args.out)
     print(args.out)
@@ -296,7 +302,7 @@ def cmd_lr_find(args) -> int:
     if not 0 < args.start < args.end:  # the arguments are checked before torch is imported
         raise TrainwellError(f"--start {args.start:g} --end {args.end:g} is not allowed: use 0 < start < end")
     cfg = load_config(args.config, args.overrides)
-    _output_file(args.out)
+    _output_file(args.out, args.force)
     from trainwell import lr_find
 
     found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end)

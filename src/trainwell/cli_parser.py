@@ -129,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     lrf.add_argument("--steps", type=_positive_int, default=100, help="steps of the sweep (default 100)")
     lrf.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
     lrf.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
-    lrf.add_argument("--out", default="lr_find.png", help="plot to write (default: lr_find.png)")
+    lrf.add_argument("--out", default="lr_find.png", help="plot to write (default: lr_find.png); an existing file "
+                                                            "is replaced only if trainwell drew it")
+    lrf.add_argument("--force", action="store_true", help="replace --out even if trainwell did not write it")
     lrf.add_argument("--json", action="store_true", help="print the result as JSON")
 
     rep = sub.add_parser("report", help="(re)build report.html of a fit, sweep or prune directory",
@@ -151,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     filt = sub.add_parser("filters", help="draw the classic filters (box, Gaussian, sharpen, derivatives) applied "
                                           "to the sample photo and a digit")
-    filt.add_argument("--out", default="filters.png", help="PNG to write (default: filters.png)")
+    filt.add_argument("--out", default="filters.png", help="PNG to write (default: filters.png); an existing file "
+                                                            "is replaced only if trainwell drew it")
+    filt.add_argument("--force", action="store_true", help="replace --out even if trainwell did not write it")
 
     sub.add_parser("datasets", help="list the datasets trainwell can load")
     _lab_parser(sub)

@@ -169,16 +169,18 @@ def run_sequential(combos: list[tuple[dict, Config]], out: Path, quiet: bool = T
     """Train ``combos`` one after another with ``fit``; with ``resume`` finished members are kept and
     interrupted ones continue from their checkpoints."""
     from trainwell.pipeline import fit
+    from trainwell.train.progress import labelled
 
     rows = []
     for i, (settings, c) in enumerate(combos):
         run = RunDir(out / f"member-{i}")
-        if resume and run.summary.exists():
-            summary = run.read_summary()
-        elif resume and run.last.exists():
-            summary = fit(c, resume=run.path, quiet=quiet).summary
-        else:
-            summary = fit(c, out=run.path, force=True, quiet=quiet).summary
+        with labelled(f"member {i + 1}/{len(combos)} (member-{i})"):  # the progress names the member it shows
+            if resume and run.summary.exists():
+                summary = run.read_summary()
+            elif resume and run.last.exists():
+                summary = fit(c, resume=run.path, quiet=quiet).summary
+            else:
+                summary = fit(c, out=run.path, force=True, quiet=quiet).summary
         rows.append(_row(settings, summary, read_jsonl(run.metrics)))
     return rows
 
@@ -213,6 +215,14 @@ def sweep(cfg: Config, grid: dict[str, list], seeds: int = 1, out: str | Path | 
     if inert:
         raise ParameterError("grid", inert[0], f"changes nothing for model.kind = {cfg.model.kind!r}: every value "
                                                f"builds the same model; sweep a key this model uses")
+    from trainwell.pipeline.build import check_validation_split
+
+    checked = set()
+    for _, member in combos:  # a stopping criterion with no validation split to read: before the folder is claimed
+        key = (repr(member.data), repr(member.stop))
+        if key not in checked:
+            checked.add(key)
+            check_validation_split(member)
     if resume:
         claim = Claim.resume(out)
     else:

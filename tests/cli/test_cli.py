@@ -160,3 +160,62 @@ def test_the_commands_import_the_pipeline_without_collecting_and_freeze_it(colle
     out = subprocess.run([sys.executable, "-c", IMPORT_PIPELINE, collector], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["True", "[]", str(collector == "on"), "True"]
+
+
+def test_fit_without_a_validation_split_names_the_metric_the_best_epoch_was_chosen_by(workdir, capsys):
+    no_val = cli(tiny(epochs=3, quiet=True)) + ["--set", "data.val_fraction=0"]
+    for monitor, used in (("val_loss", "train_loss"), ("val_acc", "train_acc")):
+        assert main(["fit", *no_val, "--set", f"train.monitor={monitor}", "--out", monitor]) == 0
+        out = capsys.readouterr().out
+        summary = json.loads((workdir / monitor / "summary.json").read_text())
+        history = [json.loads(line) for line in (workdir / monitor / "metrics.jsonl").read_text().splitlines()]
+        pick = max if used.endswith("acc") else min
+        assert summary["monitor"] == used and f"(best epoch by {used}: {summary['best_epoch'] + 1})" in out
+        assert summary["best_epoch"] == pick(history, key=lambda r: r[used])["epoch"]
+    assert main(["fit", *cli(tiny(epochs=1)), "--out", "with-val"]) == 0  # with validation: the configured one
+    assert json.loads((workdir / "with-val" / "summary.json").read_text())["monitor"] == "val_loss"
+
+
+@pytest.mark.parametrize("stop, change", [
+    (["stop.criteria=[\"early_stopping\"]"], "--set stop.monitor=train_loss"),
+    (["stop.criteria=[\"generalization_loss\"]"], "leave 'generalization_loss' out of stop.criteria"),
+    (["stop.criteria=[\"loss_change\"]", "stop.loss_monitor=val_loss"], "--set stop.loss_monitor=train_loss"),
+])
+def test_a_criterion_reading_validation_without_a_validation_split_is_refused_before_anything_is_written(
+        workdir, capsys, stop, change):
+    args = [*cli(tiny(epochs=3)), "--set", "data.val_fraction=0", *cli(stop)]
+    for cmd in (["fit", *args, "--out", "nv"], ["sweep", *args, "--seeds", "2", "--out", "sw"]):
+        capsys.readouterr()
+        assert main(cmd) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "no validation split (data.val_fraction = 0)" in err
+        assert "--set data.val_fraction=0.1" in err and change in err and "EarlyStopping(" not in err
+    assert not (workdir / "nv").exists() and not (workdir / "sw").exists() and not (workdir / "runs").exists()
+    assert main(["fit", *args, "--set", "data.val_fraction=0.2", "--out", "ok"]) == 0  # a split: it trains
+
+
+def test_fit_lines_agree_with_what_follows_them(workdir, capsys):
+    """'completed 1 epoch'; the pre-flight's count of checks "not passed" is the count of the table at the end
+    (skipped checks are counted apart: that table lists warnings and failures)."""
+    settings = tiny(hidden=(32,), epochs=1, quiet=False)
+    assert main(["fit", *cli(settings), "--set", "model.activation=tanh", "--set", "report.enabled=false",
+                 "--out", "one"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads((workdir / "one" / "summary.json").read_text())
+    assert summary["stop_reason"] == "completed 1 epoch" and "stopped: completed 1 epoch (" in captured.out
+    pre = [v["status"] for v in summary["doctor"] if v["phase"] == "pre"]
+    assert "skip" in pre and not {"warn", "fail"} & set(pre)  # the case where the count and the table disagreed
+    (line,) = [ln for ln in captured.err.splitlines() if ln.startswith("pre-flight: ")]
+    assert f"none warned or failed, {pre.count('skip')} skipped; training 1 epoch" in line
+    assert "see the table at the end" not in line and "not passed" not in line
+
+
+def test_sweep_progress_names_the_member_or_the_population_mean(workdir, capsys):
+    settings = cli(tiny(epochs=2))
+    assert main(["sweep", *settings, "--set", "model.norm=batch", "--seeds", "2", "--out", "seq"]) == 0
+    err = capsys.readouterr().err
+    assert "trained one after another" in err
+    assert "[1/2] member 1/2 (member-0): epoch 1" in err and "[2/2] member 2/2 (member-1): epoch 2" in err
+    assert main(["sweep", *settings, "--seeds", "3", "--out", "pop"]) == 0
+    err = capsys.readouterr().err
+    assert "trained as one population" in err and "[1/2] mean of 3 members: epoch 1" in err

@@ -77,7 +77,8 @@ def test_sweep_json_keeps_stdout_for_the_json_and_shows_progress_on_stderr(workd
     rows = json.loads(out)  # stdout is the JSON and nothing else
     assert [r["optim.lr"] for r in rows] == [0.1, 0.03]
     assert "sweep: 2 members, trained as one population" in err
-    assert re.search(r"\[2/2\] epoch 2", err)  # the fit loop's progress lines (stderr is not a terminal here)
+    # the fit loop's progress lines (stderr is not a terminal here), saying they are the population's mean
+    assert re.search(r"\[2/2\] mean of 2 members: epoch 2", err)
 
 
 @pytest.mark.slow

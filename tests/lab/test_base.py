@@ -223,3 +223,23 @@ def test_rerunning_lottery_ticket_and_optimizers_reuses_their_sub_runs(tmp_path,
         assert [s["verdict"]["status"] for s in summaries if s["verdict"]["status"] == "error"] == [], \
             [s["verdict"]["evidence"] for s in summaries]
     assert (out / "lottery-ticket" / "runs" / "seed0" / "reinit").is_dir()
+
+
+def test_the_index_lists_every_experiment_in_the_folder_and_a_control_run_alone(fake, tmp_path, capsys):
+    ctrl_only = tmp_path / "ctrl"
+    assert main(["lab", "run", "fake", "--quick", "--control", "--out", str(ctrl_only)]) == 0
+    index = json.loads((ctrl_only / "index.json").read_text())
+    assert [r["name"] for r in index] == ["fake"]
+    assert index[0]["verdict"] is None and index[0]["control"]["verdict"]["status"] == "inconclusive"
+    page = (ctrl_only / "index.html").read_text()
+    assert "fake/report.html" in page and "not run" in page and "inconclusive (quick size)" in page
+    assert "the gain removed" in (ctrl_only / "fake" / "report.html").read_text()
+
+    out = tmp_path / "lab"
+    assert main(["lab", "run", "fake", "--quick", "--out", str(out)]) == 0
+    assert main(["lab", "run", "plain", "--quick", "--out", str(out)]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert [r["name"] for r in index] == ["plain", "fake"]  # this run's first, then the ones still in the folder
+    assert index[1]["verdict"]["status"] == "pass" and index[1]["control"] is None
+    page = (out / "index.html").read_text()
+    assert "fake/report.html" in page and "plain/report.html" in page and "2 experiments" in page

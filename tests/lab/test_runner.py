@@ -389,3 +389,16 @@ def test_subnormals_flushed_by_the_caller_stay_flushed_after_an_experiment():
     with runner.flushed_denormals():
         assert (tiny * 1.0).item() == 0.0
     assert (tiny * 1.0).item() > 0  # off again: the caller's setting
+
+
+def test_a_rerun_keeps_files_added_to_figures_and_drops_only_its_own(fakes, tmp_path, capsys):
+    out = tmp_path / "lab"
+    assert main(["lab", "run", "steady", "--quick", "--seeds", "2", "--out", str(out)]) == 0
+    figures = out / "steady" / "figures"
+    assert sorted(p.name for p in figures.iterdir()) == ["line.png", "line_seed1.png"]
+    (figures / "my_annotated.png").write_text("keep")
+    (figures / "notes.txt").write_text("mine")
+    assert main(["lab", "run", "steady", "--quick", "--out", str(out)]) == 0
+    # the second seed's figure of the earlier run is gone, the new figure is rewritten, the user's files stay
+    assert sorted(p.name for p in figures.iterdir()) == ["line.png", "my_annotated.png", "notes.txt"]
+    assert (figures / "my_annotated.png").read_text() == "keep"

@@ -462,6 +462,24 @@ def test_an_output_path_in_a_missing_folder_is_one_line_and_creates_nothing(work
         assert not (workdir / "no").exists()
 
 
+def test_an_output_file_the_user_wrote_is_never_replaced_without_force(workdir, capsys):
+    """Attack: lr-find --out or filters --out on a file of the user's (it used to be overwritten silently)."""
+    for name, cmd in (("plot.png", ["lr-find", *TINY, "--steps", "20"]), ("f.png", ["filters"]),
+                      ("f.pdf", ["filters"])):
+        mine = workdir / name
+        mine.write_text("precious")
+        capsys.readouterr()
+        assert main([*cmd, "--out", str(mine)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(mine) in err and "--force" in err
+        assert mine.read_text() == "precious"
+        assert main([*cmd, "--out", str(mine), "--force"]) == 0
+        assert mine.read_bytes() != b"precious"
+        assert main([*cmd, "--out", str(mine)]) == 0  # trainwell's own figure is replaced without --force
+    os.symlink(workdir / "plot.png", workdir / "link.png")  # a link is never taken for trainwell's file
+    assert main(["filters", "--out", str(workdir / "link.png")]) == 2
+
+
 def test_out_a_dangling_symlink_is_one_line(workdir, capsys):
     """Attack: --out LINK where LINK points nowhere (or to a file)."""
     os.symlink("nowhere", workdir / "link")

@@ -8,7 +8,7 @@ from trainwell.config import load_config
 from trainwell.pipeline import config_of_run, fit
 from trainwell.rundir import load_checkpoint, read_jsonl
 from trainwell.train import Callback, Trainer, evaluate
-from trainwell.train.callbacks import Checkpoint
+from trainwell.train.callbacks import Checkpoint, best_epoch
 from trainwell.train.loggers import CSVLogger
 from trainwell.train.trainer import loss_function
 
@@ -439,3 +439,12 @@ def test_a_device_this_machine_lacks_is_one_line_naming_device():
     assert len(str(err.value).splitlines()) == 1
     with pytest.raises(ValueError, match=r"^device='gpu' is not allowed: use one of cpu"):
         Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, device="gpu")
+
+
+def test_without_validation_a_population_members_best_epoch_follows_the_checkpoints_rule():
+    """Without a validation split, val_acc is read from train_acc (higher is better), as Checkpoint reads it:
+    never from train_loss compared as an accuracy."""
+    history = [{"epoch": 0, "train_loss": 1.0, "train_acc": 0.5}, {"epoch": 1, "train_loss": 0.4, "train_acc": 0.9},
+               {"epoch": 2, "train_loss": 0.5, "train_acc": 0.8}]
+    assert best_epoch(history, "val_acc") == 1 and best_epoch(history, "val_loss") == 1
+    assert best_epoch([{**r, "val_acc": a} for r, a in zip(history, (0.1, 0.2, 0.7), strict=True)], "val_acc") == 2

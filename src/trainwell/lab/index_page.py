@@ -31,22 +31,41 @@ def _seed_badges(summary: dict) -> Raw:
                         f"{pages.badge(status_only(p.get('verdict')))}" for p in per_seed) or "-")
 
 
-def write_index(summaries: list[dict], out: Path) -> Path:
-    """Write ``index.json``, each experiment's page and ``index.html`` for ``summaries``.
+def _index_entry(s: dict, ctrl: dict | None) -> dict:
+    entry = {k: s.get(k) for k in ("name", "claim", "size", "seeds", "verdict", "wall_s", "figures")}
+    entry["control"] = None if ctrl is None else {k: ctrl.get(k) for k in ("size", "seeds", "verdict", "wall_s",
+                                                                           "figures")}
+    return entry
+
+
+def write_index(summaries: list[dict], out: Path, rewrite: set[str] | None = None) -> Path:
+    """Write ``index.json``, the experiments' pages and ``index.html`` for ``summaries``.
+
+    A summary whose ``verdict`` is None stands for an experiment of which only the control was run (the index
+    shows its claim as "not run" beside the control's verdict). ``rewrite`` names the experiments whose page is
+    (re)written; None: every one. The others are linked where their page exists.
 
     Every value on the pages is escaped, and only PNGs under each experiment's own ``figures/`` are embedded
     (:func:`trainwell.lab.summaries.figure_file`), whatever a summary says."""
-    atomic_write_json(out / "index.json", [{k: s.get(k) for k in ("name", "claim", "size", "seeds", "verdict",
-                                                                   "wall_s", "figures")} for s in summaries])
-    counts = Counter(str(s["verdict"]["status"]) for s in summaries)
+    controls = {}
+    for s in summaries:
+        name = str(s["name"])
+        controls[name] = _control_of(out / name) if pages.SAFE_NAME.fullmatch(name) else None
+    atomic_write_json(out / "index.json", [_index_entry(s, controls[str(s["name"])]) for s in summaries])
+    counts = Counter(str(s["verdict"]["status"]) if isinstance(s.get("verdict"), dict) else "not run"
+                     for s in summaries)
     rows = []
     for s in summaries:
         name = str(s["name"])
-        ctrl = _control_of(out / name) if pages.SAFE_NAME.fullmatch(name) else None
-        written = pages.write_page(s, out / name, ctrl)
+        ctrl = controls[name]
+        if rewrite is None or name in rewrite:
+            written = pages.write_page(s, out / name, ctrl)
+        else:
+            written = pages.SAFE_NAME.fullmatch(name) and not (out / name).is_symlink() \
+                and (out / name / pages.PAGE).is_file()
         link = page.link(f"{name}/{pages.PAGE}", name) if written else name
-        rows.append([link, s.get("claim"), pages.badge(s["verdict"]), _seed_badges(s),
-                     pages.badge(ctrl["verdict"]) if ctrl else "-", s.get("size"),
+        rows.append([link, s.get("claim"), pages.badge(s.get("verdict")), _seed_badges(s),
+                     pages.badge(ctrl["verdict"]) if ctrl else "-", s.get("size") or "-",
                      page.fmt_seconds(s["wall_s"]) if isinstance(s.get("wall_s"), (int, float)) else "-"])
     tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     body = (f"<h1>trainwell lab</h1><p>{len(summaries)} experiments: {esc(tally)}</p>"

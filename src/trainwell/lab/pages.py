@@ -28,6 +28,8 @@ MAX_LIST = 12  # list items shown in a numbers cell
 
 def badge(verdict) -> Raw:
     """A verdict's status as a coloured label (``inconclusive (quick size)``)."""
+    if verdict is None:  # only the experiment's control was run
+        return Raw("<span class='muted'>not run</span>")
     verdict = verdict if isinstance(verdict, dict) else {}
     status = verdict.get("status")
     cls = status if status in STATUSES else "error"
@@ -179,10 +181,11 @@ def write_page(summary: dict, folder: Path, control: dict | None = None) -> Path
     config_html = "" if not isinstance(config, dict) else (
         "<details><summary>Config (first seed)</summary>"
         + page.key_values([(k, fmt(v)) for k, v in config.items()]) + "</details>")
+    headline = badge(None if summary.get("verdict") is None else verdict)  # None: only the control was run
     crit = criteria_table(per_seed)
     body = f"""
 <p><a href='../index.html'>&larr; all experiments</a></p>
-<h1>{esc(summary.get('name'))}: {badge(verdict)}</h1>
+<h1>{esc(summary.get('name'))}: {headline}</h1>
 <p>{esc(summary.get('claim'))}</p>
 <section id='overview'><h2>Overview</h2>{overview}{config_html}</section>
 <section id='seeds'><h2>Verdict of every seed</h2>{_seeds(per_seed)}</section>

@@ -32,11 +32,20 @@ from pathlib import Path
 import torch
 
 import trainwell
+from trainwell import manifest
 from trainwell.errors import ParameterError, TrainwellError
 from trainwell.heap import keep_freed_memory
-from trainwell.lab import base, registry
+from trainwell.lab import base, pages, registry
 from trainwell.lab.index_page import write_index
-from trainwell.lab.summaries import STATUSES, _reusable, _reusable_any, figure_file, shown, summary_problem  # noqa: F401
+from trainwell.lab.summaries import (  # noqa: F401
+    FIGURE,
+    STATUSES,
+    _reusable,
+    _reusable_any,
+    figure_file,
+    shown,
+    summary_problem,
+)
 from trainwell.manifest import record
 from trainwell.runclaim import Claim
 from trainwell.rundir import atomic_write_json, to_json
@@ -186,17 +195,42 @@ def exit_code(summaries: list[dict], control: bool = False) -> int:
 
 
 def _replace_figures(folder: Path, figures: list[str]) -> None:
-    """Move the new figures (written to ``figures_new/``) into ``figures/``, dropping the earlier run's."""
+    """Move the new figures (written to ``figures_new/``) into ``figures/``, dropping the earlier run's: only the
+    PNGs trainwell wrote there (in the lab folder's manifest, or listed by the earlier summary.json) are removed;
+    a file you added to ``figures/`` is kept unless a new figure has its name."""
     new, old = folder / "figures_new", folder / "figures"
     if old.is_dir() and not old.is_symlink():
-        for f in old.glob("*.png"):
-            f.unlink()
+        for f in _written_figures(folder):
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
     old.mkdir(exist_ok=True)
     if new.is_dir():
         for f in new.iterdir():
             os.replace(f, old / f.name)
             record(old / f.name)
         new.rmdir()
+
+
+def _written_figures(folder: Path) -> list[Path]:
+    """The files in ``folder/figures`` that an earlier lab run wrote: those its manifest records (see
+    :mod:`trainwell.manifest`) and those the earlier summary.json lists as its figures."""
+    figures = folder / "figures"
+    names: set[str] = set()
+    root = manifest.run_root(folder)
+    entries = manifest.recorded(root) if root is not None else None
+    if root is not None and entries:
+        with contextlib.suppress(ValueError):  # figures/ outside the lab folder: nothing of it is in its manifest
+            prefix = figures.resolve().relative_to(root.resolve()).as_posix() + "/"
+            names |= {e[len(prefix):] for e in entries if e.startswith(prefix) and "/" not in e[len(prefix):]}
+    try:
+        earlier = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        listed = [earlier.get("figures", [])] + [p.get("figures", []) for p in earlier.get("per_seed", [])
+                                                  if isinstance(p, dict)]
+        names |= {rel.split("/", 1)[1] for group in listed if isinstance(group, list) for rel in group
+                  if isinstance(rel, str) and FIGURE.fullmatch(rel) and ".." not in rel}
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return [figures / n for n in sorted(names) if n and (figures / n).is_file() and not (figures / n).is_symlink()]
 
 
 def run_lab(names: list[str], out: str | Path, *, quick: bool = False, seeds: int = 1, resume: bool = False,
@@ -282,20 +316,49 @@ def _run_lab_local(names: list[str], out: Path, quick: bool, seeds: int, resume:
             if log is not None:
                 s = summaries[-1]
                 log(f"[{i}/{len(names)}] {name}: {s['verdict']['status']} in {s['wall_s']:.1f} s")
-        write_index(_index_of(summaries, out, control), out)
+        write_index(_index_of(summaries, out, control), out, {s["name"] for s in summaries})
     return summaries
 
 
 def _index_of(summaries: list[dict], out: Path, control: bool) -> list[dict]:
-    """What the index lists: the experiments' own results. After a control run these are read from ``out``
-    (each experiment's page shows its control beside them)."""
+    """What the index lists: every experiment with a result in ``out``, this run's first (in the order run),
+    then those of earlier runs still in the folder (in the catalogue's order). An experiment is listed by its own
+    result (after a control run, read from ``out``; each experiment's page shows its control beside it); one of
+    which only the control is in ``out`` is listed with its claim "not run" (verdict None)."""
+    entries: list[dict] = []
+    seen: set[str] = set()
     if not control:
-        return summaries
-    kept = []
-    for s in summaries:
-        if _reusable_any(out / s["name"]):
-            kept.append(json.loads((out / s["name"] / "summary.json").read_text("utf-8")))
-    return kept
+        entries = list(summaries)
+        seen = {str(s["name"]) for s in summaries}
+    order = {n: i for i, n in enumerate(registry.names())}
+    names = [str(s["name"]) for s in summaries] if control else []
+    try:
+        found = sorted((p.name for p in out.iterdir() if p.is_dir() and not p.is_symlink()
+                        and pages.SAFE_NAME.fullmatch(p.name)), key=lambda n: (order.get(n, len(order)), n))
+    except OSError:
+        found = []
+    for name in [*names, *found]:
+        if name in seen:
+            continue
+        seen.add(name)
+        own = _valid_summary(out / name, name)
+        if own is not None:
+            entries.append(own)
+            continue
+        ctrl = _valid_summary(out / name / "control", name)
+        if ctrl is not None:
+            entries.append({"name": name, "claim": ctrl.get("claim"), "paper": ctrl.get("paper"), "size": None,
+                            "seeds": [], "verdict": None, "wall_s": None, "figures": [], "per_seed": []})
+    return entries
+
+
+def _valid_summary(folder: Path, name: str) -> dict | None:
+    """``folder/summary.json`` if it holds a valid result of experiment ``name`` (:func:`summary_problem`)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if summary_problem(summary, name, folder) is None else None
 
 
 def _error_summary(name: str, quick: bool, seed: int | None, text: str) -> dict:
@@ -331,7 +394,8 @@ def _run_lab_parallel(names: list[str], out: Path, quick: bool, seeds: int, resu
             finished = sum(s is not None for s in summaries)
             log(f"[{finished}/{len(names)}] {name}: {value['verdict']['status']} in {value['wall_s']:.1f} s "
                 f"({where})")
-        write_index(_index_of([s for s in summaries if s is not None], out, control), out)
+        ran = [s for s in summaries if s is not None]
+        write_index(_index_of(ran, out, control), out, {s["name"] for s in ran})
 
     calls = [(names[i], out, quick, seeds, None, seed, control) for i in todo]
     if jobs is None:
@@ -348,5 +412,5 @@ def _run_lab_parallel(names: list[str], out: Path, quick: bool, seeds: int, resu
             log(f"{len(calls)} experiment(s) in {min(jobs, max(1, len(calls)))} worker processes, "
                 f"{parallel.worker_threads(jobs)} torch thread(s) each, longest first")
         parallel.map_processes(run_one, calls, jobs, order, done)
-    write_index(_index_of(summaries, out, control), out)
+    write_index(_index_of(summaries, out, control), out, {s["name"] for s in summaries})
     return summaries

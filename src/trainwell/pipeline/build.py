@@ -144,6 +144,7 @@ def prepare(cfg: Config) -> Prepared:
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     splits, pre = load_data(cfg)
+    refuse_criteria_without_validation(cfg, len(splits.val[0]), len(splits.train[0]))
     if not splits.train[0].is_floating_point():
         raise ConfigError(
             f"dataset {cfg.data.name!r} gives integer tokens, which model.kind = {cfg.model.kind!r} cannot take: "
@@ -152,6 +153,42 @@ def prepare(cfg: Config) -> Prepared:
     model = build_initialized(cfg, splits.meta.input_shape, splits.meta.num_classes)
     set_threads(cfg.train.threads, model, splits.meta.input_shape, cfg.train.batch_size, device)
     return Prepared(cfg=cfg, splits=splits, model=model, preprocessor=pre, device=device)
+
+
+def _validation_readers(cfg: Config) -> list[tuple[str, str, str]]:
+    """(criterion, the validation metric it reads, another setting that avoids it) for each of ``stop.criteria``
+    that reads a validation metric every epoch (only with ``stop.strict``: otherwise one that is never logged
+    is let pass)."""
+    s = cfg.stop
+    if not s.strict:
+        return []
+    return [(c, metric, other) for c, metric, other in (
+        ("early_stopping", s.monitor, "--set stop.monitor=train_loss, "),
+        ("generalization_loss", "val_loss", ""),
+        ("loss_change", s.loss_monitor, "--set stop.loss_monitor=train_loss, "),
+    ) if c in s.criteria and metric.startswith("val_")]
+
+
+def refuse_criteria_without_validation(cfg: Config, n_val: int, n_train: int) -> None:
+    """Refuse, before any folder is written, a stopping criterion that reads a validation metric in a run whose
+    validation split is empty (it would never fire); the message names the settings that resolve it."""
+    reads = _validation_readers(cfg) if not n_val else []
+    if not reads:
+        return
+    criterion, metric, other = reads[0]
+    why = ("data.val_fraction = 0" if cfg.data.val_fraction == 0 else
+           f"data.val_fraction = {cfg.data.val_fraction:g} of {n_train} examples holds out none")
+    raise ConfigError(f"stop.criteria {criterion!r} reads {metric} every epoch, but this run has no validation "
+                      f"split ({why}): --set data.val_fraction=0.1 (or any fraction above 0), {other}or leave "
+                      f"{criterion!r} out of stop.criteria")
+
+
+def check_validation_split(cfg: Config) -> None:
+    """:func:`refuse_criteria_without_validation` for a config whose data is not loaded yet (a sweep's members,
+    checked before its folder is claimed): the data is loaded only when a criterion reads validation metrics."""
+    if _validation_readers(cfg):
+        splits, _ = load_data(cfg)
+        refuse_criteria_without_validation(cfg, len(splits.val[0]), len(splits.train[0]))
 
 
 def initialize(model: torch.nn.Module, cfg: Config, seed: int | None = None, scheme: str | None = None) -> None:

@@ -230,7 +230,8 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
     trainer = Trainer(learner, epochs=base.train.epochs, batch_size=base.train.batch_size,
                       callbacks=[step_losses, Interrupt(), _checkpoint(base, home, keep_best=False), *callbacks],
                       member_callbacks=member_callbacks, seed=[c.train.seed for c in configs],
-                      progress=progress if progress is not None else progress_mod.auto(quiet))
+                      progress=progress if progress is not None else progress_mod.auto(
+                          quiet, label=f"mean of {size} members"))
     preflight_s: list[float | None] = [None] * len(runs)  # a resumed population ran its pre-flight before
     shared_from: list[str | None] = [None] * len(runs)
     if resume:

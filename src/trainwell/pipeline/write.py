@@ -32,9 +32,31 @@ from trainwell.rundir import (
 )
 from trainwell.train import distributed, stop_callback
 from trainwell.train import progress as progress_mod
+from trainwell.train.callbacks import monitored_name
 from trainwell.train.trainer import evaluate, loss_function
 from trainwell.viz.figure_process import Figures
 from trainwell.viz.first_layer import first_layer_units
+
+
+def epochs_text(n: int) -> str:
+    """``1 epoch``, ``3 epochs``."""
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
+def preflight_outcome(verdicts: list[Verdict]) -> str:
+    """The pre-flight's verdicts in a few words: the warnings and failures, which `fit` lists in a table at its
+    end (skipped and informational checks are only in summary.json and the report, and are counted apart)."""
+    flagged = sum(v.status in ("warn", "fail") for v in verdicts)
+    skipped = sum(v.status == "skip" for v in verdicts)
+    others = len(verdicts) - flagged - skipped - sum(v.status == "pass" for v in verdicts)
+    if not flagged and not skipped and not others:
+        return "all passed"
+    parts = [f"{flagged} warned or failed (see the table at the end)" if flagged else "none warned or failed"]
+    if skipped:
+        parts.append(f"{skipped} skipped")
+    if others:
+        parts.append(f"{others} for information")
+    return ", ".join(parts)
 
 
 def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
@@ -129,10 +151,8 @@ def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True,
         with progress_mod.checks_shown(quiet):
             pre = preflight(prep)
         seconds = round(time.perf_counter() - tic, 4)
-        flagged = sum(v.status != "pass" for v in pre)
-        outcome = f"{flagged} not passed (see the table at the end)" if flagged else "all passed"
-        epochs = f"{cfg.train.epochs} epoch{'s' if cfg.train.epochs != 1 else ''}"
-        progress_mod.note(f"pre-flight: {len(pre)} verdicts in {seconds:.1f} s, {outcome}; training {epochs}", quiet)
+        progress_mod.note(f"pre-flight: {len(pre)} verdicts in {seconds:.1f} s, {preflight_outcome(pre)}; "
+                          f"training {epochs_text(cfg.train.epochs)}", quiet)
     atomic_write_json(run.path / "preflight.json", [v.as_dict() for v in pre])
     return seconds, pre
 
@@ -221,14 +241,14 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float, fina
         "trainable_params": count_trainable(prep.model),
         "epochs": completed,
         "steps": state.step,
-        "stop_reason": state.stop or (f"completed {cfg.train.epochs} epochs, but the loss "
+        "stop_reason": state.stop or (f"completed {epochs_text(cfg.train.epochs)}, but the loss "
                                       f"{history[-1]['train_loss']:.4g} ended above {div.factor:g} x the untrained "
                                       f"model's {div.expected:.4g}: a failed run" if ended_far_above
-                                      else f"completed {cfg.train.epochs} epochs"),
+                                      else f"completed {epochs_text(cfg.train.epochs)}"),
         "failed": stopper.failure is not None or bool(history and not math.isfinite(history[-1]["train_loss"]))
         or ended_far_above,
         "best_epoch": best,
-        "monitor": cfg.train.monitor,
+        "monitor": (monitored_name(cfg.train.monitor, history[-1]) if history else None) or cfg.train.monitor,
         "stop": {"criteria": list(cfg.stop.criteria), "overfit_epoch": stopper.overfit_epoch,
                  "restored_best_epoch": stopper.restored_epoch},
         "final": final,

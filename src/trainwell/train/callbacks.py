@@ -74,15 +74,26 @@ class Callback:
         pass
 
 
+def monitored_name(monitor: str, metrics: dict) -> str | None:
+    """The metric an epoch's ``monitor`` is read from: ``monitor`` itself, or, in a run without validation, a
+    ``val_`` metric's training counterpart (``val_acc`` -> ``train_acc``); None when the epoch has neither."""
+    if monitor in metrics:
+        return monitor
+    counterpart = "train_" + monitor[len("val_"):] if monitor.startswith("val_") else None
+    return counterpart if counterpart in metrics else None
+
+
 def best_epoch(history: list[dict], monitor: str = "val_loss") -> int | None:
-    """The epoch whose ``monitor`` value (``train_loss`` where a record lacks it) is best (the first of ties;
-    non-finite values never count): what :class:`Checkpoint` keeps as ``best.pt``."""
+    """The epoch whose ``monitor`` value (its training counterpart where a record lacks it, as
+    :func:`monitored_name` reads it; else ``train_loss``) is best (the first of ties; non-finite values never
+    count): what :class:`Checkpoint` keeps as ``best.pt``."""
     best, epoch = None, None
     for record in history:
-        value = record.get(monitor, record.get("train_loss"))
+        name = monitored_name(monitor, record) or "train_loss"
+        value = record.get(name)
         if value is None or not math.isfinite(value):
             continue
-        if best is None or (value > best if monitor.endswith("acc") else value < best):
+        if best is None or (value > best if name.endswith("acc") else value < best):
             best, epoch = value, record["epoch"]
     return epoch
 
@@ -172,8 +183,7 @@ class Checkpoint(Callback):
         """The monitored value of an epoch's metrics; without validation, a ``val_`` metric's training
         counterpart (``val_acc`` -> ``train_acc``, compared the same way). A name the epoch does not have at all
         (a typo) is refused in one line."""
-        counterpart = "train_" + self.monitor[len("val_"):] if self.monitor.startswith("val_") else None
-        name = self.monitor if self.monitor in metrics else counterpart if counterpart in metrics else None
+        name = monitored_name(self.monitor, metrics)
         if name is not None:
             value = metrics[name]
             if self.keep_best and name.endswith("_acc") and value != value:  # NaN: the targets are no classes

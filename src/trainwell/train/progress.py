@@ -28,13 +28,29 @@ class NullProgress:
         pass
 
 
-class PlainProgress(NullProgress):
-    """One line per ``every`` epochs on stderr (for logs and pipes)."""
+_label: ContextVar = ContextVar("trainwell_progress_label", default=None)
 
-    def __init__(self, every: int = 10, stream=None):
+
+@contextlib.contextmanager
+def labelled(text: str):
+    """Inside this block, a progress display made by :func:`auto` names what it shows (``member 2/4``: one run of
+    several)."""
+    token = _label.set(text)
+    try:
+        yield
+    finally:
+        _label.reset(token)
+
+
+class PlainProgress(NullProgress):
+    """One line per ``every`` epochs on stderr (for logs and pipes); ``label`` says whose metrics they are
+    (``[1/15] member 2/4: epoch 1 ...``)."""
+
+    def __init__(self, every: int = 10, stream=None, label: str | None = None):
         self.every = every
         self.stream = stream or sys.stderr
         self.total = 0
+        self.label = label
 
     def start(self, total: int, done: int = 0) -> None:
         self.total = total
@@ -42,14 +58,17 @@ class PlainProgress(NullProgress):
     def update(self, metrics: dict) -> None:
         epoch = metrics["epoch"]
         if epoch % self.every == 0 or epoch + 1 == self.total:
-            print(f"[{epoch + 1}/{self.total}] {_describe(metrics)}", file=self.stream, flush=True)
+            who = f"{self.label}: " if self.label else ""
+            print(f"[{epoch + 1}/{self.total}] {who}{_describe(metrics)}", file=self.stream, flush=True)
 
 
 class RichProgress(NullProgress):
     """A rich progress bar over epochs, with the latest metrics in its description, and (with
-    :class:`StepProgress` among the callbacks) a second bar over the steps of the current epoch."""
+    :class:`StepProgress` among the callbacks) a second bar over the steps of the current epoch. ``label`` names
+    the bar (default ``fit``)."""
 
-    def __init__(self):
+    def __init__(self, label: str | None = None):
+        self.label = label or "fit"
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -61,7 +80,7 @@ class RichProgress(NullProgress):
 
     def start(self, total: int, done: int = 0) -> None:
         self.progress.start()
-        self.task = self.progress.add_task("", total=total, completed=done, label="fit")
+        self.task = self.progress.add_task("", total=total, completed=done, label=self.label)
 
     def start_steps(self, epoch: int, total: int) -> None:
         """Show (or restart) the bar over the steps of ``epoch`` (0-based; shown 1-based)."""
@@ -97,7 +116,8 @@ class StepProgress(Callback):
 def note(text: str, quiet: bool = False, stream=None) -> None:
     """One status line on stderr (what the run is doing before the training bar appears), unless ``quiet``."""
     if not quiet:
-        print(text, file=stream or sys.stderr, flush=True)
+        label = _label.get()
+        print(f"{label}: {text}" if label else text, file=stream or sys.stderr, flush=True)
 
 
 _check_shower: ContextVar = ContextVar("trainwell_check_shower", default=None)
@@ -112,9 +132,10 @@ def checks_shown(quiet: bool = False, stream=None):
         return
     stream = stream or sys.stderr
     tty = stream.isatty()
+    label = _label.get()
 
     def show(n: int, total: int, name: str) -> None:
-        text = f"pre-flight ({n} of {total}): {name}..."
+        text = f"{label + ': ' if label else ''}pre-flight ({n} of {total}): {name}..."
         stream.write(f"\r\x1b[2K{text}" if tty else f"{text}\n")
         stream.flush()
 
@@ -135,8 +156,10 @@ def report_check(n: int, total: int, name: str) -> None:
         show(n, total, name)
 
 
-def auto(quiet: bool = False):
-    """Rich bar when stderr is a terminal, plain lines otherwise, nothing when ``quiet``."""
+def auto(quiet: bool = False, label: str | None = None):
+    """Rich bar when stderr is a terminal, plain lines otherwise, nothing when ``quiet``; ``label`` (default: the
+    one :func:`labelled` set) names whose metrics it shows."""
     if quiet:
         return NullProgress()
-    return RichProgress() if sys.stderr.isatty() else PlainProgress()
+    label = label or _label.get()
+    return RichProgress(label) if sys.stderr.isatty() else PlainProgress(label=label)

@@ -14,6 +14,7 @@ from matplotlib.ticker import LogFormatter, NullLocator, PercentFormatter
 
 from trainwell.manifest import record
 from trainwell.viz.first_layer import first_layer_units
+from trainwell.viz.signature import metadata
 
 
 def new_figure(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (6, 4), **kwargs):
@@ -24,12 +25,13 @@ def new_figure(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (6, 
 
 def save(fig: Figure, path: str | Path, dpi: int, layout: bool = True) -> Path:
     """Lay out (``tight_layout``, unless ``layout=False``: the figure placed its axes itself) and write a figure
-    (format from the suffix); the folder is created if needed."""
+    (format from the suffix; marked as trainwell's where the format has metadata, :mod:`trainwell.viz.signature`);
+    the folder is created if needed."""
     if layout:
         fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, metadata=metadata(path))
     record(path)
     return path
 
