@@ -179,3 +179,27 @@ def test_a_taggers_tag_0_is_not_read_as_the_embeddings_padding():
             return self.out(self.rnn(self.emb(x))[0])
 
     assert _next_token_report(Tagger(), ids, tags, lambda o, t: F.cross_entropy(o.transpose(1, 2), t)) is None
+
+
+@pytest.mark.parametrize("sequence", [True, False])
+def test_labels_from_1_are_named_for_a_classifier_but_not_for_token_sequences_whose_id_0_starts_them(sequence):
+    torch.manual_seed(0)
+    vocab, steps, n = 6, 4, 640
+    tokens = torch.randint(1, vocab, (n, steps))  # ids 1..5; id 0 is the decoder's start token, never a target
+    step = nn.Linear(vocab, vocab)  # a decoder step: the previous token -> the next token's scores
+    opt = torch.optim.Adam(step.parameters(), lr=1e-2)
+    with doctor.watch(step, opt, every=5) as w:
+        for i in range(0, n, 64):
+            target = tokens[i : i + 64] if sequence else tokens[i : i + 64, 0]  # (B, T), or labels 1..5 (B,)
+            previous = torch.zeros(len(target), dtype=torch.long)
+            loss = 0.0
+            for t in range(steps if sequence else 1):
+                y_t = target[:, t] if sequence else target
+                loss = loss + F.cross_entropy(step(F.one_hot(previous, vocab).float()), y_t)
+                previous = y_t
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=target)
+    verdict = w.report()["loop: labels"]
+    assert (verdict.status == "warn", "class 0 never appears" in verdict.value) == (not sequence, not sequence)

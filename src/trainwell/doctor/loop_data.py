@@ -120,7 +120,8 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     if classes and hi >= classes:
         return Verdict(name, "fail", f"targets up to {hi} for {classes} outputs", f"targets in [0, {classes})",
                        "a label outside the output width: more classes than outputs, or 1-based labels")
-    if classes and lo >= 1 and classes > 2 and len(ys) >= 5 and hi == classes - 1:
+    # token sequences (B, T) over a vocabulary keep id 0 for a start or padding token that is never a target
+    if classes and lo >= 1 and classes > 2 and len(ys) >= 5 and hi == classes - 1 and ys[0].dim() == 1:
         return Verdict(name, "warn", f"targets run {lo}..{hi}: class 0 never appears in {len(ys)} batches",
                        f"targets in [0, {classes})", "1-based labels? subtract 1 (output 0 is trained towards "
                        "never being chosen, and the model has one class too many)")
