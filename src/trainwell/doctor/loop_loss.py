@@ -216,8 +216,9 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
     gammas = [s["td_target_gamma"] for s in probe.steps if s.get("td_target_gamma")]
     if len(probe.steps) >= 2 and 3 * len(gammas) >= 2 * len(probe.steps):
         return Verdict("loop: loss", "warn", f"the TD target is differentiated too: the next states' outputs "
-                       f"receive the loss's gradient times -{sorted(gammas)[len(gammas) // 2]:.3g} (gamma) on "
-                       f"{len(gammas)} of {len(probe.steps)} observed steps", "a target without gradient",
+                       f"receive the loss's gradient times -{sorted(gammas)[len(gammas) // 2]:.3g} (the discount: "
+                       f"gamma, or gamma^n for n-step returns) on {len(gammas)} of {len(probe.steps)} observed steps",
+                       "a target without gradient",
                        "compute r + gamma * max_a Q(s', a) under torch.no_grad() (or .detach() it), with a target "
                        "network: Q-learning moves Q(s, a) towards a fixed target; a gradient through the target "
                        "also drags the next states' values towards the current ones (Sutton & Barto 2018, 9.3)")
