@@ -663,3 +663,20 @@ def test_watch_names_outputs_broadcast_against_targets_but_not_a_pull_towards_a_
 
     w = epoch(model, torch.optim.Adam(model.parameters(), lr=1e-2), x, x.sum(1), loss_fn=loss_fn, labels=True)
     assert w.report()["loop: labels"].status == status
+
+
+def test_check_shows_a_warning_of_the_users_loss_once_not_once_per_check():
+    import warnings
+
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    shown = []
+    keep = warnings.showwarning
+    warnings.showwarning = lambda message, *args, **kwargs: shown.append(str(message))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            doctor.check(Regressor(True), x, x.sum(1), lambda out, t: F.mse_loss(out, t) + 1e-3 * F.mse_loss(
+                out, torch.tensor(0.0)))
+    finally:
+        warnings.showwarning = keep
+    assert sum("Using a target size" in m for m in shown) == 1

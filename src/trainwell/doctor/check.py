@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -167,7 +169,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper shares its parameters with the original
     wd = _weight_decay(optimizer)
     # module.compile()d: the checks' hooks and mode switches run on the uncompiled forward (no recompiles)
-    with untouched(model, optimizer), torch.enable_grad(), uncompiled(model), full_precision():  # also under no_grad
+    with untouched(model, optimizer), torch.enable_grad(), uncompiled(model), full_precision(), \
+            each_warning_once():  # also under no_grad
         total = _total_penalty(penalty, wd, model, x)
         replace = {}
         if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss
@@ -192,6 +195,26 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
+
+
+@contextlib.contextmanager
+def each_warning_once():
+    """While the checks run, show each warning (its category and text, numbers aside) once: the checks evaluate
+    the user's loss hundreds of times, and every ``warnings.catch_warnings`` inside them resets Python's record of
+    what was shown, so a deliberate broadcast warning of the user's loss was printed once per check."""
+    shown, show = set(), warnings.showwarning
+
+    def once(message, category, filename, lineno, file=None, line=None):
+        key = (category, re.sub(r"[0-9]+", "#", str(message)))  # one warning whatever the sizes in its text
+        if key not in shown:
+            shown.add(key)
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = once
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
 
 
 def full_precision() -> contextlib.ExitStack:
