@@ -55,7 +55,8 @@ class Net(nn.Module):
         self.drop = nn.Dropout(0.1)
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
-        self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else None
+        self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
+            nn.Sequential(nn.Linear(64, 3), nn.Softmax(dim=1)) if kind == "aux3_softmax" else None
         self.softmax = {"softmax": nn.Softmax(dim=1), "sigmoid": nn.Sigmoid(), "relu_head": nn.ReLU(),
                         "dropout_head": nn.Dropout(0.1)}.get(kind)
 
@@ -90,7 +91,7 @@ class Loop:
     eval_in_training: bool = False  # model.train() never called again after validation
     no_eval_for_validation: bool = False
     scheduler: str = ""  # per_batch | per_epoch
-    loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | mse_broadcast | mse
+    loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse
     sort: bool = False
     same_batch: bool = False
     one_based: bool = False
@@ -167,9 +168,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return -ce if cfg.loss == "soft_ce_negated" else ce
         if cfg.loss in ("ce_ignore0", "ce_ignore_pad"):  # ignore_index 0 is a real class; -100 is padding
             return F.cross_entropy(out, t, ignore_index=0 if cfg.loss == "ce_ignore0" else -100)
-        if cfg.loss in ("aux", "aux_item"):
+        if cfg.loss in ("aux", "aux_item", "aux3"):
             logits, aux = out
-            extra = F.cross_entropy(aux, t % 2)
+            extra = F.cross_entropy(aux, t % (3 if cfg.loss == "aux3" else 2))
             return F.cross_entropy(logits, t) + 0.3 * (extra.item() if cfg.loss == "aux_item" else extra)
         return F.cross_entropy(out, t)
 
@@ -258,6 +259,8 @@ CASES = [
     Case("a detached branch", Loop(model="detached"), Loop(model="branch"), "loop: every trainable"),
     Case("auxiliary loss cut off with .item()", Loop(model="aux", loss="aux_item"), Loop(model="aux", loss="aux"),
          "loop: every trainable"),
+    Case("a Softmax ending a second head under cross-entropy", Loop(model="aux3_softmax", loss="aux3"),
+         Loop(model="aux3", loss="aux3"), "probabilities on out[1]"),
     Case("model.eval() never undone: training in eval mode", Loop(eval_in_training=True), Loop(), "loop: train/eval"),
     Case("validation in train mode (no model.eval())", Loop(no_eval_for_validation=True), Loop(),
          "loop: train/eval"),
