@@ -1495,3 +1495,38 @@ def test_a_label_smoothed_loss_curve_is_read_towards_its_floor_not_towards_0(lr,
     verdict = w.report()["learning rate (loss curve)"]
     assert verdict.status == status and "towards the floor 0.588" in verdict.value, verdict
     assert verdict.value.startswith("good" if status == "pass" else "too low")
+
+
+@pytest.mark.parametrize("remade", [True, False])
+def test_outputs_copied_into_a_new_leaf_are_named_as_such_not_as_an_unregistered_layer(remade):
+    torch.manual_seed(0)
+    x = torch.randn(256, 6)
+    y = x.sum(1)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Linear(6, 1)
+            self.extra = [nn.Parameter(torch.zeros(1))]  # a Python list: never registered
+
+        def forward(self, x):
+            out = self.body(x).squeeze(1)
+            if remade:  # post-processed through numpy, then made a tensor again
+                return torch.tensor(out.detach().numpy().clip(-10, 10), requires_grad=True)
+            return out + self.extra[0]
+
+    model = Model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 256, 32):
+            loss = F.mse_loss(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i : i + 32])
+    verdict = w.report()["parameters registered"]
+    assert verdict.status == "fail"
+    if remade:
+        assert "made from the batch during the step, a new leaf" in verdict.value and "numpy" in verdict.advice
+    else:
+        assert "extra[0]" in verdict.value and "nn.ModuleList" in verdict.advice

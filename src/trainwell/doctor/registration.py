@@ -86,12 +86,17 @@ def _container_names(model: nn.Module) -> dict[int, str]:
     return names
 
 
-def unregistered(model: nn.Module, tensors: list[torch.Tensor]) -> list[str]:
+#: how :func:`unregistered` names a tensor made from the batch during the step
+REMADE = "made from the batch during the step"
+
+
+def unregistered(model: nn.Module, tensors: list[torch.Tensor], batch_rows: int | None = None) -> list[str]:
     """Names of the trainable ``tensors`` that are not the model's registered parameters (empty if all are).
     Tensors the model does not hold anywhere (an input with ``requires_grad``, an outside tensor) are named by
-    their shape; another module's parameters (``nn.Parameter`` outside the model: a GAN's discriminator in the
-    generator's loss, a jointly trained encoder) are registered there, not here, and are left out (see
-    :func:`other_models_parameters`)."""
+    their shape, and one whose first dimension is the batch's ``batch_rows`` as made from the batch during the
+    step (the output copied out of the graph into a new leaf); another module's parameters (``nn.Parameter``
+    outside the model: a GAN's discriminator in the generator's loss, a jointly trained encoder) are registered
+    there, not here, and are left out (see :func:`other_models_parameters`)."""
     own = {id(p) for p in model.parameters()}
     names = None
     out = []
@@ -102,7 +107,10 @@ def unregistered(model: nn.Module, tensors: list[torch.Tensor]) -> list[str]:
             names = _container_names(model)
         if id(t) not in names and isinstance(t, nn.Parameter):
             continue
-        out.append(names.get(id(t), f"a tensor of shape {tuple(t.shape)} outside the model"))
+        remade = batch_rows is not None and t.dim() >= 1 and t.shape[0] == batch_rows and \
+            not isinstance(t, nn.Parameter)
+        out.append(names.get(id(t), f"a tensor of shape {tuple(t.shape)} " + (REMADE if remade else
+                                                                                "outside the model")))
     return out
 
 
@@ -231,6 +239,12 @@ def repeated_layers(model: nn.Module) -> str | None:
 def unregistered_verdict(outside: list[str]) -> Verdict:
     """The fail for trainable tensors the loss uses that ``model.parameters()`` does not list (pre-flight and
     watch)."""
+    if all(REMADE in name for name in outside):
+        return Verdict("parameters registered", "fail", f"the loss's graph starts at {', '.join(outside[:3])}, a "
+                       "new leaf that requires a gradient", "a loss computed from the model's outputs",
+                       "the outputs were copied out of the graph (torch.tensor(...), .numpy(), .detach()) and made a "
+                       "new leaf with requires_grad=True: the loss's gradient stops there and no parameter learns; "
+                       "compute it with torch operations on the outputs (torch.clamp, not numpy's clip)")
     return Verdict("parameters registered", "fail", f"used in forward but not registered: {', '.join(outside[:6])}"
                    f"{f' (+{len(outside) - 6} more)' if len(outside) > 6 else ''}",
                    "every trainable tensor in model.parameters()",

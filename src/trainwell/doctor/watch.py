@@ -46,7 +46,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
-from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.monitors import Monitor
@@ -156,7 +156,10 @@ class Watch:
             # an input made to require a gradient (a penalty on d loss / d x, WGAN-GP's) is the batch, not a tensor
             # the model should register
             inputs = {id(t) for t in self.probe.input_leaves}
-            self.probe.unregistered = unregistered(self.probe.model, [t for t in leaves if id(t) not in inputs])
+            batch = first_tensor(*self.probe.mode_sample) if self.probe.mode_sample is not None else None
+            rows = len(y) if isinstance(y, torch.Tensor) and y.dim() else len(batch) if batch is not None and \
+                batch.dim() else None
+            self.probe.unregistered = unregistered(self.probe.model, [t for t in leaves if id(t) not in inputs], rows)
             self.probe.input_leaves = []
             self._read_game(leaves)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
