@@ -222,3 +222,21 @@ def test_the_pre_flight_leaves_an_activity_penalized_run_as_it_is(workdir):
 
     first = [read_jsonl(r.run_dir / "metrics.jsonl")[0] for r in (on, off)]
     assert first[0]["reg_loss"] == first[1]["reg_loss"] and first[0]["train_loss"] == first[1]["train_loss"]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_activity_penalty_drops_forwards_before_a_fused_optimizers_step(fused):
+    # a fused kernel leaves the weights' version counters as they were: the steps themselves are counted
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Sigmoid())
+    pen = ActivityPenalty(model, 1.0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1, fused=fused)
+    x = torch.randn(16, 3)
+    for _ in range(3):  # warm-up steps that do not call the penalty
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+    out = model(x)
+    got = pen(model)
+    assert torch.allclose(got, (out * (1 - out)).sum(1).mean())
+    (model(x).sum() * 0 + got).backward()  # no graph of a stale forward to go through twice

@@ -19,9 +19,11 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+import weakref
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from trainwell.errors import ParameterError
 
@@ -200,6 +202,28 @@ def count_nonzero(model: nn.Module) -> dict[str, float]:
     return {"nonzero": nonzero, "total": total, "density": nonzero / max(total, 1)}
 
 
+_STEP_HOOKS: list = []  # (a weak reference to a penalty, its global step hook's handle)
+
+
+def _on_every_step(penalty: ActivityPenalty):
+    """A global optimizer step post-hook that counts the steps of optimizers holding ``penalty``'s parameters;
+    returns its handle. The penalty is held weakly: the hooks of penalties that are gone do nothing and are
+    removed when the next one is made (not from inside a hook: torch is iterating over them then)."""
+    for ref, handle in [h for h in _STEP_HOOKS if h[0]() is None]:
+        handle.remove()
+        _STEP_HOOKS.remove((ref, handle))
+    ref = weakref.ref(penalty)
+
+    def stepped(optimizer, args, kwargs) -> None:
+        me = ref()
+        if me is not None and any(id(p) in me._ids for group in optimizer.param_groups for p in group["params"]):
+            me._steps += 1
+
+    handle = register_optimizer_step_post_hook(stepped)
+    _STEP_HOOKS.append((ref, handle))
+    return handle
+
+
 class ActivityPenalty:
     """lambda * sum_h o_h (1 - o_h) over the outputs of chosen sigmoid layers, averaged over the batch: zero for
     binary outputs, at most H/4 per example (pushes hidden units towards 0/1 codes).
@@ -208,7 +232,9 @@ class ActivityPenalty:
     the training forwards since its last call that ran with the model's current weights. An output computed before
     the weights last changed (a forward whose step never called the penalty, a pre-flight check's, whose weights
     were restored after it) belongs to no step of these weights and is dropped: its graph could not even be
-    back-propagated once the weights it saved were changed in place.
+    back-propagated once the weights it saved were changed. The weights count as changed when an optimizer that
+    holds them steps (a global step hook: torch's fused kernels leave the tensors' version counters as they were)
+    or when their version counters move (an in-place ``copy_``).
     """
 
     def __init__(self, model: nn.Module, strength: float, layer_types: tuple = (nn.Sigmoid,)):
@@ -216,17 +242,20 @@ class ActivityPenalty:
         check_strength("strength", strength)
         self.strength = strength
         self._params = list(model.parameters())
-        self._outputs: list[tuple[int, torch.Tensor]] = []  # (the weights' version when computed, the output)
+        self._ids = {id(p) for p in self._params}
+        self._steps = 0  # optimizer steps over the model's parameters so far
+        self._outputs: list[tuple[tuple, torch.Tensor]] = []  # (the weights' state when computed, the output)
         self._hooks = [m.register_forward_hook(self._keep) for m in model.modules() if isinstance(m, layer_types)]
         if not self._hooks:
             names = ", ".join(t.__name__ for t in layer_types)
             raise ValueError(f"ActivityPenalty: the model has no {names} layer to penalize: add one or pass "
                              f"layer_types= (config: model.activation = 'sigmoid')")
+        self._hooks.append(_on_every_step(self))
 
-    def _version(self) -> int:
-        """The sum of the parameters' version counters: it grows whenever a weight is changed in place (an
-        optimizer step, a restore by ``copy_``)."""
-        return sum(p._version for p in self._params)
+    def _version(self) -> tuple[int, int]:
+        """The weights' state: optimizer steps taken over them and the sum of their version counters (which grows
+        whenever a weight is changed in place by an unfused kernel or a restore by ``copy_``)."""
+        return self._steps, sum(p._version for p in self._params)
 
     def _keep(self, module: nn.Module, args, out: torch.Tensor) -> None:
         if module.training and torch.is_grad_enabled():  # training forwards only, not evaluation passes
