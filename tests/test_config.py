@@ -177,3 +177,15 @@ def test_n_components_takes_a_share_of_the_variance_and_errors_show_values_as_to
         load_config(None, ["regularize.l2=true"])
     with pytest.raises(ConfigError, match=r"^train.epochs = 1e\+09 is not allowed"):
         load_config(None, ["train.epochs=1e9"])
+
+
+def test_an_older_runs_config_missing_a_field_or_a_table_is_still_read(tmp_path):
+    from trainwell.config_io import to_toml
+    from trainwell.config_reads import unread_notes
+
+    text = to_toml(load_config(None, ["model.kind=mlp"]))  # a whole config: the CNN's blocks recorded beside kind
+    old = "\n".join(line for line in text.splitlines() if not line.startswith(("geometry", "warmup_fraction")))
+    path = tmp_path / "config.toml"
+    path.write_text(old)
+    cfg = load_config(path)
+    assert cfg.model.kind == "mlp" and unread_notes(cfg, path, []) == []

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -423,13 +422,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return cfg
 
 
+def written_whole(raw: dict) -> bool:
+    """Whether a config file holds (nearly) every table of a config, as the config.toml trainwell writes into each
+    run does (one written by an earlier version may lack a table added since): its fields are a record of every
+    setting, read or not, not a choice of the ones that matter."""
+    tables = [name for name, value in _defaults().items() if isinstance(value, dict)]
+    return sum(isinstance(raw.get(name), dict) for name in tables) >= len(tables) - 2
+
+
 def _check_file_kind_keys(raw: dict, path) -> None:
     """Refuse a config file whose ``[model]`` table sets a key its own ``model.kind`` does not read (``dense``
     beside ``kind = "mlp"``: the file would train without the layers it lists). A kind changed by ``--set`` is
-    left to the user: the file's keys of the other kind are then knowingly unread; so is a table that sets every
-    model field (the whole config trainwell writes into a run)."""
+    left to the user: the file's keys of the other kind are then knowingly unread; so is a whole config as
+    trainwell writes it into a run (:func:`written_whole`)."""
     model = raw.get("model") if isinstance(raw, dict) else None
-    if not isinstance(model, dict) or set(model) >= {f.name for f in dataclasses.fields(ModelConfig)}:
+    if not isinstance(model, dict) or written_whole(raw):
         return  # a whole config as trainwell writes it (a run's config.toml) records every field, read or not
     kind = model.get("kind", ModelConfig.kind)
     for key in model:

@@ -36,18 +36,16 @@ READ_ONLY_BY = {
 
 
 def given_keys(path: str | Path | None, overrides: list[str]) -> set[str]:
-    """The dotted keys the user set: the config file's (tables flattened one level; a table that holds every
-    field, as the config.toml trainwell writes into a run does, sets none on purpose) and the ``--set`` ones."""
-    from trainwell.config import _defaults
+    """The dotted keys the user set: the config file's (tables flattened one level; a whole config as trainwell
+    writes it into a run sets none on purpose) and the ``--set`` ones."""
+    from trainwell.config import written_whole
 
     keys = {".".join(parse_override(item)[0]) for item in overrides}
     raw = read_toml(path) if path is not None else {}
+    if written_whole(raw):  # a run's config.toml records every setting: it chose none of them on purpose
+        return keys
     for table, values in raw.items():
-        default = _defaults().get(table)
-        if not isinstance(values, dict) or not isinstance(default, dict):
-            continue
-        whole = {key for key, value in default.items() if value is not None}  # TOML writes no None
-        if not set(values) >= whole:  # a whole table, as a run's config.toml records it, sets nothing on purpose
+        if isinstance(values, dict):
             keys |= {f"{table}.{key}" for key in values}
     return keys
 
