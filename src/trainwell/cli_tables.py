@@ -24,7 +24,8 @@ def result_lines(summary: dict, run_dir, report: bool = True) -> str:
     written: ``report`` is the run's ``report.enabled``)."""
     best = summary["best_epoch"]
     where = f"run dir: {run_dir}  (report: {run_dir}/report.html)" if report else f"run dir: {run_dir}"
-    return (f"{summary['epochs']} epochs, {summary['steps']:,} steps, {summary['wall_s']:.1f} s wall\n"
+    epochs = f"{summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}"
+    return (f"{epochs}, {summary['steps']:,} steps, {summary['wall_s']:.1f} s wall\n"
             f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: "
             f"{'-' if best is None else best + 1})\n" + where)
 

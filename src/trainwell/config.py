@@ -443,8 +443,10 @@ def _check_file_kind_keys(raw: dict, path) -> None:
         wanted = KIND_KEYS.get(f"model.{key}")
         if wanted is not None and kind in ("mlp", "cnn") and wanted != kind:
             other = " and ".join(k.removeprefix("model.") for k, v in KIND_KEYS.items() if v == kind)
-            raise ConfigError(f"{path}: [model] sets {key}, which model.kind = {kind!r} does not read (it shapes a "
-                              f"{wanted!r}): remove it, or set kind = {wanted!r}; a {kind!r} is shaped by {other}")
+            article = {"mlp": "an", "cnn": "a"}
+            raise ConfigError(f"{path}: [model] sets {key}, which model.kind = {kind!r} does not read (it shapes "
+                              f"{article[wanted]} {wanted!r}): remove it, or set kind = {wanted!r}; "
+                              f"{article[kind]} {kind!r} is shaped by {other}")
 
 
 @functools.cache

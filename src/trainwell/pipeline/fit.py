@@ -86,8 +86,9 @@ def config_of_run(run_dir: str | Path, overrides: list[str] | None = None) -> Co
                               f"longer (with other stop.criteria or stop.patience)")
     if cfg.train.epochs != old.train.epochs and cfg.optim.schedule in ("onecycle", "cosine"):
         raise ConfigError(f"--set train.epochs={cfg.train.epochs} cannot extend this run: its optim.schedule = "
-                          f"{cfg.optim.schedule!r} was planned over {old.train.epochs} epochs and has ended; start "
-                          f"a new run (a new cycle) instead, or use schedule none, step or plateau to extend runs")
+                          f"{cfg.optim.schedule!r} was planned over {old.train.epochs} "
+                          f"epoch{'s' * (old.train.epochs != 1)} and has ended; start a new run (a new cycle) "
+                          "instead, or use schedule none, step or plateau to extend runs")
     return cfg
 
 
