@@ -189,3 +189,11 @@ def test_an_older_runs_config_missing_a_field_or_a_table_is_still_read(tmp_path)
     path.write_text(old)
     cfg = load_config(path)
     assert cfg.model.kind == "mlp" and unread_notes(cfg, path, []) == []
+
+
+def test_a_files_keys_of_both_kinds_are_read_by_a_grid_over_the_kind(tmp_path):
+    path = tmp_path / "both.toml"
+    path.write_text('[model]\nkind = "mlp"\nhidden = [16]\ndense = [8]\n')
+    with pytest.raises(ConfigError, match="sets dense"):
+        load_config(path)
+    assert load_config(path, kind_varies=True).model.dense == [8]

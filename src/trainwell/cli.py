@@ -266,7 +266,8 @@ def cmd_sweep(args) -> int:
             figure_process.start()
         result = resume_sweep(args.resume, quiet=False, backend=args.backend, address=args.address)
     else:
-        cfg = load_config(args.config, args.overrides)
+        kind_varies = any(item.split("=", 1)[0].strip() == "model.kind" for item in args.grid or [])
+        cfg = load_config(args.config, args.overrides, kind_varies=kind_varies)
         if cfg.report.enabled and args.backend != "ray":
             figure_process.start()
         result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,

@@ -400,16 +400,18 @@ class Config:
 KIND_KEYS = {"model.hidden": "mlp", "model.blocks": "cnn", "model.dense": "cnn"}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
+                kind_varies: bool = False) -> Config:
     """Resolve a config: defaults, then the TOML file (if any), then ``--set`` overrides.
 
     Raises:
         ConfigError: also when an override sets a model key the model's kind does not read
             (``--set model.hidden=[64]`` on the default CNN would change nothing but the run's name), or the
-            file's ``[model]`` table does (``dense`` beside ``kind = "mlp"``).
+            file's ``[model]`` table does (``dense`` beside ``kind = "mlp"``), unless the kind is set on the
+            command line or ``kind_varies`` (a sweep's grid over ``model.kind``).
     """
     raw = read_toml(path) if path is not None else {}
-    if not any(parse_override(item)[0] == ["model", "kind"] for item in overrides or []):
+    if not kind_varies and not any(parse_override(item)[0] == ["model", "kind"] for item in overrides or []):
         _check_file_kind_keys(raw, path)
     cfg = config_from_dict(apply_overrides(raw, list(overrides or [])))
     for item in overrides or []:
