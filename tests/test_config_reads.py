@@ -36,3 +36,13 @@ def test_fit_prints_the_note_before_training(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2 and "no-such-data" in out.stderr.splitlines()[-1]
     assert "note: optim.betas is not read by optim.name = 'sgd' (only by 'adam')" in out.stderr
+
+
+def test_sweep_notes_a_key_no_member_reads_but_not_one_the_grid_decides(tmp_path):
+    def notes(*args):
+        out = subprocess.run([sys.executable, "-m", "trainwell", "sweep", "--set", "optim.momentum=0.5", *args,
+                              "--set", "data.name=no-such-data"], capture_output=True, text=True, cwd=tmp_path)
+        return [line for line in out.stderr.splitlines() if "note:" in line]
+
+    assert len(notes("--grid", "optim.lr=0.1,0.01")) == 1
+    assert notes("--grid", "optim.name=momentum,adam") == []

@@ -21,6 +21,7 @@ READ_ONLY_BY = {
     "optim.momentum": ("optim.name", ("momentum",)),
     "optim.nesterov": ("optim.name", ("momentum",)),
     "optim.betas": ("optim.name", ("adam",)),
+    "optim.eps": ("optim.name", ("adam", "rmsprop", "adagrad")),
     "optim.alpha": ("optim.name", ("rmsprop",)),
     "optim.rmsprop_momentum": ("optim.name", ("rmsprop",)),
     "optim.step_size": ("optim.schedule", ("step",)),
