@@ -161,6 +161,8 @@ def test_a_config_files_model_key_its_own_kind_does_not_read_is_refused(tmp_path
     with pytest.raises(ConfigError, match=r"mlp.toml: \[model\] sets dense, which model.kind = 'mlp' does not read"):
         load_config(path)
     assert load_config(path, ["model.kind=cnn"]).model.dense == [32]  # the kind changed on purpose: read
+    with pytest.raises(ConfigError, match="sets dense"):  # set to the file's own kind: nothing changed
+        load_config(path, ["model.kind=mlp"])
     (tmp_path / "cnn.toml").write_text('[model]\nhidden = [64]\n')  # the default kind is the CNN
     with pytest.raises(ConfigError, match=r"sets hidden, which model.kind = 'cnn' does not read"):
         load_config(tmp_path / "cnn.toml")

@@ -411,7 +411,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             command line or ``kind_varies`` (a sweep's grid over ``model.kind``).
     """
     raw = read_toml(path) if path is not None else {}
-    if not kind_varies and not any(parse_override(item)[0] == ["model", "kind"] for item in overrides or []):
+    model = raw.get("model")
+    file_kind = model.get("kind", ModelConfig.kind) if isinstance(model, dict) else ModelConfig.kind
+    changed = any(parse_override(item)[0] == ["model", "kind"] and parse_override(item)[1] != file_kind
+                  for item in overrides or [])  # --set model.kind to the file's own kind changes nothing
+    if not kind_varies and not changed:
         _check_file_kind_keys(raw, path)
     cfg = config_from_dict(apply_overrides(raw, list(overrides or [])))
     for item in overrides or []:
