@@ -268,12 +268,11 @@ def cmd_sweep(args) -> int:
     else:
         kind_varies = any(item.split("=", 1)[0].strip() == "model.kind" for item in args.grid or [])
         cfg = load_config(args.config, args.overrides, kind_varies=kind_varies)
-        from trainwell.config_reads import READ_ONLY_BY, unread_notes
+        from trainwell.config_reads import unread_notes
 
         grid_keys = {item.split("=", 1)[0].strip() for item in args.grid or []}
-        for line in unread_notes(cfg, args.config, args.overrides):  # unless the grid varies what decides it
-            if READ_ONLY_BY[line.split(" ", 1)[0]][0] not in grid_keys:
-                print(f"trainwell sweep: note: {line}", file=sys.stderr, flush=True)
+        for line in unread_notes(cfg, args.config, args.overrides, varied=grid_keys):
+            print(f"trainwell sweep: note: {line}", file=sys.stderr, flush=True)
         if cfg.report.enabled and args.backend != "ray":
             figure_process.start()
         result = sweep(cfg, parse_grid(args.grid), seeds=args.seeds, out=args.out, sequential=args.sequential,

@@ -413,13 +413,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     raw = read_toml(path) if path is not None else {}
     model = raw.get("model")
     file_kind = model.get("kind", ModelConfig.kind) if isinstance(model, dict) else ModelConfig.kind
-    changed = any(parse_override(item)[0] == ["model", "kind"] and parse_override(item)[1] != file_kind
-                  for item in overrides or [])  # --set model.kind to the file's own kind changes nothing
+    parsed = [parse_override(item) for item in overrides or []]
+    changed = any(keys == ["model", "kind"] and value != file_kind for keys, value in parsed)  # the same kind: no
     if not kind_varies and not changed:
         _check_file_kind_keys(raw, path)
     cfg = config_from_dict(apply_overrides(raw, list(overrides or [])))
-    for item in overrides or []:
-        key = ".".join(parse_override(item)[0])
+    for keys, _ in parsed:
+        key = ".".join(keys)
         if KIND_KEYS.get(key, cfg.model.kind) != cfg.model.kind:
             other = " and ".join(k for k, kind in KIND_KEYS.items() if kind == cfg.model.kind)
             raise ConfigError(f"--set {key} is not read by model.kind = {cfg.model.kind!r} (it shapes a "

@@ -51,11 +51,14 @@ def given_keys(path: str | Path | None, overrides: list[str]) -> set[str]:
     return keys
 
 
-def unread_notes(cfg, path: str | Path | None, overrides: list[str]) -> list[str]:
-    """One line for each key the user set that ``cfg`` does not read, naming the setting that would read it."""
+def unread_notes(cfg, path: str | Path | None, overrides: list[str], varied: set[str] = frozenset()) -> list[str]:
+    """One line for each key the user set that ``cfg`` does not read, naming the setting that would read it;
+    ``varied``: keys a sweep's grid varies (a key they decide is read by some members: no note)."""
     notes = []
     for key in sorted(given_keys(path, overrides) & set(READ_ONLY_BY)):
         decider, readers = READ_ONLY_BY[key]
+        if decider in varied:
+            continue
         section, field = decider.split(".")
         value = getattr(getattr(cfg, section), field)
         if value not in readers:
