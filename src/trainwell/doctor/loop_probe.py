@@ -120,6 +120,7 @@ class LoopProbe:
         self._outs = OutputGradients()
         self.scored: tuple | None = None  # the latest observed step's (logits, their gradient), for its targets
         self.regressed: tuple | None = None  # the latest observed step's (outputs, gradient), for the loss's value
+        self.two_class: tuple | None = None  # the latest observed step's (2-class logits, gradient), for its value
         self.reductions: list[tuple[str, str, int] | None] = []  # per observed step read so: (reduction, loss, n)
         self._hooks: list = []
         self._grad_hooks: list = []

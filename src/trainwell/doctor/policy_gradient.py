@@ -7,6 +7,12 @@ largest entry, not its smallest. Actor-critic losses add an entropy bonus ``-bet
 2016), whose gradient on row i is ``b p_i (log p_i + H_i)`` with one ``b = beta / N`` for every row; it is fitted
 with the weights, so a bonus does not hide the form.
 
+With two classes every zero-sum gradient fits the softmax form with some label and weight per row, of either sign
+(:func:`two_class_signs`): a row is read as positive weight w on the label whose gradient entry is negative, or as
+negative weight on the other label. The loss's value then tells them apart: all rows positive gives the largest
+value, all negative the smallest; a policy gradient with centred advantages (a baseline or a critic) lies between
+and below zero on some steps, where no supervised loss goes.
+
 The sign of the weights cannot be read: ``+log p(a) x A`` (the sign flipped, which lowers the reward) is the
 healthy loss for the reward ``-r``, and nothing in the gradient says which reward the user meant.
 """
@@ -59,3 +65,20 @@ def signed_weights(z: torch.Tensor, g: torch.Tensor, tol: float) -> dict | None:
     bonus = b > 0 and _bonus_share(z, b) >= tol * float(g.norm())
     return {"form": "signed_weights", "weight": float(a.sum()), "rows": len(z), "classes": z.shape[1],
             "bounded": None, "entropy_bonus": b * len(z) if bonus else None}
+
+
+def two_class_signs(z: torch.Tensor, g: torch.Tensor, loss: float, scale: float = 1.0) -> bool:
+    """Whether (N, 2) logits ``z``, the zero-sum gradient ``g`` the loss sent them (``scale`` times the loss's own,
+    AMP's GradScaler factor) and the loss's value read as per-example weights of both signs (see the module's
+    docstring): the value is negative, so not every weight is positive (cross-entropy, focal, hinge and distillation
+    losses are never below 0), and above the value with every weight negative (a cross-entropy missing its minus
+    sign), by 1% of the range between the two."""
+    p = torch.softmax(z.detach().double(), 1)
+    g = g.detach().double() / scale
+    label = g.argmin(1, keepdim=True)  # each row's label under a positive weight: its negative gradient entry
+    pa = p.gather(1, label).squeeze(1)
+    size = g.gather(1, label).squeeze(1).abs()
+    every_positive = float((size / (1 - pa).clamp_min(1e-30) * -pa.clamp_min(1e-30).log()).sum())
+    every_negative = float((-size / pa.clamp_min(1e-30) * -(1 - pa).clamp_min(1e-30).log()).sum())
+    margin = 0.01 * (every_positive - every_negative)
+    return margin > 0 and every_negative + margin < loss < -margin

@@ -51,6 +51,7 @@ from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.multi_hot import cross_entropy_against
+from trainwell.doctor.policy_gradient import two_class_signs
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.report import Report
@@ -173,12 +174,27 @@ class Watch:
             value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
             self.probe.reductions.append(reduction(z, g, value) if one else None)
             self.probe.regressed = None
+        if self.probe.two_class is not None:  # after an observed step only: a policy gradient over 2 actions
+            self._read_two_actions(loss)
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
         self._state.batch_loss = value
         self._state.step += 1  # steps done, as the Trainer counts them
         if not (idle and self.monitor.skipped_step(self._state)):  # a step AMP's GradScaler skipped: observe the next
             self.monitor.on_batch_end(self._state)
+
+    def _read_two_actions(self, loss: torch.Tensor | float) -> None:
+        """With 2 classes the form cannot be read from the gradient alone; with the loss's value a policy gradient's
+        signed weights can (:func:`~trainwell.doctor.policy_gradient.two_class_signs`): the step is then read as
+        one."""
+        (z, g), self.probe.two_class = self.probe.two_class, None
+        step = self.probe.steps[-1] if self.probe.steps else None
+        if step is None or step["backwards"] != 1 or step["form"] != "two_classes" or self.probe.multi_output:
+            return
+        scale = step["scale"] if lv._power_of_two(step["scale"]) and step["resid"] < 1e-3 else 1.0
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        if math.isfinite(value) and two_class_signs(z, g, value, scale):
+            step["form"] = "signed_weights"
 
     def _read_game(self, leaves: list[torch.Tensor]) -> None:
         """Whether the first loss is one player's in a game: it goes through another model's parameters that no
