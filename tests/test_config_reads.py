@@ -46,3 +46,13 @@ def test_sweep_notes_a_key_no_member_reads_but_not_one_the_grid_decides(tmp_path
 
     assert len(notes("--grid", "optim.lr=0.1,0.01")) == 1
     assert notes("--grid", "optim.name=momentum,adam") == []
+
+
+def test_weight_penalties_are_noted_when_only_normalization_layers_train():
+    """train.trainable = "norm" trains BatchNorm's scales and shifts, which no weight penalty or decay touches
+    (trainwell.regularize.penalized_parameters): the penalty's strength changes nothing."""
+    keys = ["model.norm=batch", "train.trainable=norm", "regularize.l2=0.01", "optim.weight_decay=1e-4"]
+    assert _notes(overrides=keys) == [
+        "optim.weight_decay is not read by train.trainable = 'norm' (only by 'all'): it changes nothing in this run",
+        "regularize.l2 is not read by train.trainable = 'norm' (only by 'all'): it changes nothing in this run"]
+    assert _notes(overrides=["regularize.l2=0.01", "regularize.max_norm=3.0"]) == []

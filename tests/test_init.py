@@ -246,3 +246,33 @@ def test_apply_refuses_what_is_not_a_module_by_name(model, shown):
     with pytest.raises(TypeError, match=rf"^model={shown} is not allowed: use an nn.Module") as err:
         init.apply(model, "he_normal")
     assert len(str(err.value).splitlines()) == 1
+
+
+class _FineTuned(nn.Module):
+    """A user's fine-tuning model: a pretrained backbone, frozen, and a new head."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU())
+        self.head = nn.Linear(16, 3)
+        self.backbone.requires_grad_(False)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+def test_frozen_layers_keep_their_weights_unless_asked():
+    from trainwell.regularize import SkippedLayersWarning
+
+    torch.manual_seed(0)
+    model = _FineTuned()
+    pretrained = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    with pytest.warns(SkippedLayersWarning, match=r"left these frozen layers \(requires_grad=False\) as they were: "
+                                                  r"backbone.0, backbone.2; pass frozen=True"):
+        init.apply(model, "he_normal", output_layer="head", bias=0.5)
+    assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in pretrained.items())
+    assert torch.all(model.head.bias == 0.5)
+    # the head was drawn as the output layer: LeCun's 1 / fan_in variance (std 0.25 for 16 inputs)
+    assert 0.15 < float(model.head.weight.detach().std()) < 0.35
+    init.apply(model, "zeros", output_layer="head", frozen=True)
+    assert all(float(p.detach().abs().sum()) == 0 for p in model.backbone.parameters())

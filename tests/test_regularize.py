@@ -240,3 +240,26 @@ def test_the_activity_penalty_drops_forwards_before_a_fused_optimizers_step(fuse
     got = pen(model)
     assert torch.allclose(got, (out * (1 - out)).sum(1).mean())
     (model(x).sum() * 0 + got).backward()  # no graph of a stale forward to go through twice
+
+
+def test_a_frozen_backbone_is_not_penalized():
+    """Fine-tuning: the backbone's weights cannot move, so an L1/L2 term on them would be a constant added to the
+    loss; the penalties and weight decay act on the head's weight alone."""
+    model = small_model()
+    model[0].requires_grad_(False)
+    assert penalized_parameters(model) == [model[3].weight]
+    assert torch.allclose(l2_penalty(model, 0.1), 0.5 * 0.1 * (model[3].weight ** 2).sum())
+    assert torch.allclose(l1_penalty(model, 0.1), 0.1 * model[3].weight.abs().sum())
+
+
+def test_max_norm_leaves_frozen_weights_alone():
+    torch.manual_seed(0)
+    model = small_model()
+    with torch.no_grad():
+        model[0].weight.mul_(10.0)
+        model[3].weight.mul_(10.0)
+    model[0].requires_grad_(False)
+    frozen = model[0].weight.detach().clone()
+    max_norm_(model, 1.0)
+    assert torch.equal(model[0].weight, frozen)
+    assert torch.allclose(model[3].weight.norm(dim=1), torch.ones(2))

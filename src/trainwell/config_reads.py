@@ -1,5 +1,5 @@
 """Which config keys a configuration reads: a key the user set (in the file or with ``--set``) that the chosen
-optimizer, schedule or preprocessing ignores changes nothing but the run's name, and ``trainwell fit`` says so in
+optimizer, schedule, preprocessing or trainable set ignores changes nothing but the run's name, and ``trainwell fit`` says so in
 one line before training (``optim.momentum`` beside ``optim.name = "adam"``: Adam's momentum is its ``betas``).
 The model keys of the other model kind are refused outright (:data:`trainwell.config.KIND_KEYS`); these are
 notes, since a sweep may set a key that only some of its members read.
@@ -33,6 +33,11 @@ READ_ONLY_BY = {
     "preprocess.n_components": ("preprocess.kind", ("pca",)),
     "preprocess.whiten": ("preprocess.kind", ("pca",)),
     "preprocess.eps": ("preprocess.kind", ("pca", "zca")),
+    # train.trainable = "norm" trains only normalization scales and shifts, which no weight penalty touches
+    "regularize.l1": ("train.trainable", ("all",)),
+    "regularize.l2": ("train.trainable", ("all",)),
+    "regularize.max_norm": ("train.trainable", ("all",)),
+    "optim.weight_decay": ("train.trainable", ("all",)),
 }
 
 

@@ -212,7 +212,7 @@ def output_module(model: nn.Module, output_layer: nn.Module | str | None, weight
 @torch.no_grad()
 def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_in", std: float = 0.01,
           generator: torch.Generator | None = None, output_layer: nn.Module | str | None = None,
-          output_init: str = "linear") -> nn.Module:
+          output_init: str = "linear", frozen: bool = False) -> nn.Module:
     """Initialize every Linear/Conv weight of ``model`` with ``scheme`` and set their biases to ``bias``.
 
     Args:
@@ -231,6 +231,8 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
             layer feeds none (it feeds the softmax), so the He schemes give it the linear-unit variance
             1 / fan_in (LeCun) instead, which keeps the initial loss near ln C. ``same``: every layer alike.
             (The config key ``init.output_layer`` sets this.)
+        frozen: also initialize layers whose weight is frozen (``requires_grad=False``). By default they keep
+            their weights - a pretrained backbone being fine-tuned - and a warning names them.
 
     Returns:
         The model, for chaining. Layers with weight matrices that are not Linear/Conv (``nn.LSTM``,
@@ -246,7 +248,7 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
 
     Warns:
         SkippedLayersWarning: layers with weights that are not Linear/Conv (named), or a model without any
-            Linear/Conv layer (nothing was initialized), whatever the scheme.
+            Linear/Conv layer (nothing was initialized), whatever the scheme; frozen layers left as they were.
 
     Example:
         >>> import torch
@@ -291,7 +293,15 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
             f"init.apply cannot tell which layer of {type(model).__name__} is its output layer (only an "
             f"nn.Sequential's order says so): pass output_layer= one of {', '.join(names)} (or the module), "
             f"or output_init='same' to give every layer {scheme}")
+    kept = [] if frozen else [n for n, m in model.named_modules() if isinstance(m, _WEIGHTED)
+                              and not m.weight.requires_grad]
+    if kept:
+        warnings.warn(f"init.apply({scheme!r}) left these frozen layers (requires_grad=False) as they were: "
+                      f"{', '.join(kept)}; pass frozen=True to initialize them too", SkippedLayersWarning,
+                      stacklevel=2)
     for module in weighted:
+        if not (frozen or module.weight.requires_grad):
+            continue
         if special and module is out:
             _RELU_SCHEMES[scheme](module.weight, generator=generator)
         else:

@@ -95,8 +95,9 @@ def _require_module(model, what: str) -> None:
 
 
 def penalized_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Weights that a penalty or weight decay acts on: parameters with >= 2 dims, outside normalization layers,
-    and not declared as non-weights by their module (see :data:`NOT_WEIGHTS`)."""
+    """Weights that a penalty or weight decay acts on: trainable parameters (``requires_grad``: a frozen layer's
+    penalty would be a constant that no step can lower) with >= 2 dims, outside normalization layers, and not
+    declared as non-weights by their module (see :data:`NOT_WEIGHTS`)."""
     _require_module(model, "penalized_parameters")
     skip = set()
     for m in model.modules():
@@ -106,7 +107,7 @@ def penalized_parameters(model: nn.Module) -> list[nn.Parameter]:
             p = getattr(m, name, None)
             if isinstance(p, nn.Parameter):
                 skip.add(id(p))
-    return [p for p in model.parameters() if p.dim() >= 2 and id(p) not in skip]
+    return [p for p in model.parameters() if p.requires_grad and p.dim() >= 2 and id(p) not in skip]
 
 
 def l2_penalty(model: nn.Module, strength: float) -> torch.Tensor:
@@ -166,6 +167,7 @@ def max_norm_(model: nn.Module, c: float) -> nn.Module:
 
     Only ``nn.Linear`` and ``nn.Conv1d/2d/3d`` weights are constrained; other layers with weight matrices
     (``nn.LSTM``, ``nn.Embedding``, ...) are left as they are, with a :class:`SkippedLayersWarning` naming them.
+    Frozen weights (``requires_grad=False``, a pretrained backbone) are not trained, so not constrained either.
     """
     _require_module(model, "max_norm_")
     if isinstance(c, bool) or not isinstance(c, numbers.Real):
@@ -175,7 +177,10 @@ def max_norm_(model: nn.Module, c: float) -> nn.Module:
     for m in model.modules():
         if not isinstance(m, _MAX_NORM_LAYERS):
             continue
-        if hasattr(m, "weight_orig") and hasattr(m, "weight_mask"):
+        pruned = hasattr(m, "weight_orig") and hasattr(m, "weight_mask")
+        if not (m.weight_orig if pruned else m.weight).requires_grad:
+            continue
+        if pruned:
             # pruned (torch.nn.utils.prune): the forward pass uses weight_orig * mask; constrain that, by
             # scaling the rows of weight_orig, and refresh the cached product
             used = m.weight_orig * m.weight_mask

@@ -198,6 +198,12 @@ def test_members_and_fit_share_the_summary_writer_and_keys(workdir):
     (["optim.name=adagrad"], ["optim.lr=0.1,0.2"], "adagrad"),
     (["train.trainable=norm", "model.norm=layer"], ["optim.lr=0.1,0.2"], "trainable"),
     (["train.loss=mse"], ["optim.lr=0.1,0.2"], "train.loss"),
+    (["model.kind=cnn", "data.name=digits", 'model.blocks=[{type="conv", channels=4, kernel=3, padding=1}, '
+      '{type="norm"}, {type="pool", kernel=2}]'], ["optim.lr=0.1,0.2"], "model.blocks[1] is BatchNorm"),
+    (["model.kind=cnn", "data.name=digits", 'model.blocks=[{type="conv", channels=4, kernel=3, padding=1}, '
+      '{type="dropout", keep_prob=0.5}]'], ["optim.lr=0.1,0.2"], "model.blocks[1] (dropout): dropout-style"),
+    (["model.kind=cnn", "data.name=digits", 'model.blocks=[{type="conv", channels=4, kernel=3, padding=1}, '
+      '{type="uout"}]'], ["optim.lr=0.1,0.2"], "model.blocks[1] (uout)"),
 ])
 def test_each_blocker_names_its_reason_and_the_sweep_falls_back(overrides, grid, fragment):
     base = [b for b in BASE if not b.startswith("model.hidden")] if "model.kind=cnn" in overrides else BASE

@@ -196,7 +196,8 @@ def initialize(model: torch.nn.Module, cfg: Config, seed: int | None = None, sch
     ``train.seed``); ``scheme`` overrides ``init.scheme``."""
     i = cfg.init
     initializers.apply(model, scheme or i.scheme, bias=i.bias, mode=i.mode, std=i.std, output_init=i.output_layer,
-                       generator=torch.Generator().manual_seed(cfg.train.seed if seed is None else seed))
+                       generator=torch.Generator().manual_seed(cfg.train.seed if seed is None else seed),
+                       frozen=True)  # train.trainable = "norm" freezes the rest of a random net: it is initialized
 
 
 def build_initialized(cfg: Config, input_shape: tuple[int, ...], classes: int) -> torch.nn.Module:

@@ -130,6 +130,18 @@ def _model_blocker(cfg: Config) -> str | None:
         return "dropout-style noise would not match one-at-a-time runs"
     if m.l0 or m.sdr or m.skip_io:
         return "gated, stochastic or skip-connected layers are trained one at a time"
+    return _block_blocker(m.blocks) if m.kind == "cnn" else None
+
+
+def _block_blocker(blocks: list[dict]) -> str | None:
+    """A CNN's own blocks: a BatchNorm block (``{type = "norm"}``, kind "batch" by default) or a noise block
+    (dropout keeping less than all units, Uout) blocks the population as ``model.norm`` and dropout do."""
+    for i, block in enumerate(blocks):
+        kind = block.get("type")
+        if kind == "norm" and block.get("kind", "batch") == "batch":
+            return f"model.blocks[{i}] is BatchNorm: its running statistics cannot be vmapped"
+        if kind == "uout" or (kind == "dropout" and block.get("keep_prob", 0.5) < 1):
+            return f"model.blocks[{i}] ({kind}): dropout-style noise would not match one-at-a-time runs"
     return None
 
 
