@@ -199,3 +199,19 @@ def test_a_files_keys_of_both_kinds_are_read_by_a_grid_over_the_kind(tmp_path):
     with pytest.raises(ConfigError, match="sets dense"):
         load_config(path)
     assert load_config(path, kind_varies=True).model.dense == [8]
+
+
+def test_a_relative_data_root_is_recorded_from_the_current_folder(tmp_path, monkeypatch):
+    """A run's config.toml must find the files again from any folder (a resume, a worker): the relative root
+    the user typed is made absolute against the folder the command runs in; '~' is expanded."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, ["data.name=mnist", "data.root=my_data"])
+    assert cfg.data.root == str(tmp_path / "my_data")
+    path = tmp_path / "c.toml"
+    path.write_text('[data]\nname = "mnist"\nroot = "../elsewhere"\n')
+    assert Path(load_config(path).data.root) == tmp_path / ".." / "elsewhere"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_config(None, ["data.root=~/d"]).data.root == str(tmp_path / "d")
+    assert load_config(None, []).data.root == ""

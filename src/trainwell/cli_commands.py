@@ -100,6 +100,7 @@ def cmd_fit(args) -> int:
         from trainwell.pipeline import config_of_run
 
         cfg = config_of_run(args.resume, args.overrides)
+        before = _finished_epochs(args.resume)
     else:
         cfg = load_config(args.config, args.overrides)  # a config error is reported before torch is imported
         from trainwell.config_reads import unread_notes
@@ -117,6 +118,12 @@ def cmd_fit(args) -> int:
     result = fit(cfg, out=args.out, resume=args.resume, force=args.force, quiet=args.quiet, figures=args.figures)
     if result.rank:  # under torchrun only rank 0 reports; every rank exits as rank 0 does
         return 1 if result.summary["failed"] else 0
+    if args.resume and before is not None and result.summary.get("epochs") == before[0] and not args.quiet:
+        more = (f"start a new run to train longer (its {cfg.optim.schedule} schedule was planned over its epochs)"
+                if cfg.optim.schedule in ("onecycle", "cosine") else
+                f"--resume {args.resume} --set train.epochs=N with N > {before[0]} trains on")
+        print(f"trainwell fit: note: {args.resume} had already finished ({before[1]}): no epoch was left to train; "
+              f"{more}", file=sys.stderr, flush=True)
     console = _console(stderr=args.json)
     console.print(cli_tables.result(result.summary, result.run_dir))
     console.print(cli_tables.result_lines(result.summary, result.run_dir, report=cfg.report.enabled),
@@ -135,6 +142,20 @@ def cmd_fit(args) -> int:
     # the doctor's verdicts are shown and saved; the exit code reports whether training itself failed, and with
     # --strict also whether any check failed
     return 1 if result.summary["failed"] or (args.strict and failures) else 0
+
+
+def _finished_epochs(run_dir) -> tuple[int, str] | None:
+    """(epochs, stop reason) of a run whose summary.json says it finished, else None (interrupted, or unread)."""
+    import json
+
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    epochs, reason = (summary.get("epochs"), summary.get("stop_reason")) if isinstance(summary, dict) else (0, 0)
+    if not isinstance(epochs, int) or not isinstance(reason, str) or reason.startswith("interrupted"):
+        return None
+    return epochs, reason
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:

@@ -159,7 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("datasets", help="list the datasets trainwell can load")
     _lab_parser(sub)
+    _describe(sub)
     return parser
+
+
+def _describe(sub) -> None:
+    """A command's --help opens with what it does: its one-line help where no longer description was written."""
+    for action in sub._choices_actions:
+        command = sub.choices[action.dest]
+        if not command.description and action.help:
+            command.description = action.help[0].upper() + action.help[1:] + "."
+        nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        for inner in nested:
+            _describe(inner)
 
 
 def _lab_parser(sub) -> None:

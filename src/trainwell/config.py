@@ -402,7 +402,8 @@ KIND_KEYS = {"model.hidden": "mlp", "model.blocks": "cnn", "model.dense": "cnn"}
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
                 kind_varies: bool = False) -> Config:
-    """Resolve a config: defaults, then the TOML file (if any), then ``--set`` overrides.
+    """Resolve a config: defaults, then the TOML file (if any), then ``--set`` overrides. A relative
+    ``data.root`` is made absolute from the current folder (``~`` expanded), as the run's config.toml records it.
 
     Raises:
         ConfigError: also when an override sets a model key the model's kind does not read
@@ -425,6 +426,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"--set {key} is not read by model.kind = {cfg.model.kind!r} (it shapes a "
                               f"{KIND_KEYS[key]!r}): add --set model.kind={KIND_KEYS[key]}, or set {other} to "
                               f"shape the {cfg.model.kind}")
+    if cfg.data.root:  # from the folder the command runs in; recorded whole: a resume or a worker elsewhere finds it
+        cfg.data.root = str(Path(cfg.data.root).expanduser().absolute())
     return cfg
 
 

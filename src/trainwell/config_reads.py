@@ -1,6 +1,7 @@
 """Which config keys a configuration reads: a key the user set (in the file or with ``--set``) that the chosen
-optimizer, schedule, preprocessing or trainable set ignores changes nothing but the run's name, and ``trainwell fit`` says so in
-one line before training (``optim.momentum`` beside ``optim.name = "adam"``: Adam's momentum is its ``betas``).
+optimizer, schedule, preprocessing or trainable set ignores changes nothing but the run's name, and
+``trainwell fit`` says so in one line before training (``optim.momentum`` beside ``optim.name = "adam"``: Adam's
+momentum is its ``betas``; ``regularize.l2`` under ``train.trainable = "norm"``: no trained weight is penalized).
 The model keys of the other model kind are refused outright (:data:`trainwell.config.KIND_KEYS`); these are
 notes, since a sweep may set a key that only some of its members read.
 

@@ -90,6 +90,21 @@ def test_resume_with_more_epochs_extends_a_finished_run(workdir):
     assert json.loads((workdir / "r" / "summary.json").read_text())["epochs"] == 5
 
 
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
+def test_resuming_a_finished_run_says_nothing_was_left_to_train(workdir, capsys):
+    main(["fit", *TINY, "--quiet", "--out", "r"])
+    capsys.readouterr()
+    assert main(["fit", "--resume", "r"]) == 0
+    err = capsys.readouterr().err
+    assert "r had already finished (completed 3 epochs): no epoch was left to train" in err
+    assert "start a new run to train longer (its onecycle schedule was planned over its epochs)" in err
+    main(["fit", *TINY, "--quiet", "--out", "flat", "--set", "optim.schedule=none"])
+    assert main(["fit", "--resume", "flat"]) == 0
+    assert "--set train.epochs=N with N > 3 trains on" in capsys.readouterr().err
+    assert main(["fit", "--resume", "flat", "--set", "train.epochs=4"]) == 0
+    assert "already finished" not in capsys.readouterr().err
+
+
 def test_python_dash_m_and_usage_errors(workdir):
     run = subprocess.run([sys.executable, "-m", "trainwell", "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and "fit" in run.stdout

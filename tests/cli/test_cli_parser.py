@@ -95,3 +95,25 @@ def test_a_plain_value_error_in_a_command_is_a_bug_not_a_usage_error(monkeypatch
     monkeypatch.setattr(trainwell.sweep, "parse_grid", broken)
     with pytest.raises(ValueError, match="an internal mistake"):  # a traceback and exit 1, never exit 2
         main(["sweep", "--grid", "optim.lr=0.1,0.2"])
+
+
+def _commands(parser, prefix=()):
+    """(command words, parser) of every command and sub-command."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                yield (*prefix, name), command
+                yield from _commands(command, (*prefix, name))
+
+
+def test_every_commands_help_says_what_it_does():
+    from trainwell.cli_parser import build_parser
+
+    commands = list(_commands(build_parser()))
+    assert {" ".join(words) for words, _ in commands} >= {"fit", "filters", "datasets", "lab list", "lab run"}
+    for words, command in commands:
+        text = command.format_help()
+        description = text.split("\n\n")[1]
+        assert not description.startswith(("options:", "positional")), (words, text)

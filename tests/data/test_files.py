@@ -185,6 +185,8 @@ BAD_IDX = [
     ("label -1", dict(labels=np.array([0, 1, 2, -1, 4, 5], np.int8)), "label -1 is out of range"),
     ("label nan", dict(labels=np.array([0, 1, 2, np.nan, 4, 5], ">f4")), "label nan is not an integer"),
     ("0x0 pixels", dict(images=np.zeros((6, 0, 0), np.uint8)), "0x0 pixels"),
+    ("no images", dict(images=np.zeros((0, 28, 28), np.uint8), labels=np.zeros(0, np.uint8)),
+     "train-images-idx3-ubyte: holds 0 images: the training split needs at least one"),
     ("test shape", dict(split="t10k", images=np.zeros((4, 14, 14), np.uint8)), "both splits need the same shape"),
 ]
 

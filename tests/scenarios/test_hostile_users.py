@@ -424,6 +424,31 @@ def test_a_run_interrupted_in_its_last_epoch_and_resumed_is_not_reported_interru
     assert json.loads((workdir / "run" / "summary.json").read_text())["stop_reason"] == "completed 2 epochs"
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
+@pytest.mark.slow  # over 2 s: a subprocess or a whole fit
+def test_a_signal_while_a_finished_run_is_written_leaves_it_whole(workdir, capsys, monkeypatch):
+    """Attack: Ctrl-C just after the last epoch, while summary.json, the report and report-live.js are written:
+    the command ended with a bare 'interrupted', the page's live file still saying the run was running. The
+    files are written whole and the run reads as completed."""
+    import trainwell.pipeline  # noqa: F401  (loads the module trainwell.pipeline.fit)
+
+    fit_module = sys.modules["trainwell.pipeline.fit"]  # (the package's name fit is the function)
+    real = fit_module.write_run
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "write_run", signalled)
+    assert main(["fit", *TINY, "--out", "run", "--set", "report.enabled=true"]) == 0
+    err = capsys.readouterr().err
+    assert "SIGINT received: the run has finished training: writing its files" in err
+    summary = json.loads((workdir / "run" / "summary.json").read_text())
+    assert summary["stop_reason"] == "completed 2 epochs"
+    live = (workdir / "run" / "report-live.js").read_text()
+    assert json.loads(live[live.index("{"): live.rindex("}") + 1])["running"] is False
+
+
 # -- one clear line -------------------------------------------------------------------------------------------
 class _RunsCode:
     def __reduce__(self):

@@ -142,6 +142,9 @@ def load_idx_dataset(root: str | Path):
         images, labels = read_idx(img_path), read_idx(lbl_path)
         if images.ndim != 3 or images.dtype != np.uint8:
             raise DataError(f"{img_path}: expected a 3-D uint8 image array, got shape {images.shape} {images.dtype}")
+        if len(images) == 0:
+            raise DataError(f"{img_path}: holds 0 images: the {'training' if split == 'train' else 'test'} split "
+                            f"needs at least one")
         if images.shape[1] == 0 or images.shape[2] == 0:
             raise DataError(f"{img_path}: images of {images.shape[1]}x{images.shape[2]} pixels: need at least 1x1")
         if out and images.shape[1:] != tuple(out[0].shape[2:]):

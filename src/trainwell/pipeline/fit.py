@@ -169,11 +169,12 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
             state = _train(trainer, prep, run, ckpt, main)
             fit_s = time.perf_counter() - fit_tic
             summary = None
-            if main:
-                summary = _write(trainer, run, prep, state, wall=time.perf_counter() - tic, fit_s=fit_s,
-                                 figures=figures, extra={**_distributed_keys(cfg, ctx),
-                                                         **({"lr_find": found_lr} if found_lr is not None else {}),
-                                                         **({"preflight_s": preflight_s} if preflight_s else {})})
+            if main:  # a signal now lets the finished run's files be written whole (report-live.js, summary)
+                with interrupt.handled("the run has finished training: writing its files"):
+                    summary = _write(trainer, run, prep, state, wall=time.perf_counter() - tic, fit_s=fit_s,
+                                     figures=figures, extra={**_distributed_keys(cfg, ctx),
+                                                             **({"lr_find": found_lr} if found_lr is not None else {}),
+                                                             **({"preflight_s": preflight_s} if preflight_s else {})})
             if ctx is not None:
                 summary = ctx.share(summary)  # every rank returns (and exits with) rank 0's result
     return FitResult(summary=summary, run_dir=run.path, model=prep.model, rank=ctx.rank if ctx is not None else 0)

@@ -48,9 +48,10 @@ _active: _Signals | None = None
 
 
 @contextmanager
-def handled():
+def handled(doing: str = "finishing this epoch to save a checkpoint"):
     """Install the SIGINT/SIGTERM handlers for the duration of a fit; yields an object whose ``received`` is the
-    name of the first signal (or None)."""
+    name of the first signal (or None). ``doing``: what the first signal lets finish, as the message says (after
+    training, writing the run's files: a signal then changes nothing that was trained)."""
     global _active
     holder = _Signals()
     if threading.current_thread() is not threading.main_thread():
@@ -63,8 +64,8 @@ def handled():
         if holder.received is not None:
             raise KeyboardInterrupt  # second signal: stop now
         holder.received = signal.Signals(signum).name
-        print(f"trainwell: {holder.received} received: finishing this epoch to save a checkpoint "
-              f"(send it again to stop at once)", file=sys.stderr, flush=True)
+        print(f"trainwell: {holder.received} received: {doing} (send it again to stop at once)", file=sys.stderr,
+              flush=True)
 
     for s in sigs:
         signal.signal(s, on_signal)
