@@ -64,7 +64,7 @@ def plain_cross_entropy(scores: torch.Tensor | None, y: torch.Tensor, ignore_ind
     the shapes do not say or no label is in range."""
     if scores is None or not scores.is_floating_point() or y.is_floating_point() or scores.dim() < 2:
         return None
-    if scores.dim() == 2 and y.shape == scores.shape[:1] or y.shape == scores.shape[:1] + scores.shape[2:]:
+    if y.shape == scores.shape[:1] + scores.shape[2:]:
         rows = scores.movedim(1, -1).reshape(-1, scores.shape[1])
     elif y.shape == scores.shape[:-1]:
         rows = scores.reshape(-1, scores.shape[-1])
