@@ -91,7 +91,7 @@ class Loop:
     eval_in_training: bool = False  # model.train() never called again after validation
     no_eval_for_validation: bool = False
     scheduler: str = ""  # per_batch | per_epoch
-    loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse
+    loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal
     sort: bool = False
     same_batch: bool = False
     one_based: bool = False
@@ -104,6 +104,8 @@ class Loop:
     skip_step: bool = False
     ragged: bool = False  # N - 31 examples: the last batch holds one example (a DataLoader's drop_last=False)
     target_scale: float = 1.0  # regression targets in raw units: y * scale + 4 * scale
+    target_offset: float = 0.0  # added to the regression targets
+    head_scale: float = 1.0  # the output layer's initial weights and bias multiplied by it
     watch_micro: bool = False  # w.step() after every micro-batch instead of after optimizer.step()
     step_first: bool = False  # optimizer.step() before loss.backward()
     double_step: bool = False  # optimizer.step() twice per batch
@@ -132,8 +134,12 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         y, yv = y + 1, yv + 1
     regression = cfg.loss.startswith("mse")
     if regression:
-        y, yv = ((t[:, 0] - t[:, 1]) * cfg.target_scale + 4 * (cfg.target_scale - 1) for t in (x, xv))
+        y, yv = ((t[:, 0] - t[:, 1]) * cfg.target_scale + 4 * (cfg.target_scale - 1) + cfg.target_offset
+                 for t in (x, xv))
     model = Net(cfg.model, 1 if regression else classes)
+    with torch.no_grad():
+        model.head.weight.mul_(cfg.head_scale)
+        model.head.bias.mul_(cfg.head_scale)
     if cfg.zero_init:
         for p in model.parameters():
             nn.init.zeros_(p)
@@ -166,6 +172,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             soft = F.one_hot(t, out.shape[1]).float() * 0.9 + 0.1 / out.shape[1]
             ce = -(soft * F.log_softmax(out, dim=1)).sum(1).mean()
             return -ce if cfg.loss == "soft_ce_negated" else ce
+        if cfg.loss == "focal":  # Lin et al. 2017, gamma = 2
+            ce = F.cross_entropy(out, t, reduction="none")
+            return ((1 - torch.exp(-ce)) ** 2 * ce).mean()
         if cfg.loss in ("ce_ignore0", "ce_ignore_pad"):  # ignore_index 0 is a real class; -100 is padding
             return F.cross_entropy(out, t, ignore_index=0 if cfg.loss == "ce_ignore0" else -100)
         if cfg.loss in ("aux", "aux_item", "aux3"):
@@ -310,6 +319,11 @@ CASES = [
          "-ln C"),
     Case("one layer repeated with [layer] * 2", Loop(model="repeated"), Loop(model="three_layers"), "positions"),
     Case("ignore_index=0 where 0 is a class", Loop(loss="ce_ignore0"), Loop(loss="ce_ignore_pad"), "ignore_index"),
+    Case("a regressor frozen but its output bias (targets offset by 10)",
+         Loop(loss="mse", lr=0.003, freeze="all_but_bias", target_offset=10.0),
+         Loop(loss="mse", lr=0.003, freeze="first", target_offset=10.0), "overfit a tiny subset"),
+    Case("a focal loss on scores 30x too large at init", Loop(loss="focal", head_scale=30.0), Loop(loss="focal"),
+         "initial loss"),
 ]
 
 

@@ -57,6 +57,46 @@ def _last_layer_advice(model: nn.Module, x: torch.Tensor | Inputs, scores: torch
             "propagation), use Xavier/He for the hidden ones" + (" that train" if frozen else ""))
 
 
+def plain_cross_entropy(scores: torch.Tensor | None, y: torch.Tensor, ignore_index: int = -100) -> \
+        tuple[float, int] | None:
+    """(softmax cross-entropy of ``scores`` against the labels ``y``, averaged over the labels in [0, C), and C)
+    with the classes on dim 1 of (N, C, ...) scores or last of (N, ..., C) ones as the labels' shape says; None when
+    the shapes do not say or no label is in range."""
+    if scores is None or not scores.is_floating_point() or y.is_floating_point() or scores.dim() < 2:
+        return None
+    if y.shape == scores.shape[:1] + scores.shape[2:]:
+        rows = scores.movedim(1, -1).reshape(-1, scores.shape[1])
+    elif y.shape == scores.shape[:-1]:
+        rows = scores.reshape(-1, scores.shape[-1])
+    else:
+        return None
+    labels = y.reshape(-1)
+    keep = (labels >= 0) & (labels < rows.shape[1]) & (labels != ignore_index)
+    if rows.shape[1] < 2 or not bool(keep.any()):
+        return None
+    return float(F.cross_entropy(rows[keep].double(), labels[keep])), rows.shape[1]
+
+
+def _judged(kind: str, loss: float, expected: float, formula: str, scores: torch.Tensor | None, y: torch.Tensor,
+            loss_fn: Callable) -> tuple[str, float, str]:
+    """(status, ratio, expected text) of the initial ``loss`` against the uninformative model's ``expected``."""
+    ratio = loss / max(expected, 1e-12)
+    if kind in _REGRESSION:  # lower than a zero output is fine; far above means large initial outputs
+        status = "pass" if ratio <= 2.0 else "warn" if ratio <= 10.0 else "fail"
+        return status, ratio, f"<= 2 x {formula} = {expected:.4f}"
+    expected_text = f"{formula} = {expected:.4f}"
+    plain = plain_cross_entropy(scores, y, getattr(loss_fn, "ignore_index", -100)) \
+        if kind == "cross_entropy" and isinstance(y, torch.Tensor) else None
+    if plain is not None and abs(expected - math.log(plain[1])) > 1e-3 * math.log(plain[1]):
+        # a reweighted cross-entropy (a focal term, class weights that do not average out): its value moves further
+        # from the uniform one than cross-entropy's for the same outputs (the focal loss at p = 1/2 changes 2.4x as
+        # fast, relatively), so the outputs' distance from uniform is read with plain cross-entropy on them
+        ratio = plain[0] / math.log(plain[1])
+        expected_text += (f"; outputs near uniform: plain cross-entropy on them {plain[0]:.4g} vs ln {plain[1]} = "
+                          f"{math.log(plain[1]):.4f}")
+    return "pass" if 0.8 <= ratio <= 1.25 else "warn" if 0.5 <= ratio <= 2.0 else "fail", ratio, expected_text
+
+
 @torch.no_grad()
 def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
                  num_classes: int | None = None) -> Verdict:
@@ -64,7 +104,10 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
     softmax cross-entropy, (C - 1)/C for torch's multiclass hinge, ln 2 for binary cross-entropy; a regression
     loss must not be far above that of a zero output, and is also judged against the best constant predictor
     (the targets' mean for MSE, their median for L1): far above it because the targets sit far from zero mean
-    (mean(y)^2 >> var(y), :mod:`~trainwell.doctor.targets`) is a warning naming their scale. Cross-entropy on
+    (mean(y)^2 >> var(y), :mod:`~trainwell.doctor.targets`) is a warning naming their scale. A reweighted
+    cross-entropy (a focal loss, whose value on uniform logits is not ln C) is expected at that value, and its
+    outputs are judged near-uniform by plain cross-entropy on them (ln C): the reweighting moves the loss further
+    for the same outputs, more so when one class dominates the labels. Cross-entropy on
     outputs that are already probabilities (a Softmax last layer: its initial loss is ln C too) is a warning. An
     unknown loss is "skipped", never a pass."""
     was = model.training
@@ -114,13 +157,7 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
     width = O.logits(out).shape[1] if O.logits(out).dim() > 1 else 1
     if num_classes and kind == "cross_entropy" and width != num_classes:
         formula += f" (the data has {num_classes} classes, the model {width} outputs)"
-    ratio = loss / max(expected, 1e-12)
-    if kind in _REGRESSION:  # lower than a zero output is fine; far above means large initial outputs
-        status = "pass" if ratio <= 2.0 else "warn" if ratio <= 10.0 else "fail"
-        expected_text = f"<= 2 x {formula} = {expected:.4f}"
-    else:
-        status = "pass" if 0.8 <= ratio <= 1.25 else "warn" if 0.5 <= ratio <= 2.0 else "fail"
-        expected_text = f"{formula} = {expected:.4f}"
+    status, ratio, expected_text = _judged(kind, loss, expected, formula, O.logits(out), y, loss_fn)
     scale = input_scale(x)
     advice = "" if status == "pass" else "initial outputs are not near-uniform: " + (
         scale if scale else _last_layer_advice(model, x, O.logits(out)) if ratio > 1 else

@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
+from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.verdict import Verdict
 
 #: inputs whose 99th percentile of |x| exceeds a Gaussian's of std 5 are far from unit scale; a few outlying rows
@@ -69,11 +71,30 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
 
 
+def scores_its_own_inputs(model: nn.Module, sample: tuple | None, classes: int | None) -> bool:
+    """Whether the model's ``classes`` outputs score the vocabulary of its own inputs, as a language model's or a
+    decoder's do: an ``nn.Embedding`` (or ``EmbeddingBag``) of that many rows, or an input of one-hot rows that
+    wide (``sample``: a training forward's ``(args, kwargs)``; without one, a Linear layer that reads that many
+    features). True when ``classes`` is unknown. A tagger's tags are not its words: its output width is not its
+    word embedding's."""
+    if classes is None:
+        return True
+    if any(isinstance(m, nn.Embedding | nn.EmbeddingBag) and m.num_embeddings == classes for m in model.modules()):
+        return True
+    if sample is None:
+        return any(isinstance(m, nn.Linear) and m.in_features == classes for m in model.modules())
+    return any(t.is_floating_point() and t.dim() >= 1 and t.shape[-1] == classes and
+               bool(((t == 0) | (t == 1)).all()) and bool((t.sum(-1) == 1).all()) for t in forward_tensors(*sample))
+
+
 def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None, soft: bool = False,
-           against: list[bool] | None = None) -> Verdict:
+           against: list[bool] | None = None, tokens: bool = True) -> Verdict:
     """Targets passed to ``w.step(loss, y=y)``: inside [0, C), including class 0, mixed within batches like the
     whole run (a permutation test); and no elementwise loss that broadcast outputs against targets of another
-    shape (``broadcast``: torch's warning text, caught while the loop ran). ``soft``: the loss's gradient summed to
+    shape (``broadcast``: torch's warning text, caught while the loop ran). ``tokens``: the outputs score the
+    model's own input vocabulary (:func:`scores_its_own_inputs`), so (B, T) targets are tokens whose id 0 (a start
+    or padding token) may never be a target; otherwise (a tagger's tags) class 0 never appearing while the largest
+    target is C - 1 reads as 1-based labels, as for (B,) labels. ``soft``: the loss's gradient summed to
     0 over the classes on every observed step (a loss of softmax(z)), so floating-point targets of the outputs'
     width are soft labels or a teacher's logits, not regression targets. ``against``: per observed step whose
     multi-hot targets were read against its gradient, whether the loss is cross-entropy against them
@@ -120,8 +141,10 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     if classes and hi >= classes:
         return Verdict(name, "fail", f"targets up to {hi} for {classes} outputs", f"targets in [0, {classes})",
                        "a label outside the output width: more classes than outputs, or 1-based labels")
-    # token sequences (B, T) over a vocabulary keep id 0 for a start or padding token that is never a target
-    if classes and lo >= 1 and classes > 2 and len(ys) >= 5 and hi == classes - 1 and ys[0].dim() == 1:
+    # token sequences (B, T) over the model's own input vocabulary keep id 0 for a start or padding token that is
+    # never a target; a tagger's (B, T) tags are labels
+    if classes and lo >= 1 and classes > 2 and len(ys) >= 5 and hi == classes - 1 and \
+            (ys[0].dim() == 1 or not tokens):
         return Verdict(name, "warn", f"targets run {lo}..{hi}: class 0 never appears in {len(ys)} batches",
                        f"targets in [0, {classes})", "1-based labels? subtract 1 (output 0 is trained towards "
                        "never being chosen, and the model has one class too many)")

@@ -113,7 +113,9 @@ def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor)
 
 def _cross_entropy_like(loss_fn: Callable, out, scores: torch.Tensor, y: torch.Tensor) -> tuple[float, str] | None:
     """A custom loss (``lambda o, t: F.cross_entropy(o[0], t)``) recognised by what it does: on uniform logits it
-    gives ln C (C the width of the class axis, 1 or last), as cross-entropy does; None otherwise."""
+    gives ln C (C the width of the class axis, 1 or last), as cross-entropy does, or (a focal loss, a Brier score
+    on the softmax) a positive value with cross-entropy's gradient there (:func:`softmax_gradient_at_uniform`);
+    None otherwise."""
     if y.is_floating_point() or scores.dim() < 2:
         return None
     try:
@@ -124,4 +126,35 @@ def _cross_entropy_like(loss_fn: Callable, out, scores: torch.Tensor, y: torch.T
     for c in dict.fromkeys((scores.shape[1], scores.shape[-1])):
         if c > 1 and abs(value - math.log(c)) <= 1e-4 * math.log(c):
             return value, f"ln C = ln {c} (your loss gives it on uniform logits: cross-entropy-like)"
+    if value > 0 and softmax_gradient_at_uniform(loss_fn, out, scores, y):
+        return value, ("your loss on uniform logits (a reweighted cross-entropy: its gradient there is "
+                       "cross-entropy's, as a focal loss's or a Brier score's)")
     return None
+
+
+def softmax_gradient_at_uniform(loss_fn: Callable, out, scores: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether the loss's gradient on uniform (zero) logits of shape (N, C) with labels (N,) in [0, C) is
+    cross-entropy's, ``a_i (1/C - e_{y_i})``, with weights a_i > 0 equal within each label: a cross-entropy
+    reshaped by a factor that is the same wherever the outputs are uniform (a focal term (1 - p)^gamma, class
+    weights alpha_y, a Brier score's squared error on the softmax)."""
+    if scores.dim() != 2 or y.dim() != 1 or len(y) != len(scores) or scores.shape[1] < 2 or \
+            not bool(((y >= 0) & (y < scores.shape[1])).all()):
+        return False
+    z = torch.zeros_like(scores.detach(), requires_grad=True)
+    try:
+        with torch.enable_grad():
+            value = loss_fn(O.replace_logits(out, z), y)
+            value = value.mean() if value.dim() else value
+            (g,) = torch.autograd.grad(value, z, allow_unused=True)
+    except Exception:  # noqa: BLE001 - a loss that cannot be probed so is simply not recognised
+        return False
+    if g is None or not bool(torch.isfinite(g).all()) or float(g.abs().max()) == 0.0:
+        return False
+    g = g.double()
+    c = scores.shape[1]
+    onehot = torch.zeros_like(g).scatter_(1, y[:, None], 1.0)
+    a = -g.gather(1, y[:, None]).squeeze(1) * c / (c - 1)
+    resid = float((g - a[:, None] * (1.0 / c - onehot)).norm() / g.norm())
+    if resid > 1e-3 or not bool((a > 0).all()):
+        return False
+    return all(float(w.max() - w.min()) <= 1e-3 * float(w.max()) for w in (a[y == k] for k in y.unique()))

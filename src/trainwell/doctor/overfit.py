@@ -32,6 +32,11 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     there is one (:mod:`~trainwell.doctor.output_layer`). A floor that is cross-entropy's on probabilities (a
     softmax before it, :mod:`~trainwell.doctor.probability_floor`) fails even when the loss reaches it.
 
+    Without class scores to count (regression, a TD loss, a loss of unknown form) the gap is measured from the
+    loss of the best constant output on these examples (one output for all of them, fitted: the targets' variance
+    for MSE) when that is below the start: a model whose only learning part is a bias (every weight frozen, or an
+    input that never reaches the output) reaches that constant and fails, however far from zero the targets sit.
+
     A forward that samples (a VAE: two training-mode forwards of the same input differ) ties its outputs together
     through the noise, so the free-output floor is out of its reach: the copy trains until its loss stops falling
     (up to 5x the steps) and must undercut the best input-independent output (one output for all the examples) by
@@ -41,7 +46,10 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     if not any(p.requires_grad for p in model.parameters()):
         return Verdict(name, "skip", "skipped: no trainable parameters", "-", "")
     with torch.no_grad():
-        start = _scalar(loss_fn(call(copy.deepcopy(model).eval(), xs), ys))
+        first = call(copy.deepcopy(model).eval(), xs)
+        start = _scalar(loss_fn(first, ys))
+        counted = _accuracy(first, ys, loss_fn) is not None  # class scores: the accuracy judges the fit too
+        del first
     fitted = _free_outputs(model, xs, ys, loss_fn, per_example=True)
     floor = _scalar(loss_fn(fitted(len(xs)), ys))
     unknown = bool(getattr(fitted, "left_domain", False))
@@ -65,15 +73,19 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
         floor = min(start, 0.0)
     sampled = samples_in_forward(model, xs)
-    m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=floor + 1e-2)
+    const = None if counted or sampled or unknown else constant_output_loss(model, xs, ys, loss_fn, start, floor)
+    reference = start if const is None else const  # the gap to close starts here
+    bar = 0.1 * max(reference - floor, 1e-12) + 1e-3
+    stop = floor + min(1e-2, bar / 2)  # a loss of small scale (class weights of 0.25) must train below its bar
+    m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=stop)
     # a loss of unknown form may fall slowly (an L1-like pinball loss, an ordinal model's cumulative BCE), and a
     # sampling forward has no reachable floor: while the loss is short of the bar and has fallen over the last
     # stretch, the copy trains on, up to 5x the steps
     for _ in range(4):
         if loss_kind(loss_fn) != "unknown" and not sampled or not math.isfinite(final) or \
-                final - floor < 0.1 * max(start - floor, 1e-12) + 1e-3:
+                final - floor < bar:
             break
-        m, later = _train_copy(m, xs, ys, loss_fn, steps, lr, seed, stop_below=floor + 1e-2)
+        m, later = _train_copy(m, xs, ys, loss_fn, steps, lr, seed, stop_below=stop)
         if not later < 0.9 * final:  # no longer falling: more steps would not change the verdict
             final = later
             break
@@ -93,13 +105,15 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     per_element = isinstance(ys, torch.Tensor) and ys.is_floating_point() and ys.dim() > 1 and ys[0].numel() > 1
     ceiling = causal_ceiling(xs, ys)
     ok = math.isfinite(final) and (acc is None or acc == 1.0 or per_element and acc >= 0.99 or
-                                   ceiling < 1.0 and acc >= ceiling - 0.01) and \
-        final - floor < 0.1 * max(start - floor, 1e-12) + 1e-3
+                                   ceiling < 1.0 and acc >= ceiling - 0.01) and final - floor < bar
     shown = f", acc {acc:.0%}" if acc is not None else ""
     floor_text = f" (floor {floor:.3g}: the lowest loss any outputs reach)" if floor > 1e-3 else ""
+    if const is not None:
+        floor_text += f"; one constant output for all of them gives {const:.3g}"
     if softmaxed:  # it meets its floor, but the floor itself is the bug
         ok = False
     advice = softmaxed or "" if ok else softmaxed or (bounded_scores(m, xs, ys, loss_fn) or
+                            _constant_advice(const, final, floor, len(xs)) or
                             f"the model cannot memorize {len(xs)} examples: too little capacity (a missing "
                             "nonlinearity?), "
                             "a bug in the loss or labels, or a frozen/broken layer")
@@ -112,7 +126,30 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                    ("" if acc is None else ", accuracy 100%" if ceiling == 1.0 else
                     f", token accuracy ~{ceiling:.0%} (the most a left-to-right model reaches where equal prefixes "
                     "go on differently; 100% if it reads the whole sequence)") +
-                   (" (< 10% of the start)" if acc is None else ""), advice)
+                   ("" if acc is not None else " (< 10% of the start)" if const is None else
+                    " (within 10% of the way from one constant output's loss to it)"), advice)
+
+
+def constant_output_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable,
+                         start: float, floor: float) -> float | None:
+    """The loss of the best constant output on these examples (one output for all of them, fitted to the user's
+    loss: the targets' variance for MSE, their median's error for L1), when it lies between the floor and the
+    loss at the start; None otherwise (a model that starts better than any constant is judged from its start)."""
+    try:
+        const = _scalar(loss_fn(_free_outputs(model, x, y, loss_fn, per_example=False)(len(y)), y))
+    except Exception:  # noqa: BLE001 - a loss whose constant output cannot be fitted: judged from the start
+        return None
+    return const if math.isfinite(const) and floor < const < start else None
+
+
+def _constant_advice(const: float | None, final: float, floor: float, n: int) -> str | None:
+    """Advice when the trained copy ends no better than one constant output for all ``n`` examples (short of a
+    quarter of the way from its loss to the floor); None otherwise."""
+    if const is None or not math.isfinite(final) or final < const - 0.25 * (const - floor):
+        return None
+    return (f"the model fits these {n} examples no better than one constant output for all of them: only what does "
+            "not depend on the input learns (every weight frozen but an output bias, or an input that never reaches "
+            "the output: zeroed, replaced, or cut by a bug in forward)")
 
 
 def _sampled_verdict(model: nn.Module, xs: torch.Tensor | Inputs, ys: torch.Tensor, loss_fn: Callable, start: float,

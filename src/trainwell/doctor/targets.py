@@ -61,7 +61,8 @@ def constant_loss(loss_fn: Callable, out, y: torch.Tensor) -> float | None:
 
 def far_from_unit(y) -> str | None:
     """A sentence when floating-point targets are far from zero mean and unit scale (their offset dominates
-    their spread, :data:`OFFSET_RATIO`), naming their mean and std; None otherwise. For several targets (a
+    their spread, :data:`OFFSET_RATIO`), naming their mean and std; None otherwise, also for targets that are
+    labels or probabilities (:func:`labels_or_probabilities`). For several targets (a
     :class:`~trainwell.doctor.inputs.Targets`) the first floating-point one that is far from it, by name."""
     if not isinstance(y, torch.Tensor):
         for name, t in y.items():
@@ -69,10 +70,23 @@ def far_from_unit(y) -> str | None:
             if found is not None:
                 return found.replace("the targets are", f"the targets {name} are", 1)
         return None
-    if not y.is_floating_point() or len(y) < 2 or offset_ratio(y) <= OFFSET_RATIO or not float(y.std()) > 0:
+    if not y.is_floating_point() or len(y) < 2 or offset_ratio(y) <= OFFSET_RATIO or not float(y.std()) > 0 or \
+            labels_or_probabilities(y):
         return None
     return (f"the targets are far from zero mean and unit scale ({describe(y)}): standardize them ((y - mean) / std "
             f"with the training set's mean and std) and invert at prediction (pred * std + mean)")
+
+
+def labels_or_probabilities(y: torch.Tensor) -> bool:
+    """Whether floating-point targets are class labels or probabilities: every value 0 or 1 (binary labels,
+    one-hot or multi-hot rows), or rows of values in [0, 1] that sum to 1 (soft labels). Their offset is the class
+    prior, not a raw unit: a Brier score (squared error between softmax probabilities and one-hot targets) on a
+    rare class has mean(y)^2 >> var(y) in the rare column, yet the probabilities already have the targets' scale."""
+    y = y.detach()
+    if bool(((y == 0) | (y == 1)).all()):
+        return True
+    return y.dim() >= 2 and y.shape[-1] > 1 and bool(((y >= 0) & (y <= 1)).all()) and \
+        bool(((y.sum(-1) - 1).abs() < 1e-4).all())
 
 
 def chosen_output_regression(loss_fn: Callable, out, y) -> bool:

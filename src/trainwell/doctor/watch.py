@@ -369,7 +369,8 @@ class Watch:
                ll.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                low_precision_weights(p), ld.inputs(p, self._memorizing()),
                ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft,
-                         against=[a for a in self._against if a is not None]),
+                         against=[a for a in self._against if a is not None],
+                         tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes)),
                ld.single_example_batches(p)]
         return [v for v in out if v is not None]
 
