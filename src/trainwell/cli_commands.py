@@ -344,12 +344,11 @@ def _lab_table(console, rows: list[dict]) -> int:
 
 
 def cmd_lab(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from trainwell.lab import registry
 
-    console = Console(stderr=getattr(args, "json", False))
+    console = _console(stderr=getattr(args, "json", False))  # piped: tables whole, one line per row
     if args.lab_command == "list":
         if not args.json:  # the table needs no experiment imported (registry.CATALOG)
             return _lab_table(console, registry.listing())

@@ -81,6 +81,10 @@ def test_lab_list_needs_no_experiment_and_no_torch(tmp_path):
         "trainwell.lab.registry"]
     for name in registry.names():
         assert name in run.stdout
+    # piped, the table is printed whole: each experiment's claim on its own row's one line
+    claims = {r["name"]: r["claim"] for r in registry.listing()}
+    rows = {line.split("│")[1].strip(): line for line in run.stdout.splitlines() if line.startswith("│")}
+    assert set(rows) == set(claims) and all(claims[name] in row for name, row in rows.items())
 
 
 def test_a_misspelt_experiment_is_answered_before_torch(tmp_path):
