@@ -119,8 +119,9 @@ class LoopProbe:
         self._other_step = 0  # the tick of the latest step of an optimizer besides the first one
         self._outs = OutputGradients()
         self.scored: tuple | None = None  # the latest observed step's (logits, their gradient), for its targets
-        self.regressed: tuple | None = None  # the latest observed step's (outputs, gradient), for the loss's value
-        self.reductions: list[tuple[str, str, int] | None] = []  # per observed step read so: (reduction, loss, n)
+        # the latest observed step's (outputs, gradient) per micro-batch, for the loss's value
+        self.regressed: list[tuple] | None = None
+        self.reductions: list = []  # per observed step read so: a regression_reduction.Reading, or None
         self._hooks: list = []
         self._grad_hooks: list = []
         self._layer_hooks: list = []

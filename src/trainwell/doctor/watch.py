@@ -167,11 +167,12 @@ class Watch:
             self.probe.scored = None
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
-        if self.probe.regressed is not None:  # after an observed step only: its loss against its gradient
-            z, g = self.probe.regressed
-            one = self.probe.steps[-1]["backwards"] == 1 if self.probe.steps else False
+        if self.probe.regressed is not None:  # after an observed step only: its loss against its gradients
+            pairs, s = self.probe.regressed, self.probe.steps[-1] if self.probe.steps else None
             value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-            self.probe.reductions.append(reduction(z, g, value) if one else None)
+            # one forward per backward pass (k micro-batches): each pass's outputs are known
+            read = s is not None and s["backwards"] == len(pairs)
+            self.probe.reductions.append(reduction(pairs, value, lv.grad_scaler_unscale(s)) if read else None)
             self.probe.regressed = None
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
