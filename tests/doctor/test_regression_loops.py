@@ -1,8 +1,8 @@
 """Regression loops as users write them (their own MLP on standardized features and targets, a DataLoader, MSE,
 ``w.step(loss, y=yb)`` after ``opt.step()``), each bug beside its healthy twin: gradient accumulation without
 dividing the loss by k (also under AMP's GradScaler, and with the step's total given to ``w.step``), a loss counted
-twice, and a sum over the output columns of per-column means. The bug is named under ``loop: loss``; the twin gets
-no loop alarm."""
+twice, a sum over the output columns of per-column means, and ``F.kl_div`` given probabilities or raw outputs
+instead of log-probabilities. The bug is named under ``loop: loss``; the twin gets no loop alarm."""
 
 import pytest
 import torch
@@ -16,12 +16,14 @@ ACCUMULATE = 4
 
 
 class MLP(nn.Module):
-    def __init__(self, d_in=8, d_out=1):
+    def __init__(self, d_in=8, d_out=1, log_softmax=False):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(d_in, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, d_out))
+        self.log_softmax = log_softmax
 
     def forward(self, x):
-        return self.net(x)
+        out = self.net(x)
+        return F.log_softmax(out, dim=-1) if self.log_softmax else out
 
 
 def _standardized(columns=1, n=1024, d=8):
@@ -169,3 +171,70 @@ def test_per_column_means_summed_are_named_not_read_as_a_bug(columns, optimizer)
     assert not (lr.status in ("warn", "fail") and "raise" in (lr.advice or ""))
     twin = _plain(lambda out, y: F.mse_loss(out, y), columns=columns, optimizer=optimizer)
     assert twin["loop: loss"].status == "pass" and _loop_alarms(twin) == []
+
+
+def _distillation(loss_fn, log_softmax=False, epochs=4, temperature=1.0):
+    """A student fitted to target distributions over 5 classes (a teacher's probabilities, softened by
+    ``temperature``), the targets given to ``w.step(loss, y=p)``."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 8, generator=g)
+    p = torch.softmax(x @ torch.randn(8, 5, generator=g) / temperature, dim=-1)
+    model = MLP(d_out=5, log_softmax=log_softmax)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(epochs):
+            for xb, pb in _loader(x, p):
+                loss = loss_fn(model(xb), pb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=pb)
+    return w.report()
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean'")
+@pytest.mark.parametrize("reduction", ["mean", "batchmean"])
+def test_kl_div_on_probabilities_fails(reduction):
+    verdict = _distillation(lambda z, p: F.kl_div(F.softmax(z, dim=-1), p, reduction=reduction))["loop: loss"]
+    assert verdict.status == "fail" and "not log-probabilities" in verdict.value
+    assert "below 0" in verdict.value  # the first loss
+    assert "must be log-probabilities" in verdict.advice and "log_softmax" in verdict.advice
+
+
+def test_kl_div_on_raw_outputs_fails():
+    verdict = _distillation(lambda z, p: F.kl_div(z, p, reduction="batchmean"))["loop: loss"]
+    assert verdict.status == "fail" and "the raw outputs, not log-probabilities" in verdict.value
+    assert "log_softmax" in verdict.advice
+
+
+@pytest.mark.parametrize("log_softmax", [False, True])
+def test_kl_div_on_log_probabilities_passes(log_softmax):
+    """The distillation loss on log_softmax (in the loss, or ending the model) is a mean KL divergence."""
+    if log_softmax:
+        report = _distillation(lambda out, p: F.kl_div(out, p, reduction="batchmean"), log_softmax=True)
+    else:
+        report = _distillation(lambda z, p: F.kl_div(F.log_softmax(z, dim=-1), p, reduction="batchmean"))
+    verdict = report["loop: loss"]
+    assert verdict.status == "pass" and verdict.value.startswith("KL divergence")
+    assert "(weights sum to 1)" in verdict.value
+    assert _loop_alarms(report) == []
+
+
+def test_kl_div_at_a_distillation_temperature():
+    """Hinton et al.'s loss, KL(softmax(teacher / T) || softmax(student / T)) x T^2: given softmax(z / T) where
+    log_softmax(z / T) belongs it fails, naming the temperature; the right one passes."""
+    T = 4.0
+
+    def wrong(z, p):
+        return F.kl_div(F.softmax(z / T, dim=-1), p, reduction="batchmean") * T**2
+
+    def right(z, p):
+        return F.kl_div(F.log_softmax(z / T, dim=-1), p, reduction="batchmean") * T**2
+
+    bug = _distillation(wrong, temperature=T)["loop: loss"]
+    assert bug.status == "fail" and "softmax(z / 4)" in bug.value and "log_softmax(z / T" in bug.advice
+    twin = _distillation(right, temperature=T)
+    assert twin["loop: loss"].status == "pass" and "softmax(z / 4) (a distillation temperature)" in \
+        twin["loop: loss"].value
+    assert _loop_alarms(twin) == []

@@ -2,7 +2,8 @@
 to the model's outputs (:mod:`~trainwell.doctor.loss_form`): its total weight (a mean, a sum, counted twice, k
 micro-batches not divided), its form (softmax over the batch or over runs of values, cross-entropy on
 probabilities, NLL on raw scores, -p(label) maximized, a policy gradient), bounded scores, and the first loss
-against ln C; a regression loss's reduction, its accumulation and scale
+against ln C; ``F.kl_div`` given probabilities against the probability targets given to ``w.step``
+(:mod:`~trainwell.doctor.distribution_targets`); a regression loss's reduction, its accumulation and scale
 (:mod:`~trainwell.doctor.regression_reduction`); a loss of another form is named when it is minus a cross-entropy
 or BCE-with-logits on a Sigmoid's outputs, else skipped."""
 
@@ -12,6 +13,7 @@ import math
 
 import torch
 
+from trainwell.doctor.distribution_targets import against_distributions
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_form import smoothed_floor
@@ -65,6 +67,11 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     dropped = scores_dropout_verdict(probe.scores_dropout, name)
     if dropped is not None:
         return dropped
+    # kl_div on probabilities, read exactly against the targets given, before forms whose fit has a weight per row
+    # (a policy gradient's, which peaked targets come close to)
+    against = against_distributions(probe.distribution_reads, first_loss)
+    if against is not None and against.status == "fail":
+        return against
     steps = [s for s in probe.steps if s["form"] is not None]
     if not steps:
         return _unread_form(probe, first_loss, class_labels)
@@ -214,6 +221,9 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
     flipped = _minus_log_c(probe, first_loss, class_labels)
     if flipped is not None:
         return flipped
+    against = against_distributions(probe.distribution_reads, first_loss)
+    if against is not None:
+        return against
     gammas = [s["td_target_gamma"] for s in probe.steps if s.get("td_target_gamma")]
     if len(probe.steps) >= 2 and 3 * len(gammas) >= 2 * len(probe.steps):
         return Verdict("loop: loss", "warn", f"the TD target is differentiated too: the next states' outputs "

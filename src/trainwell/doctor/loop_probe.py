@@ -122,6 +122,8 @@ class LoopProbe:
         # the latest observed step's (outputs, gradient) per micro-batch, for the loss's value
         self.regressed: list[tuple] | None = None
         self.reductions: list = []  # per observed step read so: a regression_reduction.Reading, or None
+        # per observed step given probability targets: the loss's form against them (distribution_targets.read_against)
+        self.distribution_reads: list[dict | None] = []
         self._hooks: list = []
         self._grad_hooks: list = []
         self._layer_hooks: list = []

@@ -46,6 +46,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
+from trainwell.doctor.distribution_targets import probability_rows, read_against
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
@@ -164,6 +165,7 @@ class Watch:
             self._read_game(leaves)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(cross_entropy_against(*self.probe.scored, y.detach()))
+            self._read_distributions(y)
             self.probe.scored = None
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
@@ -180,6 +182,17 @@ class Watch:
         self._state.step += 1  # steps done, as the Trainer counts them
         if not (idle and self.monitor.skipped_step(self._state)):  # a step AMP's GradScaler skipped: observe the next
             self.monitor.on_batch_end(self._state)
+
+    def _read_distributions(self, y: torch.Tensor) -> None:
+        """The observed step's loss against targets ``y`` that are rows of probabilities (a KL divergence or a
+        cross-entropy to them): its form and weight, GradScaler's scale divided out."""
+        z, g = self.probe.scored
+        if not probability_rows(y, z):
+            return
+        read = read_against(z, g, y.detach())
+        if read is not None and self.probe.steps:
+            read["weight"] *= lv.grad_scaler_unscale(self.probe.steps[-1])
+        self.probe.distribution_reads.append(read)
 
     def _read_game(self, leaves: list[torch.Tensor]) -> None:
         """Whether the first loss is one player's in a game: it goes through another model's parameters that no
