@@ -91,7 +91,7 @@ class Loop:
     eval_in_training: bool = False  # model.train() never called again after validation
     no_eval_for_validation: bool = False
     scheduler: str = ""  # per_batch | per_epoch
-    loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal
+    loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
     one_based: bool = False
@@ -99,6 +99,7 @@ class Loop:
     clip: float | None = None
     accumulate: int = 1
     divide_accumulated: bool = True
+    amp: bool = False  # forward under torch.autocast (bfloat16 on the CPU), backward through a GradScaler
     zero_init: bool = False
     misalign: bool = False
     skip_step: bool = False
@@ -160,6 +161,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
 
     def loss_fn(out, t):
+        if cfg.loss in ("kl", "kl_probs"):  # distillation towards soft targets: kl_div reads log-probabilities
+            scores = F.softmax(out, dim=1) if cfg.loss == "kl_probs" else F.log_softmax(out, dim=1)
+            return F.kl_div(scores, soft_targets(t), reduction="batchmean")
         if cfg.loss == "dim0":
             return F.nll_loss(F.log_softmax(out, dim=0), t)
         if cfg.loss == "mse_broadcast":
@@ -184,6 +188,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         return F.cross_entropy(out, t)
 
     pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt)
+    scaler = torch.amp.GradScaler("cpu") if cfg.amp else None
+
+    def given(t):  # the targets given to w.step: the soft ones a distillation loss is fitted to
+        return soft_targets(t) if cfg.loss.startswith("kl") else t
     steps_per_epoch = -(-len(x) // BATCH) if cfg.ragged else len(x) // BATCH
     first = torch.arange(BATCH)
     with doctor.watch(model, opt, every=every) as w:
@@ -204,29 +212,34 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 for part in micro:
                     if cfg.zero_grad == "each_micro":  # inside the accumulation: .grad keeps the last micro-batch
                         opt.zero_grad()
-                    out = model(x[part])
-                    loss = loss_fn(out, y[part])
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+                        out = model(x[part])
+                    loss = loss_fn(out.float() if cfg.amp else out, y[part])
                     if cfg.loss == "twice":
                         loss = loss + loss_fn(out, y[part])
                     if cfg.accumulate > 1 and cfg.divide_accumulated:
                         loss = loss / cfg.accumulate
                     if cfg.step_first:
                         opt.step()
-                    loss.backward()
+                    (scaler.scale(loss) if cfg.amp else loss).backward()
                     if cfg.watch_micro:
-                        w.step(loss, y=y[part])
+                        w.step(loss, y=given(y[part]))
                 if cfg.zero_grad == "between":
                     opt.zero_grad()
                 if cfg.clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if not cfg.skip_step and not cfg.step_first:
-                    opt.step()
+                    if cfg.amp:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
                     if cfg.double_step:
                         opt.step()
                 if sched is not None and cfg.scheduler == "per_batch":
                     sched.step()
                 if not cfg.watch_micro:
-                    w.step(loss, y=y[idx])
+                    w.step(loss, y=given(y[idx]))
                 if cfg.eval_mid_epoch and i == steps_per_epoch // 2:
                     model.eval()
                     with torch.no_grad():
@@ -247,6 +260,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 out = out[0] if isinstance(out, tuple) else out
                 errors[split] = float((out.argmax(1) != ys).float().mean())
     return pre, w.report(**errors)
+
+
+def soft_targets(t: torch.Tensor) -> torch.Tensor:
+    """A teacher's distribution over the C classes for labels ``t``: 0.7 on the label, the rest spread evenly."""
+    return F.one_hot(t, C).float() * 0.6 + 0.4 / C
 
 
 @dataclass
@@ -324,6 +342,14 @@ CASES = [
          Loop(loss="mse", lr=0.003, freeze="first", target_offset=10.0), "overfit a tiny subset"),
     Case("a focal loss on scores 30x too large at init", Loop(loss="focal", head_scale=30.0), Loop(loss="focal"),
          "initial loss"),
+    Case("regression: gradient accumulation without dividing by k",
+         Loop(loss="mse", lr=0.005, accumulate=4, divide_accumulated=False), Loop(loss="mse", lr=0.005, accumulate=4),
+         "loop: loss"),
+    Case("regression: accumulation without dividing by k under AMP's GradScaler",
+         Loop(loss="mse", lr=0.005, accumulate=4, divide_accumulated=False, amp=True),
+         Loop(loss="mse", lr=0.005, accumulate=4, amp=True), "loop: loss"),
+    Case("kl_div given probabilities instead of log-probabilities", Loop(loss="kl_probs"), Loop(loss="kl"),
+         "not log-probabilities: the gradient"),
 ]
 
 

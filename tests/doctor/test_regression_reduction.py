@@ -58,7 +58,7 @@ def test_losses_whose_value_the_gradient_does_not_fix_are_not_read(crit):
     z = torch.randn(64, requires_grad=True)
     loss = crit(z, 3 * torch.randn(64))
     loss.backward()
-    assert reduction(z.detach(), z.grad, float(loss)) is None
+    assert reduction([(z.detach(), z.grad)], float(loss)) is None
 
 
 def _gathered(loss_of_chosen, steps=12):

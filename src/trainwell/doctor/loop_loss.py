@@ -2,8 +2,10 @@
 to the model's outputs (:mod:`~trainwell.doctor.loss_form`): its total weight (a mean, a sum, counted twice, k
 micro-batches not divided), its form (softmax over the batch or over runs of values, cross-entropy on
 probabilities, NLL on raw scores, -p(label) maximized, a policy gradient), bounded scores, and the first loss
-against ln C; a loss of another form is named when it is minus a cross-entropy or BCE-with-logits on a Sigmoid's
-outputs, else skipped."""
+against ln C; ``F.kl_div`` given probabilities against the probability targets given to ``w.step``
+(:mod:`~trainwell.doctor.distribution_targets`); a regression loss's reduction, its accumulation and scale
+(:mod:`~trainwell.doctor.regression_reduction`); a loss of another form is named when it is minus a cross-entropy
+or BCE-with-logits on a Sigmoid's outputs, else skipped."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import math
 
 import torch
 
+from trainwell.doctor.distribution_targets import against_distributions
 from trainwell.doctor.loop_probe import LoopProbe
-from trainwell.doctor.loop_verdicts import _power_of_two
+from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_form import smoothed_floor
 from trainwell.doctor.output_layer import scores_dropout_verdict
 from trainwell.doctor.verdict import Verdict
@@ -64,13 +67,18 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     dropped = scores_dropout_verdict(probe.scores_dropout, name)
     if dropped is not None:
         return dropped
+    # kl_div on probabilities, read exactly against the targets given, before forms whose fit has a weight per row
+    # (a policy gradient's, which peaked targets come close to)
+    against = against_distributions(probe.distribution_reads, first_loss)
+    if against is not None and against.status == "fail":
+        return against
     steps = [s for s in probe.steps if s["form"] is not None]
     if not steps:
         return _unread_form(probe, first_loss, class_labels)
     s = steps[0]
     form, weight, k = s["form"], s["loss_weight"], s["backwards"]
     amp = ""
-    if _power_of_two(s["scale"]) and s["resid"] < 1e-3:  # AMP's GradScaler: backward() ran on loss x 2^k
+    if grad_scaler_unscale(s) != 1.0:  # AMP's GradScaler: backward() ran on loss x 2^k
         weight *= s["scale"]
         amp = f"; GradScaler's scale {1 / s['scale']:.6g} divided out"
     wrong = _wrong_form(name, steps, first_loss)
@@ -213,6 +221,9 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
     flipped = _minus_log_c(probe, first_loss, class_labels)
     if flipped is not None:
         return flipped
+    against = against_distributions(probe.distribution_reads, first_loss)
+    if against is not None:
+        return against
     gammas = [s["td_target_gamma"] for s in probe.steps if s.get("td_target_gamma")]
     if len(probe.steps) >= 2 and 3 * len(gammas) >= 2 * len(probe.steps):
         return Verdict("loop: loss", "warn", f"the TD target is differentiated too: the next states' outputs "
@@ -275,23 +286,45 @@ def _minus_log_c(probe: LoopProbe, first_loss: float | None, class_labels: bool 
 
 
 def _regression_reduction(probe: LoopProbe) -> Verdict | None:
-    """A regression loss (MSE, Huber) read as a mean or a sum over its n output elements on two thirds of the
-    observed steps (two at least) from its value and gradient (:mod:`~trainwell.doctor.regression_reduction`): a sum
-    is named (its gradient is n x the mean's), a mean passes."""
+    """A regression loss (MSE, Huber) read against the mean over its output elements on two thirds of the observed
+    steps (two at least) from its value and gradient (:mod:`~trainwell.doctor.regression_reduction`): k accumulated
+    micro-batches not divided by k fail, a loss counted twice is warned of, a sum over the elements or over the
+    output columns (n or m x the mean's gradient) is named, a mean passes."""
     reads = probe.reductions
     found = [r for r in reads if r is not None]
     # Huber's steps read 'half' while every element sits in its quadratic zone, 'Huber' once some leave it
-    names = {r[1] for r in found}
-    if len(found) < 2 or 3 * len(found) < 2 * len(reads) or len({r[0] for r in found}) != 1 or \
-            (len(names) != 1 and names != {"half", "Huber"}):
+    names = {r.loss for r in found}
+    if len(found) < 2 or 3 * len(found) < 2 * len(reads) or len({r.kind for r in found}) != 1 or \
+            (len(names) != 1 and names != {"half", "Huber"}) or \
+            found[0].kind == "scaled" and len({r.weight for r in found}) != 1:
         return None
-    kind, _, n = found[-1]
+    r = found[-1]
     name = {"MSE": "squared error", "half": "squared error / 2 (or Huber in its quadratic zone)"}.get(
         names.pop() if len(names) == 1 else "Huber", "Huber (SmoothL1) loss")
-    if kind == "sum":
-        return Verdict("loop: loss", "info", f"summed {name} over {n} output elements (reduction='sum')",
-                       f"a mean (the loss's value read against its gradient on {len(found)} of {len(reads)} observed "
-                       "steps)", f"the gradient is {n}x the mean's and grows with the batch size: use "
-                       f"reduction='mean', or divide a learning rate tuned for the mean by {n}")
-    return Verdict("loop: loss", "pass", f"mean {name} over {n} output elements (read from the loss's value against "
-                   f"its gradient on {len(found)} of {len(reads)} observed steps)", "-")
+    seen = f"the loss's value against its gradient on {len(found)} of {len(reads)} observed steps"
+    amp = f"; GradScaler's scale {r.scale:.6g} divided out" if r.scale != 1 else ""
+    w = f"{r.weight:.0f}" if r.weight == round(r.weight) else f"{r.weight:.3g}"
+    if r.kind == "undivided":
+        return Verdict("loop: loss", "fail", f"{r.k} micro-batches accumulated per step, each micro-batch's {name} "
+                       f"a full {'sum of per-column means' if r.weight > r.k else 'mean'}: the gradient is {w}x the "
+                       f"mean's (read from {seen}{amp})", "loss / k for k accumulated micro-batches",
+                       f"divide each micro-batch's loss by {r.k} before backward() (else the step is {r.k}x too "
+                       "large)")
+    if r.kind == "scaled":
+        return Verdict("loop: loss", "warn", f"the {name}'s gradient is {w}x that of its mean over the output "
+                       f"elements (read from {seen}{amp})", "a mean (weights summing to 1)",
+                       "the loss is scaled: counted twice (added to itself), or multiplied by the wrong count")
+    if r.kind == "columns":
+        return Verdict("loop: loss", "info", f"summed over the {r.columns} output columns: each column's mean {name} "
+                       f"added, {r.columns}x the mean over all {r.n} elements{amp}", f"a mean (read from {seen})",
+                       f"the gradient is {r.columns}x the mean's, as with reduction='sum' over the columns: a rate "
+                       f"tuned for the mean is {r.columns}x too large under SGD (Adam's steps barely change); use "
+                       f"F.mse_loss(out, y) on all columns, or divide the sum by {r.columns}, if each column is not "
+                       "meant to count as a whole loss")
+    if r.kind == "sum":
+        return Verdict("loop: loss", "info", f"summed {name} over {r.n} output elements (reduction='sum'){amp}",
+                       f"a mean (read from {seen})", f"the gradient is {w}x the mean's and grows with the batch size: "
+                       f"use reduction='mean', or divide a learning rate tuned for the mean by {w}")
+    micro = f"; {r.k} micro-batches, each loss divided by {r.k}" if r.k > 1 else ""
+    return Verdict("loop: loss", "pass", f"mean {name} over {r.n} output elements (read from {seen}){micro}{amp}",
+                   "-")

@@ -119,9 +119,12 @@ class LoopProbe:
         self._other_step = 0  # the tick of the latest step of an optimizer besides the first one
         self._outs = OutputGradients()
         self.scored: tuple | None = None  # the latest observed step's (logits, their gradient), for its targets
-        self.regressed: tuple | None = None  # the latest observed step's (outputs, gradient), for the loss's value
+        # the latest observed step's (outputs, gradient) per micro-batch, for the loss's value
+        self.regressed: list[tuple] | None = None
+        self.reductions: list = []  # per observed step read so: a regression_reduction.Reading, or None
+        # per observed step given probability targets: the loss's form against them (distribution_targets.read_against)
+        self.distribution_reads: list[dict | None] = []
         self.two_class: tuple | None = None  # the latest observed step's (2-class logits, gradient), for its value
-        self.reductions: list[tuple[str, str, int] | None] = []  # per observed step read so: (reduction, loss, n)
         self._hooks: list = []
         self._grad_hooks: list = []
         self._layer_hooks: list = []

@@ -164,6 +164,13 @@ def _power_of_two(scale: float) -> bool:
     return k >= 1 and abs(k - round(k)) < 1e-6
 
 
+def grad_scaler_unscale(step: dict) -> float:
+    """The factor AMP's GradScaler multiplied ``.grad`` by before the observed step (1 / its scale, a power of two:
+    ``backward()`` ran on the loss times the scale, so the gradients the loss sent to the outputs carry it); 1 when
+    ``.grad`` is what ``backward()`` gave."""
+    return step["scale"] if _power_of_two(step["scale"]) and step["resid"] < 1e-3 else 1.0
+
+
 def gradient_reach(probe: LoopProbe) -> Verdict:
     """Parameters that require grad should receive one; frozen ones are listed so that "frozen by mistake" shows."""
     name = "loop: every trainable parameter learns"

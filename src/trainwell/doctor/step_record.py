@@ -75,9 +75,10 @@ def read_step(probe) -> dict:
     outs = probe._outs.batch_pairs()  # the passes whose gradients this step applies
     forms = [read_form(z, g) for z, g in outs if g is not None]
     probe.scored = next(((z, g) for z, g in outs if g is not None), None)
-    # a regression output's gradient, read against the loss value w.step is given (its reduction)
-    probe.regressed = outs[0] if len(outs) == 1 and outs[0][1] is not None and outs[0][0].dim() in (1, 2) and \
-        outs[0][0].numel() <= 2**16 and not zero_sum_rows(outs[0][1]) else None
+    # a regression output's gradient on each of the step's passes (micro-batches), read against the loss value
+    # w.step is given (its reduction)
+    probe.regressed = outs if outs and all(g is not None and z.dim() in (1, 2) and z.numel() <= 2**16 and
+                                           not zero_sum_rows(g) for z, g in outs) else None
     known = [f for f in forms if f["form"] is not None]
     probe.two_class = outs[0] if len(outs) == 1 and len(known) == 1 and known[0]["form"] == "two_classes" else None
     decay_ratio = coupled_decay(probe) if probe.opt_steps == 0 else None

@@ -46,6 +46,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
+from trainwell.doctor.distribution_targets import probability_rows, read_against
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
@@ -165,14 +166,16 @@ class Watch:
             self._read_game(leaves)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(cross_entropy_against(*self.probe.scored, y.detach()))
+            self._read_distributions(y)
             self.probe.scored = None
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
-        if self.probe.regressed is not None:  # after an observed step only: its loss against its gradient
-            z, g = self.probe.regressed
-            one = self.probe.steps[-1]["backwards"] == 1 if self.probe.steps else False
+        if self.probe.regressed is not None:  # after an observed step only: its loss against its gradients
+            pairs, s = self.probe.regressed, self.probe.steps[-1] if self.probe.steps else None
             value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-            self.probe.reductions.append(reduction(z, g, value) if one else None)
+            # one forward per backward pass (k micro-batches): each pass's outputs are known
+            read = s is not None and s["backwards"] == len(pairs)
+            self.probe.reductions.append(reduction(pairs, value, lv.grad_scaler_unscale(s)) if read else None)
             self.probe.regressed = None
         if self.probe.two_class is not None:  # after an observed step only: a policy gradient over 2 actions
             self._read_two_actions(loss)
@@ -191,10 +194,20 @@ class Watch:
         step = self.probe.steps[-1] if self.probe.steps else None
         if step is None or step["backwards"] != 1 or step["form"] != "two_classes" or self.probe.multi_output:
             return
-        scale = step["scale"] if lv._power_of_two(step["scale"]) and step["resid"] < 1e-3 else 1.0
         value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-        if math.isfinite(value) and two_class_signs(z, g, value, scale):
+        if math.isfinite(value) and two_class_signs(z, g, value, 1 / lv.grad_scaler_unscale(step)):
             step["form"] = "signed_weights"
+
+    def _read_distributions(self, y: torch.Tensor) -> None:
+        """The observed step's loss against targets ``y`` that are rows of probabilities (a KL divergence or a
+        cross-entropy to them): its form and weight, GradScaler's scale divided out."""
+        z, g = self.probe.scored
+        if not probability_rows(y, z):
+            return
+        read = read_against(z, g, y.detach())
+        if read is not None and self.probe.steps:
+            read["weight"] *= lv.grad_scaler_unscale(self.probe.steps[-1])
+        self.probe.distribution_reads.append(read)
 
     def _read_game(self, leaves: list[torch.Tensor]) -> None:
         """Whether the first loss is one player's in a game: it goes through another model's parameters that no
