@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from trainwell.doctor import preflight as pf
+from trainwell.doctor.class_axis import scrambled_classes
+from trainwell.doctor.echoed_targets import echoed_targets
 from trainwell.doctor.first_call import runs_on_data, whole_input_only
 from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, as_targets, call
 from trainwell.doctor.loss_inputs import read_loss_inputs
@@ -47,6 +49,10 @@ try:  # NumPy is a dependency of trainwell, but the guard must not need it
     import numpy as _np
 except ImportError:  # pragma: no cover
     _np = None
+
+
+#: the pre-flight fails that a loss over the wrong axis explains (nothing can be fitted through it)
+AXIS_BOUND = ("overfit a tiny subset", "input-independent baseline")
 
 
 class untouched:  # noqa: N801 - used like a function: ``with untouched(model, optimizer):``
@@ -188,9 +194,14 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         # also after the loss raised: what it was handed may say why (a negative variance)
         fed = _guarded(read_loss_inputs, loss_fn, out, y) if ran or out is not None else None
         padded = _guarded(padding_read, model, x) if ran else None
+        axis = _guarded(scrambled_classes, loss_fn, out, y) if ran else None
         del out
-        verdicts = [v for v in (crash, held, dropped, targets, fed, padded) if v is not None] + pf.run_all(
+        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, axis) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
+    if axis is not None:  # what cannot be fitted follows from the loss's axis: the advice says so
+        verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"the loss mixes positions and classes: fix "
+                            f"'{axis.check}' first") if v.check in AXIS_BOUND and v.status == "fail" else v
+                    for v in verdicts]
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
@@ -231,11 +242,12 @@ def full_precision() -> contextlib.ExitStack:
 
 def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, out):
     """Multi-hot targets under cross-entropy, constant targets, an ignored real class (read on the model's output
-    ``out``), regression targets the last activation cannot reach, or a language model's targets wrong for it
-    (None: none of these)."""
+    ``out``), regression targets the last activation cannot reach, a language model's targets wrong for it, or
+    floating-point targets equal to one of the model's inputs (None: none of these)."""
     return multi_hot_targets(y, loss_fn, out) or constant_targets(y, loss_fn, out) or \
         ignored_class(loss_fn, out, y) or \
-        unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn, out)
+        unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn, out) or \
+        echoed_targets(model, x, y)
 
 
 def _guarded(reading: Callable, *args):

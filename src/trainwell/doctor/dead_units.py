@@ -29,6 +29,8 @@ from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import module_modes, restore_modes
 
 _RECTIFIERS = (nn.ReLU, nn.ReLU6)  # exact zeros below the kink (LeakyReLU, GELU, ELU pass a gradient there)
+#: torch's layers that apply their activation as a function inside their own forward (not read)
+_TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
 def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, float]]:
@@ -64,6 +66,11 @@ def dead_units(model: nn.Module, x: torch.Tensor | Inputs, warn: float = 0.5) ->
     name = "dead units"
     layers = dead_fractions(model, x)
     if not layers:
+        inside = sorted({type(m).__name__ for m in model.modules() if isinstance(m, _TRANSFORMER_LAYERS)})
+        if inside:
+            return Verdict(name, "skip", f"skipped: the activations inside torch's Transformer layers "
+                           f"({', '.join(inside)}) are not read, and the model has no other ReLU (nn.ReLU, "
+                           "F.relu in a module of its own)", "-", "")
         return Verdict(name, "skip", "skipped: no ReLU to read (no nn.ReLU / nn.ReLU6 module, no F.relu call)", "-",
                        "")
     where, worst = max(layers, key=lambda r: r[1])

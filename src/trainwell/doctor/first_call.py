@@ -74,6 +74,9 @@ def _input_hint(model: nn.Module, x: torch.Tensor | Inputs, error: Exception) ->
 
 
 def _target_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
+    floats = _float_targets_hint(out, y, loss_fn)
+    if floats is not None:
+        return floats
     try:
         scores = class_scores(out)
     except TypeError:
@@ -97,3 +100,19 @@ def _target_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
     if y.dtype != torch.int64:
         return f"class-index targets are {str(y.dtype).removeprefix('torch.')}; torch's loss takes int64: y.long()"
     return None
+
+
+def _float_targets_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
+    """Integer (or boolean) targets for a loss that runs once they are floating point (BCE with logits, a
+    regression loss): name the conversion. A class-index loss is not asked (float targets mean probabilities)."""
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.is_complex() or \
+            loss_kind(loss_fn) in ("cross_entropy", "nll", "hinge"):
+        return None
+    try:
+        with torch.no_grad():
+            loss_fn(out, y.float())
+    except Exception:  # noqa: BLE001 - the conversion does not fix it: no hint
+        return None
+    dtype = str(y.dtype).removeprefix("torch.")
+    labels = " (0./1. per label)" if loss_kind(loss_fn) == "bce_logits" else ""
+    return f"the loss takes floating-point targets and y is {dtype}: pass float targets{labels}, y.float()"

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from trainwell.doctor.class_axis import scrambled_text
 from trainwell.doctor.distribution_targets import against_distributions
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
@@ -95,10 +96,7 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
         return Verdict(name, "skip", "skipped: with 2 classes the loss's form and weight cannot be read from its "
                        "gradient (any zero-sum gradient fits); its outputs are raw logits", "-", "")
     rows = max(s["rows"], 1)
-    formula = {"nll": "NLL", "log_of_probabilities": "cross-entropy on the model's probabilities, the log taken in "
-               "the loss"}.get(form, "cross-entropy")
-    if s.get("smoothing"):
-        formula += f" with label smoothing {s['smoothing']:.2g}"
+    formula = _formula(form, s, steps)
     if abs(weight - 1) <= 0.02:
         value = f"mean {formula} (weights sum to {weight:.3g}){amp}"
     elif abs(weight - rows) <= 0.02 * rows:
@@ -132,6 +130,17 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
                            "without normalization (doctor.check on a batch names which)")
         value += f"; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}"
     return Verdict(name, "pass", value, "-")
+
+
+def _formula(form: str, s: dict, steps: list[dict]) -> str:
+    """The loss read, in words: cross-entropy or NLL, with its label smoothing or its soft targets."""
+    formula = {"nll": "NLL", "log_of_probabilities": "cross-entropy on the model's probabilities, the log taken in "
+               "the loss"}.get(form, "cross-entropy")
+    if s.get("smoothing"):
+        formula += f" with label smoothing {s['smoothing']:.2g}"
+    if all(t.get("soft_targets") for t in steps):  # the gradient of a KL divergence to them is the same
+        formula += " (or KL divergence) against the soft targets given to w.step"
+    return formula
 
 
 def loss_floor(probe: LoopProbe) -> float:
@@ -195,12 +204,7 @@ def _wrong_form(name: str, steps: list[dict], first_loss: float | None) -> Verdi
         return Verdict(name, "info", "cross-entropy on the model's own samples with per-example weights of both "
                        f"signs (a policy gradient: -log p(action) x advantage){bonus}", "-", PG_ADVICE)
     if form == "scrambled_classes":
-        c = s["classes"]
-        return Verdict(name, "fail", f"the loss's softmax runs over groups of {c} consecutive values of the "
-                       f"(B, {c}, ...) outputs, not over their class axis (dim 1)", "cross-entropy over dim 1",
-                       f"reshape(-1, {c}) / view(-1, {c}) on (B, C, H, W) or (B, C, T) outputs mixes positions and "
-                       f"classes: move the class axis last first (out.movedim(1, -1).reshape(-1, {c})), or give "
-                       "cross_entropy the (B, C, ...) outputs and (B, ...) targets as they are")
+        return Verdict(name, "fail", *scrambled_text(s["classes"]))
     if form == "nll" and s.get("log_probs") is False:
         return Verdict(name, "fail", "NLL on outputs that are not log-probabilities (their logsumexp over the "
                        "classes is not 0)" + (f"; first loss {first_loss:.4g}" if first_loss is not None else ""),
@@ -245,6 +249,10 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
                        f"{len(bce)} observed steps", "raw logits (any real value) into BCEWithLogitsLoss",
                        "BCEWithLogitsLoss applies its own sigmoid: a Sigmoid before it squashes the scores into "
                        "[0.5, 0.73] and the loss cannot fall far; remove the Sigmoid (or use BCELoss on it)")
+    if probe.steps and all(s["zero_sum"] for s in probe.steps):
+        return Verdict("loop: loss", "skip", "skipped: a loss of softmax(outputs) (its gradient sums to 0 over the "
+                       "classes) with no single label per row, and no targets given that it fits (soft targets such "
+                       "as mixup's are read from w.step(loss, y=targets))", "-", "")
     return Verdict("loop: loss", "skip", "skipped: not a softmax cross-entropy or NLL on the output (or no output "
                    "gradient seen)", "-", "")
 

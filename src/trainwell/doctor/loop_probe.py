@@ -75,8 +75,15 @@ class LoopProbe:
                         if id(p) not in model_ids]
         self.mode_sensitive = [n for n, m in model.named_modules() if isinstance(m, _MODE_SENSITIVE)]
         self.batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        # BatchNorm layers with weights and running statistics: their mode is read on every training forward
+        self.norms = [(n, m) for n, m in model.named_modules()
+                      if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and m.track_running_stats]
+        self._norms_training: set[str] = set()  # those in train mode in this step's training forwards
+        self.frozen_norm_steps = 0  # training steps that ran BatchNorm layers with frozen weights in train mode
+        self.frozen_norms: set[str] = set()  # which ones
         self.single_example_forwards = 0  # training forwards of a batch of 1 through BatchNorm
         self.mode_sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
+        self.step_forward: tuple | None = None  # an observed step's latest training forward's (args, kwargs)
         self.reading = False  # the probe runs the model itself: its hooks record nothing
         self._closure_step = False  # the step being taken was given a closure (L-BFGS): read after it
         self.opt_steps = 0
@@ -269,6 +276,7 @@ class LoopProbe:
         grad = torch.is_grad_enabled()
         self._forwards.append((module.training, grad))
         if grad:
+            self._norms_training.update(n for n, m in self.norms if m.training)
             self._tick += 1
             self._last_forward = self._tick
         if not grad:
@@ -276,6 +284,8 @@ class LoopProbe:
         x = first_tensor(args, kwargs)
         if x is None:
             return
+        if self._armed:
+            self.step_forward = (args, kwargs)
         if self.batchnorm and module.training and x.dim() > 1 and len(x) == 1:
             self.single_example_forwards += 1
         # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
@@ -353,7 +363,19 @@ class LoopProbe:
             self.train_steps += 1
             if not training[-1]:
                 self.eval_mode_steps += 1
-        self._forwards = []
+            frozen = self._frozen_norms() if self._norms_training else set()
+            if frozen:
+                self.frozen_norm_steps += 1
+                self.frozen_norms |= frozen
+        self._forwards, self._norms_training = [], set()
+
+    def _frozen_norms(self) -> set[str]:
+        """Of the BatchNorm layers this step ran in train mode, those whose weight and bias do not train: they
+        do not require a gradient, or no optimizer given to the watch holds them."""
+        modules = dict(self.norms)
+        affine = {n: (modules[n].weight, modules[n].bias) for n in self._norms_training}
+        owned = self.held_now() if any(p.requires_grad for ps in affine.values() for p in ps) else set()
+        return {n for n, ps in affine.items() if all(not p.requires_grad or id(p) not in owned for p in ps)}
 
     def _post_step(self, optimizer, args, kwargs) -> None:
         if self._closure_step:  # what the closure's last pass left in .grad, read now
@@ -388,7 +410,7 @@ class LoopProbe:
         no_grad = [mode for mode, grad in self._forwards if not grad]
         if any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1
-        self._forwards = []
+        self._forwards, self._norms_training = [], set()
 
 
 def _cleared(grad: torch.Tensor | None) -> bool:

@@ -257,8 +257,44 @@ def module_mode(probe: LoopProbe) -> Verdict:
         return Verdict(name, "fail", f"{probe.train_mode_validations} of {probe.validations} validations ran in train "
                        "mode", "model.eval() during validation", "dropout stays on and BatchNorm learns from the "
                        "validation batches: call model.eval() before validating (and model.train() after)")
+    if probe.train_steps and probe.frozen_norm_steps >= 0.5 * probe.train_steps:
+        return _frozen_norms_training(name, probe)
     return Verdict(name, "pass", f"train mode in {probe.train_steps - probe.eval_mode_steps} of "
                    f"{probe.train_steps} steps, eval mode in {probe.validations} validations", "-")
+
+
+def _frozen_norms_training(name: str, probe: LoopProbe) -> Verdict:
+    """BatchNorm layers whose weights do not train (a frozen backbone) ran in train mode (``model.train()`` puts
+    every module in it): each batch moves their running statistics, and training normalizes by the batch's
+    statistics while evaluation uses the drifted running ones. A warning: re-estimating the statistics on new
+    data with frozen weights is a method of its own (AdaBN, Li et al. 2016)."""
+    names = sorted(probe.frozen_norms)
+    shown = ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
+    part = _frozen_part(probe, names)
+    fix = (f"call model{part}.eval() (the frozen part) after model.train(), or freeze its BatchNorm statistics" if
+           part else "after model.train(), call .eval() on each frozen BatchNorm layer (or freeze their statistics)")
+    return Verdict(name, "warn", f"{len(names)} BatchNorm layer{'s' * (len(names) != 1)} with frozen weights "
+                   f"({shown}) ran in train mode on {probe.frozen_norm_steps} of {probe.train_steps} training "
+                   "steps: their running statistics move with every batch", "frozen BatchNorm layers in eval mode",
+                   f"{fix}: the frozen layers then normalize as they were trained to (if re-estimating the "
+                   "statistics on the new data is intended, as in AdaBN, keep it)")
+
+
+def _frozen_part(probe: LoopProbe, names: list[str]) -> str | None:
+    """The attribute path (``.backbone``, ``.layer1[0]``) of the module that holds every named layer and no
+    parameter that trains, if there is one: ``eval()`` on it freezes the statistics and nothing else."""
+    prefix = names[0].split(".")
+    for n in names[1:]:
+        parts = n.split(".")
+        while prefix != parts[: len(prefix)]:
+            prefix = prefix[:-1]
+    if not prefix:
+        return None
+    owned = probe.held_now()
+    part = probe.model.get_submodule(".".join(prefix))
+    if any(p.requires_grad and id(p) in owned for p in part.parameters()):
+        return None
+    return "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in prefix)
 
 
 def stepped(probe: LoopProbe, calls: int) -> Verdict | None:

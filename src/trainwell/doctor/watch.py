@@ -47,6 +47,7 @@ from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.distribution_targets import probability_rows, read_against
+from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
@@ -56,6 +57,8 @@ from trainwell.doctor.policy_gradient import two_class_signs
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.report import Report
+from trainwell.doctor.soft_targets import mark_soft_step, soft_cross_entropy
+from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
@@ -94,6 +97,8 @@ class Watch:
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
+        self._echoes: list[int | None] = []  # per observed step: which forward input its float targets equal
+        self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
         self._calls = 0
         self._broadcast: str | None = None
         self._warnings = None
@@ -167,7 +172,10 @@ class Watch:
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(cross_entropy_against(*self.probe.scored, y.detach()))
             self._read_distributions(y)
+            if self.probe.steps:
+                mark_soft_step(self.probe.steps[-1], soft_cross_entropy(*self.probe.scored, y.detach()))
             self.probe.scored = None
+        self._read_echo(y)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
         if self.probe.regressed is not None:  # after an observed step only: its loss against its gradients
@@ -185,6 +193,18 @@ class Watch:
         self._state.step += 1  # steps done, as the Trainer counts them
         if not (idle and self.monitor.skipped_step(self._state)):  # a step AMP's GradScaler skipped: observe the next
             self.monitor.on_batch_end(self._state)
+
+    def _read_echo(self, y) -> None:
+        """On an observed step (8 at most): whether its floating-point targets equal one of the tensors its
+        training forward took (:mod:`~trainwell.doctor.echoed_targets`)."""
+        forward, self.probe.step_forward = self.probe.step_forward, None
+        if forward is None or not isinstance(y, torch.Tensor) or not y.is_floating_point() or len(self._echoes) >= 8:
+            return
+        tensors = forward_tensors(*forward)
+        index = echoed_input(tensors, y.detach())
+        self._echoes.append(index)
+        if index is not None and self._echo_sample is None:
+            self._echo_sample = (*forward, index, tensors)
 
     def _read_two_actions(self, loss: torch.Tensor | float) -> None:
         """With 2 classes the form cannot be read from the gradient alone; with the loss's value a policy gradient's
@@ -384,7 +404,7 @@ class Watch:
                ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft,
                          against=[a for a in self._against if a is not None],
                          tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes)),
-               ld.single_example_batches(p)]
+               ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample)]
         return [v for v in out if v is not None]
 
 
