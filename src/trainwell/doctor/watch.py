@@ -55,6 +55,7 @@ from trainwell.doctor.policy_gradient import two_class_signs
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.report import Report
+from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
@@ -371,6 +372,8 @@ class Watch:
                ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft,
                          against=[a for a in self._against if a is not None]),
                ld.single_example_batches(p)]
+        if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
+            out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
 
 
