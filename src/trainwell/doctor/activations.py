@@ -11,6 +11,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import _ACTIVATIONS, _WEIGHTED, _training_forward
+from trainwell.doctor.inner_outputs import inner_outputs, without_direct_gradient
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.sampled_weights import noise_scales
@@ -72,8 +73,12 @@ def _output_layers(model: nn.Module, x: torch.Tensor | Inputs) -> set[str]:
     return {nodes[f] for f in graph_nodes(roots, stop=lambda f: f in nodes, limit=100_000) if f in nodes}
 
 
-def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable):
-    """Forward std and back-propagated gradient std at every activation layer's output, in order."""
+def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable,
+                      inner: list[str] | None = None):
+    """Forward std and back-propagated gradient std at every activation layer's output, in order. The loss's
+    gradient on outputs returned from mid-network (:mod:`~trainwell.doctor.inner_outputs`, a VAE's mean and
+    log-variance) is left out: it enters at their depth, not through the layers above. Their names (``out[1]``)
+    are appended to ``inner`` when given."""
     acts: list[tuple[str, torch.Tensor]] = []
 
     def keep(mod, args, out, name):
@@ -93,8 +98,23 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
     _training_forward(model)
     try:
         out = call(model, x)
-        loss = loss_fn(out, y)
-        (loss.mean() if loss.dim() else loss).backward()
+        mid = inner_outputs(out)
+        if mid:
+            read: set[int] = set()
+            loss = loss_fn(without_direct_gradient(out, mid, read), y)
+            (loss.mean() if loss.dim() else loss).backward(retain_graph=True)
+            mid = sorted(read)  # those the loss reads
+            if mid and not any(a.grad is not None and bool(a.grad.any()) for _, a in acts):
+                mid = []  # the loss reads only the mid-network outputs (an embedding's): their gradient is the one
+            if not mid:
+                for _, a in acts:
+                    a.grad = None
+        if inner is not None:
+            names = [name for name, _ in O.named_leaves(out)]
+            inner.extend(names[i] for i in mid)
+        if not mid:
+            loss = loss_fn(out, y)
+            (loss.mean() if loss.dim() else loss).backward()
     finally:
         for h in hooks:
             h.remove()
@@ -113,7 +133,8 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
                          fail_ratio: float = 1e-2) -> Verdict:
     """Activation std and gradient std through depth at init: collapse or explosion is a warn/fail naming the
     init to use instead (Glorot & Bengio 2010; He et al. 2015)."""
-    stats = _activation_stats(model, x, y, loss_fn)
+    inner: list[str] = []
+    stats = _activation_stats(model, x, y, loss_fn, inner)
     stats, silent = _set_aside_silent(stats, _zero_scaled_norms(model))
     if len(stats) < 2:
         return Verdict("variance propagation", "skip", f"skipped: {len(stats)} activation or weighted layer(s) to "
@@ -133,8 +154,16 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
         f"normalization")
     return Verdict("variance propagation", status,
                    f"activation std {a0:.3g} -> {a1:.3g} (x{act_ratio:.2g}), gradient std {g1:.3g} -> {g0:.3g} "
-                   f"(x{grad_ratio:.2g}) over {len(stats)} layers{silent}",
+                   f"(x{grad_ratio:.2g}) over {len(stats)} layers{silent}{_inner_note(inner, len(graded))}",
                    f"ratios within [{warn_ratio}, {1 / warn_ratio:g}]", advice)
+
+
+def _inner_note(inner: list[str], graded: int) -> str:
+    """The verdict's note on outputs returned from mid-network, whose loss term's gradient was left out."""
+    if not inner or graded < 2:
+        return ""
+    which = ", ".join(inner[:3]) + (", ..." if len(inner) > 3 else "")
+    return f"; the loss's gradient on {which} left out (returned from mid-network, it enters there)"
 
 
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm,

@@ -12,6 +12,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.budget import _affordable_steps
+from trainwell.doctor.dominant_term import dominant_inner_term
 from trainwell.doctor.fitting import _free_outputs, _train_copy
 from trainwell.doctor.forward import _accuracy, _training_forward
 from trainwell.doctor.inputs import Inputs, call
@@ -94,6 +95,8 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     agreement = None if _shown(best, k, zero_held, zero_acc, floor) else _agreement(list(predicted.values()),
                                                                                     ys[held])
     verdict = _judge(real_train, zero_train, k, best, zero_held, zero_acc, agreement, floor)
+    if verdict.status in ("warn", "fail"):  # a term on mid-network outputs that pulls every example to one output
+        verdict.advice = dominant_inner_term(model, xs[train], ys[train], loss_fn, seed) or verdict.advice
     targets = far_from_unit(ys) if verdict.status != "pass" else None
     if targets:  # a copy whose outputs start near 0 spends its few steps learning the targets' offset
         verdict.advice = (f"{targets}: a copy whose outputs start near 0 spends its steps learning their offset; "

@@ -20,6 +20,7 @@ from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.step_record import held
+from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
 from trainwell.doctor.verdict import Verdict
 
 
@@ -342,7 +343,8 @@ EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column",)
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
-    the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale:
+    the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale (and, with
+    the non-finite monitors, to a loss that falls without bound):
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
     become 'info', naming the cause. Frozen parameters (an 'info') are named in a flat or slow learning-rate
@@ -358,9 +360,14 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                    and str(v.value).startswith("summed")), None)
     from_start = next((v for v in verdicts if v.check == DOWNSTREAM[0] and "before any update" in str(v.value)),
                       None)
+    unbounded = next((c for c in causes if c.check == UNBOUNDED), None)  # the weights grow with the loss
     out = []
     for v in verdicts:
-        if from_start is not None and nan_inputs is None and v.check.startswith("monitor: non-finite") and \
+        if unbounded is not None and (v.check in SCALE_DRIVEN or v.check.startswith("monitor: non-finite")) and \
+                v.status in ("warn", "fail"):
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{UNBOUNDED}')", v.expected,
+                        "the loss falls without bound: fix its sign first; the weights grow with it")
+        elif from_start is not None and nan_inputs is None and v.check.startswith("monitor: non-finite") and \
                 v.status == "fail":
             v = Verdict(v.check, "info", f"{v.value} (the loss was not finite at step 0, before any update)",
                         v.expected, "the forward pass gives NaN/Inf from the start, so the learning rate is not the "

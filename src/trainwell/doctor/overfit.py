@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.doctor.dominant_term import dominant_inner_term
 from trainwell.doctor.fitting import _free_outputs, _train_copy
 from trainwell.doctor.forward import _accuracy, samples_in_forward
 from trainwell.doctor.inputs import Inputs, call
@@ -53,13 +54,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     fitted = _free_outputs(model, xs, ys, loss_fn, per_example=True)
     floor = _scalar(loss_fn(fitted(len(xs)), ys))
     unknown = bool(getattr(fitted, "left_domain", False))
-    if unknown:
-        # free outputs left the loss's domain (a variance below 0) before reaching its lowest value: the floor is
-        # unknown, and the loss is judged as when the fit misses, against 0 (below where it started)
-        floor = min(start, 0.0)
-    if math.isnan(floor) or floor == math.inf:
-        return Verdict(name, "skip", f"skipped: the loss ({start:.4g} at the start) is not finite over outputs "
-                       "fitted to these examples", "a loss with a lowest value", "see the initial loss")
+    # the lowest loss the fit met, even where the search went on to overflow (a KL term subtracted reaches -inf, then
+    # NaN): far below where the loss started, the loss has no lowest value
     if floor < min(start, 0.0) - 100 * (abs(start) + 1):
         return Verdict(name, "warn", f"the loss falls without bound: outputs fitted to these {len(xs)} examples "
                        f"drive it from {start:.4g} to {floor:.4g}{'' if floor == -math.inf else ' and lower'}",
@@ -68,6 +64,13 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                        "KL divergence or a penalty subtracted instead of added), a missing minus sign, a KL "
                        "divergence with its arguments swapped or NLL on raw scores (see the initial loss); a "
                        "likelihood with a learned variance needs a floor on that variance")
+    if unknown:
+        # free outputs left the loss's domain (a variance below 0) before reaching its lowest value: the floor is
+        # unknown, and the loss is judged as when the fit misses, against 0 (below where it started)
+        floor = min(start, 0.0)
+    if math.isnan(floor) or floor == math.inf:
+        return Verdict(name, "skip", f"skipped: the loss ({start:.4g} at the start) is not finite over outputs "
+                       "fitted to these examples", "a loss with a lowest value", "see the initial loss")
     softmaxed = softmax_before_cross_entropy(model, xs, ys, loss_fn, floor)
     floor = floor if floor > 0 or start < 0 else 0.0
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
@@ -113,6 +116,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     if softmaxed:  # it meets its floor, but the floor itself is the bug
         ok = False
     advice = softmaxed or "" if ok else softmaxed or (bounded_scores(m, xs, ys, loss_fn) or
+                            dominant_inner_term(model, xs, ys, loss_fn, seed) or
                             _constant_advice(const, final, floor, len(xs)) or
                             f"the model cannot memorize {len(xs)} examples: too little capacity (a missing "
                             "nonlinearity?), "
@@ -163,7 +167,7 @@ def _sampled_verdict(model: nn.Module, xs: torch.Tensor | Inputs, ys: torch.Tens
     value = (f"loss {start:.3g} -> {final:.3g} on {len(xs)} examples, where it stopped falling; the forward samples "
              f"(two training-mode forwards of the same input differ), so the lowest loss free outputs reach "
              f"({floor:.3g}) is out of its reach: judged against one output for all examples ({const:.3g})")
-    advice = "" if ok else (
+    advice = "" if ok else dominant_inner_term(model, xs, ys, loss_fn) or (
         "the model fits these examples no better than one output for all of them: is the sampled path cut from "
         "the gradient (z = torch.normal(mu, std) or a .detach() instead of mu + std * torch.randn_like(std)), the "
         "encoder frozen or disconnected, or the capacity too small?")

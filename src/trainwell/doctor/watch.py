@@ -59,6 +59,7 @@ from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.report import Report
 from trainwell.doctor.soft_targets import mark_soft_step, soft_cross_entropy
 from trainwell.doctor.step_readings import forward_tensors
+from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
@@ -405,6 +406,8 @@ class Watch:
                          against=[a for a in self._against if a is not None],
                          tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes)),
                ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample)]
+        if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
+            out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
 
 
