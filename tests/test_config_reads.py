@@ -56,3 +56,12 @@ def test_weight_penalties_are_noted_when_only_normalization_layers_train():
         "optim.weight_decay is not read by train.trainable = 'norm' (only by 'all'): it changes nothing in this run",
         "regularize.l2 is not read by train.trainable = 'norm' (only by 'all'): it changes nothing in this run"]
     assert _notes(overrides=["regularize.l2=0.01", "regularize.max_norm=3.0"]) == []
+
+
+def test_pcas_eps_is_noted_only_without_whitening():
+    """PCA divides by sqrt(variance + eps) only when it whitens; ZCA always does."""
+    assert _notes(overrides=["preprocess.kind=pca", "preprocess.eps=0.1"]) == [
+        "preprocess.eps is not read by preprocess.kind = 'pca' without preprocess.whiten = true: it changes nothing "
+        "in this run"]
+    assert _notes(overrides=["preprocess.kind=pca", "preprocess.whiten=true", "preprocess.eps=0.1"]) == []
+    assert _notes(overrides=["preprocess.kind=zca", "preprocess.eps=0.1"]) == []

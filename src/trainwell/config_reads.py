@@ -41,6 +41,11 @@ READ_ONLY_BY = {
     "optim.weight_decay": ("train.trainable", ("all",)),
 }
 
+#: key -> (the setting of its reader under which a second key decides, that key, the value that reads it)
+READ_ONLY_WHEN = {
+    "preprocess.eps": ("preprocess.kind", "pca", "preprocess.whiten", True),  # PCA divides by sqrt(var + eps)
+}
+
 
 def given_keys(path: str | Path | None, overrides: list[str]) -> set[str]:
     """The dotted keys the user set: the config file's (tables flattened one level; a whole config as trainwell
@@ -71,4 +76,10 @@ def unread_notes(cfg, path: str | Path | None, overrides: list[str], varied: set
             by = " or ".join(repr(r) for r in readers)
             notes.append(f"{key} is not read by {decider} = {value!r} (only by {by}): it changes nothing in this "
                          "run")
+        elif key in READ_ONLY_WHEN and READ_ONLY_WHEN[key][1] == value and READ_ONLY_WHEN[key][2] not in varied:
+            _, _, second, wanted = READ_ONLY_WHEN[key]
+            section, field = second.split(".")
+            if getattr(getattr(cfg, section), field) != wanted:
+                notes.append(f"{key} is not read by {decider} = {value!r} without {second} = "
+                             f"{str(wanted).lower()}: it changes nothing in this run")
     return notes
