@@ -179,6 +179,14 @@ def test_csv_integer_labels_a_named_label_column_tabs_quotes_and_a_bom(tmp_path)
     assert s.meta.notes["class_names"] == ["a b", "c, d"] and s.meta.notes["features"] == ["x, first"]
 
 
+def test_a_label_column_first_as_in_kaggles_mnist_csv_is_read_once_named(tmp_path):
+    rows = [[str(i % 10), *(str((i * 7 + j) % 256) for j in range(4))] for i in range(20)]
+    path = write_rows(tmp_path / "mnist_train.csv", ["label", "pixel0", "pixel1", "pixel2", "pixel3"], rows)
+    s = load("csv", root=str(path), label="label", val_fraction=0.0)
+    assert s.meta.num_classes == 10 and s.meta.input_shape == (4,) and s.meta.notes["label_column"] == "label"
+    assert num_classes("csv", {"label": "label"}, str(path)) == 10
+
+
 def test_summary_without_data_reads_the_class_count_from_the_file(workdir, capsys):
     write_iris(workdir / "iris.csv")
     assert main(["summary", "--set", "data.name=csv", "--set", "data.root=iris.csv", "--set", "model.kind=mlp",
@@ -246,6 +254,8 @@ def _bad_csv_cases():
                                  "mixes numbers (line 2: '0') and names (line 3: 'cat')"),
         "empty label": ((head, [["1", "2", ""], ["1", "2", "a"]]), "line 2: the label (column 'label') is empty"),
         "only a label": ((["label"], [["a"], ["b"]]), "holds only the label column 'label'"),
+        "label column first": ((["label", "pixel0", "pixel1"], [["3", "0", "255"]]),
+                               "column 'label' looks like the labels: set data.options.label = 'label'"),
         "duplicate column": ((["a", "a", "label"], [["1", "2", "x"]]), "names column 'a' twice"),
         "unnamed index column": ((["", "a", "label"], [["0", "2", "x"]]), "column 1 of the header has no name"),
         "too large for float32": ((head, [["1e39", "2", "x"], ["1", "2", "y"]]), "1e39 is too large for float32"),

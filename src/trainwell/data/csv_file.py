@@ -27,6 +27,7 @@ from trainwell.data.user_files import (
 from trainwell.errors import DataError
 
 SUFFIXES = (".csv", ".tsv")
+LABEL_NAMES = ("label", "labels", "target", "class", "y")  # a column so named, not last, is asked about
 
 
 class Table:
@@ -95,6 +96,12 @@ def label_column(table: Table, label: str | None) -> int:
     """The index of the ``label`` column (default: the last); a name not in the header is an error that lists
     the columns and suggests the nearest."""
     if label is None:
+        last = table.header[-1]
+        named = [n for n in table.header[:-1] if n.lower() in LABEL_NAMES and last.lower() not in LABEL_NAMES]
+        if named:  # Kaggle's mnist_train.csv: "label" first, then pixel0 .. pixel783
+            raise DataError(f"{table.path}: the label is the last column, {last!r}, unless data.options.label names "
+                            f"another, and column {named[0]!r} looks like the labels: set data.options.label = "
+                            f"{named[0]!r} (or = {last!r} to keep the last)")
         return len(table.header) - 1
     if not isinstance(label, str):
         raise DataError(f"csv label = {label!r} is not allowed: use the label column's name (a string)")
