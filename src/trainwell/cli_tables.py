@@ -27,7 +27,19 @@ def result_lines(summary: dict, run_dir, report: bool = True) -> str:
     epochs = f"{summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}"
     return (f"{epochs}, {summary['steps']:,} steps, {summary['wall_s']:.1f} s wall\n"
             f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: "
-            f"{'-' if best is None else best + 1})\n" + where)
+            f"{'-' if best is None else best + 1})\n" + class_names_line(summary.get("class_names")) + where)
+
+
+def class_names_line(names: list[str] | None, most: int = 10) -> str:
+    """``classes: 0 = setosa, 1 = versicolor, ...`` (a line ending in a newline) for a dataset whose labels were
+    names, mapped to class ids in sorted order; empty for one whose labels are ids."""
+    if not names:
+        return ""
+    from rich.markup import escape  # a name like "[b]" is text, not console markup
+
+    shown = ", ".join(f"{i} = {escape(n)}" for i, n in enumerate(names[:most]))
+    more = f", ... ({len(names)} in all, listed in summary.json's class_names)" if len(names) > most else ""
+    return f"classes: {shown}{more}\n"
 
 
 def verdicts(rows: list[dict], title: str):

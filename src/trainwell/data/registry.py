@@ -30,13 +30,24 @@ class _Lazy:
         return self.target(*args, **kwargs)
 
 
+@dataclass(frozen=True)
+class FromFile:
+    """A class count that depends on the user's file: ``reader(root, **options)`` reads it from the file at
+    ``data.root`` (its labels only, not the whole dataset)."""
+
+    reader: Callable[..., int]
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How to build one dataset: a loader and the facts about it."""
+    """How to build one dataset: a loader and the facts about it.
+
+    The loader returns ``(x_train, y_train, x_test, y_test)``, or those and a dict of notes for
+    :class:`~trainwell.data.splits.Meta` (where ``num_classes``, when given, is the class count it read).
+    """
 
     loader: Callable
-    num_classes: int | Callable[[dict], int]
+    num_classes: int | Callable[[dict], int] | FromFile
     human_error: float | None = None
     enumerative: bool = False  # the whole pattern set; validation and test are the training set itself
     needs_root: bool = False
@@ -64,6 +75,12 @@ DATASETS: dict[str, DatasetSpec] = {
                                  description="Fashion-MNIST IDX files from data.root"),
     "cifar10": DatasetSpec(_Lazy("files", "load_cifar10"), 10, needs_root=True,
                            description="CIFAR-10 python batches from data.root"),
+    "npz": DatasetSpec(_Lazy("npz_file", "load_npz"), FromFile(_Lazy("npz_file", "npz_classes")), needs_root=True,
+                       description="your arrays: a .npz file (data.root) with x_train, y_train [, x_test, y_test] "
+                                   "or x, y"),
+    "csv": DatasetSpec(_Lazy("csv_file", "load_csv"), FromFile(_Lazy("csv_file", "csv_classes")), needs_root=True,
+                       description="your table: a .csv file (data.root) with a header row; label = the last column "
+                                   "or data.options.label"),
 }
 
 
@@ -80,24 +97,37 @@ def spec_of(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
-def num_classes(name: str, options: dict | None = None) -> int:
-    """How many classes dataset ``name`` has with ``options`` (without loading it).
+def num_classes(name: str, options: dict | None = None, root: str | None = None) -> int:
+    """How many classes dataset ``name`` has with ``options`` (without loading it; a dataset whose count depends
+    on the user's file reads it from the file at ``root``, its labels only).
 
     Example:
         >>> num_classes("spirals", {"arms": 5})
         5
     """
     spec = spec_of(name)
-    return int(spec.num_classes(options or {}) if callable(spec.num_classes) else spec.num_classes)
+    options = options or {}
+    if isinstance(spec.num_classes, FromFile):
+        _check_options(name, spec, options)
+        return int(spec.num_classes.reader(root or "", **options))
+    return int(spec.num_classes(options) if callable(spec.num_classes) else spec.num_classes)
 
 
-def _call_loader(name: str, spec: DatasetSpec, seed: int, root: str | None, options: dict):
-    params = inspect.signature(getattr(spec.loader, "target", spec.loader)).parameters
-    allowed = [p for p in params if p not in ("seed", "root")]
+def _check_options(name: str, spec: DatasetSpec, options: dict) -> inspect.Signature:
+    """The loader's signature, once every option in ``options`` is one of its parameters."""
+    signature = inspect.signature(getattr(spec.loader, "target", spec.loader))
+    allowed = [p for p in signature.parameters if p not in ("seed", "root")]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         listed = ", ".join(allowed) if allowed else "none"
-        raise DataError(f"unknown option {unknown[0]!r} for dataset {name!r}: allowed options are {listed}")
+        close = difflib.get_close_matches(str(unknown[0]), allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise DataError(f"unknown option {unknown[0]!r} for dataset {name!r}: {hint}allowed options are {listed}")
+    return signature
+
+
+def _call_loader(name: str, spec: DatasetSpec, seed: int, root: str | None, options: dict):
+    params = _check_options(name, spec, options).parameters
     kwargs = dict(options)
     if "seed" in params:
         kwargs["seed"] = seed
@@ -139,8 +169,9 @@ def load(
     from trainwell.data.splits import Meta, Splits, split_validation
 
     spec = spec_of(name)
-    xtr, ytr, xte, yte = _call_loader(name, spec, seed, root, options)
-    classes = num_classes(name, options)
+    xtr, ytr, xte, yte, *more = _call_loader(name, spec, seed, root, options)
+    notes = dict(more[0]) if more else {}
+    classes = int(notes.pop("num_classes")) if "num_classes" in notes else num_classes(name, options, root)
     if spec.enumerative:
         train, val = (xtr, ytr), (xtr.clone(), ytr.clone())
     else:
@@ -158,7 +189,7 @@ def load(
         )
     input_shape = tuple(train[0].shape[1:])
     meta = Meta(name=name, num_classes=classes, input_shape=input_shape, human_error=spec.human_error,
-                notes={"enumerative": spec.enumerative, "dtype": str(train[0].dtype).replace("torch.", "")})
+                notes={"enumerative": spec.enumerative, "dtype": str(train[0].dtype).replace("torch.", ""), **notes})
     return Splits(train=train, val=val, test=test, meta=meta)
 
 

@@ -133,7 +133,7 @@ def summarize(cfg: Config, input_shape: tuple[int, ...] | None = None, classes: 
     if input_shape is None:
         splits, _ = load_data(cfg)
         input_shape, classes = splits.meta.input_shape, classes or splits.meta.num_classes
-    classes = classes or num_classes(cfg.data.name, cfg.data.options)
+    classes = classes or num_classes(cfg.data.name, cfg.data.options, cfg.data.root or None)  # a file's: read
     check_input_fits(input_shape, "input_shape")
     check_model_fits(lambda: build_model(cfg.model, input_shape, classes), f"model.kind = {cfg.model.kind!r}")
     return tuple(input_shape), summarize_model(build_model(cfg.model, input_shape, classes), input_shape)

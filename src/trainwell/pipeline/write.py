@@ -264,5 +264,7 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float, fina
         **_distributed_keys(cfg, None),  # a torchrun fit overrides them
         "seed": cfg.train.seed,
         "sizes": splits.sizes(),
+        "classes": splits.meta.num_classes,
+        "class_names": splits.meta.notes.get("class_names"),  # text labels' names by class id (data.name = "csv")
         "human_error": splits.meta.human_error,
     }

@@ -1,0 +1,203 @@
+"""``data.name = "csv"``: a user's own table from a CSV file (``.csv``, or ``.tsv`` with tabs) at ``data.root``.
+
+The first row is the header. The ``label`` column (default: the last one) holds the labels: integers 0..K-1, or
+text (class names, mapped to 0..K-1 in sorted order, as :func:`trainwell.data.user_files.class_ids` reads them);
+every other column is a numeric feature, read as float32 with its values unchanged (no rescaling: ``preprocess``
+scales them). The test split is a seeded ``test_fraction`` of the rows. Read with the ``csv`` module: quoted
+fields, a UTF-8 byte-order mark and blank lines are handled; a missing, non-numeric or non-finite cell and a row
+of the wrong length are one-line errors naming the line and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+from pathlib import Path
+
+import numpy as np
+
+from trainwell.data.user_files import (
+    DEFAULT_TEST_FRACTION,
+    as_splits,
+    class_ids,
+    classes_option,
+    data_file,
+    hold_out_test,
+)
+from trainwell.errors import DataError
+
+SUFFIXES = (".csv", ".tsv")
+LABEL_NAMES = ("label", "labels", "target", "class", "y")  # a column so named, not last, is asked about
+
+
+class Table:
+    """A CSV file's header, its rows (the cells as text) and each row's line number in the file."""
+
+    def __init__(self, path: Path, header: list[str], rows: list[list[str]], lines: list[int]):
+        self.path, self.header, self.rows, self.lines = path, header, rows, lines
+
+    def column(self, j: int) -> list[str]:
+        return [row[j] for row in self.rows]
+
+
+def _delimiter(path: Path, delimiter: str | None) -> str:
+    if delimiter is None:
+        return "\t" if path.suffix.lower() == ".tsv" else ","
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise DataError(f"csv delimiter = {delimiter!r} is not allowed: use one character, such as ',', ';' or "
+                        f"'\\t'")
+    return delimiter
+
+
+def read_table(path: Path, delimiter: str) -> Table:
+    """The header and the rows of the CSV file at ``path`` (blank lines skipped; cells and names stripped)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter=delimiter, skipinitialspace=True)
+            header, rows, lines = None, [], []
+            for row in reader:
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                if header is None:
+                    header = [cell.strip() for cell in row]
+                    _check_header(header, path)
+                    continue
+                if len(row) != len(header):
+                    raise DataError(f"{path}: line {reader.line_num} has {len(row)} field{'s' * (len(row) != 1)}, "
+                                    f"the header {len(header)}: every row needs one value per column (is "
+                                    f"delimiter {delimiter!r} the file's?)")
+                rows.append([cell.strip() for cell in row])
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}): is it a CSV file? save it as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if header is None:
+        raise DataError(f"{path}: the file is empty: it needs a header row and one row per example")
+    if not rows:
+        raise DataError(f"{path}: holds a header but 0 rows: it needs one row per example")
+    return Table(path, header, rows, lines)
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    for j, name in enumerate(header):
+        if not name:
+            hint = " (a table saved with its row index? save it with index=False)" if j == 0 else ""
+            raise DataError(f"{path}: column {j + 1} of the header has no name: the first row must name every "
+                            f"column{hint}")
+        if header.index(name) != j:
+            raise DataError(f"{path}: the header names column {name!r} twice (columns {header.index(name) + 1} and "
+                            f"{j + 1}): every column needs its own name")
+
+
+def label_column(table: Table, label: str | None) -> int:
+    """The index of the ``label`` column (default: the last); a name not in the header is an error that lists
+    the columns and suggests the nearest."""
+    if label is None:
+        last = table.header[-1]
+        named = [n for n in table.header[:-1] if n.lower() in LABEL_NAMES and last.lower() not in LABEL_NAMES]
+        if named:  # Kaggle's mnist_train.csv: "label" first, then pixel0 .. pixel783
+            raise DataError(f"{table.path}: the label is the last column, {last!r}, unless data.options.label names "
+                            f"another, and column {named[0]!r} looks like the labels: set data.options.label = "
+                            f"{named[0]!r} (or = {last!r} to keep the last)")
+        return len(table.header) - 1
+    if not isinstance(label, str):
+        raise DataError(f"csv label = {label!r} is not allowed: use the label column's name (a string)")
+    if label not in table.header:
+        close = difflib.get_close_matches(label, table.header, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise DataError(f"{table.path}: no column {label!r}: {hint}the columns are {', '.join(table.header)}")
+    return table.header.index(label)
+
+
+def _label_values(table: Table, j: int) -> np.ndarray:
+    """The label column as numbers when every cell is one, as text when none is; a mix is an error."""
+    cells = table.column(j)
+    name = table.header[j]
+    for cell, line in zip(cells, table.lines, strict=True):
+        if not cell:
+            raise DataError(f"{table.path}: line {line}: the label (column {name!r}) is empty: every row needs one")
+    numbers = [_number(cell) for cell in cells]
+    text = [i for i, v in enumerate(numbers) if v is None]
+    if not text:
+        return np.array(numbers)
+    if len(text) < len(cells):
+        k = next(i for i, v in enumerate(numbers) if v is not None)
+        raise DataError(f"{table.path}: label column {name!r} mixes numbers (line {table.lines[k]}: {cells[k]!r}) "
+                        f"and names (line {table.lines[text[0]]}: {cells[text[0]]!r}): use class ids 0..K-1 or "
+                        f"names throughout")
+    return np.array(cells)
+
+
+def _number(cell: str) -> int | float | None:
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return None
+
+
+def _features(table: Table, label: int) -> np.ndarray:
+    """Every column but ``label`` as a float64 (N, D) array: each cell a finite number."""
+    columns = [j for j in range(len(table.header)) if j != label]
+    if not columns:
+        raise DataError(f"{table.path}: holds only the label column {table.header[label]!r}: it needs at least one "
+                        f"feature column")
+    out = np.empty((len(table.rows), len(columns)), dtype=np.float64)
+    for k, j in enumerate(columns):
+        cells = table.column(j)
+        try:
+            out[:, k] = np.array(cells, dtype=np.float64)
+        except ValueError:
+            i = next(i for i, cell in enumerate(cells) if _number(cell) is None)
+            what = "is empty (a missing value)" if not cells[i] else f"holds {cells[i]!r}"
+            raise DataError(f"{table.path}: column {table.header[j]!r} is not numeric: line {table.lines[i]} "
+                            f"{what}; every column but the label ({table.header[label]!r}) must be a number: fill, "
+                            f"encode or drop it") from None
+        bad = np.flatnonzero(~np.isfinite(out[:, k]))
+        if bad.size:
+            i = int(bad[0])
+            raise DataError(f"{table.path}: column {table.header[j]!r}, line {table.lines[i]}: {cells[i]!r} is not "
+                            f"a finite number: features must be finite; fill or drop that row")
+        if np.abs(out[:, k]).max() > np.finfo(np.float32).max:
+            i = int(np.argmax(np.abs(out[:, k])))
+            raise DataError(f"{table.path}: column {table.header[j]!r}, line {table.lines[i]}: {cells[i]} is too "
+                            f"large for float32 (at most 3.4e38): rescale that column")
+    return out
+
+
+def _options(path: Path, classes, delimiter) -> tuple[int | None, str]:
+    return classes_option(classes, "csv"), _delimiter(path, delimiter)
+
+
+def load_csv(root: str | Path, seed: int = 0, label: str | None = None, classes: int | None = None,
+             test_fraction: float | None = None, delimiter: str | None = None):
+    """Read the CSV file at ``root``: ``(x_train, y_train, x_test, y_test, notes)``, the test split a random
+    ``test_fraction`` of the rows (default 0.2) drawn with ``seed`` (``data.seed``)."""
+    path = data_file(root, "csv", SUFFIXES, ".csv file with a header row")
+    classes, delimiter = _options(path, classes, delimiter)
+    table = read_table(path, delimiter)
+    j = label_column(table, label)
+    x = _features(table, j)
+    y, count, names = class_ids(_label_values(table, j), classes, f"{path}: label column {table.header[j]!r}")
+    x_train, y_train, x_test, y_test = hold_out_test(x, y, test_fraction, seed, str(path))
+    fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
+    notes = {"num_classes": count, "class_names": names, "file": str(path), "label_column": table.header[j],
+             "features": [n for k, n in enumerate(table.header) if k != j],
+             "test_split": f"a random {fraction:g} of the rows (seeded by data.seed)"}
+    return as_splits(x_train, y_train, x_test, y_test, notes)
+
+
+def csv_classes(root: str | Path, label: str | None = None, classes: int | None = None,
+                test_fraction: float | None = None, delimiter: str | None = None) -> int:
+    """The class count :func:`load_csv` gives, from the label column alone (the features are not parsed)."""
+    path = data_file(root, "csv", SUFFIXES, ".csv file with a header row")
+    classes, delimiter = _options(path, classes, delimiter)
+    if classes is not None:
+        return classes
+    table = read_table(path, delimiter)
+    j = label_column(table, label)
+    return class_ids(_label_values(table, j), None, f"{path}: label column {table.header[j]!r}")[1]
