@@ -121,6 +121,8 @@ class LoopProbe:
         self.scored: tuple | None = None  # the latest observed step's (logits, their gradient), for its targets
         self.regressed: tuple | None = None  # the latest observed step's (outputs, gradient), for the loss's value
         self.two_class: tuple | None = None  # the latest observed step's (2-class logits, gradient), for its value
+        self.binary_pair: tuple | None = None  # the latest observed step's (outputs, gradient), read as BCE with it
+        self.binary_reads: list[dict | None] = []  # per observed step so read: the binary cross-entropy, or None
         self.reductions: list[tuple[str, str, int] | None] = []  # per observed step read so: (reduction, loss, n)
         self._hooks: list = []
         self._grad_hooks: list = []
