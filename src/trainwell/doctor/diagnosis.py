@@ -254,20 +254,82 @@ def bias_variance(train_error: float, val_error: float, human_error: float | Non
                    "a smaller model")
 
 
+#: the value of the overfitting verdict when a validation loss is NaN/Inf while training was finite: a cause the
+#: learning-rate and bias/variance verdicts defer to (:func:`~trainwell.doctor.loop_verdicts.defer`)
+VALIDATION_NOT_FINITE = "validation loss not finite"
+
+
 def overfitting(history: list[dict], onset_epoch: int | None) -> Verdict:
-    """The generalization gap at the end and the epoch where overfitting set in (if it did)."""
+    """The generalization gap at the end and the epoch where overfitting set in (if it did: a warning). A large gap
+    without that onset (:func:`_large_gap`) is 'info'; a validation loss that is NaN/Inf fails (with a finite
+    training loss the evaluation gives it)."""
     if not history or "val_loss" not in history[-1]:
         return Verdict("overfitting", "skip", "skipped: no validation data", "-", "")
+    evaluated = [h for h in history if "val_loss" in h and "train_loss" in h]
+    nonfinite = _nonfinite_validation(evaluated)
+    if nonfinite is not None:
+        return nonfinite
     last = history[-1]
     value = f"gap: val - train loss {last['val_loss'] - last['train_loss']:.3g}"
     if "train_acc" in last and "val_acc" in last:
         value += f", train - val accuracy {last['train_acc'] - last['val_acc']:.1%}"
-    if onset_epoch is None:
-        return Verdict("overfitting", "pass", value + "; no onset detected", "val loss not rising while train falls")
-    return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}",  # epochs read from 1
-                   "val loss not rising while train falls",
-                   "stop earlier (early stopping: keep the weights of the best validation epoch; in trainwell's "
-                   "config stop.criteria = ['early_stopping']) or regularize")
+    expected = "val loss not rising while train falls"
+    if onset_epoch is not None:
+        return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}",  # epochs read from 1
+                       expected, "stop earlier (early stopping: keep the weights of the best validation epoch; in "
+                       "trainwell's config stop.criteria = ['early_stopping']) or regularize")
+    gap = _large_gap(evaluated) if evaluated else None
+    if gap is not None:  # information: a loss gap alone does not say how much accuracy is lost
+        return Verdict("overfitting", "info", f"{value}; {gap}, no rising onset", expected,
+                       "the model fits its training data far better than held-out data (variance): more data, "
+                       "augmentation, regularization (weight decay, dropout) or a smaller model; give report() "
+                       "train_error and val_error for the bias/variance verdict (a loss gap can come from a few "
+                       "confident mistakes)")
+    return Verdict("overfitting", "pass", value + "; no onset detected", expected)
+
+
+#: a validation loss over this multiple of the training loss (means over the last half of the evaluations) ...
+GAP_RATIO = 2.0
+#: ... and above it by more than this share of the first evaluation's training loss is a large gap
+GAP_SHARE = 0.25
+
+
+def _large_gap(history: list[dict]) -> str | None:
+    """What makes the train/validation gap large, or None: over the last half of the evaluations the mean
+    validation loss is more than twice the mean training loss, and the gap is over a quarter of the first
+    evaluation's training loss (so that two losses near 0, 0.001 and 0.003, are no gap). The training loss is
+    read in training mode (dropout on, augmented batches), which narrows the gap."""
+    late = history[len(history) // 2 :]
+    val = sum(float(h["val_loss"]) for h in late) / len(late)
+    train = sum(float(h["train_loss"]) for h in late) / len(late)
+    first = float(history[0]["train_loss"])
+    if not (train > 0 and first > 0 and math.isfinite(train) and math.isfinite(first)):
+        return None
+    if val <= GAP_RATIO * train or val - train <= GAP_SHARE * first:
+        return None
+    over = f"the last {len(late)} evaluations" if len(late) > 1 else "the last evaluation"
+    return f"validation loss {val:.3g} vs training loss {train:.3g} over {over} ({val / train:.2g}x)"
+
+
+def _nonfinite_validation(history: list[dict]) -> Verdict | None:
+    """A fail naming the first validation loss that is NaN/Inf, or None. With the training loss finite up to it,
+    the evaluation makes it (the value then names a cause the learning-rate verdict defers to); with the training
+    loss not finite too, training diverged first."""
+    bad = [i for i, h in enumerate(history) if not math.isfinite(float(h["val_loss"]))]
+    if not bad:
+        return None
+    i = bad[0]
+    v = float(history[i]["val_loss"])
+    where = f"{'NaN' if math.isnan(v) else ('-' if v < 0 else '') + 'Inf'} at validation {i + 1}" + (
+        f"; {len(bad)} of {len(history)} not finite" if len(history) > 1 else "")
+    if not all(math.isfinite(float(h["train_loss"])) for h in history[: i + 1]):
+        return Verdict("overfitting", "fail", f"{VALIDATION_NOT_FINITE} ({where}), nor is the training loss",
+                       "a finite validation loss", "training diverged first: see the learning-rate verdict")
+    return Verdict("overfitting", "fail", f"{VALIDATION_NOT_FINITE} ({where}) while the training loss is finite",
+                   "a finite validation loss", "the evaluation gives NaN/Inf: check the validation data for NaN/Inf "
+                   "and the eval-mode forward (model.eval(), torch.no_grad()): a row whose every attention key is "
+                   "masked gives NaN there (an inverted key padding mask: True marks the keys to ignore), as do a "
+                   "log of 0 and a division by an empty count")
 
 
 LR_CURVE = "learning rate (loss curve)"

@@ -132,6 +132,8 @@ class LoopProbe:
         # per observed step given probability targets: the loss's form against them (distribution_targets.read_against)
         self.distribution_reads: list[dict | None] = []
         self.two_class: tuple | None = None  # the latest observed step's (2-class logits, gradient), for its value
+        self.binary_pair: tuple | None = None  # the latest observed step's (outputs, gradient), read as BCE with it
+        self.binary_reads: list[dict | None] = []  # per observed step so read: the binary cross-entropy, or None
         self._hooks: list = []
         self._grad_hooks: list = []
         self._layer_hooks: list = []

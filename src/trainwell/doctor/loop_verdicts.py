@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from trainwell.doctor import registration
+from trainwell.doctor import diagnosis, registration
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.registration import _group_names
@@ -351,6 +351,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     verdict."""
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)]
+    causes += [v for v in verdicts if _evaluation_fault(v)]
     frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
                   None)
     nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
@@ -380,7 +381,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs are far from unit scale: normalize them first; this reading follows from it")
         elif v.check in DOWNSTREAM and v.status in ("pass", "warn", "fail") and causes:
-            names = ", ".join(f"'{c.check}'" for c in causes[:2])
+            names = ", ".join(_named(c) for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
                         f"fix {names} first: this reading follows from it")
         elif v.check == DOWNSTREAM[0] and summed is not None and str(v.value).startswith(("too high", "high")):
@@ -393,3 +394,17 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                         "add them to the optimizer; otherwise " + (v.advice or ""))
         out.append(v)
     return out
+
+
+def _evaluation_fault(v: Verdict) -> bool:
+    """The overfitting verdict's fail for a validation loss that is NaN/Inf while the training loss is finite: the
+    model or the evaluation is broken (an inverted attention mask gives NaN in eval mode only), so the training
+    curve's reading is not the cause to act on."""
+    return v.check == "overfitting" and v.status == "fail" and \
+        str(v.value).startswith(diagnosis.VALIDATION_NOT_FINITE) and "nor is the training loss" not in str(v.value)
+
+
+def _named(cause: Verdict) -> str:
+    """How a deferred verdict names its cause: the check, and what it found when the check's name alone would
+    mislead ('overfitting' for a validation loss that is not finite)."""
+    return f"'{cause.check}' ({diagnosis.VALIDATION_NOT_FINITE})" if _evaluation_fault(cause) else f"'{cause.check}'"

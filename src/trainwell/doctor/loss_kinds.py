@@ -14,12 +14,12 @@ from torch import nn
 from trainwell.doctor import outputs as O
 
 _CLASSIFY = {F.cross_entropy: "cross_entropy", F.nll_loss: "nll", F.multi_margin_loss: "hinge",
-             F.binary_cross_entropy_with_logits: "bce_logits", F.mse_loss: "mse", F.l1_loss: "l1",
-             F.smooth_l1_loss: "smooth_l1", F.huber_loss: "huber"}
+             F.binary_cross_entropy_with_logits: "bce_logits", F.binary_cross_entropy: "bce", F.mse_loss: "mse",
+             F.l1_loss: "l1", F.smooth_l1_loss: "smooth_l1", F.huber_loss: "huber"}
 
 
 _MODULES = ((nn.CrossEntropyLoss, "cross_entropy"), (nn.NLLLoss, "nll"), (nn.MultiMarginLoss, "hinge"),
-            (nn.BCEWithLogitsLoss, "bce_logits"), (nn.MSELoss, "mse"), (nn.L1Loss, "l1"),
+            (nn.BCEWithLogitsLoss, "bce_logits"), (nn.BCELoss, "bce"), (nn.MSELoss, "mse"), (nn.L1Loss, "l1"),
             (nn.SmoothL1Loss, "smooth_l1"), (nn.HuberLoss, "huber"))
 
 
@@ -27,9 +27,10 @@ _REGRESSION = ("mse", "l1", "smooth_l1", "huber", "mse_onehot")
 
 
 def loss_kind(loss_fn: Callable) -> str:
-    """What a loss *is*: 'cross_entropy', 'nll', 'hinge', 'bce_logits', 'mse', 'mse_onehot', 'l1', 'smooth_l1',
-    'huber', or 'unknown' (a lambda or custom function: nothing can be expected of it). Recognizes
-    ``torch.nn.functional`` losses, their ``nn.Module`` classes (also subclasses) and ``functools.partial``."""
+    """What a loss *is*: 'cross_entropy', 'nll', 'hinge', 'bce_logits', 'bce' (on probabilities), 'mse',
+    'mse_onehot', 'l1', 'smooth_l1', 'huber', or 'unknown' (a lambda or custom function: nothing can be expected of
+    it). Recognizes ``torch.nn.functional`` losses, their ``nn.Module`` classes (also subclasses) and
+    ``functools.partial``."""
     while isinstance(loss_fn, functools.partial):
         loss_fn = loss_fn.func
     for cls, kind in _MODULES:
@@ -78,10 +79,13 @@ def _scalar(loss: torch.Tensor) -> float:
 
 def uniform_scores(loss_fn: Callable, scores: torch.Tensor) -> torch.Tensor:
     """What an uninformative model outputs for ``loss_fn``: uniform log-probabilities (-ln C everywhere) for NLL,
-    which reads its input as log-probabilities (all-zero inputs would give it a loss of exactly 0), and uniform
-    logits (zeros) for every other loss."""
+    which reads its input as log-probabilities (all-zero inputs would give it a loss of exactly 0), probability 0.5
+    for binary cross-entropy on probabilities, and uniform logits (zeros) for every other loss."""
     c = scores.shape[1] if scores.dim() > 1 else 1
-    return torch.full_like(scores, -math.log(c)) if loss_kind(loss_fn) == "nll" else torch.zeros_like(scores)
+    kind = loss_kind(loss_fn)
+    if kind == "bce":
+        return torch.full_like(scores, 0.5)
+    return torch.full_like(scores, -math.log(c)) if kind == "nll" else torch.zeros_like(scores)
 
 
 def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor) -> tuple[float, str] | None:
@@ -91,8 +95,9 @@ def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor)
 
     Classification (cs231n): uniform logits (zeros) give ln C for softmax cross-entropy, (C - 1)/C for torch's
     multiclass hinge (C - 1 when summed over classes), ln 2 for binary cross-entropy with logits; uniform
-    log-probabilities (-ln C) give ln C for NLL. Regression: the loss of a zero output (a model whose outputs are
-    near zero at init). None for several targets (a tuple or dict): no one expectation for their sum.
+    log-probabilities (-ln C) give ln C for NLL; probabilities 0.5 give ln 2 for binary cross-entropy, whatever the
+    targets (soft ones too: -(y ln 0.5 + (1 - y) ln 0.5) = ln 2). Regression: the loss of a zero output (a model
+    whose outputs are near zero at init). None for several targets (a tuple or dict): no one expectation for their sum.
     """
     if not isinstance(y, torch.Tensor):
         return None
@@ -107,6 +112,7 @@ def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor)
         value = _scalar(loss_fn(O.replace_logits(out, uniform_scores(loss_fn, scores)), y))
     formula = {"cross_entropy": f"ln C = ln {c}", "nll": f"-ln(1/C) = ln {c}",
                "hinge": f"(C-1)/C = {c - 1}/{c} (C-1 summed over classes)", "bce_logits": "ln 2 per output",
+               "bce": "ln 2 per output (probabilities 0.5)",
                }.get(kind, f"{kind} of a zero output")
     return value, f"{formula}, measured on uniform outputs"
 

@@ -81,6 +81,9 @@ def read_step(probe) -> dict:
                                            not zero_sum_rows(g) for z, g in outs) else None
     known = [f for f in forms if f["form"] is not None]
     probe.two_class = outs[0] if len(outs) == 1 and len(known) == 1 and known[0]["form"] == "two_classes" else None
+    # an output of no softmax form, read against the loss's value as binary cross-entropy (its soft targets' floor)
+    probe.binary_pair = outs[0] if len(outs) == 1 and outs[0][1] is not None and not known and \
+        outs[0][0].numel() <= 2**20 else None
     decay_ratio = coupled_decay(probe) if probe.opt_steps == 0 else None
     # the latest training forward came after the latest backward: this step runs before its own backward()
     early = probe._last_forward > probe._last_backward > 0

@@ -46,6 +46,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
+from trainwell.doctor.binary_floor import read_binary, soft_binary_floors
 from trainwell.doctor.distribution_targets import probability_rows, read_against
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
@@ -188,6 +189,8 @@ class Watch:
             self.probe.regressed = None
         if self.probe.two_class is not None:  # after an observed step only: a policy gradient over 2 actions
             self._read_two_actions(loss)
+        if self.probe.binary_pair is not None:  # after an observed step only: binary cross-entropy's soft targets
+            self._read_binary(loss, y)
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
         self._state.batch_loss = value
@@ -229,6 +232,20 @@ class Watch:
         if read is not None and self.probe.steps:
             read["weight"] *= lv.grad_scaler_unscale(self.probe.steps[-1])
         self.probe.distribution_reads.append(read)
+
+    def _read_binary(self, loss: torch.Tensor | float, y: torch.Tensor | None) -> None:
+        """The observed step's loss read as binary cross-entropy from its value and its outputs' gradient
+        (:func:`~trainwell.doctor.binary_floor.read_binary`, one backward() per step), and whether the targets
+        given as ``y`` are the ones read."""
+        (z, g), self.probe.binary_pair = self.probe.binary_pair, None
+        step = self.probe.steps[-1] if self.probe.steps else None
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        read = read_binary(z, g, value) if step is not None and step["backwards"] == 1 else None
+        if read is not None:
+            targets = read.pop("targets")
+            read["given"] = isinstance(y, torch.Tensor) and y.is_floating_point() and y.shape == targets.shape and \
+                bool(torch.allclose(y.detach().cpu().double(), targets.cpu(), atol=1e-3))
+        self.probe.binary_reads.append(read)
 
     def _read_game(self, leaves: list[torch.Tensor]) -> None:
         """Whether the first loss is one player's in a game: it goes through another model's parameters that no
@@ -313,7 +330,9 @@ class Watch:
         verdicts = self.monitor.verdicts() + self._loop_verdicts()
         phases = ["monitor"] * len(verdicts)
         losses = self.losses
-        floor = ll.soft_target_floors([y.cpu() for y in self._ys], losses) or ll.loss_floor(self.probe)
+        ys = [y.cpu() for y in self._ys]
+        floor = ll.soft_target_floors(ys, losses) or ll.loss_floor(self.probe) or \
+            soft_binary_floors(self.probe.binary_reads, ys, losses) or 0.0
         curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor)
         post = [self._game(self._flat_direction(curve))]
         history = self._history(val_losses)

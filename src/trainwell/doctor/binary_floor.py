@@ -1,0 +1,122 @@
+"""The lowest value binary cross-entropy on soft targets can reach, read from the loss a hand-written loop
+back-propagates, with or without the targets.
+
+Binary cross-entropy against a target y in [0, 1], -(y ln p + (1 - y) ln(1 - p)), is at least the binary entropy
+H(y) = -(y ln y + (1 - y) ln(1 - y)), reached at p = y. On hard 0/1 targets that floor is 0; on soft targets (an
+autoencoder's pixels in [0, 1], a teacher's probabilities) it is their mean entropy, and a loss curve's drop is
+measured towards it (:func:`~trainwell.doctor.diagnosis.learning_rate_diagnosis`), not towards 0: an autoencoder
+that reached it has converged, not stalled.
+
+The targets can be read back from the gradient ``g`` the loss sends to the model's outputs:
+
+- on logits z (``BCEWithLogitsLoss``): dL/dz = a (sigmoid(z) - y), so y = sigmoid(z) - g / a;
+- on probabilities p (``BCELoss`` after a Sigmoid): dL/dp = a (p - y) / (p (1 - p)), so y = p - g p (1 - p) / a
+  (torch clamps p (1 - p) at 1e-12, and each log at -100: the same clamps are applied here);
+
+with a the reduction's weight: 1/n for a mean over the n output elements, 1/B for a sum per example averaged over
+the B examples (a VAE's reconstruction term), 1 for a sum. A reading holds when the targets so recovered lie in
+[0, 1] and the loss's value (the one given to ``w.step``) equals a times the summed BCE of the outputs against
+them: the value rules out another loss (a squared error on outputs in [0, 1]) whose gradient happens to give
+targets in that range.
+
+Example:
+    >>> import torch, torch.nn.functional as F
+    >>> p = torch.rand(16, 8, dtype=torch.float64, requires_grad=True)
+    >>> y = torch.rand(16, 8, dtype=torch.float64)
+    >>> loss = F.binary_cross_entropy(p, y)
+    >>> loss.backward()
+    >>> read = read_binary(p.detach(), p.grad, float(loss))
+    >>> read["on"], read["reduction"], abs(read["floor"] - float(F.binary_cross_entropy(y, y))) < 1e-9
+    ('probabilities', 'mean', True)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+#: recovered targets may leave [0, 1] by this much (float32 round-off), the loss's value miss by this share
+RANGE_TOL, VALUE_TOL = 1e-3, 1e-4
+
+
+def binary_entropy(y: torch.Tensor) -> torch.Tensor:
+    """Elementwise -(y ln y + (1 - y) ln(1 - y)) for y in [0, 1] (0 at y = 0 or 1)."""
+    y = y.double().clamp(0.0, 1.0)
+    return -(torch.xlogy(y, y) + torch.xlogy(1 - y, 1 - y))
+
+
+def _weights(z: torch.Tensor) -> list[tuple[str, float]]:
+    """The reductions' weights a for outputs ``z``: a mean over the elements, a sum per example averaged over the
+    batch (when the rows hold several elements), a sum."""
+    n, rows = z.numel(), len(z) if z.dim() else 1
+    out = [("mean", 1.0 / n)]
+    if 1 < rows < n:
+        out.append(("per_example", 1.0 / rows))
+    return [*out, ("sum", 1.0)]
+
+
+def read_binary(z: torch.Tensor, g: torch.Tensor | None, loss: float) -> dict | None:
+    """The binary cross-entropy that outputs ``z``, their gradient ``g`` and the loss's value ``loss`` read as, or
+    None: a dict with ``on`` ('logits' or 'probabilities'), ``reduction`` ('mean', 'per_example', 'sum'),
+    ``targets`` (the recovered targets, float64) and ``floor`` (the lowest value that loss reaches on them)."""
+    if g is None or z.shape != g.shape or z.numel() < 2 or not z.is_floating_point() or \
+            not math.isfinite(loss) or loss <= 0:
+        return None
+    z, g = z.detach().double(), g.detach().double()
+    if not bool(torch.isfinite(g).all()) or not bool(torch.isfinite(z).all()) or float(g.abs().sum()) == 0.0:
+        return None
+    candidates = [("logits", torch.sigmoid(z), None)]
+    if float(z.min()) >= 0.0 and float(z.max()) <= 1.0:
+        candidates.append(("probabilities", z, (z * (1 - z)).clamp_min(1e-12)))
+    for on, p, slope in candidates:
+        for reduction, a in _weights(z):
+            y = p - g / a if slope is None else p - g * slope / a
+            if float(y.min()) < -RANGE_TOL or float(y.max()) > 1 + RANGE_TOL:
+                continue
+            y = y.clamp(0.0, 1.0)
+            if slope is None:  # softplus(z) - y z, stably
+                terms = torch.nn.functional.softplus(z) - y * z
+            else:
+                terms = -(y * z.log().clamp_min(-100) + (1 - y) * (1 - z).log().clamp_min(-100))
+            value = a * float(terms.sum())
+            if abs(value - loss) <= VALUE_TOL * abs(loss) + 1e-7:
+                return {"on": on, "reduction": reduction, "targets": y,
+                        "floor": a * float(binary_entropy(y).sum())}
+    return None
+
+
+def _step_floor(y: torch.Tensor, reduction: str) -> float:
+    """The floor of one step's loss from the targets given to ``w.step(loss, y=y)``."""
+    h = binary_entropy(y.detach().cpu())
+    total = float(h.sum())
+    return total / h.numel() if reduction == "mean" else total / len(h) if reduction == "per_example" else total
+
+
+def soft_binary_floors(reads: list[dict | None], ys: list[torch.Tensor], losses: list[float]) -> \
+        float | list[float] | None:
+    """The loss curve's floor when every observed step (two at least) read as one binary cross-entropy
+    (:func:`read_binary`) on soft targets (their entropy above 0): each step's, from the targets given to
+    ``w.step(loss, y=y)`` when every step gave them and they equal the targets read on the observed steps; else
+    the observed steps' mean, an estimate of the data's mean entropy (the batches' differ little), capped at the
+    lowest mean of a tenth of the run's consecutive losses (each step's loss is above its own floor). None
+    otherwise, or when the loss went below that floor (by more than a tenth of it, over a tenth of the run): then it
+    is not that loss."""
+    if len(reads) < 2 or any(r is None for r in reads) or len({(r["on"], r["reduction"]) for r in reads}) != 1:
+        return None
+    reduction = reads[0]["reduction"]
+    if all(r["given"] for r in reads) and len(ys) == len(losses):
+        floors = [_step_floor(y, reduction) for y in ys]
+        if any(loss < f - 1e-4 * max(1.0, f) for loss, f in zip(losses, floors, strict=True)):
+            return None
+        return floors if max(floors) > 1e-6 else None
+    floor = sum(r["floor"] for r in reads) / len(reads)
+    k = max(1, len(losses) // 10)
+    window = sum(losses[:k])
+    lowest = window
+    for i in range(k, len(losses)):  # the lowest mean of k consecutive losses
+        window += losses[i] - losses[i - k]
+        lowest = min(lowest, window)
+    lowest /= k
+    # a mean over a few batches' entropies misses the data's by a little: never above the loss's own lowest level
+    return min(floor, lowest) if floor > 1e-6 and lowest >= 0.9 * floor else None
