@@ -220,7 +220,8 @@ def _bad_npz_cases():
         "zero examples": (dict(x=np.zeros((0, 3)), y=np.zeros(0, int)), "x holds 0 examples"),
         "lengths differ": (dict(x=x, y=y[:5]), "x holds 6 examples but y 5 labels"),
         "label out of range": (dict(x=x, y=np.array([0, 1, -1, 0, 1, 0])), "label -1 is out of range"),
-        "fractional label": (dict(x=x, y=np.array([0, 1, 0.5, 0, 1, 0])), "label 0.5 is not an integer"),
+        "fractional label": (dict(x=x, y=np.array([0, 1, 0.5, 0, 1, 0])),
+                                 "label 0.5 is not a class id: trainwell trains classifiers"),
         "one-hot labels": (dict(x=x, y=np.eye(2)[y]), "use y.argmax(1)"),
         "a single class": (dict(x=x, y=np.zeros(6, int)), "every label is 0: a classifier needs at least 2"),
         "test shape differs": (dict(x=x, y=y, x_test=np.zeros((2, 4)), y_test=y[:2]), "both splits need the same"),
@@ -249,7 +250,14 @@ def _bad_csv_cases():
         "inf feature": ((head, [["inf", "2", "x"], ["1", "2", "y"]]), "column 'a', line 2: 'inf' is not a finite"),
         "no rows": ((head, []), "holds a header but 0 rows"),
         "label out of range": ((head, [["1", "2", "-2"], ["1", "2", "1"]]), "label -2 is out of range"),
-        "fractional label": ((head, [["1", "2", "1.5"], ["1", "2", "0"]]), "label 1.5 is not an integer"),
+        "fractional label": ((head, [["1", "2", "1.5"], ["1", "2", "0"]]),
+                             "label 1.5 is not a class id: trainwell trains classifiers"),
+        "a missing-label code": ((head, [["1", "2", "0"], ["1", "2", "1"], ["1", "2", "99999"]]),
+                                 "3 distinct label values run up to 99999: as class ids that is 100,000 classes"),
+        "semicolons": ((["a;b;label"], [["1;2;x"], ["2;3;y"]]), "set data.options.delimiter = ';'"),
+        "decimal comma": ((head, [["0,5", "2", "x"], ["1", "2", "y"]]), "a decimal comma?"),
+        "a row id": ((["PassengerId", "age", "label"], [["1", "30", "0"], ["2", "40", "1"], ["3", "50", "0"]]),
+                     "column 'PassengerId' looks like a row id"),
         "labels of both kinds": ((head, [["1", "2", "0"], ["1", "2", "cat"]]),
                                  "mixes numbers (line 2: '0') and names (line 3: 'cat')"),
         "empty label": ((head, [["1", "2", ""], ["1", "2", "a"]]), "line 2: the label (column 'label') is empty"),
@@ -429,3 +437,18 @@ def test_fit_with_a_bad_file_is_one_line_and_exit_2(workdir, capsys):
     assert main(["fit", "--set", "data.name=csv", "--set", "data.root=t.csv", "--set", "model.kind=mlp"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{workdir / 't.csv'}: column 'a' is not numeric: line 3" in err
+
+
+def test_a_row_id_is_left_out_only_when_asked(tmp_path):
+    """A file sorted by class whose features are noise: its id column alone tells the classes apart (the row's
+    place in the file), so it is refused; ``drop`` leaves it out, ``drop = []`` keeps it on purpose."""
+    rng = np.random.default_rng(0)
+    rows = [[str(i), f"{rng.normal():.3f}", str(int(i >= 30))] for i in range(60)]
+    path = write_rows(tmp_path / "sorted.csv", ["id", "noise", "label"], rows)
+    with pytest.raises(DataError, match="column 'id' looks like a row id"):
+        load("csv", root=str(path))
+    kept = load("csv", root=str(path), drop=["id"])
+    assert kept.meta.input_shape == (1,)
+    assert load("csv", root=str(path), drop=[]).meta.input_shape == (2,)
+    with pytest.raises(DataError, match="drop names no column 'ID': did you mean 'id'"):
+        load("csv", root=str(path), drop=["ID"])

@@ -28,6 +28,7 @@ from trainwell.errors import DataError
 
 SUFFIXES = (".csv", ".tsv")
 LABEL_NAMES = ("label", "labels", "target", "class", "y")  # a column so named, not last, is asked about
+ID_NAMES = ("id", "index", "row", "rowid", "row_id")  # with a different integer on every row: a row id, no feature
 
 
 class Table:
@@ -140,12 +141,38 @@ def _number(cell: str) -> int | float | None:
     return None
 
 
-def _features(table: Table, label: int) -> np.ndarray:
-    """Every column but ``label`` as a float64 (N, D) array: each cell a finite number."""
-    columns = [j for j in range(len(table.header)) if j != label]
+def _looks_like_id(name: str) -> bool:
+    low = name.lower()
+    return low in ID_NAMES or low.endswith(("_id", " id", "-id")) or (name.endswith("Id") and len(name) > 2)
+
+
+def _dropped(table: Table, drop) -> set[int]:
+    """The columns the ``drop`` option leaves out (None: none), each name checked against the header."""
+    if drop is None:
+        return set()
+    if isinstance(drop, str) or not isinstance(drop, (list, tuple)) or not all(isinstance(n, str) for n in drop):
+        raise DataError(f"csv drop = {drop!r} is not allowed: use a list of column names, e.g. ['id']")
+    for name in drop:
+        if name not in table.header:
+            close = [h for h in table.header if h.lower() == name.lower()] or \
+                difflib.get_close_matches(name, table.header, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise DataError(f"{table.path}: drop names no column {name!r}: {hint}the columns are "
+                            f"{', '.join(table.header)}")
+    return {table.header.index(name) for name in drop}
+
+
+def _features(table: Table, label: int, drop=None) -> tuple[np.ndarray, list[str]]:
+    """Every column but ``label`` and the ``drop`` ones as a float64 (N, D) array, each cell a finite number, and
+    the columns' names. A column named like a row id (``id``, ``PassengerId``) whose every row holds another
+    integer is refused unless ``drop`` is given: as a feature it tells the model the row's place in the file."""
+    left_out = _dropped(table, drop)
+    columns = [j for j in range(len(table.header)) if j != label and j not in left_out]
     if not columns:
-        raise DataError(f"{table.path}: holds only the label column {table.header[label]!r}: it needs at least one "
-                        f"feature column")
+        sep = next((c for c in (";", "\t", "|") if c in table.header[label]), None)
+        hint = f" (its name holds {sep!r}: set data.options.delimiter = {sep!r})" if sep else ""
+        raise DataError(f"{table.path}: holds only the label column {table.header[label]!r}{hint}: it needs at "
+                        f"least one feature column")
     out = np.empty((len(table.rows), len(columns)), dtype=np.float64)
     for k, j in enumerate(columns):
         cells = table.column(j)
@@ -154,6 +181,8 @@ def _features(table: Table, label: int) -> np.ndarray:
         except ValueError:
             i = next(i for i, cell in enumerate(cells) if _number(cell) is None)
             what = "is empty (a missing value)" if not cells[i] else f"holds {cells[i]!r}"
+            if cells[i].replace(",", "", 1).lstrip("-").isdigit() and "," in cells[i]:
+                what += " (a decimal comma? write the numbers with a decimal point)"
             raise DataError(f"{table.path}: column {table.header[j]!r} is not numeric: line {table.lines[i]} "
                             f"{what}; every column but the label ({table.header[label]!r}) must be a number: fill, "
                             f"encode or drop it") from None
@@ -166,7 +195,15 @@ def _features(table: Table, label: int) -> np.ndarray:
             i = int(np.argmax(np.abs(out[:, k])))
             raise DataError(f"{table.path}: column {table.header[j]!r}, line {table.lines[i]}: {cells[i]} is too "
                             f"large for float32 (at most 3.4e38): rescale that column")
-    return out
+        values = out[:, k]
+        if drop is None and _looks_like_id(table.header[j]) and len(values) > 2 and \
+                bool((values == np.round(values)).all()) and np.unique(values).size == len(values):
+            name = table.header[j]
+            raise DataError(f"{table.path}: column {name!r} looks like a row id (a different integer on every row): "
+                            f"as a feature it tells the model where a row sits in the file, which can leak the "
+                            f"labels of a sorted file; leave it out with data.options.drop = [{name!r}] (or keep it "
+                            f"with data.options.drop = [])")
+    return out, [table.header[j] for j in columns]
 
 
 def _options(path: Path, classes, delimiter) -> tuple[int | None, str]:
@@ -174,25 +211,27 @@ def _options(path: Path, classes, delimiter) -> tuple[int | None, str]:
 
 
 def load_csv(root: str | Path, seed: int = 0, label: str | None = None, classes: int | None = None,
-             test_fraction: float | None = None, delimiter: str | None = None):
+             test_fraction: float | None = None, delimiter: str | None = None, drop: list[str] | None = None):
     """Read the CSV file at ``root``: ``(x_train, y_train, x_test, y_test, notes)``, the test split a random
-    ``test_fraction`` of the rows (default 0.2) drawn with ``seed`` (``data.seed``)."""
+    ``test_fraction`` of the rows (default 0.2) drawn with ``seed`` (``data.seed``); ``drop``: columns left out
+    (an id, a name)."""
     path = data_file(root, "csv", SUFFIXES, ".csv file with a header row")
     classes, delimiter = _options(path, classes, delimiter)
     table = read_table(path, delimiter)
     j = label_column(table, label)
-    x = _features(table, j)
+    x, features = _features(table, j, drop)
     y, count, names = class_ids(_label_values(table, j), classes, f"{path}: label column {table.header[j]!r}")
     x_train, y_train, x_test, y_test = hold_out_test(x, y, test_fraction, seed, str(path))
     fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
     notes = {"num_classes": count, "class_names": names, "file": str(path), "label_column": table.header[j],
-             "features": [n for k, n in enumerate(table.header) if k != j],
+             "features": features,
              "test_split": f"a random {fraction:g} of the rows (seeded by data.seed)"}
     return as_splits(x_train, y_train, x_test, y_test, notes)
 
 
 def csv_classes(root: str | Path, label: str | None = None, classes: int | None = None,
-                test_fraction: float | None = None, delimiter: str | None = None) -> int:
+                test_fraction: float | None = None, delimiter: str | None = None,
+                drop: list[str] | None = None) -> int:
     """The class count :func:`load_csv` gives, from the label column alone (the features are not parsed)."""
     path = data_file(root, "csv", SUFFIXES, ".csv file with a header row")
     classes, delimiter = _options(path, classes, delimiter)

@@ -82,7 +82,14 @@ def class_ids(labels, classes: int | None, source: str) -> tuple[np.ndarray, int
             raise DataError(f"{source}: label {top.item()!r} is too large to be a class id: labels must be "
                             f"integers 0..K-1 (K up to {MAX_CLASSES:,}); map them to 0..K-1, or write them as text "
                             f"to have them mapped")
+        _refuse_non_integers(arr, source)
         count = classes or max(int(top) + 1, 1)
+        seen = np.unique(finite).size
+        if classes is None and count > 2 * seen + 8:  # 1-based labels (count = seen + 1) and gaps pass
+            raise DataError(f"{source}: {seen} distinct label values run up to {top.item()!r}: as class ids that "
+                            f"is {count:,} classes, most never seen (a code such as 99999 for a missing label, or a "
+                            f"regression target? trainwell trains classifiers): map the labels to 0..K-1, write them "
+                            f"as text to have them mapped, or set data.options.classes = K")
     else:
         count = classes or 2  # no labels, or labels of a kind check_labels refuses
     ids = check_labels(arr, count, source)
@@ -90,6 +97,19 @@ def class_ids(labels, classes: int | None, source: str) -> tuple[np.ndarray, int
         raise DataError(f"{source}: every label is 0: a classifier needs at least 2 classes (set "
                         f"data.options.classes = K if the other classes are not in the file)")
     return ids, count, None
+
+
+def _refuse_non_integers(arr: np.ndarray, source: str) -> None:
+    """Fractional labels are a regression target (or the wrong column), which a classifier cannot take."""
+    if arr.dtype.kind != "f":
+        return
+    finite = arr[np.isfinite(arr)]
+    fractional = finite[finite != np.round(finite)]
+    if fractional.size:
+        which = "is it the label column you meant (data.options.label)?" if "label column" in source else \
+            "are these the labels?"
+        raise DataError(f"{source}: label {fractional[0].item()!r} is not a class id: trainwell trains classifiers, "
+                        f"whose labels are class ids (integers 0..K-1) or names, not a continuous target; {which}")
 
 
 def _listed(names: list[str], most: int = 8) -> str:
