@@ -452,3 +452,24 @@ def test_a_row_id_is_left_out_only_when_asked(tmp_path):
     assert load("csv", root=str(path), drop=[]).meta.input_shape == (2,)
     with pytest.raises(DataError, match="drop names no column 'ID': did you mean 'id'"):
         load("csv", root=str(path), drop=["ID"])
+
+
+def test_resuming_after_the_data_file_changed_is_refused(workdir, capsys):
+    """--resume promises to continue exactly; on an edited file (rows dropped) its splits would be drawn anew from
+    other rows. The unchanged file resumes; a changed or missing one is one line naming it."""
+    rows = write_iris(workdir / "iris.csv", n_per_class=20)
+    args = ["--set", "data.name=csv", "--set", "data.root=iris.csv", "--set", "model.kind=mlp", "--set",
+            "model.hidden=[8]", "--set", "train.epochs=2", "--set", "optim.schedule=none", "--set",
+            "report.enabled=false", "--set", "doctor.preflight=false", "--quiet"]
+    assert main(["fit", *args, "--out", "run"]) == 0
+    assert json.loads((workdir / "run" / "data.json").read_text())["size"] == (workdir / "iris.csv").stat().st_size
+    assert main(["fit", "--resume", "run", "--set", "train.epochs=3", "--quiet"]) == 0
+    write_rows(workdir / "iris.csv", ["sepal_length", "sepal_width", "petal_length", "species"], rows[:-10])
+    capsys.readouterr()
+    assert main(["fit", "--resume", "run", "--set", "train.epochs=4", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "iris.csv: the data file changed since this run started" in err and len(err.strip().splitlines()) == 1
+    (workdir / "iris.csv").unlink()
+    assert main(["fit", "--resume", "run", "--set", "train.epochs=4", "--quiet"]) == 2
+    assert "iris.csv: file not found" in capsys.readouterr().err
+    assert json.loads((workdir / "run" / "summary.json").read_text())["epochs"] == 3  # the run itself untouched

@@ -15,6 +15,7 @@ import torch
 from trainwell.config import Config, config_from_dict, read_toml, to_toml
 from trainwell.doctor.monitors import Monitor
 from trainwell.errors import ConfigError, TrainwellError
+from trainwell.pipeline import data_fingerprint
 from trainwell.pipeline.build import Prepared, _trainer, _training_parts, prepare
 from trainwell.pipeline.lr_find import resolve_lr
 from trainwell.pipeline.write import _distributed_keys, _start_run, write_run
@@ -222,6 +223,7 @@ def _open_run(cfg: Config, claim: Claim | None, word: dict, *, out, resume, forc
         run = RunDir(claim.path)
         ckpt = check_training_checkpoint(load_checkpoint(run.last), run.last)
         refuse_fewer_epochs(cfg.train.epochs, ckpt)  # before config.toml is rewritten
+        data_fingerprint.check_unchanged(run.path, cfg.data.root)
         return run, ckpt, claim
     claim = Claim.take("fit", out, force=force, name=cfg.name, config_hash=cfg.hash())
     return RunDir(claim.path), None, claim

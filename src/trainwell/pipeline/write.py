@@ -23,6 +23,7 @@ from trainwell.doctor.verdict import Verdict
 from trainwell.nn.l0 import l0_sparsity
 from trainwell.nn.norm import count_trainable
 from trainwell.nn.variance_shift import variance_shift
+from trainwell.pipeline import data_fingerprint
 from trainwell.pipeline.build import Prepared
 from trainwell.regularize import Penalty, count_nonzero
 from trainwell.rundir import (
@@ -142,6 +143,7 @@ def _start_run(run: RunDir, cfg: Config, prep: Prepared, quiet: bool = True,
     off or was not run here), which the summary reports as ``preflight_s``, and the verdicts."""
     run.create()
     atomic_write_text(run.config, to_toml(cfg))
+    data_fingerprint.record(run.path, cfg.data.root)  # a resume then refuses a changed data file
     run.write_empty("metrics.jsonl")
     run.write_empty("monitors.jsonl")
     pre, seconds = verdicts or [], None
