@@ -27,7 +27,14 @@ def result_lines(summary: dict, run_dir, report: bool = True) -> str:
     epochs = f"{summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}"
     return (f"{epochs}, {summary['steps']:,} steps, {summary['wall_s']:.1f} s wall\n"
             f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: "
-            f"{'-' if best is None else best + 1})\n" + class_names_line(summary.get("class_names")) + where)
+            f"{'-' if best is None else best + 1})\n" + class_names_line(summary.get("class_names")) +
+            "".join(f"note: {escape_markup(n)}\n" for n in summary.get("label_notes") or []) + where)
+
+
+def escape_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def class_names_line(names: list[str] | None, most: int = 10) -> str:

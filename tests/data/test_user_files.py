@@ -473,3 +473,24 @@ def test_resuming_after_the_data_file_changed_is_refused(workdir, capsys):
     assert main(["fit", "--resume", "run", "--set", "train.epochs=4", "--quiet"]) == 2
     assert "iris.csv: file not found" in capsys.readouterr().err
     assert json.loads((workdir / "run" / "summary.json").read_text())["epochs"] == 3  # the run itself untouched
+
+
+def test_labels_that_stand_out_are_noted_after_the_fit(workdir, capsys):
+    """1-based labels (class 0 never seen), a class only in the file's test split and a test split of a few
+    examples train as they are, each with a note under the result."""
+    x, y = separable(60)
+    y_test = np.array([1, 2, 3, 3, 2])
+    np.savez(workdir / "d.npz", x_train=x, y_train=y + 1, x_test=x[:5], y_test=y_test)
+    summary = _fit(["data.name=npz", "data.root=d.npz", "model.kind=mlp", "model.hidden=[8]", "train.epochs=2"],
+                   workdir / "run")
+    assert summary["classes"] == 4
+    notes = summary["label_notes"]
+    assert notes[0].startswith("class 0 appears in no split while 1..3 do: 1-based labels?")
+    assert notes[1].startswith("class 3 appears only in the test split: the model never trains on it")
+    assert notes[2] == "the test split holds 5 examples: its accuracy moves in steps of 20%"
+    out = capsys.readouterr().out
+    assert all(f"note: {n}" in " ".join(out.split()) for n in notes)
+    x, y = separable(200)
+    np.savez(workdir / "ok.npz", x=x, y=y)
+    assert _fit(["data.name=npz", "data.root=ok.npz", "model.kind=mlp", "train.epochs=1"],
+                workdir / "ok")["label_notes"] == []

@@ -144,10 +144,37 @@ def hold_out_test(x: np.ndarray, y: np.ndarray, test_fraction: float | None, see
     return x[train], y[train], x[test], y[test]
 
 
+SMALL_TEST = 20  # a test split this small measures accuracy in steps of 5% or more
+
+
+def label_notes(y_train: np.ndarray, y_test: np.ndarray, count: int) -> list[str]:
+    """What a user should know about the labels as read, in words (empty when nothing stands out): class 0 never
+    seen while the others are (1-based labels), classes only in the test split, a test split too small to say
+    much."""
+    notes = []
+    seen = set(np.unique(y_train).tolist())
+    every = seen | set(np.unique(y_test).tolist())
+    if 0 not in every and count == max(every) + 1:
+        notes.append(f"class 0 appears in no split while 1..{count - 1} do: 1-based labels? the model has an "
+                     f"output for class 0 that nothing trains; map them to 0..{count - 2}")
+    only_test = sorted(every - seen)
+    if only_test:
+        several = len(only_test) > 1
+        notes.append(f"class{'es' * several} {', '.join(map(str, only_test))} appear{'s' * (not several)} only in "
+                     f"the test split: the model never trains on {'them' if several else 'it'}, so "
+                     f"{'their' if several else 'its'} test examples are always wrong")
+    if 0 < len(y_test) < SMALL_TEST:
+        notes.append(f"the test split holds {len(y_test)} example{'s' * (len(y_test) != 1)}: its accuracy moves in "
+                     f"steps of {1 / len(y_test):.0%}")
+    return notes
+
+
 def as_splits(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, notes: dict):
     """The loader's answer: float32 inputs and int64 labels as tensors, then ``notes`` (for :class:`Meta`'s
-    notes; ``num_classes`` in it is the class count)."""
+    notes; ``num_classes`` in it is the class count; ``label_notes`` what stands out in the labels)."""
     import torch
+
+    notes = {**notes, "label_notes": label_notes(y_train, y_test, notes["num_classes"])}
 
     def tensor(a, dtype):
         return torch.from_numpy(np.ascontiguousarray(a, dtype=dtype))

@@ -268,5 +268,6 @@ def _summary(prep: Prepared, state, stopper, best: int | None, wall: float, fina
         "sizes": splits.sizes(),
         "classes": splits.meta.num_classes,
         "class_names": splits.meta.notes.get("class_names"),  # text labels' names by class id (data.name = "csv")
+        "label_notes": splits.meta.notes.get("label_notes") or [],  # a data file's labels: 1-based, test-only
         "human_error": splits.meta.human_error,
     }
