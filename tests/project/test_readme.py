@@ -160,3 +160,20 @@ def test_the_default_fit_prints_the_test_accuracy_the_readme_quotes(workdir):
     quoted = re.search(r"([\d.]+)%\s+test accuracy after (\d+) epochs", README)
     assert quoted and abs(first["final"]["test_acc"] * 100 - float(quoted.group(1))) <= 1.0
     assert first["epochs"] == int(quoted.group(2))
+
+
+def test_the_readmes_recipe_recomputes_a_runs_test_accuracy(workdir):
+    """The recipe under "A run directory holds" gives the test accuracy summary.json reports."""
+    import json
+
+    from trainwell.cli import main
+
+    recipe = next(b for b in re.findall(r"```py\n(.*?)```", README, re.S) if "prepare(config_of_run" in b)
+    assert main(["fit", "--set", "data.name=digits", "--set", "model.kind=mlp", "--set", "model.hidden=[16]",
+                 "--set", "train.epochs=2", "--set", "preprocess.kind=standardize", "--set", "report.enabled=false",
+                 "--set", "doctor.preflight=false", "--quiet", "--out", "runs/my-run"]) == 0
+    namespace = {}
+    exec(recipe.replace("print(", "accuracy = ("), namespace)
+    summary = json.loads((workdir / "runs" / "my-run" / "summary.json").read_text())
+    assert summary["stop"]["restored_best_epoch"] is None
+    assert float(namespace["accuracy"]) == pytest.approx(summary["final"]["test_acc"], abs=1e-6)
