@@ -12,6 +12,10 @@ The targets can be read back from the gradient ``g`` the loss sends to the model
 - on logits z (``BCEWithLogitsLoss``): dL/dz = a (sigmoid(z) - y), so y = sigmoid(z) - g / a;
 - on probabilities p (``BCELoss`` after a Sigmoid): dL/dp = a (p - y) / (p (1 - p)), so y = p - g p (1 - p) / a
   (torch clamps p (1 - p) at 1e-12, and each log at -100: the same clamps are applied here);
+- on logits squashed inside the loss (``BCEWithLogitsLoss`` given ``sigmoid(z)``, which applies a second sigmoid):
+  with s = sigmoid(z), dL/dz = a s (1 - s) (sigmoid(s) - y), so y = sigmoid(s) - g / (a s (1 - s)); s (1 - s) is
+  at least 0.197 there, so nothing is amplified. Such a loss cannot go below softplus(s) - y s at s in [0, 1]:
+  about 0.5 on balanced 0/1 targets (read as ``on='sigmoid_logits'``, with that floor);
 
 with a the reduction's weight: 1/n for a mean over the n output elements, 1/B for a sum per example averaged over
 the B examples (a VAE's reconstruction term), 1 for a sum. A reading holds when the targets so recovered lie in
@@ -58,32 +62,47 @@ def _weights(z: torch.Tensor) -> list[tuple[str, float]]:
 
 def read_binary(z: torch.Tensor, g: torch.Tensor | None, loss: float) -> dict | None:
     """The binary cross-entropy that outputs ``z``, their gradient ``g`` and the loss's value ``loss`` read as, or
-    None: a dict with ``on`` ('logits' or 'probabilities'), ``reduction`` ('mean', 'per_example', 'sum'),
-    ``targets`` (the recovered targets, float64) and ``floor`` (the lowest value that loss reaches on them)."""
+    None: a dict with ``on`` ('logits', 'probabilities' or 'sigmoid_logits': BCE with logits given sigmoid(z)),
+    ``reduction`` ('mean', 'per_example', 'sum'), ``elements`` (z's size), ``targets`` (the recovered targets,
+    float64) and ``floor`` (the lowest value that loss reaches on them)."""
     if g is None or z.shape != g.shape or z.numel() < 2 or not z.is_floating_point() or \
             not math.isfinite(loss) or loss <= 0:
         return None
     z, g = z.detach().double(), g.detach().double()
     if not bool(torch.isfinite(g).all()) or not bool(torch.isfinite(z).all()) or float(g.abs().sum()) == 0.0:
         return None
-    candidates = [("logits", torch.sigmoid(z), None)]
+    s = torch.sigmoid(z)
+    candidates = [("logits", s, None)]
     if float(z.min()) >= 0.0 and float(z.max()) <= 1.0:
         candidates.append(("probabilities", z, (z * (1 - z)).clamp_min(1e-12)))
+    candidates.append(("sigmoid_logits", torch.sigmoid(s), 1.0 / (s * (1 - s))))
     for on, p, slope in candidates:
         for reduction, a in _weights(z):
             y = p - g / a if slope is None else p - g * slope / a
             if float(y.min()) < -RANGE_TOL or float(y.max()) > 1 + RANGE_TOL:
                 continue
             y = y.clamp(0.0, 1.0)
-            if slope is None:  # softplus(z) - y z, stably
+            if on == "logits":  # softplus(z) - y z, stably
                 terms = torch.nn.functional.softplus(z) - y * z
+            elif on == "sigmoid_logits":
+                terms = torch.nn.functional.softplus(s) - y * s
             else:
                 terms = -(y * z.log().clamp_min(-100) + (1 - y) * (1 - z).log().clamp_min(-100))
             value = a * float(terms.sum())
             if abs(value - loss) <= VALUE_TOL * abs(loss) + 1e-7:
-                return {"on": on, "reduction": reduction, "targets": y,
-                        "floor": a * float(binary_entropy(y).sum())}
+                floor = squashed_floor(y) if on == "sigmoid_logits" else binary_entropy(y)
+                return {"on": on, "reduction": reduction, "elements": z.numel(), "targets": y,
+                        "floor": a * float(floor.sum())}
     return None
+
+
+def squashed_floor(y: torch.Tensor) -> torch.Tensor:
+    """Elementwise lowest value of BCE with logits on inputs s in [0, 1] (a sigmoid's outputs) against targets y:
+    softplus(s) - y s is convex in s, lowest where sigmoid(s) = y, so at s = logit(y) clipped to [0, 1] (ln 2 at
+    y <= 1/2, softplus(1) - 1 = 0.313 at y = 1)."""
+    y = y.double().clamp(0.0, 1.0)
+    s = torch.logit(y).nan_to_num(nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
+    return torch.nn.functional.softplus(s) - y * s
 
 
 def _step_floor(y: torch.Tensor, reduction: str) -> float:
@@ -102,7 +121,8 @@ def soft_binary_floors(reads: list[dict | None], ys: list[torch.Tensor], losses:
     lowest mean of a tenth of the run's consecutive losses (each step's loss is above its own floor). None
     otherwise, or when the loss went below that floor (by more than a tenth of it, over a tenth of the run): then it
     is not that loss."""
-    if len(reads) < 2 or any(r is None for r in reads) or len({(r["on"], r["reduction"]) for r in reads}) != 1:
+    if len(reads) < 2 or any(r is None for r in reads) or len({(r["on"], r["reduction"]) for r in reads}) != 1 or \
+            reads[0]["on"] == "sigmoid_logits":  # a floor the bug sets: 'loop: loss' names it instead
         return None
     reduction = reads[0]["reduction"]
     if all(r["given"] for r in reads) and len(ys) == len(losses):

@@ -20,7 +20,7 @@ from trainwell.doctor.forward import (
     trainable_layer,
 )
 from trainwell.doctor.inputs import Inputs, call
-from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind
+from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind, loss_kind_read
 from trainwell.doctor.targets import chosen_output_regression, constant_loss, far_from_unit
 from trainwell.doctor.verdict import Verdict
 
@@ -117,10 +117,8 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
         loss = _scalar(loss_fn(out, y))
     finally:
         model.train(was)
-    kind = loss_kind(loss_fn)
     found = expected_initial_loss(loss_fn, out, y) if math.isfinite(loss) else None
-    if kind == "unknown" and found is not None:
-        kind = "cross_entropy"
+    kind = loss_kind_read(loss_fn, out, y) if found is not None else loss_kind(loss_fn)
     if not math.isfinite(loss):
         culprit = first_nonfinite(_training_forward(model), x)
         model.train(was)

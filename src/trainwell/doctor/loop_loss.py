@@ -4,8 +4,9 @@ micro-batches not divided), its form (softmax over the batch or over runs of val
 probabilities, NLL on raw scores, -p(label) maximized, a policy gradient), bounded scores, and the first loss
 against ln C; ``F.kl_div`` given probabilities against the probability targets given to ``w.step``
 (:mod:`~trainwell.doctor.distribution_targets`); a regression loss's reduction, its accumulation and scale
-(:mod:`~trainwell.doctor.regression_reduction`); a loss of another form is named when it is minus a cross-entropy
-or BCE-with-logits on a Sigmoid's outputs, else skipped."""
+(:mod:`~trainwell.doctor.regression_reduction`); binary cross-entropy's reduction, or BCE with logits given
+sigmoid(outputs) (:mod:`~trainwell.doctor.binary_loop_loss`); a loss of another form is named when it is minus a
+cross-entropy or BCE-with-logits on a Sigmoid's outputs, else skipped."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import math
 
 import torch
 
+from trainwell.doctor.binary_loop_loss import binary_loss_verdict
 from trainwell.doctor.class_axis import scrambled_text
 from trainwell.doctor.distribution_targets import against_distributions
 from trainwell.doctor.loop_probe import LoopProbe
@@ -221,7 +223,8 @@ def _wrong_form(name: str, steps: list[dict], first_loss: float | None) -> Verdi
 
 def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool) -> Verdict:
     """A loss that is not a softmax cross-entropy or NLL: minus one (a first loss near -ln C), a TD loss whose target
-    carries a gradient, binary cross-entropy with logits on outputs a Sigmoid already bounded, or else skipped."""
+    carries a gradient, binary cross-entropy with logits on outputs a Sigmoid already bounded, a binary
+    cross-entropy read with its reduction (or given sigmoid(outputs) with logits), or else skipped."""
     flipped = _minus_log_c(probe, first_loss, class_labels)
     if flipped is not None:
         return flipped
@@ -249,6 +252,9 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
                        f"{len(bce)} observed steps", "raw logits (any real value) into BCEWithLogitsLoss",
                        "BCEWithLogitsLoss applies its own sigmoid: a Sigmoid before it squashes the scores into "
                        "[0.5, 0.73] and the loss cannot fall far; remove the Sigmoid (or use BCELoss on it)")
+    binary = binary_loss_verdict(probe.binary_reads, len(probe.steps))
+    if binary is not None:
+        return binary
     if probe.steps and all(s["zero_sum"] for s in probe.steps):
         return Verdict("loop: loss", "skip", "skipped: a loss of softmax(outputs) (its gradient sums to 0 over the "
                        "classes) with no single label per row, and no targets given that it fits (soft targets such "

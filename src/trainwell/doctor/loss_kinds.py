@@ -106,7 +106,7 @@ def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor)
     if scores is None:
         return None
     if kind == "unknown":
-        return _cross_entropy_like(loss_fn, out, scores, y)
+        return _cross_entropy_like(loss_fn, out, scores, y) or _bce_with_logits_like(loss_fn, out, scores, y)
     c = scores.shape[1] if scores.dim() > 1 else 1
     with torch.no_grad():
         value = _scalar(loss_fn(O.replace_logits(out, uniform_scores(loss_fn, scores)), y))
@@ -136,6 +136,41 @@ def _cross_entropy_like(loss_fn: Callable, out, scores: torch.Tensor, y: torch.T
         return value, ("your loss on uniform logits (a reweighted cross-entropy: its gradient there is "
                        "cross-entropy's, as a focal loss's or a Brier score's)")
     return None
+
+
+def _bce_with_logits_like(loss_fn: Callable, out, scores: torch.Tensor, y: torch.Tensor) -> \
+        tuple[float, str] | None:
+    """A custom loss around binary cross-entropy with logits (``lambda o, t: F.binary_cross_entropy_with_logits(o,
+    t)``) recognised by what it does: on zero logits it gives ln 2 per output element, softplus(0) - y * 0, whatever
+    the targets in [0, 1] (hard or soft), one per output; as a mean over the elements, a sum over each
+    example's elements averaged over the batch, or a sum. None otherwise."""
+    if not y.is_floating_point() or y.numel() != scores.numel() or scores.numel() < 1 or \
+            not bool(((y >= 0) & (y <= 1)).all()):
+        return None
+    try:
+        with torch.no_grad():
+            value = _scalar(loss_fn(O.replace_logits(out, torch.zeros_like(scores)), y))
+    except Exception:  # noqa: BLE001 - a loss that cannot take zero logits is simply not recognised
+        return None
+    n, rows = scores.numel(), len(scores) if scores.dim() else 1
+    for count, how in ((1, "per output"), (n / rows, "per output, summed over each example's outputs"),
+                       (n, "per output, summed over all outputs")):
+        if abs(value - count * math.log(2)) <= 1e-4 * count * math.log(2):
+            return value, f"ln 2 {how} (your loss gives it on zero logits, as BCE with logits does)"
+    return None
+
+
+def loss_kind_read(loss_fn: Callable, out, y: torch.Tensor) -> str:
+    """:func:`loss_kind`, with a custom loss recognised by what it gives on uniform outputs
+    (:func:`expected_initial_loss`): 'bce_logits' when it gives ln 2 per output element on zero logits against
+    floating-point targets, 'cross_entropy' when it behaves like cross-entropy, else 'unknown'."""
+    kind = loss_kind(loss_fn)
+    scores = O.logits(out)
+    if kind != "unknown" or not isinstance(y, torch.Tensor) or scores is None:
+        return kind
+    if _cross_entropy_like(loss_fn, out, scores, y) is not None:
+        return "cross_entropy"
+    return "bce_logits" if _bce_with_logits_like(loss_fn, out, scores, y) is not None else "unknown"
 
 
 def softmax_gradient_at_uniform(loss_fn: Callable, out, scores: torch.Tensor, y: torch.Tensor) -> bool:

@@ -24,7 +24,7 @@ from torch import nn
 from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import hooked_forward
 from trainwell.doctor.inputs import Inputs, call
-from trainwell.doctor.loss_kinds import expected_initial_loss, loss_kind
+from trainwell.doctor.loss_kinds import loss_kind_read
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import kept_modes
 
@@ -69,9 +69,9 @@ def dropout_on_scores(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:
 
 def wants_logits(loss_fn: Callable, out, y: torch.Tensor) -> str | None:
     """The loss's name when it takes raw logits (cross-entropy, BCE with logits, a custom loss that behaves like
-    cross-entropy); None otherwise."""
-    kind = loss_kind(loss_fn)
-    if kind == "cross_entropy" or kind == "unknown" and expected_initial_loss(loss_fn, out, y) is not None:
+    either); None otherwise."""
+    kind = loss_kind_read(loss_fn, out, y)
+    if kind == "cross_entropy":
         return "cross-entropy"
     if kind == "bce_logits":
         return "BCE with logits"

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor.dominant_term import dominant_inner_term
+from trainwell.doctor.double_sigmoid import sigmoid_in_logits_loss
 from trainwell.doctor.fitting import _free_outputs, _train_copy
 from trainwell.doctor.forward import _accuracy, samples_in_forward
 from trainwell.doctor.inputs import Inputs, call
@@ -31,7 +32,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     two: with BatchNorm on 20 examples the running statistics lag the batch statistics the copy was fitted with.
     A failure names a bounding activation after the last layer (a Sigmoid or ReLU before cross-entropy) when
     there is one (:mod:`~trainwell.doctor.output_layer`). A floor that is cross-entropy's on probabilities (a
-    softmax before it, :mod:`~trainwell.doctor.probability_floor`) fails even when the loss reaches it.
+    softmax before it, :mod:`~trainwell.doctor.probability_floor`), or BCE with logits given sigmoid(outputs)
+    (:mod:`~trainwell.doctor.double_sigmoid`), fails even when the loss reaches it.
 
     Without class scores to count (regression, a TD loss, a loss of unknown form) the gap is measured from the
     loss of the best constant output on these examples (one output for all of them, fitted: the targets' variance
@@ -71,7 +73,9 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     if math.isnan(floor) or floor == math.inf:
         return Verdict(name, "skip", f"skipped: the loss ({start:.4g} at the start) is not finite over outputs "
                        "fitted to these examples", "a loss with a lowest value", "see the initial loss")
-    softmaxed = softmax_before_cross_entropy(model, xs, ys, loss_fn, floor)
+    # a floor set by a softmax (or a sigmoid) applied before a loss that applies its own: a bug even when reached
+    softmaxed = softmax_before_cross_entropy(model, xs, ys, loss_fn, floor) or \
+        (sigmoid_in_logits_loss(model, xs, ys, loss_fn) if loss_kind(loss_fn) == "unknown" else None)
     floor = floor if floor > 0 or start < 0 else 0.0
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
         floor = min(start, 0.0)
