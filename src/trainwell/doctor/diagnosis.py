@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from trainwell.doctor.unchanging_validation import unchanging_validation
 from trainwell.doctor.verdict import Verdict
 
 
@@ -262,13 +263,14 @@ VALIDATION_NOT_FINITE = "validation loss not finite"
 def overfitting(history: list[dict], onset_epoch: int | None) -> Verdict:
     """The generalization gap at the end and the epoch where overfitting set in (if it did: a warning). A large gap
     without that onset (:func:`_large_gap`) is 'info'; a validation loss that is NaN/Inf fails (with a finite
-    training loss the evaluation gives it)."""
+    training loss the evaluation gives it); one that does not change while the training loss falls warns
+    (:mod:`~trainwell.doctor.unchanging_validation`): the gap is then not the trained model's."""
     if not history or "val_loss" not in history[-1]:
         return Verdict("overfitting", "skip", "skipped: no validation data", "-", "")
     evaluated = [h for h in history if "val_loss" in h and "train_loss" in h]
-    nonfinite = _nonfinite_validation(evaluated)
-    if nonfinite is not None:
-        return nonfinite
+    broken = _nonfinite_validation(evaluated) or unchanging_validation(evaluated)
+    if broken is not None:
+        return broken
     last = history[-1]
     value = f"gap: val - train loss {last['val_loss'] - last['train_loss']:.3g}"
     if "train_acc" in last and "val_acc" in last:

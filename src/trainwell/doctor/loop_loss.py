@@ -82,8 +82,8 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     form, weight, k = s["form"], s["loss_weight"], s["backwards"]
     amp = ""
     if grad_scaler_unscale(s) != 1.0:  # AMP's GradScaler: backward() ran on loss x 2^k
-        weight *= s["scale"]
-        amp = f"; GradScaler's scale {1 / s['scale']:.6g} divided out"
+        weight *= grad_scaler_unscale(s)
+        amp = f"; GradScaler's scale {1 / grad_scaler_unscale(s):.6g} divided out"
     wrong = _wrong_form(name, steps, first_loss)
     if wrong is not None:
         return wrong

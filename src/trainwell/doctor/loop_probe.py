@@ -104,6 +104,7 @@ class LoopProbe:
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
+        self.unseen_validations = 0  # w.validate() calls with no forward of the watched model since the last step
         self.validation_steps: list[int] = []  # the optimizer steps recorded before each validation (epoch ends)
         self.unregistered: list[str] | None = None
         self.input_leaves: list[torch.Tensor] = []  # the first step's inputs that require grad (a penalty's)
@@ -409,6 +410,7 @@ class LoopProbe:
         epoch's leftover micro-batch under gradient accumulation, whose gradient the next ``zero_grad()`` drops)."""
         self.validations += 1
         self.validation_steps.append(len(self.lrs))
+        self.unseen_validations += not self._forwards  # another model evaluated (an EMA copy), or a stored loss
         no_grad = [mode for mode, grad in self._forwards if not grad]
         if any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1

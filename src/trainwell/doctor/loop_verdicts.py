@@ -18,6 +18,7 @@ import math
 from trainwell.doctor import diagnosis, registration
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
+from trainwell.doctor.loss_scaling import clipped_before_unscale, defers_to_clipping
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.step_record import held
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
@@ -120,7 +121,10 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
     clipped = [s for s in later if s["scale"] < 0.999 and s["resid"] < 1e-3 and not _power_of_two(s["scale"])]
     if len(later) >= 4 and len(clipped) >= 0.9 * len(later):
         norms = sorted(s["grad_norm"] for s in clipped)
-        raw = sorted(s["incoming_norm"] for s in clipped)
+        early = clipped_before_unscale(name, clipped, len(later))
+        if early is not None:
+            return early
+        raw = sorted(s["incoming_norm"] * grad_scaler_unscale(s) for s in clipped)  # GradScaler's scale divided out
         if isinstance(probe.optimizer, ADAPTIVE):
             return Verdict(name, "info", f"clipped on {len(clipped)} of {len(later)} observed steps: the norm is "
                            f"pinned at {norms[len(norms) // 2]:.3g} while backward() gives {raw[0]:.3g}..{raw[-1]:.3g}",
@@ -166,9 +170,11 @@ def _power_of_two(scale: float) -> bool:
 
 
 def grad_scaler_unscale(step: dict) -> float:
-    """The factor AMP's GradScaler multiplied ``.grad`` by before the observed step (1 / its scale, a power of two:
-    ``backward()`` ran on the loss times the scale, so the gradients the loss sent to the outputs carry it); 1 when
-    ``.grad`` is what ``backward()`` gave."""
+    """1 / the loss scale ``backward()`` ran under on the observed step (AMP's GradScaler: the gradients the loss
+    sent to the outputs carry its scale): the scale of the GradScaler stepping the optimizer, else the power of two
+    ``.grad`` was divided by before the step; 1 when ``.grad`` is what ``backward()`` gave."""
+    if step.get("amp_scale"):
+        return 1 / step["amp_scale"]
     return step["scale"] if _power_of_two(step["scale"]) and step["resid"] < 1e-3 else 1.0
 
 
@@ -261,7 +267,18 @@ def module_mode(probe: LoopProbe) -> Verdict:
     if probe.train_steps and probe.frozen_norm_steps >= 0.5 * probe.train_steps:
         return _frozen_norms_training(name, probe)
     return Verdict(name, "pass", f"train mode in {probe.train_steps - probe.eval_mode_steps} of "
-                   f"{probe.train_steps} steps, eval mode in {probe.validations} validations", "-")
+                   f"{probe.train_steps} steps, {_validation_modes(probe)}", "-")
+
+
+def _validation_modes(probe: LoopProbe) -> str:
+    """The validations' modes, as far as the watched model ran them: a ``w.validate()`` call with no forward of the
+    watched model before it evaluated another model (an EMA copy) or passed a stored loss, in a mode not seen."""
+    seen = probe.validations - probe.unseen_validations
+    unseen = (f"no forward of the watched model before {probe.unseen_validations} of the {probe.validations} "
+              "w.validate() calls (another model evaluated, such as an EMA copy): their mode not seen")
+    if not probe.unseen_validations:
+        return f"eval mode in {seen} validations"
+    return unseen if not seen else f"eval mode in {seen} validations; {unseen}"
 
 
 def _frozen_norms_training(name: str, probe: LoopProbe) -> Verdict:
@@ -350,7 +367,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     become 'info', naming the cause. Frozen parameters (an 'info') are named in a flat or slow learning-rate
     verdict."""
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
-              and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)]
+              and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
+              and not defers_to_clipping(v, verdicts)]
     causes += [v for v in verdicts if _evaluation_fault(v)]
     frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
                   None)
@@ -380,6 +398,10 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
         elif raw_inputs is not None and v.check in SCALE_DRIVEN and v.status == "warn":
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs are far from unit scale: normalize them first; this reading follows from it")
+        elif defers_to_clipping(v, causes):
+            v = Verdict(v.check, "info", f"{v.value} (the loss scale: explained by 'loop: gradients at "
+                        "optimizer.step()')", v.expected, "the gradients were clipped before the loss scale was "
+                        "divided out: fix that first; the loss is not counted twice")
         elif v.check in DOWNSTREAM and v.status in ("pass", "warn", "fail") and causes:
             names = ", ".join(_named(c) for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,

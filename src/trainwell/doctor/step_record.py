@@ -19,6 +19,7 @@ from trainwell.doctor.loss_form import (
     read_form,
     zero_sum_rows,
 )
+from trainwell.doctor.loss_scaling import stepping_scaler_scale
 from trainwell.doctor.step_readings import log_probabilities
 
 
@@ -88,6 +89,7 @@ def read_step(probe) -> dict:
     # the latest training forward came after the latest backward: this step runs before its own backward()
     early = probe._last_forward > probe._last_backward > 0
     return {"step": probe.opt_steps, "present": present, "cleared": cleared, "scale": scale, "resid": resid,
+            "amp_scale": stepping_scaler_scale(),
             "before_backward": early, "decay_ratio": decay_ratio,
             "grad_norm": math.sqrt(n_g), "incoming_norm": math.sqrt(n_inc), "backwards": backwards,
             "dropped": dropped, "crossed": crossed,

@@ -1,0 +1,106 @@
+"""Loss scaling (AMP's ``GradScaler``, or a static scale written by hand) as an observed step saw it: the scale the
+``GradScaler`` stepping the optimizer holds, and clipping that ran on the scaled gradients.
+
+``backward()`` on ``scaler.scale(loss)`` gives gradients ``scale`` times the loss's (2^16 at first); the scaler
+divides them out in ``scaler.unscale_(optimizer)`` (called by ``scaler.step`` if the loop did not). Gradient
+clipping must come after that division: ``clip_grad_norm_(params, max_norm)`` before it clips the scaled
+gradients to ``max_norm``, and the division then leaves a norm of ``max_norm / scale`` on every step (1.5e-5 for
+``max_norm=1``): the model barely moves. PyTorch's AMP recipe ("Working with unscaled gradients") calls
+``scaler.unscale_(optimizer)`` first. The signal: the norm at ``optimizer.step()`` is pinned on every observed step
+while ``backward()`` gives more, and that norm times the step's scale (a power of two) is a round ``max_norm``
+(two significant digits: 1, 0.5, 5, 0.25) that the pinned norm itself is not.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import torch
+
+from trainwell.doctor.verdict import Verdict
+
+#: stack frames searched above the optimizer's step hook for the GradScaler calling ``optimizer.step()``
+_FRAMES = 16
+#: the relative precision of a clipped norm (float32 norms and the clipping factor): max_norm x (1 +- this)
+_ROUND_TOL = 1e-4
+
+
+def stepping_scaler_scale() -> float | None:
+    """The scale of the enabled ``torch.amp.GradScaler`` whose ``step()`` is running ``optimizer.step()`` (read in
+    the optimizer's step hook: the scaler is ``self`` in a frame above it), or None when no scaler steps it."""
+    frame = sys._getframe(1)
+    for _ in range(_FRAMES):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, torch.amp.GradScaler):
+            return float(owner.get_scale()) if owner.is_enabled() else None
+        frame = frame.f_back
+    return None
+
+
+def power_of_two(x: float, least: int = 1) -> bool:
+    """Whether ``x`` is 2^k for a whole k >= ``least`` (to 1%: a loss weight read from low-precision outputs)."""
+    if not (x > 0 and math.isfinite(x)):
+        return False
+    k = math.log2(x)
+    return k >= least - 0.01 and abs(k - round(k)) < 0.01
+
+
+def round_number(x: float) -> bool:
+    """Whether ``x`` has at most two significant digits (1, 0.5, 5, 0.25, 10), as a typed ``max_norm`` does."""
+    if not (x > 0 and math.isfinite(x)):
+        return False
+    mantissa = x / 10 ** (math.floor(math.log10(x)) - 1)  # in [10, 100)
+    return abs(mantissa - round(mantissa)) <= _ROUND_TOL * mantissa
+
+
+def _step_scale(step: dict) -> tuple[float, bool] | None:
+    """(the loss scale the step's backward() ran under, whether a GradScaler holds it): the stepping scaler's, else
+    the loss's weight read from the outputs' gradient when it is a power of two (a scale of 8 or more)."""
+    if step.get("amp_scale"):
+        return step["amp_scale"], True
+    weight = step.get("loss_weight")
+    if weight is not None and step["backwards"] == 1 and power_of_two(weight, 3):
+        return float(2 ** round(math.log2(weight))), False
+    return None
+
+
+def clipped_before_unscale(name: str, clipped: list[dict], observed: int) -> Verdict | None:
+    """A fail when the observed steps' clipped gradients were clipped before the loss scale was divided out:
+    each step's norm times its loss scale is one round ``max_norm`` that the norm itself is not; else None."""
+    read = [(s, _step_scale(s)) for s in clipped]
+    if not read or any(r is None for _, r in read):
+        return None
+    max_norms = [s["grad_norm"] * scale for s, (scale, _) in read]
+    max_norm = sorted(max_norms)[len(max_norms) // 2]
+    pinned = sorted(s["grad_norm"] for s in clipped)[len(clipped) // 2]
+    if any(abs(m - max_norm) > _ROUND_TOL * max_norm for m in max_norms) or not round_number(max_norm) or \
+            round_number(pinned):
+        return None
+    scale, by_scaler = read[len(read) // 2][1]
+    raw = sorted(s["incoming_norm"] for s in clipped)
+    shown = f"{max_norm:.2g}"
+    if by_scaler:
+        return Verdict(name, "fail", f"clip_grad_norm_ ran before scaler.unscale_(optimizer) on {len(clipped)} of "
+                       f"{observed} observed steps: it clipped the scaled gradients (norm {raw[0]:.3g}..{raw[-1]:.3g}) "
+                       f"to max_norm = {shown}, so the step's norm is max_norm / scale = {pinned:.3g} (scale "
+                       f"{scale:g})", "scaler.unscale_(optimizer), then clip_grad_norm_",
+                       "call scaler.unscale_(optimizer) first, then clip_grad_norm_, then scaler.step(optimizer) "
+                       "and scaler.update(): as written every update is scale times too small and the model "
+                       "barely learns")
+    return Verdict(name, "fail", f"the gradients were clipped while multiplied by the loss scale {scale:g} (norm "
+                   f"{raw[0]:.3g}..{raw[-1]:.3g}) on {len(clipped)} of {observed} observed steps, then divided by "
+                   f"it: the step's norm is max_norm / scale = {shown} / {scale:g} = {pinned:.3g}",
+                   "the loss scale divided out, then clipping", "divide the gradients by the loss scale before "
+                   "clipping them (with torch.amp.GradScaler: scaler.unscale_(optimizer), then clip_grad_norm_): "
+                   "as written every update is scale times too small and the model barely learns")
+
+
+def defers_to_clipping(loss: Verdict, verdicts: list[Verdict]) -> bool:
+    """A loss verdict that reads the loss as scaled (its weight the loss scale) while the gradients were clipped
+    before the scale was divided out: the scale is the loss scaling's, not a loss counted twice."""
+    return loss.check == "loop: loss" and loss.status == "warn" and "x that of its mean" in str(loss.value) and \
+        any(v.check == "loop: gradients at optimizer.step()" and v.status == "fail" and
+            "max_norm / scale" in str(v.value) for v in verdicts)
