@@ -18,6 +18,7 @@ import math
 from trainwell.doctor import diagnosis, registration
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
+from trainwell.doctor.optimizer_check import empty_group_verdict
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.step_record import held
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
@@ -71,6 +72,9 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
                        f"{probe.opt_steps} steps: {_group_names(names) if names else 'its parameters'} never change",
                        "every optimizer given to doctor.watch steps", "call its .step() in the loop (after "
                        "backward()), or leave it out of doctor.watch if it is not meant to train")
+    empty = empty_group_verdict(name, probe.optimizers)
+    if empty is not None:
+        return empty
     return Verdict(name, "pass", "every parameter that receives a gradient is in the optimizer", "-")
 
 
