@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from trainwell.doctor import diagnosis, registration
+from trainwell.doctor.class_weights import GROW
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.optimizer_check import empty_group_verdict
@@ -342,7 +343,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
-EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column",)
+EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW)
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
