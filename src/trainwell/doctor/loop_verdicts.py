@@ -21,6 +21,7 @@ from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.optimizer_check import empty_group_verdict
 from trainwell.doctor.registration import _group_names
+from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.step_record import held
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
 from trainwell.doctor.verdict import Verdict
@@ -343,7 +344,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
-EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW)
+EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, TWICE)
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:

@@ -59,6 +59,7 @@ from trainwell.doctor.policy_gradient import two_class_signs
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.report import Report
+from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.soft_targets import mark_soft_step, soft_cross_entropy
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.unbounded_loss import unbounded_fall
@@ -426,7 +427,7 @@ class Watch:
                          against=[a for a in self._against if a is not None],
                          tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes)),
                ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample),
-               inverted_weights(p.steps, [y.cpu() for y in self._ys])]
+               inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps)]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
