@@ -17,6 +17,7 @@ import math
 
 from trainwell.doctor import diagnosis, registration
 from trainwell.doctor.class_weights import GROW
+from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.optimizer_check import empty_group_verdict
@@ -344,7 +345,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
-EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, TWICE)
+EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, TWICE, SAME_ORDER)
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:

@@ -50,6 +50,7 @@ from trainwell.doctor.binary_floor import read_binary, soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.distribution_targets import probability_rows, read_against
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
+from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
@@ -427,7 +428,8 @@ class Watch:
                          against=[a for a in self._against if a is not None],
                          tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes)),
                ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample),
-               inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps)]
+               inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
+               same_order(self._ys, self._calls, [m[0] for m in self._val])]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
