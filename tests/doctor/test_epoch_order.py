@@ -64,3 +64,19 @@ def test_a_loader_built_once_passes():
 def test_a_loader_re_seeded_with_the_epoch_number_passes():
     assert _run(lambda ds, epoch: DataLoader(ds, batch_size=64, shuffle=True,
                                              generator=torch.Generator().manual_seed(epoch))) == []
+
+
+def test_one_fixed_order_by_design_passes():
+    loader = DataLoader(_data(), batch_size=64, shuffle=False)  # the data set was shuffled once, when it was made
+    assert _run(lambda ds, epoch: loader) == []
+
+
+def test_a_global_seed_reset_every_epoch_is_named():
+    loader = DataLoader(_data(), batch_size=64, shuffle=True)
+
+    def reseeded(ds, epoch):
+        torch.manual_seed(0)  # at the top of every epoch
+        return loader
+
+    found = _run(reseeded)
+    assert len(found) == 1 and found[0].status == "warn"
