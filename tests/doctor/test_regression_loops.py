@@ -34,6 +34,7 @@ def _standardized(columns=1, n=1024, d=8):
 
 
 def _loader(x, y):
+    """Built once per run: one generator shuffles every epoch anew."""
     return DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(1))
 
 
@@ -51,10 +52,11 @@ def _accumulating(divide, optimizer="adam", amp=False, logged="last", epochs=4):
     model = MLP()
     opt = _optimizer(model, optimizer)
     scaler = torch.amp.GradScaler("cpu") if amp else None
+    loader = _loader(x, y)
     with doctor.watch(model, opt, every=10) as w:
         for _ in range(epochs):
             total = 0.0
-            for i, (xb, yb) in enumerate(_loader(x, y)):
+            for i, (xb, yb) in enumerate(loader):
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                     loss = F.mse_loss(model(xb).float(), yb)
                 if divide:
@@ -113,9 +115,10 @@ def _plain(loss_fn, columns=1, amp=False, optimizer="adam", epochs=4):
     model = MLP(d_out=columns)
     opt = _optimizer(model, optimizer)
     scaler = torch.amp.GradScaler("cpu") if amp else None
+    loader = _loader(x, y)
     with doctor.watch(model, opt, every=10) as w:
         for _ in range(epochs):
-            for xb, yb in _loader(x, y):
+            for xb, yb in loader:
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                     out = model(xb).float()
                 loss = loss_fn(out, yb)
@@ -182,9 +185,10 @@ def _distillation(loss_fn, log_softmax=False, epochs=4, temperature=1.0):
     p = torch.softmax(x @ torch.randn(8, 5, generator=g) / temperature, dim=-1)
     model = MLP(d_out=5, log_softmax=log_softmax)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loader = _loader(x, p)
     with doctor.watch(model, opt, every=10) as w:
         for _ in range(epochs):
-            for xb, pb in _loader(x, p):
+            for xb, pb in loader:
                 loss = loss_fn(model(xb), pb)
                 opt.zero_grad()
                 loss.backward()

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor import outputs as O
+from trainwell.doctor.advice_voice import init_fix
 from trainwell.doctor.forward import _ACTIVATIONS, _WEIGHTED, _training_forward
 from trainwell.doctor.inner_outputs import inner_outputs, without_direct_gradient
 from trainwell.doctor.inputs import Inputs, call
@@ -45,8 +46,8 @@ def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: floa
         symmetric = [name for name in symmetric if name not in noise_scales(model, x, symmetric)]
     if symmetric:
         return Verdict("symmetry", "fail", f"identical units in {', '.join(symmetric)}", "distinct hidden units",
-                       "initialize weights randomly (trainwell.init.apply(model, 'he_normal'), or init.scheme = "
-                       "'he_normal' in a config); zero or constant init never breaks the symmetry")
+                       f"initialize weights randomly ({init_fix('he_normal')}); zero or constant init never "
+                       "breaks the symmetry")
     return Verdict("symmetry", "pass", "all hidden units distinct", "distinct hidden units")
 
 
@@ -147,11 +148,11 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     worst = min(act_ratio, 1 / max(act_ratio, 1e-30), grad_ratio, 1 / max(grad_ratio, 1e-30))
     status = "fail" if worst < fail_ratio else "warn" if worst < warn_ratio else "pass"
     relu = any(isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in model.modules())
-    scheme = "he_normal (std sqrt(2/fan_in))" if relu else "xavier_uniform (Var 2/(fan_in+fan_out))"
+    scheme = init_fix("he_normal", "std sqrt(2/fan_in)") if relu else \
+        init_fix("xavier_uniform", "Var 2/(fan_in+fan_out)")
     shrink = act_ratio < 1 or grad_ratio < 1
     advice = "" if status == "pass" else (
-        f"signals {'vanish' if shrink else 'explode'} through depth: use init.scheme = {scheme}, or add "
-        f"normalization")
+        f"signals {'vanish' if shrink else 'explode'} through depth: use {scheme}, or add normalization")
     return Verdict("variance propagation", status,
                    f"activation std {a0:.3g} -> {a1:.3g} (x{act_ratio:.2g}), gradient std {g1:.3g} -> {g0:.3g} "
                    f"(x{grad_ratio:.2g}) over {len(stats)} layers{silent}{_inner_note(inner, len(graded))}",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainwell.doctor.advice_voice import bias_fix, init_fix
 from trainwell.doctor.forward import _training_forward, hooked_forward
 from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
 from trainwell.doctor.inputs import Inputs
@@ -79,10 +80,10 @@ def dead_units(model: nn.Module, x: torch.Tensor | Inputs, warn: float = 0.5) ->
     expected = f"<= {warn:.0%} dead units per ReLU layer at init"
     if worst >= 1.0:
         return Verdict(name, "fail", value, expected,
-                       "a whole ReLU layer is dead: no gradient passes it; look for a large negative bias (init.bias), "
-                       "an init scale far too small or large, or unnormalized inputs")
+                       f"a whole ReLU layer is dead: no gradient passes it; look for a large negative bias "
+                       f"({bias_fix()}), an init scale far too small or large, or unnormalized inputs")
     if worst > warn:
         return Verdict(name, "warn", value, expected,
-                       "most units of a ReLU layer never fire on this batch: check init.bias and the init scheme "
-                       "(he_normal for ReLU), or use LeakyReLU")
+                       f"most units of a ReLU layer never fire on this batch: check {bias_fix()} and the weights' "
+                       f"init ({init_fix('he_normal')} for ReLU), or use LeakyReLU")
     return Verdict(name, "pass", value, expected)

@@ -16,10 +16,14 @@ from __future__ import annotations
 import math
 
 from trainwell.doctor import diagnosis, registration
+from trainwell.doctor.class_weights import GROW
+from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.loss_scaling import clipped_before_unscale, defers_to_clipping
+from trainwell.doctor.optimizer_check import empty_group_verdict
 from trainwell.doctor.registration import _group_names
+from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.step_record import held
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
 from trainwell.doctor.verdict import Verdict
@@ -72,6 +76,9 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
                        f"{probe.opt_steps} steps: {_group_names(names) if names else 'its parameters'} never change",
                        "every optimizer given to doctor.watch steps", "call its .step() in the loop (after "
                        "backward()), or leave it out of doctor.watch if it is not meant to train")
+    empty = empty_group_verdict(name, probe.optimizers)
+    if empty is not None:
+        return empty
     return Verdict(name, "pass", "every parameter that receives a gradient is in the optimizer", "-")
 
 
@@ -355,7 +362,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
-EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column",)
+EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, TWICE, SAME_ORDER)
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:

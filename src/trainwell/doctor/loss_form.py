@@ -221,7 +221,8 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
         elif form == "cross_entropy" and _proportional_to_label_probability(zl, gl, a):
             form = "probability_not_log"
         return {"form": form, "weight": float(a.sum()), "rows": rows, "classes": zz.shape[1],
-                "bounded": bounded, "spread": float(a.max() / a[a > 0].min())}
+                "bounded": bounded, "spread": float(a.max() / a[a > 0].min()),
+                "label_weights": label_weights(gl, a) if form in ("cross_entropy", "nll") else None}
     if layout != "scrambled":
         resid, a, eps = _fit_smoothed(zl, gl)
         if resid < tol and 0.0 < eps < 1.0 and float(a[0]) > 0:
@@ -230,6 +231,18 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
     if layout == "last" and z.dim() == 2:  # -log p(a_i) x advantage_i on the model's own samples
         return signed_weights(zl, gl, tol)
     return None
+
+
+def label_weights(g: torch.Tensor, a: torch.Tensor, most: int = 1024) -> torch.Tensor | None:
+    """The mean weight a_i of each label's rows (the label: each row's negative entry, ``g.argmin(1)``), NaN for a
+    label with no row; class weights ``w`` of ``cross_entropy(weight=w)`` read back up to one factor per step
+    (a_i = w_{y_i} / sum_j w_{y_j}). None over more than ``most`` classes (a vocabulary)."""
+    if g.shape[1] > most:
+        return None
+    label = g.argmin(1)
+    rows = torch.bincount(label, minlength=g.shape[1]).double()
+    total = torch.zeros(g.shape[1], dtype=torch.float64).index_add_(0, label, a.double())
+    return torch.where(rows > 0, total / rows.clamp_min(1), torch.full_like(total, math.nan)).float()
 
 
 def bce_on_bounded(z: torch.Tensor, g: torch.Tensor) -> str | None:

@@ -32,7 +32,7 @@ def optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) -> Verdi
                        "the embedding with sparse=False")
     missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
     if not missing:
-        return None
+        return empty_group_verdict(NAME, [optimizer])
     own = {id(p) for p in model.parameters()}
     stale = sum(id(p) not in own for g in optimizer.param_groups for p in g["params"])
     also = f"; it holds {stale} tensors the model no longer has" if stale else ""
@@ -40,3 +40,30 @@ def optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) -> Verdi
                    "every trainable parameter in the optimizer",
                    "a layer replaced, added or unfrozen after the optimizer was built never trains: build the "
                    "optimizer after the final model (or optimizer.add_param_group({'params': ...}))")
+
+
+def empty_groups(optimizers: list[torch.optim.Optimizer]) -> list[str]:
+    """One phrase per param group that holds no parameter, e.g. ``param group 1 (lr 0.05)`` (its index in
+    ``optimizer.param_groups``; the optimizer's number too when there are several)."""
+    out = []
+    for k, optimizer in enumerate(optimizers):
+        for i, group in enumerate(optimizer.param_groups):
+            if not group["params"]:
+                of = f" of optimizer {k + 1}" if len(optimizers) > 1 else ""
+                lr = group.get("lr")
+                rate = f" (lr {float(lr):.3g})" if isinstance(lr, (int, float, torch.Tensor)) else ""
+                out.append(f"param group {i}{of}{rate}")
+    return out
+
+
+def empty_group_verdict(name: str, optimizers: list[torch.optim.Optimizer]) -> Verdict | None:
+    """A warn when a param group holds no parameter: the list that built it (``[p for n, p in
+    model.named_parameters() if n.startswith("classifier")]``) matched nothing, so the layers it was meant for
+    train at another group's rate (or not at all)."""
+    empty = empty_groups(optimizers)
+    if not empty:
+        return None
+    return Verdict(name, "warn", f"{', '.join(empty[:3])} holds no parameters: the filter that built it matched "
+                   "nothing?", "every param group holds parameters",
+                   "the layers it was meant for train at another group's settings: check the names it filters on "
+                   "against model.named_parameters() (or drop the group)")

@@ -47,8 +47,10 @@ from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.binary_floor import read_binary, soft_binary_floors
+from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.distribution_targets import probability_rows, read_against
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
+from trainwell.doctor.epoch_order import SamplerCount, same_order
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
@@ -58,6 +60,7 @@ from trainwell.doctor.policy_gradient import two_class_signs
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.report import Report
+from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.soft_targets import mark_soft_step, soft_cross_entropy
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.unbounded_loss import unbounded_fall
@@ -108,6 +111,7 @@ class Watch:
         self._state = State(model=model, optimizer=optimizer)
         self._losses: list = []  # detached tensors or floats; converted in one go when read
         self._val: list[tuple[int, float]] = []
+        self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
         self._open = False
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -115,6 +119,7 @@ class Watch:
         self.monitor.on_fit_start(self._state)
         self.probe.attach()
         self._catch_broadcast()
+        self._shuffles.start()
         self._open = True
         return self
 
@@ -127,6 +132,7 @@ class Watch:
         self.monitor._remove()
         self.monitor._armed = False
         self.probe.detach()
+        self._shuffles.stop()
         if self._warnings is not None:
             self._warnings.__exit__(None, None, None)
             self._warnings = None
@@ -424,7 +430,9 @@ class Watch:
                ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft,
                          against=[a for a in self._against if a is not None],
                          tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes)),
-               ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample)]
+               ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample),
+               inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
+               same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count)]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]

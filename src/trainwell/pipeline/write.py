@@ -18,6 +18,7 @@ import trainwell
 from trainwell import optim
 from trainwell.config import Config, to_toml
 from trainwell.doctor import diagnosis
+from trainwell.doctor.advice_voice import config_voice
 from trainwell.doctor.check import check as doctor_check
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.l0 import l0_sparsity
@@ -71,10 +72,11 @@ def preflight(prep: Prepared, examples: int | None = None) -> list[Verdict]:
     x, y = (t[:n].to(where) for t in prep.splits.train)
     penalty = Penalty(prep.model, l1=r.l1, l2=r.l2, activity=r.activity, l0=r.l0)
     try:
-        report = doctor_check(prep.model, x, y, loss_function(cfg.train.loss),
-                              penalty=penalty if penalty.active else None,
-                              optimizer=optim.from_config(prep.model, cfg.optim),
-                              num_classes=prep.splits.meta.num_classes)
+        with config_voice():  # the advice names the config's keys (init.scheme), not torch's calls
+            report = doctor_check(prep.model, x, y, loss_function(cfg.train.loss),
+                                  penalty=penalty if penalty.active else None,
+                                  optimizer=optim.from_config(prep.model, cfg.optim),
+                                  num_classes=prep.splits.meta.num_classes)
     finally:
         if penalty.activity is not None:  # its hooks must not stay on the model that will train
             penalty.activity.remove()
