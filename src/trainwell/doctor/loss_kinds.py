@@ -117,6 +117,16 @@ def expected_initial_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor)
     return value, f"{formula}, measured on uniform outputs"
 
 
+def _at_zero_logits(loss_fn: Callable, out, scores: torch.Tensor, y: torch.Tensor) -> float | None:
+    """The user's loss on the model's outputs with the scores set to 0 (uniform logits); None when the loss
+    cannot take them (a loss that cannot is simply not recognised)."""
+    try:
+        with torch.no_grad():
+            return _scalar(loss_fn(O.replace_logits(out, torch.zeros_like(scores)), y))
+    except Exception:  # noqa: BLE001 - any error of the user's loss on these outputs
+        return None
+
+
 def _cross_entropy_like(loss_fn: Callable, out, scores: torch.Tensor, y: torch.Tensor) -> tuple[float, str] | None:
     """A custom loss (``lambda o, t: F.cross_entropy(o[0], t)``) recognised by what it does: on uniform logits it
     gives ln C (C the width of the class axis, 1 or last), as cross-entropy does, or (a focal loss, a Brier score
@@ -124,10 +134,8 @@ def _cross_entropy_like(loss_fn: Callable, out, scores: torch.Tensor, y: torch.T
     None otherwise."""
     if y.is_floating_point() or scores.dim() < 2:
         return None
-    try:
-        with torch.no_grad():
-            value = _scalar(loss_fn(O.replace_logits(out, torch.zeros_like(scores)), y))
-    except Exception:  # noqa: BLE001 - a loss that cannot take uniform logits is simply not recognised
+    value = _at_zero_logits(loss_fn, out, scores, y)
+    if value is None:
         return None
     for c in dict.fromkeys((scores.shape[1], scores.shape[-1])):
         if c > 1 and abs(value - math.log(c)) <= 1e-4 * math.log(c):
@@ -147,10 +155,8 @@ def _bce_with_logits_like(loss_fn: Callable, out, scores: torch.Tensor, y: torch
     if not y.is_floating_point() or y.numel() != scores.numel() or scores.numel() < 1 or \
             not bool(((y >= 0) & (y <= 1)).all()):
         return None
-    try:
-        with torch.no_grad():
-            value = _scalar(loss_fn(O.replace_logits(out, torch.zeros_like(scores)), y))
-    except Exception:  # noqa: BLE001 - a loss that cannot take zero logits is simply not recognised
+    value = _at_zero_logits(loss_fn, out, scores, y)
+    if value is None:
         return None
     n, rows = scores.numel(), len(scores) if scores.dim() else 1
     for count, how in ((1, "per output"), (n / rows, "per output, summed over each example's outputs"),
