@@ -209,6 +209,10 @@ def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: 
         advice = ("memorization, or too few examples to show signal: the inputs help on the training examples "
                   "only; are the labels aligned with the inputs (shuffled separately?), or is there too little data "
                   "to generalize?")
+    elif max(zero_train, zero_held or 0.0) <= 1e-6 and math.isfinite(zero_train):
+        advice = ("one output for every input already reaches a loss of 0, so the loss has nothing to teach: a "
+                  "margin of 0 in a triplet or ranking loss (every constant embedding meets it), or targets the "
+                  "constant already matches?")
     else:
         advice = ("the model does no better with its inputs than without: is the input connected, normalized, and "
                   "aligned with the labels?")
