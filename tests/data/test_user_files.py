@@ -494,3 +494,12 @@ def test_labels_that_stand_out_are_noted_after_the_fit(workdir, capsys):
     np.savez(workdir / "ok.npz", x=x, y=y)
     assert _fit(["data.name=npz", "data.root=ok.npz", "model.kind=mlp", "train.epochs=1"],
                 workdir / "ok")["label_notes"] == []
+
+
+def test_the_report_shows_the_class_names_and_the_label_notes(workdir):
+    write_iris(workdir / "iris.csv", n_per_class=8)
+    _fit(["data.name=csv", "data.root=iris.csv", "model.kind=mlp", "model.hidden=[8]", "train.epochs=1",
+          "report.enabled=true"], workdir / "run")
+    page = (workdir / "run" / "report.html").read_text()
+    assert "<th>classes</th><td>3: 0 = setosa, 1 = versicolor, 2 = virginica</td>" in page
+    assert "<th>label note</th><td>the test split holds 5 examples: its accuracy moves in steps of 20%</td>" in page

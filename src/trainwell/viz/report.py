@@ -86,6 +86,7 @@ def _overview(summary: dict | None, history: list[dict], cfg: dict, started: dic
     best = s.get("best_epoch")
     rows = [
         ("dataset", s.get("dataset", cfg.get("data", {}).get("name"))),
+        *_classes(s),
         ("model", s.get("model", cfg.get("model", {}).get("kind"))),
         ("parameters", fmt_int(s.get("params"))),
         ("epochs", f"{s.get('epochs', len(history))} of {train.get('epochs', '?')}"),
@@ -101,6 +102,16 @@ def _overview(summary: dict | None, history: list[dict], cfg: dict, started: dic
         ("versions", f"trainwell {s.get('trainwell_version', '-')}, torch {s.get('torch_version', '-')}"),
     ]
     return page.key_values(rows)
+
+
+def _classes(s: dict) -> list[tuple[str, str]]:
+    """The overview's class rows: the count with the names text labels were numbered by (a data file's), and
+    what stood out in the labels (1-based, a class only in the test split)."""
+    if not s.get("classes"):
+        return []
+    names = s.get("class_names")
+    text = str(s["classes"]) + (": " + ", ".join(f"{i} = {n}" for i, n in enumerate(names)) if names else "")
+    return [("classes", text)] + [("label note", note) for note in s.get("label_notes") or []]
 
 
 def _final(summary: dict | None, history: list[dict]) -> str:
