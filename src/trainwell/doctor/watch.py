@@ -54,6 +54,7 @@ from trainwell.doctor.epoch_order import SamplerCount, same_order
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
+from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.multi_hot import cross_entropy_against
 from trainwell.doctor.policy_gradient import two_class_signs
@@ -340,8 +341,9 @@ class Watch:
         floor = ll.soft_target_floors(ys, losses) or ll.loss_floor(self.probe) or \
             soft_binary_floors(self.probe.binary_reads, ys, losses) or 0.0
         curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor)
-        post = [self._game(self._flat_direction(curve))]
         history = self._history(val_losses)
+        classes = mean_cross_entropy_classes(self.probe.steps)  # a validation loss at ln C learned nothing
+        post = [self._game(memorizing(self._flat_direction(curve), history, classes))]
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
                                                            [h["val_loss"] for h in history])

@@ -1,0 +1,64 @@
+"""A slow training-loss decrease that validation never shares: the model memorizes, the rate is not low.
+
+The loss curve's "too low" reading (a slow, near-linear decrease) advises raising the learning rate. With
+validation losses given, that reading can be checked: a model that learns something about its inputs lowers the
+validation loss with the training loss; one that memorizes its training examples (labels shuffled apart from
+their inputs, too few examples for what they ask) lowers only the training loss, and the validation loss stays at
+its first value or rises, never going below the untrained level ln C of a cross-entropy over C classes. A larger
+rate then only memorizes faster, so the verdict names the memorization instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+from trainwell.doctor.diagnosis import LR_CURVE
+from trainwell.doctor.verdict import Verdict
+
+#: validation counts as improved when its best value lies below its first by this share of the training drop
+IMPROVED_SHARE = 0.25
+#: evaluations needed to say that validation never improved
+MIN_EVALUATIONS = 3
+
+
+def memorizing(curve: Verdict, history: list[dict], classes: int | None = None) -> Verdict:
+    """``curve`` (the loss curve's verdict) rewritten when it reads "too low" while validation never improved.
+
+    Args:
+        curve: :func:`~trainwell.doctor.diagnosis.learning_rate_diagnosis`'s verdict.
+        history: per evaluation, ``train_loss`` (the training loss of the steps before it) and ``val_loss``.
+        classes: C, when the loss is a softmax cross-entropy over C classes: a validation loss that never goes
+            below ln C while the training loss ends below it has learned nothing that carries over.
+
+    Returns:
+        ``curve`` unchanged, or a warning that the training loss falls by memorization only.
+    """
+    if curve.check != LR_CURVE or curve.status not in ("warn", "fail") or not str(curve.value).startswith("too low"):
+        return curve
+    points = [(h["train_loss"], h["val_loss"]) for h in history if "val_loss" in h and "train_loss" in h]
+    if len(points) < MIN_EVALUATIONS or not all(math.isfinite(v) for p in points for v in p):
+        return curve
+    trains, vals = [p[0] for p in points], [p[1] for p in points]
+    drop = trains[0] - trains[-1]
+    if drop <= 0:
+        return curve
+    best = min(vals[1:])
+    flat = best >= vals[0] - IMPROVED_SHARE * drop
+    untrained = classes is not None and classes >= 2 and trains[-1] < math.log(classes) <= min(vals)
+    if not (flat or untrained):
+        return curve
+    seen = f"validation never improved (first {vals[0]:.3g}, best later {best:.3g}, last {vals[-1]:.3g}" + \
+        (f"; ln C = {math.log(classes):.3g})" if untrained else ")")
+    return Verdict(curve.check, "warn", f"{curve.value}; the training loss falls by memorization only: {seen}",
+                   curve.expected, "the learning rate is not the cause: a larger rate only memorizes faster. Check "
+                   "that the labels are aligned with their inputs (x and y shuffled with one permutation, the same "
+                   "row order in both files) and that there is enough data; doctor.check's input-independent "
+                   "baseline tells whether the inputs predict the labels at all")
+
+
+def mean_cross_entropy_classes(steps: list[dict]) -> int | None:
+    """C, when every observed step whose loss form was read (:mod:`~trainwell.doctor.loss_form`) reads it as a
+    mean cross-entropy over C classes (its untrained level is then ln C), else None."""
+    read = [s for s in steps if s.get("form") is not None]
+    mean = all(s["form"] == "cross_entropy" and abs((s.get("loss_weight") or 0) - 1) < 0.05 for s in read)
+    return read[0]["classes"] if read and mean else None

@@ -1,0 +1,103 @@
+"""A training loss that falls slowly while the validation loss never improves is memorization, not a low rate."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainwell import doctor
+from trainwell.doctor.memorizing_curve import memorizing
+from trainwell.doctor.verdict import Verdict
+
+CURVE = "learning rate (loss curve)"
+
+
+class Net(nn.Module):
+    def __init__(self, d=20, h=64, c=4):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(d, h), nn.Linear(h, h), nn.Linear(h, c)
+
+    def forward(self, x):
+        return self.out(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+def data(n, aligned, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 20, generator=g)
+    y = (x @ torch.randn(20, 4, generator=torch.Generator().manual_seed(99))).argmax(1)
+    if not aligned:
+        x = x[torch.randperm(n, generator=g)]  # inputs shuffled apart from their labels
+    return x, y
+
+
+def run(aligned, lr, momentum, epochs=8):
+    torch.manual_seed(0)
+    xtr, ytr = data(1500, aligned)
+    xva, yva = data(500, True, seed=1)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    loader = DataLoader(TensorDataset(xtr, ytr), batch_size=64, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    with doctor.watch(model, opt) as w:
+        for _ in range(epochs):
+            model.train()
+            for xb, yb in loader:
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=yb)
+            model.eval()
+            with torch.no_grad():
+                w.validate(F.cross_entropy(model(xva), yva).item())
+    return w, {v.check: v for v in w.report()}
+
+
+def test_misaligned_labels_slow_fall_is_named_memorization_not_a_low_rate():
+    w, verdicts = run(aligned=False, lr=0.05, momentum=0.9)
+    vals = [v for _, v, _ in w._val]
+    trains = w.losses
+    # the oracle: the training loss fell while validation ended worse than it began, near the untrained ln C
+    assert sum(trains[-20:]) / 20 < sum(trains[:20]) / 20 - 0.05
+    assert vals[-1] > vals[0] and min(vals) > math.log(4) - 0.05
+    curve = verdicts[CURVE]
+    assert str(curve.value).startswith("too low")
+    assert curve.status == "warn"
+    assert "memorization" in curve.value
+    assert "raise the learning rate" not in (curve.advice or "")
+    assert "labels are aligned" in curve.advice
+
+
+def test_slow_rate_with_validation_improving_still_says_raise():
+    w, verdicts = run(aligned=True, lr=0.02, momentum=0.0)
+    vals = [v for _, v, _ in w._val]
+    assert vals[-1] < vals[0] - 0.05  # the oracle: validation improves with the training loss
+    curve = verdicts[CURVE]
+    assert str(curve.value).startswith("too low")
+    assert "memorization" not in curve.value
+    assert "raise the learning rate" in curve.advice
+
+
+def test_healthy_loop_is_unchanged():
+    w, verdicts = run(aligned=True, lr=0.05, momentum=0.9)
+    curve = verdicts[CURVE]
+    assert curve.status == "pass"
+    assert "memorization" not in curve.value
+
+
+def _too_low():
+    return Verdict(CURVE, "warn", "too low: slow, near-linear decrease", "-", "raise the learning rate (by 3-10x)")
+
+
+def test_validation_never_below_ln_c_is_memorization_even_when_it_falls_towards_it():
+    history = [{"train_loss": t, "val_loss": v} for t, v in [(1.40, 1.50), (1.30, 1.44), (1.20, 1.40)]]
+    assert 1.40 > math.log(4)  # the oracle: the best validation loss stays above the untrained level
+    assert "memorization" in memorizing(_too_low(), history, classes=4).value
+    assert memorizing(_too_low(), history, classes=None).advice.startswith("raise")  # it did improve
+
+
+def test_fewer_than_three_evaluations_leave_the_curve_alone():
+    history = [{"train_loss": t, "val_loss": v} for t, v in [(1.40, 1.40), (1.20, 1.45)]]
+    assert memorizing(_too_low(), history, classes=4) == _too_low()
