@@ -116,11 +116,15 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
     floats = [t for t in O.leaves(sample) if t.is_floating_point()]
     # per example, the fit starts at the model's own outputs: zeros can be a stationary point of the loss (a VAE's
     # KL term at mu = log-variance = 0) from which L-BFGS never moves, even where the loss has no lowest value
-    free = [torch.where(torch.isfinite(t), t, 0.0).detach().clone().requires_grad_(True) if per_example else
-            torch.zeros(t.shape[1:], dtype=t.dtype, device=t.device, requires_grad=True) for t in floats]
     # outputs that are log-probabilities or probabilities (a LogSoftmax/Softmax last layer) stay normalized: NLL of
-    # free numbers has no minimum
+    # free numbers has no minimum; unit-norm rows (an embedding through F.normalize) stay on the unit sphere, where
+    # a contrastive loss's logits are bounded by its temperature
     norm = [None if i == unconstrained else _normalization(t) for i, t in enumerate(floats)]
+    # a constant on the sphere starts at the model's own first row (zeros have no direction to normalize)
+    free = [torch.where(torch.isfinite(t), t, 0.0).detach().clone().requires_grad_(True) if per_example else
+            t[0].detach().clone().requires_grad_(True) if kind == "sphere" else
+            torch.zeros(t.shape[1:], dtype=t.dtype, device=t.device, requires_grad=True)
+            for t, kind in zip(floats, norm, strict=True)]
     if any(kind is None for kind in norm) and _takes_probabilities(loss_fn):
         # BCE on a sigmoid: free outputs in (0, 1) as the model's; in an output structure (a VAE's (recon, mu,
         # log-variance)) only the tensors a sigmoid makes, also torch.sigmoid in forward
@@ -135,7 +139,7 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
             v, kind = next(it), next(kinds)
             v = v if per_example else v.expand(n, *t.shape[1:])
             return v.log_softmax(1) if kind == "log" else v.softmax(1) if kind == "prob" else \
-                v.sigmoid() if kind == "unit" else v
+                v.sigmoid() if kind == "unit" else F.normalize(v, dim=-1) if kind == "sphere" else v
 
         return O.map_tensors(sample, make)
 
@@ -183,11 +187,18 @@ def _mean(loss: torch.Tensor) -> torch.Tensor:
 
 
 def _normalization(t: torch.Tensor) -> str | None:
-    """'log' if every row of ``t`` is a log-probability vector over dim 1, 'prob' if a probability vector."""
+    """'log' if every row of ``t`` is a log-probability vector over dim 1, 'prob' if a probability vector,
+    'sphere' if every row over the last dim has Euclidean norm 1 (an embedding through ``F.normalize``)."""
     if t.dim() < 2 or t.shape[1] < 2:
         return None
     if bool((t <= 1e-6).all()) and bool((t.logsumexp(1).abs() < 1e-4).all()):
         return "log"
     if bool((t >= 0).all()) and bool(((t.sum(1) - 1).abs() < 1e-4).all()):
         return "prob"
-    return None
+    return "sphere" if is_unit_norm(t) else None
+
+
+def is_unit_norm(t: torch.Tensor) -> bool:
+    """Whether every row of ``t`` over its last dim (of 2+ entries) has Euclidean norm 1, to 1e-4."""
+    return t.is_floating_point() and t.dim() >= 2 and t.shape[-1] >= 2 and t.numel() > 0 and \
+        bool(((t.norm(dim=-1) - 1).abs() < 1e-4).all())

@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.doctor import outputs as O
 from trainwell.doctor.dominant_term import dominant_inner_term
 from trainwell.doctor.double_sigmoid import sigmoid_in_logits_loss
-from trainwell.doctor.fitting import _free_outputs, _train_copy
+from trainwell.doctor.fitting import _free_outputs, _train_copy, is_unit_norm
 from trainwell.doctor.forward import _accuracy, samples_in_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, loss_kind
@@ -28,8 +29,10 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
 
     The floor is the lowest loss any outputs can reach on these examples, fitted directly (0 for plain
     cross-entropy; the smoothed targets' entropy with label smoothing): the loss must close 90% of the gap from
-    its start to the floor. The trained copy is judged in eval mode and in train mode (seeded), the better of the
-    two: with BatchNorm on 20 examples the running statistics lag the batch statistics the copy was fitted with.
+    its start to the floor. Outputs with unit-norm rows (``F.normalize`` at the end of forward) are fitted on the unit
+    sphere: a contrastive loss at temperature T then has logits within ±1/T and a floor far above 0. The trained
+    copy is judged in eval mode and in train mode (seeded), the better of the two: with BatchNorm on 20 examples the
+    running statistics lag the batch statistics the copy was fitted with.
     A failure names a bounding activation after the last layer (a Sigmoid or ReLU before cross-entropy) when
     there is one (:mod:`~trainwell.doctor.output_layer`). A floor that is cross-entropy's on probabilities (a
     softmax before it, :mod:`~trainwell.doctor.probability_floor`), or BCE with logits given sigmoid(outputs)
@@ -52,6 +55,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         first = call(copy.deepcopy(model).eval(), xs)
         start = _scalar(loss_fn(first, ys))
         counted = _accuracy(first, ys, loss_fn) is not None  # class scores: the accuracy judges the fit too
+        # unit-norm outputs (F.normalize at the end of forward): the floor is the lowest loss on the unit sphere
+        sphere = any(is_unit_norm(t) for t in O.leaves(first) if isinstance(t, torch.Tensor))
         del first
     fitted = _free_outputs(model, xs, ys, loss_fn, per_example=True)
     floor = _scalar(loss_fn(fitted(len(xs)), ys))
@@ -114,7 +119,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     ok = math.isfinite(final) and (acc is None or acc == 1.0 or per_element and acc >= 0.99 or
                                    ceiling < 1.0 and acc >= ceiling - 0.01) and final - floor < bar
     shown = f", acc {acc:.0%}" if acc is not None else ""
-    floor_text = f" (floor {floor:.3g}: the lowest loss any outputs reach)" if floor > 1e-3 else ""
+    floor_text = f" (floor {floor:.3g}: the lowest loss any {'unit-norm ' if sphere else ''}outputs reach)" \
+        if floor > 1e-3 else ""
     if const is not None:
         floor_text += f"; one constant output for all of them gives {const:.3g}"
     if softmaxed:  # it meets its floor, but the floor itself is the bug
@@ -122,9 +128,9 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     advice = softmaxed or "" if ok else softmaxed or (bounded_scores(m, xs, ys, loss_fn) or
                             dominant_inner_term(model, xs, ys, loss_fn, seed) or
                             _constant_advice(const, final, floor, len(xs)) or
+                            _sphere_advice(sphere, floor) +
                             f"the model cannot memorize {len(xs)} examples: too little capacity (a missing "
-                            "nonlinearity?), "
-                            "a bug in the loss or labels, or a frozen/broken layer")
+                            "nonlinearity?), a bug in the loss or labels, or a frozen/broken layer")
     if unknown and not ok:  # a floor that is unknown may lie far above 0 on these examples: a miss is no bug
         floor_text = ("; the loss's floor is unknown (outputs fitted to these examples left its domain), "
                       "judged against 0")
@@ -148,6 +154,15 @@ def constant_output_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     except Exception:  # noqa: BLE001 - a loss whose constant output cannot be fitted: judged from the start
         return None
     return const if math.isfinite(const) and floor < const < start else None
+
+
+def _sphere_advice(sphere: bool, floor: float) -> str:
+    """The note on a floor held up by unit-norm outputs (a contrastive loss on normalized embeddings), before the
+    usual causes of a failed overfit; empty for other outputs or a floor near 0."""
+    if not sphere or floor <= 0.1:
+        return ""
+    return (f"the outputs have unit norm: at temperature T the logits stay within ±1/T and the loss cannot go below "
+            f"{floor:.3g}; a lower temperature (0.1) lets it fall; else ")
 
 
 def _constant_advice(const: float | None, final: float, floor: float, n: int) -> str | None:
