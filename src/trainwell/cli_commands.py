@@ -159,10 +159,10 @@ def _finished_epochs(run_dir) -> tuple[int, str] | None:
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        shape = ()
+    from trainwell.cli_parser import INTEGER
+
+    parts = text.split(",")
+    shape = tuple(int(v) for v in parts) if all(INTEGER.fullmatch(v) for v in parts) else ()
     if not shape or any(v < 1 for v in shape):
         raise TrainwellError(f"--input-shape {text!r} is not allowed: use positive integers like 3,227,227 or 1,40")
     return shape

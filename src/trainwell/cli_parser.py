@@ -4,6 +4,7 @@ that refuse bad values before any work is done (usage errors are one line and ex
 from __future__ import annotations
 
 import argparse
+import re
 
 EPILOG = """examples:
   trainwell fit                                   train the default MNIST-1D CNN
@@ -26,21 +27,19 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
                         help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
 
 
+INTEGER = re.compile(r"\s*\+?[0-9]+\s*")
+NUMBER = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")
+
+
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
+    value = int(text) if INTEGER.fullmatch(text) else 0  # the text is checked: no exception to catch
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use an integer >= 1")
     return value
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+    value = float(text) if NUMBER.fullmatch(text) else -1.0
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use a number in [0, 1)")
     return value

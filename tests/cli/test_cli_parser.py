@@ -117,3 +117,22 @@ def test_every_commands_help_says_what_it_does():
         text = command.format_help()
         description = text.split("\n\n")[1]
         assert not description.startswith(("options:", "positional")), (words, text)
+
+
+def test_the_command_line_catches_only_the_packages_own_errors():
+    """A ValueError from inside the library is a bug and keeps its traceback: the command line never catches one
+    (argument text is checked before it is converted, not converted and the error caught)."""
+    import ast
+    from pathlib import Path
+
+    import trainwell
+
+    src = Path(trainwell.__file__).parent
+    caught = []
+    for path in sorted(src.glob("cli*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ExceptHandler):
+                names = [n.id for n in ast.walk(node.type) if isinstance(n, ast.Name)] if node.type else ["bare"]
+                caught += [(path.name, node.lineno, n) for n in names if n in ("ValueError", "Exception", "bare",
+                                                                                "TypeError", "BaseException")]
+    assert caught == []
