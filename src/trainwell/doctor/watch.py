@@ -46,9 +46,8 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
-from trainwell.doctor.binary_floor import read_binary, soft_binary_floors
+from trainwell.doctor.binary_floor import soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
-from trainwell.doctor.distribution_targets import probability_rows, read_against
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
@@ -56,15 +55,12 @@ from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.monitors import Monitor
-from trainwell.doctor.multi_hot import cross_entropy_against
-from trainwell.doctor.policy_gradient import two_class_signs
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
-from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.report import Report
 from trainwell.doctor.smoothing_twice import smoothed_twice
-from trainwell.doctor.soft_targets import mark_soft_step, soft_cross_entropy
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.unbounded_loss import unbounded_fall
+from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
@@ -179,25 +175,11 @@ class Watch:
             self.probe.input_leaves = []
             self._read_game(leaves)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
-            self._against.append(cross_entropy_against(*self.probe.scored, y.detach()))
-            self._read_distributions(y)
-            if self.probe.steps:
-                mark_soft_step(self.probe.steps[-1], soft_cross_entropy(*self.probe.scored, y.detach()))
-            self.probe.scored = None
+            self._against.append(read_with_targets(self.probe, y))
         self._read_echo(y)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
-        if self.probe.regressed is not None:  # after an observed step only: its loss against its gradients
-            pairs, s = self.probe.regressed, self.probe.steps[-1] if self.probe.steps else None
-            value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-            # one forward per backward pass (k micro-batches): each pass's outputs are known
-            read = s is not None and s["backwards"] == len(pairs)
-            self.probe.reductions.append(reduction(pairs, value, lv.grad_scaler_unscale(s)) if read else None)
-            self.probe.regressed = None
-        if self.probe.two_class is not None:  # after an observed step only: a policy gradient over 2 actions
-            self._read_two_actions(loss)
-        if self.probe.binary_pair is not None:  # after an observed step only: binary cross-entropy's soft targets
-            self._read_binary(loss, y)
+        read_with_value(self.probe, loss, y)  # after an observed step only: its outputs against the value
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
         self._state.batch_loss = value
@@ -216,43 +198,6 @@ class Watch:
         self._echoes.append(index)
         if index is not None and self._echo_sample is None:
             self._echo_sample = (*forward, index, tensors)
-
-    def _read_two_actions(self, loss: torch.Tensor | float) -> None:
-        """With 2 classes the form cannot be read from the gradient alone; with the loss's value a policy gradient's
-        signed weights can (:func:`~trainwell.doctor.policy_gradient.two_class_signs`): the step is then read as
-        one."""
-        (z, g), self.probe.two_class = self.probe.two_class, None
-        step = self.probe.steps[-1] if self.probe.steps else None
-        if step is None or step["backwards"] != 1 or step["form"] != "two_classes" or self.probe.multi_output:
-            return
-        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-        if math.isfinite(value) and two_class_signs(z, g, value, 1 / lv.grad_scaler_unscale(step)):
-            step["form"] = "signed_weights"
-
-    def _read_distributions(self, y: torch.Tensor) -> None:
-        """The observed step's loss against targets ``y`` that are rows of probabilities (a KL divergence or a
-        cross-entropy to them): its form and weight, GradScaler's scale divided out."""
-        z, g = self.probe.scored
-        if not probability_rows(y, z):
-            return
-        read = read_against(z, g, y.detach())
-        if read is not None and self.probe.steps:
-            read["weight"] *= lv.grad_scaler_unscale(self.probe.steps[-1])
-        self.probe.distribution_reads.append(read)
-
-    def _read_binary(self, loss: torch.Tensor | float, y: torch.Tensor | None) -> None:
-        """The observed step's loss read as binary cross-entropy from its value and its outputs' gradient
-        (:func:`~trainwell.doctor.binary_floor.read_binary`, one backward() per step), and whether the targets
-        given as ``y`` are the ones read."""
-        (z, g), self.probe.binary_pair = self.probe.binary_pair, None
-        step = self.probe.steps[-1] if self.probe.steps else None
-        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-        read = read_binary(z, g, value) if step is not None and step["backwards"] == 1 else None
-        if read is not None:
-            targets = read.pop("targets")
-            read["given"] = isinstance(y, torch.Tensor) and y.is_floating_point() and y.shape == targets.shape and \
-                bool(torch.allclose(y.detach().cpu().double(), targets.cpu(), atol=1e-3))
-        self.probe.binary_reads.append(read)
 
     def _read_game(self, leaves: list[torch.Tensor]) -> None:
         """Whether the first loss is one player's in a game: it goes through another model's parameters that no

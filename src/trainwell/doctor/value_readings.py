@@ -1,0 +1,67 @@
+"""What an observed step's outputs and their gradient say once ``w.step(loss, y=...)`` hands over the loss's value
+and the targets: :meth:`trainwell.doctor.watch.Watch.step` calls these after an observed step only, so the loss is
+turned into a float (a device sync) on those steps and never on the others.
+
+With the value: a regression loss's reduction over its micro-batches (:mod:`~trainwell.doctor.regression_reduction`),
+a policy gradient over two actions (:func:`~trainwell.doctor.policy_gradient.two_class_signs`), binary
+cross-entropy and its soft targets (:func:`~trainwell.doctor.binary_floor.read_binary`). With the targets: the
+class scores against them (multi-hot rows, probability rows for a KL divergence, soft targets).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from trainwell.doctor.binary_floor import read_binary
+from trainwell.doctor.distribution_targets import probability_rows, read_against
+from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.loop_verdicts import grad_scaler_unscale
+from trainwell.doctor.multi_hot import cross_entropy_against
+from trainwell.doctor.policy_gradient import two_class_signs
+from trainwell.doctor.regression_reduction import reduction
+from trainwell.doctor.soft_targets import mark_soft_step, soft_cross_entropy
+
+
+def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tensor | None) -> None:
+    """Read the pairs the observed step left on ``probe`` against the loss's value (each read once, then cleared)."""
+    regressed, two, binary = probe.regressed, probe.two_class, probe.binary_pair
+    if regressed is None and two is None and binary is None:
+        return
+    probe.regressed = probe.two_class = probe.binary_pair = None
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+    step = probe.steps[-1] if probe.steps else None
+    one = step is not None and step["backwards"] == 1
+    if regressed is not None:  # one forward per backward pass (k micro-batches): each pass's outputs are known
+        read = step is not None and step["backwards"] == len(regressed)
+        probe.reductions.append(reduction(regressed, value, grad_scaler_unscale(step)) if read else None)
+    if two is not None and one and step["form"] == "two_classes" and not probe.multi_output and \
+            math.isfinite(value) and two_class_signs(*two, value, 1 / grad_scaler_unscale(step)):
+        step["form"] = "signed_weights"  # with 2 classes only the value tells a policy gradient's signed weights
+    if binary is not None:
+        read = read_binary(*binary, value) if one else None
+        if read is not None:  # whether the targets given as y are the ones read
+            targets = read.pop("targets")
+            read["given"] = isinstance(y, torch.Tensor) and y.is_floating_point() and y.shape == targets.shape and \
+                bool(torch.allclose(y.detach().cpu().double(), targets.cpu(), atol=1e-3))
+        probe.binary_reads.append(read)
+
+
+def read_with_targets(probe: LoopProbe, y: torch.Tensor):
+    """The observed step's class scores against the targets ``y`` (None when no scores were kept): the multi-hot
+    reading it returns, probability rows read as a KL divergence or cross-entropy to them (GradScaler's scale
+    divided out), and the step marked when it is cross-entropy to soft targets."""
+    if probe.scored is None:
+        return None
+    (z, g), probe.scored = probe.scored, None
+    y = y.detach()
+    against = cross_entropy_against(z, g, y)
+    if probability_rows(y, z):
+        read = read_against(z, g, y)
+        if read is not None and probe.steps:
+            read["weight"] *= grad_scaler_unscale(probe.steps[-1])
+        probe.distribution_reads.append(read)
+    if probe.steps:
+        mark_soft_step(probe.steps[-1], soft_cross_entropy(z, g, y))
+    return against
