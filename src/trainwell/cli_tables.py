@@ -22,19 +22,15 @@ def result(summary: dict, run_dir) -> object:
 def result_lines(summary: dict, run_dir, report: bool = True) -> str:
     """``trainwell fit``: epochs, steps, time, why it stopped, where the run is (and its report, when one was
     written: ``report`` is the run's ``report.enabled``)."""
+    from rich.markup import escape  # a note quotes the user's labels: text, not console markup
+
     best = summary["best_epoch"]
     where = f"run dir: {run_dir}  (report: {run_dir}/report.html)" if report else f"run dir: {run_dir}"
     epochs = f"{summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}"
     return (f"{epochs}, {summary['steps']:,} steps, {summary['wall_s']:.1f} s wall\n"
             f"stopped: {summary['stop_reason']} (best epoch by {summary['monitor']}: "
             f"{'-' if best is None else best + 1})\n" + class_names_line(summary.get("class_names")) +
-            "".join(f"note: {escape_markup(n)}\n" for n in summary.get("label_notes") or []) + where)
-
-
-def escape_markup(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+            "".join(f"note: {escape(n)}\n" for n in summary.get("label_notes") or []) + where)
 
 
 def class_names_line(names: list[str] | None, most: int = 10) -> str:
