@@ -3,7 +3,9 @@
 The first row is the header. The ``label`` column (default: the last one) holds the labels: integers 0..K-1, or
 text (class names, mapped to 0..K-1 in sorted order, as :func:`trainwell.data.user_files.class_ids` reads them);
 every other column is a numeric feature, read as float32 with its values unchanged (no rescaling: ``preprocess``
-scales them). The test split is a seeded ``test_fraction`` of the rows. Read with the ``csv`` module: quoted
+scales them). ``shape`` arranges each row's features as an image or a signal for a CNN: ``[H, W]`` (one channel),
+``[C, H, W]`` or ``[C, L]``, filled in the columns' order (row-major, as ``pixel0 .. pixel783`` of a 28x28 image are
+written). The test split is a seeded ``test_fraction`` of the rows. Read with the ``csv`` module: quoted
 fields, a UTF-8 byte-order mark and blank lines are handled; a missing, non-numeric or non-finite cell and a row
 of the wrong length are one-line errors naming the line and the column.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -210,16 +213,43 @@ def _options(path: Path, classes, delimiter) -> tuple[int | None, str]:
     return classes_option(classes, "csv"), _delimiter(path, delimiter)
 
 
+def _shape(shape) -> tuple[int, ...] | None:
+    """The ``shape`` option checked: None, or 2 or 3 positive integers (``[H, W]`` gains a channel: ``(1, H, W)``)."""
+    if shape is None:
+        return None
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (list, tuple)) or len(shape) not in (2, 3) or \
+            not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
+        raise DataError(f"csv shape = {shape!r} is not allowed: use [H, W] (grayscale images), [C, H, W] or [C, L] "
+                        f"(signals), positive integers whose product is the number of feature columns")
+    return (1, *shape) if len(shape) == 2 else tuple(shape)
+
+
+def _arranged(x: np.ndarray, shape: tuple[int, ...] | None, given, path: Path, features: list[str]) -> np.ndarray:
+    """The (N, D) features as (N, *shape); their count must be the shape's product."""
+    if shape is None:
+        return x
+    if math.prod(shape) != x.shape[1]:
+        side = math.isqrt(x.shape[1])
+        hint = f"; {x.shape[1]} = {side} x {side}: shape = [{side}, {side}]" if side * side == x.shape[1] else ""
+        raise DataError(f"{path}: shape = {list(given)} holds {math.prod(shape)} values per row, but the rows have "
+                        f"{x.shape[1]} features (every column but the label and the dropped ones, from "
+                        f"{features[0]!r}){hint}")
+    return x.reshape(len(x), *shape)
+
+
 def load_csv(root: str | Path, seed: int = 0, label: str | None = None, classes: int | None = None,
-             test_fraction: float | None = None, delimiter: str | None = None, drop: list[str] | None = None):
+             test_fraction: float | None = None, delimiter: str | None = None, drop: list[str] | None = None,
+             shape: list[int] | None = None):
     """Read the CSV file at ``root``: ``(x_train, y_train, x_test, y_test, notes)``, the test split a random
     ``test_fraction`` of the rows (default 0.2) drawn with ``seed`` (``data.seed``); ``drop``: columns left out
-    (an id, a name)."""
+    (an id, a name); ``shape``: each row's features as an image or signal (``[H, W]``, ``[C, H, W]``, ``[C, L]``)."""
     path = data_file(root, "csv", SUFFIXES, ".csv file with a header row")
     classes, delimiter = _options(path, classes, delimiter)
+    arranged = _shape(shape)
     table = read_table(path, delimiter)
     j = label_column(table, label)
     x, features = _features(table, j, drop)
+    x = _arranged(x, arranged, shape, path, features)
     y, count, names = class_ids(_label_values(table, j), classes, f"{path}: label column {table.header[j]!r}")
     x_train, y_train, x_test, y_test = hold_out_test(x, y, test_fraction, seed, str(path))
     fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
@@ -231,10 +261,11 @@ def load_csv(root: str | Path, seed: int = 0, label: str | None = None, classes:
 
 def csv_classes(root: str | Path, label: str | None = None, classes: int | None = None,
                 test_fraction: float | None = None, delimiter: str | None = None,
-                drop: list[str] | None = None) -> int:
+                drop: list[str] | None = None, shape: list[int] | None = None) -> int:
     """The class count :func:`load_csv` gives, from the label column alone (the features are not parsed)."""
     path = data_file(root, "csv", SUFFIXES, ".csv file with a header row")
     classes, delimiter = _options(path, classes, delimiter)
+    _shape(shape)
     if classes is not None:
         return classes
     table = read_table(path, delimiter)

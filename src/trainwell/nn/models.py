@@ -116,14 +116,24 @@ def build_mlp(input_shape: tuple[int, ...], hidden: list[int], num_classes: int,
     return nn.Sequential(*layers)
 
 
+def _image_hint(input_shape: tuple[int, ...]) -> str:
+    """For flat features that could be a square image's pixels (64, 784): how a CSV of pixels gets its shape."""
+    if len(input_shape) != 1 or input_shape[0] < 16:
+        return ""
+    side = math.isqrt(input_shape[0])
+    if side * side != input_shape[0]:
+        return ""
+    return (f", or, if they are the pixels of {side}x{side} images, data.options.shape = [{side}, {side}] "
+            f"(data.name = 'csv')")
+
+
 class _Shape:
     """Running (channels, spatial sizes) while blocks are added."""
 
     def __init__(self, input_shape: tuple[int, ...]):
         if len(input_shape) not in (2, 3):
-            raise ConfigError(
-                f"model.kind = 'cnn' needs (C, L) or (C, H, W) inputs, got input shape {input_shape}: use an MLP"
-            )
+            raise ConfigError(f"model.kind = 'cnn' needs (C, L) or (C, H, W) inputs, got input shape {input_shape}: "
+                              f"set model.kind = 'mlp' for flat features{_image_hint(input_shape)}")
         self.channels = input_shape[0]
         self.spatial = list(input_shape[1:])
 
