@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainwell.data.csv_numbers import NumberTable, read_numbers
 from trainwell.data.user_files import (
     DEFAULT_TEST_FRACTION,
     as_splits,
@@ -116,8 +117,13 @@ def label_column(table: Table, label: str | None) -> int:
     return table.header.index(label)
 
 
-def _label_values(table: Table, j: int) -> np.ndarray:
+def _label_values(table: Table | NumberTable, j: int) -> np.ndarray:
     """The label column as numbers when every cell is one, as text when none is; a mix is an error."""
+    if isinstance(table, NumberTable):  # whole numbers as int64, as "3" is read from text (3.0 gives the same ids)
+        column = table.cells[:, j]
+        whole = np.isfinite(column).all() and bool((column == np.round(column)).all()) and \
+            np.abs(column).max() < 2.0 ** 53
+        return column.astype(np.int64) if whole else column
     cells = table.column(j)
     name = table.header[j]
     for cell, line in zip(cells, table.lines, strict=True):
@@ -176,6 +182,8 @@ def _features(table: Table, label: int, drop=None) -> tuple[np.ndarray, list[str
         hint = f" (its name holds {sep!r}: set data.options.delimiter = {sep!r})" if sep else ""
         raise DataError(f"{table.path}: holds only the label column {table.header[label]!r}{hint}: it needs at "
                         f"least one feature column")
+    if isinstance(table, NumberTable):
+        return _checked_numbers(table, columns, drop), [table.header[j] for j in columns]
     out = np.empty((len(table.rows), len(columns)), dtype=np.float64)
     for k, j in enumerate(columns):
         cells = table.column(j)
@@ -207,6 +215,25 @@ def _features(table: Table, label: int, drop=None) -> tuple[np.ndarray, list[str
                             f"labels of a sorted file; leave it out with data.options.drop = [{name!r}] (or keep it "
                             f"with data.options.drop = [])")
     return out, [table.header[j] for j in columns]
+
+
+def _checked_numbers(table: NumberTable, columns: list[int], drop) -> np.ndarray:
+    """The feature columns of a table read as numbers, each checked as :func:`_features` checks a column read as
+    text; a column that fails a check raises :class:`_Reread` (the ``csv`` module's reading names the line)."""
+    out = table.cells[:, columns]
+    if not np.isfinite(out).all() or np.abs(out).max() > np.finfo(np.float32).max:
+        raise _Reread
+    for k, j in enumerate(columns):
+        values = out[:, k]
+        if drop is None and _looks_like_id(table.header[j]) and len(values) > 2 and \
+                bool((values == np.round(values)).all()) and np.unique(values).size == len(values):
+            raise _Reread
+    return np.ascontiguousarray(out)
+
+
+class _Reread(DataError):
+    """A problem in a table read as numbers: the file is read again with the ``csv`` module, whose error names the
+    line (every DataError from a :class:`NumberTable` is re-raised that way)."""
 
 
 def _options(path: Path, classes, delimiter) -> tuple[int | None, str]:
@@ -246,7 +273,18 @@ def load_csv(root: str | Path, seed: int = 0, label: str | None = None, classes:
     path = data_file(root, "csv", SUFFIXES, ".csv file with a header row")
     classes, delimiter = _options(path, classes, delimiter)
     arranged = _shape(shape)
-    table = read_table(path, delimiter)
+    numbers = read_numbers(path, delimiter)
+    if numbers is not None:
+        try:
+            return _loaded(numbers, label, classes, test_fraction, seed, drop, arranged, shape)
+        except DataError:
+            pass  # the same problem, found again below with its line number
+    return _loaded(read_table(path, delimiter), label, classes, test_fraction, seed, drop, arranged, shape)
+
+
+def _loaded(table: Table | NumberTable, label, classes, test_fraction, seed, drop, arranged, shape):
+    """:func:`load_csv`'s answer from the table read."""
+    path = table.path
     j = label_column(table, label)
     x, features = _features(table, j, drop)
     x = _arranged(x, arranged, shape, path, features)
@@ -268,6 +306,15 @@ def csv_classes(root: str | Path, label: str | None = None, classes: int | None 
     _shape(shape)
     if classes is not None:
         return classes
-    table = read_table(path, delimiter)
+    numbers = read_numbers(path, delimiter)
+    if numbers is not None:
+        try:
+            return _class_count(numbers, label)
+        except DataError:
+            pass  # found again below with its line number
+    return _class_count(read_table(path, delimiter), label)
+
+
+def _class_count(table: Table | NumberTable, label) -> int:
     j = label_column(table, label)
-    return class_ids(_label_values(table, j), None, f"{path}: label column {table.header[j]!r}")[1]
+    return class_ids(_label_values(table, j), None, f"{table.path}: label column {table.header[j]!r}")[1]
