@@ -5,8 +5,9 @@ text (class names, mapped to 0..K-1 in sorted order, as :func:`trainwell.data.us
 every other column is a numeric feature, read as float32 with its values unchanged (no rescaling: ``preprocess``
 scales them). ``shape`` arranges each row's features as an image or a signal for a CNN: ``[H, W]`` (one channel),
 ``[C, H, W]`` or ``[C, L]``, filled in the columns' order (row-major, as ``pixel0 .. pixel783`` of a 28x28 image are
-written). The test split is a seeded ``test_fraction`` of the rows. Read with the ``csv`` module: quoted
-fields, a UTF-8 byte-order mark and blank lines are handled; a missing, non-numeric or non-finite cell and a row
+written). The test split is a seeded ``test_fraction`` of the rows. A table of plain numbers is read by NumPy's C
+parser (:mod:`trainwell.data.csv_numbers`), any other with the ``csv`` module: quoted fields, a UTF-8 byte-order
+mark and blank lines are handled; a missing, non-numeric or non-finite cell and a row
 of the wrong length are one-line errors naming the line and the column.
 """
 
