@@ -269,16 +269,28 @@ def cmd_sweep(args) -> int:
 
         print(json.dumps(result.rows, indent=2))
         return 1 if failed else 0
+    from trainwell.sweep_labels import shared_labels
     from trainwell.sweep_table import sweep_table
 
     _console().print(sweep_table(result.rows, f"sweep: {len(result.rows)} members, {result.mode}, "
                                               f"{result.wall_s:.1f} s"))
+    _print_labels(shared_labels(result.out, len(result.rows)))
     for check in result.skipped:
         print(f"skipped (population): {check}")
     print(f"results: {result.out}/results.csv{f', report: {result.report}' if result.report else ''}")
     if failed:
         print(f"{failed} member{'s' if failed > 1 else ''} failed (see the error column)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _print_labels(labels: dict) -> None:
+    """The class names and label notes the members share, as ``fit`` prints a run's."""
+    from rich.markup import escape
+
+    from trainwell.cli_tables import class_names_line
+
+    _console().print(class_names_line(labels["class_names"]) + "".join(
+        f"note: {escape(n)}\n" for n in labels["label_notes"]), end="")
 
 
 def cmd_report(args) -> int:

@@ -28,6 +28,7 @@ from trainwell.errors import ConfigError, ParameterError, TrainwellError
 from trainwell.manifest import record
 from trainwell.runclaim import Claim
 from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl
+from trainwell.sweep_labels import shared_labels
 
 
 def split_values(text: str) -> list[str]:
@@ -289,7 +290,8 @@ def _sweep_into(claim: Claim, cfg: Config, grid: dict[str, list], combos, seeds:
                                              "seeds": seeds, "skipped_checks": skipped, "backend": backend,
                                              "failed_members": [m for m, r in enumerate(table)
                                                                 if "error" in r or r.get("failed")],
-                                             "results": table, "best_val_acc": _best_val_acc(table)})
+                                             "results": table, "best_val_acc": _best_val_acc(table),
+                                             **shared_labels(out, len(rows))})
     return SweepResult(rows=table, mode=mode, wall_s=wall, out=out, skipped=skipped)
 
 

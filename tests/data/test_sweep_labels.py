@@ -1,0 +1,44 @@
+"""A sweep over a user's table of named classes shows the names (and the label notes) as ``fit`` does: under its
+table and in its summary.json, read from what its members wrote."""
+
+import json
+
+from tests.data.test_user_files import write_iris
+from trainwell.cli import main
+from trainwell.sweep_labels import shared_labels
+
+QUIET = ["report.enabled=false", "doctor.preflight=false", "model.kind=mlp", "model.hidden=[8]", "train.epochs=2"]
+
+
+def _sweep(workdir, data):
+    args = ["sweep", "--out", str(workdir / "sw"), "--grid", "optim.lr=0.001,0.01"]
+    for s in [*QUIET, *data]:
+        args += ["--set", s]
+    assert main(args) == 0
+    return json.loads((workdir / "sw" / "summary.json").read_text())
+
+
+def test_a_sweep_of_named_classes_prints_and_keeps_the_names(workdir, capsys):
+    write_iris(workdir / "iris.csv")
+    summary = _sweep(workdir, ["data.name=csv", "data.root=iris.csv"])
+    out = capsys.readouterr().out
+    assert "classes: 0 = setosa, 1 = versicolor, 2 = virginica" in out
+    member = json.loads((workdir / "sw" / "member-0" / "summary.json").read_text())
+    assert summary["class_names"] == member["class_names"] == ["setosa", "versicolor", "virginica"]
+    assert summary["label_notes"] == member["label_notes"] and summary["label_notes"]  # a 12-example test split
+    assert f"note: {summary['label_notes'][0]}" in out
+
+
+def test_a_sweep_of_class_ids_shows_no_names(workdir, capsys):
+    summary = _sweep(workdir, ["data.name=spirals"])
+    assert "classes:" not in capsys.readouterr().out
+    assert summary["class_names"] is None and summary["label_notes"] == []
+
+
+def test_members_that_disagree_share_no_names(tmp_path):
+    for m, names in enumerate((["a", "b"], ["a", "c"])):
+        (tmp_path / f"member-{m}").mkdir()
+        (tmp_path / f"member-{m}" / "summary.json").write_text(json.dumps({"class_names": names}))
+    assert shared_labels(tmp_path, 2) == {"class_names": None, "label_notes": []}
+    (tmp_path / "member-1" / "summary.json").write_text(json.dumps({"class_names": ["a", "b"]}))
+    assert shared_labels(tmp_path, 3) == {"class_names": ["a", "b"], "label_notes": []}  # member 2: no summary
