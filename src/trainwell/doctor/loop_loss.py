@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from trainwell.doctor.binary_loop_loss import binary_loss_verdict
+from trainwell.doctor.binary_loop_loss import binary_loss_verdict, sigmoid_layer_verdict
 from trainwell.doctor.class_axis import scrambled_text
 from trainwell.doctor.distribution_targets import against_distributions
 from trainwell.doctor.loop_probe import LoopProbe
@@ -246,6 +246,10 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
     reduced = _regression_reduction(probe)
     if reduced is not None:
         return reduced
+    squashed = sigmoid_layer_verdict(probe.binary_reads, [s.get("bce_bounded") for s in probe.steps],
+                                     probe.scores_sigmoid, len(probe.steps))
+    if squashed is not None:
+        return squashed
     bce = [s["bce_bounded"] for s in probe.steps if s.get("bce_bounded")]
     if bce and len(bce) == len(probe.steps):
         return Verdict("loop: loss", "warn", f"binary cross-entropy with logits on outputs {bce[0]} on all "

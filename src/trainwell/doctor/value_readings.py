@@ -39,9 +39,10 @@ def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tenso
     if two is not None and one and step["form"] == "two_classes" and not probe.multi_output and \
             math.isfinite(value) and two_class_signs(*two, value, 1 / grad_scaler_unscale(step)):
         step["form"] = "signed_weights"  # with 2 classes only the value tells a policy gradient's signed weights
-    if binary is not None:
-        read = read_binary(*binary, value) if one else None
+    if binary is not None:  # the gradient of loss x scale under a GradScaler (or a static scale divided out)
+        read = read_binary(binary[0], binary[1] * grad_scaler_unscale(step), value) if one else None
         if read is not None:  # whether the targets given as y are the ones read
+            read["scale"] = 1 / grad_scaler_unscale(step)
             targets = read.pop("targets")
             read["given"] = isinstance(y, torch.Tensor) and y.is_floating_point() and y.shape == targets.shape and \
                 bool(torch.allclose(y.detach().cpu().double(), targets.cpu(), atol=1e-3))
