@@ -18,9 +18,9 @@ from trainwell.doctor.binary_loop_loss import binary_loss_verdict, sigmoid_layer
 from trainwell.doctor.class_axis import scrambled_text
 from trainwell.doctor.distribution_targets import against_distributions
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
-from trainwell.doctor.loss_scaling import undivided_scale
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_form import smoothed_floor
+from trainwell.doctor.loss_scaling import undivided_scale
 from trainwell.doctor.output_layer import scores_dropout_verdict
 from trainwell.doctor.verdict import Verdict
 
