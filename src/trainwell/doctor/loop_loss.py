@@ -107,8 +107,8 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
         return Verdict(name, "info", f"summed {formula} over {rows} examples (reduction='sum')", "-",
                        f"the gradient is {rows}x the mean's and grows with the batch size: use reduction='mean', or "
                        f"divide a learning rate tuned for the mean by {rows}")
-    elif undivided_scale(name, steps, isinstance(probe.optimizer, ADAPTIVE)) is not None:
-        return undivided_scale(name, steps, isinstance(probe.optimizer, ADAPTIVE))
+    elif (undivided := undivided_scale(name, steps, isinstance(probe.optimizer, ADAPTIVE))) is not None:
+        return undivided
     elif k > 1 and abs(weight - k) <= 0.02 * k:
         return Verdict(name, "fail", f"{k} micro-batches accumulated per step, each loss a full mean: the gradient "
                        f"is {weight:.3g}x the mean's", "loss / k for k accumulated micro-batches",

@@ -9,6 +9,11 @@ gradients to ``max_norm``, and the division then leaves a norm of ``max_norm / s
 ``scaler.unscale_(optimizer)`` first. The signal: the norm at ``optimizer.step()`` is pinned on every observed step
 while ``backward()`` gives more, and that norm times the step's scale (a power of two) is a round ``max_norm``
 (two significant digits: 1, 0.5, 5, 0.25) that the pinned norm itself is not.
+
+A static scale written by hand, ``(loss * 1024).backward()``, shows as the loss's weight read from its outputs'
+gradient (a power of two); ``.grad`` at the step then says whether it was divided out (:func:`static_scale`):
+clipping only shrinks the gradients, so a factor at most 1/scale is the division (then maybe clipping), 1 is no
+division, and between them the gradients were clipped while still scaled.
 """
 
 from __future__ import annotations
