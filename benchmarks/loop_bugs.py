@@ -114,6 +114,9 @@ class Loop:
     eval_mid_epoch: bool = False  # a validation halfway through each epoch leaves model.eval() on
     weight_decay: float = 0.0
     replace_head: bool = False  # the head replaced after the optimizer was built
+    loss_scale: float = 1.0  # a static loss scale written by hand: (loss * loss_scale).backward()
+    unscale: bool = True  # .grad divided by loss_scale before clipping and the step
+    give_targets: bool = True  # the targets passed to w.step(loss, y=...)
     extra: dict = field(default_factory=dict)
 
 
@@ -191,6 +194,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     scaler = torch.amp.GradScaler("cpu") if cfg.amp else None
 
     def given(t):  # the targets given to w.step: the soft ones a distillation loss is fitted to
+        if not cfg.give_targets:
+            return None
         return soft_targets(t) if cfg.loss.startswith("kl") else t
     steps_per_epoch = -(-len(x) // BATCH) if cfg.ragged else len(x) // BATCH
     first = torch.arange(BATCH)
@@ -221,11 +226,14 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         loss = loss / cfg.accumulate
                     if cfg.step_first:
                         opt.step()
-                    (scaler.scale(loss) if cfg.amp else loss).backward()
+                    (scaler.scale(loss) if cfg.amp else loss * cfg.loss_scale).backward()
                     if cfg.watch_micro:
                         w.step(loss, y=given(y[part]))
                 if cfg.zero_grad == "between":
                     opt.zero_grad()
+                if cfg.loss_scale != 1.0 and cfg.unscale:
+                    for p in model.parameters():
+                        p.grad /= cfg.loss_scale
                 if cfg.clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if not cfg.skip_step and not cfg.step_first:
@@ -350,6 +358,13 @@ CASES = [
          Loop(loss="mse", lr=0.005, accumulate=4, amp=True), "loop: loss"),
     Case("kl_div given probabilities instead of log-probabilities", Loop(loss="kl_probs"), Loop(loss="kl"),
          "not log-probabilities: the gradient"),
+    # loss scales and losses read from their value alone
+    Case("a static loss scale (loss * 1024) never divided out of .grad",
+         Loop(loss_scale=1024.0, unscale=False), Loop(loss_scale=1024.0), "static loss scale"),
+    Case("a static loss scale clipped while still in .grad", Loop(loss_scale=1024.0, unscale=False, clip=5.0),
+         Loop(loss_scale=1024.0, clip=5.0), "static loss scale"),
+    Case("kl_div given probabilities, no targets given to w.step", Loop(loss="kl_probs", give_targets=False),
+         Loop(loss="kl", give_targets=False), "not log-probabilities: the gradient"),
 ]
 
 

@@ -115,4 +115,63 @@ def test_a_hand_written_static_loss_scale_clipped_before_division_fails():
     v = _by_check(w.report())
     assert v[GRADIENTS].status == "fail", v[GRADIENTS]
     assert "clipped while multiplied by the loss scale 1024" in v[GRADIENTS].value
-    assert v["loop: loss"].status == "info" and "not counted twice" in v["loop: loss"].advice, v["loop: loss"]
+    loss = v["loop: loss"]  # the scale is read as divided out (clipping only shrinks): named by the clipping verdict
+    assert loss.status == "pass" and "the loss scale 1024 divided out" in loss.value, loss
+    assert "counted twice" not in f"{loss.value} {loss.advice}"
+
+
+def _static_scale_loop(divide, max_norm=None, lr=0.05, steps=60):
+    """A hand-written static loss scale: (loss * 1024).backward(), then (``divide``) .grad /= 1024, then (with
+    ``max_norm``) clip_grad_norm_, then the step."""
+    torch.manual_seed(0)
+    x, y = _data()
+    model = MLP()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    with doctor.watch(model, opt, every=10) as w:
+        for s in range(steps):
+            i = (s * 64) % len(x)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
+            (loss * 1024).backward()
+            if divide:
+                for p in model.parameters():
+                    p.grad /= 1024
+            if max_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            opt.step()
+            w.step(loss, y=y[i : i + 64])
+    return _by_check(w.report())
+
+
+@pytest.mark.parametrize("max_norm", [None, 0.05])
+def test_a_static_loss_scale_divided_out_before_clipping_passes(max_norm):
+    """The scale divided out of .grad, then clipped (max_norm=0.05 clips every step): the loss passes with the scale
+    divided out, never read as counted twice; the clipping warning quotes the unscaled norms."""
+    v = _static_scale_loop(divide=True, max_norm=max_norm)
+    loss = v["loop: loss"]
+    assert loss.status == "pass" and "the loss scale 1024 divided out" in loss.value, loss
+    assert not any("counted twice" in f"{t.value} {t.advice}" for t in v.values())
+    if max_norm is not None:
+        grads = v[GRADIENTS]
+        assert grads.status == "warn" and "pinned at 0.05" in grads.value, grads
+        low, high = (float(t) for t in grads.value.split("backward() gives ")[1].split(".."))
+        assert 0.05 < low <= high < 10  # the unscaled norms, not 1024x them
+
+
+def test_a_static_loss_scale_never_divided_out_fails_naming_the_scale():
+    v = _static_scale_loop(divide=False, lr=1e-4)
+    loss = v["loop: loss"]
+    assert loss.status == "fail" and "multiplied by 1024 before backward()" in loss.value, loss
+    assert "1024x too large" in loss.value and "p.grad /= 1024" in loss.advice
+    assert "counted twice" not in f"{loss.value} {loss.advice}"
+    curve = v["learning rate (loss curve)"]
+    assert curve.status == "info" or "learning rate" not in (curve.advice or ""), curve
+
+
+def test_a_static_loss_scale_clipped_without_division_warns_naming_the_scale():
+    """max_norm=5 is above the unscaled norm (about 1) but below the scaled one: clipping pins every update at 5."""
+    v = _static_scale_loop(divide=False, max_norm=5.0)
+    loss = v["loop: loss"]
+    assert loss.status == "warn" and "clipped without dividing it out" in loss.value, loss
+    low, high = (float(t) for t in loss.value.split("unscaled gradient's (")[1].split(")")[0].split(".."))
+    assert low <= high < 5.0

@@ -158,3 +158,64 @@ def test_read_binary_recovers_targets_and_floor_of_a_double_sigmoid():
     s = torch.linspace(0, 1, 10001, dtype=torch.float64)
     lowest = (F.softplus(s)[None, :] - y.reshape(-1, 1) * s[None, :]).min(1).values.mean()
     assert abs(read["floor"] - float(lowest)) < 1e-6
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("k", [1, 5])
+def test_watch_fails_a_sigmoid_layer_before_bce_with_logits_naming_the_layer(k, soft):
+    x, y = _data(k, soft=soft)
+    torch.manual_seed(0)
+    model = nn.Sequential(Tagger(k), nn.Sigmoid())
+    r = _watched_loop(model, nn.BCEWithLogitsLoss(), x, y)
+    v = r["loop: loss"]
+    assert v.status == "fail" and v.value.startswith("BCEWithLogitsLoss is given sigmoid(outputs)"), v
+    assert "nn.Sigmoid (module '1')" in v.value and "remove the Sigmoid module '1'" in v.advice, v
+    curve = r["learning rate (loss curve)"]
+    assert "explained by 'loop: loss'" in curve.value, curve
+
+
+def test_watch_fails_a_sigmoid_in_forward_before_bce_with_logits():
+    x, y = _data()
+    torch.manual_seed(0)
+    v = _watched_loop(Tagger(squash=True), nn.BCEWithLogitsLoss(), x, y)["loop: loss"]
+    assert v.status == "fail" and "all lie inside (0, 1)" in v.value, v
+
+
+def test_check_fails_a_sigmoid_layer_before_bce_with_logits_naming_it():
+    v = _check(nn.BCEWithLogitsLoss(), model=nn.Sequential(Tagger(), nn.Sigmoid()))["overfit a tiny subset"]
+    assert v.status == "fail" and "Sigmoid (module '1')" in v.advice, v
+
+
+def _watched_loop(model, loss_fn, x, y, scaler=None, epochs=2):
+    """A user's loop over shuffled batches, under ``scaler`` (a GradScaler) when given: ``w.step`` gets the loss
+    before it is scaled."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+    with doctor.watch(model, opt, every=4) as w:
+        for _ in range(epochs):
+            for xb, yb in loader:
+                loss = loss_fn(model(xb), yb)
+                opt.zero_grad()
+                if scaler is None:
+                    loss.backward()
+                    opt.step()
+                else:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                w.step(loss, y=yb)
+    return w.report()
+
+
+@pytest.mark.parametrize("loss, status, start", [
+    (nn.BCEWithLogitsLoss(), "pass", "mean binary cross-entropy with logits over 320 output elements"),
+    (LOSSES["sigmoid_into_logits_loss"], "fail", "BCEWithLogitsLoss is given sigmoid(outputs)"),
+    (nn.BCEWithLogitsLoss(reduction="sum"), "info", "summed binary cross-entropy with logits over 320")])
+def test_watch_reads_binary_cross_entropy_under_a_grad_scaler(loss, status, start):
+    x, y = _data()
+    torch.manual_seed(0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
+    v = _watched_loop(Tagger(), loss, x, y, scaler)["loop: loss"]
+    assert v.status == status and v.value.startswith(start), v
+    if status == "pass":
+        assert "the loss scale 4096 divided out" in v.value, v

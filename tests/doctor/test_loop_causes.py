@@ -766,7 +766,7 @@ def test_bce_with_logits_on_sigmoid_outputs_is_named_by_watch(sigmoid):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     verdict = _epoch(model, opt, x, targets, nn.BCEWithLogitsLoss()).report()["loop: loss"]
     if sigmoid:
-        assert verdict.status == "warn" and "with logits on outputs all in [0, 1]" in verdict.value
+        assert verdict.status == "fail" and "nn.Sigmoid (module '3')" in verdict.value, verdict
     else:
         assert verdict.status == "pass" and verdict.value.startswith("mean binary cross-entropy with logits"), verdict
 

@@ -64,7 +64,7 @@ def read_binary(z: torch.Tensor, g: torch.Tensor | None, loss: float) -> dict | 
     """The binary cross-entropy that outputs ``z``, their gradient ``g`` and the loss's value ``loss`` read as, or
     None: a dict with ``on`` ('logits', 'probabilities' or 'sigmoid_logits': BCE with logits given sigmoid(z)),
     ``reduction`` ('mean', 'per_example', 'sum'), ``elements`` (z's size), ``targets`` (the recovered targets,
-    float64) and ``floor`` (the lowest value that loss reaches on them)."""
+    float64), ``floor`` (the lowest value that loss reaches on them) and ``range`` (z's lowest and highest)."""
     if g is None or z.shape != g.shape or z.numel() < 2 or not z.is_floating_point() or \
             not math.isfinite(loss) or loss <= 0:
         return None
@@ -92,7 +92,7 @@ def read_binary(z: torch.Tensor, g: torch.Tensor | None, loss: float) -> dict | 
             if abs(value - loss) <= VALUE_TOL * abs(loss) + 1e-7:
                 floor = squashed_floor(y) if on == "sigmoid_logits" else binary_entropy(y)
                 return {"on": on, "reduction": reduction, "elements": z.numel(), "targets": y,
-                        "floor": a * float(floor.sum())}
+                        "floor": a * float(floor.sum()), "range": (float(z.min()), float(z.max()))}
     return None
 
 

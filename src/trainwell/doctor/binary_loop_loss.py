@@ -4,7 +4,10 @@ pixels), read on each observed step from the loss's value and the gradient it se
 a (p - y) / (p (1 - p)); a the reduction's weight. A mean passes, a sum per example averaged over the batch (a VAE's
 reconstruction term) passes naming it, a sum over every element is named as an info (its gradient grows with the
 batch, as a summed cross-entropy's), and BCE with logits given sigmoid(outputs) fails
-(:mod:`~trainwell.doctor.double_sigmoid`)."""
+(:mod:`~trainwell.doctor.double_sigmoid`), as does BCE with logits on a Sigmoid layer's outputs: the outputs of an
+``nn.Sigmoid`` module ending the model (or all inside (0, 1) on every observed step, at least 8 per step) whose
+loss reads as BCE with logits on them, dL/dp = a (sigmoid(p) - y): with p = sigmoid(z) the gradient on the layer's
+input is sigmoid'(z) (sigmoid(sigmoid(z)) - y), the double sigmoid's."""
 
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ def binary_loss_verdict(reads: list[dict | None], observed: int) -> Verdict | No
     r = reads[0]
     n = r["elements"]
     seen = f"read from the loss's value and gradient on all {observed} observed steps"
+    if r.get("scale", 1.0) != 1.0:  # a GradScaler's (or a static loss scale divided out of .grad)
+        seen += f"; the loss scale {r['scale']:.6g} divided out"
     if r["on"] == "sigmoid_logits":
         return Verdict("loop: loss", "fail", f"{FOUND} ({seen})", "raw logits (any real value) into BCEWithLogitsLoss",
                        FIX)
@@ -35,3 +40,32 @@ def binary_loss_verdict(reads: list[dict | None], observed: int) -> Verdict | No
         return Verdict("loop: loss", "pass", f"{name} summed over each example's outputs, averaged over the "
                        f"examples ({n} output elements; {seen})", "-")
     return Verdict("loop: loss", "pass", f"mean {name} over {n} output elements ({seen})", "-")
+
+
+#: the outputs per step read inside (0, 1) for BCE with logits on them to count as a sigmoid's without a layer named
+_UNNAMED_ELEMENTS = 8
+
+
+def sigmoid_layer_verdict(reads: list[dict | None], bounded: list[str | None], layer: str | None,
+                          observed: int) -> Verdict | None:
+    """A fail when every one of the ``observed`` steps (two at least) read as BCE with logits on outputs inside
+    (0, 1): its binary read (``reads``, :func:`~trainwell.doctor.binary_floor.read_binary`) on logits, or its
+    gradient as a mean over 0/1 targets on outputs in [0, 1] (``bounded``, :func:`~trainwell.doctor.loss_form.
+    bce_on_bounded`), and the scores are the output of the Sigmoid module ``layer`` (or, with no module, at least
+    8 per step all strictly inside (0, 1): a sigmoid applied in forward). None otherwise."""
+    if observed < 2 or len(bounded) != observed:
+        return None
+    reads = reads if len(reads) == observed else [None] * observed
+    for r, b in zip(reads, bounded, strict=True):
+        read = r is not None and r["on"] == "logits" and 0.0 < r["range"][0] and r["range"][1] < 1.0 and \
+            (layer is not None or r["elements"] >= _UNNAMED_ELEMENTS)
+        if not read and not (layer is not None and b is not None and b.startswith("all in [0, 1] (a Sigmoid")):
+            return None
+    where = f"the model ends with nn.Sigmoid (module '{layer}')" if layer is not None else \
+        "the model's outputs all lie inside (0, 1) (a sigmoid applied in forward?)"
+    remove = f"remove the Sigmoid module '{layer}'" if layer is not None else "remove the sigmoid from forward"
+    return Verdict("loop: loss", "fail", f"{FOUND}: {where} and the loss reads as BCE with logits on those "
+                   f"outputs (from its value and gradient on all {observed} observed steps)",
+                   "raw logits (any real value) into BCEWithLogitsLoss",
+                   f"{remove}: BCEWithLogitsLoss {FIX.removeprefix('it ').split('; ')[0]}; apply torch.sigmoid "
+                   "only to read probabilities (or keep the layer and use BCELoss)")

@@ -147,10 +147,11 @@ def against_distributions(reads: list[dict | None], first_loss: float | None) ->
     z = f"z / {temperature:.2g}" if hot else "z"
     fix = "F.kl_div(F.log_softmax(z / T, dim=-1), F.softmax(teacher / T, dim=-1), reduction='batchmean') * T**2" \
         if hot else "F.kl_div(F.log_softmax(z, dim=-1), target, reduction='batchmean')"
+    read = "read back from it and the loss's value" if r.get("targets_read") else "given"
     if form == "kl_on_softmax":
         return Verdict("loop: loss", "fail", f"F.kl_div is given probabilities (softmax({z}) of the outputs), not "
                        f"log-probabilities: the gradient is that of -sum(target * softmax({z})) against the targets "
-                       f"given {steps}{first}",
+                       f"{read} {steps}{first}",
                        "kl_div's input: log-probabilities", f"kl_div's input must be log-probabilities: use "
                        f"log_softmax, {fix}; given probabilities the loss goes below 0 and is least when each row "
                        "puts all its probability on its largest target, not when the model matches the targets")

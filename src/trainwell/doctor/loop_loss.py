@@ -14,12 +14,13 @@ import math
 
 import torch
 
-from trainwell.doctor.binary_loop_loss import binary_loss_verdict
+from trainwell.doctor.binary_loop_loss import binary_loss_verdict, sigmoid_layer_verdict
 from trainwell.doctor.class_axis import scrambled_text
 from trainwell.doctor.distribution_targets import against_distributions
-from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_form import smoothed_floor
+from trainwell.doctor.loss_scaling import undivided_scale
 from trainwell.doctor.output_layer import scores_dropout_verdict
 from trainwell.doctor.verdict import Verdict
 
@@ -83,7 +84,8 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     amp = ""
     if grad_scaler_unscale(s) != 1.0:  # AMP's GradScaler: backward() ran on loss x 2^k
         weight *= grad_scaler_unscale(s)
-        amp = f"; GradScaler's scale {1 / grad_scaler_unscale(s):.6g} divided out"
+        scaler = "GradScaler's scale" if s.get("amp_scale") else "the loss scale"
+        amp = f"; {scaler} {1 / grad_scaler_unscale(s):.6g} divided out"
     wrong = _wrong_form(name, steps, first_loss)
     if wrong is not None:
         return wrong
@@ -105,6 +107,8 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
         return Verdict(name, "info", f"summed {formula} over {rows} examples (reduction='sum')", "-",
                        f"the gradient is {rows}x the mean's and grows with the batch size: use reduction='mean', or "
                        f"divide a learning rate tuned for the mean by {rows}")
+    elif (undivided := undivided_scale(name, steps, isinstance(probe.optimizer, ADAPTIVE))) is not None:
+        return undivided
     elif k > 1 and abs(weight - k) <= 0.02 * k:
         return Verdict(name, "fail", f"{k} micro-batches accumulated per step, each loss a full mean: the gradient "
                        f"is {weight:.3g}x the mean's", "loss / k for k accumulated micro-batches",
@@ -246,6 +250,10 @@ def _unread_form(probe: LoopProbe, first_loss: float | None, class_labels: bool)
     reduced = _regression_reduction(probe)
     if reduced is not None:
         return reduced
+    squashed = sigmoid_layer_verdict(probe.binary_reads, [s.get("bce_bounded") for s in probe.steps],
+                                     probe.scores_sigmoid, len(probe.steps))
+    if squashed is not None:
+        return squashed
     bce = [s["bce_bounded"] for s in probe.steps if s.get("bce_bounded")]
     if bce and len(bce) == len(probe.steps):
         return Verdict("loop: loss", "warn", f"binary cross-entropy with logits on outputs {bce[0]} on all "

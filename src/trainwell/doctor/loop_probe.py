@@ -117,7 +117,8 @@ class LoopProbe:
         self.multi_output = False  # the model returns several trained tensors (class scores and boxes, say)
         self._game_reads = 0
         self.upstream: set[int] = set()  # ids of the trainable tensors the model's inputs were computed from
-        self._dropout_outs: dict[int, tuple[torch.Tensor, str]] = {}
+        self.scores_sigmoid: str | None = None  # an nn.Sigmoid module whose output is the model's scores
+        self._last_outs: dict[int, tuple[torch.Tensor, str, nn.Module]] = {}
         self._forwards: list[tuple[bool, bool]] = []  # (training, grad enabled) since the last step
         self._incoming: dict[int, torch.Tensor] = {}  # what backward() delivered since .grad was last cleared
         self._backwards: dict[int, int] = {}  # backward() passes that delivered to each tensor this step
@@ -192,11 +193,12 @@ class LoopProbe:
         first = self._hook(self._first_layer_input)
         self._layer_hooks = [m.register_forward_pre_hook(first) for m in self.model.modules()
                              if isinstance(m, _WEIGHTED)]
-        self._dropout_outs = {}
-        if self.scores_dropout is None:
-            self._layer_hooks += [m.register_forward_hook(self._hook(self._dropout_output(name)))
-                                  for name, m in self.model.named_modules()
-                                  if isinstance(m, nn.modules.dropout._DropoutNd)]
+        self._last_outs = {}
+        # the modules that may give the scores last: a dropout (named once found), a Sigmoid (before a loss that
+        # applies its own)
+        kinds = (nn.Sigmoid,) + ((nn.modules.dropout._DropoutNd,) if self.scores_dropout is None else ())
+        self._layer_hooks += [m.register_forward_hook(self._hook(self._last_output(name)))
+                              for name, m in self.model.named_modules() if isinstance(m, kinds)]
         self._armed = True
 
     def _disarm(self) -> None:
@@ -316,10 +318,10 @@ class LoopProbe:
             self.game = ("its inputs come from another model that no optimizer given to doctor.watch steps (a GAN's "
                          "generator; or pass a backbone's optimizer too)")
 
-    def _dropout_output(self, name: str):
+    def _last_output(self, name: str):
         def record(module, args, out) -> None:
             if isinstance(out, torch.Tensor):  # the tensor kept till the forward ends: its id is not reused
-                self._dropout_outs[id(out)] = (out, name)
+                self._last_outs[id(out)] = (out, name, module)
         return record
 
     def _post_forward(self, module, args, out):
@@ -328,10 +330,13 @@ class LoopProbe:
         z = O.logits(out)
         if not isinstance(out, torch.Tensor) and not self.multi_output:  # heads besides the class scores
             self.multi_output = sum(t.is_floating_point() and t.requires_grad for t in O.leaves(out)) > 1
-        kept = self._dropout_outs.get(id(z)) if isinstance(z, torch.Tensor) else None
+        kept = self._last_outs.get(id(z)) if isinstance(z, torch.Tensor) else None
         if kept is not None and kept[0] is z:
-            self.scores_dropout = kept[1]
-        self._dropout_outs = {}
+            if isinstance(kept[2], nn.Sigmoid):
+                self.scores_sigmoid = kept[1]
+            else:
+                self.scores_dropout = kept[1]
+        self._last_outs = {}
         if isinstance(z, torch.Tensor) and z.is_floating_point() and z.requires_grad:
             x = first_tensor(args, {})
             self._outs.watch(z, single=x is not None and (x.dim() <= 1 or x.shape[0] == 1))

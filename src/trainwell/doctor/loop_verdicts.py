@@ -20,7 +20,7 @@ from trainwell.doctor.class_weights import GROW
 from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
-from trainwell.doctor.loss_scaling import clipped_before_unscale, defers_to_clipping
+from trainwell.doctor.loss_scaling import clipped_before_unscale, defers_to_clipping, static_scale
 from trainwell.doctor.optimizer_check import empty_group_verdict
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.smoothing_twice import TWICE
@@ -182,7 +182,10 @@ def grad_scaler_unscale(step: dict) -> float:
     ``.grad`` was divided by before the step; 1 when ``.grad`` is what ``backward()`` gave."""
     if step.get("amp_scale"):
         return 1 / step["amp_scale"]
-    return step["scale"] if _power_of_two(step["scale"]) and step["resid"] < 1e-3 else 1.0
+    if _power_of_two(step["scale"]) and step["resid"] < 1e-3:
+        return step["scale"]
+    static = static_scale(step)  # (loss * W).backward(), .grad divided by W and then clipped
+    return 1 / static[0] if static is not None and static[1] == "divided" else 1.0
 
 
 def gradient_reach(probe: LoopProbe) -> Verdict:

@@ -9,6 +9,11 @@ gradients to ``max_norm``, and the division then leaves a norm of ``max_norm / s
 ``scaler.unscale_(optimizer)`` first. The signal: the norm at ``optimizer.step()`` is pinned on every observed step
 while ``backward()`` gives more, and that norm times the step's scale (a power of two) is a round ``max_norm``
 (two significant digits: 1, 0.5, 5, 0.25) that the pinned norm itself is not.
+
+A static scale written by hand, ``(loss * 1024).backward()``, shows as the loss's weight read from its outputs'
+gradient (a power of two); ``.grad`` at the step then says whether it was divided out (:func:`static_scale`):
+clipping only shrinks the gradients, so a factor at most 1/scale is the division (then maybe clipping), 1 is no
+division, and between them the gradients were clipped while still scaled.
 """
 
 from __future__ import annotations
@@ -65,6 +70,58 @@ def _step_scale(step: dict) -> tuple[float, bool] | None:
     if weight is not None and step["backwards"] == 1 and power_of_two(weight, 3):
         return float(2 ** round(math.log2(weight))), False
     return None
+
+
+def static_scale(step: dict) -> tuple[float, str] | None:
+    """(W, what ``.grad`` holds) for a hand-written static loss scale W, ``(loss * W).backward()`` with no
+    GradScaler: the loss's weight read from its outputs' gradient, a power of two of 8 or more that is not the
+    batch's size (a sum), on one backward() pass, while ``.grad`` at the step is what backward() gave times one
+    factor c. Clipping only shrinks, so c <= 1/W is 'divided' (the scale divided out, then maybe clipped: the
+    update is the unscaled loss's either way); c = 1 is 'kept' (never divided out); 1/W < c < 1 is 'clipped'
+    (clipped while still scaled: the update's norm is max_norm, above the unscaled gradient's). None otherwise."""
+    weight, c = step.get("loss_weight"), step.get("scale")
+    rows = max(step.get("rows") or 0, 1)
+    if step.get("amp_scale") or weight is None or step["backwards"] != 1 or not power_of_two(weight, 3) or \
+            abs(weight - rows) <= 0.02 * rows or c is None or not (c > 0 and math.isfinite(c)) or \
+            step["resid"] >= 1e-3:
+        return None
+    scale = float(2 ** round(math.log2(weight)))
+    if c * scale <= 1 + 1e-3:
+        return scale, "divided"
+    if abs(c - 1) <= 1e-3:
+        return scale, "kept"
+    return (scale, "clipped") if c < 1 else None
+
+
+def undivided_scale(name: str, steps: list[dict], adaptive: bool) -> Verdict | None:
+    """A verdict when the loss was multiplied by a static scale that ``.grad`` still holds at the step
+    (:func:`static_scale` 'kept' or 'clipped') on the first observed step of the form read and on every later one
+    that reads as a static scale (a run the scale made diverge saturates its outputs, whose weights then read
+    less): a fail under SGD (every update is scale times too large), a warning under an optimizer that divides out
+    the gradient's scale (Adam) or when clipping pins the updates. None otherwise."""
+    read = [r for r in (static_scale(s) for s in steps) if r is not None]
+    if not steps or static_scale(steps[0]) is None or any(r[1] == "divided" for r in read) or \
+            len({r[0] for r in read}) != 1:
+        return None
+    scale = read[0][0]
+    clipped = sum(r[1] == "clipped" for r in read)
+    norms = sorted(s["incoming_norm"] / scale for s in steps if (static_scale(s) or (0, ""))[1] == "clipped")
+    fix = (f"divide the gradients by {scale:g} before clipping and optimizer.step() (for p in model.parameters(): "
+           f"p.grad /= {scale:g}), or drop the scale: a static loss scale only guards float16 gradients, and "
+           "torch.amp.GradScaler does it for you")
+    if clipped:
+        return Verdict(name, "warn", f"the loss was multiplied by {scale:g} before backward() (a static loss scale) "
+                       f"and .grad was clipped without dividing it out on {clipped} of {len(steps)} observed steps: "
+                       f"every update's norm is pinned at max_norm, above the unscaled gradient's "
+                       f"({norms[0]:.3g}..{norms[-1]:.3g}), which clipping after the division would leave as it is",
+                       "the loss scale divided out of .grad", fix)
+    status = "warn" if adaptive else "fail"
+    effect = "its optimizer divides out the gradient's scale, so mostly eps and weight decay feel it" if adaptive \
+        else f"every update is {scale:g}x too large"
+    return Verdict(name, status, f"the loss was multiplied by {scale:g} before backward() (a static loss scale) and "
+                   f".grad still holds it at optimizer.step() ({len(read)} of {len(steps)} observed steps read so): "
+                   f"{effect}",
+                   "the loss scale divided out of .grad", fix)
 
 
 def clipped_before_unscale(name: str, clipped: list[dict], observed: int) -> Verdict | None:

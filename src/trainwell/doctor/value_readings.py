@@ -16,6 +16,7 @@ import torch
 
 from trainwell.doctor.binary_floor import read_binary
 from trainwell.doctor.distribution_targets import probability_rows, read_against
+from trainwell.doctor.kl_value import kl_on_probabilities
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.multi_hot import cross_entropy_against
@@ -27,21 +28,28 @@ from trainwell.doctor.soft_targets import mark_soft_step, soft_cross_entropy
 def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tensor | None) -> None:
     """Read the pairs the observed step left on ``probe`` against the loss's value (each read once, then cleared)."""
     regressed, two, binary = probe.regressed, probe.two_class, probe.binary_pair
-    if regressed is None and two is None and binary is None:
+    # class scores no targets were given for (w.step(loss) without y): read as kl_div on probabilities
+    scored, probe.scored = (probe.scored, None) if y is None else (None, probe.scored)
+    if regressed is None and two is None and binary is None and scored is None:
         return
     probe.regressed = probe.two_class = probe.binary_pair = None
     value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
     step = probe.steps[-1] if probe.steps else None
     one = step is not None and step["backwards"] == 1
+    if scored is not None and one and step["zero_sum"] and math.isfinite(value) and value < 0:
+        read = kl_on_probabilities(scored[0], scored[1] * grad_scaler_unscale(step), value)
+        if read is not None:
+            probe.distribution_reads.append(read)
     if regressed is not None:  # one forward per backward pass (k micro-batches): each pass's outputs are known
         read = step is not None and step["backwards"] == len(regressed)
         probe.reductions.append(reduction(regressed, value, grad_scaler_unscale(step)) if read else None)
     if two is not None and one and step["form"] == "two_classes" and not probe.multi_output and \
             math.isfinite(value) and two_class_signs(*two, value, 1 / grad_scaler_unscale(step)):
         step["form"] = "signed_weights"  # with 2 classes only the value tells a policy gradient's signed weights
-    if binary is not None:
-        read = read_binary(*binary, value) if one else None
+    if binary is not None:  # the gradient of loss x scale under a GradScaler (or a static scale divided out)
+        read = read_binary(binary[0], binary[1] * grad_scaler_unscale(step), value) if one else None
         if read is not None:  # whether the targets given as y are the ones read
+            read["scale"] = 1 / grad_scaler_unscale(step)
             targets = read.pop("targets")
             read["given"] = isinstance(y, torch.Tensor) and y.is_floating_point() and y.shape == targets.shape and \
                 bool(torch.allclose(y.detach().cpu().double(), targets.cpu(), atol=1e-3))
