@@ -89,3 +89,34 @@ def test_no_probe_without_padding_in_the_batch():
     ids, y = _batch()
     ids[ids == PAD] = 5
     assert not _padding_verdicts(MeanPool(masked=False), ids, y)
+
+
+class MaskedMeanPool(nn.Module):
+    """Masks the id the data pads with (0) while its embedding is told another padding_idx."""
+
+    def __init__(self, padding_idx: int):
+        super().__init__()
+        self.emb = nn.Embedding(30, 16, padding_idx=padding_idx)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, ids, mask=None):
+        keep = (ids != PAD).unsqueeze(-1).float() if mask is None else mask.unsqueeze(-1).float()
+        return self.head((self.emb(ids) * keep).sum(1) / keep.sum(1).clamp_min(1))
+
+
+def test_a_padding_idx_that_is_not_the_data_padding_is_named_as_such():
+    ids, y = _batch()
+    full = ids[:, -1] != PAD
+    ids[full, -1] = 1  # token 1 is a real token: it ends the full-length sequences and occurs inside others
+    assert bool(((ids == 1).int().argmax(1) < ids.shape[1] - 1).any())  # the oracle: 1 occurs mid-sequence
+    found = _padding_verdicts(MaskedMeanPool(padding_idx=1), ids, y)
+    assert len(found) == 1 and found[0].status == "warn"
+    assert "padding_idx=1" in found[0].value and "pads with id 0" in found[0].value
+    assert "reads its padding" not in found[0].advice and "padding_idx=0" in found[0].advice
+
+
+def test_ids_padded_with_the_padding_idx_beside_a_0_1_attention_mask_are_not_named():
+    ids, y = _batch()
+    ids[ids == PAD] = 29  # a tokenizer whose pad id is the last one (RoBERTa's is 1), its attention mask 0/1 ints
+    mask = (ids != 29).long()
+    assert not _padding_verdicts(MaskedMeanPool(padding_idx=29), (ids, mask), y)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from trainwell.doctor.unchanging_validation import unchanging_validation
+from trainwell.doctor.unimproved_validation import rising_from_the_start
 from trainwell.doctor.verdict import Verdict
 
 
@@ -260,11 +261,14 @@ def bias_variance(train_error: float, val_error: float, human_error: float | Non
 VALIDATION_NOT_FINITE = "validation loss not finite"
 
 
-def overfitting(history: list[dict], onset_epoch: int | None) -> Verdict:
+def overfitting(history: list[dict], onset_epoch: int | None, classes: int | None = None) -> Verdict:
     """The generalization gap at the end and the epoch where overfitting set in (if it did: a warning). A large gap
     without that onset (:func:`_large_gap`) is 'info'; a validation loss that is NaN/Inf fails (with a finite
     training loss the evaluation gives it); one that does not change while the training loss falls warns
-    (:mod:`~trainwell.doctor.unchanging_validation`): the gap is then not the trained model's."""
+    (:mod:`~trainwell.doctor.unchanging_validation`): the gap is then not the trained model's. Without an onset, a
+    validation loss that never improved on its first value and trends up while the training loss falls warns too
+    (:mod:`~trainwell.doctor.unimproved_validation`; ``classes``: C of a mean cross-entropy, whose ln C a validation
+    loss that learned nothing never goes below)."""
     if not history or "val_loss" not in history[-1]:
         return Verdict("overfitting", "skip", "skipped: no validation data", "-", "")
     evaluated = [h for h in history if "val_loss" in h and "train_loss" in h]
@@ -280,6 +284,9 @@ def overfitting(history: list[dict], onset_epoch: int | None) -> Verdict:
         return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}",  # epochs read from 1
                        expected, "stop earlier (early stopping: keep the weights of the best validation epoch; in "
                        "trainwell's config stop.criteria = ['early_stopping']) or regularize")
+    rising = rising_from_the_start(evaluated, classes)
+    if rising is not None:
+        return Verdict(rising.check, rising.status, f"{value}; {rising.value}", rising.expected, rising.advice)
     gap = _large_gap(evaluated) if evaluated else None
     if gap is not None:  # information: a loss gap alone does not say how much accuracy is lost
         return Verdict("overfitting", "info", f"{value}; {gap}, no rising onset", expected,

@@ -256,6 +256,10 @@ def weight_decay(probe: LoopProbe) -> Verdict | None:
     return Verdict(name, "pass", f"weight_decay={wd:g}: {ratio:.2g}x the loss's gradient at the first step", "-")
 
 
+#: the train/eval mode verdict's fail for validations run in train mode; the overfitting verdict defers to it
+TRAIN_MODE_VALIDATIONS = "validations ran in train mode"
+
+
 def module_mode(probe: LoopProbe) -> Verdict:
     """Training steps in ``train()`` mode, validation in ``eval()`` mode (only matters with dropout/BatchNorm)."""
     name = "loop: train/eval mode"
@@ -271,8 +275,8 @@ def module_mode(probe: LoopProbe) -> Verdict:
                        "mid-epoch (model.eval()) that is not followed by model.train(); switch back after every "
                        "evaluation")
     if probe.train_mode_validations:
-        return Verdict(name, "fail", f"{probe.train_mode_validations} of {probe.validations} validations ran in train "
-                       "mode", "model.eval() during validation", "dropout stays on and BatchNorm learns from the "
+        return Verdict(name, "fail", f"{probe.train_mode_validations} of {probe.validations} {TRAIN_MODE_VALIDATIONS}",
+                       "model.eval() during validation", "dropout stays on and BatchNorm learns from the "
                        "validation batches: call model.eval() before validating (and model.train() after)")
     if probe.train_steps and probe.frozen_norm_steps >= 0.5 * probe.train_steps:
         return _frozen_norms_training(name, probe)
@@ -371,7 +375,8 @@ EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, TWICE
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
     the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale (and, with
-    the non-finite monitors, to a loss that falls without bound):
+    the non-finite monitors, to a loss that falls without bound), and the overfitting verdict to validations run in
+    train mode (its gap and onset read dropout-noised losses):
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
     become 'info', naming the cause. Frozen parameters (an 'info') are named in a flat or slow learning-rate
@@ -390,9 +395,17 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     from_start = next((v for v in verdicts if v.check == DOWNSTREAM[0] and "before any update" in str(v.value)),
                       None)
     unbounded = next((c for c in causes if c.check == UNBOUNDED), None)  # the weights grow with the loss
+    train_mode = next((c for c in causes if c.check == "loop: train/eval mode" and
+                       TRAIN_MODE_VALIDATIONS in str(c.value)), None)
     out = []
     for v in verdicts:
-        if unbounded is not None and (v.check in SCALE_DRIVEN or v.check.startswith("monitor: non-finite")) and \
+        if train_mode is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
+                v.status in ("pass", "warn", "info"):
+            v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: train/eval mode')", v.expected,
+                        "the validation losses were measured in train mode (dropout on, BatchNorm on batch "
+                        "statistics): they sit above the eval-mode ones by an amount that is not overfitting; call "
+                        "model.eval() before validating, then read the gap")
+        elif unbounded is not None and (v.check in SCALE_DRIVEN or v.check.startswith("monitor: non-finite")) and \
                 v.status in ("warn", "fail"):
             v = Verdict(v.check, "info", f"{v.value} (explained by '{UNBOUNDED}')", v.expected,
                         "the loss falls without bound: fix its sign first; the weights grow with it")

@@ -5,20 +5,15 @@ validation losses given, that reading can be checked: a model that learns someth
 validation loss with the training loss; one that memorizes its training examples (labels shuffled apart from
 their inputs, too few examples for what they ask) lowers only the training loss, and the validation loss stays at
 its first value or rises, never going below the untrained level ln C of a cross-entropy over C classes. A larger
-rate then only memorizes faster, so the verdict names the memorization instead.
+rate then only memorizes faster, so the verdict names the memorization instead (the criterion,
+:func:`~trainwell.doctor.unimproved_validation.never_improved`, is the overfitting verdict's too).
 """
 
 from __future__ import annotations
 
-import math
-
 from trainwell.doctor.diagnosis import LR_CURVE
+from trainwell.doctor.unimproved_validation import never_improved
 from trainwell.doctor.verdict import Verdict
-
-#: validation counts as improved when its best value lies below its first by this share of the training drop
-IMPROVED_SHARE = 0.25
-#: evaluations needed to say that validation never improved
-MIN_EVALUATIONS = 3
 
 
 def memorizing(curve: Verdict, history: list[dict], classes: int | None = None) -> Verdict:
@@ -35,20 +30,9 @@ def memorizing(curve: Verdict, history: list[dict], classes: int | None = None) 
     """
     if curve.check != LR_CURVE or curve.status not in ("warn", "fail") or not str(curve.value).startswith("too low"):
         return curve
-    points = [(h["train_loss"], h["val_loss"]) for h in history if "val_loss" in h and "train_loss" in h]
-    if len(points) < MIN_EVALUATIONS or not all(math.isfinite(v) for p in points for v in p):
+    seen = never_improved(history, classes)
+    if seen is None:
         return curve
-    trains, vals = [p[0] for p in points], [p[1] for p in points]
-    drop = trains[0] - trains[-1]
-    if drop <= 0:
-        return curve
-    best = min(vals[1:])
-    flat = best >= vals[0] - IMPROVED_SHARE * drop
-    untrained = classes is not None and classes >= 2 and trains[-1] < math.log(classes) <= min(vals)
-    if not (flat or untrained):
-        return curve
-    seen = f"validation never improved (first {vals[0]:.3g}, best later {best:.3g}, last {vals[-1]:.3g}" + \
-        (f"; ln C = {math.log(classes):.3g})" if untrained else ")")
     return Verdict(curve.check, "warn", f"{curve.value}; the training loss falls by memorization only: {seen}",
                    curve.expected, "the learning rate is not the cause: a larger rate only memorizes faster. Check "
                    "that the labels are aligned with their inputs (x and y shuffled with one permutation, the same "

@@ -3,7 +3,12 @@ length with the embedding's ``padding_idx``; a model that pools over every posit
 time) or takes a recurrent net's last state after the padding gives a sequence a different output depending on
 how much padding its batch happened to need. Appending more padding to a few sequences must leave each one's
 output as it was: the pooled mean is then taken over the real tokens only (a mask), and a recurrent net reads
-packed sequences (``nn.utils.rnn.pack_padded_sequence``) or the state at each sequence's last real token."""
+packed sequences (``nn.utils.rnn.pack_padded_sequence``) or the state at each sequence's last real token.
+
+The probe appends the embedding's ``padding_idx``, so it first asks whether that is the id the batch pads with:
+the id that ends at least a quarter of the sequences and occurs only in such trailing runs. When the batch pads
+with another id, ``padding_idx`` names the wrong token (a real one, whose embedding is then held at zero and never
+learns, when it occurs inside sequences): the verdict says that, not that the model reads its padding."""
 
 from __future__ import annotations
 
@@ -38,13 +43,61 @@ def _extend(t: torch.Tensor, ids: torch.Tensor, pad: int, extra: int) -> torch.T
     return torch.cat([t, at_pad[0].expand(len(t), extra)], 1)
 
 
+#: the id that pads must end at least this share of the batch's sequences
+TRAILING_SHARE = 0.25
+
+
+def _data_padding(ids: torch.Tensor) -> tuple[int, int] | None:
+    """The id the (n, T) token ids pad with on the right, and how many sequences end with it: the last column's
+    most frequent id, when it ends a quarter of the sequences or more and occurs nowhere but in the runs that end
+    them; else None."""
+    if len(ids) < 4 or ids.shape[1] < 2 or len(torch.unique(ids)) <= 2:  # a 0/1 attention mask is no token ids
+        return None
+    last = ids[:, -1]
+    value = int(torch.mode(last).values)
+    count = int((last == value).sum())
+    if count < TRAILING_SHARE * len(ids):
+        return None
+    hit = ids == value
+    trailing = hit.flip(1).int().cumprod(1).flip(1).bool()  # the run of the id that ends each row
+    runs = trailing.sum(1)[trailing.any(1)]
+    # padding fills the sequences up to the longest one: runs of several lengths (not a last position's id)
+    if not bool((hit == trailing).all()) or len(torch.unique(runs)) < 2:
+        return None
+    return value, count
+
+
+def _wrong_padding_idx(model: nn.Module, x: torch.Tensor | Inputs, given: int) -> Verdict | None:
+    """A warning when a field of token ids in the batch pads with an id other than the embedding's
+    ``padding_idx`` and none pads with it; None otherwise."""
+    candidates = [t for _, t in fields(x) if not t.is_floating_point() and t.dtype != torch.bool and t.dim() == 2]
+    padded = [(t, found) for t in candidates if (found := _data_padding(t)) is not None]
+    if not padded or any(found[0] == given for _, found in padded):
+        return None
+    ids, (pad, ends) = padded[0]
+    inside = int((ids == given).any(1).sum())
+    names = sorted(n for n, m in model.named_modules() if isinstance(m, nn.Embedding) and m.padding_idx == given)
+    where = f"nn.Embedding{f' {names[0]!r}' if names else ''}"
+    held = (f"; id {given} occurs in {inside} of the {len(ids)} sequences as a real token: its embedding is held at "
+            "zero and never learns" if inside else f"; id {given} does not occur in the batch")
+    return Verdict(NAME, "warn", f"{where} has padding_idx={given}, but the batch pads with id {pad} (it ends {ends} "
+                   f"of {len(ids)} sequences and occurs nowhere else){held}",
+                   "padding_idx = the id the data pads with",
+                   f"set padding_idx={pad} (the id your collate function or tokenizer pads with): the padding's "
+                   f"embedding is then zero and gets no gradient, and a mask built as ids != {pad} covers it")
+
+
 def padding_read(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
-    """A warning when appending padding to 8 sequences of the batch changes their outputs; None when the model has
-    no embedding with a padding id, the batch holds no trailing padding, the outputs are per position, or the
-    model cannot run on longer sequences (a fixed positional table)."""
+    """A warning when appending padding to 8 sequences of the batch changes their outputs, or when the batch pads
+    with another id than the embedding's ``padding_idx`` (:func:`_wrong_padding_idx`); None when the model has no
+    embedding with a padding id, the batch holds no trailing padding, the outputs are per position, or the model
+    cannot run on longer sequences (a fixed positional table)."""
     pad = _padding_id(model)
     if pad is None:
         return None
+    wrong = _wrong_padding_idx(model, x, pad)
+    if wrong is not None:
+        return wrong
     named = [(name, t) for name, t in fields(x) if not t.is_floating_point() and t.dtype != torch.bool and
              t.dim() == 2 and bool((t[:, -1] == pad).any())]
     if not named:
