@@ -183,6 +183,22 @@ def _one_value(ys: list[torch.Tensor]) -> str | None:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def parts_of_targets(parts: dict[str, list[torch.Tensor]], verdict: Verdict) -> Verdict:
+    """The labels ``verdict`` read from a tensor ``y=``, or, where it found nothing wrong (or had no tensor to
+    read) and ``w.step(loss, y=(labels, boxes))`` gave several targets, the first floating-point part
+    (``parts``: name -> its batches) far from unit scale (boxes in pixels beside class labels)."""
+    if verdict.status not in ("pass", "skip"):
+        return verdict
+    for name, ys in parts.items():
+        found = _float_targets(ys)
+        if found.status == "warn":
+            return Verdict(found.check, "warn", f"targets {name}: {found.value}", found.expected, found.advice)
+    if verdict.status == "skip" and parts:
+        return Verdict(verdict.check, "pass", f"several targets: the floating-point ones ({', '.join(parts)}) of "
+                       "unit scale (read for their scale only)", "-")
+    return verdict
+
+
 def _float_targets(ys: list[torch.Tensor]) -> Verdict:
     """Floating-point targets (regression, soft labels): far from unit scale they make the loss and its gradients
     scale with them (targets in raw units, e.g. prices), like unnormalized inputs; batches whose targets sit in
