@@ -97,3 +97,39 @@ def test_a_regression_head_in_unit_range_beside_the_scores_is_not_read_as_class_
             w.step(loss)
     verdict = next(v for v in w.report().verdicts if v.check == "loop: loss")
     assert verdict.status == "pass", verdict
+
+
+class BoxAndClass(nn.Module):
+    """A detector's two heads on one trunk: class scores and a box (x1, y1, x2, y2) as a dict."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.trunk = nn.Sequential(nn.Linear(12, 32), nn.ReLU())
+        self.cls, self.box = nn.Linear(32, 5), nn.Linear(32, 4)
+
+    def forward(self, x):
+        h = self.trunk(x)
+        return {"logits": self.cls(h), "boxes": self.box(h)}
+
+
+@pytest.mark.parametrize("pixels, status", [(False, "pass"), (True, "warn")])
+def test_watch_reads_box_targets_given_beside_labels_for_their_scale(pixels, status):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 12, generator=g)
+    labels = x[:, :5].argmax(1)
+    boxes = torch.sigmoid(x[:, 5:9]) * (224 if pixels else 1)  # in pixels of a 224-wide image, or in [0, 1]
+    model = BoxAndClass()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=10) as w:
+        for i in range(0, len(x), 32):
+            out, c, b = model(x[i : i + 32]), labels[i : i + 32], boxes[i : i + 32]
+            loss = F.cross_entropy(out["logits"], c) + F.smooth_l1_loss(out["boxes"], b)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=(c, b))
+    verdict = w.report()["loop: labels"]
+    assert verdict.status == status, verdict
+    if pixels:
+        assert verdict.value.startswith("targets [1]: floating-point targets far from unit scale")

@@ -17,13 +17,16 @@ from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.sampled_weights import noise_scales
 from trainwell.doctor.verdict import Verdict
+from trainwell.doctor.zero_branches import branch_ends
 from trainwell.nn.modes import module_modes, restore_modes
 
 
 def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: float = 1e-8) -> Verdict:
     """Hidden units with identical incoming weights compute the same function and never differ (zero or
     constant init). Every weight matrix or filter bank (Linear, Conv, recurrent, attention) but the output layers
-    is read: its rows are the units. An embedding's rows are looked-up entries, not units (a zero-initialized
+    is read: its rows are the units. A weight whose product is added to another path (LoRA's zero ``B``, a
+    zero-initialized last layer of a residual branch: :mod:`trainwell.doctor.zero_branches`) is not. An
+    embedding's rows are looked-up entries, not units (a zero-initialized
     bias table ``nn.Embedding(users, 1)`` is usual), and are not read. The output layers are the last one and,
     given a batch ``x``, every layer whose output is returned by the model (the heads of a model with several: a
     zero-initialized head's units have different targets too). Given ``x``, a constant tensor that scales noise
@@ -44,6 +47,8 @@ def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: floa
             symmetric.append(name)
     if symmetric and x is not None:  # a Bayes layer's noise scale: each weight's own draw breaks the symmetry
         symmetric = [name for name in symmetric if name not in noise_scales(model, x, symmetric)]
+    if symmetric and x is not None:  # LoRA's B, a zero-init residual branch: summed with a different unit each
+        symmetric = [name for name in symmetric if name not in branch_ends(model, x, symmetric)]
     if symmetric:
         return Verdict("symmetry", "fail", f"identical units in {', '.join(symmetric)}", "distinct hidden units",
                        f"initialize weights randomly ({init_fix('he_normal')}); zero or constant init never "

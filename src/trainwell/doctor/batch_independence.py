@@ -15,7 +15,8 @@ def batch_independence(model: nn.Module, x: torch.Tensor | Inputs, i: int | None
     """In eval mode, sample j must not affect sample i's output: d out_i / d x_j = 0 for j != i (for integer
     inputs such as token ids: out_i must not change when the other samples are replaced). Read for the first and
     the last of up to 8 samples (``i`` None), or for sample ``i``: a mix that runs one way along the batch (a
-    recurrence over the batch axis, a cumulative sum) never reaches the first sample's output.
+    recurrence over the batch axis, a cumulative sum) never reaches the first sample's output. Sample i's output is
+    read along the output's own axis of examples (axis 1 of CTC's (T, B, C) log-probabilities).
 
     With several inputs both are read: the gradient with respect to every floating-point input, and out_i when
     the other samples' integer and boolean inputs (ids, masks) are replaced by sample i's own."""
@@ -31,13 +32,15 @@ def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
     was = model.training
     model.eval()
     try:
-        if O.logits(call(model, xs[:2])) is None:
+        pair = O.logits(call(model, xs[:2]))
+        if pair is None:
             return Verdict("batch independence", "skip", "skipped: no output tensor to compare", "0", "")
+        axis = _batch_axis(pair, O.logits(call(model, xs)), len(xs))
         if isinstance(xs, Inputs):
-            others, what = _several(model, xs, i)
+            others, what = _several(model, xs, i, axis)
         elif xs.is_floating_point():
             xs = xs.detach().clone().requires_grad_(True)
-            out = O.logits(model(xs))[i].sum()
+            out = O.logits(model(xs)).select(axis, i).sum()
             (grad,) = checkpointing.input_gradients(model, out, [xs])
             leak = grad.reshape(len(xs), -1).abs().sum(dim=1) if grad is not None else torch.zeros(len(xs))
             others = float(torch.cat([leak[:i], leak[i + 1 :]]).max()) if len(xs) > 1 else 0.0
@@ -45,8 +48,8 @@ def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
             others = _beyond_round_off(others, float(leak[i]))
         else:
             with torch.no_grad():
-                a = O.logits(model(xs))[i]
-                b = O.logits(model(_others_moved(xs, i)))[i]
+                a = O.logits(model(xs)).select(axis, i)
+                b = O.logits(model(_others_moved(xs, i))).select(axis, i)
             others = float((a - b).abs().max())
             what = f"max |out_{i} change| when the others change = {others:.3g}"
             others = _beyond_round_off(others, float(a.abs().max()))
@@ -74,7 +77,16 @@ def _others_moved(xs: torch.Tensor, i: int) -> torch.Tensor:
     return moved
 
 
-def _several(model: nn.Module, xs: Inputs, i: int) -> tuple[float, str]:
+def _batch_axis(pair: torch.Tensor, whole: torch.Tensor, n: int) -> int:
+    """The output's axis of examples: 0, unless only another axis grows from 2 to the batch's ``n`` examples
+    (CTC's (T, B, C) log-probabilities, a sequence model's time-first outputs)."""
+    if n <= 2 or pair.dim() != whole.dim() or (pair.shape[0] == 2 and whole.shape[0] == n):
+        return 0
+    grown = [d for d in range(whole.dim()) if pair.shape[d] == 2 and whole.shape[d] == n]
+    return grown[0] if len(grown) == 1 else 0
+
+
+def _several(model: nn.Module, xs: Inputs, i: int, axis: int = 0) -> tuple[float, str]:
     """The largest influence of the other samples on sample ``i``'s output, and its description: gradients
     with respect to the floating-point inputs, and the change of out_i when the other samples' integer/boolean
     inputs become copies of sample i's (a different batch, not a reordering of the same one)."""
@@ -83,7 +95,7 @@ def _several(model: nn.Module, xs: Inputs, i: int) -> tuple[float, str]:
     if floats:
         xg = xs.map(lambda t: t.detach().clone().requires_grad_(True) if t.is_floating_point() else t)
         leaves = [t for t in xg.tensors() if t.is_floating_point()]
-        out = O.logits(call(model, xg))[i].sum()
+        out = O.logits(call(model, xg)).select(axis, i).sum()
         grads = checkpointing.input_gradients(model, out, leaves)
         leak = torch.zeros(len(xs), device=leaves[0].device)
         for g in grads:
@@ -101,8 +113,8 @@ def _several(model: nn.Module, xs: Inputs, i: int) -> tuple[float, str]:
             return t[i : i + 1].expand_as(t).clone()  # every sample's ids become sample i's own
 
         with torch.no_grad():
-            a = O.logits(call(model, xs))[i]
-            b = O.logits(call(model, xs.map(copies)))[i]
+            a = O.logits(call(model, xs)).select(axis, i)
+            b = O.logits(call(model, xs.map(copies))).select(axis, i)
         change = float((a - b).abs().max())
         found = max(found, _beyond_round_off(change, float(a.abs().max())))
         parts.append(f"max |out_{i} change| when the others' {', '.join(fixed)} change = {change:.3g}")

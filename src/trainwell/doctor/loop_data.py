@@ -87,8 +87,22 @@ def scores_its_own_inputs(model: nn.Module, sample: tuple | None, classes: int |
                bool(((t == 0) | (t == 1)).all()) and bool((t.sum(-1) == 1).all()) for t in forward_tensors(*sample))
 
 
+def position_aligned(logits: torch.Tensor | None, y: torch.Tensor) -> bool:
+    """Whether targets ``y`` hold one label per position of the ``logits`` (the logits' shape less one axis, the
+    class axis, with any batch size): (B,) labels of (B, C) scores, a tagger's (B, T) tags, a mask's (B, H, W).
+    CTC's (B, S) label sequences against (T, B, C) log-probabilities are not: the loss aligns them itself, and
+    its class 0 is the blank no target holds. True when the logits are unknown."""
+    if logits is None or y.dim() == 0:
+        return True
+    for k in range(logits.dim()):
+        rest = logits.shape[:k] + logits.shape[k + 1:]
+        if len(rest) == y.dim() and tuple(rest[1:]) == tuple(y.shape[1:]):
+            return True
+    return False
+
+
 def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None, soft: bool = False,
-           against: list[bool] | None = None, tokens: bool = True) -> Verdict:
+           against: list[bool] | None = None, tokens: bool = True, aligned: bool = True) -> Verdict:
     """Targets passed to ``w.step(loss, y=y)``: inside [0, C), including class 0, mixed within batches like the
     whole run (a permutation test); and no elementwise loss that broadcast outputs against targets of another
     shape (``broadcast``: torch's warning text, caught while the loop ran). ``tokens``: the outputs score the
@@ -99,7 +113,9 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     width are soft labels or a teacher's logits, not regression targets. ``against``: per observed step whose
     multi-hot targets were read against its gradient, whether the loss is cross-entropy against them
     (:func:`~trainwell.doctor.multi_hot.cross_entropy_against`): multi-hot rows under a softmax loss of another
-    form (a partial-label loss over candidate sets) are not the bug."""
+    form (a partial-label loss over candidate sets) are not the bug. ``aligned``: the targets hold one label per
+    output position (:func:`position_aligned`); label sequences a loss aligns itself (CTC, whose class 0 is the
+    blank) are not read as 1-based."""
     name = "loop: labels"
     if broadcast is not None:
         return Verdict(name, "fail", f"the loss broadcast outputs against targets of another shape ({broadcast[:120]})",
@@ -143,7 +159,7 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
                        "a label outside the output width: more classes than outputs, or 1-based labels")
     # token sequences (B, T) over the model's own input vocabulary keep id 0 for a start or padding token that is
     # never a target; a tagger's (B, T) tags are labels
-    if classes and lo >= 1 and classes > 2 and len(ys) >= 5 and hi == classes - 1 and \
+    if classes and lo >= 1 and classes > 2 and len(ys) >= 5 and hi == classes - 1 and aligned and \
             (ys[0].dim() == 1 or not tokens):
         return Verdict(name, "warn", f"targets run {lo}..{hi}: class 0 never appears in {len(ys)} batches",
                        f"targets in [0, {classes})", "1-based labels? subtract 1 (output 0 is trained towards "
@@ -165,6 +181,22 @@ def _one_value(ys: list[torch.Tensor]) -> str | None:
         return None
     value = first.item()
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def parts_of_targets(parts: dict[str, list[torch.Tensor]], verdict: Verdict) -> Verdict:
+    """The labels ``verdict`` read from a tensor ``y=``, or, where it found nothing wrong (or had no tensor to
+    read) and ``w.step(loss, y=(labels, boxes))`` gave several targets, the first floating-point part
+    (``parts``: name -> its batches) far from unit scale (boxes in pixels beside class labels)."""
+    if verdict.status not in ("pass", "skip"):
+        return verdict
+    for name, ys in parts.items():
+        found = _float_targets(ys)
+        if found.status == "warn":
+            return Verdict(found.check, "warn", f"targets {name}: {found.value}", found.expected, found.advice)
+    if verdict.status == "skip" and parts:
+        return Verdict(verdict.check, "pass", f"several targets: the floating-point ones ({', '.join(parts)}) of "
+                       "unit scale (read for their scale only)", "-")
+    return verdict
 
 
 def _float_targets(ys: list[torch.Tensor]) -> Verdict:

@@ -98,6 +98,7 @@ class Watch:
         self.probe = LoopProbe(model, optimizers, every, compiled=compiled)
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
+        self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
         self._echoes: list[int | None] = []  # per observed step: which forward input its float targets equal
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
@@ -157,7 +158,8 @@ class Watch:
         """Record one optimizer step's training loss (a tensor or a float); observe a whole step every ``every``.
 
         ``y``: the step's targets (optional): their range, whether class 0 appears, and the label mix per batch
-        against the whole run (unshuffled or sorted data) are then checked."""
+        against the whole run (unshuffled or sorted data) are then checked. A tuple, list or dict of targets (a
+        multi-task loss's ``(labels, boxes)``) has each floating-point part read for its scale."""
         if not self._open:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
@@ -179,6 +181,11 @@ class Watch:
         self._read_echo(y)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
+        elif isinstance(y, tuple | list | dict):  # several targets: each floating-point one is read for its scale
+            for name, t in (y.items() if isinstance(y, dict) else enumerate(y)):
+                kept = self._parts.setdefault(f"[{name!r}]", [])
+                if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() and len(kept) < 512:
+                    kept.append(t.detach())
         read_with_value(self.probe, loss, y)  # after an observed step only: its outputs against the value
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
@@ -374,9 +381,12 @@ class Watch:
                lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lsch.lr_schedule(p),
                ll.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                low_precision_weights(p), ld.inputs(p, self._memorizing()),
-               ld.labels([y.cpu() for y in self._ys], classes, self._broadcast, soft=soft,
-                         against=[a for a in self._against if a is not None],
-                         tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes)),
+               ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in self._parts.items() if v}, ld.labels(
+                   [y.cpu() for y in self._ys], classes, self._broadcast, soft=soft,
+                   against=[a for a in self._against if a is not None],
+                   tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
+                   aligned=not self._ys or not p.steps or
+                   ld.position_aligned(p.steps[0]["first_logits"], self._ys[0]))),
                ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count)]

@@ -1,0 +1,70 @@
+"""A CTC model (Graves et al. 2006): (T, B, C) log-probabilities, examples along axis 1 as ``F.ctc_loss`` wants,
+and (B, S) label sequences that never hold class 0, the blank. Neither is a fault; the same batch mixed across
+examples, or a classifier's 1-based labels, still are."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell import doctor
+from trainwell.doctor.batch_independence import batch_independence
+
+T, C, S = 16, 6, 4
+
+
+class FrameTagger(nn.Module):
+    def __init__(self, mix_batch=False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = nn.GRU(8, 32, batch_first=True)
+        self.out = nn.Linear(32, C)
+        self.mix_batch = mix_batch
+
+    def forward(self, x):
+        h, _ = self.rnn(x)
+        if self.mix_batch:  # normalized with the batch's statistics, in eval mode too
+            h = h - h.mean(0, keepdim=True)
+        return self.out(h).log_softmax(-1).transpose(0, 1)  # (T, B, C)
+
+
+def _data(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(1, C, (n, S), generator=g)
+    x = torch.randn(n, T, 8, generator=g) * 0.3
+    for k in range(S):  # each symbol shown in 4 frames
+        x[torch.arange(n)[:, None], torch.arange(4 * k, 4 * k + 4)[None], labels[:, k : k + 1]] += 2.0
+    return x, labels
+
+
+def ctc(logp, labels):
+    n = logp.shape[1]
+    return F.ctc_loss(logp, labels, torch.full((n,), T, dtype=torch.long), torch.full((n,), S, dtype=torch.long))
+
+
+@pytest.mark.parametrize("mix_batch, status", [(False, "pass"), (True, "fail")])
+def test_batch_independence_reads_each_example_along_the_time_first_outputs_batch_axis(mix_batch, status):
+    x, _ = _data(64)
+    assert batch_independence(FrameTagger(mix_batch), x).status == status
+
+
+def test_check_passes_a_healthy_ctc_model():
+    x, labels = _data(256)
+    model = FrameTagger()
+    report = doctor.check(model, x, labels, ctc, optimizer=torch.optim.Adam(model.parameters(), 3e-3))
+    assert not report.failed and report["batch independence"].status == "pass"
+
+
+def test_ctc_label_sequences_without_the_blank_are_not_one_based_labels():
+    x, labels = _data(1024)
+    model = FrameTagger()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with doctor.watch(model, opt, every=10) as w:
+        for i in range(0, len(x), 32):
+            loss = ctc(model(x[i : i + 32]), labels[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=labels[i : i + 32])
+    verdict = w.report()["loop: labels"]
+    assert verdict.status == "pass", verdict
