@@ -263,6 +263,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 def read_toml(path: str | Path) -> dict:
     """Read a TOML file, turning I/O and syntax problems into one-line ConfigErrors."""
     p = Path(path)
+    if p.suffix.lower() != ".toml":
+        _refuse_data_file(p)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -276,6 +278,17 @@ def read_toml(path: str | Path) -> dict:
         return _loads(text, f"config file {str(p)!r}")
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+
+
+def _refuse_data_file(p: Path) -> None:
+    """A data file given where a config goes (``trainwell fit iris.csv``): the settings that train on it."""
+    from trainwell.data.user_files import READERS
+
+    name = READERS.get(p.suffix.lower())
+    if name is not None:
+        table = " --set model.kind=mlp" if name == "csv" else ""
+        raise ConfigError(f"{str(p)!r} is a data file, not a config (TOML): train on it with --set data.name={name} "
+                          f"--set data.root={p}{table}")
 
 
 def _toml_value(value) -> str:

@@ -153,6 +153,11 @@ FILE_CASES = [
     (lambda t: (t / "c").mkdir() or write_hostile_cifar(t / "c"),
      ["fit", *s("data.name=cifar10", "data.root=c")], "refused to load"),
     (lambda t: None, ["fit", "--resume", "nowhere"], "--resume needs a trainwell run directory"),
+    (lambda t: (t / "iris.csv").write_text("a,b,y\n1,2,0\n"), ["fit", "iris.csv"],
+     "'iris.csv' is a data file, not a config (TOML): train on it with --set data.name=csv --set data.root=iris.csv "
+     "--set model.kind=mlp"),
+    (lambda t: (t / "x.npz").write_bytes(b"PK\x03\x04"), ["sweep", "x.npz", "--grid", "optim.lr=0.1"],
+     "'x.npz' is a data file, not a config (TOML): train on it with --set data.name=npz --set data.root=x.npz"),
     (lambda t: (t / "out").mkdir() or (t / "out" / "f").write_text("x"), ["fit", "--out", "out", *SPIRALS],
      "already exists and is not empty"),
     (other_architecture_run, ["fit", "--resume", "arch"], "does not match this run's model"),
