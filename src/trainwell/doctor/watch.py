@@ -48,6 +48,7 @@ from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.binary_floor import soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
+from trainwell.doctor.contrastive_floor import ContrastiveReader, flat_at_floor
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
@@ -109,6 +110,7 @@ class Watch:
         self._losses: list = []  # detached tensors or floats; converted in one go when read
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
+        self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._open = False
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -118,6 +120,8 @@ class Watch:
         self._catch_broadcast()
         self._shuffles.start()
         self._open = True
+        if not self.probe.compiled:
+            self._contrastive.start()
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -130,6 +134,7 @@ class Watch:
         self.monitor._armed = False
         self.probe.detach()
         self._shuffles.stop()
+        self._contrastive.finish()
         if self._warnings is not None:
             self._warnings.__exit__(None, None, None)
             self._warnings = None
@@ -162,6 +167,7 @@ class Watch:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
         self._calls += 1
+        self._contrastive.finish()
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             leaves = graph_leaves(loss)
@@ -186,6 +192,8 @@ class Watch:
         self._state.step += 1  # steps done, as the Trainer counts them
         if not (idle and self.monitor.skipped_step(self._state)):  # a step AMP's GradScaler skipped: observe the next
             self.monitor.on_batch_end(self._state)
+        if not self.probe.compiled:
+            self._contrastive.start()
 
     def _read_echo(self, y) -> None:
         """On an observed step (8 at most): whether its floating-point targets equal one of the tensors its
@@ -336,6 +344,9 @@ class Watch:
         carry nothing about the targets (labels shuffled apart from their inputs), which the advice asks first."""
         if not str(verdict.value).startswith("flat"):
             return verdict
+        contrastive = flat_at_floor(verdict, self._contrastive, self.losses)
+        if contrastive is not None:
+            return contrastive
         ratios = sorted(v for r in self.monitor.records for v in r["update_ratio"].values() if math.isfinite(v))
         ratios = [v for v in ratios if v > 0] or ratios  # the tensors that moved (optimizers stepped in turn)
         if not ratios:
