@@ -60,8 +60,8 @@ class _SimilarityCalls(TorchFunctionMode):
 
 
 def _scale(logits: torch.Tensor, products: list[tuple[torch.Tensor, int]]) -> tuple[float, torch.Tensor, int] | None:
-    """(1/T, the entries that are candidates, the embeddings' width) where the logits are one recorded similarity matrix times a
-    constant on every entry not masked out (-inf, or a large negative fill); None otherwise."""
+    """(1/T, the entries that are candidates, the embeddings' width) where the logits are one recorded similarity
+    matrix times a constant on every entry not masked out (-inf, or a large negative fill); None otherwise."""
     valid = torch.isfinite(logits) & (logits.abs() < 1e4)
     for m, width in products:
         if m.shape != logits.shape or int(valid.sum()) < 2 * len(m):

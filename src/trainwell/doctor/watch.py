@@ -49,6 +49,7 @@ from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.binary_floor import soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.contrastive_floor import ContrastiveReader, flat_at_floor
+from trainwell.doctor.doubled_skip import loop_doubled_skips
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
@@ -111,6 +112,7 @@ class Watch:
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
+        self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._open = False
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -182,6 +184,8 @@ class Watch:
             self._read_game(leaves)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(read_with_targets(self.probe, y))
+        if self._first_forward is None:
+            self._first_forward = self.probe.step_forward
         self._read_echo(y)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
@@ -390,7 +394,8 @@ class Watch:
                          tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes)),
                ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
-               same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count)]
+               same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
+               loop_doubled_skips(p, self._first_forward)]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
