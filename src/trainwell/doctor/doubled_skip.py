@@ -90,8 +90,8 @@ def doubled_skip_verdict(found: list[tuple[str, int]] | None) -> Verdict | None:
     return Verdict(NAME, "fail", f"'{name}'{more} returns {k}x its input when its weights are all 0{through}",
                    "a residual block returns its input when its body is zero (x + body(x))",
                    f"the input is added {'twice' if k == 2 else f'{k} times'} in '{name}' (x + body(x) + x, or "
-                   "out = x + h; out + x): return x + body(x) once; the exploding activations and the large first loss follow from it, not "
-                   "from the initialization")
+                   "out = x + h; out + x): return x + body(x) once; the exploding activations and the large "
+                   "first loss follow from it, not from the initialization")
 
 
 def defer_to_skips(verdicts: list[Verdict], found: Verdict | None) -> list[Verdict]:
