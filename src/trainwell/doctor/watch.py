@@ -59,6 +59,7 @@ from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memori
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
+from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.unbounded_loss import unbounded_fall
@@ -395,7 +396,7 @@ class Watch:
                ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
-               loop_doubled_skips(p, self._first_forward)]
+               loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses)]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
