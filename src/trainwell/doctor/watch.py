@@ -133,11 +133,11 @@ class Watch:
 
     def close(self) -> None:
         """Remove every hook from the model (idempotent)."""
+        self._contrastive.finish()  # its mode is above the monitor's on the stack: popped first
         self.monitor._remove()
         self.monitor._armed = False
         self.probe.detach()
         self._shuffles.stop()
-        self._contrastive.finish()
         if self._warnings is not None:
             self._warnings.__exit__(None, None, None)
             self._warnings = None
