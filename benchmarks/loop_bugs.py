@@ -53,6 +53,8 @@ class Net(nn.Module):
         else:
             self.layers = nn.ModuleList([nn.Linear(D, 64), nn.Linear(64, 64)])
         self.drop = nn.Dropout(0.1)
+        self.blocks = nn.ModuleList([_Residual(64, twice=kind == "residual_twice") for _ in range(6)]) \
+            if kind.startswith("residual") else None
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
@@ -67,6 +69,8 @@ class Net(nn.Module):
                 h = F.dropout(F.relu(layer(h)), 0.1, training=self.training if self.kind.endswith("ok") else True)
             else:
                 h = self.drop(F.relu(layer(h)))
+        for block in self.blocks or []:
+            h = block(h)
         if self.side is not None:
             s = F.relu(self.side(x))
             h = h + (s.detach() if self.kind == "detached" else s)
@@ -76,6 +80,18 @@ class Net(nn.Module):
         if self.aux is not None:
             return out, self.aux(h)
         return out
+
+
+class _Residual(nn.Module):
+    """x + body(x); with ``twice`` the input is added a second time (x + body(x) + x)."""
+
+    def __init__(self, d: int, twice: bool):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+        self.twice = twice
+
+    def forward(self, x):
+        return x + self.body(x) + x if self.twice else x + self.body(x)
 
 
 @dataclass
@@ -365,6 +381,9 @@ CASES = [
          Loop(loss_scale=1024.0, clip=5.0), "static loss scale"),
     Case("kl_div given probabilities, no targets given to w.step", Loop(loss="kl_probs", give_targets=False),
          Loop(loss="kl", give_targets=False), "not log-probabilities: the gradient"),
+    # residual blocks
+    Case("a residual block that adds its input twice (x + body(x) + x)", Loop(model="residual_twice", lr=0.01),
+         Loop(model="residual", lr=0.01), "residual blocks"),
 ]
 
 

@@ -86,3 +86,31 @@ def test_a_frozen_unit_norm_model_fails_and_names_the_temperature():
     v = overfit_tiny_subset(model, x, y, nt_xent(1.0))
     assert v.status == "fail", v
     assert "unit norm" in v.advice and "±1/T" in v.advice, v
+
+
+def sup_con(temperature):
+    """Supervised contrastive loss (Khosla et al. 2020): every other example of the anchor's class is a positive;
+    its floor is log(positives per anchor), at any temperature."""
+    def loss(z, y):
+        z = z[:, 0]
+        sim = z @ z.T / temperature
+        self_mask = torch.eye(len(y), dtype=torch.bool)
+        log_p = sim.masked_fill(self_mask, float("-inf")).log_softmax(1)
+        positive = (y[:, None] == y[None, :]) & ~self_mask
+        return -(log_p.masked_fill(~positive, 0.0).sum(1) / positive.sum(1)).mean()
+    return loss
+
+
+def test_a_floor_the_temperature_does_not_set_is_not_blamed_on_it():
+    x, _ = _views()
+    y = torch.arange(len(x)) % 2  # 10 examples of each class among the 20 of the subset: 9 positives per anchor
+    torch.manual_seed(0)
+    model = TwoViews()
+    with torch.no_grad():  # a frozen rank-1 first layer: the model sees one direction of its input
+        model.net[0].weight.copy_(torch.outer(torch.randn(64), torch.randn(20)))
+    model.net[0].weight.requires_grad_(False)
+    v = overfit_tiny_subset(model, x, y, sup_con(0.1))
+    assert v.status == "fail", v
+    floor = float(v.value.split("floor ")[1].split(":")[0])
+    assert abs(floor - math.log(9)) < 0.05, v  # the oracle: log(positives per anchor), at any temperature
+    assert "temperature" not in v.advice and "unit norm" not in v.advice, v

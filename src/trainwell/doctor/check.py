@@ -32,6 +32,7 @@ from torch import nn
 
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.class_axis import scrambled_classes
+from trainwell.doctor.doubled_skip import defer_to_skips, doubled_skip_verdict, doubled_skips
 from trainwell.doctor.echoed_targets import echoed_targets
 from trainwell.doctor.first_call import runs_on_data, whole_input_only
 from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, as_targets, call
@@ -195,13 +196,15 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         fed = _guarded(read_loss_inputs, loss_fn, out, y) if ran or out is not None else None
         padded = _guarded(padding_read, model, x) if ran else None
         axis = _guarded(scrambled_classes, loss_fn, out, y) if ran else None
+        skips = doubled_skip_verdict(_guarded(doubled_skips, model, x)) if ran else None
         del out
-        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, axis) if v is not None] + pf.run_all(
+        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, axis, skips) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if axis is not None:  # what cannot be fitted follows from the loss's axis: the advice says so
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"the loss mixes positions and classes: fix "
                             f"'{axis.check}' first") if v.check in AXIS_BOUND and v.status == "fail" else v
                     for v in verdicts]
+    verdicts = defer_to_skips(verdicts, skips)
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]

@@ -128,7 +128,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     advice = softmaxed or "" if ok else softmaxed or (bounded_scores(m, xs, ys, loss_fn) or
                             dominant_inner_term(model, xs, ys, loss_fn, seed) or
                             _constant_advice(const, final, floor, len(xs)) or
-                            _sphere_advice(sphere, floor) +
+                            _sphere_advice(sphere, floor, fitted, xs, ys, loss_fn) +
                             f"the model cannot memorize {len(xs)} examples: too little capacity (a missing "
                             "nonlinearity?), a bug in the loss or labels, or a frozen/broken layer")
     if unknown and not ok:  # a floor that is unknown may lie far above 0 on these examples: a miss is no bug
@@ -156,13 +156,29 @@ def constant_output_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     return const if math.isfinite(const) and floor < const < start else None
 
 
-def _sphere_advice(sphere: bool, floor: float) -> str:
+#: how far the sphere's floor is scaled to test whether the norm holds it up: outputs 3.16x, dot products 10x
+SPHERE_SCALE = math.sqrt(10.0)
+
+
+def _sphere_advice(sphere: bool, floor: float, fitted: Callable, xs, ys, loss_fn: Callable) -> str:
     """The note on a floor held up by unit-norm outputs (a contrastive loss on normalized embeddings), before the
-    usual causes of a failed overfit; empty for other outputs or a floor near 0."""
+    usual causes of a failed overfit: given only where the fitted unit-norm outputs, scaled up 3.16x (their dot
+    products 10x, as a temperature 10x lower makes them), reach under half the floor; empty for other outputs, a
+    floor near 0, or a floor that the outputs' scale does not set (a loss that normalizes them itself, or whose
+    floor lies elsewhere: several positives per anchor)."""
     if not sphere or floor <= 0.1:
         return ""
-    return (f"the outputs have unit norm: at temperature T the logits stay within ±1/T and the loss cannot go below "
-            f"{floor:.3g}; a lower temperature (0.1) lets it fall; else ")
+    try:
+        with torch.no_grad():
+            out = fitted(len(xs))
+            scaled = _scalar(loss_fn(O.map_tensors(out, lambda t: t * SPHERE_SCALE if is_unit_norm(t) else t), ys))
+    except Exception:  # noqa: BLE001 - a loss that refuses outputs off the sphere: no evidence either way
+        return ""
+    if not scaled < 0.5 * floor:
+        return ""
+    return (f"the outputs have unit norm and the loss cannot go below {floor:.3g} on the sphere, while the same "
+            f"outputs scaled 3.2x (dot products 10x) give {scaled:.3g}: the logits are bounded (±1/T at temperature "
+            "T), so a lower temperature (T/10) lets it fall; else ")
 
 
 def _constant_advice(const: float | None, final: float, floor: float, n: int) -> str | None:

@@ -48,6 +48,8 @@ from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.binary_floor import soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
+from trainwell.doctor.contrastive_floor import ContrastiveReader, flat_at_floor
+from trainwell.doctor.doubled_skip import loop_doubled_skips
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
@@ -57,6 +59,7 @@ from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memori
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
+from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.unbounded_loss import unbounded_fall
@@ -110,6 +113,8 @@ class Watch:
         self._losses: list = []  # detached tensors or floats; converted in one go when read
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
+        self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
+        self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._open = False
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -119,6 +124,8 @@ class Watch:
         self._catch_broadcast()
         self._shuffles.start()
         self._open = True
+        if not self.probe.compiled:
+            self._contrastive.start()
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -127,6 +134,7 @@ class Watch:
 
     def close(self) -> None:
         """Remove every hook from the model (idempotent)."""
+        self._contrastive.finish()  # its mode is above the monitor's on the stack: popped first
         self.monitor._remove()
         self.monitor._armed = False
         self.probe.detach()
@@ -164,6 +172,7 @@ class Watch:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
         self._calls += 1
+        self._contrastive.finish()
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             leaves = graph_leaves(loss)
@@ -178,6 +187,8 @@ class Watch:
             self._read_game(leaves)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(read_with_targets(self.probe, y))
+        if self._first_forward is None:
+            self._first_forward = self.probe.step_forward
         self._read_echo(y)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
@@ -193,6 +204,8 @@ class Watch:
         self._state.step += 1  # steps done, as the Trainer counts them
         if not (idle and self.monitor.skipped_step(self._state)):  # a step AMP's GradScaler skipped: observe the next
             self.monitor.on_batch_end(self._state)
+        if not self.probe.compiled:
+            self._contrastive.start()
 
     def _read_echo(self, y) -> None:
         """On an observed step (8 at most): whether its floating-point targets equal one of the tensors its
@@ -343,6 +356,9 @@ class Watch:
         carry nothing about the targets (labels shuffled apart from their inputs), which the advice asks first."""
         if not str(verdict.value).startswith("flat"):
             return verdict
+        contrastive = flat_at_floor(verdict, self._contrastive, self.losses)
+        if contrastive is not None:
+            return contrastive
         ratios = sorted(v for r in self.monitor.records for v in r["update_ratio"].values() if math.isfinite(v))
         ratios = [v for v in ratios if v > 0] or ratios  # the tensors that moved (optimizers stepped in turn)
         if not ratios:
@@ -389,7 +405,8 @@ class Watch:
                    ld.position_aligned(p.steps[0]["first_logits"], self._ys[0]))),
                ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
-               same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count)]
+               same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
+               loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses)]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
