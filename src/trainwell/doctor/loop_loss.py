@@ -116,9 +116,10 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     elif (max(s.get("spread") or 1.0, _across_steps(steps)) > 1.5) and abs(weight - round(weight)) > 0.02 * weight:
         # per-example weights that differ (sample weights, a focal term, rewards) and sum to no whole multiple of
         # the mean: a weighted loss by design, not one counted twice
+        # (read on: logits far too large at the start saturate the softmax, whose gradient then reads as uneven
+        # weights, and the first loss against ln C still tells)
         value = (f"{formula} with per-example weights (they differ between examples or steps), summing to "
                  f"{weight:.3g}{amp}")
-        return Verdict(name, "pass", value, "-")
     else:
         return Verdict(name, "warn", f"the {formula}'s gradient is {weight:.3g}x that of its mean over the step's "
                        f"{rows} examples", "weights summing to 1", "the loss is scaled: counted twice (added to "
@@ -129,7 +130,7 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
             not probe.multi_output:
         expected = weight * math.log(c) / max(k, 1)
         # with k accumulated micro-batches the loss given to w.step may be one divided part or the whole: ln C
-        if first_loss > 2.0 * weight * math.log(c):
+        if weight > 0 and first_loss > 2.0 * weight * math.log(c):
             return Verdict(name, "warn", f"first loss {first_loss:.4g} vs {expected:.4g} (ln C, C = {c} from the "
                            "output width)", "near ln C at initialization", "initial outputs are far from uniform: "
                            "inputs far from unit scale, a last layer initialized too large, or a sum after it "
