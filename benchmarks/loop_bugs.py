@@ -52,7 +52,7 @@ class Net(nn.Module):
             self.layers = nn.ModuleList([nn.Linear(D, 64), nn.Linear(64, 64), nn.Linear(64, 64)])
         else:
             self.layers = nn.ModuleList([nn.Linear(D, 64), nn.Linear(64, 64)])
-        self.drop = nn.Dropout(0.1)
+        self.drop = nn.Dropout(0.9 if kind == "keep_as_p" else 0.1)  # keep_as_p: p written as keeping probability
         self.blocks = nn.ModuleList([_Residual(64, twice=kind == "residual_twice") for _ in range(6)]) \
             if kind.startswith("residual") else None
         self.head = nn.Linear(64, classes)
@@ -381,6 +381,9 @@ CASES = [
          Loop(loss_scale=1024.0, clip=5.0), "static loss scale"),
     Case("kl_div given probabilities, no targets given to w.step", Loop(loss="kl_probs", give_targets=False),
          Loop(loss="kl", give_targets=False), "not log-probabilities: the gradient"),
+    # dropout
+    Case("nn.Dropout(0.9) written to keep 90% (torch's p drops)", Loop(model="keep_as_p", lr=0.01),
+         Loop(lr=0.01), "dropout rate"),
     # residual blocks
     Case("a residual block that adds its input twice (x + body(x) + x)", Loop(model="residual_twice", lr=0.01),
          Loop(model="residual", lr=0.01), "residual blocks"),

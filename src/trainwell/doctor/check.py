@@ -33,6 +33,7 @@ from torch import nn
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.class_axis import scrambled_classes
 from trainwell.doctor.doubled_skip import defer_to_skips, doubled_skip_verdict, doubled_skips
+from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_targets
 from trainwell.doctor.first_call import runs_on_data, whole_input_only
 from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, as_targets, call
@@ -205,10 +206,24 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                             f"'{axis.check}' first") if v.check in AXIS_BOUND and v.status == "fail" else v
                     for v in verdicts]
     verdicts = defer_to_skips(verdicts, skips)
+    verdicts = _with_dropout_rate(verdicts, dropout_rate_verdict(model))
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
+
+
+def _with_dropout_rate(verdicts: list, rate) -> list:
+    """The dropout-rate verdict beside the others; an overfit that failed with most units dropped follows from it
+    (the verdict is then a fail)."""
+    if rate is None:
+        return verdicts
+    overfit = next((v for v in verdicts if v.check == "overfit a tiny subset" and v.status == "fail"), None)
+    if overfit is not None:
+        rate = type(rate)(rate.check, "fail", rate.value, rate.expected, rate.advice)
+        verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"fix '{rate.check}' first: the model trains "
+                            f"through the few units its dropout keeps") if v is overfit else v for v in verdicts]
+    return [rate, *verdicts]
 
 
 @contextlib.contextmanager

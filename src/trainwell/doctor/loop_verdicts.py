@@ -390,6 +390,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
     raw_inputs = next((c for c in causes if c.check == "loop: inputs" and "far from unit scale" in str(c.value)),
                       None)
+    dropped = next((c for c in causes if c.check == "loop: dropout rate"), None)  # most units dropped
     summed = next((v for v in verdicts if v.check == "loop: loss" and v.status == "info"
                    and str(v.value).startswith("summed")), None)
     from_start = next((v for v in verdicts if v.check == DOWNSTREAM[0] and "before any update" in str(v.value)),
@@ -418,9 +419,15 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
         elif nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs hold NaN/Inf: fix the data first")
-        elif raw_inputs is not None and v.check in SCALE_DRIVEN and v.status == "warn":
-            v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
-                        "the inputs are far from unit scale: normalize them first; this reading follows from it")
+        elif dropped is not None and v.check == "loop: loss" and str(v.value).startswith("first loss") and \
+                v.status == "warn":  # inverted dropout of p scales the kept units by 1 / (1 - p)
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{dropped.check}')", v.expected,
+                        f"fix '{dropped.check}' first: the units it keeps are scaled up by 1 / (1 - p)")
+        elif (raw_inputs or dropped) is not None and v.check in SCALE_DRIVEN and v.status == "warn":
+            cause = raw_inputs or dropped
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{cause.check}')", v.expected,
+                        "the inputs are far from unit scale: normalize them first; this reading follows from it"
+                        if cause is raw_inputs else f"fix '{cause.check}' first: this reading follows from it")
         elif defers_to_clipping(v, causes):
             v = Verdict(v.check, "info", f"{v.value} (the loss scale: explained by 'loop: gradients at "
                         "optimizer.step()')", v.expected, "the gradients were clipped before the loss scale was "

@@ -50,6 +50,7 @@ from trainwell.doctor.binary_floor import soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.contrastive_floor import ContrastiveReader, flat_at_floor
 from trainwell.doctor.doubled_skip import loop_doubled_skips
+from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
@@ -406,7 +407,8 @@ class Watch:
                ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
-               loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses)]
+               loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses),
+               dropout_rate_verdict(p.model, "loop: dropout rate")]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
