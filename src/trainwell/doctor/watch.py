@@ -40,7 +40,7 @@ import warnings
 import torch
 from torch import nn
 
-from trainwell.doctor import diagnosis
+from trainwell.doctor import diagnosis, game_players
 from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
@@ -175,6 +175,7 @@ class Watch:
                 batch.dim() else None
             self.probe.unregistered = unregistered(self.probe.model, [t for t in leaves if id(t) not in inputs], rows)
             self.probe.input_leaves = []
+            game_players.loss_read(self.probe, leaves)
             self._read_game(leaves)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(read_with_targets(self.probe, y))
