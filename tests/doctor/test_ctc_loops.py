@@ -108,3 +108,20 @@ def test_check_names_softmax_probabilities_given_to_ctc_loss_and_defers_the_grad
     for v in report:
         if v.check.startswith("gradient check") and v.status == "fail":
             assert "custom backward" not in v.advice and "'loss input'" in v.advice, v
+
+
+@pytest.mark.parametrize("model, status", [(FrameTagger(), "pass"), (SoftmaxTagger(), "fail")])
+def test_watch_names_softmax_probabilities_given_to_ctc_loss(model, status):
+    x, labels = _data(256)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with doctor.watch(model, opt, every=10) as w:
+        for i in range(0, len(x), 32):
+            loss = ctc(model(x[i : i + 32]), labels[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=labels[i : i + 32])
+    report = w.report()
+    fed = report["loop: loss input"] if status == "fail" else None
+    assert (fed is not None and "log_softmax" in fed.advice) or \
+        (status == "pass" and not any(v.check == "loop: loss input" for v in report)), report

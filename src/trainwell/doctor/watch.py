@@ -51,6 +51,7 @@ from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
+from trainwell.doctor.loop_loss_inputs import ctc_on_softmax, loss_input_verdict, read_log_rates
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
@@ -100,6 +101,8 @@ class Watch:
         self._ys: list[torch.Tensor] = []
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
+        self._rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
+        self._ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
         self._echoes: list[int | None] = []  # per observed step: which forward input its float targets equal
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
         self._calls = 0
@@ -176,7 +179,12 @@ class Watch:
             self.probe.unregistered = unregistered(self.probe.model, [t for t in leaves if id(t) not in inputs], rows)
             self.probe.input_leaves = []
             game_players.loss_read(self.probe, leaves)
+            self._ctc_softmax = ctc_on_softmax(loss)
             self._read_game(leaves)
+        if isinstance(y, torch.Tensor) and self.probe.scored is not None and len(self._rates) < 64:
+            read = read_log_rates(*self.probe.scored, y)  # a Poisson NLL on log-rates, by its output gradient
+            if read is not None:
+                self._rates.append(read)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(read_with_targets(self.probe, y))
         self._read_echo(y)
@@ -390,7 +398,8 @@ class Watch:
                    ld.position_aligned(p.steps[0]["first_logits"], self._ys[0]))),
                ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
-               same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count)]
+               same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
+               loss_input_verdict(self._ctc_softmax, self._rates)]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
