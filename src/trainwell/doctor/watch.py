@@ -50,8 +50,8 @@ from trainwell.doctor.binary_floor import soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
-from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loop_loss_inputs import ctc_on_softmax, loss_input_verdict, read_log_rates
+from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
