@@ -68,3 +68,60 @@ def test_ctc_label_sequences_without_the_blank_are_not_one_based_labels():
             w.step(loss, y=labels[i : i + 32])
     verdict = w.report()["loop: labels"]
     assert verdict.status == "pass", verdict
+
+
+class SoftmaxTagger(FrameTagger):
+    """Softmax probabilities where F.ctc_loss reads log-probabilities."""
+
+    def forward(self, x):
+        h, _ = self.rnn(x)
+        return self.out(h).softmax(-1).transpose(0, 1)
+
+
+def test_the_best_constant_output_keeps_the_examples_on_axis_1_and_log_probabilities_over_the_classes():
+    from trainwell.doctor.fitting import _free_outputs
+
+    x, labels = _data(64)
+    const = _free_outputs(FrameTagger(), x, labels, ctc, per_example=False)(64)
+    assert const.shape == (T, 64, C)
+    torch.testing.assert_close(const.logsumexp(-1), torch.zeros(T, 64), atol=1e-5, rtol=0)
+    assert torch.equal(const[:, 0], const[:, 63])  # one output for every example
+    # no log-probabilities do better on these labels than the fitted constant: a uniform one is above it
+    uniform = torch.full((T, 64, C), -torch.log(torch.tensor(float(C))))
+    assert float(ctc(const, labels)) <= float(ctc(uniform, labels)) + 1e-4
+
+
+def test_check_runs_the_input_independent_baseline_on_time_first_log_probabilities():
+    x, labels = _data(256)
+    model = FrameTagger()
+    report = doctor.check(model, x, labels, ctc, optimizer=torch.optim.Adam(model.parameters(), 3e-3))
+    assert report["input-independent baseline"].status == "pass", report["input-independent baseline"]
+    assert report["overfit a tiny subset"].status == "pass", report["overfit a tiny subset"]
+
+
+def test_check_names_softmax_probabilities_given_to_ctc_loss_and_defers_the_gradient_check_to_it():
+    x, labels = _data(256)
+    model = SoftmaxTagger()
+    report = doctor.check(model, x, labels, ctc, optimizer=torch.optim.Adam(model.parameters(), 3e-3))
+    fed = report["loss input"]
+    assert fed.status == "fail" and "probabilities" in str(fed.value) and "log_softmax" in fed.advice, fed
+    for v in report:
+        if v.check.startswith("gradient check") and v.status == "fail":
+            assert "custom backward" not in v.advice and "'loss input'" in v.advice, v
+
+
+@pytest.mark.parametrize("model, status", [(FrameTagger(), "pass"), (SoftmaxTagger(), "fail")])
+def test_watch_names_softmax_probabilities_given_to_ctc_loss(model, status):
+    x, labels = _data(256)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with doctor.watch(model, opt, every=10) as w:
+        for i in range(0, len(x), 32):
+            loss = ctc(model(x[i : i + 32]), labels[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=labels[i : i + 32])
+    report = w.report()
+    fed = report["loop: loss input"] if status == "fail" else None
+    assert (fed is not None and "log_softmax" in fed.advice) or \
+        (status == "pass" and not any(v.check == "loop: loss input" for v in report)), report

@@ -35,7 +35,7 @@ def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
         pair = O.logits(call(model, xs[:2]))
         if pair is None:
             return Verdict("batch independence", "skip", "skipped: no output tensor to compare", "0", "")
-        axis = _batch_axis(pair, O.logits(call(model, xs)), len(xs))
+        axis = batch_axis(pair, O.logits(call(model, xs)), len(xs))
         if isinstance(xs, Inputs):
             others, what = _several(model, xs, i, axis)
         elif xs.is_floating_point():
@@ -77,7 +77,7 @@ def _others_moved(xs: torch.Tensor, i: int) -> torch.Tensor:
     return moved
 
 
-def _batch_axis(pair: torch.Tensor, whole: torch.Tensor, n: int) -> int:
+def batch_axis(pair: torch.Tensor, whole: torch.Tensor, n: int) -> int:
     """The output's axis of examples: 0, unless only another axis grows from 2 to the batch's ``n`` examples
     (CTC's (T, B, C) log-probabilities, a sequence model's time-first outputs)."""
     if n <= 2 or pair.dim() != whole.dim() or (pair.shape[0] == 2 and whole.shape[0] == n):

@@ -206,6 +206,11 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                             f"'{axis.check}' first") if v.check in AXIS_BOUND and v.status == "fail" else v
                     for v in verdicts]
     verdicts = defer_to_skips(verdicts, skips)
+    if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
+        # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off
+        verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"F.ctc_loss is not given log-probabilities: "
+                            f"fix '{fed.check}' first") if v.status in ("fail", "warn") and v is not fed and
+                    (v.check.startswith("gradient check") or v.check in AXIS_BOUND) else v for v in verdicts]
     verdicts = _with_dropout_rate(verdicts, dropout_rate_verdict(model))
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")

@@ -14,6 +14,7 @@ from torch import nn
 from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import _training_forward
 from trainwell.doctor.inputs import Inputs, call
+from trainwell.doctor.loss_inputs import reads_log_probabilities
 from trainwell.optim import build_optimizer
 from trainwell.optim_eager import eager
 
@@ -114,17 +115,25 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
     squashed = [_made_by_sigmoid(t) for t in O.leaves(sample) if t.is_floating_point()]
     sample = O.map_tensors(sample, torch.Tensor.detach)
     floats = [t for t in O.leaves(sample) if t.is_floating_point()]
+    axes = example_axes(model, x, len(floats))  # CTC's (T, B, C) log-probabilities hold the examples on axis 1
     # per example, the fit starts at the model's own outputs: zeros can be a stationary point of the loss (a VAE's
     # KL term at mu = log-variance = 0) from which L-BFGS never moves, even where the loss has no lowest value
     # outputs that are log-probabilities or probabilities (a LogSoftmax/Softmax last layer) stay normalized: NLL of
     # free numbers has no minimum; unit-norm rows (an embedding through F.normalize) stay on the unit sphere, where
     # a contrastive loss's logits are bounded by its temperature
-    norm = [None if i == unconstrained else _normalization(t) for i, t in enumerate(floats)]
+    found = [(None, 1) if i == unconstrained else class_normalization(t, a)
+             for i, (t, a) in enumerate(zip(floats, axes, strict=True))]
+    norm, dims = [kind for kind, _ in found], [dim for _, dim in found]
+    if any(kind is None for kind in norm) and reads_log_probabilities(loss_fn, sample, y if per_example else y[:1]):
+        # free numbers given to CTC have no lowest loss: they stay log-probabilities over the classes' last axis
+        norm = [kind or ("log" if t.dim() >= 3 else None) for kind, t in zip(norm, floats, strict=True)]
+        dims = [dim if kind != "log" or t.dim() < 3 or dim != 1 else t.dim() - 1
+                for kind, dim, t in zip(norm, dims, floats, strict=True)]
     # a constant on the sphere starts at the model's own first row (zeros have no direction to normalize)
     free = [torch.where(torch.isfinite(t), t, 0.0).detach().clone().requires_grad_(True) if per_example else
-            t[0].detach().clone().requires_grad_(True) if kind == "sphere" else
-            torch.zeros(t.shape[1:], dtype=t.dtype, device=t.device, requires_grad=True)
-            for t, kind in zip(floats, norm, strict=True)]
+            t.select(a, 0).detach().clone().requires_grad_(True) if kind == "sphere" else
+            torch.zeros(t.shape[:a] + t.shape[a + 1:], dtype=t.dtype, device=t.device, requires_grad=True)
+            for t, kind, a in zip(floats, norm, axes, strict=True)]
     if any(kind is None for kind in norm) and _takes_probabilities(loss_fn):
         # BCE on a sigmoid: free outputs in (0, 1) as the model's; in an output structure (a VAE's (recon, mu,
         # log-variance)) only the tensors a sigmoid makes, also torch.sigmoid in forward
@@ -133,12 +142,12 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
         norm = [kind or ("unit" if unit else None) for kind, unit in zip(norm, squashed, strict=True)]
 
     def build(n: int):
-        it, kinds = iter(free), iter(norm)
+        it, kinds, classes, examples = iter(free), iter(norm), iter(dims), iter(axes)
 
         def make(t):
-            v, kind = next(it), next(kinds)
-            v = v if per_example else v.expand(n, *t.shape[1:])
-            return v.log_softmax(1) if kind == "log" else v.softmax(1) if kind == "prob" else \
+            v, kind, dim, a = next(it), next(kinds), next(classes), next(examples)
+            v = v if per_example else v.unsqueeze(a).expand(*t.shape[:a], n, *t.shape[a + 1:])
+            return v.log_softmax(dim) if kind == "log" else v.softmax(dim) if kind == "prob" else \
                 v.sigmoid() if kind == "unit" else F.normalize(v, dim=-1) if kind == "sphere" else v
 
         return O.map_tensors(sample, make)
@@ -196,6 +205,35 @@ def _normalization(t: torch.Tensor) -> str | None:
     if bool((t >= 0).all()) and bool(((t.sum(1) - 1).abs() < 1e-4).all()):
         return "prob"
     return "sphere" if is_unit_norm(t) else None
+
+
+def class_normalization(t: torch.Tensor, example_axis: int = 0) -> tuple[str | None, int]:
+    """(kind, class axis): :func:`_normalization` over dim 1, or, where dim 1 holds the examples or is not
+    normalized, 'log' or 'prob' over the last dim (CTC's (T, B, C) log-probabilities); (None, 1) when neither."""
+    kind = _normalization(t) if example_axis != 1 else ("sphere" if is_unit_norm(t) else None)
+    last = t.dim() - 1
+    if kind in ("log", "prob") or t.dim() < 3 or last == example_axis or t.shape[last] < 2:
+        return kind, 1
+    if bool((t <= 1e-6).all()) and bool((t.logsumexp(last).abs() < 1e-4).all()):
+        return "log", last
+    if bool((t >= 0).all()) and bool(((t.sum(last) - 1).abs() < 1e-4).all()):
+        return "prob", last
+    return kind, 1
+
+
+def example_axes(model: nn.Module, x: torch.Tensor | Inputs, count: int) -> list[int]:
+    """The axis of examples of each of the ``count`` floating-point output tensors: 0, unless only another axis
+    grows from 2 to 3 examples (the reading of :func:`~trainwell.doctor.batch_independence.batch_axis`)."""
+    from trainwell.doctor.batch_independence import batch_axis
+
+    if len(x) < 3:
+        return [0] * count
+    m = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        pair, trio = ([t for t in O.leaves(call(m, x[:k])) if t.is_floating_point()] for k in (2, 3))
+    if len(pair) != count or len(trio) != count:
+        return [0] * count
+    return [batch_axis(a, b, 3) for a, b in zip(pair, trio, strict=True)]
 
 
 def is_unit_norm(t: torch.Tensor) -> bool:

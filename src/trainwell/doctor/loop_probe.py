@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from trainwell.doctor import game_players, registration
 from trainwell.doctor import outputs as O
-from trainwell.doctor import registration
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
@@ -116,6 +116,8 @@ class LoopProbe:
         self.stepped_before_forward = False  # the first optimizer step came before any training forward
         self.multi_output = False  # the model returns several trained tensors (class scores and boxes, say)
         self._game_reads = 0
+        self.produced: list[int] = []  # where the latest outputs are stored, while another watch is open too
+        self.loss_leaves: set[int] = set()  # ids of the tensors the first loss went through
         self.upstream: set[int] = set()  # ids of the trainable tensors the model's inputs were computed from
         self.scores_sigmoid: str | None = None  # an nn.Sigmoid module whose output is the model's scores
         self._last_outs: dict[int, tuple[torch.Tensor, str, nn.Module]] = {}
@@ -166,6 +168,7 @@ class LoopProbe:
                        self.optimizer.register_step_pre_hook(self._pre_step),
                        self.optimizer.register_step_post_hook(self._post_step)]
         self._hooks += [o.register_step_post_hook(self._counter(i)) for i, o in enumerate(self.optimizers)]
+        game_players.opened(self)
         self._arm()
 
     def _counter(self, i: int):
@@ -174,6 +177,7 @@ class LoopProbe:
         return count
 
     def detach(self) -> None:
+        game_players.closed(self)
         self._disarm()
         for h in self._hooks:
             h.remove()
@@ -301,6 +305,11 @@ class LoopProbe:
         if self.game is None and x.grad_fn is not None and self._game_reads < 8:
             self._game_reads += 1
             self._fed_by_another_model(x)
+        if self.game is None and x.grad_fn is None:
+            other = game_players.producer(self, x)
+            if other is not None:
+                self.game = (f"its inputs are the outputs of {other}, watched in another doctor.watch (a GAN's "
+                             "generator's samples): it reads one player of a two-player game")
         if self._armed and len(self.inputs) < 64 and \
                 sum(e["step"] == self.opt_steps for e in self.inputs[-_INPUTS_PER_STEP:]) < _INPUTS_PER_STEP:
             self.inputs.append(input_stats(forward_tensors(args, kwargs), self.opt_steps))
@@ -325,6 +334,8 @@ class LoopProbe:
         return record
 
     def _post_forward(self, module, args, out):
+        if torch.is_grad_enabled() and not self.reading:
+            game_players.produced(self, out)
         if not (self._armed and torch.is_grad_enabled()):
             return
         z = O.logits(out)

@@ -55,6 +55,7 @@ class _LossCalls(TorchFunctionMode):
         self.seen: list[tuple[str, torch.Tensor]] = []
         self.variances: list[torch.Tensor] = []  # the var given to F.gaussian_nll_loss
         self.broadcasts: list[tuple[str, tuple, tuple]] = []  # an elementwise loss's input and target shapes
+        self.ctc: list[torch.Tensor] = []  # the log_probs given to F.ctc_loss
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = _ELEMENTWISE_LOSSES.get(func)
@@ -68,6 +69,10 @@ class _LossCalls(TorchFunctionMode):
             var = args[2] if len(args) > 2 else (kwargs or {}).get("var")
             if isinstance(var, torch.Tensor):
                 self.variances.append(var.detach())
+        if func is F.ctc_loss:
+            given = args[0] if args else (kwargs or {}).get("log_probs")
+            if isinstance(given, torch.Tensor):
+                self.ctc.append(given.detach())
         name = _LOG_PROBABILITY_LOSSES.get(func)
         if name is not None:
             given = args[0] if args else (kwargs or {}).get("input")
@@ -100,6 +105,10 @@ def read_loss_inputs(loss_fn: Callable, out, y) -> Verdict | None:
     variance = _variance_verdict(calls.variances)
     if variance is not None:
         return variance
+    for given in calls.ctc:
+        verdict = ctc_input_verdict(given)
+        if verdict is not None:
+            return verdict
     for name, given in calls.seen:
         if not given.is_floating_point() or given.numel() == 0 or not bool((given > 1e-6).any()):
             continue
@@ -133,3 +142,39 @@ def _variance_verdict(variances: list[torch.Tensor]) -> Verdict | None:
                            "of the entries (a ReLU's?)", "a positive variance", advice + ": torch clamps a 0 "
                            "variance to eps = 1e-6, which multiplies those examples' squared errors by 500,000")
     return None
+
+
+def reads_log_probabilities(loss_fn: Callable, out, y) -> bool:
+    """Whether the loss gives its input to ``F.ctc_loss`` (``nn.CTCLoss``), which reads log-probabilities over
+    the last axis and has no lowest value on free numbers; False when the loss cannot be run on ``out``."""
+    calls = _LossCalls()
+    try:
+        with torch.no_grad(), calls, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss_fn(out, y)
+    except Exception:  # noqa: BLE001 - a loss that does not run on these outputs reads nothing here
+        return bool(calls.ctc)
+    return bool(calls.ctc)
+
+
+def ctc_input_verdict(given: torch.Tensor) -> Verdict | None:
+    """A fail when ``F.ctc_loss`` is given anything but log-probabilities over its last (class) axis: all <= 0
+    with logsumexp 0 at every position. Values in [0, 1] that sum to 1 per position are probabilities (a softmax
+    in place of log_softmax); torch's CTC backward assumes normalized log-probabilities, so its gradient is then
+    wrong too. None when the input is as it should be."""
+    if not given.is_floating_point() or given.numel() == 0 or given.shape[-1] < 2:
+        return None
+    g = given.double()
+    if bool((g <= 1e-6).all()) and bool((g.logsumexp(-1).abs() < 1e-3).all()):
+        return None
+    lo, hi = float(g.min()), float(g.max())
+    if lo >= 0 and hi <= 1 and bool(((g.sum(-1) - 1).abs() < 1e-3).all()):
+        what = "probabilities (each position's values sum to 1)"
+    elif hi <= 1e-6:
+        what = "values <= 0 whose exponentials do not sum to 1 per position"
+    else:
+        what = "values that are not log-probabilities (logits?)"
+    return Verdict(NAME, "fail", f"F.ctc_loss is given {what}: its input runs {lo:.3g}..{hi:.3g}",
+                   "log-probabilities over the last axis (all <= 0, logsumexp 0 at every position)",
+                   "ctc_loss reads log-probabilities: end the model with F.log_softmax(scores, dim=-1), not softmax; "
+                   "its backward assumes them, so its gradients are wrong too (see the gradient check)")

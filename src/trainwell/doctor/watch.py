@@ -40,7 +40,7 @@ import warnings
 import torch
 from torch import nn
 
-from trainwell.doctor import diagnosis
+from trainwell.doctor import diagnosis, game_players
 from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
@@ -53,6 +53,7 @@ from trainwell.doctor.doubled_skip import loop_doubled_skips
 from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
+from trainwell.doctor.loop_loss_inputs import ctc_on_softmax, loss_input_verdict, read_log_rates
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
@@ -104,6 +105,8 @@ class Watch:
         self._ys: list[torch.Tensor] = []
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
+        self._rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
+        self._ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
         self._echoes: list[int | None] = []  # per observed step: which forward input its float targets equal
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
         self._calls = 0
@@ -185,7 +188,13 @@ class Watch:
                 batch.dim() else None
             self.probe.unregistered = unregistered(self.probe.model, [t for t in leaves if id(t) not in inputs], rows)
             self.probe.input_leaves = []
+            game_players.loss_read(self.probe, leaves)
+            self._ctc_softmax = ctc_on_softmax(loss)
             self._read_game(leaves)
+        if isinstance(y, torch.Tensor) and self.probe.scored is not None and len(self._rates) < 64:
+            read = read_log_rates(*self.probe.scored, y)  # a Poisson NLL on log-rates, by its output gradient
+            if read is not None:
+                self._rates.append(read)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(read_with_targets(self.probe, y))
         if self._first_forward is None:
@@ -408,7 +417,7 @@ class Watch:
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
                loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses),
-               dropout_rate_verdict(p.model, "loop: dropout rate")]
+               dropout_rate_verdict(p.model, "loop: dropout rate"), loss_input_verdict(self._ctc_softmax, self._rates)]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
