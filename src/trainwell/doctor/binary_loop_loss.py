@@ -26,6 +26,8 @@ def binary_loss_verdict(reads: list[dict | None], observed: int) -> Verdict | No
     r = reads[0]
     n = r["elements"]
     seen = f"read from the loss's value and gradient on all {observed} observed steps"
+    if all(q.get("extra", 0.0) > 0 for q in reads):  # a VAE's KL beside its reconstruction
+        seen += "; plus a term the outputs do not reach (a KL on a VAE's code?)"
     if r.get("scale", 1.0) != 1.0:  # a GradScaler's (or a static loss scale divided out of .grad)
         seen += f"; the loss scale {r['scale']:.6g} divided out"
     if r["on"] == "sigmoid_logits":

@@ -46,7 +46,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
-from trainwell.doctor.binary_floor import soft_binary_floors
+from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
@@ -178,6 +178,7 @@ class Watch:
             self._read_game(leaves)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(read_with_targets(self.probe, y))
+        forward = self.probe.step_forward  # the observed step's forward (read, then cleared, by _read_echo)
         self._read_echo(y)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
@@ -186,7 +187,8 @@ class Watch:
                 kept = self._parts.setdefault(f"[{name!r}]", [])
                 if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() and len(kept) < 512:
                     kept.append(t.detach())
-        read_with_value(self.probe, loss, y)  # after an observed step only: its outputs against the value
+        # after an observed step only: its outputs against the value
+        read_with_value(self.probe, loss, y, forward_tensors(*forward) if forward is not None else [])
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
         self._state.batch_loss = value
@@ -290,9 +292,10 @@ class Watch:
         phases = ["monitor"] * len(verdicts)
         losses = self.losses
         ys = [y.cpu() for y in self._ys]
-        floor = ll.soft_target_floors(ys, losses) or ll.loss_floor(self.probe) or \
-            soft_binary_floors(self.probe.binary_reads, ys, losses) or 0.0
-        curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor)
+        floor = ll.soft_target_floors(ys, losses) or ll.loss_floor(self.probe)
+        binary = None if floor else soft_binary_floors(self.probe.binary_reads, ys, losses)
+        bound = binary is not None and floor_is_a_bound(self.probe.binary_reads)
+        curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor or binary or 0.0, bound=bound)
         history = self._history(val_losses)
         classes = mean_cross_entropy_classes(self.probe.steps)  # a validation loss at ln C learned nothing
         post = [self._game(memorizing(self._flat_direction(curve), history, classes))]
