@@ -251,3 +251,19 @@ def test_a_bce_plus_a_term_the_outputs_do_not_reach_reads_with_the_bce_floor_as_
     assert abs(read["floor"] - float(binary_entropy(y).sum()) / 16) < 1e-9
     assert read_binary(z.detach(), z.grad, bce + 1.5) is None
     assert read_binary(z.detach(), z.grad, bce - 1.5, [y]) is None
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_kl_summed_over_the_batch_is_named_by_watch_not_the_learning_rate(seed):
+    """Posterior collapse in a user's loop: the decoded outputs end alike for every example while the loss adds a
+    term they do not reach; 'loop: loss' names it and the curve's reading defers to it."""
+    report = _train(kl_summed, seed)
+    verdict = report["loop: loss"]
+    assert verdict.status == "warn" and "ended alike for every example" in verdict.value, verdict
+    assert "summed over the batch" in verdict.advice
+    assert report["learning rate (loss curve)"].status == "info"
+
+
+def test_a_healthy_vae_loop_is_told_nothing_about_its_kl_term():
+    verdict = _train(elbo)["loop: loss"]
+    assert verdict.status == "pass", verdict

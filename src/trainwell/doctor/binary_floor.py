@@ -125,7 +125,7 @@ def _with_other_term(z: torch.Tensor, g: torch.Tensor, loss: float, references: 
             if loss > value + VALUE_TOL * abs(loss) + 1e-7:
                 return {"on": on, "reduction": reduction, "elements": z.numel(), "targets": y,
                         "floor": a * float(binary_entropy(y).sum()), "range": (float(z.min()), float(z.max())),
-                        "extra": loss - value}
+                        "extra": loss - value, "spread": _spread(p, y)}
     return None
 
 
@@ -143,6 +143,16 @@ def _step_floor(y: torch.Tensor, reduction: str) -> float:
     h = binary_entropy(y.detach().cpu())
     total = float(h.sum())
     return total / h.numel() if reduction == "mean" else total / len(h) if reduction == "per_example" else total
+
+
+def _spread(p: torch.Tensor, y: torch.Tensor) -> float | None:
+    """How much the predicted probabilities vary over the examples against how much the targets do: the mean over
+    the output elements of their standard deviation across the rows, over the targets' (None for one row or
+    targets alike in every row). Near 0: one output for all examples."""
+    if p.dim() < 1 or len(p) < 2:
+        return None
+    wanted = float(y.reshape(len(y), -1).std(0).mean())
+    return float(p.reshape(len(p), -1).std(0).mean()) / wanted if wanted > 1e-6 else None
 
 
 def floor_is_a_bound(reads: list[dict | None]) -> bool:
