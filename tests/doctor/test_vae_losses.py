@@ -267,3 +267,12 @@ def test_a_kl_summed_over_the_batch_is_named_by_watch_not_the_learning_rate(seed
 def test_a_healthy_vae_loop_is_told_nothing_about_its_kl_term():
     verdict = _train(elbo)["loop: loss"]
     assert verdict.status == "pass", verdict
+
+
+def test_a_kl_ramped_up_from_0_still_makes_the_floor_a_bound():
+    """KL annealing: the first steps' loss is the BCE alone (beta = 0), the later ones add the KL; the BCE's floor
+    is then a lower bound of the run's loss, not its floor."""
+    from trainwell.doctor.binary_floor import floor_is_a_bound
+
+    exact, more = {"on": "logits", "extra": 0.0}, {"on": "logits", "extra": 0.8}
+    assert floor_is_a_bound([exact, exact, more]) and not floor_is_a_bound([exact, exact])

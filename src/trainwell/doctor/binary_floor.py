@@ -156,9 +156,10 @@ def _spread(p: torch.Tensor, y: torch.Tensor) -> float | None:
 
 
 def floor_is_a_bound(reads: list[dict | None]) -> bool:
-    """Every observed step read as a BCE plus another term (:func:`_with_other_term`): the floor is the BCE's,
-    a lower bound of the loss's lowest value, which the other term raises by an amount not known."""
-    return bool(reads) and all(r is not None and r.get("extra", 0.0) > 0 for r in reads)
+    """An observed step read as a BCE plus another term (:func:`_with_other_term`; on some steps only where the
+    term's weight is ramped up from 0, a KL annealed): the floor is the BCE's, a lower bound of the loss's lowest
+    value, which the other term raises by an amount not known."""
+    return any(r is not None and r.get("extra", 0.0) > 0 for r in reads)
 
 
 def soft_binary_floors(reads: list[dict | None], ys: list[torch.Tensor], losses: list[float]) -> \
