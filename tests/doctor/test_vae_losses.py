@@ -202,3 +202,77 @@ def test_a_healthy_vae_is_told_nothing_about_its_kl_term():
     assert report["overfit a tiny subset"].status == "pass"
     assert report["variance propagation"].status == "pass"
     assert not any("outweighs" in (v.advice or "") for v in report)
+
+
+def _train_curve(seed, lr, targets):
+    """The learning-rate verdict of a user's VAE loop (Adam, batches of 32, 12 epochs), ``w.step(loss, y=x)`` when
+    ``targets``."""
+    x = images()
+    torch.manual_seed(seed)
+    model = VAE()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    with doctor.watch(model, opt) as w:
+        for _ in range(12):
+            for i in range(0, len(x), 32):
+                loss = elbo(model(x[i : i + 32]), x[i : i + 32])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=x[i : i + 32]) if targets else w.step(loss)
+    return w.report()["learning rate (loss curve)"]
+
+
+@pytest.mark.parametrize(("seed", "targets"), [(0, False), (2, True)])
+def test_a_healthy_vae_curve_is_measured_towards_its_reconstruction_entropy(seed, targets):
+    """The pixels' binary entropy (13.2 nats per example) is a lower bound of the loss: 22.4 -> 19 is a 40% drop
+    towards it, most of it by mid-run, not a 15% drop towards 0 read as a low rate."""
+    verdict = _train_curve(seed, 3e-3, targets)
+    assert verdict.status == "pass" and "towards the lower bound 13" in verdict.value, verdict
+
+
+def test_a_vae_trained_at_a_rate_far_too_low_is_still_named():
+    verdict = _train_curve(0, 1e-4, False)
+    assert verdict.status == "warn" and verdict.value.startswith(("flat", "too low")), verdict
+
+
+def test_a_bce_plus_a_term_the_outputs_do_not_reach_reads_with_the_bce_floor_as_a_bound():
+    """BCE summed per example, plus a positive term beside it: the targets come back from the gradient exactly,
+    the floor is their entropy (a lower bound); no reference the targets equal, or a term subtracted: no reading."""
+    from trainwell.doctor.binary_floor import binary_entropy, read_binary
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(16, 8, generator=g, dtype=torch.float64)
+    z = torch.randn(16, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    bce = F.binary_cross_entropy_with_logits(z, y, reduction="sum") / 16
+    bce.backward()
+    bce = float(bce.detach())
+    read = read_binary(z.detach(), z.grad, bce + 1.5, [y])
+    assert read is not None and read["reduction"] == "per_example" and abs(read["extra"] - 1.5) < 1e-6
+    assert abs(read["floor"] - float(binary_entropy(y).sum()) / 16) < 1e-9
+    assert read_binary(z.detach(), z.grad, bce + 1.5) is None
+    assert read_binary(z.detach(), z.grad, bce - 1.5, [y]) is None
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_kl_summed_over_the_batch_is_named_by_watch_not_the_learning_rate(seed):
+    """Posterior collapse in a user's loop: the decoded outputs end alike for every example while the loss adds a
+    term they do not reach; 'loop: loss' names it and the curve's reading defers to it."""
+    report = _train(kl_summed, seed)
+    verdict = report["loop: loss"]
+    assert verdict.status == "warn" and "ended alike for every example" in verdict.value, verdict
+    assert "summed over the batch" in verdict.advice
+    assert report["learning rate (loss curve)"].status == "info"
+
+
+def test_a_healthy_vae_loop_is_told_nothing_about_its_kl_term():
+    verdict = _train(elbo)["loop: loss"]
+    assert verdict.status == "pass", verdict
+
+
+def test_a_kl_ramped_up_from_0_still_makes_the_floor_a_bound():
+    """KL annealing: the first steps' loss is the BCE alone (beta = 0), the later ones add the KL; the BCE's floor
+    is then a lower bound of the run's loss, not its floor."""
+    from trainwell.doctor.binary_floor import floor_is_a_bound
+
+    exact, more = {"on": "logits", "extra": 0.0}, {"on": "logits", "extra": 0.8}
+    assert floor_is_a_bound([exact, exact, more]) and not floor_is_a_bound([exact, exact])

@@ -60,11 +60,13 @@ def _weights(z: torch.Tensor) -> list[tuple[str, float]]:
     return [*out, ("sum", 1.0)]
 
 
-def read_binary(z: torch.Tensor, g: torch.Tensor | None, loss: float) -> dict | None:
+def read_binary(z: torch.Tensor, g: torch.Tensor | None, loss: float, references: list = ()) -> dict | None:
     """The binary cross-entropy that outputs ``z``, their gradient ``g`` and the loss's value ``loss`` read as, or
     None: a dict with ``on`` ('logits', 'probabilities' or 'sigmoid_logits': BCE with logits given sigmoid(z)),
     ``reduction`` ('mean', 'per_example', 'sum'), ``elements`` (z's size), ``targets`` (the recovered targets,
-    float64), ``floor`` (the lowest value that loss reaches on them) and ``range`` (z's lowest and highest)."""
+    float64), ``floor`` (the lowest value that loss reaches on them), ``range`` (z's lowest and highest) and
+    ``extra`` (the loss's value above that BCE: 0, or another term, see :func:`_with_other_term`).
+    ``references``: tensors the targets may equal (the targets given, the forward's inputs)."""
     if g is None or z.shape != g.shape or z.numel() < 2 or not z.is_floating_point() or \
             not math.isfinite(loss) or loss <= 0:
         return None
@@ -92,7 +94,38 @@ def read_binary(z: torch.Tensor, g: torch.Tensor | None, loss: float) -> dict | 
             if abs(value - loss) <= VALUE_TOL * abs(loss) + 1e-7:
                 floor = squashed_floor(y) if on == "sigmoid_logits" else binary_entropy(y)
                 return {"on": on, "reduction": reduction, "elements": z.numel(), "targets": y,
-                        "floor": a * float(floor.sum()), "range": (float(z.min()), float(z.max()))}
+                        "floor": a * float(floor.sum()), "range": (float(z.min()), float(z.max())), "extra": 0.0}
+    return _with_other_term(z, g, loss, references)
+
+
+def _with_other_term(z: torch.Tensor, g: torch.Tensor, loss: float, references: list) -> dict | None:
+    """The reading of a loss that adds a term the outputs do not reach to a BCE on them: a VAE's KL on the
+    encoder's mean and log-variance beside its reconstruction. The gradient at the outputs is the BCE's alone, so
+    the targets it gives are exact; they must equal one of ``references`` (the targets given, or the input the model
+    reconstructs), and the loss's value must exceed the BCE (``extra`` the rest). Its ``floor`` is the BCE's, the
+    loss's lowest value when the other term is at least 0 (a KL is): a lower bound."""
+    refs = [r.detach().cpu().double() for r in references if isinstance(r, torch.Tensor) and
+            r.is_floating_point() and r.shape == z.shape]
+    if not refs:
+        return None
+    for on in ("logits", "probabilities"):
+        p = torch.sigmoid(z) if on == "logits" else z
+        if on == "probabilities" and (float(z.min()) < 0.0 or float(z.max()) > 1.0):
+            continue
+        for reduction, a in _weights(z):
+            y = p - g / a if on == "logits" else p - g * (z * (1 - z)).clamp_min(1e-12) / a
+            if float(y.min()) < -RANGE_TOL or float(y.max()) > 1 + RANGE_TOL:
+                continue
+            y = y.clamp(0.0, 1.0)
+            if not any(torch.allclose(y, r.to(y.device), atol=RANGE_TOL) for r in refs):
+                continue
+            terms = torch.nn.functional.softplus(z) - y * z if on == "logits" else \
+                -(y * z.log().clamp_min(-100) + (1 - y) * (1 - z).log().clamp_min(-100))
+            value = a * float(terms.sum())
+            if loss > value + VALUE_TOL * abs(loss) + 1e-7:
+                return {"on": on, "reduction": reduction, "elements": z.numel(), "targets": y,
+                        "floor": a * float(binary_entropy(y).sum()), "range": (float(z.min()), float(z.max())),
+                        "extra": loss - value, "spread": _spread(p, y)}
     return None
 
 
@@ -110,6 +143,23 @@ def _step_floor(y: torch.Tensor, reduction: str) -> float:
     h = binary_entropy(y.detach().cpu())
     total = float(h.sum())
     return total / h.numel() if reduction == "mean" else total / len(h) if reduction == "per_example" else total
+
+
+def _spread(p: torch.Tensor, y: torch.Tensor) -> float | None:
+    """How much the predicted probabilities vary over the examples against how much the targets do: the mean over
+    the output elements of their standard deviation across the rows, over the targets' (None for one row or
+    targets alike in every row). Near 0: one output for all examples."""
+    if p.dim() < 1 or len(p) < 2:
+        return None
+    wanted = float(y.reshape(len(y), -1).std(0).mean())
+    return float(p.reshape(len(p), -1).std(0).mean()) / wanted if wanted > 1e-6 else None
+
+
+def floor_is_a_bound(reads: list[dict | None]) -> bool:
+    """An observed step read as a BCE plus another term (:func:`_with_other_term`; on some steps only where the
+    term's weight is ramped up from 0, a KL annealed): the floor is the BCE's, a lower bound of the loss's lowest
+    value, which the other term raises by an amount not known."""
+    return any(r is not None and r.get("extra", 0.0) > 0 for r in reads)
 
 
 def soft_binary_floors(reads: list[dict | None], ys: list[torch.Tensor], losses: list[float]) -> \

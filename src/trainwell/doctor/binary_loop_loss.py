@@ -26,6 +26,11 @@ def binary_loss_verdict(reads: list[dict | None], observed: int) -> Verdict | No
     r = reads[0]
     n = r["elements"]
     seen = f"read from the loss's value and gradient on all {observed} observed steps"
+    if all(q.get("extra", 0.0) > 0 for q in reads):  # a VAE's KL beside its reconstruction
+        seen += "; plus a term the outputs do not reach (a KL on a VAE's code?)"
+        collapsed = _collapsed(_NAMES.get(r["on"], "binary cross-entropy"), reads, seen)
+        if collapsed is not None:
+            return collapsed
     if r.get("scale", 1.0) != 1.0:  # a GradScaler's (or a static loss scale divided out of .grad)
         seen += f"; the loss scale {r['scale']:.6g} divided out"
     if r["on"] == "sigmoid_logits":
@@ -69,3 +74,25 @@ def sigmoid_layer_verdict(reads: list[dict | None], bounded: list[str | None], l
                    "raw logits (any real value) into BCEWithLogitsLoss",
                    f"{remove}: BCEWithLogitsLoss {FIX.removeprefix('it ').split('; ')[0]}; apply torch.sigmoid "
                    "only to read probabilities (or keep the layer and use BCELoss)")
+
+
+#: the outputs' spread over the examples, against the targets', below which they are one output for all ...
+COLLAPSED_SPREAD = 0.1
+#: ... having fallen below this share of the first observed step's
+COLLAPSED_FALL = 0.75
+
+
+def _collapsed(name: str, reads: list[dict], seen: str) -> Verdict | None:
+    """A warning when a BCE plus a term the outputs do not reach ended with outputs alike for every example (their
+    spread over the rows under :data:`COLLAPSED_SPREAD` of the targets', and fallen from the first observed
+    step's): the other term outweighs the reconstruction and pulls every example's code to one point (a VAE's
+    posterior collapse, a KL summed over the batch against a reconstruction averaged over its elements)."""
+    first, last = reads[0].get("spread"), reads[-1].get("spread")
+    if first is None or last is None or not (last < COLLAPSED_SPREAD and last < COLLAPSED_FALL * first):
+        return None
+    return Verdict("loop: loss", "warn", f"{name} plus another term: the outputs ended alike for every example "
+                   f"(their spread over the batch {last:.0%} of the targets', from {first:.0%}; {seen})",
+                   "outputs that follow the examples", "the term the outputs do not reach outweighs the "
+                   "reconstruction and pulls every example to one output (posterior collapse): is a KL term summed "
+                   "over the batch or the latents where the reconstruction is averaged, or weighted too heavily? "
+                   "Reduce both alike (sum over each example's elements, mean over the batch)")

@@ -96,7 +96,7 @@ LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
 
 
 def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
-                            floor: float | list[float] = 0.0) -> Verdict:
+                            floor: float | list[float] = 0.0, bound: bool = False) -> Verdict:
     """Classify a per-step training-loss curve: too high / high / good / too low, or flat (no progress).
 
     Following cs231n ("babysitting the learning process"): very high -> the loss rises, spikes or becomes NaN;
@@ -109,6 +109,9 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
         batch_size: only quoted in the verdict (the curve's noise reflects it).
         floor: the lowest value the loss can reach (label smoothing's targets' entropy), or each step's (mixed
             targets' entropy, which changes batch to batch): the drop is measured towards it, not towards 0.
+        bound: the floor is only a lower bound of the loss's lowest value (a VAE's reconstruction entropy, below
+            which its KL term keeps the loss by an amount not known): a drop measured towards it is smaller than
+            the real one, so a small drop alone is not read as a low rate; the curve's shape still is.
 
     Returns:
         A :class:`Verdict`; its value starts with the label ("too high", "high", "good", "too low", "flat",
@@ -136,14 +139,14 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
                        "too few steps to read the curve: train longer (or record every step) before judging the LR")
     floors = floor if isinstance(floor, list) else [floor] * len(losses)
     f = loss_curve_features([v - lo for v, lo in zip(losses, floors, strict=True)])
-    return _read_curve(name, f, _describe_curve(f, batch_size, sum(floors) / len(floors)))
+    return _read_curve(name, f, _describe_curve(f, batch_size, sum(floors) / len(floors), bound), bound)
 
 
-def _describe_curve(f: dict, batch_size: int | None, floor: float = 0.0) -> str:
-    """The verdict's value: start and end level, drop (or rise) above ``floor``, noise."""
+def _describe_curve(f: dict, batch_size: int | None, floor: float = 0.0, bound: bool = False) -> str:
+    """The verdict's value: start and end level, drop (or rise) above ``floor`` (a lower ``bound`` of it), noise."""
     noise_note = f"; batch size {batch_size}" if batch_size else ""
     if f["tail"] <= f["head"]:
-        change = f"{_drop(f, floor)}, {_mid_run(f, floor)}"
+        change = f"{_drop(f, floor, bound)}, {_mid_run(f, floor)}"
     else:  # a rise is not a "drop" (a clipped share of it would read "100%")
         rise = (f["tail"] - f["head"]) / max(abs(f["head"]), 1e-12)
         change = f"{rise:.0%} rise" if rise < 10 else f"a rise to {f['tail'] / max(abs(f['head']), 1e-12):.3g}x"
@@ -152,10 +155,10 @@ def _describe_curve(f: dict, batch_size: int | None, floor: float = 0.0) -> str:
     return value
 
 
-def _drop(f: dict, floor: float) -> str:
+def _drop(f: dict, floor: float, bound: bool = False) -> str:
     """The drop as a share of the start's height above the floor; a drop past the floor (a loss that is or turns
     negative, or goes below its floor) is no share of it and is given as a size."""
-    towards = f" towards the floor {floor:.3g}" if floor else ""
+    towards = f" towards the {'lower bound' if bound else 'floor'} {floor:.3g}" if floor else ""
     if f["rel_drop"] <= 1 + 1e-9 and f["head"] >= 0:
         return f"{f['rel_drop']:.0%} drop{towards}"
     return f"a drop of {f['head'] - f['tail']:.3g}, " + (f"past the floor {floor:.3g}" if floor else "below 0")
@@ -173,8 +176,9 @@ def _mid_run(f: dict, floor: float) -> str:
     return f"{share:.0%} of it by mid-run"
 
 
-def _read_curve(name: str, f: dict, value: str) -> Verdict:
-    """The verdict of :func:`learning_rate_diagnosis` from a curve's features, rule by rule."""
+def _read_curve(name: str, f: dict, value: str, bound: bool = False) -> Verdict:
+    """The verdict of :func:`learning_rate_diagnosis` from a curve's features, rule by rule (``bound``: the drop is
+    measured towards a lower bound of the floor, so a small one is not slow by itself)."""
     lower = "lower the learning rate (by 3-10x)"
     # a single loss carries the full step noise, a mean of k losses 1/sqrt(k) of it: rises must exceed 3 sigma,
     # and a bounce of the k-step mean 8 sigma / sqrt(k) (moving means of batch noise reach ~6 over 400 steps)
@@ -201,7 +205,7 @@ def _read_curve(name: str, f: dict, value: str) -> Verdict:
         return Verdict(name, "warn", "high: fast drop, then a plateau; " + value,
                        "a steady decrease to a low value", "lower the learning rate, or decay it on the plateau")
     slow = f["half_share"] < LOW_BEND or f["last_quarter_share"] > LOW_LAST_QUARTER
-    if f["half_share"] < LOW_HALF or (f["rel_drop"] < LOW_DROP and slow):
+    if f["half_share"] < LOW_HALF or (f["rel_drop"] < LOW_DROP and slow and not bound):
         return Verdict(name, "warn", "too low: slow, near-linear decrease; " + value,
                        "most of the drop early, then a slowing decrease", "raise the learning rate (by 3-10x)")
     return Verdict(name, "pass", "good: steady decrease; " + value, "a steady decrease")

@@ -11,6 +11,13 @@ reads the earlier steps too, is a left-to-right model copying its input; one who
 all steps (an autoencoder, or a decoder that reads ahead), and one that reads no earlier step maps each step on
 its own (an autoencoder step by step). The token-id form of this reading (a language model's targets equal to
 its inputs) is :mod:`~trainwell.doctor.sequence_targets`.
+
+A model that takes other inputs besides the one its targets equal (a diffusion denoiser's ``(x_t, t)`` trained on
+``x_t`` instead of the noise added to it) is an autoencoder only when it squeezes that input through a code
+narrower than it. Which it does, is read from one row: the input is moved along up to :data:`_DIRECTIONS`
+orthonormal directions (central differences) and the rank of the output's changes counted. An autoencoder's
+changes span at most its code's width; a model whose output follows the input in every direction has no such
+bottleneck and learns to copy it, a warning.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from trainwell.nn.modes import kept_modes
 NAME = "targets vs inputs"
 _ROWS = 8  # rows the model is run on to read which steps its outputs depend on
 _MOVED = 1e-4  # an output moved: its largest change over its largest magnitude
+_DIRECTIONS = 64  # directions an input row is moved along to count the output's rank
+_STEP, _RANK_TOL = 1e-2, 1e-3  # the move, relative to the row's scale; singular values below this share are 0
 
 
 def echoed_input(tensors: list[torch.Tensor], y: torch.Tensor) -> int | None:
@@ -75,13 +84,47 @@ def step_reads(run: Callable[[torch.Tensor, int], object], x: torch.Tensor) -> t
     return moved(outs[1], t, 1), moved(outs[1], 0, t), moved(outs[2], t, x.shape[1] - t)
 
 
-def echo_verdict(name: str, index: int, inputs: int, reads: tuple[bool, bool, bool] | None, seen: str = "") -> \
-        Verdict | None:
+def follows_every_direction(run_row: Callable[[torch.Tensor], object], row: torch.Tensor) -> bool | None:
+    """Whether the output follows the input row ``row`` (one example, ``(1, ...)``) in every direction: the rank of
+    its changes along ``min(row size, _DIRECTIONS)`` orthonormal directions is full (no code narrower than the
+    input). ``run_row(rows)`` is the model's output with ``rows`` in place of that input (the other inputs of the
+    same example repeated). None when the model raises or its output does not change."""
+    flat = row.detach().reshape(-1)
+    d = flat.numel()
+    r = min(d, _DIRECTIONS)
+    if d < 2 or not row.is_floating_point():
+        return None
+    g = torch.Generator().manual_seed(0)
+    basis, _ = torch.linalg.qr(torch.randn(d, r, generator=g, dtype=torch.float64))
+    h = _STEP * (float(flat.double().abs().mean()) or 1.0)
+    moves = (h * basis.T).to(row.device, row.dtype)
+    rows = torch.cat([flat + moves, flat - moves]).reshape(2 * r, *row.shape[1:])
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            out = O.logits(run_row(rows))
+    except Exception:  # noqa: BLE001 - a model this reading cannot run gets the reading without it
+        return None
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point() or len(out) != 2 * r:
+        return None
+    changes = (out[:r] - out[r:]).double().reshape(r, -1)
+    if not bool(torch.isfinite(changes).all()):
+        return None
+    sv = torch.linalg.svdvals(changes)
+    if not float(sv[0]) > 0:
+        return None
+    return int((sv > _RANK_TOL * sv[0]).sum()) >= min(r, changes.shape[1])
+
+
+def echo_verdict(name: str, index: int, inputs: int, reads: tuple[bool, bool, bool] | None, seen: str = "",
+                 copies: bool | None = None) -> Verdict | None:
     """The verdict on targets equal to input ``index`` of ``inputs`` (``reads``: :func:`step_reads` on it, None
-    if unknown; ``seen``: where it was seen, the value's opening words): a warning for a decoder's input, or for the
-    input of a left-to-right model (its output at a step reads that step and the earlier ones, not the later);
-    an info for the only (or first) input of another model (an autoencoder over all the steps, or step by step);
-    None when the output at a step does not read that step's value (the model shifts it itself)."""
+    if unknown; ``seen``: where it was seen, the value's opening words; ``copies``:
+    :func:`follows_every_direction` on it): a warning for a decoder's input, for the first of several inputs that
+    the output follows in every direction (a denoiser's noisy input), or for the input of a left-to-right model
+    (its output at a step reads that step and the earlier ones, not the later); an info for the only (or first)
+    input of another model (an autoencoder over all the steps, or step by step); None when the output at a step
+    does not read that step's value (the model shifts it itself)."""
     own, ahead, past = reads if reads is not None else (None, None, None)
     if own is False:
         return None
@@ -92,6 +135,12 @@ def echo_verdict(name: str, index: int, inputs: int, reads: tuple[bool, bool, bo
                        "not y[t]: dec_in = torch.cat([start, y[:, :-1]], 1)); the model reads each answer and "
                        "fails once it must predict")
     which = "input" if inputs == 1 else f"first input (of {inputs})"
+    if inputs > 1 and copies:
+        return Verdict(name, "warn", f"{seen}the targets equal the model's {which}, value for value, and its output "
+                       "follows that input in every direction (no code narrower than it): it learns to copy it",
+                       "targets the inputs do not hold", "the model is given its answer: a diffusion denoiser fed "
+                       "(x_t, t) regresses the noise added to x_t (or x0), not x_t itself; if this is a conditional "
+                       "autoencoder, it needs a bottleneck narrower than its input")
     if own and not ahead and past:
         return Verdict(name, "warn", f"{seen}the targets equal the model's {which}, value for value, and its output "
                        "at step t reads the input only up to step t", "targets one step ahead of the input",
@@ -121,14 +170,27 @@ def echoed_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor) 
             model.eval()
             return call(model, batch)
 
-    return echo_verdict(NAME, index, len(named), step_reads(run, field))
+    def run_row(rows: torch.Tensor):
+        batch = x[:1]
+        if isinstance(batch, Inputs):
+            kept = dict(batch.items())[named[index][0]]
+            batch = batch.map(lambda v: rows if v is kept else v.expand(len(rows), *v.shape[1:]))
+        else:
+            batch = rows
+        with kept_modes(model):
+            model.eval()
+            return call(model, batch)
+
+    copies = follows_every_direction(run_row, field[:1]) if len(named) > 1 and index == 0 else None
+    return echo_verdict(NAME, index, len(named), step_reads(run, field), copies=copies)
 
 
-def forward_runner(model: nn.Module, args: tuple, kwargs: dict, index: int, tensors: list[torch.Tensor]) -> \
-        Callable[[torch.Tensor, int], object] | None:
+def forward_runner(model: nn.Module, args: tuple, kwargs: dict, index: int, tensors: list[torch.Tensor],
+                   one_row: bool = False) -> Callable[[torch.Tensor, int], object] | None:
     """``run(rows, n)`` for :func:`step_reads` on a recorded forward: the model (in eval mode) on the first ``n``
     rows of its batch-sized tensor arguments, the ``index``-th tensor (of ``tensors``, the forward's tensors in
-    order) replaced by ``rows``; None when that tensor sits inside a container argument."""
+    order) replaced by ``rows``; with ``one_row``, the other arguments' first row repeated ``len(rows)`` times
+    instead (for :func:`follows_every_direction`). None when that tensor sits inside a container argument."""
     target, rows_total = tensors[index], len(tensors[index])
     direct = [v for v in list(args) + list(kwargs.values()) if v is target]
     if not direct:
@@ -137,7 +199,9 @@ def forward_runner(model: nn.Module, args: tuple, kwargs: dict, index: int, tens
     def part(v, rows: torch.Tensor, n: int):
         if v is target:
             return rows
-        return v[:n] if isinstance(v, torch.Tensor) and v.dim() and len(v) == rows_total else v
+        if not (isinstance(v, torch.Tensor) and v.dim() and len(v) == rows_total):
+            return v
+        return v[:1].expand(len(rows), *v.shape[1:]) if one_row else v[:n]
 
     def run(rows: torch.Tensor, n: int):
         with kept_modes(model):
@@ -159,16 +223,19 @@ def loop_echo(probe, echoes: list[int | None], sample: tuple | None) -> Verdict 
     if 2 * hits < len(echoes):
         return None
     run = forward_runner(probe.model, args, kwargs, index, tensors)
-    reads = None
+    row = forward_runner(probe.model, args, kwargs, index, tensors, one_row=True)
+    reads = copies = None
     if run is not None:
         buffers = [(b, b.detach().clone()) for b in probe.model.buffers()]
         probe.reading = True
         try:
             reads = step_reads(run, tensors[index])
+            if len(tensors) > 1 and index == 0:
+                copies = follows_every_direction(lambda rows: row(rows, len(rows)), tensors[index][:1])
         finally:
             probe.reading = False
             with torch.no_grad():
                 for b, value in buffers:
                     b.copy_(value)
     return echo_verdict("loop: targets vs inputs", index, len(tensors), reads,
-                        f"on {hits} of {len(echoes)} observed steps, ")
+                        f"on {hits} of {len(echoes)} observed steps, ", copies)

@@ -25,8 +25,10 @@ from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.soft_targets import mark_soft_step, soft_cross_entropy
 
 
-def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tensor | None) -> None:
-    """Read the pairs the observed step left on ``probe`` against the loss's value (each read once, then cleared)."""
+def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tensor | None,
+                    inputs: list[torch.Tensor] = ()) -> None:
+    """Read the pairs the observed step left on ``probe`` against the loss's value (each read once, then cleared);
+    ``inputs``: the tensors the step's forward took (the targets a reconstruction loss may equal)."""
     regressed, two, binary = probe.regressed, probe.two_class, probe.binary_pair
     # class scores no targets were given for (w.step(loss) without y): read as kl_div on probabilities
     scored, probe.scored = (probe.scored, None) if y is None else (None, probe.scored)
@@ -47,7 +49,8 @@ def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tenso
             math.isfinite(value) and two_class_signs(*two, value, 1 / grad_scaler_unscale(step)):
         step["form"] = "signed_weights"  # with 2 classes only the value tells a policy gradient's signed weights
     if binary is not None:  # the gradient of loss x scale under a GradScaler (or a static scale divided out)
-        read = read_binary(binary[0], binary[1] * grad_scaler_unscale(step), value) if one else None
+        references = [y, *inputs] if isinstance(y, torch.Tensor) else list(inputs)
+        read = read_binary(binary[0], binary[1] * grad_scaler_unscale(step), value, references) if one else None
         if read is not None:  # whether the targets given as y are the ones read
             read["scale"] = 1 / grad_scaler_unscale(step)
             targets = read.pop("targets")

@@ -46,7 +46,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
-from trainwell.doctor.binary_floor import soft_binary_floors
+from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.contrastive_floor import ContrastiveReader, flat_at_floor
 from trainwell.doctor.doubled_skip import loop_doubled_skips
@@ -199,6 +199,7 @@ class Watch:
             self._against.append(read_with_targets(self.probe, y))
         if self._first_forward is None:
             self._first_forward = self.probe.step_forward
+        forward = self.probe.step_forward  # the observed step's forward (read, then cleared, by _read_echo)
         self._read_echo(y)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
@@ -207,7 +208,8 @@ class Watch:
                 kept = self._parts.setdefault(f"[{name!r}]", [])
                 if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() and len(kept) < 512:
                     kept.append(t.detach())
-        read_with_value(self.probe, loss, y)  # after an observed step only: its outputs against the value
+        # after an observed step only: its outputs against the value
+        read_with_value(self.probe, loss, y, forward_tensors(*forward) if forward is not None else [])
         value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
         self._losses.append(value)
         self._state.batch_loss = value
@@ -313,9 +315,10 @@ class Watch:
         phases = ["monitor"] * len(verdicts)
         losses = self.losses
         ys = [y.cpu() for y in self._ys]
-        floor = ll.soft_target_floors(ys, losses) or ll.loss_floor(self.probe) or \
-            soft_binary_floors(self.probe.binary_reads, ys, losses) or 0.0
-        curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor)
+        floor = ll.soft_target_floors(ys, losses) or ll.loss_floor(self.probe)
+        binary = None if floor else soft_binary_floors(self.probe.binary_reads, ys, losses)
+        bound = binary is not None and floor_is_a_bound(self.probe.binary_reads)
+        curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor or binary or 0.0, bound=bound)
         history = self._history(val_losses)
         classes = mean_cross_entropy_classes(self.probe.steps)  # a validation loss at ln C learned nothing
         post = [self._game(memorizing(self._flat_direction(curve), history, classes))]
