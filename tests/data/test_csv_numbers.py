@@ -81,3 +81,35 @@ def test_a_row_id_among_numbers_is_refused_with_its_name(tmp_path):
     with pytest.raises(DataError, match="column 'id' looks like a row id"):
         load_csv(path)
     assert load_csv(path, drop=["id"])[0].shape[1] == 1
+
+
+@pytest.mark.parametrize("header, fragment", [
+    (",a,b,label", "column 1 of the header has no name"),  # pandas' to_csv with its index
+    ("a,a,b,label", "the header names column 'a' twice"),
+])
+def test_a_header_of_numbers_is_checked_as_any_header(tmp_path, header, fragment):
+    path = tmp_path / "t.csv"
+    path.write_text(header + "\n" + "".join(f"{i},{i % 5 * 0.1},{i % 3},{i % 2}\n" for i in range(12)))
+    assert csv_file.read_numbers(path, ",") is not None  # the numbers' reading takes this file
+    with pytest.raises(DataError, match=fragment):
+        load_csv(path)
+    with pytest.raises(DataError, match=fragment):
+        csv_file.csv_classes(path)
+
+
+@pytest.mark.parametrize("first", ["5.1,3.5,1.4,0.2,0", "5.1,3.5,1.4,0.2,setosa"])
+def test_a_table_without_its_header_is_named(tmp_path, first):
+    path = tmp_path / "iris.data.csv"
+    label = first.rsplit(",", 1)[1]
+    path.write_text(first + "\n" + "".join(f"4.{i},3.{i % 7},1.{i % 5},0.{i % 3},{label if i % 2 else 'x'}\n"
+                                           for i in range(10)).replace(",x\n", ",1\n" if label == "0" else ",y\n"))
+    with pytest.raises(DataError, match="holds numbers where the column names go: is the header missing"):
+        load_csv(path)
+
+
+@pytest.mark.parametrize("header", ["0,1,2,label", "400,450,500,label", "2024,2023,2022,label", "0.5,1.0,1.5,y"])
+def test_names_that_are_numbers_in_order_are_a_header(tmp_path, header):
+    path = tmp_path / "t.csv"
+    path.write_text(header + "\n" + "".join(f"{i},{i % 5},{i % 3},{i % 2}\n" for i in range(12)))
+    x, *_ = load_csv(path, test_fraction=0.25)
+    assert x.shape == (9, 3)  # every row an example

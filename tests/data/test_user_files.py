@@ -223,7 +223,7 @@ def _bad_npz_cases():
         "fractional label": (dict(x=x, y=np.array([0, 1, 0.5, 0, 1, 0])),
                                  "label 0.5 is not a class id: trainwell trains classifiers"),
         "one-hot labels": (dict(x=x, y=np.eye(2)[y]), "use y.argmax(1)"),
-        "a single class": (dict(x=x, y=np.zeros(6, int)), "every label is 0: a classifier needs at least 2"),
+        "a single class": (dict(x=x, y=np.zeros(6, int)), "every label is 0: a classifier needs examples of"),
         "test shape differs": (dict(x=x, y=y, x_test=np.zeros((2, 4)), y_test=y[:2]), "both splits need the same"),
         "objects": (dict(x=np.array([[1], [1, 2]] * 3, dtype=object), y=y), "array 'x' holds Python objects"),
     }

@@ -88,6 +88,10 @@ def read_table(path: Path, delimiter: str) -> Table:
 
 
 def _check_header(header: list[str], path: Path) -> None:
+    if _looks_like_data(header):  # a table saved without its header (UCI's iris.data): a first example as names
+        shown = ", ".join(repr(n) for n in header[:4]) + (", ..." if len(header) > 4 else "")
+        raise DataError(f"{path}: the first row ({shown}) holds numbers where the column names go: is the header "
+                        f"missing? the first row must name the columns (add a line such as x1,x2,...,label)")
     for j, name in enumerate(header):
         if not name:
             hint = " (a table saved with its row index? save it with index=False)" if j == 0 else ""
@@ -96,6 +100,21 @@ def _check_header(header: list[str], path: Path) -> None:
         if header.index(name) != j:
             raise DataError(f"{path}: the header names column {name!r} twice (columns {header.index(name) + 1} and "
                             f"{j + 1}): every column needs its own name")
+
+
+def _looks_like_data(header: list[str]) -> bool:
+    """Whether a header is a row of data: every name but at most one (a text label) a number, and the numbers not
+    the names numbers make. Those run in order, as whole numbers (a DataFrame's column indices 0, 1, 2, ..., years)
+    or evenly spaced (a spectrum's wavelengths); a row of measurements rarely does (iris' 5.1, 3.5, 1.4, 0.2 falls,
+    but neither evenly nor by whole numbers)."""
+    numbers = [float(_number(name)) for name in header if _number(name) is not None]
+    if len(numbers) < 2 or len(numbers) < len(header) - 1:
+        return False
+    steps = [b - a for a, b in zip(numbers, numbers[1:], strict=False)]
+    ordered = all(d > 0 for d in steps) or all(d < 0 for d in steps)
+    whole = all(v == round(v) for v in numbers)
+    even = max(steps) - min(steps) <= 0.01 * max(abs(d) for d in steps)
+    return not (ordered and (whole or even))
 
 
 def label_column(table: Table, label: str | None) -> int:
@@ -286,6 +305,7 @@ def load_csv(root: str | Path, seed: int = 0, label: str | None = None, classes:
 def _loaded(table: Table | NumberTable, label, classes, test_fraction, seed, drop, arranged, shape):
     """:func:`load_csv`'s answer from the table read."""
     path = table.path
+    _check_header(table.header, path)
     j = label_column(table, label)
     x, features = _features(table, j, drop)
     x = _arranged(x, arranged, shape, path, features)
@@ -317,5 +337,6 @@ def csv_classes(root: str | Path, label: str | None = None, classes: int | None 
 
 
 def _class_count(table: Table | NumberTable, label) -> int:
+    _check_header(table.header, table.path)
     j = label_column(table, label)
     return class_ids(_label_values(table, j), None, f"{table.path}: label column {table.header[j]!r}")[1]

@@ -24,6 +24,7 @@ from trainwell.data.user_files import (
     data_file,
     first_not_finite,
     hold_out_test,
+    is_text,
 )
 from trainwell.errors import DataError
 
@@ -150,6 +151,11 @@ def _class_ids(arrays: dict, names, classes: int | None, path: Path):
     """The training and test labels as class ids (read together: one mapping of names, one count), the count and
     the names."""
     labels = [(_labels(arrays[y], y, path), y) for y in (names[1], names[3]) if y is not None]
+    text = [name for y, name in labels if is_text(y)]
+    if text and len(text) < len(labels):  # concatenated, numbers would turn into names beside the real ones
+        numeric = next(name for _, name in labels if name not in text)
+        raise DataError(f"{path}: {text[0]} holds names but {numeric} numbers: give the labels of both splits as "
+                        f"class ids 0..K-1, or both as names")
     joined = np.concatenate([y for y, _ in labels]) if len(labels) > 1 else labels[0][0]
     source = f"{path}: {' and '.join(name for _, name in labels)}"
     ids, count, class_names = class_ids(joined, classes, source)

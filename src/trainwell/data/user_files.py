@@ -53,7 +53,8 @@ def classes_option(classes, name: str) -> int | None:
     return classes
 
 
-def _is_text(labels: np.ndarray) -> bool:
+def is_text(labels: np.ndarray) -> bool:
+    """Whether labels are names (strings), not class ids."""
     return labels.dtype.kind in "US" or (labels.dtype == object and all(isinstance(v, str) for v in labels.flat))
 
 
@@ -65,15 +66,16 @@ def class_ids(labels, classes: int | None, source: str) -> tuple[np.ndarray, int
     "a"``), K = ``classes`` or the number of names. A single class is refused: a classifier needs two.
     """
     arr = np.asarray(labels)
-    if _is_text(arr):
+    if is_text(arr):
         names, ids = np.unique(arr.astype(str), return_inverse=True)
         names = [str(n) for n in names]
+        if len(names) < 2:
+            raise DataError(f"{source}: every label is {names[0]!r}: a classifier needs examples of at least 2 "
+                            f"classes")
         if classes is not None and classes < len(names):
             raise DataError(f"{source}: classes = {classes} but the labels hold {len(names)} names "
                             f"({_listed(names)}): raise classes or leave it out")
         count = classes or len(names)
-        if count < 2:
-            raise DataError(f"{source}: every label is {names[0]!r}: a classifier needs at least 2 classes")
         return ids.astype(np.int64).reshape(arr.shape), count, names
     if arr.dtype.kind in "fiub" and arr.size:
         finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
@@ -93,9 +95,11 @@ def class_ids(labels, classes: int | None, source: str) -> tuple[np.ndarray, int
     else:
         count = classes or 2  # no labels, or labels of a kind check_labels refuses
     ids = check_labels(arr, count, source)
-    if count < 2:
-        raise DataError(f"{source}: every label is 0: a classifier needs at least 2 classes (set "
-                        f"data.options.classes = K if the other classes are not in the file)")
+    values = np.unique(ids)
+    if values.size == 1:  # one class however many are declared: nothing to tell apart (a file with no labels)
+        raise DataError(f"{source}: every label is {int(values[0])}: a classifier needs examples of at least 2 "
+                        f"classes (is it the label column? a file without labels, such as a competition's "
+                        f"test.csv, cannot be trained on)")
     return ids, count, None
 
 
