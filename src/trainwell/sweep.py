@@ -330,8 +330,19 @@ def resume_sweep(out: str | Path, quiet: bool = True, backend: str = "local",
         raise TrainwellError(f"{out}: not a sweep folder (no sweep.json/config.toml); --resume needs one")
     spec = _read_spec(out / "sweep.json")
     cfg = config_from_dict(read_toml(out / "config.toml"))
+    _check_members_data(out)
     return sweep(cfg, spec["grid"], seeds=spec["seeds"], out=out, sequential=spec["sequential"], quiet=quiet,
                  resume=True, backend=backend, address=address)
+
+
+def _check_members_data(out: Path) -> None:
+    """Refuse to resume when a member's data file changed since it started, as ``fit --resume`` refuses (each
+    member records its file in its own data.json; a grid may give members different files)."""
+    from trainwell.pipeline.data_fingerprint import check_unchanged
+
+    for member in sorted(out.glob("member-*")):
+        if (member / "config.toml").is_file():
+            check_unchanged(member, config_from_dict(read_toml(member / "config.toml")).data.root)
 
 
 def __getattr__(name: str):

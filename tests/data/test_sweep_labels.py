@@ -42,3 +42,16 @@ def test_members_that_disagree_share_no_names(tmp_path):
     assert shared_labels(tmp_path, 2) == {"class_names": None, "label_notes": []}
     (tmp_path / "member-1" / "summary.json").write_text(json.dumps({"class_names": ["a", "b"]}))
     assert shared_labels(tmp_path, 3) == {"class_names": ["a", "b"], "label_notes": []}  # member 2: no summary
+
+
+def test_resuming_a_sweep_after_its_data_file_changed_is_refused(workdir, capsys):
+    """As fit --resume: each member continues on the file it started on, or the sweep says the file changed."""
+    rows = write_iris(workdir / "iris.csv")
+    _sweep(workdir, ["data.name=csv", "data.root=iris.csv"])
+    assert main(["sweep", "--resume", str(workdir / "sw")]) == 0  # the same file: the finished members stand
+    write_iris(workdir / "iris.csv", seed=1)  # other values, same size
+    capsys.readouterr()
+    assert main(["sweep", "--resume", str(workdir / "sw")]) == 2
+    err = capsys.readouterr().err
+    assert "iris.csv: the data file changed since this run started" in err and len(err.strip().splitlines()) == 1
+    assert len(rows) == 60
