@@ -285,10 +285,13 @@ def _refuse_data_file(p: Path) -> None:
     from trainwell.data.user_files import READERS
 
     name = READERS.get(p.suffix.lower())
-    if name is not None:
-        table = " --set model.kind=mlp" if name == "csv" else ""
+    if name is not None and p.is_file():
+        import shlex
+
+        table = (" --set model.kind=mlp (the label column, a delimiter, id columns and image pixels are data.options: "
+                 "README, 'Your own data')") if name == "csv" else ""
         raise ConfigError(f"{str(p)!r} is a data file, not a config (TOML): train on it with --set data.name={name} "
-                          f"--set data.root={p}{table}")
+                          f"--set {shlex.quote(f'data.root={p}')}{table}")
 
 
 def _toml_value(value) -> str:

@@ -155,7 +155,10 @@ FILE_CASES = [
     (lambda t: None, ["fit", "--resume", "nowhere"], "--resume needs a trainwell run directory"),
     (lambda t: (t / "iris.csv").write_text("a,b,y\n1,2,0\n"), ["fit", "iris.csv"],
      "'iris.csv' is a data file, not a config (TOML): train on it with --set data.name=csv --set data.root=iris.csv "
-     "--set model.kind=mlp"),
+     "--set model.kind=mlp (the label column"),
+    (lambda t: (t / "my data.csv").write_text("a,b,y\n1,2,0\n"), ["fit", "my data.csv"],
+     "--set 'data.root=my data.csv'"),
+    (lambda t: None, ["fit", "nosuch.csv"], "config file 'nosuch.csv' does not exist"),
     (lambda t: (t / "x.npz").write_bytes(b"PK\x03\x04"), ["sweep", "x.npz", "--grid", "optim.lr=0.1"],
      "'x.npz' is a data file, not a config (TOML): train on it with --set data.name=npz --set data.root=x.npz"),
     (lambda t: (t / "out").mkdir() or (t / "out" / "f").write_text("x"), ["fit", "--out", "out", *SPIRALS],
