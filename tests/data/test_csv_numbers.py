@@ -113,3 +113,16 @@ def test_names_that_are_numbers_in_order_are_a_header(tmp_path, header):
     path.write_text(header + "\n" + "".join(f"{i},{i % 5},{i % 3},{i % 2}\n" for i in range(12)))
     x, *_ = load_csv(path, test_fraction=0.25)
     assert x.shape == (9, 3)  # every row an example
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("a;b;label\n4,1;3,2;0\n1,5;2,5;1\n", "the file's delimiter looks like ';': set data.options.delimiter = ';'"),
+    ("a,b,label,\n1,2,0,\n3,4,1,\n", "column 4 of the header has no name: the first row must name every column (a "
+                                     "delimiter ending every line? remove it)"),
+])
+def test_a_table_written_another_way_is_named_with_the_fix(tmp_path, text, fragment):
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(DataError) as exc:
+        load_csv(path)
+    assert fragment in str(exc.value)

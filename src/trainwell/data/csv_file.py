@@ -69,6 +69,12 @@ def read_table(path: Path, delimiter: str) -> Table:
                     _check_header(header, path)
                     continue
                 if len(row) != len(header):
+                    sep = next((c for c in (";", "\t", "|", ",") if c != delimiter and len(header) == 1 and
+                                c in header[0]), None)
+                    if sep is not None:  # a European table (;) read with commas: one column named "a;b;c"
+                        raise DataError(f"{path}: line {reader.line_num} has {len(row)} fields and the header 1, "
+                                        f"{header[0][:40]!r}: the file's delimiter looks like {sep!r}: set "
+                                        f"data.options.delimiter = {sep!r}")
                     raise DataError(f"{path}: line {reader.line_num} has {len(row)} field{'s' * (len(row) != 1)}, "
                                     f"the header {len(header)}: every row needs one value per column (is "
                                     f"delimiter {delimiter!r} the file's?)")
@@ -94,7 +100,8 @@ def _check_header(header: list[str], path: Path) -> None:
                         f"missing? the first row must name the columns (add a line such as x1,x2,...,label)")
     for j, name in enumerate(header):
         if not name:
-            hint = " (a table saved with its row index? save it with index=False)" if j == 0 else ""
+            hint = " (a table saved with its row index? save it with index=False)" if j == 0 else \
+                " (a delimiter ending every line? remove it)" if j == len(header) - 1 else ""
             raise DataError(f"{path}: column {j + 1} of the header has no name: the first row must name every "
                             f"column{hint}")
         if header.index(name) != j:
