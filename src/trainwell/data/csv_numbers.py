@@ -5,7 +5,8 @@ with a smaller peak of memory (``benchmarks/csv_read.py``; RESULTS.md).
 Only a file whose every row below the header is as many plain numbers as the header has names is read here; any
 other (text labels, a quoted or missing cell, a ragged row, a blank-celled row, another encoding) is left to
 :func:`trainwell.data.csv_file.read_table`, which reads every file and names the line at fault. Values are the
-same either way: both parse each cell as the nearest float64.
+same either way for a cell both accept: each parses it as the nearest float64 (a cell only
+Python's ``float`` reads, such as ``1_000``, sends the file to the ``csv`` module's reading).
 """
 
 from __future__ import annotations
