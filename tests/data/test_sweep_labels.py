@@ -29,6 +29,13 @@ def test_a_sweep_of_named_classes_prints_and_keeps_the_names(workdir, capsys):
     assert f"note: {summary['label_notes'][0]}" in out
 
 
+def test_the_sweeps_report_shows_the_shared_class_names(workdir):
+    write_iris(workdir / "iris.csv")
+    _sweep(workdir, ["data.name=csv", "data.root=iris.csv", "report.enabled=true"])
+    html = (workdir / "sw" / "report.html").read_text()
+    assert "0 = setosa, 1 = versicolor, 2 = virginica" in html and "label note" in html
+
+
 def test_a_sweep_of_class_ids_shows_no_names(workdir, capsys):
     summary = _sweep(workdir, ["data.name=spirals"])
     assert "classes:" not in capsys.readouterr().out

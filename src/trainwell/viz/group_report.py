@@ -207,6 +207,13 @@ def _settings_table(rows: list[dict], groups: dict[tuple, list[int]], group_keys
     return settings_html
 
 
+def _shared_classes(summary: dict) -> list[tuple[str, str]]:
+    """The class names and label notes every member shares (a table's text labels), as a fit's overview shows them."""
+    names = summary.get("class_names")
+    rows = [("classes", f"{len(names)}: " + ", ".join(f"{i} = {n}" for i, n in enumerate(names)))] if names else []
+    return rows + [("label note", str(note)) for note in summary.get("label_notes") or []]
+
+
 def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
     summary = read_json(base / "summary.json", {}) or {}
     grid = summary.get("grid") or {}
@@ -241,7 +248,7 @@ def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
         ("grid", "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in grid.items()) or "-"),
         ("best setting (by mean val accuracy)", labels[best].lstrip("★ ") if best is not None else "-"),
         ("best val accuracy", fmt_pct(summary.get("best_val_acc"))), ("failed members", failed),
-        ("wall time", fmt_seconds(summary.get("wall_s"))),
+        ("wall time", fmt_seconds(summary.get("wall_s"))), *_shared_classes(summary),
     ])
     status = (f"<span class='status failed'>finished: {failed} of {len(rows)} members failed</span>" if failed
               else f"<span class='status'>finished: {len(rows)} members</span>")
