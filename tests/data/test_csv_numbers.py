@@ -126,3 +126,10 @@ def test_a_table_written_another_way_is_named_with_the_fix(tmp_path, text, fragm
     with pytest.raises(DataError) as exc:
         load_csv(path)
     assert fragment in str(exc.value)
+
+
+def test_a_missing_label_written_as_nan_is_named_by_its_line(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,label\n1,2,0\n3,4,1\n5,6,nan\n7,8,1\n")
+    with pytest.raises(DataError, match=r"line 4: the label \(column 'label'\) is 'nan': every row needs a class id"):
+        load_csv(path)

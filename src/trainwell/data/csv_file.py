@@ -159,6 +159,10 @@ def _label_values(table: Table | NumberTable, j: int) -> np.ndarray:
     numbers = [_number(cell) for cell in cells]
     text = [i for i, v in enumerate(numbers) if v is None]
     if not text:
+        bad = next((i for i, v in enumerate(numbers) if not math.isfinite(v)), None)
+        if bad is not None:  # a missing label written as NaN
+            raise DataError(f"{table.path}: line {table.lines[bad]}: the label (column {name!r}) is "
+                            f"{cells[bad]!r}: every row needs a class id or name; fill or drop that row")
         return np.array(numbers)
     if len(text) < len(cells):
         k = next(i for i, v in enumerate(numbers) if v is not None)
