@@ -126,6 +126,7 @@ class Loop:
     target_offset: float = 0.0  # added to the regression targets
     head_scale: float = 1.0  # the output layer's initial weights and bias multiplied by it
     init_std: float = 0.0  # every weight drawn from N(0, init_std), biases 0 (the "small random numbers" init)
+    he_init: bool = False  # the hidden layers He-initialized (nn.init.kaiming_normal_), biases 0
     watch_micro: bool = False  # w.step() after every micro-batch instead of after optimizer.step()
     step_first: bool = False  # optimizer.step() before loss.backward()
     double_step: bool = False  # optimizer.step() twice per batch
@@ -168,6 +169,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0.0, cfg.init_std)
                 nn.init.zeros_(m.bias)
+    if cfg.he_init:
+        for m in model.layers:
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
     if cfg.zero_init:
         for p in model.parameters():
             nn.init.zeros_(p)
@@ -397,8 +402,8 @@ CASES = [
          Loop(model="residual", lr=0.01), "residual blocks"),
     # preprocessing and initialization
     Case("inputs scaled 1000x too small (divided twice)", Loop(scale_inputs=1e-3), Loop(), "far below unit scale"),
-    Case("weights N(0, 0.01) in a six-layer net", Loop(model="deep", init_std=0.01, lr=0.01), Loop(model="deep", lr=0.01),
-         "collapse through depth"),
+    Case("weights N(0, 0.01) in a six-layer net", Loop(model="deep", init_std=0.01, lr=0.05),
+         Loop(model="deep", lr=0.05, he_init=True), "collapse through depth"),
 ]
 
 
