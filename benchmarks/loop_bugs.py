@@ -48,6 +48,8 @@ class Net(nn.Module):
             self.layers = [nn.Linear(D, 64), nn.Linear(64, 64)]  # not registered
         elif kind == "repeated":  # [layer] * 2: one Linear applied twice
             self.layers = nn.ModuleList([nn.Linear(D, 64)] + [nn.Linear(64, 64)] * 2)
+        elif kind == "deep":  # six hidden layers
+            self.layers = nn.ModuleList([nn.Linear(D, 64)] + [nn.Linear(64, 64) for _ in range(5)])
         elif kind == "three_layers":
             self.layers = nn.ModuleList([nn.Linear(D, 64), nn.Linear(64, 64), nn.Linear(64, 64)])
         else:
@@ -123,6 +125,8 @@ class Loop:
     target_scale: float = 1.0  # regression targets in raw units: y * scale + 4 * scale
     target_offset: float = 0.0  # added to the regression targets
     head_scale: float = 1.0  # the output layer's initial weights and bias multiplied by it
+    init_std: float = 0.0  # every weight drawn from N(0, init_std), biases 0 (the "small random numbers" init)
+    he_init: bool = False  # the hidden layers He-initialized (nn.init.kaiming_normal_), biases 0
     watch_micro: bool = False  # w.step() after every micro-batch instead of after optimizer.step()
     step_first: bool = False  # optimizer.step() before loss.backward()
     double_step: bool = False  # optimizer.step() twice per batch
@@ -160,6 +164,15 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     with torch.no_grad():
         model.head.weight.mul_(cfg.head_scale)
         model.head.bias.mul_(cfg.head_scale)
+    if cfg.init_std:
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, cfg.init_std)
+                nn.init.zeros_(m.bias)
+    if cfg.he_init:
+        for m in model.layers:
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
     if cfg.zero_init:
         for p in model.parameters():
             nn.init.zeros_(p)
@@ -387,6 +400,10 @@ CASES = [
     # residual blocks
     Case("a residual block that adds its input twice (x + body(x) + x)", Loop(model="residual_twice", lr=0.01),
          Loop(model="residual", lr=0.01), "residual blocks"),
+    # preprocessing and initialization
+    Case("inputs scaled 1000x too small (divided twice)", Loop(scale_inputs=1e-3), Loop(), "far below unit scale"),
+    Case("weights N(0, 0.01) in a six-layer net", Loop(model="deep", init_std=0.01, lr=0.05),
+         Loop(model="deep", lr=0.05, he_init=True), "collapse through depth"),
 ]
 
 

@@ -43,6 +43,8 @@ from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verd
 from trainwell.doctor.padding_read import padding_read
 from trainwell.doctor.report import Report
 from trainwell.doctor.sequence_targets import sequence_targets
+from trainwell.doctor.small_inputs import ADVICE as SMALL_ADVICE
+from trainwell.doctor.small_inputs import input_scale_verdict
 from trainwell.doctor.target_range import constant_targets, ignored_class, multi_hot_targets, unreachable_targets
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
@@ -55,6 +57,8 @@ except ImportError:  # pragma: no cover
 
 #: the pre-flight fails that a loss over the wrong axis explains (nothing can be fitted through it)
 AXIS_BOUND = ("overfit a tiny subset", "input-independent baseline")
+#: checks whose failure inputs far below unit scale explain (the first layer passes on little more than its bias)
+SCALE_BOUND = ("overfit a tiny subset", "variance propagation", "input-independent baseline", "dead units")
 
 
 class untouched:  # noqa: N801 - used like a function: ``with untouched(model, optimizer):``
@@ -198,14 +202,20 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         padded = _guarded(padding_read, model, x) if ran else None
         axis = _guarded(scrambled_classes, loss_fn, out, y) if ran else None
         skips = doubled_skip_verdict(_guarded(doubled_skips, model, x)) if ran else None
+        small = _guarded(input_scale_verdict, model, x) if ran else None
         del out
-        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, axis, skips) if v is not None] + pf.run_all(
+        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, axis, skips, small)
+                    if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if axis is not None:  # what cannot be fitted follows from the loss's axis: the advice says so
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"the loss mixes positions and classes: fix "
                             f"'{axis.check}' first") if v.check in AXIS_BOUND and v.status == "fail" else v
                     for v in verdicts]
     verdicts = defer_to_skips(verdicts, skips)
+    if small is not None:  # a first layer fed ~100x too small a signal fits slowly and passes a small variance on
+        verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"fix '{small.check}' first: {SMALL_ADVICE}")
+                    if v.check in SCALE_BOUND and v.status in ("fail", "warn") else v for v in verdicts]
+    verdicts = _defer_to_vanishing(verdicts)
     if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
         # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"F.ctc_loss is not given log-probabilities: "
@@ -216,6 +226,19 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
+
+
+def _defer_to_vanishing(verdicts: list) -> list:
+    """A failed overfit or baseline follows from signals that vanish through depth (an init too small for the
+    network's depth: the deep layers pass on almost nothing), when the inputs are not the cause: its advice
+    names the variance-propagation fail and its init."""
+    vanish = next((v for v in verdicts if v.check == "variance propagation" and v.status == "fail" and
+                   "vanish" in (v.advice or "")), None)
+    if vanish is None or any(v.check == "input scale" for v in verdicts):
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{vanish.check}' first: {vanish.advice}")
+            if v.check in AXIS_BOUND and v.status == "fail" and "first:" not in (v.advice or "") else v
+            for v in verdicts]
 
 
 def _with_dropout_rate(verdicts: list, rate) -> list:

@@ -13,6 +13,8 @@ from torch import nn
 
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
+from trainwell.doctor.small_inputs import ADVICE as SMALL_ADVICE
+from trainwell.doctor.small_inputs import is_small
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.verdict import Verdict
 
@@ -68,6 +70,12 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
                            "std ~ 1", "normalize the inputs (e.g. divide 0..255 pixels by 255, or standardize "
                            "with the training mean and std): large inputs saturate the first layer and inflate the "
                            "initial loss")
+        small = [s["layer_nz_q99"] for s in layer if s.get("layer_nz_q99") is not None]
+        if small and len(small) == len(floating) and is_small(max(small)) and not probe.batchnorm:
+            return Verdict(name, "warn", f"inputs far below unit scale: std up to {std:.3g}, 99% of "
+                           f"the non-zero |x| below {max(small):.3g} as the first weighted layer receives them",
+                           "std ~ 1 (99% of |x| above 0.02)", SMALL_ADVICE + ": a first layer fed them passes on "
+                           "little more than its bias, and its weight gradients are as many times too small")
     return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
 
 

@@ -24,6 +24,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from trainwell.doctor import game_players, registration
 from trainwell.doctor import outputs as O
 from trainwell.doctor.backward_passes import OutputGradients
+from trainwell.doctor.small_inputs import first_layer_reads_input, nonzero_abs_quantile, storage_keys
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
 
@@ -102,6 +103,7 @@ class LoopProbe:
         self.received: set[str] = set()  # parameters that got a gradient on an observed step
         self.reached: set[str] = set()  # parameters a backward reached on an observed step (a gradient, maybe 0)
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
+        self._forward_inputs: set = set()  # where the floating-point inputs of the last one recorded lie
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
         self.unseen_validations = 0  # w.validate() calls with no forward of the watched model since the last step
@@ -238,6 +240,8 @@ class LoopProbe:
         if x is not None and x.is_floating_point() and x.numel() > 1:
             xd = x.detach().float()
             entry["layer_std"], entry["layer_q99"] = float(xd.std()), abs_quantile(xd)
+            if first_layer_reads_input(x, self._forward_inputs):  # the model's own input, as it was given
+                entry["layer_nz_q99"] = nonzero_abs_quantile(xd)
 
     def _any_step(self, optimizer, args, kwargs) -> None:
         """Every optimizer's step while armed (a global hook): another player's (a GAN's discriminator) takes the
@@ -312,6 +316,7 @@ class LoopProbe:
                              "generator's samples): it reads one player of a two-player game")
         if self._armed and len(self.inputs) < 64 and \
                 sum(e["step"] == self.opt_steps for e in self.inputs[-_INPUTS_PER_STEP:]) < _INPUTS_PER_STEP:
+            self._forward_inputs = storage_keys(forward_tensors(args, kwargs))
             self.inputs.append(input_stats(forward_tensors(args, kwargs), self.opt_steps))
             if self.opt_steps == 0:
                 self.input_leaves += [t for t in forward_tensors(args, kwargs) if t.requires_grad and t.grad_fn is None]

@@ -17,6 +17,7 @@ import math
 
 from trainwell.doctor import diagnosis, registration
 from trainwell.doctor.class_weights import GROW
+from trainwell.doctor.depth_collapse import NAME as COLLAPSE
 from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
@@ -375,7 +376,8 @@ EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, TWICE
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
     the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale (and, with
-    the non-finite monitors, to a loss that falls without bound), and the overfitting verdict to validations run in
+    the non-finite monitors, to a loss that falls without bound; and all of these to activations that collapse
+    through depth, an init too small), and the overfitting verdict to validations run in
     train mode (its gap and onset read dropout-noised losses):
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
@@ -385,11 +387,13 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
               and not defers_to_clipping(v, verdicts)]
     causes += [v for v in verdicts if _evaluation_fault(v)]
+    collapsed = next((v for v in verdicts if v.check == COLLAPSE and v.status == "warn"), None)  # init too small
+    causes += [collapsed] if collapsed is not None else []
     frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
                   None)
     nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
-    raw_inputs = next((c for c in causes if c.check == "loop: inputs" and "far from unit scale" in str(c.value)),
-                      None)
+    raw_inputs = next((c for c in causes if c.check == "loop: inputs" and
+                       ("far from unit scale" in str(c.value) or "far below unit scale" in str(c.value))), None)
     dropped = next((c for c in causes if c.check == "loop: dropout rate"), None)  # most units dropped
     summed = next((v for v in verdicts if v.check == "loop: loss" and v.status == "info"
                    and str(v.value).startswith("summed")), None)
@@ -406,6 +410,10 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                         "the validation losses were measured in train mode (dropout on, BatchNorm on batch "
                         "statistics): they sit above the eval-mode ones by an amount that is not overfitting; call "
                         "model.eval() before validating, then read the gap")
+        elif collapsed is not None and v.check == "overfitting" and v.status == "warn" and not _evaluation_fault(v):
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{COLLAPSE}')", v.expected,
+                        f"fix '{COLLAPSE}' first: a network that passes no signal through its depth learns nothing "
+                        "that carries over")
         elif unbounded is not None and (v.check in SCALE_DRIVEN or v.check.startswith("monitor: non-finite")) and \
                 v.status in ("warn", "fail"):
             v = Verdict(v.check, "info", f"{v.value} (explained by '{UNBOUNDED}')", v.expected,
@@ -423,8 +431,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                 v.status == "warn":  # inverted dropout of p scales the kept units by 1 / (1 - p)
             v = Verdict(v.check, "info", f"{v.value} (explained by '{dropped.check}')", v.expected,
                         f"fix '{dropped.check}' first: the units it keeps are scaled up by 1 / (1 - p)")
-        elif (raw_inputs or dropped) is not None and v.check in SCALE_DRIVEN and v.status == "warn":
-            cause = raw_inputs or dropped
+        elif (raw_inputs or dropped or collapsed) is not None and v.check in SCALE_DRIVEN and v.status == "warn":
+            cause = raw_inputs or dropped or collapsed
             v = Verdict(v.check, "info", f"{v.value} (explained by '{cause.check}')", v.expected,
                         "the inputs are far from unit scale: normalize them first; this reading follows from it"
                         if cause is raw_inputs else f"fix '{cause.check}' first: this reading follows from it")

@@ -49,6 +49,7 @@ from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.contrastive_floor import ContrastiveReader, flat_at_floor
+from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.doubled_skip import loop_doubled_skips
 from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
@@ -311,7 +312,8 @@ class Watch:
             val_examples: the validation set's size: a train/val gap within two standard errors of the
                 validation error is not read as variance.
         """
-        verdicts = self.monitor.verdicts() + self._loop_verdicts()
+        collapsed = collapse(self.monitor.records)
+        verdicts = self.monitor.verdicts() + ([collapsed] if collapsed is not None else []) + self._loop_verdicts()
         phases = ["monitor"] * len(verdicts)
         losses = self.losses
         ys = [y.cpu() for y in self._ys]

@@ -1,0 +1,90 @@
+"""Inputs far below unit scale, as the first weighted layer (Linear/Conv) receives them: pixels divided by 255
+twice (``x / 16 / 255``: std ~0.001), a unit conversion applied twice.
+
+The scale is the 99th percentile of ``|x|`` over the *non-zero* entries of the first weighted layer's input, when
+that input is the model's own input (the first Linear/Conv reads ``x`` as it was given, or a view of it).
+Non-zero entries only, so that sparse one-hot or bag-of-words features (whose 99th percentile of all entries is 0)
+read at the scale of their ones. Below :data:`SMALL`, the entries are more than 100x below a standardized
+feature's 99th percentile (2.58): a default-initialized first layer (weights ~ 1/sqrt(fan_in)) then outputs
+little more than its bias, its weight gradient (input x upstream gradient) is as many times too small, and the
+layer needs a weight ~100x larger than its initialization before the inputs matter. Legitimate small-scale
+inputs stay above it: standardized data (2.58), 0/1 and one-hot features (1), audio in [-1, 1] (a quiet
+recording's loud 1% still above ~0.05), pixels in [0, 1], L2-normalized rows of a few thousand features (~0.04).
+A model with BatchNorm is left alone: BatchNorm after the first layer divides its small outputs by their own
+standard deviation, so the next layers see unit scale.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trainwell.doctor.forward import _WEIGHTED, hooked_forward
+from trainwell.doctor.inputs import Inputs, fields
+from trainwell.doctor.verdict import Verdict
+
+#: the 99th percentile of the non-zero |x| below which inputs are far below unit scale (see the module docstring)
+SMALL = 0.02
+
+#: the advice the input-scale verdicts give, and the texts of the verdicts that defer to them
+ADVICE = ("the inputs are far below unit scale (scaled twice, e.g. divided by 255 after an earlier division?): "
+          "standardize them once (x - mean) / std with the training statistics, or scale them to [0, 1] once")
+
+
+def nonzero_abs_quantile(t: torch.Tensor, q: float = 0.99) -> float | None:
+    """The ``q`` quantile of ``|t|`` over its non-zero finite entries (of at most 2**20 evenly strided ones);
+    None when there are none."""
+    flat = t.detach().reshape(-1)
+    if flat.numel() > 2**20:
+        flat = flat[:: flat.numel() // 2**20 + 1]
+    a = flat.float().abs()
+    a = a[(a > 0) & torch.isfinite(a)]
+    return float(torch.quantile(a, q)) if a.numel() else None
+
+
+def is_small(q99: float | None) -> bool:
+    return q99 is not None and q99 < SMALL
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def storage_keys(tensors: list[torch.Tensor]) -> set[tuple[int, int]]:
+    """(data pointer, number of elements) of every floating-point tensor: the same for a view of it."""
+    return {(t.data_ptr(), t.numel()) for t in tensors if t.is_floating_point()}
+
+
+def first_layer_reads_input(layer_input: torch.Tensor, inputs: set[tuple[int, int]]) -> bool:
+    """Whether the first weighted layer's input is one of the model's inputs as given (or a view of it):
+    ``inputs`` holds their :func:`storage_keys`."""
+    return (layer_input.data_ptr(), layer_input.numel()) in inputs
+
+
+def first_layer_input_scale(model: nn.Module, x: torch.Tensor | Inputs) -> tuple[float, float] | None:
+    """(std, non-zero 99th percentile of |x|) of what the first weighted layer receives in one forward, when it
+    receives the model's own floating-point input; None otherwise."""
+    given = storage_keys([t for _, t in fields(x)])
+    seen: list = []
+
+    def record(name, inp, out):
+        if not seen:
+            seen.append(inp)
+
+    hooked_forward(model, x, _WEIGHTED, record)
+    if not seen or not isinstance(seen[0], torch.Tensor) or not first_layer_reads_input(seen[0], given):
+        return None
+    q = nonzero_abs_quantile(seen[0])
+    return None if q is None else (float(seen[0].detach().float().std()), q)
+
+
+def input_scale_verdict(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
+    """The pre-flight's warning for inputs far below unit scale; None when they are not (or cannot be read)."""
+    if has_batchnorm(model):
+        return None
+    scale = first_layer_input_scale(model, x)
+    if scale is None or not is_small(scale[1]):
+        return None
+    std, q = scale
+    return Verdict("input scale", "warn", f"inputs far below unit scale: std {std:.3g}, 99% of the non-zero |x| "
+                   f"below {q:.3g}", "std ~ 1 (99% of |x| above 0.02)", ADVICE)
