@@ -195,7 +195,8 @@ class Monitor(Callback):
         # weights that start at zero (a LoRA adapter's B, a zero-initialized projection): ||dw|| / ||w|| divides by
         # a norm that only the updates made, so it is large at any rate; their ratio is left out
         self.zero_start = {n for n, p in state.model.named_parameters()
-                           if p.requires_grad and p.dim() >= 2 and not bool(p.detach().any())}
+                           if p.requires_grad and not nn.parameter.is_lazy(p) and p.dim() >= 2
+                           and not bool(p.detach().any())}  # (a lazy module's weights are made later)
 
     def _install(self, model: nn.Module) -> None:
         self._remove()
