@@ -93,6 +93,9 @@ SPIKE = 10.0  # a single loss > 10x the first one ...
 SPIKE_NOISE = 150.0  # ... standing > 150 typical per-step deviations above the curve's level there
 PLATEAU_HALF, PLATEAU_LEVEL = 0.97, 0.3
 LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
+#: a small drop (< LOW_DROP) reads "too low" only if its second half still falls by > 3 noise sigmas of the k-step
+#: means, or if the drop is under twice the flat line; else the curve levelled off within the noise
+LATE_FALL_SIGMAS, LEVEL_MIN_DROP = 3.0, 2 * FLAT_DROP
 
 
 def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
@@ -205,10 +208,27 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False) -> Verdict:
         return Verdict(name, "warn", "high: fast drop, then a plateau; " + value,
                        "a steady decrease to a low value", "lower the learning rate, or decay it on the plateau")
     slow = f["half_share"] < LOW_BEND or f["last_quarter_share"] > LOW_LAST_QUARTER
-    if f["half_share"] < LOW_HALF or (f["rel_drop"] < LOW_DROP and slow and not bound):
-        return Verdict(name, "warn", "too low: slow, near-linear decrease; " + value,
-                       "most of the drop early, then a slowing decrease", "raise the learning rate (by 3-10x)")
+    if f["half_share"] < LOW_HALF:
+        return _too_low(name, value)
+    if f["rel_drop"] < LOW_DROP and slow and not bound:
+        # a small drop whose shape is read through batch noise: "too low" needs the loss still falling in the
+        # second half by more than the noise of the two k-step means that measure it (3 sigma / sqrt(k / 2)); a
+        # curve that barely left the flat line (a drop under LEVEL_MIN_DROP) is read as slow, as before
+        late_drop = (1 - f["half_share"]) * (f["head"] - f["tail"])
+        if late_drop > LATE_FALL_SIGMAS * sigma * math.sqrt(2 / f["k"]) or f["rel_drop"] < LEVEL_MIN_DROP:
+            return _too_low(name, value)
+        return Verdict(name, "info", f"levelled off: a small drop, then no fall beyond the batch noise "
+                       f"({late_drop:.2g} in the second half, noise {sigma * math.sqrt(2 / f['k']):.2g}); " + value,
+                       "a steady decrease", "the curve does not show a rate that is too low (a too-low rate is "
+                       "still falling at the end): if the loss should go lower, look at what the model can read "
+                       "(inputs that carry the signal, token positions, capacity) before the learning rate")
     return Verdict(name, "pass", "good: steady decrease; " + value, "a steady decrease")
+
+
+def _too_low(name: str, value: str) -> Verdict:
+    """The "too low" verdict: a slow, near-linear decrease that a larger rate speeds up."""
+    return Verdict(name, "warn", "too low: slow, near-linear decrease; " + value,
+                   "most of the drop early, then a slowing decrease", "raise the learning rate (by 3-10x)")
 
 
 #: with no human-level error known, a training error above this is still a bias warning

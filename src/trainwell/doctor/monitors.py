@@ -192,6 +192,11 @@ class Monitor(Callback):
     def on_fit_start(self, state: State) -> None:
         self._remove()  # hooks left by a fit that ended in an exception
         self.records, self.warnings, self._max_lr, self._first_loss = [], [], 0.0, None
+        # weights that start at zero (a LoRA adapter's B, a zero-initialized projection): ||dw|| / ||w|| divides by
+        # a norm that only the updates made, so it is large at any rate; their ratio is left out
+        self.zero_start = {n for n, p in state.model.named_parameters()
+                           if p.requires_grad and not nn.parameter.is_lazy(p) and p.dim() >= 2
+                           and not bool(p.detach().any())}  # (a lazy module's weights are made later)
 
     def _install(self, model: nn.Module) -> None:
         self._remove()
@@ -254,6 +259,8 @@ class Monitor(Callback):
             if p.grad is not None:
                 grads[name] = float(p.grad.norm()) / math.sqrt(p.numel())
             if p.dim() >= 2:  # weights only: a zero-initialized bias has no meaningful ratio
+                if name in getattr(self, "zero_start", ()):
+                    continue  # started at zero: its norm is the sum of its updates, the ratio measures no step size
                 updates[name] = float((p.detach() - before).norm() / before.norm().clamp_min(1e-12))
         lr = float(state.optimizer.param_groups[0]["lr"])
         self._max_lr = max(getattr(self, "_max_lr", 0.0), lr)
@@ -315,11 +322,19 @@ class Monitor(Callback):
             median = ratios[len(ratios) // 2]
             lo, hi = self.update_range
             if median > hi:
-                self._warn("update/weight ratio", "all", step, f"median {median:.2g}",
+                self._warn("update/weight ratio", "all", step, f"median {median:.2g}{self._zero_start_note()}",
                            "updates are large (healthy ~1e-3): lower the learning rate")
             elif median < lo and r["lr"] >= 0.5 * self._max_lr and not converged:  # nor while a schedule anneals
                 self._warn("update/weight ratio", "all", step, f"median {median:.2g}",
                            "updates are tiny (healthy ~1e-3): raise the learning rate")
+
+    def _zero_start_note(self) -> str:
+        """Which weights the update/weight ratio leaves out because they started at zero ('' if none)."""
+        names = sorted(getattr(self, "zero_start", ()))
+        if not names:
+            return ""
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        return f" (left out: {shown}, which started at zero, so ||dw|| / ||w|| is large at any rate)"
 
     def on_fit_end(self, state: State) -> None:
         self._remove()
@@ -329,7 +344,7 @@ class Monitor(Callback):
         if not self.records and not self.warnings:
             return [Verdict("monitors", "skip", f"skipped: no step observed yet (one in {self.every})", "-", "")]
         if not self.warnings:
-            return [Verdict("monitors", "pass", f"{len(self.records)} snapshots, no warnings",
+            return [Verdict("monitors", "pass", f"{len(self.records)} snapshots, no warnings{self._zero_start_note()}",
                             "no dead/saturated layers, balanced gradients, update/weight ~1e-3")]
         return [Verdict(f"monitor: {w['kind']}", "fail", f"in layer '{w['where']}' at step {w['step']}: {w['value']}",
                         "finite values", w["advice"]) if w["kind"].startswith("non-finite") else
