@@ -471,7 +471,7 @@ def test_resuming_after_the_data_file_changed_is_refused(workdir, capsys):
     assert "iris.csv: the data file changed since this run started" in err and len(err.strip().splitlines()) == 1
     (workdir / "iris.csv").unlink()
     assert main(["fit", "--resume", "run", "--set", "train.epochs=4", "--quiet"]) == 2
-    assert "iris.csv: file not found" in capsys.readouterr().err
+    assert "iris.csv: the data file this run trained on is gone" in capsys.readouterr().err
     assert json.loads((workdir / "run" / "summary.json").read_text())["epochs"] == 3  # the run itself untouched
 
 

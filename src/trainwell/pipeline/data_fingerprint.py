@@ -53,7 +53,7 @@ def check_unchanged(run_dir: str | Path, root: str) -> None:
     now = fingerprint(root)
     if now is None:
         raise TrainwellError(f"{root}: the data file this run trained on is gone: --resume needs the same file "
-                             f"(restore it, or start a new run)")
+                             f"(restore it at that path, or start a new run)")
     if now["sha256"] != recorded["sha256"]:
         size = f"{recorded.get('size', '?')} -> {now['size']} bytes"
         raise TrainwellError(f"{root}: the data file changed since this run started ({size}, another SHA-256): a "

@@ -150,6 +150,8 @@ def _fit(cfg: Config, ctx: distributed.Context | None, *, out, resume, force, qu
         # touched: a bad config never costs a user an existing run
         claim = Claim.resume(resume) if resume is not None and main else None
         try:
+            if claim is not None:  # before the data are read: a moved or edited file is named as the run's own
+                data_fingerprint.check_unchanged(claim.path, cfg.data.root)
             prep, parts = _build(cfg, ctx, setup)
             run, ckpt, claim = _open_run(cfg, claim, word, out=out, resume=resume, force=force, main=main)
         except BaseException:
@@ -223,7 +225,6 @@ def _open_run(cfg: Config, claim: Claim | None, word: dict, *, out, resume, forc
         run = RunDir(claim.path)
         ckpt = check_training_checkpoint(load_checkpoint(run.last), run.last)
         refuse_fewer_epochs(cfg.train.epochs, ckpt)  # before config.toml is rewritten
-        data_fingerprint.check_unchanged(run.path, cfg.data.root)
         return run, ckpt, claim
     claim = Claim.take("fit", out, force=force, name=cfg.name, config_hash=cfg.hash())
     return RunDir(claim.path), None, claim
