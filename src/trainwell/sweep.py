@@ -117,9 +117,7 @@ def combinations(cfg: Config, grid: dict[str, list], seeds: int) -> list[tuple[d
                     if not isinstance(node.get(part), dict):
                         raise ParameterError("grid", key, "is not a config field")
                     node = node[part]
-                if last not in node:
-                    raise ParameterError("grid", key, "is not a config field")
-                node[last] = value
+                node[last] = value  # a key check_key passed: a field, or an entry of a free table (data.options)
             out.append((settings, config_from_dict(raw)))
     return out
 

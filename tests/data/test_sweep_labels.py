@@ -62,3 +62,15 @@ def test_resuming_a_sweep_after_its_data_file_changed_is_refused(workdir, capsys
     err = capsys.readouterr().err
     assert "iris.csv: the data file changed since this run started" in err and len(err.strip().splitlines()) == 1
     assert len(rows) == 60
+
+
+def test_a_grid_over_one_data_option(workdir):
+    """--grid data.options.test_fraction=... varies that option as --set sets it (the rest of the table kept)."""
+    write_iris(workdir / "iris.csv")
+    args = ["sweep", "--out", str(workdir / "sw"), "--grid", "data.options.test_fraction=0.2,0.5"]
+    for s in [*QUIET, "data.name=csv", "data.root=iris.csv", "data.options.label=species"]:
+        args += ["--set", s]
+    assert main(args) == 0
+    sizes = [json.loads((workdir / "sw" / f"member-{m}" / "summary.json").read_text())["sizes"]["test"]
+             for m in range(2)]
+    assert sizes == [12, 30]  # 20% and 50% of 60 rows
