@@ -282,7 +282,7 @@ def read_toml(path: str | Path) -> dict:
 
 def _refuse_data_file(p: Path) -> None:
     """A data file given where a config goes (``trainwell fit iris.csv``): the settings that train on it."""
-    from trainwell.data.user_files import READERS
+    from trainwell.data.file_kinds import READERS
 
     name = READERS.get(p.suffix.lower())
     if name is not None and p.is_file():

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from trainwell.data.file_kinds import READERS
 from trainwell.data.files import check_labels
 from trainwell.errors import DataError
 
 DEFAULT_TEST_FRACTION = 0.2
-READERS = {".npz": "npz", ".csv": "csv", ".tsv": "csv"}  # which data.name reads a file, by its suffix
 MAX_CLASSES = 1_000_000  # a larger label is an id of another kind (a zip code, a year), not a class index
 
 
