@@ -47,6 +47,23 @@ def test_lr_diagnosis_noisy_slow_curves_are_not_too_high():
         assert learning_rate_diagnosis([1.0986] * 300).value.startswith("flat")
 
 
+def test_lr_diagnosis_reads_a_plateau_as_high_only_beyond_the_batch_noise():
+    """A plateau (over 97% of the drop by mid-run) must stand out of the noise of the k-step means against a curve
+    still bending (85%): a one-sided 2-sigma test, so a bending curve reads "high" on ~2% of noise draws."""
+    t = torch.arange(96, dtype=torch.float64)
+
+    def label(tau, amp, noise, seed):
+        z = torch.randn(96, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        return learning_rate_diagnosis((1.0 + amp * torch.exp(-t / tau) + noise * z).tolist()).value.split(":")[0]
+
+    # a fast drop then a level, with little noise: "high" (its share stands > 10 sigmas above a bending curve's)
+    assert all(label(5, 0.3, 0.002, seed) == "high" for seed in range(20))
+    # a curve that makes ~87% of its drop by mid-run, with 5% per-step noise (a 96-step mini-batch run)
+    bending = [label(25, 0.2, 0.05, seed) for seed in range(200)]
+    assert bending.count("high") <= 10, bending.count("high")
+    assert bending.count("levelled off") > bending.count("high")
+
+
 def sgd_curve(lr, batch_size, seed, epochs=40, dead=False):
     """Per-step losses of plain SGD on spirals with a user-written loop (no trainwell trainer)."""
     x, y = load("spirals", n_per_class=100).train

@@ -96,6 +96,10 @@ LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
 #: a small drop (< LOW_DROP) reads "too low" only if its second half still falls by > 3 noise sigmas of the k-step
 #: means, or if the drop is under twice the flat line; else the curve levelled off within the noise
 LATE_FALL_SIGMAS, LEVEL_MIN_DROP = 3.0, 2 * FLAT_DROP
+#: a plateau (over PLATEAU_HALF of the drop by mid-run) reads "high" only if the share made by mid-run stands above
+#: a still-bending curve's (LOW_BEND) by 2 noise sigmas of the k-step means that measure it; else the noise hides
+#: whether the loss went on falling, and the curve is read as levelled off
+PLATEAU_SIGMAS = 2.0
 
 
 def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
@@ -104,7 +108,8 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
 
     Following cs231n ("babysitting the learning process"): very high -> the loss rises, spikes or becomes NaN;
     high -> a fast drop, then a plateau at a worse value, or a bouncing curve; good -> a steady decrease that
-    flattens; low -> a slow, near-linear decrease. A curve that does not move at all is its own verdict (a dead
+    flattens; low -> a slow, near-linear decrease. A plateau or a slow decrease that the batch noise cannot tell from
+    a curve levelling off reads "levelled off" (info). A curve that does not move at all is its own verdict (a dead
     network looks like that at any rate). Fewer than 10 steps or a non-finite loss never pass.
 
     Args:
@@ -205,8 +210,12 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False) -> Verdict:
         return Verdict(name, "warn", "too high: the loss oscillates; " + value, "a steady decrease",
                        "lower the learning rate or enlarge the batch")
     if f["half_share"] > PLATEAU_HALF and f["tail"] > PLATEAU_LEVEL * f["first"]:
-        return Verdict(name, "warn", "high: fast drop, then a plateau; " + value,
-                       "a steady decrease to a low value", "lower the learning rate, or decay it on the plateau")
+        # the mid-run level and the end's are k-step means: the share between them is known to sigma * sqrt(2 / k)
+        spread = sigma * math.sqrt(2 / f["k"])
+        if (f["half_share"] - LOW_BEND) * (f["head"] - f["tail"]) > PLATEAU_SIGMAS * spread:
+            return Verdict(name, "warn", "high: fast drop, then a plateau; " + value,
+                           "a steady decrease to a low value", "lower the learning rate, or decay it on the plateau")
+        return _noisy_plateau(name, value, f, spread)
     slow = f["half_share"] < LOW_BEND or f["last_quarter_share"] > LOW_LAST_QUARTER
     if f["half_share"] < LOW_HALF:
         return _too_low(name, value)
@@ -223,6 +232,18 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False) -> Verdict:
                        "still falling at the end): if the loss should go lower, look at what the model can read "
                        "(inputs that carry the signal, token positions, capacity) before the learning rate")
     return Verdict(name, "pass", "good: steady decrease; " + value, "a steady decrease")
+
+
+def _noisy_plateau(name: str, value: str, f: dict, spread: float) -> Verdict:
+    """A drop made by mid-run, then a level that the batch noise cannot tell from a curve still bending down: no
+    sign of a rate that is too high (a too-high rate's plateau stands out of the noise), nor of one too low."""
+    late = (1 - f["half_share"]) * (f["head"] - f["tail"])
+    change = f"{'a fall' if late >= 0 else 'a rise'} of {abs(late):.2g} in the second half, noise {spread:.2g}"
+    return Verdict(name, "info", f"levelled off: the drop made by mid-run, then no change beyond the batch noise "
+                   f"({change}); " + value, "a steady decrease",
+                   "the curve does not show a rate that is too high or too low: the plateau is within the batch "
+                   "noise; to read it, average over more steps (a longer run or a larger batch) before changing "
+                   "the learning rate")
 
 
 def _too_low(name: str, value: str) -> Verdict:

@@ -356,7 +356,8 @@ class Monitor(Callback):
             self._install(state.model)
 
     def state_dict(self) -> dict:
-        armed = {"armed": self._armed, "snapshot": self._snapshot, "max_lr": getattr(self, "_max_lr", 0.0)}
+        armed = {"armed": self._armed, "snapshot": self._snapshot, "max_lr": getattr(self, "_max_lr", 0.0),
+                 "zero_start": sorted(getattr(self, "zero_start", ()))}  # a resumed fit does not call on_fit_start
         if self.path is not None:  # the records live in the file; the checkpoint says how many are valid
             return {"n_records": len(self.records), "warnings": self.warnings, **armed}
         return {"records": self.records, "warnings": self.warnings, **armed}
@@ -365,6 +366,7 @@ class Monitor(Callback):
         self.warnings = list(state.get("warnings", []))
         self._armed, self._snapshot = bool(state.get("armed", False)), state.get("snapshot")
         self._max_lr = float(state.get("max_lr", 0.0))
+        self.zero_start = set(state.get("zero_start", ()))  # the weights that were zero when watching began
         if "records" in state:
             self.records = list(state["records"])
             return
