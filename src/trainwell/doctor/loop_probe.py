@@ -24,6 +24,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from trainwell.doctor import game_players, registration
 from trainwell.doctor import outputs as O
 from trainwell.doctor.backward_passes import OutputGradients
+from trainwell.doctor.batch_statistics import uses_batch_statistics, values_per_channel
 from trainwell.doctor.small_inputs import first_layer_reads_input, nonzero_abs_quantile, storage_keys
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
@@ -83,6 +84,11 @@ class LoopProbe:
         self.frozen_norm_steps = 0  # training steps that ran BatchNorm layers with frozen weights in train mode
         self.frozen_norms: set[str] = set()  # which ones
         self.single_example_forwards = 0  # training forwards of a batch of 1 through BatchNorm
+        # per BatchNorm layer using batch statistics: the values per channel it normalized on observed training
+        # forwards (:mod:`trainwell.doctor.batch_statistics`)
+        self.norm_counts: dict[str, list[int]] = {}
+        self.norm_kinds = {n: type(m).__name__ for n, m in model.named_modules()
+                           if isinstance(m, nn.modules.batchnorm._BatchNorm)}
         self.mode_sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
         self.step_forward: tuple | None = None  # an observed step's latest training forward's (args, kwargs)
         self.reading = False  # the probe runs the model itself: its hooks record nothing
@@ -205,6 +211,8 @@ class LoopProbe:
         kinds = (nn.Sigmoid,) + ((nn.modules.dropout._DropoutNd,) if self.scores_dropout is None else ())
         self._layer_hooks += [m.register_forward_hook(self._hook(self._last_output(name)))
                               for name, m in self.model.named_modules() if isinstance(m, kinds)]
+        self._layer_hooks += [m.register_forward_pre_hook(self._hook(self._norm_count(name)))
+                              for name, m in self.model.named_modules() if name in self.norm_kinds]
         self._armed = True
 
     def _disarm(self) -> None:
@@ -331,6 +339,16 @@ class LoopProbe:
         if registration.other_models_parameters(self.model, leaves, self.held_now()):
             self.game = ("its inputs come from another model that no optimizer given to doctor.watch steps (a GAN's "
                          "generator; or pass a backbone's optimizer too)")
+
+    def _norm_count(self, name: str):
+        def count(module, args) -> None:
+            if self.reading or not torch.is_grad_enabled() or not uses_batch_statistics(module) or \
+                    len(self.norm_counts.get(name, ())) >= 64:
+                return
+            m = values_per_channel(args[0] if args else None)
+            if m is not None:
+                self.norm_counts.setdefault(name, []).append(m)
+        return count
 
     def _last_output(self, name: str):
         def record(module, args, out) -> None:
