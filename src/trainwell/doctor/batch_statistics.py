@@ -16,6 +16,7 @@ verdict warns when half the observed forwards through a layer or more gave it :d
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from trainwell.doctor.verdict import Verdict
@@ -70,3 +71,32 @@ def batch_statistics(counts: dict[str, list[int]], kinds: dict[str, str]) -> Ver
                    "the inputs carry: train with a larger batch, or use GroupNorm or LayerNorm, which normalize "
                    "each example on its own; when fine-tuning a pretrained model with small batches, keep its "
                    "BatchNorm layers in eval mode (their running statistics)")
+
+
+class NormCounts:
+    """The values per channel each BatchNorm layer of ``model`` normalizes by batch statistics, read by forward
+    pre-hooks on observed steps' training forwards (64 per layer at most)."""
+
+    def __init__(self, model: nn.Module):
+        self.kinds = {n: type(m).__name__ for n, m in model.named_modules()
+                      if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        self.counts: dict[str, list[int]] = {}
+
+    def attach(self, model: nn.Module, wrap, reading) -> list:
+        """Hooks on the BatchNorm layers (``wrap``: how the probe wraps a hook); ``reading()``: the probe runs
+        the model itself, and nothing is recorded."""
+        return [m.register_forward_pre_hook(wrap(self._counter(name, reading)))
+                for name, m in model.named_modules() if name in self.kinds]
+
+    def _counter(self, name: str, reading):
+        def count(module, args) -> None:
+            if reading() or not torch.is_grad_enabled() or not uses_batch_statistics(module) or \
+                    len(self.counts.get(name, ())) >= 64:
+                return
+            m = values_per_channel(args[0] if args else None)
+            if m is not None:
+                self.counts.setdefault(name, []).append(m)
+        return count
+
+    def verdict(self) -> Verdict | None:
+        return batch_statistics(self.counts, self.kinds)

@@ -46,7 +46,6 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.advice_agreement import agree
-from trainwell.doctor.batch_statistics import batch_statistics
 from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.contrastive_floor import ContrastiveReader, flat_at_floor
@@ -419,7 +418,8 @@ class Watch:
                    tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
                    aligned=not self._ys or not p.steps or
                    ld.position_aligned(p.steps[0]["first_logits"], self._ys[0]))),
-               ld.single_example_batches(p), batch_statistics(p.norm_counts, p.norm_kinds), loop_echo(p, self._echoes, self._echo_sample),
+               ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
+               loop_echo(p, self._echoes, self._echo_sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
                loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses),
