@@ -141,6 +141,8 @@ class Loop:
     unscale: bool = True  # .grad divided by loss_scale before clipping and the step
     give_targets: bool = True  # the targets passed to w.step(loss, y=...)
     batch: int = BATCH  # the training batch size
+    raw_units: float = 0.0  # the data in raw units (x * raw_units + 3 * raw_units), standardized for training
+    val_raw: bool = False  # with raw_units: the validation inputs left raw (else standardized with the training stats)
     extra: dict = field(default_factory=dict)
 
 
@@ -150,6 +152,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     x, y = blobs(N - 31 if cfg.ragged else N, seed)
     xv, yv = blobs(NV, seed + 1)
     x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
+    if cfg.raw_units:
+        x, xv = x * cfg.raw_units + 3 * cfg.raw_units, xv * cfg.raw_units + 3 * cfg.raw_units
+        mu, sd = x.mean(0), x.std(0)
+        x = (x - mu) / sd
+        xv = xv if cfg.val_raw else (xv - mu) / sd
     if cfg.nan_rows:
         x[torch.arange(70, len(x), 97), 3] = math.nan
     if cfg.sort:
@@ -411,6 +418,9 @@ CASES = [
     # batch statistics
     Case("BatchNorm1d trained with batches of 2", Loop(model="batchnorm", batch=2, lr=0.05),
          Loop(model="batchnorm", lr=0.05), "loop: batch statistics"),
+    # validation preprocessing
+    Case("validation features left raw, training ones standardized", Loop(raw_units=40.0, val_raw=True),
+         Loop(raw_units=40.0), "loop: validation inputs"),
 ]
 
 
