@@ -50,7 +50,8 @@ class Moments:
                 self.n >= self.rows:
             return
         x = x.detach()[: self.rows - self.n]
-        flat = x.reshape(len(x), -1).double()
+        # float64 where the device has it (not Apple's MPS); the pivot keeps float32 close
+        flat = x.reshape(len(x), -1).to(torch.float32 if x.device.type == "mps" else torch.float64)
         if self.shape is None:
             self.shape, self.pivot, self.pivot_all = tuple(x.shape[1:]), flat.mean(0), flat.mean()
         elif tuple(x.shape[1:]) != self.shape:
