@@ -57,6 +57,7 @@ class Net(nn.Module):
         self.drop = nn.Dropout(0.9 if kind == "keep_as_p" else 0.1)  # keep_as_p: p written as keeping probability
         self.blocks = nn.ModuleList([_Residual(64, twice=kind == "residual_twice") for _ in range(6)]) \
             if kind.startswith("residual") else None
+        self.norms = nn.ModuleList([nn.BatchNorm1d(64) for _ in self.layers]) if kind == "batchnorm" else None
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
@@ -66,8 +67,10 @@ class Net(nn.Module):
 
     def forward(self, x):
         h = x
-        for layer in self.layers:
-            if self.kind.startswith("functional_dropout"):  # F.dropout: on in eval too unless told the mode
+        for k, layer in enumerate(self.layers):
+            if self.norms is not None:
+                h = self.drop(F.relu(self.norms[k](layer(h))))
+            elif self.kind.startswith("functional_dropout"):  # F.dropout: on in eval too unless told the mode
                 h = F.dropout(F.relu(layer(h)), 0.1, training=self.training if self.kind.endswith("ok") else True)
             else:
                 h = self.drop(F.relu(layer(h)))
@@ -137,6 +140,9 @@ class Loop:
     loss_scale: float = 1.0  # a static loss scale written by hand: (loss * loss_scale).backward()
     unscale: bool = True  # .grad divided by loss_scale before clipping and the step
     give_targets: bool = True  # the targets passed to w.step(loss, y=...)
+    batch: int = BATCH  # the training batch size
+    raw_units: float = 0.0  # the data in raw units (x * raw_units + 3 * raw_units), standardized for training
+    val_raw: bool = False  # with raw_units: the validation inputs left raw (else standardized with the training stats)
     extra: dict = field(default_factory=dict)
 
 
@@ -146,6 +152,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     x, y = blobs(N - 31 if cfg.ragged else N, seed)
     xv, yv = blobs(NV, seed + 1)
     x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
+    if cfg.raw_units:
+        x, xv = x * cfg.raw_units + 3 * cfg.raw_units, xv * cfg.raw_units + 3 * cfg.raw_units
+        mu, sd = x.mean(0), x.std(0)
+        x = (x - mu) / sd
+        xv = xv if cfg.val_raw else (xv - mu) / sd
     if cfg.nan_rows:
         x[torch.arange(70, len(x), 97), 3] = math.nan
     if cfg.sort:
@@ -226,8 +237,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         if not cfg.give_targets:
             return None
         return soft_targets(t) if cfg.loss.startswith("kl") else t
-    steps_per_epoch = -(-len(x) // BATCH) if cfg.ragged else len(x) // BATCH
-    first = torch.arange(BATCH)
+    steps_per_epoch = -(-len(x) // cfg.batch) if cfg.ragged else len(x) // cfg.batch
+    first = torch.arange(cfg.batch)
     with doctor.watch(model, opt, every=every) as w:
         for epoch in range(EPOCHS):
             if not cfg.eval_in_training:
@@ -239,7 +250,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     opt.add_param_group({"params": list(model.layers.parameters())})
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
             for i in range(steps_per_epoch):
-                idx = first if cfg.same_batch else perm[i * BATCH : (i + 1) * BATCH]
+                idx = first if cfg.same_batch else perm[i * cfg.batch : (i + 1) * cfg.batch]
                 if cfg.zero_grad == "before":
                     opt.zero_grad()
                 micro = idx.chunk(cfg.accumulate)
@@ -404,6 +415,12 @@ CASES = [
     Case("inputs scaled 1000x too small (divided twice)", Loop(scale_inputs=1e-3), Loop(), "far below unit scale"),
     Case("weights N(0, 0.01) in a six-layer net", Loop(model="deep", init_std=0.01, lr=0.05),
          Loop(model="deep", lr=0.05, he_init=True), "collapse through depth"),
+    # batch statistics
+    Case("BatchNorm1d trained with batches of 2", Loop(model="batchnorm", batch=2, lr=0.05),
+         Loop(model="batchnorm", lr=0.05), "loop: batch statistics"),
+    # validation preprocessing
+    Case("validation features left raw, training ones standardized", Loop(raw_units=40.0, val_raw=True),
+         Loop(raw_units=40.0), "loop: validation inputs"),
 ]
 
 

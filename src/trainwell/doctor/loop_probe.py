@@ -24,9 +24,11 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from trainwell.doctor import game_players, registration
 from trainwell.doctor import outputs as O
 from trainwell.doctor.backward_passes import OutputGradients
+from trainwell.doctor.batch_statistics import NormCounts
 from trainwell.doctor.small_inputs import first_layer_reads_input, nonzero_abs_quantile, storage_keys
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
+from trainwell.doctor.validation_inputs import SplitInputs
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -83,6 +85,7 @@ class LoopProbe:
         self.frozen_norm_steps = 0  # training steps that ran BatchNorm layers with frozen weights in train mode
         self.frozen_norms: set[str] = set()  # which ones
         self.single_example_forwards = 0  # training forwards of a batch of 1 through BatchNorm
+        self.norm_values = NormCounts(model)  # the values per channel BatchNorm normalized on observed steps
         self.mode_sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
         self.step_forward: tuple | None = None  # an observed step's latest training forward's (args, kwargs)
         self.reading = False  # the probe runs the model itself: its hooks record nothing
@@ -103,6 +106,7 @@ class LoopProbe:
         self.received: set[str] = set()  # parameters that got a gradient on an observed step
         self.reached: set[str] = set()  # parameters a backward reached on an observed step (a gradient, maybe 0)
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
+        self.split_inputs = SplitInputs()  # the training inputs against the validation inputs
         self._forward_inputs: set = set()  # where the floating-point inputs of the last one recorded lie
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
@@ -205,6 +209,7 @@ class LoopProbe:
         kinds = (nn.Sigmoid,) + ((nn.modules.dropout._DropoutNd,) if self.scores_dropout is None else ())
         self._layer_hooks += [m.register_forward_hook(self._hook(self._last_output(name)))
                               for name, m in self.model.named_modules() if isinstance(m, kinds)]
+        self._layer_hooks += self.norm_values.attach(self.model, self._hook, lambda: self.reading)
         self._armed = True
 
     def _disarm(self) -> None:
@@ -293,12 +298,14 @@ class LoopProbe:
             self._tick += 1
             self._last_forward = self._tick
         if not grad:
+            self.split_inputs.no_grad(first_tensor(args, kwargs))
             return
         x = first_tensor(args, kwargs)
         if x is None:
             return
         if self._armed:
             self.step_forward = (args, kwargs)
+            self.split_inputs.training(x)
         if self.batchnorm and module.training and x.dim() > 1 and len(x) == 1:
             self.single_example_forwards += 1
         # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
@@ -392,6 +399,7 @@ class LoopProbe:
                 self.frozen_norm_steps += 1
                 self.frozen_norms |= frozen
         self._forwards, self._norms_training = [], set()
+        self.split_inputs.stepped()
 
     def _frozen_norms(self) -> set[str]:
         """Of the BatchNorm layers this step ran in train mode, those whose weight and bias do not train: they
@@ -435,6 +443,7 @@ class LoopProbe:
         no_grad = [mode for mode, grad in self._forwards if not grad]
         if any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1
+        self.split_inputs.validated()
         self._forwards, self._norms_training = [], set()
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from trainwell.doctor import diagnosis, registration
+from trainwell.doctor.batch_statistics import NAME as BATCH_STATISTICS
 from trainwell.doctor.class_weights import GROW
 from trainwell.doctor.depth_collapse import NAME as COLLAPSE
 from trainwell.doctor.epoch_order import SAME_ORDER
@@ -27,6 +28,7 @@ from trainwell.doctor.registration import _group_names
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.step_record import held
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
+from trainwell.doctor.validation_inputs import NAME as VALIDATION_INPUTS
 from trainwell.doctor.verdict import Verdict
 
 
@@ -377,8 +379,9 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
     the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale (and, with
     the non-finite monitors, to a loss that falls without bound; and all of these to activations that collapse
-    through depth, an init too small), and the overfitting verdict to validations run in
-    train mode (its gap and onset read dropout-noised losses):
+    through depth, an init too small, or BatchNorm normalizing 2 to 4 values per channel), and the overfitting
+    verdict to validations run in train mode (its gap and onset read dropout-noised losses) or on inputs not
+    preprocessed like the training inputs:
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
     become 'info', naming the cause. Frozen parameters (an 'info') are named in a flat or slow learning-rate
@@ -395,6 +398,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     raw_inputs = next((c for c in causes if c.check == "loop: inputs" and
                        ("far from unit scale" in str(c.value) or "far below unit scale" in str(c.value))), None)
     dropped = next((c for c in causes if c.check == "loop: dropout rate"), None)  # most units dropped
+    # BatchNorm on 2-4 values per channel: the gradient through it is about 0, its outputs a few patterns
+    few_values = next((c for c in causes if c.check == BATCH_STATISTICS), None)
     summed = next((v for v in verdicts if v.check == "loop: loss" and v.status == "info"
                    and str(v.value).startswith("summed")), None)
     from_start = next((v for v in verdicts if v.check == DOWNSTREAM[0] and "before any update" in str(v.value)),
@@ -402,9 +407,15 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     unbounded = next((c for c in causes if c.check == UNBOUNDED), None)  # the weights grow with the loss
     train_mode = next((c for c in causes if c.check == "loop: train/eval mode" and
                        TRAIN_MODE_VALIDATIONS in str(c.value)), None)
+    unlike_training = next((c for c in causes if c.check == VALIDATION_INPUTS), None)
     out = []
     for v in verdicts:
-        if train_mode is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
+        if unlike_training is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
+                v.status in ("warn", "info"):
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{VALIDATION_INPUTS}')", v.expected,
+                        "the validation inputs are not preprocessed like the training inputs: the gap reads that "
+                        "mismatch, not overfitting; preprocess them alike, then read the gap")
+        elif train_mode is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
                 v.status in ("pass", "warn", "info"):
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: train/eval mode')", v.expected,
                         "the validation losses were measured in train mode (dropout on, BatchNorm on batch "
@@ -431,8 +442,9 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                 v.status == "warn":  # inverted dropout of p scales the kept units by 1 / (1 - p)
             v = Verdict(v.check, "info", f"{v.value} (explained by '{dropped.check}')", v.expected,
                         f"fix '{dropped.check}' first: the units it keeps are scaled up by 1 / (1 - p)")
-        elif (raw_inputs or dropped or collapsed) is not None and v.check in SCALE_DRIVEN and v.status == "warn":
-            cause = raw_inputs or dropped or collapsed
+        elif (raw_inputs or dropped or collapsed or few_values) is not None and v.check in SCALE_DRIVEN and \
+                v.status == "warn":
+            cause = raw_inputs or dropped or collapsed or few_values
             v = Verdict(v.check, "info", f"{v.value} (explained by '{cause.check}')", v.expected,
                         "the inputs are far from unit scale: normalize them first; this reading follows from it"
                         if cause is raw_inputs else f"fix '{cause.check}' first: this reading follows from it")

@@ -418,7 +418,8 @@ class Watch:
                    tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
                    aligned=not self._ys or not p.steps or
                    ld.position_aligned(p.steps[0]["first_logits"], self._ys[0]))),
-               ld.single_example_batches(p), loop_echo(p, self._echoes, self._echo_sample),
+               ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
+               loop_echo(p, self._echoes, self._echo_sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
                loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses),
