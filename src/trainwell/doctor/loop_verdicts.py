@@ -22,7 +22,7 @@ from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.loss_scaling import clipped_before_unscale, defers_to_clipping, static_scale
-from trainwell.doctor.optimizer_check import empty_group_verdict
+from trainwell.doctor.optimizer_check import duplicates_verdict, empty_group_verdict
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.step_record import held
@@ -77,7 +77,7 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
                        f"{probe.opt_steps} steps: {_group_names(names) if names else 'its parameters'} never change",
                        "every optimizer given to doctor.watch steps", "call its .step() in the loop (after "
                        "backward()), or leave it out of doctor.watch if it is not meant to train")
-    empty = empty_group_verdict(name, probe.optimizers)
+    empty = duplicates_verdict(name, probe.optimizers, probe.named) or empty_group_verdict(name, probe.optimizers)
     if empty is not None:
         return empty
     return Verdict(name, "pass", "every parameter that receives a gradient is in the optimizer", "-")
