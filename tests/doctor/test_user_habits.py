@@ -53,3 +53,34 @@ def test_a_shared_block_listed_once_per_position_in_the_optimizer_fails_in_check
             assert loop.status == "fail" and "4 times" in loop.value and "model.parameters()" in loop.advice
         else:
             assert loop.status == "pass"
+
+
+def _clipped_by_value(clip_value, make_opt):
+    torch.manual_seed(0)
+    x = torch.randn(1024, 20)
+    y = (x[:, :4] + x[:, 4:8]).argmax(1)
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 4))
+    opt = make_opt(model.parameters())
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, len(x), 32):
+            loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(model.parameters(), clip_value)
+            opt.step()
+            w.step(loss)
+    report = w.report()
+    return {v.check: v for v in report}
+
+
+def test_clip_grad_value_below_the_gradients_elements_is_named_and_the_flat_curve_defers_to_it():
+    sgd = lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9)  # noqa: E731
+    tight = _clipped_by_value(1e-4, sgd)
+    flow = tight["loop: gradients at optimizer.step()"]
+    assert flow.status == "warn" and "clipped by value" in flow.value and "+-0.0001" in flow.value
+    assert "clip_value" in flow.advice
+    curve = tight["learning rate (loss curve)"]
+    assert curve.status not in ("fail", "warn")
+    assert _clipped_by_value(1.0, sgd)["loop: gradients at optimizer.step()"].status == "pass"
+    adam = _clipped_by_value(1e-4, lambda ps: torch.optim.Adam(ps, lr=1e-3))
+    assert adam["loop: gradients at optimizer.step()"].status == "info"

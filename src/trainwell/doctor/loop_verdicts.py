@@ -27,6 +27,7 @@ from trainwell.doctor.registration import _group_names
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.step_record import held
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
+from trainwell.doctor.value_clipping import value_clipping
 from trainwell.doctor.verdict import Verdict
 
 
@@ -125,6 +126,9 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
                        "only this player's own loss in .grad at its step", "detach the samples for the other "
                        "player's loss (D(fake.detach())), or call this optimizer's zero_grad() after the other "
                        "player's step, right before this player's backward()")
+    by_value = value_clipping(name, probe, later)
+    if by_value is not None:
+        return by_value
     # clip_grad_norm_ rescales every gradient by one factor: .grad stays parallel to what backward() gave
     clipped = [s for s in later if s["scale"] < 0.999 and s["resid"] < 1e-3 and not _power_of_two(s["scale"])]
     if len(later) >= 4 and len(clipped) >= 0.9 * len(later):
