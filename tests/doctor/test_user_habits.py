@@ -42,7 +42,7 @@ def test_a_shared_block_listed_once_per_position_in_the_optimizer_fails_in_check
     torch.manual_seed(1)
     x = torch.randn(256, 20)
     y = x[:, :4].argmax(1)
-    for per_layer, status in ((False, None), (True, "fail")):
+    for per_layer in (False, True):
         model = SharedBlockNet()
         opt = _sgd(model, per_layer)
         held = next(v for v in doctor.check(model, x, y, nn.CrossEntropyLoss(), optimizer=opt)
@@ -84,3 +84,43 @@ def test_clip_grad_value_below_the_gradients_elements_is_named_and_the_flat_curv
     assert _clipped_by_value(1.0, sgd)["loop: gradients at optimizer.step()"].status == "pass"
     adam = _clipped_by_value(1e-4, lambda ps: torch.optim.Adam(ps, lr=1e-3))
     assert adam["loop: gradients at optimizer.step()"].status == "info"
+
+
+class TabularNet(nn.Module):
+    """Embeddings for two categorical columns beside numeric features: ``model(categories, numeric)``."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.city, self.plan = nn.Embedding(10, 4), nn.Embedding(5, 3)
+        self.mlp = nn.Sequential(nn.Linear(4 + 3 + 2, 64), nn.ReLU(), nn.Linear(64, 3))
+
+    def forward(self, cat, num):
+        return self.mlp(torch.cat([self.city(cat[:, 0]), self.plan(cat[:, 1]), num], 1))
+
+
+def test_numeric_features_in_raw_units_are_named_as_the_cause_of_a_failed_overfit():
+    g = torch.Generator().manual_seed(0)
+    cat = torch.stack([torch.randint(10, (256,), generator=g), torch.randint(5, (256,), generator=g)], 1)
+    age, income = 20 + 50 * torch.rand(256, generator=g), 20000 + 80000 * torch.rand(256, generator=g)
+    y = torch.bucketize((cat[:, 0] % 3).float() + (age - 45) / 15 + (income - 60000) / 25000,
+                        torch.tensor([0.0, 1.5]))
+    report = doctor.check(TabularNet(), (cat, torch.stack([age, income], 1)), y, nn.CrossEntropyLoss())
+    overfit = next(v for v in report if v.check == "overfit a tiny subset")
+    assert overfit.status == "fail"
+    assert overfit.advice.startswith("fix 'initial loss' first: the input x[1] is far from unit scale")
+    scaled = torch.stack([(age - 45) / 14.4, (income - 60000) / 23000], 1)
+    fine = doctor.check(TabularNet(), (cat, scaled), y, nn.CrossEntropyLoss())
+    assert next(v for v in fine if v.check == "overfit a tiny subset").status == "pass"
+
+
+def test_an_autoencoder_on_raw_sensor_units_names_the_targets_scale_for_its_failed_overfit():
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randn(256, 3, generator=g) @ torch.randn(3, 12, generator=g)
+    x = raw * 15 + torch.tensor([290.0] * 4 + [1013.0] * 4 + [0.0] * 4)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 3), nn.Linear(3, 32), nn.ReLU(),
+                          nn.Linear(32, 12))
+    overfit = next(v for v in doctor.check(model, x, x, nn.MSELoss()) if v.check == "overfit a tiny subset")
+    assert overfit.status == "fail" and "far from" in overfit.advice.split(";")[0]
+    assert "capacity" not in overfit.advice.split(";")[0]

@@ -32,6 +32,7 @@ from torch import nn
 
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.class_axis import scrambled_classes
+from trainwell.doctor.data_scale import defer_to_data_scale
 from trainwell.doctor.doubled_skip import defer_to_skips, doubled_skip_verdict, doubled_skips
 from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_targets
@@ -215,7 +216,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     if small is not None:  # a first layer fed ~100x too small a signal fits slowly and passes a small variance on
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"fix '{small.check}' first: {SMALL_ADVICE}")
                     if v.check in SCALE_BOUND and v.status in ("fail", "warn") else v for v in verdicts]
-    verdicts = _defer_to_vanishing(verdicts)
+    verdicts = _defer_to_vanishing(defer_to_data_scale(verdicts, x, y))
     if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
         # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"F.ctc_loss is not given log-probabilities: "
