@@ -124,3 +124,27 @@ def test_an_autoencoder_on_raw_sensor_units_names_the_targets_scale_for_its_fail
     overfit = next(v for v in doctor.check(model, x, x, nn.MSELoss()) if v.check == "overfit a tiny subset")
     assert overfit.status == "fail" and "far from" in overfit.advice.split(";")[0]
     assert "capacity" not in overfit.advice.split(";")[0]
+
+
+def _dice_loss(logits, y, softmax=True, classes=3):
+    """A soft Dice loss written by hand over the batch (1 - mean per-class Dice)."""
+    p = logits.softmax(1) if softmax else logits
+    onehot = F.one_hot(y, classes).permute(0, 3, 1, 2).float()
+    inter = (p * onehot).sum((0, 2, 3))
+    return 1 - ((2 * inter + 1) / (p.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + 1)).mean()
+
+
+def test_a_dice_loss_on_raw_scores_has_its_baseline_failure_traced_to_the_unbounded_loss():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, 12, 12, generator=g) * 0.3, torch.zeros(64, 12, 12, dtype=torch.long)
+    for i in range(64):
+        r, c = torch.randint(0, 7, (2,), generator=g).tolist()
+        y[i, r : r + 5, c : c + 5] = 1 + i % 2
+        x[i, 1 + i % 2, r : r + 5, c : c + 5] += 1.0
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 3, 1))
+    report = {v.check: v for v in doctor.check(model, x, y, lambda o, t: _dice_loss(o, t, softmax=False))}
+    assert str(report["overfit a tiny subset"].value).startswith("the loss falls without bound")
+    baseline = report["input-independent baseline"]
+    assert baseline.status in ("fail", "warn") and "margin" not in baseline.advice
+    assert baseline.advice.startswith("fix 'overfit a tiny subset' first")
