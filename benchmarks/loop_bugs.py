@@ -20,6 +20,7 @@ import copy
 import math
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -118,6 +119,8 @@ class Loop:
     one_based: bool = False
     scale_inputs: float = 1.0
     clip: float | None = None
+    clip_value: float | None = None  # torch.nn.utils.clip_grad_value_ before the step
+    params_twice: bool = False  # the optimizer's parameter list built twice over (each tensor held twice)
     accumulate: int = 1
     divide_accumulated: bool = True
     amp: bool = False  # forward under torch.autocast (bfloat16 on the CPU), backward through a GradScaler
@@ -197,8 +200,12 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         for p in model.layers.parameters():
             p.requires_grad = False
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
-                          momentum=0.9 if cfg.lr < 1 else 0.0, weight_decay=cfg.weight_decay)
+    if cfg.params_twice:
+        params = params + params
+    with warnings.catch_warnings():  # torch warns about a tensor held twice, and keeps both
+        warnings.simplefilter("ignore")
+        opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
+                              momentum=0.9 if cfg.lr < 1 else 0.0, weight_decay=cfg.weight_decay)
     if cfg.replace_head:
         model.head = nn.Linear(64, classes)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
@@ -276,6 +283,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         p.grad /= cfg.loss_scale
                 if cfg.clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                if cfg.clip_value is not None:
+                    nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
                 if not cfg.skip_step and not cfg.step_first:
                     if cfg.amp:
                         scaler.step(opt)
@@ -421,6 +430,10 @@ CASES = [
     # validation preprocessing
     Case("validation features left raw, training ones standardized", Loop(raw_units=40.0, val_raw=True),
          Loop(raw_units=40.0), "loop: validation inputs"),
+    # optimizer habits: a tensor held twice, clipping by value
+    Case("every parameter in the optimizer twice", Loop(params_twice=True), Loop(), "loop: optimizer holds"),
+    Case("clip_grad_value_ below the typical gradient element", Loop(clip_value=1e-4), Loop(clip_value=10.0),
+         "clipped by value"),
 ]
 
 

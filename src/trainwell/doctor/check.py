@@ -32,6 +32,7 @@ from torch import nn
 
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.class_axis import scrambled_classes
+from trainwell.doctor.data_scale import defer_to_data_scale
 from trainwell.doctor.doubled_skip import defer_to_skips, doubled_skip_verdict, doubled_skips
 from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_targets
@@ -215,7 +216,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     if small is not None:  # a first layer fed ~100x too small a signal fits slowly and passes a small variance on
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"fix '{small.check}' first: {SMALL_ADVICE}")
                     if v.check in SCALE_BOUND and v.status in ("fail", "warn") else v for v in verdicts]
-    verdicts = _defer_to_vanishing(verdicts)
+    verdicts = _defer_to_unbounded(_defer_to_vanishing(defer_to_data_scale(verdicts, x, y)))
     if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
         # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"F.ctc_loss is not given log-probabilities: "
@@ -239,6 +240,18 @@ def _defer_to_vanishing(verdicts: list) -> list:
     return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{vanish.check}' first: {vanish.advice}")
             if v.check in AXIS_BOUND and v.status == "fail" and "first:" not in (v.advice or "") else v
             for v in verdicts]
+
+
+def _defer_to_unbounded(verdicts: list) -> list:
+    """A loss with no lower bound (the overfit drove it towards -inf: a Dice on raw scores, a term with the wrong
+    sign) lets one output for every input reach any loss: the baseline's failure follows from it, not from a
+    margin of 0 or the data."""
+    if not any(v.check == "overfit a tiny subset" and str(v.value).startswith("the loss falls without bound")
+               for v in verdicts):
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, "fix 'overfit a tiny subset' first: the loss falls "
+                    "without bound, so an output that ignores its input drives it lower than any fit")
+            if v.check == "input-independent baseline" and v.status in ("fail", "warn") else v for v in verdicts]
 
 
 def _with_dropout_rate(verdicts: list, rate) -> list:

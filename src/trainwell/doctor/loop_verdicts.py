@@ -23,12 +23,13 @@ from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.loss_scaling import clipped_before_unscale, defers_to_clipping, static_scale
-from trainwell.doctor.optimizer_check import empty_group_verdict
+from trainwell.doctor.optimizer_check import duplicates_verdict, empty_group_verdict
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.step_record import held
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
 from trainwell.doctor.validation_inputs import NAME as VALIDATION_INPUTS
+from trainwell.doctor.value_clipping import value_clipping
 from trainwell.doctor.verdict import Verdict
 
 
@@ -79,7 +80,7 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
                        f"{probe.opt_steps} steps: {_group_names(names) if names else 'its parameters'} never change",
                        "every optimizer given to doctor.watch steps", "call its .step() in the loop (after "
                        "backward()), or leave it out of doctor.watch if it is not meant to train")
-    empty = empty_group_verdict(name, probe.optimizers)
+    empty = duplicates_verdict(name, probe.optimizers, probe.named) or empty_group_verdict(name, probe.optimizers)
     if empty is not None:
         return empty
     return Verdict(name, "pass", "every parameter that receives a gradient is in the optimizer", "-")
@@ -127,6 +128,9 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
                        "only this player's own loss in .grad at its step", "detach the samples for the other "
                        "player's loss (D(fake.detach())), or call this optimizer's zero_grad() after the other "
                        "player's step, right before this player's backward()")
+    by_value = value_clipping(name, probe, later)
+    if by_value is not None:
+        return by_value
     # clip_grad_norm_ rescales every gradient by one factor: .grad stays parallel to what backward() gave
     clipped = [s for s in later if s["scale"] < 0.999 and s["resid"] < 1e-3 and not _power_of_two(s["scale"])]
     if len(later) >= 4 and len(clipped) >= 0.9 * len(later):

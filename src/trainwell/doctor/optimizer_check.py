@@ -32,7 +32,8 @@ def optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) -> Verdi
                        "the embedding with sparse=False")
     missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
     if not missing:
-        return empty_group_verdict(NAME, [optimizer])
+        return duplicates_verdict(NAME, [optimizer], dict(model.named_parameters())) or \
+            empty_group_verdict(NAME, [optimizer])
     own = {id(p) for p in model.parameters()}
     stale = sum(id(p) not in own for g in optimizer.param_groups for p in g["params"])
     also = f"; it holds {stale} tensors the model no longer has" if stale else ""
@@ -67,3 +68,27 @@ def empty_group_verdict(name: str, optimizers: list[torch.optim.Optimizer]) -> V
                    "nothing?", "every param group holds parameters",
                    "the layers it was meant for train at another group's settings: check the names it filters on "
                    "against model.named_parameters() (or drop the group)")
+
+
+def duplicates_verdict(name: str, optimizers: list[torch.optim.Optimizer],
+                       named: dict[str, torch.Tensor]) -> Verdict | None:
+    """A fail when one tensor sits more than once in one optimizer's param groups: torch keeps every copy (with a
+    warning), so ``step()`` applies that tensor's update once per copy. A list built per layer over a layer shared
+    by several positions (``[p for m in model.layers for p in m.parameters()]`` with ``nn.ModuleList([block] *
+    4)``) lists the shared weights once per position."""
+    names = {id(p): n for n, p in named.items()}
+    twice: dict[int, int] = {}
+    for optimizer in optimizers:  # two optimizers may share a tensor on purpose, each stepping its own loss
+        counts: dict[int, int] = {}
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                counts[id(p)] = counts.get(id(p), 0) + 1
+        twice.update({i: max(k, twice.get(i, 0)) for i, k in counts.items() if k > 1})
+    if not twice:
+        return None
+    listed = [names.get(i, "a tensor outside the model") for i in twice]
+    most = max(twice.values())
+    return Verdict(name, "fail", f"{_group_names(listed)} sit in the optimizer up to {most} times: each step "
+                   f"updates them up to {most}x", "each parameter once in the optimizer",
+                   "a parameter list built layer by layer repeats a layer shared by several positions: build the "
+                   "optimizer on model.parameters() (it lists each tensor once)")

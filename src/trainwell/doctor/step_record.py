@@ -33,6 +33,7 @@ def read_step(probe) -> dict:
     delivered, the loss's form read from the outputs' gradients, and the first step's weight-decay pull."""
     dot = n_g = n_inc = r_p = p_p = r_r = 0.0
     present = cleared = 0
+    clip = ValueClip()
     not_owned, backwards = [], 0
     dropped = crossed = 0  # passes whose gradients .grad lost; tensors that kept another optimizer's pass
     probe.owned = probe.held_now()  # add_param_group counts
@@ -64,6 +65,7 @@ def read_step(probe) -> dict:
         dot += float((g64 * i64).sum())
         n_g += float((g64 * g64).sum())
         n_inc += float((i64 * i64).sum())
+        clip.read(g64, i64)
         r = g64 - i64  # what was added to .grad besides this step's backward passes
         r_p += float((r * w64).sum())
         p_p += float((w64 * w64).sum())
@@ -92,7 +94,7 @@ def read_step(probe) -> dict:
             "amp_scale": stepping_scaler_scale(),
             "before_backward": early, "decay_ratio": decay_ratio,
             "grad_norm": math.sqrt(n_g), "incoming_norm": math.sqrt(n_inc), "backwards": backwards,
-            "dropped": dropped, "crossed": crossed,
+            "dropped": dropped, "crossed": crossed, "value_clip": clip.result(),
             "manual_decay": decay if decay_fit and decay > 0 else None,
             "not_owned": not_owned, "forwards": len(outs),
             "form": known[0]["form"] if known and len(known) == len(forms) else None,
@@ -134,3 +136,33 @@ def coupled_decay(probe) -> tuple[float, float] | None:
     if strongest == 0 or grad == 0:
         return None
     return strongest, math.sqrt(pull / grad)
+
+
+class ValueClip:
+    """Reads ``clip_grad_value_`` from one step's tensors: ``.grad`` equal to what backward() delivered clamped to
+    [-c, c], one c for every tensor. ``result()`` gives (c, the share of the non-zero gradient elements that were
+    clamped), or None when ``.grad`` is not such a clamp or nothing was clamped."""
+
+    def __init__(self):
+        self.caps: list[float] = []
+        self.clamped = self.nonzero = 0
+        self.fits = True
+
+    def read(self, grad: torch.Tensor, incoming: torch.Tensor) -> None:
+        """One tensor's ``.grad`` (float64) against its incoming gradient (float64)."""
+        if not self.fits or torch.equal(grad, incoming):
+            self.nonzero += int(incoming.count_nonzero())
+            return
+        cap = float(grad.abs().max())
+        over = int((incoming.abs() > cap * (1 + 1e-6)).sum())
+        if over == 0 or not torch.allclose(grad, incoming.clamp(-cap, cap), rtol=1e-5, atol=1e-30):
+            self.fits = False
+            return
+        self.caps.append(cap)
+        self.clamped += over
+        self.nonzero += int(incoming.count_nonzero())
+
+    def result(self) -> tuple[float, float] | None:
+        if not self.fits or not self.caps or max(self.caps) > min(self.caps) * (1 + 1e-4) or not self.nonzero:
+            return None
+        return min(self.caps), self.clamped / self.nonzero
