@@ -7,7 +7,7 @@ from torch import nn
 
 from trainwell import doctor
 from trainwell.doctor.dropout_rate import HIGH, dropout_rate_verdict, high_dropout
-from trainwell.doctor.loop_verdicts import SCALE_DRIVEN
+from trainwell.doctor.loop_deferral import SCALE_DRIVEN
 
 
 def _data(n=512, seed=0):

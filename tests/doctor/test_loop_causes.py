@@ -513,7 +513,7 @@ def test_weight_decay_that_outpulls_the_gradient_is_named(wd, status):
 
 
 def test_a_summed_loss_that_diverges_is_told_to_use_the_mean():
-    from trainwell.doctor import loop_verdicts as lv
+    from trainwell.doctor import loop_deferral as lv
     from trainwell.doctor.verdict import Verdict
 
     x, y = _data(n=512)

@@ -13,7 +13,7 @@ from torch import nn
 from trainwell import doctor
 from trainwell.doctor.activations import variance_propagation
 from trainwell.doctor.baseline import input_independent_baseline
-from trainwell.doctor.loop_verdicts import defer
+from trainwell.doctor.loop_deferral import defer
 from trainwell.doctor.overfit import overfit_tiny_subset
 from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.verdict import Verdict

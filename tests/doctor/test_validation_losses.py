@@ -94,7 +94,7 @@ def test_a_validation_loss_not_finite_after_training_diverged_blames_training():
     assert v.status == "fail" and "Inf at validation 2" in v.value and "nor is the training loss" in v.value
     # the learning-rate verdict keeps its own fail: it is not explained by the evaluation
     from trainwell.doctor.diagnosis import learning_rate_diagnosis
-    from trainwell.doctor.loop_verdicts import defer
+    from trainwell.doctor.loop_deferral import defer
 
     curve = learning_rate_diagnosis([1.0 - 0.01 * t for t in range(20)] + [math.nan])
     assert [c.status for c in defer([curve, v])] == ["fail", "fail"]

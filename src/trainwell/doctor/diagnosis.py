@@ -302,7 +302,7 @@ def bias_variance(train_error: float, val_error: float, human_error: float | Non
 
 
 #: the value of the overfitting verdict when a validation loss is NaN/Inf while training was finite: a cause the
-#: learning-rate and bias/variance verdicts defer to (:func:`~trainwell.doctor.loop_verdicts.defer`)
+#: learning-rate and bias/variance verdicts defer to (:func:`~trainwell.doctor.loop_deferral.defer`)
 VALIDATION_NOT_FINITE = "validation loss not finite"
 
 

@@ -54,6 +54,7 @@ from trainwell.doctor.doubled_skip import loop_doubled_skips
 from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
+from trainwell.doctor.loop_deferral import defer
 from trainwell.doctor.loop_loss_inputs import ctc_on_softmax, loss_input_verdict, read_log_rates
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
@@ -331,7 +332,7 @@ class Watch:
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
-        return Report(agree(lv.defer(verdicts + post)), f"trainwell doctor: watching {model}",
+        return Report(agree(defer(verdicts + post)), f"trainwell doctor: watching {model}",
                       phases + ["post"] * len(post))
 
     def _game(self, verdict):

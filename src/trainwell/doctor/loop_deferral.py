@@ -1,0 +1,138 @@
+"""Which verdicts of a watched loop follow from a cause another verdict found, and read as 'info' naming it: the
+learning-rate, bias/variance and update-ratio verdicts defer to a ``loop:`` cause that fired, the monitors that
+inputs far from unit scale (or too small an init, or BatchNorm on a handful of values) explain defer to it, and the
+overfitting verdict to validations that did not measure what it reads (:func:`defer`). The verdicts themselves are
+in :mod:`trainwell.doctor.loop_verdicts` and the modules it names.
+"""
+
+from __future__ import annotations
+
+from trainwell.doctor import diagnosis
+from trainwell.doctor.batch_statistics import NAME as BATCH_STATISTICS
+from trainwell.doctor.class_weights import GROW
+from trainwell.doctor.depth_collapse import NAME as COLLAPSE
+from trainwell.doctor.epoch_order import SAME_ORDER
+from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS
+from trainwell.doctor.loss_scaling import defers_to_clipping
+from trainwell.doctor.smoothing_twice import TWICE
+from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
+from trainwell.doctor.validation_inputs import NAME as VALIDATION_INPUTS
+from trainwell.doctor.verdict import Verdict
+
+#: a fired loop cause makes these downstream verdicts defer to it
+DOWNSTREAM = ("learning rate (loss curve)", "bias/variance", "monitor: update/weight ratio")
+#: monitor verdicts that inputs far from unit scale explain (a first layer driven far into its range)
+SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: vanishing gradients",
+                "monitor: exploding gradients")
+
+
+#: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
+#: its bias alone, the rest of the loss is trained as it should be
+EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, TWICE, SAME_ORDER)
+
+
+def defer(verdicts: list[Verdict]) -> list[Verdict]:
+    """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
+    the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale (and, with
+    the non-finite monitors, to a loss that falls without bound; and all of these to activations that collapse
+    through depth, an init too small, or BatchNorm normalizing 2 to 4 values per channel), and the overfitting
+    verdict to validations run in train mode (its gap and onset read dropout-noised losses) or on inputs not
+    preprocessed like the training inputs:
+    their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
+    learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
+    become 'info', naming the cause. Frozen parameters (an 'info') are named in a flat or slow learning-rate
+    verdict."""
+    causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
+              and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
+              and not defers_to_clipping(v, verdicts)]
+    causes += [v for v in verdicts if _evaluation_fault(v)]
+    collapsed = next((v for v in verdicts if v.check == COLLAPSE and v.status == "warn"), None)  # init too small
+    causes += [collapsed] if collapsed is not None else []
+    frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
+                  None)
+    nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
+    raw_inputs = next((c for c in causes if c.check == "loop: inputs" and
+                       ("far from unit scale" in str(c.value) or "far below unit scale" in str(c.value))), None)
+    dropped = next((c for c in causes if c.check == "loop: dropout rate"), None)  # most units dropped
+    # BatchNorm on 2-4 values per channel: the gradient through it is about 0, its outputs a few patterns
+    few_values = next((c for c in causes if c.check == BATCH_STATISTICS), None)
+    summed = next((v for v in verdicts if v.check == "loop: loss" and v.status == "info"
+                   and str(v.value).startswith("summed")), None)
+    from_start = next((v for v in verdicts if v.check == DOWNSTREAM[0] and "before any update" in str(v.value)),
+                      None)
+    unbounded = next((c for c in causes if c.check == UNBOUNDED), None)  # the weights grow with the loss
+    train_mode = next((c for c in causes if c.check == "loop: train/eval mode" and
+                       TRAIN_MODE_VALIDATIONS in str(c.value)), None)
+    unlike_training = next((c for c in causes if c.check == VALIDATION_INPUTS), None)
+    out = []
+    for v in verdicts:
+        if unlike_training is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
+                v.status in ("warn", "info"):
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{VALIDATION_INPUTS}')", v.expected,
+                        "the validation inputs are not preprocessed like the training inputs: the gap reads that "
+                        "mismatch, not overfitting; preprocess them alike, then read the gap")
+        elif train_mode is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
+                v.status in ("pass", "warn", "info"):
+            v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: train/eval mode')", v.expected,
+                        "the validation losses were measured in train mode (dropout on, BatchNorm on batch "
+                        "statistics): they sit above the eval-mode ones by an amount that is not overfitting; call "
+                        "model.eval() before validating, then read the gap")
+        elif collapsed is not None and v.check == "overfitting" and v.status == "warn" and not _evaluation_fault(v):
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{COLLAPSE}')", v.expected,
+                        f"fix '{COLLAPSE}' first: a network that passes no signal through its depth learns nothing "
+                        "that carries over")
+        elif unbounded is not None and (v.check in SCALE_DRIVEN or v.check.startswith("monitor: non-finite")) and \
+                v.status in ("warn", "fail"):
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{UNBOUNDED}')", v.expected,
+                        "the loss falls without bound: fix its sign first; the weights grow with it")
+        elif from_start is not None and nan_inputs is None and v.check.startswith("monitor: non-finite") and \
+                v.status == "fail":
+            v = Verdict(v.check, "info", f"{v.value} (the loss was not finite at step 0, before any update)",
+                        v.expected, "the forward pass gives NaN/Inf from the start, so the learning rate is not the "
+                        "cause: a softmax over a row that is all -inf (every attention key masked), a log of 0, a "
+                        "division by 0; doctor.check(model, x, y, loss_fn) names the first module that outputs it")
+        elif nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
+            v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
+                        "the inputs hold NaN/Inf: fix the data first")
+        elif dropped is not None and v.check == "loop: loss" and str(v.value).startswith("first loss") and \
+                v.status == "warn":  # inverted dropout of p scales the kept units by 1 / (1 - p)
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{dropped.check}')", v.expected,
+                        f"fix '{dropped.check}' first: the units it keeps are scaled up by 1 / (1 - p)")
+        elif (raw_inputs or dropped or collapsed or few_values) is not None and v.check in SCALE_DRIVEN and \
+                v.status == "warn":
+            cause = raw_inputs or dropped or collapsed or few_values
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{cause.check}')", v.expected,
+                        "the inputs are far from unit scale: normalize them first; this reading follows from it"
+                        if cause is raw_inputs else f"fix '{cause.check}' first: this reading follows from it")
+        elif defers_to_clipping(v, causes):
+            v = Verdict(v.check, "info", f"{v.value} (the loss scale: explained by 'loop: gradients at "
+                        "optimizer.step()')", v.expected, "the gradients were clipped before the loss scale was "
+                        "divided out: fix that first; the loss is not counted twice")
+        elif v.check in DOWNSTREAM and v.status in ("pass", "warn", "fail") and causes:
+            names = ", ".join(_named(c) for c in causes[:2])
+            v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
+                        f"fix {names} first: this reading follows from it")
+        elif v.check == DOWNSTREAM[0] and summed is not None and str(v.value).startswith(("too high", "high")):
+            v = Verdict(v.check, v.status, v.value, v.expected, f"{v.advice}; the loss is {summed.value}: "
+                        f"{summed.advice.split(': ', 1)[-1]}")
+        elif v.check == DOWNSTREAM[0] and v.status == "warn" and frozen is not None and \
+                str(v.value).startswith(("flat", "too low")):
+            v = Verdict(v.check, "warn", f"{v.value}; {frozen.value}", v.expected,
+                        "frozen parameters do not learn: if they should, unfreeze them (requires_grad_(True)) and "
+                        "add them to the optimizer; otherwise " + (v.advice or ""))
+        out.append(v)
+    return out
+
+
+def _evaluation_fault(v: Verdict) -> bool:
+    """The overfitting verdict's fail for a validation loss that is NaN/Inf while the training loss is finite: the
+    model or the evaluation is broken (an inverted attention mask gives NaN in eval mode only), so the training
+    curve's reading is not the cause to act on."""
+    return v.check == "overfitting" and v.status == "fail" and \
+        str(v.value).startswith(diagnosis.VALIDATION_NOT_FINITE) and "nor is the training loss" not in str(v.value)
+
+
+def _named(cause: Verdict) -> str:
+    """How a deferred verdict names its cause: the check, and what it found when the check's name alone would
+    mislead ('overfitting' for a validation loss that is not finite)."""
+    return f"'{cause.check}' ({diagnosis.VALIDATION_NOT_FINITE})" if _evaluation_fault(cause) else f"'{cause.check}'"
