@@ -84,7 +84,8 @@ def _peak_excess(losses: list[float], smooth: list[float], k: int) -> float:
 #: Thresholds, calibrated on SGD runs of a 2-64-64-3 ReLU MLP on spirals (seeds 0-2; batch 8, 32 and full;
 #: lr 1e-3 .. 30; dead-ReLU nets): see benchmarks/RESULTS.md, "LR diagnosis calibration".
 MIN_STEPS = 10
-FLAT_DROP = 0.05  # the last tenth < 5% below the first tenth (or not below the first loss): no progress
+FLAT_DROP = 0.05  # the last tenth < 5% below the first tenth: no progress
+JUMP_SIGMAS = 3.0  # the first tenth's mean > 3 noise sigmas above the first loss: the loss jumped up at once
 ROSE = 0.05  # the last tenth's mean ends > 5% (and > 3 noise sigmas) above the first loss or the first tenth
 FLAT_BOUNCE = 0.04  # flat, but the k-step mean climbs back by > 4% of the starting level: not batch noise
 BOUNCE_RISE = 0.1  # with progress: the k-step mean climbs back by > 10% of the starting level ...
@@ -123,7 +124,7 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
 
     Returns:
         A :class:`Verdict`; its value starts with the label ("too high", "high", "good", "too low", "flat",
-        "unknown").
+        "levelled off", "noisy", "unknown").
 
     Example:
         >>> import math
@@ -147,7 +148,7 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
                        "too few steps to read the curve: train longer (or record every step) before judging the LR")
     floors = floor if isinstance(floor, list) else [floor] * len(losses)
     f = loss_curve_features([v - lo for v, lo in zip(losses, floors, strict=True)])
-    return _read_curve(name, f, _describe_curve(f, batch_size, sum(floors) / len(floors), bound), bound)
+    return _read_curve(name, f, _describe_curve(f, batch_size, sum(floors) / len(floors), bound), bound, floors[0])
 
 
 def _describe_curve(f: dict, batch_size: int | None, floor: float = 0.0, bound: bool = False) -> str:
@@ -184,9 +185,10 @@ def _mid_run(f: dict, floor: float) -> str:
     return f"{share:.0%} of it by mid-run"
 
 
-def _read_curve(name: str, f: dict, value: str, bound: bool = False) -> Verdict:
+def _read_curve(name: str, f: dict, value: str, bound: bool = False, first_floor: float = 0.0) -> Verdict:
     """The verdict of :func:`learning_rate_diagnosis` from a curve's features, rule by rule (``bound``: the drop is
-    measured towards a lower bound of the floor, so a small one is not slow by itself)."""
+    measured towards a lower bound of the floor, so a small one is not slow by itself; ``first_floor``: the first
+    step's floor, added back to quote the first loss)."""
     lower = "lower the learning rate (by 3-10x)"
     # a single loss carries the full step noise, a mean of k losses 1/sqrt(k) of it: rises must exceed 3 sigma,
     # and a bounce of the k-step mean 8 sigma / sqrt(k) (moving means of batch noise reach ~6 over 400 steps)
@@ -197,8 +199,13 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False) -> Verdict:
     if rose or (f["peak"] > SPIKE * abs(f["first"]) and f["peak_excess"] > SPIKE_NOISE):
         what = "the loss rose" if rose else f"the loss spiked to {f['peak']:.3g}"
         return Verdict(name, "fail", f"too high: {what}; " + value, "a steady decrease", lower)
-    # no progress: < 5% below the first tenth, or not below the very first loss (a curve that jumped up at once)
-    if f["rel_drop"] < FLAT_DROP or f["tail"] >= f["first"]:
+    # a curve that jumped up at once (its first tenth above the untrained loss by more than a single loss's noise)
+    # and, though falling since, ends no lower than its first loss: the first updates overshot
+    if f["tail"] >= f["first"] and f["rel_drop"] >= FLAT_DROP and f["head"] - f["first"] > JUMP_SIGMAS * sigma:
+        return Verdict(name, "fail", "too high: the loss jumped up at once and ends no lower than its first value "
+                       f"({f['first'] + first_floor:.3g}); " + value, "a steady decrease", lower)
+    # no progress: < 5% below the first tenth (a single first loss is noise: a drop is measured from the tenth)
+    if f["rel_drop"] < FLAT_DROP:
         if bounce and f["rise"] > FLAT_BOUNCE:
             return Verdict(name, "fail", "too high: the loss bounces without progress; " + value,
                            "a steady decrease", lower)
@@ -207,8 +214,13 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False) -> Verdict:
                        "detached graph or frozen parameters; if none, the learning rate is far off: try 10x "
                        "smaller and 10x larger")
     if f["rise"] > BOUNCE_RISE and f["rise_over_drop"] > OSCILLATION:
-        return Verdict(name, "warn", "too high: the loss oscillates; " + value, "a steady decrease",
-                       "lower the learning rate or enlarge the batch")
+        # the k-step mean climbs back by much of the drop: an oscillation only where it climbs by more than batch
+        # noise lets it (bounce); a noisy healthy curve's moving mean wanders by up to ~5 noise sigmas of two
+        # such means, sigma * sqrt(2 / k), in a run, and its shape then tells neither a high nor a low rate
+        if bounce:
+            return Verdict(name, "warn", "too high: the loss oscillates; " + value, "a steady decrease",
+                           "lower the learning rate or enlarge the batch")
+        return _within_noise(name, value, f)
     if f["half_share"] > PLATEAU_HALF and f["tail"] > PLATEAU_LEVEL * f["first"]:
         # the mid-run level and the end's are k-step means: the share between them is known to sigma * sqrt(2 / k)
         spread = sigma * math.sqrt(2 / f["k"])
@@ -232,6 +244,16 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False) -> Verdict:
                        "still falling at the end): if the loss should go lower, look at what the model can read "
                        "(inputs that carry the signal, token positions, capacity) before the learning rate")
     return Verdict(name, "pass", "good: steady decrease; " + value, "a steady decrease")
+
+
+def _within_noise(name: str, value: str, f: dict) -> Verdict:
+    """Ups and downs of the k-step mean as large as much of the drop, yet within what batch noise gives: the
+    curve's shape cannot tell the rate (a too-high rate's oscillation stands out of the noise)."""
+    spread = f["noise_abs"] * math.sqrt(2 / f["k"])
+    return Verdict(name, "info", f"noisy: the loss goes up and down within the batch noise (a climb of "
+                   f"{f['rise_abs']:.2g}, noise {spread:.2g}); " + value, "a steady decrease",
+                   "the curve's shape does not tell the learning rate here: average over more steps (a longer run "
+                   "or a larger batch), or compare the final loss at this rate and at a third of it")
 
 
 def _noisy_plateau(name: str, value: str, f: dict, spread: float) -> Verdict:

@@ -108,7 +108,11 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
             v = Verdict(v.check, "info", f"{v.value} (the loss scale: explained by 'loop: gradients at "
                         "optimizer.step()')", v.expected, "the gradients were clipped before the loss scale was "
                         "divided out: fix that first; the loss is not counted twice")
-        elif v.check in DOWNSTREAM and v.status in ("pass", "warn", "fail") and causes:
+        elif v.check in DOWNSTREAM and causes and (v.status in ("pass", "warn", "fail") or
+                                                   (v.check == DOWNSTREAM[0] and v.status == "info" and
+                                                    "explained by" not in str(v.value))):
+            # the loss curve's information readings (levelled off, noisy) follow from the cause as much as its
+            # warnings do
             names = ", ".join(_named(c) for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
                         f"fix {names} first: this reading follows from it")
