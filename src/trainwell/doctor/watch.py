@@ -410,10 +410,11 @@ class Watch:
             # model's K - 1 cumulative logits)
             z = p.steps[0]["first_logits"]
             classes = z.shape[-1] if z.dim() >= 2 else None
-        tokens = None if self._echo_sample is None or self._echo_sample[3][self._echo_sample[2]].is_floating_point() \
-            else True  # targets equal to a token-id input
+        sample = self._echo_sample  # targets equal to a floating-point input, or to token ids
+        echo = loop_echo if sample is None or sample[3][sample[2]].is_floating_point() else loop_copied_tokens
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
-               lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lsch.lr_schedule(p),
+               lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p),
+               lsch.lr_schedule(p, losses),
                ll.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                low_precision_weights(p), ld.inputs(p, self._memorizing()),
                ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in self._parts.items() if v}, ld.labels(
@@ -423,7 +424,7 @@ class Watch:
                    aligned=not self._ys or not p.steps or
                    ld.position_aligned(p.steps[0]["first_logits"], self._ys[0]))),
                ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
-               (loop_echo if tokens is None else loop_copied_tokens)(p, self._echoes, self._echo_sample),
+               echo(p, self._echoes, sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
                loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses),
