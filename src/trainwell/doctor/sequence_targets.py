@@ -9,6 +9,9 @@
 - the padding id of the model's embedding (``nn.Embedding(padding_idx=p)``) as a large share of next-token
   targets, with a loss that counts it: the model learns to predict padding (a tagger's targets are tags, whose
   0 may be a real class: not read).
+
+``doctor.watch`` reads the first of these on the loop's own steps: integer targets equal to a token-id input of
+the training forward, for a model that, run again at the report, is left to right (``loop: next-token targets``).
 """
 
 from __future__ import annotations
