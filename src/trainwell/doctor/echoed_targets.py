@@ -211,6 +211,20 @@ def forward_runner(model: nn.Module, args: tuple, kwargs: dict, index: int, tens
     return run
 
 
+def quietly(probe, read: Callable[[], object]):
+    """``read()`` with the probe's hooks silenced, the model's buffers (BatchNorm's running statistics) put back
+    after it: a reading at the report leaves the watched model as it was."""
+    buffers = [(b, b.detach().clone()) for b in probe.model.buffers()]
+    probe.reading = True
+    try:
+        return read()
+    finally:
+        probe.reading = False
+        with torch.no_grad():
+            for b, value in buffers:
+                b.copy_(value)
+
+
 def loop_echo(probe, echoes: list[int | None], sample: tuple | None) -> Verdict | None:
     """``doctor.watch``: the verdict when the floating-point targets given to ``w.step(loss, y=y)`` equalled one
     input of the step's training forward on half or more of the observed steps read (``echoes``: the index per
@@ -226,16 +240,9 @@ def loop_echo(probe, echoes: list[int | None], sample: tuple | None) -> Verdict 
     row = forward_runner(probe.model, args, kwargs, index, tensors, one_row=True)
     reads = copies = None
     if run is not None:
-        buffers = [(b, b.detach().clone()) for b in probe.model.buffers()]
-        probe.reading = True
-        try:
-            reads = step_reads(run, tensors[index])
-            if len(tensors) > 1 and index == 0:
-                copies = follows_every_direction(lambda rows: row(rows, len(rows)), tensors[index][:1])
-        finally:
-            probe.reading = False
-            with torch.no_grad():
-                for b, value in buffers:
-                    b.copy_(value)
+        reads = quietly(probe, lambda: step_reads(run, tensors[index]))
+        if len(tensors) > 1 and index == 0:
+            copies = quietly(probe, lambda: follows_every_direction(lambda rows: row(rows, len(rows)),
+                                                                    tensors[index][:1]))
     return echo_verdict("loop: targets vs inputs", index, len(tensors), reads,
                         f"on {hits} of {len(echoes)} observed steps, ", copies)

@@ -3,7 +3,8 @@ stepped at the wrong rate. A per-epoch scheduler stepped per batch collapses the
 or swings it between its peak and 0 every few steps (CosineAnnealingLR(T_max=epochs)); a per-batch one stepped
 per epoch only rises, in a few jumps, and is still rising at the end (a warm-up that ended and then held its rate
 is not), or (OneCycleLR, which keeps ``max_lr`` in each param group) stays far below
-its peak. A schedule with warm restarts jumps back up: no swing.
+its peak. A schedule with warm restarts jumps back up: no swing. A collapse that ReduceLROnPlateau's rule, replayed
+on the training losses, reproduces cut for cut is that scheduler stepped every batch on the training loss.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ _CUT_ADVICE = ("the schedule cut the rate below 1% of its start before mid-run, 
                "set min_lr, or stop early instead of training on at a vanishing rate")
 
 
-def lr_schedule(probe: LoopProbe) -> Verdict:
+def lr_schedule(probe: LoopProbe, losses: list[float] | None = None) -> Verdict:
     """The learning rate the optimizer applied, step by step, of every param group; the first group whose
-    schedule is off is named."""
+    schedule is off is named (``losses``: the training loss of every step, replayed through ReduceLROnPlateau's
+    rule)."""
     name = "loop: learning rate applied"
     if not [v for v in probe.lrs if math.isfinite(v)]:
         return Verdict(name, "skip", "skipped: the optimizer never stepped", "-", "")
@@ -37,7 +39,7 @@ def lr_schedule(probe: LoopProbe) -> Verdict:
         if probe.group_lrs else [probe.lrs]
     peaks, epochs = probe.max_lrs, set(probe.validation_steps)
     verdicts = [_group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
-                                peaks[i] if i < len(peaks) else None, epochs)
+                                peaks[i] if i < len(peaks) else None, epochs, losses)
                 for i, lrs in enumerate(groups)]
     worst = next((v for v in verdicts if v.status != "pass"), verdicts[0])
     if len(groups) > 1 and worst.status == "pass":
@@ -47,10 +49,10 @@ def lr_schedule(probe: LoopProbe) -> Verdict:
 
 
 def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: float | None = None,
-                    epochs: set[int] | None = None) -> Verdict:
+                    epochs: set[int] | None = None, losses: list[float] | None = None) -> Verdict:
     """The schedule verdict of one param group's rates (``group``: its index when there are several; ``max_lr``:
     the peak a OneCycleLR schedule holds in the group; ``epochs``: the steps that came first after a
-    ``w.validate`` call)."""
+    ``w.validate`` call; ``losses``: the training loss of every step)."""
     if not lrs:
         return Verdict(name, "pass", "no finite rate", "-")
     where = f"param group {group}: " if group is not None else ""
@@ -64,6 +66,13 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
         if _cut_at_epochs(lrs[: low + 1], epochs or set()):
             return Verdict(name, "warn", value + "; cut only at the validations (epoch ends)",
                            "a schedule spread over the run", _CUT_ADVICE)
+        plateau = _plateau_per_batch(lrs[: low + 1], losses or [])
+        if plateau is not None:
+            factor, patience = plateau
+            return Verdict(name, "warn", f"{value}; cut x{factor:.3g} after every {patience + 1} steps without a "
+                           "new lowest training loss", "a schedule spread over the run",
+                           f"ReduceLROnPlateau(factor={factor:.3g}, patience={patience}) stepped every batch: step it "
+                           "once per epoch on the validation loss")
         return Verdict(name, "warn", value, "a schedule spread over the run",
                        "the rate vanishes early: " + _PER_EPOCH_ADVICE)
     swings = _swings(lrs, floor) if peak > 0 else []
@@ -93,6 +102,39 @@ def _cut_at_epochs(lrs: list[float], epochs: set[int]) -> bool:
     per epoch (ReduceLROnPlateau on the validation loss), not one stepped per batch."""
     changes = [i for i in range(1, len(lrs)) if lrs[i] != lrs[i - 1]]
     return bool(changes) and all(i in epochs for i in changes)
+
+
+def _plateau_per_batch(lrs: list[float], losses: list[float]) -> tuple[float, int] | None:
+    """ReduceLROnPlateau stepped on every batch's training loss: (factor, patience) under which its rule (mode
+    'min', a relative threshold of 1e-4, no cooldown, changes under 1e-8 not made), replayed on the training
+    losses, cuts the rate exactly where ``lrs`` was cut: 2 cuts or more, each by one factor, the first after
+    ``patience + 1`` steps at least. None when no patience (below the shortest run between cuts) replays them."""
+    changes = [i for i in range(1, len(lrs)) if lrs[i] != lrs[i - 1]]
+    if len(changes) < 2 or len(losses) < len(lrs) - 1 or not lrs[0] > 0:
+        return None
+    factor = lrs[changes[0]] / lrs[changes[0] - 1]
+    if not 0 < factor < 1 or any(not math.isclose(lrs[i] / lrs[i - 1], factor, rel_tol=1e-6) for i in changes):
+        return None
+    shortest = min(b - a for a, b in zip([0] + changes, changes, strict=False))
+    for patience in range(min(shortest, 256)):
+        if _replays(lrs, losses, factor, patience):
+            return factor, patience
+    return None
+
+
+def _replays(lrs: list[float], losses: list[float], factor: float, patience: int) -> bool:
+    """ReduceLROnPlateau(factor, patience)'s rule stepped after each step on its loss gives the rates ``lrs``."""
+    lr, best, bad = lrs[0], math.inf, 0
+    for loss, applied in zip(losses, lrs[1:], strict=False):
+        if loss < best * (1 - 1e-4):
+            best, bad = loss, 0
+        else:
+            bad += 1
+        if bad > patience:
+            lr, bad = (lr * factor if lr - lr * factor > 1e-8 else lr), 0
+        if not math.isclose(lr, applied, rel_tol=1e-9):
+            return False
+    return True
 
 
 def _still_rising(lrs: list[float]) -> bool:

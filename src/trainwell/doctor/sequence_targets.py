@@ -9,6 +9,9 @@
 - the padding id of the model's embedding (``nn.Embedding(padding_idx=p)``) as a large share of next-token
   targets, with a loss that counts it: the model learns to predict padding (a tagger's targets are tags, whose
   0 may be a real class: not read).
+
+``doctor.watch`` reads the first of these on the loop's own steps: integer targets equal to a token-id input of
+the training forward, for a model that, run again at the report, is left to right (``loop: next-token targets``).
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import torch
 from torch import nn
 
 from trainwell.doctor import outputs as O
+from trainwell.doctor.echoed_targets import forward_runner, quietly
 from trainwell.doctor.inputs import Inputs, call, fields
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import kept_modes
 
 NAME = "next-token targets"
+_MOVED = 1e-4  # an output moved: its largest change over its largest magnitude
 
 
 def _token_ids(x: torch.Tensor | Inputs, y: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
@@ -61,37 +66,61 @@ def sequence_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor
 
 def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids: torch.Tensor) -> Verdict | None:
     """Change the tokens after position t of a few sequences: the outputs at positions up to t must not move."""
-    n, length = min(len(ids), 8), ids.shape[1]
-    t = length // 2
-    changed = ids[:n].clone()
-    vocab = int(ids.max()) + 1
-    changed[:, t + 1 :] = (changed[:, t + 1 :] + 1 + torch.arange(length - t - 1)) % max(vocab, 2)
+    n, t = min(len(ids), 8), ids.shape[1] // 2
     batch = x[:n]
-    if isinstance(batch, Inputs):
-        field = dict(batch.items())[name]
-        other = batch.map(lambda v: changed if v is field else v)
-    else:
-        other = changed
-    try:
-        with kept_modes(model), torch.no_grad():
+
+    def run(rows: torch.Tensor):
+        if isinstance(batch, Inputs):
+            field = dict(batch.items())[name]
+            other = batch.map(lambda v: rows if v is field else v)
+        else:
+            other = rows
+        with kept_modes(model):
             model.eval()
-            before, after = O.logits(call(model, batch)), O.logits(call(model, other))
+            return call(model, other)
+
+    reads = position_reads(run, ids[:n], t + 1)
+    if reads is None or reads[0] <= _MOVED:
+        return None
+    return Verdict(NAME, "fail", f"the outputs at positions 0..{t} change (by {reads[0]:.2g} of their scale) when "
+                   f"only the tokens after position {t} change", "each position's output depends on the tokens up "
+                   "to it", "the model reads later tokens, and with next-token targets its answer is in its input: "
+                   "a causal mask is missing or inverted (in torch, True / -inf marks what a position may NOT "
+                   "attend to: pass nn.Transformer.generate_square_subsequent_mask(T) as the mask; is_causal=True "
+                   "is only a hint given beside it)")
+
+
+def _changed_from(ids: torch.Tensor, start: int) -> torch.Tensor:
+    """``ids`` with the tokens from position ``start`` on replaced by others of the ids' range (the one at
+    ``start`` always differs)."""
+    changed = ids.clone()
+    offsets = 1 + torch.arange(ids.shape[1] - start, device=ids.device)
+    changed[:, start:] = (changed[:, start:] + offsets) % max(int(ids.max()) + 1, 2)
+    return changed
+
+
+def position_reads(run: Callable[[torch.Tensor], object], ids: torch.Tensor,
+                   start: int) -> tuple[float, float, int | None] | None:
+    """The model's output on ``ids`` against its output with the tokens from position ``start`` on changed
+    (``run(rows)``: the output with ``rows`` in place of the ids): (the change of the outputs before ``start``,
+    the change of the output at ``start``, each over its scale; the width of the class axis beside the position
+    axis, None if the output has more axes). None when the model raises or its output has no position axis of
+    the ids' length."""
+    try:
+        with torch.no_grad():
+            before, after = O.logits(run(ids)), O.logits(run(_changed_from(ids, start)))
     except Exception:  # noqa: BLE001 - a model this probe cannot run gets no verdict from it
         return None
-    if before is None or after is None or before.shape != after.shape or before.dim() < 3:
+    if not isinstance(before, torch.Tensor) or not isinstance(after, torch.Tensor) or before.shape != after.shape \
+            or before.dim() < 3 or not before.is_floating_point():
         return None
+    length = ids.shape[1]
     axis = 1 if before.shape[1] == length else 2 if before.shape[2] == length else None
     if axis is None:
         return None
-    moved = O.relative_change(before.narrow(axis, 0, t + 1), after.narrow(axis, 0, t + 1))
-    if moved <= 1e-4:
-        return None
-    return Verdict(NAME, "fail", f"the outputs at positions 0..{t} change (by {moved:.2g} of their scale) when only "
-                   f"the tokens after position {t} change", "each position's output depends on the tokens up to it",
-                   "the model reads later tokens, and with next-token targets its answer is in its input: a causal "
-                   "mask is missing or inverted (in torch, True / -inf marks what a position may NOT attend to: pass "
-                   "nn.Transformer.generate_square_subsequent_mask(T) as the mask; is_causal=True is only a hint "
-                   "given beside it)")
+    width = before.shape[3 - axis] if before.dim() == 3 else None
+    return (O.relative_change(before.narrow(axis, 0, start), after.narrow(axis, 0, start)),
+            O.relative_change(before.narrow(axis, start, 1), after.narrow(axis, start, 1)), width)
 
 
 def _padding_counted(model: nn.Module, y: torch.Tensor, loss_fn: Callable, out=None) -> Verdict | None:
@@ -140,3 +169,45 @@ def _uniform_scores(y: torch.Tensor, pad: int, out=None) -> list:
         scores.shape[1] if scores is not None and scores.dim() == 3 else max(int(y.max()) + 1, pad + 1, 2)
     n, length = y.shape
     return probes + [torch.zeros(n, length, width), torch.zeros(n, width, length)]
+
+
+def echoed_tokens(tensors: list[torch.Tensor], y: torch.Tensor) -> int | None:
+    """``doctor.watch``: the index of the first integer tensor among a forward's ``tensors`` equal to token-id
+    targets ``y`` (N, T), token for token, or None; targets of one id throughout are no reading."""
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.dtype == torch.bool or y.dim() != 2 or \
+            y.shape[1] < 2 or bool((y == y.reshape(-1)[0]).all()):
+        return None
+    return next((i for i, t in enumerate(tensors) if isinstance(t, torch.Tensor) and not t.is_floating_point()
+                 and t.dtype != torch.bool and t.shape == y.shape and t.device == y.device and torch.equal(t, y)),
+                None)
+
+
+def loop_copied_tokens(probe, echoes: list[int | None], sample: tuple | None) -> Verdict | None:
+    """``doctor.watch``: a fail when the integer targets given to ``w.step(loss, y=y)`` equalled a token-id input
+    of the step's training forward on half or more of the observed steps read (``echoes``: the index per step;
+    ``sample``: (args, kwargs, index, tensors) of the first such forward) and the model is a left-to-right one
+    over a vocabulary: run again at the report, its outputs before position t do not move when the tokens from t
+    on change, the output at t does (it reads the token it is asked for), and its class axis covers the ids. A
+    model that reads later tokens (an autoencoder or a denoiser over tokens) copies its input by design, one whose
+    output at t does not read token t shifts the targets itself: no verdict, nor when the model cannot run."""
+    if not echoes or sample is None:
+        return None
+    args, kwargs, index, tensors = sample
+    hits = sum(e == index for e in echoes)
+    run = forward_runner(probe.model, args, kwargs, index, tensors)
+    if 2 * hits < len(echoes) or run is None:
+        return None
+    ids, reads = tensors[index].detach(), None
+    t = ids.shape[1] // 2
+    for n in dict.fromkeys((min(len(ids), 8), len(ids))):  # all rows when another input (a carried state) needs them
+        with torch.random.fork_rng(devices=[]):
+            reads = quietly(probe, lambda n=n: position_reads(lambda rows: run(rows, n), ids[:n], t))
+        if reads is not None:
+            break
+    if reads is None or reads[0] > _MOVED or reads[1] <= _MOVED or reads[2] is None or reads[2] <= int(ids.max()):
+        return None
+    which = "input" if len(tensors) == 1 else f"input {index + 1} (of {len(tensors)})"
+    return Verdict(f"loop: {NAME}", "fail", f"on {hits} of {len(echoes)} observed steps, the token targets equal "
+                   f"the model's {which}, token for token, and its output at position t reads the tokens only up "
+                   "to t", "the next token at each position", "a left-to-right model learns to copy the token it "
+                   "reads: shift the targets by one (y = x[:, 1:], inputs x[:, :-1])")

@@ -64,6 +64,7 @@ from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
+from trainwell.doctor.sequence_targets import echoed_tokens, loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.unbounded_loss import unbounded_fall
@@ -109,7 +110,7 @@ class Watch:
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
         self._rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
         self._ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
-        self._echoes: list[int | None] = []  # per observed step: which forward input its float targets equal
+        self._echoes: list[int | None] = []  # per observed step: which forward input its targets equal
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
         self._calls = 0
         self._broadcast: str | None = None
@@ -222,13 +223,13 @@ class Watch:
             self._contrastive.start()
 
     def _read_echo(self, y) -> None:
-        """On an observed step (8 at most): whether its floating-point targets equal one of the tensors its
-        training forward took (:mod:`~trainwell.doctor.echoed_targets`)."""
+        """On an observed step (8 at most): whether its targets equal one of the tensors its training forward took
+        (:mod:`~trainwell.doctor.echoed_targets`; token ids: :mod:`~trainwell.doctor.sequence_targets`)."""
         forward, self.probe.step_forward = self.probe.step_forward, None
-        if forward is None or not isinstance(y, torch.Tensor) or not y.is_floating_point() or len(self._echoes) >= 8:
+        if forward is None or not isinstance(y, torch.Tensor) or len(self._echoes) >= 8:
             return
         tensors = forward_tensors(*forward)
-        index = echoed_input(tensors, y.detach())
+        index = (echoed_input if y.is_floating_point() else echoed_tokens)(tensors, y.detach())
         self._echoes.append(index)
         if index is not None and self._echo_sample is None:
             self._echo_sample = (*forward, index, tensors)
@@ -409,8 +410,11 @@ class Watch:
             # model's K - 1 cumulative logits)
             z = p.steps[0]["first_logits"]
             classes = z.shape[-1] if z.dim() >= 2 else None
+        sample = self._echo_sample  # targets equal to a floating-point input, or to token ids
+        echo = loop_echo if sample is None or sample[3][sample[2]].is_floating_point() else loop_copied_tokens
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
-               lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p), lsch.lr_schedule(p),
+               lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p),
+               lsch.lr_schedule(p, losses),
                ll.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                low_precision_weights(p), ld.inputs(p, self._memorizing()),
                ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in self._parts.items() if v}, ld.labels(
@@ -420,7 +424,7 @@ class Watch:
                    aligned=not self._ys or not p.steps or
                    ld.position_aligned(p.steps[0]["first_logits"], self._ys[0]))),
                ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
-               loop_echo(p, self._echoes, self._echo_sample),
+               echo(p, self._echoes, sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
                loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses),
