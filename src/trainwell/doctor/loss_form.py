@@ -219,6 +219,10 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
         # cross-entropy on softmax(z) then fits too, at C times the weight: the plain reading is kept, never a fail
         # decided by round-off
         fits = [f for f in fits if f is not twice]
+    smoothed = _smoothed_form(zl, gl, zz, rows, tol) if layout != "scrambled" else None
+    if fits and smoothed is not None and smoothed[1]["smoothing"] >= 0.005 and \
+            all(smoothed[0] < 0.5 * f[0] for f in fits):
+        return smoothed[1]  # label smoothing fits far better than any of them (the double softmax can come close)
     if fits:
         _, form, a, bounded = min(fits, key=lambda f: f[0])
         if form == "nll":
@@ -234,13 +238,20 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
         return {"form": form, "weight": float(a.sum()), "rows": rows, "classes": zz.shape[1],
                 "bounded": bounded, "spread": float(a.max() / a[a > 0].min()),
                 "label_weights": label_weights(gl, a) if form in ("cross_entropy", "nll") else None}
-    if layout != "scrambled":
-        resid, a, eps = _fit_smoothed(zl, gl)
-        if resid < tol and 0.0 < eps < 1.0 and float(a[0]) > 0:
-            return {"form": "cross_entropy", "weight": float(a.sum()), "rows": rows,
-                    "classes": zz.shape[1], "bounded": _bounded(zz), "spread": 1.0, "smoothing": eps}
+    if smoothed is not None:
+        return smoothed[1]
     if layout == "last" and z.dim() == 2:  # -log p(a_i) x advantage_i on the model's own samples
         return signed_weights(zl, gl, tol)
+    return None
+
+
+def _smoothed_form(zl: torch.Tensor, gl: torch.Tensor, zz: torch.Tensor, rows: int, tol: float) -> \
+        tuple[float, dict] | None:
+    """(residual, form) of label-smoothed cross-entropy when it fits the rows, else None."""
+    resid, a, eps = _fit_smoothed(zl, gl)
+    if resid < tol and 0.0 < eps < 1.0 and float(a[0]) > 0:
+        return resid, {"form": "cross_entropy", "weight": float(a.sum()), "rows": rows, "classes": zz.shape[1],
+                       "bounded": _bounded(zz), "spread": 1.0, "smoothing": eps}
     return None
 
 
