@@ -95,7 +95,8 @@ SPIKE_NOISE = 150.0  # ... standing > 150 typical per-step deviations above the 
 PLATEAU_HALF, PLATEAU_LEVEL = 0.97, 0.3
 LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
 #: a small drop (< LOW_DROP) reads "too low" only if its second half still falls by > 3 noise sigmas of the k-step
-#: means, or if the drop is under twice the flat line; else the curve levelled off within the noise
+#: means, and under LOW_HALF of the drop by mid-run only if the second half falls by > 3 such sigmas more than a
+#: still-bending curve's (LOW_BEND), or if the drop is under twice the flat line; else the noise hides the shape
 LATE_FALL_SIGMAS, LEVEL_MIN_DROP = 3.0, 2 * FLAT_DROP
 #: a plateau (over PLATEAU_HALF of the drop by mid-run) reads "high" only if the share made by mid-run stands above
 #: a still-bending curve's (LOW_BEND) by 2 noise sigmas of the k-step means that measure it; else the noise hides
@@ -230,7 +231,14 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False, first_floor
         return _noisy_plateau(name, value, f, spread)
     slow = f["half_share"] < LOW_BEND or f["last_quarter_share"] > LOW_LAST_QUARTER
     if f["half_share"] < LOW_HALF:
-        return _too_low(name, value)
+        # under 60% of the drop by mid-run, i.e. more of it left for the second half than a still-bending curve
+        # (LOW_BEND) leaves: "too low" only where that excess fall stands out of the noise of the k-step means
+        # that measure it; a curve that barely left the flat line is read as slow, as below
+        spread = sigma * math.sqrt(2 / f["k"])
+        excess = (LOW_BEND - f["half_share"]) * (f["head"] - f["tail"])
+        if excess > LATE_FALL_SIGMAS * spread or f["rel_drop"] < LEVEL_MIN_DROP:
+            return _too_low(name, value)
+        return _slow_within_noise(name, value, excess, spread)
     if f["rel_drop"] < LOW_DROP and slow and not bound:
         # a small drop whose shape is read through batch noise: "too low" needs the loss still falling in the
         # second half by more than the noise of the two k-step means that measure it (3 sigma / sqrt(k / 2)); a
@@ -254,6 +262,15 @@ def _within_noise(name: str, value: str, f: dict) -> Verdict:
                    f"{f['rise_abs']:.2g}, noise {spread:.2g}); " + value, "a steady decrease",
                    "the curve's shape does not tell the learning rate here: average over more steps (a longer run "
                    "or a larger batch), or compare the final loss at this rate and at a third of it")
+
+
+def _slow_within_noise(name: str, value: str, excess: float, spread: float) -> Verdict:
+    """A near-linear decrease whose second-half fall exceeds a still-bending curve's only within the batch noise:
+    the shape tells no low rate (a noisy loop at its best rate, which 3x would diverge, draws such curves)."""
+    return Verdict(name, "info", f"noisy: a near-linear decrease, but within the batch noise of a bending one "
+                   f"({excess:.2g} more fall in the second half, noise {spread:.2g}); " + value, "a steady decrease",
+                   "the curve's shape does not tell the learning rate here: average over more steps (a longer run "
+                   "or a larger batch), or compare the final loss at this rate and at 3x it")
 
 
 def _noisy_plateau(name: str, value: str, f: dict, spread: float) -> Verdict:
