@@ -241,6 +241,7 @@ def test_a_job_larger_than_the_pipe_never_blocks_the_run(tmp_path, drawing_proce
 def test_a_process_that_stopped_answering_is_killed_and_the_figure_drawn_here(tmp_path, monkeypatch, capfd,
                                                                               drawing_process, drawn_here):
     monkeypatch.setattr(figure_process, "REPLY_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(figure_process, "STOP_WAIT_S", 0.5)  # a stopped process never ends: killed after this
     units = first_layer_units(*MODELS[1])
     os.kill(drawing_process._proc.pid, signal.SIGSTOP)
     figures = figure_process.Figures()

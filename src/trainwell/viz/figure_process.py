@@ -34,6 +34,9 @@ from pathlib import Path
 REPLY_TIMEOUT_S = 120.0
 """After this long without any answer (a stopped or hung drawing process) the figures are drawn here; long enough
 for matplotlib's first import on a new machine, which builds its font cache."""
+STOP_WAIT_S = 10.0
+"""Seconds the process is given to end after its figures (half that when asked to end at once) before it is
+killed."""
 
 
 def _draw(kind: str, arguments: dict) -> None:
@@ -150,7 +153,7 @@ class FigureProcess:
             self._proc.terminate()
         self._outbox.put(None)  # the writer closes the pipe after what it has left to send
         try:
-            self._proc.wait(timeout=10 if self._open else 5)
+            self._proc.wait(timeout=STOP_WAIT_S if self._open else STOP_WAIT_S / 2)
         except subprocess.TimeoutExpired:
             if os.name == "posix":
                 os.killpg(self._proc.pid, signal.SIGKILL)
