@@ -30,3 +30,11 @@ def test_npz_splits_with_names_beside_ids_are_refused(tmp_path):
     np.savez(tmp_path / "m.npz", x_train=x, y_train=np.array([0, 1] * 3), x_test=x, y_test=np.array(["a", "b"] * 3))
     with pytest.raises(DataError, match="y_test holds names but y_train numbers"):
         load("npz", root=str(tmp_path / "m.npz"))
+
+
+def test_a_named_class_only_in_the_test_split_is_noted_by_its_name(tmp_path):
+    x = np.random.default_rng(0).normal(size=(30, 3))
+    np.savez(tmp_path / "b.npz", x_train=x, y_train=np.array(["cat", "dog"] * 15), x_test=x[:6],
+             y_test=np.array(["cat", "dog", "bird"] * 2))
+    notes = load("npz", root=str(tmp_path / "b.npz"), val_fraction=0.0).meta.notes["label_notes"]
+    assert any(n.startswith("class 0 (bird) appears only in the test split") for n in notes), notes

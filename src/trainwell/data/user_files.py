@@ -151,10 +151,10 @@ def hold_out_test(x: np.ndarray, y: np.ndarray, test_fraction: float | None, see
 SMALL_TEST = 20  # a test split this small measures accuracy in steps of 5% or more
 
 
-def label_notes(y_train: np.ndarray, y_test: np.ndarray, count: int) -> list[str]:
+def label_notes(y_train: np.ndarray, y_test: np.ndarray, count: int, names: list[str] | None = None) -> list[str]:
     """What a user should know about the labels as read, in words (empty when nothing stands out): class 0 never
-    seen while the others are (1-based labels), classes only in the test split, a test split too small to say
-    much."""
+    seen while the others are (1-based labels), classes only in the test split (by name where the labels were
+    names), a test split too small to say much."""
     notes = []
     seen = set(np.unique(y_train).tolist())
     every = seen | set(np.unique(y_test).tolist())
@@ -164,7 +164,8 @@ def label_notes(y_train: np.ndarray, y_test: np.ndarray, count: int) -> list[str
     only_test = sorted(every - seen)
     if only_test:
         several = len(only_test) > 1
-        notes.append(f"class{'es' * several} {', '.join(map(str, only_test))} appear{'s' * (not several)} only in "
+        shown = [f"{c} ({names[c]})" if names and c < len(names) else str(c) for c in only_test]
+        notes.append(f"class{'es' * several} {', '.join(shown)} appear{'s' * (not several)} only in "
                      f"the test split: the model never trains on {'them' if several else 'it'}, so "
                      f"{'their' if several else 'its'} test examples are always wrong")
     if 0 < len(y_test) < SMALL_TEST:
@@ -178,7 +179,7 @@ def as_splits(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_te
     notes; ``num_classes`` in it is the class count; ``label_notes`` what stands out in the labels)."""
     import torch
 
-    notes = {**notes, "label_notes": label_notes(y_train, y_test, notes["num_classes"])}
+    notes = {**notes, "label_notes": label_notes(y_train, y_test, notes["num_classes"], notes.get("class_names"))}
 
     def tensor(a, dtype):
         return torch.from_numpy(np.ascontiguousarray(a, dtype=dtype))
