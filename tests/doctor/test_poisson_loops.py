@@ -62,3 +62,20 @@ def test_watch_names_a_softplus_output_read_as_log_rates():
 def test_watch_passes_log_rates_and_a_positive_rate_read_as_one(softplus, log_input):
     report = _watched(softplus, log_input)
     assert not any(v.check == CHECK for v in report), report
+
+
+@pytest.mark.parametrize("softplus, log_input, named", [(True, True, True), (False, True, False),
+                                                        (True, False, False)])
+def test_check_names_a_softplus_output_given_as_log_rates(softplus, log_input, named):
+    torch.manual_seed(0)
+    layers = [nn.Linear(5, 32), nn.ReLU(), nn.Linear(32, 1)] + ([nn.Softplus()] if softplus else [])
+    model = nn.Sequential(*layers)
+    poisson = nn.PoissonNLLLoss(log_input=log_input)
+    x, y = _counts(256)
+    report = doctor.check(model, x, y, lambda out, t: poisson(out.squeeze(1), t))
+    fed = {v.check: v for v in report.verdicts}.get("loss input")
+    if named:
+        assert fed is not None and fed.status == "fail" and "log_input=False" in fed.advice, fed
+        assert float((y < 1).double().mean()) >= 0.1  # the oracle: counts of 0 a rate >= 1 cannot fit
+    else:
+        assert fed is None or fed.status == "pass", fed

@@ -56,6 +56,7 @@ class _LossCalls(TorchFunctionMode):
         self.variances: list[torch.Tensor] = []  # the var given to F.gaussian_nll_loss
         self.broadcasts: list[tuple[str, tuple, tuple]] = []  # an elementwise loss's input and target shapes
         self.ctc: list[torch.Tensor] = []  # the log_probs given to F.ctc_loss
+        self.log_rates: list[tuple[torch.Tensor, torch.Tensor]] = []  # F.poisson_nll_loss(log_input=True)'s
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = _ELEMENTWISE_LOSSES.get(func)
@@ -73,6 +74,13 @@ class _LossCalls(TorchFunctionMode):
             given = args[0] if args else (kwargs or {}).get("log_probs")
             if isinstance(given, torch.Tensor):
                 self.ctc.append(given.detach())
+        if func is F.poisson_nll_loss:
+            given = (list(args[:2]) + [None, None])[:2]
+            given = [given[0] if given[0] is not None else (kwargs or {}).get("input"),
+                     given[1] if given[1] is not None else (kwargs or {}).get("target")]
+            log_input = args[2] if len(args) > 2 else (kwargs or {}).get("log_input", True)
+            if log_input and all(isinstance(t, torch.Tensor) for t in given):
+                self.log_rates.append((given[0].detach(), given[1].detach()))
         name = _LOG_PROBABILITY_LOSSES.get(func)
         if name is not None:
             given = args[0] if args else (kwargs or {}).get("input")
@@ -107,6 +115,10 @@ def read_loss_inputs(loss_fn: Callable, out, y) -> Verdict | None:
         return variance
     for given in calls.ctc:
         verdict = ctc_input_verdict(given)
+        if verdict is not None:
+            return verdict
+    for rates, counts in calls.log_rates:
+        verdict = positive_log_rates_verdict(rates, counts)
         if verdict is not None:
             return verdict
     for name, given in calls.seen:
@@ -155,6 +167,24 @@ def reads_log_probabilities(loss_fn: Callable, out, y) -> bool:
     except Exception:  # noqa: BLE001 - a loss that does not run on these outputs reads nothing here
         return bool(calls.ctc)
     return bool(calls.ctc)
+
+
+def positive_log_rates_verdict(rates: torch.Tensor, counts: torch.Tensor) -> Verdict | None:
+    """A fail when ``F.poisson_nll_loss(log_input=True)`` is given log-rates that are all >= 0 (a Softplus or ReLU
+    ending the model: the rate exp(out) is never below 1) while a tenth or more of the targets are below 1."""
+    from trainwell.doctor.loop_loss_inputs import LOW_COUNTS
+
+    if not rates.is_floating_point() or rates.numel() < 8 or float(rates.min()) < 0:
+        low = None
+    else:
+        low = float((counts.double() < 1).double().mean())
+    if low is None or low < LOW_COUNTS:
+        return None
+    return Verdict(NAME, "fail", f"F.poisson_nll_loss(log_input=True) is given log-rates that are all >= 0 (lowest "
+                   f"{float(rates.min()):.3g}): the rate exp(out) is never below 1, while {low:.0%} of the targets "
+                   f"are below 1", "log-rates of either sign", "with log_input=True the model outputs log-rates: "
+                   "remove the Softplus/ReLU/exp that ends it, or keep the positive output as the rate and pass "
+                   "log_input=False")
 
 
 def ctc_input_verdict(given: torch.Tensor) -> Verdict | None:
