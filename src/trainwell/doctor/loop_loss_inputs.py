@@ -14,13 +14,12 @@ from __future__ import annotations
 import torch
 
 from trainwell.doctor.fitting import _RESHAPES
+from trainwell.doctor.loss_inputs import LOW_COUNTS
 from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: loss input"
 
-#: of the targets, the share below 1 (counts of 0) from which a rate of at least 1 is named
-LOW_COUNTS = 0.1
 
 
 def ctc_on_softmax(loss: torch.Tensor) -> bool:

@@ -23,6 +23,9 @@ from trainwell.doctor.verdict import Verdict
 
 NAME = "loss input"
 
+#: of the targets, the share below 1 (counts of 0) from which a Poisson rate of at least 1 is named
+LOW_COUNTS = 0.1
+
 _LOG_PROBABILITY_LOSSES = {F.kl_div: "kl_div", F.nll_loss: "nll_loss"}
 #: elementwise losses that broadcast an input and a target of different shapes (torch only warns)
 _ELEMENTWISE_LOSSES = {F.mse_loss: "mse_loss", F.l1_loss: "l1_loss", F.smooth_l1_loss: "smooth_l1_loss",
@@ -172,8 +175,6 @@ def reads_log_probabilities(loss_fn: Callable, out, y) -> bool:
 def positive_log_rates_verdict(rates: torch.Tensor, counts: torch.Tensor) -> Verdict | None:
     """A fail when ``F.poisson_nll_loss(log_input=True)`` is given log-rates that are all >= 0 (a Softplus or ReLU
     ending the model: the rate exp(out) is never below 1) while a tenth or more of the targets are below 1."""
-    from trainwell.doctor.loop_loss_inputs import LOW_COUNTS
-
     if not rates.is_floating_point() or rates.numel() < 8 or float(rates.min()) < 0:
         low = None
     else:
