@@ -304,13 +304,20 @@ def load_csv(root: str | Path, seed: int = 0, label: str | None = None, classes:
     path = data_file(root, "csv", SUFFIXES, ".csv file with a header row")
     classes, delimiter = _options(path, classes, delimiter)
     arranged = _shape(shape)
+    return _either_reading(path, delimiter,
+                           lambda table: _loaded(table, label, classes, test_fraction, seed, drop, arranged, shape))
+
+
+def _either_reading(path: Path, delimiter: str, use):
+    """``use(table)`` of the file read as numbers (NumPy's parser) where it is a table of numbers, else, or when
+    ``use`` finds a problem in it, of the ``csv`` module's reading, whose errors name the line."""
     numbers = read_numbers(path, delimiter)
     if numbers is not None:
         try:
-            return _loaded(numbers, label, classes, test_fraction, seed, drop, arranged, shape)
+            return use(numbers)
         except DataError:
             pass  # the same problem, found again below with its line number
-    return _loaded(read_table(path, delimiter), label, classes, test_fraction, seed, drop, arranged, shape)
+    return use(read_table(path, delimiter))
 
 
 def _loaded(table: Table | NumberTable, label, classes, test_fraction, seed, drop, arranged, shape):
@@ -338,13 +345,7 @@ def csv_classes(root: str | Path, label: str | None = None, classes: int | None 
     _shape(shape)
     if classes is not None:
         return classes
-    numbers = read_numbers(path, delimiter)
-    if numbers is not None:
-        try:
-            return _class_count(numbers, label)
-        except DataError:
-            pass  # found again below with its line number
-    return _class_count(read_table(path, delimiter), label)
+    return _either_reading(path, delimiter, lambda table: _class_count(table, label))
 
 
 def _class_count(table: Table | NumberTable, label) -> int:

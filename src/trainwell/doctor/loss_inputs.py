@@ -64,9 +64,7 @@ class _LossCalls(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = _ELEMENTWISE_LOSSES.get(func)
         if name is not None:
-            given = list(args[:2]) + [None, None]
-            given = [given[0] if given[0] is not None else (kwargs or {}).get("input"),
-                     given[1] if given[1] is not None else (kwargs or {}).get("target")]
+            given = _input_and_target(args, kwargs)
             if all(isinstance(t, torch.Tensor) for t in given) and widens(given[0].shape, given[1].shape):
                 self.broadcasts.append((name, tuple(given[0].shape), tuple(given[1].shape)))
         if func is F.gaussian_nll_loss:
@@ -78,9 +76,7 @@ class _LossCalls(TorchFunctionMode):
             if isinstance(given, torch.Tensor):
                 self.ctc.append(given.detach())
         if func is F.poisson_nll_loss:
-            given = (list(args[:2]) + [None, None])[:2]
-            given = [given[0] if given[0] is not None else (kwargs or {}).get("input"),
-                     given[1] if given[1] is not None else (kwargs or {}).get("target")]
+            given = _input_and_target(args, kwargs)
             log_input = args[2] if len(args) > 2 else (kwargs or {}).get("log_input", True)
             if log_input and all(isinstance(t, torch.Tensor) for t in given):
                 self.log_rates.append((given[0].detach(), given[1].detach()))
@@ -90,6 +86,13 @@ class _LossCalls(TorchFunctionMode):
             if isinstance(given, torch.Tensor):
                 self.seen.append((name, given.detach()))
         return func(*args, **(kwargs or {}))
+
+
+def _input_and_target(args: tuple, kwargs: dict | None) -> list:
+    """A loss call's ``input`` and ``target``, given by position or by name."""
+    given = list(args[:2]) + [None, None]
+    return [given[0] if given[0] is not None else (kwargs or {}).get("input"),
+            given[1] if given[1] is not None else (kwargs or {}).get("target")]
 
 
 def read_loss_inputs(loss_fn: Callable, out, y) -> Verdict | None:
