@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from trainwell.config import load_config
 from trainwell.config_reads import unread_notes
 
@@ -38,6 +40,7 @@ def test_fit_prints_the_note_before_training(tmp_path):
     assert "note: optim.betas is not read by optim.name = 'sgd' (only by 'adam')" in out.stderr
 
 
+@pytest.mark.slow
 def test_sweep_notes_a_key_no_member_reads_but_not_one_the_grid_decides(tmp_path):
     def notes(*args):
         out = subprocess.run([sys.executable, "-m", "trainwell", "sweep", "--set", "optim.momentum=0.5", *args,

@@ -40,6 +40,7 @@ def _run(code: str, *args: str, env: dict | None = None) -> list[str]:
     return out.stdout.split()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_freed_tensors_are_reused_without_page_faults():
     kept, *faults = _run(STEPS, "keep")

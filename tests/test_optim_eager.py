@@ -138,6 +138,7 @@ def test_step_runs_without_grad_restores_the_mode_and_runs_each_hook_once(compil
     assert calls == ["pre", "post"] * 4
 
 
+@pytest.mark.slow
 def test_a_process_that_builds_and_steps_every_optimizer_never_imports_dynamo():
     # the library's own optimizers (every name, both decays), a schedule, the pre-flight's fits
     script = textwrap.dedent("""

@@ -67,6 +67,7 @@ def test_force_with_a_bad_config_keeps_the_old_run(workdir, capsys):
     assert not list(workdir.glob(".run.replaced-*"))
 
 
+@pytest.mark.slow
 def test_force_replaces_an_earlier_fit_run_and_leaves_nothing_aside(workdir, capsys):
     assert main(["fit", *TINY, "--quiet", "--out", "run", "--set", "report.enabled=true"]) == 0
     assert main(["report", "run"]) == 0  # a rebuilt report is trainwell's file too

@@ -76,6 +76,7 @@ def test_bad_input_is_one_line_and_exit_2(workdir, capsys, args, fragment):
     assert fragment in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_report_rebuilds_the_page(workdir, capsys):
     main(["fit", *TINY, "--quiet", "--out", "r"])
     (workdir / "r" / "report.html").unlink()
@@ -168,6 +169,7 @@ print("torch" in sys.modules, collections, gc.isenabled(), gc.get_freeze_count()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("collector", ["on", "off"])
 def test_the_commands_import_the_pipeline_without_collecting_and_freeze_it(collector):
     """torch's import is not scanned by the collector (none runs while it is imported), the objects it made are

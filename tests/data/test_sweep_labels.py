@@ -3,6 +3,8 @@ table and in its summary.json, read from what its members wrote."""
 
 import json
 
+import pytest
+
 from tests.data.test_user_files import write_iris
 from trainwell.cli import main
 from trainwell.sweep_labels import shared_labels
@@ -29,6 +31,7 @@ def test_a_sweep_of_named_classes_prints_and_keeps_the_names(workdir, capsys):
     assert f"note: {summary['label_notes'][0]}" in out
 
 
+@pytest.mark.slow
 def test_the_sweeps_report_shows_the_shared_class_names(workdir):
     write_iris(workdir / "iris.csv")
     _sweep(workdir, ["data.name=csv", "data.root=iris.csv", "report.enabled=true"])

@@ -2,6 +2,7 @@
 (nn.init.kaiming_normal_) and trainwell.init.apply; the trainwell pipeline's pre-flight, which builds the model from
 a config, names the config key (init.scheme)."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -25,6 +26,7 @@ class DeepReLU(nn.Module):
         return self.out(x)
 
 
+@pytest.mark.slow
 def test_doctor_check_on_a_users_model_names_torchs_init_call():
     torch.manual_seed(0)
     x, y = torch.randn(256, 20), torch.randint(0, 4, (256,))

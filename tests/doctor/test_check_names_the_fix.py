@@ -42,6 +42,7 @@ def _pixels(n=48, side=8):
     return img + 0.5 * F.one_hot(mask, 3).permute(0, 3, 1, 2).float(), mask
 
 
+@pytest.mark.slow
 def test_a_segmentation_loss_over_scrambled_classes_is_named_by_check_and_explains_the_overfit():
     img, mask = _pixels(side=16)
 

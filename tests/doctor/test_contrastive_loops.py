@@ -53,6 +53,7 @@ def test_the_temperature_is_read_from_the_loss():
     assert abs(w._contrastive.reading["scale"] - 2.0) < 1e-4  # the oracle: 1/T
 
 
+@pytest.mark.slow
 def test_a_plateau_at_temperature_one_is_named_as_the_temperature():
     w = _train(1.0)
     curve = w.report()["learning rate (loss curve)"]

@@ -48,6 +48,7 @@ def test_batch_independence_reads_each_example_along_the_time_first_outputs_batc
     assert batch_independence(FrameTagger(mix_batch), x).status == status
 
 
+@pytest.mark.slow
 def test_check_passes_a_healthy_ctc_model():
     x, labels = _data(256)
     model = FrameTagger()
@@ -91,6 +92,7 @@ def test_the_best_constant_output_keeps_the_examples_on_axis_1_and_log_probabili
     assert float(ctc(const, labels)) <= float(ctc(uniform, labels)) + 1e-4
 
 
+@pytest.mark.slow
 def test_check_runs_the_input_independent_baseline_on_time_first_log_probabilities():
     x, labels = _data(256)
     model = FrameTagger()
@@ -99,6 +101,7 @@ def test_check_runs_the_input_independent_baseline_on_time_first_log_probabiliti
     assert report["overfit a tiny subset"].status == "pass", report["overfit a tiny subset"]
 
 
+@pytest.mark.slow
 def test_check_names_softmax_probabilities_given_to_ctc_loss_and_defers_the_gradient_check_to_it():
     x, labels = _data(256)
     model = SoftmaxTagger()

@@ -4,6 +4,7 @@ the previous one (teacher forcing); against their healthy forms, an autoencoder 
 shifts its targets itself. ``doctor.check`` reads them on the batch, ``doctor.watch`` on the targets given to
 ``w.step`` against the inputs its forward saw."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,6 +73,7 @@ def test_check_names_forecasting_targets_equal_to_the_input():
     assert "targets vs inputs" not in healthy.checks
 
 
+@pytest.mark.slow
 def test_check_names_a_decoder_fed_its_own_targets():
     past, dec_in, future = _windows(leak=True)
     v = doctor.check(Seq2Seq(), (past, dec_in), future, nn.MSELoss())["targets vs inputs"]
@@ -80,6 +82,7 @@ def test_check_names_a_decoder_fed_its_own_targets():
     assert "targets vs inputs" not in doctor.check(Seq2Seq(), (past, dec_in), future, nn.MSELoss()).checks
 
 
+@pytest.mark.slow
 def test_check_leaves_a_decoder_that_shifts_its_targets_itself_and_calls_an_autoencoder_one():
     past, _, future = _windows(leak=False)
     # the targets are the model's second input, but its output at step t never reads their step t

@@ -48,6 +48,7 @@ def test_the_causal_ceiling_counts_each_prefix_once_by_its_most_frequent_next_to
     assert causal_ceiling(x.float(), y) == 1.0 and causal_ceiling(x, y[:, :1]) == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frozen_output, status", [(False, "pass"), (True, "fail")])
 def test_a_left_to_right_model_is_held_to_what_its_prefixes_allow(frozen_output, status):
     seq = _sentences()
@@ -83,6 +84,7 @@ def _next_token_report(model, x, y, loss_fn=_lm_loss):
     return next((v for v in report.verdicts if v.check == "next-token targets"), None)
 
 
+@pytest.mark.slow
 def test_targets_equal_to_the_inputs_are_named():
     seq = _sentences()
     verdict = _next_token_report(LSTMLanguageModel(), seq[:, :-1], seq[:, :-1])
@@ -90,6 +92,7 @@ def test_targets_equal_to_the_inputs_are_named():
     assert _next_token_report(LSTMLanguageModel(), seq[:, :-1], seq[:, 1:]) is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mask, fails", [("causal", False), ("none", True), ("inverted", True)])
 def test_a_model_that_reads_later_tokens_under_next_token_targets_is_named(mask, fails):
     seq = _sentences()
@@ -97,6 +100,7 @@ def test_a_model_that_reads_later_tokens_under_next_token_targets_is_named(mask,
     assert (verdict is not None and verdict.status == "fail" and "causal mask" in verdict.advice) == fails
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ignored", [False, True])
 def test_padding_counted_in_the_targets_is_named_unless_the_loss_ignores_it(ignored):
     seq = _sentences() % (V - 1) + 1  # ids 1..V-1, 0 is padding
@@ -132,6 +136,7 @@ def test_a_recurrent_state_passed_as_an_input_is_recognized_in_the_error():
         doctor.check(Stateful(), (x, state, state), torch.randint(0, 3, (16,)), nn.CrossEntropyLoss())
 
 
+@pytest.mark.slow
 def test_a_token_autoencoder_that_reads_the_whole_sequence_may_reconstruct_its_input():
     seq = _sentences()
     assert _next_token_report(TinyGPT("none"), seq[:, :-1], seq[:, :-1]) is None  # reconstruction by design
@@ -150,6 +155,7 @@ class _Seq2Seq(nn.Module):
         return self.decoder(tgt_in)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mask, fails", [("causal", False), ("none", True)])
 def test_a_decoders_input_is_found_among_several_token_inputs_and_ignored_targets_are_left_out(mask, fails):
     seq = _sentences()

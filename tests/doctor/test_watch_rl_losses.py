@@ -2,6 +2,7 @@
 Mnih et al. 2016): the loss weighs the model's own samples by returns or advantages of both signs, so its curve is
 not a supervised one, whether the policy is called on a batch of states or once per environment step."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,6 +57,7 @@ def _reinforce(updates=40):
     return w.report()
 
 
+@pytest.mark.slow
 def test_an_episodic_reinforce_loop_is_read_as_a_policy_gradient():
     report = _reinforce()
     assert report["loop: loss"].status == "info" and "policy gradient" in report["loop: loss"].value

@@ -99,6 +99,7 @@ def test_model_ladder_band_is_the_wilson_interval():
 
 
 
+@pytest.mark.slow
 def test_model_ladder_fresh_signals_are_new_draws_of_the_published_generator(tmp_path, monkeypatch):
     import numpy as np
 

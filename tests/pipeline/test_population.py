@@ -331,6 +331,7 @@ def test_a_population_of_one_and_a_sequential_sweep_resume(workdir):
     assert [r["val_loss"] for r in again.rows] == pytest.approx([r["val_loss"] for r in first.rows])
 
 
+@pytest.mark.slow
 def test_members_with_the_same_model_and_data_share_one_preflight_equal_to_their_own(workdir, monkeypatch):
     import trainwell.pipeline.write as write
     from trainwell.pipeline import prepare

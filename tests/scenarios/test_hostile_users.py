@@ -323,6 +323,7 @@ def test_report_of_a_run_with_a_wrong_field_is_one_line(workdir, capsys, field, 
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, body", [("summary.json", {"best_epoch": "two"}), ("model.json", [{"name": "x"}]),
                                         ("preflight.json", {"not": "a list"})])
 def test_report_validates_every_file_it_reads(workdir, capsys, name, body):
@@ -487,6 +488,7 @@ def test_an_output_path_in_a_missing_folder_is_one_line_and_creates_nothing(work
         assert not (workdir / "no").exists()
 
 
+@pytest.mark.slow
 def test_an_output_file_the_user_wrote_is_never_replaced_without_force(workdir, capsys):
     """Attack: lr-find --out or filters --out on a file of the user's (it used to be overwritten silently)."""
     for name, cmd in (("plot.png", ["lr-find", *TINY, "--steps", "20"]), ("f.png", ["filters"]),

@@ -66,6 +66,7 @@ def _steps(model: nn.Module, suspend: bool, steps: int = 9) -> list[float]:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", ["method", "wrapper"])
 def test_observed_steps_run_uncompiled_and_nothing_recompiles(style):
     model, net = _compiled(style)

@@ -60,6 +60,7 @@ MODELS = [(nn.Sequential(nn.Conv1d(1, 12, 5), nn.ReLU()), (1, 20)), (nn.Sequenti
           (nn.Sequential(nn.Flatten(), nn.Linear(64, 5)), (1, 8, 8))]
 
 
+@pytest.mark.slow
 def test_figures_drawn_there_equal_the_ones_drawn_here(run_dir, tmp_path, drawing_process, drawn_here):
     for p in (run_dir / "figures").glob("*.png"):  # the fit's own
         p.unlink()
@@ -136,6 +137,7 @@ def test_frames_are_read_whole_however_the_pipe_cuts_them():
         assert [pickle.dumps(g) for g in got] == [pickle.dumps(o) for o in objects] and not buffer
 
 
+@pytest.mark.slow
 def test_trainwell_fit_draws_in_the_process_and_stops_it(workdir, drawn_here, monkeypatch):
     started = []
     start = figure_process.start
@@ -223,6 +225,7 @@ def test_relative_paths_are_this_process_s_whatever_its_working_directory(tmp_pa
     assert (tmp_path / "a" / "figures" / "w.png").read_bytes() == (tmp_path / "b" / "figures" / "w.png").read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
 def test_a_job_larger_than_the_pipe_never_blocks_the_run(tmp_path, drawing_process, drawn_here):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64 * 64, 32))  # 32 x 64 x 64 float32: 512 KiB, 8 pipes' worth
@@ -237,6 +240,7 @@ def test_a_job_larger_than_the_pipe_never_blocks_the_run(tmp_path, drawing_proce
     assert drawn_here == [] and (tmp_path / "wide.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
 def test_a_process_that_stopped_answering_is_killed_and_the_figure_drawn_here(tmp_path, monkeypatch, capfd,
                                                                               drawing_process, drawn_here):
