@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from trainwell.doctor.diagnosis import MIN_STEPS, _centered_mean
+from trainwell.doctor.curve_reading import MIN_STEPS, _centered_mean
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: loss bounded below"
