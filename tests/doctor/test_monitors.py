@@ -67,7 +67,8 @@ def test_activation_stats_count_dead_units_and_bin_values_as_torch_does():
     assert _hist(with_nan, 7)["counts"] == torch.histc(kept, 7, float(kept.min()), float(kept.max())).tolist()
 
 
-@pytest.mark.parametrize("offset,scale,bins", [(0.0, 1.0, 30), (1000.0, 1e-3, 30), (-3.0, 50.0, 7), (0.0, 1.0, 300)])
+@pytest.mark.parametrize("offset,scale,bins", [(0.0, 1.0, 30), (1000.0, 1e-3, 30), (-3.0, 50.0, 7), (0.0, 1.0, 300),
+                                               (0.0, 1.0, 126), (0.0, 1.0, 127), (0.0, 1.0, 255)])
 def test_uniform_counts_equal_torch_histc_away_from_the_edges(offset, scale, bins):
     """The monitor's binning against ``torch.histc`` over the values' own range (large offsets included, where
     ``v * scale - lo * scale`` would round whole bins away): equal counts for values not within a rounding error
@@ -91,11 +92,12 @@ def test_uniform_counts_equal_torch_histc_away_from_the_edges(offset, scale, bin
 
 @pytest.mark.parametrize("n", [4096, 4097, 20001])
 @pytest.mark.parametrize("length", [2, 31, 128])
-def test_counting_two_values_at_a_time_equals_torch_bincount(n, length):
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8])
+def test_counting_two_values_at_a_time_equals_torch_bincount(n, length, dtype):
     from trainwell.doctor.monitors import _paired_bincount
 
     g = torch.Generator().manual_seed(n + length)
-    idx = torch.randint(0, length, (n,), generator=g).to(torch.uint8)
+    idx = torch.randint(0, length, (n,), generator=g).to(dtype)
     idx[0], idx[-1] = 0, length - 1  # both ends of the range, an odd last value included
     assert torch.equal(_paired_bincount(idx, length), torch.bincount(idx, minlength=length))
 
