@@ -231,6 +231,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return ((1 - torch.exp(-ce)) ** 2 * ce).mean()
         if cfg.loss in ("ce_ignore0", "ce_ignore_pad"):  # ignore_index 0 is a real class; -100 is padding
             return F.cross_entropy(out, t, ignore_index=0 if cfg.loss == "ce_ignore0" else -100)
+        if cfg.loss in ("dice", "dice_raw"):  # a per-class soft Dice over the batch (imbalanced classes)
+            probs = out if cfg.loss == "dice_raw" else F.softmax(out, dim=1)
+            onehot = F.one_hot(t, out.shape[1]).float()
+            overlap = (probs * onehot).sum(0)
+            return 1 - ((2 * overlap + 1) / (probs.sum(0) + onehot.sum(0) + 1)).mean()
         if cfg.loss in ("aux", "aux_item", "aux3"):
             logits, aux = out
             extra = F.cross_entropy(aux, t % (3 if cfg.loss == "aux3" else 2))
@@ -434,6 +439,9 @@ CASES = [
     Case("every parameter in the optimizer twice", Loop(params_twice=True), Loop(), "loop: optimizer holds"),
     Case("clip_grad_value_ below the typical gradient element", Loop(clip_value=1e-4), Loop(clip_value=10.0),
          "clipped by value"),
+    # what the loop hands its loss
+    Case("a soft Dice loss on raw scores (no softmax before it)", Loop(loss="dice_raw", lr=0.05),
+         Loop(loss="dice", lr=0.05), "soft Dice loss"),
 ]
 
 

@@ -128,3 +128,77 @@ def test_watch_names_softmax_probabilities_given_to_ctc_loss(model, status):
     fed = report["loop: loss input"] if status == "fail" else None
     assert (fed is not None and "log_softmax" in fed.advice) or \
         (status == "pass" and not any(v.check == "loop: loss input" for v in report)), report
+
+
+class RawScoreTagger(FrameTagger):
+    """The linear layer's raw scores where F.ctc_loss reads log-probabilities."""
+
+    def forward(self, x):
+        h, _ = self.rnn(x)
+        return self.out(h).transpose(0, 1)
+
+
+class CutTagger(FrameTagger):
+    """Log-probabilities of each utterance up to its length, padded with zeros after it (``pad_sequence``)."""
+
+    def forward(self, x, lengths):
+        h, _ = self.rnn(x)
+        logp = self.out(h).log_softmax(-1)
+        return nn.utils.rnn.pad_sequence([logp[i, : lengths[i]] for i in range(len(x))])  # (T, B, C)
+
+
+def _ctc_loop(model, loss_fn=None):
+    """A user's CTC loop over a DataLoader with ``nn.CTCLoss``: every other utterance is 4 frames shorter."""
+    x, labels = _data(256)
+    lengths = torch.full((256,), T, dtype=torch.long)
+    lengths[1::2] = T - 4
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, labels, lengths), batch_size=32)
+    criterion = nn.CTCLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with doctor.watch(model, opt, every=10) as w:
+        for xb, yb, lb in loader:
+            out = model(xb, lb) if isinstance(model, CutTagger) else model(xb)
+            loss = criterion(out, yb, lb, torch.full((len(yb),), S, dtype=torch.long))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=yb)
+    return w.report()
+
+
+@pytest.mark.parametrize("model, named", [(RawScoreTagger(), True), (FrameTagger(), False), (CutTagger(), False)])
+def test_watch_names_raw_scores_given_to_ctc_loss_and_not_zero_padding_after_the_input_lengths(model, named):
+    report = _ctc_loop(model)
+    fed = next((v for v in report if v.check == "loop: loss input"), None)
+    assert (fed is not None) is named, report
+    if named:
+        assert fed.status == "fail" and "not log-probabilities" in str(fed.value) and "log_softmax" in fed.advice
+        # the softmax over the raw scores' classes is not 1 at any position: logsumexp != 0 is read, not a sign
+        assert "logsumexp" in str(fed.value)
+        curve = report["learning rate (loss curve)"]
+        assert curve.status == "info" or "loop: loss input" in str(curve.value), curve
+
+
+def test_check_reads_ctc_log_probabilities_only_within_the_input_lengths():
+    from trainwell.doctor.loss_inputs import read_loss_inputs
+
+    x, labels = _data(8)
+    lengths = torch.tensor([T, T - 4] * 4)
+    logp = CutTagger()(x, lengths)
+    assert bool((logp[T - 4 :, 1] == 0).all())  # the padding: exp(0) summed over C classes is C, not 1
+
+    def loss_fn(out, y):
+        return F.ctc_loss(out, y, lengths, torch.full((8,), S, dtype=torch.long))
+
+    assert read_loss_inputs(loss_fn, logp.detach(), labels) is None
+    assert read_loss_inputs(loss_fn, logp.detach().exp(), labels).status == "fail"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_log_probabilities_rounded_to_the_input_dtype_are_read_as_log_probabilities(dtype):
+    from trainwell.doctor.loss_inputs import ctc_input_verdict
+
+    scores = torch.randn(T, 8, 30, generator=torch.Generator().manual_seed(0)) * 3
+    assert ctc_input_verdict(scores.to(dtype).log_softmax(-1)) is None
+    assert ctc_input_verdict(scores.to(dtype)).status == "fail"
+    assert ctc_input_verdict(scores.to(dtype).softmax(-1)).status == "fail"

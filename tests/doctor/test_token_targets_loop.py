@@ -109,3 +109,68 @@ def test_a_left_to_right_tagger_is_not_named():
             return self.out(self.rnn(self.emb(x))[0])
 
     assert _batches_loop(Tagger(), seq, tags) is None
+
+
+def _tuple_targets_loop(shifted, pack):
+    """A causal transformer over a DataLoader whose targets come with a mask of the positions to count, handed to
+    ``w.step`` as the batch carries them: a (tokens, mask) tuple or a dict."""
+    seq = _sentences()
+    x, y = (seq[:, :-1], seq[:, 1:]) if shifted else (seq[:, :-1], seq[:, :-1])
+    mask = torch.ones_like(y, dtype=torch.bool)
+    mask[::3, -3:] = False  # the last positions of every third sequence are padding
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y, mask), batch_size=16)
+    model = TinyGPT("causal")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=4) as w:
+        for _ in range(4):
+            for xb, yb, mb in loader:
+                out = model(xb)
+                per_token = F.cross_entropy(out.reshape(-1, V), yb.reshape(-1), reduction="none")
+                loss = (per_token * mb.reshape(-1)).sum() / mb.sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=(yb, mb) if pack == "tuple" else {"mask": mb, "labels": yb})
+    return next((v for v in w.report().verdicts if v.check == NAME), None)
+
+
+@pytest.mark.parametrize("pack", ["tuple", "dict"])
+def test_token_targets_handed_over_with_their_mask_are_read(pack):
+    verdict = _tuple_targets_loop(shifted=False, pack=pack)
+    assert verdict is not None and verdict.status == "fail", verdict
+    assert "y = x[:, 1:]" in verdict.advice
+    assert _tuple_targets_loop(shifted=True, pack=pack) is None
+
+
+class _TokenBatches(torch.utils.data.Dataset):
+    """Batches as dicts whose labels are the input ids themselves (the loss is to shift them)."""
+
+    def __init__(self, seq):
+        self.seq = seq
+
+    def __len__(self):
+        return len(self.seq)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.seq[i], "attention_mask": torch.ones_like(self.seq[i]), "labels": self.seq[i]}
+
+
+@pytest.mark.parametrize("handed", ["batch", "labels"])
+@pytest.mark.parametrize("shift_in_loss", [True, False])
+def test_labels_equal_to_the_input_ids_are_named_only_when_the_loss_does_not_shift_them(shift_in_loss, handed):
+    loader = torch.utils.data.DataLoader(_TokenBatches(_sentences()), batch_size=16)
+    model = TinyGPT("causal")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with doctor.watch(model, opt, every=4) as w:
+        for _ in range(4):
+            for batch in loader:
+                logits, labels = model(batch["input_ids"]), batch["labels"]
+                if shift_in_loss:  # position t is scored against token t + 1
+                    logits, labels = logits[:, :-1], labels[:, 1:]
+                loss = F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=batch if handed == "batch" else batch["labels"])
+    verdict = next((v for v in w.report().verdicts if v.check == NAME), None)
+    assert (verdict is not None and verdict.status == "fail") is not shift_in_loss, verdict

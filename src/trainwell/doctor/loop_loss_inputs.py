@@ -1,25 +1,89 @@
 """The ``loop: loss input`` verdict: what a hand-written loop hands to a loss that reads its input in one form.
 
 ``F.ctc_loss`` (``nn.CTCLoss``) reads log-probabilities over the classes (Graves et al. 2006); torch's CTC backward
-assumes them. The loss's graph says what it was given: a CTC node whose input is a softmax's output (past reshapes
-and transposes) was given probabilities.
+assumes them. On the first steps a :class:`~torch.overrides.TorchFunctionMode` sees the input the loop hands to
+``F.ctc_loss``, however its loss is written: anything whose logsumexp over the classes is not 0 at every position
+the input lengths cover (raw scores, a softmax's probabilities) is named. Under ``torch.compile`` (no mode is
+entered) the loss's graph says it instead: a CTC node whose input is a softmax's output (past reshapes and
+transposes) was given probabilities.
 
 ``nn.PoissonNLLLoss(log_input=True)`` (the default, as ``F.poisson_nll_loss``) reads the outputs as log-rates: its
 loss is exp(out) - y out, whose gradient exp(out) - y each observed step's output gradient is matched against.
 Outputs that never go below 0 (a Softplus, ReLU or exp at the end, meant as the rate itself) give a rate exp(out)
-that never goes below 1: counts of 0 can never be fitted, and the loss settles far above its floor."""
+that never goes below 1: counts of 0 can never be fitted, and the loss settles far above its floor.
+
+A soft Dice (or IoU) loss reads probabilities; on raw scores its denominator can reach 0 and its value leaves
+[0, 1]. The loss is recognised by the gradient it sends to the outputs (:mod:`~trainwell.doctor.dice_form`), and
+outputs outside [0, 1] on the steps so read are named."""
 
 from __future__ import annotations
 
-import torch
+import math
 
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
+
+from trainwell.doctor.dice_form import read_dice
 from trainwell.doctor.fitting import _RESHAPES
-from trainwell.doctor.loss_inputs import LOW_COUNTS
+from trainwell.doctor.loop_verdicts import grad_scaler_unscale
+from trainwell.doctor.loss_inputs import LOW_COUNTS, ctc_call_inputs, ctc_input_verdict
 from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: loss input"
+#: steps whose loss calls are watched for a ``ctc_loss`` call before giving up on a loop that makes none
+_TRIES = 4
 
+
+class _CtcCall(TorchFunctionMode):
+    """Reads the first input given to ``F.ctc_loss`` (or ``torch.ctc_loss``) while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.read = False
+        self.verdict: Verdict | None = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if not self.read and func in (F.ctc_loss, torch.ctc_loss):
+            given, lengths = ctc_call_inputs(args, kwargs)
+            if isinstance(given, torch.Tensor):
+                self.read = True
+                with torch.no_grad():
+                    self.verdict = ctc_input_verdict(given, lengths, NAME)
+        return func(*args, **(kwargs or {}))
+
+
+class CtcInputReader:
+    """What a watched loop gives ``F.ctc_loss``, read on its first steps (:data:`_TRIES` at most) until one call is
+    seen; ``verdict`` holds the fail, if any."""
+
+    def __init__(self):
+        self.verdict: Verdict | None = None
+        self.tries = 0
+        self._read = False
+        self._mode: _CtcCall | None = None
+
+    def start(self) -> None:
+        """Watch the torch calls until :meth:`finish` (the next ``w.step``)."""
+        if self._mode is not None or self._read or self.tries >= _TRIES:
+            return
+        self._mode = _CtcCall()
+        self._mode.__enter__()
+
+    def finish(self) -> None:
+        """Stop watching and keep what was read. Left in place if another mode was entered above it and is still
+        active (a later call removes it)."""
+        mode = self._mode
+        if mode is None:
+            return
+        stack = _get_current_function_mode_stack()
+        if not stack or stack[-1] is not mode:
+            return
+        mode.__exit__(None, None, None)
+        self._mode = None
+        self.tries += 1
+        self._read, self.verdict = mode.read, mode.verdict
 
 
 def ctc_on_softmax(loss: torch.Tensor) -> bool:
@@ -56,9 +120,81 @@ def read_log_rates(z: torch.Tensor, g: torch.Tensor, y: torch.Tensor) -> dict | 
     return {"lowest": float(zd.min()), "low_targets": float((yd < 1).double().mean()), "mean_target": float(yd.mean())}
 
 
-def loss_input_verdict(ctc_softmax: bool, rate_reads: list[dict]) -> Verdict | None:
-    """A fail for probabilities given to ``F.ctc_loss``, or for log-rates that never went below 0 on two or more
-    observed steps read as a Poisson NLL on log-rates while a tenth or more of the targets are below 1; else None."""
+class LossInputReads:
+    """What a watched loop hands its loss, read on its steps: the ``F.ctc_loss`` input (:class:`CtcInputReader`,
+    whose mode :meth:`start` and :meth:`finish` enter and leave around each step's loss), the first loss's graph,
+    and each observed step's outputs and their gradient against the targets (a Poisson NLL on log-rates, a soft
+    Dice or IoU loss)."""
+
+    def __init__(self):
+        self.ctc = CtcInputReader()
+        self.ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
+        self.rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
+        self.overlaps: list[dict] = []  # observed steps read as a soft Dice or IoU loss
+        self.overlap_tries = 0
+
+    def start(self) -> None:
+        self.ctc.start()
+
+    def finish(self) -> None:
+        self.ctc.finish()
+
+    def first_loss(self, loss: torch.Tensor) -> None:
+        self.ctc_softmax = ctc_on_softmax(loss)
+
+    def observed(self, probe, scored: tuple | None, loss, y) -> None:
+        """After an observed step (``scored``: its outputs and their gradient) whose targets ``y`` are a tensor."""
+        if not isinstance(y, torch.Tensor) or scored is None:
+            return
+        if len(self.rates) < 64:
+            read = read_log_rates(*scored, y)  # a Poisson NLL on log-rates, by its output gradient
+            if read is not None:
+                self.rates.append(read)
+        step = probe.steps[-1] if probe.steps else None
+        if self.overlap_tries < 8 and step is not None and step["backwards"] == 1:
+            self.overlap_tries += 1
+            value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+            read = read_dice(*scored, y, value, grad_scaler_unscale(step))
+            if read is not None:
+                self.overlaps.append(read)
+
+    def verdict(self, losses: list[float]) -> Verdict | None:
+        """The ``loop: loss input`` fail, if any (``losses``: the run's per-step losses)."""
+        return loss_input_verdict(self.ctc_softmax, self.rates, self.ctc.verdict) or \
+            overlap_verdict(self.overlaps, losses)
+
+
+def overlap_verdict(reads: list[dict], losses: list[float]) -> Verdict | None:
+    """A fail when two or more observed steps read as a soft Dice (or IoU) loss and its outputs left [0, 1] on one
+    of them: raw scores where the loss reads probabilities; else None. The losses' range is quoted when they left
+    the loss's own range [0, total weight]."""
+    if len(reads) < 2:
+        return None
+    outside = [r for r in reads if r["lowest"] < -1e-6 or r["highest"] > 1 + 1e-6]
+    if not outside:
+        return None
+    kind = max(("Dice", "IoU"), key=lambda k: sum(r["loss"] == k for r in reads))
+    lo, hi = min(r["lowest"] for r in outside), max(r["highest"] for r in outside)
+    top = max(r["weight"] for r in reads)
+    finite = [v for v in losses if math.isfinite(v)]
+    ran = ""
+    if finite and (min(finite) < -1e-3 * top or max(finite) > top * (1 + 1e-3)):
+        ran = f"; the loss ran {min(finite):.3g}..{max(finite):.3g}, outside its range [0, {top:.3g}]"
+    return Verdict(NAME, "fail", f"a soft {kind} loss (read from the gradient it sends to the outputs on "
+                   f"{len(reads)} observed steps) is given outputs that run {lo:.3g}..{hi:.3g} on {len(outside)} of "
+                   f"them: raw scores, not probabilities{ran}", "probabilities in [0, 1] (a sigmoid or softmax)",
+                   f"{kind} reads probabilities: apply torch.sigmoid(out) (one channel) or out.softmax(dim=1) "
+                   f"(classes) before the {kind} loss, or end the model with it; on raw scores its denominator can "
+                   "reach 0, so the loss spikes or falls below 0 whatever the learning rate")
+
+
+def loss_input_verdict(ctc_softmax: bool, rate_reads: list[dict], ctc_read: Verdict | None = None) -> Verdict | None:
+    """A fail for anything but log-probabilities given to ``F.ctc_loss`` (``ctc_read``, from
+    :class:`CtcInputReader`; else probabilities read from the graph), or for log-rates that never went below 0 on
+    two or more observed steps read as a Poisson NLL on log-rates while a tenth or more of the targets are below 1;
+    else None."""
+    if ctc_read is not None:
+        return ctc_read
     if ctc_softmax:
         return Verdict(NAME, "fail", "F.ctc_loss is given a softmax's probabilities", "log-probabilities over the "
                        "classes (log_softmax)", "ctc_loss reads log-probabilities: end the model with "

@@ -58,7 +58,7 @@ class _LossCalls(TorchFunctionMode):
         self.seen: list[tuple[str, torch.Tensor]] = []
         self.variances: list[torch.Tensor] = []  # the var given to F.gaussian_nll_loss
         self.broadcasts: list[tuple[str, tuple, tuple]] = []  # an elementwise loss's input and target shapes
-        self.ctc: list[torch.Tensor] = []  # the log_probs given to F.ctc_loss
+        self.ctc: list[tuple[torch.Tensor, object]] = []  # the (log_probs, input_lengths) given to F.ctc_loss
         self.log_rates: list[tuple[torch.Tensor, torch.Tensor]] = []  # F.poisson_nll_loss(log_input=True)'s
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -72,9 +72,9 @@ class _LossCalls(TorchFunctionMode):
             if isinstance(var, torch.Tensor):
                 self.variances.append(var.detach())
         if func is F.ctc_loss:
-            given = args[0] if args else (kwargs or {}).get("log_probs")
+            given, lengths = ctc_call_inputs(args, kwargs)
             if isinstance(given, torch.Tensor):
-                self.ctc.append(given.detach())
+                self.ctc.append((given.detach(), lengths))
         if func is F.poisson_nll_loss:
             given = _input_and_target(args, kwargs)
             log_input = args[2] if len(args) > 2 else (kwargs or {}).get("log_input", True)
@@ -86,6 +86,13 @@ class _LossCalls(TorchFunctionMode):
             if isinstance(given, torch.Tensor):
                 self.seen.append((name, given.detach()))
         return func(*args, **(kwargs or {}))
+
+
+def ctc_call_inputs(args: tuple, kwargs: dict | None) -> tuple:
+    """A ``ctc_loss`` call's ``log_probs`` and ``input_lengths``, given by position or by name."""
+    kwargs = kwargs or {}
+    return (args[0] if args else kwargs.get("log_probs"),
+            args[2] if len(args) > 2 else kwargs.get("input_lengths"))
 
 
 def _input_and_target(args: tuple, kwargs: dict | None) -> list:
@@ -119,8 +126,8 @@ def read_loss_inputs(loss_fn: Callable, out, y) -> Verdict | None:
     variance = _variance_verdict(calls.variances)
     if variance is not None:
         return variance
-    for given in calls.ctc:
-        verdict = ctc_input_verdict(given)
+    for given, lengths in calls.ctc:
+        verdict = ctc_input_verdict(given, lengths)
         if verdict is not None:
             return verdict
     for rates, counts in calls.log_rates:
@@ -191,15 +198,37 @@ def positive_log_rates_verdict(rates: torch.Tensor, counts: torch.Tensor) -> Ver
                    "log_input=False")
 
 
-def ctc_input_verdict(given: torch.Tensor) -> Verdict | None:
+def _read_positions(given: torch.Tensor, input_lengths) -> torch.Tensor:
+    """The (positions, classes) rows of ``ctc_loss``'s input that its ``input_lengths`` cover: the frames after an
+    example's length are padding the loss never reads (zeros from ``pad_sequence``, say). All rows when the
+    lengths cannot be read against the input's (T, N, C) or (T, C) shape."""
+    rows = given.reshape(-1, given.shape[-1])
+    try:
+        lengths = torch.as_tensor(input_lengths, device="cpu").long().reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        return rows
+    if given.dim() == 3 and len(lengths) == given.shape[1]:
+        covered = torch.arange(given.shape[0])[:, None] < lengths[None, :]
+    elif given.dim() == 2 and len(lengths) == 1:
+        covered = torch.arange(given.shape[0]) < lengths
+    else:
+        return rows
+    covered = covered.reshape(-1).to(rows.device)
+    return rows[covered] if bool(covered.any()) else rows
+
+
+def ctc_input_verdict(given: torch.Tensor, input_lengths=None, check: str = NAME) -> Verdict | None:
     """A fail when ``F.ctc_loss`` is given anything but log-probabilities over its last (class) axis: all <= 0
-    with logsumexp 0 at every position. Values in [0, 1] that sum to 1 per position are probabilities (a softmax
-    in place of log_softmax); torch's CTC backward assumes normalized log-probabilities, so its gradient is then
-    wrong too. None when the input is as it should be."""
+    with logsumexp 0 (to 1e-3, or to the rounding of a 16-bit input) at every position its ``input_lengths``
+    cover. Values in [0, 1] that sum to 1 per position are probabilities (a softmax in place of log_softmax);
+    free values are raw scores. torch's CTC backward assumes normalized log-probabilities, so its gradient is
+    then wrong too. None when the input is as it should be. ``check``: the verdict's name (``loop: loss input``
+    under ``doctor.watch``)."""
     if not given.is_floating_point() or given.numel() == 0 or given.shape[-1] < 2:
         return None
-    g = given.double()
-    if bool((g <= 1e-6).all()) and bool((g.logsumexp(-1).abs() < 1e-3).all()):
+    g = _read_positions(given.detach(), input_lengths).double()
+    tolerance = max(1e-3, 16 * torch.finfo(given.dtype).eps)  # log-probabilities rounded to bfloat16 or float16
+    if bool((g <= 1e-6).all()) and bool((g.logsumexp(-1).abs() < tolerance).all()):
         return None
     lo, hi = float(g.min()), float(g.max())
     if lo >= 0 and hi <= 1 and bool(((g.sum(-1) - 1).abs() < 1e-3).all()):
@@ -207,8 +236,11 @@ def ctc_input_verdict(given: torch.Tensor) -> Verdict | None:
     elif hi <= 1e-6:
         what = "values <= 0 whose exponentials do not sum to 1 per position"
     else:
-        what = "values that are not log-probabilities (logits?)"
-    return Verdict(NAME, "fail", f"F.ctc_loss is given {what}: its input runs {lo:.3g}..{hi:.3g}",
+        spread = g.logsumexp(-1)
+        what = (f"values that are not log-probabilities (raw scores? their logsumexp over the classes runs "
+                f"{float(spread.min()):.3g}..{float(spread.max()):.3g}, not 0)")
+    return Verdict(check, "fail", f"F.ctc_loss is given {what}: its input runs {lo:.3g}..{hi:.3g}",
                    "log-probabilities over the last axis (all <= 0, logsumexp 0 at every position)",
-                   "ctc_loss reads log-probabilities: end the model with F.log_softmax(scores, dim=-1), not softmax; "
-                   "its backward assumes them, so its gradients are wrong too (see the gradient check)")
+                   "ctc_loss reads log-probabilities: end the model with F.log_softmax(scores, dim=-1) (not softmax, "
+                   "not the raw scores); its backward assumes them, so its gradients are wrong too" +
+                   (" (see the gradient check)" if check == NAME else ""))

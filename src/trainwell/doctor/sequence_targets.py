@@ -12,6 +12,9 @@
 
 ``doctor.watch`` reads the first of these on the loop's own steps: integer targets equal to a token-id input of
 the training forward, for a model that, run again at the report, is left to right (``loop: next-token targets``).
+Targets handed over with a mask (``y=(tokens, mask)``, a batch dict) are read by their integer part(s); a loss
+that shifts the targets itself (``logits[:, :-1]`` against ``labels[:, 1:]``, with labels = input ids) is told
+apart by the gradient it sends to the outputs, which pulls each position towards the next token.
 """
 
 from __future__ import annotations
@@ -180,6 +183,52 @@ def echoed_tokens(tensors: list[torch.Tensor], y: torch.Tensor) -> int | None:
     return next((i for i, t in enumerate(tensors) if isinstance(t, torch.Tensor) and not t.is_floating_point()
                  and t.dtype != torch.bool and t.shape == y.shape and t.device == y.device and torch.equal(t, y)),
                 None)
+
+
+def label_parts(y) -> list[torch.Tensor]:
+    """The token-label tensors of ``w.step``'s ``y``: ``y`` itself when it is a tensor; of a tuple, list or dict of
+    targets, its integer parts that are not masks (bool, or integers that are all 0 or 1)."""
+    if isinstance(y, torch.Tensor):
+        return [y]
+    parts = y.values() if isinstance(y, dict) else y if isinstance(y, tuple | list) else ()
+    return [t for t in parts if isinstance(t, torch.Tensor) and not t.is_floating_point() and t.dtype != torch.bool
+            and t.numel() and not bool(((t == 0) | (t == 1)).all())]
+
+
+def shifted_by_the_loss(z: torch.Tensor, g: torch.Tensor, ids: torch.Tensor) -> bool:
+    """Whether the gradient ``g`` the loss sent to the outputs ``z`` ((N, T, V), or (N, V, T)) pulls each position
+    towards the next of the token targets ``ids`` (N, T): a cross-entropy's gradient has its one negative entry at
+    the label, and at the positions the loss reaches that is ``ids[:, t + 1]`` on most of them and more often than
+    ``ids[:, t]`` (a loss that shifts the labels itself). False when the layout does not match."""
+    if z.dim() != 3 or g is None or g.shape != z.shape:
+        return False
+    if tuple(z.shape[:2]) != tuple(ids.shape):
+        if (z.shape[0], z.shape[2]) != tuple(ids.shape):
+            return False
+        g = g.transpose(1, 2)
+    g, ids = g.detach(), ids.detach().to(g.device)
+    label = g.argmin(-1)
+    reached = g.abs().amax(-1) > 0
+    ahead = reached[:, :-1]
+    if not bool(ahead.any()):
+        return False
+    same = float((label == ids)[reached].float().mean())
+    following = float((label[:, :-1] == ids[:, 1:])[ahead].float().mean())
+    return following > 0.5 and following > same
+
+
+def echoed_labels(tensors: list[torch.Tensor], y, scored: tuple | None) -> int | None:
+    """``doctor.watch``: the index of the forward input (among ``tensors``) that the token targets in ``y`` (a
+    tensor, or the integer parts of a tuple, list or dict, each of which must equal an input) equal, token for
+    token; None when none does, or when the observed step's (outputs, gradient) ``scored`` show that the loss
+    shifts them itself."""
+    parts = label_parts(y)
+    indices = [echoed_tokens(tensors, t.detach()) for t in parts]
+    if not indices or any(i is None for i in indices):
+        return None
+    if scored is not None and shifted_by_the_loss(scored[0], scored[1], tensors[indices[0]]):
+        return None
+    return indices[0]
 
 
 def loop_copied_tokens(probe, echoes: list[int | None], sample: tuple | None) -> Verdict | None:

@@ -55,7 +55,7 @@ from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
 from trainwell.doctor.loop_deferral import defer
-from trainwell.doctor.loop_loss_inputs import ctc_on_softmax, loss_input_verdict, read_log_rates
+from trainwell.doctor.loop_loss_inputs import LossInputReads
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
@@ -64,7 +64,7 @@ from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
-from trainwell.doctor.sequence_targets import echoed_tokens, loop_copied_tokens
+from trainwell.doctor.sequence_targets import echoed_labels, label_parts, loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.unbounded_loss import unbounded_fall
@@ -108,8 +108,7 @@ class Watch:
         self._ys: list[torch.Tensor] = []
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
-        self._rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
-        self._ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
+        self._loss_inputs = LossInputReads()  # what the loop hands its loss (ctc_loss's input, log-rates, Dice's)
         self._echoes: list[int | None] = []  # per observed step: which forward input its targets equal
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
         self._calls = 0
@@ -131,8 +130,7 @@ class Watch:
         self._catch_broadcast()
         self._shuffles.start()
         self._open = True
-        if not self.probe.compiled:
-            self._contrastive.start()
+        self._start_readers()
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -141,7 +139,7 @@ class Watch:
 
     def close(self) -> None:
         """Remove every hook from the model (idempotent)."""
-        self._contrastive.finish()  # its mode is above the monitor's on the stack: popped first
+        self._finish_readers()  # their modes are above the monitor's on the stack: popped first
         self.monitor._remove()
         self.monitor._armed = False
         self.probe.detach()
@@ -179,7 +177,8 @@ class Watch:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
         self._calls += 1
-        self._contrastive.finish()
+        self._finish_readers()
+        scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             leaves = graph_leaves(loss)
@@ -192,18 +191,15 @@ class Watch:
             self.probe.unregistered = unregistered(self.probe.model, [t for t in leaves if id(t) not in inputs], rows)
             self.probe.input_leaves = []
             game_players.loss_read(self.probe, leaves)
-            self._ctc_softmax = ctc_on_softmax(loss)
+            self._loss_inputs.first_loss(loss)
             self._read_game(leaves)
-        if isinstance(y, torch.Tensor) and self.probe.scored is not None and len(self._rates) < 64:
-            read = read_log_rates(*self.probe.scored, y)  # a Poisson NLL on log-rates, by its output gradient
-            if read is not None:
-                self._rates.append(read)
+        self._loss_inputs.observed(self.probe, scored, loss, y)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._against.append(read_with_targets(self.probe, y))
         if self._first_forward is None:
             self._first_forward = self.probe.step_forward
         forward = self.probe.step_forward  # the observed step's forward (read, then cleared, by _read_echo)
-        self._read_echo(y)
+        self._read_echo(y, scored)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
         elif isinstance(y, tuple | list | dict):  # several targets: each floating-point one is read for its scale
@@ -219,17 +215,29 @@ class Watch:
         self._state.step += 1  # steps done, as the Trainer counts them
         if not (idle and self.monitor.skipped_step(self._state)):  # a step AMP's GradScaler skipped: observe the next
             self.monitor.on_batch_end(self._state)
+        self._start_readers()
+
+    def _start_readers(self) -> None:
+        """Enter the modes that read the torch calls of the next step's loss (not under torch.compile)."""
         if not self.probe.compiled:
             self._contrastive.start()
+            self._loss_inputs.start()
 
-    def _read_echo(self, y) -> None:
+    def _finish_readers(self) -> None:
+        """Leave them, the last entered first."""
+        self._loss_inputs.finish()
+        self._contrastive.finish()
+
+    def _read_echo(self, y, scored: tuple | None) -> None:
         """On an observed step (8 at most): whether its targets equal one of the tensors its training forward took
-        (:mod:`~trainwell.doctor.echoed_targets`; token ids: :mod:`~trainwell.doctor.sequence_targets`)."""
+        (:mod:`~trainwell.doctor.echoed_targets`; token ids, also as a tuple or dict's integer part, unless the
+        loss shifts them itself: :mod:`~trainwell.doctor.sequence_targets`)."""
         forward, self.probe.step_forward = self.probe.step_forward, None
-        if forward is None or not isinstance(y, torch.Tensor) or len(self._echoes) >= 8:
+        if forward is None or not label_parts(y) or len(self._echoes) >= 8:
             return
         tensors = forward_tensors(*forward)
-        index = (echoed_input if y.is_floating_point() else echoed_tokens)(tensors, y.detach())
+        floating = isinstance(y, torch.Tensor) and y.is_floating_point()
+        index = echoed_input(tensors, y.detach()) if floating else echoed_labels(tensors, y, scored)
         self._echoes.append(index)
         if index is not None and self._echo_sample is None:
             self._echo_sample = (*forward, index, tensors)
@@ -428,7 +436,7 @@ class Watch:
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
                loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses),
-               dropout_rate_verdict(p.model, "loop: dropout rate"), loss_input_verdict(self._ctc_softmax, self._rates)]
+               dropout_rate_verdict(p.model, "loop: dropout rate"), self._loss_inputs.verdict(losses)]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
