@@ -40,7 +40,7 @@ import warnings
 import torch
 from torch import nn
 
-from trainwell.doctor import diagnosis, game_players
+from trainwell.doctor import checkpointing, diagnosis, game_players
 from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
@@ -61,6 +61,7 @@ from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.monitors import Monitor
+from trainwell.doctor.pair_targets import PairTargetReader
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
@@ -114,6 +115,7 @@ class Watch:
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
         self._calls = 0
         self._broadcast: str | None = None
+        self._reentrant_cut = False  # torch warned: a reentrant checkpointed segment had no input requiring grad
         self._warnings = None
         self.batch_size = batch_size
         self._state = State(model=model, optimizer=optimizer)
@@ -121,6 +123,7 @@ class Watch:
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
+        self._pairs = PairTargetReader()  # the targets given to a pair loss, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._open = False
 
@@ -128,10 +131,11 @@ class Watch:
     def __enter__(self) -> Watch:
         self.monitor.on_fit_start(self._state)
         self.probe.attach()
-        self._catch_broadcast()
+        self._catch_torch_warnings()
         self._shuffles.start()
         self._open = True
         if not self.probe.compiled:
+            self._pairs.start()
             self._contrastive.start()
         return self
 
@@ -142,6 +146,7 @@ class Watch:
     def close(self) -> None:
         """Remove every hook from the model (idempotent)."""
         self._contrastive.finish()  # its mode is above the monitor's on the stack: popped first
+        self._pairs.finish()  # entered below the contrastive reader's
         self.monitor._remove()
         self.monitor._armed = False
         self.probe.detach()
@@ -151,13 +156,17 @@ class Watch:
             self._warnings = None
         self._open = False
 
-    def _catch_broadcast(self) -> None:
+    def _catch_torch_warnings(self) -> None:
         """Record torch's "target size different to the input size" warning (an elementwise loss broadcasting
-        (B, 1) against (B,)) while the block runs, even if it was shown before; the user still sees it once."""
+        (B, 1) against (B,)) and its "None of the inputs have requires_grad=True" warning in a training forward
+        of the watched model (a reentrant checkpointed segment whose parameters get no gradient; a validation
+        under ``torch.no_grad`` gives it too, by design) while the block runs, even if shown before; the user still
+        sees each once."""
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         warnings.filterwarnings("always", message=r"Using a target size .* different to the input size")
-        shown = warnings.showwarning
+        warnings.filterwarnings("always", message=checkpointing.NO_GRAD_INPUTS)
+        shown, message_shown = warnings.showwarning, []  # the checkpoint warning: shown once
 
         def show(message, category, filename, lineno, file=None, line=None):
             if "different to the input size" in str(message) and widening_warning(str(message)):
@@ -165,6 +174,12 @@ class Watch:
                 self._broadcast = str(message)
                 if not first:
                     return
+            if str(message).startswith(checkpointing.NO_GRAD_INPUTS):
+                # inside the watched model's forward with gradients (a Function's forward runs without them)
+                self._reentrant_cut = self._reentrant_cut or self.probe.forward_with_grad()
+                if message_shown:
+                    return
+                message_shown.append(True)
             shown(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show
@@ -180,6 +195,7 @@ class Watch:
                                "as w:` around the loop")
         self._calls += 1
         self._contrastive.finish()
+        self._pairs.finish()
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             leaves = graph_leaves(loss)
@@ -220,6 +236,7 @@ class Watch:
         if not (idle and self.monitor.skipped_step(self._state)):  # a step AMP's GradScaler skipped: observe the next
             self.monitor.on_batch_end(self._state)
         if not self.probe.compiled:
+            self._pairs.start()
             self._contrastive.start()
 
     def _read_echo(self, y) -> None:
@@ -413,7 +430,7 @@ class Watch:
         sample = self._echo_sample  # targets equal to a floating-point input, or to token ids
         echo = loop_echo if sample is None or sample[3][sample[2]].is_floating_point() else loop_copied_tokens
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
-               lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p),
+               lv.gradient_flow(p), lv.gradient_reach(p, self._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
                lsch.lr_schedule(p, losses),
                ll.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                low_precision_weights(p), ld.inputs(p, self._memorizing()),
@@ -428,7 +445,8 @@ class Watch:
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
                loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses),
-               dropout_rate_verdict(p.model, "loop: dropout rate"), loss_input_verdict(self._ctc_softmax, self._rates)]
+               dropout_rate_verdict(p.model, "loop: dropout rate"),
+               loss_input_verdict(self._ctc_softmax, self._rates) or self._pairs.verdict()]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
