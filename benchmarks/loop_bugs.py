@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from trainwell import doctor
 
@@ -67,6 +68,21 @@ class Net(nn.Module):
                         "dropout_head": nn.Dropout(0.1)}.get(kind)
 
     def forward(self, x):
+        if self.kind.startswith("checkpoint"):  # the body recomputed in backward; reentrant on the data tensor
+            h = checkpoint(self._body, x, use_reentrant=self.kind == "checkpoint_reentrant")
+        else:
+            h = self._body(x)
+        if self.side is not None:
+            s = F.relu(self.side(x))
+            h = h + (s.detach() if self.kind == "detached" else s)
+        out = self.head(h)
+        if self.softmax is not None:
+            out = self.softmax(out)
+        if self.aux is not None:
+            return out, self.aux(h)
+        return out
+
+    def _body(self, x):
         h = x
         for k, layer in enumerate(self.layers):
             if self.norms is not None:
@@ -77,15 +93,7 @@ class Net(nn.Module):
                 h = self.drop(F.relu(layer(h)))
         for block in self.blocks or []:
             h = block(h)
-        if self.side is not None:
-            s = F.relu(self.side(x))
-            h = h + (s.detach() if self.kind == "detached" else s)
-        out = self.head(h)
-        if self.softmax is not None:
-            out = self.softmax(out)
-        if self.aux is not None:
-            return out, self.aux(h)
-        return out
+        return h
 
 
 class _Residual(nn.Module):
@@ -112,7 +120,7 @@ class Loop:
     unfreeze_body: str = ""  # "" | forgot_optimizer | added
     eval_in_training: bool = False  # model.train() never called again after validation
     no_eval_for_validation: bool = False
-    scheduler: str = ""  # per_batch | per_epoch
+    scheduler: str = ""  # per_batch | per_epoch (StepLR); cosine (per optimizer step) | cosine_micro (per micro-batch)
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -208,7 +216,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                               momentum=0.9 if cfg.lr < 1 else 0.0, weight_decay=cfg.weight_decay)
     if cfg.replace_head:
         model.head = nn.Linear(64, classes)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
+    steps_per_epoch = -(-len(x) // cfg.batch) if cfg.ragged else len(x) // cfg.batch
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=EPOCHS * steps_per_epoch) \
+        if cfg.scheduler.startswith("cosine") else \
+        torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
 
     def loss_fn(out, t):
         if cfg.loss in ("kl", "kl_probs"):  # distillation towards soft targets: kl_div reads log-probabilities
@@ -236,10 +247,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             onehot = F.one_hot(t, out.shape[1]).float()
             overlap = (probs * onehot).sum(0)
             return 1 - ((2 * overlap + 1) / (probs.sum(0) + onehot.sum(0) + 1)).mean()
-        if cfg.loss in ("aux", "aux_item", "aux3"):
+        if cfg.loss in ("aux", "aux_item", "aux3", "aux_zero"):  # aux_zero: the task's weight left at 0
             logits, aux = out
             extra = F.cross_entropy(aux, t % (3 if cfg.loss == "aux3" else 2))
-            return F.cross_entropy(logits, t) + 0.3 * (extra.item() if cfg.loss == "aux_item" else extra)
+            weight = 0.0 if cfg.loss == "aux_zero" else 0.3
+            return F.cross_entropy(logits, t) + weight * (extra.item() if cfg.loss == "aux_item" else extra)
         return F.cross_entropy(out, t)
 
     pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt)
@@ -249,7 +261,6 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         if not cfg.give_targets:
             return None
         return soft_targets(t) if cfg.loss.startswith("kl") else t
-    steps_per_epoch = -(-len(x) // cfg.batch) if cfg.ragged else len(x) // cfg.batch
     first = torch.arange(cfg.batch)
     with doctor.watch(model, opt, every=every) as w:
         for epoch in range(EPOCHS):
@@ -279,6 +290,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     if cfg.step_first:
                         opt.step()
                     (scaler.scale(loss) if cfg.amp else loss * cfg.loss_scale).backward()
+                    if cfg.scheduler == "cosine_micro":  # sized in optimizer steps, stepped per micro-batch
+                        sched.step()
                     if cfg.watch_micro:
                         w.step(loss, y=given(y[part]))
                 if cfg.zero_grad == "between":
@@ -298,7 +311,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         opt.step()
                     if cfg.double_step:
                         opt.step()
-                if sched is not None and cfg.scheduler == "per_batch":
+                if sched is not None and cfg.scheduler in ("per_batch", "cosine"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]))
@@ -442,6 +455,14 @@ CASES = [
     # what the loop hands its loss
     Case("a soft Dice loss on raw scores (no softmax before it)", Loop(loss="dice_raw", lr=0.05),
          Loop(loss="dice", lr=0.05), "soft Dice loss"),
+    # training patterns: a task weighted by 0, a reentrant checkpoint, a cosine stepped per micro-batch
+    Case("a second task's loss weight left at 0", Loop(model="aux", loss="aux_zero"), Loop(model="aux", loss="aux"),
+         "exactly 0"),
+    Case("torch.utils.checkpoint(use_reentrant=True) on the data tensor", Loop(model="checkpoint_reentrant"),
+         Loop(model="checkpoint"), "reentrant checkpointed segment"),
+    Case("a cosine sized in optimizer steps, stepped per accumulated micro-batch",
+         Loop(accumulate=4, lr=0.05, scheduler="cosine_micro"), Loop(accumulate=4, lr=0.05, scheduler="cosine"),
+         "loop: learning rate applied"),
 ]
 
 

@@ -30,6 +30,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from trainwell.doctor import checkpointing
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.class_axis import scrambled_classes
 from trainwell.doctor.data_scale import defer_to_data_scale
@@ -46,7 +47,13 @@ from trainwell.doctor.report import Report
 from trainwell.doctor.sequence_targets import sequence_targets
 from trainwell.doctor.small_inputs import ADVICE as SMALL_ADVICE
 from trainwell.doctor.small_inputs import input_scale_verdict
-from trainwell.doctor.target_range import constant_targets, ignored_class, multi_hot_targets, unreachable_targets
+from trainwell.doctor.target_range import (
+    constant_targets,
+    defer_to_constant_targets,
+    ignored_class,
+    multi_hot_targets,
+    unreachable_targets,
+)
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
 
@@ -217,6 +224,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"fix '{small.check}' first: {SMALL_ADVICE}")
                     if v.check in SCALE_BOUND and v.status in ("fail", "warn") else v for v in verdicts]
     verdicts = _defer_to_unbounded(_defer_to_vanishing(defer_to_data_scale(verdicts, x, y)))
+    verdicts = checkpointing.defer_to_cut(defer_to_constant_targets(verdicts))
     if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
         # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"F.ctc_loss is not given log-probabilities: "

@@ -15,12 +15,27 @@ import torch
 from torch import nn
 
 #: the start of torch's warning when a reentrant checkpointed segment has no input that requires a gradient
-_NO_GRAD_INPUTS = "None of the inputs have requires_grad=True"
+NO_GRAD_INPUTS = "None of the inputs have requires_grad=True"
 
 #: what to do about it, for the verdicts that meet it
 ADVICE = ("torch.utils.checkpoint(..., use_reentrant=True) on a segment none of whose inputs requires a gradient "
           "(the data tensor, a detached tensor) gives the parameters inside no gradient: pass use_reentrant=False, "
           "or start the first checkpointed segment after a layer with parameters")
+
+
+#: what the check "parameters registered" says of a reentrant segment that cuts its parameters off
+CUT = "a reentrant checkpointed segment has no input that requires a gradient"
+#: the checks that fit the model: they train with those parameters frozen at their initial values
+_FITS = ("overfit a tiny subset", "input-independent baseline")
+
+
+def defer_to_cut(verdicts: list) -> list:
+    """A failed overfit or baseline follows from a reentrant checkpointed segment whose parameters get no
+    gradient (named by "parameters registered"): its advice names that first."""
+    if not any(v.check == "parameters registered" and CUT in str(v.value) for v in verdicts):
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"fix 'parameters registered' first: {ADVICE}")
+            if v.check in _FITS and v.status in ("fail", "warn") else v for v in verdicts]
 
 
 class reentrant_without_grad:  # noqa: N801 - used like a function: ``with reentrant_without_grad() as seen:``
@@ -37,7 +52,7 @@ class reentrant_without_grad:  # noqa: N801 - used like a function: ``with reent
     def __exit__(self, *exc) -> None:
         self._catch.__exit__(*exc)
         for w in self._caught:
-            if str(w.message).startswith(_NO_GRAD_INPUTS):
+            if str(w.message).startswith(NO_GRAD_INPUTS):
                 self.cut = True
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -129,30 +129,29 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
         norm = [kind or ("log" if t.dim() >= 3 else None) for kind, t in zip(norm, floats, strict=True)]
         dims = [dim if kind != "log" or t.dim() < 3 or dim != 1 else t.dim() - 1
                 for kind, dim, t in zip(norm, dims, floats, strict=True)]
-    # a constant on the sphere starts at the model's own first row (zeros have no direction to normalize)
-    free = [torch.where(torch.isfinite(t), t, 0.0).detach().clone().requires_grad_(True) if per_example else
-            t.select(a, 0).detach().clone().requires_grad_(True) if kind == "sphere" else
-            torch.zeros(t.shape[:a] + t.shape[a + 1:], dtype=t.dtype, device=t.device, requires_grad=True)
-            for t, kind, a in zip(floats, norm, axes, strict=True)]
+    free = [_starting_output(t, kind, a, per_example) for t, kind, a in zip(floats, norm, axes, strict=True)]
     if any(kind is None for kind in norm) and _takes_probabilities(loss_fn):
         # BCE on a sigmoid: free outputs in (0, 1) as the model's; in an output structure (a VAE's (recon, mu,
         # log-variance)) only the tensors a sigmoid makes, also torch.sigmoid in forward
         if not any(squashed) and _sigmoid_last(model, x):
             squashed = [True] * len(norm)
         norm = [kind or ("unit" if unit else None) for kind, unit in zip(norm, squashed, strict=True)]
+    norm = [kind if t.dim() else None for kind, t in zip(norm, floats, strict=True)]  # a scalar is held as it is
 
     def build(n: int):
         it, kinds, classes, examples = iter(free), iter(norm), iter(dims), iter(axes)
 
         def make(t):
             v, kind, dim, a = next(it), next(kinds), next(classes), next(examples)
-            v = v if per_example else v.unsqueeze(a).expand(*t.shape[:a], n, *t.shape[a + 1:])
+            # a scalar is the batch's: the same for any n
+            v = v if per_example or t.dim() == 0 else v.unsqueeze(a).expand(*t.shape[:a], n, *t.shape[a + 1:])
             return v.log_softmax(dim) if kind == "log" else v.softmax(dim) if kind == "prob" else \
                 v.sigmoid() if kind == "unit" else F.normalize(v, dim=-1) if kind == "sphere" else v
 
         return O.map_tensors(sample, make)
 
-    opt = eager(torch.optim.LBFGS)(free, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+    opt = eager(torch.optim.LBFGS)([t for t in free if t.requires_grad], lr=1.0, max_iter=max_iter,
+                                   line_search_fn="strong_wolfe")
     lowest: list = [math.inf, None]  # the lowest loss the fit met (not NaN), and its outputs
 
     def closure():
@@ -186,8 +185,23 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
         elif lowest[1] is None and build.left_domain:  # type: ignore[attr-defined]
             # no valid outputs met (zeros can be outside the domain: a variance of 0): the model's own outputs
             for t, value in zip(free, floats, strict=True):
-                t.copy_(torch.where(torch.isfinite(value), value, 0.0) if per_example else value[0])
+                t.copy_(torch.where(torch.isfinite(value), value, 0.0) if per_example or value.dim() == 0 else
+                        value[0])
     return build
+
+
+def _starting_output(t: torch.Tensor, kind: str | None, axis: int, per_example: bool) -> torch.Tensor:
+    """Where the fit of output ``t`` starts: the model's own outputs per example; a constant of zeros, or on the
+    sphere the model's own first row (zeros have no direction to normalize). A scalar output is the batch's, not an
+    example's (a mixture's load-balancing loss beside the scores): there is no example's output to fit, so it keeps
+    the model's value and is not fitted (a free one would take any loss it adds down with it)."""
+    if t.dim() == 0:
+        return t.detach().clone()
+    if per_example:
+        return torch.where(torch.isfinite(t), t, 0.0).detach().clone().requires_grad_(True)
+    if kind == "sphere":
+        return t.select(axis, 0).detach().clone().requires_grad_(True)
+    return torch.zeros(t.shape[:axis] + t.shape[axis + 1:], dtype=t.dtype, device=t.device, requires_grad=True)
 
 
 def _mean(loss: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from trainwell.doctor.gradient_subset import informative_subset
 from trainwell.doctor.inputs import Inputs, Targets, call, cast
 from trainwell.doctor.registration import unregistered_in_loss
 from trainwell.doctor.surrogate import STEP_ADVICE, flat, steps
+from trainwell.doctor.untracked_terms import custom_backward_in, untracked_advice
 from trainwell.doctor.verdict import Verdict
 
 GRAD_ATOL = 1e-8  # below this both gradients are float64 round-off of the centred difference (|f| ~ 1, h = 1e-5)
@@ -154,6 +155,9 @@ def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coo
     verdict = _grade(name, found, atol, kinks, budget_note, f0, floor)
     if seen.cut and verdict.status == "fail":  # autograd left out a checkpointed segment: no custom backward at fault
         verdict.advice = f"autograd gives '{found.worst[1]}' no gradient from the data loss: {checkpointing.ADVICE}"
+    elif verdict.status == "fail" and found.worst[1] and not found.flat and abs(f0) <= LARGE_LOSS and \
+            not custom_backward_in(centre):  # autograd's own derivatives are right: a term it does not see
+        verdict.advice = untracked_advice(found.worst[1])
     return verdict
 
 

@@ -72,6 +72,7 @@ class LoopProbe:
         self.optimizer = optimizers[0]
         self.compiled = compiled or _compiled(model)
         self.named = dict(model.named_parameters())
+        self.frozen_at_start = {id(p) for p in self.named.values() if not p.requires_grad}  # unfrozen later?
         self.owned = self.held_now()
         model_ids = {id(p) for p in self.named.values()}
         self.foreign = [tuple(p.shape) for o in optimizers for g in o.param_groups for p in g["params"]
@@ -161,6 +162,10 @@ class LoopProbe:
     def stopped_stepping(self) -> bool:
         """The optimizers given to the watch stepped, then stopped for the last 3 or more ``w.step`` calls."""
         return self.last_active_call > 0 and self.calls - self.last_active_call >= 3
+
+    def forward_with_grad(self) -> bool:
+        """Whether the watched model's latest forward since the last step ran with gradients (False: none ran)."""
+        return bool(self._forwards) and self._forwards[-1][1]
 
     @property
     def frozen(self) -> list[str]:

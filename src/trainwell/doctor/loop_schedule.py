@@ -1,10 +1,11 @@
 """The ``loop: learning rate applied`` verdict: the rate the optimizer applied at each step, read for a schedule
 stepped at the wrong rate. A per-epoch scheduler stepped per batch collapses the rate early (StepLR, MultiStepLR)
-or swings it between its peak and 0 every few steps (CosineAnnealingLR(T_max=epochs)); a per-batch one stepped
-per epoch only rises, in a few jumps, and is still rising at the end (a warm-up that ended and then held its rate
-is not), or (OneCycleLR, which keeps ``max_lr`` in each param group) stays far below
-its peak. A schedule with warm restarts jumps back up: no swing. A collapse that ReduceLROnPlateau's rule, replayed
-on the training losses, reproduces cut for cut is that scheduler stepped every batch on the training loss.
+or swings it between its peak and 0 every few steps (CosineAnnealingLR(T_max=epochs); also a cosine sized in
+optimizer steps but stepped once per accumulated micro-batch, which passes its end and climbs back); a per-batch
+one stepped per epoch only rises, in a few jumps, and is still rising at the end (a warm-up that ended and then
+held its rate is not), or (OneCycleLR, which keeps ``max_lr`` in each param group) stays far below its peak. A
+schedule with warm restarts jumps back up: no swing. A collapse that ReduceLROnPlateau's rule, replayed on the
+training losses, reproduces cut for cut is that scheduler stepped every batch on the training loss.
 """
 
 from __future__ import annotations
@@ -76,13 +77,17 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
         return Verdict(name, "warn", value, "a schedule spread over the run",
                        "the rate vanishes early: " + _PER_EPOCH_ADVICE)
     swings = _swings(lrs, floor) if peak > 0 else []
-    if len(swings) >= 3:
+    # 3 climbs back, or 2 that each followed a fall from the peak (a warm-up's climb from ~0 is not one): a cosine
+    # sized in optimizer steps but stepped once per accumulated micro-batch passes its end k / 2 times
+    fell = [i for i in swings if _fell_before(lrs, i, floor, peak)]
+    if len(swings) >= 3 or len(fell) >= 2:
         period = (swings[-1] - swings[0]) / (len(swings) - 1)
         return Verdict(name, "warn", f"{where}swung from 1% of its peak or below back up to its peak {len(swings)} "
                        f"times, every {period:.3g} steps: " + value, "a schedule spread over the run",
                        "the rate falls to 0 and climbs back every few steps: a cosine sized in epochs "
-                       "(CosineAnnealingLR(T_max=epochs)) stepped per batch? Call scheduler.step() once per epoch, "
-                       "or set T_max to the number of optimizer steps")
+                       "(CosineAnnealingLR(T_max=epochs)) stepped per batch, or one sized in optimizer steps stepped "
+                       "per accumulated micro-batch? Call scheduler.step() once per epoch (or once per "
+                       "optimizer.step()), or set T_max to the number of times it is stepped")
     stuck = _stuck_one_cycle(lrs, max_lr)
     if stuck is not None:
         return Verdict(name, "warn", f"{where}{stuck}: " + value, "the rate reaching max_lr, changing every step",
@@ -164,6 +169,13 @@ def _swings(lrs: list[float], floor: float) -> list[int]:
                 found.append(i)
             trough = None
     return found
+
+
+def _fell_before(lrs: list[float], i: int, floor: float, peak: float) -> bool:
+    """Whether the climb that reached its top at step ``i`` started from a trough the rate fell to from its peak
+    (90% of it or more, then ``floor`` or below): a cosine that passed its end, not a warm-up from ~0."""
+    trough = max(j for j in range(i) if lrs[j] <= floor)
+    return any(v >= 0.9 * peak for v in lrs[:trough])
 
 
 def _linear(climb: list[float]) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from trainwell.doctor import registration
+from trainwell.doctor import checkpointing, registration
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.loss_scaling import clipped_before_unscale, static_scale
@@ -189,8 +189,21 @@ def grad_scaler_unscale(step: dict) -> float:
     return 1 / static[0] if static is not None and static[1] == "divided" else 1.0
 
 
-def gradient_reach(probe: LoopProbe) -> Verdict:
-    """Parameters that require grad should receive one; frozen ones are listed so that "frozen by mistake" shows."""
+#: why parameters get no gradient at all: backward never reaches them
+_UNREACHED_ADVICE = ("a detached branch (.detach(), .item(), .data, torch.no_grad in forward), an auxiliary loss "
+                     "left out of the total, an unused layer, or every ReLU after them dead (see the monitors): these "
+                     "parameters never learn")
+#: why backward reaches parameters with exactly 0: the loss does not depend on what they compute
+_ZEROED_ADVICE = ("the loss does not depend on what they compute: a loss term multiplied by 0 (a task's loss "
+                  "weight of 0), a mask that zeroes their output, or every unit feeding them dead (see the "
+                  "monitors): these parameters never learn")
+
+
+def gradient_reach(probe: LoopProbe, reentrant_cut: bool = False) -> Verdict:
+    """Parameters that require grad should receive one; frozen ones are listed so that "frozen by mistake" shows.
+    Of those that receive none, the ones backward reaches with exactly 0 (a loss term weighted by 0) are told
+    from the ones it never reaches (a detached branch); ``reentrant_cut``: torch warned while the loop ran that a
+    reentrant checkpointed segment had no input that requires a gradient, which cuts its parameters off."""
     name = "loop: every trainable parameter learns"
     frozen = f"frozen: {_group_names(probe.frozen)}" if probe.frozen else ""
     if len(probe.steps) < 2:
@@ -204,14 +217,29 @@ def gradient_reach(probe: LoopProbe) -> Verdict:
     starved = [n for n in starved if n not in cancelled]
     if starved:
         none = not probe.received
-        value = ("no parameter ever received a gradient" if none else
-                 f"never received a gradient: {_group_names(starved)}") + (f"; {frozen}" if frozen else "")
+        zeroed = [n for n in starved if n in probe.reached]
+        unreached = [n for n in starved if n not in probe.reached]
+        if none:
+            value = "no parameter ever received a gradient"
+        elif zeroed and not reentrant_cut:
+            value = (f"never received a gradient: {_group_names(unreached)}; " if unreached else "") + \
+                f"received a gradient of exactly 0 on every observed step: {_group_names(zeroed)}"
+        else:
+            value = f"never received a gradient: {_group_names(starved)}"
+        value += f"; {frozen}" if frozen else ""
         if cancelled:
             value += f"; the gradient of {_group_names(cancelled)} cancels (a bias before a difference of two outputs)"
+        if reentrant_cut:
+            value += " (a reentrant checkpointed segment had no input that requires a gradient)"
+            advice = checkpointing.ADVICE
+        elif zeroed and not unreached:
+            advice = _ZEROED_ADVICE
+        elif zeroed:
+            advice = f"{_UNREACHED_ADVICE}; those with a gradient of exactly 0: {_ZEROED_ADVICE}"
+        else:
+            advice = _UNREACHED_ADVICE
         return Verdict(name, "fail" if none else "warn", value, "a gradient for every parameter that requires one",
-                       "a detached branch (.detach(), .item(), .data, torch.no_grad in forward), an auxiliary loss "
-                       "left out of the total, an unused layer, or every ReLU after them dead (see the monitors): "
-                       "these parameters never learn")
+                       advice)
     if cancelled:
         return Verdict(name, "info", f"the gradient of {_group_names(cancelled)} is exactly 0 on every observed step, "
                        f"while its layer's weight learns" + (f"; {frozen}" if frozen else ""),
@@ -303,6 +331,15 @@ def _frozen_norms_training(name: str, probe: LoopProbe) -> Verdict:
     data with frozen weights is a method of its own (AdaBN, Li et al. 2016)."""
     names = sorted(probe.frozen_norms)
     shown = ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
+    modules = dict(probe.norms)
+    if all(p.requires_grad and id(p) in probe.frozen_at_start for n in names
+           for p in (modules[n].weight, modules[n].bias)):
+        # unfrozen while watched (meant to train from then on), held by no optimizer: the ownership verdict's cause
+        return Verdict(name, "info", f"{len(names)} BatchNorm layer{'s' * (len(names) != 1)} ({shown}) ran in "
+                       f"train mode on {probe.frozen_norm_steps} of {probe.train_steps} training steps after their "
+                       "weights were unfrozen while watched, but no optimizer holds them", "-",
+                       "see 'loop: optimizer holds the parameters': once the optimizer holds them they train, and "
+                       "train mode is right for them")
     part = _frozen_part(probe, names)
     fix = (f"call model{part}.eval() (the frozen part) after model.train(), or freeze its BatchNorm statistics" if
            part else "after model.train(), call .eval() on each frozen BatchNorm layer (or freeze their statistics)")

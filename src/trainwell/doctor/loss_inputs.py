@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.pair_targets import pair_target, pair_target_verdict
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loss input"
@@ -60,8 +61,12 @@ class _LossCalls(TorchFunctionMode):
         self.broadcasts: list[tuple[str, tuple, tuple]] = []  # an elementwise loss's input and target shapes
         self.ctc: list[tuple[torch.Tensor, object]] = []  # the (log_probs, input_lengths) given to F.ctc_loss
         self.log_rates: list[tuple[torch.Tensor, torch.Tensor]] = []  # F.poisson_nll_loss(log_input=True)'s
+        self.pair_targets: list[tuple[str, torch.Tensor]] = []  # the target of a pair loss (1 / -1)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        pair = pair_target(func, args, kwargs)
+        if pair is not None:
+            self.pair_targets.append(pair)
         name = _ELEMENTWISE_LOSSES.get(func)
         if name is not None:
             given = _input_and_target(args, kwargs)
@@ -105,8 +110,9 @@ def _input_and_target(args: tuple, kwargs: dict | None) -> list:
 def read_loss_inputs(loss_fn: Callable, out, y) -> Verdict | None:
     """A fail when the loss gives ``F.kl_div`` or ``F.nll_loss`` an input with positive values: probabilities or
     logits where log-probabilities belong; an elementwise regression loss (``F.mse_loss``, ``F.l1_loss``, Huber)
-    given an input and a target that broadcast to a larger shape ((B, 1) against (B,): (B, B)); for
-    ``F.gaussian_nll_loss``, a variance with negative entries (a fail)
+    given an input and a target that broadcast to a larger shape ((B, 1) against (B,): (B, B)); a pair loss
+    (``F.cosine_embedding_loss``, ``F.margin_ranking_loss``) given targets other than 1 and -1 (0/1 labels: see
+    :mod:`~trainwell.doctor.pair_targets`); for ``F.gaussian_nll_loss``, a variance with negative entries (a fail)
     or exact zeros (a warning). None when none is called, or every input is as it should be."""
     calls = _LossCalls()
     with torch.no_grad(), calls, warnings.catch_warnings():
@@ -123,6 +129,10 @@ def read_loss_inputs(loss_fn: Callable, out, y) -> Verdict | None:
                        f"it broadcasts them to {shape}", "input and target of one shape",
                        "every output is compared with every target: squeeze the output (out.squeeze(1)) or "
                        "unsqueeze the targets so that both have one shape")
+    for loss, target in calls.pair_targets:
+        verdict = pair_target_verdict(loss, target, NAME)
+        if verdict is not None:
+            return verdict
     variance = _variance_verdict(calls.variances)
     if variance is not None:
         return variance

@@ -180,8 +180,8 @@ def parameters_registered(model: nn.Module, x: torch.Tensor | Inputs, y: torch.T
                        "[layer for _ in range(n) for layer in (nn.Linear(64, 64), nn.ReLU())]")
     if unused and seen.cut:
         return Verdict(name, "warn", "; ".join(parts) + f"; trainable but never reach the loss: "
-                       f"{_group_names(unused)} (a reentrant checkpointed segment has no input that requires a "
-                       "gradient)", "every trainable parameter receives a gradient", checkpointing.ADVICE)
+                       f"{_group_names(unused)} ({checkpointing.CUT})", "every trainable parameter receives a "
+                       "gradient", checkpointing.ADVICE)
     if unused:
         return Verdict(name, "warn", "; ".join(parts) + f"; trainable but never reach the loss: "
                        f"{_group_names(unused)}", "every trainable parameter receives a gradient",

@@ -101,24 +101,50 @@ def constant_targets(y: torch.Tensor, loss_fn: Callable | None = None, out=None)
     return Verdict(NAME, "warn", f"all {len(y)} targets are {value:g}" if isinstance(value, float) else
                    f"all {len(y)} targets are {value}", "targets that differ",
                    "a constant output fits them perfectly, so the loss says nothing about the inputs: are the "
-                   "negative examples (or the other classes) missing, e.g. never sampled?")
+                   "negative examples (or the other classes) missing, e.g. never sampled, or is the batch cut from "
+                   "data sorted by label (shuffle before taking it)?")
+
+
+#: the checks a batch of one target cannot inform: the first loss is one class's, and a constant fits the rest
+CONSTANT_BOUND = ("initial loss", "overfit a tiny subset", "input-independent baseline")
+
+
+def defer_to_constant_targets(verdicts: list) -> list:
+    """When every target of the batch is one value that a constant output fits, the initial loss, overfit and
+    baseline verdicts that warn or fail follow from it: their advice names the targets verdict first."""
+    found = next((v for v in verdicts if v.check == NAME and v.status == "warn" and
+                  str(v.value).startswith("all ") and " targets are " in str(v.value)), None)
+    if found is None:
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{NAME}' first: {found.value}, which a constant "
+                    "output fits; the checks cannot see what the inputs do")
+            if v.check in CONSTANT_BOUND and v.status in ("fail", "warn") else v for v in verdicts]
 
 
 def _constant_fits(loss_fn: Callable, out, y: torch.Tensor) -> bool:
-    """Whether outputs that are one constant (every floating-point tensor of ``out`` all -30, 0 or 30) bring the
-    loss near 0; True when the loss cannot be read so (the warning then stands)."""
+    """Whether outputs that are one constant (every floating-point tensor of ``out`` all -30, 0 or 30, or, for
+    integer targets of one class k, scores of 30 for class k and -30 for the others along dim 1: the label prior
+    a bias learns) bring the loss near 0; True when the loss cannot be read so (the warning then stands)."""
     def constant(value, c):
         if isinstance(value, torch.Tensor):
-            return torch.full_like(value, c) if value.is_floating_point() else value
+            if not value.is_floating_point():
+                return value
+            if c is None:  # the one class every target holds, scored above the others
+                k = int(y.reshape(-1)[0])
+                if value.dim() < 2 or not 0 <= k < value.shape[1]:
+                    return torch.zeros_like(value)
+                return torch.full_like(value, -30.0).index_fill_(1, torch.tensor([k], device=value.device), 30.0)
+            return torch.full_like(value, c)
         if isinstance(value, tuple | list):
             return type(value)(constant(v, c) for v in value)
         if isinstance(value, dict):
             return {k: constant(v, c) for k, v in value.items()}
         return value
 
+    constants = (-30.0, 0.0, 30.0) + ((None,) if not y.is_floating_point() and not y.is_complex() else ())
     try:
         with torch.no_grad():
-            losses = [float(loss_fn(constant(out, c), y).mean()) for c in (-30.0, 0.0, 30.0)]
+            losses = [float(loss_fn(constant(out, c), y).mean()) for c in constants]
     except Exception:  # noqa: BLE001 - a structure the loss does not take back: the reading stands
         return True
     return min(losses) < 1e-3

@@ -40,7 +40,7 @@ import warnings
 import torch
 from torch import nn
 
-from trainwell.doctor import diagnosis, game_players
+from trainwell.doctor import checkpointing, diagnosis, game_players
 from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
@@ -61,6 +61,7 @@ from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.monitors import Monitor
+from trainwell.doctor.pair_targets import PairTargetReader
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
@@ -113,6 +114,7 @@ class Watch:
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
         self._calls = 0
         self._broadcast: str | None = None
+        self._reentrant_cut = False  # torch warned: a reentrant checkpointed segment had no input requiring grad
         self._warnings = None
         self.batch_size = batch_size
         self._state = State(model=model, optimizer=optimizer)
@@ -120,6 +122,7 @@ class Watch:
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
+        self._pairs = PairTargetReader()  # the targets given to a pair loss, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._open = False
 
@@ -127,7 +130,7 @@ class Watch:
     def __enter__(self) -> Watch:
         self.monitor.on_fit_start(self._state)
         self.probe.attach()
-        self._catch_broadcast()
+        self._catch_torch_warnings()
         self._shuffles.start()
         self._open = True
         self._start_readers()
@@ -149,13 +152,17 @@ class Watch:
             self._warnings = None
         self._open = False
 
-    def _catch_broadcast(self) -> None:
+    def _catch_torch_warnings(self) -> None:
         """Record torch's "target size different to the input size" warning (an elementwise loss broadcasting
-        (B, 1) against (B,)) while the block runs, even if it was shown before; the user still sees it once."""
+        (B, 1) against (B,)) and its "None of the inputs have requires_grad=True" warning in a training forward
+        of the watched model (a reentrant checkpointed segment whose parameters get no gradient; a validation
+        under ``torch.no_grad`` gives it too, by design) while the block runs, even if shown before; the user still
+        sees each once."""
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         warnings.filterwarnings("always", message=r"Using a target size .* different to the input size")
-        shown = warnings.showwarning
+        warnings.filterwarnings("always", message=checkpointing.NO_GRAD_INPUTS)
+        shown, message_shown = warnings.showwarning, []  # the checkpoint warning: shown once
 
         def show(message, category, filename, lineno, file=None, line=None):
             if "different to the input size" in str(message) and widening_warning(str(message)):
@@ -163,6 +170,12 @@ class Watch:
                 self._broadcast = str(message)
                 if not first:
                     return
+            if str(message).startswith(checkpointing.NO_GRAD_INPUTS):
+                # inside the watched model's forward with gradients (a Function's forward runs without them)
+                self._reentrant_cut = self._reentrant_cut or self.probe.forward_with_grad()
+                if message_shown:
+                    return
+                message_shown.append(True)
             shown(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show
@@ -220,6 +233,7 @@ class Watch:
     def _start_readers(self) -> None:
         """Enter the modes that read the torch calls of the next step's loss (not under torch.compile)."""
         if not self.probe.compiled:
+            self._pairs.start()
             self._contrastive.start()
             self._loss_inputs.start()
 
@@ -227,6 +241,7 @@ class Watch:
         """Leave them, the last entered first."""
         self._loss_inputs.finish()
         self._contrastive.finish()
+        self._pairs.finish()
 
     def _read_echo(self, y, scored: tuple | None) -> None:
         """On an observed step (8 at most): whether its targets equal one of the tensors its training forward took
@@ -421,7 +436,7 @@ class Watch:
         sample = self._echo_sample  # targets equal to a floating-point input, or to token ids
         echo = loop_echo if sample is None or sample[3][sample[2]].is_floating_point() else loop_copied_tokens
         out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, self._calls), lv.optimizer_ownership(p),
-               lv.gradient_flow(p), lv.gradient_reach(p), lv.weight_decay(p), lv.module_mode(p),
+               lv.gradient_flow(p), lv.gradient_reach(p, self._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
                lsch.lr_schedule(p, losses),
                ll.loss_scale(p, first, any(not y.is_floating_point() for y in self._ys)),
                low_precision_weights(p), ld.inputs(p, self._memorizing()),
@@ -436,7 +451,8 @@ class Watch:
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
                loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses),
-               dropout_rate_verdict(p.model, "loop: dropout rate"), self._loss_inputs.verdict(losses)]
+               dropout_rate_verdict(p.model, "loop: dropout rate"),
+               self._loss_inputs.verdict(losses) or self._pairs.verdict()]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
