@@ -96,3 +96,24 @@ def test_the_epochs_accuracy_is_right_answers_over_labelled_ones_whatever_the_ba
     row = trainer.fit((x, soft), (x, soft)).history[-1]  # the same trainer on soft targets
     with torch.no_grad():
         assert row["val_acc"] == pytest.approx(float((model(x).argmax(1) == soft.argmax(1)).float().mean()))
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+@pytest.mark.parametrize("positions", [False, True])
+def test_the_training_accuracy_counts_labelled_examples_or_positions_with_or_without_ignored_labels(ignored, positions):
+    """At learning rate 0 the model does not change during the epoch, so the training accuracy is the fixed model's
+    accuracy over the labelled examples (or positions): the counting the trainer skips when no label is negative
+    must give what counting them does."""
+    torch.manual_seed(0)
+    x = torch.randn(200, 3, 5) if positions else torch.randn(200, 6)
+    y = (x[:, 0] > 0).long() if positions else x[:, :3].argmax(1)
+    if ignored:
+        y[torch.rand(y.shape) < 0.3] = -100
+    model = nn.Conv1d(3, 2, 1) if positions else nn.Linear(6, 3)
+    row = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), epochs=1, batch_size=32).fit((x, y)).history[-1]
+    with torch.no_grad():
+        keep = y >= 0
+        truth = float((model(x).argmax(1) == y)[keep].float().mean())
+    assert row["train_acc"] == pytest.approx(truth)
+    right, labelled = counts(("classes", 0.0), model(x).detach(), y, all_labelled=not ignored)
+    assert (int(right), int(labelled)) == (int(((model(x).argmax(1) == y) & keep).sum()), int(keep.sum()))

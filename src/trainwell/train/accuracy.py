@@ -75,10 +75,12 @@ def _class_index_loss(loss_fn: Callable) -> Callable | None:
     return None
 
 
-def counts(kind: tuple[str, float] | None, scores: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, object]:
+def counts(kind: tuple[str, float] | None, scores: torch.Tensor, y: torch.Tensor,
+           all_labelled: bool = False) -> tuple[torch.Tensor, object]:
     """(right answers, labelled examples or positions) of one batch, with no synchronization with the device:
     the epoch's accuracy is their sums' ratio (right answers NaN without an accuracy). Labels outside [0, C)
-    (``ignore_index``, torch's -100) are neither right nor counted."""
+    (``ignore_index``, torch's -100) are neither right nor counted; ``all_labelled``: the caller knows no label is
+    negative (the whole training set's labels were read once), so class indices are counted without a pass."""
     if kind is None:
         return torch.tensor(math.nan, dtype=torch.float64, device=y.device), len(y)
     how, threshold = kind
@@ -89,6 +91,6 @@ def counts(kind: tuple[str, float] | None, scores: torch.Tensor, y: torch.Tensor
     dim = -1 if how == "classes_last" else 1
     predicted = scores.max(dim=dim).indices
     if how == "classes":  # a negative (ignored) label is never the predicted class: only the count needs it
-        return (predicted == y).sum(), (y >= 0).sum()
+        return (predicted == y).sum(), y.numel() if all_labelled else (y >= 0).sum()
     labelled = (y >= 0) & (y < scores.shape[dim])
     return ((predicted == y) & labelled).sum(), labelled.sum()

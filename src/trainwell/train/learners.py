@@ -281,11 +281,16 @@ class ModuleLearner:
         return None  # one model: the run's metrics are the model's
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.train_batch(take_rows(x, idx), take_rows(y, idx))
+        if getattr(self, "_labels_read", None) is not y:  # once per training set: no negative (ignored) label?
+            self._labels_read = y
+            self._all_labelled = not y.is_floating_point() and not y.is_complex() and bool((y >= 0).all())
+        return self.train_batch(take_rows(x, idx), take_rows(y, idx), self._all_labelled)
 
-    def train_batch(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_batch(self, xb: torch.Tensor, yb: torch.Tensor,
+                    all_labelled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on the batch ``(xb, yb)`` (a DataLoader's batch, or rows drawn by :meth:`train_step`);
-        returns the mean batch loss and the number of right predictions."""
+        returns the mean batch loss and the number of right predictions (``all_labelled``: no label in the batch is
+        negative, as :meth:`train_step` knows of its whole training set: the accuracy counts them without a pass)."""
         if self.augment is not None:
             xb = self.augment(xb, self.aug_generator)
         with self.autocast():
@@ -302,7 +307,7 @@ class ModuleLearner:
                 self._accuracy = accuracy_kind(class_scores(out), yb, self.loss_fn)
             loss = self.loss_fn(class_scores(out) if self._named else out, yb)
         self.update(loss, len(yb))
-        right, count = counts(self._accuracy, class_scores(out).detach(), yb)
+        right, count = counts(self._accuracy, class_scores(out).detach(), yb, all_labelled)
         self._labelled = self._labelled + count
         return loss, right
 
