@@ -39,7 +39,9 @@ def test_lr_diagnosis_noisy_slow_curves_are_not_too_high():
     """Noise divided by a tiny drop read "too high"; slow mini-batch curves must read too low or flat. A linear fall
     of 0.72 with noise 0.3 leaves 35% of the drop to the second half beyond a bending curve's, 3.8 noise sigmas of
     the 10%-of-run means on average: where the noise brings it under 3 sigmas the shape reads "noisy"; with noise
-    0.1 (11 sigmas) every seed reads too low."""
+    0.1 (11 sigmas) every seed reads too low. A draw that bends the noisy line to over 60% of its drop by
+    mid-run is read like any small drop that bends: "noisy" where its second-half fall is within 3 sigmas of a
+    bending curve's."""
     t = torch.arange(400, dtype=torch.float64)
     labels = []
     for seed in range(20):
@@ -51,8 +53,9 @@ def test_lr_diagnosis_noisy_slow_curves_are_not_too_high():
         almost_flat = (1.1 - 0.0001 * t + 0.05 * torch.randn(400, generator=g, dtype=torch.float64)).tolist()
         assert learning_rate_diagnosis(almost_flat, 8).value.split(":")[0] in ("flat", "too low")
         assert learning_rate_diagnosis([1.0986] * 300).value.startswith("flat")
-    assert all(v.startswith("too low") or v.startswith("noisy: a near-linear decrease, but within the batch noise")
-               for v in labels), labels
+    within_noise = ("noisy: a near-linear decrease, but within the batch noise",
+                    "noisy: a small drop whose second half falls within the batch noise of a bending curve's")
+    assert all(v.startswith(("too low", *within_noise)) for v in labels), labels
     assert sum(v.startswith("too low") for v in labels) >= 14, labels
 
 

@@ -1,10 +1,11 @@
 """The loss curve's "too high" readings against batch noise: a healthy curve whose k-step means wander within the
 noise is not told that it oscillates, a real oscillation still is; a too-high SGD rate whose loss jumped up at once
-and came back no lower than its first value reads too high, not flat; a low first loss alone does not make a
-falling curve flat."""
+and came back no lower than its first value, or than an untrained classifier's ln C, reads too high, not flat; a
+low first loss alone does not make a falling curve flat."""
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -92,16 +93,17 @@ def test_a_noisy_regression_loop_at_its_best_rate_is_not_told_to_raise_it():
     assert not higher < 10 * final and lower > final + 0.1, (final, higher, lower)
 
 
-def spiral_loop(seed, lr):
-    """A user's classifier: a 2-64-64-3 ReLU MLP on three noisy spiral arms, plain SGD, batch 32, 192 steps;
-    returns the curve verdict and the final loss on the training set."""
+def spiral_loop(seed, lr, linear=False):
+    """A user's classifier: a 2-64-64-3 ReLU MLP (or, ``linear``, a logistic regression) on three noisy spiral
+    arms, plain SGD, batch 32, 192 steps; returns the curve verdict and the final loss on the training set."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, 3, (1024,), generator=g)
     r = torch.rand(1024, generator=g)
     angle = y * 2.094 + 4 * r + 0.2 * torch.randn(1024, generator=g)
     x = torch.stack([r * torch.cos(angle), r * torch.sin(angle)], 1)
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
+    model = nn.Linear(2, 3) if linear else \
+        nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     with doctor.watch(model, opt, every=10) as w:
         for _ in range(6):
@@ -124,3 +126,43 @@ def test_sgd_far_above_its_rate_reads_too_high_not_flat():
         assert "lower the learning rate" in verdict.advice
         _, lower = spiral_loop(seed, lr / 10)
         assert lower < final / 2, (lower, final)
+
+
+def jumped(seed, level):
+    """A first loss at ln 3 (an untrained 3-class classifier's), then 0.6 above ``level`` at once, coming down to it
+    within ~20 steps, with noise 0.145 a step (the loss of an MLP that SGD at lr 5 kills on its first steps)."""
+    t = torch.arange(1, 192, dtype=torch.float64)
+    z = torch.randn(191, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return [math.log(3) + 0.02] + (level + 0.6 * torch.exp(-t / 6) + 0.145 * z).tolist()
+
+
+def test_a_loss_that_jumped_at_once_and_ends_above_an_untrained_classifiers_reads_too_high():
+    """Against its single first loss the jump of the first tenth's mean (0.22-0.36 over seeds 0-19) is within 3
+    noise sigmas of one loss (0.36-0.46): the curve alone reads "levelled off", "noisy" or "high". Against ln 3, the
+    loss of an untrained classifier's uniform guess, known without noise, it stands 7.7-11.9 noise sigmas of the
+    tenth's mean out, and the end sits above it: too high. The same jump ending at 0.9, below ln 3, is no such
+    reading."""
+    for seed in range(20):
+        alone = learning_rate_diagnosis(jumped(seed, 1.25))
+        assert not alone.value.startswith("too high"), alone
+        verdict = learning_rate_diagnosis(jumped(seed, 1.25), untrained=math.log(3))
+        assert verdict.status == "fail" and "lower the learning rate" in verdict.advice, verdict
+        assert verdict.value.startswith("too high: the loss jumped up at once and ends no lower than an untrained "
+                                        "model's (1.1)"), verdict
+        learned = learning_rate_diagnosis(jumped(seed, 0.9), untrained=math.log(3))
+        assert not learned.value.startswith("too high"), learned
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_logistic_regression_far_above_its_rate_is_read_against_ln_c(seed):
+    """SGD at lr 50 on a linear softmax classifier: from a first loss of 1.0-1.4 the loss jumps to 10-27 within 10
+    steps and bounces at 4-6 to the end, its batch noise so large that the curve alone reads "noisy" or "flat". On
+    seeds 0-9 the first tenth's mean stands 7-11 noise sigmas of such a mean above ln 3, the loss of an untrained
+    classifier's uniform guess, and the last tenth's 5.5-10.5 above it: doctor.watch reads the curve against ln 3,
+    too high. The oracle: at a hundredth of the rate the training loss ends at 0.72-0.76, below ln 3 (2.6-10 at
+    lr 50)."""
+    verdict, final = spiral_loop(seed, 50.0, linear=True)
+    assert verdict.value.startswith("too high: the loss jumped up at once and ends no lower than an untrained "
+                                    "model's"), verdict
+    _, lower = spiral_loop(seed, 0.5, linear=True)
+    assert lower < math.log(3) - 0.05 and lower < final - 0.2, (lower, final)

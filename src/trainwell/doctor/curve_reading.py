@@ -90,9 +90,9 @@ SPIKE = 10.0  # a single loss > 10x the first one ...
 SPIKE_NOISE = 150.0  # ... standing > 150 typical per-step deviations above the curve's level there
 PLATEAU_HALF, PLATEAU_LEVEL = 0.97, 0.3
 LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
-#: a small drop (< LOW_DROP) reads "too low" only if its second half still falls by > 3 noise sigmas of the k-step
-#: means, and under LOW_HALF of the drop by mid-run only if the second half falls by > 3 such sigmas more than a
-#: still-bending curve's (LOW_BEND), or if the drop is under twice the flat line; else the noise hides the shape
+#: a small drop (< LOW_DROP), or one under LOW_HALF by mid-run, reads "too low" only if its second half falls by > 3
+#: noise sigmas of the k-step means more than a still-bending curve's (LOW_BEND), or if the drop is under twice the
+#: flat line; else the noise hides the shape (a small drop alone is no sign: a loss may level off far above 0)
 LATE_FALL_SIGMAS, LEVEL_MIN_DROP = 3.0, 2 * FLAT_DROP
 #: a plateau (over PLATEAU_HALF of the drop by mid-run) reads "high" only if the share made by mid-run stands above
 #: a still-bending curve's (LOW_BEND) by 2 noise sigmas of the k-step means that measure it; else the noise hides
@@ -101,7 +101,8 @@ PLATEAU_SIGMAS = 2.0
 
 
 def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
-                            floor: float | list[float] = 0.0, bound: bool = False) -> Verdict:
+                            floor: float | list[float] = 0.0, bound: bool = False,
+                            untrained: float | None = None) -> Verdict:
     """Classify a per-step training-loss curve: too high / high / good / too low, or flat (no progress).
 
     Following cs231n ("babysitting the learning process"): very high -> the loss rises, spikes or becomes NaN;
@@ -118,6 +119,10 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
         bound: the floor is only a lower bound of the loss's lowest value (a VAE's reconstruction entropy, below
             which its KL term keeps the loss by an amount not known): a drop measured towards it is smaller than
             the real one, so a small drop alone is not read as a low rate; the curve's shape still is.
+        untrained: the loss an untrained model scores, known without batch noise (ln C for a mean cross-entropy
+            over C classes, whose first loss is a noisy draw of it): a curve whose first tenth stands above it (and
+            above the first loss) by 3 noise sigmas of that tenth's mean, and that ends no lower than it, jumped up
+            at once and got worse than an untrained model (a too-high rate). Used with a constant floor only.
 
     Returns:
         A :class:`Verdict`; its value starts with the label ("too high", "high", "good", "too low", "flat",
@@ -145,7 +150,9 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
                        "too few steps to read the curve: train longer (or record every step) before judging the LR")
     floors = floor if isinstance(floor, list) else [floor] * len(losses)
     f = loss_curve_features([v - lo for v, lo in zip(losses, floors, strict=True)])
-    return _read_curve(name, f, _describe_curve(f, batch_size, sum(floors) / len(floors), bound), bound, floors[0])
+    reference = None if untrained is None or len(set(floors)) > 1 else untrained - floors[0]
+    return _read_curve(name, f, _describe_curve(f, batch_size, sum(floors) / len(floors), bound), bound, floors[0],
+                       reference)
 
 
 def _describe_curve(f: dict, batch_size: int | None, floor: float = 0.0, bound: bool = False) -> str:
@@ -182,10 +189,11 @@ def _mid_run(f: dict, floor: float) -> str:
     return f"{share:.0%} of it by mid-run"
 
 
-def _read_curve(name: str, f: dict, value: str, bound: bool = False, first_floor: float = 0.0) -> Verdict:
+def _read_curve(name: str, f: dict, value: str, bound: bool = False, first_floor: float = 0.0,
+                untrained: float | None = None) -> Verdict:
     """The verdict of :func:`learning_rate_diagnosis` from a curve's features, rule by rule (``bound``: the drop is
     measured towards a lower bound of the floor, so a small one is not slow by itself; ``first_floor``: the first
-    step's floor, added back to quote the first loss)."""
+    step's floor, added back to quote the first loss; ``untrained``: an untrained model's loss above that floor)."""
     lower = "lower the learning rate (by 3-10x)"
     # a single loss carries the full step noise, a mean of k losses 1/sqrt(k) of it: rises must exceed 3 sigma,
     # and a bounce of the k-step mean 8 sigma / sqrt(k) (moving means of batch noise reach ~6 over 400 steps)
@@ -201,6 +209,12 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False, first_floor
     if f["tail"] >= f["first"] and f["rel_drop"] >= FLAT_DROP and f["head"] - f["first"] > JUMP_SIGMAS * sigma:
         return Verdict(name, "fail", "too high: the loss jumped up at once and ends no lower than its first value "
                        f"({f['first'] + first_floor:.3g}); " + value, "a steady decrease", lower)
+    # the same against an untrained model's loss known without noise (ln C): the first tenth's mean need only stand
+    # out of its own noise, sigma / sqrt(k), above it and above the first loss, and the end sits no lower than it
+    if untrained is not None and f["tail"] >= untrained and \
+            f["head"] - max(f["first"], untrained) > JUMP_SIGMAS * sigma / math.sqrt(f["k"]):
+        return Verdict(name, "fail", "too high: the loss jumped up at once and ends no lower than an untrained "
+                       f"model's ({untrained + first_floor:.3g}); " + value, "a steady decrease", lower)
     # no progress: < 5% below the first tenth (a single first loss is noise: a drop is measured from the tenth)
     if f["rel_drop"] < FLAT_DROP:
         if bounce and f["rise"] > FLAT_BOUNCE:
@@ -225,29 +239,44 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False, first_floor
             return Verdict(name, "warn", "high: fast drop, then a plateau; " + value,
                            "a steady decrease to a low value", "lower the learning rate, or decay it on the plateau")
         return _noisy_plateau(name, value, f, spread)
-    slow = f["half_share"] < LOW_BEND or f["last_quarter_share"] > LOW_LAST_QUARTER
+    # the second half falls by more than a still-bending curve's (LOW_BEND of the drop by mid-run) leaves it: "too
+    # low" only where that excess fall stands out of the noise of the k-step means that measure it, or where the
+    # curve barely left the flat line (a drop under LEVEL_MIN_DROP)
+    spread = sigma * math.sqrt(2 / f["k"])
+    excess = (LOW_BEND - f["half_share"]) * (f["head"] - f["tail"])
+    slow = excess > LATE_FALL_SIGMAS * spread or f["rel_drop"] < LEVEL_MIN_DROP
     if f["half_share"] < LOW_HALF:
-        # under 60% of the drop by mid-run, i.e. more of it left for the second half than a still-bending curve
-        # (LOW_BEND) leaves: "too low" only where that excess fall stands out of the noise of the k-step means
-        # that measure it; a curve that barely left the flat line is read as slow, as below
-        spread = sigma * math.sqrt(2 / f["k"])
-        excess = (LOW_BEND - f["half_share"]) * (f["head"] - f["tail"])
-        if excess > LATE_FALL_SIGMAS * spread or f["rel_drop"] < LEVEL_MIN_DROP:
+        # under 60% of the drop by mid-run: near-linear, unless the noise hides a bend
+        return _too_low(name, value) if slow else _slow_within_noise(name, value, excess, spread)
+    falls_late = f["half_share"] < LOW_BEND or f["last_quarter_share"] > LOW_LAST_QUARTER
+    if f["rel_drop"] < LOW_DROP and falls_late and not bound:
+        # a small drop towards the floor (0 unless given: a lowest value the loss need not reach, as a cross-entropy
+        # on noisy labels does not) whose second half still falls: its smallness alone is no sign of a low rate;
+        # its shape is, where the second half's fall exceeds a bending curve's beyond the noise
+        if slow:
             return _too_low(name, value)
-        return _slow_within_noise(name, value, excess, spread)
-    if f["rel_drop"] < LOW_DROP and slow and not bound:
-        # a small drop whose shape is read through batch noise: "too low" needs the loss still falling in the
-        # second half by more than the noise of the two k-step means that measure it (3 sigma / sqrt(k / 2)); a
-        # curve that barely left the flat line (a drop under LEVEL_MIN_DROP) is read as slow, as before
         late_drop = (1 - f["half_share"]) * (f["head"] - f["tail"])
-        if late_drop > LATE_FALL_SIGMAS * sigma * math.sqrt(2 / f["k"]) or f["rel_drop"] < LEVEL_MIN_DROP:
-            return _too_low(name, value)
+        if late_drop > LATE_FALL_SIGMAS * spread:
+            return _bending_within_noise(name, value, f, spread)
         return Verdict(name, "info", f"levelled off: a small drop, then no fall beyond the batch noise "
-                       f"({late_drop:.2g} in the second half, noise {sigma * math.sqrt(2 / f['k']):.2g}); " + value,
+                       f"({late_drop:.2g} in the second half, noise {spread:.2g}); " + value,
                        "a steady decrease", "the curve does not show a rate that is too low (a too-low rate is "
                        "still falling at the end): if the loss should go lower, look at what the model can read "
                        "(inputs that carry the signal, token positions, capacity) before the learning rate")
     return Verdict(name, "pass", "good: steady decrease; " + value, "a steady decrease")
+
+
+def _bending_within_noise(name: str, value: str, f: dict, spread: float) -> Verdict:
+    """A small drop whose second half falls no more than a still-bending curve's beyond the batch noise: the shape
+    does not tell a slow curve from one converging to a level above the floor (labels that the inputs do not
+    determine keep a cross-entropy above 0), so a small drop alone says no low rate."""
+    drop = f["head"] - f["tail"]
+    return Verdict(name, "info", f"noisy: a small drop whose second half falls within the batch noise of a bending "
+                   f"curve's (a fall of {(1 - f['half_share']) * drop:.2g}, a bending curve's "
+                   f"{(1 - LOW_BEND) * drop:.2g}, noise {spread:.2g}); " + value, "a steady decrease",
+                   "the curve's shape does not tell the learning rate here (a loss that levels off above 0 draws "
+                   "such a curve at a good rate): average over more steps (a longer run or a larger batch), or "
+                   "compare the final loss at this rate and at 3x it")
 
 
 def _within_noise(name: str, value: str, f: dict) -> Verdict:

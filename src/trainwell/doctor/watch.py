@@ -345,9 +345,11 @@ class Watch:
         floor = ll.soft_target_floors(ys, losses) or ll.loss_floor(self.probe)
         binary = None if floor else soft_binary_floors(self.probe.binary_reads, ys, losses)
         bound = binary is not None and floor_is_a_bound(self.probe.binary_reads)
-        curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor or binary or 0.0, bound=bound)
+        classes = mean_cross_entropy_classes(self.probe.steps)  # ln C: an untrained classifier's loss, a validation
+        # loss there learned nothing
+        curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor or binary or 0.0, bound=bound,
+                                                  untrained=math.log(classes) if classes and classes > 1 else None)
         history = self._history(val_losses)
-        classes = mean_cross_entropy_classes(self.probe.steps)  # a validation loss at ln C learned nothing
         post = [self._game(memorizing(self._flat_direction(curve), history, classes))]
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
