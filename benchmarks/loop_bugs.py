@@ -59,7 +59,9 @@ class Net(nn.Module):
         self.drop = nn.Dropout(0.9 if kind == "keep_as_p" else 0.1)  # keep_as_p: p written as keeping probability
         self.blocks = nn.ModuleList([_Residual(64, twice=kind == "residual_twice") for _ in range(6)]) \
             if kind.startswith("residual") else None
-        self.norms = nn.ModuleList([nn.BatchNorm1d(64) for _ in self.layers]) if kind == "batchnorm" else None
+        self.norms = nn.ModuleList([nn.BatchNorm1d(64) for _ in self.layers]) if kind == "batchnorm" else \
+            nn.ModuleList([nn.GroupNorm(64 if kind == "groupnorm_per_unit" else 8, 64) for _ in self.layers]) \
+            if kind.startswith("groupnorm") else None  # groupnorm_per_unit: one value per group
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
@@ -463,6 +465,9 @@ CASES = [
     Case("a cosine sized in optimizer steps, stepped per accumulated micro-batch",
          Loop(accumulate=4, lr=0.05, scheduler="cosine_micro"), Loop(accumulate=4, lr=0.05, scheduler="cosine"),
          "loop: learning rate applied"),
+    # normalization per example: GroupNorm on a dense layer's features with one group per unit
+    Case("GroupNorm(64, 64) on (N, 64) features: one value per group", Loop(model="groupnorm_per_unit"),
+         Loop(model="groupnorm"), "normalized groups"),
 ]
 
 

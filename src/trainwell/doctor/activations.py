@@ -81,10 +81,10 @@ def _output_layers(model: nn.Module, x: torch.Tensor | Inputs) -> set[str]:
 
 def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable,
                       inner: list[str] | None = None):
-    """Forward std and back-propagated gradient std at every activation layer's output, in order. The loss's
-    gradient on outputs returned from mid-network (:mod:`~trainwell.doctor.inner_outputs`, a VAE's mean and
-    log-variance) is left out: it enters at their depth, not through the layers above. Their names (``out[1]``)
-    are appended to ``inner`` when given."""
+    """Forward std and back-propagated gradient norm per example (:func:`_gradient_norm`) at every activation
+    layer's output, in order. The loss's gradient on outputs returned from mid-network
+    (:mod:`~trainwell.doctor.inner_outputs`, a VAE's mean and log-variance) is left out: it enters at their
+    depth, not through the layers above. Their names (``out[1]``) are appended to ``inner`` when given."""
     acts: list[tuple[str, torch.Tensor]] = []
 
     def keep(mod, args, out, name):
@@ -130,8 +130,21 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
     # a head whose output is reshaped before it is returned (Flatten(0), squeeze(-1)) is an output layer too
     final = {id(t) for t in O.leaves(out)}
     heads = _output_layers(model, x) if any(isinstance(m, _WEIGHTED) for _, m in watched) else set()
-    return [(name, float(a.detach().float().std()), float(a.grad.std()) if a.grad is not None else None)
+    return [(name, float(a.detach().float().std()), _gradient_norm(a))
             for name, a in acts if a.numel() > 1 and id(a) not in final and name not in heads]
+
+
+def _gradient_norm(a: torch.Tensor) -> float | None:
+    """The root mean square over the examples of the gradient's norm at the activation ``a`` (examples along its
+    first axis): its per-element std times the square root of the elements per example. With He initialization
+    (fan_in) the backward pass keeps this norm from layer to layer whatever the layers' widths (He et al. 2015,
+    section 2.2: the per-element variance changes by the ratio of the channel counts), and a max-pool routes it
+    whole to one input of each window; the per-element std alone shrinks wherever a layer has more elements than
+    the one above it (a convolution's feature map below a narrow dense layer), which is no vanishing signal."""
+    if a.grad is None:
+        return None
+    per_example = a.numel() // max(len(a), 1) if a.dim() >= 2 else 1
+    return float(a.grad.std()) * per_example ** 0.5
 
 
 def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
@@ -159,7 +172,7 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     advice = "" if status == "pass" else (
         f"signals {'vanish' if shrink else 'explode'} through depth: use {scheme}, or add normalization")
     return Verdict("variance propagation", status,
-                   f"activation std {a0:.3g} -> {a1:.3g} (x{act_ratio:.2g}), gradient std {g1:.3g} -> {g0:.3g} "
+                   f"activation std {a0:.3g} -> {a1:.3g} (x{act_ratio:.2g}), gradient norm {g1:.3g} -> {g0:.3g} "
                    f"(x{grad_ratio:.2g}) over {len(stats)} layers{silent}{_inner_note(inner, len(graded))}",
                    f"ratios within [{warn_ratio}, {1 / warn_ratio:g}]", advice)
 

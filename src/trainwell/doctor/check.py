@@ -39,9 +39,12 @@ from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_targets
 from trainwell.doctor.first_call import runs_on_data, whole_input_only
 from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, as_targets, call
+from trainwell.doctor.inverted_mask import check_inverted_mask
 from trainwell.doctor.loss_inputs import read_loss_inputs
+from trainwell.doctor.norm_groups import check_norm_groups, defer_to_norm_groups
 from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
+from trainwell.doctor.overlapping_window import overlapping_window
 from trainwell.doctor.padding_read import padding_read
 from trainwell.doctor.report import Report
 from trainwell.doctor.sequence_targets import sequence_targets
@@ -211,15 +214,17 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         axis = _guarded(scrambled_classes, loss_fn, out, y) if ran else None
         skips = doubled_skip_verdict(_guarded(doubled_skips, model, x)) if ran else None
         small = _guarded(input_scale_verdict, model, x) if ran else None
+        groups = _guarded(check_norm_groups, model, x) if ran else None
+        inverted = _guarded(check_inverted_mask, model, x) if ran or out is not None else None
         del out
-        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, axis, skips, small)
+        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, inverted, axis, skips, small, groups)
                     if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if axis is not None:  # what cannot be fitted follows from the loss's axis: the advice says so
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"the loss mixes positions and classes: fix "
                             f"'{axis.check}' first") if v.check in AXIS_BOUND and v.status == "fail" else v
                     for v in verdicts]
-    verdicts = defer_to_skips(verdicts, skips)
+    verdicts = defer_to_norm_groups(defer_to_skips(verdicts, skips), groups)
     if small is not None:  # a first layer fed ~100x too small a signal fits slowly and passes a small variance on
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"fix '{small.check}' first: {SMALL_ADVICE}")
                     if v.check in SCALE_BOUND and v.status in ("fail", "warn") else v for v in verdicts]
@@ -309,12 +314,13 @@ def full_precision() -> contextlib.ExitStack:
 
 def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, out):
     """Multi-hot targets under cross-entropy, constant targets, an ignored real class (read on the model's output
-    ``out``), regression targets the last activation cannot reach, a language model's targets wrong for it, or
-    floating-point targets equal to one of the model's inputs (None: none of these)."""
+    ``out``), regression targets the last activation cannot reach, a language model's targets wrong for it,
+    floating-point targets equal to one of the model's inputs, or a target window that overlaps the input window
+    (None: none of these)."""
     return multi_hot_targets(y, loss_fn, out) or constant_targets(y, loss_fn, out) or \
         ignored_class(loss_fn, out, y) or \
         unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn, out) or \
-        echoed_targets(model, x, y)
+        echoed_targets(model, x, y) or overlapping_window(model, x, y)
 
 
 def _guarded(reading: Callable, *args):

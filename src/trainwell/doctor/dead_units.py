@@ -3,8 +3,10 @@
 A ReLU unit whose input is negative for every example outputs 0 and passes no gradient back, so its incoming
 weights never change (cs231n, "Commonly used activation functions": as much as 40% of a network can end up dead,
 and a large negative bias or a bad initialization kills units from the start). Read on one forward pass in the
-mode of the first training step; a unit is one output position of an ``nn.ReLU`` / ``nn.ReLU6`` (a feature of a
-dense layer, a channel at one position of a convolution), dead when it is 0 for every example; also of an
+mode of the first training step; a unit is one output feature of an ``nn.ReLU`` / ``nn.ReLU6`` (a feature of a
+dense layer; a channel of an image or volume feature map (N, C, H, W) or (N, C, D, H, W), whose filter shares its
+weights over the positions and learns wherever it fires: one that is off at some positions for every example, a
+border or a region where the data has no structure, still learns), dead when it is 0 for every example; also of an
 ``F.relu`` / ``torch.relu`` call in a module of the user's own, named after the layer that feeds it
 (:mod:`~trainwell.doctor.functional_activations`).
 
@@ -34,6 +36,15 @@ _RECTIFIERS = (nn.ReLU, nn.ReLU6)  # exact zeros below the kink (LeakyReLU, GELU
 _TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
+def unit_peaks(out: torch.Tensor) -> torch.Tensor:
+    """Each unit's largest output over the batch ``out`` (examples first): per feature of a (N, F) or (N, ...)
+    output, per channel of an (N, C, H, W) or (N, C, D, H, W) feature map (over its positions too)."""
+    a = out.detach()
+    if a.dim() in (4, 5):
+        return a.transpose(0, 1).reshape(a.shape[1], -1).amax(1)
+    return a.reshape(a.shape[0], -1).amax(0)
+
+
 def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, float]]:
     """(layer name, fraction of its units that are 0 for every example of ``x``) for every ReLU layer, in order
     of the forward pass; the model's modes are restored."""
@@ -41,8 +52,7 @@ def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str
 
     def keep(name: str, _inp, out) -> None:
         if isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() >= 2 and len(out) > 0:
-            units = out.detach().reshape(out.shape[0], -1)
-            found.append((name, float((~(units > 0).any(dim=0)).float().mean())))
+            found.append((name, float((unit_peaks(out) <= 0).float().mean())))
 
     modes = module_modes(model)
     _training_forward(model)

@@ -13,7 +13,8 @@ import math
 
 from trainwell.doctor.curve_reading import learning_rate_diagnosis  # noqa: F401 (the post-flight readings, together)
 from trainwell.doctor.unchanging_validation import unchanging_validation
-from trainwell.doctor.unimproved_validation import rising_from_the_start
+from trainwell.doctor.unimproved_validation import TRAINED_ADVICE, never_improved, rising_from_the_start
+from trainwell.doctor.validation_scale import validation_scale
 from trainwell.doctor.verdict import Verdict
 
 #: with no human-level error known, a training error above this is still a bias warning
@@ -70,18 +71,23 @@ def bias_variance(train_error: float, val_error: float, human_error: float | Non
 VALIDATION_NOT_FINITE = "validation loss not finite"
 
 
-def overfitting(history: list[dict], onset_epoch: int | None, classes: int | None = None) -> Verdict:
+def overfitting(history: list[dict], onset_epoch: int | None, classes: int | None = None,
+                first_loss: float | None = None, trained: str | None = None) -> Verdict:
     """The generalization gap at the end and the epoch where overfitting set in (if it did: a warning). A large gap
     without that onset (:func:`_large_gap`) is 'info'; a validation loss that is NaN/Inf fails (with a finite
     training loss the evaluation gives it); one that does not change while the training loss falls warns
     (:mod:`~trainwell.doctor.unchanging_validation`): the gap is then not the trained model's. Without an onset, a
     validation loss that never improved on its first value and trends up while the training loss falls warns too
     (:mod:`~trainwell.doctor.unimproved_validation`; ``classes``: C of a mean cross-entropy, whose ln C a validation
-    loss that learned nothing never goes below)."""
+    loss that learned nothing never goes below; ``first_loss``: the run's first training loss, which every
+    validation loss far above is measured on another scale, :mod:`~trainwell.doctor.validation_scale`;
+    ``trained``: what shows the model predicted its labels before the first update, when validation then never
+    improved, :mod:`~trainwell.doctor.trained_start`)."""
     if not history or "val_loss" not in history[-1]:
         return Verdict("overfitting", "skip", "skipped: no validation data", "-", "")
     evaluated = [h for h in history if "val_loss" in h and "train_loss" in h]
-    broken = _nonfinite_validation(evaluated) or unchanging_validation(evaluated)
+    broken = _nonfinite_validation(evaluated) or unchanging_validation(evaluated) or \
+        validation_scale(evaluated, first_loss)
     if broken is not None:
         return broken
     last = history[-1]
@@ -89,11 +95,14 @@ def overfitting(history: list[dict], onset_epoch: int | None, classes: int | Non
     if "train_acc" in last and "val_acc" in last:
         value += f", train - val accuracy {last['train_acc'] - last['val_acc']:.1%}"
     expected = "val loss not rising while train falls"
+    if onset_epoch is not None and trained is not None and never_improved(evaluated, classes) is not None:
+        return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}; validation never "
+                       f"improved; the model was trained before the run ({trained})", expected, TRAINED_ADVICE)
     if onset_epoch is not None:
         return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}",  # epochs read from 1
                        expected, "stop earlier (early stopping: keep the weights of the best validation epoch; in "
                        "trainwell's config stop.criteria = ['early_stopping']) or regularize")
-    rising = rising_from_the_start(evaluated, classes)
+    rising = rising_from_the_start(evaluated, classes, trained)
     if rising is not None:
         return Verdict(rising.check, rising.status, f"{value}; {rising.value}", rising.expected, rising.advice)
     gap = _large_gap(evaluated) if evaluated else None

@@ -15,6 +15,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.forward import _training_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_inputs import reads_log_probabilities
+from trainwell.doctor.tied_outputs import tied_outputs
 from trainwell.optim import build_optimizer
 from trainwell.optim_eager import eager
 
@@ -103,13 +104,14 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
                   max_iter: int = 100, unconstrained: int | None = None) -> Callable[[int], object]:
     """Outputs fitted to ``(x, y)`` directly, with the model's output structure, by L-BFGS on the user's loss:
     one constant per output tensor (``per_example=False``: the best any input-independent model can do; for
-    cross-entropy the log of the label prior), or a free output per example (``True``: the lowest loss any model
-    can reach, e.g. the smoothed targets' entropy under label smoothing). Returns ``build(n)`` -> an output for
-    ``n`` examples (only ``n = len(x)`` when per example). ``unconstrained``: the index of a floating-point output
-    left free even if the model normalizes it. ``build.left_domain`` is True when the loss raised on the free
-    outputs or the search overflowed (a Gaussian NLL's free variance stepped below 0, a mixture's likelihood
-    unbounded below): the outputs are then the lowest-loss valid ones the search met (the starting ones if none),
-    (else the model's own), an upper bound on the loss's floor, not the floor."""
+    cross-entropy the log of the label prior; outputs that one shared function computes from inputs of one
+    kind, :mod:`~trainwell.doctor.tied_outputs`, share theirs), or a free output per example (``True``: the
+    lowest loss any model can reach, e.g. the smoothed targets' entropy under label smoothing). Returns
+    ``build(n)`` -> an output for ``n`` examples (only ``n = len(x)`` when per example). ``unconstrained``: the
+    index of a floating-point output left free even if the model normalizes it. ``build.left_domain`` is True
+    when the loss raised on the free outputs or the search overflowed (a Gaussian NLL's free variance stepped
+    below 0, a mixture's likelihood unbounded below): the outputs are then the lowest-loss valid ones the search
+    met (the starting ones if none), (else the model's own), an upper bound on the loss's floor, not the floor."""
     with torch.enable_grad():  # the graph shows which outputs leave through a sigmoid; dropped at once
         sample = call(copy.deepcopy(model).eval(), x if per_example else x[:1])
     squashed = [_made_by_sigmoid(t) for t in O.leaves(sample) if t.is_floating_point()]
@@ -130,6 +132,7 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
         dims = [dim if kind != "log" or t.dim() < 3 or dim != 1 else t.dim() - 1
                 for kind, dim, t in zip(norm, dims, floats, strict=True)]
     free = [_starting_output(t, kind, a, per_example) for t, kind, a in zip(floats, norm, axes, strict=True)]
+    fitted = _tie(free, {} if per_example else tied_outputs(model, x))
     if any(kind is None for kind in norm) and _takes_probabilities(loss_fn):
         # BCE on a sigmoid: free outputs in (0, 1) as the model's; in an output structure (a VAE's (recon, mu,
         # log-variance)) only the tensors a sigmoid makes, also torch.sigmoid in forward
@@ -150,8 +153,7 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
 
         return O.map_tensors(sample, make)
 
-    opt = eager(torch.optim.LBFGS)([t for t in free if t.requires_grad], lr=1.0, max_iter=max_iter,
-                                   line_search_fn="strong_wolfe")
+    opt = eager(torch.optim.LBFGS)(fitted, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
     lowest: list = [math.inf, None]  # the lowest loss the fit met (not NaN), and its outputs
 
     def closure():
@@ -188,6 +190,15 @@ def _free_outputs(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, l
                 t.copy_(torch.where(torch.isfinite(value), value, 0.0) if per_example or value.dim() == 0 else
                         value[0])
     return build
+
+
+def _tie(free: list[torch.Tensor], tied: dict[int, int]) -> list[torch.Tensor]:
+    """Each tied output (``tied``: its index -> an earlier one's, :mod:`~trainwell.doctor.tied_outputs`: one shared
+    function of inputs of one kind, a ranking model's positive and negative scores) given the earlier one's free
+    tensor, in place; returns the free tensors to fit (each once)."""
+    for j, i in tied.items():
+        free[j] = free[i]
+    return [t for j, t in enumerate(free) if t.requires_grad and j not in tied]
 
 
 def _starting_output(t: torch.Tensor, kind: str | None, axis: int, per_example: bool) -> torch.Tensor:

@@ -142,7 +142,7 @@ def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coo
     """Autograd's gradient of ``objective`` on the float64 copy ``m`` against centred differences of step ``h``
     (``data``: the data loss alone, when ``objective`` adds a penalty)."""
     m.zero_grad()
-    with checkpointing.reentrant_without_grad() as seen:
+    with checkpointing.reentrant_without_grad() as seen, _LookedUp(m) as looked:
         centre = objective()
     centre.backward()
     tensors = [(pname, p) for pname, p in m.named_parameters() if p.grad is not None]
@@ -151,7 +151,7 @@ def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coo
     floor = atol * max(1.0, abs(f0)) if math.isfinite(f0) else atol
     padding_rows = {f"{n}.weight" if n else "weight": int(mod.padding_idx) % mod.num_embeddings
                     for n, mod in m.named_modules() if isinstance(mod, nn.Embedding) and mod.padding_idx is not None}
-    found = _compare(tensors, per_tensor, objective, f0, h, atol, g, floor, padding_rows, data)
+    found = _compare(tensors, per_tensor, objective, f0, h, atol, g, floor, padding_rows, data, looked.rows)
     verdict = _grade(name, found, atol, kinks, budget_note, f0, floor)
     if seen.cut and verdict.status == "fail":  # autograd left out a checkpointed segment: no custom backward at fault
         verdict.advice = f"autograd gives '{found.worst[1]}' no gradient from the data loss: {checkpointing.ADVICE}"
@@ -180,12 +180,14 @@ class _Comparison:
 @torch.no_grad()
 def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tensor], f0: float, h: float,
              atol: float, g: torch.Generator, floor: float | None = None,
-             padding_rows: dict[str, int] | None = None, data: Callable[[], torch.Tensor] | None = None) -> \
-        _Comparison:
+             padding_rows: dict[str, int] | None = None, data: Callable[[], torch.Tensor] | None = None,
+             rows: dict[str, torch.Tensor] | None = None) -> _Comparison:
     """Autograd's ``.grad`` against the centred difference at ``per_tensor`` random coordinates of each tensor
     (in the tensor's logical order, whatever its memory layout: channels_last weights too). Gradients below
     ``atol`` are vanishing; two that differ by at most ``floor`` (default ``atol``) agree. An embedding's
-    ``padding_idx`` row (``padding_rows``: tensor name -> row) gets no gradient by design and is not sampled.
+    ``padding_idx`` row (``padding_rows``: tensor name -> row) gets no gradient by design and is not sampled, nor
+    are the rows of an embedding table that the examples did not look up (``rows``: tensor name -> the looked-up
+    rows): of a table of users or items, a few examples touch a few rows, and the others get no gradient.
     A disagreement where the data loss (``data``, default ``objective``) is flat is set apart (see
     :mod:`~trainwell.doctor.surrogate`)."""
     floor = atol if floor is None else floor
@@ -193,7 +195,7 @@ def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tenso
     found = _Comparison()
     for pname, p in tensors:
         pad = (padding_rows or {}).get(pname)
-        for idx in torch.randperm(p.numel(), generator=g)[:per_tensor].tolist():
+        for idx in _sampled(p, (rows or {}).get(pname), per_tensor, g):
             at = _position(idx, p.shape)
             if pad is not None and at[0] == pad:
                 continue
@@ -224,6 +226,40 @@ def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tenso
             if err > found.worst[0]:
                 found.worst = (err, pname)
     return found
+
+
+def _sampled(p: torch.Tensor, rows: torch.Tensor | None, k: int, g: torch.Generator) -> list[int]:
+    """``k`` random flat indices of ``p``, within ``rows`` (the first axis's entries) when given."""
+    if rows is None or p.dim() < 1 or len(p) == 0:
+        return torch.randperm(p.numel(), generator=g)[:k].tolist()
+    width = p.numel() // len(p)
+    inside = (rows[:, None] * width + torch.arange(width)).reshape(-1)
+    return inside[torch.randperm(len(inside), generator=g)[:k]].tolist()
+
+
+class _LookedUp:
+    """The rows of each ``nn.Embedding`` / ``nn.EmbeddingBag`` weight of ``model`` that the forwards run inside
+    this context look up (``rows``: the weight's parameter name -> its sorted row ids)."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.rows, self._hooks = model, {}, []
+
+    def __enter__(self) -> _LookedUp:
+        for name, mod in self.model.named_modules():
+            if isinstance(mod, nn.Embedding | nn.EmbeddingBag):
+                key = f"{name}.weight" if name else "weight"
+                self._hooks.append(mod.register_forward_pre_hook(functools.partial(self._record, key)))
+        return self
+
+    def _record(self, key: str, _module, args) -> None:
+        ids = args[0] if args else None
+        if isinstance(ids, torch.Tensor) and not ids.is_floating_point() and ids.numel():
+            seen = torch.unique(ids.detach().reshape(-1).long())
+            self.rows[key] = torch.unique(torch.cat([self.rows[key], seen])) if key in self.rows else seen
+
+    def __exit__(self, *exc) -> None:
+        for h in self._hooks:
+            h.remove()
 
 
 def _position(idx: int, shape: torch.Size) -> tuple[int, ...]:

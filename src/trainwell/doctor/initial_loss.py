@@ -22,6 +22,8 @@ from trainwell.doctor.forward import (
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind, loss_kind_read
 from trainwell.doctor.targets import chosen_output_regression, constant_loss, far_from_unit
+from trainwell.doctor.trained_start import ADVICE as TRAINED_ADVICE
+from trainwell.doctor.trained_start import predicts_labels
 from trainwell.doctor.verdict import Verdict
 
 
@@ -167,8 +169,12 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
         formula += f" (the data has {num_classes} classes, the model {width} outputs)"
     status, ratio, expected_text = _judged(kind, loss, expected, formula, O.logits(out), y, loss_fn)
     scale = input_scale(x)
+    trained = predicts_labels(O.logits(out), y) if status != "pass" and ratio < 1 else None
     advice = "" if status == "pass" else "initial outputs are not near-uniform: " + (
         scale if scale else _last_layer_advice(model, x, O.logits(out)) if ratio > 1 else
+        f"the model already predicts these labels ({trained.replace(' before any update', '')}): its weights were "
+        f"trained before this check (reused from an earlier cross-validation fold, or loaded); check a freshly "
+        f"built model, and {TRAINED_ADVICE}" if trained else
         f"{_suspect_layer(model, x)}; a loss below the uninformative one at init: do the labels leak into the "
         "inputs, or are the classes very unbalanced?")
     scores = O.logits(out)
@@ -192,3 +198,4 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
             advice = (f"the initial loss is {loss / max(const, 1e-300):.3g}x a constant predictor's: outputs start "
                       f"near 0 and {targets}")
     return Verdict("initial loss", status, round(loss, 4), expected_text, advice)
+

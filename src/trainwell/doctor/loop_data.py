@@ -26,7 +26,9 @@ FAR = 5 * 2.576
 def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     """The batches the model trains on: of unit-ish scale (the 99th percentile of |x|, not its maximum), and not the
     same batch again and again. One batch in every step is full-batch training unless the model memorizes it
-    (``memorizing``: the training loss ends far below the validation loss): then it is the loop bug."""
+    (``memorizing``: the training loss ends far below the validation loss): then it is the loop bug, except when the
+    loss reaches only a fixed subset of the output's rows (:func:`_masked_rows`): a graph network's labelled nodes
+    among all the nodes it reads, whose validation nodes are other rows of the same batch."""
     name = "loop: inputs"
     seen = probe.inputs
     if not seen and probe.nonfinite_input_step is None:
@@ -46,6 +48,13 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
         by_step[s["step"]] = by_step.get(s["step"], ()) + ((s["shape"], s["sum"], tuple(s["head"])),)
     distinct = set(by_step.values())
     if len(by_step) >= 3 and len(distinct) == 1:
+        masked = _masked_rows(probe)
+        if masked is not None:
+            return Verdict(name, "info", f"the same input batch in all {len(by_step)} observed steps, the loss "
+                           f"reaching only {masked[0]} of its {masked[1]} output rows, the same ones on every step: "
+                           "full-batch training on a labelled subset (a graph network's training nodes)", "-",
+                           "the other rows are inputs, not training examples: a gap to a validation loss over "
+                           "them is the model's variance")
         return Verdict(name, "warn" if memorizing else "info",
                        f"the same input batch in all {len(by_step)} observed steps" +
                        ("; the training loss ends far below the validation loss" if memorizing else ""),
@@ -77,6 +86,19 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
                            "std ~ 1 (99% of |x| above 0.02)", SMALL_ADVICE + ": a first layer fed them passes on "
                            "little more than its bias, and its weight gradients are as many times too small")
     return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
+
+
+def _masked_rows(probe: LoopProbe) -> tuple[int, int] | None:
+    """(rows reached, rows) when the loss reached a subset of the output's rows on the first observed step, not all
+    of them, and none outside it on every later one (:func:`~trainwell.doctor.step_readings.reached_rows`); else
+    None."""
+    reads = [s.get("reached_rows") for s in probe.steps]
+    if not reads or any(r is None for r in reads) or len({len(r) for r in reads}) != 1:
+        return None
+    first = reads[0]
+    if not 0 < int(first.sum()) < len(first) or any(bool((r & ~first).any()) for r in reads[1:]):
+        return None
+    return int(first.sum()), len(first)
 
 
 def scores_its_own_inputs(model: nn.Module, sample: tuple | None, classes: int | None) -> bool:

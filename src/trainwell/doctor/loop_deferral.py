@@ -14,6 +14,7 @@ from trainwell.doctor.depth_collapse import NAME as COLLAPSE
 from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS
 from trainwell.doctor.loss_scaling import defers_to_clipping
+from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
 from trainwell.doctor.validation_inputs import NAME as VALIDATION_INPUTS
@@ -35,7 +36,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
     the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale (and, with
     the non-finite monitors, to a loss that falls without bound; and all of these to activations that collapse
-    through depth, an init too small, or BatchNorm normalizing 2 to 4 values per channel), and the overfitting
+    through depth, an init too small, BatchNorm normalizing 2 to 4 values per channel, or a GroupNorm, LayerNorm or
+    InstanceNorm normalizing 1 or 2 values per group), and the overfitting
     verdict to validations run in train mode (its gap and onset read dropout-noised losses) or on inputs not
     preprocessed like the training inputs:
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
@@ -55,7 +57,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                        ("far from unit scale" in str(c.value) or "far below unit scale" in str(c.value))), None)
     dropped = next((c for c in causes if c.check == "loop: dropout rate"), None)  # most units dropped
     # BatchNorm on 2-4 values per channel: the gradient through it is about 0, its outputs a few patterns
-    few_values = next((c for c in causes if c.check == BATCH_STATISTICS), None)
+    few_values = next((c for c in causes if c.check in (BATCH_STATISTICS, NORM_GROUPS)), None)
     summed = next((v for v in verdicts if v.check == "loop: loss" and v.status == "info"
                    and str(v.value).startswith("summed")), None)
     from_start = next((v for v in verdicts if v.check == DOWNSTREAM[0] and "before any update" in str(v.value)),

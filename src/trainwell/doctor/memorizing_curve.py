@@ -12,11 +12,12 @@ rate then only memorizes faster, so the verdict names the memorization instead (
 from __future__ import annotations
 
 from trainwell.doctor.diagnosis import LR_CURVE
-from trainwell.doctor.unimproved_validation import never_improved
+from trainwell.doctor.unimproved_validation import TRAINED_ADVICE, never_improved
 from trainwell.doctor.verdict import Verdict
 
 
-def memorizing(curve: Verdict, history: list[dict], classes: int | None = None) -> Verdict:
+def memorizing(curve: Verdict, history: list[dict], classes: int | None = None,
+               trained: str | None = None) -> Verdict:
     """``curve`` (the loss curve's verdict) rewritten when it reads "too low" while validation never improved.
 
     Args:
@@ -24,6 +25,9 @@ def memorizing(curve: Verdict, history: list[dict], classes: int | None = None) 
         history: per evaluation, ``train_loss`` (the training loss of the steps before it) and ``val_loss``.
         classes: C, when the loss is a softmax cross-entropy over C classes: a validation loss that never goes
             below ln C while the training loss ends below it has learned nothing that carries over.
+        trained: what shows the model predicted its labels before the run's first update
+            (:mod:`~trainwell.doctor.trained_start`): its validation was best at the first evaluation because of
+            that, not because labels are misaligned.
 
     Returns:
         ``curve`` unchanged, or a warning that the training loss falls by memorization only.
@@ -33,6 +37,10 @@ def memorizing(curve: Verdict, history: list[dict], classes: int | None = None) 
     seen = never_improved(history, classes)
     if seen is None:
         return curve
+    if trained is not None:
+        return Verdict(curve.check, "warn", f"{curve.value}; validation does not share it: {seen}; the model was "
+                       f"trained before the run ({trained})", curve.expected,
+                       f"the learning rate is not the cause: {TRAINED_ADVICE}")
     return Verdict(curve.check, "warn", f"{curve.value}; the training loss falls by memorization only: {seen}",
                    curve.expected, "the learning rate is not the cause: a larger rate only memorizes faster. Check "
                    "that the labels are aligned with their inputs (x and y shuffled with one permutation, the same "

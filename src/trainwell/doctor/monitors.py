@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from trainwell.doctor.dead_units import unit_peaks
 from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
 from trainwell.doctor.verdict import Verdict
 from trainwell.train.callbacks import Callback, State
@@ -121,10 +122,9 @@ def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30) -> di
     elif isinstance(module, nn.Sigmoid):
         stats["saturated"] = float(((a < 0.01) | (a > 0.99)).float().mean())
     # a unit is dead when its largest output on the batch is not positive (a leaky ReLU never is: it passes a
-    # gradient below 0), read on batches of DEAD_MIN_ROWS examples or more
+    # gradient below 0), read on batches of DEAD_MIN_ROWS examples or more; a feature map's unit is a channel
     if isinstance(module, nn.ReLU) and a.dim() >= 1 and a.shape[0] >= DEAD_MIN_ROWS:
-        units = a.reshape(a.shape[0], -1)
-        stats["dead"] = float((units.amax(dim=0) <= 0).float().mean())  # (amax: ~10x faster than (units > 0).any)
+        stats["dead"] = float((unit_peaks(a) <= 0).float().mean())  # (amax: ~10x faster than (units > 0).any)
     return stats
 
 

@@ -87,6 +87,85 @@ def _wrong_padding_idx(model: nn.Module, x: torch.Tensor | Inputs, given: int) -
                    f"embedding is then zero and gets no gradient, and a mask built as ids != {pad} covers it")
 
 
+def _zero_frame_padding(t: torch.Tensor) -> torch.Tensor | None:
+    """Where a batch of (n, T, F) float sequences is padded with all-zero frames after each sequence's end (an
+    (n, T) mask), when at least a quarter of them end with such a run, the runs have several lengths, and no
+    all-zero frame occurs anywhere else (continuous features are never exactly 0 on every feature); else None."""
+    if t.dim() != 3 or len(t) < 4 or t.shape[1] < 2 or t.shape[2] < 1:
+        return None
+    hit = (t == 0).all(-1)
+    trailing = hit.flip(1).int().cumprod(1).flip(1).bool()
+    runs = trailing.sum(1)[trailing.any(1)]
+    if int(hit[:, -1].sum()) < TRAILING_SHARE * len(t) or not bool((hit == trailing).all()) or \
+            len(torch.unique(runs)) < 2 or bool(trailing.all(1).any()):
+        return None
+    return trailing
+
+
+def _appended(t: torch.Tensor, at: torch.Tensor, extra: int) -> torch.Tensor | None:
+    """A field of the batch with ``extra`` padded positions appended: the (n, T, F) sequences padded at ``at``
+    (their (n, T) mask) with zero frames, a field of shape (n, T) (a mask beside them) with the value it holds at
+    the padding; other fields (each sequence's length) as they are. None when a mask's value at padding is not
+    one value."""
+    if t.dim() == 3 and t.shape[:2] == at.shape and t.is_floating_point():
+        return torch.cat([t, t.new_zeros(len(t), extra, t.shape[2])], 1)
+    if t.shape != at.shape:
+        return t
+    at_pad, at_step = t[at], t[~at]
+    if at_pad.numel() == 0 or not bool((at_pad == at_pad[0]).all()) or bool((at_step == at_pad[0]).any()):
+        return None
+    return torch.cat([t, at_pad[0].expand(len(t), extra)], 1)
+
+
+def _frames_read(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
+    """A warning when appending all-zero frames to 8 float sequences padded with them changes their outputs (a
+    recurrent net's ``output[:, -1]`` of the padded batch, a mean over every step); None when the batch holds no
+    such padding or the model cannot run on longer sequences."""
+    named = [(name, t, at) for name, t in fields(x) if t.is_floating_point()
+             and (at := _zero_frame_padding(t)) is not None]
+    if not named:
+        return None
+    name, _, _ = named[0]
+    batch = x[:8]
+    seqs = dict(fields(batch))[name] if isinstance(batch, Inputs) else batch
+    at = (seqs == 0).all(-1).flip(1).int().cumprod(1).flip(1).bool()
+    if not bool(at.any()):
+        return None
+    extra = seqs.shape[1] // 2 + 1
+    longer = batch.map(lambda t: _appended(t, at, extra)) if isinstance(batch, Inputs) else \
+        _appended(batch, at, extra)
+    if longer is None or isinstance(longer, Inputs) and any(v is None for v in longer.tensors()):
+        return None
+    moved = _moved(model, batch, longer)
+    if moved is None:
+        return None
+    return Verdict(NAME, "warn", f"appending {extra} all-zero frames (the padding after each sequence's last step) "
+                   f"to {len(seqs)} sequences changes their outputs by {moved:.2g} of their scale",
+                   "the same output however much padding follows", READS_PADDING)
+
+
+def _moved(model: nn.Module, batch, longer) -> float | None:
+    """How much the model's outputs on ``batch`` move when it is given ``longer`` instead (relative to their
+    scale), in eval mode; None when they do not (1e-4 or less) or cannot be compared."""
+    try:
+        with kept_modes(model), torch.no_grad():
+            model.eval()
+            before, after = O.logits(call(model, batch)), O.logits(call(model, longer))
+    except Exception:  # noqa: BLE001 - a model this probe cannot run on longer sequences gets no verdict from it
+        return None
+    if before is None or after is None or before.shape != after.shape:
+        return None
+    moved = O.relative_change(before, after)
+    return moved if moved > 1e-4 else None
+
+
+#: what a model that reads its padding is told
+READS_PADDING = ("the model reads its padding, so a sequence's prediction depends on its batch's longest sequence: "
+                 "pool over the real tokens only (sum of h * mask over the mask's count), give a recurrent net "
+                 "packed sequences (nn.utils.rnn.pack_padded_sequence) or its state (or output) at the last real "
+                 "step, and pass a Transformer src_key_padding_mask")
+
+
 def padding_read(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
     """A warning when appending padding to 8 sequences of the batch changes their outputs, or when the batch pads
     with another id than the embedding's ``padding_idx`` (:func:`_wrong_padding_idx`); None when the model has no
@@ -94,7 +173,7 @@ def padding_read(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
     cannot run on longer sequences (a fixed positional table)."""
     pad = _padding_id(model)
     if pad is None:
-        return None
+        return _frames_read(model, x)
     wrong = _wrong_padding_idx(model, x, pad)
     if wrong is not None:
         return wrong
@@ -113,20 +192,9 @@ def padding_read(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
         longer = parts
     else:
         longer = _extend(ids, ids, pad, extra)
-    try:
-        with kept_modes(model), torch.no_grad():
-            model.eval()
-            before, after = O.logits(call(model, batch)), O.logits(call(model, longer))
-    except Exception:  # noqa: BLE001 - a model this probe cannot run on longer sequences gets no verdict from it
-        return None
-    if before is None or after is None or before.shape != after.shape:
-        return None
-    moved = O.relative_change(before, after)
-    if moved <= 1e-4:
+    moved = _moved(model, batch, longer)
+    if moved is None:
         return None
     return Verdict(NAME, "warn", f"appending {extra} padding tokens (id {pad}) to {len(ids)} sequences changes their "
                    f"outputs by {moved:.2g} of their scale", "the same output however much padding follows",
-                   "the model reads its padding, so a sequence's prediction depends on its batch's longest "
-                   "sequence: pool over the real tokens only (sum of h * mask over the mask's count), give a "
-                   "recurrent net packed sequences (nn.utils.rnn.pack_padded_sequence) or its state at the last "
-                   "real token, and pass a Transformer src_key_padding_mask")
+                   READS_PADDING)

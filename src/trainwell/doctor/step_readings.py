@@ -1,6 +1,7 @@
 """What one observed step's tensors say, for :class:`~trainwell.doctor.loop_probe.LoopProbe`: the forward's
 tensor arguments, a fingerprint of the batch and the scale of every floating-point input (a quantile of ``|x|``
-that a few outlying rows do not move), and whether the outputs are log-probabilities (NLL's input)."""
+that a few outlying rows do not move), whether the outputs are log-probabilities (NLL's input), and which of the
+output's rows the loss reached."""
 
 from __future__ import annotations
 
@@ -50,3 +51,13 @@ def abs_quantile(t: torch.Tensor, q: float = 0.99) -> float:
     if flat.numel() > 2**20:
         flat = flat[:: flat.numel() // 2**20 + 1]
     return float(torch.quantile(flat.float().abs(), q))
+
+
+def reached_rows(z: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor | None:
+    """Which rows of the output ``z`` (its examples along the first axis) the loss's gradient ``g`` reached (not all
+    0), as a boolean mask; None without a gradient. A loss over a masked subset of the rows (a graph network's
+    labelled nodes, ``F.cross_entropy(out[train_mask], y[train_mask])``) reaches the same few rows on every step,
+    or fewer of them once some are fitted to float precision (a softmax's gradient underflows to 0)."""
+    if g is None or g.dim() == 0 or g.shape != z.shape or len(g) == 0:
+        return None
+    return g.detach().reshape(len(g), -1).ne(0).any(1).cpu()

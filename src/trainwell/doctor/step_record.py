@@ -20,7 +20,7 @@ from trainwell.doctor.loss_form import (
     zero_sum_rows,
 )
 from trainwell.doctor.loss_scaling import stepping_scaler_scale
-from trainwell.doctor.step_readings import log_probabilities
+from trainwell.doctor.step_readings import log_probabilities, reached_rows
 
 
 def held(optimizer: torch.optim.Optimizer) -> set[int]:
@@ -97,6 +97,7 @@ def read_step(probe) -> dict:
             "dropped": dropped, "crossed": crossed, "value_clip": clip.result(),
             "manual_decay": decay if decay_fit and decay > 0 else None,
             "not_owned": not_owned, "forwards": len(outs),
+            "reached_rows": reached_rows(*outs[0]) if len(outs) == 1 else None,
             "form": known[0]["form"] if known and len(known) == len(forms) else None,
             "loss_weight": sum(f["weight"] for f in known) if known and len(known) == len(forms) else None,
             "rows": sum(f["rows"] for f in known), "classes": known[0]["classes"] if known else None,
@@ -107,6 +108,9 @@ def read_step(probe) -> dict:
             "entropy_bonus": known[0].get("entropy_bonus") if known else None,
             "log_probs": log_probabilities(outs[0][0]) if known and known[0]["form"] == "nll" else None,
             "first_logits": outs[0][0] if probe.opt_steps == 0 and outs else None,
+            # a softmax loss's labels, the entry of each row its gradient pulls up (p - one-hot), at the first step
+            "first_labels": outs[0][1].argmin(1) if probe.opt_steps == 0 and len(known) == 1 == len(outs) and
+            known[0]["form"] == "cross_entropy" and outs[0][0].dim() == 2 else None,
             "zero_sum": bool(outs) and all(zero_sum_rows(g) for _, g in outs),
             "bce_bounded": bce_on_bounded(*outs[0]) if not known and outs and outs[0][1] is not None else None,
             "one_output": not known and bool(outs) and one_output_per_row(*outs[0]),

@@ -95,7 +95,8 @@ def constant_targets(y: torch.Tensor, loss_fn: Callable | None = None, out=None)
     by construction, and a constant output does not fit it."""
     if y.numel() < 2 or not bool((y == y.reshape(-1)[0]).all()) or isinstance(loss_fn, _PAIR_LOSSES):
         return None
-    if loss_fn is not None and out is not None and not _constant_fits(loss_fn, out, y):
+    if loss_fn is not None and out is not None and (not _constant_fits(loss_fn, out, y) or
+                                                    not _reads_targets(loss_fn, out, y)):
         return None
     value = y.reshape(-1)[0].item()
     return Verdict(NAME, "warn", f"all {len(y)} targets are {value:g}" if isinstance(value, float) else
@@ -119,6 +120,20 @@ def defer_to_constant_targets(verdicts: list) -> list:
     return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{NAME}' first: {found.value}, which a constant "
                     "output fits; the checks cannot see what the inputs do")
             if v.check in CONSTANT_BOUND and v.status in ("fail", "warn") else v for v in verdicts]
+
+
+def _reads_targets(loss_fn: Callable, out, y: torch.Tensor) -> bool:
+    """Whether the loss on the model's outputs ``out`` changes when the one-valued targets ``y`` change (to 0, or to
+    1 where they are 0); True when that cannot be read. A loss of the outputs alone (a BPR loss on the positive and
+    negative scores, given placeholder targets) does not: its targets say nothing about the data."""
+    other = torch.ones_like(y) if bool((y == 0).all()) else torch.zeros_like(y)
+    try:
+        with torch.no_grad():
+            given, changed = loss_fn(out, y), loss_fn(out, other)
+    except Exception:  # noqa: BLE001 - a loss that does not take other targets reads them
+        return True
+    return not (isinstance(given, torch.Tensor) and isinstance(changed, torch.Tensor) and
+                given.shape == changed.shape and torch.equal(given, changed))
 
 
 def _constant_fits(loss_fn: Callable, out, y: torch.Tensor) -> bool:

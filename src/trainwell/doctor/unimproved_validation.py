@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from trainwell.doctor.trained_start import ADVICE
 from trainwell.doctor.verdict import Verdict
 
 #: validation counts as improved when its best value lies below its first by this share of the training drop
@@ -58,10 +59,20 @@ def never_improved(history: list[dict], classes: int | None = None) -> str | Non
         (f"; ln C = {math.log(classes):.3g})" if untrained else ")")
 
 
-def rising_from_the_start(history: list[dict], classes: int | None = None) -> Verdict | None:
+#: what a run that began with a trained model and validated best at its first evaluation is told
+TRAINED_ADVICE = ("the model was trained before this run began, and its validation loss was lowest at the first "
+                  "evaluation: in cross-validation, " + ADVICE + "; a model resumed on the same data overfits from "
+                  "the start: stop earlier or regularize")
+
+
+def rising_from_the_start(history: list[dict], classes: int | None = None,
+                          trained: str | None = None) -> Verdict | None:
     """The overfitting verdict's warning when the validation loss never improved (:func:`never_improved`) and
     rises over the run, its least-squares slope over 4+ evaluations more than two standard errors above 0 and its
-    last value above its first, while the training loss fell; else None."""
+    last value above its first, while the training loss fell; else None. With ``trained`` (what shows that the model
+    predicted its labels before the run's first update, :mod:`~trainwell.doctor.trained_start`), its best validation
+    at the first evaluation is what it learned before (a model reused across cross-validation folds has trained on
+    this fold's validation examples), not labels misaligned."""
     seen = never_improved(history, classes)
     vals = [float(h["val_loss"]) for h in history]
     if seen is None or len(vals) < MIN_TREND or vals[-1] <= vals[0]:
@@ -71,9 +82,12 @@ def rising_from_the_start(history: list[dict], classes: int | None = None) -> Ve
         return None
     ups = sum(b > a for a, b in zip(vals, vals[1:], strict=False))
     first, last = float(history[0]["train_loss"]), float(history[-1]["train_loss"])
-    return Verdict("overfitting", "warn", f"{seen}: it rose on {ups} of {len(vals) - 1} evaluations (+{slope:.3g} "
-                   f"per evaluation) while the training loss fell ({first:.3g} -> {last:.3g})",
-                   "val loss not rising while train falls",
+    value = (f"{seen}: it rose on {ups} of {len(vals) - 1} evaluations (+{slope:.3g} per evaluation) while the "
+             f"training loss fell ({first:.3g} -> {last:.3g})")
+    if trained is not None:
+        return Verdict("overfitting", "warn", f"{value}; the model was trained before the run ({trained})",
+                       "val loss not rising while train falls", TRAINED_ADVICE)
+    return Verdict("overfitting", "warn", value, "val loss not rising while train falls",
                    "the model fits its training examples but nothing that carries over, from the first evaluation "
                    "on: check that the labels are aligned with their inputs (x and y shuffled with one permutation, "
                    "the same row order in both files) and that there is enough data; doctor.check's "

@@ -54,6 +54,7 @@ from trainwell.doctor.doubled_skip import loop_doubled_skips
 from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_input, loop_echo
 from trainwell.doctor.epoch_order import SamplerCount, same_order
+from trainwell.doctor.inverted_mask import loop_inverted_mask
 from trainwell.doctor.loop_deferral import defer
 from trainwell.doctor.loop_loss_inputs import LossInputReads
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
@@ -61,6 +62,7 @@ from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.monitors import Monitor
+from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.pair_targets import PairTargetReader
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
@@ -68,6 +70,7 @@ from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts, loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.step_readings import forward_tensors
+from trainwell.doctor.trained_start import predicts_labels
 from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.wrapped_optimizers import stepping
@@ -350,11 +353,13 @@ class Watch:
         curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor or binary or 0.0, bound=bound,
                                                   untrained=math.log(classes) if classes and classes > 1 else None)
         history = self._history(val_losses)
-        post = [self._game(memorizing(self._flat_direction(curve), history, classes))]
+        start = self.probe.steps[0] if self.probe.steps else {}
+        trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
+        post = [self._game(memorizing(self._flat_direction(curve), history, classes, trained))]
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
                                                            [h["val_loss"] for h in history])
-            post.append(diagnosis.overfitting(history, onset, classes))
+            post.append(diagnosis.overfitting(history, onset, classes, losses[0] if losses else None, trained))
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
@@ -452,7 +457,9 @@ class Watch:
                echo(p, self._echoes, sample),
                inverted_weights(p.steps, [y.cpu() for y in self._ys]), smoothed_twice(p.steps),
                same_order(self._ys, self._calls, [m[0] for m in self._val], self._shuffles.count),
-               loop_doubled_skips(p, self._first_forward), satisfied_at_start(losses),
+               loop_doubled_skips(p, self._first_forward), loop_norm_groups(p, self._first_forward),
+               loop_inverted_mask(p, self._first_forward),
+               satisfied_at_start(losses),
                dropout_rate_verdict(p.model, "loop: dropout rate"),
                self._loss_inputs.verdict(losses) or self._pairs.verdict()]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
