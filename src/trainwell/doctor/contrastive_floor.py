@@ -15,16 +15,15 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
+from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.optim_eager import eager
 
 _PRODUCTS = {torch.matmul, torch.mm, torch.bmm, torch.Tensor.matmul, torch.Tensor.mm, torch.Tensor.__matmul__,
              torch.Tensor.bmm}
 #: the most elements of a similarity matrix that is copied and fitted
 _MOST = 1 << 22
-#: steps read before giving up on a loss that is not a contrastive one
-_TRIES = 4
 
 
 def _unit(t: torch.Tensor, dim: int) -> bool:
@@ -76,33 +75,21 @@ def _scale(logits: torch.Tensor, products: list[tuple[torch.Tensor, int]]) -> tu
     return None
 
 
-class ContrastiveReader:
+class ContrastiveReader(FirstStepsReader):
     """Reads the temperature of a contrastive loss on a few observed steps of a watched loop."""
 
     def __init__(self):
+        super().__init__()
         self.reading: dict | None = None
-        self.tries = 0
-        self._mode: _SimilarityCalls | None = None
 
-    def start(self) -> None:
-        """Watch the torch calls until :meth:`finish` (the next ``w.step``)."""
-        if self._mode is not None or self.reading is not None or self.tries >= _TRIES:
-            return
-        self._mode = _SimilarityCalls()
-        self._mode.__enter__()
+    def _new_mode(self) -> _SimilarityCalls:
+        return _SimilarityCalls()
 
-    def finish(self) -> None:
-        """Stop watching; read the step's logits. Left in place if another mode was entered above it and is still
-        active (it is then removed by a later call)."""
-        mode = self._mode
-        if mode is None:
-            return
-        stack = _get_current_function_mode_stack()
-        if not stack or stack[-1] is not mode:
-            return
-        mode.__exit__(None, None, None)
-        self._mode = None
-        self.tries += 1
+    def _done(self) -> bool:
+        return self.reading is not None
+
+    def _keep(self, mode: _SimilarityCalls) -> None:
+        """Read the step's logits."""
         if mode.logits is None:
             return
         logits, target = mode.logits

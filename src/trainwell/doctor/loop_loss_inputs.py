@@ -22,9 +22,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
+from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.dice_form import read_dice
+from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.doctor.fitting import _RESHAPES
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_inputs import LOW_COUNTS, ctc_call_inputs, ctc_input_verdict
@@ -32,8 +33,6 @@ from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: loss input"
-#: steps whose loss calls are watched for a ``ctc_loss`` call before giving up on a loop that makes none
-_TRIES = 4
 
 
 class _CtcCall(TorchFunctionMode):
@@ -54,35 +53,22 @@ class _CtcCall(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-class CtcInputReader:
-    """What a watched loop gives ``F.ctc_loss``, read on its first steps (:data:`_TRIES` at most) until one call is
-    seen; ``verdict`` holds the fail, if any."""
+class CtcInputReader(FirstStepsReader):
+    """What a watched loop gives ``F.ctc_loss``, read on its first steps (:data:`~trainwell.doctor.first_steps.TRIES`
+    at most) until one call is seen; ``verdict`` holds the fail, if any."""
 
     def __init__(self):
+        super().__init__()
         self.verdict: Verdict | None = None
-        self.tries = 0
         self._read = False
-        self._mode: _CtcCall | None = None
 
-    def start(self) -> None:
-        """Watch the torch calls until :meth:`finish` (the next ``w.step``)."""
-        if self._mode is not None or self._read or self.tries >= _TRIES:
-            return
-        self._mode = _CtcCall()
-        self._mode.__enter__()
+    def _new_mode(self) -> _CtcCall:
+        return _CtcCall()
 
-    def finish(self) -> None:
-        """Stop watching and keep what was read. Left in place if another mode was entered above it and is still
-        active (a later call removes it)."""
-        mode = self._mode
-        if mode is None:
-            return
-        stack = _get_current_function_mode_stack()
-        if not stack or stack[-1] is not mode:
-            return
-        mode.__exit__(None, None, None)
-        self._mode = None
-        self.tries += 1
+    def _done(self) -> bool:
+        return self._read
+
+    def _keep(self, mode: _CtcCall) -> None:
         self._read, self.verdict = mode.read, mode.verdict
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
+from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.doctor.verdict import Verdict
 
 #: each pair loss's name and the position of its target among the arguments
@@ -23,8 +24,6 @@ PAIR_LOSSES = {F.cosine_embedding_loss: ("cosine_embedding_loss", 2), F.margin_r
 _ZERO_TARGET = {"cosine_embedding_loss": "rows of 0 add nothing to the loss: those pairs are never pushed apart",
                 "margin_ranking_loss": "rows of 0 add the constant margin and no gradient",
                 "hinge_embedding_loss": "rows of 0 add both of its terms, neither a similar nor a dissimilar pair's"}
-#: steps of a watched loop read before giving up on a loss that calls none of them
-_TRIES = 4
 
 
 def pair_target(func, args: tuple, kwargs: dict | None) -> tuple[str, torch.Tensor] | None:
@@ -67,32 +66,21 @@ class _PairCalls(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-class PairTargetReader:
+class PairTargetReader(FirstStepsReader):
     """Reads the targets given to pair losses on the first steps of a watched loop (:meth:`start` after each
     ``w.step``, :meth:`finish` at the next)."""
 
     def __init__(self):
+        super().__init__()
         self.seen: list[tuple[str, torch.Tensor]] = []
-        self.tries = 0
-        self._mode: _PairCalls | None = None
 
-    def start(self) -> None:
-        if self._mode is not None or self.seen or self.tries >= _TRIES:
-            return
-        self._mode = _PairCalls()
-        self._mode.__enter__()
+    def _new_mode(self) -> _PairCalls:
+        return _PairCalls()
 
-    def finish(self) -> None:
-        """Stop reading; left in place while another mode entered above it is still active."""
-        mode = self._mode
-        if mode is None:
-            return
-        stack = _get_current_function_mode_stack()
-        if not stack or stack[-1] is not mode:
-            return
-        mode.__exit__(None, None, None)
-        self._mode = None
-        self.tries += 1
+    def _done(self) -> bool:
+        return bool(self.seen)
+
+    def _keep(self, mode: _PairCalls) -> None:
         self.seen.extend(mode.seen)
 
     def verdict(self) -> Verdict | None:
