@@ -12,6 +12,7 @@ from torch import nn
 from trainwell.doctor import outputs as O
 from trainwell.doctor.advice_voice import init_fix
 from trainwell.doctor.forward import _ACTIVATIONS, _WEIGHTED, _training_forward
+from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
 from trainwell.doctor.inner_outputs import inner_outputs, without_direct_gradient
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.registration import graph_nodes
@@ -82,10 +83,13 @@ def _output_layers(model: nn.Module, x: torch.Tensor | Inputs) -> set[str]:
 def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable,
                       inner: list[str] | None = None):
     """Forward std and back-propagated gradient norm per example (:func:`_gradient_norm`) at every activation
-    layer's output, in order. The loss's gradient on outputs returned from mid-network
-    (:mod:`~trainwell.doctor.inner_outputs`, a VAE's mean and log-variance) is left out: it enters at their
-    depth, not through the layers above. Their names (``out[1]``) are appended to ``inner`` when given."""
+    layer's output, in order, with the number of normalization layers (BatchNorm, LayerNorm, GroupNorm, ...) the
+    forward ran before it. The loss's gradient on outputs returned from mid-network
+    (:mod:`~trainwell.doctor.inner_outputs`, a VAE's mean and log-variance) is left out: it enters at their depth,
+    not through the layers above. Their names (``out[1]``) are appended to ``inner`` when given."""
     acts: list[tuple[str, torch.Tensor]] = []
+    normalized = [0]  # normalization layers run so far in the forward
+    marks: dict[int, int] = {}  # id(activation) -> normalization layers run before it
 
     def keep(mod, args, out, name):
         if not isinstance(out, torch.Tensor) or not out.is_floating_point():
@@ -93,6 +97,10 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
         if out.requires_grad:  # not below a frozen part of the model
             out.retain_grad()
         acts.append((name, out))
+        marks[id(out)] = normalized[0]
+
+    def count(mod, args, out):
+        normalized[0] += 1
 
     watched = [(name, m) for name, m in model.named_modules()
                if isinstance(m, _ACTIVATIONS) and not isinstance(m, nn.Identity)]
@@ -100,6 +108,7 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
         watched = [(name, m) for name, m in model.named_modules() if isinstance(m, _WEIGHTED)]
     hooks = [m.register_forward_hook(lambda mod, args, out, name=name: keep(mod, args, out, name))
              for name, m in watched]
+    hooks += [m.register_forward_hook(count) for m in model.modules() if isinstance(m, _NORMS)]
     was = model.training
     _training_forward(model)
     try:
@@ -130,7 +139,7 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
     # a head whose output is reshaped before it is returned (Flatten(0), squeeze(-1)) is an output layer too
     final = {id(t) for t in O.leaves(out)}
     heads = _output_layers(model, x) if any(isinstance(m, _WEIGHTED) for _, m in watched) else set()
-    return [(name, float(a.detach().float().std()), _gradient_norm(a))
+    return [(name, float(a.detach().float().std()), _gradient_norm(a), marks[id(a)])
             for name, a in acts if a.numel() > 1 and id(a) not in final and name not in heads]
 
 
@@ -158,14 +167,24 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     if len(stats) < 2:
         return Verdict("variance propagation", "skip", f"skipped: {len(stats)} activation or weighted layer(s) to "
                        f"compare{silent}", "-", "")
-    (_, a0, _), (_, a1, _) = stats[0], stats[-1]
+    a0, a1 = stats[0][1], stats[-1][1]
     graded = [s for s in stats if s[2] is not None]  # layers below frozen parameters get no gradient: not read
     g0, g1 = (graded[0][2], graded[-1][2]) if len(graded) >= 2 else (1.0, 1.0)
-    act_ratio = a1 / max(a0, 1e-30)
-    grad_ratio = g0 / max(g1, 1e-30)  # gradient at the first layer vs at the last (backward direction)
+    act_ratio, act_steps = _through_unnormalized([(s[1], s[3]) for s in stats])
+    # gradient at the first layer vs at the last (backward direction)
+    grad_ratio, grad_steps = _through_unnormalized([(s[2], s[3]) for s in graded]) if len(graded) >= 2 else (1.0, 1)
+    grad_ratio = 1 / max(grad_ratio, 1e-30)
+    if not act_steps and not grad_steps:
+        return Verdict("variance propagation", "pass", f"activation std {a0:.3g} -> {a1:.3g} over {len(stats)} "
+                       f"layers, a normalization layer between every two of them (it sets their scale){silent}",
+                       f"ratios within [{warn_ratio}, {1 / warn_ratio:g}]", "")
+    normed = len(stats) - 1 - act_steps
+    silent += (f"; {normed} step(s) between them cross a normalization layer, which resets the scale: the ratios "
+               f"are over the other {act_steps}") if normed else ""
     worst = min(act_ratio, 1 / max(act_ratio, 1e-30), grad_ratio, 1 / max(grad_ratio, 1e-30))
     status = "fail" if worst < fail_ratio else "warn" if worst < warn_ratio else "pass"
-    relu = any(isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in model.modules())
+    relu = status != "pass" and (any(isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in model.modules()) or
+                                 _calls_relu(model, x))
     scheme = init_fix("he_normal", "std sqrt(2/fan_in)") if relu else \
         init_fix("xavier_uniform", "Var 2/(fan_in+fan_out)")
     shrink = act_ratio < 1 or grad_ratio < 1
@@ -175,6 +194,39 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
                    f"activation std {a0:.3g} -> {a1:.3g} (x{act_ratio:.2g}), gradient norm {g1:.3g} -> {g0:.3g} "
                    f"(x{grad_ratio:.2g}) over {len(stats)} layers{silent}{_inner_note(inner, len(graded))}",
                    f"ratios within [{warn_ratio}, {1 / warn_ratio:g}]", advice)
+
+
+def _calls_relu(model: nn.Module, x: torch.Tensor | Inputs) -> bool:
+    """Whether a module of the user's own calls ``F.relu`` / ``torch.relu`` (or ``F.leaky_relu``) in its forward
+    (the CIFAR-10 tutorial's LeNet): its init is He's, as for an ``nn.ReLU`` module. One eval-mode forward of two
+    examples; False when it cannot run."""
+    if not calls_functions(model):
+        return False
+    kinds: set[str] = set()
+    modes = module_modes(model)
+    try:
+        model.eval()
+        with torch.no_grad(), FunctionalActivations(model, lambda name, kind, out: kinds.add(kind), graph_only=False):
+            call(model, x[:2])
+    except Exception:  # noqa: BLE001 - the advice then names the scheme for the modules it sees
+        return False
+    finally:
+        restore_modes(modes)
+    return bool(kinds & {"ReLU", "LeakyReLU"})
+
+
+def _through_unnormalized(stats: list[tuple[float, int]]) -> tuple[float, int]:
+    """(ratio, steps): over each run of consecutive layers (std, normalization layers run before it) with no
+    normalization layer between them, its last std over its first, multiplied together; and how many steps
+    between layers those runs hold. A normalization layer resets the scale it receives: a ratio across it says
+    nothing of the init. With none in the model this is the last layer's std over the first's."""
+    ratio, steps, start = 1.0, 0, 0
+    for i in range(1, len(stats) + 1):
+        if i == len(stats) or stats[i][1] != stats[i - 1][1]:  # the run ends before layer i
+            ratio *= stats[i - 1][0] / max(stats[start][0], 1e-30) if i - 1 > start else 1.0
+            steps += i - 1 - start
+            start = i
+    return ratio, steps
 
 
 def _inner_note(inner: list[str], graded: int) -> str:

@@ -55,7 +55,7 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     if not any(p.requires_grad for p in model.parameters()):
         return Verdict("input-independent baseline", "skip", "skipped: no trainable parameters", "-", "")
     k = int(len(xs) * holdout) if len(xs) >= 16 else 0
-    train, held = slice(0, len(xs) - k), slice(len(xs) - k, len(xs))
+    train, held = _split(ys, k, seed)
 
     predicted: dict[tuple, torch.Tensor] = {}  # each distinct vector of held-out class predictions
 
@@ -102,6 +102,21 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
         verdict.advice = (f"{targets}: a copy whose outputs start near 0 spends its steps learning their offset; "
                           f"else {verdict.advice}")
     return verdict
+
+
+def _split(y, k: int, seed: int) -> tuple:
+    """The training and held-out examples of a batch: the last ``k`` held out, or, when those hold one target
+    value while the batch holds several (a batch put together class by class: a discriminator's real images, then
+    its fakes), ``k`` drawn at random (seeded), each part in the batch's order, so the held-out part is not a class
+    the training part barely shows."""
+    n = len(y)
+    if not k:
+        return slice(0, n), slice(n, n)
+    tail = y[n - k :] if isinstance(y, torch.Tensor) else None
+    if tail is None or not bool((tail == tail[:1]).all()) or bool((y == y[:1]).all()):
+        return slice(0, n - k), slice(n - k, n)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[: n - k].sort().values, order[n - k :].sort().values
 
 
 #: the chance, over all checkpoints tested, that labels independent of the inputs pass the permutation test

@@ -32,6 +32,7 @@ from torch import nn
 
 from trainwell.doctor import checkpointing
 from trainwell.doctor import preflight as pf
+from trainwell.doctor.batch_layout import installed, read_batch_first
 from trainwell.doctor.class_axis import scrambled_classes
 from trainwell.doctor.data_scale import defer_to_data_scale
 from trainwell.doctor.doubled_skip import defer_to_skips, doubled_skip_verdict, doubled_skips
@@ -42,6 +43,7 @@ from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, 
 from trainwell.doctor.inverted_mask import check_inverted_mask
 from trainwell.doctor.loss_inputs import read_loss_inputs
 from trainwell.doctor.norm_groups import check_norm_groups, defer_to_norm_groups
+from trainwell.doctor.opponent_loss import baseline_against_opponent, opponent_parameters
 from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
 from trainwell.doctor.overlapping_window import overlapping_window
@@ -147,7 +149,12 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         x: a batch of inputs: one tensor (``model(x)``), a tuple or list of tensors for a model with several
             inputs (``model(*x)``, e.g. ``(ids, mask)``) or a dict of tensors (``model(**x)``; ``model(x)`` when
             ``forward`` takes one argument that the keys do not name). Every tensor holds the examples along its
-            first dimension; the checks slice them together. Only floating-point inputs are cast to float64 for
+            first dimension; the checks slice them together. One tensor of a sequence-first model (``nn.RNN``/
+            ``LSTM``/``GRU`` or ``nn.MultiheadAttention`` without ``batch_first=True``) may hold them along
+            dimension 1, (T, B, ...), with one target per sequence or per position flattened to (T * B, ...) as
+            the PyTorch language-model tutorial's ``get_batch`` gives them; a batch-first model's per-position
+            targets may be flattened to (B * T, ...): the checks read a batch-first view of them
+            (:mod:`~trainwell.doctor.batch_layout`). Only floating-point inputs are cast to float64 for
             the gradient check (integer ids and boolean masks stay); batch independence reads the gradient
             with respect to the floating-point inputs and replaces the other examples' integer or boolean inputs.
         y: the targets of the batch (the first ``examples`` are used): one tensor, or for a loss that takes
@@ -169,8 +176,9 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     Raises:
         TypeError: if the arguments are not a module, tensors (``x``: or a tuple, list or dict of tensors) and a
             callable.
-        ValueError: if ``x`` and ``y`` differ in length or hold fewer than 2 examples, or the tensors of ``x``
-            (or of ``y``) differ in their first dimension.
+        ValueError: if ``x`` and ``y`` differ in length or hold fewer than 2 examples (also one (T, 1, ...)
+            sequence of a sequence-first model), or the tensors of ``x`` (or of ``y``) differ in their first
+            dimension.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"doctor.check: model is a {type(model).__name__}, not a torch.nn.Module")
@@ -178,11 +186,13 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         y = torch.as_tensor(y)
     x = as_inputs(x, getattr(model, "_orig_mod", model))
     y = as_targets(y)
-    if len(x) != len(y) or len(x) < 2:
-        raise ValueError(f"doctor.check: x has {len(x)} examples and y {len(y)}: give the same number, at least 2")
     if not callable(loss_fn):
         raise TypeError(f"doctor.check: loss_fn is a {type(loss_fn).__name__}, not callable: pass e.g. "
                         f"torch.nn.CrossEntropyLoss()")
+    # a (T, B, ...) batch of a sequence-first model, or targets flattened over (examples, positions)
+    x, y, loss_fn, view = read_batch_first(getattr(model, "_orig_mod", model), x, y, loss_fn)
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"doctor.check: x has {len(x)} examples and y {len(y)}: give the same number, at least 2")
     if isinstance(y, Targets):  # the loss gets the targets' own tuple or dict, sliced as x is
         loss_fn = StructuredLoss(loss_fn)
     if penalty is not None and not callable(penalty):
@@ -193,7 +203,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     wd = _weight_decay(optimizer)
     # module.compile()d: the checks' hooks and mode switches run on the uncompiled forward (no recompiles)
     with untouched(model, optimizer), torch.enable_grad(), uncompiled(model), full_precision(), \
-            each_warning_once():  # also under no_grad
+            each_warning_once(), installed(model, view):  # also under no_grad
         total = _total_penalty(penalty, wd, model, x)
         replace = {}
         if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss
@@ -216,6 +226,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         small = _guarded(input_scale_verdict, model, x) if ran else None
         groups = _guarded(check_norm_groups, model, x) if ran else None
         inverted = _guarded(check_inverted_mask, model, x) if ran or out is not None else None
+        opponent = (_guarded(opponent_parameters, model, x, y, loss_fn, optimizer) or 0) if ran else 0
         del out
         verdicts = [v for v in (crash, held, dropped, targets, fed, padded, inverted, axis, skips, small, groups)
                     if v is not None] + pf.run_all(
@@ -225,6 +236,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                             f"'{axis.check}' first") if v.check in AXIS_BOUND and v.status == "fail" else v
                     for v in verdicts]
     verdicts = defer_to_norm_groups(defer_to_skips(verdicts, skips), groups)
+    verdicts = baseline_against_opponent(verdicts, opponent)
     if small is not None:  # a first layer fed ~100x too small a signal fits slowly and passes a small variance on
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"fix '{small.check}' first: {SMALL_ADVICE}")
                     if v.check in SCALE_BOUND and v.status in ("fail", "warn") else v for v in verdicts]

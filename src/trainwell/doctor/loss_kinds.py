@@ -73,7 +73,9 @@ def _loss_name(loss_fn: Callable) -> str:
 
 
 def _scalar(loss: torch.Tensor) -> float:
-    """A loss value as a float; a per-example loss (reduction='none') is averaged."""
+    """A loss value as a float; a per-example loss (reduction='none') is averaged. Detached first: a loss that
+    carries a graph (one computed through another model's parameters) gives its value without torch's warning."""
+    loss = loss.detach()
     return float(loss.mean()) if loss.dim() else float(loss)
 
 

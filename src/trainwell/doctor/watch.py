@@ -63,6 +63,7 @@ from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.norm_groups import loop_norm_groups
+from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.pair_targets import PairTargetReader
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
@@ -352,6 +353,7 @@ class Watch:
         # loss there learned nothing
         curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor or binary or 0.0, bound=bound,
                                                   untrained=math.log(classes) if classes and classes > 1 else None)
+        verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
