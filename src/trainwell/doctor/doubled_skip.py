@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from trainwell.doctor.forward_rows import on_first_rows
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
@@ -110,16 +111,10 @@ def loop_doubled_skips(probe, forward: tuple | None) -> Verdict | None:
     observed training forward (``forward``: its (args, kwargs)); None when there are none or it cannot run."""
     if forward is None:
         return None
-    args, kwargs = forward
-    head = tuple(a[:4] if isinstance(a, torch.Tensor) and a.dim() else a for a in args)
-    rows = {k: v[:4] if isinstance(v, torch.Tensor) and v.dim() else v for k, v in kwargs.items()}
-    probe.reading = True  # the probe's hooks record nothing of this forward
     try:
-        found = doubled_skips_on(probe.model, lambda: probe.model(*head, **rows))
+        found = on_first_rows(probe, forward, lambda run: doubled_skips_on(probe.model, run))
     except Exception:  # noqa: BLE001 - a model this reading cannot run gets no verdict from it
         return None
-    finally:
-        probe.reading = False
     verdict = doubled_skip_verdict(found)
     return None if verdict is None else Verdict("loop: " + NAME, verdict.status, verdict.value, verdict.expected,
                                                 verdict.advice)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from trainwell.doctor.forward_rows import on_first_rows
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import kept_modes
@@ -77,16 +78,7 @@ def check_norm_groups(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | N
 def loop_norm_groups(probe, forward: tuple | None) -> Verdict | None:
     """``doctor.watch``'s reading on 4 examples of the first observed training forward (``forward``: its (args,
     kwargs)); None when there are none or it cannot run."""
-    if forward is None:
-        return None
-    args, kwargs = forward
-    head = tuple(a[:4] if isinstance(a, torch.Tensor) and a.dim() else a for a in args)
-    rows = {k: v[:4] if isinstance(v, torch.Tensor) and v.dim() else v for k, v in kwargs.items()}
-    probe.reading = True  # the probe's hooks record nothing of this forward
-    try:
-        return norm_groups_verdict(few_value_groups(probe.model, lambda: probe.model(*head, **rows)), LOOP_NAME)
-    finally:
-        probe.reading = False
+    return on_first_rows(probe, forward, lambda run: norm_groups_verdict(few_value_groups(probe.model, run), LOOP_NAME))
 
 
 #: the pre-flight checks whose failure a layer that erases its input explains
