@@ -4,6 +4,7 @@ flattened), the character-RNN name classifier (one (T, 1, letters) name per forw
 under SGD), the DCGAN (a discriminator checked on real images then fakes, a generator whose loss goes through the
 discriminator, N(0, 0.02) weights with BatchNorm) and the CIFAR-10 LeNet (F.relu in its forward)."""
 
+import copy
 import math
 import warnings
 
@@ -261,3 +262,25 @@ def test_a_net_with_functional_relus_is_advised_he_init_which_then_passes():
     for m in (net.conv1, net.conv2, net.fc1, net.fc2):
         nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
     assert pf.variance_propagation(net, x, y).status == "pass"
+
+
+def test_the_he_advice_followed_as_written_leaves_the_initial_loss_near_ln_c():
+    """The advice names He init for the hidden layers and small weights for the output layer: followed so, both
+    variance propagation and the initial loss pass; He on every layer (the output layer too) makes the initial
+    loss fail, so advice that said "each layer" led to the next verdict."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    net = LeNet()
+    with torch.no_grad():
+        for m in (net.conv1, net.conv2, net.fc1, net.fc2):
+            m.weight.mul_(0.5)
+    advice = pf.variance_propagation(net, x, y).advice
+    assert "each hidden layer" in advice and "std=0.01" in advice, advice
+    for m in (net.conv1, net.conv2, net.fc1, net.fc2):
+        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    every = copy.deepcopy(net)
+    nn.init.kaiming_normal_(every.fc3.weight, nonlinearity="relu")
+    nn.init.normal_(net.fc3.weight, std=0.01)
+    assert pf.variance_propagation(net, x, y).status == "pass"
+    assert pf.initial_loss(net, x, y).status == "pass"
+    assert pf.initial_loss(every, x, y).status == "fail"

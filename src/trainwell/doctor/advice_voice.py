@@ -35,6 +35,10 @@ def init_fix(scheme: str, detail: str = "") -> str:
     scheme's formula) follows the config key."""
     if speaks_config():
         return f"init.scheme = {scheme}" + (f" ({detail})" if detail else "")
+    if scheme == "he_normal":  # He's factor 2 is for a layer a ReLU follows: the output layer's scores would be
+        # ~2x the size of uniform ones, and the initial loss far above ln C
+        return (f"{TORCH_CALL[scheme]} on each hidden layer, small weights on the output layer "
+                f"(nn.init.normal_(weight, std=0.01)) (or trainwell.init.apply(model, \"{scheme}\"))")
     return f"{TORCH_CALL[scheme]} on each layer (or trainwell.init.apply(model, \"{scheme}\"))"
 
 
