@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell import doctor
-from trainwell.doctor.small_inputs import SMALL, nonzero_abs_quantile
+from trainwell.doctor.input_scale import SMALL, nonzero_abs_quantile
 
 D, C = 16, 4
 

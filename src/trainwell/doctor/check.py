@@ -39,6 +39,7 @@ from trainwell.doctor.doubled_skip import defer_to_skips, doubled_skip_verdict, 
 from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_targets
 from trainwell.doctor.first_call import runs_on_data, whole_input_only
+from trainwell.doctor.input_scale import input_scale_verdict
 from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, as_targets, call
 from trainwell.doctor.inverted_mask import check_inverted_mask
 from trainwell.doctor.loss_inputs import read_loss_inputs
@@ -50,8 +51,6 @@ from trainwell.doctor.overlapping_window import overlapping_window
 from trainwell.doctor.padding_read import padding_read
 from trainwell.doctor.report import Report
 from trainwell.doctor.sequence_targets import sequence_targets
-from trainwell.doctor.small_inputs import ADVICE as SMALL_ADVICE
-from trainwell.doctor.small_inputs import input_scale_verdict
 from trainwell.doctor.target_range import (
     constant_targets,
     defer_to_constant_targets,
@@ -59,6 +58,7 @@ from trainwell.doctor.target_range import (
     multi_hot_targets,
     unreachable_targets,
 )
+from trainwell.doctor.targets import raw_unit_targets
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
 
@@ -223,12 +223,12 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         padded = _guarded(padding_read, model, x) if ran else None
         axis = _guarded(scrambled_classes, loss_fn, out, y) if ran else None
         skips = doubled_skip_verdict(_guarded(doubled_skips, model, x)) if ran else None
-        small = _guarded(input_scale_verdict, model, x) if ran else None
+        inputs_off = _guarded(input_scale_verdict, model, x) if ran else None
         groups = _guarded(check_norm_groups, model, x) if ran else None
         inverted = _guarded(check_inverted_mask, model, x) if ran or out is not None else None
         opponent = (_guarded(opponent_parameters, model, x, y, loss_fn, optimizer) or 0) if ran else 0
         del out
-        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, inverted, axis, skips, small, groups)
+        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, inverted, axis, skips, inputs_off, groups)
                     if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if axis is not None:  # what cannot be fitted follows from the loss's axis: the advice says so
@@ -237,10 +237,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                     for v in verdicts]
     verdicts = defer_to_norm_groups(defer_to_skips(verdicts, skips), groups)
     verdicts = baseline_against_opponent(verdicts, opponent)
-    if small is not None:  # a first layer fed ~100x too small a signal fits slowly and passes a small variance on
-        verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"fix '{small.check}' first: {SMALL_ADVICE}")
-                    if v.check in SCALE_BOUND and v.status in ("fail", "warn") else v for v in verdicts]
-    verdicts = _defer_to_unbounded(_defer_to_vanishing(defer_to_data_scale(verdicts, x, y)))
+    verdicts = _defer_to_unbounded(_defer_to_vanishing(_defer_to_input_scale(defer_to_data_scale(verdicts, x, y),
+                                                                             inputs_off)))
     verdicts = checkpointing.defer_to_cut(defer_to_constant_targets(verdicts))
     if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
         # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off
@@ -252,6 +250,17 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
+
+
+def _defer_to_input_scale(verdicts: list, inputs_off) -> list:
+    """A first layer fed far too small (or far too large) a signal fits slowly and passes it on: the failed or
+    warned :data:`SCALE_BOUND` checks name the ``input scale`` warning first, unless they already name a cause
+    (an initial loss off for the same inputs)."""
+    if inputs_off is None:
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{inputs_off.check}' first: {inputs_off.advice}")
+            if v.check in SCALE_BOUND and v.status in ("fail", "warn") and "first:" not in (v.advice or "") else v
+            for v in verdicts]
 
 
 def _defer_to_vanishing(verdicts: list) -> list:
@@ -327,12 +336,12 @@ def full_precision() -> contextlib.ExitStack:
 def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, out):
     """Multi-hot targets under cross-entropy, constant targets, an ignored real class (read on the model's output
     ``out``), regression targets the last activation cannot reach, a language model's targets wrong for it,
-    floating-point targets equal to one of the model's inputs, or a target window that overlaps the input window
-    (None: none of these)."""
+    floating-point targets equal to one of the model's inputs, a target window that overlaps the input window, or
+    regression targets in raw units (None: none of these)."""
     return multi_hot_targets(y, loss_fn, out) or constant_targets(y, loss_fn, out) or \
         ignored_class(loss_fn, out, y) or \
         unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn, out) or \
-        echoed_targets(model, x, y) or overlapping_window(model, x, y)
+        echoed_targets(model, x, y) or overlapping_window(model, x, y) or raw_unit_targets(y, loss_fn, out)
 
 
 def _guarded(reading: Callable, *args):

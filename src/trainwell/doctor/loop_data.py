@@ -11,16 +11,13 @@ import math
 import torch
 from torch import nn
 
+from trainwell.doctor.input_scale import ADVICE as SMALL_ADVICE
+from trainwell.doctor.input_scale import FAR, is_small
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
-from trainwell.doctor.small_inputs import ADVICE as SMALL_ADVICE
-from trainwell.doctor.small_inputs import is_small
 from trainwell.doctor.step_readings import forward_tensors
+from trainwell.doctor.targets import raw_units
 from trainwell.doctor.verdict import Verdict
-
-#: inputs whose 99th percentile of |x| exceeds a Gaussian's of std 5 are far from unit scale; a few outlying rows
-#: (standardized heavy-tailed features) do not move it
-FAR = 5 * 2.576
 
 
 def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
@@ -241,14 +238,13 @@ def _float_targets(ys: list[torch.Tensor]) -> Verdict:
                        "new permutation every epoch")
     every = torch.cat([y.reshape(-1).double() for y in ys])
     every = every[torch.isfinite(every)]
-    if every.numel() > 1:
+    if raw_units(every):
         std, mean, top = float(every.std()), float(every.mean()), float(every.abs().max())
-        if std > 5.0 or top > 50.0:
-            return Verdict(name, "warn", f"floating-point targets far from unit scale: mean {mean:.3g}, std "
-                           f"{std:.3g}, max |y| {top:.3g}", "targets of unit scale",
-                           "standardize regression targets ((y - mean) / std with the training set's mean and std; "
-                           "invert it for predictions): the loss and its gradients grow with the targets' scale, "
-                           "and an output layer that starts near 0 spends its training on the offset")
+        return Verdict(name, "warn", f"floating-point targets far from unit scale: mean {mean:.3g}, std "
+                       f"{std:.3g}, max |y| {top:.3g}", "targets of unit scale",
+                       "standardize regression targets ((y - mean) / std with the training set's mean and std; "
+                       "invert it for predictions): the loss and its gradients grow with the targets' scale, "
+                       "and an output layer that starts near 0 spends its training on the offset")
     return Verdict(name, "pass", "floating-point targets, no broadcasting seen", "-")
 
 

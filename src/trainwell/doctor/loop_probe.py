@@ -25,7 +25,7 @@ from trainwell.doctor import game_players, registration
 from trainwell.doctor import outputs as O
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.batch_statistics import NormCounts
-from trainwell.doctor.small_inputs import first_layer_reads_input, nonzero_abs_quantile, storage_keys
+from trainwell.doctor.input_scale import first_layer_reads_input, nonzero_abs_quantile, storage_keys
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
 from trainwell.doctor.validation_inputs import SplitInputs

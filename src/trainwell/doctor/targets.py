@@ -1,5 +1,5 @@
-"""Regression targets as the pre-flight checks read them: how far they sit from zero mean and unit scale, and the
-loss the best constant predictor gives on them.
+"""Regression targets as the pre-flight checks read them: how far they sit from zero mean and unit scale (their
+offset against their spread, and their scale in raw units), and the loss the best constant predictor gives on them.
 
 A network's outputs start near 0, so at initialization a regression loss is about that of a zero output: for MSE
 mean(y^2) = var(y) + mean(y)^2. When mean(y)^2 dwarfs var(y) (house prices of 2e5 +- 5e4 in dollars) the initial
@@ -23,6 +23,8 @@ import torch
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.loss_form import one_output_per_row
+from trainwell.doctor.loss_kinds import loss_kind
+from trainwell.doctor.verdict import Verdict
 
 #: mean(y^2) / var(y) above this: the targets' offset dominates their spread (targets uniform on [0, 1] give 4)
 OFFSET_RATIO = 10.0
@@ -105,3 +107,35 @@ def chosen_output_regression(loss_fn: Callable, out, y) -> bool:
     except Exception:  # noqa: BLE001 - a loss this reading cannot run is not read
         return False
     return one_output_per_row(z.detach(), g)
+
+
+#: regression targets with a std above RAW_STD or an |y| above RAW_TOP are in raw units (``loop: labels`` reads
+#: the same): a network whose outputs start near 0 must grow its last layer by their scale, the loss's gradients
+#: grow with it (plain SGD at a usual rate diverges on targets of std ~300), and Adam's steps of size lr take that
+#: many times longer to cover it
+RAW_STD, RAW_TOP = 5.0, 50.0
+
+_ELEMENTWISE = ("mse", "l1", "smooth_l1", "huber")
+
+
+def raw_units(y: torch.Tensor) -> bool:
+    """Whether the finite entries of floating-point targets are far from unit scale (:data:`RAW_STD`,
+    :data:`RAW_TOP`)."""
+    every = y.detach().reshape(-1).double()
+    every = every[torch.isfinite(every)]
+    return every.numel() > 1 and (float(every.std()) > RAW_STD or float(every.abs().max()) > RAW_TOP)
+
+
+def raw_unit_targets(y, loss_fn: Callable, out) -> Verdict | None:
+    """The pre-flight's warning for regression targets in raw units under an elementwise regression loss (MSE, L1,
+    Huber, smooth L1) on outputs of the targets' shape; None otherwise (labels and probabilities are not read)."""
+    scores = O.logits(out)
+    if not isinstance(y, torch.Tensor) or not y.is_floating_point() or loss_kind(loss_fn) not in _ELEMENTWISE or \
+            scores is None or scores.shape != y.shape or not raw_units(y) or labels_or_probabilities(y):
+        return None
+    top = float(y.detach().abs().max())
+    return Verdict("targets", "warn", f"regression targets in raw units: {describe(y)}, max |y| {top:.3g}",
+                   f"targets of unit scale (std <= {RAW_STD:g}, |y| <= {RAW_TOP:g})",
+                   "standardize the targets ((y - mean) / std with the training set's mean and std) and invert it "
+                   "for predictions (pred * std + mean): the loss and its gradients grow with the targets' scale, "
+                   "and outputs that start near 0 spend the training on it")

@@ -1,4 +1,16 @@
-"""Inputs far below unit scale, as the first weighted layer (Linear/Conv) receives them: pixels divided by 255
+"""Inputs far from unit scale, as the first weighted layer (Linear/Conv) receives them, in both directions.
+
+Far above (:data:`FAR`): raw 0..255 pixels, tabular features in their raw units (counts, prices, sensor readings
+of std 100s). The scale is the 99th percentile of ``|x|`` over the model's floating-point inputs and over the
+first weighted layer's input; both above FAR, what a Gaussian of std 5 gives (5 x 2.576 = 12.9), the first layer's
+pre-activations are ~q99 / 2.58 times a standardized input's: tanh/sigmoid units saturate, ReLU units flip on
+large offsets, and its weight gradient is as many times too large for the rate the later layers need. Legitimate
+inputs stay below it: standardized features, also heavy-tailed ones (their q99 moves little with a few outlying
+rows), pixels in [0, 1], one-hot rows; integer ids into ``nn.Embedding`` are not floating point and not read. A
+model that normalizes its input before its first weighted layer (a BatchNorm or LayerNorm first) passes: that
+layer receives unit scale. ``doctor.watch``'s ``loop: inputs`` reads the same two quantiles against the same FAR.
+
+Far below (:data:`SMALL`): pixels divided by 255
 twice (``x / 16 / 255``: std ~0.001), a unit conversion applied twice.
 
 The scale is the 99th percentile of ``|x|`` over the *non-zero* entries of the first weighted layer's input, when
@@ -21,12 +33,21 @@ from torch import nn
 
 from trainwell.doctor.forward import _WEIGHTED, hooked_forward
 from trainwell.doctor.inputs import Inputs, fields
+from trainwell.doctor.step_readings import abs_quantile
 from trainwell.doctor.verdict import Verdict
 
 #: the 99th percentile of the non-zero |x| below which inputs are far below unit scale (see the module docstring)
 SMALL = 0.02
 
-#: the advice the input-scale verdicts give, and the texts of the verdicts that defer to them
+#: the 99th percentile of |x| above which inputs are far above unit scale: a Gaussian of std 5's (see the docstring)
+FAR = 5 * 2.576
+
+#: the advice the large-input verdicts give
+LARGE_ADVICE = ("standardize the inputs: subtract the mean and divide by the std of each feature, both computed on "
+                "the training set (or divide 0..255 pixels by 255): inputs this large saturate the first layer and "
+                "make its weight gradients as many times too large")
+
+#: the advice the small-input verdicts give, and the texts of the verdicts that defer to them
 ADVICE = ("the inputs are far below unit scale (scaled twice, e.g. divided by 255 after an earlier division?): "
           "standardize them once (x - mean) / std with the training statistics, or scale them to [0, 1] once")
 
@@ -78,8 +99,32 @@ def first_layer_input_scale(model: nn.Module, x: torch.Tensor | Inputs) -> tuple
     return None if q is None else (float(seen[0].detach().float().std()), q)
 
 
+def large_input_scale(model: nn.Module, x: torch.Tensor | Inputs) -> tuple[float, float] | None:
+    """(std, 99th percentile of |x|) of the largest floating-point model input, when it and the first weighted
+    layer's input in one forward are both above :data:`FAR`; None otherwise (also when the model normalizes its
+    input before that layer, or no layer is reached)."""
+    given = [t for _, t in fields(x) if t.is_floating_point() and t.numel() > 1]
+    if not given:
+        return None
+    widest = max(given, key=abs_quantile)
+    if abs_quantile(widest) <= FAR:
+        return None
+    seen: list = []
+    hooked_forward(model, x, _WEIGHTED, lambda name, inp, out: seen.append(inp) if not seen else None)
+    if not seen or not isinstance(seen[0], torch.Tensor) or not seen[0].is_floating_point() or \
+            seen[0].numel() < 2 or abs_quantile(seen[0]) <= FAR:
+        return None
+    return float(widest.detach().float().std()), abs_quantile(widest)
+
+
 def input_scale_verdict(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
-    """The pre-flight's warning for inputs far below unit scale; None when they are not (or cannot be read)."""
+    """The pre-flight's warning for inputs far above or far below unit scale; None when they are not (or cannot be
+    read)."""
+    large = large_input_scale(model, x)
+    if large is not None:
+        std, q = large
+        return Verdict("input scale", "warn", f"inputs far above unit scale: std {std:.3g}, 99% of |x| below {q:.3g}",
+                       f"std ~ 1 (99% of |x| below {FAR:.3g})", LARGE_ADVICE)
     if has_batchnorm(model):
         return None
     scale = first_layer_input_scale(model, x)
