@@ -29,6 +29,7 @@ from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.doctor.fitting import _RESHAPES
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_inputs import LOW_COUNTS, ctc_call_inputs, ctc_input_verdict
+from trainwell.doctor.pair_targets import PairTargetReader
 from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.verdict import Verdict
 
@@ -107,23 +108,28 @@ def read_log_rates(z: torch.Tensor, g: torch.Tensor, y: torch.Tensor) -> dict | 
 
 
 class LossInputReads:
-    """What a watched loop hands its loss, read on its steps: the ``F.ctc_loss`` input (:class:`CtcInputReader`,
-    whose mode :meth:`start` and :meth:`finish` enter and leave around each step's loss), the first loss's graph,
+    """What a watched loop hands its loss, read on its steps: the ``F.ctc_loss`` input (:class:`CtcInputReader`)
+    and a pair loss's targets (:class:`~trainwell.doctor.pair_targets.PairTargetReader`), whose modes :meth:`start`
+    and :meth:`finish` enter and leave around each step's loss, the first loss's graph,
     and each observed step's outputs and their gradient against the targets (a Poisson NLL on log-rates, a soft
     Dice or IoU loss)."""
 
     def __init__(self):
         self.ctc = CtcInputReader()
+        self.pairs = PairTargetReader()  # the targets given to a pair loss, read on the first steps
         self.ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
         self.rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
         self.overlaps: list[dict] = []  # observed steps read as a soft Dice or IoU loss
         self.overlap_tries = 0
 
     def start(self) -> None:
+        self.pairs.start()
         self.ctc.start()
 
     def finish(self) -> None:
+        """Leave the modes, the last entered first."""
         self.ctc.finish()
+        self.pairs.finish()
 
     def first_loss(self, loss: torch.Tensor) -> None:
         self.ctc_softmax = ctc_on_softmax(loss)
@@ -147,7 +153,7 @@ class LossInputReads:
     def verdict(self, losses: list[float]) -> Verdict | None:
         """The ``loop: loss input`` fail, if any (``losses``: the run's per-step losses)."""
         return loss_input_verdict(self.ctc_softmax, self.rates, self.ctc.verdict) or \
-            overlap_verdict(self.overlaps, losses)
+            overlap_verdict(self.overlaps, losses) or self.pairs.verdict()
 
 
 def overlap_verdict(reads: list[dict], losses: list[float]) -> Verdict | None:

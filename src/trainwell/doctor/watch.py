@@ -64,7 +64,6 @@ from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memori
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.normalized_steps import tuned_clipping
-from trainwell.doctor.pair_targets import PairTargetReader
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
@@ -113,7 +112,7 @@ class Watch:
         self._ys: list[torch.Tensor] = []
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
-        self._loss_inputs = LossInputReads()  # what the loop hands its loss (ctc_loss's input, log-rates, Dice's)
+        self._loss_inputs = LossInputReads()  # what the loop hands its loss (ctc, pair, Dice inputs)
         self._echoes: list[int | None] = []  # per observed step: which forward input its targets equal
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
         self._calls = 0
@@ -126,7 +125,6 @@ class Watch:
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
-        self._pairs = PairTargetReader()  # the targets given to a pair loss, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._open = False
 
@@ -237,7 +235,6 @@ class Watch:
     def _start_readers(self) -> None:
         """Enter the modes that read the torch calls of the next step's loss (not under torch.compile)."""
         if not self.probe.compiled:
-            self._pairs.start()
             self._contrastive.start()
             self._loss_inputs.start()
 
@@ -245,7 +242,6 @@ class Watch:
         """Leave them, the last entered first."""
         self._loss_inputs.finish()
         self._contrastive.finish()
-        self._pairs.finish()
 
     def _read_echo(self, y, scored: tuple | None) -> None:
         """On an observed step (8 at most): whether its targets equal one of the tensors its training forward took
@@ -463,7 +459,7 @@ class Watch:
                loop_inverted_mask(p, self._first_forward),
                satisfied_at_start(losses),
                dropout_rate_verdict(p.model, "loop: dropout rate"),
-               self._loss_inputs.verdict(losses) or self._pairs.verdict()]
+               self._loss_inputs.verdict(losses)]
         if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
             out.append(unbounded_fall(losses))
         return [v for v in out if v is not None]
