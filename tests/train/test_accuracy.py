@@ -117,3 +117,52 @@ def test_the_training_accuracy_counts_labelled_examples_or_positions_with_or_wit
     assert row["train_acc"] == pytest.approx(truth)
     right, labelled = counts(("classes", 0.0), model(x).detach(), y, all_labelled=not ignored)
     assert (int(right), int(labelled)) == (int(((model(x).argmax(1) == y) & keep).sum()), int(keep.sum()))
+
+
+@pytest.mark.parametrize("limit", [1, 2000, 1 << 20])
+def test_held_counts_equal_each_batchs_counts_summed_whatever_is_held(limit):
+    """The oracle: counts() of each batch on its own, summed. Batches of several kinds, shapes and dtypes follow
+    one another (a DataLoader's uneven last batch, another sequence length, ignored labels), so they are held,
+    concatenated where they can be and counted in groups."""
+    from trainwell.train.accuracy import HeldCounts
+
+    g = torch.Generator().manual_seed(0)
+
+    def batch(n, *shape, kind=("classes", 0.0), dtype=torch.float32, ignored=False):
+        scores = torch.randn(n, 5, *shape, generator=g).to(dtype)
+        y = torch.randint(0, 5, (n, *shape), generator=g)
+        if ignored:
+            y[:, ...].view(-1)[::3] = -100
+        return kind, scores, y
+
+    batches = [batch(32), batch(32), batch(7), batch(32, dtype=torch.bfloat16), batch(32),
+               batch(16, 9, kind=("classes_masked", 0.0), ignored=True), batch(16, 4, kind=("classes_masked", 0.0)),
+               batch(16, 4, kind=("classes_masked", 0.0), ignored=True)]
+    binary = torch.randn(20, generator=g), (torch.rand(20, generator=g) > 0.5).float()
+    held = HeldCounts(limit=limit)
+    right, labelled = 0, 0
+    for i, (kind, scores, y) in enumerate(batches):
+        all_labelled = i < 3  # the first three as train_step knows them (no negative label in the training set)
+        held.add(kind, scores, y, all_labelled)
+        r, c = counts(kind, scores, y, all_labelled)
+        right, labelled = right + int(r), labelled + int(c)
+    held.add(("binary", 0.0), *binary)
+    r, c = counts(("binary", 0.0), *binary)
+    right, labelled = right + int(r), labelled + int(c)
+    got_right, got_labelled = held.totals()
+    assert (int(got_right), int(got_labelled)) == (right, labelled)
+    assert held.totals() == (got_right, got_labelled)  # counted once: asking again adds nothing
+    held.reset()
+    assert held.totals() == (0, 0)
+
+
+def test_held_counts_count_a_batch_at_once_when_its_storage_is_past_the_limit():
+    """A view of a large output (the last position of a sequence model's scores) holds the whole output's
+    memory: it is counted when added, not held."""
+    from trainwell.train.accuracy import HeldCounts
+
+    full = torch.randn(8, 100, 10)
+    scores, y = full[:, -1], torch.randint(0, 10, (8,))
+    held = HeldCounts(limit=full.numel() * 4)
+    held.add(("classes", 0.0), scores, y, True)
+    assert held._held == [] and int(held.right) == int((scores.argmax(1) == y).sum())

@@ -95,6 +95,10 @@ def test_two_gloo_processes_equal_one_process_and_only_rank_0_writes(tmp_path):
     assert summary["steps"] == one.summary["steps"] and summary["epochs"] == one.summary["epochs"]
     for key, value in one.summary["final"].items():
         assert summary["final"][key] == pytest.approx(value, abs=1e-5), key
+    # the training accuracy is the global batches' (not NaN: the ranks count the global batch's labels too)
+    ddp_rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    one_rows = [json.loads(line) for line in (one.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train_acc"] for r in ddp_rows] == pytest.approx([r["train_acc"] for r in one_rows], abs=0.01)
 
 
 def _children(pid: int) -> list[int]:

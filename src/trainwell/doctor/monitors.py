@@ -25,20 +25,27 @@ _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # outputs checked for Na
 _STAND_IN = {cls.__name__: cls() for cls in _WATCHED}  # the kind of a functional activation (F.relu: ReLU)
 
 
-def _hist(t: torch.Tensor, bins: int) -> dict:
-    """A histogram of the finite values (``torch.histc`` cannot take a non-finite range); all-NaN gives none."""
+def _hist(t: torch.Tensor, bins: int, hi: float | None = None) -> dict:
+    """A histogram of the finite values (``torch.histc`` cannot take a non-finite range); all-NaN gives none.
+    ``hi``: the values' largest, where the caller knows it (a ReLU's, from its units' peaks): one pass fewer."""
     t = t.detach().float().reshape(-1)
     if t.numel() == 0:
         return {"lo": 0.0, "hi": 0.0, "counts": []}
-    lo, hi = (float(v) for v in torch.aminmax(t))  # one pass; NaN propagates: one check covers all values
+    lo, hi = _extremes(t, hi)  # NaN propagates: one check covers all values
     if not (math.isfinite(lo) and math.isfinite(hi)):
         t = t[torch.isfinite(t)]
         if t.numel() == 0:
             return {"lo": 0.0, "hi": 0.0, "counts": []}
-        lo, hi = (float(v) for v in torch.aminmax(t))
+        lo, hi = _extremes(t)
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
     return {"lo": lo, "hi": hi, "counts": uniform_counts(t, bins, lo, hi)}
+
+
+def _extremes(t: torch.Tensor, hi: float | None = None) -> tuple[float, float]:
+    """``(min, max)`` of ``t`` as floats: ``amin`` and ``amax``, two passes that take 0.6x the time of
+    ``torch.aminmax``'s one on a CPU (256,000 float32 values: 39 against 63 us)."""
+    return float(t.amin()), (float(t.amax()) if hi is None else hi)
 
 
 def uniform_counts(t: torch.Tensor, bins: int, lo: float, hi: float) -> list[int]:
@@ -116,15 +123,18 @@ def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30) -> di
         return {"kind": type(module).__name__, "nonfinite": 1.0 - finite,
                 "mean": float(kept.mean()) if kept.numel() else math.nan,
                 "std": float(kept.std()) if kept.numel() > 1 else math.nan, "hist": _hist(a, bins)}
-    stats = {"kind": type(module).__name__, "mean": mean, "std": _std(a, mean), "hist": _hist(a, bins)}
+    # a unit is dead when its largest output on the batch is not positive (a leaky ReLU never is: it passes a
+    # gradient below 0), read on batches of DEAD_MIN_ROWS examples or more; a feature map's unit is a channel.
+    # The units' peaks also give the histogram its top (the largest peak is the largest value).
+    peaks = unit_peaks(a) if isinstance(module, nn.ReLU) and a.dim() >= 1 and a.shape[0] >= DEAD_MIN_ROWS else None
+    top = float(peaks.amax()) if peaks is not None and peaks.numel() else None
+    stats = {"kind": type(module).__name__, "mean": mean, "std": _std(a, mean), "hist": _hist(a, bins, top)}
     if isinstance(module, nn.Tanh):
         stats["saturated"] = float((a.abs() > 0.99).float().mean())
     elif isinstance(module, nn.Sigmoid):
         stats["saturated"] = float(((a < 0.01) | (a > 0.99)).float().mean())
-    # a unit is dead when its largest output on the batch is not positive (a leaky ReLU never is: it passes a
-    # gradient below 0), read on batches of DEAD_MIN_ROWS examples or more; a feature map's unit is a channel
-    if isinstance(module, nn.ReLU) and a.dim() >= 1 and a.shape[0] >= DEAD_MIN_ROWS:
-        stats["dead"] = float((unit_peaks(a) <= 0).float().mean())  # (amax: ~10x faster than (units > 0).any)
+    if peaks is not None:  # (amax: ~10x faster than (units > 0).any)
+        stats["dead"] = int(torch.count_nonzero(peaks <= 0)) / peaks.numel() if peaks.numel() else math.nan
     return stats
 
 
@@ -254,16 +264,7 @@ class Monitor(Callback):
         return True
 
     def _record(self, state: State) -> None:
-        params = dict(state.model.named_parameters())
-        grads, updates = {}, {}
-        for name, before in (self._snapshot or {}).items():
-            p = params[name]
-            if p.grad is not None:
-                grads[name] = float(p.grad.norm()) / math.sqrt(p.numel())
-            if p.dim() >= 2:  # weights only: a zero-initialized bias has no meaningful ratio
-                if name in getattr(self, "zero_start", ()):
-                    continue  # started at zero: its norm is the sum of its updates, the ratio measures no step size
-                updates[name] = float((p.detach() - before).norm() / before.norm().clamp_min(1e-12))
+        grads, updates = self._step_norms(state.model)
         lr = float(state.optimizer.param_groups[0]["lr"])
         self._max_lr = max(getattr(self, "_max_lr", 0.0), lr)
         loss = _as_float(state.batch_loss) if state.batch_loss is not None else None
@@ -276,6 +277,31 @@ class Monitor(Callback):
             append_jsonl(self.path, record)
         self._snapshot = None
         self._check(record)
+
+    def _step_norms(self, model: nn.Module) -> tuple[dict[str, float], dict[str, float]]:
+        """The observed step's gradient RMS per parameter tensor and update/weight ratio ``||dw|| / ||w||`` per
+        weight tensor (against the copy taken when the monitor armed), all in one transfer: torch's
+        ``_foreach_norm`` computes every norm in one call where the tensors are dense and on one device."""
+        params = dict(model.named_parameters())
+        taken = [(name, params[name], before) for name, before in (self._snapshot or {}).items()]
+        graded = [(name, p) for name, p, _ in taken if p.grad is not None]
+        # weights only: a zero-initialized bias has no meaningful ratio; nor has a weight that started at zero
+        weights = [(name, p.detach(), before) for name, p, before in taken
+                   if p.dim() >= 2 and name not in getattr(self, "zero_start", ())]
+        gs, ws, bs = [p.grad for _, p in graded], [w for _, w, _ in weights], [b for _, _, b in weights]
+        if any(g.is_sparse for g in gs) or len({t.device for t in gs + ws}) > 1:
+            norms = [g.norm() for g in gs] + [(w - b).norm() for w, b in zip(ws, bs, strict=True)] + \
+                [b.norm() for b in bs]
+            values = [float(v) for v in norms]
+        else:
+            norms = [*(torch._foreach_norm(gs) if gs else ()),
+                     *(torch._foreach_norm(torch._foreach_sub(ws, bs)) + torch._foreach_norm(bs) if ws else ())]
+            values = torch.stack(norms).tolist() if norms else []
+        k, m = len(gs), len(ws)
+        grads = {name: v / math.sqrt(p.numel()) for (name, p), v in zip(graded, values[:k], strict=True)}
+        updates = {name: v / max(size, 1e-12)
+                   for (name, _, _), v, size in zip(weights, values[k:k + m], values[k + m:], strict=True)}
+        return grads, updates
 
     def _warn(self, kind: str, where: str, step: int, value: str, advice: str) -> None:
         if any(w["kind"] == kind and w["where"] == where for w in self.warnings):

@@ -91,6 +91,67 @@ def counts(kind: tuple[str, float] | None, scores: torch.Tensor, y: torch.Tensor
     dim = -1 if how == "classes_last" else 1
     predicted = scores.max(dim=dim).indices
     if how == "classes":  # a negative (ignored) label is never the predicted class: only the count needs it
-        return (predicted == y).sum(), y.numel() if all_labelled else (y >= 0).sum()
+        # (count_nonzero: the same int64 count as .sum() of the booleans, in half the time on a 100-row batch)
+        return torch.count_nonzero(predicted == y), y.numel() if all_labelled else (y >= 0).sum()
     labelled = (y >= 0) & (y < scores.shape[dim])
     return ((predicted == y) & labelled).sum(), labelled.sum()
+
+
+class HeldCounts:
+    """An epoch's right answers and labelled examples or positions (:func:`counts`), counted a few batches at a
+    time: each batch's detached scores and targets are held until ``limit`` bytes of their storage have gathered,
+    then counted together (consecutive batches of one shape and dtype as one concatenated batch).
+
+    On a CPU a batch's count is three small operations whose cost is mostly their own dispatch: ~25-35 us a step,
+    0.6% of the default CNN's training step; counted together, an epoch's batches cost about what one did. The
+    scores are the model's own output, not a copy: hold them only where nothing writes into an output after its
+    step (not under CUDA graphs, which replay into the same memory).
+    """
+
+    def __init__(self, limit: int = 1 << 20):
+        self.limit = limit
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (a new epoch)."""
+        self.right: torch.Tensor | int = 0
+        self.labelled: torch.Tensor | int = 0
+        self._held: list[tuple] = []
+        self._bytes = 0
+
+    def add(self, kind: tuple[str, float] | None, scores: torch.Tensor, y: torch.Tensor,
+            all_labelled: bool = False) -> None:
+        """Hold one batch (``scores`` detached) to be counted as :func:`counts` counts it."""
+        self._held.append((kind, scores, y, all_labelled))
+        self._bytes += scores.untyped_storage().nbytes() + y.untyped_storage().nbytes()
+        if self._bytes >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        """Count the held batches."""
+        held, self._held, self._bytes = self._held, [], 0
+        start = 0
+        while start < len(held):
+            kind, scores, y, all_labelled = held[start]
+            end = start + 1
+            while end < len(held) and _same_form(held[end], held[start]):
+                end += 1
+            if end - start > 1:
+                scores, y = torch.cat([h[1] for h in held[start:end]]), torch.cat([h[2] for h in held[start:end]])
+            right, labelled = counts(kind, scores, y, all_labelled)
+            self.right, self.labelled = self.right + right, self.labelled + labelled
+            start = end
+
+    def totals(self) -> tuple[torch.Tensor | int, torch.Tensor | int]:
+        """(right answers, labelled examples or positions) of every batch added since :meth:`reset`."""
+        self.flush()
+        return self.right, self.labelled
+
+
+def _same_form(a: tuple, b: tuple) -> bool:
+    """Whether two held batches can be counted as one: the same accuracy kind, scores and targets of the same
+    shape past the batch axis (and a batch axis) and the same dtype, and the same ``all_labelled``."""
+    (kind, scores, y, all_labelled), (kind_b, scores_b, y_b, all_labelled_b) = a, b
+    return (kind == kind_b and all_labelled == all_labelled_b and scores.dim() >= 1 and y.dim() >= 1
+            and scores.shape[1:] == scores_b.shape[1:] and y.shape[1:] == y_b.shape[1:]
+            and scores.dtype == scores_b.dtype and y.dtype == y_b.dtype and scores.device == scores_b.device)

@@ -43,6 +43,8 @@ def take_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``t[idx]`` for a tensor ``t`` and long indices ``idx`` of any shape (the result has shape
     ``idx.shape + t.shape[1:]``), through ``index_select``: the same values, 2-4x faster than advanced indexing on
     a CPU (one contiguous gather instead of the general indexing kernel)."""
+    if idx.dim() == 1:  # one model's batch (the hot path): no reshaping around the gather
+        return t.index_select(0, idx)
     return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 

@@ -276,6 +276,7 @@ class DistributedLearner(ModuleLearner):
         right = (predicted_classes(out.detach()) == yb).sum()
         stats = torch.stack([mean.detach().double() * len(local), right.double()])
         ctx.all_reduce(stats)
+        self._labelled += total  # the accuracy's denominator: the global batch, as the count is the global batch's
         return (stats[0] / total).float(), stats[1].round().long()
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -12,7 +12,8 @@ for every learner by ``tests/train/test_learners.py``):
 - ``check_inputs(x, what)``: refuse inputs the models cannot take (a float64 array against float32 weights);
 - ``train_step(x, y, idx) -> (loss, correct)``: one optimizer step on the rows ``idx`` of ``x`` (``(B,)`` for
   M = 1, ``(M, B)`` for a population: each member its own batch); ``loss`` is the mean batch loss (a scalar for
-  M = 1, ``(M,)`` otherwise), ``correct`` the number of right predictions;
+  M = 1, ``(M,)`` otherwise), ``correct`` the number of right predictions, or None where the learner counts them
+  itself and gives the epoch's count in ``held_right()`` (a :class:`ModuleLearner` on a CPU);
 - ``epoch_metrics(n) -> list[dict]``: extra per-member epoch metrics (e.g. ``reg_loss``);
 - ``evaluate(x, y) -> (loss, acc)``: per-member mean loss and accuracy (lists of M floats), eval mode;
 - ``end_epoch(values)``: step epoch-wise schedules (``values[m]``: the monitored loss, for plateau schedules);
@@ -40,7 +41,7 @@ from torch import nn
 from trainwell.data.labels import as_class_labels
 from trainwell.nn.modes import module_modes, restore_modes
 from trainwell.optim import Schedule
-from trainwell.train.accuracy import accuracy_kind, counts
+from trainwell.train.accuracy import HeldCounts, accuracy_kind, counts
 from trainwell.train.batches import take_rows
 from trainwell.train.input_checks import (  # noqa: F401 (importable from here)
     check_input_dtype,
@@ -256,6 +257,9 @@ class ModuleLearner:
         self.autocast = autocast_context(precision, device)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range and needs none
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+        # on a CPU the training accuracy is counted a few batches at a time (HeldCounts); on a GPU each batch's
+        # count is queued with its step (and a compiled model's CUDA graphs reuse their outputs' memory)
+        self._held = HeldCounts() if device.type == "cpu" else None
 
     def start_epoch(self) -> None:
         # modes the user chose are left as they are (a frozen BatchNorm in eval mode, or model.eval() with the head
@@ -266,6 +270,8 @@ class ModuleLearner:
             self._reg_sum = torch.zeros((), device=next(self.model.parameters()).device)
         self._labels_checked = False  # the targets' form is read again on each epoch's first batch
         self._labelled = 0
+        if self._held is not None:
+            self._held.reset()
 
     def lrs(self) -> list[float]:
         return [self.optimizer.param_groups[0]["lr"]]
@@ -307,13 +313,20 @@ class ModuleLearner:
                 self._accuracy = accuracy_kind(class_scores(out), yb, self.loss_fn)
             loss = self.loss_fn(class_scores(out) if self._named else out, yb)
         self.update(loss, len(yb))
+        if self._held is not None:
+            self._held.add(self._accuracy, class_scores(out).detach(), yb, all_labelled)
+            return loss, None
         right, count = counts(self._accuracy, class_scores(out).detach(), yb, all_labelled)
         self._labelled = self._labelled + count
         return loss, right
 
+    def held_right(self) -> list[float]:
+        """The right predictions of the epoch's steps that returned None for them (counted now)."""
+        return [float(self._held.totals()[0]) if self._held is not None else 0.0]
+
     def labelled(self, n: int) -> list[float]:
         """The epoch's labelled examples or positions (the accuracy's denominator; ``n`` examples were seen)."""
-        return [float(self._labelled)]
+        return [float(self._labelled + (self._held.totals()[1] if self._held is not None else 0))]
 
     def update(self, loss: torch.Tensor, examples: int) -> None:
         """One optimizer step on ``loss`` (plus the penalty, computed in full precision), with loss scaling for

@@ -391,7 +391,8 @@ class Trainer(TrainerIO):
             n += rows
             state.step += 1
             loss_sum.add_(loss.detach(), alpha=rows)
-            correct.add_(right)
+            if right is not None:  # None: the learner counts them itself (held_right)
+                correct.add_(right)
             if batch_callbacks:
                 state.batch_loss = loss
                 for cb in batch_callbacks:
@@ -414,6 +415,8 @@ class Trainer(TrainerIO):
         """Each training member's metrics row for this epoch (training sums, validation, learning rate, time)."""
         extras = self.learner.epoch_metrics(n)
         train_loss = [v / n for v in loss_sum.tolist()]
+        if hasattr(self.learner, "held_right"):
+            correct = correct + torch.tensor(self.learner.held_right(), dtype=correct.dtype, device=correct.device)
         labelled = self.learner.labelled(n) if hasattr(self.learner, "labelled") else [n] * self.size
         train_acc = [c / d if d else math.nan for c, d in zip(correct.tolist(), labelled, strict=True)]
         if val is not None:
