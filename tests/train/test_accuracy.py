@@ -166,3 +166,28 @@ def test_held_counts_count_a_batch_at_once_when_its_storage_is_past_the_limit():
     held = HeldCounts(limit=full.numel() * 4)
     held.add(("classes", 0.0), scores, y, True)
     assert held._held == [] and int(held.right) == int((scores.argmax(1) == y).sum())
+
+
+def test_a_loader_that_refills_one_pair_of_tensors_gets_the_training_accuracy_of_every_batch():
+    """A user's fast loader copies each batch into the same two tensors and yields them: the accuracy, counted
+    after the epoch on a CPU, must still be every batch's (at learning rate 0: the fixed model's)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(96, 6), torch.randint(0, 3, (96,))
+
+    class Refilling:
+        def __init__(self):
+            self.xb, self.yb = torch.empty(32, 6), torch.empty(32, dtype=torch.long)
+
+        def __len__(self):
+            return 3
+
+        def __iter__(self):
+            for i in range(0, 96, 32):
+                self.xb.copy_(x[i:i + 32])
+                self.yb.copy_(y[i:i + 32])
+                yield self.xb, self.yb
+
+    model = nn.Linear(6, 3)
+    row = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), epochs=1).fit(Refilling()).history[-1]
+    with torch.no_grad():
+        assert row["train_acc"] == pytest.approx(float((model(x).argmax(1) == y).float().mean()))

@@ -290,13 +290,15 @@ class ModuleLearner:
         if getattr(self, "_labels_read", None) is not y:  # once per training set: no negative (ignored) label?
             self._labels_read = y
             self._all_labelled = not y.is_floating_point() and not y.is_complex() and bool((y >= 0).all())
-        return self.train_batch(take_rows(x, idx), take_rows(y, idx), self._all_labelled)
+        return self.train_batch(take_rows(x, idx), take_rows(y, idx), self._all_labelled, own_targets=True)
 
-    def train_batch(self, xb: torch.Tensor, yb: torch.Tensor,
-                    all_labelled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_batch(self, xb: torch.Tensor, yb: torch.Tensor, all_labelled: bool = False, *,
+                    own_targets: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One optimizer step on the batch ``(xb, yb)`` (a DataLoader's batch, or rows drawn by :meth:`train_step`);
-        returns the mean batch loss and the number of right predictions (``all_labelled``: no label in the batch is
-        negative, as :meth:`train_step` knows of its whole training set: the accuracy counts them without a pass)."""
+        returns the mean batch loss and the number of right predictions, or None on a CPU, where they are counted
+        with the epoch's other batches (:meth:`held_right`). ``all_labelled``: no label in the batch is negative, as
+        :meth:`train_step` knows of its whole training set: the accuracy counts them without a pass;
+        ``own_targets``: ``yb`` is a tensor of the learner's own (gathered rows), which no loader refills later."""
         if self.augment is not None:
             xb = self.augment(xb, self.aug_generator)
         with self.autocast():
@@ -314,7 +316,8 @@ class ModuleLearner:
             loss = self.loss_fn(class_scores(out) if self._named else out, yb)
         self.update(loss, len(yb))
         if self._held is not None:
-            self._held.add(self._accuracy, class_scores(out).detach(), yb, all_labelled)
+            # a loader may refill one targets tensor batch after batch: the held targets are a copy of its
+            self._held.add(self._accuracy, class_scores(out).detach(), yb if own_targets else yb.clone(), all_labelled)
             return loss, None
         right, count = counts(self._accuracy, class_scores(out).detach(), yb, all_labelled)
         self._labelled = self._labelled + count
