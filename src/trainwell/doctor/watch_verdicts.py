@@ -1,0 +1,132 @@
+"""The verdicts :meth:`trainwell.doctor.watch.Watch.report` assembles from what a watched loop did: the ``loop:``
+verdicts (:mod:`trainwell.doctor.loop_verdicts` and the readers beside it), a flat loss curve's direction read from
+the update/weight ratios (cs231n: ~1e-3 is healthy), and the curve's reading kept as information where the loss
+is not one its parameters minimize (a game's player, a policy gradient, a Q-learning TD error; Sutton & Barto 2018,
+section 6.5). Each function takes the :class:`~trainwell.doctor.watch.Watch` whose report it serves.
+"""
+
+from __future__ import annotations
+
+import math
+
+from trainwell.doctor import loop_data as ld
+from trainwell.doctor import loop_loss as ll
+from trainwell.doctor import loop_schedule as lsch
+from trainwell.doctor import loop_verdicts as lv
+from trainwell.doctor.class_weights import inverted_weights
+from trainwell.doctor.contrastive_floor import flat_at_floor
+from trainwell.doctor.doubled_skip import loop_doubled_skips
+from trainwell.doctor.dropout_rate import dropout_rate_verdict
+from trainwell.doctor.echoed_targets import loop_echo
+from trainwell.doctor.epoch_order import same_order
+from trainwell.doctor.inverted_mask import loop_inverted_mask
+from trainwell.doctor.low_precision import low_precision_weights
+from trainwell.doctor.norm_groups import loop_norm_groups
+from trainwell.doctor.satisfied_at_start import satisfied_at_start
+from trainwell.doctor.sequence_targets import loop_copied_tokens
+from trainwell.doctor.smoothing_twice import smoothed_twice
+from trainwell.doctor.unbounded_loss import unbounded_fall
+
+#: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
+FLAT_RATIO_BAND = (1e-4, 1e-2)
+
+
+def game(w, verdict):
+    """One player's loss in a game (a GAN) does not fall as a loss its parameters minimize: a discriminator's
+    hovers near 2 ln 2 when both players are balanced; nor does a policy gradient's (its weights, the
+    advantages, change sign and scale as the policy learns), nor a Q-learning TD error's (its targets are the
+    network's own estimates, Sutton & Barto 2018, section 6.5). The curve's reading is kept as information;
+    a loss that turned non-finite still fails."""
+    policy = any(s["form"] == "signed_weights" for s in w.probe.steps)
+    if verdict.status in ("warn", "fail") and w.probe.game is None and not policy and \
+            value_regression(w) and not str(verdict.value).startswith(("not finite", "too high: loss became")):
+        return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: the loss regresses one chosen "
+                             "output per row (a Q-learning TD error on Q(s, a) at the actions taken, whose targets "
+                             "move as the network learns)", verdict.expected, "a temporal-difference loss rises "
+                             "and spikes as values propagate and the target network is updated: judge the "
+                             "agent by its returns")
+    if (w.probe.game is None and not policy) or verdict.status not in ("warn", "fail"):
+        return verdict
+    if w.probe.game is None:
+        return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: the loss weighs the model's "
+                             "own samples by advantages of both signs (a policy gradient)", verdict.expected,
+                             ll.PG_ADVICE)
+    return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: {w.probe.game}",
+                         verdict.expected, "a game's loss is not read like a supervised one: judge the players "
+                         "by what they produce (samples, the other player's accuracy)")
+
+def value_regression(w) -> bool:
+    """On two thirds of the observed steps (two at least) the loss reached one output per row, of varying
+    column and size (:func:`~trainwell.doctor.loss_form.one_output_per_row`): a value-based agent's TD loss."""
+    steps = w.probe.steps
+    return len(steps) >= 2 and 3 * sum(bool(s.get("one_output")) for s in steps) >= 2 * len(steps)
+
+def flat_direction(w, verdict):
+    """A flat loss curve cannot say which way the rate is off; the observed steps' update/weight ratios can
+    (cs231n: ~1e-3 is healthy): more than 10x below it the steps are too small to move the loss, more than
+    10x above it they jump. With a healthy ratio and no progress the rate is not the cause: the inputs may
+    carry nothing about the targets (labels shuffled apart from their inputs), which the advice asks first."""
+    if not str(verdict.value).startswith("flat"):
+        return verdict
+    contrastive = flat_at_floor(verdict, w._contrastive, w.losses)
+    if contrastive is not None:
+        return contrastive
+    ratios = sorted(v for r in w.monitor.records for v in r["update_ratio"].values() if math.isfinite(v))
+    ratios = [v for v in ratios if v > 0] or ratios  # the tensors that moved (optimizers stepped in turn)
+    if not ratios:
+        return verdict
+    median = ratios[len(ratios) // 2]
+    if median < FLAT_RATIO_BAND[0]:
+        advice = f"the update/weight ratio is {median:.2g} (healthy ~1e-3): raise the learning rate (by 10x)"
+    elif median > FLAT_RATIO_BAND[1]:
+        advice = f"the update/weight ratio is {median:.2g} (healthy ~1e-3): lower the learning rate (by 10x)"
+    else:
+        advice = (f"the update/weight ratio is {median:.2g}, near the healthy ~1e-3: if the inputs carry nothing "
+                  "about the targets the loss stays flat at any rate (are x and y shuffled with one "
+                  "permutation?); else try the learning rate 10x larger and 10x smaller, and look for dead "
+                  "units, a detached graph or frozen parameters")
+    return type(verdict)(verdict.check, verdict.status, f"{verdict.value}; update/weight {median:.2g}",
+                         verdict.expected, advice)
+
+def memorizing_now(w) -> bool:
+    """The last recorded validation loss is over twice the training loss of the steps before it."""
+    history = w._history(None)
+    return bool(history) and history[-1]["val_loss"] > 2 * history[-1]["train_loss"] + 1e-3
+
+def loop_verdicts(w) -> list:
+    """What the loop did (:mod:`trainwell.doctor.loop_verdicts`)."""
+    p = w.probe
+    losses = w.losses
+    first = losses[0] if losses else None
+    classes = next((s["classes"] for s in p.steps if s["classes"]), None)
+    soft = bool(p.steps) and all(s["zero_sum"] for s in p.steps)  # a loss of softmax(outputs)
+    if classes is None and soft and p.steps[0]["first_logits"] is not None:
+        # the output width is the class count only under a softmax loss (not an embedding's, an ordinal
+        # model's K - 1 cumulative logits)
+        z = p.steps[0]["first_logits"]
+        classes = z.shape[-1] if z.dim() >= 2 else None
+    sample = w._echo_sample  # targets equal to a floating-point input, or to token ids
+    echo = loop_echo if sample is None or sample[3][sample[2]].is_floating_point() else loop_copied_tokens
+    out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, w._calls), lv.optimizer_ownership(p),
+           lv.gradient_flow(p), lv.gradient_reach(p, w._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
+           lsch.lr_schedule(p, losses),
+           ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)),
+           low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
+           ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, ld.labels(
+               [y.cpu() for y in w._ys], classes, w._broadcast, soft=soft,
+               against=[a for a in w._against if a is not None],
+               tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
+               aligned=not w._ys or not p.steps or
+               ld.position_aligned(p.steps[0]["first_logits"], w._ys[0]))),
+           ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
+           echo(p, w._echoes, sample),
+           inverted_weights(p.steps, [y.cpu() for y in w._ys]), smoothed_twice(p.steps),
+           same_order(w._ys, w._calls, [m[0] for m in w._val], w._shuffles.count),
+           loop_doubled_skips(p, w._first_forward), loop_norm_groups(p, w._first_forward),
+           loop_inverted_mask(p, w._first_forward),
+           satisfied_at_start(losses),
+           dropout_rate_verdict(p.model, "loop: dropout rate"),
+           w._loss_inputs.verdict(losses)]
+    if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
+        out.append(unbounded_fall(losses))
+    return [v for v in out if v is not None]
