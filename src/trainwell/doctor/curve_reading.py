@@ -1,7 +1,8 @@
 """Reading the learning rate off a per-step training-loss curve (cs231n, "babysitting the learning process").
 
 A very high rate makes the loss rise or become NaN; a high one drops fast and then plateaus at a worse value; a
-good one decreases steadily; a low one decreases slowly and nearly linearly. The curve's noise reflects the batch
+good one decreases steadily; a low one decreases slowly and nearly linearly, also by under the flat line's 5%
+when that fall stands out of the noise and goes on to the end. The curve's noise reflects the batch
 size: a plateau or a slow fall that the noise of the curve's means cannot tell from a curve levelling off is read
 as such, not as a rate.
 """
@@ -34,6 +35,9 @@ def loss_curve_features(losses: list[float]) -> dict:
       Mini-batch noise grows as the batch shrinks; it is reported, never used as a verdict on its own.
     - ``rise``: the largest upward excursion of the centred k-step mean above its running minimum, relative to
       ``head``: batch noise averages out over k steps, a too-high rate's bouncing does not.
+    - ``late_fall`` / ``late_fall_se``: the fall over the last three quarters of the run along the least-squares line
+      through them, and its standard error from the per-step noise (sigma * sqrt(12 / m) over m steps): whether
+      the loss still falls after its first quarter, where a curve that levels off early has made its drop.
     """
     n = len(losses)
     k = max(2, n // 10)
@@ -53,13 +57,26 @@ def loss_curve_features(losses: list[float]) -> dict:
     late = range(n // 2, n)
     level = sum(smooth[i] for i in late) / len(late)
     noise = (sum((losses[i] - smooth[i]) ** 2 for i in late) / len(late)) ** 0.5 / max(abs(level), 1e-12)
+    late_fall, late_fall_se = _late_fall(losses[n // 4 :], noise * max(abs(level), 1e-12))
     return {"first": losses[0], "peak": max(losses), "peak_excess": _peak_excess(losses, smooth, k),
             "head": head, "tail": tail, "start": head, "end": tail,
             "k": k, "noise_abs": noise * max(abs(level), 1e-12), "rise_abs": rise,
             "rel_drop": drop / scale, "half_share": share(n // 2),
             "last_quarter_share": (smooth[(3 * n) // 4] - tail) / drop if drop > 0 else 0.0,
             "noise": noise, "rise": rise / scale, "rise_over_drop": rise / drop if drop > 0 else math.inf,
-            "steps": n}
+            "late_fall": late_fall, "late_fall_se": late_fall_se, "steps": n}
+
+
+def _late_fall(values: list[float], sigma: float) -> tuple[float, float]:
+    """The fall over ``values`` along their least-squares line (slope x (m - 1)), and its standard error for
+    independent per-step noise of size ``sigma``."""
+    m = len(values)
+    if m < 2:
+        return 0.0, math.inf
+    t_mean, v_mean = (m - 1) / 2, sum(values) / m
+    sxx = m * (m * m - 1) / 12
+    slope = sum((i - t_mean) * (v - v_mean) for i, v in enumerate(values)) / sxx
+    return -slope * (m - 1), sigma * (m - 1) / math.sqrt(sxx)
 
 
 def _peak_excess(losses: list[float], smooth: list[float], k: int) -> float:
@@ -94,6 +111,12 @@ LOW_HALF, LOW_DROP, LOW_BEND, LOW_LAST_QUARTER = 0.6, 0.5, 0.85, 0.1
 #: noise sigmas of the k-step means more than a still-bending curve's (LOW_BEND), or if the drop is under twice the
 #: flat line; else the noise hides the shape (a small drop alone is no sign: a loss may level off far above 0)
 LATE_FALL_SIGMAS, LEVEL_MIN_DROP = 3.0, 2 * FLAT_DROP
+#: a drop under FLAT_DROP is still progress, read "too low", where it is over SLOW_MIN_DROP (10x the rate would carry
+#: it past LEVEL_MIN_DROP, within the 3-10x the advice names), stands out of the noise of the two k-step means that
+#: measure it by LATE_FALL_SIGMAS, and still falls late (under LOW_BEND of it by mid-run, or over LOW_LAST_QUARTER of
+#: it in the last quarter, and over LATE_FALL_SIGMAS standard errors after the first quarter): a slow steady fall
+SLOW_MIN_DROP = LEVEL_MIN_DROP / 10
+SLOW_SMALL_FALL = f"too low: a slow, steady fall under {FLAT_DROP:.0%}"
 #: a plateau (over PLATEAU_HALF of the drop by mid-run) reads "high" only if the share made by mid-run stands above
 #: a still-bending curve's (LOW_BEND) by 2 noise sigmas of the k-step means that measure it; else the noise hides
 #: whether the loss went on falling, and the curve is read as levelled off
@@ -220,10 +243,10 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False, first_floor
         if bounce and f["rise"] > FLAT_BOUNCE:
             return Verdict(name, "fail", "too high: the loss bounces without progress; " + value,
                            "a steady decrease", lower)
-        return Verdict(name, "warn", "flat: no progress; " + value, f">= {FLAT_DROP:.0%} drop",
-                       "the loss does not move: look for dead units or zero gradients (the doctor's monitors), a "
-                       "detached graph or frozen parameters; if none, the learning rate is far off: try 10x "
-                       "smaller and 10x larger")
+        if _slow_steady_fall(f):
+            return Verdict(name, "warn", f"{SLOW_SMALL_FALL}; " + value, "most of the drop early, then a slowing "
+                           "decrease", "raise the learning rate (by 3-10x)")
+        return flat_verdict(name, value)
     if f["rise"] > BOUNCE_RISE and f["rise_over_drop"] > OSCILLATION:
         # the k-step mean climbs back by much of the drop: an oscillation only where it climbs by more than batch
         # noise lets it (bounce); a noisy healthy curve's moving mean wanders by up to ~5 noise sigmas of two
@@ -264,6 +287,30 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False, first_floor
                        "still falling at the end): if the loss should go lower, look at what the model can read "
                        "(inputs that carry the signal, token positions, capacity) before the learning rate")
     return Verdict(name, "pass", "good: steady decrease; " + value, "a steady decrease")
+
+
+def flat_verdict(name: str, value: str) -> Verdict:
+    """The "flat: no progress" verdict on a curve described by ``value``."""
+    return Verdict(name, "warn", "flat: no progress; " + value, f">= {FLAT_DROP:.0%} drop",
+                   "the loss does not move: look for dead units or zero gradients (the doctor's monitors), a "
+                   "detached graph or frozen parameters; if none, the learning rate is far off: try 10x "
+                   "smaller and 10x larger")
+
+
+def _slow_steady_fall(f: dict) -> bool:
+    """A drop under the flat line's 5% that is a slow, steady fall, not a flat line: cs231n reads a low rate from a
+    slow, near-linear decrease, whatever its size. The drop must be over 1% (10x the rate would then carry a
+    near-linear fall past 10%: the rate is within the 3-10x that the "too low" advice names; a fall of a few
+    thousandths stays "flat", the rate being far off), stand out of the batch noise (3 noise sigmas of the two
+    k-step means it is measured between: a flat line's noise does not draw it) and still fall late: under 85% of it
+    by mid-run, or over 10% of it in the last quarter, and a fall over the last three quarters of the run, along
+    their least-squares line, of over 3 standard errors (a curve that made its drop early and levelled off is not
+    slow, and its noise alone does not make it look so)."""
+    drop = f["head"] - f["tail"]
+    spread = f["noise_abs"] * math.sqrt(2 / f["k"])
+    falls_late = f["half_share"] < LOW_BEND or f["last_quarter_share"] > LOW_LAST_QUARTER
+    still_falls = f["late_fall"] > LATE_FALL_SIGMAS * f["late_fall_se"]
+    return f["rel_drop"] >= SLOW_MIN_DROP and drop > LATE_FALL_SIGMAS * spread and falls_late and still_falls
 
 
 def _bending_within_noise(name: str, value: str, f: dict, spread: float) -> Verdict:

@@ -15,6 +15,7 @@ from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.contrastive_floor import flat_at_floor
+from trainwell.doctor.curve_reading import SLOW_SMALL_FALL, flat_verdict
 from trainwell.doctor.doubled_skip import loop_doubled_skips
 from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import loop_echo
@@ -29,6 +30,8 @@ from trainwell.doctor.unbounded_loss import unbounded_fall
 
 #: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
 FLAT_RATIO_BAND = (1e-4, 1e-2)
+#: cs231n's healthy update/weight ratio: a slow fall under 5% reads "too low" only with a median ratio below it
+HEALTHY_RATIO = 1e-3
 
 
 def game(w, verdict):
@@ -65,17 +68,31 @@ def flat_direction(w, verdict):
     """A flat loss curve cannot say which way the rate is off; the observed steps' update/weight ratios can
     (cs231n: ~1e-3 is healthy): more than 10x below it the steps are too small to move the loss, more than
     10x above it they jump. With a healthy ratio and no progress the rate is not the cause: the inputs may
-    carry nothing about the targets (labels shuffled apart from their inputs), which the advice asks first."""
-    if not str(verdict.value).startswith("flat"):
+    carry nothing about the targets (labels shuffled apart from their inputs), which the advice asks first.
+
+    A slow, steady fall under 5% (:data:`~trainwell.doctor.curve_reading.SLOW_SMALL_FALL`) stays "too low" where
+    the ratio agrees, below cs231n's healthy ~1e-3 (the steps are short); at or above it the steps are not short,
+    and a fall that small is no sign of a low rate (a network slowly memorizing labels that its inputs do not
+    determine draws it at any rate): it is read as flat, with the advice above."""
+    value = str(verdict.value)
+    slow = value.startswith(SLOW_SMALL_FALL)
+    if not value.startswith("flat") and not slow:
         return verdict
+    ratios = sorted(v for r in w.monitor.records for v in r["update_ratio"].values() if math.isfinite(v))
+    ratios = [v for v in ratios if v > 0] or ratios  # the tensors that moved (optimizers stepped in turn)
+    median = ratios[len(ratios) // 2] if ratios else None
+    if slow:
+        if median is None:
+            return verdict
+        if median < HEALTHY_RATIO:
+            return type(verdict)(verdict.check, verdict.status, f"{value}; update/weight {median:.2g} (healthy "
+                                 "~1e-3)", verdict.expected, verdict.advice)
+        verdict = flat_verdict(verdict.check, value[len(SLOW_SMALL_FALL) + 2 :])
     contrastive = flat_at_floor(verdict, w._contrastive, w.losses)
     if contrastive is not None:
         return contrastive
-    ratios = sorted(v for r in w.monitor.records for v in r["update_ratio"].values() if math.isfinite(v))
-    ratios = [v for v in ratios if v > 0] or ratios  # the tensors that moved (optimizers stepped in turn)
-    if not ratios:
+    if median is None:
         return verdict
-    median = ratios[len(ratios) // 2]
     if median < FLAT_RATIO_BAND[0]:
         advice = f"the update/weight ratio is {median:.2g} (healthy ~1e-3): raise the learning rate (by 10x)"
     elif median > FLAT_RATIO_BAND[1]:
