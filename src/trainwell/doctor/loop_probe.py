@@ -145,6 +145,7 @@ class LoopProbe:
         self.two_class: tuple | None = None  # the latest observed step's (2-class logits, gradient), for its value
         self.binary_pair: tuple | None = None  # the latest observed step's (outputs, gradient), read as BCE with it
         self.binary_reads: list[dict | None] = []  # per observed step so read: the binary cross-entropy, or None
+        self.pos_weight_reads: list = []  # per observed step with 0/1 targets: the positives' weights per column
         self._hooks: list = []
         self._grad_hooks: list = []
         self._layer_hooks: list = []

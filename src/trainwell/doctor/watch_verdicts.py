@@ -13,6 +13,7 @@ from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
+from trainwell.doctor.class_weights import NAME as CLASS_WEIGHTS
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.contrastive_floor import flat_at_floor
 from trainwell.doctor.doubled_skip import loop_doubled_skips
@@ -22,9 +23,11 @@ from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.inverted_mask import loop_inverted_mask
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
+from trainwell.doctor.pos_weight import inverted_pos_weight
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_targets import loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
+from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.unbounded_loss import unbounded_fall
 
 #: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
@@ -121,6 +124,8 @@ def loop_verdicts(w) -> list:
            ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
            echo(p, w._echoes, sample),
            inverted_weights(p.steps, [y.cpu() for y in w._ys]), smoothed_twice(p.steps),
+           inverted_pos_weight(p.pos_weight_reads, [y.cpu() for y in w._ys], CLASS_WEIGHTS),
+           tied_rows_verdict(p.steps),
            same_order(w._ys, w._calls, [m[0] for m in w._val], w._shuffles.count),
            loop_doubled_skips(p, w._first_forward), loop_norm_groups(p, w._first_forward),
            loop_inverted_mask(p, w._first_forward),
