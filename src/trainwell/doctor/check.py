@@ -55,6 +55,7 @@ from trainwell.doctor.sequence_targets import sequence_targets
 from trainwell.doctor.target_range import (
     constant_targets,
     defer_to_constant_targets,
+    ignored_all_but_one,
     ignored_class,
     multi_hot_targets,
     unreachable_targets,
@@ -351,7 +352,7 @@ def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
     floating-point targets equal to one of the model's inputs, a target window that overlaps the input window, or
     regression targets in raw units (None: none of these)."""
     return multi_hot_targets(y, loss_fn, out) or constant_targets(y, loss_fn, out) or \
-        ignored_class(loss_fn, out, y) or \
+        ignored_class(loss_fn, out, y) or ignored_all_but_one(y, out) or \
         unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn, out) or \
         echoed_targets(model, x, y) or overlapping_window(model, x, y) or raw_unit_targets(y, loss_fn, out)
 
