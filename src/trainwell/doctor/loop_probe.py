@@ -100,6 +100,7 @@ class LoopProbe:
         self.lrs: list[float] = []  # the first param group's rate at each step
         self.group_lrs: list[list[float]] = []  # every group's, when there are several
         self.max_lrs: list[float | None] = []  # every group's 'max_lr' (OneCycleLR's peak) at the last observed step
+        self.initial_lrs: list[float | None] = []  # every group's 'initial_lr' (a scheduler's base rate), likewise
         # (dtype, share of the elements with a gradient that the step left unchanged) of low-precision weights
         self.low_precision: list[tuple[str, float]] = []
         self._low_before: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -389,6 +390,7 @@ class LoopProbe:
         self._count_forwards()
         if self._armed:
             self.max_lrs = [g.get("max_lr") for g in optimizer.param_groups]
+            self.initial_lrs = [g.get("initial_lr") for g in optimizer.param_groups]
             self.steps.append(read_step(self))
             self._low_before = [(p, p.detach().clone()) for p in self.named.values()
                                 if p.dtype in _LOW_PRECISION and p.grad is not None and not p.grad.is_sparse]
