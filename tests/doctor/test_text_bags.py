@@ -70,3 +70,25 @@ def test_embedding_bag_offsets_left_as_lengths_are_named_not_the_learning_rate(c
         return
     assert report[NAME].status == "warn" and "cumsum" in report[NAME].advice
     assert [v.check for v in alarms] == [NAME]  # the flat curve's "lower the rate" defers to it
+
+
+def test_labels_shuffled_apart_from_their_documents_are_not_told_to_lower_the_rate():
+    """A flat loss with an embedding table whose update/weight ratio is ~1e-4 and a head whose ratio is ~1e-2: the
+    two weights straddle the healthy ~1e-3, so the flat curve asks whether the labels match the inputs."""
+    torch.manual_seed(0)
+    docs, labels = _documents()
+    labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(1))]
+    model = BagClassifier()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    with doctor.watch(model, opt) as w:
+        for _ in range(3):
+            for i in range(0, len(docs), 32):
+                ids, offsets = _collate(docs[i : i + 32], cumsum=True)
+                loss = F.cross_entropy(model(ids, offsets), labels[i : i + 32])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=labels[i : i + 32])
+    curve = w.report()["learning rate (loss curve)"]
+    assert str(curve.value).startswith("flat")
+    assert "lower the learning rate" not in curve.advice and "shuffled" in curve.advice

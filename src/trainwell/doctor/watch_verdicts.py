@@ -78,11 +78,14 @@ def flat_direction(w, verdict):
     ratios = [v for v in ratios if v > 0] or ratios  # the tensors that moved (optimizers stepped in turn)
     if not ratios:
         return verdict
-    median = ratios[len(ratios) // 2]
-    if median < FLAT_RATIO_BAND[0]:
-        advice = f"the update/weight ratio is {median:.2g} (healthy ~1e-3): raise the learning rate (by 10x)"
-    elif median > FLAT_RATIO_BAND[1]:
-        advice = f"the update/weight ratio is {median:.2g} (healthy ~1e-3): lower the learning rate (by 10x)"
+    # the middle tensor on the side judged (an even count has two), as the monitor reads it: one of a small model's
+    # two weights outside the band does not say which way the rate is off
+    low, high = ratios[(len(ratios) - 1) // 2], ratios[len(ratios) // 2]
+    median = math.sqrt(low * high)  # the two middles' geometric mean: the one middle with an odd count
+    if high < FLAT_RATIO_BAND[0]:
+        advice = f"the update/weight ratio is {high:.2g} (healthy ~1e-3): raise the learning rate (by 10x)"
+    elif low > FLAT_RATIO_BAND[1]:
+        advice = f"the update/weight ratio is {low:.2g} (healthy ~1e-3): lower the learning rate (by 10x)"
     else:
         advice = (f"the update/weight ratio is {median:.2g}, near the healthy ~1e-3: if the inputs carry nothing "
                   "about the targets the loss stays flat at any rate (are x and y shuffled with one "
