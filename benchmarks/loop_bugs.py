@@ -123,6 +123,7 @@ class Loop:
     eval_in_training: bool = False  # model.train() never called again after validation
     no_eval_for_validation: bool = False
     scheduler: str = ""  # per_batch | per_epoch (StepLR); cosine (per optimizer step) | cosine_micro (per micro-batch)
+    # | lambda (LambdaLR warm-up then cosine, per batch) | lambda_rate (its function returning lr x factor)
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -219,8 +220,13 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if cfg.replace_head:
         model.head = nn.Linear(64, classes)
     steps_per_epoch = -(-len(x) // cfg.batch) if cfg.ragged else len(x) // cfg.batch
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=EPOCHS * steps_per_epoch) \
-        if cfg.scheduler.startswith("cosine") else \
+    total, warmup = EPOCHS * steps_per_epoch, steps_per_epoch // 2
+
+    def warmup_cosine(step):  # lambda_rate: the function returns the rate (lr x factor), not the factor
+        f = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        return cfg.lr * f if cfg.scheduler == "lambda_rate" else f
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
+        torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine) if cfg.scheduler.startswith("lambda") else \
         torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
 
     def loss_fn(out, t):
@@ -313,7 +319,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         opt.step()
                     if cfg.double_step:
                         opt.step()
-                if sched is not None and cfg.scheduler in ("per_batch", "cosine"):
+                if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]))
@@ -468,6 +474,9 @@ CASES = [
     # normalization per example: GroupNorm on a dense layer's features with one group per unit
     Case("GroupNorm(64, 64) on (N, 64) features: one value per group", Loop(model="groupnorm_per_unit"),
          Loop(model="groupnorm"), "normalized groups"),
+    # schedules users write as functions: a LambdaLR warm-up then cosine whose function returns the rate
+    Case("a LambdaLR function returning lr x factor instead of the factor", Loop(scheduler="lambda_rate", lr=0.05),
+         Loop(scheduler="lambda", lr=0.05), "loop: learning rate applied"),
 ]
 
 

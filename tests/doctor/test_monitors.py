@@ -132,3 +132,29 @@ def test_the_monitors_std_equals_torch_std(kind):
         assert got == want or (math.isnan(got) and math.isnan(want))
     else:
         assert got == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("lr, flagged", [(0.05, False), (20.0, True)])
+def test_one_of_two_weight_tensors_above_the_band_is_not_a_learning_rate_too_high(lr, flagged):
+    """A one-hidden-layer MLP under SGD with momentum, watched every 5 steps: in the first steps the small head's
+    update/weight ratio is above 0.1 while the first layer's is near 1e-2; both above the band is a rate too high."""
+    from trainwell import doctor
+
+    g = torch.Generator().manual_seed(0)
+    centers = 1.5 * torch.randn(4, 16, generator=g)
+    y = torch.randint(0, 4, (1024,), generator=g)
+    x = centers[y] + torch.randn(1024, 16, generator=g)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    with doctor.watch(model, opt, every=5) as w:
+        for i in range(0, 1024, 64):
+            loss = nn.functional.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    steps = [r["update_ratio"] for r in w.monitor.records]
+    if not flagged:
+        assert max(steps[0].values()) > 0.1 > min(steps[0].values())  # one tensor above the band, one inside
+    assert ("monitor: update/weight ratio" in w.report().checks) == flagged

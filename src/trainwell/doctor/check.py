@@ -49,11 +49,13 @@ from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
 from trainwell.doctor.overlapping_window import overlapping_window
 from trainwell.doctor.padding_read import padding_read
+from trainwell.doctor.pos_weight import check_pos_weight
 from trainwell.doctor.report import Report
 from trainwell.doctor.sequence_targets import sequence_targets
 from trainwell.doctor.target_range import (
     constant_targets,
     defer_to_constant_targets,
+    ignored_all_but_one,
     ignored_class,
     multi_hot_targets,
     unreachable_targets,
@@ -222,14 +224,15 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         fed = _guarded(read_loss_inputs, loss_fn, out, y) if ran or out is not None else None
         padded = _guarded(padding_read, model, x) if ran else None
         axis = _guarded(scrambled_classes, loss_fn, out, y) if ran else None
+        weighted = _guarded(check_pos_weight, loss_fn, out, y) if ran else None
         skips = doubled_skip_verdict(_guarded(doubled_skips, model, x)) if ran else None
         inputs_off = _guarded(input_scale_verdict, model, x) if ran else None
         groups = _guarded(check_norm_groups, model, x) if ran else None
         inverted = _guarded(check_inverted_mask, model, x) if ran or out is not None else None
         opponent = (_guarded(opponent_parameters, model, x, y, loss_fn, optimizer) or 0) if ran else 0
         del out
-        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, inverted, axis, skips, inputs_off, groups)
-                    if v is not None] + pf.run_all(
+        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, inverted, axis, weighted, skips, inputs_off,
+                                groups) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if axis is not None:  # what cannot be fitted follows from the loss's axis: the advice says so
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"the loss mixes positions and classes: fix "
@@ -245,7 +248,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"F.ctc_loss is not given log-probabilities: "
                             f"fix '{fed.check}' first") if v.status in ("fail", "warn") and v is not fed and
                     (v.check.startswith("gradient check") or v.check in AXIS_BOUND) else v for v in verdicts]
-    verdicts = _with_dropout_rate(verdicts, dropout_rate_verdict(model))
+    verdicts = _with_dropout_rate(_defer_to_weights(verdicts, weighted), dropout_rate_verdict(model))
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
@@ -261,6 +264,16 @@ def _defer_to_input_scale(verdicts: list, inputs_off) -> list:
     return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{inputs_off.check}' first: {inputs_off.advice}")
             if v.check in SCALE_BOUND and v.status in ("fail", "warn") and "first:" not in (v.advice or "") else v
             for v in verdicts]
+
+
+def _defer_to_weights(verdicts: list, weighted) -> list:
+    """Positives that weigh almost nothing on the rare labels (an inverted ``pos_weight``) are fitted last: a
+    failed overfit names the weights first."""
+    if weighted is None:
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{weighted.check}' first: the rare labels' "
+                    f"positives weigh almost nothing") if v.check == "overfit a tiny subset" and
+            v.status in ("fail", "warn") and "first:" not in (v.advice or "") else v for v in verdicts]
 
 
 def _defer_to_vanishing(verdicts: list) -> list:
@@ -339,7 +352,7 @@ def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
     floating-point targets equal to one of the model's inputs, a target window that overlaps the input window, or
     regression targets in raw units (None: none of these)."""
     return multi_hot_targets(y, loss_fn, out) or constant_targets(y, loss_fn, out) or \
-        ignored_class(loss_fn, out, y) or \
+        ignored_class(loss_fn, out, y) or ignored_all_but_one(y, out) or \
         unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn, out) or \
         echoed_targets(model, x, y) or overlapping_window(model, x, y) or raw_unit_targets(y, loss_fn, out)
 

@@ -24,7 +24,8 @@ def _ranks(v: torch.Tensor) -> torch.Tensor:
     return v.argsort().argsort().double()
 
 
-def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's rank correlation of ``a`` and ``b`` (0 when either is constant)."""
     ra, rb = _ranks(a), _ranks(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
     den = float(ra.norm() * rb.norm())
@@ -64,7 +65,7 @@ def inverted_weights(steps: list[dict], ys: list[torch.Tensor]) -> Verdict | Non
         return None
     counts = counts[labels]
     w_spread, c_spread = float(weights.max() / weights.min()), float(counts.max() / counts.min())
-    rho = _spearman(weights, counts)
+    rho = rank_correlation(weights, counts)
     if w_spread <= MIN_SPREAD or c_spread <= MIN_SPREAD or rho < MIN_RANK_CORRELATION:
         return None
     lw, lc = weights.log() - weights.log().mean(), counts.log() - counts.log().mean()

@@ -16,6 +16,7 @@ from trainwell.doctor.input_scale import FAR, is_small
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
 from trainwell.doctor.step_readings import forward_tensors
+from trainwell.doctor.target_range import one_label_left
 from trainwell.doctor.targets import raw_units
 from trainwell.doctor.verdict import Verdict
 
@@ -157,6 +158,9 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
                        "a constant output fits these targets perfectly and the loss says nothing about the inputs: "
                        "are the negative examples (or the other classes) missing, e.g. never sampled? (A ranking "
                        "loss's +1, which item of each pair ranks first, is one value by design)")
+    left = None if ys[0].is_floating_point() else one_label_left(torch.cat([y.reshape(-1) for y in ys]), classes)
+    if left is not None:
+        return Verdict(name, "warn", f"{left[0]} ({len(ys)} batches)", "targets of two classes or more", left[1])
     if ys[0].is_floating_point():
         hot = [r for r in (multi_hot_rows(y, classes) for y in ys) if r is not None] if soft else []
         several, rows = sum(r[0] for r in hot), sum(len(y) for y in ys)

@@ -15,6 +15,7 @@ from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS
 from trainwell.doctor.loss_scaling import defers_to_clipping
 from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
+from trainwell.doctor.pos_weight import POS_GROW
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
 from trainwell.doctor.validation_inputs import NAME as VALIDATION_INPUTS
@@ -29,7 +30,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
-EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, TWICE, SAME_ORDER)
+EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER)
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:

@@ -100,6 +100,7 @@ class LoopProbe:
         self.lrs: list[float] = []  # the first param group's rate at each step
         self.group_lrs: list[list[float]] = []  # every group's, when there are several
         self.max_lrs: list[float | None] = []  # every group's 'max_lr' (OneCycleLR's peak) at the last observed step
+        self.initial_lrs: list[float | None] = []  # every group's 'initial_lr' (a scheduler's base rate), likewise
         # (dtype, share of the elements with a gradient that the step left unchanged) of low-precision weights
         self.low_precision: list[tuple[str, float]] = []
         self._low_before: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -145,6 +146,7 @@ class LoopProbe:
         self.two_class: tuple | None = None  # the latest observed step's (2-class logits, gradient), for its value
         self.binary_pair: tuple | None = None  # the latest observed step's (outputs, gradient), read as BCE with it
         self.binary_reads: list[dict | None] = []  # per observed step so read: the binary cross-entropy, or None
+        self.pos_weight_reads: list = []  # per observed step with 0/1 targets: the positives' weights per column
         self._hooks: list = []
         self._grad_hooks: list = []
         self._layer_hooks: list = []
@@ -388,6 +390,7 @@ class LoopProbe:
         self._count_forwards()
         if self._armed:
             self.max_lrs = [g.get("max_lr") for g in optimizer.param_groups]
+            self.initial_lrs = [g.get("initial_lr") for g in optimizer.param_groups]
             self.steps.append(read_step(self))
             self._low_before = [(p, p.detach().clone()) for p in self.named.values()
                                 if p.dtype in _LOW_PRECISION and p.grad is not None and not p.grad.is_sparse]

@@ -17,6 +17,8 @@ from trainwell.doctor.verdict import Verdict
 
 #: the rate at or below this share of its peak has collapsed (two x0.1 milestones land exactly on it)
 COLLAPSED = 0.01
+#: the peak within this share of the base rate squared reads as a schedule function that returns the rate
+SQUARED_TOLERANCE = 0.02
 #: a per-batch schedule whose rate changes no more often than every this many steps is stepped per epoch
 PLATEAU = 10
 
@@ -39,7 +41,9 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None) -> Verdict:
     groups = [[row[i] if i < len(row) else math.nan for row in probe.group_lrs] for i in range(width)] \
         if probe.group_lrs else [probe.lrs]
     peaks, epochs = probe.max_lrs, set(probe.validation_steps)
-    verdicts = [_group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
+    verdicts = [_squared(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
+                         probe.initial_lrs[i] if i < len(probe.initial_lrs) else None) or
+                _group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
                                 peaks[i] if i < len(peaks) else None, epochs, losses)
                 for i, lrs in enumerate(groups)]
     worst = next((v for v in verdicts if v.status != "pass"), verdicts[0])
@@ -47,6 +51,21 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None) -> Verdict:
         rates = ", ".join(f"{g[-1]:.3g}" for g in groups if g)
         return Verdict(name, "pass", f"{worst.value}; {len(groups)} param groups at {rates} at the last step", "-")
     return worst
+
+
+def _squared(name: str, lrs: list[float], group: int | None, initial_lr: float | None) -> Verdict | None:
+    """A warn when the rate's peak is the scheduler's base rate squared (within 2%, a base of 0.1 or below): a
+    ``LambdaLR`` whose function returns the rate, ``lr * factor``, which the scheduler multiplies by ``lr`` again."""
+    if not lrs or initial_lr is None or not 0 < initial_lr <= 0.1:
+        return None
+    peak = max(lrs)
+    if abs(peak - initial_lr**2) > SQUARED_TOLERANCE * initial_lr**2:
+        return None
+    where = f"param group {group}: " if group is not None else ""
+    return Verdict(name, "warn", f"{where}the rate peaks at {peak:.3g}, the optimizer's lr {initial_lr:.3g} squared: "
+                   f"{lrs[0]:.3g} at step 1 -> {lrs[-1]:.3g} at step {len(lrs)}", "a peak near the optimizer's lr",
+                   "LambdaLR multiplies the optimizer's lr by what its function returns: return the factor alone "
+                   "(e.g. step / warmup), not lr * factor")
 
 
 def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: float | None = None,

@@ -347,13 +347,15 @@ class Monitor(Callback):
         converged = (not any(g > 0 for g in r["grad_rms"].values())
                      or (loss is not None and first is not None and abs(loss) <= 1e-3 * max(first, 1e-12)))
         if ratios:
-            median = ratios[len(ratios) // 2]
+            # the middle tensor on the side judged (an even count has two): half the tensors at least lie beyond
+            # the band, so of a small model's two weights (an embedding and its head) one alone is not the rate's
+            low, high = ratios[(len(ratios) - 1) // 2], ratios[len(ratios) // 2]
             lo, hi = self.update_range
-            if median > hi:
-                self._warn("update/weight ratio", "all", step, f"median {median:.2g}{self._zero_start_note()}",
+            if low > hi:
+                self._warn("update/weight ratio", "all", step, f"median {low:.2g}{self._zero_start_note()}",
                            "updates are large (healthy ~1e-3): lower the learning rate")
-            elif median < lo and r["lr"] >= 0.5 * self._max_lr and not converged:  # nor while a schedule anneals
-                self._warn("update/weight ratio", "all", step, f"median {median:.2g}",
+            elif high < lo and r["lr"] >= 0.5 * self._max_lr and not converged:  # nor while a schedule anneals
+                self._warn("update/weight ratio", "all", step, f"median {high:.2g}",
                            "updates are tiny (healthy ~1e-3): raise the learning rate")
 
     def _zero_start_note(self) -> str:

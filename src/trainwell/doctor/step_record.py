@@ -21,6 +21,7 @@ from trainwell.doctor.loss_form import (
 )
 from trainwell.doctor.loss_scaling import stepping_scaler_scale
 from trainwell.doctor.step_readings import log_probabilities, reached_rows
+from trainwell.doctor.tied_rows import tied_share
 
 
 def held(optimizer: torch.optim.Optimizer) -> set[int]:
@@ -116,7 +117,8 @@ def read_step(probe) -> dict:
             "one_output": not known and bool(outs) and one_output_per_row(*outs[0]),
             "always_true": always_true_columns(*outs[0]) if not known and outs else None,
             "td_target_gamma": differentiated_target(outs) if not known else None,
-            "heads": {name: head_problem(z, g) for name, z, g in probe._outs.head_pairs()}}
+            "heads": {name: head_problem(z, g) for name, z, g in probe._outs.head_pairs()},
+            "tied_rows": tied_share(outs[0][0], probe.step_forward) if len(outs) == 1 else None}
 
 def coupled_decay(probe) -> tuple[float, float] | None:
     """(weight decay, ||wd w|| / ||g||) over the first optimizer's decayed tensors at the first step: the pull

@@ -84,6 +84,38 @@ def unreachable_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                    f"the {found[1]} after the last layer, or rescale the targets into [{low:g}, {high:g}]")
 
 
+def one_label_left(y: torch.Tensor, classes: int | None) -> tuple[str, str] | None:
+    """When integer targets hold labels a class-index loss ignores (negative ones, torch's ignore_index -100; 255,
+    segmentation's void label, under fewer than 255 classes) and every other target is one class: (what was
+    seen, the advice); None otherwise. ``classes``: the outputs' width, None when unknown (a loss that reads one
+    class only gives no softmax reading to take it from). A 0/255 binary mask (a PNG's foreground) under
+    ``ignore_index=255`` is one: the loss reads the background only, which a constant output fits."""
+    if y.is_floating_point() or y.is_complex() or y.numel() < 2:
+        return None
+    flat = y.reshape(-1)
+    ignored = (flat < 0) | ((flat == 255) & (classes is None or classes < 255))
+    kept = flat[~ignored]
+    if not bool(ignored.any()) or kept.numel() == 0 or not bool((kept == kept[0]).all()) or \
+            (classes is not None and int(kept[0]) >= classes):
+        return None
+    label = int(flat[ignored].mode().values)
+    seen = (f"every target the loss reads is {int(kept[0])}; the other {float(ignored.double().mean()):.0%} are "
+            f"{label}, which it ignores")
+    advice = "the loss trains one class, which a constant output fits: " + (
+        "a 0/255 mask (a PNG's foreground) has its foreground ignored under ignore_index=255: map it to 0/1 "
+        "(mask // 255)" if label == 255 else "are the other classes stored under the ignored label?")
+    return seen, advice
+
+
+def ignored_all_but_one(y: torch.Tensor, out) -> Verdict | None:
+    """``doctor.check``'s :func:`one_label_left` on the batch, the classes read from the outputs' dimension 1."""
+    scores = O.logits(out)
+    if scores is None or scores.dim() < 2:
+        return None
+    found = one_label_left(y, scores.shape[1])
+    return None if found is None else Verdict(NAME, "warn", found[0], "targets of two classes or more", found[1])
+
+
 #: losses whose targets (+1 / -1) say how the items of a pair relate, not what the model should output
 _PAIR_LOSSES = (nn.MarginRankingLoss, nn.HingeEmbeddingLoss, nn.CosineEmbeddingLoss)
 

@@ -21,6 +21,7 @@ from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.multi_hot import cross_entropy_against
 from trainwell.doctor.policy_gradient import two_class_signs
+from trainwell.doctor.pos_weight import read_pos_weight
 from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.soft_targets import mark_soft_step, soft_cross_entropy
 
@@ -57,6 +58,8 @@ def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tenso
             read["given"] = isinstance(y, torch.Tensor) and y.is_floating_point() and y.shape == targets.shape and \
                 bool(torch.allclose(y.detach().cpu().double(), targets.cpu(), atol=1e-3))
         probe.binary_reads.append(read)
+        if one and isinstance(y, torch.Tensor) and len(probe.pos_weight_reads) < 64:  # BCE's pos_weight per column
+            probe.pos_weight_reads.append(read_pos_weight(*binary, y))
 
 
 def read_with_targets(probe: LoopProbe, y: torch.Tensor):

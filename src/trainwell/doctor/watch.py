@@ -58,6 +58,7 @@ from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
+from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.trained_start import predicts_labels
@@ -110,6 +111,7 @@ class Watch:
         self._losses: list = []  # detached tensors or floats; converted in one go when read
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
+        self._samplers = LoaderSamplers()  # the weighted samplers of the DataLoaders iterated while watched
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._open = False
@@ -120,6 +122,7 @@ class Watch:
         self.probe.attach()
         self._catch_torch_warnings()
         self._shuffles.start()
+        self._samplers.start()
         self._open = True
         self._start_readers()
         return self
@@ -135,6 +138,7 @@ class Watch:
         self.monitor._armed = False
         self.probe.detach()
         self._shuffles.stop()
+        self._samplers.stop()
         if self._warnings is not None:
             self._warnings.__exit__(None, None, None)
             self._warnings = None

@@ -1,0 +1,69 @@
+"""Rows of a training batch whose inputs differ but whose outputs are the very same numbers: the forward drops
+those rows' inputs before they reach the output. ``nn.EmbeddingBag`` given each bag's length as its offset (the
+running sum ``cumsum`` forgotten) gives every bag whose offset falls below the one before it no token at all, so
+its output is the bias alone, the same for all such rows; a mask that hides every position of a row does the same.
+The loss curve then stays flat at any learning rate.
+
+Read on each observed step from the step's one output (N, K) and the forward's tensors whose first dimension is
+the batch (the inputs of a row): a row counts when another row of the batch has exactly its output and not its
+inputs. Exact float equality of whole output rows does not happen by chance between inputs that reach the
+output. Only the first observed step and those after it that agree are read, so units that a large learning rate
+kills later in the run (the learning-rate verdict's cause) are not read as dropped inputs."""
+
+from __future__ import annotations
+
+import torch
+
+from trainwell.doctor.verdict import Verdict
+
+NAME = "loop: inputs reach the outputs"
+MIN_ROWS = 8  # a batch with fewer rows is not read
+MIN_SHARE = 0.25  # the share of a batch's rows with another row's output and not its inputs
+MOST = 2 / 3  # the share of observed steps that must show it, the first one included
+
+
+def _row_inputs(forward, rows: int) -> torch.Tensor | None:
+    """One id per row for the forward's tensors whose first dimension is ``rows`` (equal ids: equal inputs);
+    None when it took none."""
+    if forward is None:
+        return None
+    args, kwargs = forward
+    parts = [t.detach().reshape(rows, -1).double() for t in [*args, *kwargs.values()]
+             if isinstance(t, torch.Tensor) and t.dim() >= 1 and t.shape[0] == rows and not t.is_complex()]
+    if not parts:
+        return None
+    return torch.unique(torch.cat(parts, 1).cpu(), dim=0, return_inverse=True)[1]
+
+
+def tied_share(z: torch.Tensor, forward) -> float | None:
+    """The share of ``z``'s rows that share their output with a row whose inputs (from ``forward``, the step's
+    ``(args, kwargs)``) differ; None when it cannot be read (under :data:`MIN_ROWS` rows, no per-row input)."""
+    if not isinstance(z, torch.Tensor) or z.dim() not in (1, 2) or len(z) < MIN_ROWS or z.numel() > 2**16 or \
+            not z.is_floating_point():
+        return None
+    inputs = _row_inputs(forward, len(z))
+    if inputs is None:
+        return None
+    outputs = torch.unique(z.detach().reshape(len(z), -1).cpu(), dim=0, return_inverse=True)[1]
+    pairs = torch.stack([outputs, inputs], 1)
+    distinct_inputs = torch.bincount(torch.unique(pairs, dim=0)[:, 0], minlength=len(z))
+    return float((distinct_inputs[outputs] > 1).double().mean())
+
+
+def tied_rows_verdict(steps: list[dict]) -> Verdict | None:
+    """A warn when, from the first observed step on, most observed steps (2/3, three at least) give a quarter of
+    the batch's rows or more another row's output for other inputs; None otherwise."""
+    shares = [s.get("tied_rows") for s in steps]
+    read = [v for v in shares if v is not None]
+    if len(read) < 3 or shares[0] is None or shares[0] < MIN_SHARE:
+        return None
+    tied = [v for v in read if v >= MIN_SHARE]
+    if len(tied) < MOST * len(read):
+        return None
+    median = sorted(tied)[len(tied) // 2]
+    return Verdict(NAME, "warn", f"{median:.0%} of each batch's rows get exactly another row's output for other "
+                   f"inputs ({len(tied)} of {len(read)} observed steps): the forward drops their inputs",
+                   "every row's output computed from its own inputs",
+                   "look at what those rows' inputs become inside the forward: nn.EmbeddingBag's offsets are the "
+                   "start of each bag, the running sum of the lengths from 0 (torch.cumsum), not the lengths; "
+                   "a mask must not hide every position of a row")
