@@ -42,6 +42,7 @@ from trainwell.doctor.first_call import runs_on_data, whole_input_only
 from trainwell.doctor.input_scale import input_scale_verdict
 from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, as_targets, call
 from trainwell.doctor.inverted_mask import check_inverted_mask
+from trainwell.doctor.lazy_parameters import materialize
 from trainwell.doctor.loss_inputs import read_loss_inputs
 from trainwell.doctor.norm_groups import check_norm_groups, defer_to_norm_groups
 from trainwell.doctor.opponent_loss import baseline_against_opponent, opponent_parameters
@@ -141,7 +142,9 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     held-out examples, batch independence. Each returns pass / warn / fail, or skip with the reason (a check that
     cannot look never passes); an exception inside a check becomes that check's skip. On a large model the costly
     checks sample within :data:`~trainwell.doctor.budget.TIME_BUDGET_S` seconds each and say so. Called inside
-    ``torch.autocast``, the checks run with autocast off: they judge the model in its weights' precision.
+    ``torch.autocast``, the checks run with autocast off: they judge the model in its weights' precision. Lazy
+    modules (``nn.LazyLinear``) not yet run get their parameters from one eval-mode forward of ``x`` first, drawn
+    from the random state the loop would draw them from (:mod:`~trainwell.doctor.lazy_parameters`).
 
     Args:
         model: any ``nn.Module`` (also ``torch.compile``d); its output, whatever its structure (tensor, tuple,
@@ -201,6 +204,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     x, y = x[:examples], y[:examples]
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper shares its parameters with the original
     wd = _weight_decay(optimizer)
+    materialize(model, x)  # lazy modules get their shapes as the loop's first forward would give them
     # module.compile()d: the checks' hooks and mode switches run on the uncompiled forward (no recompiles)
     with untouched(model, optimizer), torch.enable_grad(), uncompiled(model), full_precision(), \
             each_warning_once(), installed(model, view):  # also under no_grad
