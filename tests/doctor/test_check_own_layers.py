@@ -39,3 +39,76 @@ def test_lazy_layers_get_verdicts_and_the_loops_own_initial_weights():
     assert torch.equal(torch.randn(4), after_check)  # check left the random state where it found it
     for (name, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
         assert torch.equal(p, q), name
+
+
+class ChannelsLastNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x.contiguous(memory_format=torch.channels_last)))
+        return self.head(h.mean((2, 3)))
+
+
+class FrozenBackbone(nn.Module):
+    """A pretrained-style backbone whose BatchNorm keeps its running statistics (eval mode) under a trained head."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.backbone.requires_grad_(False)
+        self.head = nn.Linear(16, 4)
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def forward(self, x):
+        return self.head(self.backbone(x).mean((2, 3)))
+
+
+def _pixels(n=64, seed=0):
+    """Images in [0, 1] whose class sets their mean colour, and the same divided by 255 once more."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (n,), generator=g)
+    colours = torch.rand(4, 3, 1, 1, generator=torch.Generator().manual_seed(1))
+    x = (0.6 * colours[y] + 0.4 * torch.rand(n, 3, 8, 8, generator=g)).clamp(0, 1)
+    return x, x / 255, y
+
+
+def _watched(model, x, y):
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    model.train()
+    with doctor.watch(model, opt) as w:
+        for i in range(0, len(x), 16):
+            loss = nn.functional.cross_entropy(model(x[i:i + 16]), y[i:i + 16])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i:i + 16])
+    return w.report()["loop: inputs"]
+
+
+def test_inputs_divided_twice_are_named_through_a_channels_last_copy():
+    pixels, twice, y = _pixels()
+    torch.manual_seed(0)
+    assert "input scale" not in [v.check for v in doctor.check(ChannelsLastNet(), pixels, y, nn.CrossEntropyLoss())]
+    report = doctor.check(ChannelsLastNet(), twice, y, nn.CrossEntropyLoss())
+    assert report["input scale"].status == "warn"
+    assert "far below unit scale" in str(report["input scale"].value)
+    assert _watched(ChannelsLastNet(), pixels, y).status == "pass"
+    assert _watched(ChannelsLastNet(), twice, y).status == "warn"
+
+
+def test_a_frozen_batchnorm_does_not_excuse_inputs_divided_twice():
+    pixels, twice, y = _pixels()
+    torch.manual_seed(0)
+    model = FrozenBackbone().train()
+    assert "input scale" not in [v.check for v in doctor.check(model, pixels, y, nn.CrossEntropyLoss())]
+    report = doctor.check(model, twice, y, nn.CrossEntropyLoss())
+    assert report["input scale"].status == "warn"
+    assert _watched(FrozenBackbone(), pixels, y).status == "pass"
+    assert _watched(FrozenBackbone(), twice, y).status == "warn"

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor.input_scale import ADVICE as SMALL_ADVICE
-from trainwell.doctor.input_scale import FAR, is_small
+from trainwell.doctor.input_scale import FAR, RESTORED, is_small
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
 from trainwell.doctor.step_readings import forward_tensors
@@ -77,7 +77,8 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
                            "with the training mean and std): large inputs saturate the first layer and inflate the "
                            "initial loss")
         small = [s["layer_nz_q99"] for s in layer if s.get("layer_nz_q99") is not None]
-        if small and len(small) == len(floating) and is_small(max(small)) and not probe.batchnorm:
+        restored = all((s.get("norm_scale") or 0.0) >= RESTORED for s in layer)  # a BatchNorm undoes the scale
+        if small and len(small) == len(floating) and is_small(max(small)) and not restored:
             return Verdict(name, "warn", f"inputs far below unit scale: std up to {std:.3g}, 99% of "
                            f"the non-zero |x| below {max(small):.3g} as the first weighted layer receives them",
                            "std ~ 1 (99% of |x| above 0.02)", SMALL_ADVICE + ": a first layer fed them passes on "
