@@ -112,3 +112,42 @@ def test_a_frozen_batchnorm_does_not_excuse_inputs_divided_twice():
     assert report["input scale"].status == "warn"
     assert _watched(FrozenBackbone(), pixels, y).status == "pass"
     assert _watched(FrozenBackbone(), twice, y).status == "warn"
+
+
+class ClsTransformer(nn.Module):
+    """A Transformer-encoder classifier that prepends a CLS token and reads its output."""
+
+    def __init__(self, vocab=41, d=16, length=10, classes=4):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d, padding_idx=0)
+        self.position = nn.Parameter(0.02 * torch.randn(1, length + 1, d))
+        self.cls = nn.Parameter(torch.zeros(1, 1, d))
+        layer = nn.TransformerEncoderLayer(d, 2, 32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, ids, padding):
+        h = torch.cat([self.cls.expand(len(ids), -1, -1), self.embed(ids)], 1) + self.position
+        keep_cls = torch.zeros(len(ids), 1, dtype=torch.bool)
+        h = self.encoder(h, src_key_padding_mask=torch.cat([keep_cls, padding], 1))
+        return self.head(h[:, 0])
+
+
+def _sentences(n=128, length=10, classes=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, classes, (n,), generator=g)
+    ids = 1 + 10 * y[:, None] + torch.randint(0, 10, (n, length), generator=g)  # each class its own words
+    padding = torch.arange(length)[None] >= torch.randint(3, length + 1, (n, 1), generator=g)
+    return ids.masked_fill(padding, 0), padding, y
+
+
+def test_a_mask_that_hides_the_real_tokens_beside_a_cls_token_is_named():
+    ids, padding, y = _sentences()
+    torch.manual_seed(0)
+    healthy = doctor.check(ClsTransformer(), {"ids": ids, "padding": padding}, y, nn.CrossEntropyLoss())
+    assert not healthy.failed and not healthy.warnings, healthy.failed + healthy.warnings
+    inverted = doctor.check(ClsTransformer(), {"ids": ids, "padding": ~padding}, y, nn.CrossEntropyLoss())
+    assert inverted["key padding mask"].status == "fail"
+    assert "hides the" in str(inverted["key padding mask"].value)
+    assert all("key padding mask" in v.advice for v in inverted.failed + inverted.warnings
+               if v.check != "key padding mask")

@@ -240,6 +240,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                             f"'{axis.check}' first") if v.check in AXIS_BOUND and v.status == "fail" else v
                     for v in verdicts]
     verdicts = defer_to_norm_groups(defer_to_skips(verdicts, skips), groups)
+    verdicts = _defer_to_inverted_mask(verdicts, inverted)
     verdicts = baseline_against_opponent(verdicts, opponent)
     verdicts = _defer_to_unbounded(_defer_to_vanishing(_defer_to_input_scale(defer_to_data_scale(verdicts, x, y),
                                                                              inputs_off)))
@@ -265,6 +266,16 @@ def _defer_to_input_scale(verdicts: list, inputs_off) -> list:
     return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{inputs_off.check}' first: {inputs_off.advice}")
             if v.check in SCALE_BOUND and v.status in ("fail", "warn") and "first:" not in (v.advice or "") else v
             for v in verdicts]
+
+
+def _defer_to_inverted_mask(verdicts: list, inverted) -> list:
+    """Attention that reads only the padding (an inverted key padding mask) leaves the held-out examples nothing
+    of their tokens to read: a failed or warned overfit or baseline names the mask first."""
+    if inverted is None or inverted.status != "fail":
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{inverted.check}' first: attention reads only the "
+                    "padding") if v.check in AXIS_BOUND and v.status in ("fail", "warn") and
+            "first:" not in (v.advice or "") else v for v in verdicts]
 
 
 def _defer_to_vanishing(verdicts: list) -> list:
