@@ -18,7 +18,7 @@ from trainwell.doctor.forward import _accuracy, samples_in_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, loss_kind
 from trainwell.doctor.output_layer import bounded_scores
-from trainwell.doctor.probability_floor import softmax_before_cross_entropy
+from trainwell.doctor.probability_floor import softmax_before_cross_entropy, softmax_inside_loss
 from trainwell.doctor.verdict import Verdict
 
 
@@ -80,7 +80,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                        "fitted to these examples", "a loss with a lowest value", "see the initial loss")
     # a floor set by a softmax (or a sigmoid) applied before a loss that applies its own: a bug even when reached
     softmaxed = softmax_before_cross_entropy(model, xs, ys, loss_fn, floor) or \
-        (sigmoid_in_logits_loss(model, xs, ys, loss_fn) if loss_kind(loss_fn) == "unknown" else None)
+        (sigmoid_in_logits_loss(model, xs, ys, loss_fn) or softmax_inside_loss(model, xs, ys, loss_fn)
+         if loss_kind(loss_fn) == "unknown" else None)
     floor = floor if floor > 0 or start < 0 else 0.0
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
         floor = min(start, 0.0)
