@@ -151,3 +151,25 @@ def test_a_mask_that_hides_the_real_tokens_beside_a_cls_token_is_named():
     assert "hides the" in str(inverted["key padding mask"].value)
     assert all("key padding mask" in v.advice for v in inverted.failed + inverted.warnings
                if v.check != "key padding mask")
+
+
+class StandardizedHead(FrozenBackbone):
+    """The same frozen backbone, its pooled features standardized by a BatchNorm1d that trains before the head."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(16)
+
+    def forward(self, x):
+        return self.head(self.norm(self.backbone(x).mean((2, 3))))
+
+
+def test_a_head_on_narrow_frozen_features_is_told_to_standardize_them():
+    pixels, _, y = _pixels()
+    torch.manual_seed(0)
+    narrow = doctor.check(FrozenBackbone().train(), pixels, y, nn.CrossEntropyLoss())["overfit a tiny subset"]
+    assert narrow.status == "fail"
+    assert "('head') receives the frozen layers' features" in narrow.advice
+    torch.manual_seed(0)
+    standardized = doctor.check(StandardizedHead().train(), pixels, y, nn.CrossEntropyLoss())
+    assert standardized["overfit a tiny subset"].status == "pass"
