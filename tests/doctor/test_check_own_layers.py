@@ -173,3 +173,27 @@ def test_a_head_on_narrow_frozen_features_is_told_to_standardize_them():
     torch.manual_seed(0)
     standardized = doctor.check(StandardizedHead().train(), pixels, y, nn.CrossEntropyLoss())
     assert standardized["overfit a tiny subset"].status == "pass"
+
+
+class Siamese(nn.Module):
+    """Scores whether two inputs match: one encoder for both, a head on |e(a) - e(b)|, one logit per pair (B,)."""
+
+    def __init__(self, d=10):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, 8))
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, a, b):
+        return self.head((self.encoder(a) - self.encoder(b)).abs()).squeeze(-1)
+
+
+def test_pair_labels_with_a_trailing_dimension_are_told_to_squeeze():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(64, 10, generator=g)
+    same = torch.rand(64, generator=g) < 0.5
+    b = torch.where(same[:, None], a + 0.1 * torch.randn(64, 10, generator=g), torch.randn(64, 10, generator=g))
+    torch.manual_seed(0)
+    assert not doctor.check(Siamese(), (a, b), same.float(), nn.BCEWithLogitsLoss()).failed
+    run = doctor.check(Siamese(), (a, b), same.float()[:, None], nn.BCEWithLogitsLoss())["forward and loss run"]
+    assert run.status == "fail"
+    assert "y.squeeze(-1)" in run.advice
