@@ -197,3 +197,43 @@ def test_pair_labels_with_a_trailing_dimension_are_told_to_squeeze():
     run = doctor.check(Siamese(), (a, b), same.float()[:, None], nn.BCEWithLogitsLoss())["forward and loss run"]
     assert run.status == "fail"
     assert "y.squeeze(-1)" in run.advice
+
+
+class Seq2Seq(nn.Module):
+    """A GRU encoder-decoder trained with teacher forcing: the decoder reads the target shifted right."""
+
+    def __init__(self, vocab=20, d=32):
+        super().__init__()
+        self.source_embed, self.target_embed = nn.Embedding(vocab, d), nn.Embedding(vocab, d)
+        self.encoder, self.decoder = nn.GRU(d, d, batch_first=True), nn.GRU(d, d, batch_first=True)
+        self.out = nn.Linear(d, vocab)
+
+    def forward(self, source, target_in):
+        _, state = self.encoder(self.source_embed(source))
+        return self.out(self.decoder(self.target_embed(target_in), state)[0])
+
+
+def _counting(n=96, length=8, vocab=20, seed=0):
+    """Targets that count up from the source's first token: each one is the previous target plus 1."""
+    g = torch.Generator().manual_seed(seed)
+    source = torch.randint(2, vocab, (n, length), generator=g)
+    target = 2 + (source[:, :1] - 2 + torch.arange(length)) % (vocab - 2)
+    return source, torch.cat([torch.ones(n, 1, dtype=torch.long), target[:, :-1]], 1), target
+
+
+def test_a_baseline_missed_after_a_huge_output_init_names_the_initial_loss():
+    source, target_in, target = _counting()
+
+    def loss(out, t):
+        return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), t.reshape(-1))
+
+    torch.manual_seed(0)
+    healthy = doctor.check(Seq2Seq(), (source, target_in), target, loss)
+    assert not healthy.failed and not healthy.warnings, healthy.failed + healthy.warnings
+    torch.manual_seed(0)
+    model = Seq2Seq()
+    nn.init.normal_(model.out.weight, 0.0, 30.0)
+    report = doctor.check(model, (source, target_in), target, loss)
+    assert report["initial loss"].status == "fail"
+    missed = [v for v in report.failed + report.warnings if v.check == "input-independent baseline"]
+    assert missed and all(v.advice.startswith("fix 'initial loss' first:") for v in missed)
