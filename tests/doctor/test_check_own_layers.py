@@ -237,3 +237,33 @@ def test_a_baseline_missed_after_a_huge_output_init_names_the_initial_loss():
     assert report["initial loss"].status == "fail"
     missed = [v for v in report.failed + report.warnings if v.check == "input-independent baseline"]
     assert missed and all(v.advice.startswith("fix 'initial loss' first:") for v in missed)
+
+
+class ZeroHeadNet(nn.Module):
+    """An MLP whose new output layer starts at zero, as fine-tuning recipes initialize a head."""
+
+    def __init__(self, d=10, classes=3):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(d, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+        self.head = nn.Linear(64, classes)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_an_output_layer_started_at_zero_is_not_a_vanishing_signal():
+    x, y = _blobs()
+    torch.manual_seed(0)
+    report = doctor.check(ZeroHeadNet(), x, y, nn.CrossEntropyLoss())
+    assert not report.failed and not report.warnings, report.failed + report.warnings
+    assert "zero weights of head" in str(report["variance propagation"].value)
+    torch.manual_seed(0)
+    every_layer_zero = ZeroHeadNet()
+    for layer in every_layer_zero.body:
+        if isinstance(layer, nn.Linear):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    zeroed = doctor.check(every_layer_zero, x, y, nn.CrossEntropyLoss())
+    assert zeroed["variance propagation"].status == zeroed["symmetry"].status == "fail"
