@@ -468,6 +468,9 @@ CASES = [
     # normalization per example: GroupNorm on a dense layer's features with one group per unit
     Case("GroupNorm(64, 64) on (N, 64) features: one value per group", Loop(model="groupnorm_per_unit"),
          Loop(model="groupnorm"), "normalized groups"),
+    # user models in the pre-flight: a BatchNorm after the first layer does not excuse inputs divided twice
+    Case("inputs scaled 3000x too small before a BatchNorm1d", Loop(model="batchnorm", scale_inputs=3e-4, lr=0.05),
+         Loop(model="batchnorm", lr=0.05), "far below unit scale"),
 ]
 
 
