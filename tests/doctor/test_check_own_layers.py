@@ -267,3 +267,39 @@ def test_an_output_layer_started_at_zero_is_not_a_vanishing_signal():
             nn.init.zeros_(layer.bias)
     zeroed = doctor.check(every_layer_zero, x, y, nn.CrossEntropyLoss())
     assert zeroed["variance propagation"].status == zeroed["symmetry"].status == "fail"
+
+
+class Standardizing(nn.Module):
+    """Standardizes its input with running statistics kept in buffers of its own, then classifies."""
+
+    def __init__(self, d=10, classes=3):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(d))
+        self.register_buffer("var", torch.ones(d))
+        self.register_buffer("seen", torch.zeros(()))
+        self.net = nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, classes))
+
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.seen += 1
+                self.mean.lerp_(x.mean(0), 1 / self.seen)
+                self.var.lerp_(x.var(0), 1 / self.seen)
+        return self.net((x - self.mean) / (self.var + 1e-5).sqrt())
+
+
+def test_every_layer_started_at_zero_is_named_by_symmetry_first():
+    x, y = _blobs()
+    torch.manual_seed(0)
+    healthy = doctor.check(Standardizing(), 50 * x + 100, y, nn.CrossEntropyLoss())
+    assert not healthy.failed and not healthy.warnings, healthy.failed + healthy.warnings
+    zeroed = Standardizing()
+    for layer in zeroed.net:
+        if isinstance(layer, nn.Linear):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    report = doctor.check(zeroed, 50 * x + 100, y, nn.CrossEntropyLoss())
+    assert report["symmetry"].status == "fail"
+    followers = [v for v in report.failed + report.warnings
+                 if v.check in ("overfit a tiny subset", "input-independent baseline", "dead units")]
+    assert followers and all(v.advice.startswith("fix 'symmetry' first:") for v in followers)

@@ -244,7 +244,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     verdicts = baseline_against_opponent(verdicts, opponent)
     verdicts = _defer_to_unbounded(_defer_to_vanishing(_defer_to_input_scale(defer_to_data_scale(verdicts, x, y),
                                                                              inputs_off)))
-    verdicts = _defer_to_large_scores(verdicts)
+    verdicts = _defer_to_symmetry(_defer_to_large_scores(verdicts))
     verdicts = checkpointing.defer_to_cut(defer_to_constant_targets(verdicts))
     if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
         # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off
@@ -303,6 +303,19 @@ def _defer_to_large_scores(verdicts: list) -> list:
     return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{initial.check}' first: {initial.advice}")
             if v.check == "input-independent baseline" and v.status in ("fail", "warn") and
             "first:" not in (v.advice or "") else v for v in verdicts]
+
+
+def _defer_to_symmetry(verdicts: list) -> list:
+    """Hidden units initialized identically (every weight 0, or one constant) get identical gradients and stay
+    identical: a layer acts as one unit, or, at 0 before a ReLU, as none. A failed or warned overfit, baseline or
+    dead-unit check names the symmetry fail first, not capacity, labels or biases."""
+    symmetric = next((v for v in verdicts if v.check == "symmetry" and v.status == "fail"), None)
+    if symmetric is None:
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{symmetric.check}' first: identical units get "
+                    "identical gradients and stay identical; initialize the weights randomly")
+            if v.check in ("overfit a tiny subset", "input-independent baseline", "dead units") and
+            v.status in ("fail", "warn") and "first:" not in (v.advice or "") else v for v in verdicts]
 
 
 def _defer_to_unbounded(verdicts: list) -> list:
