@@ -477,6 +477,9 @@ CASES = [
     # schedules users write as functions: a LambdaLR warm-up then cosine whose function returns the rate
     Case("a LambdaLR function returning lr x factor instead of the factor", Loop(scheduler="lambda_rate", lr=0.05),
          Loop(scheduler="lambda", lr=0.05), "loop: learning rate applied"),
+    # user models in the pre-flight: a BatchNorm after the first layer does not excuse inputs divided twice
+    Case("inputs scaled 3000x too small before a BatchNorm1d", Loop(model="batchnorm", scale_inputs=3e-4, lr=0.05),
+         Loop(model="batchnorm", lr=0.05), "far below unit scale"),
 ]
 
 

@@ -164,6 +164,8 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     inner: list[str] = []
     stats = _activation_stats(model, x, y, loss_fn, inner)
     stats, silent = _set_aside_silent(stats, _zero_scaled_norms(model))
+    stats, ungraded = _behind_zero_weights(stats, model)
+    silent += ungraded
     if len(stats) < 2:
         return Verdict("variance propagation", "skip", f"skipped: {len(stats)} activation or weighted layer(s) to "
                        f"compare{silent}", "-", "")
@@ -264,3 +266,19 @@ def _set_aside_silent(stats: list[tuple[str, float, float | None]], zeroed: list
     return kept, (f"; left out: {shown}, whose gradient or activation is exactly 0 behind the zero-initialized "
                   f"scale of {norms} (a residual branch that starts as the identity by design, not a vanishing "
                   f"signal)")
+
+
+def _behind_zero_weights(stats: list[tuple], model: nn.Module) -> tuple[list[tuple], str]:
+    """With a Linear/Conv layer whose weight is exactly zero (an output layer started at zero, as fine-tuning
+    recipes do for a new head), the layers before it get a gradient of exactly 0 at init by design: their
+    gradients are not read (the layer learns on the first step and passes them on from then), while their
+    activations still are. Returns the stats and a note for the verdict's value."""
+    zero = [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) and
+            isinstance(getattr(m, "weight", None), torch.Tensor) and not nn.parameter.is_lazy(m.weight) and
+            not bool(m.weight.detach().any())]
+    if not zero or not any(s[2] == 0.0 and s[1] != 0.0 for s in stats):
+        return stats, ""
+    kept = [(s[0], s[1], None if s[2] == 0.0 and s[1] != 0.0 else s[2], *s[3:]) for s in stats]
+    return kept, (f"; gradients not read: exactly 0 at init behind the zero weights of {', '.join(zero[:3])} "
+                  "(it learns on the first step, then passes them on)")
+

@@ -42,6 +42,7 @@ from trainwell.doctor.first_call import runs_on_data, whole_input_only
 from trainwell.doctor.input_scale import input_scale_verdict
 from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, as_targets, call
 from trainwell.doctor.inverted_mask import check_inverted_mask
+from trainwell.doctor.lazy_parameters import materialize
 from trainwell.doctor.loss_inputs import read_loss_inputs
 from trainwell.doctor.norm_groups import check_norm_groups, defer_to_norm_groups
 from trainwell.doctor.opponent_loss import baseline_against_opponent, opponent_parameters
@@ -143,7 +144,9 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     held-out examples, batch independence. Each returns pass / warn / fail, or skip with the reason (a check that
     cannot look never passes); an exception inside a check becomes that check's skip. On a large model the costly
     checks sample within :data:`~trainwell.doctor.budget.TIME_BUDGET_S` seconds each and say so. Called inside
-    ``torch.autocast``, the checks run with autocast off: they judge the model in its weights' precision.
+    ``torch.autocast``, the checks run with autocast off: they judge the model in its weights' precision. Lazy
+    modules (``nn.LazyLinear``) not yet run get their parameters from one eval-mode forward of ``x`` first, drawn
+    from the random state the loop would draw them from (:mod:`~trainwell.doctor.lazy_parameters`).
 
     Args:
         model: any ``nn.Module`` (also ``torch.compile``d); its output, whatever its structure (tensor, tuple,
@@ -203,6 +206,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     x, y = x[:examples], y[:examples]
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper shares its parameters with the original
     wd = _weight_decay(optimizer)
+    materialize(model, x)  # lazy modules get their shapes as the loop's first forward would give them
     # module.compile()d: the checks' hooks and mode switches run on the uncompiled forward (no recompiles)
     with untouched(model, optimizer), torch.enable_grad(), uncompiled(model), full_precision(), \
             each_warning_once(), installed(model, view):  # also under no_grad
@@ -239,9 +243,11 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                             f"'{axis.check}' first") if v.check in AXIS_BOUND and v.status == "fail" else v
                     for v in verdicts]
     verdicts = defer_to_norm_groups(defer_to_skips(verdicts, skips), groups)
+    verdicts = _defer_to_inverted_mask(verdicts, inverted)
     verdicts = baseline_against_opponent(verdicts, opponent)
     verdicts = _defer_to_unbounded(_defer_to_vanishing(_defer_to_input_scale(defer_to_data_scale(verdicts, x, y),
                                                                              inputs_off)))
+    verdicts = _defer_to_symmetry(_defer_to_large_scores(verdicts))
     verdicts = checkpointing.defer_to_cut(defer_to_constant_targets(verdicts))
     if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
         # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off
@@ -276,6 +282,16 @@ def _defer_to_weights(verdicts: list, weighted) -> list:
             v.status in ("fail", "warn") and "first:" not in (v.advice or "") else v for v in verdicts]
 
 
+def _defer_to_inverted_mask(verdicts: list, inverted) -> list:
+    """Attention that reads only the padding (an inverted key padding mask) leaves the held-out examples nothing
+    of their tokens to read: a failed or warned overfit or baseline names the mask first."""
+    if inverted is None or inverted.status != "fail":
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{inverted.check}' first: attention reads only the "
+                    "padding") if v.check in AXIS_BOUND and v.status in ("fail", "warn") and
+            "first:" not in (v.advice or "") else v for v in verdicts]
+
+
 def _defer_to_vanishing(verdicts: list) -> list:
     """A failed overfit or baseline follows from signals that vanish through depth (an init too small for the
     network's depth: the deep layers pass on almost nothing), when the inputs are not the cause: its advice
@@ -287,6 +303,32 @@ def _defer_to_vanishing(verdicts: list) -> list:
     return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{vanish.check}' first: {vanish.advice}")
             if v.check in AXIS_BOUND and v.status == "fail" and "first:" not in (v.advice or "") else v
             for v in verdicts]
+
+
+def _defer_to_large_scores(verdicts: list) -> list:
+    """An initial loss far above the uninformative one because a layer's init makes the scores large (not the
+    inputs' scale, named before it): the trained copy starts overconfident and stays so on held-out examples, so a
+    failed or warned baseline names that fail first, not the labels or memorization."""
+    initial = next((v for v in verdicts if v.check == "initial loss" and v.status == "fail" and
+                    "scales the signal std by" in (v.advice or "")), None)
+    if initial is None:
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{initial.check}' first: {initial.advice}")
+            if v.check == "input-independent baseline" and v.status in ("fail", "warn") and
+            "first:" not in (v.advice or "") else v for v in verdicts]
+
+
+def _defer_to_symmetry(verdicts: list) -> list:
+    """Hidden units initialized identically (every weight 0, or one constant) get identical gradients and stay
+    identical: a layer acts as one unit, or, at 0 before a ReLU, as none. A failed or warned overfit, baseline or
+    dead-unit check names the symmetry fail first, not capacity, labels or biases."""
+    symmetric = next((v for v in verdicts if v.check == "symmetry" and v.status == "fail"), None)
+    if symmetric is None:
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{symmetric.check}' first: identical units get "
+                    "identical gradients and stay identical; initialize the weights randomly")
+            if v.check in ("overfit a tiny subset", "input-independent baseline", "dead units") and
+            v.status in ("fail", "warn") and "first:" not in (v.advice or "") else v for v in verdicts]
 
 
 def _defer_to_unbounded(verdicts: list) -> list:

@@ -82,7 +82,7 @@ def _target_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
     except TypeError:
         return None
     if loss_kind(loss_fn) not in ("cross_entropy", "nll", "hinge"):  # losses of class-index targets
-        return None
+        return _squeeze_hint(out, scores, y, loss_fn)
     if y.dim() == scores.dim() and y.dim() > 2 and y.shape[1] == 1:  # (B, 1, H, W) masks for (B, C, H, W) scores
         return f"targets of shape {tuple(y.shape)}: class-index masks are (B, H, W): y.squeeze(1)"
     if scores.dim() == 3 and not y.is_floating_point() and y.shape == scores.shape[:2]:  # (B, T, V) and (B, T)
@@ -100,6 +100,26 @@ def _target_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:
     if y.dtype != torch.int64:
         return f"class-index targets are {str(y.dtype).removeprefix('torch.')}; torch's loss takes int64: y.long()"
     return None
+
+
+def _squeeze_hint(out, scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> str | None:
+    """Targets and outputs that differ by a trailing dimension of 1 ((B, 1) labels for (B,) scores of a pair
+    model, or the reverse), for a loss that runs once it is squeezed: name the squeeze."""
+    if not isinstance(y, torch.Tensor) or not isinstance(scores, torch.Tensor) or scores is not out:
+        return None
+    if tuple(y.shape) == tuple(scores.shape) + (1,):
+        fixed, fix = (out, y.squeeze(-1)), "y.squeeze(-1)"
+    elif tuple(scores.shape) == tuple(y.shape) + (1,):
+        fixed, fix = (out.squeeze(-1), y), "out.squeeze(-1)"
+    else:
+        return None
+    try:
+        with torch.no_grad():
+            loss_fn(*fixed)
+    except Exception:  # noqa: BLE001 - the squeeze does not fix it: no hint
+        return None
+    return (f"targets of shape {tuple(y.shape)} for outputs of shape {tuple(scores.shape)}: give them the same "
+            f"shape, {fix}")
 
 
 def _float_targets_hint(out, y: torch.Tensor, loss_fn: Callable) -> str | None:

@@ -22,8 +22,15 @@ little more than its bias, its weight gradient (input x upstream gradient) is as
 layer needs a weight ~100x larger than its initialization before the inputs matter. Legitimate small-scale
 inputs stay above it: standardized data (2.58), 0/1 and one-hot features (1), audio in [-1, 1] (a quiet
 recording's loud 1% still above ~0.05), pixels in [0, 1], L2-normalized rows of a few thousand features (~0.04).
-A model with BatchNorm is left alone: BatchNorm after the first layer divides its small outputs by their own
-standard deviation, so the next layers see unit scale.
+A BatchNorm that normalizes the first layer's output makes small inputs harmless only while that output's variance
+is well above the BatchNorm's ``eps`` (1e-5): it divides by sqrt(var + eps), not by the std. Measured on a conv
+net whose first convolution feeds a BatchNorm2d (20 images, 150 Adam steps): pixels in [0, 1] reach a loss of
+0.016, divided by 255 twice (the BatchNorm's normalized output std 0.19 at init) 0.087, divided once more by 16
+(0.012) 1.80 of ln 10 = 2.30; with the BatchNorm later in the net (its input is then the earlier layers' biases
+and padding, not the input's signal) /255 twice stays at 1.35 to 1.65, and in eval mode (a frozen backbone) at
+1.94. So the verdict is left out only when the first weighted layer's output goes straight into a BatchNorm whose
+normalized output has a std of :data:`RESTORED` or more (:func:`batchnorm_restores`): inputs at the bar (99% of
+the non-zero |x| at 0.02) give 0.70 there.
 """
 
 from __future__ import annotations
@@ -39,15 +46,18 @@ from trainwell.doctor.verdict import Verdict
 #: the 99th percentile of the non-zero |x| below which inputs are far below unit scale (see the module docstring)
 SMALL = 0.02
 
+#: the std of a BatchNorm's normalized output (before its affine) above which it restores the first layer's scale
+RESTORED = 0.5
+
 #: the 99th percentile of |x| above which inputs are far above unit scale: a Gaussian of std 5's (see the docstring)
 FAR = 5 * 2.576
 
-#: the advice the large-input verdicts give
+#: the advice the large-input verdicts give (``doctor.check``'s ``input scale`` and ``doctor.watch``'s ``loop: inputs``)
 LARGE_ADVICE = ("standardize the inputs: subtract the mean and divide by the std of each feature, both computed on "
                 "the training set (or divide 0..255 pixels by 255): inputs this large saturate the first layer and "
                 "make its weight gradients as many times too large")
 
-#: the advice the small-input verdicts give, and the texts of the verdicts that defer to them
+#: the advice the small-input verdicts of check and watch give, and the texts of the verdicts that defer to them
 ADVICE = ("the inputs are far below unit scale (scaled twice, e.g. divided by 255 after an earlier division?): "
           "standardize them once (x - mean) / std with the training statistics, or scale them to [0, 1] once")
 
@@ -67,19 +77,55 @@ def is_small(q99: float | None) -> bool:
     return q99 is not None and q99 < SMALL
 
 
-def has_batchnorm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+def batchnorm_scale(norm: nn.Module, x: torch.Tensor) -> float | None:
+    """The std of what the BatchNorm ``norm`` makes of its input ``x`` before its affine, sqrt(mean over channels
+    of var / (var_used + eps)): 1 when the statistics it divides by are the batch's and its eps is negligible
+    against them; None for a tensor it cannot read."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2 or x.numel() <= x.shape[1]:
+        return None
+    per_channel = x.detach().float().transpose(0, 1).reshape(x.shape[1], -1)
+    var = per_channel.var(1, unbiased=False)
+    batch = norm.training or norm.running_var is None
+    used = var if batch else norm.running_var.detach().float()
+    return float((var / (used + norm.eps)).mean().sqrt())
 
 
-def storage_keys(tensors: list[torch.Tensor]) -> set[tuple[int, int]]:
-    """(data pointer, number of elements) of every floating-point tensor: the same for a view of it."""
-    return {(t.data_ptr(), t.numel()) for t in tensors if t.is_floating_point()}
+def _key(t: torch.Tensor) -> tuple:
+    return ("at", t.data_ptr(), t.numel())
 
 
-def first_layer_reads_input(layer_input: torch.Tensor, inputs: set[tuple[int, int]]) -> bool:
-    """Whether the first weighted layer's input is one of the model's inputs as given (or a view of it):
-    ``inputs`` holds their :func:`storage_keys`."""
-    return (layer_input.data_ptr(), layer_input.numel()) in inputs
+def _value_key(t: torch.Tensor) -> tuple:
+    d = t.detach().contiguous().double()  # one memory order, so that a channels-last copy sums alike
+    return ("values", tuple(t.shape), t.dtype, float(d.sum()), float(d.square().sum()))
+
+
+def storage_keys(tensors: list[torch.Tensor]) -> set[tuple]:
+    """Where every floating-point tensor lies (the same for a view of it) and what it holds (the same for a copy of
+    it in another memory format, such as ``x.contiguous(memory_format=torch.channels_last)``)."""
+    floating = [t for t in tensors if t.is_floating_point()]
+    return {_key(t) for t in floating} | {_value_key(t) for t in floating}
+
+
+def first_layer_reads_input(layer_input: torch.Tensor, inputs: set[tuple]) -> bool:
+    """Whether the first weighted layer's input is one of the model's inputs as given (a view of it, or a copy in
+    another memory format): ``inputs`` holds their :func:`storage_keys`."""
+    return _key(layer_input) in inputs or _value_key(layer_input) in inputs
+
+
+def batchnorm_restores(model: nn.Module, x: torch.Tensor | Inputs) -> bool:
+    """Whether the first weighted layer's output goes straight into a BatchNorm whose normalized output has a std of
+    :data:`RESTORED` or more in one forward (see the module docstring)."""
+    norms = (nn.modules.batchnorm._BatchNorm,)
+    seen: list = []
+    hooked_forward(model, x, _WEIGHTED + norms, lambda name, inp, out: seen.append((model.get_submodule(name), inp,
+                                                                                   out)))
+    first = next((k for k, (m, _, _) in enumerate(seen) if isinstance(m, _WEIGHTED)), None)
+    if first is None or not isinstance(seen[first][2], torch.Tensor):
+        return False
+    fed = _key(seen[first][2])
+    scale = next((batchnorm_scale(m, inp) for m, inp, _ in seen[first + 1:]
+                  if isinstance(m, norms) and isinstance(inp, torch.Tensor) and _key(inp) == fed), None)
+    return scale is not None and scale >= RESTORED
 
 
 def first_layer_input_scale(model: nn.Module, x: torch.Tensor | Inputs) -> tuple[float, float] | None:
@@ -125,10 +171,8 @@ def input_scale_verdict(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict |
         std, q = large
         return Verdict("input scale", "warn", f"inputs far above unit scale: std {std:.3g}, 99% of |x| below {q:.3g}",
                        f"std ~ 1 (99% of |x| below {FAR:.3g})", LARGE_ADVICE)
-    if has_batchnorm(model):
-        return None
     scale = first_layer_input_scale(model, x)
-    if scale is None or not is_small(scale[1]):
+    if scale is None or not is_small(scale[1]) or batchnorm_restores(model, x):
         return None
     std, q = scale
     return Verdict("input scale", "warn", f"inputs far below unit scale: std {std:.3g}, 99% of the non-zero |x| "

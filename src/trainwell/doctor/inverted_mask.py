@@ -6,7 +6,8 @@ torch's attention reads ``key_padding_mask`` (``src_key_padding_mask`` of a Tran
 padding: each position mixes the padding's vectors, whatever the sequence says, and a sequence with no padding has
 every key hidden, whose softmax is NaN in torch's fused eval-mode path. The mask is read as the attention layers
 receive it, on a few examples: the keys it hides are exactly the positions whose token is not the padding id (the
-embedding's ``padding_idx``, or the id that ends a quarter of the sequences and occurs nowhere else).
+embedding's ``padding_idx``, or the id that ends a quarter of the sequences and occurs nowhere else), also when
+the model adds a few tokens of its own (a CLS token) whose keys the mask leaves visible.
 """
 
 from __future__ import annotations
@@ -37,6 +38,26 @@ def _hidden(mask) -> torch.Tensor | None:
     if mask.dtype == torch.bool:
         return mask
     return torch.isneginf(mask) if mask.is_floating_point() else None
+
+
+#: the most special tokens (a CLS token, a register, an end token) a model may add to its input's positions
+_ADDED = 4
+
+
+def _hides_real_tokens(hidden: torch.Tensor, ids: torch.Tensor, pad: int) -> bool:
+    """Whether a mask's hidden keys are exactly the real tokens of ``ids``: over its positions, or over the input's
+    positions among up to :data:`_ADDED` tokens the model adds before or after them (a CLS token), which the mask
+    leaves visible."""
+    real = ids != pad
+    extra = hidden.shape[-1] - ids.shape[-1] if hidden.dim() == 2 and len(hidden) == len(ids) else -1
+    if not 0 <= extra <= _ADDED:
+        return False
+    for start in range(extra + 1):
+        inside = hidden[:, start:start + ids.shape[-1]]
+        if torch.equal(inside, real) and not bool(hidden[:, :start].any()) and \
+                not bool(hidden[:, start + ids.shape[-1]:].any()):
+            return True
+    return False
 
 
 def masks_given(model: nn.Module, forward: Callable[[], object]) -> list[tuple[str, torch.Tensor]]:
@@ -82,7 +103,7 @@ def inverted_masks(model: nn.Module, x: torch.Tensor | Inputs, forward: Callable
         return None
     for name, hidden in masks_given(model, forward):
         for t, p in padded:
-            if hidden.shape == t.shape and torch.equal(hidden, t != p):
+            if _hides_real_tokens(hidden, t, p):
                 where = f"'{name}'" if name else "the model"
                 return Verdict(NAME, "fail", f"the key padding mask {where} receives hides the {int((t != p).sum())} "
                                f"real tokens of {len(t)} sequences and leaves their {int((t == p).sum())} padding "

@@ -12,12 +12,12 @@ import torch
 from torch import nn
 
 from trainwell.doctor.input_scale import ADVICE as SMALL_ADVICE
-from trainwell.doctor.input_scale import FAR, is_small
+from trainwell.doctor.input_scale import FAR, LARGE_ADVICE, RESTORED, is_small
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.target_range import one_label_left
-from trainwell.doctor.targets import raw_units
+from trainwell.doctor.targets import RAW_ADVICE, raw_units
 from trainwell.doctor.verdict import Verdict
 
 
@@ -74,15 +74,13 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
             where = f" (the model's argument {which[0]} of {which[1]})" if which is not None else ""
             return Verdict(name, "warn", f"inputs far from unit scale: std up to {std:.3g}, 99% of |x| below "
                            f"{bulk:.3g}, max |x| {top:.3g}{where}",
-                           "std ~ 1", "normalize the inputs (e.g. divide 0..255 pixels by 255, or standardize "
-                           "with the training mean and std): large inputs saturate the first layer and inflate the "
-                           "initial loss")
+                           "std ~ 1", LARGE_ADVICE)
         small = [s["layer_nz_q99"] for s in layer if s.get("layer_nz_q99") is not None]
-        if small and len(small) == len(floating) and is_small(max(small)) and not probe.batchnorm:
+        restored = all((s.get("norm_scale") or 0.0) >= RESTORED for s in layer)  # a BatchNorm undoes the scale
+        if small and len(small) == len(floating) and is_small(max(small)) and not restored:
             return Verdict(name, "warn", f"inputs far below unit scale: std up to {std:.3g}, 99% of "
                            f"the non-zero |x| below {max(small):.3g} as the first weighted layer receives them",
-                           "std ~ 1 (99% of |x| above 0.02)", SMALL_ADVICE + ": a first layer fed them passes on "
-                           "little more than its bias, and its weight gradients are as many times too small")
+                           "std ~ 1 (99% of |x| above 0.02)", SMALL_ADVICE)
     return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
 
 
@@ -246,9 +244,7 @@ def _float_targets(ys: list[torch.Tensor]) -> Verdict:
         std, mean, top = float(every.std()), float(every.mean()), float(every.abs().max())
         return Verdict(name, "warn", f"floating-point targets far from unit scale: mean {mean:.3g}, std "
                        f"{std:.3g}, max |y| {top:.3g}", "targets of unit scale",
-                       "standardize regression targets ((y - mean) / std with the training set's mean and std; "
-                       "invert it for predictions): the loss and its gradients grow with the targets' scale, "
-                       "and an output layer that starts near 0 spends its training on the offset")
+                       RAW_ADVICE)
     return Verdict(name, "pass", "floating-point targets, no broadcasting seen", "-")
 
 

@@ -16,6 +16,7 @@ that collapses the rate.
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ from trainwell.doctor import game_players, registration
 from trainwell.doctor import outputs as O
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.batch_statistics import NormCounts
-from trainwell.doctor.input_scale import first_layer_reads_input, nonzero_abs_quantile, storage_keys
+from trainwell.doctor.input_scale import batchnorm_scale, first_layer_reads_input, nonzero_abs_quantile, storage_keys
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
 from trainwell.doctor.validation_inputs import SplitInputs
@@ -110,6 +111,7 @@ class LoopProbe:
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.split_inputs = SplitInputs()  # the training inputs against the validation inputs
         self._forward_inputs: set = set()  # where the floating-point inputs of the last one recorded lie
+        self._first_out: weakref.ref | None = None  # the output of the first weighted layer of the latest forward
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
         self.unseen_validations = 0  # w.validate() calls with no forward of the watched model since the last step
@@ -208,8 +210,11 @@ class LoopProbe:
         self._grad_hooks.append(register_optimizer_step_post_hook(self._any_step))
         # the input the first weighted layer receives: the scale that matters when the model normalizes its input
         first = self._hook(self._first_layer_input)
-        self._layer_hooks = [m.register_forward_pre_hook(first) for m in self.model.modules()
+        self._layer_hooks = [m.register_forward_hook(first) for m in self.model.modules()
                              if isinstance(m, _WEIGHTED)]
+        normed = self._hook(self._first_layer_normalized)  # a BatchNorm fed that layer's output may restore its scale
+        self._layer_hooks += [m.register_forward_pre_hook(normed) for m in self.model.modules()
+                              if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         self._last_outs = {}
         # the modules that may give the scores last: a dropout (named once found), a Sigmoid (before a loss that
         # applies its own)
@@ -243,17 +248,26 @@ class LoopProbe:
         self._steps_at_call = total
         return idle
 
-    def _first_layer_input(self, module, args) -> None:
+    def _first_layer_input(self, module, args, out) -> None:
         entry = self.inputs[-1] if self.inputs else None
         if entry is None or "layer_std" in entry or entry["step"] != self.opt_steps or not torch.is_grad_enabled():
             return
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
         entry["layer_std"] = None  # the first weighted layer of this forward has been seen
+        self._first_out = weakref.ref(out) if isinstance(out, torch.Tensor) else None
         if x is not None and x.is_floating_point() and x.numel() > 1:
             xd = x.detach().float()
             entry["layer_std"], entry["layer_q99"] = float(xd.std()), abs_quantile(xd)
             if first_layer_reads_input(x, self._forward_inputs):  # the model's own input, as it was given
                 entry["layer_nz_q99"] = nonzero_abs_quantile(xd)
+
+    def _first_layer_normalized(self, module, args) -> None:
+        """The std a BatchNorm fed the first weighted layer's output makes of it (``norm_scale``)."""
+        entry = self.inputs[-1] if self.inputs else None
+        first = self._first_out() if self._first_out is not None else None
+        if entry is None or first is None or "norm_scale" in entry or not args or args[0] is not first:
+            return
+        entry["norm_scale"] = batchnorm_scale(module, first)
 
     def _any_step(self, optimizer, args, kwargs) -> None:
         """Every optimizer's step while armed (a global hook): another player's (a GAN's discriminator) takes the

@@ -15,10 +15,11 @@ from trainwell.doctor.dominant_term import dominant_inner_term
 from trainwell.doctor.double_sigmoid import sigmoid_in_logits_loss
 from trainwell.doctor.fitting import _free_outputs, _train_copy, is_unit_norm
 from trainwell.doctor.forward import _accuracy, samples_in_forward
+from trainwell.doctor.frozen_features import narrow_frozen_features
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, loss_kind
 from trainwell.doctor.output_layer import bounded_scores
-from trainwell.doctor.probability_floor import softmax_before_cross_entropy
+from trainwell.doctor.probability_floor import softmax_before_cross_entropy, softmax_inside_loss
 from trainwell.doctor.verdict import Verdict
 
 
@@ -80,7 +81,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                        "fitted to these examples", "a loss with a lowest value", "see the initial loss")
     # a floor set by a softmax (or a sigmoid) applied before a loss that applies its own: a bug even when reached
     softmaxed = softmax_before_cross_entropy(model, xs, ys, loss_fn, floor) or \
-        (sigmoid_in_logits_loss(model, xs, ys, loss_fn) if loss_kind(loss_fn) == "unknown" else None)
+        (sigmoid_in_logits_loss(model, xs, ys, loss_fn) or softmax_inside_loss(model, xs, ys, loss_fn)
+         if loss_kind(loss_fn) == "unknown" else None)
     floor = floor if floor > 0 or start < 0 else 0.0
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
         floor = min(start, 0.0)
@@ -127,7 +129,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         ok = False
     advice = softmaxed or "" if ok else softmaxed or (bounded_scores(m, xs, ys, loss_fn) or
                             dominant_inner_term(model, xs, ys, loss_fn, seed) or
-                            _constant_advice(const, final, floor, len(xs)) or
+                            _constant_advice(const, final, floor, len(xs)) or _frozen_advice(model, xs) or
                             _sphere_advice(sphere, floor, fitted, xs, ys, loss_fn) +
                             f"the model cannot memorize {len(xs)} examples: too little capacity (a missing "
                             "nonlinearity?), a bug in the loss or labels, or a frozen/broken layer")
@@ -142,6 +144,13 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                     "go on differently; 100% if it reads the whole sequence)") +
                    ("" if acc is not None else " (< 10% of the start)" if const is None else
                     " (within 10% of the way from one constant output's loss to it)"), advice)
+
+
+def _frozen_advice(model: nn.Module, xs) -> str | None:
+    try:
+        return narrow_frozen_features(model, xs)
+    except Exception:  # noqa: BLE001 - a forward this reading cannot follow: the usual advice
+        return None
 
 
 def constant_output_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable,

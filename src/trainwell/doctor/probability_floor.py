@@ -52,3 +52,30 @@ def softmax_before_cross_entropy(model: nn.Module, x: torch.Tensor | Inputs, y: 
                 f"{t.shape[1]} (the loss cannot approach 0, the gradients are squashed); remove the Softmax that "
                 f"ends this head and give the loss its raw scores")
     return None
+
+
+def softmax_inside_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> str | None:
+    """Advice naming a softmax applied inside the loss expression before a cross-entropy (``F.cross_entropy(
+    out.softmax(-1), y)``), read from the loss on constructed scores: the labels' one-hot rows times k give it
+    ln C at k = 0 (where any cross-entropy gives ln C), and ln(e + C - 1) - 1 for every large k, where plain
+    cross-entropy goes to 0 and label smoothing grows with k. Terms of other outputs cancel in the differences.
+    Reads hard labels along the scores' last axis, (B, C) with (B,) or (B, T, C) with (B, T); None otherwise."""
+    try:
+        with torch.no_grad():
+            out = call(copy.deepcopy(model).eval(), x)
+            scores = O.logits(out)
+            if scores is None or not scores.is_floating_point() or scores.dim() < 2 or \
+                    not isinstance(y, torch.Tensor) or y.is_floating_point() or y.shape != scores.shape[:-1]:
+                return None
+            classes = scores.shape[-1]
+            hot = nn.functional.one_hot(y.long().clamp(0, classes - 1), classes).to(scores.dtype)
+            at = [_scalar(loss_fn(O.replace_logits(out, k * hot), y)) for k in (0.0, 40.0, 80.0)]
+    except Exception:  # noqa: BLE001 - a loss that cannot be probed so is simply not recognised
+        return None
+    lowest = probability_floor(classes)
+    if classes < 2 or not all(math.isfinite(v) for v in at) or abs(at[1] - at[2]) > 1e-3 * lowest or \
+            abs((at[0] - at[1]) - (math.log(classes) - lowest)) > 0.02 * math.log(classes):
+        return None
+    return (f"the loss applies a softmax to the scores before its cross-entropy, which applies its own (read from "
+            f"the loss on constructed scores): its floor is then ln(e + C - 1) - 1 = {lowest:.3g} with C = {classes} "
+            f"(the loss cannot approach 0, the gradients are squashed); give the cross-entropy the raw scores")

@@ -26,6 +26,12 @@ from trainwell.doctor.loss_form import one_output_per_row
 from trainwell.doctor.loss_kinds import loss_kind
 from trainwell.doctor.verdict import Verdict
 
+#: the advice for regression targets in raw units, from ``doctor.check``'s ``targets`` and ``doctor.watch``'s
+#: ``loop: labels`` alike
+RAW_ADVICE = ("standardize the targets ((y - mean) / std with the training set's mean and std) and invert it for "
+              "predictions (pred * std + mean): the loss and its gradients grow with the targets' scale, and outputs "
+              "that start near 0 spend the training on it")
+
 #: mean(y^2) / var(y) above this: the targets' offset dominates their spread (targets uniform on [0, 1] give 4)
 OFFSET_RATIO = 10.0
 
@@ -136,6 +142,4 @@ def raw_unit_targets(y, loss_fn: Callable, out) -> Verdict | None:
     top = float(y.detach().abs().max())
     return Verdict("targets", "warn", f"regression targets in raw units: {describe(y)}, max |y| {top:.3g}",
                    f"targets of unit scale (std <= {RAW_STD:g}, |y| <= {RAW_TOP:g})",
-                   "standardize the targets ((y - mean) / std with the training set's mean and std) and invert it "
-                   "for predictions (pred * std + mean): the loss and its gradients grow with the targets' scale, "
-                   "and outputs that start near 0 spend the training on it")
+                   RAW_ADVICE)
