@@ -304,3 +304,28 @@ def test_every_layer_started_at_zero_is_named_by_symmetry_first():
     followers = [v for v in report.failed + report.warnings
                  if v.check in ("overfit a tiny subset", "input-independent baseline", "dead units")]
     assert followers and all(v.advice.startswith("fix 'symmetry' first:") for v in followers)
+
+
+class ReZeroBlock(nn.Module):
+    """x + alpha * f(x) with the residual scale alpha started at 0: the block is the identity at init (ReZero,
+    Bachlechner et al. 2020)."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.f = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+        self.alpha = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return x + self.alpha * self.f(x)
+
+
+def test_residual_scales_started_at_zero_are_not_an_exploding_signal():
+    """The layers inside each branch get a gradient of exactly 0 until alpha moves on the first step: those
+    gradients are not read as a ratio to 0."""
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 64), *[ReZeroBlock(64) for _ in range(4)], nn.Linear(64, 3))
+    report = doctor.check(model, x, y, nn.CrossEntropyLoss())
+    assert report["variance propagation"].status == "pass", report["variance propagation"]
+    assert "zero weights of 1.alpha" in str(report["variance propagation"].value)
+    assert not report.failed, report.failed

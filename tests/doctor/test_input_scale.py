@@ -101,3 +101,34 @@ def test_batchnorm_after_the_first_layer_is_left_alone_only_where_it_restores_th
     tiny = (x - x.min()) / (x.max() - x.min()) / 255  # its variance under eps: BatchNorm divides by sqrt(eps)
     assert checked(tiny, y, mlp(bn=True))["input scale"].status == "warn"
     assert watched(tiny, y, mlp(bn=True), epochs=1)["loop: inputs"].status == "warn"
+
+
+def layer_norm_mlp(bias: bool):
+    """The first Linear feeds a LayerNorm: with no bias it divides the input's scale out of every example."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(D, 64, bias=bias), nn.LayerNorm(64), nn.ReLU(), nn.Linear(64, C))
+
+
+def test_layer_norm_after_a_bias_free_first_layer_restores_the_scale_and_after_a_biased_one_does_not():
+    x, y = blobs()
+    small = (x - x.mean(0)) / x.std(0) / 150  # a unit converted twice; the first layer's output variance above eps
+    assert nonzero_abs_quantile(small) < SMALL
+    assert "input scale" not in checked(small, y, layer_norm_mlp(bias=False))
+    assert watched(small, y, layer_norm_mlp(bias=False), epochs=1)["loop: inputs"].status == "pass"
+    # with a bias the LayerNorm normalizes the bias, the same for every example: the input's part stays small
+    assert checked(small, y, layer_norm_mlp(bias=True))["input scale"].status == "warn"
+    assert watched(small, y, layer_norm_mlp(bias=True), epochs=1)["loop: inputs"].status == "warn"
+
+
+def test_group_norm_after_a_bias_free_convolution_is_read_like_a_batchnorm():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (256,), generator=g)
+    images = torch.randn(256, 1, 8, 8, generator=g) + y[:, None, None, None] * torch.linspace(-1, 1, 8)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.GroupNorm(2, 8), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(512, 2))
+    restored = images / 255 / 255 * 350  # its output variance above GroupNorm's eps
+    tiny = images / 255 / 255 * 60  # under it: GroupNorm divides by sqrt(eps)
+    assert nonzero_abs_quantile(restored) < SMALL
+    assert "input scale" not in checked(restored, y, model)
+    assert checked(tiny, y, model)["input scale"].status == "warn"

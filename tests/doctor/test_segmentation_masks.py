@@ -67,3 +67,19 @@ def test_a_0_255_mask_under_ignore_index_255_is_named_by_check_and_watch(masks):
     else:
         assert [v.status for v in checked if v.check == "targets"] in ([], ["pass"])
         assert watched["loop: labels"].status == "pass"
+
+
+def test_a_batch_of_background_images_padded_with_the_void_label_is_not_a_0_255_mask():
+    """Defect-free images (background only) padded to the crop size with 255, as segmentation crops are: the
+    batch holds one class beside padding, not a foreground stored as 255; a 0/255 mask padded alike still is."""
+    torch.manual_seed(0)
+    x, mask = _images(32)
+    background = torch.zeros_like(mask)
+    background[:, 12:, :] = 255  # padded at the bottom and right to 16 x 16
+    background[:, :, 13:] = 255
+    model = TinyUNet()
+    loss_fn = nn.CrossEntropyLoss(ignore_index=255)
+    checked = doctor.check(model, x, background, loss_fn)
+    assert [v.status for v in checked if v.check == "targets"] in ([], ["pass"])
+    png = torch.where(background == 255, 255, mask * 255)
+    assert doctor.check(model, x, png, loss_fn)["targets"].status == "warn"

@@ -92,3 +92,45 @@ def test_labels_shuffled_apart_from_their_documents_are_not_told_to_lower_the_ra
     curve = w.report()["learning rate (loss curve)"]
     assert str(curve.value).startswith("flat")
     assert "lower the learning rate" not in curve.advice and "shuffled" in curve.advice
+
+
+def _queries(n=1024, vocab=12, classes=3):
+    """Intent queries of one or two words from a dozen: the same query comes back many times in a batch, and
+    some requests arrive empty."""
+    g = torch.Generator().manual_seed(0)
+    docs = [torch.randint(0, vocab, (int(torch.randint(0, 3, (1,), generator=g)),), generator=g) for _ in range(n)]
+    return docs, torch.tensor([int(d[0]) % classes if len(d) else 0 for d in docs])
+
+
+class QueryBags(nn.Module):
+    """Bag of words, summed with per-token weights when given (``per_sample_weights``), averaged otherwise."""
+
+    def __init__(self, weighted: bool):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(12, 16, mode="sum" if weighted else "mean")
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, ids, offsets, weights=None):
+        return self.fc(self.bag(ids, offsets, per_sample_weights=weights))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_same_query_twice_in_a_batch_is_not_read_as_dropped_inputs(weighted):
+    """Equal bags give equal outputs: two rows with the same tokens, or two empty bags, have the same inputs
+    whatever their offsets (also beside per-sample weights, equal for equal tokens)."""
+    torch.manual_seed(0)
+    docs, labels = _queries()
+    model = QueryBags(weighted)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with doctor.watch(model, opt) as w:
+        for _ in range(2):
+            order = torch.randperm(len(docs)).tolist()
+            for i in range(0, len(docs), 32):
+                ids, offsets = _collate([docs[k] for k in order[i : i + 32]], cumsum=True)
+                weights = torch.full((len(ids),), 0.5) if weighted else None
+                loss = F.cross_entropy(model(ids, offsets, weights), labels[order[i : i + 32]])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=labels[order[i : i + 32]])
+    assert NAME not in [v.check for v in w.report() if v.status in ("warn", "fail")]

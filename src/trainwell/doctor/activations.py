@@ -268,17 +268,30 @@ def _set_aside_silent(stats: list[tuple[str, float, float | None]], zeroed: list
                   f"signal)")
 
 
+def _zero_weights(model: nn.Module) -> list[str]:
+    """The parameters that are exactly zero and scale what passes through them: a Linear/Conv weight (a new head
+    started at zero, LoRA's ``B``) or a parameter of the model's own (ReZero's residual scale ``alpha``, Bachlechner
+    et al. 2020; a zero gate). A bias adds and blocks no gradient: not one of them."""
+    found = []
+    for name, p in model.named_parameters():
+        owner = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+        if nn.parameter.is_lazy(p) or name.rpartition(".")[2] == "bias" or p.numel() == 0 or \
+                bool(p.detach().any()) or isinstance(owner, (nn.Embedding, nn.EmbeddingBag) + _NORMS):
+            continue
+        found.append(name.removesuffix(".weight") if isinstance(owner, (nn.Linear, nn.modules.conv._ConvNd))
+                     else name)
+    return found
+
+
 def _behind_zero_weights(stats: list[tuple], model: nn.Module) -> tuple[list[tuple], str]:
-    """With a Linear/Conv layer whose weight is exactly zero (an output layer started at zero, as fine-tuning
-    recipes do for a new head), the layers before it get a gradient of exactly 0 at init by design: their
-    gradients are not read (the layer learns on the first step and passes them on from then), while their
-    activations still are. Returns the stats and a note for the verdict's value."""
-    zero = [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) and
-            isinstance(getattr(m, "weight", None), torch.Tensor) and not nn.parameter.is_lazy(m.weight) and
-            not bool(m.weight.detach().any())]
+    """With a parameter that is exactly zero and scales a path (:func:`_zero_weights`: an output layer started at
+    zero, as fine-tuning recipes do for a new head, or a ReZero residual scale), the layers before it get a
+    gradient of exactly 0 at init by design: their gradients are not read (it learns on the first step and
+    passes them on from then), while their activations still are. Returns the stats and a note for the verdict's
+    value."""
+    zero = _zero_weights(model)
     if not zero or not any(s[2] == 0.0 and s[1] != 0.0 for s in stats):
         return stats, ""
     kept = [(s[0], s[1], None if s[2] == 0.0 and s[1] != 0.0 else s[2], *s[3:]) for s in stats]
     return kept, (f"; gradients not read: exactly 0 at init behind the zero weights of {', '.join(zero[:3])} "
                   "(it learns on the first step, then passes them on)")
-

@@ -15,6 +15,7 @@ from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor import checkpointing
 from trainwell.doctor.budget import _within_budget
+from trainwell.doctor.exact_kinks import on_kink
 from trainwell.doctor.forward import _KINKS, _training_forward
 from trainwell.doctor.gradient_subset import informative_subset
 from trainwell.doctor.inputs import Inputs, Targets, call, cast
@@ -218,9 +219,11 @@ def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tenso
                 found.flat.append((err, pname))  # the data loss does not move: a step function, or no dependence
                 found.stepped = found.stepped or steps(data, p, at)
                 continue
-            elif err > 1e-4 and abs((plus - f0) - (f0 - minus)) / h > 0.1 * abs(a - num):
+            elif err > 1e-4 and (abs((plus - f0) - (f0 - minus)) / h > 0.1 * abs(a - num) or
+                                 on_kink(objective, p, at, h, floor)):
                 # the one-sided slopes differ: a kink (ReLU, max) lies inside [w - h, w + h], so the centred
-                # difference averages two slopes; a wrong backward pass shows no such jump
+                # difference averages two slopes; a wrong backward pass shows no such jump (nor agreement a few
+                # h off a point that sits exactly on kinks: a zero-initialized gamma of a residual branch)
                 found.crossings += 1
                 continue
             if err > found.worst[0]:

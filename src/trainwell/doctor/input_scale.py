@@ -30,12 +30,16 @@ net whose first convolution feeds a BatchNorm2d (20 images, 150 Adam steps): pix
 and padding, not the input's signal) /255 twice stays at 1.35 to 1.65, and in eval mode (a frozen backbone) at
 1.94. So the verdict is left out only when the first weighted layer's output goes straight into a BatchNorm whose
 normalized output has a std of :data:`RESTORED` or more (:func:`batchnorm_restores`): inputs at the bar (99% of
-the non-zero |x| at 0.02) give 0.70 there.
+the non-zero |x| at 0.02) give 0.70 there. A LayerNorm or GroupNorm there is read alike, by the std over the
+batch of its normalized output (:func:`norm_scale`): after a bias-free first layer it divides the input's scale
+out of each example, but after one with a bias it normalizes the bias, the same for every example, and the
+input's part stays as small.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor.forward import _WEIGHTED, hooked_forward
@@ -90,6 +94,30 @@ def batchnorm_scale(norm: nn.Module, x: torch.Tensor) -> float | None:
     return float((var / (used + norm.eps)).mean().sqrt())
 
 
+#: the normalizations fed the first weighted layer's output that may restore the scale of small inputs
+NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+
+
+def norm_scale(norm: nn.Module, x: torch.Tensor) -> float | None:
+    """What the normalization ``norm`` leaves of the scale of its input ``x`` across the examples: a BatchNorm's
+    :func:`batchnorm_scale`; for a LayerNorm or GroupNorm the std over the batch of its normalized output (before
+    its affine), averaged over the elements: near 1 when each example's own part dominates and its eps is
+    negligible, near 0 when every example normalizes to the same values (a bias that dominates the input's part).
+    None for a tensor it cannot read."""
+    if isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        return batchnorm_scale(norm, x)
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2 or len(x) < 2:
+        return None
+    xd = x.detach().float()
+    if isinstance(norm, nn.LayerNorm):
+        z = F.layer_norm(xd, norm.normalized_shape, eps=norm.eps)
+    elif isinstance(norm, nn.GroupNorm):
+        z = F.group_norm(xd, norm.num_groups, eps=norm.eps)
+    else:
+        return None
+    return float(z.var(0, unbiased=False).mean().sqrt())
+
+
 def _key(t: torch.Tensor) -> tuple:
     return ("at", t.data_ptr(), t.numel())
 
@@ -113,9 +141,9 @@ def first_layer_reads_input(layer_input: torch.Tensor, inputs: set[tuple]) -> bo
 
 
 def batchnorm_restores(model: nn.Module, x: torch.Tensor | Inputs) -> bool:
-    """Whether the first weighted layer's output goes straight into a BatchNorm whose normalized output has a std of
-    :data:`RESTORED` or more in one forward (see the module docstring)."""
-    norms = (nn.modules.batchnorm._BatchNorm,)
+    """Whether the first weighted layer's output goes straight into a BatchNorm, LayerNorm or GroupNorm whose
+    normalized output has a std of :data:`RESTORED` or more in one forward (see the module docstring)."""
+    norms = NORMS
     seen: list = []
     hooked_forward(model, x, _WEIGHTED + norms, lambda name, inp, out: seen.append((model.get_submodule(name), inp,
                                                                                    out)))
@@ -123,7 +151,7 @@ def batchnorm_restores(model: nn.Module, x: torch.Tensor | Inputs) -> bool:
     if first is None or not isinstance(seen[first][2], torch.Tensor):
         return False
     fed = _key(seen[first][2])
-    scale = next((batchnorm_scale(m, inp) for m, inp, _ in seen[first + 1:]
+    scale = next((norm_scale(m, inp) for m, inp, _ in seen[first + 1:]
                   if isinstance(m, norms) and isinstance(inp, torch.Tensor) and _key(inp) == fed), None)
     return scale is not None and scale >= RESTORED
 

@@ -76,7 +76,7 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
                            f"{bulk:.3g}, max |x| {top:.3g}{where}",
                            "std ~ 1", LARGE_ADVICE)
         small = [s["layer_nz_q99"] for s in layer if s.get("layer_nz_q99") is not None]
-        restored = all((s.get("norm_scale") or 0.0) >= RESTORED for s in layer)  # a BatchNorm undoes the scale
+        restored = all((s.get("norm_scale") or 0.0) >= RESTORED for s in layer)  # a norm undoes the scale
         if small and len(small) == len(floating) and is_small(max(small)) and not restored:
             return Verdict(name, "warn", f"inputs far below unit scale: std up to {std:.3g}, 99% of "
                            f"the non-zero |x| below {max(small):.3g} as the first weighted layer receives them",

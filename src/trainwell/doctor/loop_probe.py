@@ -26,7 +26,7 @@ from trainwell.doctor import game_players, registration
 from trainwell.doctor import outputs as O
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.batch_statistics import NormCounts
-from trainwell.doctor.input_scale import batchnorm_scale, first_layer_reads_input, nonzero_abs_quantile, storage_keys
+from trainwell.doctor.input_scale import NORMS, first_layer_reads_input, nonzero_abs_quantile, norm_scale, storage_keys
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
 from trainwell.doctor.validation_inputs import SplitInputs
@@ -212,9 +212,9 @@ class LoopProbe:
         first = self._hook(self._first_layer_input)
         self._layer_hooks = [m.register_forward_hook(first) for m in self.model.modules()
                              if isinstance(m, _WEIGHTED)]
-        normed = self._hook(self._first_layer_normalized)  # a BatchNorm fed that layer's output may restore its scale
+        normed = self._hook(self._first_layer_normalized)  # a norm fed that layer's output may restore its scale
         self._layer_hooks += [m.register_forward_pre_hook(normed) for m in self.model.modules()
-                              if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+                              if isinstance(m, NORMS)]
         self._last_outs = {}
         # the modules that may give the scores last: a dropout (named once found), a Sigmoid (before a loss that
         # applies its own)
@@ -262,12 +262,13 @@ class LoopProbe:
                 entry["layer_nz_q99"] = nonzero_abs_quantile(xd)
 
     def _first_layer_normalized(self, module, args) -> None:
-        """The std a BatchNorm fed the first weighted layer's output makes of it (``norm_scale``)."""
+        """The std a BatchNorm, LayerNorm or GroupNorm fed the first weighted layer's output makes of it across the
+        examples (``norm_scale``)."""
         entry = self.inputs[-1] if self.inputs else None
         first = self._first_out() if self._first_out is not None else None
         if entry is None or first is None or "norm_scale" in entry or not args or args[0] is not first:
             return
-        entry["norm_scale"] = batchnorm_scale(module, first)
+        entry["norm_scale"] = norm_scale(module, first)
 
     def _any_step(self, optimizer, args, kwargs) -> None:
         """Every optimizer's step while armed (a global hook): another player's (a GAN's discriminator) takes the

@@ -89,14 +89,16 @@ def one_label_left(y: torch.Tensor, classes: int | None) -> tuple[str, str] | No
     segmentation's void label, under fewer than 255 classes) and every other target is one class: (what was
     seen, the advice); None otherwise. ``classes``: the outputs' width, None when unknown (a loss that reads one
     class only gives no softmax reading to take it from). A 0/255 binary mask (a PNG's foreground) under
-    ``ignore_index=255`` is one: the loss reads the background only, which a constant output fits."""
+    ``ignore_index=255`` is one: the loss reads the background only, which a constant output fits. Masks whose
+    ignored pixels are only whole rows and columns (a crop's padding, a void frame) are not: that batch's images
+    hold background alone, and their foreground is not on the ignored label."""
     if y.is_floating_point() or y.is_complex() or y.numel() < 2:
         return None
     flat = y.reshape(-1)
     ignored = (flat < 0) | ((flat == 255) & (classes is None or classes < 255))
     kept = flat[~ignored]
     if not bool(ignored.any()) or kept.numel() == 0 or not bool((kept == kept[0]).all()) or \
-            (classes is not None and int(kept[0]) >= classes):
+            (classes is not None and int(kept[0]) >= classes) or _padding_only(ignored.reshape(y.shape)):
         return None
     label = int(flat[ignored].mode().values)
     seen = (f"every target the loss reads is {int(kept[0])}; the other {float(ignored.double().mean()):.0%} are "
@@ -105,6 +107,15 @@ def one_label_left(y: torch.Tensor, classes: int | None) -> tuple[str, str] | No
         "a 0/255 mask (a PNG's foreground) has its foreground ignored under ignore_index=255: map it to 0/1 "
         "(mask // 255)" if label == 255 else "are the other classes stored under the ignored label?")
     return seen, advice
+
+
+def _padding_only(ignored: torch.Tensor) -> bool:
+    """Whether the ignored pixels of (N, ..., H, W) masks are, in every mask, whole rows and whole columns only
+    (a crop padded with the void label, a void frame), not shapes inside the image (a foreground)."""
+    if ignored.dim() < 3:
+        return False
+    rows, cols = ignored.all(-1, keepdim=True), ignored.all(-2, keepdim=True)
+    return bool(((rows | cols) == ignored).all())
 
 
 def ignored_all_but_one(y: torch.Tensor, out) -> Verdict | None:

@@ -6,9 +6,12 @@ The loss curve then stays flat at any learning rate.
 
 Read on each observed step from the step's one output (N, K) and the forward's tensors whose first dimension is
 the batch (the inputs of a row): a row counts when another row of the batch has exactly its output and not its
-inputs. Exact float equality of whole output rows does not happen by chance between inputs that reach the
-output. Only the first observed step and those after it that agree are read, so units that a large learning rate
-kills later in the run (the learning-rate verdict's cause) are not read as dropped inputs."""
+inputs. Offsets into a flat tensor of ids (``nn.EmbeddingBag(ids, offsets)``: N integers from 0, never falling,
+within the ids) give a row the bag they start, not their position: the same document twice in a batch, or two
+empty bags, are the same inputs. Exact float equality of whole output rows does not happen by chance between
+inputs that reach the output. Only the first observed step and those after it that agree are read, so units
+that a large learning rate kills later in the run (the learning-rate verdict's cause) are not read as dropped
+inputs."""
 
 from __future__ import annotations
 
@@ -22,17 +25,51 @@ MIN_SHARE = 0.25  # the share of a batch's rows with another row's output and no
 MOST = 2 / 3  # the share of observed steps that must show it, the first one included
 
 
+def _is_offsets(t: torch.Tensor, rows: int, flat: list[torch.Tensor]) -> bool:
+    """Whether ``t`` reads as ``rows`` bag offsets into one of the 1-D tensors ``flat``: integers from 0 that never
+    fall and stay within it (the lengths given for offsets fall, and are not read as offsets)."""
+    if t.dim() != 1 or len(t) != rows or t.is_floating_point() or t.dtype == torch.bool or int(t[0]) != 0:
+        return False
+    return bool((t[1:] >= t[:-1]).all()) and any(len(f) >= int(t[-1]) for f in flat)
+
+
+def _bag_ids(offsets: torch.Tensor, flat: list[torch.Tensor]) -> torch.Tensor:
+    """One id per bag for the bags ``offsets`` starts in each tensor of ``flat`` long enough for them (the ids,
+    and per-sample weights beside them): equal ids, equal contents."""
+    bounds = [*offsets.tolist()]
+    keys = []
+    for k, start in enumerate(bounds):
+        parts = []
+        for f in flat:
+            if len(f) >= bounds[-1]:
+                end = bounds[k + 1] if k + 1 < len(bounds) else len(f)
+                parts.append(tuple(f[start:end].double().tolist()))
+        keys.append(tuple(parts))
+    index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    return torch.tensor([index[key] for key in keys], dtype=torch.double)
+
+
 def _row_inputs(forward, rows: int) -> torch.Tensor | None:
-    """One id per row for the forward's tensors whose first dimension is ``rows`` (equal ids: equal inputs);
-    None when it took none."""
+    """One id per row for the forward's tensors whose first dimension is ``rows`` (equal ids: equal inputs), bag
+    offsets read as the bags they start; None when it took none."""
     if forward is None:
         return None
     args, kwargs = forward
-    parts = [t.detach().reshape(rows, -1).double() for t in [*args, *kwargs.values()]
-             if isinstance(t, torch.Tensor) and t.dim() >= 1 and t.shape[0] == rows and not t.is_complex()]
+    tensors = [t.detach().cpu() for t in [*args, *kwargs.values()] if isinstance(t, torch.Tensor) and
+               t.dim() >= 1 and not t.is_complex()]
+    flat = [t for t in tensors if t.dim() == 1]
+    offsets = [t for t in tensors if _is_offsets(t, rows, flat)]
+    if offsets:
+        bagged = [f for f in flat if f is not offsets[0] and len(f) >= int(offsets[0][-1])]
+        ids = _bag_ids(offsets[0], bagged)
+        tensors = [t for t in tensors if t is not offsets[0] and not any(t is f for f in bagged)]
+        parts = [ids[:, None]]
+    else:
+        parts = []
+    parts += [t.reshape(rows, -1).double() for t in tensors if t.shape[0] == rows]
     if not parts:
         return None
-    return torch.unique(torch.cat(parts, 1).cpu(), dim=0, return_inverse=True)[1]
+    return torch.unique(torch.cat(parts, 1), dim=0, return_inverse=True)[1]
 
 
 def tied_share(z: torch.Tensor, forward) -> float | None:
