@@ -28,6 +28,11 @@ class FirstStepsReader:
     def _keep(self, mode: TorchFunctionMode) -> None:
         raise NotImplementedError
 
+    @property
+    def active(self) -> bool:
+        """Whether its mode is entered: the torch calls until the next ``w.step`` are read."""
+        return self._mode is not None
+
     def start(self) -> None:
         """Watch the torch calls until :meth:`finish` (the next ``w.step``)."""
         if self._mode is not None or self._done() or self.tries >= TRIES:

@@ -3,8 +3,8 @@
 ``F.ctc_loss`` (``nn.CTCLoss``) reads log-probabilities over the classes (Graves et al. 2006); torch's CTC backward
 assumes them. On the first steps a :class:`~torch.overrides.TorchFunctionMode` sees the input the loop hands to
 ``F.ctc_loss``, however its loss is written: anything whose logsumexp over the classes is not 0 at every position
-the input lengths cover (raw scores, a softmax's probabilities) is named. Under ``torch.compile`` (no mode is
-entered) the loss's graph says it instead: a CTC node whose input is a softmax's output (past reshapes and
+the input lengths cover (raw scores, a softmax's probabilities) is named (a compiled model runs those steps
+uncompiled). The loss's graph says it too: a CTC node whose input is a softmax's output (past reshapes and
 transposes) was given probabilities.
 
 ``nn.PoissonNLLLoss(log_input=True)`` (the default, as ``F.poisson_nll_loss``) reads the outputs as log-rates: its
@@ -125,6 +125,11 @@ class LossInputReads:
     def start(self) -> None:
         self.pairs.start()
         self.ctc.start()
+
+    @property
+    def active(self) -> bool:
+        """Whether one of the modes is entered."""
+        return self.pairs.active or self.ctc.active
 
     def finish(self) -> None:
         """Leave the modes, the last entered first."""

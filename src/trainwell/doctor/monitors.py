@@ -168,7 +168,6 @@ class Monitor(Callback):
         self.warnings: list[dict] = []
         self._hooks: list = []
         self._recompile = None  # compiles a compiled model back after an observed step (suspend_compiled)
-        self.outer: nn.Module | None = None  # torch.compile's wrapper around the watched model, if it was given one
         self._armed = False
         self._functional: FunctionalActivations | None = None
         self._retries = 0  # observations dropped in a row (steps skipped on non-finite gradients)
@@ -219,7 +218,7 @@ class Monitor(Callback):
                 model, lambda name, kind, out: self._activation(name, _STAND_IN[kind], out))
             self._functional.__enter__()
         # a compiled model runs the observed step uncompiled: hooks traced into its graph would recompile it
-        self._recompile = suspend_compiled(model if self.outer is None else self.outer)
+        self._recompile = suspend_compiled(model)
 
     def _remove(self) -> None:
         for h in self._hooks:

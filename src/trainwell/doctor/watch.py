@@ -45,6 +45,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import watch_verdicts as wv
 from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
+from trainwell.doctor.compiled_wrappers import compiled_wrapper
 from trainwell.doctor.contrastive_floor import ContrastiveReader
 from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.echoed_targets import echoed_input
@@ -66,6 +67,7 @@ from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
+from trainwell.train.uncompiled import suspend_compiled
 
 
 class Watch:
@@ -92,9 +94,13 @@ class Watch:
         optimizers = [stepping(o) for o in optimizers]  # SAM's base_optimizer makes its update
         compiled = hasattr(model, "_orig_mod")
         outer, model = model, getattr(model, "_orig_mod", model)  # torch.compile's wrapper: hooks on the original
+        wrapper = None if compiled else compiled_wrapper(model)  # the loop may call torch.compile(model)'s wrapper
+        if wrapper is not None:
+            compiled, outer = True, wrapper
         self.monitor = Monitor(every=every, **monitor_options)
-        self.monitor.outer = outer if compiled else None  # observed steps run the wrapper uncompiled
         self.probe = LoopProbe(model, optimizers, every, compiled=compiled)
+        self._outer = outer  # what runs uncompiled on the steps the watch reads (_compile_next_step)
+        self._recompile = None  # compiles it back
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
@@ -125,6 +131,7 @@ class Watch:
         self._samplers.start()
         self._open = True
         self._start_readers()
+        self._compile_next_step()
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -137,6 +144,7 @@ class Watch:
         self.monitor._remove()
         self.monitor._armed = False
         self.probe.detach()
+        self._release_compiled()
         self._shuffles.stop()
         self._samplers.stop()
         if self._warnings is not None:
@@ -221,12 +229,27 @@ class Watch:
         if not (idle and self.monitor.skipped_step(self._state)):  # a step AMP's GradScaler skipped: observe the next
             self.monitor.on_batch_end(self._state)
         self._start_readers()
+        self._compile_next_step()
 
     def _start_readers(self) -> None:
-        """Enter the modes that read the torch calls of the next step's loss (not under torch.compile)."""
-        if not self.probe.compiled:
-            self._contrastive.start()
-            self._loss_inputs.start()
+        """Enter the modes that read the torch calls of the next step's loss."""
+        self._contrastive.start()
+        self._loss_inputs.start()
+
+    def _compile_next_step(self) -> None:
+        """A compiled model (``torch.compile(model)``'s wrapper, given or called by the loop, or
+        ``model.compile()``) runs the next step uncompiled when the watch reads it: an observed step (hooks that a
+        compiled forward would not call, or would break its graph on) or one whose loss the readers' modes see.
+        The other steps run compiled; the hooks on every forward are then left out of the graph."""
+        self._release_compiled()
+        p = self.probe
+        if p.compiled and (p._armed or self.monitor._armed or self._contrastive.active or self._loss_inputs.active):
+            self._recompile = suspend_compiled(self._outer)
+
+    def _release_compiled(self) -> None:
+        if self._recompile is not None:
+            self._recompile()
+            self._recompile = None
 
     def _finish_readers(self) -> None:
         """Leave them, the last entered first."""

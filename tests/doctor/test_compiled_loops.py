@@ -1,0 +1,79 @@
+"""doctor.watch(model, opt) on a loop that calls ``compiled = torch.compile(model)`` rather than the model: the
+steps the watch observes run the uncompiled forward (monitors and mode read, no graph break in the watch's
+hooks), the other steps run the compiled graph. Run in a subprocess: importing torch's compiler changes what
+the optimizers of the other tests go through."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+LOOP = """
+import json, warnings
+import torch, torch.nn.functional as F
+from torch import nn
+from torch._dynamo.utils import counters
+from trainwell import doctor
+
+runs = []
+def counting(gm, example_inputs):  # dynamo's graph run as it is: counts the steps that ran compiled
+    def run(*args):
+        runs.append(1)
+        return gm.forward(*args)
+    return run
+
+torch.manual_seed(0)
+centers = 3 * torch.randn(4, 8)
+y = torch.randint(0, 4, (1024,))
+x = centers[y] + torch.randn(1024, 8)
+model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 4))
+compiled = torch.compile(model, backend=counting)
+opt = torch.optim.SGD(model.parameters(), lr=0.05)
+EVAL_BUG = {bug}
+with warnings.catch_warnings(record=True) as shown:
+    warnings.simplefilter("always")
+    with doctor.watch(model, opt, every=20) as w:
+        for epoch in range(4):
+            if epoch == 0 or not EVAL_BUG:
+                compiled.train()
+            for i in range(0, 1024, 64):
+                loss = F.cross_entropy(compiled(x[i:i + 64]), y[i:i + 64])
+                opt.zero_grad(); loss.backward(); opt.step()
+                w.step(loss, y=y[i:i + 64])
+            compiled.eval()  # left in eval mode when EVAL_BUG
+            with torch.no_grad():
+                w.validate(F.cross_entropy(compiled(x[:256]), y[:256]).item())
+report = w.report()
+breaks = [k.splitlines()[0] for k in counters["graph_break"] if "torch.compiler.disable" not in k]
+print(json.dumps({{"mode": report["loop: train/eval mode"].status, "monitors": report["monitors"].status,
+                   "observed": sum("activations" in r for r in w.monitor.records), "breaks": breaks,
+                   "warnings": [str(m.message)[:200] for m in shown], "compiled_runs": len(runs),
+                   "compiles": counters["frames"]["ok"]}}))
+"""
+
+
+def _run(bug: bool) -> dict:
+    done = subprocess.run([sys.executable, "-c", LOOP.format(bug=bug)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Graph break" not in done.stderr, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_loop_calling_the_compiled_wrapper_is_observed_uncompiled_and_runs_compiled_otherwise():
+    got = _run(bug=False)
+    assert got["breaks"] == [] and got["warnings"] == [], got
+    assert got["mode"] == "pass" and got["monitors"] == "pass", got
+    assert got["observed"] == 3, got  # steps 19, 39, 59 of 64: the monitor's hooks saw each one's activations
+    # 64 training steps, 6 of them observed by the watch (the first 3, then 1 in 20): the rest run compiled, and
+    # so do the 4 validations; a compile for training and one for evaluation
+    assert got["compiled_runs"] >= 64 - 6, got
+    assert got["compiles"] <= 4, got
+
+
+@pytest.mark.slow
+def test_eval_mode_left_on_through_the_compiled_wrapper_is_named():
+    got = _run(bug=True)
+    assert got["breaks"] == [] and got["warnings"] == [], got
+    assert got["mode"] == "fail", got
