@@ -3,6 +3,7 @@ backbones, a CLS-token Transformer, a Siamese pair model, a GRU encoder-decoder,
 running statistics. Each gets verdicts, never an exception, no false alarm when healthy, and each planted bug is
 named by its cause."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -93,6 +94,7 @@ def _watched(model, x, y):
     return w.report()["loop: inputs"]
 
 
+@pytest.mark.slow  # seconds each
 def test_inputs_divided_twice_are_named_through_a_channels_last_copy():
     pixels, twice, y = _pixels()
     torch.manual_seed(0)
@@ -142,6 +144,7 @@ def _sentences(n=128, length=10, classes=4, seed=0):
     return ids.masked_fill(padding, 0), padding, y
 
 
+@pytest.mark.slow  # seconds each
 def test_a_mask_that_hides_the_real_tokens_beside_a_cls_token_is_named():
     ids, padding, y = _sentences()
     torch.manual_seed(0)
@@ -222,6 +225,7 @@ def _counting(n=96, length=8, vocab=20, seed=0):
     return source, torch.cat([torch.ones(n, 1, dtype=torch.long), target[:, :-1]], 1), target
 
 
+@pytest.mark.slow  # seconds each
 def test_a_baseline_missed_after_a_huge_output_init_names_the_initial_loss():
     source, target_in, target = _counting()
 

@@ -1,6 +1,7 @@
 """Inputs far below unit scale (pixels divided by 255 twice): named by check ('input scale') and watch
 ('loop: inputs'), with the verdicts that follow from them deferring; legitimate small-scale inputs pass."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -120,6 +121,7 @@ def test_layer_norm_after_a_bias_free_first_layer_restores_the_scale_and_after_a
     assert watched(small, y, layer_norm_mlp(bias=True), epochs=1)["loop: inputs"].status == "warn"
 
 
+@pytest.mark.slow  # seconds each
 def test_group_norm_after_a_bias_free_convolution_is_read_like_a_batchnorm():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (256,), generator=g)

@@ -208,6 +208,7 @@ def test_a_deep_tanh_net_initialized_too_small_still_fails_with_a_layernorm_at_i
     assert pf.variance_propagation(model, x, y).status == "fail"
 
 
+@pytest.mark.slow  # seconds each
 def test_a_generator_whose_loss_goes_through_the_discriminator_is_not_failed_by_the_baseline():
     gen, disc = _dcgan()
     opt = torch.optim.Adam(gen.parameters(), lr=2e-4, betas=(0.5, 0.999))

@@ -324,6 +324,7 @@ class BoxRegressor(nn.Module):
         return self.cls(h), self.box(h)
 
 
+@pytest.mark.slow  # seconds each
 def test_a_cnn_below_a_narrow_dense_layer_is_not_told_its_gradients_vanish():
     """Under He initialization the backward pass keeps the gradient's norm per example from layer to layer; its
     per-element std shrinks by the ratio of the layers' sizes (16 x 16 x 8 values below 32 units), which is no

@@ -2,6 +2,7 @@
 exactly 0, so ``relu(x + 0)`` sits on its kink wherever the ReLU before it gave exactly 0. The gradient check reads
 those coordinates as kinks, not as a wrong backward; a term cut from the graph still fails there."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,6 +46,7 @@ def _quadrant_images(n=64):
     return x, y
 
 
+@pytest.mark.slow  # seconds each
 def test_zero_initialized_residual_gamma_passes_the_gradient_check():
     torch.manual_seed(0)
     x, y = _quadrant_images()

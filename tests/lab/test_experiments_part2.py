@@ -3,6 +3,7 @@ experiment at quick size, the pieces they add, and for every verdict a negative 
 constant."""
 
 
+import pytest
 import torch
 
 from trainwell.lab import base, deep_relu_init, mixture_of_experts, pretraining, probes, registry, stopping_criteria
@@ -79,6 +80,7 @@ def test_masking_noise_zeroes_the_asked_fraction():
     assert abs(float((out == 0).float().mean()) - 0.3) < 0.02 and set(out.unique().tolist()) == {0.0, 1.0}
 
 
+@pytest.mark.slow  # seconds each
 def test_mnist1d_permute_seed_is_one_fixed_permutation_of_positions():
     from trainwell.data import load
 
