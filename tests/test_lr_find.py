@@ -52,6 +52,7 @@ def test_lr_find_command_prints_a_suggestion_and_writes_the_plot(workdir, capsys
     assert main(["lr-find", "--start", "1", "--end", "0.1"]) == 2
 
 
+@pytest.mark.slow  # seconds each
 def test_optim_lr_find_picks_the_rate_before_training(workdir):
     cfg = load_config(None, [*SPIRALS, 'optim.lr="find"'])
     assert cfg.optim.lr == "find"

@@ -38,6 +38,7 @@ def test_fit_writes_a_complete_run_directory_and_prints_a_table(workdir, capsys)
     assert len(list((workdir / "runs").iterdir())) == 2
 
 
+@pytest.mark.slow  # seconds each
 def test_json_flag_prints_the_summary_to_stdout(workdir, capsys):
     assert main(["fit", *TINY, "--quiet", "--json", "--out", "r"]) == 0
     captured = capsys.readouterr()

@@ -496,6 +496,7 @@ def test_labels_that_stand_out_are_noted_after_the_fit(workdir, capsys):
                 workdir / "ok")["label_notes"] == []
 
 
+@pytest.mark.slow  # seconds each
 def test_the_report_shows_the_class_names_and_the_label_notes(workdir):
     write_iris(workdir / "iris.csv", n_per_class=8)
     _fit(["data.name=csv", "data.root=iris.csv", "model.kind=mlp", "model.hidden=[8]", "train.epochs=1",

@@ -65,6 +65,7 @@ def test_a_plateau_at_temperature_one_is_named_as_the_temperature():
 
 
 @pytest.mark.parametrize("temperature", [0.1, 0.5])
+@pytest.mark.slow  # seconds each
 def test_a_healthy_loop_at_a_usual_temperature_is_not_warned(temperature):
     report = _train(temperature)
     bad = [v for v in report.report().verdicts if v.status in ("warn", "fail")]

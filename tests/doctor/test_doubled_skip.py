@@ -54,6 +54,7 @@ def _check(form):
 
 
 @pytest.mark.parametrize("form", ["sum of three", "added again"])
+@pytest.mark.slow  # seconds each
 def test_check_names_the_block_that_adds_its_input_twice(form):
     report = _check(form)
     v = report["residual blocks"]

@@ -81,6 +81,7 @@ def test_check_names_inputs_divided_twice_before_the_failed_fit():
     assert "input scale" not in healthy and healthy["overfit a tiny subset"].status == "pass"
 
 
+@pytest.mark.slow  # seconds each
 def test_legitimate_small_scale_inputs_pass():
     x, y = blobs()
     standardized = (x - x.mean(0)) / x.std(0)

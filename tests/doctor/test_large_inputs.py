@@ -3,6 +3,7 @@ as by watch ('loop: inputs'), with the same threshold; regression targets in raw
 as by watch ('loop: labels'). Standardized and [0, 1] inputs, one-hot rows, embedding ids and standardized targets
 stay silent."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -124,6 +125,7 @@ def test_check_and_watch_agree_on_large_inputs():
     assert warned(doctor.check(forecaster(), x, ys, nn.MSELoss()), "input scale")
 
 
+@pytest.mark.slow  # seconds each
 def test_regression_targets_in_raw_units_warn_and_standardized_ones_do_not():
     x, y = series()
     for loss_fn in (nn.MSELoss(), nn.L1Loss(), nn.HuberLoss()):

@@ -59,6 +59,7 @@ def _run(masks: str):
 
 
 @pytest.mark.parametrize("masks", ["png", "binary", "void_border"])
+@pytest.mark.slow  # seconds each
 def test_a_0_255_mask_under_ignore_index_255_is_named_by_check_and_watch(masks):
     checked, watched = _run(masks)
     if masks == "png":

@@ -5,6 +5,7 @@ make the update/weight ratio warn, also after a resume from a checkpoint."""
 import io
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -59,6 +60,7 @@ def attention_loop(seed):
     return w.report()
 
 
+@pytest.mark.slow  # seconds each
 def test_a_short_curve_that_levelled_off_within_the_noise_is_not_told_to_raise_the_rate():
     for seed in (0, 1, 2):
         curve = attention_loop(seed)[CURVE]

@@ -3,6 +3,7 @@ form with some label and weight per row, so the weights' signs are read from the
 (:func:`trainwell.doctor.policy_gradient.two_class_signs`): a REINFORCE loss with centred advantages goes below 0,
 where no supervised 2-class loss goes."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,6 +74,7 @@ def _contextual_bandit(steps=300):
     return w.report(), sum(rewards[:20]) / 20, sum(rewards[-20:]) / 20
 
 
+@pytest.mark.slow  # seconds each
 def test_a_two_action_reinforce_loop_is_read_as_a_policy_gradient():
     report = _corridor_reinforce()
     assert _verdict(report, "loop: loss").status == "info"

@@ -463,6 +463,7 @@ def test_a_vae_whose_kl_term_has_the_wrong_sign_is_named_not_passed():
     assert "falls without bound" in verdict.value and "wrong sign" in verdict.advice
 
 
+@pytest.mark.slow  # seconds each
 def test_a_healthy_vae_overfits_and_one_whose_sample_cuts_the_gradient_does_not():
     """A VAE's outputs are tied through its sampled z: no free output per example is within its reach, and a
     healthy one stopped far above that floor ("too little capacity", although training it by hand bottoms out

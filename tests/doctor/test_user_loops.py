@@ -345,6 +345,7 @@ def test_a_cnn_below_a_narrow_dense_layer_is_not_told_its_gradients_vanish():
     assert verdict.status == "pass" and "gradient norm" in verdict.value, verdict
 
 
+@pytest.mark.slow  # seconds each
 def test_a_filter_silent_where_the_images_are_blank_is_not_a_dead_relu():
     """The images hold their content in the top-left quarter, the rest is exactly 0: there each filter outputs its
     bias, below 0, so every channel is off at three quarters of the positions for every example, and fires in the

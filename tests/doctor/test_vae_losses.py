@@ -181,6 +181,7 @@ def test_units_that_die_while_the_loss_falls_without_bound_defer_to_it():
     assert kept["monitor: dead ReLUs"].status == "warn" and kept["monitor: non-finite gradients"].status == "fail"
 
 
+@pytest.mark.slow  # seconds each
 def test_a_kl_summed_over_the_batch_is_named_and_init_is_not_blamed():
     """Posterior collapse: the KL summed over the batch outweighs the averaged reconstruction. The gradient at the
     encoder is the KL's, which enters at the mean and log-variance, not one carried down through the decoder:
@@ -195,6 +196,7 @@ def test_a_kl_summed_over_the_batch_is_named_and_init_is_not_blamed():
         assert "outweighs the data term" in verdict.advice and "summed over the batch" in verdict.advice
 
 
+@pytest.mark.slow  # seconds each
 def test_a_healthy_vae_is_told_nothing_about_its_kl_term():
     x = images(256)
     torch.manual_seed(0)

@@ -81,6 +81,7 @@ def test_figures_drawn_there_equal_the_ones_drawn_here(run_dir, tmp_path, drawin
     assert manifest.foreign_files(run_dir) == []  # the other process recorded what it wrote
 
 
+@pytest.mark.slow  # seconds each
 def test_a_figure_that_fails_there_is_drawn_here_with_its_own_error(tmp_path, drawing_process, drawn_here):
     (tmp_path / "a-file").write_text("")
     figures = figure_process.Figures()
@@ -109,6 +110,7 @@ def test_a_process_that_died_leaves_the_drawing_here(tmp_path, drawing_process, 
     assert (tmp_path / "sent.png").read_bytes() == (tmp_path / "after.png").read_bytes()
 
 
+@pytest.mark.slow  # seconds each
 def test_without_fork_the_process_draws_one_job_after_another(tmp_path, drawn_here):
     process = figure_process.FigureProcess(sequential=True)
     try:
@@ -213,6 +215,7 @@ def test_a_forked_child_draws_its_own_figures_and_cannot_stop_the_process(tmp_pa
     assert (tmp_path / "child.png").read_bytes() == (tmp_path / "parent.png").read_bytes()
 
 
+@pytest.mark.slow  # seconds each
 def test_relative_paths_are_this_process_s_whatever_its_working_directory(tmp_path, monkeypatch, drawing_process,
                                                                           drawn_here):
     for folder in ("a", "b"):
@@ -258,6 +261,7 @@ def test_a_process_that_stopped_answering_is_killed_and_the_figure_drawn_here(tm
 
 
 @pytest.mark.parametrize("used", [False, True])
+@pytest.mark.slow  # seconds each
 def test_the_process_leaves_no_temporary_matplotlib_folder(tmp_path, monkeypatch, used):
     """Without a writable MPLCONFIGDIR matplotlib makes a temporary folder and removes it as it exits; the
     process runs that on either way it ends (asked to end at once, or after its figures)."""

@@ -239,6 +239,7 @@ def test_tables_outside_a_terminal_are_whole(workdir, capsys):
     assert max(len(line) for line in out.splitlines()) > 80
 
 
+@pytest.mark.slow  # seconds each
 def test_fit_says_what_it_does_before_training_and_counts_epochs_from_one(workdir, capsys):
     assert main(["fit", "--set", "data.name=xor", "--set", "model.kind=mlp", "--set", "model.hidden=[8]",
                  "--set", "train.epochs=2", "--out", "run"]) == 0
