@@ -17,6 +17,7 @@ import math
 import torch
 from torch.utils.data import RandomSampler
 
+from trainwell.doctor.method_readers import ReadsCalls
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: batch order"
@@ -27,33 +28,17 @@ KEPT = 512  # the watch keeps the targets of the first 512 w.step calls
 MIN_BITS = 64  # the repetition observed must be this unlikely by chance (-log2 of its probability)
 
 
-class SamplerCount:
+class SamplerCount(ReadsCalls):
     """Counts the iterations of torch's ``RandomSampler`` (one per epoch of a ``DataLoader(shuffle=True)``) between
     :meth:`start` and :meth:`stop`; several may count at once."""
 
-    _active: list[SamplerCount] = []
-    _original = None
+    patched = (RandomSampler, "__iter__")
 
     def __init__(self) -> None:
         self.count = 0
 
-    def start(self) -> None:
-        if not SamplerCount._active:
-            SamplerCount._original = RandomSampler.__iter__
-            RandomSampler.__iter__ = _counted_iter
-        SamplerCount._active.append(self)
-
-    def stop(self) -> None:
-        if self in SamplerCount._active:
-            SamplerCount._active.remove(self)
-            if not SamplerCount._active:
-                RandomSampler.__iter__ = SamplerCount._original
-
-
-def _counted_iter(sampler: RandomSampler):
-    for counter in SamplerCount._active:
-        counter.count += 1
-    return SamplerCount._original(sampler)
+    def saw(self, sampler: RandomSampler) -> None:
+        self.count += 1
 
 
 def _fingerprints(ys: list[torch.Tensor]) -> list[int]:

@@ -10,35 +10,23 @@ from __future__ import annotations
 
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from trainwell.doctor.method_readers import ReadsCalls
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: sampler weights"
 
 
-class LoaderSamplers:
+class LoaderSamplers(ReadsCalls):
     """Reads the sampler of each ``DataLoader`` iterated between :meth:`start` and :meth:`stop` (several readers
     may be active at once); :attr:`short` keeps (weights, examples) of a weighted sampler shorter than its
     dataset."""
 
-    _active: list[LoaderSamplers] = []
-    _original = None
+    patched = (DataLoader, "__iter__")
 
     def __init__(self) -> None:
         self.short: tuple[int, int] | None = None
 
-    def start(self) -> None:
-        if not LoaderSamplers._active:
-            LoaderSamplers._original = DataLoader.__iter__
-            DataLoader.__iter__ = _read_iter
-        LoaderSamplers._active.append(self)
-
-    def stop(self) -> None:
-        if self in LoaderSamplers._active:
-            LoaderSamplers._active.remove(self)
-            if not LoaderSamplers._active:
-                DataLoader.__iter__ = LoaderSamplers._original
-
-    def read(self, loader: DataLoader) -> None:
+    def saw(self, loader: DataLoader) -> None:
         try:
             examples = len(loader.dataset)
         except TypeError:  # an iterable dataset: no length, no index sampler
@@ -56,9 +44,3 @@ class LoaderSamplers:
                        f"{examples} examples: only examples 0..{weights - 1} are ever drawn",
                        "one weight per example", "the weights are per example, not per class: weights = "
                        "class_weights[labels], the weight of each example's class")
-
-
-def _read_iter(loader: DataLoader):
-    for reader in LoaderSamplers._active:
-        reader.read(loader)
-    return LoaderSamplers._original(loader)
