@@ -17,12 +17,13 @@ def read_json(path: Path, default=None):
         return default
 
 
-def config_overrides(config_text: str) -> dict[str, tuple[object, object]]:
-    """``{"optim.lr": (0.003, 0.01)}``: every config key whose value differs from trainwell's default."""
+def config_overrides(config_text: str, parsed: dict | None = None) -> dict[str, tuple[object, object]]:
+    """``{"optim.lr": (0.003, 0.01)}``: every config key whose value differs from trainwell's default
+    (``parsed``: the text already read by :func:`read_config`, which is then not parsed again)."""
     from trainwell.config import Config
 
     out = {}
-    diff_config(read_config(config_text), Config().to_dict(), "", out)
+    diff_config(read_config(config_text) if parsed is None else parsed, Config().to_dict(), "", out)
     return out
 
 

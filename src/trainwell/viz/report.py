@@ -332,8 +332,8 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
     history = runfiles.history_records(read_jsonl(run.metrics), run.metrics)
     records = runfiles.monitor_records(read_jsonl(run.path / "monitors.jsonl"), run.path / "monitors.jsonl")
     config_text = run.config.read_text(encoding="utf-8") if run.config.exists() else ""
-    overrides = config_overrides(config_text)
     cfg = read_config(config_text)
+    overrides = config_overrides(config_text, cfg)
     model_rows = runfiles.model_rows(read_json(run.path / MODEL_FILE, []) or [], run.path / MODEL_FILE)
     figures = figures if figures is not None else (() if live else PNG_FIGURES)
     if figures:
