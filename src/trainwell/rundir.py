@@ -20,21 +20,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from trainwell.durability import deferred, fsync_folder
 from trainwell.errors import TrainwellError
 from trainwell.manifest import record as record_written
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 def _umask() -> int:
@@ -44,16 +32,19 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + fsync + rename; on failure the old file is untouched."""
+    """Write ``data`` to ``path`` via a temp file + fsync + rename; on failure the old file is untouched. Inside
+    :func:`trainwell.durability.synced_together` the syncs wait for the block's end (the file is complete at once)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    later = deferred(path)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files are readable like the user's others
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if not later:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         try:
@@ -63,7 +54,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if isinstance(exc, OSError) and exc.filename is None:  # e.g. ENOSPC from write/fsync: say which file
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
-    _fsync_dir(path.parent)
+    if not later:
+        fsync_folder(path.parent)
     record_written(path)  # in a run folder's manifest: --force may delete what trainwell wrote, nothing else
 
 
@@ -191,7 +183,10 @@ def append_jsonl(path: str | Path, record: dict) -> None:
 
 
 def sync_file(path: str | Path) -> None:
-    """fsync an existing file so that everything written to it so far is on disk."""
+    """fsync an existing file so that everything written to it so far is on disk (inside
+    :func:`trainwell.durability.synced_together`: at the block's end)."""
+    if deferred(path):
+        return
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

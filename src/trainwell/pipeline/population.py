@@ -21,6 +21,7 @@ from trainwell import optim
 from trainwell.config import Config, config_from_dict, read_toml
 from trainwell.data import corrupt
 from trainwell.data.splits import Splits
+from trainwell.durability import synced_together
 from trainwell.errors import ConfigError, ParameterError, TrainwellError
 from trainwell.nn.models import build_model
 from trainwell.pipeline.build import (
@@ -267,7 +268,8 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
             run.truncate_metrics(ckpt["epoch"], ckpt["members"][runs.index(run)]["history"])
     else:
         home.checkpoints.mkdir(parents=True, exist_ok=True)
-        preflight_s, shared_from = _start_runs(runs, configs, preps)
+        with synced_together():  # every member's new files: one sync for all
+            preflight_s, shared_from = _start_runs(runs, configs, preps)
     fit_tic = time.perf_counter()
     _train(trainer, (splits.train[0], torch.stack([p.splits.train[1] for p in preps])),
            splits.val if configs[0].train.val_each_epoch else None, home)
@@ -277,7 +279,8 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
               **({"preflight_shared_from": shared_from[m]} if shared_from[m] is not None else {}),
               "population": {"member": m, "size": size, "skipped_checks": skipped},
               **({"lr_find": found_lrs[m]} if found_lrs[m] is not None else {})} for m in range(size)]
-    results = _write_members(trainer, preps, runs, step_losses, extra, wall=wall / size, fit_s=fit_s / size)
+    with synced_together():
+        results = _write_members(trainer, preps, runs, step_losses, extra, wall=wall / size, fit_s=fit_s / size)
     return PopulationResult(members=results, skipped=skipped, wall_s=time.perf_counter() - tic)
 
 

@@ -39,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from trainwell.durability import synced_together
 from trainwell.optim import Schedule
 from trainwell.train import trainer_state
 from trainwell.train.batches import (
@@ -248,10 +250,17 @@ class Trainer(TrainerIO):
         self._resumed = True
 
     # -- the loop ------------------------------------------------------------------------------------------
+    def _members_synced(self):
+        """A population's members' callbacks write their files (best.pt, each metrics file's sync) at the same
+        epochs: made durable together at the end of the hook, before the run's own callbacks (its checkpoint) run
+        (:func:`trainwell.durability.synced_together`); one model's are synced as each is written."""
+        return contextlib.nullcontext() if self.single else synced_together()
+
     def _call(self, hook: str, members: Sequence[int] = ()) -> None:
-        for m in members:
-            for cb in self.member_callbacks[m]:
-                getattr(cb, hook)(self.members[m])
+        with self._members_synced():
+            for m in members:
+                for cb in self.member_callbacks[m]:
+                    getattr(cb, hook)(self.members[m])
         for cb in self.callbacks:
             getattr(cb, hook)(self.state)
 
@@ -443,11 +452,12 @@ class Trainer(TrainerIO):
                 s.stop = s.failure = f"non-finite training loss at epoch {epoch + 1}"  # a failed run
             s.step, s.metrics = state.step, metrics
             s.history.append(metrics)
-        for m in active:
-            for cb in self.member_callbacks[m]:
-                cb.on_epoch_end(members[m])
-            if members[m].stop is not None:
-                learner.freeze(m)
+        with self._members_synced():
+            for m in active:
+                for cb in self.member_callbacks[m]:
+                    cb.on_epoch_end(members[m])
+                if members[m].stop is not None:
+                    learner.freeze(m)
         row = learner.run_row(epoch, state.step, rows)
         if row is not None:  # a population: its own row; for one model the run's row is the model's
             state.metrics = row
