@@ -57,3 +57,33 @@ def test_a_lambda_lr_function_that_returns_the_rate_is_named(returns_rate):
     assert report[NAME].status == "warn" and "squared" in str(report[NAME].value)
     assert "return the factor alone" in report[NAME].advice
     assert [v.check for v in report if v.status in ("warn", "fail")] == [NAME]  # the flat curve defers to it
+
+
+@pytest.mark.parametrize("returns_rate", [False, True])
+def test_a_long_warm_up_watched_over_its_start_is_not_read_as_the_rate_squared(returns_rate):
+    """A factor warming up over 320 steps, watched for its first 32 at lr 0.1, reaches 0.1 x 0.1 = lr squared at
+    the last step, the very rates of a function that returns lr x (a warm-up over 32 steps). The factor reaches 1
+    past the watched steps and passes; the function that returns the rate is named."""
+    torch.manual_seed(0)
+    x, y = _blobs(1024)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=True)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 5))
+    lr = 0.1
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+
+    def factor(step):
+        decay = 0.5 * (1 + math.cos(math.pi * step / 5000))
+        return lr * min(1.0, (step + 1) / 32) * decay if returns_rate else min(1.0, (step + 1) / 320) * decay
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    with doctor.watch(model, opt, every=5) as w:
+        for xb, yb in loader:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            schedule.step()
+            w.step(loss, y=yb)
+    verdict = w.report()[NAME]
+    assert math.isclose(max(w.probe.lrs), lr**2, rel_tol=0.02)  # the same rates either way
+    assert (verdict.status == "warn" and "squared" in str(verdict.value)) is returns_rate

@@ -63,3 +63,62 @@ def test_a_weighted_sampler_given_one_weight_per_class_is_named(weights):
         assert "class_weights[labels]" in report[NAME].advice
     else:
         assert NAME not in report.checks
+
+
+class Oversampled(torch.utils.data.Dataset):
+    """The table twice over: index ``i`` is example ``i % n``, so that a sampler over ``n`` weights reaches all."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return 2 * len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i % len(self.data)]
+
+
+def _train_oversampled(weights: str):
+    torch.manual_seed(0)
+    cat, num, y = _table(1024)
+    class_weights = 1.0 / torch.bincount(y).float()
+    per = class_weights if weights == "per_class" else class_weights[y]
+    data = Oversampled(TensorDataset(cat, num, y))
+    loader = DataLoader(data, batch_size=64, sampler=WeightedRandomSampler(per, num_samples=len(data)))
+    model = Tabular()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with doctor.watch(model, opt, every=5) as w:
+        for c, x, t in loader:
+            loss = F.cross_entropy(model(c, x), t)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=t)
+    return w.report()
+
+
+@pytest.mark.parametrize("weights", ["per_class", "per_example"])
+def test_a_dataset_that_repeats_the_weighted_examples_is_not_short_of_weights(weights):
+    """Per-example weights over a dataset that repeats its examples past them reach every example: no verdict;
+    per-class weights over the same dataset still draw only examples 0..1."""
+    report = _train_oversampled(weights)
+    if weights == "per_class":
+        assert report[NAME].status == "fail" and "2 weights" in str(report[NAME].value)
+    else:
+        assert NAME not in report.checks
+
+
+def test_reading_the_dataset_leaves_the_loops_draws_alone():
+    """The indices read past the weights do not move torch's generator, even for a dataset that draws."""
+
+    class Noisy(Oversampled):
+        def __getitem__(self, i):
+            return super().__getitem__(i) + torch.rand(()).round().long()
+
+    from trainwell.doctor.sampler_weights import repeats_past
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    repeats_past(Noisy(torch.arange(8)), 8, 16)
+    assert torch.equal(torch.rand(3), expected)

@@ -101,6 +101,7 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
                        "gradient (any zero-sum gradient fits); its outputs are raw logits", "-", "")
     rows = max(s["rows"], 1)
     formula = _formula(form, s, steps)
+    weighted = False  # per-example weights that differ
     if abs(weight - 1) <= 0.02:
         value = f"mean {formula} (weights sum to {weight:.3g}){amp}"
     elif abs(weight - rows) <= 0.02 * rows:
@@ -120,6 +121,7 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
         # weights, and the first loss against ln C still tells)
         value = (f"{formula} with per-example weights (they differ between examples or steps), summing to "
                  f"{weight:.3g}{amp}")
+        weighted = True
     else:
         return Verdict(name, "warn", f"the {formula}'s gradient is {weight:.3g}x that of its mean over the step's "
                        f"{rows} examples", "weights summing to 1", "the loss is scaled: counted twice (added to "
@@ -128,15 +130,30 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     # the loss of a model with several heads adds their terms: its first value is not cross-entropy's alone
     if first_loss is not None and c and c > 1 and s["step"] == 0 and math.isfinite(first_loss) and \
             not probe.multi_output:
-        expected = weight * math.log(c) / max(k, 1)
-        # with k accumulated micro-batches the loss given to w.step may be one divided part or the whole: ln C
-        if weight > 0 and first_loss > 2.0 * weight * math.log(c):
-            return Verdict(name, "warn", f"first loss {first_loss:.4g} vs {expected:.4g} (ln C, C = {c} from the "
-                           "output width)", "near ln C at initialization", "initial outputs are far from uniform: "
-                           "inputs far from unit scale, a last layer initialized too large, or a sum after it "
-                           "without normalization (doctor.check on a batch names which)")
-        value += f"; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}"
+        return _against_ln_c(name, value, first_loss, weight, c, k, weighted)
     return Verdict(name, "pass", value, "-")
+
+
+def _against_ln_c(name: str, value: str, first_loss: float, weight: float, c: int, k: int,
+                  weighted: bool) -> Verdict:
+    """The first loss of a cross-entropy read from its gradient (weights summing to ``weight``, ``k`` accumulated
+    micro-batches; ``weighted``: per-example weights that differ) against ``weight`` x ln C. Weights below 1 that
+    differ, with a first loss no higher than ln C, are a loss that grows slower than cross-entropy: generalized
+    cross-entropy (1 - p^q) / q has the gradient of cross-entropy times p^q and starts between p^q x ln C and
+    ln C; it is not compared."""
+    if weighted and weight < 0.98 and first_loss <= math.log(c):
+        return Verdict(name, "pass", f"{value}; first loss {first_loss:.4g}, between {weight:.3g} x ln C = "
+                       f"{weight * math.log(c):.4g} and ln C = {math.log(c):.4g}: a loss that grows slower than "
+                       "cross-entropy (generalized cross-entropy (1 - p^q) / q) starts there, so it is not compared "
+                       "with ln C", "-")
+    expected = weight * math.log(c) / max(k, 1)
+    # with k accumulated micro-batches the loss given to w.step may be one divided part or the whole: ln C
+    if weight > 0 and first_loss > 2.0 * weight * math.log(c):
+        return Verdict(name, "warn", f"first loss {first_loss:.4g} vs {expected:.4g} (ln C, C = {c} from the "
+                       "output width)", "near ln C at initialization", "initial outputs are far from uniform: "
+                       "inputs far from unit scale, a last layer initialized too large, or a sum after it "
+                       "without normalization (doctor.check on a batch names which)")
+    return Verdict(name, "pass", f"{value}; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}", "-")
 
 
 def _formula(form: str, s: dict, steps: list[dict]) -> str:

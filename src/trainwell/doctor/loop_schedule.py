@@ -11,6 +11,7 @@ training losses, reproduces cut for cut is that scheduler stepped every batch on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.verdict import Verdict
@@ -19,6 +20,8 @@ from trainwell.doctor.verdict import Verdict
 COLLAPSED = 0.01
 #: the peak within this share of the base rate squared reads as a schedule function that returns the rate
 SQUARED_TOLERANCE = 0.02
+#: a LambdaLR function whose values reach this returns a factor, not a rate (the rate is read at lr 0.1 or below)
+FACTOR_PEAK = 0.5
 #: a per-batch schedule whose rate changes no more often than every this many steps is stepped per epoch
 PLATEAU = 10
 
@@ -30,10 +33,11 @@ _CUT_ADVICE = ("the schedule cut the rate below 1% of its start before mid-run, 
                "set min_lr, or stop early instead of training on at a vanishing rate")
 
 
-def lr_schedule(probe: LoopProbe, losses: list[float] | None = None) -> Verdict:
+def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
+                factor_peak: Callable[[int], float | None] | None = None) -> Verdict:
     """The learning rate the optimizer applied, step by step, of every param group; the first group whose
     schedule is off is named (``losses``: the training loss of every step, replayed through ReduceLROnPlateau's
-    rule)."""
+    rule; ``factor_peak``: the largest factor a group's LambdaLR function returns, None when not known)."""
     name = "loop: learning rate applied"
     if not [v for v in probe.lrs if math.isfinite(v)]:
         return Verdict(name, "skip", "skipped: the optimizer never stepped", "-", "")
@@ -42,7 +46,8 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None) -> Verdict:
         if probe.group_lrs else [probe.lrs]
     peaks, epochs = probe.max_lrs, set(probe.validation_steps)
     verdicts = [_squared(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
-                         probe.initial_lrs[i] if i < len(probe.initial_lrs) else None) or
+                         probe.initial_lrs[i] if i < len(probe.initial_lrs) else None,
+                         (lambda i=i: factor_peak(i)) if factor_peak else None) or
                 _group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
                                 peaks[i] if i < len(peaks) else None, epochs, losses)
                 for i, lrs in enumerate(groups)]
@@ -53,13 +58,20 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None) -> Verdict:
     return worst
 
 
-def _squared(name: str, lrs: list[float], group: int | None, initial_lr: float | None) -> Verdict | None:
+def _squared(name: str, lrs: list[float], group: int | None, initial_lr: float | None,
+             factor_peak: Callable[[], float | None] | None = None) -> Verdict | None:
     """A warn when the rate's peak is the scheduler's base rate squared (within 2%, a base of 0.1 or below): a
-    ``LambdaLR`` whose function returns the rate, ``lr * factor``, which the scheduler multiplies by ``lr`` again."""
+    ``LambdaLR`` whose function returns the rate, ``lr * factor``, which the scheduler multiplies by ``lr`` again.
+    None when the group's LambdaLR function (``factor_peak``: its largest value, read past the watched steps)
+    returns a factor: one that reaches :data:`FACTOR_PEAK` (a watch that ends in a long warm-up sees its rate
+    pass lr squared on the way up)."""
     if not lrs or initial_lr is None or not 0 < initial_lr <= 0.1:
         return None
     peak = max(lrs)
     if abs(peak - initial_lr**2) > SQUARED_TOLERANCE * initial_lr**2:
+        return None
+    function_peak = factor_peak() if factor_peak is not None else None
+    if function_peak is not None and function_peak >= FACTOR_PEAK:
         return None
     where = f"param group {group}: " if group is not None else ""
     return Verdict(name, "warn", f"{where}the rate peaks at {peak:.3g}, the optimizer's lr {initial_lr:.3g} squared: "

@@ -4,16 +4,56 @@ the indices 0..C-1: the loop trains on C examples over and over, whatever the da
 silently; the fix is ``weights = (1 / class_counts)[labels]``, the weight of each example's class.
 
 Read from every ``DataLoader`` iterated while watched (its ``sampler``, or its ``batch_sampler``'s): a weighted
-sampler with fewer weights than the loader's dataset has examples."""
+sampler with fewer weights than the loader's dataset has examples. A dataset that repeats its examples past the
+weights (``dataset[i]`` is ``dataset[i % len(weights)]``, an oversampling view of the weighted examples) has no
+example the sampler cannot draw: a few of the indices past the weights are read to tell."""
 
 from __future__ import annotations
 
+import random
+
+import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from trainwell.doctor.method_readers import ReadsCalls
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: sampler weights"
+PROBES = 4  # the indices past the weights read to tell a dataset that repeats its examples
+
+
+def _same(a, b) -> bool:
+    """Whether two dataset items hold the same values (tensors, arrays, numbers, strings, nested in tuples, lists
+    and dicts)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and \
+            bool(torch.equal(a, b))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if hasattr(a, "shape") and hasattr(b, "shape"):  # numpy arrays
+        return a.shape == b.shape and bool((a == b).all())
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
+def repeats_past(dataset, weights: int, examples: int) -> bool:
+    """Whether ``dataset`` (``examples`` long) repeats its first ``weights`` examples past them: ``dataset[i]``
+    equals ``dataset[i % weights]`` at :data:`PROBES` indices spread over the rest (a dataset that cannot be read
+    there does not)."""
+    rest = examples - weights
+    probes = sorted({weights + (rest - 1) * k // max(PROBES - 1, 1) for k in range(PROBES)})
+    state = random.getstate()
+    with torch.random.fork_rng(devices=[]):  # a dataset that draws (augmentation) leaves the loop's draws alone
+        try:
+            return all(_same(dataset[i], dataset[i % weights]) for i in probes)
+        except Exception:  # noqa: BLE001 - a user's dataset may raise anything
+            return False
+        finally:
+            random.setstate(state)
 
 
 class LoaderSamplers(ReadsCalls):
@@ -32,7 +72,8 @@ class LoaderSamplers(ReadsCalls):
         except TypeError:  # an iterable dataset: no length, no index sampler
             return
         for sampler in (loader.sampler, getattr(loader.batch_sampler, "sampler", None)):
-            if isinstance(sampler, WeightedRandomSampler) and len(sampler.weights) < examples:
+            if isinstance(sampler, WeightedRandomSampler) and len(sampler.weights) < examples and \
+                    not repeats_past(loader.dataset, len(sampler.weights), examples):
                 self.short = (len(sampler.weights), examples)
 
     def verdict(self) -> Verdict | None:

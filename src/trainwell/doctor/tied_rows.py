@@ -8,10 +8,11 @@ Read on each observed step from the step's one output (N, K) and the forward's t
 the batch (the inputs of a row): a row counts when another row of the batch has exactly its output and not its
 inputs. Offsets into a flat tensor of ids (``nn.EmbeddingBag(ids, offsets)``: N integers from 0, never falling,
 within the ids) give a row the bag they start, not their position: the same document twice in a batch, or two
-empty bags, are the same inputs. Exact float equality of whole output rows does not happen by chance between
-inputs that reach the output. Only the first observed step and those after it that agree are read, so units
-that a large learning rate kills later in the run (the learning-rate verdict's cause) are not read as dropped
-inputs."""
+empty bags, are the same inputs. Of several inputs, a row counts only when it does whichever one is left out (an
+id the forward takes for logging and ignores is not a dropped input). Exact float equality of whole output rows
+does not happen by chance between inputs that reach the output. Only the first observed step and those after it
+that agree are read, so units that a large learning rate kills later in the run (the learning-rate verdict's
+cause) are not read as dropped inputs."""
 
 from __future__ import annotations
 
@@ -49,11 +50,12 @@ def _bag_ids(offsets: torch.Tensor, flat: list[torch.Tensor]) -> torch.Tensor:
     return torch.tensor([index[key] for key in keys], dtype=torch.double)
 
 
-def _row_inputs(forward, rows: int) -> torch.Tensor | None:
-    """One id per row for the forward's tensors whose first dimension is ``rows`` (equal ids: equal inputs), bag
-    offsets read as the bags they start; None when it took none."""
+def _row_parts(forward, rows: int) -> list[torch.Tensor]:
+    """One (rows, k) key per input of the forward whose first dimension is ``rows`` (equal key rows: equal
+    inputs), bag offsets and the flat tensors they index read as one key, the bags they start; empty when it took
+    none."""
     if forward is None:
-        return None
+        return []
     args, kwargs = forward
     tensors = [t.detach().cpu() for t in [*args, *kwargs.values()] if isinstance(t, torch.Tensor) and
                t.dim() >= 1 and not t.is_complex()]
@@ -66,25 +68,33 @@ def _row_inputs(forward, rows: int) -> torch.Tensor | None:
         parts = [ids[:, None]]
     else:
         parts = []
-    parts += [t.reshape(rows, -1).double() for t in tensors if t.shape[0] == rows]
-    if not parts:
-        return None
-    return torch.unique(torch.cat(parts, 1), dim=0, return_inverse=True)[1]
+    return parts + [t.reshape(rows, -1).double() for t in tensors if t.shape[0] == rows]
+
+
+def _share(outputs: torch.Tensor, parts: list[torch.Tensor]) -> float:
+    """The share of rows whose output id (``outputs``) another row shares with other inputs (``parts``)."""
+    inputs = torch.unique(torch.cat(parts, 1), dim=0, return_inverse=True)[1]
+    pairs = torch.stack([outputs, inputs], 1)
+    distinct_inputs = torch.bincount(torch.unique(pairs, dim=0)[:, 0], minlength=len(outputs))
+    return float((distinct_inputs[outputs] > 1).double().mean())
 
 
 def tied_share(z: torch.Tensor, forward) -> float | None:
     """The share of ``z``'s rows that share their output with a row whose inputs (from ``forward``, the step's
-    ``(args, kwargs)``) differ; None when it cannot be read (under :data:`MIN_ROWS` rows, no per-row input)."""
+    ``(args, kwargs)``) differ; None when it cannot be read (under :data:`MIN_ROWS` rows, no per-row input). With
+    several inputs, the least share over the inputs less any one of them: an input the forward ignores (a row id
+    kept for logging) makes every row's inputs differ, and rows with equal features then share an output for the
+    right reason; the rows of a dropped input stay tied whichever input is left out."""
     if not isinstance(z, torch.Tensor) or z.dim() not in (1, 2) or len(z) < MIN_ROWS or z.numel() > 2**16 or \
             not z.is_floating_point():
         return None
-    inputs = _row_inputs(forward, len(z))
-    if inputs is None:
+    parts = _row_parts(forward, len(z))
+    if not parts:
         return None
     outputs = torch.unique(z.detach().reshape(len(z), -1).cpu(), dim=0, return_inverse=True)[1]
-    pairs = torch.stack([outputs, inputs], 1)
-    distinct_inputs = torch.bincount(torch.unique(pairs, dim=0)[:, 0], minlength=len(z))
-    return float((distinct_inputs[outputs] > 1).double().mean())
+    if len(parts) == 1:
+        return _share(outputs, parts)
+    return min(_share(outputs, parts[:i] + parts[i + 1 :]) for i in range(len(parts)))
 
 
 def tied_rows_verdict(steps: list[dict]) -> Verdict | None:

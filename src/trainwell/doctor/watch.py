@@ -50,6 +50,7 @@ from trainwell.doctor.contrastive_floor import ContrastiveReader
 from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.echoed_targets import echoed_input
 from trainwell.doctor.epoch_order import SamplerCount
+from trainwell.doctor.lambda_factors import LambdaSchedules
 from trainwell.doctor.loop_deferral import defer
 from trainwell.doctor.loop_loss_inputs import LossInputReads
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
@@ -118,6 +119,7 @@ class Watch:
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
         self._samplers = LoaderSamplers()  # the weighted samplers of the DataLoaders iterated while watched
+        self._lambdas = LambdaSchedules()  # the LambdaLR schedulers stepped while watched
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._open = False
@@ -129,6 +131,7 @@ class Watch:
         self._catch_torch_warnings()
         self._shuffles.start()
         self._samplers.start()
+        self._lambdas.start()
         self._open = True
         self._start_readers()
         self._compile_next_step()
@@ -147,6 +150,7 @@ class Watch:
         self._release_compiled()
         self._shuffles.stop()
         self._samplers.stop()
+        self._lambdas.stop()
         if self._warnings is not None:
             self._warnings.__exit__(None, None, None)
             self._warnings = None
