@@ -67,7 +67,7 @@ class Net(nn.Module):
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
             nn.Sequential(nn.Linear(64, 3), nn.Softmax(dim=1)) if kind == "aux3_softmax" else None
         self.softmax = {"softmax": nn.Softmax(dim=1), "sigmoid": nn.Sigmoid(), "relu_head": nn.ReLU(),
-                        "dropout_head": nn.Dropout(0.1)}.get(kind)
+                        "dropout_head": nn.Dropout(0.1), "batchnorm_head": nn.BatchNorm1d(classes)}.get(kind)
 
     def forward(self, x):
         if self.kind.startswith("checkpoint"):  # the body recomputed in backward; reentrant on the data tensor
@@ -490,6 +490,9 @@ CASES = [
     # early stopping: the best weights kept by reference, restored after the loop
     Case("best = model.state_dict() kept without a copy, restored with load_state_dict", Loop(keep_best="reference"),
          Loop(keep_best="deepcopy"), "loop: restored weights"),
+    # the output layer: a BatchNorm1d on the scores, after the last Linear
+    Case("BatchNorm1d after the last Linear layer (on the logits)", Loop(model="batchnorm_head"), Loop(),
+         "BatchNorm1d module"),
 ]
 
 

@@ -30,8 +30,8 @@ def shared_parameters(module: nn.Module, state: Mapping) -> list[str]:
     shared = []
     for name, p in module.named_parameters(remove_duplicate=False):
         value = state.get(name)
-        if isinstance(value, torch.Tensor) and p.numel() and value.numel() and value.data_ptr() == p.data_ptr() \
-                and value.device == p.device:
+        if isinstance(value, torch.Tensor) and value.device == p.device and p.device.type != "meta" and \
+                p.numel() and value.numel() and value.data_ptr() == p.data_ptr() != 0:
             shared.append(name)
     return shared
 
