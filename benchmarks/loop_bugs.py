@@ -67,7 +67,7 @@ class Net(nn.Module):
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
             nn.Sequential(nn.Linear(64, 3), nn.Softmax(dim=1)) if kind == "aux3_softmax" else None
         self.softmax = {"softmax": nn.Softmax(dim=1), "sigmoid": nn.Sigmoid(), "relu_head": nn.ReLU(),
-                        "dropout_head": nn.Dropout(0.1)}.get(kind)
+                        "dropout_head": nn.Dropout(0.1), "batchnorm_head": nn.BatchNorm1d(classes)}.get(kind)
 
     def forward(self, x):
         if self.kind.startswith("checkpoint"):  # the body recomputed in backward; reentrant on the data tensor
@@ -157,6 +157,7 @@ class Loop:
     batch: int = BATCH  # the training batch size
     raw_units: float = 0.0  # the data in raw units (x * raw_units + 3 * raw_units), standardized for training
     val_raw: bool = False  # with raw_units: the validation inputs left raw (else standardized with the training stats)
+    keep_best: str = ""  # early stopping's best weights restored after the loop: kept by "reference" | "deepcopy"
     extra: dict = field(default_factory=dict)
 
 
@@ -270,6 +271,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return None
         return soft_targets(t) if cfg.loss.startswith("kl") else t
     first = torch.arange(cfg.batch)
+    best, best_val = None, math.inf
     with doctor.watch(model, opt, every=every) as w:
         for epoch in range(EPOCHS):
             if not cfg.eval_in_training:
@@ -334,6 +336,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             with torch.no_grad():
                 val = float(loss_fn(model(xv), yv))
             w.validate(val)
+            if cfg.keep_best and val < best_val:
+                state = model.state_dict()
+                best, best_val = (copy.deepcopy(state) if cfg.keep_best == "deepcopy" else state), val
+        if best is not None:
+            model.load_state_dict(best)
     model.eval()
     with torch.no_grad():
         errors = {}
@@ -480,6 +487,12 @@ CASES = [
     # user models in the pre-flight: a BatchNorm after the first layer does not excuse inputs divided twice
     Case("inputs scaled 3000x too small before a BatchNorm1d", Loop(model="batchnorm", scale_inputs=3e-4, lr=0.05),
          Loop(model="batchnorm", lr=0.05), "far below unit scale"),
+    # early stopping: the best weights kept by reference, restored after the loop
+    Case("best = model.state_dict() kept without a copy, restored with load_state_dict", Loop(keep_best="reference"),
+         Loop(keep_best="deepcopy"), "loop: restored weights"),
+    # the output layer: a BatchNorm1d on the scores, after the last Linear
+    Case("BatchNorm1d after the last Linear layer (on the logits)", Loop(model="batchnorm_head"), Loop(),
+         "BatchNorm1d module"),
 ]
 
 

@@ -47,7 +47,12 @@ from trainwell.doctor.loss_inputs import read_loss_inputs
 from trainwell.doctor.norm_groups import check_norm_groups, defer_to_norm_groups
 from trainwell.doctor.opponent_loss import baseline_against_opponent, opponent_parameters
 from trainwell.doctor.optimizer_check import optimizer_holds
-from trainwell.doctor.output_layer import dropout_on_scores, scores_dropout_verdict
+from trainwell.doctor.output_layer import (
+    defer_to_scores_batchnorm,
+    dropout_on_scores,
+    scores_batchnorm_verdict,
+    scores_dropout_verdict,
+)
 from trainwell.doctor.overlapping_window import overlapping_window
 from trainwell.doctor.padding_read import padding_read
 from trainwell.doctor.pos_weight import check_pos_weight
@@ -223,6 +228,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         held = optimizer_holds(model, optimizer) if optimizer is not None else None
         ran = crash is None or crash.status != "fail"
         dropped = scores_dropout_verdict(_guarded(dropout_on_scores, model, x)) if ran else None
+        normed = _guarded(scores_batchnorm_verdict, model, x, y, loss_fn, out) if ran and dropped is None else None
         targets = _guarded(_target_verdict, model, x, y, loss_fn, out) if ran else None
         # also after the loss raised: what it was handed may say why (a negative variance)
         fed = _guarded(read_loss_inputs, loss_fn, out, y) if ran or out is not None else None
@@ -235,14 +241,15 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         inverted = _guarded(check_inverted_mask, model, x) if ran or out is not None else None
         opponent = (_guarded(opponent_parameters, model, x, y, loss_fn, optimizer) or 0) if ran else 0
         del out
-        verdicts = [v for v in (crash, held, dropped, targets, fed, padded, inverted, axis, weighted, skips, inputs_off,
-                                groups) if v is not None] + pf.run_all(
+        verdicts = [v for v in (crash, held, dropped, normed, targets, fed, padded, inverted, axis, weighted, skips,
+                                inputs_off, groups) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if axis is not None:  # what cannot be fitted follows from the loss's axis: the advice says so
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"the loss mixes positions and classes: fix "
                             f"'{axis.check}' first") if v.check in AXIS_BOUND and v.status == "fail" else v
                     for v in verdicts]
     verdicts = defer_to_norm_groups(defer_to_skips(verdicts, skips), groups)
+    verdicts = defer_to_scores_batchnorm(verdicts, normed)
     verdicts = _defer_to_inverted_mask(verdicts, inverted)
     verdicts = baseline_against_opponent(verdicts, opponent)
     verdicts = _defer_to_unbounded(_defer_to_vanishing(_defer_to_input_scale(defer_to_data_scale(verdicts, x, y),

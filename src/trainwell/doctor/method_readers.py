@@ -1,7 +1,7 @@
 """Readers that see every call of one torch method while any of them is active (a watched loop's DataLoaders and
-samplers, which the loop builds and iterates itself): the method is replaced on its class when the first reader
-starts and put back when the last one stops, so nested watches share one replacement and nothing stays patched
-after them.
+samplers, which the loop builds and iterates itself, and the state dicts it loads into a module): the method is
+replaced on its class when the first reader starts and put back when the last one stops, so nested watches share
+one replacement and nothing stays patched after them.
 
 Example:
     >>> from torch.utils.data import RandomSampler
@@ -23,8 +23,9 @@ from __future__ import annotations
 
 
 class ReadsCalls:
-    """Base of a reader of ``patched = (cls, method name)``: :meth:`saw` gets each call's object (before the
-    original method runs) between :meth:`start` and :meth:`stop`; each subclass keeps its own active readers."""
+    """Base of a reader of ``patched = (cls, method name)``: :meth:`saw` gets each call's object and arguments
+    (before the original method runs) between :meth:`start` and :meth:`stop`; each subclass keeps its own active
+    readers."""
 
     patched: tuple[type, str]
     _active: list[ReadsCalls] = []
@@ -34,8 +35,8 @@ class ReadsCalls:
         super().__init_subclass__(**kwargs)
         cls._active, cls._original = [], None
 
-    def saw(self, obj) -> None:
-        """One call of the patched method on ``obj``."""
+    def saw(self, obj, *args, **kwargs) -> None:
+        """One call of the patched method on ``obj`` with ``args`` and ``kwargs``."""
 
     def start(self) -> None:
         kind = type(self)
@@ -45,7 +46,7 @@ class ReadsCalls:
 
             def read(obj, *args, **kwargs):
                 for reader in kind._active:
-                    reader.saw(obj)
+                    reader.saw(obj, *args, **kwargs)
                 return original(obj, *args, **kwargs)
 
             setattr(owner, name, read)

@@ -1,10 +1,18 @@
 """What the model's scores pass through last: an activation after the last layer that bounds them (a Sigmoid,
-Softmax or Tanh) or cuts them at 0 (a ReLU) feeding a loss that wants raw logits.
+Softmax or Tanh) or cuts them at 0 (a ReLU) feeding a loss that wants raw logits; dropout after the last layer;
+a BatchNorm after the last layer.
 
 ``nn.CrossEntropyLoss`` applies its own log-softmax and ``nn.BCEWithLogitsLoss`` its own sigmoid: scores already
 squashed into [0, 1] keep the loss far above 0 however well the classes are separated (softmax of scores in
 [0, 1] over 4 classes is at most e / (e + 3) = 0.48), and a ReLU's zeros leave no way to push a wrong class
 down. The model then cannot overfit a handful of examples although it classifies them all correctly.
+
+A BatchNorm on the scores (``nn.Linear(64, C)`` then ``nn.BatchNorm1d(C)``) normalizes each class's score over
+the batch in training, to mean beta and std |gamma| (1 at init): the scores' range grows only as fast as the
+optimizer grows gamma (Adam moves it ~lr per step), which holds the loss up, and each example's scores depend on the
+rest of its batch. On 4 separable blobs an MLP so ended, trained 10 epochs under Adam(1e-3), ends at a training
+loss of 0.23-0.25 against 0.06-0.07 without it (3 seeds; gamma 1.25); SGD(0.05, momentum 0.9) grows gamma to 3.2
+and reaches the same loss.
 
 Example:
     >>> import torch
@@ -65,6 +73,40 @@ def dropout_on_scores(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:
     or None. The model's modes are restored."""
     return next((name for name, module in _producers(model, x)
                  if isinstance(module, nn.modules.dropout._DropoutNd)), None)
+
+
+def batchnorm_on_scores(model: nn.Module, x: torch.Tensor | Inputs) -> tuple[str, str] | None:
+    """(module name, class name) of a BatchNorm whose output *is* the model's scores (a BatchNorm after the last
+    layer), or None. The model's modes are restored."""
+    return next(((name, type(module).__name__) for name, module in _producers(model, x)
+                 if isinstance(module, nn.modules.batchnorm._BatchNorm)), None)
+
+
+def scores_batchnorm_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable,
+                             out) -> Verdict | None:
+    """A warning when a loss that wants raw logits (``out``: the model's output on ``x``) gets scores that a
+    BatchNorm after the last layer normalizes over the batch; None otherwise (an embedding ending in a BatchNorm
+    under a metric loss is not read)."""
+    loss = wants_logits(loss_fn, out, y)
+    found = batchnorm_on_scores(model, x) if loss is not None else None
+    if found is None:
+        return None
+    name, kind = found
+    return Verdict("output layer", "warn", f"the scores pass through {kind} module '{name}' last: in training each "
+                   "score is normalized over the batch, to mean beta and std |gamma| (1 at init)",
+                   "raw scores from the last layer", f"{loss} then reaches low values only as fast as the optimizer "
+                   "grows gamma (slowly under Adam), and each example's scores depend on the rest of its batch: "
+                   "remove the BatchNorm after the last layer, or move it before that layer")
+
+
+def defer_to_scores_batchnorm(verdicts: list, normed: Verdict | None) -> list:
+    """With a BatchNorm on the scores (``normed``), the initial loss's warning or fail reads scores of std 1 per
+    class over the batch: its advice names that layer instead of an init or a scaling after the last layer."""
+    if normed is None:
+        return verdicts
+    return [type(v)(v.check, v.status, v.value, v.expected, f"the scores are normalized over the batch after the "
+                    f"last layer (std |gamma| = 1 at init): see '{normed.check}'")
+            if v.check == "initial loss" and v.status in ("warn", "fail") else v for v in verdicts]
 
 
 def wants_logits(loss_fn: Callable, out, y: torch.Tensor) -> str | None:

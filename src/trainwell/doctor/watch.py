@@ -60,6 +60,7 @@ from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
+from trainwell.doctor.restored_weights import StateRestores
 from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.step_readings import forward_tensors
@@ -120,6 +121,7 @@ class Watch:
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
         self._samplers = LoaderSamplers()  # the weighted samplers of the DataLoaders iterated while watched
         self._lambdas = LambdaSchedules()  # the LambdaLR schedulers stepped while watched
+        self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._open = False
@@ -132,6 +134,7 @@ class Watch:
         self._shuffles.start()
         self._samplers.start()
         self._lambdas.start()
+        self._restores.start()
         self._open = True
         self._start_readers()
         self._compile_next_step()
@@ -151,6 +154,7 @@ class Watch:
         self._shuffles.stop()
         self._samplers.stop()
         self._lambdas.stop()
+        self._restores.stop()
         if self._warnings is not None:
             self._warnings.__exit__(None, None, None)
             self._warnings = None

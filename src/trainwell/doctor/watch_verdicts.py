@@ -137,7 +137,7 @@ def loop_verdicts(w) -> list:
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group)),
            ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
-           w._samplers.verdict(),
+           w._samplers.verdict(), w._restores.verdict(),
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, ld.labels(
                [y.cpu() for y in w._ys], classes, w._broadcast, soft=soft,
                against=[a for a in w._against if a is not None],

@@ -1,0 +1,82 @@
+"""A classifier whose last Linear layer is followed by a BatchNorm1d on its scores: in training each class's score
+is normalized over the batch (mean beta, std |gamma|), so the scores' range is gamma's. doctor.check names it as
+the output layer under a loss that wants logits; a BatchNorm between hidden layers, and an embedding model ending
+in a BatchNorm under a regression-style metric loss, pass."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell import doctor
+
+NAME = "output layer"
+
+
+def _blobs(n=256, d=8, classes=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = 2.5 * torch.randn(classes, d, generator=torch.Generator().manual_seed(123))
+    y = torch.randint(0, classes, (n,), generator=g)
+    return centers[y] + torch.randn(n, d, generator=g), y
+
+
+class Classifier(nn.Module):
+    """Two hidden layers; ``norm`` places a BatchNorm1d on the scores ("scores") or on the hidden units
+    ("hidden")."""
+
+    def __init__(self, norm: str, outputs: int = 4):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(8, 64), nn.Linear(64, 64)
+        self.bn_hidden = nn.BatchNorm1d(64) if norm == "hidden" else nn.Identity()
+        self.head = nn.Linear(64, outputs)
+        self.bn_out = nn.BatchNorm1d(outputs) if norm == "scores" else None
+
+    def forward(self, x):
+        h = F.relu(self.bn_hidden(self.fc2(F.relu(self.fc1(x)))))
+        z = self.head(h)
+        return self.bn_out(z) if self.bn_out is not None else z
+
+
+def _output_layer(report):
+    return next((v for v in report if v.check == NAME), None)
+
+
+@pytest.mark.parametrize("norm", ["scores", "hidden", "none"])
+def test_a_batchnorm_after_the_last_linear_is_named_under_cross_entropy(norm):
+    torch.manual_seed(0)
+    x, y = _blobs()
+    model = Classifier(norm)
+    report = doctor.check(model, x, y, nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), 1e-3))
+    verdict = _output_layer(report)
+    if norm == "scores":
+        assert verdict is not None and verdict.status == "warn"
+        assert "BatchNorm1d module 'bn_out'" in verdict.value
+        assert "remove the BatchNorm after the last layer" in verdict.advice
+        initial = next(v for v in report if v.check == "initial loss")
+        assert initial.status == "pass" or f"see '{NAME}'" in initial.advice  # not blamed on an init or a scaling
+        model.train()  # the oracle: in training the scores' std over the batch is |gamma| per class
+        with torch.no_grad():
+            z = model(x)
+        assert torch.allclose(z.std(0, unbiased=False), model.bn_out.weight.abs(), atol=1e-3)
+    else:
+        assert verdict is None
+
+
+def test_multi_label_scores_under_bce_with_logits_are_named_too():
+    torch.manual_seed(0)
+    x, labels = _blobs()
+    y = F.one_hot(labels, 4).float()
+    y[:, 0] = (x[:, 0] > 0).float()  # a second label on some rows
+    model = Classifier("scores")
+    report = doctor.check(model, x, y, nn.BCEWithLogitsLoss())
+    verdict = _output_layer(report)
+    assert verdict is not None and verdict.status == "warn" and "BCE with logits" in verdict.advice
+
+
+def test_an_embedding_ending_in_a_batchnorm_under_a_regression_loss_passes():
+    torch.manual_seed(0)
+    x, _ = _blobs()
+    target = torch.randn(len(x), 16, generator=torch.Generator().manual_seed(5))
+    model = Classifier("scores", outputs=16)  # a BNNeck-style embedding: its batch-normalized features are the output
+    report = doctor.check(model, x, target, nn.MSELoss())
+    assert _output_layer(report) is None

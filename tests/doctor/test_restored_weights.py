@@ -1,0 +1,126 @@
+"""Early stopping written by hand: keep the weights of the best validation epoch, restore them after the loop.
+``best = model.state_dict()`` keeps references to the live weights, so ``model.load_state_dict(best)`` restores
+nothing (the model ends with its last weights): watch names it, also when the restore runs after the loop inside
+the ``with`` block. A deep copy, cloned tensors and a checkpoint read back with ``torch.load`` pass."""
+
+import copy
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainwell import doctor
+
+NAME = "loop: restored weights"
+
+
+def _verdict(report):
+    return next((v for v in report if v.check == NAME), None)
+
+
+def _data(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    centers = 2.0 * torch.randn(3, 6, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 3, (n,), generator=g)
+    return centers[y] + torch.randn(n, 6, generator=g), y
+
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(6, 32)
+        self.norm = nn.BatchNorm1d(32)
+        self.out = nn.Linear(32, 3)
+
+    def forward(self, x):
+        return self.out(F.relu(self.norm(self.hidden(x))))
+
+
+def _keep(model, how):
+    state = model.state_dict()
+    if how == "deepcopy":
+        return copy.deepcopy(state)
+    if how == "clone":
+        return {k: v.clone() for k, v in state.items()}
+    if how == "saved":
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        return torch.load(buffer)
+    return state  # by reference
+
+
+def _train(how, restore_inside=True):
+    torch.manual_seed(0)
+    x, y = _data(512, 0)
+    xv, yv = _data(128, 1)
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+    model = Classifier()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    best, best_loss = None, float("inf")
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(4):
+            model.train()
+            for xb, yb in loader:
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=yb)
+            model.eval()
+            with torch.no_grad():
+                val = float(F.cross_entropy(model(xv), yv))
+            w.validate(val)
+            if val < best_loss:
+                best, best_loss = _keep(model, how), val
+        if restore_inside:
+            model.load_state_dict(best)
+    if not restore_inside:
+        model.load_state_dict(best)
+    return w.report(), model, best
+
+
+@pytest.mark.parametrize("how", ["reference", "deepcopy", "clone", "saved"])
+def test_a_best_state_kept_by_reference_is_named_at_its_restore(how):
+    report, model, best = _train(how)
+    verdict = _verdict(report)
+    restored = all(torch.equal(model.state_dict()[k], best[k]) for k in best)
+    assert restored  # the load itself succeeds either way: only the kept copy differs
+    if how == "reference":
+        assert verdict is not None and verdict.status == "warn"
+        assert "copy.deepcopy(model.state_dict())" in verdict.advice and "clone()" in verdict.advice
+        assert "no-op" in verdict.value and "6 of 6 parameters" in verdict.value
+        assert not any(best[k] is model.state_dict()[k] for k in best)  # detached views, not the parameters
+        assert all(best[k].data_ptr() == p.data_ptr() for k, p in model.named_parameters())  # the oracle
+    else:
+        assert verdict is None
+        assert all(best[k].data_ptr() != p.data_ptr() for k, p in model.named_parameters())
+
+
+def test_a_restore_after_the_with_block_is_not_read_and_leaves_nothing_patched():
+    report, _, _ = _train("reference", restore_inside=False)
+    assert _verdict(report) is None
+    assert nn.Module.load_state_dict.__qualname__ == "Module.load_state_dict"
+
+
+def test_a_target_network_synced_from_the_watched_model_passes():
+    torch.manual_seed(0)
+    policy, target = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2)), \
+        nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    x = torch.randn(64, 4)
+    with doctor.watch(policy, opt, every=5) as w:
+        for step in range(20):
+            with torch.no_grad():
+                goal = target(x).max(1).values
+            loss = F.mse_loss(policy(x).max(1).values, goal + 1.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+            if step % 5 == 4:
+                target.load_state_dict(policy.state_dict())  # another module's weights: copied, as intended
+    assert _verdict(w.report()) is None
