@@ -6,11 +6,14 @@ silently; the fix is ``weights = (1 / class_counts)[labels]``, the weight of eac
 Read from every ``DataLoader`` iterated while watched (its ``sampler``, or its ``batch_sampler``'s): a weighted
 sampler with fewer weights than the loader's dataset has examples. A dataset that repeats its examples past the
 weights (``dataset[i]`` is ``dataset[i % len(weights)]``, an oversampling view of the weighted examples) has no
-example the sampler cannot draw: a few of the indices past the weights are read to tell."""
+example the sampler cannot draw: a few of the indices past the weights are read to tell, each under the same
+seeded global generators (torch's, Python's, numpy's) so that a random augmentation draws alike for both reads; the
+loop's generator states are restored after."""
 
 from __future__ import annotations
 
 import random
+import sys
 
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
@@ -20,6 +23,7 @@ from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: sampler weights"
 PROBES = 4  # the indices past the weights read to tell a dataset that repeats its examples
+SEED = 0  # the global generators' seed for each read of an example
 
 
 def _same(a, b) -> bool:
@@ -40,20 +44,36 @@ def _same(a, b) -> bool:
         return False
 
 
+def _seeded_read(dataset, i: int):
+    """``dataset[i]`` read with torch's, Python's and numpy's global generators seeded to one fixed state, so that
+    two reads of the same example draw the same augmentation."""
+    torch.manual_seed(SEED)
+    random.seed(SEED)
+    numpy = sys.modules.get("numpy")  # a dataset that draws from numpy has imported it
+    if numpy is not None:
+        numpy.random.seed(SEED)
+    return dataset[i]
+
+
 def repeats_past(dataset, weights: int, examples: int) -> bool:
     """Whether ``dataset`` (``examples`` long) repeats its first ``weights`` examples past them: ``dataset[i]``
     equals ``dataset[i % weights]`` at :data:`PROBES` indices spread over the rest (a dataset that cannot be read
-    there does not)."""
+    there does not). Each item is read under the same seeded global generators, so that a random augmentation
+    draws alike for both; the loop's generator states are restored after."""
     rest = examples - weights
     probes = sorted({weights + (rest - 1) * k // max(PROBES - 1, 1) for k in range(PROBES)})
     state = random.getstate()
+    numpy = sys.modules.get("numpy")
+    numpy_state = numpy.random.get_state() if numpy is not None else None
     with torch.random.fork_rng(devices=[]):  # a dataset that draws (augmentation) leaves the loop's draws alone
         try:
-            return all(_same(dataset[i], dataset[i % weights]) for i in probes)
+            return all(_same(_seeded_read(dataset, i), _seeded_read(dataset, i % weights)) for i in probes)
         except Exception:  # noqa: BLE001 - a user's dataset may raise anything
             return False
         finally:
             random.setstate(state)
+            if numpy_state is not None:
+                numpy.random.set_state(numpy_state)
 
 
 class LoaderSamplers(ReadsCalls):
