@@ -1,5 +1,5 @@
-"""doctor.watch(model, opt) on a loop that calls ``compiled = torch.compile(model)`` rather than the model: the
-steps the watch observes run the uncompiled forward (monitors and mode read, no graph break in the watch's
+"""doctor.watch(model, opt) on a loop that calls ``compiled = torch.compile(model)`` rather than the model (made
+before the watch or inside it, or ``model.compile()`` inside it): the steps the watch observes run the uncompiled forward (monitors and mode read, no graph break in the watch's
 hooks), the other steps run the compiled graph. Run in a subprocess: importing torch's compiler changes what
 the optimizers of the other tests go through."""
 
@@ -28,12 +28,19 @@ centers = 3 * torch.randn(4, 8)
 y = torch.randint(0, 4, (1024,))
 x = centers[y] + torch.randn(1024, 8)
 model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 4))
-compiled = torch.compile(model, backend=counting)
+WHERE = "{where}"  # the loop compiles the model before the watch, inside it, or in place inside it
+if WHERE == "before":
+    compiled = torch.compile(model, backend=counting)
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 EVAL_BUG = {bug}
 with warnings.catch_warnings(record=True) as shown:
     warnings.simplefilter("always")
     with doctor.watch(model, opt, every=20) as w:
+        if WHERE == "inside":
+            compiled = torch.compile(model, backend=counting)
+        elif WHERE == "in_place":
+            model.compile(backend=counting)
+            compiled = model
         for epoch in range(4):
             if epoch == 0 or not EVAL_BUG:
                 compiled.train()
@@ -53,16 +60,20 @@ print(json.dumps({{"mode": report["loop: train/eval mode"].status, "monitors": r
 """
 
 
-def _run(bug: bool) -> dict:
-    done = subprocess.run([sys.executable, "-c", LOOP.format(bug=bug)], capture_output=True, text=True, timeout=300)
+def _run(bug: bool, where: str = "before") -> dict:
+    done = subprocess.run([sys.executable, "-c", LOOP.format(bug=bug, where=where)], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Graph break" not in done.stderr, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
-def test_a_loop_calling_the_compiled_wrapper_is_observed_uncompiled_and_runs_compiled_otherwise():
-    got = _run(bug=False)
+@pytest.mark.slow  # 4 s each
+@pytest.mark.parametrize("where", ["before", "inside", "in_place"])
+def test_a_loop_calling_the_compiled_wrapper_is_observed_uncompiled_and_runs_compiled_otherwise(where):
+    """Also when the loop compiles the model inside the watch (``torch.compile(model)`` or ``model.compile()``):
+    the watch takes the compiled module as it is made, from the first step on."""
+    got = _run(bug=False, where=where)
     assert got["breaks"] == [] and got["warnings"] == [], got
     assert got["mode"] == "pass" and got["monitors"] == "pass", got
     assert got["observed"] == 3, got  # steps 19, 39, 59 of 64: the monitor's hooks saw each one's activations
@@ -72,8 +83,25 @@ def test_a_loop_calling_the_compiled_wrapper_is_observed_uncompiled_and_runs_com
     assert got["compiles"] <= 4, got
 
 
-@pytest.mark.slow
-def test_eval_mode_left_on_through_the_compiled_wrapper_is_named():
-    got = _run(bug=True)
+@pytest.mark.slow  # 4 s each
+@pytest.mark.parametrize("where", ["before", "inside"])
+def test_eval_mode_left_on_through_the_compiled_wrapper_is_named(where):
+    got = _run(bug=True, where=where)
     assert got["breaks"] == [] and got["warnings"] == [], got
     assert got["mode"] == "fail", got
+
+
+def test_the_watch_puts_torch_compile_back():
+    """torch.compile and nn.Module.compile are the functions torch defines after a watch closes, nested watches
+    and a loop that raises included."""
+    import torch
+    from torch import nn
+
+    from trainwell import doctor
+
+    compile_function, compile_method = torch.compile, nn.Module.compile
+    model = nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError), doctor.watch(model, opt), doctor.watch(model, opt):
+        raise ValueError("the loop failed")
+    assert torch.compile is compile_function and nn.Module.compile is compile_method

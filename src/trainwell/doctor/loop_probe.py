@@ -178,13 +178,26 @@ class LoopProbe:
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def attach(self) -> None:
-        self._hooks = [self.model.register_forward_pre_hook(self._hook(self._pre_forward), with_kwargs=True),
-                       self.model.register_forward_hook(self._hook(self._post_forward)),
-                       self.optimizer.register_step_pre_hook(self._pre_step),
-                       self.optimizer.register_step_post_hook(self._post_step)]
+        self._hooks = self._forward_hooks() + [self.optimizer.register_step_pre_hook(self._pre_step),
+                                               self.optimizer.register_step_post_hook(self._post_step)]
         self._hooks += [o.register_step_post_hook(self._counter(i)) for i, o in enumerate(self.optimizers)]
         game_players.opened(self)
         self._arm()
+
+    def _forward_hooks(self) -> list:
+        return [self.model.register_forward_pre_hook(self._hook(self._pre_forward), with_kwargs=True),
+                self.model.register_forward_hook(self._hook(self._post_forward))]
+
+    def runs_compiled(self) -> None:
+        """The loop compiled the model after :meth:`attach`: its forward hooks are put back left out of the graph
+        (the hooks of an observed step are, when it is next armed)."""
+        if self.compiled:
+            return
+        self.compiled = True
+        if self._hooks:
+            for h in self._hooks[:2]:
+                h.remove()
+            self._hooks[:2] = self._forward_hooks()
 
     def _counter(self, i: int):
         def count(optimizer, args, kwargs) -> None:

@@ -45,7 +45,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import watch_verdicts as wv
 from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
-from trainwell.doctor.compiled_wrappers import compiled_wrapper
+from trainwell.doctor.compiled_wrappers import CompileCalls, compiled_wrapper
 from trainwell.doctor.contrastive_floor import ContrastiveReader
 from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.echoed_targets import echoed_input
@@ -124,6 +124,7 @@ class Watch:
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
+        self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
         self._open = False
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -135,6 +136,7 @@ class Watch:
         self._samplers.start()
         self._lambdas.start()
         self._restores.start()
+        self._compiles.start()
         self._open = True
         self._start_readers()
         self._compile_next_step()
@@ -155,6 +157,7 @@ class Watch:
         self._samplers.stop()
         self._lambdas.stop()
         self._restores.stop()
+        self._compiles.stop()
         if self._warnings is not None:
             self._warnings.__exit__(None, None, None)
             self._warnings = None
@@ -253,6 +256,16 @@ class Watch:
         p = self.probe
         if p.compiled and (p._armed or self.monitor._armed or self._contrastive.active or self._loss_inputs.active):
             self._recompile = suspend_compiled(self._outer)
+
+    def _compiled_while_watched(self, module: nn.Module) -> None:
+        """The loop compiled the model inside the watch: ``module`` (``torch.compile(model)``'s wrapper, or the
+        model compiled in place) is what runs uncompiled on the steps the watch reads, from the current one on."""
+        self._release_compiled()
+        if module is not self.probe.model:
+            self._outer = module
+            self._restores.models += (module,)
+        self.probe.runs_compiled()
+        self._compile_next_step()
 
     def _release_compiled(self) -> None:
         if self._recompile is not None:
