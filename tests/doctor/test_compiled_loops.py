@@ -1,7 +1,7 @@
 """doctor.watch(model, opt) on a loop that calls ``compiled = torch.compile(model)`` rather than the model (made
 before the watch or inside it, or ``model.compile()`` inside it): the steps the watch observes run the uncompiled
-forward (monitors and mode read, no graph break in the watch's hooks), the other steps run the compiled graph. Run in a subprocess: importing torch's compiler changes what
-the optimizers of the other tests go through."""
+forward (monitors and mode read, no graph break in the watch's hooks), the other steps run the compiled graph.
+Run in a subprocess: importing torch's compiler changes what the optimizers of the other tests go through."""
 
 import json
 import subprocess
