@@ -182,7 +182,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     classes = C + 1 if cfg.one_based else C
     if cfg.one_based:
         y, yv = y + 1, yv + 1
-    regression = cfg.loss.startswith("mse")
+    regression = cfg.loss.startswith(("mse", "gaussian_nll"))
     if regression:
         y, yv = ((t[:, 0] - t[:, 1]) * cfg.target_scale + 4 * (cfg.target_scale - 1) + cfg.target_offset
                  for t in (x, xv))
@@ -214,6 +214,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.params_twice:
         params = params + params
+    if "body_lr" in cfg.extra:  # per-parameter-group rates: the hidden layers at body_lr, the head at lr
+        body = {id(p) for p in model.layers.parameters()}
+        params = [{"params": [p for p in params if id(p) in body], "lr": cfg.extra["body_lr"]},
+                  {"params": [p for p in params if id(p) not in body]}]
     with warnings.catch_warnings():  # torch warns about a tensor held twice, and keeps both
         warnings.simplefilter("ignore")
         opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
@@ -240,6 +244,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return F.mse_loss(out, t)  # (B, 1) vs (B,): broadcast to (B, B)
         if cfg.loss == "mse":
             return F.mse_loss(out.squeeze(1), t)
+        if cfg.loss in ("gaussian_nll", "gaussian_nll_broadcast"):  # a fixed variance; torch does not warn
+            mean = out if cfg.loss == "gaussian_nll_broadcast" else out.squeeze(1)
+            return F.gaussian_nll_loss(mean, t, torch.ones_like(mean))
         if cfg.loss in ("nll", "nll_raw"):  # NLL wants log-probabilities
             return F.nll_loss(out if cfg.loss == "nll_raw" else F.log_softmax(out, dim=1), t)
         if cfg.loss in ("soft_ce", "soft_ce_negated"):  # label smoothing by hand
@@ -493,6 +500,11 @@ CASES = [
     # the output layer: a BatchNorm1d on the scores, after the last Linear
     Case("BatchNorm1d after the last Linear layer (on the logits)", Loop(model="batchnorm_head"), Loop(),
          "BatchNorm1d module"),
+    # everyday settings: a heteroscedastic-style Gaussian NLL, a backbone at its own rate
+    Case("F.gaussian_nll_loss on (B, 1) outputs against (B,) targets", Loop(loss="gaussian_nll_broadcast", lr=0.01),
+         Loop(loss="gaussian_nll", lr=0.01), "loop: labels"),
+    Case("the hidden layers' param group at lr 0", Loop(extra={"body_lr": 0.0}), Loop(extra={"body_lr": 0.01}),
+         "loop: learning rate applied"),
 ]
 
 

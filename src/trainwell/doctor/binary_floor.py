@@ -95,7 +95,49 @@ def read_binary(z: torch.Tensor, g: torch.Tensor | None, loss: float, references
                 floor = squashed_floor(y) if on == "sigmoid_logits" else binary_entropy(y)
                 return {"on": on, "reduction": reduction, "elements": z.numel(), "targets": y,
                         "floor": a * float(floor.sum()), "range": (float(z.min()), float(z.max())), "extra": 0.0}
-    return _with_other_term(z, g, loss, references)
+    return _squashed_pos_weighted(z, g, loss) or _with_other_term(z, g, loss, references)
+
+
+def _squashed_pos_weighted(z: torch.Tensor, g: torch.Tensor, loss: float) -> dict | None:
+    """The ``sigmoid_logits`` reading (BCE with logits given s = sigmoid(z)) of a loss with a ``pos_weight`` w per
+    label (one for (B,) or (B, 1) outputs, one per column of (B, K) ones), as an imbalanced tabular or multi-label
+    task sets it: dL/ds = a sigmoid(s) on a 0 target and a w (sigmoid(s) - 1) on a 1 target. Read when every
+    element is one or the other (w > 0 and not 1, the same over a label's positives, where 1 - sigmoid(s) is not
+    rounded away) and the loss's value equals a sum((1 - y) softplus(s) + w y softplus(-s)). Its floor, on
+    s in [0, 1], is ln 2 on a 0 target and w softplus(-1) on a 1 target."""
+    s = torch.sigmoid(z)
+    p = torch.sigmoid(s)
+    columns = z.reshape(len(z), -1) if z.dim() > 1 else z.reshape(-1, 1)
+    for reduction, a in _weights(z):
+        gn = g / (a * s * (1 - s))
+        negative = (gn - p).abs() <= 1e-3 * p
+        if bool(negative.all()) or not bool(negative.any()):
+            continue
+        ratio = (gn / (p - 1)).reshape(columns.shape)
+        positive = ~negative.reshape(columns.shape)
+        readable = positive & ((1 - p).reshape(columns.shape) > 1e-3)
+        w = torch.ones(columns.shape[1], dtype=z.dtype)
+        for c in range(columns.shape[1]):
+            r = ratio[readable[:, c], c]
+            if len(r) == 0 and bool(positive[:, c].any()):
+                break
+            if len(r) and (float(r.min()) <= 0 or float(r.max()) > (1 + 1e-3) * float(r.min())):
+                break
+            w[c] = float(r.mean()) if len(r) else 1.0
+        else:
+            if bool(((w - 1).abs() < 1e-3).all()):
+                continue
+            y = positive.double()
+            wy = w[None, :] * y
+            terms = (1 - y) * torch.nn.functional.softplus(s.reshape(columns.shape)) + \
+                wy * torch.nn.functional.softplus(-s.reshape(columns.shape))
+            if abs(a * float(terms.sum()) - loss) > VALUE_TOL * abs(loss) + 1e-7:
+                continue
+            floor = (1 - y) * math.log(2) + wy * math.log1p(math.exp(-1.0))
+            return {"on": "sigmoid_logits", "reduction": reduction, "elements": z.numel(),
+                    "targets": y.reshape(z.shape), "floor": a * float(floor.sum()),
+                    "range": (float(z.min()), float(z.max())), "extra": 0.0, "pos_weight": w.tolist()}
+    return None
 
 
 def _with_other_term(z: torch.Tensor, g: torch.Tensor, loss: float, references: list) -> dict | None:

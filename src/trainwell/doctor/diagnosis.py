@@ -72,7 +72,7 @@ VALIDATION_NOT_FINITE = "validation loss not finite"
 
 
 def overfitting(history: list[dict], onset_epoch: int | None, classes: int | None = None,
-                first_loss: float | None = None, trained: str | None = None) -> Verdict:
+                first_loss: float | None = None, trained: str | None = None, copy_evaluated: bool = False) -> Verdict:
     """The generalization gap at the end and the epoch where overfitting set in (if it did: a warning). A large gap
     without that onset (:func:`_large_gap`) is 'info'; a validation loss that is NaN/Inf fails (with a finite
     training loss the evaluation gives it); one that does not change while the training loss falls warns
@@ -82,7 +82,8 @@ def overfitting(history: list[dict], onset_epoch: int | None, classes: int | Non
     loss that learned nothing never goes below; ``first_loss``: the run's first training loss, which every
     validation loss far above is measured on another scale, :mod:`~trainwell.doctor.validation_scale`;
     ``trained``: what shows the model predicted its labels before the first update, when validation then never
-    improved, :mod:`~trainwell.doctor.trained_start`)."""
+    improved, :mod:`~trainwell.doctor.trained_start`; ``copy_evaluated``: no validation followed a forward of the
+    watched model, so the evaluated model may be a copy that is not kept in step)."""
     if not history or "val_loss" not in history[-1]:
         return Verdict("overfitting", "skip", "skipped: no validation data", "-", "")
     evaluated = [h for h in history if "val_loss" in h and "train_loss" in h]
@@ -102,7 +103,7 @@ def overfitting(history: list[dict], onset_epoch: int | None, classes: int | Non
         return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}",  # epochs read from 1
                        expected, "stop earlier (early stopping: keep the weights of the best validation epoch; in "
                        "trainwell's config stop.criteria = ['early_stopping']) or regularize")
-    rising = rising_from_the_start(evaluated, classes, trained)
+    rising = rising_from_the_start(evaluated, classes, trained, copy_evaluated)
     if rising is not None:
         return Verdict(rising.check, rising.status, f"{value}; {rising.value}", rising.expected, rising.advice)
     gap = _large_gap(evaluated) if evaluated else None

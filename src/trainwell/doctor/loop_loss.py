@@ -114,6 +114,8 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
         return Verdict(name, "fail", f"{k} micro-batches accumulated per step, each loss a full mean: the gradient "
                        f"is {weight:.3g}x the mean's", "loss / k for k accumulated micro-batches",
                        f"divide each micro-batch's loss by {k} before backward() (else the step is {k}x too large)")
+    elif (terms := _forward_terms(name, formula, steps, amp)) is not None:
+        return terms
     elif (max(s.get("spread") or 1.0, _across_steps(steps)) > 1.5) and abs(weight - round(weight)) > 0.02 * weight:
         # per-example weights that differ (sample weights, a focal term, rewards) and sum to no whole multiple of
         # the mean: a weighted loss by design, not one counted twice
@@ -196,6 +198,41 @@ def soft_target_floors(ys: list[torch.Tensor], losses: list[float]) -> list[floa
         mixed = mixed or entropy > 1e-6
         floors.append(entropy)
     return floors if mixed else None
+
+
+def _forward_terms(name: str, formula: str, steps: list[dict], amp: str) -> Verdict | None:
+    """The reading of one backward() over a sum of terms, each over its own forward, whose weights sum above 1:
+    each a mean (a labelled batch beside a pseudo-label term) passes; one with equal weights summing to the same
+    whole number n >= 2 on every step (:func:`_scaled_forward`) is counted n times. None otherwise."""
+    if any(t["backwards"] > 1 for t in steps):
+        return None
+    if all(t.get("separate_means") for t in steps):
+        s = steps[0]
+        return Verdict(name, "pass", f"a sum of {s['forwards']} terms, each a mean {formula} over its own forward "
+                       f"(weights summing to {s['loss_weight']:.3g}){amp}", "-")
+    scaled = _scaled_forward(steps)
+    if scaled is None:
+        return None
+    return Verdict(name, "warn", f"the {formula}'s gradient on one of the step's forwards ({scaled[1]} examples) is "
+                   f"{scaled[0]}x that of its mean, on every observed step", "weights summing to 1 per term",
+                   "that term is counted more than once (added to itself, or computed twice on one batch): add "
+                   "each term once")
+
+
+def _scaled_forward(steps: list[dict]) -> tuple[int, int] | None:
+    """(n, rows) when one of each step's forwards (one backward() over several) has equal per-example weights
+    summing to the same whole number n >= 2 on every observed step: a term of the loss counted n times beside
+    others (a labelled loss added to itself next to a pseudo-label term whose mask changes its weight). None
+    otherwise."""
+    parts = [s.get("forward_weights") for s in steps]
+    if not parts or any(p is None or len(p) != len(parts[0]) for p in parts):
+        return None
+    for i in range(len(parts[0])):
+        weights = [p[i][0] for p in parts]
+        n = round(weights[0])
+        if n >= 2 and all(abs(w - n) <= 0.02 * n and p[i][1] <= 1.02 for w, p in zip(weights, parts, strict=True)):
+            return n, parts[0][i][2]
+    return None
 
 
 def _across_steps(steps: list[dict]) -> float:

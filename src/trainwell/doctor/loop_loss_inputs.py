@@ -31,6 +31,7 @@ from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_inputs import LOW_COUNTS, ctc_call_inputs, ctc_input_verdict
 from trainwell.doctor.pair_targets import PairTargetReader
 from trainwell.doctor.registration import graph_nodes
+from trainwell.doctor.silent_broadcasts import ResidualSigns, SilentBroadcastReader
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: loss input"
@@ -50,8 +51,31 @@ class _CtcCall(TorchFunctionMode):
             if isinstance(given, torch.Tensor):
                 self.read = True
                 with torch.no_grad():
-                    self.verdict = ctc_input_verdict(given, lengths, NAME)
+                    self.verdict = ctc_input_verdict(given, lengths, NAME) or \
+                        ctc_lengths_verdict(given, lengths, args[3] if len(args) > 3 else
+                                            (kwargs or {}).get("target_lengths"))
         return func(*args, **(kwargs or {}))
+
+
+def ctc_lengths_verdict(given: torch.Tensor, input_lengths, target_lengths) -> Verdict | None:
+    """A fail when ``F.ctc_loss``'s ``input_lengths`` equal its ``target_lengths`` on every example (of 2 or more,
+    as tensors or lists) and some are shorter than the (T, B, C) input's T frames: the labels' counts given where
+    the output's frame counts belong. The loss then reads only the first frames, in the one alignment with no
+    blank (an infinite loss where a label repeats, zeroed by ``zero_infinity``). None otherwise."""
+    try:
+        frames = torch.as_tensor(input_lengths).flatten().long().cpu()
+        labels = torch.as_tensor(target_lengths).flatten().long().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if given.dim() != 3 or len(frames) < 2 or frames.shape != labels.shape or not bool((frames == labels).all()) \
+            or not bool((frames < given.shape[0]).any()):
+        return None
+    return Verdict(NAME, "fail", f"F.ctc_loss's input_lengths equal its target_lengths on all {len(frames)} examples "
+                   f"({int(frames.min())}..{int(frames.max())}) while its input has {given.shape[0]} frames",
+                   "input_lengths: the frames of each example's output; target_lengths: its labels",
+                   "input_lengths counts the output's time steps (usually T for every example, or each input's "
+                   "length after the model's downsampling), not the labels: with as many frames as labels the loss "
+                   "reads only the first frames, allows no blank, and cannot fit a repeated label")
 
 
 class CtcInputReader(FirstStepsReader):
@@ -108,8 +132,9 @@ def read_log_rates(z: torch.Tensor, g: torch.Tensor, y: torch.Tensor) -> dict | 
 
 
 class LossInputReads:
-    """What a watched loop hands its loss, read on its steps: the ``F.ctc_loss`` input (:class:`CtcInputReader`)
-    and a pair loss's targets (:class:`~trainwell.doctor.pair_targets.PairTargetReader`), whose modes :meth:`start`
+    """What a watched loop hands its loss, read on its steps: the ``F.ctc_loss`` input (:class:`CtcInputReader`),
+    a pair loss's targets (:class:`~trainwell.doctor.pair_targets.PairTargetReader`) and a loss broadcasting its
+    input against its target silently (:mod:`~trainwell.doctor.silent_broadcasts`), whose modes :meth:`start`
     and :meth:`finish` enter and leave around each step's loss, the first loss's graph,
     and each observed step's outputs and their gradient against the targets (a Poisson NLL on log-rates, a soft
     Dice or IoU loss)."""
@@ -117,24 +142,33 @@ class LossInputReads:
     def __init__(self):
         self.ctc = CtcInputReader()
         self.pairs = PairTargetReader()  # the targets given to a pair loss, read on the first steps
+        self.broadcast = SilentBroadcastReader()  # a Gaussian or Poisson NLL broadcasting (B, 1) against (B,)
+        self.signs = ResidualSigns()  # a hand-written regression loss broadcasting them
         self.ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
         self.rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
         self.overlaps: list[dict] = []  # observed steps read as a soft Dice or IoU loss
         self.overlap_tries = 0
 
     def start(self) -> None:
+        self.broadcast.start()
         self.pairs.start()
         self.ctc.start()
 
     @property
+    def broadcast_found(self) -> str | None:
+        """A loss that broadcast (B, 1) outputs against (B,) targets without torch's warning, described."""
+        return self.broadcast.found or self.signs.found
+
+    @property
     def active(self) -> bool:
         """Whether one of the modes is entered."""
-        return self.pairs.active or self.ctc.active
+        return self.pairs.active or self.ctc.active or self.broadcast.active
 
     def finish(self) -> None:
         """Leave the modes, the last entered first."""
         self.ctc.finish()
         self.pairs.finish()
+        self.broadcast.finish()
 
     def first_loss(self, loss: torch.Tensor) -> None:
         self.ctc_softmax = ctc_on_softmax(loss)
@@ -143,6 +177,7 @@ class LossInputReads:
         """After an observed step (``scored``: its outputs and their gradient) whose targets ``y`` are a tensor."""
         if not isinstance(y, torch.Tensor) or scored is None:
             return
+        self.signs.observe(*scored, y)
         if len(self.rates) < 64:
             read = read_log_rates(*scored, y)  # a Poisson NLL on log-rates, by its output gradient
             if read is not None:

@@ -44,6 +44,9 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
     width = max((len(row) for row in probe.group_lrs), default=0)  # groups may be added mid-run
     groups = [[row[i] if i < len(row) else math.nan for row in probe.group_lrs] for i in range(width)] \
         if probe.group_lrs else [probe.lrs]
+    still = _zero_rate(name, groups, probe.optimizer)
+    if still is not None:
+        return still
     peaks, epochs = probe.max_lrs, set(probe.validation_steps)
     verdicts = [_squared(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
                          probe.initial_lrs[i] if i < len(probe.initial_lrs) else None,
@@ -56,6 +59,26 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
         rates = ", ".join(f"{g[-1]:.3g}" for g in groups if g)
         return Verdict(name, "pass", f"{worst.value}; {len(groups)} param groups at {rates} at the last step", "-")
     return worst
+
+
+def _zero_rate(name: str, groups: list[list[float]], optimizer) -> Verdict | None:
+    """A warn when a param group holding trainable tensors had a rate of exactly 0 at every step: its parameters
+    get gradients and never change (a backbone's rate typed as 0, a multiplier that is 0)."""
+    held = getattr(optimizer, "param_groups", None) or []
+    for i, lrs in enumerate(groups):
+        rates = [v for v in lrs if math.isfinite(v)]
+        if i >= len(held) or not rates or any(v != 0 for v in rates):
+            continue
+        trainable = [p for p in held[i]["params"] if getattr(p, "requires_grad", False)]
+        if not trainable:
+            continue
+        where = f"param group {i}" if len(groups) > 1 else "the optimizer's param group"
+        count = sum(p.numel() for p in trainable)
+        return Verdict(name, "warn", f"{where} ({len(trainable)} trainable tensors, {count:,} values) has a rate of "
+                       f"0 at all {len(rates)} steps: its parameters never change", "a rate above 0 in every group "
+                       "that holds trainable parameters", "set the group's lr (a backbone's is usually 10-100x below "
+                       "the head's, not 0); to freeze those layers on purpose, set requires_grad_(False) on them")
+    return None
 
 
 def _squared(name: str, lrs: list[float], group: int | None, initial_lr: float | None,

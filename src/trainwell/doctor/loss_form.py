@@ -44,6 +44,25 @@ def _fit_softmax(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor]
     return resid, a
 
 
+#: the round-off of p(label) - 1 computed in float32 (p(label) near 1): a few units of float32's epsilon
+LABEL_ROUNDING = 1e-6
+
+
+def _softmax_off_label(z: torch.Tensor, g: torch.Tensor) -> float:
+    """Relative residual of g ~ a softmax(z) over each row's entries other than its label (argmin g), inf when a
+    row's label entry misses -a (1 - p(label)) by more than float32 round-off (:data:`LABEL_ROUNDING` x a).
+    Cross-entropy's gradient off the label is computed without cancellation; at the label, p - 1 of a saturated
+    row is rounded, and that round-off alone can exceed the fit's tolerance."""
+    p = torch.softmax(z, 1)
+    label = torch.zeros_like(p).scatter_(1, g.argmin(1, keepdim=True), 1.0)
+    off = 1 - label
+    a = (g * off).sum(1) / (p * off).sum(1).clamp_min(1e-30)
+    missed = ((g - a[:, None] * (p - label)) * label).sum(1).abs()
+    if bool((missed > LABEL_ROUNDING * a.abs()).any()):
+        return math.inf
+    return float(((g - a[:, None] * p) * off).norm() / (g * off).norm().clamp_min(1e-30))
+
+
 def _proportional_to_label_probability(z: torch.Tensor, g: torch.Tensor, a: torch.Tensor) -> bool:
     """Whether the per-row weights of the softmax form are the label's probability times one constant: the
     gradient of -p(label) (or of -(t * softmax(z)).sum(1) with smoothed targets t), a cross-entropy whose log is
@@ -202,10 +221,11 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
     with positive weights (the best-fitting one), label-smoothed cross-entropy, a policy gradient's signed weights."""
     fits = []
     resid, a = _fit_softmax(zl, gl)
+    rounded = _softmax_off_label(zl, gl) < 0.01 * tol  # saturated rows: exact but for p(label) - 1's round-off
     if bool((zz >= 0).all()) and bool(((zz.sum(1) - 1).abs() < max(1e-4, tol)).all()):
         fits.append((resid, "cross_entropy_on_probabilities", a, None))
     else:
-        fits.append((resid, "cross_entropy", a, _bounded(zz)))
+        fits.append((min(resid, 0.5 * tol) if rounded else resid, "cross_entropy", a, _bounded(zz)))
     resid, a = _fit_nll(gl)
     fits.append((resid, "nll", a, None))
     resid, a = _fit_softmax_twice(zl, gl)
@@ -218,6 +238,10 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
         # logits nearly equal within each row (a tiny initialization) make softmax's Jacobian (I - 1/C) / C, and
         # cross-entropy on softmax(z) then fits too, at C times the weight: the plain reading is kept, never a fail
         # decided by round-off
+        fits = [f for f in fits if f is not twice]
+    if rounded and any(f[1] == "cross_entropy" for f in fits):
+        # rows saturated on one class (a model that fits its batch): the other classes' gradient is a p_i exactly,
+        # and a softmax-twice fit only absorbs the round-off of p - 1 at the label; the plain reading is kept
         fits = [f for f in fits if f is not twice]
     smoothed = _smoothed_form(zl, gl, zz, rows, tol) if layout != "scrambled" else None
     if fits and smoothed is not None and smoothed[1]["smoothing"] >= 0.005 and \

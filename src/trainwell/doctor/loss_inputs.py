@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.pair_targets import pair_target, pair_target_verdict
+from trainwell.doctor.silent_broadcasts import SILENT_BROADCAST_LOSSES, input_and_target, widens
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loss input"
@@ -28,18 +29,9 @@ NAME = "loss input"
 LOW_COUNTS = 0.1
 
 _LOG_PROBABILITY_LOSSES = {F.kl_div: "kl_div", F.nll_loss: "nll_loss"}
-#: elementwise losses that broadcast an input and a target of different shapes (torch only warns)
+#: elementwise losses that broadcast an input and a target of different shapes (torch warns for some)
 _ELEMENTWISE_LOSSES = {F.mse_loss: "mse_loss", F.l1_loss: "l1_loss", F.smooth_l1_loss: "smooth_l1_loss",
-                       F.huber_loss: "huber_loss"}
-
-
-def widens(a: tuple, b: tuple) -> bool:
-    """Whether shapes ``a`` and ``b`` broadcast to a shape larger than both ((B, 1) and (B,): (B, B), every output
-    against every target); a scalar or a row broadcast into the other compares nothing wrongly."""
-    try:
-        return torch.broadcast_shapes(a, b).numel() > max(torch.Size(a).numel(), torch.Size(b).numel())
-    except RuntimeError:  # shapes that cannot broadcast: torch raises its own error
-        return False
+                       F.huber_loss: "huber_loss", **SILENT_BROADCAST_LOSSES}
 
 
 def widening_warning(message: str) -> bool:
@@ -69,7 +61,7 @@ class _LossCalls(TorchFunctionMode):
             self.pair_targets.append(pair)
         name = _ELEMENTWISE_LOSSES.get(func)
         if name is not None:
-            given = _input_and_target(args, kwargs)
+            given = input_and_target(args, kwargs)
             if all(isinstance(t, torch.Tensor) for t in given) and widens(given[0].shape, given[1].shape):
                 self.broadcasts.append((name, tuple(given[0].shape), tuple(given[1].shape)))
         if func is F.gaussian_nll_loss:
@@ -81,7 +73,7 @@ class _LossCalls(TorchFunctionMode):
             if isinstance(given, torch.Tensor):
                 self.ctc.append((given.detach(), lengths))
         if func is F.poisson_nll_loss:
-            given = _input_and_target(args, kwargs)
+            given = input_and_target(args, kwargs)
             log_input = args[2] if len(args) > 2 else (kwargs or {}).get("log_input", True)
             if log_input and all(isinstance(t, torch.Tensor) for t in given):
                 self.log_rates.append((given[0].detach(), given[1].detach()))
@@ -98,13 +90,6 @@ def ctc_call_inputs(args: tuple, kwargs: dict | None) -> tuple:
     kwargs = kwargs or {}
     return (args[0] if args else kwargs.get("log_probs"),
             args[2] if len(args) > 2 else kwargs.get("input_lengths"))
-
-
-def _input_and_target(args: tuple, kwargs: dict | None) -> list:
-    """A loss call's ``input`` and ``target``, given by position or by name."""
-    given = list(args[:2]) + [None, None]
-    return [given[0] if given[0] is not None else (kwargs or {}).get("input"),
-            given[1] if given[1] is not None else (kwargs or {}).get("target")]
 
 
 def read_loss_inputs(loss_fn: Callable, out, y) -> Verdict | None:

@@ -102,6 +102,9 @@ def read_step(probe) -> dict:
             "form": known[0]["form"] if known and len(known) == len(forms) else None,
             "loss_weight": sum(f["weight"] for f in known) if known and len(known) == len(forms) else None,
             "rows": sum(f["rows"] for f in known), "classes": known[0]["classes"] if known else None,
+            "separate_means": separate_means(outs, forms) if len(known) == len(forms) > 1 else False,
+            "forward_weights": [(f["weight"], f.get("spread") or 1.0, f["rows"]) for f in known]
+            if len(known) == len(forms) > 1 else None,
             "bounded": known[0]["bounded"] if known else None,
             "spread": max((f.get("spread") or 1.0) for f in known) if known else None,
             "smoothing": known[0].get("smoothing") if known else None,
@@ -119,6 +122,20 @@ def read_step(probe) -> dict:
             "td_target_gamma": differentiated_target(outs) if not known else None,
             "heads": {name: head_problem(z, g) for name, z, g in probe._outs.head_pairs()},
             "tied_rows": tied_share(outs[0][0], probe.step_forward) if len(outs) == 1 else None}
+
+def separate_means(outs: list, forms: list[dict]) -> bool:
+    """Whether each forward the step's loss reached is its own term of the loss, a mean (weights summing to 1 or
+    less) over another batch: different row counts, or outputs far apart (a labelled batch and an unlabelled one,
+    two augmented views). The same batch forwarded twice and its loss added twice gives near-equal outputs."""
+    if any(f["weight"] > 1.02 for f in forms):
+        return False
+    zs = [z.detach().double() for z, g in outs if g is not None]
+    for i, a in enumerate(zs):
+        for b in zs[i + 1:]:
+            if a.shape == b.shape and float((a - b).norm()) < 0.5 * float(a.norm()):
+                return False
+    return True
+
 
 def coupled_decay(probe) -> tuple[float, float] | None:
     """(weight decay, ||wd w|| / ||g||) over the first optimizer's decayed tensors at the first step: the pull

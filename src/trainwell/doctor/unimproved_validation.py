@@ -65,14 +65,26 @@ TRAINED_ADVICE = ("the model was trained before this run began, and its validati
                   "the start: stop earlier or regularize")
 
 
+#: what a run whose validation loss rose from the start while its training loss fell is told
+MEMORIZING_ADVICE = ("the model fits its training examples but nothing that carries over, from the first evaluation "
+                     "on: check that the labels are aligned with their inputs (x and y shuffled with one permutation, "
+                     "the same row order in both files) and that there is enough data; doctor.check's "
+                     "input-independent baseline tells whether the inputs predict the labels at all")
+#: what a run whose every validation evaluated another model than the watched one is told first
+COPY_ADVICE = ("no w.validate() came after a forward of the watched model: if another model is evaluated (an EMA "
+               "copy), check that it receives the trained weights and the BatchNorm running statistics too "
+               "(its buffers(), not only its parameters()); else ")
+
+
 def rising_from_the_start(history: list[dict], classes: int | None = None,
-                          trained: str | None = None) -> Verdict | None:
+                          trained: str | None = None, copy_evaluated: bool = False) -> Verdict | None:
     """The overfitting verdict's warning when the validation loss never improved (:func:`never_improved`) and
     rises over the run, its least-squares slope over 4+ evaluations more than two standard errors above 0 and its
     last value above its first, while the training loss fell; else None. With ``trained`` (what shows that the model
     predicted its labels before the run's first update, :mod:`~trainwell.doctor.trained_start`), its best validation
     at the first evaluation is what it learned before (a model reused across cross-validation folds has trained on
-    this fold's validation examples), not labels misaligned."""
+    this fold's validation examples), not labels misaligned. ``copy_evaluated``: no validation followed a forward
+    of the watched model (another model was evaluated, an EMA copy whose BatchNorm buffers may never be copied)."""
     seen = never_improved(history, classes)
     vals = [float(h["val_loss"]) for h in history]
     if seen is None or len(vals) < MIN_TREND or vals[-1] <= vals[0]:
@@ -88,10 +100,7 @@ def rising_from_the_start(history: list[dict], classes: int | None = None,
         return Verdict("overfitting", "warn", f"{value}; the model was trained before the run ({trained})",
                        "val loss not rising while train falls", TRAINED_ADVICE)
     return Verdict("overfitting", "warn", value, "val loss not rising while train falls",
-                   "the model fits its training examples but nothing that carries over, from the first evaluation "
-                   "on: check that the labels are aligned with their inputs (x and y shuffled with one permutation, "
-                   "the same row order in both files) and that there is enough data; doctor.check's "
-                   "input-independent baseline tells whether the inputs predict the labels at all")
+                   (COPY_ADVICE if copy_evaluated else "") + MEMORIZING_ADVICE)
 
 
 def _slope(values: list[float]) -> tuple[float, float]:

@@ -391,7 +391,9 @@ class Watch:
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
                                                            [h["val_loss"] for h in history])
-            post.append(diagnosis.overfitting(history, onset, classes, losses[0] if losses else None, trained))
+            copy_evaluated = 0 < self.probe.validations == self.probe.unseen_validations  # an EMA copy evaluated
+            post.append(diagnosis.overfitting(history, onset, classes, losses[0] if losses else None, trained,
+                                              copy_evaluated))
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__

@@ -139,7 +139,7 @@ def loop_verdicts(w) -> list:
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
            w._samplers.verdict(), w._restores.verdict(),
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, ld.labels(
-               [y.cpu() for y in w._ys], classes, w._broadcast, soft=soft,
+               [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found, soft=soft,
                against=[a for a in w._against if a is not None],
                tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
                aligned=not w._ys or not p.steps or
