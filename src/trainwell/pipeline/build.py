@@ -25,6 +25,7 @@ from trainwell.nn.models import build_model
 from trainwell.nn.norm import train_only_norm
 from trainwell.nn.sdr import sdr_layers
 from trainwell.nn.size import check_model_fits
+from trainwell.pipeline.histograms_ahead import HistogramsAhead
 from trainwell.regularize import Penalty
 from trainwell.rundir import (
     RunDir,
@@ -319,7 +320,8 @@ def run_callbacks(prep: Prepared, run: RunDir, *, constraints=(), ctx: distribut
         *([MetricsLogger(run.metrics), loggers.CSVLogger(run.path / "metrics.csv")] if main else []),
         *([Interrupt()] if member is None else []),  # before the checkpoint: its stop makes the checkpoint save
         *([distributed.AgreeStop(ctx), distributed.RankSeeds(ctx, cfg.train.seed)] if ctx is not None else []),
-        *([_run_checkpoint(prep, run, member), *_report_callbacks(prep, run, steps, member), *extra]
+        *([_run_checkpoint(prep, run, member),
+           *_report_callbacks(prep, run, steps, member, monitors[0] if monitors else None), *extra]
           if main else []),  # rank 0 writes
     ]
 
@@ -360,16 +362,21 @@ def _trainer(prep: Prepared, parts: _Parts, run: RunDir, quiet: bool, progress, 
                    seed=cfg.train.seed, progress=bar, **kwargs)
 
 
-def _report_callbacks(prep: Prepared, run: RunDir, steps: StepLosses, member: int | None = None) -> list:
-    """The live report.html and, with report.tensorboard, TensorBoard event files (after the metrics and the
-    monitor, so each sees the epoch complete). A population member writes model.json and steps.jsonl as a fit
-    does; its page is drawn once, at the end, and TensorBoard stays a fit's (its histograms need the module)."""
+def _report_callbacks(prep: Prepared, run: RunDir, steps: StepLosses, member: int | None = None,
+                      monitor: Monitor | None = None) -> list:
+    """The live report.html (and its histogram figure drawn ahead, once the monitor's last snapshot is taken:
+    :mod:`~trainwell.pipeline.histograms_ahead`) and, with report.tensorboard, TensorBoard event files (after the
+    metrics and the monitor, so each sees the epoch complete). A population member writes model.json and
+    steps.jsonl as a fit does; its page is drawn once, at the end, and TensorBoard stays a fit's (its histograms
+    need the module)."""
     cfg, shape = prep.cfg, prep.splits.meta.input_shape
     if member is not None:
         return [LiveReport(run.path, shape, model=prep.model, pages=False,
                            losses=lambda state: steps.member(member, state.step))] if cfg.report.enabled else []
     out = ([LiveReport(run.path, shape, every=cfg.report.every, every_seconds=cfg.report.every_seconds)]
            if cfg.report.enabled else [])
+    if cfg.report.enabled and monitor is not None:
+        out.append(HistogramsAhead(monitor, run.path, cfg.train.epochs * _steps_per_epoch(cfg, prep.splits)))
     if cfg.report.tensorboard:
         record_written(run.path / "tensorboard", tree=True)  # TensorBoard names its event files itself
         out.append(loggers.TensorBoardLogger(run.path / "tensorboard", every=cfg.doctor.monitor_every,

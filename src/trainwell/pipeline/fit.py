@@ -17,6 +17,7 @@ from trainwell.doctor.monitors import Monitor
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.pipeline import data_fingerprint
 from trainwell.pipeline.build import Prepared, _trainer, _training_parts, prepare
+from trainwell.pipeline.histograms_ahead import HistogramsAhead
 from trainwell.pipeline.lr_find import resolve_lr
 from trainwell.pipeline.write import _distributed_keys, _start_run, write_run
 from trainwell.runclaim import Claim
@@ -276,7 +277,8 @@ def _write(trainer: Trainer, run: RunDir, prep: Prepared, state, *, wall: float,
     monitor = next((cb for cb in trainer.callbacks if isinstance(cb, Monitor)), None)
     summary = write_run(run, prep, state, stopper, best=checkpoint.best_epoch, losses=losses,
                         monitor=monitor.verdicts() if monitor is not None else [], wall=wall, fit_s=fit_s,
-                        figures=figures, extra=extra)
+                        figures=figures, extra=extra,
+                        histograms=next((cb for cb in trainer.callbacks if isinstance(cb, HistogramsAhead)), None))
     for tb in (cb for cb in trainer.callbacks if isinstance(cb, loggers.TensorBoardLogger)):
         tb.log_verdicts(summary["doctor"], state.step)
         tb.log_hparams(loggers.flat_hparams(prep.cfg.to_dict()), summary["final"])

@@ -26,6 +26,7 @@ from trainwell.nn.norm import count_trainable
 from trainwell.nn.variance_shift import variance_shift
 from trainwell.pipeline import data_fingerprint
 from trainwell.pipeline.build import Prepared
+from trainwell.pipeline.histograms_ahead import HistogramsAhead
 from trainwell.regularize import Penalty, count_nonzero
 from trainwell.rundir import (
     RunDir,
@@ -173,14 +174,20 @@ def write_group_report(cfg: Config, folder: str | Path) -> Path | None:
 
 def write_run(run: RunDir, prep: Prepared, state, stopper: stop_callback.Stopper, *, best: int | None,
               losses: list[float], monitor: list[Verdict], wall: float, fit_s: float, figures: bool = False,
-              extra: dict | None = None, final: dict | None = None) -> dict:
+              extra: dict | None = None, final: dict | None = None,
+              histograms: HistogramsAhead | None = None) -> dict:
     """Finish a run directory (one fit or one population member): summary.json with the final evaluation and the
     doctor's verdicts, the figures when asked for (or when the report is on), and report.html. ``final``: the
     final evaluation when the caller has it (a population evaluates its members together), as
-    :func:`final_metrics` gives it."""
+    :func:`final_metrics` gives it. ``histograms``: the run's callback that sent the histogram figure to the
+    drawing process during training (taken when it shows the last snapshot, else drawn again here)."""
     drawn = Figures()  # drawn by the drawing process while the summary is computed, when one runs
     if prep.cfg.report.enabled:  # the slowest first: the drawing process draws them side by side
-        drawn.add("report", run_dir=run.path, figures=("histograms",))
+        ahead = histograms.take() if histograms is not None else None
+        if ahead is not None:
+            drawn.adopt(ahead)
+        else:
+            drawn.add("report", run_dir=run.path, figures=("histograms",))
         drawn.add("report", run_dir=run.path, figures=("learning_curves",), best_epoch=best)
     if figures or prep.cfg.report.enabled:
         units = first_layer_units(prep.model, prep.splits.meta.input_shape)

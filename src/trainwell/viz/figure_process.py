@@ -182,6 +182,11 @@ def start() -> None:
     atexit.register(stop)
 
 
+def running() -> bool:
+    """Whether a drawing process runs for this process's runs (figures added now are drawn there)."""
+    return _process is not None and _process.alive
+
+
 def stop() -> None:
     """End the drawing process, if one runs; later figures are drawn here."""
     global _process
@@ -201,6 +206,11 @@ class Figures:
         process = _process
         job = process.submit(kind, arguments) if process is not None else None
         self._jobs.append((process, job, kind, arguments))
+
+    def adopt(self, other: Figures) -> None:
+        """Take ``other``'s jobs (sent earlier): :meth:`finish` waits for them with these."""
+        self._jobs.extend(other._jobs)
+        other._jobs = []
 
     def finish(self) -> None:
         jobs, self._jobs = self._jobs, []
