@@ -90,13 +90,18 @@ def sync_paths(paths: list[Path]) -> None:
                 os.close(fd)
         return
     for p in existing:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(p)
     for folder in dict.fromkeys(p.parent for p in existing):
         fsync_folder(folder)
+
+
+def fsync_file(path: str | Path) -> None:
+    """fsync the file ``path`` (everything written to it so far is on disk); a missing file raises."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_folder(path: Path) -> None:
@@ -113,4 +118,4 @@ def fsync_folder(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["deferred", "fsync_folder", "sync_paths", "synced_together"]
+__all__ = ["deferred", "fsync_file", "fsync_folder", "sync_paths", "synced_together"]

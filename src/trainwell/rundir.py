@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from trainwell.durability import deferred, fsync_folder
+from trainwell.durability import deferred, fsync_file, fsync_folder
 from trainwell.errors import TrainwellError
 from trainwell.manifest import record as record_written
 
@@ -188,13 +188,9 @@ def sync_file(path: str | Path) -> None:
     if deferred(path):
         return
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fsync_file(path)
     except FileNotFoundError:
         return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
