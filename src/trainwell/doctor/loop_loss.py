@@ -116,9 +116,11 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
                        f"divide each micro-batch's loss by {k} before backward() (else the step is {k}x too large)")
     elif (terms := _forward_terms(name, formula, steps, amp)) is not None:
         return terms
-    elif (max(s.get("spread") or 1.0, _across_steps(steps)) > 1.5) and abs(weight - round(weight)) > 0.02 * weight:
+    elif s.get("slower_than_ce") or \
+            (max(s.get("spread") or 1.0, _across_steps(steps)) > 1.5) and abs(weight - round(weight)) > 0.02 * weight:
         # per-example weights that differ (sample weights, a focal term, rewards) and sum to no whole multiple of
-        # the mean: a weighted loss by design, not one counted twice
+        # the mean, or that rise with p(label) (symmetric cross-entropy's, near 2x the mean's at any spread): a
+        # weighted loss by design, not one counted twice
         # (read on: logits far too large at the start saturate the softmax, whose gradient then reads as uneven
         # weights, and the first loss against ln C still tells)
         value = (f"{formula} with per-example weights (they differ between examples or steps), summing to "
@@ -132,17 +134,23 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     # the loss of a model with several heads adds their terms: its first value is not cross-entropy's alone
     if first_loss is not None and c and c > 1 and s["step"] == 0 and math.isfinite(first_loss) and \
             not probe.multi_output:
-        return _against_ln_c(name, value, first_loss, weight, c, k, weighted)
+        return _against_ln_c(name, value, first_loss, weight, c, k, weighted,
+                             weighted and bool(s.get("slower_than_ce")))
     return Verdict(name, "pass", value, "-")
 
 
 def _against_ln_c(name: str, value: str, first_loss: float, weight: float, c: int, k: int,
-                  weighted: bool) -> Verdict:
+                  weighted: bool, slower: bool = False) -> Verdict:
     """The first loss of a cross-entropy read from its gradient (weights summing to ``weight``, ``k`` accumulated
     micro-batches; ``weighted``: per-example weights that differ) against ``weight`` x ln C. Weights below 1 that
     differ, with a first loss no higher than ln C, are a loss that grows slower than cross-entropy: generalized
     cross-entropy (1 - p^q) / q has the gradient of cross-entropy times p^q and starts between p^q x ln C and
-    ln C; it is not compared."""
+    ln C; it is not compared. Nor is a loss whose weights rise with p(label) (``slower``: a function of p(label)
+    alone, such as symmetric cross-entropy's -A (1 - p) term, whose first value no multiple of ln C predicts)."""
+    if slower:
+        return Verdict(name, "pass", f"{value}; first loss {first_loss:.4g}: the weights rise with each label's "
+                       "probability, a loss that grows slower than cross-entropy (generalized or symmetric "
+                       "cross-entropy, mean absolute error), so it is not compared with ln C", "-")
     if weighted and weight < 0.98 and first_loss <= math.log(c):
         return Verdict(name, "pass", f"{value}; first loss {first_loss:.4g}, between {weight:.3g} x ln C = "
                        f"{weight * math.log(c):.4g} and ln C = {math.log(c):.4g}: a loss that grows slower than "

@@ -50,7 +50,8 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
     peaks, epochs = probe.max_lrs, set(probe.validation_steps)
     verdicts = [_squared(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
                          probe.initial_lrs[i] if i < len(probe.initial_lrs) else None,
-                         (lambda i=i: factor_peak(i)) if factor_peak else None) or
+                         (lambda i=i: factor_peak(i)) if factor_peak else None,
+                         (lambda i=i: _factor_elsewhere(factor_peak, i, len(groups))) if factor_peak else None) or
                 _group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
                                 peaks[i] if i < len(peaks) else None, epochs, losses)
                 for i, lrs in enumerate(groups)]
@@ -81,13 +82,22 @@ def _zero_rate(name: str, groups: list[list[float]], optimizer) -> Verdict | Non
     return None
 
 
+def _factor_elsewhere(factor_peak: Callable[[int], float | None], group: int, groups: int) -> bool:
+    """Whether the LambdaLR function of a param group other than ``group`` returns a factor (its largest value
+    reaches :data:`FACTOR_PEAK`)."""
+    return any((factor_peak(other) or 0.0) >= FACTOR_PEAK for other in range(groups) if other != group)
+
+
 def _squared(name: str, lrs: list[float], group: int | None, initial_lr: float | None,
-             factor_peak: Callable[[], float | None] | None = None) -> Verdict | None:
+             factor_peak: Callable[[], float | None] | None = None,
+             factor_elsewhere: Callable[[], bool] | None = None) -> Verdict | None:
     """A warn when the rate's peak is the scheduler's base rate squared (within 2%, a base of 0.1 or below): a
     ``LambdaLR`` whose function returns the rate, ``lr * factor``, which the scheduler multiplies by ``lr`` again.
     None when the group's LambdaLR function (``factor_peak``: its largest value, read past the watched steps)
     returns a factor: one that reaches :data:`FACTOR_PEAK` (a watch that ends in a long warm-up sees its rate
-    pass lr squared on the way up)."""
+    pass lr squared on the way up); None too when another group's function returns a factor
+    (``factor_elsewhere``): one function per group, this one scaled on purpose (a backbone's ``0.1 * factor``
+    beside the head's ``factor``), where ``lr * factor`` is written once for every group."""
     if not lrs or initial_lr is None or not 0 < initial_lr <= 0.1:
         return None
     peak = max(lrs)
@@ -95,6 +105,8 @@ def _squared(name: str, lrs: list[float], group: int | None, initial_lr: float |
         return None
     function_peak = factor_peak() if factor_peak is not None else None
     if function_peak is not None and function_peak >= FACTOR_PEAK:
+        return None
+    if factor_elsewhere is not None and factor_elsewhere():
         return None
     where = f"param group {group}: " if group is not None else ""
     return Verdict(name, "warn", f"{where}the rate peaks at {peak:.3g}, the optimizer's lr {initial_lr:.3g} squared: "

@@ -74,6 +74,22 @@ def _proportional_to_label_probability(z: torch.Tensor, g: torch.Tensor, a: torc
     return float(c.std() / c.mean()) < 1e-3 and float(a.std() / a.mean()) > 1e-2
 
 
+def rises_with_label_probability(z: torch.Tensor, g: torch.Tensor, a: torch.Tensor) -> bool:
+    """Whether the per-row weights of the softmax form differ and rise with the label's probability, one weight
+    per value of it (rows sorted by p(label) never see their weight fall, and most see it rise): a loss that
+    grows slower than cross-entropy, a function of p(label) alone (generalized cross-entropy (1 - p^q) / q,
+    weights p^q; the mean absolute error 2 (1 - p), weights 2p; symmetric cross-entropy, CE plus -A (1 - p)).
+    Class and sample weights do not follow p(label) so; a focal term falls with it."""
+    if len(a) < 8 or float(a.std() / a.mean().abs().clamp_min(1e-30)) < 1e-2:
+        return False
+    p_label = torch.softmax(z, 1).gather(1, g.argmin(1, keepdim=True)).squeeze(1)
+    ordered = a[p_label.argsort()]
+    tol = 1e-6 * float(ordered.abs().max())
+    steps = ordered[1:] - ordered[:-1]
+    # most neighbours rise: equal weights with one outlier (a saturated row's rounded gradient) are not a rise
+    return bool((steps >= -tol).all()) and float((steps > tol).double().mean()) >= 0.5
+
+
 def _fit_smoothed(z: torch.Tensor, g: torch.Tensor) -> tuple[float, torch.Tensor, float]:
     """(relative residual, per-row weights, epsilon) of label-smoothed cross-entropy with one weight a for every
     row (a mean): g = a (softmax(z) - (1 - eps) onehot(y) - eps / C) (Szegedy et al. 2016). Off the label, g is
@@ -261,7 +277,8 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
             form = "probability_not_log"
         return {"form": form, "weight": float(a.sum()), "rows": rows, "classes": zz.shape[1],
                 "bounded": bounded, "spread": float(a.max() / a[a > 0].min()),
-                "label_weights": label_weights(gl, a) if form in ("cross_entropy", "nll") else None}
+                "label_weights": label_weights(gl, a) if form in ("cross_entropy", "nll") else None,
+                "slower_than_ce": form == "cross_entropy" and rises_with_label_probability(zl, gl, a)}
     if smoothed is not None:
         return smoothed[1]
     if layout == "last" and z.dim() == 2:  # -log p(a_i) x advantage_i on the model's own samples

@@ -6,8 +6,10 @@ ends with its last weights, not its best ones. The fix is ``copy.deepcopy(model.
 
 Read from every ``load_state_dict`` call on the watched model (or one of its submodules) while watched, also after
 the loop inside the ``with`` block: a state dict whose parameter tensors share their memory with the module's own
-parameters of the same name. A checkpoint from ``torch.load``, a deep copy or another model's weights (a target
-network's ``target.load_state_dict(policy.state_dict())``) hold other memory and pass."""
+parameters of the same name, for every parameter it gives (a state dict that replaces some parameters and keeps
+the rest, ``state.update(pretrained)`` then ``load_state_dict(state)``, restores on purpose). A checkpoint from
+``torch.load``, a deep copy or another model's weights (a target network's
+``target.load_state_dict(policy.state_dict())``) hold other memory and pass."""
 
 from __future__ import annotations
 
@@ -36,10 +38,16 @@ def shared_parameters(module: nn.Module, state: Mapping) -> list[str]:
     return shared
 
 
+def loaded_parameters(module: nn.Module, state: Mapping) -> list[str]:
+    """The names of ``module``'s parameters that ``state`` gives a tensor for."""
+    return [name for name, _ in module.named_parameters(remove_duplicate=False)
+            if isinstance(state.get(name), torch.Tensor)]
+
+
 class StateRestores(ReadsCalls):
     """Reads each ``nn.Module.load_state_dict`` call between :meth:`start` and :meth:`stop` on one of ``models``
-    or their submodules; :attr:`shared` keeps (shared parameters, parameters) of the first load that restores a
-    weight onto itself."""
+    or their submodules; :attr:`shared` keeps (shared parameters, parameters) of the first load whose every
+    parameter is restored onto itself (a load that replaces some parameters and keeps the others passes)."""
 
     patched = (nn.Module, "load_state_dict")
 
@@ -55,7 +63,9 @@ class StateRestores(ReadsCalls):
             return
         self.loads += 1
         shared = shared_parameters(module, state)
-        if shared and self.shared is None:
+        # a load that gives some parameters new values (state = model.state_dict(); state.update(pretrained);
+        # model.load_state_dict(state)) keeps the others on purpose: only a load that restores nothing is named
+        if shared and len(shared) == len(loaded_parameters(module, state)) and self.shared is None:
             self.shared = (shared, sum(1 for _ in module.parameters()))
 
     def verdict(self) -> Verdict | None:

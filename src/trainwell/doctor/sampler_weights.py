@@ -7,8 +7,9 @@ Read from every ``DataLoader`` iterated while watched (its ``sampler``, or its `
 sampler with fewer weights than the loader's dataset has examples. A dataset that repeats its examples past the
 weights (``dataset[i]`` is ``dataset[i % len(weights)]``, an oversampling view of the weighted examples) has no
 example the sampler cannot draw: a few of the indices past the weights are read to tell, each under the same
-seeded global generators (torch's, Python's, numpy's) so that a random augmentation draws alike for both reads; the
-loop's generator states are restored after."""
+seeded global generators (torch's, Python's, numpy's), and the generators the dataset keeps as its own attributes
+(or its transform's) at one state, so that a random augmentation draws alike for both reads; the loop's and the
+dataset's generator states are restored after."""
 
 from __future__ import annotations
 
@@ -44,36 +45,84 @@ def _same(a, b) -> bool:
         return False
 
 
-def _seeded_read(dataset, i: int):
-    """``dataset[i]`` read with torch's, Python's and numpy's global generators seeded to one fixed state, so that
-    two reads of the same example draw the same augmentation."""
+def _state_of(generator):
+    """A generator's state, read back by :func:`_set_state`: a ``torch.Generator``'s, a ``random.Random``'s, a
+    numpy ``Generator``'s or ``RandomState``'s; None for anything else."""
+    if isinstance(generator, torch.Generator):
+        return generator.get_state()
+    if isinstance(generator, random.Random):
+        return generator.getstate()
+    if hasattr(generator, "bit_generator") and hasattr(generator.bit_generator, "state"):  # numpy Generator
+        return generator.bit_generator.state
+    if type(generator).__name__ == "RandomState" and hasattr(generator, "get_state"):
+        return generator.get_state()
+    return None
+
+
+def _set_state(generator, state) -> None:
+    """Sets a generator back to a state read by :func:`_state_of`."""
+    if isinstance(generator, torch.Generator):
+        generator.set_state(state)
+    elif isinstance(generator, random.Random):
+        generator.setstate(state)
+    elif hasattr(generator, "bit_generator"):
+        generator.bit_generator.state = state
+    else:
+        generator.set_state(state)
+
+
+def own_generators(dataset) -> list:
+    """(generator, state) of each generator a dataset keeps as an attribute, or as an attribute of one of its
+    attributes (a transform's): the dataset's own draws, which the global seeds do not reach."""
+    found, seen = [], set()
+    holders = [dataset, *[v for v in getattr(dataset, "__dict__", {}).values() if hasattr(v, "__dict__")]]
+    for holder in holders:
+        for value in getattr(holder, "__dict__", {}).values():
+            state = _state_of(value) if id(value) not in seen else None
+            if state is not None:
+                seen.add(id(value))
+                found.append((value, state))
+    return found
+
+
+def _seeded_read(dataset, i: int, own: list):
+    """``dataset[i]`` read with torch's, Python's and numpy's global generators seeded to one fixed state and the
+    dataset's own generators (``own``: (generator, state)) set to the state they had before the first read, so
+    that two reads of the same example draw the same augmentation."""
     torch.manual_seed(SEED)
     random.seed(SEED)
     numpy = sys.modules.get("numpy")  # a dataset that draws from numpy has imported it
     if numpy is not None:
         numpy.random.seed(SEED)
+    for generator, state in own:
+        _set_state(generator, state)
     return dataset[i]
 
 
 def repeats_past(dataset, weights: int, examples: int) -> bool:
     """Whether ``dataset`` (``examples`` long) repeats its first ``weights`` examples past them: ``dataset[i]``
     equals ``dataset[i % weights]`` at :data:`PROBES` indices spread over the rest (a dataset that cannot be read
-    there does not). Each item is read under the same seeded global generators, so that a random augmentation
-    draws alike for both; the loop's generator states are restored after."""
+    there does not). Each item is read under the same seeded global generators and the dataset's own generators
+    (:func:`own_generators`) at one state, so that a random augmentation draws alike for both; the loop's and the
+    dataset's generator states are restored after."""
     rest = examples - weights
     probes = sorted({weights + (rest - 1) * k // max(PROBES - 1, 1) for k in range(PROBES)})
     state = random.getstate()
     numpy = sys.modules.get("numpy")
     numpy_state = numpy.random.get_state() if numpy is not None else None
+    own: list = []
     with torch.random.fork_rng(devices=[]):  # a dataset that draws (augmentation) leaves the loop's draws alone
         try:
-            return all(_same(_seeded_read(dataset, i), _seeded_read(dataset, i % weights)) for i in probes)
+            own = own_generators(dataset)
+            return all(_same(_seeded_read(dataset, i, own), _seeded_read(dataset, i % weights, own)) for i in probes)
         except Exception:  # noqa: BLE001 - a user's dataset may raise anything
             return False
         finally:
             random.setstate(state)
             if numpy_state is not None:
                 numpy.random.set_state(numpy_state)
+            for generator, kept in own:
+                _set_state(generator, kept)
 
 
 class LoaderSamplers(ReadsCalls):

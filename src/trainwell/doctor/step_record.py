@@ -109,6 +109,7 @@ def read_step(probe) -> dict:
             "spread": max((f.get("spread") or 1.0) for f in known) if known else None,
             "smoothing": known[0].get("smoothing") if known else None,
             "label_weights": known[0].get("label_weights") if len(known) == 1 == len(forms) else None,
+            "slower_than_ce": bool(known[0].get("slower_than_ce")) if len(known) == 1 == len(forms) else False,
             "entropy_bonus": known[0].get("entropy_bonus") if known else None,
             "log_probs": log_probabilities(outs[0][0]) if known and known[0]["form"] == "nll" else None,
             "first_logits": outs[0][0] if probe.opt_steps == 0 and outs else None,
