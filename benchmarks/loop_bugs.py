@@ -124,6 +124,7 @@ class Loop:
     no_eval_for_validation: bool = False
     scheduler: str = ""  # per_batch | per_epoch (StepLR); cosine (per optimizer step) | cosine_micro (per micro-batch)
     # | lambda (LambdaLR warm-up then cosine, per batch) | lambda_rate (its function returning lr x factor)
+    # | plateau_val | plateau_accuracy (ReduceLROnPlateau per epoch on the validation loss | the training accuracy)
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -232,7 +233,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         return cfg.lr * f if cfg.scheduler == "lambda_rate" else f
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
         torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine) if cfg.scheduler.startswith("lambda") else \
-        torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
+        torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
+        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
 
     def loss_fn(out, t):
         if cfg.loss in ("kl", "kl_probs"):  # distillation towards soft targets: kl_div reads log-probabilities
@@ -289,6 +291,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 if cfg.unfreeze_body == "added":
                     opt.add_param_group({"params": list(model.layers.parameters())})
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
+            correct = 0
             for i in range(steps_per_epoch):
                 idx = first if cfg.same_batch else perm[i * cfg.batch : (i + 1) * cfg.batch]
                 if cfg.zero_grad == "before":
@@ -300,6 +303,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
                         out = model(x[part])
                     loss = loss_fn(out.float() if cfg.amp else out, y[part])
+                    if cfg.scheduler.startswith("plateau"):
+                        correct += int((out.argmax(1) == y[part]).sum())
                     if cfg.loss == "twice":
                         loss = loss + loss_fn(out, y[part])
                     if cfg.accumulate > 1 and cfg.divide_accumulated:
@@ -343,6 +348,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             with torch.no_grad():
                 val = float(loss_fn(model(xv), yv))
             w.validate(val)
+            if cfg.scheduler.startswith("plateau"):  # plateau_accuracy: the training accuracy under mode='min'
+                sched.step(correct / (steps_per_epoch * cfg.batch) if cfg.scheduler == "plateau_accuracy" else val)
             if cfg.keep_best and val < best_val:
                 state = model.state_dict()
                 best, best_val = (copy.deepcopy(state) if cfg.keep_best == "deepcopy" else state), val
@@ -505,6 +512,12 @@ CASES = [
          Loop(loss="gaussian_nll", lr=0.01), "loop: labels"),
     Case("the hidden layers' param group at lr 0", Loop(extra={"body_lr": 0.0}), Loop(extra={"body_lr": 0.01}),
          "loop: learning rate applied"),
+    # schedulers stepped on the wrong value, and regressors whose outputs cannot take the targets' sign
+    Case("ReduceLROnPlateau (mode='min') stepped on the training accuracy", Loop(scheduler="plateau_accuracy"),
+         Loop(scheduler="plateau_val"), "loop: plateau metric"),
+    Case("regression: a ReLU after the last layer, targets of both signs",
+         Loop(model="relu_head", loss="mse", lr=0.01, target_offset=-3.0),
+         Loop(loss="mse", lr=0.01, target_offset=-3.0), "never went below 0"),
 ]
 
 

@@ -13,7 +13,8 @@ from trainwell.doctor.verdict import Verdict
 
 def batch_independence(model: nn.Module, x: torch.Tensor | Inputs, i: int | None = None) -> Verdict:
     """In eval mode, sample j must not affect sample i's output: d out_i / d x_j = 0 for j != i (for integer
-    inputs such as token ids: out_i must not change when the other samples are replaced). Read for the first and
+    inputs such as token ids: out_i must not change when the other samples are replaced, by a rotation of them or
+    by copies of sample i: attention over the batch axis ignores the others' order). Read for the first and
     the last of up to 8 samples (``i`` None), or for sample ``i``: a mix that runs one way along the batch (a
     recurrence over the batch axis, a cumulative sum) never reaches the first sample's output. Sample i's output is
     read along the output's own axis of examples (axis 1 of CTC's (T, B, C) log-probabilities).
@@ -47,10 +48,11 @@ def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
             what = f"max |d out_{i} / d x_j| = {others:.3g}"
             others = _beyond_round_off(others, float(leak[i]))
         else:
-            with torch.no_grad():
+            with torch.no_grad():  # a rotation of the others, and copies of sample i (attention over the
+                # batch axis, a set function of the others, ignores their order)
                 a = O.logits(model(xs)).select(axis, i)
-                b = O.logits(model(_others_moved(xs, i))).select(axis, i)
-            others = float((a - b).abs().max())
+                others = max(float((a - O.logits(model(moved)).select(axis, i)).abs().max())
+                             for moved in (_others_moved(xs, i), xs[i : i + 1].expand_as(xs).clone()))
             what = f"max |out_{i} change| when the others change = {others:.3g}"
             others = _beyond_round_off(others, float(a.abs().max()))
     finally:
@@ -59,7 +61,8 @@ def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
     return Verdict("batch independence", "pass" if ok else "fail", what, "0",
                    "" if ok else "samples mix inside the batch in eval mode: a BatchNorm left in train mode, a "
                                  "reduction over the batch axis, or a recurrent layer reading (B, T, F) inputs as "
-                                 "(T, B, F) (nn.LSTM/GRU/RNN without batch_first=True)")
+                                 "(T, B, F) (nn.LSTM/GRU/RNN or nn.TransformerEncoderLayer without "
+                                 "batch_first=True)")
 
 
 def _beyond_round_off(leak: float, own: float) -> float:

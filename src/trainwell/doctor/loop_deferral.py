@@ -12,6 +12,7 @@ from trainwell.doctor.batch_statistics import NAME as BATCH_STATISTICS
 from trainwell.doctor.class_weights import GROW
 from trainwell.doctor.depth_collapse import NAME as COLLAPSE
 from trainwell.doctor.epoch_order import SAME_ORDER
+from trainwell.doctor.loop_loss_inputs import CUT_EXPLAINS, CUT_OUTPUTS
 from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS
 from trainwell.doctor.loss_scaling import defers_to_clipping
 from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
@@ -43,12 +44,15 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     preprocessed like the training inputs:
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
-    become 'info', naming the cause. Frozen parameters (an 'info') are named in a flat or slow learning-rate
-    verdict."""
+    become 'info', naming the cause. A regressor's outputs cut at 0 against negative targets explain rows tied at
+    0, dead units and parameters that get no gradient. Frozen parameters (an 'info') are named in a flat or slow
+    learning-rate verdict."""
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
               and not defers_to_clipping(v, verdicts)]
     causes += [v for v in verdicts if _evaluation_fault(v)]
+    cut = next((c for c in causes if str(c.value).startswith(CUT_OUTPUTS)), None)  # a ReLU ending a regressor
+    causes = [c for c in causes if cut is None or c.check not in CUT_EXPLAINS]
     collapsed = next((v for v in verdicts if v.check == COLLAPSE and v.status == "warn"), None)  # init too small
     causes += [collapsed] if collapsed is not None else []
     frozen = next((v for v in verdicts if v.check == "loop: every trainable parameter learns" and v.status == "info"),
@@ -69,7 +73,10 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     unlike_training = next((c for c in causes if c.check == VALIDATION_INPUTS), None)
     out = []
     for v in verdicts:
-        if unlike_training is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
+        if cut is not None and v.check in CUT_EXPLAINS and v.status in ("warn", "fail"):
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{cut.check}')", v.expected,
+                        f"fix '{cut.check}' first: outputs cut at 0 are 0 alike and pass no gradient there")
+        elif unlike_training is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
                 v.status in ("warn", "info"):
             v = Verdict(v.check, "info", f"{v.value} (explained by '{VALIDATION_INPUTS}')", v.expected,
                         "the validation inputs are not preprocessed like the training inputs: the gap reads that "

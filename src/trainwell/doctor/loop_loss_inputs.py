@@ -12,6 +12,10 @@ loss is exp(out) - y out, whose gradient exp(out) - y each observed step's outpu
 Outputs that never go below 0 (a Softplus, ReLU or exp at the end, meant as the rate itself) give a rate exp(out)
 that never goes below 1: counts of 0 can never be fitted, and the loss settles far above its floor.
 
+A squared-error loss (recognised by its gradient c (out - y)) on outputs that never go below 0 (a ReLU, Softplus or
+Sigmoid ending a regressor or a denoiser) while a tenth or more of the targets are below 0 (standardized targets,
+images in [-1, 1]) can never fit those targets: the outputs stay at 0 where they are wanted negative.
+
 A soft Dice (or IoU) loss reads probabilities; on raw scores its denominator can reach 0 and its value leaves
 [0, 1]. The loss is recognised by the gradient it sends to the outputs (:mod:`~trainwell.doctor.dice_form`), and
 outputs outside [0, 1] on the steps so read are named."""
@@ -35,6 +39,14 @@ from trainwell.doctor.silent_broadcasts import ResidualSigns, SilentBroadcastRea
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: loss input"
+#: the share of targets below 0 that outputs cut at 0 leave unreachable
+NEGATIVE_TARGETS = 0.1
+#: targets of both signs reach below 0 at least this share of how far they reach above it (5th/95th percentiles)
+REACH = 1 / 3
+#: how the verdict on outputs cut at 0 begins
+CUT_OUTPUTS = "a squared error is given outputs that never went below 0"
+#: what outputs cut at 0 explain: rows cut to the same 0, and a model cut to 0 everywhere that gets no gradient
+CUT_EXPLAINS = ("loop: inputs reach the outputs", "loop: every trainable parameter learns", "monitor: dead ReLUs")
 
 
 class _CtcCall(TorchFunctionMode):
@@ -131,6 +143,26 @@ def read_log_rates(z: torch.Tensor, g: torch.Tensor, y: torch.Tensor) -> dict | 
     return {"lowest": float(zd.min()), "low_targets": float((yd < 1).double().mean()), "mean_target": float(yd.mean())}
 
 
+def read_cut_outputs(z: torch.Tensor, g: torch.Tensor, y: torch.Tensor) -> dict | None:
+    """On an observed step: when the gradient the loss sent to the outputs ``z`` is c (z - y) for a c > 0 (to 1e-3;
+    a squared error, mean or sum), the outputs' minimum, the targets' share below 0, and how far they reach below 0
+    against above it (their 5th percentile's depth over their 95th percentile); else None."""
+    if not (z.is_floating_point() and y.is_floating_point()) or z.numel() != y.numel() or z.numel() < 8:
+        return None
+    zd, gd = z.detach().double().flatten().cpu(), g.detach().double().flatten().cpu()
+    r = zd - y.detach().double().flatten().cpu()
+    rr = float((r * r).sum())
+    if not math.isfinite(rr) or rr <= 0:
+        return None
+    c = float((gd * r).sum()) / rr
+    if c <= 0 or float((gd - c * r).norm()) > 1e-3 * float(gd.norm()):
+        return None
+    yd = y.detach().double().flatten().cpu()
+    low, high = float(yd.quantile(0.05)), float(yd.quantile(0.95))
+    return {"lowest": float(zd.min()), "negative_targets": float((yd < 0).double().mean()),
+            "reach": -low / high if high > 0 else math.inf}
+
+
 class LossInputReads:
     """What a watched loop hands its loss, read on its steps: the ``F.ctc_loss`` input (:class:`CtcInputReader`),
     a pair loss's targets (:class:`~trainwell.doctor.pair_targets.PairTargetReader`) and a loss broadcasting its
@@ -146,6 +178,7 @@ class LossInputReads:
         self.signs = ResidualSigns()  # a hand-written regression loss broadcasting them
         self.ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
         self.rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
+        self.squared: list[dict] = []  # observed steps read as a squared error
         self.overlaps: list[dict] = []  # observed steps read as a soft Dice or IoU loss
         self.overlap_tries = 0
 
@@ -182,6 +215,9 @@ class LossInputReads:
             read = read_log_rates(*scored, y)  # a Poisson NLL on log-rates, by its output gradient
             if read is not None:
                 self.rates.append(read)
+            read = read_cut_outputs(*scored, y)  # a squared error, by its output gradient
+            if read is not None:
+                self.squared.append(read)
         step = probe.steps[-1] if probe.steps else None
         if self.overlap_tries < 8 and step is not None and step["backwards"] == 1:
             self.overlap_tries += 1
@@ -193,7 +229,7 @@ class LossInputReads:
     def verdict(self, losses: list[float]) -> Verdict | None:
         """The ``loop: loss input`` fail, if any (``losses``: the run's per-step losses)."""
         return loss_input_verdict(self.ctc_softmax, self.rates, self.ctc.verdict) or \
-            overlap_verdict(self.overlaps, losses) or self.pairs.verdict()
+            overlap_verdict(self.overlaps, losses) or self.pairs.verdict() or cut_outputs_verdict(self.squared)
 
 
 def overlap_verdict(reads: list[dict], losses: list[float]) -> Verdict | None:
@@ -244,3 +280,22 @@ def loss_input_verdict(ctc_softmax: bool, rate_reads: list[dict], ctc_read: Verd
                    f"while {low:.0%} or more of the targets are below 1 (mean {mean:.3g})",
                    "log-rates of either sign", "with log_input=True the model outputs log-rates: remove the "
                    "Softplus/ReLU/exp that ends it, or keep the positive output as the rate and pass log_input=False")
+
+
+def cut_outputs_verdict(reads: list[dict]) -> Verdict | None:
+    """A fail when two or more observed steps read as a squared error on outputs that never went below 0 while a
+    tenth or more of the targets are below 0 on each of them, reaching below 0 (their median ``reach``) at least
+    :data:`REACH` as far as above it: targets of both signs (standardized, images in [-1, 1]). A noisy quantity that
+    is never below 0 on average (a rate or intensity measured with noise, whose mean a ReLU output can fit) dips
+    below 0 by its noise only, far less than it reaches above, and passes; else None."""
+    if len(reads) < 2 or any(r["lowest"] < 0 for r in reads) or \
+            sorted(r["reach"] for r in reads)[len(reads) // 2] < REACH:
+        return None
+    share = min(r["negative_targets"] for r in reads)
+    if share < NEGATIVE_TARGETS:
+        return None
+    return Verdict(NAME, "fail", f"{CUT_OUTPUTS} on {len(reads)} observed steps, while {share:.0%} or more of "
+                   "the targets are below 0: those targets can never be reached",
+                   "outputs of either sign for targets of either sign", "an activation ends the model (a ReLU, "
+                   "Softplus or Sigmoid after the last layer): end a regressor with its last Linear/Conv, or map the "
+                   "targets into the activation's range")

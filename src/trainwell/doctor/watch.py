@@ -58,6 +58,7 @@ from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
+from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
 from trainwell.doctor.restored_weights import StateRestores
@@ -66,6 +67,7 @@ from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.trained_start import predicts_labels
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
+from trainwell.doctor.warmup_curve import reread_after_warmup
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
@@ -121,6 +123,7 @@ class Watch:
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
         self._samplers = LoaderSamplers()  # the weighted samplers of the DataLoaders iterated while watched
         self._lambdas = LambdaSchedules()  # the LambdaLR schedulers stepped while watched
+        self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
@@ -135,6 +138,7 @@ class Watch:
         self._shuffles.start()
         self._samplers.start()
         self._lambdas.start()
+        self._plateaus.start()
         self._restores.start()
         self._compiles.start()
         self._open = True
@@ -156,6 +160,7 @@ class Watch:
         self._shuffles.stop()
         self._samplers.stop()
         self._lambdas.stop()
+        self._plateaus.stop()
         self._restores.stop()
         self._compiles.stop()
         if self._warnings is not None:
@@ -381,8 +386,14 @@ class Watch:
         bound = binary is not None and floor_is_a_bound(self.probe.binary_reads)
         classes = mean_cross_entropy_classes(self.probe.steps)  # ln C: an untrained classifier's loss, a validation
         # loss there learned nothing
-        curve = diagnosis.learning_rate_diagnosis(losses, self.batch_size, floor=floor or binary or 0.0, bound=bound,
-                                                  untrained=math.log(classes) if classes and classes > 1 else None)
+        untrained = math.log(classes) if classes and classes > 1 else None
+        floors = floor or binary or 0.0
+
+        def read(start: int) -> diagnosis.Verdict:
+            return diagnosis.learning_rate_diagnosis(losses[start:], self.batch_size, bound=bound, untrained=untrained,
+                                                     floor=floors[start:] if isinstance(floors, list) else floors)
+
+        curve = reread_after_warmup(read(0), self.probe.lrs, losses, read)  # a warm-up's climb is no low rate
         verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
