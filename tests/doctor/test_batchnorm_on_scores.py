@@ -80,3 +80,77 @@ def test_an_embedding_ending_in_a_batchnorm_under_a_regression_loss_passes():
     model = Classifier("scores", outputs=16)  # a BNNeck-style embedding: its batch-normalized features are the output
     report = doctor.check(model, x, target, nn.MSELoss())
     assert _output_layer(report) is None
+
+
+def _watch(model, loss_fn, x, y, epochs=2):
+    """A user's loop under doctor.watch: Adam, a shuffled DataLoader, the loss given to w.step."""
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    with doctor.watch(model, opt) as w:
+        for _ in range(epochs):
+            for xb, yb in loader:
+                loss = loss_fn(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss)
+    return w.report()
+
+
+@pytest.mark.parametrize("norm", ["scores", "hidden", "none"])
+def test_watch_names_a_batchnorm_after_the_last_linear_under_cross_entropy(norm):
+    torch.manual_seed(0)
+    x, y = _blobs()
+    verdict = _watch(Classifier(norm), F.cross_entropy, x, y)["loop: loss"]
+    if norm == "scores":
+        assert verdict.status == "warn", verdict
+        assert "BatchNorm1d module 'bn_out'" in verdict.value and "cross-entropy" in verdict.advice
+        assert "remove the BatchNorm after the last layer" in verdict.advice
+    else:
+        assert verdict.status == "pass", verdict
+
+
+@pytest.mark.parametrize("norm", ["scores", "none"])
+def test_watch_names_it_under_bce_with_logits(norm):
+    torch.manual_seed(0)
+    x, labels = _blobs()
+    y = F.one_hot(labels, 4).float()
+    y[:, 0] = (x[:, 0] > 0).float()
+    verdict = _watch(Classifier(norm), nn.BCEWithLogitsLoss(), x, y)["loop: loss"]
+    assert (verdict.status == "warn" and "BCE with logits" in verdict.advice) if norm == "scores" else \
+        verdict.status == "pass", verdict
+    assert ("'bn_out'" in verdict.value) == (norm == "scores")
+
+
+def _nt_xent(z1, z2, temperature=0.5):
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.T / temperature
+    sim.fill_diagonal_(float("-inf"))
+    b = len(z1)
+    return F.cross_entropy(sim, torch.cat([torch.arange(b, 2 * b), torch.arange(b)]))
+
+
+def test_watch_passes_an_embedding_ending_in_a_batchnorm_under_a_contrastive_loss():
+    torch.manual_seed(0)
+    x, _ = _blobs()
+    model = Classifier("scores", outputs=16)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    with doctor.watch(model, opt) as w:
+        for _ in range(2):
+            for (xb,) in torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=32, shuffle=True):
+                loss = _nt_xent(model(xb + 0.1 * torch.randn_like(xb)), model(xb + 0.1 * torch.randn_like(xb)))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss)
+    verdicts = w.report().verdicts
+    assert not any("BatchNorm1d module" in v.value for v in verdicts), verdicts
+
+
+def test_watch_passes_an_embedding_ending_in_a_batchnorm_under_a_regression_loss():
+    torch.manual_seed(0)
+    x, _ = _blobs()
+    target = torch.randn(len(x), 16, generator=torch.Generator().manual_seed(5))
+    verdicts = _watch(Classifier("scores", outputs=16), F.mse_loss, x, target).verdicts
+    assert not any("BatchNorm1d module" in v.value for v in verdicts), verdicts

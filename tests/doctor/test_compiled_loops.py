@@ -13,7 +13,7 @@ LOOP = """
 import json, warnings
 import torch, torch.nn.functional as F
 from torch import nn
-from torch._dynamo.utils import counters
+from torch import compile as compile_fn  # taken before the watch: the watch's torch.compile is not this one
 from trainwell import doctor
 
 runs = []
@@ -29,6 +29,8 @@ y = torch.randint(0, 4, (1024,))
 x = centers[y] + torch.randn(1024, 8)
 model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 4))
 WHERE = "{where}"  # the loop compiles the model before the watch, inside it, or in place inside it
+if WHERE == "alias_loaded":
+    import torch._dynamo  # the compiler imported before the watch; with "alias" the compile inside imports it
 if WHERE == "before":
     compiled = torch.compile(model, backend=counting)
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -38,6 +40,8 @@ with warnings.catch_warnings(record=True) as shown:
     with doctor.watch(model, opt, every=20) as w:
         if WHERE == "inside":
             compiled = torch.compile(model, backend=counting)
+        elif WHERE.startswith("alias"):
+            compiled = compile_fn(model, backend=counting)
         elif WHERE == "in_place":
             model.compile(backend=counting)
             compiled = model
@@ -52,6 +56,7 @@ with warnings.catch_warnings(record=True) as shown:
             with torch.no_grad():
                 w.validate(F.cross_entropy(compiled(x[:256]), y[:256]).item())
 report = w.report()
+from torch._dynamo.utils import counters
 breaks = [k.splitlines()[0] for k in counters["graph_break"] if "torch.compiler.disable" not in k]
 print(json.dumps({{"mode": report["loop: train/eval mode"].status, "monitors": report["monitors"].status,
                    "observed": sum("activations" in r for r in w.monitor.records), "breaks": breaks,
@@ -69,10 +74,11 @@ def _run(bug: bool, where: str = "before") -> dict:
 
 
 @pytest.mark.slow  # 4 s each
-@pytest.mark.parametrize("where", ["before", "inside", "in_place"])
+@pytest.mark.parametrize("where", ["before", "inside", "in_place", "alias", "alias_loaded"])
 def test_a_loop_calling_the_compiled_wrapper_is_observed_uncompiled_and_runs_compiled_otherwise(where):
-    """Also when the loop compiles the model inside the watch (``torch.compile(model)`` or ``model.compile()``):
-    the watch takes the compiled module as it is made, from the first step on."""
+    """Also when the loop compiles the model inside the watch (``torch.compile(model)``, ``model.compile()``, or
+    ``compile`` imported from torch before the watch, with torch's compiler imported by then or not): the watch
+    takes the compiled module as it is made, from the first step on."""
     got = _run(bug=False, where=where)
     assert got["breaks"] == [] and got["warnings"] == [], got
     assert got["mode"] == "pass" and got["monitors"] == "pass", got
@@ -93,15 +99,16 @@ def test_eval_mode_left_on_through_the_compiled_wrapper_is_named(where):
 
 def test_the_watch_puts_torch_compile_back():
     """torch.compile and nn.Module.compile are the functions torch defines after a watch closes, nested watches
-    and a loop that raises included."""
+    and a loop that raises included; nothing is left on sys.meta_path."""
     import torch
     from torch import nn
 
     from trainwell import doctor
 
-    compile_function, compile_method = torch.compile, nn.Module.compile
+    compile_function, compile_method, finders = torch.compile, nn.Module.compile, list(sys.meta_path)
     model = nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError), doctor.watch(model, opt), doctor.watch(model, opt):
         raise ValueError("the loop failed")
     assert torch.compile is compile_function and nn.Module.compile is compile_method
+    assert sys.meta_path == finders

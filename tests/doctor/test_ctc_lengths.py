@@ -1,7 +1,7 @@
 """CTC on a tiny synthetic sequence task with label sequences of 2-4 symbols under 20 frames: ``input_lengths``
 count the output's frames, ``target_lengths`` the labels. The labels' counts given as ``input_lengths`` (the loss
-then reads the first 2-4 frames, with no blank) are named; frames for every example, or per-example frame counts
-that differ from the label counts, pass."""
+then reads the first 2-4 frames, with no blank) are named, by doctor.watch and doctor.check; frames for every
+example, or per-example frame counts that differ from the label counts, pass."""
 
 import pytest
 import torch
@@ -58,3 +58,27 @@ def test_ctc_input_lengths_that_count_the_labels_are_named(frames, status):
         assert all(v.status == "pass" for v in found), found
     else:
         assert found[0].status == "fail" and "input_lengths equal its target_lengths" in found[0].value, found
+
+
+def _ctc_loss(frames):
+    """A user's CTC loss for doctor.check: label sequences padded with the blank, their lengths counted from them;
+    ``frames``: "all" gives every example T frames, "labels" the labels' counts."""
+    def loss_fn(logp, labels):
+        target_lengths = (labels != 0).sum(1)
+        input_lengths = torch.full((logp.shape[1],), T) if frames == "all" else target_lengths
+        return F.ctc_loss(logp, labels, input_lengths, target_lengths, zero_infinity=True)
+    return loss_fn
+
+
+@pytest.mark.parametrize("frames", ["all", "labels"])
+def test_check_names_input_lengths_that_count_the_labels(frames):
+    torch.manual_seed(0)
+    x, labels, _ = _data(128)
+    model = Tagger()
+    report = doctor.check(model, x, labels, _ctc_loss(frames), optimizer=torch.optim.Adam(model.parameters(), 3e-3))
+    fed = [v for v in report if v.check == "loss input"]
+    if frames == "all":
+        assert all(v.status == "pass" for v in fed), fed
+    else:
+        assert fed and fed[0].status == "fail" and "input_lengths equal its target_lengths" in fed[0].value, fed
+        assert "input_lengths counts the output's time steps" in fed[0].advice

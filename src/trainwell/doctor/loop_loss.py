@@ -21,7 +21,7 @@ from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_form import smoothed_floor
 from trainwell.doctor.loss_scaling import undivided_scale
-from trainwell.doctor.output_layer import scores_dropout_verdict
+from trainwell.doctor.output_layer import scores_dropout_verdict, watched_scores_batchnorm
 from trainwell.doctor.verdict import Verdict
 
 #: what a policy gradient's loss curve cannot say, and what the gradient cannot tell (the sign of the advantages:
@@ -34,8 +34,12 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
     """The gradient the loss sends to the logits says what the loss is (:mod:`~trainwell.doctor.loss_form`): its
     total weight must be 1 (a mean over the step's examples), softmax over the class axis, on logits. A model with
     several heads (a second task's class scores in a tuple or dict) has each other head read for a softmax or a
-    bound before its loss; the class scores' own failure comes first."""
+    bound before its loss; the class scores' own failure comes first. A BatchNorm on the scores under a loss that
+    wants raw logits is named when the loss's own reading finds nothing worse."""
     verdict = _scores_loss(probe, first_loss, class_labels)
+    normed = watched_scores_batchnorm(probe.scores_batchnorm, [s["form"] for s in probe.steps], probe.binary_reads,
+                                      verdict)
+    verdict = normed or verdict
     heads = _heads_verdict(probe)
     if heads is None or verdict.status == "fail" or verdict.status == "warn" and heads.status == "warn":
         return verdict

@@ -32,7 +32,13 @@ from trainwell.doctor.dice_form import read_dice
 from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.doctor.fitting import _RESHAPES
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
-from trainwell.doctor.loss_inputs import LOW_COUNTS, ctc_call_inputs, ctc_input_verdict
+from trainwell.doctor.loss_inputs import (
+    LOW_COUNTS,
+    ctc_call_inputs,
+    ctc_input_verdict,
+    ctc_lengths_verdict,
+    ctc_target_lengths,
+)
 from trainwell.doctor.pair_targets import PairTargetReader
 from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.silent_broadcasts import ResidualSigns, SilentBroadcastReader
@@ -64,30 +70,8 @@ class _CtcCall(TorchFunctionMode):
                 self.read = True
                 with torch.no_grad():
                     self.verdict = ctc_input_verdict(given, lengths, NAME) or \
-                        ctc_lengths_verdict(given, lengths, args[3] if len(args) > 3 else
-                                            (kwargs or {}).get("target_lengths"))
+                        ctc_lengths_verdict(given, lengths, ctc_target_lengths(args, kwargs), NAME)
         return func(*args, **(kwargs or {}))
-
-
-def ctc_lengths_verdict(given: torch.Tensor, input_lengths, target_lengths) -> Verdict | None:
-    """A fail when ``F.ctc_loss``'s ``input_lengths`` equal its ``target_lengths`` on every example (of 2 or more,
-    as tensors or lists) and some are shorter than the (T, B, C) input's T frames: the labels' counts given where
-    the output's frame counts belong. The loss then reads only the first frames, in the one alignment with no
-    blank (an infinite loss where a label repeats, zeroed by ``zero_infinity``). None otherwise."""
-    try:
-        frames = torch.as_tensor(input_lengths).flatten().long().cpu()
-        labels = torch.as_tensor(target_lengths).flatten().long().cpu()
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    if given.dim() != 3 or len(frames) < 2 or frames.shape != labels.shape or not bool((frames == labels).all()) \
-            or not bool((frames < given.shape[0]).any()):
-        return None
-    return Verdict(NAME, "fail", f"F.ctc_loss's input_lengths equal its target_lengths on all {len(frames)} examples "
-                   f"({int(frames.min())}..{int(frames.max())}) while its input has {given.shape[0]} frames",
-                   "input_lengths: the frames of each example's output; target_lengths: its labels",
-                   "input_lengths counts the output's time steps (usually T for every example, or each input's "
-                   "length after the model's downsampling), not the labels: with as many frames as labels the loss "
-                   "reads only the first frames, allows no blank, and cannot fit a repeated label")
 
 
 class CtcInputReader(FirstStepsReader):

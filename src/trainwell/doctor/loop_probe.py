@@ -130,6 +130,8 @@ class LoopProbe:
         self.loss_leaves: set[int] = set()  # ids of the tensors the first loss went through
         self.upstream: set[int] = set()  # ids of the trainable tensors the model's inputs were computed from
         self.scores_sigmoid: str | None = None  # an nn.Sigmoid module whose output is the model's scores
+        # (name, class) of a BatchNorm in train mode whose output is the model's scores (one after the last layer)
+        self.scores_batchnorm: tuple[str, str] | None = None
         self._last_outs: dict[int, tuple[torch.Tensor, str, nn.Module]] = {}
         self._forwards: list[tuple[bool, bool]] = []  # (training, grad enabled) since the last step
         self._incoming: dict[int, torch.Tensor] = {}  # what backward() delivered since .grad was last cleared
@@ -230,8 +232,9 @@ class LoopProbe:
                               if isinstance(m, NORMS)]
         self._last_outs = {}
         # the modules that may give the scores last: a dropout (named once found), a Sigmoid (before a loss that
-        # applies its own)
-        kinds = (nn.Sigmoid,) + ((nn.modules.dropout._DropoutNd,) if self.scores_dropout is None else ())
+        # applies its own), a BatchNorm (named once found)
+        kinds = (nn.Sigmoid,) + ((nn.modules.dropout._DropoutNd,) if self.scores_dropout is None else ()) + \
+            ((nn.modules.batchnorm._BatchNorm,) if self.scores_batchnorm is None else ())
         self._layer_hooks += [m.register_forward_hook(self._hook(self._last_output(name)))
                               for name, m in self.model.named_modules() if isinstance(m, kinds)]
         self._layer_hooks += self.norm_values.attach(self.model, self._hook, lambda: self.reading)
@@ -376,7 +379,8 @@ class LoopProbe:
 
     def _last_output(self, name: str):
         def record(module, args, out) -> None:
-            if isinstance(out, torch.Tensor):  # the tensor kept till the forward ends: its id is not reused
+            # the tensor kept till the forward ends (its id is not reused); a forward without gradients is not read
+            if isinstance(out, torch.Tensor) and torch.is_grad_enabled():
                 self._last_outs[id(out)] = (out, name, module)
         return record
 
@@ -392,6 +396,9 @@ class LoopProbe:
         if kept is not None and kept[0] is z:
             if isinstance(kept[2], nn.Sigmoid):
                 self.scores_sigmoid = kept[1]
+            elif isinstance(kept[2], nn.modules.batchnorm._BatchNorm):
+                if kept[2].training:  # in eval mode it is a fixed affine map of each score
+                    self.scores_batchnorm = (kept[1], type(kept[2]).__name__)
             else:
                 self.scores_dropout = kept[1]
         self._last_outs = {}

@@ -5,9 +5,10 @@ logits, the KL term goes negative and the loss has no floor (Hinton, Vinyals & D
 neural network", 2015, match softened distributions: the student's side must be log-probabilities for torch's
 ``kl_div``). ``F.gaussian_nll_loss`` (``nn.GaussianNLLLoss``) reads a variance that must be positive (Nix & Weigend
 1994 make it so with an exponential; softplus is the usual choice): one made by a ReLU is exactly 0 wherever the
-unit is off, torch clamps it to ``eps`` = 1e-6 and those examples' squared errors are multiplied by 500,000. The
-calls are seen inside the user's own loss, however it is written, with a :class:`~torch.overrides.TorchFunctionMode`
-over one evaluation of it."""
+unit is off, torch clamps it to ``eps`` = 1e-6 and those examples' squared errors are multiplied by 500,000.
+``F.ctc_loss`` reads log-probabilities, and frame counts as its ``input_lengths``: the labels' counts there make it
+read only the first frames, with no blank. The calls are seen inside the user's own loss, however it is written,
+with a :class:`~torch.overrides.TorchFunctionMode` over one evaluation of it."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ class _LossCalls(TorchFunctionMode):
         self.seen: list[tuple[str, torch.Tensor]] = []
         self.variances: list[torch.Tensor] = []  # the var given to F.gaussian_nll_loss
         self.broadcasts: list[tuple[str, tuple, tuple]] = []  # an elementwise loss's input and target shapes
-        self.ctc: list[tuple[torch.Tensor, object]] = []  # the (log_probs, input_lengths) given to F.ctc_loss
+        # the (log_probs, input_lengths, target_lengths) given to F.ctc_loss
+        self.ctc: list[tuple[torch.Tensor, object, object]] = []
         self.log_rates: list[tuple[torch.Tensor, torch.Tensor]] = []  # F.poisson_nll_loss(log_input=True)'s
         self.pair_targets: list[tuple[str, torch.Tensor]] = []  # the target of a pair loss (1 / -1)
 
@@ -71,7 +73,7 @@ class _LossCalls(TorchFunctionMode):
         if func is F.ctc_loss:
             given, lengths = ctc_call_inputs(args, kwargs)
             if isinstance(given, torch.Tensor):
-                self.ctc.append((given.detach(), lengths))
+                self.ctc.append((given.detach(), lengths, ctc_target_lengths(args, kwargs)))
         if func is F.poisson_nll_loss:
             given = input_and_target(args, kwargs)
             log_input = args[2] if len(args) > 2 else (kwargs or {}).get("log_input", True)
@@ -92,13 +94,42 @@ def ctc_call_inputs(args: tuple, kwargs: dict | None) -> tuple:
             args[2] if len(args) > 2 else kwargs.get("input_lengths"))
 
 
+def ctc_target_lengths(args: tuple, kwargs: dict | None):
+    """A ``ctc_loss`` call's ``target_lengths``, given by position or by name."""
+    return args[3] if len(args) > 3 else (kwargs or {}).get("target_lengths")
+
+
+def ctc_lengths_verdict(given: torch.Tensor, input_lengths, target_lengths, check: str = NAME) -> Verdict | None:
+    """A fail when ``F.ctc_loss``'s ``input_lengths`` equal its ``target_lengths`` on every example (of 2 or more,
+    as tensors or lists) and some are shorter than the (T, B, C) input's T frames: the labels' counts given where
+    the output's frame counts belong. The loss then reads only the first frames, in the one alignment with no
+    blank (an infinite loss where a label repeats, zeroed by ``zero_infinity``). None otherwise. ``check``: the
+    verdict's name (``loop: loss input`` under ``doctor.watch``)."""
+    try:
+        frames = torch.as_tensor(input_lengths).flatten().long().cpu()
+        labels = torch.as_tensor(target_lengths).flatten().long().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if given.dim() != 3 or len(frames) < 2 or frames.shape != labels.shape or not bool((frames == labels).all()) \
+            or not bool((frames < given.shape[0]).any()):
+        return None
+    return Verdict(check, "fail", f"F.ctc_loss's input_lengths equal its target_lengths on all {len(frames)} examples "
+                   f"({int(frames.min())}..{int(frames.max())}) while its input has {given.shape[0]} frames",
+                   "input_lengths: the frames of each example's output; target_lengths: its labels",
+                   "input_lengths counts the output's time steps (usually T for every example, or each input's "
+                   "length after the model's downsampling), not the labels: with as many frames as labels the loss "
+                   "reads only the first frames, allows no blank, and cannot fit a repeated label")
+
+
 def read_loss_inputs(loss_fn: Callable, out, y) -> Verdict | None:
     """A fail when the loss gives ``F.kl_div`` or ``F.nll_loss`` an input with positive values: probabilities or
     logits where log-probabilities belong; an elementwise regression loss (``F.mse_loss``, ``F.l1_loss``, Huber)
     given an input and a target that broadcast to a larger shape ((B, 1) against (B,): (B, B)); a pair loss
     (``F.cosine_embedding_loss``, ``F.margin_ranking_loss``) given targets other than 1 and -1 (0/1 labels: see
     :mod:`~trainwell.doctor.pair_targets`); for ``F.gaussian_nll_loss``, a variance with negative entries (a fail)
-    or exact zeros (a warning). None when none is called, or every input is as it should be."""
+    or exact zeros (a warning); for ``F.ctc_loss``, anything but log-probabilities, or ``input_lengths`` equal to
+    the ``target_lengths`` (:func:`ctc_lengths_verdict`). None when none is called, or every input is as it
+    should be."""
     calls = _LossCalls()
     with torch.no_grad(), calls, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the loss's own warnings (a broadcast) are the other checks' to report
@@ -121,8 +152,8 @@ def read_loss_inputs(loss_fn: Callable, out, y) -> Verdict | None:
     variance = _variance_verdict(calls.variances)
     if variance is not None:
         return variance
-    for given, lengths in calls.ctc:
-        verdict = ctc_input_verdict(given, lengths)
+    for given, lengths, labels in calls.ctc:
+        verdict = ctc_input_verdict(given, lengths) or ctc_lengths_verdict(given, lengths, labels)
         if verdict is not None:
             return verdict
     for rates, counts in calls.log_rates:

@@ -91,12 +91,38 @@ def scores_batchnorm_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torc
     found = batchnorm_on_scores(model, x) if loss is not None else None
     if found is None:
         return None
-    name, kind = found
-    return Verdict("output layer", "warn", f"the scores pass through {kind} module '{name}' last: in training each "
+    return scores_batchnorm_warning(*found, loss)
+
+
+def scores_batchnorm_warning(name: str, kind: str, loss: str, check: str = "output layer") -> Verdict:
+    """The warning naming BatchNorm module ``name`` (class ``kind``) on the scores that ``loss`` (a loss that wants
+    raw logits, in words) reads."""
+    return Verdict(check, "warn", f"the scores pass through {kind} module '{name}' last: in training each "
                    "score is normalized over the batch, to mean beta and std |gamma| (1 at init)",
                    "raw scores from the last layer", f"{loss} then reaches low values only as fast as the optimizer "
                    "grows gamma (slowly under Adam), and each example's scores depend on the rest of its batch: "
                    "remove the BatchNorm after the last layer, or move it before that layer")
+
+
+def watched_scores_batchnorm(found: tuple[str, str] | None, forms: list[str | None], binary_reads: list,
+                             verdict: Verdict) -> Verdict | None:
+    """``doctor.watch``'s reading of a BatchNorm on the scores (``found``: its name and class, seen on an observed
+    training step): a warning when the loss read from the gradient on every observed step wants raw logits
+    (``forms``: a softmax cross-entropy; ``binary_reads``: BCE with logits) and ``verdict``, the loss's own
+    reading, found nothing worse (a pass, a skip, or a first loss far above ln C, which the normalized scores
+    explain). None otherwise (a metric or regression loss on an embedding ending in a BatchNorm)."""
+    if found is None or not (verdict.status in ("pass", "skip") or verdict.status == "warn" and
+                             verdict.value.startswith("first loss")):
+        return None
+    read = [f for f in forms if f is not None]
+    if read and len(read) == len(forms) and all(f in ("cross_entropy", "two_classes") for f in read):
+        loss = "cross-entropy"
+    elif binary_reads and len(binary_reads) == len(forms) and \
+            all(r is not None and r["on"] == "logits" for r in binary_reads):
+        loss = "BCE with logits"
+    else:
+        return None
+    return scores_batchnorm_warning(*found, loss, verdict.check)
 
 
 def defer_to_scores_batchnorm(verdicts: list, normed: Verdict | None) -> list:
