@@ -114,6 +114,8 @@ class LoopProbe:
         self._first_out: weakref.ref | None = None  # the output of the first weighted layer of the latest forward
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
+        self.mc_dropout_validations = 0  # validations of repeated train-mode passes over the same inputs
+        self._sampled_inputs: list[tuple] = []  # fingerprints of the train-mode forwards without gradients
         self.unseen_validations = 0  # w.validate() calls with no forward of the watched model since the last step
         self.validation_steps: list[int] = []  # the optimizer steps recorded before each validation (epoch ends)
         self.unregistered: list[str] | None = None
@@ -337,6 +339,8 @@ class LoopProbe:
             self._last_forward = self._tick
         if not grad:
             self.split_inputs.no_grad(first_tensor(args, kwargs))
+            if module.training:
+                self._sampled_inputs.append(_fingerprint(first_tensor(args, kwargs)))
             return
         x = first_tensor(args, kwargs)
         if x is None:
@@ -484,10 +488,26 @@ class LoopProbe:
         self.validation_steps.append(len(self.lrs))
         self.unseen_validations += not self._forwards  # another model evaluated (an EMA copy), or a stored loss
         no_grad = [mode for mode, grad in self._forwards if not grad]
-        if any(no_grad or [mode for mode, _ in self._forwards]):
+        if any(no_grad) and _mc_dropout(self._sampled_inputs, [m for _, m in self.norms]):
+            self.mc_dropout_validations += 1
+        elif any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1
         self.split_inputs.validated()
-        self._forwards, self._norms_training = [], set()
+        self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
+
+
+def _fingerprint(x: torch.Tensor | None) -> tuple | None:
+    """What tells one batch from another: its shape and the sum of its values (not where it lies, which the next
+    batch may reuse)."""
+    return None if x is None else (tuple(x.shape), float(x.detach().sum(dtype=torch.float64)))
+
+
+def _mc_dropout(sampled: list[tuple], norms: list[nn.Module]) -> bool:
+    """Monte Carlo dropout: every train-mode forward without gradients repeats the inputs of another (several
+    dropout samples of each batch, averaged). BatchNorm in train mode would still learn from them: not excused."""
+    if len(sampled) < 2 or None in sampled or any(m.training for m in norms):
+        return False
+    return all(sampled.count(key) >= 2 for key in set(sampled))
 
 
 def _cleared(grad: torch.Tensor | None) -> bool:

@@ -50,6 +50,7 @@ from trainwell.doctor.contrastive_floor import ContrastiveReader
 from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.echoed_targets import echoed_input
 from trainwell.doctor.epoch_order import SamplerCount
+from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.lambda_factors import LambdaSchedules
 from trainwell.doctor.loop_deferral import defer
 from trainwell.doctor.loop_loss_inputs import LossInputReads
@@ -125,6 +126,7 @@ class Watch:
         self._lambdas = LambdaSchedules()  # the LambdaLR schedulers stepped while watched
         self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
+        self._kept = KeptLosses()  # weak references to the loss tensors given to step()
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
@@ -206,6 +208,7 @@ class Watch:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
         self._calls += 1
+        self._kept.record(loss)
         self._finish_readers()
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
         idle = self.probe.step_recorded()
