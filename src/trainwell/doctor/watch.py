@@ -59,6 +59,7 @@ from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
+from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
@@ -109,6 +110,7 @@ class Watch:
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
+        self._pairings: list[float | None] = []  # per observed step: the share of outputs given their own label
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
         self._loss_inputs = LossInputReads()  # what the loop hands its loss (ctc, pair, Dice inputs)
         self._echoes: list[int | None] = []  # per observed step: which forward input its targets equal
@@ -227,6 +229,7 @@ class Watch:
             self._read_game(leaves)
         self._loss_inputs.observed(self.probe, scored, loss, y)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
+            self._pairings.append(label_pairing(*self.probe.scored, y))
             self._against.append(read_with_targets(self.probe, y))
         if self._first_forward is None:
             self._first_forward = self.probe.step_forward
