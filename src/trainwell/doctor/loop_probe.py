@@ -27,6 +27,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.batch_statistics import NormCounts
 from trainwell.doctor.input_scale import NORMS, first_layer_reads_input, nonzero_abs_quantile, norm_scale, storage_keys
+from trainwell.doctor.sampled_validation import fingerprint, mc_dropout
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
 from trainwell.doctor.validation_inputs import SplitInputs
@@ -340,7 +341,7 @@ class LoopProbe:
         if not grad:
             self.split_inputs.no_grad(first_tensor(args, kwargs))
             if module.training:
-                self._sampled_inputs.append(_fingerprint(first_tensor(args, kwargs)))
+                self._sampled_inputs.append(fingerprint(first_tensor(args, kwargs)))
             return
         x = first_tensor(args, kwargs)
         if x is None:
@@ -488,26 +489,12 @@ class LoopProbe:
         self.validation_steps.append(len(self.lrs))
         self.unseen_validations += not self._forwards  # another model evaluated (an EMA copy), or a stored loss
         no_grad = [mode for mode, grad in self._forwards if not grad]
-        if any(no_grad) and _mc_dropout(self._sampled_inputs, [m for _, m in self.norms]):
+        if any(no_grad) and mc_dropout(self._sampled_inputs, [m for _, m in self.norms]):
             self.mc_dropout_validations += 1
         elif any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1
         self.split_inputs.validated()
         self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
-
-
-def _fingerprint(x: torch.Tensor | None) -> tuple | None:
-    """What tells one batch from another: its shape and the sum of its values (not where it lies, which the next
-    batch may reuse)."""
-    return None if x is None else (tuple(x.shape), float(x.detach().sum(dtype=torch.float64)))
-
-
-def _mc_dropout(sampled: list[tuple], norms: list[nn.Module]) -> bool:
-    """Monte Carlo dropout: every train-mode forward without gradients repeats the inputs of another (several
-    dropout samples of each batch, averaged). BatchNorm in train mode would still learn from them: not excused."""
-    if len(sampled) < 2 or None in sampled or any(m.training for m in norms):
-        return False
-    return all(sampled.count(key) >= 2 for key in set(sampled))
 
 
 def _cleared(grad: torch.Tensor | None) -> bool:
