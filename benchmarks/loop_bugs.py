@@ -281,6 +281,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         return soft_targets(t) if cfg.loss.startswith("kl") else t
     first = torch.arange(cfg.batch)
     best, best_val = None, math.inf
+    kept = []
     with doctor.watch(model, opt, every=every) as w:
         for epoch in range(EPOCHS):
             if not cfg.eval_in_training:
@@ -337,6 +338,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]))
+                kept.append(loss if cfg.extra.get("keep_loss_tensors") else loss.item())  # the curve for a plot
                 if cfg.eval_mid_epoch and i == steps_per_epoch // 2:
                     model.eval()
                     with torch.no_grad():
@@ -346,7 +348,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             if not cfg.no_eval_for_validation:
                 model.eval()
             with torch.no_grad():
-                val = float(loss_fn(model(xv), yv))
+                samples = cfg.extra.get("dropout_samples", 0)  # Monte Carlo dropout: the mean of several passes
+                val = float(loss_fn(torch.stack([model(xv) for _ in range(samples)]).mean(0), yv)) if samples else \
+                    float(loss_fn(model(xv), yv))
             w.validate(val)
             if cfg.scheduler.startswith("plateau"):  # plateau_accuracy: the training accuracy under mode='min'
                 sched.step(correct / (steps_per_epoch * cfg.batch) if cfg.scheduler == "plateau_accuracy" else val)
@@ -518,6 +522,12 @@ CASES = [
     Case("regression: a ReLU after the last layer, targets of both signs",
          Loop(model="relu_head", loss="mse", lr=0.01, target_offset=-3.0),
          Loop(loss="mse", lr=0.01, target_offset=-3.0), "never went below 0"),
+    # everyday loops: the loss curve kept as tensors, validation by Monte Carlo dropout
+    Case("losses.append(loss) keeps every step's graph", Loop(extra={"keep_loss_tensors": True}), Loop(),
+         "loop: loss tensors kept"),
+    Case("one dropout pass in train mode, not Monte Carlo dropout's several",
+         Loop(no_eval_for_validation=True, extra={"dropout_samples": 1}),
+         Loop(no_eval_for_validation=True, extra={"dropout_samples": 8}), "loop: train/eval mode"),
 ]
 
 

@@ -27,6 +27,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.batch_statistics import NormCounts
 from trainwell.doctor.input_scale import NORMS, first_layer_reads_input, nonzero_abs_quantile, norm_scale, storage_keys
+from trainwell.doctor.sampled_validation import fingerprint, mc_dropout
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
 from trainwell.doctor.validation_inputs import SplitInputs
@@ -114,6 +115,8 @@ class LoopProbe:
         self._first_out: weakref.ref | None = None  # the output of the first weighted layer of the latest forward
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
+        self.mc_dropout_validations = 0  # validations of repeated train-mode passes over the same inputs
+        self._sampled_inputs: list[tuple] = []  # fingerprints of the train-mode forwards without gradients
         self.unseen_validations = 0  # w.validate() calls with no forward of the watched model since the last step
         self.validation_steps: list[int] = []  # the optimizer steps recorded before each validation (epoch ends)
         self.unregistered: list[str] | None = None
@@ -337,6 +340,8 @@ class LoopProbe:
             self._last_forward = self._tick
         if not grad:
             self.split_inputs.no_grad(first_tensor(args, kwargs))
+            if module.training:
+                self._sampled_inputs.append(fingerprint(first_tensor(args, kwargs)))
             return
         x = first_tensor(args, kwargs)
         if x is None:
@@ -484,10 +489,12 @@ class LoopProbe:
         self.validation_steps.append(len(self.lrs))
         self.unseen_validations += not self._forwards  # another model evaluated (an EMA copy), or a stored loss
         no_grad = [mode for mode, grad in self._forwards if not grad]
-        if any(no_grad or [mode for mode, _ in self._forwards]):
+        if any(no_grad) and mc_dropout(self._sampled_inputs, [m for _, m in self.norms]):
+            self.mc_dropout_validations += 1
+        elif any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1
         self.split_inputs.validated()
-        self._forwards, self._norms_training = [], set()
+        self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
 
 
 def _cleared(grad: torch.Tensor | None) -> bool:

@@ -319,6 +319,12 @@ def _validation_modes(probe: LoopProbe) -> str:
     seen = probe.validations - probe.unseen_validations
     unseen = (f"no forward of the watched model before {probe.unseen_validations} of the {probe.validations} "
               "w.validate() calls (another model evaluated, such as an EMA copy): their mode not seen")
+    if probe.mc_dropout_validations:
+        seen -= probe.mc_dropout_validations
+        sampled = (f"{probe.mc_dropout_validations} validations sampled each batch several times in train mode "
+                   "(Monte Carlo dropout)")
+        return "; ".join(([f"eval mode in {seen} validations"] if seen else []) + [sampled] +
+                         ([unseen] if probe.unseen_validations else []))
     if not probe.unseen_validations:
         return f"eval mode in {seen} validations"
     return unseen if not seen else f"eval mode in {seen} validations; {unseen}"

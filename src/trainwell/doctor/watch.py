@@ -50,6 +50,7 @@ from trainwell.doctor.contrastive_floor import ContrastiveReader
 from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.echoed_targets import echoed_input
 from trainwell.doctor.epoch_order import SamplerCount
+from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.lambda_factors import LambdaSchedules
 from trainwell.doctor.loop_deferral import defer
 from trainwell.doctor.loop_loss_inputs import LossInputReads
@@ -58,6 +59,7 @@ from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
+from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
@@ -108,6 +110,7 @@ class Watch:
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
+        self._pairings: list[float | None] = []  # per observed step: the share of outputs given their own label
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
         self._loss_inputs = LossInputReads()  # what the loop hands its loss (ctc, pair, Dice inputs)
         self._echoes: list[int | None] = []  # per observed step: which forward input its targets equal
@@ -125,6 +128,7 @@ class Watch:
         self._lambdas = LambdaSchedules()  # the LambdaLR schedulers stepped while watched
         self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
+        self._kept = KeptLosses()  # weak references to the loss tensors given to step()
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
@@ -206,6 +210,7 @@ class Watch:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
         self._calls += 1
+        self._kept.record(loss)
         self._finish_readers()
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
         idle = self.probe.step_recorded()
@@ -224,6 +229,7 @@ class Watch:
             self._read_game(leaves)
         self._loss_inputs.observed(self.probe, scored, loss, y)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
+            self._pairings.append(label_pairing(*self.probe.scored, y))
             self._against.append(read_with_targets(self.probe, y))
         if self._first_forward is None:
             self._first_forward = self.probe.step_forward

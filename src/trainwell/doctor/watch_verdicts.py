@@ -24,6 +24,7 @@ from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.inverted_mask import loop_inverted_mask
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
+from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.pos_weight import inverted_pos_weight
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_targets import loop_copied_tokens
@@ -155,7 +156,7 @@ def loop_verdicts(w) -> list:
            loop_inverted_mask(p, w._first_forward),
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
-           w._loss_inputs.verdict(losses)]
+           w._loss_inputs.verdict(losses), w._kept.verdict(), paired_elsewhere(w._pairings)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
