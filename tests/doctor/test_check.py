@@ -480,6 +480,7 @@ def test_a_flat_curve_says_which_way_from_the_update_ratio():
     assert v.value.startswith("flat") and "raise the learning rate" in v.advice
 
 
+@pytest.mark.slow  # seconds each
 def test_the_baseline_stops_once_the_gain_is_shown_with_the_same_verdict():
     """Stopping at the first checkpoint that beats the input-independent model changes no verdict: the criterion
     reads the best checkpoint so far, so it cannot be un-met by training longer. Models a user writes: one that

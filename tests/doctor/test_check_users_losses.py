@@ -43,6 +43,7 @@ def _reversal_batch(n=64):
     return (src, tin), tgt
 
 
+@pytest.mark.slow  # seconds each
 @pytest.mark.parametrize("ignored, named", [(PAD, False), (-100, True)])
 def test_padding_ignored_by_a_loss_that_reshapes_to_the_vocabulary_is_not_named(ignored, named):
     (src, tin), tgt = _reversal_batch()

@@ -70,6 +70,7 @@ def _ctc_loss(frames):
     return loss_fn
 
 
+@pytest.mark.slow  # seconds each
 @pytest.mark.parametrize("frames", ["all", "labels"])
 def test_check_names_input_lengths_that_count_the_labels(frames):
     torch.manual_seed(0)

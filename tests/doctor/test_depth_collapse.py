@@ -2,6 +2,7 @@
 depth, which watch names, and the learning-rate advice defers to it (a larger rate does not restore the signal);
 variance-preserving and torch's default inits are not named."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -70,6 +71,7 @@ def test_small_init_in_a_deep_relu_net_names_he_init():
     assert got.get("monitor: dead ReLUs") is None or got["monitor: dead ReLUs"].status == "info"
 
 
+@pytest.mark.slow  # seconds each
 def test_variance_preserving_and_default_inits_are_not_named():
     assert NAME not in watched(deep(nn.Tanh, nn.init.xavier_normal_))
     assert NAME not in watched(deep(nn.ReLU, lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu")))
@@ -77,6 +79,7 @@ def test_variance_preserving_and_default_inits_are_not_named():
     assert NAME not in watched(deep(nn.Tanh, depth=8), lr=0.05)
 
 
+@pytest.mark.slow  # seconds each
 def test_check_points_a_failed_overfit_at_the_vanishing_signal():
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(256, D, generator=g), torch.randint(0, C, (256,), generator=g)  # memorized, not learned

@@ -66,6 +66,7 @@ def test_check_names_the_block_that_adds_its_input_twice(form):
     assert "kaiming" not in growth.advice, growth
 
 
+@pytest.mark.slow  # seconds each
 def test_a_correct_residual_block_is_not_named():
     assert all(v.check != "residual blocks" for v in _check("once").verdicts)
 

@@ -63,6 +63,7 @@ def _windows(leak):
     return past, dec_in, future
 
 
+@pytest.mark.slow  # seconds each
 def test_check_names_forecasting_targets_equal_to_the_input():
     s = _series()
     model = Forecaster()
@@ -144,6 +145,7 @@ def _teacher_forced_loop(leak, model=None):
     return w.report()
 
 
+@pytest.mark.slow  # seconds each
 def test_watch_names_a_decoder_fed_the_current_target():
     v = _teacher_forced_loop(leak=True)["loop: targets vs inputs"]
     assert v.status == "warn" and "decoder's input" in v.advice and "y[t-1]" in v.advice

@@ -117,6 +117,7 @@ def spiral_loop(seed, lr, linear=False):
         return w.report()[CURVE], F.cross_entropy(model(x), y).item()
 
 
+@pytest.mark.slow  # seconds each
 def test_sgd_far_above_its_rate_reads_too_high_not_flat():
     """At lr 5 and 10 the loss jumps from ln 3 to 1.5-6 on the first steps and comes back to about ln 3; a tenth of
     the rate reaches a training loss under half of it (the oracle that the rate is too high)."""

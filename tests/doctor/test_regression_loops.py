@@ -134,6 +134,7 @@ def _plain(loss_fn, columns=1, amp=False, optimizer="adam", epochs=4):
     return w.report()
 
 
+@pytest.mark.slow  # seconds each
 def test_grad_scaler_leaves_the_sum_and_the_mean_readings_as_they_are():
     summed = _plain(lambda out, y: F.mse_loss(out, y, reduction="sum"), amp=True, optimizer="sgd")["loop: loss"]
     assert summed.status == "info" and summed.value.startswith("summed squared error over 32 output elements")
@@ -225,6 +226,7 @@ def test_kl_div_on_log_probabilities_passes(log_softmax):
     assert _loop_alarms(report) == []
 
 
+@pytest.mark.slow  # seconds each
 def test_kl_div_at_a_distillation_temperature():
     """Hinton et al.'s loss, KL(softmax(teacher / T) || softmax(student / T)) x T^2: given softmax(z / T) where
     log_softmax(z / T) belongs it fails, naming the temperature; the right one passes."""

@@ -4,6 +4,7 @@ and label-smoothed cross-entropy alone."""
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,6 +46,7 @@ def _tag_loss(out, tags):
     return F.cross_entropy(out.reshape(-1, out.shape[-1]), tags.reshape(-1))
 
 
+@pytest.mark.slow  # seconds each
 def test_a_taggers_softmax_inside_the_loss_is_named():
     ids, tags = _tagged()
     torch.manual_seed(0)

@@ -6,6 +6,7 @@ cause."""
 
 import warnings
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -120,6 +121,7 @@ def _train(model, opt, x, y, epochs=2, batch=64, loss_of=None):
     return w.report()
 
 
+@pytest.mark.slow  # seconds each
 def test_a_reentrant_checkpoint_on_the_data_tensor_is_named_by_watch_and_by_the_checks_fits():
     """torch warns "None of the inputs have requires_grad=True" (once, and not at all under a user's ignore
     filter); the watch records it and names it as the reason the checkpointed block never learns. In the
@@ -228,6 +230,7 @@ class Siamese(nn.Module):
         return self.encoder(a), self.encoder(b)
 
 
+@pytest.mark.slow  # seconds each
 def test_cosine_embedding_loss_given_0_1_targets_is_named_by_check_and_watch():
     """CosineEmbeddingLoss reads 1 as a similar pair and -1 as a dissimilar one; the rows of 0 that
     (ya == yb).float() gives add nothing, so the other-class pairs are never pushed apart."""

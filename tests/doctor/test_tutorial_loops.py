@@ -41,6 +41,7 @@ def _corpus(n):
     return (start + torch.arange(T + 1)[:, None]) % V  # (T + 1, n): sequence-first, as batchify() lays it out
 
 
+@pytest.mark.slow  # seconds each
 def test_a_sequence_first_language_model_with_flattened_targets_is_checked_batch_first():
     torch.manual_seed(0)
     model = WordLM()
@@ -126,6 +127,7 @@ def _summed_names_loop(max_norm, lr, steps=40, batch=16):
     return w.report()
 
 
+@pytest.mark.slow  # seconds each
 def test_clipping_every_step_at_a_step_length_the_curve_shows_works_is_information():
     report = _summed_names_loop(max_norm=1.0, lr=0.15)
     curve = report["learning rate (loss curve)"]

@@ -77,6 +77,7 @@ def _token_batches(n=64, seed=0):
     return ids, (ids[:, 0] > 15).long()
 
 
+@pytest.mark.slow  # seconds each
 @pytest.mark.parametrize("inverted", [True, False])
 def test_a_key_padding_mask_that_marks_the_real_tokens_is_named_by_check_and_watch(inverted):
     ids, y = _token_batches()
@@ -229,6 +230,7 @@ def _folds(reuse):
     return check, w.report()
 
 
+@pytest.mark.slow  # seconds each
 def test_a_model_reused_across_folds_is_named_as_trained_before_the_fold_not_as_labels_misaligned():
     check, report = _folds(reuse=True)
     initial = check["initial loss"]

@@ -69,6 +69,7 @@ class GammaPenalized(ResNet):
         return super().forward(x), pull
 
 
+@pytest.mark.slow  # seconds each
 def test_a_term_cut_from_the_graph_still_fails_on_the_zero_gamma():
     torch.manual_seed(0)
     x, y = _quadrant_images()

@@ -117,6 +117,7 @@ def test_model_ladder_fresh_signals_are_new_draws_of_the_published_generator(tmp
     assert abs(float(x.std()) - float(published["x_test"].std())) < 0.2 * float(published["x_test"].std())
 
 
+@pytest.mark.slow  # seconds each
 def test_model_ladder_scores_a_model_on_the_fresh_signals():
     x = torch.randn(50, 1, 40)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(40, 10))

@@ -125,6 +125,7 @@ def test_a_diverging_member_fails_alone_and_the_others_go_on(workdir):
     assert json.loads((workdir / "sw" / "summary.json").read_text())["failed_members"] == [1]
 
 
+@pytest.mark.slow  # seconds each
 def test_a_sweep_without_a_validation_split_finishes_its_report(workdir):
     cfg = load_config(None, BASE + ["train.epochs=1", "data.val_fraction=0", "report.enabled=true"])
     res = sweep(cfg, parse_grid(["optim.lr=0.1,0.01"]), out="noval")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[2] / "src" / "trainwell"
 
 # Cycles knowingly left, each named exactly: the test fails if one disappears (drop it here) or if any other cycle
@@ -96,6 +98,7 @@ def test_the_cycle_finder_finds_a_planted_cycle_and_nothing_in_a_tree():
     assert sorted(map(sorted, cycles({"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"c"}}))) == [["a", "b"], ["c", "d"]]
 
 
+@pytest.mark.slow  # seconds each
 def test_the_graph_sees_deferred_and_package_imports():
     edges = import_graph()
     assert "trainwell.pipeline.build" in edges["trainwell.pipeline"]  # the package face re-exports it
@@ -103,6 +106,7 @@ def test_the_graph_sees_deferred_and_package_imports():
     assert "trainwell.viz.build" in edges["trainwell.pipeline.write"]  # imported inside a function
 
 
+@pytest.mark.slow  # seconds each
 def test_trainwell_has_no_import_cycles():
     found = {frozenset(c) for c in cycles(import_graph())}
     new = [sorted(c) for c in found - KNOWN_CYCLES]

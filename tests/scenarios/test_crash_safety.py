@@ -74,6 +74,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(workdir, monkeypat
     assert [p.name for p in workdir.iterdir()] == ["last.pt"]  # no temp file left behind
 
 
+@pytest.mark.slow  # seconds each
 def test_full_disk_during_fit_is_one_line_and_the_last_checkpoint_survives(workdir, capsys, monkeypatch):
     from trainwell import rundir
     from trainwell.cli import main

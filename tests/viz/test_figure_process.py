@@ -193,6 +193,7 @@ def test_stopped_with_nothing_to_draw_the_process_is_ended_at_once(monkeypatch):
     assert calls == ["terminate"] and process._proc.returncode in (0, -signal.SIGTERM)
 
 
+@pytest.mark.slow  # seconds each
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_draws_its_own_figures_and_cannot_stop_the_process(tmp_path, drawing_process):
     units = first_layer_units(*MODELS[0])
