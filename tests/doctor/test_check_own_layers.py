@@ -106,6 +106,7 @@ def test_inputs_divided_twice_are_named_through_a_channels_last_copy():
     assert _watched(ChannelsLastNet(), twice, y).status == "warn"
 
 
+@pytest.mark.slow  # seconds each
 def test_a_frozen_batchnorm_does_not_excuse_inputs_divided_twice():
     pixels, twice, y = _pixels()
     torch.manual_seed(0)

@@ -382,6 +382,7 @@ def _gaussian_nll(out, y):
     return F.gaussian_nll_loss(mean, y, var)
 
 
+@pytest.mark.slow  # seconds each
 def test_gaussian_nll_model_is_overfit_though_free_variances_leave_the_domain():
     """The overfit check's floor search over free outputs steps a free variance below 0, where GaussianNLLLoss
     raises: the check still trains the copy (the floor unknown, judged against 0) instead of being skipped."""

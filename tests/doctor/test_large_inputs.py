@@ -135,6 +135,7 @@ def test_regression_targets_in_raw_units_warn_and_standardized_ones_do_not():
     assert not warned(doctor.check(forecaster(), standardized(x), standardized(y), nn.MSELoss()), "targets")
 
 
+@pytest.mark.slow  # seconds each
 def test_box_targets_in_pixels_warn():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(128, 3, 16, 16, generator=g)

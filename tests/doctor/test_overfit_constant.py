@@ -3,6 +3,7 @@ constant output on the subset (the targets' variance for MSE), so a model that c
 weight frozen but the output bias, an input that never reaches the output) fails, while a model that fits the
 examples from their inputs passes however large the targets' offset."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,6 +53,7 @@ def test_a_regressor_that_never_reads_its_input_fails_the_overfit_on_targets_far
     assert "no better than one constant output" in verdict.advice
 
 
+@pytest.mark.slow  # seconds each
 def test_an_mlp_regressor_fits_targets_of_mean_50_and_std_3():
     x, y = _regression()
     for seed in range(3):

@@ -72,6 +72,7 @@ def _padding_verdicts(model, x, y):
 
 @pytest.mark.parametrize("model, named", [(MeanPool(masked=False), True), (MeanPool(masked=True), False),
                                           (LastState(packed=False), True), (LastState(packed=True), False)])
+@pytest.mark.slow  # seconds each
 def test_a_classifier_that_reads_its_padding_is_named(model, named):
     ids, y = _batch()
     found = _padding_verdicts(model, ids, y)

@@ -156,6 +156,7 @@ def test_a_loss_counted_twice_warns():
     assert twin["loop: loss"].status == "pass" and _loop_alarms(twin) == []
 
 
+@pytest.mark.slow  # seconds each
 @pytest.mark.parametrize("columns", [2, 3])
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_per_column_means_summed_are_named_not_read_as_a_bug(columns, optimizer):

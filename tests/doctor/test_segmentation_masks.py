@@ -70,6 +70,7 @@ def test_a_0_255_mask_under_ignore_index_255_is_named_by_check_and_watch(masks):
         assert watched["loop: labels"].status == "pass"
 
 
+@pytest.mark.slow  # seconds each
 def test_a_batch_of_background_images_padded_with_the_void_label_is_not_a_0_255_mask():
     """Defect-free images (background only) padded to the crop size with 255, as segmentation crops are: the
     batch holds one class beside padding, not a foreground stored as 255; a 0/255 mask padded alike still is."""

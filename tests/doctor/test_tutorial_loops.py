@@ -137,6 +137,7 @@ def test_clipping_every_step_at_a_step_length_the_curve_shows_works_is_informati
     assert "lr x max_norm" in clipped.advice and "not steps too short" in clipped.value
 
 
+@pytest.mark.slow  # seconds each
 @pytest.mark.parametrize("max_norm", [0.001, 0.3])
 def test_clipping_that_leaves_steps_too_short_still_warns(max_norm):
     report = _summed_names_loop(max_norm=max_norm, lr=0.15)

@@ -616,6 +616,7 @@ class MeanVariance(nn.Module):
 
 @pytest.mark.parametrize("positive, status", [(lambda v: F.softplus(v) + 1e-4, None), (F.relu, "warn"),
                                               (lambda v: v, "fail")])
+@pytest.mark.slow  # seconds each
 def test_a_gaussian_nll_variance_made_by_a_relu_or_left_raw_is_named_by_check(positive, status):
     x = torch.linspace(-4, 4, 128)[:, None]
     y = torch.sin(x[:, 0]) + 0.1 * torch.randn(128, generator=torch.Generator().manual_seed(0))

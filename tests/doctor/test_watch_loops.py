@@ -727,6 +727,7 @@ class Mixed(nn.Module):
         return self.out(torch.cat([h, F.leaky_relu(self.emb(ids), 0.1)], 1))
 
 
+@pytest.mark.slow  # seconds each
 def test_a_model_mixing_modules_and_functions_reads_both_and_leaky_relu_is_never_dead():
     x, y = _blobs(256)
     torch.manual_seed(0)

@@ -21,6 +21,7 @@ def test_default_fit_reaches_92_percent_on_mnist1d(workdir):
     assert result.summary["dataset"] == "mnist1d" and result.summary["model"] == "cnn"
 
 
+@pytest.mark.slow  # seconds each
 def test_the_preflight_time_is_reported_in_the_summary_and_the_page(tmp_path):
     """A fit with the pre-flight on says how long it took (``preflight_s``, part of the wall time, shown on the
     page); with it off there is no such number."""

@@ -162,6 +162,7 @@ def test_under_torchrun_no_process_is_started(monkeypatch):
     assert figure_process._process is None
 
 
+@pytest.mark.slow  # seconds each
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_stopped_with_a_figure_unanswered_the_process_writes_it_and_ends(tmp_path, drawing_process):
     """Stopped while drawing, the process finishes the figure and ends by itself, also while a process forked from

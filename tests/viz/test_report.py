@@ -81,6 +81,7 @@ class Crash(Callback):
             raise RuntimeError("power cut")
 
 
+@pytest.mark.slow  # seconds each
 def test_an_interrupted_run_has_a_report_and_trainwell_report_rebuilds_it(workdir, capsys):
     with pytest.raises(RuntimeError):
         fit(load_config(None, TINY), out="run", quiet=True, callbacks=[Crash()])
