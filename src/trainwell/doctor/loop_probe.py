@@ -116,7 +116,7 @@ class LoopProbe:
         self.train_steps = self.eval_mode_steps = 0
         self.validations = self.train_mode_validations = 0
         self.mc_dropout_validations = 0  # validations of repeated train-mode passes over the same inputs
-        self._sampled_inputs: list[tuple] = []  # fingerprints of the train-mode forwards without gradients
+        self._sampled_inputs: list[tuple] = []  # fingerprints of the train-mode no-grad forwards since the last step
         self.unseen_validations = 0  # w.validate() calls with no forward of the watched model since the last step
         self.validation_steps: list[int] = []  # the optimizer steps recorded before each validation (epoch ends)
         self.unregistered: list[str] | None = None
@@ -446,7 +446,7 @@ class LoopProbe:
             if frozen:
                 self.frozen_norm_steps += 1
                 self.frozen_norms |= frozen
-        self._forwards, self._norms_training = [], set()
+        self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
         self.split_inputs.stepped()
 
     def _frozen_norms(self) -> set[str]:

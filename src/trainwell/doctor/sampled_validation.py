@@ -4,6 +4,8 @@ without gradients and the dropout samples averaged (an uncertainty estimate), to
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 from torch import nn
 
@@ -19,4 +21,4 @@ def mc_dropout(sampled: list[tuple], norms: list[nn.Module]) -> bool:
     dropout samples of each batch, averaged). BatchNorm in train mode would still learn from them: not excused."""
     if len(sampled) < 2 or None in sampled or any(m.training for m in norms):
         return False
-    return all(sampled.count(key) >= 2 for key in set(sampled))
+    return min(Counter(sampled).values()) >= 2
