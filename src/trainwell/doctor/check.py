@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import random
 import re
 import warnings
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from trainwell.doctor import checkpointing
+from trainwell.doctor import checkpointing, global_rngs
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.batch_layout import installed, read_batch_first
 from trainwell.doctor.class_axis import scrambled_classes
@@ -94,10 +93,8 @@ class untouched:  # noqa: N801 - used like a function: ``with untouched(model, o
     def __enter__(self) -> untouched:
         m = self.model
         devices = sorted({t.device.index or 0 for t in m.state_dict().values() if t.is_cuda})
-        self._rng = torch.random.fork_rng(devices=devices)
+        self._rng = global_rngs.kept(devices)
         self._rng.__enter__()
-        self._py = random.getstate()
-        self._np = _np.random.get_state() if _np is not None else None
         self._modes = [(mod, mod.training) for mod in m.modules()]
         tensors = {id(t): t for t in [*m.state_dict(keep_vars=True).values(), *m.buffers()]}  # non-persistent too
         self._values = [(t, t.detach().clone()) for t in tensors.values()]
@@ -118,9 +115,6 @@ class untouched:  # noqa: N801 - used like a function: ``with untouched(model, o
                     p.grad = grad
             for mod, mode in self._modes:
                 mod.training = mode
-            random.setstate(self._py)
-            if self._np is not None:
-                _np.random.set_state(self._np)
         finally:
             self._rng.__exit__(*exc)
 

@@ -19,6 +19,7 @@ import sys
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from trainwell.doctor import global_rngs
 from trainwell.doctor.method_readers import ReadsCalls
 from trainwell.doctor.verdict import Verdict
 
@@ -107,22 +108,16 @@ def repeats_past(dataset, weights: int, examples: int) -> bool:
     dataset's generator states are restored after."""
     rest = examples - weights
     probes = sorted({weights + (rest - 1) * k // max(PROBES - 1, 1) for k in range(PROBES)})
-    state = random.getstate()
-    numpy = sys.modules.get("numpy")
-    numpy_state = numpy.random.get_state() if numpy is not None else None
     own: list = []
-    with torch.random.fork_rng(devices=[]):  # a dataset that draws (augmentation) leaves the loop's draws alone
+    with global_rngs.kept():  # a dataset that draws (augmentation) leaves the loop's draws alone
         try:
             own = own_generators(dataset)
             return all(_same(_seeded_read(dataset, i, own), _seeded_read(dataset, i % weights, own)) for i in probes)
         except Exception:  # noqa: BLE001 - a user's dataset may raise anything
             return False
         finally:
-            random.setstate(state)
-            if numpy_state is not None:
-                numpy.random.set_state(numpy_state)
-            for generator, kept in own:
-                _set_state(generator, kept)
+            for generator, state in own:
+                _set_state(generator, state)
 
 
 class LoaderSamplers(ReadsCalls):
