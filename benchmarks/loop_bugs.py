@@ -132,6 +132,7 @@ class Loop:
     scale_inputs: float = 1.0
     clip: float | None = None
     clip_value: float | None = None  # torch.nn.utils.clip_grad_value_ before the step
+    clip_at: str = "step"  # clip_grad_norm_ before step() (healthy) | "backward": before it | "after": after step()
     params_twice: bool = False  # the optimizer's parameter list built twice over (each tensor held twice)
     accumulate: int = 1
     divide_accumulated: bool = True
@@ -312,6 +313,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         loss = loss / cfg.accumulate
                     if cfg.step_first:
                         opt.step()
+                    if cfg.clip is not None and cfg.clip_at == "backward":
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                     (scaler.scale(loss) if cfg.amp else loss * cfg.loss_scale).backward()
                     if cfg.scheduler == "cosine_micro":  # sized in optimizer steps, stepped per micro-batch
                         sched.step()
@@ -322,7 +325,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 if cfg.loss_scale != 1.0 and cfg.unscale:
                     for p in model.parameters():
                         p.grad /= cfg.loss_scale
-                if cfg.clip is not None:
+                if cfg.clip is not None and cfg.clip_at == "step":
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if cfg.clip_value is not None:
                     nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
@@ -334,6 +337,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         opt.step()
                     if cfg.double_step:
                         opt.step()
+                if cfg.clip is not None and cfg.clip_at == "after":
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate"):
                     sched.step()
                 if not cfg.watch_micro:
@@ -528,6 +533,11 @@ CASES = [
     Case("one dropout pass in train mode, not Monte Carlo dropout's several",
          Loop(no_eval_for_validation=True, extra={"dropout_samples": 1}),
          Loop(no_eval_for_validation=True, extra={"dropout_samples": 8}), "loop: train/eval mode"),
+    # gradient clipping in the wrong place of the step
+    Case("clip_grad_norm_ before loss.backward()", Loop(clip=1.0, clip_at="backward"), Loop(clip=1.0),
+         "loop: clipping order"),
+    Case("clip_grad_norm_ after optimizer.step()", Loop(clip=1.0, clip_at="after"), Loop(clip=1.0),
+         "loop: clipping order"),
 ]
 
 

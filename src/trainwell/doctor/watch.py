@@ -45,6 +45,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import watch_verdicts as wv
 from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
+from trainwell.doctor.clip_order import ClipCalls
 from trainwell.doctor.compiled_wrappers import CompileCalls, compiled_wrapper
 from trainwell.doctor.contrastive_floor import ContrastiveReader
 from trainwell.doctor.depth_collapse import collapse
@@ -128,6 +129,7 @@ class Watch:
         self._lambdas = LambdaSchedules()  # the LambdaLR schedulers stepped while watched
         self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
+        self._clips = ClipCalls(model, optimizers)  # where the loop clips its gradients
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
@@ -144,6 +146,7 @@ class Watch:
         self._lambdas.start()
         self._plateaus.start()
         self._restores.start()
+        self._clips.start()
         self._compiles.start()
         self._open = True
         self._start_readers()
@@ -166,6 +169,7 @@ class Watch:
         self._lambdas.stop()
         self._plateaus.stop()
         self._restores.stop()
+        self._clips.stop()
         self._compiles.stop()
         if self._warnings is not None:
             self._warnings.__exit__(None, None, None)

@@ -139,7 +139,7 @@ def loop_verdicts(w) -> list:
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
            ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
-           w._samplers.verdict(), w._restores.verdict(),
+           w._samplers.verdict(), w._restores.verdict(), w._clips.verdict([s["grad_norm"] for s in p.steps]),
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, ld.labels(
                [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found, soft=soft,
                against=[a for a in w._against if a is not None],
