@@ -246,6 +246,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return F.mse_loss(out, t)  # (B, 1) vs (B,): broadcast to (B, B)
         if cfg.loss == "mse":
             return F.mse_loss(out.squeeze(1), t)
+        if cfg.loss == "ce_sum":
+            return F.cross_entropy(out, t, reduction="sum")
         if cfg.loss in ("gaussian_nll", "gaussian_nll_broadcast"):  # a fixed variance; torch does not warn
             mean = out if cfg.loss == "gaussian_nll_broadcast" else out.squeeze(1)
             return F.gaussian_nll_loss(mean, t, torch.ones_like(mean))
@@ -528,6 +530,9 @@ CASES = [
     Case("one dropout pass in train mode, not Monte Carlo dropout's several",
          Loop(no_eval_for_validation=True, extra={"dropout_samples": 1}),
          Loop(no_eval_for_validation=True, extra={"dropout_samples": 8}), "loop: train/eval mode"),
+    # the output layer beside another loss reading: a BatchNorm1d on the scores under a summed cross-entropy
+    Case("BatchNorm1d on the logits under CrossEntropyLoss(reduction='sum')",
+         Loop(model="batchnorm_head", loss="ce_sum", lr=0.003), Loop(loss="ce_sum", lr=0.003), "loop: output layer"),
 ]
 
 

@@ -137,7 +137,7 @@ def loop_verdicts(w) -> list:
            lv.gradient_flow(p), lv.gradient_reach(p, w._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group)),
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
-           ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)),
+           ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
            w._samplers.verdict(), w._restores.verdict(),
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, ld.labels(
