@@ -138,3 +138,41 @@ def test_sequence_first_batches_of_another_length_pass():
     torch.manual_seed(0)
     x, y = _sequences()
     assert _verdict(_watch(Encoder("sequence_first"), x, y, sequence_first=True)) is None
+
+
+class Tagger(nn.Module):
+    """A sequence-first Transformer tagger: one class per position, (T, B, CLASSES) scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(FEATURES, 16)
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0), 1,
+                                             enable_nested_tensor=False)
+        self.head = nn.Linear(16, CLASSES)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x)))
+
+
+def test_a_sequence_first_tagger_given_its_targets_per_position_passes():
+    """(T, B, F) batches and (T, B) targets, as the sequence-first layer wants them: the targets fit (B, T) as well,
+    and the reading along dimension 1 keeps each example its own."""
+    torch.manual_seed(0)
+    x = torch.randn(96, T, FEATURES, generator=torch.Generator().manual_seed(0))
+    tags = x[..., :CLASSES].argmax(-1)
+    model = Tagger()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    with doctor.watch(model, opt, every=3) as w:
+        for i in range(0, len(x), 16):
+            xb, yb = x[i : i + 16].transpose(0, 1), tags[i : i + 16].T
+            loss = F.cross_entropy(model(xb).reshape(-1, CLASSES), yb.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=yb)
+    model.eval()
+    with torch.no_grad():  # the oracle: example 0 (column 0) does not change with the others
+        moved = xb.clone()
+        moved[:, 1:] = torch.randn_like(moved[:, 1:])
+        assert torch.allclose(model(xb)[:, 0], model(moved)[:, 0], atol=1e-6)
+    assert _verdict(w.report()) is None

@@ -16,7 +16,8 @@ of it instead:
 Only a batch the checks could not read otherwise (``len(x) != len(y)``) is viewed so: a sequence-first module fed
 batch-first data, ``x`` and ``y`` of one length, is still read as it is given, and batch independence names it.
 ``doctor.watch`` reads a watched forward's examples the same way (:func:`fitting_views`), and also along
-dimension 1 where (B, T, ...) and (T, B, ...) fit the targets alike (as many examples as positions).
+dimension 1 where (B, T, ...) and (T, B, ...) fit the targets alike (as many examples as positions, or targets
+per position laid out like ``x``).
 
 Example:
     >>> import torch
@@ -86,10 +87,11 @@ def sequence_first_layers(model: nn.Module) -> list[tuple[str, str]]:
 
 
 def fitting_views(model: nn.Module, x, y) -> list[BatchView]:
-    """Every reading of ``x``'s examples that ``y`` fits, as :func:`read_batch_first` reads them (the batch-first
-    view, else ``x`` as given) and, for one target per example with as many examples as positions
-    (``x.shape[0] == x.shape[1] == len(y)``), of a sequence-first model, also along dimension 1: (B, T, ...) and
-    (T, B, ...) then fit alike. Empty when ``y`` fits none (no view, and ``len(x) != len(y)``)."""
+    """Every reading of ``x``'s examples that ``y`` fits: :func:`read_batch_first`'s (the batch-first view, else
+    ``x`` as given) and, for a sequence-first model with ``len(x) == len(y)``, also along dimension 1 when ``y``
+    fits it as well: one target per example with as many examples as positions (``x.shape[1] == len(y)``), or one
+    per position laid out like ``x``'s first two dimensions ((B, T) and (T, B) targets fit alike). Empty when
+    ``y`` fits none."""
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or x.dim() < 2 or y.dim() == 0:
         return []
     view = batch_first_view(model, x, y)
@@ -98,9 +100,12 @@ def fitting_views(model: nn.Module, x, y) -> list[BatchView]:
     if len(x) != len(y):
         return []
     views = [BatchView(x, y, None, transposed=False, per_position=False)]
+    if not sequence_first(model) or "forward" in vars(model):
+        return views
     per_position = y.dim() >= 2 and y.shape[1] == x.shape[1]
-    if x.shape[1] == len(y) and not per_position and sequence_first(model) and "forward" not in vars(model):
-        views.append(BatchView(x.transpose(0, 1).contiguous(), y, None, transposed=True, per_position=False))
+    if per_position or x.shape[1] == len(y):
+        views.append(BatchView(x.transpose(0, 1).contiguous(), y.transpose(0, 1) if per_position else y, None,
+                               transposed=True, per_position=per_position))
     return views
 
 

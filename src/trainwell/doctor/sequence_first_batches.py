@@ -9,9 +9,11 @@ as batch independence (:mod:`~trainwell.doctor.batch_independence`: in eval mode
 j != i); at a watched loop's report the same reading runs on the first observed training forward, its examples
 located as ``doctor.check`` locates them (:func:`~trainwell.doctor.batch_layout.fitting_views`: from the targets
 given to ``w.step(loss, y=...)``). A model that transposes its input to (T, B, ...) itself, or one built
-``batch_first=True``, keeps each example's output its own and passes. When the batch holds as many examples as
-positions, (B, T, ...) and (T, B, ...) fit the targets alike: the loop is named only when the examples mix along
-both readings.
+``batch_first=True``, keeps each example's output its own and passes. Where (B, T, ...) and (T, B, ...) fit the
+targets alike (as many examples as positions, or targets per position laid out like the input) the loop is named
+only when the examples mix along both readings: a tagger fed (B, T, F) with (B, T) targets reads as a correct
+sequence-first tagger fed (T, B, F) with (T, B) targets, and is not named (``doctor.check`` reads the first
+dimension as the examples there).
 """
 
 from __future__ import annotations
