@@ -62,6 +62,9 @@ class Net(nn.Module):
         self.norms = nn.ModuleList([nn.BatchNorm1d(64) for _ in self.layers]) if kind == "batchnorm" else \
             nn.ModuleList([nn.GroupNorm(64 if kind == "groupnorm_per_unit" else 8, 64) for _ in self.layers]) \
             if kind.startswith("groupnorm") else None  # groupnorm_per_unit: one value per group
+        # attention: the 64 hidden units read as 8 tokens of 8 features, attended over (batch_first, or not)
+        self.attend = nn.TransformerEncoderLayer(8, 2, 32, dropout=0.0, batch_first=kind == "attention") \
+            if kind.startswith("attention") else None
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
@@ -95,6 +98,8 @@ class Net(nn.Module):
                 h = self.drop(F.relu(layer(h)))
         for block in self.blocks or []:
             h = block(h)
+        if self.attend is not None:  # (B, 8 tokens, 8 features)
+            h = self.attend(h.reshape(len(h), 8, 8)).reshape(len(h), 64)
         return h
 
 
@@ -247,6 +252,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return F.mse_loss(out, t)  # (B, 1) vs (B,): broadcast to (B, B)
         if cfg.loss == "mse":
             return F.mse_loss(out.squeeze(1), t)
+        if cfg.loss == "ce_sum":
+            return F.cross_entropy(out, t, reduction="sum")
         if cfg.loss in ("gaussian_nll", "gaussian_nll_broadcast"):  # a fixed variance; torch does not warn
             mean = out if cfg.loss == "gaussian_nll_broadcast" else out.squeeze(1)
             return F.gaussian_nll_loss(mean, t, torch.ones_like(mean))
@@ -538,6 +545,12 @@ CASES = [
          "loop: clipping order"),
     Case("clip_grad_norm_ after optimizer.step()", Loop(clip=1.0, clip_at="after"), Loop(clip=1.0),
          "loop: clipping order"),
+    # the output layer beside another loss reading: a BatchNorm1d on the scores under a summed cross-entropy
+    Case("BatchNorm1d on the logits under CrossEntropyLoss(reduction='sum')",
+         Loop(model="batchnorm_head", loss="ce_sum", lr=0.003), Loop(loss="ce_sum", lr=0.003), "loop: output layer"),
+    # sequence layout: an attention layer built with the default batch_first=False, fed (B, tokens, features)
+    Case("TransformerEncoderLayer without batch_first=True fed (B, T, F)", Loop(model="attention_seq_first"),
+         Loop(model="attention"), "batch_first=False"),
 ]
 
 

@@ -1,7 +1,8 @@
 """A classifier whose last Linear layer is followed by a BatchNorm1d on its scores: in training each class's score
 is normalized over the batch (mean beta, std |gamma|), so the scores' range is gamma's. doctor.check names it as
-the output layer under a loss that wants logits; a BatchNorm between hidden layers, and an embedding model ending
-in a BatchNorm under a regression-style metric loss, pass."""
+the output layer under a loss that wants logits, and doctor.watch as `loop: output layer` whatever the loss's own
+verdict (a sum, a loss counted twice); a BatchNorm between hidden layers, and an embedding model ending in a
+BatchNorm under a regression-style metric loss, pass."""
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from trainwell import doctor
 
 NAME = "output layer"
+LOOP_NAME = "loop: output layer"
 
 
 def _blobs(n=256, d=8, classes=4, seed=0):
@@ -82,9 +84,9 @@ def test_an_embedding_ending_in_a_batchnorm_under_a_regression_loss_passes():
     assert _output_layer(report) is None
 
 
-def _watch(model, loss_fn, x, y, epochs=2):
-    """A user's loop under doctor.watch: Adam, a shuffled DataLoader, the loss given to w.step."""
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
+def _watch(model, loss_fn, x, y, epochs=2, opt=None):
+    """A user's loop under doctor.watch: Adam (or ``opt``), a shuffled DataLoader, the loss given to w.step."""
+    opt = opt or torch.optim.Adam(model.parameters(), 1e-3)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=True,
                                          generator=torch.Generator().manual_seed(0))
     with doctor.watch(model, opt) as w:
@@ -98,17 +100,23 @@ def _watch(model, loss_fn, x, y, epochs=2):
     return w.report()
 
 
+def _loop_output_layer(report):
+    return next((v for v in report if v.check == LOOP_NAME), None)
+
+
 @pytest.mark.parametrize("norm", ["scores", "hidden", "none"])
 def test_watch_names_a_batchnorm_after_the_last_linear_under_cross_entropy(norm):
     torch.manual_seed(0)
     x, y = _blobs()
-    verdict = _watch(Classifier(norm), F.cross_entropy, x, y)["loop: loss"]
+    report = _watch(Classifier(norm), F.cross_entropy, x, y)
+    assert report["loop: loss"].status == "pass", report["loop: loss"]  # the loss itself is a plain mean
+    verdict = _loop_output_layer(report)
     if norm == "scores":
-        assert verdict.status == "warn", verdict
+        assert verdict is not None and verdict.status == "warn", verdict
         assert "BatchNorm1d module 'bn_out'" in verdict.value and "cross-entropy" in verdict.advice
         assert "remove the BatchNorm after the last layer" in verdict.advice
     else:
-        assert verdict.status == "pass", verdict
+        assert verdict is None, verdict
 
 
 @pytest.mark.parametrize("norm", ["scores", "none"])
@@ -117,10 +125,45 @@ def test_watch_names_it_under_bce_with_logits(norm):
     x, labels = _blobs()
     y = F.one_hot(labels, 4).float()
     y[:, 0] = (x[:, 0] > 0).float()
-    verdict = _watch(Classifier(norm), nn.BCEWithLogitsLoss(), x, y)["loop: loss"]
-    assert (verdict.status == "warn" and "BCE with logits" in verdict.advice) if norm == "scores" else \
-        verdict.status == "pass", verdict
-    assert ("'bn_out'" in verdict.value) == (norm == "scores")
+    report = _watch(Classifier(norm), nn.BCEWithLogitsLoss(), x, y)
+    assert report["loop: loss"].status == "pass", report["loop: loss"]
+    verdict = _loop_output_layer(report)
+    if norm == "scores":
+        assert verdict is not None and verdict.status == "warn" and "BCE with logits" in verdict.advice, verdict
+        assert "'bn_out'" in verdict.value
+    else:
+        assert verdict is None, verdict
+
+
+@pytest.mark.parametrize("norm", ["scores", "hidden"])
+def test_watch_names_it_beside_a_summed_cross_entropy(norm):
+    """``reduction='sum'`` makes the loss's own verdict an info; the BatchNorm on the scores is named all the
+    same, and one between hidden layers is not."""
+    torch.manual_seed(0)
+    x, y = _blobs()
+    model = Classifier(norm)
+    opt = torch.optim.SGD(model.parameters(), lr=0.003, momentum=0.9)  # 0.1 / 32 for the summed loss
+    report = _watch(model, nn.CrossEntropyLoss(reduction="sum"), x, y, opt=opt)
+    loss = report["loop: loss"]
+    assert loss.status == "info" and "reduction='sum'" in loss.value, loss
+    verdict = _loop_output_layer(report)
+    if norm == "scores":
+        assert verdict is not None and verdict.status == "warn" and "'bn_out'" in verdict.value, verdict
+    else:
+        assert verdict is None, verdict
+
+
+@pytest.mark.parametrize("norm", ["scores", "none"])
+def test_watch_names_it_beside_a_loss_counted_twice(norm):
+    """A loss counted twice is ``loop: loss``'s own warning; the BatchNorm on the scores is a second cause, named
+    beside it."""
+    torch.manual_seed(0)
+    x, y = _blobs()
+    report = _watch(Classifier(norm), lambda out, t: F.cross_entropy(out, t) + F.cross_entropy(out, t), x, y)
+    loss = report["loop: loss"]
+    assert loss.status == "warn" and "2x that of its mean" in loss.value, loss
+    verdict = _loop_output_layer(report)
+    assert (verdict is not None and verdict.status == "warn") if norm == "scores" else verdict is None, verdict
 
 
 def _nt_xent(z1, z2, temperature=0.5):
@@ -154,3 +197,18 @@ def test_watch_passes_an_embedding_ending_in_a_batchnorm_under_a_regression_loss
     target = torch.randn(len(x), 16, generator=torch.Generator().manual_seed(5))
     verdicts = _watch(Classifier("scores", outputs=16), F.mse_loss, x, target).verdicts
     assert not any("BatchNorm1d module" in v.value for v in verdicts), verdicts
+
+
+def test_a_first_loss_far_above_ln_c_defers_to_the_batchnorm_on_the_scores():
+    """gamma = 10 gives the scores std 10 per class at the first step, so the first loss stands far above ln 4: the
+    BatchNorm explains it, and `loop: loss` says so instead of blaming the init."""
+    torch.manual_seed(0)
+    x, y = _blobs()
+    model = Classifier("scores")
+    with torch.no_grad():
+        model.bn_out.weight.fill_(10.0)
+    report = _watch(model, F.cross_entropy, x, y, epochs=1)
+    loss = report["loop: loss"]
+    assert loss.status == "info" and loss.value.startswith("first loss"), loss
+    assert f"explained by '{LOOP_NAME}'" in loss.value
+    assert _loop_output_layer(report).status == "warn"

@@ -15,6 +15,9 @@ of it instead:
 
 Only a batch the checks could not read otherwise (``len(x) != len(y)``) is viewed so: a sequence-first module fed
 batch-first data, ``x`` and ``y`` of one length, is still read as it is given, and batch independence names it.
+``doctor.watch`` reads a watched forward's examples the same way (:func:`fitting_views`), and also along
+dimension 1 where (B, T, ...) and (T, B, ...) fit the targets alike (as many examples as positions, or targets
+per position laid out like ``x``).
 
 Example:
     >>> import torch
@@ -63,6 +66,47 @@ def sequence_first(model: nn.Module) -> bool:
     """The model's recurrent and attention modules all read (T, B, ...): it has some, none ``batch_first``."""
     layers = [m for m in model.modules() if isinstance(m, SEQUENCE_FIRST)]
     return bool(layers) and not any(getattr(m, "batch_first", False) for m in layers)
+
+
+def sequence_first_layers(model: nn.Module) -> list[tuple[str, str]]:
+    """(name, class name) of the model's recurrent and attention modules built without ``batch_first=True``, which
+    read (T, B, ...); attention inside a Transformer layer is named by that layer (``nn.TransformerEncoderLayer``
+    keeps the flag on its ``self_attn``)."""
+    modules = dict(model.named_modules())
+    found: list[tuple[str, str]] = []
+    for name, m in modules.items():
+        if not isinstance(m, SEQUENCE_FIRST) or getattr(m, "batch_first", False):
+            continue
+        parent = name.rpartition(".")[0]
+        layer = modules.get(parent) if "." in name else None
+        if isinstance(layer, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+            name, m = parent, layer
+        if (name, type(m).__name__) not in found:
+            found.append((name, type(m).__name__))
+    return found
+
+
+def fitting_views(model: nn.Module, x, y) -> list[BatchView]:
+    """Every reading of ``x``'s examples that ``y`` fits: :func:`read_batch_first`'s (the batch-first view, else
+    ``x`` as given) and, for a sequence-first model with ``len(x) == len(y)``, also along dimension 1 when ``y``
+    fits it as well: one target per example with as many examples as positions (``x.shape[1] == len(y)``), or one
+    per position laid out like ``x``'s first two dimensions ((B, T) and (T, B) targets fit alike). Empty when
+    ``y`` fits none."""
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or x.dim() < 2 or y.dim() == 0:
+        return []
+    view = batch_first_view(model, x, y)
+    if view is not None:
+        return [view]
+    if len(x) != len(y):
+        return []
+    views = [BatchView(x, y, None, transposed=False, per_position=False)]
+    if not sequence_first(model) or "forward" in vars(model):
+        return views
+    per_position = y.dim() >= 2 and y.shape[1] == x.shape[1]
+    if per_position or x.shape[1] == len(y):
+        views.append(BatchView(x.transpose(0, 1).contiguous(), y.transpose(0, 1) if per_position else y, None,
+                               transposed=True, per_position=per_position))
+    return views
 
 
 def batch_first_view(model: nn.Module, x, y, loss_fn: Callable | None = None) -> BatchView | None:

@@ -16,6 +16,7 @@ from trainwell.doctor.loop_loss_inputs import CUT_EXPLAINS, CUT_OUTPUTS
 from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS
 from trainwell.doctor.loss_scaling import defers_to_clipping
 from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
+from trainwell.doctor.output_layer import LOOP_NAME as OUTPUT_LAYER
 from trainwell.doctor.pos_weight import POS_GROW
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
@@ -45,7 +46,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
     become 'info', naming the cause. A regressor's outputs cut at 0 against negative targets explain rows tied at
-    0, dead units and parameters that get no gradient. Frozen parameters (an 'info') are named in a flat or slow
+    0, dead units and parameters that get no gradient. A first loss far above ln C defers to most units dropped or
+    to a BatchNorm on the scores. Frozen parameters (an 'info') are named in a flat or slow
     learning-rate verdict."""
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
@@ -61,6 +63,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     raw_inputs = next((c for c in causes if c.check == "loop: inputs" and
                        ("far from unit scale" in str(c.value) or "far below unit scale" in str(c.value))), None)
     dropped = next((c for c in causes if c.check == "loop: dropout rate"), None)  # most units dropped
+    normed = next((c for c in causes if c.check == OUTPUT_LAYER), None)  # a BatchNorm on the scores
     # BatchNorm on 2-4 values per channel: the gradient through it is about 0, its outputs a few patterns
     few_values = next((c for c in causes if c.check in (BATCH_STATISTICS, NORM_GROUPS)), None)
     summed = next((v for v in verdicts if v.check == "loop: loss" and v.status == "info"
@@ -104,10 +107,13 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
         elif nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs hold NaN/Inf: fix the data first")
-        elif dropped is not None and v.check == "loop: loss" and str(v.value).startswith("first loss") and \
-                v.status == "warn":  # inverted dropout of p scales the kept units by 1 / (1 - p)
-            v = Verdict(v.check, "info", f"{v.value} (explained by '{dropped.check}')", v.expected,
-                        f"fix '{dropped.check}' first: the units it keeps are scaled up by 1 / (1 - p)")
+        elif (dropped or normed) is not None and v.check == "loop: loss" and str(v.value).startswith("first loss") \
+                and v.status == "warn":  # inverted dropout of p scales the kept units by 1 / (1 - p)
+            cause = dropped or normed
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{cause.check}')", v.expected,
+                        f"fix '{cause.check}' first: " + ("the units it keeps are scaled up by 1 / (1 - p)"
+                                                          if cause is dropped else "the scores are normalized over "
+                                                          "the batch after the last layer (std |gamma| = 1 at init)"))
         elif (raw_inputs or dropped or collapsed or few_values) is not None and v.check in SCALE_DRIVEN and \
                 v.status == "warn":
             cause = raw_inputs or dropped or collapsed or few_values

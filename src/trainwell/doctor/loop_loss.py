@@ -34,16 +34,20 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
     """The gradient the loss sends to the logits says what the loss is (:mod:`~trainwell.doctor.loss_form`): its
     total weight must be 1 (a mean over the step's examples), softmax over the class axis, on logits. A model with
     several heads (a second task's class scores in a tuple or dict) has each other head read for a softmax or a
-    bound before its loss; the class scores' own failure comes first. A BatchNorm on the scores under a loss that
-    wants raw logits is named when the loss's own reading finds nothing worse."""
+    bound before its loss; the class scores' own failure comes first. A BatchNorm on the scores is
+    :func:`output_layer`'s."""
     verdict = _scores_loss(probe, first_loss, class_labels)
-    normed = watched_scores_batchnorm(probe.scores_batchnorm, [s["form"] for s in probe.steps], probe.binary_reads,
-                                      verdict)
-    verdict = normed or verdict
     heads = _heads_verdict(probe)
     if heads is None or verdict.status == "fail" or verdict.status == "warn" and heads.status == "warn":
         return verdict
     return heads
+
+
+def output_layer(probe: LoopProbe) -> Verdict | None:
+    """``loop: output layer``: a BatchNorm on the scores under a loss that wants raw logits, read beside the
+    loss's own verdict (a sum, a loss counted twice, a first loss far above ln C: the normalized scores explain the
+    last, :func:`~trainwell.doctor.loop_deferral.defer`)."""
+    return watched_scores_batchnorm(probe.scores_batchnorm, [s["form"] for s in probe.steps], probe.binary_reads)
 
 
 def _heads_verdict(probe: LoopProbe) -> Verdict | None:

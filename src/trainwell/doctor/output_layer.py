@@ -104,15 +104,18 @@ def scores_batchnorm_warning(name: str, kind: str, loss: str, check: str = "outp
                    "remove the BatchNorm after the last layer, or move it before that layer")
 
 
-def watched_scores_batchnorm(found: tuple[str, str] | None, forms: list[str | None], binary_reads: list,
-                             verdict: Verdict) -> Verdict | None:
+#: ``doctor.watch``'s name for what the scores pass through last
+LOOP_NAME = "loop: output layer"
+
+
+def watched_scores_batchnorm(found: tuple[str, str] | None, forms: list[str | None],
+                             binary_reads: list) -> Verdict | None:
     """``doctor.watch``'s reading of a BatchNorm on the scores (``found``: its name and class, seen on an observed
     training step): a warning when the loss read from the gradient on every observed step wants raw logits
-    (``forms``: a softmax cross-entropy; ``binary_reads``: BCE with logits) and ``verdict``, the loss's own
-    reading, found nothing worse (a pass, a skip, or a first loss far above ln C, which the normalized scores
-    explain). None otherwise (a metric or regression loss on an embedding ending in a BatchNorm)."""
-    if found is None or not (verdict.status in ("pass", "skip") or verdict.status == "warn" and
-                             verdict.value.startswith("first loss")):
+    (``forms``: a softmax cross-entropy, whatever its reduction or weight; ``binary_reads``: BCE with logits),
+    whatever else the loss's own reading finds. None otherwise (a metric or regression loss on an embedding or a
+    regressor ending in a BatchNorm: its outputs standardized over the batch are read as meant)."""
+    if found is None:
         return None
     read = [f for f in forms if f is not None]
     if read and len(read) == len(forms) and all(f in ("cross_entropy", "two_classes") for f in read):
@@ -122,7 +125,7 @@ def watched_scores_batchnorm(found: tuple[str, str] | None, forms: list[str | No
         loss = "BCE with logits"
     else:
         return None
-    return scores_batchnorm_warning(*found, loss, verdict.check)
+    return scores_batchnorm_warning(*found, loss, LOOP_NAME)
 
 
 def defer_to_scores_batchnorm(verdicts: list, normed: Verdict | None) -> list:

@@ -133,6 +133,7 @@ class Watch:
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
+        self._first_targets = None  # the y= given on that step
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
         self._open = False
 
@@ -236,7 +237,7 @@ class Watch:
             self._pairings.append(label_pairing(*self.probe.scored, y))
             self._against.append(read_with_targets(self.probe, y))
         if self._first_forward is None:
-            self._first_forward = self.probe.step_forward
+            self._first_forward, self._first_targets = self.probe.step_forward, y
         forward = self.probe.step_forward  # the observed step's forward (read, then cleared, by _read_echo)
         self._read_echo(y, scored)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here

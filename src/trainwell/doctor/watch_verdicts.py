@@ -27,6 +27,7 @@ from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.pos_weight import inverted_pos_weight
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
+from trainwell.doctor.sequence_first_batches import loop_sequence_first
 from trainwell.doctor.sequence_targets import loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.tied_rows import tied_rows_verdict
@@ -137,7 +138,7 @@ def loop_verdicts(w) -> list:
            lv.gradient_flow(p), lv.gradient_reach(p, w._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group)),
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
-           ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)),
+           ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
            w._samplers.verdict(), w._restores.verdict(), w._clips.verdict([s["grad_norm"] for s in p.steps]),
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, ld.labels(
@@ -153,7 +154,7 @@ def loop_verdicts(w) -> list:
            tied_rows_verdict(p.steps),
            same_order(w._ys, w._calls, [m[0] for m in w._val], w._shuffles.count),
            loop_doubled_skips(p, w._first_forward), loop_norm_groups(p, w._first_forward),
-           loop_inverted_mask(p, w._first_forward),
+           loop_inverted_mask(p, w._first_forward), loop_sequence_first(p, w._first_forward, w._first_targets),
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
            w._loss_inputs.verdict(losses), w._kept.verdict(), paired_elsewhere(w._pairings)]
