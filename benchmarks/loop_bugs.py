@@ -125,6 +125,7 @@ class Loop:
     scheduler: str = ""  # per_batch | per_epoch (StepLR); cosine (per optimizer step) | cosine_micro (per micro-batch)
     # | lambda (LambdaLR warm-up then cosine, per batch) | lambda_rate (its function returning lr x factor)
     # | plateau_val | plateau_accuracy (ReduceLROnPlateau per epoch on the validation loss | the training accuracy)
+    # | onecycle (OneCycleLR over the run, per batch) | onecycle_each_epoch (one epoch's OneCycleLR made every epoch)
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -231,10 +232,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     def warmup_cosine(step):  # lambda_rate: the function returns the rate (lr x factor), not the factor
         f = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
         return cfg.lr * f if cfg.scheduler == "lambda_rate" else f
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total) if cfg.scheduler == "onecycle" else \
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
         torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine) if cfg.scheduler.startswith("lambda") else \
         torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
-        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
+        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
 
     def loss_fn(out, t):
         if cfg.loss in ("kl", "kl_probs"):  # distillation towards soft targets: kl_div reads log-probabilities
@@ -291,6 +293,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     p.requires_grad = True
                 if cfg.unfreeze_body == "added":
                     opt.add_param_group({"params": list(model.layers.parameters())})
+            if cfg.scheduler == "onecycle_each_epoch":  # created inside the epoch loop, sized for one epoch
+                sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps_per_epoch)
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
             correct = 0
             for i in range(steps_per_epoch):
@@ -334,7 +338,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         opt.step()
                     if cfg.double_step:
                         opt.step()
-                if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate"):
+                if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate", "onecycle",
+                                                           "onecycle_each_epoch"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]))
@@ -528,6 +533,9 @@ CASES = [
     Case("one dropout pass in train mode, not Monte Carlo dropout's several",
          Loop(no_eval_for_validation=True, extra={"dropout_samples": 1}),
          Loop(no_eval_for_validation=True, extra={"dropout_samples": 8}), "loop: train/eval mode"),
+    # schedulers created inside the epoch loop
+    Case("OneCycleLR(total_steps=len(loader)) created again every epoch", Loop(scheduler="onecycle_each_epoch"),
+         Loop(scheduler="onecycle"), "created again"),
 ]
 
 

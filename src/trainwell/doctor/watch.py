@@ -61,6 +61,7 @@ from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
+from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
 from trainwell.doctor.restored_weights import StateRestores
@@ -124,9 +125,11 @@ class Watch:
         self._losses: list = []  # detached tensors or floats; converted in one go when read
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
-        self._samplers = LoaderSamplers()  # the weighted samplers of the DataLoaders iterated while watched
+        # the weighted samplers of the DataLoaders iterated while watched, and the steps their epochs began at
+        self._samplers = LoaderSamplers(lambda: len(self.probe.lrs))
         self._lambdas = LambdaSchedules()  # the LambdaLR schedulers stepped while watched
         self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
+        self._builds = SchedulerBuilds(self.probe.optimizers, lambda: len(self.probe.lrs))  # schedulers created
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
@@ -143,6 +146,7 @@ class Watch:
         self._samplers.start()
         self._lambdas.start()
         self._plateaus.start()
+        self._builds.start()
         self._restores.start()
         self._compiles.start()
         self._open = True
@@ -165,6 +169,7 @@ class Watch:
         self._samplers.stop()
         self._lambdas.stop()
         self._plateaus.stop()
+        self._builds.stop()
         self._restores.stop()
         self._compiles.stop()
         if self._warnings is not None:
