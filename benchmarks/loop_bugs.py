@@ -160,6 +160,7 @@ class Loop:
     raw_units: float = 0.0  # the data in raw units (x * raw_units + 3 * raw_units), standardized for training
     val_raw: bool = False  # with raw_units: the validation inputs left raw (else standardized with the training stats)
     keep_best: str = ""  # early stopping's best weights restored after the loop: kept by "reference" | "deepcopy"
+    mixup: str = ""  # mixup on the one-hot labels: "one_perm" (inputs and labels by one permutation) | "two_perms"
     extra: dict = field(default_factory=dict)
 
 
@@ -305,9 +306,18 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 for part in micro:
                     if cfg.zero_grad == "each_micro":  # inside the accumulation: .grad keeps the last micro-batch
                         opt.zero_grad()
+                    inputs, mixed = x[part], None
+                    if cfg.mixup:  # Zhang et al. 2018: lam ~ Beta(0.4, 0.4), mixed soft targets
+                        lam = float(torch.distributions.Beta(0.4, 0.4).sample())
+                        index = torch.randperm(len(part))
+                        other = index if cfg.mixup == "one_perm" else torch.randperm(len(part))
+                        onehot = F.one_hot(y[part], classes).float()
+                        inputs = lam * inputs + (1 - lam) * inputs[index]
+                        mixed = lam * onehot + (1 - lam) * onehot[other]
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
-                        out = model(x[part])
-                    loss = loss_fn(out.float() if cfg.amp else out, y[part])
+                        out = model(inputs)
+                    loss = loss_fn(out.float() if cfg.amp else out, y[part]) if mixed is None else \
+                        F.cross_entropy(out, mixed)
                     if cfg.scheduler.startswith("plateau"):
                         correct += int((out.argmax(1) == y[part]).sum())
                     if cfg.loss == "twice":
@@ -342,7 +352,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                                                            "onecycle_each_epoch"):
                     sched.step()
                 if not cfg.watch_micro:
-                    w.step(loss, y=given(y[idx]))
+                    w.step(loss, y=given(y[idx]) if mixed is None else mixed)
                 kept.append(loss if cfg.extra.get("keep_loss_tensors") else loss.item())  # the curve for a plot
                 if cfg.eval_mid_epoch and i == steps_per_epoch // 2:
                     model.eval()
@@ -536,6 +546,9 @@ CASES = [
     # schedulers created inside the epoch loop
     Case("OneCycleLR(total_steps=len(loader)) created again every epoch", Loop(scheduler="onecycle_each_epoch"),
          Loop(scheduler="onecycle"), "created again"),
+    # mixup: the labels mixed with another permutation than the inputs
+    Case("mixup with one permutation for the inputs, another for the labels", Loop(mixup="two_perms"),
+         Loop(mixup="one_perm"), "loop: mixed labels"),
 ]
 
 

@@ -57,6 +57,7 @@ from trainwell.doctor.loop_loss_inputs import LossInputReads
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
+from trainwell.doctor.mixup_pairs import MixupPairs
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.paired_labels import label_pairing
@@ -114,6 +115,7 @@ class Watch:
         self._pairings: list[float | None] = []  # per observed step: the share of outputs given their own label
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
         self._loss_inputs = LossInputReads()  # what the loop hands its loss (ctc, pair, Dice inputs)
+        self._mixups = MixupPairs(model)  # the permutations mixup mixes the inputs and the labels with
         self._echoes: list[int | None] = []  # per observed step: which forward input its targets equal
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
         self._calls = 0
@@ -217,6 +219,7 @@ class Watch:
         self._calls += 1
         self._kept.record(loss)
         self._finish_readers()
+        self._mixups.read(y)
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
@@ -262,6 +265,7 @@ class Watch:
         """Enter the modes that read the torch calls of the next step's loss."""
         self._contrastive.start()
         self._loss_inputs.start()
+        self._mixups.start()
 
     def _compile_next_step(self) -> None:
         """A compiled model (``torch.compile(model)``'s wrapper, given or called by the loop, or
@@ -270,7 +274,8 @@ class Watch:
         The other steps run compiled; the hooks on every forward are then left out of the graph."""
         self._release_compiled()
         p = self.probe
-        if p.compiled and (p._armed or self.monitor._armed or self._contrastive.active or self._loss_inputs.active):
+        if p.compiled and (p._armed or self.monitor._armed or self._contrastive.active or self._loss_inputs.active or
+                            self._mixups.active):
             self._recompile = suspend_compiled(self._outer)
 
     def _compiled_while_watched(self, module: nn.Module) -> None:
@@ -290,6 +295,7 @@ class Watch:
 
     def _finish_readers(self) -> None:
         """Leave them, the last entered first."""
+        self._mixups.finish()
         self._loss_inputs.finish()
         self._contrastive.finish()
 
