@@ -14,9 +14,9 @@ input's, mixed its labels apart from its inputs.
 
 Example:
     >>> import torch
-    >>> x, t = torch.randn(16, 3), torch.eye(4)[torch.arange(16) % 4]
-    >>> mixed_rows(0.7 * x + 0.3 * x.flip(0), x, x.flip(0))
-    True
+    >>> x = torch.randn(16, 3)
+    >>> mixed_rows(0.7 * x + 0.3 * x.flip(0), x, x.flip(0)), mixed_rows(x.flip(0), x, x.flip(0))
+    (True, False)
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ NAME = "loop: mixed labels"
 LEAST_ROWS = 8
 #: each part's weight in a mixed row is at least this (a mix that keeps 99% of one example is not read)
 LEAST_WEIGHT = 0.01
-#: the relative residual of a row read as a mix of two rows
+#: the relative residual of a row read as a mix of two rows (float32 or wider; a lower precision allows 8 of its eps)
 TOLERANCE = 1e-4
 #: steps read as mixup before judging
 LEAST_READS = 2
@@ -109,6 +109,7 @@ def mixed_rows(mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> bool:
     (the others say nothing)."""
     if mixed.shape != a.shape or not mixed.is_floating_point() or not a.is_floating_point() or len(a) < LEAST_ROWS:
         return False
+    tolerance = max(TOLERANCE, 8 * torch.finfo(mixed.dtype).eps, 8 * torch.finfo(a.dtype).eps)
     m, s, r = (t.detach().reshape(len(t), -1).double().cpu() for t in (mixed, a, b))
     ss, rr, sr = (s * s).sum(1), (r * r).sum(1), (s * r).sum(1)
     ms, mr = (m * s).sum(1), (m * r).sum(1)
@@ -119,7 +120,7 @@ def mixed_rows(mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> bool:
     m, s, r, ss, rr, sr, ms, mr, det = (t[live] for t in (m, s, r, ss, rr, sr, ms, mr, det))
     u, v = (ms * rr - mr * sr) / det, (mr * ss - ms * sr) / det
     residual = (m - u[:, None] * s - v[:, None] * r).norm(dim=1) / m.norm(dim=1).clamp_min(1e-300)
-    return bool((residual < TOLERANCE).all() and (u > LEAST_WEIGHT).all() and (v > LEAST_WEIGHT).all())
+    return bool((residual < tolerance).all() and (u > LEAST_WEIGHT).all() and (v > LEAST_WEIGHT).all())
 
 
 def _cut_and_pasted(mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> bool:
