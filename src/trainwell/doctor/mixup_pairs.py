@@ -136,16 +136,33 @@ def _cut_and_pasted(mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> bo
 def _pairing(target: torch.Tensor, permuted: list[tuple[torch.Tensor, torch.Tensor]],
              inputs: torch.Tensor) -> list[torch.Tensor]:
     """The permutations that pair ``target``'s rows: it is ``t[perm]`` (not ``t`` itself), or each row a mix of
-    ``t_i`` and ``t_perm(i)``, for a kept tensor ``t`` other than the inputs'."""
+    ``t_i`` and ``t_perm(i)``, for a kept tensor ``t`` other than the inputs'; or, for (B, C) targets and kept
+    integer labels ``t``, each row a mix of ``one_hot(t)_i`` and ``one_hot(t[perm])_i`` (timm's mixed targets;
+    smoothed ones too, each row's smallest value, the smoothing's share, taken off first when C >= 3)."""
     target = target.detach().cpu()
     found = []
     for t, perm in permuted:
-        if t.shape != target.shape or (t.shape == inputs.shape and torch.equal(t, inputs)):
-            continue
-        shuffled = t[perm]
-        if (torch.equal(target, shuffled) and not torch.equal(target, t)) or mixed_rows(target, t, shuffled):
+        if t.shape == target.shape and not (t.shape == inputs.shape and torch.equal(t, inputs)):
+            shuffled = t[perm]
+            if (torch.equal(target, shuffled) and not torch.equal(target, t)) or mixed_rows(target, t, shuffled):
+                found.append(perm)
+        elif _one_hot_mix(target, t, perm):
             found.append(perm)
     return found
+
+
+def _one_hot_mix(target: torch.Tensor, labels: torch.Tensor, perm: torch.Tensor) -> bool:
+    """Whether the (B, C) ``target``'s rows mix the one-hot rows of the integer ``labels`` with those of
+    ``labels[perm]`` (after taking off each row's smallest value when C >= 3: label smoothing's share)."""
+    if labels.is_floating_point() or labels.dim() != 1 or not target.is_floating_point() or target.dim() != 2 or \
+            len(labels) != len(target) or target.shape[1] < 2:
+        return False
+    classes = target.shape[1]
+    if int(labels.min()) < 0 or int(labels.max()) >= classes:
+        return False
+    onehot = F.one_hot(labels.long(), classes).to(target.dtype)
+    rows = target - target.min(1, keepdim=True).values if classes >= 3 else target
+    return mixed_rows(rows, onehot, onehot[perm])
 
 
 class MixupPairs(FirstStepsReader):
@@ -211,9 +228,13 @@ class MixupPairs(FirstStepsReader):
 
     def verdict(self) -> Verdict | None:
         """A fail when on :data:`LEAST_READS` or more steps read as mixup no target was paired by the inputs'
-        permutation; else None."""
-        if len(self.reads) < LEAST_READS or any(paired for paired, _ in self.reads):
+        permutation, a pass when one was; None when fewer steps were read."""
+        if len(self.reads) < LEAST_READS:
             return None
+        paired = sum(p for p, _ in self.reads)
+        if paired:
+            return Verdict(NAME, "pass", f"mixup or CutMix read on {len(self.reads)} steps: the labels were mixed "
+                           f"with the inputs' permutation on {paired} of them", "-")
         off = min(share for _, share in self.reads)
         return Verdict(NAME, "fail", f"on {len(self.reads)} of {len(self.reads)} steps read, the inputs were mixed "
                        f"(mixup or CutMix) with one permutation of the batch and the labels with another: at least "
