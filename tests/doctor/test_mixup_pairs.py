@@ -82,20 +82,20 @@ def test_labels_mixed_with_the_inputs_permutation_pass(mix):
 
 
 def _cutmix(labels):
-    """CutMix on 8x8 images: a square pasted in place from the batch under one permutation, the two labels'
+    """CutMix on 3x16x16 images: a square pasted in place from the batch under one permutation, the two labels'
     cross-entropies weighted by the pasted area."""
     torch.manual_seed(0)
-    x, y = _blobs(B * 10, 0, (1, 8, 8))
-    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, C))
+    x, y = _blobs(B * 6, 0, (3, 16, 16))
+    model = nn.Sequential(nn.Conv2d(3, 4, 4, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16, C))
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     with doctor.watch(model, opt, every=5) as w:
         for i in range(0, len(x), B):
             xb, yb = x[i : i + B].clone(), y[i : i + B]
             index = torch.randperm(B)
-            a, b = sorted(torch.randint(0, 9, (2,)).tolist())
-            b = max(b, a + 2)
+            a = int(torch.randint(0, 13, ()))
+            b = int(torch.randint(a + 3, 17, ()))
             xb[:, :, a:b, a:b] = xb[index, :, a:b, a:b]
-            lam = 1 - (b - a) ** 2 / 64
+            lam = 1 - (b - a) ** 2 / 256
             second = yb[index] if labels == "same" else yb[torch.randperm(B)]
             out = model(xb)
             loss = lam * F.cross_entropy(out, yb) + (1 - lam) * F.cross_entropy(out, second)
@@ -140,8 +140,9 @@ def test_soft_targets_without_mixing_pass(targets):
 
 
 def test_a_mixed_row_is_read_with_its_weights():
-    """The rows of 0.7 a + 0.3 a[perm] are mixes of a and a[perm]; a row scaled alone or another mix is not."""
-    from trainwell.doctor.mixup_pairs import mixed_rows
+    """The rows of 0.7 a + 0.3 a[perm] are mixes of a and a[perm]; a row scaled alone or another mix is not; so
+    too on images read on every other value (3x64x64: 12288 values, 4096 read)."""
+    from trainwell.doctor.mixup_pairs import ROW_ELEMENTS, _rows, mixed_rows
 
     g = torch.Generator().manual_seed(0)
     a = torch.randn(16, 5, generator=g)
@@ -149,3 +150,7 @@ def test_a_mixed_row_is_read_with_its_weights():
     assert mixed_rows(0.7 * a + 0.3 * a[perm], a, a[perm])
     assert not mixed_rows(a[perm], a, a[perm])  # nothing of a
     assert not mixed_rows(0.7 * a + 0.3 * a[perm.flip(0)], a, a[perm])
+    images = torch.randn(16, 3, 64, 64, generator=g)
+    read = _rows(images)
+    assert read.shape == (16, ROW_ELEMENTS) and torch.equal(read, images.reshape(16, -1)[:, ::3])
+    assert mixed_rows(_rows(0.7 * images + 0.3 * images[perm]), read, read[perm])

@@ -9,8 +9,9 @@ applies (``t[perm]``, ``t[perm, ...]``, ``t.index_select(0, perm)``, ``t.flip(0)
 a forward pre-hook keeps the model's training input. The input is mixup's when each row is ``a x_i + b x_perm(i)``
 of a kept tensor ``x`` (a, b above 0.01), CutMix's when each element is ``x``'s or ``x[perm]``'s; a target (the
 ``y`` given to ``w.step``, or one handed to the loss) is paired by a permutation when it is ``t[perm]`` or each row
-``a t_i + b t_perm(i)`` of a kept tensor ``t``. A step whose targets were paired by permutations, none of them the
-input's, mixed its labels apart from its inputs.
+``a t_i + b t_perm(i)`` of a kept tensor ``t`` (or of the one-hot rows of kept integer labels). A step whose targets
+were paired by permutations, none of them the input's, mixed its labels apart from its inputs. Rows are compared
+on :data:`ROW_ELEMENTS` of their elements at most, spread over them (copied to the CPU on the steps read only).
 
 Example:
     >>> import torch
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.first_steps import FirstStepsReader
@@ -40,10 +42,15 @@ TOLERANCE = 1e-4
 LEAST_READS = 2
 #: steps a loop is read on, and the most permutations kept per step
 TRIES, KEPT = 6, 16
+#: the most elements of each row compared, spread evenly over the row (an image's pixels, subsampled)
+ROW_ELEMENTS = 4096
 
 _LOSSES = {F.cross_entropy, F.nll_loss, F.binary_cross_entropy, F.binary_cross_entropy_with_logits, F.kl_div,
            F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, F.multilabel_soft_margin_loss,
            F.soft_margin_loss, F.multi_margin_loss}
+
+
+_ROW_INDEXING = {torch.Tensor.__getitem__, torch.index_select, torch.Tensor.index_select, torch.flip, torch.Tensor.flip}
 
 
 def _permutation(index, rows: int) -> torch.Tensor | None:
@@ -62,7 +69,8 @@ def _row_index(func, args, kwargs) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(the tensor, the permutation) when ``func`` permutes a tensor's rows (dim 0), alone or before other
     indices; else None."""
     src = args[0] if args else None
-    if not isinstance(src, torch.Tensor) or src.dim() == 0:
+    if func not in _ROW_INDEXING or not isinstance(src, torch.Tensor) or \
+            isinstance(src, UninitializedTensorMixin) or src.dim() == 0:  # a lazy module's parameter has no shape
         return None
     rows = src.shape[0]
     if func is torch.Tensor.__getitem__ and len(args) > 1:
@@ -81,21 +89,28 @@ def _row_index(func, args, kwargs) -> tuple[torch.Tensor, torch.Tensor] | None:
     return (src, perm) if perm is not None else None
 
 
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """A copy on the CPU of ``t``'s rows, flattened, of at most :data:`ROW_ELEMENTS` elements each (every k-th)."""
+    flat = t.detach().reshape(len(t), -1)
+    step = max(1, -(-flat.shape[1] // ROW_ELEMENTS))
+    return flat[:, ::step].to("cpu", copy=True)
+
+
 class _Permutations(TorchFunctionMode):
-    """Keeps (a copy of the tensor, the permutation) for each permutation of a batch's rows, and the targets
-    handed to a loss function, while active."""
+    """Keeps (the tensor's shape, a copy of its rows, the permutation) for each permutation of a batch's rows,
+    and the targets handed to a loss function, while active."""
 
     def __init__(self):
         super().__init__()
-        self.permuted: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.permuted: list[tuple[tuple, torch.Tensor, torch.Tensor]] = []
         self.targets: list[torch.Tensor] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if len(self.permuted) < KEPT:
             found = _row_index(func, args, kwargs)
-            if found is not None:
-                self.permuted.append((found[0].detach().clone(), found[1]))  # before any in-place mix
+            if found is not None:  # copied before any in-place mix
+                self.permuted.append((tuple(found[0].shape), _rows(found[0]), found[1]))
         if func in _LOSSES and len(self.targets) < KEPT:
             target = args[1] if len(args) > 1 else kwargs.get("target")
             if isinstance(target, torch.Tensor):
@@ -124,8 +139,9 @@ def mixed_rows(mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def _cut_and_pasted(mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether every element of ``mixed`` is ``a``'s or ``b``'s, each alone on 1% of them or more (CutMix)."""
-    if mixed.shape != a.shape or mixed.dim() < 2 or len(a) < LEAST_ROWS:
+    """Whether every element of the (B, k) ``mixed`` is ``a``'s or ``b``'s, each alone on 1% of them or more
+    (CutMix)."""
+    if mixed.shape != a.shape or mixed.dim() != 2 or mixed.shape[1] < 2 or len(a) < LEAST_ROWS:
         return False
     m, a, b = mixed.detach().cpu(), a.cpu(), b.cpu()
     from_a, from_b = m == a, m == b
@@ -133,20 +149,21 @@ def _cut_and_pasted(mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> bo
         float((from_b & ~from_a).float().mean()) >= 0.01
 
 
-def _pairing(target: torch.Tensor, permuted: list[tuple[torch.Tensor, torch.Tensor]],
-             inputs: torch.Tensor) -> list[torch.Tensor]:
+def _pairing(target: torch.Tensor, permuted: list[tuple[tuple, torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """The permutations that pair ``target``'s rows: it is ``t[perm]`` (not ``t`` itself), or each row a mix of
-    ``t_i`` and ``t_perm(i)``, for a kept tensor ``t`` other than the inputs'; or, for (B, C) targets and kept
-    integer labels ``t``, each row a mix of ``one_hot(t)_i`` and ``one_hot(t[perm])_i`` (timm's mixed targets;
-    smoothed ones too, each row's smallest value, the smoothing's share, taken off first when C >= 3)."""
-    target = target.detach().cpu()
-    found = []
-    for t, perm in permuted:
-        if t.shape == target.shape and not (t.shape == inputs.shape and torch.equal(t, inputs)):
+    ``t_i`` and ``t_perm(i)``, for a kept tensor ``t``; or, for (B, C) targets and kept integer labels ``t``, each
+    row a mix of ``one_hot(t)_i`` and ``one_hot(t[perm])_i`` (timm's mixed targets; smoothed ones too, each row's
+    smallest value, the smoothing's share, taken off first when C >= 3)."""
+    if target.dim() == 0:
+        return []
+    rows, found = _rows(target), []
+    for shape, t, perm in permuted:
+        if shape == tuple(target.shape):
             shuffled = t[perm]
-            if (torch.equal(target, shuffled) and not torch.equal(target, t)) or mixed_rows(target, t, shuffled):
+            if (torch.equal(rows, shuffled) and not torch.equal(rows, t)) or mixed_rows(rows, t, shuffled):
                 found.append(perm)
-        elif _one_hot_mix(target, t, perm):
+        elif len(shape) == 1 and target.dim() == 2 and target.shape[1] <= ROW_ELEMENTS and \
+                _one_hot_mix(rows, t[:, 0], perm):
             found.append(perm)
     return found
 
@@ -174,7 +191,7 @@ class MixupPairs(FirstStepsReader):
         self.model = model
         self.reads: list[tuple[bool, float]] = []  # per mixup step: (labels paired by its permutation, share off)
         self._kept: _Permutations | None = None
-        self._input: torch.Tensor | None = None
+        self._input: tuple[tuple, torch.Tensor] | None = None  # the training input's shape and rows
         self._hook = None
 
     def _new_mode(self) -> _Permutations:
@@ -206,21 +223,22 @@ class MixupPairs(FirstStepsReader):
     def _forward(self, module, args, kwargs):
         if self._input is None and module.training and torch.is_grad_enabled():
             x = first_tensor(args, kwargs)
-            if isinstance(x, torch.Tensor) and x.is_floating_point():
-                self._input = x.detach().cpu()
+            if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() >= 1:
+                self._input = (tuple(x.shape), _rows(x))
 
     def read(self, y) -> None:
         """The step just finished, with the targets ``y`` given to ``w.step`` (None if none)."""
-        kept, x, self._kept, self._input = self._kept, self._input, None, None
-        if kept is None or x is None or not kept.permuted:
+        kept, given, self._kept, self._input = self._kept, self._input, None, None
+        if kept is None or given is None or not kept.permuted:
             return
-        kept.permuted = [(t.cpu(), perm) for t, perm in kept.permuted]
-        mixing = next((perm for t, perm in kept.permuted if t.shape == x.shape and t.is_floating_point() and
-                       (mixed_rows(x, t, t[perm]) or _cut_and_pasted(x, t, t[perm]))), None)
+        shape, x = given
+        mixing = next((perm for kept_shape, t, perm in kept.permuted if kept_shape == shape and
+                       t.is_floating_point() and (mixed_rows(x, t, t[perm]) or _cut_and_pasted(x, t, t[perm]))),
+                      None)
         if mixing is None:
             return
         targets = ([y] if isinstance(y, torch.Tensor) else []) + kept.targets
-        pairs = [perm for target in targets for perm in _pairing(target, kept.permuted, x)]
+        pairs = [perm for target in targets for perm in _pairing(target, kept.permuted)]
         if not pairs:
             return
         paired = any(torch.equal(perm, mixing) for perm in pairs)
