@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch.nn.parameter import UninitializedTensorMixin
@@ -44,12 +46,12 @@ LEAST_READS = 2
 TRIES, KEPT = 6, 16
 #: the most elements of each row compared, spread evenly over the row (an image's pixels, subsampled)
 ROW_ELEMENTS = 4096
+#: the most values copied from one permuted tensor: a batch's, not a whole data set shuffled at an epoch's start
+COPIED = 2**22
 
 _LOSSES = {F.cross_entropy, F.nll_loss, F.binary_cross_entropy, F.binary_cross_entropy_with_logits, F.kl_div,
            F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, F.multilabel_soft_margin_loss,
            F.soft_margin_loss, F.multi_margin_loss}
-
-
 _ROW_INDEXING = {torch.Tensor.__getitem__, torch.index_select, torch.Tensor.index_select, torch.flip, torch.Tensor.flip}
 
 
@@ -73,6 +75,8 @@ def _row_index(func, args, kwargs) -> tuple[torch.Tensor, torch.Tensor] | None:
             isinstance(src, UninitializedTensorMixin) or src.dim() == 0:  # a lazy module's parameter has no shape
         return None
     rows = src.shape[0]
+    if rows * min(math.prod(src.shape[1:]), ROW_ELEMENTS) > COPIED:
+        return None
     if func is torch.Tensor.__getitem__ and len(args) > 1:
         index = args[1]
         index = index[0] if isinstance(index, tuple) and index else index
