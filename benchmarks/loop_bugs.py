@@ -130,6 +130,7 @@ class Loop:
     scheduler: str = ""  # per_batch | per_epoch (StepLR); cosine (per optimizer step) | cosine_micro (per micro-batch)
     # | lambda (LambdaLR warm-up then cosine, per batch) | lambda_rate (its function returning lr x factor)
     # | plateau_val | plateau_accuracy (ReduceLROnPlateau per epoch on the validation loss | the training accuracy)
+    # | onecycle (OneCycleLR over the run, per batch) | onecycle_each_epoch (one epoch's OneCycleLR made every epoch)
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -165,6 +166,7 @@ class Loop:
     raw_units: float = 0.0  # the data in raw units (x * raw_units + 3 * raw_units), standardized for training
     val_raw: bool = False  # with raw_units: the validation inputs left raw (else standardized with the training stats)
     keep_best: str = ""  # early stopping's best weights restored after the loop: kept by "reference" | "deepcopy"
+    mixup: str = ""  # mixup on the one-hot labels: "one_perm" (inputs and labels by one permutation) | "two_perms"
     extra: dict = field(default_factory=dict)
 
 
@@ -237,10 +239,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     def warmup_cosine(step):  # lambda_rate: the function returns the rate (lr x factor), not the factor
         f = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
         return cfg.lr * f if cfg.scheduler == "lambda_rate" else f
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total) if cfg.scheduler == "onecycle" else \
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
         torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine) if cfg.scheduler.startswith("lambda") else \
         torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
-        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler else None
+        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
 
     def loss_fn(out, t):
         if cfg.loss in ("kl", "kl_probs"):  # distillation towards soft targets: kl_div reads log-probabilities
@@ -299,6 +302,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     p.requires_grad = True
                 if cfg.unfreeze_body == "added":
                     opt.add_param_group({"params": list(model.layers.parameters())})
+            if cfg.scheduler == "onecycle_each_epoch":  # created inside the epoch loop, sized for one epoch
+                sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps_per_epoch)
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
             correct = 0
             for i in range(steps_per_epoch):
@@ -309,9 +314,18 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 for part in micro:
                     if cfg.zero_grad == "each_micro":  # inside the accumulation: .grad keeps the last micro-batch
                         opt.zero_grad()
+                    inputs, mixed = x[part], None
+                    if cfg.mixup:  # Zhang et al. 2018: lam ~ Beta(0.4, 0.4), mixed soft targets
+                        lam = float(torch.distributions.Beta(0.4, 0.4).sample())
+                        index = torch.randperm(len(part))
+                        other = index if cfg.mixup == "one_perm" else torch.randperm(len(part))
+                        onehot = F.one_hot(y[part], classes).float()
+                        inputs = lam * inputs + (1 - lam) * inputs[index]
+                        mixed = lam * onehot + (1 - lam) * onehot[other]
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
-                        out = model(x[part])
-                    loss = loss_fn(out.float() if cfg.amp else out, y[part])
+                        out = model(inputs)
+                    loss = loss_fn(out.float() if cfg.amp else out, y[part]) if mixed is None else \
+                        F.cross_entropy(out, mixed)
                     if cfg.scheduler.startswith("plateau"):
                         correct += int((out.argmax(1) == y[part]).sum())
                     if cfg.loss == "twice":
@@ -346,10 +360,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         opt.step()
                 if cfg.clip is not None and cfg.clip_at == "after":
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate"):
+                if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate", "onecycle",
+                                                           "onecycle_each_epoch"):
                     sched.step()
                 if not cfg.watch_micro:
-                    w.step(loss, y=given(y[idx]))
+                    w.step(loss, y=given(y[idx]) if mixed is None else mixed)
                 kept.append(loss if cfg.extra.get("keep_loss_tensors") else loss.item())  # the curve for a plot
                 if cfg.eval_mid_epoch and i == steps_per_epoch // 2:
                     model.eval()
@@ -551,6 +566,12 @@ CASES = [
     # sequence layout: an attention layer built with the default batch_first=False, fed (B, tokens, features)
     Case("TransformerEncoderLayer without batch_first=True fed (B, T, F)", Loop(model="attention_seq_first"),
          Loop(model="attention"), "batch_first=False"),
+    # schedulers created inside the epoch loop
+    Case("OneCycleLR(total_steps=len(loader)) created again every epoch", Loop(scheduler="onecycle_each_epoch"),
+         Loop(scheduler="onecycle"), "created again"),
+    # mixup: the labels mixed with another permutation than the inputs
+    Case("mixup with one permutation for the inputs, another for the labels", Loop(mixup="two_perms"),
+         Loop(mixup="one_perm"), "loop: mixed labels"),
 ]
 
 

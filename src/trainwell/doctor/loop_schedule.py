@@ -4,7 +4,8 @@ or swings it between its peak and 0 every few steps (CosineAnnealingLR(T_max=epo
 optimizer steps but stepped once per accumulated micro-batch, which passes its end and climbs back); a per-batch
 one stepped per epoch only rises, in a few jumps, and is still rising at the end (a warm-up that ended and then
 held its rate is not), or (OneCycleLR, which keeps ``max_lr`` in each param group) stays far below its peak. A
-schedule with warm restarts jumps back up: no swing. A collapse that ReduceLROnPlateau's rule, replayed on the
+schedule with warm restarts jumps back up: no swing; nor is a climb that a new scheduler began (one per run of a
+sweep, its warm-up). A collapse that ReduceLROnPlateau's rule, replayed on the
 training losses, reproduces cut for cut is that scheduler stepped every batch on the training loss.
 """
 
@@ -34,10 +35,11 @@ _CUT_ADVICE = ("the schedule cut the rate below 1% of its start before mid-run, 
 
 
 def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
-                factor_peak: Callable[[int], float | None] | None = None) -> Verdict:
+                factor_peak: Callable[[int], float | None] | None = None, built: list[int] | None = None) -> Verdict:
     """The learning rate the optimizer applied, step by step, of every param group; the first group whose
     schedule is off is named (``losses``: the training loss of every step, replayed through ReduceLROnPlateau's
-    rule; ``factor_peak``: the largest factor a group's LambdaLR function returns, None when not known)."""
+    rule; ``factor_peak``: the largest factor a group's LambdaLR function returns, None when not known;
+    ``built``: the steps at which a new scheduler took over the optimizer)."""
     name = "loop: learning rate applied"
     if not [v for v in probe.lrs if math.isfinite(v)]:
         return Verdict(name, "skip", "skipped: the optimizer never stepped", "-", "")
@@ -53,7 +55,7 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
                          (lambda i=i: factor_peak(i)) if factor_peak else None,
                          (lambda i=i: _factor_elsewhere(factor_peak, i, len(groups))) if factor_peak else None) or
                 _group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
-                                peaks[i] if i < len(peaks) else None, epochs, losses)
+                                peaks[i] if i < len(peaks) else None, epochs, losses, built)
                 for i, lrs in enumerate(groups)]
     worst = next((v for v in verdicts if v.status != "pass"), verdicts[0])
     if len(groups) > 1 and worst.status == "pass":
@@ -116,10 +118,12 @@ def _squared(name: str, lrs: list[float], group: int | None, initial_lr: float |
 
 
 def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: float | None = None,
-                    epochs: set[int] | None = None, losses: list[float] | None = None) -> Verdict:
+                    epochs: set[int] | None = None, losses: list[float] | None = None,
+                    built: list[int] | None = None) -> Verdict:
     """The schedule verdict of one param group's rates (``group``: its index when there are several; ``max_lr``:
     the peak a OneCycleLR schedule holds in the group; ``epochs``: the steps that came first after a
-    ``w.validate`` call; ``losses``: the training loss of every step)."""
+    ``w.validate`` call; ``losses``: the training loss of every step; ``built``: the steps at which a new
+    scheduler took over)."""
     if not lrs:
         return Verdict(name, "pass", "no finite rate", "-")
     where = f"param group {group}: " if group is not None else ""
@@ -142,7 +146,7 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
                            "once per epoch on the validation loss")
         return Verdict(name, "warn", value, "a schedule spread over the run",
                        "the rate vanishes early: " + _PER_EPOCH_ADVICE)
-    swings = _swings(lrs, floor) if peak > 0 else []
+    swings = _swings(lrs, floor, built or []) if peak > 0 else []
     # 3 climbs back, or 2 that each followed a fall from the peak (a warm-up's climb from ~0 is not one): a cosine
     # sized in optimizer steps but stepped once per accumulated micro-batch passes its end k / 2 times
     fell = [i for i in swings if _fell_before(lrs, i, floor, peak)]
@@ -218,11 +222,12 @@ def _still_rising(lrs: list[float]) -> bool:
     return len(lrs) - changes[-1] <= max(waits)
 
 
-def _swings(lrs: list[float], floor: float) -> list[int]:
+def _swings(lrs: list[float], floor: float, built: list[int] = ()) -> list[int]:
     """The steps at which the rate, having fallen to ``floor`` (1% of its peak) or below, has climbed back to 90%
     of its peak by rising on each of 2 or more steps: a cosine that passed its end (stepped past T_max, it climbs
     back as smoothly as it fell). A warm restart jumps back up in one step and is not one; nor is a straight ramp
-    (CyclicLR's triangle, a per-batch schedule by design)."""
+    (CyclicLR's triangle, a per-batch schedule by design), nor a climb that began with a new scheduler (a step in
+    ``built``: a sweep's next run warming up)."""
     top = 0.9 * max(lrs)
     found, trough = [], None
     for i, v in enumerate(lrs):
@@ -231,7 +236,7 @@ def _swings(lrs: list[float], floor: float) -> list[int]:
         elif trough is not None and v >= top:
             climb = lrs[trough : i + 1]
             if i - trough >= 2 and all(b > a for a, b in zip(climb, climb[1:], strict=False)) and \
-                    not _linear(climb):
+                    not _linear(climb) and not any(trough < b <= i for b in built):
                 found.append(i)
             trough = None
     return found

@@ -123,14 +123,20 @@ def repeats_past(dataset, weights: int, examples: int) -> bool:
 class LoaderSamplers(ReadsCalls):
     """Reads the sampler of each ``DataLoader`` iterated between :meth:`start` and :meth:`stop` (several readers
     may be active at once); :attr:`short` keeps (weights, examples) of a weighted sampler shorter than its
-    dataset."""
+    dataset, and :attr:`starts` (the id of the loader's dataset, ``clock()``) for each iteration begun: where the
+    epochs over each dataset began (``clock``: the loop's step count, e.g. the optimizer steps recorded so far; a
+    loader built anew each epoch over one dataset counts as one)."""
 
     patched = (DataLoader, "__iter__")
 
-    def __init__(self) -> None:
+    def __init__(self, clock=None) -> None:
         self.short: tuple[int, int] | None = None
+        self.starts: list[tuple[int, int]] = []
+        self._clock = clock
 
     def saw(self, loader: DataLoader) -> None:
+        if self._clock is not None and len(self.starts) < 100_000:
+            self.starts.append((id(loader.dataset), self._clock()))
         try:
             examples = len(loader.dataset)
         except TypeError:  # an iterable dataset: no length, no index sampler

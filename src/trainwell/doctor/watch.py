@@ -58,10 +58,12 @@ from trainwell.doctor.loop_loss_inputs import LossInputReads
 from trainwell.doctor.loop_probe import LoopProbe, first_tensor
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
+from trainwell.doctor.mixup_pairs import MixupPairs
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
+from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
 from trainwell.doctor.restored_weights import StateRestores
@@ -114,6 +116,7 @@ class Watch:
         self._pairings: list[float | None] = []  # per observed step: the share of outputs given their own label
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
         self._loss_inputs = LossInputReads()  # what the loop hands its loss (ctc, pair, Dice inputs)
+        self._mixups = MixupPairs(model)  # the permutations mixup mixes the inputs and the labels with
         self._echoes: list[int | None] = []  # per observed step: which forward input its targets equal
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
         self._calls = 0
@@ -125,9 +128,11 @@ class Watch:
         self._losses: list = []  # detached tensors or floats; converted in one go when read
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
-        self._samplers = LoaderSamplers()  # the weighted samplers of the DataLoaders iterated while watched
+        # the weighted samplers of the DataLoaders iterated while watched, and the steps their epochs began at
+        self._samplers = LoaderSamplers(lambda: len(self.probe.lrs))
         self._lambdas = LambdaSchedules()  # the LambdaLR schedulers stepped while watched
         self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
+        self._builds = SchedulerBuilds(self.probe.optimizers, lambda: len(self.probe.lrs))  # schedulers created
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
         self._clips = ClipCalls(model, optimizers)  # where the loop clips its gradients
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
@@ -146,6 +151,7 @@ class Watch:
         self._samplers.start()
         self._lambdas.start()
         self._plateaus.start()
+        self._builds.start()
         self._restores.start()
         self._clips.start()
         self._compiles.start()
@@ -169,6 +175,7 @@ class Watch:
         self._samplers.stop()
         self._lambdas.stop()
         self._plateaus.stop()
+        self._builds.stop()
         self._restores.stop()
         self._clips.stop()
         self._compiles.stop()
@@ -217,6 +224,7 @@ class Watch:
         self._calls += 1
         self._kept.record(loss)
         self._finish_readers()
+        self._mixups.read(y)
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
@@ -262,6 +270,7 @@ class Watch:
         """Enter the modes that read the torch calls of the next step's loss."""
         self._contrastive.start()
         self._loss_inputs.start()
+        self._mixups.start()
 
     def _compile_next_step(self) -> None:
         """A compiled model (``torch.compile(model)``'s wrapper, given or called by the loop, or
@@ -270,7 +279,8 @@ class Watch:
         The other steps run compiled; the hooks on every forward are then left out of the graph."""
         self._release_compiled()
         p = self.probe
-        if p.compiled and (p._armed or self.monitor._armed or self._contrastive.active or self._loss_inputs.active):
+        if p.compiled and (p._armed or self.monitor._armed or self._contrastive.active or self._loss_inputs.active or
+                            self._mixups.active):
             self._recompile = suspend_compiled(self._outer)
 
     def _compiled_while_watched(self, module: nn.Module) -> None:
@@ -290,6 +300,7 @@ class Watch:
 
     def _finish_readers(self) -> None:
         """Leave them, the last entered first."""
+        self._mixups.finish()
         self._loss_inputs.finish()
         self._contrastive.finish()
 

@@ -136,7 +136,9 @@ def loop_verdicts(w) -> list:
     echo = loop_echo if sample is None or sample[3][sample[2]].is_floating_point() else loop_copied_tokens
     out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, w._calls), lv.optimizer_ownership(p),
            lv.gradient_flow(p), lv.gradient_reach(p, w._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
-           lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group)),
+           w._builds.verdict(p.lrs, p.validation_steps, w._samplers.starts) or
+           lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group),
+                            w._builds.epochs()),
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
            ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
@@ -157,7 +159,7 @@ def loop_verdicts(w) -> list:
            loop_inverted_mask(p, w._first_forward), loop_sequence_first(p, w._first_forward, w._first_targets),
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
-           w._loss_inputs.verdict(losses), w._kept.verdict(), paired_elsewhere(w._pairings)]
+           w._loss_inputs.verdict(losses), w._kept.verdict(), paired_elsewhere(w._pairings), w._mixups.verdict()]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
