@@ -22,6 +22,7 @@ from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_form import smoothed_floor
 from trainwell.doctor.loss_scaling import undivided_scale
 from trainwell.doctor.output_layer import scores_dropout_verdict, watched_scores_batchnorm
+from trainwell.doctor.pseudo_targets import pseudo_target_verdict
 from trainwell.doctor.verdict import Verdict
 
 #: what a policy gradient's loss curve cannot say, and what the gradient cannot tell (the sign of the advantages:
@@ -80,6 +81,9 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     against = against_distributions(probe.distribution_reads, first_loss)
     if against is not None and against.status == "fail":
         return against
+    pseudo = pseudo_target_verdict(probe.steps)  # soft targets from another forward, differentiated too
+    if pseudo is not None:
+        return pseudo
     steps = [s for s in probe.steps if s["form"] is not None]
     if not steps:
         return _unread_form(probe, first_loss, class_labels)
