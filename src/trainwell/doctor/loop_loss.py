@@ -77,13 +77,12 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     if dropped is not None:
         return dropped
     # kl_div on probabilities, read exactly against the targets given, before forms whose fit has a weight per row
-    # (a policy gradient's, which peaked targets come close to)
-    against = against_distributions(probe.distribution_reads, first_loss)
-    if against is not None and against.status == "fail":
-        return against
-    pseudo = pseudo_target_verdict(probe.steps)  # soft targets from another forward, differentiated too
-    if pseudo is not None:
-        return pseudo
+    # (a policy gradient's, which peaked targets come close to); then soft targets that are the model's softmax on
+    # another forward, differentiated too (a warning)
+    early = [v for v in (against_distributions(probe.distribution_reads, first_loss),
+                         pseudo_target_verdict(probe.steps)) if v is not None and v.status in ("fail", "warn")]
+    if early:
+        return early[0]
     steps = [s for s in probe.steps if s["form"] is not None]
     if not steps:
         return _unread_form(probe, first_loss, class_labels)
