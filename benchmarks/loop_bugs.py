@@ -304,6 +304,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
                         out = model(x[part])
                     loss = loss_fn(out.float() if cfg.amp else out, y[part])
+                    if "consistency" in cfg.extra:  # UDA-style: a noised view's softmax as the other's target
+                        target = model(x[part] + 0.1 * torch.randn_like(x[part])).softmax(1)
+                        target = target.detach() if cfg.extra["consistency"] == "detached" else target
+                        strong = model(x[part] + 0.5 * torch.randn_like(x[part]))
+                        loss = loss + F.kl_div(F.log_softmax(strong, 1), target, reduction="batchmean")
                     if cfg.scheduler.startswith("plateau"):
                         correct += int((out.argmax(1) == y[part]).sum())
                     if cfg.loss == "twice":
@@ -528,6 +533,9 @@ CASES = [
     Case("one dropout pass in train mode, not Monte Carlo dropout's several",
          Loop(no_eval_for_validation=True, extra={"dropout_samples": 1}),
          Loop(no_eval_for_validation=True, extra={"dropout_samples": 8}), "loop: train/eval mode"),
+    # semi-supervised consistency: the weak view's softmax as the strong view's target, not detached
+    Case("a consistency target (the model's softmax on another view) not detached",
+         Loop(extra={"consistency": "attached"}), Loop(extra={"consistency": "detached"}), "loop: loss"),
 ]
 
 

@@ -166,6 +166,7 @@ class LossInputReads:
         self.squared: list[dict] = []  # observed steps read as a squared error
         self.overlaps: list[dict] = []  # observed steps read as a soft Dice or IoU loss
         self.pushes: list[dict] = []  # observed steps read as a loss of the embeddings' pairwise distances
+        self.push_tries = 0
         self.overlap_tries = 0
 
     def start(self) -> None:
@@ -197,7 +198,8 @@ class LossInputReads:
         if not isinstance(y, torch.Tensor) or scored is None:
             return
         self.signs.observe(*scored, y)
-        if len(self.pushes) < READS:
+        if len(self.pushes) < READS and self.push_tries < 4 * READS:
+            self.push_tries += 1
             read = read_pushed_pairs(*scored, y)  # a metric-learning loss, by its output gradient
             if read is not None:
                 self.pushes.append(read)
