@@ -100,3 +100,19 @@ def test_a_loss_on_embeddings_normalized_inside_it_is_not_read():
     emb = torch.randn(16, 32, requires_grad=True)
     contrastive(F.normalize(emb, dim=1), torch.arange(4).repeat_interleave(4), margin=1.0).backward()
     assert pair_weights(emb.detach(), emb.grad) is None  # not a function of the outputs' own distances
+
+
+def test_a_term_that_spreads_every_pair_warns_instead_of_failing():
+    from trainwell.doctor.pushed_pairs import pushed_pairs_verdict, read_pushed_pairs
+
+    reads = []
+    for seed in range(2):  # alignment and uniformity (Wang & Isola 2020) given class labels as y
+        torch.manual_seed(seed)
+        labels = torch.arange(8).repeat_interleave(4)
+        emb = (0.3 * torch.randn(8, 48)[labels] + torch.randn(32, 48)).requires_grad_(True)
+        same = (labels[:, None] == labels[None, :]).float()
+        uniformity = torch.pdist(emb).pow(2).mul(-0.1).exp().mean().log()
+        (uniformity + (torch.cdist(emb, emb) * same).mean()).backward()
+        reads.append(read_pushed_pairs(emb.detach(), emb.grad, labels))
+    assert all(r is not None and r["pushed"] > r["rows"] for r in reads), reads  # every pair pushed: not mined
+    assert pushed_pairs_verdict(reads).status == "warn"

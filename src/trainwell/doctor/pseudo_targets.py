@@ -133,7 +133,8 @@ def pseudo_target_verdict(steps: list[dict]) -> Verdict | None:
     return Verdict("loop: loss", "warn", f"a {r['loss']} against the model's own softmax on another forward"
                    f"{sharpened} (read from the gradients of {len(reads)} of {len(steps)} observed steps) also "
                    f"differentiates its targets: that forward receives the loss's gradient through them "
-                   f"({r['ratio']:.2g}x the scored outputs')", "pseudo-labels or consistency targets held constant",
+                   f"({r['ratio']:.2g}x as large as the scored outputs')",
+                   "pseudo-labels or consistency targets held constant",
                    "compute the targets under torch.no_grad() (or .detach() them): with a gradient, the step also "
                    "pulls the teacher's predictions towards the student's and towards confidence, and they "
                    "collapse; a symmetric squared error between both views (the Pi-model, Laine & Aila 2017) trains "
