@@ -326,6 +326,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         out = model(inputs)
                     loss = loss_fn(out.float() if cfg.amp else out, y[part]) if mixed is None else \
                         F.cross_entropy(out, mixed)
+                    if "consistency" in cfg.extra:  # UDA-style: a noised view's softmax as the other's target
+                        target = model(x[part] + 0.1 * torch.randn_like(x[part])).softmax(1)
+                        target = target.detach() if cfg.extra["consistency"] == "detached" else target
+                        strong = model(x[part] + 0.5 * torch.randn_like(x[part]))
+                        loss = loss + F.kl_div(F.log_softmax(strong, 1), target, reduction="batchmean")
                     if cfg.scheduler.startswith("plateau"):
                         correct += int((out.argmax(1) == y[part]).sum())
                     if cfg.loss == "twice":
@@ -572,6 +577,9 @@ CASES = [
     # mixup: the labels mixed with another permutation than the inputs
     Case("mixup with one permutation for the inputs, another for the labels", Loop(mixup="two_perms"),
          Loop(mixup="one_perm"), "loop: mixed labels"),
+    # semi-supervised consistency: the weak view's softmax as the strong view's target, not detached
+    Case("a consistency target (the model's softmax on another view) not detached",
+         Loop(extra={"consistency": "attached"}), Loop(extra={"consistency": "detached"}), "loop: loss"),
 ]
 
 

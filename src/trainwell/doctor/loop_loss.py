@@ -22,6 +22,7 @@ from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_form import smoothed_floor
 from trainwell.doctor.loss_scaling import undivided_scale
 from trainwell.doctor.output_layer import scores_dropout_verdict, watched_scores_batchnorm
+from trainwell.doctor.pseudo_targets import pseudo_target_verdict
 from trainwell.doctor.verdict import Verdict
 
 #: what a policy gradient's loss curve cannot say, and what the gradient cannot tell (the sign of the advantages:
@@ -80,10 +81,12 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     if dropped is not None:
         return dropped
     # kl_div on probabilities, read exactly against the targets given, before forms whose fit has a weight per row
-    # (a policy gradient's, which peaked targets come close to)
-    against = against_distributions(probe.distribution_reads, first_loss)
-    if against is not None and against.status == "fail":
-        return against
+    # (a policy gradient's, which peaked targets come close to); then soft targets that are the model's softmax on
+    # another forward, differentiated too (a warning)
+    early = [v for v in (against_distributions(probe.distribution_reads, first_loss),
+                         pseudo_target_verdict(probe.steps)) if v is not None and v.status in ("fail", "warn")]
+    if early:
+        return early[0]
     steps = [s for s in probe.steps if s["form"] is not None]
     if not steps:
         return _unread_form(probe, first_loss, class_labels)

@@ -40,6 +40,7 @@ from trainwell.doctor.loss_inputs import (
     ctc_target_lengths,
 )
 from trainwell.doctor.pair_targets import PairTargetReader
+from trainwell.doctor.pushed_pairs import READS, pushed_pairs_verdict, read_pushed_pairs
 from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.silent_broadcasts import ResidualSigns, SilentBroadcastReader
 from trainwell.doctor.verdict import Verdict
@@ -153,7 +154,7 @@ class LossInputReads:
     input against its target silently (:mod:`~trainwell.doctor.silent_broadcasts`), whose modes :meth:`start`
     and :meth:`finish` enter and leave around each step's loss, the first loss's graph,
     and each observed step's outputs and their gradient against the targets (a Poisson NLL on log-rates, a soft
-    Dice or IoU loss)."""
+    Dice or IoU loss, a metric-learning loss's pairs)."""
 
     def __init__(self):
         self.ctc = CtcInputReader()
@@ -164,6 +165,8 @@ class LossInputReads:
         self.rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
         self.squared: list[dict] = []  # observed steps read as a squared error
         self.overlaps: list[dict] = []  # observed steps read as a soft Dice or IoU loss
+        self.pushes: list[dict] = []  # observed steps read as a loss of the embeddings' pairwise distances
+        self.push_tries = 0
         self.overlap_tries = 0
 
     def start(self) -> None:
@@ -195,6 +198,11 @@ class LossInputReads:
         if not isinstance(y, torch.Tensor) or scored is None:
             return
         self.signs.observe(*scored, y)
+        if len(self.pushes) < READS and self.push_tries < 4 * READS:
+            self.push_tries += 1
+            read = read_pushed_pairs(*scored, y)  # a metric-learning loss, by its output gradient
+            if read is not None:
+                self.pushes.append(read)
         if len(self.rates) < 64:
             read = read_log_rates(*scored, y)  # a Poisson NLL on log-rates, by its output gradient
             if read is not None:
@@ -209,6 +217,10 @@ class LossInputReads:
             read = read_dice(*scored, y, value, grad_scaler_unscale(step))
             if read is not None:
                 self.overlaps.append(read)
+
+    def pairs_verdict(self) -> Verdict | None:
+        """The ``loop: metric-learning pairs`` verdict (:mod:`~trainwell.doctor.pushed_pairs`), if any."""
+        return pushed_pairs_verdict(self.pushes)
 
     def verdict(self, losses: list[float]) -> Verdict | None:
         """The ``loop: loss input`` fail, if any (``losses``: the run's per-step losses)."""

@@ -20,6 +20,7 @@ from trainwell.doctor.loss_form import (
     zero_sum_rows,
 )
 from trainwell.doctor.loss_scaling import stepping_scaler_scale
+from trainwell.doctor.pseudo_targets import differentiated_soft_target
 from trainwell.doctor.step_readings import log_probabilities, reached_rows
 from trainwell.doctor.tied_rows import tied_share
 
@@ -121,6 +122,7 @@ def read_step(probe) -> dict:
             "one_output": not known and bool(outs) and one_output_per_row(*outs[0]),
             "always_true": always_true_columns(*outs[0]) if not known and outs else None,
             "td_target_gamma": differentiated_target(outs) if not known else None,
+            "soft_target": differentiated_soft_target(outs) if len(outs) >= 2 else None,
             "heads": {name: head_problem(z, g) for name, z, g in probe._outs.head_pairs()},
             "tied_rows": tied_share(outs[0][0], probe.step_forward) if len(outs) == 1 else None}
 
