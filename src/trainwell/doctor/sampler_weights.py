@@ -13,6 +13,7 @@ dataset's generator states are restored after."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 
@@ -21,6 +22,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from trainwell.doctor import global_rngs
 from trainwell.doctor.method_readers import ReadsCalls
+from trainwell.doctor.seeded_generators import one_seed
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: sampler weights"
@@ -106,13 +108,28 @@ def repeats_past(dataset, weights: int, examples: int) -> bool:
     there does not). Each item is read under the same seeded global generators and the dataset's own generators
     (:func:`own_generators`) at one state, so that a random augmentation draws alike for both; the loop's and the
     dataset's generator states are restored after."""
+    return _read_repeats(dataset, weights, examples, index_seeds=False)
+
+
+def repeats_with_index_seeds(dataset, weights: int, examples: int) -> bool:
+    """Whether ``dataset`` repeats its first ``weights`` examples past them once the generators its
+    ``__getitem__`` makes and seeds (from the index: ``torch.Generator().manual_seed(idx)``) all get one seed
+    (:func:`~trainwell.doctor.seeded_generators.one_seed`): copies of the weighted examples that differ only by
+    the augmentation their index seeds. False when no read seeded a generator of its own."""
+    return _read_repeats(dataset, weights, examples, index_seeds=True)
+
+
+def _read_repeats(dataset, weights: int, examples: int, index_seeds: bool) -> bool:
     rest = examples - weights
     probes = sorted({weights + (rest - 1) * k // max(PROBES - 1, 1) for k in range(PROBES)})
     own: list = []
     with global_rngs.kept():  # a dataset that draws (augmentation) leaves the loop's draws alone
         try:
             own = own_generators(dataset)
-            return all(_same(_seeded_read(dataset, i, own), _seeded_read(dataset, i % weights, own)) for i in probes)
+            with one_seed() if index_seeds else contextlib.nullcontext() as seeds:
+                same = all(_same(_seeded_read(dataset, i, own), _seeded_read(dataset, i % weights, own))
+                           for i in probes)
+            return same and (not index_seeds or bool(seeds.given))
         except Exception:  # noqa: BLE001 - a user's dataset may raise anything
             return False
         finally:
@@ -129,6 +146,7 @@ class LoaderSamplers(ReadsCalls):
 
     def __init__(self) -> None:
         self.short: tuple[int, int] | None = None
+        self.index_seeded = False  # the dataset's copies past the weights differ only by index-seeded augmentation
 
     def saw(self, loader: DataLoader) -> None:
         try:
@@ -139,13 +157,22 @@ class LoaderSamplers(ReadsCalls):
             if isinstance(sampler, WeightedRandomSampler) and len(sampler.weights) < examples and \
                     not repeats_past(loader.dataset, len(sampler.weights), examples):
                 self.short = (len(sampler.weights), examples)
+                self.index_seeded = repeats_with_index_seeds(loader.dataset, len(sampler.weights), examples)
 
     def verdict(self) -> Verdict | None:
         """A fail when a weighted sampler shorter than its dataset was iterated; None otherwise."""
         if self.short is None:
             return None
         weights, examples = self.short
-        return Verdict(NAME, "fail", f"a WeightedRandomSampler with {weights} weights draws from a dataset of "
-                       f"{examples} examples: only examples 0..{weights - 1} are ever drawn",
+        drawn = f"a WeightedRandomSampler with {weights} weights draws from a dataset of {examples} examples"
+        if self.index_seeded:
+            return Verdict(NAME, "fail", f"{drawn} that repeats its first {weights}, each copy with an augmentation "
+                           f"seeded from its index: only examples 0..{weights - 1} are ever drawn, each one with the "
+                           "same augmentation on every draw", "a new augmentation on every draw",
+                           "the copies are never drawn and an oversampled example repeats its one augmentation: "
+                           "drop the copies (the sampler already oversamples) and draw the augmentation from torch's "
+                           "generator without manual_seed (the DataLoader seeds it per epoch and worker), or seed "
+                           "it from the index and the epoch")
+        return Verdict(NAME, "fail", f"{drawn}: only examples 0..{weights - 1} are ever drawn",
                        "one weight per example", "the weights are per example, not per class: weights = "
                        "class_weights[labels], the weight of each example's class")
