@@ -382,6 +382,11 @@ class Watch:
             val_examples: the validation set's size: a train/val gap within two standard errors of the
                 validation error is not read as variance.
         """
+        with warnings.catch_warnings():  # the readings' forwards run without gradients: a reentrant checkpointed
+            warnings.filterwarnings("ignore", message=checkpointing.NO_GRAD_INPUTS)  # segment's warning is theirs
+            return self._report(val_losses, train_error, val_error, human_error, overfit_window, val_examples)
+
+    def _report(self, val_losses, train_error, val_error, human_error, overfit_window, val_examples) -> Report:
         collapsed = collapse(self.monitor.records)
         verdicts = self.monitor.verdicts() + ([collapsed] if collapsed is not None else []) + wv.loop_verdicts(self)
         phases = ["monitor"] * len(verdicts)
