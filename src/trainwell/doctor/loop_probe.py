@@ -57,9 +57,11 @@ ADAPTIVE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.opti
 
 
 def _compiled(model: nn.Module) -> bool:
-    """Whether ``model`` runs under ``torch.compile`` (``module.compile()`` in place; a wrapper's original module
-    is what the probe sees): its hooks are then called from compiled code."""
-    return getattr(model, "_compiled_call_impl", None) is not None
+    """Whether ``model`` or a submodule of it runs under ``torch.compile`` (``module.compile()`` in place, or a
+    submodule replaced by its ``torch.compile`` wrapper; a whole model's wrapper's original module is what the probe
+    sees): its hooks are then called from compiled code."""
+    return any(getattr(m, "_compiled_call_impl", None) is not None or isinstance(getattr(m, "_orig_mod", None),
+                                                                                  nn.Module) for m in model.modules())
 
 
 class LoopProbe:
