@@ -1,7 +1,8 @@
 """Generators a dataset makes and seeds inside ``__getitem__`` (``torch.Generator().manual_seed(idx)``,
 ``np.random.default_rng(idx)``, ``random.Random(idx)``): each item's augmentation is then a function of its
 index. Inside :func:`one_seed` every such seed is recorded and replaced by one constant, so that two items that
-differ only by the augmentation their index seeds read alike; torch's, NumPy's and Python's constructors are put
+differ only by the augmentation their index seeds read alike, and an item read under two constants shows whether
+that seed shapes it; torch's, NumPy's and Python's constructors are put
 back when the block ends, also on an exception."""
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ class Seeds:
 
 
 @contextlib.contextmanager
-def one_seed() -> Iterator[Seeds]:
+def one_seed(constant: int = SEED) -> Iterator[Seeds]:
     """Inside, ``torch.Generator(...).manual_seed(s)``, ``numpy.random.default_rng(s)`` and ``random.Random(s)``
-    seed with :data:`SEED` and record ``s``. Generators made before the block (a dataset's own, seeded once) are
+    seed with ``constant`` and record ``s``. Generators made before the block (a dataset's own, seeded once) are
     not touched."""
     seeds = Seeds()
     torch_generator, python_random = torch.Generator, random.Random
@@ -34,13 +35,13 @@ def one_seed() -> Iterator[Seeds]:
     class RecordedTorchGenerator(torch_generator):
         def manual_seed(self, seed):
             seeds.given.append(seed)
-            return super().manual_seed(SEED)
+            return super().manual_seed(constant)
 
     class RecordedRandom(python_random):
         def seed(self, a=None, version=2):
             if a is not None:
                 seeds.given.append(a)
-                a = SEED
+                a = constant
             super().seed(a, version)
 
     numpy = sys.modules.get("numpy")  # a dataset that draws from numpy has imported it
@@ -50,7 +51,7 @@ def one_seed() -> Iterator[Seeds]:
         if seed is None:
             return default_rng()
         seeds.given.append(seed)
-        return default_rng(SEED)
+        return default_rng(constant)
 
     torch.Generator, random.Random = RecordedTorchGenerator, RecordedRandom
     if numpy is not None:
