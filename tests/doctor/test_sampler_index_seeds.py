@@ -82,3 +82,61 @@ def test_per_class_weights_over_index_seeded_copies_are_named_as_per_class():
     per_class = _train("torch_index", weights="per_class")[NAME]
     assert per_class.status == "fail" and "2 weights" in per_class.value and "per class" in per_class.advice
     assert "seeded from its index" in _train("torch_index")[NAME].value
+
+
+class Augmented(Dataset):
+    """One pass over ``x`` (no copies), each item with noise drawn as ``seeding`` says; the loop sets ``epoch``."""
+
+    def __init__(self, x, y, seeding):
+        self.x, self.y, self.seeding, self.epoch = x, y, seeding, 0
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, idx):
+        d = self.x.shape[1]
+        if self.seeding == "torch_index":
+            noise = torch.randn(d, generator=torch.Generator().manual_seed(idx))
+        elif self.seeding == "numpy_index":
+            noise = torch.from_numpy(np.random.default_rng(idx).normal(size=d).astype(np.float32))
+        elif self.seeding == "python_index":
+            rng = random.Random(idx)
+            noise = torch.tensor([rng.gauss(0.0, 1.0) for _ in range(d)])
+        elif self.seeding == "index_and_epoch":
+            noise = torch.randn(d, generator=torch.Generator().manual_seed(idx * 1000 + self.epoch))
+        elif self.seeding == "seed_from_torch":  # a seed drawn from torch's generator: new on every read
+            noise = torch.randn(d, generator=torch.Generator().manual_seed(int(torch.randint(2**31, ()))))
+        else:  # torch's global generator
+            noise = torch.randn(d)
+        return self.x[idx] + 0.1 * noise, self.y[idx]
+
+
+def _oversample(seeding: str):
+    torch.manual_seed(0)
+    y = (torch.arange(96) % 8 == 0).long()  # one example in 8 of the rare class, drawn about 4x as often
+    x = torch.randn(96, 6) + 2.0 * y[:, None].float()
+    data = Augmented(x, y, seeding)
+    sampler = WeightedRandomSampler((1.0 / torch.bincount(y).float())[y], num_samples=96, replacement=True)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with doctor.watch(model, opt, every=5) as w:
+        for epoch in range(3):
+            data.epoch = epoch
+            for xb, yb in DataLoader(data, batch_size=48, sampler=sampler):
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=yb)
+    return w.report()
+
+
+@pytest.mark.parametrize("seeding", ["torch_index", "numpy_index", "python_index"])
+def test_oversampled_examples_augmented_from_an_index_seed_are_named(seeding):
+    """Every draw of a rare example, in every epoch, is the same augmented row; seeds that take the epoch, or that
+    come from torch's generator, and noise from torch's generator pass."""
+    verdict = _oversample(seeding)[NAME]
+    assert verdict.status == "warn" and "from the index alone" in verdict.value
+    assert "manual_seed" in verdict.advice and "the index and the epoch" in verdict.advice
+    for twin in ("index_and_epoch", "seed_from_torch", "global"):
+        assert NAME not in _oversample(twin).checks, twin

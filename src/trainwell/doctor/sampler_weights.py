@@ -20,11 +20,15 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from trainwell.doctor import global_rngs
 from trainwell.doctor.dataset_reads import own_generators, same, seeded_read, set_state
 from trainwell.doctor.method_readers import ReadsCalls
+from trainwell.doctor.repeated_draws import RepeatedDraws
 from trainwell.doctor.seeded_generators import one_seed
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: sampler weights"
 PROBES = 4  # the indices past the weights read to tell a dataset that repeats its examples
+#: how to draw a new augmentation on every draw of an example
+INDEX_SEED_FIX = ("draw the augmentation from torch's generator without manual_seed (the DataLoader seeds it per "
+                  "epoch and worker), or seed it from the index and the epoch")
 
 
 def repeats_past(dataset, weights: int, examples: int) -> bool:
@@ -72,20 +76,30 @@ class LoaderSamplers(ReadsCalls):
     def __init__(self) -> None:
         self.short: tuple[int, int] | None = None
         self.index_seeded = False  # the dataset's copies past the weights differ only by index-seeded augmentation
+        self.draws = RepeatedDraws()  # the heaviest examples' augmentation seeded from their index alone?
 
     def saw(self, loader: DataLoader) -> None:
         try:
             examples = len(loader.dataset)
         except TypeError:  # an iterable dataset: no length, no index sampler
             return
-        for sampler in (loader.sampler, getattr(loader.batch_sampler, "sampler", None)):
+        samplers = (loader.sampler, getattr(loader.batch_sampler, "sampler", None))  # the same one, or two
+        for sampler in {id(s): s for s in samplers}.values():
             if isinstance(sampler, WeightedRandomSampler) and len(sampler.weights) < examples and \
                     not repeats_past(loader.dataset, len(sampler.weights), examples):
                 self.short = (len(sampler.weights), examples)
                 self.index_seeded = repeats_with_index_seeds(loader.dataset, len(sampler.weights), examples)
+            elif isinstance(sampler, WeightedRandomSampler) and sampler.replacement:
+                self.draws.read(loader.dataset, sampler.weights)
 
     def verdict(self) -> Verdict | None:
-        """A fail when a weighted sampler shorter than its dataset was iterated; None otherwise."""
+        """A fail when a weighted sampler shorter than its dataset was iterated; a warning when its heaviest
+        examples got the same augmentation, seeded from their index alone, in two epochs; None otherwise."""
+        if self.short is None and self.draws.fixed:
+            return Verdict(NAME, "warn", "a WeightedRandomSampler draws its heaviest examples with replacement from a "
+                           "dataset that seeds their augmentation from the index alone: every draw of an example, in "
+                           "every epoch, is the same augmented example", "a new augmentation on every draw",
+                           f"oversampling repeats one view of each example: {INDEX_SEED_FIX}")
         if self.short is None:
             return None
         weights, examples = self.short
@@ -95,9 +109,7 @@ class LoaderSamplers(ReadsCalls):
                            f"seeded from its index: only examples 0..{weights - 1} are ever drawn, each one with the "
                            "same augmentation on every draw", "a new augmentation on every draw",
                            "the copies are never drawn and an oversampled example repeats its one augmentation: "
-                           "drop the copies (the sampler already oversamples) and draw the augmentation from torch's "
-                           "generator without manual_seed (the DataLoader seeds it per epoch and worker), or seed "
-                           "it from the index and the epoch")
+                           f"drop the copies (the sampler already oversamples) and {INDEX_SEED_FIX}")
         return Verdict(NAME, "fail", f"{drawn}: only examples 0..{weights - 1} are ever drawn",
                        "one weight per example", "the weights are per example, not per class: weights = "
                        "class_weights[labels], the weight of each example's class")
