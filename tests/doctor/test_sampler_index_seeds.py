@@ -24,6 +24,7 @@ class Oversampled(Dataset):
 
     def __init__(self, x, y, copies, seeding):
         self.x, self.y, self.copies, self.seeding = x, y, copies, seeding
+        self.rng = random.Random(7)  # the dataset's own generator, for a random sign flip
 
     def __len__(self):
         return len(self.x) * self.copies
@@ -38,6 +39,8 @@ class Oversampled(Dataset):
         elif self.seeding == "python_index":
             rng = random.Random(idx)
             noise = torch.tensor([rng.gauss(0.0, 1.0) for _ in range(d)])
+        elif self.seeding == "torch_index_and_own":  # and a sign flip from the dataset's own generator
+            noise = torch.randn(d, generator=torch.Generator().manual_seed(idx)) * self.rng.choice([-1.0, 1.0])
         else:  # torch's global generator
             noise = torch.randn(d)
         return self.x[j] + 0.1 * noise, self.y[j]
@@ -64,7 +67,7 @@ def _train(seeding: str, weights: str = "per_example"):
     return w.report()
 
 
-@pytest.mark.parametrize("seeding", ["torch_index", "numpy_index", "python_index"])
+@pytest.mark.parametrize("seeding", ["torch_index", "numpy_index", "python_index", "torch_index_and_own"])
 def test_copies_augmented_from_an_index_seed_are_named_as_one_augmentation_per_example(seeding):
     verdict = _train(seeding)[NAME]
     assert verdict.status == "fail"

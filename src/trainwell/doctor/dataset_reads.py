@@ -10,6 +10,8 @@ import sys
 import torch
 
 SEED = 0  # the global generators' seed for each read of an example
+#: the generator classes, as imported (a read may run while the constructors are replaced: seeded_generators)
+_TORCH_GENERATOR, _PYTHON_RANDOM = torch.Generator, random.Random
 
 
 def same(a, b) -> bool:
@@ -33,9 +35,9 @@ def same(a, b) -> bool:
 def _state_of(generator):
     """A generator's state, read back by :func:`set_state`: a ``torch.Generator``'s, a ``random.Random``'s, a
     numpy ``Generator``'s or ``RandomState``'s; None for anything else."""
-    if isinstance(generator, torch.Generator):
+    if isinstance(generator, _TORCH_GENERATOR):
         return generator.get_state()
-    if isinstance(generator, random.Random):
+    if isinstance(generator, _PYTHON_RANDOM):
         return generator.getstate()
     if hasattr(generator, "bit_generator") and hasattr(generator.bit_generator, "state"):  # numpy Generator
         return generator.bit_generator.state
@@ -46,9 +48,9 @@ def _state_of(generator):
 
 def set_state(generator, state) -> None:
     """Sets a generator back to a state read by :func:`_state_of`."""
-    if isinstance(generator, torch.Generator):
+    if isinstance(generator, _TORCH_GENERATOR):
         generator.set_state(state)
-    elif isinstance(generator, random.Random):
+    elif isinstance(generator, _PYTHON_RANDOM):
         generator.setstate(state)
     elif hasattr(generator, "bit_generator"):
         generator.bit_generator.state = state
