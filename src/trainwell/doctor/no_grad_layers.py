@@ -19,9 +19,10 @@ from torch import nn
 #: the file of ``torch.utils.checkpoint``: a layer run from inside it is in a checkpointed segment
 _CHECKPOINT_FILE = os.path.join("torch", "utils", "checkpoint.py")
 
+
 def advice(checkpointed: bool) -> str:
-    """What to do about layers cut off by ``torch.no_grad()``, for the verdict "every trainable parameter learns"
-    (``checkpointed``: around a ``torch.utils.checkpoint`` call)."""
+    """What to do about layers cut off by ``torch.no_grad()``, for the watch's "every trainable parameter learns"
+    and the pre-flight's "parameters registered" (``checkpointed``: around a ``torch.utils.checkpoint`` call)."""
     where = "around the torch.utils.checkpoint call" if checkpointed else "around part of the forward"
     return (f"torch.no_grad() {where} builds no graph there: the layers inside and every layer before them get no "
             "gradient and never learn; remove the no_grad" +
