@@ -73,8 +73,14 @@ class Net(nn.Module):
                         "dropout_head": nn.Dropout(0.1), "batchnorm_head": nn.BatchNorm1d(classes)}.get(kind)
 
     def forward(self, x):
-        if self.kind.startswith("checkpoint"):  # the body recomputed in backward; reentrant on the data tensor
+        if self.kind == "checkpoint_no_grad":  # a checkpoint called under no_grad: the body builds no graph
+            with torch.no_grad():
+                h = checkpoint(self._body, x, use_reentrant=False)
+        elif self.kind.startswith("checkpoint"):  # the body recomputed in backward; reentrant on the data tensor
             h = checkpoint(self._body, x, use_reentrant=self.kind == "checkpoint_reentrant")
+        elif self.kind == "no_grad_body":  # the hidden layers under no_grad by mistake
+            with torch.no_grad():
+                h = self._body(x)
         else:
             h = self._body(x)
         if self.side is not None:
@@ -580,6 +586,11 @@ CASES = [
     # semi-supervised consistency: the weak view's softmax as the strong view's target, not detached
     Case("a consistency target (the model's softmax on another view) not detached",
          Loop(extra={"consistency": "attached"}), Loop(extra={"consistency": "detached"}), "loop: loss"),
+    # part of the forward under torch.no_grad(): around the hidden layers, around a torch.utils.checkpoint call
+    Case("the hidden layers run under torch.no_grad() in forward", Loop(model="no_grad_body"), Loop(),
+         "torch.no_grad()"),
+    Case("torch.utils.checkpoint called under torch.no_grad() in forward", Loop(model="checkpoint_no_grad"),
+         Loop(model="checkpoint"), "torch.no_grad()"),
 ]
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from trainwell.doctor import checkpointing, global_rngs
+from trainwell.doctor import checkpointing, global_rngs, no_grad_layers
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.batch_layout import installed, read_batch_first
 from trainwell.doctor.class_axis import scrambled_classes
@@ -249,7 +249,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     verdicts = _defer_to_unbounded(_defer_to_vanishing(_defer_to_input_scale(defer_to_data_scale(verdicts, x, y),
                                                                              inputs_off)))
     verdicts = _defer_to_symmetry(_defer_to_large_scores(verdicts))
-    verdicts = checkpointing.defer_to_cut(defer_to_constant_targets(verdicts))
+    verdicts = no_grad_layers.defer(checkpointing.defer_to_cut(defer_to_constant_targets(verdicts)))
     if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
         # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"F.ctc_loss is not given log-probabilities: "
@@ -361,12 +361,14 @@ def _with_dropout_rate(verdicts: list, rate) -> list:
 def each_warning_once():
     """While the checks run, show each warning (its category and text, numbers aside) once: the checks evaluate
     the user's loss hundreds of times, and every ``warnings.catch_warnings`` inside them resets Python's record of
-    what was shown, so a deliberate broadcast warning of the user's loss was printed once per check."""
+    what was shown, so a deliberate broadcast warning of the user's loss was printed once per check. Torch's "None
+    of the inputs have requires_grad=True" is not shown: the checks' forwards without gradients give it for every
+    reentrant checkpointed segment (the forward with gradients that can name a fault records it itself)."""
     shown, show = set(), warnings.showwarning
 
     def once(message, category, filename, lineno, file=None, line=None):
         key = (category, re.sub(r"[0-9]+", "#", str(message)))  # one warning whatever the sizes in its text
-        if key not in shown:
+        if key not in shown and not str(message).startswith(checkpointing.NO_GRAD_INPUTS):
             shown.add(key)
             show(message, category, filename, lineno, file, line)
 

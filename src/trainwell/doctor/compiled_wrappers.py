@@ -89,7 +89,9 @@ class _ThenCall(importlib.abc.Loader):
 class CompileCalls:
     """Sees the compiles of one model between :meth:`start` and :meth:`stop` (several may be active at once):
     ``compiled(module)`` is called with ``torch.compile(model)``'s wrapper as it is made (once per wrapper), or
-    with the model once ``model.compile()`` compiled it in place. ``torch.compile``, ``nn.Module.compile`` and the
+    with the model once ``model.compile()`` compiled it in place; likewise for a submodule of the model
+    (``model.encoder.compile()``, or ``torch.compile(model.encoder)``'s wrapper, before the loop puts it in the
+    model's place). ``torch.compile``, ``nn.Module.compile`` and the
     wrapper class's ``__init__`` are replaced while any is active and put back when the last one stops."""
 
     _active: list[CompileCalls] = []
@@ -102,11 +104,15 @@ class CompileCalls:
         self._reported: weakref.WeakSet = weakref.WeakSet()  # the wrappers handed over
 
     def _saw(self, module) -> None:
-        if module is self.model:
+        if not isinstance(module, nn.Module):
+            return
+        original = getattr(module, "_orig_mod", None)
+        if module is self.model or (original is not None and module not in self._reported and
+                                    any(original is m for m in self.model.modules())):
+            if original is not None:
+                self._reported.add(module)
             self.compiled(module)
-        elif isinstance(module, nn.Module) and getattr(module, "_orig_mod", None) is self.model and \
-                module not in self._reported:
-            self._reported.add(module)
+        elif original is None and any(module is m for m in self.model.modules()):  # a submodule compiled in place
             self.compiled(module)
 
     def start(self) -> None:

@@ -27,6 +27,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.batch_statistics import NormCounts
 from trainwell.doctor.input_scale import NORMS, first_layer_reads_input, nonzero_abs_quantile, norm_scale, storage_keys
+from trainwell.doctor.no_grad_layers import NoGradLayers
 from trainwell.doctor.sampled_validation import fingerprint, mc_dropout
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
@@ -56,9 +57,11 @@ ADAPTIVE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.opti
 
 
 def _compiled(model: nn.Module) -> bool:
-    """Whether ``model`` runs under ``torch.compile`` (``module.compile()`` in place; a wrapper's original module
-    is what the probe sees): its hooks are then called from compiled code."""
-    return getattr(model, "_compiled_call_impl", None) is not None
+    """Whether ``model`` or a submodule of it runs under ``torch.compile`` (``module.compile()`` in place, or a
+    submodule replaced by its ``torch.compile`` wrapper; a whole model's wrapper's original module is what the probe
+    sees): its hooks are then called from compiled code."""
+    return any(getattr(m, "_compiled_call_impl", None) is not None or isinstance(getattr(m, "_orig_mod", None),
+                                                                                  nn.Module) for m in model.modules())
 
 
 class LoopProbe:
@@ -89,6 +92,7 @@ class LoopProbe:
         self.frozen_norms: set[str] = set()  # which ones
         self.single_example_forwards = 0  # training forwards of a batch of 1 through BatchNorm
         self.norm_values = NormCounts(model)  # the values per channel BatchNorm normalized on observed steps
+        self.no_grad_layers = NoGradLayers()  # layers run without gradients inside a training forward
         self.mode_sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
         self.step_forward: tuple | None = None  # an observed step's latest training forward's (args, kwargs)
         self.reading = False  # the probe runs the model itself: its hooks record nothing
@@ -241,6 +245,7 @@ class LoopProbe:
         self._layer_hooks += [m.register_forward_hook(self._hook(self._last_output(name)))
                               for name, m in self.model.named_modules() if isinstance(m, kinds)]
         self._layer_hooks += self.norm_values.attach(self.model, self._hook, lambda: self.reading)
+        self._layer_hooks += self.no_grad_layers.attach(self.model, self._hook)
         self._armed = True
 
     def _disarm(self) -> None:

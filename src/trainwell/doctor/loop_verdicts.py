@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from trainwell.doctor import checkpointing, registration
+from trainwell.doctor import checkpointing, no_grad_layers, registration
 from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.loss_scaling import clipped_before_unscale, static_scale
@@ -229,9 +229,14 @@ def gradient_reach(probe: LoopProbe, reentrant_cut: bool = False) -> Verdict:
         value += f"; {frozen}" if frozen else ""
         if cancelled:
             value += f"; the gradient of {_group_names(cancelled)} cancels (a bias before a difference of two outputs)"
+        cut, checkpointed = probe.no_grad_layers.cut(unreached)
         if reentrant_cut:
             value += " (a reentrant checkpointed segment had no input that requires a gradient)"
             advice = checkpointing.ADVICE
+        elif cut:
+            value += f"; {_group_names(cut)} ran under torch.no_grad() inside the training forward" + \
+                (" (in torch.utils.checkpoint)" if checkpointed else "")
+            advice = no_grad_layers.advice(checkpointed)
         elif zeroed and not unreached:
             advice = _ZEROED_ADVICE
         elif zeroed:

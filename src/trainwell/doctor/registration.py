@@ -30,7 +30,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from trainwell.doctor import checkpointing
+from trainwell.doctor import checkpointing, no_grad_layers
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
@@ -149,8 +149,14 @@ def parameters_registered(model: nn.Module, x: torch.Tensor | Inputs, y: torch.T
     was = model.training
     model.eval()
     try:
-        with torch.enable_grad(), checkpointing.reentrant_without_grad() as seen:
-            loss = loss_fn(call(model, x), y)
+        no_grad, hooks = no_grad_layers.NoGradLayers(), []
+        try:
+            hooks = no_grad.attach(model, lambda fn: fn)
+            with torch.enable_grad(), checkpointing.reentrant_without_grad() as seen:
+                loss = loss_fn(call(model, x), y)
+        finally:
+            for h in hooks:
+                h.remove()
         leaves = graph_leaves(loss)
         outside = unregistered(model, leaves)
         if outside:
@@ -182,6 +188,12 @@ def parameters_registered(model: nn.Module, x: torch.Tensor | Inputs, y: torch.T
         return Verdict(name, "warn", "; ".join(parts) + f"; trainable but never reach the loss: "
                        f"{_group_names(unused)} ({checkpointing.CUT})", "every trainable parameter receives a "
                        "gradient", checkpointing.ADVICE)
+    cut, checkpointed = no_grad.cut(unused)
+    if cut:
+        return Verdict(name, "warn", "; ".join(parts) + f"; trainable but never reach the loss: "
+                       f"{_group_names(unused)}; {_group_names(cut)} {no_grad_layers.CUT}" +
+                       (" (in torch.utils.checkpoint)" if checkpointed else ""),
+                       "every trainable parameter receives a gradient", no_grad_layers.advice(checkpointed))
     if unused:
         return Verdict(name, "warn", "; ".join(parts) + f"; trainable but never reach the loss: "
                        f"{_group_names(unused)}", "every trainable parameter receives a gradient",

@@ -13,91 +13,22 @@ dataset's generator states are restored after."""
 
 from __future__ import annotations
 
-import random
-import sys
+import contextlib
 
-import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from trainwell.doctor import global_rngs
+from trainwell.doctor.dataset_reads import own_generators, same, seeded_read, set_state
 from trainwell.doctor.method_readers import ReadsCalls
+from trainwell.doctor.repeated_draws import RepeatedDraws
+from trainwell.doctor.seeded_generators import one_seed
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: sampler weights"
 PROBES = 4  # the indices past the weights read to tell a dataset that repeats its examples
-SEED = 0  # the global generators' seed for each read of an example
-
-
-def _same(a, b) -> bool:
-    """Whether two dataset items hold the same values (tensors, arrays, numbers, strings, nested in tuples, lists
-    and dicts)."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and \
-            bool(torch.equal(a, b))
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if hasattr(a, "shape") and hasattr(b, "shape"):  # numpy arrays
-        return a.shape == b.shape and bool((a == b).all())
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError, RuntimeError):
-        return False
-
-
-def _state_of(generator):
-    """A generator's state, read back by :func:`_set_state`: a ``torch.Generator``'s, a ``random.Random``'s, a
-    numpy ``Generator``'s or ``RandomState``'s; None for anything else."""
-    if isinstance(generator, torch.Generator):
-        return generator.get_state()
-    if isinstance(generator, random.Random):
-        return generator.getstate()
-    if hasattr(generator, "bit_generator") and hasattr(generator.bit_generator, "state"):  # numpy Generator
-        return generator.bit_generator.state
-    if type(generator).__name__ == "RandomState" and hasattr(generator, "get_state"):
-        return generator.get_state()
-    return None
-
-
-def _set_state(generator, state) -> None:
-    """Sets a generator back to a state read by :func:`_state_of`."""
-    if isinstance(generator, torch.Generator):
-        generator.set_state(state)
-    elif isinstance(generator, random.Random):
-        generator.setstate(state)
-    elif hasattr(generator, "bit_generator"):
-        generator.bit_generator.state = state
-    else:
-        generator.set_state(state)
-
-
-def own_generators(dataset) -> list:
-    """(generator, state) of each generator a dataset keeps as an attribute, or as an attribute of one of its
-    attributes (a transform's): the dataset's own draws, which the global seeds do not reach."""
-    found, seen = [], set()
-    holders = [dataset, *[v for v in getattr(dataset, "__dict__", {}).values() if hasattr(v, "__dict__")]]
-    for holder in holders:
-        for value in getattr(holder, "__dict__", {}).values():
-            state = _state_of(value) if id(value) not in seen else None
-            if state is not None:
-                seen.add(id(value))
-                found.append((value, state))
-    return found
-
-
-def _seeded_read(dataset, i: int, own: list):
-    """``dataset[i]`` read with torch's, Python's and numpy's global generators seeded to one fixed state and the
-    dataset's own generators (``own``: (generator, state)) set to the state they had before the first read, so
-    that two reads of the same example draw the same augmentation."""
-    torch.manual_seed(SEED)
-    random.seed(SEED)
-    numpy = sys.modules.get("numpy")  # a dataset that draws from numpy has imported it
-    if numpy is not None:
-        numpy.random.seed(SEED)
-    for generator, state in own:
-        _set_state(generator, state)
-    return dataset[i]
+#: how to draw a new augmentation on every draw of an example
+INDEX_SEED_FIX = ("draw the augmentation from torch's generator without manual_seed (the DataLoader seeds it per "
+                  "epoch and worker), or seed it from the index and the epoch")
 
 
 def repeats_past(dataset, weights: int, examples: int) -> bool:
@@ -106,18 +37,33 @@ def repeats_past(dataset, weights: int, examples: int) -> bool:
     there does not). Each item is read under the same seeded global generators and the dataset's own generators
     (:func:`own_generators`) at one state, so that a random augmentation draws alike for both; the loop's and the
     dataset's generator states are restored after."""
+    return _read_repeats(dataset, weights, examples, index_seeds=False)
+
+
+def repeats_with_index_seeds(dataset, weights: int, examples: int) -> bool:
+    """Whether ``dataset`` repeats its first ``weights`` examples past them once the generators its
+    ``__getitem__`` makes and seeds (from the index: ``torch.Generator().manual_seed(idx)``) all get one seed
+    (:func:`~trainwell.doctor.seeded_generators.one_seed`): copies of the weighted examples that differ only by
+    the augmentation their index seeds. False when no read seeded a generator of its own."""
+    return _read_repeats(dataset, weights, examples, index_seeds=True)
+
+
+def _read_repeats(dataset, weights: int, examples: int, index_seeds: bool) -> bool:
     rest = examples - weights
     probes = sorted({weights + (rest - 1) * k // max(PROBES - 1, 1) for k in range(PROBES)})
     own: list = []
     with global_rngs.kept():  # a dataset that draws (augmentation) leaves the loop's draws alone
         try:
             own = own_generators(dataset)
-            return all(_same(_seeded_read(dataset, i, own), _seeded_read(dataset, i % weights, own)) for i in probes)
+            with one_seed() if index_seeds else contextlib.nullcontext() as seeds:
+                alike = all(same(seeded_read(dataset, i, own), seeded_read(dataset, i % weights, own))
+                           for i in probes)
+            return alike and (not index_seeds or bool(seeds.given))
         except Exception:  # noqa: BLE001 - a user's dataset may raise anything
             return False
         finally:
             for generator, state in own:
-                _set_state(generator, state)
+                set_state(generator, state)
 
 
 class LoaderSamplers(ReadsCalls):
@@ -133,6 +79,8 @@ class LoaderSamplers(ReadsCalls):
         self.short: tuple[int, int] | None = None
         self.starts: list[tuple[int, int]] = []
         self._clock = clock
+        self.index_seeded = False  # the dataset's copies past the weights differ only by index-seeded augmentation
+        self.draws = RepeatedDraws()  # the heaviest examples' augmentation seeded from their index alone?
 
     def saw(self, loader: DataLoader) -> None:
         if self._clock is not None and len(self.starts) < 100_000:
@@ -141,17 +89,33 @@ class LoaderSamplers(ReadsCalls):
             examples = len(loader.dataset)
         except TypeError:  # an iterable dataset: no length, no index sampler
             return
-        for sampler in (loader.sampler, getattr(loader.batch_sampler, "sampler", None)):
+        samplers = (loader.sampler, getattr(loader.batch_sampler, "sampler", None))  # the same one, or two
+        for sampler in {id(s): s for s in samplers}.values():
             if isinstance(sampler, WeightedRandomSampler) and len(sampler.weights) < examples and \
                     not repeats_past(loader.dataset, len(sampler.weights), examples):
                 self.short = (len(sampler.weights), examples)
+                self.index_seeded = repeats_with_index_seeds(loader.dataset, len(sampler.weights), examples)
+            elif isinstance(sampler, WeightedRandomSampler) and sampler.replacement:
+                self.draws.read(loader.dataset, sampler.weights)
 
     def verdict(self) -> Verdict | None:
-        """A fail when a weighted sampler shorter than its dataset was iterated; None otherwise."""
+        """A fail when a weighted sampler shorter than its dataset was iterated; a warning when its heaviest
+        examples got the same augmentation, seeded from their index alone, in two epochs; None otherwise."""
+        if self.short is None and self.draws.fixed:
+            return Verdict(NAME, "warn", "a WeightedRandomSampler draws its heaviest examples with replacement from a "
+                           "dataset that seeds their augmentation from the index alone: every draw of an example, in "
+                           "every epoch, is the same augmented example", "a new augmentation on every draw",
+                           f"oversampling repeats one view of each example: {INDEX_SEED_FIX}")
         if self.short is None:
             return None
         weights, examples = self.short
-        return Verdict(NAME, "fail", f"a WeightedRandomSampler with {weights} weights draws from a dataset of "
-                       f"{examples} examples: only examples 0..{weights - 1} are ever drawn",
+        drawn = f"a WeightedRandomSampler with {weights} weights draws from a dataset of {examples} examples"
+        if self.index_seeded:
+            return Verdict(NAME, "fail", f"{drawn} that repeats its first {weights}, each copy with an augmentation "
+                           f"seeded from its index: only examples 0..{weights - 1} are ever drawn, each one with the "
+                           "same augmentation on every draw", "a new augmentation on every draw",
+                           "the copies are never drawn and an oversampled example repeats its one augmentation: "
+                           f"drop the copies (the sampler already oversamples) and {INDEX_SEED_FIX}")
+        return Verdict(NAME, "fail", f"{drawn}: only examples 0..{weights - 1} are ever drawn",
                        "one weight per example", "the weights are per example, not per class: weights = "
                        "class_weights[labels], the weight of each example's class")

@@ -110,6 +110,7 @@ class Watch:
         self.probe = LoopProbe(model, optimizers, every, compiled=compiled)
         self._outer = outer  # what runs uncompiled on the steps the watch reads (_compile_next_step)
         self._recompile = None  # compiles it back
+        self._compiled_parts: list[nn.Module] = []  # the wrappers of submodules compiled while watched
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
@@ -281,15 +282,26 @@ class Watch:
         p = self.probe
         if p.compiled and (p._armed or self.monitor._armed or self._contrastive.active or self._loss_inputs.active or
                             self._mixups.active):
-            self._recompile = suspend_compiled(self._outer)
+            inside = {id(m) for m in self._outer.modules()}
+            parts = [w for w in self._compiled_parts if id(w) not in inside]  # not yet put in the model
+            restores = [suspend_compiled(m) for m in [self._outer, *parts]]
+
+            def recompile() -> None:
+                for restore in reversed(restores):
+                    restore()
+            self._recompile = recompile
 
     def _compiled_while_watched(self, module: nn.Module) -> None:
         """The loop compiled the model inside the watch: ``module`` (``torch.compile(model)``'s wrapper, or the
-        model compiled in place) is what runs uncompiled on the steps the watch reads, from the current one on."""
+        model compiled in place) is what runs uncompiled on the steps the watch reads, from the current one on. A
+        submodule's wrapper (``model.encoder = torch.compile(model.encoder)``) runs uncompiled on them too, also
+        before the loop puts it in the model; a submodule compiled in place is in the model already."""
         self._release_compiled()
-        if module is not self.probe.model:
+        if getattr(module, "_orig_mod", None) is self.probe.model:
             self._outer = module
             self._restores.models += (module,)
+        elif module is not self.probe.model and hasattr(module, "_orig_mod"):
+            self._compiled_parts.append(module)
         self.probe.runs_compiled()
         self._compile_next_step()
 
@@ -398,6 +410,11 @@ class Watch:
             val_examples: the validation set's size: a train/val gap within two standard errors of the
                 validation error is not read as variance.
         """
+        with warnings.catch_warnings():  # the readings' forwards run without gradients: a reentrant checkpointed
+            warnings.filterwarnings("ignore", message=checkpointing.NO_GRAD_INPUTS)  # segment's warning is theirs
+            return self._report(val_losses, train_error, val_error, human_error, overfit_window, val_examples)
+
+    def _report(self, val_losses, train_error, val_error, human_error, overfit_window, val_examples) -> Report:
         collapsed = collapse(self.monitor.records)
         verdicts = self.monitor.verdicts() + ([collapsed] if collapsed is not None else []) + wv.loop_verdicts(self)
         phases = ["monitor"] * len(verdicts)

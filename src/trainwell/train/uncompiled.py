@@ -30,7 +30,9 @@ def suspend_compiled(model: nn.Module) -> Callable[[], None]:
             m._compiled_call_impl = None
             undo.append(lambda m=m, compiled=compiled: setattr(m, "_compiled_call_impl", compiled))
         original = getattr(m, "_orig_mod", None)
-        if isinstance(original, nn.Module) and "forward" in vars(m):  # torch.compile(module)'s wrapper
+        # torch.compile(module)'s wrapper, unless already suspended (a compiled submodule that two readers suspend
+        # for overlapping steps: the second one keeps nothing, so that the first one's restore compiles it back)
+        if isinstance(original, nn.Module) and "forward" in vars(m) and vars(m)["forward"] != original.__call__:
             forward = vars(m)["forward"]
             m.forward = original.__call__
             undo.append(lambda m=m, forward=forward: setattr(m, "forward", forward))
