@@ -3,12 +3,12 @@ holds on to each step's loss and, through its ``grad_fn``, to the step's autogra
 ``total_loss += loss`` (or ``total = total + loss``): the sum is a tensor whose graph reaches every step's loss
 until it is reset (at the epoch's end, or never). Either way the memory grows with every step.
 
-``w.step(loss)`` keeps only a weak reference to each loss that has a graph, and puts a small marker object in the
-metadata of its ``grad_fn`` (``Node.metadata``, a dict the node owns): the marker lives exactly as long as the
-node, so a weak reference to it tells whether anything still holds the step's graph. On each call the graphs of
-earlier steps still alive are counted (the doctor itself stores floats and detached copies). At the report,
-losses of earlier steps still alive were kept by the loop; graphs of many earlier steps alive at once, their loss
-tensors gone, were kept by a tensor computed from them (a running sum)."""
+``w.step(loss)`` keeps only a weak reference to each loss that has a graph, and marks its ``grad_fn``
+(:mod:`~trainwell.doctor.graph_markers`) to tell whether anything still holds the step's graph. On each call
+the graphs of earlier steps still alive are counted (the doctor itself stores floats and detached copies), until
+``_READ`` graphs were marked: a few microseconds a call. At the report, losses of earlier steps still alive were
+kept by the loop; graphs of many earlier steps alive at once, their loss tensors gone, were kept by a tensor
+computed from them (a running sum)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import weakref
 
 import torch
 
+from trainwell.doctor.graph_markers import mark
 from trainwell.doctor.verdict import Verdict
 
 #: the losses read: enough to tell a list that grows from a variable that holds the latest one
@@ -28,23 +29,6 @@ _MIN_EARLIER = 8
 _KEY = "trainwell.doctor.kept_losses"
 
 
-class _Marker:
-    """Lives as long as the autograd node whose metadata holds it."""
-
-    __slots__ = ("__weakref__",)
-
-
-def _mark(node) -> weakref.ref | None:
-    """A weak reference to a marker held by ``node``'s metadata; None when the node has no metadata dict or holds
-    a marker already (the same loss given twice)."""
-    metadata = getattr(node, "metadata", None)
-    if not isinstance(metadata, dict) or _KEY in metadata:
-        return None
-    marker = _Marker()
-    metadata[_KEY] = marker
-    return weakref.ref(marker)
-
-
 class KeptLosses:
     """Weak references to the loss tensors given to ``w.step`` and to their graphs, the first ``_READ`` of them with
     a graph; the most earlier graphs alive at once."""
@@ -54,7 +38,7 @@ class KeptLosses:
         self._calls = 0
         self._graphs: dict[int, weakref.ref] = {}  # call index -> its loss's graph, while alive
         self._tensors: dict[int, weakref.ref] = {}  # call index -> its loss tensor
-        self._marked = 0
+        self._marked = self._last_marked = 0
         self.peak = 0  # the most graphs of earlier steps (not the latest _RECENT) alive at once
         self.peak_tensors = 0  # of them, those whose loss tensor was alive too
 
@@ -62,15 +46,16 @@ class KeptLosses:
         self._calls += 1
         if not isinstance(loss, torch.Tensor) or loss.grad_fn is None:
             return
-        ref = weakref.ref(loss)
+        ref = weakref.ref(loss) if len(self._refs) < _READ or self._marked < _READ else None
         if len(self._refs) < _READ:
             self._refs.append(ref)
         if self._marked < _READ:
-            marker = _mark(loss.grad_fn)
+            marker = mark(loss.grad_fn, _KEY)
             if marker is not None:
                 self._marked += 1
                 self._graphs[self._calls], self._tensors[self._calls] = marker, ref
-        if self._graphs:
+                self._last_marked = self._calls
+        if self._graphs and self._calls <= self._last_marked + _RECENT:  # later, the count can only fall
             self._count()
 
     def _count(self) -> None:
