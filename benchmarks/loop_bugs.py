@@ -16,6 +16,7 @@ Usage: OMP_NUM_THREADS=1 python benchmarks/loop_bugs.py [--only NAME ...] [--eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import math
 import platform
@@ -311,7 +312,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             if cfg.scheduler == "onecycle_each_epoch":  # created inside the epoch loop, sized for one epoch
                 sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps_per_epoch)
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
-            correct = 0
+            correct, total_loss = 0, 0
             for i in range(steps_per_epoch):
                 idx = first if cfg.same_batch else perm[i * cfg.batch : (i + 1) * cfg.batch]
                 if cfg.zero_grad == "before":
@@ -377,6 +378,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]) if mixed is None else mixed)
                 kept.append(loss if cfg.extra.get("keep_loss_tensors") else loss.item())  # the curve for a plot
+                total_loss += loss if cfg.extra.get("sum_loss_tensors") else loss.item()  # the epoch's mean loss
                 if cfg.eval_mid_epoch and i == steps_per_epoch // 2:
                     model.eval()
                     with torch.no_grad():
@@ -385,10 +387,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 sched.step()
             if not cfg.no_eval_for_validation:
                 model.eval()
-            with torch.no_grad():
+            with contextlib.nullcontext() if cfg.extra.get("validate_with_grad") else torch.no_grad():
                 samples = cfg.extra.get("dropout_samples", 0)  # Monte Carlo dropout: the mean of several passes
-                val = float(loss_fn(torch.stack([model(xv) for _ in range(samples)]).mean(0), yv)) if samples else \
-                    float(loss_fn(model(xv), yv))
+                val = loss_fn(torch.stack([model(xv) for _ in range(samples)]).mean(0), yv).item() if samples else \
+                    loss_fn(model(xv), yv).item()
             w.validate(val)
             if cfg.scheduler.startswith("plateau"):  # plateau_accuracy: the training accuracy under mode='min'
                 sched.step(correct / (steps_per_epoch * cfg.batch) if cfg.scheduler == "plateau_accuracy" else val)
@@ -591,6 +593,11 @@ CASES = [
          "torch.no_grad()"),
     Case("torch.utils.checkpoint called under torch.no_grad() in forward", Loop(model="checkpoint_no_grad"),
          Loop(model="checkpoint"), "torch.no_grad()"),
+    # memory kept or spent on graphs: a running sum of loss tensors, a validation without torch.no_grad()
+    Case("total_loss += loss keeps every step's graph until the epoch ends", Loop(extra={"sum_loss_tensors": True}),
+         Loop(), "loop: loss tensors kept"),
+    Case("validation in eval mode without torch.no_grad()", Loop(extra={"validate_with_grad": True}), Loop(),
+         "loop: validation without no_grad"),
 ]
 
 

@@ -1,8 +1,14 @@
-"""Loss tensors the loop keeps: ``losses.append(loss)`` (instead of ``loss.item()``) holds on to each step's loss
-and, through its ``grad_fn``, to the step's autograd graph, so the memory grows with every step.
+"""Loss tensors the loop keeps, and the graphs they hold. ``losses.append(loss)`` (instead of ``loss.item()``)
+holds on to each step's loss and, through its ``grad_fn``, to the step's autograd graph; so does a running sum
+``total_loss += loss`` (or ``total = total + loss``): the sum is a tensor whose graph reaches every step's loss
+until it is reset (at the epoch's end, or never). Either way the memory grows with every step.
 
-``w.step(loss)`` keeps only a weak reference to each loss that has a graph; at the report, losses of earlier steps
-still alive were kept by the loop (the doctor itself stores floats)."""
+``w.step(loss)`` keeps only a weak reference to each loss that has a graph, and marks its ``grad_fn``
+(:mod:`~trainwell.doctor.graph_markers`) to tell whether anything still holds the step's graph. On each call
+the graphs of earlier steps still alive are counted (the doctor itself stores floats and detached copies), until
+``_READ`` graphs were marked: a few microseconds a call. At the report, losses of earlier steps still alive were
+kept by the loop; graphs of many earlier steps alive at once, their loss tensors gone, were kept by a tensor
+computed from them (a running sum)."""
 
 from __future__ import annotations
 
@@ -10,30 +16,63 @@ import weakref
 
 import torch
 
+from trainwell.doctor.graph_markers import mark
 from trainwell.doctor.verdict import Verdict
 
 #: the losses read: enough to tell a list that grows from a variable that holds the latest one
 _READ = 64
 #: the latest steps, whose loss a loop may still hold in a variable (``loss``, ``last_loss``)
 _RECENT = 2
-#: fewer earlier losses than this are not read
+#: fewer earlier losses (or graphs alive at once) than this are not read
 _MIN_EARLIER = 8
+#: the key of the marker in a loss's ``grad_fn.metadata``
+_KEY = "trainwell.doctor.kept_losses"
 
 
 class KeptLosses:
-    """Weak references to the loss tensors given to ``w.step``, the first ``_READ`` of them with a graph."""
+    """Weak references to the loss tensors given to ``w.step`` and to their graphs, the first ``_READ`` of them with
+    a graph; the most earlier graphs alive at once."""
 
     def __init__(self) -> None:
         self._refs: list[weakref.ref] = []
         self._calls = 0
+        self._graphs: dict[int, weakref.ref] = {}  # call index -> its loss's graph, while alive
+        self._tensors: dict[int, weakref.ref] = {}  # call index -> its loss tensor
+        self._marked = self._last_marked = 0
+        self.peak = 0  # the most graphs of earlier steps (not the latest _RECENT) alive at once
+        self.peak_tensors = 0  # of them, those whose loss tensor was alive too
 
     def record(self, loss: object) -> None:
         self._calls += 1
-        if isinstance(loss, torch.Tensor) and loss.grad_fn is not None and len(self._refs) < _READ:
-            self._refs.append(weakref.ref(loss))
+        if not isinstance(loss, torch.Tensor) or loss.grad_fn is None:
+            return
+        ref = weakref.ref(loss) if len(self._refs) < _READ or self._marked < _READ else None
+        if len(self._refs) < _READ:
+            self._refs.append(ref)
+        if self._marked < _READ:
+            marker = mark(loss.grad_fn, _KEY)
+            if marker is not None:
+                self._marked += 1
+                self._graphs[self._calls], self._tensors[self._calls] = marker, ref
+                self._last_marked = self._calls
+        if self._graphs and self._calls <= self._last_marked + _RECENT:  # later, the count can only fall
+            self._count()
+
+    def _count(self) -> None:
+        """Drop the graphs that died; count the earlier ones still alive."""
+        for k in [k for k, ref in self._graphs.items() if ref() is None]:
+            del self._graphs[k], self._tensors[k]
+        earlier = [k for k in self._graphs if k <= self._calls - _RECENT]
+        if len(earlier) > self.peak:
+            self.peak = len(earlier)
+            self.peak_tensors = sum(self._tensors[k]() is not None for k in earlier)
 
     def verdict(self) -> Verdict | None:
-        """A warning when nearly every earlier loss is still alive; None when too few steps were read."""
+        """A warning when nearly every earlier loss is still alive, or when the graphs of many earlier steps were
+        alive at once; None when too few steps were read."""
+        return self._tensors_kept() or self._graphs_kept()
+
+    def _tensors_kept(self) -> Verdict | None:
         earlier = self._refs[:-_RECENT] if self._calls - len(self._refs) < _RECENT else self._refs
         if len(earlier) < _MIN_EARLIER:
             return None
@@ -45,3 +84,19 @@ class KeptLosses:
                        "step's autograd graph", "loss.item() kept, not loss",
                        "the loop stores the loss tensors (losses.append(loss), a dict of them): each keeps its step's "
                        "graph and the memory grows every step; store loss.item() (or loss.detach())")
+
+    def _graphs_kept(self) -> Verdict | None:
+        if self.peak < _MIN_EARLIER:
+            return None
+        if self.peak_tensors >= 0.9 * self.peak:  # the tensors themselves, dropped later (a list per epoch)
+            return Verdict("loop: loss tensors kept", "warn",
+                           f"the loss tensors of up to {self.peak} earlier steps were alive at once, each with its "
+                           "step's autograd graph", "loss.item() kept, not loss",
+                           "the loop stores the loss tensors for a while (a list of them per epoch): each keeps its "
+                           "step's graph and the memory grows with the steps; store loss.item() (or loss.detach())")
+        return Verdict("loop: loss tensors kept", "warn",
+                       f"the autograd graphs of up to {self.peak} earlier steps were alive at once, their loss tensors "
+                       "gone: a tensor computed from the losses holds them", "total_loss += loss.item()",
+                       "a running sum of loss tensors (total_loss += loss, total = total + loss) is itself a tensor "
+                       "whose graph reaches every step's loss, so the memory grows every step until it is reset; "
+                       "add loss.item() (or loss.detach())")

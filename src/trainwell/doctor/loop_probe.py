@@ -31,6 +31,7 @@ from trainwell.doctor.no_grad_layers import NoGradLayers
 from trainwell.doctor.sampled_validation import fingerprint, mc_dropout
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
+from trainwell.doctor.validation_graphs import ValidationGraphs
 from trainwell.doctor.validation_inputs import SplitInputs
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
@@ -122,6 +123,7 @@ class LoopProbe:
         self.mc_dropout_validations = 0  # validations of repeated train-mode passes over the same inputs
         self._sampled_inputs: list[tuple] = []  # fingerprints of the train-mode no-grad forwards since the last step
         self.unseen_validations = 0  # w.validate() calls with no forward of the watched model since the last step
+        self.validation_graphs = ValidationGraphs()  # eval-mode forwards with gradients: did a backward reach them?
         self.validation_steps: list[int] = []  # the optimizer steps recorded before each validation (epoch ends)
         self.unregistered: list[str] | None = None
         self.input_leaves: list[torch.Tensor] = []  # the first step's inputs that require grad (a penalty's)
@@ -397,6 +399,8 @@ class LoopProbe:
     def _post_forward(self, module, args, out):
         if torch.is_grad_enabled() and not self.reading:
             game_players.produced(self, out)
+            if not module.training:
+                self.validation_graphs.forwarded(out)
         if not (self._armed and torch.is_grad_enabled()):
             return
         z = O.logits(out)
@@ -453,6 +457,7 @@ class LoopProbe:
                 self.frozen_norms |= frozen
         self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
         self.split_inputs.stepped()
+        self.validation_graphs.stepped()
 
     def _frozen_norms(self) -> set[str]:
         """Of the BatchNorm layers this step ran in train mode, those whose weight and bias do not train: they
@@ -499,6 +504,7 @@ class LoopProbe:
         elif any(no_grad or [mode for mode, _ in self._forwards]):
             self.train_mode_validations += 1
         self.split_inputs.validated()
+        self.validation_graphs.validated(len(self._forwards))
         self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
 
 

@@ -31,13 +31,31 @@ _FRAMES = 16
 _ROUND_TOL = 1e-4
 
 
+def _scaler_methods() -> set:
+    """The code objects of the methods of ``torch.amp.GradScaler`` and of every subclass of it defined so far."""
+    codes, classes = set(), [torch.amp.GradScaler]
+    while classes:
+        cls = classes.pop()
+        classes += cls.__subclasses__()
+        codes |= {f.__code__ for f in vars(cls).values() if hasattr(f, "__code__")}
+    return codes
+
+
 def stepping_scaler_scale() -> float | None:
     """The scale of the enabled ``torch.amp.GradScaler`` whose ``step()`` is running ``optimizer.step()`` (read in
-    the optimizer's step hook: the scaler is ``self`` in a frame above it), or None when no scaler steps it."""
+    the optimizer's step hook: the scaler is ``self`` in a frame above it), or None when no scaler steps it.
+
+    Only a scaler method's frame has its locals read: reading a frame's ``f_locals`` (before Python 3.13) leaves a
+    snapshot of its variables on the frame, which would keep the loop's objects alive (its previous loss tensors
+    and batches) until the frame's locals are read again."""
     frame = sys._getframe(1)
+    methods = _scaler_methods()
     for _ in range(_FRAMES):
         if frame is None:
             return None
+        if frame.f_code not in methods:
+            frame = frame.f_back
+            continue
         owner = frame.f_locals.get("self")
         if isinstance(owner, torch.amp.GradScaler):
             return float(owner.get_scale()) if owner.is_enabled() else None

@@ -160,7 +160,7 @@ def loop_verdicts(w) -> list:
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
            w._loss_inputs.verdict(losses), w._loss_inputs.pairs_verdict(), w._kept.verdict(),
-           paired_elsewhere(w._pairings), w._mixups.verdict()]
+           p.validation_graphs.verdict(), paired_elsewhere(w._pairings), w._mixups.verdict()]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
