@@ -8,13 +8,17 @@ with respect to each output is affine in that output's target:
 
 with the same a and b for every output of the group (c: the group's weight, 1 for a sum over the whole batch,
 1/G for a mean over G classes or images). From a and b the Dice itself is read, D = -2 b / a, then s from
-D = (2 sum(o y) + s) / (sum(o) + sum(y) + s) and c from a; the form is taken when every group fits the affine
-gradient to 1e-3, s >= 0, c > 0 and the loss's value is sum_k c_k (1 - D_k) (or -sum_k c_k D_k) to 1e-3. The
-groups tried: the whole batch, each example (axis 0), each class channel (axis 1), each example's channel. The
-soft IoU (Jaccard) loss 1 - (sum(o y) + s) / (sum(o) + sum(y) - sum(o y) + s) has a gradient of the same affine
-form and is read the same way, with R = -b / (a + b). (A Dice whose denominator sums squares, sum(o^2), is not.)
+D = (2 sum(o y) + s) / (sum(o) + sum(y) + s) and c from a; the form is taken when every group has 3 or more outputs
+and fits the affine gradient to 1e-3, 0 <= s <= 1000 (|sum(o)| + sum(y) + 1), c > 0 and the loss's value is
+sum_k c_k (1 - D_k) (or -sum_k c_k D_k) to 1e-3. The groups tried: the whole batch, each example (axis 0), each
+class channel (axis 1), each example's channel. The soft IoU (Jaccard) loss
+1 - (sum(o y) + s) / (sum(o) + sum(y) - sum(o y) + s) has a gradient of the same affine form and is read the same
+way, with R = -b / (a + b). (A Dice whose denominator sums squares, sum(o^2), is not.)
 Cross-entropy, MSE and focal losses have per-output terms their gradient depends on, and a Dice taken on
-sigmoid(o) inside the loss sends o the gradient times sigma'(o): none of them fits.
+sigmoid(o) inside the loss sends o the gradient times sigma'(o): none of them fits. A two-class cross-entropy's
+gradient (p - onehot(y)) / B sums to 0 over each example: a group of one example's two outputs fits any line, and
+on a batch of one class whose examples repeat (a sampler drawing only a few) every group fits with D = 1 up to
+rounding, whose s (2 sum(o y) - D (sum(o) + sum(y))) / (D - 1) is then vast; both are left out.
 
 Dice is a ratio of overlaps of probabilities: on raw scores (negative, or above 1) its denominator can reach 0
 and its value leaves [0, 1] (the loss spikes, or falls below 0 while the segmentation gets no better), which no
@@ -30,6 +34,8 @@ import torch
 MOST = 1 << 22
 #: relative residual of the gradient against the affine form, and of the loss's value against the Dice read
 TOLERANCE = 1e-3
+#: the largest smoothing read, in multiples of its group's |sum(o)| + sum(y) + 1 (smoothing constants are 1e-6..100)
+LARGEST_SMOOTHING = 1e3
 
 
 def _targets(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
@@ -57,14 +63,15 @@ def _groupings(z: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _affine(groups: torch.Tensor, y: torch.Tensor, g: torch.Tensor, k: int) -> tuple | None:
-    """Per group, the least-squares (a_k, b_k) of g = a_k y + b_k; None when a group's targets are all one value
-    (a and b cannot be told apart) or the fit misses by more than :data:`TOLERANCE`."""
+    """Per group, the least-squares (a_k, b_k) of g = a_k y + b_k; None when a group has fewer than 3 outputs (two
+    points fit any line: the two classes of one example), its targets are all one value (a and b cannot be told
+    apart) or the fit misses by more than :data:`TOLERANCE`."""
     def total(v: torch.Tensor) -> torch.Tensor:
         return torch.zeros(k, dtype=v.dtype, device=v.device).index_add_(0, groups, v)
 
     n, sy, syy, sg, sgy = total(torch.ones_like(y)), total(y), total(y * y), total(g), total(g * y)
     spread = n * syy - sy * sy
-    if bool((spread <= 1e-9 * n * n).any()):
+    if bool((n < 3).any()) or bool((spread <= 1e-9 * n * n).any()):
         return None
     a = (n * sgy - sy * sg) / spread
     b = (sg - a * sy) / n
@@ -78,7 +85,9 @@ def _readings(a: torch.Tensor, b: torch.Tensor, so: torch.Tensor, sy: torch.Tens
     soy = sum(o y) per group: (name, the overlap ratio R_k, its weight c_k, its smoothing s_k), each loss being
     sum_k c_k (1 - R_k). Dice: R = (2 soy + s) / (so + sy + s), a = -2c / den, b = c R / den, so R = -2b / a.
     IoU (Jaccard): R = (soy + s) / (so + sy - soy + s), a = -c (1 + R) / den, b = c R / den, so R = -b / (a + b).
-    Those whose smoothing is negative or weight not positive are left out."""
+    Those whose smoothing is negative or weight not positive are left out, and those whose smoothing is over
+    :data:`LARGEST_SMOOTHING` times the group's sums: a ratio R = 1 up to rounding, which no overlap loss gives
+    while 2 soy != so + sy but a cross-entropy's gradient (summing to 0 over each example) does."""
     found = []
     with torch.no_grad():
         for name, ratio in (("Dice", -2 * b / a), ("IoU", -b / (a + b))):
@@ -91,7 +100,9 @@ def _readings(a: torch.Tensor, b: torch.Tensor, so: torch.Tensor, sy: torch.Tens
                 union = so + sy - soy
                 smooth = (soy - ratio * union) / (ratio - 1)
                 weight = -a * (union + smooth) / (1 + ratio)
-            if bool((smooth >= -TOLERANCE * (so.abs() + sy + 1)).all()) and bool((weight > 0).all()):
+            sums = so.abs() + sy + 1
+            if bool((smooth >= -TOLERANCE * sums).all()) and bool((smooth <= LARGEST_SMOOTHING * sums).all()) and \
+                    bool((weight > 0).all()):
                 found.append((name, ratio, weight, smooth))
     return found
 
