@@ -221,3 +221,29 @@ def test_check_reads_batch_first_models_given_as_many_examples_as_positions(layo
     assert verdict.status == ("fail" if bug else "pass"), verdict
     if bug:
         assert "batch_first=True" in verdict.advice
+
+
+class PositionedEncoder(nn.Module):
+    """A sequence-first Transformer encoder classifier with a learned embedding for each of its T positions."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(FEATURES, 16)
+        self.positions = nn.Parameter(0.1 * torch.randn(T, 1, 16))
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0), 1,
+                                             enable_nested_tensor=False)
+        self.head = nn.Linear(16, CLASSES)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x) + self.positions).mean(0))
+
+
+def test_check_reads_a_model_that_runs_only_on_whole_sequences_along_dimension_1():
+    """(T, B, F) with T = B to a model whose positional embedding has all T positions: it runs on fewer sequences
+    but not on fewer positions, and the reading along dimension 1 keeps each example its own."""
+    torch.manual_seed(0)
+    x, y = _sequences(n=T)
+    model = PositionedEncoder()
+    assert not _others_reach_example_0(model, x, sequence_first=True)
+    verdict = _check_independence(model, x.transpose(0, 1), y)
+    assert verdict.status == "pass", verdict

@@ -66,15 +66,22 @@ def loop_sequence_first(probe, forward: tuple | None, y) -> Verdict | None:
 def independence_in_some_reading(model: nn.Module, views: list[BatchView]) -> tuple[Verdict, BatchView]:
     """Batch independence read along each of ``views`` (:func:`~trainwell.doctor.batch_layout.fitting_views`:
     where the examples may lie; not empty), in order: the first reading that is not a fail, and its view; else the first
-    view's fail. A model is failed only when one example's output depends on the others along every reading that
-    fits its targets."""
-    first = None
+    fail. A model is failed only when one example's output depends on the others along every reading that fits its
+    targets and that it runs on (a learned positional embedding of the sequence's full length does not add to
+    fewer positions); the first reading's error is raised when it runs on none."""
+    first, error = None, None
     for view in views:
-        with installed(model, view):
-            verdict = batch_independence(model, view.x)
+        try:
+            with installed(model, view):
+                verdict = batch_independence(model, view.x)
+        except Exception as e:  # noqa: BLE001 - a reading the model cannot run says nothing of its examples
+            error = error or e
+            continue
         if verdict.status != "fail":
             return verdict, view
         first = first or (verdict, view)
+    if first is None:
+        raise error
     return first
 
 
