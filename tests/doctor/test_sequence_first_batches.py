@@ -176,3 +176,74 @@ def test_a_sequence_first_tagger_given_its_targets_per_position_passes():
         moved[:, 1:] = torch.randn_like(moved[:, 1:])
         assert torch.allclose(model(xb)[:, 0], model(moved)[:, 0], atol=1e-6)
     assert _verdict(w.report()) is None
+
+
+class RecurrentClassifier(nn.Module):
+    """A sequence-first LSTM classifier (T, B, F) -> (B, CLASSES), from its last hidden state."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(FEATURES, 16)
+        self.head = nn.Linear(16, CLASSES)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(x)
+        return self.head(h[-1])
+
+
+def _check_independence(model, x, y):
+    return doctor.check(model, x, y, F.cross_entropy)["batch independence"]
+
+
+@pytest.mark.parametrize("kind", ["transformer", "lstm"])
+def test_check_passes_a_sequence_first_model_given_as_many_examples_as_positions(kind):
+    """6 sequences of 6 positions fed (T, B, F), as the sequence-first layers want them: (B, T, F) fits the 6
+    targets too, and the reading along dimension 1 keeps each example its own."""
+    torch.manual_seed(0)
+    x, y = _sequences(n=T)
+    model = Encoder("sequence_first") if kind == "transformer" else RecurrentClassifier()
+    assert not _others_reach_example_0(model, x, sequence_first=True)
+    verdict = _check_independence(model, x.transpose(0, 1), y)
+    assert verdict.status == "pass", verdict
+    assert "(T, B, ...)" in verdict.value
+
+
+@pytest.mark.parametrize("layout", ["bug", "batch_first", "transposes"])
+def test_check_reads_batch_first_models_given_as_many_examples_as_positions(layout):
+    """(B, T, F) batches with B = T: the encoder built batch_first=False mixes the examples along both readings and
+    is still named; built batch_first=True, or transposing to (T, B, F) itself, it passes."""
+    torch.manual_seed(0)
+    x, y = _sequences(n=T)
+    model = Encoder(layout)
+    bug = layout == "bug"
+    assert _others_reach_example_0(model, x) == bug
+    verdict = _check_independence(model, x, y)
+    assert verdict.status == ("fail" if bug else "pass"), verdict
+    if bug:
+        assert "batch_first=True" in verdict.advice
+
+
+class PositionedEncoder(nn.Module):
+    """A sequence-first Transformer encoder classifier with a learned embedding for each of its T positions."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(FEATURES, 16)
+        self.positions = nn.Parameter(0.1 * torch.randn(T, 1, 16))
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0), 1,
+                                             enable_nested_tensor=False)
+        self.head = nn.Linear(16, CLASSES)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x) + self.positions).mean(0))
+
+
+def test_check_reads_a_model_that_runs_only_on_whole_sequences_along_dimension_1():
+    """(T, B, F) with T = B to a model whose positional embedding has all T positions: it runs on fewer sequences
+    but not on fewer positions, and the reading along dimension 1 keeps each example its own."""
+    torch.manual_seed(0)
+    x, y = _sequences(n=T)
+    model = PositionedEncoder()
+    assert not _others_reach_example_0(model, x, sequence_first=True)
+    verdict = _check_independence(model, x.transpose(0, 1), y)
+    assert verdict.status == "pass", verdict

@@ -14,7 +14,9 @@ of it instead:
 - the loss given back the outputs and targets in the model's own layout, so the user's loss runs unchanged.
 
 Only a batch the checks could not read otherwise (``len(x) != len(y)``) is viewed so: a sequence-first module fed
-batch-first data, ``x`` and ``y`` of one length, is still read as it is given, and batch independence names it.
+batch-first data, ``x`` and ``y`` of one length, is still read as it is given, and batch independence names it
+(where one target per example fits dimension 1 as well, batch independence reads both:
+:func:`~trainwell.doctor.sequence_first_batches.example_readings`).
 ``doctor.watch`` reads a watched forward's examples the same way (:func:`fitting_views`), and also along
 dimension 1 where (B, T, ...) and (T, B, ...) fit the targets alike (as many examples as positions, or targets
 per position laid out like ``x``).

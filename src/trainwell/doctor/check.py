@@ -56,6 +56,7 @@ from trainwell.doctor.overlapping_window import overlapping_window
 from trainwell.doctor.padding_read import padding_read
 from trainwell.doctor.pos_weight import check_pos_weight
 from trainwell.doctor.report import Report
+from trainwell.doctor.sequence_first_batches import check_independence, example_readings
 from trainwell.doctor.sequence_targets import sequence_targets
 from trainwell.doctor.target_range import (
     constant_targets,
@@ -204,6 +205,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     whole_x, whole_y = x, y
     x, y = x[:examples], y[:examples]
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper shares its parameters with the original
+    # (B, T, ...) and (T, B, ...) fit one target per example alike: batch independence reads both
+    readings = example_readings(model, whole_x, whole_y) if view is None else []
     wd = _weight_decay(optimizer)
     materialize(model, x)  # lazy modules get their shapes as the loop's first forward would give them
     # module.compile()d: the checks' hooks and mode switches run on the uncompiled forward (no recompiles)
@@ -211,6 +214,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
             each_warning_once(), installed(model, view):  # also under no_grad
         total = _total_penalty(penalty, wd, model, x)
         replace = {}
+        if readings:
+            replace["batch independence"] = lambda s: check_independence(s.model, readings)
         if total is not None:  # the cs231n sanity check on the actual penalty: doubling it must raise the loss
             replace["regularization raises loss"] = lambda s: pf.regularization_raises_loss(
                 s.model, s.x, s.y, s.loss_fn, penalty=lambda m, k: k * total(m), strengths=(1.0, 2.0))

@@ -13,15 +13,17 @@ given to ``w.step(loss, y=...)``). A model that transposes its input to (T, B, .
 targets alike (as many examples as positions, or targets per position laid out like the input) the loop is named
 only when the examples mix along both readings: a tagger fed (B, T, F) with (B, T) targets reads as a correct
 sequence-first tagger fed (T, B, F) with (T, B) targets, and is not named (``doctor.check`` reads the first
-dimension as the examples there).
+dimension as the examples there). ``doctor.check``'s batch independence weighs both readings in the same way where
+one target per example fits both (:func:`check_independence`).
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from trainwell.doctor.batch_independence import batch_independence
-from trainwell.doctor.batch_layout import fitting_views, installed, sequence_first_layers
+from trainwell.doctor.batch_layout import BatchView, fitting_views, installed, sequence_first_layers
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import kept_modes
 
@@ -42,24 +44,65 @@ def loop_sequence_first(probe, forward: tuple | None, y) -> Verdict | None:
     views = fitting_views(probe.model, args[0].detach(), y.detach())
     if not views:
         return None
-    mixed = []
     probe.reading = True  # the probe's hooks record nothing of these forwards
     try:
         with kept_modes(probe.model):
-            for view in views:
-                with installed(probe.model, view):
-                    verdict = batch_independence(probe.model, view.x)
-                if verdict.status != "fail":
-                    return None
-                mixed.append(verdict)
+            verdict, _ = independence_in_some_reading(probe.model, views)
     except Exception:  # noqa: BLE001 - a model this reading cannot run gets no verdict from it
         return None
     finally:
         probe.reading = False
+    if verdict.status != "fail":
+        return None
     name, kind = layers[0]
     more = f" (+{len(layers) - 1} more)" if len(layers) > 1 else ""
     return Verdict(NAME, "fail", f"{kind} '{name}'{more} is built with batch_first=False and each example's output "
-                   f"depends on the other examples of its batch ({mixed[0].value}): it reads the (B, T, ...) batch "
+                   f"depends on the other examples of its batch ({verdict.value}): it reads the (B, T, ...) batch "
                    "as (T, B, ...), mixing the examples at each position", "each example's output from its own input",
                    "build it with batch_first=True (nn.TransformerEncoderLayer(..., batch_first=True), "
                    "nn.LSTM(..., batch_first=True)), or give it x.transpose(0, 1) and transpose its output back")
+
+
+def independence_in_some_reading(model: nn.Module, views: list[BatchView]) -> tuple[Verdict, BatchView]:
+    """Batch independence read along each of ``views`` (:func:`~trainwell.doctor.batch_layout.fitting_views`:
+    where the examples may lie; not empty), in order: the first reading that is not a fail, and its view; else the first
+    fail. A model is failed only when one example's output depends on the others along every reading that fits its
+    targets and that it runs on (a learned positional embedding of the sequence's full length does not add to
+    fewer positions); the first reading's error is raised when it runs on none."""
+    first, error = None, None
+    for view in views:
+        try:
+            with installed(model, view):
+                verdict = batch_independence(model, view.x)
+        except Exception as e:  # noqa: BLE001 - a reading the model cannot run says nothing of its examples
+            error = error or e
+            continue
+        if verdict.status != "fail":
+            return verdict, view
+        first = first or (verdict, view)
+    if first is None:
+        raise error
+    return first
+
+
+def example_readings(model: nn.Module, x, y) -> list[BatchView]:
+    """The readings of ``x``'s examples that ``doctor.check``'s batch independence weighs when one target per
+    example fits both (B, T, ...) and (T, B, ...) (a sequence-first model, as many examples as positions): ``x``
+    as given and along dimension 1. Empty otherwise, also for targets per position: a tagger fed (B, T, F) with
+    (B, T) targets runs as a correct sequence-first tagger fed (T, B, F) with (T, B) targets does, and is read
+    as given."""
+    views = [v for v in fitting_views(model, x, y) if not v.per_position]
+    return views if len(views) > 1 else []
+
+
+def check_independence(model: nn.Module, views: list[BatchView]) -> Verdict:
+    """``doctor.check``'s batch independence over :func:`example_readings`: a pass where some reading keeps each
+    example's output its own (the reading named), a fail where the examples mix along all of them."""
+    verdict, view = independence_in_some_reading(model, views)
+    if verdict.status == "fail":
+        return Verdict(verdict.check, "fail", f"{verdict.value}, reading x as (B, T, ...) or as (T, B, ...)",
+                       verdict.expected, verdict.advice)
+    if view.transposed:
+        return Verdict(verdict.check, verdict.status, f"{verdict.value}, reading x as (T, B, ...): the examples "
+                       "along dimension 1", verdict.expected, verdict.advice)
+    return verdict
