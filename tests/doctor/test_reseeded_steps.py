@@ -133,7 +133,6 @@ def test_deterministic_algorithms_and_a_checkpointed_dropout_pass():
         torch.use_deterministic_algorithms(False)
 
 
-@pytest.mark.slow  # about 0.5 s: two worker processes start
 def test_a_worker_init_fn_seeding_the_workers_passes():
     def seed_worker(worker_id):
         torch.manual_seed(42 + worker_id)
