@@ -300,8 +300,12 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     first = torch.arange(cfg.batch)
     best, best_val = None, math.inf
     kept = []
+    if cfg.extra.get("seed") == "once":  # seed: once | each_epoch (the epoch's number) | each_step (42) |
+        torch.manual_seed(42)  # each_step_epoch (the epoch's number, at the top of every step)
     with doctor.watch(model, opt, every=every) as w:
         for epoch in range(EPOCHS):
+            if cfg.extra.get("seed") == "each_epoch":
+                torch.manual_seed(epoch)
             if not cfg.eval_in_training:
                 model.train()
             if cfg.unfreeze_body and epoch == 1:
@@ -314,6 +318,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
             correct, total_loss = 0, 0
             for i in range(steps_per_epoch):
+                if cfg.extra.get("seed", "").startswith("each_step"):
+                    torch.manual_seed(epoch if cfg.extra["seed"] == "each_step_epoch" else 42)
                 idx = first if cfg.same_batch else perm[i * cfg.batch : (i + 1) * cfg.batch]
                 if cfg.zero_grad == "before":
                     opt.zero_grad()
@@ -598,6 +604,11 @@ CASES = [
          Loop(), "loop: loss tensors kept"),
     Case("validation in eval mode without torch.no_grad()", Loop(extra={"validate_with_grad": True}), Loop(),
          "loop: validation without no_grad"),
+    # random numbers: torch.manual_seed() inside the batch loop, every step the same dropout masks
+    Case("torch.manual_seed(42) at the top of every step", Loop(extra={"seed": "each_step"}),
+         Loop(extra={"seed": "once"}), "loop: random state reseeded"),
+    Case("torch.manual_seed(epoch) at the top of every step, not of every epoch",
+         Loop(extra={"seed": "each_step_epoch"}), Loop(extra={"seed": "each_epoch"}), "loop: random state reseeded"),
 ]
 
 

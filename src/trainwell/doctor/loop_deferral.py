@@ -18,6 +18,7 @@ from trainwell.doctor.loss_scaling import defers_to_clipping
 from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
 from trainwell.doctor.output_layer import LOOP_NAME as OUTPUT_LAYER
 from trainwell.doctor.pos_weight import POS_GROW
+from trainwell.doctor.reseeded_steps import SAME_DRAWS
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
 from trainwell.doctor.validation_inputs import NAME as VALIDATION_INPUTS
@@ -32,7 +33,8 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
-EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER)
+EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER,
+                              SAME_DRAWS)
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:

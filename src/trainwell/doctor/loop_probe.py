@@ -28,6 +28,7 @@ from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.batch_statistics import NormCounts
 from trainwell.doctor.input_scale import NORMS, first_layer_reads_input, nonzero_abs_quantile, norm_scale, storage_keys
 from trainwell.doctor.no_grad_layers import NoGradLayers
+from trainwell.doctor.reseeded_steps import RandomStates
 from trainwell.doctor.sampled_validation import fingerprint, mc_dropout
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
@@ -94,6 +95,7 @@ class LoopProbe:
         self.single_example_forwards = 0  # training forwards of a batch of 1 through BatchNorm
         self.norm_values = NormCounts(model)  # the values per channel BatchNorm normalized on observed steps
         self.no_grad_layers = NoGradLayers()  # layers run without gradients inside a training forward
+        self.random_states = RandomStates()  # the global random state at each step's forward and w.step
         self.mode_sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
         self.step_forward: tuple | None = None  # an observed step's latest training forward's (args, kwargs)
         self.reading = False  # the probe runs the model itself: its hooks record nothing
@@ -351,6 +353,7 @@ class LoopProbe:
                 self._sampled_inputs.append(fingerprint(first_tensor(args, kwargs)))
             return
         x = first_tensor(args, kwargs)
+        self.random_states.forward_started(module, x)
         if x is None:
             return
         if self._armed:

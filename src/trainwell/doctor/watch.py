@@ -223,6 +223,7 @@ class Watch:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
         self._calls += 1
+        self.probe.random_states.stepped()  # before the readings below run anything
         self._kept.record(loss)
         self._finish_readers()
         self._mixups.read(y)

@@ -155,6 +155,7 @@ def loop_verdicts(w) -> list:
            inverted_pos_weight(p.pos_weight_reads, [y.cpu() for y in w._ys], CLASS_WEIGHTS),
            tied_rows_verdict(p.steps),
            same_order(w._ys, w._calls, [m[0] for m in w._val], w._shuffles.count),
+           p.random_states.verdict(),
            loop_doubled_skips(p, w._first_forward), loop_norm_groups(p, w._first_forward),
            loop_inverted_mask(p, w._first_forward), loop_sequence_first(p, w._first_forward, w._first_targets),
            satisfied_at_start(losses),
