@@ -224,6 +224,7 @@ class Watch:
                                "as w:` around the loop")
         self._calls += 1
         self._kept.record(loss)
+        self.probe.kept_outputs.stepped(self._kept.graph_alive)
         self._finish_readers()
         self._mixups.read(y)
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
