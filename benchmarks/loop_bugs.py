@@ -316,7 +316,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             if cfg.scheduler == "onecycle_each_epoch":  # created inside the epoch loop, sized for one epoch
                 sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps_per_epoch)
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
-            correct, total_loss = 0, 0
+            correct, total_loss, epoch_outputs = 0, 0, []
             for i in range(steps_per_epoch):
                 if cfg.extra.get("seed", "").startswith("each_step"):
                     torch.manual_seed(epoch if cfg.extra["seed"] == "each_step_epoch" else 42)
@@ -385,6 +385,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     w.step(loss, y=given(y[idx]) if mixed is None else mixed)
                 kept.append(loss if cfg.extra.get("keep_loss_tensors") else loss.item())  # the curve for a plot
                 total_loss += loss if cfg.extra.get("sum_loss_tensors") else loss.item()  # the epoch's mean loss
+                if "keep_outputs" in cfg.extra:  # the epoch's scores, for its accuracy at the epoch's end
+                    epoch_outputs.append(out if cfg.extra["keep_outputs"] == "attached" else out.detach())
+                if "relog_loss" in cfg.extra:  # the loss computed again for the log, after backward
+                    logged = loss_fn(out.float() if cfg.amp else out, y[part])
+                    total_loss += logged if cfg.extra["relog_loss"] == "tensor" else logged.item()
                 if cfg.eval_mid_epoch and i == steps_per_epoch // 2:
                     model.eval()
                     with torch.no_grad():
@@ -609,6 +614,11 @@ CASES = [
          Loop(extra={"seed": "once"}), "loop: random state reseeded"),
     Case("torch.manual_seed(epoch) at the top of every step, not of every epoch",
          Loop(extra={"seed": "each_step_epoch"}), Loop(extra={"seed": "each_epoch"}), "loop: random state reseeded"),
+    # the model's outputs kept with their graphs: scores stored for an epoch metric, a loss computed again to log
+    Case("all_preds.append(out) keeps every step's graph until the epoch ends",
+         Loop(extra={"keep_outputs": "attached"}), Loop(extra={"keep_outputs": "detached"}), "loop: outputs kept"),
+    Case("epoch_loss += criterion(out, y) after backward keeps every step's graph",
+         Loop(extra={"relog_loss": "tensor"}), Loop(extra={"relog_loss": "item"}), "loop: outputs kept"),
 ]
 
 

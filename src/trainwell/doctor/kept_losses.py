@@ -8,7 +8,8 @@ until it is reset (at the epoch's end, or never). Either way the memory grows wi
 the graphs of earlier steps still alive are counted (the doctor itself stores floats and detached copies), until
 ``_READ`` graphs were marked: a few microseconds a call. At the report, losses of earlier steps still alive were
 kept by the loop; graphs of many earlier steps alive at once, their loss tensors gone, were kept by a tensor
-computed from them (a running sum)."""
+computed from them (a running sum). Graphs that die one by one while as many stay alive are a bounded window of the
+latest steps (``collections.deque(maxlen=10)`` of losses): the memory does not grow, so that is told as info."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ _MIN_EARLIER = 8
 _KEY = "trainwell.doctor.kept_losses"
 
 
+def bounded_window(slid: int, least: int) -> bool:
+    """Whether the graphs kept were a window of the latest steps: on ``least`` or more counts, earlier graphs
+    died while ``least`` or more stayed alive (a list dropped at an epoch's end frees them all at once)."""
+    return slid >= least
+
+
 class KeptLosses:
     """Weak references to the loss tensors given to ``w.step`` and to their graphs, the first ``_READ`` of them with
     a graph; the most earlier graphs alive at once."""
@@ -41,6 +48,7 @@ class KeptLosses:
         self._marked = self._last_marked = 0
         self.peak = 0  # the most graphs of earlier steps (not the latest _RECENT) alive at once
         self.peak_tensors = 0  # of them, those whose loss tensor was alive too
+        self.slid = 0  # counts at which earlier graphs died while as many stayed alive: a bounded window
 
     def record(self, loss: object) -> None:
         self._calls += 1
@@ -58,11 +66,19 @@ class KeptLosses:
         if self._graphs and self._calls <= self._last_marked + _RECENT:  # later, the count can only fall
             self._count()
 
+    def graph_alive(self, k: int) -> bool:
+        """Whether the graph of the loss given to the ``k``-th call (counted from 1) is still alive."""
+        ref = self._graphs.get(k)
+        return ref is not None and ref() is not None
+
     def _count(self) -> None:
         """Drop the graphs that died; count the earlier ones still alive."""
-        for k in [k for k, ref in self._graphs.items() if ref() is None]:
+        dead = [k for k, ref in self._graphs.items() if ref() is None]
+        for k in dead:
             del self._graphs[k], self._tensors[k]
         earlier = [k for k in self._graphs if k <= self._calls - _RECENT]
+        if dead and len(earlier) >= _MIN_EARLIER:
+            self.slid += 1
         if len(earlier) > self.peak:
             self.peak = len(earlier)
             self.peak_tensors = sum(self._tensors[k]() is not None for k in earlier)
@@ -88,6 +104,13 @@ class KeptLosses:
     def _graphs_kept(self) -> Verdict | None:
         if self.peak < _MIN_EARLIER:
             return None
+        if bounded_window(self.slid, _MIN_EARLIER):
+            what = "loss tensors" if self.peak_tensors >= 0.9 * self.peak else "losses' autograd graphs"
+            return Verdict("loop: loss tensors kept", "info",
+                           f"the {what} of {self.peak} earlier steps stay alive at a time, older ones freed one by one",
+                           "loss.item() kept, not loss",
+                           "the loop keeps a bounded window of loss tensors (a deque(maxlen=...)): each holds its "
+                           "step's graph, but the memory does not grow; store loss.item() to free them")
         if self.peak_tensors >= 0.9 * self.peak:  # the tensors themselves, dropped later (a list per epoch)
             return Verdict("loop: loss tensors kept", "warn",
                            f"the loss tensors of up to {self.peak} earlier steps were alive at once, each with its "

@@ -27,6 +27,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.batch_statistics import NormCounts
 from trainwell.doctor.input_scale import NORMS, first_layer_reads_input, nonzero_abs_quantile, norm_scale, storage_keys
+from trainwell.doctor.kept_outputs import KeptOutputs
 from trainwell.doctor.no_grad_layers import NoGradLayers
 from trainwell.doctor.reseeded_steps import RandomStates
 from trainwell.doctor.sampled_validation import fingerprint, mc_dropout
@@ -96,6 +97,7 @@ class LoopProbe:
         self.norm_values = NormCounts(model)  # the values per channel BatchNorm normalized on observed steps
         self.no_grad_layers = NoGradLayers()  # layers run without gradients inside a training forward
         self.random_states = RandomStates()  # the global random state at each step's forward and w.step
+        self.kept_outputs = KeptOutputs()  # markers on the training forwards' output graphs, the first few
         self.mode_sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
         self.step_forward: tuple | None = None  # an observed step's latest training forward's (args, kwargs)
         self.reading = False  # the probe runs the model itself: its hooks record nothing
@@ -404,6 +406,8 @@ class LoopProbe:
             game_players.produced(self, out)
             if not module.training:
                 self.validation_graphs.forwarded(out)
+            else:
+                self.kept_outputs.forwarded(O.logits(out))
         if not (self._armed and torch.is_grad_enabled()):
             return
         z = O.logits(out)

@@ -225,6 +225,7 @@ class Watch:
         self._calls += 1
         self.probe.random_states.stepped()  # before the readings below run anything
         self._kept.record(loss)
+        self.probe.kept_outputs.stepped(self._kept.graph_alive)
         self._finish_readers()
         self._mixups.read(y)
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it

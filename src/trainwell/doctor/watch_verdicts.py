@@ -160,7 +160,7 @@ def loop_verdicts(w) -> list:
            loop_inverted_mask(p, w._first_forward), loop_sequence_first(p, w._first_forward, w._first_targets),
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
-           w._loss_inputs.verdict(losses), w._loss_inputs.pairs_verdict(), w._kept.verdict(),
+           w._loss_inputs.verdict(losses), w._loss_inputs.pairs_verdict(), w._kept.verdict(), p.kept_outputs.verdict(),
            p.validation_graphs.verdict(), paired_elsewhere(w._pairings), w._mixups.verdict()]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
