@@ -41,13 +41,13 @@ class OutputGradients:
     def __len__(self) -> int:
         return len(self.outputs)
 
-    def watch(self, z: torch.Tensor, head: str | None = None, single: bool = False) -> None:
+    def watch(self, z: torch.Tensor, head: str | None = None, single: bool = False) -> tuple | None:
         """Keep ``z`` (a copy) and the gradient each pass sends to it (one tensor hook); ``head``: the name of an
         output besides the class scores (a second head's field), None for the scores; ``single``: the forward's
-        input held one example."""
+        input held one example. Returns what is kept (for :meth:`drop`), None when nothing is."""
         n = len(self.outputs)
         if n >= self.limit and (n >= self.small or self.kept + z.numel() > self.budget):
-            return
+            return None
         self.kept += z.numel()
         entry = (z.detach().clone(), {})
         self.outputs.append(entry)
@@ -58,6 +58,14 @@ class OutputGradients:
             task = current_pass()
             per_pass[task] = g.detach().clone() if task not in per_pass else per_pass[task] + g.detach()
         z.register_hook(keep)
+        return entry
+
+    def drop(self, entries: list[tuple]) -> None:
+        """Forget the outputs kept as ``entries`` (those of forwards that are not the step's training forwards)."""
+        gone = {id(e) for e in entries}
+        rows = [(e, h, s) for e, h, s in zip(self.outputs, self.heads, self.single, strict=True) if id(e) not in gone]
+        self.kept -= sum(e[0].numel() for e in self.outputs if id(e) in gone)
+        self.outputs, self.heads, self.single = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     def filled(self) -> None:
         """Called when a pass delivers to a parameter (its tensor hook)."""

@@ -1,10 +1,11 @@
 """Hooks that read what a hand-written training loop actually does, for :func:`trainwell.doctor.watch`.
 
 On every step (a few Python operations): the optimizer's learning rate when it steps, whether it stepped at all,
-and the module's ``training`` flag on each forward pass. On observed steps (the first three, then one in
-``every``): each parameter's gradient as each ``backward()`` delivers it (tensor hooks) against what ``.grad``
-holds when ``optimizer.step()`` runs (a step pre-hook), the model's output and the gradient the loss sends back
-to it (:mod:`trainwell.doctor.loss_form`), and the batch's inputs.
+and the module's ``training`` flag on each forward pass (that of the latest forward a backward reached). On
+observed steps (the first three, then one in ``every``): each parameter's gradient as each ``backward()`` delivers
+it (tensor hooks) against what ``.grad`` holds when ``optimizer.step()`` runs (a step pre-hook), the model's output
+and the gradient the loss sends back to it (:mod:`trainwell.doctor.loss_form`), and the batch's inputs, of the
+forwards a backward reached before the step (:mod:`trainwell.doctor.step_forwards`).
 
 From these, :mod:`trainwell.doctor.loop_verdicts` names the loop's bugs: gradients that accumulate because
 ``zero_grad()`` is missing, or that are cleared between ``backward()`` and ``step()`` or between accumulated
@@ -31,6 +32,7 @@ from trainwell.doctor.kept_outputs import KeptOutputs
 from trainwell.doctor.no_grad_layers import NoGradLayers
 from trainwell.doctor.reseeded_steps import RandomStates
 from trainwell.doctor.sampled_validation import fingerprint, mc_dropout
+from trainwell.doctor.step_forwards import StepForwards, drop_records
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.step_record import held, read_step
 from trainwell.doctor.validation_graphs import ValidationGraphs
@@ -100,6 +102,7 @@ class LoopProbe:
         self.kept_outputs = KeptOutputs()  # markers on the training forwards' output graphs, the first few
         self.mode_sample: tuple | None = None  # a few rows of a training forward's arguments, to test the mode on
         self.step_forward: tuple | None = None  # an observed step's latest training forward's (args, kwargs)
+        self.step_forwards = StepForwards()  # an observed step's forwards with gradients: did a backward reach them?
         self.reading = False  # the probe runs the model itself: its hooks record nothing
         self._closure_step = False  # the step being taken was given a closure (L-BFGS): read after it
         self.opt_steps = 0
@@ -146,7 +149,8 @@ class LoopProbe:
         # (name, class) of a BatchNorm in train mode whose output is the model's scores (one after the last layer)
         self.scores_batchnorm: tuple[str, str] | None = None
         self._last_outs: dict[int, tuple[torch.Tensor, str, nn.Module]] = {}
-        self._forwards: list[tuple[bool, bool]] = []  # (training, grad enabled) since the last step
+        # (training, grad enabled, [reached by a backward?]) of each forward since the last step
+        self._forwards: list[tuple[bool, bool, list[bool]]] = []
         self._incoming: dict[int, torch.Tensor] = {}  # what backward() delivered since .grad was last cleared
         self._backwards: dict[int, int] = {}  # backward() passes that delivered to each tensor this step
         self._kept: dict[int, int] = {}  # of them, those since .grad was last cleared
@@ -232,6 +236,7 @@ class LoopProbe:
     def _arm(self) -> None:
         self._incoming, self._backwards, self._outs = {}, {}, OutputGradients()
         self._kept, self._crossed, self._delivered = {}, set(), {}
+        self.step_forwards = StepForwards()
         # a lazy module's parameters take hooks once its first forward has given them a shape
         self._grad_hooks = [p.register_hook(self._grad_hook(p)) for p in self.named.values()
                             if p.requires_grad and not nn.parameter.is_lazy(p)]
@@ -279,6 +284,8 @@ class LoopProbe:
         return idle
 
     def _first_layer_input(self, module, args, out) -> None:
+        if torch.is_grad_enabled() and not self.reading:
+            self.step_forwards.first_layer(out)
         entry = self.inputs[-1] if self.inputs else None
         if entry is None or "layer_std" in entry or entry["step"] != self.opt_steps or not torch.is_grad_enabled():
             return
@@ -344,7 +351,7 @@ class LoopProbe:
         if self.reading:
             return
         grad = torch.is_grad_enabled()
-        self._forwards.append((module.training, grad))
+        self._forwards.append((module.training, grad, [False]))
         if grad:
             self._norms_training.update(n for n, m in self.norms if m.training)
             self._tick += 1
@@ -356,17 +363,25 @@ class LoopProbe:
             return
         x = first_tensor(args, kwargs)
         self.random_states.forward_started(module, x)
+        if not module.training:
+            self.split_inputs.eval_with_grad(x)
+        forward = self.step_forwards.opened((args, kwargs), x, self._tick) if self._armed else None
         if x is None:
             return
         if self._armed:
-            self.step_forward = (args, kwargs)
-            self.split_inputs.training(x)
+            self.step_forward = forward.call if forward is not None else (args, kwargs)
         if self.batchnorm and module.training and x.dim() > 1 and len(x) == 1:
             self.single_example_forwards += 1
         # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
         if self.nonfinite_input_step is None and x.device.type == "cpu" and x.is_floating_point() and \
                 not math.isfinite(float(x.detach().sum(dtype=torch.float64))):  # NaN/Inf anywhere: one sum
             self.nonfinite_input_step = self.opt_steps
+        self._read_game_input(x)
+        if self._armed:
+            self._record_observed(args, kwargs, forward)
+
+    def _read_game_input(self, x: torch.Tensor) -> None:
+        """Whether a training forward's input is another model's output (a GAN's generator's samples)."""
         # an input computed by trainable tensors (rare outside a GAN): its graph is read a few times at most
         if self.game is None and x.grad_fn is not None and self._game_reads < 8:
             self._game_reads += 1
@@ -376,14 +391,20 @@ class LoopProbe:
             if other is not None:
                 self.game = (f"its inputs are the outputs of {other}, watched in another doctor.watch (a GAN's "
                              "generator's samples): it reads one player of a two-player game")
-        if self._armed and len(self.inputs) < 64 and \
+
+    def _record_observed(self, args, kwargs, forward) -> None:
+        """An observed step's forward with gradients: its inputs' readings (kept with ``forward``, dropped if no
+        backward reaches it) and, for the first one, the batch sampled for the mode."""
+        if len(self.inputs) < 64 and \
                 sum(e["step"] == self.opt_steps for e in self.inputs[-_INPUTS_PER_STEP:]) < _INPUTS_PER_STEP:
             self._forward_inputs = storage_keys(forward_tensors(args, kwargs))
             self.inputs.append(input_stats(forward_tensors(args, kwargs), self.opt_steps))
+            if forward is not None:
+                forward.entry = self.inputs[-1]
             if self.opt_steps == 0:
                 self.input_leaves += [t for t in forward_tensors(args, kwargs) if t.requires_grad and t.grad_fn is None]
-        if not self.mode_sensitive and self.mode_sample is None and self._armed:
-            self.mode_sample = (args, kwargs)  # the batch's tensors themselves (4 of their rows are read at the report)
+        if not self.mode_sensitive and self.mode_sample is None:
+            self.mode_sample = self.step_forward  # the batch's tensors themselves (4 of their rows read at the report)
 
     def _fed_by_another_model(self, x: torch.Tensor) -> None:
         """An input computed by another module's parameters that no given optimizer steps: the watched model is
@@ -408,8 +429,12 @@ class LoopProbe:
                 self.validation_graphs.forwarded(out)
             else:
                 self.kept_outputs.forwarded(O.logits(out))
-        if not (self._armed and torch.is_grad_enabled()):
+            if self._forwards:
+                _on_backward(out, self._forwards[-1][2])
+        if not (self._armed and torch.is_grad_enabled()) or self.reading:
             return
+        forward = self.step_forwards.latest()
+        self.step_forwards.reach(forward, [out] if isinstance(out, torch.Tensor) else O.leaves(out))
         z = O.logits(out)
         if not isinstance(out, torch.Tensor) and not self.multi_output:  # heads besides the class scores
             self.multi_output = sum(t.is_floating_point() and t.requires_grad for t in O.leaves(out)) > 1
@@ -425,12 +450,16 @@ class LoopProbe:
         self._last_outs = {}
         if isinstance(z, torch.Tensor) and z.is_floating_point() and z.requires_grad:
             x = first_tensor(args, {})
-            self._outs.watch(z, single=x is not None and (x.dim() <= 1 or x.shape[0] == 1))
+            kept = self._outs.watch(z, single=x is not None and (x.dim() <= 1 or x.shape[0] == 1))
+            if forward is not None and kept is not None:
+                forward.outputs.append(kept)
         if not isinstance(out, torch.Tensor):  # another head's class scores (a second task's) are read too
             heads = [(name, t) for name, t in O.named_leaves(out) if t is not z and t.is_floating_point()
                      and t.requires_grad and t.dim() >= 2 and t.shape[-1] >= 2]
             for name, t in heads[:_HEADS]:
-                self._outs.watch(t, name)
+                kept = self._outs.watch(t, name)
+                if forward is not None and kept is not None:
+                    forward.outputs.append(kept)
 
     def _pre_step(self, optimizer, args, kwargs) -> None:  # the first optimizer's
         # step(closure) (L-BFGS): the forward and backward passes run inside the step, so they are read after it
@@ -445,6 +474,7 @@ class LoopProbe:
             return
         self._count_forwards()
         if self._armed:
+            self._settle_forwards()
             self.max_lrs = [g.get("max_lr") for g in optimizer.param_groups]
             self.initial_lrs = [g.get("initial_lr") for g in optimizer.param_groups]
             self.steps.append(read_step(self))
@@ -453,10 +483,13 @@ class LoopProbe:
 
     def _count_forwards(self) -> None:
         """The step's forwards with gradients: one training step, and whether its last forward ran in eval mode."""
-        training = [mode for mode, grad in self._forwards if grad]
+        training = [mode for mode, grad, _ in self._forwards if grad]
+        # of them, those a backward reached: a forward after the backward (an accuracy logged in eval mode with
+        # gradients) is not the step's
+        reached = [mode for mode, grad, hit in self._forwards if grad and hit[0]]
         if training:
             self.train_steps += 1
-            if not training[-1]:
+            if not (reached or training)[-1]:
                 self.eval_mode_steps += 1
             frozen = self._frozen_norms() if self._norms_training else set()
             if frozen:
@@ -465,6 +498,14 @@ class LoopProbe:
         self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
         self.split_inputs.stepped()
         self.validation_graphs.stepped()
+
+    def _settle_forwards(self) -> None:
+        """At an observed step's optimizer step: its training forwards are those a backward reached
+        (:mod:`~trainwell.doctor.step_forwards`); what was recorded of the others is dropped."""
+        kept, dropped = self.step_forwards.settle()
+        for forward in kept:
+            self.split_inputs.training(forward.x)
+        drop_records(self, dropped, kept)
 
     def _frozen_norms(self) -> set[str]:
         """Of the BatchNorm layers this step ran in train mode, those whose weight and bias do not train: they
@@ -478,6 +519,7 @@ class LoopProbe:
         if self._closure_step:  # what the closure's last pass left in .grad, read now
             self._count_forwards()
             if self._armed:
+                self._settle_forwards()
                 self.max_lrs = [g.get("max_lr") for g in optimizer.param_groups]
                 self.steps.append(read_step(self))
         self.opt_steps += 1
@@ -505,14 +547,25 @@ class LoopProbe:
         self.validations += 1
         self.validation_steps.append(len(self.lrs))
         self.unseen_validations += not self._forwards  # another model evaluated (an EMA copy), or a stored loss
-        no_grad = [mode for mode, grad in self._forwards if not grad]
+        no_grad = [mode for mode, grad, _ in self._forwards if not grad]
         if any(no_grad) and mc_dropout(self._sampled_inputs, [m for _, m in self.norms]):
             self.mc_dropout_validations += 1
-        elif any(no_grad or [mode for mode, _ in self._forwards]):
+        elif any(no_grad or [mode for mode, _, _ in self._forwards]):
             self.train_mode_validations += 1
         self.split_inputs.validated()
+        # the forwards with gradients since the last step that no backward reached were the validation's
+        drop_records(self, self.step_forwards.unreached(), self.step_forwards.forwards)
         self.validation_graphs.validated(len(self._forwards))
         self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
+
+
+def _on_backward(out, reached: list[bool]) -> None:
+    """Set ``reached[0]`` when a backward pass reaches ``out`` (its first output that requires a gradient)."""
+    first = next((t for t in ([out] if isinstance(out, torch.Tensor) else O.leaves(out)) if t.requires_grad), None)
+    if first is not None:
+        def hook(grad) -> None:
+            reached[0] = True
+        first.register_hook(hook)
 
 
 def _cleared(grad: torch.Tensor | None) -> bool:

@@ -4,7 +4,8 @@ A preprocessing step applied to the training set and forgotten on the validation
 standardized with their mean and std, the validation ones left raw; pixels divided by 255 for training only) gives
 a validation error far above the training error that reads as overfitting. The watch sees both: the inputs of the
 training forwards on observed steps, and those of the forwards without gradients before the first
-``w.validate()`` (the validation batches; later validations repeat the same set, as a rule). Per input feature
+``w.validate()`` (the validation batches; later validations repeat the same set, as a rule), or, when none ran
+without gradients, those of the eval-mode forwards (a validation without ``torch.no_grad()``). Per input feature
 (each element of a row; the whole tensor as one feature when the rows' shapes differ) it compares the validation
 inputs' mean and spread with the training inputs':
 
@@ -122,32 +123,42 @@ def validation_inputs(train: Moments, val: Moments) -> Verdict | None:
 
 class SplitInputs:
     """The training inputs (the first argument of the training forwards on observed steps) and the validation
-    inputs (that of the forwards without gradients since the last step, when the first ``w.validate()`` follows:
-    kept by reference, 16 batches and 2^24 values at most, and read then)."""
+    inputs (that of the forwards without gradients since the last step, when the first ``w.validate()`` follows,
+    else that of the eval-mode forwards with gradients: kept by reference, 16 batches and 2^24 values at most, and
+    read then)."""
 
     def __init__(self):
         self.train, self.val = Moments(), Moments()
         self._pending: list[torch.Tensor] = []
+        self._graded: list[torch.Tensor] = []  # the eval-mode forwards with gradients since the last step
 
     def training(self, x) -> None:
         self.train.add(x)
 
     def no_grad(self, x) -> None:
-        kept = self._pending
+        self._keep(self._pending, x)
+
+    def eval_with_grad(self, x) -> None:
+        """An eval-mode forward with gradients enabled: a validation's when none without gradients precedes
+        ``w.validate()``."""
+        self._keep(self._graded, x)
+
+    def _keep(self, kept: list[torch.Tensor], x) -> None:
         if isinstance(x, torch.Tensor) and x.is_floating_point() and not self.val.n and len(kept) < 16 and \
                 sum(t.numel() for t in kept) + x.numel() <= 2 ** 24:
             kept.append(x.detach())
 
     def stepped(self) -> None:
         """An optimizer step: the forwards without gradients before it were not a validation's."""
-        self._pending = []
+        self._pending, self._graded = [], []
 
     def validated(self) -> None:
-        """``w.validate()``: the forwards without gradients since the last step were the validation's."""
+        """``w.validate()``: the forwards without gradients since the last step were the validation's (the
+        eval-mode ones with gradients when there are none)."""
         if not self.val.n:
-            for x in self._pending:
+            for x in self._pending or self._graded:
                 self.val.add(x)
-        self._pending = []
+        self._pending, self._graded = [], []
 
     def verdict(self) -> Verdict | None:
         return validation_inputs(self.train, self.val)
