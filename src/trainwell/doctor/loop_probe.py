@@ -91,6 +91,7 @@ class LoopProbe:
         self._norms_training: set[str] = set()  # those in train mode in this step's training forwards
         self.frozen_norm_steps = 0  # training steps that ran BatchNorm layers with frozen weights in train mode
         self.frozen_norms: set[str] = set()  # which ones
+        self.frozen_weights: dict[str, torch.Tensor] = {}  # their weight and bias when first seen (an EMA moves them)
         self.single_example_forwards = 0  # training forwards of a batch of 1 through BatchNorm
         self.norm_values = NormCounts(model)  # the values per channel BatchNorm normalized on observed steps
         self.no_grad_layers = NoGradLayers()  # layers run without gradients inside a training forward
@@ -455,9 +456,16 @@ class LoopProbe:
             if frozen:
                 self.frozen_norm_steps += 1
                 self.frozen_norms |= frozen
+                for n in frozen - self.frozen_weights.keys():
+                    self.frozen_weights[n] = self.norm_affine(n).clone()
         self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
         self.split_inputs.stepped()
         self.validation_graphs.stepped()
+
+    def norm_affine(self, name: str) -> torch.Tensor:
+        """The weight and bias of the BatchNorm layer ``name``, flattened into one tensor."""
+        module = dict(self.norms)[name]
+        return torch.cat([module.weight.detach().flatten(), module.bias.detach().flatten()])
 
     def _frozen_norms(self) -> set[str]:
         """Of the BatchNorm layers this step ran in train mode, those whose weight and bias do not train: they
