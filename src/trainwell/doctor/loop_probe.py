@@ -150,6 +150,8 @@ class LoopProbe:
         self._crossed: set[int] = set()  # tensors whose .grad kept a pass from before another optimizer's step
         self._delivered: dict[int, tuple[int, int]] = {}  # (tick, the tensor's version) at its latest delivery
         self._other_step = 0  # the tick of the latest step of an optimizer besides the first one
+        # (the latest backward pass's tick, the optimizer) at each optimizer step before the first w.step()
+        self.turns: list[tuple[int, int]] | None = []
         self._outs = OutputGradients()
         self.scored: tuple | None = None  # the latest observed step's (logits, their gradient), for its targets
         # the latest observed step's (outputs, gradient) per micro-batch, for the loss's value
@@ -300,6 +302,8 @@ class LoopProbe:
     def _any_step(self, optimizer, args, kwargs) -> None:
         """Every optimizer's step while armed (a global hook): another player's (a GAN's discriminator) takes the
         gradients delivered before it."""
+        if self.turns is not None:
+            self.turns.append((self._last_backward, id(optimizer)))
         if optimizer is not self.optimizer:
             self._tick += 1
             self._other_step = self._tick
