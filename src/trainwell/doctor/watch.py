@@ -354,7 +354,8 @@ class Watch:
                 p.game = (f"optimizer {i + 1} of {len(p.optimizers)} steps parameters this loss never reaches "
                           "(a GAN's other player, or another loss)")
                 return
-        turns = p.turns or []
+        given = {id(o) for o in p.optimizers}  # an online probe's own optimizer, say, is not a player
+        turns = [(b, o) for b, o in p.turns or [] if o in given]
         if len({o for _, o in turns}) > 1 and len({b for b, _ in turns}) > 1:
             p.game = ("its optimizers step in turn, each after a backward pass of its own (a GAN's two players: the "
                       "loss of one goes through the other's parameters)")
