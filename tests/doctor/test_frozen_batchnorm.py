@@ -106,3 +106,48 @@ def test_frozen_batchnorm_between_trained_layers_gets_the_layer_wise_fix():
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
     v = _fine_tune(model, opt, lambda m: None, epochs=1)["loop: train/eval mode"]
     assert v.status == "warn" and "model.backbone[4].eval()" in v.advice
+
+
+class OnlineAndTarget(nn.Module):
+    """BYOL: an online network and predictor, and a target network, a moving average of the online one, held as a
+    submodule with requires_grad off and run in train mode under no_grad (its batch statistics, as the method
+    has it)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.online = nn.Sequential(nn.Linear(D, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 16))
+        self.predictor = nn.Sequential(nn.Linear(16, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 16))
+        self.target = __import__("copy").deepcopy(self.online)
+        self.target.requires_grad_(False)
+
+    def forward(self, v1, v2):
+        p1, p2 = self.predictor(self.online(v1)), self.predictor(self.online(v2))
+        with torch.no_grad():
+            t1, t2 = self.target(v1), self.target(v2)
+        return (4 - 2 * F.cosine_similarity(p1, t2, dim=-1) - 2 * F.cosine_similarity(p2, t1, dim=-1)).mean()
+
+    @torch.no_grad()
+    def update_target(self, momentum=0.99):
+        for t, o in zip(self.target.parameters(), self.online.parameters(), strict=True):
+            t.mul_(momentum).add_(o, alpha=1 - momentum)
+
+
+def test_a_moving_average_target_network_in_train_mode_is_not_a_frozen_batchnorm():
+    x, _ = _data()
+    model = OnlineAndTarget()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    before = model.target[1].weight.detach().clone()
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(2):
+            model.train()
+            for i in range(0, len(x), 32):
+                xb = x[i : i + 32]
+                loss = model(xb + 0.3 * torch.randn_like(xb), xb + 0.3 * torch.randn_like(xb))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                model.update_target()
+                w.step(loss)
+    assert not torch.equal(before, model.target[1].weight)  # the oracle: the target's weights moved
+    assert w.report()["loop: train/eval mode"].status == "pass"

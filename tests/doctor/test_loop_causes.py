@@ -159,6 +159,20 @@ def test_a_gan_in_one_module_with_its_two_optimizers_is_read_as_a_game():
     _not_judged(w.report())
 
 
+@pytest.mark.parametrize("order", ["d_first", "g_first"])
+def test_a_gan_in_one_module_watched_on_its_generators_loss_is_read_as_a_game(order):
+    G, D = _gan()
+    gan = nn.ModuleDict({"G": G, "D": D})
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    with doctor.watch(gan, [opt_d, opt_g] if order == "d_first" else [opt_g, opt_d], every=20) as w:
+        for step in range(60):
+            _, g_loss = _gan_round(G, D, opt_g, opt_d, _real(step))
+            w.step(g_loss)
+    assert "step in turn" in w.probe.game
+    _not_judged(w.report())
+
+
 def test_a_supervised_loop_with_two_optimizers_on_one_loss_is_not_a_game():
     x, y = _data()
     model = _mlp()

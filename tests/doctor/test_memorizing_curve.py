@@ -101,3 +101,51 @@ def test_validation_never_below_ln_c_is_memorization_even_when_it_falls_towards_
 def test_fewer_than_three_evaluations_leave_the_curve_alone():
     history = [{"train_loss": t, "val_loss": v} for t, v in [(1.40, 1.40), (1.20, 1.45)]]
     assert memorizing(_too_low(), history, classes=4) == _too_low()
+
+
+def clusters(n, seed):
+    """Four well-separated Gaussian clusters in 16 dimensions, labelled by cluster."""
+    g = torch.Generator().manual_seed(seed)
+    centers = 2.0 * torch.randn(4, 16, generator=torch.Generator().manual_seed(99))
+    y = torch.randint(0, 4, (n,), generator=g)
+    return centers[y] + torch.randn(n, 16, generator=g), y
+
+
+def test_distillation_loss_on_another_scale_than_its_validation_is_no_memorization():
+    torch.manual_seed(0)
+    xtr, ytr = clusters(768, 0)
+    xva, yva = clusters(256, 1)
+    teacher = nn.Sequential(nn.Linear(16, 128), nn.ReLU(), nn.Linear(128, 4))
+    opt_t = torch.optim.Adam(teacher.parameters(), lr=1e-2)
+    for _ in range(100):
+        opt_t.zero_grad()
+        F.cross_entropy(teacher(xtr), ytr).backward()
+        opt_t.step()
+    student, temperature = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 4)), 4.0
+    opt = torch.optim.Adam(student.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(xtr, ytr), batch_size=32, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    with doctor.watch(student, opt) as w:
+        for _ in range(3):
+            student.train()
+            for xb, yb in loader:
+                with torch.no_grad():
+                    soft = F.softmax(teacher(xb) / temperature, dim=1)
+                out = student(xb)
+                kd = F.kl_div(F.log_softmax(out / temperature, dim=1), soft, reduction="batchmean")
+                loss = 0.5 * kd * temperature**2 + 0.5 * F.cross_entropy(out, yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=yb)
+            student.eval()
+            with torch.no_grad():
+                w.validate(F.cross_entropy(student(xva), yva).item())
+    vals = [v for _, v, _ in w._val]
+    assert min(vals[1:]) < 0.5 * vals[0]  # the oracle: the validation loss more than halved
+    assert "memorization" not in str({v.check: v for v in w.report()}[CURVE].value)
+
+
+def test_validation_improving_as_much_relative_to_its_own_scale_is_no_memorization():
+    history = [{"train_loss": t, "val_loss": v} for t, v in [(10.0, 0.4), (6.0, 0.2), (3.0, 0.1)]]
+    assert memorizing(_too_low(), history).advice.startswith("raise")  # validation fell 75%, training 70%

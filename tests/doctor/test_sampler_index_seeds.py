@@ -143,3 +143,39 @@ def test_oversampled_examples_augmented_from_an_index_seed_are_named(seeding):
     assert "manual_seed" in verdict.advice and "the index and the epoch" in verdict.advice
     for twin in ("index_and_epoch", "seed_from_torch", "global"):
         assert NAME not in _oversample(twin).checks, twin
+
+
+class Procedural(Dataset):
+    """Each example generated from its index: the seed draws its class (one in 5 rare) and its features; no data
+    is stored and nothing is augmented, so every draw of an index is rightly that one example."""
+
+    def __init__(self, n):
+        self.n = n
+        self.centers = 2.0 * torch.randn(2, 6, generator=torch.Generator().manual_seed(99))
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, idx):
+        g = torch.Generator().manual_seed(idx)
+        label = int(torch.rand((), generator=g) < 0.2)
+        return self.centers[label] + torch.randn(6, generator=g), label
+
+
+def test_examples_generated_from_their_index_under_a_weighted_sampler_are_not_named():
+    torch.manual_seed(0)
+    data = Procedural(96)
+    labels = torch.tensor([data[i][1] for i in range(len(data))])
+    assert 0 < int(labels.sum()) < 48 and torch.equal(data[7][0], data[7][0])  # the oracle: rare class, fixed examples
+    sampler = WeightedRandomSampler((1.0 / torch.bincount(labels).float())[labels], num_samples=96)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with doctor.watch(model, opt, every=5) as w:
+        for _ in range(3):
+            for xb, yb in DataLoader(data, batch_size=48, sampler=sampler):
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=yb)
+    assert NAME not in w.report().checks

@@ -95,6 +95,7 @@ class LoopProbe:
         self._norms_training: set[str] = set()  # those in train mode in this step's training forwards
         self.frozen_norm_steps = 0  # training steps that ran BatchNorm layers with frozen weights in train mode
         self.frozen_norms: set[str] = set()  # which ones
+        self.frozen_weights: dict[str, torch.Tensor] = {}  # their weight and bias when first seen (an EMA moves them)
         self.single_example_forwards = 0  # training forwards of a batch of 1 through BatchNorm
         self.norm_values = NormCounts(model)  # the values per channel BatchNorm normalized on observed steps
         self.no_grad_layers = NoGradLayers()  # layers run without gradients inside a training forward
@@ -157,6 +158,8 @@ class LoopProbe:
         self._crossed: set[int] = set()  # tensors whose .grad kept a pass from before another optimizer's step
         self._delivered: dict[int, tuple[int, int]] = {}  # (tick, the tensor's version) at its latest delivery
         self._other_step = 0  # the tick of the latest step of an optimizer besides the first one
+        # (the latest backward pass's tick, the optimizer) at each optimizer step before the first w.step()
+        self.turns: list[tuple[int, int]] | None = []
         self._outs = OutputGradients()
         self.scored: tuple | None = None  # the latest observed step's (logits, their gradient), for its targets
         # the latest observed step's (outputs, gradient) per micro-batch, for the loss's value
@@ -310,6 +313,8 @@ class LoopProbe:
     def _any_step(self, optimizer, args, kwargs) -> None:
         """Every optimizer's step while armed (a global hook): another player's (a GAN's discriminator) takes the
         gradients delivered before it."""
+        if self.turns is not None:
+            self.turns.append((self._last_backward, id(optimizer)))
         if optimizer is not self.optimizer:
             self._tick += 1
             self._other_step = self._tick
@@ -495,6 +500,8 @@ class LoopProbe:
             if frozen:
                 self.frozen_norm_steps += 1
                 self.frozen_norms |= frozen
+                for n in frozen - self.frozen_weights.keys():
+                    self.frozen_weights[n] = self.norm_affine(n).clone()
         self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
         self.split_inputs.stepped()
         self.validation_graphs.stepped()
@@ -506,6 +513,11 @@ class LoopProbe:
         for forward in kept:
             self.split_inputs.training(forward.x)
         drop_records(self, dropped, kept)
+
+    def norm_affine(self, name: str) -> torch.Tensor:
+        """The weight and bias of the BatchNorm layer ``name``, flattened into one tensor."""
+        module = dict(self.norms)[name]
+        return torch.cat([module.weight.detach().flatten(), module.bias.detach().flatten()])
 
     def _frozen_norms(self) -> set[str]:
         """Of the BatchNorm layers this step ran in train mode, those whose weight and bias do not train: they

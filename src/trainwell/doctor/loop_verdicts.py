@@ -312,8 +312,8 @@ def module_mode(probe: LoopProbe) -> Verdict:
         return Verdict(name, "fail", f"{probe.train_mode_validations} of {probe.validations} {TRAIN_MODE_VALIDATIONS}",
                        "model.eval() during validation", "dropout stays on and BatchNorm learns from the "
                        "validation batches: call model.eval() before validating (and model.train() after)")
-    if probe.train_steps and probe.frozen_norm_steps >= 0.5 * probe.train_steps:
-        return _frozen_norms_training(name, probe)
+    if probe.train_steps and probe.frozen_norm_steps >= 0.5 * probe.train_steps and _held_still(probe):
+        return _frozen_norms_training(name, probe, _held_still(probe))
     return Verdict(name, "pass", f"train mode in {probe.train_steps - probe.eval_mode_steps} of "
                    f"{probe.train_steps} steps, {_validation_modes(probe)}", "-")
 
@@ -335,12 +335,18 @@ def _validation_modes(probe: LoopProbe) -> str:
     return unseen if not seen else f"eval mode in {seen} validations; {unseen}"
 
 
-def _frozen_norms_training(name: str, probe: LoopProbe) -> Verdict:
+def _held_still(probe: LoopProbe) -> list[str]:
+    """The BatchNorm layers read as frozen whose weight and bias are still those they had when first read: a
+    layer whose weights the loop moves itself, as the moving average of a BYOL or MoCo target network, is not
+    frozen, and its train mode is the method's."""
+    return sorted(n for n in probe.frozen_norms if bool((probe.frozen_weights[n] == probe.norm_affine(n)).all()))
+
+
+def _frozen_norms_training(name: str, probe: LoopProbe, names: list[str]) -> Verdict:
     """BatchNorm layers whose weights do not train (a frozen backbone) ran in train mode (``model.train()`` puts
     every module in it): each batch moves their running statistics, and training normalizes by the batch's
     statistics while evaluation uses the drifted running ones. A warning: re-estimating the statistics on new
     data with frozen weights is a method of its own (AdaBN, Li et al. 2016)."""
-    names = sorted(probe.frozen_norms)
     shown = ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
     modules = dict(probe.norms)
     if all(p.requires_grad and id(p) in probe.frozen_at_start for n in names

@@ -10,7 +10,10 @@ each. Under the global generators at one seed, once with every generator seeded 
 constant and once another (:func:`~trainwell.doctor.seeded_generators.one_seed`): the item changes, so that seed
 shapes it; under the global generators at another seed, the dataset's own generators left running, and the first
 constant: the item is the first one again, so nothing else draws. The seeds ``__getitem__`` gave, the same in all
-three reads, are compared with those of the previous epoch: the same, they are the index's alone."""
+three reads, are compared with those of the previous epoch: the same, they are the index's alone. An item whose
+label (a number beside its input) changes with that seed is generated from it, not augmented: a procedural data
+set whose index is its example (``g = torch.Generator().manual_seed(idx)`` drawing the class and the features)
+gives every draw of an example the example itself, as it should."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from trainwell.doctor.dataset_reads import SEED, own_generators, same, seeded_re
 from trainwell.doctor.seeded_generators import one_seed
 
 PROBES = 2  # the heaviest examples read
+LABEL_SEEDS = 14  # the other seeds each is read under, to see whether its label changes with the seed
 
 
 def index_seeds(dataset, indices: list[int]) -> tuple | None:
@@ -49,6 +53,46 @@ def index_seeds(dataset, indices: list[int]) -> tuple | None:
     return given if shaped and all(same(a, b) for a, b in zip(items, again, strict=True)) else None
 
 
+def label_drawn(dataset, indices: list[int]) -> bool:
+    """Whether the label of ``dataset[i]`` (a number after its first field) changes with the seed its generators
+    are given, for one of ``indices``, under up to :data:`LABEL_SEEDS` seeds: the seed generates the example."""
+    own: list = []
+    with global_rngs.kept():
+        try:
+            own = own_generators(dataset)
+            with one_seed(0):
+                items = [seeded_read(dataset, i, own) for i in indices]
+            for constant in range(1, LABEL_SEEDS + 1):
+                with one_seed(constant):
+                    other = [seeded_read(dataset, i, own) for i in indices]
+                if any(_label_drawn(a, b) for a, b in zip(items, other, strict=True)):
+                    return True
+        except Exception:  # noqa: BLE001 - a user's dataset may raise anything
+            return False
+        finally:
+            for generator, state in own:
+                set_state(generator, state)
+    return False
+
+
+def _is_number(v) -> bool:
+    """A Python number or a tensor or array of one element (an item's label)."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float)):
+        return True
+    return hasattr(v, "shape") and hasattr(v, "dtype") and tuple(v.shape) in ((), (1,))
+
+
+def _label_drawn(a, b) -> bool:
+    """Whether two reads of an item (input, label, ...) under other seeds give it another label: a number after
+    its first field that differs. Augmentation keeps an example's label; a seed that draws it generates the
+    example."""
+    if not isinstance(a, (tuple, list)) or not isinstance(b, (tuple, list)) or len(a) != len(b) or len(a) < 2:
+        return False
+    return any(_is_number(u) and _is_number(v) and not same(u, v) for u, v in zip(a[1:], b[1:], strict=True))
+
+
 class RepeatedDraws:
     """Whether a weighted sampler's heaviest examples got the seeds of the previous epoch again (``fixed``)."""
 
@@ -65,8 +109,8 @@ class RepeatedDraws:
         seeds = index_seeds(dataset, heaviest)
         if seeds is None:
             return
-        self.fixed = self._last.get(id(dataset)) == seeds
+        self.fixed = self._last.get(id(dataset)) == seeds and not label_drawn(dataset, heaviest)
         self._last[id(dataset)] = seeds
 
 
-__all__ = ["RepeatedDraws", "index_seeds"]
+__all__ = ["RepeatedDraws", "index_seeds", "label_drawn"]

@@ -124,7 +124,8 @@ def read_step(probe) -> dict:
             "td_target_gamma": differentiated_target(outs) if not known else None,
             "soft_target": differentiated_soft_target(outs) if len(outs) >= 2 else None,
             "heads": {name: head_problem(z, g) for name, z, g in probe._outs.head_pairs()},
-            "tied_rows": tied_share(outs[0][0], probe.step_forward) if len(outs) == 1 else None}
+            "tied_rows": tied_share(outs[0][0], probe.step_forward, [z for _, z, _ in probe._outs.head_pairs()])
+            if len(outs) == 1 else None}
 
 def separate_means(outs: list, forms: list[dict]) -> bool:
     """Whether each forward the step's loss reached is its own term of the loss, a mean (weights summing to 1 or

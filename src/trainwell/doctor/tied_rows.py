@@ -12,7 +12,9 @@ empty bags, are the same inputs. Of several inputs, a row counts only when it do
 id the forward takes for logging and ignores is not a dropped input). Exact float equality of whole output rows
 does not happen by chance between inputs that reach the output. Only the first observed step and those after it
 that agree are read, so units that a large learning rate kills later in the run (the learning-rate verdict's
-cause) are not read as dropped inputs."""
+cause) are not read as dropped inputs. The forward's other outputs that the loss reaches are read with it: a vector
+quantizer's decoder gives every row of one code the same output by design, while the encoder's output beside it,
+which its loss term reaches, still tells the rows apart, so their inputs reach an output."""
 
 from __future__ import annotations
 
@@ -79,9 +81,10 @@ def _share(outputs: torch.Tensor, parts: list[torch.Tensor]) -> float:
     return float((distinct_inputs[outputs] > 1).double().mean())
 
 
-def tied_share(z: torch.Tensor, forward) -> float | None:
+def tied_share(z: torch.Tensor, forward, others: list[torch.Tensor] = ()) -> float | None:
     """The share of ``z``'s rows that share their output with a row whose inputs (from ``forward``, the step's
-    ``(args, kwargs)``) differ; None when it cannot be read (under :data:`MIN_ROWS` rows, no per-row input). With
+    ``(args, kwargs)``) differ; None when it cannot be read (under :data:`MIN_ROWS` rows, no per-row input).
+    ``others``: the forward's other outputs the loss reached; a row counts only when they are another row's too. With
     several inputs, the least share over the inputs less any one of them: an input the forward ignores (a row id
     kept for logging) makes every row's inputs differ, and rows with equal features then share an output for the
     right reason; the rows of a dropped input stay tied whichever input is left out."""
@@ -91,7 +94,9 @@ def tied_share(z: torch.Tensor, forward) -> float | None:
     parts = _row_parts(forward, len(z))
     if not parts:
         return None
-    outputs = torch.unique(z.detach().reshape(len(z), -1).cpu(), dim=0, return_inverse=True)[1]
+    rows = [t.detach().reshape(len(z), -1).cpu().double() for t in [z, *others] if isinstance(t, torch.Tensor) and
+            t.dim() >= 1 and len(t) == len(z) and t.is_floating_point() and t.numel() <= 2**16]
+    outputs = torch.unique(torch.cat(rows, 1), dim=0, return_inverse=True)[1]
     if len(parts) == 1:
         return _share(outputs, parts)
     return min(_share(outputs, parts[:i] + parts[i + 1 :]) for i in range(len(parts)))

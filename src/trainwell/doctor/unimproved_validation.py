@@ -20,7 +20,9 @@ import math
 from trainwell.doctor.trained_start import ADVICE
 from trainwell.doctor.verdict import Verdict
 
-#: validation counts as improved when its best value lies below its first by this share of the training drop
+#: validation counts as improved when its best value lies below its first by this share of the training drop, in
+#: the losses' units or as a share of each one's first value (a training loss with extra terms, such as a
+#: distillation loss scaled by T², falls by more units than a validation cross-entropy that improves as much)
 IMPROVED_SHARE = 0.25
 #: evaluations needed to say that validation never improved
 MIN_EVALUATIONS = 3
@@ -41,7 +43,8 @@ def never_improved(history: list[dict], classes: int | None = None) -> str | Non
     Returns:
         "validation never improved (first ..., best later ..., last ...)" when 3+ finite evaluations show the
         training loss falling and the best later validation loss no lower than the first by a quarter of the
-        training drop (or never below ln C while the training loss ends below it); else None.
+        training drop, in units and, with both first losses above 0, relative to its first value (or never below
+        ln C while the training loss ends below it); else None.
     """
     points = [(h["train_loss"], h["val_loss"]) for h in history if "val_loss" in h and "train_loss" in h]
     if len(points) < MIN_EVALUATIONS or not all(math.isfinite(v) for p in points for v in p):
@@ -52,6 +55,8 @@ def never_improved(history: list[dict], classes: int | None = None) -> str | Non
         return None
     best = min(vals[1:])
     flat = best >= vals[0] - IMPROVED_SHARE * drop
+    if trains[0] > 0 and vals[0] > 0:  # the two losses may be on other scales: their relative drops compared too
+        flat = flat and (vals[0] - best) / vals[0] < IMPROVED_SHARE * drop / trains[0]
     untrained = classes is not None and classes >= 2 and trains[-1] < math.log(classes) <= min(vals)
     if not (flat or untrained):
         return None

@@ -243,6 +243,7 @@ class Watch:
             game_players.loss_read(self.probe, leaves)
             self._loss_inputs.first_loss(loss)
             self._read_game(leaves)
+        self.probe.turns = None
         self._loss_inputs.observed(self.probe, scored, loss, y)
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._pairings.append(label_pairing(*self.probe.scored, y))
@@ -335,7 +336,9 @@ class Watch:
     def _read_game(self, leaves: list[torch.Tensor]) -> None:
         """Whether the first loss is one player's in a game: it goes through another model's parameters that no
         given optimizer steps (the discriminator in a generator's loss), or, of several optimizers stepped in turn,
-        one steps parameters this loss never reaches (a GAN's two players in one module)."""
+        one steps parameters this loss never reaches (a GAN's two players in one module, the discriminator's loss
+        watched), or each steps after a backward pass of its own (the generator's loss watched, which goes through
+        the discriminator's parameters too)."""
         p = self.probe
         if p.game is not None:
             return
@@ -353,6 +356,11 @@ class Watch:
                 p.game = (f"optimizer {i + 1} of {len(p.optimizers)} steps parameters this loss never reaches "
                           "(a GAN's other player, or another loss)")
                 return
+        given = {id(o) for o in p.optimizers}  # an online probe's own optimizer, say, is not a player
+        turns = [(b, o) for b, o in p.turns or [] if o in given]
+        if len({o for _, o in turns}) > 1 and len({b for b, _ in turns}) > 1:
+            p.game = ("its optimizers step in turn, each after a backward pass of its own (a GAN's two players: the "
+                      "loss of one goes through the other's parameters)")
 
     def _downstream_player(self, leaves: list[torch.Tensor]) -> bool:
         """The loss goes on, after the model, through another model's parameters (the model's inputs were not
