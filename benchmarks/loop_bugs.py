@@ -138,6 +138,7 @@ class Loop:
     # | lambda (LambdaLR warm-up then cosine, per batch) | lambda_rate (its function returning lr x factor)
     # | plateau_val | plateau_accuracy (ReduceLROnPlateau per epoch on the validation loss | the training accuracy)
     # | onecycle (OneCycleLR over the run, per batch) | onecycle_each_epoch (one epoch's OneCycleLR made every epoch)
+    # | plateau_each_epoch (a ReduceLROnPlateau on the validation loss made every epoch)
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -315,6 +316,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     opt.add_param_group({"params": list(model.layers.parameters())})
             if cfg.scheduler == "onecycle_each_epoch":  # created inside the epoch loop, sized for one epoch
                 sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps_per_epoch)
+            if cfg.scheduler == "plateau_each_epoch":  # created inside the epoch loop: its patience restarts
+                sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
             correct, total_loss, epoch_outputs = 0, 0, []
             for i in range(steps_per_epoch):
@@ -619,6 +622,9 @@ CASES = [
          Loop(extra={"keep_outputs": "attached"}), Loop(extra={"keep_outputs": "detached"}), "loop: outputs kept"),
     Case("epoch_loss += criterion(out, y) after backward keeps every step's graph",
          Loop(extra={"relog_loss": "tensor"}), Loop(extra={"relog_loss": "item"}), "loop: outputs kept"),
+    # a plateau scheduler created inside the epoch loop
+    Case("ReduceLROnPlateau created again every epoch", Loop(scheduler="plateau_each_epoch"),
+         Loop(scheduler="plateau_val"), "its patience restarts"),
 ]
 
 

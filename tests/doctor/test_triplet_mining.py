@@ -2,7 +2,11 @@
 anchor's farthest same-label example against its nearest other-label one. A negatives' mask that removes only the
 anchor (``torch.eye``) lets the nearest example of the anchor's own label be its hardest negative, and the loss
 pushes same-label pairs apart; `loop: metric-learning pairs` reads that from the gradient the loss sends to the
-embeddings. The correct mask passes, and so does a contrastive loss on labelled pairs."""
+embeddings. With no mask at all the anchor itself, at distance 0, is the hardest negative: the loss pushes nothing
+and the embeddings collapse. The correct mask passes, and so do a contrastive loss on labelled pairs and a center
+loss beside a cross-entropy."""
+
+import re
 
 import pytest
 import torch
@@ -33,6 +37,14 @@ def batch_hard_on_distances(dist, labels, margin, anchor_only_mask):
         hardest_negative = dist.masked_fill(torch.eye(len(labels), dtype=torch.bool), float("inf")).min(1).values
     else:
         hardest_negative = dist.masked_fill(same, float("inf")).min(1).values
+    return F.relu(hardest_positive - hardest_negative + margin).mean()
+
+
+def unmasked_batch_hard(emb, labels, margin=0.3):
+    """A user's batch-hard triplet loss whose hardest negative is taken over every row, the anchor's own included."""
+    d = torch.cdist(emb, emb)
+    hardest_positive = (d * (labels[:, None] == labels[None, :]).float()).max(1).values
+    hardest_negative = d.min(1).values
     return F.relu(hardest_positive - hardest_negative + margin).mean()
 
 
@@ -75,6 +87,50 @@ def test_same_label_pairs_masked_out_of_the_negatives_pass(loss_fn):
     report = _train(loss_fn)
     assert report["loop: metric-learning pairs"].status == "pass", report["loop: metric-learning pairs"]
     assert not [v for v in report if v.check.startswith("loop:") and v.status in ("warn", "fail")]
+
+
+def test_batch_hard_mining_with_no_mask_fails_as_collapsing():
+    verdict = _train(unmasked_batch_hard)["loop: metric-learning pairs"]
+    assert verdict.status == "fail", verdict
+    read = re.search(r"pushes none apart on (\d+) of (\d+) observed steps .* spread fell from ([\d.]+) to ([\d.]+)",
+                     verdict.value)
+    assert read and read[1] == read[2] and float(read[4]) <= 0.8 * float(read[3]), verdict
+    assert "the hardest negative is the anchor itself" in verdict.advice, verdict
+
+
+def test_with_no_mask_the_pairs_pulled_are_each_anchors_hardest_positive_and_none_is_pushed():
+    from trainwell.doctor.pushed_pairs import read_pushed_pairs
+
+    torch.manual_seed(0)
+    labels = torch.arange(8).repeat_interleave(4)
+    emb = (0.3 * torch.randn(8, 40)[labels] + torch.randn(32, 40)).requires_grad_(True)
+    unmasked_batch_hard(emb, labels).backward()
+    d = torch.cdist(emb, emb).detach()
+    hardest = (d * (labels[:, None] == labels[None, :]).float()).argmax(1)
+    pairs = {frozenset((i, int(j))) for i, j in enumerate(hardest)}  # every anchor's term is active (d_neg = 0)
+    read = read_pushed_pairs(emb.detach(), emb.grad, labels)
+    assert read["pushed"] == 0 and read["pulled"] == len(pairs) and read["classes"] == 8, read
+
+
+def test_a_center_loss_beside_a_cross_entropy_passes():
+    """Embeddings pulled toward learned class centers (Wen et al. 2016) while a linear head's cross-entropy keeps
+    the classes apart: a pull-only term, healthy."""
+    torch.manual_seed(0)
+    x, y = _data(2048)
+    model = nn.Sequential(nn.Linear(D_IN, 64), nn.ReLU(), nn.Linear(64, D_EMB))
+    head = nn.Linear(D_EMB, CLASSES)
+    centers = nn.Parameter(torch.zeros(CLASSES, D_EMB))
+    opt = torch.optim.Adam([*model.parameters(), *head.parameters(), centers], lr=1e-3)
+    with doctor.watch(model, opt, every=5) as w:
+        for step in range(30):
+            idx = torch.arange(step * 32, step * 32 + 32)
+            emb = model(x[idx])
+            loss = F.cross_entropy(head(emb), y[idx]) + 0.05 * (emb - centers[y[idx]]).pow(2).sum(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[idx])
+    assert not [v for v in w.report() if v.check == "loop: metric-learning pairs" and v.status != "pass"]
 
 
 def test_the_pair_weights_are_torchs_gradient_on_the_distances():

@@ -8,7 +8,9 @@ Read from the schedulers' construction (``LRScheduler.__init__``, which every to
 ``ReduceLROnPlateau`` calls) while watched, on the watched optimizer, fresh ones only (``last_epoch=-1``; one
 created to resume where another stopped passes). The fingerprint is a new scheduler object at the start of 3 or
 more epochs in a row, each epoch told by one ``w.validate`` (or one pass over the training ``DataLoader``'s
-dataset) between two creations. Warm restarts by design come from one scheduler
+dataset) between two creations. ``ReduceLROnPlateau``, whose ``__init__`` is its own, is read from that ``__init__``:
+one created again every epoch restarts its patience count and best value each time, so it never lowers the rate.
+Warm restarts by design come from one scheduler
 (``CosineAnnealingWarmRestarts``, ``CyclicLR``) and pass; so does a scheduler created once per run of a sweep that
 trains several epochs per run. Without any epoch to read, schedulers replaced before their own horizon
 (``OneCycleLR``'s ``total_steps``, ``CosineAnnealingLR``'s ``T_max``, ``total_iters``) every time are named.
@@ -29,7 +31,7 @@ Example:
 
 from __future__ import annotations
 
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from trainwell.doctor.method_readers import ReadsCalls
 from trainwell.doctor.verdict import Verdict
@@ -44,6 +46,9 @@ ADVICE = ("the scheduler is created again every epoch, so its schedule starts ov
           "before the epoch loop, sized for the whole run (e.g. OneCycleLR(opt, max_lr, total_steps=epochs * "
           "len(loader))), and step it after every optimizer.step(); for restarts on purpose use one "
           "CosineAnnealingWarmRestarts")
+PLATEAU_ADVICE = ("ReduceLROnPlateau is created again every epoch, so its patience count and best value start over "
+                  "each epoch and it never sees the epochs without improvement it waits for: create it once before "
+                  "the epoch loop and call scheduler.step(val_loss) once after each epoch's validation")
 
 
 class SchedulerBuilds(ReadsCalls):
@@ -57,13 +62,23 @@ class SchedulerBuilds(ReadsCalls):
         self._optimizers = optimizers
         self._clock = clock
         self.builds: list[tuple[int, LRScheduler]] = []
+        self._plateaus = _PlateauBuilds(self)
+
+    def start(self) -> None:
+        super().start()
+        self._plateaus.start()
+
+    def stop(self) -> None:
+        self._plateaus.stop()
+        super().stop()
 
     def saw(self, scheduler: LRScheduler, optimizer=None, last_epoch: int = -1, *args, **kwargs) -> None:
         optimizer = kwargs.get("optimizer", optimizer)
         if last_epoch != -1 or len(self.builds) >= 10_000:  # resumed where another one stopped
             return
         groups = getattr(optimizer, "param_groups", None)
-        if groups is not None and any(groups is o.param_groups for o in self._optimizers):
+        if groups is not None and any(groups is o.param_groups for o in self._optimizers) and \
+                not any(scheduler is s for _, s in self.builds[-4:]):
             self.builds.append((self._clock(), scheduler))
 
     def epochs(self) -> list[int]:
@@ -91,9 +106,29 @@ class SchedulerBuilds(ReadsCalls):
         firsts = [lrs[s] for s in at if s < len(lrs)]
         rates = ", ".join(f"{v:.3g}" for v in firsts[:4]) + (", ..." if len(firsts) > 4 else "")
         why = "at the start of each epoch" if per_epoch else f"each replaced before its {short} steps ended"
-        return Verdict(NAME, "warn", f"{' and '.join(kinds)} created again {len(at)} times on the optimizer, {why} "
-                       f"(every {every} steps): the schedule starts over each time; the rate at each one's first "
+        made = f"{' and '.join(kinds)} created again {len(at)} times on the optimizer, {why} (every {every} steps)"
+        if all(isinstance(s, ReduceLROnPlateau) for _, s in self.builds):
+            seen = [v for v in lrs[at[0]:] if v == v]
+            never = bool(seen) and min(seen) >= seen[0]
+            lowered = f"the rate is never lowered ({seen[0]:.3g} throughout)" if never else \
+                f"the rate ran {rates}"
+            return Verdict(NAME, "warn", f"{made}: its patience restarts each time, so {lowered}",
+                           "one ReduceLROnPlateau for the whole run", PLATEAU_ADVICE)
+        return Verdict(NAME, "warn", f"{made}: the schedule starts over each time; the rate at each one's first "
                        f"step: {rates}", "one scheduler for the whole run", ADVICE)
+
+
+class _PlateauBuilds(ReadsCalls):
+    """Hands each ``ReduceLROnPlateau`` created while it is active to a :class:`SchedulerBuilds` (its ``__init__``
+    does not call ``LRScheduler.__init__``)."""
+
+    patched = (ReduceLROnPlateau, "__init__")
+
+    def __init__(self, builds: SchedulerBuilds) -> None:
+        self._builds = builds
+
+    def saw(self, scheduler: ReduceLROnPlateau, optimizer=None, *args, **kwargs) -> None:
+        self._builds.saw(scheduler, kwargs.get("optimizer", optimizer))
 
 
 def _one_validation_each(spans: list[tuple[int, int]], validations: list[int]) -> bool:
