@@ -182,6 +182,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     torch.manual_seed(seed)
     x, y = blobs(N - 31 if cfg.ragged else N, seed)
     xv, yv = blobs(NV, seed + 1)
+    if cfg.extra.get("val_from_train"):  # the validation rows taken from the training rows
+        xv, yv = x[:NV].clone(), y[:NV].clone()
     x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
     if cfg.raw_units:
         x, xv = x * cfg.raw_units + 3 * cfg.raw_units, xv * cfg.raw_units + 3 * cfg.raw_units
@@ -619,6 +621,9 @@ CASES = [
          Loop(extra={"keep_outputs": "attached"}), Loop(extra={"keep_outputs": "detached"}), "loop: outputs kept"),
     Case("epoch_loss += criterion(out, y) after backward keeps every step's graph",
          Loop(extra={"relog_loss": "tensor"}), Loop(extra={"relog_loss": "item"}), "loop: outputs kept"),
+    # data leakage: the validation set drawn from the training set
+    Case("validation rows taken from the training rows (xv = x[:256])", Loop(extra={"val_from_train": True}),
+         Loop(), "loop: validation examples"),
 ]
 
 
