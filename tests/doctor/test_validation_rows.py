@@ -174,3 +174,5 @@ def test_natural_rate_counts_twins_whose_elements_recur_beyond_the_row():
     assert natural_rate(*keys(copied)) == 0.0
     discrete = torch.randint(0, 2, (200, 3), generator=g).float()  # 8 distinct rows: every row has a twin
     assert natural_rate(*keys(discrete)) == 1.0
+    constant = torch.zeros(200, 6)  # one input shared by every row (an initial state): no copies
+    assert natural_rate(*keys(constant)) == 1.0

@@ -17,7 +17,8 @@ model selection on it choose the most memorizing model. The watch keys every row
   rows' own *natural* duplicate rate ``q``: the share of those training rows that have a twin among them *and*
   whose every sampled element recurs in more rows than the row itself (tabular data with few discrete values: the
   values recur independently of the row; an exact copy of a row with a continuous element repeats that element
-  only with its copies, and is not natural). The leaked share ``(s - q) / (1 - q)`` of the rows a natural twin
+  only with its copies, and is not natural; a row repeated over :data:`COPIES` times is one input shared by the
+  rows, such as an initial state, not an example). The leaked share ``(s - q) / (1 - q)`` of the rows a natural twin
   does not explain warns from :data:`WARN` and fails from :data:`FAIL` (a validation set mostly made of training
   rows reads memorization only), when ``s - q`` also exceeds :data:`Z` binomial standard errors and
   :data:`MIN_MATCHED` rows. A healthy split of continuous data shares no row (keys of 16 float32 values do not
@@ -44,6 +45,7 @@ MIN_ROWS = 32  # validation rows before the check reads them
 MIN_MATCHED = 8  # validation rows matched beyond the natural rate before a warning
 WARN = 0.10  # share of the validation rows, beyond the natural duplicates, that are training rows: warning
 FAIL = 0.50  # ... that fails: the validation loss then mostly measures memorization
+COPIES = 32  # a row repeated more often among the training rows read is no copy of an example
 Z = 4.0  # binomial standard errors the share must exceed the natural rate by
 _MIX = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit constant (golden ratio), as a signed int64
 
@@ -153,7 +155,8 @@ class SplitRows:
 
 def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:
     """The share of rows that have a twin among them (same key) and whose every sampled element recurs in more
-    rows than the row itself: duplicates that rows of few discrete values explain, not copies."""
+    rows than the row itself (duplicates that rows of few discrete values explain, not copies), or that repeat
+    more than :data:`COPIES` times (one input shared by the rows, not an example: an initial state, position ids)."""
     if len(keys) < 2:
         return 0.0
     _, row_index, row_counts = torch.unique(keys, return_inverse=True, return_counts=True)
@@ -162,7 +165,7 @@ def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:
     for column in elements.T:
         _, index, counts = torch.unique(column, return_inverse=True, return_counts=True)
         recurs &= counts[index] > count
-    return float(((count > 1) & recurs).float().mean())
+    return float(((count > 1) & (recurs | (count > COPIES))).float().mean())
 
 
 def validation_rows(keys: torch.Tensor, elements: torch.Tensor, val: list[torch.Tensor]) -> Verdict:
@@ -185,8 +188,9 @@ def validation_rows(keys: torch.Tensor, elements: torch.Tensor, val: list[torch.
     leaked = max(share - natural, 0.0) / max(1.0 - natural, 1e-9)
     noise = Z * math.sqrt(max(natural * (1 - natural), 1.0 / rows) / rows)
     excess_rows = (share - natural) * rows
-    reading = (f"{hits} of {rows} validation rows are training rows (against the {len(keys)} "
-               f"training rows read before them, {natural:.1%} of which have a natural twin among them){note}")
+    reading = (f"{hits} of {rows} validation rows are training rows (against the {len(torch.unique(keys))} "
+               f"distinct training rows read before them; {natural:.1%} of the training rows have a natural twin "
+               f"among them){note}")
     expected = f"under {WARN:.0%} of the validation rows training rows beyond the natural duplicate rate"
     if leaked < WARN or share - natural <= noise or excess_rows < MIN_MATCHED:
         return Verdict(NAME, "pass", reading, expected)
