@@ -24,8 +24,9 @@ model selection on it choose the most memorizing model. The watch keys every row
   :data:`MIN_MATCHED` rows. A healthy split of continuous data shares no row (keys of 16 float32 values do not
   collide by chance), and one of discrete data sits at ``q`` within noise; 10% of the validation set is already a
   leak that moves its loss by the train-validation gap's tenth, and an honest split never reaches it;
-- validation forwards whose batches split into some made wholly of training rows and the others of none are the
-  training set evaluated beside the validation set before ``w.validate()``: only the others are read.
+- validation forwards whose batches split into some made wholly of training rows and the others of none (beyond
+  the natural rate: leaked shares over 0.9, and under 0.1 or within noise) are the training set evaluated beside
+  the validation set before ``w.validate()``: only the others are read.
 """
 
 from __future__ import annotations
@@ -171,11 +172,14 @@ def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:
 def validation_rows(keys: torch.Tensor, elements: torch.Tensor, val: list[torch.Tensor]) -> Verdict:
     """The verdict on the validation rows (keys per batch) against the training rows read before them (keys and
     sampled elements)."""
+    natural = natural_rate(keys, elements)
     matched = [torch.isin(k, keys) for k in val]
-    shares = [float(m.float().mean()) for m in matched]
-    whole = [s >= 0.9 for s in shares]
+    excess = [float(m.float().mean()) - natural for m in matched]
+    whole = [e >= 0.9 * (1 - natural) for e in excess]
+    none = [e <= max(0.1 * (1 - natural), Z * math.sqrt(natural * (1 - natural) / len(m)))
+            for e, m in zip(excess, matched, strict=True)]
     note = ""
-    if any(whole) and not all(whole) and all(s <= 0.1 or s >= 0.9 for s in shares):
+    if any(whole) and not all(whole) and all(w or n for w, n in zip(whole, none, strict=True)):
         n_train = sum(len(m) for m, w in zip(matched, whole, strict=True) if w)
         matched = [m for m, w in zip(matched, whole, strict=True) if not w]
         note = f"; {n_train} rows of training examples evaluated beside them are not counted"
@@ -184,7 +188,6 @@ def validation_rows(keys: torch.Tensor, elements: torch.Tensor, val: list[torch.
         return Verdict(NAME, "skip", f"skipped: {rows} validation rows read (under {MIN_ROWS})", "-", "")
     hits = int(sum(int(m.sum()) for m in matched))
     share = hits / rows
-    natural = natural_rate(keys, elements)
     leaked = max(share - natural, 0.0) / max(1.0 - natural, 1e-9)
     noise = Z * math.sqrt(max(natural * (1 - natural), 1.0 / rows) / rows)
     excess_rows = (share - natural) * rows
