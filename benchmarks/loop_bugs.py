@@ -183,6 +183,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     torch.manual_seed(seed)
     x, y = blobs(N - 31 if cfg.ragged else N, seed)
     xv, yv = blobs(NV, seed + 1)
+    if cfg.extra.get("val_from_train"):  # the validation rows taken from the training rows
+        xv, yv = x[:NV].clone(), y[:NV].clone()
     x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
     if cfg.raw_units:
         x, xv = x * cfg.raw_units + 3 * cfg.raw_units, xv * cfg.raw_units + 3 * cfg.raw_units
@@ -625,6 +627,9 @@ CASES = [
     # a plateau scheduler created inside the epoch loop
     Case("ReduceLROnPlateau created again every epoch", Loop(scheduler="plateau_each_epoch"),
          Loop(scheduler="plateau_val"), "its patience restarts"),
+    # data leakage: the validation set drawn from the training set
+    Case("validation rows taken from the training rows (xv = x[:256])", Loop(extra={"val_from_train": True}),
+         Loop(), "loop: validation examples"),
 ]
 
 

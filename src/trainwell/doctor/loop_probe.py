@@ -37,6 +37,7 @@ from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_
 from trainwell.doctor.step_record import held, read_step
 from trainwell.doctor.validation_graphs import ValidationGraphs
 from trainwell.doctor.validation_inputs import SplitInputs
+from trainwell.doctor.validation_rows import SplitRows
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -124,6 +125,7 @@ class LoopProbe:
         self.reached: set[str] = set()  # parameters a backward reached on an observed step (a gradient, maybe 0)
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.split_inputs = SplitInputs()  # the training inputs against the validation inputs
+        self.split_rows = SplitRows()  # the training rows' keys against the validation rows' keys
         self._forward_inputs: set = set()  # where the floating-point inputs of the last one recorded lie
         self._first_out: weakref.ref | None = None  # the output of the first weighted layer of the latest forward
         self.train_steps = self.eval_mode_steps = 0
@@ -363,10 +365,12 @@ class LoopProbe:
             self._last_forward = self._tick
         if not grad:
             self.split_inputs.no_grad(first_tensor(args, kwargs))
+            self.split_rows.no_grad(first_tensor(args, kwargs))
             if module.training:
                 self._sampled_inputs.append(fingerprint(first_tensor(args, kwargs)))
             return
         x = first_tensor(args, kwargs)
+        self.split_rows.with_grad(x)
         self.random_states.forward_started(module, x)
         if not module.training:
             self.split_inputs.eval_with_grad(x)
@@ -504,6 +508,7 @@ class LoopProbe:
                     self.frozen_weights[n] = self.norm_affine(n).clone()
         self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
         self.split_inputs.stepped()
+        self.split_rows.stepped()
         self.validation_graphs.stepped()
 
     def _settle_forwards(self) -> None:
@@ -565,6 +570,7 @@ class LoopProbe:
         elif any(no_grad or [mode for mode, _, _ in self._forwards]):
             self.train_mode_validations += 1
         self.split_inputs.validated()
+        self.split_rows.validated()
         # the forwards with gradients since the last step that no backward reached were the validation's
         drop_records(self, self.step_forwards.unreached(), self.step_forwards.forwards)
         self.validation_graphs.validated(len(self._forwards))

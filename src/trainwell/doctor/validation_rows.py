@@ -1,0 +1,204 @@
+"""``loop: validation examples``: validation rows that are training rows.
+
+A validation set that is the training set (``val_loader = train_loader``; ``va = tr`` after ``random_split``), or
+overlaps it (a validation ``Subset`` of indices the training split also holds; a data set duplicated before it was
+split), makes the validation loss measure how well the model remembers its training examples: early stopping and
+model selection on it choose the most memorizing model. The watch keys every row it sees by a fingerprint:
+
+- a row's key is an int64 hash of :data:`POSITIONS` fixed element positions' float32 bits, or of its whole row
+  when it has fewer elements, or holds integers (token ids: two sequences that share a few tokens are not one
+  example) of :data:`WHOLE_ROW` elements at most; the row length enters the key. Computed with torch ops on the
+  inputs' device per forward (no host sync; tens of microseconds a batch on a CPU), for the first :data:`ROWS`
+  training rows before the first ``w.validate()`` after a training step, kept with the sampled elements, and for
+  that validation's rows (the forwards without gradients since the last step; the eval-mode ones with gradients
+  when there are none), :data:`VAL_ROWS` at most; nothing after it. A first validation before the epoch ends
+  is matched against the training rows read so far: the share is then a lower bound;
+- at report time the share ``s`` of validation rows whose key is a training key is set against the training
+  rows' own *natural* duplicate rate ``q``: the share of those training rows that have a twin among them *and*
+  whose every sampled element recurs in more rows than the row itself (tabular data with few discrete values: the
+  values recur independently of the row; an exact copy of a row with a continuous element repeats that element
+  only with its copies, and is not natural; a row repeated over :data:`COPIES` times is one input shared by the
+  rows, such as an initial state, not an example). The leaked share ``(s - q) / (1 - q)`` of the rows a natural twin
+  does not explain warns from :data:`WARN` and fails from :data:`FAIL` (a validation set mostly made of training
+  rows reads memorization only), when ``s - q`` also exceeds :data:`Z` binomial standard errors and
+  :data:`MIN_MATCHED` rows. A healthy split of continuous data shares no row (keys of 16 float32 values do not
+  collide by chance), and one of discrete data sits at ``q`` within noise; 10% of the validation set is already a
+  leak that moves its loss by the train-validation gap's tenth, and an honest split never reaches it;
+- validation forwards whose batches split into some made wholly of training rows and the others of none (beyond
+  the natural rate: leaked shares over 0.9, and under 0.1 or within noise) are the training set evaluated beside
+  the validation set before ``w.validate()``: only the others are read.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from trainwell.doctor.verdict import Verdict
+
+NAME = "loop: validation examples"
+POSITIONS = 16  # elements sampled per row for its key
+WHOLE_ROW = 4096  # integer rows keyed whole up to this many elements
+ROWS = 1 << 16  # training rows keyed, at most (the first ones)
+VAL_ROWS = 1 << 14  # validation rows keyed, at most
+MIN_ROWS = 32  # validation rows before the check reads them
+MIN_MATCHED = 8  # validation rows matched beyond the natural rate before a warning
+WARN = 0.10  # share of the validation rows, beyond the natural duplicates, that are training rows: warning
+FAIL = 0.50  # ... that fails: the validation loss then mostly measures memorization
+COPIES = 32  # a row repeated more often among the training rows read is no copy of an example
+Z = 4.0  # binomial standard errors the share must exceed the natural rate by
+_MIX = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit constant (golden ratio), as a signed int64
+
+
+def _weights(n: int, device: torch.device) -> torch.Tensor:
+    """n fixed, distinct, odd int64 multipliers (a splitmix-like scramble of 1..n)."""
+    w = (torch.arange(1, n + 1, dtype=torch.int64, device=device) * _MIX)
+    w = w ^ (w >> 31)
+    w = w * 0x2545F4914F6CDD1D
+    return w | 1
+
+
+class RowKeys:
+    """Keys and sampled elements of rows (rows along dim 0), per row length and device: positions and multipliers
+    computed once per (length, device)."""
+
+    def __init__(self):
+        self._cache: dict = {}
+
+    def _plan(self, d: int, whole: bool, device: torch.device) -> tuple:
+        plan = self._cache.get((d, whole, device))
+        if plan is None:
+            generator = torch.Generator().manual_seed(d)
+            sampled = torch.randperm(d, generator=generator)[:POSITIONS].sort().values.to(device)
+            keyed = torch.arange(d, device=device) if whole or d <= POSITIONS else sampled
+            salt = (d * _MIX + (1 << 63)) % (1 << 64) - (1 << 63)  # the row length, scrambled, as a signed int64
+            plan = self._cache[(d, whole, device)] = (sampled, keyed, _weights(len(keyed), device) ^ salt)
+        return plan
+
+    def __call__(self, x) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(keys [n] int64, sampled elements [n, POSITIONS] int32) of x's rows, on x's device; None for what is
+        not a batch of real numbers."""
+        if not isinstance(x, torch.Tensor) or x.dim() < 1 or not len(x) or x.is_complex() or x.is_sparse:
+            return None
+        flat = x.detach().reshape(len(x), -1)
+        d = flat.shape[1]
+        if d == 0:
+            return None
+        floating = flat.is_floating_point()
+        sampled, keyed, weights = self._plan(d, not floating and d <= WHOLE_ROW, flat.device)
+        if floating:  # keyed and sampled hold the same positions
+            values = flat if len(keyed) == d else flat.index_select(1, keyed)
+            elements = (values if values.dtype == torch.float32 else values.float()).view(torch.int32)
+            keys = (elements.long() * weights).sum(1)
+        else:
+            keys = ((flat if len(keyed) == d else flat.index_select(1, keyed)).long() * weights).sum(1)
+            elements = flat.index_select(1, sampled).int()
+        if d < POSITIONS:
+            elements = torch.nn.functional.pad(elements, (0, POSITIONS - d))
+        return keys, elements
+
+
+class SplitRows:
+    """The keys of the training rows read before the first ``w.validate()`` (the forwards with gradients before
+    each optimizer step), and of that validation's rows, per batch. Nothing is read after it."""
+
+    def __init__(self):
+        self.keys = RowKeys()
+        self.train: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.train_rows = 0  # training rows keyed
+        self.val: list[torch.Tensor] | None = None  # the first validation's keys, per batch
+        self._pending_train: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._pending_val: list[torch.Tensor] = []
+
+    def with_grad(self, x) -> None:
+        """A forward with gradients: a training forward when an optimizer step follows (an eval-mode one, maybe
+        the validation's)."""
+        if self.val is None:
+            self._add(self._pending_train, x, max(ROWS - self.train_rows, VAL_ROWS))
+
+    def no_grad(self, x) -> None:
+        """A forward without gradients: a validation's when ``w.validate()`` follows before a step."""
+        if self.val is None:
+            self._add(self._pending_val, x, VAL_ROWS)
+
+    def _add(self, kept: list, x, limit: int) -> None:
+        room = limit - sum(len(keys) for keys, _ in kept)
+        if room > 0 and isinstance(x, torch.Tensor) and x.dim() >= 1:
+            read = self.keys(x[:room])
+            if read is not None:
+                kept.append(read)
+
+    def stepped(self) -> None:
+        """An optimizer step: the forwards with gradients since the last one were training forwards."""
+        for keys, elements in self._pending_train:
+            room = ROWS - self.train_rows
+            if room <= 0:
+                break
+            self.train.append((keys[:room], elements[:room]))
+            self.train_rows += min(room, len(keys))
+        self._pending_train, self._pending_val = [], []
+
+    def validated(self) -> None:
+        """``w.validate()``: the forwards since the last step were the validation's (read at the first one after
+        a training step)."""
+        if self.val is None and self.train_rows and (self._pending_val or self._pending_train):
+            self.val = [keys for keys, _ in self._pending_val or self._pending_train]
+        self._pending_train, self._pending_val = [], []
+
+    def verdict(self) -> Verdict | None:
+        if self.val is None:
+            return None
+        keys = torch.cat([k for k, _ in self.train]).cpu()
+        elements = torch.cat([e for _, e in self.train]).cpu()
+        return validation_rows(keys, elements, [k.cpu() for k in self.val])
+
+
+def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:
+    """The share of rows that have a twin among them (same key) and whose every sampled element recurs in more
+    rows than the row itself (duplicates that rows of few discrete values explain, not copies), or that repeat
+    more than :data:`COPIES` times (one input shared by the rows, not an example: an initial state, position ids)."""
+    if len(keys) < 2:
+        return 0.0
+    _, row_index, row_counts = torch.unique(keys, return_inverse=True, return_counts=True)
+    count = row_counts[row_index]
+    recurs = torch.ones(len(keys), dtype=torch.bool)
+    for column in elements.T:
+        _, index, counts = torch.unique(column, return_inverse=True, return_counts=True)
+        recurs &= counts[index] > count
+    return float(((count > 1) & (recurs | (count > COPIES))).float().mean())
+
+
+def validation_rows(keys: torch.Tensor, elements: torch.Tensor, val: list[torch.Tensor]) -> Verdict:
+    """The verdict on the validation rows (keys per batch) against the training rows read before them (keys and
+    sampled elements)."""
+    natural = natural_rate(keys, elements)
+    matched = [torch.isin(k, keys) for k in val]
+    excess = [float(m.float().mean()) - natural for m in matched]
+    whole = [e >= 0.9 * (1 - natural) for e in excess]
+    none = [e <= max(0.1 * (1 - natural), Z * math.sqrt(natural * (1 - natural) / len(m)))
+            for e, m in zip(excess, matched, strict=True)]
+    note = ""
+    if any(whole) and not all(whole) and all(w or n for w, n in zip(whole, none, strict=True)):
+        n_train = sum(len(m) for m, w in zip(matched, whole, strict=True) if w)
+        matched = [m for m, w in zip(matched, whole, strict=True) if not w]
+        note = f"; {n_train} rows of training examples evaluated beside them are not counted"
+    rows = sum(len(m) for m in matched)
+    if rows < MIN_ROWS:
+        return Verdict(NAME, "skip", f"skipped: {rows} validation rows read (under {MIN_ROWS})", "-", "")
+    hits = int(sum(int(m.sum()) for m in matched))
+    share = hits / rows
+    leaked = max(share - natural, 0.0) / max(1.0 - natural, 1e-9)
+    noise = Z * math.sqrt(max(natural * (1 - natural), 1.0 / rows) / rows)
+    excess_rows = (share - natural) * rows
+    reading = (f"{hits} of {rows} validation rows are training rows (against the {len(torch.unique(keys))} "
+               f"distinct training rows read before them; {natural:.1%} of the training rows have a natural twin "
+               f"among them){note}")
+    expected = f"under {WARN:.0%} of the validation rows training rows beyond the natural duplicate rate"
+    if leaked < WARN or share - natural <= noise or excess_rows < MIN_MATCHED:
+        return Verdict(NAME, "pass", reading, expected)
+    return Verdict(NAME, "fail" if leaked >= FAIL else "warn", reading, expected,
+                   "the validation loss measures how well the model remembers its training examples, so early "
+                   "stopping and model selection on it pick the most memorizing model: split the data once "
+                   "(random_split, or one permutation of the indices), deduplicate before splitting, and keep the "
+                   "two apart")
