@@ -123,7 +123,8 @@ def test_tabular_rows_that_repeat_naturally_pass():
         tr, va = _split(_discrete(levels=levels, features=features))
         v = _train(tr, va)
         assert v.status == "pass", v
-        assert "of 96 validation rows are training rows" in v.value and not v.value.startswith("0 of")
+        assert "of 96 validation rows equal a training row, as the training rows' own duplicate rate explains" \
+            in v.value and not v.value.startswith("0 of")
 
 
 def test_tabular_rows_that_repeat_naturally_still_name_the_training_set_as_validation():

@@ -196,6 +196,10 @@ def validation_rows(keys: torch.Tensor, elements: torch.Tensor, val: list[torch.
                f"among them){note}")
     expected = f"under {WARN:.0%} of the validation rows training rows beyond the natural duplicate rate"
     if leaked < WARN or share - natural <= noise or excess_rows < MIN_MATCHED:
+        if hits:  # as many equal rows as the training rows' own duplicates explain: not called training rows
+            reading = (f"{hits} of {rows} validation rows equal a training row, as the training rows' own duplicate "
+                       f"rate explains ({natural:.1%} of the {len(keys)} training rows read have a twin among them: "
+                       f"discrete values, or an input every row shares){note}")
         return Verdict(NAME, "pass", reading, expected)
     return Verdict(NAME, "fail" if leaked >= FAIL else "warn", reading, expected,
                    "the validation loss measures how well the model remembers its training examples, so early "
