@@ -8,7 +8,8 @@ model selection on it choose the most memorizing model. The watch keys every row
 - a row's key is an int64 hash of :data:`POSITIONS` fixed element positions' float32 bits, or of its whole row
   when it has fewer elements, or holds integers (token ids: two sequences that share a few tokens are not one
   example) of :data:`WHOLE_ROW` elements at most; the row length enters the key. Computed with torch ops on the
-  inputs' device per forward (no host sync; tens of microseconds a batch on a CPU), for the first :data:`ROWS`
+  inputs' device (no host sync; the sampled elements gathered per forward, a few microseconds a batch on a CPU,
+  and keyed when the report reads them), for the first :data:`ROWS`
   training rows before the first ``w.validate()`` after a training step, kept with the sampled elements, and for
   that validation's rows (the forwards without gradients since the last step; the eval-mode ones with gradients
   when there are none), :data:`VAL_ROWS` at most; nothing after it. A first validation before the epoch ends
@@ -32,6 +33,7 @@ model selection on it choose the most memorizing model. The watch keys every row
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -79,6 +81,14 @@ class RowKeys:
     def __call__(self, x) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(keys [n] int64, sampled elements [n, POSITIONS] int32) of x's rows, on x's device; None for what is
         not a batch of real numbers."""
+        later = self.deferred(x)
+        return None if later is None else later[1]()
+
+    def deferred(self, x) -> tuple[int, Callable[[], tuple[torch.Tensor, torch.Tensor]]] | None:
+        """(rows, a function giving :meth:`__call__`'s keys and elements): for floating-point rows only the sampled
+        elements are gathered now (one ``index_select``, a copy: a later in-place change to ``x`` does not reach
+        it) and the keys are computed when asked for; integer rows are keyed now (a whole row of token ids is not
+        kept). None for what is not a batch of real numbers."""
         if not isinstance(x, torch.Tensor) or x.dim() < 1 or not len(x) or x.is_complex() or x.is_sparse:
             return None
         flat = x.detach().reshape(len(x), -1)
@@ -88,28 +98,36 @@ class RowKeys:
         floating = flat.is_floating_point()
         sampled, keyed, weights = self._plan(d, not floating and d <= WHOLE_ROW, flat.device)
         if floating:  # keyed and sampled hold the same positions
-            values = flat if len(keyed) == d else flat.index_select(1, keyed)
-            elements = (values if values.dtype == torch.float32 else values.float()).view(torch.int32)
-            keys = (elements.long() * weights).sum(1)
-        else:
-            keys = ((flat if len(keyed) == d else flat.index_select(1, keyed)).long() * weights).sum(1)
-            elements = flat.index_select(1, sampled).int()
-        if d < POSITIONS:
-            elements = torch.nn.functional.pad(elements, (0, POSITIONS - d))
-        return keys, elements
+            values = flat.clone() if len(keyed) == d else flat.index_select(1, keyed)
+            return len(flat), lambda: _float_keys(values, weights, d)
+        keys = ((flat if len(keyed) == d else flat.index_select(1, keyed)).long() * weights).sum(1)
+        elements = _padded(flat.index_select(1, sampled).int(), d)
+        return len(flat), lambda: (keys, elements)
+
+
+def _float_keys(values: torch.Tensor, weights: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keys and sampled elements of floating-point rows from their gathered elements."""
+    elements = (values if values.dtype == torch.float32 else values.float()).view(torch.int32)
+    return (elements.long() * weights).sum(1), _padded(elements, d)
+
+
+def _padded(elements: torch.Tensor, d: int) -> torch.Tensor:
+    """A row's sampled elements padded to :data:`POSITIONS` columns (a row shorter than that is keyed whole)."""
+    return torch.nn.functional.pad(elements, (0, POSITIONS - d)) if d < POSITIONS else elements
 
 
 class SplitRows:
     """The keys of the training rows read before the first ``w.validate()`` (the forwards with gradients before
-    each optimizer step), and of that validation's rows, per batch. Nothing is read after it."""
+    each optimizer step), and of that validation's rows, per batch. Nothing is read after it. A forward's rows are
+    gathered as it runs and keyed when the verdict is read (:meth:`RowKeys.deferred`)."""
 
     def __init__(self):
         self.keys = RowKeys()
-        self.train: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.train: list[tuple[int, Callable]] = []  # (rows, their keys and elements when asked), per batch
         self.train_rows = 0  # training rows keyed
-        self.val: list[torch.Tensor] | None = None  # the first validation's keys, per batch
-        self._pending_train: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._pending_val: list[torch.Tensor] = []
+        self.val: list[Callable] | None = None  # the first validation's keys and elements, per batch
+        self._pending_train: list[tuple[int, Callable]] = []
+        self._pending_val: list[tuple[int, Callable]] = []
 
     def with_grad(self, x) -> None:
         """A forward with gradients: a training forward when an optimizer step follows (an eval-mode one, maybe
@@ -123,35 +141,36 @@ class SplitRows:
             self._add(self._pending_val, x, VAL_ROWS)
 
     def _add(self, kept: list, x, limit: int) -> None:
-        room = limit - sum(len(keys) for keys, _ in kept)
+        room = limit - sum(n for n, _ in kept)
         if room > 0 and isinstance(x, torch.Tensor) and x.dim() >= 1:
-            read = self.keys(x[:room])
+            read = self.keys.deferred(x if len(x) <= room else x[:room])
             if read is not None:
                 kept.append(read)
 
     def stepped(self) -> None:
         """An optimizer step: the forwards with gradients since the last one were training forwards."""
-        for keys, elements in self._pending_train:
+        for n, rows in self._pending_train:
             room = ROWS - self.train_rows
             if room <= 0:
                 break
-            self.train.append((keys[:room], elements[:room]))
-            self.train_rows += min(room, len(keys))
+            self.train.append((min(room, n), rows))
+            self.train_rows += min(room, n)
         self._pending_train, self._pending_val = [], []
 
     def validated(self) -> None:
         """``w.validate()``: the forwards since the last step were the validation's (read at the first one after
         a training step)."""
         if self.val is None and self.train_rows and (self._pending_val or self._pending_train):
-            self.val = [keys for keys, _ in self._pending_val or self._pending_train]
+            self.val = [rows for _, rows in self._pending_val or self._pending_train]
         self._pending_train, self._pending_val = [], []
 
     def verdict(self) -> Verdict | None:
         if self.val is None:
             return None
-        keys = torch.cat([k for k, _ in self.train]).cpu()
-        elements = torch.cat([e for _, e in self.train]).cpu()
-        return validation_rows(keys, elements, [k.cpu() for k in self.val])
+        train = [(n, rows()) for n, rows in self.train]
+        keys = torch.cat([k[:n] for n, (k, _) in train]).cpu()
+        elements = torch.cat([e[:n] for n, (_, e) in train]).cpu()
+        return validation_rows(keys, elements, [rows()[0].cpu() for rows in self.val])
 
 
 def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:
