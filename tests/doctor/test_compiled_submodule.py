@@ -44,6 +44,8 @@ torch.manual_seed(0)
 centers = 3 * torch.randn(4, 8)
 y = torch.randint(0, 4, (1024,))
 x = centers[y] + torch.randn(1024, 8)
+yv = torch.randint(0, 4, (256,))
+xv = centers[yv] + torch.randn(256, 8)  # held out: validation rows are no training rows
 model = Net()
 WHERE, EVAL_BUG = "{where}", {bug}
 if WHERE == "before_in_place":
@@ -67,7 +69,7 @@ with warnings.catch_warnings(record=True) as shown:
                 w.step(loss, y=y[i:i + 64])
             model.eval()  # left in eval mode when EVAL_BUG
             with torch.no_grad():
-                w.validate(F.cross_entropy(model(x[:256]), y[:256]).item())
+                w.validate(F.cross_entropy(model(xv), yv).item())
 report = w.report()
 from torch._dynamo.utils import counters
 breaks = [k.splitlines()[0] for k in counters["graph_break"] if "torch.compiler.disable" not in k]
