@@ -17,7 +17,8 @@ import torch
 from trainwell.doctor.binary_loop_loss import binary_loss_verdict, sigmoid_layer_verdict
 from trainwell.doctor.class_axis import scrambled_text
 from trainwell.doctor.distribution_targets import against_distributions
-from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
+from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_form import smoothed_floor
 from trainwell.doctor.loss_scaling import undivided_scale

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from trainwell.doctor.loop_probe import LoopProbe, first_tensor
+from trainwell.doctor.loop_forward_hooks import first_tensor
+from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.nn.modes import module_modes, restore_modes
 
 

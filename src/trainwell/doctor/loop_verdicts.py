@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 
 from trainwell.doctor import checkpointing, no_grad_layers, registration
-from trainwell.doctor.loop_probe import ADAPTIVE, LoopProbe
+from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
+from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.loss_scaling import clipped_before_unscale, static_scale
 from trainwell.doctor.optimizer_check import duplicates_verdict, empty_group_verdict
 from trainwell.doctor.registration import _group_names

@@ -30,7 +30,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.first_steps import FirstStepsReader
-from trainwell.doctor.loop_probe import first_tensor
+from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: mixed labels"

@@ -5,7 +5,7 @@ direction is no longer the gradient's."""
 
 from __future__ import annotations
 
-from trainwell.doctor.loop_probe import ADAPTIVE
+from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.verdict import Verdict
 
 #: the share of the non-zero gradient elements clamped on a step above which clipping is not of rare spikes

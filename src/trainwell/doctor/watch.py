@@ -54,8 +54,9 @@ from trainwell.doctor.epoch_order import SamplerCount
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.lambda_factors import LambdaSchedules
 from trainwell.doctor.loop_deferral import defer
+from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_loss_inputs import LossInputReads
-from trainwell.doctor.loop_probe import LoopProbe, first_tensor
+from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.mixup_pairs import MixupPairs
