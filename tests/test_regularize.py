@@ -96,6 +96,7 @@ def test_activity_penalty_is_zero_for_binary_outputs_and_at_most_h_over_4():
     ["model.l0=true", "regularize.l0=0.0001"], ["augment.kind=signal"], ["augment.input_noise=0.1"],
     ["model.kind=mlp", "model.activation=sigmoid", "regularize.activity=0.001"],
 ]])
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_each_regularizer_runs_on_mnist1d(workdir, setting):
     cfg = load_config(None, setting + ["train.epochs=1", "report.enabled=false", "doctor.preflight=false"])
     res = fit(cfg, out="run", quiet=True)

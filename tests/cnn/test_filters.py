@@ -23,6 +23,7 @@ def test_classic_filters():
     assert torch.allclose(dx[:, :-1].abs(), torch.ones(6, 7)) and torch.allclose(dy, torch.zeros(6, 8))
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_sample_photo_and_filter_figure(tmp_path):
     photo = filters.sample_photo(64)
     assert photo.shape == (64, 64) and 0 <= float(photo.min()) < float(photo.max()) <= 1

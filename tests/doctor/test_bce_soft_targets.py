@@ -52,6 +52,7 @@ def _train(lr, logits=False, give_targets=True, epochs=6):
     return w.report()["learning rate (loss curve)"], float(F.binary_cross_entropy(x, x))
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("give_targets", [True, False])
 @pytest.mark.parametrize("lr", [1e-3, 1e-2])
 def test_a_healthy_bce_autoencoder_reads_good_towards_its_targets_entropy(lr, give_targets):

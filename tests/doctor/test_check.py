@@ -232,6 +232,7 @@ def test_a_failing_relative_error_is_never_labelled_ok():
 
 
 # -- verdict fixes: input-independent baseline --------------------------------------------------------------------
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_input_independent_baseline_tells_signal_from_memorization():
     x, y = blobs()
     assert pf.input_independent_baseline(mlp(), x, y).status == "pass"

@@ -76,6 +76,7 @@ class TokenClassifier(nn.Module):
         return self.head(self.enc(self.emb(ids)).mean(1))
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_transformer_is_not_said_to_have_no_relu():
     ids = torch.randint(0, 20, (32, 6), generator=torch.Generator().manual_seed(0))
     y = ids[:, 0] % 3

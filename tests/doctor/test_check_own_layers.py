@@ -169,6 +169,7 @@ class StandardizedHead(FrozenBackbone):
         return self.head(self.norm(self.backbone(x).mean((2, 3))))
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_head_on_narrow_frozen_features_is_told_to_standardize_them():
     pixels, _, y = _pixels()
     torch.manual_seed(0)

@@ -328,6 +328,7 @@ def test_td_targets_of_a_q_network_are_not_told_to_be_standardized():
     assert verdict.status != "warn" and "standardize" not in verdict.advice and "chosen output" in verdict.value
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_targets_far_from_unit_are_still_named_for_a_loss_on_every_output():
     x, (a, target) = _replay_batch()
     torch.manual_seed(0)

@@ -46,6 +46,7 @@ def tagging_loop(seed, lr):
         return w.report()[CURVE], loss_fn(model(x), y).item(), floor
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_multi_label_bce_at_the_entropy_of_its_labels_is_not_told_to_raise_the_rate(seed):
     """At lr 1e-3 the loss falls from ln 2 to the tags' entropy (about 0.40: a 40% drop towards 0), 81-84% of the
@@ -58,6 +59,7 @@ def test_a_multi_label_bce_at_the_entropy_of_its_labels_is_not_told_to_raise_the
     assert verdict.status == "info", verdict
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_multi_label_bce_far_from_its_floor_is_still_told_to_raise_the_rate():
     verdict, final, floor = tagging_loop(0, 1e-4)
     assert final > floor + 0.2, (final, floor)

@@ -84,6 +84,7 @@ def sgd_curve(lr, batch_size, seed, epochs=40, dead=False):
 
 # Non-chaotic regimes only: the verdict must not depend on the CPU's rounding (a lr = 3.0 run is chaotic and
 # read "high" or "too high" depending on the machine). Calibration over lr 1e-3..30: benchmarks/RESULTS.md.
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("batch_size", [32, 10_000])
 def test_lr_diagnosis_on_real_runs_holds_across_batch_sizes_and_seeds(seed, batch_size):

@@ -97,6 +97,7 @@ def test_an_overlap_loss_on_probabilities_is_not_named(model, loss_fn):
     assert _named(_run(model, loss_fn)) is None
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("softmax, named", [(False, True), (True, False)])
 def test_a_per_class_dice_over_integer_labels_is_named_only_on_raw_scores(softmax, named):
     def loss_fn(out, labels):

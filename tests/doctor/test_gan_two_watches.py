@@ -3,6 +3,7 @@ fake.detach() and the generator's loss goes through the discriminator, so the di
 player's in a two-player game, not a supervised curve. A pipeline trained stage by stage (a head on an encoder's
 detached features, each with its own optimizer and watch) is not a game."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +44,7 @@ def _gan_watches(stuck_generator):
     return wg.report(), wd.report()
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_the_discriminators_curve_is_read_as_one_player_of_a_game_when_the_generator_is_stuck():
     generator, discriminator = _gan_watches(stuck_generator=True)
     assert generator["loop: every trainable parameter learns"].status == "fail"

@@ -90,6 +90,7 @@ def test_raw_pixels_warn_and_pixels_in_unit_range_do_not():
     assert verdict(doctor.check(SmallCNN(), x / 255, y, nn.CrossEntropyLoss()), "input scale") is None
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_one_hot_rows_and_embedding_ids_are_silent():
     g = torch.Generator().manual_seed(0)
     cls = torch.randint(0, D, (128,), generator=g)

@@ -66,6 +66,7 @@ def test_list_targets_reach_the_loss_as_given():
     assert seen and set(seen) == {list}
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_raw_unit_regression_target_is_named():
     x, yc, yr = _data()
     report = doctor.check(TwoHead(), x, (yc, 1000 + 300 * yr), tuple_loss)

@@ -81,6 +81,7 @@ def test_a_classifier_that_reads_its_padding_is_named(model, named):
         assert found[0].status == "warn" and "id 0" in found[0].value and "mask" in found[0].advice
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_key_padding_mask_given_beside_the_ids_is_extended_with_them_and_reads_no_padding():
     ids, y = _batch()
     assert not _padding_verdicts(Encoder(), (ids, ids == PAD), y)

@@ -82,6 +82,7 @@ def _loop_alarms(report):
     return [f"{v.check}: {v.value}" for v in report if v.check.startswith("loop:") and v.status in ("warn", "fail")]
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("optimizer, logged", [("adam", "last"), ("sgd", "last"), ("adam", "total")])
 def test_accumulation_without_dividing_by_k_fails_and_the_divided_loop_passes(optimizer, logged):
     bug = _accumulating(divide=False, optimizer=optimizer, logged=logged)["loop: loss"]
@@ -96,6 +97,7 @@ def test_accumulation_without_dividing_by_k_fails_and_the_divided_loop_passes(op
     assert _loop_alarms(twin) == []
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_grad_scaler_factor_is_divided_out_of_the_regression_reading():
     """Under autocast (bfloat16) and a GradScaler, backward() runs on the loss x 65536: the reading divides the
     scale out, so the undivided accumulation still fails as a 4x gradient, and the divided one passes."""
@@ -143,6 +145,7 @@ def test_grad_scaler_leaves_the_sum_and_the_mean_readings_as_they_are():
     assert mean.status == "pass" and mean.value.startswith("mean squared error over 32 output elements")
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_loss_counted_twice_warns():
     def twice(out, y):
         loss = F.mse_loss(out, y)

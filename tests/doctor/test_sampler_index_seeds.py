@@ -134,6 +134,7 @@ def _oversample(seeding: str):
     return w.report()
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("seeding", ["torch_index", "numpy_index", "python_index"])
 def test_oversampled_examples_augmented_from_an_index_seed_are_named(seeding):
     """Every draw of a rare example, in every epoch, is the same augmented row; seeds that take the epoch, or that

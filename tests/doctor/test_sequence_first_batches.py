@@ -208,6 +208,7 @@ def test_check_passes_a_sequence_first_model_given_as_many_examples_as_positions
     assert "(T, B, ...)" in verdict.value
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("layout", ["bug", "batch_first", "transposes"])
 def test_check_reads_batch_first_models_given_as_many_examples_as_positions(layout):
     """(B, T, F) batches with B = T: the encoder built batch_first=False mixes the examples along both readings and

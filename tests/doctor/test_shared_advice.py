@@ -1,6 +1,7 @@
 """doctor.check and doctor.watch give the same advice, word for word, for the same cause in the data: inputs far
 above or far below unit scale, regression targets in raw units."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,6 +42,7 @@ def _advice(x, y, loss_fn, check_name, watch_name):
     return checked.advice, watched.advice
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_inputs_far_from_unit_scale_get_one_advice():
     x, labels, _ = _data()
     for inputs in (100 * x + 300, x / 1000):

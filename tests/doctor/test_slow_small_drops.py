@@ -80,6 +80,7 @@ def quickstart(lr: float, seed: int, report: bool = True, shuffled: bool = False
     return w.report()[CURVE], w.losses
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_the_quickstart_loop_at_a_tenth_of_its_rate_reads_too_low_not_flat():
     """At lr 1e-3 the loss falls 4% in 300 steps (69% of it by mid-run, 6 noise sigmas of the 10%-of-run means),
     with an update/weight ratio of ~4e-4: a slow fall, and 3x the rate reaches a lower loss (0.60 vs 0.66 on the

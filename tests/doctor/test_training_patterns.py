@@ -69,6 +69,7 @@ def test_a_mixture_of_experts_returning_its_balancing_loss_gets_every_check():
     assert report.status == "pass", [v for v in report if v.status != "pass"]
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_an_auxiliary_loss_taken_with_item_is_named_by_the_gradient_check_not_as_a_custom_backward():
     """aux.item() still moves the loss with the router's weights (the centred differences see it), while autograd
     sends the router nothing from it; no hand-written backward is in the graph."""
@@ -306,6 +307,7 @@ def test_a_backbone_unfrozen_but_never_added_to_the_optimizer_is_one_cause_not_t
             assert mode.status == "info" and "unfrozen" in mode.value and "eval()" not in mode.advice, mode
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_cosine_sized_in_optimizer_steps_but_stepped_per_micro_batch_is_named():
     """4 micro-batches per optimizer step: a CosineAnnealingLR(T_max=optimizer steps) stepped after every
     micro-batch reaches 0 at a quarter of the run and climbs back to its peak twice."""

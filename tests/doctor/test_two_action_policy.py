@@ -119,6 +119,7 @@ def _distilled(z, y):
     return F.kl_div(F.log_softmax(z, 1), teacher, reduction="batchmean")
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_supervised_two_class_losses_are_not_read_as_policy_gradients():
     for loss_of in (F.cross_entropy, _focal, _distilled, F.multi_margin_loss,
                     lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1)):

@@ -1,6 +1,7 @@
 """A validation loss that never improves on its first value and climbs while the training loss falls is not a
 pass of the overfitting verdict, even when evaluation noise breaks every run of 5 rising evaluations."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -66,6 +67,7 @@ def test_misaligned_labels_rising_validation_without_five_in_a_row_warns():
     assert "labels are aligned" in v.advice
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_healthy_loop_with_a_noisy_small_validation_set_passes():
     vals, verdicts = run(aligned=True, n_train=1500, n_val=40, epochs=12, opt_name="adam")
     assert min(vals) < vals[0] - 0.3  # the oracle: validation improves with training

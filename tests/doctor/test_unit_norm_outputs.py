@@ -3,6 +3,7 @@ loss at temperature T sees logits within ±1/T, so its floor is the lowest loss 
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,6 +78,7 @@ def test_free_outputs_of_a_unit_norm_model_stay_on_the_sphere():
     assert float(loss_fn(fitted, y)) >= _sphere_bound(20, 1.0) - 1e-4
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_frozen_unit_norm_model_fails_and_names_the_temperature():
     x, y = _views()
     torch.manual_seed(0)
@@ -101,6 +103,7 @@ def sup_con(temperature):
     return loss
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_floor_the_temperature_does_not_set_is_not_blamed_on_it():
     x, _ = _views()
     y = torch.arange(len(x)) % 2  # 10 examples of each class among the 20 of the subset: 9 positives per anchor

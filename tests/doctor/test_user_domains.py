@@ -574,6 +574,7 @@ def _soft_pixels(n=128):
     return torch.sigmoid(torch.randn(n, 3, generator=g) @ torch.randn(3, 16, generator=g))
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("cut, status", [(False, "pass"), (True, "fail")])
 def test_a_vae_with_a_functional_sigmoid_under_bce_gets_an_overfit_verdict(cut, status):
     """Its free outputs are fitted in (0, 1) for the tensor torch.sigmoid makes, mu and the log-variance free."""

@@ -3,6 +3,7 @@ clipped by value, and the causes named when the data's scale or the loss's form 
 
 import warnings
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -134,6 +135,7 @@ def _dice_loss(logits, y, softmax=True, classes=3):
     return 1 - ((2 * inter + 1) / (p.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + 1)).mean()
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_dice_loss_on_raw_scores_has_its_baseline_failure_traced_to_the_unbounded_loss():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 3, 12, 12, generator=g) * 0.3, torch.zeros(64, 12, 12, dtype=torch.long)

@@ -406,6 +406,7 @@ def test_a_target_window_that_overlaps_the_input_window_is_named(start, named):
         assert "y[:, :8] == x[:, -8:]" in found[0].value and "s[t + W : t + W + H]" in found[0].advice
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_next_step_sequence_model_is_not_told_its_windows_overlap():
     """y = s[t + 1 : t + 33] overlaps x = s[t : t + 32] in 31 steps by design: output j reads the input up to step j,
     never the step j + 1 it predicts."""

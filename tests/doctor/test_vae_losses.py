@@ -92,6 +92,7 @@ def _train(loss_fn, seed=0, epochs=12, lr=1e-3):
     return w.report()
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("seed", range(2))
 def test_a_kl_term_subtracted_is_named_by_watch_and_the_lr_reading_defers(seed):
     """The loss falls from 22 to -1e4 and faster and faster: a term with the wrong sign, not a learning rate
@@ -104,6 +105,7 @@ def test_a_kl_term_subtracted_is_named_by_watch_and_the_lr_reading_defers(seed):
     assert curve.status == "info" and "explained by 'loop: loss bounded below'" in curve.value, curve
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_healthy_vae_loop_is_not_said_to_fall_without_bound():
     report = _train(elbo)
     assert "loop: loss bounded below" not in report.checks
@@ -224,6 +226,7 @@ def _train_curve(seed, lr, targets):
     return w.report()["learning rate (loss curve)"]
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize(("seed", "targets"), [(0, False), (2, True)])
 def test_a_healthy_vae_curve_is_measured_towards_its_reconstruction_entropy(seed, targets):
     """The pixels' binary entropy (13.2 nats per example) is a lower bound of the loss: 22.4 -> 19 is a 40% drop
@@ -232,6 +235,7 @@ def test_a_healthy_vae_curve_is_measured_towards_its_reconstruction_entropy(seed
     assert verdict.status == "pass" and "towards the lower bound 13" in verdict.value, verdict
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_vae_trained_at_a_rate_far_too_low_is_still_named():
     verdict = _train_curve(0, 1e-4, False)
     assert verdict.status == "warn" and verdict.value.startswith(("flat", "too low")), verdict
@@ -255,6 +259,7 @@ def test_a_bce_plus_a_term_the_outputs_do_not_reach_reads_with_the_bce_floor_as_
     assert read_binary(z.detach(), z.grad, bce - 1.5, [y]) is None
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("seed", range(2))
 def test_a_kl_summed_over_the_batch_is_named_by_watch_not_the_learning_rate(seed):
     """Posterior collapse in a user's loop: the decoded outputs end alike for every example while the loss adds a

@@ -323,6 +323,7 @@ def test_an_input_gradient_penalty_does_not_count_the_cross_entropy_twice(penalt
     assert not _loop_alarms(report), _loop_alarms(report)
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("validate_in_eval, status", [(True, "pass"), (False, "fail")])
 def test_a_leftover_micro_batch_before_validation_is_not_a_validation_in_train_mode(validate_in_eval, status):
     # 4 micro-batches per step over 9 batches an epoch: the 9th runs forward and backward in train mode, and its

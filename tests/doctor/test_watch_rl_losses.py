@@ -67,6 +67,7 @@ def test_an_episodic_reinforce_loop_is_read_as_a_policy_gradient():
     assert "entropy bonus" not in report["loop: loss"].value  # none in this loss
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_classifier_called_once_per_example_is_read_as_one_mean_cross_entropy():
     """The supervised twin: forwards of one example each, their cross-entropies averaged over 32 of them, is one
     mean cross-entropy (not 16 of 32 forwards read, nor a policy gradient)."""

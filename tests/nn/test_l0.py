@@ -33,6 +33,7 @@ def test_l0_linear_uses_gated_weights_and_test_gates_in_eval():
     assert float(pen(layer).detach()) == pytest.approx(0.1 * float(expected_l0(layer.log_alpha.detach())))
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_l0_training_makes_the_model_sparse(workdir):
     cfg = load_config(None, ["data.name=digits", "model.kind=mlp", "model.hidden=[64]", "model.l0=true",
                              "regularize.l0=0.003", "train.epochs=25", "optim.lr=0.05", "report.enabled=false",

@@ -162,6 +162,7 @@ def test_fit_with_only_batchnorm_trainable_beats_chance_and_keeps_other_weights(
             assert torch.equal(value, after[key]), key  # Linear weights and biases never moved
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 @pytest.mark.parametrize("norm", ["batch", "layer", "group", "instance"])
 def test_fit_trains_with_each_normalization(workdir, norm):
     from trainwell.pipeline import fit, prepare

@@ -292,6 +292,7 @@ def _append_metric(run, **fields):
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_json_in_a_report_script_cannot_end_or_escape_the_element(workdir, capsys):
     """Attack: a metric key holding '<!--<script>' (or '</script>') put the HTML parser in script-data-escaped
     state and the rest of the page disappeared."""

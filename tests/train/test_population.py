@@ -29,6 +29,7 @@ BASE = ["data.name=spirals", "data.options={n_per_class = 60}", "model.kind=mlp"
     pytest.param(["optim.weight_decay=0.01", "optim.decay=decoupled"], marks=pytest.mark.slow),
     pytest.param(["optim.weight_decay=0.01", "optim.decay=coupled", "model.activation=tanh"], marks=pytest.mark.slow),
 ])
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_population_matches_separate_fits_across_seeds_lrs_and_widths(workdir, extra):
     cfg = load_config(None, BASE + extra)
     grid = parse_grid(["optim.lr=0.01,0.003", "model.hidden=[4,4],[16,16]"])
@@ -308,6 +309,7 @@ def test_an_operation_vmap_cannot_batch_is_named_in_one_line():
         learner.train_step(torch.randn(8, 4), torch.randint(0, 3, (8,)), torch.arange(8).view(2, 4))
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_a_population_sweep_resolves_lr_find_per_member_as_a_fit_does(workdir):
     args = ["sweep", *[a for s in BASE + ["train.epochs=1"] for a in ("--set", s)], "--set", "optim.lr=find",
             "--grid", "optim.weight_decay=0,1e-4", "--seeds", "2", "--out", "find", "--json"]

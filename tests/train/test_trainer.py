@@ -92,6 +92,7 @@ def test_losses():
         loss_function("l7")
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_same_config_and_seed_give_identical_metrics(workdir):
     cfg = load_config(None, SMALL)
     a = fit(cfg, out="a", quiet=True)
@@ -109,6 +110,7 @@ class _Crash(Callback):
 
 @pytest.mark.parametrize("extra", [[], pytest.param(["optim.name=momentum", "optim.schedule=step", "optim.step_size=2"],
                                                      marks=pytest.mark.slow)])
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_resume_continues_exactly_like_an_uninterrupted_run(workdir, extra):
     cfg = load_config(None, SMALL + extra + ["train.checkpoint_every=1", "doctor.monitor_every=4"])
     full = fit(cfg, out="full", quiet=True)
@@ -126,6 +128,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(workdir, extra):
     assert [d["value"] for d in full.summary["doctor"]] == [d["value"] for d in resumed.summary["doctor"]]
 
 
+@pytest.mark.slow  # 0.3-1.2 s each
 def test_resume_drops_metric_lines_newer_than_the_checkpoint(workdir):
     cfg = load_config(None, SMALL + ["train.checkpoint_every=2"])
     full = fit(cfg, out="full", quiet=True)
