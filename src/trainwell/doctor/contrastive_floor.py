@@ -20,6 +20,7 @@ from torch.overrides import TorchFunctionMode
 from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.optim_eager import eager
 
+_LOG_SOFTMAX = {F.log_softmax, torch.log_softmax, torch.Tensor.log_softmax, torch.logsumexp, torch.Tensor.logsumexp}
 _PRODUCTS = {torch.matmul, torch.mm, torch.bmm, torch.Tensor.matmul, torch.Tensor.mm, torch.Tensor.__matmul__,
              torch.Tensor.bmm}
 #: the most elements of a similarity matrix that is copied and fitted
@@ -39,6 +40,7 @@ class _SimilarityCalls(TorchFunctionMode):
         super().__init__()
         self.products: list[tuple[torch.Tensor, int]] = []  # (similarities, the embeddings' width)
         self.logits: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.normalized: list[torch.Tensor] = []  # square logits given to a log-softmax (a logsumexp) over rows
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -49,6 +51,11 @@ class _SimilarityCalls(TorchFunctionMode):
         elif func is F.cosine_similarity and isinstance(out, torch.Tensor) and out.dim() == 2 and \
                 out.numel() <= _MOST and isinstance(args[0], torch.Tensor):
             self.products.append((out.detach().float().clone(), args[0].shape[-1]))
+        elif func in _LOG_SOFTMAX and args and isinstance(args[0], torch.Tensor) and len(self.normalized) < 4:
+            given, dim = args[0], args[1] if len(args) > 1 else (kwargs or {}).get("dim")
+            if given.dim() == 2 and given.shape[0] == given.shape[1] >= 2 and given.is_floating_point() and \
+                    dim in (1, -1, (1,), (-1,), [1], [-1]) and given.numel() <= _MOST:
+                self.normalized.append(given.detach().float().clone())
         elif func is F.cross_entropy and self.logits is None:
             given = args[0] if args else (kwargs or {}).get("input")
             target = args[1] if len(args) > 1 else (kwargs or {}).get("target")
@@ -81,15 +88,22 @@ class ContrastiveReader(FirstStepsReader):
     def __init__(self):
         super().__init__()
         self.reading: dict | None = None
+        #: 1/T of a log-softmax over the rows of a square similarity matrix (a supervised contrastive loss's)
+        self.square_scale: float | None = None
 
     def _new_mode(self) -> _SimilarityCalls:
         return _SimilarityCalls()
 
     def _done(self) -> bool:
-        return self.reading is not None
+        return self.reading is not None or self.square_scale is not None
 
     def _keep(self, mode: _SimilarityCalls) -> None:
         """Read the step's logits."""
+        for given in mode.normalized:
+            found = _scale(given, mode.products)
+            if found is not None:
+                self.square_scale = found[0]
+                return
         if mode.logits is None:
             return
         logits, target = mode.logits

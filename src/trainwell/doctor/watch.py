@@ -71,6 +71,7 @@ from trainwell.doctor.restored_weights import StateRestores
 from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.step_readings import forward_tensors
+from trainwell.doctor.supcon_floor import supcon_floors
 from trainwell.doctor.trained_start import predicts_labels
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.warmup_curve import reread_after_warmup
@@ -431,7 +432,8 @@ class Watch:
         phases = ["monitor"] * len(verdicts)
         losses = self.losses
         ys = [y.cpu() for y in self._ys]
-        floor = ll.soft_target_floors(ys, losses) or ll.loss_floor(self.probe)
+        floor = (ll.soft_target_floors(ys, losses) or supcon_floors(self._contrastive, ys, losses) or
+                 ll.loss_floor(self.probe))
         binary = None if floor else soft_binary_floors(self.probe.binary_reads, ys, losses)
         bound = binary is not None and floor_is_a_bound(self.probe.binary_reads)
         classes = mean_cross_entropy_classes(self.probe.steps)  # ln C: an untrained classifier's loss, a validation
