@@ -165,14 +165,16 @@ def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coo
 @dataclass
 class _Comparison:
     """What the sampled coordinates showed: the worst relative error and where, how many coordinates were
-    checked, how many had vanishing gradients, how many straddled a kink, the largest gradient seen, the
-    disagreements where the data loss is flat ((error, tensor) each) and whether it moved under a larger step
-    at one of them (a piecewise-constant forward)."""
+    checked, how many had vanishing gradients, how many straddled a kink (``noise``: of those, how many with
+    autograd's gradient vanishing too: a difference that jumped by the loss's round-off), the largest gradient
+    seen, the disagreements where the data loss is flat ((error, tensor) each) and whether it moved under a
+    larger step at one of them (a piecewise-constant forward)."""
 
     worst: tuple[float, str] = (0.0, "")
     checked: int = 0
     vanishing: int = 0
     crossings: int = 0
+    noise: int = 0
     largest: float = 0.0
     flat: list = field(default_factory=list)
     stepped: bool = False
@@ -225,6 +227,7 @@ def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tenso
                 # difference averages two slopes; a wrong backward pass shows no such jump (nor agreement a few
                 # h off a point that sits exactly on kinks: a zero-initialized gamma of a residual branch)
                 found.crossings += 1
+                found.noise += abs(a) < atol  # autograd's gradient vanishes; the difference jumped by round-off
                 continue
             if err > found.worst[0]:
                 found.worst = (err, pname)
@@ -281,9 +284,11 @@ def _grade(name: str, found: _Comparison, atol: float, kinks: bool, budget_note:
     checked, vanishing, crossings = found.checked, found.vanishing, found.crossings
     floor = atol if floor is None else floor
     expected = f"< 1e-4 (kinks), <= 1e-7 (smooth); |a - n| <= {atol:g} x max(1, |loss|) agrees"
-    if checked and vanishing == checked:
+    if checked and vanishing and vanishing + found.noise == checked:
+        jumps = f"; at {found.noise} the difference jumped by round-off (|grad| < {atol:g} there too)" \
+            if found.noise else ""
         return Verdict(name, "warn", f"vanishing gradients: all {checked} sampled |grad| < {atol:g} (max "
-                       f"{found.largest:.2g})", expected,
+                       f"{found.largest:.2g}{jumps})", expected,
                        "the loss barely depends on the weights: dead or saturated units, a vanishing signal through "
                        "depth (see variance propagation) or a detached graph; the backward itself is not at fault")
     if found.flat and not found.stepped:  # flat and never moving: a gradient for a weight the loss ignores
