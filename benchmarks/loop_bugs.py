@@ -138,7 +138,8 @@ class Loop:
     # | lambda (LambdaLR warm-up then cosine, per batch) | lambda_rate (its function returning lr x factor)
     # | plateau_val | plateau_accuracy (ReduceLROnPlateau per epoch on the validation loss | the training accuracy)
     # | onecycle (OneCycleLR over the run, per batch) | onecycle_each_epoch (one epoch's OneCycleLR made every epoch)
-    # | plateau_each_epoch (a ReduceLROnPlateau on the validation loss made every epoch)
+    # | plateau_each_epoch (a ReduceLROnPlateau on the validation loss made every epoch) | per_unstepped (StepLR, never
+    # stepped)
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -279,6 +280,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         if cfg.loss == "focal":  # Lin et al. 2017, gamma = 2
             ce = F.cross_entropy(out, t, reduction="none")
             return ((1 - torch.exp(-ce)) ** 2 * ce).mean()
+        if cfg.loss in ("bce", "bce_swapped"):  # one-vs-rest: binary cross-entropy with logits on one-hot rows
+            onehot = F.one_hot(t, out.shape[1]).float()
+            return F.binary_cross_entropy_with_logits(onehot, out) if cfg.loss == "bce_swapped" else \
+                F.binary_cross_entropy_with_logits(out, onehot)
         if cfg.loss in ("ce_ignore0", "ce_ignore_pad"):  # ignore_index 0 is a real class; -100 is padding
             return F.cross_entropy(out, t, ignore_index=0 if cfg.loss == "ce_ignore0" else -100)
         if cfg.loss in ("dice", "dice_raw"):  # a per-class soft Dice over the batch (imbalanced classes)
@@ -299,6 +304,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     def given(t):  # the targets given to w.step: the soft ones a distillation loss is fitted to
         if not cfg.give_targets:
             return None
+        if cfg.loss.startswith("bce"):
+            return F.one_hot(t, C).float()
         return soft_targets(t) if cfg.loss.startswith("kl") else t
     first = torch.arange(cfg.batch)
     best, best_val = None, math.inf
@@ -320,12 +327,16 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps_per_epoch)
             if cfg.scheduler == "plateau_each_epoch":  # created inside the epoch loop: its patience restarts
                 sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
+            if cfg.extra.get("rebuild_opt") == "epoch" and epoch:  # the optimizer created again every epoch
+                opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
             correct, total_loss, epoch_outputs = 0, 0, []
             for i in range(steps_per_epoch):
                 if cfg.extra.get("seed", "").startswith("each_step"):
                     torch.manual_seed(epoch if cfg.extra["seed"] == "each_step_epoch" else 42)
                 idx = first if cfg.same_batch else perm[i * cfg.batch : (i + 1) * cfg.batch]
+                if cfg.extra.get("rebuild_opt") == "step":  # the optimizer created again every step
+                    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
                 if cfg.zero_grad == "before":
                     opt.zero_grad()
                 micro = idx.chunk(cfg.accumulate)
@@ -630,6 +641,17 @@ CASES = [
     # data leakage: the validation set drawn from the training set
     Case("validation rows taken from the training rows (xv = x[:256])", Loop(extra={"val_from_train": True}),
          Loop(), "loop: validation examples"),
+    # the optimizer created inside the loop: its momentum starts over every step, every epoch
+    Case("the optimizer created again at every step", Loop(extra={"rebuild_opt": "step"}), Loop(),
+         "loop: optimizer built once"),
+    Case("the optimizer created again at the top of every epoch", Loop(extra={"rebuild_opt": "epoch"}), Loop(),
+         "loop: optimizer built once"),
+    # a loss given (targets, outputs): BCEWithLogitsLoss takes a target with a gradient, so nothing fails
+    Case("binary cross-entropy with logits given (targets, outputs)", Loop(loss="bce_swapped"), Loop(loss="bce"),
+         "its arguments are swapped"),
+    # a scheduler created before the loop and never stepped
+    Case("scheduler.step() forgotten (a StepLR created, never stepped)", Loop(scheduler="per_unstepped"),
+         Loop(scheduler="per_epoch"), "scheduler.step() never ran"),
 ]
 
 

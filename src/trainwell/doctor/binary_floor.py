@@ -214,7 +214,7 @@ def soft_binary_floors(reads: list[dict | None], ys: list[torch.Tensor], losses:
     otherwise, or when the loss went below that floor (by more than a tenth of it, over a tenth of the run): then it
     is not that loss."""
     if len(reads) < 2 or any(r is None for r in reads) or len({(r["on"], r["reduction"]) for r in reads}) != 1 or \
-            reads[0]["on"] == "sigmoid_logits":  # a floor the bug sets: 'loop: loss' names it instead
+            reads[0]["on"] in ("sigmoid_logits", "swapped_logits"):  # a bug 'loop: loss' names: no floor read
         return None
     reduction = reads[0]["reduction"]
     if all(r["given"] for r in reads) and len(ys) == len(losses):

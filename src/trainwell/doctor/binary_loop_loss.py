@@ -12,6 +12,7 @@ input is sigmoid'(z) (sigmoid(sigmoid(z)) - y), the double sigmoid's."""
 from __future__ import annotations
 
 from trainwell.doctor.double_sigmoid import FIX, FOUND
+from trainwell.doctor.swapped_arguments import swapped_verdict
 from trainwell.doctor.verdict import Verdict
 
 _NAMES = {"logits": "binary cross-entropy with logits", "probabilities": "binary cross-entropy on probabilities"}
@@ -33,6 +34,8 @@ def binary_loss_verdict(reads: list[dict | None], observed: int) -> Verdict | No
             return collapsed
     if r.get("scale", 1.0) != 1.0:  # a GradScaler's (or a static loss scale divided out of .grad)
         seen += f"; the loss scale {r['scale']:.6g} divided out"
+    if r["on"] == "swapped_logits":
+        return swapped_verdict(seen)
     if r["on"] == "sigmoid_logits":
         return Verdict("loop: loss", "fail", f"{FOUND} ({seen})", "raw logits (any real value) into BCEWithLogitsLoss",
                        FIX)

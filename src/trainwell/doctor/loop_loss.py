@@ -24,6 +24,7 @@ from trainwell.doctor.loss_form import smoothed_floor
 from trainwell.doctor.loss_scaling import undivided_scale
 from trainwell.doctor.output_layer import scores_dropout_verdict, watched_scores_batchnorm
 from trainwell.doctor.pseudo_targets import pseudo_target_verdict
+from trainwell.doctor.swapped_arguments import swapped_verdict
 from trainwell.doctor.verdict import Verdict
 
 #: what a policy gradient's loss curve cannot say, and what the gradient cannot tell (the sign of the advantages:
@@ -266,8 +267,12 @@ def _across_steps(steps: list[dict]) -> float:
 
 
 def _wrong_form(name: str, steps: list[dict], first_loss: float | None) -> Verdict | None:
-    """The loss's form when it is wrong (or not a supervised one): a softmax over the batch or over runs of
-    values, -p(label) maximized, NLL on raw scores, cross-entropy on probabilities; a policy gradient (info)."""
+    """The loss's form when it is wrong (or not a supervised one): BCE with logits given (targets, outputs) (NLL's
+    gradient, told apart by the value), a softmax over the batch or over runs of values, -p(label) maximized, NLL on
+    raw scores, cross-entropy on probabilities; a policy gradient (info)."""
+    swapped = [t["swapped"] for t in steps if "swapped" in t]  # the steps with a finite loss, given targets
+    if swapped and all(swapped):  # NLL's gradient, and the value of BCE given (targets, outputs)
+        return swapped_verdict(f"read from the loss's value and gradient on {len(swapped)} observed step(s)")
     s = steps[0]
     form = s["form"]
     if form == "cross_entropy_over_batch":

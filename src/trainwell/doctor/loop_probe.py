@@ -153,6 +153,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.two_class: tuple | None = None  # the latest observed step's (2-class logits, gradient), for its value
         self.binary_pair: tuple | None = None  # the latest observed step's (outputs, gradient), read as BCE with it
         self.binary_reads: list[dict | None] = []  # per observed step so read: the binary cross-entropy, or None
+        self.nll_pair: tuple | None = None  # the latest observed step's (scores, gradient) of NLL's form, given targets
         self.pos_weight_reads: list = []  # per observed step with 0/1 targets: the positives' weights per column
         self._hooks: list = []
         self._grad_hooks: list = []

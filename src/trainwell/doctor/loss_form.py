@@ -226,6 +226,15 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
     return none
 
 
+TWICE_SPREAD = 100.0
+"""The largest ratio of per-row weights a double softmax's fit may need: a mean gives every row one weight, class
+weights a few. Rows nearly saturated on one class (a well-fitted binary cross-entropy on one-hot targets) leave the
+softmax's Jacobian near 0, and the fit then absorbs any small gradient with weights spread over 1e3 to 1e6."""
+SATURATED = 1e-3
+"""Rows whose softmax puts all but this much on one class: where every row is, a double softmax's gradient vanishes
+(softmax(p) is flat near a one-hot p) and any loss that fits its batch sends a gradient of its shape: the form is
+not read from such a step (a double softmax barely trains there; its earlier steps show it)."""
+
 NEARLY_EQUAL = 0.01
 """Logits of every row within this range of each other: softmax's Jacobian is (I - 1/C) / C up to 1%, and
 cross-entropy on z cannot be told from cross-entropy on softmax(z) by their gradients."""
@@ -246,7 +255,10 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
     fits.append((resid, "nll", a, None))
     resid, a = _fit_softmax_twice(zl, gl)
     twice = (resid, "cross_entropy_on_probabilities", a, None)
-    fits.append(twice)
+    positive = a[a > 0]
+    saturated = bool((torch.softmax(zl, 1).amax(1) > 1 - SATURATED).all())
+    if not saturated and (not len(positive) or float(a.max() / positive.min()) <= TWICE_SPREAD):
+        fits.append(twice)
     # weights positive up to the precision's round-off (a float16 row the model fits well reads slightly < 0)
     fits = [f for f in fits if f[0] < tol and bool((f[2] > -0.01 * f[2].abs().max()).all()) and
             bool((f[2] > 0).any())]

@@ -24,21 +24,25 @@ from trainwell.doctor.policy_gradient import two_class_signs
 from trainwell.doctor.pos_weight import read_pos_weight
 from trainwell.doctor.regression_reduction import reduction
 from trainwell.doctor.soft_targets import mark_soft_step, soft_cross_entropy
+from trainwell.doctor.swapped_arguments import read_swapped
 
 
 def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tensor | None,
                     inputs: list[torch.Tensor] = ()) -> None:
     """Read the pairs the observed step left on ``probe`` against the loss's value (each read once, then cleared);
     ``inputs``: the tensors the step's forward took (the targets a reconstruction loss may equal)."""
-    regressed, two, binary = probe.regressed, probe.two_class, probe.binary_pair
+    regressed, two, binary, nll = probe.regressed, probe.two_class, probe.binary_pair, probe.nll_pair
     # class scores no targets were given for (w.step(loss) without y): read as kl_div on probabilities
     scored, probe.scored = (probe.scored, None) if y is None else (None, probe.scored)
-    if regressed is None and two is None and binary is None and scored is None:
+    if regressed is None and two is None and binary is None and scored is None and nll is None:
         return
-    probe.regressed = probe.two_class = probe.binary_pair = None
+    probe.regressed = probe.two_class = probe.binary_pair = probe.nll_pair = None
     value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
     step = probe.steps[-1] if probe.steps else None
     one = step is not None and step["backwards"] == 1
+    if nll is not None and one and math.isfinite(value):  # NLL's gradient on raw scores is also BCE with logits'
+        # given (one-hot targets, outputs): the value tells them apart
+        step["swapped"] = read_swapped(nll[0], nll[1] * grad_scaler_unscale(step), value, y) is not None
     if scored is not None and one and step["zero_sum"] and math.isfinite(value) and value < 0:
         read = kl_on_probabilities(scored[0], scored[1] * grad_scaler_unscale(step), value)
         if read is not None:
@@ -52,7 +56,9 @@ def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tenso
     if binary is not None:  # the gradient of loss x scale under a GradScaler (or a static scale divided out)
         references = [y, *inputs] if isinstance(y, torch.Tensor) else list(inputs)
         read = read_binary(binary[0], binary[1] * grad_scaler_unscale(step), value, references) if one else None
-        if read is not None:  # whether the targets given as y are the ones read
+        if read is None and one:  # BCE with logits given (targets, outputs)
+            read = read_swapped(binary[0], binary[1] * grad_scaler_unscale(step), value, y)
+        if read is not None and "targets" in read:  # whether the targets given as y are the ones read
             read["scale"] = 1 / grad_scaler_unscale(step)
             targets = read.pop("targets")
             read["given"] = isinstance(y, torch.Tensor) and y.is_floating_point() and y.shape == targets.shape and \
@@ -70,6 +76,8 @@ def read_with_targets(probe: LoopProbe, y: torch.Tensor):
         return None
     (z, g), probe.scored = probe.scored, None
     y = y.detach()
+    if probe.steps and probe.steps[-1]["form"] == "nll" and y.is_floating_point() and y.numel() == z.numel():
+        probe.nll_pair = (z, g)  # read against the loss's value: BCE with logits given (targets, outputs)?
     against = cross_entropy_against(z, g, y)
     if probability_rows(y, z):
         read = read_against(z, g, y)

@@ -64,6 +64,7 @@ from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
+from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
@@ -102,7 +103,7 @@ class Watch:
         if wrong is not None:
             raise TypeError(f"doctor.watch: optimizer is a {type(wrong).__name__}, not a torch optimizer (or a list "
                             "of them)")
-        optimizers = [stepping(o) for o in optimizers]  # SAM's base_optimizer makes its update
+        given, optimizers = optimizers, [stepping(o) for o in optimizers]  # SAM's base_optimizer makes its update
         compiled = hasattr(model, "_orig_mod")
         outer, model = model, getattr(model, "_orig_mod", model)  # torch.compile's wrapper: hooks on the original
         wrapper = None if compiled else compiled_wrapper(model)  # the loop may call torch.compile(model)'s wrapper
@@ -137,6 +138,10 @@ class Watch:
         self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
         self._builds = SchedulerBuilds(self.probe.optimizers, lambda: len(self.probe.lrs))  # schedulers created
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
+        # optimizers created while watched over the model's parameters (one built again every step or epoch)
+        self._given = given  # the optimizers as given (their schedulers hold them, not SAM's base optimizer)
+        self._optimizer_builds = OptimizerBuilds(model.parameters(), lambda: (self._calls, len(self._val), len(
+            self._samplers.starts)), optimizers)
         self._clips = ClipCalls(model, optimizers)  # where the loop clips its gradients
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
@@ -156,6 +161,7 @@ class Watch:
         self._plateaus.start()
         self._builds.start()
         self._restores.start()
+        self._optimizer_builds.start()
         self._clips.start()
         self._compiles.start()
         self._open = True
@@ -180,6 +186,7 @@ class Watch:
         self._plateaus.stop()
         self._builds.stop()
         self._restores.stop()
+        self._optimizer_builds.stop()
         self._clips.stop()
         self._compiles.stop()
         if self._warnings is not None:

@@ -8,6 +8,7 @@ section 6.5). Each function takes the :class:`~trainwell.doctor.watch.Watch` who
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
@@ -32,6 +33,7 @@ from trainwell.doctor.sequence_targets import loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.unbounded_loss import unbounded_fall
+from trainwell.doctor.unstepped_schedulers import unstepped_verdict
 
 #: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
 FLAT_RATIO_BAND = (1e-4, 1e-2)
@@ -120,6 +122,13 @@ def memorizing_now(w) -> bool:
     history = w._history(None)
     return bool(history) and history[-1]["val_loss"] > 2 * history[-1]["train_loss"] + 1e-3
 
+def epochs_seen(w) -> int:
+    """The epochs the loop ran, as far as the watch tells: its ``w.validate`` calls, or the passes over the dataset
+    of a DataLoader iterated most often."""
+    passes = Counter(dataset for dataset, _ in w._samplers.starts)
+    return max(len(w._val), max(passes.values(), default=0))
+
+
 def loop_verdicts(w) -> list:
     """What the loop did (:mod:`trainwell.doctor.loop_verdicts`)."""
     p = w.probe
@@ -134,8 +143,11 @@ def loop_verdicts(w) -> list:
         classes = z.shape[-1] if z.dim() >= 2 else None
     sample = w._echo_sample  # targets equal to a floating-point input, or to token ids
     echo = loop_echo if sample is None or sample[3][sample[2]].is_floating_point() else loop_copied_tokens
-    out = [lv.unregistered_verdict(p.unregistered), lv.stepped(p, w._calls), lv.optimizer_ownership(p),
+    # an optimizer created again in the loop: what the given one's steps then look like defers to it
+    rebuilt = w._optimizer_builds.verdict(w._calls, [d for d, _ in w._samplers.starts])
+    out = [lv.unregistered_verdict(p.unregistered), rebuilt or lv.stepped(p, w._calls), lv.optimizer_ownership(p),
            lv.gradient_flow(p), lv.gradient_reach(p, w._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
+           unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
            w._builds.verdict(p.lrs, p.validation_steps, w._samplers.starts) or
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group),
                             w._builds.epochs()),

@@ -1,0 +1,66 @@
+"""A learning-rate scheduler created on the optimizer and never stepped: ``scheduler = StepLR(opt, 30)`` before the
+loop and no ``scheduler.step()`` in it. torch raises nothing; the rate stays where the scheduler put it at its
+creation - the base rate (StepLR, cosine), a warm-up's first small value (LinearLR, LambdaLR), or a one-cycle's
+``max_lr / 25`` (OneCycleLR) - for the whole run.
+
+Read when the report is written, only where it can be: the loop ran two epochs or more (two ``w.validate`` calls,
+or two passes over a DataLoader's dataset), the rate applied never changed, and the optimizer's param groups carry
+``initial_lr`` (every ``LRScheduler`` but ``ReduceLROnPlateau`` writes it there when created). Then the schedulers
+that hold the optimizer are found among its referrers (``gc.get_referrers``: schedulers keep no registry, and
+optimizers no reference to theirs; a scan of the heap, paid only then), and one whose step count (``last_epoch``,
+set to 0 at creation and advanced by every ``step()``) is still 0 is named. The parts of a ``SequentialLR`` or
+``ChainedScheduler`` are stepped by it (a later part waits for its milestone) and are not read on their own. A
+``ReduceLROnPlateau`` created before the watch leaves no mark on the optimizer and is not read.
+
+Example:
+    >>> import torch
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    >>> sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2)
+    >>> [type(s).__name__ for s in never_stepped([opt])]
+    ['StepLR']
+    >>> sched.step()
+    >>> never_stepped([opt])
+    []
+"""
+
+from __future__ import annotations
+
+import gc
+
+from torch.optim.lr_scheduler import LRScheduler
+
+from trainwell.doctor.verdict import Verdict
+
+NAME = "loop: learning rate applied"
+#: the epochs the loop must run before a scheduler that never stepped is named
+LEAST_EPOCHS = 2
+
+
+def never_stepped(optimizers: list) -> list[LRScheduler]:
+    """The live schedulers that hold one of ``optimizers`` and never stepped, without the parts of a SequentialLR
+    or ChainedScheduler among them."""
+    found = {}
+    for opt in optimizers:
+        for ref in gc.get_referrers(opt):
+            if isinstance(ref, LRScheduler) and getattr(ref, "optimizer", None) is opt:
+                found[id(ref)] = ref
+    parts = {id(p) for s in found.values() for p in getattr(s, "_schedulers", ())}
+    return [s for key, s in found.items() if key not in parts and s.last_epoch == 0]
+
+
+def unstepped_verdict(optimizers: list, epochs: int, lrs: list[float]) -> Verdict | None:
+    """A warn naming the schedulers on ``optimizers`` that never stepped while the loop ran ``epochs`` (two at
+    least) epochs at the one rate ``lrs`` (the rate applied at each optimizer step); None otherwise."""
+    if epochs < LEAST_EPOCHS or len(lrs) < 2 or max(lrs) != min(lrs) or \
+            not any("initial_lr" in g for o in optimizers for g in o.param_groups):
+        return None
+    idle = never_stepped(list({id(o): o for o in optimizers}.values()))
+    if not idle:
+        return None
+    kinds = sorted({type(s).__name__ for s in idle})
+    return Verdict(NAME, "warn", f"{' and '.join(kinds)} created on the optimizer, but scheduler.step() never ran "
+                   f"({len(lrs)} optimizer steps over {epochs} epochs): the rate stayed at {lrs[0]:.3g}",
+                   "the scheduler stepped as its schedule is sized",
+                   "call scheduler.step() after optimizer.step(): once per epoch for a schedule sized in epochs "
+                   "(StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR(T_max=epochs)), once per batch for one "
+                   "sized in steps (OneCycleLR, CyclicLR, a warm-up)")
