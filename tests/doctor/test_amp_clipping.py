@@ -175,3 +175,20 @@ def test_a_static_loss_scale_clipped_without_division_warns_naming_the_scale():
     assert loss.status == "warn" and "clipped without dividing it out" in loss.value, loss
     low, high = (float(t) for t in loss.value.split("unscaled gradient's (")[1].split(")")[0].split(".."))
     assert low <= high < 5.0
+
+
+def test_a_diverging_scaled_run_still_reads_its_static_scale():
+    """A run the undivided scale made diverge: later steps saturate (their loss weight reads 32, not 1024) and clip
+    gradients that grew past 1024 x max_norm (a clip factor below 1/1024, which alone reads as 'divided'). The first
+    step's reading decides; those later ones no longer hide it (on one CPU they did)."""
+    from trainwell.doctor.loss_scaling import undivided_scale
+
+    def step(weight, scale):
+        return {"loss_weight": weight, "scale": scale, "resid": 1e-8, "backwards": 1, "rows": 32, "amp_scale": None,
+                "incoming_norm": 2000.0}
+
+    steps = [step(1024.0, 0.0028), step(1024.0, 0.004), step(32.0, 1.0), step(1024.0, 0.0005)]
+    v = undivided_scale("loop: loss", steps, adaptive=False)
+    assert v is not None and v.status == "warn" and "clipped without dividing it out" in v.value
+    divided = [step(1024.0, 1 / 1024), step(1024.0, 0.0005)]  # the scale divided out, then clipped: no verdict
+    assert undivided_scale("loop: loss", divided, adaptive=False) is None

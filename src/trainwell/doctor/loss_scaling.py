@@ -113,15 +113,20 @@ def static_scale(step: dict) -> tuple[float, str] | None:
 
 def undivided_scale(name: str, steps: list[dict], adaptive: bool) -> Verdict | None:
     """A verdict when the loss was multiplied by a static scale that ``.grad`` still holds at the step
-    (:func:`static_scale` 'kept' or 'clipped') on the first observed step of the form read and on every later one
-    that reads as a static scale (a run the scale made diverge saturates its outputs, whose weights then read
-    less): a fail under SGD (every update is scale times too large), a warning under an optimizer that divides out
-    the gradient's scale (Adam) or when clipping pins the updates. None otherwise."""
-    read = [r for r in (static_scale(s) for s in steps) if r is not None]
-    if not steps or static_scale(steps[0]) is None or any(r[1] == "divided" for r in read) or \
-            len({r[0] for r in read}) != 1:
+    (:func:`static_scale` 'kept' or 'clipped') on the first observed step of the form read (a run the scale made
+    diverge saturates its outputs, whose weights then read otherwise, and clips its growing gradients below 1/W,
+    which reads as 'divided'): a fail under SGD (every update is scale times too large), a warning under an
+    optimizer that divides out the gradient's scale (Adam) or when clipping pins the updates. None otherwise."""
+    first = static_scale(steps[0]) if steps else None
+    if first is None or first[1] == "divided":
         return None
-    scale = read[0][0]
+    scale = first[0]
+    # the steps that read the first one's scale (a run the scale made diverge saturates its outputs, whose weights
+    # then read otherwise); one clipped below 1/W reads as 'divided': where others read 'clipped' (the scale still in
+    # .grad), it is clipping that grew with the gradient, not the scale divided out
+    read = [r for r in (static_scale(s) for s in steps) if r is not None and r[0] == scale]
+    if any(r[1] == "divided" for r in read) and not any(r[1] == "clipped" for r in read):
+        return None
     clipped = sum(r[1] == "clipped" for r in read)
     norms = sorted(s["incoming_norm"] / scale for s in steps if (static_scale(s) or (0, ""))[1] == "clipped")
     fix = (f"divide the gradients by {scale:g} before clipping and optimizer.step() (for p in model.parameters(): "
