@@ -139,6 +139,8 @@ class Loop:
     # | plateau_val | plateau_accuracy (ReduceLROnPlateau per epoch on the validation loss | the training accuracy)
     # | onecycle (OneCycleLR over the run, per batch) | onecycle_each_epoch (one epoch's OneCycleLR made every epoch)
     # | plateau_each_epoch (a ReduceLROnPlateau on the validation loss made every epoch)
+    # | each_epoch_lambda (the lambda's LambdaLR made every epoch, its step count from 0) | each_epoch_lambda_continued
+    # (made every epoch, its function given the steps of the epochs before: the schedule goes on)
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -320,6 +322,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps_per_epoch)
             if cfg.scheduler == "plateau_each_epoch":  # created inside the epoch loop: its patience restarts
                 sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
+            if cfg.scheduler.startswith("each_epoch_lambda"):  # a LambdaLR made every epoch: its step count from 0,
+                done = epoch * steps_per_epoch if cfg.scheduler.endswith("continued") else 0  # or carried on
+                sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s, done=done: warmup_cosine(s + done))
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
             correct, total_loss, epoch_outputs = 0, 0, []
             for i in range(steps_per_epoch):
@@ -384,7 +389,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 if cfg.clip is not None and cfg.clip_at == "after":
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate", "onecycle",
-                                                           "onecycle_each_epoch"):
+                                                           "onecycle_each_epoch", "each_epoch_lambda",
+                                                           "each_epoch_lambda_continued"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]) if mixed is None else mixed)
@@ -630,6 +636,9 @@ CASES = [
     # data leakage: the validation set drawn from the training set
     Case("validation rows taken from the training rows (xv = x[:256])", Loop(extra={"val_from_train": True}),
          Loop(), "loop: validation examples"),
+    # a LambdaLR created every epoch: its step count from 0 (the schedule starts over), or carried on (it goes on)
+    Case("LambdaLR(warm-up then cosine) created every epoch, counting its steps from 0",
+         Loop(scheduler="each_epoch_lambda"), Loop(scheduler="each_epoch_lambda_continued"), "created again"),
 ]
 
 
