@@ -407,6 +407,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         loss_fn(model(xv), yv)
             if sched is not None and cfg.scheduler == "per_epoch":
                 sched.step()
+            if cfg.extra.get("train_accuracy"):  # the last batch's accuracy, logged in train mode
+                with torch.no_grad():
+                    train_acc = float((model(inputs).argmax(1) == y[part]).float().mean())
+                assert 0 <= train_acc <= 1
             if not cfg.no_eval_for_validation:
                 model.eval()
             with contextlib.nullcontext() if cfg.extra.get("validate_with_grad") else torch.no_grad():
@@ -639,6 +643,10 @@ CASES = [
     # a LambdaLR created every epoch: its step count from 0 (the schedule starts over), or carried on (it goes on)
     Case("LambdaLR(warm-up then cosine) created every epoch, counting its steps from 0",
          Loop(scheduler="each_epoch_lambda"), Loop(scheduler="each_epoch_lambda_continued"), "created again"),
+    # the last training batch's accuracy logged under no_grad in train mode, right before the validation
+    Case("validation in train mode, after a training accuracy logged on the last batch",
+         Loop(no_eval_for_validation=True, extra={"train_accuracy": True}), Loop(extra={"train_accuracy": True}),
+         "loop: train/eval mode"),
 ]
 
 

@@ -128,6 +128,7 @@ class SplitRows:
         self.val: list[Callable] | None = None  # the first validation's keys and elements, per batch
         self._pending_train: list[tuple[int, Callable]] = []
         self._pending_val: list[tuple[int, Callable]] = []
+        self._on_training: list[tuple[int, Callable]] = []  # forwards without gradients on a training batch
 
     def with_grad(self, x) -> None:
         """A forward with gradients: a training forward when an optimizer step follows (an eval-mode one, maybe
@@ -135,10 +136,11 @@ class SplitRows:
         if self.val is None:
             self._add(self._pending_train, x, max(ROWS - self.train_rows, VAL_ROWS))
 
-    def no_grad(self, x) -> None:
-        """A forward without gradients: a validation's when ``w.validate()`` follows before a step."""
+    def no_grad(self, x, on_training: bool = False) -> None:
+        """A forward without gradients: a validation's when ``w.validate()`` follows before a step, unless it is
+        on a training batch (``on_training``: a training accuracy logged) and others are not."""
         if self.val is None:
-            self._add(self._pending_val, x, VAL_ROWS)
+            self._add(self._on_training if on_training else self._pending_val, x, VAL_ROWS)
 
     def _add(self, kept: list, x, limit: int) -> None:
         room = limit - sum(n for n, _ in kept)
@@ -155,14 +157,14 @@ class SplitRows:
                 break
             self.train.append((min(room, n), rows))
             self.train_rows += min(room, n)
-        self._pending_train, self._pending_val = [], []
+        self._pending_train, self._pending_val, self._on_training = [], [], []
 
     def validated(self) -> None:
         """``w.validate()``: the forwards since the last step were the validation's (read at the first one after
         a training step)."""
-        if self.val is None and self.train_rows and (self._pending_val or self._pending_train):
-            self.val = [rows for _, rows in self._pending_val or self._pending_train]
-        self._pending_train, self._pending_val = [], []
+        if self.val is None and self.train_rows and (self._pending_val or self._on_training or self._pending_train):
+            self.val = [rows for _, rows in self._pending_val or self._on_training or self._pending_train]
+        self._pending_train, self._pending_val, self._on_training = [], [], []
 
     def verdict(self) -> Verdict | None:
         if self.val is None:
