@@ -647,6 +647,11 @@ CASES = [
     Case("validation in train mode, after a training accuracy logged on the last batch",
          Loop(no_eval_for_validation=True, extra={"train_accuracy": True}), Loop(extra={"train_accuracy": True}),
          "loop: train/eval mode"),
+    # a small data set (4 steps per epoch): each epoch's outputs, or its running loss sum, kept with their graphs
+    Case("all_preds.append(out) through epochs of 4 steps", Loop(batch=256, extra={"keep_outputs": "attached"}),
+         Loop(batch=256, extra={"keep_outputs": "detached"}), "loop: outputs kept"),
+    Case("total_loss += loss through epochs of 4 steps", Loop(batch=256, extra={"sum_loss_tensors": True}),
+         Loop(batch=256), "loop: loss tensors kept"),
 ]
 
 
