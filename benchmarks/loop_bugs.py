@@ -354,6 +354,12 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         target = target.detach() if cfg.extra["consistency"] == "detached" else target
                         strong = model(x[part] + 0.5 * torch.randn_like(x[part]))
                         loss = loss + F.kl_div(F.log_softmax(strong, 1), target, reduction="batchmean")
+                    if "views_in_one_batch" in cfg.extra:  # FixMatch-style: both views in one forward, the weak
+                        views = x[part].repeat(2, 1) + torch.randn(2 * len(part), x.shape[1]) * torch.tensor(
+                            [0.1, 0.5]).repeat_interleave(len(part))[:, None]  # rows' softmax the strong rows' target
+                        weak, strong = model(views).chunk(2)
+                        target = weak.detach() if cfg.extra["views_in_one_batch"] == "detached" else weak
+                        loss = loss + F.cross_entropy(strong, target.softmax(1))
                     if cfg.scheduler.startswith("plateau"):
                         correct += int((out.argmax(1) == y[part]).sum())
                     if cfg.loss == "twice":
@@ -652,6 +658,10 @@ CASES = [
          Loop(batch=256, extra={"keep_outputs": "detached"}), "loop: outputs kept"),
     Case("total_loss += loss through epochs of 4 steps", Loop(batch=256, extra={"sum_loss_tensors": True}),
          Loop(batch=256), "loop: loss tensors kept"),
+    # semi-supervised consistency with both views in one forward: the weak rows' softmax not detached
+    Case("consistency targets from the weak rows of one forward over both views, not detached",
+         Loop(extra={"views_in_one_batch": "attached"}), Loop(extra={"views_in_one_batch": "detached"}),
+         "own softmax on other rows of the same forward"),
 ]
 
 
