@@ -187,6 +187,12 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     xv, yv = blobs(NV, seed + 1)
     if cfg.extra.get("val_from_train"):  # the validation rows taken from the training rows
         xv, yv = x[:NV].clone(), y[:NV].clone()
+    if "integer_rows" in cfg.extra:  # the features recorded as integers; "duplicated": 640 rows taken twice, then
+        if cfg.extra["integer_rows"] == "duplicated":  # split into the training and the validation rows
+            perm = torch.randperm(N + NV, generator=torch.Generator().manual_seed(3))
+            rows, labels = torch.cat([x[:640], x[:640]])[perm], torch.cat([y[:640], y[:640]])[perm]
+            x, y, xv, yv = rows[:N], labels[:N], rows[N:], labels[N:]
+        x, xv = x.round(), xv.round()
     x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
     if cfg.raw_units:
         x, xv = x * cfg.raw_units + 3 * cfg.raw_units, xv * cfg.raw_units + 3 * cfg.raw_units
@@ -662,6 +668,10 @@ CASES = [
     Case("consistency targets from the weak rows of one forward over both views, not detached",
          Loop(extra={"views_in_one_batch": "attached"}), Loop(extra={"views_in_one_batch": "detached"}),
          "own softmax on other rows of the same forward"),
+    # discrete data: integer-coded features duplicated before the split
+    Case("integer-coded rows duplicated before the train/validation split",
+         Loop(extra={"integer_rows": "duplicated"}), Loop(extra={"integer_rows": "split"}),
+         "loop: validation examples"),
 ]
 
 
