@@ -200,9 +200,12 @@ def _answers(n=768, questions=10, seed=0):
     return TensorDataset(x, (trait[:, 0] > 0).long())
 
 
-def test_correlated_discrete_answers_that_repeat_naturally_pass_and_their_copies_are_named():
+def test_correlated_discrete_answers_that_repeat_naturally_pass():
     tr, va = _split(_answers())
     v = _train(tr, va)
     assert v.status == "pass" and "as the training rows' own duplicate rate explains" in v.value, v
+
+
+def test_correlated_discrete_answers_split_after_duplicating_them_are_named():
     tr, va = _split(ConcatDataset([_answers(384, seed=1)] * 2))
     assert _train(tr, va).status == "fail"
