@@ -138,8 +138,10 @@ class Loop:
     # | lambda (LambdaLR warm-up then cosine, per batch) | lambda_rate (its function returning lr x factor)
     # | plateau_val | plateau_accuracy (ReduceLROnPlateau per epoch on the validation loss | the training accuracy)
     # | onecycle (OneCycleLR over the run, per batch) | onecycle_each_epoch (one epoch's OneCycleLR made every epoch)
-    # | plateau_each_epoch (a ReduceLROnPlateau on the validation loss made every epoch) | per_unstepped (StepLR, never
-    # stepped)
+    # | plateau_each_epoch (a ReduceLROnPlateau on the validation loss made every epoch)
+    # | each_epoch_lambda (the lambda's LambdaLR made every epoch, its step count from 0) | each_epoch_lambda_continued
+    # (made every epoch, its function given the steps of the epochs before: the schedule goes on)
+    # | per_unstepped (StepLR, never stepped)
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -186,6 +188,12 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     xv, yv = blobs(NV, seed + 1)
     if cfg.extra.get("val_from_train"):  # the validation rows taken from the training rows
         xv, yv = x[:NV].clone(), y[:NV].clone()
+    if "integer_rows" in cfg.extra:  # the features recorded as integers; "duplicated": 640 rows taken twice, then
+        if cfg.extra["integer_rows"] == "duplicated":  # split into the training and the validation rows
+            perm = torch.randperm(N + NV, generator=torch.Generator().manual_seed(3))
+            rows, labels = torch.cat([x[:640], x[:640]])[perm], torch.cat([y[:640], y[:640]])[perm]
+            x, y, xv, yv = rows[:N], labels[:N], rows[N:], labels[N:]
+        x, xv = x.round(), xv.round()
     x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
     if cfg.raw_units:
         x, xv = x * cfg.raw_units + 3 * cfg.raw_units, xv * cfg.raw_units + 3 * cfg.raw_units
@@ -327,6 +335,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps_per_epoch)
             if cfg.scheduler == "plateau_each_epoch":  # created inside the epoch loop: its patience restarts
                 sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
+            if cfg.scheduler.startswith("each_epoch_lambda"):  # a LambdaLR made every epoch: its step count from 0,
+                done = epoch * steps_per_epoch if cfg.scheduler.endswith("continued") else 0  # or carried on
+                sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s, done=done: warmup_cosine(s + done))
             if cfg.extra.get("rebuild_opt") == "epoch" and epoch:  # the optimizer created again every epoch
                 opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
@@ -360,6 +371,12 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         target = target.detach() if cfg.extra["consistency"] == "detached" else target
                         strong = model(x[part] + 0.5 * torch.randn_like(x[part]))
                         loss = loss + F.kl_div(F.log_softmax(strong, 1), target, reduction="batchmean")
+                    if "views_in_one_batch" in cfg.extra:  # FixMatch-style: both views in one forward, the weak
+                        views = x[part].repeat(2, 1) + torch.randn(2 * len(part), x.shape[1]) * torch.tensor(
+                            [0.1, 0.5]).repeat_interleave(len(part))[:, None]  # rows' softmax the strong rows' target
+                        weak, strong = model(views).chunk(2)
+                        target = weak.detach() if cfg.extra["views_in_one_batch"] == "detached" else weak
+                        loss = loss + F.cross_entropy(strong, target.softmax(1))
                     if cfg.scheduler.startswith("plateau"):
                         correct += int((out.argmax(1) == y[part]).sum())
                     if cfg.loss == "twice":
@@ -395,7 +412,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 if cfg.clip is not None and cfg.clip_at == "after":
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate", "onecycle",
-                                                           "onecycle_each_epoch"):
+                                                           "onecycle_each_epoch", "each_epoch_lambda",
+                                                           "each_epoch_lambda_continued"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]) if mixed is None else mixed)
@@ -412,6 +430,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         loss_fn(model(xv), yv)
             if sched is not None and cfg.scheduler == "per_epoch":
                 sched.step()
+            if cfg.extra.get("train_accuracy"):  # the last batch's accuracy, logged in train mode
+                with torch.no_grad():
+                    train_acc = float((model(inputs).argmax(1) == y[part]).float().mean())
+                assert 0 <= train_acc <= 1
             if not cfg.no_eval_for_validation:
                 model.eval()
             with contextlib.nullcontext() if cfg.extra.get("validate_with_grad") else torch.no_grad():
@@ -641,6 +663,26 @@ CASES = [
     # data leakage: the validation set drawn from the training set
     Case("validation rows taken from the training rows (xv = x[:256])", Loop(extra={"val_from_train": True}),
          Loop(), "loop: validation examples"),
+    # a LambdaLR created every epoch: its step count from 0 (the schedule starts over), or carried on (it goes on)
+    Case("LambdaLR(warm-up then cosine) created every epoch, counting its steps from 0",
+         Loop(scheduler="each_epoch_lambda"), Loop(scheduler="each_epoch_lambda_continued"), "created again"),
+    # the last training batch's accuracy logged under no_grad in train mode, right before the validation
+    Case("validation in train mode, after a training accuracy logged on the last batch",
+         Loop(no_eval_for_validation=True, extra={"train_accuracy": True}), Loop(extra={"train_accuracy": True}),
+         "loop: train/eval mode"),
+    # a small data set (4 steps per epoch): each epoch's outputs, or its running loss sum, kept with their graphs
+    Case("all_preds.append(out) through epochs of 4 steps", Loop(batch=256, extra={"keep_outputs": "attached"}),
+         Loop(batch=256, extra={"keep_outputs": "detached"}), "loop: outputs kept"),
+    Case("total_loss += loss through epochs of 4 steps", Loop(batch=256, extra={"sum_loss_tensors": True}),
+         Loop(batch=256), "loop: loss tensors kept"),
+    # semi-supervised consistency with both views in one forward: the weak rows' softmax not detached
+    Case("consistency targets from the weak rows of one forward over both views, not detached",
+         Loop(extra={"views_in_one_batch": "attached"}), Loop(extra={"views_in_one_batch": "detached"}),
+         "own softmax on other rows of the same forward"),
+    # discrete data: integer-coded features duplicated before the split
+    Case("integer-coded rows duplicated before the train/validation split",
+         Loop(extra={"integer_rows": "duplicated"}), Loop(extra={"integer_rows": "split"}),
+         "loop: validation examples"),
     # the optimizer created inside the loop: its momentum starts over every step, every epoch
     Case("the optimizer created again at every step", Loop(extra={"rebuild_opt": "step"}), Loop(),
          "loop: optimizer built once"),

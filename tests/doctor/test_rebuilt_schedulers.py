@@ -1,6 +1,8 @@
 """A learning-rate scheduler created again inside the epoch loop, on the same optimizer, against one created once
 (warm restarts by design, one scheduler per run of a sweep): user loops over a DataLoader."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -116,3 +118,52 @@ def test_without_epochs_to_read_a_scheduler_replaced_before_its_end_is_named(sch
     assert verdict.status == status, verdict
     if status == "warn":
         assert "each replaced before its 64 steps ended" in verdict.value, verdict
+
+
+def _lambda_per_epoch(continues):
+    """A LambdaLR created at the start of each epoch of a loop over a DataLoader: a cosine over the run whose step
+    count goes on from the epochs before (``continues``), or starts at 0 each time; returns the watch's report."""
+    torch.manual_seed(0)
+    x, y = _blobs(256, 0)
+    xv, yv = _blobs(64, 1)
+    loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    total = EPOCHS * len(loader)
+    with doctor.watch(model, opt) as w:
+        for epoch in range(EPOCHS):
+            done = epoch * len(loader) if continues else 0
+            sched = lr_scheduler.LambdaLR(opt, lambda s, done=done: 0.5 * (1 + math.cos(math.pi * (s + done) / total)))
+            model.train()
+            for xb, yb in loader:
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                w.step(loss, y=yb)
+            model.eval()
+            with torch.no_grad():
+                w.validate(F.cross_entropy(model(xv), yv).item())
+    return w.report()["loop: learning rate applied"]
+
+
+def test_a_rebuilt_scheduler_that_continues_the_schedule_passes():
+    """The applied rates go on falling across the epochs, as one scheduler's would: no schedule starts over."""
+    verdict = _lambda_per_epoch(continues=True)
+    assert verdict.status == "pass", verdict
+
+
+def test_a_rebuilt_scheduler_that_restarts_the_schedule_is_named():
+    verdict = _lambda_per_epoch(continues=False)
+    assert verdict.status == "warn" and "LambdaLR created again 4 times" in verdict.value, verdict
+
+
+@pytest.mark.parametrize("continues, named", [(True, False), (False, True)])
+def test_rebuilt_exponential_decay_is_read_from_the_rate_at_each_epoch_start(continues, named):
+    """A per-step exponential decay repeats its course every epoch either way: only a rate back at its start
+    tells a restart."""
+    from trainwell.doctor.rebuilt_schedulers import starts_over
+
+    rates = [0.1 * 0.9 ** ((e * 8 if continues else 0) + s) for e in range(4) for s in range(8)]
+    assert starts_over(rates, [0, 8, 16, 24]) is named

@@ -181,3 +181,31 @@ def test_natural_rate_counts_twins_whose_elements_recur_beyond_the_row():
     assert natural_rate(*keys(discrete)) == 1.0
     constant = torch.zeros(200, 6)  # one input shared by every row (an initial state): no copies
     assert natural_rate(*keys(constant)) == 1.0
+
+
+def test_token_sequences_split_after_duplicating_the_data_are_named():
+    """Token ids from a small vocabulary recur in every column, but a whole sequence of them does not come twice by
+    chance: twins are copies, made before the split."""
+    ds = _tokens(384)
+    tr, va = _split(ConcatDataset([ds, ds]))
+    assert _train(tr, va).status == "fail"
+
+
+def _answers(n=768, questions=10, seed=0):
+    """A questionnaire: 10 answers on a 1..5 scale, each the respondent's trait plus a little noise: rows repeat
+    by chance, among rows that differ from them in one answer."""
+    g = torch.Generator().manual_seed(seed)
+    trait = torch.randn(n, 1, generator=g)
+    x = (3 + 1.5 * trait + 0.3 * torch.randn(n, questions, generator=g)).round().clamp(1, 5)
+    return TensorDataset(x, (trait[:, 0] > 0).long())
+
+
+def test_correlated_discrete_answers_that_repeat_naturally_pass():
+    tr, va = _split(_answers())
+    v = _train(tr, va)
+    assert v.status == "pass" and "as the training rows' own duplicate rate explains" in v.value, v
+
+
+def test_correlated_discrete_answers_split_after_duplicating_them_are_named():
+    tr, va = _split(ConcatDataset([_answers(384, seed=1)] * 2))
+    assert _train(tr, va).status == "fail"

@@ -17,6 +17,7 @@ import weakref
 
 import torch
 
+from trainwell.doctor.freed_together import FreedTogether
 from trainwell.doctor.graph_markers import mark
 from trainwell.doctor.verdict import Verdict
 
@@ -49,6 +50,7 @@ class KeptLosses:
         self.peak = 0  # the most graphs of earlier steps (not the latest _RECENT) alive at once
         self.peak_tensors = 0  # of them, those whose loss tensor was alive too
         self.slid = 0  # counts at which earlier graphs died while as many stayed alive: a bounded window
+        self.together = FreedTogether()  # the graphs of whole short epochs freed at once
 
     def record(self, loss: object) -> None:
         self._calls += 1
@@ -77,6 +79,7 @@ class KeptLosses:
         for k in dead:
             del self._graphs[k], self._tensors[k]
         earlier = [k for k in self._graphs if k <= self._calls - _RECENT]
+        self.together.counted({k: self._tensors[k]() is not None for k in self._graphs})
         if dead and len(earlier) >= _MIN_EARLIER:
             self.slid += 1
         if len(earlier) > self.peak:
@@ -103,7 +106,7 @@ class KeptLosses:
 
     def _graphs_kept(self) -> Verdict | None:
         if self.peak < _MIN_EARLIER:
-            return None
+            return self._epochs_kept()
         if bounded_window(self.slid, _MIN_EARLIER):
             what = "loss tensors" if self.peak_tensors >= 0.9 * self.peak else "losses' autograd graphs"
             return Verdict("loop: loss tensors kept", "info",
@@ -122,4 +125,26 @@ class KeptLosses:
                        "gone: a tensor computed from the losses holds them", "total_loss += loss.item()",
                        "a running sum of loss tensors (total_loss += loss, total = total + loss) is itself a tensor "
                        "whose graph reaches every step's loss, so the memory grows every step until it is reset; "
+                       "add loss.item() (or loss.detach())")
+
+    def _epochs_kept(self) -> Verdict | None:
+        """A warning when the graphs of every step of short epochs were kept and freed together at each epoch's end
+        (:mod:`~trainwell.doctor.freed_together`); None otherwise."""
+        held = self.together
+        if not held.named():
+            return None
+        if held.of_tensors():
+            return Verdict("loop: loss tensors kept", "warn",
+                           "the loss tensors were kept with their autograd graphs through each epoch and freed "
+                           f"together at its end ({held.drops} times, up to {held.most} steps' at once)",
+                           "loss.item() kept, not loss",
+                           "the loop stores each epoch's loss tensors (a list of them per epoch): each keeps its "
+                           "step's graph and the memory grows with the epoch's steps, a few here, as many as the data "
+                           "set has batches on a larger one; store loss.item() (or loss.detach())")
+        return Verdict("loop: loss tensors kept", "warn",
+                       "the losses' autograd graphs were kept through each epoch and freed together at its end "
+                       f"({held.drops} times, up to {held.most} steps' at once), their loss tensors gone: a tensor "
+                       "computed from the losses holds them", "total_loss += loss.item()",
+                       "a running sum of loss tensors reset each epoch (total_loss += loss) is itself a tensor whose "
+                       "graph reaches every step's loss of the epoch, so the memory grows with the epoch's steps; "
                        "add loss.item() (or loss.detach())")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 
+from trainwell.doctor.freed_together import FreedTogether
 from trainwell.doctor.graph_markers import mark
 from trainwell.doctor.kept_losses import bounded_window
 from trainwell.doctor.verdict import Verdict
@@ -45,6 +46,7 @@ class KeptOutputs:
         self.peak = 0  # the most earlier steps (not the latest _RECENT) with an output's graph alive at once
         self.peak_outputs = 0  # of them, those whose output tensor was alive too
         self.slid = 0  # counts at which earlier graphs died while as many stayed alive: a bounded window
+        self.together = FreedTogether()  # the graphs of whole short epochs freed at once
 
     def forwarded(self, out: object) -> None:
         """A training forward's output (its class scores): its graph marked, the first ``_READ`` of them."""
@@ -65,10 +67,13 @@ class KeptOutputs:
         dead = [f for f, (_, graph, _) in self._graphs.items() if graph() is None]
         for f in dead:
             del self._graphs[f]
-        earlier = {}  # step -> whether one of its outputs is alive itself
+        earlier, alive = {}, {}  # step -> whether one of its outputs is alive itself (earlier steps; all steps)
         for step, _, output in self._graphs.values():
-            if step <= self._calls - _RECENT and not loss_graph_alive(step):
-                earlier[step] = earlier.get(step, False) or output() is not None
+            if not loss_graph_alive(step):
+                alive[step] = alive.get(step, False) or output() is not None
+                if step <= self._calls - _RECENT:
+                    earlier[step] = alive[step]
+        self.together.counted(alive)
         if dead and len(earlier) >= _MIN_EARLIER:
             self.slid += 1
         if len(earlier) > self.peak:
@@ -78,7 +83,7 @@ class KeptOutputs:
         """A warning when the outputs' graphs of many earlier steps were alive at once (info when they were a
         bounded window of the latest steps); None otherwise."""
         if self.peak < _MIN_EARLIER:
-            return None
+            return self._epochs_kept()
         status, grows = ("info", "the memory stays bounded (a window of the latest steps) but holds them") \
             if bounded_window(self.slid, _MIN_EARLIER) else ("warn", "the memory grows with the steps")
         if self.peak_outputs >= 0.9 * self.peak:
@@ -93,3 +98,25 @@ class KeptOutputs:
                        "the loop keeps a tensor computed from the outputs (a loss computed again for logging, "
                        f"epoch_loss += criterion(out, y); preds.append(out.softmax(1))): {grows}; compute it from "
                        "out.detach(), or add .item()")
+
+    def _epochs_kept(self) -> Verdict | None:
+        """A warning when the outputs' graphs of every step of short epochs were kept and freed together at each
+        epoch's end (:mod:`~trainwell.doctor.freed_together`); None otherwise."""
+        held = self.together
+        if not held.named():
+            return None
+        if held.of_tensors():
+            return Verdict(_CHECK, "warn",
+                           "the model's outputs were kept with their autograd graphs through each epoch and freed "
+                           f"together at its end ({held.drops} times, up to {held.most} steps' at once)",
+                           "out.detach() kept, not out",
+                           "the loop stores each epoch's outputs (all_preds.append(out), for its accuracy or AUC) "
+                           "with their graphs: the memory grows with the epoch's steps, a few here, as many as the "
+                           "data set has batches on a larger one; store out.detach() (or out.detach().cpu())")
+        return Verdict(_CHECK, "warn",
+                       "the autograd graphs of the model's outputs were kept through each epoch and freed together at "
+                       f"its end ({held.drops} times, up to {held.most} steps' at once), the outputs gone: a tensor "
+                       "computed from them holds them", "detached before kept",
+                       "the loop keeps a tensor computed from each epoch's outputs (a loss computed again for "
+                       "logging, epoch_loss += criterion(out, y)): the memory grows with the epoch's steps; compute "
+                       "it from out.detach(), or add .item()")

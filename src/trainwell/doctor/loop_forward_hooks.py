@@ -62,18 +62,20 @@ class ForwardHooks:
         if self.reading:
             return
         grad = torch.is_grad_enabled()
-        self._forwards.append((module.training, grad, [False]))
+        x = first_tensor(args, kwargs)
+        on_training = not grad and self.training_batches.holds(x)  # a training batch's accuracy, logged
+        self._forwards.append((module.training, grad, [False], on_training))
         if grad:
             self._norms_training.update(n for n, m in self.norms if m.training)
             self._tick += 1
             self._last_forward = self._tick
         if not grad:
-            self.split_inputs.no_grad(first_tensor(args, kwargs))
-            self.split_rows.no_grad(first_tensor(args, kwargs))
-            if module.training:
-                self._sampled_inputs.append(fingerprint(first_tensor(args, kwargs)))
+            self.split_inputs.no_grad(x, on_training)
+            self.split_rows.no_grad(x, on_training)
+            if module.training and not on_training:
+                self._sampled_inputs.append(fingerprint(x))
             return
-        x = first_tensor(args, kwargs)
+        self.training_batches.trained_on(x)
         self.split_rows.with_grad(x)
         self.random_states.forward_started(module, x)
         if not module.training:

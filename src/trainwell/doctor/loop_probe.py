@@ -33,6 +33,7 @@ from trainwell.doctor.no_grad_layers import NoGradLayers
 from trainwell.doctor.reseeded_steps import RandomStates
 from trainwell.doctor.step_forwards import StepForwards
 from trainwell.doctor.step_record import held
+from trainwell.doctor.training_batches import TrainingBatches
 from trainwell.doctor.validation_graphs import ValidationGraphs
 from trainwell.doctor.validation_inputs import SplitInputs
 from trainwell.doctor.validation_rows import SplitRows
@@ -133,8 +134,9 @@ class LoopProbe(ForwardHooks, StepHooks):
         # (name, class) of a BatchNorm in train mode whose output is the model's scores (one after the last layer)
         self.scores_batchnorm: tuple[str, str] | None = None
         self._last_outs: dict[int, tuple[torch.Tensor, str, nn.Module]] = {}
-        # (training, grad enabled, [reached by a backward?]) of each forward since the last step
-        self._forwards: list[tuple[bool, bool, list[bool]]] = []
+        # (training, grad enabled, [reached by a backward?], on a training batch) of each forward since the last step
+        self._forwards: list[tuple[bool, bool, list[bool], bool]] = []
+        self.training_batches = TrainingBatches()  # the inputs of the latest forwards with gradients
         self._incoming: dict[int, torch.Tensor] = {}  # what backward() delivered since .grad was last cleared
         self._backwards: dict[int, int] = {}  # backward() passes that delivered to each tensor this step
         self._kept: dict[int, int] = {}  # of them, those since .grad was last cleared

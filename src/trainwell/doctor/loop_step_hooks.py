@@ -12,6 +12,7 @@ import torch
 from trainwell.doctor.sampled_validation import mc_dropout
 from trainwell.doctor.step_forwards import drop_records
 from trainwell.doctor.step_record import read_step
+from trainwell.doctor.training_batches import validation_share
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
 #: optimizers whose step moves each element by about the rate whatever its gradient's size, so one scale on every
@@ -89,10 +90,10 @@ class StepHooks:
 
     def _count_forwards(self) -> None:
         """The step's forwards with gradients: one training step, and whether its last forward ran in eval mode."""
-        training = [mode for mode, grad, _ in self._forwards if grad]
+        training = [mode for mode, grad, _, _ in self._forwards if grad]
         # of them, those a backward reached: a forward after the backward (an accuracy logged in eval mode with
         # gradients) is not the step's
-        reached = [mode for mode, grad, hit in self._forwards if grad and hit[0]]
+        reached = [mode for mode, grad, hit, _ in self._forwards if grad and hit[0]]
         if training:
             self.train_steps += 1
             if not (reached or training)[-1]:
@@ -157,14 +158,18 @@ class StepHooks:
     def validation_seen(self) -> None:
         """Called by ``Watch.validate``: the forwards since the last step were validation forwards. Those run
         without gradients are the validation's when there are any: a training forward may come before them (the
-        epoch's leftover micro-batch under gradient accumulation, whose gradient the next ``zero_grad()`` drops)."""
+        epoch's leftover micro-batch under gradient accumulation, whose gradient the next ``zero_grad()`` drops); of
+        them, those on a training batch (a training accuracy logged) are not, when others ran
+        (:mod:`~trainwell.doctor.training_batches`)."""
         self.validations += 1
         self.validation_steps.append(len(self.lrs))
         self.unseen_validations += not self._forwards  # another model evaluated (an EMA copy), or a stored loss
-        no_grad = [mode for mode, grad, _ in self._forwards if not grad]
+        # the forwards without gradients, less those on a training batch (a training accuracy logged) when others ran
+        no_grad = validation_share([mode for mode, grad, _, _ in self._forwards if not grad],
+                                   [on for _, grad, _, on in self._forwards if not grad])
         if any(no_grad) and mc_dropout(self._sampled_inputs, [m for _, m in self.norms]):
             self.mc_dropout_validations += 1
-        elif any(no_grad or [mode for mode, _, _ in self._forwards]):
+        elif any(no_grad or [mode for mode, _, _, _ in self._forwards]):
             self.train_mode_validations += 1
         self.split_inputs.validated()
         self.split_rows.validated()

@@ -12,6 +12,14 @@ log t - log softmax(z_s) for a KL divergence), the targets were not held constan
 predictions towards the student's and, under a cross-entropy, towards its most confident class, so they drift and
 collapse (confirmation bias).
 
+A loop may also run both views through one forward, ``logits = model(torch.cat([x_weak, x_strong]))``, and take
+``logits[:B].softmax(-1)`` as the targets of ``logits[B:]`` (FixMatch, Sohn et al. 2020, written with one batch):
+the targets are then rows of the same output. A forward's rows are read so, as two halves, two adjacent thirds, or
+the two equal blocks of mu x B rows that end the batch after B labelled rows (``torch.cat([x_l, x_weak,
+x_strong])``, FixMatch's mu unlabelled examples per labelled one), in either order, when the two
+blocks' outputs agree row by row as two views of each example do (:func:`_within_one_forward`), for outputs of
+:data:`WITHIN_ELEMENTS` elements at most.
+
 The Pi-model (Laine & Aila 2017) back-propagates through both of its branches on purpose; its loss, a squared error
 between the two softmaxes (or outputs), sends no gradient of the form c (softmax(z_s) - t) and is not read here.
 A hard pseudo-label (``argmax``) sends the weak view no gradient at all."""
@@ -31,6 +39,12 @@ FIT = 1e-3
 ROUNDING, SMALLEST = 1e-6, 1e-4
 #: the temperatures searched for sharpened targets, softmax(z / T)
 LOWEST_T, HIGHEST_T = 0.05, 20.0
+#: the most elements of one forward's outputs read for targets among its own rows
+WITHIN_ELEMENTS = 1 << 16
+#: the most unlabelled examples per labelled one (FixMatch's mu) read in a batch of labelled and two views
+MOST_MU = 16
+#: the mean cosine of two blocks' centred outputs, row by row, from which they read as two views of one batch
+AGREE = 0.25
 
 
 def _soft_target_fits(zs: torch.Tensor, gs: torch.Tensor, zt: torch.Tensor,
@@ -84,8 +98,9 @@ def differentiated_soft_target(pairs: list[tuple[torch.Tensor, torch.Tensor | No
     forward whose gradient reads as a cross-entropy or KL divergence against another forward's softmax
     (:func:`read_temperature`), that other forward receiving exactly that loss's gradient through its targets
     (:func:`target_side_gradients`). Its temperature, the loss ('cross-entropy' or 'KL divergence'), the rows and
-    the target side's gradient norm over the scored side's; None otherwise."""
-    if not 2 <= len(pairs) <= 8:
+    the target side's gradient norm over the scored side's (``within``: the two sides rows of one forward's
+    outputs, :func:`_within_one_forward`); None otherwise."""
+    if not 1 <= len(pairs) <= 8:
         return None
     for i, (zs, gs) in enumerate(pairs):
         if gs is None or zs.dim() != 2 or zs.shape[1] < 2 or not gs.is_floating_point() or not bool(gs.any()):
@@ -96,6 +111,49 @@ def differentiated_soft_target(pairs: list[tuple[torch.Tensor, torch.Tensor | No
             read = _read_pair(zs.detach().double(), gs.detach().double(), zt.detach().double(), gt.detach().double())
             if read is not None:
                 return read
+    return next((r for z, g in pairs if (r := _within_one_forward(z, g)) is not None), None)
+
+
+def _blocks(u: torch.Tensor) -> list[tuple[slice, slice]]:
+    """The (scored rows, target rows) of one forward's outputs read for targets among them (``u``: the rows'
+    centred outputs, unit length): its two halves, two adjacent thirds, and the two blocks of mu x B rows that end
+    a batch after B labelled rows (mu from 2 to :data:`MOST_MU`), either way round; only blocks whose rows agree,
+    row by row (:func:`_agreement`), as two views of each example do."""
+    n = len(u)
+    blocks = [(0, n // 2)] if n % 2 == 0 else []
+    if n % 3 == 0:
+        blocks += [(n // 3, n // 3), (0, n // 3)]
+    blocks += [(n // (1 + 2 * mu), mu * n // (1 + 2 * mu)) for mu in range(2, MOST_MU + 1) if n % (1 + 2 * mu) == 0]
+    pairs = []
+    for a, m in blocks:
+        if _agreement(u, a, m) >= AGREE:
+            first, second = slice(a, a + m), slice(a + m, a + 2 * m)
+            pairs += [(second, first), (first, second)]
+    return pairs
+
+
+def _agreement(u: torch.Tensor, a: int, m: int) -> float:
+    """The mean cosine between rows a..a+m and the rows m later of the centred outputs ``u`` (unit rows)."""
+    return float((u[a : a + m] * u[a + m : a + 2 * m]).sum(1).mean())
+
+
+def _within_one_forward(z: torch.Tensor, g: torch.Tensor | None) -> dict | None:
+    """:func:`differentiated_soft_target` on the rows of one forward's outputs: the weak and the strong view
+    concatenated into one batch, the targets the softmax of the weak view's rows (:func:`_blocks`)."""
+    if g is None or z.dim() != 2 or z.shape[1] < 2 or len(z) < 4 or z.numel() > WITHIN_ELEMENTS or \
+            not g.is_floating_point() or g.shape != z.shape:
+        return None
+    z, g = z.detach().double(), g.detach().double()
+    if not bool(torch.isfinite(z).all()):
+        return None
+    u = z - z.mean(0)
+    u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    for scored, target in _blocks(u):
+        if not bool(g[scored].any()) or not bool(g[target].any()):
+            continue
+        read = _read_pair(z[scored], g[scored], z[target], g[target])
+        if read is not None:
+            return {**read, "within": True}
     return None
 
 
@@ -130,7 +188,8 @@ def pseudo_target_verdict(steps: list[dict]) -> Verdict | None:
         return None
     r = reads[len(reads) // 2]
     sharpened = "" if r["temperature"] == 1.0 else f", sharpened at T = {r['temperature']:.2g}"
-    return Verdict("loop: loss", "warn", f"a {r['loss']} against the model's own softmax on another forward"
+    other = "other rows of the same forward (two views in one batch)" if r.get("within") else "another forward"
+    return Verdict("loop: loss", "warn", f"a {r['loss']} against the model's own softmax on {other}"
                    f"{sharpened} (read from the gradients of {len(reads)} of {len(steps)} observed steps) also "
                    f"differentiates its targets: that forward receives the loss's gradient through them "
                    f"({r['ratio']:.2g}x as large as the scored outputs')",

@@ -10,6 +10,8 @@ created to resume where another stopped passes). The fingerprint is a new schedu
 more epochs in a row, each epoch told by one ``w.validate`` (or one pass over the training ``DataLoader``'s
 dataset) between two creations. ``ReduceLROnPlateau``, whose ``__init__`` is its own, is read from that ``__init__``:
 one created again every epoch restarts its patience count and best value each time, so it never lowers the rate.
+The rates the optimizer applied decide: a rebuilt scheduler whose rates continue the previous one's
+(``LambdaLR(opt, lambda s: decay(s + epoch * steps_per_epoch))``, an ``ExponentialLR``) passes (:func:`starts_over`).
 Warm restarts by design come from one scheduler
 (``CosineAnnealingWarmRestarts``, ``CyclicLR``) and pass; so does a scheduler created once per run of a sweep that
 trains several epochs per run. Without any epoch to read, schedulers replaced before their own horizon
@@ -30,6 +32,8 @@ Example:
 """
 
 from __future__ import annotations
+
+import math
 
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
@@ -100,6 +104,9 @@ class SchedulerBuilds(ReadsCalls):
         short = _replaced_early(spans, self.builds)
         if not per_epoch and (validations or loader_starts or not short):
             return None
+        plateaus = all(isinstance(s, ReduceLROnPlateau) for _, s in self.builds)
+        if not plateaus and not starts_over(lrs, at):
+            return None
         kinds = sorted({type(s).__name__ for _, s in self.builds})
         lengths = sorted({b - a for a, b in spans})
         every = f"{lengths[0]}" if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}"
@@ -107,7 +114,7 @@ class SchedulerBuilds(ReadsCalls):
         rates = ", ".join(f"{v:.3g}" for v in firsts[:4]) + (", ..." if len(firsts) > 4 else "")
         why = "at the start of each epoch" if per_epoch else f"each replaced before its {short} steps ended"
         made = f"{' and '.join(kinds)} created again {len(at)} times on the optimizer, {why} (every {every} steps)"
-        if all(isinstance(s, ReduceLROnPlateau) for _, s in self.builds):
+        if plateaus:
             seen = [v for v in lrs[at[0]:] if v == v]
             never = bool(seen) and min(seen) >= seen[0]
             lowered = f"the rate is never lowered ({seen[0]:.3g} throughout)" if never else \
@@ -129,6 +136,43 @@ class _PlateauBuilds(ReadsCalls):
 
     def saw(self, scheduler: ReduceLROnPlateau, optimizer=None, *args, **kwargs) -> None:
         self._builds.saw(scheduler, kwargs.get("optimizer", optimizer))
+
+
+def starts_over(lrs: list[float], at: list[int]) -> bool:
+    """Whether the rates applied after each creation (``at``: the step counts of the creations; ``lrs``: the rate
+    at every step) start the schedule over: each new scheduler's first rate back at the first one's, or each one's
+    rates repeating the first one's course (scaled: a ``CosineAnnealingLR`` or ``LinearLR`` created on a rate it
+    already moved) where that course is no constant factor per step, which a continuing schedule repeats too. A
+    rebuilt scheduler whose rates continue the previous one's (``LambdaLR(opt, lambda s: f(s + epoch * steps))``,
+    an ``ExponentialLR``) does not."""
+    ends = [*at[1:], len(lrs)]
+    runs = [[v for v in lrs[a:b] if math.isfinite(v)] for a, b in zip(at, ends, strict=False)]
+    first, later = runs[0], [r for r in runs[1:] if r]
+    if not first or not later:
+        return True
+    if all(_close(r[0], first[0]) for r in later):
+        return True
+    return _not_geometric(first) and all(_same_course(first, r) for r in later)
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-12)
+
+
+def _same_course(a: list[float], b: list[float]) -> bool:
+    """``b``'s rates follow ``a``'s course up to a scale, over the steps both ran (2 at least)."""
+    m = min(len(a), len(b))
+    top_a, top_b = max(a[:m]), max(b[:m])
+    return m >= 2 and top_a > 0 and top_b > 0 and all(_close(u / top_a, v / top_b) for u, v in zip(a[:m], b[:m],
+                                                                                                  strict=False))
+
+
+def _not_geometric(rates: list[float]) -> bool:
+    """The rates change by more than one constant factor per step (a constant rate is one such factor)."""
+    if any(v <= 0 for v in rates):
+        return any(v != rates[0] for v in rates)
+    factors = [b / a for a, b in zip(rates, rates[1:], strict=False)]
+    return any(not _close(f, factors[0]) for f in factors)
 
 
 def _one_validation_each(spans: list[tuple[int, int]], validations: list[int]) -> bool:

@@ -122,7 +122,7 @@ def read_step(probe) -> dict:
             "one_output": not known and bool(outs) and one_output_per_row(*outs[0]),
             "always_true": always_true_columns(*outs[0]) if not known and outs else None,
             "td_target_gamma": differentiated_target(outs) if not known else None,
-            "soft_target": differentiated_soft_target(outs) if len(outs) >= 2 else None,
+            "soft_target": differentiated_soft_target(outs) if outs else None,
             "heads": {name: head_problem(z, g) for name, z, g in probe._outs.head_pairs()},
             "tied_rows": tied_share(outs[0][0], probe.step_forward, [z for _, z, _ in probe._outs.head_pairs()])
             if len(outs) == 1 else None}

@@ -124,19 +124,21 @@ def validation_inputs(train: Moments, val: Moments) -> Verdict | None:
 class SplitInputs:
     """The training inputs (the first argument of the training forwards on observed steps) and the validation
     inputs (that of the forwards without gradients since the last step, when the first ``w.validate()`` follows,
-    else that of the eval-mode forwards with gradients: kept by reference, 16 batches and 2^24 values at most, and
-    read then)."""
+    those on a training batch only when there are no others, else that of the eval-mode forwards with gradients:
+    kept by reference, 16 batches and 2^24 values at most, and read then)."""
 
     def __init__(self):
         self.train, self.val = Moments(), Moments()
         self._pending: list[torch.Tensor] = []
+        self._on_training: list[torch.Tensor] = []  # the forwards without gradients on a training batch
         self._graded: list[torch.Tensor] = []  # the eval-mode forwards with gradients since the last step
 
     def training(self, x) -> None:
         self.train.add(x)
 
-    def no_grad(self, x) -> None:
-        self._keep(self._pending, x)
+    def no_grad(self, x, on_training: bool = False) -> None:
+        """A forward without gradients (``on_training``: on a training batch, a training accuracy logged)."""
+        self._keep(self._on_training if on_training else self._pending, x)
 
     def eval_with_grad(self, x) -> None:
         """An eval-mode forward with gradients enabled: a validation's when none without gradients precedes
@@ -150,15 +152,15 @@ class SplitInputs:
 
     def stepped(self) -> None:
         """An optimizer step: the forwards without gradients before it were not a validation's."""
-        self._pending, self._graded = [], []
+        self._pending, self._on_training, self._graded = [], [], []
 
     def validated(self) -> None:
         """``w.validate()``: the forwards without gradients since the last step were the validation's (the
         eval-mode ones with gradients when there are none)."""
         if not self.val.n:
-            for x in self._pending or self._graded:
+            for x in self._pending or self._on_training or self._graded:
                 self.val.add(x)
-        self._pending, self._graded = [], []
+        self._pending, self._on_training, self._graded = [], [], []
 
     def verdict(self) -> Verdict | None:
         return validation_inputs(self.train, self.val)

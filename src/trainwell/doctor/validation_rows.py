@@ -14,17 +14,19 @@ model selection on it choose the most memorizing model. The watch keys every row
   that validation's rows (the forwards without gradients since the last step; the eval-mode ones with gradients
   when there are none), :data:`VAL_ROWS` at most; nothing after it. A first validation before the epoch ends
   is matched against the training rows read so far: the share is then a lower bound;
-- at report time the share ``s`` of validation rows whose key is a training key is set against the training
-  rows' own *natural* duplicate rate ``q``: the share of those training rows that have a twin among them *and*
-  whose every sampled element recurs in more rows than the row itself (tabular data with few discrete values: the
-  values recur independently of the row; an exact copy of a row with a continuous element repeats that element
-  only with its copies, and is not natural; a row repeated over :data:`COPIES` times is one input shared by the
-  rows, such as an initial state, not an example). The leaked share ``(s - q) / (1 - q)`` of the rows a natural twin
-  does not explain warns from :data:`WARN` and fails from :data:`FAIL` (a validation set mostly made of training
-  rows reads memorization only), when ``s - q`` also exceeds :data:`Z` binomial standard errors and
-  :data:`MIN_MATCHED` rows. A healthy split of continuous data shares no row (keys of 16 float32 values do not
-  collide by chance), and one of discrete data sits at ``q`` within noise; 10% of the validation set is already a
-  leak that moves its loss by the train-validation gap's tenth, and an honest split never reaches it;
+- at report time the share ``s`` of validation rows whose key is a training key is set against the training rows' own
+  *natural* duplicate rate ``q``: the share of those training rows that have a twin among them *and* whose every
+  sampled element recurs in more rows than the row itself (tabular data with few discrete values: the values recur
+  independently of the row; an exact copy of a row with a continuous element repeats that element only with its
+  copies, and is not natural; nor is a twin without a near twin, a row equal to it in all sampled elements but one:
+  rows of token ids, or of many discrete features, do not come twice by chance; a row repeated over :data:`COPIES`
+  times is one input shared by the rows, such as an initial state, not an example). The leaked share
+  ``(s - q) / (1 - q)`` of the rows a natural twin does not explain warns from :data:`WARN` and fails from
+  :data:`FAIL` (a validation set mostly made of training rows reads memorization only), when ``s - q`` also exceeds
+  :data:`Z` binomial standard errors and :data:`MIN_MATCHED` rows. A healthy split of continuous data shares no row
+  (keys of 16 float32 values do not collide by chance), and one of discrete data sits at ``q`` within noise; 10% of
+  the validation set is already a leak that moves its loss by the train-validation gap's tenth, and an honest split
+  never reaches it;
 - validation forwards whose batches split into some made wholly of training rows and the others of none (beyond
   the natural rate: leaked shares over 0.9, and under 0.1 or within noise) are the training set evaluated beside
   the validation set before ``w.validate()``: only the others are read.
@@ -128,6 +130,7 @@ class SplitRows:
         self.val: list[Callable] | None = None  # the first validation's keys and elements, per batch
         self._pending_train: list[tuple[int, Callable]] = []
         self._pending_val: list[tuple[int, Callable]] = []
+        self._on_training: list[tuple[int, Callable]] = []  # forwards without gradients on a training batch
 
     def with_grad(self, x) -> None:
         """A forward with gradients: a training forward when an optimizer step follows (an eval-mode one, maybe
@@ -135,10 +138,11 @@ class SplitRows:
         if self.val is None:
             self._add(self._pending_train, x, max(ROWS - self.train_rows, VAL_ROWS))
 
-    def no_grad(self, x) -> None:
-        """A forward without gradients: a validation's when ``w.validate()`` follows before a step."""
+    def no_grad(self, x, on_training: bool = False) -> None:
+        """A forward without gradients: a validation's when ``w.validate()`` follows before a step, unless it is
+        on a training batch (``on_training``: a training accuracy logged) and others are not."""
         if self.val is None:
-            self._add(self._pending_val, x, VAL_ROWS)
+            self._add(self._on_training if on_training else self._pending_val, x, VAL_ROWS)
 
     def _add(self, kept: list, x, limit: int) -> None:
         room = limit - sum(n for n, _ in kept)
@@ -155,14 +159,14 @@ class SplitRows:
                 break
             self.train.append((min(room, n), rows))
             self.train_rows += min(room, n)
-        self._pending_train, self._pending_val = [], []
+        self._pending_train, self._pending_val, self._on_training = [], [], []
 
     def validated(self) -> None:
         """``w.validate()``: the forwards since the last step were the validation's (read at the first one after
         a training step)."""
-        if self.val is None and self.train_rows and (self._pending_val or self._pending_train):
-            self.val = [rows for _, rows in self._pending_val or self._pending_train]
-        self._pending_train, self._pending_val = [], []
+        if self.val is None and self.train_rows and (self._pending_val or self._on_training or self._pending_train):
+            self.val = [rows for _, rows in self._pending_val or self._on_training or self._pending_train]
+        self._pending_train, self._pending_val, self._on_training = [], [], []
 
     def verdict(self) -> Verdict | None:
         if self.val is None:
@@ -174,9 +178,10 @@ class SplitRows:
 
 
 def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:
-    """The share of rows that have a twin among them (same key) and whose every sampled element recurs in more
-    rows than the row itself (duplicates that rows of few discrete values explain, not copies), or that repeat
-    more than :data:`COPIES` times (one input shared by the rows, not an example: an initial state, position ids)."""
+    """The share of rows that have a twin among them (same key), whose every sampled element recurs in more rows
+    than the row itself and that have a near twin (:func:`near_twins`: duplicates that rows of few discrete values
+    explain, not copies), or that repeat more than :data:`COPIES` times (one input shared by the rows, not an
+    example: an initial state, position ids)."""
     if len(keys) < 2:
         return 0.0
     _, row_index, row_counts = torch.unique(keys, return_inverse=True, return_counts=True)
@@ -185,7 +190,23 @@ def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:
     for column in elements.T:
         _, index, counts = torch.unique(column, return_inverse=True, return_counts=True)
         recurs &= counts[index] > count
-    return float(((count > 1) & (recurs | (count > COPIES))).float().mean())
+    natural = recurs & near_twins(elements, count) if bool(((count > 1) & recurs).any()) else recurs
+    return float(((count > 1) & (natural | (count > COPIES))).float().mean())
+
+
+def near_twins(elements: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Per row: whether another row, not its twin, holds the same sampled elements but one (``count``: the rows
+    equal to each). Rows of few discrete values that repeat by chance lie among rows that differ from them in one
+    value (a questionnaire's answers, tabular categories); a copied row of token ids, or of many discrete features,
+    has no such neighbour: its twins are copies (a data set duplicated before it was split)."""
+    weights = _weights(elements.shape[1], elements.device)
+    values = elements.long()
+    near = torch.zeros(len(values), dtype=torch.bool, device=values.device)
+    for j in range(values.shape[1]):
+        masked = (values * weights).sum(1) - values[:, j] * weights[j]
+        _, index, counts = torch.unique(masked, return_inverse=True, return_counts=True)
+        near |= counts[index] > count
+    return near
 
 
 def validation_rows(keys: torch.Tensor, elements: torch.Tensor, val: list[torch.Tensor]) -> Verdict:
