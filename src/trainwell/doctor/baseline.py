@@ -101,7 +101,9 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
         return _implied_targets(real_train, zero_train)
     if verdict.status in ("warn", "fail"):  # a term on mid-network outputs that pulls every example to one output
         verdict.advice = dominant_inner_term(model, xs[train], ys[train], loss_fn, seed) or verdict.advice
-    targets = far_from_unit(ys) if verdict.status != "pass" and not _starts_at_offset(model, xs, ys) else None
+    targets = far_from_unit(ys) if verdict.status != "pass" else None
+    if targets and _starts_at_offset(model, xs, ys):  # a global bias set to the mean: no offset left to learn
+        targets = None
     if targets:  # a copy whose outputs start near 0 spends its few steps learning the targets' offset
         verdict.advice = (f"{targets}: a copy whose outputs start near 0 spends its steps learning their offset; "
                           f"else {verdict.advice}")
