@@ -3,6 +3,7 @@ recipe: an input-independent baseline)."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -95,13 +96,34 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     agreement = None if _shown(best, k, zero_held, zero_acc, floor) else _agreement(list(predicted.values()),
                                                                                     ys[held])
     verdict = _judge(real_train, zero_train, k, best, zero_held, zero_acc, agreement, floor)
+    if verdict.status == "fail" and max(zero_train, zero_held or 0.0) <= 1e-6 and \
+            out_of_reach(real_train, zero_train) and not _reads_targets(loss_fn, const(len(ys)), ys):
+        return _implied_targets(real_train, zero_train)
     if verdict.status in ("warn", "fail"):  # a term on mid-network outputs that pulls every example to one output
         verdict.advice = dominant_inner_term(model, xs[train], ys[train], loss_fn, seed) or verdict.advice
     targets = far_from_unit(ys) if verdict.status != "pass" else None
+    if targets and _starts_at_offset(model, xs, ys):  # a global bias set to the mean: no offset left to learn
+        targets = None
     if targets:  # a copy whose outputs start near 0 spends its few steps learning the targets' offset
         verdict.advice = (f"{targets}: a copy whose outputs start near 0 spends its steps learning their offset; "
                           f"else {verdict.advice}")
     return verdict
+
+
+def _starts_at_offset(model: nn.Module, x: torch.Tensor | Inputs, y) -> bool:
+    """Whether the model's first outputs already sit at the targets' offset (their mean within one std of the
+    targets' mean: a recommender's global bias initialized to the mean rating), so no copy spends its steps
+    learning it; False when the outputs are not one tensor of the targets' size."""
+    if not isinstance(y, torch.Tensor) or not y.is_floating_point():
+        return False
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            out = call(_training_forward(copy.deepcopy(model)), x)
+    except Exception:  # noqa: BLE001 - a forward this reading cannot follow: the advice stands
+        return False
+    if not isinstance(out, torch.Tensor) or out.numel() != y.numel():
+        return False
+    return abs(float(out.double().mean()) - float(y.double().mean())) < float(y.double().std())
 
 
 def _split(y, k: int, seed: int) -> tuple:
@@ -241,6 +263,40 @@ def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: 
                    "clearly higher held-out accuracy (by 3 standard errors) or class predictions that agree with the "
                    f"held-out labels beyond chance (permutation p < {AGREEMENT_ALPHA:g})",
                    advice)
+
+
+def out_of_reach(real_train: float, zero_train: float) -> bool:
+    """Whether the real copy's training loss stays far above the loss of ~0 that the best constant output reaches
+    (over 1000x it and above 1e-3)."""
+    return math.isfinite(real_train) and real_train > max(1e-3, 1000 * zero_train)
+
+
+def _reads_targets(loss_fn: Callable, out, y) -> bool:
+    """Whether the loss's value depends on the targets it is given (the same outputs scored against ``y`` + 1); a
+    loss that refuses them, or several targets (a tuple or dict), counts as reading them."""
+    if not isinstance(y, torch.Tensor):
+        return True
+    try:
+        with torch.no_grad():
+            return _scalar(loss_fn(out, y)) != _scalar(loss_fn(out, y + 1))
+    except Exception:  # noqa: BLE001 - targets the loss checks (class indices out of range): it reads them
+        return True
+
+
+def _implied_targets(real_train: float, zero_train: float) -> Verdict:
+    """The skip for a loss that reads no targets and that one free constant output drives to ~0 while the model's
+    own outputs stay far above it: each output's position fixes what it must be (skip-gram's positive score high,
+    its negative scores low), a constant the model's structure need not be able to produce (both are dot products of
+    the same embeddings), so it is no baseline to beat; a loss with nothing to teach (a triplet margin of 0) reads
+    its labels."""
+    return Verdict("input-independent baseline", "skip",
+                   f"skipped: the loss reads no targets, and one output for every input drives it to "
+                   f"{zero_train:.3g} while the model's own outputs stay at {real_train:.3g} on the examples it "
+                   "trained on: that constant is out of the model's reach, so it is no baseline to beat",
+                   "a loss whose targets an input-independent model can be compared on",
+                   "outputs whose targets are fixed by their position (skip-gram's positive and negative scores, "
+                   "made from the same embeddings) meet a free constant at once; judge the model on held-out pairs "
+                   "instead (positives scored above negatives)")
 
 
 class _Spread(nn.Module):

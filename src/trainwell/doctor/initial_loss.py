@@ -21,6 +21,7 @@ from trainwell.doctor.forward import (
 )
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _REGRESSION, _scalar, expected_initial_loss, loss_kind, loss_kind_read
+from trainwell.doctor.normalized_scores import normalized_after
 from trainwell.doctor.targets import chosen_output_regression, constant_loss, far_from_unit
 from trainwell.doctor.trained_start import ADVICE as TRAINED_ADVICE
 from trainwell.doctor.trained_start import predicts_labels
@@ -178,6 +179,14 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
         f"{_suspect_layer(model, x)}; a loss below the uninformative one at init: do the labels leak into the "
         "inputs, or are the classes very unbalanced?")
     scores = O.logits(out)
+    if kind == "cross_entropy" and status != "pass" and ratio > 1 and not scale:
+        layer = normalized_after(model, x)
+        if layer is not None:  # a cosine classifier: s * cos(theta) starts above ln C by design
+            return Verdict("initial loss", "info", round(loss, 4), expected_text,
+                           f"the scores are normalized after the last layer '{layer}' (its output doubled leaves "
+                           f"them unchanged: a cosine classifier, s * cos(theta)), so their std "
+                           f"{float(scores.double().std()):.3g} is set by the model's own scale s, not by an init: "
+                           "a first loss above ln C is by design (CosFace, ArcFace); if training stalls, lower s")
     if kind == "nll" and scores is not None and scores.is_floating_point() and _normalization(scores) != "log":
         return Verdict("initial loss", "fail", round(loss, 4), expected_text + "; on log-probabilities",
                        "NLLLoss on outputs that are not log-probabilities (rows whose logsumexp is not 0"

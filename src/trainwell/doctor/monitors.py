@@ -16,6 +16,7 @@ from torch import nn
 
 from trainwell.doctor.dead_units import unit_peaks
 from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
+from trainwell.doctor.outputs import leaves
 from trainwell.doctor.verdict import Verdict
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.uncompiled import suspend_compiled
@@ -173,6 +174,7 @@ class Monitor(Callback):
         self._retries = 0  # observations dropped in a row (steps skipped on non-finite gradients)
         self._snapshot: dict[str, torch.Tensor] | None = None
         self._acts: dict[str, dict] = {}
+        self._storage: dict[str, tuple[int, int]] = {}  # (data_ptr, numel) of each activation's output
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def _forward_hook(self, name: str):
@@ -190,8 +192,18 @@ class Monitor(Callback):
 
     def _activation(self, name: str, module: nn.Module, out: torch.Tensor) -> None:
         self._acts[name] = activation_stats(module, out, self.bins)
+        self._storage[name] = (out.data_ptr(), out.numel())
         if out.requires_grad:
             out.register_hook(lambda g: self._acts[name].update(self._grad_stats(g)))
+
+    def _model_output_hook(self, module, args, out) -> None:
+        """Mark the activations whose output is the model's own output (or a view of it): a Sigmoid ending an
+        autoencoder of binary pixels, a Tanh ending a generator. Saturating there is the fit of targets at the
+        activation's bounds, not a hidden unit that stopped learning."""
+        outputs = {(t.data_ptr(), t.numel()) for t in leaves(out) if isinstance(t, torch.Tensor)}
+        for name, where in getattr(self, "_storage", {}).items():
+            if where in outputs and name in self._acts:
+                self._acts[name]["output"] = True
 
     def _grad_stats(self, g: torch.Tensor) -> dict:
         g = g.detach()  # a gradient with a graph of its own (torch.autograd.grad(..., create_graph=True))
@@ -211,8 +223,10 @@ class Monitor(Callback):
 
     def _install(self, model: nn.Module) -> None:
         self._remove()
+        self._storage = {}
         self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
                        if isinstance(m, _WATCHED + _LAYERS)]
+        self._hooks.append(model.register_forward_hook(self._model_output_hook))
         if calls_functions(model):  # a user's module may call F.relu, torch.tanh, x.sigmoid() in its forward
             self._functional = FunctionalActivations(
                 model, lambda name, kind, out: self._activation(name, _STAND_IN[kind], out))
@@ -266,6 +280,7 @@ class Monitor(Callback):
         grads, updates = self._step_norms(state.model)
         lr = float(state.optimizer.param_groups[0]["lr"])
         self._max_lr = max(getattr(self, "_max_lr", 0.0), lr)
+        self._stops_itself = isinstance(state.optimizer, torch.optim.LBFGS)  # its own tolerances end its steps
         loss = _as_float(state.batch_loss) if state.batch_loss is not None else None
         record = {"step": state.step, "epoch": state.epoch, "lr": lr, "activations": self._acts, "grad_rms": grads,
                   "update_ratio": updates, "loss": loss}
@@ -320,7 +335,7 @@ class Monitor(Callback):
             if a.get("dead", 0.0) > self.dead_warn:
                 self._warn("dead ReLUs", name, step, f"{a['dead']:.0%} of units never active",
                            "lower the learning rate, use He init with a small positive bias, or leaky ReLU")
-            if a.get("saturated", 0.0) > self.saturation_warn:
+            if a.get("saturated", 0.0) > self.saturation_warn and not a.get("output"):
                 self._warn("saturated units", name, step, f"{a['saturated']:.0%} saturated",
                            "use Xavier init, normalize the inputs, or a smaller learning rate")
         weights = [(n, g) for n, g in r["grad_rms"].items() if n.endswith("weight")]
@@ -345,6 +360,10 @@ class Monitor(Callback):
         loss = r.get("loss")
         converged = (not any(g > 0 for g in r["grad_rms"].values())
                      or (loss is not None and first is not None and abs(loss) <= 1e-3 * max(first, 1e-12)))
+        # under L-BFGS a step that moved no weight at all is the optimizer stopping itself once its tolerance_grad /
+        # tolerance_change is met, not a rate too low (SGD's rate of 1e-9 also moves no float32 weight: too low)
+        converged = converged or (getattr(self, "_stops_itself", False) and bool(ratios) and
+                                  not any(v > 0 for v in ratios))
         if ratios:
             # the middle tensor on the side judged (an even count has two): half the tensors at least lie beyond
             # the band, so of a small model's two weights (an embedding and its head) one alone is not the rate's

@@ -94,12 +94,17 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=stop)
     # a loss of unknown form may fall slowly (an L1-like pinball loss, an ordinal model's cumulative BCE), and a
     # sampling forward has no reachable floor: while the loss is short of the bar and has fallen over the last
-    # stretch, the copy trains on, up to 5x the steps
-    for _ in range(4):
-        if loss_kind(loss_fn) != "unknown" and not sampled or not math.isfinite(final) or \
-                final - floor < bar:
+    # stretch, the copy trains on, up to 5x the steps. An absolute error (torch's L1) has a gradient of one
+    # size however close the outputs are: Adam at a fixed rate then circles the fit at a distance set by the rate,
+    # so each stretch of L1 runs at half the last one's rate, until its loss is clearly (by a fifth of the bar)
+    # below the bar: the copy is judged again from its outputs after the last update
+    absolute = loss_kind(loss_fn) == "l1"
+    for stretch in range(4):
+        if loss_kind(loss_fn) != "unknown" and not absolute and not sampled or not math.isfinite(final) or \
+                final - floor < (0.8 * bar if absolute else bar):
             break
-        m, later = _train_copy(m, xs, ys, loss_fn, steps, lr, seed, stop_below=stop)
+        m, later = _train_copy(m, xs, ys, loss_fn, steps, lr / 2 ** (stretch + 1) if absolute else lr, seed,
+                               stop_below=stop)
         if not later < 0.9 * final:  # no longer falling: more steps would not change the verdict
             final = later
             break
