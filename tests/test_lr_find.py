@@ -43,6 +43,7 @@ def test_the_reading_of_a_scripted_curve():
         read_curve(lrs[:3], [1, 2, 3], [1, 2, 3], "the loss became nan")
 
 
+@pytest.mark.slow  # 0.37 s each on a 2-core CPU (RESULTS §51)
 def test_lr_find_command_prints_a_suggestion_and_writes_the_plot(workdir, capsys):
     sets = [a for s in SPIRALS for a in ("--set", s)]
     assert main(["lr-find", *sets, "--steps", "60", "--out", "lr.png"]) == 0

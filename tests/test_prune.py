@@ -108,6 +108,7 @@ def test_lottery_rounds_reset_to_theta0_and_write_results(workdir):
     assert set(saved) == {"1", "3", "5"}
 
 
+@pytest.mark.slow  # 0.46 s each on a 2-core CPU (RESULTS §51)
 def test_prune_command(workdir, capsys):
     code = main(["prune", "--set", "data.name=spirals", "--set", "model.kind=mlp", "--set", "model.hidden=[16]",
                  "--set", "train.epochs=2", "--set", "report.enabled=false", "--rounds", "1", "--control",

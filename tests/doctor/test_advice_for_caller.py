@@ -42,6 +42,7 @@ def test_doctor_check_on_a_users_model_names_torchs_init_call():
     assert doctor.check(model, x, y, nn.CrossEntropyLoss())["variance propagation"].status == "pass"
 
 
+@pytest.mark.slow  # 0.45 s each on a 2-core CPU (RESULTS §51)
 def test_the_pipelines_preflight_names_the_config_key():
     prep = prepare(load_config(None, ["data.name=spirals", "model.kind=mlp", "init.scheme=zeros"]))
     symmetry = next(v for v in preflight(prep) if v.check == "symmetry")

@@ -75,6 +75,7 @@ def test_clipping_before_unscale_fails_naming_the_order_and_the_loss_is_not_coun
 
 
 @pytest.mark.parametrize("max_norm", [1.0, 0.5])
+@pytest.mark.slow  # 0.20 s each on a 2-core CPU (RESULTS §51)
 def test_unscaling_then_clipping_passes(max_norm):
     report, _ = _amp_loop("unscale_first", max_norm=max_norm)
     v = _by_check(report)

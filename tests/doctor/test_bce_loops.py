@@ -162,6 +162,7 @@ def test_read_binary_recovers_targets_and_floor_of_a_double_sigmoid():
 
 @pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("k", [1, 5])
+@pytest.mark.slow  # 0.19 s each on a 2-core CPU (RESULTS §51)
 def test_watch_fails_a_sigmoid_layer_before_bce_with_logits_naming_the_layer(k, soft):
     x, y = _data(k, soft=soft)
     torch.manual_seed(0)

@@ -201,6 +201,7 @@ def _gradient_verdict(quant, wrong=False):
 
 
 @pytest.mark.parametrize("quant", ["function", "detach"])
+@pytest.mark.slow  # 0.22 s each on a 2-core CPU (RESULTS §51)
 def test_a_straight_through_quantizer_is_read_as_a_surrogate_backward_not_a_wrong_one(quant):
     verdict = _gradient_verdict(quant)
     assert verdict.status == "info" and "piecewise constant" in verdict.advice and "straight-through" in verdict.advice

@@ -66,6 +66,7 @@ def test_targets_from_the_weak_rows_of_one_forward_with_their_gradient_are_named
 
 @pytest.mark.parametrize("target, labelled_in_batch", [("detached", False), ("detached", True),
                                                        ("no_grad forward", False)])
+@pytest.mark.slow  # 0.20 s each on a 2-core CPU (RESULTS §51)
 def test_detached_targets_or_targets_computed_under_no_grad_pass(target, labelled_in_batch):
     report = _fixmatch(target, labelled_in_batch)
     assert not [v for v in report if v.check.startswith("loop:") and v.status in ("warn", "fail")], report

@@ -77,6 +77,7 @@ def _named(report):
 
 
 @pytest.mark.parametrize("loss_fn, kind", [(dice_loss, "Dice"), (iou_loss, "IoU")])
+@pytest.mark.slow  # 0.23 s each on a 2-core CPU (RESULTS §51)
 def test_an_overlap_loss_on_raw_scores_is_named_and_the_loss_curve_defers_to_it(loss_fn, kind):
     report = _run(SegNet(), loss_fn)
     verdict = _named(report)
@@ -93,6 +94,7 @@ def test_an_overlap_loss_on_raw_scores_is_named_and_the_loss_curve_defers_to_it(
     (SegNet(), lambda out, mask: F.binary_cross_entropy_with_logits(out, mask)),
     (SegNet(sigmoid=True), iou_loss),
 ])
+@pytest.mark.slow  # 0.20 s each on a 2-core CPU (RESULTS §51)
 def test_an_overlap_loss_on_probabilities_is_not_named(model, loss_fn):
     assert _named(_run(model, loss_fn)) is None
 

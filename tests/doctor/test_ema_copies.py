@@ -24,6 +24,7 @@ def _blobs(n, seed):
 
 
 @pytest.mark.parametrize("copy_buffers", [True, False])
+@pytest.mark.slow  # 0.26 s each on a 2-core CPU (RESULTS §51)
 def test_an_ema_copy_without_its_batchnorm_statistics_is_named(copy_buffers):
     torch.manual_seed(0)
     (x, y), (xv, yv) = _blobs(1024, 0), _blobs(256, 1)

@@ -63,6 +63,7 @@ def test_watch_names_inputs_divided_twice_and_the_monitors_defer():
     assert "raise the learning rate" not in " ".join(str(v.advice) for v in got.values() if v.status == "warn")
 
 
+@pytest.mark.slow  # 0.35 s each on a 2-core CPU (RESULTS §51)
 def test_check_names_inputs_divided_twice_before_the_failed_fit():
     x, y = blobs()
     tiny = (x - x.min()) / (x.max() - x.min()) / 255
@@ -93,6 +94,7 @@ def test_legitimate_small_scale_inputs_pass():
         assert watched(inputs, y, mlp(), epochs=1)["loop: inputs"].status == "pass"
 
 
+@pytest.mark.slow  # 0.46 s each on a 2-core CPU (RESULTS §51)
 def test_batchnorm_after_the_first_layer_is_left_alone_only_where_it_restores_the_scale():
     x, y = blobs()
     standardized = (x - x.mean(0)) / x.std(0)

@@ -49,6 +49,7 @@ def _train(returns_rate: bool):
 
 
 @pytest.mark.parametrize("returns_rate", [False, True])
+@pytest.mark.slow  # 0.18 s each on a 2-core CPU (RESULTS §51)
 def test_a_lambda_lr_function_that_returns_the_rate_is_named(returns_rate):
     report = _train(returns_rate)
     if not returns_rate:

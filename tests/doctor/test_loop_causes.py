@@ -239,6 +239,7 @@ def _watch_plain(model, loss_fn, x, y, steps=40, lr=0.05):
 
 
 @pytest.mark.parametrize("log_softmax", [False, True])
+@pytest.mark.slow  # 0.18 s each on a 2-core CPU (RESULTS §51)
 def test_nll_on_raw_scores_is_named_by_check_and_watch(log_softmax):
     x, y = _data()
     model = LogSoftmaxNet(log_softmax)
@@ -413,6 +414,7 @@ class SequenceTagger(nn.Module):
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.slow  # 0.24 s each on a 2-core CPU (RESULTS §51)
 def test_a_recurrence_over_the_batch_axis_is_found_from_the_last_sample(batch_first):
     x = torch.randn(32, 5, 6, generator=torch.Generator().manual_seed(0))
     verdict = doctor.check(SequenceTagger(batch_first), x, x[:, 0, :C].argmax(1),
@@ -557,6 +559,7 @@ def _soft_ce(sign):
 
 
 @pytest.mark.parametrize("sign", [-1.0, 1.0])
+@pytest.mark.slow  # 0.22 s each on a 2-core CPU (RESULTS §51)
 def test_a_hand_written_cross_entropy_missing_its_minus_sign_is_named(sign):
     x, y = _data()
     initial = doctor.check(_mlp(), x, y, _soft_ce(sign))["initial loss"]
@@ -623,6 +626,7 @@ def test_nll_loss_as_a_function_is_probed_with_uniform_log_probabilities(ignore,
 
 
 @pytest.mark.parametrize("head, named", [(nn.Sigmoid(), True), (None, False)])
+@pytest.mark.slow  # 0.21-0.32 s each on a 2-core CPU (RESULTS §51)
 def test_ratings_beyond_a_sigmoid_output_are_named(head, named):
     x, _ = _data()
     ratings = 1.0 + (x[:, :3].sum(1) > 0).float() * 2 + (x[:, 3] > 0).float() * 2  # 1..5
@@ -709,6 +713,7 @@ def test_a_loss_that_starts_near_minus_ln_c_by_design_is_not_a_flipped_cross_ent
 
 
 @pytest.mark.parametrize("first", ["critic", "generator"])
+@pytest.mark.slow  # 0.50 s each on a 2-core CPU (RESULTS §51)
 def test_a_wgan_critic_stepped_five_times_per_generator_step_is_a_game_in_either_order(first):
     G, D = _gan()
     gan = nn.ModuleDict({"G": G, "D": D})
@@ -888,6 +893,7 @@ def _pixels(n=128):
 
 
 @pytest.mark.parametrize("uses_input, status", [(True, "pass"), (False, "fail")])
+@pytest.mark.slow  # 0.22 s each on a 2-core CPU (RESULTS §51)
 def test_a_sigmoid_autoencoder_under_bce_is_judged_against_its_real_floor(uses_input, status):
     x = _pixels()
     verdict = doctor.check(AutoEncoder(uses_input), x, x, nn.BCELoss())["overfit a tiny subset"]
@@ -1499,6 +1505,7 @@ def test_label_smoothed_cross_entropy_is_read_with_its_epsilon_and_its_scale(tim
 
 
 @pytest.mark.parametrize("lr, status", [(0.1, "pass"), (0.01, "warn")])
+@pytest.mark.slow  # 0.18 s each on a 2-core CPU (RESULTS §51)
 def test_a_label_smoothed_loss_curve_is_read_towards_its_floor_not_towards_0(lr, status):
     # label smoothing 0.2 over 4 classes: no output brings the loss below the smoothed targets' entropy, 0.588
     torch.manual_seed(0)

@@ -39,6 +39,7 @@ def test_at_least_25_bug_classes():
     assert len(loop_bugs.CASES) >= 25 and len({c.name for c in loop_bugs.CASES}) == len(loop_bugs.CASES)
 
 
+@pytest.mark.slow  # 0.52 s each on a 2-core CPU (RESULTS §51)
 def test_the_readme_loop_example_is_true(capsys):
     import re
 

@@ -54,6 +54,7 @@ def _run(weights: str, hand_written=False):
 
 
 @pytest.mark.parametrize("hand_written", [False, True])
+@pytest.mark.slow  # 0.28 s each on a 2-core CPU (RESULTS §51)
 def test_pos_weight_turned_round_is_named_by_check_and_watch(hand_written):
     checked, watched = _run("inverted", hand_written)
     assert checked["class weights"].status == "warn" and str(checked["class weights"].value).startswith(POS_GROW)
@@ -65,6 +66,7 @@ def test_pos_weight_turned_round_is_named_by_check_and_watch(hand_written):
 
 
 @pytest.mark.parametrize("weights", ["balanced", "one", "none"])
+@pytest.mark.slow  # 0.24 s each on a 2-core CPU (RESULTS §51)
 def test_balanced_equal_or_no_pos_weight_passes(weights):
     checked, watched = _run(weights)
     for report in (checked, watched):

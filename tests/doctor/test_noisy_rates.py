@@ -81,6 +81,7 @@ def test_a_noisy_regression_loop_is_not_told_to_lower_a_rate_that_lowering_does_
         assert verdict.status == "info" and "lower the learning rate" not in verdict.advice, verdict
 
 
+@pytest.mark.slow  # 0.31 s each on a 2-core CPU (RESULTS §51)
 def test_a_noisy_regression_loop_at_its_best_rate_is_not_told_to_raise_it():
     """At lr 5e-2 (seed 2) the curve makes 54% of its drop by mid-run, a second-half fall 2.1 noise sigmas beyond a
     bending curve's: within the noise. The oracle that the rate is not too low: 3x it diverges (the training loss
@@ -155,6 +156,7 @@ def test_a_loss_that_jumped_at_once_and_ends_above_an_untrained_classifiers_read
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.slow  # 0.30 s each on a 2-core CPU (RESULTS §51)
 def test_a_logistic_regression_far_above_its_rate_is_read_against_ln_c(seed):
     """SGD at lr 50 on a linear softmax classifier: from a first loss of 1.0-1.4 the loss jumps to 10-27 within 10
     steps and bounces at 4-6 to the end, its batch noise so large that the curve alone reads "noisy" or "flat". On

@@ -202,6 +202,7 @@ def test_fit_records_pre_monitor_and_post_verdicts(workdir):
     assert "Doctor" in (res.run_dir / "report.html").read_text()
 
 
+@pytest.mark.slow  # 0.31 s each on a 2-core CPU (RESULTS §51)
 def test_doctor_command_exit_codes(workdir, capsys):
     base = ["--set", "data.name=spirals", "--set", "model.kind=mlp", "--set", "model.hidden=[32]"]
     assert main(["doctor", *base]) == 0

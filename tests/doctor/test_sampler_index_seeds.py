@@ -68,6 +68,7 @@ def _train(seeding: str, weights: str = "per_example"):
 
 
 @pytest.mark.parametrize("seeding", ["torch_index", "numpy_index", "python_index", "torch_index_and_own"])
+@pytest.mark.slow  # 0.22 s each on a 2-core CPU (RESULTS §51)
 def test_copies_augmented_from_an_index_seed_are_named_as_one_augmentation_per_example(seeding):
     verdict = _train(seeding)[NAME]
     assert verdict.status == "fail"

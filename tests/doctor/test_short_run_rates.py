@@ -160,6 +160,7 @@ def test_a_resumed_run_keeps_the_weights_that_started_at_zero_out_of_the_update_
     assert "update/weight ratio" not in {w["kind"] for w in monitor.warnings}
 
 
+@pytest.mark.slow  # 0.31 s each on a 2-core CPU (RESULTS §51)
 def test_a_short_noisy_curve_whose_plateau_is_within_the_noise_is_not_told_to_lower_the_rate():
     # a third and a tenth of this rate end with a higher training and held-out loss on this seed (0.93 / 1.04 train)
     curve = attention_loop(1)[CURVE]

@@ -91,6 +91,7 @@ def test_the_quickstart_loop_at_a_tenth_of_its_rate_reads_too_low_not_flat():
     assert quickstart(3e-3, seed=1, report=False) < quickstart(1e-3, seed=1, report=False) - 0.03
 
 
+@pytest.mark.slow  # 0.31 s each on a 2-core CPU (RESULTS §51)
 def test_shuffled_labels_memorized_at_a_healthy_step_size_read_flat_not_too_low():
     """Labels permuted apart from their inputs, SGD lr 0.1: the loss falls 4% as the net memorizes them, a curve
     that alone reads as a slow fall; the update/weight ratio, ~3e-2, says the steps are not short, so the report

@@ -72,6 +72,7 @@ def test_a_taggers_tags_numbered_from_1_are_named_as_1_based_labels():
 
 
 @pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.slow  # 0.24 s each on a 2-core CPU (RESULTS §51)
 def test_a_taggers_tags_from_0_pass_also_with_tag_0_as_ignored_padding(padded):
     torch.manual_seed(0)
     words, tags = _sentences()
@@ -86,6 +87,7 @@ def test_a_taggers_tags_from_0_pass_also_with_tag_0_as_ignored_padding(padded):
 
 
 @pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.slow  # 0.21 s each on a 2-core CPU (RESULTS §51)
 def test_a_small_language_model_whose_id_0_is_never_a_target_passes(padded):
     vocab = 30
     g = torch.Generator().manual_seed(0)

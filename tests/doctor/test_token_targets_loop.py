@@ -84,6 +84,7 @@ def test_a_bidirectional_model_reconstructing_its_tokens_is_not_named():
 
 
 @pytest.mark.parametrize("mask, named", [("causal", True), ("none", False)])
+@pytest.mark.slow  # 0.23 s each on a 2-core CPU (RESULTS §51)
 def test_a_transformer_trained_on_its_inputs_is_named_only_when_it_is_left_to_right(mask, named):
     seq = _sentences()[:, :-1]
     verdict = _batches_loop(TinyGPT(mask), seq, seq)  # without a mask: a token autoencoder, copying by design
@@ -135,6 +136,7 @@ def _tuple_targets_loop(shifted, pack):
 
 
 @pytest.mark.parametrize("pack", ["tuple", "dict"])
+@pytest.mark.slow  # 0.33 s each on a 2-core CPU (RESULTS §51)
 def test_token_targets_handed_over_with_their_mask_are_read(pack):
     verdict = _tuple_targets_loop(shifted=False, pack=pack)
     assert verdict is not None and verdict.status == "fail", verdict
@@ -157,6 +159,7 @@ class _TokenBatches(torch.utils.data.Dataset):
 
 @pytest.mark.parametrize("handed", ["batch", "labels"])
 @pytest.mark.parametrize("shift_in_loss", [True, False])
+@pytest.mark.slow  # 0.23 s each on a 2-core CPU (RESULTS §51)
 def test_labels_equal_to_the_input_ids_are_named_only_when_the_loss_does_not_shift_them(shift_in_loss, handed):
     loader = torch.utils.data.DataLoader(_TokenBatches(_sentences()), batch_size=16)
     model = TinyGPT("causal")

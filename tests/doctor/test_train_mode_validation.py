@@ -1,6 +1,7 @@
 """Validation run in train mode (no model.eval(): dropout on) measures a loss above the model's: the overfitting
 verdict's gap and onset then read the dropout, and it defers to the train/eval mode verdict that names it."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,6 +54,7 @@ def run(eval_for_validation):
     return dropped, clean, {v.check: v for v in w.report()}
 
 
+@pytest.mark.slow  # 0.34 s each on a 2-core CPU (RESULTS §51)
 def test_overfitting_defers_to_validations_run_in_train_mode():
     dropped, clean, verdicts = run(eval_for_validation=False)
     assert dropped > clean + 0.02

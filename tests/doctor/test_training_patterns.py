@@ -60,6 +60,7 @@ def _moe_check(item):
     return doctor.check(model, x, y, loss_fn, optimizer=torch.optim.Adam(model.parameters(), lr=2e-3))
 
 
+@pytest.mark.slow  # 0.52 s each on a 2-core CPU (RESULTS §51)
 def test_a_mixture_of_experts_returning_its_balancing_loss_gets_every_check():
     """The scalar aux beside the (B, C) scores has no example axis: the overfit and baseline fits keep it at the
     model's value instead of failing to slice it."""
@@ -198,6 +199,7 @@ class MultiTask(nn.Module):
         return {"cls": self.cls(h), "reg": reg.detach() if self.detached else reg}
 
 
+@pytest.mark.slow  # 0.41 s each on a 2-core CPU (RESULTS §51)
 def test_a_task_weighted_by_zero_is_told_from_a_detached_head():
     """A loss weight of 0 sends the regression head a gradient of exactly 0 (backward reaches it); a detached head
     gets none at all. Both never learn; the causes differ."""

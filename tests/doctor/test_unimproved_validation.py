@@ -53,6 +53,7 @@ def run(aligned, n_train, n_val, epochs, opt_name="sgd"):
     return [v for _, v, _ in w._val], {v.check: v for v in w.report()}
 
 
+@pytest.mark.slow  # 0.50 s each on a 2-core CPU (RESULTS §51)
 def test_misaligned_labels_rising_validation_without_five_in_a_row_warns():
     vals, verdicts = run(aligned=False, n_train=2000, n_val=500, epochs=8)
     # the oracle: validation ends above where it began, never clearly below it, and rose on most evaluations but

@@ -55,6 +55,7 @@ def _triplet(embeddings, labels, margin=1.0):
     return F.relu(hardest_pos - hardest_neg + margin).mean()
 
 
+@pytest.mark.slow  # 0.38 s each on a 2-core CPU (RESULTS §51)
 def test_a_triplet_embedding_is_not_read_as_class_scores_by_check_or_watch():
     torch.manual_seed(0)
     x = torch.randn(256, 16)
@@ -105,6 +106,7 @@ def _pairs(n=512, seed=0):
     return torch.stack([torch.randint(0, 30, (n,), generator=g), torch.randint(0, 40, (n,), generator=g)], 1)
 
 
+@pytest.mark.slow  # 0.42 s each on a 2-core CPU (RESULTS §51)
 def test_implicit_feedback_with_no_negatives_sampled_is_named_by_check_and_watch():
     pairs = _pairs()
     ones = torch.ones(len(pairs))
@@ -140,6 +142,7 @@ class SparseRecommender(nn.Module):
         return (self.u(pairs[:, 0]) * self.i(pairs[:, 1])).sum(1)
 
 
+@pytest.mark.slow  # 0.47 s each on a 2-core CPU (RESULTS §51)
 def test_sparse_embeddings_under_adam_are_named_and_the_checks_train_them_with_sparse_adam():
     pairs = _pairs()
     liked = ((pairs[:, 0] + pairs[:, 1]) % 2).float()
@@ -258,6 +261,7 @@ def _cumulative_bce(logits, levels):
 
 
 @pytest.mark.parametrize("blind, status", [(False, "pass"), (True, "fail")])
+@pytest.mark.slow  # 0.45 s each on a 2-core CPU (RESULTS §51)
 def test_an_ordinal_models_slow_loss_is_memorized_given_the_steps_it_needs(blind, status):
     from trainwell.doctor.overfit import overfit_tiny_subset
 
@@ -268,6 +272,7 @@ def test_an_ordinal_models_slow_loss_is_memorized_given_the_steps_it_needs(blind
 
 
 @pytest.mark.parametrize("first_rank, status", [(0, "pass"), (1, "warn")])
+@pytest.mark.slow  # 0.23 s each on a 2-core CPU (RESULTS §51)
 def test_ordinal_levels_built_from_one_based_ranks_are_named_by_watch(first_rank, status):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(640, 8, generator=g)
@@ -343,6 +348,7 @@ def _multi_label(n=256, labels=6):
 
 
 @pytest.mark.parametrize("loss_fn, status", [(nn.CrossEntropyLoss(), "fail"), (nn.BCEWithLogitsLoss(), "pass")])
+@pytest.mark.slow  # 0.25 s each on a 2-core CPU (RESULTS §51)
 def test_multi_hot_targets_under_cross_entropy_are_named_by_check_and_watch(loss_fn, status):
     x, y, model = _multi_label()
     assert int((y.sum(1) >= 2).sum()) > 20
@@ -378,6 +384,7 @@ def test_candidate_label_sets_under_their_own_softmax_loss_are_not_multi_label_t
 
 
 @pytest.mark.parametrize("student_side, status", [(F.log_softmax, None), (F.softmax, "fail")])
+@pytest.mark.slow  # 0.24 s each on a 2-core CPU (RESULTS §51)
 def test_a_distillation_loss_that_gives_kl_div_probabilities_is_named(student_side, status):
     torch.manual_seed(0)
     x = torch.randn(128, 10)
@@ -397,6 +404,7 @@ def test_a_distillation_loss_that_gives_kl_div_probabilities_is_named(student_si
         assert "F.kl_div is given probabilities" in fed[0].value and "log_softmax" in fed[0].advice
 
 
+@pytest.mark.slow  # 0.42 s each on a 2-core CPU (RESULTS §51)
 def test_nll_loss_given_raw_scores_is_named_and_given_log_probabilities_is_not():
     torch.manual_seed(0)
     x, y = torch.randn(64, 10), torch.randint(0, 3, (64,))
@@ -585,6 +593,7 @@ def test_a_vae_with_a_functional_sigmoid_under_bce_gets_an_overfit_verdict(cut, 
 
 
 @pytest.mark.parametrize("blind, status", [(False, "pass"), (True, "fail")])
+@pytest.mark.slow  # 0.18 s each on a 2-core CPU (RESULTS §51)
 def test_a_vaes_input_gain_is_measured_above_its_reconstruction_floor(blind, status):
     """A VAE's loss cannot fall near 0 (soft pixels' entropy, the sample's noise): 10% of the way from the best
     constant output down to the lowest any outputs reach is asked of it, not 10% of the loss. A VAE that decodes

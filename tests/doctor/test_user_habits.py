@@ -39,6 +39,7 @@ def _sgd(model, per_layer):
         return torch.optim.SGD(params, lr=0.05, momentum=0.9)
 
 
+@pytest.mark.slow  # 0.32 s each on a 2-core CPU (RESULTS §51)
 def test_a_shared_block_listed_once_per_position_in_the_optimizer_fails_in_check_and_watch():
     torch.manual_seed(1)
     x = torch.randn(256, 20)
@@ -74,6 +75,7 @@ def _clipped_by_value(clip_value, make_opt):
     return {v.check: v for v in report}
 
 
+@pytest.mark.slow  # 0.40 s each on a 2-core CPU (RESULTS §51)
 def test_clip_grad_value_below_the_gradients_elements_is_named_and_the_flat_curve_defers_to_it():
     sgd = lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9)  # noqa: E731
     tight = _clipped_by_value(1e-4, sgd)
@@ -100,6 +102,7 @@ class TabularNet(nn.Module):
         return self.mlp(torch.cat([self.city(cat[:, 0]), self.plan(cat[:, 1]), num], 1))
 
 
+@pytest.mark.slow  # 0.41 s each on a 2-core CPU (RESULTS §51)
 def test_numeric_features_in_raw_units_are_named_as_the_cause_of_a_failed_overfit():
     g = torch.Generator().manual_seed(0)
     cat = torch.stack([torch.randint(10, (256,), generator=g), torch.randint(5, (256,), generator=g)], 1)
@@ -115,6 +118,7 @@ def test_numeric_features_in_raw_units_are_named_as_the_cause_of_a_failed_overfi
     assert next(v for v in fine if v.check == "overfit a tiny subset").status == "pass"
 
 
+@pytest.mark.slow  # 0.38 s each on a 2-core CPU (RESULTS §51)
 def test_an_autoencoder_on_raw_sensor_units_names_the_targets_scale_for_its_failed_overfit():
     g = torch.Generator().manual_seed(0)
     raw = torch.randn(256, 3, generator=g) @ torch.randn(3, 12, generator=g)

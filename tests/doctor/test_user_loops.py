@@ -42,6 +42,7 @@ class SequenceClassifier(nn.Module):
 
 
 @pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.slow  # 0.24 s each on a 2-core CPU (RESULTS §51)
 def test_an_lstm_reading_the_last_step_of_zero_padded_float_sequences_is_named(packed):
     x, lengths, y = _padded_sequences()
     found = _alarms(doctor.check(SequenceClassifier(packed), (x, lengths), y, nn.CrossEntropyLoss()), "padding")
@@ -113,6 +114,7 @@ class GraphSAGE(nn.Module):
 
 
 @pytest.mark.parametrize("masked", [True, False])
+@pytest.mark.slow  # 0.21 s each on a 2-core CPU (RESULTS §51)
 def test_full_graph_training_on_a_train_mask_is_not_read_as_one_batch_memorized(masked):
     """With the loss on the 60 labelled nodes of 300, the gap to the validation nodes is the model's variance; with
     every node in the loss (the unlabelled ones given label 0), one batch memorized is read as before."""
@@ -285,6 +287,7 @@ class NormedMLP(nn.Module):
 
 
 @pytest.mark.parametrize("groups, named", [(64, 1), (32, 2), (8, None)])
+@pytest.mark.slow  # 0.29 s each on a 2-core CPU (RESULTS §51)
 def test_groupnorm_with_one_or_two_values_per_group_is_named_by_check_and_watch(groups, named):
     """GroupNorm(64, 64) on (N, 64) features outputs its bias whatever the input; GroupNorm(32, 64) gives -1 and +1;
     GroupNorm(8, 64) normalizes 8 values per group."""

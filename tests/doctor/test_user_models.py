@@ -47,6 +47,7 @@ FAST = ("frozen_first_layer", "tuple_output", "python_list_layers", "class_weigh
 
 
 @pytest.mark.parametrize("name", FAST)
+@pytest.mark.slow  # 0.28 s each on a 2-core CPU (RESULTS §51)
 def test_catalog_model(name):
     _assert_honest(name)
 
@@ -93,6 +94,7 @@ def test_models_of_several_inputs_get_every_verdict_and_stay_untouched(name):
     assert all(v.value.startswith("skipped: ") and "could not" not in v.value for v in skipped)  # with a reason
 
 
+@pytest.mark.slow  # 0.37 s each on a 2-core CPU (RESULTS §51)
 def test_a_tuple_and_a_dict_batch_give_the_same_verdicts():
     """The text classifier called model(ids, mask), model(batch) and model(**batch): one model, one verdict."""
     reports = [doctor.check(c.model, c.x, c.y, c.loss_fn) for c in

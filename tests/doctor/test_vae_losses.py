@@ -129,6 +129,7 @@ def gaussian_nll(out, y):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.slow  # 0.35 s each on a 2-core CPU (RESULTS §51)
 def test_a_gaussian_nll_that_goes_below_zero_is_not_said_to_fall_without_bound(optimizer):
     """Precise targets: the learned variance shrinks and the loss goes from 0.3 to about -1.5, below 0 by design."""
     g = torch.Generator().manual_seed(0)
@@ -271,6 +272,7 @@ def test_a_kl_summed_over_the_batch_is_named_by_watch_not_the_learning_rate(seed
     assert report["learning rate (loss curve)"].status == "info"
 
 
+@pytest.mark.slow  # 0.37 s each on a 2-core CPU (RESULTS §51)
 def test_a_healthy_vae_loop_is_told_nothing_about_its_kl_term():
     verdict = _train(elbo)["loop: loss"]
     assert verdict.status == "pass", verdict

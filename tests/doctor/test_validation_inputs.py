@@ -106,6 +106,7 @@ def test_pixels_divided_by_255_for_training_only_are_named():
 
 
 @pytest.mark.parametrize("shift, scale", [(0.5, 1.3), (-0.3, 0.8), (1.0, 1.0)])
+@pytest.mark.slow  # 0.21 s each on a 2-core CPU (RESULTS §51)
 def test_a_real_shift_between_the_splits_is_not_flagged(shift, scale):
     """Validation data from a shifted population (every feature's mean moved by up to 1 std, its spread by up to
     1.3x), preprocessed with the training statistics: not a preprocessing mismatch."""

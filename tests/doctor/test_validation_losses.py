@@ -80,6 +80,7 @@ def test_a_nan_validation_loss_fails_and_the_loss_curve_defers_to_it():
     assert not any("raise the learning rate" in (r.advice or "") for r in report if r.status in ("warn", "fail"))
 
 
+@pytest.mark.slow  # 0.33 s each on a 2-core CPU (RESULTS §51)
 def test_the_same_model_with_its_mask_right_validates_finite():
     w, vals = _train_tokens(inverted_mask=False)
     assert all(math.isfinite(v) for v in vals)
@@ -133,6 +134,7 @@ def test_more_features_than_examples_leaves_a_large_gap_without_an_onset():
     assert "more data" in v.advice and "train_error" in v.advice
 
 
+@pytest.mark.slow  # 0.32 s each on a 2-core CPU (RESULTS §51)
 def test_a_small_gap_passes():
     v = _regression(n_train=1024, noise=0.5, steps=50)  # 5 validations, the last at 0.28 for 0.23 in training
     assert v.status == "pass" and "no onset detected" in v.value, v

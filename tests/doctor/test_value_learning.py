@@ -4,6 +4,7 @@ a learning rate too high, while a target computed with gradients (a missing ``no
 
 import random
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,6 +64,7 @@ def test_a_td_loss_that_spikes_as_its_targets_grow_is_information_not_a_learning
     assert verdicts["loop: loss"].status == "pass" and "over 64 output elements" in verdicts["loop: loss"].value
 
 
+@pytest.mark.slow  # 0.38 s each on a 2-core CPU (RESULTS §51)
 def test_a_td_target_computed_with_gradients_is_named_with_its_discount():
     verdicts = _dqn(detach=False)
     loss = verdicts["loop: loss"]

@@ -114,6 +114,7 @@ def _amp_step(scaler, *, twice=False):
     return step
 
 
+@pytest.mark.slow  # 0.53 s each on a 2-core CPU (RESULTS §51)
 def test_float16_autocast_with_a_grad_scaler_is_a_mean_loss_not_one_counted_65536_times():
     x, y = _blobs()
     torch.manual_seed(0)
@@ -131,6 +132,7 @@ def test_float16_autocast_with_a_grad_scaler_is_a_mean_loss_not_one_counted_6553
     assert twice["loop: loss"].status == "warn" and "2x" in twice["loop: loss"].value
 
 
+@pytest.mark.slow  # 0.36 s each on a 2-core CPU (RESULTS §51)
 def test_steps_a_grad_scaler_skips_are_neither_accumulation_nor_w_step_misuse():
     x, y = _blobs()
     torch.manual_seed(0)
@@ -167,6 +169,7 @@ def _accumulate(k, *, logged="divided", w_step_per_micro=False, zero_each=False)
 
 
 @pytest.mark.parametrize("logged", ["divided", "full"])
+@pytest.mark.slow  # 0.51 s each on a 2-core CPU (RESULTS §51)
 def test_gradient_accumulation_is_clean_whichever_loss_is_logged(logged):
     x, y = _blobs()
     torch.manual_seed(0)
@@ -303,6 +306,7 @@ def _input_gradient_penalty(model, steps=30, penalty=True):
 
 
 @pytest.mark.parametrize("registered", [True, False])
+@pytest.mark.slow  # 0.27 s each on a 2-core CPU (RESULTS §51)
 def test_an_input_that_requires_grad_for_a_penalty_is_the_batch_not_a_parameter(registered):
     torch.manual_seed(0)
     report, caught = _input_gradient_penalty(ScaledMLP(registered))
@@ -315,6 +319,7 @@ def test_an_input_that_requires_grad_for_a_penalty_is_the_batch_not_a_parameter(
 
 
 @pytest.mark.parametrize("penalty", [True, False])
+@pytest.mark.slow  # 0.23 s each on a 2-core CPU (RESULTS §51)
 def test_an_input_gradient_penalty_does_not_count_the_cross_entropy_twice(penalty):
     torch.manual_seed(0)
     report, _ = _input_gradient_penalty(ScaledMLP(), penalty=penalty)
@@ -352,6 +357,7 @@ def test_a_leftover_micro_batch_before_validation_is_not_a_validation_in_train_m
     assert (verdict.status == "fail") == ("3 of 3 validations ran in train mode" in verdict.value)
 
 
+@pytest.mark.slow  # 0.49 s each on a 2-core CPU (RESULTS §51)
 def test_w_step_per_micro_batch_is_named_and_the_update_ratio_defers_to_it():
     x, y = _blobs()
     torch.manual_seed(0)
@@ -385,6 +391,7 @@ def _sorted_loader_loop(n):
 
 
 @pytest.mark.parametrize("n", [1024, 1025, 1027])  # a last batch of 64, of 1, of 3 examples
+@pytest.mark.slow  # 0.21 s each on a 2-core CPU (RESULTS §51)
 def test_data_sorted_by_label_is_named_also_with_a_short_last_batch(n):
     verdict = _sorted_loader_loop(n)["loop: labels"]
     assert verdict.status == "warn" and "label mix" in verdict.value, verdict
@@ -462,6 +469,7 @@ def test_raw_numeric_features_beside_integer_ids_are_named(standardized):
         assert not monitors, monitors  # dead units or vanishing gradients follow from the inputs' scale
 
 
+@pytest.mark.slow  # 0.32 s each on a 2-core CPU (RESULTS §51)
 def test_standardized_heavy_tailed_features_are_of_unit_scale():
     g = torch.Generator().manual_seed(0)
     raw = torch.exp(2.5 * torch.randn(4096, 8, generator=g))  # lognormal counts
@@ -496,6 +504,7 @@ def test_an_activation_after_the_last_layer_is_named(head, named):
 
 
 @pytest.mark.parametrize("softmax", [True, False])
+@pytest.mark.slow  # 0.18 s each on a 2-core CPU (RESULTS §51)
 def test_the_loss_form_is_read_under_bfloat16_autocast(softmax):
     x, y = _blobs()
     torch.manual_seed(0)
@@ -586,6 +595,7 @@ def _functional_watch(model, x, y):
     return _train(model, opt, x, y, epochs=1, every=5)
 
 
+@pytest.mark.slow  # 0.34 s each on a 2-core CPU (RESULTS §51)
 def test_functional_activations_are_monitored_by_the_layer_that_feeds_them():
     x, y = _blobs()
     torch.manual_seed(0)
@@ -788,6 +798,7 @@ def test_a_last_batch_of_one_example_through_batchnorm_is_named(drop_last):
 
 
 @pytest.mark.parametrize("detached", [False, True])
+@pytest.mark.slow  # 0.18 s each on a 2-core CPU (RESULTS §51)
 def test_lbfgs_stepped_with_a_closure_is_read_after_its_step(detached):
     torch.manual_seed(0)
     x = torch.randn(128, 5)

@@ -59,6 +59,7 @@ def _train(weights: str):
 
 
 @pytest.mark.parametrize("weights", ["per_class", "per_example", "none"])
+@pytest.mark.slow  # 0.27 s each on a 2-core CPU (RESULTS §51)
 def test_a_weighted_sampler_given_one_weight_per_class_is_named(weights):
     report = _train(weights)
     if weights == "per_class":
@@ -101,6 +102,7 @@ def _train_oversampled(weights: str):
 
 
 @pytest.mark.parametrize("weights", ["per_class", "per_example"])
+@pytest.mark.slow  # 0.20 s each on a 2-core CPU (RESULTS §51)
 def test_a_dataset_that_repeats_the_weighted_examples_is_not_short_of_weights(weights):
     """Per-example weights over a dataset that repeats its examples past them reach every example: no verdict;
     per-class weights over the same dataset still draw only examples 0..1."""

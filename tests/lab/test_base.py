@@ -54,6 +54,7 @@ def test_mean_interval_of_one_value_decides_nothing():
     assert base.criterion("x", m, lo, hi, method="t")["status"] == "inconclusive"
 
 
+@pytest.mark.slow  # 0.36 s each on a 2-core CPU (RESULTS §51)
 def test_bootstrap_interval_agrees_with_scipy_percentile_bootstrap():
     import numpy as np
 

@@ -23,6 +23,7 @@ def _max_diff(a, b):
 
 
 @pytest.mark.parametrize("batch", ["train.batch_size=100000", "train.batch_size=16"])
+@pytest.mark.slow  # 0.30 s each on a 2-core CPU (RESULTS §51)
 def test_every_member_gets_the_weights_fit_gives_it(batch):
     # different data draws, widths, learning rates, weight decays and label-noise draws in one population
     overs = [_over(0, 3, batch), _over(1, 20, batch, "optim.lr=0.01"), _over(2, 6, batch, "optim.weight_decay=0.01"),

@@ -48,6 +48,7 @@ def _same_run(a, b):
 
 
 @pytest.mark.parametrize("crash_epoch", [4, 5])
+@pytest.mark.slow  # 0.24 s each on a 2-core CPU (RESULTS §51)
 def test_fixed_criterion_lr_drop_survives_a_crash(workdir, crash_epoch):
     items = SMALL + ["train.epochs=20", "optim.schedule=step", "optim.step_size=2", "optim.gamma=0.7",
                      "stop.criteria=['fixed']", "stop.fixed_epochs=4", "stop.fixed_more=3"]
@@ -66,6 +67,7 @@ def test_fixed_criterion_lr_drop_survives_a_crash(workdir, crash_epoch):
                                         "stop.min_delta=10"],
                                        ["stop.criteria=['loss_change']", "stop.loss_window=2",
                                         "stop.loss_threshold=10"]])
+@pytest.mark.slow  # 0.20 s each on a 2-core CPU (RESULTS §51)
 def test_a_finished_stopped_run_resumed_trains_no_further(workdir, criterion):
     cfg = load_config(None, SMALL + ["train.epochs=30"] + criterion)
     ref = fit(cfg, out="ref", quiet=True)
@@ -194,6 +196,7 @@ def test_a_mistyped_key_with_resume_is_named_as_unknown_with_the_nearest_key(wor
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.slow  # 0.41 s each on a 2-core CPU (RESULTS §51)
 def test_the_readme_names_the_schedules_under_which_a_finished_run_extends(workdir, capsys):
     """The README's sentence on extending a run with train.epochs is held to what resume does: each schedule it
     names extends a finished run by the epochs asked for, and every other schedule is refused with its reason."""

@@ -91,6 +91,7 @@ def assert_members_equal_separate_fits(workdir, overrides, grid, seeds=1, out="s
                  ["optim.weight_decay=0.0,0.05", "model.hidden=[8,8],[16,16]"], marks=SLOW),
     (["optim.name=adam", "optim.decay=coupled"], ["optim.weight_decay=0.01", "data.label_noise=0.3,0.0"]),
 ])
+@pytest.mark.slow  # 0.37 s each on a 2-core CPU (RESULTS §51)
 def test_members_equal_separate_fits_for_every_optimizer_decay_and_schedule(workdir, extra, grid):
     assert_members_equal_separate_fits(workdir, extra, grid, seeds=1 if "model.hidden" in grid[-1] else 2)
 
@@ -109,6 +110,7 @@ def test_members_equal_separate_fits_for_every_optimizer_decay_and_schedule(work
     pytest.param(["stop.overfit_window=2", "stop.overfit_stop=true", "train.epochs=30", "optim.lr=0.05",
                   "data.options={n_per_class = 20}"], marks=SLOW),
 ])
+@pytest.mark.slow  # 0.30 s each on a 2-core CPU (RESULTS §51)
 def test_members_equal_separate_fits_for_every_stopping_criterion(workdir, extra):
     res = assert_members_equal_separate_fits(workdir, extra, ["optim.lr=0.05,0.01,0.002"])
     assert len({r["epochs"] for r in res.rows}) >= 1
@@ -390,6 +392,7 @@ def test_preflight_key_changes_with_anything_the_checks_read():
     assert key(edit=lambda p: p.splits.train[1][-1:].add_(1), examples=8) == key(examples=8)
 
 
+@pytest.mark.slow  # 0.33 s each on a 2-core CPU (RESULTS §51)
 def test_fit_population_refuses_used_folders_and_bad_arguments_in_one_line(workdir):
     from trainwell.errors import TrainwellError
 

@@ -17,6 +17,7 @@ def test_the_readme_has_its_library_examples():
 
 
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
+@pytest.mark.slow  # 1.03-1.62 s each on a 2-core CPU (RESULTS §51)
 def test_library_example_runs(workdir, index, capsys):
     namespace = {}
     exec(PYTHON_BLOCKS[index].replace("epochs=20", "epochs=1"), namespace)

@@ -517,6 +517,7 @@ def test_out_a_dangling_symlink_is_one_line(workdir, capsys):
 
 
 @pytest.mark.parametrize("mode", [[], ["--sequential"]])
+@pytest.mark.slow  # 0.18 s each on a 2-core CPU (RESULTS §51)
 def test_sweep_force_replaces_its_own_sweep_and_keeps_a_users_file(workdir, capsys, mode):
     """--force on an earlier sweep (population members, or sequential members with their own markers) replaces
     it; a file the user added in a member's folder makes it refuse, naming the file."""

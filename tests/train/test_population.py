@@ -389,6 +389,7 @@ def test_an_older_flat_population_checkpoint_is_refused_in_one_line_and_left_as_
     opt.load_state_dict(opt.state_dict())  # its own state still loads
 
 
+@pytest.mark.slow  # 0.60 s each on a 2-core CPU (RESULTS §51)
 def test_a_sweep_over_init_schemes_trains_as_one_population_equal_to_separate_fits(workdir):
     cfg = load_config(None, BASE + ["optim.name=momentum", "optim.lr=0.05"])
     grid = parse_grid(["init.scheme=he_normal,xavier_normal,small_normal", "init.bias=0.0,0.01"])

@@ -120,6 +120,7 @@ SMALL = [*tiny(n_per_class=60, hidden=(16,), epochs=None, name=None, quiet=False
          "report.enabled=false", "optim.schedule=none"]
 
 
+@pytest.mark.slow  # 0.34 s each on a 2-core CPU (RESULTS §51)
 def test_fit_stops_with_early_stopping_and_restores_the_best_weights(workdir):
     cfg = load_config(None, SMALL + ["train.epochs=200", "optim.lr=0.05", "stop.criteria=['early_stopping']",
                                      "stop.patience=3", "stop.min_delta=0.05", "stop.min_delta_relative=true"])

@@ -83,6 +83,7 @@ def test_observed_steps_run_uncompiled_and_nothing_recompiles(style):
 
 
 @pytest.mark.parametrize("style", ["method", "wrapper"])
+@pytest.mark.slow  # 0.34 s each on a 2-core CPU (RESULTS §51)
 def test_the_compiled_call_comes_back_also_after_an_exception(style):
     model, net = _compiled(style)
     before = (getattr(net, "_compiled_call_impl", None), vars(model).get("forward"))

@@ -288,6 +288,7 @@ def test_the_process_leaves_no_temporary_matplotlib_folder(tmp_path, monkeypatch
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+@pytest.mark.slow  # 0.31 s each on a 2-core CPU (RESULTS §51)
 def test_a_process_that_cannot_import_matplotlib_ends_quietly_and_the_figure_is_drawn_here(tmp_path, monkeypatch,
                                                                                           capfd, drawn_here):
     """(Here the figure then succeeds: this test's process imported matplotlib before the setting; a process
