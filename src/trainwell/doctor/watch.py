@@ -148,6 +148,10 @@ class Watch:
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._first_targets = None  # the y= given on that step
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
+        # the readers of torch's own methods (DataLoaders, schedulers, optimizers, state dicts, clipping,
+        # compiling) the loop calls: each replaces its method while the block runs
+        self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
+                              self._restores, self._optimizer_builds, self._clips, self._compiles)
         self._open = False
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -155,15 +159,8 @@ class Watch:
         self.monitor.on_fit_start(self._state)
         self.probe.attach()
         self._catch_torch_warnings()
-        self._shuffles.start()
-        self._samplers.start()
-        self._lambdas.start()
-        self._plateaus.start()
-        self._builds.start()
-        self._restores.start()
-        self._optimizer_builds.start()
-        self._clips.start()
-        self._compiles.start()
+        for reader in self._call_readers:
+            reader.start()
         self._open = True
         self._start_readers()
         self._compile_next_step()
@@ -180,15 +177,8 @@ class Watch:
         self.monitor._armed = False
         self.probe.detach()
         self._release_compiled()
-        self._shuffles.stop()
-        self._samplers.stop()
-        self._lambdas.stop()
-        self._plateaus.stop()
-        self._builds.stop()
-        self._restores.stop()
-        self._optimizer_builds.stop()
-        self._clips.stop()
-        self._compiles.stop()
+        for reader in self._call_readers:
+            reader.stop()
         if self._warnings is not None:
             self._warnings.__exit__(None, None, None)
             self._warnings = None
