@@ -18,6 +18,7 @@ from trainwell.doctor.forward import _accuracy, samples_in_forward
 from trainwell.doctor.frozen_features import narrow_frozen_features
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, loss_kind
+from trainwell.doctor.low_dimensional import neighbour_loss, spread_rows
 from trainwell.doctor.output_layer import bounded_scores
 from trainwell.doctor.probability_floor import softmax_before_cross_entropy, softmax_inside_loss
 from trainwell.doctor.verdict import Verdict
@@ -43,13 +44,16 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     loss of the best constant output on these examples (one output for all of them, fitted: the targets' variance
     for MSE) when that is below the start: a model whose only learning part is a bias (every weight frozen, or an
     input that never reaches the output) reaches that constant and fails, however far from zero the targets sit.
+    With inputs of a few features (a 1-D curve) the examples are rows spread over the batch, and a regression is
+    judged against its targets' noise where that is higher (:mod:`~trainwell.doctor.low_dimensional`): half the loss
+    of each example given its nearest neighbour's fitted output, at most half the way from the constant's loss.
 
     A forward that samples (a VAE: two training-mode forwards of the same input differ) ties its outputs together
     through the noise, so the free-output floor is out of its reach: the copy trains until its loss stops falling
     (up to 5x the steps) and must undercut the best input-independent output (one output for all the examples) by
     a quarter of the gap from it to the floor, i.e. fit these examples from their inputs."""
     name = "overfit a tiny subset"
-    xs, ys = x[:n], y[:n]
+    xs, ys = spread_rows(x, y, n)
     if not any(p.requires_grad for p in model.parameters()):
         return Verdict(name, "skip", "skipped: no trainable parameters", "-", "")
     with torch.no_grad():
@@ -90,6 +94,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     const = None if counted or sampled or unknown else constant_output_loss(model, xs, ys, loss_fn, start, floor)
     reference = start if const is None else const  # the gap to close starts here
     bar = 0.1 * max(reference - floor, 1e-12) + 1e-3
+    noisy, borrowed = noise_bar(xs, fitted, ys, loss_fn, floor, const)
+    reach = max(bar, noisy)  # what a model that fits these examples from their inputs reaches
     stop = floor + min(1e-2, bar / 2)  # a loss of small scale (class weights of 0.25) must train below its bar
     m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=stop)
     # a loss of unknown form may fall slowly (an L1-like pinball loss, an ordinal model's cumulative BCE), and a
@@ -101,7 +107,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     absolute = loss_kind(loss_fn) == "l1"
     for stretch in range(4):
         if loss_kind(loss_fn) != "unknown" and not absolute and not sampled or not math.isfinite(final) or \
-                final - floor < (0.8 * bar if absolute else bar):
+                final - floor < (0.8 * bar if absolute else reach):
             break
         m, later = _train_copy(m, xs, ys, loss_fn, steps, lr / 2 ** (stretch + 1) if absolute else lr, seed,
                                stop_below=stop)
@@ -124,12 +130,15 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     per_element = isinstance(ys, torch.Tensor) and ys.is_floating_point() and ys.dim() > 1 and ys[0].numel() > 1
     ceiling = causal_ceiling(xs, ys)
     ok = math.isfinite(final) and (acc is None or acc == 1.0 or per_element and acc >= 0.99 or
-                                   ceiling < 1.0 and acc >= ceiling - 0.01) and final - floor < bar
+                                   ceiling < 1.0 and acc >= ceiling - 0.01) and final - floor < reach
     shown = f", acc {acc:.0%}" if acc is not None else ""
     floor_text = f" (floor {floor:.3g}: the lowest loss any {'unit-norm ' if sphere else ''}outputs reach)" \
         if floor > 1e-3 else ""
     if const is not None:
         floor_text += f"; one constant output for all of them gives {const:.3g}"
+    if noisy > bar:
+        floor_text += (f"; each example given its nearest neighbour's output gives {borrowed:.3g}: "
+                       "noisy targets of a low-dimensional input, judged against half of that (their noise)")
     if softmaxed:  # it meets its floor, but the floor itself is the bug
         ok = False
     advice = softmaxed or "" if ok else softmaxed or (bounded_scores(m, xs, ys, loss_fn) or
@@ -148,7 +157,23 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                     f", token accuracy ~{ceiling:.0%} (the most a left-to-right model reaches where equal prefixes "
                     "go on differently; 100% if it reads the whole sequence)") +
                    ("" if acc is not None else " (< 10% of the start)" if const is None else
-                    " (within 10% of the way from one constant output's loss to it)"), advice)
+                    " (within the targets' noise, at most half the way from one constant output's loss to it)"
+                    if noisy > bar else " (within 10% of the way from one constant output's loss to it)"), advice)
+
+
+def noise_bar(xs, fitted: Callable, ys: torch.Tensor, loss_fn: Callable, floor: float,
+              const: float | None) -> tuple[float, float | None]:
+    """How far above the ``floor`` a regression on low-dimensional inputs may end (0 where none applies): half the
+    loss of each example given its nearest neighbour's fitted output (the noise a smooth function of the inputs
+    leaves, :mod:`~trainwell.doctor.low_dimensional`), at most half the way from one constant output's loss
+    ``const`` to the floor, so a model that ignores its input never reaches it; with that neighbours' loss."""
+    if const is None:
+        return 0.0, None
+    with torch.no_grad():
+        borrowed = neighbour_loss(xs, fitted(len(xs)), ys, loss_fn)
+    if borrowed is None:
+        return 0.0, None
+    return max(0.0, min(0.5 * (borrowed - floor), 0.5 * (const - floor))), borrowed
 
 
 def _frozen_advice(model: nn.Module, xs) -> str | None:
