@@ -23,6 +23,29 @@ def current_pass() -> int:
     return task() if task is not None else -1
 
 
+def accumulate_node(p: torch.Tensor):
+    """The ``AccumulateGrad`` node of leaf ``p`` (what adds a pass's gradient to ``p.grad``); None when it has
+    none."""
+    if not p.requires_grad:
+        return None
+    with torch.enable_grad():
+        fn = p.view_as(p).grad_fn
+    return fn.next_functions[0][0] if fn is not None and fn.next_functions else None
+
+
+def fills_grad(node) -> bool:
+    """Whether the pass running now (inside a tensor hook of the leaf that owns ``node``) adds to its ``.grad``: a
+    ``backward()`` does; ``torch.autograd.grad(loss, params)`` (MAML's inner step, Finn et al. 2017; a gradient
+    penalty on the weights) returns the gradients and leaves ``.grad`` as it was. True when it cannot be told."""
+    will = getattr(torch._C, "_will_engine_execute_node", None)
+    if node is None or will is None:
+        return True
+    try:
+        return bool(will(node))
+    except RuntimeError:  # torch refuses the question for a leaf during autograd.grad(): no .grad is filled
+        return False
+
+
 class OutputGradients:
     """The model's outputs on an observed step's training forwards, each with the gradient every backward pass sent
     to it, and which passes filled the parameters' ``.grad`` and were not handed on before the step."""

@@ -50,8 +50,8 @@ def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
         else:
             with torch.no_grad():  # a rotation of the others, and copies of sample i (attention over the
                 # batch axis, a set function of the others, ignores their order)
-                a = O.logits(model(xs)).select(axis, i)
-                others = max(float((a - O.logits(model(moved)).select(axis, i)).abs().max())
+                a = O.logits(_same_noise(model, xs)).select(axis, i)
+                others = max(float((a - O.logits(_same_noise(model, moved)).select(axis, i)).abs().max())
                              for moved in (_others_moved(xs, i), xs[i : i + 1].expand_as(xs).clone()))
             what = f"max |out_{i} change| when the others change = {others:.3g}"
             others = _beyond_round_off(others, float(a.abs().max()))
@@ -69,6 +69,15 @@ def _beyond_round_off(leak: float, own: float) -> float:
     """``leak`` if it exceeds the float32 round-off of a quantity of size ``own`` (a masked attention's softmax
     over padded keys leaves ~1e-7 of it), else 0."""
     return leak if leak > 1e-5 * max(own, 1e-30) else 0.0
+
+
+def _same_noise(model: nn.Module, xs: torch.Tensor | Inputs):
+    """The model's output on ``xs`` from one fixed RNG state: a forward that samples in eval mode too (a VAE's
+    reparameterized ``mu + eps * std``) draws the same noise for both batches compared, so only the other samples
+    can change sample i's output. The caller's RNG state is restored."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return call(model, xs)
 
 
 def _others_moved(xs: torch.Tensor, i: int) -> torch.Tensor:
@@ -117,8 +126,8 @@ def _several(model: nn.Module, xs: Inputs, i: int, axis: int = 0) -> tuple[float
             return t[i : i + 1].expand_as(t).clone()  # every sample's ids become sample i's own
 
         with torch.no_grad():
-            a = O.logits(call(model, xs)).select(axis, i)
-            b = O.logits(call(model, xs.map(copies))).select(axis, i)
+            a = O.logits(_same_noise(model, xs)).select(axis, i)
+            b = O.logits(_same_noise(model, xs.map(copies))).select(axis, i)
         change = float((a - b).abs().max())
         found = max(found, _beyond_round_off(change, float(a.abs().max())))
         parts.append(f"max |out_{i} change| when the others' {', '.join(fixed)} change = {change:.3g}")

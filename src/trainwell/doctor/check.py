@@ -130,6 +130,11 @@ def _weight_decay(optimizer: torch.optim.Optimizer | None) -> float:
                 if not g.get("decoupled_weight_decay")), default=0.0)
 
 
+def one_value(y) -> bool:
+    """Whether a target tensor holds a single value (False for several targets)."""
+    return isinstance(y, torch.Tensor) and y.numel() > 0 and bool((y == y.reshape(-1)[0]).all())
+
+
 def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tensor, loss_fn: Callable, *,
           penalty: Callable[[nn.Module], torch.Tensor] | None = None,
           optimizer: torch.optim.Optimizer | None = None, num_classes: int | None = None,
@@ -162,11 +167,13 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
             (:mod:`~trainwell.doctor.batch_layout`). Only floating-point inputs are cast to float64 for
             the gradient check (integer ids and boolean masks stay); batch independence reads the gradient
             with respect to the floating-point inputs and replaces the other examples' integer or boolean inputs.
-        y: the targets of the batch (the first ``examples`` are used): one tensor, or for a loss that takes
-            several targets a tuple or list or dict of tensors with the examples along their first dimension
-            (``loss_fn(out, (y_class, y_box))``); the checks slice it as they slice ``x`` and pass it to
-            ``loss_fn`` in its own structure. Readings that need one tensor of class labels or of regression
-            targets (accuracy, label range, constant or multi-hot targets) are left out or skipped then.
+        y: the targets of the batch (the first ``examples`` are used; a seeded random ``examples`` of them, in
+            their order, when the first ones all hold one target and the rest do not: a batch sorted by target):
+            one tensor, or for a loss that takes several targets a tuple or list or dict of tensors with the
+            examples along their first dimension (``loss_fn(out, (y_class, y_box))``); the checks slice it as
+            they slice ``x`` and pass it to ``loss_fn`` in its own structure. Readings that need one tensor of
+            class labels or of regression targets (accuracy, label range, constant or multi-hot targets) are
+            left out or skipped then.
         loss_fn: a function (``F.cross_entropy``), an ``nn.Module`` loss (``nn.CrossEntropyLoss()``,
             ``nn.NLLLoss()``, ``nn.MultiMarginLoss()``, ``nn.MSELoss()``, ``nn.BCEWithLogitsLoss()``, ...) or any
             callable returning a scalar (or per-example) loss.
@@ -204,6 +211,10 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         raise TypeError(f"doctor.check: penalty is a {type(penalty).__name__}: pass a callable penalty(model)")
     whole_x, whole_y = x, y
     x, y = x[:examples], y[:examples]
+    if len(whole_y) > examples and one_value(y) and not one_value(whole_y):
+        # the batch given is sorted by target (real samples, then fakes): its first examples would all be one target
+        keep = torch.randperm(len(whole_y), generator=torch.Generator().manual_seed(0))[:examples].sort().values
+        x, y = whole_x[keep], whole_y[keep]
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper shares its parameters with the original
     # (B, T, ...) and (T, B, ...) fit one target per example alike: batch independence reads both
     readings = example_readings(model, whole_x, whole_y) if view is None else []

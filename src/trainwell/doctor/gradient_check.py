@@ -20,6 +20,7 @@ from trainwell.doctor.forward import _KINKS, _training_forward
 from trainwell.doctor.gradient_subset import informative_subset
 from trainwell.doctor.inputs import Inputs, Targets, call, cast
 from trainwell.doctor.registration import unregistered_in_loss
+from trainwell.doctor.stop_gradients import HELD_NOTE, held_stop_gradients
 from trainwell.doctor.surrogate import STEP_ADVICE, flat, steps
 from trainwell.doctor.untracked_terms import custom_backward_in, untracked_advice
 from trainwell.doctor.verdict import Verdict
@@ -139,9 +140,11 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
 
 def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coords: int, budget_s: float | None,
              atol: float, g: torch.Generator, kinks: bool, h: float,
-             data: Callable[[], torch.Tensor] | None = None) -> Verdict:
+             data: Callable[[], torch.Tensor] | None = None, held: bool = False) -> Verdict:
     """Autograd's gradient of ``objective`` on the float64 copy ``m`` against centred differences of step ``h``
-    (``data``: the data loss alone, when ``objective`` adds a penalty)."""
+    (``data``: the data loss alone, when ``objective`` adds a penalty). A disagreement with no custom backward in
+    the graph is checked again with the loss's detached tensors held at their values (``held``: this is that
+    check), :mod:`~trainwell.doctor.stop_gradients`."""
     m.zero_grad()
     with checkpointing.reentrant_without_grad() as seen, _LookedUp(m) as looked:
         centre = objective()
@@ -158,6 +161,13 @@ def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coo
         verdict.advice = f"autograd gives '{found.worst[1]}' no gradient from the data loss: {checkpointing.ADVICE}"
     elif verdict.status == "fail" and found.worst[1] and not found.flat and abs(f0) <= LARGE_LOSS and \
             not custom_backward_in(centre):  # autograd's own derivatives are right: a term it does not see
+        stopped = None if held else held_stop_gradients(objective)
+        if stopped is not None:  # detached on purpose? the differences with those tensors held as autograd holds them
+            again = _checked(name, m, stopped, coords, budget_s, atol, torch.Generator().manual_seed(0), kinks, h,
+                             None if data is None else held_stop_gradients(data), held=True)
+            if again.status == "pass":
+                again.value = f"{again.value}; {HELD_NOTE}"
+                return again
         verdict.advice = untracked_advice(found.worst[1])
     return verdict
 

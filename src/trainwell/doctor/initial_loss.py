@@ -110,6 +110,28 @@ many classes, less for few): within it the outputs pass as near-uniform also for
 (0.17 and 0.27 nats) would call a std of 0.6-0.7 far from uniform."""
 
 
+def _centred_part_loss(loss_fn: Callable, out, y) -> float | None:
+    """The loss with the output that regresses the targets far from zero mean and unit scale (the one output of
+    their shape) set to their mean, the others as they are: the offset's share of the initial loss. A head of
+    boxes normalized to [0, 1] beside a classifier's scores moves the sum little when centred, raw pixel boxes
+    move it most. None when no one output matches them."""
+    if not isinstance(out, (tuple, list)):
+        return None
+    far = next((t for _, t in y.items() if far_from_unit(t)), None)
+    if far is None:
+        return None
+    matches = [i for i, o in enumerate(out) if isinstance(o, torch.Tensor) and o.shape == far.shape]
+    if len(matches) != 1:
+        return None
+    centred = list(out)
+    centred[matches[0]] = far.mean(0, keepdim=True).to(out[matches[0]].dtype).expand_as(out[matches[0]])
+    try:
+        value = _scalar(loss_fn(type(out)(centred) if isinstance(out, tuple) else centred, y))
+    except Exception:  # noqa: BLE001 - a loss that refuses the stand-in output: no reading
+        return None
+    return value if math.isfinite(value) else None
+
+
 @torch.no_grad()
 def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
                  num_classes: int | None = None) -> Verdict:
@@ -152,7 +174,8 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
                            "no expectation for a value regressed at chosen outputs",
                            "a TD error's Q(s, a) gathered at the actions taken: its targets follow the rewards' scale "
                            "and the bootstrapped values, not a data set's (DQN clips the rewards to [-1, 1] instead)")
-        if targets:
+        const = _centred_part_loss(loss_fn, out, y) if targets else None
+        if targets and (const is None or loss > 2.0 * const):
             return Verdict("initial loss", "warn", round(loss, 4), "targets near zero mean and unit scale",
                            f"outputs start near 0 and {targets}")
         return Verdict("initial loss", "skip", f"skipped: a loss of several targets ({loss:.4g})",

@@ -25,7 +25,7 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     """The batches the model trains on: of unit-ish scale (the 99th percentile of |x|, not its maximum), and not the
     same batch again and again. One batch in every step is full-batch training unless the model memorizes it
     (``memorizing``: the training loss ends far below the validation loss): then it is the loop bug, except when the
-    loss reaches only a fixed subset of the output's rows (:func:`_masked_rows`): a graph network's labelled nodes
+    loss reaches only a fixed subset of the output's rows (:func:`masked_rows`): a graph network's labelled nodes
     among all the nodes it reads, whose validation nodes are other rows of the same batch."""
     name = "loop: inputs"
     seen = probe.inputs
@@ -41,12 +41,10 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
                        "the data holds NaN/Inf (missing values, a 0/0 when "
                        "standardizing a constant feature, log of 0): clean or impute it before training; no learning "
                        "rate fixes it")
-    by_step: dict[int, tuple] = {}  # each observed step's forwards (a policy's are one per environment step)
-    for s in seen:
-        by_step[s["step"]] = by_step.get(s["step"], ()) + ((s["shape"], s["sum"], tuple(s["head"])),)
+    by_step = _inputs_by_step(seen)
     distinct = set(by_step.values())
     if len(by_step) >= 3 and len(distinct) == 1:
-        masked = _masked_rows(probe)
+        masked = masked_rows(probe)
         if masked is not None:
             return Verdict(name, "info", f"the same input batch in all {len(by_step)} observed steps, the loss "
                            f"reaching only {masked[0]} of its {masked[1]} output rows, the same ones on every step: "
@@ -84,7 +82,23 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
 
 
-def _masked_rows(probe: LoopProbe) -> tuple[int, int] | None:
+def _inputs_by_step(seen: list[dict]) -> dict[int, tuple]:
+    """Each observed step's forwards' inputs, as (shape, sum, head) per forward (a policy's are one per environment
+    step)."""
+    by_step: dict[int, tuple] = {}
+    for s in seen:
+        by_step[s["step"]] = by_step.get(s["step"], ()) + ((s["shape"], s["sum"], tuple(s["head"])),)
+    return by_step
+
+
+def full_batch_masked(probe: LoopProbe) -> tuple[int, int] | None:
+    """:func:`masked_rows` when every observed step (3 or more) read the same input batch: full-batch training on a
+    labelled subset, a graph network's training nodes; else None."""
+    by_step = _inputs_by_step(probe.inputs)
+    return masked_rows(probe) if len(by_step) >= 3 and len(set(by_step.values())) == 1 else None
+
+
+def masked_rows(probe: LoopProbe) -> tuple[int, int] | None:
     """(rows reached, rows) when the loss reached a subset of the output's rows on the first observed step, not all
     of them, and none outside it on every later one (:func:`~trainwell.doctor.step_readings.reached_rows`); else
     None."""

@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from trainwell.doctor.backward_passes import accumulate_node, fills_grad
 from trainwell.doctor.sampled_validation import mc_dropout
 from trainwell.doctor.step_forwards import drop_records
 from trainwell.doctor.step_record import read_step
@@ -37,8 +38,11 @@ class StepHooks:
 
     def _grad_hook(self, p: torch.Tensor):
         pid = id(p)
+        accumulate = accumulate_node(p)
 
         def hook(g):  # runs before ``g`` is added to p.grad: p.grad is what the earlier passes left
+            if not fills_grad(accumulate):  # torch.autograd.grad(loss, params): MAML's inner step, no .grad
+                return
             self._tick += 1
             self._last_backward = self._tick
             seen = self._incoming.get(pid)

@@ -168,9 +168,17 @@ class SplitRows:
             self.val = [rows for _, rows in self._pending_val or self._on_training or self._pending_train]
         self._pending_train, self._pending_val, self._on_training = [], [], []
 
-    def verdict(self) -> Verdict | None:
+    def verdict(self, masked: tuple[int, int] | None = None) -> Verdict | None:
+        """The verdict, or None before a validation. ``masked``: (rows reached, rows) when every training step read
+        one batch whose loss reached only a fixed subset of its output rows (a graph network's labelled nodes,
+        :func:`~trainwell.doctor.loop_data.masked_rows`): the validation forward then reads the same inputs, all
+        the nodes, and its loss other rows of the output; the rows tell no leak."""
         if self.val is None:
             return None
+        if masked is not None:
+            return Verdict(NAME, "pass", f"full-batch training on {masked[0]} labelled rows of {masked[1]} (a graph "
+                           "network's training nodes): its validation forward reads the same inputs, and its loss "
+                           "the other rows", expected_text())
         train = [(n, rows()) for n, rows in self.train]
         keys = torch.cat([k[:n] for n, (k, _) in train]).cpu()
         elements = torch.cat([e[:n] for n, (_, e) in train]).cpu()
@@ -209,6 +217,11 @@ def near_twins(elements: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     return near
 
 
+def expected_text() -> str:
+    """The verdict's expected value."""
+    return f"under {WARN:.0%} of the validation rows training rows beyond the natural duplicate rate"
+
+
 def validation_rows(keys: torch.Tensor, elements: torch.Tensor, val: list[torch.Tensor]) -> Verdict:
     """The verdict on the validation rows (keys per batch) against the training rows read before them (keys and
     sampled elements)."""
@@ -234,7 +247,7 @@ def validation_rows(keys: torch.Tensor, elements: torch.Tensor, val: list[torch.
     reading = (f"{hits} of {rows} validation rows are training rows (against the {len(torch.unique(keys))} "
                f"distinct training rows read before them; {natural:.1%} of the training rows have a natural twin "
                f"among them){note}")
-    expected = f"under {WARN:.0%} of the validation rows training rows beyond the natural duplicate rate"
+    expected = expected_text()
     if leaked < WARN or share - natural <= noise or excess_rows < MIN_MATCHED:
         if hits:  # as many equal rows as the training rows' own duplicates explain: not called training rows
             reading = (f"{hits} of {rows} validation rows equal a training row, as the training rows' own duplicate "

@@ -161,7 +161,8 @@ def loop_verdicts(w) -> list:
                tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
                aligned=not w._ys or not p.steps or
                ld.position_aligned(p.steps[0]["first_logits"], w._ys[0]))),
-           ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(), p.split_rows.verdict(),
+           ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
+           p.split_rows.verdict(ld.full_batch_masked(p)),
            echo(p, w._echoes, sample),
            inverted_weights(p.steps, [y.cpu() for y in w._ys]), smoothed_twice(p.steps),
            inverted_pos_weight(p.pos_weight_reads, [y.cpu() for y in w._ys], CLASS_WEIGHTS),
