@@ -215,6 +215,7 @@ def test_bad_files_and_runs(workdir, capsys, setup, args, fragment):
     assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow  # 0.30 s each on a 2-core CPU (RESULTS §51)
 def test_report_skips_metric_lines_that_are_not_objects(workdir, capsys):
     assert main(["fit", *SPIRALS, "--quiet", "--out", "r"]) == 0
     with open(workdir / "r" / "metrics.jsonl", "a") as f:

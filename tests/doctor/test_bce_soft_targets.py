@@ -63,6 +63,7 @@ def test_a_healthy_bce_autoencoder_reads_good_towards_its_targets_entropy(lr, gi
     assert abs(floor - entropy) < (0.01 if give_targets else 0.05) * entropy
 
 
+@pytest.mark.slow  # 0.28 s each on a 2-core CPU (RESULTS §51)
 def test_bce_with_logits_on_soft_targets_is_read_the_same_way():
     v, entropy = _train(3e-3, logits=True, give_targets=False)
     assert v.status == "pass" and v.value.startswith("good") and "towards the floor" in v.value, v
@@ -102,6 +103,7 @@ def test_a_squared_error_on_outputs_in_0_1_is_not_read_as_bce():
 
 
 @pytest.mark.parametrize("loss_fn", [nn.BCELoss(), F.binary_cross_entropy])
+@pytest.mark.slow  # 0.14 s each on a 2-core CPU (RESULTS §51)
 def test_check_expects_ln_2_from_bce_on_a_sigmoid(loss_fn):
     x = _pixels(256)
     torch.manual_seed(0)

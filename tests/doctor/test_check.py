@@ -52,6 +52,7 @@ def test_initial_loss_is_derived_from_the_loss_object(loss_fn):
         assert v.expected.endswith(f"{math.log(3):.4f}")
 
 
+@pytest.mark.slow  # 0.31 s each on a 2-core CPU (RESULTS §51)
 def test_initial_loss_nll_bce_mse_and_a_scaled_last_layer():
     x, y = blobs()
     logsoft = nn.Sequential(mlp(), nn.LogSoftmax(dim=1))
@@ -327,6 +328,7 @@ def test_a_converged_model_is_not_told_to_raise_the_lr():
     assert v.status == "warn" and "raise the learning rate" in v.advice
 
 
+@pytest.mark.slow  # 0.28 s each on a 2-core CPU (RESULTS §51)
 def test_watch_report_has_monitors_lr_overfitting_and_bias_variance():
     x, y = blobs()
     model = mlp()

@@ -207,6 +207,7 @@ def test_a_straight_through_quantizer_is_read_as_a_surrogate_backward_not_a_wron
     assert verdict.status == "info" and "piecewise constant" in verdict.advice and "straight-through" in verdict.advice
 
 
+@pytest.mark.slow  # 0.31 s each on a 2-core CPU (RESULTS §51)
 def test_a_wrong_custom_backward_on_a_smooth_forward_still_fails():
     assert _gradient_verdict("none").status == "pass"
     verdict = _gradient_verdict("none", wrong=True)
@@ -353,6 +354,7 @@ def test_targets_far_from_unit_are_still_named_for_a_loss_on_every_output():
     assert verdict.status == "warn" and "standardize" in verdict.advice
 
 
+@pytest.mark.slow  # 0.29 s each on a 2-core CPU (RESULTS §51)
 def test_a_q_network_memorizes_a_few_deterministic_td_targets_whatever_its_init():
     from trainwell.doctor.inputs import StructuredLoss, Targets
     from trainwell.doctor.overfit import overfit_tiny_subset

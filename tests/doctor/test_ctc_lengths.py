@@ -37,6 +37,7 @@ def _data(n):
 
 
 @pytest.mark.parametrize("frames, status", [("all", "pass"), ("own", "pass"), ("labels", "fail")])
+@pytest.mark.slow  # 0.17 s each on a 2-core CPU (RESULTS §51)
 def test_ctc_input_lengths_that_count_the_labels_are_named(frames, status):
     torch.manual_seed(0)
     x, labels, lengths = _data(256)

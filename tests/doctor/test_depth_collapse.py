@@ -55,6 +55,7 @@ def watched(model, lr=0.01, epochs=3):
     return {v.check: v for v in w.report()}
 
 
+@pytest.mark.slow  # 0.28 s each on a 2-core CPU (RESULTS §51)
 def test_small_init_in_a_deep_tanh_net_is_named_and_the_rate_advice_defers():
     got = watched(deep(nn.Tanh, small))
     assert got[NAME].status == "warn" and "xavier" in got[NAME].advice

@@ -48,6 +48,7 @@ def test_the_oracle_a_loader_re_created_with_one_seed_repeats_its_order():
 
 
 @pytest.mark.parametrize("validate", [True, False], ids=["validate_marks_epochs", "no_validate"])
+@pytest.mark.slow  # 0.17 s each on a 2-core CPU (RESULTS §51)
 def test_a_loader_re_seeded_alike_every_epoch_is_named(validate):
     found = _run(_same_seed, validate=validate)
     assert len(found) == 1 and found[0].status == "warn"

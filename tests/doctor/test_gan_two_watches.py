@@ -53,6 +53,7 @@ def test_the_discriminators_curve_is_read_as_one_player_of_a_game_when_the_gener
     assert "raise the learning rate" not in curve.advice
 
 
+@pytest.mark.slow  # 0.29 s each on a 2-core CPU (RESULTS §51)
 def test_a_head_trained_on_an_encoders_detached_features_is_not_a_game():
     torch.manual_seed(0)
     encoder = nn.Sequential(nn.Linear(8, 16), nn.Tanh())

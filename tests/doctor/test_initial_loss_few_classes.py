@@ -4,6 +4,7 @@ std 3 are not."""
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,6 +25,7 @@ def _initial(scale: float, classes: int = 3):
     return float(scores.std()), float(F.cross_entropy(scores, y)), verdict
 
 
+@pytest.mark.slow  # 0.29 s each on a 2-core CPU (RESULTS §51)
 def test_logits_of_std_near_one_pass_with_three_classes():
     std, loss, verdict = _initial(1.5)
     assert 1.0 < std < 1.4 and loss > 1.25 * math.log(3)  # beyond 25% of ln 3: the old band called it far

@@ -113,6 +113,7 @@ def layer_norm_mlp(bias: bool):
     return nn.Sequential(nn.Linear(D, 64, bias=bias), nn.LayerNorm(64), nn.ReLU(), nn.Linear(64, C))
 
 
+@pytest.mark.slow  # 0.30 s each on a 2-core CPU (RESULTS §51)
 def test_layer_norm_after_a_bias_free_first_layer_restores_the_scale_and_after_a_biased_one_does_not():
     x, y = blobs()
     small = (x - x.mean(0)) / x.std(0) / 150  # a unit converted twice; the first layer's output variance above eps

@@ -91,6 +91,7 @@ def test_a_generator_watched_with_both_optimizers_gets_no_supervised_lr_advice()
     _not_judged(w.report())
 
 
+@pytest.mark.slow  # 0.29 s each on a 2-core CPU (RESULTS §51)
 def test_mixup_targets_are_read_above_their_entropy():
     torch.manual_seed(0)
     x = torch.randn(1024, 20)
@@ -491,6 +492,7 @@ def test_a_head_replaced_after_the_optimizer_is_named_by_check_and_not_called_ac
 
 
 @pytest.mark.parametrize("last", [True, False])
+@pytest.mark.slow  # 0.14 s each on a 2-core CPU (RESULTS §51)
 def test_dropout_after_the_last_layer_is_named_by_check_and_watch(last):
     torch.manual_seed(0)
     layers = [nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, C), nn.Dropout(0.3)] if last else \
@@ -808,6 +810,7 @@ def _scheduled(x, y, model, opt, sched, per_batch: bool, epochs: int, batches: i
 
 
 @pytest.mark.parametrize("per_batch", [False, True])
+@pytest.mark.slow  # 0.14 s each on a 2-core CPU (RESULTS §51)
 def test_a_one_cycle_schedule_stepped_per_epoch_is_named(per_batch):
     x, y = _data()
     model = _mlp()
@@ -909,6 +912,7 @@ def test_a_loss_below_zero_is_clearly_lower_only_further_from_zero():
     assert _clearly_below(-42.5, -38.4) and not _clearly_below(-38.5, -38.4)
 
 
+@pytest.mark.slow  # 0.27 s each on a 2-core CPU (RESULTS §51)
 def test_per_pixel_binary_targets_are_memorized_to_99_percent():
     torch.manual_seed(0)
     x = torch.randn(64, 1, 8, 8)
@@ -1135,6 +1139,7 @@ def test_weighted_cross_entropies_are_told_from_a_scaled_one_and_a_missing_log(l
     assert verdict.status == status and fragment in verdict.value
 
 
+@pytest.mark.slow  # 0.29 s each on a 2-core CPU (RESULTS §51)
 def test_a_policy_gradient_is_not_judged_as_a_supervised_loss_curve():
     torch.manual_seed(0)
     hidden = torch.randn(4, C)

@@ -56,6 +56,7 @@ def run(aligned, lr, momentum, epochs=8):
     return w, {v.check: v for v in w.report()}
 
 
+@pytest.mark.slow  # 0.27 s each on a 2-core CPU (RESULTS §51)
 def test_misaligned_labels_slow_fall_is_named_memorization_not_a_low_rate():
     w, verdicts = run(aligned=False, lr=0.05, momentum=0.9)
     vals = [v for _, v, _ in w._val]
@@ -81,6 +82,7 @@ def test_slow_rate_with_validation_improving_still_says_raise():
     assert "raise the learning rate" in curve.advice
 
 
+@pytest.mark.slow  # 0.28 s each on a 2-core CPU (RESULTS §51)
 def test_healthy_loop_is_unchanged():
     w, verdicts = run(aligned=True, lr=0.05, momentum=0.9)
     curve = verdicts[CURVE]

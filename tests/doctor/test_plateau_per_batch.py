@@ -46,6 +46,7 @@ def _schedule_loop(make_scheduler, on_loss):
 
 
 @pytest.mark.parametrize("factor, patience", [(0.5, 2), (0.1, 4)])
+@pytest.mark.slow  # 0.16 s each on a 2-core CPU (RESULTS §51)
 def test_reduce_on_plateau_stepped_every_batch_is_named_with_its_factor_and_patience(factor, patience):
     verdict = _schedule_loop(lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, factor=factor, patience=patience), on_loss=True)
@@ -56,6 +57,7 @@ def test_reduce_on_plateau_stepped_every_batch_is_named_with_its_factor_and_pati
 
 @pytest.mark.parametrize("make", [lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.1),
                                   lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, [5, 9, 20], 0.2)])
+@pytest.mark.slow  # 0.16 s each on a 2-core CPU (RESULTS §51)
 def test_other_per_epoch_schedules_stepped_every_batch_keep_their_advice(make):
     verdict = _schedule_loop(make, on_loss=False)
     assert verdict.status == "warn" and "a per-epoch scheduler stepped per batch" in verdict.advice, verdict

@@ -133,6 +133,7 @@ def test_deterministic_algorithms_and_a_checkpointed_dropout_pass():
         torch.use_deterministic_algorithms(False)
 
 
+@pytest.mark.slow  # 0.29 s each on a 2-core CPU (RESULTS §51)
 def test_a_worker_init_fn_seeding_the_workers_passes():
     def seed_worker(worker_id):
         torch.manual_seed(42 + worker_id)

@@ -101,6 +101,7 @@ def test_a_best_state_kept_by_reference_is_named_at_its_restore(how):
         assert all(best[k].data_ptr() != p.data_ptr() for k, p in model.named_parameters())
 
 
+@pytest.mark.slow  # 0.27 s each on a 2-core CPU (RESULTS §51)
 def test_a_restore_after_the_with_block_is_not_read_and_leaves_nothing_patched():
     report, _, _ = _train("reference", restore_inside=False)
     assert _verdict(report) is None

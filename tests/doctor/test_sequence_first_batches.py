@@ -196,6 +196,7 @@ def _check_independence(model, x, y):
 
 
 @pytest.mark.parametrize("kind", ["transformer", "lstm"])
+@pytest.mark.slow  # 0.17 s each on a 2-core CPU (RESULTS §51)
 def test_check_passes_a_sequence_first_model_given_as_many_examples_as_positions(kind):
     """6 sequences of 6 positions fed (T, B, F), as the sequence-first layers want them: (B, T, F) fits the 6
     targets too, and the reading along dimension 1 keeps each example its own."""

@@ -188,6 +188,7 @@ def test_a_taggers_tag_0_is_not_read_as_the_embeddings_padding():
 
 
 @pytest.mark.parametrize("sequence", [True, False])
+@pytest.mark.slow  # 0.17-0.30 s each on a 2-core CPU (RESULTS §51)
 def test_labels_from_1_are_named_for_a_classifier_but_not_for_token_sequences_whose_id_0_starts_them(sequence):
     torch.manual_seed(0)
     vocab, steps, n = 6, 4, 640

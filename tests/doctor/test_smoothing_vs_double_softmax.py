@@ -2,6 +2,7 @@
 softmax(z) can come close to it there, but label smoothing fits it better, and no softmax was ever applied: the
 loss is read as smoothed cross-entropy, never as a double softmax (a false fail on a standard recipe)."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
@@ -11,6 +12,7 @@ from torch import nn
 from trainwell import doctor
 
 
+@pytest.mark.slow  # 0.29 s each on a 2-core CPU (RESULTS §51)
 def test_label_smoothing_under_sgd_is_not_read_as_a_softmax_before_the_loss():
     torch.manual_seed(0)
     x, y = load_digits(return_X_y=True)

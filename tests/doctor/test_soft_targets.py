@@ -41,6 +41,7 @@ def _mixup_loop(swapped, give_targets=True, seed=0):
 
 @pytest.mark.parametrize("swapped", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.slow  # 0.14 s each on a 2-core CPU (RESULTS §51)
 def test_mixup_reads_as_cross_entropy_against_its_soft_targets(swapped, seed):
     v = _mixup_loop(swapped, seed=seed)["loop: loss"]
     assert v.status == "pass" and "mean cross-entropy (or KL divergence) against the soft targets" in v.value

@@ -54,6 +54,7 @@ def _run(labels, squash):
 
 @pytest.mark.parametrize("labels", [1, 4])
 @pytest.mark.parametrize("squash", [False, True])
+@pytest.mark.slow  # 0.15 s each on a 2-core CPU (RESULTS §51)
 def test_sigmoid_before_a_pos_weighted_bce_with_logits_is_named(labels, squash):
     verdict = _run(labels, squash)
     if squash:

@@ -61,6 +61,7 @@ def _train(cumsum: bool):
 
 
 @pytest.mark.parametrize("cumsum", [True, False])
+@pytest.mark.slow  # 0.17 s each on a 2-core CPU (RESULTS §51)
 def test_embedding_bag_offsets_left_as_lengths_are_named_not_the_learning_rate(cumsum):
     report = _train(cumsum)
     alarms = [v for v in report if v.status in ("warn", "fail")]
@@ -115,6 +116,7 @@ class QueryBags(nn.Module):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.slow  # 0.17 s each on a 2-core CPU (RESULTS §51)
 def test_the_same_query_twice_in_a_batch_is_not_read_as_dropped_inputs(weighted):
     """Equal bags give equal outputs: two rows with the same tokens, or two empty bags, have the same inputs
     whatever their offsets (also beside per-sample weights, equal for equal tokens)."""

@@ -83,6 +83,7 @@ def test_a_two_action_reinforce_loop_is_read_as_a_policy_gradient():
     assert curve.status in ("pass", "info") and "lower the learning rate" not in curve.advice
 
 
+@pytest.mark.slow  # 0.30 s each on a 2-core CPU (RESULTS §51)
 def test_a_learning_two_action_bandit_gets_no_learning_rate_failure():
     report, first, last = _contextual_bandit()
     assert last > first + 0.2  # the policy learns: no advice to change its rate

@@ -246,6 +246,7 @@ def test_a_model_reused_across_folds_is_named_as_trained_before_the_fold_not_as_
 
 # -- a regression validated on the raw scale of its standardized targets --------------------------------------------
 @pytest.mark.parametrize("raw", [True, False])
+@pytest.mark.slow  # 0.15 s each on a 2-core CPU (RESULTS §51)
 def test_a_validation_loss_on_the_raw_scale_of_standardized_targets_is_named(raw):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1200, 10, generator=g)

@@ -112,6 +112,7 @@ class IgnoresItem(nn.Sequential):
         return super().forward(user)
 
 
+@pytest.mark.slow  # 0.28 s each on a 2-core CPU (RESULTS §51)
 def test_a_model_ignoring_one_input_reads_as_its_single_input_twin():
     user, item, y = two_towers()
     torch.manual_seed(0)

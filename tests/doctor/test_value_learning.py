@@ -56,6 +56,7 @@ def _dqn(steps=120, detach=True, reward_scale=None):
     return {v.check: v for v in w.report().verdicts}
 
 
+@pytest.mark.slow  # 0.27 s each on a 2-core CPU (RESULTS §51)
 def test_a_td_loss_that_spikes_as_its_targets_grow_is_information_not_a_learning_rate_failure():
     verdicts = _dqn(reward_scale=lambda t: 1.0 if t < 60 else 30.0)
     curve = verdicts["learning rate (loss curve)"]

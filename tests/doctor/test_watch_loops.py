@@ -85,6 +85,7 @@ def _sparse_loop(optimizers):
     return _train(model, chosen, ids, y, step=step).report()
 
 
+@pytest.mark.slow  # 0.28 s each on a 2-core CPU (RESULTS §51)
 def test_several_optimizers_stepped_together_hold_every_parameter():
     report = _sparse_loop("both")
     assert report["loop: optimizer holds the parameters"].status == "pass"
@@ -412,6 +413,7 @@ class Normalizing(nn.Module):
 
 
 @pytest.mark.parametrize("inside", [True, False])
+@pytest.mark.slow  # 0.17 s each on a 2-core CPU (RESULTS §51)
 def test_inputs_normalized_inside_the_model_are_of_unit_scale(inside):
     x, y = _blobs()
     pixels = (x - x.min()) / (x.max() - x.min()) * 255  # 0..255 floats
@@ -491,6 +493,7 @@ def test_standardized_heavy_tailed_features_are_of_unit_scale():
 
 
 @pytest.mark.parametrize("head, named", [(nn.Sigmoid(), "Sigmoid"), (nn.ReLU(), "ReLU"), (None, None)])
+@pytest.mark.slow  # 0.15 s each on a 2-core CPU (RESULTS §51)
 def test_an_activation_after_the_last_layer_is_named(head, named):
     x, y = _blobs()
     torch.manual_seed(0)
@@ -637,6 +640,7 @@ def test_the_functional_mode_ends_when_the_loop_raises():
 
 
 @pytest.mark.parametrize("bias, status", [(-50.0, "fail"), (0.0, "pass")])
+@pytest.mark.slow  # 0.15-0.23 s each on a 2-core CPU (RESULTS §51)
 def test_the_preflight_reads_dead_units_of_functional_relus(bias, status):
     x, y = _blobs(256)
     torch.manual_seed(0)
@@ -669,6 +673,7 @@ class EncoderHead(nn.Module):
 
 
 @pytest.mark.parametrize("mode", ["together", "alternate", "head_forgotten"])
+@pytest.mark.slow  # 0.17 s each on a 2-core CPU (RESULTS §51)
 def test_several_optimizers_stepped_together_in_turn_or_one_forgotten(mode):
     x, y = _blobs()
     torch.manual_seed(0)
@@ -702,6 +707,7 @@ def test_several_optimizers_stepped_together_in_turn_or_one_forgotten(mode):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.slow  # 0.14 s each on a 2-core CPU (RESULTS §51)
 def test_a_softmax_applied_in_the_loop_under_autocast_is_a_double_softmax(dtype):
     x, y = _blobs()
     torch.manual_seed(0)

@@ -341,6 +341,7 @@ def test_report_validates_every_file_it_reads(workdir, capsys, name, body):
 
 
 # -- resources ------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # 0.30 s each on a 2-core CPU (RESULTS §51)
 def test_a_gzip_bomb_idx_is_refused_from_its_header_without_inflating_it(workdir):
     """Attack: a small .gz IDX file that inflates to gigabytes (it used to be read whole, then size-checked)."""
     import gzip

@@ -221,6 +221,7 @@ def test_stop_reasons_count_epochs_from_one():
 
 
 @pytest.mark.parametrize("own_generator", [False, True])
+@pytest.mark.slow  # 0.15 s each on a 2-core CPU (RESULTS §51)
 def test_a_dataloader_run_resumes_exactly(own_generator):
     """A shuffling loader with random augmentation: 2 epochs, checkpoint, 2 more == 4 uninterrupted epochs."""
 

@@ -100,6 +100,7 @@ def test_a_model_with_nothing_compiled_is_left_as_it_is():
     assert vars(net) == before
 
 
+@pytest.mark.slow  # 0.28 s each on a 2-core CPU (RESULTS §51)
 def test_the_monitor_sees_a_compiled_models_activations_and_compiles_nothing_new(spirals):
     x, y = spirals[0][:192], spirals[1][:192]  # whole batches: one shape to compile
     graphs = {}
@@ -116,6 +117,7 @@ def test_the_monitor_sees_a_compiled_models_activations_and_compiles_nothing_new
     assert graphs[3] == graphs[None]  # hooks every third step compiled nothing new and broke nothing
 
 
+@pytest.mark.slow  # 0.28 s each on a 2-core CPU (RESULTS §51)
 def test_the_doctor_checks_a_compiled_model_without_compiling_for_its_hooks(spirals):
     x, y = spirals
     model, net = _compiled("method")
