@@ -141,6 +141,9 @@ def _split(y, k: int, seed: int) -> tuple:
     return order[: n - k].sort().values, order[n - k :].sort().values
 
 
+#: a constant output that drives the loss below minus this finds a loss without a lower bound (not a baseline)
+UNBOUNDED = 1e6
+
 #: the chance, over all checkpoints tested, that labels independent of the inputs pass the permutation test
 AGREEMENT_ALPHA = 0.01
 
@@ -254,6 +257,12 @@ def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: 
         advice = ("the model does no better with its inputs than without: is the input connected, normalized, and "
                   "aligned with the labels?")
     status = "pass" if ok else ("warn" if fits and k else "fail")
+    if status == "fail" and zero_train < -UNBOUNDED:  # no input-independent model is a baseline for such a loss
+        status, value = "skip", (f"skipped: one output for every input drives the loss to {zero_train:.3g}: it has "
+                                 f"no lower bound; {value}")
+        advice = ("a policy gradient's -log p(action) x advantage has none, by design (judge the agent by its "
+                  "returns); a supervised loss should: see the overfit check, which names a loss that falls "
+                  "without bound (a missing minus sign)")
     if status == "pass" and not all(math.isfinite(v) for v in (real_train, zero_train, zero_held or 0.0)):
         status, advice = "skip", "a loss that is not finite cannot show signal: see the initial loss"
         value = "skipped: not finite: " + value
