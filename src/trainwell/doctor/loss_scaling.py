@@ -124,11 +124,12 @@ def undivided_scale(name: str, steps: list[dict], adaptive: bool) -> Verdict | N
     # the steps that read the first one's scale (a run the scale made diverge saturates its outputs, whose weights
     # then read otherwise); one clipped below 1/W reads as 'divided': where others read 'clipped' (the scale still in
     # .grad), it is clipping that grew with the gradient, not the scale divided out
-    read = [r for r in (static_scale(s) for s in steps) if r is not None and r[0] == scale]
+    readings = [(s, static_scale(s)) for s in steps]
+    read = [r for _, r in readings if r is not None and r[0] == scale]
     if any(r[1] == "divided" for r in read) and not any(r[1] == "clipped" for r in read):
         return None
     clipped = sum(r[1] == "clipped" for r in read)
-    norms = sorted(s["incoming_norm"] / scale for s in steps if (static_scale(s) or (0, ""))[1] == "clipped")
+    norms = sorted(s["incoming_norm"] / scale for s, r in readings if r is not None and r[1] == "clipped")
     fix = (f"divide the gradients by {scale:g} before clipping and optimizer.step() (for p in model.parameters(): "
            f"p.grad /= {scale:g}), or drop the scale: a static loss scale only guards float16 gradients, and "
            "torch.amp.GradScaler does it for you")

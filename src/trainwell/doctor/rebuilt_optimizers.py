@@ -36,6 +36,7 @@ import weakref
 from torch.optim import Optimizer
 
 from trainwell.doctor.method_readers import ReadsCalls
+from trainwell.doctor.rebuilt_schedulers import _one_pass_each
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: optimizer built once"
@@ -100,7 +101,9 @@ class OptimizerBuilds(ReadsCalls):
         spans = list(zip(at, at[1:], strict=False))
         gaps = sorted({b[0] - a[0] for a, b in spans})
         every_step = gaps[-1] <= 1
-        per_epoch = all(b[1] - a[1] == 1 for a, b in spans) or _one_pass_each(spans, datasets)
+        # one pass each, the clock's third reading indexing ``datasets`` (the iterations begun, in order)
+        per_epoch = all(b[1] - a[1] == 1 for a, b in spans) or \
+            _one_pass_each([(a[2], b[2]) for a, b in spans], [(d, i) for i, d in enumerate(datasets)])
         if not every_step and not per_epoch:
             if any(b[1] > a[1] for a, b in spans) or any(b[2] > a[2] for a, b in spans) or \
                     gaps[-1] - gaps[0] > max(1, gaps[0] // 4):
@@ -127,8 +130,3 @@ class OptimizerBuilds(ReadsCalls):
                        "the rate, set param_groups' 'lr' or use a scheduler; for a new stage with more parameters "
                        "unfrozen, a new optimizer (or add_param_group) is fine")
 
-
-def _one_pass_each(spans: list, datasets: list[int]) -> bool:
-    """One dataset whose DataLoader began exactly one pass between each two rebuilds (the clock's third reading
-    indexes ``datasets``)."""
-    return any(all(datasets[a[2]:b[2]].count(d) == 1 for a, b in spans) for d in set(datasets))
