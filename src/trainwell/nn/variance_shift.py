@@ -36,6 +36,8 @@ def variance_shift(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) ->
     The model is run in eval mode on ``x`` (its mode is restored afterwards).
     """
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, _BN) and m.track_running_stats]
+    if not layers:  # nothing to compare: no forward
+        return []
     inputs: dict[str, list[torch.Tensor]] = {name: [] for name, _ in layers}
     hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: inputs[name].append(args[0].detach()))
              for name, m in layers]

@@ -105,11 +105,24 @@ def _check_optimizer(model: nn.Module, optimizer) -> None:
                          "you train")
 
 
+#: rows per forward where a caller gives none: on a CPU the chunk's activations should stay near the core's cache
+#: (a 2048-row chunk of the default CNN is ~21 MB per layer and evaluates ~1.4-1.8x slower per row than 256 rows,
+#: benchmarks/RESULTS.md section 52); an accelerator wants wide chunks
+CPU_EVAL_ROWS, DEVICE_EVAL_ROWS = 256, 2048
+
+
+def eval_rows(device: torch.device | str) -> int:
+    """How many rows to run per forward when evaluating on ``device``."""
+    return CPU_EVAL_ROWS if torch.device(device).type == "cpu" else DEVICE_EVAL_ROWS
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
-             batch_size: int = 2048) -> dict[str, float]:
+             batch_size: int | None = None) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode (each module's mode is restored afterwards:
-    a BatchNorm the user froze with ``eval()`` stays frozen)."""
+    a BatchNorm the user froze with ``eval()`` stays frozen), in chunks of ``batch_size`` rows (default:
+    :func:`eval_rows` of ``x``'s device)."""
+    batch_size = batch_size or eval_rows(x.device)
     if named_loss(loss_fn):
         y = as_class_labels(y, "y")
     modes = module_modes(model)

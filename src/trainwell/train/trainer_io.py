@@ -22,7 +22,7 @@ from trainwell.train.batches import (
     require_iterable,
     split_batch,
 )
-from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores
+from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores, eval_rows
 
 
 class TrainerIO:
@@ -152,12 +152,13 @@ class TrainerIO:
         return self._metrics((data, y) if y is not None else data, "test", "test")
 
     @torch.no_grad()
-    def predict(self, data, batch_size: int = 2048) -> torch.Tensor:
+    def predict(self, data, batch_size: int | None = None) -> torch.Tensor:
         """The model's outputs (logits) for ``data`` in eval mode, concatenated on the CPU; of a model that returns a
         tuple, dict or dataclass, its class scores (:func:`~trainwell.train.learners.class_scores`).
 
         Args:
-            data: inputs (a tensor or NumPy array, run in chunks of ``batch_size`` rows), or a loader of batches
+            data: inputs (a tensor or NumPy array, run in chunks of ``batch_size`` rows; by default
+                :func:`~trainwell.train.learners.eval_rows` of the model's device), or a loader of batches
                 (inputs alone, ``(x, y)`` pairs or dicts: the targets are ignored).
 
         Example:
@@ -173,7 +174,8 @@ class TrainerIO:
         if is_array(data) or is_in_memory(data):
             x = as_tensor(data if is_array(data) else split_batch(data, "predict", self.batch_keys)[0],
                           "predict inputs")
-            chunks: Iterable = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
+            rows = batch_size or eval_rows(self.device)
+            chunks: Iterable = (x[i : i + rows] for i in range(0, len(x), rows))
         else:
             require_iterable(data, "predict")
             # a TensorDataset of inputs alone yields [xb]
