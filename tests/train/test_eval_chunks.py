@@ -17,6 +17,9 @@ def _user_cnn() -> nn.Module:
 
 def test_cpu_chunks_are_small_and_other_devices_wide():
     assert eval_rows("cpu") == CPU_EVAL_ROWS < eval_rows("cuda") and eval_rows(torch.device("meta")) > CPU_EVAL_ROWS
+    # a population's members share a chunk: it shrinks past 16 of them, never below 64 rows
+    assert [eval_rows("cpu", m) for m in (1, 16, 32, 64, 1024)] == [256, 256, 128, 64, 64]
+    assert eval_rows("cuda", 64) == eval_rows("cuda")
 
 
 @pytest.mark.parametrize("rows", [None, 97, 10_000])

@@ -111,9 +111,12 @@ def _check_optimizer(model: nn.Module, optimizer) -> None:
 CPU_EVAL_ROWS, DEVICE_EVAL_ROWS = 256, 2048
 
 
-def eval_rows(device: torch.device | str) -> int:
-    """How many rows to run per forward when evaluating on ``device``."""
-    return CPU_EVAL_ROWS if torch.device(device).type == "cpu" else DEVICE_EVAL_ROWS
+def eval_rows(device: torch.device | str, members: int = 1) -> int:
+    """How many rows to run per forward when evaluating on ``device``; on a CPU, ``members`` vmapped models share a
+    chunk (each its own activations), so past 16 members the chunk shrinks with their number, to 64 rows at least."""
+    if torch.device(device).type != "cpu":
+        return DEVICE_EVAL_ROWS
+    return max(64, min(CPU_EVAL_ROWS, CPU_EVAL_ROWS * 16 // max(members, 1)))
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ from trainwell.regularize import penalized_parameters
 from trainwell.train.batches import take_rows
 from trainwell.train.devices import as_device
 from trainwell.train.input_checks import integer_inputs_hint
-from trainwell.train.learners import loss_function, predicted_classes
+from trainwell.train.learners import eval_rows, loss_function, predicted_classes
 from trainwell.train.losses import class_scores
 from trainwell.train.member_optim import PopulationOptimizer, check_hyperparameters
 from trainwell.train.member_schedules import MemberSchedules
@@ -347,9 +347,12 @@ class PopulationLearner(PopulationDataChecks):
         return [{} for _ in range(self.size)]
 
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> tuple[list[float], list[float]]:
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None
+                 ) -> tuple[list[float], list[float]]:
         """Per-member mean loss and accuracy on shared inputs ``x`` (N, ...) against labels ``y``: (N,) shared by
-        all members, or (M, N) each member its own."""
+        all members, or (M, N) each member its own; in chunks of ``batch_size`` rows (default:
+        :func:`~trainwell.train.learners.eval_rows` of the device and the members)."""
+        batch_size = batch_size or eval_rows(self.device, self.size)
         self.check_label_shape(x, y, "val")
         if not self._val_checked:
             self._check_labels(x, y, "val")
