@@ -1,4 +1,5 @@
-"""``trainwell.doctor.watch`` is the function however the package was imported; its module loads on first use."""
+"""What the doctor imports only when it is used: ``trainwell.doctor.watch`` (the function however the package was
+imported) loads on first use; NumPy's global generator is not imported to be saved."""
 
 import subprocess
 import sys
@@ -9,6 +10,8 @@ CASES = {
     # trainwell fit's path does not load the loop readers
     "fit_path": "import sys, trainwell.doctor.monitors, trainwell.pipeline.write\n"
                 "assert 'trainwell.doctor.watch' not in sys.modules",
+    "numpy_random": "from trainwell.doctor import global_rngs\nwith global_rngs.kept(): pass\n"
+                    "assert 'numpy.random' not in sys.modules",
     "attribute": "from trainwell import doctor\nimport trainwell.doctor.watch as m\n"
                  "assert callable(doctor.watch) and doctor.watch is sys.modules['trainwell.doctor.watch'].watch\n"
                  "assert doctor.Watch is sys.modules['trainwell.doctor.watch'].Watch",
