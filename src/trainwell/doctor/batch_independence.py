@@ -7,6 +7,7 @@ from torch import nn
 
 from trainwell.doctor import checkpointing
 from trainwell.doctor import outputs as O
+from trainwell.doctor.bags import Bags
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
@@ -127,7 +128,8 @@ def _several(model: nn.Module, xs: Inputs, i: int, axis: int = 0) -> tuple[float
 
         with torch.no_grad():
             a = O.logits(_same_noise(model, xs)).select(axis, i)
-            b = O.logits(_same_noise(model, xs.map(copies))).select(axis, i)
+            moved = xs[torch.full((len(xs),), i)] if isinstance(xs, Bags) else xs.map(copies)  # whole bags
+            b = O.logits(_same_noise(model, moved)).select(axis, i)
         change = float((a - b).abs().max())
         found = max(found, _beyond_round_off(change, float(a.abs().max())))
         parts.append(f"max |out_{i} change| when the others' {', '.join(fixed)} change = {change:.3g}")
