@@ -90,3 +90,33 @@ def test_offsets_that_are_the_running_sum_of_every_length_are_named():
     text, lengths, labels = _documents(64)
     with pytest.raises(ValueError, match="running sum of every bag's length"):
         doctor.check(TextClassifier(), (text, lengths.cumsum(0)), labels, nn.CrossEntropyLoss())
+
+
+class WeightedBags(nn.Module):
+    """Bags of weighted tokens (``per_sample_weights``), the bag offsets ending with the number of tokens."""
+
+    def __init__(self, centered: bool):
+        super().__init__()
+        self.centered = centered
+        self.emb = nn.EmbeddingBag(VOCAB, 8, mode="sum", include_last_offset=True)
+        self.fc = nn.Linear(8, CLASSES)
+
+    def forward(self, text, offsets, weights):
+        bags = self.emb(text, offsets, per_sample_weights=weights)
+        if self.centered:  # the bug: centred on the batch's mean bag, so each output reads the other bags
+            bags = bags - bags.mean(0, keepdim=True)
+        return self.fc(bags)
+
+
+@pytest.mark.parametrize("centered", [False, True])
+def test_batch_independence_reads_each_bags_weighted_tokens_as_its_own(centered):
+    from trainwell.doctor.bags import bag_inputs
+    from trainwell.doctor.batch_independence import batch_independence
+
+    torch.manual_seed(0)
+    text, lengths, _ = _documents(16)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+    weights = torch.rand(len(text), generator=torch.Generator().manual_seed(2))
+    model = WeightedBags(centered)
+    verdict = batch_independence(model, bag_inputs((text, offsets, weights), model))
+    assert verdict.status == ("fail" if centered else "pass"), verdict

@@ -60,6 +60,17 @@ class Bags(Inputs):
         return Bags(fields, self.whole, self.at, self.tokens, self.last)
 
 
+    def bag_of_rows(self, t: torch.Tensor) -> torch.Tensor | None:
+        """For one of the token fields (by identity): the bag each of its rows belongs to; None for another
+        tensor (its rows are the bags)."""
+        keys = self.fields.keys() if isinstance(self.fields, dict) else range(len(self.fields))
+        if not any(self.fields[k] is t for k in keys if k in self.tokens):
+            return None
+        offsets, n = self._offsets(), len(self)
+        ends = offsets[1:] if self.last else torch.cat([offsets[1:n], offsets.new_tensor([len(t)])])
+        return torch.repeat_interleave(torch.arange(n, device=t.device), (ends - offsets[:n]).to(t.device))
+
+
 def _last_offset(model: nn.Module | None) -> bool | None:
     """``include_last_offset`` of the model's ``nn.EmbeddingBag`` modules (None: it has none, or they differ)."""
     flags = {m.include_last_offset for m in (model.modules() if model is not None else ())
