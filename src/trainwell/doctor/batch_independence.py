@@ -7,6 +7,7 @@ from torch import nn
 
 from trainwell.doctor import checkpointing
 from trainwell.doctor import outputs as O
+from trainwell.doctor.bags import Bags
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
@@ -111,9 +112,11 @@ def _several(model: nn.Module, xs: Inputs, i: int, axis: int = 0) -> tuple[float
         out = O.logits(call(model, xg)).select(axis, i).sum()
         grads = checkpointing.input_gradients(model, out, leaves)
         leak = torch.zeros(len(xs), device=leaves[0].device)
-        for g in grads:
+        for t, g in zip(leaves, grads, strict=True):
             if g is not None:
-                leak = leak + g.reshape(len(xs), -1).abs().sum(dim=1).to(leak.dtype)
+                rows = g.reshape(len(g), -1).abs().sum(dim=1).to(leak.dtype)
+                bags = xg.bag_of_rows(t) if isinstance(xg, Bags) else None  # a bag's tokens are one example's
+                leak = leak + (rows if bags is None else torch.zeros_like(leak).index_add_(0, bags, rows))
         others = float(torch.cat([leak[:i], leak[i + 1 :]]).max()) if len(xs) > 1 else 0.0
         found = max(found, _beyond_round_off(others, float(leak[i])))
         parts.append(f"max |d out_{i} / d x_j| = {others:.3g} ({', '.join(floats)})")
@@ -127,7 +130,8 @@ def _several(model: nn.Module, xs: Inputs, i: int, axis: int = 0) -> tuple[float
 
         with torch.no_grad():
             a = O.logits(_same_noise(model, xs)).select(axis, i)
-            b = O.logits(_same_noise(model, xs.map(copies))).select(axis, i)
+            moved = xs[torch.full((len(xs),), i)] if isinstance(xs, Bags) else xs.map(copies)  # whole bags
+            b = O.logits(_same_noise(model, moved)).select(axis, i)
         change = float((a - b).abs().max())
         found = max(found, _beyond_round_off(change, float(a.abs().max())))
         parts.append(f"max |out_{i} change| when the others' {', '.join(fixed)} change = {change:.3g}")

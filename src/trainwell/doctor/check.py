@@ -31,6 +31,7 @@ from torch import nn
 
 from trainwell.doctor import checkpointing, global_rngs, no_grad_layers
 from trainwell.doctor import preflight as pf
+from trainwell.doctor.bags import as_bag_inputs, extra_bag_hint
 from trainwell.doctor.batch_layout import installed, read_batch_first
 from trainwell.doctor.check_deferrals import (
     AXIS_BOUND,
@@ -50,7 +51,7 @@ from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import echoed_targets
 from trainwell.doctor.first_call import runs_on_data, whole_input_only
 from trainwell.doctor.input_scale import input_scale_verdict
-from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_inputs, as_targets, call
+from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_targets, call
 from trainwell.doctor.inverted_mask import check_inverted_mask
 from trainwell.doctor.lazy_parameters import materialize
 from trainwell.doctor.loss_inputs import read_loss_inputs
@@ -67,7 +68,12 @@ from trainwell.doctor.overlapping_window import overlapping_window
 from trainwell.doctor.padding_read import padding_read
 from trainwell.doctor.pos_weight import check_pos_weight
 from trainwell.doctor.report import Report
-from trainwell.doctor.sequence_first_batches import check_independence, example_readings
+from trainwell.doctor.sequence_first_batches import (
+    check_independence,
+    example_readings,
+    name_sequence_first,
+    sequence_first_crash,
+)
 from trainwell.doctor.sequence_targets import sequence_targets
 from trainwell.doctor.target_range import (
     constant_targets,
@@ -201,7 +207,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         raise TypeError(f"doctor.check: model is a {type(model).__name__}, not a torch.nn.Module")
     if _np is not None and isinstance(y, _np.ndarray):
         y = torch.as_tensor(y)
-    x = as_inputs(x, getattr(model, "_orig_mod", model))
+    x = as_bag_inputs(x, getattr(model, "_orig_mod", model))
     y = as_targets(y)
     if not callable(loss_fn):
         raise TypeError(f"doctor.check: loss_fn is a {type(loss_fn).__name__}, not callable: pass e.g. "
@@ -209,7 +215,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     # a (T, B, ...) batch of a sequence-first model, or targets flattened over (examples, positions)
     x, y, loss_fn, view = read_batch_first(getattr(model, "_orig_mod", model), x, y, loss_fn)
     if len(x) != len(y) or len(x) < 2:
-        raise ValueError(f"doctor.check: x has {len(x)} examples and y {len(y)}: give the same number, at least 2")
+        raise ValueError(f"doctor.check: x has {len(x)} examples and y {len(y)}: give the same number, at least "
+                         f"2{extra_bag_hint(x, y)}")
     if isinstance(y, Targets):  # the loss gets the targets' own tuple or dict, sliced as x is
         loss_fn = StructuredLoss(loss_fn)
     if penalty is not None and not callable(penalty):
@@ -236,6 +243,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
             replace["regularization raises loss"] = lambda s: pf.regularization_raises_loss(
                 s.model, s.x, s.y, s.loss_fn, penalty=lambda m, k: k * total(m), strengths=(1.0, 2.0))
         crash, out = runs_on_data(model, x, y, loss_fn)  # the loop's first batch would raise: said first, a fail
+        crash = sequence_first_crash(model, x, y, crash, out) if view is None else crash
         if crash is not None and crash.status == "fail":
             whole, whole_out = whole_input_only(model, whole_x, whole_y, loss_fn, examples)
             if whole is not None:  # not the user's bug: the model needs all of its input at once
@@ -270,6 +278,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     verdicts = defer_to_unbounded(defer_to_vanishing(defer_to_input_scale(defer_to_data_scale(verdicts, x, y),
                                                                           inputs_off)))
     verdicts = defer_to_symmetry(defer_to_large_scores(verdicts))
+    verdicts = name_sequence_first(verdicts, model, x, y) if view is None else verdicts
     verdicts = no_grad_layers.defer(checkpointing.defer_to_cut(defer_to_constant_targets(verdicts)))
     if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
         # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off

@@ -21,6 +21,7 @@ from trainwell.doctor.loss_kinds import _scalar, loss_kind
 from trainwell.doctor.low_dimensional import neighbour_loss, spread_rows
 from trainwell.doctor.output_layer import bounded_scores
 from trainwell.doctor.probability_floor import softmax_before_cross_entropy, softmax_inside_loss
+from trainwell.doctor.tied_floor import held_above
 from trainwell.doctor.verdict import Verdict
 
 
@@ -68,12 +69,16 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     unknown = bool(getattr(fitted, "left_domain", False))
     # the lowest loss the fit met, even where the search went on to overflow (a KL term subtracted reaches -inf, then
     # NaN): far below where the loss started, the loss has no lowest value
-    if floor < min(start, 0.0) - 100 * (abs(start) + 1):
+    # the model's own outputs may be tied where free ones are not (a flow's z and log-determinant)
+    held = held_above(model, xs, ys, loss_fn, start, floor, steps, lr, seed)
+    unknown = unknown or held is not None
+    if floor < min(start, 0.0) - 100 * (abs(start) + 1) and held is None:
         return Verdict(name, "warn", f"the loss falls without bound: outputs fitted to these {len(xs)} examples "
                        f"drive it from {start:.4g} to {floor:.4g}{'' if floor == -math.inf else ' and lower'}",
                        "a loss with a lowest value",
                        "training drives such a loss to -inf instead of fitting the data: a term with the wrong sign (a "
-                       "KL divergence or a penalty subtracted instead of added), a missing minus sign, a KL "
+                       "KL divergence or a penalty subtracted instead of added, a flow's log-determinant added "
+                       "instead of subtracted), a missing minus sign, a KL "
                        "divergence with its arguments swapped or NLL on raw scores (see the initial loss); a "
                        "likelihood with a learned variance needs a floor on that variance")
     if unknown:
@@ -94,7 +99,11 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     const = None if counted or sampled or unknown else constant_output_loss(model, xs, ys, loss_fn, start, floor)
     reference = start if const is None else const  # the gap to close starts here
     bar = 0.1 * max(reference - floor, 1e-12) + 1e-3
-    noisy, borrowed = noise_bar(xs, fitted, ys, loss_fn, floor, const)
+    # a model that starts below every constant output (its init already follows the inputs) is held to the noise
+    # from its start: half the way from there still lies below anything a model that ignores its input reaches
+    regression = not (counted or sampled or unknown)
+    noisy, borrowed = noise_bar(xs, fitted, ys, loss_fn, floor, const if const is not None or not regression else
+                                start)
     reach = max(bar, noisy)  # what a model that fits these examples from their inputs reaches
     stop = floor + min(1e-2, bar / 2)  # a loss of small scale (class weights of 0.25) must train below its bar
     m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=stop)
@@ -141,6 +150,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                        "noisy targets of a low-dimensional input, judged against half of that (their noise)")
     if softmaxed:  # it meets its floor, but the floor itself is the bug
         ok = False
+    where = "the start's" if const is None else "one constant output's"
     advice = softmaxed or "" if ok else softmaxed or (bounded_scores(m, xs, ys, loss_fn) or
                             dominant_inner_term(model, xs, ys, loss_fn, seed) or
                             _constant_advice(const, final, floor, len(xs)) or _frozen_advice(model, xs) or
@@ -149,24 +159,29 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                             "nonlinearity?), a bug in the loss or labels, or a frozen/broken layer")
     if unknown and not ok:  # a floor that is unknown may lie far above 0 on these examples: a miss is no bug
         floor_text = ("; the loss's floor is unknown (outputs fitted to these examples left its domain), "
-                      "judged against 0")
+                      "judged against 0") if held is None else (
+            f"; outputs fitted freely drive the loss to -inf, while the model's own stay bounded (at {held:.3g} "
+            "after training): its outputs are tied (a normalizing flow's z and log-determinant), the floor is "
+            "unknown, judged against 0")
     return Verdict(name, "pass" if ok else "info" if unknown else "fail",
                    f"loss {start:.3g} -> {final:.3g}{shown} on {len(xs)} examples{floor_text}",
                    ("loss ~ 0" if floor <= 1e-3 else "loss near its floor") +
                    ("" if acc is None else ", accuracy 100%" if ceiling == 1.0 else
                     f", token accuracy ~{ceiling:.0%} (the most a left-to-right model reaches where equal prefixes "
                     "go on differently; 100% if it reads the whole sequence)") +
-                   ("" if acc is not None else " (< 10% of the start)" if const is None else
-                    " (within the targets' noise, at most half the way from one constant output's loss to it)"
-                    if noisy > bar else " (within 10% of the way from one constant output's loss to it)"), advice)
+                   ("" if acc is not None else
+                    f" (within the targets' noise, at most half the way from {where} loss to it)"
+                    if noisy > bar else " (< 10% of the start)" if const is None else
+                    " (within 10% of the way from one constant output's loss to it)"), advice)
 
 
 def noise_bar(xs, fitted: Callable, ys: torch.Tensor, loss_fn: Callable, floor: float,
               const: float | None) -> tuple[float, float | None]:
     """How far above the ``floor`` a regression on low-dimensional inputs may end (0 where none applies): half the
     loss of each example given its nearest neighbour's fitted output (the noise a smooth function of the inputs
-    leaves, :mod:`~trainwell.doctor.low_dimensional`), at most half the way from one constant output's loss
-    ``const`` to the floor, so a model that ignores its input never reaches it; with that neighbours' loss."""
+    leaves, :mod:`~trainwell.doctor.low_dimensional`), at most half the way from ``const`` to the floor: one
+    constant output's loss, or the start's where the model starts below it, so a model that ignores its input never
+    reaches it; with that neighbours' loss."""
     if const is None:
         return 0.0, None
     with torch.no_grad():

@@ -106,3 +106,55 @@ def check_independence(model: nn.Module, views: list[BatchView]) -> Verdict:
         return Verdict(verdict.check, verdict.status, f"{verdict.value}, reading x as (T, B, ...): the examples "
                        "along dimension 1", verdict.expected, verdict.advice)
     return verdict
+
+
+def _layer_named(model: nn.Module, x) -> str | None:
+    """The first sequence-first layer of ``model`` with how many more there are (``LSTM 'rnn'``), when ``x`` is
+    one tensor of sequences (B, T, ...); None otherwise."""
+    layers = sequence_first_layers(model)
+    if not layers or not isinstance(x, torch.Tensor) or x.dim() < 3:
+        return None
+    name, kind = layers[0]
+    return f"{kind} '{name}'" + (f" (+{len(layers) - 1} more)" if len(layers) > 1 else "")
+
+
+FIX = ("build it with batch_first=True (nn.LSTM(..., batch_first=True), nn.TransformerEncoderLayer(..., "
+       "batch_first=True)), or give it x.transpose(0, 1) and transpose its output back")
+
+
+def name_sequence_first(verdicts: list, model: nn.Module, x, y) -> list:
+    """A batch-independence fail of a model with a recurrent or attention layer built ``batch_first=False`` and
+    fed one tensor of sequences names that layer and its flag first: it recurs (or attends) along dimension 0, which
+    the checks read as the examples. With one target per example (``len(y) == len(x)``, not laid out per position
+    like ``x``) the batch can only be (B, T, ...) and the layer mixes the examples; with targets per position laid
+    out like ``x`` it may also be a (T, B, ...) batch given as the layer reads it, whose targets the checks read
+    along dimension 1 once flattened to (T * B, ...): the advice gives both."""
+    layer = _layer_named(model, x)
+    if layer is None or not isinstance(y, torch.Tensor) or y.dim() == 0:
+        return verdicts
+    shape = tuple(x.shape[:2])
+    advice = f"{layer} is built with batch_first=False: it reads x {shape} as (T, B, ...), mixing the examples at " \
+        f"each position; {FIX}; else a BatchNorm left in train mode or a reduction over the batch axis"
+    if y.dim() >= 2 and tuple(y.shape[:2]) == shape:  # per position: (B, T) and (T, B) read alike
+        advice = (f"{layer} is built with batch_first=False: it recurs along dimension 0 of x {shape}, which the "
+                  f"checks read as the examples. If x is (B, T, ...): {FIX}. If x is (T, B, ...), as the layer "
+                  "reads it: give the targets flattened to (T * B, ...) (criterion(out.view(-1, C), y.view(-1))), "
+                  "so that the checks read the examples along dimension 1")
+    return [type(v)(v.check, v.status, v.value, v.expected, advice)
+            if v.check == "batch independence" and v.status == "fail" and "reading x as" not in str(v.value) else v
+            for v in verdicts]
+
+
+def sequence_first_crash(model: nn.Module, x, y, crash: Verdict | None, out) -> Verdict | None:
+    """``crash`` (the first batch's forward or loss raised) with advice naming a ``batch_first=False`` layer when
+    the output holds one row per position of the (B, T, ...) input, x.shape[1], where the targets hold one per
+    example, len(x): a classifier's ``h_n[-1]`` of a recurrence over the batch axis."""
+    layer = _layer_named(model, x)
+    rows = out if isinstance(out, torch.Tensor) else None
+    if crash is None or crash.status != "fail" or layer is None or rows is None or rows.dim() == 0 or \
+            not isinstance(y, torch.Tensor) or len(y) != len(x) or x.shape[1] == len(x) or len(rows) != x.shape[1]:
+        return crash
+    return Verdict(crash.check, crash.status, crash.value, crash.expected,
+                   f"the output holds {len(rows)} rows, one per position of the ({len(x)}, {x.shape[1]}, ...) input, "
+                   f"and the targets {len(y)}: {layer} is built with batch_first=False and reads the batch as "
+                   f"(T, B, ...), so its final state h_n[-1] has one row per position; {FIX}")
