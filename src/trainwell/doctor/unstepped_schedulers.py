@@ -10,13 +10,13 @@ that hold the optimizer are found among its referrers (``gc.get_referrers``: sch
 optimizers no reference to theirs; a scan of the heap, paid only then), and one whose step count (``last_epoch``,
 set to 0 at creation and advanced by every ``step()``) is still 0 is named. The parts of a ``SequentialLR`` or
 ``ChainedScheduler`` are stepped by it (a later part waits for its milestone) and are not read on their own. A
-``ReduceLROnPlateau`` leaves no mark on the optimizer (no ``initial_lr``): one created before the watch is found
-where the code that enters the watch holds it (:func:`plateaus_held`: a local or global of the frames above the
-``with``, or an attribute of one, ``self.scheduler``; no heap scan), one created inside it when it is created
-(:class:`~trainwell.doctor.rebuilt_schedulers.SchedulerBuilds`), and one whose step count did not move while the
-loop ran two epochs or more at one rate is named (:func:`unstepped_plateaus`): ``scheduler.step(val_loss)``
-forgotten. One stepped on its metric every epoch passes, also when it never lowers the rate (the metric kept
-improving).
+``ReduceLROnPlateau`` leaves no mark on the optimizer (no ``initial_lr``): it is found where the code holds it
+(:func:`plateaus_held`: a local or global of the frames above the ``with`` and above the ``report()`` call, or an
+attribute of one, ``self.scheduler``; no heap scan), its step count read when the watch begins (or 0 for one
+created inside it, :class:`~trainwell.doctor.rebuilt_schedulers.SchedulerBuilds`). One the code still holds at the
+report whose step count did not move while the loop ran two epochs or more at one rate is named
+(:func:`unstepped_plateaus`): ``scheduler.step(val_loss)`` forgotten. One stepped on its metric every epoch
+passes, also when it never lowers the rate (the metric kept improving); so does one replaced by a new one.
 
 Example:
     >>> import torch
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gc
 import types
+import weakref
 
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
@@ -75,16 +76,16 @@ def unstepped_verdict(optimizers: list, epochs: int, lrs: list[float]) -> Verdic
                    "sized in steps (OneCycleLR, CyclicLR, a warm-up)")
 
 
-def plateaus_held(frame: types.FrameType | None, optimizers: list) -> list[tuple[ReduceLROnPlateau, int]]:
-    """The ``ReduceLROnPlateau`` schedulers on one of ``optimizers`` that ``frame`` (the code entering the watch)
-    or the :data:`FRAMES` - 1 frames above it hold, as a local (a global, at a script's top level) or as an
-    attribute of one (``self.scheduler``), each with its step count (``last_epoch``) now."""
+def plateaus_held(frame: types.FrameType | None, optimizers: list) -> list[ReduceLROnPlateau]:
+    """The ``ReduceLROnPlateau`` schedulers on one of ``optimizers`` that ``frame`` (the code entering the watch, or
+    asking for its report) or the :data:`FRAMES` - 1 frames above it hold now, as a local (a global, at a script's
+    top level) or as an attribute of one (``self.scheduler``)."""
     mine = {id(o) for o in optimizers}
-    found: dict[int, tuple[ReduceLROnPlateau, int]] = {}
+    found: dict[int, ReduceLROnPlateau] = {}
 
     def read(value) -> None:
         if isinstance(value, ReduceLROnPlateau) and id(getattr(value, "optimizer", None)) in mine:
-            found.setdefault(id(value), (value, value.last_epoch))
+            found.setdefault(id(value), value)
 
     for _ in range(FRAMES):
         if frame is None:
@@ -108,14 +109,34 @@ def _attributes(value) -> list:
     return [v for d in inner if isinstance(d, dict) for v in d.values()] + inner
 
 
-def unstepped_plateaus(held: list[tuple[ReduceLROnPlateau, int]], epochs: int, lrs: list[float]) -> Verdict | None:
-    """A warn naming the ``ReduceLROnPlateau`` schedulers of ``held`` ((scheduler, its step count when the watch
-    began, or 0 for one created inside it)) whose step count never moved while the loop ran ``epochs`` (two at
-    least) epochs at the one rate ``lrs``; None otherwise."""
-    if epochs < LEAST_EPOCHS or len(lrs) < 2 or max(lrs) != min(lrs):
-        return None
-    idle = list({id(s): s for s, at in held if s.last_epoch == at}.values())
-    if not idle:
+def step_counts(schedulers: list[ReduceLROnPlateau]) -> dict[int, tuple[weakref.ref, int]]:
+    """Each scheduler's step count (``last_epoch``) now, by its id, beside a weak reference that tells it from a
+    later object given the same id."""
+    return {id(s): (weakref.ref(s), s.last_epoch) for s in schedulers}
+
+
+def idle_plateaus(held: list[ReduceLROnPlateau], at_start: dict[int, tuple[weakref.ref, int]],
+                  built: list) -> list[ReduceLROnPlateau]:
+    """Of the schedulers the code holds when the report is asked for (``held``), those whose step count did not
+    move while watched: since the watch began (``at_start``: :func:`step_counts` then) or, for one created inside
+    it (in ``built``), since its creation (0). One the code no longer holds (replaced by a new one) is not read."""
+    idle = []
+    for s in held:
+        ref, count = at_start.get(id(s), (None, None))
+        if ref is None or ref() is not s:
+            if not any(s is b for b in built):
+                continue
+            count = 0
+        if s.last_epoch == count:
+            idle.append(s)
+    return idle
+
+
+def unstepped_plateaus(idle: list[ReduceLROnPlateau], epochs: int, lrs: list[float]) -> Verdict | None:
+    """A warn naming the ``ReduceLROnPlateau`` schedulers of ``idle`` (never stepped while watched:
+    :func:`idle_plateaus`) when the loop ran ``epochs`` (two at least) epochs at the one rate ``lrs``; None
+    otherwise."""
+    if not idle or epochs < LEAST_EPOCHS or len(lrs) < 2 or max(lrs) != min(lrs):
         return None
     mode = idle[0].mode
     return Verdict(NAME, "warn", f"ReduceLROnPlateau(mode='{mode}') created on the optimizer, but "

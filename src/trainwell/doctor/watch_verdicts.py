@@ -36,7 +36,7 @@ from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.unbounded_loss import unbounded_fall
-from trainwell.doctor.unstepped_schedulers import unstepped_plateaus, unstepped_verdict
+from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
 
 #: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
 FLAT_RATIO_BAND = (1e-4, 1e-2)
@@ -140,11 +140,11 @@ def group_rates(p) -> list[list[float]]:
     return [[row[i] if i < len(row) else math.nan for row in p.group_lrs] for i in range(width)]
 
 
-def held_plateaus(w) -> list:
-    """The ``ReduceLROnPlateau`` schedulers of the watched optimizers, each with its step count when the watch
-    began: those the code entering the watch held, and those created inside it (at 0)."""
-    built = [(s, 0) for _, s in w._builds.builds if isinstance(s, ReduceLROnPlateau)]
-    return w._plateaus_held + built
+def idle_plateaus_of(w) -> list:
+    """The ``ReduceLROnPlateau`` schedulers of the watched optimizers that the code asking for the report holds and
+    that were never stepped while watched (:func:`~trainwell.doctor.unstepped_schedulers.idle_plateaus`)."""
+    built = [s for _, s in w._builds.builds if isinstance(s, ReduceLROnPlateau)]
+    return idle_plateaus(w._plateaus_now, w._plateau_counts, built)
 
 
 def loop_verdicts(w) -> list:
@@ -166,7 +166,7 @@ def loop_verdicts(w) -> list:
     out = [lv.unregistered_verdict(p.unregistered), rebuilt or lv.stepped(p, w._calls), lv.optimizer_ownership(p),
            lv.gradient_flow(p), lv.gradient_reach(p, w._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
            unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
-           unstepped_plateaus(held_plateaus(w), epochs_seen(w), p.lrs) or
+           unstepped_plateaus(idle_plateaus_of(w), epochs_seen(w), p.lrs) or
            w._builds.verdict(p.lrs, p.validation_steps, w._samplers.starts) or
            stuck_warmup(group_rates(p), p.start_lrs, [g.get("initial_lr") for g in p.optimizer.param_groups]) or
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group),
