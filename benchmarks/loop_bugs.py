@@ -141,7 +141,7 @@ class Loop:
     # | plateau_each_epoch (a ReduceLROnPlateau on the validation loss made every epoch)
     # | each_epoch_lambda (the lambda's LambdaLR made every epoch, its step count from 0) | each_epoch_lambda_continued
     # (made every epoch, its function given the steps of the epochs before: the schedule goes on)
-    # | per_unstepped (StepLR, never stepped)
+    # | per_unstepped (StepLR, never stepped) | plateau_unstepped (ReduceLROnPlateau, never stepped)
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -318,6 +318,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     first = torch.arange(cfg.batch)
     best, best_val = None, math.inf
     kept = []
+    # manual_warmup: the rate set by hand before every step, lr * min(1, (step + 1) / (2 epochs of steps)), its
+    # counter incremented ("advancing") or never ("stuck"); index_generator: the batch indices drawn with the loop's
+    # own generator, seeded "once" before the loop or again at "each_step"
+    warmup_step, index_gen = 0, torch.Generator().manual_seed(5)
     if cfg.extra.get("seed") == "once":  # seed: once | each_epoch (the epoch's number) | each_step (42) |
         torch.manual_seed(42)  # each_step_epoch (the epoch's number, at the top of every step)
     with doctor.watch(model, opt, every=every) as w:
@@ -340,12 +344,19 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s, done=done: warmup_cosine(s + done))
             if cfg.extra.get("rebuild_opt") == "epoch" and epoch:  # the optimizer created again every epoch
                 opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
-            perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
+            perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x), generator=index_gen) \
+                if "index_generator" in cfg.extra else torch.randperm(len(x))
             correct, total_loss, epoch_outputs = 0, 0, []
             for i in range(steps_per_epoch):
                 if cfg.extra.get("seed", "").startswith("each_step"):
                     torch.manual_seed(epoch if cfg.extra["seed"] == "each_step_epoch" else 42)
                 idx = first if cfg.same_batch else perm[i * cfg.batch : (i + 1) * cfg.batch]
+                if cfg.extra.get("index_generator") == "each_step":  # seeded again: the same indices every step
+                    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: cfg.batch]
+                if "manual_warmup" in cfg.extra:
+                    for group in opt.param_groups:
+                        group["lr"] = cfg.lr * min(1.0, (warmup_step + 1) / (2 * steps_per_epoch))
+                    warmup_step += cfg.extra["manual_warmup"] == "advancing"
                 if cfg.extra.get("rebuild_opt") == "step":  # the optimizer created again every step
                     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
                 if cfg.zero_grad == "before":
@@ -434,6 +445,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 with torch.no_grad():
                     train_acc = float((model(inputs).argmax(1) == y[part]).float().mean())
                 assert 0 <= train_acc <= 1
+            if cfg.extra.get("fresh_train_accuracy"):  # a training accuracy on 3 fresh training batches, train mode
+                with torch.no_grad():
+                    rows = torch.randperm(len(x))[: 3 * cfg.batch]
+                    train_acc = float((model(x[rows]).argmax(1) == y[rows]).float().mean())
+                assert 0 <= train_acc <= 1
             if not cfg.no_eval_for_validation:
                 model.eval()
             with contextlib.nullcontext() if cfg.extra.get("validate_with_grad") else torch.no_grad():
@@ -441,7 +457,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 val = loss_fn(torch.stack([model(xv) for _ in range(samples)]).mean(0), yv).item() if samples else \
                     loss_fn(model(xv), yv).item()
             w.validate(val)
-            if cfg.scheduler.startswith("plateau"):  # plateau_accuracy: the training accuracy under mode='min'
+            if cfg.scheduler.startswith("plateau") and cfg.scheduler != "plateau_unstepped":  # plateau_accuracy:
+                # the training accuracy under mode='min'
                 sched.step(correct / (steps_per_epoch * cfg.batch) if cfg.scheduler == "plateau_accuracy" else val)
             if cfg.keep_best and val < best_val:
                 state = model.state_dict()
@@ -694,6 +711,18 @@ CASES = [
     # a scheduler created before the loop and never stepped
     Case("scheduler.step() forgotten (a StepLR created, never stepped)", Loop(scheduler="per_unstepped"),
          Loop(scheduler="per_epoch"), "scheduler.step() never ran"),
+    # learning rates the loop sets or forgets to set: a plateau scheduler never stepped, a warm-up stuck at step 0
+    Case("scheduler.step(val_loss) forgotten (a ReduceLROnPlateau created, never stepped)",
+         Loop(scheduler="plateau_unstepped"), Loop(scheduler="plateau_val"), "scheduler.step(metric) never ran"),
+    Case("a hand-written warm-up whose step counter is never incremented", Loop(extra={"manual_warmup": "stuck"}),
+         Loop(extra={"manual_warmup": "advancing"}), "warm-up stuck"),
+    # validation modes: a training accuracy on fresh training batches in train mode, then the validation
+    Case("validation in train mode, after a training accuracy on fresh training batches",
+         Loop(no_eval_for_validation=True, extra={"fresh_train_accuracy": True}),
+         Loop(extra={"fresh_train_accuracy": True}), "loop: train/eval mode"),
+    # random numbers: the loop's own generator for the batch indices, seeded again every step
+    Case("torch.Generator().manual_seed(0) inside the batch loop drawing the batch indices",
+         Loop(extra={"index_generator": "each_step"}), Loop(extra={"index_generator": "once"}), "loop: inputs"),
 ]
 
 

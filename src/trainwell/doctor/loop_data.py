@@ -54,8 +54,10 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
         return Verdict(name, "warn" if memorizing else "info",
                        f"the same input batch in all {len(by_step)} observed steps" +
                        ("; the training loss ends far below the validation loss" if memorizing else ""),
-                       "a new batch each step", "full-batch training, or is next(iter(loader)) outside the loop (the "
-                       "model then memorizes one batch)?")
+                       "a new batch each step", "full-batch training, or is next(iter(loader)) outside the loop, or a "
+                       "generator seeded again every step (torch.Generator().manual_seed(0) inside the batch loop: "
+                       "torch.randperm draws the same indices each time)? The model then memorizes one batch: seed "
+                       "the generator once, before the loop")
     floating = [s for s in seen if s["floating"] and "std" in s]
     if floating:
         std = max(s["std"] for s in floating)

@@ -16,6 +16,7 @@ that collapses the rate.
 
 from __future__ import annotations
 
+import math
 import weakref
 
 import torch
@@ -99,6 +100,8 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.group_lrs: list[list[float]] = []  # every group's, when there are several
         self.max_lrs: list[float | None] = []  # every group's 'max_lr' (OneCycleLR's peak) at the last observed step
         self.initial_lrs: list[float | None] = []  # every group's 'initial_lr' (a scheduler's base rate), likewise
+        # every group's rate when the watch began (the rate the optimizer was built with, or a scheduler set)
+        self.start_lrs: list[float] = [_float_or_nan(g.get("lr")) for g in self.optimizer.param_groups]
         # (dtype, share of the elements with a gradient that the step left unchanged) of low-precision weights
         self.low_precision: list[tuple[str, float]] = []
         self._low_before: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -271,3 +274,11 @@ class LoopProbe(ForwardHooks, StepHooks):
                 self._arm()
         self._steps_at_call = total
         return idle
+
+
+def _float_or_nan(value) -> float:
+    """A param group's rate as a float (a tensor's too); NaN when it is none."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return math.nan

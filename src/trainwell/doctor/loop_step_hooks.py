@@ -13,7 +13,7 @@ from trainwell.doctor.backward_passes import accumulate_node, fills_grad
 from trainwell.doctor.sampled_validation import mc_dropout
 from trainwell.doctor.step_forwards import drop_records
 from trainwell.doctor.step_record import read_step
-from trainwell.doctor.training_batches import validation_share
+from trainwell.doctor.training_batches import switched_to_eval, validation_share
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
 #: optimizers whose step moves each element by about the rate whatever its gradient's size, so one scale on every
@@ -169,11 +169,12 @@ class StepHooks:
         self.validation_steps.append(len(self.lrs))
         self.unseen_validations += not self._forwards  # another model evaluated (an EMA copy), or a stored loss
         # the forwards without gradients, less those on a training batch (a training accuracy logged) when others ran
-        no_grad = validation_share([mode for mode, grad, _, _ in self._forwards if not grad],
-                                   [on for _, grad, _, on in self._forwards if not grad])
+        # and less those in train mode beside eval-mode ones (a training accuracy on fresh training batches)
+        no_grad = switched_to_eval(validation_share([mode for mode, grad, _, _ in self._forwards if not grad],
+                                                    [on for _, grad, _, on in self._forwards if not grad]))
         if any(no_grad) and mc_dropout(self._sampled_inputs, [m for _, m in self.norms]):
             self.mc_dropout_validations += 1
-        elif any(no_grad or [mode for mode, _, _, _ in self._forwards]):
+        elif any(no_grad or switched_to_eval([mode for mode, _, _, _ in self._forwards])):
             self.train_mode_validations += 1
         self.split_inputs.validated()
         self.split_rows.validated()

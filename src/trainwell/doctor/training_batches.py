@@ -15,6 +15,13 @@ forwards with gradients; a forward without gradients whose input is one of them 
 same memory with the same shape while that tensor is alive) is on a training batch. The validation's forwards are
 the others when there are any (:func:`validation_share`); when every forward before ``w.validate()`` is on a
 training batch, the loop validated on training data and they are read as its validation.
+
+A training accuracy taken on a few *fresh* training batches (drawn from the training loader again, in train mode,
+under ``torch.no_grad()``) holds no tensor a training forward took. Those forwards are told by the mode instead:
+when the forwards without gradients before ``w.validate()`` ran in both modes, and the mode changed once among
+them (``model.eval()`` called between the training accuracy and the validation, or ``model.train()`` after the
+validation and before the accuracy), the loop switched modes for its validation: the eval-mode forwards are the
+validation's (:func:`switched_to_eval`; in a validation without ``torch.no_grad()``, of all its forwards).
 """
 
 from __future__ import annotations
@@ -49,6 +56,24 @@ class TrainingBatches:
                                              t.numel() and t.data_ptr() == x.data_ptr())):
                 return True
         return False
+
+
+def switched_to_eval(modes: list[bool]) -> list[bool]:
+    """The modes of a validation's forwards (``modes``: True for each one in train mode), less
+    the train-mode ones when the forwards ran in both modes and the mode changed only once among them: the loop
+    called ``model.eval()`` for its validation, and the train-mode passes beside it (a training accuracy on fresh
+    training batches) are not the validation's.
+
+    Example:
+        >>> switched_to_eval([True, True, False, False])
+        [False, False]
+        >>> switched_to_eval([True, False, True])
+        [True, False, True]
+    """
+    changes = sum(a != b for a, b in zip(modes, modes[1:], strict=False))
+    if changes != 1:
+        return modes
+    return [m for m in modes if not m]
 
 
 def validation_share(forwards: list, on_training: list[bool]) -> list:

@@ -10,7 +10,13 @@ that hold the optimizer are found among its referrers (``gc.get_referrers``: sch
 optimizers no reference to theirs; a scan of the heap, paid only then), and one whose step count (``last_epoch``,
 set to 0 at creation and advanced by every ``step()``) is still 0 is named. The parts of a ``SequentialLR`` or
 ``ChainedScheduler`` are stepped by it (a later part waits for its milestone) and are not read on their own. A
-``ReduceLROnPlateau`` created before the watch leaves no mark on the optimizer and is not read.
+``ReduceLROnPlateau`` leaves no mark on the optimizer (no ``initial_lr``): it is found where the code holds it
+(:func:`plateaus_held`: a local or global of the frames above the ``with`` and above the ``report()`` call, or an
+attribute of one, ``self.scheduler``; no heap scan), its step count read when the watch begins (or 0 for one
+created inside it, :class:`~trainwell.doctor.rebuilt_schedulers.SchedulerBuilds`). One the code still holds at the
+report whose step count did not move while the loop ran two epochs or more at one rate is named
+(:func:`unstepped_plateaus`): ``scheduler.step(val_loss)`` forgotten. One stepped on its metric every epoch
+passes, also when it never lowers the rate (the metric kept improving); so does one replaced by a new one.
 
 Example:
     >>> import torch
@@ -26,14 +32,18 @@ Example:
 from __future__ import annotations
 
 import gc
+import types
+import weakref
 
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: learning rate applied"
 #: the epochs the loop must run before a scheduler that never stepped is named
 LEAST_EPOCHS = 2
+#: the frames, from the one that enters the watch up, whose locals are read for a ReduceLROnPlateau
+FRAMES = 4
 
 
 def never_stepped(optimizers: list) -> list[LRScheduler]:
@@ -64,3 +74,74 @@ def unstepped_verdict(optimizers: list, epochs: int, lrs: list[float]) -> Verdic
                    "call scheduler.step() after optimizer.step(): once per epoch for a schedule sized in epochs "
                    "(StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR(T_max=epochs)), once per batch for one "
                    "sized in steps (OneCycleLR, CyclicLR, a warm-up)")
+
+
+def plateaus_held(frame: types.FrameType | None, optimizers: list) -> list[ReduceLROnPlateau]:
+    """The ``ReduceLROnPlateau`` schedulers on one of ``optimizers`` that ``frame`` (the code entering the watch, or
+    asking for its report) or the :data:`FRAMES` - 1 frames above it hold now, as a local (a global, at a script's
+    top level) or as an attribute of one (``self.scheduler``)."""
+    mine = {id(o) for o in optimizers}
+    found: dict[int, ReduceLROnPlateau] = {}
+
+    def read(value) -> None:
+        if isinstance(value, ReduceLROnPlateau) and id(getattr(value, "optimizer", None)) in mine:
+            found.setdefault(id(value), value)
+
+    for _ in range(FRAMES):
+        if frame is None:
+            break
+        for value in list(frame.f_locals.values()):
+            read(value)
+            for inner in _attributes(value):
+                read(inner)
+        frame = frame.f_back
+    return list(found.values())
+
+
+def _attributes(value) -> list:
+    """The attribute values of an instance of a class with a ``__dict__`` (a user's trainer object), read through
+    ``gc.get_referents``: reading ``value.__dict__`` would make the instance's attributes a dict of their own, which
+    :func:`never_stepped` would then find in place of a scheduler."""
+    kind = type(value)
+    if isinstance(value, types.ModuleType | type | types.FunctionType) or not kind.__dictoffset__:
+        return []
+    inner = gc.get_referents(value)
+    return [v for d in inner if isinstance(d, dict) for v in d.values()] + inner
+
+
+def step_counts(schedulers: list[ReduceLROnPlateau]) -> dict[int, tuple[weakref.ref, int]]:
+    """Each scheduler's step count (``last_epoch``) now, by its id, beside a weak reference that tells it from a
+    later object given the same id."""
+    return {id(s): (weakref.ref(s), s.last_epoch) for s in schedulers}
+
+
+def idle_plateaus(held: list[ReduceLROnPlateau], at_start: dict[int, tuple[weakref.ref, int]],
+                  built: list) -> list[ReduceLROnPlateau]:
+    """Of the schedulers the code holds when the report is asked for (``held``), those whose step count did not
+    move while watched: since the watch began (``at_start``: :func:`step_counts` then) or, for one created inside
+    it (in ``built``), since its creation (0). One the code no longer holds (replaced by a new one) is not read."""
+    idle = []
+    for s in held:
+        ref, count = at_start.get(id(s), (None, None))
+        if ref is None or ref() is not s:
+            if not any(s is b for b in built):
+                continue
+            count = 0
+        if s.last_epoch == count:
+            idle.append(s)
+    return idle
+
+
+def unstepped_plateaus(idle: list[ReduceLROnPlateau], epochs: int, lrs: list[float]) -> Verdict | None:
+    """A warn naming the ``ReduceLROnPlateau`` schedulers of ``idle`` (never stepped while watched:
+    :func:`idle_plateaus`) when the loop ran ``epochs`` (two at least) epochs at the one rate ``lrs``; None
+    otherwise."""
+    if not idle or epochs < LEAST_EPOCHS or len(lrs) < 2 or max(lrs) != min(lrs):
+        return None
+    mode = idle[0].mode
+    return Verdict(NAME, "warn", f"ReduceLROnPlateau(mode='{mode}') created on the optimizer, but "
+                   f"scheduler.step(metric) never ran ({len(lrs)} optimizer steps over {epochs} epochs): it never "
+                   f"saw a value to watch, and the rate stayed at {lrs[0]:.3g} whatever the loss did",
+                   "scheduler.step(val_loss) once per epoch",
+                   "call scheduler.step(val_loss) once per epoch, after the validation: ReduceLROnPlateau lowers "
+                   "the rate only from the values it is given, after `patience` epochs without improvement")

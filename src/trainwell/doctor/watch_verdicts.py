@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
 from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
@@ -31,9 +33,10 @@ from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_first_batches import loop_sequence_first
 from trainwell.doctor.sequence_targets import loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
+from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.unbounded_loss import unbounded_fall
-from trainwell.doctor.unstepped_schedulers import unstepped_verdict
+from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
 
 #: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
 FLAT_RATIO_BAND = (1e-4, 1e-2)
@@ -129,6 +132,21 @@ def epochs_seen(w) -> int:
     return max(len(w._val), max(passes.values(), default=0))
 
 
+def group_rates(p) -> list[list[float]]:
+    """Every param group's rate at each step (the first group's alone when it is the only one)."""
+    if not p.group_lrs:
+        return [p.lrs]
+    width = max(len(row) for row in p.group_lrs)
+    return [[row[i] if i < len(row) else math.nan for row in p.group_lrs] for i in range(width)]
+
+
+def idle_plateaus_of(w) -> list:
+    """The ``ReduceLROnPlateau`` schedulers of the watched optimizers that the code asking for the report holds and
+    that were never stepped while watched (:func:`~trainwell.doctor.unstepped_schedulers.idle_plateaus`)."""
+    built = [s for _, s in w._builds.builds if isinstance(s, ReduceLROnPlateau)]
+    return idle_plateaus(w._plateaus_now, w._plateau_counts, built)
+
+
 def loop_verdicts(w) -> list:
     """What the loop did (:mod:`trainwell.doctor.loop_verdicts`)."""
     p = w.probe
@@ -148,7 +166,9 @@ def loop_verdicts(w) -> list:
     out = [lv.unregistered_verdict(p.unregistered), rebuilt or lv.stepped(p, w._calls), lv.optimizer_ownership(p),
            lv.gradient_flow(p), lv.gradient_reach(p, w._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
            unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
+           unstepped_plateaus(idle_plateaus_of(w), epochs_seen(w), p.lrs) or
            w._builds.verdict(p.lrs, p.validation_steps, w._samplers.starts) or
+           stuck_warmup(group_rates(p), p.start_lrs, [g.get("initial_lr") for g in p.optimizer.param_groups]) or
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group),
                             w._builds.epochs()),
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
