@@ -11,12 +11,14 @@ optimizers no reference to theirs; a scan of the heap, paid only then), and one 
 set to 0 at creation and advanced by every ``step()``) is still 0 is named. The parts of a ``SequentialLR`` or
 ``ChainedScheduler`` are stepped by it (a later part waits for its milestone) and are not read on their own. A
 ``ReduceLROnPlateau`` leaves no mark on the optimizer (no ``initial_lr``): it is found where the code holds it
-(:func:`plateaus_held`: a local or global of the frames above the ``with`` and above the ``report()`` call, or an
-attribute of one, ``self.scheduler``; no heap scan), its step count read when the watch begins (or 0 for one
-created inside it, :class:`~trainwell.doctor.rebuilt_schedulers.SchedulerBuilds`). One the code still holds at the
-report whose step count did not move while the loop ran two epochs or more at one rate is named
-(:func:`unstepped_plateaus`): ``scheduler.step(val_loss)`` forgotten. One stepped on its metric every epoch
-passes, also when it never lowers the rate (the metric kept improving); so does one replaced by a new one.
+when it asks for the report (:func:`plateaus_held`: a local or global of the frames above the ``report()`` call,
+or an attribute of one, ``self.scheduler``; no heap scan). One held then that was never stepped while the watch
+ran (the watch reads every ``ReduceLROnPlateau.step`` call:
+:class:`~trainwell.doctor.plateau_metric.PlateauMetrics`) while the loop ran two epochs or more at one rate is
+named (:func:`unstepped_plateaus`):
+``scheduler.step(val_loss)`` forgotten. One stepped on its metric every epoch passes, also when it never lowers the
+rate (the metric kept improving). The frames are read once, at the report: their locals then are the objects the
+code holds anyway.
 
 Example:
     >>> import torch
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import gc
 import types
-import weakref
 
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
@@ -42,7 +43,7 @@ from trainwell.doctor.verdict import Verdict
 NAME = "loop: learning rate applied"
 #: the epochs the loop must run before a scheduler that never stepped is named
 LEAST_EPOCHS = 2
-#: the frames, from the one that enters the watch up, whose locals are read for a ReduceLROnPlateau
+#: the frames, from the one that asks for the report up, whose locals are read for a ReduceLROnPlateau
 FRAMES = 4
 
 
@@ -77,8 +78,8 @@ def unstepped_verdict(optimizers: list, epochs: int, lrs: list[float]) -> Verdic
 
 
 def plateaus_held(frame: types.FrameType | None, optimizers: list) -> list[ReduceLROnPlateau]:
-    """The ``ReduceLROnPlateau`` schedulers on one of ``optimizers`` that ``frame`` (the code entering the watch, or
-    asking for its report) or the :data:`FRAMES` - 1 frames above it hold now, as a local (a global, at a script's
+    """The ``ReduceLROnPlateau`` schedulers on one of ``optimizers`` that ``frame`` (the code asking for the watch's
+    report) or the :data:`FRAMES` - 1 frames above it hold now, as a local (a global, at a script's
     top level) or as an attribute of one (``self.scheduler``)."""
     mine = {id(o) for o in optimizers}
     found: dict[int, ReduceLROnPlateau] = {}
@@ -109,27 +110,10 @@ def _attributes(value) -> list:
     return [v for d in inner if isinstance(d, dict) for v in d.values()] + inner
 
 
-def step_counts(schedulers: list[ReduceLROnPlateau]) -> dict[int, tuple[weakref.ref, int]]:
-    """Each scheduler's step count (``last_epoch``) now, by its id, beside a weak reference that tells it from a
-    later object given the same id."""
-    return {id(s): (weakref.ref(s), s.last_epoch) for s in schedulers}
-
-
-def idle_plateaus(held: list[ReduceLROnPlateau], at_start: dict[int, tuple[weakref.ref, int]],
-                  built: list) -> list[ReduceLROnPlateau]:
-    """Of the schedulers the code holds when the report is asked for (``held``), those whose step count did not
-    move while watched: since the watch began (``at_start``: :func:`step_counts` then) or, for one created inside
-    it (in ``built``), since its creation (0). One the code no longer holds (replaced by a new one) is not read."""
-    idle = []
-    for s in held:
-        ref, count = at_start.get(id(s), (None, None))
-        if ref is None or ref() is not s:
-            if not any(s is b for b in built):
-                continue
-            count = 0
-        if s.last_epoch == count:
-            idle.append(s)
-    return idle
+def idle_plateaus(held: list[ReduceLROnPlateau], stepped: set[int]) -> list[ReduceLROnPlateau]:
+    """Of the schedulers the code holds when the report is asked for (``held``), those not stepped while watched
+    (``stepped``: the ids of those that were)."""
+    return [s for s in held if id(s) not in stepped]
 
 
 def unstepped_plateaus(idle: list[ReduceLROnPlateau], epochs: int, lrs: list[float]) -> Verdict | None:

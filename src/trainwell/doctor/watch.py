@@ -75,7 +75,7 @@ from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.supcon_floor import supcon_floors
 from trainwell.doctor.trained_start import predicts_labels
-from trainwell.doctor.unstepped_schedulers import plateaus_held, step_counts
+from trainwell.doctor.unstepped_schedulers import plateaus_held
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.warmup_curve import reread_after_warmup
 from trainwell.doctor.wrapped_optimizers import stepping
@@ -154,16 +154,13 @@ class Watch:
         # compiling) the loop calls: each replaces its method while the block runs
         self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
                               self._restores, self._optimizer_builds, self._clips, self._compiles)
-        # the step counts of the ReduceLROnPlateau schedulers the code entering the block holds, and those it holds
-        # when it asks for the report
-        self._plateau_counts: dict = {}
+        # the ReduceLROnPlateau schedulers the code holds when it asks for the report
         self._plateaus_now: list = []
         self._open = False
 
     # -- the loop ------------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
         self.monitor.on_fit_start(self._state)
-        self._plateau_counts = step_counts(plateaus_held(sys._getframe(1), [*self._given, *self.probe.optimizers]))
         self.probe.attach()
         self._catch_torch_warnings()
         for reader in self._call_readers:

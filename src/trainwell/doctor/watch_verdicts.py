@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from torch.optim.lr_scheduler import ReduceLROnPlateau
-
 from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
@@ -143,8 +141,7 @@ def group_rates(p) -> list[list[float]]:
 def idle_plateaus_of(w) -> list:
     """The ``ReduceLROnPlateau`` schedulers of the watched optimizers that the code asking for the report holds and
     that were never stepped while watched (:func:`~trainwell.doctor.unstepped_schedulers.idle_plateaus`)."""
-    built = [s for _, s in w._builds.builds if isinstance(s, ReduceLROnPlateau)]
-    return idle_plateaus(w._plateaus_now, w._plateau_counts, built)
+    return idle_plateaus(w._plateaus_now, set(w._plateaus.calls))
 
 
 def loop_verdicts(w) -> list:
