@@ -68,6 +68,7 @@ from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.report import Report
+from trainwell.doctor.reinitialized_weights import InitCalls
 from trainwell.doctor.restored_weights import StateRestores
 from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
@@ -138,6 +139,7 @@ class Watch:
         self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
         self._builds = SchedulerBuilds(self.probe.optimizers, lambda: len(self.probe.lrs))  # schedulers created
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
+        self._inits = InitCalls(model, lambda: len(self._losses))  # torch.nn.init calls once training began
         # optimizers created while watched over the model's parameters (one built again every step or epoch)
         self._given = given  # the optimizers as given (their schedulers hold them, not SAM's base optimizer)
         self._optimizer_builds = OptimizerBuilds(model.parameters(), lambda: (self._calls, len(self._val), len(
@@ -151,7 +153,7 @@ class Watch:
         # the readers of torch's own methods (DataLoaders, schedulers, optimizers, state dicts, clipping,
         # compiling) the loop calls: each replaces its method while the block runs
         self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
-                              self._restores, self._optimizer_builds, self._clips, self._compiles)
+                              self._restores, self._optimizer_builds, self._clips, self._compiles, self._inits)
         self._open = False
 
     # -- the loop ------------------------------------------------------------------------------------------
