@@ -33,7 +33,18 @@ def empty_epochs(validation_steps: list[int], steps: int) -> Verdict | None:
     empty = after - 1
     if empty < EMPTY:
         return None
-    trained = len(validation_steps) - empty
+    trained = len(validation_steps) - empty  # the validation that closed the last epoch that trained
     return Verdict(NAME, "fail", f"no w.step() before the last {empty} of {len(validation_steps)} validations: all "
                    f"{steps} steps came before validation {trained}, so the epochs after it trained nothing (their "
                    "validation losses read the same weights)", "training steps in every epoch", FIX)
+
+
+def defer_to_empty_epochs(verdicts: list[Verdict]) -> list[Verdict]:
+    """The overfitting verdict's warning (a validation loss that does not change, a gap) reads validations of
+    weights no step changed when epochs trained nothing: it becomes 'info', naming that cause first."""
+    empty = next((v for v in verdicts if v.check == NAME and v.status == "fail"), None)
+    if empty is None:
+        return verdicts
+    return [Verdict(v.check, "info", f"{v.value} (explained by '{NAME}')", v.expected,
+                    f"fix '{NAME}' first: the later validations read a model no step changed")
+            if v.check == "overfitting" and v.status == "warn" else v for v in verdicts]

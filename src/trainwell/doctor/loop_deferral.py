@@ -11,7 +11,6 @@ from trainwell.doctor import diagnosis
 from trainwell.doctor.batch_statistics import NAME as BATCH_STATISTICS
 from trainwell.doctor.class_weights import GROW
 from trainwell.doctor.depth_collapse import NAME as COLLAPSE
-from trainwell.doctor.empty_epochs import NAME as EMPTY_EPOCHS
 from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_loss_inputs import CUT_EXPLAINS, CUT_OUTPUTS
 from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS
@@ -77,16 +76,11 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     train_mode = next((c for c in causes if c.check == "loop: train/eval mode" and
                        TRAIN_MODE_VALIDATIONS in str(c.value)), None)
     unlike_training = next((c for c in causes if c.check == VALIDATION_INPUTS), None)
-    untrained = next((c for c in causes if c.check == EMPTY_EPOCHS), None)  # epochs with no step
     out = []
     for v in verdicts:
         if cut is not None and v.check in CUT_EXPLAINS and v.status in ("warn", "fail"):
             v = Verdict(v.check, "info", f"{v.value} (explained by '{cut.check}')", v.expected,
                         f"fix '{cut.check}' first: outputs cut at 0 are 0 alike and pass no gradient there")
-        elif untrained is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
-                v.status in ("warn", "info"):
-            v = Verdict(v.check, "info", f"{v.value} (explained by '{EMPTY_EPOCHS}')", v.expected,
-                        f"fix '{EMPTY_EPOCHS}' first: the later validations read a model no step changed")
         elif unlike_training is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
                 v.status in ("warn", "info"):
             v = Verdict(v.check, "info", f"{v.value} (explained by '{VALIDATION_INPUTS}')", v.expected,

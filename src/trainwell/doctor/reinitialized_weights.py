@@ -86,8 +86,8 @@ class InitCalls:
         if not large:
             return None
         at = ", ".join(str(step) for step, _ in large[:4]) + (", ..." if len(large) > 4 else "")
-        share = max(s for _, s in large)
+        share, times = max(s for _, s in large), "once" if len(large) == 1 else f"{len(large)} times"
         return Verdict(NAME, "fail" if len(large) >= 2 else "warn", f"torch.nn.init re-drew {share:.0%} of the "
-                       f"trainable weights after training began, {'once' if len(large) == 1 else f'{len(large)} times'} "
-                       f"(after step{'s' if len(large) > 1 else ''} {at}): training "
+                       f"trainable weights after training began, {times} (after step{'s' if len(large) > 1 else ''} "
+                       f"{at}): training "
                        "starts over from fresh weights each time", "weights initialized once, before training", FIX)

@@ -50,6 +50,7 @@ from trainwell.doctor.compiled_wrappers import CompileCalls, compiled_wrapper
 from trainwell.doctor.contrastive_floor import ContrastiveReader
 from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.echoed_targets import echoed_input
+from trainwell.doctor.empty_epochs import defer_to_empty_epochs
 from trainwell.doctor.epoch_order import SamplerCount
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.lambda_factors import LambdaSchedules
@@ -67,8 +68,8 @@ from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
-from trainwell.doctor.report import Report
 from trainwell.doctor.reinitialized_weights import InitCalls
+from trainwell.doctor.report import Report
 from trainwell.doctor.restored_weights import StateRestores
 from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
@@ -459,7 +460,7 @@ class Watch:
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
-        return Report(agree(defer(verdicts + post)), f"trainwell doctor: watching {model}",
+        return Report(agree(defer_to_empty_epochs(defer(verdicts + post))), f"trainwell doctor: watching {model}",
                       phases + ["post"] * len(post))
 
 def watch(model: nn.Module, optimizer: torch.optim.Optimizer | list[torch.optim.Optimizer], every: int = 50,
