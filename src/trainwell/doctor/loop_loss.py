@@ -105,10 +105,12 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     bounded = [t["bounded"] for t in steps]
     if form in ("cross_entropy", "two_classes") and all(bounded):
         loss = "cross-entropy" if form == "cross_entropy" else "a classification loss (2 classes)"
-        return Verdict(name, "warn", f"{loss} on outputs {bounded[0]} on all {len(steps)} observed steps",
+        # a clamp shows at both bounds once the scores reach them (its first steps read like a ReLU's)
+        shown = next((b for b in bounded if "a clamp" in b), bounded[0])
+        return Verdict(name, "warn", f"{loss} on outputs {shown} on all {len(steps)} observed steps",
                        "raw logits (any real value) into the loss", "an activation after the last layer "
-                       "(Sigmoid, ReLU, Softmax) bounds the logits, so the loss cannot fall far and the gradients "
-                       "shrink: remove it (cross-entropy applies its own softmax)")
+                       "(Sigmoid, ReLU, Softmax, a clamp) bounds the logits, so the loss cannot fall far and the "
+                       "gradients shrink: remove it (cross-entropy applies its own softmax)")
     if form == "two_classes":
         return Verdict(name, "skip", "skipped: with 2 classes the loss's form and weight cannot be read from its "
                        "gradient (any zero-sum gradient fits); its outputs are raw logits", "-", "")
