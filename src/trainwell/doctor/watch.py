@@ -44,6 +44,7 @@ from trainwell.doctor import checkpointing, diagnosis, game_players
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import watch_verdicts as wv
 from trainwell.doctor.advice_agreement import agree
+from trainwell.doctor.bce_targets import defer_to_binary_targets, targets_outside
 from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
 from trainwell.doctor.clip_order import ClipCalls
 from trainwell.doctor.compiled_wrappers import CompileCalls, compiled_wrapper
@@ -120,6 +121,7 @@ class Watch:
         self._ys: list[torch.Tensor] = []
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
         self._pairings: list[float | None] = []  # per observed step: the share of outputs given their own label
+        self._bce_targets: list = []  # per observed step: BCE-with-logits targets outside [0, 1] (min, max)
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
         self._loss_inputs = LossInputReads()  # what the loop hands its loss (ctc, pair, Dice inputs)
         self._mixups = MixupPairs(model)  # the permutations mixup mixes the inputs and the labels with
@@ -247,6 +249,8 @@ class Watch:
             self._read_game(leaves)
         self.probe.turns = None
         self._loss_inputs.observed(self.probe, scored, loss, y)
+        if scored is not None:  # an observed step: BCE-with-logits targets outside [0, 1]
+            self._bce_targets.append(targets_outside(scored, y))
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._pairings.append(label_pairing(*self.probe.scored, y))
             self._against.append(read_with_targets(self.probe, y))
@@ -460,8 +464,8 @@ class Watch:
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
-        return Report(agree(defer_to_empty_epochs(defer(verdicts + post))), f"trainwell doctor: watching {model}",
-                      phases + ["post"] * len(post))
+        deferred = defer_to_binary_targets(defer_to_empty_epochs(defer(verdicts + post)))  # each names its cause
+        return Report(agree(deferred), f"trainwell doctor: watching {model}", phases + ["post"] * len(post))
 
 def watch(model: nn.Module, optimizer: torch.optim.Optimizer | list[torch.optim.Optimizer], every: int = 50,
           **options) -> Watch:
