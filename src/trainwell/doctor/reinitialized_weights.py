@@ -16,12 +16,12 @@ less and is not read. Writes that bypass ``torch.nn.init`` (``m.weight.data.norm
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from trainwell.doctor.method_readers import ReadsCalls
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: weights initialized once"
@@ -34,19 +34,42 @@ FIX = ("initialize once, before the training loop (model.apply(init_weights) out
        "re-initialization throws the training so far away")
 
 
-class _InitCall(ReadsCalls):
-    """One ``torch.nn.init`` function's calls, handed to the open :class:`InitCalls` readers."""
+class _InitFunctions:
+    """``torch.nn.init``'s functions replaced, while any :class:`InitCalls` reader is open, by wrappers handing the
+    tensor each fills (its first argument, positional or ``tensor=``: torch's override dispatch passes it by name)
+    to the open readers; put back when the last one stops, so nested watches share one replacement."""
 
-    def __init__(self, owner: InitCalls) -> None:
-        self.owner = owner
+    active: list[InitCalls] = []
+    originals: dict[str, Callable] = {}
 
-    def saw(self, tensor, *args, **kwargs) -> None:
-        self.owner.read(tensor)
+    @classmethod
+    def start(cls, reader: InitCalls) -> None:
+        if not cls.active:
+            for name in INITS:
+                original = getattr(nn.init, name, None)
+                if original is not None:
+                    cls.originals[name] = original
+                    setattr(nn.init, name, cls._wrap(original))
+        cls.active.append(reader)
 
+    @classmethod
+    def stop(cls, reader: InitCalls) -> None:
+        if reader in cls.active:
+            cls.active.remove(reader)
+            if not cls.active:
+                for name, original in cls.originals.items():
+                    setattr(nn.init, name, original)
+                cls.originals = {}
 
-#: one reader class per function (each patches its own)
-_READERS = tuple(type(f"_Init_{name}", (_InitCall,), {"patched": (nn.init, name)}) for name in INITS
-                 if hasattr(nn.init, name))
+    @classmethod
+    def _wrap(cls, original: Callable) -> Callable:
+        @functools.wraps(original)
+        def read(*args, **kwargs):
+            tensor = args[0] if args else kwargs.get("tensor")
+            for reader in cls.active:
+                reader.read(tensor)
+            return original(*args, **kwargs)
+        return read
 
 
 class InitCalls:
@@ -57,24 +80,22 @@ class InitCalls:
         self.model, self.steps = model, steps
         self.sizes: dict[int, int] = {}  # data pointer -> elements, of the trainable parameters
         self.groups: dict[int, set[int]] = {}  # step count -> the parameters re-drawn after it
-        self._readers = [reader(self) for reader in _READERS]
 
     def start(self) -> None:
-        self.sizes = {p.data_ptr(): p.numel() for p in self.model.parameters()
-                      if p.requires_grad and p.numel() and p.data_ptr()}
-        for reader in self._readers:
-            reader.start()
+        _InitFunctions.start(self)
 
     def stop(self) -> None:
-        for reader in self._readers:
-            reader.stop()
+        _InitFunctions.stop(self)
 
     def read(self, tensor) -> None:
-        if not isinstance(tensor, torch.Tensor) or not self.sizes:
-            return
         step = self.steps()
+        if not isinstance(tensor, torch.Tensor) or not step or isinstance(tensor, nn.parameter.UninitializedParameter):
+            return
+        if not self.sizes:  # read once training began: a lazy module's parameters exist by then
+            self.sizes = {p.data_ptr(): p.numel() for p in self.model.parameters() if p.requires_grad and
+                          not isinstance(p, nn.parameter.UninitializedParameter) and p.numel() and p.data_ptr()}
         ptr = tensor.data_ptr() if tensor.numel() else 0
-        if step and ptr in self.sizes:
+        if ptr in self.sizes:
             self.groups.setdefault(step, set()).add(ptr)
 
     def verdict(self) -> Verdict | None:
