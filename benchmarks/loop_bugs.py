@@ -90,6 +90,8 @@ class Net(nn.Module):
         out = self.head(h)
         if self.softmax is not None:
             out = self.softmax(out)
+        if self.kind == "clamp_head":  # the logits clamped "for stability"
+            out = out.clamp(-1.0, 1.0)
         if self.aux is not None:
             return out, self.aux(h)
         return out
@@ -214,7 +216,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if regression:
         y, yv = ((t[:, 0] - t[:, 1]) * cfg.target_scale + 4 * (cfg.target_scale - 1) + cfg.target_offset
                  for t in (x, xv))
-    model = Net(cfg.model, 1 if regression else classes)
+    model = Net(cfg.model, 1 if regression or cfg.loss.startswith("binary_") else classes)
     with torch.no_grad():
         model.head.weight.mul_(cfg.head_scale)
         model.head.bias.mul_(cfg.head_scale)
@@ -304,7 +306,18 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             extra = F.cross_entropy(aux, t % (3 if cfg.loss == "aux3" else 2))
             weight = 0.0 if cfg.loss == "aux_zero" else 0.3
             return F.cross_entropy(logits, t) + weight * (extra.item() if cfg.loss == "aux_item" else extra)
+        if cfg.loss.startswith("binary_"):  # one output under BCE with logits: the class index as a float, or a split
+            return F.binary_cross_entropy_with_logits(out.squeeze(1), binary_targets(t))
         return F.cross_entropy(out, t)
+
+    def binary_targets(t):  # binary_index: the labels 0..3 as floats; binary_split: classes 2, 3 against 0, 1
+        return t.float() if cfg.loss == "binary_index" else (t >= 2).float()
+
+    def reset_weights(m):  # the user's weight reset (k-fold code's): every layer's own init drawn again
+        if isinstance(m, nn.Linear):
+            m.reset_parameters()
+    if "reinit" in cfg.extra:  # reinit: "once" (before the loop) | "each_epoch" (also at the top of every epoch)
+        model.apply(reset_weights)
 
     pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt)
     scaler = torch.amp.GradScaler("cpu") if cfg.amp else None
@@ -312,6 +325,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     def given(t):  # the targets given to w.step: the soft ones a distillation loss is fitted to
         if not cfg.give_targets:
             return None
+        if cfg.loss.startswith("binary_"):
+            return binary_targets(t)
         if cfg.loss.startswith("bce"):
             return F.one_hot(t, C).float()
         return soft_targets(t) if cfg.loss.startswith("kl") else t
@@ -320,8 +335,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     kept = []
     if cfg.extra.get("seed") == "once":  # seed: once | each_epoch (the epoch's number) | each_step (42) |
         torch.manual_seed(42)  # each_step_epoch (the epoch's number, at the top of every step)
+    used = iter(range(steps_per_epoch))  # batches: "iterator_once": one iterator made before the epoch loop
     with doctor.watch(model, opt, every=every) as w:
         for epoch in range(EPOCHS):
+            if cfg.extra.get("reinit") == "each_epoch" and epoch:  # the init applied again every epoch
+                model.apply(reset_weights)
             if cfg.extra.get("seed") == "each_epoch":
                 torch.manual_seed(epoch)
             if not cfg.eval_in_training:
@@ -342,7 +360,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x))
             correct, total_loss, epoch_outputs = 0, 0, []
-            for i in range(steps_per_epoch):
+            for i in used if cfg.extra.get("batches") == "iterator_once" else range(steps_per_epoch):
                 if cfg.extra.get("seed", "").startswith("each_step"):
                     torch.manual_seed(epoch if cfg.extra["seed"] == "each_step_epoch" else 42)
                 idx = first if cfg.same_batch else perm[i * cfg.batch : (i + 1) * cfg.batch]
@@ -455,7 +473,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             for split, (xs, ys) in {"train_error": (x, y), "val_error": (xv, yv)}.items():
                 out = model(xs)
                 out = out[0] if isinstance(out, tuple) else out
-                errors[split] = float((out.argmax(1) != ys).float().mean())
+                errors[split] = float(((out[:, 0] > 0).float() != binary_targets(ys)).float().mean()) \
+                    if cfg.loss.startswith("binary_") else float((out.argmax(1) != ys).float().mean())
     return pre, w.report(**errors)
 
 
@@ -694,6 +713,16 @@ CASES = [
     # a scheduler created before the loop and never stepped
     Case("scheduler.step() forgotten (a StepLR created, never stepped)", Loop(scheduler="per_unstepped"),
          Loop(scheduler="per_epoch"), "scheduler.step() never ran"),
+    # loops that undo their own training: weights re-drawn every epoch, epochs that run no batch
+    Case("model.apply(reset_weights) at the top of every epoch", Loop(extra={"reinit": "each_epoch"}),
+         Loop(extra={"reinit": "once"}), "loop: weights initialized once"),
+    Case("one iterator over the batches made before the epoch loop (used up after epoch 1)",
+         Loop(extra={"batches": "iterator_once"}), Loop(), "loop: steps between validations"),
+    # what the loss is handed: clamped logits, class indices as binary targets
+    Case("logits clamped to [-1, 1] before cross-entropy", Loop(model="clamp_head"), Loop(),
+         "a clamp after the last layer"),
+    Case("BCE with logits on one output against the class index as a float (0..3)", Loop(loss="binary_index"),
+         Loop(loss="binary_split"), "loop: binary targets"),
 ]
 
 
