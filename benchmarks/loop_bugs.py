@@ -143,7 +143,8 @@ class Loop:
     # | plateau_each_epoch (a ReduceLROnPlateau on the validation loss made every epoch)
     # | each_epoch_lambda (the lambda's LambdaLR made every epoch, its step count from 0) | each_epoch_lambda_continued
     # (made every epoch, its function given the steps of the epochs before: the schedule goes on)
-    # | per_unstepped (StepLR, never stepped)
+    # | per_unstepped (StepLR, never stepped) | warmup_capped (LambdaLR: min(1, (s + 1) / warmup), per batch)
+    # | warmup_uncapped (the same without its min(1, ...))
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -263,6 +264,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total) if cfg.scheduler == "onecycle" else \
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
         torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine) if cfg.scheduler.startswith("lambda") else \
+        torch.optim.lr_scheduler.LambdaLR(opt, (lambda s: (s + 1) / warmup) if cfg.scheduler == "warmup_uncapped"
+                                          else lambda s: min(1.0, (s + 1) / warmup)) \
+        if cfg.scheduler.startswith("warmup") else \
         torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
         else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
 
@@ -431,7 +435,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate", "onecycle",
                                                            "onecycle_each_epoch", "each_epoch_lambda",
-                                                           "each_epoch_lambda_continued"):
+                                                           "each_epoch_lambda_continued", "warmup_uncapped",
+                                                           "warmup_capped"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]) if mixed is None else mixed)
@@ -723,6 +728,9 @@ CASES = [
          "a clamp after the last layer"),
     Case("BCE with logits on one output against the class index as a float (0..3)", Loop(loss="binary_index"),
          Loop(loss="binary_split"), "loop: binary targets"),
+    # a warm-up written without its cap: lambda s: (s + 1) / warmup
+    Case("a LambdaLR warm-up without min(1, ...): the rate keeps growing", Loop(scheduler="warmup_uncapped", lr=0.01),
+         Loop(scheduler="warmup_capped", lr=0.01), "a warm-up with no cap"),
 ]
 
 
