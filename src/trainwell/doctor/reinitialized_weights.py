@@ -31,7 +31,8 @@ SHARE = 0.5
 INITS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
          "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
 FIX = ("initialize once, before the training loop (model.apply(init_weights) outside the epoch loop): every "
-       "re-initialization throws the training so far away")
+       "re-initialization throws the training so far away (cross-validation folds that reset the model: one watch "
+       "per fold)")
 
 
 class _InitFunctions:
