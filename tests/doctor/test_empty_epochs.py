@@ -1,7 +1,7 @@
 """An iterator made once outside the epoch loop (``batches = iter(loader)``) is used up after the first epoch: the
 later epochs run no batch and their validations read the same weights. The watch names it (``loop: steps between
-validations``); a loop over the DataLoader itself, a validation before training and a loop that validates twice per
-epoch pass."""
+validations``); a loop over the DataLoader itself, a validation before training, a loop that validates twice per
+epoch and two final evaluations after a longer run pass."""
 
 import pytest
 import torch
@@ -63,4 +63,5 @@ def test_a_loop_over_the_loader_itself_passes(reports):
 def test_a_baseline_validation_and_a_second_loss_per_epoch_pass():
     assert empty_epochs([0, 8, 16, 24], 24) is None  # a validation before training
     assert empty_epochs([8, 8, 16, 16, 24, 24], 24) is None  # a validation and a test loss every epoch
+    assert empty_epochs([8, 16, 24, 32, 32, 32], 32) is None  # two final evaluations after a longer run
     assert empty_epochs([8, 8, 8], 8) is not None

@@ -7,9 +7,9 @@ loop still runs to its end without an error, its log shows the same validation l
 
 Read from the step counts at which ``w.validate()`` came: the validations after the run's last ``w.step()``. The
 first of them closes the last epoch that trained; two or more further ones (three validations at the same step
-count, the last training step before them all) mean the later epochs ran no batch. A validation before training
-(a baseline at step 0) and a loop that validates twice per epoch (a validation and a test loss given to
-``w.validate`` in turn) leave at most one such extra validation and are not read.
+count, the last training step before them all), half the validations or more, mean the later epochs ran no batch.
+A validation before training (a baseline at step 0), a loop that validates twice per epoch (a validation and a
+test loss given to ``w.validate`` in turn) and a final evaluation or two after a longer run are not read.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ FIX = ("an iterator made once outside the epoch loop (batches = iter(loader)) is
 
 
 def empty_epochs(validation_steps: list[int], steps: int) -> Verdict | None:
-    """A fail when 2 or more validations came after the one closing the run's last trained epoch, with no step
-    since (``validation_steps``: the number of ``w.step()`` calls before each validation; ``steps``: the run's
-    total); else None."""
+    """A fail when 2 or more validations, half of them or more, came after the one closing the run's last trained
+    epoch, with no step since (``validation_steps``: the number of ``w.step()`` calls before each validation;
+    ``steps``: the run's total); else None."""
     if steps <= 0 or not validation_steps or validation_steps[-1] != steps:
         return None
     after = sum(1 for s in validation_steps if s == steps)  # the one closing the last trained epoch, then the rest
     empty = after - 1
-    if empty < EMPTY:
+    if empty < EMPTY or 2 * empty < len(validation_steps):  # a final evaluation or two after the training epochs
         return None
     trained = len(validation_steps) - empty  # the validation that closed the last epoch that trained
     return Verdict(NAME, "fail", f"no w.step() before the last {empty} of {len(validation_steps)} validations: all "
