@@ -90,6 +90,8 @@ class Net(nn.Module):
         out = self.head(h)
         if self.softmax is not None:
             out = self.softmax(out)
+        if self.kind == "clamp_head":  # the logits clamped "for stability"
+            out = out.clamp(-1.0, 1.0)
         if self.aux is not None:
             return out, self.aux(h)
         return out
@@ -142,6 +144,7 @@ class Loop:
     # | each_epoch_lambda (the lambda's LambdaLR made every epoch, its step count from 0) | each_epoch_lambda_continued
     # (made every epoch, its function given the steps of the epochs before: the schedule goes on)
     # | per_unstepped (StepLR, never stepped) | plateau_unstepped (ReduceLROnPlateau, never stepped)
+    # | warmup_capped (LambdaLR: min(1, (s + 1) / warmup), per batch) | warmup_uncapped (without its min(1, ...))
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
     sort: bool = False
     same_batch: bool = False
@@ -214,7 +217,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if regression:
         y, yv = ((t[:, 0] - t[:, 1]) * cfg.target_scale + 4 * (cfg.target_scale - 1) + cfg.target_offset
                  for t in (x, xv))
-    model = Net(cfg.model, 1 if regression else classes)
+    model = Net(cfg.model, 1 if regression or cfg.loss.startswith("binary_") else classes)
     with torch.no_grad():
         model.head.weight.mul_(cfg.head_scale)
         model.head.bias.mul_(cfg.head_scale)
@@ -261,6 +264,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total) if cfg.scheduler == "onecycle" else \
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
         torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine) if cfg.scheduler.startswith("lambda") else \
+        torch.optim.lr_scheduler.LambdaLR(opt, (lambda s: (s + 1) / warmup) if cfg.scheduler == "warmup_uncapped"
+                                          else lambda s: min(1.0, (s + 1) / warmup)) \
+        if cfg.scheduler.startswith("warmup") else \
         torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
         else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
 
@@ -304,7 +310,18 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             extra = F.cross_entropy(aux, t % (3 if cfg.loss == "aux3" else 2))
             weight = 0.0 if cfg.loss == "aux_zero" else 0.3
             return F.cross_entropy(logits, t) + weight * (extra.item() if cfg.loss == "aux_item" else extra)
+        if cfg.loss.startswith("binary_"):  # one output under BCE with logits: the class index as a float, or a split
+            return F.binary_cross_entropy_with_logits(out.squeeze(1), binary_targets(t))
         return F.cross_entropy(out, t)
+
+    def binary_targets(t):  # binary_index: the labels 0..3 as floats; binary_split: classes 2, 3 against 0, 1
+        return t.float() if cfg.loss == "binary_index" else (t >= 2).float()
+
+    def reset_weights(m):  # the user's weight reset (k-fold code's): every layer's own init drawn again
+        if isinstance(m, nn.Linear):
+            m.reset_parameters()
+    if "reinit" in cfg.extra:  # reinit: "once" (before the loop) | "each_epoch" (also at the top of every epoch)
+        model.apply(reset_weights)
 
     pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt)
     scaler = torch.amp.GradScaler("cpu") if cfg.amp else None
@@ -312,6 +329,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     def given(t):  # the targets given to w.step: the soft ones a distillation loss is fitted to
         if not cfg.give_targets:
             return None
+        if cfg.loss.startswith("binary_"):
+            return binary_targets(t)
         if cfg.loss.startswith("bce"):
             return F.one_hot(t, C).float()
         return soft_targets(t) if cfg.loss.startswith("kl") else t
@@ -324,8 +343,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     warmup_step, index_gen = 0, torch.Generator().manual_seed(5)
     if cfg.extra.get("seed") == "once":  # seed: once | each_epoch (the epoch's number) | each_step (42) |
         torch.manual_seed(42)  # each_step_epoch (the epoch's number, at the top of every step)
+    used = iter(range(steps_per_epoch))  # batches: "iterator_once": one iterator made before the epoch loop
     with doctor.watch(model, opt, every=every) as w:
         for epoch in range(EPOCHS):
+            if cfg.extra.get("reinit") == "each_epoch" and epoch:  # the init applied again every epoch
+                model.apply(reset_weights)
             if cfg.extra.get("seed") == "each_epoch":
                 torch.manual_seed(epoch)
             if not cfg.eval_in_training:
@@ -347,7 +369,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x), generator=index_gen) \
                 if "index_generator" in cfg.extra else torch.randperm(len(x))
             correct, total_loss, epoch_outputs = 0, 0, []
-            for i in range(steps_per_epoch):
+            for i in used if cfg.extra.get("batches") == "iterator_once" else range(steps_per_epoch):
                 if cfg.extra.get("seed", "").startswith("each_step"):
                     torch.manual_seed(epoch if cfg.extra["seed"] == "each_step_epoch" else 42)
                 idx = first if cfg.same_batch else perm[i * cfg.batch : (i + 1) * cfg.batch]
@@ -424,7 +446,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate", "onecycle",
                                                            "onecycle_each_epoch", "each_epoch_lambda",
-                                                           "each_epoch_lambda_continued"):
+                                                           "each_epoch_lambda_continued", "warmup_uncapped",
+                                                           "warmup_capped"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]) if mixed is None else mixed)
@@ -472,7 +495,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             for split, (xs, ys) in {"train_error": (x, y), "val_error": (xv, yv)}.items():
                 out = model(xs)
                 out = out[0] if isinstance(out, tuple) else out
-                errors[split] = float((out.argmax(1) != ys).float().mean())
+                errors[split] = float(((out[:, 0] > 0).float() != binary_targets(ys)).float().mean()) \
+                    if cfg.loss.startswith("binary_") else float((out.argmax(1) != ys).float().mean())
     return pre, w.report(**errors)
 
 
@@ -723,6 +747,19 @@ CASES = [
     # random numbers: the loop's own generator for the batch indices, seeded again every step
     Case("torch.Generator().manual_seed(0) inside the batch loop drawing the batch indices",
          Loop(extra={"index_generator": "each_step"}), Loop(extra={"index_generator": "once"}), "loop: inputs"),
+    # loops that undo their own training: weights re-drawn every epoch, epochs that run no batch
+    Case("model.apply(reset_weights) at the top of every epoch", Loop(extra={"reinit": "each_epoch"}),
+         Loop(extra={"reinit": "once"}), "loop: weights initialized once"),
+    Case("one iterator over the batches made before the epoch loop (used up after epoch 1)",
+         Loop(extra={"batches": "iterator_once"}), Loop(), "loop: steps between validations"),
+    # what the loss is handed: clamped logits, class indices as binary targets
+    Case("logits clamped to [-1, 1] before cross-entropy", Loop(model="clamp_head"), Loop(),
+         "a clamp after the last layer"),
+    Case("BCE with logits on one output against the class index as a float (0..3)", Loop(loss="binary_index"),
+         Loop(loss="binary_split"), "loop: binary targets"),
+    # a warm-up written without its cap: lambda s: (s + 1) / warmup
+    Case("a LambdaLR warm-up without min(1, ...): the rate keeps growing", Loop(scheduler="warmup_uncapped", lr=0.01),
+         Loop(scheduler="warmup_capped", lr=0.01), "a warm-up with no cap"),
 ]
 
 

@@ -103,12 +103,16 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     if wrong is not None:
         return wrong
     bounded = [t["bounded"] for t in steps]
-    if form in ("cross_entropy", "two_classes") and all(bounded):
+    # a clamp shows at both bounds once the scores reach them (its first steps read like raw logits or a ReLU's):
+    # scores tied at both ends on half the observed steps are no raw logits
+    pinned = [b for b in bounded if b and "a clamp" in b]
+    if form in ("cross_entropy", "two_classes") and (all(bounded) or 2 * len(pinned) >= len(steps)):
         loss = "cross-entropy" if form == "cross_entropy" else "a classification loss (2 classes)"
-        return Verdict(name, "warn", f"{loss} on outputs {bounded[0]} on all {len(steps)} observed steps",
+        shown, on = (pinned or bounded)[0], "all" if all(bounded) else f"{len(pinned)} of"
+        return Verdict(name, "warn", f"{loss} on outputs {shown} on {on} {len(steps)} observed steps",
                        "raw logits (any real value) into the loss", "an activation after the last layer "
-                       "(Sigmoid, ReLU, Softmax) bounds the logits, so the loss cannot fall far and the gradients "
-                       "shrink: remove it (cross-entropy applies its own softmax)")
+                       "(Sigmoid, ReLU, Softmax, a clamp) bounds the logits, so the loss cannot fall far and the "
+                       "gradients shrink: remove it (cross-entropy applies its own softmax)")
     if form == "two_classes":
         return Verdict(name, "skip", "skipped: with 2 classes the loss's form and weight cannot be read from its "
                        "gradient (any zero-sum gradient fits); its outputs are raw logits", "-", "")

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 
 from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.uncapped_warmup import uncapped_warmup
 from trainwell.doctor.verdict import Verdict
 
 #: the rate at or below this share of its peak has collapsed (two x0.1 milestones land exactly on it)
@@ -54,6 +55,9 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
                          probe.initial_lrs[i] if i < len(probe.initial_lrs) else None,
                          (lambda i=i: factor_peak(i)) if factor_peak else None,
                          (lambda i=i: _factor_elsewhere(factor_peak, i, len(groups))) if factor_peak else None) or
+                uncapped_warmup(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
+                                probe.initial_lrs[i] if i < len(probe.initial_lrs) else None,
+                                (lambda i=i: factor_peak(i)) if factor_peak else None) or
                 _group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
                                 peaks[i] if i < len(peaks) else None, epochs, losses, built)
                 for i, lrs in enumerate(groups)]

@@ -28,6 +28,7 @@ import math
 
 import torch
 
+from trainwell.doctor.clamped_scores import clamped
 from trainwell.doctor.policy_gradient import signed_weights
 
 TOLERANCE = 1e-3  # relative residual of the gradient against the fitted form
@@ -379,7 +380,11 @@ def _two_classes(z: torch.Tensor, g: torch.Tensor, tol: float) -> dict | None:
 
 def _bounded(z: torch.Tensor) -> str | None:
     """How logits ``z`` (N, C) are bounded when an activation follows the last layer: all in [0, 1] (a Sigmoid),
-    or non-negative with many exact zeros (a ReLU); None for raw logits."""
+    or non-negative with many exact zeros (a ReLU), or tied at both ends of their range (a clamp,
+    :func:`~trainwell.doctor.clamped_scores.clamped`); None for raw logits."""
+    pinned = clamped(z)
+    if pinned is not None:
+        return pinned
     if float(z.min()) < 0:
         return None
     zeros = float((z == 0).double().mean())

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor import outputs as O
+from trainwell.doctor.clamped_scores import clamped
 from trainwell.doctor.forward import hooked_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import loss_kind_read
@@ -176,6 +177,9 @@ def _bounded_scores(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
                 f"remove that last activation")
     # no module to name (an activation applied in forward): the trained scores pinned at both ends of [0, 1] or
     # [-1, 1], or never negative with many exact zeros; small unbounded scores (an untrained model's) are neither
+    pinned = clamped(scores)
+    if pinned is not None:
+        return f"the trained model's scores are {pinned}: {fix}; remove the clamp"
     low, high = float(scores.min()), float(scores.max())
     for lo, hi, what in ((0.0, 1.0, "a sigmoid or softmax"), (-1.0, 1.0, "a tanh")):
         if lo <= low < lo + 0.05 and hi - 0.05 < high <= hi:

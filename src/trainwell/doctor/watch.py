@@ -45,12 +45,14 @@ from trainwell.doctor import checkpointing, diagnosis, game_players
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import watch_verdicts as wv
 from trainwell.doctor.advice_agreement import agree
+from trainwell.doctor.bce_targets import defer_to_binary_targets, targets_outside
 from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
 from trainwell.doctor.clip_order import ClipCalls
 from trainwell.doctor.compiled_wrappers import CompileCalls, compiled_wrapper
 from trainwell.doctor.contrastive_floor import ContrastiveReader
 from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.echoed_targets import echoed_input
+from trainwell.doctor.empty_epochs import defer_to_empty_epochs
 from trainwell.doctor.epoch_order import SamplerCount
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.lambda_factors import LambdaSchedules
@@ -68,6 +70,7 @@ from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
+from trainwell.doctor.reinitialized_weights import InitCalls
 from trainwell.doctor.report import Report
 from trainwell.doctor.restored_weights import StateRestores
 from trainwell.doctor.sampler_weights import LoaderSamplers
@@ -120,6 +123,7 @@ class Watch:
         self._ys: list[torch.Tensor] = []
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
         self._pairings: list[float | None] = []  # per observed step: the share of outputs given their own label
+        self._bce_targets: list = []  # per observed step: BCE-with-logits targets outside [0, 1] (min, max)
         self._against: list[bool | None] = []  # per observed step: cross-entropy against its multi-hot targets?
         self._loss_inputs = LossInputReads()  # what the loop hands its loss (ctc, pair, Dice inputs)
         self._mixups = MixupPairs(model)  # the permutations mixup mixes the inputs and the labels with
@@ -140,6 +144,7 @@ class Watch:
         self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
         self._builds = SchedulerBuilds(self.probe.optimizers, lambda: len(self.probe.lrs))  # schedulers created
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
+        self._inits = InitCalls(model, lambda: len(self._losses))  # torch.nn.init calls once training began
         # optimizers created while watched over the model's parameters (one built again every step or epoch)
         self._given = given  # the optimizers as given (their schedulers hold them, not SAM's base optimizer)
         self._optimizer_builds = OptimizerBuilds(model.parameters(), lambda: (self._calls, len(self._val), len(
@@ -153,7 +158,7 @@ class Watch:
         # the readers of torch's own methods (DataLoaders, schedulers, optimizers, state dicts, clipping,
         # compiling) the loop calls: each replaces its method while the block runs
         self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
-                              self._restores, self._optimizer_builds, self._clips, self._compiles)
+                              self._restores, self._optimizer_builds, self._clips, self._compiles, self._inits)
         # the ReduceLROnPlateau schedulers the code holds when it asks for the report
         self._plateaus_now: list = []
         self._open = False
@@ -248,6 +253,8 @@ class Watch:
             self._read_game(leaves)
         self.probe.turns = None
         self._loss_inputs.observed(self.probe, scored, loss, y)
+        if scored is not None:  # an observed step: BCE-with-logits targets outside [0, 1]
+            self._bce_targets.append(targets_outside(scored, y))
         if isinstance(y, torch.Tensor) and self.probe.scored is not None:  # after an observed step only
             self._pairings.append(label_pairing(*self.probe.scored, y))
             self._against.append(read_with_targets(self.probe, y))
@@ -465,8 +472,8 @@ class Watch:
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
-        return Report(agree(defer(verdicts + post)), f"trainwell doctor: watching {model}",
-                      phases + ["post"] * len(post))
+        deferred = defer_to_binary_targets(defer_to_empty_epochs(defer(verdicts + post)))  # each names its cause
+        return Report(agree(deferred), f"trainwell doctor: watching {model}", phases + ["post"] * len(post))
 
 def watch(model: nn.Module, optimizer: torch.optim.Optimizer | list[torch.optim.Optimizer], every: int = 50,
           **options) -> Watch:

@@ -14,6 +14,7 @@ from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
+from trainwell.doctor.bce_targets import binary_targets_verdict
 from trainwell.doctor.class_weights import NAME as CLASS_WEIGHTS
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.contrastive_floor import flat_at_floor
@@ -21,6 +22,7 @@ from trainwell.doctor.curve_reading import SLOW_SMALL_FALL, flat_verdict
 from trainwell.doctor.doubled_skip import loop_doubled_skips
 from trainwell.doctor.dropout_rate import dropout_rate_verdict
 from trainwell.doctor.echoed_targets import loop_echo
+from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.inverted_mask import loop_inverted_mask
 from trainwell.doctor.low_precision import low_precision_weights
@@ -191,7 +193,9 @@ def loop_verdicts(w) -> list:
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
            w._loss_inputs.verdict(losses), w._loss_inputs.pairs_verdict(), w._kept.verdict(), p.kept_outputs.verdict(),
-           p.validation_graphs.verdict(), paired_elsewhere(w._pairings), w._mixups.verdict()]
+           p.validation_graphs.verdict(), paired_elsewhere(w._pairings), w._mixups.verdict(),
+           empty_epochs([m[0] for m in w._val], len(w._losses)), w._inits.verdict(),
+           binary_targets_verdict(w._bce_targets)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]

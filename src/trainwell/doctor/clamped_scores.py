@@ -1,0 +1,30 @@
+"""Scores clamped after the last layer: ``logits.clamp(0, 1)``, ``torch.clamp(out, -5, 5)`` "for stability",
+``nn.Hardtanh`` as the last module. A clamp leaves a share of the scores at exactly its lower bound and a share at
+exactly its upper bound, and passes them no gradient: a loss that wants raw logits (cross-entropy, BCE with logits)
+cannot push a clamped score further, its confident predictions stop at the bound (the loss stays above
+-log(softmax) of the bounded range), and rows clamped throughout learn nothing. Sigmoid, softmax and tanh
+outputs approach their bounds without reaching them (float32 rounding aside, rare at both ends at once), a ReLU
+ties only its lower end.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: the share of the scores at exactly each bound, at least, for a clamp
+TIED = 0.05
+
+
+def clamped(scores: torch.Tensor) -> str | None:
+    """Words for finite floating-point ``scores`` tied at both their minimum and their maximum (5% or more each;
+    the two differ), naming the bounds and the shares; None otherwise."""
+    if not scores.is_floating_point() or scores.numel() < 8 or not bool(torch.isfinite(scores).all()):
+        return None
+    low, high = scores.min(), scores.max()
+    if not bool(low < high):
+        return None
+    at_low, at_high = float((scores == low).double().mean()), float((scores == high).double().mean())
+    if min(at_low, at_high) < TIED:
+        return None
+    return (f"in [{float(low):g}, {float(high):g}], {at_low:.0%} exactly {float(low):g} and {at_high:.0%} exactly "
+            f"{float(high):g} (a clamp after the last layer: torch.clamp, nn.Hardtanh?)")

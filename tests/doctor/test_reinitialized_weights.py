@@ -1,0 +1,66 @@
+"""A user's ``init_weights`` applied inside the epoch loop re-draws the weights every epoch: training starts over
+each time. The watch reads ``torch.nn.init``'s calls on the model's parameters after the first step and names it
+(``loop: weights initialized once``); the same init applied once before the loop, and a reset of the last layer
+alone (less than half the weights), pass."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell import doctor
+from trainwell.doctor.reinitialized_weights import NAME
+
+
+def init_weights(m):
+    if isinstance(m, nn.Linear):
+        nn.init.kaiming_normal_(m.weight.data, nonlinearity="relu")
+        nn.init.zeros_(m.bias)
+
+
+def _run(where: str):
+    """Three epochs of 4 steps; ``where`` the user's init runs: "before" the loop, "each_epoch" at the top of every
+    epoch, "reset_last" before the loop and the last layer's reset_parameters() at epoch 2."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 6, generator=g)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2))
+    model.apply(init_weights)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with doctor.watch(model, opt, every=4) as w:
+        for epoch in range(3):
+            if where == "each_epoch":
+                model.apply(init_weights)  # meant to run once, before the loop
+            if where == "reset_last" and epoch == 2:
+                model[-1].reset_parameters()
+            for i in range(0, 256, 64):
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x[i:i + 64]), y[i:i + 64])
+                loss.backward()
+                opt.step()
+                w.step(loss, y=y[i:i + 64])
+    return next((v for v in w.report().verdicts if v.check == NAME), None)
+
+
+@pytest.fixture(scope="module")
+def verdicts():
+    return {where: _run(where) for where in ("before", "each_epoch", "reset_last")}
+
+
+@pytest.mark.slow
+def test_init_weights_inside_the_epoch_loop_is_named(verdicts):
+    v = verdicts["each_epoch"]
+    assert v is not None and v.status == "fail"
+    assert "100%" in v.value and "2 times" in v.value and "after steps 4, 8" in v.value
+    assert "before the training loop" in v.advice
+
+
+@pytest.mark.slow
+def test_init_weights_once_before_the_loop_passes(verdicts):
+    assert verdicts["before"] is None
+
+
+@pytest.mark.slow
+def test_a_reset_of_the_last_layer_passes(verdicts):
+    assert verdicts["reset_last"] is None
