@@ -73,3 +73,12 @@ def test_sigmoid_and_relu_outputs_are_not_clamped():
     z = 4 * torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
     assert clamped(torch.sigmoid(z)) is None and clamped(torch.relu(z)) is None and clamped(z) is None
     assert clamped(z.clamp(-1, 1)) is not None
+
+
+def test_columns_constant_at_their_own_values_are_not_a_clamp():
+    """A network whose hidden ReLUs all died outputs its last layer's biases: each class's column constant, the
+    minimum in one column and the maximum in another - not a clamp; clamped scores reach a bound in many columns."""
+    dead = torch.tensor([-0.381, 0.4885, 0.1]).repeat(64, 1)
+    assert clamped(dead) is None
+    g = torch.Generator().manual_seed(0)
+    assert "a clamp after the last layer" in clamped((5 * torch.randn(64, 3, generator=g)).clamp(-1, 1))
