@@ -63,6 +63,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         counted = _accuracy(first, ys, loss_fn) is not None  # class scores: the accuracy judges the fit too
         # unit-norm outputs (F.normalize at the end of forward): the floor is the lowest loss on the unit sphere
         sphere = any(is_unit_norm(t) for t in O.leaves(first) if isinstance(t, torch.Tensor))
+        several = not isinstance(first, torch.Tensor)  # a tuple, list or dict: outputs the model may tie together
         del first
     fitted = _free_outputs(model, xs, ys, loss_fn, per_example=True)
     floor = _scalar(loss_fn(fitted(len(xs)), ys))
@@ -70,7 +71,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     # the lowest loss the fit met, even where the search went on to overflow (a KL term subtracted reaches -inf, then
     # NaN): far below where the loss started, the loss has no lowest value
     # the model's own outputs may be tied where free ones are not (a flow's z and log-determinant)
-    held = held_above(model, xs, ys, loss_fn, start, floor, steps, lr, seed)
+    held = held_above(model, xs, ys, loss_fn, start, floor, steps, lr, seed, several)
     unknown = unknown or held is not None
     if floor < min(start, 0.0) - 100 * (abs(start) + 1) and held is None:
         return Verdict(name, "warn", f"the loss falls without bound: outputs fitted to these {len(xs)} examples "

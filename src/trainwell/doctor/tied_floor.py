@@ -11,7 +11,9 @@ a point: its loss falls as the free outputs' does.
 The reading trains a copy of the model on the examples as the overfit does, and asks whether its own loss falls
 more than :data:`~trainwell.doctor.unbounded_loss.DEPTH` times the start's size (plus 1) below 0, as the loop's
 reading of an unbounded loss asks (:mod:`~trainwell.doctor.unbounded_loss`): when it does not, the free outputs'
--inf says nothing of the model's loss, and its floor is unknown."""
+-inf says nothing of the model's loss, and its floor is unknown. Only outputs of two tensors or more can be tied
+so: free outputs of one tensor (a segmentation's scores under a Dice on raw scores) are outputs the model itself can
+give, and their -inf is the loss's own (its model may just fall slower than the overfit's steps)."""
 
 from __future__ import annotations
 
@@ -27,13 +29,13 @@ from trainwell.doctor.unbounded_loss import DEPTH
 
 
 def held_above(model: nn.Module, x: torch.Tensor | Inputs, y, loss_fn: Callable, start: float, floor: float,
-               steps: int, lr: float, seed: int) -> float | None:
+               steps: int, lr: float, seed: int, several: bool = True) -> float | None:
     """Where free outputs drive the loss from ``start`` to a ``floor`` far below (more than 100 times the start's
     size, plus 1, below 0 or the start): the loss a trained copy of ``model`` ends at on ``x, y`` when it stays
     finite and above ``-DEPTH * (|start| + 1)`` for all ``steps`` (its outputs are tied). None when the floor is
     not that far below, or the copy falls below that too, or leaves the finite numbers (the loss is unbounded
     for the model too)."""
-    if not floor < min(start, 0.0) - 100 * (abs(start) + 1):
+    if not several or not floor < min(start, 0.0) - 100 * (abs(start) + 1):
         return None
     depth = -DEPTH * (abs(start) + 1)
     _, final = _train_copy(model, x, y, loss_fn, steps, lr, seed, stop_below=depth)
