@@ -5,9 +5,9 @@ learning rate, and the update/weight ratio, ~1e-3 when healthy, as the rate's di
 tell a plateau held up by steps too large from the loss's own floor: a quantile (pinball) or noisy regression loss
 levels off at the spread of its targets given the inputs, and a healthy rate reaches that level by mid-run just as
 a high one does (a 3x lower rate ends at the same loss). The plateau keeps its "high" reading where the steps agree,
-an update/weight ratio more than 10x cs231n's healthy one (the band :func:`~trainwell.doctor.watch_verdicts.
-flat_direction` reads a flat curve's direction from); with steps of healthy size it is information: the rate is not
-shown to be high.
+an update/weight ratio more than 10x cs231n's healthy one (the top of the band that
+:func:`~trainwell.doctor.watch_verdicts.flat_direction` reads a flat curve's direction from); with steps of healthy
+size it is information: the rate is not shown to be high.
 """
 
 from __future__ import annotations
