@@ -67,6 +67,7 @@ from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
+from trainwell.doctor.plateau_steps import plateau_at_healthy_steps
 from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
@@ -459,6 +460,7 @@ class Watch:
 
         curve = reread_after_warmup(read(0), self.probe.lrs, losses, read)  # a warm-up's climb is no low rate
         verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
+        curve = plateau_at_healthy_steps(self, curve)  # a plateau with healthy steps may be the loss's floor
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))

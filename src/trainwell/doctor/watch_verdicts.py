@@ -28,6 +28,7 @@ from trainwell.doctor.inverted_mask import loop_inverted_mask
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.paired_labels import paired_elsewhere
+from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_first_batches import loop_sequence_first
@@ -88,8 +89,7 @@ def flat_direction(w, verdict):
     slow = value.startswith(SLOW_SMALL_FALL)
     if not value.startswith("flat") and not slow:
         return verdict
-    ratios = sorted(v for r in w.monitor.records for v in r["update_ratio"].values() if math.isfinite(v))
-    ratios = [v for v in ratios if v > 0] or ratios  # the tensors that moved (optimizers stepped in turn)
+    ratios = observed_ratios(w)  # the tensors that moved (optimizers stepped in turn)
     median = ratios[len(ratios) // 2] if ratios else None
     if slow:
         if median is None:
