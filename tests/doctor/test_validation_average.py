@@ -111,3 +111,18 @@ def test_forms_of_a_validations_batches():
     assert wrong_form(0.42, calls) is None  # another loss, or accuracy: not read
     assert wrong_form(0.5, [(1, "mean", 0.4), (1, "mean", 0.6)]) == "right"  # batches of one: all forms agree
     assert wrong_form(0.1, [(36, "mean", 0.1)]) is None  # one batch: nothing to tell
+
+
+def test_a_mode_of_the_loops_own_around_a_validation_forward_is_left_alone():
+    model = nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt) as w:
+        loss = F.cross_entropy(model(torch.randn(8, 4)), torch.randint(0, 3, (8,)))
+        loss.backward()
+        opt.step()
+        w.step(loss)
+        with torch.device("cpu"), torch.no_grad():  # a TorchFunctionMode of the loop's own
+            model(torch.randn(8, 4))
+        stack = torch.overrides._get_current_function_mode_stack()
+        assert not any(isinstance(m, torch.utils._device.DeviceContext) for m in stack)
+    assert torch.overrides._get_current_function_mode_stack() == []

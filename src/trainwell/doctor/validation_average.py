@@ -76,8 +76,11 @@ class ValidationLosses:
         self._mode: _LossCalls | None = None
 
     def forwarded(self) -> None:
-        """The end of a forward of the watched model without gradients: the loss calls that follow are read."""
-        if self._mode is None and not torch.is_grad_enabled():
+        """The end of a forward of the watched model without gradients: the loss calls that follow are read. Not
+        under a mode of the loop's own (``with torch.device("cuda"):`` around the forward): leaving it would pop
+        this one."""
+        if self._mode is None and not torch.is_grad_enabled() and \
+                all(type(m).__module__.startswith("trainwell.") for m in _get_current_function_mode_stack()):
             self._mode = _LossCalls(self)
             self._mode.__enter__()
 
