@@ -477,8 +477,17 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 model.eval()
             with contextlib.nullcontext() if cfg.extra.get("validate_with_grad") else torch.no_grad():
                 samples = cfg.extra.get("dropout_samples", 0)  # Monte Carlo dropout: the mean of several passes
-                val = loss_fn(torch.stack([model(xv) for _ in range(samples)]).mean(0), yv).item() if samples else \
-                    loss_fn(model(xv), yv).item()
+                if "val_average" not in cfg.extra:
+                    # "val_noise": the validation inputs augmented anew at every evaluation (the training noise)
+                    seen = xv + cfg.extra["val_noise"] * torch.randn_like(xv) if "val_noise" in cfg.extra else xv
+                    val = loss_fn(torch.stack([model(seen) for _ in range(samples)]).mean(0), yv).item() if samples \
+                        else loss_fn(model(seen), yv).item()
+                else:  # validation in batches of 32: the batch means summed over the examples
+                    # ("means_over_examples") or weighted by their sizes ("weighted")
+                    batches = [(xv[i : i + 32], yv[i : i + 32]) for i in range(0, len(xv), 32)]
+                    weighted = cfg.extra["val_average"] == "weighted"
+                    val = sum(F.cross_entropy(model(xb), yb).item() * (len(yb) if weighted else 1)
+                              for xb, yb in batches) / len(xv)
             w.validate(val)
             if cfg.scheduler.startswith("plateau") and cfg.scheduler != "plateau_unstepped":  # plateau_accuracy:
                 # the training accuracy under mode='min'
@@ -760,6 +769,13 @@ CASES = [
     # a warm-up written without its cap: lambda s: (s + 1) / warmup
     Case("a LambdaLR warm-up without min(1, ...): the rate keeps growing", Loop(scheduler="warmup_uncapped", lr=0.01),
          Loop(scheduler="warmup_capped", lr=0.01), "a warm-up with no cap"),
+    # the validation loss averaged with the wrong denominator
+    Case("validation batch means summed and divided by len(val_dataset)",
+         Loop(extra={"val_average": "means_over_examples"}), Loop(extra={"val_average": "weighted"}),
+         "loop: validation loss average"),
+    # random augmentation applied to the validation set
+    Case("validation inputs with fresh random noise at every evaluation (the training transform reused)",
+         Loop(extra={"val_noise": 0.3}), Loop(), "loop: validation augmentation"),
 ]
 
 

@@ -8,6 +8,7 @@ in :mod:`trainwell.doctor.loop_verdicts` and the modules it names.
 from __future__ import annotations
 
 from trainwell.doctor import diagnosis
+from trainwell.doctor.augmented_validation import CHANGED
 from trainwell.doctor.batch_statistics import NAME as BATCH_STATISTICS
 from trainwell.doctor.class_weights import GROW
 from trainwell.doctor.depth_collapse import NAME as COLLAPSE
@@ -21,6 +22,8 @@ from trainwell.doctor.pos_weight import POS_GROW
 from trainwell.doctor.reseeded_steps import SAME_DRAWS
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
+from trainwell.doctor.validation_average import NAME as VALIDATION_AVERAGE
+from trainwell.doctor.validation_average import WRONG_AVERAGE
 from trainwell.doctor.validation_inputs import NAME as VALIDATION_INPUTS
 from trainwell.doctor.verdict import Verdict
 
@@ -34,7 +37,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
 EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER,
-                              SAME_DRAWS)
+                              SAME_DRAWS, WRONG_AVERAGE, CHANGED)
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
@@ -75,17 +78,15 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     unbounded = next((c for c in causes if c.check == UNBOUNDED), None)  # the weights grow with the loss
     train_mode = next((c for c in causes if c.check == "loop: train/eval mode" and
                        TRAIN_MODE_VALIDATIONS in str(c.value)), None)
-    unlike_training = next((c for c in causes if c.check == VALIDATION_INPUTS), None)
+    mismeasured = _mismeasured(causes, verdicts)  # validations that read another scale than the model's loss
     out = []
     for v in verdicts:
         if cut is not None and v.check in CUT_EXPLAINS and v.status in ("warn", "fail"):
             v = Verdict(v.check, "info", f"{v.value} (explained by '{cut.check}')", v.expected,
                         f"fix '{cut.check}' first: outputs cut at 0 are 0 alike and pass no gradient there")
-        elif unlike_training is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
-                v.status in ("warn", "info"):
-            v = Verdict(v.check, "info", f"{v.value} (explained by '{VALIDATION_INPUTS}')", v.expected,
-                        "the validation inputs are not preprocessed like the training inputs: the gap reads that "
-                        "mismatch, not overfitting; preprocess them alike, then read the gap")
+        elif mismeasured is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
+                v.status in mismeasured[2]:
+            v = Verdict(v.check, "info", f"{v.value} (explained by '{mismeasured[0]}')", v.expected, mismeasured[1])
         elif train_mode is not None and v.check == "overfitting" and not _evaluation_fault(v) and \
                 v.status in ("pass", "warn", "info"):
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: train/eval mode')", v.expected,
@@ -144,6 +145,20 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                         "add them to the optimizer; otherwise " + (v.advice or ""))
         out.append(v)
     return out
+
+
+def _mismeasured(causes: list[Verdict], verdicts: list[Verdict]) -> tuple[str, str, tuple[str, ...]] | None:
+    """The cause that makes the validation losses read another scale than the model's loss, the advice, and the
+    overfitting statuses it explains: validation inputs not preprocessed like the training inputs, or validation
+    losses averaged with the wrong denominator (then even a passing gap reads nothing; a cause of nothing else, so
+    not among ``causes``)."""
+    if any(v.check == VALIDATION_AVERAGE and v.status == "fail" for v in verdicts):
+        return (VALIDATION_AVERAGE, "the validation losses are off by about the batch size (averaged with the wrong "
+                "denominator): average them per example, then read the gap", ("pass", "warn", "info"))
+    if any(c.check == VALIDATION_INPUTS for c in causes):
+        return (VALIDATION_INPUTS, "the validation inputs are not preprocessed like the training inputs: the gap "
+                "reads that mismatch, not overfitting; preprocess them alike, then read the gap", ("warn", "info"))
+    return None
 
 
 def _evaluation_fault(v: Verdict) -> bool:

@@ -59,6 +59,7 @@ class ForwardHooks:
         entry["norm_scale"] = norm_scale(module, first)
 
     def _pre_forward(self, module, args, kwargs):
+        self.validation_losses.paused()  # the loss calls after a validation forward end with the next forward
         if self.reading:
             return
         grad = torch.is_grad_enabled()
@@ -72,6 +73,7 @@ class ForwardHooks:
         if not grad:
             self.split_inputs.no_grad(x, on_training)
             self.split_rows.no_grad(x, on_training)
+            self.validation_draws.no_grad(x, on_training, module.training)
             if module.training and not on_training:
                 self._sampled_inputs.append(fingerprint(x))
             return
@@ -80,6 +82,7 @@ class ForwardHooks:
         self.random_states.forward_started(module, x)
         if not module.training:
             self.split_inputs.eval_with_grad(x)
+            self.validation_draws.eval_with_grad(x)
         forward = self.step_forwards.opened((args, kwargs), x, self._tick) if self._armed else None
         if x is None:
             return
@@ -136,6 +139,11 @@ class ForwardHooks:
             if isinstance(out, torch.Tensor) and torch.is_grad_enabled():
                 self._last_outs[id(out)] = (out, name, module)
         return record
+
+    def _validation_forward(self, module, args, out) -> None:
+        """The end of a forward without gradients: the loss calls after it are read (a validation's)."""
+        if not torch.is_grad_enabled() and not self.reading:
+            self.validation_losses.forwarded()
 
     def _post_forward(self, module, args, out):
         if torch.is_grad_enabled() and not self.reading:

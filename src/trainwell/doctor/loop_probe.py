@@ -24,6 +24,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from trainwell.doctor import game_players
+from trainwell.doctor.augmented_validation import ValidationDraws
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.batch_statistics import NormCounts
 from trainwell.doctor.input_scale import NORMS
@@ -35,6 +36,7 @@ from trainwell.doctor.reseeded_steps import RandomStates
 from trainwell.doctor.step_forwards import StepForwards
 from trainwell.doctor.step_record import held
 from trainwell.doctor.training_batches import TrainingBatches
+from trainwell.doctor.validation_average import ValidationLosses
 from trainwell.doctor.validation_graphs import ValidationGraphs
 from trainwell.doctor.validation_inputs import SplitInputs
 from trainwell.doctor.validation_rows import SplitRows
@@ -111,6 +113,8 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.split_inputs = SplitInputs()  # the training inputs against the validation inputs
         self.split_rows = SplitRows()  # the training rows' keys against the validation rows' keys
+        self.validation_draws = ValidationDraws()  # the first validations' row keys, against each other
+        self.validation_losses = ValidationLosses()  # the loss calls after forwards without gradients
         self._forward_inputs: set = set()  # where the floating-point inputs of the last one recorded lie
         self._first_out: weakref.ref | None = None  # the output of the first weighted layer of the latest forward
         self.train_steps = self.eval_mode_steps = 0
@@ -197,7 +201,8 @@ class LoopProbe(ForwardHooks, StepHooks):
 
     def _forward_hooks(self) -> list:
         return [self.model.register_forward_pre_hook(self._hook(self._pre_forward), with_kwargs=True),
-                self.model.register_forward_hook(self._hook(self._post_forward))]
+                self.model.register_forward_hook(self._hook(self._post_forward)),
+                self.model.register_forward_hook(self._hook(self._validation_forward))]
 
     def runs_compiled(self) -> None:
         """The loop compiled the model after :meth:`attach`: its forward hooks are put back left out of the graph

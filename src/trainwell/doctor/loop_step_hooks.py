@@ -111,6 +111,7 @@ class StepHooks:
         self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
         self.split_inputs.stepped()
         self.split_rows.stepped()
+        self.validation_draws.stepped()
         self.validation_graphs.stepped()
 
     def _settle_forwards(self) -> None:
@@ -178,6 +179,7 @@ class StepHooks:
             self.train_mode_validations += 1
         self.split_inputs.validated()
         self.split_rows.validated()
+        self.validation_draws.validated()
         # the forwards with gradients since the last step that no backward reached were the validation's
         drop_records(self, self.step_forwards.unreached(), self.step_forwards.forwards)
         self.validation_graphs.validated(len(self._forwards))

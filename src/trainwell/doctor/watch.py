@@ -156,6 +156,7 @@ class Watch:
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._first_targets = None  # the y= given on that step
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
+        self._val_losses = self.probe.validation_losses  # the loss calls of the validations
         # the readers of torch's own methods (DataLoaders, schedulers, optimizers, state dicts, clipping,
         # compiling) the loop calls: each replaces its method while the block runs
         self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
@@ -182,6 +183,7 @@ class Watch:
 
     def close(self) -> None:
         """Remove every hook from the model (idempotent)."""
+        self._val_losses.paused()  # its mode, entered after a validation forward, is above the readers'
         self._finish_readers()  # their modes are above the monitor's on the stack: popped first
         self.monitor._remove()
         self.monitor._armed = False
@@ -232,6 +234,7 @@ class Watch:
             raise RuntimeError("doctor.watch: step() outside the with-block: use `with doctor.watch(model, opt) "
                                "as w:` around the loop")
         self._calls += 1
+        self._val_losses.stepped()
         self.probe.random_states.stepped()  # before the readings below run anything
         self._kept.record(loss)
         self.probe.kept_outputs.stepped(self._kept.graph_alive)
@@ -391,6 +394,7 @@ class Watch:
         """Record a validation loss (e.g. once per epoch); the training loss at that point defaults to the mean of
         the steps since the previous call."""
         self._val.append((len(self._losses), float(val_loss), None if train_loss is None else float(train_loss)))
+        self._val_losses.validated(float(val_loss))
         self.probe.validation_seen()
 
     @property

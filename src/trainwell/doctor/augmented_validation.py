@@ -1,0 +1,107 @@
+"""``loop: validation augmentation``: random augmentation applied to the validation set.
+
+A validation ``Dataset`` that applies a random flip, crop or noise in ``__getitem__`` (the training transform
+reused for the validation split) shows the model other inputs at every evaluation: the validation loss then
+carries the augmentation's noise and measures the model on augmented inputs, not on the data it will see, and
+early stopping on it chases that noise. The watch keys the rows of the first :data:`DRAWS` validations' forwards
+without gradients (:class:`~trainwell.doctor.validation_rows.RowKeys`, :data:`ROWS` rows each, in order) and reads
+the targets each validation hands its loss (:mod:`~trainwell.doctor.validation_average`'s loss calls): when the
+targets repeat exactly, batch for batch and in order, from one validation to the next (the same examples in the same
+order) while under :data:`SAME` of the rows are the rows the first validation saw at the same place, the inputs
+were drawn again for the same examples. A deterministic validation repeats every row; a validation set resampled
+each time (a random subset, a shuffled loader) changes its targets too and is not read.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trainwell.doctor.validation_rows import RowKeys
+from trainwell.doctor.verdict import Verdict
+
+NAME = "loop: validation augmentation"
+DRAWS = 3  # validations read (the first ones)
+ROWS = 4096  # rows keyed per validation, at most
+MIN_ROWS = 16  # rows a validation must have for a reading
+#: how the warning begins (a cause of nothing downstream of the training loss)
+CHANGED = "the validation inputs change between evaluations"
+SAME = 0.9  # share of rows equal to the first validation's at the same place, under which the inputs changed
+
+
+class ValidationDraws:
+    """The keys of the rows of the forwards without gradients before each of the first :data:`DRAWS`
+    ``w.validate()`` calls (those on a training batch left out; the eval-mode ones with gradients when there are
+    none), per validation, in order; read at report time."""
+
+    def __init__(self):
+        self.keys = RowKeys()
+        self.draws: dict[int, list] = {}  # validation index -> deferred keys per batch
+        self._pending: list = []  # (rows, deferred keys) of the forwards without gradients since the last step
+        self._graded: list = []  # ... of the eval-mode forwards with gradients
+        self._count = 0  # validations seen
+
+    def no_grad(self, x, on_training: bool = False, training: bool = False) -> None:
+        """A forward without gradients (``on_training``: on a training batch, not read; ``training``: in train
+        mode, not read when eval-mode ones are: a training accuracy logged beside the validation)."""
+        if not on_training:
+            self._keep(self._pending, x, training)
+
+    def eval_with_grad(self, x) -> None:
+        """An eval-mode forward with gradients: a validation's when none without gradients precedes it."""
+        self._keep(self._graded, x)
+
+    def _keep(self, kept: list, x, training: bool = False) -> None:
+        rows = sum(n for n, _, _ in kept)
+        if self._count >= DRAWS or rows >= ROWS or not isinstance(x, torch.Tensor) or x.dim() < 1:
+            return
+        read = self.keys.deferred(x[: ROWS - rows])
+        if read is not None:
+            kept.append((*read, training))
+
+    def stepped(self) -> None:
+        """An optimizer step: the forwards before it were not a validation's."""
+        self._pending, self._graded = [], []
+
+    def validated(self) -> None:
+        batches = self._pending or self._graded
+        if any(not training for _, _, training in batches):  # the eval-mode forwards, when there are
+            batches = [b for b in batches if not b[2]]
+        if batches and self._count < DRAWS:
+            self.draws[self._count] = [rows for _, rows, _ in batches]
+        self._pending, self._graded, self._count = [], [], self._count + 1
+
+    def row_keys(self) -> dict[int, torch.Tensor]:
+        """Each read validation's row keys, concatenated in order (on the CPU)."""
+        return {i: torch.cat([rows()[0].cpu() for rows in batches]) for i, batches in self.draws.items()}
+
+
+def _same_targets(a: list, b: list) -> bool:
+    """Whether two validations handed their loss the same targets, batch for batch and in order."""
+    if len(a) != len(b) or not a or any(t is None for t in a + b):
+        return False
+    return all(bool(torch.equal(x.cpu(), y.cpu())) for x, y in zip(a, b, strict=True))
+
+
+def augmented_validation(keys: dict[int, torch.Tensor], targets: dict[int, list]) -> Verdict | None:
+    """The verdict on the validation inputs across evaluations (``keys``: row keys per validation index,
+    ``targets``: the fingerprints of the targets each validation gave its loss); None when fewer than two
+    validations were read with the same targets in the same order, or the inputs repeat."""
+    read = sorted(i for i in keys if i in targets and len(keys[i]) >= MIN_ROWS)
+    if len(read) < 2:
+        return None
+    first = read[0]
+    pairs = [i for i in read[1:] if len(keys[i]) == len(keys[first]) and _same_targets(targets[first], targets[i])]
+    if not pairs:
+        return None
+    shares = [float((keys[i] == keys[first]).float().mean()) for i in pairs]
+    rows = len(keys[first])
+    expected = "the same validation inputs at every evaluation (no random transform on the validation set)"
+    if max(shares) >= SAME:  # the same inputs again: nothing to say
+        return None
+    return Verdict(NAME, "warn", f"{CHANGED}: {len(pairs) + 1} validations "
+                   f"gave their loss the same targets in the same order, but only {max(shares):.0%} of their "
+                   f"{rows} input rows read repeat the first validation's (a random transform in the validation "
+                   "Dataset)", expected,
+                   "the validation set is augmented (a random flip, crop or noise in its Dataset's __getitem__, the "
+                   "training transform reused): its loss carries the augmentation's noise and measures augmented "
+                   "inputs; give the validation split a deterministic transform (only the resizing and normalizing)")
