@@ -318,7 +318,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         return t.float() if cfg.loss == "binary_index" else (t >= 2).float()
 
     def reset_weights(m):  # the user's weight reset (k-fold code's): every layer's own init drawn again
-        if isinstance(m, nn.Linear):
+        if isinstance(m, nn.Linear) and cfg.extra.get("reinit_with") == "fills":  # as DCGAN's, past torch.nn.init
+            m.weight.data.normal_(0.0, 1 / math.sqrt(m.in_features))
+            m.bias.data.fill_(0)
+        elif isinstance(m, nn.Linear):
             m.reset_parameters()
     if "reinit" in cfg.extra:  # reinit: "once" (before the loop) | "each_epoch" (also at the top of every epoch)
         model.apply(reset_weights)
@@ -760,6 +763,10 @@ CASES = [
     # a warm-up written without its cap: lambda s: (s + 1) / warmup
     Case("a LambdaLR warm-up without min(1, ...): the rate keeps growing", Loop(scheduler="warmup_uncapped", lr=0.01),
          Loop(scheduler="warmup_capped", lr=0.01), "a warm-up with no cap"),
+    # weights re-drawn every epoch by in-place fills on .data (the DCGAN tutorial's weights_init), not torch.nn.init
+    Case("weights_init with m.weight.data.normal_(0, std) applied at the top of every epoch",
+         Loop(extra={"reinit": "each_epoch", "reinit_with": "fills"}),
+         Loop(extra={"reinit": "once", "reinit_with": "fills"}), "loop: weights initialized once"),
 ]
 
 
