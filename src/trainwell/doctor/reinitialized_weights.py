@@ -97,6 +97,7 @@ class InitCalls:
     def __init__(self, model: nn.Module, steps: Callable[[], int]) -> None:
         self.model, self.steps = model, steps
         self.sizes: dict[int, int] = {}  # data pointer -> elements, of the trainable parameters
+        self.names: dict[int, str] = {}  # data pointer -> the parameter's name
         self.groups: dict[int, set[int]] = {}  # step count -> the parameters re-drawn after it
 
     def start(self) -> None:
@@ -112,9 +113,17 @@ class InitCalls:
         if not self.sizes:  # read once training began: a lazy module's parameters exist by then
             self.sizes = {p.data_ptr(): p.numel() for p in self.model.parameters() if p.requires_grad and
                           not isinstance(p, nn.parameter.UninitializedParameter) and p.numel() and p.data_ptr()}
+            self.names = {p.data_ptr(): n for n, p in self.model.named_parameters() if p.data_ptr() in self.sizes}
         ptr = tensor.data_ptr() if tensor.numel() else 0
         if self.sizes.get(ptr) == tensor.numel():  # a whole parameter, not a slice that starts where it does
             self.groups.setdefault(step, set()).add(ptr)
+
+    def partial_resets(self) -> list[tuple[int, list[str]]]:
+        """(step count, the parameters' names) of each point after training began where under :data:`SHARE` of
+        the trainable elements were re-drawn (a layer reset on purpose), in step order."""
+        total = sum(self.sizes.values())
+        return [(step, sorted(self.names.get(p, "?") for p in ptrs)) for step, ptrs in sorted(self.groups.items())
+                if total and sum(self.sizes[p] for p in ptrs) < SHARE * total]
 
     def verdict(self) -> Verdict | None:
         """A fail when the model's weights (half the trainable elements or more) were re-drawn after training began
