@@ -318,7 +318,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         return t.float() if cfg.loss == "binary_index" else (t >= 2).float()
 
     def reset_weights(m):  # the user's weight reset (k-fold code's): every layer's own init drawn again
-        if isinstance(m, nn.Linear):
+        if isinstance(m, nn.Linear) and cfg.extra.get("reinit_with") == "fills":  # as DCGAN's, past torch.nn.init
+            m.weight.data.normal_(0.0, 1 / math.sqrt(m.in_features))
+            m.bias.data.fill_(0)
+        elif isinstance(m, nn.Linear):
             m.reset_parameters()
     if "reinit" in cfg.extra:  # reinit: "once" (before the loop) | "each_epoch" (also at the top of every epoch)
         model.apply(reset_weights)
@@ -776,6 +779,10 @@ CASES = [
     # random augmentation applied to the validation set
     Case("validation inputs with fresh random noise at every evaluation (the training transform reused)",
          Loop(extra={"val_noise": 0.3}), Loop(), "loop: validation augmentation"),
+    # weights re-drawn every epoch by in-place fills on .data (the DCGAN tutorial's weights_init), not torch.nn.init
+    Case("weights_init with m.weight.data.normal_(0, std) applied at the top of every epoch",
+         Loop(extra={"reinit": "each_epoch", "reinit_with": "fills"}),
+         Loop(extra={"reinit": "once", "reinit_with": "fills"}), "loop: weights initialized once"),
 ]
 
 

@@ -64,3 +64,61 @@ def test_init_weights_once_before_the_loop_passes(verdicts):
 @pytest.mark.slow
 def test_a_reset_of_the_last_layer_passes(verdicts):
     assert verdicts["reset_last"] is None
+
+
+def dcgan_init(m):
+    """The DCGAN tutorial's weights_init: in-place fills on .data, past torch.nn.init."""
+    if isinstance(m, nn.Linear):
+        m.weight.data.normal_(0.0, 0.02)
+        m.bias.data.fill_(0)
+    elif isinstance(m, nn.BatchNorm1d):
+        m.weight.data.normal_(1.0, 0.02)
+        m.bias.data.zero_()
+
+
+def _run_fills(each_epoch: bool):
+    """Three epochs of 4 Adam steps (weight decay, gradients zeroed in place) on a net with BatchNorm; the DCGAN
+    init applied before the loop, and also at the top of every epoch when ``each_epoch``."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 6, generator=g)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 2))
+    model.apply(dcgan_init)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    with doctor.watch(model, opt, every=4) as w:
+        for _ in range(3):
+            if each_epoch:
+                model.apply(dcgan_init)  # meant to run once, before the loop
+            for i in range(0, 256, 64):
+                opt.zero_grad(set_to_none=False)
+                loss = F.cross_entropy(model(x[i:i + 64]), y[i:i + 64])
+                loss.backward()
+                opt.step()
+                w.step(loss, y=y[i:i + 64])
+    return next((v for v in w.report().verdicts if v.check == NAME), None)
+
+
+@pytest.fixture(scope="module")
+def fills():
+    return {each: _run_fills(each) for each in (True, False)}
+
+
+@pytest.mark.slow
+def test_in_place_fills_each_epoch_are_named(fills):
+    v = fills[True]
+    assert v is not None and v.status == "fail"
+    assert "100%" in v.value and "2 times" in v.value and "after steps 4, 8" in v.value
+
+
+@pytest.mark.slow
+def test_in_place_fills_once_before_the_loop_pass(fills):
+    assert fills[False] is None
+
+
+def test_tensor_methods_are_put_back_after_the_watch():
+    before = {name: torch.Tensor.__dict__.get(name) for name in ("normal_", "uniform_", "fill_", "zero_")}
+    model = nn.Linear(3, 1)
+    with doctor.watch(model, torch.optim.SGD(model.parameters(), lr=0.1)):
+        assert torch.Tensor.__dict__.get("fill_") is not before["fill_"]
+    assert {name: torch.Tensor.__dict__.get(name) for name in before} == before

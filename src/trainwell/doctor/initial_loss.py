@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor import outputs as O
+from trainwell.doctor.embedding_scale import embedding_advice
 from trainwell.doctor.fitting import _normalization
 from trainwell.doctor.forward import (
     _outputs,
@@ -33,7 +34,12 @@ def _last_layer_advice(model: nn.Module, x: torch.Tensor | Inputs, scores: torch
     (cs231n: small random numbers for the last layer), whatever the hidden layers' scheme. He's sqrt(2) gain (and
     Xavier's with few outputs, sqrt(2 fan_in / (fan_in + fan_out))) is for layers followed by a ReLU; on the last
     layer, behind ReLUs and max-pooling that raise the signal's scale, it gives scores of std > 1 and a loss far
-    above ln C. Frozen layers (a pretrained backbone under a new head) are never told to change their init."""
+    above ln C. Embedding tables with no weighted layer after them (a matrix-factorization recommender) are named
+    with their N(0, 1) default init (:mod:`~trainwell.doctor.embedding_scale`). Frozen layers (a pretrained
+    backbone under a new head) are never told to change their init."""
+    tables = embedding_advice(model, x, scores)
+    if tables is not None:
+        return tables
     rows = _outputs(model, x)
     if not rows or not isinstance(rows[-1][2], torch.Tensor) or not rows[-1][2].is_floating_point():
         return f"{_suspect_layer(model, x)}; shrink the last layer's init scale (e.g. its weights x 0.1), or use " \

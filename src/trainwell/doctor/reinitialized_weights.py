@@ -11,7 +11,11 @@ watched model's trainable parameters (matched by their memory, so ``nn.init.norm
 after the first ``w.step()``, grouped by the step they came after. A group covering half the trainable weights
 or more is a re-initialization of the model; a reset of a few layers on purpose (the last layers reset to fight
 the primacy bias in deep RL, Nikishin et al. 2022, "The Primacy Bias in Deep Reinforcement Learning") covers
-less and is not read. Writes that bypass ``torch.nn.init`` (``m.weight.data.normal_()``) are not seen.
+less and is not read. The DCGAN tutorial's ``weights_init`` writes past ``torch.nn.init``, with the tensors' own
+in-place fills (``m.weight.data.normal_(0.0, 0.02)``, ``m.bias.data.fill_(0)``): ``Tensor.normal_``, ``uniform_``,
+``fill_`` and ``zero_`` are read too while the watch is open, the same way (a call counts when it fills a whole
+trainable parameter's memory). No optimizer updates the weights with these (they add, multiply and divide), and
+``zero_grad`` fills the gradients, not the weights.
 """
 
 from __future__ import annotations
@@ -30,18 +34,22 @@ SHARE = 0.5
 #: the ``torch.nn.init`` functions read (each fills its first argument in place)
 INITS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
          "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
+#: the ``torch.Tensor`` methods read (each fills its tensor in place with fresh values)
+FILLS = ("normal_", "uniform_", "fill_", "zero_")
 FIX = ("initialize once, before the training loop (model.apply(init_weights) outside the epoch loop): every "
        "re-initialization throws the training so far away (cross-validation folds that reset the model: one watch "
        "per fold)")
 
 
 class _InitFunctions:
-    """``torch.nn.init``'s functions replaced, while any :class:`InitCalls` reader is open, by wrappers handing the
-    tensor each fills (its first argument, positional or ``tensor=``: torch's override dispatch passes it by name)
-    to the open readers; put back when the last one stops, so nested watches share one replacement."""
+    """``torch.nn.init``'s functions and ``torch.Tensor``'s in-place fills (:data:`FILLS`) replaced, while any
+    :class:`InitCalls` reader is open, by wrappers handing the tensor each fills (its first argument, positional or
+    ``tensor=``: torch's override dispatch passes it by name; ``self`` for a method) to the open readers; put back
+    when the last one stops, so nested watches share one replacement."""
 
     active: list[InitCalls] = []
     originals: dict[str, Callable] = {}
+    methods: dict[str, Callable | None] = {}  # Tensor method -> what torch.Tensor's own dict held (None: inherited)
 
     @classmethod
     def start(cls, reader: InitCalls) -> None:
@@ -51,6 +59,9 @@ class _InitFunctions:
                 if original is not None:
                     cls.originals[name] = original
                     setattr(nn.init, name, cls._wrap(original))
+            for name in FILLS:
+                cls.methods[name] = torch.Tensor.__dict__.get(name)
+                setattr(torch.Tensor, name, cls._wrap(getattr(torch.Tensor, name)))
         cls.active.append(reader)
 
     @classmethod
@@ -60,7 +71,12 @@ class _InitFunctions:
             if not cls.active:
                 for name, original in cls.originals.items():
                     setattr(nn.init, name, original)
-                cls.originals = {}
+                for name, own in cls.methods.items():
+                    if own is None:
+                        delattr(torch.Tensor, name)
+                    else:
+                        setattr(torch.Tensor, name, own)
+                cls.originals, cls.methods = {}, {}
 
     @classmethod
     def _wrap(cls, original: Callable) -> Callable:
@@ -74,12 +90,14 @@ class _InitFunctions:
 
 
 class InitCalls:
-    """The ``torch.nn.init`` calls on ``model``'s trainable parameters while :meth:`start`-ed, after the first step
-    (``steps()``: the steps so far): per step count, the parameters they re-drew (by data pointer)."""
+    """The ``torch.nn.init`` calls and in-place fills on ``model``'s trainable parameters while :meth:`start`-ed,
+    after the first step (``steps()``: the steps so far): per step count, the parameters they re-drew (by data
+    pointer)."""
 
     def __init__(self, model: nn.Module, steps: Callable[[], int]) -> None:
         self.model, self.steps = model, steps
         self.sizes: dict[int, int] = {}  # data pointer -> elements, of the trainable parameters
+        self.names: dict[int, str] = {}  # data pointer -> the parameter's name
         self.groups: dict[int, set[int]] = {}  # step count -> the parameters re-drawn after it
 
     def start(self) -> None:
@@ -95,9 +113,17 @@ class InitCalls:
         if not self.sizes:  # read once training began: a lazy module's parameters exist by then
             self.sizes = {p.data_ptr(): p.numel() for p in self.model.parameters() if p.requires_grad and
                           not isinstance(p, nn.parameter.UninitializedParameter) and p.numel() and p.data_ptr()}
+            self.names = {p.data_ptr(): n for n, p in self.model.named_parameters() if p.data_ptr() in self.sizes}
         ptr = tensor.data_ptr() if tensor.numel() else 0
-        if ptr in self.sizes:
+        if self.sizes.get(ptr) == tensor.numel():  # a whole parameter, not a slice that starts where it does
             self.groups.setdefault(step, set()).add(ptr)
+
+    def partial_resets(self) -> list[tuple[int, list[str]]]:
+        """(step count, the parameters' names) of each point after training began where under :data:`SHARE` of
+        the trainable elements were re-drawn (a layer reset on purpose), in step order."""
+        total = sum(self.sizes.values())
+        return [(step, sorted(self.names.get(p, "?") for p in ptrs)) for step, ptrs in sorted(self.groups.items())
+                if total and sum(self.sizes[p] for p in ptrs) < SHARE * total]
 
     def verdict(self) -> Verdict | None:
         """A fail when the model's weights (half the trainable elements or more) were re-drawn after training began
@@ -109,7 +135,8 @@ class InitCalls:
             return None
         at = ", ".join(str(step) for step, _ in large[:4]) + (", ..." if len(large) > 4 else "")
         share, times = max(s for _, s in large), "once" if len(large) == 1 else f"{len(large)} times"
-        return Verdict(NAME, "fail" if len(large) >= 2 else "warn", f"torch.nn.init re-drew {share:.0%} of the "
+        return Verdict(NAME, "fail" if len(large) >= 2 else "warn", "an init (torch.nn.init, or in-place "
+                       f"normal_/uniform_/fill_/zero_ on the weights) re-drew {share:.0%} of the "
                        f"trainable weights after training began, {times} (after step{'s' if len(large) > 1 else ''} "
                        f"{at}): training "
                        "starts over from fresh weights each time", "weights initialized once, before training", FIX)

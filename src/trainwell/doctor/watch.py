@@ -73,6 +73,7 @@ from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
 from trainwell.doctor.reinitialized_weights import InitCalls
 from trainwell.doctor.report import Report
+from trainwell.doctor.reset_curve import reread_after_reset
 from trainwell.doctor.restored_weights import StateRestores
 from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
@@ -463,6 +464,7 @@ class Watch:
                                                      floor=floors[start:] if isinstance(floors, list) else floors)
 
         curve = reread_after_warmup(read(0), self.probe.lrs, losses, read)  # a warm-up's climb is no low rate
+        curve = reread_after_reset(curve, self._inits.partial_resets(), losses, read)  # a layer reset's jump
         verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
         curve = plateau_at_healthy_steps(self, curve)  # a plateau with healthy steps may be the loss's floor
         history = self._history(val_losses)
