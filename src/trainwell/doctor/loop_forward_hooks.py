@@ -140,12 +140,14 @@ class ForwardHooks:
                 self._last_outs[id(out)] = (out, name, module)
         return record
 
-    def _validation_forward(self, module, args, out) -> None:
-        """The end of a forward without gradients: the loss calls after it are read (a validation's)."""
+    def _post_forward(self, module, args, out):
+        """The end of a forward: its outputs read; after one without gradients, the loss calls that follow are read
+        (a validation's). One hook, not two: each is a graph break in a compiled forward."""
+        self._read_output(module, args, out)
         if not torch.is_grad_enabled() and not self.reading:
             self.validation_losses.forwarded()
 
-    def _post_forward(self, module, args, out):
+    def _read_output(self, module, args, out) -> None:
         if torch.is_grad_enabled() and not self.reading:
             game_players.produced(self, out)
             if not module.training:

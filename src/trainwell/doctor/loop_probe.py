@@ -201,8 +201,7 @@ class LoopProbe(ForwardHooks, StepHooks):
 
     def _forward_hooks(self) -> list:
         return [self.model.register_forward_pre_hook(self._hook(self._pre_forward), with_kwargs=True),
-                self.model.register_forward_hook(self._hook(self._post_forward)),
-                self.model.register_forward_hook(self._hook(self._validation_forward))]
+                self.model.register_forward_hook(self._hook(self._post_forward))]
 
     def runs_compiled(self) -> None:
         """The loop compiled the model after :meth:`attach`: its forward hooks are put back left out of the graph

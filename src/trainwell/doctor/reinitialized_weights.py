@@ -82,9 +82,10 @@ class _InitFunctions:
     def _wrap(cls, original: Callable) -> Callable:
         @functools.wraps(original)
         def read(*args, **kwargs):
-            tensor = args[0] if args else kwargs.get("tensor")
-            for reader in cls.active:
-                reader.read(tensor)
+            if not torch.compiler.is_compiling():  # a compiled forward's fill is traced on tensors with no memory
+                tensor = args[0] if args else kwargs.get("tensor")
+                for reader in cls.active:
+                    reader.read(tensor)
             return original(*args, **kwargs)
         return read
 
@@ -114,7 +115,10 @@ class InitCalls:
             self.sizes = {p.data_ptr(): p.numel() for p in self.model.parameters() if p.requires_grad and
                           not isinstance(p, nn.parameter.UninitializedParameter) and p.numel() and p.data_ptr()}
             self.names = {p.data_ptr(): n for n, p in self.model.named_parameters() if p.data_ptr() in self.sizes}
-        ptr = tensor.data_ptr() if tensor.numel() else 0
+        try:
+            ptr = tensor.data_ptr() if tensor.numel() else 0
+        except RuntimeError:  # a tensor without memory of its own (a fake or functional tensor while tracing)
+            return
         if self.sizes.get(ptr) == tensor.numel():  # a whole parameter, not a slice that starts where it does
             self.groups.setdefault(step, set()).add(ptr)
 
