@@ -78,10 +78,7 @@ class ValidationLosses:
     def forwarded(self) -> None:
         """The end of a forward of the watched model without gradients: the loss calls that follow are read. Not
         under a mode of the loop's own (``with torch.device("cuda"):`` around the forward): leaving it would pop
-        this one; nor while torch.compile traces the forward (a mode entered there would be the compiled graph's
-        to guard on, and every later call would compile again)."""
-        if torch.compiler.is_compiling():
-            return
+        this one."""
         if self._mode is None and not torch.is_grad_enabled() and \
                 all(type(m).__module__.startswith("trainwell.") for m in _get_current_function_mode_stack()):
             self._mode = _LossCalls(self)
@@ -90,8 +87,6 @@ class ValidationLosses:
     def paused(self) -> None:
         """A forward begins (or a step, a validation, the watch's end): the mode is left, when it is the last one
         entered (else it stays, and a later call leaves it)."""
-        if torch.compiler.is_compiling():  # traced: nothing here for the compiled graph to guard on
-            return
         mode = self._mode
         if mode is None:
             return
