@@ -114,32 +114,24 @@ def _learner(cfgs: list[Config], splits):
                                 weight_decays=[c.optim.weight_decay for c in cfgs], decay=o.decay,
                                 momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps, alpha=o.alpha,
                                 rmsprop_momentum=o.rmsprop_momentum, loss_fn=c0.train.loss, epochs=c0.train.epochs,
-                                steps_per_epoch=-(-n // bs),
-                                shared_input=False)
+                                steps_per_epoch=-(-n // bs), own_rows=True)
     return learner, models
 
 
 def train_members(cfgs: list[Config]) -> list[tuple[torch.nn.Module, object]]:
-    """Train every config of ``cfgs`` (plain MLPs, constant learning rate) as one population; returns each member's
-    trained model (its own width) and its data splits, in order."""
+    """Train every config of ``cfgs`` (plain MLPs, constant learning rate) as one population, through the fit loop
+    (:class:`~trainwell.train.trainer.Trainer`, each member on its own rows); returns each member's trained model
+    (its own width) and its data splits, in order."""
     from trainwell.train.population import narrow_state
+    from trainwell.train.trainer import Trainer
 
     _check_members(cfgs)
     splits = _member_data(cfgs)
     learner, models = _learner(cfgs, splits)
-    n, m = len(splits[0].train[1]), len(cfgs)
-    x = torch.cat([s.train[0] for s in splits])  # member i's rows are i*n .. (i+1)*n - 1
-    y = torch.zeros(m, m * n, dtype=torch.long)
-    for i, s in enumerate(splits):
-        y[i, i * n:(i + 1) * n] = s.train[1]
-    offset = (torch.arange(m) * n).unsqueeze(1)
-    gens = [torch.Generator().manual_seed(c.train.seed) for c in cfgs]
-    bs = cfgs[0].train.batch_size
-    for _ in range(cfgs[0].train.epochs):
-        learner.start_epoch()
-        perm = learner.permutation(n, gens) + offset
-        for i in range(0, n, bs):
-            learner.train_step(x, y, perm[:, i:i + bs])
+    x = torch.stack([s.train[0] for s in splits])  # (M, N, features): member i's rows are its own data draw
+    y = torch.stack([s.train[1] for s in splits])
+    Trainer(learner, epochs=cfgs[0].train.epochs, batch_size=cfgs[0].train.batch_size,
+            seed=[c.train.seed for c in cfgs]).fit((x, y))
     for i, model in enumerate(models):
         model.load_state_dict(narrow_state(learner.member_state(i), model.state_dict()))
         model.eval()

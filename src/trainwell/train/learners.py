@@ -9,6 +9,8 @@ for every learner by ``tests/train/test_learners.py``):
 - ``lrs() -> list[float]``: each member's learning rate for the next step;
 - ``permutation(n, generators) -> idx``: the epoch's order of the ``n`` training rows, ``(n,)`` for M = 1 and
   ``(M, n)`` for a population (each member its own, from its own generator);
+- optionally ``rows(x) -> int``: the rows each model draws from in ``x`` (default ``len(x)``; a population whose
+  members train on rows of their own takes (M, N, ...) inputs);
 - ``check_inputs(x, what)``: refuse inputs the models cannot take (a float64 array against float32 weights);
 - ``train_step(x, y, idx) -> (loss, correct)``: one optimizer step on the rows ``idx`` of ``x`` (``(B,)`` for
   M = 1, ``(M, B)`` for a population: each member its own batch); ``loss`` is the mean batch loss (a scalar for

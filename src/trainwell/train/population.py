@@ -102,6 +102,8 @@ class PopulationLearner(PopulationDataChecks):
             (:class:`~trainwell.train.step_graph.CapturedStep`: one launch per step instead of dozens); steps that
             cannot be captured (members stopped, decoupled Adam decay, whose state is replaced each step) stay eager.
             No effect on a CPU.
+        own_rows: each member trains on rows of its own (its own data draw, not only its own order): the loop's
+            inputs are then (M, N, ...) and its labels (M, N), member m drawing its batches from ``x[m]`` alone.
 
     Example:
         >>> from torch import nn
@@ -121,7 +123,7 @@ class PopulationLearner(PopulationDataChecks):
                  loss_fn: str | Callable = "cross_entropy",
                  schedule: Callable[[torch.optim.Optimizer], Schedule] | None = None, epochs: int = 1,
                  steps_per_epoch: int = 1, device: str | torch.device = "cpu", shared_input: bool | None = None,
-                 layout: str = "auto", cuda_graph: bool = True):
+                 layout: str = "auto", cuda_graph: bool = True, own_rows: bool = False):
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
             raise ValueError("population training cannot vmap BatchNorm's running statistics: use layer/group norm "
                              "or train the members one after another")
@@ -168,7 +170,8 @@ class PopulationLearner(PopulationDataChecks):
         self.base = copy.deepcopy(model).to("meta")
         self.plan = mlp_plan(self.base) if layout == "auto" else None
         refuse_padding_that_trains(mlp_plan(self.base), self._flat_views)
-        self.shared_input, self._shared_checked = shared_input, False
+        self.own_rows = own_rows  # members never share a batch then: their rows are not the same rows
+        self.shared_input, self._shared_checked = (False if own_rows else shared_input), False
         self._labels_checked = self._val_checked = False
         self.size = len(states)
         self.loss_fn = loss_function(loss_fn) if isinstance(loss_fn, str) else loss_fn
@@ -264,9 +267,17 @@ class PopulationLearner(PopulationDataChecks):
         return same
 
     # -- the learner contract ------------------------------------------------------------------------------
+    def rows(self, x: torch.Tensor) -> int:
+        """The training rows each member draws from in ``x``: ``len(x)``, or N of (M, N, ...) with ``own_rows``."""
+        return x.shape[1] if self.own_rows else len(x)
+
     def permutation(self, n: int, generators) -> torch.Tensor:
-        """Each member's own order of the ``n`` rows, ``(M, n)``, from its own generator."""
-        return torch.stack([torch.randperm(n, generator=g) for g in generators]).to(self.device)
+        """Each member's own order of the ``n`` rows, ``(M, n)``, from its own generator (with ``own_rows``: of
+        its own block, ``m * n`` .. ``(m + 1) * n - 1``, of the members' rows laid end to end)."""
+        perm = torch.stack([torch.randperm(n, generator=g) for g in generators])
+        if self.own_rows:
+            perm += torch.arange(self.size).unsqueeze(1) * n
+        return perm.to(self.device)
 
     def run_row(self, epoch: int, step: int, rows: dict[int, dict]) -> dict:
         """The run's metrics: means over the members that trained this epoch (finite values only)."""
@@ -288,6 +299,10 @@ class PopulationLearner(PopulationDataChecks):
         return self.schedules.rates(self.steps)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.own_rows:  # the members' rows end to end: (M * N, ...) inputs, (M * N,) labels
+            if not self._labels_checked:
+                self.check_own_rows(x, y)
+            x, y = x.flatten(0, 1), y.reshape(-1)
         if not self._labels_checked:
             self._check_labels(x, y)
             self._labels_checked = True

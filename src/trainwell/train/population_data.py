@@ -29,6 +29,8 @@ class PopulationDataChecks:
             raise TypeError(integer_inputs_message(
                 x, what, f"the members' first layer computes in {str(param.dtype).removeprefix('torch.')}"))
         features = self.plan[0][2]
+        if self.own_rows and what == "train":  # (M, N, ...): each member's own rows
+            x = x.flatten(0, 1) if x.dim() > 2 else x
         per_example = math.prod(x.shape[1:])
         if len(x) and (x.dim() < 2 or per_example != features):
             raise ValueError(f"{what} inputs of shape {tuple(x.shape)} have {per_example} features per example; the "
@@ -42,6 +44,12 @@ class PopulationDataChecks:
         if y.dim() not in (1, 2) or y.shape[-1] != len(x):
             raise ValueError(f"{what} labels of shape {tuple(y.shape)} for {len(x)} inputs: give (N,) labels shared "
                              f"by every member, or ({self.size}, {len(x)}): one row per member")
+
+    def check_own_rows(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """With ``own_rows``: inputs (M, N, ...) and labels (M, N), one block of rows per member."""
+        if x.dim() < 2 or len(x) != self.size or tuple(y.shape) != tuple(x.shape[:2]):
+            raise ValueError(f"own_rows: each member trains on its own rows, so give inputs ({self.size}, N, ...) "
+                             f"and labels ({self.size}, N); got inputs {tuple(x.shape)} and labels {tuple(y.shape)}")
 
     def _check_labels(self, x: torch.Tensor, y: torch.Tensor, what: str = "train") -> None:
         """Once, before the first step (and the first evaluation): the labels' shape, and their values inside

@@ -320,7 +320,7 @@ class Trainer(TrainerIO):
             return
         x, _, loader = data
         try:
-            per_epoch = len(loader) if loader is not None else math.ceil(len(x) / self.batch_size)
+            per_epoch = len(loader) if loader is not None else math.ceil(self._member_rows(x) / self.batch_size)
         except TypeError:  # a loader without a length: torch's own error at the end of the schedule stands
             return
         if self.state.step + epochs * per_epoch > total:
@@ -378,7 +378,7 @@ class Trainer(TrainerIO):
                                      "DataLoader(..., drop_last=True), or another batch size")
                 yield learner.train_batch, (xb, yb), len(yb)
             return
-        n, bs = len(x), self.batch_size
+        n, bs = self._member_rows(x), self.batch_size
         perm = learner.permutation(n, self.generators)  # (N,), or (M, N): each member its own order
         # BatchNorm cannot train on one example: a last batch of 1 (N % batch_size == 1) is left out of the epoch
         # (a different example each epoch), as a DataLoader's drop_last would leave it

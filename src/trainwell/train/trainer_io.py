@@ -46,6 +46,12 @@ class TrainerIO:
         check_lengths(x, y, what, " in a batch")
         return x.to(self.device, non_blocking=True), self._targets(y.to(self.device, non_blocking=True), what)
 
+    def _member_rows(self, x: torch.Tensor) -> int:
+        """The training rows each model draws its batches from: ``len(x)``, or the learner's ``rows(x)`` (a
+        population whose members train on rows of their own, (M, N, ...))."""
+        rows = getattr(self.learner, "rows", None)
+        return len(x) if rows is None else rows(x)
+
     def _in_memory(self, data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = as_tensors(data, what, self.batch_keys)
         if not hasattr(self.learner, "check_label_shape"):  # a population checks its (N,) or (M, N) labels itself
@@ -96,7 +102,7 @@ class TrainerIO:
             self._check_inputs(x, "train")
             plan_fit = getattr(self.learner, "plan_fit", None)  # a population sizes its schedules' tables
             if plan_fit is not None:
-                plan_fit(self.epochs, -(-len(x) // self.batch_size))
+                plan_fit(self.epochs, -(-self._member_rows(x) // self.batch_size))
             self._loader_rngs, self._pending_loader_rng = [], None
             return x, y, None
         require_iterable(train, "train")
