@@ -54,7 +54,7 @@ def _quality(err: float, kinks: bool) -> str:
 def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
                    penalty: Callable[[nn.Module], torch.Tensor] | None = None, coords: int = 5, h: float = 1e-5,
                    seed: int = 0, name: str = "gradient check", n: int = 4, atol: float = GRAD_ATOL,
-                   budget_s: float | None = None) -> Verdict:
+                   budget_s: float | None = None, memo: dict | None = None) -> Verdict:
     """Autograd vs centred differences (f(w+h) - f(w-h)) / 2h on a float64 copy in eval mode (dropout off),
     at ``coords`` random coordinates of every parameter tensor; relative error |a - n| / max(|a|, |n|).
 
@@ -69,6 +69,11 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
     above (a loss of 4e10 - regression targets in raw units - resolves no slope below ~1), so the verdict does
     not change when the loss is multiplied by a constant, and round-off is not mistaken for a wrong backward.
     Only floating-point inputs are cast to float64 (integer ids and boolean masks stay as they are).
+
+    ``memo``: a dict shared by the gradient checks of one model, batch and loss (the pre-flight's data-loss check
+    and its L2 check): each data-loss value at a perturbed coordinate is computed once, and ``penalty`` is added to
+    it, so ``penalty`` must then be a function of the weights alone (an L2 penalty, not an activity penalty, which
+    reads the forward). The sums are the ones the objective computes, so the verdicts are the same.
     """
     if not any(p.requires_grad for p in model.parameters()):
         return Verdict(name, "skip", "skipped: no trainable parameters", "-", "")
@@ -116,7 +121,9 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
             return evaluate(penalized)
 
     data = functools.partial(objective, False) if penalty is not None else None
-    verdict = _checked(name, m, objective, coords, budget_s, atol, g, kinks, h, data)
+    value = None if memo is None else _remembered(memo, (tuple(subset.index.tolist()), seed, random),
+                                                  functools.partial(objective, False), m, penalty)
+    verdict = _checked(name, m, objective, coords, budget_s, atol, g, kinks, h, data, value=value)
     if subset.note:
         verdict.value = f"{verdict.value}; {subset.note}"
     if not random:
@@ -138,13 +145,33 @@ def gradient_check(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, 
     return Verdict(name, verdict.status, f"{verdict.value}; {noise}", verdict.expected, f"{advice}; {verdict.advice}")
 
 
+def _remembered(memo: dict, batch: tuple, data: Callable[[], torch.Tensor], m: nn.Module,
+                penalty: Callable[[nn.Module], torch.Tensor] | None) -> Callable[[tuple], torch.Tensor]:
+    """The objective at a perturbed coordinate ``(tensor name, flat index, value)`` of ``m``: the data loss there
+    from ``memo`` (computed and kept on first use; ``batch`` names the examples and their noise), plus
+    ``penalty(m)``."""
+
+    def value(at: tuple) -> torch.Tensor:
+        key = (batch, *at)
+        if key not in memo:
+            memo[key] = data()
+        if penalty is None:
+            return memo[key]
+        with _FloatToDouble():
+            return memo[key] + penalty(m)
+
+    return value
+
+
 def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coords: int, budget_s: float | None,
              atol: float, g: torch.Generator, kinks: bool, h: float,
-             data: Callable[[], torch.Tensor] | None = None, held: bool = False) -> Verdict:
+             data: Callable[[], torch.Tensor] | None = None, held: bool = False,
+             value: Callable[[tuple], torch.Tensor] | None = None) -> Verdict:
     """Autograd's gradient of ``objective`` on the float64 copy ``m`` against centred differences of step ``h``
     (``data``: the data loss alone, when ``objective`` adds a penalty). A disagreement with no custom backward in
     the graph is checked again with the loss's detached tensors held at their values (``held``: this is that
-    check), :mod:`~trainwell.doctor.stop_gradients`."""
+    check), :mod:`~trainwell.doctor.stop_gradients`; ``value``: the objective at a perturbed coordinate,
+    :func:`_remembered`)."""
     m.zero_grad()
     with checkpointing.reentrant_without_grad() as seen, _LookedUp(m) as looked:
         centre = objective()
@@ -155,7 +182,7 @@ def _checked(name: str, m: nn.Module, objective: Callable[[], torch.Tensor], coo
     floor = atol * max(1.0, abs(f0)) if math.isfinite(f0) else atol
     padding_rows = {f"{n}.weight" if n else "weight": int(mod.padding_idx) % mod.num_embeddings
                     for n, mod in m.named_modules() if isinstance(mod, nn.Embedding) and mod.padding_idx is not None}
-    found = _compare(tensors, per_tensor, objective, f0, h, atol, g, floor, padding_rows, data, looked.rows)
+    found = _compare(tensors, per_tensor, objective, f0, h, atol, g, floor, padding_rows, data, looked.rows, value)
     verdict = _grade(name, found, atol, kinks, budget_note, f0, floor)
     if seen.cut and verdict.status == "fail":  # autograd left out a checkpointed segment: no custom backward at fault
         verdict.advice = f"autograd gives '{found.worst[1]}' no gradient from the data loss: {checkpointing.ADVICE}"
@@ -194,7 +221,8 @@ class _Comparison:
 def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tensor], f0: float, h: float,
              atol: float, g: torch.Generator, floor: float | None = None,
              padding_rows: dict[str, int] | None = None, data: Callable[[], torch.Tensor] | None = None,
-             rows: dict[str, torch.Tensor] | None = None) -> _Comparison:
+             rows: dict[str, torch.Tensor] | None = None,
+             value: Callable[[tuple], torch.Tensor] | None = None) -> _Comparison:
     """Autograd's ``.grad`` against the centred difference at ``per_tensor`` random coordinates of each tensor
     (in the tensor's logical order, whatever its memory layout: channels_last weights too). Gradients below
     ``atol`` are vanishing; two that differ by at most ``floor`` (default ``atol``) agree. An embedding's
@@ -202,7 +230,8 @@ def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tenso
     are the rows of an embedding table that the examples did not look up (``rows``: tensor name -> the looked-up
     rows): of a table of users or items, a few examples touch a few rows, and the others get no gradient.
     A disagreement where the data loss (``data``, default ``objective``) is flat is set apart (see
-    :mod:`~trainwell.doctor.surrogate`)."""
+    :mod:`~trainwell.doctor.surrogate`). ``value((name, index, w))``, when given, is the objective with
+    that coordinate at ``w`` (:func:`_remembered`)."""
     floor = atol if floor is None else floor
     data = objective if data is None else data
     found = _Comparison()
@@ -214,9 +243,9 @@ def _compare(tensors: list, per_tensor: int, objective: Callable[[], torch.Tenso
                 continue
             old = float(p[at])
             p[at] = old + h
-            plus = float(objective())
+            plus = float(objective() if value is None else value((pname, idx, float(p[at]))))
             p[at] = old - h
-            minus = float(objective())
+            minus = float(objective() if value is None else value((pname, idx, float(p[at]))))
             p[at] = old
             a, num = float(p.grad[at]), (plus - minus) / (2 * h)
             found.checked += 1

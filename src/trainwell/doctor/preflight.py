@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +57,9 @@ class Subject:
     weight_decay: float = 0.0
     num_classes: int | None = None
     penalty: Callable[[nn.Module], torch.Tensor] | None = None
+    #: the data loss at the gradient checks' perturbed coordinates: computed by the first check, read by the one
+    #: with the L2 penalty (a function of the weights alone; a training penalty may read the forward)
+    perturbed: dict = field(default_factory=dict)
 
     def l2(self, m: nn.Module) -> torch.Tensor:
         """An L2 penalty of the run's weight decay, or of 1e-3 if it has none (something for the check to see)."""
@@ -82,9 +85,10 @@ CHECKS: dict[str, Callable[[Subject], Verdict]] = {
     "initial loss": lambda s: initial_loss(s.model, s.x, s.y, s.loss_fn, s.num_classes),
     "regularization raises loss": lambda s: regularization_raises_loss(s.model, s.x, s.y, s.loss_fn),
     "gradient check (data loss)": lambda s: gradient_check(s.model, s.x, s.y, s.loss_fn,
-                                                          name="gradient check (data loss)"),
+                                                          name="gradient check (data loss)", memo=s.perturbed),
     WITH_PENALTY: lambda s: gradient_check(s.model, s.x, s.y, s.loss_fn, penalty=s.penalty or s.l2,
-                                           name=s.title(WITH_PENALTY)),
+                                           name=s.title(WITH_PENALTY),
+                                           memo=s.perturbed if s.penalty is None else None),
     "regularization vs data loss": lambda s: regularization_dominance(s.model, s.x, s.y, s.dominance, s.loss_fn),
     "overfit a tiny subset": lambda s: overfit_tiny_subset(s.model, s.x, s.y, s.loss_fn),
     "symmetry": lambda s: symmetry(s.model, s.x),
