@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor import outputs as O
-from trainwell.doctor.budget import _affordable_steps
+from trainwell.doctor.budget import TIME_BUDGET_S
 from trainwell.doctor.dominant_term import dominant_inner_term
 from trainwell.doctor.fitting import _free_outputs, _train_copy
 from trainwell.doctor.forward import _accuracy, _training_forward
@@ -81,10 +81,8 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
             best["loss"], best["acc"] = loss, acc
         return stop_when_shown and _shown(best, k, zero_held, zero_acc)
 
-    steps = _affordable_steps(_Spread(model) if isinstance(xs, Inputs) else model, xs[train], ys[train], loss_fn,
-                              steps)
     m, _ = _train_copy(model, xs[train], ys[train], loss_fn, steps, lr, seed, every=5 if k else 0,
-                       watch=watch if k else None)
+                       watch=watch if k else None, budget_s=TIME_BUDGET_S)
     _training_forward(m)
     with torch.no_grad():
         real_train = _scalar(loss_fn(call(m, xs[train]), ys[train]))
@@ -307,14 +305,3 @@ def _implied_targets(real_train: float, zero_train: float) -> Verdict:
                    "made from the same embeddings) meet a free constant at once; judge the model on held-out pairs "
                    "instead (positives scored above negatives)")
 
-
-class _Spread(nn.Module):
-    """A model of several inputs as a module of one: ``_Spread(model)(inputs)`` is ``model(*inputs)`` (or
-    ``model(**inputs)``), for helpers that time ``m(x)`` on a copy."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Inputs):
-        return call(self.model, x)

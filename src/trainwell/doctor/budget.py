@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
 #: seconds a costly check may take on a large model before it samples less (a ResNet-18 on a 2-core CPU: a float64
 #: forward of 4 images takes ~0.2 s, so every tensor at 5 coordinates would take minutes)
@@ -35,17 +33,3 @@ def _within_budget(tensors: list, coords: int, objective: Callable, budget_s: fl
     note = f"; {len(idx)} of {len(tensors)} tensors (spread over depth) to fit {budget:g} s"
     return [tensors[i] for i in idx], 1, note
 
-
-def _affordable_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, steps: int,
-                     floor: int = 30) -> int:
-    """Training steps of a copy that fit :data:`TIME_BUDGET_S` (one forward and backward is timed), at least
-    ``floor``, at most ``steps``."""
-    import time
-
-    with torch.random.fork_rng(devices=[]):
-        m = copy.deepcopy(model).train()
-        tic = time.perf_counter()
-        loss = loss_fn(m(x), y)
-        (loss.mean() if loss.dim() else loss).backward()
-        took = time.perf_counter() - tic
-    return max(min(steps, int(TIME_BUDGET_S / max(took, 1e-6))), min(floor, steps))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable
 
 import torch
@@ -19,17 +20,26 @@ from trainwell.doctor.tied_outputs import tied_outputs
 from trainwell.optim import build_optimizer
 from trainwell.optim_eager import eager
 
+BUDGET_FLOOR = 30
+"""Steps a copy trained within a time budget takes at least (fewer only where it is asked for fewer)."""
+
 
 def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, steps: int, lr: float,
                 seed: int, stop_below: float | None = None, every: int = 0,
-                watch: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, float]:
+                watch: Callable[[nn.Module], None] | None = None,
+                budget_s: float | None = None) -> tuple[nn.Module, float]:
     """Train a deep copy with full-batch Adam (the user's model and RNG untouched); returns it and the last loss.
     With ``stop_below``, training stops at the first loss below it, before that step's update: the copy returned
     has that loss.
 
     ``watch(copy)`` is called (under no_grad) every ``every`` steps, with dropout off and BatchNorm on batch
     statistics (:func:`_training_forward`); training stops there when it returns True.
+
+    ``budget_s``: training also stops once that many seconds have passed, after :data:`BUDGET_FLOOR` steps at
+    least (a large model on a CPU trains fewer than ``steps``; timed as it trains, rather than predicted from one
+    more step of a copy).
     """
+    tic = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         m = copy.deepcopy(model).train()
@@ -63,6 +73,8 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
                 if enough is True:
                     break
             if not math.isfinite(final):
+                break
+            if budget_s is not None and i + 1 >= BUDGET_FLOOR and time.perf_counter() - tic > budget_s:
                 break
     return m.eval(), final
 

@@ -28,7 +28,7 @@ from torch import nn
 from trainwell.doctor.activations import _activation_stats, symmetry, variance_propagation  # noqa: F401
 from trainwell.doctor.baseline import input_independent_baseline
 from trainwell.doctor.batch_independence import batch_independence
-from trainwell.doctor.budget import TIME_BUDGET_S, _affordable_steps, _within_budget  # noqa: F401
+from trainwell.doctor.budget import TIME_BUDGET_S, _within_budget  # noqa: F401
 from trainwell.doctor.dead_units import dead_units
 from trainwell.doctor.fitting import _free_outputs, _normalization, _train_copy  # noqa: F401
 from trainwell.doctor.forward import _accuracy, _training_forward, input_scale  # noqa: F401
