@@ -204,8 +204,9 @@ def target_print(target) -> torch.Tensor | None:
 
 
 def average_verdict(validations: list[tuple[float, list[tuple]]]) -> Verdict | None:
-    """The failing verdict on the values given to ``w.validate`` against the losses of the batches each validation
-    ran; None when they are averaged right, or otherwise (another loss, an accuracy), or too few were read."""
+    """The failing verdict (a warning for a mean of batch means of unequal sizes) on the values given to
+    ``w.validate`` against the losses of the batches each validation ran; None when they are averaged right, or
+    otherwise (another loss, an accuracy), or too few were read."""
     found = [(matched(value, calls), value, calls) for value, calls in validations]
     read = [f for f in found if f[0][0] is not None]
     if not read:
@@ -239,7 +240,8 @@ def average_verdict(validations: list[tuple[float, list[tuple]]]) -> Verdict | N
                f"{unit}s): {value:.4g} where the mean per {unit} is {mean:.4g}, {value / mean:.3g}x smaller")
         total = "total_tokens" if unit == "token" else "len(val_dataset)"
         fix = f"sum(loss.item()) / {total} with reduction='sum' (or the batch means weighted by their sizes)"
-    size = "batch size" if unit == "example" else f"{unit}s per batch"
+    size = "batch size" if unit == "example" else "sequences per batch" if count == "sequences" else \
+        f"{unit}s per batch"
     return Verdict(NAME, "fail", f"{WRONG_AVERAGE} on all {len(read)} "
                    f"validations read: {how}", expected,
                    f"the value given to w.validate is off by about the {size}, so its gap to the training loss and "
