@@ -485,12 +485,17 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     seen = xv + cfg.extra["val_noise"] * torch.randn_like(xv) if "val_noise" in cfg.extra else xv
                     val = loss_fn(torch.stack([model(seen) for _ in range(samples)]).mean(0), yv).item() if samples \
                         else loss_fn(model(seen), yv).item()
-                else:  # validation in batches of 32: the batch means summed over the examples
-                    # ("means_over_examples") or weighted by their sizes ("weighted")
-                    batches = [(xv[i : i + 32], yv[i : i + 32]) for i in range(0, len(xv), 32)]
-                    weighted = cfg.extra["val_average"] == "weighted"
-                    val = sum(F.cross_entropy(model(xb), yb).item() * (len(yb) if weighted else 1)
-                              for xb, yb in batches) / len(xv)
+                else:  # validation in batches of 32 ("val_batch"): the batch means summed over the examples
+                    # ("means_over_examples"), weighted by their sizes ("weighted"), or their mean ("mean_of_means");
+                    # "val_seq": the rows read as sequences of that many tokens, the scores flattened to (B*T, C)
+                    step, seq = cfg.extra.get("val_batch", 32), cfg.extra.get("val_seq", 1)
+                    xs, ys = xv.view(-1, seq, D), yv.view(-1, seq)
+                    batches = [(xs[i : i + step], ys[i : i + step]) for i in range(0, len(xs), step)]
+                    means = [(F.cross_entropy(model(xb).view(-1, C), yb.reshape(-1)).item(), yb.numel())
+                             for xb, yb in batches]
+                    val = {"weighted": sum(m * n for m, n in means) / len(xv),
+                           "mean_of_means": sum(m for m, _ in means) / len(means)}.get(
+                        cfg.extra["val_average"], sum(m for m, _ in means) / len(xs))
             w.validate(val)
             if cfg.scheduler.startswith("plateau") and cfg.scheduler != "plateau_unstepped":  # plateau_accuracy:
                 # the training accuracy under mode='min'
@@ -783,6 +788,18 @@ CASES = [
     Case("weights_init with m.weight.data.normal_(0, std) applied at the top of every epoch",
          Loop(extra={"reinit": "each_epoch", "reinit_with": "fills"}),
          Loop(extra={"reinit": "once", "reinit_with": "fills"}), "loop: weights initialized once"),
+    # the validation loss averaged with the wrong denominator where the reader once missed it: a validation without
+    # torch.no_grad(), a sequence loss flattened to (B*T, C) averaged over the sequences, a mean of batch means whose
+    # last batch holds 2 of 256 examples yet counts for a third
+    Case("validation without torch.no_grad(): batch means summed and divided by len(val_dataset)",
+         Loop(extra={"val_average": "means_over_examples", "validate_with_grad": True}),
+         Loop(extra={"val_average": "weighted"}), "loop: validation loss average"),
+    Case("sequences of 4 tokens, scores flattened to (B*T, C): batch means summed over the 64 sequences",
+         Loop(extra={"val_average": "means_over_examples", "val_seq": 4, "val_batch": 8}),
+         Loop(extra={"val_average": "weighted", "val_seq": 4, "val_batch": 8}), "loop: validation loss average"),
+    Case("the mean of the batch means over batches of 127, 127 and 2 validation examples",
+         Loop(extra={"val_average": "mean_of_means", "val_batch": 127}),
+         Loop(extra={"val_average": "weighted", "val_batch": 127}), "loop: validation loss average"),
 ]
 
 

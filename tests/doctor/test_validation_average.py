@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from trainwell import doctor
-from trainwell.doctor.validation_average import wrong_form
+from trainwell.doctor.average_forms import wrong_form
 
 NAME = "loop: validation loss average"
 
@@ -107,7 +107,9 @@ def test_forms_of_a_validations_batches():
     assert wrong_form(means / n, calls) == "means"
     assert wrong_form((0.5 * 16 + 0.7 * 16 + 0.9 * 4) / 3, calls) == "sums"
     assert wrong_form((0.5 * 16 + 0.7 * 16 + 0.9 * 4) / n, calls) == "right"
-    assert wrong_form(means / 3, calls) == "right"
+    assert wrong_form(means / 3, calls) == "unequal"  # the 4 rows weigh a third: 10% above the mean per example
+    near = [(16, "mean", 0.6), (16, "mean", 0.7), (4, "mean", 0.62)]  # the mean of means 1.9% off: not named
+    assert wrong_form((0.6 + 0.7 + 0.62) / 3, near) == "right"
     assert wrong_form(0.42, calls) is None  # another loss, or accuracy: not read
     assert wrong_form(0.5, [(1, "mean", 0.4), (1, "mean", 0.6)]) == "right"  # batches of one: all forms agree
     assert wrong_form(0.1, [(36, "mean", 0.1)]) is None  # one batch: nothing to tell
@@ -126,3 +128,51 @@ def test_a_mode_of_the_loops_own_around_a_validation_forward_is_left_alone():
         stack = torch.overrides._get_current_function_mode_stack()
         assert not any(isinstance(m, torch.utils._device.DeviceContext) for m in stack)
     assert torch.overrides._get_current_function_mode_stack() == []
+
+
+def _last_batch_run(n_val: int, average: str):
+    """Validates on ``n_val`` examples in batches of 64 (the last one smaller), its last 2 examples mislabeled, the
+    loss averaged as the mean of the batch means or per example."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(10, 3, generator=g)
+    x, xv = torch.randn(256, 10, generator=g), torch.randn(n_val, 10, generator=g)
+    yv = (xv @ w).argmax(1)
+    yv[-2:] = (yv[-2:] + 1) % 3  # two wrong labels at the end of the validation set
+    train_loader = DataLoader(TensorDataset(x, (x @ w).argmax(1)), batch_size=32, shuffle=True)
+    val_loader = DataLoader(TensorDataset(xv, yv), batch_size=64)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with doctor.watch(model, opt, every=50) as w:
+        for _ in range(3):
+            for xb, yb in train_loader:
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss)
+            with torch.no_grad():
+                losses = [(F.cross_entropy(model(xb), yb).item(), len(yb)) for xb, yb in val_loader]
+            if average == "mean_of_means":
+                w.validate(sum(v for v, _ in losses) / len(losses))
+            else:
+                w.validate(sum(v * n for v, n in losses) / n_val)
+    return _verdict(w.report().verdicts)
+
+
+@pytest.fixture(scope="module")
+def last_batch():
+    return {(n, a): _last_batch_run(n, a) for n, a in ((130, "mean_of_means"), (130, "weighted"),
+                                                       (1000, "mean_of_means"))}
+
+
+@pytest.mark.slow
+def test_a_mean_of_batch_means_with_a_tiny_last_batch_among_few_warns(last_batch):
+    v = last_batch[(130, "mean_of_means")]  # batches of 64, 64 and 2: the 2 weigh a third
+    assert v is not None and v.status == "warn" and "3 batch means over batches of 2 to 64 examples" in v.value, v
+    assert last_batch[(130, "weighted")] is None
+
+
+@pytest.mark.slow
+def test_a_mean_of_batch_means_with_many_batches_is_not_named(last_batch):
+    assert last_batch[(1000, "mean_of_means")] is None  # 15 batches of 64 and one of 40: well under 5% off

@@ -154,7 +154,8 @@ def _mismeasured(causes: list[Verdict], verdicts: list[Verdict]) -> tuple[str, s
     not among ``causes``)."""
     if any(v.check == VALIDATION_AVERAGE and v.status == "fail" for v in verdicts):
         return (VALIDATION_AVERAGE, "the validation losses are off by about the batch size (averaged with the wrong "
-                "denominator): average them per example, then read the gap", ("pass", "warn", "info"))
+                "denominator): average them per example (per token for a sequence loss), then read the gap",
+                ("pass", "warn", "info"))
     if any(c.check == VALIDATION_INPUTS for c in causes):
         return (VALIDATION_INPUTS, "the validation inputs are not preprocessed like the training inputs: the gap "
                 "reads that mismatch, not overfitting; preprocess them alike, then read the gap", ("warn", "info"))

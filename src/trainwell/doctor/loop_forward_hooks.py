@@ -64,6 +64,7 @@ class ForwardHooks:
             return
         grad = torch.is_grad_enabled()
         x = first_tensor(args, kwargs)
+        self._input_rows = len(x) if isinstance(x, torch.Tensor) and x.dim() else None  # a validation's sequences
         on_training = not grad and self.training_batches.holds(x)  # a training batch's accuracy, logged
         self._forwards.append((module.training, grad, [False], on_training))
         if grad:
@@ -141,11 +142,12 @@ class ForwardHooks:
         return record
 
     def _post_forward(self, module, args, out):
-        """The end of a forward: its outputs read; after one without gradients, the loss calls that follow are read
-        (a validation's). One hook, not two: each is a graph break in a compiled forward."""
+        """The end of a forward: its outputs read; after one without gradients or in eval mode, the loss calls that
+        follow are read (a validation's). One hook, not two: each is a graph break in a compiled forward."""
         self._read_output(module, args, out)
-        if not torch.is_grad_enabled() and not self.reading:
-            self.validation_losses.forwarded()
+        if not self.reading and not (module.training and torch.is_grad_enabled()):
+            self.validation_losses.forwarded(module.training, self._input_rows,
+                                             self._forwards[-1][2] if self._forwards else None)
 
     def _read_output(self, module, args, out) -> None:
         if torch.is_grad_enabled() and not self.reading:

@@ -114,7 +114,8 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.split_inputs = SplitInputs()  # the training inputs against the validation inputs
         self.split_rows = SplitRows()  # the training rows' keys against the validation rows' keys
         self.validation_draws = ValidationDraws()  # the first validations' row keys, against each other
-        self.validation_losses = ValidationLosses()  # the loss calls after forwards without gradients
+        self.validation_losses = ValidationLosses()  # the loss calls after forwards without gradients or in eval
+        self._input_rows: int | None = None  # the rows of the latest forward's input (a validation's sequences)
         self._forward_inputs: set = set()  # where the floating-point inputs of the last one recorded lie
         self._first_out: weakref.ref | None = None  # the output of the first weighted layer of the latest forward
         self.train_steps = self.eval_mode_steps = 0

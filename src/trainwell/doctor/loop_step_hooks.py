@@ -73,6 +73,7 @@ class StepHooks:
             self._crossed.discard(pid)
 
     def _pre_step(self, optimizer, args, kwargs) -> None:  # the first optimizer's
+        self.validation_losses.paused()  # entered after a forward in eval mode with gradients: a training step's
         # step(closure) (L-BFGS): the forward and backward passes run inside the step, so they are read after it
         self._closure_step = any(callable(a) for a in args) or callable(kwargs.get("closure"))
         if self.opt_steps == 0 and not self._closure_step:
