@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.capped_outputs import capped_outputs_verdict
 from trainwell.doctor.dice_form import read_dice
 from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.doctor.fitting import _RESHAPES
@@ -145,7 +146,8 @@ def read_cut_outputs(z: torch.Tensor, g: torch.Tensor, y: torch.Tensor) -> dict 
     yd = y.detach().double().flatten().cpu()
     low, high = float(yd.quantile(0.05)), float(yd.quantile(0.95))
     return {"lowest": float(zd.min()), "negative_targets": float((yd < 0).double().mean()),
-            "reach": -low / high if high > 0 else math.inf}
+            "reach": -low / high if high > 0 else math.inf, "highest": float(zd.max()),
+            "targets_above_one": float((yd > 1).double().mean()), "high_target": high}
 
 
 class LossInputReads:
@@ -225,7 +227,8 @@ class LossInputReads:
     def verdict(self, losses: list[float]) -> Verdict | None:
         """The ``loop: loss input`` fail, if any (``losses``: the run's per-step losses)."""
         return loss_input_verdict(self.ctc_softmax, self.rates, self.ctc.verdict) or \
-            overlap_verdict(self.overlaps, losses) or self.pairs.verdict() or cut_outputs_verdict(self.squared)
+            overlap_verdict(self.overlaps, losses) or self.pairs.verdict() or cut_outputs_verdict(self.squared) or \
+            capped_outputs_verdict(self.squared)
 
 
 def overlap_verdict(reads: list[dict], losses: list[float]) -> Verdict | None:
