@@ -282,6 +282,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return F.mse_loss(out, t)  # (B, 1) vs (B,): broadcast to (B, B)
         if cfg.loss == "mse":
             return F.mse_loss(out.squeeze(1), t)
+        if cfg.loss in ("ce_smooth", "ce_smooth_large"):  # label_smoothing=0.9 written for "90% on the label"
+            return F.cross_entropy(out, t, label_smoothing=0.9 if cfg.loss == "ce_smooth_large" else 0.1)
         if cfg.loss == "ce_sum":
             return F.cross_entropy(out, t, reduction="sum")
         if cfg.loss in ("gaussian_nll", "gaussian_nll_broadcast"):  # a fixed variance; torch does not warn
@@ -810,6 +812,9 @@ CASES = [
          Loop(model="sigmoid", loss="mse", lr=0.003, target_offset=10.0),
          Loop(loss="mse", lr=0.003, target_offset=10.0),
          "never went above 1"),
+    # a label smoothing typed as the label's confidence
+    Case("CrossEntropyLoss(label_smoothing=0.9) for 90% on the label", Loop(loss="ce_smooth_large"),
+         Loop(loss="ce_smooth"), "loop: label smoothing"),
 ]
 
 

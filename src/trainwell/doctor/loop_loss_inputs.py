@@ -32,6 +32,8 @@ from trainwell.doctor.capped_outputs import capped_outputs_verdict
 from trainwell.doctor.dice_form import read_dice
 from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.doctor.fitting import _RESHAPES
+from trainwell.doctor.large_smoothing import READS as SMOOTHING_READS
+from trainwell.doctor.large_smoothing import large_smoothing, read_smoothing
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_inputs import (
     LOW_COUNTS,
@@ -170,6 +172,7 @@ class LossInputReads:
         self.pushes: list[dict] = []  # observed steps read as a loss of the embeddings' pairwise distances
         self.push_tries = 0
         self.overlap_tries = 0
+        self.smoothing: list[tuple[float, int]] = []  # (epsilon, classes) per observed step read
 
     def start(self) -> None:
         self.broadcast.start()
@@ -200,6 +203,10 @@ class LossInputReads:
         if not isinstance(y, torch.Tensor) or scored is None:
             return
         self.signs.observe(*scored, y)
+        if len(self.smoothing) < SMOOTHING_READS:
+            read = read_smoothing(*scored, y)  # a label-smoothed cross-entropy, with the labels given
+            if read is not None:
+                self.smoothing.append((read, scored[0].shape[-1]))
         if len(self.pushes) < READS and self.push_tries < 4 * READS:
             self.push_tries += 1
             read = read_pushed_pairs(*scored, y)  # a metric-learning loss, by its output gradient
@@ -219,6 +226,11 @@ class LossInputReads:
             read = read_dice(*scored, y, value, grad_scaler_unscale(step))
             if read is not None:
                 self.overlaps.append(read)
+
+    def smoothing_verdict(self) -> Verdict | None:
+        """The ``loop: label smoothing`` warning on an epsilon of 0.5 or more
+        (:mod:`~trainwell.doctor.large_smoothing`)."""
+        return large_smoothing([e for e, _ in self.smoothing], self.smoothing[0][1] if self.smoothing else None)
 
     def pairs_verdict(self) -> Verdict | None:
         """The ``loop: metric-learning pairs`` verdict (:mod:`~trainwell.doctor.pushed_pairs`), if any."""
