@@ -50,11 +50,10 @@ class RowLabels:
 
     def step(self, y) -> None:
         """``w.step(loss, y=y)``: the step's one forward is paired with ``y`` when it holds one integer label per
-        row, not all distinct (a contrastive loss's positions, ``torch.arange(B)``, follow the batch, not the row)."""
+        row (no device sync: the labels are copied, and read at the report)."""
         pending, self._pending = self._pending, []
         if self.rows >= ROWS or len(pending) != 1 or not isinstance(y, torch.Tensor) or y.dim() != 1 or \
-                y.is_floating_point() or y.is_complex() or pending[0][0] != len(y) or \
-                len(torch.unique(y)) == len(y):
+                y.is_floating_point() or y.is_complex() or pending[0][0] != len(y):
             return
         self._read.append((pending[0][1], y.detach().clone()))
         self.rows += len(y)
@@ -62,9 +61,11 @@ class RowLabels:
     def verdict(self) -> Verdict | None:
         """A fail when a row that comes again keeps its label about as often as labels drawn at random would;
         None otherwise (also when too few rows came again)."""
-        if not self._read:
+        # labels all distinct within their batch are positions (a contrastive loss's torch.arange(B)): they follow
+        # the batch, not the row
+        read = [(keys(), labels) for keys, labels in self._read if len(torch.unique(labels)) < len(labels)]
+        if not read:
             return None
-        read = [(keys(), labels) for keys, labels in self._read]
         keys = torch.cat([k for (k, _), _ in read]).cpu()
         elements = torch.cat([e for (_, e), _ in read]).cpu()
         labels = torch.cat([labels for _, labels in read]).cpu().long()
