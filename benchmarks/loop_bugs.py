@@ -198,6 +198,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             x, y, xv, yv = rows[:N], labels[:N], rows[N:], labels[N:]
         x, xv = x.round(), xv.round()
     x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
+    if cfg.extra.get("label_column"):  # the label left as the last feature column (target leakage)
+        x, xv = torch.cat([x[:, :-1], y[:, None].float()], 1), torch.cat([xv[:, :-1], yv[:, None].float()], 1)
     if cfg.raw_units:
         x, xv = x * cfg.raw_units + 3 * cfg.raw_units, xv * cfg.raw_units + 3 * cfg.raw_units
         mu, sd = x.mean(0), x.std(0)
@@ -280,6 +282,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return F.mse_loss(out, t)  # (B, 1) vs (B,): broadcast to (B, B)
         if cfg.loss == "mse":
             return F.mse_loss(out.squeeze(1), t)
+        if cfg.loss in ("ce_smooth", "ce_smooth_large"):  # label_smoothing=0.9 written for "90% on the label"
+            return F.cross_entropy(out, t, label_smoothing=0.9 if cfg.loss == "ce_smooth_large" else 0.1)
         if cfg.loss == "ce_sum":
             return F.cross_entropy(out, t, reduction="sum")
         if cfg.loss in ("gaussian_nll", "gaussian_nll_broadcast"):  # a fixed variance; torch does not warn
@@ -369,6 +373,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s, done=done: warmup_cosine(s + done))
             if cfg.extra.get("rebuild_opt") == "epoch" and epoch:  # the optimizer created again every epoch
                 opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
+            if cfg.extra.get("labels_apart"):  # the inputs drawn by a loader of their own: x by one permutation,
+                x = x[torch.randperm(len(x))]  # y by the batch order (two shuffled DataLoaders zipped)
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x), generator=index_gen) \
                 if "index_generator" in cfg.extra else torch.randperm(len(x))
             correct, total_loss, epoch_outputs = 0, 0, []
@@ -387,6 +393,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                 if cfg.zero_grad == "before":
                     opt.zero_grad()
                 micro = idx.chunk(cfg.accumulate)
+                # backward and step dedented out of the batch loop: only the epoch's last batch reaches them
+                dropped = cfg.extra.get("backward_per_epoch") and i < steps_per_epoch - 1
                 for part in micro:
                     if cfg.zero_grad == "each_micro":  # inside the accumulation: .grad keeps the last micro-batch
                         opt.zero_grad()
@@ -417,6 +425,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         correct += int((out.argmax(1) == y[part]).sum())
                     if cfg.loss == "twice":
                         loss = loss + loss_fn(out, y[part])
+                    if "penalty" in cfg.extra:  # an L2 penalty added by hand; "detached": the loss on out.detach()
+                        loss = (loss_fn(out.detach(), y[part]) if cfg.extra["penalty"] == "detached" else loss) + \
+                            1e-4 * sum(p.pow(2).sum() for p in model.parameters())
+                    if dropped:
+                        continue
                     if cfg.accumulate > 1 and cfg.divide_accumulated:
                         loss = loss / cfg.accumulate
                     if cfg.step_first:
@@ -428,6 +441,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         sched.step()
                     if cfg.watch_micro:
                         w.step(loss, y=given(y[part]))
+                if dropped:
+                    continue
                 if cfg.zero_grad == "between":
                     opt.zero_grad()
                 if cfg.loss_scale != 1.0 and cfg.unscale:
@@ -800,6 +815,23 @@ CASES = [
     Case("the mean of the batch means over batches of 127, 127 and 2 validation examples",
          Loop(extra={"val_average": "mean_of_means", "val_batch": 127}),
          Loop(extra={"val_average": "weighted", "val_batch": 127}), "loop: validation loss average"),
+    # inputs and labels that part: shuffled apart every epoch, the label among the features, a loss on detached
+    # outputs, backward dedented out of the batch loop, a regressor capped by a Sigmoid
+    Case("inputs and labels from two shuffled DataLoaders, zipped (a new wrong pairing every epoch)",
+         Loop(extra={"labels_apart": True}), Loop(), "loop: labels follow their inputs"),
+    Case("the label left as a feature column (target leakage)", Loop(extra={"label_column": True}), Loop(),
+         "loop: labels among the inputs"),
+    Case("cross_entropy(out.detach(), y) + an L2 penalty: only the penalty trains",
+         Loop(extra={"penalty": "detached"}), Loop(extra={"penalty": "attached"}), "loop: loss reaches the outputs"),
+    Case("loss.backward() and optimizer.step() dedented out of the batch loop",
+         Loop(extra={"backward_per_epoch": True}), Loop(), "loop: every batch reaches backward"),
+    Case("regression: a Sigmoid after the last layer, targets around 10",
+         Loop(model="sigmoid", loss="mse", lr=0.003, target_offset=10.0),
+         Loop(loss="mse", lr=0.003, target_offset=10.0),
+         "never went above 1"),
+    # a label smoothing typed as the label's confidence
+    Case("CrossEntropyLoss(label_smoothing=0.9) for 90% on the label", Loop(loss="ce_smooth_large"),
+         Loop(loss="ce_smooth"), "loop: label smoothing"),
 ]
 
 

@@ -66,7 +66,8 @@ def collapse(records: list[dict]) -> Verdict | None:
     init = ("nn.init.kaiming_normal_(layer.weight, nonlinearity='relu')" if kinds in ("ReLU", "LeakyReLU") else
             "nn.init.xavier_uniform_(layer.weight)" if "ReLU" not in kinds else
             "Xavier (tanh/sigmoid) or He (ReLU) init")
-    return Verdict(NAME, "warn", f"activation std falls {1 / ratio:.2g}x from {kinds} layer 1 to {kinds} layer {n} "
+    falls = f"{1 / ratio:.2g}x" if ratio > 0 else "to 0"  # a layer whose outputs are one value (a saturated one)
+    return Verdict(NAME, "warn", f"activation std falls {falls} from {kinds} layer 1 to {kinds} layer {n} "
                    f"at step {step} ({len(hits)} of {len(read)} snapshots)",
                    "activation std about the same in every layer",
                    f"the weights are initialized too small for this depth: each layer shrinks the signal (and the "

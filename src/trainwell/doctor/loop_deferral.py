@@ -10,6 +10,7 @@ from __future__ import annotations
 from trainwell.doctor import diagnosis
 from trainwell.doctor.augmented_validation import CHANGED
 from trainwell.doctor.batch_statistics import NAME as BATCH_STATISTICS
+from trainwell.doctor.capped_outputs import defer_collapse_to_cap
 from trainwell.doctor.class_weights import GROW
 from trainwell.doctor.depth_collapse import NAME as COLLAPSE
 from trainwell.doctor.epoch_order import SAME_ORDER
@@ -54,6 +55,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     0, dead units and parameters that get no gradient. A first loss far above ln C defers to most units dropped or
     to a BatchNorm on the scores. Frozen parameters (an 'info') are named in a flat or slow
     learning-rate verdict."""
+    verdicts = defer_collapse_to_cap(verdicts)
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
               and not defers_to_clipping(v, verdicts)]

@@ -80,6 +80,7 @@ class ForwardHooks:
             return
         self.training_batches.trained_on(x)
         self.split_rows.with_grad(x)
+        self.row_labels.forward(x)
         self.random_states.forward_started(module, x)
         if not module.training:
             self.split_inputs.eval_with_grad(x)

@@ -28,9 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.capped_outputs import capped_outputs_verdict
 from trainwell.doctor.dice_form import read_dice
 from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.doctor.fitting import _RESHAPES
+from trainwell.doctor.large_smoothing import READS as SMOOTHING_READS
+from trainwell.doctor.large_smoothing import large_smoothing, read_smoothing
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_inputs import (
     LOW_COUNTS,
@@ -145,7 +148,8 @@ def read_cut_outputs(z: torch.Tensor, g: torch.Tensor, y: torch.Tensor) -> dict 
     yd = y.detach().double().flatten().cpu()
     low, high = float(yd.quantile(0.05)), float(yd.quantile(0.95))
     return {"lowest": float(zd.min()), "negative_targets": float((yd < 0).double().mean()),
-            "reach": -low / high if high > 0 else math.inf}
+            "reach": -low / high if high > 0 else math.inf, "highest": float(zd.max()),
+            "targets_above_one": float((yd > 1).double().mean()), "high_target": high}
 
 
 class LossInputReads:
@@ -168,6 +172,7 @@ class LossInputReads:
         self.pushes: list[dict] = []  # observed steps read as a loss of the embeddings' pairwise distances
         self.push_tries = 0
         self.overlap_tries = 0
+        self.smoothing: list[tuple[float, int]] = []  # (epsilon, classes) per observed step read
 
     def start(self) -> None:
         self.broadcast.start()
@@ -198,6 +203,10 @@ class LossInputReads:
         if not isinstance(y, torch.Tensor) or scored is None:
             return
         self.signs.observe(*scored, y)
+        if len(self.smoothing) < SMOOTHING_READS:
+            read = read_smoothing(*scored, y)  # a label-smoothed cross-entropy, with the labels given
+            if read is not None:
+                self.smoothing.append((read, scored[0].shape[-1]))
         if len(self.pushes) < READS and self.push_tries < 4 * READS:
             self.push_tries += 1
             read = read_pushed_pairs(*scored, y)  # a metric-learning loss, by its output gradient
@@ -218,6 +227,11 @@ class LossInputReads:
             if read is not None:
                 self.overlaps.append(read)
 
+    def smoothing_verdict(self) -> Verdict | None:
+        """The ``loop: label smoothing`` warning on an epsilon of 0.5 or more
+        (:mod:`~trainwell.doctor.large_smoothing`)."""
+        return large_smoothing([e for e, _ in self.smoothing], self.smoothing[0][1] if self.smoothing else None)
+
     def pairs_verdict(self) -> Verdict | None:
         """The ``loop: metric-learning pairs`` verdict (:mod:`~trainwell.doctor.pushed_pairs`), if any."""
         return pushed_pairs_verdict(self.pushes)
@@ -225,7 +239,8 @@ class LossInputReads:
     def verdict(self, losses: list[float]) -> Verdict | None:
         """The ``loop: loss input`` fail, if any (``losses``: the run's per-step losses)."""
         return loss_input_verdict(self.ctc_softmax, self.rates, self.ctc.verdict) or \
-            overlap_verdict(self.overlaps, losses) or self.pairs.verdict() or cut_outputs_verdict(self.squared)
+            overlap_verdict(self.overlaps, losses) or self.pairs.verdict() or cut_outputs_verdict(self.squared) or \
+            capped_outputs_verdict(self.squared)
 
 
 def overlap_verdict(reads: list[dict], losses: list[float]) -> Verdict | None:

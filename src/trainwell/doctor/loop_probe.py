@@ -33,6 +33,7 @@ from trainwell.doctor.loop_forward_hooks import ForwardHooks
 from trainwell.doctor.loop_step_hooks import StepHooks
 from trainwell.doctor.no_grad_layers import NoGradLayers
 from trainwell.doctor.reseeded_steps import RandomStates
+from trainwell.doctor.row_labels import RowLabels
 from trainwell.doctor.step_forwards import StepForwards
 from trainwell.doctor.step_record import held
 from trainwell.doctor.training_batches import TrainingBatches
@@ -113,6 +114,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.split_inputs = SplitInputs()  # the training inputs against the validation inputs
         self.split_rows = SplitRows()  # the training rows' keys against the validation rows' keys
+        self.row_labels = RowLabels()  # the training rows' keys and their labels, over the run
         self.validation_draws = ValidationDraws()  # the first validations' row keys, against each other
         self.validation_losses = ValidationLosses()  # the loss calls after forwards without gradients or in eval
         self._input_rows: int | None = None  # the rows of the latest forward's input (a validation's sequences)
@@ -144,6 +146,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self._last_outs: dict[int, tuple[torch.Tensor, str, nn.Module]] = {}
         # (training, grad enabled, [reached by a backward?], on a training batch) of each forward since the last step
         self._forwards: list[tuple[bool, bool, list[bool], bool]] = []
+        self.dropped_forwards: list[int] = []  # per optimizer step (the first 64): forwards no backward reached
         self.training_batches = TrainingBatches()  # the inputs of the latest forwards with gradients
         self._incoming: dict[int, torch.Tensor] = {}  # what backward() delivered since .grad was last cleared
         self._backwards: dict[int, int] = {}  # backward() passes that delivered to each tensor this step

@@ -99,6 +99,8 @@ class StepHooks:
         # of them, those a backward reached: a forward after the backward (an accuracy logged in eval mode with
         # gradients) is not the step's
         reached = [mode for mode, grad, hit, _ in self._forwards if grad and hit[0]]
+        if len(self.dropped_forwards) < 64:  # train-mode forwards with gradients no backward reached
+            self.dropped_forwards.append(sum(mode and grad and not hit[0] for mode, grad, hit, _ in self._forwards))
         if training:
             self.train_steps += 1
             if not (reached or training)[-1]:

@@ -33,7 +33,7 @@ def held(optimizer: torch.optim.Optimizer) -> set[int]:
 def read_step(probe) -> dict:
     """What one observed step did: the gradients ``.grad`` holds against what this step's backward passes
     delivered, the loss's form read from the outputs' gradients, and the first step's weight-decay pull."""
-    dot = n_g = n_inc = r_p = p_p = r_r = 0.0
+    dot = n_g = n_inc = r_p = p_p = r_r = i_w = 0.0  # i_w: the delivered gradient against the weights
     present = cleared = 0
     clip = ValueClip()
     not_owned, backwards = [], 0
@@ -72,6 +72,7 @@ def read_step(probe) -> dict:
         r_p += float((r * w64).sum())
         p_p += float((w64 * w64).sum())
         r_r += float((r * r).sum())
+        i_w += float((i64 * w64).sum())
     scale = dot / n_inc if n_inc > 0 else math.nan
     # an addition proportional to the weights is weight decay written into .grad by hand, not old gradients
     decay = r_p / p_p if p_p > 0 else 0.0
@@ -98,6 +99,9 @@ def read_step(probe) -> dict:
             "grad_norm": math.sqrt(n_g), "incoming_norm": math.sqrt(n_inc), "backwards": backwards,
             "dropped": dropped, "crossed": crossed, "value_clip": clip.result(),
             "manual_decay": decay if decay_fit and decay > 0 else None,
+            # the backward delivered c * w alone (an L2 penalty) and no output of the model got a gradient
+            "penalty_only": bool(outs) and all(g is None for _, g in outs) and i_w > 0 and p_p > 0 and
+            n_inc - i_w * i_w / p_p <= 1e-6 * n_inc,
             "not_owned": not_owned, "forwards": len(outs),
             "reached_rows": reached_rows(*outs[0]) if len(outs) == 1 else None,
             "form": known[0]["form"] if known and len(known) == len(forms) else None,

@@ -192,6 +192,12 @@ def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:
     example: an initial state, position ids)."""
     if len(keys) < 2:
         return 0.0
+    return float(natural_rows(keys, elements).float().mean())
+
+
+def natural_rows(keys: torch.Tensor, elements: torch.Tensor) -> torch.Tensor:
+    """Per row: whether :func:`natural_rate` counts it (a twin that few discrete values explain, or one input
+    shared by more than :data:`COPIES` rows)."""
     _, row_index, row_counts = torch.unique(keys, return_inverse=True, return_counts=True)
     count = row_counts[row_index]
     recurs = torch.ones(len(keys), dtype=torch.bool)
@@ -199,7 +205,7 @@ def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:
         _, index, counts = torch.unique(column, return_inverse=True, return_counts=True)
         recurs &= counts[index] > count
     natural = recurs & near_twins(elements, count) if bool(((count > 1) & recurs).any()) else recurs
-    return float(((count > 1) & (natural | (count > COPIES))).float().mean())
+    return (count > 1) & (natural | (count > COPIES))
 
 
 def near_twins(elements: torch.Tensor, count: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,7 @@ from trainwell.doctor.echoed_targets import echoed_input
 from trainwell.doctor.empty_epochs import defer_to_empty_epochs
 from trainwell.doctor.epoch_order import SamplerCount
 from trainwell.doctor.kept_losses import KeptLosses
+from trainwell.doctor.label_column import LabelColumns
 from trainwell.doctor.lambda_factors import LambdaSchedules
 from trainwell.doctor.loop_deferral import defer
 from trainwell.doctor.loop_forward_hooks import first_tensor
@@ -131,6 +132,7 @@ class Watch:
         self._mixups = MixupPairs(model)  # the permutations mixup mixes the inputs and the labels with
         self._echoes: list[int | None] = []  # per observed step: which forward input its targets equal
         self._echo_sample: tuple | None = None  # (args, kwargs, index, tensors) of the first forward they equal
+        self._label_columns = LabelColumns()  # an input column equal to the labels
         self._calls = 0
         self._broadcast: str | None = None
         self._reentrant_cut = False  # torch warned: a reentrant checkpointed segment had no input requiring grad
@@ -241,6 +243,7 @@ class Watch:
         self.probe.kept_outputs.stepped(self._kept.graph_alive)
         self._finish_readers()
         self._mixups.read(y)
+        self.probe.row_labels.step(y)
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
@@ -267,6 +270,8 @@ class Watch:
             self._first_forward, self._first_targets = self.probe.step_forward, y
         forward = self.probe.step_forward  # the observed step's forward (read, then cleared, by _read_echo)
         self._read_echo(y, scored)
+        if forward is not None:
+            self._label_columns.read(forward_tensors(*forward), y)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
         elif isinstance(y, tuple | list | dict):  # several targets: each floating-point one is read for its scale

@@ -20,8 +20,10 @@ from trainwell.doctor.class_weights import NAME as CLASS_WEIGHTS
 from trainwell.doctor.class_weights import inverted_weights
 from trainwell.doctor.contrastive_floor import flat_at_floor
 from trainwell.doctor.curve_reading import SLOW_SMALL_FALL, flat_verdict
+from trainwell.doctor.detached_outputs import detached_outputs
 from trainwell.doctor.doubled_skip import loop_doubled_skips
 from trainwell.doctor.dropout_rate import dropout_rate_verdict
+from trainwell.doctor.dropped_batches import dropped_batches
 from trainwell.doctor.echoed_targets import loop_echo
 from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
@@ -182,9 +184,12 @@ def loop_verdicts(w) -> list:
                aligned=not w._ys or not p.steps or
                ld.position_aligned(p.steps[0]["first_logits"], w._ys[0]))),
            ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
-           p.split_rows.verdict(ld.full_batch_masked(p)),
+           p.split_rows.verdict(ld.full_batch_masked(p)), p.row_labels.verdict(),
+           w._label_columns.verdict(), detached_outputs(p.steps),
+           dropped_batches(p.dropped_forwards),
            echo(p, w._echoes, sample),
-           inverted_weights(p.steps, [y.cpu() for y in w._ys]), smoothed_twice(p.steps),
+           inverted_weights(p.steps, [y.cpu() for y in w._ys]),
+           smoothed_twice(p.steps) or w._loss_inputs.smoothing_verdict(),
            inverted_pos_weight(p.pos_weight_reads, [y.cpu() for y in w._ys], CLASS_WEIGHTS),
            tied_rows_verdict(p.steps),
            same_order(w._ys, w._calls, [m[0] for m in w._val], w._shuffles.count),

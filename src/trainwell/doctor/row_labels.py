@@ -1,0 +1,92 @@
+"""``loop: labels follow their inputs``: a training row that comes back (the next epoch) with another label.
+
+Inputs and labels shuffled apart — two DataLoaders with ``shuffle=True`` zipped (``zip(x_loader, y_loader)``), a
+permutation applied to the inputs only (``x = x[torch.randperm(n)]`` with ``y`` left in order), or labels taken
+from a variable outside the batch — pair every input with a label drawn afresh each epoch. Nothing fails and the
+loss only stays near the labels' entropy: a flat curve that reads like a learning rate too low. A fixed wrong
+pairing is memorized and left to the pre-flight's input-independent baseline; this one cannot be.
+
+Read from the training forwards' rows and the integer labels given to ``w.step(loss, y=labels)``: each step whose
+one forward with gradients has as many rows as ``y`` keys its rows (:class:`~trainwell.doctor.validation_rows.
+RowKeys`, a fingerprint of 16 elements; the first :data:`ROWS` rows of the run). A row that comes again (not one
+of the twins that few discrete values make, :func:`~trainwell.doctor.validation_rows.natural_rows`) is compared
+with its previous label: with labels that follow their inputs it agrees every time (100%), with labels drawn apart
+as often as two labels drawn at random do, ``sum_c f_c^2`` of the labels' class shares. A fail when, over
+:data:`MIN_PAIRS` such returns or more, the agreement is nearer chance than 100% (below their midpoint): pseudo-labels
+that the model revises for part of the rows stay far above it. Augmented inputs never come again and are not read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from trainwell.doctor.validation_rows import RowKeys, natural_rows
+from trainwell.doctor.verdict import Verdict
+
+NAME = "loop: labels follow their inputs"
+ROWS = 1 << 16  # training rows keyed, at most (the first ones)
+MIN_PAIRS = 64  # returns of a row before the verdict reads them
+
+
+class RowLabels:
+    """The keys of the training rows and the labels given with them, per step."""
+
+    def __init__(self):
+        self.keys = RowKeys()
+        self.rows = 0
+        self._pending: list[tuple[int, Callable]] = []  # this step's forwards with gradients
+        self._read: list[tuple[Callable, torch.Tensor]] = []  # (the rows' keys when asked, their labels)
+
+    def forward(self, x) -> None:
+        """A forward with gradients (its rows gathered while there is room): rows of 2 elements or more (one id per
+        row, a user's in a recommender, is no example: it comes back with its other examples' labels)."""
+        if self.rows < ROWS and len(self._pending) < 2 and isinstance(x, torch.Tensor) and x.dim() >= 2 and \
+                x[:1].numel() >= 2:
+            read = self.keys.deferred(x)
+            if read is not None:
+                self._pending.append(read)
+
+    def step(self, y) -> None:
+        """``w.step(loss, y=y)``: the step's one forward is paired with ``y`` when it holds one integer label per
+        row (no device sync: the labels are copied, and read at the report)."""
+        pending, self._pending = self._pending, []
+        if self.rows >= ROWS or len(pending) != 1 or not isinstance(y, torch.Tensor) or y.dim() != 1 or \
+                y.is_floating_point() or y.is_complex() or pending[0][0] != len(y):
+            return
+        self._read.append((pending[0][1], y.detach().clone()))
+        self.rows += len(y)
+
+    def verdict(self) -> Verdict | None:
+        """A fail when a row that comes again keeps its label about as often as labels drawn at random would;
+        None otherwise (also when too few rows came again)."""
+        # labels all distinct within their batch are positions (a contrastive loss's torch.arange(B)): they follow
+        # the batch, not the row
+        read = [(keys(), labels) for keys, labels in self._read if len(torch.unique(labels)) < len(labels)]
+        if not read:
+            return None
+        keys = torch.cat([k for (k, _), _ in read]).cpu()
+        elements = torch.cat([e for (_, e), _ in read]).cpu()
+        labels = torch.cat([labels for _, labels in read]).cpu().long()
+        if int(labels.min()) < 0:
+            return None
+        order = torch.argsort(keys, stable=True)  # each row's returns in the order they came
+        natural = natural_rows(keys, elements)[order]
+        keys, labels = keys[order], labels[order]
+        again = (keys[1:] == keys[:-1]) & ~natural[1:]
+        pairs = int(again.sum())
+        if pairs < MIN_PAIRS:
+            return None
+        agree = float((labels[1:] == labels[:-1])[again].float().mean())
+        shares = torch.bincount(labels).double() / len(labels)
+        chance = float((shares ** 2).sum())
+        if agree >= (1 + chance) / 2:
+            return None
+        return Verdict(NAME, "fail", f"a training row that came again kept its label on {agree:.0%} of {pairs} "
+                       f"returns, as often as two labels drawn at random agree ({chance:.0%}): the labels do not "
+                       "follow their inputs", "a row keeps its label every time it is drawn (100%)",
+                       "the inputs and the labels are shuffled apart (two DataLoaders with shuffle=True zipped, a "
+                       "permutation applied to the inputs only, or labels taken from outside the batch): shuffle "
+                       "the (input, label) pairs together, one DataLoader over TensorDataset(x, y), or x[perm] "
+                       "with y[perm]")
