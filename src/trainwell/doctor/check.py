@@ -33,7 +33,6 @@ from trainwell.doctor import checkpointing, global_rngs, no_grad_layers
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.bags import as_bag_inputs, extra_bag_hint
 from trainwell.doctor.batch_layout import installed, read_batch_first
-from trainwell.doctor.broadcast_skip import broadcast_skip_verdict
 from trainwell.doctor.check_deferrals import (
     AXIS_BOUND,
     defer_to_input_scale,
@@ -55,7 +54,6 @@ from trainwell.doctor.input_scale import input_scale_verdict
 from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_targets, call
 from trainwell.doctor.inverted_mask import check_inverted_mask
 from trainwell.doctor.lazy_parameters import materialize
-from trainwell.doctor.linear_model import affine_verdict, defer_to_linear
 from trainwell.doctor.loss_inputs import read_loss_inputs
 from trainwell.doctor.mixing_site import name_mixing_site
 from trainwell.doctor.norm_groups import check_norm_groups, defer_to_norm_groups
@@ -79,6 +77,7 @@ from trainwell.doctor.sequence_first_batches import (
     sequence_first_crash,
 )
 from trainwell.doctor.sequence_targets import sequence_targets
+from trainwell.doctor.structure_readings import defer_to_structure, structure_verdicts
 from trainwell.doctor.target_range import (
     constant_targets,
     defer_to_constant_targets,
@@ -88,7 +87,6 @@ from trainwell.doctor.target_range import (
     unreachable_targets,
 )
 from trainwell.doctor.targets import raw_unit_targets
-from trainwell.doctor.unread_positions import defer_to_unread, unread_verdict
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
 
@@ -267,14 +265,12 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         skips = doubled_skip_verdict(_guarded(doubled_skips, model, x)) if ran else None
         inputs_off = _guarded(input_scale_verdict, model, x) if ran else None
         groups = _guarded(check_norm_groups, model, x) if ran else None
-        linear = _guarded(affine_verdict, model, x) if ran else None
-        broadcast = _guarded(broadcast_skip_verdict, model, x) if ran else None
-        unread = _guarded(unread_verdict, model, x) if ran else None
+        wiring = structure_verdicts(model, x) if ran else []
         inverted = _guarded(check_inverted_mask, model, x) if ran or out is not None else None
         opponent = (_guarded(opponent_parameters, model, x, y, loss_fn, optimizer) or 0) if ran else 0
         del out
         verdicts = [v for v in (crash, held, dropped, normed, targets, fed, padded, inverted, axis, weighted, skips,
-                                inputs_off, groups, linear, broadcast, bn_axis, unread) if v is not None] + pf.run_all(
+                                inputs_off, groups, bn_axis, *wiring) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if axis is not None:  # what cannot be fitted follows from the loss's axis: the advice says so
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"the loss mixes positions and classes: fix "
@@ -296,7 +292,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                             f"fix '{fed.check}' first") if v.status in ("fail", "warn") and v is not fed and
                     (v.check.startswith("gradient check") or v.check in AXIS_BOUND) else v for v in verdicts]
     verdicts = with_dropout_rate(defer_to_weights(verdicts, weighted), dropout_rate_verdict(model))
-    verdicts = defer_to_unread(defer_to_linear(verdicts, linear), unread)
+    verdicts = defer_to_structure(verdicts, wiring)
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
