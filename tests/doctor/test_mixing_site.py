@@ -67,8 +67,11 @@ def test_the_place_where_examples_mix_is_named(name):
     build, at, before = CASES[name]
     x, y = _data()
     torch.manual_seed(0)
-    v = doctor.check(build(), x, y, nn.CrossEntropyLoss())["batch independence"]
+    report = doctor.check(build(), x, y, nn.CrossEntropyLoss())
+    v = report["batch independence"]
     assert v.status == "fail" and at in v.advice and before in v.advice, v
+    baseline = report["input-independent baseline"]
+    assert baseline.status == "pass" or "fix 'batch independence' first" in baseline.advice, baseline
 
 
 def test_healthy_twins_keep_their_examples_apart():

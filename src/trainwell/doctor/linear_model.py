@@ -85,7 +85,8 @@ def affine_verdict(model: nn.Module, x: torch.Tensor) -> Verdict | None:
                    f"{len(layers)} Linear/Conv layers ({shown})",
                    "a nonlinearity (ReLU, GELU, Tanh) between the layers",
                    "no activation acts between these layers (or its result is not used: write h = F.relu(h), not "
-                   "F.relu(h)): they compose to one linear map, a linear model's capacity whatever the depth "
+                   "F.relu(h); or it cancels out, as attention weights softmaxed over the queries and then averaged "
+                   "over them): they compose to one linear map, a linear model's capacity whatever the depth "
                    "(Goodfellow et al. 2016, Deep Learning, 6.1); put an nn.ReLU() between them")
 
 

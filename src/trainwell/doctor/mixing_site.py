@@ -114,7 +114,8 @@ def _others_replaced(x: torch.Tensor, n: int) -> torch.Tensor | None:
 
 def name_mixing_site(verdicts: list[Verdict], model: nn.Module, x) -> list[Verdict]:
     """A failed batch independence whose advice lists the usual causes gets the place where the examples first mix
-    (unchanged when no module tells)."""
+    added to it, and a failed or warned input-independent baseline names it first (unchanged when no module
+    tells)."""
     bad = next((v for v in verdicts if v.check == NAME and v.status == "fail" and
                 str(v.advice or "").startswith(_GENERIC)), None)
     if bad is None:
@@ -139,5 +140,9 @@ def name_mixing_site(verdicts: list[Verdict], model: nn.Module, x) -> list[Verdi
         at = f"example 0's values first depend on the others at {place} ({between} mixes the batch: a softmax, " \
              "mean, std or norm over dimension 0, or a view/reshape of a tensor whose batch axis was moved; " \
              "permute it back first, or flatten with x.flatten(1))"
-    return [type(v)(v.check, v.status, v.value, v.expected, f"{_GENERIC}: {at}") if v is bad else v
-            for v in verdicts]
+    # each held-out example's output then depends on the others beside it: the baseline's comparison says nothing
+    return [type(v)(v.check, v.status, v.value, v.expected, f"{v.advice}; here {at}") if v is bad else
+            type(v)(v.check, v.status, v.value, v.expected, f"fix '{NAME}' first: the examples mix, so a held-out "
+                    f"example's output depends on the others in its batch ({at.split(' (')[0]})")
+            if v.check == "input-independent baseline" and v.status in ("warn", "fail") and
+            "first:" not in (v.advice or "") else v for v in verdicts]
