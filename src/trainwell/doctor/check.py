@@ -55,6 +55,7 @@ from trainwell.doctor.inputs import Inputs, StructuredLoss, Targets, as_targets,
 from trainwell.doctor.inverted_mask import check_inverted_mask
 from trainwell.doctor.lazy_parameters import materialize
 from trainwell.doctor.loss_inputs import read_loss_inputs
+from trainwell.doctor.mixing_site import name_mixing_site
 from trainwell.doctor.norm_groups import check_norm_groups, defer_to_norm_groups
 from trainwell.doctor.opponent_loss import baseline_against_opponent, opponent_parameters
 from trainwell.doctor.optimizer_check import optimizer_holds
@@ -68,6 +69,7 @@ from trainwell.doctor.overlapping_window import overlapping_window
 from trainwell.doctor.padding_read import padding_read
 from trainwell.doctor.pos_weight import check_pos_weight
 from trainwell.doctor.report import Report
+from trainwell.doctor.sequence_batchnorm import batchnorm_axis_verdict
 from trainwell.doctor.sequence_first_batches import (
     check_independence,
     example_readings,
@@ -75,6 +77,7 @@ from trainwell.doctor.sequence_first_batches import (
     sequence_first_crash,
 )
 from trainwell.doctor.sequence_targets import sequence_targets
+from trainwell.doctor.structure_readings import defer_to_structure, structure_verdicts
 from trainwell.doctor.target_range import (
     constant_targets,
     defer_to_constant_targets,
@@ -248,6 +251,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
             whole, whole_out = whole_input_only(model, whole_x, whole_y, loss_fn, examples)
             if whole is not None:  # not the user's bug: the model needs all of its input at once
                 crash, out, x, y = whole, whole_out, whole_x, whole_y
+        bn_axis, crash = _guarded(batchnorm_axis_verdict, model, x, crash) or (None, crash)
         held = optimizer_holds(model, optimizer) if optimizer is not None else None
         ran = crash is None or crash.status != "fail"
         dropped = scores_dropout_verdict(_guarded(dropout_on_scores, model, x)) if ran else None
@@ -261,11 +265,12 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         skips = doubled_skip_verdict(_guarded(doubled_skips, model, x)) if ran else None
         inputs_off = _guarded(input_scale_verdict, model, x) if ran else None
         groups = _guarded(check_norm_groups, model, x) if ran else None
+        wiring = structure_verdicts(model, x) if ran else []
         inverted = _guarded(check_inverted_mask, model, x) if ran or out is not None else None
         opponent = (_guarded(opponent_parameters, model, x, y, loss_fn, optimizer) or 0) if ran else 0
         del out
         verdicts = [v for v in (crash, held, dropped, normed, targets, fed, padded, inverted, axis, weighted, skips,
-                                inputs_off, groups) if v is not None] + pf.run_all(
+                                inputs_off, groups, bn_axis, *wiring) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if axis is not None:  # what cannot be fitted follows from the loss's axis: the advice says so
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"the loss mixes positions and classes: fix "
@@ -279,6 +284,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                                                                           inputs_off)))
     verdicts = defer_to_symmetry(defer_to_large_scores(verdicts))
     verdicts = name_sequence_first(verdicts, model, x, y) if view is None else verdicts
+    verdicts = name_mixing_site(verdicts, model, x) if view is None else verdicts
     verdicts = no_grad_layers.defer(checkpointing.defer_to_cut(defer_to_constant_targets(verdicts)))
     if fed is not None and fed.status == "fail" and str(fed.value).startswith("F.ctc_loss"):
         # torch's CTC backward assumes log-probabilities: on anything else its gradient and every fit are off
@@ -286,6 +292,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                             f"fix '{fed.check}' first") if v.status in ("fail", "warn") and v is not fed and
                     (v.check.startswith("gradient check") or v.check in AXIS_BOUND) else v for v in verdicts]
     verdicts = with_dropout_rate(defer_to_weights(verdicts, weighted), dropout_rate_verdict(model))
+    verdicts = defer_to_structure(verdicts, wiring)
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]

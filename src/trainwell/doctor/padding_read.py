@@ -173,10 +173,34 @@ def padding_read(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
     cannot run on longer sequences (a fixed positional table)."""
     pad = _padding_id(model)
     if pad is None:
-        return _frames_read(model, x)
+        return _frames_read(model, x) or _unmarked_padding_read(model, x)
     wrong = _wrong_padding_idx(model, x, pad)
     if wrong is not None:
         return wrong
+    return _tokens_read(model, x, pad)
+
+
+def _unmarked_padding_read(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None:
+    """The same probe for a model whose embeddings have no ``padding_idx``: the id the batch pads with is read from
+    the data (:func:`_data_padding`: it ends a quarter of the sequences or more, in runs of several lengths, and
+    occurs nowhere else); its embedding row is then learned like a real token's, and a model that pools over it
+    reads it. None when no field of token ids pads that way or the outputs do not move."""
+    if not any(isinstance(m, nn.Embedding) for m in model.modules()):
+        return None
+    candidates = [t for _, t in fields(x) if not t.is_floating_point() and t.dtype != torch.bool and t.dim() == 2]
+    found = next((f for t in candidates if (f := _data_padding(t)) is not None), None)
+    if found is None:
+        return None
+    verdict = _tokens_read(model, x, found[0])
+    if verdict is None:
+        return None
+    return Verdict(verdict.check, verdict.status, verdict.value, verdict.expected,
+                   f"{verdict.advice}; no nn.Embedding has padding_idx={found[0]}, so the padding's row is learned "
+                   f"like a real token's: give it padding_idx={found[0]}")
+
+
+def _tokens_read(model: nn.Module, x: torch.Tensor | Inputs, pad: int) -> Verdict | None:
+    """A warning when appending the padding id ``pad`` to 8 sequences of token ids changes their outputs."""
     named = [(name, t) for name, t in fields(x) if not t.is_floating_point() and t.dtype != torch.bool and
              t.dim() == 2 and bool((t[:, -1] == pad).any())]
     if not named:
