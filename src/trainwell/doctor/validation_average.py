@@ -72,6 +72,7 @@ class ValidationLosses:
         self._pending: list[tuple] = []  # (function, rows, reduction, value, target), till w.step or w.validate
         self.validations: list[tuple[float, list[tuple[int, str, torch.Tensor]]]] = []
         self.targets: dict[int, list[torch.Tensor]] = {}  # per validation (its index): its targets' fingerprints
+        self.target_kinds: dict[int, list[tuple]] = {}  # ... its targets' (shape, floating)
         self._count = 0  # validations seen
         self._mode: _LossCalls | None = None
 
@@ -123,6 +124,8 @@ class ValidationLosses:
         if self._pending and len(self.targets) < DRAWS:
             first = self._pending[0][0]
             self.targets[self._count] = [target_print(t) for f, _, _, _, t in self._pending if f == first]
+            self.target_kinds[self._count] = [(tuple(t.shape), t.is_floating_point()) if isinstance(t, torch.Tensor)
+                                              else ((), False) for f, _, _, _, t in self._pending if f == first]
         self._pending, self._count = [], self._count + 1
 
     def verdict(self) -> Verdict | None:
