@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell import doctor
+from trainwell.doctor.validation_rows import flat_bags
 
 NAME = "loop: validation examples"
 V, C, L = 200, 4, 12
@@ -75,3 +76,12 @@ def test_flat_token_ids_of_an_embedding_bag_are_not_training_rows(reports):
 def test_training_documents_evaluated_as_rows_are_still_named(reports):
     v = reports["leaked"].get(NAME)
     assert v is not None and v.status == "fail", v
+
+
+def test_flat_bags_are_token_ids_beside_shorter_offsets():
+    text, offsets = torch.randint(0, V, (40,)), torch.tensor([0, 12, 30])
+    assert flat_bags((text, offsets), {}, text)
+    assert flat_bags((text,), {"offsets": offsets}, text)
+    users, items = torch.randint(0, 9, (40,)), torch.randint(0, 9, (40,))
+    assert not flat_bags((users, items), {}, users)  # a recommender's pairs: one row per example
+    assert not flat_bags((text.view(4, 10),), {}, text.view(4, 10))  # (bags, length) rows
