@@ -9,10 +9,15 @@ the targets each validation hands its loss (:mod:`~trainwell.doctor.validation_a
 targets repeat exactly, batch for batch and in order, from one validation to the next (the same examples in the same
 order) while under :data:`SAME` of the rows are the rows the first validation saw at the same place, the inputs
 were drawn again for the same examples. A deterministic validation repeats every row; a validation set resampled
-each time (a random subset, a shuffled loader) changes its targets too and is not read.
+each time (a random subset, a shuffled loader) changes its targets too and is not read; nor is a validation whose
+targets are real-valued rows of its inputs' own shape (a denoising autoencoder's clean inputs, a restoration
+model's sharp images): fresh noise on inputs scored against fixed clean targets is that task itself, evaluated on
+new corruptions (Vincent et al. 2008), not an augmentation.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -36,6 +41,7 @@ class ValidationDraws:
     def __init__(self):
         self.keys = RowKeys()
         self.draws: dict[int, list] = {}  # validation index -> deferred keys per batch
+        self.shapes: dict[int, list] = {}  # validation index -> input shape per batch
         self._pending: list = []  # (rows, deferred keys) of the forwards without gradients since the last step
         self._graded: list = []  # ... of the eval-mode forwards with gradients
         self._count = 0  # validations seen
@@ -51,12 +57,12 @@ class ValidationDraws:
         self._keep(self._graded, x)
 
     def _keep(self, kept: list, x, training: bool = False) -> None:
-        rows = sum(n for n, _, _ in kept)
+        rows = sum(b[0] for b in kept)
         if self._count >= DRAWS or rows >= ROWS or not isinstance(x, torch.Tensor) or x.dim() < 1:
             return
         read = self.keys.deferred(x[: ROWS - rows])
         if read is not None:
-            kept.append((*read, training))
+            kept.append((*read, training, tuple(x.shape)))
 
     def stepped(self) -> None:
         """An optimizer step: the forwards before it were not a validation's."""
@@ -64,10 +70,11 @@ class ValidationDraws:
 
     def validated(self) -> None:
         batches = self._pending or self._graded
-        if any(not training for _, _, training in batches):  # the eval-mode forwards, when there are
+        if any(not b[2] for b in batches):  # the eval-mode forwards, when there are
             batches = [b for b in batches if not b[2]]
         if batches and self._count < DRAWS:
-            self.draws[self._count] = [rows for _, rows, _ in batches]
+            self.draws[self._count] = [b[1] for b in batches]
+            self.shapes[self._count] = [b[3] for b in batches]
         self._pending, self._graded, self._count = [], [], self._count + 1
 
     def row_keys(self) -> dict[int, torch.Tensor]:
@@ -82,12 +89,30 @@ def _same_targets(a: list, b: list) -> bool:
     return all(bool(torch.equal(x.cpu(), y.cpu())) for x, y in zip(a, b, strict=True))
 
 
-def augmented_validation(keys: dict[int, torch.Tensor], targets: dict[int, list]) -> Verdict | None:
+def reconstruction_targets(input_shapes: list, target_kinds: list) -> bool:
+    """Whether every target a validation gave its loss is real-valued and has the shape of one of its input batches,
+    with more than one value per row (``input_shapes``: the shape of each input batch; ``target_kinds``: (shape,
+    floating) of each target): the inputs are corrupted copies of their targets (a denoising autoencoder's noisy
+    rows against the clean ones), so drawing the corruption again is the task, not an augmentation."""
+    if not input_shapes or not target_kinds:
+        return False
+    shapes = set(input_shapes)
+    return all(floating and len(shape) >= 2 and math.prod(shape[1:]) > 1 and shape in shapes
+               for shape, floating in target_kinds)
+
+
+def augmented_validation(keys: dict[int, torch.Tensor], targets: dict[int, list], input_shapes: dict | None = None,
+                         target_kinds: dict | None = None) -> Verdict | None:
     """The verdict on the validation inputs across evaluations (``keys``: row keys per validation index,
-    ``targets``: the fingerprints of the targets each validation gave its loss); None when fewer than two
-    validations were read with the same targets in the same order, or the inputs repeat."""
+    ``targets``: the fingerprints of the targets each validation gave its loss; ``input_shapes`` and
+    ``target_kinds``: per validation index, its input batches' shapes and its targets' (shape, floating)); None when
+    fewer than two validations were read with the same targets in the same order, when the inputs repeat, or when
+    the targets are the inputs' clean copies (:func:`reconstruction_targets`)."""
     read = sorted(i for i in keys if i in targets and len(keys[i]) >= MIN_ROWS)
     if len(read) < 2:
+        return None
+    if input_shapes and target_kinds and all(
+            reconstruction_targets(input_shapes.get(i, []), target_kinds.get(i, [])) for i in read):
         return None
     first = read[0]
     pairs = [i for i in read[1:] if len(keys[i]) == len(keys[first]) and _same_targets(targets[first], targets[i])]

@@ -15,6 +15,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.input_scale import first_layer_reads_input, nonzero_abs_quantile, norm_scale, storage_keys
 from trainwell.doctor.sampled_validation import fingerprint
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
+from trainwell.doctor.validation_rows import flat_bags
 
 _HEADS = 3  # the outputs besides the class scores read on an observed forward, at most
 #: the forwards' inputs recorded per observed step, at most: a policy called once per environment step makes
@@ -79,7 +80,7 @@ class ForwardHooks:
                 self._sampled_inputs.append(fingerprint(x))
             return
         self.training_batches.trained_on(x)
-        self.split_rows.with_grad(x)
+        self.split_rows.with_grad(x, flat_bags(args, kwargs, x))
         self.row_labels.forward(x)
         self.random_states.forward_started(module, x)
         if not module.training:

@@ -22,6 +22,7 @@ from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
 from trainwell.doctor.loss_form import smoothed_floor
 from trainwell.doctor.loss_scaling import undivided_scale
+from trainwell.doctor.normalized_scores import normalized_in_loop
 from trainwell.doctor.output_layer import scores_dropout_verdict, watched_scores_batchnorm
 from trainwell.doctor.pseudo_targets import pseudo_target_verdict
 from trainwell.doctor.swapped_arguments import swapped_verdict
@@ -44,6 +45,22 @@ def loss_scale(probe: LoopProbe, first_loss: float | None, class_labels: bool = 
     if heads is None or verdict.status == "fail" or verdict.status == "warn" and heads.status == "warn":
         return verdict
     return heads
+
+
+def cosine_scores(verdict: Verdict, probe: LoopProbe, forward: tuple | None) -> Verdict:
+    """``verdict``, or, where it warns that the first loss is far above ln C and the scores are normalized after the
+    last weighted layer (a cosine classifier, ``s * cos(theta)``: :func:`~trainwell.doctor.normalized_scores.
+    normalized_in_loop`), a pass that says their scale is the model's own ``s`` (CosFace, ArcFace), not an init."""
+    if verdict.status != "warn" or not str(verdict.value).startswith("first loss") or \
+            probe.scores_batchnorm is not None:  # a BatchNorm on the scores normalizes them too: its own verdict
+        return verdict
+    layer = normalized_in_loop(probe, forward)
+    if layer is None:
+        return verdict
+    return Verdict(verdict.check, "pass", f"{verdict.value}: the scores are normalized after the last layer "
+                   f"'{layer}' (its output doubled leaves them unchanged: a cosine classifier, s * cos(theta)), so "
+                   "their spread is the model's own scale s, not an init: a first loss above ln C is by design "
+                   "(CosFace, ArcFace)", verdict.expected)
 
 
 def output_layer(probe: LoopProbe) -> Verdict | None:

@@ -41,3 +41,20 @@ def normalized_after(model: nn.Module, x: torch.Tensor | Inputs) -> str | None:
     if not isinstance(ref, torch.Tensor) or not ref.is_floating_point() or not bool(ref.abs().amax() > 0):
         return None
     return name if torch.allclose(doubled, ref, rtol=1e-4, atol=1e-6 * float(ref.abs().amax())) else None
+
+
+def normalized_in_loop(probe, forward: tuple | None, rows: int = 8) -> str | None:
+    """:func:`normalized_after` under ``doctor.watch``: read on the first ``rows`` examples of the first observed
+    training forward (``forward``: its (args, kwargs), tensors only), the probe's hooks recording nothing of it;
+    None without one, or for a forward of other arguments."""
+    if forward is None:
+        return None
+    args, kwargs = forward
+    if kwargs or not args or not all(isinstance(a, torch.Tensor) and a.dim() for a in args):
+        return None
+    head = tuple(a[:rows] for a in args)
+    probe.reading = True
+    try:
+        return normalized_after(probe.model, head[0] if len(head) == 1 else Inputs(head))
+    finally:
+        probe.reading = False

@@ -15,7 +15,7 @@ from trainwell.doctor.dominant_term import dominant_inner_term
 from trainwell.doctor.double_sigmoid import sigmoid_in_logits_loss
 from trainwell.doctor.fitting import _free_outputs, _train_copy, is_unit_norm
 from trainwell.doctor.forward import _accuracy, samples_in_forward
-from trainwell.doctor.frozen_features import narrow_frozen_features
+from trainwell.doctor.frozen_features import fitting_head, narrow_frozen_features
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, loss_kind
 from trainwell.doctor.low_dimensional import neighbour_loss, spread_rows
@@ -108,23 +108,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     reach = max(bar, noisy)  # what a model that fits these examples from their inputs reaches
     stop = floor + min(1e-2, bar / 2)  # a loss of small scale (class weights of 0.25) must train below its bar
     m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=stop)
-    # a loss of unknown form may fall slowly (an L1-like pinball loss, an ordinal model's cumulative BCE), and a
-    # sampling forward has no reachable floor: while the loss is short of the bar and has fallen over the last
-    # stretch, the copy trains on, up to 5x the steps. An absolute error (torch's L1) has a gradient of one
-    # size however close the outputs are: Adam at a fixed rate then circles the fit at a distance set by the rate,
-    # so each stretch of L1 runs at half the last one's rate, until its loss is clearly (by a fifth of the bar)
-    # below the bar: the copy is judged again from its outputs after the last update
-    absolute = loss_kind(loss_fn) == "l1"
-    for stretch in range(4):
-        if loss_kind(loss_fn) != "unknown" and not absolute and not sampled or not math.isfinite(final) or \
-                final - floor < (0.8 * bar if absolute else reach):
-            break
-        m, later = _train_copy(m, xs, ys, loss_fn, steps, lr / 2 ** (stretch + 1) if absolute else lr, seed,
-                               stop_below=stop)
-        if not later < 0.9 * final:  # no longer falling: more steps would not change the verdict
-            final = later
-            break
-        final = later
+    m, final = _train_on(model, m, xs, ys, loss_fn, (steps, lr, seed), final, floor, bar, reach, sampled)
     candidates = []
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         for mode in (False, True):
@@ -174,6 +158,38 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                     f" (within the targets' noise, at most half the way from {where} loss to it)"
                     if noisy > bar else " (< 10% of the start)" if const is None else
                     " (within 10% of the way from one constant output's loss to it)"), advice)
+
+
+def _train_on(model: nn.Module, m: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, final: float,
+              floor: float, bar: float, reach: float, sampled: bool) -> tuple[nn.Module, float]:
+    """The copy ``m`` trained on past its first ``steps`` (``schedule``: steps, lr, seed), up to 4 stretches more,
+    while its loss is short of the bar and keeps falling, and its last loss.
+
+    A loss of unknown form may fall slowly (an L1-like pinball loss, an ordinal model's cumulative BCE), and a
+    sampling forward has no reachable floor: while the loss is short of the bar and has fallen over the last
+    stretch, the copy trains on, up to 5x the steps. An absolute error (torch's L1) has a gradient of one size
+    however close the outputs are: Adam at a fixed rate then circles the fit at a distance set by the rate, so each
+    stretch of L1 runs at half the last one's rate, until its loss is clearly (by a fifth of the bar) below the
+    bar: the copy is judged again from its outputs after the last update. A head on a frozen backbone's features
+    (of a healthy spread: narrow ones are named by the advice) fits at the pace their scale allows, and trains on
+    the same way (:func:`~trainwell.doctor.frozen_features.fitting_head`)."""
+    steps, lr, seed = schedule
+    stop = floor + min(1e-2, bar / 2)
+    absolute = loss_kind(loss_fn) == "l1"
+    head = None
+    for stretch in range(4):
+        if not math.isfinite(final) or final - floor < (0.8 * bar if absolute else reach):
+            break
+        if loss_kind(loss_fn) != "unknown" and not absolute and not sampled:
+            head = fitting_head(model, xs) if head is None else head
+            if not head:
+                break
+        m, later = _train_copy(m, xs, ys, loss_fn, steps, lr / 2 ** (stretch + 1) if absolute else lr, seed,
+                               stop_below=stop)
+        if not later < 0.9 * final:  # no longer falling: more steps would not change the verdict
+            return m, later
+        final = later
+    return m, final
 
 
 def noise_bar(xs, fitted: Callable, ys: torch.Tensor, loss_fn: Callable, floor: float,

@@ -84,6 +84,7 @@ class ValidationLosses:
         # (value, [(rows, reduction, value, units, forward rows)])
         self.validations: list[tuple[float, list[tuple]]] = []
         self.targets: dict[int, list[torch.Tensor]] = {}  # per validation (its index): its targets' fingerprints
+        self.target_kinds: dict[int, list[tuple]] = {}  # ... its targets' (shape, floating)
         self._count = 0  # validations seen
         self._mode: _LossCalls | None = None
         self._rows: int | None = None  # the rows of the latest forward's input (a language model's sequences)
@@ -165,6 +166,9 @@ class ValidationLosses:
         if self._pending and len(self.targets) < DRAWS:
             first = self._pending[0][0]
             self.targets[self._count] = [target_print(p[4]) for p in self._pending if p[0] == first]
+            self.target_kinds[self._count] = [(tuple(p[4].shape), p[4].is_floating_point())
+                                              if isinstance(p[4], torch.Tensor) else ((), False)
+                                              for p in self._pending if p[0] == first]
         self._pending, self._count = [], self._count + 1
 
     def verdict(self) -> Verdict | None:

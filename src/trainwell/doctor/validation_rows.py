@@ -27,6 +27,9 @@ model selection on it choose the most memorizing model. The watch keys every row
   (keys of 16 float32 values do not collide by chance), and one of discrete data sits at ``q`` within noise; 10% of
   the validation set is already a leak that moves its loss by the train-validation gap's tenth, and an honest split
   never reaches it;
+- training rows that are single integers handed beside a shorter 1-D integer tensor (an ``nn.EmbeddingBag``'s
+  flat token ids beside the offsets where each bag begins), half of them or more repeating among them, are
+  tokens, not examples: a token both splits hold is no example both hold, and the rows are not read;
 - validation forwards whose batches split into some made wholly of training rows and the others of none (beyond
   the natural rate: leaked shares over 0.9, and under 0.1 or within noise) are the training set evaluated beside
   the validation set before ``w.validate()``: only the others are read.
@@ -131,11 +134,14 @@ class SplitRows:
         self._pending_train: list[tuple[int, Callable]] = []
         self._pending_val: list[tuple[int, Callable]] = []
         self._on_training: list[tuple[int, Callable]] = []  # forwards without gradients on a training batch
+        self.bag_rows = True  # every training forward's rows are flat token ids beside their offsets, so far
 
-    def with_grad(self, x) -> None:
+    def with_grad(self, x, bags: bool = False) -> None:
         """A forward with gradients: a training forward when an optimizer step follows (an eval-mode one, maybe
-        the validation's)."""
+        the validation's). ``bags``: ``x`` holds flat token ids beside their offsets (:func:`flat_bags`)."""
         if self.val is None:
+            if isinstance(x, torch.Tensor) and not bags:
+                self.bag_rows = False
             self._add(self._pending_train, x, max(ROWS - self.train_rows, VAL_ROWS))
 
     def no_grad(self, x, on_training: bool = False) -> None:
@@ -182,7 +188,21 @@ class SplitRows:
         train = [(n, rows()) for n, rows in self.train]
         keys = torch.cat([k[:n] for n, (k, _) in train]).cpu()
         elements = torch.cat([e[:n] for n, (_, e) in train]).cpu()
+        distinct = len(torch.unique(keys))
+        if self.bag_rows and 2 * distinct <= len(keys):
+            return Verdict(NAME, "pass", f"the training rows are flat token ids beside their offsets ({distinct} "
+                           f"distinct in {len(keys)} rows read: an EmbeddingBag's input), not examples: a token "
+                           "both splits hold is no example both hold", expected_text())
         return validation_rows(keys, elements, [rows()[0].cpu() for rows in self.val])
+
+
+def flat_bags(args: tuple, kwargs: dict, x) -> bool:
+    """Whether a forward's first tensor ``x`` is flat token ids (1-D integers) handed beside a shorter 1-D integer
+    tensor, the offsets where each bag begins (``nn.EmbeddingBag(text, offsets)``): its rows are tokens."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 1 or x.is_floating_point() or x.is_complex():
+        return False
+    return any(isinstance(t, torch.Tensor) and t is not x and t.dim() == 1 and not t.is_floating_point() and
+               not t.is_complex() and t.dtype != torch.bool and len(t) < len(x) for t in (*args, *kwargs.values()))
 
 
 def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:

@@ -84,6 +84,7 @@ from trainwell.doctor.trained_start import predicts_labels
 from trainwell.doctor.unstepped_schedulers import plateaus_held
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.warmup_curve import reread_after_warmup
+from trainwell.doctor.weighted_curve import reread_after_weights
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
@@ -470,6 +471,7 @@ class Watch:
 
         curve = reread_after_warmup(read(0), self.probe.lrs, losses, read)  # a warm-up's climb is no low rate
         curve = reread_after_reset(curve, self._inits.partial_resets(), losses, read)  # a layer reset's jump
+        curve = reread_after_weights(curve, self.probe.steps, losses, read)  # a loss weight's schedule
         verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
         curve = plateau_at_healthy_steps(self, curve)  # a plateau with healthy steps may be the loss's floor
         history = self._history(val_losses)

@@ -174,7 +174,8 @@ def loop_verdicts(w) -> list:
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group),
                             w._builds.epochs()),
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
-           ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)), ll.output_layer(p),
+           ll.cosine_scores(ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)), p,
+                            w._first_forward), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
            w._samplers.verdict(), w._restores.verdict(), w._clips.verdict([s["grad_norm"] for s in p.steps]),
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, ld.labels(
@@ -202,7 +203,8 @@ def loop_verdicts(w) -> list:
            p.validation_graphs.verdict(), paired_elsewhere(w._pairings), w._mixups.verdict(),
            empty_epochs([m[0] for m in w._val], len(w._losses)), w._inits.verdict(),
            binary_targets_verdict(w._bce_targets), w._val_losses.verdict(),
-           augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets)]
+           augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
+                                w._val_losses.target_kinds)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
