@@ -114,7 +114,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.split_inputs = SplitInputs()  # the training inputs against the validation inputs
         self.split_rows = SplitRows()  # the training rows' keys against the validation rows' keys
-        self.row_labels = RowLabels()  # the training rows' keys and their labels, over the run
+        self.row_labels = RowLabels(self.split_rows.keys)  # the training rows' keys and their labels, over the run
         self.validation_draws = ValidationDraws()  # the first validations' row keys, against each other
         self.validation_losses = ValidationLosses()  # the loss calls after forwards without gradients or in eval
         self._input_rows: int | None = None  # the rows of the latest forward's input (a validation's sequences)

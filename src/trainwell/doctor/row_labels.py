@@ -33,8 +33,8 @@ MIN_PAIRS = 64  # returns of a row before the verdict reads them
 class RowLabels:
     """The keys of the training rows and the labels given with them, per step."""
 
-    def __init__(self):
-        self.keys = RowKeys()
+    def __init__(self, keys: RowKeys | None = None):
+        self.keys = keys or RowKeys()  # shared with the validation split's reader: a batch gathered once
         self.rows = 0
         self._pending: list[tuple[int, Callable]] = []  # this step's forwards with gradients
         self._read: list[tuple[Callable, torch.Tensor]] = []  # (the rows' keys when asked, their labels)

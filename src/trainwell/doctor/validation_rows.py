@@ -38,6 +38,7 @@ model selection on it choose the most memorizing model. The watch keys every row
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -68,10 +69,12 @@ def _weights(n: int, device: torch.device) -> torch.Tensor:
 
 class RowKeys:
     """Keys and sampled elements of rows (rows along dim 0), per row length and device: positions and multipliers
-    computed once per (length, device)."""
+    computed once per (length, device). Readers that share one (the training rows' split and their labels) gather a
+    batch once: the last batch's reading is kept while that tensor lives unchanged."""
 
     def __init__(self):
         self._cache: dict = {}
+        self._last: tuple | None = None  # (a weak reference to the last batch, its version, its reading)
 
     def _plan(self, d: int, whole: bool, device: torch.device) -> tuple:
         plan = self._cache.get((d, whole, device))
@@ -96,6 +99,16 @@ class RowKeys:
         kept). None for what is not a batch of real numbers."""
         if not isinstance(x, torch.Tensor) or x.dim() < 1 or not len(x) or x.is_complex() or x.is_sparse:
             return None
+        if x.is_inference():  # no version counter to tell an unchanged batch by
+            return self._deferred(x)
+        last = self._last
+        if last is not None and last[0]() is x and last[1] == x._version:
+            return last[2]
+        read = self._deferred(x)
+        self._last = (weakref.ref(x), x._version, read)
+        return read
+
+    def _deferred(self, x: torch.Tensor) -> tuple[int, Callable[[], tuple[torch.Tensor, torch.Tensor]]] | None:
         flat = x.detach().reshape(len(x), -1)
         d = flat.shape[1]
         if d == 0:
