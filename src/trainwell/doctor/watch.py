@@ -54,6 +54,7 @@ from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.echoed_targets import echoed_input
 from trainwell.doctor.empty_epochs import defer_to_empty_epochs
 from trainwell.doctor.epoch_order import SamplerCount
+from trainwell.doctor.game_reading import read_game
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.label_column import LabelColumns
 from trainwell.doctor.lambda_factors import LambdaSchedules
@@ -71,7 +72,7 @@ from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.plateau_steps import plateau_at_healthy_steps
 from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
-from trainwell.doctor.registration import graph_leaves, other_models_parameters, unregistered
+from trainwell.doctor.registration import graph_leaves, unregistered
 from trainwell.doctor.reinitialized_weights import InitCalls
 from trainwell.doctor.report import Report
 from trainwell.doctor.reset_curve import reread_after_reset
@@ -259,7 +260,7 @@ class Watch:
             self.probe.input_leaves = []
             game_players.loss_read(self.probe, leaves)
             self._loss_inputs.first_loss(loss)
-            self._read_game(leaves)
+            read_game(self.probe, leaves)
         self.probe.turns = None
         self._loss_inputs.observed(self.probe, scored, loss, y)
         if scored is not None:  # an observed step: BCE-with-logits targets outside [0, 1]
@@ -353,49 +354,6 @@ class Watch:
         self._echoes.append(index)
         if index is not None and self._echo_sample is None:
             self._echo_sample = (*forward, index, tensors)
-
-    def _read_game(self, leaves: list[torch.Tensor]) -> None:
-        """Whether the first loss is one player's in a game: it goes through another model's parameters that no
-        given optimizer steps (the discriminator in a generator's loss), or, of several optimizers stepped in turn,
-        one steps parameters this loss never reaches (a GAN's two players in one module, the discriminator's loss
-        watched), or each steps after a backward pass of its own (the generator's loss watched, which goes through
-        the discriminator's parameters too)."""
-        p = self.probe
-        if p.game is not None:
-            return
-        if other_models_parameters(p.model, leaves, p.held_now()):
-            p.game = "the loss goes through another model's parameters that it does not train (a GAN's discriminator)"
-            return
-        reached = {id(t) for t in leaves}
-        if self._downstream_player(leaves):
-            p.game = ("the loss goes on through another model's parameters that another optimizer steps on its own "
-                      "loss (a GAN's discriminator)")
-            return
-        for i, o in enumerate(p.optimizers):
-            held = [q for g in o.param_groups for q in g["params"] if q.requires_grad]
-            if len(p.optimizers) > 1 and held and not any(id(q) in reached for q in held):
-                p.game = (f"optimizer {i + 1} of {len(p.optimizers)} steps parameters this loss never reaches "
-                          "(a GAN's other player, or another loss)")
-                return
-        given = {id(o) for o in p.optimizers}  # an online probe's own optimizer, say, is not a player
-        turns = [(b, o) for b, o in p.turns or [] if o in given]
-        if len({o for _, o in turns}) > 1 and len({b for b, _ in turns}) > 1:
-            p.game = ("its optimizers step in turn, each after a backward pass of its own (a GAN's two players: the "
-                      "loss of one goes through the other's parameters)")
-
-    def _downstream_player(self, leaves: list[torch.Tensor]) -> bool:
-        """The loss goes on, after the model, through another model's parameters (the model's inputs were not
-        computed from them) that a given optimizer steps and that optimizer steps none of the model's: the other
-        player of a game, as a GAN's discriminator is in its generator's loss, watched with both optimizers."""
-        p = self.probe
-        own = {id(q) for q in p.model.parameters()}
-        outside = {id(t) for t in leaves if isinstance(t, nn.Parameter) and t.requires_grad and id(t) not in own
-                   and id(t) not in p.upstream}
-        for o in p.optimizers:
-            held = {id(q) for g in o.param_groups for q in g["params"]}
-            if held & outside and not held & own:
-                return True
-        return False
 
     def validate(self, val_loss: float, train_loss: float | None = None) -> None:
         """Record a validation loss (e.g. once per epoch); the training loss at that point defaults to the mean of
