@@ -17,6 +17,7 @@ from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import module_modes, restore_modes
 
 NAME = "residual shapes"
 _ADDS = {torch.add, torch.Tensor.add, torch.Tensor.add_, torch.Tensor.__add__, torch.Tensor.__radd__,
@@ -55,7 +56,7 @@ def broadcast_skips(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[st
         return hook
 
     hooks = [m.register_forward_hook(keep(name)) for name, m in model.named_modules() if name]
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     mode = _Adds(outputs)
     try:
         model.eval()
@@ -64,8 +65,7 @@ def broadcast_skips(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[st
     finally:
         for h in hooks:
             h.remove()
-        for m, training in modes:
-            m.training = training
+        restore_modes(modes)
     return list(dict.fromkeys(mode.found))
 
 

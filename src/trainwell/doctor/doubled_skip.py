@@ -20,6 +20,7 @@ from torch import nn
 from trainwell.doctor.forward_rows import on_first_rows
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import module_modes, restore_modes
 
 NAME = "residual blocks"
 #: modules tried at most (the first ones a forward reaches)
@@ -49,7 +50,7 @@ def doubled_skips_on(model: nn.Module, run: Callable[[], object]) -> list[tuple[
         params = list(module.parameters())
         if name and params and not any(nn.parameter.is_lazy(p) for p in params):
             hooks.append(module.register_forward_hook(keep(name)))
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             model.eval()
@@ -57,8 +58,7 @@ def doubled_skips_on(model: nn.Module, run: Callable[[], object]) -> list[tuple[
     finally:
         for h in hooks:
             h.remove()
-        for m, training in modes:
-            m.training = training
+        restore_modes(modes)
     found = {}
     with torch.no_grad():
         for name, (module, given) in seen.items():

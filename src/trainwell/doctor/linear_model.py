@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import module_modes, restore_modes
 
 NAME = "nonlinearity"
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
@@ -43,7 +44,7 @@ def affine_layers(model: nn.Module, x: torch.Tensor) -> list[str] | None:
         return keep
 
     hooks = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if isinstance(m, _WEIGHTED)]
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     try:
         model.eval()
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
@@ -70,8 +71,7 @@ def affine_layers(model: nn.Module, x: torch.Tensor) -> list[str] | None:
     finally:
         for h in hooks:
             h.remove()
-        for m, training in modes:
-            m.training = training
+        restore_modes(modes)
     return ran
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import module_modes, restore_modes
 
 NAME = "batch independence"
 _GENERIC = "samples mix inside the batch in eval mode"
@@ -83,7 +84,7 @@ def _events(model: nn.Module, xs: torch.Tensor) -> list[tuple[str, str, torch.Te
     named = [(n, m) for n, m in model.named_modules() if n]
     hooks = [m.register_forward_pre_hook(pre(n)) for n, m in named] + \
         [m.register_forward_hook(post(n)) for n, m in [*named, ("", model)]]  # the model's own output last
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     try:
         model.eval()
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
@@ -92,8 +93,7 @@ def _events(model: nn.Module, xs: torch.Tensor) -> list[tuple[str, str, torch.Te
     finally:
         for h in hooks:
             h.remove()
-        for m, training in modes:
-            m.training = training
+        restore_modes(modes)
     return events
 
 

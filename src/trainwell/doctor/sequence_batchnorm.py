@@ -15,6 +15,7 @@ from torch import nn
 
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import module_modes, restore_modes
 
 NAME = "batchnorm axis"
 
@@ -45,7 +46,7 @@ def linear_fed_batchnorms(model: nn.Module, x: torch.Tensor | Inputs) -> list[tu
         for h in hooks:
             h.remove()
         return []
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     try:
         model.eval()
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
@@ -55,8 +56,7 @@ def linear_fed_batchnorms(model: nn.Module, x: torch.Tensor | Inputs) -> list[tu
     finally:
         for h in hooks:
             h.remove()
-        for m, training in modes:
-            m.training = training
+        restore_modes(modes)
     return list(dict.fromkeys(found))
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from trainwell.doctor import checkpointing
 from trainwell.doctor import outputs as O
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import module_modes, restore_modes
 
 NAME = "receptive field"
 
@@ -28,7 +29,7 @@ def unread_positions(model: nn.Module, x: torch.Tensor) -> tuple[int, int, int, 
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 3:
         return None
     xs = x[: min(len(x), 8)].detach().clone().requires_grad_(True)
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     try:
         model.eval()
         with torch.enable_grad(), torch.random.fork_rng(devices=[]):
@@ -38,8 +39,7 @@ def unread_positions(model: nn.Module, x: torch.Tensor) -> tuple[int, int, int, 
                 return None
             (grad,) = checkpointing.input_gradients(model, out.sum(), [xs])
     finally:
-        for m, training in modes:
-            m.training = training
+        restore_modes(modes)
     if grad is None:
         return None
     g, v = grad.detach().abs(), xs.detach().abs()

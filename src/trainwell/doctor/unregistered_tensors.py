@@ -17,6 +17,7 @@ from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import module_modes, restore_modes
 
 NAME = "buffers registered"
 
@@ -53,15 +54,14 @@ def read_plain_tensors(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple
     watched = plain_tensors(model)
     if not watched:
         return []
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     mode = _Reads(watched)
     try:
         model.eval()
         with torch.no_grad(), torch.random.fork_rng(devices=[]), mode:
             call(model, x[:4])
     finally:
-        for m, training in modes:
-            m.training = training
+        restore_modes(modes)
     return list(mode.read.items())
 
 
