@@ -60,7 +60,8 @@ class Net(nn.Module):
         self.drop = nn.Dropout(0.9 if kind == "keep_as_p" else 0.1)  # keep_as_p: p written as keeping probability
         self.blocks = nn.ModuleList([_Residual(64, twice=kind == "residual_twice") for _ in range(6)]) \
             if kind.startswith("residual") else None
-        self.norms = nn.ModuleList([nn.BatchNorm1d(64) for _ in self.layers]) if kind == "batchnorm" else \
+        self.norms = nn.ModuleList([nn.BatchNorm1d(64, momentum=0.99 if kind == "batchnorm_keras" else 0.1)
+                                    for _ in self.layers]) if kind in ("batchnorm", "batchnorm_keras") else \
             nn.ModuleList([nn.GroupNorm(64 if kind == "groupnorm_per_unit" else 8, 64) for _ in self.layers]) \
             if kind.startswith("groupnorm") else None  # groupnorm_per_unit: one value per group
         # attention: the 64 hidden units read as 8 tokens of 8 features, attended over (batch_first, or not)
@@ -832,6 +833,9 @@ CASES = [
     # a label smoothing typed as the label's confidence
     Case("CrossEntropyLoss(label_smoothing=0.9) for 90% on the label", Loop(loss="ce_smooth_large"),
          Loop(loss="ce_smooth"), "loop: label smoothing"),
+    # a setting ported from Keras: BatchNorm's momentum is the old value's weight there, the new batch's in torch
+    Case("BatchNorm1d(momentum=0.99) written with Keras' meaning", Loop(model="batchnorm_keras", lr=0.05),
+         Loop(model="batchnorm", lr=0.05), "loop: batchnorm momentum"),
 ]
 
 

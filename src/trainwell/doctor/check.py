@@ -33,6 +33,7 @@ from trainwell.doctor import checkpointing, global_rngs, no_grad_layers
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.bags import as_bag_inputs, extra_bag_hint
 from trainwell.doctor.batch_layout import installed, read_batch_first
+from trainwell.doctor.batchnorm_momentum import batchnorm_momentum_verdict
 from trainwell.doctor.check_deferrals import (
     AXIS_BOUND,
     defer_to_input_scale,
@@ -293,6 +294,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
                     (v.check.startswith("gradient check") or v.check in AXIS_BOUND) else v for v in verdicts]
     verdicts = with_dropout_rate(defer_to_weights(verdicts, weighted), dropout_rate_verdict(model))
     verdicts = defer_to_structure(verdicts, wiring)
+    verdicts = [*verdicts, *(v for v in (batchnorm_momentum_verdict(model),) if v is not None)]
     if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
