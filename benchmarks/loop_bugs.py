@@ -192,6 +192,13 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     xv, yv = blobs(NV, seed + 1)
     if cfg.extra.get("val_from_train"):  # the validation rows taken from the training rows
         xv, yv = x[:NV].clone(), y[:NV].clone()
+    if "sorted_split" in cfg.extra:  # both sets pooled and sorted by class (a file written class by class), the
+        rows, labels = torch.cat([x, xv]), torch.cat([y, yv])  # last 30% the validation ("shuffled": shuffled first)
+        order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(4)) \
+            if cfg.extra["sorted_split"] == "shuffled" else torch.argsort(labels, stable=True)
+        rows, labels, n = rows[order], labels[order], int(0.7 * len(rows))
+        mixed = torch.randperm(n, generator=torch.Generator().manual_seed(5))  # the training rows' order: no matter
+        x, y, xv, yv = rows[:n][mixed], labels[:n][mixed], rows[n:], labels[n:]
     if "integer_rows" in cfg.extra:  # the features recorded as integers; "duplicated": 640 rows taken twice, then
         if cfg.extra["integer_rows"] == "duplicated":  # split into the training and the validation rows
             perm = torch.randperm(N + NV, generator=torch.Generator().manual_seed(3))
@@ -836,6 +843,9 @@ CASES = [
     # a setting ported from Keras: BatchNorm's momentum is the old value's weight there, the new batch's in torch
     Case("BatchNorm1d(momentum=0.99) written with Keras' meaning", Loop(model="batchnorm_keras", lr=0.05),
          Loop(model="batchnorm", lr=0.05), "loop: batchnorm momentum"),
+    # a data file sorted by class, split without shuffling: the last classes only in the validation set
+    Case("the last 30% of class-sorted rows as validation (Keras' validation_split)",
+         Loop(extra={"sorted_split": "sorted"}), Loop(extra={"sorted_split": "shuffled"}), "loop: validation classes"),
 ]
 
 

@@ -25,6 +25,8 @@ from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
 from trainwell.doctor.validation_average import NAME as VALIDATION_AVERAGE
 from trainwell.doctor.validation_average import WRONG_AVERAGE
+from trainwell.doctor.validation_classes import NAME as VALIDATION_CLASSES
+from trainwell.doctor.validation_classes import UNSEEN
 from trainwell.doctor.validation_inputs import NAME as VALIDATION_INPUTS
 from trainwell.doctor.verdict import Verdict
 
@@ -39,6 +41,8 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 #: its bias alone, the rest of the loss is trained as it should be
 EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER,
                               SAME_DRAWS, WRONG_AVERAGE, CHANGED)
+#: ... and those whose explanation is in the value's middle (it begins with a share)
+EXPLAINS_NOTHING_WITHIN = (UNSEEN,)
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
@@ -58,6 +62,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     verdicts = defer_collapse_to_cap(verdicts)
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
+              and not any(part in str(v.value) for part in EXPLAINS_NOTHING_WITHIN)
               and not defers_to_clipping(v, verdicts)]
     causes += [v for v in verdicts if _evaluation_fault(v)]
     cut = next((c for c in causes if str(c.value).startswith(CUT_OUTPUTS)), None)  # a ReLU ending a regressor
@@ -158,6 +163,9 @@ def _mismeasured(causes: list[Verdict], verdicts: list[Verdict]) -> tuple[str, s
         return (VALIDATION_AVERAGE, "the validation losses are off by about the batch size (averaged with the wrong "
                 "denominator): average them per example (per token for a sequence loss), then read the gap",
                 ("pass", "warn", "info"))
+    if any(v.check == VALIDATION_CLASSES and v.status in ("warn", "fail") for v in verdicts):
+        return (VALIDATION_CLASSES, "the validation set holds classes the training never had: the gap reads them, "
+                "not overfitting; shuffle before splitting, then read the gap", ("pass", "warn", "info"))
     if any(c.check == VALIDATION_INPUTS for c in causes):
         return (VALIDATION_INPUTS, "the validation inputs are not preprocessed like the training inputs: the gap "
                 "reads that mismatch, not overfitting; preprocess them alike, then read the gap", ("warn", "info"))

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 
 from trainwell.doctor.average_forms import counts, forms, matched, tokens
+from trainwell.doctor.validation_classes import class_counts
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: validation loss average"
@@ -85,6 +86,7 @@ class ValidationLosses:
         self.validations: list[tuple[float, list[tuple]]] = []
         self.targets: dict[int, list[torch.Tensor]] = {}  # per validation (its index): its targets' fingerprints
         self.target_kinds: dict[int, list[tuple]] = {}  # ... its targets' (shape, floating)
+        self.class_counts: torch.Tensor | None = None  # the latest validation's examples per class (class indices)
         self._count = 0  # validations seen
         self._mode: _LossCalls | None = None
         self._rows: int | None = None  # the rows of the latest forward's input (a language model's sequences)
@@ -169,6 +171,9 @@ class ValidationLosses:
             self.target_kinds[self._count] = [(tuple(p[4].shape), p[4].is_floating_point())
                                               if isinstance(p[4], torch.Tensor) else ((), False)
                                               for p in self._pending if p[0] == first]
+        if self._pending and self._pending[0][0] in _CLASS_INDEX:
+            first = self._pending[0][0]
+            self.class_counts = class_counts([p[4] for p in self._pending if p[0] == first], self._pending[0][5])
         self._pending, self._count = [], self._count + 1
 
     def verdict(self) -> Verdict | None:

@@ -42,6 +42,7 @@ from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
+from trainwell.doctor.validation_classes import unseen_classes
 
 #: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
 FLAT_RATIO_BAND = (1e-4, 1e-2)
@@ -205,6 +206,8 @@ def loop_verdicts(w) -> list:
            p.validation_graphs.verdict(), paired_elsewhere(w._pairings), w._mixups.verdict(),
            empty_epochs([m[0] for m in w._val], len(w._losses)), w._inits.verdict(),
            binary_targets_verdict(w._bce_targets), w._val_losses.verdict(),
+           unseen_classes(w._ys, w._val[0][0] if w._val else None,
+                          [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall

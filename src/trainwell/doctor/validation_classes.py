@@ -1,0 +1,71 @@
+"""``loop: validation classes``: a validation set whose examples belong to classes the training never had.
+
+Data files are often sorted by class (a CSV written class by class, a folder listing); split without shuffling -
+``x[:n_train]`` and ``x[n_train:]``, or Keras' ``validation_split``, which takes the last rows - the validation set
+holds the last classes and the training set never sees them. The model cannot score a class it never trained on
+(its output unit only ever learned to be low), so the validation loss climbs from the first epoch while the
+training loss falls: read as overfitting, with advice to stop earlier or regularize, which changes nothing.
+
+The watch reads the class-index targets of the validation's loss calls (``F.cross_entropy``, ``F.nll_loss``, one
+class per example) and the labels handed to ``w.step(..., y=yb)``. When the labels of the whole first epoch were
+kept, the share of validation examples whose class is not among them is named: a warning from :data:`SOME`, a fail
+from :data:`MOST`. A random split leaves a class out of training only when the training set holds a handful of
+examples of it: with 5 per class on average, e^-5 = 0.7% of the classes, far below :data:`SOME` of the examples.
+Token targets (a language model's (B, T)) are not read: words of a validation text missing from a small training
+text are expected.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trainwell.doctor.verdict import Verdict
+
+NAME = "loop: validation classes"
+SOME = 0.05  # share of the validation examples in classes the training never had: a warning
+MOST = 0.25  # ... a fail
+#: how the verdict begins (it explains the overfitting verdict, and nothing downstream of the training loss)
+UNSEEN = "of the validation examples have a class the training never had"
+
+
+def class_counts(targets: list, ignored: int | None) -> torch.Tensor | None:
+    """The examples per class (a tensor, on the targets' device, no host sync) of one validation's class-index
+    targets, one per example; None when any is not a 1-D integer tensor."""
+    if not targets or ignored is None or any(not isinstance(t, torch.Tensor) or t.dim() != 1 or
+                                             t.is_floating_point() or t.is_complex() or t.dtype == torch.bool
+                                             for t in targets):
+        return None
+    flat = torch.cat([t.detach().reshape(-1) for t in targets])
+    flat = flat[(flat != ignored) & (flat >= 0)]
+    return torch.bincount(flat) if len(flat) else None
+
+
+def unseen_classes(train_labels: list[torch.Tensor], first_epoch_steps: int | None,
+                   validations: list[torch.Tensor]) -> Verdict | None:
+    """The verdict on the validations' class counts against the training labels, or None when the training
+    labels are not class indices, the whole first epoch's were not kept (``first_epoch_steps``: the steps before
+    the first validation), or the validation examples' classes are among them."""
+    if not validations or not train_labels or first_epoch_steps is None or len(train_labels) < first_epoch_steps \
+            or any(y.dim() != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool
+                   for y in train_labels):
+        return None
+    seen = torch.cat([y.detach().cpu().reshape(-1) for y in train_labels])
+    seen = torch.unique(seen[seen >= 0])
+    counts = validations[-1].cpu()
+    trained = torch.zeros(len(counts), dtype=torch.bool)
+    trained[seen[seen < len(counts)]] = True
+    unseen = counts[~trained].sum().item()
+    total = counts.sum().item()
+    if total == 0 or unseen / total < SOME:
+        return None
+    missing = [c for c in torch.nonzero(counts * ~trained).flatten().tolist()]
+    named = ", ".join(map(str, missing[:6])) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    had = seen.tolist()
+    span = f"{had[0]}-{had[-1]}" if had == list(range(had[0], had[-1] + 1)) and len(had) > 2 else \
+        ", ".join(map(str, had[:8])) + (" ..." if len(had) > 8 else "")
+    return Verdict(NAME, "fail" if unseen / total >= MOST else "warn",
+                   f"{unseen / total:.0%} {UNSEEN} (class{'es' if len(missing) > 1 else ''} {named}; the training "
+                   f"labels are {span})", "every validation class among the training labels",
+                   "the split took the end of data sorted by class: shuffle before splitting "
+                   "(torch.utils.data.random_split, or sklearn's train_test_split(x, y, stratify=y)); a class never "
+                   "trained on scores low, and its validation loss reads as overfitting")
