@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from trainwell import doctor
-from trainwell.doctor.validation_classes import MOST, NAME, SOME, class_counts, unseen_classes
+from trainwell.doctor.validation_classes import MOST, NAME, SOME, TrainingClasses, class_counts, unseen_classes
 
 
 def _digits(sorted_split: bool):
@@ -83,14 +83,44 @@ def test_class_counts_read_one_class_index_per_example():
 
 
 def test_shares_below_some_pass_and_the_status_grows_with_the_share():
-    train = [torch.arange(8)] * 4
-    counts = torch.tensor([10] * 8 + [0, 0])
-    assert unseen_classes(train, 4, [counts]) is None  # every class seen
+    seen = list(range(8))
+    assert unseen_classes(seen, [torch.tensor([10] * 8 + [0, 0])]) is None  # every class seen
     rare = torch.tensor([100] * 8 + [3, 0])  # 3 of 803 validation examples in a class left out by chance
-    assert unseen_classes(train, 4, [rare]) is None
+    assert unseen_classes(seen, [rare]) is None
     some = torch.tensor([100] * 8 + [round(800 * SOME / (1 - SOME)) + 1, 0])
-    assert unseen_classes(train, 4, [some]).status == "warn"
+    assert unseen_classes(seen, [some]).status == "warn"
     most = torch.tensor([100] * 8 + [round(800 * MOST / (1 - MOST)) + 1, 0])
-    assert unseen_classes(train, 4, [most]).status == "fail"
-    assert unseen_classes(train, 5, [most]) is None  # the first epoch's labels were not all kept
-    assert unseen_classes([torch.rand(8)] * 4, 4, [most]) is None  # regression targets
+    assert unseen_classes(seen, [most]).status == "fail"
+    assert unseen_classes(None, [most]) is None
+
+
+def test_the_training_classes_are_those_of_every_step_and_only_of_class_indices():
+    classes = TrainingClasses()
+    for step in range(3 * TrainingClasses.KEPT):  # reduced every KEPT steps: none is lost
+        classes.add(torch.tensor([step // TrainingClasses.KEPT, -100]))
+    assert classes.seen() == [0, 1, 2]
+    for labels in (torch.rand(4), torch.zeros(2, 3, dtype=torch.long), None):  # regression, tokens, not given
+        partial = TrainingClasses()
+        partial.add(torch.tensor([0, 1]))
+        partial.add(labels)
+        assert partial.seen() is None
+
+
+def test_classes_added_task_by_task_and_validated_after_the_last_are_not_named():
+    torch.manual_seed(0)
+    xt, yt, xv, yv = _digits(False)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with doctor.watch(model, opt) as w:
+        for task in (yt < 5, yt >= 5):  # class-incremental: digits 0-4, then 5-9
+            for i in range(0, int(task.sum()), 128):
+                xb, yb = xt[task][i:i + 128], yt[task][i:i + 128]
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=yb)
+        model.eval()
+        with torch.no_grad():
+            w.validate(F.cross_entropy(model(xv), yv).item())
+    assert NAME not in {v.check for v in w.report().verdicts}

@@ -7,10 +7,12 @@ holds the last classes and the training set never sees them. The model cannot sc
 training loss falls: read as overfitting, with advice to stop earlier or regularize, which changes nothing.
 
 The watch reads the class-index targets of the validation's loss calls (``F.cross_entropy``, ``F.nll_loss``, one
-class per example) and the labels handed to ``w.step(..., y=yb)``. When the labels of the whole first epoch were
-kept, the share of validation examples whose class is not among them is named: a warning from :data:`SOME`, a fail
-from :data:`MOST`. A random split leaves a class out of training only when the training set holds a handful of
-examples of it: with 5 per class on average, e^-5 = 0.7% of the classes, far below :data:`SOME` of the examples.
+class per example) and the classes of the labels handed to ``w.step(..., y=yb)`` (:class:`TrainingClasses`, over
+the whole run: a loop that adds classes task by task and validates after the last one is not named). When every
+step was handed class-index labels, the share of the last validation's examples whose class is not among them is
+named: a warning from :data:`SOME`, a fail from :data:`MOST`. A random split leaves a class out of training only
+when the training set holds a handful of examples of it: with 5 per class on average, e^-5 = 0.7% of the classes,
+far below :data:`SOME` of the examples.
 Token targets (a language model's (B, T)) are not read: words of a validation text missing from a small training
 text are expected.
 """
@@ -40,27 +42,55 @@ def class_counts(targets: list, ignored: int | None) -> torch.Tensor | None:
     return torch.bincount(flat) if len(flat) else None
 
 
-def unseen_classes(train_labels: list[torch.Tensor], first_epoch_steps: int | None,
-                   validations: list[torch.Tensor]) -> Verdict | None:
-    """The verdict on the validations' class counts against the training labels, or None when the training
-    labels are not class indices, the whole first epoch's were not kept (``first_epoch_steps``: the steps before
-    the first validation), or the validation examples' classes are among them."""
-    if not validations or not train_labels or first_epoch_steps is None or len(train_labels) < first_epoch_steps \
-            or any(y.dim() != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool
-                   for y in train_labels):
+class TrainingClasses:
+    """The classes of the labels handed to ``w.step``: each step's label tensor is kept by reference (no host sync)
+    and the kept ones are reduced to their distinct classes at each validation (:meth:`fold`, one sync) or after
+    :data:`KEPT` steps. ``complete``: every step was handed one class index per example."""
+
+    KEPT = 1024  # label tensors kept before they are reduced
+
+    def __init__(self):
+        self._pending: list[torch.Tensor] = []
+        self._seen: set[int] = set()
+        self.complete = True
+
+    def add(self, y) -> None:
+        if not self.complete:
+            return
+        if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point() or y.is_complex() or \
+                y.dtype == torch.bool:
+            self.complete = False
+            return
+        self._pending.append(y.detach())
+        if len(self._pending) >= self.KEPT:
+            self.fold()
+
+    def fold(self) -> None:
+        if self._pending and self.complete:
+            self._seen.update(torch.unique(torch.cat([y.reshape(-1) for y in self._pending])).tolist())
+        self._pending = []
+
+    def seen(self) -> list[int] | None:
+        """The classes seen (non-negative, sorted), or None when a step was handed no class-index labels."""
+        self.fold()
+        return sorted(c for c in self._seen if c >= 0) if self.complete and self._seen else None
+
+
+def unseen_classes(seen: list[int] | None, validations: list[torch.Tensor]) -> Verdict | None:
+    """The verdict on the last validation's class counts against the training classes ``seen``, or None when the
+    training labels are not all class indices or the validation examples' classes are among them."""
+    if not validations or not seen:
         return None
-    seen = torch.cat([y.detach().cpu().reshape(-1) for y in train_labels])
-    seen = torch.unique(seen[seen >= 0])
     counts = validations[-1].cpu()
     trained = torch.zeros(len(counts), dtype=torch.bool)
-    trained[seen[seen < len(counts)]] = True
+    trained[[c for c in seen if c < len(counts)]] = True
     unseen = counts[~trained].sum().item()
     total = counts.sum().item()
     if total == 0 or unseen / total < SOME:
         return None
-    missing = [c for c in torch.nonzero(counts * ~trained).flatten().tolist()]
+    missing = torch.nonzero(counts * ~trained).flatten().tolist()
     named = ", ".join(map(str, missing[:6])) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-    had = seen.tolist()
+    had = seen
     span = f"{had[0]}-{had[-1]}" if had == list(range(had[0], had[-1] + 1)) and len(had) > 2 else \
         ", ".join(map(str, had[:8])) + (" ..." if len(had) > 8 else "")
     return Verdict(NAME, "fail" if unseen / total >= MOST else "warn",

@@ -83,6 +83,7 @@ from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.supcon_floor import supcon_floors
 from trainwell.doctor.trained_start import predicts_labels
 from trainwell.doctor.unstepped_schedulers import plateaus_held
+from trainwell.doctor.validation_classes import TrainingClasses
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.warmup_curve import reread_after_warmup
 from trainwell.doctor.weighted_curve import reread_after_weights
@@ -126,6 +127,7 @@ class Watch:
         self._compiled_parts: list[nn.Module] = []  # the wrappers of submodules compiled while watched
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
+        self._classes = TrainingClasses()  # the classes of every step's labels
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
         self._pairings: list[float | None] = []  # per observed step: the share of outputs given their own label
         self._bce_targets: list = []  # per observed step: BCE-with-logits targets outside [0, 1] (min, max)
@@ -274,6 +276,7 @@ class Watch:
         self._read_echo(y, scored)
         if forward is not None:
             self._label_columns.read(forward_tensors(*forward), y)
+        self._classes.add(y)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
         elif isinstance(y, tuple | list | dict):  # several targets: each floating-point one is read for its scale
@@ -360,6 +363,7 @@ class Watch:
         the steps since the previous call."""
         self._val.append((len(self._losses), float(val_loss), None if train_loss is None else float(train_loss)))
         self._val_losses.validated(float(val_loss))
+        self._classes.fold()
         self.probe.validation_seen()
 
     @property

@@ -206,7 +206,7 @@ def loop_verdicts(w) -> list:
            p.validation_graphs.verdict(), paired_elsewhere(w._pairings), w._mixups.verdict(),
            empty_epochs([m[0] for m in w._val], len(w._losses)), w._inits.verdict(),
            binary_targets_verdict(w._bce_targets), w._val_losses.verdict(),
-           unseen_classes(w._ys, w._val[0][0] if w._val else None,
+           unseen_classes(w._classes.seen(),
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds)]
