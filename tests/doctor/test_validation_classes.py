@@ -95,9 +95,9 @@ def test_shares_below_some_pass_and_the_status_grows_with_the_share():
 
 
 def test_the_training_classes_are_those_of_every_step_and_only_of_class_indices():
-    classes = TrainingClasses()
-    for step in range(3 * TrainingClasses.KEPT):  # reduced every KEPT steps: none is lost
-        classes.add(torch.tensor([step // TrainingClasses.KEPT, -100]))
+    classes, span = TrainingClasses(), TrainingClasses.ALL
+    for step in range(3 * span):  # three tasks of ALL steps each, reduced every KEPT steps: none is lost
+        classes.add(torch.tensor([step // span, -100]))
     assert classes.seen() == [0, 1, 2]
     for labels in (torch.rand(4), torch.zeros(2, 3, dtype=torch.long), None):  # regression, tokens, not given
         partial = TrainingClasses()
