@@ -205,7 +205,7 @@ def loop_verdicts(w) -> list:
            w._loss_inputs.verdict(losses), w._loss_inputs.pairs_verdict(), w._kept.verdict(), p.kept_outputs.verdict(),
            p.validation_graphs.verdict(), paired_elsewhere(w._pairings), w._mixups.verdict(),
            empty_epochs([m[0] for m in w._val], len(w._losses)), w._inits.verdict(),
-           binary_targets_verdict(w._bce_targets), w._val_losses.verdict(),
+           binary_targets_verdict(w._bce_targets), w._val_losses.verdict([h["train_loss"] for h in w._history(None)]),
            unseen_classes(w._ys, w._val[0][0] if w._val else None,
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
