@@ -189,7 +189,7 @@ def loop_verdicts(w) -> list:
            ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
            p.split_rows.verdict(ld.full_batch_masked(p)), p.row_labels.verdict(),
            w._label_columns.verdict(), detached_outputs(p.steps),
-           dropped_batches(p.dropped_forwards),
+           dropped_batches(p.dropped_forwards, p.game),
            echo(p, w._echoes, sample),
            inverted_weights(p.steps, [y.cpu() for y in w._ys]),
            smoothed_twice(p.steps) or w._loss_inputs.smoothing_verdict(),
