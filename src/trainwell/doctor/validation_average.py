@@ -16,10 +16,14 @@ the forward (its sequences) and the value returned (kept as a tensor, read at re
 means summed over the examples, tokens or sequences; batch sums over the batches) and not to a right one (the mean
 per example or token, the mean of the batch means), which lie at least ``APART`` x away from it, is averaged with
 the wrong denominator; the verdict fails when :data:`LEAST` validations or more were read so and every one read
-gives the same wrong form. The mean of batch means of unequal sizes (a small last batch among few batches) that
-lies ``UNEQUAL`` (5%) or more from the mean per example on every validation read is a warning; below that (the
-common case of many batches: a bias well under the validation loss's own sampling noise) it passes. A validation
-loss computed another way (accuracy, another loss than the training one, label smoothing or dropout during
+gives the same wrong form. So do batch sums over every target where the loss averages over fewer or over weights
+(a padded batch's positions, ``ignore_index`` set; a class-weighted loss's examples, ``CrossEntropyLoss(weight=w)``
+dividing by ``w[y].sum()``), a sequence loss's sums over the sequences against a training loss per token, and a
+total that holds the loss of a training batch recomputed before the validation
+(:mod:`~trainwell.doctor.mixed_validation`). The mean of batch means of unequal sizes (a small last batch among
+few batches) that lies ``UNEQUAL`` (5%) or more from the mean per example on every validation read is a warning;
+below that (the common case of many batches: a bias well under the validation loss's own sampling noise) it passes.
+A validation loss computed another way (accuracy, another loss than the training one, label smoothing or dropout during
 training only) matches none of them and is not read.
 """
 
