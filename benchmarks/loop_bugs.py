@@ -513,12 +513,33 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     # "val_seq": the rows read as sequences of that many tokens, the scores flattened to (B*T, C)
                     step, seq = cfg.extra.get("val_batch", 32), cfg.extra.get("val_seq", 1)
                     xs, ys = xv.view(-1, seq, D), yv.view(-1, seq)
+                    if cfg.extra.get("val_pad"):  # every other sequence holds one token, the rest padding (-100)
+                        ys = ys.clone()
+                        ys[::2, 1:] = -100
                     batches = [(xs[i : i + step], ys[i : i + step]) for i in range(0, len(xs), step)]
-                    means = [(F.cross_entropy(model(xb).view(-1, C), yb.reshape(-1)).item(), yb.numel())
-                             for xb, yb in batches]
-                    val = {"weighted": sum(m * n for m, n in means) / len(xv),
-                           "mean_of_means": sum(m for m, _ in means) / len(means)}.get(
-                        cfg.extra["val_average"], sum(m for m, _ in means) / len(xs))
+                    average = cfg.extra["val_average"]
+                    if average.startswith("sums_over_"):  # reduction="sum" over the tokens, divided by every
+                        total = sum(F.cross_entropy(model(xb).view(-1, C), yb.reshape(-1), reduction="sum").item()
+                                    for xb, yb in batches)  # position, the non-pad tokens or the sequences
+                        val = total / {"sums_over_positions": ys.numel(), "sums_over_tokens": int((ys != -100).sum()),
+                                       "sums_over_sequences": len(xs)}[average]
+                    elif average.startswith("class_weighted_"):  # CrossEntropyLoss(weight=w): the weighted sums over
+                        weight = torch.linspace(1.0, 4.0, C)  # the examples, or the batch means by their rows
+                        reduction = "sum" if average == "class_weighted_sums" else "mean"
+                        val = sum(F.cross_entropy(model(xb).view(-1, C), yb.reshape(-1), weight=weight,
+                                                  reduction=reduction).item() * (1 if reduction == "sum" else len(xb))
+                                  for xb, yb in batches) / len(xv)
+                    else:
+                        # training_batch_first: the last training batch's loss, recomputed in eval mode, starts the
+                        # validation total; training_batch_apart: kept in a variable of its own
+                        train_eval = loss_fn(model(inputs), y[part]).item() if average.startswith("training") else 0
+                        means = [(F.cross_entropy(model(xb).view(-1, C), yb.reshape(-1)).item(), yb.numel())
+                                 for xb, yb in batches]
+                        val = {"weighted": sum(m * n for m, n in means) / len(xv),
+                               "mean_of_means": sum(m for m, _ in means) / len(means),
+                               "training_batch_first": (train_eval + sum(m for m, _ in means)) / len(means),
+                               "training_batch_apart": sum(m for m, _ in means) / len(means)}.get(
+                            average, sum(m for m, _ in means) / len(xs))
             w.validate(val)
             if cfg.scheduler.startswith("plateau") and cfg.scheduler != "plateau_unstepped":  # plateau_accuracy:
                 # the training accuracy under mode='min'
@@ -846,6 +867,23 @@ CASES = [
     # a data file sorted by class, split without shuffling: the last classes only in the validation set
     Case("the last 30% of class-sorted rows as validation (Keras' validation_split)",
          Loop(extra={"sorted_split": "sorted"}), Loop(extra={"sorted_split": "shuffled"}), "loop: validation classes"),
+    # validation totals over the wrong count or holding a training batch: padded sequences' token sums over every
+    # position, a loss per sequence against a training loss per token, class-weighted sums over the examples, the
+    # last training batch's loss starting the validation total
+    Case("padded sequences of 4 tokens: reduction='sum' over the tokens divided by every position, pads included",
+         Loop(extra={"val_average": "sums_over_positions", "val_seq": 4, "val_batch": 8, "val_pad": True}),
+         Loop(extra={"val_average": "sums_over_tokens", "val_seq": 4, "val_batch": 8, "val_pad": True}),
+         "loop: validation loss average"),
+    Case("sequences of 4 tokens: reduction='sum' divided by the sequences while the training loss is per token",
+         Loop(extra={"val_average": "sums_over_sequences", "val_seq": 4, "val_batch": 8}),
+         Loop(extra={"val_average": "sums_over_tokens", "val_seq": 4, "val_batch": 8}),
+         "loop: validation loss average"),
+    Case("CrossEntropyLoss(weight=w, reduction='sum') summed over the validation and divided by len(val_dataset)",
+         Loop(extra={"val_average": "class_weighted_sums"}), Loop(extra={"val_average": "class_weighted_rows"}),
+         "loop: validation loss average"),
+    Case("the last training batch's loss, recomputed in eval mode, starts the validation total",
+         Loop(extra={"val_average": "training_batch_first"}), Loop(extra={"val_average": "training_batch_apart"}),
+         "loop: validation loss average"),
 ]
 
 

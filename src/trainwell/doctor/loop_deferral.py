@@ -17,6 +17,7 @@ from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_loss_inputs import CUT_EXPLAINS, CUT_OUTPUTS
 from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS
 from trainwell.doctor.loss_scaling import defers_to_clipping
+from trainwell.doctor.mixed_validation import MIXED
 from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
 from trainwell.doctor.output_layer import LOOP_NAME as OUTPUT_LAYER
 from trainwell.doctor.pos_weight import POS_GROW
@@ -40,7 +41,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
 EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER,
-                              SAME_DRAWS, WRONG_AVERAGE, CHANGED)
+                              SAME_DRAWS, WRONG_AVERAGE, MIXED, CHANGED)
 #: ... and those whose explanation is in the value's middle (it begins with a share)
 EXPLAINS_NOTHING_WITHIN = (UNSEEN,)
 
@@ -160,8 +161,9 @@ def _mismeasured(causes: list[Verdict], verdicts: list[Verdict]) -> tuple[str, s
     losses averaged with the wrong denominator (then even a passing gap reads nothing; a cause of nothing else, so
     not among ``causes``)."""
     if any(v.check == VALIDATION_AVERAGE and v.status == "fail" for v in verdicts):
-        return (VALIDATION_AVERAGE, "the validation losses are off by about the batch size (averaged with the wrong "
-                "denominator): average them per example (per token for a sequence loss), then read the gap",
+        return (VALIDATION_AVERAGE, "the validation losses are not the validation set's mean loss (averaged with the "
+                "wrong denominator, or a training batch's loss added in): average them per example (per token for a "
+                "sequence loss) over the validation batches, then read the gap",
                 ("pass", "warn", "info"))
     if any(v.check == VALIDATION_CLASSES and v.status in ("warn", "fail") for v in verdicts):
         return (VALIDATION_CLASSES, "the validation set holds classes the training never had: the gap reads them, "

@@ -149,7 +149,8 @@ class ForwardHooks:
         self._read_output(module, args, out)
         if not self.reading and not (module.training and torch.is_grad_enabled()):
             self.validation_losses.forwarded(module.training, self._input_rows,
-                                             self._forwards[-1][2] if self._forwards else None)
+                                             self._forwards[-1][2] if self._forwards else None,
+                                             bool(self._forwards and self._forwards[-1][3]))
 
     def _read_output(self, module, args, out) -> None:
         if torch.is_grad_enabled() and not self.reading:

@@ -146,6 +146,9 @@ class LoopProbe(ForwardHooks, StepHooks):
         self._last_outs: dict[int, tuple[torch.Tensor, str, nn.Module]] = {}
         # (training, grad enabled, [reached by a backward?], on a training batch) of each forward since the last step
         self._forwards: list[tuple[bool, bool, list[bool], bool]] = []
+        # where among them another optimizer given to the watch stepped (a WGAN critic's step after each generator
+        # forward that fed it): the dropped forwards are counted between these
+        self._other_steps: list[int] = []
         self.dropped_forwards: list[int] = []  # per optimizer step (the first 64): forwards no backward reached
         self.training_batches = TrainingBatches()  # the inputs of the latest forwards with gradients
         self._incoming: dict[int, torch.Tensor] = {}  # what backward() delivered since .grad was last cleared
@@ -221,6 +224,8 @@ class LoopProbe(ForwardHooks, StepHooks):
     def _counter(self, i: int):
         def count(optimizer, args, kwargs) -> None:
             self.steps_by_optimizer[i] += 1
+            if i and len(self._other_steps) < 4096:
+                self._other_steps.append(len(self._forwards))
         return count
 
     def detach(self) -> None:

@@ -10,6 +10,7 @@ import math
 import torch
 
 from trainwell.doctor.backward_passes import accumulate_node, fills_grad
+from trainwell.doctor.dropped_batches import dropped_run
 from trainwell.doctor.sampled_validation import mc_dropout
 from trainwell.doctor.step_forwards import drop_records
 from trainwell.doctor.step_record import read_step
@@ -100,7 +101,8 @@ class StepHooks:
         # gradients) is not the step's
         reached = [mode for mode, grad, hit, _ in self._forwards if grad and hit[0]]
         if len(self.dropped_forwards) < 64:  # train-mode forwards with gradients no backward reached
-            self.dropped_forwards.append(sum(mode and grad and not hit[0] for mode, grad, hit, _ in self._forwards))
+            self.dropped_forwards.append(dropped_run([mode and grad and not hit[0] for mode, grad, hit, _ in
+                                                      self._forwards], self._other_steps))
         if training:
             self.train_steps += 1
             if not (reached or training)[-1]:
@@ -111,7 +113,7 @@ class StepHooks:
                 self.frozen_norms |= frozen
                 for n in frozen - self.frozen_weights.keys():
                     self.frozen_weights[n] = self.norm_affine(n).clone()
-        self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
+        self._forwards, self._norms_training, self._sampled_inputs, self._other_steps = [], set(), [], []
         self.split_inputs.stepped()
         self.split_rows.stepped()
         self.validation_draws.stepped()
@@ -186,7 +188,7 @@ class StepHooks:
         # the forwards with gradients since the last step that no backward reached were the validation's
         drop_records(self, self.step_forwards.unreached(), self.step_forwards.forwards)
         self.validation_graphs.validated(len(self._forwards))
-        self._forwards, self._norms_training, self._sampled_inputs = [], set(), []
+        self._forwards, self._norms_training, self._sampled_inputs, self._other_steps = [], set(), [], []
 
 
 def _cleared(grad: torch.Tensor | None) -> bool:

@@ -8,7 +8,9 @@ pairing is memorized and left to the pre-flight's input-independent baseline; th
 
 Read from the training forwards' rows and the integer labels given to ``w.step(loss, y=labels)``: each step whose
 one forward with gradients has as many rows as ``y`` keys its rows (:class:`~trainwell.doctor.validation_rows.
-RowKeys`, a fingerprint of 16 elements; the first :data:`ROWS` rows of the run). A row that comes again (not one
+RowKeys`, a fingerprint of 16 elements; :data:`ROWS` rows of the run at most: every step's till :data:`ANCHOR` rows,
+then one step in a stride that doubles every :data:`LEVEL` rows read, so that a data set larger than the rows kept
+still comes round again, its returns found among the first rows). A row that comes again (not one
 of the twins that few discrete values make, :func:`~trainwell.doctor.validation_rows.natural_rows`) is compared
 with its previous label: with labels that follow their inputs it agrees every time (100%), with labels drawn apart
 as often as two labels drawn at random do, ``sum_c f_c^2`` of the labels' class shares. A fail when, over
@@ -26,7 +28,9 @@ from trainwell.doctor.validation_rows import RowKeys, natural_rows
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: labels follow their inputs"
-ROWS = 1 << 16  # training rows keyed, at most (the first ones)
+ROWS = 1 << 16  # training rows keyed, at most
+ANCHOR = ROWS // 2  # the first rows, all keyed; after them one step in a stride
+LEVEL = 1 << 10  # rows read at one stride before it doubles (from 2)
 MIN_PAIRS = 64  # returns of a row before the verdict reads them
 
 
@@ -36,14 +40,15 @@ class RowLabels:
     def __init__(self, keys: RowKeys | None = None):
         self.keys = keys or RowKeys()  # shared with the validation split's reader: a batch gathered once
         self.rows = 0
+        self._skip = 0  # steps left before the next one read (after the first ANCHOR rows)
         self._pending: list[tuple[int, Callable]] = []  # this step's forwards with gradients
         self._read: list[tuple[Callable, torch.Tensor]] = []  # (the rows' keys when asked, their labels)
 
     def forward(self, x) -> None:
         """A forward with gradients (its rows gathered while there is room): rows of 2 elements or more (one id per
         row, a user's in a recommender, is no example: it comes back with its other examples' labels)."""
-        if self.rows < ROWS and len(self._pending) < 2 and isinstance(x, torch.Tensor) and x.dim() >= 2 and \
-                x[:1].numel() >= 2:
+        if not self._skip and self.rows < ROWS and len(self._pending) < 2 and isinstance(x, torch.Tensor) and \
+                x.dim() >= 2 and x[:1].numel() >= 2:
             read = self.keys.deferred(x)
             if read is not None:
                 self._pending.append(read)
@@ -51,12 +56,17 @@ class RowLabels:
     def step(self, y) -> None:
         """``w.step(loss, y=y)``: the step's one forward is paired with ``y`` when it holds one integer label per
         row (no device sync: the labels are copied, and read at the report)."""
+        if self._skip:
+            self._skip -= 1
+            return
         pending, self._pending = self._pending, []
         if self.rows >= ROWS or len(pending) != 1 or not isinstance(y, torch.Tensor) or y.dim() != 1 or \
                 y.is_floating_point() or y.is_complex() or pending[0][0] != len(y):
             return
         self._read.append((pending[0][1], y.detach().clone()))
         self.rows += len(y)
+        if self.rows >= ANCHOR:
+            self._skip = (2 << (self.rows - ANCHOR) // LEVEL) - 1
 
     def verdict(self) -> Verdict | None:
         """A fail when a row that comes again keeps its label about as often as labels drawn at random would;

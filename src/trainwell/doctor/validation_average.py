@@ -16,10 +16,14 @@ the forward (its sequences) and the value returned (kept as a tensor, read at re
 means summed over the examples, tokens or sequences; batch sums over the batches) and not to a right one (the mean
 per example or token, the mean of the batch means), which lie at least ``APART`` x away from it, is averaged with
 the wrong denominator; the verdict fails when :data:`LEAST` validations or more were read so and every one read
-gives the same wrong form. The mean of batch means of unequal sizes (a small last batch among few batches) that
-lies ``UNEQUAL`` (5%) or more from the mean per example on every validation read is a warning; below that (the
-common case of many batches: a bias well under the validation loss's own sampling noise) it passes. A validation
-loss computed another way (accuracy, another loss than the training one, label smoothing or dropout during
+gives the same wrong form. So do batch sums over every target where the loss averages over fewer or over weights
+(a padded batch's positions, ``ignore_index`` set; a class-weighted loss's examples, ``CrossEntropyLoss(weight=w)``
+dividing by ``w[y].sum()``), a sequence loss's sums over the sequences against a training loss per token, and a
+total that holds the loss of a training batch recomputed before the validation
+(:mod:`~trainwell.doctor.mixed_validation`). The mean of batch means of unequal sizes (a small last batch among
+few batches) that lies ``UNEQUAL`` (5%) or more from the mean per example on every validation read is a warning;
+below that (the common case of many batches: a bias well under the validation loss's own sampling noise) it passes.
+A validation loss computed another way (accuracy, another loss than the training one, label smoothing or dropout during
 training only) matches none of them and is not read.
 """
 
@@ -29,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 
-from trainwell.doctor.average_forms import counts, forms, matched, tokens
+from trainwell.doctor.average_forms import counts, forms, matched, mixed, targets, tokens
+from trainwell.doctor.mixed_validation import training_batch_mixed
 from trainwell.doctor.validation_classes import class_counts
 from trainwell.doctor.verdict import Verdict
 
@@ -90,25 +95,28 @@ class ValidationLosses:
         self._count = 0  # validations seen
         self._mode: _LossCalls | None = None
         self._rows: int | None = None  # the rows of the latest forward's input (a language model's sequences)
+        self._on_training = False  # the latest forward's input is a batch a training forward took
         self._graded = self._backward = False  # the mode entered after a forward with gradients; a backward since
         self._trained = 0  # backward passes after forwards in eval mode with gradients
         self._graded_validations = False  # a forward in eval mode with gradients not followed by a backward
         self._unread: list[bool] | None = None  # set by a backward through the forward not read (its outputs' hook)
 
-    def forwarded(self, training: bool, rows: int | None, reached: list[bool] | None = None) -> None:
+    def forwarded(self, training: bool, rows: int | None, reached: list[bool] | None = None,
+                  on_training: bool = False) -> None:
         """The end of a forward of the watched model without gradients, or in eval mode (``training`` False) with
         them, its input's ``rows`` (``reached``: set when a backward reaches its outputs): the loss calls that
         follow are read. Not under a mode of the loop's own (``with torch.device("cuda"):`` around the forward):
         leaving it would pop this one. In a loop training in eval mode (:data:`TRAINED` backward passes after such
         forwards, none of them left without one) the forwards with gradients are no longer read: each would
-        intercept its step's calls."""
+        intercept its step's calls. ``on_training``: its input is a batch a training forward took (a training
+        batch's loss recomputed in eval mode before the validation), its loss calls are kept apart."""
         graded = torch.is_grad_enabled()
         if graded and training:
             return
         if graded and self._trained >= TRAINED and not self._graded_validations:
             self._unread = reached
             return
-        self._rows = rows
+        self._rows, self._on_training = rows, on_training
         if self._mode is None and \
                 all(type(m).__module__.startswith("trainwell.") for m in _get_current_function_mode_stack()):
             self._mode = _LossCalls(self)
@@ -142,8 +150,10 @@ class ValidationLosses:
         target = args[1] if len(args) > 1 else kwargs.get("target")
         if isinstance(given, torch.Tensor) and given.dim() >= 1 and len(given) and reduction in ("mean", "sum"):
             ignored = kwargs.get("ignore_index", -100) if name in _CLASS_INDEX else None
+            weight = kwargs.get("weight") if name in _CLASS_INDEX else None
             # read at w.validate()
-            self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows))
+            self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows,
+                                  weight if isinstance(weight, torch.Tensor) else None, self._on_training))
 
     def trained(self) -> None:
         """A backward pass while the mode is on (a training step in eval mode): the loss calls were not a
@@ -159,12 +169,18 @@ class ValidationLosses:
 
     def validated(self, value: float) -> None:
         """``w.validate(value)``: the loss calls since the last step were the validation's (those of the function
-        called first, when several are)."""
+        called first, when several are); those on a training batch are kept apart, unless every one is."""
         self.paused()
         if self._pending and len(self.validations) < VALIDATIONS:
             first = self._pending[0][0]
-            self.validations.append((value, [(n, r, v, units(t, ignored), rows)
-                                             for f, n, r, v, t, ignored, rows in self._pending if f == first]))
+            calls = [p for p in self._pending if p[0] == first]
+            own = [p for p in calls if not p[8]] or calls
+
+            def read(p) -> tuple:
+                return (p[1], p[2], p[3], units(p[4], p[5], p[7]), p[6], counted(p[4], p[5]), p[7] is not None)
+            self.validations.append((value, [read(p) for p in own],
+                                     [read(p) for p in calls if p[8]] if len(own) < len(calls) else [],
+                                     self._count))
         if self._pending and len(self.targets) < DRAWS:
             first = self._pending[0][0]
             self.targets[self._count] = [target_print(p[4]) for p in self._pending if p[0] == first]
@@ -176,10 +192,14 @@ class ValidationLosses:
             self.class_counts = class_counts([p[4] for p in self._pending if p[0] == first], self._pending[0][5])
         self._pending, self._count = [], self._count + 1
 
-    def verdict(self) -> Verdict | None:
-        return average_verdict([(value, [(n, r, v, u, rows) for (n, r, _, _, rows), v, u in
-                                         zip(calls, floats([c[2] for c in calls]), floats([c[3] for c in calls]),
-                                             strict=True)]) for value, calls in self.validations])
+    def verdict(self, trains: list[float] | None = None) -> Verdict | None:
+        """The verdict on the validations read; ``trains``: the training loss at each ``w.validate()`` call."""
+        def read(calls: list[tuple]) -> list[tuple]:
+            return [(n, r, v, u, *rest) for (n, r, _, _, *rest), v, u in
+                    zip(calls, floats([c[2] for c in calls]), floats([c[3] for c in calls]), strict=True)]
+        return average_verdict([(value, read(calls), read(extra)) for value, calls, extra, _ in self.validations],
+                               [trains[i] if trains is not None and i < len(trains) else None
+                                for *_, i in self.validations])
 
 
 def floats(values: list) -> list[float | None]:
@@ -192,13 +212,25 @@ def floats(values: list) -> list[float | None]:
     return [next(read) if isinstance(v, torch.Tensor) else v for v in values]
 
 
-def units(target, ignored) -> torch.Tensor | None:
+def units(target, ignored, weight: torch.Tensor | None = None) -> torch.Tensor | None:
     """The targets a class-index loss averages over (a tensor, no host sync): those not equal to ``ignored`` (a
-    language model's non-pad tokens); None for another loss or targets that are not class indices."""
+    language model's non-pad tokens), with class weights the sum of their weights (torch's mean divides by it);
+    None for another loss or targets that are not class indices."""
+    if counted(target, ignored) is None:
+        return None
+    kept = target != ignored
+    if weight is None or weight.dim() != 1:
+        return kept.sum()
+    return (weight.detach().double()[torch.where(kept, target, 0).clamp(0, len(weight) - 1)] * kept).sum()
+
+
+def counted(target, ignored) -> int | None:
+    """The targets of a class-index loss, the ignored ones included (every position of a padded batch); None for
+    another loss or targets that are not class indices."""
     if ignored is None or not isinstance(target, torch.Tensor) or target.dim() < 1 or target.is_floating_point() \
             or target.is_complex():
         return None
-    return (target != ignored).sum()
+    return target.numel()
 
 
 def target_print(target) -> torch.Tensor | None:
@@ -212,45 +244,80 @@ def target_print(target) -> torch.Tensor | None:
                         (flat * weights.sqrt()).sum()])
 
 
-def average_verdict(validations: list[tuple[float, list[tuple]]]) -> Verdict | None:
+def average_verdict(validations: list[tuple], trains: list[float | None] | None = None) -> Verdict | None:
     """The failing verdict (a warning for a mean of batch means of unequal sizes) on the values given to
-    ``w.validate`` against the losses of the batches each validation ran; None when they are averaged right, or
-    otherwise (another loss, an accuracy), or too few were read."""
-    found = [(matched(value, calls), value, calls) for value, calls in validations]
+    ``w.validate`` against the losses of the batches each validation ran (``(value, calls[, training-batch
+    calls])``; ``trains``: the training loss at each); None when they are averaged right, or otherwise (another
+    loss, an accuracy), or too few were read."""
+    trains = trains or [None] * len(validations)
+    found = []
+    for (value, calls, *rest), train in zip(validations, trains, strict=True):
+        form = matched(value, calls, train)
+        if form[0] is None and rest and rest[0] and mixed(value, calls, rest[0]):
+            form = ("mixed", None)
+        found.append((form, value, calls, rest[0] if rest else [], train))
     read = [f for f in found if f[0][0] is not None]
     if not read:
         return None
     wrong = {f[0] for f in read}
     if len(read) < LEAST or any(form == "right" for form, _ in wrong) or len(wrong) > 1:  # right: nothing to say
         return None
-    (form, count), value, calls = read[-1]
+    (form, count), value, calls, extra, train = read[-1]
+    if form == "mixed":
+        return Verdict(NAME, "fail", *training_batch_mixed(len(read), value, calls, extra))
     unit = "token" if tokens(calls) else "example"
     units = [u for _, _, _, u, _ in counts(calls)]
     n, batches = round(sum(units)), len(calls)
     mean = forms(calls)[0][0]
+    counted_targets, weighted = targets(calls)
+    if weighted:
+        n = round(sum(r for r, *_ in calls))
     if unit == "token":
         expected = ("the validation loss averaged per token: sum(loss_b * n_tokens_b) / total_tokens (n_tokens: the "
                     "targets not equal to ignore_index)")
-        weighted = "sum(loss.item() * (yb != ignore_index).sum().item()) / total_tokens"
+        weighted_fix = "sum(loss.item() * (yb != ignore_index).sum().item()) / total_tokens"
     else:
         expected = "the validation loss averaged per example: sum(loss_b * len(y_b)) / len(dataset)"
-        weighted = "sum(loss.item() * len(yb)) / len(val_dataset)"
+        weighted_fix = "sum(loss.item() * len(yb)) / len(val_dataset)"
     if form == "unequal":
-        return _unequal(len(read), value, mean, units, unit, expected, weighted)
+        return _unequal(len(read), value, forms(calls)[0][2] if weighted else mean,
+                        [r for r, *_ in calls] if weighted else units, unit, expected, weighted_fix)
+    size = "batch size" if unit == "example" else "sequences per batch" if count == "sequences" else \
+        f"{unit}s per batch"
     if form == "means":
         over = {"units": f"{n} {unit}s", "rows": f"{round(sum(r for r, *_ in calls))} {unit}s",
                 "sequences": f"{round(sum(s for *_, s in counts(calls)))} "
                              f"{'sequences' if unit == 'token' else 'examples'}"}[count]
         how = (f"the batch means summed and divided by the {over} (not the {batches} batches): {value:.4g} "
                f"where the mean per {unit} is {mean:.4g}, {mean / value:.3g}x larger")
-        fix = f"{weighted} (or sum of batch means / len(val_loader) for equal batches)"
+        fix = f"{weighted_fix} (or sum of batch means / len(val_loader) for equal batches)"
+    elif count == "targets" and weighted:
+        how = (f"the class-weighted batch sums (CrossEntropyLoss(weight=w)) divided by the {n} examples, not by "
+               f"the sum of their class weights ({sum(units):.4g}) that the loss's own mean divides by: {value:.4g} "
+               f"where the weighted mean is {mean:.4g}, {value / mean:.3g}x")
+        expected = ("a class-weighted validation loss averaged as the loss's mean is: sum(w[y] * loss) / sum(w[y]) "
+                    "over the validation set, or the batch means weighted by len(y_b)")
+        size = "mean class weight"
+        fix = ("divide the summed losses by weight[y_val].sum(), not len(val_dataset) (or "
+               f"{weighted_fix} with the default reduction)")
+    elif count == "targets":
+        how = (f"the batch sums divided by all {round(counted_targets)} target positions, padding included, not by "
+               f"the {n} tokens the loss averages over (ignore_index skips the pads): {value:.4g} where the mean "
+               f"per token is {mean:.4g}, {mean / value:.3g}x larger")
+        size = "share of padding"
+        fix = "divide by the non-pad tokens, sum((yb != ignore_index).sum()), not by yb.numel() or B * T"
+    elif count == "sequences":
+        seqs = round(sum(s for *_, s in counts(calls)))
+        how = (f"the batch sums over the tokens divided by the {seqs} sequences: a loss per sequence ({value:.4g}, "
+               f"about {n / seqs:.3g} tokens each) while the training loss is per token ({train:.4g}); the mean per "
+               f"token is {mean:.4g}")
+        size = "tokens per sequence"
+        fix = "sum(loss.item() for reduction='sum') / total_tokens, the unit of the training loss"
     else:
         how = (f"the batch sums (reduction='sum') added and divided by the {batches} batches (not the {n} "
                f"{unit}s): {value:.4g} where the mean per {unit} is {mean:.4g}, {value / mean:.3g}x smaller")
         total = "total_tokens" if unit == "token" else "len(val_dataset)"
         fix = f"sum(loss.item()) / {total} with reduction='sum' (or the batch means weighted by their sizes)"
-    size = "batch size" if unit == "example" else "sequences per batch" if count == "sequences" else \
-        f"{unit}s per batch"
     return Verdict(NAME, "fail", f"{WRONG_AVERAGE} on all {len(read)} "
                    f"validations read: {how}", expected,
                    f"the value given to w.validate is off by about the {size}, so its gap to the training loss and "
