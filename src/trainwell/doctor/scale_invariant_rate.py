@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.diagnosis import LR_CURVE
@@ -27,12 +28,13 @@ _TAIL = 4  # how many of the last weighted modules are read
 
 
 class StartNorms:
-    """The norm of each parameter of ``model`` when the watch was built, before the loop's first step."""
+    """The norm of each weight of ``model`` when the watch was built, before the loop's first step (a lazy
+    module's parameters, not yet shaped, have none)."""
 
     def __init__(self, model: nn.Module):
         with torch.no_grad():
             self.norms = {n: float(p.detach().double().norm()) for n, p in model.named_parameters()
-                          if p.requires_grad and p.is_floating_point() and p.dim() >= 2}
+                          if not is_lazy(p) and p.requires_grad and p.is_floating_point() and p.dim() >= 2}
 
 
 def invariant_tail(model: nn.Module, x: torch.Tensor | Inputs) -> list[str]:
