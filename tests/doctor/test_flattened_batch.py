@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from trainwell import doctor
 from trainwell.doctor.batch_flatten import flattened_batch
@@ -100,3 +101,33 @@ def test_check_names_the_flatten(reports):
 def test_check_passes_the_flatten_from_dim_1(reports):
     assert reports["start_dim"]["batch independence"].status == "pass"
     assert reports["start_dim"].failed == []
+
+
+def _watched(how: str):
+    """A loop whose DataLoader drops the last, smaller batch: every batch holds the B the model runs at."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12 * B + 5, 1, 8, 8, generator=g)
+    y = (x.mean((1, 2, 3)) > 0).long() + (x[:, 0, 0, 0] > 0).long()
+    torch.manual_seed(0)
+    model = SmallCNN(how)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loader = DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(0))
+    with doctor.watch(model, opt, every=5) as w:
+        for xb, yb in loader:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=yb)
+    return {v.check: v for v in w.report().verdicts}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["flatten", "start_dim"])
+def test_watch_names_the_flatten(how):
+    v = _watched(how).get("loop: batch independence")
+    if how == "flatten":
+        assert v is not None and v.status == "fail" and "torch.flatten(h, 1)" in v.advice, v
+    else:
+        assert v is None or v.status == "pass", v

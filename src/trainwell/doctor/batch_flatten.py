@@ -18,8 +18,10 @@ from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import kept_modes
 
 NAME = "batch independence"
+LOOP_NAME = "loop: batch independence"
 _RESHAPES = {torch.flatten: "torch.flatten", torch.Tensor.flatten: ".flatten", torch.Tensor.view: ".view",
              torch.Tensor.reshape: ".reshape", torch.reshape: "torch.reshape"}
 
@@ -59,23 +61,19 @@ def flattened_batch(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | Non
     n = len(x)
     if n < 2:
         return None
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            mode = _BatchFlattens(n)
-            with mode:
-                call(model, x)
-            if not mode.found:
-                return None
-            try:
-                call(model, x[: n // 2])
-            except RuntimeError as e:
-                error = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-            else:
-                return None
-    finally:
-        model.train(was)
+    with kept_modes(model), torch.no_grad():
+        model.eval()
+        mode = _BatchFlattens(n)
+        with mode:
+            call(model, x)
+        if not mode.found:
+            return None
+        try:
+            call(model, x[: n // 2])
+        except RuntimeError as e:
+            error = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        else:
+            return None
     name, before, after, site = mode.found[0]
     how = "torch.flatten(h) without start_dim" if "flatten" in name else f"{name}({', '.join(map(str, after))})"
     return Verdict(NAME, "fail", f"{name}{site} turned the {n} examples' {before} into {after}: the forward runs on "
@@ -83,3 +81,23 @@ def flattened_batch(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | Non
                    f"{how} flattens the batch axis too, mixing the examples into one input: flatten from dim 1, "
                    f"torch.flatten(h, 1) or nn.Flatten(), and size the next layer for one example's "
                    f"{math.prod(before[1:])} features")
+
+
+def loop_flattened_batch(probe, forward: tuple | None) -> Verdict | None:
+    """:func:`flattened_batch` under ``doctor.watch``, on the first observed training forward (``forward``: its
+    (args, kwargs), the model called on one tensor), the probe's hooks recording nothing of it: a loop whose
+    batches all hold the one batch size the model runs at (``drop_last=True``) trains it as one input."""
+    if forward is None:
+        return None
+    args, kwargs = forward
+    if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor):
+        return None
+    probe.reading = True
+    try:
+        verdict = flattened_batch(probe.model, args[0].detach())
+    except Exception:  # noqa: BLE001 - a model this reading cannot run gets no verdict from it
+        return None
+    finally:
+        probe.reading = False
+    return None if verdict is None else Verdict(LOOP_NAME, verdict.status, verdict.value, verdict.expected,
+                                                verdict.advice)
