@@ -32,6 +32,7 @@ from torch import nn
 from trainwell.doctor import checkpointing, global_rngs, no_grad_layers
 from trainwell.doctor import preflight as pf
 from trainwell.doctor.bags import as_bag_inputs, extra_bag_hint
+from trainwell.doctor.batch_flatten import flattened_batch
 from trainwell.doctor.batch_layout import installed, read_batch_first
 from trainwell.doctor.batchnorm_momentum import batchnorm_momentum_verdict
 from trainwell.doctor.check_deferrals import (
@@ -88,6 +89,7 @@ from trainwell.doctor.target_range import (
     unreachable_targets,
 )
 from trainwell.doctor.targets import raw_unit_targets
+from trainwell.doctor.verdict import Verdict
 from trainwell.regularize import l2_penalty
 from trainwell.train.uncompiled import uncompiled
 
@@ -269,6 +271,7 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         wiring = structure_verdicts(model, x) if ran else []
         inverted = _guarded(check_inverted_mask, model, x) if ran or out is not None else None
         opponent = (_guarded(opponent_parameters, model, x, y, loss_fn, optimizer) or 0) if ran else 0
+        flattened, crash = _flattened(model, x, crash, replace) if ran else (None, crash)
         del out
         verdicts = [v for v in (crash, held, dropped, normed, targets, fed, padded, inverted, axis, weighted, skips,
                                 inputs_off, groups, bn_axis, *wiring) if v is not None] + pf.run_all(
@@ -295,8 +298,9 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
     verdicts = with_dropout_rate(defer_to_weights(verdicts, weighted), dropout_rate_verdict(model))
     verdicts = defer_to_structure(verdicts, wiring)
     verdicts = [*verdicts, *(v for v in (batchnorm_momentum_verdict(model),) if v is not None)]
-    if crash is not None:  # the checks that could not run met the user's own error, not a doctor limitation
-        verdicts = [type(v)(v.check, v.status, v.value, v.expected, "see 'forward and loss run'")
+    if crash is not None or flattened is not None:  # the checks that could not run met the user's own error
+        verdicts = [type(v)(v.check, v.status, v.value, v.expected,
+                            f"see '{(crash or flattened).check}'")
                     if v.status == "skip" and "could not run" in str(v.value) else v for v in verdicts]
     return Report(verdicts, f"trainwell doctor: {type(model).__name__}", ["pre"] * len(verdicts))
 
@@ -344,6 +348,17 @@ def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
         ignored_class(loss_fn, out, y) or ignored_all_but_one(y, out) or \
         unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn, out) or \
         echoed_targets(model, x, y) or overlapping_window(model, x, y) or raw_unit_targets(y, loss_fn, out)
+
+
+def _flattened(model: nn.Module, x: torch.Tensor | Inputs, crash: Verdict | None, replace: dict) -> tuple:
+    """(the verdict on a forward that flattens the batch axis, or None; ``crash``). Where it is found, it stands
+    for batch independence and a "whole input at once" note on ``crash`` is dropped: the checks that slice the
+    batch meet the user's own shape error, not a model that needs all of its input."""
+    flattened = _guarded(flattened_batch, model, x)
+    if flattened is None:
+        return None, crash
+    replace["batch independence"] = lambda s: flattened
+    return flattened, None if crash is not None and crash.status == "info" else crash
 
 
 def _guarded(reading: Callable, *args):

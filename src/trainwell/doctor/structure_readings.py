@@ -1,9 +1,10 @@
 """The readings of how a user's model is wired, each run once on a few examples before the pre-flight checks: a
 network with no nonlinearity (:mod:`~trainwell.doctor.linear_model`), a residual branch broadcast onto its input
 (:mod:`~trainwell.doctor.broadcast_skip`), input positions the output never reads
-(:mod:`~trainwell.doctor.unread_positions`) and a tensor the forward reads that is kept as a plain attribute on
-another dtype or device (:mod:`~trainwell.doctor.unregistered_tensors`). Each adds a warning only where it finds
-its fault; a reading that cannot follow the model adds none."""
+(:mod:`~trainwell.doctor.unread_positions`), a tensor the forward reads that is kept as a plain attribute on
+another dtype or device (:mod:`~trainwell.doctor.unregistered_tensors`) and token embeddings scaled by sqrt(d)
+twice (:mod:`~trainwell.doctor.embedding_factor`, a fail). Each adds a verdict only where it finds its fault; a
+reading that cannot follow the model adds none."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor.broadcast_skip import broadcast_skip_verdict
+from trainwell.doctor.embedding_factor import scaled_twice
 from trainwell.doctor.inputs import Inputs
 from trainwell.doctor.linear_model import NAME as LINEAR
 from trainwell.doctor.linear_model import affine_verdict, defer_to_linear
@@ -19,11 +21,11 @@ from trainwell.doctor.unread_positions import defer_to_unread, unread_verdict
 from trainwell.doctor.unregistered_tensors import unregistered_verdict
 from trainwell.doctor.verdict import Verdict
 
-READINGS = (affine_verdict, broadcast_skip_verdict, unread_verdict, unregistered_verdict)
+READINGS = (affine_verdict, broadcast_skip_verdict, unread_verdict, unregistered_verdict, scaled_twice)
 
 
 def structure_verdicts(model: nn.Module, x: torch.Tensor | Inputs) -> list[Verdict]:
-    """The warnings of every reading that finds its fault on ``x`` (an exception inside one is no verdict)."""
+    """The verdicts of every reading that finds its fault on ``x`` (an exception inside one is no verdict)."""
     found = []
     for reading in READINGS:
         try:

@@ -78,6 +78,7 @@ from trainwell.doctor.report import Report
 from trainwell.doctor.reset_curve import reread_after_reset
 from trainwell.doctor.restored_weights import StateRestores
 from trainwell.doctor.sampler_weights import LoaderSamplers
+from trainwell.doctor.scale_invariant_rate import StartNorms, grown_norms
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.supcon_floor import supcon_floors
@@ -162,6 +163,7 @@ class Watch:
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._first_targets = None  # the y= given on that step
+        self._norms = StartNorms(model)  # the weights' norms before the first step (scale-invariant ones grow)
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
         self._val_losses = self.probe.validation_losses  # the loss calls of the validations
         # the readers of torch's own methods (DataLoaders, schedulers, optimizers, state dicts, clipping,
@@ -436,6 +438,8 @@ class Watch:
         curve = reread_after_weights(curve, self.probe.steps, losses, read)  # a loss weight's schedule
         verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
         curve = plateau_at_healthy_steps(self, curve)  # a plateau with healthy steps may be the loss's floor
+        curve = grown_norms(curve, self._norms, self.probe, self._first_forward,  # a scale-invariant head's slowness
+                            self._state.optimizer.param_groups[0].get("lr") if self._state.optimizer else None)
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
