@@ -19,6 +19,7 @@ from torch.overrides import TorchFunctionMode
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import kept_modes
+from trainwell.train.uncompiled import uncompiled
 
 NAME = "batch independence"
 LOOP_NAME = "loop: batch independence"
@@ -93,8 +94,9 @@ def loop_flattened_batch(probe, forward: tuple | None) -> Verdict | None:
     if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor):
         return None
     probe.reading = True
-    try:
-        verdict = flattened_batch(probe.model, args[0].detach())
+    try:  # a compiled model read uncompiled: its compiled code would be traced again for the other batch size
+        with uncompiled(probe.model):
+            verdict = flattened_batch(probe.model, args[0].detach())
     except Exception:  # noqa: BLE001 - a model this reading cannot run gets no verdict from it
         return None
     finally:
