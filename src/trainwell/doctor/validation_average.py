@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 
+from trainwell.doctor.augmented_validation import position_targets
 from trainwell.doctor.average_forms import counts, forms, matched, tokens
 from trainwell.doctor.verdict import Verdict
 
@@ -85,6 +86,7 @@ class ValidationLosses:
         self.validations: list[tuple[float, list[tuple]]] = []
         self.targets: dict[int, list[torch.Tensor]] = {}  # per validation (its index): its targets' fingerprints
         self.target_kinds: dict[int, list[tuple]] = {}  # ... its targets' (shape, floating)
+        self.target_positions: dict[int, bool] = {}  # ... whether its targets are positions (a contrastive loss's)
         self._count = 0  # validations seen
         self._mode: _LossCalls | None = None
         self._rows: int | None = None  # the rows of the latest forward's input (a language model's sequences)
@@ -169,6 +171,7 @@ class ValidationLosses:
             self.target_kinds[self._count] = [(tuple(p[4].shape), p[4].is_floating_point())
                                               if isinstance(p[4], torch.Tensor) else ((), False)
                                               for p in self._pending if p[0] == first]
+            self.target_positions[self._count] = position_targets([p[4] for p in self._pending if p[0] == first])
         self._pending, self._count = [], self._count + 1
 
     def verdict(self) -> Verdict | None:
