@@ -6,7 +6,8 @@ its context S_j, never on input j itself. Trained on their inputs as targets (a 
 cannot reach the loss free outputs reach (about 0 on 20 binary images): examples that share the context of
 element j get the same output there, so the floor is the data's own conditional entropy, about ln 20 = 3.0 nats per
 example for 20 distinct images under a summed BCE. The contexts are read from the model's Jacobian (its nonzero
-columns per output, on two examples and one Gaussian input), and the floor is fitted with one free output per
+columns per output, on two examples and one Gaussian input; an autoencoder, whose outputs see their own inputs, is
+left at the first), and the floor is fitted with one free output per
 element and group of examples that agree on its context.
 """
 
@@ -43,16 +44,18 @@ def contexts(model: nn.Module, x: torch.Tensor, y) -> torch.Tensor | None:
                     raise ValueError("the output is not shaped like the input")
                 return out.reshape(-1)
 
-            jac = torch.autograd.functional.jacobian(f, v.detach().reshape(-1).to(x.dtype)) != 0
+            jac = torch.autograd.functional.jacobian(f, v.detach().reshape(-1).to(x.dtype), vectorize=True) != 0
+            if bool(jac.diagonal().any()):  # an output sees its own input (an autoencoder): nothing more to read
+                return None
             seen = jac if seen is None else seen | jac
-    except (ValueError, RuntimeError, TypeError):
+    except (ValueError, RuntimeError, TypeError):  # vmap cannot batch every forward: not read then
         return None
     if bool(seen.diagonal().any()) or not bool(seen.any()):
         return None
     return seen
 
 
-def autoregressive_floor(model: nn.Module, x: torch.Tensor, y, loss_fn: Callable, max_iter: int = 200) -> \
+def autoregressive_floor(model: nn.Module, x: torch.Tensor, y, loss_fn: Callable, max_iter: int = 100) -> \
         float | None:
     """The lowest value of ``loss_fn`` over outputs equal across the examples that agree on each element's context
     (:func:`contexts`); None when the model is not autoregressive over its own inputs."""
