@@ -56,3 +56,32 @@ def test_rows_under_another_task_keep_their_labels_per_task(reports):
     assert "loop: labels follow their inputs" not in checks, healthy
     assert healthy["loop: labels"].status == "pass", healthy["loop: labels"]
     assert reports[True]["loop: labels follow their inputs"].status == "fail", reports[True]
+
+
+class StepAware(nn.Module):
+    """A forward that takes the step's index (a drop-path or curriculum schedule): no task."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 6))
+
+    def forward(self, x, step=0):
+        return self.net(x)
+
+
+def test_a_step_index_given_to_forward_is_no_task_and_sorted_labels_are_still_named():
+    torch.manual_seed(0)
+    x = torch.randn(256, 10)
+    y = x[:, :6].argmax(1)
+    order = torch.argsort(y)  # the bug: data sorted by label, never shuffled
+    x, y = x[order], y[order]
+    model = StepAware()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with doctor.watch(model, opt, every=10) as w:
+        for step, i in enumerate(torch.arange(len(x)).split(16)):
+            loss = nn.functional.cross_entropy(model(x[i], step), y[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[i])
+    assert w.report()["loop: labels"].status == "warn"

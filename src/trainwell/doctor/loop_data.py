@@ -15,6 +15,7 @@ from trainwell.doctor.input_scale import ADVICE as SMALL_ADVICE
 from trainwell.doctor.input_scale import FAR, LARGE_ADVICE, RESTORED, is_small
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
+from trainwell.doctor.row_labels import TASKS
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.target_range import one_label_left
 from trainwell.doctor.targets import RAW_ADVICE, raw_units
@@ -305,8 +306,8 @@ def _beyond_shuffling(stat, pooled: torch.Tensor, factor: float, floor: float = 
 def _mix_by_context(flat: list[torch.Tensor], contexts: list | None) -> str | None:
     """:func:`_mix_test` over the batches of each task apart, where the forwards took different plain values
     (``contexts``, one per batch): a task's labels (0/1 parity) have a mix of their own, not the run's."""
-    if not contexts or len(contexts) != len(flat) or len(set(contexts)) < 2:
-        return _mix_test(flat)
+    if not contexts or len(contexts) != len(flat) or not 2 <= len(set(contexts)) <= TASKS:
+        return _mix_test(flat)  # one task, or a value that changes with the step (an epoch index): no tasks
     for context in dict.fromkeys(contexts):
         mixed = _mix_test([f for f, c in zip(flat, contexts, strict=True) if c == context])
         if mixed is not None:

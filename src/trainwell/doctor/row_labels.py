@@ -31,6 +31,7 @@ from trainwell.doctor.verdict import Verdict
 NAME = "loop: labels follow their inputs"
 ROWS = 1 << 16  # training rows keyed, at most (the first ones)
 MIN_PAIRS = 64  # returns of a row before the verdict reads them
+TASKS = 8  # distinct plain values a forward takes, at most, to be read as tasks (more: a step or epoch index)
 
 
 def selectors(args: tuple, kwargs: dict) -> tuple:
@@ -81,6 +82,8 @@ class RowLabels:
         if not read:
             return None
         contexts = {context: n for n, context in enumerate(dict.fromkeys(c for _, _, c in read))}
+        if len(contexts) > TASKS:  # a value that changes with the step (an epoch or step index): no task
+            contexts = dict.fromkeys(contexts, 0)
         keys = torch.cat([k for (k, _), _, _ in read]).cpu()
         elements = torch.cat([e for (_, e), _, _ in read]).cpu()
         labels = torch.cat([labels for _, labels, _ in read]).cpu().long()
