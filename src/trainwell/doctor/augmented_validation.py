@@ -12,7 +12,9 @@ were drawn again for the same examples. A deterministic validation repeats every
 each time (a random subset, a shuffled loader) changes its targets too and is not read; nor is a validation whose
 targets are real-valued rows of its inputs' own shape (a denoising autoencoder's clean inputs, a restoration
 model's sharp images): fresh noise on inputs scored against fixed clean targets is that task itself, evaluated on
-new corruptions (Vincent et al. 2008), not an augmentation.
+new corruptions (Vincent et al. 2008), not an augmentation; nor is one whose targets are positions, each integer
+once in its batch (a contrastive loss's ``torch.arange`` pairing of two augmented views, SimCLR's NT-Xent, Chen et
+al. 2020): its loss is defined on freshly drawn views, and without them it has nothing to measure.
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ def _same_targets(a: list, b: list) -> bool:
     return all(bool(torch.equal(x.cpu(), y.cpu())) for x, y in zip(a, b, strict=True))
 
 
+def position_targets(batches: list) -> bool:
+    """Whether every target tensor a validation gave its loss is integer with each value once: positions in the
+    batch (the index of each row's positive view), not labels of the examples."""
+    return bool(batches) and all(
+        isinstance(t, torch.Tensor) and t.dim() == 1 and len(t) > 1 and not t.is_floating_point() and
+        len(torch.unique(t)) == len(t) for t in batches)
+
+
 def reconstruction_targets(input_shapes: list, target_kinds: list) -> bool:
     """Whether every target a validation gave its loss is real-valued and has the shape of one of its input batches,
     with more than one value per row (``input_shapes``: the shape of each input batch; ``target_kinds``: (shape,
@@ -102,17 +112,20 @@ def reconstruction_targets(input_shapes: list, target_kinds: list) -> bool:
 
 
 def augmented_validation(keys: dict[int, torch.Tensor], targets: dict[int, list], input_shapes: dict | None = None,
-                         target_kinds: dict | None = None) -> Verdict | None:
+                         target_kinds: dict | None = None, positions: dict | None = None) -> Verdict | None:
     """The verdict on the validation inputs across evaluations (``keys``: row keys per validation index,
     ``targets``: the fingerprints of the targets each validation gave its loss; ``input_shapes`` and
-    ``target_kinds``: per validation index, its input batches' shapes and its targets' (shape, floating)); None when
+    ``target_kinds``: per validation index, its input batches' shapes and its targets' (shape, floating);
+    ``positions``: per validation index, whether its targets are positions, :func:`position_targets`); None when
     fewer than two validations were read with the same targets in the same order, when the inputs repeat, or when
-    the targets are the inputs' clean copies (:func:`reconstruction_targets`)."""
+    the targets are the inputs' clean copies (:func:`reconstruction_targets`) or positions."""
     read = sorted(i for i in keys if i in targets and len(keys[i]) >= MIN_ROWS)
     if len(read) < 2:
         return None
     if input_shapes and target_kinds and all(
             reconstruction_targets(input_shapes.get(i, []), target_kinds.get(i, [])) for i in read):
+        return None
+    if positions and all(positions.get(i) for i in read):
         return None
     first = read[0]
     pairs = [i for i in read[1:] if len(keys[i]) == len(keys[first]) and _same_targets(targets[first], targets[i])]

@@ -18,6 +18,7 @@ from trainwell.doctor.fitting import _free_outputs, _train_copy
 from trainwell.doctor.forward import _accuracy, _training_forward
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, reads_class_scores
+from trainwell.doctor.rate_retry import retry_rate
 from trainwell.doctor.targets import far_from_unit
 from trainwell.doctor.verdict import Verdict
 
@@ -25,7 +26,7 @@ from trainwell.doctor.verdict import Verdict
 def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
                                loss_fn: Callable = F.cross_entropy, steps: int = 100, lr: float = 1e-2,
                                n: int = 256, seed: int = 0, holdout: float = 0.25,
-                               stop_when_shown: bool = True) -> Verdict:
+                               stop_when_shown: bool = True, retry: bool = True) -> Verdict:
     """Train a copy on real inputs; at its best it must reach a clearly lower loss on *held-out* examples than the
     best any input-independent model can (Karpathy's recipe: the model must be using its input).
 
@@ -51,6 +52,10 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     held-out labels shuffled among the examples (a permutation test, which conditions on the class balance: a
     model answering the majority class everywhere agrees by chance only), corrected for the number of distinct
     checkpoints tested. Labels independent of the inputs agree by chance only, however long the copy trains.
+
+    A copy whose loss kept jumping back up, or that ended no better on its own training examples than the constant,
+    is trained once more at a tenth of the rate (``retry``; :mod:`~trainwell.doctor.rate_retry`: a SIREN's sines
+    take far smaller steps); the verdict at that rate stands only when it passes.
     """
     xs, ys = x[:n], y[:n]
     if not any(p.requires_grad for p in model.parameters()):
@@ -81,8 +86,9 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
             best["loss"], best["acc"] = loss, acc
         return stop_when_shown and _shown(best, k, zero_held, zero_acc)
 
+    trace: list[float] = []
     m, _ = _train_copy(model, xs[train], ys[train], loss_fn, steps, lr, seed, every=5 if k else 0,
-                       watch=watch if k else None, budget_s=TIME_BUDGET_S)
+                       watch=watch if k else None, budget_s=TIME_BUDGET_S, trace=trace)
     _training_forward(m)
     with torch.no_grad():
         real_train = _scalar(loss_fn(call(m, xs[train]), ys[train]))
@@ -94,6 +100,15 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     agreement = None if _shown(best, k, zero_held, zero_acc, floor) else _agreement(list(predicted.values()),
                                                                                     ys[held])
     verdict = _judge(real_train, zero_train, k, best, zero_held, zero_acc, agreement, floor)
+    slower = retry_rate(lr, trace, stuck=real_train >= zero_train) if retry and verdict.status in ("warn", "fail") \
+        else None
+    if slower is not None:  # the copy's loss kept jumping back up: a rate too high for this model (a SIREN's)
+        again = input_independent_baseline(model, x, y, loss_fn, steps, slower, n, seed, holdout, stop_when_shown,
+                                           retry=False)
+        if again.status == "pass":
+            again.value = (f"{again.value}; at Adam's rate {slower:g} (at {lr:g} the copy's loss kept jumping back "
+                           "up: a rate too high for this model)")
+            return again
     if verdict.status == "fail" and max(zero_train, zero_held or 0.0) <= 1e-6 and \
             out_of_reach(real_train, zero_train) and not _reads_targets(loss_fn, const(len(ys)), ys):
         return _implied_targets(real_train, zero_train)

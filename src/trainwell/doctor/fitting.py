@@ -27,7 +27,7 @@ BUDGET_FLOOR = 30
 def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, steps: int, lr: float,
                 seed: int, stop_below: float | None = None, every: int = 0,
                 watch: Callable[[nn.Module], None] | None = None,
-                budget_s: float | None = None) -> tuple[nn.Module, float]:
+                budget_s: float | None = None, trace: list | None = None) -> tuple[nn.Module, float]:
     """Train a deep copy with full-batch Adam (the user's model and RNG untouched); returns it and the last loss.
     With ``stop_below``, training stops at the first loss below it, before that step's update: the copy returned
     has that loss.
@@ -38,6 +38,8 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
     ``budget_s``: training also stops once that many seconds have passed, after :data:`BUDGET_FLOOR` steps at
     least (a large model on a CPU trains fewer than ``steps``; timed as it trains, rather than predicted from one
     more step of a copy).
+
+    ``trace``: a list each step's loss is appended to.
     """
     tic = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
@@ -58,6 +60,8 @@ def _train_copy(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, los
             loss = loss_fn(call(m, x), y)
             loss = loss.mean() if loss.dim() else loss
             final = float(loss.detach())
+            if trace is not None:
+                trace.append(final)
             if stop_below is not None and final < stop_below:  # the copy returned is the one that reached it:
                 break  # one more step of Adam can overshoot (a loss near 0 is where its steps are relatively largest)
             for opt in opts:

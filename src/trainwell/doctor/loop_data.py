@@ -15,6 +15,7 @@ from trainwell.doctor.input_scale import ADVICE as SMALL_ADVICE
 from trainwell.doctor.input_scale import FAR, LARGE_ADVICE, RESTORED, is_small
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
+from trainwell.doctor.row_labels import TASKS
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.target_range import one_label_left
 from trainwell.doctor.targets import RAW_ADVICE, raw_units
@@ -144,7 +145,8 @@ def position_aligned(logits: torch.Tensor | None, y: torch.Tensor) -> bool:
 
 
 def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None, soft: bool = False,
-           against: list[bool] | None = None, tokens: bool = True, aligned: bool = True) -> Verdict:
+           against: list[bool] | None = None, tokens: bool = True, aligned: bool = True,
+           contexts: list | None = None) -> Verdict:
     """Targets passed to ``w.step(loss, y=y)``: inside [0, C), including class 0, mixed within batches like the
     whole run (a permutation test); and no elementwise loss that broadcast outputs against targets of another
     shape (``broadcast``: torch's warning text, caught while the loop ran). ``tokens``: the outputs score the
@@ -157,7 +159,8 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     (:func:`~trainwell.doctor.multi_hot.cross_entropy_against`): multi-hot rows under a softmax loss of another
     form (a partial-label loss over candidate sets) are not the bug. ``aligned``: the targets hold one label per
     output position (:func:`position_aligned`); label sequences a loss aligns itself (CTC, whose class 0 is the
-    blank) are not read as 1-based."""
+    blank) are not read as 1-based. ``contexts``: per batch, the plain values its forward took (a multi-task
+    model's task, ``model(x, "parity")``): each task's batches have a label mix of their own, tested apart."""
     name = "loop: labels"
     if broadcast is not None:
         return Verdict(name, "fail", f"the loss broadcast outputs against targets of another shape ({broadcast[:120]})",
@@ -209,7 +212,7 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
         return Verdict(name, "warn", f"targets run {lo}..{hi}: class 0 never appears in {len(ys)} batches",
                        f"targets in [0, {classes})", "1-based labels? subtract 1 (output 0 is trained towards "
                        "never being chosen, and the model has one class too many)")
-    mixed = _mix_test(flat)
+    mixed = _mix_by_context(flat, contexts)
     if mixed is not None:
         return Verdict(name, "warn", mixed, "each batch's label mix close to the whole run's",
                        "the data is sorted (by label) or not shuffled: use DataLoader(..., shuffle=True) or a new "
@@ -298,6 +301,18 @@ def _beyond_shuffling(stat, pooled: torch.Tensor, factor: float, floor: float = 
     null = [stat(pooled[torch.randperm(len(pooled), generator=g)]) for _ in range(20)]
     mean = sum(null) / len(null)
     return (seen, mean) if seen > max(null) and seen > factor * mean and seen > floor else None
+
+
+def _mix_by_context(flat: list[torch.Tensor], contexts: list | None) -> str | None:
+    """:func:`_mix_test` over the batches of each task apart, where the forwards took different plain values
+    (``contexts``, one per batch): a task's labels (0/1 parity) have a mix of their own, not the run's."""
+    if not contexts or len(contexts) != len(flat) or not 2 <= len(set(contexts)) <= TASKS:
+        return _mix_test(flat)  # one task, or a value that changes with the step (an epoch index): no tasks
+    for context in dict.fromkeys(contexts):
+        mixed = _mix_test([f for f, c in zip(flat, contexts, strict=True) if c == context])
+        if mixed is not None:
+            return mixed
+    return None
 
 
 def _mix_test(flat: list[torch.Tensor]) -> str | None:

@@ -13,6 +13,7 @@ from torch import nn
 from trainwell.doctor import game_players, registration
 from trainwell.doctor import outputs as O
 from trainwell.doctor.input_scale import first_layer_reads_input, nonzero_abs_quantile, norm_scale, storage_keys
+from trainwell.doctor.row_labels import selectors
 from trainwell.doctor.sampled_validation import fingerprint
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
 from trainwell.doctor.validation_rows import flat_bags
@@ -81,7 +82,7 @@ class ForwardHooks:
             return
         self.training_batches.trained_on(x)
         self.split_rows.with_grad(x, flat_bags(args, kwargs, x))
-        self.row_labels.forward(x)
+        self.row_labels.forward(x, selectors(args, kwargs))
         self.random_states.forward_started(module, x)
         if not module.training:
             self.split_inputs.eval_with_grad(x)

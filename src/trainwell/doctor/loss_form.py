@@ -29,6 +29,7 @@ import math
 import torch
 
 from trainwell.doctor.clamped_scores import clamped
+from trainwell.doctor.form_value import form_value
 from trainwell.doctor.policy_gradient import signed_weights
 
 TOLERANCE = 1e-3  # relative residual of the gradient against the fitted form
@@ -197,7 +198,9 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
     'two_classes' (a zero-sum gradient over 2 classes: a classification loss of unknown form and weight)
     or None when unrecognised), ``weight`` (sum of the per-example weights a_i), ``rows`` (examples that
     received a gradient), ``classes``, and for the forms with positive weights ``spread`` (largest / smallest);
-    label-smoothed cross-entropy reads as 'cross_entropy' with ``smoothing`` (its epsilon).
+    label-smoothed cross-entropy reads as 'cross_entropy' with ``smoothing`` (its epsilon); the two forms that are
+    bugs, 'nll' and 'cross_entropy_on_probabilities', carry ``implied``, the value such a loss gives on these rows
+    (:mod:`~trainwell.doctor.form_value`).
     """
     # low-precision outputs (autocast) carry rounding in the gradient: the fit is judged at that precision, and the
     # best-fitting form wins (at a loose tolerance more than one can pass)
@@ -277,7 +280,9 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
             all(smoothed[0] < 0.5 * f[0] for f in fits):
         return smoothed[1]  # label smoothing fits far better than any of them (the double softmax can come close)
     if fits:
-        _, form, a, bounded = min(fits, key=lambda f: f[0])
+        chosen = min(fits, key=lambda f: f[0])
+        _, form, a, bounded = chosen
+        implied = form_value(form, zl, gl, a, softmax_first=chosen is twice)
         if form == "nll":
             form = _nll_weights(zl, gl, a)
             if form is None:  # one chosen output per row with weights that are not NLL's: a regression, a hinge
@@ -290,6 +295,7 @@ def _read_rows(layout: str, z: torch.Tensor, zz: torch.Tensor, zl: torch.Tensor,
             form = "probability_not_log"
         return {"form": form, "weight": float(a.sum()), "rows": rows, "classes": zz.shape[1],
                 "bounded": bounded, "spread": float(a.max() / a[a > 0].min()),
+                "implied": implied if form in ("nll", "cross_entropy_on_probabilities") else None,
                 "label_weights": label_weights(gl, a) if form in ("cross_entropy", "nll") else None,
                 "slower_than_ce": form == "cross_entropy" and rises_with_label_probability(zl, gl, a)}
     if smoothed is not None:

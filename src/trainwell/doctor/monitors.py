@@ -396,8 +396,23 @@ class Monitor(Callback):
                             "no dead/saturated layers, balanced gradients, update/weight ~1e-3")]
         return [Verdict(f"monitor: {w['kind']}", "fail", f"in layer '{w['where']}' at step {w['step']}: {w['value']}",
                         "finite values", w["advice"]) if w["kind"].startswith("non-finite") else
+                self._revived(w) or
                 Verdict(f"monitor: {w['kind']}", "warn", f"{w['where']} at step {w['step']}: {w['value']}", "-",
                         w["advice"]) for w in self.warnings]
+
+    def _revived(self, w: dict) -> Verdict | None:
+        """An ``info`` for a dead-ReLU warning whose layer came back: at the last observed step after it, at most
+        half the warning's threshold of its units is dead (a decoder fed a VQ-VAE's few codes at first). Units
+        that are dead get no gradient and stay so; a layer that revives was short of varied inputs, not broken."""
+        if w["kind"] != "dead ReLUs":
+            return None
+        last = next((r for r in reversed(self.records) if r["step"] > w["step"] and
+                     math.isfinite(r["activations"].get(w["where"], {}).get("dead", math.nan))), None)
+        if last is None or last["activations"][w["where"]]["dead"] > self.dead_warn / 2:
+            return None
+        return Verdict(f"monitor: {w['kind']}", "info", f"{w['where']} at step {w['step']}: {w['value']}; at step "
+                       f"{last['step']}: {last['activations'][w['where']]['dead']:.0%} (the units came back: they "
+                       "were not dead)", "-", "")
 
     def on_epoch_start(self, state: State) -> None:
         if self._armed and not self._hooks:  # resumed between arming and the observed step

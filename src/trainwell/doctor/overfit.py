@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor import outputs as O
+from trainwell.doctor.autoregressive_floor import autoregressive_floor
 from trainwell.doctor.dominant_term import dominant_inner_term
 from trainwell.doctor.double_sigmoid import sigmoid_in_logits_loss
 from trainwell.doctor.fitting import _free_outputs, _train_copy, is_unit_norm
@@ -21,6 +22,7 @@ from trainwell.doctor.loss_kinds import _scalar, loss_kind
 from trainwell.doctor.low_dimensional import neighbour_loss, spread_rows
 from trainwell.doctor.output_layer import bounded_scores
 from trainwell.doctor.probability_floor import softmax_before_cross_entropy, softmax_inside_loss
+from trainwell.doctor.rate_retry import retry_rate
 from trainwell.doctor.tied_floor import held_above
 from trainwell.doctor.verdict import Verdict
 
@@ -94,6 +96,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         (sigmoid_in_logits_loss(model, xs, ys, loss_fn) or softmax_inside_loss(model, xs, ys, loss_fn)
          if loss_kind(loss_fn) == "unknown" else None)
     floor = floor if floor > 0 or start < 0 else 0.0
+    ordered = None if unknown else autoregressive_floor(model, xs, ys, loss_fn)
+    floor = ordered if ordered is not None and floor < ordered < start else floor  # output j never sees input j
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
         floor = min(start, 0.0)
     sampled = samples_in_forward(model, xs)
@@ -107,27 +111,32 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                                 start)
     reach = max(bar, noisy)  # what a model that fits these examples from their inputs reaches
     stop = floor + min(1e-2, bar / 2)  # a loss of small scale (class weights of 0.25) must train below its bar
-    m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=stop)
-    m, final = _train_on(model, m, xs, ys, loss_fn, (steps, lr, seed), final, floor, bar, reach, sampled)
-    candidates = []
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        for mode in (False, True):
-            torch.manual_seed(seed)
-            out = call(m.train(mode), xs)
-            candidates.append((_scalar(loss_fn(out, ys)), _accuracy(out, ys, loss_fn)))
-    m.eval()
-    finite = [c for c in candidates if math.isfinite(c[0])]
-    final, acc = min(finite, key=lambda c: (-(c[1] or 0.0), c[0])) if finite else candidates[0]
+    trace: list[float] = []
+    m, final, acc = _fit_copy(model, xs, ys, loss_fn, (steps, lr, seed), (stop, floor, bar, reach), sampled, trace)
     if sampled:
         return _sampled_verdict(model, xs, ys, loss_fn, start, final, floor)
     # per-element binary targets (pixels, many labels) are judged to 99%: a few elements stay near 0.5 at the floor
     per_element = isinstance(ys, torch.Tensor) and ys.is_floating_point() and ys.dim() > 1 and ys[0].numel() > 1
     ceiling = causal_ceiling(xs, ys)
-    ok = math.isfinite(final) and (acc is None or acc == 1.0 or per_element and acc >= 0.99 or
-                                   ceiling < 1.0 and acc >= ceiling - 0.01) and final - floor < reach
-    shown = f", acc {acc:.0%}" if acc is not None else ""
+
+    def reached(final: float, acc: float | None) -> bool:
+        return math.isfinite(final) and (acc is None or acc == 1.0 or per_element and acc >= 0.99 or
+                                         ceiling < 1.0 and acc >= ceiling - 0.01) and final - floor < reach
+
+    ok = reached(final, acc)
+    retried = None if ok or softmaxed else \
+        _slower_fit(model, xs, ys, loss_fn, (steps, lr, seed), (stop, floor, bar, reach), trace, reached)
+    shown = ""
+    if retried is not None:  # the copy's loss kept jumping back up: a rate too high for this model
+        (m, final, acc), ok = retried[1], True
+        shown = (f", at Adam's rate {retried[0]:g} (at {lr:g} its loss kept jumping back up: a rate too high for "
+                 "this model, as for a SIREN's sines)")
+    shown = (f", acc {acc:.0%}" if acc is not None else "") + shown
     floor_text = f" (floor {floor:.3g}: the lowest loss any {'unit-norm ' if sphere else ''}outputs reach)" \
         if floor > 1e-3 else ""
+    if ordered is not None and floor == ordered:
+        floor_text = (f" (floor {floor:.3g}: each output sees only the inputs before it, so examples that share them "
+                      "share it: the lowest loss such outputs reach)")
     if const is not None:
         floor_text += f"; one constant output for all of them gives {const:.3g}"
     if noisy > bar:
@@ -158,6 +167,40 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                     f" (within the targets' noise, at most half the way from {where} loss to it)"
                     if noisy > bar else " (< 10% of the start)" if const is None else
                     " (within 10% of the way from one constant output's loss to it)"), advice)
+
+
+def _fit_copy(model: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, bars: tuple, sampled: bool,
+              trace: list) -> tuple[nn.Module, float, float | None]:
+    """A copy trained on ``(xs, ys)`` (``schedule``: steps, lr, seed; ``bars``: stop, floor, bar, reach; ``trace``
+    gets the first stretch's losses), with its loss and accuracy judged in eval and in train mode (seeded), the
+    better of the two."""
+    steps, lr, seed = schedule
+    stop, floor, bar, reach = bars
+    m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=stop, trace=trace)
+    m, final = _train_on(model, m, xs, ys, loss_fn, (steps, lr, seed), final, floor, bar, reach, sampled)
+    candidates = []
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        for mode in (False, True):
+            torch.manual_seed(seed)
+            out = call(m.train(mode), xs)
+            candidates.append((_scalar(loss_fn(out, ys)), _accuracy(out, ys, loss_fn)))
+    m.eval()
+    finite = [c for c in candidates if math.isfinite(c[0])]
+    final, acc = min(finite, key=lambda c: (-(c[1] or 0.0), c[0])) if finite else candidates[0]
+    return m, final, acc
+
+
+def _slower_fit(model: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, bars: tuple, trace: list,
+                reached: Callable) -> tuple[float, tuple] | None:
+    """(the lower rate, the copy fitted at it) when the first copy's losses (``trace``) kept jumping back up
+    (:mod:`~trainwell.doctor.rate_retry`) and a copy trained at a tenth of the rate ``reached`` the bar; None
+    otherwise."""
+    steps, lr, seed = schedule
+    slower = retry_rate(lr, trace)
+    if slower is None:
+        return None
+    again = _fit_copy(model, xs, ys, loss_fn, (steps, slower, seed), bars, False, [])
+    return (slower, again) if reached(*again[1:]) else None
 
 
 def _train_on(model: nn.Module, m: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, final: float,

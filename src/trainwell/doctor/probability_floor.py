@@ -54,11 +54,24 @@ def softmax_before_cross_entropy(model: nn.Module, x: torch.Tensor | Inputs, y: 
     return None
 
 
+MIDWAY = 2.0
+"""A scale of the one-hot scores between 0 and saturation: the curve of a softmax inside the loss is checked there
+too, not only at its two ends (a capsule network's margin loss on class lengths, 0.81 at 0 and 0 beyond 0.9, has
+ends whose difference, 0.81, falls within 2% of ln C - ln(e + C - 1) + 1 = 0.84 for C = 10)."""
+
+
+def softmaxed_value(k: float, classes: int) -> float:
+    """Cross-entropy on softmax(k * one-hot): the value a softmax inside the loss gives on scores k at the label."""
+    q = torch.softmax(torch.tensor([k] + [0.0] * (classes - 1), dtype=torch.float64), 0)
+    return float(torch.logsumexp(q, 0) - q[0])
+
+
 def softmax_inside_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable) -> str | None:
     """Advice naming a softmax applied inside the loss expression before a cross-entropy (``F.cross_entropy(
     out.softmax(-1), y)``), read from the loss on constructed scores: the labels' one-hot rows times k give it
-    ln C at k = 0 (where any cross-entropy gives ln C), and ln(e + C - 1) - 1 for every large k, where plain
-    cross-entropy goes to 0 and label smoothing grows with k. Terms of other outputs cancel in the differences.
+    ln C at k = 0 (where any cross-entropy gives ln C), ln(e + C - 1) - 1 for every large k, where plain
+    cross-entropy goes to 0 and label smoothing grows with k, and :func:`softmaxed_value` at k = :data:`MIDWAY`.
+    Terms of other outputs cancel in the differences.
     Reads hard labels along the scores' last axis, (B, C) with (B,) or (B, T, C) with (B, T); None otherwise."""
     try:
         with torch.no_grad():
@@ -69,12 +82,13 @@ def softmax_inside_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                 return None
             classes = scores.shape[-1]
             hot = nn.functional.one_hot(y.long().clamp(0, classes - 1), classes).to(scores.dtype)
-            at = [_scalar(loss_fn(O.replace_logits(out, k * hot), y)) for k in (0.0, 40.0, 80.0)]
+            at = [_scalar(loss_fn(O.replace_logits(out, k * hot), y)) for k in (0.0, 40.0, 80.0, MIDWAY)]
     except Exception:  # noqa: BLE001 - a loss that cannot be probed so is simply not recognised
         return None
     lowest = probability_floor(classes)
     if classes < 2 or not all(math.isfinite(v) for v in at) or abs(at[1] - at[2]) > 1e-3 * lowest or \
-            abs((at[0] - at[1]) - (math.log(classes) - lowest)) > 0.02 * math.log(classes):
+            abs((at[0] - at[1]) - (math.log(classes) - lowest)) > 0.02 * math.log(classes) or \
+            abs((at[0] - at[3]) - (math.log(classes) - softmaxed_value(MIDWAY, classes))) > 0.02 * math.log(classes):
         return None
     return (f"the loss applies a softmax to the scores before its cross-entropy, which applies its own (read from "
             f"the loss on constructed scores): its floor is then ln(e + C - 1) - 1 = {lowest:.3g} with C = {classes} "

@@ -117,6 +117,8 @@ def read_step(probe) -> dict:
             "slower_than_ce": bool(known[0].get("slower_than_ce")) if len(known) == 1 == len(forms) else False,
             "entropy_bonus": known[0].get("entropy_bonus") if known else None,
             "log_probs": log_probabilities(outs[0][0]) if known and known[0]["form"] == "nll" else None,
+            # the value the read form gives on these outputs, read once against the loss w.step is given
+            "implied": known[0].get("implied") if len(known) == 1 == len(forms) else None,
             "first_logits": outs[0][0] if probe.opt_steps == 0 and outs else None,
             # a softmax loss's labels, the entry of each row its gradient pulls up (p - one-hot), at the first step
             "first_labels": outs[0][1].argmin(1) if probe.opt_steps == 0 and len(known) == 1 == len(outs) and

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 
+from trainwell.doctor.augmented_validation import position_targets
 from trainwell.doctor.average_forms import counts, forms, matched, mixed, targets, tokens
 from trainwell.doctor.mixed_validation import training_batch_mixed
 from trainwell.doctor.validation_classes import class_counts
@@ -92,6 +93,7 @@ class ValidationLosses:
         self.targets: dict[int, list[torch.Tensor]] = {}  # per validation (its index): its targets' fingerprints
         self.target_kinds: dict[int, list[tuple]] = {}  # ... its targets' (shape, floating)
         self.class_counts: torch.Tensor | None = None  # the latest validation's examples per class (class indices)
+        self.target_positions: dict[int, bool] = {}  # ... whether its targets are positions (a contrastive loss's)
         self._count = 0  # validations seen
         self._mode: _LossCalls | None = None
         self._rows: int | None = None  # the rows of the latest forward's input (a language model's sequences)
@@ -187,6 +189,7 @@ class ValidationLosses:
             self.target_kinds[self._count] = [(tuple(p[4].shape), p[4].is_floating_point())
                                               if isinstance(p[4], torch.Tensor) else ((), False)
                                               for p in self._pending if p[0] == first]
+            self.target_positions[self._count] = position_targets([p[4] for p in self._pending if p[0] == first])
         if self._pending and self._pending[0][0] in _CLASS_INDEX:
             first = self._pending[0][0]
             self.class_counts = class_counts([p[4] for p in self._pending if p[0] == first], self._pending[0][5])

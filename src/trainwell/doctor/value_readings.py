@@ -16,6 +16,7 @@ import torch
 
 from trainwell.doctor.binary_floor import read_binary
 from trainwell.doctor.distribution_targets import probability_rows, read_against
+from trainwell.doctor.form_value import disagrees
 from trainwell.doctor.kl_value import kl_on_probabilities
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
@@ -31,6 +32,7 @@ def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tenso
                     inputs: list[torch.Tensor] = ()) -> None:
     """Read the pairs the observed step left on ``probe`` against the loss's value (each read once, then cleared);
     ``inputs``: the tensors the step's forward took (the targets a reconstruction loss may equal)."""
+    _read_implied(probe, loss)
     regressed, two, binary, nll = probe.regressed, probe.two_class, probe.binary_pair, probe.nll_pair
     # class scores no targets were given for (w.step(loss) without y): read as kl_div on probabilities
     scored, probe.scored = (probe.scored, None) if y is None else (None, probe.scored)
@@ -66,6 +68,23 @@ def read_with_value(probe: LoopProbe, loss: torch.Tensor | float, y: torch.Tenso
         probe.binary_reads.append(read)
         if one and isinstance(y, torch.Tensor) and len(probe.pos_weight_reads) < 64:  # BCE's pos_weight per column
             probe.pos_weight_reads.append(read_pos_weight(*binary, y))
+
+
+def _read_implied(probe: LoopProbe, loss: torch.Tensor | float) -> None:
+    """The observed step's form that is a bug (NLL on raw scores, a double softmax) left unread when the loss's
+    value is far from the value that form gives on the step's outputs: another loss whose gradient looked like it on
+    this step (:mod:`~trainwell.doctor.form_value`). Read once, after the observed step."""
+    step = probe.steps[-1] if probe.steps else None
+    implied = step.pop("implied", None) if step is not None else None
+    # several outputs: the value holds the other heads' terms; floating-point targets of the outputs' shape: BCE
+    # with logits given (targets, outputs) has NLL's gradient, and its own reading (read_swapped) needs the form
+    if implied is None or step["backwards"] != 1 or probe.multi_output or probe.nll_pair is not None:
+        return
+    if step["form"] == "nll" and step.get("log_probs") is not False:
+        return  # NLL on log-probabilities is no bug: its value is not needed
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+    if disagrees(implied, value, grad_scaler_unscale(step)):
+        step["form"], step["log_probs"] = None, None
 
 
 def read_with_targets(probe: LoopProbe, y: torch.Tensor):

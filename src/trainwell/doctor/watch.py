@@ -129,6 +129,7 @@ class Watch:
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
         self._classes = TrainingClasses()  # the classes of every step's labels
+        self._y_contexts: list = []  # per kept y: the plain values its forward took (a multi-task model's task)
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
         self._pairings: list[float | None] = []  # per observed step: the share of outputs given their own label
         self._bce_targets: list = []  # per observed step: BCE-with-logits targets outside [0, 1] (min, max)
@@ -281,6 +282,7 @@ class Watch:
         self._classes.add(y)
         if isinstance(y, torch.Tensor) and len(self._ys) < 512:  # copied to the CPU at report time: no sync here
             self._ys.append(y.detach())
+            self._y_contexts.append(self.probe.row_labels.context)
         elif isinstance(y, tuple | list | dict):  # several targets: each floating-point one is read for its scale
             for name, t in (y.items() if isinstance(y, dict) else enumerate(y)):
                 kept = self._parts.setdefault(f"[{name!r}]", [])

@@ -183,7 +183,7 @@ def loop_verdicts(w) -> list:
            w._samplers.verdict(), w._restores.verdict(), w._clips.verdict([s["grad_norm"] for s in p.steps]),
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, ld.labels(
                [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found, soft=soft,
-               against=[a for a in w._against if a is not None],
+               against=[a for a in w._against if a is not None], contexts=w._y_contexts,
                tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
                aligned=not w._ys or not p.steps or
                ld.position_aligned(p.steps[0]["first_logits"], w._ys[0]))),
@@ -211,7 +211,7 @@ def loop_verdicts(w) -> list:
            unseen_classes(w._classes.seen(),
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
-                                w._val_losses.target_kinds)]
+                                w._val_losses.target_kinds, w._val_losses.target_positions)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
