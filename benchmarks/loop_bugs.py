@@ -199,6 +199,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         rows, labels, n = rows[order], labels[order], int(0.7 * len(rows))
         mixed = torch.randperm(n, generator=torch.Generator().manual_seed(5))  # the training rows' order: no matter
         x, y, xv, yv = rows[:n][mixed], labels[:n][mixed], rows[n:], labels[n:]
+    if cfg.extra.get("val_relabelled"):  # the validation labels encoded apart: the same classes, other numbers
+        yv = (yv + 1) % C
     if "integer_rows" in cfg.extra:  # the features recorded as integers; "duplicated": 640 rows taken twice, then
         if cfg.extra["integer_rows"] == "duplicated":  # split into the training and the validation rows
             perm = torch.randperm(N + NV, generator=torch.Generator().manual_seed(3))
@@ -884,6 +886,9 @@ CASES = [
     Case("the last training batch's loss, recomputed in eval mode, starts the validation total",
          Loop(extra={"val_average": "training_batch_first"}), Loop(extra={"val_average": "training_batch_apart"}),
          "loop: validation loss average"),
+    # class names encoded per split (two LabelEncoders): the validation labels numbered differently
+    Case("validation labels numbered by an encoder of their own (each class's number moved by one)",
+         Loop(extra={"val_relabelled": True}), Loop(), "loop: validation labels"),
 ]
 
 

@@ -21,6 +21,8 @@ from trainwell.doctor.mixed_validation import MIXED
 from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
 from trainwell.doctor.output_layer import LOOP_NAME as OUTPUT_LAYER
 from trainwell.doctor.pos_weight import POS_GROW
+from trainwell.doctor.relabelled_validation import NAME as RELABELLED
+from trainwell.doctor.relabelled_validation import WRONG_NUMBERS
 from trainwell.doctor.reseeded_steps import SAME_DRAWS
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
@@ -41,7 +43,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
 EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER,
-                              SAME_DRAWS, WRONG_AVERAGE, MIXED, CHANGED)
+                              SAME_DRAWS, WRONG_AVERAGE, MIXED, CHANGED, WRONG_NUMBERS)
 #: ... and those whose explanation is in the value's middle (it begins with a share)
 EXPLAINS_NOTHING_WITHIN = (UNSEEN,)
 
@@ -164,6 +166,10 @@ def _mismeasured(causes: list[Verdict], verdicts: list[Verdict]) -> tuple[str, s
         return (VALIDATION_AVERAGE, "the validation losses are not the validation set's mean loss (averaged with the "
                 "wrong denominator, or a training batch's loss added in): average them per example (per token for a "
                 "sequence loss) over the validation batches, then read the gap",
+                ("pass", "warn", "info"))
+    if any(v.check == RELABELLED and v.status == "fail" for v in verdicts):
+        return (RELABELLED, "the validation labels are numbered differently from the training labels: the gap reads "
+                "that, not overfitting; encode both splits with one encoder, then read the gap",
                 ("pass", "warn", "info"))
     if any(v.check == VALIDATION_CLASSES and v.status in ("warn", "fail") for v in verdicts):
         return (VALIDATION_CLASSES, "the validation set holds classes the training never had: the gap reads them, "

@@ -36,6 +36,7 @@ from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 from trainwell.doctor.augmented_validation import position_targets
 from trainwell.doctor.average_forms import counts, forms, matched, mixed, targets, tokens
 from trainwell.doctor.mixed_validation import training_batch_mixed
+from trainwell.doctor.relabelled_validation import confusion
 from trainwell.doctor.validation_classes import class_counts
 from trainwell.doctor.verdict import Verdict
 
@@ -93,6 +94,7 @@ class ValidationLosses:
         self.targets: dict[int, list[torch.Tensor]] = {}  # per validation (its index): its targets' fingerprints
         self.target_kinds: dict[int, list[tuple]] = {}  # ... its targets' (shape, floating)
         self.class_counts: torch.Tensor | None = None  # the latest validation's examples per class (class indices)
+        self.confusion: torch.Tensor | None = None  # ... its targets against the scores' argmax (C, C)
         self.target_positions: dict[int, bool] = {}  # ... whether its targets are positions (a contrastive loss's)
         self._count = 0  # validations seen
         self._mode: _LossCalls | None = None
@@ -155,7 +157,8 @@ class ValidationLosses:
             weight = kwargs.get("weight") if name in _CLASS_INDEX else None
             # read at w.validate()
             self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows,
-                                  weight if isinstance(weight, torch.Tensor) else None, self._on_training))
+                                  weight if isinstance(weight, torch.Tensor) else None, self._on_training,
+                                  confusion(given, target, ignored) if ignored is not None else None))
 
     def trained(self) -> None:
         """A backward pass while the mode is on (a training step in eval mode): the loss calls were not a
@@ -193,6 +196,9 @@ class ValidationLosses:
         if self._pending and self._pending[0][0] in _CLASS_INDEX:
             first = self._pending[0][0]
             self.class_counts = class_counts([p[4] for p in self._pending if p[0] == first], self._pending[0][5])
+            tables = [p[9] for p in self._pending if p[0] == first and p[9] is not None and not p[8]]
+            if tables and all(t.shape == tables[0].shape for t in tables):
+                self.confusion = torch.stack(tables).sum(0)
         self._pending, self._count = [], self._count + 1
 
     def verdict(self, trains: list[float] | None = None) -> Verdict | None:

@@ -35,6 +35,7 @@ from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
+from trainwell.doctor.relabelled_validation import relabelled
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_first_batches import loop_sequence_first
 from trainwell.doctor.sequence_targets import loop_copied_tokens
@@ -210,6 +211,7 @@ def loop_verdicts(w) -> list:
            binary_targets_verdict(w._bce_targets), w._val_losses.verdict([h["train_loss"] for h in w._history(None)]),
            unseen_classes(w._classes.seen(),
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
+           relabelled(w._val_losses.confusion, w._classes.seen()),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
