@@ -43,9 +43,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
 EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER,
-                              SAME_DRAWS, WRONG_AVERAGE, MIXED, CHANGED, WRONG_NUMBERS)
-#: ... and those whose explanation is in the value's middle (it begins with a share)
-EXPLAINS_NOTHING_WITHIN = (UNSEEN,)
+                              SAME_DRAWS, WRONG_AVERAGE, MIXED, CHANGED, WRONG_NUMBERS, UNSEEN)
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
@@ -65,7 +63,6 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     verdicts = defer_collapse_to_cap(verdicts)
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
-              and not any(part in str(v.value) for part in EXPLAINS_NOTHING_WITHIN)
               and not defers_to_clipping(v, verdicts)]
     causes += [v for v in verdicts if _evaluation_fault(v)]
     cut = next((c for c in causes if str(c.value).startswith(CUT_OUTPUTS)), None)  # a ReLU ending a regressor

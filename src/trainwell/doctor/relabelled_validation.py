@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from trainwell.doctor.validation_classes import class_indices
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: validation labels"
@@ -31,9 +32,8 @@ WRONG_NUMBERS = "the validation labels are numbered differently from the trainin
 def confusion(scores, target, ignored) -> torch.Tensor | None:
     """Counts (C, C) of (target, predicted class) for one loss call on (B, C) scores and (B,) class indices (on
     their device); None for any other call."""
-    if not isinstance(scores, torch.Tensor) or not isinstance(target, torch.Tensor) or scores.dim() != 2 or \
-            target.dim() != 1 or len(target) != len(scores) or target.is_floating_point() or \
-            target.dtype == torch.bool or not scores.is_floating_point() or scores.shape[1] < 2:
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or not class_indices(target) or \
+            len(target) != len(scores) or not scores.is_floating_point() or scores.shape[1] < 2:
         return None
     c = scores.shape[1]
     keep = (target >= 0) & (target < c) & (target != ignored)

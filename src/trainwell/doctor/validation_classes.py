@@ -27,15 +27,19 @@ NAME = "loop: validation classes"
 SOME = 0.05  # share of the validation examples in classes the training never had: a warning
 MOST = 0.25  # ... a fail
 #: how the verdict begins (it explains the overfitting verdict, and nothing downstream of the training loss)
-UNSEEN = "of the validation examples have a class the training never had"
+UNSEEN = "validation examples with a class the training never had"
+
+
+def class_indices(t) -> bool:
+    """Whether ``t`` holds one class index per example: a 1-D integer tensor (not bool)."""
+    return isinstance(t, torch.Tensor) and t.dim() == 1 and not t.is_floating_point() and not t.is_complex() and \
+        t.dtype != torch.bool
 
 
 def class_counts(targets: list, ignored: int | None) -> torch.Tensor | None:
     """The examples per class (a tensor, on the targets' device, no host sync) of one validation's class-index
     targets, one per example; None when any is not a 1-D integer tensor."""
-    if not targets or ignored is None or any(not isinstance(t, torch.Tensor) or t.dim() != 1 or
-                                             t.is_floating_point() or t.is_complex() or t.dtype == torch.bool
-                                             for t in targets):
+    if not targets or ignored is None or not all(class_indices(t) for t in targets):
         return None
     flat = torch.cat([t.detach().reshape(-1) for t in targets])
     flat = flat[(flat != ignored) & (flat >= 0)]
@@ -61,8 +65,7 @@ class TrainingClasses:
         self._steps += 1
         if not self.complete or self._steps > self.ALL and self._steps % self.EVERY:
             return
-        if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point() or y.is_complex() or \
-                y.dtype == torch.bool:
+        if not class_indices(y):
             self.complete = False
             return
         self._pending.append(y.detach())
@@ -94,11 +97,10 @@ def unseen_classes(seen: list[int] | None, validations: list[torch.Tensor]) -> V
         return None
     missing = torch.nonzero(counts * ~trained).flatten().tolist()
     named = ", ".join(map(str, missing[:6])) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-    had = seen
-    span = f"{had[0]}-{had[-1]}" if had == list(range(had[0], had[-1] + 1)) and len(had) > 2 else \
-        ", ".join(map(str, had[:8])) + (" ..." if len(had) > 8 else "")
+    span = f"{seen[0]}-{seen[-1]}" if seen == list(range(seen[0], seen[-1] + 1)) and len(seen) > 2 else \
+        ", ".join(map(str, seen[:8])) + (" ..." if len(seen) > 8 else "")
     return Verdict(NAME, "fail" if unseen / total >= MOST else "warn",
-                   f"{unseen / total:.0%} {UNSEEN} (class{'es' if len(missing) > 1 else ''} {named}; the training "
+                   f"{UNSEEN}: {unseen / total:.0%} (class{'es' if len(missing) > 1 else ''} {named}; the training "
                    f"labels are {span})", "every validation class among the training labels",
                    "the split took the end of data sorted by class: shuffle before splitting "
                    "(torch.utils.data.random_split, or sklearn's train_test_split(x, y, stratify=y)); a class never "
