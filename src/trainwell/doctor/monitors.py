@@ -113,9 +113,15 @@ def _finite_fraction(t: torch.Tensor) -> float:
     return float(torch.isfinite(t).float().mean()) if t.numel() else 1.0
 
 
-def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30) -> dict:
+def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30,
+                     earlier: tuple[torch.Tensor, int] | None = None) -> dict:
     """Mean, std, saturated and dead fractions and a histogram of one activation layer's output; NaN/Inf
-    values are counted (``nonfinite``, a fraction) and left out of the other statistics."""
+    values are counted (``nonfinite``, a fraction) and left out of the other statistics.
+
+    ``earlier``: the units' peaks and the number of rows of the layer's other forwards in the same step (a
+    meta-learner's many small tasks, a discriminator's real and fake batches): a unit is dead only when it was off
+    for all of them, and the rows count together towards ``DEAD_MIN_ROWS``. The pooled peaks and rows are returned
+    under ``"_peaks"`` for the next forward."""
     a = out.detach()
     mean = float(a.mean())  # needed anyway; NaN/Inf anywhere makes it non-finite, so the check costs nothing
     finite = 1.0 if math.isfinite(mean) else _finite_fraction(a)
@@ -127,14 +133,20 @@ def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30) -> di
     # a unit is dead when its largest output on the batch is not positive (a leaky ReLU never is: it passes a
     # gradient below 0), read on batches of DEAD_MIN_ROWS examples or more; a feature map's unit is a channel.
     # The units' peaks also give the histogram its top (the largest peak is the largest value).
-    peaks = unit_peaks(a) if isinstance(module, nn.ReLU) and a.dim() >= 1 and a.shape[0] >= DEAD_MIN_ROWS else None
+    peaks = unit_peaks(a) if isinstance(module, nn.ReLU) and a.dim() >= 1 else None
     top = float(peaks.amax()) if peaks is not None and peaks.numel() else None
     stats = {"kind": type(module).__name__, "mean": mean, "std": _std(a, mean), "hist": _hist(a, bins, top)}
     if isinstance(module, nn.Tanh):
         stats["saturated"] = float((a.abs() > 0.99).float().mean())
     elif isinstance(module, nn.Sigmoid):
         stats["saturated"] = float(((a < 0.01) | (a > 0.99)).float().mean())
-    if peaks is not None:  # (amax: ~10x faster than (units > 0).any)
+    if peaks is None:
+        return stats
+    rows = a.shape[0]
+    if earlier is not None and earlier[0].shape == peaks.shape:
+        peaks, rows = torch.maximum(peaks, earlier[0]), rows + earlier[1]
+    stats["_peaks"] = (peaks, rows)
+    if rows >= DEAD_MIN_ROWS:  # (amax: ~10x faster than (units > 0).any)
         stats["dead"] = int(torch.count_nonzero(peaks <= 0)) / peaks.numel() if peaks.numel() else math.nan
     return stats
 
@@ -175,6 +187,8 @@ class Monitor(Callback):
         self._snapshot: dict[str, torch.Tensor] | None = None
         self._acts: dict[str, dict] = {}
         self._storage: dict[str, tuple[int, int]] = {}  # (data_ptr, numel) of each activation's output
+        self._calls: dict[str, int] = {}  # calls of each activation in the model's current forward
+        self._pooled: dict[tuple[str, int], tuple[torch.Tensor, int]] = {}  # a call site's peaks and rows this step
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def _forward_hook(self, name: str):
@@ -191,7 +205,14 @@ class Monitor(Callback):
         return hook
 
     def _activation(self, name: str, module: nn.Module, out: torch.Tensor) -> None:
-        self._acts[name] = activation_stats(module, out, self.bins)
+        # the same call site's peaks in this step's other forwards (a call site: the module and the how-manieth
+        # call of it within one forward of the model, so a ReLU module reused after two layers is not pooled)
+        site = (name, self._calls.get(name, 0))
+        self._calls[name] = site[1] + 1
+        stats = activation_stats(module, out, self.bins, self._pooled.get(site))
+        if "_peaks" in stats:
+            self._pooled[site] = stats.pop("_peaks")
+        self._acts[name] = stats
         self._storage[name] = (out.data_ptr(), out.numel())
         if out.requires_grad:
             out.register_hook(lambda g: self._acts[name].update(self._grad_stats(g)))
@@ -200,6 +221,7 @@ class Monitor(Callback):
         """Mark the activations whose output is the model's own output (or a view of it): a Sigmoid ending an
         autoencoder of binary pixels, a Tanh ending a generator. Saturating there is the fit of targets at the
         activation's bounds, not a hidden unit that stopped learning."""
+        self._calls = {}  # a new forward: call sites count from the first again
         outputs = {(t.data_ptr(), t.numel()) for t in leaves(out) if isinstance(t, torch.Tensor)}
         for name, where in getattr(self, "_storage", {}).items():
             if where in outputs and name in self._acts:
@@ -223,7 +245,7 @@ class Monitor(Callback):
 
     def _install(self, model: nn.Module) -> None:
         self._remove()
-        self._storage = {}
+        self._storage, self._calls, self._pooled = {}, {}, {}
         self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
                        if isinstance(m, _WATCHED + _LAYERS)]
         self._hooks.append(model.register_forward_hook(self._model_output_hook))
