@@ -47,7 +47,8 @@ def _one_line(message) -> str:
 
 
 COMMANDS = {
-    "fit": commands.cmd_fit, "doctor": commands.cmd_doctor, "prune": commands.cmd_prune, "sweep": commands.cmd_sweep,
+    "fit": commands.cmd_fit, "doctor": commands.cmd_doctor, "watch": commands.cmd_watch, "prune": commands.cmd_prune,
+    "sweep": commands.cmd_sweep,
     "report": commands.cmd_report, "summary": commands.cmd_summary, "filters": commands.cmd_filters,
     "datasets": commands.cmd_datasets, "lab": commands.cmd_lab, "lr-find": commands.cmd_lr_find,
 }

@@ -81,6 +81,27 @@ def cmd_doctor(args) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_watch(args) -> int:
+    if not Path(args.script).is_file():
+        raise TrainwellError(f"no script at {args.script!r}: give the path of a Python file that "
+                             "trains a model")
+    _import_pipeline()
+    from trainwell.doctor.script_watch import ScriptWatch
+
+    runner = ScriptWatch(args.every)
+    report = runner.run(args.script, args.script_args)
+    if runner.error:
+        print(runner.error.rstrip(), file=sys.stderr)
+    if report is None:
+        raise TrainwellError(f"{args.script} never called optimizer.step() twice: there was no "
+                             "training loop to read")
+    if args.json:
+        print(report.to_json())
+    else:
+        _console().print(report.table())
+    return 1 if report.failed else 0
+
+
 def cmd_fit(args) -> int:
     if not args.quiet and sys.stderr.isatty():  # within a second, before torch is imported (errors stay one line
         print("trainwell fit: loading the config, data and model...", file=sys.stderr, flush=True)  # in logs)

@@ -13,6 +13,7 @@ EPILOG = """examples:
   trainwell fit --resume runs/run-1a2b3c4d        continue an interrupted run
   trainwell report runs/run-1a2b3c4d              rebuild report.html
   trainwell doctor --set init.scheme=zeros        pre-flight checks (exit 1 on a fail)
+  trainwell watch train.py --epochs 5             your own training script, its loop read by the doctor
   trainwell summary configs/digits-cnn.toml        per-layer shapes, params, receptive fields
   trainwell lr-find                               LR range test: plot and a suggested learning rate
   trainwell lab list                              the lecture's claims as experiments
@@ -80,6 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
                                      "baseline, batch independence. Exit 1 if any check fails.")
     _config_args(doc)
     doc.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+
+    wat = sub.add_parser("watch", help="run your own training script unchanged with the doctor watching its loop; "
+                                       "exit 1 on a fail",
+                         description="Run a training script of your own, unchanged (no trainwell import, no "
+                                     "w.step() calls), with the doctor watching its loop: from the end of the first "
+                                     "optimizer.step(), every step's loss (the tensor backward() started from), its "
+                                     "labels (the target torch's loss saved), the loss calls of its validations, "
+                                     "its gradients, optimizer, rate and modes are read; the verdicts are printed "
+                                     "when the script ends (also when it raises). Exit 1 if any check fails.",
+                         epilog="example:\n  trainwell watch train.py --epochs 5     the script gets --epochs 5",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    wat.add_argument("--every", type=_positive_int, default=50,
+                     help="steps between two steps read whole (activations, update ratios); default 50")
+    wat.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    wat.add_argument("script", help="the Python script that trains (run as __main__)")
+    wat.add_argument("script_args", nargs=argparse.REMAINDER, metavar="...",
+                     help="arguments for the script (everything after its name)")
 
     pr = sub.add_parser("prune", help="lottery-ticket rounds: train, prune by magnitude, reset, retrain",
                         description="Train the config's model, prune --rate of the surviving weights per layer by "

@@ -1,0 +1,312 @@
+"""``trainwell watch train.py``: the doctor's :func:`~trainwell.doctor.watch` around a training script left as it
+is: no import of trainwell in it, no ``w.step()`` calls.
+
+What a user would pass by hand is read from torch's own hooks and calls while the script runs:
+
+- **the optimizers and the model**: the optimizers that step (torch's global step hooks) till the first of them
+  steps again are the loop's; the first counts the steps (a GAN's discriminator when it steps first), and the
+  model is the smallest module holding all their parameters, or the modules holding them side by side (a
+  generator and a discriminator never called together) gathered in an ``nn.ModuleDict`` named after the script's
+  variables. The watch begins at the end of that step: the loop's first step (and the second of the first
+  optimizer) is not read.
+- **the loss**: the tensor the step's last ``backward()`` started from (under AMP, the loss ``GradScaler.scale``
+  was given, not its scaled copy), handed to ``w.step()`` when the counting optimizer's step ends.
+- **the labels**: the target a class-index or regression loss saved in that loss's graph (``F.cross_entropy``'s,
+  ``nn.MSELoss``'s ...), read before ``backward()`` frees it, given as ``y=`` when its rows are the batch's.
+- **the validations**: the loss calls the watch already reads after forwards without gradients or in eval mode
+  (:mod:`~trainwell.doctor.validation_average`); before the next step (and at the script's end) their mean per
+  example, or per target that is not ``ignore_index``, is handed to ``w.validate()``. A validation scored without
+  one of torch's losses (accuracy only) gives no validation curve; the script's own averaging is not read.
+
+The report is printed when the script ends (also when it raises or exits; its exception is shown first).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from trainwell.doctor.report import Report
+
+#: nodes of a loss's graph searched for a saved target (a loss is the last few operations of the graph)
+TARGET_NODES = 32
+
+
+def saved_target(loss: torch.Tensor) -> torch.Tensor | None:
+    """The target a torch loss saved in ``loss``'s graph (``NllLossBackward0._saved_target`` and the like), found
+    breadth-first among the graph's last :data:`TARGET_NODES` nodes; None for a loss without one (soft targets,
+    a loss written out by hand). Read before ``backward()``: it frees the saved tensors."""
+    queue, seen = [loss.grad_fn], 0
+    while queue and seen < TARGET_NODES:
+        node = queue.pop(0)
+        if node is None:
+            continue
+        seen += 1
+        try:
+            target = getattr(node, "_saved_target", None)
+        except RuntimeError:  # freed already (a graph backed through before, retain_graph=False)
+            return None
+        if isinstance(target, torch.Tensor):
+            return target
+        queue.extend(f for f, _ in node.next_functions)
+    return None
+
+
+@dataclass
+class _Taps:
+    """What the script's calls left since the last step: the loss backed from, its target, the batch's rows."""
+
+    loss: torch.Tensor | None = None
+    target: torch.Tensor | None = None
+    rows: int | None = None
+    backing: torch.Tensor | None = None  # the tensor whose Tensor.backward() is running
+    scaled: dict = field(default_factory=dict)  # id(GradScaler.scale's output) -> the loss it was given
+
+
+class ScriptWatch:
+    """Runs a script with torch's step hooks and backward calls read; starts a :class:`~trainwell.doctor.watch.
+    Watch` at the end of the first optimizer step and feeds it every step, validation and the report."""
+
+    def __init__(self, every: int = 50):
+        if every < 1:
+            raise ValueError(f"--every {every} is not allowed: use an integer >= 1")
+        self.every = every
+        self.watch = None
+        self.names: list[str] = []  # the watched modules, as the script names them
+        self.counting = None  # the optimizer whose steps count
+        self.taps = _Taps()
+        self._globals: dict = {}
+        self._undo: list = []
+        self._forward_hooks: list = []
+        self._stepped: list = []  # the optimizers that stepped before the watch began, in order
+
+    # -- torch's calls, read ---------------------------------------------------------------------------------
+    def _install(self) -> None:
+        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+        self._undo.append(register_optimizer_step_pre_hook(self._before_step).remove)
+        self._undo.append(register_optimizer_step_post_hook(self._after_step).remove)
+        taps = self.taps
+
+        def backward(original):
+            def read(tensor, *args, **kwargs):
+                if isinstance(tensor, torch.Tensor) and tensor.numel() == 1 and tensor.grad_fn is not None and \
+                        tensor is not taps.backing:
+                    loss = taps.scaled.pop(id(tensor), tensor)
+                    taps.loss, taps.target = loss, saved_target(loss)
+                # torch.autograd.backward, called by it, and the call again through a TorchFunctionMode's dispatch
+                # read nothing more
+                taps.backing = tensor
+                try:
+                    return original(tensor, *args, **kwargs)
+                finally:
+                    taps.backing = None
+            return read
+
+        def autograd_backward(original):
+            def read(tensors, *args, **kwargs):
+                first = tensors[0] if isinstance(tensors, (list, tuple)) and tensors else tensors
+                if isinstance(first, torch.Tensor) and first.numel() == 1 and first.grad_fn is not None and \
+                        first is not taps.backing:
+                    loss = taps.scaled.pop(id(first), first)
+                    taps.loss, taps.target = loss, saved_target(loss)
+                return original(tensors, *args, **kwargs)
+            return read
+
+        def scale(original):
+            def read(scaler, outputs):
+                out = original(scaler, outputs)
+                if isinstance(outputs, torch.Tensor) and isinstance(out, torch.Tensor):
+                    taps.scaled.clear()  # the latest only: a scaled loss is backed through before the next
+                    taps.scaled[id(out)] = outputs
+                return out
+            return read
+
+        self._patch(torch.Tensor, "backward", backward)
+        self._patch(torch.autograd, "backward", autograd_backward)
+        self._patch(torch.amp.GradScaler, "scale", scale)
+
+    def _patch(self, owner, name: str, wrap) -> None:
+        original = getattr(owner, name)
+        setattr(owner, name, wrap(original))
+        self._undo.append(lambda: setattr(owner, name, original))
+
+    def _uninstall(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo = []
+        for h in self._forward_hooks:
+            h.remove()
+        self._forward_hooks = []
+
+    def _before_step(self, optimizer, args, kwargs) -> None:
+        if self.watch is None or optimizer is not self.counting:
+            return
+        value = validation_value(self.watch.probe.validation_losses)
+        if value is not None:
+            self.watch.validate(value)
+
+    def _after_step(self, optimizer, args, kwargs) -> None:
+        if self.watch is None:  # the optimizers that step before the first one steps again are the loop's
+            if any(o is optimizer for o in self._stepped):
+                self._start(self._stepped)
+            else:
+                self._stepped.append(optimizer)
+            return
+        if optimizer is not self.counting:
+            return
+        taps = self.taps
+        if taps.loss is None:
+            return  # a step without a backward of the script's (a closure's LBFGS, read as its own)
+        y = taps.target if isinstance(taps.target, torch.Tensor) and taps.target.dim() and \
+            taps.rows is not None and len(taps.target) == taps.rows else None
+        loss, taps.loss, taps.target = taps.loss, None, None
+        self.watch.step(loss, y=y)
+
+    # -- the model -------------------------------------------------------------------------------------------
+    def _start(self, optimizers: list) -> None:
+        from trainwell.doctor.watch import Watch
+
+        model, self.names = watched_model(optimizers, self._globals)
+        self._stepped = []
+        if model is None:
+            return
+        self.counting = optimizers[0]
+        for root in (model.values() if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]):
+            self._forward_hooks.append(root.register_forward_pre_hook(self._rows))
+        self.watch = Watch(model, optimizers, self.every)
+        self.watch.__enter__()
+        self.taps.loss = self.taps.target = None  # the first step is not read
+
+    def _rows(self, module, args) -> None:
+        first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if first is not None and first.dim() and torch.is_grad_enabled() and module.training:
+            self.taps.rows = len(first)
+
+    # -- the run ---------------------------------------------------------------------------------------------
+    def run(self, path: str, argv: list[str]) -> Report | None:
+        """Run the script at ``path`` with ``argv`` as its arguments; the report of its loop (None when it never
+        stepped an optimizer). The script's exception, or its ``sys.exit``, ends the run; it is printed, not
+        raised."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"trainwell watch: no script at {path!r}")
+        saved_argv, saved_path = sys.argv[:], sys.path[:]
+        sys.argv = [path, *argv]
+        sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+        self._install()
+        self.error: str | None = None
+        try:
+            self._globals = {}
+            self._run(path)
+        except SystemExit as stop:
+            if stop.code not in (None, 0):
+                self.error = f"the script exited with status {stop.code}"
+        except KeyboardInterrupt:
+            self.error = "interrupted"
+        except Exception:  # the script's own error: shown, and the loop so far reported
+            self.error = traceback.format_exc()
+        finally:
+            sys.argv, sys.path[:] = saved_argv, saved_path
+        try:
+            if self.watch is None:
+                return None
+            value = validation_value(self.watch.probe.validation_losses)
+            if value is not None:
+                self.watch.validate(value)
+            self.watch.close()
+            report = self.watch.report()
+            report.title = f"trainwell watch: {os.path.basename(path)}: {', '.join(self.names)}"
+            return report
+        finally:
+            self._uninstall()
+
+    def _run(self, path: str) -> None:
+        import types
+
+        module = types.ModuleType("__main__")
+        module.__file__ = path
+        self._globals = module.__dict__
+        saved = sys.modules.get("__main__")
+        sys.modules["__main__"] = module  # pickling the script's classes (DataLoader workers) finds them
+        try:
+            code = compile(open(path, encoding="utf-8").read(), path, "exec")
+            exec(code, module.__dict__)
+        finally:
+            if saved is not None:
+                sys.modules["__main__"] = saved
+
+
+def _alive(kind: type) -> list:
+    """The live objects of a type (optimizers), in the order the garbage collector holds them."""
+    with warnings.catch_warnings():  # isinstance on a deprecated module attribute's stand-in warns
+        warnings.simplefilter("ignore")
+        return [o for o in gc.get_objects() if isinstance(o, kind)]
+
+
+def watched_model(optimizers: list, names: dict) -> tuple[nn.Module | None, list[str]]:
+    """The module the optimizers train: the smallest one holding all their trainable parameters, else the
+    outermost modules holding any (gathered in an ``nn.ModuleDict`` keyed by the script's names for them, in the
+    order their optimizers come), and their names."""
+    wanted = {id(p) for o in optimizers for g in o.param_groups for p in g["params"]}
+    holders = [m for m in _alive(nn.Module) if any(id(p) in wanted for p in m.parameters())]
+    if not holders:
+        return None, []
+    inner = {id(c) for m in holders for c in m.modules() if c is not m}
+    roots = [m for m in holders if id(m) not in inner]
+    whole = [m for m in holders if wanted <= {id(p) for p in m.parameters()}]
+    if whole:
+        model = min(whole, key=lambda m: sum(1 for _ in m.modules()))
+        return model, [_name(model, names, "model")]
+    order = [{id(p) for g in o.param_groups for p in g["params"]} for o in optimizers]
+
+    def first_optimizer(m: nn.Module) -> int:  # the roots in the order their optimizers step
+        held = {id(p) for p in m.parameters()}
+        return next((i for i, ids in enumerate(order) if ids & held), len(order))
+    gathered = nn.ModuleDict()
+    for i, m in enumerate(sorted(roots, key=first_optimizer)):
+        gathered[_name(m, names, f"module{i}").replace(".", "_")] = m
+    return gathered, list(gathered.keys())
+
+
+def _name(module: nn.Module, names: dict, default: str) -> str:
+    return next((k for k, v in names.items() if v is module and not k.startswith("_")), default)
+
+
+def validation_value(losses) -> float | None:
+    """The validation's loss since the last step, from the loss calls the watch read (those of the function
+    called first): the mean per unit the loss averages over (a class-index loss's targets not ``ignore_index``,
+    another loss's elements); None when there were none."""
+    from trainwell.doctor.validation_average import units
+
+    pending = losses._pending
+    if not pending:
+        return None
+    first = pending[0][0]
+    total = count = 0.0
+    for name, rows, reduction, value, target, ignored, _, weight, on_training, _ in pending:
+        if name != first or on_training:
+            continue
+        kept = units(target, ignored, weight)  # class indices: the targets not ignored; else every element
+        n = float(kept) if kept is not None else float(target.numel()) if isinstance(target, torch.Tensor) and \
+            target.numel() else float(rows)
+        if n <= 0:
+            continue
+        total += float(value) * (n if reduction == "mean" else 1.0)
+        count += n
+    return total / count if count else None
+
+
+def watch_script(path: str, argv: list[str] | None = None, every: int = 50) -> Report | None:
+    """Run the training script at ``path`` (with ``argv``) unchanged, with the doctor watching its loop; the
+    report (None when it never stepped an optimizer)."""
+    return ScriptWatch(every).run(path, list(argv or []))
+
+
+__all__ = ["ScriptWatch", "saved_target", "validation_value", "watch_script", "watched_model"]

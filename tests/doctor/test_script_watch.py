@@ -1,0 +1,159 @@
+"""``trainwell watch train.py``: a user's training script run unchanged (it never imports trainwell), its loop read
+by the doctor from torch's own step hooks, backward calls and loss graphs."""
+
+import json
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainwell.cli import main
+from trainwell.doctor.script_watch import ScriptWatch, saved_target
+
+SCRIPT = """
+import sys
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+torch.manual_seed(0)
+x = torch.randn(384, 8)
+y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 0.5).long()
+train = DataLoader(TensorDataset(x[:256], y[:256]), batch_size=32, shuffle=True)
+val = DataLoader(TensorDataset(x[256:], y[256:]), batch_size=50)
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+BUG = sys.argv[1] if len(sys.argv) > 1 else ""
+VALS = []
+for epoch in range(4):
+    model.train()
+    for xb, yb in train:
+        if BUG != "no_zero_grad":
+            opt.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        total = n = 0
+        for xb, yb in val:
+            total += F.cross_entropy(model(xb), yb, reduction="sum").item()
+            n += len(yb)
+    VALS.append(total / n)
+if BUG == "raise":
+    raise RuntimeError("the script's own error")
+"""
+
+
+def _script(tmp_path, text=SCRIPT, name="train.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def _alarms(report):
+    return {v.check: v for v in report if v.status in ("warn", "fail")}
+
+
+def test_saved_target_is_the_target_torch_s_loss_saved_and_none_for_soft_targets():
+    scores = torch.randn(6, 4, requires_grad=True)
+    labels = torch.tensor([0, 3, 1, 2, 2, 0])
+    assert saved_target(F.cross_entropy(scores, labels)) is labels
+    assert saved_target(F.cross_entropy(scores, labels, label_smoothing=0.1)) is labels
+    wanted = torch.randn(6, 4)
+    assert torch.equal(saved_target(F.mse_loss(scores, wanted)), wanted)
+    assert torch.equal(saved_target(F.binary_cross_entropy_with_logits(scores, wanted.sigmoid())), wanted.sigmoid())
+    assert saved_target(F.cross_entropy(scores, wanted.softmax(1))) is None  # soft targets save none
+    assert saved_target((scores - wanted).abs().mean()) is None  # written out by hand
+
+
+@pytest.mark.slow  # ~1 s: two runs of a 32-step script
+def test_a_script_s_loop_is_read_from_the_second_step_with_its_losses_labels_and_validations(tmp_path):
+    runner = ScriptWatch(every=5)
+    report = runner.run(_script(tmp_path), [])
+    assert runner.error is None and runner.names == ["model"]
+    w = runner.watch
+    assert len(w.losses) == 30  # 4 epochs of 8 batches; the watch begins at the end of the second step
+    script_vals = runner._globals["VALS"]  # what the script computed itself: the mean per validation example
+    assert [v for _, v, _ in w._val] == pytest.approx(script_vals, rel=1e-5)
+    assert not _alarms(report), report
+    assert report["loop: labels"].status == "pass"  # read from the loss graph's saved targets
+    buggy = ScriptWatch(every=5)
+    named = _alarms(buggy.run(_script(tmp_path), ["no_zero_grad"]))
+    assert named["loop: gradients at optimizer.step()"].status == "fail"
+
+
+@pytest.mark.slow  # ~0.6 s
+def test_a_gan_s_two_modules_are_watched_side_by_side_and_the_script_s_error_still_gives_the_report(tmp_path):
+    gan = """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 2))
+    D = nn.Sequential(nn.Linear(2, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    for step in range(60):
+        real = torch.randn(64, 2) * 0.5 + 2.0
+        fake = G(torch.randn(64, 4))
+        d_loss = F.binary_cross_entropy_with_logits(D(real), torch.ones(64, 1)) + \\
+            F.binary_cross_entropy_with_logits(D(fake.detach()), torch.zeros(64, 1))
+        opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+        g_loss = F.binary_cross_entropy_with_logits(D(fake), torch.ones(64, 1))
+        opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+    raise ValueError("stopped on purpose")
+    """
+    runner = ScriptWatch(every=10)
+    report = runner.run(_script(tmp_path, gan, "gan.py"), [])
+    assert sorted(runner.names) == ["D", "G"] and runner.counting is runner._globals["opt_d"]
+    assert "ValueError: stopped on purpose" in runner.error
+    assert len(runner.watch.losses) == 58 and report.title.endswith(": D, G")
+
+
+@pytest.mark.slow  # ~1 s: the command line, JSON out, exit codes
+def test_the_watch_command_passes_the_script_its_arguments_and_exits_1_on_a_fail(tmp_path, capsys):
+    path = _script(tmp_path)
+    assert main(["watch", "--json", "--every", "5", path, "no_zero_grad"]) == 1
+    verdicts = {v["check"]: v["status"] for v in json.loads(capsys.readouterr().out)}
+    assert verdicts["loop: gradients at optimizer.step()"] == "fail"
+
+
+def test_the_watch_command_names_a_missing_script_and_a_script_that_never_trains(tmp_path, capsys):
+    assert main(["watch", str(tmp_path / "nope.py")]) == 2
+    assert "no script at" in capsys.readouterr().err
+    idle = _script(tmp_path, "print('no training here')\n", "idle.py")
+    assert main(["watch", idle]) == 2
+    assert "never called optimizer.step()" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # ~0.5 s
+def test_under_amp_the_loss_read_is_the_one_given_to_grad_scaler_not_its_scaled_copy(tmp_path):
+    amp = """
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    x = torch.randn(256, 10)
+    y = (x.sum(1) > 0).float()[:, None]
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    scaler = torch.amp.GradScaler("cpu")
+    crit = nn.BCEWithLogitsLoss()
+    LOSSES = []
+    for epoch in range(2):
+        for i in range(0, 192, 32):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = crit(model(x[i:i + 32]), y[i:i + 32])
+            opt.zero_grad()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            LOSSES.append(loss.item())
+        with torch.no_grad():
+            crit(model(x[192:]), y[192:])
+    """
+    runner = ScriptWatch(every=3)
+    runner.run(_script(tmp_path, amp, "amp.py"), [])
+    assert runner.watch.losses == pytest.approx(runner._globals["LOSSES"][2:])  # every step after the second
