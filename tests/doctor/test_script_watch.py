@@ -75,7 +75,7 @@ def test_a_script_s_loop_is_read_from_the_second_step_with_its_losses_labels_and
     report = runner.run(_script(tmp_path), [])
     assert runner.error is None and runner.names == ["model"]
     w = runner.watch
-    assert len(w.losses) == 30  # 4 epochs of 8 batches; the watch begins at the end of the second step
+    assert runner.unread in (1, 2) and len(w.losses) == 32 - runner.unread  # 4 epochs of 8 batches
     script_vals = runner._globals["VALS"]  # what the script computed itself: the mean per validation example
     assert [v for _, v, _ in w._val] == pytest.approx(script_vals, rel=1e-5)
     assert not _alarms(report), report
@@ -110,7 +110,7 @@ def test_a_gan_s_two_modules_are_watched_side_by_side_and_the_script_s_error_sti
     report = runner.run(_script(tmp_path, gan, "gan.py"), [])
     assert sorted(runner.names) == ["D", "G"] and runner.counting is runner._globals["opt_d"]
     assert "ValueError: stopped on purpose" in runner.error
-    assert len(runner.watch.losses) == 58 and report.title.endswith(": D, G")
+    assert runner.unread == 2 and len(runner.watch.losses) == 58 and report.title.endswith(": D, G (read from step 3)")
 
 
 @pytest.mark.slow  # ~1 s: the command line, JSON out, exit codes
@@ -156,4 +156,4 @@ def test_under_amp_the_loss_read_is_the_one_given_to_grad_scaler_not_its_scaled_
     """
     runner = ScriptWatch(every=3)
     runner.run(_script(tmp_path, amp, "amp.py"), [])
-    assert runner.watch.losses == pytest.approx(runner._globals["LOSSES"][2:])  # every step after the second
+    assert runner.watch.losses == pytest.approx(runner._globals["LOSSES"][runner.unread:])

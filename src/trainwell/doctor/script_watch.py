@@ -4,11 +4,12 @@ is: no import of trainwell in it, no ``w.step()`` calls.
 What a user would pass by hand is read from torch's own hooks and calls while the script runs:
 
 - **the optimizers and the model**: the optimizers that step (torch's global step hooks) till the first of them
-  steps again are the loop's; the first counts the steps (a GAN's discriminator when it steps first), and the
-  model is the smallest module holding all their parameters, or the modules holding them side by side (a
+  steps again are the loop's; the first counts the steps (a GAN's discriminator when it steps first). The model
+  is the module holding all their parameters that the script called outermost (a model ending in a Sigmoid, not
+  the network before it; else the smallest holding them all), or the modules holding them side by side (a
   generator and a discriminator never called together) gathered in an ``nn.ModuleDict`` named after the script's
-  variables. The watch begins at the end of that step: the loop's first step (and the second of the first
-  optimizer) is not read.
+  variables. The watch begins at the end of that step (of the first step when the process holds one optimizer):
+  the loop's first step (or two) is not read.
 - **the loss**: the tensor the step's last ``backward()`` started from (under AMP, the loss ``GradScaler.scale``
   was given, not its scaled copy), handed to ``w.step()`` when the counting optimizer's step ends.
 - **the labels**: the target a class-index or regression loss saved in that loss's graph (``F.cross_entropy``'s,
@@ -81,16 +82,24 @@ class ScriptWatch:
         self.watch = None
         self.names: list[str] = []  # the watched modules, as the script names them
         self.counting = None  # the optimizer whose steps count
+        self.unread = 0  # its steps before the watch began
         self.taps = _Taps()
         self._globals: dict = {}
         self._undo: list = []
         self._forward_hooks: list = []
         self._stepped: list = []  # the optimizers that stepped before the watch began, in order
+        self._outermost: dict[int, nn.Module] = {}  # the modules called outermost before the watch settled
+        self._module_hooks: list = []
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
+        from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+        # till the watch begins: the modules the script calls outermost (the model, not a part or a container)
+        self._depth = 0
+        self._module_hooks = [register_module_forward_pre_hook(self._entered),
+                              register_module_forward_hook(self._left, always_call=True)]
         self._undo.append(register_optimizer_step_pre_hook(self._before_step).remove)
         self._undo.append(register_optimizer_step_post_hook(self._after_step).remove)
         taps = self.taps
@@ -139,12 +148,27 @@ class ScriptWatch:
         self._undo.append(lambda: setattr(owner, name, original))
 
     def _uninstall(self) -> None:
+        self._settled()
         for undo in reversed(self._undo):
             undo()
         self._undo = []
         for h in self._forward_hooks:
             h.remove()
         self._forward_hooks = []
+
+    def _entered(self, module, args) -> None:
+        if self._depth == 0 and len(self._outermost) < 64:
+            self._outermost.setdefault(id(module), module)
+        self._depth += 1
+
+    def _settled(self) -> None:
+        """The loop's optimizers are known: the global module hooks go (they slow down every module call)."""
+        for h in self._module_hooks:
+            h.remove()
+        self._module_hooks = []
+
+    def _left(self, module, args, out) -> None:
+        self._depth = max(self._depth - 1, 0)
 
     def _before_step(self, optimizer, args, kwargs) -> None:
         if self.watch is None or optimizer is not self.counting:
@@ -154,9 +178,15 @@ class ScriptWatch:
             self.watch.validate(value)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
-        if self.watch is None:  # the optimizers that step before the first one steps again are the loop's
+        if self.watch is None:
+            # the optimizers that step till the first steps again are the loop's (a GAN's generator after its
+            # discriminator); with a single optimizer in the process, that one from its first step
             if any(o is optimizer for o in self._stepped):
+                self.unread = 2
                 self._start(self._stepped)
+            elif not self._stepped and len(_alive(torch.optim.Optimizer)) == 1:
+                self.unread = 1
+                self._start([optimizer])
             else:
                 self._stepped.append(optimizer)
             return
@@ -168,14 +198,16 @@ class ScriptWatch:
         y = taps.target if isinstance(taps.target, torch.Tensor) and taps.target.dim() and \
             taps.rows is not None and len(taps.target) == taps.rows else None
         loss, taps.loss, taps.target = taps.loss, None, None
+        if self._module_hooks:
+            self._settled()
         self.watch.step(loss, y=y)
 
     # -- the model -------------------------------------------------------------------------------------------
     def _start(self, optimizers: list) -> None:
         from trainwell.doctor.watch import Watch
 
-        model, self.names = watched_model(optimizers, self._globals)
-        self._stepped = []
+        model, self.names = watched_model(optimizers, self._globals, list(self._outermost.values()))
+        self._stepped = optimizers
         if model is None:
             return
         self.counting = optimizers[0]
@@ -222,7 +254,8 @@ class ScriptWatch:
                 self.watch.validate(value)
             self.watch.close()
             report = self.watch.report()
-            report.title = f"trainwell watch: {os.path.basename(path)}: {', '.join(self.names)}"
+            report.title = f"trainwell watch: {os.path.basename(path)}: {', '.join(self.names)} (read from step " \
+                f"{self.unread + 1})"
             return report
         finally:
             self._uninstall()
@@ -250,10 +283,12 @@ def _alive(kind: type) -> list:
         return [o for o in gc.get_objects() if isinstance(o, kind)]
 
 
-def watched_model(optimizers: list, names: dict) -> tuple[nn.Module | None, list[str]]:
-    """The module the optimizers train: the smallest one holding all their trainable parameters, else the
-    outermost modules holding any (gathered in an ``nn.ModuleDict`` keyed by the script's names for them, in the
-    order their optimizers come), and their names."""
+def watched_model(optimizers: list, names: dict, called: list | None = None) -> tuple[nn.Module | None, list[str]]:
+    """The module the optimizers train: of those holding all their trainable parameters, the largest the script
+    ``called`` outermost (a model ending in a Sigmoid that holds no parameter, not the network before it), else
+    the smallest (a container whose parts are called one by one); else the outermost modules holding any
+    (gathered in an ``nn.ModuleDict`` keyed by the script's names for them, in the order their optimizers come),
+    and their names."""
     wanted = {id(p) for o in optimizers for g in o.param_groups for p in g["params"]}
     holders = [m for m in _alive(nn.Module) if any(id(p) in wanted for p in m.parameters())]
     if not holders:
@@ -262,7 +297,9 @@ def watched_model(optimizers: list, names: dict) -> tuple[nn.Module | None, list
     roots = [m for m in holders if id(m) not in inner]
     whole = [m for m in holders if wanted <= {id(p) for p in m.parameters()}]
     if whole:
-        model = min(whole, key=lambda m: sum(1 for _ in m.modules()))
+        size = {id(m): sum(1 for _ in m.modules()) for m in whole}
+        outer = [m for m in whole if any(c is m for c in called or ())]
+        model = max(outer, key=lambda m: size[id(m)]) if outer else min(whole, key=lambda m: size[id(m)])
         return model, [_name(model, names, "model")]
     order = [{id(p) for g in o.param_groups for p in g["params"]} for o in optimizers]
 
