@@ -89,17 +89,20 @@ def cmd_watch(args) -> int:
     from trainwell.doctor.script_watch import ScriptWatch
 
     runner = ScriptWatch(args.every)
-    report = runner.run(args.script, args.script_args)
+    reports = runner.run(args.script, args.script_args)
     if runner.error:
         print(runner.error.rstrip(), file=sys.stderr)
-    if report is None:
-        raise TrainwellError(f"{args.script} never called optimizer.step() twice: there was no "
-                             "training loop to read")
-    if args.json:
-        print(report.to_json())
+    if not reports:
+        raise TrainwellError(f"{args.script} never called optimizer.step() twice: there was no training loop to "
+                             "read")
+    if args.json:  # one object per training loop: its title and its verdicts
+        import json
+
+        print(json.dumps([{"title": r.title, "verdicts": r.as_dicts()} for r in reports], indent=2))
     else:
-        _console().print(report.table())
-    return 1 if report.failed else 0
+        for report in reports:
+            _console().print(report.table())
+    return 1 if any(r.failed for r in reports) else 0
 
 
 def cmd_fit(args) -> int:

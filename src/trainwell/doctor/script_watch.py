@@ -19,7 +19,10 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   example, or per target that is not ``ignore_index``, is handed to ``w.validate()``. A validation scored without
   one of torch's losses (accuracy only) gives no validation curve; the script's own averaging is not read.
 
-The report is printed when the script ends (also when it raises or exits; its exception is shown first).
+A script that trains one model and then another (a teacher, then a student distilled from it; a new optimizer for
+a fine-tuning stage) has each loop read on its own: when an optimizer the watch does not hold steps twice with the
+counting one idle, the loop has moved on to it, and a new watch begins. A report per loop is printed when the
+script ends (also when it raises or exits; its exception is shown first).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class _Taps:
     target: torch.Tensor | None = None
     rows: int | None = None
     backing: torch.Tensor | None = None  # the tensor whose Tensor.backward() is running
+    in_step: bool = False  # inside an optimizer's step (an LBFGS closure's backward passes)
     scaled: dict = field(default_factory=dict)  # id(GradScaler.scale's output) -> the loss it was given
 
 
@@ -83,6 +87,14 @@ class ScriptWatch:
         self.names: list[str] = []  # the watched modules, as the script names them
         self.counting = None  # the optimizer whose steps count
         self.unread = 0  # its steps before the watch began
+        self.reports: list[Report] = []  # one per training loop the script ran, in order
+        self.watches: list = []  # ... and its watch
+        self.error: str | None = None
+        self._path = ""
+        self._steps: dict[int, int] = {}  # steps per optimizer (by id)
+        self._rival = None  # an optimizer the watch does not hold, stepping with the counting one idle
+        self._rival_steps = 0
+        self._retire = False  # the loop moved to another optimizer: the watch ends at the next backward()
         self.taps = _Taps()
         self._globals: dict = {}
         self._undo: list = []
@@ -93,23 +105,16 @@ class ScriptWatch:
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
-        from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-        # till the watch begins: the modules the script calls outermost (the model, not a part or a container)
-        self._depth = 0
-        self._module_hooks = [register_module_forward_pre_hook(self._entered),
-                              register_module_forward_hook(self._left, always_call=True)]
+        self._track_calls()
         self._undo.append(register_optimizer_step_pre_hook(self._before_step).remove)
         self._undo.append(register_optimizer_step_post_hook(self._after_step).remove)
         taps = self.taps
 
         def backward(original):
             def read(tensor, *args, **kwargs):
-                if isinstance(tensor, torch.Tensor) and tensor.numel() == 1 and tensor.grad_fn is not None and \
-                        tensor is not taps.backing:
-                    loss = taps.scaled.pop(id(tensor), tensor)
-                    taps.loss, taps.target = loss, saved_target(loss)
+                self._backed(tensor)
                 # torch.autograd.backward, called by it, and the call again through a TorchFunctionMode's dispatch
                 # read nothing more
                 taps.backing = tensor
@@ -121,11 +126,7 @@ class ScriptWatch:
 
         def autograd_backward(original):
             def read(tensors, *args, **kwargs):
-                first = tensors[0] if isinstance(tensors, (list, tuple)) and tensors else tensors
-                if isinstance(first, torch.Tensor) and first.numel() == 1 and first.grad_fn is not None and \
-                        first is not taps.backing:
-                    loss = taps.scaled.pop(id(first), first)
-                    taps.loss, taps.target = loss, saved_target(loss)
+                self._backed(tensors[0] if isinstance(tensors, (list, tuple)) and tensors else tensors)
                 return original(tensors, *args, **kwargs)
             return read
 
@@ -141,6 +142,30 @@ class ScriptWatch:
         self._patch(torch.Tensor, "backward", backward)
         self._patch(torch.autograd, "backward", autograd_backward)
         self._patch(torch.amp.GradScaler, "scale", scale)
+
+    def _backed(self, tensor) -> None:
+        """A ``backward()`` from ``tensor``: the step's loss, unless it is a later pass of the same step (an LBFGS
+        closure evaluated again: the step's first loss counts, as ``opt.step(closure)`` returns it). A watch whose
+        loop moved to another optimizer ends here, where no hook of torch's is being iterated."""
+        taps = self.taps
+        if not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or tensor.grad_fn is None or \
+                tensor is taps.backing:
+            return
+        if self._retire:
+            self._end_loop()
+        if taps.in_step and taps.loss is not None:
+            return
+        loss = taps.scaled.pop(id(tensor), tensor)
+        taps.loss, taps.target = loss, saved_target(loss)
+
+    def _track_calls(self) -> None:
+        """Till the loop's optimizers are known: the modules the script calls outermost (the model, not a part of
+        it or a container), read by global module hooks."""
+        from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+
+        self._depth, self._outermost = 0, {}
+        self._module_hooks = [register_module_forward_pre_hook(self._entered),
+                              register_module_forward_hook(self._left, always_call=True)]
 
     def _patch(self, owner, name: str, wrap) -> None:
         original = getattr(owner, name)
@@ -171,6 +196,7 @@ class ScriptWatch:
         self._depth = max(self._depth - 1, 0)
 
     def _before_step(self, optimizer, args, kwargs) -> None:
+        self.taps.in_step = True
         if self.watch is None or optimizer is not self.counting:
             return
         value = validation_value(self.watch.probe.validation_losses)
@@ -178,20 +204,26 @@ class ScriptWatch:
             self.watch.validate(value)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
+        self.taps.in_step = False
+        self._steps[id(optimizer)] = self._steps.get(id(optimizer), 0) + 1
         if self.watch is None:
             # the optimizers that step till the first steps again are the loop's (a GAN's generator after its
             # discriminator); with a single optimizer in the process, that one from its first step
             if any(o is optimizer for o in self._stepped):
-                self.unread = 2
                 self._start(self._stepped)
             elif not self._stepped and len(_alive(torch.optim.Optimizer)) == 1:
-                self.unread = 1
                 self._start([optimizer])
             else:
                 self._stepped.append(optimizer)
             return
         if optimizer is not self.counting:
+            if not any(o is optimizer for o in self._stepped):  # another loop's optimizer (a student's after
+                # its teacher's): twice with the counting one idle, and the loop has moved on to it
+                self._rival_steps = self._rival_steps + 1 if self._rival is optimizer else 1
+                self._rival = optimizer
+                self._retire = self._rival_steps >= 2
             return
+        self._rival, self._rival_steps = None, 0
         taps = self.taps
         if taps.loss is None:
             return  # a step without a backward of the script's (a closure's LBFGS, read as its own)
@@ -211,6 +243,7 @@ class ScriptWatch:
         if model is None:
             return
         self.counting = optimizers[0]
+        self.unread = self._steps.get(id(self.counting), 0)
         for root in (model.values() if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]):
             self._forward_hooks.append(root.register_forward_pre_hook(self._rows))
         self.watch = Watch(model, optimizers, self.every)
@@ -222,18 +255,40 @@ class ScriptWatch:
         if first is not None and first.dim() and torch.is_grad_enabled() and module.training:
             self.taps.rows = len(first)
 
+    def _end_loop(self, last: bool = False) -> None:
+        """The watched loop is over (the script ended, or ``last`` False: it moved on to another optimizer): its
+        report, and the hooks go. The validation losses read since its last step are its last validation's at the
+        script's end, and another loop's forwards (a teacher's) when it moved on: dropped then."""
+        if last:
+            value = validation_value(self.watch.probe.validation_losses)
+            if value is not None:
+                self.watch.validate(value)
+        self.watch.close()
+        report = self.watch.report()
+        report.title = f"trainwell watch: {os.path.basename(self._path)}: {', '.join(self.names)} (read from " \
+            f"step {self.unread + 1})"
+        self.reports.append(report)
+        self.watches.append(self.watch)
+        for h in self._forward_hooks:
+            h.remove()
+        self._forward_hooks = []
+        self.watch, self.counting, self._stepped, self._rival, self._rival_steps = None, None, [], None, 0
+        self._retire = False
+        if not last:
+            self._track_calls()
+
     # -- the run ---------------------------------------------------------------------------------------------
-    def run(self, path: str, argv: list[str]) -> Report | None:
-        """Run the script at ``path`` with ``argv`` as its arguments; the report of its loop (None when it never
-        stepped an optimizer). The script's exception, or its ``sys.exit``, ends the run; it is printed, not
-        raised."""
+    def run(self, path: str, argv: list[str]) -> list[Report]:
+        """Run the script at ``path`` with ``argv`` as its arguments; the report of each training loop it ran (a
+        teacher's, then its student's), none when it never stepped an optimizer. The script's exception, or its
+        ``sys.exit``, ends the run; it is kept in ``error``, not raised."""
         if not os.path.isfile(path):
             raise FileNotFoundError(f"trainwell watch: no script at {path!r}")
         saved_argv, saved_path = sys.argv[:], sys.path[:]
         sys.argv = [path, *argv]
         sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+        self._path = path
         self._install()
-        self.error: str | None = None
         try:
             self._globals = {}
             self._run(path)
@@ -247,16 +302,9 @@ class ScriptWatch:
         finally:
             sys.argv, sys.path[:] = saved_argv, saved_path
         try:
-            if self.watch is None:
-                return None
-            value = validation_value(self.watch.probe.validation_losses)
-            if value is not None:
-                self.watch.validate(value)
-            self.watch.close()
-            report = self.watch.report()
-            report.title = f"trainwell watch: {os.path.basename(path)}: {', '.join(self.names)} (read from step " \
-                f"{self.unread + 1})"
-            return report
+            if self.watch is not None:
+                self._end_loop(last=True)
+            return self.reports
         finally:
             self._uninstall()
 
@@ -340,9 +388,9 @@ def validation_value(losses) -> float | None:
     return total / count if count else None
 
 
-def watch_script(path: str, argv: list[str] | None = None, every: int = 50) -> Report | None:
-    """Run the training script at ``path`` (with ``argv``) unchanged, with the doctor watching its loop; the
-    report (None when it never stepped an optimizer)."""
+def watch_script(path: str, argv: list[str] | None = None, every: int = 50) -> list[Report]:
+    """Run the training script at ``path`` (with ``argv``) unchanged, with the doctor watching its loops; a report
+    per training loop (none when it never stepped an optimizer)."""
     return ScriptWatch(every).run(path, list(argv or []))
 
 
