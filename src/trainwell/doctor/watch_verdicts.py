@@ -158,7 +158,9 @@ def loop_verdicts(w) -> list:
     p = w.probe
     losses = w.losses
     first = losses[0] if losses else None
-    classes = next((s["classes"] for s in p.steps if s["classes"]), None)
+    # the widest output of the observed steps: a multi-task model's heads differ (a 2-class head read first, the
+    # 10-class head's labels later)
+    classes = max((s["classes"] for s in p.steps if s["classes"]), default=None)
     soft = bool(p.steps) and all(s["zero_sum"] for s in p.steps)  # a loss of softmax(outputs)
     if classes is None and soft and p.steps[0]["first_logits"] is not None:
         # the output width is the class count only under a softmax loss (not an embedding's, an ordinal
