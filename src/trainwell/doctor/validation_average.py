@@ -18,11 +18,13 @@ per example or token, the mean of the batch means), which lie at least ``APART``
 the wrong denominator; the verdict fails when :data:`LEAST` validations or more were read so and every one read
 gives the same wrong form. So do batch sums over every target where the loss averages over fewer or over weights
 (a padded batch's positions, ``ignore_index`` set; a class-weighted loss's examples, ``CrossEntropyLoss(weight=w)``
-dividing by ``w[y].sum()``), a sequence loss's sums over the sequences against a training loss per token, and a
-total that holds the loss of a training batch recomputed before the validation
-(:mod:`~trainwell.doctor.mixed_validation`). The mean of batch means of unequal sizes (a small last batch among
-few batches) that lies ``UNEQUAL`` (5%) or more from the mean per example on every validation read is a warning;
-below that (the common case of many batches: a bias well under the validation loss's own sampling noise) it passes.
+dividing by ``w[y].sum()``), a sequence loss's sums over the sequences against a training loss per token, a total
+that holds the loss of a training batch recomputed before the validation
+(:mod:`~trainwell.doctor.mixed_validation`), and a validation loss that counts the pads the training loss ignores
+(another ``ignore_index`` than the training loss's: :mod:`~trainwell.doctor.validation_pads`). The mean of batch
+means of unequal sizes (a small last batch among few batches) that lies ``UNEQUAL`` (5%) or more from the mean per
+example on every validation read is a warning; below that (the common case of many batches: a bias well under the
+validation loss's own sampling noise) it passes.
 A validation loss computed another way (accuracy, another loss than the training one, label smoothing or dropout during
 training only) matches none of them and is not read.
 """
@@ -38,6 +40,7 @@ from trainwell.doctor.average_forms import counts, forms, matched, mixed, target
 from trainwell.doctor.mixed_validation import training_batch_mixed
 from trainwell.doctor.relabelled_validation import confusion
 from trainwell.doctor.validation_classes import class_counts
+from trainwell.doctor.validation_pads import pad_reading, pads_counted
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: validation loss average"
@@ -104,6 +107,11 @@ class ValidationLosses:
         self._trained = 0  # backward passes after forwards in eval mode with gradients
         self._graded_validations = False  # a forward in eval mode with gradients not followed by a backward
         self._unread: list[bool] | None = None  # set by a backward through the forward not read (its outputs' hook)
+        self.training_ignore: int | None = None  # the training loss's ignore_index (:mod:`validation_pads`)
+        # per validation whose loss calls do not ignore it: (its index in validations, pads, targets, non-pad loss
+        # sum, count), and the ignore_index the validation passed
+        self.pad_reads: list[tuple] = []
+        self.pad_ignored: int | None = None
 
     def forwarded(self, training: bool, rows: int | None, reached: list[bool] | None = None,
                   on_training: bool = False) -> None:
@@ -156,9 +164,12 @@ class ValidationLosses:
             ignored = kwargs.get("ignore_index", -100) if name in _CLASS_INDEX else None
             weight = kwargs.get("weight") if name in _CLASS_INDEX else None
             # read at w.validate()
-            self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows,
-                                  weight if isinstance(weight, torch.Tensor) else None, self._on_training,
-                                  confusion(given, target, ignored) if ignored is not None else None))
+            weight = weight if isinstance(weight, torch.Tensor) else None
+            pads = pad_reading(name, given, target, ignored, self.training_ignore, weight) \
+                if ignored is not None and len(self.pad_reads) < VALIDATIONS else None
+            self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows, weight,
+                                  self._on_training, confusion(given, target, ignored) if ignored is not None else None,
+                                  pads))
 
     def trained(self) -> None:
         """A backward pass while the mode is on (a training step in eval mode): the loss calls were not a
@@ -186,6 +197,9 @@ class ValidationLosses:
             self.validations.append((value, [read(p) for p in own],
                                      [read(p) for p in calls if p[8]] if len(own) < len(calls) else [],
                                      self._count))
+            if all(p[10] is not None for p in own):
+                self.pad_reads.append((len(self.validations) - 1, *(sum(p[10][i] for p in own) for i in range(4))))
+                self.pad_ignored = own[0][5]
         if self._pending and len(self.targets) < DRAWS:
             first = self._pending[0][0]
             self.targets[self._count] = [target_print(p[4]) for p in self._pending if p[0] == first]
@@ -206,9 +220,22 @@ class ValidationLosses:
         def read(calls: list[tuple]) -> list[tuple]:
             return [(n, r, v, u, *rest) for (n, r, _, _, *rest), v, u in
                     zip(calls, floats([c[2] for c in calls]), floats([c[3] for c in calls]), strict=True)]
+        counted = pads_counted([(self.validations[i][0], *floats([pads, total, kept, count]))
+                                for i, pads, total, kept, count in self.pad_reads
+                                if averaged(self.validations[i][0], read(self.validations[i][1]))],
+                               self.training_ignore, self.pad_ignored)
+        if counted is not None:
+            return Verdict(NAME, "fail", *counted)
         return average_verdict([(value, read(calls), read(extra)) for value, calls, extra, _ in self.validations],
                                [trains[i] if trains is not None and i < len(trains) else None
                                 for *_, i in self.validations])
+
+
+def averaged(value: float, calls: list[tuple]) -> bool:
+    """Whether ``value`` equals a right average of the loss calls ``calls`` (read as floats): the value given to
+    ``w.validate`` is their mean."""
+    right = forms(calls)[0] if any(u > 0 for *_, u, _ in counts(calls)) else []
+    return any(abs(value - r) <= 1e-4 * max(abs(value), abs(r), 1e-12) for r in right)
 
 
 def floats(values: list) -> list[float | None]:

@@ -58,7 +58,7 @@ from trainwell.doctor.game_reading import read_game
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.label_column import LabelColumns
 from trainwell.doctor.lambda_factors import LambdaSchedules
-from trainwell.doctor.loop_deferral import defer
+from trainwell.doctor.loop_deferral import defer, mismeasured_validation
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_loss_inputs import LossInputReads
 from trainwell.doctor.loop_probe import LoopProbe
@@ -249,6 +249,7 @@ class Watch:
         self._kept.record(loss)
         self.probe.kept_outputs.stepped(self._kept.graph_alive)
         self._finish_readers()
+        self._val_losses.training_ignore = self._loss_inputs.ignores.index  # the validations' loss calls read it
         self._mixups.read(y)
         self.probe.row_labels.step(y)
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
@@ -445,7 +446,9 @@ class Watch:
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
-        post = [wv.game(self, memorizing(wv.flat_direction(self, curve), history, classes, trained))]
+        # a validation that does not measure the model's loss (its average, its labels) tells no memorization
+        compared = [] if mismeasured_validation(verdicts) else history
+        post = [wv.game(self, memorizing(wv.flat_direction(self, curve), compared, classes, trained))]
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
                                                            [h["val_loss"] for h in history])
