@@ -46,7 +46,7 @@ from trainwell.doctor.pair_targets import PairTargetReader
 from trainwell.doctor.pushed_pairs import READS, pushed_pairs_verdict, read_pushed_pairs
 from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.silent_broadcasts import ResidualSigns, SilentBroadcastReader
-from trainwell.doctor.validation_pads import TrainingIgnores
+from trainwell.doctor.training_loss_call import TrainingLossCall
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: loss input"
@@ -166,7 +166,7 @@ class LossInputReads:
         self.pairs = PairTargetReader()  # the targets given to a pair loss, read on the first steps
         self.broadcast = SilentBroadcastReader()  # a Gaussian or Poisson NLL broadcasting (B, 1) against (B,)
         self.signs = ResidualSigns()  # a hand-written regression loss broadcasting them
-        self.ignores = TrainingIgnores()  # the training loss's ignore_index (a padded batch's pad id)
+        self.training_call = TrainingLossCall()  # its class-index call's ignore_index and reduction
         self.ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
         self.rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
         self.squared: list[dict] = []  # observed steps read as a squared error
@@ -180,7 +180,7 @@ class LossInputReads:
         self.broadcast.start()
         self.pairs.start()
         self.ctc.start()
-        self.ignores.start()
+        self.training_call.start()
 
     @property
     def broadcast_found(self) -> str | None:
@@ -190,11 +190,11 @@ class LossInputReads:
     @property
     def active(self) -> bool:
         """Whether one of the modes is entered."""
-        return self.pairs.active or self.ctc.active or self.broadcast.active or self.ignores.active
+        return self.pairs.active or self.ctc.active or self.broadcast.active or self.training_call.active
 
     def finish(self) -> None:
         """Leave the modes, the last entered first."""
-        self.ignores.finish()
+        self.training_call.finish()
         self.ctc.finish()
         self.pairs.finish()
         self.broadcast.finish()

@@ -39,6 +39,7 @@ from trainwell.doctor.augmented_validation import position_targets
 from trainwell.doctor.average_forms import counts, forms, matched, mixed, targets, tokens
 from trainwell.doctor.mixed_validation import training_batch_mixed
 from trainwell.doctor.relabelled_validation import confusion
+from trainwell.doctor.training_loss_call import TrainingLossCall
 from trainwell.doctor.validation_classes import class_counts
 from trainwell.doctor.validation_pads import pad_reading, pads_counted
 from trainwell.doctor.verdict import Verdict
@@ -107,7 +108,8 @@ class ValidationLosses:
         self._trained = 0  # backward passes after forwards in eval mode with gradients
         self._graded_validations = False  # a forward in eval mode with gradients not followed by a backward
         self._unread: list[bool] | None = None  # set by a backward through the forward not read (its outputs' hook)
-        self.training_ignore: int | None = None  # the training loss's ignore_index (:mod:`validation_pads`)
+        # the training loss's class-index call (:mod:`~trainwell.doctor.training_loss_call`), set by the watch
+        self.training: TrainingLossCall | None = None
         # per validation whose loss calls do not ignore it: (its index in validations, pads, targets, non-pad loss
         # sum, count), and the ignore_index the validation passed
         self.pad_reads: list[tuple] = []
@@ -165,11 +167,16 @@ class ValidationLosses:
             weight = kwargs.get("weight") if name in _CLASS_INDEX else None
             # read at w.validate()
             weight = weight if isinstance(weight, torch.Tensor) else None
-            pads = pad_reading(name, given, target, ignored, self.training_ignore, weight) \
+            pads = pad_reading(name, given, target, ignored, self.training_pad, weight) \
                 if ignored is not None and len(self.pad_reads) < VALIDATIONS else None
             self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows, weight,
                                   self._on_training, confusion(given, target, ignored) if ignored is not None else None,
                                   pads))
+
+    @property
+    def training_pad(self) -> int | None:
+        """The ``ignore_index`` the training loss passes (its pad id), if any."""
+        return self.training.ignore_index if self.training is not None else None
 
     def trained(self) -> None:
         """A backward pass while the mode is on (a training step in eval mode): the loss calls were not a
@@ -223,12 +230,13 @@ class ValidationLosses:
         counted = pads_counted([(self.validations[i][0], *floats([pads, total, kept, count]))
                                 for i, pads, total, kept, count in self.pad_reads
                                 if averaged(self.validations[i][0], read(self.validations[i][1]))],
-                               self.training_ignore, self.pad_ignored)
+                               self.training_pad, self.pad_ignored)
         if counted is not None:
             return Verdict(NAME, "fail", *counted)
         return average_verdict([(value, read(calls), read(extra)) for value, calls, extra, _ in self.validations],
                                [trains[i] if trains is not None and i < len(trains) else None
-                                for *_, i in self.validations])
+                                for *_, i in self.validations],
+                               self.training is not None and self.training.per_target)
 
 
 def averaged(value: float, calls: list[tuple]) -> bool:
@@ -280,15 +288,17 @@ def target_print(target) -> torch.Tensor | None:
                         (flat * weights.sqrt()).sum()])
 
 
-def average_verdict(validations: list[tuple], trains: list[float | None] | None = None) -> Verdict | None:
+def average_verdict(validations: list[tuple], trains: list[float | None] | None = None,
+                    per_target: bool = False) -> Verdict | None:
     """The failing verdict (a warning for a mean of batch means of unequal sizes) on the values given to
     ``w.validate`` against the losses of the batches each validation ran (``(value, calls[, training-batch
-    calls])``; ``trains``: the training loss at each); None when they are averaged right, or otherwise (another
-    loss, an accuracy), or too few were read."""
+    calls])``; ``trains``: the training loss at each; ``per_target``: the training loss's class-index call is a
+    mean over its targets); None when they are averaged right, or otherwise (another loss, an accuracy), or too few
+    were read."""
     trains = trains or [None] * len(validations)
     found = []
     for (value, calls, *rest), train in zip(validations, trains, strict=True):
-        form = matched(value, calls, train)
+        form = matched(value, calls, train, per_target)
         if form[0] is None and rest and rest[0] and mixed(value, calls, rest[0]):
             form = ("mixed", None)
         found.append((form, value, calls, rest[0] if rest else [], train))
@@ -345,8 +355,8 @@ def average_verdict(validations: list[tuple], trains: list[float | None] | None 
     elif count == "sequences":
         seqs = round(sum(s for *_, s in counts(calls)))
         how = (f"the batch sums over the tokens divided by the {seqs} sequences: a loss per sequence ({value:.4g}, "
-               f"about {n / seqs:.3g} tokens each) while the training loss is per token ({train:.4g}); the mean per "
-               f"token is {mean:.4g}")
+               f"about {n / seqs:.3g} tokens each) while the training loss is per token"
+               f"{f' ({train:.4g})' if train is not None else ''}; the mean per token is {mean:.4g}")
         size = "tokens per sequence"
         fix = "sum(loss.item() for reduction='sum') / total_tokens, the unit of the training loss"
     else:

@@ -8,7 +8,8 @@ pads' share and rises while the training loss falls, read as overfitting or as a
 carries over.
 
 The training loss's ``ignore_index`` (other than torch's default -100) is read from the class-index loss calls
-(``F.cross_entropy``, ``F.nll_loss``) of the first steps (:class:`TrainingIgnores`). A validation loss call of the
+(``F.cross_entropy``, ``F.nll_loss``) of the first steps
+(:class:`~trainwell.doctor.training_loss_call.TrainingLossCall`). A validation loss call of the
 same function with another ``ignore_index`` on targets that hold that id is read at the validation
 (:func:`pad_reading`: the pads, the targets, and the loss over the non-pad targets, recomputed on the call's own
 scores; tensors, no host sync). The fail (:func:`pads_counted`) needs :data:`LEAST` validations read so, a value
@@ -20,54 +21,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
-from trainwell.doctor.first_steps import FirstStepsReader
+from trainwell.doctor.training_loss_call import DEFAULT
 
-#: the class-index losses read, by function
-_CLASS_INDEX = {F.cross_entropy: "cross_entropy", F.nll_loss: "nll_loss"}
-DEFAULT = -100  # torch's ignore_index: a training loss with it ignores nothing the validation could count
 LEAST = 2  # validations read before a verdict
 SHARE = 0.02  # the pads' share of the validation targets, at least, on every validation read
 #: how the verdict begins (it explains the overfitting verdict, and nothing downstream of the training loss)
 PADS_COUNTED = "the validation loss counts the positions the training loss ignores"
-
-
-class _IgnoreCalls(TorchFunctionMode):
-    """Records the function and ``ignore_index`` of the first class-index loss call made with gradients."""
-
-    def __init__(self):
-        super().__init__()
-        self.read: tuple[str, int] | None = None
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = _CLASS_INDEX.get(func)
-        if name is not None and self.read is None and torch.is_grad_enabled():
-            ignored = (kwargs or {}).get("ignore_index", args[4] if len(args) > 4 else DEFAULT)
-            self.read = (name, ignored) if isinstance(ignored, int) else None
-        return func(*args, **(kwargs or {}))
-
-
-class TrainingIgnores(FirstStepsReader):
-    """The ``ignore_index`` of the training loss, read on the first steps until one class-index loss call is seen:
-    ``index`` is it when it is not torch's default (the loop passed one: its pad id), else None."""
-
-    def __init__(self):
-        super().__init__()
-        self.read: tuple[str, int] | None = None
-
-    @property
-    def index(self) -> int | None:
-        return self.read[1] if self.read is not None and self.read[1] != DEFAULT else None
-
-    def _new_mode(self) -> _IgnoreCalls:
-        return _IgnoreCalls()
-
-    def _done(self) -> bool:
-        return self.read is not None
-
-    def _keep(self, mode: _IgnoreCalls) -> None:
-        self.read = mode.read
 
 
 def pad_reading(name: str, given, target, ignored, pad: int | None, weight) -> tuple | None:

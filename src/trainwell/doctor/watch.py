@@ -167,6 +167,7 @@ class Watch:
         self._norms = StartNorms(model)  # the weights' norms before the first step (scale-invariant ones grow)
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
         self._val_losses = self.probe.validation_losses  # the loss calls of the validations
+        self._val_losses.training = self._loss_inputs.training_call  # held against the training loss's call
         # the readers of torch's own methods (DataLoaders, schedulers, optimizers, state dicts, clipping,
         # compiling) the loop calls: each replaces its method while the block runs
         self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
@@ -249,7 +250,7 @@ class Watch:
         self._kept.record(loss)
         self.probe.kept_outputs.stepped(self._kept.graph_alive)
         self._finish_readers()
-        self._val_losses.training_ignore = self._loss_inputs.ignores.index  # the validations' loss calls read it
+        self._loss_inputs.training_call.given(loss)  # the step's loss against its class-index call's value
         self._mixups.read(y)
         self.probe.row_labels.step(y)
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
