@@ -48,6 +48,7 @@ from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.bce_targets import defer_to_binary_targets, targets_outside
 from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
 from trainwell.doctor.clip_order import ClipCalls
+from trainwell.doctor.collapsed_head import collapsed_head
 from trainwell.doctor.compiled_wrappers import CompileCalls, compiled_wrapper
 from trainwell.doctor.contrastive_floor import ContrastiveReader
 from trainwell.doctor.depth_collapse import collapse
@@ -442,8 +443,9 @@ class Watch:
         curve = reread_after_weights(curve, self.probe.steps, losses, read)  # a loss weight's schedule
         verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
         curve = plateau_at_healthy_steps(self, curve)  # a plateau with healthy steps may be the loss's floor
-        curve = grown_norms(curve, self._norms, self.probe, self._first_forward,  # a scale-invariant head's slowness
-                            self._state.optimizer.param_groups[0].get("lr") if self._state.optimizer else None)
+        rate = self._state.optimizer.param_groups[0].get("lr") if self._state.optimizer else None
+        curve = grown_norms(curve, self._norms, self.probe, self._first_forward, rate)  # a scale-invariant head's
+        curve = collapsed_head(curve, self._norms, self.probe, self._first_forward, rate, losses)  # slowness, stall
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
