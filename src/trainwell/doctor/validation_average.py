@@ -99,6 +99,10 @@ class ValidationLosses:
         self.target_kinds: dict[int, list[tuple]] = {}  # ... its targets' (shape, floating)
         self.class_counts: torch.Tensor | None = None  # the latest validation's examples per class (class indices)
         self.confusion: torch.Tensor | None = None  # ... its targets against the scores' argmax (C, C)
+        self.confusion_pixels = False  # ... read from a segmenter's per-pixel labels
+        # the running sum of the confusion tables of the calls since the last step, per loss function
+        self._tables: dict[str, torch.Tensor | None] = {}
+        self._pixels = False  # the latest table read per-pixel labels
         self.target_positions: dict[int, bool] = {}  # ... whether its targets are positions (a contrastive loss's)
         self._count = 0  # validations seen
         self._mode: _LossCalls | None = None
@@ -169,9 +173,23 @@ class ValidationLosses:
             weight = weight if isinstance(weight, torch.Tensor) else None
             pads = pad_reading(name, given, target, ignored, self.training_pad, weight) \
                 if ignored is not None and len(self.pad_reads) < VALIDATIONS else None
+            if ignored is not None and not self._on_training:
+                self._confused(name, confusion(given, target, ignored), given.dim() > 2)
             self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows, weight,
-                                  self._on_training, confusion(given, target, ignored) if ignored is not None else None,
-                                  pads))
+                                  self._on_training, None, pads))
+
+    def _confused(self, name: str, table: torch.Tensor | None, pixels: bool) -> None:
+        """Adds one call's confusion table (None: the call is not read) to the running sum of its loss function's
+        calls (None for good once one of another shape comes); ``pixels``: read from a segmenter's per-pixel
+        labels."""
+        if table is None or (name in self._tables and self._tables[name] is None):
+            return
+        held = self._tables.get(name)
+        if held is not None and held.shape != table.shape:
+            self._tables[name] = None
+        else:
+            self._tables[name] = table if held is None else held.add_(table)
+            self._pixels = pixels
 
     @property
     def training_pad(self) -> int | None:
@@ -181,14 +199,14 @@ class ValidationLosses:
     def trained(self) -> None:
         """A backward pass while the mode is on (a training step in eval mode): the loss calls were not a
         validation's."""
-        self._pending = []
+        self._pending, self._tables = [], {}
         self._trained += self._graded and not self._backward
         self._backward = True
 
     def stepped(self) -> None:
         """``w.step()``: the loss calls before it were not a validation's."""
         self.paused()
-        self._pending = []
+        self._pending, self._tables = [], {}
 
     def validated(self, value: float) -> None:
         """``w.validate(value)``: the loss calls since the last step were the validation's (those of the function
@@ -217,10 +235,9 @@ class ValidationLosses:
         if self._pending and self._pending[0][0] in _CLASS_INDEX:
             first = self._pending[0][0]
             self.class_counts = class_counts([p[4] for p in self._pending if p[0] == first], self._pending[0][5])
-            tables = [p[9] for p in self._pending if p[0] == first and p[9] is not None and not p[8]]
-            if tables and all(t.shape == tables[0].shape for t in tables):
-                self.confusion = torch.stack(tables).sum(0)
-        self._pending, self._count = [], self._count + 1
+            if self._tables.get(first) is not None:
+                self.confusion, self.confusion_pixels = self._tables[first], self._pixels
+        self._pending, self._tables, self._count = [], {}, self._count + 1
 
     def verdict(self, trains: list[float] | None = None) -> Verdict | None:
         """The verdict on the validations read; ``trains``: the training loss at each ``w.validate()`` call."""
