@@ -115,10 +115,10 @@ def collapsed_head(curve: Verdict, start: StartNorms, probe, forward: tuple | No
                   f"{ratio ** 2:.3g}x and the collapse stays")
     rate = f" (lr = {lr:g})" if lr is not None else ""
     return Verdict(LR_CURVE, "warn", f"stalled near ln C: the last steps average {level:.3g} against "
-                   f"ln {classes} = {math.log(classes):.3g}, far above the {floor:.2g} the head's scale allows; the "
-                   f"inputs of the normalized head '{found[0] or 'model'}' point one way for every example (mean "
-                   f"pairwise cosine {cosine:.3f}): they collapsed in the first steps{growth} (the curve alone read "
-                   f"{curve.value})",
+                   f"ln {classes} = {math.log(classes):.3g}, far above what the head's scale allows (under "
+                   f"{floor:.2g}); the inputs of the normalized head '{found[0] or 'model'}' point one way for every "
+                   f"example (mean pairwise cosine {cosine:.3f}): they collapsed in the first steps{growth} (the "
+                   f"curve alone read {curve.value})",
                    curve.expected, f"the first steps were too large for a head that normalizes its inputs: its "
                    f"gradient scales as s / ||h||, so they threw every example's features one way; lower the "
                    f"learning rate{rate} 10x or warm it up over the first epoch, or use a smaller scale s; a larger "
