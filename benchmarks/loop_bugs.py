@@ -362,7 +362,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         torch.manual_seed(42)  # each_step_epoch (the epoch's number, at the top of every step)
     used = iter(range(steps_per_epoch))  # batches: "iterator_once": one iterator made before the epoch loop
     with doctor.watch(model, opt, every=every) as w:
-        for epoch in range(EPOCHS):
+        for epoch in range(cfg.extra.get("epochs", EPOCHS)):  # "epochs": a shorter run
             if cfg.extra.get("reinit") == "each_epoch" and epoch:  # the init applied again every epoch
                 model.apply(reset_weights)
             if cfg.extra.get("seed") == "each_epoch":
@@ -889,6 +889,12 @@ CASES = [
     # class names encoded per split (two LabelEncoders): the validation labels numbered differently
     Case("validation labels numbered by an encoder of their own (each class's number moved by one)",
          Loop(extra={"val_relabelled": True}), Loop(), "loop: validation labels"),
+    # a loss per sequence against a training loss per token in a short run: the first validation's training loss
+    # still holds the first steps' high losses
+    Case("sequences of 4 tokens: reduction='sum' divided by the sequences, 2 epochs of a loss per token",
+         Loop(extra={"val_average": "sums_over_sequences", "val_seq": 4, "val_batch": 8, "epochs": 2}),
+         Loop(extra={"val_average": "sums_over_tokens", "val_seq": 4, "val_batch": 8, "epochs": 2}),
+         "loop: validation loss average"),
 ]
 
 

@@ -83,15 +83,18 @@ def forms(calls: list[tuple]) -> tuple[list[float], dict[str, float], dict[str, 
     return right, over, summed
 
 
-def matched(value: float, calls: list[tuple], train: float | None = None) -> tuple[str | None, str | None]:
+def matched(value: float, calls: list[tuple], train: float | None = None,
+            per_target: bool = False) -> tuple[str | None, str | None]:
     """Which average ``value`` is of the batches' losses: ``("right", None)``, ``("unequal", None)`` (the mean of
     batch means of unequal sizes, :data:`UNEQUAL` or more from the mean per example), ``("means", count)`` (batch
     means summed, over ``count``: ``"units"``, ``"sequences"`` or ``"rows"``), ``("sums", count)`` (batch sums
     summed, over ``count``: ``"batches"``, or ``"targets"``, every target counted where the loss averages over fewer
     or over class weights), or ``(None, None)`` (none of them, or too few batches to tell). A sequence loss's batch
     sums over the sequences (``("sums", "sequences")``: a loss per sequence, a unit of its own) only when the
-    training loss ``train`` is per token: within :data:`APART` of the mean per token and :data:`APART` or more from
-    ``value``."""
+    training loss is per token: ``per_target`` (the training loss is its class-index call's mean over its targets,
+    read on its first steps), or ``train`` :data:`APART` or more from ``value`` and within :data:`APART` of the mean
+    per token (an early validation, whose training loss still holds the first steps' high losses, is read only
+    with ``per_target``)."""
     if len(calls) < 2 or not any(u > 0 for _, _, _, u, _ in counts(calls)):
         return None, None
     right, means, sums = forms(calls)
@@ -112,7 +115,8 @@ def matched(value: float, calls: list[tuple], train: float | None = None) -> tup
         if _close(value, w) and apart(w):
             return "means", count
     for count, w in sums.items():
-        if count == "sequences" and (train is None or not _within(train, weighted) or _within(train, value)):
+        if count == "sequences" and not per_target and (train is None or not _within(train, weighted) or
+                                                         _within(train, value)):
             continue
         if _close(value, w) and apart(w, MISCOUNTED if count == "targets" else APART):
             return "sums", count

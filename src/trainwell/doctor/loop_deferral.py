@@ -31,6 +31,7 @@ from trainwell.doctor.validation_average import WRONG_AVERAGE
 from trainwell.doctor.validation_classes import NAME as VALIDATION_CLASSES
 from trainwell.doctor.validation_classes import UNSEEN
 from trainwell.doctor.validation_inputs import NAME as VALIDATION_INPUTS
+from trainwell.doctor.validation_pads import PADS_COUNTED
 from trainwell.doctor.verdict import Verdict
 
 #: a fired loop cause makes these downstream verdicts defer to it
@@ -43,7 +44,8 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 #: loop findings that leave the loss curve and the update sizes as they read: a constant target column is fitted by
 #: its bias alone, the rest of the loss is trained as it should be
 EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER,
-                              SAME_DRAWS, WRONG_AVERAGE, MIXED, CHANGED, WRONG_NUMBERS, UNSEEN)
+                              SAME_DRAWS, WRONG_AVERAGE, MIXED, CHANGED, WRONG_NUMBERS, UNSEEN,
+                              PADS_COUNTED)
 
 
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
@@ -161,8 +163,9 @@ def _mismeasured(causes: list[Verdict], verdicts: list[Verdict]) -> tuple[str, s
     not among ``causes``)."""
     if any(v.check == VALIDATION_AVERAGE and v.status == "fail" for v in verdicts):
         return (VALIDATION_AVERAGE, "the validation losses are not the validation set's mean loss (averaged with the "
-                "wrong denominator, or a training batch's loss added in): average them per example (per token for a "
-                "sequence loss) over the validation batches, then read the gap",
+                "wrong denominator, a training batch's loss added in, or pads counted that the training ignores): "
+                "average them per example (per token for a sequence loss) over the validation batches, then read "
+                "the gap",
                 ("pass", "warn", "info"))
     if any(v.check == RELABELLED and v.status == "fail" for v in verdicts):
         return (RELABELLED, "the validation labels are numbered differently from the training labels: the gap reads "
@@ -175,6 +178,14 @@ def _mismeasured(causes: list[Verdict], verdicts: list[Verdict]) -> tuple[str, s
         return (VALIDATION_INPUTS, "the validation inputs are not preprocessed like the training inputs: the gap "
                 "reads that mismatch, not overfitting; preprocess them alike, then read the gap", ("warn", "info"))
     return None
+
+
+def mismeasured_validation(verdicts: list[Verdict]) -> str | None:
+    """The check that found the validation losses measure another scale than the model's loss (a validation
+    average, labels numbered per split, classes the training never had), or None: a validation loss that never
+    improved then tells nothing about memorization."""
+    found = _mismeasured([], verdicts)
+    return found[0] if found is not None else None
 
 
 def _evaluation_fault(v: Verdict) -> bool:

@@ -46,6 +46,7 @@ from trainwell.doctor.pair_targets import PairTargetReader
 from trainwell.doctor.pushed_pairs import READS, pushed_pairs_verdict, read_pushed_pairs
 from trainwell.doctor.registration import graph_nodes
 from trainwell.doctor.silent_broadcasts import ResidualSigns, SilentBroadcastReader
+from trainwell.doctor.training_loss_call import TrainingLossCall
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: loss input"
@@ -165,6 +166,7 @@ class LossInputReads:
         self.pairs = PairTargetReader()  # the targets given to a pair loss, read on the first steps
         self.broadcast = SilentBroadcastReader()  # a Gaussian or Poisson NLL broadcasting (B, 1) against (B,)
         self.signs = ResidualSigns()  # a hand-written regression loss broadcasting them
+        self.training_call = TrainingLossCall()  # its class-index call's ignore_index and reduction
         self.ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
         self.rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
         self.squared: list[dict] = []  # observed steps read as a squared error
@@ -178,6 +180,7 @@ class LossInputReads:
         self.broadcast.start()
         self.pairs.start()
         self.ctc.start()
+        self.training_call.start()
 
     @property
     def broadcast_found(self) -> str | None:
@@ -187,10 +190,11 @@ class LossInputReads:
     @property
     def active(self) -> bool:
         """Whether one of the modes is entered."""
-        return self.pairs.active or self.ctc.active or self.broadcast.active
+        return self.pairs.active or self.ctc.active or self.broadcast.active or self.training_call.active
 
     def finish(self) -> None:
         """Leave the modes, the last entered first."""
+        self.training_call.finish()
         self.ctc.finish()
         self.pairs.finish()
         self.broadcast.finish()

@@ -18,11 +18,13 @@ per example or token, the mean of the batch means), which lie at least ``APART``
 the wrong denominator; the verdict fails when :data:`LEAST` validations or more were read so and every one read
 gives the same wrong form. So do batch sums over every target where the loss averages over fewer or over weights
 (a padded batch's positions, ``ignore_index`` set; a class-weighted loss's examples, ``CrossEntropyLoss(weight=w)``
-dividing by ``w[y].sum()``), a sequence loss's sums over the sequences against a training loss per token, and a
-total that holds the loss of a training batch recomputed before the validation
-(:mod:`~trainwell.doctor.mixed_validation`). The mean of batch means of unequal sizes (a small last batch among
-few batches) that lies ``UNEQUAL`` (5%) or more from the mean per example on every validation read is a warning;
-below that (the common case of many batches: a bias well under the validation loss's own sampling noise) it passes.
+dividing by ``w[y].sum()``), a sequence loss's sums over the sequences against a training loss per token, a total
+that holds the loss of a training batch recomputed before the validation
+(:mod:`~trainwell.doctor.mixed_validation`), and a validation loss that counts the pads the training loss ignores
+(another ``ignore_index`` than the training loss's: :mod:`~trainwell.doctor.validation_pads`). The mean of batch
+means of unequal sizes (a small last batch among few batches) that lies ``UNEQUAL`` (5%) or more from the mean per
+example on every validation read is a warning; below that (the common case of many batches: a bias well under the
+validation loss's own sampling noise) it passes.
 A validation loss computed another way (accuracy, another loss than the training one, label smoothing or dropout during
 training only) matches none of them and is not read.
 """
@@ -37,7 +39,9 @@ from trainwell.doctor.augmented_validation import position_targets
 from trainwell.doctor.average_forms import counts, forms, matched, mixed, targets, tokens
 from trainwell.doctor.mixed_validation import training_batch_mixed
 from trainwell.doctor.relabelled_validation import confusion
+from trainwell.doctor.training_loss_call import TrainingLossCall
 from trainwell.doctor.validation_classes import class_counts
+from trainwell.doctor.validation_pads import pad_reading, pads_counted
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: validation loss average"
@@ -95,6 +99,10 @@ class ValidationLosses:
         self.target_kinds: dict[int, list[tuple]] = {}  # ... its targets' (shape, floating)
         self.class_counts: torch.Tensor | None = None  # the latest validation's examples per class (class indices)
         self.confusion: torch.Tensor | None = None  # ... its targets against the scores' argmax (C, C)
+        self.confusion_pixels = False  # ... read from a segmenter's per-pixel labels
+        # the running sum of the confusion tables of the calls since the last step, per loss function
+        self._tables: dict[str, torch.Tensor | None] = {}
+        self._pixels = False  # the latest table read per-pixel labels
         self.target_positions: dict[int, bool] = {}  # ... whether its targets are positions (a contrastive loss's)
         self._count = 0  # validations seen
         self._mode: _LossCalls | None = None
@@ -104,6 +112,12 @@ class ValidationLosses:
         self._trained = 0  # backward passes after forwards in eval mode with gradients
         self._graded_validations = False  # a forward in eval mode with gradients not followed by a backward
         self._unread: list[bool] | None = None  # set by a backward through the forward not read (its outputs' hook)
+        # the training loss's class-index call (:mod:`~trainwell.doctor.training_loss_call`), set by the watch
+        self.training: TrainingLossCall | None = None
+        # per validation whose loss calls do not ignore it: (its index in validations, pads, targets, non-pad loss
+        # sum, count), and the ignore_index the validation passed
+        self.pad_reads: list[tuple] = []
+        self.pad_ignored: int | None = None
 
     def forwarded(self, training: bool, rows: int | None, reached: list[bool] | None = None,
                   on_training: bool = False) -> None:
@@ -156,21 +170,43 @@ class ValidationLosses:
             ignored = kwargs.get("ignore_index", -100) if name in _CLASS_INDEX else None
             weight = kwargs.get("weight") if name in _CLASS_INDEX else None
             # read at w.validate()
-            self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows,
-                                  weight if isinstance(weight, torch.Tensor) else None, self._on_training,
-                                  confusion(given, target, ignored) if ignored is not None else None))
+            weight = weight if isinstance(weight, torch.Tensor) else None
+            pads = pad_reading(name, given, target, ignored, self.training_pad, weight) \
+                if ignored is not None and len(self.pad_reads) < VALIDATIONS else None
+            if ignored is not None and not self._on_training:
+                self._confused(name, confusion(given, target, ignored), given.dim() > 2)
+            self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows, weight,
+                                  self._on_training, None, pads))
+
+    def _confused(self, name: str, table: torch.Tensor | None, pixels: bool) -> None:
+        """Adds one call's confusion table (None: the call is not read) to the running sum of its loss function's
+        calls (None for good once one of another shape comes); ``pixels``: read from a segmenter's per-pixel
+        labels."""
+        if table is None or (name in self._tables and self._tables[name] is None):
+            return
+        held = self._tables.get(name)
+        if held is not None and held.shape != table.shape:
+            self._tables[name] = None
+        else:
+            self._tables[name] = table if held is None else held.add_(table)
+            self._pixels = pixels
+
+    @property
+    def training_pad(self) -> int | None:
+        """The ``ignore_index`` the training loss passes (its pad id), if any."""
+        return self.training.ignore_index if self.training is not None else None
 
     def trained(self) -> None:
         """A backward pass while the mode is on (a training step in eval mode): the loss calls were not a
         validation's."""
-        self._pending = []
+        self._pending, self._tables = [], {}
         self._trained += self._graded and not self._backward
         self._backward = True
 
     def stepped(self) -> None:
         """``w.step()``: the loss calls before it were not a validation's."""
         self.paused()
-        self._pending = []
+        self._pending, self._tables = [], {}
 
     def validated(self, value: float) -> None:
         """``w.validate(value)``: the loss calls since the last step were the validation's (those of the function
@@ -186,6 +222,9 @@ class ValidationLosses:
             self.validations.append((value, [read(p) for p in own],
                                      [read(p) for p in calls if p[8]] if len(own) < len(calls) else [],
                                      self._count))
+            if all(p[10] is not None for p in own):
+                self.pad_reads.append((len(self.validations) - 1, *(sum(p[10][i] for p in own) for i in range(4))))
+                self.pad_ignored = own[0][5]
         if self._pending and len(self.targets) < DRAWS:
             first = self._pending[0][0]
             self.targets[self._count] = [target_print(p[4]) for p in self._pending if p[0] == first]
@@ -196,19 +235,32 @@ class ValidationLosses:
         if self._pending and self._pending[0][0] in _CLASS_INDEX:
             first = self._pending[0][0]
             self.class_counts = class_counts([p[4] for p in self._pending if p[0] == first], self._pending[0][5])
-            tables = [p[9] for p in self._pending if p[0] == first and p[9] is not None and not p[8]]
-            if tables and all(t.shape == tables[0].shape for t in tables):
-                self.confusion = torch.stack(tables).sum(0)
-        self._pending, self._count = [], self._count + 1
+            if self._tables.get(first) is not None:
+                self.confusion, self.confusion_pixels = self._tables[first], self._pixels
+        self._pending, self._tables, self._count = [], {}, self._count + 1
 
     def verdict(self, trains: list[float] | None = None) -> Verdict | None:
         """The verdict on the validations read; ``trains``: the training loss at each ``w.validate()`` call."""
         def read(calls: list[tuple]) -> list[tuple]:
             return [(n, r, v, u, *rest) for (n, r, _, _, *rest), v, u in
                     zip(calls, floats([c[2] for c in calls]), floats([c[3] for c in calls]), strict=True)]
+        counted = pads_counted([(self.validations[i][0], *floats([pads, total, kept, count]))
+                                for i, pads, total, kept, count in self.pad_reads
+                                if averaged(self.validations[i][0], read(self.validations[i][1]))],
+                               self.training_pad, self.pad_ignored)
+        if counted is not None:
+            return Verdict(NAME, "fail", *counted)
         return average_verdict([(value, read(calls), read(extra)) for value, calls, extra, _ in self.validations],
                                [trains[i] if trains is not None and i < len(trains) else None
-                                for *_, i in self.validations])
+                                for *_, i in self.validations],
+                               self.training is not None and self.training.per_target)
+
+
+def averaged(value: float, calls: list[tuple]) -> bool:
+    """Whether ``value`` equals a right average of the loss calls ``calls`` (read as floats): the value given to
+    ``w.validate`` is their mean."""
+    right = forms(calls)[0] if any(u > 0 for *_, u, _ in counts(calls)) else []
+    return any(abs(value - r) <= 1e-4 * max(abs(value), abs(r), 1e-12) for r in right)
 
 
 def floats(values: list) -> list[float | None]:
@@ -253,15 +305,17 @@ def target_print(target) -> torch.Tensor | None:
                         (flat * weights.sqrt()).sum()])
 
 
-def average_verdict(validations: list[tuple], trains: list[float | None] | None = None) -> Verdict | None:
+def average_verdict(validations: list[tuple], trains: list[float | None] | None = None,
+                    per_target: bool = False) -> Verdict | None:
     """The failing verdict (a warning for a mean of batch means of unequal sizes) on the values given to
     ``w.validate`` against the losses of the batches each validation ran (``(value, calls[, training-batch
-    calls])``; ``trains``: the training loss at each); None when they are averaged right, or otherwise (another
-    loss, an accuracy), or too few were read."""
+    calls])``; ``trains``: the training loss at each; ``per_target``: the training loss's class-index call is a
+    mean over its targets); None when they are averaged right, or otherwise (another loss, an accuracy), or too few
+    were read."""
     trains = trains or [None] * len(validations)
     found = []
     for (value, calls, *rest), train in zip(validations, trains, strict=True):
-        form = matched(value, calls, train)
+        form = matched(value, calls, train, per_target)
         if form[0] is None and rest and rest[0] and mixed(value, calls, rest[0]):
             form = ("mixed", None)
         found.append((form, value, calls, rest[0] if rest else [], train))
@@ -318,8 +372,8 @@ def average_verdict(validations: list[tuple], trains: list[float | None] | None 
     elif count == "sequences":
         seqs = round(sum(s for *_, s in counts(calls)))
         how = (f"the batch sums over the tokens divided by the {seqs} sequences: a loss per sequence ({value:.4g}, "
-               f"about {n / seqs:.3g} tokens each) while the training loss is per token ({train:.4g}); the mean per "
-               f"token is {mean:.4g}")
+               f"about {n / seqs:.3g} tokens each) while the training loss is per token"
+               f"{f' ({train:.4g})' if train is not None else ''}; the mean per token is {mean:.4g}")
         size = "tokens per sequence"
         fix = "sum(loss.item() for reduction='sum') / total_tokens, the unit of the training loss"
     else:

@@ -26,6 +26,7 @@ from trainwell.doctor.verdict import Verdict
 NAME = "loop: validation classes"
 SOME = 0.05  # share of the validation examples in classes the training never had: a warning
 MOST = 0.25  # ... a fail
+PIXELS = 4096  # a segmenter's per-pixel labels read per step, at most (evenly strided)
 #: how the verdict begins (it explains the overfitting verdict, and nothing downstream of the training loss)
 UNSEEN = "validation examples with a class the training never had"
 
@@ -33,6 +34,12 @@ UNSEEN = "validation examples with a class the training never had"
 def class_indices(t) -> bool:
     """Whether ``t`` holds one class index per example: a 1-D integer tensor (not bool)."""
     return isinstance(t, torch.Tensor) and t.dim() == 1 and not t.is_floating_point() and not t.is_complex() and \
+        t.dtype != torch.bool
+
+
+def masks(t) -> bool:
+    """Whether ``t`` holds per-pixel class indices: an integer tensor (not bool) of (B, H, W) or more dims."""
+    return isinstance(t, torch.Tensor) and t.dim() >= 3 and not t.is_floating_point() and not t.is_complex() and \
         t.dtype != torch.bool
 
 
@@ -47,13 +54,14 @@ def class_counts(targets: list, ignored: int | None) -> torch.Tensor | None:
 
 
 class TrainingClasses:
-    """The classes of the labels handed to ``w.step``: each step's label tensor is kept by reference (no host sync)
-    and the kept ones are reduced to their distinct classes at each validation (:meth:`fold`, one sync) or when
-    :data:`KEPT` are held. The first :data:`ALL` steps are read, then one step in :data:`EVERY` (a class a loop
+    """The classes of the labels handed to ``w.step`` (one per example, or a segmenter's per-pixel masks, of which
+    :data:`PIXELS` per step are copied, on one step in ``MASKS``): each step's label tensor is kept by reference (no
+    host sync) and the kept ones are reduced to their distinct classes at each validation (:meth:`fold`, one sync) or
+    when :data:`KEPT` are held. The first :data:`ALL` steps are read, then one step in :data:`EVERY` (a class a loop
     trains on appears in many steps; ~1 us per step instead of ~10 for reading them all). ``complete``: every step
-    read was handed one class index per example."""
+    read was handed one class index per example, or per pixel."""
 
-    ALL, EVERY, KEPT = 512, 16, 256
+    ALL, EVERY, KEPT, MASKS = 512, 16, 256, 4
 
     def __init__(self):
         self._pending: list[torch.Tensor] = []
@@ -65,10 +73,17 @@ class TrainingClasses:
         self._steps += 1
         if not self.complete or self._steps > self.ALL and self._steps % self.EVERY:
             return
-        if not class_indices(y):
+        if masks(y):  # a segmenter's per-pixel labels: every k-th row of pixels, copied (the masks are not held),
+            if self._steps % self.MASKS != 1:  # on one step in MASKS (thousands of pixels each)
+                return
+            rows = y.detach() if y.dim() == 3 else y.detach().flatten(1, -2)
+            step = max(1, rows.shape[1] // max(1, PIXELS // max(1, rows.shape[0] * rows.shape[2])))
+            self._pending.append(rows[:, ::step].reshape(-1) if step > 1 else rows.reshape(-1).clone())
+        elif not class_indices(y):
             self.complete = False
             return
-        self._pending.append(y.detach())
+        else:
+            self._pending.append(y.detach())
         if len(self._pending) >= self.KEPT:
             self.fold()
 

@@ -48,6 +48,7 @@ from trainwell.doctor.advice_agreement import agree
 from trainwell.doctor.bce_targets import defer_to_binary_targets, targets_outside
 from trainwell.doctor.binary_floor import floor_is_a_bound, soft_binary_floors
 from trainwell.doctor.clip_order import ClipCalls
+from trainwell.doctor.collapsed_head import collapsed_head
 from trainwell.doctor.compiled_wrappers import CompileCalls, compiled_wrapper
 from trainwell.doctor.contrastive_floor import ContrastiveReader
 from trainwell.doctor.depth_collapse import collapse
@@ -58,7 +59,7 @@ from trainwell.doctor.game_reading import read_game
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.label_column import LabelColumns
 from trainwell.doctor.lambda_factors import LambdaSchedules
-from trainwell.doctor.loop_deferral import defer
+from trainwell.doctor.loop_deferral import defer, mismeasured_validation
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_loss_inputs import LossInputReads
 from trainwell.doctor.loop_probe import LoopProbe
@@ -167,6 +168,7 @@ class Watch:
         self._norms = StartNorms(model)  # the weights' norms before the first step (scale-invariant ones grow)
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
         self._val_losses = self.probe.validation_losses  # the loss calls of the validations
+        self._val_losses.training = self._loss_inputs.training_call  # held against the training loss's call
         # the readers of torch's own methods (DataLoaders, schedulers, optimizers, state dicts, clipping,
         # compiling) the loop calls: each replaces its method while the block runs
         self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
@@ -249,6 +251,7 @@ class Watch:
         self._kept.record(loss)
         self.probe.kept_outputs.stepped(self._kept.graph_alive)
         self._finish_readers()
+        self._loss_inputs.training_call.given(loss)  # the step's loss against its class-index call's value
         self._mixups.read(y)
         self.probe.row_labels.step(y)
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
@@ -440,12 +443,15 @@ class Watch:
         curve = reread_after_weights(curve, self.probe.steps, losses, read)  # a loss weight's schedule
         verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
         curve = plateau_at_healthy_steps(self, curve)  # a plateau with healthy steps may be the loss's floor
-        curve = grown_norms(curve, self._norms, self.probe, self._first_forward,  # a scale-invariant head's slowness
-                            self._state.optimizer.param_groups[0].get("lr") if self._state.optimizer else None)
+        rate = self._state.optimizer.param_groups[0].get("lr") if self._state.optimizer else None
+        curve = grown_norms(curve, self._norms, self.probe, self._first_forward, rate)  # a scale-invariant head's
+        curve = collapsed_head(curve, self._norms, self.probe, self._first_forward, rate, losses)  # slowness, stall
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
-        post = [wv.game(self, memorizing(wv.flat_direction(self, curve), history, classes, trained))]
+        # a validation that does not measure the model's loss (its average, its labels) tells no memorization
+        compared = [] if mismeasured_validation(verdicts) else history
+        post = [wv.game(self, memorizing(wv.flat_direction(self, curve), compared, classes, trained))]
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
                                                            [h["val_loss"] for h in history])

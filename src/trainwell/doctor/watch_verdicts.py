@@ -213,7 +213,7 @@ def loop_verdicts(w) -> list:
            binary_targets_verdict(w._bce_targets), w._val_losses.verdict([h["train_loss"] for h in w._history(None)]),
            unseen_classes(w._classes.seen(),
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
-           relabelled(w._val_losses.confusion, w._classes.seen()),
+           relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
