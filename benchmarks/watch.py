@@ -4,6 +4,8 @@ with ``trainwell.doctor.watch(model, opt, every=50)`` and ``w.step(loss)`` per s
 Both sides start from the same weights and seed; runs are interleaved and the ratio of the medians is reported.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/watch.py [--epochs 3] [--reps 5] [--every 50]
+       OMP_NUM_THREADS=1 python -c "import watch; print(watch.script_cost(2000, 5))"   (from benchmarks/: the
+       per-step cost of ``trainwell watch script.py`` against an explicit ``doctor.watch`` on the same loop)
 """
 
 from __future__ import annotations
@@ -109,6 +111,50 @@ def python_cost(steps: int = 2000, pairs: int = 7) -> float:
             watched = time.perf_counter() - tic
         diffs.append((watched - bare) / steps)
     return max(statistics.median(diffs), 0.0)
+
+
+SCRIPT = """
+import time
+import torch
+import torch.nn.functional as F
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+xb, yb = torch.randn(64, 20), torch.randint(0, 4, (64,))
+def step():
+    loss = F.cross_entropy(model(xb), yb)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+for _ in range(4):
+    step()
+tic = time.perf_counter()
+for _ in range(STEPS):
+    step()
+ELAPSED = time.perf_counter() - tic
+"""
+
+
+def script_cost(steps: int = 2000, pairs: int = 7) -> tuple[float, float]:
+    """Seconds per step ``trainwell watch`` adds to a script left unchanged, and an explicit ``doctor.watch``
+    adds to the same loop (:func:`python_cost`'s tiny MLP), ``pairs`` interleaved triples, medians: (script,
+    explicit)."""
+    import tempfile
+    from pathlib import Path
+
+    from trainwell.doctor.script_watch import ScriptWatch
+
+    path = Path(tempfile.mkdtemp()) / "loop.py"
+    path.write_text(SCRIPT.replace("STEPS", str(steps)))
+    auto, explicit = [], []
+    for _ in range(pairs):
+        bare: dict = {}
+        exec(compile(path.read_text(), str(path), "exec"), bare)
+        runner = ScriptWatch(every=10**9)
+        runner.run(str(path), [])
+        auto.append((runner._globals["ELAPSED"] - bare["ELAPSED"]) / steps)
+        explicit.append(python_cost(steps, 1))
+    return statistics.median(auto), statistics.median(explicit)
 
 
 def main() -> None:
