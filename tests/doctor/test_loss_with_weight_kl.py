@@ -64,6 +64,7 @@ def test_a_kl_term_over_the_weights_is_not_read_as_outputs_far_from_uniform():
     assert "a term added to the loss that the outputs do not carry" in v.value, v
 
 
+@pytest.mark.slow  # 0.2-0.9 s
 def test_a_last_layer_initialized_too_large_is_still_warned():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 10))

@@ -5,7 +5,6 @@ failed the healthy model advising Xavier init; the steps into and out of a layer
 are not read. A residual net whose branches hold a deep stack of tiny-init layers still fails: the signal dies inside
 each branch."""
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,7 +57,6 @@ def _data():
     return torch.randn(128, 40, generator=g), torch.randint(0, 10, (128,), generator=g)
 
 
-@pytest.mark.slow  # about a second
 def test_a_pre_ln_residual_mlp_is_not_read_as_vanishing():
     torch.manual_seed(0)
     x, y = _data()
@@ -67,7 +65,6 @@ def test_a_pre_ln_residual_mlp_is_not_read_as_vanishing():
     assert "blocks.0.fc2" in v.value and "residual branch" in v.value, v
 
 
-@pytest.mark.slow  # about a second
 def test_tiny_init_layers_inside_residual_branches_still_fail():
     torch.manual_seed(0)
     x, y = _data()
