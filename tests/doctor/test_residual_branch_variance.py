@@ -70,3 +70,29 @@ def test_tiny_init_layers_inside_residual_branches_still_fail():
     x, y = _data()
     v = pf.variance_propagation(ResidualMLP(TinyBranchBlock, depth=3), x, y, F.cross_entropy)
     assert v.status == "fail" and "vanish" in v.advice, v
+
+
+class EulerNet(nn.Module):
+    """Euler steps h + dt * f(h) with one shared f: the stream h gets every step's gradient through the skips, the
+    branch a dt-scaled share; the step from the stream into the branch is not read either."""
+
+    def __init__(self, steps=8):
+        super().__init__()
+        self.steps = steps
+        self.inp = nn.Linear(40, 64)
+        self.f = nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 64))
+        self.out = nn.Linear(64, 10)
+
+    def forward(self, x):
+        h = self.inp(x)
+        for _ in range(self.steps):
+            h = h + self.f(h) / self.steps
+        return self.out(h)
+
+
+def test_the_stream_a_shared_branch_starts_from_is_not_compared_with_the_branch():
+    torch.manual_seed(0)
+    x, y = _data()
+    v = pf.variance_propagation(EulerNet(), x, y, F.cross_entropy)
+    assert v.status == "pass", v
+    assert "inp, f.2" in v.value, v

@@ -85,11 +85,11 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
                       inner: list[str] | None = None):
     """Forward std and back-propagated gradient norm per example (:func:`_gradient_norm`) at every activation
     layer's output, in order, with the number of normalization layers (BatchNorm, LayerNorm, GroupNorm, ...) the
-    forward ran before it; for a layer whose output ends a residual branch (:mod:`~trainwell.doctor.residual_ends`)
-    that count is a key of its own, ``("branch end", count)``, so no run of layers reads across it. The loss's
-    gradient on outputs returned from mid-network (:mod:`~trainwell.doctor.inner_outputs`, a VAE's mean and
-    log-variance) is left out: it enters at their depth, not through the layers above. Their names (``out[1]``)
-    are appended to ``inner`` when given."""
+    forward ran before it; for a layer whose output starts or ends a residual branch
+    (:mod:`~trainwell.doctor.residual_ends`) that count is a key of its own, ``("branch end", count)``, so no run
+    of layers reads across it. The loss's gradient on outputs returned from mid-network
+    (:mod:`~trainwell.doctor.inner_outputs`, a VAE's mean and log-variance) is left out: it enters at their depth,
+    not through the layers above. Their names (``out[1]``) are appended to ``inner`` when given."""
     acts: list[tuple[str, torch.Tensor]] = []
     normalized = [0]  # normalization layers run so far in the forward
     marks: dict[int, int] = {}  # id(activation) -> normalization layers run before it
@@ -181,9 +181,9 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     # gradient at the first layer vs at the last (backward direction)
     grad_ratio, grad_steps = _through_unnormalized([(s[2], s[3]) for s in graded]) if len(graded) >= 2 else (1.0, 1)
     grad_ratio = 1 / max(grad_ratio, 1e-30)
-    ends = [s[0] for s in stats if isinstance(s[3], tuple)]
+    ends = list(dict.fromkeys(s[0] for s in stats if isinstance(s[3], tuple)))  # a shared layer named once
     branches = (f"; the steps into and out of {', '.join(ends[:3])}{' (+more)' if len(ends) > 3 else ''}, which "
-                "end(s) a residual branch, are not read: the stream it joins carries the scale") if ends else ""
+                "start or end a residual branch, are not read: the stream carries the scale") if ends else ""
     if not act_steps and not grad_steps:
         return Verdict("variance propagation", "pass", f"activation std {a0:.3g} -> {a1:.3g} over {len(stats)} "
                        f"layers, a normalization layer or a residual sum between every two of them (it sets their "
