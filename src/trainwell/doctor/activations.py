@@ -16,6 +16,7 @@ from trainwell.doctor.functional_activations import FunctionalActivations, calls
 from trainwell.doctor.inner_outputs import inner_outputs, without_direct_gradient
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.registration import graph_nodes
+from trainwell.doctor.residual_ends import branch_end_ids
 from trainwell.doctor.sampled_weights import noise_scales
 from trainwell.doctor.verdict import Verdict
 from trainwell.doctor.zero_branches import branch_ends
@@ -84,7 +85,9 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
                       inner: list[str] | None = None):
     """Forward std and back-propagated gradient norm per example (:func:`_gradient_norm`) at every activation
     layer's output, in order, with the number of normalization layers (BatchNorm, LayerNorm, GroupNorm, ...) the
-    forward ran before it. The loss's gradient on outputs returned from mid-network
+    forward ran before it; for a layer whose output starts or ends a residual branch
+    (:mod:`~trainwell.doctor.residual_ends`) that count is a key of its own, ``("branch end", count)``, so no run
+    of layers reads across it. The loss's gradient on outputs returned from mid-network
     (:mod:`~trainwell.doctor.inner_outputs`, a VAE's mean and log-variance) is left out: it enters at their depth,
     not through the layers above. Their names (``out[1]``) are appended to ``inner`` when given."""
     acts: list[tuple[str, torch.Tensor]] = []
@@ -139,7 +142,9 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
     # a head whose output is reshaped before it is returned (Flatten(0), squeeze(-1)) is an output layer too
     final = {id(t) for t in O.leaves(out)}
     heads = _output_layers(model, x) if any(isinstance(m, _WEIGHTED) for _, m in watched) else set()
-    return [(name, float(a.detach().float().std()), _gradient_norm(a), marks[id(a)])
+    ends = branch_end_ids(out, [a for _, a in acts])
+    return [(name, float(a.detach().float().std()), _gradient_norm(a),
+             ("branch end", marks[id(a)]) if id(a) in ends else marks[id(a)])
             for name, a in acts if a.numel() > 1 and id(a) not in final and name not in heads]
 
 
@@ -176,13 +181,16 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     # gradient at the first layer vs at the last (backward direction)
     grad_ratio, grad_steps = _through_unnormalized([(s[2], s[3]) for s in graded]) if len(graded) >= 2 else (1.0, 1)
     grad_ratio = 1 / max(grad_ratio, 1e-30)
+    ends = list(dict.fromkeys(s[0] for s in stats if isinstance(s[3], tuple)))  # a shared layer named once
+    branches = (f"; the steps into and out of {', '.join(ends[:3])}{' (+more)' if len(ends) > 3 else ''}, which "
+                "start or end a residual branch, are not read: the stream carries the scale") if ends else ""
     if not act_steps and not grad_steps:
         return Verdict("variance propagation", "pass", f"activation std {a0:.3g} -> {a1:.3g} over {len(stats)} "
-                       f"layers, a normalization layer between every two of them (it sets their scale){silent}",
-                       f"ratios within [{warn_ratio}, {1 / warn_ratio:g}]", "")
+                       f"layers, a normalization layer or a residual sum between every two of them (it sets their "
+                       f"scale){silent}{branches}", f"ratios within [{warn_ratio}, {1 / warn_ratio:g}]", "")
     normed = len(stats) - 1 - act_steps
-    silent += (f"; {normed} step(s) between them cross a normalization layer, which resets the scale: the ratios "
-               f"are over the other {act_steps}") if normed else ""
+    silent += (f"; {normed} step(s) between them cross a normalization layer or a residual sum, which resets the "
+               f"scale: the ratios are over the other {act_steps}{branches}") if normed else ""
     worst = min(act_ratio, 1 / max(act_ratio, 1e-30), grad_ratio, 1 / max(grad_ratio, 1e-30))
     status = "fail" if worst < fail_ratio else "warn" if worst < warn_ratio else "pass"
     relu = status != "pass" and (any(isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in model.modules()) or

@@ -16,6 +16,7 @@ from trainwell.doctor.budget import TIME_BUDGET_S
 from trainwell.doctor.dominant_term import dominant_inner_term
 from trainwell.doctor.fitting import _free_outputs, _train_copy
 from trainwell.doctor.forward import _accuracy, _training_forward
+from trainwell.doctor.homogeneous import positively_homogeneous
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, reads_class_scores
 from trainwell.doctor.rate_retry import retry_rate
@@ -112,6 +113,10 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     if verdict.status == "fail" and max(zero_train, zero_held or 0.0) <= 1e-6 and \
             out_of_reach(real_train, zero_train) and not _reads_targets(loss_fn, const(len(ys)), ys):
         return _implied_targets(real_train, zero_train)
+    if verdict.status == "fail" and max(zero_train, zero_held or 0.0) <= 1e-6 and \
+            not _reads_targets(loss_fn, const(len(ys)), ys) and _nonzero(const(1)) and \
+            positively_homogeneous(model, xs):
+        return _out_of_homogeneous_reach(real_train, zero_train)
     if verdict.status in ("warn", "fail"):  # a term on mid-network outputs that pulls every example to one output
         verdict.advice = dominant_inner_term(model, xs[train], ys[train], loss_fn, seed) or verdict.advice
     targets = far_from_unit(ys) if verdict.status != "pass" else None
@@ -320,3 +325,23 @@ def _implied_targets(real_train: float, zero_train: float) -> Verdict:
                    "made from the same embeddings) meet a free constant at once; judge the model on held-out pairs "
                    "instead (positives scored above negatives)")
 
+
+
+def _nonzero(out) -> bool:
+    """Whether a constant output holds any nonzero entry."""
+    return any(isinstance(t, torch.Tensor) and t.is_floating_point() and bool(t.detach().any())
+               for t in O.leaves(out))
+
+
+def _out_of_homogeneous_reach(real_train: float, zero_train: float) -> Verdict:
+    """The skip for a loss that reads no targets, met by one nonzero output for every input, on a positively
+    homogeneous model (:mod:`~trainwell.doctor.homogeneous`: a bias-free ReLU network, Deep SVDD's), which cannot
+    give one nonzero output for every input: that constant is no baseline it can be held to."""
+    return Verdict("input-independent baseline", "skip",
+                   f"skipped: the loss reads no targets, and one nonzero output for every input drives it to "
+                   f"{zero_train:.3g} (the model's own outputs: {real_train:.3g} on the examples it trained on); the "
+                   "model is positively homogeneous (its outputs double when its inputs do: a bias-free network), "
+                   "so no constant other than 0 is in its reach, and that constant is no baseline to beat",
+                   "a loss whose targets an input-independent model can be compared on",
+                   "a one-class objective on a bias-free network (Deep SVDD, Ruff et al. 2018, whose centre c no "
+                   "such network can output for every input): judge it on held-out anomalies instead")

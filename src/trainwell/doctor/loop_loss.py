@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from trainwell.doctor.binary_loop_loss import binary_loss_verdict, sigmoid_layer_verdict
 from trainwell.doctor.class_axis import scrambled_text
@@ -168,8 +169,9 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     # the loss of a model with several heads adds their terms: its first value is not cross-entropy's alone
     if first_loss is not None and c and c > 1 and s["step"] == 0 and math.isfinite(first_loss) and \
             not probe.multi_output:
-        return _against_ln_c(name, value, first_loss, weight, c, k, weighted,
-                             weighted and bool(s.get("slower_than_ce")))
+        verdict = _against_ln_c(name, value, first_loss, weight, c, k, weighted,
+                                weighted and bool(s.get("slower_than_ce")))
+        return _beside_other_terms(verdict, first_loss, s, weight, k, weighted)
     return Verdict(name, "pass", value, "-")
 
 
@@ -198,6 +200,26 @@ def _against_ln_c(name: str, value: str, first_loss: float, weight: float, c: in
                        "inputs far from unit scale, a last layer initialized too large, or a sum after it "
                        "without normalization (doctor.check on a batch names which)")
     return Verdict(name, "pass", f"{value}; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}", "-")
+
+
+def _beside_other_terms(verdict: Verdict, first_loss: float, s: dict, weight: float, k: int,
+                        weighted: bool) -> Verdict:
+    """A first loss far above ln C whose outputs' own mean cross-entropy (the first step's scores against the labels
+    their gradient reads) is near ln C: the rest is another term added to the loss that the outputs do not carry
+    (a Bayes-by-backprop KL term over the weights, Blundell et al. 2015; a hand-written weight penalty), not
+    outputs far from uniform. Read for a plain mean (weights summing to 1, one backward) only."""
+    z, labels = s.get("first_logits"), s.get("first_labels")
+    if verdict.status != "warn" or not verdict.value.startswith("first loss") or weighted or k > 1 or \
+            abs(weight - 1) > 0.02 or z is None or labels is None or z.dim() != 2 or len(z) != len(labels):
+        return verdict
+    own = float(F.cross_entropy(z.detach().double(), labels))
+    c = z.shape[1]
+    if not math.isfinite(own) or own > 2.0 * math.log(c):
+        return verdict
+    return Verdict(verdict.check, "pass", f"mean cross-entropy (weights sum to {weight:.3g}); first loss "
+                   f"{first_loss:.4g}, of which the outputs' cross-entropy is {own:.4g} (ln C = {math.log(c):.4g}): "
+                   f"the other {first_loss - own:.4g} is a term added to the loss that the outputs do not carry (a "
+                   "KL term over sampled weights, a weight penalty)", "-")
 
 
 def _formula(form: str, s: dict, steps: list[dict]) -> str:

@@ -418,7 +418,7 @@ class Monitor(Callback):
                             "no dead/saturated layers, balanced gradients, update/weight ~1e-3")]
         return [Verdict(f"monitor: {w['kind']}", "fail", f"in layer '{w['where']}' at step {w['step']}: {w['value']}",
                         "finite values", w["advice"]) if w["kind"].startswith("non-finite") else
-                self._revived(w) or
+                self._revived(w) or self._settled(w) or
                 Verdict(f"monitor: {w['kind']}", "warn", f"{w['where']} at step {w['step']}: {w['value']}", "-",
                         w["advice"]) for w in self.warnings]
 
@@ -435,6 +435,26 @@ class Monitor(Callback):
         return Verdict(f"monitor: {w['kind']}", "info", f"{w['where']} at step {w['step']}: {w['value']}; at step "
                        f"{last['step']}: {last['activations'][w['where']]['dead']:.0%} (the units came back: they "
                        "were not dead)", "-", "")
+
+    def _settled(self, w: dict) -> Verdict | None:
+        """An ``info`` for a "large" update/weight warning whose steps settled: at every observed step from the middle
+        of the run on, the middle ratio is inside the band, at the last one at most a tenth of its top (10x cs231n's
+        healthy ~1e-3), and the last observed loss is below the first. Weights started far below their usual scale
+        (word2vec's uniform +-0.5/d input vectors, Mikolov et al. 2013) make ||dw|| / ||w|| large on the first
+        steps at a healthy rate, until they grow; a rate too high keeps the ratio large, or the loss does not
+        fall."""
+        if w["kind"] != "update/weight ratio" or not w["value"].startswith("median") or \
+                "updates are large" not in w["advice"]:
+            return None
+        late = [r for r in self.records[len(self.records) // 2 :] if r["step"] > w["step"]]
+        middles = [_middle(r["update_ratio"]) for r in late]
+        losses = [r["loss"] for r in self.records if r.get("loss") is not None and math.isfinite(r["loss"])]
+        if not late or any(m is None or m > self.update_range[1] for m in middles) or \
+                middles[-1] > self.update_range[1] / 10 or len(losses) < 2 or losses[-1] >= losses[0]:
+            return None
+        return Verdict(f"monitor: {w['kind']}", "info", f"{w['where']} at step {w['step']}: {w['value']}; from step "
+                       f"{late[0]['step']} on at most {max(middles):.2g} (the steps settled as the weights grew: "
+                       "large only against a small initialization, not a rate too high)", "-", "")
 
     def on_epoch_start(self, state: State) -> None:
         if self._armed and not self._hooks:  # resumed between arming and the observed step
@@ -462,3 +482,11 @@ class Monitor(Callback):
             import json
 
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
+
+
+def _middle(ratios: dict) -> float | None:
+    """The upper middle of a record's finite update/weight ratios (the tensors that moved), as the warning reads
+    them; None for none."""
+    values = sorted(v for v in ratios.values() if math.isfinite(v))
+    values = [v for v in values if v > 0] or values
+    return values[len(values) // 2] if values else None

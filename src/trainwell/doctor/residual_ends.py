@@ -1,0 +1,46 @@
+"""Layers whose output ends a residual branch: past reshapes, scalings and dropout, it is only added to another path
+computed from the input (``x + f(x)``; a transformer layer's ``x + attn(x)`` and ``x + mlp(x)``); and layers whose
+output starts one, the stream ``x`` itself, one use of which is that sum with a branch computed from it.
+
+Such a layer's output std is the branch's, not the signal's: the stream it joins carries the scale, and a branch's
+last layer is often small by design (a zero-initialized or 1/sqrt(2N)-scaled last layer: Goyal et al. 2017;
+Radford et al. 2019); the stream's own std and gradient (it carries every branch's gradient back through the skip)
+are not the branch's either. The variance-propagation check does not read the steps into and out of such layers as
+the init's gain (the same network with its activations as modules, whose outputs sit inside the branches, is read so
+already)."""
+
+from __future__ import annotations
+
+import torch
+
+from trainwell.doctor import outputs as O
+from trainwell.doctor.sampled_weights import _SHAPE, _consumers
+from trainwell.doctor.zero_branches import _SCALE, _SUM, _computed, _past, _reaches
+
+#: what a branch's output passes through before it is added: reshapes, a scale (LayerScale, alpha), dropout
+_PASS = _SHAPE + _SCALE + ("NativeDropoutBackward",)
+
+
+def branch_end_ids(outputs, tensors: list[torch.Tensor]) -> set[int]:
+    """The ids of those ``tensors`` (outputs of one forward whose graph ends in ``outputs``) every use of which,
+    past reshapes, scalings and dropout, is a sum with another path computed from the input (not a bias or a
+    positional table alone): a branch's end; and of those one use of which is a sum with a path computed from
+    the tensor itself (``h + dt * f(h)``): the stream a branch starts from."""
+    roots = [t.grad_fn for t in O.leaves(outputs) if isinstance(t, torch.Tensor) and t.grad_fn is not None]
+    if not roots:
+        return set()
+    consumers = _consumers(roots)
+    found = set()
+    for t in tensors:
+        f = t.grad_fn
+        if f is None or f not in consumers:
+            continue
+        sums = _past(consumers[f], _PASS, consumers)
+        if any(type(s).__name__.startswith(_SUM) and
+               any(g is not None and g is not f and _reaches(g, f) for g, _ in s.next_functions) for s in sums):
+            found.add(id(t))  # the skip's source: the other operand is a branch computed from it
+        elif sums and all(type(s).__name__.startswith(_SUM) and
+                        any(g is None or _computed(g) for g, _ in s.next_functions if not _reaches(g, f))
+                        for s in sums):
+            found.add(id(t))
+    return found
