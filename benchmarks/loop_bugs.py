@@ -65,8 +65,12 @@ class Net(nn.Module):
             nn.ModuleList([nn.GroupNorm(64 if kind == "groupnorm_per_unit" else 8, 64) for _ in self.layers]) \
             if kind.startswith("groupnorm") else None  # groupnorm_per_unit: one value per group
         # attention: the 64 hidden units read as 8 tokens of 8 features, attended over (batch_first, or not)
-        self.attend = nn.TransformerEncoderLayer(8, 2, 32, dropout=0.0, batch_first=kind == "attention") \
+        self.attend = nn.TransformerEncoderLayer(8, 2, 32, dropout=0.0, batch_first=kind != "attention_seq_first") \
             if kind.startswith("attention") else None
+        # attention_posenc: sinusoidal positions of the 8 tokens added first; "_batch": the tutorial's (T, B, d)
+        # buffer (max_len, 1, 8) sliced by x.size(0), the batch, on these batch-first tokens
+        if kind.startswith("attention_posenc"):
+            self.register_buffer("pe", _sinusoids(5000, 8))
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
@@ -109,8 +113,22 @@ class Net(nn.Module):
         for block in self.blocks or []:
             h = block(h)
         if self.attend is not None:  # (B, 8 tokens, 8 features)
-            h = self.attend(h.reshape(len(h), 8, 8)).reshape(len(h), 64)
+            tokens = h.reshape(len(h), 8, 8)
+            if self.kind == "attention_posenc":
+                tokens = tokens + self.pe[:8].transpose(0, 1)
+            elif self.kind == "attention_posenc_batch":
+                tokens = tokens + self.pe[: tokens.size(0)]
+            h = self.attend(tokens).reshape(len(h), 64)
         return h
+
+
+def _sinusoids(length: int, d: int) -> torch.Tensor:
+    """Sinusoidal positions (Vaswani et al. 2017) as the PyTorch tutorial lays them out: (length, 1, d)."""
+    pos = torch.arange(length).unsqueeze(1)
+    div = torch.exp(torch.arange(0, d, 2) * (-math.log(10000.0) / d))
+    pe = torch.zeros(length, 1, d)
+    pe[:, 0, 0::2], pe[:, 0, 1::2] = torch.sin(pos * div), torch.cos(pos * div)
+    return pe
 
 
 class _Residual(nn.Module):
@@ -889,6 +907,9 @@ CASES = [
     # class names encoded per split (two LabelEncoders): the validation labels numbered differently
     Case("validation labels numbered by an encoder of their own (each class's number moved by one)",
          Loop(extra={"val_relabelled": True}), Loop(), "loop: validation labels"),
+    # positions read from the batch axis: the tutorial's (T, B, d) positional encoding on batch-first tokens
+    Case("x + pe[:x.size(0)] (a (max_len, 1, d) positional encoding) on batch-first tokens",
+         Loop(model="attention_posenc_batch"), Loop(model="attention_posenc"), "position in the batch"),
 ]
 
 
