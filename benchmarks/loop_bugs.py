@@ -69,6 +69,9 @@ class Net(nn.Module):
             if kind.startswith("attention") else None
         # attention_posenc: sinusoidal positions of the 8 tokens added first; "_batch": the tutorial's (T, B, d)
         # buffer (max_len, 1, 8) sliced by x.size(0), the batch, on these batch-first tokens
+        # birnn: the 64 hidden units read as 8 steps of 8 features by a bidirectional GRU, its final states taken;
+        # "_last": its output at the last step (out[:, -1]), where the backward half has read one step
+        self.rnn = nn.GRU(8, 32, batch_first=True, bidirectional=True) if kind.startswith("birnn") else None
         if kind.startswith("attention_posenc"):
             self.register_buffer("pe", _sinusoids(5000, 8))
         self.head = nn.Linear(64, classes)
@@ -119,6 +122,9 @@ class Net(nn.Module):
             elif self.kind == "attention_posenc_batch":
                 tokens = tokens + self.pe[: tokens.size(0)]
             h = self.attend(tokens).reshape(len(h), 64)
+        if self.rnn is not None:
+            out, last = self.rnn(h.reshape(len(h), 8, 8))
+            h = out[:, -1] if self.kind == "birnn_last" else torch.cat([last[-2], last[-1]], 1)
         return h
 
 
@@ -910,6 +916,8 @@ CASES = [
     # positions read from the batch axis: the tutorial's (T, B, d) positional encoding on batch-first tokens
     Case("x + pe[:x.size(0)] (a (max_len, 1, d) positional encoding) on batch-first tokens",
          Loop(model="attention_posenc_batch"), Loop(model="attention_posenc"), "position in the batch"),
+    # a bidirectional recurrent layer read at its last step: its backward half there has read one step
+    Case("out[:, -1] of a bidirectional GRU", Loop(model="birnn_last"), Loop(model="birnn"), "bidirectional read"),
 ]
 
 
