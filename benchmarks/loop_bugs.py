@@ -253,7 +253,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if regression:
         y, yv = ((t[:, 0] - t[:, 1]) * cfg.target_scale + 4 * (cfg.target_scale - 1) + cfg.target_offset
                  for t in (x, xv))
-    model = Net(cfg.model, 1 if regression or cfg.loss.startswith("binary_") else classes)
+    if cfg.loss.startswith("tag_"):  # a tagger on padded sequences: token ids, a tag per position (0 = <pad>)
+        (x, y), (xv, yv) = tagged(N, seed), tagged(NV, seed + 1)
+    model = Tagger() if cfg.loss.startswith("tag_") else \
+        Net(cfg.model, 1 if regression or cfg.loss.startswith("binary_") else classes)
     with torch.no_grad():
         model.head.weight.mul_(cfg.head_scale)
         model.head.bias.mul_(cfg.head_scale)
@@ -350,6 +353,12 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return F.cross_entropy(logits, t) + weight * (extra.item() if cfg.loss == "aux_item" else extra)
         if cfg.loss.startswith("binary_"):  # one output under BCE with logits: the class index as a float, or a split
             return F.binary_cross_entropy_with_logits(out.squeeze(1), binary_targets(t))
+        if cfg.loss in ("tag_mask_mean", "tag_mask_none"):  # the padding masked out of a per-position loss: the
+            # mask multiplied onto CrossEntropyLoss's default mean (one number: it masks nothing), or per position
+            mask = (t != 0).float().view(-1)
+            per = F.cross_entropy(out.reshape(-1, C + 1), t.reshape(-1),
+                                  reduction="mean" if cfg.loss == "tag_mask_mean" else "none")
+            return (per * mask).sum() / mask.sum()
         return F.cross_entropy(out, t)
 
     def binary_targets(t):  # binary_index: the labels 0..3 as floats; binary_split: classes 2, 3 against 0, 1
@@ -578,13 +587,37 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     model.eval()
     with torch.no_grad():
         errors = {}
-        if not regression:
+        if not regression and not cfg.loss.startswith("tag_"):
             for split, (xs, ys) in {"train_error": (x, y), "val_error": (xv, yv)}.items():
                 out = model(xs)
                 out = out[0] if isinstance(out, tuple) else out
                 errors[split] = float(((out[:, 0] > 0).float() != binary_targets(ys)).float().mean()) \
                     if cfg.loss.startswith("binary_") else float((out.argmax(1) != ys).float().mean())
     return pre, w.report(**errors)
+
+
+def tagged(n: int, seed: int):
+    """n sequences of 8 token ids from 1..15 padded with 0 to the right (3 to 8 tokens each), and a tag per
+    position: 1 + (the token + the token before it) % C, 0 at the padding (the <pad> tag)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 16, (n, 8), generator=g)
+    tags = 1 + (ids + torch.cat([torch.zeros(n, 1, dtype=ids.dtype), ids[:, :-1]], 1)) % C
+    pad = torch.arange(8) >= torch.randint(3, 9, (n, 1), generator=g)
+    ids[pad], tags[pad] = 0, 0
+    return ids, tags
+
+
+class Tagger(nn.Module):
+    """Embedding (padding_idx 0), a bidirectional GRU, scores over the C tags and <pad> at every position."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(16, 16, padding_idx=0)
+        self.rnn = nn.GRU(16, 32, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(64, C + 1)
+
+    def forward(self, ids):
+        return self.head(self.rnn(self.emb(ids))[0])
 
 
 def soft_targets(t: torch.Tensor) -> torch.Tensor:
@@ -918,6 +951,9 @@ CASES = [
          Loop(model="attention_posenc_batch"), Loop(model="attention_posenc"), "position in the batch"),
     # a bidirectional recurrent layer read at its last step: its backward half there has read one step
     Case("out[:, -1] of a bidirectional GRU", Loop(model="birnn_last"), Loop(model="birnn"), "bidirectional read"),
+    # a tagger's mask multiplied onto CrossEntropyLoss()'s default mean: the padding is trained as the words are
+    Case("(CrossEntropyLoss()(out, y) * mask).sum() / mask.sum() on padded sequences", Loop(loss="tag_mask_mean",
+         lr=0.05), Loop(loss="tag_mask_none", lr=0.05), "padding in the loss"),
 ]
 
 
