@@ -335,6 +335,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         if cfg.loss == "focal":  # Lin et al. 2017, gamma = 2
             ce = F.cross_entropy(out, t, reduction="none")
             return ((1 - torch.exp(-ce)) ** 2 * ce).mean()
+        if cfg.loss == "bce_by_hand":  # one-vs-rest, the binary cross-entropy written out on torch.sigmoid(out)
+            onehot, p = F.one_hot(t, out.shape[1]).float(), torch.sigmoid(out)
+            return -(onehot * torch.log(p) + (1 - onehot) * torch.log(1 - p)).mean()
         if cfg.loss in ("bce", "bce_swapped"):  # one-vs-rest: binary cross-entropy with logits on one-hot rows
             onehot = F.one_hot(t, out.shape[1]).float()
             return F.binary_cross_entropy_with_logits(onehot, out) if cfg.loss == "bce_swapped" else \
@@ -954,6 +957,9 @@ CASES = [
     # a tagger's mask multiplied onto CrossEntropyLoss()'s default mean: the padding is trained as the words are
     Case("(CrossEntropyLoss()(out, y) * mask).sum() / mask.sum() on padded sequences", Loop(loss="tag_mask_mean",
          lr=0.05), Loop(loss="tag_mask_none", lr=0.05), "padding in the loss"),
+    # a binary cross-entropy written out on sigmoid(out): log(1 - p) is log(0) once sigmoid(out) rounds to 1.0
+    Case("-(y * log(sigmoid(out)) + (1 - y) * log(1 - sigmoid(out))) by hand", Loop(loss="bce_by_hand", lr=0.5),
+         Loop(loss="bce", lr=0.5), "log of a probability"),
 ]
 
 

@@ -70,6 +70,7 @@ from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.plateau_steps import plateau_at_healthy_steps
+from trainwell.doctor.probability_logs import unguarded_log
 from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, unregistered
@@ -161,6 +162,7 @@ class Watch:
             self._samplers.starts)), optimizers)
         self._clips = ClipCalls(model, optimizers)  # where the loop clips its gradients
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
+        self._log_form: str | None = None  # an unguarded log of a probability in the first loss's graph
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._first_targets = None  # the y= given on that step
@@ -265,6 +267,7 @@ class Watch:
             self.probe.input_leaves = []
             game_players.loss_read(self.probe, leaves)
             self._loss_inputs.first_loss(loss)
+            self._log_form = unguarded_log(loss)
             read_game(self.probe, leaves)
         self.probe.turns = None
         self._loss_inputs.observed(self.probe, scored, loss, y)
