@@ -62,6 +62,7 @@ class Net(nn.Module):
             if kind.startswith("residual") else None
         self.norms = nn.ModuleList([nn.BatchNorm1d(64, momentum=0.99 if kind == "batchnorm_keras" else 0.1)
                                     for _ in self.layers]) if kind in ("batchnorm", "batchnorm_keras") else \
+            nn.ModuleList([nn.BatchNorm1d(64)]) if kind == "batchnorm_shared" else \
             nn.ModuleList([nn.GroupNorm(64 if kind == "groupnorm_per_unit" else 8, 64) for _ in self.layers]) \
             if kind.startswith("groupnorm") else None  # groupnorm_per_unit: one value per group
         # attention: the 64 hidden units read as 8 tokens of 8 features, attended over (batch_first, or not)
@@ -108,7 +109,7 @@ class Net(nn.Module):
         h = x
         for k, layer in enumerate(self.layers):
             if self.norms is not None:
-                h = self.drop(F.relu(self.norms[k](layer(h))))
+                h = self.drop(F.relu(self.norms[min(k, len(self.norms) - 1)](layer(h))))  # _shared: one for all
             elif self.kind.startswith("functional_dropout"):  # F.dropout: on in eval too unless told the mode
                 h = F.dropout(F.relu(layer(h)), 0.1, training=self.training if self.kind.endswith("ok") else True)
             else:
@@ -960,6 +961,9 @@ CASES = [
     # a binary cross-entropy written out on sigmoid(out): log(1 - p) is log(0) once sigmoid(out) rounds to 1.0
     Case("-(y * log(sigmoid(out)) + (1 - y) * log(1 - sigmoid(out))) by hand", Loop(loss="bce_by_hand", lr=0.5),
          Loop(loss="bce", lr=0.5), "log of a probability"),
+    # one BatchNorm module called after every hidden layer: its running statistics blend the layers'
+    Case("one BatchNorm1d module applied after two different layers", Loop(model="batchnorm_shared", lr=0.05),
+         Loop(model="batchnorm", lr=0.05), "batchnorm reuse"),
 ]
 
 
