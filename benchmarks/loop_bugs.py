@@ -336,6 +336,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         if cfg.loss == "focal":  # Lin et al. 2017, gamma = 2
             ce = F.cross_entropy(out, t, reduction="none")
             return ((1 - torch.exp(-ce)) ** 2 * ce).mean()
+        if cfg.loss in ("contrastive_root", "contrastive_eps"):  # a contrastive loss on the scores as embeddings,
+            sq = ((out[:, None] - out[None]) ** 2).sum(-1)  # its Euclidean distance written out: 0 on the diagonal
+            d = sq.sqrt() if cfg.loss == "contrastive_root" else (sq + 1e-12).sqrt()
+            same = (t[:, None] == t[None]).float()
+            return (same * d ** 2 + (1 - same) * F.relu(2.0 - d) ** 2).mean()
         if cfg.loss == "bce_by_hand":  # one-vs-rest, the binary cross-entropy written out on torch.sigmoid(out)
             onehot, p = F.one_hot(t, out.shape[1]).float(), torch.sigmoid(out)
             return -(onehot * torch.log(p) + (1 - onehot) * torch.log(1 - p)).mean()
@@ -591,7 +596,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     model.eval()
     with torch.no_grad():
         errors = {}
-        if not regression and not cfg.loss.startswith("tag_"):
+        if not regression and not cfg.loss.startswith(("tag_", "contrastive_")):  # no class scores
             for split, (xs, ys) in {"train_error": (x, y), "val_error": (xv, yv)}.items():
                 out = model(xs)
                 out = out[0] if isinstance(out, tuple) else out
@@ -964,6 +969,9 @@ CASES = [
     # one BatchNorm module called after every hidden layer: its running statistics blend the layers'
     Case("one BatchNorm1d module applied after two different layers", Loop(model="batchnorm_shared", lr=0.05),
          Loop(model="batchnorm", lr=0.05), "batchnorm reuse"),
+    # a pairwise distance written out: sqrt of its zero diagonal makes the first gradient NaN
+    Case("a contrastive loss on ((z[:, None] - z[None]) ** 2).sum(-1).sqrt()", Loop(loss="contrastive_root",
+         lr=0.01), Loop(loss="contrastive_eps", lr=0.01), "square root at 0"),
 ]
 
 

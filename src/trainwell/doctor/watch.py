@@ -90,6 +90,7 @@ from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.warmup_curve import reread_after_warmup
 from trainwell.doctor.weighted_curve import reread_after_weights
 from trainwell.doctor.wrapped_optimizers import stepping
+from trainwell.doctor.zero_sqrt import nan_gradient_through_root
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
 from trainwell.train.uncompiled import suspend_compiled
@@ -163,6 +164,7 @@ class Watch:
         self._clips = ClipCalls(model, optimizers)  # where the loop clips its gradients
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
         self._log_form: str | None = None  # an unguarded log of a probability in the first loss's graph
+        self._zero_root: str | None = None  # a root at 0 that made the first finite loss's gradient NaN
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._first_targets = None  # the y= given on that step
@@ -268,6 +270,7 @@ class Watch:
             game_players.loss_read(self.probe, leaves)
             self._loss_inputs.first_loss(loss)
             self._log_form = unguarded_log(loss)
+            self._zero_root = nan_gradient_through_root(loss, self.probe.model)
             read_game(self.probe, leaves)
         self.probe.turns = None
         self._loss_inputs.observed(self.probe, scored, loss, y)
