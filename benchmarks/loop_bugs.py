@@ -62,11 +62,19 @@ class Net(nn.Module):
             if kind.startswith("residual") else None
         self.norms = nn.ModuleList([nn.BatchNorm1d(64, momentum=0.99 if kind == "batchnorm_keras" else 0.1)
                                     for _ in self.layers]) if kind in ("batchnorm", "batchnorm_keras") else \
+            nn.ModuleList([nn.BatchNorm1d(64)]) if kind == "batchnorm_shared" else \
             nn.ModuleList([nn.GroupNorm(64 if kind == "groupnorm_per_unit" else 8, 64) for _ in self.layers]) \
             if kind.startswith("groupnorm") else None  # groupnorm_per_unit: one value per group
         # attention: the 64 hidden units read as 8 tokens of 8 features, attended over (batch_first, or not)
-        self.attend = nn.TransformerEncoderLayer(8, 2, 32, dropout=0.0, batch_first=kind == "attention") \
+        self.attend = nn.TransformerEncoderLayer(8, 2, 32, dropout=0.0, batch_first=kind != "attention_seq_first") \
             if kind.startswith("attention") else None
+        # attention_posenc: sinusoidal positions of the 8 tokens added first; "_batch": the tutorial's (T, B, d)
+        # buffer (max_len, 1, 8) sliced by x.size(0), the batch, on these batch-first tokens
+        # birnn: the 64 hidden units read as 8 steps of 8 features by a bidirectional GRU, its final states taken;
+        # "_last": its output at the last step (out[:, -1]), where the backward half has read one step
+        self.rnn = nn.GRU(8, 32, batch_first=True, bidirectional=True) if kind.startswith("birnn") else None
+        if kind.startswith("attention_posenc"):
+            self.register_buffer("pe", _sinusoids(5000, 8))
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
@@ -101,7 +109,7 @@ class Net(nn.Module):
         h = x
         for k, layer in enumerate(self.layers):
             if self.norms is not None:
-                h = self.drop(F.relu(self.norms[k](layer(h))))
+                h = self.drop(F.relu(self.norms[min(k, len(self.norms) - 1)](layer(h))))  # _shared: one for all
             elif self.kind.startswith("functional_dropout"):  # F.dropout: on in eval too unless told the mode
                 h = F.dropout(F.relu(layer(h)), 0.1, training=self.training if self.kind.endswith("ok") else True)
             else:
@@ -109,8 +117,25 @@ class Net(nn.Module):
         for block in self.blocks or []:
             h = block(h)
         if self.attend is not None:  # (B, 8 tokens, 8 features)
-            h = self.attend(h.reshape(len(h), 8, 8)).reshape(len(h), 64)
+            tokens = h.reshape(len(h), 8, 8)
+            if self.kind == "attention_posenc":
+                tokens = tokens + self.pe[:8].transpose(0, 1)
+            elif self.kind == "attention_posenc_batch":
+                tokens = tokens + self.pe[: tokens.size(0)]
+            h = self.attend(tokens).reshape(len(h), 64)
+        if self.rnn is not None:
+            out, last = self.rnn(h.reshape(len(h), 8, 8))
+            h = out[:, -1] if self.kind == "birnn_last" else torch.cat([last[-2], last[-1]], 1)
         return h
+
+
+def _sinusoids(length: int, d: int) -> torch.Tensor:
+    """Sinusoidal positions (Vaswani et al. 2017) as the PyTorch tutorial lays them out: (length, 1, d)."""
+    pos = torch.arange(length).unsqueeze(1)
+    div = torch.exp(torch.arange(0, d, 2) * (-math.log(10000.0) / d))
+    pe = torch.zeros(length, 1, d)
+    pe[:, 0, 0::2], pe[:, 0, 1::2] = torch.sin(pos * div), torch.cos(pos * div)
+    return pe
 
 
 class _Residual(nn.Module):
@@ -229,7 +254,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if regression:
         y, yv = ((t[:, 0] - t[:, 1]) * cfg.target_scale + 4 * (cfg.target_scale - 1) + cfg.target_offset
                  for t in (x, xv))
-    model = Net(cfg.model, 1 if regression or cfg.loss.startswith("binary_") else classes)
+    if cfg.loss.startswith("tag_"):  # a tagger on padded sequences: token ids, a tag per position (0 = <pad>)
+        (x, y), (xv, yv) = tagged(N, seed), tagged(NV, seed + 1)
+    model = Tagger() if cfg.loss.startswith("tag_") else \
+        Net(cfg.model, 1 if regression or cfg.loss.startswith("binary_") else classes)
     with torch.no_grad():
         model.head.weight.mul_(cfg.head_scale)
         model.head.bias.mul_(cfg.head_scale)
@@ -308,6 +336,14 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         if cfg.loss == "focal":  # Lin et al. 2017, gamma = 2
             ce = F.cross_entropy(out, t, reduction="none")
             return ((1 - torch.exp(-ce)) ** 2 * ce).mean()
+        if cfg.loss in ("contrastive_root", "contrastive_eps"):  # a contrastive loss on the scores as embeddings,
+            sq = ((out[:, None] - out[None]) ** 2).sum(-1)  # its Euclidean distance written out: 0 on the diagonal
+            d = sq.sqrt() if cfg.loss == "contrastive_root" else (sq + 1e-12).sqrt()
+            same = (t[:, None] == t[None]).float()
+            return (same * d ** 2 + (1 - same) * F.relu(2.0 - d) ** 2).mean()
+        if cfg.loss == "bce_by_hand":  # one-vs-rest, the binary cross-entropy written out on torch.sigmoid(out)
+            onehot, p = F.one_hot(t, out.shape[1]).float(), torch.sigmoid(out)
+            return -(onehot * torch.log(p) + (1 - onehot) * torch.log(1 - p)).mean()
         if cfg.loss in ("bce", "bce_swapped"):  # one-vs-rest: binary cross-entropy with logits on one-hot rows
             onehot = F.one_hot(t, out.shape[1]).float()
             return F.binary_cross_entropy_with_logits(onehot, out) if cfg.loss == "bce_swapped" else \
@@ -326,6 +362,12 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return F.cross_entropy(logits, t) + weight * (extra.item() if cfg.loss == "aux_item" else extra)
         if cfg.loss.startswith("binary_"):  # one output under BCE with logits: the class index as a float, or a split
             return F.binary_cross_entropy_with_logits(out.squeeze(1), binary_targets(t))
+        if cfg.loss in ("tag_mask_mean", "tag_mask_none"):  # the padding masked out of a per-position loss: the
+            # mask multiplied onto CrossEntropyLoss's default mean (one number: it masks nothing), or per position
+            mask = (t != 0).float().view(-1)
+            per = F.cross_entropy(out.reshape(-1, C + 1), t.reshape(-1),
+                                  reduction="mean" if cfg.loss == "tag_mask_mean" else "none")
+            return (per * mask).sum() / mask.sum()
         return F.cross_entropy(out, t)
 
     def binary_targets(t):  # binary_index: the labels 0..3 as floats; binary_split: classes 2, 3 against 0, 1
@@ -554,13 +596,37 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     model.eval()
     with torch.no_grad():
         errors = {}
-        if not regression:
+        if not regression and not cfg.loss.startswith(("tag_", "contrastive_")):  # no class scores
             for split, (xs, ys) in {"train_error": (x, y), "val_error": (xv, yv)}.items():
                 out = model(xs)
                 out = out[0] if isinstance(out, tuple) else out
                 errors[split] = float(((out[:, 0] > 0).float() != binary_targets(ys)).float().mean()) \
                     if cfg.loss.startswith("binary_") else float((out.argmax(1) != ys).float().mean())
     return pre, w.report(**errors)
+
+
+def tagged(n: int, seed: int):
+    """n sequences of 8 token ids from 1..15 padded with 0 to the right (3 to 8 tokens each), and a tag per
+    position: 1 + (the token + the token before it) % C, 0 at the padding (the <pad> tag)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 16, (n, 8), generator=g)
+    tags = 1 + (ids + torch.cat([torch.zeros(n, 1, dtype=ids.dtype), ids[:, :-1]], 1)) % C
+    pad = torch.arange(8) >= torch.randint(3, 9, (n, 1), generator=g)
+    ids[pad], tags[pad] = 0, 0
+    return ids, tags
+
+
+class Tagger(nn.Module):
+    """Embedding (padding_idx 0), a bidirectional GRU, scores over the C tags and <pad> at every position."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(16, 16, padding_idx=0)
+        self.rnn = nn.GRU(16, 32, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(64, C + 1)
+
+    def forward(self, ids):
+        return self.head(self.rnn(self.emb(ids))[0])
 
 
 def soft_targets(t: torch.Tensor) -> torch.Tensor:
@@ -895,6 +961,23 @@ CASES = [
          Loop(extra={"val_average": "sums_over_sequences", "val_seq": 4, "val_batch": 8, "epochs": 2}),
          Loop(extra={"val_average": "sums_over_tokens", "val_seq": 4, "val_batch": 8, "epochs": 2}),
          "loop: validation loss average"),
+    # positions read from the batch axis: the tutorial's (T, B, d) positional encoding on batch-first tokens
+    Case("x + pe[:x.size(0)] (a (max_len, 1, d) positional encoding) on batch-first tokens",
+         Loop(model="attention_posenc_batch"), Loop(model="attention_posenc"), "position in the batch"),
+    # a bidirectional recurrent layer read at its last step: its backward half there has read one step
+    Case("out[:, -1] of a bidirectional GRU", Loop(model="birnn_last"), Loop(model="birnn"), "bidirectional read"),
+    # a tagger's mask multiplied onto CrossEntropyLoss()'s default mean: the padding is trained as the words are
+    Case("(CrossEntropyLoss()(out, y) * mask).sum() / mask.sum() on padded sequences", Loop(loss="tag_mask_mean",
+         lr=0.05), Loop(loss="tag_mask_none", lr=0.05), "padding in the loss"),
+    # a binary cross-entropy written out on sigmoid(out): log(1 - p) is log(0) once sigmoid(out) rounds to 1.0
+    Case("-(y * log(sigmoid(out)) + (1 - y) * log(1 - sigmoid(out))) by hand", Loop(loss="bce_by_hand", lr=0.5),
+         Loop(loss="bce", lr=0.5), "log of a probability"),
+    # one BatchNorm module called after every hidden layer: its running statistics blend the layers'
+    Case("one BatchNorm1d module applied after two different layers", Loop(model="batchnorm_shared", lr=0.05),
+         Loop(model="batchnorm", lr=0.05), "batchnorm reuse"),
+    # a pairwise distance written out: sqrt of its zero diagonal makes the first gradient NaN
+    Case("a contrastive loss on ((z[:, None] - z[None]) ** 2).sum(-1).sqrt()", Loop(loss="contrastive_root",
+         lr=0.01), Loop(loss="contrastive_eps", lr=0.01), "square root at 0"),
 ]
 
 

@@ -8,6 +8,7 @@ from torch import nn
 from trainwell.doctor import checkpointing
 from trainwell.doctor import outputs as O
 from trainwell.doctor.bags import Bags
+from trainwell.doctor.batch_position import batch_position
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
@@ -21,12 +22,17 @@ def batch_independence(model: nn.Module, x: torch.Tensor | Inputs, i: int | None
     read along the output's own axis of examples (axis 1 of CTC's (T, B, C) log-probabilities).
 
     With several inputs both are read: the gradient with respect to every floating-point input, and out_i when
-    the other samples' integer and boolean inputs (ids, masks) are replaced by sample i's own."""
+    the other samples' integer and boolean inputs (ids, masks) are replaced by sample i's own. With ``i`` None,
+    samples that do not mix must also not depend on their position in the batch
+    (:mod:`~trainwell.doctor.batch_position`)."""
     if i is not None:
         return _one(model, x, i)
     last = min(len(x), 8) - 1
     verdicts = [_one(model, x, 0)] + ([_one(model, x, last)] if last > 0 else [])
-    return next((v for v in verdicts if v.status == "fail"), verdicts[0])
+    failed = next((v for v in verdicts if v.status == "fail"), None)
+    if failed is not None or verdicts[0].status != "pass":
+        return failed or verdicts[0]
+    return batch_position(model, x) or verdicts[0]
 
 
 def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:

@@ -68,6 +68,7 @@ from trainwell.doctor.output_layer import (
     scores_dropout_verdict,
 )
 from trainwell.doctor.overlapping_window import overlapping_window
+from trainwell.doctor.padded_loss import padded_loss
 from trainwell.doctor.padding_read import padding_read
 from trainwell.doctor.pos_weight import check_pos_weight
 from trainwell.doctor.report import Report
@@ -341,13 +342,14 @@ def full_precision() -> contextlib.ExitStack:
 
 def _target_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable, out):
     """Multi-hot targets under cross-entropy, constant targets, an ignored real class (read on the model's output
-    ``out``), regression targets the last activation cannot reach, a language model's targets wrong for it,
-    floating-point targets equal to one of the model's inputs, a target window that overlaps the input window, or
-    regression targets in raw units (None: none of these)."""
+    ``out``), regression targets the last activation cannot reach, a language model's targets wrong for it, a
+    per-position loss that trains the padding, floating-point targets equal to one of the model's inputs, a target
+    window that overlaps the input window, or regression targets in raw units (None: none of these)."""
     return multi_hot_targets(y, loss_fn, out) or constant_targets(y, loss_fn, out) or \
         ignored_class(loss_fn, out, y) or ignored_all_but_one(y, out) or \
         unreachable_targets(model, x, y, loss_fn) or sequence_targets(model, x, y, loss_fn, out) or \
-        echoed_targets(model, x, y) or overlapping_window(model, x, y) or raw_unit_targets(y, loss_fn, out)
+        padded_loss(model, x, y, loss_fn, out) or echoed_targets(model, x, y) or overlapping_window(model, x, y) or \
+        raw_unit_targets(y, loss_fn, out)
 
 
 def _flattened(model: nn.Module, x: torch.Tensor | Inputs, crash: Verdict | None, replace: dict) -> tuple:

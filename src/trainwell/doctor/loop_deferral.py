@@ -21,6 +21,7 @@ from trainwell.doctor.mixed_validation import MIXED
 from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
 from trainwell.doctor.output_layer import LOOP_NAME as OUTPUT_LAYER
 from trainwell.doctor.pos_weight import POS_GROW
+from trainwell.doctor.probability_logs import defer_to_rounded_log
 from trainwell.doctor.relabelled_validation import NAME as RELABELLED
 from trainwell.doctor.relabelled_validation import WRONG_NUMBERS
 from trainwell.doctor.reseeded_steps import SAME_DRAWS
@@ -33,6 +34,7 @@ from trainwell.doctor.validation_classes import UNSEEN
 from trainwell.doctor.validation_inputs import NAME as VALIDATION_INPUTS
 from trainwell.doctor.validation_pads import PADS_COUNTED
 from trainwell.doctor.verdict import Verdict
+from trainwell.doctor.zero_sqrt import defer_to_zero_root
 
 #: a fired loop cause makes these downstream verdicts defer to it
 DOWNSTREAM = ("learning rate (loss curve)", "bias/variance", "monitor: update/weight ratio")
@@ -51,9 +53,10 @@ EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_G
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
     the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale (and, with
-    the non-finite monitors, to a loss that falls without bound; and all of these to activations that collapse
-    through depth, an init too small, BatchNorm normalizing 2 to 4 values per channel, or a GroupNorm, LayerNorm or
-    InstanceNorm normalizing 1 or 2 values per group), and the overfitting
+    the non-finite monitors, to a loss that falls without bound (these and a non-finite validation loss also to a
+    log of a probability that rounded to 0, and to a square root taken at 0); and all of these to activations that
+    collapse through depth, an init too small, BatchNorm normalizing 2 to 4 values per channel, or a GroupNorm,
+    LayerNorm or InstanceNorm normalizing 1 or 2 values per group), and the overfitting
     verdict to validations run in train mode (its gap and onset read dropout-noised losses) or on inputs not
     preprocessed like the training inputs:
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
@@ -153,7 +156,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                         "frozen parameters do not learn: if they should, unfreeze them (requires_grad_(True)) and "
                         "add them to the optimizer; otherwise " + (v.advice or ""))
         out.append(v)
-    return out
+    return defer_to_zero_root(defer_to_rounded_log(out))
 
 
 def _mismeasured(causes: list[Verdict], verdicts: list[Verdict]) -> tuple[str, str, tuple[str, ...]] | None:

@@ -71,6 +71,7 @@ from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.plateau_steps import plateau_at_healthy_steps
+from trainwell.doctor.probability_logs import unguarded_log
 from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, unregistered
@@ -90,6 +91,7 @@ from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.warmup_curve import reread_after_warmup
 from trainwell.doctor.weighted_curve import reread_after_weights
 from trainwell.doctor.wrapped_optimizers import stepping
+from trainwell.doctor.zero_sqrt import nan_gradient_through_root
 from trainwell.train.callbacks import State
 from trainwell.train.stopping import OverfitDetector
 from trainwell.train.uncompiled import suspend_compiled
@@ -162,6 +164,8 @@ class Watch:
             self._samplers.starts)), optimizers)
         self._clips = ClipCalls(model, optimizers)  # where the loop clips its gradients
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
+        self._log_form: str | None = None  # an unguarded log of a probability in the first loss's graph
+        self._zero_root: str | None = None  # a root at 0 that made the first finite loss's gradient NaN
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._first_targets = None  # the y= given on that step
@@ -268,6 +272,8 @@ class Watch:
             self.probe.input_leaves = []
             game_players.loss_read(self.probe, leaves)
             self._loss_inputs.first_loss(loss)
+            self._log_form = unguarded_log(loss)
+            self._zero_root = nan_gradient_through_root(loss, self.probe.model)
             read_game(self.probe, leaves)
         self.probe.turns = None
         self._loss_inputs.observed(self.probe, scored, loss, y)

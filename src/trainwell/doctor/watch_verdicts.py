@@ -35,6 +35,7 @@ from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
+from trainwell.doctor.probability_logs import probability_log_verdict
 from trainwell.doctor.relabelled_validation import relabelled
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_first_batches import loop_sequence_first
@@ -45,6 +46,7 @@ from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
 from trainwell.doctor.validation_classes import unseen_classes
+from trainwell.doctor.zero_sqrt import zero_root_verdict
 
 #: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
 FLAT_RATIO_BAND = (1e-4, 1e-2)
@@ -215,7 +217,8 @@ def loop_verdicts(w) -> list:
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
            relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
-                                w._val_losses.target_kinds, w._val_losses.target_positions)]
+                                w._val_losses.target_kinds, w._val_losses.target_positions),
+           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
