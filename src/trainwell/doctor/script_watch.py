@@ -259,11 +259,13 @@ class ScriptWatch:
         """The watched loop is over (the script ended, or ``last`` False: it moved on to another optimizer): its
         report, and the hooks go. The validation losses read since its last step are its last validation's at the
         script's end, and another loop's forwards (a teacher's) when it moved on: dropped then."""
-        if last:
-            value = validation_value(self.watch.probe.validation_losses)
-            if value is not None:
-                self.watch.validate(value)
-        self.watch.close()
+        try:
+            if last:
+                value = validation_value(self.watch.probe.validation_losses)
+                if value is not None:
+                    self.watch.validate(value)
+        finally:  # its hooks and torch's methods it reads are given back whatever happened
+            self.watch.close()
         report = self.watch.report()
         report.title = f"trainwell watch: {os.path.basename(self._path)}: {', '.join(self.names)} (read from " \
             f"step {self.unread + 1})"
@@ -375,7 +377,9 @@ def validation_value(losses) -> float | None:
         return None
     first = pending[0][0]
     total = count = 0.0
-    for name, rows, reduction, value, target, ignored, _, weight, on_training, _ in pending:
+    for call in pending:  # (name, rows, reduction, value, target, ignored, forward rows, weight, on training, ...)
+        name, rows, reduction, value, target, ignored = call[:6]
+        weight, on_training = call[7], call[8]
         if name != first or on_training:
             continue
         kept = units(target, ignored, weight)  # class indices: the targets not ignored; else every element

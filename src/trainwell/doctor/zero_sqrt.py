@@ -50,7 +50,7 @@ def nan_gradient_through_root(loss, model: nn.Module) -> str | None:
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not bool(torch.isfinite(loss.detach())):
         return None
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads or all(bool(torch.isfinite(g).all()) for g in grads):
+    if not grads or all(bool(torch.isfinite(g.coalesce().values() if g.is_sparse else g).all()) for g in grads):
         return None
     return unguarded_root(loss)
 
