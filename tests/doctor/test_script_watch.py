@@ -205,3 +205,37 @@ def test_a_teacher_then_its_student_are_two_loops_each_read_on_its_own(tmp_path)
     assert student["loop: validation examples"].status == "pass"
     firsts = runner._globals["FIRST"]  # what lbfgs.step(closure) returned: each step's first loss
     assert runner.watches[2].losses == pytest.approx(firsts[runner.unread:])
+
+
+WEAKREF_SCRIPT = """
+import weakref
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Cache:
+    pass
+
+
+cache = Cache()
+views = [weakref.proxy(cache)]  # a proxy outliving its object: torch.compile leaves such behind
+del cache
+torch.manual_seed(0)
+x = torch.randn(64, 8)
+y = (x[:, 0] > 0).long()
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for step in range(6):
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+"""
+
+
+@pytest.mark.slow  # ~0.5 s: a 6-step script
+def test_a_dead_weakref_proxy_in_the_script_does_not_stop_the_watch(tmp_path):
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(_script(tmp_path, WEAKREF_SCRIPT), [])
+    assert runner.error is None and runner.names == ["model"]
+

@@ -328,7 +328,15 @@ def _alive(kind: type) -> list:
     """The live objects of a type (optimizers), in the order the garbage collector holds them."""
     with warnings.catch_warnings():  # isinstance on a deprecated module attribute's stand-in warns
         warnings.simplefilter("ignore")
-        return [o for o in gc.get_objects() if isinstance(o, kind)]
+        return [o for o in gc.get_objects() if _is(o, kind)]
+
+
+def _is(obj, kind: type) -> bool:
+    """``isinstance``, False for a ``weakref.proxy`` whose object is gone (torch.compile leaves some behind)."""
+    try:
+        return isinstance(obj, kind)
+    except ReferenceError:
+        return False
 
 
 def watched_model(optimizers: list, names: dict, called: list | None = None) -> tuple[nn.Module | None, list[str]]:
@@ -375,7 +383,8 @@ def validation_value(losses) -> float | None:
         return None
     first = pending[0][0]
     total = count = 0.0
-    for name, rows, reduction, value, target, ignored, _, weight, on_training, _ in pending:
+    for entry in pending:  # (name, rows, reduction, value, target, ignored, _, weight, on_training, ...)
+        name, rows, reduction, value, target, ignored, _, weight, on_training = entry[:9]
         if name != first or on_training:
             continue
         kept = units(target, ignored, weight)  # class indices: the targets not ignored; else every element
