@@ -239,3 +239,33 @@ def test_a_dead_weakref_proxy_in_the_script_does_not_stop_the_watch(tmp_path):
     [report] = runner.run(_script(tmp_path, WEAKREF_SCRIPT), [])
     assert runner.error is None and runner.names == ["model"]
 
+
+
+EXITS = """
+import sys
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(64, 8)
+y = (x[:, 0] > 0).long()
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for step in range(6):
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+if sys.argv[1] == "raise":
+    raise RuntimeError("no checkpoint directory")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow  # ~2-4 s: three runs of a 6-step script through the command line
+def test_the_watch_command_exits_with_the_script_s_own_status_when_it_fails(tmp_path, capsys):
+    path = _script(tmp_path, EXITS)
+    assert main(["watch", path, "0"]) == 0  # sys.exit(0) at the end of a healthy run
+    assert main(["watch", path, "3"]) == 3  # a CI job's failure is not hidden by a healthy report
+    assert main(["watch", path, "raise"]) == 1
+    assert "RuntimeError: no checkpoint directory" in capsys.readouterr().err

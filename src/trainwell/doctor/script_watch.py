@@ -90,6 +90,7 @@ class ScriptWatch:
         self.reports: list[Report] = []  # one per training loop the script ran, in order
         self.watches: list = []  # ... and its watch
         self.error: str | None = None
+        self.status = 0  # the script's own exit status, as python would give it (1 when it raised)
         self._path = ""
         self._steps: dict[int, int] = {}  # steps per optimizer (by id)
         self._rival = None  # an optimizer the watch does not hold, stepping with the counting one idle
@@ -295,10 +296,11 @@ class ScriptWatch:
         except SystemExit as stop:
             if stop.code not in (None, 0):
                 self.error = f"the script exited with status {stop.code}"
+                self.status = stop.code if isinstance(stop.code, int) else 1  # sys.exit("message") gives 1
         except KeyboardInterrupt:
-            self.error = "interrupted"
+            self.error, self.status = "interrupted", 130
         except Exception:  # the script's own error: shown, and the loop so far reported
-            self.error = traceback.format_exc()
+            self.error, self.status = traceback.format_exc(), 1
         finally:
             sys.argv, sys.path[:] = saved_argv, saved_path
         try:
