@@ -269,3 +269,85 @@ def test_the_watch_command_exits_with_the_script_s_own_status_when_it_fails(tmp_
     assert main(["watch", path, "3"]) == 3  # a CI job's failure is not hidden by a healthy report
     assert main(["watch", path, "raise"]) == 1
     assert "RuntimeError: no checkpoint directory" in capsys.readouterr().err
+
+
+COPIES = """
+import copy
+import io
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(96, 8)
+y = (x[:, 0] > 0).long()
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+SEEN = []
+
+
+def record(module, args, out):  # the script's own hook: kept by its copies
+    SEEN.append(len(out))
+
+
+model[0].register_forward_hook(record)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+best, best_model = float("inf"), None
+for epoch in range(3):
+    model.train()
+    for i in range(0, 64, 16):
+        opt.zero_grad()
+        F.cross_entropy(model(x[i:i + 16]), y[i:i + 16]).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        val = F.cross_entropy(model(x[64:]), y[64:]).item()
+    if val < best:
+        best, best_model = val, copy.deepcopy(model)  # the best model kept in memory
+buf = io.BytesIO()
+torch.save(model, buf)  # the whole module pickled
+buf.seek(0)
+again = torch.load(buf, weights_only=False)
+"""
+
+
+@pytest.mark.slow  # ~1-2 s: a 12-step script
+def test_the_script_s_deepcopy_and_torch_save_of_its_model_copy_the_model_not_the_watch(tmp_path):
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(_script(tmp_path, COPIES), [])
+    assert runner.error is None, runner.error
+    g = runner._globals
+    for copied in (g["best_model"], g["again"]):
+        hooks = [h for m in copied.modules() for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())]
+        assert [h.__name__ for h in hooks] == ["record"]  # the script's own hook only
+    assert len(runner.watches[0]._val) == 3  # and the watched loop still read whole
+
+
+FOLDS = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(96, 8)
+y = (x[:, 0] > 0).long()
+for fold in range(2):  # a new model and optimizer per fold, validated under torch.inference_mode()
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        model.train()
+        for i in range(0, 64, 16):
+            opt.zero_grad()
+            F.cross_entropy(model(x[i:i + 16]), y[i:i + 16]).backward()
+            opt.step()
+        model.eval()
+        with torch.inference_mode():
+            val = F.cross_entropy(model(x[64:]), y[64:]).item()
+"""
+
+
+@pytest.mark.slow  # ~1 s: two folds of 8 steps
+def test_folds_validated_under_inference_mode_are_each_read_without_breaking_the_script(tmp_path):
+    runner = ScriptWatch(every=5)
+    reports = runner.run(_script(tmp_path, FOLDS), [])
+    assert runner.error is None, runner.error
+    assert len(reports) == 2

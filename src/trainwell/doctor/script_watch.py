@@ -143,6 +143,7 @@ class ScriptWatch:
         self._patch(torch.Tensor, "backward", backward)
         self._patch(torch.autograd, "backward", autograd_backward)
         self._patch(torch.amp.GradScaler, "scale", scale)
+        self._patch(nn.Module, "__getstate__", hook_free_copies)
 
     def _backed(self, tensor) -> None:
         """A ``backward()`` from ``tensor``: the step's loss, unless it is a later pass of the same step (an LBFGS
@@ -324,6 +325,16 @@ class ScriptWatch:
         finally:
             if saved is not None:
                 sys.modules["__main__"] = saved
+
+
+def hook_free_copies(original):
+    """``nn.Module.__getstate__`` leaving the watch's hooks out: the script's ``copy.deepcopy(model)`` and
+    ``torch.save(model, path)`` copy its model, not the watch."""
+    from trainwell.doctor.hook_free_state import hook_free
+
+    def read(module):
+        return hook_free(original(module))
+    return read
 
 
 def _alive(kind: type) -> list:
