@@ -351,3 +351,50 @@ def test_folds_validated_under_inference_mode_are_each_read_without_breaking_the
     reports = runner.run(_script(tmp_path, FOLDS), [])
     assert runner.error is None, runner.error
     assert len(reports) == 2
+
+
+EVALUATE_BOTH = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+torch.manual_seed(0)
+x = torch.randn(1280, 8)
+y = (x[:, 0] + x[:, 1] > 0).long()
+train = TensorDataset(x[:1024], y[:1024])
+loader = DataLoader(train, batch_size=64, shuffle=True)
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+VALS = []
+
+
+def evaluate(data):  # the loss per example of a whole split, in eval mode
+    model.eval()
+    with torch.no_grad():
+        return sum(F.cross_entropy(model(xb), yb, reduction="sum").item()
+                   for xb, yb in DataLoader(data, batch_size=256)) / len(data)
+
+
+for epoch in range(3):
+    model.train()
+    for xb, yb in loader:
+        opt.zero_grad()
+        F.cross_entropy(model(xb), yb).backward()
+        opt.step()
+    train_loss = evaluate(train)  # logged beside the validation's
+    VALS.append(evaluate(TensorDataset(x[1024:], y[1024:]) if SPLIT else train))
+"""
+
+
+@pytest.mark.slow  # ~2 s: two runs of a 48-step script
+def test_the_training_set_evaluated_beside_the_validation_set_is_left_out_of_its_loss(tmp_path):
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(_script(tmp_path, "SPLIT = True\n" + EVALUATE_BOTH), [])
+    [w] = runner.watches
+    assert [v for _, v, _ in w._val] == pytest.approx(runner._globals["VALS"], rel=1e-5)
+    assert report["loop: validation examples"].status == "pass"
+    # both evaluations on the training set: the validation on the training set, named
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(_script(tmp_path, "SPLIT = False\n" + EVALUATE_BOTH), [])
+    assert report["loop: validation examples"].status == "fail"

@@ -17,7 +17,8 @@ What a user would pass by hand is read from torch's own hooks and calls while th
 - **the validations**: the loss calls the watch already reads after forwards without gradients or in eval mode
   (:mod:`~trainwell.doctor.validation_average`); before the next step (and at the script's end) their mean per
   example, or per target that is not ``ignore_index``, is handed to ``w.validate()``. A validation scored without
-  one of torch's losses (accuracy only) gives no validation curve; the script's own averaging is not read.
+  one of torch's losses (accuracy only) gives no validation curve; the script's own averaging is not read; the
+  training set evaluated beside the validation set is left out (:mod:`~trainwell.doctor.script_training_rows`).
 
 A script that trains one model and then another (a teacher, then a student distilled from it; a new optimizer for
 a fine-tuning stage) has each loop read on its own: when an optimizer the watch does not hold steps twice with the
@@ -38,6 +39,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor.report import Report
+from trainwell.doctor.script_training_rows import TrainingRows
 
 #: nodes of a loss's graph searched for a saved target (a loss is the last few operations of the graph)
 TARGET_NODES = 32
@@ -103,6 +105,7 @@ class ScriptWatch:
         self._stepped: list = []  # the optimizers that stepped before the watch began, in order
         self._outermost: dict[int, nn.Module] = {}  # the modules called outermost before the watch settled
         self._module_hooks: list = []
+        self._training_rows = None  # the training rows, to tell the training set evaluated beside the validation
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
@@ -201,9 +204,10 @@ class ScriptWatch:
         self.taps.in_step = True
         if self.watch is None or optimizer is not self.counting:
             return
-        value = validation_value(self.watch.probe.validation_losses)
+        value = validation_value(self.watch.probe.validation_losses, self._training_rows)
         if value is not None:
             self.watch.validate(value)
+        self._training_rows.stepped()
 
     def _after_step(self, optimizer, args, kwargs) -> None:
         self.taps.in_step = False
@@ -249,20 +253,23 @@ class ScriptWatch:
         for root in (model.values() if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]):
             self._forward_hooks.append(root.register_forward_pre_hook(self._rows))
         self.watch = Watch(model, optimizers, self.every)
+        self._training_rows = TrainingRows()
         self.watch.__enter__()
         self.taps.loss = self.taps.target = None  # the first step is not read
 
     def _rows(self, module, args) -> None:
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        if first is not None and first.dim() and torch.is_grad_enabled() and module.training:
+        training = torch.is_grad_enabled() and module.training
+        if first is not None and first.dim() and training:
             self.taps.rows = len(first)
+        self._training_rows.forward(first, training)
 
     def _end_loop(self, last: bool = False) -> None:
         """The watched loop is over (the script ended, or ``last`` False: it moved on to another optimizer): its
         report, and the hooks go. The validation losses read since its last step are its last validation's at the
         script's end, and another loop's forwards (a teacher's) when it moved on: dropped then."""
         if last:
-            value = validation_value(self.watch.probe.validation_losses)
+            value = validation_value(self.watch.probe.validation_losses, self._training_rows)
             if value is not None:
                 self.watch.validate(value)
         self.watch.close()
@@ -385,20 +392,22 @@ def _name(module: nn.Module, names: dict, default: str) -> str:
     return next((k for k, v in names.items() if v is module and not k.startswith("_")), default)
 
 
-def validation_value(losses) -> float | None:
+def validation_value(losses, training_rows: TrainingRows | None = None) -> float | None:
     """The validation's loss since the last step, from the loss calls the watch read (those of the function
-    called first): the mean per unit the loss averages over (a class-index loss's targets not ``ignore_index``,
-    another loss's elements); None when there were none."""
+    called first; not those on the training set evaluated beside it, told by ``training_rows``): the mean per unit
+    the loss averages over (a class-index loss's targets not ``ignore_index``, another loss's elements); None when
+    there were none."""
     from trainwell.doctor.validation_average import units
 
     pending = losses._pending
     if not pending:
         return None
     first = pending[0][0]
+    keep = training_rows.kept(len(pending)) if training_rows is not None else None
     total = count = 0.0
-    for entry in pending:  # (name, rows, reduction, value, target, ignored, _, weight, on_training, ...)
+    for i, entry in enumerate(pending):  # (name, rows, reduction, value, target, ignored, _, weight, on_training, ...)
         name, rows, reduction, value, target, ignored, _, weight, on_training = entry[:9]
-        if name != first or on_training:
+        if name != first or on_training or (keep is not None and not keep[i]):
             continue
         kept = units(target, ignored, weight)  # class indices: the targets not ignored; else every element
         n = float(kept) if kept is not None else float(target.numel()) if isinstance(target, torch.Tensor) and \
