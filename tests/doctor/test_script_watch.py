@@ -360,9 +360,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 torch.manual_seed(0)
-x = torch.randn(1280, 8)
+x = torch.randn(2304, 8)  # 32 batches an epoch: the steps before the watch began are few of them
 y = (x[:, 0] + x[:, 1] > 0).long()
-train = TensorDataset(x[:1024], y[:1024])
+train = TensorDataset(x[:2048], y[:2048])
 loader = DataLoader(train, batch_size=64, shuffle=True)
 model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -376,19 +376,21 @@ def evaluate(data):  # the loss per example of a whole split, in eval mode
                    for xb, yb in DataLoader(data, batch_size=256)) / len(data)
 
 
-for epoch in range(3):
+for epoch in range(2):
     model.train()
     for xb, yb in loader:
         opt.zero_grad()
         F.cross_entropy(model(xb), yb).backward()
         opt.step()
     train_loss = evaluate(train)  # logged beside the validation's
-    VALS.append(evaluate(TensorDataset(x[1024:], y[1024:]) if SPLIT else train))
+    VALS.append(evaluate(TensorDataset(x[2048:], y[2048:]) if SPLIT else train))
 """
 
 
-@pytest.mark.slow  # ~2 s: two runs of a 48-step script
+@pytest.mark.slow  # ~2 s: two runs of a 64-step script
 def test_the_training_set_evaluated_beside_the_validation_set_is_left_out_of_its_loss(tmp_path):
+    # another optimizer alive in the process (as other tests leave): the watch begins at the end of step 2 always
+    held = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     runner = ScriptWatch(every=5)
     [report] = runner.run(_script(tmp_path, "SPLIT = True\n" + EVALUATE_BOTH), [])
     [w] = runner.watches
@@ -398,3 +400,4 @@ def test_the_training_set_evaluated_beside_the_validation_set_is_left_out_of_its
     runner = ScriptWatch(every=5)
     [report] = runner.run(_script(tmp_path, "SPLIT = False\n" + EVALUATE_BOTH), [])
     assert report["loop: validation examples"].status == "fail"
+    assert runner.unread == 2 and held.param_groups
