@@ -401,3 +401,54 @@ def test_the_training_set_evaluated_beside_the_validation_set_is_left_out_of_its
     [report] = runner.run(_script(tmp_path, "SPLIT = False\n" + EVALUATE_BOTH), [])
     assert report["loop: validation examples"].status == "fail"
     assert runner.unread == 2 and held.param_groups
+
+
+EMA = """
+import copy
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(160, 8)
+y = (x[:, 0] + x[:, 1] > 0).long()
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+ema = copy.deepcopy(model).requires_grad_(False)  # a moving average of the weights, evaluated beside the model
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+VALS, EMA_VALS = [], []
+
+
+def score(net):
+    out = net(x[128:])
+    return F.nll_loss(F.log_softmax(out, 1), y[128:]) if NLL else F.cross_entropy(out, y[128:])
+
+
+for epoch in range(3):
+    model.train()
+    for i in range(0, 128, 16):
+        opt.zero_grad()
+        F.cross_entropy(model(x[i:i + 16]), y[i:i + 16]).backward()
+        opt.step()
+        with torch.no_grad():
+            for p, q in zip(ema.parameters(), model.parameters()):
+                p.mul_(0.9).add_(q, alpha=0.1)
+    model.eval()
+    with torch.no_grad():
+        VALS.append(score(model).item())
+        EMA_VALS.append(score(ema).item())
+"""
+
+
+@pytest.mark.slow  # ~1 s: two runs of a 24-step script
+def test_an_ema_copy_evaluated_after_the_model_is_left_out_of_its_validation_loss(tmp_path):
+    runner = ScriptWatch(every=5)
+    runner.run(_script(tmp_path, "NLL = False\n" + EMA), [])
+    [w] = runner.watches
+    assert [v for _, v, _ in w._val] == pytest.approx(runner._globals["VALS"], rel=1e-5)
+    # both scored on log_softmax(out): no call reads the model's own output, and none is left out
+    runner = ScriptWatch(every=5)
+    runner.run(_script(tmp_path, "NLL = True\n" + EMA), [])
+    [w] = runner.watches
+    g = runner._globals
+    both = [(v + e) / 2 for v, e in zip(g["VALS"], g["EMA_VALS"], strict=True)]
+    assert [v for _, v, _ in w._val] == pytest.approx(both, rel=1e-5)

@@ -18,7 +18,8 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   (:mod:`~trainwell.doctor.validation_average`); before the next step (and at the script's end) their mean per
   example, or per target that is not ``ignore_index``, is handed to ``w.validate()``. A validation scored without
   one of torch's losses (accuracy only) gives no validation curve; the script's own averaging is not read; the
-  training set evaluated beside the validation set is left out (:mod:`~trainwell.doctor.script_training_rows`).
+  training set evaluated beside the validation set, and another model evaluated after the watched one (an EMA
+  copy), are left out (:mod:`~trainwell.doctor.script_training_rows`).
 
 A script that trains one model and then another (a teacher, then a student distilled from it; a new optimizer for
 a fine-tuning stage) has each loop read on its own: when an optimizer the watch does not hold steps twice with the
@@ -39,7 +40,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor.report import Report
-from trainwell.doctor.script_training_rows import TrainingRows
+from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
 
 #: nodes of a loss's graph searched for a saved target (a loss is the last few operations of the graph)
 TARGET_NODES = 32
@@ -106,6 +107,7 @@ class ScriptWatch:
         self._outermost: dict[int, nn.Module] = {}  # the modules called outermost before the watch settled
         self._module_hooks: list = []
         self._training_rows = None  # the training rows, to tell the training set evaluated beside the validation
+        self._outputs = None  # the model's outputs, to tell another model's loss calls after its validation
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
@@ -204,10 +206,11 @@ class ScriptWatch:
         self.taps.in_step = True
         if self.watch is None or optimizer is not self.counting:
             return
-        value = validation_value(self.watch.probe.validation_losses, self._training_rows)
+        value = validation_value(self.watch.probe.validation_losses, self._training_rows, self._outputs)
         if value is not None:
             self.watch.validate(value)
         self._training_rows.stepped()
+        self._outputs.stepped()
 
     def _after_step(self, optimizer, args, kwargs) -> None:
         self.taps.in_step = False
@@ -253,7 +256,18 @@ class ScriptWatch:
         for root in (model.values() if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]):
             self._forward_hooks.append(root.register_forward_pre_hook(self._rows))
         self.watch = Watch(model, optimizers, self.every)
-        self._training_rows = TrainingRows()
+        self._training_rows, self._outputs = TrainingRows(), ModelOutputs()
+        for root in (model.values() if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]):
+            self._forward_hooks.append(root.register_forward_hook(self._output))
+        losses = self.watch.probe.validation_losses
+        saw = losses.saw
+
+        def read(name, args, kwargs, out):  # each loss call kept: whether its input is the model's output
+            before = losses._pending[-1] if losses._pending else None
+            saw(name, args, kwargs, out)
+            if losses._pending and losses._pending[-1] is not before:
+                self._outputs.called(losses._pending[-1], args[0] if args else kwargs.get("input"))
+        losses.saw = read
         self.watch.__enter__()
         self.taps.loss = self.taps.target = None  # the first step is not read
 
@@ -264,12 +278,15 @@ class ScriptWatch:
             self.taps.rows = len(first)
         self._training_rows.forward(first, training)
 
+    def _output(self, module, args, out) -> None:
+        self._outputs.forward(out, torch.is_grad_enabled() and module.training)
+
     def _end_loop(self, last: bool = False) -> None:
         """The watched loop is over (the script ended, or ``last`` False: it moved on to another optimizer): its
         report, and the hooks go. The validation losses read since its last step are its last validation's at the
         script's end, and another loop's forwards (a teacher's) when it moved on: dropped then."""
         if last:
-            value = validation_value(self.watch.probe.validation_losses, self._training_rows)
+            value = validation_value(self.watch.probe.validation_losses, self._training_rows, self._outputs)
             if value is not None:
                 self.watch.validate(value)
         self.watch.close()
@@ -392,9 +409,11 @@ def _name(module: nn.Module, names: dict, default: str) -> str:
     return next((k for k, v in names.items() if v is module and not k.startswith("_")), default)
 
 
-def validation_value(losses, training_rows: TrainingRows | None = None) -> float | None:
+def validation_value(losses, training_rows: TrainingRows | None = None,
+                     outputs: ModelOutputs | None = None) -> float | None:
     """The validation's loss since the last step, from the loss calls the watch read (those of the function
-    called first; not those on the training set evaluated beside it, told by ``training_rows``): the mean per unit
+    called first; not those on the training set evaluated beside it, told by ``training_rows``, nor those on
+    another model's outputs, told by ``outputs``): the mean per unit
     the loss averages over (a class-index loss's targets not ``ignore_index``, another loss's elements); None when
     there were none."""
     from trainwell.doctor.validation_average import units
@@ -404,6 +423,9 @@ def validation_value(losses, training_rows: TrainingRows | None = None) -> float
         return None
     first = pending[0][0]
     keep = training_rows.kept(len(pending)) if training_rows is not None else None
+    ours = outputs.kept(pending) if outputs is not None else None
+    if ours is not None:
+        keep = ours if keep is None else [k and o for k, o in zip(keep, ours, strict=True)]
     total = count = 0.0
     for i, entry in enumerate(pending):  # (name, rows, reduction, value, target, ignored, _, weight, on_training, ...)
         name, rows, reduction, value, target, ignored, _, weight, on_training = entry[:9]
