@@ -102,7 +102,8 @@ def cmd_watch(args) -> int:
     else:
         for report in reports:
             _console().print(report.table())
-    return 1 if any(r.failed for r in reports) else 0
+    # the script's own failure (it raised, or exited with a status) is its exit status, as python would give it
+    return runner.status or (1 if any(r.failed for r in reports) else 0)
 
 
 def cmd_fit(args) -> int:

@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "optimizer.step(), every step's loss (the tensor backward() started from), its "
                                      "labels (the target torch's loss saved), the loss calls of its validations, "
                                      "its gradients, optimizer, rate and modes are read; the verdicts are printed "
-                                     "when the script ends (also when it raises). Exit 1 if any check fails.",
+                                     "when the script ends (also when it raises). Exit 1 if any check fails; a script "
+                                     "that raises or exits with a status gives its own status.",
                          epilog="example:\n  trainwell watch train.py --epochs 5     the script gets --epochs 5",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     wat.add_argument("--every", type=_positive_int, default=50,

@@ -205,3 +205,250 @@ def test_a_teacher_then_its_student_are_two_loops_each_read_on_its_own(tmp_path)
     assert student["loop: validation examples"].status == "pass"
     firsts = runner._globals["FIRST"]  # what lbfgs.step(closure) returned: each step's first loss
     assert runner.watches[2].losses == pytest.approx(firsts[runner.unread:])
+
+
+WEAKREF_SCRIPT = """
+import weakref
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Cache:
+    pass
+
+
+cache = Cache()
+views = [weakref.proxy(cache)]  # a proxy outliving its object: torch.compile leaves such behind
+del cache
+torch.manual_seed(0)
+x = torch.randn(64, 8)
+y = (x[:, 0] > 0).long()
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for step in range(6):
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+"""
+
+
+@pytest.mark.slow  # ~0.5 s: a 6-step script
+def test_a_dead_weakref_proxy_in_the_script_does_not_stop_the_watch(tmp_path):
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(_script(tmp_path, WEAKREF_SCRIPT), [])
+    assert runner.error is None and runner.names == ["model"]
+
+
+
+EXITS = """
+import sys
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(64, 8)
+y = (x[:, 0] > 0).long()
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for step in range(6):
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+if sys.argv[1] == "raise":
+    raise RuntimeError("no checkpoint directory")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow  # ~2-4 s: three runs of a 6-step script through the command line
+def test_the_watch_command_exits_with_the_script_s_own_status_when_it_fails(tmp_path, capsys):
+    path = _script(tmp_path, EXITS)
+    assert main(["watch", path, "0"]) == 0  # sys.exit(0) at the end of a healthy run
+    assert main(["watch", path, "3"]) == 3  # a CI job's failure is not hidden by a healthy report
+    assert main(["watch", path, "raise"]) == 1
+    assert "RuntimeError: no checkpoint directory" in capsys.readouterr().err
+
+
+COPIES = """
+import copy
+import io
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(96, 8)
+y = (x[:, 0] > 0).long()
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+SEEN = []
+
+
+def record(module, args, out):  # the script's own hook: kept by its copies
+    SEEN.append(len(out))
+
+
+model[0].register_forward_hook(record)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+best, best_model = float("inf"), None
+for epoch in range(3):
+    model.train()
+    for i in range(0, 64, 16):
+        opt.zero_grad()
+        F.cross_entropy(model(x[i:i + 16]), y[i:i + 16]).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        val = F.cross_entropy(model(x[64:]), y[64:]).item()
+    if val < best:
+        best, best_model = val, copy.deepcopy(model)  # the best model kept in memory
+buf = io.BytesIO()
+torch.save(model, buf)  # the whole module pickled
+buf.seek(0)
+again = torch.load(buf, weights_only=False)
+"""
+
+
+@pytest.mark.slow  # ~1-2 s: a 12-step script
+def test_the_script_s_deepcopy_and_torch_save_of_its_model_copy_the_model_not_the_watch(tmp_path):
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(_script(tmp_path, COPIES), [])
+    assert runner.error is None, runner.error
+    g = runner._globals
+    for copied in (g["best_model"], g["again"]):
+        hooks = [h for m in copied.modules() for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())]
+        assert [h.__name__ for h in hooks] == ["record"]  # the script's own hook only
+    assert len(runner.watches[0]._val) == 3  # and the watched loop still read whole
+
+
+FOLDS = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(96, 8)
+y = (x[:, 0] > 0).long()
+for fold in range(2):  # a new model and optimizer per fold, validated under torch.inference_mode()
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        model.train()
+        for i in range(0, 64, 16):
+            opt.zero_grad()
+            F.cross_entropy(model(x[i:i + 16]), y[i:i + 16]).backward()
+            opt.step()
+        model.eval()
+        with torch.inference_mode():
+            val = F.cross_entropy(model(x[64:]), y[64:]).item()
+"""
+
+
+@pytest.mark.slow  # ~1 s: two folds of 8 steps
+def test_folds_validated_under_inference_mode_are_each_read_without_breaking_the_script(tmp_path):
+    runner = ScriptWatch(every=5)
+    reports = runner.run(_script(tmp_path, FOLDS), [])
+    assert runner.error is None, runner.error
+    assert len(reports) == 2
+
+
+EVALUATE_BOTH = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+torch.manual_seed(0)
+x = torch.randn(2304, 8)  # 32 batches an epoch: the steps before the watch began are few of them
+y = (x[:, 0] + x[:, 1] > 0).long()
+train = TensorDataset(x[:2048], y[:2048])
+loader = DataLoader(train, batch_size=64, shuffle=True)
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+VALS = []
+
+
+def evaluate(data):  # the loss per example of a whole split, in eval mode
+    model.eval()
+    with torch.no_grad():
+        return sum(F.cross_entropy(model(xb), yb, reduction="sum").item()
+                   for xb, yb in DataLoader(data, batch_size=256)) / len(data)
+
+
+for epoch in range(2):
+    model.train()
+    for xb, yb in loader:
+        opt.zero_grad()
+        F.cross_entropy(model(xb), yb).backward()
+        opt.step()
+    train_loss = evaluate(train)  # logged beside the validation's
+    VALS.append(evaluate(TensorDataset(x[2048:], y[2048:]) if SPLIT else train))
+"""
+
+
+@pytest.mark.slow  # ~2 s: two runs of a 64-step script
+def test_the_training_set_evaluated_beside_the_validation_set_is_left_out_of_its_loss(tmp_path):
+    # another optimizer alive in the process (as other tests leave): the watch begins at the end of step 2 always
+    held = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(_script(tmp_path, "SPLIT = True\n" + EVALUATE_BOTH), [])
+    [w] = runner.watches
+    assert [v for _, v, _ in w._val] == pytest.approx(runner._globals["VALS"], rel=1e-5)
+    assert report["loop: validation examples"].status == "pass"
+    # both evaluations on the training set: the validation on the training set, named
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(_script(tmp_path, "SPLIT = False\n" + EVALUATE_BOTH), [])
+    assert report["loop: validation examples"].status == "fail"
+    assert runner.unread == 2 and held.param_groups
+
+
+EMA = """
+import copy
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(160, 8)
+y = (x[:, 0] + x[:, 1] > 0).long()
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+ema = copy.deepcopy(model).requires_grad_(False)  # a moving average of the weights, evaluated beside the model
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+VALS, EMA_VALS = [], []
+
+
+def score(net):
+    out = net(x[128:])
+    return F.nll_loss(F.log_softmax(out, 1), y[128:]) if NLL else F.cross_entropy(out, y[128:])
+
+
+for epoch in range(3):
+    model.train()
+    for i in range(0, 128, 16):
+        opt.zero_grad()
+        F.cross_entropy(model(x[i:i + 16]), y[i:i + 16]).backward()
+        opt.step()
+        with torch.no_grad():
+            for p, q in zip(ema.parameters(), model.parameters()):
+                p.mul_(0.9).add_(q, alpha=0.1)
+    model.eval()
+    with torch.no_grad():
+        VALS.append(score(model).item())
+        EMA_VALS.append(score(ema).item())
+"""
+
+
+@pytest.mark.slow  # ~1 s: two runs of a 24-step script
+def test_an_ema_copy_evaluated_after_the_model_is_left_out_of_its_validation_loss(tmp_path):
+    runner = ScriptWatch(every=5)
+    runner.run(_script(tmp_path, "NLL = False\n" + EMA), [])
+    [w] = runner.watches
+    assert [v for _, v, _ in w._val] == pytest.approx(runner._globals["VALS"], rel=1e-5)
+    # both scored on log_softmax(out): no call reads the model's own output, and none is left out
+    runner = ScriptWatch(every=5)
+    runner.run(_script(tmp_path, "NLL = True\n" + EMA), [])
+    [w] = runner.watches
+    g = runner._globals
+    both = [(v + e) / 2 for v, e in zip(g["VALS"], g["EMA_VALS"], strict=True)]
+    assert [v for _, v, _ in w._val] == pytest.approx(both, rel=1e-5)

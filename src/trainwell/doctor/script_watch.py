@@ -17,7 +17,9 @@ What a user would pass by hand is read from torch's own hooks and calls while th
 - **the validations**: the loss calls the watch already reads after forwards without gradients or in eval mode
   (:mod:`~trainwell.doctor.validation_average`); before the next step (and at the script's end) their mean per
   example, or per target that is not ``ignore_index``, is handed to ``w.validate()``. A validation scored without
-  one of torch's losses (accuracy only) gives no validation curve; the script's own averaging is not read.
+  one of torch's losses (accuracy only) gives no validation curve; the script's own averaging is not read; the
+  training set evaluated beside the validation set, and another model evaluated after the watched one (an EMA
+  copy), are left out (:mod:`~trainwell.doctor.script_training_rows`).
 
 A script that trains one model and then another (a teacher, then a student distilled from it; a new optimizer for
 a fine-tuning stage) has each loop read on its own: when an optimizer the watch does not hold steps twice with the
@@ -38,6 +40,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor.report import Report
+from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
 
 #: nodes of a loss's graph searched for a saved target (a loss is the last few operations of the graph)
 TARGET_NODES = 32
@@ -90,6 +93,7 @@ class ScriptWatch:
         self.reports: list[Report] = []  # one per training loop the script ran, in order
         self.watches: list = []  # ... and its watch
         self.error: str | None = None
+        self.status = 0  # the script's own exit status, as python would give it (1 when it raised)
         self._path = ""
         self._steps: dict[int, int] = {}  # steps per optimizer (by id)
         self._rival = None  # an optimizer the watch does not hold, stepping with the counting one idle
@@ -102,6 +106,8 @@ class ScriptWatch:
         self._stepped: list = []  # the optimizers that stepped before the watch began, in order
         self._outermost: dict[int, nn.Module] = {}  # the modules called outermost before the watch settled
         self._module_hooks: list = []
+        self._training_rows = None  # the training rows, to tell the training set evaluated beside the validation
+        self._outputs = None  # the model's outputs, to tell another model's loss calls after its validation
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
@@ -142,6 +148,7 @@ class ScriptWatch:
         self._patch(torch.Tensor, "backward", backward)
         self._patch(torch.autograd, "backward", autograd_backward)
         self._patch(torch.amp.GradScaler, "scale", scale)
+        self._patch(nn.Module, "__getstate__", hook_free_copies)
 
     def _backed(self, tensor) -> None:
         """A ``backward()`` from ``tensor``: the step's loss, unless it is a later pass of the same step (an LBFGS
@@ -199,9 +206,11 @@ class ScriptWatch:
         self.taps.in_step = True
         if self.watch is None or optimizer is not self.counting:
             return
-        value = validation_value(self.watch.probe.validation_losses)
+        value = validation_value(self.watch.probe.validation_losses, self._training_rows, self._outputs)
         if value is not None:
             self.watch.validate(value)
+        self._training_rows.stepped()
+        self._outputs.stepped()
 
     def _after_step(self, optimizer, args, kwargs) -> None:
         self.taps.in_step = False
@@ -247,13 +256,30 @@ class ScriptWatch:
         for root in (model.values() if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]):
             self._forward_hooks.append(root.register_forward_pre_hook(self._rows))
         self.watch = Watch(model, optimizers, self.every)
+        self._training_rows, self._outputs = TrainingRows(), ModelOutputs()
+        for root in (model.values() if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]):
+            self._forward_hooks.append(root.register_forward_hook(self._output))
+        losses = self.watch.probe.validation_losses
+        saw = losses.saw
+
+        def read(name, args, kwargs, out):  # each loss call kept: whether its input is the model's output
+            before = losses._pending[-1] if losses._pending else None
+            saw(name, args, kwargs, out)
+            if losses._pending and losses._pending[-1] is not before:
+                self._outputs.called(losses._pending[-1], args[0] if args else kwargs.get("input"))
+        losses.saw = read
         self.watch.__enter__()
         self.taps.loss = self.taps.target = None  # the first step is not read
 
     def _rows(self, module, args) -> None:
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        if first is not None and first.dim() and torch.is_grad_enabled() and module.training:
+        training = torch.is_grad_enabled() and module.training
+        if first is not None and first.dim() and training:
             self.taps.rows = len(first)
+        self._training_rows.forward(first, training)
+
+    def _output(self, module, args, out) -> None:
+        self._outputs.forward(out, torch.is_grad_enabled() and module.training)
 
     def _end_loop(self, last: bool = False) -> None:
         """The watched loop is over (the script ended, or ``last`` False: it moved on to another optimizer): its
@@ -261,7 +287,7 @@ class ScriptWatch:
         script's end, and another loop's forwards (a teacher's) when it moved on: dropped then."""
         try:
             if last:
-                value = validation_value(self.watch.probe.validation_losses)
+                value = validation_value(self.watch.probe.validation_losses, self._training_rows, self._outputs)
                 if value is not None:
                     self.watch.validate(value)
         finally:  # its hooks and torch's methods it reads are given back whatever happened
@@ -297,10 +323,11 @@ class ScriptWatch:
         except SystemExit as stop:
             if stop.code not in (None, 0):
                 self.error = f"the script exited with status {stop.code}"
+                self.status = stop.code if isinstance(stop.code, int) else 1  # sys.exit("message") gives 1
         except KeyboardInterrupt:
-            self.error = "interrupted"
+            self.error, self.status = "interrupted", 130
         except Exception:  # the script's own error: shown, and the loop so far reported
-            self.error = traceback.format_exc()
+            self.error, self.status = traceback.format_exc(), 1
         finally:
             sys.argv, sys.path[:] = saved_argv, saved_path
         try:
@@ -326,11 +353,29 @@ class ScriptWatch:
                 sys.modules["__main__"] = saved
 
 
+def hook_free_copies(original):
+    """``nn.Module.__getstate__`` leaving the watch's hooks out: the script's ``copy.deepcopy(model)`` and
+    ``torch.save(model, path)`` copy its model, not the watch."""
+    from trainwell.doctor.hook_free_state import hook_free
+
+    def read(module):
+        return hook_free(original(module))
+    return read
+
+
 def _alive(kind: type) -> list:
     """The live objects of a type (optimizers), in the order the garbage collector holds them."""
     with warnings.catch_warnings():  # isinstance on a deprecated module attribute's stand-in warns
         warnings.simplefilter("ignore")
-        return [o for o in gc.get_objects() if isinstance(o, kind)]
+        return [o for o in gc.get_objects() if _is(o, kind)]
+
+
+def _is(obj, kind: type) -> bool:
+    """``isinstance``, False for a ``weakref.proxy`` whose object is gone (torch.compile leaves some behind)."""
+    try:
+        return isinstance(obj, kind)
+    except ReferenceError:
+        return False
 
 
 def watched_model(optimizers: list, names: dict, called: list | None = None) -> tuple[nn.Module | None, list[str]]:
@@ -366,21 +411,27 @@ def _name(module: nn.Module, names: dict, default: str) -> str:
     return next((k for k, v in names.items() if v is module and not k.startswith("_")), default)
 
 
-def validation_value(losses) -> float | None:
+def validation_value(losses, training_rows: TrainingRows | None = None,
+                     outputs: ModelOutputs | None = None) -> float | None:
     """The validation's loss since the last step, from the loss calls the watch read (those of the function
-    called first): the mean per unit the loss averages over (a class-index loss's targets not ``ignore_index``,
-    another loss's elements); None when there were none."""
+    called first; not those on the training set evaluated beside it, told by ``training_rows``, nor those on
+    another model's outputs, told by ``outputs``): the mean per unit
+    the loss averages over (a class-index loss's targets not ``ignore_index``, another loss's elements); None when
+    there were none."""
     from trainwell.doctor.validation_average import units
 
     pending = losses._pending
     if not pending:
         return None
     first = pending[0][0]
+    keep = training_rows.kept(len(pending)) if training_rows is not None else None
+    ours = outputs.kept(pending) if outputs is not None else None
+    if ours is not None:
+        keep = ours if keep is None else [k and o for k, o in zip(keep, ours, strict=True)]
     total = count = 0.0
-    for call in pending:  # (name, rows, reduction, value, target, ignored, forward rows, weight, on training, ...)
-        name, rows, reduction, value, target, ignored = call[:6]
-        weight, on_training = call[7], call[8]
-        if name != first or on_training:
+    for i, entry in enumerate(pending):  # (name, rows, reduction, value, target, ignored, _, weight, on_training, ...)
+        name, rows, reduction, value, target, ignored, _, weight, on_training = entry[:9]
+        if name != first or on_training or (keep is not None and not keep[i]):
             continue
         kept = units(target, ignored, weight)  # class indices: the targets not ignored; else every element
         n = float(kept) if kept is not None else float(target.numel()) if isinstance(target, torch.Tensor) and \

@@ -188,6 +188,8 @@ class ValidationLosses:
         if held is not None and held.shape != table.shape:
             self._tables[name] = None
         else:
+            if held is not None and held.is_inference() and not torch.is_inference_mode_enabled():
+                held = held.clone()  # summed under torch.inference_mode(), added to outside it
             self._tables[name] = table if held is None else held.add_(table)
             self._pixels = pixels
 
