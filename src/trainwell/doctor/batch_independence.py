@@ -8,6 +8,7 @@ from torch import nn
 from trainwell.doctor import checkpointing
 from trainwell.doctor import outputs as O
 from trainwell.doctor.bags import Bags
+from trainwell.doctor.batch_axis import batch_axis
 from trainwell.doctor.batch_position import batch_position
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
@@ -94,16 +95,6 @@ def _others_moved(xs: torch.Tensor, i: int) -> torch.Tensor:
     moved = xs.clone()
     moved[others] = xs[others[1:] + others[:1]]
     return moved
-
-
-def batch_axis(pair: torch.Tensor, whole: torch.Tensor, n: int) -> int:
-    """The output's axis of examples: 0, unless only another axis grows from 2 to the batch's ``n`` examples
-    (CTC's (T, B, C) log-probabilities, a sequence model's time-first outputs). A scalar (a batch's auxiliary loss)
-    has no axis: 0."""
-    if n <= 2 or pair.dim() != whole.dim() or pair.dim() == 0 or (pair.shape[0] == 2 and whole.shape[0] == n):
-        return 0
-    grown = [d for d in range(whole.dim()) if pair.shape[d] == 2 and whole.shape[d] == n]
-    return grown[0] if len(grown) == 1 else 0
 
 
 def _several(model: nn.Module, xs: Inputs, i: int, axis: int = 0) -> tuple[float, str]:

@@ -21,6 +21,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.bags import Bags
+from trainwell.doctor.batch_axis import batch_axis
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.mixing_site import _differ, _events
 from trainwell.doctor.verdict import Verdict
@@ -68,13 +69,6 @@ def batch_position(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None
     where = f"; it first appears at the output of '{site}', whose input follows the examples" if site else ""
     return Verdict(NAME, "fail", f"the outputs change by up to {change:.3g} when the same {n} examples come in "
                    f"reverse order: an example's output depends on its position in the batch{where}", "0", ADVICE)
-
-
-def batch_axis(pair: torch.Tensor, whole: torch.Tensor, n: int) -> int:
-    """The output's axis of examples, as batch independence reads it."""
-    from trainwell.doctor.batch_independence import batch_axis as axis_of  # it calls this module
-
-    return axis_of(pair, whole, n)
 
 
 def _seeded(model: nn.Module, xs, seed: int):

@@ -264,8 +264,8 @@ def class_normalization(t: torch.Tensor, example_axis: int = 0) -> tuple[str | N
 
 def example_axes(model: nn.Module, x: torch.Tensor | Inputs, count: int) -> list[int]:
     """The axis of examples of each of the ``count`` floating-point output tensors: 0, unless only another axis
-    grows from 2 to 3 examples (the reading of :func:`~trainwell.doctor.batch_independence.batch_axis`)."""
-    from trainwell.doctor.batch_independence import batch_axis
+    grows from 2 to 3 examples (the reading of :func:`~trainwell.doctor.batch_axis.batch_axis`)."""
+    from trainwell.doctor.batch_axis import batch_axis
 
     if len(x) < 3:
         return [0] * count
