@@ -124,6 +124,7 @@ def test_every_readme_command_parses_and_its_config_is_valid(argv, monkeypatch):
         assert combinations(cfg, parse_grid(args.grid), 1)
 
 
+@pytest.mark.slow  # ~1.2 s
 def test_the_readme_sweep_example_builds_a_population_of_27(monkeypatch):
     """The 27-member example: every grid value changes the model, and it trains as one population."""
     from trainwell.config import load_config
