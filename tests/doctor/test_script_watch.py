@@ -452,3 +452,25 @@ def test_an_ema_copy_evaluated_after_the_model_is_left_out_of_its_validation_los
     g = runner._globals
     both = [(v + e) / 2 for v, e in zip(g["VALS"], g["EMA_VALS"], strict=True)]
     assert [v for _, v, _ in w._val] == pytest.approx(both, rel=1e-5)
+
+
+@pytest.mark.slow  # ~1.5 s: a heap walk or two
+def test_a_script_optimizing_raw_tensors_is_not_searched_for_a_model_on_every_step(tmp_path, monkeypatch, capsys):
+    import trainwell.doctor.script_watch as sw
+
+    walks = []
+    alive = sw._alive
+    monkeypatch.setattr(sw, "_alive", lambda kind: walks.append(kind) or alive(kind))
+    raw = """
+    import torch
+    w = torch.zeros(3, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    for _ in range(50):
+        loss = ((w - 1.0) ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    """
+    runner = ScriptWatch()
+    assert runner.run(_script(tmp_path, raw, "raw.py"), []) == [] and runner.error is None
+    assert len(walks) <= 3  # one search (optimizers, then modules), not one per step

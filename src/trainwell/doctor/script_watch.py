@@ -104,6 +104,7 @@ class ScriptWatch:
         self._undo: list = []
         self._forward_hooks: list = []
         self._stepped: list = []  # the optimizers that stepped before the watch began, in order
+        self._unheld: list = []  # optimizers whose parameters no module holds: no loop of a model to watch
         self._outermost: dict[int, nn.Module] = {}  # the modules called outermost before the watch settled
         self._module_hooks: list = []
         self._training_rows = None  # the training rows, to tell the training set evaluated beside the validation
@@ -218,6 +219,8 @@ class ScriptWatch:
         if self.watch is None:
             # the optimizers that step till the first steps again are the loop's (a GAN's generator after its
             # discriminator); with a single optimizer in the process, that one from its first step
+            if any(o is optimizer for o in self._unheld):
+                return  # no module holds its parameters (raw tensors optimized): not looked for again
             if any(o is optimizer for o in self._stepped):
                 self._start(self._stepped)
             elif not self._stepped and len(_alive(torch.optim.Optimizer)) == 1:
@@ -249,7 +252,9 @@ class ScriptWatch:
 
         model, self.names = watched_model(optimizers, self._globals, list(self._outermost.values()))
         self._stepped = optimizers
-        if model is None:
+        if model is None:  # the heap is not walked again on every step of theirs
+            self._unheld.extend(optimizers)
+            self._stepped = []
             return
         self.counting = optimizers[0]
         self.unread = self._steps.get(id(self.counting), 0)
@@ -318,7 +323,6 @@ class ScriptWatch:
         self._path = path
         self._install()
         try:
-            self._globals = {}
             self._run(path)
         except SystemExit as stop:
             if stop.code not in (None, 0):
