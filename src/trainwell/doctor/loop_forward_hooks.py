@@ -69,6 +69,8 @@ class ForwardHooks:
         self._input_rows = len(x) if isinstance(x, torch.Tensor) and x.dim() else None  # a validation's sequences
         on_training = not grad and self.training_batches.holds(x)  # a training batch's accuracy, logged
         self._forwards.append((module.training, grad, [False], on_training))
+        if self.validation_losses.in_forward and not (grad and module.training):
+            self.validation_losses.began(module.training, self._input_rows, on_training)
         if grad:
             self._norms_training.update(n for n, m in self.norms if m.training)
             self._tick += 1
@@ -151,7 +153,7 @@ class ForwardHooks:
         if not self.reading and not (module.training and torch.is_grad_enabled()):
             self.validation_losses.forwarded(module.training, self._input_rows,
                                              self._forwards[-1][2] if self._forwards else None,
-                                             bool(self._forwards and self._forwards[-1][3]))
+                                             bool(self._forwards and self._forwards[-1][3]), out)
 
     def _read_output(self, module, args, out) -> None:
         if torch.is_grad_enabled() and not self.reading:
@@ -160,6 +162,7 @@ class ForwardHooks:
                 self.validation_graphs.forwarded(out)
             else:
                 self.kept_outputs.forwarded(O.logits(out))
+                self.validation_losses.training_output(out)
             if self._forwards:
                 _on_backward(out, self._forwards[-1][2])
         if not (self._armed and torch.is_grad_enabled()) or self.reading:

@@ -25,6 +25,10 @@ that holds the loss of a training batch recomputed before the validation
 means of unequal sizes (a small last batch among few batches) that lies ``UNEQUAL`` (5%) or more from the mean per
 example on every validation read is a warning; below that (the common case of many batches: a bias well under the
 validation loss's own sampling noise) it passes.
+A model that returns its own loss (Hugging Face's, given ``labels``: ``model(**batch)["loss"]``) makes its loss
+calls inside its forward: once a training forward has returned a scalar with a graph, the calls inside the
+validation forwards are read too, and those whose value the forward returns are kept (a returned sum of two, an
+auxiliary penalty folded in, is neither call's value and is not read).
 A validation loss computed another way (accuracy, another loss than the training one, label smoothing or dropout during
 training only) matches none of them and is not read.
 """
@@ -35,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 
+from trainwell.doctor import outputs as O
 from trainwell.doctor.augmented_validation import position_targets
 from trainwell.doctor.average_forms import counts, forms, matched, mixed, targets, tokens
 from trainwell.doctor.mixed_validation import training_batch_mixed
@@ -118,32 +123,80 @@ class ValidationLosses:
         # sum, count), and the ignore_index the validation passed
         self.pad_reads: list[tuple] = []
         self.pad_ignored: int | None = None
+        # the model returns its own loss (a training forward's output holds a scalar with a graph): the loss calls
+        # inside its validation forwards are read too, from the index in _pending where the current one's begin,
+        # with each call's (function, input) for its confusion table, read once the call is kept
+        self.in_forward = False
+        self._inner: int | None = None
+        self._inner_given: list[tuple] = []
 
     def forwarded(self, training: bool, rows: int | None, reached: list[bool] | None = None,
-                  on_training: bool = False) -> None:
+                  on_training: bool = False, out=None) -> None:
         """The end of a forward of the watched model without gradients, or in eval mode (``training`` False) with
         them, its input's ``rows`` (``reached``: set when a backward reaches its outputs): the loss calls that
         follow are read. Not under a mode of the loop's own (``with torch.device("cuda"):`` around the forward):
         leaving it would pop this one. In a loop training in eval mode (:data:`TRAINED` backward passes after such
         forwards, none of them left without one) the forwards with gradients are no longer read: each would
         intercept its step's calls. ``on_training``: its input is a batch a training forward took (a training
-        batch's loss recomputed in eval mode before the validation), its loss calls are kept apart."""
+        batch's loss recomputed in eval mode before the validation), its loss calls are kept apart. ``out``: what
+        the forward returned (read when the calls inside it were, :meth:`began`)."""
         graded = torch.is_grad_enabled()
         if graded and training:
             return
         if graded and self._trained >= TRAINED and not self._graded_validations:
             self._unread = reached
             return
+        if self._inner is not None:
+            self._returned(out)
+        self._enter(rows, on_training, graded)
+
+    def training_output(self, out) -> None:
+        """A training forward's output: one holding a scalar with a graph is the model's own loss, and the
+        validation forwards compute theirs inside too (:attr:`in_forward`)."""
+        if not self.in_forward and not isinstance(out, torch.Tensor):
+            self.in_forward = any(t.dim() == 0 and t.is_floating_point() and t.grad_fn is not None
+                                  for t in O.leaves(out))
+
+    def began(self, training: bool, rows: int | None, on_training: bool = False) -> None:
+        """The start of a forward of the watched model without gradients, or in eval mode with them, when the model
+        returns its own loss (Hugging Face's models given their ``labels``; :attr:`in_forward`): the loss calls
+        inside the forward are read too; at its end (:meth:`forwarded`) only those whose value it returns are
+        kept (an auxiliary loss it computes and folds into another is not the validation's)."""
+        graded = torch.is_grad_enabled()
+        if graded and (training or self._trained >= TRAINED and not self._graded_validations):
+            return
+        if self._enter(rows, on_training, graded):
+            self._inner, self._inner_given = len(self._pending), []
+
+    def _enter(self, rows: int | None, on_training: bool, graded: bool) -> bool:
+        """The mode entered (unless a mode of the loop's own is on: leaving it would pop this one); whether it is
+        on."""
         self._rows, self._on_training = rows, on_training
         if self._mode is None and \
                 all(type(m).__module__.startswith("trainwell.") for m in _get_current_function_mode_stack()):
             self._mode = _LossCalls(self)
             self._mode.__enter__()
             self._graded, self._backward = graded, False
+        return self._mode is not None
+
+    def _returned(self, out) -> None:
+        """The end of a forward whose loss calls were read from its start: those whose value the forward returns
+        are kept."""
+        returned = {t.data_ptr() for t in O.leaves(out) if t.dim() == 0 and t.is_floating_point()}
+        inner = self._pending[self._inner:]
+        kept = [(p, given) for p, given in zip(inner, self._inner_given, strict=True) if p[3].data_ptr() in returned]
+        self._pending[self._inner:] = [p for p, _ in kept]
+        for p, given in kept:
+            if p[5] is not None and not p[8]:
+                self._confused(p[0], confusion(given, p[4], p[5]), given.dim() > 2)
+        self._inner, self._inner_given = None, []
 
     def paused(self) -> None:
         """A forward begins (or a step, a validation, the watch's end): the mode is left, when it is the last one
         entered (else it stays, and a later call leaves it)."""
+        if self._inner is not None:  # a forward read from its start that did not end (it raised)
+            del self._pending[self._inner:]
+            self._inner, self._inner_given = None, []
         if self._unread is not None:  # a forward not read, in eval mode with gradients, without a backward
             self._graded_validations = self._graded_validations or not self._unread[0]
             self._unread = None
@@ -173,7 +226,9 @@ class ValidationLosses:
             weight = weight if isinstance(weight, torch.Tensor) else None
             pads = pad_reading(name, given, target, ignored, self.training_pad, weight) \
                 if ignored is not None and len(self.pad_reads) < VALIDATIONS else None
-            if ignored is not None and not self._on_training:
+            if self._inner is not None:  # inside the forward: its table once it is kept
+                self._inner_given.append(given)
+            elif ignored is not None and not self._on_training:
                 self._confused(name, confusion(given, target, ignored), given.dim() > 2)
             self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows, weight,
                                   self._on_training, None, pads))
@@ -202,6 +257,8 @@ class ValidationLosses:
         """A backward pass while the mode is on (a training step in eval mode): the loss calls were not a
         validation's."""
         self._pending, self._tables = [], {}
+        self._inner = 0 if self._inner is not None else None
+        self._inner_given = []
         self._trained += self._graded and not self._backward
         self._backward = True
 
