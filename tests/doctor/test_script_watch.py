@@ -205,6 +205,10 @@ def test_a_teacher_then_its_student_are_two_loops_each_read_on_its_own(tmp_path)
     assert student["loop: validation examples"].status == "pass"
     firsts = runner._globals["FIRST"]  # what lbfgs.step(closure) returned: each step's first loss
     assert runner.watches[2].losses == pytest.approx(firsts[runner.unread:])
+    # the steps each loop's optimizer took before its watch began (the first ones with the last loop's watch still
+    # open) start its loss curve, each step's own loss once
+    assert runner.watches[2]._before == pytest.approx(firsts[:runner.unread])
+    assert all(r.title.endswith("; its loss curve from step 1)") for r in (teacher, student, probe))
 
 
 WEAKREF_SCRIPT = """
@@ -623,3 +627,34 @@ def test_the_training_rows_and_the_validation_split_key_each_batch_once(monkeypa
     [(n, read)] = split.train
     assert n == 32 and torch.equal(read()[0], rows._train[0]) and len(calls) == 1  # keyed once, read by both
     assert torch.equal(rows._train[0], vr.RowKeys()(x)[0])  # the same keys as on its own
+
+
+LATE_HEAD = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(64, 8)
+y = (x[:, 0] > 0).long()
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+aux = nn.Linear(8, 2)
+for step in range(24):
+    loss = F.cross_entropy(model(x), y) + (F.cross_entropy(aux(x), y) if step >= 8 else 0)
+    opt.zero_grad()
+    loss.backward()
+    if step >= 8:
+        if step == 8:
+            aux_opt = torch.optim.SGD(aux.parameters(), lr=0.1)  # a head's optimizer added mid-run
+        aux_opt.step()  # stepped before the model's, on the same loss
+    opt.step()
+"""
+
+
+@pytest.mark.slow  # ~0.5 s: a 24-step script
+def test_an_optimizer_the_watch_does_not_hold_stepping_first_on_the_loss_leaves_it_to_the_model_s_step(tmp_path):
+    runner = ScriptWatch(every=5)
+    runner.run(_script(tmp_path, LATE_HEAD, "late_head.py"), [])
+    [w] = runner.watches
+    assert runner.error is None and len(w.losses) == 24 - runner.unread  # every step of the model's read

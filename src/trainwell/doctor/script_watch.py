@@ -83,6 +83,7 @@ class _Taps:
     rows: int | None = None
     backing: torch.Tensor | None = None  # the tensor whose Tensor.backward() is running
     in_step: bool = False  # inside an optimizer's step (an LBFGS closure's backward passes)
+    kept: bool = False  # the loss is kept already for a step of an optimizer the watch does not hold
     scaled: dict = field(default_factory=dict)  # id(GradScaler.scale's output) -> the loss it was given
 
 
@@ -182,10 +183,10 @@ class ScriptWatch:
             return
         if self._retire:
             self._end_loop()
-        if taps.in_step and taps.loss is not None:
+        if taps.in_step and taps.loss is not None and not taps.kept:
             return
         loss = taps.scaled.pop(id(tensor), tensor)
-        taps.loss, taps.target = loss, saved_target(loss)
+        taps.loss, taps.target, taps.kept = loss, saved_target(loss), False
 
     def _track_calls(self) -> None:
         """Till the loop's optimizers are known: the modules the script calls outermost (the model, not a part of
@@ -258,7 +259,7 @@ class ScriptWatch:
         if optimizer is not self.counting:
             if not any(o is optimizer for o in self._stepped):  # another loop's optimizer (a student's after
                 # its teacher's): twice with the counting one idle, and the loop has moved on to it
-                self._keep(optimizer)
+                self._keep(optimizer, clear=False)  # (the counting one may step on the same loss next)
                 self._rival_steps = self._rival_steps + 1 if self._rival is optimizer else 1
                 self._rival = optimizer
                 self._retire = self._rival_steps >= 2
@@ -275,13 +276,18 @@ class ScriptWatch:
             self._settled()
         self.watch.step(loss, y=y)
 
-    def _keep(self, optimizer) -> None:
+    def _keep(self, optimizer, clear: bool = True) -> None:
         """A step no watch reads (before the watch began, or of an optimizer the watch does not hold): its loss
-        and labels are kept for the loss curve of a watch that begins on its optimizer."""
+        and labels are kept for the loss curve of a watch that begins on its optimizer; ``clear``: the loss is then
+        dropped from the taps, else marked kept (not kept again; an L-BFGS's next step reads its own)."""
         taps = self.taps
-        if taps.loss is not None:
-            self._early.append((optimizer, taps.loss.detach(), _labels(taps)))
-        taps.loss = taps.target = None
+        if taps.loss is not None and not taps.kept:
+            y = _labels(taps)
+            self._early.append((optimizer, taps.loss.detach(), None if y is None else y.detach()))
+        if clear:
+            taps.loss, taps.target, taps.kept = None, None, False
+        else:
+            taps.kept = taps.loss is not None
 
     # -- the model -------------------------------------------------------------------------------------------
     def _start(self, optimizers: list) -> None:
@@ -428,7 +434,7 @@ def _labels(taps: _Taps) -> torch.Tensor | None:
     """The step's labels: the target its loss saved, when its rows are the batch's."""
     target = taps.target
     if isinstance(target, torch.Tensor) and target.dim() and taps.rows is not None and len(target) == taps.rows:
-        return target.detach()
+        return target
     return None
 
 
