@@ -88,11 +88,22 @@ def cmd_watch(args) -> int:
     _import_pipeline()
     from trainwell.doctor.script_watch import ScriptWatch
 
-    runner = ScriptWatch(args.every)
+    runner = ScriptWatch(args.every, args.model)
     reports = runner.run(args.script, args.script_args)
+    if runner.model_error:  # the script was stopped: --model named none of its modules
+        raise TrainwellError(runner.model_error)
     if runner.error:
         print(runner.error.rstrip(), file=sys.stderr)
     if not reports:
+        if runner.unmatched:
+            raise TrainwellError(f"--model {args.model} holds none of the parameters of the optimizers that "
+                                 f"stepped in {args.script}: nothing was watched")
+        if runner.exited:  # its help (-h), a check that failed, sys.exit() before training: its own status
+            print(f"trainwell watch: {args.script} exited (status {runner.status}) before any training loop: "
+                  "nothing was watched", file=sys.stderr)
+            if args.json:
+                print("[]")
+            return runner.status
         raise TrainwellError(f"{args.script} never called optimizer.step() twice: there was no training loop to "
                              "read")
     if args.json:  # one object per training loop: its title and its verdicts

@@ -84,20 +84,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     wat = sub.add_parser("watch", help="run your own training script unchanged with the doctor watching its loop; "
                                        "exit 1 on a fail",
+                         usage="trainwell watch [-h] [--every N] [--json] [--model NAME] SCRIPT.py [ARGS ...]",
                          description="Run a training script of your own, unchanged (no trainwell import, no "
-                                     "w.step() calls), with the doctor watching its loop: from the end of the first "
-                                     "optimizer.step(), every step's loss (the tensor backward() started from), its "
-                                     "labels (the target torch's loss saved), the loss calls of its validations, "
-                                     "its gradients, optimizer, rate and modes are read; the verdicts are printed "
-                                     "when the script ends (also when it raises). Exit 1 if any check fails; a script "
-                                     "that raises or exits with a status gives its own status.",
-                         epilog="example:\n  trainwell watch train.py --epochs 5     the script gets --epochs 5",
+                                     "w.step() calls), with the doctor watching its loop: every step's loss (the "
+                                     "tensor backward() started from; the loss curve from the first "
+                                     "optimizer.step() on, the rest from the end of it), its labels (the target "
+                                     "torch's loss saved), the loss calls of its validations, its gradients, "
+                                     "optimizer, rate and modes are read; the verdicts are printed when the script "
+                                     "ends (also when it raises). Exit 1 if any check fails; a script that raises "
+                                     "or exits with a status gives its own status, also one that exits before "
+                                     "training (its -h).\n\nOptions before SCRIPT.py are trainwell's; everything "
+                                     "after it goes to the script (its own -h, --every, ...).",
+                         epilog="examples:\n"
+                                "  trainwell watch train.py --epochs 5               the script gets --epochs 5\n"
+                                "  trainwell watch --every 10 train.py --every 2     trainwell reads every 10th step "
+                                "whole; the script gets --every 2\n"
+                                "  trainwell watch --model trainer.model train.py    watch the module the script "
+                                "holds as trainer.model",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    wat.add_argument("--every", type=_positive_int, default=50,
+    wat.add_argument("--every", type=_positive_int, default=50, metavar="N",
                      help="steps between two steps read whole (activations, update ratios); default 50")
     wat.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    wat.add_argument("script", help="the Python script that trains (run as __main__)")
-    wat.add_argument("script_args", nargs=argparse.REMAINDER, metavar="...",
+    wat.add_argument("--model", metavar="NAME",
+                     help="the script's variable holding the model to watch: a global of the script (model) or a "
+                          "dotted path from one (trainer.model); default: the module that holds the stepping "
+                          "optimizers' parameters")
+    wat.add_argument("script", metavar="SCRIPT.py", help="the Python script that trains (run as __main__)")
+    wat.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments for the script (everything after its name)")
 
     pr = sub.add_parser("prune", help="lottery-ticket rounds: train, prune by magnitude, reset, retrain",

@@ -110,7 +110,7 @@ def test_a_gan_s_two_modules_are_watched_side_by_side_and_the_script_s_error_sti
     runner = ScriptWatch(every=10)
     [report] = runner.run(_script(tmp_path, gan, "gan.py"), [])
     assert runner.names == ["D", "G"] and "ValueError: stopped on purpose" in runner.error
-    assert runner.unread == 2 and report.title.endswith(": D, G (read from step 3)")
+    assert runner.unread == 2 and report.title.endswith(": D, G (read from step 3; its loss curve from step 1)")
     assert report["loop: gradients at optimizer.step()"].status == "pass"
 
 
@@ -205,6 +205,10 @@ def test_a_teacher_then_its_student_are_two_loops_each_read_on_its_own(tmp_path)
     assert student["loop: validation examples"].status == "pass"
     firsts = runner._globals["FIRST"]  # what lbfgs.step(closure) returned: each step's first loss
     assert runner.watches[2].losses == pytest.approx(firsts[runner.unread:])
+    # the steps each loop's optimizer took before its watch began (the first ones with the last loop's watch still
+    # open) start its loss curve, each step's own loss once
+    assert runner.watches[2]._before == pytest.approx(firsts[:runner.unread])
+    assert all(r.title.endswith("; its loss curve from step 1)") for r in (teacher, student, probe))
 
 
 WEAKREF_SCRIPT = """
@@ -474,3 +478,183 @@ def test_a_script_optimizing_raw_tensors_is_not_searched_for_a_model_on_every_st
     runner = ScriptWatch()
     assert runner.run(_script(tmp_path, raw, "raw.py"), []) == [] and runner.error is None
     assert len(walks) <= 3  # one search (optimizers, then modules), not one per step
+
+
+LBFGS = """
+import sys
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(256, 20)
+y = (x @ torch.randn(20, 4) + 2 * torch.randn(256, 4)).argmax(1)  # noisy labels: no perfect fit
+model = nn.Linear(20, 4)
+if sys.argv[1:] == ["tiny_rate"]:  # one iteration a step at a rate that moves nothing: a flat curve from step 1
+    opt = torch.optim.LBFGS(model.parameters(), lr=1e-5, max_iter=1)
+else:  # full-batch L-BFGS: it reaches the minimum within its first step
+    opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=20, history_size=10, line_search_fn="strong_wolfe")
+LOSSES = []
+for it in range(15):
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y) + 1e-3 * model.weight.pow(2).sum()
+        loss.backward()
+        return loss
+    LOSSES.append(float(opt.step(closure)))
+"""
+
+
+@pytest.mark.slow  # ~2-3 s: two runs of 15 L-BFGS steps
+def test_the_loss_curve_starts_at_the_loop_s_first_step_so_lbfgs_converging_in_it_is_not_flat(tmp_path):
+    path = _script(tmp_path, LBFGS, "lbfgs.py")
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(path, [])
+    assert report["learning rate (loss curve)"].status == "pass", report  # not "flat" from step 2 on
+    [w] = runner.watches
+    first = runner._globals["LOSSES"]  # what opt.step(closure) returned: each step's first loss
+    assert w._before == pytest.approx(first[:runner.unread]) and w.losses == pytest.approx(first[runner.unread:])
+    assert torch.equal(w._before_ys[0], runner._globals["y"])  # the first step's labels, read from its loss
+    assert runner.curve_from == 1 and report.title.endswith(f"(read from step {runner.unread + 1}; its loss curve "
+                                                            "from step 1)")
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(path, ["tiny_rate"])
+    assert report["learning rate (loss curve)"].value.startswith("flat")
+
+
+HELPFUL = """
+import argparse
+import sys
+
+parser = argparse.ArgumentParser(description="trains a small classifier")
+parser.add_argument("--every", type=int, default=1, help="log every N steps")
+args = parser.parse_args()
+print(f"logging every {args.every}")
+if args.every < 1:
+    sys.exit(3)  # its own check, failed before training
+"""
+
+
+def test_a_script_that_exits_before_training_gives_its_own_output_and_status(tmp_path, capsys):
+    path = _script(tmp_path, HELPFUL, "cli.py")
+    assert main(["watch", path, "-h"]) == 0  # the script's help, not trainwell's, and its status
+    out, err = capsys.readouterr()
+    assert "trains a small classifier" in out and "log every N steps" in out
+    assert "cli.py exited (status 0) before any training loop: nothing was watched" in err
+    assert "never called" not in err
+    assert main(["watch", path, "--every", "0"]) == 3
+    assert "exited (status 3) before any training loop" in capsys.readouterr().err
+    assert main(["watch", "--json", path, "--every", "0"]) == 3  # --json: no loop, an empty list
+    assert capsys.readouterr().out.splitlines()[-1] == "[]"
+    # the options after the script's name are the script's: it ran to its end without training
+    assert main(["watch", path, "--every", "5"]) == 2
+    out, err = capsys.readouterr()
+    assert "logging every 5" in out and "never called optimizer.step()" in err
+
+
+def test_trainwell_s_options_come_before_the_script_s_name(capsys):
+    assert main(["watch", "-h"]) == 0  # trainwell's help
+    out = capsys.readouterr().out
+    assert "--model NAME" in out and "everything after it goes to the script" in out
+
+
+TRAINER = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Trainer:
+    def __init__(self):
+        self.model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def fit(self, x, y, steps):
+        for _ in range(steps):
+            self.opt.zero_grad()
+            F.cross_entropy(self.model(x), y).backward()
+            self.opt.step()
+
+
+torch.manual_seed(0)
+x = torch.randn(64, 8)
+y = (x[:, 0] > 0).long()
+LR = 0.1
+probe = nn.Linear(8, 2)  # a module beside the trained one, trained by no optimizer
+trainer = Trainer()
+trainer.fit(x, y, 12)
+"""
+
+
+@pytest.mark.slow  # ~0.5 s: a 12-step script
+def test_model_names_the_script_s_variable_holding_the_model_to_watch(tmp_path):
+    runner = ScriptWatch(every=5, model="trainer.model")
+    [report] = runner.run(_script(tmp_path, TRAINER), [])
+    assert runner.error is None and runner.names == ["trainer.model"]
+    assert runner.watches[0].probe.model is runner._globals["trainer"].model
+    assert ": trainer.model (read from step 2; its loss curve from step 1)" in report.title
+
+
+@pytest.mark.parametrize("name, said", [
+    ("trainer.modle", "--model trainer.modle: trainer (of type Trainer) has no attribute 'modle'; the nn.Modules "
+                      "trainer (of type Trainer) holds: model"),
+    ("net", "--model net: the script has no global 'net'; the nn.Modules the script holds: probe"),
+    ("LR", "--model LR is of type float, not a torch nn.Module; the nn.Modules the script holds: probe"),
+])
+def test_model_naming_no_module_of_the_script_is_one_line_naming_what_it_holds(tmp_path, capsys, name, said):
+    assert main(["watch", "--model", name, _script(tmp_path, TRAINER)]) == 2
+    err = capsys.readouterr().err
+    assert f"trainwell watch: error: {said}" in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_model_naming_a_module_no_optimizer_trains_watches_nothing(tmp_path, capsys):
+    assert main(["watch", "--model", "probe", _script(tmp_path, TRAINER)]) == 2
+    assert "--model probe holds none of the parameters of the optimizers that stepped" in capsys.readouterr().err
+
+
+def test_the_training_rows_and_the_validation_split_key_each_batch_once(monkeypatch):
+    import trainwell.doctor.validation_rows as vr
+    from trainwell.doctor.script_training_rows import TrainingRows
+
+    keyed, calls = vr._float_keys, []
+    monkeypatch.setattr(vr, "_float_keys", lambda *a: calls.append(1) or keyed(*a))
+    split = vr.SplitRows()  # the watch's own reader of the training rows (loop: validation examples)
+    rows = TrainingRows(split.keys)  # trainwell watch's, sharing its keys
+    x = torch.randn(32, 8)
+    rows.forward(x, True)  # the script's training forward: trainwell watch's hook, then the watch's
+    split.with_grad(x)
+    split.stepped()
+    [(n, read)] = split.train
+    assert n == 32 and torch.equal(read()[0], rows._train[0]) and len(calls) == 1  # keyed once, read by both
+    assert torch.equal(rows._train[0], vr.RowKeys()(x)[0])  # the same keys as on its own
+
+
+LATE_HEAD = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(64, 8)
+y = (x[:, 0] > 0).long()
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+aux = nn.Linear(8, 2)
+for step in range(24):
+    loss = F.cross_entropy(model(x), y) + (F.cross_entropy(aux(x), y) if step >= 8 else 0)
+    opt.zero_grad()
+    loss.backward()
+    if step >= 8:
+        if step == 8:
+            aux_opt = torch.optim.SGD(aux.parameters(), lr=0.1)  # a head's optimizer added mid-run
+        aux_opt.step()  # stepped before the model's, on the same loss
+    opt.step()
+"""
+
+
+@pytest.mark.slow  # ~0.5 s: a 24-step script
+def test_an_optimizer_the_watch_does_not_hold_stepping_first_on_the_loss_leaves_it_to_the_model_s_step(tmp_path):
+    runner = ScriptWatch(every=5)
+    runner.run(_script(tmp_path, LATE_HEAD, "late_head.py"), [])
+    [w] = runner.watches
+    assert runner.error is None and len(w.losses) == 24 - runner.unread  # every step of the model's read

@@ -4,7 +4,8 @@ training set evaluated beside the validation set, and another model evaluated af
 A script that logs its training loss in eval mode (``evaluate(train_loader)``, then ``evaluate(val_loader)``)
 makes the same loss calls on both sets before its next step; the watch hands ``w.validate()`` their mean, so the
 training set's calls would pull the validation curve down to the training loss. The rows of the script's training
-forwards are keyed (:class:`~trainwell.doctor.validation_rows.RowKeys`); each forward without gradients or in eval
+forwards are keyed (:class:`~trainwell.doctor.validation_rows.RowKeys`, the watch's own, which ``loop: validation
+examples`` reads too: each batch is keyed once); each forward without gradients or in eval
 mode gets the share of its rows that are training rows; when these forwards split into some made wholly of training
 rows and the others of none (as ``loop: validation examples`` reads them; wholly: half or more, the rows of the
 steps before the watch began not being keyed), the loss calls on the former are left
@@ -38,8 +39,8 @@ class TrainingRows:
     """The keys of the rows the script's training forwards took, and the share of training rows of each forward
     without gradients (or in eval mode) since the last step."""
 
-    def __init__(self):
-        self.keys = RowKeys()
+    def __init__(self, keys: RowKeys | None = None):
+        self.keys = keys or RowKeys()  # the watch's own (its validation split's): a batch gathered and keyed once
         self._train: list[torch.Tensor] = []
         self._rows = 0
         self._forwards = 0  # training forwards seen

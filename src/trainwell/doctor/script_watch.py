@@ -8,8 +8,11 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   is the module holding all their parameters that the script called outermost (a model ending in a Sigmoid, not
   the network before it; else the smallest holding them all), or the modules holding them side by side (a
   generator and a discriminator never called together) gathered in an ``nn.ModuleDict`` named after the script's
-  variables. The watch begins at the end of that step (of the first step when the process holds one optimizer):
-  the loop's first step (or two) is not read.
+  variables; ``--model NAME`` names the module itself (:mod:`~trainwell.doctor.named_model`). The watch begins at
+  the end of that step (of the first step when the process holds one optimizer): of the loop's first step (or two)
+  only the loss and labels are read (kept when its optimizer stepped, as those of another loop's optimizer are):
+  they start the watch's loss curve (``Watch.began_after``), so that an L-BFGS converging within its first step
+  does not read as flat.
 - **the loss**: the tensor the step's last ``backward()`` started from (under AMP, the loss ``GradScaler.scale``
   was given, not its scaled copy), handed to ``w.step()`` when the counting optimizer's step ends.
 - **the labels**: the target a class-index or regression loss saved in that loss's graph (``F.cross_entropy``'s,
@@ -34,16 +37,21 @@ import os
 import sys
 import traceback
 import warnings
+from collections import deque
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from trainwell.doctor.named_model import named_model
 from trainwell.doctor.report import Report
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
 
 #: nodes of a loss's graph searched for a saved target (a loss is the last few operations of the graph)
 TARGET_NODES = 32
+#: the latest steps kept unread (before a watch began, or another loop's optimizer's): their losses and labels
+#: start the loss curve of the watch that begins on their optimizer
+EARLY = 16
 
 
 def saved_target(loss: torch.Tensor) -> torch.Tensor | None:
@@ -75,17 +83,29 @@ class _Taps:
     rows: int | None = None
     backing: torch.Tensor | None = None  # the tensor whose Tensor.backward() is running
     in_step: bool = False  # inside an optimizer's step (an LBFGS closure's backward passes)
+    kept: bool = False  # the loss is kept already for a step of an optimizer the watch does not hold
     scaled: dict = field(default_factory=dict)  # id(GradScaler.scale's output) -> the loss it was given
+
+
+class ModelNameError(BaseException):
+    """``--model NAME`` names no ``nn.Module`` of the script: the script is stopped (not an ``Exception``, which
+    the script's own ``except Exception`` would catch)."""
 
 
 class ScriptWatch:
     """Runs a script with torch's step hooks and backward calls read; starts a :class:`~trainwell.doctor.watch.
-    Watch` at the end of the first optimizer step and feeds it every step, validation and the report."""
+    Watch` at the end of the first optimizer step and feeds it every step, validation and the report. ``model``:
+    the script's name for the model to watch (a global, or a dotted path from one: ``trainer.model``), instead of
+    the module found from the optimizers' parameters."""
 
-    def __init__(self, every: int = 50):
+    def __init__(self, every: int = 50, model: str | None = None):
         if every < 1:
             raise ValueError(f"--every {every} is not allowed: use an integer >= 1")
         self.every = every
+        self.model_name = model
+        self.model_error: str | None = None  # --model named no nn.Module of the script
+        self.unmatched = False  # --model's module holds none of the parameters of the optimizers that stepped
+        self.exited = False  # the script ended by raising or calling sys.exit, not by running to its end
         self.watch = None
         self.names: list[str] = []  # the watched modules, as the script names them
         self.counting = None  # the optimizer whose steps count
@@ -108,6 +128,8 @@ class ScriptWatch:
         self._outermost: dict[int, nn.Module] = {}  # the modules called outermost before the watch settled
         self._module_hooks: list = []
         self._training_rows = None  # the training rows, to tell the training set evaluated beside the validation
+        self._early: deque = deque(maxlen=EARLY)  # (optimizer, loss, labels) of the latest steps not read
+        self.curve_from = 0  # the first step of the counting optimizer's in the loss curve
         self._outputs = None  # the model's outputs, to tell another model's loss calls after its validation
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
@@ -161,10 +183,10 @@ class ScriptWatch:
             return
         if self._retire:
             self._end_loop()
-        if taps.in_step and taps.loss is not None:
+        if taps.in_step and taps.loss is not None and not taps.kept:
             return
         loss = taps.scaled.pop(id(tensor), tensor)
-        taps.loss, taps.target = loss, saved_target(loss)
+        taps.loss, taps.target, taps.kept = loss, saved_target(loss), False
 
     def _track_calls(self) -> None:
         """Till the loop's optimizers are known: the modules the script calls outermost (the model, not a part of
@@ -190,8 +212,13 @@ class ScriptWatch:
         self._forward_hooks = []
 
     def _entered(self, module, args) -> None:
-        if self._depth == 0 and len(self._outermost) < 64:
-            self._outermost.setdefault(id(module), module)
+        if self._depth == 0:
+            if len(self._outermost) < 64:
+                self._outermost.setdefault(id(module), module)
+            if torch.is_grad_enabled() and module.training:  # the batch's rows, for the labels of unread steps
+                first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+                if first is not None and first.dim():
+                    self.taps.rows = len(first)
         self._depth += 1
 
     def _settled(self) -> None:
@@ -221,6 +248,7 @@ class ScriptWatch:
             # discriminator); with a single optimizer in the process, that one from its first step
             if any(o is optimizer for o in self._unheld):
                 return  # no module holds its parameters (raw tensors optimized): not looked for again
+            self._keep(optimizer)
             if any(o is optimizer for o in self._stepped):
                 self._start(self._stepped)
             elif not self._stepped and len(_alive(torch.optim.Optimizer)) == 1:
@@ -231,26 +259,46 @@ class ScriptWatch:
         if optimizer is not self.counting:
             if not any(o is optimizer for o in self._stepped):  # another loop's optimizer (a student's after
                 # its teacher's): twice with the counting one idle, and the loop has moved on to it
+                self._keep(optimizer, clear=False)  # (the counting one may step on the same loss next)
                 self._rival_steps = self._rival_steps + 1 if self._rival is optimizer else 1
                 self._rival = optimizer
                 self._retire = self._rival_steps >= 2
             return
         self._rival, self._rival_steps = None, 0
+        if self._early:
+            self._early.clear()  # no other loop's
         taps = self.taps
         if taps.loss is None:
             return  # a step without a backward of the script's (a closure's LBFGS, read as its own)
-        y = taps.target if isinstance(taps.target, torch.Tensor) and taps.target.dim() and \
-            taps.rows is not None and len(taps.target) == taps.rows else None
+        y = _labels(taps)
         loss, taps.loss, taps.target = taps.loss, None, None
         if self._module_hooks:
             self._settled()
         self.watch.step(loss, y=y)
 
+    def _keep(self, optimizer, clear: bool = True) -> None:
+        """A step no watch reads (before the watch began, or of an optimizer the watch does not hold): its loss
+        and labels are kept for the loss curve of a watch that begins on its optimizer; ``clear``: the loss is then
+        dropped from the taps, else marked kept (not kept again; an L-BFGS's next step reads its own)."""
+        taps = self.taps
+        if taps.loss is not None and not taps.kept:
+            y = _labels(taps)
+            self._early.append((optimizer, taps.loss.detach(), None if y is None else y.detach()))
+        if clear:
+            taps.loss, taps.target, taps.kept = None, None, False
+        else:
+            taps.kept = taps.loss is not None
+
     # -- the model -------------------------------------------------------------------------------------------
     def _start(self, optimizers: list) -> None:
         from trainwell.doctor.watch import Watch
 
-        model, self.names = watched_model(optimizers, self._globals, list(self._outermost.values()))
+        if self.model_name is None:
+            model, self.names = watched_model(optimizers, self._globals, list(self._outermost.values()))
+            roots = list(model.values()) if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]
+        else:
+            model, optimizers = self._named(optimizers)
+            self.names, roots = [self.model_name], [model]
         self._stepped = optimizers
         if model is None:  # the heap is not walked again on every step of theirs
             self._unheld.extend(optimizers)
@@ -258,11 +306,11 @@ class ScriptWatch:
             return
         self.counting = optimizers[0]
         self.unread = self._steps.get(id(self.counting), 0)
-        for root in (model.values() if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]):
+        for root in roots:
             self._forward_hooks.append(root.register_forward_pre_hook(self._rows))
         self.watch = Watch(model, optimizers, self.every)
-        self._training_rows, self._outputs = TrainingRows(), ModelOutputs()
-        for root in (model.values() if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]):
+        self._training_rows, self._outputs = TrainingRows(self.watch.probe.split_rows.keys), ModelOutputs()
+        for root in roots:
             self._forward_hooks.append(root.register_forward_hook(self._output))
         losses = self.watch.probe.validation_losses
         saw = losses.saw
@@ -274,7 +322,27 @@ class ScriptWatch:
                 self._outputs.called(losses._pending[-1], args[0] if args else kwargs.get("input"))
         losses.saw = read
         self.watch.__enter__()
-        self.taps.loss = self.taps.target = None  # the first step is not read
+        early = [(loss, y) for o, loss, y in self._early if o is self.counting]
+        self._early.clear()
+        self.curve_from = self.unread + 1 - len(early)
+        if early:  # the steps before the watch began start its loss curve
+            self.watch.began_after([loss for loss, _ in early], [y for _, y in early])
+        self.taps.loss = self.taps.target = None
+
+    def _named(self, optimizers: list) -> tuple[nn.Module | None, list]:
+        """The module ``--model`` names and, of the optimizers, those training it (none: another loop's, a
+        teacher's before the named student's; the model then None)."""
+        try:
+            model = named_model(self.model_name, self._globals)
+        except ValueError as wrong:
+            raise ModelNameError(str(wrong)) from None
+        held = {id(p) for p in model.parameters()}
+        mine = [o for o in optimizers if any(id(p) in held for g in o.param_groups for p in g["params"])]
+        if not mine:
+            self.unmatched = True
+            return None, optimizers
+        self.unmatched = False
+        return model, mine
 
     def _rows(self, module, args) -> None:
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)
@@ -298,8 +366,9 @@ class ScriptWatch:
         finally:  # its hooks and torch's methods it reads are given back whatever happened
             self.watch.close()
         report = self.watch.report()
+        curve = f"; its loss curve from step {self.curve_from}" if self.curve_from <= self.unread else ""
         report.title = f"trainwell watch: {os.path.basename(self._path)}: {', '.join(self.names)} (read from " \
-            f"step {self.unread + 1})"
+            f"step {self.unread + 1}{curve})"
         self.reports.append(report)
         self.watches.append(self.watch)
         for h in self._forward_hooks:
@@ -324,14 +393,18 @@ class ScriptWatch:
         self._install()
         try:
             self._run(path)
+        except ModelNameError as wrong:
+            self.error = self.model_error = str(wrong)
+            self.status = 2
         except SystemExit as stop:
+            self.exited = True
             if stop.code not in (None, 0):
                 self.error = f"the script exited with status {stop.code}"
                 self.status = stop.code if isinstance(stop.code, int) else 1  # sys.exit("message") gives 1
         except KeyboardInterrupt:
-            self.error, self.status = "interrupted", 130
+            self.error, self.status, self.exited = "interrupted", 130, True
         except Exception:  # the script's own error: shown, and the loop so far reported
-            self.error, self.status = traceback.format_exc(), 1
+            self.error, self.status, self.exited = traceback.format_exc(), 1, True
         finally:
             sys.argv, sys.path[:] = saved_argv, saved_path
         try:
@@ -355,6 +428,14 @@ class ScriptWatch:
         finally:
             if saved is not None:
                 sys.modules["__main__"] = saved
+
+
+def _labels(taps: _Taps) -> torch.Tensor | None:
+    """The step's labels: the target its loss saved, when its rows are the batch's."""
+    target = taps.target
+    if isinstance(target, torch.Tensor) and target.dim() and taps.rows is not None and len(target) == taps.rows:
+        return target
+    return None
 
 
 def hook_free_copies(original):
@@ -447,10 +528,10 @@ def validation_value(losses, training_rows: TrainingRows | None = None,
     return total / count if count else None
 
 
-def watch_script(path: str, argv: list[str] | None = None, every: int = 50) -> list[Report]:
+def watch_script(path: str, argv: list[str] | None = None, every: int = 50, model: str | None = None) -> list[Report]:
     """Run the training script at ``path`` (with ``argv``) unchanged, with the doctor watching its loops; a report
-    per training loop (none when it never stepped an optimizer)."""
-    return ScriptWatch(every).run(path, list(argv or []))
+    per training loop (none when it never stepped an optimizer). ``model``: as ``--model``."""
+    return ScriptWatch(every, model).run(path, list(argv or []))
 
 
-__all__ = ["ScriptWatch", "saved_target", "validation_value", "watch_script", "watched_model"]
+__all__ = ["ModelNameError", "ScriptWatch", "saved_target", "validation_value", "watch_script", "watched_model"]

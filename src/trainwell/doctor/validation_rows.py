@@ -117,10 +117,28 @@ class RowKeys:
         sampled, keyed, weights = self._plan(d, not floating and d <= WHOLE_ROW, flat.device)
         if floating:  # keyed and sampled hold the same positions
             values = flat.clone() if len(keyed) == d else flat.index_select(1, keyed)
-            return len(flat), lambda: _float_keys(values, weights, d)
+            return len(flat), _FloatKeys(values, weights, d)
         keys = ((flat if len(keyed) == d else flat.index_select(1, keyed)).long() * weights).sum(1)
         elements = _padded(flat.index_select(1, sampled).int(), d)
         return len(flat), lambda: (keys, elements)
+
+
+class _FloatKeys:
+    """A floating-point batch's keys and sampled elements, computed from its gathered elements when first asked
+    for and kept: the readers sharing a :class:`RowKeys` (the split's, the labels', ``trainwell watch``'s training
+    rows) key a batch once."""
+
+    __slots__ = ("_values", "_weights", "_d", "_read")
+
+    def __init__(self, values: torch.Tensor, weights: torch.Tensor, d: int):
+        self._values, self._weights, self._d = values, weights, d
+        self._read: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._read is None:
+            self._read = _float_keys(self._values, self._weights, self._d)
+            self._values = None  # the elements are in the reading now
+        return self._read
 
 
 def _float_keys(values: torch.Tensor, weights: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -149,6 +149,8 @@ class Watch:
         self.batch_size = batch_size
         self._state = State(model=model, optimizer=optimizer)
         self._losses: list = []  # detached tensors or floats; converted in one go when read
+        self._before: list[float] = []  # the losses of the steps taken before the watch began (began_after)
+        self._before_ys: list = []  # ... and their labels (None where not read)
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
         # the weighted samplers of the DataLoaders iterated while watched, and the steps their epochs began at
@@ -308,6 +310,13 @@ class Watch:
         self._start_readers()
         self._compile_next_step()
 
+    def began_after(self, losses: list, ys: list | None = None) -> None:
+        """The loop took steps before the watch began (``trainwell watch`` knows the model only once its first
+        step ended): their ``losses`` (and labels ``ys``, None where not read) start the loss curve that the
+        learning-rate reading reads; nothing else of those steps was read."""
+        self._before = [float(v) for v in losses]
+        self._before_ys = list(ys) if ys is not None else [None] * len(self._before)
+
     def _start_readers(self) -> None:
         """Enter the modes that read the torch calls of the next step's loss."""
         self._contrastive.start()
@@ -431,18 +440,16 @@ class Watch:
         phases = ["monitor"] * len(verdicts)
         losses = self.losses
         ys = [y.cpu() for y in self._ys]
-        floor = (ll.soft_target_floors(ys, losses) or supcon_floors(self._contrastive, ys, losses) or
-                 ll.loss_floor(self.probe))
-        binary = None if floor else soft_binary_floors(self.probe.binary_reads, ys, losses)
-        bound = binary is not None and floor_is_a_bound(self.probe.binary_reads)
+        early, floors, bound = self._curve_floors(losses, ys)
         classes = mean_cross_entropy_classes(self.probe.steps)  # ln C: an untrained classifier's loss, a validation
         # loss there learned nothing
         untrained = math.log(classes) if classes and classes > 1 else None
-        floors = floor or binary or 0.0
+        whole = early + losses  # the loss curve: from the steps before the watch began, when there were any
 
-        def read(start: int) -> diagnosis.Verdict:
-            return diagnosis.learning_rate_diagnosis(losses[start:], self.batch_size, bound=bound, untrained=untrained,
-                                                     floor=floors[start:] if isinstance(floors, list) else floors)
+        def read(start: int) -> diagnosis.Verdict:  # start: a watched step's index (the rereads' count in losses)
+            at = start + len(early) if start else 0
+            return diagnosis.learning_rate_diagnosis(whole[at:], self.batch_size, bound=bound, untrained=untrained,
+                                                     floor=floors[at:] if isinstance(floors, list) else floors)
 
         curve = reread_after_warmup(read(0), self.probe.lrs, losses, read)  # a warm-up's climb is no low rate
         curve = reread_after_reset(curve, self._inits.partial_resets(), losses, read)  # a layer reset's jump
@@ -469,6 +476,28 @@ class Watch:
         model = type(self._state.model).__name__
         deferred = defer_to_binary_targets(defer_to_empty_epochs(defer(verdicts + post)))  # each names its cause
         return Report(agree(deferred), f"trainwell doctor: watching {model}", phases + ["post"] * len(post))
+
+    def _curve_floors(self, losses: list[float], ys: list) -> tuple[list[float], float | list[float], bool]:
+        """The losses of the steps before the watch began that the loss curve starts with, the curve's floor (a
+        number, or one per step of that curve) and whether it is a bound. Floors per step need every step's labels:
+        without the earlier steps' the curve starts at the watch."""
+        def floors_of(ys, losses):
+            floor = (ll.soft_target_floors(ys, losses) or supcon_floors(self._contrastive, ys, losses) or
+                     ll.loss_floor(self.probe))
+            binary = None if floor else soft_binary_floors(self.probe.binary_reads, ys, losses)
+            return floor or binary or 0.0, binary is not None and floor_is_a_bound(self.probe.binary_reads)
+
+        floors, bound = floors_of(ys, losses)
+        early = self._before
+        if early and isinstance(floors, list):
+            labelled = all(isinstance(y, torch.Tensor) for y in self._before_ys)
+            whole = floors_of([y.cpu() for y in self._before_ys] + ys, early + losses) if labelled else (None, False)
+            if isinstance(whole[0], list) and len(whole[0]) == len(early) + len(losses):
+                floors, bound = whole
+            else:
+                early = []
+        return list(early), floors, bound
+
 
 def watch(model: nn.Module, optimizer: torch.optim.Optimizer | list[torch.optim.Optimizer], every: int = 50,
           **options) -> Watch:
