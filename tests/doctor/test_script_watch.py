@@ -658,3 +658,64 @@ def test_an_optimizer_the_watch_does_not_hold_stepping_first_on_the_loss_leaves_
     runner.run(_script(tmp_path, LATE_HEAD, "late_head.py"), [])
     [w] = runner.watches
     assert runner.error is None and len(w.losses) == 24 - runner.unread  # every step of the model's read
+
+
+HF_STYLE = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+
+class Examples(Dataset):
+    def __init__(self, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 8, generator=g)
+        self.labels = (self.x[:, 0] + self.x[:, 1] > 0).long() + (self.x[:, 2] > 0.5).long()
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"features": self.x[i], "labels": self.labels[i]}
+
+
+class SelfScoring(nn.Module):  # returns its own loss when given labels, as Hugging Face's models do
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+
+    def forward(self, features, labels=None):
+        logits = self.net(features)
+        return {"loss": F.cross_entropy(logits, labels) if labels is not None else None, "logits": logits}
+
+
+torch.manual_seed(0)
+model = SelfScoring()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+train = DataLoader(Examples(256, 1), batch_size=32, shuffle=True)
+val = DataLoader(Examples(100, 2), batch_size=50)
+VALS = []
+for epoch in range(3):
+    model.train()
+    for batch in train:
+        out = model(**batch)
+        out["loss"].backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    with torch.no_grad():
+        VALS.append(sum(model(**b)["loss"].item() * len(b["labels"]) for b in val) / len(val.dataset))
+"""
+
+
+@pytest.mark.slow  # ~0.7 s
+def test_a_model_given_its_batch_by_name_that_returns_its_own_loss_has_its_labels_and_validations_read(tmp_path):
+    """``out = model(**batch)``, ``out["loss"].backward()``: the batch's rows are read from the keyword arguments
+    (the labels then match them) and the validation's loss calls inside the forward give the validation curve."""
+    runner = ScriptWatch(every=5)
+    [report] = runner.run(_script(tmp_path, HF_STYLE), [])
+    assert runner.error is None
+    [w] = runner.watches
+    assert report["loop: labels"].status == "pass", report["loop: labels"]
+    assert [v for _, v, _ in w._val] == pytest.approx(runner._globals["VALS"], rel=1e-5)

@@ -168,7 +168,8 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
                        "loss of every output against every target: squeeze the output (out.squeeze(1)) or "
                        "unsqueeze the targets")
     if not ys:
-        return Verdict(name, "skip", "skipped: pass the targets as w.step(loss, y=y) to check them", "-", "")
+        return Verdict(name, "skip", "skipped: no targets seen (pass them as w.step(loss, y=y); `trainwell watch` "
+                       "reads those a torch loss such as F.cross_entropy was given)", "-", "")
     constant = _one_value(ys)
     if constant is not None:
         return Verdict(name, "warn", f"every target in {len(ys)} batches is {constant}", "targets that differ",

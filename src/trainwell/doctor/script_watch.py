@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.named_model import named_model
 from trainwell.doctor.report import Report
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
@@ -307,7 +308,7 @@ class ScriptWatch:
         self.counting = optimizers[0]
         self.unread = self._steps.get(id(self.counting), 0)
         for root in roots:
-            self._forward_hooks.append(root.register_forward_pre_hook(self._rows))
+            self._forward_hooks.append(root.register_forward_pre_hook(self._rows, with_kwargs=True))
         self.watch = Watch(model, optimizers, self.every)
         self._training_rows, self._outputs = TrainingRows(self.watch.probe.split_rows.keys), ModelOutputs()
         for root in roots:
@@ -344,8 +345,8 @@ class ScriptWatch:
         self.unmatched = False
         return model, mine
 
-    def _rows(self, module, args) -> None:
-        first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+    def _rows(self, module, args, kwargs) -> None:
+        first = first_tensor(args, kwargs)  # also a batch given by name (``model(**batch)``)
         training = torch.is_grad_enabled() and module.training
         if first is not None and first.dim() and training:
             self.taps.rows = len(first)
