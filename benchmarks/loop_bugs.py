@@ -293,6 +293,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         warnings.simplefilter("ignore")
         opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
                               momentum=0.9 if cfg.lr < 1 else 0.0, weight_decay=cfg.weight_decay)
+    head_opt = None  # "head_optimizer": the head trained by an SGD of its own, its zero_grad() "zeroed" | "never"
+    if "head_optimizer" in cfg.extra:
+        head = {id(p) for p in model.head.parameters()}
+        opt = torch.optim.SGD([p for p in params if id(p) not in head], lr=cfg.lr, momentum=0.9)
+        head_opt = torch.optim.SGD(model.head.parameters(), lr=cfg.lr, momentum=0.9)
     if cfg.replace_head:
         model.head = nn.Linear(64, classes)
     steps_per_epoch = -(-len(x) // cfg.batch) if cfg.ragged else len(x) // cfg.batch
@@ -362,6 +367,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return F.cross_entropy(logits, t) + weight * (extra.item() if cfg.loss == "aux_item" else extra)
         if cfg.loss.startswith("binary_"):  # one output under BCE with logits: the class index as a float, or a split
             return F.binary_cross_entropy_with_logits(out.squeeze(1), binary_targets(t))
+        if cfg.loss in ("tag_default", "tag_ignore"):  # the <pad> tag 0 trained (ignore_index left at -100) or not
+            return F.cross_entropy(out.reshape(-1, C + 1), t.reshape(-1),
+                                   ignore_index=-100 if cfg.loss == "tag_default" else 0)
         if cfg.loss in ("tag_mask_mean", "tag_mask_none"):  # the padding masked out of a per-position loss: the
             # mask multiplied onto CrossEntropyLoss's default mean (one number: it masks nothing), or per position
             mask = (t != 0).float().view(-1)
@@ -382,7 +390,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if "reinit" in cfg.extra:  # reinit: "once" (before the loop) | "each_epoch" (also at the top of every epoch)
         model.apply(reset_weights)
 
-    pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt)
+    pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt if head_opt is None else None)
     scaler = torch.amp.GradScaler("cpu") if cfg.amp else None
 
     def given(t):  # the targets given to w.step: the soft ones a distillation loss is fitted to
@@ -403,7 +411,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if cfg.extra.get("seed") == "once":  # seed: once | each_epoch (the epoch's number) | each_step (42) |
         torch.manual_seed(42)  # each_step_epoch (the epoch's number, at the top of every step)
     used = iter(range(steps_per_epoch))  # batches: "iterator_once": one iterator made before the epoch loop
-    with doctor.watch(model, opt, every=every) as w:
+    with doctor.watch(model, opt if head_opt is None else [opt, head_opt], every=every) as w:
         for epoch in range(cfg.extra.get("epochs", EPOCHS)):  # "epochs": a shorter run
             if cfg.extra.get("reinit") == "each_epoch" and epoch:  # the init applied again every epoch
                 model.apply(reset_weights)
@@ -444,6 +452,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
                 if cfg.zero_grad == "before":
                     opt.zero_grad()
+                if head_opt is not None and cfg.extra["head_optimizer"] == "zeroed":
+                    head_opt.zero_grad()
                 micro = idx.chunk(cfg.accumulate)
                 # backward and step dedented out of the batch loop: only the epoch's last batch reaches them
                 dropped = cfg.extra.get("backward_per_epoch") and i < steps_per_epoch - 1
@@ -510,6 +520,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         scaler.update()
                     else:
                         opt.step()
+                    if head_opt is not None:
+                        head_opt.step()
                     if cfg.double_step:
                         opt.step()
                 if cfg.clip is not None and cfg.clip_at == "after":
@@ -978,6 +990,12 @@ CASES = [
     # a pairwise distance written out: sqrt of its zero diagonal makes the first gradient NaN
     Case("a contrastive loss on ((z[:, None] - z[None]) ** 2).sum(-1).sqrt()", Loop(loss="contrastive_root",
          lr=0.01), Loop(loss="contrastive_eps", lr=0.01), "square root at 0"),
+    # two optimizers (the body's, the head's own): the head's zero_grad() never called
+    Case("a second optimizer (the head's) never zeroed", Loop(extra={"head_optimizer": "never"}),
+         Loop(extra={"head_optimizer": "zeroed"}), "loop: gradients"),
+    # a tagger's loss with ignore_index at its default -100 while the pads' tag is 0, in training and validation
+    Case("F.cross_entropy(out.view(-1, C), y.view(-1)) on padded tags (pad tag 0, ignore_index left at -100)",
+         Loop(loss="tag_default", lr=0.05), Loop(loss="tag_ignore", lr=0.05), "loop: padding in the loss"),
 ]
 
 

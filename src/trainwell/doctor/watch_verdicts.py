@@ -218,7 +218,7 @@ def loop_verdicts(w) -> list:
            relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
-           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root)]
+           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict()]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
