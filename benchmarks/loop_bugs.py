@@ -77,8 +77,9 @@ class Net(nn.Module):
             self.register_buffer("pe", _sinusoids(5000, 8))
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
-        self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
-            nn.Sequential(nn.Linear(64, 3), nn.Softmax(dim=1)) if kind == "aux3_softmax" else None
+        self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind in ("aux3", "tasks") \
+            else nn.Sequential(nn.Linear(64, 3), nn.Softmax(dim=1)) if kind == "aux3_softmax" else \
+            nn.Linear(64, 4) if kind == "tasks_one_based" else None
         self.softmax = {"softmax": nn.Softmax(dim=1), "sigmoid": nn.Sigmoid(), "relu_head": nn.ReLU(),
                         "dropout_head": nn.Dropout(0.1), "batchnorm_head": nn.BatchNorm1d(classes)}.get(kind)
 
@@ -101,6 +102,8 @@ class Net(nn.Module):
             out = self.softmax(out)
         if self.kind == "clamp_head":  # the logits clamped "for stability"
             out = out.clamp(-1.0, 1.0)
+        if self.kind.startswith("tasks"):  # two tasks' heads in a dict: the label and a second task (t % 3)
+            return {"label": out, "rest": self.aux(h)}
         if self.aux is not None:
             return out, self.aux(h)
         return out
@@ -316,6 +319,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
 
     def loss_fn(out, t):
+        if cfg.model.startswith("tasks"):  # the second task's labels t % 3, numbered 1..3 by "tasks_one_based"
+            return F.cross_entropy(out["label"], t) + F.cross_entropy(out["rest"], rest_labels(t))
         if cfg.loss in ("kl", "kl_probs"):  # distillation towards soft targets: kl_div reads log-probabilities
             scores = F.softmax(out, dim=1) if cfg.loss == "kl_probs" else F.log_softmax(out, dim=1)
             return F.kl_div(scores, soft_targets(t), reduction="batchmean")
@@ -378,6 +383,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return (per * mask).sum() / mask.sum()
         return F.cross_entropy(out, t)
 
+    def rest_labels(t):
+        return t % 3 + (cfg.model == "tasks_one_based")
+
     def binary_targets(t):  # binary_index: the labels 0..3 as floats; binary_split: classes 2, 3 against 0, 1
         return t.float() if cfg.loss == "binary_index" else (t >= 2).float()
 
@@ -396,6 +404,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     def given(t):  # the targets given to w.step: the soft ones a distillation loss is fitted to
         if not cfg.give_targets:
             return None
+        if cfg.model.startswith("tasks"):
+            return {"label": t, "rest": rest_labels(t)}
         if cfg.loss.startswith("binary_"):
             return binary_targets(t)
         if cfg.loss.startswith("bce"):
@@ -611,7 +621,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         if not regression and not cfg.loss.startswith(("tag_", "contrastive_")):  # no class scores
             for split, (xs, ys) in {"train_error": (x, y), "val_error": (xv, yv)}.items():
                 out = model(xs)
-                out = out[0] if isinstance(out, tuple) else out
+                out = out[0] if isinstance(out, tuple) else out["label"] if isinstance(out, dict) else out
                 errors[split] = float(((out[:, 0] > 0).float() != binary_targets(ys)).float().mean()) \
                     if cfg.loss.startswith("binary_") else float((out.argmax(1) != ys).float().mean())
     return pre, w.report(**errors)
@@ -996,6 +1006,9 @@ CASES = [
     # a tagger's loss with ignore_index at its default -100 while the pads' tag is 0, in training and validation
     Case("F.cross_entropy(out.view(-1, C), y.view(-1)) on padded tags (pad tag 0, ignore_index left at -100)",
          Loop(loss="tag_default", lr=0.05), Loop(loss="tag_ignore", lr=0.05), "loop: padding in the loss"),
+    # a multi-task model's dict of heads: one task's labels numbered 1..3 on a head of 4 (class 0 never appears)
+    Case("one task's labels 1-based in a dict of heads ({'label': ..., 'rest': ...})",
+         Loop(model="tasks_one_based"), Loop(model="tasks"), "task ['rest']"),
 ]
 
 

@@ -139,6 +139,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.scores_dropout: str | None = None  # a dropout module whose output is the model's scores
         self.stepped_before_forward = False  # the first optimizer step came before any training forward
         self.multi_output = False  # the model returns several trained tensors (class scores and boxes, say)
+        self.output_shapes: dict[str, tuple] = {}  # a dict output's fields' shapes (``['shape']``), observed steps
         self._game_reads = 0
         self.produced: list[int] = []  # where the latest outputs are stored, while another watch is open too
         self.loss_leaves: set[int] = set()  # ids of the tensors the first loss went through

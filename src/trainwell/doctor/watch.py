@@ -298,7 +298,9 @@ class Watch:
         elif isinstance(y, tuple | list | dict):  # several targets: each floating-point one is read for its scale
             for name, t in (y.items() if isinstance(y, dict) else enumerate(y)):
                 kept = self._parts.setdefault(f"[{name!r}]", [])
-                if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() and len(kept) < 512:
+                # a dict's class labels too: each task's are read against its head (the output field of its key)
+                if isinstance(t, torch.Tensor) and t.dim() and len(kept) < 512 and (t.is_floating_point() or isinstance(
+                        y, dict) and not t.is_complex() and t.dtype != torch.bool):
                     kept.append(t.detach())
         # after an observed step only: its outputs against the value
         read_with_value(self.probe, loss, y, forward_tensors(*forward) if forward is not None else [])

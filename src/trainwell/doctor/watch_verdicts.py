@@ -186,7 +186,7 @@ def loop_verdicts(w) -> list:
                             w._first_forward), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
            w._samplers.verdict(), w._restores.verdict(), w._clips.verdict([s["grad_norm"] for s in p.steps]),
-           ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, ld.labels(
+           ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, p.output_shapes, ld.labels(
                [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found, soft=soft,
                against=[a for a in w._against if a is not None], contexts=w._y_contexts,
                tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
