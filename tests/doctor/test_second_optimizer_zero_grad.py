@@ -86,6 +86,7 @@ def test_a_head_optimizer_never_zeroed_is_named_and_its_twin_passes():
     assert _two_parts(zero_head=True).status == "pass"
 
 
+@pytest.mark.slow
 def test_a_discriminator_never_zeroed_is_named_and_its_twin_passes():
     bug = _gan(zero_d=False)
     assert bug.status == "fail" and "optimizer 2 of 2" in bug.value and "earlier steps" in bug.value
