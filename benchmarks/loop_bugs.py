@@ -77,8 +77,9 @@ class Net(nn.Module):
             self.register_buffer("pe", _sinusoids(5000, 8))
         self.head = nn.Linear(64, classes)
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
-        self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind == "aux3" else \
-            nn.Sequential(nn.Linear(64, 3), nn.Softmax(dim=1)) if kind == "aux3_softmax" else None
+        self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind in ("aux3", "tasks") \
+            else nn.Sequential(nn.Linear(64, 3), nn.Softmax(dim=1)) if kind == "aux3_softmax" else \
+            nn.Linear(64, 4) if kind == "tasks_one_based" else None
         self.softmax = {"softmax": nn.Softmax(dim=1), "sigmoid": nn.Sigmoid(), "relu_head": nn.ReLU(),
                         "dropout_head": nn.Dropout(0.1), "batchnorm_head": nn.BatchNorm1d(classes)}.get(kind)
 
@@ -101,6 +102,8 @@ class Net(nn.Module):
             out = self.softmax(out)
         if self.kind == "clamp_head":  # the logits clamped "for stability"
             out = out.clamp(-1.0, 1.0)
+        if self.kind.startswith("tasks"):  # two tasks' heads in a dict: the label and a second task (t % 3)
+            return {"label": out, "rest": self.aux(h)}
         if self.aux is not None:
             return out, self.aux(h)
         return out
@@ -293,6 +296,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         warnings.simplefilter("ignore")
         opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
                               momentum=0.9 if cfg.lr < 1 else 0.0, weight_decay=cfg.weight_decay)
+    head_opt = None  # "head_optimizer": the head trained by an SGD of its own, its zero_grad() "zeroed" | "never"
+    if "head_optimizer" in cfg.extra:
+        head = {id(p) for p in model.head.parameters()}
+        opt = torch.optim.SGD([p for p in params if id(p) not in head], lr=cfg.lr, momentum=0.9)
+        head_opt = torch.optim.SGD(model.head.parameters(), lr=cfg.lr, momentum=0.9)
     if cfg.replace_head:
         model.head = nn.Linear(64, classes)
     steps_per_epoch = -(-len(x) // cfg.batch) if cfg.ragged else len(x) // cfg.batch
@@ -311,6 +319,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
 
     def loss_fn(out, t):
+        if cfg.model.startswith("tasks"):  # the second task's labels t % 3, numbered 1..3 by "tasks_one_based"
+            return F.cross_entropy(out["label"], t) + F.cross_entropy(out["rest"], rest_labels(t))
         if cfg.loss in ("kl", "kl_probs"):  # distillation towards soft targets: kl_div reads log-probabilities
             scores = F.softmax(out, dim=1) if cfg.loss == "kl_probs" else F.log_softmax(out, dim=1)
             return F.kl_div(scores, soft_targets(t), reduction="batchmean")
@@ -362,6 +372,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
             return F.cross_entropy(logits, t) + weight * (extra.item() if cfg.loss == "aux_item" else extra)
         if cfg.loss.startswith("binary_"):  # one output under BCE with logits: the class index as a float, or a split
             return F.binary_cross_entropy_with_logits(out.squeeze(1), binary_targets(t))
+        if cfg.loss in ("tag_default", "tag_ignore"):  # the <pad> tag 0 trained (ignore_index left at -100) or not
+            return F.cross_entropy(out.reshape(-1, C + 1), t.reshape(-1),
+                                   ignore_index=-100 if cfg.loss == "tag_default" else 0)
         if cfg.loss in ("tag_mask_mean", "tag_mask_none"):  # the padding masked out of a per-position loss: the
             # mask multiplied onto CrossEntropyLoss's default mean (one number: it masks nothing), or per position
             mask = (t != 0).float().view(-1)
@@ -369,6 +382,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                                   reduction="mean" if cfg.loss == "tag_mask_mean" else "none")
             return (per * mask).sum() / mask.sum()
         return F.cross_entropy(out, t)
+
+    def rest_labels(t):
+        return t % 3 + (cfg.model == "tasks_one_based")
 
     def binary_targets(t):  # binary_index: the labels 0..3 as floats; binary_split: classes 2, 3 against 0, 1
         return t.float() if cfg.loss == "binary_index" else (t >= 2).float()
@@ -382,12 +398,14 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if "reinit" in cfg.extra:  # reinit: "once" (before the loop) | "each_epoch" (also at the top of every epoch)
         model.apply(reset_weights)
 
-    pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt)
+    pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt if head_opt is None else None)
     scaler = torch.amp.GradScaler("cpu") if cfg.amp else None
 
     def given(t):  # the targets given to w.step: the soft ones a distillation loss is fitted to
         if not cfg.give_targets:
             return None
+        if cfg.model.startswith("tasks"):
+            return {"label": t, "rest": rest_labels(t)}
         if cfg.loss.startswith("binary_"):
             return binary_targets(t)
         if cfg.loss.startswith("bce"):
@@ -403,7 +421,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if cfg.extra.get("seed") == "once":  # seed: once | each_epoch (the epoch's number) | each_step (42) |
         torch.manual_seed(42)  # each_step_epoch (the epoch's number, at the top of every step)
     used = iter(range(steps_per_epoch))  # batches: "iterator_once": one iterator made before the epoch loop
-    with doctor.watch(model, opt, every=every) as w:
+    with doctor.watch(model, opt if head_opt is None else [opt, head_opt], every=every) as w:
         for epoch in range(cfg.extra.get("epochs", EPOCHS)):  # "epochs": a shorter run
             if cfg.extra.get("reinit") == "each_epoch" and epoch:  # the init applied again every epoch
                 model.apply(reset_weights)
@@ -444,6 +462,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
                 if cfg.zero_grad == "before":
                     opt.zero_grad()
+                if head_opt is not None and cfg.extra["head_optimizer"] == "zeroed":
+                    head_opt.zero_grad()
                 micro = idx.chunk(cfg.accumulate)
                 # backward and step dedented out of the batch loop: only the epoch's last batch reaches them
                 dropped = cfg.extra.get("backward_per_epoch") and i < steps_per_epoch - 1
@@ -510,6 +530,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         scaler.update()
                     else:
                         opt.step()
+                    if head_opt is not None:
+                        head_opt.step()
                     if cfg.double_step:
                         opt.step()
                 if cfg.clip is not None and cfg.clip_at == "after":
@@ -599,7 +621,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
         if not regression and not cfg.loss.startswith(("tag_", "contrastive_")):  # no class scores
             for split, (xs, ys) in {"train_error": (x, y), "val_error": (xv, yv)}.items():
                 out = model(xs)
-                out = out[0] if isinstance(out, tuple) else out
+                out = out[0] if isinstance(out, tuple) else out["label"] if isinstance(out, dict) else out
                 errors[split] = float(((out[:, 0] > 0).float() != binary_targets(ys)).float().mean()) \
                     if cfg.loss.startswith("binary_") else float((out.argmax(1) != ys).float().mean())
     return pre, w.report(**errors)
@@ -978,6 +1000,15 @@ CASES = [
     # a pairwise distance written out: sqrt of its zero diagonal makes the first gradient NaN
     Case("a contrastive loss on ((z[:, None] - z[None]) ** 2).sum(-1).sqrt()", Loop(loss="contrastive_root",
          lr=0.01), Loop(loss="contrastive_eps", lr=0.01), "square root at 0"),
+    # two optimizers (the body's, the head's own): the head's zero_grad() never called
+    Case("a second optimizer (the head's) never zeroed", Loop(extra={"head_optimizer": "never"}),
+         Loop(extra={"head_optimizer": "zeroed"}), "loop: gradients"),
+    # a tagger's loss with ignore_index at its default -100 while the pads' tag is 0, in training and validation
+    Case("F.cross_entropy(out.view(-1, C), y.view(-1)) on padded tags (pad tag 0, ignore_index left at -100)",
+         Loop(loss="tag_default", lr=0.05), Loop(loss="tag_ignore", lr=0.05), "loop: padding in the loss"),
+    # a multi-task model's dict of heads: one task's labels numbered 1..3 on a head of 4 (class 0 never appears)
+    Case("one task's labels 1-based in a dict of heads ({'label': ..., 'rest': ...})",
+         Loop(model="tasks_one_based"), Loop(model="tasks"), "task ['rest']"),
 ]
 
 

@@ -232,20 +232,44 @@ def _one_value(ys: list[torch.Tensor]) -> str | None:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def parts_of_targets(parts: dict[str, list[torch.Tensor]], verdict: Verdict) -> Verdict:
+def parts_of_targets(parts: dict[str, list[torch.Tensor]], heads: dict[str, tuple], verdict: Verdict) -> Verdict:
     """The labels ``verdict`` read from a tensor ``y=``, or, where it found nothing wrong (or had no tensor to
-    read) and ``w.step(loss, y=(labels, boxes))`` gave several targets, the first floating-point part
-    (``parts``: name -> its batches) far from unit scale (boxes in pixels beside class labels)."""
+    read) and ``w.step(loss, y=(labels, boxes))`` gave several targets, the first part (``parts``: name -> its
+    batches) that is wrong: a task's class labels (``y={'shape': ...}``) outside its head's width or 1-based, read
+    against the output field of the same key (``heads``: name -> its shape), or a floating-point part far from unit
+    scale (boxes in pixels beside class labels)."""
     if verdict.status not in ("pass", "skip"):
         return verdict
     for name, ys in parts.items():
+        if not ys[0].is_floating_point():
+            found = _task_labels(name, ys, heads.get(name))
+            if found is not None:
+                return found
+            continue
         found = _float_targets(ys)
         if found.status == "warn":
             return Verdict(found.check, "warn", f"targets {name}: {found.value}", found.expected, found.advice)
     if verdict.status == "skip" and parts:
-        return Verdict(verdict.check, "pass", f"several targets: the floating-point ones ({', '.join(parts)}) of "
-                       "unit scale (read for their scale only)", "-")
+        scaled = [name for name, ys in parts.items() if ys[0].is_floating_point()]
+        tasks = [name for name in parts if name not in scaled and name in heads]
+        read = ([f"the floating-point ones ({', '.join(scaled)}) of unit scale (read for their scale only)"]
+                if scaled else []) + ([f"the class labels of {', '.join(tasks)} within their heads"] if tasks else [])
+        return Verdict(verdict.check, "pass", f"several targets: {'; '.join(read) or 'none read'}", "-")
     return verdict
+
+
+def _task_labels(name: str, ys: list[torch.Tensor], head: tuple | None) -> Verdict | None:
+    """One task's class labels (``name``: its key in ``y=`` and in the model's dict output) against the width of
+    its head (``head``: that output's shape, (B, C) or (B, T, C)): labels past it, or 1-based; None otherwise, or
+    when the head is not known."""
+    if head is None or any(y.shape[0] != head[0] for y in ys[:1]):
+        return None
+    width = head[1] if ys[0].dim() == 1 or tuple(ys[0].shape) != head[:-1] else head[-1]
+    found = labels(ys, width)
+    if found.status == "pass" or not (found.value.startswith("targets up to") or "class 0 never" in found.value):
+        return None
+    return Verdict(found.check, found.status, f"task {name}: {found.value} (its head's output {name})",
+                   found.expected, f"the labels of task {name} do not fit its head: {found.advice}")
 
 
 def _float_targets(ys: list[torch.Tensor]) -> Verdict:

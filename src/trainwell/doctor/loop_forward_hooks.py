@@ -170,6 +170,7 @@ class ForwardHooks:
         forward = self.step_forwards.latest()
         self.step_forwards.reach(forward, [out] if isinstance(out, torch.Tensor) else O.leaves(out))
         z = O.logits(out)
+        self._output_shapes(out)
         if not isinstance(out, torch.Tensor) and not self.multi_output:  # heads besides the class scores
             self.multi_output = sum(t.is_floating_point() and t.requires_grad for t in O.leaves(out)) > 1
         kept = self._last_outs.get(id(z)) if isinstance(z, torch.Tensor) else None
@@ -194,6 +195,14 @@ class ForwardHooks:
                 kept = self._outs.watch(t, name)
                 if forward is not None and kept is not None:
                     forward.outputs.append(kept)
+
+
+    def _output_shapes(self, out) -> None:
+        """A dict output's fields' shapes by key (``['shape']``): each task's head, matched to its labels in a dict
+        ``y=`` of the same keys."""
+        if isinstance(out, dict) and len(self.output_shapes) < 64:
+            self.output_shapes.update((path[3:], tuple(t.shape)) for path, t in O.named_leaves(out)
+                                      if t.is_floating_point() and t.dim() >= 2)
 
 
 def _on_backward(out, reached: list[bool]) -> None:

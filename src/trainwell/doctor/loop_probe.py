@@ -21,7 +21,7 @@ import weakref
 
 import torch
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from trainwell.doctor import game_players
 from trainwell.doctor.augmented_validation import ValidationDraws
@@ -109,6 +109,9 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.low_precision: list[tuple[str, float]] = []
         self._low_before: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.steps: list[dict] = []  # one record per observed optimizer step
+        self.other_reads: list[dict] = []  # the other optimizers' .grad at their observed steps (other_optimizers)
+        self._others_read: set[int] = set()  # of them, those read since the probe was last armed
+        self._trailing = None  # the hook that reads them after the first optimizer's observed step
         self.received: set[str] = set()  # parameters that got a gradient on an observed step
         self.reached: set[str] = set()  # parameters a backward reached on an observed step (a gradient, maybe 0)
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
@@ -136,6 +139,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.scores_dropout: str | None = None  # a dropout module whose output is the model's scores
         self.stepped_before_forward = False  # the first optimizer step came before any training forward
         self.multi_output = False  # the model returns several trained tensors (class scores and boxes, say)
+        self.output_shapes: dict[str, tuple] = {}  # a dict output's fields' shapes (``['shape']``), observed steps
         self._game_reads = 0
         self.produced: list[int] = []  # where the latest outputs are stored, while another watch is open too
         self.loss_leaves: set[int] = set()  # ids of the tensors the first loss went through
@@ -231,21 +235,32 @@ class LoopProbe(ForwardHooks, StepHooks):
     def detach(self) -> None:
         game_players.closed(self)
         self._disarm()
+        self.untrail()
         for h in self._hooks:
             h.remove()
         self._hooks = []
 
     def _observed(self, k: int) -> bool:
-        return k < 3 or (k + 1) % self.every == 0
+        """Whether step ``k`` (from 0) is read whole: the first three, then one in each block of ``every`` steps,
+        the block's last moved earlier by the block's number mod 7 (0 for the first block). The observed steps then
+        fall on every phase of a short period of the loop's own (``zero_grad()`` every 4 steps, a validation every
+        10) instead of one phase each time, which would hide what happens on the others."""
+        if k < 3:
+            return True
+        block = k // self.every
+        return k == (block + 1) * self.every - 1 - block % 7 % self.every
 
     def _arm(self) -> None:
         self._incoming, self._backwards, self._outs = {}, {}, OutputGradients()
         self._kept, self._crossed, self._delivered = {}, set(), {}
+        self._others_read = set()
         self.step_forwards = StepForwards()
         # a lazy module's parameters take hooks once its first forward has given them a shape
         self._grad_hooks = [p.register_hook(self._grad_hook(p)) for p in self.named.values()
                             if p.requires_grad and not nn.parameter.is_lazy(p)]
         self._grad_hooks.append(register_optimizer_step_post_hook(self._any_step))
+        if len(self.optimizers) > 1:
+            self._grad_hooks.append(register_optimizer_step_pre_hook(self._any_pre_step))
         # the input the first weighted layer receives: the scale that matters when the model normalizes its input
         first = self._hook(self._first_layer_input)
         self._layer_hooks = [m.register_forward_hook(first) for m in self.model.modules()
@@ -276,6 +291,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         total = sum(self.steps_by_optimizer)
         idle = total == self._steps_at_call
         self.calls += 1
+        self.untrail()
         if not idle:
             self.last_active_call = self.calls
         if idle:

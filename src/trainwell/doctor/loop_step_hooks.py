@@ -8,9 +8,11 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from trainwell.doctor.backward_passes import accumulate_node, fills_grad
 from trainwell.doctor.dropped_batches import dropped_run
+from trainwell.doctor.other_optimizers import read_other_step
 from trainwell.doctor.sampled_validation import mc_dropout
 from trainwell.doctor.step_forwards import drop_records
 from trainwell.doctor.step_record import read_step
@@ -36,6 +38,45 @@ class StepHooks:
         if optimizer is not self.optimizer:
             self._tick += 1
             self._other_step = self._tick
+
+    def _any_pre_step(self, optimizer, args, kwargs) -> None:
+        """Every optimizer's step while armed, before it runs (a global hook): another optimizer given to the watch
+        has its ``.grad`` read against what was delivered to it (:mod:`~trainwell.doctor.other_optimizers`)."""
+        index = next((i for i, o in enumerate(self.optimizers) if o is optimizer), 0)
+        if index and index not in self._others_read and len(self.other_reads) < 256:
+            read = read_other_step(self, index, optimizer, self._incoming, self.opt_steps)
+            if read is not None:  # none delivered yet (it steps before this window's backward): read later
+                self._others_read.add(index)
+                self.other_reads.append(read)
+
+    def _trail(self) -> None:
+        """At the first optimizer's observed step: the other optimizers that step after it with nothing delivered
+        to their ``.grad`` in between (one backward, then every optimizer's step) are read against this window's
+        deliveries until the next ``w.step`` call."""
+        left = [o for i, o in enumerate(self.optimizers) if i and i not in self._others_read]
+        if not left:
+            return
+        grads = {id(p): _grad_key(p) for o in left for g in o.param_groups for p in g["params"]}
+        incoming, done, step = self._incoming, set(self._others_read), self.opt_steps - 1
+
+        def read(optimizer, args, kwargs) -> None:
+            index = next((i for i, o in enumerate(self.optimizers) if o is optimizer), 0)
+            if not index or index in done or len(self.other_reads) >= 256:
+                return
+            done.add(index)
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            if all(grads.get(id(p)) == _grad_key(p) for p in params):  # no backward or zero_grad since
+                found = read_other_step(self, index, optimizer, incoming, step)
+                if found is not None:
+                    self.other_reads.append(found)
+        self.untrail()
+        self._trailing = register_optimizer_step_pre_hook(read)
+
+    def untrail(self) -> None:
+        """Remove the hook :meth:`_trail` placed (at ``w.step``)."""
+        if self._trailing is not None:
+            self._trailing.remove()
+            self._trailing = None
 
     def _grad_hook(self, p: torch.Tensor):
         pid = id(p)
@@ -161,6 +202,8 @@ class StepHooks:
             if total > 0:
                 self.low_precision.append((str(self._low_before[0][0].dtype).removeprefix("torch."), lost / total))
             self._low_before = []
+        if self._armed and len(self.optimizers) > 1:
+            self._trail()
         self._disarm()
         if self._observed(self.opt_steps):
             self._arm()
@@ -194,6 +237,12 @@ class StepHooks:
 def _cleared(grad: torch.Tensor | None) -> bool:
     """Whether ``.grad`` holds nothing: None (``zero_grad()``'s default) or zeros (``set_to_none=False``)."""
     return grad is None or (not grad.is_sparse and not bool(grad.any()))
+
+
+def _grad_key(p: torch.Tensor) -> tuple[int, int] | None:
+    """Which ``.grad`` tensor ``p`` holds and its version: it changes with any backward or ``zero_grad()``."""
+    g = p.grad
+    return None if g is None else (id(g), g._version)
 
 
 def _nonzero(t: torch.Tensor) -> bool:

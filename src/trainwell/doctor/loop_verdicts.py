@@ -22,6 +22,7 @@ from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.loss_scaling import clipped_before_unscale, static_scale
 from trainwell.doctor.optimizer_check import duplicates_verdict, empty_group_verdict
+from trainwell.doctor.other_optimizers import other_optimizers_verdict
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.step_record import held
 from trainwell.doctor.value_clipping import value_clipping
@@ -115,6 +116,9 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
                        f"steps (up to {worst:.3g}x this step's)", "the gradients of this step's backward()",
                        "gradients accumulate across steps: call optimizer.zero_grad() once per step (the loss "
                        "curve's rate advice does not apply until then)")
+    others = other_optimizers_verdict(name, probe.other_reads, len(probe.optimizers))
+    if others is not None:
+        return others
     crossed = [s for s in later if s.get("crossed")]
     if probe.game is not None and len(crossed) >= max(1, len(later) // 2):
         return Verdict(name, "warn", f".grad held a backward() pass from before another optimizer's step on "

@@ -84,6 +84,7 @@ from trainwell.doctor.scale_invariant_rate import StartNorms, grown_norms
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.supcon_floor import supcon_floors
+from trainwell.doctor.trained_pads import TrainedPads
 from trainwell.doctor.trained_start import predicts_labels
 from trainwell.doctor.unstepped_schedulers import plateaus_held
 from trainwell.doctor.validation_classes import TrainingClasses
@@ -132,6 +133,7 @@ class Watch:
         optimizer = optimizers[0]
         self._ys: list[torch.Tensor] = []
         self._classes = TrainingClasses()  # the classes of every step's labels
+        self._pads = TrainedPads()  # the loss's gradient at the padded positions of observed steps
         self._y_contexts: list = []  # per kept y: the plain values its forward took (a multi-task model's task)
         self._parts: dict[str, list[torch.Tensor]] = {}  # a tuple or dict y=: its floating-point targets by name
         self._pairings: list[float | None] = []  # per observed step: the share of outputs given their own label
@@ -288,6 +290,7 @@ class Watch:
             self._first_forward, self._first_targets = self.probe.step_forward, y
         forward = self.probe.step_forward  # the observed step's forward (read, then cleared, by _read_echo)
         self._read_echo(y, scored)
+        self._pads.read(self.probe.model, forward, scored, y)
         if forward is not None:
             self._label_columns.read(forward_tensors(*forward), y)
         self._classes.add(y)
@@ -297,7 +300,9 @@ class Watch:
         elif isinstance(y, tuple | list | dict):  # several targets: each floating-point one is read for its scale
             for name, t in (y.items() if isinstance(y, dict) else enumerate(y)):
                 kept = self._parts.setdefault(f"[{name!r}]", [])
-                if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() and len(kept) < 512:
+                # a dict's class labels too: each task's are read against its head (the output field of its key)
+                if isinstance(t, torch.Tensor) and t.dim() and len(kept) < 512 and (t.is_floating_point() or isinstance(
+                        y, dict) and not t.is_complex() and t.dtype != torch.bool):
                     kept.append(t.detach())
         # after an observed step only: its outputs against the value
         read_with_value(self.probe, loss, y, forward_tensors(*forward) if forward is not None else [])

@@ -186,7 +186,7 @@ def loop_verdicts(w) -> list:
                             w._first_forward), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
            w._samplers.verdict(), w._restores.verdict(), w._clips.verdict([s["grad_norm"] for s in p.steps]),
-           ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, ld.labels(
+           ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, p.output_shapes, ld.labels(
                [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found, soft=soft,
                against=[a for a in w._against if a is not None], contexts=w._y_contexts,
                tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
@@ -218,7 +218,7 @@ def loop_verdicts(w) -> list:
            relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
-           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root)]
+           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict()]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
