@@ -11,6 +11,8 @@ Per bug: "right" (a warn/fail verdict names the planted cause), "other" (alarms,
 Per twin: the fails and warns it gets (false alarms).
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/loop_bugs.py [--only NAME ...] [--every 20]
+The same loops with no doctor call in them (``run(cfg, calls=Plain())``), under ``trainwell watch``:
+benchmarks/watch_bugs.py.
 """
 
 from __future__ import annotations
@@ -213,8 +215,51 @@ class Loop:
     extra: dict = field(default_factory=dict)
 
 
-def run(cfg: Loop, seed: int = 0, every: int = 20):
-    """Train one loop; returns (check report, watch report)."""
+class Explicit:
+    """The doctor's calls as the README shows them: ``doctor.check`` before the loop, ``doctor.watch`` around it."""
+
+    def check(self, *args, **kwargs):
+        return doctor.check(*args, **kwargs)
+
+    def watch(self, *args, **kwargs):
+        return doctor.watch(*args, **kwargs)
+
+
+class Plain:
+    """The doctor's calls made into nothing: the loop as its user wrote it, with no trainwell in it (the script
+    ``trainwell watch`` runs, benchmarks/watch_bugs.py). The losses and validations the loop would have handed the
+    watch are kept as numbers, to compare with the explicit watch's."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+        self.validations: list[float] = []
+
+    def check(self, *args, **kwargs):
+        return None
+
+    def watch(self, *args, **kwargs):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def step(self, loss, **kwargs):
+        self.losses.append(float(loss.detach() if isinstance(loss, torch.Tensor) else loss))
+
+    def validate(self, value):
+        self.validations.append(float(value))
+
+    def report(self, **kwargs):
+        return None
+
+
+def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | None = None):
+    """Train one loop; returns (check report, watch report). ``calls``: the doctor's calls (:class:`Explicit`, the
+    default) or none (:class:`Plain`: both reports None; the same arithmetic, seed for seed)."""
+    calls = calls or Explicit()
     torch.manual_seed(seed)
     x, y = blobs(N - 31 if cfg.ragged else N, seed)
     xv, yv = blobs(NV, seed + 1)
@@ -398,7 +443,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if "reinit" in cfg.extra:  # reinit: "once" (before the loop) | "each_epoch" (also at the top of every epoch)
         model.apply(reset_weights)
 
-    pre = doctor.check(model, x[:256], y[:256], loss_fn, optimizer=opt if head_opt is None else None)
+    pre = calls.check(model, x[:256], y[:256], loss_fn, optimizer=opt if head_opt is None else None)
     scaler = torch.amp.GradScaler("cpu") if cfg.amp else None
 
     def given(t):  # the targets given to w.step: the soft ones a distillation loss is fitted to
@@ -421,7 +466,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
     if cfg.extra.get("seed") == "once":  # seed: once | each_epoch (the epoch's number) | each_step (42) |
         torch.manual_seed(42)  # each_step_epoch (the epoch's number, at the top of every step)
     used = iter(range(steps_per_epoch))  # batches: "iterator_once": one iterator made before the epoch loop
-    with doctor.watch(model, opt if head_opt is None else [opt, head_opt], every=every) as w:
+    with calls.watch(model, opt if head_opt is None else [opt, head_opt], every=every) as w:
         for epoch in range(cfg.extra.get("epochs", EPOCHS)):  # "epochs": a shorter run
             if cfg.extra.get("reinit") == "each_epoch" and epoch:  # the init applied again every epoch
                 model.apply(reset_weights)
@@ -508,7 +553,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20):
                         opt.step()
                     if cfg.clip is not None and cfg.clip_at == "backward":
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                    (scaler.scale(loss) if cfg.amp else loss * cfg.loss_scale).backward()
+                    # loss.backward() as written (a loss scale of 1 multiplies nothing: the same gradient, bit for bit)
+                    (scaler.scale(loss) if cfg.amp else loss * cfg.loss_scale if cfg.loss_scale != 1.0 else
+                     loss).backward()
                     if cfg.scheduler == "cosine_micro":  # sized in optimizer steps, stepped per micro-batch
                         sched.step()
                     if cfg.watch_micro:

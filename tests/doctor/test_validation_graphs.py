@@ -129,3 +129,44 @@ def test_a_teacher_in_eval_mode_under_no_grad_passes():
         student.eval()
         w.validate(_no_grad(student, xv, yv))
     assert not [v for v in w.report().verdicts if v.check == CHECK]
+
+
+SCRIPT = """
+import sys
+import contextlib
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x, xv = torch.randn(192, 10), torch.randn(128, 10)
+y, yv = (x[:, 0] + x[:, 1] > 0).long(), (xv[:, 0] + xv[:, 1] > 0).long()
+model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(4):
+    model.train()
+    for i in range(0, len(x), 32):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad() if sys.argv[1] == "no_grad" else contextlib.nullcontext():
+        val = F.cross_entropy(model(xv), yv).item()  # the whole validation set in one forward
+with torch.no_grad():  # the final accuracy on both splits
+    accuracy = [(model(a).argmax(1) == b).float().mean().item() for a, b in ((x, y), (xv, yv))]
+"""
+
+
+@pytest.mark.slow  # 0.5 s: two short scripts under trainwell watch
+def test_under_trainwell_watch_a_validation_with_gradients_in_one_forward_is_named(tmp_path):
+    """``trainwell watch`` hands the validation over at the next step, after that step's training forward: the
+    forward a backward reached is not counted as the validation's (else 4 of the 9 forwards, with the final
+    accuracy's two, would not be most)."""
+    from trainwell.doctor.script_watch import watch_script
+
+    path = tmp_path / "train.py"
+    path.write_text(SCRIPT)
+    (bug,), (fixed,) = (watch_script(str(path), [side], every=5) for side in ("with_grad", "no_grad"))
+    assert bug[CHECK].status == "warn" and bug[CHECK].value.startswith("4 of 6 validation forwards")
+    assert CHECK not in [v.check for v in fixed if v.status in ("warn", "fail")]

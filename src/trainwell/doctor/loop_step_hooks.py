@@ -230,7 +230,9 @@ class StepHooks:
         self.validation_draws.validated()
         # the forwards with gradients since the last step that no backward reached were the validation's
         drop_records(self, self.step_forwards.unreached(), self.step_forwards.forwards)
-        self.validation_graphs.validated(len(self._forwards))
+        # the validation's forwards: not a training step's that a backward reached (under ``trainwell watch`` the
+        # validation is handed over at the next step, after its training forward)
+        self.validation_graphs.validated(sum(not (grad and hit[0]) for _, grad, hit, _ in self._forwards))
         self._forwards, self._norms_training, self._sampled_inputs, self._other_steps = [], set(), [], []
 
 

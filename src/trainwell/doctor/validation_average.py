@@ -56,8 +56,6 @@ LOSSES = ("cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", 
 _FUNCTIONS = {getattr(F, name): name for name in LOSSES if hasattr(F, name)}
 #: the loss functions whose integer targets are class indices, some ignored (``ignore_index``, -100 by default)
 _CLASS_INDEX = ("cross_entropy", "nll_loss")
-#: a backward pass: the loss calls before it were a training step's, not a validation's
-_BACKWARDS = (torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad)
 LEAST = 2  # validations read before a verdict
 #: how the failing verdict begins (it explains the overfitting verdict, and nothing downstream of the training loss)
 WRONG_AVERAGE = "the validation loss is averaged with the wrong denominator"
@@ -67,6 +65,14 @@ DRAWS = 3  # validations whose targets are kept (for :mod:`~trainwell.doctor.aug
 #: backward passes after forwards in eval mode with gradients (a loop training in eval mode) after which those
 #: forwards are no longer read, unless one of them was not followed by a backward (a validation with gradients)
 TRAINED = 8
+
+
+def _backward(func) -> bool:
+    """``func`` is a backward pass (the loss calls before it were a training step's, not a validation's): torch's
+    backward as it is named at the call, a wrapper set over ``Tensor.backward`` included (``trainwell watch`` reads
+    each backward so, and torch dispatches the wrapper). Not held at import: a wrapper set then would be held for
+    good (and, through it, the script watch's model), and torch's own backward not known once it is undone."""
+    return func is torch.Tensor.backward or func is torch.autograd.backward or func is torch.autograd.grad
 
 
 class _LossCalls(TorchFunctionMode):
@@ -82,7 +88,7 @@ class _LossCalls(TorchFunctionMode):
         name = _FUNCTIONS.get(func)
         if name is not None:
             self.owner.saw(name, args, kwargs, out)
-        elif func in _BACKWARDS:
+        elif _backward(func):
             self.owner.trained()
         return out
 

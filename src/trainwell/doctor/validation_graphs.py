@@ -62,7 +62,8 @@ class ValidationGraphs:
         self._pending = []
 
     def validated(self, forwards: int) -> None:
-        """``w.validate()`` after ``forwards`` forwards of the watched model since the last step."""
+        """``w.validate()`` after ``forwards`` forwards of the watched model since the last step (less a training
+        forward a backward reached: ``trainwell watch`` hands the validation over at the next step)."""
         self.forwards += forwards
         if not self._pending:
             return
