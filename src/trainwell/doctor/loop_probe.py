@@ -32,6 +32,7 @@ from trainwell.doctor.kept_outputs import KeptOutputs
 from trainwell.doctor.loop_forward_hooks import ForwardHooks
 from trainwell.doctor.loop_step_hooks import StepHooks
 from trainwell.doctor.no_grad_layers import NoGradLayers
+from trainwell.doctor.observed_steps import phased_step
 from trainwell.doctor.reseeded_steps import RandomStates
 from trainwell.doctor.row_labels import RowLabels
 from trainwell.doctor.step_forwards import StepForwards
@@ -241,14 +242,9 @@ class LoopProbe(ForwardHooks, StepHooks):
         self._hooks = []
 
     def _observed(self, k: int) -> bool:
-        """Whether step ``k`` (from 0) is read whole: the first three, then one in each block of ``every`` steps,
-        the block's last moved earlier by the block's number mod 7 (0 for the first block). The observed steps then
-        fall on every phase of a short period of the loop's own (``zero_grad()`` every 4 steps, a validation every
-        10) instead of one phase each time, which would hide what happens on the others."""
-        if k < 3:
-            return True
-        block = k // self.every
-        return k == (block + 1) * self.every - 1 - block % 7 % self.every
+        """Whether step ``k`` (from 0) is read whole: the first three, then one in each block of ``every`` steps
+        (:func:`~trainwell.doctor.observed_steps.phased_step`)."""
+        return k < 3 or phased_step(k, self.every)
 
     def _arm(self) -> None:
         self._incoming, self._backwards, self._outs = {}, {}, OutputGradients()
