@@ -3,6 +3,7 @@
 before it: targets equal to that input are no copy. ``next-token targets`` names the decoder fed the labels
 unshifted, whose output at a position reads the very token it must predict."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,11 +44,13 @@ def _verdict(shift: bool):
     return sequence_targets(model, as_inputs((src, labels), model), labels, _loss)
 
 
+@pytest.mark.slow  # 0.4-0.6 s on a loaded box
 def test_a_decoder_that_shifts_its_labels_itself_is_no_copy():
     v = _verdict(shift=True)
     assert v is None or v.status not in ("warn", "fail")
 
 
+@pytest.mark.slow
 def test_a_decoder_fed_its_labels_unshifted_still_fails():
     v = _verdict(shift=False)
     assert v is not None and v.status == "fail" and "copy" in v.advice
