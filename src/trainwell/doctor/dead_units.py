@@ -28,6 +28,7 @@ from trainwell.doctor.advice_voice import bias_fix, init_fix
 from trainwell.doctor.forward import _training_forward, hooked_forward
 from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
 from trainwell.doctor.inputs import Inputs
+from trainwell.doctor.silent_branch_units import constant_feeder, silent_branch_advice, zero_scaled_norms
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import module_modes, restore_modes
 
@@ -88,6 +89,11 @@ def dead_units(model: nn.Module, x: torch.Tensor | Inputs, warn: float = 0.5) ->
     value = (f"{worst:.0%} of the units of '{where}' are 0 on all {len(x)} examples (worst of {len(layers)} "
              f"layer{'s' if len(layers) != 1 else ''})")
     expected = f"<= {warn:.0%} dead units per ReLU layer at init"
+    norms = zero_scaled_norms(model) if worst > warn else []
+    feeder = constant_feeder(model, x, where) if norms else None
+    if feeder is not None:  # the zero init's doing: named, not read as a bias or init scale gone wrong
+        return Verdict(name, "warn", f"{value}; the input of {feeder} is the same for every example",
+                       expected, silent_branch_advice(norms, feeder))
     if worst >= 1.0:
         return Verdict(name, "fail", value, expected,
                        f"a whole ReLU layer is dead: no gradient passes it; look for a large negative bias "

@@ -16,7 +16,7 @@ from trainwell.doctor.input_scale import first_layer_reads_input, nonzero_abs_qu
 from trainwell.doctor.row_labels import selectors
 from trainwell.doctor.sampled_validation import fingerprint
 from trainwell.doctor.step_readings import abs_quantile, forward_tensors, input_stats
-from trainwell.doctor.validation_rows import flat_bags
+from trainwell.doctor.validation_rows import example_rows, flat_bags
 
 _HEADS = 3  # the outputs besides the class scores read on an observed forward, at most
 #: the forwards' inputs recorded per observed step, at most: a policy called once per environment step makes
@@ -77,13 +77,13 @@ class ForwardHooks:
             self._last_forward = self._tick
         if not grad:
             self.split_inputs.no_grad(x, on_training)
-            self.split_rows.no_grad(x, on_training)
+            self.split_rows.no_grad(example_rows(args, kwargs, x), on_training)
             self.validation_draws.no_grad(x, on_training, module.training)
             if module.training and not on_training:
                 self._sampled_inputs.append(fingerprint(x))
             return
         self.training_batches.trained_on(x)
-        self.split_rows.with_grad(x, flat_bags(args, kwargs, x))
+        self.split_rows.with_grad(example_rows(args, kwargs, x), flat_bags(args, kwargs, x))
         self.row_labels.forward(x, selectors(args, kwargs))
         self.random_states.forward_started(module, x)
         if not module.training:

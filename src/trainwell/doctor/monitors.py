@@ -18,6 +18,7 @@ from trainwell.doctor.dead_units import unit_peaks
 from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
 from trainwell.doctor.observed_steps import phased_step
 from trainwell.doctor.outputs import leaves
+from trainwell.doctor.silent_branch_units import silent_branch_advice, within_block, zero_scaled_norms
 from trainwell.doctor.verdict import Verdict
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.uncompiled import suspend_compiled
@@ -244,6 +245,8 @@ class Monitor(Callback):
         self.zero_start = {n for n, p in state.model.named_parameters()
                            if p.requires_grad and not nn.parameter.is_lazy(p) and p.dim() >= 2
                            and not bool(p.detach().any())}  # (a lazy module's weights are made later)
+        self.zero_norms = zero_scaled_norms(state.model)  # a residual branch's last norm started at 0 (by design)
+        self._module_order = {name: i for i, (name, _) in enumerate(state.model.named_modules())}
 
     def _install(self, model: nn.Module) -> None:
         self._remove()
@@ -358,7 +361,7 @@ class Monitor(Callback):
                            "lower the learning rate or clip gradients (and check the loss)")
             if a.get("dead", 0.0) > self.dead_warn:
                 self._warn("dead ReLUs", name, step, f"{a['dead']:.0%} of units never active",
-                           "lower the learning rate, use He init with a small positive bias, or leaky ReLU")
+                           self._dead_advice(name))
             if a.get("saturated", 0.0) > self.saturation_warn and not a.get("output"):
                 self._warn("saturated units", name, step, f"{a['saturated']:.0%} saturated",
                            "use Xavier init, normalize the inputs, or a smaller learning rate")
@@ -399,6 +402,16 @@ class Monitor(Callback):
             elif high < lo and r["lr"] >= 0.5 * self._max_lr and not converged:  # nor while a schedule anneals
                 self._warn("update/weight ratio", "all", step, f"median {high:.2g}",
                            "updates are tiny (healthy ~1e-3): raise the learning rate")
+
+    def _dead_advice(self, site: str) -> str:
+        """The advice for dead ReLUs at ``site``: within a residual block whose last normalization's scale started
+        at zero (its branch outputs 0 at first, so a layer reading it sees one input for every example and its
+        units with a negative bias start dead), that cause; else the learning rate's and the init's."""
+        norms = within_block(site, getattr(self, "zero_norms", []), getattr(self, "_module_order", {}))
+        if norms:
+            feeder = site.split("after ", 1)[1].split(" #", 1)[0] if "after " in site else site
+            return silent_branch_advice(norms, feeder)
+        return "lower the learning rate, use He init with a small positive bias, or leaky ReLU"
 
     def _zero_start_note(self) -> str:
         """Which weights the update/weight ratio leaves out because they started at zero ('' if none)."""

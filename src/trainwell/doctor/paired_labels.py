@@ -44,10 +44,14 @@ def label_pairing(z: torch.Tensor, g: torch.Tensor, y: torch.Tensor) -> float | 
     return float((read == given).float().mean())
 
 
-def paired_elsewhere(shares: list[float | None]) -> Verdict | None:
-    """A fail when on every observed step that could be read (2 or more) most positions got another's label."""
+def paired_elsewhere(shares: list[float | None], mixup: bool = False) -> Verdict | None:
+    """A fail when on every observed step that could be read (2 or more) most positions got another's label.
+    None for a loop read as mixup or CutMix (``mixup``: its inputs mixed with a permutation of the batch's rows):
+    there each mixed input's target weighs its partner's label by 1 - lam, the larger share whenever lam < 1/2
+    (``lam * x + (1 - lam) * x[index]``, Zhang et al. 2018), so its scores' one negative gradient entry names the
+    partner's label, another position's, on such a step, and every label is still used once."""
     read = [s for s in shares if s is not None]
-    if len(read) < _MIN_READS or max(read) >= _MATCHED:
+    if mixup or len(read) < _MIN_READS or max(read) >= _MATCHED:
         return None
     return Verdict("loop: labels paired with outputs", "fail",
                    f"on {len(read)} of {len(read)} observed steps the loss gave most outputs another position's label "

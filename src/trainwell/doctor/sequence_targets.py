@@ -59,6 +59,8 @@ def sequence_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor
         if torch.equal(ids, y):
             if _reads_the_future(model, x, name, ids) is not None:
                 return None  # it reads the whole sequence: an autoencoder over tokens reconstructs its input
+            if _shifts_inside(model, x, name, ids):
+                return None  # it reads the tokens before each position only: the shift is its own
             return Verdict(NAME, "fail", "the targets equal the inputs, token for token, for a left-to-right model",
                            "the next token at each position", "the model learns to copy the token it reads: shift "
                            "the targets by one (x = seq[:, :-1], y = seq[:, 1:])")
@@ -67,10 +69,8 @@ def sequence_targets(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor
     return None
 
 
-def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids: torch.Tensor) -> Verdict | None:
-    """Change the tokens after position t of a few sequences: the outputs at positions up to t must not move."""
-    n, t = min(len(ids), 8), ids.shape[1] // 2
-    batch = x[:n]
+def _runner(model: nn.Module, batch: torch.Tensor | Inputs, name: str) -> Callable[[torch.Tensor], object]:
+    """``run(rows)``: the model's eval-mode output on ``batch`` with ``rows`` in place of its input ``name``."""
 
     def run(rows: torch.Tensor):
         if isinstance(batch, Inputs):
@@ -82,6 +82,14 @@ def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids
             model.eval()
             return call(model, other)
 
+    return run
+
+
+def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids: torch.Tensor) -> Verdict | None:
+    """Change the tokens after position t of a few sequences: the outputs at positions up to t must not move."""
+    n, t = min(len(ids), 8), ids.shape[1] // 2
+    run = _runner(model, x[:n], name)
+
     reads = position_reads(run, ids[:n], t + 1)
     if reads is None or reads[0] <= _MOVED:
         return None
@@ -91,6 +99,18 @@ def _reads_the_future(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids
                    "a causal mask is missing or inverted (in torch, True / -inf marks what a position may NOT "
                    "attend to: pass nn.Transformer.generate_square_subsequent_mask(T) as the mask; is_causal=True "
                    "is only a hint given beside it)")
+
+
+def _shifts_inside(model: nn.Module, x: torch.Tensor | Inputs, name: str, ids: torch.Tensor) -> bool:
+    """Whether the output at a position does not move when the token at that position (and those after it)
+    change: the model feeds each position the tokens before it (a decoder that shifts its targets right itself,
+    ``torch.cat([bos, labels[:, :-1]], 1)`` as Hugging Face's ``shift_tokens_right`` does; a pointer network
+    fed the element it pointed to last), so targets equal to that input are no copy."""
+    n, t = min(len(ids), 8), ids.shape[1] // 2
+    run = _runner(model, x[:n], name)
+
+    reads = position_reads(run, ids[:n], t)
+    return reads is not None and reads[1] <= _MOVED
 
 
 def _changed_from(ids: torch.Tensor, start: int) -> torch.Tensor:

@@ -30,6 +30,8 @@ model selection on it choose the most memorizing model. The watch keys every row
 - training rows that are single integers handed beside a shorter 1-D integer tensor (an ``nn.EmbeddingBag``'s
   flat token ids beside the offsets where each bag begins), half of them or more repeating among them, are
   tokens, not examples: a token both splits hold is no example both hold, and the rows are not read;
+- a forward given one integer id per example beside other ids of its length (``model(users, items)``) keys its
+  examples by the ids side by side (:func:`example_rows`): a user both splits hold is no example both hold;
 - validation forwards whose batches split into some made wholly of training rows and the others of none (beyond
   the natural rate: leaked shares over 0.9, and under 0.1 or within noise) are the training set evaluated beside
   the validation set before ``w.validate()``: only the others are read.
@@ -234,6 +236,22 @@ def flat_bags(args: tuple, kwargs: dict, x) -> bool:
         return False
     return any(isinstance(t, torch.Tensor) and t is not x and t.dim() == 1 and not t.is_floating_point() and
                not t.is_complex() and t.dtype != torch.bool and len(t) < len(x) for t in (*args, *kwargs.values()))
+
+
+def example_rows(args: tuple, kwargs: dict, x):
+    """The rows that make a forward's examples: its first tensor ``x``, or, when ``x`` holds one integer id per
+    example (1-D) and the forward takes other 1-D integer tensors of its length, the ids side by side as (n, k)
+    rows. A recommender's ``model(users, items)`` (He et al. 2017) or a knowledge-graph model's ``(head, relation,
+    tail)`` meets each user in many examples, in both splits by design: its example is the pair, not the user.
+    ``x`` otherwise (flat token ids beside offsets, :func:`flat_bags`, are shorter than the ids)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 1 or x.is_floating_point() or x.is_complex() or \
+            x.dtype == torch.bool:
+        return x
+    ids = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor) and t.dim() == 1 and
+           len(t) == len(x) and not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool]
+    if not any(t is x for t in ids):
+        ids.insert(0, x)
+    return torch.stack([t.long() for t in ids], 1) if len(ids) > 1 else x
 
 
 def natural_rate(keys: torch.Tensor, elements: torch.Tensor) -> float:

@@ -210,7 +210,7 @@ def loop_verdicts(w) -> list:
            dropout_rate_verdict(p.model, "loop: dropout rate"),
            batchnorm_momentum_verdict(p.model, "loop: batchnorm momentum"),
            w._loss_inputs.verdict(losses), w._loss_inputs.pairs_verdict(), w._kept.verdict(), p.kept_outputs.verdict(),
-           p.validation_graphs.verdict(), paired_elsewhere(w._pairings), w._mixups.verdict(),
+           p.validation_graphs.verdict(), paired_elsewhere(w._pairings, bool(w._mixups.reads)), w._mixups.verdict(),
            empty_epochs([m[0] for m in w._val], len(w._losses)), w._inits.verdict(),
            binary_targets_verdict(w._bce_targets), w._val_losses.verdict([h["train_loss"] for h in w._history(None)]),
            unseen_classes(w._classes.seen(),
