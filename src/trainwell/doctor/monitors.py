@@ -16,7 +16,6 @@ from torch import nn
 
 from trainwell.doctor.dead_units import unit_peaks
 from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
-from trainwell.doctor.observed_steps import phased_step
 from trainwell.doctor.outputs import leaves
 from trainwell.doctor.silent_branch_units import silent_branch_advice, within_block, zero_scaled_norms
 from trainwell.doctor.verdict import Verdict
@@ -176,7 +175,6 @@ class Monitor(Callback):
         if every < 1:
             raise ValueError(f"monitor cadence every = {every} is not allowed: use an integer >= 1")
         self.every, self.bins = every, bins
-        self.phased = False  # doctor.watch's cadence: the observed step moves within its block (observed_steps.py)
         self.dead_warn, self.saturation_warn = dead_warn, saturation_warn
         self.update_range, self.depth_ratio = update_range, depth_ratio
         self.path = path  # records are appended here as JSON lines (they grow; checkpoints stay small)
@@ -280,7 +278,7 @@ class Monitor(Callback):
             self._remove()  # hooks live for one observed step only: no cost on the others
             self._record(state)
             self._armed, self._retries = False, 0
-        if (phased_step(state.step, self.every) if self.phased else (state.step + 1) % self.every == 0):
+        if (state.step + 1) % self.every == 0:
             # the next step is observed whole: its forward (hooks), backward (grads) and update (vs this copy)
             self._snapshot = {n: p.detach().clone() for n, p in state.model.named_parameters() if p.requires_grad}
             self._acts = {}

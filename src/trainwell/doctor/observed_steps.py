@@ -1,8 +1,8 @@
 """Which of a watched loop's steps are read whole: one in each block of ``every`` steps, the block's last moved
 earlier by the block's number mod 7 (0 for the first block). The observed steps then fall on every phase of a short
 period of the loop's own (``zero_grad()`` every 4 steps, a validation every 10) instead of one phase each time, which
-would hide what happens on the others. The watch's step readings and its activation monitor read the same steps, so
-a compiled loop runs uncompiled on those steps only."""
+would hide what happens on the others. The activation monitor keeps its own cadence (the last step of each block, as
+in ``fit``): a compiled loop runs uncompiled on the steps of both."""
 
 from __future__ import annotations
 

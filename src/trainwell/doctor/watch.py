@@ -126,7 +126,6 @@ class Watch:
         if wrapper is not None:
             compiled, outer = True, wrapper
         self.monitor = Monitor(every=every, **monitor_options)
-        self.monitor.phased = True  # the steps the probe reads whole
         self.probe = LoopProbe(model, optimizers, every, compiled=compiled)
         self._outer = outer  # what runs uncompiled on the steps the watch reads (_compile_next_step)
         self._recompile = None  # compiles it back
