@@ -719,3 +719,40 @@ def test_a_model_given_its_batch_by_name_that_returns_its_own_loss_has_its_label
     [w] = runner.watches
     assert report["loop: labels"].status == "pass", report["loop: labels"]
     assert [v for _, v, _ in w._val] == pytest.approx(runner._globals["VALS"], rel=1e-5)
+
+
+DETACHED = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+x = torch.randn(256, 8)
+y = (x[:, 0] > 0).long()
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.05)
+for epoch in range(3):
+    model.train()
+    for i in range(0, 256, 32):  # 8 steps an epoch
+        out = model(x[i:i + 32])
+        loss = F.cross_entropy(out.detach(), y[i:i + 32]) + 1e-3 * sum((p ** 2).sum() for p in model.parameters())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        F.cross_entropy(model(x[:64]), y[:64]).item()
+"""
+
+
+@pytest.mark.slow  # ~1 s
+def test_an_observed_step_right_after_a_validation_reads_its_own_training_forward(tmp_path):
+    """The validation is handed to the watch at the next training forward, not at the next step: a step the watch
+    reads whole that follows a validation (here its 8th, the first of epoch 2) sees its training forward only, and
+    the loss computed on detached outputs is named on every observed step."""
+    runner = ScriptWatch(every=8)
+    [report] = runner.run(_script(tmp_path, DETACHED), [])
+    assert runner.error is None
+    v = report["loop: loss reaches the outputs"]
+    assert v.status == "fail", v
+    assert len(runner.watches[0]._val) == 3

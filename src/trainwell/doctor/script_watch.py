@@ -235,6 +235,12 @@ class ScriptWatch:
         self.taps.in_step = True
         if self.watch is None or optimizer is not self.counting:
             return
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """The validation read since the last step handed to ``w.validate()`` (at the step, or at the first
+        training forward after it, before the watch reads that forward: the step's own readings then see its
+        training forward only)."""
         value = validation_value(self.watch.probe.validation_losses, self._training_rows, self._outputs)
         if value is not None:
             self.watch.validate(value)
@@ -350,6 +356,8 @@ class ScriptWatch:
         training = torch.is_grad_enabled() and module.training
         if first is not None and first.dim() and training:
             self.taps.rows = len(first)
+        if training and self.watch is not None and self.watch.probe.validation_losses._pending:
+            self._hand_over()  # this hook runs before the watch's own (registered before it)
         self._training_rows.forward(first, training)
 
     def _output(self, module, args, out) -> None:
