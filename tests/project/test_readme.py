@@ -89,7 +89,7 @@ def _readme_commands() -> list[list[str]]:
         if any("[" in a and "=" not in a or "..." in a or re.fullmatch(r"[A-Z][A-Z_.]*", a) or "HOST" in a
                for a in argv):
             continue  # a synopsis, not a command
-        if len(argv) == 1 and argv[0] in ("sweep", "prune", "report", "lab"):
+        if len(argv) == 1 and argv[0] in ("sweep", "prune", "report", "lab", "watch"):
             continue  # the command named in prose; these need arguments
         out.append(argv)
     return out
