@@ -32,11 +32,9 @@ script ends (also when it raises or exits; its exception is shown first).
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import traceback
-import warnings
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -46,6 +44,7 @@ from torch import nn
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.named_model import named_model
 from trainwell.doctor.report import Report
+from trainwell.doctor.script_model import alive, watched_model
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
 
 #: nodes of a loss's graph searched for a saved target (a loss is the last few operations of the graph)
@@ -258,7 +257,7 @@ class ScriptWatch:
             self._keep(optimizer)
             if any(o is optimizer for o in self._stepped):
                 self._start(self._stepped)
-            elif not self._stepped and len(_alive(torch.optim.Optimizer)) == 1:
+            elif not self._stepped and len(alive(torch.optim.Optimizer)) == 1:
                 self._start([optimizer])
             else:
                 self._stepped.append(optimizer)
@@ -457,54 +456,6 @@ def hook_free_copies(original):
     return read
 
 
-def _alive(kind: type) -> list:
-    """The live objects of a type (optimizers), in the order the garbage collector holds them."""
-    with warnings.catch_warnings():  # isinstance on a deprecated module attribute's stand-in warns
-        warnings.simplefilter("ignore")
-        return [o for o in gc.get_objects() if _is(o, kind)]
-
-
-def _is(obj, kind: type) -> bool:
-    """``isinstance``, False for a ``weakref.proxy`` whose object is gone (torch.compile leaves some behind)."""
-    try:
-        return isinstance(obj, kind)
-    except ReferenceError:
-        return False
-
-
-def watched_model(optimizers: list, names: dict, called: list | None = None) -> tuple[nn.Module | None, list[str]]:
-    """The module the optimizers train: of those holding all their trainable parameters, the largest the script
-    ``called`` outermost (a model ending in a Sigmoid that holds no parameter, not the network before it), else
-    the smallest (a container whose parts are called one by one); else the outermost modules holding any
-    (gathered in an ``nn.ModuleDict`` keyed by the script's names for them, in the order their optimizers come),
-    and their names."""
-    wanted = {id(p) for o in optimizers for g in o.param_groups for p in g["params"]}
-    holders = [m for m in _alive(nn.Module) if any(id(p) in wanted for p in m.parameters())]
-    if not holders:
-        return None, []
-    inner = {id(c) for m in holders for c in m.modules() if c is not m}
-    roots = [m for m in holders if id(m) not in inner]
-    whole = [m for m in holders if wanted <= {id(p) for p in m.parameters()}]
-    if whole:
-        size = {id(m): sum(1 for _ in m.modules()) for m in whole}
-        outer = [m for m in whole if any(c is m for c in called or ())]
-        model = max(outer, key=lambda m: size[id(m)]) if outer else min(whole, key=lambda m: size[id(m)])
-        return model, [_name(model, names, "model")]
-    order = [{id(p) for g in o.param_groups for p in g["params"]} for o in optimizers]
-
-    def first_optimizer(m: nn.Module) -> int:  # the roots in the order their optimizers step
-        held = {id(p) for p in m.parameters()}
-        return next((i for i, ids in enumerate(order) if ids & held), len(order))
-    gathered = nn.ModuleDict()
-    for i, m in enumerate(sorted(roots, key=first_optimizer)):
-        gathered[_name(m, names, f"module{i}").replace(".", "_")] = m
-    return gathered, list(gathered.keys())
-
-
-def _name(module: nn.Module, names: dict, default: str) -> str:
-    return next((k for k, v in names.items() if v is module and not k.startswith("_")), default)
-
-
 def validation_value(losses, training_rows: TrainingRows | None = None,
                      outputs: ModelOutputs | None = None) -> float | None:
     """The validation's loss since the last step, from the loss calls the watch read (those of the function
@@ -543,4 +494,4 @@ def watch_script(path: str, argv: list[str] | None = None, every: int = 50, mode
     return ScriptWatch(every, model).run(path, list(argv or []))
 
 
-__all__ = ["ModelNameError", "ScriptWatch", "saved_target", "validation_value", "watch_script", "watched_model"]
+__all__ = ["ModelNameError", "ScriptWatch", "saved_target", "validation_value", "watch_script"]
