@@ -2,6 +2,7 @@
 by the doctor from torch's own step hooks, backward calls and loss graphs."""
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -594,7 +595,10 @@ def test_model_names_the_script_s_variable_holding_the_model_to_watch(tmp_path):
     [report] = runner.run(_script(tmp_path, TRAINER), [])
     assert runner.error is None and runner.names == ["trainer.model"]
     assert runner.watches[0].probe.model is runner._globals["trainer"].model
-    assert ": trainer.model (read from step 2; its loss curve from step 1)" in report.title
+    # from step 2, or 3 when an optimizer of an earlier test is still alive in this process (several optimizers:
+    # the loop's is known when it steps again), as for the first test's `unread in (1, 2)`
+    read = r": trainer\.model \(read from step [23]; its loss curve from step 1\)"
+    assert re.search(read, report.title), report.title
 
 
 @pytest.mark.parametrize("name, said", [
