@@ -318,15 +318,7 @@ class ScriptWatch:
         self._training_rows, self._outputs = TrainingRows(self.watch.probe.split_rows.keys), ModelOutputs()
         for root in roots:
             self._forward_hooks.append(root.register_forward_hook(self._output))
-        losses = self.watch.probe.validation_losses
-        saw = losses.saw
-
-        def read(name, args, kwargs, out):  # each loss call kept: whether its input is the model's output
-            before = losses._pending[-1] if losses._pending else None
-            saw(name, args, kwargs, out)
-            if losses._pending and losses._pending[-1] is not before:
-                self._outputs.called(losses._pending[-1], args[0] if args else kwargs.get("input"))
-        losses.saw = read
+        self.watch.probe.validation_losses.on_call = self._outputs.called  # whether its input is the model's output
         self.watch.__enter__()
         early = [(loss, y) for o, loss, y in self._early if o is self.counting]
         self._early.clear()
@@ -355,7 +347,7 @@ class ScriptWatch:
         training = torch.is_grad_enabled() and module.training
         if first is not None and first.dim() and training:
             self.taps.rows = len(first)
-        if training and self.watch is not None and self.watch.probe.validation_losses._pending:
+        if training and self.watch is not None and self.watch.probe.validation_losses.pending:
             self._hand_over()  # this hook runs before the watch's own (registered before it)
         self._training_rows.forward(first, training)
 
@@ -465,7 +457,7 @@ def validation_value(losses, training_rows: TrainingRows | None = None,
     there were none."""
     from trainwell.doctor.validation_average import units
 
-    pending = losses._pending
+    pending = losses.pending
     if not pending:
         return None
     first = pending[0][0]

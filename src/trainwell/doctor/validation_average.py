@@ -35,6 +35,8 @@ training only) matches none of them and is not read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
@@ -133,6 +135,9 @@ class ValidationLosses:
         # inside its validation forwards are read too, from the index in _pending where the current one's begin,
         # with each call's (function, input) for its confusion table, read once the call is kept
         self.in_forward = False
+        # called with each loss call's record and its input as it is kept (``trainwell watch`` tells the calls on
+        # the model's own outputs from those on another model's: script_training_rows.ModelOutputs)
+        self.on_call: Callable[[tuple, object], None] | None = None
         self._inner: int | None = None
         self._inner_given: list[tuple] = []
 
@@ -197,6 +202,11 @@ class ValidationLosses:
                 self._confused(p[0], confusion(given, p[4], p[5]), given.dim() > 2)
         self._inner, self._inner_given = None, []
 
+    @property
+    def pending(self) -> list[tuple]:
+        """The loss calls kept since the last step or validation (read, not changed)."""
+        return self._pending
+
     def paused(self) -> None:
         """A forward begins (or a step, a validation, the watch's end): the mode is left, when it is the last one
         entered (else it stays, and a later call leaves it)."""
@@ -238,6 +248,8 @@ class ValidationLosses:
                 self._confused(name, confusion(given, target, ignored), given.dim() > 2)
             self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows, weight,
                                   self._on_training, None, pads))
+            if self.on_call is not None:
+                self.on_call(self._pending[-1], given)
 
     def _confused(self, name: str, table: torch.Tensor | None, pixels: bool) -> None:
         """Adds one call's confusion table (None: the call is not read) to the running sum of its loss function's
