@@ -47,12 +47,14 @@ def unscaled(tensor: torch.Tensor) -> tuple[torch.Tensor, float | None]:
 
 
 def _norm(leaves: list[torch.Tensor]) -> tuple[float, bool]:
-    """The norm of the leaves' ``.grad`` and whether every one is finite."""
+    """The norm of the leaves' ``.grad`` and whether every one is finite (each tensor's norm taken where it lies,
+    in float32: no copy of the gradients)."""
     grads = [t.grad.coalesce().values() if t.grad.is_sparse else t.grad for t in leaves if t.grad is not None]
-    if not grads:
+    norms = [torch.linalg.vector_norm(g.detach(), dtype=torch.float32) for g in grads if g.numel()]
+    if not norms:
         return 0.0, True
-    total = float(sum(g.detach().double().pow(2).sum() for g in grads))
-    return math.sqrt(total) if math.isfinite(total) else math.inf, math.isfinite(total)
+    total = math.fsum(float(n) ** 2 for n in torch.stack([n.cpu() for n in norms]).tolist())
+    return (math.sqrt(total), True) if math.isfinite(total) else (math.inf, False)
 
 
 class FirstStep:
