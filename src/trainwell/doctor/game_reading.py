@@ -33,7 +33,8 @@ def read_game(p, leaves: list[torch.Tensor]) -> None:
                       "(a GAN's other player, or another loss)")
             return
     given = {id(o) for o in p.optimizers}  # an online probe's own optimizer, say, is not a player
-    turns = [(b, o) for b, o in p.turns or [] if o in given]
+    # (a step before any backward pass the watch saw, the end of a cycle begun before it, tells no turn)
+    turns = [(b, o) for b, o in p.turns or [] if o in given and b > 0]
     if len({o for _, o in turns}) > 1 and len({b for b, _ in turns}) > 1:
         p.game = ("its optimizers step in turn, each after a backward pass of its own (a GAN's two players: the "
                   "loss of one goes through the other's parameters)")

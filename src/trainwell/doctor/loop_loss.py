@@ -415,10 +415,13 @@ def _always_true(probe: LoopProbe) -> Verdict | None:
 
 def _minus_log_c(probe: LoopProbe, first_loss: float | None, class_labels: bool = False) -> Verdict | None:
     """A first loss of -ln C (C the output width, C >= 3) from a loss of unrecognised form on class-index labels
-    (given to ``w.step(loss, y=y)``): a cross-entropy with its minus sign missing (hand-written, e.g. with label
-    smoothing), which training maximizes. Without class labels a loss may start there by design (a Gaussian NLL)."""
+    (given to ``w.step(loss, y=y)``), or of the outputs' softmax (its gradient sums to 0 over the classes on the
+    first observed step: ``trainwell watch`` reads no labels from a loss written by hand): a cross-entropy with its
+    minus sign missing (hand-written, e.g. with label smoothing), which training maximizes. Without either a loss
+    may start there by design (a Gaussian NLL)."""
     z = probe.steps[0]["first_logits"] if probe.steps else None
-    if not class_labels or first_loss is None or z is None or z.dim() < 2 or z.shape[-1] < 3 or \
+    softmax = bool(probe.steps) and bool(probe.steps[0]["zero_sum"])
+    if not (class_labels or softmax) or first_loss is None or z is None or z.dim() < 2 or z.shape[-1] < 3 or \
             not math.isfinite(first_loss):
         return None
     c = z.shape[-1]

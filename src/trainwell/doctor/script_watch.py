@@ -12,11 +12,16 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   the end of that step (of the first step when the process holds one optimizer): of the loop's first step (or two)
   only the loss and labels are read (kept when its optimizer stepped, as those of another loop's optimizer are):
   they start the watch's loss curve (``Watch.began_after``), so that an L-BFGS converging within its first step
-  does not read as flat.
+  does not read as flat; what the first step showed (its loss against ln C, a static loss scale ``.grad`` still
+  held, a finite loss with a NaN gradient) is read from the script's calls
+  (:mod:`~trainwell.doctor.script_first_step`): a first update that breaks the run leaves nothing of it later.
 - **the loss**: the tensor the step's last ``backward()`` started from (under AMP, the loss ``GradScaler.scale``
-  was given, not its scaled copy), handed to ``w.step()`` when the counting optimizer's step ends.
+  was given, not its scaled copy; of ``(loss * 1024).backward()``, the loss), handed to ``w.step()`` when the
+  counting optimizer's step ends, or, when the loop's other optimizers step after it (a head's own optimizer),
+  once they have (as a loop calls ``w.step()`` after all its steps: their ``.grad`` is read at their steps).
 - **the labels**: the target a class-index or regression loss saved in that loss's graph (``F.cross_entropy``'s,
-  ``nn.MSELoss``'s ...), read before ``backward()`` frees it, given as ``y=`` when its rows are the batch's.
+  ``nn.MSELoss``'s ...; :mod:`~trainwell.doctor.saved_targets`), read before ``backward()`` frees it, given as
+  ``y=`` when its rows are the batch's.
 - **the validations**: the loss calls the watch already reads after forwards without gradients or in eval mode
   (:mod:`~trainwell.doctor.validation_average`); before the next step (and at the script's end) their mean per
   example, or per target that is not ``ignore_index``, is handed to ``w.validate()``. A validation scored without
@@ -44,34 +49,14 @@ from torch import nn
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.named_model import named_model
 from trainwell.doctor.report import Report
+from trainwell.doctor.saved_targets import saved_target
+from trainwell.doctor.script_first_step import FirstStep, unscaled
 from trainwell.doctor.script_model import alive, watched_model
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
 
-#: nodes of a loss's graph searched for a saved target (a loss is the last few operations of the graph)
-TARGET_NODES = 32
 #: the latest steps kept unread (before a watch began, or another loop's optimizer's): their losses and labels
 #: start the loss curve of the watch that begins on their optimizer
 EARLY = 16
-
-
-def saved_target(loss: torch.Tensor) -> torch.Tensor | None:
-    """The target a torch loss saved in ``loss``'s graph (``NllLossBackward0._saved_target`` and the like), found
-    breadth-first among the graph's last :data:`TARGET_NODES` nodes; None for a loss without one (soft targets,
-    a loss written out by hand). Read before ``backward()``: it frees the saved tensors."""
-    queue, seen = [loss.grad_fn], 0
-    while queue and seen < TARGET_NODES:
-        node = queue.pop(0)
-        if node is None:
-            continue
-        seen += 1
-        try:
-            target = getattr(node, "_saved_target", None)
-        except RuntimeError:  # freed already (a graph backed through before, retain_graph=False)
-            return None
-        if isinstance(target, torch.Tensor):
-            return target
-        queue.extend(f for f, _ in node.next_functions)
-    return None
 
 
 @dataclass
@@ -131,6 +116,8 @@ class ScriptWatch:
         self._early: deque = deque(maxlen=EARLY)  # (optimizer, loss, labels) of the latest steps not read
         self.curve_from = 0  # the first step of the counting optimizer's in the loss curve
         self._outputs = None  # the model's outputs, to tell another model's loss calls after its validation
+        self.first = FirstStep()  # the script's first optimizer step, read before any watch began
+        self._pending = None  # (loss, labels) of the counting optimizer's step, till the loop's others stepped
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
@@ -148,15 +135,19 @@ class ScriptWatch:
                 # read nothing more
                 taps.backing = tensor
                 try:
-                    return original(tensor, *args, **kwargs)
+                    out = original(tensor, *args, **kwargs)
                 finally:
                     taps.backing = None
+                self.first.backward_done()
+                return out
             return read
 
         def autograd_backward(original):
             def read(tensors, *args, **kwargs):
                 self._backed(tensors[0] if isinstance(tensors, (list, tuple)) and tensors else tensors)
-                return original(tensors, *args, **kwargs)
+                out = original(tensors, *args, **kwargs)
+                self.first.backward_done()
+                return out
             return read
 
         def scale(original):
@@ -181,12 +172,14 @@ class ScriptWatch:
         if not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or tensor.grad_fn is None or \
                 tensor is taps.backing:
             return
+        self._flush()
         if self._retire:
             self._end_loop()
         if taps.in_step and taps.loss is not None and not taps.kept:
             return
-        loss = taps.scaled.pop(id(tensor), tensor)
+        loss, scale = (taps.scaled.pop(id(tensor)), None) if id(tensor) in taps.scaled else unscaled(tensor)
         taps.loss, taps.target, taps.kept = loss, saved_target(loss), False
+        self.first.backed(loss, scale)
 
     def _track_calls(self) -> None:
         """Till the loop's optimizers are known: the modules the script calls outermost (the model, not a part of
@@ -232,8 +225,10 @@ class ScriptWatch:
 
     def _before_step(self, optimizer, args, kwargs) -> None:
         self.taps.in_step = True
+        self.first.stepping(optimizer)
         if self.watch is None or optimizer is not self.counting:
             return
+        self._flush()
         self._hand_over()
 
     def _hand_over(self) -> None:
@@ -269,6 +264,8 @@ class ScriptWatch:
                 self._rival_steps = self._rival_steps + 1 if self._rival is optimizer else 1
                 self._rival = optimizer
                 self._retire = self._rival_steps >= 2
+            elif optimizer is self._stepped[-1]:
+                self._flush()  # the last of the loop's optimizers stepped
             return
         self._rival, self._rival_steps = None, 0
         if self._early:
@@ -280,7 +277,18 @@ class ScriptWatch:
         loss, taps.loss, taps.target = taps.loss, None, None
         if self._module_hooks:
             self._settled()
-        self.watch.step(loss, y=y)
+        self._pending = (loss, y)
+        if len(self._stepped) == 1:
+            self._flush()
+
+    def _flush(self) -> None:
+        """The counting optimizer's step handed to ``w.step()``: once the loop's other optimizers (those stepping
+        after it: a second optimizer for the head) stepped too, as a loop calls ``w.step()`` after all its steps
+        (their ``.grad`` is read at their steps against the observed step's backward), or else at the next forward
+        of the model, the next ``backward()`` or step, or the loop's end."""
+        pending, self._pending = self._pending, None
+        if pending is not None and self.watch is not None:
+            self.watch.step(pending[0], y=pending[1])
 
     def _keep(self, optimizer, clear: bool = True) -> None:
         """A step no watch reads (before the watch began, or of an optimizer the watch does not hold): its loss
@@ -323,8 +331,10 @@ class ScriptWatch:
         early = [(loss, y) for o, loss, y in self._early if o is self.counting]
         self._early.clear()
         self.curve_from = self.unread + 1 - len(early)
-        if early:  # the steps before the watch began start its loss curve
-            self.watch.began_after([loss for loss, _ in early], [y for _, y in early])
+        if early:  # the steps before the watch began start its loss curve (from the first: its reading too)
+            first = self.first if self.curve_from == 1 and self.first.optimizer is self.counting and \
+                self.first.value is not None and not self.reports else None
+            self.watch.began_after([loss for loss, _ in early], [y for _, y in early], first)
         self.taps.loss = self.taps.target = None
 
     def _named(self, optimizers: list) -> tuple[nn.Module | None, list]:
@@ -343,6 +353,7 @@ class ScriptWatch:
         return model, mine
 
     def _rows(self, module, args, kwargs) -> None:
+        self._flush()
         first = first_tensor(args, kwargs)  # also a batch given by name (``model(**batch)``)
         training = torch.is_grad_enabled() and module.training
         if first is not None and first.dim() and training:
@@ -358,6 +369,7 @@ class ScriptWatch:
         """The watched loop is over (the script ended, or ``last`` False: it moved on to another optimizer): its
         report, and the hooks go. The validation losses read since its last step are its last validation's at the
         script's end, and another loop's forwards (a teacher's) when it moved on: dropped then."""
+        self._flush()
         try:
             if last:
                 value = validation_value(self.watch.probe.validation_losses, self._training_rows, self._outputs)

@@ -153,6 +153,7 @@ class Watch:
         self._losses: list = []  # detached tensors or floats; converted in one go when read
         self._before: list[float] = []  # the losses of the steps taken before the watch began (began_after)
         self._before_ys: list = []  # ... and their labels (None where not read)
+        self.first_step = None  # the loop's first step, read before the watch began (script_first_step.FirstStep)
         self._val: list[tuple[int, float]] = []
         self._shuffles = SamplerCount()  # epochs of a DataLoader(shuffle=True) begun while watched
         # the weighted samplers of the DataLoaders iterated while watched, and the steps their epochs began at
@@ -277,7 +278,7 @@ class Watch:
             game_players.loss_read(self.probe, leaves)
             self._loss_inputs.first_loss(loss)
             self._log_form = unguarded_log(loss)
-            self._zero_root = nan_gradient_through_root(loss, self.probe.model)
+            self._zero_root = self._zero_root or nan_gradient_through_root(loss, self.probe.model)
             read_game(self.probe, leaves)
         self.probe.turns = None
         self._loss_inputs.observed(self.probe, scored, loss, y)
@@ -315,12 +316,15 @@ class Watch:
         self._start_readers()
         self._compile_next_step()
 
-    def began_after(self, losses: list, ys: list | None = None) -> None:
+    def began_after(self, losses: list, ys: list | None = None, first=None) -> None:
         """The loop took steps before the watch began (``trainwell watch`` knows the model only once its first
         step ended): their ``losses`` (and labels ``ys``, None where not read) start the loss curve that the
-        learning-rate reading reads; nothing else of those steps was read."""
+        learning-rate reading reads; ``first``: when they begin at the loop's first step, what that step showed
+        (:class:`~trainwell.doctor.script_first_step.FirstStep`: the first loss, a static loss scale, a root at 0)."""
         self._before = [float(v) for v in losses]
         self._before_ys = list(ys) if ys is not None else [None] * len(self._before)
+        self.first_step = first
+        self._zero_root = first.root if first is not None else None
 
     def _start_readers(self) -> None:
         """Enter the modes that read the torch calls of the next step's loss."""

@@ -30,6 +30,7 @@ from trainwell.doctor.echoed_targets import loop_echo
 from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.inverted_mask import loop_inverted_mask
+from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.paired_labels import paired_elsewhere
@@ -155,11 +156,24 @@ def idle_plateaus_of(w) -> list:
     return idle_plateaus(w._plateaus_now, set(w._plateaus.calls))
 
 
+def loss_verdict(w, first: float | None):
+    """``loop: loss``: the loss's form and scale read on the observed steps, or, where the watch began after the
+    loop's first step (``trainwell watch``), a static loss scale ``.grad`` still held at that step
+    (:class:`~trainwell.doctor.script_first_step.FirstStep`: by the second step a run it made diverge reads
+    otherwise)."""
+    p = w.probe
+    own = ll.cosine_scores(ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)), p,
+                           w._first_forward)
+    scaled = w.first_step.scale_verdict(isinstance(p.optimizer, ADAPTIVE)) if w.first_step is not None else None
+    return own if scaled is None or "static loss scale" in str(own.value) else scaled
+
+
 def loop_verdicts(w) -> list:
     """What the loop did (:mod:`trainwell.doctor.loop_verdicts`)."""
     p = w.probe
     losses = w.losses
-    first = losses[0] if losses else None
+    # the loop's first loss (trainwell watch: of its first step, read before the watch began)
+    first = w.first_step.value if w.first_step is not None else losses[0] if losses else None
     # the widest output of the observed steps: a multi-task model's heads differ (a 2-class head read first, the
     # 10-class head's labels later)
     classes = max((s["classes"] for s in p.steps if s["classes"]), default=None)
@@ -182,8 +196,7 @@ def loop_verdicts(w) -> list:
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group),
                             w._builds.epochs()),
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
-           ll.cosine_scores(ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)), p,
-                            w._first_forward), ll.output_layer(p),
+           loss_verdict(w, first), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
            w._samplers.verdict(), w._restores.verdict(), w._clips.verdict([s["grad_norm"] for s in p.steps]),
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, p.output_shapes, ld.labels(
