@@ -21,6 +21,7 @@ the script's own arithmetic on those losses; nothing is read at the training ste
 
 from __future__ import annotations
 
+import functools
 import gc
 import numbers as _numbers
 import os
@@ -51,6 +52,7 @@ def _library() -> tuple[str, ...]:
 _LIBRARY: tuple[str, ...] | None = None
 
 
+@functools.lru_cache(maxsize=1024)
 def own_code(filename: str) -> bool:
     """Whether ``filename`` (a code object's) is the script's own code: a file, not under :func:`_library`."""
     global _LIBRARY
