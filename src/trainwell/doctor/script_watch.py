@@ -24,10 +24,12 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   ``y=`` when its rows are the batch's.
 - **the validations**: the loss calls the watch already reads after forwards without gradients or in eval mode
   (:mod:`~trainwell.doctor.validation_average`); before the next step (and at the script's end) their mean per
-  example, or per target that is not ``ignore_index``, is handed to ``w.validate()``. A validation scored without
-  one of torch's losses (accuracy only) gives no validation curve; the script's own averaging is not read; the
-  training set evaluated beside the validation set, and another model evaluated after the watched one (an EMA
-  copy), are left out (:mod:`~trainwell.doctor.script_training_rows`).
+  example, or per target that is not ``ignore_index``, is handed to ``w.validate()``; where the script's own
+  variables hold a wrong average of those losses (batch means summed over ``len(val_dataset)``) and no right one,
+  that number is handed instead (:mod:`~trainwell.doctor.stated_validation`), to be named. A validation scored
+  without one of torch's losses (accuracy only) gives no validation curve; the training set evaluated beside the
+  validation set, and another model evaluated after the watched one (an EMA copy), are left out
+  (:mod:`~trainwell.doctor.script_training_rows`).
 
 A script that trains one model and then another (a teacher, then a student distilled from it; a new optimizer for
 a fine-tuning stage) has each loop read on its own: when an optimizer the watch does not hold steps twice with the
@@ -53,6 +55,8 @@ from trainwell.doctor.saved_targets import saved_target
 from trainwell.doctor.script_first_step import FirstStep, unscaled
 from trainwell.doctor.script_model import alive, watched_model
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
+from trainwell.doctor.stated_validation import ScriptFrames
+from trainwell.doctor.validation_average import floated, validation_calls
 
 #: the latest steps kept unread (before a watch began, or another loop's optimizer's): their losses and labels
 #: start the loss curve of the watch that begins on their optimizer
@@ -118,6 +122,7 @@ class ScriptWatch:
         self._outputs = None  # the model's outputs, to tell another model's loss calls after its validation
         self.first = FirstStep()  # the script's first optimizer step, read before any watch began
         self._pending = None  # (loss, labels) of the counting optimizer's step, till the loop's others stepped
+        self._frames = ScriptFrames()  # the script's frames at a validation, for its own validation loss
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
@@ -235,11 +240,21 @@ class ScriptWatch:
         """The validation read since the last step handed to ``w.validate()`` (at the step, or at the first
         training forward after it, before the watch reads that forward: the step's own readings then see its
         training forward only)."""
-        value = validation_value(self.watch.probe.validation_losses, self._training_rows, self._outputs)
-        if value is not None:
-            self.watch.validate(value)
+        self._validate()
         self._training_rows.stepped()
         self._outputs.stepped()
+
+    def _validate(self) -> None:
+        """``w.validate()`` given the script's own validation loss where its locals hold a wrong average of the
+        validation's batches (:mod:`~trainwell.doctor.stated_validation`), else the mean of those batches."""
+        losses = self.watch.probe.validation_losses
+        value = validation_value(losses, self._training_rows, self._outputs)
+        if value is not None:
+            own = self._frames.value(*(floated(c) for c in validation_calls(losses.pending)),
+                                     per_target=losses.training is not None and losses.training.per_target) \
+                if self._frames.frames else None
+            self.watch.validate(value if own is None else own)
+        self._frames.clear()
 
     def _after_step(self, optimizer, args, kwargs) -> None:
         self.taps.in_step = False
@@ -326,7 +341,7 @@ class ScriptWatch:
         self._training_rows, self._outputs = TrainingRows(self.watch.probe.split_rows.keys), ModelOutputs()
         for root in roots:
             self._forward_hooks.append(root.register_forward_hook(self._output))
-        self.watch.probe.validation_losses.on_call = self._outputs.called  # whether its input is the model's output
+        self.watch.probe.validation_losses.on_call = self._called
         self.watch.__enter__()
         early = [(loss, y) for o, loss, y in self._early if o is self.counting]
         self._early.clear()
@@ -362,6 +377,11 @@ class ScriptWatch:
             self._hand_over()  # this hook runs before the watch's own (registered before it)
         self._training_rows.forward(first, training)
 
+    def _called(self, record: tuple, given) -> None:
+        """A validation loss call kept: whether its input is the model's output, and the script's frames."""
+        self._outputs.called(record, given)
+        self._frames.called(len(self.watch.probe.validation_losses.pending) == 1)
+
     def _output(self, module, args, out) -> None:
         self._outputs.forward(out, torch.is_grad_enabled() and module.training)
 
@@ -372,9 +392,7 @@ class ScriptWatch:
         self._flush()
         try:
             if last:
-                value = validation_value(self.watch.probe.validation_losses, self._training_rows, self._outputs)
-                if value is not None:
-                    self.watch.validate(value)
+                self._validate()
         finally:  # its hooks and torch's methods it reads are given back whatever happened
             self.watch.close()
         report = self.watch.report()
@@ -386,6 +404,7 @@ class ScriptWatch:
         for h in self._forward_hooks:
             h.remove()
         self._forward_hooks = []
+        self._frames.clear()
         self.watch, self.counting, self._stepped, self._rival, self._rival_steps = None, None, [], None, 0
         self._retire = False
         if not last:

@@ -290,15 +290,9 @@ class ValidationLosses:
         called first, when several are); those on a training batch are kept apart, unless every one is."""
         self.paused()
         if self._pending and len(self.validations) < VALIDATIONS:
-            first = self._pending[0][0]
-            calls = [p for p in self._pending if p[0] == first]
+            calls = [p for p in self._pending if p[0] == self._pending[0][0]]
             own = [p for p in calls if not p[8]] or calls
-
-            def read(p) -> tuple:
-                return (p[1], p[2], p[3], units(p[4], p[5], p[7]), p[6], counted(p[4], p[5]), p[7] is not None)
-            self.validations.append((value, [read(p) for p in own],
-                                     [read(p) for p in calls if p[8]] if len(own) < len(calls) else [],
-                                     self._count))
+            self.validations.append((value, *validation_calls(self._pending), self._count))
             if all(p[10] is not None for p in own):
                 self.pad_reads.append((len(self.validations) - 1, *(sum(p[10][i] for p in own) for i in range(4))))
                 self.pad_ignored = own[0][5]
@@ -318,9 +312,7 @@ class ValidationLosses:
 
     def verdict(self, trains: list[float] | None = None) -> Verdict | None:
         """The verdict on the validations read; ``trains``: the training loss at each ``w.validate()`` call."""
-        def read(calls: list[tuple]) -> list[tuple]:
-            return [(n, r, v, u, *rest) for (n, r, _, _, *rest), v, u in
-                    zip(calls, floats([c[2] for c in calls]), floats([c[3] for c in calls]), strict=True)]
+        read = floated
         counted = pads_counted([(self.validations[i][0], *floats([pads, total, kept, count]))
                                 for i, pads, total, kept, count in self.pad_reads
                                 if averaged(self.validations[i][0], read(self.validations[i][1]))],
@@ -331,6 +323,24 @@ class ValidationLosses:
                                [trains[i] if trains is not None and i < len(trains) else None
                                 for *_, i in self.validations],
                                self.training is not None and self.training.per_target)
+
+
+def validation_calls(pending: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """The loss calls of a validation as ``w.validate()`` reads them, from the records kept since the last step:
+    those of the function called first, as (rows, reduction, value, units, forward rows, targets counted,
+    weighted), and apart those on a training batch (none apart when every one is)."""
+    calls = [p for p in pending if p[0] == pending[0][0]]
+    own = [p for p in calls if not p[8]] or calls
+
+    def read(p) -> tuple:
+        return (p[1], p[2], p[3], units(p[4], p[5], p[7]), p[6], counted(p[4], p[5]), p[7] is not None)
+    return [read(p) for p in own], [read(p) for p in calls if p[8]] if len(own) < len(calls) else []
+
+
+def floated(calls: list[tuple]) -> list[tuple]:
+    """Loss calls read by :func:`validation_calls` with their values and units as floats (one host sync each)."""
+    return [(n, r, v, u, *rest) for (n, r, _, _, *rest), v, u in
+            zip(calls, floats([c[2] for c in calls]), floats([c[3] for c in calls]), strict=True)]
 
 
 def averaged(value: float, calls: list[tuple]) -> bool:
