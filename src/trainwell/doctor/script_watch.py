@@ -41,37 +41,23 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from trainwell.doctor.backed_model import UnsteppedLoop, backed_model
+from trainwell.doctor.built_rates import BuiltRates
+from trainwell.doctor.followed_optimizers import follow
+from trainwell.doctor.hook_free_state import hook_free_copies
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.named_model import named_model
+from trainwell.doctor.rebuilt_optimizers import built_again
 from trainwell.doctor.report import Report
+from trainwell.doctor.script_labels import batch_labels, saved_target
 from trainwell.doctor.script_model import alive, watched_model
+from trainwell.doctor.script_schedulers import SchedulerRecords
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
+from trainwell.doctor.script_validation import validation_value
 
-#: nodes of a loss's graph searched for a saved target (a loss is the last few operations of the graph)
-TARGET_NODES = 32
 #: the latest steps kept unread (before a watch began, or another loop's optimizer's): their losses and labels
 #: start the loss curve of the watch that begins on their optimizer
 EARLY = 16
-
-
-def saved_target(loss: torch.Tensor) -> torch.Tensor | None:
-    """The target a torch loss saved in ``loss``'s graph (``NllLossBackward0._saved_target`` and the like), found
-    breadth-first among the graph's last :data:`TARGET_NODES` nodes; None for a loss without one (soft targets,
-    a loss written out by hand). Read before ``backward()``: it frees the saved tensors."""
-    queue, seen = [loss.grad_fn], 0
-    while queue and seen < TARGET_NODES:
-        node = queue.pop(0)
-        if node is None:
-            continue
-        seen += 1
-        try:
-            target = getattr(node, "_saved_target", None)
-        except RuntimeError:  # freed already (a graph backed through before, retain_graph=False)
-            return None
-        if isinstance(target, torch.Tensor):
-            return target
-        queue.extend(f for f, _ in node.next_functions)
-    return None
 
 
 @dataclass
@@ -81,6 +67,7 @@ class _Taps:
     loss: torch.Tensor | None = None
     target: torch.Tensor | None = None
     rows: int | None = None
+    shape: tuple | None = None  # the batch's input's shape (a flattened sequence target is read back in it)
     backing: torch.Tensor | None = None  # the tensor whose Tensor.backward() is running
     in_step: bool = False  # inside an optimizer's step (an LBFGS closure's backward passes)
     kept: bool = False  # the loss is kept already for a step of an optimizer the watch does not hold
@@ -118,7 +105,7 @@ class ScriptWatch:
         self._steps: dict[int, int] = {}  # steps per optimizer (by id)
         self._rival = None  # an optimizer the watch does not hold, stepping with the counting one idle
         self._rival_steps = 0
-        self._retire = False  # the loop moved to another optimizer: the watch ends at the next backward()
+        self._retire = False  # the loop moved to another optimizer: the watch ends after the next backward()
         self.taps = _Taps()
         self._globals: dict = {}
         self._undo: list = []
@@ -131,12 +118,20 @@ class ScriptWatch:
         self._early: deque = deque(maxlen=EARLY)  # (optimizer, loss, labels) of the latest steps not read
         self.curve_from = 0  # the first step of the counting optimizer's in the loss curve
         self._outputs = None  # the model's outputs, to tell another model's loss calls after its validation
+        self._schedulers = SchedulerRecords()  # the schedulers created, held past their function's return
+        self._rates = BuiltRates()  # the rates each optimizer was built with
+        self._unstepped = UnsteppedLoop()  # backward() passes before any optimizer step
+        self._by_backward = False  # the watched loop steps no optimizer: each backward() is its step
+        self._passes: deque = deque(maxlen=EARLY)  # (loss, labels) of the latest of those passes, before it began
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
         self._track_calls()
+        for reader in (self._schedulers, self._rates):
+            reader.start()
+            self._undo.append(reader.stop)
         self._undo.append(register_optimizer_step_pre_hook(self._before_step).remove)
         self._undo.append(register_optimizer_step_post_hook(self._after_step).remove)
         taps = self.taps
@@ -146,17 +141,24 @@ class ScriptWatch:
                 self._backed(tensor)
                 # torch.autograd.backward, called by it, and the call again through a TorchFunctionMode's dispatch
                 # read nothing more
-                taps.backing = tensor
+                outer, taps.backing = taps.backing is not tensor, tensor
                 try:
-                    return original(tensor, *args, **kwargs)
+                    out = original(tensor, *args, **kwargs)
                 finally:
                     taps.backing = None
+                if outer:
+                    self._after_backward()
+                return out
             return read
 
         def autograd_backward(original):
             def read(tensors, *args, **kwargs):
+                outer = taps.backing is None  # called by the script, not by Tensor.backward
                 self._backed(tensors[0] if isinstance(tensors, (list, tuple)) and tensors else tensors)
-                return original(tensors, *args, **kwargs)
+                out = original(tensors, *args, **kwargs)
+                if outer:
+                    self._after_backward()
+                return out
             return read
 
         def scale(original):
@@ -175,18 +177,34 @@ class ScriptWatch:
 
     def _backed(self, tensor) -> None:
         """A ``backward()`` from ``tensor``: the step's loss, unless it is a later pass of the same step (an LBFGS
-        closure evaluated again: the step's first loss counts, as ``opt.step(closure)`` returns it). A watch whose
-        loop moved to another optimizer ends here, where no hook of torch's is being iterated."""
+        closure evaluated again: the step's first loss counts, as ``opt.step(closure)`` returns it)."""
         taps = self.taps
         if not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or tensor.grad_fn is None or \
                 tensor is taps.backing:
             return
-        if self._retire:
-            self._end_loop()
         if taps.in_step and taps.loss is not None and not taps.kept:
             return
         loss = taps.scaled.pop(id(tensor), tensor)
         taps.loss, taps.target, taps.kept = loss, saved_target(loss), False
+
+    def _after_backward(self) -> None:
+        """A ``backward()`` of the script's ended. A watch whose loop moved to another optimizer ends here, where no
+        hook of torch's is being iterated and no graph waits for its tensors. While no optimizer has stepped, the
+        passes are counted, and a loop that never steps its optimizer (:class:`~trainwell.doctor.backed_model.
+        UnsteppedLoop`) is watched from here: each pass is its step."""
+        if self._retire:  # after the pass: the report's readings of the model (in place, restored) would change
+            self._end_loop()  # tensors this pass's graph saved
+        if self.watch is not None:
+            if self._by_backward and self.taps.loss is not None:
+                self._read_step()
+            return
+        if self._steps or self.model_name is not None or self._unstepped.given_up or self.taps.loss is None:
+            return
+        self._passes.append((self.taps.loss.detach(), _labels(self.taps)))
+        found = self._unstepped.backed(list(self._outermost.values()))
+        if found is not None:
+            self._by_backward = True
+            self._start(found[1], found[0])
 
     def _track_calls(self) -> None:
         """Till the loop's optimizers are known: the modules the script calls outermost (the model, not a part of
@@ -218,7 +236,7 @@ class ScriptWatch:
             if torch.is_grad_enabled() and module.training:  # the batch's rows, for the labels of unread steps
                 first = next((a for a in args if isinstance(a, torch.Tensor)), None)
                 if first is not None and first.dim():
-                    self.taps.rows = len(first)
+                    self.taps.rows, self.taps.shape = len(first), tuple(first.shape)
         self._depth += 1
 
     def _settled(self) -> None:
@@ -232,7 +250,14 @@ class ScriptWatch:
 
     def _before_step(self, optimizer, args, kwargs) -> None:
         self.taps.in_step = True
-        if self.watch is None or optimizer is not self.counting:
+        if self.watch is None:
+            return
+        if optimizer is not self.counting and not any(o is optimizer for o in self._stepped) and \
+                built_again(optimizer, self.counting):  # the loop's optimizer created again: the loop goes on
+            self._stepped = [optimizer if o is self.counting else o for o in self._stepped]  # with it, from this
+            follow(self.watch, self.counting, optimizer)  # step on (its hooks registered now run after this one)
+            self.counting = optimizer
+        if optimizer is not self.counting:
             return
         self._hand_over()
 
@@ -249,6 +274,8 @@ class ScriptWatch:
     def _after_step(self, optimizer, args, kwargs) -> None:
         self.taps.in_step = False
         self._steps[id(optimizer)] = self._steps.get(id(optimizer), 0) + 1
+        if self._by_backward:  # an optimizer steps after all (the passes counted were not a loop's): found anew
+            self._drop_loop()
         if self.watch is None:
             # the optimizers that step till the first steps again are the loop's (a GAN's generator after its
             # discriminator); with a single optimizer in the process, that one from its first step
@@ -273,9 +300,13 @@ class ScriptWatch:
         self._rival, self._rival_steps = None, 0
         if self._early:
             self._early.clear()  # no other loop's
-        taps = self.taps
-        if taps.loss is None:
+        if self.taps.loss is None:
             return  # a step without a backward of the script's (a closure's LBFGS, read as its own)
+        self._read_step()
+
+    def _read_step(self) -> None:
+        """The step's loss and labels handed to ``w.step()``."""
+        taps = self.taps
         y = _labels(taps)
         loss, taps.loss, taps.target = taps.loss, None, None
         if self._module_hooks:
@@ -296,11 +327,19 @@ class ScriptWatch:
             taps.kept = taps.loss is not None
 
     # -- the model -------------------------------------------------------------------------------------------
-    def _start(self, optimizers: list) -> None:
+    def _start(self, optimizers: list, model: nn.Module | None = None) -> None:
+        """The watch begins on ``optimizers`` and the model holding their parameters (``model``: the one a loop that
+        never steps its optimizer backed through)."""
         from trainwell.doctor.watch import Watch
 
-        if self.model_name is None:
+        if model is not None:
+            self.names, roots = [self._name(model)], [model]
+        elif self.model_name is None:
             model, self.names = watched_model(optimizers, self._globals, list(self._outermost.values()))
+            if model is None:  # no module holds their tensors: an optimizer built on a copy of the model?
+                model = backed_model(list(self._outermost.values()), [tuple(p.shape) for o in optimizers
+                                                                      for g in o.param_groups for p in g["params"]])
+                self.names = [self._name(model)]
             roots = list(model.values()) if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]
         else:
             model, optimizers = self._named(optimizers)
@@ -311,21 +350,28 @@ class ScriptWatch:
             self._stepped = []
             return
         self.counting = optimizers[0]
-        self.unread = self._steps.get(id(self.counting), 0)
+        self.unread = self._unstepped.passes if self._by_backward else self._steps.get(id(self.counting), 0)
         for root in roots:
             self._forward_hooks.append(root.register_forward_pre_hook(self._rows, with_kwargs=True))
         self.watch = Watch(model, optimizers, self.every)
+        built = self._rates.of(self.counting)
+        if built is not None and len(built) == len(self.watch.probe.start_lrs):  # the rates before the loop set any
+            self.watch.probe.start_lrs = built
         self._training_rows, self._outputs = TrainingRows(self.watch.probe.split_rows.keys), ModelOutputs()
         for root in roots:
             self._forward_hooks.append(root.register_forward_hook(self._output))
         self.watch.probe.validation_losses.on_call = self._outputs.called  # whether its input is the model's output
         self.watch.__enter__()
-        early = [(loss, y) for o, loss, y in self._early if o is self.counting]
+        early = list(self._passes) if self._by_backward else \
+            [(loss, y) for o, loss, y in self._early if o is self.counting]
         self._early.clear()
         self.curve_from = self.unread + 1 - len(early)
         if early:  # the steps before the watch began start its loss curve
             self.watch.began_after([loss for loss, _ in early], [y for _, y in early])
         self.taps.loss = self.taps.target = None
+
+    def _name(self, model: nn.Module | None) -> str:
+        return next((k for k, v in self._globals.items() if v is model and not k.startswith("_")), "model")
 
     def _named(self, optimizers: list) -> tuple[nn.Module | None, list]:
         """The module ``--model`` names and, of the optimizers, those training it (none: another loop's, a
@@ -346,7 +392,7 @@ class ScriptWatch:
         first = first_tensor(args, kwargs)  # also a batch given by name (``model(**batch)``)
         training = torch.is_grad_enabled() and module.training
         if first is not None and first.dim() and training:
-            self.taps.rows = len(first)
+            self.taps.rows, self.taps.shape = len(first), tuple(first.shape)
         if training and self.watch is not None and self.watch.probe.validation_losses.pending:
             self._hand_over()  # this hook runs before the watch's own (registered before it)
         self._training_rows.forward(first, training)
@@ -358,6 +404,7 @@ class ScriptWatch:
         """The watched loop is over (the script ended, or ``last`` False: it moved on to another optimizer): its
         report, and the hooks go. The validation losses read since its last step are its last validation's at the
         script's end, and another loop's forwards (a teacher's) when it moved on: dropped then."""
+        self.watch.held_plateaus = self._schedulers.plateaus([*self._stepped, *self.watch.probe.optimizers])
         try:
             if last:
                 value = validation_value(self.watch.probe.validation_losses, self._training_rows, self._outputs)
@@ -375,9 +422,18 @@ class ScriptWatch:
             h.remove()
         self._forward_hooks = []
         self.watch, self.counting, self._stepped, self._rival, self._rival_steps = None, None, [], None, 0
-        self._retire = False
+        self._retire = self._by_backward = False
         if not last:
             self._track_calls()
+
+    def _drop_loop(self) -> None:
+        """The watch begun on ``backward()`` passes with no optimizer step ends unreported: an optimizer steps."""
+        self.watch.close()
+        for h in self._forward_hooks:
+            h.remove()
+        self._forward_hooks = []
+        self.watch, self.counting, self._stepped, self._by_backward = None, None, [], False
+        self._track_calls()
 
     # -- the run ---------------------------------------------------------------------------------------------
     def run(self, path: str, argv: list[str]) -> list[Report]:
@@ -431,53 +487,8 @@ class ScriptWatch:
 
 
 def _labels(taps: _Taps) -> torch.Tensor | None:
-    """The step's labels: the target its loss saved, when its rows are the batch's."""
-    target = taps.target
-    if isinstance(target, torch.Tensor) and target.dim() and taps.rows is not None and len(target) == taps.rows:
-        return target
-    return None
-
-
-def hook_free_copies(original):
-    """``nn.Module.__getstate__`` leaving the watch's hooks out: the script's ``copy.deepcopy(model)`` and
-    ``torch.save(model, path)`` copy its model, not the watch."""
-    from trainwell.doctor.hook_free_state import hook_free
-
-    def read(module):
-        return hook_free(original(module))
-    return read
-
-
-def validation_value(losses, training_rows: TrainingRows | None = None,
-                     outputs: ModelOutputs | None = None) -> float | None:
-    """The validation's loss since the last step, from the loss calls the watch read (those of the function
-    called first; not those on the training set evaluated beside it, told by ``training_rows``, nor those on
-    another model's outputs, told by ``outputs``): the mean per unit
-    the loss averages over (a class-index loss's targets not ``ignore_index``, another loss's elements); None when
-    there were none."""
-    from trainwell.doctor.validation_average import units
-
-    pending = losses.pending
-    if not pending:
-        return None
-    first = pending[0][0]
-    keep = training_rows.kept(len(pending)) if training_rows is not None else None
-    ours = outputs.kept(pending) if outputs is not None else None
-    if ours is not None:
-        keep = ours if keep is None else [k and o for k, o in zip(keep, ours, strict=True)]
-    total = count = 0.0
-    for i, entry in enumerate(pending):  # (name, rows, reduction, value, target, ignored, _, weight, on_training, ...)
-        name, rows, reduction, value, target, ignored, _, weight, on_training = entry[:9]
-        if name != first or on_training or (keep is not None and not keep[i]):
-            continue
-        kept = units(target, ignored, weight)  # class indices: the targets not ignored; else every element
-        n = float(kept) if kept is not None else float(target.numel()) if isinstance(target, torch.Tensor) and \
-            target.numel() else float(rows)
-        if n <= 0:
-            continue
-        total += float(value) * (n if reduction == "mean" else 1.0)
-        count += n
-    return total / count if count else None
+    """The step's labels: the target its loss saved, when its rows are the batch's (or its positions, flattened)."""
+    return batch_labels(taps.target, taps.rows, taps.shape)
 
 
 def watch_script(path: str, argv: list[str] | None = None, every: int = 50, model: str | None = None) -> list[Report]:
