@@ -10,10 +10,12 @@ Two loop bugs leave it nothing to find there, though the explicit watch, given t
   tensors (:func:`backed_model` with ``shapes``): watched with that optimizer, ``loop: optimizer holds the
   parameters`` names the tensors that are not its own.
 - **``optimizer.step()`` forgotten**: no optimizer ever steps. :class:`UnsteppedLoop` counts the ``backward()``
-  passes while no optimizer has stepped; after :data:`BACKWARDS` of them on one model in training mode, whose
-  parameters nothing updated meanwhile (a hand-written update, ``p -= lr * p.grad``, bumps their versions), and
-  that an optimizer holds, that model and optimizer are the loop's: each ``backward()`` is then a step of the
-  watch, and ``loop: optimizer.step() runs`` names the step that never ran.
+  passes while no optimizer has stepped, each after a ``zero_grad()`` (of an optimizer or a module): a loop's
+  iterations, where passes with none between them are micro-batches accumulated before a first step. After
+  :data:`BACKWARDS` of them on one model in training mode, whose parameters nothing updated meanwhile (a
+  hand-written update, ``p -= lr * p.grad``, bumps their versions), and that an optimizer holds, that model and
+  optimizer are the loop's: each ``backward()`` is then a step of the watch, and ``loop: optimizer.step() runs``
+  names the step that never ran.
 """
 
 from __future__ import annotations
@@ -55,17 +57,23 @@ class UnsteppedLoop:
     """The ``backward()`` passes of a script before any optimizer step: :meth:`backed` after each."""
 
     def __init__(self) -> None:
-        self.passes = 0
+        self.passes = 0  # the passes that came after a zero_grad()
+        self.cleared = False  # a zero_grad() since the latest pass
         self._first: tuple[nn.Module, int] | None = None  # the model of the first pass, and its versions then
         self.given_up = False
 
+    def zeroed(self) -> None:
+        """A ``zero_grad()`` call."""
+        self.cleared = True
+
     def backed(self, called: list[nn.Module]) -> tuple[nn.Module, list] | None:
         """After a pass (``called``: the modules called outermost so far): the loop's model and the optimizers
-        holding its parameters, once :data:`BACKWARDS` passes reached that model with its parameters unchanged;
-        else None (for good, when the passes reach another model, its parameters changed, or no optimizer holds
-        them)."""
+        holding its parameters, once :data:`BACKWARDS` passes after a ``zero_grad()`` each reached that model with
+        its parameters unchanged; else None (for good, when the passes reach another model, its parameters
+        changed, or no optimizer holds them)."""
         model = None if self.given_up else backed_model(called)
-        if model is None:
+        cleared, self.cleared = self.cleared, False
+        if model is None or not cleared:
             return None
         self.passes += 1
         if self._first is None:

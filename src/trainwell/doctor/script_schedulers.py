@@ -72,6 +72,14 @@ class SchedulerRecords(ReadsCalls):
                   in mine and not any(s is f for f in found)]
         return found
 
+    def release(self, optimizers: list) -> None:
+        """The loop of ``optimizers`` is reported: their schedulers are held weakly from now on (held, they would
+        keep a finished loop's optimizer alive)."""
+        for o in optimizers:
+            held = self.latest.pop(id(o), None)
+            if held is not None and len(self.earlier) < KEPT:
+                self.earlier.append(weakref.ref(held[1]))
+
     def plateaus(self, optimizers: list) -> list[ReduceLROnPlateau]:
         """Of :meth:`on`, the ``ReduceLROnPlateau`` schedulers."""
         return [s for s in self.on(optimizers) if isinstance(s, ReduceLROnPlateau)]

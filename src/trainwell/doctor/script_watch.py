@@ -8,7 +8,9 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   is the module holding all their parameters that the script called outermost (a model ending in a Sigmoid, not
   the network before it; else the smallest holding them all), or the modules holding them side by side (a
   generator and a discriminator never called together) gathered in an ``nn.ModuleDict`` named after the script's
-  variables; ``--model NAME`` names the module itself (:mod:`~trainwell.doctor.named_model`). The watch begins at
+  variables; ``--model NAME`` names the module itself (:mod:`~trainwell.doctor.named_model`). When no module holds
+  their parameters, or no optimizer ever steps, the model a ``backward()`` reached (:mod:`~trainwell.doctor.
+  backed_model`: an optimizer built on a copy of it, ``optimizer.step()`` forgotten). The watch begins at
   the end of that step (of the first step when the process holds one optimizer): of the loop's first step (or two)
   only the loss and labels are read (kept when its optimizer stepped, as those of another loop's optimizer are):
   they start the watch's loss curve (``Watch.began_after``), so that an L-BFGS converging within its first step
@@ -16,7 +18,11 @@ What a user would pass by hand is read from torch's own hooks and calls while th
 - **the loss**: the tensor the step's last ``backward()`` started from (under AMP, the loss ``GradScaler.scale``
   was given, not its scaled copy), handed to ``w.step()`` when the counting optimizer's step ends.
 - **the labels**: the target a class-index or regression loss saved in that loss's graph (``F.cross_entropy``'s,
-  ``nn.MSELoss``'s ...), read before ``backward()`` frees it, given as ``y=`` when its rows are the batch's.
+  ``nn.MSELoss``'s ...), read before ``backward()`` frees it, given as ``y=`` when its rows are the batch's (or its
+  positions, flattened: :mod:`~trainwell.doctor.script_labels`).
+- **what the explicit watch finds from the code that calls it**: the schedulers, recorded when created (one local to
+  a training function that has returned is read still: :mod:`~trainwell.doctor.script_schedulers`), and the rate
+  each optimizer was built with (:mod:`~trainwell.doctor.built_rates`).
 - **the validations**: the loss calls the watch already reads after forwards without gradients or in eval mode
   (:mod:`~trainwell.doctor.validation_average`); before the next step (and at the script's end) their mean per
   example, or per target that is not ``ignore_index``, is handed to ``w.validate()``. A validation scored without
@@ -26,7 +32,9 @@ What a user would pass by hand is read from torch's own hooks and calls while th
 
 A script that trains one model and then another (a teacher, then a student distilled from it; a new optimizer for
 a fine-tuning stage) has each loop read on its own: when an optimizer the watch does not hold steps twice with the
-counting one idle, the loop has moved on to it, and a new watch begins. A report per loop is printed when the
+counting one idle, the loop has moved on to it: the watch ends after the next ``backward()`` and a new one begins.
+An optimizer created again of the same kind, settings and parameters (every epoch) takes the old one's place in the
+same watch (:mod:`~trainwell.doctor.followed_optimizers`). A report per loop is printed when the
 script ends (also when it raises or exits; its exception is shown first).
 """
 
@@ -174,6 +182,14 @@ class ScriptWatch:
         self._patch(torch.autograd, "backward", autograd_backward)
         self._patch(torch.amp.GradScaler, "scale", scale)
         self._patch(nn.Module, "__getstate__", hook_free_copies)
+
+        def zero_grad(original):
+            def read(owner, *args, **kwargs):
+                self._unstepped.zeroed()
+                return original(owner, *args, **kwargs)
+            return read
+        self._patch(torch.optim.Optimizer, "zero_grad", zero_grad)  # the passes of a loop that never steps
+        self._patch(nn.Module, "zero_grad", zero_grad)
 
     def _backed(self, tensor) -> None:
         """A ``backward()`` from ``tensor``: the step's loss, unless it is a later pass of the same step (an LBFGS
@@ -413,6 +429,7 @@ class ScriptWatch:
         finally:  # its hooks and torch's methods it reads are given back whatever happened
             self.watch.close()
         report = self.watch.report()
+        self._schedulers.release([*self._stepped, *self.watch.probe.optimizers])
         curve = f"; its loss curve from step {self.curve_from}" if self.curve_from <= self.unread else ""
         report.title = f"trainwell watch: {os.path.basename(self._path)}: {', '.join(self.names)} (read from " \
             f"step {self.unread + 1}{curve})"
