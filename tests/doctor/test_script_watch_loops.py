@@ -42,6 +42,10 @@ def train():
     if KIND.startswith("plateau"):
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
     step = 0
+    if KIND == "probed":  # the gradient's norm on a few batches before training, no step
+        for i in range(5):
+            opt.zero_grad()
+            F.cross_entropy(model(x[i * 32:(i + 1) * 32]), y[i * 32:(i + 1) * 32]).backward()
     for epoch in range(6):
         if (KIND == "rebuilt" and epoch) or (KIND == "stages" and epoch == 2):  # the same optimizer made again
             opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -137,7 +141,8 @@ def readings(tmp_path_factory):
     path = _script(tmp_path_factory.mktemp("loops"), SCRIPT, "train.py")
     out = {}
     for kind in ("steplr", "steplr_stepped", "plateau", "plateau_stepped", "warmup", "warmup_advancing", "rebuilt",
-                 "stages", "early_stage", "copy", "no_step", "manual", "accumulate"):
+                 "stages", "early_stage", "copy", "no_step", "manual", "accumulate",
+                 "probed"):
         runner = ScriptWatch(every=20)
         reports = runner.run(path, [kind])
         out[kind] = (reports, SimpleNamespace(error=runner.error, unread=runner.unread, loops=[SimpleNamespace(
@@ -147,9 +152,9 @@ def readings(tmp_path_factory):
     return out
 
 
-@pytest.mark.slow  # ~8 s, shared: thirteen runs of a 48-step script
+@pytest.mark.slow  # ~8 s, shared: fourteen runs of a 48-step script
 @pytest.mark.parametrize("kind", ["steplr_stepped", "plateau_stepped", "warmup_advancing", "stages", "manual",
-                                  "accumulate"])
+                                  "accumulate", "probed"])
 def test_the_healthy_loops_are_clean(readings, kind):
     reports, runner = readings[kind]
     assert runner.error is None and not _alarms(reports), (runner.error, reports)
@@ -207,6 +212,8 @@ def test_the_model_a_backward_reached_is_watched_when_no_step_of_its_parameters_
     assert readings["manual"][0] == []  # updated by hand: no loop of an optimizer's
     _, accumulated = readings["accumulate"]  # micro-batches backed through before the first step: read from a step
     assert accumulated.unread in (1, 2) and len(accumulated.loops) == 1
+    _, probed = readings["probed"]  # passes with no step before training: their watch dropped at the first step
+    assert len(probed.loops) == 1 and len(probed.loops[0].losses) == 48 - probed.unread
 
 
 @pytest.mark.slow  # ~1.5 s: two runs of a 24-step tagger

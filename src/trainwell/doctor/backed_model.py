@@ -89,4 +89,14 @@ class UnsteppedLoop:
         return (model, optimizers) if optimizers else None
 
 
-__all__ = ["BACKWARDS", "UnsteppedLoop", "backed_model"]
+def zero_grads_read(loop: UnsteppedLoop):
+    """A wrapper for ``zero_grad`` (an optimizer's, a module's) that tells ``loop`` of each call."""
+    def wrap(original):
+        def read(owner, *args, **kwargs):
+            loop.zeroed()
+            return original(owner, *args, **kwargs)
+        return read
+    return wrap
+
+
+__all__ = ["BACKWARDS", "UnsteppedLoop", "backed_model", "zero_grads_read"]

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from trainwell.doctor.backed_model import UnsteppedLoop, backed_model
+from trainwell.doctor.backed_model import UnsteppedLoop, backed_model, zero_grads_read
 from trainwell.doctor.built_rates import BuiltRates
 from trainwell.doctor.followed_optimizers import follow
 from trainwell.doctor.hook_free_state import hook_free_copies
@@ -131,6 +131,7 @@ class ScriptWatch:
         self._unstepped = UnsteppedLoop()  # backward() passes before any optimizer step
         self._by_backward = False  # the watched loop steps no optimizer: each backward() is its step
         self._passes: deque = deque(maxlen=EARLY)  # (loss, labels) of the latest of those passes, before it began
+        self._dropping = False  # a watch begun on passes with no step is dropped: an optimizer stepped after all
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
@@ -182,14 +183,8 @@ class ScriptWatch:
         self._patch(torch.autograd, "backward", autograd_backward)
         self._patch(torch.amp.GradScaler, "scale", scale)
         self._patch(nn.Module, "__getstate__", hook_free_copies)
-
-        def zero_grad(original):
-            def read(owner, *args, **kwargs):
-                self._unstepped.zeroed()
-                return original(owner, *args, **kwargs)
-            return read
-        self._patch(torch.optim.Optimizer, "zero_grad", zero_grad)  # the passes of a loop that never steps
-        self._patch(nn.Module, "zero_grad", zero_grad)
+        for owner in (torch.optim.Optimizer, nn.Module):  # the passes of a loop that never steps
+            self._patch(owner, "zero_grad", zero_grads_read(self._unstepped))
 
     def _backed(self, tensor) -> None:
         """A ``backward()`` from ``tensor``: the step's loss, unless it is a later pass of the same step (an LBFGS
@@ -210,6 +205,8 @@ class ScriptWatch:
         UnsteppedLoop`) is watched from here: each pass is its step."""
         if self._retire:  # after the pass: the report's readings of the model (in place, restored) would change
             self._end_loop()  # tensors this pass's graph saved
+        if self._dropping:
+            self._drop_loop()
         if self.watch is not None:
             if self._by_backward and self.taps.loss is not None:
                 self._read_step()
@@ -241,6 +238,9 @@ class ScriptWatch:
         for undo in reversed(self._undo):
             undo()
         self._undo = []
+        self._uninstall_forward_hooks()
+
+    def _uninstall_forward_hooks(self) -> None:
         for h in self._forward_hooks:
             h.remove()
         self._forward_hooks = []
@@ -290,8 +290,11 @@ class ScriptWatch:
     def _after_step(self, optimizer, args, kwargs) -> None:
         self.taps.in_step = False
         self._steps[id(optimizer)] = self._steps.get(id(optimizer), 0) + 1
-        if self._by_backward:  # an optimizer steps after all (the passes counted were not a loop's): found anew
-            self._drop_loop()
+        if self._by_backward:  # an optimizer steps after all (the passes counted were not a loop's): the watch
+            self._by_backward, self._dropping = False, True  # goes after the next pass, outside torch's hooks
+            return
+        if self._dropping:
+            return
         if self.watch is None:
             # the optimizers that step till the first steps again are the loop's (a GAN's generator after its
             # discriminator); with a single optimizer in the process, that one from its first step
@@ -435,9 +438,7 @@ class ScriptWatch:
             f"step {self.unread + 1}{curve})"
         self.reports.append(report)
         self.watches.append(self.watch)
-        for h in self._forward_hooks:
-            h.remove()
-        self._forward_hooks = []
+        self._uninstall_forward_hooks()
         self.watch, self.counting, self._stepped, self._rival, self._rival_steps = None, None, [], None, 0
         self._retire = self._by_backward = False
         if not last:
@@ -446,10 +447,8 @@ class ScriptWatch:
     def _drop_loop(self) -> None:
         """The watch begun on ``backward()`` passes with no optimizer step ends unreported: an optimizer steps."""
         self.watch.close()
-        for h in self._forward_hooks:
-            h.remove()
-        self._forward_hooks = []
-        self.watch, self.counting, self._stepped, self._by_backward = None, None, [], False
+        self._uninstall_forward_hooks()
+        self.watch, self.counting, self._stepped, self._by_backward, self._dropping = None, None, [], False, False
         self._track_calls()
 
     # -- the run ---------------------------------------------------------------------------------------------
@@ -481,6 +480,8 @@ class ScriptWatch:
         finally:
             sys.argv, sys.path[:] = saved_argv, saved_path
         try:
+            if self._dropping:
+                self._drop_loop()
             if self.watch is not None:
                 self._end_loop(last=True)
             return self.reports
