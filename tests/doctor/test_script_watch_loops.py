@@ -216,7 +216,7 @@ def test_the_model_a_backward_reached_is_watched_when_no_step_of_its_parameters_
     assert len(probed.loops) == 1 and len(probed.loops[0].losses) == 48 - probed.unread
 
 
-@pytest.mark.slow  # ~1.5 s: two runs of a 24-step tagger
+@pytest.mark.slow  # ~0.7 s: two runs of a 24-step tagger
 def test_a_sequence_loss_given_flattened_targets_has_them_read_per_sequence(tmp_path):
     path = _script(tmp_path, TAGGER, "tagger.py")
     reports = ScriptWatch(every=20).run(path, ["-100"])
