@@ -21,9 +21,9 @@ Usage: OMP_NUM_THREADS=1 python benchmarks/watch_bugs.py [--only NAME ...] [--ev
   substrings of case names, as loop_bugs.py's; ``-j 2``: two processes)
   One case as ``trainwell watch`` reads it: trainwell watch benchmarks/watch_bugs.py --case NAME --side bug
 
-Result (x86_64, torch 2.13 CPU): 112/141 right under ``trainwell watch`` vs 141/141 explicit; check only 11, doctor
-call 1, other alarm 9, missed 8; twins 0 false fails, 0 false warns (103/141 in benchmarks/RESULTS.md section 56,
-before the script's own validation loss was read from its variables: the 9 validation averages).
+Result (x86_64, torch 2.13 CPU): WBRESULT (103/141 in benchmarks/RESULTS.md section 56, before the first step, the
+script's own validation loss, the schedulers, the built rates, the rebuilt optimizers, the model a backward reached
+and the flattened sequence targets were read).
 """
 
 from __future__ import annotations

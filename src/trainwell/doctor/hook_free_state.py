@@ -38,4 +38,12 @@ def hook_free(state: dict) -> dict:
     return out
 
 
-__all__ = ["hook_free"]
+def hook_free_copies(original):
+    """``nn.Module.__getstate__`` leaving the watch's hooks out: the script's ``copy.deepcopy(model)`` and
+    ``torch.save(model, path)`` copy its model, not the watch."""
+    def read(module):
+        return hook_free(original(module))
+    return read
+
+
+__all__ = ["hook_free", "hook_free_copies"]

@@ -177,6 +177,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.nll_pair: tuple | None = None  # the latest observed step's (scores, gradient) of NLL's form, given targets
         self.pos_weight_reads: list = []  # per observed step with 0/1 targets: the positives' weights per column
         self._hooks: list = []
+        self._followed: dict[int, list] = {}  # the hooks on the optimizers built again in place of the watched ones
         self._grad_hooks: list = []
         self._layer_hooks: list = []
         self._armed = False
@@ -211,6 +212,22 @@ class LoopProbe(ForwardHooks, StepHooks):
         game_players.opened(self)
         self._arm()
 
+    def follow(self, old, new) -> bool:
+        """``new`` (an optimizer built again over ``old``'s parameters) takes ``old``'s place: its steps are read as
+        ``old``'s were (its hooks go at :meth:`detach`); False when ``old`` is not one of the watched optimizers."""
+        i = next((k for k, o in enumerate(self.optimizers) if o is old), None)
+        if i is None or not self._hooks:
+            return False
+        self.optimizers[i] = new
+        hooks = [new.register_step_pre_hook(self._pre_step), new.register_step_post_hook(self._post_step)] \
+            if i == 0 else []
+        if i == 0:
+            self.optimizer = new
+        for h in self._followed.pop(i, []):  # those on the one followed before (built again every step)
+            h.remove()
+        self._followed[i] = hooks + [new.register_step_post_hook(self._counter(i))]
+        return True
+
     def _forward_hooks(self) -> list:
         return [self.model.register_forward_pre_hook(self._hook(self._pre_forward), with_kwargs=True),
                 self.model.register_forward_hook(self._hook(self._post_forward))]
@@ -237,9 +254,9 @@ class LoopProbe(ForwardHooks, StepHooks):
         game_players.closed(self)
         self._disarm()
         self.untrail()
-        for h in self._hooks:
+        for h in self._hooks + [h for hooks in self._followed.values() for h in hooks]:
             h.remove()
-        self._hooks = []
+        self._hooks, self._followed = [], {}
 
     def _observed(self, k: int) -> bool:
         """Whether step ``k`` (from 0) is read whole: the first three, then one in each block of ``every`` steps

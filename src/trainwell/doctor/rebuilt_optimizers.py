@@ -46,6 +46,18 @@ LEAST_BUILDS = 3
 _KEPT = 4096
 
 
+def built_again(new, old) -> bool:
+    """Whether optimizer ``new`` is ``old`` created again: of its kind, with its settings (``defaults``: the rate,
+    momentum, ... it was built with), over the very tensors it holds (``model.parameters()`` once more). A new
+    stage of training (another kind, another rate, more layers unfrozen) is not."""
+    held = [[[id(p) for p in g["params"]] for g in o.param_groups] for o in (new, old)]
+    try:
+        same = bool(new.defaults == old.defaults)
+    except (RuntimeError, TypeError, ValueError):  # a tensor among them
+        same = False
+    return same and type(new) is type(old) and any(held[0]) and held[0] == held[1]
+
+
 class OptimizerBuilds(ReadsCalls):
     """The optimizers created between :meth:`start` and :meth:`stop` over any of ``parameters`` (the watched
     model's), each with the clock's reading when it was created (``clock()``: the loop's steps, validations and

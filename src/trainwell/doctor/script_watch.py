@@ -8,7 +8,9 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   is the module holding all their parameters that the script called outermost (a model ending in a Sigmoid, not
   the network before it; else the smallest holding them all), or the modules holding them side by side (a
   generator and a discriminator never called together) gathered in an ``nn.ModuleDict`` named after the script's
-  variables; ``--model NAME`` names the module itself (:mod:`~trainwell.doctor.named_model`). The watch begins at
+  variables; ``--model NAME`` names the module itself (:mod:`~trainwell.doctor.named_model`). When no module holds
+  their parameters, or no optimizer ever steps, the model a ``backward()`` reached (:mod:`~trainwell.doctor.
+  backed_model`: an optimizer built on a copy of it, ``optimizer.step()`` forgotten). The watch begins at
   the end of that step (of the first step when the process holds one optimizer): of the loop's first step (or two)
   only the loss and labels are read (kept when its optimizer stepped, as those of another loop's optimizer are):
   they start the watch's loss curve (``Watch.began_after``), so that an L-BFGS converging within its first step
@@ -21,7 +23,10 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   once they have (as a loop calls ``w.step()`` after all its steps: their ``.grad`` is read at their steps).
 - **the labels**: the target a class-index or regression loss saved in that loss's graph (``F.cross_entropy``'s,
   ``nn.MSELoss``'s ...; :mod:`~trainwell.doctor.saved_targets`), read before ``backward()`` frees it, given as
-  ``y=`` when its rows are the batch's.
+  ``y=`` when its rows are the batch's (or its positions, flattened: :mod:`~trainwell.doctor.script_labels`).
+- **what the explicit watch finds from the code that calls it**: the schedulers, recorded when created (one local to
+  a training function that has returned is read still: :mod:`~trainwell.doctor.script_schedulers`), and the rate
+  each optimizer was built with (:mod:`~trainwell.doctor.built_rates`).
 - **the validations**: the loss calls the watch already reads after forwards without gradients or in eval mode
   (:mod:`~trainwell.doctor.validation_average`); before the next step (and at the script's end) their mean per
   example, or per target that is not ``ignore_index``, is handed to ``w.validate()``; where the script's own
@@ -33,7 +38,9 @@ What a user would pass by hand is read from torch's own hooks and calls while th
 
 A script that trains one model and then another (a teacher, then a student distilled from it; a new optimizer for
 a fine-tuning stage) has each loop read on its own: when an optimizer the watch does not hold steps twice with the
-counting one idle, the loop has moved on to it, and a new watch begins. A report per loop is printed when the
+counting one idle, the loop has moved on to it: the watch ends after the next ``backward()`` and a new one begins.
+An optimizer created again of the same kind, settings and parameters (every epoch) takes the old one's place in the
+same watch (:mod:`~trainwell.doctor.followed_optimizers`). A report per loop is printed when the
 script ends (also when it raises or exits; its exception is shown first).
 """
 
@@ -48,13 +55,21 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from trainwell.doctor.backed_model import UnsteppedLoop, backed_model, zero_grads_read
+from trainwell.doctor.built_rates import BuiltRates
+from trainwell.doctor.followed_optimizers import follow
+from trainwell.doctor.hook_free_state import hook_free_copies
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.named_model import named_model
+from trainwell.doctor.rebuilt_optimizers import built_again
 from trainwell.doctor.report import Report
 from trainwell.doctor.saved_targets import saved_target
 from trainwell.doctor.script_first_step import FirstStep, unscaled
+from trainwell.doctor.script_labels import batch_labels
 from trainwell.doctor.script_model import alive, watched_model
+from trainwell.doctor.script_schedulers import SchedulerRecords
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
+from trainwell.doctor.script_validation import validation_value
 from trainwell.doctor.stated_validation import ScriptFrames
 from trainwell.doctor.validation_average import floated, validation_calls
 
@@ -70,6 +85,7 @@ class _Taps:
     loss: torch.Tensor | None = None
     target: torch.Tensor | None = None
     rows: int | None = None
+    shape: tuple | None = None  # the batch's input's shape (a flattened sequence target is read back in it)
     backing: torch.Tensor | None = None  # the tensor whose Tensor.backward() is running
     in_step: bool = False  # inside an optimizer's step (an LBFGS closure's backward passes)
     kept: bool = False  # the loss is kept already for a step of an optimizer the watch does not hold
@@ -107,7 +123,7 @@ class ScriptWatch:
         self._steps: dict[int, int] = {}  # steps per optimizer (by id)
         self._rival = None  # an optimizer the watch does not hold, stepping with the counting one idle
         self._rival_steps = 0
-        self._retire = False  # the loop moved to another optimizer: the watch ends at the next backward()
+        self._retire = False  # the loop moved to another optimizer: the watch ends after the next backward()
         self.taps = _Taps()
         self._globals: dict = {}
         self._undo: list = []
@@ -123,12 +139,21 @@ class ScriptWatch:
         self.first = FirstStep()  # the script's first optimizer step, read before any watch began
         self._pending = None  # (loss, labels) of the counting optimizer's step, till the loop's others stepped
         self._frames = ScriptFrames()  # the script's frames at a validation, for its own validation loss
+        self._schedulers = SchedulerRecords()  # the schedulers created, held past their function's return
+        self._rates = BuiltRates()  # the rates each optimizer was built with
+        self._unstepped = UnsteppedLoop()  # backward() passes before any optimizer step
+        self._by_backward = False  # the watched loop steps no optimizer: each backward() is its step
+        self._passes: deque = deque(maxlen=EARLY)  # (loss, labels) of the latest of those passes, before it began
+        self._dropping = False  # a watch begun on passes with no step is dropped: an optimizer stepped after all
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
         self._track_calls()
+        for reader in (self._schedulers, self._rates):
+            reader.start()
+            self._undo.append(reader.stop)
         self._undo.append(register_optimizer_step_pre_hook(self._before_step).remove)
         self._undo.append(register_optimizer_step_post_hook(self._after_step).remove)
         taps = self.taps
@@ -138,20 +163,25 @@ class ScriptWatch:
                 self._backed(tensor)
                 # torch.autograd.backward, called by it, and the call again through a TorchFunctionMode's dispatch
                 # read nothing more
-                taps.backing = tensor
+                outer, taps.backing = taps.backing is not tensor, tensor
                 try:
                     out = original(tensor, *args, **kwargs)
                 finally:
                     taps.backing = None
                 self.first.backward_done()
+                if outer:
+                    self._after_backward()
                 return out
             return read
 
         def autograd_backward(original):
             def read(tensors, *args, **kwargs):
+                outer = taps.backing is None  # called by the script, not by Tensor.backward
                 self._backed(tensors[0] if isinstance(tensors, (list, tuple)) and tensors else tensors)
                 out = original(tensors, *args, **kwargs)
                 self.first.backward_done()
+                if outer:
+                    self._after_backward()
                 return out
             return read
 
@@ -168,23 +198,43 @@ class ScriptWatch:
         self._patch(torch.autograd, "backward", autograd_backward)
         self._patch(torch.amp.GradScaler, "scale", scale)
         self._patch(nn.Module, "__getstate__", hook_free_copies)
+        for owner in (torch.optim.Optimizer, nn.Module):  # the passes of a loop that never steps
+            self._patch(owner, "zero_grad", zero_grads_read(self._unstepped))
 
     def _backed(self, tensor) -> None:
         """A ``backward()`` from ``tensor``: the step's loss, unless it is a later pass of the same step (an LBFGS
-        closure evaluated again: the step's first loss counts, as ``opt.step(closure)`` returns it). A watch whose
-        loop moved to another optimizer ends here, where no hook of torch's is being iterated."""
+        closure evaluated again: the step's first loss counts, as ``opt.step(closure)`` returns it)."""
         taps = self.taps
         if not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or tensor.grad_fn is None or \
                 tensor is taps.backing:
             return
         self._flush()
-        if self._retire:
-            self._end_loop()
         if taps.in_step and taps.loss is not None and not taps.kept:
             return
         loss, scale = (taps.scaled.pop(id(tensor)), None) if id(tensor) in taps.scaled else unscaled(tensor)
         taps.loss, taps.target, taps.kept = loss, saved_target(loss), False
         self.first.backed(loss, scale)
+
+    def _after_backward(self) -> None:
+        """A ``backward()`` of the script's ended. A watch whose loop moved to another optimizer ends here, where no
+        hook of torch's is being iterated and no graph waits for its tensors. While no optimizer has stepped, the
+        passes are counted, and a loop that never steps its optimizer (:class:`~trainwell.doctor.backed_model.
+        UnsteppedLoop`) is watched from here: each pass is its step."""
+        if self._retire:  # after the pass: the report's readings of the model (in place, restored) would change
+            self._end_loop()  # tensors this pass's graph saved
+        if self._dropping:
+            self._drop_loop()
+        if self.watch is not None:
+            if self._by_backward and self.taps.loss is not None:
+                self._read_step()
+            return
+        if self._steps or self.model_name is not None or self._unstepped.given_up or self.taps.loss is None:
+            return
+        self._passes.append((self.taps.loss.detach(), _labels(self.taps)))
+        found = self._unstepped.backed(list(self._outermost.values()))
+        if found is not None:
+            self._by_backward = True
+            self._start(found[1], found[0])
 
     def _track_calls(self) -> None:
         """Till the loop's optimizers are known: the modules the script calls outermost (the model, not a part of
@@ -205,6 +255,9 @@ class ScriptWatch:
         for undo in reversed(self._undo):
             undo()
         self._undo = []
+        self._uninstall_forward_hooks()
+
+    def _uninstall_forward_hooks(self) -> None:
         for h in self._forward_hooks:
             h.remove()
         self._forward_hooks = []
@@ -216,7 +269,7 @@ class ScriptWatch:
             if torch.is_grad_enabled() and module.training:  # the batch's rows, for the labels of unread steps
                 first = next((a for a in args if isinstance(a, torch.Tensor)), None)
                 if first is not None and first.dim():
-                    self.taps.rows = len(first)
+                    self.taps.rows, self.taps.shape = len(first), tuple(first.shape)
         self._depth += 1
 
     def _settled(self) -> None:
@@ -231,7 +284,14 @@ class ScriptWatch:
     def _before_step(self, optimizer, args, kwargs) -> None:
         self.taps.in_step = True
         self.first.stepping(optimizer)
-        if self.watch is None or optimizer is not self.counting:
+        if self.watch is None:
+            return
+        if optimizer is not self.counting and not any(o is optimizer for o in self._stepped) and \
+                built_again(optimizer, self.counting):  # the loop's optimizer created again: the loop goes on
+            self._stepped = [optimizer if o is self.counting else o for o in self._stepped]  # with it, from this
+            follow(self.watch, self.counting, optimizer)  # step on (its hooks registered now run after this one)
+            self.counting = optimizer
+        if optimizer is not self.counting:
             return
         self._flush()
         self._hand_over()
@@ -259,6 +319,11 @@ class ScriptWatch:
     def _after_step(self, optimizer, args, kwargs) -> None:
         self.taps.in_step = False
         self._steps[id(optimizer)] = self._steps.get(id(optimizer), 0) + 1
+        if self._by_backward:  # an optimizer steps after all (the passes counted were not a loop's): the watch
+            self._by_backward, self._dropping = False, True  # goes after the next pass, outside torch's hooks
+            return
+        if self._dropping:
+            return
         if self.watch is None:
             # the optimizers that step till the first steps again are the loop's (a GAN's generator after its
             # discriminator); with a single optimizer in the process, that one from its first step
@@ -285,9 +350,13 @@ class ScriptWatch:
         self._rival, self._rival_steps = None, 0
         if self._early:
             self._early.clear()  # no other loop's
-        taps = self.taps
-        if taps.loss is None:
+        if self.taps.loss is None:
             return  # a step without a backward of the script's (a closure's LBFGS, read as its own)
+        self._read_step()
+
+    def _read_step(self) -> None:
+        """The step's loss and labels handed to ``w.step()``."""
+        taps = self.taps
         y = _labels(taps)
         loss, taps.loss, taps.target = taps.loss, None, None
         if self._module_hooks:
@@ -319,11 +388,19 @@ class ScriptWatch:
             taps.kept = taps.loss is not None
 
     # -- the model -------------------------------------------------------------------------------------------
-    def _start(self, optimizers: list) -> None:
+    def _start(self, optimizers: list, model: nn.Module | None = None) -> None:
+        """The watch begins on ``optimizers`` and the model holding their parameters (``model``: the one a loop that
+        never steps its optimizer backed through)."""
         from trainwell.doctor.watch import Watch
 
-        if self.model_name is None:
+        if model is not None:
+            self.names, roots = [self._name(model)], [model]
+        elif self.model_name is None:
             model, self.names = watched_model(optimizers, self._globals, list(self._outermost.values()))
+            if model is None:  # no module holds their tensors: an optimizer built on a copy of the model?
+                model = backed_model(list(self._outermost.values()), [tuple(p.shape) for o in optimizers
+                                                                      for g in o.param_groups for p in g["params"]])
+                self.names = [self._name(model)]
             roots = list(model.values()) if isinstance(model, nn.ModuleDict) and self.names[0] != "model" else [model]
         else:
             model, optimizers = self._named(optimizers)
@@ -334,16 +411,20 @@ class ScriptWatch:
             self._stepped = []
             return
         self.counting = optimizers[0]
-        self.unread = self._steps.get(id(self.counting), 0)
+        self.unread = self._unstepped.passes if self._by_backward else self._steps.get(id(self.counting), 0)
         for root in roots:
             self._forward_hooks.append(root.register_forward_pre_hook(self._rows, with_kwargs=True))
         self.watch = Watch(model, optimizers, self.every)
+        built = self._rates.of(self.counting)
+        if built is not None and len(built) == len(self.watch.probe.start_lrs):  # the rates before the loop set any
+            self.watch.probe.start_lrs = built
         self._training_rows, self._outputs = TrainingRows(self.watch.probe.split_rows.keys), ModelOutputs()
         for root in roots:
             self._forward_hooks.append(root.register_forward_hook(self._output))
         self.watch.probe.validation_losses.on_call = self._called
         self.watch.__enter__()
-        early = [(loss, y) for o, loss, y in self._early if o is self.counting]
+        early = list(self._passes) if self._by_backward else \
+            [(loss, y) for o, loss, y in self._early if o is self.counting]
         self._early.clear()
         self.curve_from = self.unread + 1 - len(early)
         if early:  # the steps before the watch began start its loss curve (from the first: its reading too)
@@ -351,6 +432,9 @@ class ScriptWatch:
                 self.first.value is not None and not self.reports else None
             self.watch.began_after([loss for loss, _ in early], [y for _, y in early], first)
         self.taps.loss = self.taps.target = None
+
+    def _name(self, model: nn.Module | None) -> str:
+        return next((k for k, v in self._globals.items() if v is model and not k.startswith("_")), "model")
 
     def _named(self, optimizers: list) -> tuple[nn.Module | None, list]:
         """The module ``--model`` names and, of the optimizers, those training it (none: another loop's, a
@@ -372,7 +456,7 @@ class ScriptWatch:
         first = first_tensor(args, kwargs)  # also a batch given by name (``model(**batch)``)
         training = torch.is_grad_enabled() and module.training
         if first is not None and first.dim() and training:
-            self.taps.rows = len(first)
+            self.taps.rows, self.taps.shape = len(first), tuple(first.shape)
         if training and self.watch is not None and self.watch.probe.validation_losses.pending:
             self._hand_over()  # this hook runs before the watch's own (registered before it)
         self._training_rows.forward(first, training)
@@ -390,25 +474,32 @@ class ScriptWatch:
         report, and the hooks go. The validation losses read since its last step are its last validation's at the
         script's end, and another loop's forwards (a teacher's) when it moved on: dropped then."""
         self._flush()
+        self.watch.held_plateaus = self._schedulers.plateaus([*self._stepped, *self.watch.probe.optimizers])
         try:
             if last:
                 self._validate()
         finally:  # its hooks and torch's methods it reads are given back whatever happened
             self.watch.close()
         report = self.watch.report()
+        self._schedulers.release([*self._stepped, *self.watch.probe.optimizers])
         curve = f"; its loss curve from step {self.curve_from}" if self.curve_from <= self.unread else ""
         report.title = f"trainwell watch: {os.path.basename(self._path)}: {', '.join(self.names)} (read from " \
             f"step {self.unread + 1}{curve})"
         self.reports.append(report)
         self.watches.append(self.watch)
-        for h in self._forward_hooks:
-            h.remove()
-        self._forward_hooks = []
+        self._uninstall_forward_hooks()
         self._frames.clear()
         self.watch, self.counting, self._stepped, self._rival, self._rival_steps = None, None, [], None, 0
-        self._retire = False
+        self._retire = self._by_backward = False
         if not last:
             self._track_calls()
+
+    def _drop_loop(self) -> None:
+        """The watch begun on ``backward()`` passes with no optimizer step ends unreported: an optimizer steps."""
+        self.watch.close()
+        self._uninstall_forward_hooks()
+        self.watch, self.counting, self._stepped, self._by_backward, self._dropping = None, None, [], False, False
+        self._track_calls()
 
     # -- the run ---------------------------------------------------------------------------------------------
     def run(self, path: str, argv: list[str]) -> list[Report]:
@@ -439,6 +530,8 @@ class ScriptWatch:
         finally:
             sys.argv, sys.path[:] = saved_argv, saved_path
         try:
+            if self._dropping:
+                self._drop_loop()
             if self.watch is not None:
                 self._end_loop(last=True)
             return self.reports
@@ -462,53 +555,8 @@ class ScriptWatch:
 
 
 def _labels(taps: _Taps) -> torch.Tensor | None:
-    """The step's labels: the target its loss saved, when its rows are the batch's."""
-    target = taps.target
-    if isinstance(target, torch.Tensor) and target.dim() and taps.rows is not None and len(target) == taps.rows:
-        return target
-    return None
-
-
-def hook_free_copies(original):
-    """``nn.Module.__getstate__`` leaving the watch's hooks out: the script's ``copy.deepcopy(model)`` and
-    ``torch.save(model, path)`` copy its model, not the watch."""
-    from trainwell.doctor.hook_free_state import hook_free
-
-    def read(module):
-        return hook_free(original(module))
-    return read
-
-
-def validation_value(losses, training_rows: TrainingRows | None = None,
-                     outputs: ModelOutputs | None = None) -> float | None:
-    """The validation's loss since the last step, from the loss calls the watch read (those of the function
-    called first; not those on the training set evaluated beside it, told by ``training_rows``, nor those on
-    another model's outputs, told by ``outputs``): the mean per unit
-    the loss averages over (a class-index loss's targets not ``ignore_index``, another loss's elements); None when
-    there were none."""
-    from trainwell.doctor.validation_average import units
-
-    pending = losses.pending
-    if not pending:
-        return None
-    first = pending[0][0]
-    keep = training_rows.kept(len(pending)) if training_rows is not None else None
-    ours = outputs.kept(pending) if outputs is not None else None
-    if ours is not None:
-        keep = ours if keep is None else [k and o for k, o in zip(keep, ours, strict=True)]
-    total = count = 0.0
-    for i, entry in enumerate(pending):  # (name, rows, reduction, value, target, ignored, _, weight, on_training, ...)
-        name, rows, reduction, value, target, ignored, _, weight, on_training = entry[:9]
-        if name != first or on_training or (keep is not None and not keep[i]):
-            continue
-        kept = units(target, ignored, weight)  # class indices: the targets not ignored; else every element
-        n = float(kept) if kept is not None else float(target.numel()) if isinstance(target, torch.Tensor) and \
-            target.numel() else float(rows)
-        if n <= 0:
-            continue
-        total += float(value) * (n if reduction == "mean" else 1.0)
-        count += n
-    return total / count if count else None
+    """The step's labels: the target its loss saved, when its rows are the batch's (or its positions, flattened)."""
+    return batch_labels(taps.target, taps.rows, taps.shape)
 
 
 def watch_script(path: str, argv: list[str] | None = None, every: int = 50, model: str | None = None) -> list[Report]:

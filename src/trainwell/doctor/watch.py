@@ -184,6 +184,7 @@ class Watch:
                               self._restores, self._optimizer_builds, self._clips, self._compiles, self._inits)
         # the ReduceLROnPlateau schedulers the code holds when it asks for the report
         self._plateaus_now: list = []
+        self.held_plateaus: list = []  # those the caller knows of besides (trainwell watch's, recorded when created)
         self._open = False
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -435,7 +436,8 @@ class Watch:
             val_examples: the validation set's size: a train/val gap within two standard errors of the
                 validation error is not read as variance.
         """
-        self._plateaus_now = plateaus_held(sys._getframe(1), [*self._given, *self.probe.optimizers])
+        held = plateaus_held(sys._getframe(1), [*self._given, *self.probe.optimizers])
+        self._plateaus_now = held + [s for s in self.held_plateaus if all(s is not h for h in held)]
         try:
             with warnings.catch_warnings():  # the readings' forwards run without gradients: a reentrant checkpointed
                 warnings.filterwarnings("ignore", message=checkpointing.NO_GRAD_INPUTS)  # segment's warning is theirs
