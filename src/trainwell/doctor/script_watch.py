@@ -27,7 +27,9 @@ What a user would pass by hand is read from torch's own hooks and calls while th
 A script that trains one model and then another (a teacher, then a student distilled from it; a new optimizer for
 a fine-tuning stage) has each loop read on its own: when an optimizer the watch does not hold steps twice with the
 counting one idle, the loop has moved on to it, and a new watch begins. A report per loop is printed when the
-script ends (also when it raises or exits; its exception is shown first).
+script ends (also when it raises or exits; its exception is shown first). With ``check`` (``--check``) the first
+loop's report begins with the pre-flight of its model as it was at the first step (:mod:`~trainwell.doctor.
+script_preflight`).
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class ScriptWatch:
     the script's name for the model to watch (a global, or a dotted path from one: ``trainer.model``), instead of
     the module found from the optimizers' parameters."""
 
-    def __init__(self, every: int = 50, model: str | None = None):
+    def __init__(self, every: int = 50, model: str | None = None, check: bool = False):
         if every < 1:
             raise ValueError(f"--every {every} is not allowed: use an integer >= 1")
         self.every = every
@@ -131,12 +133,19 @@ class ScriptWatch:
         self._early: deque = deque(maxlen=EARLY)  # (optimizer, loss, labels) of the latest steps not read
         self.curve_from = 0  # the first step of the counting optimizer's in the loss curve
         self._outputs = None  # the model's outputs, to tell another model's loss calls after its validation
+        self.check = check  # --check: the pre-flight at the first step (:mod:`~trainwell.doctor.script_preflight`)
+        self.preflight = None
+        self.quiet = False  # the pre-flight is running: its forwards, backwards and steps are not the script's
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
         self._track_calls()
+        if self.check:
+            from trainwell.doctor.script_preflight import ScriptPreflight
+
+            self.preflight = ScriptPreflight(lambda: self._depth == 0, lambda on: setattr(self, "quiet", on))
         self._undo.append(register_optimizer_step_pre_hook(self._before_step).remove)
         self._undo.append(register_optimizer_step_post_hook(self._after_step).remove)
         taps = self.taps
@@ -178,7 +187,7 @@ class ScriptWatch:
         closure evaluated again: the step's first loss counts, as ``opt.step(closure)`` returns it). A watch whose
         loop moved to another optimizer ends here, where no hook of torch's is being iterated."""
         taps = self.taps
-        if not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or tensor.grad_fn is None or \
+        if self.quiet or not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or tensor.grad_fn is None or \
                 tensor is taps.backing:
             return
         if self._retire:
@@ -186,6 +195,8 @@ class ScriptWatch:
         if taps.in_step and taps.loss is not None and not taps.kept:
             return
         loss = taps.scaled.pop(id(tensor), tensor)
+        if self.preflight is not None and self.preflight.gathering:
+            self.preflight.backed(loss)
         taps.loss, taps.target, taps.kept = loss, saved_target(loss), False
 
     def _track_calls(self) -> None:
@@ -210,8 +221,12 @@ class ScriptWatch:
         for h in self._forward_hooks:
             h.remove()
         self._forward_hooks = []
+        if self.preflight is not None:
+            self.preflight.close()
 
     def _entered(self, module, args) -> None:
+        if self.quiet:
+            return
         if self._depth == 0:
             if len(self._outermost) < 64:
                 self._outermost.setdefault(id(module), module)
@@ -228,10 +243,15 @@ class ScriptWatch:
         self._module_hooks = []
 
     def _left(self, module, args, out) -> None:
-        self._depth = max(self._depth - 1, 0)
+        if not self.quiet:
+            self._depth = max(self._depth - 1, 0)
 
     def _before_step(self, optimizer, args, kwargs) -> None:
+        if self.quiet:
+            return
         self.taps.in_step = True
+        if self.preflight is not None and self.preflight.gathering:  # the weights the first forward used
+            self.preflight.stepped(optimizer)
         if self.watch is None or optimizer is not self.counting:
             return
         self._hand_over()
@@ -247,6 +267,8 @@ class ScriptWatch:
         self._outputs.stepped()
 
     def _after_step(self, optimizer, args, kwargs) -> None:
+        if self.quiet:
+            return
         self.taps.in_step = False
         self._steps[id(optimizer)] = self._steps.get(id(optimizer), 0) + 1
         if self.watch is None:
@@ -366,6 +388,8 @@ class ScriptWatch:
         finally:  # its hooks and torch's methods it reads are given back whatever happened
             self.watch.close()
         report = self.watch.report()
+        if self.preflight is not None:
+            report = self.preflight.folded(report)
         curve = f"; its loss curve from step {self.curve_from}" if self.curve_from <= self.unread else ""
         report.title = f"trainwell watch: {os.path.basename(self._path)}: {', '.join(self.names)} (read from " \
             f"step {self.unread + 1}{curve})"
@@ -480,10 +504,12 @@ def validation_value(losses, training_rows: TrainingRows | None = None,
     return total / count if count else None
 
 
-def watch_script(path: str, argv: list[str] | None = None, every: int = 50, model: str | None = None) -> list[Report]:
+def watch_script(path: str, argv: list[str] | None = None, every: int = 50, model: str | None = None,
+                 check: bool = False) -> list[Report]:
     """Run the training script at ``path`` (with ``argv``) unchanged, with the doctor watching its loops; a report
-    per training loop (none when it never stepped an optimizer). ``model``: as ``--model``."""
-    return ScriptWatch(every, model).run(path, list(argv or []))
+    per training loop (none when it never stepped an optimizer). ``model``: as ``--model``; ``check``: as
+    ``--check`` (the pre-flight at the first step, folded into the first loop's report)."""
+    return ScriptWatch(every, model, check).run(path, list(argv or []))
 
 
 __all__ = ["ModelNameError", "ScriptWatch", "saved_target", "validation_value", "watch_script"]
