@@ -50,6 +50,7 @@ STEPS = 16  # ... over at most this many steps
 BYTES = 64 * 2 ** 20  # ... holding at most this many bytes
 #: the latest outermost training forwards kept till a backward (the loss's is among them)
 FORWARDS = 4
+GRAPH = 20_000  # nodes of the loss's graph walked to find them
 #: the checks that need the loss (skipped when it cannot be rebuilt)
 NEED_LOSS = ("initial loss, gradient check, overfit a tiny subset, symmetry, input-independent baseline, batch "
              "independence, targets")
@@ -137,10 +138,18 @@ class ScriptPreflight:
         self.close()
 
     def _backed(self, loss: torch.Tensor) -> None:
+        from trainwell.doctor.registration import graph_nodes
         from trainwell.doctor.script_watch import saved_target
 
+        ends = {t.grad_fn: i for i, f in enumerate(self._forwards) for t in f[3] if t.grad_fn is not None}
+        found = {ends[n] for n in graph_nodes([loss.grad_fn], stop=lambda n: n in ends, limit=GRAPH) if n in ends}
+        if not found:  # the loss is none of these forwards' (another model's, a forward not called outermost)
+            if self._loss is None:
+                self._stop("not run: the first loss's graph reaches the output of no module the script called in "
+                           "training mode")
+            return
         reached = None
-        for forward in reversed(self._forwards):
+        for forward in [f for i, f in enumerate(self._forwards) if i in found][::-1]:
             loss_fn, text = graph_loss(loss, forward[3])
             if loss_fn is not None or reached is None:
                 reached = (forward, loss_fn, text)
