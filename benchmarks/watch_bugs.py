@@ -9,14 +9,15 @@ plainly, and the benchmark hands it to :func:`trainwell.doctor.script_watch.watc
 loop_bugs.py classifies the explicit watch's: per bug "right" (a warn/fail names the planted cause), "other"
 (alarms, for another reason), "missed"; per twin its fails and warns (false alarms). Two outcomes name why a bug
 is out of the script watch's reach: "check only" (the explicit run names the bug in ``doctor.check``'s pre-flight
-report only, which ``trainwell watch`` does not run) and "doctor call" (the bug is in the doctor's calls
-themselves, ``w.step()`` per micro-batch: the plain loops of bug and twin are the same).
+report only, which ``trainwell watch`` runs only under ``--check``: with ``--check`` given here, such a bug the
+command's pre-flight does not name counts as missed or another alarm) and "doctor call" (the bug is in the doctor's
+calls themselves, ``w.step()`` per micro-batch: the plain loops of bug and twin are the same).
 
 The explicit watch (loop_bugs.py's ``run`` of each bug, check report included) runs after all the script
 watch's runs (a script watch after a ``doctor.watch`` in the same process would not be ``trainwell watch``'s
 fresh process), and the summary line compares the two: "N/138 right under `trainwell watch` vs M/138 explicit".
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/watch_bugs.py [--only NAME ...] [--every 20] [-j 2]
+Usage: OMP_NUM_THREADS=1 python benchmarks/watch_bugs.py [--only NAME ...] [--every 20] [-j 2] [--check]
   (about 4.5 minutes of CPU at -j 1: 276 loops under the script watch, then 138 explicit; ``--only`` takes
   substrings of case names, as loop_bugs.py's; ``-j 2``: two processes)
   One case as ``trainwell watch`` reads it: trainwell watch benchmarks/watch_bugs.py --case NAME --side bug

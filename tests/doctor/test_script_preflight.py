@@ -151,14 +151,19 @@ def test_a_loss_written_out_is_replayed_on_other_outputs_unless_it_reads_a_tenso
     tape.start([out])
     t = labels[:32]  # the batch's labels sliced after the forward: the slice is not replayed, the labels are given
     loss = focal(out, t)
-    taped = tape.loss(loss, saved_target(loss), 32)
+    taped = tape.loss(loss, saved_target(loss), {32})
     other = torch.randn(20, 4)
     assert taped is not None and torch.allclose(taped(other, t[:20]), focal(other, t[:20]))
+    tape, out = LossTape(), (x @ weight).bfloat16()  # an autocast forward's output, cast back by the script
+    tape.start([out])
+    loss = F.cross_entropy(out.float(), t)
+    taped = tape.loss(loss, saved_target(loss), {32})  # the cast is left out: the check's float64 stays float64
+    assert taped(other.double(), t[:20]).dtype == torch.float64
     mask = (x[:, 0] > 0).float()  # read from the inputs before the forward: this batch's alone
     tape, out = LossTape(), x @ weight
     tape.start([out])
     loss = (F.cross_entropy(out, t, reduction="none") * mask).mean()
-    assert tape.loss(loss, saved_target(loss), 32) is None
+    assert tape.loss(loss, saved_target(loss), {32}) is None
 
 
 @pytest.fixture(scope="module")

@@ -161,7 +161,8 @@ class ScriptPreflight:
         if self._loss is None:
             key, text = text, f"{text}, read from its graph" if loss_fn is not None else text
             if loss_fn is None and leaves is self._tape.outputs:  # the script's own arithmetic, replayed
-                loss_fn = self._tape.loss(loss, target, len(target) if target is not None and target.dim() else None)
+                rows = {len(t) for t in (*O.leaves(args), *O.leaves(kwargs), target) if t is not None and t.dim()}
+                loss_fn = self._tape.loss(loss, target, rows)
                 text = repr(loss_fn) if loss_fn is not None else text
             self._tape.stop()
             self._loss = (module, loss_fn, text, key)
@@ -192,6 +193,9 @@ class ScriptPreflight:
                 return
             self._copy = (model, optimizer)
             self._copies = {id(p): q for p, q in zip(self._loss[0].parameters(), model.parameters(), strict=True)}
+            held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+            if any(p.requires_grad and id(p) not in held for p in self._loss[0].parameters()):
+                self._copy = (model, None)  # one of several optimizers (a head's of its own): read by the watch
         rows = sum(len(O.leaves(x)[0]) for x, _ in self._batches if x is not None and O.leaves(x))
         if rows >= EXAMPLES or self._steps >= STEPS or _bytes([b[0] for b in self._batches]) >= BYTES:
             self.close()
@@ -236,7 +240,7 @@ class ScriptPreflight:
             return Report(found, phases=["pre"] * len(found))
         tic = time.perf_counter()
         pre = check(model, x, _joined([b[1] for b in batches]), loss_fn,
-                    optimizer=_same_optimizer(optimizer, self._copies))
+                    optimizer=_same_optimizer(optimizer, self._copies) if optimizer is not None else None)
         line = Verdict(NAME, "info", f"doctor.check ran {where} in {time.perf_counter() - tic:.1f} s; loss: {text}")
         return Report([line, *pre.verdicts], phases=["pre"] * (1 + len(pre.verdicts)))
 

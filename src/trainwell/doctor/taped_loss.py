@@ -43,6 +43,7 @@ class TapedLoss:
 
     def __init__(self, calls: list[tuple], target: torch.Tensor, loss: torch.Tensor, leaf: dict):
         self._calls, self._target, self._loss, self._leaf = calls, target, loss, leaf
+        self.casts = False  # the script's casts between floating-point types replayed (True: to compare values)
 
     def __call__(self, out, y):
         from trainwell.doctor import outputs as O
@@ -51,7 +52,8 @@ class TapedLoss:
         env = {id(self._target): y, **{i: given[k] for i, k in self._leaf.items()}}
         for func, args, kwargs, result in self._calls:
             swap = lambda v: env.get(id(v), v) if isinstance(v, torch.Tensor) else v  # noqa: E731
-            new = func(*tree_map(swap, args), **tree_map(swap, kwargs))
+            args, kwargs = tree_map(swap, args), tree_map(swap, kwargs)
+            new = args[0] if not self.casts and _cast(func, args, kwargs) else func(*args, **kwargs)
             for old, now in zip(tree_flatten(result)[0], tree_flatten(new)[0], strict=True):
                 if isinstance(old, torch.Tensor):
                     env[id(old)] = now
@@ -89,9 +91,10 @@ class LossTape:
             mode.__exit__(None, None, None)
         return mode.calls
 
-    def loss(self, loss: torch.Tensor, target: torch.Tensor | None, rows: int | None) -> TapedLoss | None:
+    def loss(self, loss: torch.Tensor, target: torch.Tensor | None, rows: set) -> TapedLoss | None:
         """At the ``backward()`` from ``loss``: the loss replayed on the forward's outputs and ``target`` (the
-        labels, ``rows`` long), or None (see the module docstring)."""
+        labels), or None (see the module docstring). ``rows``: the lengths of the batch's tensors (its inputs', its
+        labels')."""
         outputs, calls = self.outputs, self.stop()
         made = {}
         for i, (_, _, _, result) in enumerate(calls):
@@ -115,7 +118,7 @@ class LossTape:
         for _, args, kwargs, _ in kept:
             for t in tree_flatten((args, kwargs))[0]:
                 if isinstance(t, torch.Tensor) and id(t) not in made and id(t) not in leaf and t is not target and \
-                        t.dim() and rows is not None and len(t) == rows:
+                        t.dim() and len(t) in rows:
                     return None  # a tensor of this batch's own (a mask, another forward's output)
         if not any(id(t) in leaf for _, a, k, _ in kept for t in tree_flatten((a, k))[0]):
             return None
@@ -123,13 +126,29 @@ class LossTape:
             return None  # a replay would write into the tensors it is given
         taped = TapedLoss(kept, target, loss, leaf)
         try:
+            taped.casts = True
             with torch.no_grad():
                 again = taped(_structure_of(outputs), target)
         except Exception:  # noqa: BLE001 - a replay that raises is no loss to check with
             return None
+        finally:
+            taped.casts = False
         same = isinstance(again, torch.Tensor) and again.shape == loss.shape and \
             torch.allclose(again.detach().double(), loss.detach().double(), rtol=1e-5, atol=1e-7)
         return taped if same else None
+
+
+def _cast(func, args: tuple, kwargs: dict) -> bool:
+    """A floating-point tensor cast to another floating-point type (``out.float()`` after an autocast forward):
+    left in the type the check gives it (its gradient check runs in float64)."""
+    name = getattr(func, "__name__", "")
+    if not args or not isinstance(args[0], torch.Tensor) or not args[0].is_floating_point():
+        return False
+    if name in ("float", "double", "half", "bfloat16"):
+        return not kwargs and len(args) == 1
+    rest = [*args[1:], *kwargs.values()]
+    return name in ("to", "type") and bool(rest) and all(isinstance(v, torch.dtype) and v.is_floating_point
+                                                          for v in rest)
 
 
 def _in_place(func, kwargs: dict) -> bool:
