@@ -114,9 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "optimizers' parameters")
     wat.add_argument("--check", action="store_true",
                      help="also run the pre-flight (doctor.check: gradient check, initial loss, overfit a tiny "
-                          "subset, symmetry, structure readings) at the script's first step, on a copy of its "
-                          "model and its first batch, with the loss rebuilt from its graph; the training is "
-                          "unchanged; costs one check (about a second on a small model)")
+                          "subset, symmetry, structure readings) on a copy of the script's "
+                          "model at its first step, on its first batches (256 examples), with the loss rebuilt "
+                          "from its graph or replayed from the first step; the training is unchanged; off by "
+                          "default: it costs one doctor.check (0.3-2 s on a small model, up to a minute on a large "
+                          "one) and a copy of the model")
     wat.add_argument("script", metavar="SCRIPT.py", help="the Python script that trains (run as __main__)")
     wat.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments for the script (everything after its name)")

@@ -47,6 +47,7 @@ from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.named_model import named_model
 from trainwell.doctor.report import Report
 from trainwell.doctor.script_model import alive, watched_model
+from trainwell.doctor.script_preflight import ScriptPreflight
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
 
 #: nodes of a loss's graph searched for a saved target (a loss is the last few operations of the graph)
@@ -133,9 +134,8 @@ class ScriptWatch:
         self._early: deque = deque(maxlen=EARLY)  # (optimizer, loss, labels) of the latest steps not read
         self.curve_from = 0  # the first step of the counting optimizer's in the loss curve
         self._outputs = None  # the model's outputs, to tell another model's loss calls after its validation
-        self.check = check  # --check: the pre-flight at the first step (:mod:`~trainwell.doctor.script_preflight`)
-        self.preflight = None
-        self.quiet = False  # the pre-flight is running: its forwards, backwards and steps are not the script's
+        # --check: the pre-flight at the first step; quiet while it runs (its forwards, steps are not the script's)
+        self.check, self.preflight, self.quiet = check, None, False
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
@@ -143,8 +143,6 @@ class ScriptWatch:
 
         self._track_calls()
         if self.check:
-            from trainwell.doctor.script_preflight import ScriptPreflight
-
             self.preflight = ScriptPreflight(lambda: self._depth == 0, lambda on: setattr(self, "quiet", on))
         self._undo.append(register_optimizer_step_pre_hook(self._before_step).remove)
         self._undo.append(register_optimizer_step_post_hook(self._after_step).remove)
