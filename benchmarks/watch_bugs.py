@@ -24,6 +24,9 @@ Usage: OMP_NUM_THREADS=1 python benchmarks/watch_bugs.py [--only NAME ...] [--ev
 
 Result (x86_64, torch 2.13 CPU; benchmarks/RESULTS.md section 56): 103/141 right under ``trainwell watch`` vs
 141/141 explicit; check only 11, doctor call 1, other alarm 10, missed 16; twins 0 false fails, 0 false warns.
+With ``--check`` (``trainwell watch --check``): 114/141 right (the 11 "check only" named by its pre-flight), doctor
+call 1, other alarm 11, missed 15; twins 1 false fail (the pre-flight's overfit of the healthy regressor with targets
+around 10: ``doctor.check`` given ``nn.MSELoss`` fails it on the first 256 rows as well), 0 false warns.
 """
 
 from __future__ import annotations
