@@ -9,21 +9,22 @@ plainly, and the benchmark hands it to :func:`trainwell.doctor.script_watch.watc
 loop_bugs.py classifies the explicit watch's: per bug "right" (a warn/fail names the planted cause), "other"
 (alarms, for another reason), "missed"; per twin its fails and warns (false alarms). Two outcomes name why a bug
 is out of the script watch's reach: "check only" (the explicit run names the bug in ``doctor.check``'s pre-flight
-report only, which ``trainwell watch`` does not run) and "doctor call" (the bug is in the doctor's calls
-themselves, ``w.step()`` per micro-batch: the plain loops of bug and twin are the same).
+report only, which ``trainwell watch`` runs only under ``--check``: with ``--check`` given here, such a bug the
+command's pre-flight does not name counts as missed or another alarm) and "doctor call" (the bug is in the doctor's
+calls themselves, ``w.step()`` per micro-batch: the plain loops of bug and twin are the same).
 
 The explicit watch (loop_bugs.py's ``run`` of each bug, check report included) runs after all the script
 watch's runs (a script watch after a ``doctor.watch`` in the same process would not be ``trainwell watch``'s
 fresh process), and the summary line compares the two: "N/138 right under `trainwell watch` vs M/138 explicit".
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/watch_bugs.py [--only NAME ...] [--every 20] [-j 2]
+Usage: OMP_NUM_THREADS=1 python benchmarks/watch_bugs.py [--only NAME ...] [--every 20] [-j 2] [--check]
   (about 4.5 minutes of CPU at -j 1: 276 loops under the script watch, then 138 explicit; ``--only`` takes
   substrings of case names, as loop_bugs.py's; ``-j 2``: two processes)
   One case as ``trainwell watch`` reads it: trainwell watch benchmarks/watch_bugs.py --case NAME --side bug
 
 Result (x86_64, torch 2.13 CPU): WBRESULT (103/141 in benchmarks/RESULTS.md section 56, before the first step, the
 script's own validation loss, the schedulers, the built rates, the rebuilt optimizers, the model a backward reached
-and the flattened sequence targets were read).
+and the flattened sequence targets were read). With ``--check`` (``trainwell watch --check``): WBCHECKRESULT.
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ def in_doctor_calls(case: loop_bugs.Case) -> bool:
     return loop_bugs.Loop(**{**vars(case.bug), **plain}) == loop_bugs.Loop(**{**vars(case.twin), **plain})
 
 
-def watched(case: loop_bugs.Case, side: str, every: int) -> tuple[list, ScriptWatch]:
-    """The reports ``trainwell watch`` gives on the plain loop of ``case``'s bug or twin (this file as the script)."""
+def watched(case: loop_bugs.Case, side: str, every: int, check: bool = False) -> tuple[list, ScriptWatch]:
+    """The reports ``trainwell watch`` gives on the plain loop of ``case``'s bug or twin (this file as the script;
+    ``check``: ``trainwell watch --check``, the pre-flight at the first step)."""
     gc.collect()  # an earlier run's optimizers gone: the script finds its own alone, as in a process of its own
-    sw = ScriptWatch(every)
+    sw = ScriptWatch(every, check=check)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reports = sw.run(os.path.abspath(__file__), ["--case", case.name, "--side", side])
@@ -79,14 +81,14 @@ def _text(verdicts, n: int = 2, width: int = 70) -> str:
     return "; ".join(f"{v.status} {v.check}: {str(v.value)[:width]}" for v in verdicts[:n]) or "clean"
 
 
-def measure(index: int, every: int) -> dict:
-    """One case under ``trainwell watch``: its bug and its twin, their loops run plainly and read by the script
-    watch."""
+def measure(index: int, every: int, check: bool = False) -> dict:
+    """One case under ``trainwell watch`` (``check``: ``--check``): its bug and its twin, their loops run plainly
+    and read by the script watch."""
     torch.set_num_threads(1)
     case = loop_bugs.CASES[index]
-    reports, sw = watched(case, "bug", every)
+    reports, sw = watched(case, "bug", every, check)
     outcome, found = loop_bugs.classify(reports, case.cause)
-    twin_reports, tw = watched(case, "twin", every)
+    twin_reports, tw = watched(case, "twin", every, check)
     twin = loop_bugs.flagged(twin_reports)
     fails = sum(v.status == "fail" for v in twin)
     return {"name": case.name, "outcome": outcome, "why": _text(found), "loops": len(reports),
@@ -108,32 +110,32 @@ def explicit(index: int, every: int) -> dict:
     return {"explicit": outcome, "where": where, "explicit_why": _text(why, 1, 60)}
 
 
-def compare(case: loop_bugs.Case, row: dict) -> dict:
+def compare(case: loop_bugs.Case, row: dict, check: bool = False) -> dict:
     """The script watch's outcome for a bug it does not name, told apart: in the doctor's calls, or a
-    pre-flight check's only."""
+    pre-flight check's only (not under ``--check``, which runs the pre-flight: a bug it misses there is missed)."""
     if row["outcome"] != "right" and in_doctor_calls(case):
         row["outcome"] = "doctor call"
-    elif row["outcome"] != "right" and row["where"] == "check":
+    elif row["outcome"] != "right" and row["where"] == "check" and not check:
         row["outcome"] = "check only"
     return row
 
 
-def _rows(indices: list[int], every: int, jobs: int) -> list[dict]:
+def _rows(indices: list[int], every: int, jobs: int, check: bool = False) -> list[dict]:
     """The script watch's rows, then the explicit watch's: the script watch's runs come first in a process (as
     in ``trainwell watch``'s, where no doctor.watch ran before), in ``jobs`` processes side by side."""
-    tasks = [(i, every) for i in indices]
+    tasks = [(i, every, check) for i in indices]
     if jobs > 1:
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
             watch_rows = pool.map(_measure, tasks, chunksize=1)
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            explicit_rows = pool.map(_explicit, tasks, chunksize=1)
+            explicit_rows = pool.map(_explicit, [t[:2] for t in tasks], chunksize=1)
     else:
         watch_rows = []
         for n, task in enumerate(tasks):
             watch_rows.append(measure(*task))
             print(f"  {n + 1}/{len(tasks)} under trainwell watch", file=sys.stderr, flush=True)
-        explicit_rows = [explicit(*task) for task in tasks]
-    return [compare(loop_bugs.CASES[i], {**w, **e}) for i, w, e in zip(indices, watch_rows, explicit_rows,
+        explicit_rows = [explicit(*task[:2]) for task in tasks]
+    return [compare(loop_bugs.CASES[i], {**w, **e}, check) for i, w, e in zip(indices, watch_rows, explicit_rows,
                                                                         strict=True)]
 
 
@@ -144,6 +146,8 @@ def main() -> None:
     ap.add_argument("-j", type=int, default=1, help="cases run side by side (processes)")
     ap.add_argument("--case", default=None, help="run this case's loop plainly (the script trainwell watch reads)")
     ap.add_argument("--side", choices=("bug", "twin"), default="bug")
+    ap.add_argument("--check", action="store_true",
+                    help="run the cases under `trainwell watch --check` (the pre-flight at the first step)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.case is not None:
@@ -151,14 +155,15 @@ def main() -> None:
         loop_bugs.run(case.bug if args.side == "bug" else case.twin, every=args.every, calls=loop_bugs.Plain())
         return
     indices = [i for i, c in enumerate(loop_bugs.CASES) if not args.only or any(s in c.name for s in args.only)]
+    command = "`trainwell watch --check`" if args.check else "`trainwell watch`"
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {len(indices)} bug classes, "
-          f"every {args.every}, -j {args.j}")
+          f"every {args.every}, -j {args.j}, {command}")
     tic = time.perf_counter()
     tally: dict[str, int] = {}
     explicit_right = false_fails = false_warns = 0
-    print("| case | explicit | `trainwell watch` | read from | twin under `trainwell watch` |")
+    print(f"| case | explicit | {command} | read from | twin under {command} |")
     print("|---|---|---|---|---|")
-    for row in _rows(indices, args.every, args.j):
+    for row in _rows(indices, args.every, args.j, args.check):
         tally[row["outcome"]] = tally.get(row["outcome"], 0) + 1
         explicit_right += row["explicit"] == "right"
         false_fails += row["false_fails"]
@@ -169,8 +174,8 @@ def main() -> None:
         print(f"| {row['name']} | {shown}: {row['explicit_why']} | **{row['outcome']}**{found}{error} | "
               f"{', '.join(row['titles']) or 'no loop'} | {row['twin']} |", flush=True)
     n = len(indices)
-    print(f"\n{tally.get('right', 0)}/{n} right under `trainwell watch` vs {explicit_right}/{n} explicit; "
-          f"under `trainwell watch`: check only {tally.get('check only', 0)}, doctor call "
+    print(f"\n{tally.get('right', 0)}/{n} right under {command} vs {explicit_right}/{n} explicit; "
+          f"under {command}: check only {tally.get('check only', 0)}, doctor call "
           f"{tally.get('doctor call', 0)}, other alarm {tally.get('other', 0)}, missed {tally.get('missed', 0)}; "
           f"twins: {false_fails} false fails, {false_warns} false warns; {time.perf_counter() - tic:.0f} s")
 

@@ -88,7 +88,7 @@ def cmd_watch(args) -> int:
     _import_pipeline()
     from trainwell.doctor.script_watch import ScriptWatch
 
-    runner = ScriptWatch(args.every, args.model)
+    runner = ScriptWatch(args.every, args.model, args.check)
     reports = runner.run(args.script, args.script_args)
     if runner.model_error:  # the script was stopped: --model named none of its modules
         raise TrainwellError(runner.model_error)

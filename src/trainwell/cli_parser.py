@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     wat = sub.add_parser("watch", help="run your own training script unchanged with the doctor watching its loop; "
                                        "exit 1 on a fail",
-                         usage="trainwell watch [-h] [--every N] [--json] [--model NAME] SCRIPT.py [ARGS ...]",
+                         usage="trainwell watch [-h] [--every N] [--json] [--model NAME] [--check] SCRIPT.py "
+                               "[ARGS ...]",
                          description="Run a training script of your own, unchanged (no trainwell import, no "
                                      "w.step() calls), with the doctor watching its loop: every step's loss (the "
                                      "tensor backward() started from; the loss curve from the first "
@@ -100,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "  trainwell watch --every 10 train.py --every 2     trainwell reads every 10th step "
                                 "whole; the script gets --every 2\n"
                                 "  trainwell watch --model trainer.model train.py    watch the module the script "
-                                "holds as trainer.model",
+                                "holds as trainer.model\n"
+                                "  trainwell watch --check train.py                  also the pre-flight "
+                                "(doctor.check) at the first step",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     wat.add_argument("--every", type=_positive_int, default=50, metavar="N",
                      help="steps between two steps read whole (activations, update ratios); default 50")
@@ -109,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the script's variable holding the model to watch: a global of the script (model) or a "
                           "dotted path from one (trainer.model); default: the module that holds the stepping "
                           "optimizers' parameters")
+    wat.add_argument("--check", action="store_true",
+                     help="also run the pre-flight (doctor.check: gradient check, initial loss, overfit a tiny "
+                          "subset, symmetry, structure readings) on a copy of the script's "
+                          "model at its first step, on its first batches (256 examples), with the loss rebuilt "
+                          "from its graph or replayed from the first step; the training is unchanged; off by "
+                          "default: it costs one doctor.check (0.3-2 s on a small model, up to a minute on a large "
+                          "one) and a copy of the model")
     wat.add_argument("script", metavar="SCRIPT.py", help="the Python script that trains (run as __main__)")
     wat.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments for the script (everything after its name)")

@@ -41,7 +41,9 @@ a fine-tuning stage) has each loop read on its own: when an optimizer the watch 
 counting one idle, the loop has moved on to it: the watch ends after the next ``backward()`` and a new one begins.
 An optimizer created again of the same kind, settings and parameters (every epoch) takes the old one's place in the
 same watch (:mod:`~trainwell.doctor.followed_optimizers`). A report per loop is printed when the
-script ends (also when it raises or exits; its exception is shown first).
+script ends (also when it raises or exits; its exception is shown first). With ``check`` (``--check``) the first
+loop's report begins with the pre-flight of its model as it was at the first step (:mod:`~trainwell.doctor.
+script_preflight`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from trainwell.doctor.saved_targets import saved_target
 from trainwell.doctor.script_first_step import FirstStep, unscaled
 from trainwell.doctor.script_labels import batch_labels
 from trainwell.doctor.script_model import alive, watched_model
+from trainwell.doctor.script_preflight import ScriptPreflight
 from trainwell.doctor.script_schedulers import SchedulerRecords
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
 from trainwell.doctor.script_validation import validation_value
@@ -103,7 +106,7 @@ class ScriptWatch:
     the script's name for the model to watch (a global, or a dotted path from one: ``trainer.model``), instead of
     the module found from the optimizers' parameters."""
 
-    def __init__(self, every: int = 50, model: str | None = None):
+    def __init__(self, every: int = 50, model: str | None = None, check: bool = False):
         if every < 1:
             raise ValueError(f"--every {every} is not allowed: use an integer >= 1")
         self.every = every
@@ -145,6 +148,8 @@ class ScriptWatch:
         self._by_backward = False  # the watched loop steps no optimizer: each backward() is its step
         self._passes: deque = deque(maxlen=EARLY)  # (loss, labels) of the latest of those passes, before it began
         self._dropping = False  # a watch begun on passes with no step is dropped: an optimizer stepped after all
+        # --check: the pre-flight at the first step; quiet while it runs (its forwards, steps are not the script's)
+        self.check, self.preflight, self.quiet = check, None, False
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
@@ -154,6 +159,8 @@ class ScriptWatch:
         for reader in (self._schedulers, self._rates):
             reader.start()
             self._undo.append(reader.stop)
+        if self.check:
+            self.preflight = ScriptPreflight(lambda: self._depth == 0, lambda on: setattr(self, "quiet", on))
         self._undo.append(register_optimizer_step_pre_hook(self._before_step).remove)
         self._undo.append(register_optimizer_step_post_hook(self._after_step).remove)
         taps = self.taps
@@ -168,9 +175,7 @@ class ScriptWatch:
                     out = original(tensor, *args, **kwargs)
                 finally:
                     taps.backing = None
-                self.first.backward_done()
-                if outer:
-                    self._after_backward()
+                self._backward_done(outer)
                 return out
             return read
 
@@ -179,9 +184,7 @@ class ScriptWatch:
                 outer = taps.backing is None  # called by the script, not by Tensor.backward
                 self._backed(tensors[0] if isinstance(tensors, (list, tuple)) and tensors else tensors)
                 out = original(tensors, *args, **kwargs)
-                self.first.backward_done()
-                if outer:
-                    self._after_backward()
+                self._backward_done(outer)
                 return out
             return read
 
@@ -205,15 +208,26 @@ class ScriptWatch:
         """A ``backward()`` from ``tensor``: the step's loss, unless it is a later pass of the same step (an LBFGS
         closure evaluated again: the step's first loss counts, as ``opt.step(closure)`` returns it)."""
         taps = self.taps
-        if not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or tensor.grad_fn is None or \
+        if self.quiet or not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or tensor.grad_fn is None or \
                 tensor is taps.backing:
             return
         self._flush()
         if taps.in_step and taps.loss is not None and not taps.kept:
             return
         loss, scale = (taps.scaled.pop(id(tensor)), None) if id(tensor) in taps.scaled else unscaled(tensor)
+        if self.preflight is not None and self.preflight.gathering:
+            self.preflight.backed(loss)
         taps.loss, taps.target, taps.kept = loss, saved_target(loss), False
         self.first.backed(loss, scale)
+
+    def _backward_done(self, outer: bool) -> None:
+        """A ``backward()`` ended (``outer``: the script's own call, not torch's inside it); nothing is read of the
+        pre-flight's own passes."""
+        if self.quiet:
+            return
+        self.first.backward_done()
+        if outer:
+            self._after_backward()
 
     def _after_backward(self) -> None:
         """A ``backward()`` of the script's ended. A watch whose loop moved to another optimizer ends here, where no
@@ -261,8 +275,12 @@ class ScriptWatch:
         for h in self._forward_hooks:
             h.remove()
         self._forward_hooks = []
+        if self.preflight is not None:
+            self.preflight.close()
 
     def _entered(self, module, args) -> None:
+        if self.quiet:
+            return
         if self._depth == 0:
             if len(self._outermost) < 64:
                 self._outermost.setdefault(id(module), module)
@@ -279,11 +297,16 @@ class ScriptWatch:
         self._module_hooks = []
 
     def _left(self, module, args, out) -> None:
-        self._depth = max(self._depth - 1, 0)
+        if not self.quiet:
+            self._depth = max(self._depth - 1, 0)
 
     def _before_step(self, optimizer, args, kwargs) -> None:
+        if self.quiet:
+            return
         self.taps.in_step = True
         self.first.stepping(optimizer)
+        if self.preflight is not None and self.preflight.gathering:  # the weights the first forward used
+            self.preflight.stepped(optimizer)
         if self.watch is None:
             return
         if optimizer is not self.counting and not any(o is optimizer for o in self._stepped) and \
@@ -317,6 +340,8 @@ class ScriptWatch:
         self._frames.clear()
 
     def _after_step(self, optimizer, args, kwargs) -> None:
+        if self.quiet:
+            return
         self.taps.in_step = False
         self._steps[id(optimizer)] = self._steps.get(id(optimizer), 0) + 1
         if self._by_backward:  # an optimizer steps after all (the passes counted were not a loop's): the watch
@@ -482,6 +507,8 @@ class ScriptWatch:
             self.watch.close()
         report = self.watch.report()
         self._schedulers.release([*self._stepped, *self.watch.probe.optimizers])
+        if self.preflight is not None:
+            report = self.preflight.folded(report)
         curve = f"; its loss curve from step {self.curve_from}" if self.curve_from <= self.unread else ""
         report.title = f"trainwell watch: {os.path.basename(self._path)}: {', '.join(self.names)} (read from " \
             f"step {self.unread + 1}{curve})"
@@ -559,10 +586,12 @@ def _labels(taps: _Taps) -> torch.Tensor | None:
     return batch_labels(taps.target, taps.rows, taps.shape)
 
 
-def watch_script(path: str, argv: list[str] | None = None, every: int = 50, model: str | None = None) -> list[Report]:
+def watch_script(path: str, argv: list[str] | None = None, every: int = 50, model: str | None = None,
+                 check: bool = False) -> list[Report]:
     """Run the training script at ``path`` (with ``argv``) unchanged, with the doctor watching its loops; a report
-    per training loop (none when it never stepped an optimizer). ``model``: as ``--model``."""
-    return ScriptWatch(every, model).run(path, list(argv or []))
+    per training loop (none when it never stepped an optimizer). ``model``: as ``--model``; ``check``: as
+    ``--check`` (the pre-flight at the first step, folded into the first loop's report)."""
+    return ScriptWatch(every, model, check).run(path, list(argv or []))
 
 
 __all__ = ["ModelNameError", "ScriptWatch", "saved_target", "validation_value", "watch_script"]

@@ -1,0 +1,298 @@
+"""``trainwell watch --check``: the pre-flight (:func:`~trainwell.doctor.check.check`) of a script's model as it
+was at its first training step, its verdicts folded into the first loop's report.
+
+The model is copied at the first ``optimizer.step()``, and the copy checked when the loop's watch has closed (at
+the script's end, or when it moves on to another loop): no hook or mode of the watch's then reads the check's own
+forwards, losses and optimizer steps as the script's.
+
+What ``doctor.check(model, x, y, loss_fn, optimizer=opt)`` is given by hand is read from the script's first steps:
+
+- **the model and optimizer**: a copy of the module the script called outermost (in training mode, with
+  gradients) whose output the first loss is computed from, taken at the first ``optimizer.step()`` before it moves
+  anything (the weights the first forward used), and an optimizer of the same kind and settings over the copy's
+  parameters (read for its weight decay and what it holds; never stepped);
+- **the inputs and labels**: that module's inputs (positional, or named: ``model(**batch)``) and the target the
+  loss saved in its graph (``F.cross_entropy``'s, ``nn.MSELoss``'s ...), copied, of the first training batches
+  till :data:`EXAMPLES` examples (the examples ``doctor.check`` reads; at most :data:`STEPS` steps, while the
+  batches' shapes join): one batch of 32 examples leaves 8 held out, too few for the input-independent baseline;
+- **the loss**: rebuilt from the loss's graph (:mod:`~trainwell.doctor.graph_loss`); when it cannot be, the
+  readings that need no loss (the model's structure: a residual block adding its input twice, a BatchNorm applied
+  after two layers, a layer repeated ...) run alone, and one line says which checks were skipped and why.
+
+The script's own model, optimizer, data and global random generators are not touched (the copy is checked, every
+generator put back): its training is bit for bit what it is without ``--check``. The pre-flight costs one
+``doctor.check`` (1-3 s on a small model; on a large one each costly check samples within
+:data:`trainwell.doctor.budget.TIME_BUDGET_S`), once, at the loop's end.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from trainwell.doctor import global_rngs
+from trainwell.doctor import outputs as O
+from trainwell.doctor.graph_loss import graph_loss
+from trainwell.doctor.report import Report
+from trainwell.doctor.taped_loss import LossTape
+from trainwell.doctor.verdict import Verdict
+
+NAME = "pre-flight"
+EXAMPLES = 256  # examples gathered for the check (doctor.check's own default)
+STEPS = 16  # ... over at most this many steps
+BYTES = 64 * 2 ** 20  # ... holding at most this many bytes
+#: the latest outermost training forwards kept till a backward (the loss's is among them)
+FORWARDS = 4
+GRAPH = 20_000  # nodes of the loss's graph walked to find them
+#: the checks that need the loss (skipped when it cannot be rebuilt)
+NEED_LOSS = ("initial loss, gradient check, overfit a tiny subset, symmetry, input-independent baseline, batch "
+             "independence, targets")
+
+
+def _copied(value):
+    """Tensors of a forward's arguments copied (the script may change its batch in place after the step)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+        return type(value)(_copied(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    return value
+
+
+def _joined(parts: list):
+    """The batches' inputs (or targets) joined along their first dimension, in their structure; raises where they
+    do not join (sequences padded to other lengths)."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(parts) if len(parts) > 1 else first
+    if isinstance(first, (tuple, list)):
+        return type(first)(_joined([p[i] for p in parts]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _joined([p[k] for p in parts]) for k in first}
+    if all(p == first for p in parts):
+        return first
+    raise ValueError("the batches differ in a value that is not a tensor")
+
+
+def _bytes(value) -> int:
+    return sum(t.numel() * t.element_size() for t in O.leaves(value))
+
+
+class ScriptPreflight:
+    """Reads the script's forwards and losses from its first backward on, copies the model at its first
+    ``optimizer.step()``, and checks the copy once :data:`EXAMPLES` examples are gathered (or the loop ends).
+    ``outermost()``: whether the forward ending is one the script called outermost (the script watch's call depth);
+    ``quiet(on)``: the script watch set to ignore the pre-flight's own forwards, backwards and steps."""
+
+    def __init__(self, outermost: Callable[[], bool], quiet: Callable[[bool], None]):
+        from torch.nn.modules.module import register_module_forward_hook
+
+        self._outermost, self._quiet = outermost, quiet
+        self._forwards: deque = deque(maxlen=FORWARDS)  # (module, args, kwargs, output tensors)
+        self._tape = LossTape()  # the torch calls from the latest forward's output to the first loss
+        self._loss: tuple | None = None  # (module, loss module or None, its description or why not)
+        self._batches: list[tuple] = []  # (x, y) of each training batch read
+        self._copy: tuple | None = None  # (the model's copy, the optimizer's) from the first step
+        self._steps = 0
+        self._copies: dict[int, torch.Tensor] = {}  # id(a parameter of the model) -> its copy's
+        self.gathering = True  # till the examples are gathered
+        self.done = False  # the check ran (or cannot)
+        self.report: Report | None = None
+        self._hook = register_module_forward_hook(self._forwarded, with_kwargs=True)
+
+    def _forwarded(self, module, args, kwargs, out) -> None:
+        if not self.gathering or not (torch.is_grad_enabled() and module.training):
+            return
+        if module is not (self._loss[0] if self._loss is not None else module) or \
+                self._loss is None and not self._outermost():
+            return
+        leaves = O.leaves(out)
+        if any(t.grad_fn is not None for t in leaves) and next(module.parameters(), None) is not None:
+            self._forwards.append((module, _copied(tuple(args)), _copied(dict(kwargs or {})), leaves))
+            if self._loss is None:  # not a loss module's forward (no parameters): a model's, before the first loss
+                self._tape.start(leaves)
+
+    def backed(self, loss: torch.Tensor) -> None:
+        """The script's ``backward()`` from ``loss``: its forward's batch and its target kept, and the loss read
+        from the first (before the backward frees the graph). A reading that raises ends the gathering: the
+        pre-flight never stops the script."""
+        if not self.gathering or not self._forwards:
+            return
+        try:
+            self._backed(loss)
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            self._stop(f"not run: the loss could not be read ({type(error).__name__}: {error})")
+
+    def _stop(self, why: str) -> None:
+        """Nothing to check: one line says why."""
+        self.report = Report([Verdict(NAME, "skip", why)], phases=["pre"])
+        self._copy, self._batches, self._copies, self._loss = None, [], {}, None
+        self.close()
+
+    def _backed(self, loss: torch.Tensor) -> None:
+        from trainwell.doctor.registration import graph_nodes
+        from trainwell.doctor.script_watch import saved_target
+
+        ends = {t.grad_fn: i for i, f in enumerate(self._forwards) for t in f[3] if t.grad_fn is not None}
+        found = {ends[n] for n in graph_nodes([loss.grad_fn], stop=lambda n: n in ends, limit=GRAPH) if n in ends}
+        if not found:  # the loss is none of these forwards' (another model's, a forward not called outermost)
+            if self._loss is None:
+                self._stop("not run: the first loss's graph reaches the output of no module the script called in "
+                           "training mode")
+            return
+        reached = None
+        for forward in [f for i, f in enumerate(self._forwards) if i in found][::-1]:
+            loss_fn, text = graph_loss(loss, forward[3])
+            if loss_fn is not None or reached is None:
+                reached = (forward, loss_fn, text)
+            if loss_fn is not None:
+                break
+        (module, args, kwargs, leaves), loss_fn, text = reached
+        self._forwards.clear()
+        target = saved_target(loss)
+        if self._loss is None:
+            key, text = text, f"{text}, read from its graph" if loss_fn is not None else text
+            if loss_fn is None and leaves is self._tape.outputs:  # the script's own arithmetic, replayed
+                rows = {len(t) for t in (*O.leaves(args), *O.leaves(kwargs), target) if t is not None and t.dim()}
+                loss_fn = self._tape.loss(loss, target, rows)
+                text = repr(loss_fn) if loss_fn is not None else text
+            self._tape.stop()
+            self._loss = (module, loss_fn, text, key)
+        elif module is not self._loss[0] or text != self._loss[3]:
+            return
+        x = None if args and kwargs else kwargs if kwargs else args[0] if len(args) == 1 else args
+        self._batches.append((x, None if target is None else target.detach().clone()))
+        if len(self._batches) > 1:
+            try:
+                _joined([b[0] for b in self._batches]), _joined([b[1] for b in self._batches])
+            except Exception:  # noqa: BLE001 - shapes that do not join: the batches so far are checked
+                self._batches.pop()
+                self._steps = STEPS
+
+    def stepped(self, optimizer: torch.optim.Optimizer) -> None:
+        """An ``optimizer.step()`` is about to move the weights: at the first, the model is copied; the batches
+        are read till :data:`EXAMPLES` examples."""
+        self._steps += 1
+        if self._copy is None:
+            if self._loss is None:  # no training forward and backward before it: nothing to check
+                self._stop("not run: no forward of a module in training mode was followed by backward() before "
+                           "the first optimizer.step()")
+                return
+            try:
+                model = copy.deepcopy(self._loss[0])
+            except Exception as error:  # noqa: BLE001 - the script goes on unchecked
+                self._stop(f"not run: the model could not be copied ({type(error).__name__}: {error})")
+                return
+            self._copy = (model, optimizer)
+            self._copies = {id(p): q for p, q in zip(self._loss[0].parameters(), model.parameters(), strict=True)}
+            held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+            if any(p.requires_grad and id(p) not in held for p in self._loss[0].parameters()):
+                self._copy = (model, None)  # one of several optimizers (a head's of its own): read by the watch
+        rows = sum(len(O.leaves(x)[0]) for x, _ in self._batches if x is not None and O.leaves(x))
+        if rows >= EXAMPLES or self._steps >= STEPS or _bytes([b[0] for b in self._batches]) >= BYTES:
+            self.close()
+
+    def run(self) -> None:
+        """The pre-flight on the model's copy with the batches gathered (at the loop's end)."""
+        if self.done or self._copy is None:
+            return
+        self.done = True
+        self.close()
+        self._quiet(True)
+        try:
+            with global_rngs.kept(_devices(self._loss[0])), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.report = self._check()
+        except Exception as error:  # noqa: BLE001 - the pre-flight must not stop the script
+            self.report = Report([Verdict(NAME, "skip", f"not run: {type(error).__name__}: {error}")],
+                                 phases=["pre"])
+        finally:
+            self._copy, self._batches, self._copies = None, [], {}
+            gc.collect()  # the copies gone: the script watch counts the optimizers alive
+            self._quiet(False)
+
+    def _check(self) -> Report:
+        from trainwell.doctor.check import check
+
+        (module, loss_fn, text, _), (model, optimizer) = self._loss, self._copy
+        batches = [b for b in self._batches if b[0] is not None]
+        if not batches:
+            return Report([Verdict(NAME, "skip", "not run: the model is called with positional and named inputs "
+                                   "at once; call doctor.check(model, x, y, loss_fn) in the script")],
+                          phases=["pre"])
+        x = _joined([b[0] for b in batches])
+        rows = len(O.leaves(x)[0]) if O.leaves(x) else 0
+        where = f"on a copy of {type(module).__name__} as it was at step 1, on the script's first " + \
+            (f"{len(batches)} training batches" if len(batches) > 1 else "training batch") + f" ({rows} examples)"
+        if loss_fn is None or any(b[1] is None for b in batches):
+            why = text if loss_fn is None else "the loss saved no target in its graph"
+            found = [Verdict(NAME, "skip", f"ran {where}, on the model's structure only: doctor.check's "
+                             f"{NEED_LOSS} skipped: {why}; pass your loss to doctor.check(model, x, y, loss_fn) "
+                             "for them"), *_structure(model, x)]
+            return Report(found, phases=["pre"] * len(found))
+        tic = time.perf_counter()
+        pre = check(model, x, _joined([b[1] for b in batches]), loss_fn,
+                    optimizer=_same_optimizer(optimizer, self._copies) if optimizer is not None else None)
+        line = Verdict(NAME, "info", f"doctor.check ran {where} in {time.perf_counter() - tic:.1f} s; loss: {text}")
+        return Report([line, *pre.verdicts], phases=["pre"] * (1 + len(pre.verdicts)))
+
+    def close(self) -> None:
+        """The forward hook goes (once the examples are gathered, or the script ends)."""
+        self.gathering = False
+        self._tape.stop()
+        self._hook.remove()
+        self._forwards.clear()
+
+    def folded(self, report: Report) -> Report:
+        """``report`` (the first loop's) with the pre-flight's verdicts before its own (run now with the batches
+        so far when the loop ended before :data:`EXAMPLES` examples); folded into one report only."""
+        self.run()
+        pre, self.report = self.report, None
+        self.done = True
+        self.close()
+        if pre is None:
+            return report
+        return Report(pre.verdicts + report.verdicts, report.title, pre.phases + report.phases)
+
+
+def _structure(model: nn.Module, x) -> list[Verdict]:
+    """The readings of the model's structure, which need no loss: a residual block adding its input twice, a
+    BatchNorm applied after two layers, a layer repeated, a bidirectional layer read at one end ..."""
+    from trainwell.doctor.bags import as_bag_inputs
+    from trainwell.doctor.check import untouched
+    from trainwell.doctor.doubled_skip import doubled_skip_verdict, doubled_skips
+    from trainwell.doctor.structure_readings import structure_verdicts
+
+    with untouched(model), torch.enable_grad():
+        x = as_bag_inputs(x, model)
+        try:
+            skips = doubled_skip_verdict(doubled_skips(model, x))
+        except Exception:  # noqa: BLE001 - a reading it cannot follow gives no verdict
+            skips = None
+        return [v for v in (skips, *structure_verdicts(model, x)) if v is not None]
+
+
+def _devices(module: nn.Module) -> list[int]:
+    return sorted({p.device.index or 0 for p in module.parameters() if p.is_cuda})
+
+
+def _same_optimizer(optimizer, copies: dict):
+    """An optimizer of ``optimizer``'s kind and settings over the model copy's parameters where it holds the
+    model's (``copies``: id of the model's -> the copy's; others kept): what the pre-flight reads of it (weight
+    decay, the parameters it holds). None when one cannot be made."""
+    groups = [{**g, "params": [copies.get(id(p), p) for p in g["params"]]} for g in optimizer.param_groups]
+    try:
+        return type(optimizer)(groups, **optimizer.defaults)
+    except Exception:  # noqa: BLE001 - a custom optimizer with other arguments: the check runs without it
+        return None
+
+
+__all__ = ["ScriptPreflight"]
