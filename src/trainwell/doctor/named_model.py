@@ -57,4 +57,13 @@ def named_model(name: str, names: dict) -> nn.Module:
     return value
 
 
-__all__ = ["named_model"]
+def named_and_trained(name: str, names: dict, optimizers: list) -> tuple[nn.Module | None, list]:
+    """The module ``name`` leads to (:func:`named_model`; ValueError when none) and, of ``optimizers``, those
+    training it; ``(None, optimizers)`` when none is (another loop's, a teacher's before the named student's)."""
+    model = named_model(name, names)
+    held = {id(p) for p in model.parameters()}
+    mine = [o for o in optimizers if any(id(p) in held for g in o.param_groups for p in g["params"])]
+    return (model, mine) if mine else (None, optimizers)
+
+
+__all__ = ["named_and_trained", "named_model"]

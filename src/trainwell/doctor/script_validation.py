@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
+from trainwell.doctor.stated_validation import ScriptFrames
+from trainwell.doctor.validation_average import floated, validation_calls
 
 
 def validation_value(losses, training_rows: TrainingRows | None = None,
@@ -42,4 +44,17 @@ def validation_value(losses, training_rows: TrainingRows | None = None,
     return total / count if count else None
 
 
-__all__ = ["validation_value"]
+def handed_value(losses, training_rows: TrainingRows | None, outputs: ModelOutputs | None,
+                 frames: ScriptFrames) -> float | None:
+    """What ``w.validate()`` is given: the script's own validation loss where its frames' locals hold a wrong
+    average of the validation's batches and no right one (:mod:`~trainwell.doctor.stated_validation`), else the
+    mean of those batches (:func:`validation_value`); None when the validation made no loss call."""
+    value = validation_value(losses, training_rows, outputs)
+    if value is None or not frames.frames:
+        return value
+    own = frames.value(*(floated(c) for c in validation_calls(losses.pending)),
+                       per_target=losses.training is not None and losses.training.per_target)
+    return value if own is None else own
+
+
+__all__ = ["handed_value", "validation_value"]

@@ -50,9 +50,7 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections import deque
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -62,42 +60,24 @@ from trainwell.doctor.built_rates import BuiltRates
 from trainwell.doctor.followed_optimizers import follow
 from trainwell.doctor.hook_free_state import hook_free_copies
 from trainwell.doctor.loop_forward_hooks import first_tensor
-from trainwell.doctor.named_model import named_model
+from trainwell.doctor.named_model import named_and_trained
 from trainwell.doctor.rebuilt_optimizers import built_again
 from trainwell.doctor.report import Report
 from trainwell.doctor.saved_targets import saved_target
+from trainwell.doctor.script_backward import Taps, autograd_backward, scaled_losses, tensor_backward
+from trainwell.doctor.script_exec import ModelNameError, run_as_main
 from trainwell.doctor.script_first_step import FirstStep, unscaled
 from trainwell.doctor.script_labels import batch_labels
 from trainwell.doctor.script_model import alive, watched_model
 from trainwell.doctor.script_preflight import ScriptPreflight
 from trainwell.doctor.script_schedulers import SchedulerRecords
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
-from trainwell.doctor.script_validation import validation_value
+from trainwell.doctor.script_validation import handed_value, validation_value
 from trainwell.doctor.stated_validation import ScriptFrames
-from trainwell.doctor.validation_average import floated, validation_calls
 
 #: the latest steps kept unread (before a watch began, or another loop's optimizer's): their losses and labels
 #: start the loss curve of the watch that begins on their optimizer
 EARLY = 16
-
-
-@dataclass
-class _Taps:
-    """What the script's calls left since the last step: the loss backed from, its target, the batch's rows."""
-
-    loss: torch.Tensor | None = None
-    target: torch.Tensor | None = None
-    rows: int | None = None
-    shape: tuple | None = None  # the batch's input's shape (a flattened sequence target is read back in it)
-    backing: torch.Tensor | None = None  # the tensor whose Tensor.backward() is running
-    in_step: bool = False  # inside an optimizer's step (an LBFGS closure's backward passes)
-    kept: bool = False  # the loss is kept already for a step of an optimizer the watch does not hold
-    scaled: dict = field(default_factory=dict)  # id(GradScaler.scale's output) -> the loss it was given
-
-
-class ModelNameError(BaseException):
-    """``--model NAME`` names no ``nn.Module`` of the script: the script is stopped (not an ``Exception``, which
-    the script's own ``except Exception`` would catch)."""
 
 
 class ScriptWatch:
@@ -127,7 +107,7 @@ class ScriptWatch:
         self._rival = None  # an optimizer the watch does not hold, stepping with the counting one idle
         self._rival_steps = 0
         self._retire = False  # the loop moved to another optimizer: the watch ends after the next backward()
-        self.taps = _Taps()
+        self.taps = Taps()
         self._globals: dict = {}
         self._undo: list = []
         self._forward_hooks: list = []
@@ -163,43 +143,9 @@ class ScriptWatch:
             self.preflight = ScriptPreflight(lambda: self._depth == 0, lambda on: setattr(self, "quiet", on))
         self._undo.append(register_optimizer_step_pre_hook(self._before_step).remove)
         self._undo.append(register_optimizer_step_post_hook(self._after_step).remove)
-        taps = self.taps
-
-        def backward(original):
-            def read(tensor, *args, **kwargs):
-                self._backed(tensor)
-                # torch.autograd.backward, called by it, and the call again through a TorchFunctionMode's dispatch
-                # read nothing more
-                outer, taps.backing = taps.backing is not tensor, tensor
-                try:
-                    out = original(tensor, *args, **kwargs)
-                finally:
-                    taps.backing = None
-                self._backward_done(outer)
-                return out
-            return read
-
-        def autograd_backward(original):
-            def read(tensors, *args, **kwargs):
-                outer = taps.backing is None  # called by the script, not by Tensor.backward
-                self._backed(tensors[0] if isinstance(tensors, (list, tuple)) and tensors else tensors)
-                out = original(tensors, *args, **kwargs)
-                self._backward_done(outer)
-                return out
-            return read
-
-        def scale(original):
-            def read(scaler, outputs):
-                out = original(scaler, outputs)
-                if isinstance(outputs, torch.Tensor) and isinstance(out, torch.Tensor):
-                    taps.scaled.clear()  # the latest only: a scaled loss is backed through before the next
-                    taps.scaled[id(out)] = outputs
-                return out
-            return read
-
-        self._patch(torch.Tensor, "backward", backward)
-        self._patch(torch.autograd, "backward", autograd_backward)
-        self._patch(torch.amp.GradScaler, "scale", scale)
+        self._patch(torch.Tensor, "backward", tensor_backward(self.taps, self._backed, self._backward_done))
+        self._patch(torch.autograd, "backward", autograd_backward(self.taps, self._backed, self._backward_done))
+        self._patch(torch.amp.GradScaler, "scale", scaled_losses(self.taps))
         self._patch(nn.Module, "__getstate__", hook_free_copies)
         for owner in (torch.optim.Optimizer, nn.Module):  # the passes of a loop that never steps
             self._patch(owner, "zero_grad", zero_grads_read(self._unstepped))
@@ -330,13 +276,9 @@ class ScriptWatch:
     def _validate(self) -> None:
         """``w.validate()`` given the script's own validation loss where its locals hold a wrong average of the
         validation's batches (:mod:`~trainwell.doctor.stated_validation`), else the mean of those batches."""
-        losses = self.watch.probe.validation_losses
-        value = validation_value(losses, self._training_rows, self._outputs)
+        value = handed_value(self.watch.probe.validation_losses, self._training_rows, self._outputs, self._frames)
         if value is not None:
-            own = self._frames.value(*(floated(c) for c in validation_calls(losses.pending)),
-                                     per_target=losses.training is not None and losses.training.per_target) \
-                if self._frames.frames else None
-            self.watch.validate(value if own is None else own)
+            self.watch.validate(value)
         self._frames.clear()
 
     def _after_step(self, optimizer, args, kwargs) -> None:
@@ -465,15 +407,10 @@ class ScriptWatch:
         """The module ``--model`` names and, of the optimizers, those training it (none: another loop's, a
         teacher's before the named student's; the model then None)."""
         try:
-            model = named_model(self.model_name, self._globals)
+            model, mine = named_and_trained(self.model_name, self._globals, optimizers)
         except ValueError as wrong:
             raise ModelNameError(str(wrong)) from None
-        held = {id(p) for p in model.parameters()}
-        mine = [o for o in optimizers if any(id(p) in held for g in o.param_groups for p in g["params"])]
-        if not mine:
-            self.unmatched = True
-            return None, optimizers
-        self.unmatched = False
+        self.unmatched = model is None
         return model, mine
 
     def _rows(self, module, args, kwargs) -> None:
@@ -541,19 +478,7 @@ class ScriptWatch:
         self._path = path
         self._install()
         try:
-            self._run(path)
-        except ModelNameError as wrong:
-            self.error = self.model_error = str(wrong)
-            self.status = 2
-        except SystemExit as stop:
-            self.exited = True
-            if stop.code not in (None, 0):
-                self.error = f"the script exited with status {stop.code}"
-                self.status = stop.code if isinstance(stop.code, int) else 1  # sys.exit("message") gives 1
-        except KeyboardInterrupt:
-            self.error, self.status, self.exited = "interrupted", 130, True
-        except Exception:  # the script's own error: shown, and the loop so far reported
-            self.error, self.status, self.exited = traceback.format_exc(), 1, True
+            self.error, self.status, self.exited, self.model_error = run_as_main(path, self._read_globals)
         finally:
             sys.argv, sys.path[:] = saved_argv, saved_path
         try:
@@ -565,23 +490,11 @@ class ScriptWatch:
         finally:
             self._uninstall()
 
-    def _run(self, path: str) -> None:
-        import types
-
-        module = types.ModuleType("__main__")
-        module.__file__ = path
-        self._globals = module.__dict__
-        saved = sys.modules.get("__main__")
-        sys.modules["__main__"] = module  # pickling the script's classes (DataLoader workers) finds them
-        try:
-            code = compile(open(path, encoding="utf-8").read(), path, "exec")
-            exec(code, module.__dict__)
-        finally:
-            if saved is not None:
-                sys.modules["__main__"] = saved
+    def _read_globals(self, names: dict) -> None:
+        self._globals = names
 
 
-def _labels(taps: _Taps) -> torch.Tensor | None:
+def _labels(taps: Taps) -> torch.Tensor | None:
     """The step's labels: the target its loss saved, when its rows are the batch's (or its positions, flattened)."""
     return batch_labels(taps.target, taps.rows, taps.shape)
 
