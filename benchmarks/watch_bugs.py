@@ -15,16 +15,20 @@ calls themselves, ``w.step()`` per micro-batch: the plain loops of bug and twin 
 
 The explicit watch (loop_bugs.py's ``run`` of each bug, check report included) runs after all the script
 watch's runs (a script watch after a ``doctor.watch`` in the same process would not be ``trainwell watch``'s
-fresh process), and the summary line compares the two: "N/138 right under `trainwell watch` vs M/138 explicit".
+fresh process), and the summary line compares the two: "N/141 right under `trainwell watch` vs M/141 explicit".
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/watch_bugs.py [--only NAME ...] [--every 20] [-j 2] [--check]
-  (about 4.5 minutes of CPU at -j 1: 276 loops under the script watch, then 138 explicit; ``--only`` takes
+  (about 4.5 minutes of CPU at -j 1: 282 loops under the script watch, then 141 explicit; ``--only`` takes
   substrings of case names, as loop_bugs.py's; ``-j 2``: two processes)
   One case as ``trainwell watch`` reads it: trainwell watch benchmarks/watch_bugs.py --case NAME --side bug
 
-Result (x86_64, torch 2.13 CPU): WBRESULT (103/141 in benchmarks/RESULTS.md section 56, before the first step, the
-script's own validation loss, the schedulers, the built rates, the rebuilt optimizers, the model a backward reached
-and the flattened sequence targets were read). With ``--check`` (``trainwell watch --check``): WBCHECKRESULT.
+Result (x86_64, torch 2.13 CPU): 126/141 right under ``trainwell watch`` vs 141/141 explicit; check only 11, doctor
+call 1, other alarm 2, missed 1; twins 0 false fails, 0 false warns (103/141 in benchmarks/RESULTS.md section 56,
+before the first step, the script's own validation loss, the schedulers, the built rates, the rebuilt optimizers,
+the model a backward reached and the flattened sequence targets were read). With ``--check`` (``trainwell watch
+--check``): 137/141 right (the 11 "check only" named by its pre-flight); doctor call 1, other alarm 2, missed 1;
+twins 1 false fail (the pre-flight's overfit of the healthy regressor with targets around 10: ``doctor.check`` given
+``nn.MSELoss`` fails it on the first 256 rows as well).
 """
 
 from __future__ import annotations
