@@ -762,3 +762,55 @@ def test_an_observed_step_right_after_a_validation_reads_its_own_training_forwar
     v = report["loop: loss reaches the outputs"]
     assert v.status == "fail", v
     assert len(runner.watches[0]._val) == 3
+
+
+USED_UP = """
+import sys
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+torch.manual_seed(0)
+x = torch.randn(448, 8)
+y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 0.5).long()
+train = DataLoader(TensorDataset(x[:256], y[:256]), batch_size=32, shuffle=True)
+val = DataLoader(TensorDataset(x[256:384], y[256:384]), batch_size=50)
+test = DataLoader(TensorDataset(x[384:], y[384:]), batch_size=50)
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+batches = iter(train)  # made once: used up after the first epoch
+
+
+def evaluate(loader):
+    total = n = 0
+    for xb, yb in loader:
+        total += F.cross_entropy(model(xb), yb, reduction="sum").item()
+        n += len(yb)
+    return total / n
+
+
+for epoch in range(5):
+    model.train()
+    for xb, yb in (batches if sys.argv[1] == "bug" else train):
+        opt.zero_grad()
+        F.cross_entropy(model(xb), yb).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        print(epoch, evaluate(val), evaluate(test))  # the validation, then the test loss
+"""
+
+
+@pytest.mark.slow  # ~0.6 s: two runs of a 5-epoch script
+def test_validations_with_no_step_between_them_are_told_apart_and_the_used_up_iterator_named(tmp_path):
+    path = _script(tmp_path, USED_UP)
+    buggy = ScriptWatch(every=5)
+    [named] = buggy.run(path, ["bug"])
+    assert buggy.error is None, buggy.error
+    assert len(buggy.watches[0]._val) == 5  # each epoch's validation on its own, not one merged at the end
+    assert _alarms(named)["loop: steps between validations"].status == "fail"
+    healthy = ScriptWatch(every=5)
+    [clean] = healthy.run(path, ["twin"])
+    assert len(healthy.watches[0]._val) == 5  # the test loader after the validation's is not a validation
+    assert not _alarms(clean), clean

@@ -28,8 +28,9 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   a training function that has returned is read still: :mod:`~trainwell.doctor.script_schedulers`), and the rate
   each optimizer was built with (:mod:`~trainwell.doctor.built_rates`).
 - **the validations**: the loss calls the watch already reads after forwards without gradients or in eval mode
-  (:mod:`~trainwell.doctor.validation_average`); before the next step (and at the script's end) their mean per
-  example, or per target that is not ``ignore_index``, is handed to ``w.validate()``; where the script's own
+  (:mod:`~trainwell.doctor.validation_average`); before the next step, or the next validation taking its first input
+  again (:mod:`~trainwell.doctor.validation_passes`: epochs that train nothing), and at the script's end, their mean
+  per example, or per target that is not ``ignore_index``, is handed to ``w.validate()``; where the script's own
   variables hold a wrong average of those losses (batch means summed over ``len(val_dataset)``) and no right one,
   that number is handed instead (:mod:`~trainwell.doctor.stated_validation`), to be named. A validation scored
   without one of torch's losses (accuracy only) gives no validation curve; the training set evaluated beside the
@@ -74,6 +75,7 @@ from trainwell.doctor.script_schedulers import SchedulerRecords
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
 from trainwell.doctor.script_validation import handed_value, validation_value
 from trainwell.doctor.stated_validation import ScriptFrames
+from trainwell.doctor.validation_passes import ValidationPasses
 
 #: the latest steps kept unread (before a watch began, or another loop's optimizer's): their losses and labels
 #: start the loss curve of the watch that begins on their optimizer
@@ -119,6 +121,7 @@ class ScriptWatch:
         self._early: deque = deque(maxlen=EARLY)  # (optimizer, loss, labels) of the latest steps not read
         self.curve_from = 0  # the first step of the counting optimizer's in the loss curve
         self._outputs = None  # the model's outputs, to tell another model's loss calls after its validation
+        self._val_passes = ValidationPasses()  # a validation begun again with no step since (validation_passes)
         self.first = FirstStep()  # the script's first optimizer step, read before any watch began
         self._pending = None  # (loss, labels) of the counting optimizer's step, till the loop's others stepped
         self._frames = ScriptFrames()  # the script's frames at a validation, for its own validation loss
@@ -419,7 +422,9 @@ class ScriptWatch:
         training = torch.is_grad_enabled() and module.training
         if first is not None and first.dim() and training:
             self.taps.rows, self.taps.shape = len(first), tuple(first.shape)
-        if training and self.watch is not None and self.watch.probe.validation_losses.pending:
+        pending = len(self.watch.probe.validation_losses.pending) if self.watch is not None else 0
+        again = self._val_passes.read(first, training, pending, module.training)  # a validation taking its first
+        if (training or again) and pending:  # input again with no step since: the one before is handed over
             self._hand_over()  # this hook runs before the watch's own (registered before it)
         self._training_rows.forward(first, training)
 
