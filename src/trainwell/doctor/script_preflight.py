@@ -139,7 +139,7 @@ class ScriptPreflight:
 
     def _backed(self, loss: torch.Tensor) -> None:
         from trainwell.doctor.registration import graph_nodes
-        from trainwell.doctor.script_watch import saved_target
+        from trainwell.doctor.saved_targets import saved_target
 
         ends = {t.grad_fn: i for i, f in enumerate(self._forwards) for t in f[3] if t.grad_fn is not None}
         found = {ends[n] for n in graph_nodes([loss.grad_fn], stop=lambda n: n in ends, limit=GRAPH) if n in ends}
