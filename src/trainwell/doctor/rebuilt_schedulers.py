@@ -37,7 +37,7 @@ import math
 
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
-from trainwell.doctor.method_readers import ReadsCalls
+from trainwell.doctor.scheduler_inits import SchedulerInits
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: learning rate applied"
@@ -55,26 +55,16 @@ PLATEAU_ADVICE = ("ReduceLROnPlateau is created again every epoch, so its patien
                   "the epoch loop and call scheduler.step(val_loss) once after each epoch's validation")
 
 
-class SchedulerBuilds(ReadsCalls):
+class SchedulerBuilds(SchedulerInits):
     """Keeps (the loop's step count, the scheduler) for each fresh scheduler created on one of ``optimizers``
     between :meth:`start` and :meth:`stop` (``clock``: the loop's step count, the optimizer steps recorded so
     far)."""
 
-    patched = (LRScheduler, "__init__")
-
     def __init__(self, optimizers: list, clock) -> None:
+        super().__init__()
         self._optimizers = optimizers
         self._clock = clock
         self.builds: list[tuple[int, LRScheduler]] = []
-        self._plateaus = _PlateauBuilds(self)
-
-    def start(self) -> None:
-        super().start()
-        self._plateaus.start()
-
-    def stop(self) -> None:
-        self._plateaus.stop()
-        super().stop()
 
     def saw(self, scheduler: LRScheduler, optimizer=None, last_epoch: int = -1, *args, **kwargs) -> None:
         optimizer = kwargs.get("optimizer", optimizer)
@@ -123,19 +113,6 @@ class SchedulerBuilds(ReadsCalls):
                            "one ReduceLROnPlateau for the whole run", PLATEAU_ADVICE)
         return Verdict(NAME, "warn", f"{made}: the schedule starts over each time; the rate at each one's first "
                        f"step: {rates}", "one scheduler for the whole run", ADVICE)
-
-
-class _PlateauBuilds(ReadsCalls):
-    """Hands each ``ReduceLROnPlateau`` created while it is active to a :class:`SchedulerBuilds` (its ``__init__``
-    does not call ``LRScheduler.__init__``)."""
-
-    patched = (ReduceLROnPlateau, "__init__")
-
-    def __init__(self, builds: SchedulerBuilds) -> None:
-        self._builds = builds
-
-    def saw(self, scheduler: ReduceLROnPlateau, optimizer=None, *args, **kwargs) -> None:
-        self._builds.saw(scheduler, kwargs.get("optimizer", optimizer))
 
 
 def starts_over(lrs: list[float], at: list[int]) -> bool:

@@ -28,32 +28,22 @@ from __future__ import annotations
 
 import weakref
 
-from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from trainwell.doctor.method_readers import ReadsCalls
+from trainwell.doctor.scheduler_inits import SchedulerInits
 
 #: schedulers kept weakly at most (each a reference)
 KEPT = 4096
 
 
-class SchedulerRecords(ReadsCalls):
+class SchedulerRecords(SchedulerInits):
     """The schedulers created between :meth:`start` and :meth:`stop`: the latest on each optimizer held, the
     others by weak references."""
 
-    patched = (LRScheduler, "__init__")
-
     def __init__(self) -> None:
+        super().__init__()
         self.latest: dict[int, tuple[weakref.ref, object]] = {}  # id(optimizer) -> (its reference, the scheduler)
         self.earlier: list[weakref.ref] = []
-        self._plateaus = _PlateauRecords(self)
-
-    def start(self) -> None:
-        super().start()
-        self._plateaus.start()
-
-    def stop(self) -> None:
-        self._plateaus.stop()
-        super().stop()
 
     def saw(self, scheduler, optimizer=None, *args, **kwargs) -> None:
         optimizer = kwargs.get("optimizer", optimizer)
@@ -83,18 +73,6 @@ class SchedulerRecords(ReadsCalls):
     def plateaus(self, optimizers: list) -> list[ReduceLROnPlateau]:
         """Of :meth:`on`, the ``ReduceLROnPlateau`` schedulers."""
         return [s for s in self.on(optimizers) if isinstance(s, ReduceLROnPlateau)]
-
-
-class _PlateauRecords(ReadsCalls):
-    """``ReduceLROnPlateau.__init__`` (which does not call ``LRScheduler.__init__``), read for its owner."""
-
-    patched = (ReduceLROnPlateau, "__init__")
-
-    def __init__(self, owner: SchedulerRecords) -> None:
-        self._owner = owner
-
-    def saw(self, scheduler, *args, **kwargs) -> None:
-        self._owner.saw(scheduler, *args, **kwargs)
 
 
 __all__ = ["SchedulerRecords"]
