@@ -70,7 +70,7 @@ model = Net()
 if BUG == "zeros":
     for p in model.parameters():
         nn.init.zeros_(p)
-if BUG == "focal_large":  # the scores 30x too large at init
+if BUG in ("focal_large", "smooth_large"):  # the scores 30x too large at init
     with torch.no_grad():
         model.head.weight.mul_(30.0)
         model.head.bias.mul_(30.0)
@@ -78,6 +78,9 @@ if BUG in ("focal", "focal_large"):
     loss_fn = focal
 elif BUG in ("doubled", "weighted"):
     loss_fn = weighted
+elif BUG in ("smooth", "smooth_large"):
+    def loss_fn(out, t):
+        return F.cross_entropy(out, t, label_smoothing=0.1)
 else:
     loss_fn = nn.CrossEntropyLoss(ignore_index=0 if BUG == "ignore0" else -100)
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
@@ -130,6 +133,14 @@ def test_the_loss_is_rebuilt_from_its_graph_as_torch_s_module_or_said_why_not():
                                [aux, tokens])
     assert "output 2 of 2" in text and torch.allclose(loss_fn((aux, tokens), tags.view(-1)),
                                                       F.cross_entropy(tokens.view(-1, 5), tags.view(-1)))
+    # label smoothing's two terms, (1 - e) NLL + e/C sum(-log p): read as cross-entropy with that smoothing
+    for kwargs in ({}, {"reduction": "sum"}, {"ignore_index": 2}, {"weight": torch.rand(4)}):
+        smoothed = F.cross_entropy(scores, labels, label_smoothing=0.1, **kwargs)
+        loss_fn, text = graph_loss(smoothed, [scores])
+        assert isinstance(loss_fn, nn.CrossEntropyLoss) and loss_fn.label_smoothing == 0.1, text
+        assert "label_smoothing=0.1" in text and torch.allclose(loss_fn(scores, labels), smoothed)
+    loss_fn, _ = graph_loss(F.cross_entropy(scores, labels) + 0.1 * F.cross_entropy(scores, labels), [scores])
+    assert loss_fn is None  # a sum of two cross-entropies is no smoothing
     # a focal loss is the script's own arithmetic: not rebuilt, and why is said
     ce = F.cross_entropy(scores, labels, reduction="none")
     loss_fn, why = graph_loss(((1 - torch.exp(-ce)) ** 2 * ce).mean(), [scores])
@@ -175,7 +186,8 @@ def runs(tmp_path_factory):
     # the runs compared come after another: under pytest a plain run's optimizer outlives it, and the runs after
     # the first begin their watch at step 2, all alike
     for bug, check in (("zeros", True), ("", False), ("", True), ("ignore0", True), ("doubled", True),
-                       ("weighted", True), ("focal_large", True), ("focal", True), ("ignore0", False)):
+                       ("weighted", True), ("focal_large", True), ("focal", True), ("ignore0", False),
+                       ("smooth_large", True), ("smooth", True)):
         gc.collect()  # the earlier runs' optimizers gone: each run finds its own alone, as in a process of its own
         runner = ScriptWatch(every=5, check=check)
         reports = runner.run(path, [bug] if bug else [])
@@ -216,6 +228,16 @@ def test_a_loss_written_out_is_replayed_from_its_first_step_and_its_large_initia
     assert _alarms(pre)["initial loss"].status == "fail"
     [twin] = runs["focal", True][0]
     assert _pre(twin)[0].status == "info" and not _alarms(_pre(twin))
+
+
+@pytest.mark.slow  # the module's runs
+def test_a_cross_entropy_with_label_smoothing_is_read_as_one_and_its_large_initial_loss_named(runs):
+    [report] = runs["smooth_large", True][0]
+    pre = _pre(report)
+    assert "nn.CrossEntropyLoss(label_smoothing=0.1), read from its graph" in pre[0].value, pre[0].value
+    assert _alarms(pre)["initial loss"].status == "fail"
+    [twin] = runs["smooth", True][0]
+    assert "label_smoothing=0.1" in _pre(twin)[0].value and not _alarms(_pre(twin))
 
 
 @pytest.mark.slow  # the module's runs

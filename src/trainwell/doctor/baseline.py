@@ -51,8 +51,10 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     With a large majority class the accuracy margin above cannot be met on a few dozen held-out examples (90% +
     3 standard errors is over 100%): the class predictions of every checkpoint are also tested against the
     held-out labels shuffled among the examples (a permutation test, which conditions on the class balance: a
-    model answering the majority class everywhere agrees by chance only), corrected for the number of distinct
-    checkpoints tested. Labels independent of the inputs agree by chance only, however long the copy trains.
+    model answering the majority class everywhere agrees by chance only), the best checkpoint's p-value adjusted
+    for the distinct checkpoints tested by the permutation distribution of the best of them (Westfall and Young's
+    min-p: checkpoints that predict alike count as about one test). Labels independent of the inputs agree by
+    chance only, however long the copy trains.
 
     A copy whose loss kept jumping back up, or that ended no better on its own training examples than the constant,
     is trained once more at a tenth of the rate (``retry``; :mod:`~trainwell.doctor.rate_retry`: a SIREN's sines
@@ -180,10 +182,12 @@ def _predicted_classes(out, y: torch.Tensor, loss_fn: Callable) -> torch.Tensor 
 
 def _agreement(predictions: list[torch.Tensor], y: torch.Tensor, draws: int = 20_000,
                seed: int = 0) -> tuple[float, int] | None:
-    """(p, tested): the smallest one-sided permutation p-value of the number of held-out examples whose predicted
-    class is their label, over the distinct prediction vectors that name more than one class, multiplied by how
-    many were tested (Bonferroni); None when none was, and for several targets (a tuple or dict: no one tensor of
-    labels). Negative labels (``ignore_index=-100``) are left out."""
+    """(p, tested): the one-sided permutation p-value of the number of held-out examples whose predicted class is
+    their label, for the best of the distinct prediction vectors that name more than one class, adjusted for how
+    many were tested by the permutation distribution of that best (Westfall and Young's min-p: each shuffle of the
+    labels is scored against every checkpoint at once, so checkpoints that mostly agree with each other count as
+    about one test, where Bonferroni's correction would count each in full); None when none was, and for several
+    targets (a tuple or dict: no one tensor of labels). Negative labels (``ignore_index=-100``) are left out."""
     if not isinstance(y, torch.Tensor):
         return None
     keep = y >= 0
@@ -193,9 +197,25 @@ def _agreement(predictions: list[torch.Tensor], y: torch.Tensor, draws: int = 20
         return None
     g = torch.Generator().manual_seed(seed)
     shuffled = labels[torch.rand(draws, len(labels), generator=g).argsort(1)]
-    smallest = min((int(((p[None] == shuffled).sum(1) >= int((p == labels).sum())).sum()) + 1) / (draws + 1)
-                   for p in tested)
-    return min(1.0, smallest * len(tested)), len(tested)
+    preds = torch.stack(tested)  # (checkpoints, examples)
+    null = (preds[None] == shuffled[:, None]).sum(2)  # (draws, checkpoints): agreements of each shuffle
+    seen = (preds == labels[None]).sum(1)  # (checkpoints,)
+    return min_p_adjusted(null, seen), len(tested)
+
+
+def min_p_adjusted(null: torch.Tensor, seen: torch.Tensor) -> float:
+    """Westfall and Young's min-p adjusted p-value of the best of several one-sided tests that share their
+    permutations: ``null`` (draws, tests) holds each test's statistic under each permutation, ``seen`` (tests,)
+    the observed ones (larger is more extreme). Each statistic is turned into its own permutation p-value (counting
+    the observed one), and the smallest observed p is ranked among the smallest p of each permutation."""
+    draws = len(null)
+    ordered = null.sort(0).values  # ascending per test
+    # p of a value v in its test: (number of draws >= v, + 1) / (draws + 1)
+    at_least = draws - torch.searchsorted(ordered.T.contiguous(), null.T.contiguous(), right=False).T
+    smallest_null = ((at_least + 1).double() / (draws + 1)).min(1).values  # (draws,)
+    above = draws - torch.searchsorted(ordered.T.contiguous(), seen[:, None].contiguous(), right=False)[:, 0]
+    smallest_seen = float(((above + 1).double() / (draws + 1)).min())
+    return (int((smallest_null <= smallest_seen).sum()) + 1) / (draws + 1)
 
 
 def _margin(zero_acc: float, k: int) -> float:
@@ -258,7 +278,7 @@ def _judge(real_train: float, zero_train: float, k: int, best: dict, zero_held: 
         if zero_acc is not None and best["acc"] is not None:
             value += f"; held-out accuracy there: real {best['acc']:.1%} vs input-independent {zero_acc:.1%}"
         if agreement is not None:
-            value += (f"; class predictions vs held-out labels shuffled: p = {agreement[0]:.2g} over "
+            value += (f"; class predictions vs held-out labels shuffled: p = {agreement[0]:.2g}, adjusted over "
                       f"{agreement[1]} distinct checkpoint(s) (signal below {AGREEMENT_ALPHA:g})")
         value += f"; training loss: real {real_train:.3g} vs input-independent {zero_train:.3g}"
     if ok:

@@ -8,8 +8,10 @@ its arguments: ``NllLossBackward0`` (after ``LogSoftmaxBackward0``: ``F.cross_en
 "none"`` loss averaged or summed by ``.mean()`` or ``.sum()`` reads as that reduction. The loss is rebuilt as the
 ``nn`` module of that name (a subclass that first picks the output the loss read, and flattens it as the script
 did, ``out.view(-1, C)`` or ``out.squeeze(1)``): the pre-flight reads it as it reads the module given by hand
-(:func:`~trainwell.doctor.loss_kinds.loss_kind`, its ``ignore_index``). A loss of another form (a focal loss, a
-sum of terms, label smoothing's two terms, a loss scaled by a constant) is not rebuilt: the reason is returned.
+(:func:`~trainwell.doctor.loss_kinds.loss_kind`, its ``ignore_index``). Label smoothing's two terms
+(``F.cross_entropy(..., label_smoothing=0.1)``: the NLL scaled by 1 - epsilon plus epsilon / C times the sum of
+-log p over the classes, from one log-softmax) read as ``nn.CrossEntropyLoss(label_smoothing=epsilon)``. A loss of
+another form (a focal loss, a sum of terms, a loss scaled by a constant) is not rebuilt: the reason is returned.
 """
 
 from __future__ import annotations
@@ -67,6 +69,34 @@ def _ending(node, length: int = 3) -> str:
     return " <- ".join(names)
 
 
+#: the nodes between label smoothing's term and its log-softmax: the sum over the classes (after the class weights),
+#: its sign, the ignored targets masked, the sum or mean over the examples
+_SMOOTHING_TERM = ("DivBackward0", "SumBackward0", "MaskedFillBackward0", "NegBackward0", "SumBackward1",
+                   "MulBackward0", "MeanBackward0")
+
+
+def _smoothed(node) -> tuple[float, object] | None:
+    """(epsilon, the NLL node) when ``node`` is the sum torch's ``F.cross_entropy(..., label_smoothing=epsilon)``
+    builds: ``(1 - epsilon) * nll(log_softmax(z))`` plus ``epsilon / C`` times the sum of ``-log_softmax(z)`` over
+    the C classes, both terms from the same log-softmax; None for any other sum."""
+    if len(node.next_functions) != 2 or any(n is None or _name(n) != "MulBackward1" for n, _ in node.next_functions):
+        return None
+    kept, spread = (n for n, _ in node.next_functions)
+    nll = kept.next_functions[0][0]
+    if nll is None or _name(nll) not in ("NllLossBackward0", "NllLoss2DBackward0"):
+        return None
+    log_p, term = nll.next_functions[0][0], spread.next_functions[0][0]
+    while term is not None and term is not log_p and _name(term) in _SMOOTHING_TERM:
+        term = term.next_functions[0][0]
+    if term is not log_p or _name(log_p) != "LogSoftmaxBackward0":
+        return None
+    classes = log_p._saved_result.shape[log_p._saved_dim]
+    epsilon = round(1.0 - float(kept._saved_other), 12)  # saved as the double 1 - epsilon
+    if not 0.0 < epsilon <= 1.0 or abs(float(spread._saved_other) * classes - epsilon) > 1e-6 * max(1.0, epsilon):
+        return None
+    return epsilon, nll
+
+
 def graph_loss(loss: torch.Tensor, outputs: list) -> tuple[nn.Module | None, str]:
     """(the loss module, its description) rebuilt from ``loss``'s graph, read before ``backward()`` frees it, on
     the model's ``outputs`` (the tensors of the forward's output, in :func:`~trainwell.doctor.outputs.leaves`'
@@ -74,6 +104,9 @@ def graph_loss(loss: torch.Tensor, outputs: list) -> tuple[nn.Module | None, str
     node, outer = loss.grad_fn, None
     if _name(node) in ("MeanBackward0", "SumBackward0"):
         outer, node = ("mean" if _name(node).startswith("Mean") else "sum"), node.next_functions[0][0]
+    smoothing = None
+    if _name(node) == "AddBackward0":  # F.cross_entropy(..., label_smoothing=e): (1 - e) NLL + e/C sum(-log p)
+        smoothing, node = _smoothed(node) or (None, node)
     if _name(node) not in LOSSES:
         return None, f"the loss is not one of torch's losses on the model's output (its graph ends in " \
             f"{_ending(loss.grad_fn)}: a loss written out, or a sum of terms)"
@@ -97,6 +130,8 @@ def graph_loss(loss: torch.Tensor, outputs: list) -> tuple[nn.Module | None, str
         if given._saved_dim not in (1, -1 + len(shape)) or (len(shape) > 2 and given._saved_dim != 1):
             return None, f"the loss's log-softmax is over dimension {given._saved_dim}, not the classes'"
         cls, given = nn.CrossEntropyLoss, given.next_functions[0][0]
+        if smoothing is not None:
+            kwargs["label_smoothing"] = smoothing
     ends = {t.grad_fn: i for i, t in enumerate(outputs) if isinstance(t, torch.Tensor) and t.grad_fn is not None}
     while given is not None and given not in ends and _name(given) in PASS_THROUGH:
         given = given.next_functions[0][0]

@@ -14,6 +14,7 @@ from trainwell.doctor import outputs as O
 from trainwell.doctor.autoregressive_floor import autoregressive_floor
 from trainwell.doctor.dominant_term import dominant_inner_term
 from trainwell.doctor.double_sigmoid import sigmoid_in_logits_loss
+from trainwell.doctor.dropout_off import dropout_off
 from trainwell.doctor.fitting import _free_outputs, _train_copy, is_unit_norm
 from trainwell.doctor.forward import _accuracy, samples_in_forward
 from trainwell.doctor.frozen_features import fitting_head, narrow_frozen_features
@@ -47,6 +48,10 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     loss of the best constant output on these examples (one output for all of them, fitted: the targets' variance
     for MSE) when that is below the start: a model whose only learning part is a bias (every weight frozen, or an
     input that never reaches the output) reaches that constant and fails, however far from zero the targets sit.
+    Judged so, the copy trains on while its loss keeps falling (:func:`_train_on`): outputs that start near 0 must
+    first travel the targets' offset (raw units, around 10 or 1000); where it still misses, a copy with its dropout
+    off is fitted again (:mod:`~trainwell.doctor.dropout_off`: the recipe overfits with regularization off, and
+    dropout's noise, which grows with the outputs, hides the fit of targets far from 0).
     With inputs of a few features (a 1-D curve) the examples are rows spread over the batch, and a regression is
     judged against its targets' noise where that is higher (:mod:`~trainwell.doctor.low_dimensional`): half the loss
     of each example given its nearest neighbour's fitted output, at most half the way from the constant's loss.
@@ -112,7 +117,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     reach = max(bar, noisy)  # what a model that fits these examples from their inputs reaches
     stop = floor + min(1e-2, bar / 2)  # a loss of small scale (class weights of 0.25) must train below its bar
     trace: list[float] = []
-    m, final, acc = _fit_copy(model, xs, ys, loss_fn, (steps, lr, seed), (stop, floor, bar, reach), sampled, trace)
+    m, final, acc = _fit_copy(model, xs, ys, loss_fn, (steps, lr, seed), (stop, floor, bar, reach), sampled, trace,
+                              const is not None)
     if sampled:
         return _sampled_verdict(model, xs, ys, loss_fn, start, final, floor)
     # per-element binary targets (pixels, many labels) are judged to 99%: a few elements stay near 0.5 at the floor
@@ -131,6 +137,10 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         (m, final, acc), ok = retried[1], True
         shown = (f", at Adam's rate {retried[0]:g} (at {lr:g} its loss kept jumping back up: a rate too high for "
                  "this model, as for a SIREN's sines)")
+    plain = None if ok or softmaxed or const is None else \
+        _without_dropout(model, xs, ys, loss_fn, (steps, lr, seed), (stop, floor, bar, reach), reached)
+    if plain is not None:  # a regression whose dropout noise, which grows with its outputs, hid the fit
+        (m, final, acc), ok, shown = plain[0], True, plain[1]
     shown = (f", acc {acc:.0%}" if acc is not None else "") + shown
     floor_text = f" (floor {floor:.3g}: the lowest loss any {'unit-norm ' if sphere else ''}outputs reach)" \
         if floor > 1e-3 else ""
@@ -170,14 +180,21 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
 
 
 def _fit_copy(model: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, bars: tuple, sampled: bool,
-              trace: list) -> tuple[nn.Module, float, float | None]:
+              trace: list, from_constant: bool = False) -> tuple[nn.Module, float, float | None]:
     """A copy trained on ``(xs, ys)`` (``schedule``: steps, lr, seed; ``bars``: stop, floor, bar, reach; ``trace``
     gets the first stretch's losses), with its loss and accuracy judged in eval and in train mode (seeded), the
     better of the two."""
     steps, lr, seed = schedule
     stop, floor, bar, reach = bars
     m, final = _train_copy(model, xs, ys, loss_fn, steps, lr, seed, stop_below=stop, trace=trace)
-    m, final = _train_on(model, m, xs, ys, loss_fn, (steps, lr, seed), final, floor, bar, reach, sampled)
+    m, final = _train_on(model, m, xs, ys, loss_fn, (steps, lr, seed), final, floor, bar, reach, sampled, from_constant)
+    final, acc = _judged(m, xs, ys, loss_fn, seed)
+    return m, final, acc
+
+
+def _judged(m: nn.Module, xs, ys, loss_fn: Callable, seed: int) -> tuple[float, float | None]:
+    """The trained copy's loss and accuracy on ``(xs, ys)`` in eval and in train mode (seeded), the better of the
+    two (finite first); the copy is left in eval mode."""
     candidates = []
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         for mode in (False, True):
@@ -186,8 +203,7 @@ def _fit_copy(model: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, bars
             candidates.append((_scalar(loss_fn(out, ys)), _accuracy(out, ys, loss_fn)))
     m.eval()
     finite = [c for c in candidates if math.isfinite(c[0])]
-    final, acc = min(finite, key=lambda c: (-(c[1] or 0.0), c[0])) if finite else candidates[0]
-    return m, final, acc
+    return min(finite, key=lambda c: (-(c[1] or 0.0), c[0])) if finite else candidates[0]
 
 
 def _slower_fit(model: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, bars: tuple, trace: list,
@@ -203,8 +219,24 @@ def _slower_fit(model: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, ba
     return (slower, again) if reached(*again[1:]) else None
 
 
+def _without_dropout(model: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, bars: tuple,
+                     reached: Callable) -> tuple[tuple, str] | None:
+    """(the copy fitted with its dropout off, the note the verdict shows) when the model has dropout
+    (:func:`~trainwell.doctor.dropout_off.dropout_off`) and that copy, trained on as a regression judged from one
+    constant output, ``reached`` the bar; None otherwise."""
+    plain = dropout_off(model)
+    if plain is None:
+        return None
+    again = _fit_copy(plain[0], xs, ys, loss_fn, schedule, bars, False, [], True)
+    if not reached(*again[1:]):
+        return None
+    return again, (f", with dropout off (at p = {plain[1]:g} its noise, which grows with the outputs, hid the fit "
+                   "of targets this far from 0)")
+
+
 def _train_on(model: nn.Module, m: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, final: float,
-              floor: float, bar: float, reach: float, sampled: bool) -> tuple[nn.Module, float]:
+              floor: float, bar: float, reach: float, sampled: bool,
+              from_constant: bool = False) -> tuple[nn.Module, float]:
     """The copy ``m`` trained on past its first ``steps`` (``schedule``: steps, lr, seed), up to 4 stretches more,
     while its loss is short of the bar and keeps falling, and its last loss.
 
@@ -215,20 +247,26 @@ def _train_on(model: nn.Module, m: nn.Module, xs, ys, loss_fn: Callable, schedul
     stretch of L1 runs at half the last one's rate, until its loss is clearly (by a fifth of the bar) below the
     bar: the copy is judged again from its outputs after the last update. A head on a frozen backbone's features
     (of a healthy spread: narrow ones are named by the advice) fits at the pace their scale allows, and trains on
-    the same way (:func:`~trainwell.doctor.frozen_features.fitting_head`)."""
+    the same way (:func:`~trainwell.doctor.frozen_features.fitting_head`). A regression judged ``from_constant``
+    (one constant output's loss) trains on too, each stretch at half the last one's rate, its loss read as the
+    better of eval and train mode: outputs that start near 0 first travel the targets' offset (raw units around 10
+    or 1000), and dropout's noise on outputs that large keeps the train-mode loss up while the eval-mode fit
+    improves; a model that reaches only the constant stops falling there."""
     steps, lr, seed = schedule
     stop = floor + min(1e-2, bar / 2)
     absolute = loss_kind(loss_fn) == "l1"
     head = None
+    final = _judged(m, xs, ys, loss_fn, seed)[0] if from_constant and math.isfinite(final) else final
     for stretch in range(4):
         if not math.isfinite(final) or final - floor < (0.8 * bar if absolute else reach):
             break
-        if loss_kind(loss_fn) != "unknown" and not absolute and not sampled:
+        if loss_kind(loss_fn) != "unknown" and not absolute and not sampled and not from_constant:
             head = fitting_head(model, xs) if head is None else head
             if not head:
                 break
-        m, later = _train_copy(m, xs, ys, loss_fn, steps, lr / 2 ** (stretch + 1) if absolute else lr, seed,
-                               stop_below=stop)
+        rate = lr / 2 ** (stretch + 1) if absolute or from_constant else lr
+        m, later = _train_copy(m, xs, ys, loss_fn, steps, rate, seed, stop_below=stop)
+        later = _judged(m, xs, ys, loss_fn, seed)[0] if from_constant and math.isfinite(later) else later
         if not later < 0.9 * final:  # no longer falling: more steps would not change the verdict
             return m, later
         final = later
