@@ -27,11 +27,11 @@ class Regressor(nn.Module):
     weight frozen but the output bias), 'detached' (the output cut from the gradient, only a learned shift added),
     'relu_out' (a ReLU after the last layer)."""
 
-    def __init__(self, bug=""):
+    def __init__(self, bug="", dropout=0.1):
         super().__init__()
         self.bug = bug
         self.layers = nn.ModuleList([nn.Linear(FEATURES, 64), nn.Linear(64, 64)])
-        self.drop = nn.Dropout(0.1)
+        self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(64, 1)
         self.shift = nn.Parameter(torch.zeros(1))
         if bug == "constant":
@@ -49,18 +49,26 @@ class Regressor(nn.Module):
         return out
 
 
-def _overfit(bug, loss, offset, scale):
-    torch.manual_seed(1)
-    model = Regressor(bug)
-    x, y = _targets(offset, scale)
+def _overfit(bug, loss, offset, scale, seed=1, dropout=0.1):
+    torch.manual_seed(seed)
+    model = Regressor(bug, dropout)
+    x, y = _targets(offset, scale, seed=seed)
     return overfit_tiny_subset(model, x, y, LOSSES[loss]())
 
 
 @pytest.mark.slow  # ~1 s each
+@pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("loss", list(LOSSES))
 @pytest.mark.parametrize(("offset", "scale"), [(10.0, 1.0), (1000.0, 100.0)])
-def test_a_healthy_regressor_fits_targets_in_raw_units(loss, offset, scale):
-    verdict = _overfit("", loss, offset, scale)
+def test_a_healthy_regressor_fits_targets_in_raw_units(loss, offset, scale, seed):
+    verdict = _overfit("", loss, offset, scale, seed)
+    assert verdict.status == "pass", verdict.value
+
+
+@pytest.mark.slow  # ~1 s each
+@pytest.mark.parametrize("loss", ["mse", "smooth_l1"])
+def test_a_healthy_regressor_without_dropout_travels_an_offset_of_1000(loss):
+    verdict = _overfit("", loss, 1000.0, 1.0, seed=0, dropout=0.0)
     assert verdict.status == "pass", verdict.value
 
 
