@@ -197,25 +197,23 @@ def _agreement(predictions: list[torch.Tensor], y: torch.Tensor, draws: int = 20
         return None
     g = torch.Generator().manual_seed(seed)
     shuffled = labels[torch.rand(draws, len(labels), generator=g).argsort(1)]
-    preds = torch.stack(tested)  # (checkpoints, examples)
-    null = (preds[None] == shuffled[:, None]).sum(2)  # (draws, checkpoints): agreements of each shuffle
-    seen = (preds == labels[None]).sum(1)  # (checkpoints,)
+    null = torch.stack([(p[None] == shuffled).sum(1) for p in tested], 1)  # (draws, checkpoints): agreements
+    seen = torch.stack([(p == labels).sum() for p in tested])  # (checkpoints,)
     return min_p_adjusted(null, seen), len(tested)
 
 
 def min_p_adjusted(null: torch.Tensor, seen: torch.Tensor) -> float:
     """Westfall and Young's min-p adjusted p-value of the best of several one-sided tests that share their
     permutations: ``null`` (draws, tests) holds each test's statistic under each permutation, ``seen`` (tests,)
-    the observed ones (larger is more extreme). Each statistic is turned into its own permutation p-value (counting
-    the observed one), and the smallest observed p is ranked among the smallest p of each permutation."""
-    draws = len(null)
-    ordered = null.sort(0).values  # ascending per test
-    # p of a value v in its test: (number of draws >= v, + 1) / (draws + 1)
-    at_least = draws - torch.searchsorted(ordered.T.contiguous(), null.T.contiguous(), right=False).T
-    smallest_null = ((at_least + 1).double() / (draws + 1)).min(1).values  # (draws,)
-    above = draws - torch.searchsorted(ordered.T.contiguous(), seen[:, None].contiguous(), right=False)[:, 0]
-    smallest_seen = float(((above + 1).double() / (draws + 1)).min())
-    return (int((smallest_null <= smallest_seen).sum()) + 1) / (draws + 1)
+    the observed ones, all counts (integers >= 0; larger is more extreme). Each statistic is turned into its own
+    permutation p-value (the observed one counted in), and the smallest observed p is ranked among the smallest p
+    of each permutation."""
+    draws, top = len(null), int(max(int(null.max()), int(seen.max()))) + 1
+    # at_least[t, v]: how many draws of test t reach v or more
+    at_least = torch.stack([torch.bincount(col, minlength=top).flip(0).cumsum(0).flip(0) for col in null.T])
+    p_null = (at_least.gather(1, null.T.long()) + 1).double() / (draws + 1)  # (tests, draws)
+    p_seen = (at_least.gather(1, seen.long()[:, None])[:, 0] + 1).double() / (draws + 1)
+    return (int((p_null.min(0).values <= p_seen.min()).sum()) + 1) / (draws + 1)
 
 
 def _margin(zero_acc: float, k: int) -> float:

@@ -49,9 +49,10 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     for MSE) when that is below the start: a model whose only learning part is a bias (every weight frozen, or an
     input that never reaches the output) reaches that constant and fails, however far from zero the targets sit.
     Judged so, the copy trains on while its loss keeps falling (:func:`_train_on`): outputs that start near 0 must
-    first travel the targets' offset (raw units, around 10 or 1000); where it still misses, a copy with its dropout
-    off is fitted again (:mod:`~trainwell.doctor.dropout_off`: the recipe overfits with regularization off, and
-    dropout's noise, which grows with the outputs, hides the fit of targets far from 0).
+    first travel the targets' offset (raw units, around 10 or 1000); where it still misses after getting a quarter
+    of the way below the constant (it learned from its inputs), a copy with its dropout off is fitted again
+    (:mod:`~trainwell.doctor.dropout_off`: the recipe overfits with regularization off, and dropout's noise, which
+    grows with the outputs, hides the fit of targets far from 0).
     With inputs of a few features (a 1-D curve) the examples are rows spread over the batch, and a regression is
     judged against its targets' noise where that is higher (:mod:`~trainwell.doctor.low_dimensional`): half the loss
     of each example given its nearest neighbour's fitted output, at most half the way from the constant's loss.
@@ -137,7 +138,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         (m, final, acc), ok = retried[1], True
         shown = (f", at Adam's rate {retried[0]:g} (at {lr:g} its loss kept jumping back up: a rate too high for "
                  "this model, as for a SIREN's sines)")
-    plain = None if ok or softmaxed or const is None else \
+    # only a copy that learned from its inputs (a quarter of the way below the constant) can have its fit hidden
+    plain = None if ok or softmaxed or const is None or not final < const - 0.25 * (const - floor) else \
         _without_dropout(model, xs, ys, loss_fn, (steps, lr, seed), (stop, floor, bar, reach), reached)
     if plain is not None:  # a regression whose dropout noise, which grows with its outputs, hid the fit
         (m, final, acc), ok, shown = plain[0], True, plain[1]
