@@ -40,7 +40,7 @@ def evaluate(loader):
 
 batches = iter(train_loader)  # the bug: used up after the first epoch
 history = {"val_loss": [], "val_acc": []}
-for epoch in range(6):
+for epoch in range(4):
     model.train()
     for xb, yb in (batches if MODE == "empty" else train_loader):
         loss = F.cross_entropy(model(xb), yb)
@@ -65,7 +65,7 @@ def reports(tmp_path_factory):
     path.write_text(SCRIPT)
     found = {}
     for mode in ("once", "twice", "empty"):
-        runner = ScriptWatch(every=10)
+        runner = ScriptWatch(every=20)
         [report] = runner.run(str(path), [mode])
         assert runner.error is None, runner.error
         [w] = runner.watches
@@ -81,7 +81,7 @@ def test_a_validation_set_read_twice_an_epoch_reads_as_the_loop_reading_it_once(
     once, w_once, h_once = reports["once"]
     twice, w_twice, h_twice = reports["twice"]
     assert h_once == h_twice  # the same training, the same numbers
-    assert w_twice[0] == 12 and len(w_twice[1]) == len(w_once[1]) == 6  # one validation per epoch
+    assert w_twice[0] == 8 and len(w_twice[1]) == len(w_once[1]) == 4  # one validation per epoch
     for a, b in zip(w_twice[1], w_once[1], strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"]) and a["val_loss"] == pytest.approx(b["val_loss"])
     assert twice["overfitting"].value == once["overfitting"].value  # the gap to the epoch's training loss
@@ -92,13 +92,16 @@ def test_a_validation_set_read_twice_an_epoch_reads_as_the_loop_reading_it_once(
 def test_epochs_training_nothing_are_named_when_each_is_evaluated_twice(reports):
     empty, w, _ = reports["empty"]
     assert empty["loop: steps between validations"].status == "fail"
-    assert len(w[1]) == w[0] == 12  # one step count validated: not one evaluation repeated
+    assert len(w[1]) == w[0] == 8  # one step count validated: not one evaluation repeated
 
 
 def test_repeats_are_read_only_from_a_uniform_pattern():
     from trainwell.doctor.repeated_validations import once_each, repeats
 
     assert once_each([(10, 1.0), (10, 1.0), (20, 0.8), (20, 0.8)]) == [(10, 1.0), (20, 0.8)]
+    # a final evaluation after the loop, of the same weights
+    assert once_each([(10, 1.0), (10, 1.0), (20, 0.8), (20, 0.8), (20, 0.8)]) == [(10, 1.0), (20, 0.8)]
+    assert repeats([(10, 1.0), (10, 1.0), (10, 1.0), (20, 0.8), (20, 0.8)]) == [False] * 5  # not k each
     assert repeats([(10, 1.0), (10, 0.9), (20, 0.8), (20, 0.7)]) == [False] * 4  # a validation and a test loss
     assert repeats([(10, 1.0), (10, 1.0), (10, 1.0)]) == [False] * 3  # epochs after the first train nothing
     assert repeats([(0, 2.0), (10, 1.0), (10, 1.0), (20, 0.8), (20, 0.8)]) == [False] * 5  # a baseline at step 0
