@@ -183,8 +183,7 @@ def runs(tmp_path_factory):
     each: ~1 s, plus a check of 1-2 s with --check)."""
     path = _script(tmp_path_factory.mktemp("preflight"))
     found = {}
-    # the runs compared come after another: under pytest a plain run's optimizer outlives it, and the runs after
-    # the first begin their watch at step 2, all alike
+    # the runs compared come after another; each runner is let go before the next run (its optimizer with it)
     for bug, check in (("zeros", True), ("", False), ("", True), ("ignore0", True), ("doubled", True),
                        ("weighted", True), ("focal_large", True), ("focal", True), ("ignore0", False),
                        ("smooth_large", True), ("smooth", True)):

@@ -35,7 +35,8 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   that number is handed instead (:mod:`~trainwell.doctor.stated_validation`), to be named. A validation scored
   without one of torch's losses (accuracy only) gives no validation curve; the training set evaluated beside the
   validation set, and another model evaluated after the watched one (an EMA copy), are left out
-  (:mod:`~trainwell.doctor.script_training_rows`).
+  (:mod:`~trainwell.doctor.script_training_rows`); the validation set evaluated twice an epoch (for the loss, then
+  for the accuracy) reads as one validation an epoch (:mod:`~trainwell.doctor.repeated_validations`).
 
 A script that trains one model and then another (a teacher, then a student distilled from it; a new optimizer for
 a fine-tuning stage) has each loop read on its own: when an optimizer the watch does not hold steps twice with the
@@ -209,9 +210,21 @@ class ScriptWatch:
                               register_module_forward_hook(self._left, always_call=True)]
 
     def _patch(self, owner, name: str, wrap) -> None:
+        """``owner.name`` replaced by ``wrap(original)`` for the run, through a forwarder that calls the original
+        once the run is over: a library imported during the run that keeps the method it found (torch._dynamo's
+        tables of Tensor methods and torch functions, built at its first import, which an optimizer's first step
+        makes) holds the forwarder, which no longer reaches this watch (its script's globals, optimizers, model)."""
         original = getattr(owner, name)
-        setattr(owner, name, wrap(original))
-        self._undo.append(lambda: setattr(owner, name, original))
+        target = [wrap(original)]
+
+        def forward(*args, **kwargs):
+            return target[0](*args, **kwargs)
+
+        def undo() -> None:
+            setattr(owner, name, original)
+            target[0] = original
+        setattr(owner, name, forward)
+        self._undo.append(undo)
 
     def _uninstall(self) -> None:
         self._settled()
@@ -442,6 +455,7 @@ class ScriptWatch:
         script's end, and another loop's forwards (a teacher's) when it moved on: dropped then."""
         self._flush()
         self.watch.held_plateaus = self._schedulers.plateaus([*self._stepped, *self.watch.probe.optimizers])
+        self.watch.frames_read = False  # the frames above are this run's and its caller's, none of the script's
         try:
             if last:
                 self._validate()

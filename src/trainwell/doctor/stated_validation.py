@@ -63,12 +63,18 @@ def own_code(filename: str) -> bool:
     return not os.path.realpath(filename).startswith(_LIBRARY) and "site-packages" not in filename
 
 
+#: the file of the frame that runs the script (``trainwell watch``'s exec): the frames above it are its caller's
+RUNNER = os.path.join(os.path.dirname(__file__), "script_exec.py")  # imported from the same folder as this
+
+
 def script_frames(frame: types.FrameType | None) -> list[types.FrameType]:
     """The frames of the script's own code among ``frame`` and the :data:`FRAMES` - 1 above it (held: a frame that
-    returns keeps its locals)."""
+    returns keeps its locals), up to the frame running the script: its caller's (a test calling the script watch)
+    are not read (reading a function frame's locals leaves a snapshot of them on it, before Python 3.13, which
+    would keep that caller's objects alive)."""
     found = []
     for _ in range(FRAMES):
-        if frame is None:
+        if frame is None or frame.f_code.co_filename == RUNNER:
             break
         if own_code(frame.f_code.co_filename):
             found.append(frame)

@@ -76,6 +76,7 @@ from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, unregistered
 from trainwell.doctor.reinitialized_weights import InitCalls
+from trainwell.doctor.repeated_validations import once_each
 from trainwell.doctor.report import Report
 from trainwell.doctor.reset_curve import reread_after_reset
 from trainwell.doctor.restored_weights import StateRestores
@@ -185,6 +186,9 @@ class Watch:
         # the ReduceLROnPlateau schedulers the code holds when it asks for the report
         self._plateaus_now: list = []
         self.held_plateaus: list = []  # those the caller knows of besides (trainwell watch's, recorded when created)
+        # the caller's frames read for those it holds; off for trainwell watch (its report is asked for by its own
+        # code, which holds none): a function frame whose locals are read keeps a snapshot of them (Python < 3.13)
+        self.frames_read = True
         self._open = False
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -407,14 +411,16 @@ class Watch:
         return list(self._losses)
 
     # -- the verdicts --------------------------------------------------------------------------------------
-    def _history(self, val_losses: list[float] | None) -> list[dict]:
+    def _history(self, val_losses: list[float] | None, once: bool = True) -> list[dict]:
+        """The training and validation loss at each validation; ``once``: a validation set evaluated k times per
+        epoch read once (:mod:`~trainwell.doctor.repeated_validations`), else one entry per ``validate()``."""
         losses = self.losses
         if val_losses is not None:  # evenly spaced evaluations over the recorded steps
             n = len(val_losses)
             ends = [round((i + 1) * len(losses) / n) for i in range(n)]
             marks = [(e, float(v), None) for e, v in zip(ends, val_losses, strict=True)]
         else:
-            marks = self._val
+            marks = once_each(self._val) if once else self._val
         history, start = [], 0
         for end, val, train in marks:
             chunk = losses[start:end] or losses[max(0, end - 1) : end]
@@ -436,7 +442,7 @@ class Watch:
             val_examples: the validation set's size: a train/val gap within two standard errors of the
                 validation error is not read as variance.
         """
-        held = plateaus_held(sys._getframe(1), [*self._given, *self.probe.optimizers])
+        held = plateaus_held(sys._getframe(1), [*self._given, *self.probe.optimizers]) if self.frames_read else []
         self._plateaus_now = held + [s for s in self.held_plateaus if all(s is not h for h in held)]
         try:
             with warnings.catch_warnings():  # the readings' forwards run without gradients: a reentrant checkpointed

@@ -38,6 +38,7 @@ from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
 from trainwell.doctor.probability_logs import probability_log_verdict
 from trainwell.doctor.relabelled_validation import relabelled
+from trainwell.doctor.repeated_validations import once_each
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_first_batches import loop_sequence_first
 from trainwell.doctor.sequence_targets import loop_copied_tokens
@@ -139,7 +140,7 @@ def epochs_seen(w) -> int:
     """The epochs the loop ran, as far as the watch tells: its ``w.validate`` calls, or the passes over the dataset
     of a DataLoader iterated most often."""
     passes = Counter(dataset for dataset, _ in w._samplers.starts)
-    return max(len(w._val), max(passes.values(), default=0))
+    return max(len(once_each(w._val)), max(passes.values(), default=0))
 
 
 def group_rates(p) -> list[list[float]]:
@@ -225,7 +226,8 @@ def loop_verdicts(w) -> list:
            w._loss_inputs.verdict(losses), w._loss_inputs.pairs_verdict(), w._kept.verdict(), p.kept_outputs.verdict(),
            p.validation_graphs.verdict(), paired_elsewhere(w._pairings, bool(w._mixups.reads)), w._mixups.verdict(),
            empty_epochs([m[0] for m in w._val], len(w._losses)), w._inits.verdict(),
-           binary_targets_verdict(w._bce_targets), w._val_losses.verdict([h["train_loss"] for h in w._history(None)]),
+           binary_targets_verdict(w._bce_targets),
+           w._val_losses.verdict([h["train_loss"] for h in w._history(None, once=False)]),
            unseen_classes(w._classes.seen(),
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
            relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels),
