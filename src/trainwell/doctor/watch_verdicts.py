@@ -44,6 +44,7 @@ from trainwell.doctor.sequence_targets import loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
+from trainwell.doctor.trained_symmetry import trained_symmetry
 from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
 from trainwell.doctor.validation_classes import unseen_classes
@@ -231,7 +232,8 @@ def loop_verdicts(w) -> list:
            relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
-           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict()]
+           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
+           trained_symmetry(p.model, p.optimizers, p.opt_steps)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
