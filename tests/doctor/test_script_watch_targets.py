@@ -2,7 +2,8 @@
 read itself: a soft Dice written out by hand (no loss call of torch's, so no saved target: its binary targets are
 read back from the gradient it sends), and a multi-task model's dict of heads trained on a sum of loss calls (each
 call's target handed over per head). Healthy twins: the Dice on a softmax, every head's labels 0-based, and a DQN
-regressing ``q * one_hot(actions)`` (a one-hot in the graph that is no target of the outputs)."""
+regressing ``q * one_hot(actions)`` (a one-hot in the graph that is no target of the outputs). And a class-index
+loss told to ignore one of the model's classes (``ignore_index=0`` where 0 is a class), read from its call."""
 
 import gc
 import textwrap
@@ -55,6 +56,8 @@ for epoch in range(4):
         if KIND.startswith("tasks"):  # the second task: y % 3, numbered 1..3 by mistake in "tasks_one_based"
             rest = y[idx] % 3 + (KIND == "tasks_one_based")
             loss = F.cross_entropy(out["label"], y[idx]) + F.cross_entropy(out["rest"], rest)
+        elif KIND.startswith("ignore"):  # ignore_index=0 "for the background" where 0 is a class, or torch's -100
+            loss = F.cross_entropy(out, y[idx], ignore_index=0 if KIND == "ignore0" else -100)
         elif KIND == "dqn":  # Q-learning: the taken action's value regressed on a return
             actions, returns = y[idx], x[idx, 3]
             loss = F.smooth_l1_loss((out * F.one_hot(actions, 4)).sum(1), returns)
@@ -76,7 +79,7 @@ def alarms(tmp_path_factory):
     path = tmp_path_factory.mktemp("targets") / "train.py"
     path.write_text(textwrap.dedent(SCRIPT))
     out = {}
-    for kind in ("dice_raw", "dice", "tasks_one_based", "tasks", "dqn"):
+    for kind in ("dice_raw", "dice", "tasks_one_based", "tasks", "dqn", "ignore0", "ignore_default"):
         runner = ScriptWatch(every=8)
         out[kind] = _alarms(runner.run(str(path), [kind]))
         assert runner.error is None, runner.error
@@ -85,7 +88,7 @@ def alarms(tmp_path_factory):
     return out
 
 
-@pytest.mark.slow  # ~6 s, shared: five runs of a 64-step script
+@pytest.mark.slow  # ~8 s, shared: seven runs of a 64-step script
 def test_a_hand_written_soft_dice_on_raw_scores_is_named_from_its_gradient(alarms):
     found = alarms["dice_raw"]["loop: loss input"]
     assert found.status == "fail" and "soft Dice loss" in found.value and "raw scores" in found.value
@@ -102,3 +105,10 @@ def test_one_task_s_one_based_labels_are_read_against_their_own_head(alarms):
     found = alarms["tasks_one_based"]["loop: labels"]
     assert "task ['rest']" in found.value and "class 0 never appears" in found.value
     assert not alarms["tasks"]
+
+
+@pytest.mark.slow  # shares the runs above
+def test_an_ignore_index_that_is_one_of_the_classes_is_named_from_the_loss_call(alarms):
+    found = alarms["ignore0"]["loop: targets"]
+    assert found.status == "fail" and "ignore_index=0" in found.value and "4 classes" in found.value
+    assert not alarms["ignore_default"]

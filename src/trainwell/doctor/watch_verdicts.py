@@ -29,7 +29,9 @@ from trainwell.doctor.dropped_batches import dropped_batches
 from trainwell.doctor.echoed_targets import loop_echo
 from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
+from trainwell.doctor.ignored_class_call import ignored_class_call
 from trainwell.doctor.inverted_mask import loop_inverted_mask
+from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
@@ -169,6 +171,12 @@ def loss_verdict(w, first: float | None):
     return own if scaled is None or "static loss scale" in str(own.value) else scaled
 
 
+def batch_rows(forward) -> int | None:
+    """The rows of a forward's first tensor (``forward``: its (args, kwargs)), None without one."""
+    first = first_tensor(*forward) if forward is not None else None
+    return len(first) if first is not None and first.dim() else None
+
+
 def loop_verdicts(w) -> list:
     """What the loop did (:mod:`trainwell.doctor.loop_verdicts`)."""
     p = w.probe
@@ -233,7 +241,8 @@ def loop_verdicts(w) -> list:
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
            probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
-           trained_symmetry(p.model, p.optimizers, p.opt_steps)]
+           trained_symmetry(p.model, p.optimizers, p.opt_steps),
+           ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward))]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
