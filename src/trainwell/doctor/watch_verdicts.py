@@ -33,6 +33,7 @@ from trainwell.doctor.ignored_class_call import ignored_class_call
 from trainwell.doctor.inverted_mask import loop_inverted_mask
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
+from trainwell.doctor.loop_wiring import loop_wiring
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.paired_labels import paired_elsewhere
@@ -242,7 +243,8 @@ def loop_verdicts(w) -> list:
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
            probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
            trained_symmetry(p.model, p.optimizers, p.opt_steps),
-           ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward))]
+           ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
+           *loop_wiring(p, w._first_forward)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]

@@ -1,0 +1,47 @@
+"""``doctor.watch``'s readings of how the model is wired, the pre-flight's own run again at the report (so that
+``trainwell watch`` names them without ``--check``): a bidirectional recurrent layer read only where one of its
+directions has read one token (:mod:`~trainwell.doctor.bidirectional_read`), one BatchNorm module applied after two
+different layers (:mod:`~trainwell.doctor.shared_batchnorm`) and outputs that depend on the example's position in
+the batch (:mod:`~trainwell.doctor.batch_position`: a (max_len, 1, d) positional encoding sliced by the batch size).
+Each reads the wiring, not the weights: the trained model is read on the first 8 examples of the first observed
+training forward (a model called on one tensor), with the probe's hooks recording nothing of it."""
+
+from __future__ import annotations
+
+import torch
+
+from trainwell.doctor.batch_position import batch_position
+from trainwell.doctor.bidirectional_read import one_token_direction
+from trainwell.doctor.shared_batchnorm import shared_batchnorm
+from trainwell.doctor.verdict import Verdict
+
+READINGS = (one_token_direction, shared_batchnorm, batch_position)
+
+
+def loop_wiring(probe, forward: tuple | None) -> list[Verdict]:
+    """The verdicts of the readings that find their fault (named ``loop: ...``), on the first observed training
+    forward ``forward`` (its (args, kwargs)); none without one, for a forward given more than one tensor, or where
+    a reading cannot follow the model."""
+    if forward is None:
+        return []
+    args, kwargs = forward
+    if kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor) or not args[0].dim():
+        return []
+    x = args[0][:8].detach()
+    found = []
+    probe.reading = True  # the probe's hooks record nothing of these forwards
+    try:
+        for reading in READINGS:
+            try:
+                verdict = reading(probe.model, x)
+            except Exception:  # noqa: BLE001 - a model this reading cannot follow gets no verdict from it
+                verdict = None
+            if verdict is not None:
+                found.append(Verdict("loop: " + verdict.check, verdict.status, verdict.value, verdict.expected,
+                                     verdict.advice))
+    finally:
+        probe.reading = False
+    return found
+
+
+__all__ = ["loop_wiring"]
