@@ -1,7 +1,8 @@
 """The pre-flight's readings of how the model is wired, run by the watch at its report so that ``trainwell watch``
 names them without ``--check``: a bidirectional GRU read at ``out[:, -1]`` (its backward half has read one token
 there), one BatchNorm1d applied after two different layers, and a (max_len, 1, d) positional encoding sliced by
-the batch size on batch-first tokens. Healthy twins: the final states, a BatchNorm per layer, ``pe[:, :T]``."""
+the batch size on batch-first tokens, ``F.dropout(h, p)`` without ``training=self.training``. Healthy twins: the
+final states, a BatchNorm per layer, ``pe[:, :T]``, ``training=self.training``."""
 
 import gc
 import textwrap
@@ -38,6 +39,7 @@ class Net(nn.Module):
         h = h + (self.pe[:h.size(0)] if KIND == "pe_batch" else self.pe[:h.size(1)].transpose(0, 1))
         out, last = self.rnn(h)
         h = out[:, -1] if KIND == "rnn_last" else torch.cat([last[0], last[1]], 1)
+        h = F.dropout(h, 0.1) if KIND == "fdropout" else F.dropout(h, 0.1, training=self.training)
         h = F.relu(self.bn1(self.fc1(h)))
         return self.head(F.relu(self.bn2(self.fc2(h))))
 
@@ -55,7 +57,7 @@ for epoch in range(2):
 """
 
 BUGS = {"rnn_last": "loop: bidirectional read", "bn_shared": "loop: batchnorm reuse",
-        "pe_batch": "loop: batch independence"}
+        "pe_batch": "loop: batch independence", "fdropout": "loop: eval-mode forwards"}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def alarms(tmp_path_factory):
     return out
 
 
-@pytest.mark.slow  # ~4 s, shared: four runs of a 32-step script
+@pytest.mark.slow  # ~5 s, shared: five runs of a 32-step script
 @pytest.mark.parametrize("kind", list(BUGS))
 def test_a_wiring_bug_is_named_by_the_watch_without_the_pre_flight(alarms, kind):
     assert BUGS[kind] in alarms[kind], alarms[kind]

@@ -2,7 +2,8 @@
 ``trainwell watch`` names them without ``--check``): a bidirectional recurrent layer read only where one of its
 directions has read one token (:mod:`~trainwell.doctor.bidirectional_read`), one BatchNorm module applied after two
 different layers (:mod:`~trainwell.doctor.shared_batchnorm`) and outputs that depend on the example's position in
-the batch (:mod:`~trainwell.doctor.batch_position`: a (max_len, 1, d) positional encoding sliced by the batch size).
+the batch (:mod:`~trainwell.doctor.batch_position`: a (max_len, 1, d) positional encoding sliced by the batch size)
+and a functional dropout left on in eval mode (:mod:`~trainwell.doctor.eval_dropout`).
 Each reads the wiring, not the weights: the trained model is read on the first 8 examples of the first observed
 training forward (a model called on one tensor), with the probe's hooks recording nothing of it."""
 
@@ -12,10 +13,11 @@ import torch
 
 from trainwell.doctor.batch_position import batch_position
 from trainwell.doctor.bidirectional_read import one_token_direction
+from trainwell.doctor.eval_dropout import eval_dropout
 from trainwell.doctor.shared_batchnorm import shared_batchnorm
 from trainwell.doctor.verdict import Verdict
 
-READINGS = (one_token_direction, shared_batchnorm, batch_position)
+READINGS = (one_token_direction, shared_batchnorm, batch_position, eval_dropout)
 
 
 def loop_wiring(probe, forward: tuple | None) -> list[Verdict]:
