@@ -1,8 +1,9 @@
 """The pre-flight's readings of how the model is wired, run by the watch at its report so that ``trainwell watch``
 names them without ``--check``: a bidirectional GRU read at ``out[:, -1]`` (its backward half has read one token
 there), one BatchNorm1d applied after two different layers, and a (max_len, 1, d) positional encoding sliced by
-the batch size on batch-first tokens, ``F.dropout(h, p)`` without ``training=self.training``. Healthy twins: the
-final states, a BatchNorm per layer, ``pe[:, :T]``, ``training=self.training``."""
+the batch size on batch-first tokens, ``F.dropout(h, p)`` without ``training=self.training``, a layer list
+repeated with ``* 2``. Healthy twins: the final states, a BatchNorm per layer, ``pe[:, :T]``,
+``training=self.training``, new layers."""
 
 import gc
 import textwrap
@@ -31,6 +32,8 @@ class Net(nn.Module):
         self.fc1, self.fc2 = nn.Linear(32, 32), nn.Linear(32, 32)
         self.bn1 = nn.BatchNorm1d(32)
         self.bn2 = self.bn1 if KIND == "bn_shared" else nn.BatchNorm1d(32)
+        block = [nn.Linear(32, 32), nn.ReLU()]  # "repeated": the list repeated, one layer at two positions
+        self.deep = nn.Sequential(*(block * 2 if KIND == "repeated" else block + [nn.Linear(32, 32), nn.ReLU()]))
         self.head = nn.Linear(32, 3)
         self.register_buffer("pe", 0.1 * torch.randn(64, 1, 16))  # written for (T, B, d) inputs
 
@@ -41,7 +44,7 @@ class Net(nn.Module):
         h = out[:, -1] if KIND == "rnn_last" else torch.cat([last[0], last[1]], 1)
         h = F.dropout(h, 0.1) if KIND == "fdropout" else F.dropout(h, 0.1, training=self.training)
         h = F.relu(self.bn1(self.fc1(h)))
-        return self.head(F.relu(self.bn2(self.fc2(h))))
+        return self.head(self.deep(F.relu(self.bn2(self.fc2(h)))))
 
 
 model = Net()
@@ -57,7 +60,8 @@ for epoch in range(2):
 """
 
 BUGS = {"rnn_last": "loop: bidirectional read", "bn_shared": "loop: batchnorm reuse",
-        "pe_batch": "loop: batch independence", "fdropout": "loop: eval-mode forwards"}
+        "pe_batch": "loop: batch independence", "fdropout": "loop: eval-mode forwards",
+        "repeated": "loop: parameters registered"}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,7 @@ def alarms(tmp_path_factory):
     return out
 
 
-@pytest.mark.slow  # ~5 s, shared: five runs of a 32-step script
+@pytest.mark.slow  # ~6 s, shared: six runs of a 32-step script
 @pytest.mark.parametrize("kind", list(BUGS))
 def test_a_wiring_bug_is_named_by_the_watch_without_the_pre_flight(alarms, kind):
     assert BUGS[kind] in alarms[kind], alarms[kind]
