@@ -2,7 +2,8 @@
 ``trainwell watch`` names them without ``--check``): a bidirectional recurrent layer read only where one of its
 directions has read one token (:mod:`~trainwell.doctor.bidirectional_read`), one BatchNorm module applied after two
 different layers (:mod:`~trainwell.doctor.shared_batchnorm`) and outputs that depend on the example's position in
-the batch (:mod:`~trainwell.doctor.batch_position`: a (max_len, 1, d) positional encoding sliced by the batch size)
+the batch (:mod:`~trainwell.doctor.batch_position`: a (max_len, 1, d) positional encoding sliced by the batch size;
+read, as the pre-flight reads it, only where the rows do not mix)
 and a functional dropout left on in eval mode (:mod:`~trainwell.doctor.eval_dropout`); and, from the modules alone,
 one layer object placed at several positions of a container (``[layer] * 2``: one set of weights applied twice,
 :func:`~trainwell.doctor.registration.repeated_layers`).
@@ -13,14 +14,22 @@ from __future__ import annotations
 
 import torch
 
-from trainwell.doctor.batch_position import batch_position
+from trainwell.doctor.batch_independence import batch_independence
 from trainwell.doctor.bidirectional_read import one_token_direction
 from trainwell.doctor.eval_dropout import eval_dropout
 from trainwell.doctor.registration import repeated_layers
 from trainwell.doctor.shared_batchnorm import shared_batchnorm
 from trainwell.doctor.verdict import Verdict
 
-READINGS = (one_token_direction, shared_batchnorm, batch_position, eval_dropout)
+
+def _position(model, x) -> Verdict | None:
+    """The position-in-the-batch fail, read as the pre-flight reads it: only where the rows along the first axis do
+    not mix (a sequence-first model fed (T, B, F) mixes its positions there, by design)."""
+    verdict = batch_independence(model, x)
+    return verdict if verdict.status == "fail" and "its position in the batch" in verdict.value else None
+
+
+READINGS = (one_token_direction, shared_batchnorm, _position, eval_dropout)
 
 
 def loop_wiring(probe, forward: tuple | None) -> list[Verdict]:
