@@ -7,11 +7,13 @@ activations, a huge first loss), but no init scheme fixes it.
 Each submodule that maps one floating-point tensor to a tensor of the same shape is run on the input it receives in
 a forward of the model, as a copy with every parameter set to 0; where its output is k x its input, k a whole
 number >= 2, the input is added k times. Only the innermost such modules are named (a stack of them returns
-2^depth x its input)."""
+2^depth x its input). A module whose input is not finite (a watched run that diverged, read at its report) is run on
+noise of its input's shape instead: the zeroed block's gain does not depend on what it is given."""
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import torch
@@ -60,8 +62,11 @@ def doubled_skips_on(model: nn.Module, run: Callable[[], object]) -> list[tuple[
             h.remove()
         restore_modes(modes)
     found = {}
+    noise = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, (module, given) in seen.items():
+            if not bool(torch.isfinite(given).all()):  # a run diverged before it (read at a watch's report): the
+                given = torch.randn(given.shape, generator=noise).to(given)  # zeroed block is read on noise instead
             zeroed = copy.deepcopy(module).eval()
             for p in zeroed.parameters():
                 p.zero_()
@@ -71,6 +76,8 @@ def doubled_skips_on(model: nn.Module, run: Callable[[], object]) -> list[tuple[
             if power <= 0:
                 continue
             gain = float((out * given).sum()) / power
+            if not math.isfinite(gain):
+                continue
             k = round(gain)
             if k >= 2 and abs(gain - k) < 1e-3 and float((out - k * given).norm()) <= 1e-4 * k * power ** 0.5:
                 found[name] = k

@@ -196,7 +196,8 @@ def _against_ln_c(name: str, value: str, first_loss: float, weight: float, c: in
     # with k accumulated micro-batches the loss given to w.step may be one divided part or the whole: ln C
     if weight > 0 and first_loss > 2.0 * weight * math.log(c):
         return Verdict(name, "warn", f"first loss {first_loss:.4g} vs {expected:.4g} (ln C, C = {c} from the "
-                       "output width)", "near ln C at initialization", "initial outputs are far from uniform: "
+                       f"output width): an initial loss {first_loss / expected:.3g}x that of uniform outputs",
+                       "near ln C at initialization", "initial outputs are far from uniform: "
                        "inputs far from unit scale, a last layer initialized too large, or a sum after it "
                        "without normalization (doctor.check on a batch names which)")
     return Verdict(name, "pass", f"{value}; first loss {first_loss:.4g} vs ln C = {math.log(c):.4g}", "-")

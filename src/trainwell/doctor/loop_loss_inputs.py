@@ -30,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.capped_outputs import capped_outputs_verdict
 from trainwell.doctor.dice_form import read_dice
+from trainwell.doctor.dice_targets import read_dice_without_targets
 from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.doctor.fitting import _RESHAPES
 from trainwell.doctor.large_smoothing import READS as SMOOTHING_READS
@@ -203,8 +204,12 @@ class LossInputReads:
         self.ctc_softmax = ctc_on_softmax(loss)
 
     def observed(self, probe, scored: tuple | None, loss, y) -> None:
-        """After an observed step (``scored``: its outputs and their gradient) whose targets ``y`` are a tensor."""
-        if not isinstance(y, torch.Tensor) or scored is None:
+        """After an observed step (``scored``: its outputs and their gradient) whose targets ``y`` are a tensor
+        (with none given, only a soft Dice or IoU loss is read, its targets read back from its gradient)."""
+        if scored is None or not isinstance(y, torch.Tensor | None):
+            return
+        if y is None:
+            self._overlap(probe, scored, loss, None)
             return
         self.signs.observe(*scored, y)
         if len(self.smoothing) < SMOOTHING_READS:
@@ -223,11 +228,17 @@ class LossInputReads:
             read = read_cut_outputs(*scored, y)  # a squared error, by its output gradient
             if read is not None:
                 self.squared.append(read)
+        self._overlap(probe, scored, loss, y)
+
+    def _overlap(self, probe, scored: tuple, loss, y: torch.Tensor | None) -> None:
+        """A soft Dice or IoU loss read on the first 8 observed steps of one backward pass (``y`` None: against the
+        targets its gradient gives, :mod:`~trainwell.doctor.dice_targets`)."""
         step = probe.steps[-1] if probe.steps else None
         if self.overlap_tries < 8 and step is not None and step["backwards"] == 1:
             self.overlap_tries += 1
             value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-            read = read_dice(*scored, y, value, grad_scaler_unscale(step))
+            read = read_dice(*scored, y, value, grad_scaler_unscale(step)) if y is not None else \
+                read_dice_without_targets(*scored, value, grad_scaler_unscale(step))
             if read is not None:
                 self.overlaps.append(read)
 

@@ -19,9 +19,10 @@ class Taps:
     """What the script's calls left since the last step: the loss backed from, its target, the batch's rows."""
 
     loss: torch.Tensor | None = None
-    target: torch.Tensor | None = None
+    target: torch.Tensor | dict | None = None  # a multi-task loss's per head
     rows: int | None = None
     shape: tuple | None = None  # the batch's input's shape (a flattened sequence target is read back in it)
+    heads: dict | None = None  # the latest training forward's dict of heads (head_targets.output_heads)
     backing: torch.Tensor | None = None  # the tensor whose Tensor.backward() is running
     in_step: bool = False  # inside an optimizer's step (an LBFGS closure's backward passes)
     kept: bool = False  # the loss is kept already for a step of an optimizer the watch does not hold

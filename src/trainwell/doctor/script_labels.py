@@ -37,4 +37,20 @@ def batch_labels(target, rows: int | None, shape: tuple | None = None) -> torch.
     return None
 
 
-__all__ = ["batch_labels"]
+def step_labels(target, rows: int | None, shape: tuple | None = None):
+    """The step's labels: :func:`batch_labels` of its loss's ``target``, or, a multi-task loss's targets per head
+    (a dict: :mod:`~trainwell.doctor.head_targets`), each head's, when two or more heads' rows are the batch's
+    (else the first head's alone)."""
+    if not isinstance(target, dict):
+        return batch_labels(target, rows, shape)
+    labels = {k: batch_labels(t, rows, shape) for k, t in target.items()}
+    labels = {k: v for k, v in labels.items() if v is not None}
+    return labels if len(labels) >= 2 else batch_labels(next(iter(target.values()), None), rows, shape)
+
+
+def detached(y):
+    """``y`` (a tensor, a dict of them or None) detached from its graph."""
+    return {k: v.detach() for k, v in y.items()} if isinstance(y, dict) else None if y is None else y.detach()
+
+
+__all__ = ["batch_labels", "detached", "step_labels"]

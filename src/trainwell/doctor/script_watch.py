@@ -23,7 +23,8 @@ What a user would pass by hand is read from torch's own hooks and calls while th
   once they have (as a loop calls ``w.step()`` after all its steps: their ``.grad`` is read at their steps).
 - **the labels**: the target a class-index or regression loss saved in that loss's graph (``F.cross_entropy``'s,
   ``nn.MSELoss``'s ...; :mod:`~trainwell.doctor.saved_targets`), read before ``backward()`` frees it, given as
-  ``y=`` when its rows are the batch's (or its positions, flattened: :mod:`~trainwell.doctor.script_labels`).
+  ``y=`` when its rows are the batch's (or its positions, flattened: :mod:`~trainwell.doctor.script_labels`); a
+  multi-task loss's per head, ``{head: labels}`` (:mod:`~trainwell.doctor.head_targets`).
 - **what the explicit watch finds from the code that calls it**: the schedulers, recorded when created (one local to
   a training function that has returned is read still: :mod:`~trainwell.doctor.script_schedulers`), and the rate
   each optimizer was built with (:mod:`~trainwell.doctor.built_rates`).
@@ -60,6 +61,7 @@ from torch import nn
 from trainwell.doctor.backed_model import UnsteppedLoop, backed_model, zero_grads_read
 from trainwell.doctor.built_rates import BuiltRates
 from trainwell.doctor.followed_optimizers import follow
+from trainwell.doctor.head_targets import head_targets, output_heads
 from trainwell.doctor.hook_free_state import hook_free_copies
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.named_model import named_and_trained
@@ -69,7 +71,7 @@ from trainwell.doctor.saved_targets import saved_target
 from trainwell.doctor.script_backward import Taps, autograd_backward, scaled_losses, tensor_backward
 from trainwell.doctor.script_exec import ModelNameError, run_as_main
 from trainwell.doctor.script_first_step import FirstStep, unscaled
-from trainwell.doctor.script_labels import batch_labels
+from trainwell.doctor.script_labels import detached, step_labels
 from trainwell.doctor.script_model import alive, watched_model
 from trainwell.doctor.script_preflight import ScriptPreflight
 from trainwell.doctor.script_schedulers import SchedulerRecords
@@ -167,7 +169,7 @@ class ScriptWatch:
         loss, scale = (taps.scaled.pop(id(tensor)), None) if id(tensor) in taps.scaled else unscaled(tensor)
         if self.preflight is not None and self.preflight.gathering:
             self.preflight.backed(loss)
-        taps.loss, taps.target, taps.kept = loss, saved_target(loss), False
+        taps.loss, taps.target, taps.kept = loss, head_targets(loss, taps.heads) or saved_target(loss), False
         self.first.backed(loss, scale)
 
     def _backward_done(self, outer: bool) -> None:
@@ -261,6 +263,8 @@ class ScriptWatch:
     def _left(self, module, args, out) -> None:
         if not self.quiet:
             self._depth = max(self._depth - 1, 0)
+            if not self._depth and torch.is_grad_enabled() and module.training:  # a multi-task model's heads
+                self.taps.heads = output_heads(out)
 
     def _before_step(self, optimizer, args, kwargs) -> None:
         if self.quiet:
@@ -364,7 +368,7 @@ class ScriptWatch:
         taps = self.taps
         if taps.loss is not None and not taps.kept:
             y = _labels(taps)
-            self._early.append((optimizer, taps.loss.detach(), None if y is None else y.detach()))
+            self._early.append((optimizer, taps.loss.detach(), detached(y)))
         if clear:
             taps.loss, taps.target, taps.kept = None, None, False
         else:
@@ -448,6 +452,8 @@ class ScriptWatch:
 
     def _output(self, module, args, out) -> None:
         self._outputs.forward(out, torch.is_grad_enabled() and module.training)
+        if torch.is_grad_enabled() and module.training:
+            self.taps.heads = output_heads(out)
 
     def _end_loop(self, last: bool = False) -> None:
         """The watched loop is over (the script ended, or ``last`` False: it moved on to another optimizer): its
@@ -513,9 +519,9 @@ class ScriptWatch:
         self._globals = names
 
 
-def _labels(taps: Taps) -> torch.Tensor | None:
+def _labels(taps: Taps) -> torch.Tensor | dict | None:
     """The step's labels: the target its loss saved, when its rows are the batch's (or its positions, flattened)."""
-    return batch_labels(taps.target, taps.rows, taps.shape)
+    return step_labels(taps.target, taps.rows, taps.shape)
 
 
 def watch_script(path: str, argv: list[str] | None = None, every: int = 50, model: str | None = None,

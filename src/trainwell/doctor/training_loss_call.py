@@ -7,7 +7,8 @@ the training loss's ``ignore_index`` (a padded batch's pad id; :mod:`~trainwell.
 reduction: ``"mean"`` is a mean per target, a language model's loss per token
 (:mod:`~trainwell.doctor.average_forms`), when the loss given to ``w.step`` on that step lies within
 :data:`SAME` of the call's value (not the call scaled by a sequence length: a loss per sequence). Both values
-are kept as tensors and read at report time.
+are kept as tensors and read at report time. So is, for a call on scores (N, C) and targets (N,) with an
+``ignore_index`` in [0, C), the share of its targets equal to it (:mod:`~trainwell.doctor.ignored_class_call`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class _LossCalls(TorchFunctionMode):
         super().__init__()
         self.read: tuple[str, int, str] | None = None
         self.value: torch.Tensor | None = None
+        self.ignored: tuple | None = None  # (input's shape, share of the targets equal to ignore_index: a tensor)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -44,6 +46,11 @@ class _LossCalls(TorchFunctionMode):
             if isinstance(ignored, int) and isinstance(reduction, str) and not legacy:
                 self.read = (name, ignored, reduction)
                 self.value = out.detach() if isinstance(out, torch.Tensor) and out.dim() == 0 else None
+                scores, target = args[0] if args else kwargs.get("input"), args[1] if len(args) > 1 else \
+                    kwargs.get("target")
+                if isinstance(scores, torch.Tensor) and isinstance(target, torch.Tensor) and scores.dim() == 2 and \
+                        target.dim() == 1 and not target.is_floating_point() and 0 <= ignored < scores.shape[1]:
+                    self.ignored = (tuple(scores.shape), (target.detach() == ignored).float().mean())
         return out
 
 
@@ -53,6 +60,7 @@ class TrainingLossCall(FirstStepsReader):
     def __init__(self):
         super().__init__()
         self.read: tuple[str, int, str] | None = None
+        self.ignored: tuple | None = None  # a class-index call ignoring one of its classes (_LossCalls.ignored)
         self._values: tuple | None = None  # (the call's value, the loss given to w.step on its step)
         self._values_pending: torch.Tensor | None = None  # the call's value, till that step's w.step
 
@@ -84,4 +92,4 @@ class TrainingLossCall(FirstStepsReader):
         return self.read is not None
 
     def _keep(self, mode: _LossCalls) -> None:
-        self.read, self._values_pending = mode.read, mode.value
+        self.read, self._values_pending, self.ignored = mode.read, mode.value, mode.ignored

@@ -29,8 +29,11 @@ from trainwell.doctor.dropped_batches import dropped_batches
 from trainwell.doctor.echoed_targets import loop_echo
 from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
+from trainwell.doctor.ignored_class_call import ignored_class_call
 from trainwell.doctor.inverted_mask import loop_inverted_mask
+from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
+from trainwell.doctor.loop_wiring import loop_wiring
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.paired_labels import paired_elsewhere
@@ -45,6 +48,7 @@ from trainwell.doctor.sequence_targets import loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
+from trainwell.doctor.trained_symmetry import trained_symmetry
 from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
 from trainwell.doctor.validation_classes import unseen_classes
@@ -169,6 +173,12 @@ def loss_verdict(w, first: float | None):
     return own if scaled is None or "static loss scale" in str(own.value) else scaled
 
 
+def batch_rows(forward) -> int | None:
+    """The rows of a forward's first tensor (``forward``: its (args, kwargs)), None without one."""
+    first = first_tensor(*forward) if forward is not None else None
+    return len(first) if first is not None and first.dim() else None
+
+
 def loop_verdicts(w) -> list:
     """What the loop did (:mod:`trainwell.doctor.loop_verdicts`)."""
     p = w.probe
@@ -233,7 +243,10 @@ def loop_verdicts(w) -> list:
            relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
-           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict()]
+           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
+           trained_symmetry(p.model, p.optimizers, p.opt_steps),
+           ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
+           *loop_wiring(p, w._first_forward)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
