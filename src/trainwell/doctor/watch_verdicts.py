@@ -36,6 +36,7 @@ from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
+from trainwell.doctor.positive_init import positive_verdict
 from trainwell.doctor.probability_logs import probability_log_verdict
 from trainwell.doctor.relabelled_validation import relabelled
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
@@ -45,6 +46,7 @@ from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.unbounded_loss import unbounded_fall
+from trainwell.doctor.unscaled_cosine import unscaled_cosine
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
 from trainwell.doctor.validation_classes import unseen_classes
 from trainwell.doctor.zero_sqrt import zero_root_verdict
@@ -164,6 +166,8 @@ def loss_verdict(w, first: float | None):
     p = w.probe
     own = ll.cosine_scores(ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)), p,
                            w._first_forward)
+    if own.status == "pass":
+        own = unscaled_cosine(p, w._first_forward) or own
     scaled = w.first_step.scale_verdict(isinstance(p.optimizer, ADAPTIVE)) if w.first_step is not None else None
     return own if scaled is None or "static loss scale" in str(own.value) else scaled
 
@@ -231,7 +235,8 @@ def loop_verdicts(w) -> list:
            relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
-           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict()]
+           probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
+           positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
