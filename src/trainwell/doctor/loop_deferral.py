@@ -59,7 +59,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     collapse through depth, an init too small, BatchNorm normalizing 2 to 4 values per channel, or a GroupNorm,
     LayerNorm or InstanceNorm normalizing 1 or 2 values per group), and the overfitting
     verdict to validations run in train mode (its gap and onset read dropout-noised losses) or on inputs not
-    preprocessed like the training inputs:
+    preprocessed like the training inputs (and its non-finite validation loss to NaN in the inputs):
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
     become 'info', naming the cause. A regressor's outputs cut at 0 against negative targets explain rows tied at
@@ -120,7 +120,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                         v.expected, "the forward pass gives NaN/Inf from the start, so the learning rate is not the "
                         "cause: a softmax over a row that is all -inf (every attention key masked), a log of 0, a "
                         "division by 0; doctor.check(model, x, y, loss_fn) names the first module that outputs it")
-        elif nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
+        elif nan_inputs is not None and v.status == "fail" and (v.check.startswith("monitor: non-finite") or (
+                v.check == "overfitting" and str(v.value).startswith(diagnosis.VALIDATION_NOT_FINITE))):
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs hold NaN/Inf: fix the data first")
         elif (dropped or normed) is not None and v.check == "loop: loss" and str(v.value).startswith("first loss") \
