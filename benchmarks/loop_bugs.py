@@ -1092,7 +1092,7 @@ CASES = [
     Case("BCEWithLogitsLoss against binary labels encoded -1 / +1", Loop(loss="binary_pm1"), Loop(loss="binary_split"),
          "loop: binary targets"),
     Case("NLLLoss on F.softmax(out) (the log forgotten)", Loop(loss="nll_probs"), Loop(loss="nll"),
-         "given probabilities"),
+         "-p(label)'s"),
     Case("nn.GRU without batch_first=True fed (B, T, F), out[:, -1] read", Loop(model="gru_seq_first"),
          Loop(model="gru"), "batch independence"),
     Case("a cosine classifier without its scale (normalize(h) @ normalize(W).T into cross-entropy)",
