@@ -28,6 +28,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from trainwell.doctor.verdict import Verdict
 
@@ -46,8 +47,8 @@ def positive_weights(params: Iterable[tuple[str | None, torch.Tensor]]) -> list[
     >= :data:`GROWTH`."""
     found = []
     for name, p in params:
-        if not isinstance(p, torch.Tensor) or not p.is_floating_point() or p.dim() < 2 or p.is_sparse or \
-                not p.requires_grad:
+        if not isinstance(p, torch.Tensor) or is_lazy(p) or not p.is_floating_point() or p.dim() < 2 or \
+                p.is_sparse or not p.requires_grad:
             continue
         fan_in = p[0].numel()
         if fan_in < LEAST_FAN_IN:

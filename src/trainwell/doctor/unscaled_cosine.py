@@ -4,8 +4,8 @@ e / (e + (C - 1) / e) on the label: the loss cannot fall below log(1 + (C - 1) e
 100), its gradients stay weak, and the classifier trains slowly and stops high. NormFace (Wang et al. 2017) derives
 that bound and multiplies the cosines by a scale s; CosFace (Wang et al. 2018) and ArcFace (Deng et al. 2019) use
 s = 30 to 64. Read under ``doctor.watch`` where the scores are normalized after the last weighted layer
-(:func:`~trainwell.doctor.normalized_scores.normalized_in_loop`) and never left [-1, 1] while they came near its
-ends on the last observed step.
+(:func:`~trainwell.doctor.normalized_scores.normalized_in_loop`; one output, the layer reached by the backward) and
+never left [-1, 1], the last observed step's reaching half of it.
 
 Example:
     >>> import math
@@ -38,14 +38,15 @@ def unscaled_cosine(probe, forward: tuple | None) -> Verdict | None:
     """``loop: loss`` warning for cross-entropy on cosine scores that no scale multiplies (the observed steps'
     ``score_max``, the largest |score| of each, read with the training forward ``forward``); None otherwise."""
     steps = [s for s in probe.steps if s.get("score_max") is not None]
-    if len(steps) < LEAST_STEPS or len(steps) != len(probe.steps) or \
-            any(s["form"] != "cross_entropy" for s in steps):
+    if probe.multi_output or probe.scores_batchnorm is not None or len(steps) < LEAST_STEPS or \
+            len(steps) != len(probe.steps) or any(s["form"] != "cross_entropy" for s in steps):
         return None
     highest = max(s["score_max"] for s in steps)
     if highest > BOUND or steps[-1]["score_max"] < NEAR:
         return None
     layer = normalized_in_loop(probe, forward)
-    if layer is None:
+    # the layer must feed the scores: a last layer whose output nothing uses also leaves them unchanged
+    if layer is None or not any(n.startswith(f"{layer}.") for n in probe.reached):
         return None
     c = max(s["classes"] or 0 for s in steps)
     if c < 2:
