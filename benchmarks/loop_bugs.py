@@ -74,10 +74,14 @@ class Net(nn.Module):
         # buffer (max_len, 1, 8) sliced by x.size(0), the batch, on these batch-first tokens
         # birnn: the 64 hidden units read as 8 steps of 8 features by a bidirectional GRU, its final states taken;
         # "_last": its output at the last step (out[:, -1]), where the backward half has read one step
-        self.rnn = nn.GRU(8, 32, batch_first=True, bidirectional=True) if kind.startswith("birnn") else None
+        # gru: one GRU over the same 8 steps, its output at the last step read; "_seq_first": built without
+        # batch_first=True and fed the (B, 8, 8) batch, which it reads as 8 sequences running over the batch
+        self.rnn = nn.GRU(8, 32, batch_first=True, bidirectional=True) if kind.startswith("birnn") else \
+            nn.GRU(8, 64, batch_first=kind == "gru") if kind.startswith("gru") else None
         if kind.startswith("attention_posenc"):
             self.register_buffer("pe", _sinusoids(5000, 8))
-        self.head = nn.Linear(64, classes)
+        # cosine_*: a cosine classifier, normalize(h) @ normalize(W).T times a scale (16, or 1: "_unscaled")
+        self.head = nn.Linear(64, classes, bias=not kind.startswith("cosine"))
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind in ("aux3", "tasks") \
             else nn.Sequential(nn.Linear(64, 3), nn.Softmax(dim=1)) if kind == "aux3_softmax" else \
@@ -99,7 +103,11 @@ class Net(nn.Module):
         if self.side is not None:
             s = F.relu(self.side(x))
             h = h + (s.detach() if self.kind == "detached" else s)
-        out = self.head(h)
+        if self.kind == "skip_head":  # forward returns the hidden features (return h, meant return self.head(h))
+            self.head(h)
+            return h
+        out = self.head(h) if not self.kind.startswith("cosine") else \
+            (1.0 if self.kind == "cosine_unscaled" else 16.0) * F.linear(F.normalize(h), F.normalize(self.head.weight))
         if self.softmax is not None:
             out = self.softmax(out)
         if self.kind == "clamp_head":  # the logits clamped "for stability"
@@ -115,6 +123,8 @@ class Net(nn.Module):
         for k, layer in enumerate(self.layers):
             if self.norms is not None:
                 h = self.drop(F.relu(self.norms[min(k, len(self.norms) - 1)](layer(h))))  # _shared: one for all
+            elif self.kind == "data_body" and k == 0:  # .data taken in forward: the graph cut after the first layer
+                h = self.drop(F.relu(layer(h).data))
             elif self.kind.startswith("functional_dropout"):  # F.dropout: on in eval too unless told the mode
                 h = F.dropout(F.relu(layer(h)), 0.1, training=self.training if self.kind.endswith("ok") else True)
             else:
@@ -130,7 +140,8 @@ class Net(nn.Module):
             h = self.attend(tokens).reshape(len(h), 64)
         if self.rnn is not None:
             out, last = self.rnn(h.reshape(len(h), 8, 8))
-            h = out[:, -1] if self.kind == "birnn_last" else torch.cat([last[-2], last[-1]], 1)
+            h = out[:, -1] if self.kind in ("birnn_last", "gru", "gru_seq_first") else \
+                torch.cat([last[-2], last[-1]], 1)
         return h
 
 
@@ -281,6 +292,13 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             x, y, xv, yv = rows[:N], labels[:N], rows[N:], labels[N:]
         x, xv = x.round(), xv.round()
     x, xv = x * cfg.scale_inputs, xv * cfg.scale_inputs
+    if cfg.extra.get("raw_column"):  # one column (an amount) in raw units, left out of the standardization
+        x[:, 0], xv[:, 0] = 1000 + 100 * x[:, 0], 1000 + 100 * xv[:, 0]
+    if "dead_column" in cfg.extra:  # a constant column (a dead sensor), standardized by (x - mean) / std: 0 / 0;
+        x[:, -1], xv[:, -1] = 0.0, 0.0  # "clamped": the std clamped away from 0 first
+        mu, sd = x.mean(0), x.std(0)
+        sd = sd.clamp_min(1e-8) if cfg.extra["dead_column"] == "clamped" else sd
+        x, xv = (x - mu) / sd, (xv - mu) / sd
     if cfg.extra.get("label_column"):  # the label left as the last feature column (target leakage)
         x, xv = torch.cat([x[:, :-1], y[:, None].float()], 1), torch.cat([xv[:, :-1], yv[:, None].float()], 1)
     if cfg.raw_units:
@@ -308,7 +326,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         Net(cfg.model, 1 if regression or cfg.loss.startswith("binary_") else classes)
     with torch.no_grad():
         model.head.weight.mul_(cfg.head_scale)
-        model.head.bias.mul_(cfg.head_scale)
+        if model.head.bias is not None:
+            model.head.bias.mul_(cfg.head_scale)
     if cfg.init_std:
         for m in model.modules():
             if isinstance(m, nn.Linear):
@@ -318,6 +337,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         for m in model.layers:
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             nn.init.zeros_(m.bias)
+    if cfg.extra.get("init") == "uniform":  # weights_init with nn.init.uniform_(m.weight): U(0, 1), all positive
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.uniform_(m.weight)
     if cfg.zero_init:
         for p in model.parameters():
             nn.init.zeros_(p)
@@ -356,11 +379,14 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         return cfg.lr * f if cfg.scheduler == "lambda_rate" else f
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total) if cfg.scheduler == "onecycle" else \
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=EPOCHS) if cfg.scheduler.startswith("epoch_cosine") \
+        else \
         torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine) if cfg.scheduler.startswith("lambda") else \
         torch.optim.lr_scheduler.LambdaLR(opt, (lambda s: (s + 1) / warmup) if cfg.scheduler == "warmup_uncapped"
                                           else lambda s: min(1.0, (s + 1) / warmup)) \
         if cfg.scheduler.startswith("warmup") else \
-        torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
+        torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max" if cfg.scheduler == "plateau_max" else "min",
+                                                   factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
         else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
 
     def loss_fn(out, t):
@@ -382,8 +408,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         if cfg.loss in ("gaussian_nll", "gaussian_nll_broadcast"):  # a fixed variance; torch does not warn
             mean = out if cfg.loss == "gaussian_nll_broadcast" else out.squeeze(1)
             return F.gaussian_nll_loss(mean, t, torch.ones_like(mean))
-        if cfg.loss in ("nll", "nll_raw"):  # NLL wants log-probabilities
-            return F.nll_loss(out if cfg.loss == "nll_raw" else F.log_softmax(out, dim=1), t)
+        if cfg.loss in ("nll", "nll_raw", "nll_probs"):  # NLL wants log-probabilities (nll_probs: the log forgotten)
+            return F.nll_loss(out if cfg.loss == "nll_raw" else F.softmax(out, dim=1) if cfg.loss == "nll_probs"
+                              else F.log_softmax(out, dim=1), t)
         if cfg.loss in ("soft_ce", "soft_ce_negated"):  # label smoothing by hand
             soft = F.one_hot(t, out.shape[1]).float() * 0.9 + 0.1 / out.shape[1]
             ce = -(soft * F.log_softmax(out, dim=1)).sum(1).mean()
@@ -432,7 +459,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         return t % 3 + (cfg.model == "tasks_one_based")
 
     def binary_targets(t):  # binary_index: the labels 0..3 as floats; binary_split: classes 2, 3 against 0, 1
-        return t.float() if cfg.loss == "binary_index" else (t >= 2).float()
+        # (binary_pm1: encoded -1 / +1, as for an SVM)
+        return t.float() if cfg.loss == "binary_index" else 2 * (t >= 2).float() - 1 if cfg.loss == "binary_pm1" \
+            else (t >= 2).float()
 
     def reset_weights(m):  # the user's weight reset (k-fold code's): every layer's own init drawn again
         if isinstance(m, nn.Linear) and cfg.extra.get("reinit_with") == "fills":  # as DCGAN's, past torch.nn.init
@@ -586,7 +615,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate", "onecycle",
                                                            "onecycle_each_epoch", "each_epoch_lambda",
                                                            "each_epoch_lambda_continued", "warmup_uncapped",
-                                                           "warmup_capped"):
+                                                           "warmup_capped", "epoch_cosine_per_batch"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]) if mixed is None else mixed)
@@ -601,7 +630,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                     model.eval()
                     with torch.no_grad():
                         loss_fn(model(xv), yv)
-            if sched is not None and cfg.scheduler == "per_epoch":
+            if sched is not None and cfg.scheduler in ("per_epoch", "epoch_cosine_per_epoch"):
                 sched.step()
             if cfg.extra.get("train_accuracy"):  # the last batch's accuracy, logged in train mode
                 with torch.no_grad():
@@ -1056,6 +1085,32 @@ CASES = [
     # a multi-task model's dict of heads: one task's labels numbered 1..3 on a head of 4 (class 0 never appears)
     Case("one task's labels 1-based in a dict of heads ({'label': ..., 'rest': ...})",
          Loop(model="tasks_one_based"), Loop(model="tasks"), "task ['rest']"),
+    # targets, outputs and layers users get wrong in their own modules: labels encoded -1/+1 for BCE, NLL on
+    # probabilities, a GRU without batch_first, a cosine classifier without its scale, a raw column, a constant
+    # column divided by its zero std, weights drawn U(0, 1), a cosine sized in epochs stepped per batch, forward
+    # returning the hidden features, ReduceLROnPlateau(mode='max') on a loss, .data in forward
+    Case("BCEWithLogitsLoss against binary labels encoded -1 / +1", Loop(loss="binary_pm1"), Loop(loss="binary_split"),
+         "loop: binary targets"),
+    Case("NLLLoss on F.softmax(out) (the log forgotten)", Loop(loss="nll_probs"), Loop(loss="nll"),
+         "-p(label)'s"),
+    Case("nn.GRU without batch_first=True fed (B, T, F), out[:, -1] read", Loop(model="gru_seq_first"),
+         Loop(model="gru"), "batch independence"),
+    Case("a cosine classifier without its scale (normalize(h) @ normalize(W).T into cross-entropy)",
+         Loop(model="cosine_unscaled"), Loop(model="cosine_scaled"), "cosine scores with no scale"),
+    Case("one feature column left in raw units (~1000) among standardized ones", Loop(extra={"raw_column": True}),
+         Loop(), "far from unit scale"),
+    Case("a constant column standardized by (x - mean) / std (0 / 0 = NaN)", Loop(extra={"dead_column": "raw"}),
+         Loop(extra={"dead_column": "clamped"}), "loop: inputs"),
+    Case("weights_init with nn.init.uniform_(m.weight) (U(0, 1): every weight positive)",
+         Loop(extra={"init": "uniform"}), Loop(), "loop: weight init"),
+    Case("CosineAnnealingLR(T_max=epochs) stepped after every batch", Loop(scheduler="epoch_cosine_per_batch"),
+         Loop(scheduler="epoch_cosine_per_epoch"), "loop: learning rate applied"),
+    Case("forward() returns the hidden features (return h, meant return self.head(h))", Loop(model="skip_head"),
+         Loop(), "loop: every trainable parameter learns"),
+    Case("ReduceLROnPlateau(mode='max') stepped on the validation loss", Loop(scheduler="plateau_max"),
+         Loop(scheduler="plateau_val"), "loop: plateau metric"),
+    Case("h = self.fc1(x).data in forward (the first layer cut off the graph)", Loop(model="data_body"), Loop(),
+         "loop: every trainable parameter learns"),
 ]
 
 

@@ -15,24 +15,20 @@ calls themselves, ``w.step()`` per micro-batch: the plain loops of bug and twin 
 
 The explicit watch (loop_bugs.py's ``run`` of each bug, check report included) runs after all the script
 watch's runs (a script watch after a ``doctor.watch`` in the same process would not be ``trainwell watch``'s
-fresh process), and the summary line compares the two: "N/141 right under `trainwell watch` vs M/141 explicit".
+fresh process), and the summary line compares the two: "N/152 right under `trainwell watch` vs M/152 explicit".
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/watch_bugs.py [--only NAME ...] [--every 20] [-j 2] [--check]
-  (about 4.5 minutes of CPU at -j 1: 282 loops under the script watch, then 141 explicit; ``--only`` takes
+  (about 4.5 minutes of CPU at -j 1: 304 loops under the script watch, then 152 explicit; ``--only`` takes
   substrings of case names, as loop_bugs.py's; ``-j 2``: two processes)
   One case as ``trainwell watch`` reads it: trainwell watch benchmarks/watch_bugs.py --case NAME --side bug
 
-Result (x86_64, torch 2.13 CPU): 138/141 right under ``trainwell watch`` vs 141/141 explicit; check only 2 (an
-input-independent baseline, an overfit of a tiny subset), doctor call 1, other alarm 0, missed 0; twins 0 false
-fails, 0 false warns (127/141 before a hand-written Dice's targets were read from its gradient, a multi-task loss's
-per head, and the wiring readings, symmetry, ``ignore_index`` and a diverged run's doubled skips were read by the
-watch itself; 103/141 in benchmarks/RESULTS.md section 56,
-before the first step, the script's own validation loss, the schedulers, the built rates, the rebuilt optimizers,
-the model a backward reached, the flattened sequence targets and validations with no step between them were read).
-With ``--check`` (``trainwell watch --check``; measured in section 57, before those readings): 138/141 right
-(the 11 "check only" named by its pre-flight); doctor call 1, other alarm 2, missed 0; twins 1 false fail (the
-pre-flight's overfit of the healthy regressor with targets around 10: ``doctor.check`` given ``nn.MSELoss`` fails
-it on the first 256 rows as well). Section 57.
+Result (x86_64, torch 2.13 CPU): XXX/152 right under ``trainwell watch`` vs 152/152 explicit; XXX
+(127/141 before a hand-written Dice's targets were read from its gradient, a multi-task loss's per head, and the
+wiring readings, symmetry, ``ignore_index`` and a diverged run's doubled skips were read by the watch itself; 103/141
+in benchmarks/RESULTS.md section 56, before the first step, the script's own validation loss, the schedulers, the
+built rates, the rebuilt optimizers, the model a backward reached, the flattened sequence targets and validations
+with no step between them were read).
+With ``--check`` (``trainwell watch --check``): XXX. Section 58.
 """
 
 from __future__ import annotations

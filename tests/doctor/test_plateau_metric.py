@@ -53,3 +53,10 @@ def test_a_loss_given_to_mode_max_is_named():
 def test_the_validation_loss_or_an_accuracy_under_mode_max_passes():
     assert _run("val_loss") == []
     assert _run("train_accuracy", mode="max") == []
+
+
+def test_the_validation_loss_given_to_mode_max_is_named():
+    alarms = _run("val_loss", mode="max")
+    assert [v.check for v in alarms] == ["loop: plateau metric"], alarms
+    assert "mode='max'" in alarms[0].value and "the validation loss" in alarms[0].value
+    assert "mode='min'" in alarms[0].advice

@@ -23,6 +23,10 @@ y = (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long()
 model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
 CASE = sys.argv[1]
 BUG = sys.argv[2] == "bug"
+if CASE == "uniform" and BUG:  # weights_init with nn.init.uniform_: U(0, 1), every weight positive
+    for m in model:
+        if isinstance(m, nn.Linear):
+            nn.init.uniform_(m.weight)
 lr = 30.0 if CASE == "rate" and BUG else 0.01 if CASE == "root" else 0.1
 opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9 if lr < 1 else 0.0)
 
@@ -108,6 +112,8 @@ def _alarms(path: str, case: str, side: str) -> dict:
     ("root", "loop: square root at 0", "loss was finite but its gradient was not"),
     # BCE with logits given (targets, outputs): the labels are the argument without a gradient
     ("swapped", "loop: loss", "given (targets, outputs)"),
+    # weights drawn U(0, 1): read before the first step updates them
+    ("uniform", "loop: weight init", "2 weight tensors start with every entry >= 0: '0.weight'"),
 ])
 def test_a_loop_broken_by_its_first_step_is_named_and_its_healthy_twin_is_clean(script, case, check, said):
     bug = _alarms(script, case, "bug")

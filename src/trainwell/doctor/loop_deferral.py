@@ -21,6 +21,7 @@ from trainwell.doctor.mixed_validation import MIXED
 from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
 from trainwell.doctor.output_layer import LOOP_NAME as OUTPUT_LAYER
 from trainwell.doctor.pos_weight import POS_GROW
+from trainwell.doctor.positive_init import NAME as POSITIVE_INIT
 from trainwell.doctor.probability_logs import defer_to_rounded_log
 from trainwell.doctor.relabelled_validation import NAME as RELABELLED
 from trainwell.doctor.relabelled_validation import WRONG_NUMBERS
@@ -58,14 +59,14 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     collapse through depth, an init too small, BatchNorm normalizing 2 to 4 values per channel, or a GroupNorm,
     LayerNorm or InstanceNorm normalizing 1 or 2 values per group), and the overfitting
     verdict to validations run in train mode (its gap and onset read dropout-noised losses) or on inputs not
-    preprocessed like the training inputs:
+    preprocessed like the training inputs (and its non-finite validation loss to NaN in the inputs):
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
     become 'info', naming the cause. A regressor's outputs cut at 0 against negative targets explain rows tied at
     0, dead units and parameters that get no gradient. A first loss far above ln C defers to most units dropped or
     to a BatchNorm on the scores. Frozen parameters (an 'info') are named in a flat or slow
-    learning-rate verdict."""
-    verdicts = defer_collapse_to_cap(verdicts)
+    learning-rate verdict. Weights initialized all positive explain, first of all, the warnings they cause."""
+    verdicts = defer_collapse_to_cap(_defer_to_positive_init(verdicts))
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
               and not defers_to_clipping(v, verdicts)]
@@ -119,7 +120,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                         v.expected, "the forward pass gives NaN/Inf from the start, so the learning rate is not the "
                         "cause: a softmax over a row that is all -inf (every attention key masked), a log of 0, a "
                         "division by 0; doctor.check(model, x, y, loss_fn) names the first module that outputs it")
-        elif nan_inputs is not None and v.check.startswith("monitor: non-finite") and v.status == "fail":
+        elif nan_inputs is not None and v.status == "fail" and (v.check.startswith("monitor: non-finite") or (
+                v.check == "overfitting" and str(v.value).startswith(diagnosis.VALIDATION_NOT_FINITE))):
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs hold NaN/Inf: fix the data first")
         elif (dropped or normed) is not None and v.check == "loop: loss" and str(v.value).startswith("first loss") \
@@ -157,6 +159,22 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                         "add them to the optimizer; otherwise " + (v.advice or ""))
         out.append(v)
     return defer_to_zero_root(defer_to_rounded_log(out))
+
+
+def _defer_to_positive_init(verdicts: list[Verdict]) -> list[Verdict]:
+    """Where weights were initialized all positive (a warning of :mod:`~trainwell.doctor.positive_init`), the
+    warnings that follow from it read as 'info' naming it: a first loss far above ln C, activations that collapse
+    (the ReLUs the first huge updates killed), dead or saturated units, gradients that vanish or explode, outputs
+    that no longer depend on the inputs."""
+    if not any(v.check == POSITIVE_INIT and v.status == "warn" for v in verdicts):
+        return verdicts
+    follows = (COLLAPSE, "loop: inputs reach the outputs", *SCALE_DRIVEN)
+    return [Verdict(v.check, "info", f"{v.value} (explained by '{POSITIVE_INIT}')", v.expected,
+                    f"fix '{POSITIVE_INIT}' first: all-positive weights blow the activations up, and the first "
+                    "updates kill the ReLUs")
+            if v.status == "warn" and (v.check in follows or v.check == "loop: loss" and
+                                       str(v.value).startswith("first loss")) else v
+            for v in verdicts]
 
 
 def _mismeasured(causes: list[Verdict], verdicts: list[Verdict]) -> tuple[str, str, tuple[str, ...]] | None:

@@ -3,8 +3,10 @@ its ``mode``. An accuracy given to ``mode='min'`` (the default) rises as the mod
 no improvement after its first call and cuts the rate every ``patience + 1`` epochs while training goes well;
 a loss given to ``mode='max'`` does the same as it falls. Read from every ``step(metrics)`` call of a plateau
 scheduler of the watched optimizer: the value never better than its first in the scheduler's mode, no better at
-the end than at mid-run, while the training loss fell and the rate was cut. A validation loss also given to
-``w.validate`` is the value the scheduler should read, and is left to the validation verdicts.
+the end than at mid-run (a validation loss: below its first throughout), while the training loss fell and the rate
+was cut. A validation loss also given to ``w.validate`` is the value a ``mode='min'`` scheduler should read, and is
+left there to the validation verdicts; under ``mode='max'`` (a setting copied from an accuracy-driven recipe) its
+every improvement reads as a plateau.
 
 Example:
     >>> import torch
@@ -71,7 +73,8 @@ def _wrong_way(scheduler: ReduceLROnPlateau, values: list[float], rates: list[fl
     rates = rates + [float(scheduler.optimizer.param_groups[0]["lr"])]
     if len(values) < LEAST_CALLS or not all(math.isfinite(v) for v in values) or len(losses) < 8:
         return None
-    if any(math.isclose(v, u, rel_tol=1e-9) for v in values for u in val_losses):
+    validation = any(math.isclose(v, u, rel_tol=1e-9) for v in values for u in val_losses)
+    if validation and scheduler.mode == "min":
         return None  # the validation loss: the value it should read
     worse = 1.0 if scheduler.mode == "min" else -1.0
     first, mid, last = values[0], values[len(values) // 2], values[-1]
@@ -79,14 +82,18 @@ def _wrong_way(scheduler: ReduceLROnPlateau, values: list[float], rates: list[fl
     quarter = max(len(losses) // 4, 1)
     head, tail = sum(losses[:quarter]) / quarter, sum(losses[-quarter:]) / quarter
     cuts = sum(b < a for a, b in zip(rates, rates[1:], strict=False))
-    if not (never_better and worse * (last - mid) >= 0 and tail < FELL * head and cuts):
+    # a validation loss is known to be a loss: below its first value throughout is enough (it may bounce after mid-run)
+    if not (never_better and (validation or worse * (last - mid) >= 0) and tail < FELL * head and cuts):
         return None
     moved = "rose" if worse > 0 else "fell"
+    what = "the validation loss, which" if validation else "a value that"
     return Verdict(NAME, "warn",
-                   f"ReduceLROnPlateau(mode='{scheduler.mode}') stepped on a value that {moved} from its first "
+                   f"ReduceLROnPlateau(mode='{scheduler.mode}') stepped on {what} {moved} from its first "
                    f"call on ({first:.3g} -> {last:.3g} over {len(values)} calls) while the training loss fell "
                    f"({head:.3g} -> {tail:.3g}): it saw no improvement and cut the rate {cuts} times "
                    f"({rates[0]:.3g} -> {rates[-1]:.3g})",
                    f"a value that improves in mode '{scheduler.mode}' as the model learns",
+                   "a loss falls as the model learns: ReduceLROnPlateau(mode='min') (the default) for a loss, "
+                   "'max' only for a metric that should rise (an accuracy)" if validation else
                    "an accuracy given to mode='min' (or a loss to mode='max')? Step it on the validation loss, or "
                    "set mode='max' for a metric that should rise")

@@ -21,6 +21,7 @@ import math
 import torch
 
 from trainwell.doctor.loss_scaling import power_of_two, undivided_scale
+from trainwell.doctor.positive_init import positive_weights
 from trainwell.doctor.registration import graph_leaves
 from trainwell.doctor.verdict import Verdict
 from trainwell.doctor.zero_sqrt import unguarded_root
@@ -73,6 +74,7 @@ class FirstStep:
         self.held: float | None = None
         self.root: str | None = None
         self.optimizer = None  # the optimizer whose step it was
+        self.positive: list | None = None  # weights initialized all positive (positive_init.positive_weights)
         self.done = False
 
     def backed(self, loss: torch.Tensor, scale: float | None) -> None:
@@ -97,7 +99,9 @@ class FirstStep:
         self.done, self.optimizer = True, optimizer
         if self.loss is None or self.norm is None:
             return
-        now, _ = _norm(graph_leaves(self.loss))
+        leaves = graph_leaves(self.loss)
+        self.positive = positive_weights((None, t) for t in leaves)  # before the step updates them
+        now, _ = _norm(leaves)
         self.held = now / self.norm if self.norm > 0 and math.isfinite(self.norm) else None
         if not self.finite and self.value is not None and math.isfinite(self.value):
             self.root = unguarded_root(self.loss)

@@ -120,6 +120,9 @@ def read_step(probe) -> dict:
             # the value the read form gives on these outputs, read once against the loss w.step is given
             "implied": known[0].get("implied") if len(known) == 1 == len(forms) else None,
             "first_logits": outs[0][0] if probe.opt_steps == 0 and outs else None,
+            # the class scores' largest magnitude (cosine scores never pass 1)
+            "score_max": float(outs[0][0].detach().abs().max()) if len(known) == 1 == len(outs) and
+            known[0]["form"] == "cross_entropy" and outs[0][0].numel() else None,
             # a softmax loss's labels, the entry of each row its gradient pulls up (p - one-hot), at the first step
             "first_labels": outs[0][1].argmin(1) if probe.opt_steps == 0 and len(known) == 1 == len(outs) and
             known[0]["form"] == "cross_entropy" and outs[0][0].dim() == 2 else None,

@@ -71,6 +71,7 @@ from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.plateau_steps import plateau_at_healthy_steps
+from trainwell.doctor.positive_init import positive_weights
 from trainwell.doctor.probability_logs import unguarded_log
 from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
@@ -176,6 +177,7 @@ class Watch:
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._first_targets = None  # the y= given on that step
         self._norms = StartNorms(model)  # the weights' norms before the first step (scale-invariant ones grow)
+        self._positive = positive_weights(model.named_parameters())  # weights initialized all positive
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
         self._val_losses = self.probe.validation_losses  # the loss calls of the validations
         self._val_losses.training = self._loss_inputs.training_call  # held against the training loss's call

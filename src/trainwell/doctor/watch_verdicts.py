@@ -39,6 +39,7 @@ from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
+from trainwell.doctor.positive_init import positive_verdict
 from trainwell.doctor.probability_logs import probability_log_verdict
 from trainwell.doctor.relabelled_validation import relabelled
 from trainwell.doctor.repeated_validations import once_each
@@ -50,6 +51,7 @@ from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.trained_symmetry import trained_symmetry
 from trainwell.doctor.unbounded_loss import unbounded_fall
+from trainwell.doctor.unscaled_cosine import unscaled_cosine
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
 from trainwell.doctor.validation_classes import unseen_classes
 from trainwell.doctor.zero_sqrt import zero_root_verdict
@@ -169,6 +171,8 @@ def loss_verdict(w, first: float | None):
     p = w.probe
     own = ll.cosine_scores(ll.loss_scale(p, first, any(not y.is_floating_point() for y in w._ys)), p,
                            w._first_forward)
+    if own.status == "pass":
+        own = unscaled_cosine(p, w._first_forward) or own
     scaled = w.first_step.scale_verdict(isinstance(p.optimizer, ADAPTIVE)) if w.first_step is not None else None
     return own if scaled is None or "static loss scale" in str(own.value) else scaled
 
@@ -246,7 +250,8 @@ def loop_verdicts(w) -> list:
            probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
            trained_symmetry(p.model, p.optimizers, p.opt_steps),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
-           *loop_wiring(p, w._first_forward)]
+           *loop_wiring(p, w._first_forward),
+           positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model)]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
