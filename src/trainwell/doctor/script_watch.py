@@ -67,6 +67,7 @@ from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.named_model import named_and_trained
 from trainwell.doctor.rebuilt_optimizers import built_again
 from trainwell.doctor.report import Report
+from trainwell.doctor.run_patches import forwarding_patch
 from trainwell.doctor.saved_targets import saved_target
 from trainwell.doctor.script_backward import Taps, autograd_backward, scaled_losses, tensor_backward
 from trainwell.doctor.script_exec import ModelNameError, run_as_main
@@ -212,21 +213,7 @@ class ScriptWatch:
                               register_module_forward_hook(self._left, always_call=True)]
 
     def _patch(self, owner, name: str, wrap) -> None:
-        """``owner.name`` replaced by ``wrap(original)`` for the run, through a forwarder that calls the original
-        once the run is over: a library imported during the run that keeps the method it found (torch._dynamo's
-        tables of Tensor methods and torch functions, built at its first import, which an optimizer's first step
-        makes) holds the forwarder, which no longer reaches this watch (its script's globals, optimizers, model)."""
-        original = getattr(owner, name)
-        target = [wrap(original)]
-
-        def forward(*args, **kwargs):
-            return target[0](*args, **kwargs)
-
-        def undo() -> None:
-            setattr(owner, name, original)
-            target[0] = original
-        setattr(owner, name, forward)
-        self._undo.append(undo)
+        self._undo.append(forwarding_patch(owner, name, wrap))
 
     def _uninstall(self) -> None:
         self._settled()
