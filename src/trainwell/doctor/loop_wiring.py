@@ -12,6 +12,9 @@ training forward (a model called on one tensor), with the probe's hooks recordin
 
 from __future__ import annotations
 
+import sys
+from contextlib import nullcontext
+
 import torch
 
 from trainwell.doctor.batch_independence import batch_independence
@@ -30,6 +33,12 @@ def _position(model, x) -> Verdict | None:
 
 
 READINGS = (one_token_direction, shared_batchnorm, _position, eval_dropout)
+
+
+def _eager():
+    """Compiled modules run eagerly inside (``torch.compiler.set_stance("force_eager")``) where torch's compiler
+    was imported: these few-example forwards compile nothing (their shapes and modes are not the loop's)."""
+    return torch.compiler.set_stance("force_eager") if "torch._dynamo" in sys.modules else nullcontext()
 
 
 def loop_wiring(probe, forward: tuple | None) -> list[Verdict]:
@@ -52,7 +61,8 @@ def loop_wiring(probe, forward: tuple | None) -> list[Verdict]:
     try:
         for reading in READINGS:
             try:
-                verdict = reading(probe.model, x)
+                with _eager():
+                    verdict = reading(probe.model, x)
             except Exception:  # noqa: BLE001 - a model this reading cannot follow gets no verdict from it
                 verdict = None
             if verdict is not None:

@@ -27,6 +27,8 @@ from trainwell.doctor.rate_retry import retry_rate
 from trainwell.doctor.tied_floor import held_above
 from trainwell.doctor.verdict import Verdict
 
+_REGRESSION = ("mse", "l1", "smooth_l1", "huber")
+
 
 def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
                         loss_fn: Callable = F.cross_entropy, n: int = 20, steps: int = 300,
@@ -118,8 +120,10 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     reach = max(bar, noisy)  # what a model that fits these examples from their inputs reaches
     stop = floor + min(1e-2, bar / 2)  # a loss of small scale (class weights of 0.25) must train below its bar
     trace: list[float] = []
+    # torch's regression losses judged from one constant output train on at falling rates (a loss known only by
+    # what it computes trains on at its rate, as before)
     m, final, acc = _fit_copy(model, xs, ys, loss_fn, (steps, lr, seed), (stop, floor, bar, reach), sampled, trace,
-                              const is not None)
+                              const is not None and loss_kind(loss_fn) in _REGRESSION)
     if sampled:
         return _sampled_verdict(model, xs, ys, loss_fn, start, final, floor)
     # per-element binary targets (pixels, many labels) are judged to 99%: a few elements stay near 0.5 at the floor

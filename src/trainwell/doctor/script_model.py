@@ -17,6 +17,13 @@ def alive(kind: type) -> list:
         return [o for o in gc.get_objects() if _is(o, kind)]
 
 
+def one_alive(kind: type) -> bool:
+    """Whether exactly one object of ``kind`` (an optimizer) is alive, garbage collected first when more are found:
+    an optimizer the script dropped in a reference cycle (a learning-rate finder's, a run's before it in the same
+    process) is no second optimizer of its loop."""
+    return len(alive(kind)) == 1 or (gc.collect() >= 0 and len(alive(kind)) == 1)
+
+
 def _is(obj, kind: type) -> bool:
     """``isinstance``, False for a ``weakref.proxy`` whose object is gone (torch.compile leaves some behind)."""
     try:

@@ -73,7 +73,7 @@ from trainwell.doctor.script_backward import Taps, autograd_backward, scaled_los
 from trainwell.doctor.script_exec import ModelNameError, run_as_main
 from trainwell.doctor.script_first_step import FirstStep, unscaled
 from trainwell.doctor.script_labels import detached, step_labels
-from trainwell.doctor.script_model import alive, watched_model
+from trainwell.doctor.script_model import one_alive, watched_model
 from trainwell.doctor.script_preflight import ScriptPreflight
 from trainwell.doctor.script_schedulers import SchedulerRecords
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
@@ -306,7 +306,7 @@ class ScriptWatch:
             self._keep(optimizer)
             if any(o is optimizer for o in self._stepped):
                 self._start(self._stepped)
-            elif not self._stepped and len(alive(torch.optim.Optimizer)) == 1:
+            elif not self._stepped and one_alive(torch.optim.Optimizer):
                 self._start([optimizer])
             else:
                 self._stepped.append(optimizer)
