@@ -462,12 +462,10 @@ def test_an_ema_copy_evaluated_after_the_model_is_left_out_of_its_validation_los
 @pytest.mark.slow  # ~1.5 s: a heap walk or two
 def test_a_script_optimizing_raw_tensors_is_not_searched_for_a_model_on_every_step(tmp_path, monkeypatch, capsys):
     import trainwell.doctor.script_model as sm
-    import trainwell.doctor.script_watch as sw
 
     walks = []
-    alive = sm.alive
-    for module in (sm, sw):  # the heap walks, where the model is searched for and where optimizers are counted
-        monkeypatch.setattr(module, "alive", lambda kind: walks.append(kind) or alive(kind))
+    alive = sm.alive  # the heap walks, where the model is searched for and where optimizers are counted
+    monkeypatch.setattr(sm, "alive", lambda kind: walks.append(kind) or alive(kind))
     raw = """
     import torch
     w = torch.zeros(3, requires_grad=True)
