@@ -23,6 +23,20 @@ from trainwell.doctor.zero_branches import branch_ends
 from trainwell.nn.modes import module_modes, restore_modes
 
 
+def unit_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The weight matrices and filter banks of ``model`` whose rows are its units (two or more rows), in
+    registration order. An embedding's rows are entries looked up per token (or user, item), not units: each gets
+    its own gradient, and they are left out."""
+    lookups = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)}
+    return [(name, p) for name, p in model.named_parameters()
+            if p.dim() >= 2 and p.shape[0] > 1 and id(p) not in lookups]
+
+
+def identical_rows(w: torch.Tensor, atol: float) -> bool:
+    """Whether every row of the 2-D ``w`` equals its first within ``atol``."""
+    return bool(torch.all((w - w[:1]).abs() <= atol))
+
+
 def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: float = 1e-8) -> Verdict:
     """Hidden units with identical incoming weights compute the same function and never differ (zero or
     constant init). Every weight matrix or filter bank (Linear, Conv, recurrent, attention) but the output layers
@@ -33,10 +47,7 @@ def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: floa
     given a batch ``x``, every layer whose output is returned by the model (the heads of a model with several: a
     zero-initialized head's units have different targets too). Given ``x``, a constant tensor that scales noise
     drawn per weight (Bayes by Backprop's ``rho``, :mod:`trainwell.doctor.sampled_weights`) is not read either."""
-    lookups = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)}
-    # an embedding's rows are entries looked up per token (or user, item), not units: each gets its own gradient
-    weights = [(name, p) for name, p in model.named_parameters()
-               if p.dim() >= 2 and p.shape[0] > 1 and id(p) not in lookups]
+    weights = unit_weights(model)
     if len(weights) < 2:
         return Verdict("symmetry", "skip", f"skipped: {len(weights)} weight matrix(es); a single layer's output "
                        "units have different targets", "distinct hidden units", "")
@@ -44,8 +55,7 @@ def symmetry(model: nn.Module, x: torch.Tensor | Inputs | None = None, tol: floa
     heads = _output_layers(model, x) if x is not None else set()
     hidden = [(name, p) for name, p in weights[:-1] if name.rsplit(".", 1)[0] not in heads]
     for name, p in hidden:  # the output layers' units have different targets, so they can stay distinct
-        w = p.detach().reshape(p.shape[0], -1)
-        if torch.all((w - w[:1]).abs() <= tol):
+        if identical_rows(p.detach().reshape(p.shape[0], -1), tol):
             symmetric.append(name)
     if symmetric and x is not None:  # a Bayes layer's noise scale: each weight's own draw breaks the symmetry
         symmetric = [name for name in symmetric if name not in noise_scales(model, x, symmetric)]

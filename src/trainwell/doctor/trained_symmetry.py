@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainwell.doctor.activations import identical_rows, unit_weights
 from trainwell.doctor.advice_voice import init_fix
 from trainwell.doctor.verdict import Verdict
 
@@ -30,13 +31,11 @@ def trained_symmetry(model: nn.Module, optimizers: list, steps: int) -> Verdict 
     if steps < STEPS:
         return None
     held = {id(p) for o in optimizers for g in o.param_groups for p in g["params"]}
-    lookups = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)}
-    weights = [(name, p) for name, p in model.named_parameters()
-               if p.dim() >= 2 and p.shape[0] > 1 and id(p) not in lookups and p.requires_grad and id(p) in held]
+    weights = [(name, p) for name, p in unit_weights(model) if p.requires_grad and id(p) in held]
     same = []
     for name, p in weights[:-1]:
         w = p.detach().reshape(p.shape[0], -1)
-        if bool(torch.isfinite(w).all()) and bool(((w - w[:1]).abs() <= 1e-8 + 1e-6 * w.abs().max()).all()):
+        if bool(torch.isfinite(w).all()) and identical_rows(w, 1e-8 + 1e-6 * float(w.abs().max())):
             same.append(name)
     if not same:
         return None
