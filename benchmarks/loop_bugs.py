@@ -1152,6 +1152,9 @@ CASES = [
     Case("CrossEntropyLoss(weight=counts / counts.sum()) on imbalanced classes",
          Loop(extra={"imbalanced": True, "class_weights": "frequencies"}),
          Loop(extra={"imbalanced": True, "class_weights": "balanced"}), "loop: class weights"),
+    Case("WeightedRandomSampler(1 / class_counts, len(dataset)): one weight per class, not per example",
+         Loop(extra={"imbalanced": True, "sampler": "per_class"}),
+         Loop(extra={"imbalanced": True, "sampler": "per_example"}), "loop: sampler weights"),
 ]
 
 
