@@ -1155,6 +1155,9 @@ CASES = [
     Case("WeightedRandomSampler(1 / class_counts, len(dataset)): one weight per class, not per example",
          Loop(extra={"imbalanced": True, "sampler": "per_class"}),
          Loop(extra={"imbalanced": True, "sampler": "per_example"}), "loop: sampler weights"),
+    Case("BCEWithLogitsLoss(pos_weight=pos / neg) on the one-hot rows of imbalanced classes",
+         Loop(loss="bce", extra={"imbalanced": True, "pos_weight": "pos_over_neg"}),
+         Loop(loss="bce", extra={"imbalanced": True, "pos_weight": "neg_over_pos"}), "pos_weight grows"),
 ]
 
 
