@@ -1158,6 +1158,9 @@ CASES = [
     Case("BCEWithLogitsLoss(pos_weight=pos / neg) on the one-hot rows of imbalanced classes",
          Loop(loss="bce", extra={"imbalanced": True, "pos_weight": "pos_over_neg"}),
          Loop(loss="bce", extra={"imbalanced": True, "pos_weight": "neg_over_pos"}), "pos_weight grows"),
+    # an EMA of the weights: validated while its update is forgotten, or zeroed in place of the model
+    Case("ema.zero_grad() written in place of the model's (optimizer.zero_grad() never called)",
+         Loop(extra={"ema": "updated", "zero_grad_on": "ema"}), Loop(extra={"ema": "updated"}), "loop: gradients"),
 ]
 
 
