@@ -1161,6 +1161,9 @@ CASES = [
     # an EMA of the weights: validated while its update is forgotten, or zeroed in place of the model
     Case("ema.zero_grad() written in place of the model's (optimizer.zero_grad() never called)",
          Loop(extra={"ema": "updated", "zero_grad_on": "ema"}), Loop(extra={"ema": "updated"}), "loop: gradients"),
+    # a binary classifier: sigmoid twice
+    Case("a Sigmoid after the last layer under BCEWithLogitsLoss (binary)", Loop(model="sigmoid", loss="binary_split"),
+         Loop(loss="binary_split"), "sigmoid(outputs)"),
 ]
 
 
