@@ -1164,6 +1164,9 @@ CASES = [
     # a binary classifier: sigmoid twice
     Case("a Sigmoid after the last layer under BCEWithLogitsLoss (binary)", Loop(model="sigmoid", loss="binary_split"),
          Loop(loss="binary_split"), "sigmoid(outputs)"),
+    # gradient accumulation with optimizer.step() outside its `if (i + 1) % k == 0:`
+    Case("gradient accumulation stepping after every micro-batch, zeroing every k",
+         Loop(accumulate=4, lr=0.05, extra={"step_each_micro": True}), Loop(accumulate=4, lr=0.05), "loop: gradients"),
 ]
 
 
