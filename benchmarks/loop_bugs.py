@@ -1167,6 +1167,9 @@ CASES = [
     # gradient accumulation with optimizer.step() outside its `if (i + 1) % k == 0:`
     Case("gradient accumulation stepping after every micro-batch, zeroing every k",
          Loop(accumulate=4, lr=0.05, extra={"step_each_micro": True}), Loop(accumulate=4, lr=0.05), "loop: gradients"),
+    # input dropout written with the keeping probability
+    Case("nn.Dropout(0.9) on the inputs written to keep 90%", Loop(model="input_dropout", lr=0.01),
+         Loop(model="input_dropout_ok", lr=0.01), "dropout rate"),
 ]
 
 
