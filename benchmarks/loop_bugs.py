@@ -1161,6 +1161,11 @@ CASES = [
     # an EMA of the weights: validated while its update is forgotten, or zeroed in place of the model
     Case("ema.zero_grad() written in place of the model's (optimizer.zero_grad() never called)",
          Loop(extra={"ema": "updated", "zero_grad_on": "ema"}), Loop(extra={"ema": "updated"}), "loop: gradients"),
+    # the validation measured on another scale than the training loss
+    Case("regression targets standardized for training, the validation targets left in raw units",
+         Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "val_raw"}),
+         Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "both"}),
+         "every validation loss is over"),
     # a binary classifier: sigmoid twice
     Case("a Sigmoid after the last layer under BCEWithLogitsLoss (binary)", Loop(model="sigmoid", loss="binary_split"),
          Loop(loss="binary_split"), "sigmoid(outputs)"),
