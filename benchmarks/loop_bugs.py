@@ -1159,6 +1159,8 @@ CASES = [
          Loop(loss="bce", extra={"imbalanced": True, "pos_weight": "pos_over_neg"}),
          Loop(loss="bce", extra={"imbalanced": True, "pos_weight": "neg_over_pos"}), "pos_weight grows"),
     # an EMA of the weights: validated while its update is forgotten, or zeroed in place of the model
+    Case("validation on an EMA copy whose update after each step is forgotten", Loop(extra={"ema": "forgotten"}),
+         Loop(extra={"ema": "updated"}), "validation loss does not change"),
     Case("ema.zero_grad() written in place of the model's (optimizer.zero_grad() never called)",
          Loop(extra={"ema": "updated", "zero_grad_on": "ema"}), Loop(extra={"ema": "updated"}), "loop: gradients"),
     # the validation measured on another scale than the training loss
@@ -1166,6 +1168,8 @@ CASES = [
          Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "val_raw"}),
          Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "both"}),
          "every validation loss is over"),
+    Case("validation loss with CrossEntropyLoss(reduction='sum') over the set, never divided",
+         Loop(extra={"val_sum": True}), Loop(), "validation loss"),
     # a binary classifier: sigmoid twice
     Case("a Sigmoid after the last layer under BCEWithLogitsLoss (binary)", Loop(model="sigmoid", loss="binary_split"),
          Loop(loss="binary_split"), "sigmoid(outputs)"),
