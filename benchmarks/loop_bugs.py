@@ -1173,6 +1173,10 @@ CASES = [
     # a binary classifier: sigmoid twice
     Case("a Sigmoid after the last layer under BCEWithLogitsLoss (binary)", Loop(model="sigmoid", loss="binary_split"),
          Loop(loss="binary_split"), "sigmoid(outputs)"),
+    # a warm-up by integer division: (step + 1) // warmup is 0 until the warm-up ends
+    Case("a hand-written warm-up lr * min(1, (step + 1) // warmup) (integer division: lr 0 for 2 epochs)",
+         Loop(extra={"manual_warmup": "floor"}), Loop(extra={"manual_warmup": "advancing"}),
+         "loop: learning rate applied"),
     # gradient accumulation with optimizer.step() outside its `if (i + 1) % k == 0:`
     Case("gradient accumulation stepping after every micro-batch, zeroing every k",
          Loop(accumulate=4, lr=0.05, extra={"step_each_micro": True}), Loop(accumulate=4, lr=0.05), "loop: gradients"),
