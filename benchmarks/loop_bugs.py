@@ -607,6 +607,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         continue
                     if cfg.accumulate > 1 and cfg.divide_accumulated:
                         loss = loss / cfg.accumulate
+                    if cfg.extra.get("loss_over_batch"):  # the mean loss divided by the batch size once more
+                        loss = loss / len(part)
                     if cfg.step_first:
                         opt.step()
                     if cfg.clip is not None and cfg.clip_at == "backward":
@@ -1183,6 +1185,9 @@ CASES = [
     # input dropout written with the keeping probability
     Case("nn.Dropout(0.9) on the inputs written to keep 90%", Loop(model="input_dropout", lr=0.01),
          Loop(model="input_dropout_ok", lr=0.01), "dropout rate"),
+    # a loss already averaged over the batch divided by the batch size again
+    Case("loss = criterion(out, y) / len(y) with the default reduction='mean'", Loop(extra={"loss_over_batch": True}),
+         Loop(), "loop: loss"),
 ]
 
 
