@@ -63,6 +63,11 @@ class Net(nn.Module):
         # input_dropout: dropout on the inputs, p = 0.9 written to keep 90% ("_ok": p = 0.2, 80% kept)
         self.in_drop = nn.Dropout(0.2 if kind == "input_dropout_ok" else 0.9) if kind.startswith("input_dropout") \
             else None
+        # own_layer: a hand-written layer after the hidden ones, h @ w.T, its weight a plain tensor made with
+        # requires_grad=True ("_plain": not an nn.Parameter, so not in model.parameters()) or an nn.Parameter
+        if kind.startswith("own_layer"):
+            w = torch.randn(64, 64) / 8
+            self.own = w.requires_grad_() if kind == "own_layer_plain" else nn.Parameter(w)
         self.blocks = nn.ModuleList([_Residual(64, twice=kind == "residual_twice") for _ in range(6)]) \
             if kind.startswith("residual") else None
         self.norms = nn.ModuleList([nn.BatchNorm1d(64, momentum=0.99 if kind == "batchnorm_keras" else 0.1)
@@ -134,6 +139,8 @@ class Net(nn.Module):
                 h = self.drop(F.relu(layer(h)))
         for block in self.blocks or []:
             h = block(h)
+        if self.kind.startswith("own_layer"):
+            h = F.relu(h @ self.own.T)
         if self.attend is not None:  # (B, 8 tokens, 8 features)
             tokens = h.reshape(len(h), 8, 8)
             if self.kind == "attention_posenc":
@@ -1188,6 +1195,9 @@ CASES = [
     # a loss already averaged over the batch divided by the batch size again
     Case("loss = criterion(out, y) / len(y) with the default reduction='mean'", Loop(extra={"loss_over_batch": True}),
          Loop(), "loop: loss"),
+    # a hand-written layer whose weight is a tensor with requires_grad=True, not an nn.Parameter
+    Case("self.w = torch.randn(64, 64).requires_grad_() in a module (not nn.Parameter: never optimized)",
+         Loop(model="own_layer_plain"), Loop(model="own_layer"), "parameters registered"),
 ]
 
 
