@@ -436,6 +436,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         if cfg.loss in ("nll", "nll_raw", "nll_probs"):  # NLL wants log-probabilities (nll_probs: the log forgotten)
             return F.nll_loss(out if cfg.loss == "nll_raw" else F.softmax(out, dim=1) if cfg.loss == "nll_probs"
                               else F.log_softmax(out, dim=1), t)
+        if cfg.loss in ("smoothed_targets", "smoothed_twice"):  # targets smoothed by hand (0.9 on the label), given
+            soft = F.one_hot(t, out.shape[1]).float() * 0.9 + 0.1 / out.shape[1]  # to a loss that smooths again
+            return F.cross_entropy(out, soft, label_smoothing=0.1 if cfg.loss == "smoothed_twice" else 0.0)
         if cfg.loss in ("soft_ce", "soft_ce_negated"):  # label smoothing by hand
             soft = F.one_hot(t, out.shape[1]).float() * 0.9 + 0.1 / out.shape[1]
             ce = -(soft * F.log_softmax(out, dim=1)).sum(1).mean()
@@ -1198,6 +1201,9 @@ CASES = [
     # a hand-written layer whose weight is a tensor with requires_grad=True, not an nn.Parameter
     Case("self.w = torch.randn(64, 64).requires_grad_() in a module (not nn.Parameter: never optimized)",
          Loop(model="own_layer_plain"), Loop(model="own_layer"), "parameters registered"),
+    # label smoothing twice: targets smoothed by hand handed to CrossEntropyLoss(label_smoothing=0.1)
+    Case("hand-smoothed targets (0.9 * one_hot + 0.1 / C) into CrossEntropyLoss(label_smoothing=0.1)",
+         Loop(loss="smoothed_twice"), Loop(loss="smoothed_targets"), "loop: label smoothing"),
 ]
 
 
