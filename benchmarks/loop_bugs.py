@@ -60,6 +60,14 @@ class Net(nn.Module):
         else:
             self.layers = nn.ModuleList([nn.Linear(D, 64), nn.Linear(64, 64)])
         self.drop = nn.Dropout(0.9 if kind == "keep_as_p" else 0.1)  # keep_as_p: p written as keeping probability
+        # input_dropout: dropout on the inputs, p = 0.9 written to keep 90% ("_ok": p = 0.2, 80% kept)
+        self.in_drop = nn.Dropout(0.2 if kind == "input_dropout_ok" else 0.9) if kind.startswith("input_dropout") \
+            else None
+        # own_layer: a hand-written layer after the hidden ones, h @ w.T, its weight a plain tensor made with
+        # requires_grad=True ("_plain": not an nn.Parameter, so not in model.parameters()) or an nn.Parameter
+        if kind.startswith("own_layer"):
+            w = torch.randn(64, 64) / 8
+            self.own = w.requires_grad_() if kind == "own_layer_plain" else nn.Parameter(w)
         self.blocks = nn.ModuleList([_Residual(64, twice=kind == "residual_twice") for _ in range(6)]) \
             if kind.startswith("residual") else None
         self.norms = nn.ModuleList([nn.BatchNorm1d(64, momentum=0.99 if kind == "batchnorm_keras" else 0.1)
@@ -119,7 +127,7 @@ class Net(nn.Module):
         return out
 
     def _body(self, x):
-        h = x
+        h = x if self.in_drop is None else self.in_drop(x)
         for k, layer in enumerate(self.layers):
             if self.norms is not None:
                 h = self.drop(F.relu(self.norms[min(k, len(self.norms) - 1)](layer(h))))  # _shared: one for all
@@ -131,6 +139,8 @@ class Net(nn.Module):
                 h = self.drop(F.relu(layer(h)))
         for block in self.blocks or []:
             h = block(h)
+        if self.kind.startswith("own_layer"):
+            h = F.relu(h @ self.own.T)
         if self.attend is not None:  # (B, 8 tokens, 8 features)
             tokens = h.reshape(len(h), 8, 8)
             if self.kind == "attention_posenc":
@@ -283,6 +293,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         rows, labels, n = rows[order], labels[order], int(0.7 * len(rows))
         mixed = torch.randperm(n, generator=torch.Generator().manual_seed(5))  # the training rows' order: no matter
         x, y, xv, yv = rows[:n][mixed], labels[:n][mixed], rows[n:], labels[n:]
+    if cfg.extra.get("imbalanced"):  # class c keeps 1 / 2^c of its rows in both sets (8 : 4 : 2 : 1)
+        keep = [torch.rand(len(t), generator=torch.Generator().manual_seed(6)) < 0.5 ** t.float() for t in (y, yv)]
+        x, y, xv, yv = x[keep[0]], y[keep[0]], xv[keep[1]], yv[keep[1]]
     if cfg.extra.get("val_relabelled"):  # the validation labels encoded apart: the same classes, other numbers
         yv = (yv + 1) % C
     if "integer_rows" in cfg.extra:  # the features recorded as integers; "duplicated": 640 rows taken twice, then
@@ -320,6 +333,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     if regression:
         y, yv = ((t[:, 0] - t[:, 1]) * cfg.target_scale + 4 * (cfg.target_scale - 1) + cfg.target_offset
                  for t in (x, xv))
+    if "standardized_targets" in cfg.extra:  # regression targets standardized with the training mean and std;
+        mu, sd = y.mean(), y.std()  # "val_raw": the validation targets left in raw units
+        y, yv = (y - mu) / sd, yv if cfg.extra["standardized_targets"] == "val_raw" else (yv - mu) / sd
     if cfg.loss.startswith("tag_"):  # a tagger on padded sequences: token ids, a tag per position (0 = <pad>)
         (x, y), (xv, yv) = tagged(N, seed), tagged(NV, seed + 1)
     model = Tagger() if cfg.loss.startswith("tag_") else \
@@ -389,6 +405,15 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                                                    factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
         else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
 
+    counts = torch.bincount(y, minlength=classes).float() if y.dtype == torch.long and y.dim() == 1 else None
+    # class_weights: CrossEntropyLoss(weight=...) from the training counts, "frequencies" (counts / counts.sum(),
+    # the wrong way round) or "balanced" (N / (C * counts)); pos_weight: BCEWithLogitsLoss(pos_weight=...) per
+    # column of the one-hot rows, "pos_over_neg" (the wrong way round) or "neg_over_pos" (torch's documentation)
+    class_weight = (counts / counts.sum() if cfg.extra["class_weights"] == "frequencies" else
+                    len(y) / (classes * counts)) if "class_weights" in cfg.extra else None
+    pos_weight = (counts / (len(y) - counts) if cfg.extra["pos_weight"] == "pos_over_neg" else
+                  (len(y) - counts) / counts) if "pos_weight" in cfg.extra else None
+
     def loss_fn(out, t):
         if cfg.model.startswith("tasks"):  # the second task's labels t % 3, numbered 1..3 by "tasks_one_based"
             return F.cross_entropy(out["label"], t) + F.cross_entropy(out["rest"], rest_labels(t))
@@ -411,6 +436,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         if cfg.loss in ("nll", "nll_raw", "nll_probs"):  # NLL wants log-probabilities (nll_probs: the log forgotten)
             return F.nll_loss(out if cfg.loss == "nll_raw" else F.softmax(out, dim=1) if cfg.loss == "nll_probs"
                               else F.log_softmax(out, dim=1), t)
+        if cfg.loss in ("smoothed_targets", "smoothed_twice"):  # targets smoothed by hand (0.9 on the label), given
+            soft = F.one_hot(t, out.shape[1]).float() * 0.9 + 0.1 / out.shape[1]  # to a loss that smooths again
+            return F.cross_entropy(out, soft, label_smoothing=0.1 if cfg.loss == "smoothed_twice" else 0.0)
         if cfg.loss in ("soft_ce", "soft_ce_negated"):  # label smoothing by hand
             soft = F.one_hot(t, out.shape[1]).float() * 0.9 + 0.1 / out.shape[1]
             ce = -(soft * F.log_softmax(out, dim=1)).sum(1).mean()
@@ -429,7 +457,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         if cfg.loss in ("bce", "bce_swapped"):  # one-vs-rest: binary cross-entropy with logits on one-hot rows
             onehot = F.one_hot(t, out.shape[1]).float()
             return F.binary_cross_entropy_with_logits(onehot, out) if cfg.loss == "bce_swapped" else \
-                F.binary_cross_entropy_with_logits(out, onehot)
+                F.binary_cross_entropy_with_logits(out, onehot, pos_weight=pos_weight)
         if cfg.loss in ("ce_ignore0", "ce_ignore_pad"):  # ignore_index 0 is a real class; -100 is padding
             return F.cross_entropy(out, t, ignore_index=0 if cfg.loss == "ce_ignore0" else -100)
         if cfg.loss in ("dice", "dice_raw"):  # a per-class soft Dice over the batch (imbalanced classes)
@@ -453,7 +481,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             per = F.cross_entropy(out.reshape(-1, C + 1), t.reshape(-1),
                                   reduction="mean" if cfg.loss == "tag_mask_mean" else "none")
             return (per * mask).sum() / mask.sum()
-        return F.cross_entropy(out, t)
+        return F.cross_entropy(out, t, weight=class_weight)
 
     def rest_labels(t):
         return t % 3 + (cfg.model == "tasks_one_based")
@@ -495,6 +523,14 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     if cfg.extra.get("seed") == "once":  # seed: once | each_epoch (the epoch's number) | each_step (42) |
         torch.manual_seed(42)  # each_step_epoch (the epoch's number, at the top of every step)
     used = iter(range(steps_per_epoch))  # batches: "iterator_once": one iterator made before the epoch loop
+    loader = None  # sampler: a DataLoader over the row indices drawing by a WeightedRandomSampler weighted
+    if "sampler" in cfg.extra:  # "per_class" (1 / class_counts: C weights) or "per_example" ((1 / counts)[y])
+        weights = 1 / counts if cfg.extra["sampler"] == "per_class" else (1 / counts)[y]
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(len(x))), cfg.batch,
+                                             sampler=torch.utils.data.WeightedRandomSampler(weights, len(x)))
+    # ema: an exponential moving average of the weights (decay 0.9), validated in place of the model; its update
+    # after every step "updated" or "forgotten"; zero_grad_on "ema": ema.zero_grad() written for the model's
+    ema = copy.deepcopy(model) if "ema" in cfg.extra else None
     with calls.watch(model, opt if head_opt is None else [opt, head_opt], every=every) as w:
         for epoch in range(cfg.extra.get("epochs", EPOCHS)):  # "epochs": a shorter run
             if cfg.extra.get("reinit") == "each_epoch" and epoch:  # the init applied again every epoch
@@ -520,7 +556,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             if cfg.extra.get("labels_apart"):  # the inputs drawn by a loader of their own: x by one permutation,
                 x = x[torch.randperm(len(x))]  # y by the batch order (two shuffled DataLoaders zipped)
             perm = torch.arange(len(x)) if cfg.sort else torch.randperm(len(x), generator=index_gen) \
-                if "index_generator" in cfg.extra else torch.randperm(len(x))
+                if "index_generator" in cfg.extra else torch.cat([b for b, in loader]) if loader is not None else \
+                torch.randperm(len(x))
             correct, total_loss, epoch_outputs = 0, 0, []
             for i in used if cfg.extra.get("batches") == "iterator_once" else range(steps_per_epoch):
                 if cfg.extra.get("seed", "").startswith("each_step"):
@@ -529,13 +566,15 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 if cfg.extra.get("index_generator") == "each_step":  # seeded again: the same indices every step
                     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: cfg.batch]
                 if "manual_warmup" in cfg.extra:
-                    for group in opt.param_groups:
-                        group["lr"] = cfg.lr * min(1.0, (warmup_step + 1) / (2 * steps_per_epoch))
-                    warmup_step += cfg.extra["manual_warmup"] == "advancing"
+                    for group in opt.param_groups:  # "floor": (step + 1) // warmup, 0 until the warm-up ends
+                        group["lr"] = cfg.lr * min(1, (warmup_step + 1) // (2 * steps_per_epoch)) \
+                            if cfg.extra["manual_warmup"] == "floor" else \
+                            cfg.lr * min(1.0, (warmup_step + 1) / (2 * steps_per_epoch))
+                    warmup_step += cfg.extra["manual_warmup"] != "stuck"
                 if cfg.extra.get("rebuild_opt") == "step":  # the optimizer created again every step
                     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
                 if cfg.zero_grad == "before":
-                    opt.zero_grad()
+                    (ema if cfg.extra.get("zero_grad_on") == "ema" else opt).zero_grad()
                 if head_opt is not None and cfg.extra["head_optimizer"] == "zeroed":
                     head_opt.zero_grad()
                 micro = idx.chunk(cfg.accumulate)
@@ -578,6 +617,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         continue
                     if cfg.accumulate > 1 and cfg.divide_accumulated:
                         loss = loss / cfg.accumulate
+                    if cfg.extra.get("loss_over_batch"):  # the mean loss divided by the batch size once more
+                        loss = loss / len(part)
                     if cfg.step_first:
                         opt.step()
                     if cfg.clip is not None and cfg.clip_at == "backward":
@@ -587,6 +628,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                      loss).backward()
                     if cfg.scheduler == "cosine_micro":  # sized in optimizer steps, stepped per micro-batch
                         sched.step()
+                    if cfg.extra.get("step_each_micro"):  # optimizer.step() outside the `if (i + 1) % k == 0:`
+                        opt.step()
                     if cfg.watch_micro:
                         w.step(loss, y=given(y[part]))
                 if dropped:
@@ -600,7 +643,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if cfg.clip_value is not None:
                     nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
-                if not cfg.skip_step and not cfg.step_first:
+                if not cfg.skip_step and not cfg.step_first and not cfg.extra.get("step_each_micro"):
                     if cfg.amp:
                         scaler.step(opt)
                         scaler.update()
@@ -610,6 +653,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         head_opt.step()
                     if cfg.double_step:
                         opt.step()
+                if ema is not None and cfg.extra["ema"] == "updated":
+                    with torch.no_grad():
+                        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+                            e.mul_(0.9).add_(p, alpha=0.1)
                 if cfg.clip is not None and cfg.clip_at == "after":
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate", "onecycle",
@@ -648,8 +695,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 if "val_average" not in cfg.extra:
                     # "val_noise": the validation inputs augmented anew at every evaluation (the training noise)
                     seen = xv + cfg.extra["val_noise"] * torch.randn_like(xv) if "val_noise" in cfg.extra else xv
+                    judged = model if ema is None else ema.eval()  # val_sum: reduction="sum", never divided
                     val = loss_fn(torch.stack([model(seen) for _ in range(samples)]).mean(0), yv).item() if samples \
-                        else loss_fn(model(seen), yv).item()
+                        else F.cross_entropy(model(seen), yv, reduction="sum").item() if cfg.extra.get("val_sum") \
+                        else loss_fn(judged(seen), yv).item()
                 else:  # validation in batches of 32 ("val_batch"): the batch means summed over the examples
                     # ("means_over_examples"), weighted by their sizes ("weighted"), or their mean ("mean_of_means");
                     # "val_seq": the rows read as sequences of that many tokens, the scores flattened to (B*T, C)
@@ -1111,6 +1160,50 @@ CASES = [
          Loop(scheduler="plateau_val"), "loop: plateau metric"),
     Case("h = self.fc1(x).data in forward (the first layer cut off the graph)", Loop(model="data_body"), Loop(),
          "loop: every trainable parameter learns"),
+    # imbalanced classes (8 : 4 : 2 : 1): class weights, a sampler's weights and pos_weight written the wrong way
+    Case("CrossEntropyLoss(weight=counts / counts.sum()) on imbalanced classes",
+         Loop(extra={"imbalanced": True, "class_weights": "frequencies"}),
+         Loop(extra={"imbalanced": True, "class_weights": "balanced"}), "loop: class weights"),
+    Case("WeightedRandomSampler(1 / class_counts, len(dataset)): one weight per class, not per example",
+         Loop(extra={"imbalanced": True, "sampler": "per_class"}),
+         Loop(extra={"imbalanced": True, "sampler": "per_example"}), "loop: sampler weights"),
+    Case("BCEWithLogitsLoss(pos_weight=pos / neg) on the one-hot rows of imbalanced classes",
+         Loop(loss="bce", extra={"imbalanced": True, "pos_weight": "pos_over_neg"}),
+         Loop(loss="bce", extra={"imbalanced": True, "pos_weight": "neg_over_pos"}), "pos_weight grows"),
+    # an EMA of the weights: validated while its update is forgotten, or zeroed in place of the model
+    Case("validation on an EMA copy whose update after each step is forgotten", Loop(extra={"ema": "forgotten"}),
+         Loop(extra={"ema": "updated"}), "validation loss does not change"),
+    Case("ema.zero_grad() written in place of the model's (optimizer.zero_grad() never called)",
+         Loop(extra={"ema": "updated", "zero_grad_on": "ema"}), Loop(extra={"ema": "updated"}), "loop: gradients"),
+    # the validation measured on another scale than the training loss
+    Case("regression targets standardized for training, the validation targets left in raw units",
+         Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "val_raw"}),
+         Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "both"}),
+         "every validation loss is over"),
+    Case("validation loss with CrossEntropyLoss(reduction='sum') over the set, never divided",
+         Loop(extra={"val_sum": True}), Loop(), "validation loss"),
+    # a binary classifier: sigmoid twice
+    Case("a Sigmoid after the last layer under BCEWithLogitsLoss (binary)", Loop(model="sigmoid", loss="binary_split"),
+         Loop(loss="binary_split"), "sigmoid(outputs)"),
+    # a warm-up by integer division: (step + 1) // warmup is 0 until the warm-up ends
+    Case("a hand-written warm-up lr * min(1, (step + 1) // warmup) (integer division: lr 0 for 2 epochs)",
+         Loop(extra={"manual_warmup": "floor"}), Loop(extra={"manual_warmup": "advancing"}),
+         "loop: learning rate applied"),
+    # gradient accumulation with optimizer.step() outside its `if (i + 1) % k == 0:`
+    Case("gradient accumulation stepping after every micro-batch, zeroing every k",
+         Loop(accumulate=4, lr=0.05, extra={"step_each_micro": True}), Loop(accumulate=4, lr=0.05), "loop: gradients"),
+    # input dropout written with the keeping probability
+    Case("nn.Dropout(0.9) on the inputs written to keep 90%", Loop(model="input_dropout", lr=0.01),
+         Loop(model="input_dropout_ok", lr=0.01), "dropout rate"),
+    # a loss already averaged over the batch divided by the batch size again
+    Case("loss = criterion(out, y) / len(y) with the default reduction='mean'", Loop(extra={"loss_over_batch": True}),
+         Loop(), "loop: loss"),
+    # a hand-written layer whose weight is a tensor with requires_grad=True, not an nn.Parameter
+    Case("self.w = torch.randn(64, 64).requires_grad_() in a module (not nn.Parameter: never optimized)",
+         Loop(model="own_layer_plain"), Loop(model="own_layer"), "parameters registered"),
+    # label smoothing twice: targets smoothed by hand handed to CrossEntropyLoss(label_smoothing=0.1)
+    Case("hand-smoothed targets (0.9 * one_hot + 0.1 / C) into CrossEntropyLoss(label_smoothing=0.1)",
+         Loop(loss="smoothed_twice"), Loop(loss="smoothed_targets"), "loop: label smoothing"),
 ]
 
 

@@ -13,14 +13,14 @@ NAME = "loop: label smoothing"
 C = 4
 
 
-def _run(loss_of, epochs=2):
+def _run(loss_of, epochs=2, every=5):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(512, 10, generator=g)
     y = (x @ torch.randn(10, C, generator=g)).argmax(1)
     model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, C))
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    with doctor.watch(model, opt, every=5) as w:
+    with doctor.watch(model, opt, every=every) as w:
         for _ in range(epochs):
             for i in range(0, len(x), 32):
                 loss = loss_of(model(x[i : i + 32]), y[i : i + 32])
@@ -47,6 +47,14 @@ def test_targets_smoothed_by_hand_and_by_the_loss_are_named(e):
     found = _run(lambda out, yb: crit(out, _smooth(yb, e)))
     assert len(found) == 1 and found[0].status == "warn"
     assert f"= {e:g} applied twice" in found[0].value and f"label_smoothing={e:g}" in found[0].value
+
+
+def test_a_longer_run_whose_later_observed_steps_read_no_loss_form_is_named_too():
+    # the loss's form is read on the first observed steps only: the later ones (every 10th step over 5 epochs) do
+    # not outvote them
+    crit = nn.CrossEntropyLoss(label_smoothing=0.1)
+    found = _run(lambda out, yb: crit(out, _smooth(yb, 0.1)), epochs=5, every=10)
+    assert len(found) == 1 and found[0].status == "warn" and "= 0.1 applied twice" in found[0].value, found
 
 
 @pytest.mark.parametrize("loss_of", [

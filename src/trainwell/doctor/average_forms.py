@@ -94,8 +94,10 @@ def matched(value: float, calls: list[tuple], train: float | None = None,
     training loss is per token: ``per_target`` (the training loss is its class-index call's mean over its targets,
     read on its first steps), or ``train`` :data:`APART` or more from ``value`` and within :data:`APART` of the mean
     per token (an early validation, whose training loss still holds the first steps' high losses, is read only
-    with ``per_target``)."""
-    if len(calls) < 2 or not any(u > 0 for _, _, _, u, _ in counts(calls)):
+    with ``per_target``). A validation of one batch (the whole set in one call) is read only with ``per_target``:
+    its wrong forms are then the call's sum given as the loss (``reduction="sum"`` never divided, ``("sums",
+    "batches")``) and its mean divided by the examples, where the training loss is a mean."""
+    if (len(calls) < 2 and not (calls and per_target)) or not any(u > 0 for _, _, _, u, _ in counts(calls)):
         return None, None
     right, means, sums = forms(calls)
     weighted, mean_of_means = right[0], right[1]

@@ -76,7 +76,8 @@ def overfitting(history: list[dict], onset_epoch: int | None, classes: int | Non
     """The generalization gap at the end and the epoch where overfitting set in (if it did: a warning). A large gap
     without that onset (:func:`_large_gap`) is 'info'; a validation loss that is NaN/Inf fails (with a finite
     training loss the evaluation gives it); one that does not change while the training loss falls warns
-    (:mod:`~trainwell.doctor.unchanging_validation`): the gap is then not the trained model's. Without an onset, a
+    (:mod:`~trainwell.doctor.unchanging_validation`, read after the scale: on another scale the model's change is
+    too small a share of the loss to show): the gap is then not the trained model's. Without an onset, a
     validation loss that never improved on its first value and trends up while the training loss falls warns too
     (:mod:`~trainwell.doctor.unimproved_validation`; ``classes``: C of a mean cross-entropy, whose ln C a validation
     loss that learned nothing never goes below; ``first_loss``: the run's first training loss, which every
@@ -87,8 +88,10 @@ def overfitting(history: list[dict], onset_epoch: int | None, classes: int | Non
     if not history or "val_loss" not in history[-1]:
         return Verdict("overfitting", "skip", "skipped: no validation data", "-", "")
     evaluated = [h for h in history if "val_loss" in h and "train_loss" in h]
-    broken = _nonfinite_validation(evaluated) or unchanging_validation(evaluated) or \
-        validation_scale(evaluated, first_loss)
+    # the scale first: a validation error in raw units (1e10) hides the model's change below 1e-6 of its value,
+    # which would read as a loss that does not change
+    broken = _nonfinite_validation(evaluated) or validation_scale(evaluated, first_loss) or \
+        unchanging_validation(evaluated)
     if broken is not None:
         return broken
     last = history[-1]

@@ -228,6 +228,12 @@ class LoopProbe(ForwardHooks, StepHooks):
         self._followed[i] = hooks + [new.register_step_post_hook(self._counter(i))]
         return True
 
+    def read_as_model(self, module: nn.Module, when) -> list:
+        """Hooks reading ``module``'s forwards as the watched model's (a copy evaluated in its place), each run
+        through ``when`` (a wrapper that lets the forwards to read through)."""
+        return [module.register_forward_pre_hook(self._hook(when(self._pre_forward)), with_kwargs=True),
+                module.register_forward_hook(self._hook(when(self._post_forward)))]
+
     def _forward_hooks(self) -> list:
         return [self.model.register_forward_pre_hook(self._hook(self._pre_forward), with_kwargs=True),
                 self.model.register_forward_hook(self._hook(self._post_forward))]

@@ -6,7 +6,9 @@ one stepped per epoch only rises, in a few jumps, and is still rising at the end
 held its rate is not), or (OneCycleLR, which keeps ``max_lr`` in each param group) stays far below its peak. A
 schedule with warm restarts jumps back up: no swing; nor is a climb that a new scheduler began (one per run of a
 sweep, its warm-up). A collapse that ReduceLROnPlateau's rule, replayed on the
-training losses, reproduces cut for cut is that scheduler stepped every batch on the training loss.
+training losses, reproduces cut for cut is that scheduler stepped every batch on the training loss. A rate of 0 on
+every group's first steps that then jumps to its peak is a warm-up by integer division
+(:mod:`~trainwell.doctor.floored_warmup`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from trainwell.doctor.floored_warmup import floored_warmup
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.uncapped_warmup import uncapped_warmup
 from trainwell.doctor.verdict import Verdict
@@ -47,7 +50,7 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
     width = max((len(row) for row in probe.group_lrs), default=0)  # groups may be added mid-run
     groups = [[row[i] if i < len(row) else math.nan for row in probe.group_lrs] for i in range(width)] \
         if probe.group_lrs else [probe.lrs]
-    still = _zero_rate(name, groups, probe.optimizer)
+    still = _zero_rate(name, groups, probe.optimizer) or floored_warmup(name, groups)
     if still is not None:
         return still
     peaks, epochs = probe.max_lrs, set(probe.validation_steps)

@@ -60,6 +60,7 @@ from torch import nn
 
 from trainwell.doctor.backed_model import UnsteppedLoop, backed_model, zero_grads_read
 from trainwell.doctor.built_rates import BuiltRates
+from trainwell.doctor.evaluated_copies import evaluating, model_copies
 from trainwell.doctor.followed_optimizers import follow
 from trainwell.doctor.head_targets import head_targets, output_heads
 from trainwell.doctor.hook_free_state import hook_free_copies
@@ -78,7 +79,7 @@ from trainwell.doctor.script_preflight import ScriptPreflight
 from trainwell.doctor.script_schedulers import SchedulerRecords
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
 from trainwell.doctor.script_validation import handed_value, validation_value
-from trainwell.doctor.stated_validation import ScriptFrames
+from trainwell.doctor.stated_validation import ScriptFrames, script_frames
 from trainwell.doctor.validation_passes import ValidationPasses
 
 #: the latest steps kept unread (before a watch began, or another loop's optimizer's): their losses and labels
@@ -397,6 +398,9 @@ class ScriptWatch:
             self._forward_hooks.append(root.register_forward_hook(self._output))
         self.watch.probe.validation_losses.on_call = self._called
         self.watch.__enter__()
+        held = [self._globals, *(f.f_locals for f in script_frames(sys._getframe(1)))] if len(roots) == 1 else []
+        for copy in model_copies(roots[0], held) if held else []:  # an EMA validated in the model's place
+            self._forward_hooks += self.watch.probe.read_as_model(copy, evaluating)
         early = list(self._passes) if self._by_backward else \
             [(loss, y) for o, loss, y in self._early if o is self.counting]
         self._early.clear()

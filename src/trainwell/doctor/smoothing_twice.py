@@ -15,10 +15,10 @@ TOLERANCE = 1e-3  # the epsilon is read to ~1e-6 from the gradient; 1 - 0.95^2 =
 
 
 def smoothed_twice(steps: list[dict]) -> Verdict | None:
-    """A warn when the median label-smoothing epsilon read on the observed steps is ``1 - (1 - e)^2`` for a round
-    ``e`` (and not itself a round value); None otherwise."""
+    """A warn when the median label-smoothing epsilon read on the observed steps whose loss form was read (the
+    first few) is ``1 - (1 - e)^2`` for a round ``e`` (and not itself a round value); None otherwise."""
     eps = sorted(s["smoothing"] for s in steps if s.get("smoothing"))
-    if not eps or 2 * len(eps) < len(steps):
+    if not eps or 2 * len(eps) < sum(s.get("form") is not None for s in steps):
         return None
     read = eps[len(eps) // 2]
     if any(abs(read - e) < TOLERANCE for e in ROUND):

@@ -173,7 +173,7 @@ class ScriptFrames:
               per_target: bool = False) -> float | None:
         """The script's own validation loss (:func:`stated`) among its frames' numbers; the frames are let go."""
         frames, self.frames = self.frames, []
-        if not frames or len(calls) < 2:
+        if not frames or len(calls) < (1 if per_target else 2):  # one call: as matched() reads it
             return None
         try:
             return stated(numbers(frames), calls, extra, train, per_target)

@@ -463,6 +463,11 @@ def average_verdict(validations: list[tuple], trains: list[float | None] | None 
                f"{f' ({train:.4g})' if train is not None else ''}; the mean per token is {mean:.4g}")
         size = "tokens per sequence"
         fix = "sum(loss.item() for reduction='sum') / total_tokens, the unit of the training loss"
+    elif batches == 1:
+        how = (f"the sum over the {n} {unit}s of one loss call (reduction='sum'), never divided: {value:.4g} where "
+               f"the mean per {unit}, the training loss's measure, is {mean:.4g}, {value / mean:.3g}x smaller")
+        size = f"number of {unit}s"
+        fix = f"divide the sum by the {n} {unit}s (or call the loss with its default reduction='mean')"
     else:
         how = (f"the batch sums (reduction='sum') added and divided by the {batches} batches (not the {n} "
                f"{unit}s): {value:.4g} where the mean per {unit} is {mean:.4g}, {value / mean:.3g}x smaller")

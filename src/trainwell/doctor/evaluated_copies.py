@@ -1,0 +1,52 @@
+"""For ``trainwell watch``: the copies of the watched model that a script evaluates in its place, read as the watched
+model's validation forwards.
+
+A loop that keeps an exponential moving average of its weights (``ema = copy.deepcopy(model)``, updated after each
+step; Polyak and Juditsky 1992) validates the copy, never the model it trains: the watched model runs no forward
+without gradients, so the watch read no validation at all, and an EMA whose update was forgotten (the copy's loss
+the same at every evaluation, :mod:`~trainwell.doctor.unchanging_validation`) went unnamed. The copies are the live
+modules of the watched model's class whose parameters have its parameters' shapes, in order, none of them the
+watched model's own tensors (at most :data:`COPIES`; more, a population of models, are not read). Their forwards in
+eval mode without gradients are read as the watched model's are, and the loss calls after them are the
+validation's; their other forwards (a mean teacher's in a training step, in train mode or with gradients) are not.
+Only the modules the script holds in its own variables are looked at (its globals, the locals of its frames running
+the loop), not the copies the doctor makes of the model itself (``--check``'s pre-flight).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: copies of the watched model read, at most
+COPIES = 4
+
+
+def model_copies(model: nn.Module, namespaces: list[dict]) -> list[nn.Module]:
+    """The modules of ``model``'s class held in ``namespaces`` (the script's globals, its frames' locals) whose
+    parameters have ``model``'s shapes, none of them shared with it (empty when more than :data:`COPIES` are
+    found)."""
+    params = list(model.parameters())
+    if not params:
+        return []
+    shapes, own = [tuple(p.shape) for p in params], {id(p) for p in params}
+    found: dict[int, nn.Module] = {}
+    for names in namespaces:
+        for m in list(names.values()):
+            if type(m) is not type(model) or m is model or id(m) in found:
+                continue
+            theirs = list(m.parameters())
+            if [tuple(p.shape) for p in theirs] == shapes and not any(id(p) in own for p in theirs):
+                found[id(m)] = m
+    return list(found.values()) if len(found) <= COPIES else []
+
+
+def evaluating(hook):
+    """``hook`` run only for a forward in eval mode without gradients (a validation's)."""
+
+    def run(module, *args):
+        if not module.training and not torch.is_grad_enabled():
+            return hook(module, *args)
+        return None
+
+    return run
