@@ -63,9 +63,10 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
     become 'info', naming the cause. A regressor's outputs cut at 0 against negative targets explain rows tied at
-    0, dead units and parameters that get no gradient. A first loss far above ln C defers to most units dropped or
-    to a BatchNorm on the scores. Frozen parameters (an 'info') are named in a flat or slow
-    learning-rate verdict. Weights initialized all positive explain, first of all, the warnings they cause."""
+    0, dead units and parameters that get no gradient. A first loss far above ln C defers to most units dropped,
+    to a BatchNorm on the scores or to inputs far above unit scale. Frozen parameters (an 'info') are named in a
+    flat or slow learning-rate verdict. Weights initialized all positive explain, first of all, the warnings they
+    cause."""
     verdicts = defer_collapse_to_cap(_defer_to_positive_init(verdicts))
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
@@ -80,6 +81,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
     raw_inputs = next((c for c in causes if c.check == "loop: inputs" and
                        ("far from unit scale" in str(c.value) or "far below unit scale" in str(c.value))), None)
+    large_inputs = raw_inputs if raw_inputs is not None and "far from unit scale" in str(raw_inputs.value) else None
     dropped = next((c for c in causes if c.check == "loop: dropout rate"), None)  # most units dropped
     normed = next((c for c in causes if c.check == OUTPUT_LAYER), None)  # a BatchNorm on the scores
     # BatchNorm on 2-4 values per channel: the gradient through it is about 0, its outputs a few patterns
@@ -124,13 +126,17 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                 v.check == "overfitting" and str(v.value).startswith(diagnosis.VALIDATION_NOT_FINITE))):
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs hold NaN/Inf: fix the data first")
-        elif (dropped or normed) is not None and v.check == "loop: loss" and str(v.value).startswith("first loss") \
-                and v.status == "warn":  # inverted dropout of p scales the kept units by 1 / (1 - p)
-            cause = dropped or normed
+        elif (dropped or normed or large_inputs) is not None and v.check == "loop: loss" and \
+                str(v.value).startswith("first loss") and v.status == "warn":
+            # inverted dropout of p scales the kept units by 1 / (1 - p)
+            cause = dropped or normed or large_inputs
             v = Verdict(v.check, "info", f"{v.value} (explained by '{cause.check}')", v.expected,
-                        f"fix '{cause.check}' first: " + ("the units it keeps are scaled up by 1 / (1 - p)"
-                                                          if cause is dropped else "the scores are normalized over "
-                                                          "the batch after the last layer (std |gamma| = 1 at init)"))
+                        f"fix '{cause.check}' first: " + (
+                            "the units it keeps are scaled up by 1 / (1 - p)" if cause is dropped else
+                            "the scores are normalized over the batch after the last layer (std |gamma| = 1 at init)"
+                            if cause is normed else f"{str(large_inputs.value).split('; ', 1)[-1]}: the first "
+                            "scores are as many times too large, a softmax saturated on one class from the start; "
+                            "standardize the inputs"))
         elif (raw_inputs or dropped or collapsed or few_values) is not None and v.check in SCALE_DRIVEN and \
                 v.status == "warn":
             cause = raw_inputs or dropped or collapsed or few_values
