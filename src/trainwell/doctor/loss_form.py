@@ -393,6 +393,10 @@ def _two_classes(z: torch.Tensor, g: torch.Tensor, tol: float) -> dict | None:
     return {"form": "two_classes", "weight": 0.0, "rows": len(z), "classes": 2, "bounded": _bounded(z)}
 
 
+#: the question a loss's verdict asks of scores that are never negative
+NON_NEGATIVE = "a ReLU (or other non-negative activation) after the last layer?"
+
+
 def _bounded(z: torch.Tensor) -> str | None:
     """How logits ``z`` (N, C) are bounded when an activation follows the last layer: all in [0, 1] (a Sigmoid),
     or non-negative with many exact zeros (a ReLU), or tied at both ends of their range (a clamp,
@@ -404,7 +408,7 @@ def _bounded(z: torch.Tensor) -> str | None:
         return None
     zeros = float((z == 0).double().mean())
     if zeros >= 0.05:
-        return f"non-negative, {zeros:.0%} exactly 0 (a ReLU after the last layer?)"
+        return f"non-negative, {zeros:.0%} exactly 0 ({NON_NEGATIVE})"
     if float(z.max()) > 1:
         return None
     if z.dim() == 2 and bool(((z.sum(1) - 1).abs() < 1e-4).all()):
