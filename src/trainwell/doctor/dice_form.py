@@ -18,7 +18,9 @@ Cross-entropy, MSE and focal losses have per-output terms their gradient depends
 sigmoid(o) inside the loss sends o the gradient times sigma'(o): none of them fits. A two-class cross-entropy's
 gradient (p - onehot(y)) / B sums to 0 over each example: a group of one example's two outputs fits any line, and
 on a batch of one class whose examples repeat (a sampler drawing only a few) every group fits with D = 1 up to
-rounding, whose s (2 sum(o y) - D (sum(o) + sum(y))) / (D - 1) is then vast; both are left out.
+rounding, whose s (2 sum(o y) - D (sum(o) + sum(y))) / (D - 1) is then vast; both are left out, and so is any
+gradient that sums to 0 over the class axis of each example (:func:`shift_invariant`: cross-entropy, the
+multi-class hinges ``F.multi_margin_loss`` and ``F.multilabel_margin_loss``).
 
 Dice is a ratio of overlaps of probabilities: on raw scores (negative, or above 1) its denominator can reach 0
 and its value leaves [0, 1] (the loss spikes, or falls below 0 while the segmentation gets no better), which no
@@ -29,6 +31,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from trainwell.doctor.loss_form import zero_sum_rows
 
 #: the most outputs read (each is copied in double precision a few times)
 MOST = 1 << 22
@@ -107,13 +111,24 @@ def _readings(a: torch.Tensor, b: torch.Tensor, so: torch.Tensor, sy: torch.Tens
     return found
 
 
+def shift_invariant(g: torch.Tensor) -> bool:
+    """Whether the gradient on (B, C, ...) outputs (C >= 3) sums to 0 over the class axis at every example and
+    position: a loss unchanged when a constant is added to each example's scores (cross-entropy, the multi-class
+    hinge ``F.multi_margin_loss``, ``F.multilabel_margin_loss``). A soft Dice or IoU of the outputs is not: its
+    gradient a y_i + b sums to a + C b over one example's one-hot classes, 0 only where its overlap ratio R is 2 / C
+    (Dice) or 1 / (C - 1) (IoU). A hinge whose every margin is violated (its first steps) sends b = 1 / (B C) off
+    the label and a + b = -(C - 1) / (B C) at it, an IoU's form at R = 1 / (C - 1), and its value meets that IoU's to
+    1e-3 whenever the off-label scores sum to about 0: on about 1% of such batches."""
+    return g.dim() >= 2 and zero_sum_rows(g.movedim(1, -1))
+
+
 def read_dice(z: torch.Tensor, g: torch.Tensor, y: torch.Tensor, value: float, unscale: float = 1.0) -> dict | None:
     """On an observed step: when the gradient ``g`` the loss sent to the outputs ``z`` is a soft Dice (or IoU)
     loss's against the targets ``y`` (see the module; ``value``: the loss's value, ``unscale``: 1 / the loss scale
     the gradient carries), which loss ("Dice" or "IoU"), the outputs' range, the number of groups, their total
     weight and the median smoothing; else None."""
     if not z.is_floating_point() or g is None or g.shape != z.shape or not 16 <= z.numel() <= MOST or \
-            not math.isfinite(value):
+            not math.isfinite(value) or shift_invariant(g):
         return None
     t = _targets(z, y)
     if t is None:

@@ -22,6 +22,23 @@ from trainwell.doctor.targets import RAW_ADVICE, raw_units
 from trainwell.doctor.verdict import Verdict
 
 
+def _far_columns(floating: list[dict]) -> str:
+    """The columns of a (B, F) feature table far from unit scale when the others are not (a raw column left out of
+    the standardization), named with their mean and std on the farthest step; "" when all or none are."""
+    s = max(floating, key=lambda t: t["q99"])
+    cols = s.get("columns")
+    if not cols:
+        return ""
+    far = [i for i, q in enumerate(cols["q99"]) if q > FAR]
+    rest = [q for i, q in enumerate(cols["q99"]) if q <= FAR]
+    if not far or not rest:
+        return ""
+    named = ", ".join(f"{i} (mean {cols['mean'][i]:.3g}, std {cols['std'][i]:.3g})" for i in far[:3])
+    more = f" and {len(far) - 3} more" if len(far) > 3 else ""
+    return (f"; column{'s' if len(far) > 1 else ''} {named}{more} of {len(cols['q99'])} in raw units, the other "
+            f"{len(rest)} with 99% of |x| below {max(rest):.3g}")
+
+
 def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
     """The batches the model trains on: of unit-ish scale (the 99th percentile of |x|, not its maximum), and not the
     same batch again and again. One batch in every step is full-batch training unless the model memorizes it
@@ -74,7 +91,7 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
             which = max(floating, key=lambda s: s["q99"]).get("index")
             where = f" (the model's argument {which[0]} of {which[1]})" if which is not None else ""
             return Verdict(name, "warn", f"inputs far from unit scale: std up to {std:.3g}, 99% of |x| below "
-                           f"{bulk:.3g}, max |x| {top:.3g}{where}",
+                           f"{bulk:.3g}, max |x| {top:.3g}{where}{_far_columns(floating)}",
                            "std ~ 1", LARGE_ADVICE)
         small = [s["layer_nz_q99"] for s in layer if s.get("layer_nz_q99") is not None]
         restored = all((s.get("norm_scale") or 0.0) >= RESTORED for s in layer)  # a norm undoes the scale

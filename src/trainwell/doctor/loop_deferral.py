@@ -16,8 +16,10 @@ from trainwell.doctor.depth_collapse import NAME as COLLAPSE
 from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.loop_loss_inputs import CUT_EXPLAINS, CUT_OUTPUTS
 from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS
+from trainwell.doctor.loss_form import NON_NEGATIVE
 from trainwell.doctor.loss_scaling import defers_to_clipping
 from trainwell.doctor.mixed_validation import MIXED
+from trainwell.doctor.monitors import OUTPUT_UNITS
 from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
 from trainwell.doctor.output_layer import LOOP_NAME as OUTPUT_LAYER
 from trainwell.doctor.pos_weight import POS_GROW
@@ -51,6 +53,19 @@ EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_G
                               PADS_COUNTED)
 
 
+def _defer_dead_outputs(verdicts: list[Verdict]) -> list[Verdict]:
+    """Dead ReLUs that are the model's own output, beside a loss on scores that are never negative (a ReLU after
+    the last layer): the units die because of that ReLU, which the loss's verdict names; they read as 'info'."""
+    cause = next((v for v in verdicts if v.check == "loop: loss" and v.status in ("warn", "fail") and
+                  NON_NEGATIVE in str(v.value)), None)
+    if cause is None:
+        return verdicts
+    return [Verdict(v.check, "info", f"{v.value} (explained by 'loop: loss')", v.expected,
+                    "fix 'loop: loss' first: the output units die because of the ReLU after the last layer")
+            if v.check == "monitor: dead ReLUs" and v.status == "warn" and OUTPUT_UNITS in str(v.value) else v
+            for v in verdicts]
+
+
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
     the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale (and, with
@@ -62,11 +77,13 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     preprocessed like the training inputs (and its non-finite validation loss to NaN in the inputs):
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
-    become 'info', naming the cause. A regressor's outputs cut at 0 against negative targets explain rows tied at
-    0, dead units and parameters that get no gradient. A first loss far above ln C defers to most units dropped or
-    to a BatchNorm on the scores. Frozen parameters (an 'info') are named in a flat or slow
-    learning-rate verdict. Weights initialized all positive explain, first of all, the warnings they cause."""
-    verdicts = defer_collapse_to_cap(_defer_to_positive_init(verdicts))
+    become 'info', naming the cause. Scores never negative (a ReLU after the last layer) explain the dead ReLUs
+    of the model's output. A regressor's outputs cut at 0 against negative targets explain rows tied at
+    0, dead units and parameters that get no gradient. A first loss far above ln C defers to most units dropped,
+    to a BatchNorm on the scores or to inputs far above unit scale. Frozen parameters (an 'info') are named in a
+    flat or slow learning-rate verdict. Weights initialized all positive explain, first of all, the warnings they
+    cause."""
+    verdicts = _defer_dead_outputs(defer_collapse_to_cap(_defer_to_positive_init(verdicts)))
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
               and not defers_to_clipping(v, verdicts)]
@@ -80,6 +97,7 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     nan_inputs = next((c for c in causes if c.check == "loop: inputs" and "NaN" in str(c.value)), None)
     raw_inputs = next((c for c in causes if c.check == "loop: inputs" and
                        ("far from unit scale" in str(c.value) or "far below unit scale" in str(c.value))), None)
+    large_inputs = raw_inputs if raw_inputs is not None and "far from unit scale" in str(raw_inputs.value) else None
     dropped = next((c for c in causes if c.check == "loop: dropout rate"), None)  # most units dropped
     normed = next((c for c in causes if c.check == OUTPUT_LAYER), None)  # a BatchNorm on the scores
     # BatchNorm on 2-4 values per channel: the gradient through it is about 0, its outputs a few patterns
@@ -124,13 +142,17 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                 v.check == "overfitting" and str(v.value).startswith(diagnosis.VALIDATION_NOT_FINITE))):
             v = Verdict(v.check, "info", f"{v.value} (explained by 'loop: inputs')", v.expected,
                         "the inputs hold NaN/Inf: fix the data first")
-        elif (dropped or normed) is not None and v.check == "loop: loss" and str(v.value).startswith("first loss") \
-                and v.status == "warn":  # inverted dropout of p scales the kept units by 1 / (1 - p)
-            cause = dropped or normed
+        elif (dropped or normed or large_inputs) is not None and v.check == "loop: loss" and \
+                str(v.value).startswith("first loss") and v.status == "warn":
+            # inverted dropout of p scales the kept units by 1 / (1 - p)
+            cause = dropped or normed or large_inputs
             v = Verdict(v.check, "info", f"{v.value} (explained by '{cause.check}')", v.expected,
-                        f"fix '{cause.check}' first: " + ("the units it keeps are scaled up by 1 / (1 - p)"
-                                                          if cause is dropped else "the scores are normalized over "
-                                                          "the batch after the last layer (std |gamma| = 1 at init)"))
+                        f"fix '{cause.check}' first: " + (
+                            "the units it keeps are scaled up by 1 / (1 - p)" if cause is dropped else
+                            "the scores are normalized over the batch after the last layer (std |gamma| = 1 at init)"
+                            if cause is normed else f"{str(large_inputs.value).split('; ', 1)[-1]}: the first "
+                            "scores are as many times too large, a softmax saturated on one class from the start; "
+                            "standardize the inputs"))
         elif (raw_inputs or dropped or collapsed or few_values) is not None and v.check in SCALE_DRIVEN and \
                 v.status == "warn":
             cause = raw_inputs or dropped or collapsed or few_values

@@ -21,7 +21,7 @@ from trainwell.doctor.distribution_targets import against_distributions
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
-from trainwell.doctor.loss_form import smoothed_floor
+from trainwell.doctor.loss_form import NON_NEGATIVE, smoothed_floor
 from trainwell.doctor.loss_scaling import undivided_scale
 from trainwell.doctor.normalized_scores import normalized_in_loop
 from trainwell.doctor.output_layer import scores_dropout_verdict, watched_scores_batchnorm
@@ -29,6 +29,11 @@ from trainwell.doctor.pseudo_targets import pseudo_target_verdict
 from trainwell.doctor.swapped_arguments import swapped_verdict
 from trainwell.doctor.verdict import Verdict
 
+#: the advice for scores that are never negative: the ReLU's zeros are also why the output units it ends with die
+NON_NEGATIVE_ADVICE = (f"{NON_NEGATIVE} Scores that are never negative cannot push a wrong class below 0, and a "
+                       "ReLU's zeros pass no gradient (output units that die there follow from it, not from the "
+                       "learning rate or the init): end the model with its last Linear layer and no activation "
+                       "(cross-entropy applies its own softmax)")
 #: what a policy gradient's loss curve cannot say, and what the gradient cannot tell (the sign of the advantages:
 #: :mod:`~trainwell.doctor.policy_gradient`)
 PG_ADVICE = ("a policy-gradient loss is not a supervised curve: judge the run by its rewards; if they fall, check "
@@ -127,10 +132,11 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     if form in ("cross_entropy", "two_classes") and (all(bounded) or 2 * len(pinned) >= len(steps)):
         loss = "cross-entropy" if form == "cross_entropy" else "a classification loss (2 classes)"
         shown, on = (pinned or bounded)[0], "all" if all(bounded) else f"{len(pinned)} of"
+        advice = NON_NEGATIVE_ADVICE if shown.startswith("non-negative") else (
+            "an activation after the last layer (Sigmoid, ReLU, Softmax, a clamp) bounds the logits, so the loss "
+            "cannot fall far and the gradients shrink: remove it (cross-entropy applies its own softmax)")
         return Verdict(name, "warn", f"{loss} on outputs {shown} on {on} {len(steps)} observed steps",
-                       "raw logits (any real value) into the loss", "an activation after the last layer "
-                       "(Sigmoid, ReLU, Softmax, a clamp) bounds the logits, so the loss cannot fall far and the "
-                       "gradients shrink: remove it (cross-entropy applies its own softmax)")
+                       "raw logits (any real value) into the loss", advice)
     if form == "two_classes":
         return Verdict(name, "skip", "skipped: with 2 classes the loss's form and weight cannot be read from its "
                        "gradient (any zero-sum gradient fits); its outputs are raw logits", "-", "")

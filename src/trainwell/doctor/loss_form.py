@@ -31,6 +31,7 @@ import torch
 from trainwell.doctor.clamped_scores import clamped
 from trainwell.doctor.form_value import form_value
 from trainwell.doctor.policy_gradient import signed_weights
+from trainwell.doctor.underflowed_rows import counted_at_shared_weight, split_underflowed
 
 TOLERANCE = 1e-3  # relative residual of the gradient against the fitted form
 
@@ -205,6 +206,7 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
     # low-precision outputs (autocast) carry rounding in the gradient: the fit is judged at that precision, and the
     # best-fitting form wins (at a loose tolerance more than one can pass)
     tol = max(TOLERANCE, 4 * torch.finfo(g.dtype).eps) if g.is_floating_point() else TOLERANCE
+    dtype = g.dtype
     z, g = z.detach().double(), g.detach().double()
     none = {"form": None, "weight": None, "rows": 0, "classes": z.shape[-1] if z.dim() else 0, "bounded": None}
     if z.shape != g.shape or z.dim() < 2 or not bool(torch.isfinite(g).all()) or float(g.abs().sum()) == 0.0:
@@ -224,6 +226,13 @@ def read_form(z: torch.Tensor, g: torch.Tensor) -> dict:
                 return {"form": "cross_entropy_over_batch", "weight": float(a[0]) * len(z), "rows": len(z),
                         "classes": z.shape[1], "bounded": None}
             continue
+        readable, under = split_underflowed(zz, gg, dtype)
+        if int(under.sum()) and int(readable.sum()) and not bool((live & ~readable & ~under).any()):
+            # rows saturated on their label sent a gradient of zeros and subnormals: their weight is the others'
+            shared = counted_at_shared_weight(
+                _read_rows(layout, z, zz, zz[readable], gg[readable], int(readable.sum()), tol), int(under.sum()))
+            if shared is not None:
+                return shared
         found = _read_rows(layout, z, zz, zl, gl, int(live.sum()), tol)
         if found is not None:
             return found
@@ -384,6 +393,10 @@ def _two_classes(z: torch.Tensor, g: torch.Tensor, tol: float) -> dict | None:
     return {"form": "two_classes", "weight": 0.0, "rows": len(z), "classes": 2, "bounded": _bounded(z)}
 
 
+#: the question a loss's verdict asks of scores that are never negative
+NON_NEGATIVE = "a ReLU (or other non-negative activation) after the last layer?"
+
+
 def _bounded(z: torch.Tensor) -> str | None:
     """How logits ``z`` (N, C) are bounded when an activation follows the last layer: all in [0, 1] (a Sigmoid),
     or non-negative with many exact zeros (a ReLU), or tied at both ends of their range (a clamp,
@@ -395,7 +408,7 @@ def _bounded(z: torch.Tensor) -> str | None:
         return None
     zeros = float((z == 0).double().mean())
     if zeros >= 0.05:
-        return f"non-negative, {zeros:.0%} exactly 0 (a ReLU after the last layer?)"
+        return f"non-negative, {zeros:.0%} exactly 0 ({NON_NEGATIVE})"
     if float(z.max()) > 1:
         return None
     if z.dim() == 2 and bool(((z.sum(1) - 1).abs() < 1e-4).all()):

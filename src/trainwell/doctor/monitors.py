@@ -153,6 +153,13 @@ def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30,
 
 
 DEAD_MIN_ROWS = 8
+#: how a dead-ReLU warning names units that are the model's own output
+OUTPUT_UNITS = "in the model's output"
+#: the advice for dead ReLUs that are the model's output: their cause is the ReLU there, not the rate or the init
+OUTPUT_ADVICE = ("a ReLU (or other non-negative activation) after the last layer? Output units pushed below 0 there "
+                 "get no gradient and stay at 0 (a consequence, not the learning rate or the init): for class scores "
+                 "(logits) end the model with its last Linear layer and no activation; for targets that are never "
+                 "negative, units at 0 on every example are those whose targets are 0 or below")
 """A unit is called dead only on a batch of at least this many examples: a healthy ReLU unit is off for about half
 of them, so on a short batch (a loader's last one) many would look dead by chance (0.5^8 = 0.4% on 8)."""
 
@@ -358,8 +365,10 @@ class Monitor(Callback):
                 self._warn("non-finite gradients", name, step, f"{a['grad_nonfinite']:.0%} NaN/Inf in the gradient",
                            "lower the learning rate or clip gradients (and check the loss)")
             if a.get("dead", 0.0) > self.dead_warn:
-                self._warn("dead ReLUs", name, step, f"{a['dead']:.0%} of units never active",
-                           self._dead_advice(name))
+                output = a.get("output")  # the model's scores themselves: a ReLU after the last layer
+                self._warn("dead ReLUs", name, step, f"{a['dead']:.0%} of units never active" +
+                           (f", {OUTPUT_UNITS}" if output else ""),
+                           OUTPUT_ADVICE if output else self._dead_advice(name))
             if a.get("saturated", 0.0) > self.saturation_warn and not a.get("output"):
                 self._warn("saturated units", name, step, f"{a['saturated']:.0%} saturated",
                            "use Xavier init, normalize the inputs, or a smaller learning rate")

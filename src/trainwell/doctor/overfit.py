@@ -21,6 +21,7 @@ from trainwell.doctor.frozen_features import fitting_head, narrow_frozen_feature
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, loss_kind
 from trainwell.doctor.low_dimensional import neighbour_loss, spread_rows
+from trainwell.doctor.offset_start import at_target_offset
 from trainwell.doctor.output_layer import bounded_scores
 from trainwell.doctor.probability_floor import softmax_before_cross_entropy, softmax_inside_loss
 from trainwell.doctor.rate_retry import retry_rate
@@ -76,7 +77,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         several = not isinstance(first, torch.Tensor)  # a tuple, list or dict: outputs the model may tie together
         del first
     fitted = _free_outputs(model, xs, ys, loss_fn, per_example=True)
-    floor = _scalar(loss_fn(fitted(len(xs)), ys))
+    floor = min(_scalar(loss_fn(fitted(len(xs)), ys)), _targets_as_outputs(loss_fn, ys))
     unknown = bool(getattr(fitted, "left_domain", False))
     # the lowest loss the fit met, even where the search went on to overflow (a KL term subtracted reaches -inf, then
     # NaN): far below where the loss started, the loss has no lowest value
@@ -122,8 +123,10 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     trace: list[float] = []
     # torch's regression losses judged from one constant output train on at falling rates (a loss known only by
     # what it computes trains on at its rate, as before)
-    m, final, acc = _fit_copy(model, xs, ys, loss_fn, (steps, lr, seed), (stop, floor, bar, reach), sampled, trace,
-                              const is not None and loss_kind(loss_fn) in _REGRESSION)
+    # an absolute error's fit starts from the targets' offset (Karpathy's "init well"), not 1000 units away
+    offset = at_target_offset(model, xs, ys) if const is not None and loss_kind(loss_fn) == "l1" else None
+    m, final, acc = _fit_copy(offset or model, xs, ys, loss_fn, (steps, lr, seed), (stop, floor, bar, reach), sampled,
+                              trace, const is not None and loss_kind(loss_fn) in _REGRESSION)
     if sampled:
         return _sampled_verdict(model, xs, ys, loss_fn, start, final, floor)
     # per-element binary targets (pixels, many labels) are judged to 99%: a few elements stay near 0.5 at the floor
@@ -183,6 +186,20 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                     f" (within the targets' noise, at most half the way from {where} loss to it)"
                     if noisy > bar else " (< 10% of the start)" if const is None else
                     " (within 10% of the way from one constant output's loss to it)"), advice)
+
+
+def _targets_as_outputs(loss_fn: Callable, ys) -> float:
+    """A regression loss (squared, absolute, Huber) of outputs equal to the targets: 0, the floor the search of free
+    outputs must reach from outputs near 0 (targets in raw units around 1000 leave an absolute error's search,
+    whose gradient keeps one size, short of them); inf for other losses or targets."""
+    if loss_kind(loss_fn) not in _REGRESSION or not isinstance(ys, torch.Tensor) or not ys.is_floating_point():
+        return math.inf
+    try:
+        with torch.no_grad():
+            value = _scalar(loss_fn(ys.detach().clone(), ys))
+    except Exception:  # noqa: BLE001 - a loss that does not take its targets as outputs: no candidate
+        return math.inf
+    return value if math.isfinite(value) else math.inf
 
 
 def _fit_copy(model: nn.Module, xs, ys, loss_fn: Callable, schedule: tuple, bars: tuple, sampled: bool,

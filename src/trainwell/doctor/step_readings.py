@@ -41,7 +41,19 @@ def input_stats(inputs: list[torch.Tensor], step: int) -> dict:
     if scales:
         stats["std"], stats["max_abs"], stats["q99"], index = max(scales)
         stats["index"] = (index + 1, len(inputs)) if len(inputs) > 1 else None
+        stats["columns"] = column_scales(inputs[index].detach())
     return stats
+
+
+def column_scales(x: torch.Tensor, most: int = 1024) -> dict | None:
+    """Per column of a (B, F) table of features (2 <= F <= ``most``, 2 rows or more): the 0.99 quantile of |x|, the
+    mean and the std, as lists (one column left in raw units among standardized ones shows in its own column, not in
+    the whole batch's std); None for another shape."""
+    if x.dim() != 2 or not 2 <= x.shape[1] <= most or len(x) < 2:
+        return None
+    xf = x.float()
+    return {"q99": torch.quantile(xf.abs(), 0.99, dim=0).tolist(), "mean": xf.mean(0).tolist(),
+            "std": xf.std(0).tolist()}
 
 
 def abs_quantile(t: torch.Tensor, q: float = 0.99) -> float:
