@@ -30,6 +30,7 @@ from trainwell.doctor.echoed_targets import loop_echo
 from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.ignored_class_call import ignored_class_call
+from trainwell.doctor.input_independent_level import constant_only
 from trainwell.doctor.inverted_mask import loop_inverted_mask
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
@@ -203,7 +204,8 @@ def loop_verdicts(w) -> list:
     # an optimizer created again in the loop: what the given one's steps then look like defers to it
     rebuilt = w._optimizer_builds.verdict(w._calls, [d for d, _ in w._samplers.starts])
     out = [lv.unregistered_verdict(p.unregistered), rebuilt or lv.stepped(p, w._calls), lv.optimizer_ownership(p),
-           lv.gradient_flow(p), lv.gradient_reach(p, w._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
+           lv.gradient_flow(p), constant_only(w, lv.gradient_reach(p, w._reentrant_cut)), lv.weight_decay(p),
+           lv.module_mode(p),
            unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
            unstepped_plateaus(idle_plateaus_of(w), epochs_seen(w), p.lrs) or
            w._builds.verdict(p.lrs, p.validation_steps, w._samplers.starts) or
