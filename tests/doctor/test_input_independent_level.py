@@ -1,6 +1,8 @@
 """A loss that stops at the best input-independent predictor's loss, read by the watch from the loop alone (no
 pre-flight): a regressor whose weights are all frozen but its output bias stops at its targets' variance and the
-frozen weights are named; the intended freeze beside it is not."""
+frozen weights are named; a classifier whose labels were shuffled apart from its inputs stays at the labels'
+entropy while every layer learns at healthy steps, and the labels are named. The healthy loops beside them (the
+intended freeze, aligned labels, labels half noise, a learning rate far too low) are not named so."""
 
 import textwrap
 
@@ -10,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell import doctor
-from trainwell.doctor.input_independent_level import label_entropy, target_variance
+from trainwell.doctor.input_independent_level import NAME, label_entropy, target_variance
 from trainwell.doctor.script_watch import ScriptWatch
 
 REACH = "loop: every trainable parameter learns"
@@ -61,6 +63,19 @@ def _regression(freeze):
     return _train(model, x, _targets(x), xv, _targets(xv), lambda out, t: F.mse_loss(out.squeeze(1), t), lr=0.003)
 
 
+def _classification(shuffle=False, noise=0.0, lr=0.1):
+    """A classifier on four blobs; ``shuffle``: its labels permuted apart from the inputs; ``noise``: that share
+    of the labels drawn at random."""
+    torch.manual_seed(0)
+    (x, y), (xv, yv) = _blobs(512, 0), _blobs(128, 1)
+    if noise:
+        g = torch.Generator().manual_seed(2)
+        y = torch.where(torch.rand(len(y), generator=g) < noise, torch.randint(0, 4, y.shape, generator=g), y)
+    if shuffle:
+        y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(7))]
+    return _train(_mlp(4), x, y, xv, yv, F.cross_entropy, lr=lr)
+
+
 def _alarms(report):
     return {v.check: v for v in report if v.status in ("warn", "fail")}
 
@@ -97,6 +112,21 @@ def test_the_intended_freeze_of_the_first_layer_stays_information():
     assert not _alarms(report), _alarms(report)
 
 
+def test_labels_shuffled_apart_from_their_inputs_are_named_at_the_input_independent_baseline():
+    report = _classification(shuffle=True)
+    found = _alarms(report)[NAME]
+    assert "input-independent baseline" in found.value and "shuffled separately" in found.advice, found
+    assert report["learning rate (loss curve)"].status == "info", report["learning rate (loss curve)"]
+
+
+@pytest.mark.parametrize("loop", [{}, {"noise": 0.5}, {"lr": 1e-5}], ids=["aligned", "half_noise", "rate_too_low"])
+def test_healthy_labels_noisy_labels_and_a_low_rate_are_not_read_as_shuffled(loop):
+    report = _classification(**loop)
+    assert NAME not in _alarms(report), report[NAME]
+    if loop.get("lr"):  # the low rate is named by the loss curve, as before
+        assert report["learning rate (loss curve)"].status == "warn"
+
+
 SCRIPT = """
 import sys
 import torch
@@ -110,6 +140,8 @@ centers = 2.5 * torch.randn(4, 8, generator=g)
 y = torch.randint(0, 4, (640,), generator=g)
 x = centers[y] + torch.randn(640, 8, generator=g)
 BUG = sys.argv[1]
+if BUG == "shuffled":  # the labels permuted on their own
+    y = y[torch.randperm(640)]
 targets = (x[:, 0] - x[:, 1] + 10) if BUG.startswith("frozen") else y
 train = DataLoader(TensorDataset(x[:512], targets[:512]), batch_size=32, shuffle=True)
 val = DataLoader(TensorDataset(x[512:], targets[512:]), batch_size=64)
@@ -147,8 +179,14 @@ def _script_alarms(tmp_path, bug):
     return _alarms(report)
 
 
-@pytest.mark.slow  # ~1.5 s: two runs of an 80-step script
+@pytest.mark.slow  # ~2.5 s: two runs of an 80-step script
 def test_trainwell_watch_names_the_frozen_weights_from_the_unchanged_script(tmp_path):
     frozen = _script_alarms(tmp_path, "frozen")[REACH]
     assert "frozen" in frozen.value and "the targets' variance" in frozen.value, frozen
     assert REACH not in _script_alarms(tmp_path, "frozen_none")
+
+
+@pytest.mark.slow  # ~2.5 s: two runs of an 80-step script
+def test_trainwell_watch_names_shuffled_labels_from_the_unchanged_script(tmp_path):
+    assert "input-independent baseline" in _script_alarms(tmp_path, "shuffled")[NAME].value
+    assert NAME not in _script_alarms(tmp_path, "aligned")

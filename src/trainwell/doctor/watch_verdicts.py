@@ -30,7 +30,7 @@ from trainwell.doctor.echoed_targets import loop_echo
 from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.ignored_class_call import ignored_class_call
-from trainwell.doctor.input_independent_level import constant_only
+from trainwell.doctor.input_independent_level import constant_only, unmatched_labels
 from trainwell.doctor.inverted_mask import loop_inverted_mask
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
@@ -253,7 +253,8 @@ def loop_verdicts(w) -> list:
            trained_symmetry(p.model, p.optimizers, p.opt_steps),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
            *loop_wiring(p, w._first_forward),
-           positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model)]
+           positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
+           unmatched_labels(w, observed_ratios(w))]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
