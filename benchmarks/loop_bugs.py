@@ -853,7 +853,7 @@ CASES = [
     Case("ignore_index=0 where 0 is a class", Loop(loss="ce_ignore0"), Loop(loss="ce_ignore_pad"), "ignore_index"),
     Case("a regressor frozen but its output bias (targets offset by 10)",
          Loop(loss="mse", lr=0.003, freeze="all_but_bias", target_offset=10.0),
-         Loop(loss="mse", lr=0.003, freeze="first", target_offset=10.0), "overfit a tiny subset"),
+         Loop(loss="mse", lr=0.003, freeze="first", target_offset=10.0), "frozen"),
     Case("a focal loss on scores 30x too large at init", Loop(loss="focal", head_scale=30.0), Loop(loss="focal"),
          "initial loss"),
     Case("regression: gradient accumulation without dividing by k",

@@ -30,6 +30,7 @@ from trainwell.doctor.echoed_targets import loop_echo
 from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.ignored_class_call import ignored_class_call
+from trainwell.doctor.input_independent_level import constant_only, unmatched_labels
 from trainwell.doctor.inverted_mask import loop_inverted_mask
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
@@ -203,7 +204,8 @@ def loop_verdicts(w) -> list:
     # an optimizer created again in the loop: what the given one's steps then look like defers to it
     rebuilt = w._optimizer_builds.verdict(w._calls, [d for d, _ in w._samplers.starts])
     out = [lv.unregistered_verdict(p.unregistered), rebuilt or lv.stepped(p, w._calls), lv.optimizer_ownership(p),
-           lv.gradient_flow(p), lv.gradient_reach(p, w._reentrant_cut), lv.weight_decay(p), lv.module_mode(p),
+           lv.gradient_flow(p), constant_only(w, lv.gradient_reach(p, w._reentrant_cut)), lv.weight_decay(p),
+           lv.module_mode(p),
            unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
            unstepped_plateaus(idle_plateaus_of(w), epochs_seen(w), p.lrs) or
            w._builds.verdict(p.lrs, p.validation_steps, w._samplers.starts) or
@@ -251,7 +253,8 @@ def loop_verdicts(w) -> list:
            trained_symmetry(p.model, p.optimizers, p.opt_steps),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
            *loop_wiring(p, w._first_forward),
-           positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model)]
+           positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
+           unmatched_labels(w, observed_ratios(w))]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
