@@ -9,8 +9,12 @@ modules of the watched model's class whose parameters have its parameters' shape
 watched model's own tensors (at most :data:`COPIES`; more, a population of models, are not read). Their forwards in
 eval mode without gradients are read as the watched model's are, and the loss calls after them are the
 validation's; their other forwards (a mean teacher's in a training step, in train mode or with gradients) are not.
-Only the modules the script holds in its own variables are looked at (its globals, the locals of its frames running
-the loop), not the copies the doctor makes of the model itself (``--check``'s pre-flight).
+A copy whose evaluated forwards have an optimizer step between them and no validation (a teacher run in eval mode
+without gradients inside each training step: knowledge distillation, a mean teacher; Hinton et al. 2015, Tarvainen
+and Valpola 2017) is a training step's, not a validation's: from then on it is not read (its forward just before a
+training forward would otherwise join the validation the watch infers there). Only the modules the script holds
+in its own variables are looked at (its globals, the locals of its frames running the loop), not the copies the
+doctor makes of the model itself (``--check``'s pre-flight).
 """
 
 from __future__ import annotations
@@ -41,12 +45,25 @@ def model_copies(model: nn.Module, namespaces: list[dict]) -> list[nn.Module]:
     return list(found.values()) if len(found) <= COPIES else []
 
 
-def evaluating(hook):
-    """``hook`` run only for a forward in eval mode without gradients (a validation's)."""
+def evaluating(probe):
+    """A wrapper for :meth:`~trainwell.doctor.loop_probe.LoopProbe.read_as_model`: its ``hook`` run only for a
+    forward in eval mode without gradients (a validation's), and never again for a module once one such forward of
+    it comes after an optimizer step of ``probe`` (its ``opt_steps``) with no validation (its ``validations``)
+    since the previous one."""
+    last: dict[int, tuple[int, int]] = {}  # per module: (steps, validations) at its latest evaluated forward
+    stepping: set[int] = set()  # the modules run inside training steps
 
-    def run(module, *args):
-        if not module.training and not torch.is_grad_enabled():
+    def wrap(hook):
+        def run(module, *args):
+            if module.training or torch.is_grad_enabled() or id(module) in stepping:
+                return None
+            now, before = (probe.opt_steps, probe.validations), last.get(id(module))
+            if before is not None and before[1] == now[1] and before[0] != now[0]:
+                stepping.add(id(module))
+                return None
+            last[id(module)] = now
             return hook(module, *args)
-        return None
 
-    return run
+        return run
+
+    return wrap
