@@ -5,7 +5,8 @@ A loop that keeps an exponential moving average of its weights (``ema = copy.dee
 step; Polyak and Juditsky 1992) validates the copy, never the model it trains: the watched model runs no forward
 without gradients, so the watch read no validation at all, and an EMA whose update was forgotten (the copy's loss
 the same at every evaluation, :mod:`~trainwell.doctor.unchanging_validation`) went unnamed. The copies are the live
-modules of the watched model's class whose parameters have its parameters' shapes, in order, none of them the
+modules of the watched model's class (or torch's ``AveragedModel`` around one: SWA, Izmailov et al. 2018, or an
+EMA by ``get_ema_multi_avg_fn``) whose parameters have its parameters' shapes, in order, none of them the
 watched model's own tensors (at most :data:`COPIES`; more, a population of models, are not read). Their forwards in
 eval mode without gradients are read as the watched model's are, and the loss calls after them are the
 validation's; their other forwards (a mean teacher's in a training step, in train mode or with gradients) are not.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 #: copies of the watched model read, at most
 COPIES = 4
@@ -37,12 +39,18 @@ def model_copies(model: nn.Module, namespaces: list[dict]) -> list[nn.Module]:
     found: dict[int, nn.Module] = {}
     for names in namespaces:
         for m in list(names.values()):
-            if type(m) is not type(model) or m is model or id(m) in found:
+            if not _of_class(m, type(model)) or m is model or id(m) in found:
                 continue
             theirs = list(m.parameters())
             if [tuple(p.shape) for p in theirs] == shapes and not any(id(p) in own for p in theirs):
                 found[id(m)] = m
     return list(found.values()) if len(found) <= COPIES else []
+
+
+def _of_class(module, cls) -> bool:
+    """Whether ``module`` is a ``cls``, or torch's ``AveragedModel`` (``torch.optim.swa_utils``: SWA, EMA) around
+    one: its parameters are then the wrapped module's."""
+    return type(module) is cls or (isinstance(module, AveragedModel) and type(module.module) is cls)
 
 
 def evaluating(probe):
