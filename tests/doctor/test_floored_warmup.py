@@ -62,3 +62,38 @@ def test_the_rates_read():
     assert floored_warmup(NAME, [[0.0] * 12 + [0.01, 0.05] + [0.1] * 20]) is None  # it ramps after its zeros
     assert floored_warmup(NAME, [ramp, [0.1] * 32]) is None  # a group trains meanwhile: a backbone held on purpose
     assert floored_warmup(NAME, [[0.0] * 32]) is None  # 0 throughout: the zero-rate reading's
+
+
+def test_a_per_epoch_warmup_from_zero_names_its_epoch():
+    """``LambdaLR(opt, lambda e: min(1.0, e / 2))`` stepped once per epoch: the whole first epoch at rate 0, then half
+    the rate at once; the verdict names the per-epoch schedule beside integer division, and advises starting above
+    0."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 10, generator=g)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: min(1.0, e / 2))
+    with doctor.watch(model, opt, every=10) as w:
+        for _ in range(4):
+            for i in range(0, len(x), 16):
+                loss = F.cross_entropy(model(x[i : i + 16]), y[i : i + 16])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss, y=y[i : i + 16])
+            sched.step()
+            with torch.no_grad():
+                w.validate(F.cross_entropy(model(x[:64]), y[:64]).item())
+    v = {v.check: v for v in w.report()}[NAME]
+    assert v.status == "warn", v
+    assert v.value.startswith("the rate was exactly 0 on the first 16 of 64 steps, then 0.025 from step 17 on"), v
+    assert "stepped once per epoch" in v.value and "(epoch + 1) / warmup_epochs" in v.advice, v
+
+
+def test_the_epoch_ends_read():
+    ramp = [0.0] * 12 + [0.1] * 20
+    assert "integer division" in floored_warmup(NAME, [ramp], {8, 16, 24}).value
+    assert "once per epoch" not in floored_warmup(NAME, [ramp], {8, 16, 24}).value
+    assert "once per epoch" in floored_warmup(NAME, [ramp], {12, 24}).value

@@ -51,3 +51,20 @@ def test_every_seed_of_the_healthy_regressor_overfits():
     for seed in range(10):
         x, y = _data(seed)
         assert overfit_tiny_subset(_model(), x, y, nn.L1Loss()).status == "pass", seed
+
+
+@pytest.mark.parametrize("loss_fn", [nn.HuberLoss(), nn.SmoothL1Loss()], ids=["huber", "smooth_l1"])
+def test_huber_and_smooth_l1_start_at_the_targets_offset_too(loss_fn):
+    """Beyond ``delta`` (``beta``) Huber and smooth L1 are an absolute error: the gradient keeps one size over the
+    1000 units the copy travels. The healthy regressor overfits on every seed; frozen but its output bias, it
+    fails."""
+    for seed in range(4):
+        x, y = _data(seed)
+        x = x.clone()
+        x[:, :2] *= 3  # the targets spread ~4: well beyond delta = 1 around the offset
+        y = 1000 + x[:, :1] + x[:, 1:2]
+        torch.manual_seed(seed)
+        assert overfit_tiny_subset(_model(), x, y, loss_fn).status == "pass", seed
+    x, y = _data(0)
+    torch.manual_seed(0)
+    assert overfit_tiny_subset(_model(frozen=True), x, y, loss_fn).status == "fail"

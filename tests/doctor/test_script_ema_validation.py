@@ -65,3 +65,50 @@ def test_an_ema_validated_in_the_models_place_is_read(tmp_path):
     assert report["overfitting"].status == "pass", report["overfitting"]
     report, vals, g = _run(tmp_path, "beside")
     assert vals == pytest.approx(g["VALS"][-len(vals):], rel=1e-5) and len(vals) >= 3  # the model's, not the EMA's
+
+
+AVERAGED = """
+import sys
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+torch.manual_seed(0)
+x = torch.randn(352, 8)
+y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 0.5).long()
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.8))
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+MODE = sys.argv[1]  # "updated" | "forgotten"
+EMA_VALS = []
+for epoch in range(4):
+    model.train()
+    for i in range(0, 256, 16):
+        opt.zero_grad()
+        F.cross_entropy(model(x[i:i + 16]), y[i:i + 16]).backward()
+        opt.step()
+        if MODE == "updated":
+            ema.update_parameters(model)
+    ema.eval()
+    with torch.no_grad():
+        EMA_VALS.append(F.cross_entropy(ema(x[256:]), y[256:]).item())
+"""
+
+
+@pytest.mark.slow  # ~3 s: two runs of a 64-step script
+def test_torchs_averaged_model_is_read_as_the_validated_copy(tmp_path):
+    """``torch.optim.swa_utils.AveragedModel`` wraps the model (its class is not the model's): read the same way."""
+    for mode in ("forgotten", "updated"):
+        path = tmp_path / f"averaged_{mode}.py"
+        path.write_text(textwrap.dedent(AVERAGED))
+        runner = ScriptWatch(every=5)
+        [report] = runner.run(str(path), [mode])
+        assert runner.error is None, runner.error
+        vals = [v for _, v, _ in runner.watches[0]._val]
+        assert vals == pytest.approx(runner._globals["EMA_VALS"][-len(vals):], rel=1e-5) and len(vals) >= 3
+        over = report["overfitting"]
+        if mode == "forgotten":
+            assert over.status == "warn" and over.value.startswith("the validation loss does not change"), over
+        else:
+            assert over.status == "pass", over

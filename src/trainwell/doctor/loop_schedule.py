@@ -50,10 +50,10 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
     width = max((len(row) for row in probe.group_lrs), default=0)  # groups may be added mid-run
     groups = [[row[i] if i < len(row) else math.nan for row in probe.group_lrs] for i in range(width)] \
         if probe.group_lrs else [probe.lrs]
-    still = _zero_rate(name, groups, probe.optimizer) or floored_warmup(name, groups)
+    peaks, epochs = probe.max_lrs, set(probe.validation_steps)
+    still = _zero_rate(name, groups, probe.optimizer) or floored_warmup(name, groups, epochs)
     if still is not None:
         return still
-    peaks, epochs = probe.max_lrs, set(probe.validation_steps)
     verdicts = [_squared(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
                          probe.initial_lrs[i] if i < len(probe.initial_lrs) else None,
                          (lambda i=i: factor_peak(i)) if factor_peak else None,

@@ -1,13 +1,17 @@
 """For the pre-flight's overfit of a tiny subset: a copy of a regressor whose output bias starts at the targets'
-offset, so an absolute error's fit does not first have to travel it.
+offset, so the fit of a loss whose gradient has a bounded size (an absolute error; Huber's and smooth L1's beyond
+their ``delta``/``beta``) does not first have to travel it.
 
 Karpathy's recipe ("A Recipe for Training Neural Networks", 2019, "init well"): regressing values with a mean of
 50, initialize the final bias to 50. Targets in raw units (around 1000, spread about 1) are reached from outputs
 near 0 by a copy trained with Adam; under an absolute error (torch's L1) every step then has one size whatever the
 distance (sign(o - y)), the travel grows the weights of every layer along with the bias, and the copy arrives with
 outputs spread tens of times wider than the targets, which the fit at a fixed rate, circling at a distance set by
-it, shrinks back only slowly (a healthy MLP on 20 such examples missed the bar on most seeds). A squared error
-does not need it: its gradient shrinks on arrival. The copy's last layer is moved by the best constant output
+it, shrinks back only slowly (a healthy MLP on 20 such examples missed the bar on most seeds). Huber and smooth L1
+are an absolute error that far from the targets (their gradient is clipped at ``delta``), and missed the bar the
+same way. A squared error is fitted from the model's own start: its gradient shrinks on arrival, and where it
+still misses the bar on raw-unit targets, the verdict's advice names their scale
+(:func:`~trainwell.doctor.overfit.overfit_tiny_subset`). The copy's last layer is moved by the best constant output
 minus its mean output (the targets' median per output, the exact minimizer of an absolute error): the model's
 function of its inputs is unchanged, and a model that learns only that bias (every weight frozen, an input that
 never reaches the output) still starts at the constant's loss and cannot go below it.

@@ -29,6 +29,8 @@ from trainwell.doctor.tied_floor import held_above
 from trainwell.doctor.verdict import Verdict
 
 _REGRESSION = ("mse", "l1", "smooth_l1", "huber")
+#: the regression losses whose gradient has a bounded size far from the targets (:mod:`~trainwell.doctor.offset_start`)
+_BOUNDED_GRADIENT = ("l1", "smooth_l1", "huber")
 
 
 def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
@@ -123,8 +125,10 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     trace: list[float] = []
     # torch's regression losses judged from one constant output train on at falling rates (a loss known only by
     # what it computes trains on at its rate, as before)
-    # an absolute error's fit starts from the targets' offset (Karpathy's "init well"), not 1000 units away
-    offset = at_target_offset(model, xs, ys) if const is not None and loss_kind(loss_fn) == "l1" else None
+    # a loss of bounded gradient (absolute error, Huber, smooth L1) starts from the targets' offset (Karpathy's
+    # "init well"), not 1000 units away
+    offset = at_target_offset(model, xs, ys) if const is not None and loss_kind(loss_fn) in _BOUNDED_GRADIENT \
+        else None
     m, final, acc = _fit_copy(offset or model, xs, ys, loss_fn, (steps, lr, seed), (stop, floor, bar, reach), sampled,
                               trace, const is not None and loss_kind(loss_fn) in _REGRESSION)
     if sampled:
