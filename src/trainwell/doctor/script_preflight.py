@@ -39,6 +39,7 @@ from torch import nn
 
 from trainwell.doctor import global_rngs
 from trainwell.doctor import outputs as O
+from trainwell.doctor.batch_layout import sequence_first_layers
 from trainwell.doctor.graph_loss import graph_loss
 from trainwell.doctor.report import Report
 from trainwell.doctor.taped_loss import LossTape
@@ -67,12 +68,12 @@ def _copied(value):
     return value
 
 
-def _joined(parts: list):
-    """The batches' inputs (or targets) joined along their first dimension, in their structure; raises where they
-    do not join (sequences padded to other lengths)."""
+def _joined(parts: list, dim: int = 0):
+    """The batches' inputs (or targets) joined along dimension ``dim`` (their first, or a sequence-first input's
+    second), in their structure; raises where they do not join (sequences padded to other lengths)."""
     first = parts[0]
     if isinstance(first, torch.Tensor):
-        return torch.cat(parts) if len(parts) > 1 else first
+        return torch.cat(parts, dim) if len(parts) > 1 else first
     if isinstance(first, (tuple, list)):
         return type(first)(_joined([p[i] for p in parts]) for i in range(len(first)))
     if isinstance(first, dict):
@@ -80,6 +81,19 @@ def _joined(parts: list):
     if all(p == first for p in parts):
         return first
     raise ValueError("the batches differ in a value that is not a tensor")
+
+
+def _example_axis(model: nn.Module, batches: list[tuple]) -> int:
+    """The dimension along which the batches' single input tensor holds its examples: 1 for a sequence-first input
+    ((T, B, ...) with one target per example, as the default ``nn.GRU`` reads it: its batches join along B, not
+    T) where every batch's targets fit that dimension and either some batch's do not fit the first (B != T) or the
+    model has a sequence-first layer (B == T: the shapes alone cannot tell); else 0."""
+    if not all(isinstance(x, torch.Tensor) and x.dim() >= 2 and isinstance(y, torch.Tensor) and y.dim() == 1
+               for x, y in batches):
+        return 0
+    if not all(x.shape[1] == len(y) for x, y in batches):
+        return 0
+    return 1 if any(x.shape[0] != len(y) for x, y in batches) or sequence_first_layers(model) else 0
 
 
 def _bytes(value) -> int:
@@ -228,8 +242,9 @@ class ScriptPreflight:
             return Report([Verdict(NAME, "skip", "not run: the model is called with positional and named inputs "
                                    "at once; call doctor.check(model, x, y, loss_fn) in the script")],
                           phases=["pre"])
-        x = _joined([b[0] for b in batches])
-        rows = len(O.leaves(x)[0]) if O.leaves(x) else 0
+        axis = _example_axis(model, batches)
+        x = _joined([b[0] for b in batches], axis)
+        rows = O.leaves(x)[0].shape[axis] if O.leaves(x) else 0
         where = f"on a copy of {type(module).__name__} as it was at step 1, on the script's first " + \
             (f"{len(batches)} training batches" if len(batches) > 1 else "training batch") + f" ({rows} examples)"
         if loss_fn is None or any(b[1] is None for b in batches):
