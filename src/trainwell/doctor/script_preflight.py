@@ -96,6 +96,24 @@ def _example_axis(model: nn.Module, batches: list[tuple]) -> int:
     return 1 if any(x.shape[0] != len(y) for x, y in batches) or sequence_first_layers(model) else 0
 
 
+def _autocast_on() -> bool:
+    """Whether a ``torch.autocast`` region is active on the CPU or CUDA."""
+    return any(torch.is_autocast_enabled(device) for device in ("cpu", "cuda"))
+
+
+def _in_precision(value, dtype: torch.dtype):
+    """``value``'s half-precision floating-point tensors (a forward's inputs under ``torch.autocast``: an encoder's
+    bfloat16 output handed to the decoder the loss reads) in ``dtype``, the module's weights' precision, in which
+    ``doctor.check`` runs it with autocast off."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype) if value.dtype in (torch.float16, torch.bfloat16) and dtype != value.dtype else value
+    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+        return type(value)(_in_precision(v, dtype) for v in value)
+    if isinstance(value, dict):
+        return {k: _in_precision(v, dtype) for k, v in value.items()}
+    return value
+
+
 def _bytes(value) -> int:
     return sum(t.numel() * t.element_size() for t in O.leaves(value))
 
@@ -129,8 +147,12 @@ class ScriptPreflight:
                 self._loss is None and not self._outermost():
             return
         leaves = O.leaves(out)
-        if any(t.grad_fn is not None for t in leaves) and next(module.parameters(), None) is not None:
-            self._forwards.append((module, _copied(tuple(args)), _copied(dict(kwargs or {})), leaves))
+        weight = next((q for q in module.parameters() if q.is_floating_point()), None)
+        if any(t.grad_fn is not None for t in leaves) and weight is not None:
+            args, kwargs = _copied(tuple(args)), _copied(dict(kwargs or {}))
+            if _autocast_on():  # the check runs with autocast off: in the weights' precision
+                args, kwargs = _in_precision(args, weight.dtype), _in_precision(kwargs, weight.dtype)
+            self._forwards.append((module, args, kwargs, leaves))
             if self._loss is None:  # not a loss module's forward (no parameters): a model's, before the first loss
                 self._tape.start(leaves)
 
