@@ -81,3 +81,18 @@ def test_a_discriminator_never_shown_the_fakes_is_still_named(tmp_path):
     assert labels.status == "warn" and "is 1" in labels.value, labels.value
 
 
+
+
+@pytest.mark.slow  # ~2 s: a run with the pre-flight
+def test_the_pre_flight_does_not_check_the_discriminator_on_the_generator_s_loss(tmp_path):
+    """The generator stepped first: its loss reads the discriminator's output, but moves only the generator's
+    parameters; the discriminator checked on (fakes, all 1) would be told its targets are constant."""
+    path = tmp_path / "gan.py"
+    path.write_text(textwrap.dedent(SCRIPT))
+    gc.collect()
+    runner = ScriptWatch(every=10, check=True)
+    [report] = runner.run(str(path), ["g_first"])
+    assert runner.error is None, runner.error
+    pre = [v for v, phase in zip(report.verdicts, report.phases, strict=True) if phase == "pre"]
+    assert pre[0].status == "skip" and "upstream of it" in pre[0].value, pre[0].value
+    assert not [v for v in pre if v.status in ("warn", "fail")]

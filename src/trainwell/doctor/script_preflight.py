@@ -135,6 +135,8 @@ class ScriptPreflight:
         self._copy: tuple | None = None  # (the model's copy, the optimizer's) from the first step
         self._steps = 0
         self._copies: dict[int, torch.Tensor] = {}  # id(a parameter of the model) -> its copy's
+        self._reached: set[int] = set()  # ids of the tensors the first loss went through
+        self._unowned = False  # the first step moved only parameters upstream of the module the loss reads
         self.gathering = True  # till the examples are gathered
         self.done = False  # the check ran (or cannot)
         self.report: Report | None = None
@@ -160,12 +162,24 @@ class ScriptPreflight:
         """The script's ``backward()`` from ``loss``: its forward's batch and its target kept, and the loss read
         from the first (before the backward frees the graph). A reading that raises ends the gathering: the
         pre-flight never stops the script."""
+        if self._unowned:
+            self._stop_unowned()
+            return
         if not self.gathering or not self._forwards:
             return
         try:
             self._backed(loss)
         except Exception as error:  # noqa: BLE001 - see the docstring
             self._stop(f"not run: the loss could not be read ({type(error).__name__}: {error})")
+
+    def _stop_unowned(self) -> None:
+        """The first loss trained none of the module it reads: no optimizer holding that module's parameters
+        stepped between its backward and the next one (or the loop's end)."""
+        self._unowned = False
+        self._stop(f"not run: the first loss reads the output of {type(self._loss[0]).__name__}, but only parameters "
+                   "upstream of it were stepped before the next backward() (a GAN's generator loss read through its "
+                   "discriminator): that loss does not train it; call doctor.check(model, x, y, loss_fn) in the "
+                   "script on the model and loss to check")
 
     def _stop(self, why: str) -> None:
         """Nothing to check: one line says why."""
@@ -174,7 +188,7 @@ class ScriptPreflight:
         self.close()
 
     def _backed(self, loss: torch.Tensor) -> None:
-        from trainwell.doctor.registration import graph_nodes
+        from trainwell.doctor.registration import graph_leaves, graph_nodes
         from trainwell.doctor.saved_targets import saved_target
 
         ends = {t.grad_fn: i for i, f in enumerate(self._forwards) for t in f[3] if t.grad_fn is not None}
@@ -193,6 +207,8 @@ class ScriptPreflight:
                 break
         (module, args, kwargs, leaves), loss_fn, text = reached
         self._forwards.clear()
+        if self._loss is None:  # the tensors the first loss reached: the parameters its step may move
+            self._reached = {id(t) for t in graph_leaves(loss, limit=GRAPH)}
         target = saved_target(loss)
         if self._loss is None:
             key, text = text, f"{text}, read from its graph" if loss_fn is not None else text
@@ -217,11 +233,17 @@ class ScriptPreflight:
         """An ``optimizer.step()`` is about to move the weights: at the first, the model is copied; the batches
         are read till :data:`EXAMPLES` examples."""
         self._steps += 1
+        if self._unowned and any(id(p) in self._copies for g in optimizer.param_groups for p in g["params"]):
+            self._unowned = False  # the module's own optimizer steps on the same loss (an encoder's, then a decoder's)
         if self._copy is None:
             if self._loss is None:  # no training forward and backward before it: nothing to check
                 self._stop("not run: no forward of a module in training mode was followed by backward() before "
                            "the first optimizer.step()")
                 return
+            held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+            trainable = [p for p in self._loss[0].parameters() if p.requires_grad]
+            # only parameters upstream of the module: does another optimizer step it before the next backward?
+            self._unowned = bool(trainable) and not any(id(p) in held for p in trainable) and bool(held & self._reached)
             try:
                 model = copy.deepcopy(self._loss[0])
             except Exception as error:  # noqa: BLE001 - the script goes on unchecked
@@ -229,15 +251,17 @@ class ScriptPreflight:
                 return
             self._copy = (model, optimizer)
             self._copies = {id(p): q for p, q in zip(self._loss[0].parameters(), model.parameters(), strict=True)}
-            held = {id(p) for g in optimizer.param_groups for p in g["params"]}
             if any(p.requires_grad and id(p) not in held for p in self._loss[0].parameters()):
                 self._copy = (model, None)  # one of several optimizers (a head's of its own): read by the watch
         rows = sum(len(O.leaves(x)[0]) for x, _ in self._batches if x is not None and O.leaves(x))
-        if rows >= EXAMPLES or self._steps >= STEPS or _bytes([b[0] for b in self._batches]) >= BYTES:
+        if (rows >= EXAMPLES or self._steps >= STEPS or _bytes([b[0] for b in self._batches]) >= BYTES) and \
+                not self._unowned:  # (else read on till an optimizer steps the module, or the next backward)
             self.close()
 
     def run(self) -> None:
         """The pre-flight on the model's copy with the batches gathered (at the loop's end)."""
+        if self._unowned:
+            self._stop_unowned()
         if self.done or self._copy is None:
             return
         self.done = True
