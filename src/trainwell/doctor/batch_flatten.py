@@ -9,6 +9,7 @@ batch, names it: flatten from dim 1 (``torch.flatten(h, 1)``, ``nn.Flatten()``, 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import traceback
 
@@ -21,6 +22,8 @@ from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import kept_modes
 from trainwell.train.uncompiled import uncompiled
 
+#: trainwell's own source directory: a reshape called from it is a hook's, not the model's
+_OWN = os.path.dirname(os.path.dirname(os.path.abspath(__file__))).replace("\\", "/") + "/"
 NAME = "batch independence"
 LOOP_NAME = "loop: batch independence"
 _RESHAPES = {torch.flatten: "torch.flatten", torch.Tensor.flatten: ".flatten", torch.Tensor.view: ".view",
@@ -42,15 +45,22 @@ class _BatchFlattens(TorchFunctionMode):
             t = args[0]
             if t.dim() >= 2 and t.shape[0] == self.n and t.numel() > self.n and out.numel() == t.numel() and \
                     (out.dim() == 1 or (out.shape[0] == 1 and out.dim() >= 2)):
-                self.found.append((name, tuple(t.shape), tuple(out.shape), _user_site()))
+                site = _user_site()
+                if site is not None:
+                    self.found.append((name, tuple(t.shape), tuple(out.shape), site))
         return out
 
 
-def _user_site() -> str:
-    """``Class.forward (file:line)`` of the innermost frame outside torch and trainwell, or ''."""
-    for frame in reversed(traceback.extract_stack(sys._getframe(2))):
+def _user_site() -> str | None:
+    """`` at file:line (code)`` of the innermost frame outside torch and trainwell, or ''; None when the reshape's
+    innermost caller outside torch is trainwell's own code (a hook of the watch reading the input, flattened for
+    its own use: not the model's forward)."""
+    frames = [f for f in traceback.extract_stack(sys._getframe(2)) if "/torch/" not in f.filename.replace("\\", "/")]
+    if frames and frames[-1].filename.replace("\\", "/").startswith(_OWN):
+        return None
+    for frame in reversed(frames):
         path = frame.filename.replace("\\", "/")
-        if "/torch/" not in path and "/trainwell/" not in path:
+        if "/trainwell/" not in path:
             return f" at {path.rsplit('/', 1)[-1]}:{frame.lineno} ({(frame.line or '').strip()[:60]})"
     return ""
 

@@ -8,7 +8,7 @@ from torch import nn
 from trainwell.doctor import checkpointing
 from trainwell.doctor import outputs as O
 from trainwell.doctor.bags import Bags
-from trainwell.doctor.batch_axis import batch_axis
+from trainwell.doctor.batch_axis import batch_axis, pairwise
 from trainwell.doctor.batch_position import batch_position
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
@@ -20,7 +20,9 @@ def batch_independence(model: nn.Module, x: torch.Tensor | Inputs, i: int | None
     by copies of sample i: attention over the batch axis ignores the others' order). Read for the first and
     the last of up to 8 samples (``i`` None), or for sample ``i``: a mix that runs one way along the batch (a
     recurrence over the batch axis, a cumulative sum) never reaches the first sample's output. Sample i's output is
-    read along the output's own axis of examples (axis 1 of CTC's (T, B, C) log-probabilities).
+    read along the output's own axis of examples (axis 1 of CTC's (T, B, C) log-probabilities); of a score matrix
+    over the batch's pairs (a CLIP model's (B, B) logits, whose row i scores example i against every candidate by
+    design), it is the diagonal entry (i, i).
 
     With several inputs both are read: the gradient with respect to every floating-point input, and out_i when
     the other samples' integer and boolean inputs (ids, masks) are replaced by sample i's own. With ``i`` None,
@@ -44,12 +46,13 @@ def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
         pair = O.logits(call(model, xs[:2]))
         if pair is None:
             return Verdict("batch independence", "skip", "skipped: no output tensor to compare", "0", "")
-        axis = batch_axis(pair, O.logits(call(model, xs)), len(xs))
+        whole = O.logits(call(model, xs))
+        axis = -1 if pairwise(pair, whole, len(xs)) else batch_axis(pair, whole, len(xs))
         if isinstance(xs, Inputs):
             others, what = _several(model, xs, i, axis)
         elif xs.is_floating_point():
             xs = xs.detach().clone().requires_grad_(True)
-            out = O.logits(model(xs)).select(axis, i).sum()
+            out = _own(O.logits(model(xs)), axis, i).sum()
             (grad,) = checkpointing.input_gradients(model, out, [xs])
             leak = grad.reshape(len(xs), -1).abs().sum(dim=1) if grad is not None else torch.zeros(len(xs))
             others = float(torch.cat([leak[:i], leak[i + 1 :]]).max()) if len(xs) > 1 else 0.0
@@ -58,8 +61,8 @@ def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
         else:
             with torch.no_grad():  # a rotation of the others, and copies of sample i (attention over the
                 # batch axis, a set function of the others, ignores their order)
-                a = O.logits(_same_noise(model, xs)).select(axis, i)
-                others = max(float((a - O.logits(_same_noise(model, moved)).select(axis, i)).abs().max())
+                a = _own(O.logits(_same_noise(model, xs)), axis, i)
+                others = max(float((a - _own(O.logits(_same_noise(model, moved)), axis, i)).abs().max())
                              for moved in (_others_moved(xs, i), xs[i : i + 1].expand_as(xs).clone()))
             what = f"max |out_{i} change| when the others change = {others:.3g}"
             others = _beyond_round_off(others, float(a.abs().max()))
@@ -71,6 +74,13 @@ def _one(model: nn.Module, x: torch.Tensor | Inputs, i: int) -> Verdict:
                                  "reduction over the batch axis, or a recurrent layer reading (B, T, F) inputs as "
                                  "(T, B, F) (nn.LSTM/GRU/RNN or nn.TransformerEncoderLayer without "
                                  "batch_first=True)")
+
+
+def _own(out: torch.Tensor, axis: int, i: int) -> torch.Tensor:
+    """Example ``i``'s own output: its slice along the output's ``axis`` of examples, or, for a score matrix over
+    the batch's pairs (``axis`` -1: :func:`~trainwell.doctor.batch_axis.pairwise`), its diagonal entry (i, i),
+    the score of its own pair, which no other example may move."""
+    return out[i, i] if axis == -1 else out.select(axis, i)
 
 
 def _beyond_round_off(leak: float, own: float) -> float:
@@ -106,7 +116,7 @@ def _several(model: nn.Module, xs: Inputs, i: int, axis: int = 0) -> tuple[float
     if floats:
         xg = xs.map(lambda t: t.detach().clone().requires_grad_(True) if t.is_floating_point() else t)
         leaves = [t for t in xg.tensors() if t.is_floating_point()]
-        out = O.logits(call(model, xg)).select(axis, i).sum()
+        out = _own(O.logits(call(model, xg)), axis, i).sum()
         grads = checkpointing.input_gradients(model, out, leaves)
         leak = torch.zeros(len(xs), device=leaves[0].device)
         for t, g in zip(leaves, grads, strict=True):
@@ -126,9 +136,9 @@ def _several(model: nn.Module, xs: Inputs, i: int, axis: int = 0) -> tuple[float
             return t[i : i + 1].expand_as(t).clone()  # every sample's ids become sample i's own
 
         with torch.no_grad():
-            a = O.logits(_same_noise(model, xs)).select(axis, i)
+            a = _own(O.logits(_same_noise(model, xs)), axis, i)
             moved = xs[torch.full((len(xs),), i)] if isinstance(xs, Bags) else xs.map(copies)  # whole bags
-            b = O.logits(_same_noise(model, moved)).select(axis, i)
+            b = _own(O.logits(_same_noise(model, moved)), axis, i)
         change = float((a - b).abs().max())
         found = max(found, _beyond_round_off(change, float(a.abs().max())))
         parts.append(f"max |out_{i} change| when the others' {', '.join(fixed)} change = {change:.3g}")

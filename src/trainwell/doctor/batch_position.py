@@ -21,7 +21,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.bags import Bags
-from trainwell.doctor.batch_axis import batch_axis
+from trainwell.doctor.batch_axis import batch_axis, pairwise
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.mixing_site import _differ, _events
 from trainwell.doctor.verdict import Verdict
@@ -54,12 +54,15 @@ def batch_position(model: nn.Module, x: torch.Tensor | Inputs) -> Verdict | None
             a = O.logits(_seeded(model, xs, 0))
             if a is None or a.dim() == 0 or not a.is_floating_point():
                 return None
-            axis = batch_axis(O.logits(_seeded(model, xs[:2], 0)), a, n)
+            pair = O.logits(_seeded(model, xs[:2], 0))
+            axis = batch_axis(pair, a, n)
             if a.shape[axis] != n:
                 return None
             if _differ(a.double(), O.logits(_seeded(model, xs, 1)).double()):
                 return None  # the outputs change with the seed alone: it samples in eval mode
             b = O.logits(_seeded(model, reversed_xs, 0)).index_select(axis, back)
+            if pairwise(pair, a, n):  # a score matrix over the batch's pairs: its candidates reordered too
+                b = b.index_select(1, back)
     finally:
         model.train(was)
     if b.shape != a.shape or not _differ(a.double(), b.double()):

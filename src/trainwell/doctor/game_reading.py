@@ -20,11 +20,13 @@ def read_game(p, leaves: list[torch.Tensor]) -> None:
         return
     if other_models_parameters(p.model, leaves, p.held_now()):
         p.game = "the loss goes through another model's parameters that it does not train (a GAN's discriminator)"
+        p.asks_other_player = True
         return
     reached = {id(t) for t in leaves}
     if downstream_player(p, leaves):
         p.game = ("the loss goes on through another model's parameters that another optimizer steps on its own "
                   "loss (a GAN's discriminator)")
+        p.asks_other_player = True
         return
     for i, o in enumerate(p.optimizers):
         held = [q for g in o.param_groups for q in g["params"] if q.requires_grad]
@@ -38,6 +40,16 @@ def read_game(p, leaves: list[torch.Tensor]) -> None:
     if len({o for _, o in turns}) > 1 and len({b for b, _ in turns}) > 1:
         p.game = ("its optimizers step in turn, each after a backward pass of its own (a GAN's two players: the "
                   "loss of one goes through the other's parameters)")
+        p.asks_other_player = reaches_other_optimizers(p, reached)
+
+
+def reaches_other_optimizers(p, reached: set[int]) -> bool:
+    """The loss (the ids of the tensors it went through: ``reached``) goes through trainable parameters that the
+    watch's first optimizer does not hold and another of its optimizers does: a generator's loss through its
+    discriminator, both players watched at once, generator first."""
+    own = {id(q) for g in p.optimizer.param_groups for q in g["params"]}
+    return any(id(q) in reached and id(q) not in own and q.requires_grad
+               for o in p.optimizers[1:] for g in o.param_groups for q in g["params"])
 
 
 def downstream_player(p, leaves: list[torch.Tensor]) -> bool:

@@ -163,7 +163,7 @@ def position_aligned(logits: torch.Tensor | None, y: torch.Tensor) -> bool:
 
 def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None, soft: bool = False,
            against: list[bool] | None = None, tokens: bool = True, aligned: bool = True,
-           contexts: list | None = None) -> Verdict:
+           contexts: list | None = None, game: str | None = None) -> Verdict:
     """Targets passed to ``w.step(loss, y=y)``: inside [0, C), including class 0, mixed within batches like the
     whole run (a permutation test); and no elementwise loss that broadcast outputs against targets of another
     shape (``broadcast``: torch's warning text, caught while the loop ran). ``tokens``: the outputs score the
@@ -177,7 +177,11 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     form (a partial-label loss over candidate sets) are not the bug. ``aligned``: the targets hold one label per
     output position (:func:`position_aligned`); label sequences a loss aligns itself (CTC, whose class 0 is the
     blank) are not read as 1-based. ``contexts``: per batch, the plain values its forward took (a multi-task
-    model's task, ``model(x, "parity")``): each task's batches have a label mix of their own, tested apart."""
+    model's task, ``model(x, "parity")``): each task's batches have a label mix of their own, tested apart.
+    ``game``: why the loss is one player's in a game that goes through the other player's parameters (a GAN's
+    generator, through its discriminator): its constant targets are the answer it asks of that player ("real"),
+    one value by design (a discriminator's own loss, which alone says whether the fakes are its negatives, is not
+    such a loss)."""
     name = "loop: labels"
     if broadcast is not None:
         return Verdict(name, "fail", f"the loss broadcast outputs against targets of another shape ({broadcast[:120]})",
@@ -188,6 +192,9 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
         return Verdict(name, "skip", "skipped: no targets seen (pass them as w.step(loss, y=y); `trainwell watch` "
                        "reads those a torch loss such as F.cross_entropy was given)", "-", "")
     constant = _one_value(ys)
+    if constant is not None and game is not None:
+        return Verdict(name, "pass", f"every target in {len(ys)} batches is {constant}: one player's loss in a game "
+                       f"({game}), whose targets are the answer it asks of the other player", "-")
     if constant is not None:
         return Verdict(name, "warn", f"every target in {len(ys)} batches is {constant}", "targets that differ",
                        "a constant output fits these targets perfectly and the loss says nothing about the inputs: "

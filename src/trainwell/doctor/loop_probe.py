@@ -136,6 +136,9 @@ class LoopProbe(ForwardHooks, StepHooks):
         # why the loss is one player's in a game (a GAN) rather than a loss the watched parameters minimize: its
         # curve is then not read for the learning rate (None: a supervised loss, as far as the hooks saw)
         self.game: str | None = None
+        # the game's loss goes through the other player's parameters (a generator's, through its discriminator):
+        # its targets are the answer it asks of that player, one value by design
+        self.asks_other_player = False
         self.nonfinite_input_step: int | None = None  # the first unobserved step whose inputs held NaN/Inf
         self.scores_dropout: str | None = None  # a dropout module whose output is the model's scores
         self.stepped_before_forward = False  # the first optimizer step came before any training forward

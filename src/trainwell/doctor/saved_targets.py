@@ -58,4 +58,37 @@ def saved_target(loss: torch.Tensor) -> torch.Tensor | None:
     return found[0][1] if found else None
 
 
-__all__ = ["TARGET_NODES", "saved_target", "saved_targets"]
+def _one_value(t: torch.Tensor) -> float | None:
+    """The value every element of ``t`` holds, else None."""
+    if not t.numel():
+        return None
+    first = t.reshape(-1)[0]
+    return float(first) if bool((t == first).all()) else None
+
+
+def step_target(loss: torch.Tensor) -> torch.Tensor | None:
+    """The labels of the step whose loss is ``loss``: :func:`saved_target`'s, except for a loss summing two or more
+    calls whose targets each hold one value, values that differ (a discriminator's ``bce(D(real), ones) +
+    bce(D(fake), zeros)``, a link predictor's positive and negative pairs): such targets say which side of the
+    contrast each call's rows are on, not a label of the batch's rows, and the first call's alone (all ones) would
+    read as targets missing their negatives; None then.
+
+    Example:
+        >>> import torch.nn.functional as F
+        >>> a, b = torch.randn(4, 1, requires_grad=True), torch.randn(4, 1, requires_grad=True)
+        >>> step_target(F.binary_cross_entropy_with_logits(a, torch.ones(4, 1)) +
+        ...             F.binary_cross_entropy_with_logits(b, torch.zeros(4, 1))) is None
+        True
+        >>> step_target(F.binary_cross_entropy_with_logits(a, torch.ones(4, 1))).flatten().tolist()
+        [1.0, 1.0, 1.0, 1.0]
+    """
+    found = saved_targets(loss)
+    if not found:
+        return None
+    values = [_one_value(t) for _, t in found]
+    if len(found) >= 2 and None not in values and len(set(values)) >= 2:
+        return None
+    return found[0][1]
+
+
+__all__ = ["TARGET_NODES", "saved_target", "saved_targets", "step_target"]

@@ -39,6 +39,7 @@ from torch import nn
 
 from trainwell.doctor import global_rngs
 from trainwell.doctor import outputs as O
+from trainwell.doctor.batch_layout import sequence_first_layers
 from trainwell.doctor.graph_loss import graph_loss
 from trainwell.doctor.report import Report
 from trainwell.doctor.taped_loss import LossTape
@@ -67,12 +68,12 @@ def _copied(value):
     return value
 
 
-def _joined(parts: list):
-    """The batches' inputs (or targets) joined along their first dimension, in their structure; raises where they
-    do not join (sequences padded to other lengths)."""
+def _joined(parts: list, dim: int = 0):
+    """The batches' inputs (or targets) joined along dimension ``dim`` (their first, or a sequence-first input's
+    second), in their structure; raises where they do not join (sequences padded to other lengths)."""
     first = parts[0]
     if isinstance(first, torch.Tensor):
-        return torch.cat(parts) if len(parts) > 1 else first
+        return torch.cat(parts, dim) if len(parts) > 1 else first
     if isinstance(first, (tuple, list)):
         return type(first)(_joined([p[i] for p in parts]) for i in range(len(first)))
     if isinstance(first, dict):
@@ -80,6 +81,37 @@ def _joined(parts: list):
     if all(p == first for p in parts):
         return first
     raise ValueError("the batches differ in a value that is not a tensor")
+
+
+def _example_axis(model: nn.Module, batches: list[tuple]) -> int:
+    """The dimension along which the batches' single input tensor holds its examples: 1 for a sequence-first input
+    ((T, B, ...) with one target per example, as the default ``nn.GRU`` reads it: its batches join along B, not
+    T) where every batch's targets fit that dimension and either some batch's do not fit the first (B != T) or the
+    model has a sequence-first layer (B == T: the shapes alone cannot tell); else 0."""
+    if not all(isinstance(x, torch.Tensor) and x.dim() >= 2 and isinstance(y, torch.Tensor) and y.dim() == 1
+               for x, y in batches):
+        return 0
+    if not all(x.shape[1] == len(y) for x, y in batches):
+        return 0
+    return 1 if any(x.shape[0] != len(y) for x, y in batches) or sequence_first_layers(model) else 0
+
+
+def _autocast_on() -> bool:
+    """Whether a ``torch.autocast`` region is active on the CPU or CUDA."""
+    return any(torch.is_autocast_enabled(device) for device in ("cpu", "cuda"))
+
+
+def _in_precision(value, dtype: torch.dtype):
+    """``value``'s half-precision floating-point tensors (a forward's inputs under ``torch.autocast``: an encoder's
+    bfloat16 output handed to the decoder the loss reads) in ``dtype``, the module's weights' precision, in which
+    ``doctor.check`` runs it with autocast off."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype) if value.dtype in (torch.float16, torch.bfloat16) and dtype != value.dtype else value
+    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+        return type(value)(_in_precision(v, dtype) for v in value)
+    if isinstance(value, dict):
+        return {k: _in_precision(v, dtype) for k, v in value.items()}
+    return value
 
 
 def _bytes(value) -> int:
@@ -103,6 +135,8 @@ class ScriptPreflight:
         self._copy: tuple | None = None  # (the model's copy, the optimizer's) from the first step
         self._steps = 0
         self._copies: dict[int, torch.Tensor] = {}  # id(a parameter of the model) -> its copy's
+        self._reached: set[int] = set()  # ids of the tensors the first loss went through
+        self._unowned = False  # the first step moved only parameters upstream of the module the loss reads
         self.gathering = True  # till the examples are gathered
         self.done = False  # the check ran (or cannot)
         self.report: Report | None = None
@@ -115,8 +149,12 @@ class ScriptPreflight:
                 self._loss is None and not self._outermost():
             return
         leaves = O.leaves(out)
-        if any(t.grad_fn is not None for t in leaves) and next(module.parameters(), None) is not None:
-            self._forwards.append((module, _copied(tuple(args)), _copied(dict(kwargs or {})), leaves))
+        weight = next((q for q in module.parameters() if q.is_floating_point()), None)
+        if any(t.grad_fn is not None for t in leaves) and weight is not None:
+            args, kwargs = _copied(tuple(args)), _copied(dict(kwargs or {}))
+            if _autocast_on():  # the check runs with autocast off: in the weights' precision
+                args, kwargs = _in_precision(args, weight.dtype), _in_precision(kwargs, weight.dtype)
+            self._forwards.append((module, args, kwargs, leaves))
             if self._loss is None:  # not a loss module's forward (no parameters): a model's, before the first loss
                 self._tape.start(leaves)
 
@@ -124,12 +162,24 @@ class ScriptPreflight:
         """The script's ``backward()`` from ``loss``: its forward's batch and its target kept, and the loss read
         from the first (before the backward frees the graph). A reading that raises ends the gathering: the
         pre-flight never stops the script."""
+        if self._unowned:
+            self._stop_unowned()
+            return
         if not self.gathering or not self._forwards:
             return
         try:
             self._backed(loss)
         except Exception as error:  # noqa: BLE001 - see the docstring
             self._stop(f"not run: the loss could not be read ({type(error).__name__}: {error})")
+
+    def _stop_unowned(self) -> None:
+        """The first loss trained none of the module it reads: no optimizer holding that module's parameters
+        stepped between its backward and the next one (or the loop's end)."""
+        self._unowned = False
+        self._stop(f"not run: the first loss reads the output of {type(self._loss[0]).__name__}, but only parameters "
+                   "upstream of it were stepped before the next backward() (a GAN's generator loss read through its "
+                   "discriminator): that loss does not train it; call doctor.check(model, x, y, loss_fn) in the "
+                   "script on the model and loss to check")
 
     def _stop(self, why: str) -> None:
         """Nothing to check: one line says why."""
@@ -138,7 +188,7 @@ class ScriptPreflight:
         self.close()
 
     def _backed(self, loss: torch.Tensor) -> None:
-        from trainwell.doctor.registration import graph_nodes
+        from trainwell.doctor.registration import graph_leaves, graph_nodes
         from trainwell.doctor.saved_targets import saved_target
 
         ends = {t.grad_fn: i for i, f in enumerate(self._forwards) for t in f[3] if t.grad_fn is not None}
@@ -157,6 +207,8 @@ class ScriptPreflight:
                 break
         (module, args, kwargs, leaves), loss_fn, text = reached
         self._forwards.clear()
+        if self._loss is None:  # the tensors the first loss reached: the parameters its step may move
+            self._reached = {id(t) for t in graph_leaves(loss, limit=GRAPH)}
         target = saved_target(loss)
         if self._loss is None:
             key, text = text, f"{text}, read from its graph" if loss_fn is not None else text
@@ -181,11 +233,17 @@ class ScriptPreflight:
         """An ``optimizer.step()`` is about to move the weights: at the first, the model is copied; the batches
         are read till :data:`EXAMPLES` examples."""
         self._steps += 1
+        if self._unowned and any(id(p) in self._copies for g in optimizer.param_groups for p in g["params"]):
+            self._unowned = False  # the module's own optimizer steps on the same loss (an encoder's, then a decoder's)
         if self._copy is None:
             if self._loss is None:  # no training forward and backward before it: nothing to check
                 self._stop("not run: no forward of a module in training mode was followed by backward() before "
                            "the first optimizer.step()")
                 return
+            held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+            trainable = [p for p in self._loss[0].parameters() if p.requires_grad]
+            # only parameters upstream of the module: does another optimizer step it before the next backward?
+            self._unowned = bool(trainable) and not any(id(p) in held for p in trainable) and bool(held & self._reached)
             try:
                 model = copy.deepcopy(self._loss[0])
             except Exception as error:  # noqa: BLE001 - the script goes on unchecked
@@ -193,15 +251,17 @@ class ScriptPreflight:
                 return
             self._copy = (model, optimizer)
             self._copies = {id(p): q for p, q in zip(self._loss[0].parameters(), model.parameters(), strict=True)}
-            held = {id(p) for g in optimizer.param_groups for p in g["params"]}
             if any(p.requires_grad and id(p) not in held for p in self._loss[0].parameters()):
                 self._copy = (model, None)  # one of several optimizers (a head's of its own): read by the watch
         rows = sum(len(O.leaves(x)[0]) for x, _ in self._batches if x is not None and O.leaves(x))
-        if rows >= EXAMPLES or self._steps >= STEPS or _bytes([b[0] for b in self._batches]) >= BYTES:
+        if (rows >= EXAMPLES or self._steps >= STEPS or _bytes([b[0] for b in self._batches]) >= BYTES) and \
+                not self._unowned:  # (else read on till an optimizer steps the module, or the next backward)
             self.close()
 
     def run(self) -> None:
         """The pre-flight on the model's copy with the batches gathered (at the loop's end)."""
+        if self._unowned:
+            self._stop_unowned()
         if self.done or self._copy is None:
             return
         self.done = True
@@ -228,8 +288,9 @@ class ScriptPreflight:
             return Report([Verdict(NAME, "skip", "not run: the model is called with positional and named inputs "
                                    "at once; call doctor.check(model, x, y, loss_fn) in the script")],
                           phases=["pre"])
-        x = _joined([b[0] for b in batches])
-        rows = len(O.leaves(x)[0]) if O.leaves(x) else 0
+        axis = _example_axis(model, batches)
+        x = _joined([b[0] for b in batches], axis)
+        rows = O.leaves(x)[0].shape[axis] if O.leaves(x) else 0
         where = f"on a copy of {type(module).__name__} as it was at step 1, on the script's first " + \
             (f"{len(batches)} training batches" if len(batches) > 1 else "training batch") + f" ({rows} examples)"
         if loss_fn is None or any(b[1] is None for b in batches):

@@ -69,7 +69,7 @@ from trainwell.doctor.named_model import named_and_trained
 from trainwell.doctor.rebuilt_optimizers import built_again
 from trainwell.doctor.report import Report
 from trainwell.doctor.run_patches import forwarding_patch
-from trainwell.doctor.saved_targets import saved_target
+from trainwell.doctor.saved_targets import saved_target, step_target
 from trainwell.doctor.script_backward import Taps, autograd_backward, scaled_losses, tensor_backward
 from trainwell.doctor.script_exec import ModelNameError, run_as_main
 from trainwell.doctor.script_first_step import FirstStep, unscaled
@@ -171,7 +171,7 @@ class ScriptWatch:
         loss, scale = (taps.scaled.pop(id(tensor)), None) if id(tensor) in taps.scaled else unscaled(tensor)
         if self.preflight is not None and self.preflight.gathering:
             self.preflight.backed(loss)
-        taps.loss, taps.target, taps.kept = loss, head_targets(loss, taps.heads) or saved_target(loss), False
+        taps.loss, taps.target, taps.kept = loss, head_targets(loss, taps.heads) or step_target(loss), False
         self.first.backed(loss, scale)
 
     def _backward_done(self, outer: bool) -> None:

@@ -219,6 +219,7 @@ def loop_verdicts(w) -> list:
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, p.output_shapes, ld.labels(
                [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found, soft=soft,
                against=[a for a in w._against if a is not None], contexts=w._y_contexts,
+               game=p.game if p.asks_other_player else None,
                tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
                aligned=not w._ys or not p.steps or
                ld.position_aligned(p.steps[0]["first_logits"], w._ys[0]))),
