@@ -78,3 +78,15 @@ def test_the_curve_is_read_again_from_where_the_weight_settles():
     assert again.status == "pass" and "from step 21 on" in again.value
     assert reread_after_weights(bouncing, _steps([0.25, 0.5, 1.0, 1.0, 1.0, 1.0]), losses,
                                 lambda start: bouncing) is bouncing  # still too high once the weights hold
+
+
+def test_a_rise_far_beyond_the_weights_change_is_left_to_the_rate():
+    """A schedule that grows the weight 4x lifts the loss 4x at most: a loss blown up 1e5x before the weights hold
+    (Adam at lr 3 on the curriculum above) keeps the whole run's "too high", whatever the later steps read."""
+    spiked = Verdict(NAME, "fail", "too high: the loss spiked", "-", "lower")
+    good = Verdict(NAME, "pass", "good: falling", "-", "")
+    steps = _steps([0.25, 0.5, 1.0, 1.0, 1.0, 1.0])
+    blown = [1.6, 50.0, 1.6e5] + [40.0] * 57
+    assert reread_after_weights(spiked, steps, blown, lambda start: good) is spiked
+    lifted = [1.6, 3.0, 6.0] + [2.0 - i / 60 for i in range(57)]  # up with the weight (4x), then falling: the schedule
+    assert reread_after_weights(spiked, steps, lifted, lambda start: good).status == "pass"

@@ -190,3 +190,18 @@ def test_trainwell_watch_names_the_frozen_weights_from_the_unchanged_script(tmp_
 def test_trainwell_watch_names_shuffled_labels_from_the_unchanged_script(tmp_path):
     assert "input-independent baseline" in _script_alarms(tmp_path, "shuffled")[NAME].value
     assert NAME not in _script_alarms(tmp_path, "aligned")
+
+
+def test_a_loss_at_the_labels_entropy_defers_to_another_loop_cause():
+    """Offsets that leave most of an EmbeddingBag's bags empty keep the loss at the labels' entropy too: where such
+    a cause fired, the labels are not suspected (info naming it); alone, the warning stands."""
+    from trainwell.doctor.input_independent_level import NAME
+    from trainwell.doctor.loop_deferral import defer
+    from trainwell.doctor.verdict import Verdict
+
+    unmatched = Verdict(NAME, "warn", "the training loss stayed at the input-independent baseline", "-", "labels?")
+    empty = Verdict("loop: inputs reach the outputs", "warn", "different inputs gave the same output", "-", "cumsum")
+    read = {v.check: v for v in defer([unmatched, empty])}
+    assert read[NAME].status == "info" and "explained by 'loop: inputs reach the outputs'" in read[NAME].value
+    assert read["loop: inputs reach the outputs"].status == "warn"
+    assert {v.check: v for v in defer([unmatched])}[NAME].status == "warn"

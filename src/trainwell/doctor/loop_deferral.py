@@ -14,6 +14,7 @@ from trainwell.doctor.capped_outputs import defer_collapse_to_cap
 from trainwell.doctor.class_weights import GROW
 from trainwell.doctor.depth_collapse import NAME as COLLAPSE
 from trainwell.doctor.epoch_order import SAME_ORDER
+from trainwell.doctor.input_independent_level import NAME as UNMATCHED_LABELS
 from trainwell.doctor.loop_loss_inputs import CUT_EXPLAINS, CUT_OUTPUTS
 from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS
 from trainwell.doctor.loss_form import NON_NEGATIVE
@@ -66,6 +67,19 @@ def _defer_dead_outputs(verdicts: list[Verdict]) -> list[Verdict]:
             for v in verdicts]
 
 
+def _defer_unmatched_labels(verdicts: list[Verdict]) -> list[Verdict]:
+    """A loss at the labels' entropy (:mod:`~trainwell.doctor.input_independent_level`: labels that may not match
+    the inputs) is what any cause that keeps the inputs from the outputs gives too (offsets that leave most bags
+    empty, a frozen first layer): where another loop cause fired, it reads as 'info' naming that cause."""
+    other = next((v for v in verdicts if v.check.startswith("loop:") and v.check != UNMATCHED_LABELS and
+                  v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)), None)
+    if other is None:
+        return verdicts
+    return [Verdict(v.check, "info", f"{v.value} (explained by '{other.check}')", v.expected,
+                    f"fix '{other.check}' first: the loss stays at the input-independent baseline because of it")
+            if v.check == UNMATCHED_LABELS and v.status == "warn" else v for v in verdicts]
+
+
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
     the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale (and, with
@@ -82,8 +96,9 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     0, dead units and parameters that get no gradient. A first loss far above ln C defers to most units dropped,
     to a BatchNorm on the scores or to inputs far above unit scale. Frozen parameters (an 'info') are named in a
     flat or slow learning-rate verdict. Weights initialized all positive explain, first of all, the warnings they
-    cause."""
+    cause. A loss at the labels' entropy defers to any other loop cause that fired."""
     verdicts = _defer_dead_outputs(defer_collapse_to_cap(_defer_to_positive_init(verdicts)))
+    verdicts = _defer_unmatched_labels(verdicts)
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
               and not defers_to_clipping(v, verdicts)]
