@@ -96,6 +96,27 @@ def _example_axis(model: nn.Module, batches: list[tuple]) -> int:
     return 1 if any(x.shape[0] != len(y) for x, y in batches) or sequence_first_layers(model) else 0
 
 
+def _targets_of_some_rows(model: nn.Module, batches: list[tuple]) -> tuple[int, int] | None:
+    """(targets, rows) summed over the batches where every batch's loss saved fewer targets than its forward read
+    rows (FixMatch's labeled rows, a slice of one forward over labeled and unlabeled rows, the only ones with
+    labels), and no layout of ``doctor.check``'s pairs them (a sequence-first batch's one target per sequence);
+    else None."""
+    from trainwell.doctor.bags import as_bag_inputs
+    from trainwell.doctor.batch_layout import batch_first_view
+
+    covered = seen = 0
+    for x, y in batches:
+        try:
+            rows = len(as_bag_inputs(x, model))
+        except Exception:  # noqa: BLE001 - inputs doctor.check reports on its own
+            return None
+        targets = len(O.leaves(y)[0]) if O.leaves(y) and O.leaves(y)[0].dim() else 0
+        if not 0 < targets < rows or batch_first_view(model, x, y) is not None:
+            return None
+        covered, seen = covered + targets, seen + rows
+    return (covered, seen) if batches else None
+
+
 def _autocast_on() -> bool:
     """Whether a ``torch.autocast`` region is active on the CPU or CUDA."""
     return any(torch.is_autocast_enabled(device) for device in ("cpu", "cuda"))
@@ -299,6 +320,16 @@ class ScriptPreflight:
                              f"{NEED_LOSS} skipped: {why}; pass your loss to doctor.check(model, x, y, loss_fn) "
                              "for them"), *_structure(model, x)]
             return Report(found, phases=["pre"] * len(found))
+        partial = _targets_of_some_rows(model, batches) if axis == 0 else None
+        if partial is not None:
+            covered, seen = partial
+            read = f"the first {len(batches)} training batches" if len(batches) > 1 else "the first training batch"
+            return Report([Verdict(NAME, "skip", f"not run: the loss's targets cover only {covered} of the {seen} "
+                                   f"rows {type(module).__name__}'s forward read in {read}, as in a semi-supervised "
+                                   "batch whose labeled rows are a slice of it (labeled and unlabeled rows through "
+                                   "one forward), so the pre-flight cannot pair the inputs with their targets; call "
+                                   "doctor.check(model, x_labeled, y, loss_fn) in the script on the labeled "
+                                   "rows")], phases=["pre"])
         tic = time.perf_counter()
         pre = check(model, x, _joined([b[1] for b in batches]), loss_fn,
                     optimizer=_same_optimizer(optimizer, self._copies) if optimizer is not None else None)

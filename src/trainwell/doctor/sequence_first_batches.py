@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from trainwell.doctor.batch_independence import batch_independence
-from trainwell.doctor.batch_layout import BatchView, fitting_views, installed, sequence_first_layers
+from trainwell.doctor.batch_layout import SEQUENCE_FIRST, BatchView, fitting_views, installed, sequence_first_layers
+from trainwell.doctor.forward import hooked_forward
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import kept_modes
 
@@ -110,12 +111,41 @@ def check_independence(model: nn.Module, views: list[BatchView]) -> Verdict:
 
 def _layer_named(model: nn.Module, x) -> str | None:
     """The first sequence-first layer of ``model`` with how many more there are (``LSTM 'rnn'``), when ``x`` is
-    one tensor of sequences (B, T, ...); None otherwise."""
+    one tensor of sequences: (B, T, ...) features, or (B, T) token ids that reach such a layer as (B, T, ...)
+    (through an ``nn.Embedding``: :func:`_fed_batch_first`); None otherwise."""
     layers = sequence_first_layers(model)
-    if not layers or not isinstance(x, torch.Tensor) or x.dim() < 3:
+    if not layers or not isinstance(x, torch.Tensor) or x.dim() < 2:
         return None
+    if x.dim() == 2:
+        if x.is_floating_point() or x.is_complex():
+            return None
+        fed = _fed_batch_first(model, x)
+        layers = [(name, kind) for name, kind in layers if any(f == name or f.startswith(f"{name}.") for f in fed)]
+        if not layers:
+            return None
     name, kind = layers[0]
     return f"{kind} '{name}'" + (f" (+{len(layers) - 1} more)" if len(layers) > 1 else "")
+
+
+def _fed_batch_first(model: nn.Module, ids: torch.Tensor) -> list[str]:
+    """The names of the recurrent and attention modules whose input, on one eval-mode forward of (up to 8 of) the
+    (B, T) token ids ``ids``, is laid out (B, T, ...) as the ids are (an embedding's output handed on untransposed);
+    empty when the forward raises. A model that transposes the embedded ids to (T, B, ...) first is not named (B !=
+    T: where B == T the layouts cannot be told apart, and such a model keeps its examples apart anyway)."""
+    ids = ids[:8]
+    fed: list[str] = []
+
+    def record(name, inp, out):
+        if isinstance(inp, torch.Tensor) and inp.dim() >= 3 and tuple(inp.shape[:2]) == tuple(ids.shape):
+            fed.append(name)
+
+    try:
+        with kept_modes(model):
+            model.eval()
+            hooked_forward(model, ids, SEQUENCE_FIRST, record)
+    except Exception:  # noqa: BLE001 - a forward this reading cannot run names nothing
+        return []
+    return fed
 
 
 FIX = ("build it with batch_first=True (nn.LSTM(..., batch_first=True), nn.TransformerEncoderLayer(..., "
@@ -129,19 +159,23 @@ def name_sequence_first(verdicts: list, model: nn.Module, x, y) -> list:
     like ``x``) the batch can only be (B, T, ...) and the layer mixes the examples; with targets per position laid
     out like ``x`` it may also be a (T, B, ...) batch given as the layer reads it, whose targets the checks read
     along dimension 1 once flattened to (T * B, ...): the advice gives both."""
+    failed = [v for v in verdicts if v.check == "batch independence" and v.status == "fail" and
+              "reading x as" not in str(v.value)]
+    if not failed or not isinstance(y, torch.Tensor) or y.dim() == 0:
+        return verdicts
     layer = _layer_named(model, x)
-    if layer is None or not isinstance(y, torch.Tensor) or y.dim() == 0:
+    if layer is None:
         return verdicts
     shape = tuple(x.shape[:2])
-    advice = f"{layer} is built with batch_first=False: it reads x {shape} as (T, B, ...), mixing the examples at " \
+    what = f"x {shape}" if x.dim() >= 3 else f"the embedded token ids x {shape}"
+    advice = f"{layer} is built with batch_first=False: it reads {what} as (T, B, ...), mixing the examples at " \
         f"each position; {FIX}; else a BatchNorm left in train mode or a reduction over the batch axis"
     if y.dim() >= 2 and tuple(y.shape[:2]) == shape:  # per position: (B, T) and (T, B) read alike
-        advice = (f"{layer} is built with batch_first=False: it recurs along dimension 0 of x {shape}, which the "
+        advice = (f"{layer} is built with batch_first=False: it recurs along dimension 0 of {what}, which the "
                   f"checks read as the examples. If x is (B, T, ...): {FIX}. If x is (T, B, ...), as the layer "
                   "reads it: give the targets flattened to (T * B, ...) (criterion(out.view(-1, C), y.view(-1))), "
                   "so that the checks read the examples along dimension 1")
-    return [type(v)(v.check, v.status, v.value, v.expected, advice)
-            if v.check == "batch independence" and v.status == "fail" and "reading x as" not in str(v.value) else v
+    return [type(v)(v.check, v.status, v.value, v.expected, advice) if any(v is f for f in failed) else v
             for v in verdicts]
 
 
@@ -149,10 +183,13 @@ def sequence_first_crash(model: nn.Module, x, y, crash: Verdict | None, out) -> 
     """``crash`` (the first batch's forward or loss raised) with advice naming a ``batch_first=False`` layer when
     the output holds one row per position of the (B, T, ...) input, x.shape[1], where the targets hold one per
     example, len(x): a classifier's ``h_n[-1]`` of a recurrence over the batch axis."""
-    layer = _layer_named(model, x)
     rows = out if isinstance(out, torch.Tensor) else None
-    if crash is None or crash.status != "fail" or layer is None or rows is None or rows.dim() == 0 or \
-            not isinstance(y, torch.Tensor) or len(y) != len(x) or x.shape[1] == len(x) or len(rows) != x.shape[1]:
+    if crash is None or crash.status != "fail" or not isinstance(x, torch.Tensor) or x.dim() < 2 or rows is None or \
+            rows.dim() == 0 or not isinstance(y, torch.Tensor) or len(y) != len(x) or x.shape[1] == len(x) or \
+            len(rows) != x.shape[1]:
+        return crash
+    layer = _layer_named(model, x)
+    if layer is None:
         return crash
     return Verdict(crash.check, crash.status, crash.value, crash.expected,
                    f"the output holds {len(rows)} rows, one per position of the ({len(x)}, {x.shape[1]}, ...) input, "
