@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell import doctor
+from trainwell.doctor.curve_reading import learning_rate_diagnosis
 from trainwell.doctor.input_independent_level import NAME, VALIDATION_AT, validation_below
 
 RATE = "learning rate (loss curve)"
@@ -75,3 +76,20 @@ def test_matched_labels_at_a_rate_far_too_high_keep_too_high(opt, lr):
     verdicts = _loop(shuffle=False, opt=opt, lr=lr)
     assert verdicts[RATE].status == "fail" and str(verdicts[RATE].value).startswith("too high")
     assert NAME not in verdicts or verdicts[NAME].status not in ("warn", "fail")
+
+
+def _lifted(seed, lift):
+    """A first loss at ln 4, then ``lift`` above ln 4 + 0.01 at once, settling within ~8 steps, noise 0.02 a step."""
+    t = torch.arange(1, 160, dtype=torch.float64)
+    z = torch.randn(159, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return [math.log(4)] + (math.log(4) + 0.01 + lift * torch.exp(-t / 8) + 0.02 * z).tolist()
+
+
+def test_a_lift_of_a_few_percent_above_ln_c_is_no_jump_a_lift_of_tens_of_percent_is():
+    """The first tenth's mean 2-4% above ln 4 (7-10 noise sigmas of that mean: what memorizing noise labels at a
+    healthy rate draws) is under the 5% a rise must reach, and is not read too high; lifted 14-16%, it is."""
+    for seed in range(10):
+        small = learning_rate_diagnosis(_lifted(seed, 0.08), untrained=math.log(4))
+        assert not small.value.startswith("too high"), small
+        big = learning_rate_diagnosis(_lifted(seed, 0.5), untrained=math.log(4))
+        assert big.status == "fail" and big.value.startswith("too high: the loss jumped up at once"), big
