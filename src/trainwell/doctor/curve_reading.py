@@ -144,8 +144,9 @@ def learning_rate_diagnosis(losses: list[float], batch_size: int | None = None,
             the real one, so a small drop alone is not read as a low rate; the curve's shape still is.
         untrained: the loss an untrained model scores, known without batch noise (ln C for a mean cross-entropy
             over C classes, whose first loss is a noisy draw of it): a curve whose first tenth stands above it (and
-            above the first loss) by 3 noise sigmas of that tenth's mean, and that ends no lower than it, jumped up
-            at once and got worse than an untrained model (a too-high rate). Used with a constant floor only.
+            above the first loss) by 3 noise sigmas of that tenth's mean and by over 5% of it, and that ends no
+            lower than it, jumped up at once and got worse than an untrained model (a too-high rate). Used with a
+            constant floor only.
 
     Returns:
         A :class:`Verdict`; its value starts with the label ("too high", "high", "good", "too low", "flat",
@@ -233,9 +234,11 @@ def _read_curve(name: str, f: dict, value: str, bound: bool = False, first_floor
         return Verdict(name, "fail", "too high: the loss jumped up at once and ends no lower than its first value "
                        f"({f['first'] + first_floor:.3g}); " + value, "a steady decrease", lower)
     # the same against an untrained model's loss known without noise (ln C): the first tenth's mean need only stand
-    # out of its own noise, sigma / sqrt(k), above it and above the first loss, and the end sits no lower than it
-    if untrained is not None and f["tail"] >= untrained and \
-            f["head"] - max(f["first"], untrained) > JUMP_SIGMAS * sigma / math.sqrt(f["k"]):
+    # out of its own noise, sigma / sqrt(k), above it and above the first loss, and, as a rise must, by over ROSE of
+    # it (a network memorizing labels its inputs do not determine, at a healthy rate, lifts the loss a few percent
+    # above ln C as its outputs spread), and the end sits no lower than it
+    if untrained is not None and f["tail"] >= untrained and f["head"] - max(f["first"], untrained) > \
+            max(ROSE * abs(untrained), JUMP_SIGMAS * sigma / math.sqrt(f["k"])):
         return Verdict(name, "fail", "too high: the loss jumped up at once and ends no lower than an untrained "
                        f"model's ({untrained + first_floor:.3g}); " + value, "a steady decrease", lower)
     # no progress: < 5% below the first tenth (a single first loss is noise: a drop is measured from the tenth)

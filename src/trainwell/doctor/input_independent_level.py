@@ -18,10 +18,10 @@ depends on the input. What the loop shows tells two causes apart:
   tiny steps of a rate far too low, nor the jumps of one far too high), the curve's second half falls by neither
   2% nor more than its noise (Adam's steps look healthy at a rate too low, whose curve falls on), two or more weight
   matrices learn (a network with a hidden layer, not a linear model on a task it cannot represent), the training
-  loss sits at the labels' entropy and the validation loss never went below it (labels noisy in part, or a task
-  hard but learnable, go below it; a heavy dropout that raises the training loss alone leaves the validation loss
-  low): the labels do not follow their inputs (:func:`unmatched_labels`: shuffled apart from them, two files in
-  different row orders), or the inputs carry next to nothing about them.
+  loss sits at the labels' entropy and the validation loss never went below it by more than its own noise
+  (labels noisy in part, or a task hard but learnable, go below it; a heavy dropout that raises the training loss
+  alone leaves the validation loss low): the labels do not follow their inputs (:func:`unmatched_labels`: shuffled
+  apart from them, two files in different row orders), or the inputs carry next to nothing about them.
 """
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ UNVALIDATED_AT = 0.98
 #: a validation loss never below this share of the labels' entropy learned nothing that carries over (a network
 #: that memorizes labels its inputs do not determine lowers the training loss only)
 VALIDATION_AT = 0.99
+#: ... nor below it by this many of its own standard errors, read from the changes between consecutive validations
+#: (von Neumann's mean square successive difference: a permutation whose class frequencies happen to line up with
+#: the validation's lets the validation loss of a network memorizing noise wander a few percent below the entropy)
+VALIDATION_SIGMAS = 3.0
+#: the fewest validation losses whose successive differences estimate their standard error
+MIN_VALIDATIONS = 3
 #: with only biases learning, a loss above this share of the constant's is no better than the constant
 NO_BETTER = 0.8
 #: update/weight ratios of steps that move the weights (cs231n's healthy ~1e-3): above the band where a flat curve
@@ -118,6 +124,23 @@ def baseline_of(w) -> tuple[str, float] | None:
     return None if v is None else ("the targets' variance", v)
 
 
+def validation_below(vals: list[float], level: float) -> bool:
+    """Whether the validation losses ``vals`` went below ``level`` (the labels' entropy): their lowest under
+    :data:`VALIDATION_AT` of it and, with :data:`MIN_VALIDATIONS` or more, under it by over :data:`VALIDATION_SIGMAS`
+    standard errors of one validation loss, sqrt(mean((v[i+1] - v[i])^2) / 2) (von Neumann et al., "The mean square
+    successive difference", Ann. Math. Stat. 1941: the spread of a series about a level, or a slow trend); a
+    validation loss that is not finite counts as below (something else is wrong)."""
+    if not all(math.isfinite(v) for v in vals):
+        return True
+    lowest = min(vals)
+    if lowest >= VALIDATION_AT * level:
+        return False
+    if len(vals) < MIN_VALIDATIONS:
+        return True
+    sigma = math.sqrt(sum((b - a) ** 2 for a, b in zip(vals[:-1], vals[1:], strict=True)) / (2 * (len(vals) - 1)))
+    return level - lowest > VALIDATION_SIGMAS * sigma
+
+
 def _learning(p) -> list[str]:
     """The parameters that learn: they require a gradient, received one on an observed step and an optimizer
     holds them."""
@@ -158,7 +181,7 @@ def constant_only(w, reach: Verdict) -> Verdict:
 def unmatched_labels(w, ratios: list[float]) -> Verdict | None:
     """``loop: inputs predict the labels``: a warning when the training loss of a mean cross-entropy stopped at the
     labels' entropy (within :data:`AT_ENTROPY` of it, or from :data:`UNVALIDATED_AT` up without a validation loss),
-    the validation loss (where there is one) never went below :data:`VALIDATION_AT` of it, two or more weight
+    the validation loss (where there is one) never went below it (:func:`validation_below`), two or more weight
     matrices learn and the observed steps' middle update/weight ratio lies in :data:`HEALTHY_BAND`; None otherwise.
     ``ratios``: the observed steps' update/weight ratios, sorted
     (:func:`~trainwell.doctor.plateau_steps.observed_ratios`)."""
@@ -174,7 +197,7 @@ def unmatched_labels(w, ratios: list[float]) -> Verdict | None:
     low = UNVALIDATED_AT if not vals else AT_ENTROPY[0]
     if curve is None or not low * h <= curve["tail"] <= AT_ENTROPY[1] * h:
         return None
-    if vals and (not all(math.isfinite(v) for v in vals) or min(vals) < VALIDATION_AT * h):
+    if vals and validation_below(vals, h):
         return None
     weights = [n for n in _learning(p) if p.named[n].dim() >= 2]
     middle = middle_ratio(ratios)
