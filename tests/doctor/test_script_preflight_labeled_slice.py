@@ -7,6 +7,7 @@ import gc
 import re
 import textwrap
 
+import pytest
 import torch._dynamo  # noqa: F401  (imported before any watch, as in test_script_preflight.py)
 
 from trainwell.doctor.script_watch import ScriptWatch
@@ -19,11 +20,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 SEMI = sys.argv[1] == "fixmatch"
+FEATURES = int(sys.argv[2])
 torch.manual_seed(0)
-centers = 2.0 * torch.randn(4, 20)
+centers = 2.0 * torch.randn(4, FEATURES)
 yl = torch.randint(0, 4, (64,))
-xl = centers[yl] + torch.randn(64, 20)
-xu = centers[torch.randint(0, 4, (384,))] + torch.randn(384, 20)
+xl = centers[yl] + torch.randn(64, FEATURES)
+xu = centers[torch.randint(0, 4, (384,))] + torch.randn(384, FEATURES)
 
 
 def weak(x):
@@ -34,7 +36,7 @@ def strong(x):
     return x * (torch.rand_like(x) > 0.2).float() + 0.15 * torch.randn_like(x)
 
 
-model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4))
+model = nn.Sequential(nn.Linear(FEATURES, 32), nn.ReLU(), nn.Linear(32, 4))
 opt = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9)
 lab_loader = DataLoader(TensorDataset(xl, yl), batch_size=16, shuffle=True, drop_last=True)
 unl_loader = DataLoader(TensorDataset(xu), batch_size=48, shuffle=True, drop_last=True)
@@ -54,18 +56,21 @@ for (ub,), (xb, yb) in zip(unl_loader, lab_loader):
 """
 
 
-def _pre_flight(tmp_path, kind: str) -> dict:
+def _pre_flight(tmp_path, kind: str, features: int = 20) -> dict:
     path = tmp_path / "train.py"
     path.write_text(textwrap.dedent(SCRIPT))
     gc.collect()
     runner = ScriptWatch(every=10, check=True)
-    [report] = runner.run(str(path), [kind])
+    [report] = runner.run(str(path), [kind, str(features)])
     assert runner.error is None, runner.error
     return {v.check: v for v, phase in zip(report.verdicts, report.phases, strict=True) if phase == "pre"}
 
 
-def test_a_loss_on_the_labeled_slice_of_one_forward_skips_the_pre_flight_saying_why(tmp_path):
-    pre = _pre_flight(tmp_path, "fixmatch")
+@pytest.mark.parametrize("features", [20, 16])  # 16: as many features as labeled rows per batch
+def test_a_loss_on_the_labeled_slice_of_one_forward_skips_the_pre_flight_saying_why(tmp_path, features):
+    """With as many features as labeled rows, the batches' second dimension fits the targets as a sequence-first
+    input's would: a model with no sequence-first layer does not read its 2-D inputs so."""
+    pre = _pre_flight(tmp_path, "fixmatch", features)
     assert list(pre) == ["pre-flight"]
     line = pre["pre-flight"]
     assert line.status == "skip"

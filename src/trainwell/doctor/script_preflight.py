@@ -87,13 +87,18 @@ def _example_axis(model: nn.Module, batches: list[tuple]) -> int:
     """The dimension along which the batches' single input tensor holds its examples: 1 for a sequence-first input
     ((T, B, ...) with one target per example, as the default ``nn.GRU`` reads it: its batches join along B, not
     T) where every batch's targets fit that dimension and either some batch's do not fit the first (B != T) or the
-    model has a sequence-first layer (B == T: the shapes alone cannot tell); else 0."""
+    model has a sequence-first layer (B == T: the shapes alone cannot tell); else 0. A 2-D input is read as (T, B)
+    only by a model with a sequence-first layer (token ids into an embedding and a default ``nn.GRU``): (N, F)
+    features whose F equals a labeled slice's size (FixMatch's 16 features and 16 labeled rows) are not."""
     if not all(isinstance(x, torch.Tensor) and x.dim() >= 2 and isinstance(y, torch.Tensor) and y.dim() == 1
                for x, y in batches):
         return 0
     if not all(x.shape[1] == len(y) for x, y in batches):
         return 0
-    return 1 if any(x.shape[0] != len(y) for x, y in batches) or sequence_first_layers(model) else 0
+    seq_first = bool(sequence_first_layers(model))
+    if not seq_first and any(x.dim() == 2 for x, _ in batches):
+        return 0
+    return 1 if any(x.shape[0] != len(y) for x, y in batches) or seq_first else 0
 
 
 def _targets_of_some_rows(model: nn.Module, batches: list[tuple]) -> tuple[int, int] | None:
