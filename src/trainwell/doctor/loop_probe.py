@@ -121,6 +121,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.row_labels = RowLabels(self.split_rows.keys)  # the training rows' keys and their labels, over the run
         self.validation_draws = ValidationDraws()  # the first validations' row keys, against each other
         self.validation_losses = ValidationLosses()  # the loss calls after forwards without gradients or in eval
+        self.validation_losses.masked = self._masked_rows
         self._input_rows: int | None = None  # the rows of the latest forward's input (a validation's sequences)
         self._forward_inputs: set = set()  # where the floating-point inputs of the last one recorded lie
         self._first_out: weakref.ref | None = None  # the output of the first weighted layer of the latest forward
@@ -185,6 +186,13 @@ class LoopProbe(ForwardHooks, StepHooks):
         self._layer_hooks: list = []
         self._armed = False
         self._tick = self._last_backward = self._last_forward = 0  # the order of forwards and backward passes
+
+    def _masked_rows(self) -> tuple[int, int] | None:
+        """(rows reached, rows) when the training loss reaches a fixed subset of its output's rows
+        (:func:`~trainwell.doctor.loop_data.masked_rows`)."""
+        from trainwell.doctor.loop_data import masked_rows  # loop_data reads this probe
+
+        return masked_rows(self)
 
     def held_now(self) -> set[int]:
         return set().union(*(held(o) for o in self.optimizers))

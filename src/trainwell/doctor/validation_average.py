@@ -140,6 +140,9 @@ class ValidationLosses:
         self.on_call: Callable[[tuple, object], None] | None = None
         self._inner: int | None = None
         self._inner_given: list[tuple] = []
+        # (rows reached, rows) when the training loss reaches a fixed subset of its output's rows (a graph
+        # network's labelled nodes; :func:`~trainwell.doctor.loop_data.masked_rows`), set by the watch
+        self.masked: Callable[[], tuple[int, int] | None] | None = None
 
     def forwarded(self, training: bool, rows: int | None, reached: list[bool] | None = None,
                   on_training: bool = False, out=None) -> None:
@@ -242,14 +245,26 @@ class ValidationLosses:
             weight = weight if isinstance(weight, torch.Tensor) else None
             pads = pad_reading(name, given, target, ignored, self.training_pad, weight) \
                 if ignored is not None and len(self.pad_reads) < VALIDATIONS else None
+            on_training = self._on_training and not self._other_nodes(given)
             if self._inner is not None:  # inside the forward: its table once it is kept
                 self._inner_given.append(given)
-            elif ignored is not None and not self._on_training:
+            elif ignored is not None and not on_training:
                 self._confused(name, confusion(given, target, ignored), given.dim() > 2)
             self._pending.append((name, len(given), reduction, out.detach(), target, ignored, self._rows, weight,
-                                  self._on_training, None, pads))
+                                  on_training, None, pads))
             if self.on_call is not None:
                 self.on_call(self._pending[-1], given)
+
+    def _other_nodes(self, given: torch.Tensor) -> bool:
+        """Whether a loss call on the output of a forward over a training batch reads other rows of it than the
+        training loss does: the training loss reaches a fixed subset of its output's rows (a graph network's
+        labelled nodes, the whole graph its one batch) and this call's input has fewer rows than the forward's
+        input and as many as neither (``F.cross_entropy(out[val_mask], y[val_mask])``: the validation nodes). A
+        call on as many rows as the training nodes stays the training loss recomputed."""
+        if self.masked is None or self._rows is None or not len(given) < self._rows:
+            return False
+        masked = self.masked()
+        return masked is not None and masked[1] == self._rows and len(given) != masked[0]
 
     def _confused(self, name: str, table: torch.Tensor | None, pixels: bool) -> None:
         """Adds one call's confusion table (None: the call is not read) to the running sum of its loss function's
