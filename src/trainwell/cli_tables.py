@@ -60,6 +60,19 @@ def verdicts(rows: list[dict], title: str):
     return table
 
 
+def watch_footer(script: str, wall_s: float, reports: list, code: int, script_status: int) -> str:
+    """``trainwell watch``'s last line (on stderr): how long the script ran watched, that its own output is above
+    as it printed it, what the reports found, and the exit status with its reason."""
+    from trainwell.doctor.report_order import findings
+
+    counts = {s: sum(findings(r.verdicts, s) for r in reports) for s in ("fail", "warn")}
+    found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no warn or fail"
+    loops = f"{len(reports)} training loop{'s' * (len(reports) != 1)} read"
+    why = "the script's own status" if script_status else "a check failed" if code else "no check failed"
+    return (f"trainwell watch: {script} ran {wall_s:.1f} s under the watch (its own output is above, as it printed "
+            f"it); {loops}: {found}; exit {code} ({why})")
+
+
 def layers(kind: str, shape: tuple[int, ...], rows) -> object:
     """``trainwell summary``: one row per layer (per call of a layer that runs more than once: its later calls'
     parameters in parentheses, counted once in the total), then the totals."""
