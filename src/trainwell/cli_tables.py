@@ -46,17 +46,16 @@ def class_names_line(names: list[str] | None, most: int = 10) -> str:
 
 
 def verdicts(rows: list[dict], title: str):
-    """The doctor's verdicts: phase, check, status (coloured), value, advice."""
-    from rich.table import Table
+    """The doctor's verdicts (summary.json's ``doctor`` rows) as a report's table: in reading order (fails first, a
+    cause before what it explains), one row per finding, what was measured, what was expected and what to do."""
+    from trainwell.doctor.report import Report
+    from trainwell.doctor.verdict import Verdict
 
-    colors = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
-    table = Table(title=title, show_lines=False)
-    for col in ("phase", "check", "status", "value", "advice"):
-        table.add_column(col, overflow="fold")
-    for v in rows:
-        status = v["status"]
-        table.add_row(v.get("phase", ""), v["check"], f"[{colors[status]}]{status}[/]", str(v["value"]),
-                      v.get("advice") or "")
+    fields = ("check", "status", "value", "expected", "advice")
+    report = Report([Verdict(**{k: v.get(k) for k in fields}) for v in rows], title,
+                    [v.get("phase", "") for v in rows])
+    table = report.table(full=True, titled=False)
+    table.title, table.title_justify = title, "left"
     return table
 
 

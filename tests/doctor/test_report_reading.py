@@ -26,7 +26,7 @@ def _watched_loop(zero_grad: bool) -> Report:
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     with doctor.watch(model, opt, every=10) as w:
-        for epoch in range(5):
+        for _epoch in range(5):
             model.train()
             for i in range(0, 256, 32):
                 xb, yb = x[i:i + 32], y[i:i + 32]
@@ -147,3 +147,29 @@ def test_the_watch_command_prints_the_cause_first_and_says_how_long_it_ran_and_w
     assert re.fullmatch(r"trainwell watch: .*train\.py ran \d+\.\d s under the watch \(its own output is above, as "
                         r"it printed it\); 1 training loop read: 1 fail(, \d+ warn)?; exit 1 \(a check failed\)",
                         footer), footer
+
+
+def test_a_zero_initialized_network_s_variance_reading_prints_no_guard_number():
+    from trainwell.doctor.activations import variance_propagation
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
+    for p in model.parameters():
+        nn.init.zeros_(p)
+    v = variance_propagation(model, torch.randn(64, 8), torch.randint(0, 3, (64,)), F.cross_entropy)
+    assert v.status == "fail" and "(both 0)" in v.value and "e+30" not in v.value
+
+
+def test_trainwell_fit_s_table_of_warnings_and_failures_reads_in_the_same_order():
+    from rich.console import Console
+
+    from trainwell import cli_tables
+
+    rows = [{"check": "monitor: dead ReLUs", "status": "warn", "value": "fc1 at step 50: 0.912345", "expected": "-",
+             "advice": "lower the learning rate", "phase": "monitor"},
+            {"check": "overfitting", "status": "fail", "value": "gap 1.23456789", "expected": "a finite loss",
+             "advice": "", "phase": "post"}]
+    console = Console(width=200, record=True, color_system=None)
+    console.print(cli_tables.verdicts(rows, "doctor: warnings and failures"))
+    text = console.export_text()
+    assert _first_row(text) == "overfitting" and "gap 1.235" in text and "a finite loss" in text
