@@ -109,10 +109,12 @@ def cmd_watch(args) -> int:
             return runner.status
         raise TrainwellError(f"{args.script} never called optimizer.step() twice: there was no training loop to "
                              "read")
-    if args.json:  # one object per training loop: its title and its verdicts
+    if args.json:  # one object per training loop: its title, status, the check to read first, and its verdicts
         import json
 
-        print(json.dumps([{"title": r.title, "verdicts": r.as_dicts()} for r in reports], indent=2))
+        print(json.dumps([{"title": r.title, "status": r.status,
+                           "likely_cause": r.likely_cause.check if r.likely_cause else None,
+                           "verdicts": r.as_dicts()} for r in reports], indent=2, default=str))
     else:
         for report in reports:
             _console().print(report)

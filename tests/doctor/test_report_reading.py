@@ -2,6 +2,7 @@
 a cause before what it explains, one row per finding, numbers to four significant digits; ``trainwell watch`` says
 how long the watched script ran and why it exits with its status."""
 
+import json
 import re
 import textwrap
 
@@ -147,6 +148,10 @@ def test_the_watch_command_prints_the_cause_first_and_says_how_long_it_ran_and_w
     assert re.fullmatch(r"trainwell watch: .*train\.py ran \d+\.\d s under the watch \(its own output is above, as "
                         r"it printed it\); 1 training loop read: 1 fail(, \d+ warn)?; exit 1 \(a check failed\)",
                         footer), footer
+    assert main(["watch", "--json", "--every", "10", str(path)]) == 1
+    out = capsys.readouterr().out
+    [loop] = json.loads(out[out.index("\n[") + 1:])
+    assert loop["status"] == "fail" and loop["likely_cause"] == GRADIENTS
 
 
 def test_a_zero_initialized_network_s_variance_reading_prints_no_guard_number():
