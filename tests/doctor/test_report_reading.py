@@ -178,3 +178,14 @@ def test_trainwell_fit_s_table_of_warnings_and_failures_reads_in_the_same_order(
     console.print(cli_tables.verdicts(rows, "doctor: warnings and failures"))
     text = console.export_text()
     assert _first_row(text) == "overfitting" and "gap 1.235" in text and "a finite loss" in text
+
+
+def test_the_same_fix_is_written_out_once():
+    fix = "initialize weights randomly (nn.init.kaiming_normal_ on each hidden layer): zero init never breaks symmetry"
+    expected = "distinct hidden units"
+    report = Report([Verdict("symmetry", "fail", "identical units in 0.weight", expected, fix),
+                     Verdict("loop: symmetry", "fail", "identical units after 159 steps", expected, fix)],
+                    phases=["pre", "monitor"])
+    text = str(report)
+    assert text.count("kaiming_normal_") == 2  # the likely cause's line and the first row; the second row points up
+    assert "as for 'loop: symmetry' above" in text

@@ -125,10 +125,13 @@ class Report:
         for col in (("phase",) if show_phase else ()) + ("check", "status", "measured") + \
                 (("expected",) if show_expected else ()) + (("what to do",) if show_advice else ()):
             table.add_column(col, overflow="fold")
+        advised: dict[str, str] = {}  # advice -> the first row's check: the same fix is written out once
         for v, phase in rows:
+            advice = short_numbers(v.advice or "")
+            said = advised.setdefault(advice, v.check) if len(advice) > 40 else v.check
             row = [v.check, f"[{_COLORS[v.status]}]{v.status}[/]", escape(shown(v.value))] + \
                 ([escape(shown(v.expected))] if show_expected else []) + \
-                ([escape(short_numbers(v.advice or ""))] if show_advice else [])
+                ([escape(advice if said == v.check else f"as for '{said}' above")] if show_advice else [])
             table.add_row(*(([phase] if show_phase else []) + row))
         return table
 

@@ -3,7 +3,7 @@
 A report lists its verdicts in the order the checks ran; a reader wants the other way round: what to fix first.
 So the rendered report puts
 
-1. problems before facts: fail, then warn, then info, then skip, then pass;
+1. problems before facts: fail, then warn, then info, then pass, then skip (a check that could not look);
 2. within one status, the loop's named causes (``loop: ...``) first, then the pre-flight's checks, then the loss
    curve's learning-rate reading, then the network's monitors (dead units, non-finite values: what a cause did to
    the network), then the run's general readings (overfitting, bias/variance);
@@ -26,7 +26,7 @@ import re
 
 from trainwell.doctor.verdict import Verdict
 
-SEVERITY = {"fail": 0, "warn": 1, "info": 2, "skip": 3, "pass": 4}
+SEVERITY = {"fail": 0, "warn": 1, "info": 2, "pass": 3, "skip": 4}
 PROBLEMS = ("fail", "warn")
 GENERAL = ("overfitting", "bias/variance")
 """Readings of the whole run that every cause ends up in: read last among verdicts of one status."""
