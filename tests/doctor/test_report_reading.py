@@ -189,3 +189,33 @@ def test_the_same_fix_is_written_out_once():
     text = str(report)
     assert text.count("kaiming_normal_") == 2  # the likely cause's line and the first row; the second row points up
     assert "as for 'loop: symmetry' above" in text
+
+
+def test_a_rate_far_too_high_is_told_the_range_to_try_in_its_own_numbers():
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 0.5).long()
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=5.0, momentum=0.9)
+    with doctor.watch(model, opt, every=10) as w:
+        for _epoch in range(4):
+            for i in range(0, 256, 32):
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x[i:i + 32]), y[i:i + 32])
+                loss.backward()
+                opt.step()
+                w.step(loss, y=y[i:i + 32])
+    report = w.report()
+    curve = report["learning rate (loss curve)"]
+    assert curve.status == "fail" and "lower the learning rate (by 3-10x: from 5 to 0.5-1.7)" in curve.advice
+    assert report.likely_cause.check == "learning rate (loss curve)"
+
+
+def test_a_scheduled_rate_keeps_the_plain_factor():
+    from trainwell.doctor.rate_numbers import with_rate
+
+    slow = Verdict("learning rate (loss curve)", "warn", "too low", "", "raise the learning rate (by 3-10x)")
+    assert with_rate(slow, [0.001] * 5, []).advice == "raise the learning rate (by 3-10x: from 0.001 to 0.003-0.01)"
+    assert with_rate(slow, [0.1, 0.05, 0.01], []) is slow  # a schedule: which value to scale is the user's choice
+    assert with_rate(slow, [0.1] * 3, [[0.1, 0.01]] * 3) is slow  # two groups at two rates
+    assert with_rate(Verdict(slow.check, "pass", "good", "", ""), [0.1] * 3, []).advice == ""
