@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 from pathlib import Path
 
 from trainwell import cli_tables
@@ -77,7 +78,7 @@ def cmd_doctor(args) -> int:
     if args.json:
         print(report.to_json())
     else:
-        _console().print(report.table())
+        _console().print(report)
     return 1 if report.failed else 0
 
 
@@ -89,7 +90,9 @@ def cmd_watch(args) -> int:
     from trainwell.doctor.script_watch import ScriptWatch
 
     runner = ScriptWatch(args.every, args.model, args.check)
+    tic = time.perf_counter()
     reports = runner.run(args.script, args.script_args)
+    wall = time.perf_counter() - tic
     if runner.model_error:  # the script was stopped: --model named none of its modules
         raise TrainwellError(runner.model_error)
     if runner.error:
@@ -106,15 +109,19 @@ def cmd_watch(args) -> int:
             return runner.status
         raise TrainwellError(f"{args.script} never called optimizer.step() twice: there was no training loop to "
                              "read")
-    if args.json:  # one object per training loop: its title and its verdicts
+    if args.json:  # one object per training loop: its title, status, the check to read first, and its verdicts
         import json
 
-        print(json.dumps([{"title": r.title, "verdicts": r.as_dicts()} for r in reports], indent=2))
+        print(json.dumps([{"title": r.title, "status": r.status,
+                           "likely_cause": r.likely_cause.check if r.likely_cause else None,
+                           "verdicts": r.as_dicts()} for r in reports], indent=2, default=str))
     else:
         for report in reports:
-            _console().print(report.table())
+            _console().print(report)
     # the script's own failure (it raised, or exited with a status) is its exit status, as python would give it
-    return runner.status or (1 if any(r.failed for r in reports) else 0)
+    code = runner.status or (1 if any(r.failed for r in reports) else 0)
+    print(cli_tables.watch_footer(args.script, wall, reports, code, runner.status), file=sys.stderr)
+    return code
 
 
 def cmd_fit(args) -> int:

@@ -28,6 +28,12 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
                         help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
 
 
+READING = ("The report reads from the cause down: its title and status (pass, warn or fail); when a check warned "
+           "or failed, the likely cause and what to do about it; a table of the problems, fails first, a cause before "
+           "the readings it explains, each with what was measured, what was expected and what to change; then the "
+           "checks that passed, by name (--json gives every reading).")
+
+
 INTEGER = re.compile(r"\s*\+?[0-9]+\s*")
 NUMBER = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")
 
@@ -78,7 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run the lecture's pre-flight checklist on the model a config builds and a "
                                      "slice of its training data: initial loss, gradient check, regularization, "
                                      "overfitting a tiny subset, symmetry, variance propagation, input-independent "
-                                     "baseline, batch independence. Exit 1 if any check fails.")
+                                     "baseline, batch independence. Exit 1 if any check fails.\n\n" + READING,
+                         epilog="examples:\n"
+                                "  trainwell doctor                                 the default MNIST-1D CNN\n"
+                                "  trainwell doctor configs/digits-cnn.toml --set init.scheme=zeros\n"
+                                "                                                   a zero init: symmetry fails, "
+                                "exit 1\n"
+                                "  trainwell doctor --json > verdicts.json          every verdict, with its value, "
+                                "expectation and advice\n\n"
+                                "For your own model and loop: trainwell watch --check train.py (see trainwell watch "
+                                "-h), or doctor.check(...) and doctor.watch(...) in Python.",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     _config_args(doc)
     doc.add_argument("--json", action="store_true", help="print the verdicts as JSON")
 
@@ -94,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "optimizer, rate and modes are read; the verdicts are printed when the script "
                                      "ends (also when it raises). Exit 1 if any check fails; a script that raises "
                                      "or exits with a status gives its own status, also one that exits before "
-                                     "training (its -h).\n\nOptions before SCRIPT.py are trainwell's; everything "
+                                     "training (its -h). The script's own output is printed as it runs; the "
+                                     "report follows it, and a last line on stderr says how long the script ran "
+                                     "under the watch and why the command exits with its status.\n\n" + READING +
+                                     "\n\nOptions before SCRIPT.py are trainwell's; everything "
                                      "after it goes to the script (its own -h, --every, ...).",
                          epilog="examples:\n"
                                 "  trainwell watch train.py --epochs 5               the script gets --epochs 5\n"
@@ -103,7 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 "  trainwell watch --model trainer.model train.py    watch the module the script "
                                 "holds as trainer.model\n"
                                 "  trainwell watch --check train.py                  also the pre-flight "
-                                "(doctor.check) at the first step",
+                                "(doctor.check) at the first step\n"
+                                "  trainwell watch --json train.py > verdicts.json   every verdict of every loop, "
+                                "passes included\n\n"
+                                "a report's first lines, for a loop that never calls optimizer.zero_grad():\n"
+                                "  trainwell watch: train.py: model (read from step 2; its loss curve from step 1): "
+                                "fail\n"
+                                "  likely cause: loop: gradients at optimizer.step() (fail): .grad holds earlier "
+                                "steps' gradients on 5 of 5 observed steps\n"
+                                "    what to do: gradients accumulate across steps: call optimizer.zero_grad() once "
+                                "per step",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     wat.add_argument("--every", type=_positive_int, default=50, metavar="N",
                      help="steps between two steps read whole (activations, update ratios); default 50")

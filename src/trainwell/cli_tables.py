@@ -46,18 +46,30 @@ def class_names_line(names: list[str] | None, most: int = 10) -> str:
 
 
 def verdicts(rows: list[dict], title: str):
-    """The doctor's verdicts: phase, check, status (coloured), value, advice."""
-    from rich.table import Table
+    """The doctor's verdicts (summary.json's ``doctor`` rows) as a report's table: in reading order (fails first, a
+    cause before what it explains), one row per finding, what was measured, what was expected and what to do."""
+    from trainwell.doctor.report import Report
+    from trainwell.doctor.verdict import Verdict
 
-    colors = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
-    table = Table(title=title, show_lines=False)
-    for col in ("phase", "check", "status", "value", "advice"):
-        table.add_column(col, overflow="fold")
-    for v in rows:
-        status = v["status"]
-        table.add_row(v.get("phase", ""), v["check"], f"[{colors[status]}]{status}[/]", str(v["value"]),
-                      v.get("advice") or "")
+    fields = ("check", "status", "value", "expected", "advice")
+    report = Report([Verdict(**{k: v.get(k) for k in fields}) for v in rows], title,
+                    [v.get("phase", "") for v in rows])
+    table = report.table(full=True, titled=False)
+    table.title, table.title_justify = title, "left"
     return table
+
+
+def watch_footer(script: str, wall_s: float, reports: list, code: int, script_status: int) -> str:
+    """``trainwell watch``'s last line (on stderr): how long the script ran watched, that its own output is above
+    as it printed it, what the reports found, and the exit status with its reason."""
+    from trainwell.doctor.report_order import findings
+
+    counts = {s: sum(findings(r.verdicts, s) for r in reports) for s in ("fail", "warn")}
+    found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no warn or fail"
+    loops = f"{len(reports)} training loop{'s' * (len(reports) != 1)} read"
+    why = "the script's own status" if script_status else "a check failed" if code else "no check failed"
+    return (f"trainwell watch: {script} ran {wall_s:.1f} s under the watch (its own output is above, as it printed "
+            f"it); {loops}: {found}; exit {code} ({why})")
 
 
 def layers(kind: str, shape: tuple[int, ...], rows) -> object:

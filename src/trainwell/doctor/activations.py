@@ -211,9 +211,16 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     advice = "" if status == "pass" else (
         f"signals {'vanish' if shrink else 'explode'} through depth: use {scheme}, or add normalization")
     return Verdict("variance propagation", status,
-                   f"activation std {a0:.3g} -> {a1:.3g} (x{act_ratio:.2g}), gradient norm {g1:.3g} -> {g0:.3g} "
-                   f"(x{grad_ratio:.2g}) over {len(stats)} layers{silent}{_inner_note(inner, len(graded))}",
+                   f"activation std {a0:.3g} -> {a1:.3g} {_times(a0, a1, act_ratio)}, gradient norm {g1:.3g} -> "
+                   f"{g0:.3g} {_times(g1, g0, grad_ratio)} over {len(stats)} layers{silent}"
+                   f"{_inner_note(inner, len(graded))}",
                    f"ratios within [{warn_ratio}, {1 / warn_ratio:g}]", advice)
+
+
+def _times(start: float, end: float, ratio: float) -> str:
+    """The factor from ``start`` to ``end`` as printed: "(x0.5)"; "(both 0)" where nothing passed at either end
+    (all-zero weights), whose ratio is a guard's number, not a measurement."""
+    return "(both 0)" if start == 0 and end == 0 else f"(x{ratio:.2g})"
 
 
 def _calls_relu(model: nn.Module, x: torch.Tensor | Inputs) -> bool:

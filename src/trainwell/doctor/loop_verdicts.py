@@ -398,7 +398,7 @@ def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
     if calls >= 3 and probe.opt_steps == 0:
         return Verdict(name, "fail", f"{calls} steps recorded, optimizer.step() never ran",
                        "one optimizer.step() per step", "call optimizer.step() after loss.backward() (on the "
-                       "optimizer given to doctor.watch)")
+                       "optimizer that holds the model's parameters)")
     if calls >= 3 and probe.opt_steps >= 1.5 * calls and probe.game is None:  # a critic steps k times by design
         return Verdict(name, "warn", f"optimizer.step() ran {probe.opt_steps} times in {calls} w.step() calls",
                        "one optimizer.step() per w.step()", "optimizer.step() runs more than once per batch: each "

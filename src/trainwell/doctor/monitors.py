@@ -363,7 +363,7 @@ class Monitor(Callback):
                            "gradients, normalize the inputs, or guard log/exp/division in this layer")
             if a.get("grad_nonfinite", 0.0) > 0:
                 self._warn("non-finite gradients", name, step, f"{a['grad_nonfinite']:.0%} NaN/Inf in the gradient",
-                           "lower the learning rate or clip gradients (and check the loss)")
+                           "lower the learning rate or clip gradients (and check the loss and inputs)")
             if a.get("dead", 0.0) > self.dead_warn:
                 output = a.get("output")  # the model's scores themselves: a ReLU after the last layer
                 self._warn("dead ReLUs", name, step, f"{a['dead']:.0%} of units never active" +
@@ -441,8 +441,17 @@ class Monitor(Callback):
         return [Verdict(f"monitor: {w['kind']}", "fail", f"in layer '{w['where']}' at step {w['step']}: {w['value']}",
                         "finite values", w["advice"]) if w["kind"].startswith("non-finite") else
                 self._revived(w) or self._settled(w) or
-                Verdict(f"monitor: {w['kind']}", "warn", f"{w['where']} at step {w['step']}: {w['value']}", "-",
-                        w["advice"]) for w in self.warnings]
+                Verdict(f"monitor: {w['kind']}", "warn", f"{w['where']} at step {w['step']}: {w['value']}",
+                        self._expected(w["kind"]), w["advice"]) for w in self.warnings]
+
+    def _expected(self, kind: str) -> str:
+        """What a healthy network shows for the monitor ``kind`` (its warning's threshold)."""
+        lo, hi = self.update_range
+        return {"dead ReLUs": f"at most {self.dead_warn:.0%} of a layer's units never active",
+                "saturated units": f"at most {self.saturation_warn:.0%} of a layer's units saturated",
+                "vanishing gradients": f"first/last gradient RMS above {self.depth_ratio:g}",
+                "exploding gradients": f"first/last gradient RMS below {1 / self.depth_ratio:g}",
+                "update/weight ratio": f"median update/weight between {lo:g} and {hi:g} (healthy ~1e-3)"}.get(kind, "-")
 
     def _revived(self, w: dict) -> Verdict | None:
         """An ``info`` for a dead-ReLU warning whose layer came back: at the last observed step after it, at most

@@ -1,5 +1,9 @@
 """A doctor report: the verdicts of one run of checks, as a rich table, JSON, or lists of failures and warnings.
 
+Printed, a report reads from the cause down: its likely cause and what to do first, then the problems, most
+severe and most direct first, one row per finding (:mod:`trainwell.doctor.report_order`), then the names of the
+checks that passed.
+
 ``trainwell.doctor.check``, ``trainwell.doctor.watch(...).report()`` and the ``trainwell doctor`` command all
 return or render this one object.
 
@@ -16,6 +20,7 @@ import io
 import json
 from collections.abc import Iterator
 
+from trainwell.doctor.report_order import likely_cause, merged, reading_order, short_numbers, shown
 from trainwell.doctor.verdict import STATUSES, Verdict, worst
 
 _COLORS = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
@@ -89,27 +94,79 @@ class Report:
         """The verdicts as a JSON list (values that JSON cannot hold are written as strings)."""
         return json.dumps(self.as_dicts(), indent=indent, default=str)
 
-    def table(self):
-        """A ``rich.table.Table`` of the verdicts (status coloured)."""
+    @property
+    def likely_cause(self) -> Verdict | None:
+        """The verdict to read first: the most severe, most direct cause found (a fail or a warn); None when the
+        report found no problem. See :mod:`trainwell.doctor.report_order`."""
+        return likely_cause(self.verdicts, self.phases)
+
+    def table(self, full: bool | None = None, titled: bool = True):
+        """A ``rich.table.Table`` of the verdicts in reading order (fails, warns, infos, then the rest; a cause
+        before what it explains) with one row per finding, numbers to four significant digits.
+
+        Args:
+            full: a row for every pass and skip too; default: only when nothing warned or failed (otherwise
+                :meth:`rendered` lists them by name under the table).
+            titled: the table carries the report's title and status.
+        """
+        from rich.markup import escape  # a value quotes the user's code ("x[mask]"): text, not console markup
         from rich.table import Table
 
-        table = Table(title=f"{self.title}: {self.status}", show_lines=False)
-        show_phase = any(self.phases)
-        for col in (("phase",) if show_phase else ()) + ("check", "status", "value", "advice"):
+        full = self._full(full)
+        order = reading_order(self.verdicts, self.phases)
+        rows = merged([(self.verdicts[i], self.phases[i]) for i in order
+                       if full or self.verdicts[i].status not in ("pass", "skip")])
+        table = Table(title=f"{self.title}: {self.status}" if titled else None, title_justify="left",
+                      show_lines=False)
+        show_phase = len({phase for _, phase in rows}) > 1 and "pre" in {phase for _, phase in rows}  # pre-flight
+        # rows beside the loop's readings (trainwell watch --check); otherwise the phase says nothing new
+        show_expected = any(shown(v.expected) for v, _ in rows)
+        show_advice = any(v.advice for v, _ in rows)
+        for col in (("phase",) if show_phase else ()) + ("check", "status", "measured") + \
+                (("expected",) if show_expected else ()) + (("what to do",) if show_advice else ()):
             table.add_column(col, overflow="fold")
-        for v, phase in zip(self.verdicts, self.phases, strict=True):
-            row = [v.check, f"[{_COLORS[v.status]}]{v.status}[/]", str(v.value), v.advice or ""]
+        advised: dict[str, str] = {}  # advice -> the first row's check: the same fix is written out once
+        for v, phase in rows:
+            advice = short_numbers(v.advice or "")
+            said = advised.setdefault(advice, v.check) if len(advice) > 40 else v.check
+            row = [v.check, f"[{_COLORS[v.status]}]{v.status}[/]", escape(shown(v.value))] + \
+                ([escape(shown(v.expected))] if show_expected else []) + \
+                ([escape(advice if said == v.check else f"as for '{said}' above")] if show_advice else [])
             table.add_row(*(([phase] if show_phase else []) + row))
         return table
 
+    def _full(self, full: bool | None) -> bool:
+        return not (self.failed or self.warnings) if full is None else full
+
+    def rendered(self, full: bool | None = None):
+        """The report as it is printed: its title and status, the likely cause and its fix in two lines, the table
+        (:meth:`table`), then the checks that passed or were skipped, by name, when they have no rows."""
+        from rich.console import Group
+        from rich.text import Text
+
+        parts = [Text(f"{self.title}: {self.status}", style="bold")]
+        cause = self.likely_cause
+        if cause is not None:
+            parts.append(Text(f"likely cause: {cause.check} ({cause.status}): {shown(cause.value)}"))
+            if cause.advice:
+                parts.append(Text(f"  what to do: {short_numbers(cause.advice)}"))
+        parts.append(self.table(full, titled=False))
+        if not self._full(full):
+            for status, heading, why in (("pass", "passed", "their readings"), ("skip", "skipped", "why")):
+                names = list(dict.fromkeys(v.check for v in self.verdicts if v.status == status))
+                if names:
+                    parts.append(Text(f"{heading} ({len(names)}): {', '.join(names)} ({why}: --json, or "
+                                      "report.table(full=True))"))
+        return Group(*parts)
+
     def __rich__(self):
-        return self.table()
+        return self.rendered()
 
     def __str__(self) -> str:
         from rich.console import Console
 
         console = Console(width=160, record=True, file=io.StringIO())
-        console.print(self.table())
+        console.print(self.rendered())
         return console.export_text()
 
     def __repr__(self) -> str:

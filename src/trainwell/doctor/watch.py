@@ -73,6 +73,7 @@ from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.plateau_steps import plateau_at_healthy_steps
 from trainwell.doctor.positive_init import positive_weights
 from trainwell.doctor.probability_logs import unguarded_log
+from trainwell.doctor.rate_numbers import with_rate
 from trainwell.doctor.rebuilt_optimizers import OptimizerBuilds
 from trainwell.doctor.rebuilt_schedulers import SchedulerBuilds
 from trainwell.doctor.registration import graph_leaves, unregistered
@@ -478,6 +479,7 @@ class Watch:
         rate = self._state.optimizer.param_groups[0].get("lr") if self._state.optimizer else None
         curve = grown_norms(curve, self._norms, self.probe, self._first_forward, rate)  # a scale-invariant head's
         curve = collapsed_head(curve, self._norms, self.probe, self._first_forward, rate, losses)  # slowness, stall
+        curve = with_rate(curve, self.probe.lrs, self.probe.group_lrs)  # "from 5 to 0.5-1.7", not only "3-10x"
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
