@@ -88,6 +88,7 @@ from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.supcon_floor import supcon_floors
 from trainwell.doctor.trained_pads import TrainedPads
 from trainwell.doctor.trained_start import predicts_labels
+from trainwell.doctor.trained_symmetry import constant_weights
 from trainwell.doctor.unstepped_schedulers import plateaus_held
 from trainwell.doctor.validation_classes import TrainingClasses
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
@@ -178,6 +179,7 @@ class Watch:
         self._first_targets = None  # the y= given on that step
         self._norms = StartNorms(model)  # the weights' norms before the first step (scale-invariant ones grow)
         self._positive = positive_weights(model.named_parameters())  # weights initialized all positive
+        self._constant = constant_weights(model.named_parameters())  # weights initialized to one value
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
         self._val_losses = self.probe.validation_losses  # the loss calls of the validations
         self._val_losses.training = self._loss_inputs.training_call  # held against the training loss's call

@@ -50,7 +50,7 @@ from trainwell.doctor.sequence_targets import loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
-from trainwell.doctor.trained_symmetry import trained_symmetry
+from trainwell.doctor.trained_symmetry import constant_init_verdict, trained_symmetry
 from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.unscaled_cosine import unscaled_cosine
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
@@ -251,7 +251,8 @@ def loop_verdicts(w) -> list:
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
            probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
-           trained_symmetry(p.model, p.optimizers, p.opt_steps),
+           trained_symmetry(p.model, p.optimizers, p.opt_steps) or
+           constant_init_verdict(w.first_step.constant if w.first_step is not None else w._constant, p.model),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
