@@ -1257,7 +1257,7 @@ CASES = [
     Case("CrossEntropyLoss(reduction='sum') at a learning rate tuned for the mean", Loop(loss="ce_sum"), Loop(),
          "learning rate"),
     Case("cross-entropy against one-hot targets x 255 (F.one_hot(y) * 255 as class probabilities)",
-         Loop(loss="onehot255"), Loop(loss="onehot"), "loop: labels"),
+         Loop(loss="onehot255"), Loop(loss="onehot"), "loop: probability targets"),
     # schedules: a warm-up 100x longer than the run, a rate decayed by hand in the batch loop
     Case("a LambdaLR warm-up 100x longer than the run (min(1, (s + 1) / (100 * warmup)))",
          Loop(scheduler="warmup_long"), Loop(scheduler="warmup_capped"), "a warm-up that never ended"),

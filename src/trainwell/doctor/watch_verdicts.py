@@ -42,6 +42,7 @@ from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
 from trainwell.doctor.positive_init import positive_verdict
 from trainwell.doctor.probability_logs import probability_log_verdict
+from trainwell.doctor.probability_targets import probability_targets_verdict
 from trainwell.doctor.relabelled_validation import relabelled
 from trainwell.doctor.repeated_validations import once_each
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
@@ -254,6 +255,7 @@ def loop_verdicts(w) -> list:
            trained_symmetry(p.model, p.optimizers, p.opt_steps) or
            constant_init_verdict(w.first_step.constant if w.first_step is not None else w._constant, p.model),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
+           probability_targets_verdict(w._loss_inputs.training_call.row_sums),
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
            unmatched_labels(w, observed_ratios(w))]
