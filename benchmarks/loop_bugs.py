@@ -1275,7 +1275,8 @@ CASES = [
     Case("weights_init with nn.init.constant_(m.weight, 0.05) (every unit of a layer alike)",
          Loop(extra={"init": "constant"}), Loop(), "symmetry"),
     Case("the validation loop copied from the training loop: backward() and optimizer.step() on validation batches",
-         Loop(extra={"val_steps": "trains"}), Loop(extra={"val_steps": "evaluates"}), "validation"),
+         Loop(extra={"val_steps": "trains"}), Loop(extra={"val_steps": "evaluates"}),
+         "optimizer.step() on the validation set"),
 ]
 
 
