@@ -1255,7 +1255,7 @@ CASES = [
     Case("optimizer.zero_grad() at the top of every epoch, not of every batch", Loop(zero_grad="epoch"), Loop(),
          "loop: gradients"),
     Case("CrossEntropyLoss(reduction='sum') at a learning rate tuned for the mean", Loop(loss="ce_sum"), Loop(),
-         "learning rate"),
+         "(reduction='sum')"),
     Case("cross-entropy against one-hot targets x 255 (F.one_hot(y) * 255 as class probabilities)",
          Loop(loss="onehot255"), Loop(loss="onehot"), "loop: probability targets"),
     # schedules: a warm-up 100x longer than the run, a rate decayed by hand in the batch loop
@@ -1271,7 +1271,7 @@ CASES = [
     # a regression loss written out without abs(); weights initialized to one constant; a validation loop copied
     # from the training loop with its backward and step
     Case("regression: an L1 loss written (out - y).mean() (abs() forgotten)", Loop(loss="l1_signed", lr=0.01),
-         Loop(loss="l1", lr=0.01), "loss"),
+         Loop(loss="l1", lr=0.01), "falls without bound"),
     Case("weights_init with nn.init.constant_(m.weight, 0.05) (every unit of a layer alike)",
          Loop(extra={"init": "constant"}), Loop(), "symmetry"),
     Case("the validation loop copied from the training loop: backward() and optimizer.step() on validation batches",

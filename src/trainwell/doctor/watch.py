@@ -85,6 +85,7 @@ from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.scale_invariant_rate import StartNorms, grown_norms
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.step_readings import forward_tensors
+from trainwell.doctor.summed_loss import summed_batch_loss
 from trainwell.doctor.supcon_floor import supcon_floors
 from trainwell.doctor.trained_pads import TrainedPads
 from trainwell.doctor.trained_start import predicts_labels
@@ -480,6 +481,7 @@ class Watch:
         rate = self._state.optimizer.param_groups[0].get("lr") if self._state.optimizer else None
         curve = grown_norms(curve, self._norms, self.probe, self._first_forward, rate)  # a scale-invariant head's
         curve = collapsed_head(curve, self._norms, self.probe, self._first_forward, rate, losses)  # slowness, stall
+        curve = summed_batch_loss(curve, self._loss_inputs.training_call.read)  # a rate chosen for the mean
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
