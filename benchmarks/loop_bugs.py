@@ -421,6 +421,15 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                                                    factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
         else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
 
+    if "opt_rebuilt" in cfg.extra:  # the optimizer created again (a notebook cell run twice, a checkpoint's
+        # loading): "after_scheduler": the scheduler keeps the first one, which never steps; "before_scheduler"
+        first_opt = opt
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
+        if cfg.extra["opt_rebuilt"] == "after_scheduler":
+            sched = torch.optim.lr_scheduler.StepLR(first_opt, step_size=2, gamma=0.1)
+        else:
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+
     counts = torch.bincount(y, minlength=classes).float() if y.dtype == torch.long and y.dim() == 1 else None
     # class_weights: CrossEntropyLoss(weight=...) from the training counts, "frequencies" (counts / counts.sum(),
     # the wrong way round) or "balanced" (N / (C * counts)); pos_weight: BCEWithLogitsLoss(pos_weight=...) per
@@ -667,6 +676,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 if cfg.loss_scale != 1.0 and cfg.unscale:
                     for p in model.parameters():
                         p.grad /= cfg.loss_scale
+                if cfg.amp and cfg.extra.get("scaler_unscale"):  # the GradScaler's scale divided out before clipping
+                    scaler.unscale_(opt)
                 if cfg.clip is not None and cfg.clip_at == "step":
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if cfg.clip_value is not None:
@@ -1274,6 +1285,12 @@ CASES = [
          Loop(loss="l1", lr=0.01), "falls without bound"),
     Case("weights_init with nn.init.constant_(m.weight, 0.05) (every unit of a layer alike)",
          Loop(extra={"init": "constant"}), Loop(), "symmetry"),
+    # mixed precision: clipping the GradScaler's scaled gradients; a scheduler left on a replaced optimizer
+    Case("clip_grad_norm_ under a GradScaler without scaler.unscale_(optimizer) first",
+         Loop(amp=True, clip=5.0), Loop(amp=True, clip=5.0, extra={"scaler_unscale": True}), "scaler.unscale_"),
+    Case("the optimizer created again after its StepLR was built (the scheduler steps the first one)",
+         Loop(scheduler="per_epoch", extra={"opt_rebuilt": "after_scheduler"}),
+         Loop(scheduler="per_epoch", extra={"opt_rebuilt": "before_scheduler"}), "not on the one that trains"),
     Case("the validation loop copied from the training loop: backward() and optimizer.step() on validation batches",
          Loop(extra={"val_steps": "trains"}), Loop(extra={"val_steps": "evaluates"}),
          "optimizer.step() on the validation set"),

@@ -68,6 +68,7 @@ from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memori
 from trainwell.doctor.mixup_pairs import MixupPairs
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
+from trainwell.doctor.orphan_schedulers import SchedulerSteps
 from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.plateau_steps import plateau_at_healthy_steps
@@ -163,6 +164,7 @@ class Watch:
         # the weighted samplers of the DataLoaders iterated while watched, and the steps their epochs began at
         self._samplers = LoaderSamplers(lambda: len(self.probe.lrs))
         self._lambdas = LambdaSchedules()  # the LambdaLR schedulers stepped while watched
+        self._scheduler_steps = SchedulerSteps()  # every scheduler stepped while watched (one on another optimizer)
         self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
         self._builds = SchedulerBuilds(self.probe.optimizers, lambda: len(self.probe.lrs))  # schedulers created
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
@@ -187,7 +189,8 @@ class Watch:
         # the readers of torch's own methods (DataLoaders, schedulers, optimizers, state dicts, clipping,
         # compiling) the loop calls: each replaces its method while the block runs
         self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
-                              self._restores, self._optimizer_builds, self._clips, self._compiles, self._inits)
+                              self._restores, self._optimizer_builds, self._clips, self._compiles, self._inits,
+                              self._scheduler_steps)
         # the ReduceLROnPlateau schedulers the code holds when it asks for the report
         self._plateaus_now: list = []
         self.held_plateaus: list = []  # those the caller knows of besides (trainwell watch's, recorded when created)
