@@ -15,8 +15,9 @@ Read from the optimizer steps whose training forward ran in eval mode (:class:`E
 shape and the sum of its values, :func:`~trainwell.doctor.sampled_validation.fingerprint`). A validation mid-epoch
 that leaves eval mode on (its model.train() forgotten) trains on in eval mode on shuffled training batches, which
 begin each run with another batch, and, not shuffled, with a batch that train-mode steps also take (once a run's
-first batch is known, train-mode forwards of its shape are compared with it); ``model.eval()`` never undone makes
-one run.
+first batch is known, the sums of train-mode inputs of its shape are kept on their device, :data:`TRAINED` at most,
+and compared with it when the report is written: no host sync per step); ``model.eval()`` never undone makes one
+run. A run's first batch is summed at the step that begins the run only (once per epoch in the bug).
 
 Example:
     >>> import torch
@@ -32,7 +33,7 @@ Example:
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 
 import torch
 
@@ -43,41 +44,42 @@ from trainwell.doctor.verdict import Verdict
 LEAST_RUNS, SHARE = 2, 0.8
 #: distinct first batches kept
 KEPT = 64
+#: the latest train-mode inputs shaped like a run's first batch whose sums are kept
+TRAINED = 4096
 
 
 class EvalModeRuns:
     """The first batch of every run of optimizer steps whose training forward ran in eval mode."""
 
     def __init__(self) -> None:
-        self._pending: tuple | None = None  # the latest eval-mode forward's input with gradients, since the last step
+        self._pending: torch.Tensor | None = None  # the latest eval-mode forward's input with gradients, this step
         self._previous_eval = False
         self.starts: Counter = Counter()
-        self.trained: set = set()  # first batches of runs that a train-mode forward with gradients also took
+        self._trained: deque = deque(maxlen=TRAINED)  # (shape, sum on the device) of train-mode inputs shaped so
         self.runs = 0
 
     def forward(self, x) -> None:
         """An eval-mode forward with gradients, given ``x``."""
         if isinstance(x, torch.Tensor) and len(self.starts) < KEPT:
-            self._pending = fingerprint(x)
+            self._pending = x
 
     def train_forward(self, x) -> None:
         """A train-mode forward with gradients, given ``x``: read only when it is shaped like a run's first batch."""
         if self.starts and isinstance(x, torch.Tensor) and any(shape == tuple(x.shape) for shape, _ in self.starts):
-            key = fingerprint(x)
-            if key in self.starts:
-                self.trained.add(key)
+            self._trained.append((tuple(x.shape), x.detach().sum(dtype=torch.float64)))
 
     def stepped(self, eval_mode: bool) -> None:
         """An optimizer step with a training forward, ``eval_mode`` when it ran in eval mode."""
         if eval_mode and not self._previous_eval:
             self.runs += 1
             if self._pending is not None:
-                self.starts[self._pending] += 1
+                self.starts[fingerprint(self._pending)] += 1
         self._previous_eval, self._pending = eval_mode, None
 
     def repeated_start(self) -> tuple[int, int]:
         """(the runs that began with the most common first batch no train-mode step took, all runs)."""
-        return (max((n for key, n in self.starts.items() if key not in self.trained), default=0), self.runs)
+        trained = {(shape, float(total)) for shape, total in self._trained}
+        return (max((n for key, n in self.starts.items() if key not in trained), default=0), self.runs)
 
 
 def stepped_validation(name: str, runs: EvalModeRuns, eval_steps: int, train_steps: int) -> Verdict | None:
