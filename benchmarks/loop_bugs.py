@@ -84,7 +84,11 @@ class Net(nn.Module):
         # "_last": its output at the last step (out[:, -1]), where the backward half has read one step
         # gru: one GRU over the same 8 steps, its output at the last step read; "_seq_first": built without
         # batch_first=True and fed the (B, 8, 8) batch, which it reads as 8 sequences running over the batch
+        # gru2: two stacked GRU layers, the final state of the last layer read (h_n[-1]); "_first": h_n[0], the
+        # first layer's; gru_view / gru_transposed: a GRU without batch_first fed the (B, 8, 8) steps made
+        # sequence-first by .view(8, B, 8) (the rows scrambled across the batch) or by .transpose(0, 1)
         self.rnn = nn.GRU(8, 32, batch_first=True, bidirectional=True) if kind.startswith("birnn") else \
+            nn.GRU(8, 64, num_layers=2, batch_first=True) if kind.startswith("gru2") else \
             nn.GRU(8, 64, batch_first=kind == "gru") if kind.startswith("gru") else None
         if kind.startswith("attention_posenc"):
             self.register_buffer("pe", _sinusoids(5000, 8))
@@ -148,7 +152,14 @@ class Net(nn.Module):
             elif self.kind == "attention_posenc_batch":
                 tokens = tokens + self.pe[: tokens.size(0)]
             h = self.attend(tokens).reshape(len(h), 64)
-        if self.rnn is not None:
+        if self.kind in ("gru_view", "gru_transposed"):
+            steps = h.reshape(len(h), 8, 8)
+            out, _ = self.rnn(steps.view(8, len(h), 8) if self.kind == "gru_view" else steps.transpose(0, 1))
+            h = out[-1]
+        elif self.kind.startswith("gru2"):
+            _, last = self.rnn(h.reshape(len(h), 8, 8))
+            h = last[0] if self.kind == "gru2_first" else last[-1]
+        elif self.rnn is not None:
             out, last = self.rnn(h.reshape(len(h), 8, 8))
             h = out[:, -1] if self.kind in ("birnn_last", "gru", "gru_seq_first") else \
                 torch.cat([last[-2], last[-1]], 1)
@@ -182,7 +193,7 @@ class Loop:
 
     model: str = ""
     lr: float = 0.1
-    zero_grad: str = "before"  # before | never | between (after backward, before step) | each_micro
+    zero_grad: str = "before"  # before | never | between (after backward, before step) | each_micro | epoch
     opt_on_copy: bool = False
     freeze: str = ""  # all_but_bias (a slicing mistake) | first (intended)
     unfreeze_body: str = ""  # "" | forgot_optimizer | added
@@ -329,7 +340,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     classes = C + 1 if cfg.one_based else C
     if cfg.one_based:
         y, yv = y + 1, yv + 1
-    regression = cfg.loss.startswith(("mse", "gaussian_nll"))
+    regression = cfg.loss.startswith(("mse", "gaussian_nll", "l1"))
     if regression:
         y, yv = ((t[:, 0] - t[:, 1]) * cfg.target_scale + 4 * (cfg.target_scale - 1) + cfg.target_offset
                  for t in (x, xv))
@@ -357,6 +368,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         for m in model.modules():
             if isinstance(m, nn.Linear):
                 nn.init.uniform_(m.weight)
+    if cfg.extra.get("init") == "constant":  # weights_init with nn.init.constant_(m.weight, 0.05): every unit alike
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.constant_(m.weight, 0.05)
     if cfg.zero_init:
         for p in model.parameters():
             nn.init.zeros_(p)
@@ -399,11 +414,21 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         else \
         torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine) if cfg.scheduler.startswith("lambda") else \
         torch.optim.lr_scheduler.LambdaLR(opt, (lambda s: (s + 1) / warmup) if cfg.scheduler == "warmup_uncapped"
-                                          else lambda s: min(1.0, (s + 1) / warmup)) \
+                                          else (lambda s: min(1.0, (s + 1) / (100 * warmup))) if cfg.scheduler ==
+                                          "warmup_long" else lambda s: min(1.0, (s + 1) / warmup)) \
         if cfg.scheduler.startswith("warmup") else \
         torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max" if cfg.scheduler == "plateau_max" else "min",
                                                    factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
         else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
+
+    if "opt_rebuilt" in cfg.extra:  # the optimizer created again (a notebook cell run twice, a checkpoint's
+        # loading): "after_scheduler": the scheduler keeps the first one, which never steps; "before_scheduler"
+        first_opt = opt
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
+        if cfg.extra["opt_rebuilt"] == "after_scheduler":
+            sched = torch.optim.lr_scheduler.StepLR(first_opt, step_size=2, gamma=0.1)
+        else:
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
 
     counts = torch.bincount(y, minlength=classes).float() if y.dtype == torch.long and y.dim() == 1 else None
     # class_weights: CrossEntropyLoss(weight=...) from the training counts, "frequencies" (counts / counts.sum(),
@@ -426,6 +451,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             return F.mse_loss(out, t)  # (B, 1) vs (B,): broadcast to (B, B)
         if cfg.loss == "mse":
             return F.mse_loss(out.squeeze(1), t)
+        if cfg.loss in ("l1", "l1_signed"):  # a mean absolute error written out; "_signed": its abs() forgotten
+            diff = out.squeeze(1) - t
+            return diff.mean() if cfg.loss == "l1_signed" else diff.abs().mean()
+        if cfg.loss in ("onehot", "onehot255"):  # class probabilities as targets: one-hot rows (x 255: scaled as
+            return F.cross_entropy(out, one_hot_targets(t))  # the 8-bit image masks they were read from)
         if cfg.loss in ("ce_smooth", "ce_smooth_large"):  # label_smoothing=0.9 written for "90% on the label"
             return F.cross_entropy(out, t, label_smoothing=0.9 if cfg.loss == "ce_smooth_large" else 0.1)
         if cfg.loss == "ce_sum":
@@ -483,6 +513,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             return (per * mask).sum() / mask.sum()
         return F.cross_entropy(out, t, weight=class_weight)
 
+    def one_hot_targets(t):
+        return F.one_hot(t, classes).float() * (255.0 if cfg.loss == "onehot255" else 1.0)
+
     def rest_labels(t):
         return t % 3 + (cfg.model == "tasks_one_based")
 
@@ -512,6 +545,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             return binary_targets(t)
         if cfg.loss.startswith("bce"):
             return F.one_hot(t, C).float()
+        if cfg.loss.startswith("onehot"):
+            return one_hot_targets(t)
         return soft_targets(t) if cfg.loss.startswith("kl") else t
     first = torch.arange(cfg.batch)
     best, best_val = None, math.inf
@@ -539,6 +574,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 torch.manual_seed(epoch)
             if not cfg.eval_in_training:
                 model.train()
+            if cfg.zero_grad == "epoch":  # at the top of the epoch, not of the batch: .grad sums the epoch's steps
+                opt.zero_grad()
             if cfg.unfreeze_body and epoch == 1:
                 for p in model.layers.parameters():
                     p.requires_grad = True
@@ -639,6 +676,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 if cfg.loss_scale != 1.0 and cfg.unscale:
                     for p in model.parameters():
                         p.grad /= cfg.loss_scale
+                if cfg.amp and cfg.extra.get("scaler_unscale"):  # the GradScaler's scale divided out before clipping
+                    scaler.unscale_(opt)
                 if cfg.clip is not None and cfg.clip_at == "step":
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if cfg.clip_value is not None:
@@ -659,10 +698,14 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                             e.mul_(0.9).add_(p, alpha=0.1)
                 if cfg.clip is not None and cfg.clip_at == "after":
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                if cfg.extra.get("manual_decay") == "batch":  # the rate decayed by hand, inside the batch loop
+                    for group in opt.param_groups:
+                        group["lr"] *= 0.9
                 if sched is not None and cfg.scheduler in ("per_batch", "cosine", "lambda", "lambda_rate", "onecycle",
                                                            "onecycle_each_epoch", "each_epoch_lambda",
                                                            "each_epoch_lambda_continued", "warmup_uncapped",
-                                                           "warmup_capped", "epoch_cosine_per_batch"):
+                                                           "warmup_capped", "warmup_long",
+                                                           "epoch_cosine_per_batch"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(y[idx]) if mixed is None else mixed)
@@ -679,6 +722,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         loss_fn(model(xv), yv)
             if sched is not None and cfg.scheduler in ("per_epoch", "epoch_cosine_per_epoch"):
                 sched.step()
+            if cfg.extra.get("manual_decay") == "epoch":  # the rate decayed by hand once per epoch
+                for group in opt.param_groups:
+                    group["lr"] *= 0.9
             if cfg.extra.get("train_accuracy"):  # the last batch's accuracy, logged in train mode
                 with torch.no_grad():
                     train_acc = float((model(inputs).argmax(1) == y[part]).float().mean())
@@ -690,9 +736,20 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 assert 0 <= train_acc <= 1
             if not cfg.no_eval_for_validation:
                 model.eval()
-            with contextlib.nullcontext() if cfg.extra.get("validate_with_grad") else torch.no_grad():
+            trains = cfg.extra.get("val_steps") == "trains"
+            with contextlib.nullcontext() if cfg.extra.get("validate_with_grad") or trains else torch.no_grad():
                 samples = cfg.extra.get("dropout_samples", 0)  # Monte Carlo dropout: the mean of several passes
-                if "val_average" not in cfg.extra:
+                if "val_steps" in cfg.extra:  # validation in batches of 32 written from the training loop:
+                    total = 0.0  # "trains": its zero_grad(), backward() and step() kept (the model fits xv)
+                    for start in range(0, len(xv), 32):
+                        val_loss = loss_fn(model(xv[start : start + 32]), yv[start : start + 32])
+                        if trains:
+                            opt.zero_grad()
+                            val_loss.backward()
+                            opt.step()
+                        total += val_loss.item() * len(yv[start : start + 32])
+                    val = total / len(xv)
+                elif "val_average" not in cfg.extra:
                     # "val_noise": the validation inputs augmented anew at every evaluation (the training noise)
                     seen = xv + cfg.extra["val_noise"] * torch.randn_like(xv) if "val_noise" in cfg.extra else xv
                     judged = model if ema is None else ema.eval()  # val_sum: reduction="sum", never divided
@@ -1204,6 +1261,39 @@ CASES = [
     # label smoothing twice: targets smoothed by hand handed to CrossEntropyLoss(label_smoothing=0.1)
     Case("hand-smoothed targets (0.9 * one_hot + 0.1 / C) into CrossEntropyLoss(label_smoothing=0.1)",
          Loop(loss="smoothed_twice"), Loop(loss="smoothed_targets"), "loop: label smoothing"),
+    # gradients zeroed once per epoch; a loss summed over the batch at a rate tuned for its mean; one-hot targets
+    # read from 8-bit masks (0 / 255) as class probabilities
+    Case("optimizer.zero_grad() at the top of every epoch, not of every batch", Loop(zero_grad="epoch"), Loop(),
+         "loop: gradients"),
+    Case("CrossEntropyLoss(reduction='sum') at a learning rate tuned for the mean", Loop(loss="ce_sum"), Loop(),
+         "(reduction='sum')"),
+    Case("cross-entropy against one-hot targets x 255 (F.one_hot(y) * 255 as class probabilities)",
+         Loop(loss="onehot255"), Loop(loss="onehot"), "loop: probability targets"),
+    # schedules: a warm-up 100x longer than the run, a rate decayed by hand in the batch loop
+    Case("a LambdaLR warm-up 100x longer than the run (min(1, (s + 1) / (100 * warmup)))",
+         Loop(scheduler="warmup_long"), Loop(scheduler="warmup_capped"), "a warm-up that never ended"),
+    Case("for g in opt.param_groups: g['lr'] *= 0.9 inside the batch loop (meant per epoch)",
+         Loop(extra={"manual_decay": "batch"}), Loop(extra={"manual_decay": "epoch"}), "learning rate"),
+    # recurrent layers: a stacked GRU read at its first layer's state, a sequence-first GRU fed by .view
+    Case("h_n[0] of a 2-layer GRU (the first layer's final state, meant h_n[-1])", Loop(model="gru2_first"),
+         Loop(model="gru2"), "loop: every trainable parameter learns"),
+    Case("(B, T, F) steps made sequence-first by .view(T, B, F) for a GRU without batch_first (meant transpose)",
+         Loop(model="gru_view"), Loop(model="gru_transposed"), "batch independence"),
+    # a regression loss written out without abs(); weights initialized to one constant; a validation loop copied
+    # from the training loop with its backward and step
+    Case("regression: an L1 loss written (out - y).mean() (abs() forgotten)", Loop(loss="l1_signed", lr=0.01),
+         Loop(loss="l1", lr=0.01), "falls without bound"),
+    Case("weights_init with nn.init.constant_(m.weight, 0.05) (every unit of a layer alike)",
+         Loop(extra={"init": "constant"}), Loop(), "symmetry"),
+    # mixed precision: clipping the GradScaler's scaled gradients; a scheduler left on a replaced optimizer
+    Case("clip_grad_norm_ under a GradScaler without scaler.unscale_(optimizer) first",
+         Loop(amp=True, clip=5.0), Loop(amp=True, clip=5.0, extra={"scaler_unscale": True}), "scaler.unscale_"),
+    Case("the optimizer created again after its StepLR was built (the scheduler steps the first one)",
+         Loop(scheduler="per_epoch", extra={"opt_rebuilt": "after_scheduler"}),
+         Loop(scheduler="per_epoch", extra={"opt_rebuilt": "before_scheduler"}), "not on the one that trains"),
+    Case("the validation loop copied from the training loop: backward() and optimizer.step() on validation batches",
+         Loop(extra={"val_steps": "trains"}), Loop(extra={"val_steps": "evaluates"}),
+         "optimizer.step() on the validation set"),
 ]
 
 

@@ -83,12 +83,15 @@ class ForwardHooks:
                 self._sampled_inputs.append(fingerprint(x))
             return
         self.training_batches.trained_on(x)
+        if module.training:
+            self.eval_runs.train_forward(x)
         self.split_rows.with_grad(example_rows(args, kwargs, x), flat_bags(args, kwargs, x))
         self.row_labels.forward(x, selectors(args, kwargs))
         self.random_states.forward_started(module, x)
         if not module.training:
             self.split_inputs.eval_with_grad(x)
             self.validation_draws.eval_with_grad(x)
+            self.eval_runs.forward(x)
         forward = self.step_forwards.opened((args, kwargs), x, self._tick) if self._armed else None
         if x is None:
             return

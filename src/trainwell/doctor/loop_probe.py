@@ -37,6 +37,7 @@ from trainwell.doctor.reseeded_steps import RandomStates
 from trainwell.doctor.row_labels import RowLabels
 from trainwell.doctor.step_forwards import StepForwards
 from trainwell.doctor.step_record import held
+from trainwell.doctor.stepped_validation import EvalModeRuns
 from trainwell.doctor.training_batches import TrainingBatches
 from trainwell.doctor.validation_average import ValidationLosses
 from trainwell.doctor.validation_graphs import ValidationGraphs
@@ -126,6 +127,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self._forward_inputs: set = set()  # where the floating-point inputs of the last one recorded lie
         self._first_out: weakref.ref | None = None  # the output of the first weighted layer of the latest forward
         self.train_steps = self.eval_mode_steps = 0
+        self.eval_runs = EvalModeRuns()  # the first batch of each run of eval-mode steps (a validation that steps)
         self.validations = self.train_mode_validations = 0
         self.mc_dropout_validations = 0  # validations of repeated train-mode passes over the same inputs
         self._sampled_inputs: list[tuple] = []  # fingerprints of the train-mode no-grad forwards since the last step

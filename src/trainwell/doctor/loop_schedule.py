@@ -8,7 +8,8 @@ schedule with warm restarts jumps back up: no swing; nor is a climb that a new s
 sweep, its warm-up). A collapse that ReduceLROnPlateau's rule, replayed on the
 training losses, reproduces cut for cut is that scheduler stepped every batch on the training loss. A rate of 0 on
 every group's first steps that then jumps to its peak is a warm-up by integer division
-(:mod:`~trainwell.doctor.floored_warmup`).
+(:mod:`~trainwell.doctor.floored_warmup`); a per-step warm-up that never reaches its rate within the run is
+:mod:`~trainwell.doctor.endless_warmup`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from trainwell.doctor.endless_warmup import endless_warmup
 from trainwell.doctor.floored_warmup import floored_warmup
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.uncapped_warmup import uncapped_warmup
@@ -61,6 +63,9 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
                 uncapped_warmup(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
                                 probe.initial_lrs[i] if i < len(probe.initial_lrs) else None,
                                 (lambda i=i: factor_peak(i)) if factor_peak else None) or
+                endless_warmup(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
+                               probe.initial_lrs[i] if i < len(probe.initial_lrs) else None,
+                               (lambda i=i: factor_peak(i)) if factor_peak else None) or
                 _group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
                                 peaks[i] if i < len(peaks) else None, epochs, losses, built)
                 for i, lrs in enumerate(groups)]

@@ -146,8 +146,9 @@ class StepHooks:
                                                       self._forwards], self._other_steps))
         if training:
             self.train_steps += 1
-            if not (reached or training)[-1]:
-                self.eval_mode_steps += 1
+            eval_mode = not (reached or training)[-1]
+            self.eval_mode_steps += eval_mode
+            self.eval_runs.stepped(eval_mode)
             frozen = self._frozen_norms() if self._norms_training else set()
             if frozen:
                 self.frozen_norm_steps += 1

@@ -25,6 +25,7 @@ from trainwell.doctor.optimizer_check import duplicates_verdict, empty_group_ver
 from trainwell.doctor.other_optimizers import other_optimizers_verdict
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.step_record import held
+from trainwell.doctor.stepped_validation import stepped_validation
 from trainwell.doctor.value_clipping import value_clipping
 from trainwell.doctor.verdict import Verdict
 
@@ -302,6 +303,9 @@ TRAIN_MODE_VALIDATIONS = "validations ran in train mode"
 def module_mode(probe: LoopProbe) -> Verdict:
     """Training steps in ``train()`` mode, validation in ``eval()`` mode (only matters with dropout/BatchNorm)."""
     name = "loop: train/eval mode"
+    stepped = stepped_validation(name, probe.eval_runs, probe.eval_mode_steps, probe.train_steps)
+    if stepped is not None:
+        return stepped
     if not mode_matters(probe):
         return Verdict(name, "skip", "skipped: no dropout or BatchNorm, the mode changes nothing", "-", "")
     if probe.train_steps and probe.eval_mode_steps >= 0.5 * probe.train_steps:

@@ -23,6 +23,7 @@ import torch
 from trainwell.doctor.loss_scaling import power_of_two, undivided_scale
 from trainwell.doctor.positive_init import positive_weights
 from trainwell.doctor.registration import graph_leaves
+from trainwell.doctor.trained_symmetry import constant_weights
 from trainwell.doctor.verdict import Verdict
 from trainwell.doctor.zero_sqrt import unguarded_root
 
@@ -75,6 +76,7 @@ class FirstStep:
         self.root: str | None = None
         self.optimizer = None  # the optimizer whose step it was
         self.positive: list | None = None  # weights initialized all positive (positive_init.positive_weights)
+        self.constant: list | None = None  # weights initialized to one value (trained_symmetry.constant_weights)
         self.done = False
 
     def backed(self, loss: torch.Tensor, scale: float | None) -> None:
@@ -101,6 +103,7 @@ class FirstStep:
             return
         leaves = graph_leaves(self.loss)
         self.positive = positive_weights((None, t) for t in leaves)  # before the step updates them
+        self.constant = constant_weights((None, t) for t in leaves)
         now, _ = _norm(leaves)
         self.held = now / self.norm if self.norm > 0 and math.isfinite(self.norm) else None
         if not self.finite and self.value is not None and math.isfinite(self.value):

@@ -8,12 +8,22 @@ the loop trained: a weight matrix (or filter bank) held by the watched optimizer
 equal after the loop's steps. The last weight matrix (the output layer, whose units have targets of their own) and
 embeddings (rows looked up per token) are not read. A unit made identical on purpose at initialization (LoRA's zero
 ``B``, a zero-initialized last layer of a residual branch, a zero-initialized head) gets a gradient of its own per
-unit and no longer is after the first steps."""
+unit and no longer is after the first steps.
+
+Units that differ only by their biases (``nn.init.constant_(m.weight, 0.05)`` with the biases left at torch's
+random draw) drift apart as training goes, but slowly: every unit of the layer starts as the same function of its
+inputs. They are read as the loop began (:func:`constant_weights`: ``doctor.watch`` when it is created,
+``trainwell watch`` at the script's first ``optimizer.step()``, before it updates them): a weight matrix, not the
+last, whose every entry is one value other than 0 (a zero start is a deliberate zero branch, or is still identical
+after training and read so)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from trainwell.doctor.activations import identical_rows, unit_weights
 from trainwell.doctor.advice_voice import init_fix
@@ -45,4 +55,42 @@ def trained_symmetry(model: nn.Module, optimizers: list, steps: int) -> Verdict 
                    "constant init never breaks the symmetry")
 
 
-__all__ = ["trained_symmetry"]
+def constant_weights(params) -> list[tuple[int, str | None, float]]:
+    """(tensor id, name, value) of each trainable floating-point weight tensor of two or more axes and two or more
+    rows (units) among ``params`` ((name, tensor) pairs) whose every entry is one value other than 0."""
+    found = []
+    for name, p in params:
+        if not isinstance(p, torch.Tensor) or is_lazy(p) or not p.is_floating_point() or p.dim() < 2 or \
+                p.shape[0] < 2 or p.is_sparse or not p.requires_grad:
+            continue
+        with torch.no_grad():
+            w = p.detach()
+            value = float(w.reshape(-1)[0])
+            if value != 0 and math.isfinite(value) and bool((w == value).all()):
+                found.append((id(p), name, value))
+    return found
+
+
+def constant_init_verdict(found: list[tuple[int, str | None, float]] | None, model: nn.Module) -> Verdict | None:
+    """A warning naming the weight matrices the loop began with every entry one value (``found``, read by
+    :func:`constant_weights`), the model's last (the output layer's units have targets of their own) left out;
+    None when none is left."""
+    if not found:
+        return None
+    weights = unit_weights(model)
+    last = id(weights[-1][1]) if weights else None
+    names = {id(p): n for n, p in model.named_parameters()}
+    order = list(names)
+    kept = sorted(((key, name or names.get(key, "?"), value) for key, name, value in found if key != last),
+                  key=lambda f: order.index(f[0]) if f[0] in names else len(order))
+    if not kept:
+        return None
+    shown = ", ".join(f"'{name}' (every entry {value:.3g})" for _, name, value in kept[:3])
+    more = f" and {len(kept) - 3} more" if len(kept) > 3 else ""
+    return Verdict(NAME, "warn", f"{len(kept)} weight matrices start with every entry one value: {shown}{more}; every "
+                   "unit of such a layer starts as the same function of its inputs, told apart only by its bias",
+                   "distinct hidden units", f"initialize weights randomly ({init_fix('he_normal')}); "
+                   "nn.init.constant_ on a weight matrix leaves its units alike")
+
+
+__all__ = ["constant_init_verdict", "constant_weights", "trained_symmetry"]

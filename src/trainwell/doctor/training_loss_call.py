@@ -8,7 +8,9 @@ reduction: ``"mean"`` is a mean per target, a language model's loss per token
 (:mod:`~trainwell.doctor.average_forms`), when the loss given to ``w.step`` on that step lies within
 :data:`SAME` of the call's value (not the call scaled by a sequence length: a loss per sequence). Both values
 are kept as tensors and read at report time. So is, for a call on scores (N, C) and targets (N,) with an
-``ignore_index`` in [0, C), the share of its targets equal to it (:mod:`~trainwell.doctor.ignored_class_call`).
+``ignore_index`` in [0, C), the share of its targets equal to it (:mod:`~trainwell.doctor.ignored_class_call`),
+and, for an ``F.cross_entropy`` call given class probabilities (floating-point targets shaped like its scores), the
+least, mean and largest sum of their rows over the classes (:mod:`~trainwell.doctor.probability_targets`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class _LossCalls(TorchFunctionMode):
         self.read: tuple[str, int, str] | None = None
         self.value: torch.Tensor | None = None
         self.ignored: tuple | None = None  # (input's shape, share of the targets equal to ignore_index: a tensor)
+        self.row_sums: torch.Tensor | None = None  # class-probability targets: their rows' least, mean, largest sum
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -51,6 +54,10 @@ class _LossCalls(TorchFunctionMode):
                 if isinstance(scores, torch.Tensor) and isinstance(target, torch.Tensor) and scores.dim() == 2 and \
                         target.dim() == 1 and not target.is_floating_point() and 0 <= ignored < scores.shape[1]:
                     self.ignored = (tuple(scores.shape), (target.detach() == ignored).float().mean())
+                if name == "cross_entropy" and isinstance(scores, torch.Tensor) and isinstance(target, torch.Tensor) \
+                        and scores.dim() >= 2 and target.is_floating_point() and target.shape == scores.shape:
+                    sums = target.detach().double().sum(1).reshape(-1)
+                    self.row_sums = torch.stack([sums.min(), sums.mean(), sums.max()])
         return out
 
 
@@ -61,6 +68,7 @@ class TrainingLossCall(FirstStepsReader):
         super().__init__()
         self.read: tuple[str, int, str] | None = None
         self.ignored: tuple | None = None  # a class-index call ignoring one of its classes (_LossCalls.ignored)
+        self.row_sums: torch.Tensor | None = None  # its class-probability targets' row sums (_LossCalls.row_sums)
         self._values: tuple | None = None  # (the call's value, the loss given to w.step on its step)
         self._values_pending: torch.Tensor | None = None  # the call's value, till that step's w.step
 
@@ -93,3 +101,4 @@ class TrainingLossCall(FirstStepsReader):
 
     def _keep(self, mode: _LossCalls) -> None:
         self.read, self._values_pending, self.ignored = mode.read, mode.value, mode.ignored
+        self.row_sums = mode.row_sums

@@ -68,6 +68,7 @@ from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memori
 from trainwell.doctor.mixup_pairs import MixupPairs
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
+from trainwell.doctor.orphan_schedulers import SchedulerSteps
 from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.plateau_steps import plateau_at_healthy_steps
@@ -86,9 +87,11 @@ from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.scale_invariant_rate import StartNorms, grown_norms
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.step_readings import forward_tensors
+from trainwell.doctor.summed_loss import summed_batch_loss
 from trainwell.doctor.supcon_floor import supcon_floors
 from trainwell.doctor.trained_pads import TrainedPads
 from trainwell.doctor.trained_start import predicts_labels
+from trainwell.doctor.trained_symmetry import constant_weights
 from trainwell.doctor.unstepped_schedulers import plateaus_held
 from trainwell.doctor.validation_classes import TrainingClasses
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
@@ -162,6 +165,7 @@ class Watch:
         # the weighted samplers of the DataLoaders iterated while watched, and the steps their epochs began at
         self._samplers = LoaderSamplers(lambda: len(self.probe.lrs))
         self._lambdas = LambdaSchedules()  # the LambdaLR schedulers stepped while watched
+        self._scheduler_steps = SchedulerSteps()  # every scheduler stepped while watched (one on another optimizer)
         self._plateaus = PlateauMetrics()  # the values the ReduceLROnPlateau schedulers were stepped on
         self._builds = SchedulerBuilds(self.probe.optimizers, lambda: len(self.probe.lrs))  # schedulers created
         self._restores = StateRestores(model, outer)  # the state dicts loaded into the model while watched
@@ -179,13 +183,15 @@ class Watch:
         self._first_targets = None  # the y= given on that step
         self._norms = StartNorms(model)  # the weights' norms before the first step (scale-invariant ones grow)
         self._positive = positive_weights(model.named_parameters())  # weights initialized all positive
+        self._constant = constant_weights(model.named_parameters())  # weights initialized to one value
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
         self._val_losses = self.probe.validation_losses  # the loss calls of the validations
         self._val_losses.training = self._loss_inputs.training_call  # held against the training loss's call
         # the readers of torch's own methods (DataLoaders, schedulers, optimizers, state dicts, clipping,
         # compiling) the loop calls: each replaces its method while the block runs
         self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
-                              self._restores, self._optimizer_builds, self._clips, self._compiles, self._inits)
+                              self._restores, self._optimizer_builds, self._clips, self._compiles, self._inits,
+                              self._scheduler_steps)
         # the ReduceLROnPlateau schedulers the code holds when it asks for the report
         self._plateaus_now: list = []
         self.held_plateaus: list = []  # those the caller knows of besides (trainwell watch's, recorded when created)
@@ -479,6 +485,7 @@ class Watch:
         rate = self._state.optimizer.param_groups[0].get("lr") if self._state.optimizer else None
         curve = grown_norms(curve, self._norms, self.probe, self._first_forward, rate)  # a scale-invariant head's
         curve = collapsed_head(curve, self._norms, self.probe, self._first_forward, rate, losses)  # slowness, stall
+        curve = summed_batch_loss(curve, self._loss_inputs.training_call.read)  # a rate chosen for the mean
         curve = with_rate(curve, self.probe.lrs, self.probe.group_lrs)  # "from 5 to 0.5-1.7", not only "3-10x"
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}

@@ -42,6 +42,7 @@ from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
 from trainwell.doctor.positive_init import positive_verdict
 from trainwell.doctor.probability_logs import probability_log_verdict
+from trainwell.doctor.probability_targets import probability_targets_verdict
 from trainwell.doctor.relabelled_validation import relabelled
 from trainwell.doctor.repeated_validations import once_each
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
@@ -50,7 +51,7 @@ from trainwell.doctor.sequence_targets import loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
-from trainwell.doctor.trained_symmetry import trained_symmetry
+from trainwell.doctor.trained_symmetry import constant_init_verdict, trained_symmetry
 from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.unscaled_cosine import unscaled_cosine
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
@@ -206,6 +207,7 @@ def loop_verdicts(w) -> list:
     out = [lv.unregistered_verdict(p.unregistered), rebuilt or lv.stepped(p, w._calls), lv.optimizer_ownership(p),
            lv.gradient_flow(p), constant_only(w, lv.gradient_reach(p, w._reentrant_cut)), lv.weight_decay(p),
            lv.module_mode(p),
+           w._scheduler_steps.verdict([*w._given, *p.optimizers], p.model.parameters(), p.lrs) or
            unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
            unstepped_plateaus(idle_plateaus_of(w), epochs_seen(w), p.lrs) or
            w._builds.verdict(p.lrs, p.validation_steps, w._samplers.starts) or
@@ -251,8 +253,10 @@ def loop_verdicts(w) -> list:
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
            probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
-           trained_symmetry(p.model, p.optimizers, p.opt_steps),
+           trained_symmetry(p.model, p.optimizers, p.opt_steps) or
+           constant_init_verdict(w.first_step.constant if w.first_step is not None else w._constant, p.model),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
+           probability_targets_verdict(w._loss_inputs.training_call.row_sums),
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
            unmatched_labels(w, observed_ratios(w))]
