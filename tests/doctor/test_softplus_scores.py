@@ -68,3 +68,16 @@ def test_the_reading_is_the_sign_of_the_scores_under_a_cross_entropy_gradient():
     few.requires_grad_(True)
     F.cross_entropy(few, y[:2]).backward()
     assert read_form(few.detach(), few.grad)["bounded"] is None
+
+
+def test_check_names_the_activation_module_that_ends_the_model():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 20), torch.randint(0, 10, (64,))
+    report = {v.check: v for v in doctor.check(Net(nn.Softplus()), x, y, nn.CrossEntropyLoss())}
+    layer = report["output layer"]
+    assert layer.status == "warn" and "Softplus module 'last'" in layer.value and "never negative" in layer.value
+    assert "output layer" not in {v.check for v in doctor.check(Net(None), x, y, nn.CrossEntropyLoss())}
+    # probabilities under a loss that takes them: a Sigmoid ending a binary model is how BCELoss is fed
+    binary = nn.Sequential(nn.Linear(20, 1), nn.Sigmoid())
+    verdicts = doctor.check(binary, x, (y % 2).float()[:, None], nn.BCELoss())
+    assert "output layer" not in {v.check for v in verdicts}
