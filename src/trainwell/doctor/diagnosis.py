@@ -110,11 +110,13 @@ def overfitting(history: list[dict], onset_epoch: int | None, classes: int | Non
         return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}; validation never "
                        f"improved; the model was trained before the run ({trained})", expected, TRAINED_ADVICE)
     if unimproved is not None:
-        # the onset's best epoch is the untrained model's: stopping there keeps nothing, so the advice is not early
-        # stopping but why nothing the training fitted carries over to the validation data
+        # the onset's best epoch is (nearly) the first evaluation's: early stopping keeps little or nothing, so the
+        # advice asks why what the training fitted does not carry over to the validation data
+        kept = ("stopping at the best validation epoch would keep a model that learned nothing that carries over"
+                if "ln C" in unimproved else "what the training fitted after the first evaluation did not carry "
+                "over")
         return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}, but {unimproved}: "
-                       "stopping at the best validation epoch would keep a model that learned nothing that "
-                       "carries over", expected, (COPY_ADVICE if copy_evaluated else "") + MEMORIZING_ADVICE)
+                       f"{kept}", expected, (COPY_ADVICE if copy_evaluated else "") + MEMORIZING_ADVICE)
     if onset_epoch is not None:
         return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}",  # epochs read from 1
                        expected, "stop earlier (early stopping: keep the weights of the best validation epoch; in "
