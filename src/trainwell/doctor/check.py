@@ -64,6 +64,7 @@ from trainwell.doctor.optimizer_check import optimizer_holds
 from trainwell.doctor.output_layer import (
     defer_to_scores_batchnorm,
     dropout_on_scores,
+    scores_activation_verdict,
     scores_batchnorm_verdict,
     scores_dropout_verdict,
 )
@@ -260,6 +261,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         ran = crash is None or crash.status != "fail"
         dropped = scores_dropout_verdict(_guarded(dropout_on_scores, model, x)) if ran else None
         normed = _guarded(scores_batchnorm_verdict, model, x, y, loss_fn, out) if ran and dropped is None else None
+        activated = _guarded(scores_activation_verdict, model, x, y, loss_fn, out) \
+            if ran and dropped is None and normed is None else None
         targets = _guarded(_target_verdict, model, x, y, loss_fn, out) if ran else None
         # also after the loss raised: what it was handed may say why (a negative variance)
         fed = _guarded(read_loss_inputs, loss_fn, out, y) if ran or out is not None else None
@@ -274,8 +277,8 @@ def check(model: nn.Module, x: torch.Tensor | tuple | list | dict, y: torch.Tens
         opponent = (_guarded(opponent_parameters, model, x, y, loss_fn, optimizer) or 0) if ran else 0
         flattened, crash = _flattened(model, x, crash, replace) if ran else (None, crash)
         del out
-        verdicts = [v for v in (crash, held, dropped, normed, targets, fed, padded, inverted, axis, weighted, skips,
-                                inputs_off, groups, bn_axis, *wiring) if v is not None] + pf.run_all(
+        verdicts = [v for v in (crash, held, dropped, normed, activated, targets, fed, padded, inverted, axis,
+                                weighted, skips, inputs_off, groups, bn_axis, *wiring) if v is not None] + pf.run_all(
             model, x, y, loss_fn, weight_decay=wd, num_classes=num_classes, penalty=total, replace=replace)
     if axis is not None:  # what cannot be fitted follows from the loss's axis: the advice says so
         verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"the loss mixes positions and classes: fix "

@@ -13,7 +13,13 @@ import math
 
 from trainwell.doctor.curve_reading import learning_rate_diagnosis  # noqa: F401 (the post-flight readings, together)
 from trainwell.doctor.unchanging_validation import unchanging_validation
-from trainwell.doctor.unimproved_validation import TRAINED_ADVICE, never_improved, rising_from_the_start
+from trainwell.doctor.unimproved_validation import (
+    COPY_ADVICE,
+    MEMORIZING_ADVICE,
+    TRAINED_ADVICE,
+    never_improved,
+    rising_from_the_start,
+)
 from trainwell.doctor.validation_scale import validation_scale
 from trainwell.doctor.verdict import Verdict
 
@@ -99,9 +105,18 @@ def overfitting(history: list[dict], onset_epoch: int | None, classes: int | Non
     if "train_acc" in last and "val_acc" in last:
         value += f", train - val accuracy {last['train_acc'] - last['val_acc']:.1%}"
     expected = "val loss not rising while train falls"
-    if onset_epoch is not None and trained is not None and never_improved(evaluated, classes) is not None:
+    unimproved = never_improved(evaluated, classes) if onset_epoch is not None else None
+    if unimproved is not None and trained is not None:
         return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}; validation never "
                        f"improved; the model was trained before the run ({trained})", expected, TRAINED_ADVICE)
+    if unimproved is not None:
+        # the onset's best epoch is (nearly) the first evaluation's: early stopping keeps little or nothing, so the
+        # advice asks why what the training fitted does not carry over to the validation data
+        kept = ("stopping at the best validation epoch would keep a model that learned nothing that carries over"
+                if "ln C" in unimproved else "what the training fitted after the first evaluation did not carry "
+                "over")
+        return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}, but {unimproved}: "
+                       f"{kept}", expected, (COPY_ADVICE if copy_evaluated else "") + MEMORIZING_ADVICE)
     if onset_epoch is not None:
         return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}",  # epochs read from 1
                        expected, "stop earlier (early stopping: keep the weights of the best validation epoch; in "

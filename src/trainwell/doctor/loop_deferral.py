@@ -23,6 +23,7 @@ from trainwell.doctor.mixed_validation import MIXED
 from trainwell.doctor.monitors import OUTPUT_UNITS
 from trainwell.doctor.norm_groups import LOOP_NAME as NORM_GROUPS
 from trainwell.doctor.output_layer import LOOP_NAME as OUTPUT_LAYER
+from trainwell.doctor.output_width import UNUSED_OUTPUTS
 from trainwell.doctor.pos_weight import POS_GROW
 from trainwell.doctor.positive_init import NAME as POSITIVE_INIT
 from trainwell.doctor.probability_logs import defer_to_rounded_log
@@ -51,7 +52,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 #: its bias alone, the rest of the loss is trained as it should be
 EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER,
                               SAME_DRAWS, WRONG_AVERAGE, MIXED, CHANGED, WRONG_NUMBERS, UNSEEN,
-                              PADS_COUNTED)
+                              PADS_COUNTED, UNUSED_OUTPUTS)
 
 
 def _defer_dead_outputs(verdicts: list[Verdict]) -> list[Verdict]:

@@ -34,6 +34,13 @@ NON_NEGATIVE_ADVICE = (f"{NON_NEGATIVE} Scores that are never negative cannot pu
                        "ReLU's zeros pass no gradient (output units that die there follow from it, not from the "
                        "learning rate or the init): end the model with its last Linear layer and no activation "
                        "(cross-entropy applies its own softmax)")
+#: the advice for scores that are never negative and never exactly 0 (a Softplus, exp or x ** 2 after the last
+#: layer): softmax ignores a shift of a row's scores, so the map adds nothing, and its slope (a Softplus's is
+#: sigmoid(z)) vanishes where its input falls far below 0
+SMOOTH_NON_NEGATIVE_ADVICE = (f"{NON_NEGATIVE} Softmax ignores a shift of a row's scores, so keeping them above 0 "
+                              "adds nothing, and the map's slope (a Softplus's is sigmoid(z)) vanishes where its input "
+                              "falls far below 0, so a class whose scores sink there stops learning: end the model "
+                              "with its last Linear layer and no activation (cross-entropy applies its own softmax)")
 #: what a policy gradient's loss curve cannot say, and what the gradient cannot tell (the sign of the advantages:
 #: :mod:`~trainwell.doctor.policy_gradient`)
 PG_ADVICE = ("a policy-gradient loss is not a supervised curve: judge the run by its rewards; if they fall, check "
@@ -131,8 +138,11 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     pinned = [b for b in bounded if b and "a clamp" in b]
     if form in ("cross_entropy", "two_classes") and (all(bounded) or 2 * len(pinned) >= len(steps)):
         loss = "cross-entropy" if form == "cross_entropy" else "a classification loss (2 classes)"
-        shown, on = (pinned or bounded)[0], "all" if all(bounded) else f"{len(pinned)} of"
-        advice = NON_NEGATIVE_ADVICE if shown.startswith("non-negative") else (
+        # a Softplus's scores start in [0, 1] and leave it as they grow: the latest non-negative reading names it
+        positive = [b for b in bounded if b and b.startswith("non-negative")]
+        shown, on = (pinned or positive[-1:] or bounded)[0], "all" if all(bounded) else f"{len(pinned)} of"
+        advice = (NON_NEGATIVE_ADVICE if "exactly 0" in shown else SMOOTH_NON_NEGATIVE_ADVICE) \
+            if shown.startswith("non-negative") else (
             "an activation after the last layer (Sigmoid, ReLU, Softmax, a clamp) bounds the logits, so the loss "
             "cannot fall far and the gradients shrink: remove it (cross-entropy applies its own softmax)")
         return Verdict(name, "warn", f"{loss} on outputs {shown} on {on} {len(steps)} observed steps",

@@ -395,12 +395,20 @@ def _two_classes(z: torch.Tensor, g: torch.Tensor, tol: float) -> dict | None:
 
 #: the question a loss's verdict asks of scores that are never negative
 NON_NEGATIVE = "a ReLU (or other non-negative activation) after the last layer?"
+#: the fewest scores of one step that, none below 0, read as a non-negative map after the last layer: raw logits,
+#: whose mean over the classes stays near the init's 0, put about half of them below 0 (all 32 above by chance:
+#: 2^-32)
+NEVER_NEGATIVE_SCORES = 32
 
 
 def _bounded(z: torch.Tensor) -> str | None:
     """How logits ``z`` (N, C) are bounded when an activation follows the last layer: all in [0, 1] (a Sigmoid),
     or non-negative with many exact zeros (a ReLU), or tied at both ends of their range (a clamp,
-    :func:`~trainwell.doctor.clamped_scores.clamped`); None for raw logits."""
+    :func:`~trainwell.doctor.clamped_scores.clamped`), or none below 0 over at least
+    :data:`NEVER_NEGATIVE_SCORES` of them, some above 1 (a Softplus, exp or other non-negative map); None for raw
+    logits. A softmax loss's gradient sums to 0 over each row's classes, so it never moves the scores' mean over
+    the classes (their shift, which softmax ignores): raw logits keep the init's mean near 0 and some fall below
+    it on every step."""
     pinned = clamped(z)
     if pinned is not None:
         return pinned
@@ -410,7 +418,9 @@ def _bounded(z: torch.Tensor) -> str | None:
     if zeros >= 0.05:
         return f"non-negative, {zeros:.0%} exactly 0 ({NON_NEGATIVE})"
     if float(z.max()) > 1:
-        return None
+        if z.numel() < NEVER_NEGATIVE_SCORES:
+            return None
+        return f"non-negative, none of {z.numel()} below 0 (the least {float(z.min()):.3g}; {NON_NEGATIVE})"
     if z.dim() == 2 and bool(((z.sum(1) - 1).abs() < 1e-4).all()):
         return "all in [0, 1], each row summing to 1 (a Softmax after the last layer?)"
     return "all in [0, 1] (a Sigmoid after the last layer?)"

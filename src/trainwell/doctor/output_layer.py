@@ -95,6 +95,26 @@ def scores_batchnorm_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torc
     return scores_batchnorm_warning(*found, loss)
 
 
+def scores_activation_verdict(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable,
+                              out) -> Verdict | None:
+    """A warning naming the activation module (:data:`RANGES`: a Sigmoid, Tanh, ReLU, Softplus, ...) whose output
+    is the scores that a loss wanting raw logits reads (``out``: the model's output on ``x``), with their range on
+    this batch; None otherwise. A Softmax is left to the initial loss, which names probabilities."""
+    loss = wants_logits(loss_fn, out, y)
+    found = last_activation(model, x) if loss is not None else None
+    scores = O.logits(out)
+    if found is None or found[1] in ("Softmax", "Softmin") or scores is None or not scores.is_floating_point():
+        return None
+    name, kind = found
+    module = next(cls for cls in _BOUNDED if cls.__name__ == kind)
+    own = "sigmoid" if loss.startswith("BCE") else "softmax"
+    return Verdict("output layer", "warn", f"the scores pass through {kind} module '{name}' last, so they are "
+                   f"{_BOUNDED[module]} (here {float(scores.min()):.3g} to {float(scores.max()):.3g})",
+                   "raw scores from the last layer", f"{loss} applies its own {own} to raw logits: an activation "
+                   "after the last layer bounds them (the loss cannot fall far) or keeps them above 0 (its slope "
+                   "vanishes where its input sinks below 0, a ReLU's is 0 there): remove that last activation")
+
+
 def scores_batchnorm_warning(name: str, kind: str, loss: str, check: str = "output layer") -> Verdict:
     """The warning naming BatchNorm module ``name`` (class ``kind``) on the scores that ``loss`` (a loss that wants
     raw logits, in words) reads."""

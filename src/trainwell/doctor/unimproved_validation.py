@@ -74,7 +74,9 @@ TRAINED_ADVICE = ("the model was trained before this run began, and its validati
 MEMORIZING_ADVICE = ("the model fits its training examples but nothing that carries over, from the first evaluation "
                      "on: check that the labels are aligned with their inputs (x and y shuffled with one permutation, "
                      "the same row order in both files) and that there is enough data; doctor.check's "
-                     "input-independent baseline tells whether the inputs predict the labels at all")
+                     "input-independent baseline tells whether the inputs predict the labels at all. Where the "
+                     "training loss falls fast, check that the validation data is prepared as the training data "
+                     "(the same columns in the same order, the same scaling and label encoding)")
 #: what a run whose every validation evaluated another model than the watched one is told first
 COPY_ADVICE = ("no w.validate() came after a forward of the watched model: if another model is evaluated (an EMA "
                "copy), check that it receives the trained weights and the BatchNorm running statistics too "

@@ -37,6 +37,7 @@ from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.loop_wiring import loop_wiring
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
+from trainwell.doctor.output_width import wider_than_labels
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
@@ -218,13 +219,15 @@ def loop_verdicts(w) -> list:
            loss_verdict(w, first), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
            w._samplers.verdict(), w._restores.verdict(), w._clips.verdict([s["grad_norm"] for s in p.steps]),
-           ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, p.output_shapes, ld.labels(
-               [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found, soft=soft,
-               against=[a for a in w._against if a is not None], contexts=w._y_contexts,
-               game=p.game if p.asks_other_player else None,
-               tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
-               aligned=not w._ys or not p.steps or
-               ld.position_aligned(p.steps[0]["first_logits"], w._ys[0]))),
+           ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, p.output_shapes,
+                               wider_than_labels(ld.labels(
+                                   [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found,
+                                   soft=soft, against=[a for a in w._against if a is not None],
+                                   contexts=w._y_contexts, game=p.game if p.asks_other_player else None,
+                                   tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
+                                   aligned=not w._ys or not p.steps or
+                                   ld.position_aligned(p.steps[0]["first_logits"], w._ys[0])),
+                                   [y.cpu() for y in w._ys], p.steps, p.multi_output, first)),
            ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
            p.split_rows.verdict(ld.full_batch_masked(p)), p.row_labels.verdict(),
            w._label_columns.verdict(), detached_outputs(p.steps),
