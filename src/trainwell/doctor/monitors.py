@@ -14,8 +14,8 @@ import math
 import torch
 from torch import nn
 
-from trainwell.doctor.dead_units import unit_peaks
-from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
+from trainwell.doctor.dead_units import conv1d_channels, unit_peaks
+from trainwell.doctor.functional_activations import _FEEDERS, FunctionalActivations, calls_functions
 from trainwell.doctor.outputs import leaves
 from trainwell.doctor.silent_branch_units import silent_branch_advice, within_block, zero_scaled_norms
 from trainwell.doctor.verdict import Verdict
@@ -115,7 +115,7 @@ def _finite_fraction(t: torch.Tensor) -> float:
 
 
 def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30,
-                     earlier: tuple[torch.Tensor, int] | None = None) -> dict:
+                     earlier: tuple[torch.Tensor, int] | None = None, channels: int | None = None) -> dict:
     """Mean, std, saturated and dead fractions and a histogram of one activation layer's output; NaN/Inf
     values are counted (``nonfinite``, a fraction) and left out of the other statistics.
 
@@ -134,7 +134,7 @@ def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30,
     # a unit is dead when its largest output on the batch is not positive (a leaky ReLU never is: it passes a
     # gradient below 0), read on batches of DEAD_MIN_ROWS examples or more; a feature map's unit is a channel.
     # The units' peaks also give the histogram its top (the largest peak is the largest value).
-    peaks = unit_peaks(a) if isinstance(module, nn.ReLU) and a.dim() >= 1 else None
+    peaks = unit_peaks(a, channels) if isinstance(module, nn.ReLU) and a.dim() >= 1 else None
     top = float(peaks.amax()) if peaks is not None and peaks.numel() else None
     stats = {"kind": type(module).__name__, "mean": mean, "std": _std(a, mean), "hist": _hist(a, bins, top)}
     if isinstance(module, nn.Tanh):
@@ -197,6 +197,7 @@ class Monitor(Callback):
         self._storage: dict[str, tuple[int, int]] = {}  # (data_ptr, numel) of each activation's output
         self._calls: dict[str, int] = {}  # calls of each activation in the model's current forward
         self._pooled: dict[tuple[str, int], tuple[torch.Tensor, int]] = {}  # a call site's peaks and rows this step
+        self._feeder: nn.Module | None = None  # the weighted layer that ran last in the observed forward
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def _forward_hook(self, name: str):
@@ -217,7 +218,7 @@ class Monitor(Callback):
         # call of it within one forward of the model, so a ReLU module reused after two layers is not pooled)
         site = (name, self._calls.get(name, 0))
         self._calls[name] = site[1] + 1
-        stats = activation_stats(module, out, self.bins, self._pooled.get(site))
+        stats = activation_stats(module, out, self.bins, self._pooled.get(site), conv1d_channels(self._feeder))
         if "_peaks" in stats:
             self._pooled[site] = stats.pop("_peaks")
         self._acts[name] = stats
@@ -225,11 +226,14 @@ class Monitor(Callback):
         if out.requires_grad:
             out.register_hook(lambda g: self._acts[name].update(self._grad_stats(g)))
 
+    def _feeding(self, module, args, out) -> None:
+        self._feeder = module
+
     def _model_output_hook(self, module, args, out) -> None:
         """Mark the activations whose output is the model's own output (or a view of it): a Sigmoid ending an
         autoencoder of binary pixels, a Tanh ending a generator. Saturating there is the fit of targets at the
         activation's bounds, not a hidden unit that stopped learning."""
-        self._calls = {}  # a new forward: call sites count from the first again
+        self._calls, self._feeder = {}, None  # a new forward: call sites count from the first again
         outputs = {(t.data_ptr(), t.numel()) for t in leaves(out) if isinstance(t, torch.Tensor)}
         for name, where in getattr(self, "_storage", {}).items():
             if where in outputs and name in self._acts:
@@ -255,10 +259,12 @@ class Monitor(Callback):
 
     def _install(self, model: nn.Module) -> None:
         self._remove()
-        self._storage, self._calls, self._pooled = {}, {}, {}
+        self._storage, self._calls, self._pooled, self._feeder = {}, {}, {}, None
         self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
                        if isinstance(m, _WATCHED + _LAYERS)]
         self._hooks.append(model.register_forward_hook(self._model_output_hook))
+        # the weighted layer that ran last feeds the next activation: a Conv1d's (N, C, L) map is read per channel
+        self._hooks += [m.register_forward_hook(self._feeding) for m in model.modules() if isinstance(m, _FEEDERS)]
         if calls_functions(model):  # a user's module may call F.relu, torch.tanh, x.sigmoid() in its forward
             self._functional = FunctionalActivations(
                 model, lambda name, kind, out: self._activation(name, _STAND_IN[kind], out))
