@@ -412,6 +412,12 @@ class ScriptWatch:
             self.watch.began_after([loss for loss, _ in early], [y for _, y in early], first)
         self.taps.loss = self.taps.target = None
 
+    @property
+    def unheld(self) -> int:
+        """How many optimizers stepped on tensors that no module of the script holds (torch.func's
+        ``stack_module_state``, a list of raw tensors): no model's loop to read."""
+        return len(self._unheld)
+
     def _name(self, model: nn.Module | None) -> str:
         return next((k for k, v in self._globals.items() if v is model and not k.startswith("_")), "model")
 
