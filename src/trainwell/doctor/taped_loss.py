@@ -59,6 +59,17 @@ class TapedLoss:
                     env[id(old)] = now
         return env[id(self._loss)]
 
+    def replay_error(self, out, y) -> str | None:
+        """Why the replay cannot score other rows: the error it raises on the output ``out`` of other rows and
+        their labels ``y`` (a tensor of the first batch's size made inside the loss, ``torch.tensor(actions)`` of
+        one episode's actions, is replayed as it was), or None when it runs."""
+        try:
+            with torch.no_grad():
+                self(out, y)
+        except Exception as error:  # noqa: BLE001 - any error: the replay is no loss for these rows
+            return f"{type(error).__name__}: {error}"
+        return None
+
     def __repr__(self) -> str:
         names = [getattr(f, "__name__", type(f).__name__) for f, *_ in self._calls]
         shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
