@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor.dead_units import conv1d_channels, unit_peaks
+from trainwell.doctor.func_transforms import outside_transforms
 from trainwell.doctor.functional_activations import _FEEDERS, FunctionalActivations, calls_functions
 from trainwell.doctor.outputs import leaves
 from trainwell.doctor.silent_branch_units import silent_branch_advice, within_block, zero_scaled_norms
@@ -284,11 +285,12 @@ class Monitor(Callback):
         self._remove()
         self._storage, self._calls, self._pooled, self._feeder = {}, {}, {}, None
         self._layer_out, self._heads = {}, set()
-        self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
-                       if isinstance(m, _WATCHED + _LAYERS)]
-        self._hooks.append(model.register_forward_hook(self._model_output_hook))
+        self._hooks = [m.register_forward_hook(outside_transforms(self._forward_hook(name)))
+                       for name, m in model.named_modules() if isinstance(m, _WATCHED + _LAYERS)]
+        self._hooks.append(model.register_forward_hook(outside_transforms(self._model_output_hook)))
         # the weighted layer that ran last feeds the next activation: a Conv1d's (N, C, L) map is read per channel
-        self._hooks += [m.register_forward_hook(self._feeding) for m in model.modules() if isinstance(m, _FEEDERS)]
+        self._hooks += [m.register_forward_hook(outside_transforms(self._feeding)) for m in model.modules()
+                        if isinstance(m, _FEEDERS)]
         if calls_functions(model):  # a user's module may call F.relu, torch.tanh, x.sigmoid() in its forward
             self._functional = FunctionalActivations(
                 model, lambda name, kind, out: self._activation(name, _STAND_IN[kind], out))

@@ -40,6 +40,7 @@ from torch import nn
 from trainwell.doctor import global_rngs
 from trainwell.doctor import outputs as O
 from trainwell.doctor.batch_layout import sequence_first_layers
+from trainwell.doctor.func_transforms import outside_transforms
 from trainwell.doctor.graph_loss import graph_loss
 from trainwell.doctor.report import Report
 from trainwell.doctor.taped_loss import LossTape, TapedLoss
@@ -166,7 +167,7 @@ class ScriptPreflight:
         self.gathering = True  # till the examples are gathered
         self.done = False  # the check ran (or cannot)
         self.report: Report | None = None
-        self._hook = register_module_forward_hook(self._forwarded, with_kwargs=True)
+        self._hook = register_module_forward_hook(outside_transforms(self._forwarded), with_kwargs=True)
 
     def _forwarded(self, module, args, kwargs, out) -> None:
         if not self.gathering or not (torch.is_grad_enabled() and module.training):

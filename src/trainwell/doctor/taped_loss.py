@@ -18,6 +18,8 @@ import torch
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 from torch.utils._pytree import tree_flatten, tree_map
 
+from trainwell.doctor.func_transforms import transformed
+
 #: calls recorded at most (a loss is a few dozen)
 CALLS = 512
 
@@ -31,6 +33,8 @@ class _Tape(TorchFunctionMode):
         self.off = False
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if not self.off and len(self.calls) < CALLS and any(isinstance(t, torch.Tensor) for t in tree_flatten(out)[0]):

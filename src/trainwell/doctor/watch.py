@@ -478,6 +478,11 @@ class Watch:
         rate = self._state.optimizer.param_groups[0].get("lr") if self._state.optimizer else None
         curve = grown_norms(curve, self._norms, self.probe, self._first_forward, rate)  # a scale-invariant head's
         curve = collapsed_head(curve, self._norms, self.probe, self._first_forward, rate, losses)  # slowness, stall
+        if not whole and self.probe.opt_steps >= 2:  # the loop stepped on gradients no loss's backward() made
+            curve = diagnosis.Verdict(curve.check, "skip", f"skipped: no training loss seen on the "
+                                      f"{self.probe.opt_steps} optimizer steps (no backward() on a loss: the loop "
+                                      "writes .grad itself)", "-", "pass the loss as w.step(loss) to have its curve "
+                                      "read")
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
