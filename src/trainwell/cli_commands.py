@@ -107,6 +107,10 @@ def cmd_watch(args) -> int:
             if args.json:
                 print("[]")
             return runner.status
+        if runner.unheld:
+            raise TrainwellError(f"{args.script} stepped {runner.unheld} optimizer(s) on tensors that no nn.Module "
+                                 "holds (torch.func's stack_module_state, a list of raw tensors): there was no "
+                                 "model's loop to read; hold them as nn.Parameter in a module to have it read")
         raise TrainwellError(f"{args.script} never called optimizer.step() twice: there was no training loop to "
                              "read")
     if args.json:  # one object per training loop: its title, status, the check to read first, and its verdicts

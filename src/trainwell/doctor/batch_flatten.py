@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.func_transforms import transformed
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import kept_modes
@@ -39,6 +40,8 @@ class _BatchFlattens(TorchFunctionMode):
         self.n, self.found = n, []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         out = func(*args, **(kwargs or {}))
         name = _RESHAPES.get(func)
         if name is not None and args and isinstance(args[0], torch.Tensor) and isinstance(out, torch.Tensor):

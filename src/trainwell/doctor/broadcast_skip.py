@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.func_transforms import transformed
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import module_modes, restore_modes
@@ -32,6 +33,8 @@ class _Adds(TorchFunctionMode):
         self.outputs, self.found = outputs, []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
         if func in _ADDS and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]):
             for out, other in (args[:2], args[1::-1]):

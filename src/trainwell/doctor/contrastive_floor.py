@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.first_steps import FirstStepsReader
+from trainwell.doctor.func_transforms import transformed
 from trainwell.optim_eager import eager
 
 _LOG_SOFTMAX = {F.log_softmax, torch.log_softmax, torch.Tensor.log_softmax, torch.logsumexp, torch.Tensor.logsumexp}
@@ -43,6 +44,8 @@ class _SimilarityCalls(TorchFunctionMode):
         self.normalized: list[torch.Tensor] = []  # square logits given to a log-softmax (a logsumexp) over rows
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         out = func(*args, **(kwargs or {}))
         if func in _PRODUCTS and len(args) == 2 and all(isinstance(a, torch.Tensor) for a in args):
             a, b = args

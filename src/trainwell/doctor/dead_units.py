@@ -6,7 +6,8 @@ and a large negative bias or a bad initialization kills units from the start). R
 mode of the first training step; a unit is one output feature of an ``nn.ReLU`` / ``nn.ReLU6`` (a feature of a
 dense layer; a channel of an image or volume feature map (N, C, H, W) or (N, C, D, H, W), whose filter shares its
 weights over the positions and learns wherever it fires: one that is off at some positions for every example, a
-border or a region where the data has no structure, still learns), dead when it is 0 for every example; also of an
+border or a region where the data has no structure, still learns; so is a channel of a sequence's (N, C, L) map fed
+by a 1-D convolution, a temporal conv net's), dead when it is 0 for every example; also of an
 ``F.relu`` / ``torch.relu`` call in a module of the user's own, named after the layer that feeds it
 (:mod:`~trainwell.doctor.functional_activations`).
 
@@ -26,7 +27,7 @@ from torch import nn
 
 from trainwell.doctor.advice_voice import bias_fix, init_fix
 from trainwell.doctor.forward import _training_forward, hooked_forward
-from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
+from trainwell.doctor.functional_activations import _FEEDERS, FunctionalActivations, calls_functions
 from trainwell.doctor.inputs import Inputs
 from trainwell.doctor.silent_branch_units import constant_feeder, silent_branch_advice, zero_scaled_norms
 from trainwell.doctor.verdict import Verdict
@@ -37,23 +38,35 @@ _RECTIFIERS = (nn.ReLU, nn.ReLU6)  # exact zeros below the kink (LeakyReLU, GELU
 _TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
-def unit_peaks(out: torch.Tensor) -> torch.Tensor:
+def unit_peaks(out: torch.Tensor, channels: int | None = None) -> torch.Tensor:
     """Each unit's largest output over the batch ``out`` (examples first): per feature of a (N, F) or (N, ...)
-    output, per channel of an (N, C, H, W) or (N, C, D, H, W) feature map (over its positions too)."""
+    output, per channel of an (N, C, H, W) or (N, C, D, H, W) feature map (over its positions too), and per channel
+    of an (N, C, L) map when ``channels`` (the output channels of the 1-D convolution that fed it, see
+    :func:`conv1d_channels`) is C."""
     a = out.detach()
-    if a.dim() in (4, 5):
+    if a.dim() in (4, 5) or (a.dim() == 3 and channels is not None and a.shape[1] == channels):
         return a.transpose(0, 1).reshape(a.shape[1], -1).amax(1)
     return a.reshape(a.shape[0], -1).amax(0)
+
+
+def conv1d_channels(feeder: nn.Module | None) -> int | None:
+    """The output channels of ``feeder`` when it is a 1-D convolution (its output is an (N, C, L) map of C
+    channels), else None: a 3-D output after a Linear is (N, T, F) or any other layout, read per position."""
+    return feeder.out_channels if isinstance(feeder, (nn.Conv1d, nn.ConvTranspose1d)) else None
 
 
 def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, float]]:
     """(layer name, fraction of its units that are 0 for every example of ``x``) for every ReLU layer, in order
     of the forward pass; the model's modes are restored."""
     found: list[tuple[str, float]] = []
+    modules = dict(model.named_modules())
+    feeder: list[nn.Module | None] = [None]  # the weighted layer that ran last (a Conv1d makes (N, C, L) maps)
 
     def keep(name: str, _inp, out) -> None:
-        if isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() >= 2 and len(out) > 0:
-            found.append((name, float((unit_peaks(out) <= 0).float().mean())))
+        if isinstance(modules.get(name), _FEEDERS):
+            feeder[0] = modules[name]
+        elif isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() >= 2 and len(out) > 0:
+            found.append((name, float((unit_peaks(out, conv1d_channels(feeder[0])) <= 0).float().mean())))
 
     modes = module_modes(model)
     _training_forward(model)
@@ -64,9 +77,9 @@ def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str
     try:
         if functional is not None:
             with functional:
-                hooked_forward(model, x, _RECTIFIERS, keep)
+                hooked_forward(model, x, _RECTIFIERS + _FEEDERS, keep)
         else:
-            hooked_forward(model, x, _RECTIFIERS, keep)
+            hooked_forward(model, x, _RECTIFIERS + _FEEDERS, keep)
     finally:
         restore_modes(modes)
     return found

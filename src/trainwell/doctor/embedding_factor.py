@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.func_transforms import transformed
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 
@@ -49,6 +50,8 @@ class _Factors(TorchFunctionMode):
         self.added: dict[int, float] = {}  # id of the scaled output -> std of what was added to it
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         out = func(*args, **(kwargs or {}))
         if not isinstance(out, torch.Tensor) or not out.is_floating_point():
             return out

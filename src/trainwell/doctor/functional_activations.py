@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.func_transforms import transformed
+
 #: the functions recorded, and the module kind whose statistics they get
 KINDS: dict[Callable, str] = {
     F.relu: "ReLU", F.relu_: "ReLU", torch.relu: "ReLU", torch.relu_: "ReLU", torch.Tensor.relu: "ReLU",
@@ -96,6 +98,8 @@ class FunctionalActivations(TorchFunctionMode):
         return hook
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         out = func(*args, **(kwargs or {}))
         kind = KINDS.get(func)
         if kind is not None and self._running and isinstance(out, torch.Tensor) and (

@@ -33,6 +33,7 @@ from trainwell.doctor.dice_form import read_dice
 from trainwell.doctor.dice_targets import read_dice_without_targets
 from trainwell.doctor.first_steps import FirstStepsReader
 from trainwell.doctor.fitting import _RESHAPES
+from trainwell.doctor.func_transforms import transformed
 from trainwell.doctor.large_smoothing import READS as SMOOTHING_READS
 from trainwell.doctor.large_smoothing import large_smoothing, read_smoothing
 from trainwell.doctor.loop_verdicts import grad_scaler_unscale
@@ -70,6 +71,8 @@ class _CtcCall(TorchFunctionMode):
         self.verdict: Verdict | None = None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         if not self.read and func in (F.ctc_loss, torch.ctc_loss):
             given, lengths = ctc_call_inputs(args, kwargs)
             if isinstance(given, torch.Tensor):

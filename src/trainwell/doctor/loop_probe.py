@@ -27,6 +27,7 @@ from trainwell.doctor import game_players
 from trainwell.doctor.augmented_validation import ValidationDraws
 from trainwell.doctor.backward_passes import OutputGradients
 from trainwell.doctor.batch_statistics import NormCounts
+from trainwell.doctor.func_transforms import outside_transforms
 from trainwell.doctor.input_scale import NORMS
 from trainwell.doctor.kept_outputs import KeptOutputs
 from trainwell.doctor.loop_forward_hooks import ForwardHooks
@@ -115,6 +116,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self._others_read: set[int] = set()  # of them, those read since the probe was last armed
         self._trailing = None  # the hook that reads them after the first optimizer's observed step
         self.received: set[str] = set()  # parameters that got a gradient on an observed step
+        self.assigned: set[str] = set()  # parameters whose .grad the loop wrote itself, with no backward pass
         self.reached: set[str] = set()  # parameters a backward reached on an observed step (a gradient, maybe 0)
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.split_inputs = SplitInputs()  # the training inputs against the validation inputs
@@ -201,7 +203,9 @@ class LoopProbe(ForwardHooks, StepHooks):
 
     def _hook(self, fn):
         """``fn`` as a hook: left out of the graph when the model is compiled (its reads of tensors into Python
-        numbers would break the graph and print dynamo's warnings)."""
+        numbers would break the graph and print dynamo's warnings), and not called on a forward run inside a
+        torch.func transform (:func:`~trainwell.doctor.func_transforms.outside_transforms`)."""
+        fn = outside_transforms(fn)
         return torch.compiler.disable(fn) if self.compiled else fn
 
     def stopped_stepping(self) -> bool:

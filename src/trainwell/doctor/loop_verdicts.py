@@ -215,6 +215,15 @@ def gradient_reach(probe: LoopProbe, reentrant_cut: bool = False) -> Verdict:
     if len(probe.steps) < 2:
         return Verdict(name, "skip", "skipped: fewer than 2 observed steps", "-", "")
     starved = [n for n, p in probe.named.items() if p.requires_grad and n not in probe.received]
+    if starved and not probe.received and probe.assigned:  # no backward at all: the loop writes .grad itself
+        left = [n for n in starved if n not in probe.assigned]
+        value = f"{len(probe.assigned)} parameter tensors held a gradient at optimizer.step() that no backward " \
+            "pass delivered (the loop writes .grad itself: per-example gradients, DP-SGD's noised sum)"
+        if not left:
+            return Verdict(name, "pass", value, "-")
+        return Verdict(name, "warn", f"{value}; never given one: {_group_names(left)}", "every trainable "
+                       "parameter gets a gradient", "these parameters never learn: give them a gradient too, or "
+                       "freeze them (requires_grad_(False))")
     if probe.game is not None and len(probe.optimizers) > 1:  # the other players get gradients between the
         first = held(probe.optimizer)  # its steps are the observed ones
         owned = probe.held_now()

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.func_transforms import transformed
 from trainwell.doctor.pair_targets import pair_target, pair_target_verdict
 from trainwell.doctor.silent_broadcasts import SILENT_BROADCAST_LOSSES, input_and_target, widens
 from trainwell.doctor.verdict import Verdict
@@ -58,6 +59,8 @@ class _LossCalls(TorchFunctionMode):
         self.pair_targets: list[tuple[str, torch.Tensor]] = []  # the target of a pair loss (1 / -1)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         pair = pair_target(func, args, kwargs)
         if pair is not None:
             self.pair_targets.append(pair)

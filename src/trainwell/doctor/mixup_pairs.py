@@ -30,6 +30,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.first_steps import FirstStepsReader
+from trainwell.doctor.func_transforms import transformed
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.verdict import Verdict
 
@@ -110,6 +111,8 @@ class _Permutations(TorchFunctionMode):
         self.targets: list[torch.Tensor] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
         if len(self.permuted) < KEPT:
             found = _row_index(func, args, kwargs)

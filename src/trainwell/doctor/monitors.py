@@ -14,8 +14,9 @@ import math
 import torch
 from torch import nn
 
-from trainwell.doctor.dead_units import unit_peaks
-from trainwell.doctor.functional_activations import FunctionalActivations, calls_functions
+from trainwell.doctor.dead_units import conv1d_channels, unit_peaks
+from trainwell.doctor.func_transforms import outside_transforms
+from trainwell.doctor.functional_activations import _FEEDERS, FunctionalActivations, calls_functions
 from trainwell.doctor.outputs import leaves
 from trainwell.doctor.silent_branch_units import silent_branch_advice, within_block, zero_scaled_norms
 from trainwell.doctor.verdict import Verdict
@@ -114,8 +115,27 @@ def _finite_fraction(t: torch.Tensor) -> float:
     return float(torch.isfinite(t).float().mean()) if t.numel() else 1.0
 
 
+def _first_weight(record: dict) -> str:
+    return next(n for n in record["grad_rms"] if n.endswith("weight"))
+
+
+def _depth_ratio(weights: list[tuple[str, float]], heads, band: float) -> float | None:
+    """The first weight tensor's gradient RMS over the last one's (``weights``: (name, RMS) in the model's order;
+    None without two, or with a last one of 0). A model with several output layers (``heads``: the layers whose
+    outputs are the model's; an actor's and a critic's, each with its own loss term) has no one last layer: the
+    first is read against every head, vanishing (below ``band``) only when it is against each of them, exploding
+    (above 1 / ``band``) likewise; a policy's gradient is small against a value loss's by design."""
+    if len(weights) < 2:
+        return None
+    tops = [g for n, g in weights[1:] if n.removesuffix(".weight") in heads and g > 0]
+    if len(tops) < 2:
+        return weights[0][1] / weights[-1][1] if weights[-1][1] > 0 else None
+    mildest_low, mildest_high = weights[0][1] / min(tops), weights[0][1] / max(tops)
+    return max(mildest_high, min(mildest_low, 1 / band))  # either far out against every head, or inside the band
+
+
 def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30,
-                     earlier: tuple[torch.Tensor, int] | None = None) -> dict:
+                     earlier: tuple[torch.Tensor, int] | None = None, channels: int | None = None) -> dict:
     """Mean, std, saturated and dead fractions and a histogram of one activation layer's output; NaN/Inf
     values are counted (``nonfinite``, a fraction) and left out of the other statistics.
 
@@ -134,7 +154,7 @@ def activation_stats(module: nn.Module, out: torch.Tensor, bins: int = 30,
     # a unit is dead when its largest output on the batch is not positive (a leaky ReLU never is: it passes a
     # gradient below 0), read on batches of DEAD_MIN_ROWS examples or more; a feature map's unit is a channel.
     # The units' peaks also give the histogram its top (the largest peak is the largest value).
-    peaks = unit_peaks(a) if isinstance(module, nn.ReLU) and a.dim() >= 1 else None
+    peaks = unit_peaks(a, channels) if isinstance(module, nn.ReLU) and a.dim() >= 1 else None
     top = float(peaks.amax()) if peaks is not None and peaks.numel() else None
     stats = {"kind": type(module).__name__, "mean": mean, "std": _std(a, mean), "hist": _hist(a, bins, top)}
     if isinstance(module, nn.Tanh):
@@ -197,6 +217,9 @@ class Monitor(Callback):
         self._storage: dict[str, tuple[int, int]] = {}  # (data_ptr, numel) of each activation's output
         self._calls: dict[str, int] = {}  # calls of each activation in the model's current forward
         self._pooled: dict[tuple[str, int], tuple[torch.Tensor, int]] = {}  # a call site's peaks and rows this step
+        self._feeder: nn.Module | None = None  # the weighted layer that ran last in the observed forward
+        self._layer_out: dict[str, tuple[int, int]] = {}  # (data_ptr, numel) of each Linear/Conv layer's output
+        self._heads: set[str] = set()  # the Linear/Conv layers whose output is (part of) the model's own output
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def _forward_hook(self, name: str):
@@ -204,6 +227,7 @@ class Monitor(Callback):
             if not isinstance(out, torch.Tensor):
                 return
             if not isinstance(module, _WATCHED):  # Linear/Conv: only NaN/Inf, the case the doctor must name
+                self._layer_out[name] = (out.data_ptr(), out.numel())
                 total = float(out.detach().sum())  # one pass, no temporary; non-finite iff a value is (or overflow)
                 finite = 1.0 if math.isfinite(total) else _finite_fraction(out.detach())
                 if finite < 1.0:
@@ -217,7 +241,7 @@ class Monitor(Callback):
         # call of it within one forward of the model, so a ReLU module reused after two layers is not pooled)
         site = (name, self._calls.get(name, 0))
         self._calls[name] = site[1] + 1
-        stats = activation_stats(module, out, self.bins, self._pooled.get(site))
+        stats = activation_stats(module, out, self.bins, self._pooled.get(site), conv1d_channels(self._feeder))
         if "_peaks" in stats:
             self._pooled[site] = stats.pop("_peaks")
         self._acts[name] = stats
@@ -225,15 +249,19 @@ class Monitor(Callback):
         if out.requires_grad:
             out.register_hook(lambda g: self._acts[name].update(self._grad_stats(g)))
 
+    def _feeding(self, module, args, out) -> None:
+        self._feeder = module
+
     def _model_output_hook(self, module, args, out) -> None:
         """Mark the activations whose output is the model's own output (or a view of it): a Sigmoid ending an
         autoencoder of binary pixels, a Tanh ending a generator. Saturating there is the fit of targets at the
         activation's bounds, not a hidden unit that stopped learning."""
-        self._calls = {}  # a new forward: call sites count from the first again
+        self._calls, self._feeder = {}, None  # a new forward: call sites count from the first again
         outputs = {(t.data_ptr(), t.numel()) for t in leaves(out) if isinstance(t, torch.Tensor)}
         for name, where in getattr(self, "_storage", {}).items():
             if where in outputs and name in self._acts:
                 self._acts[name]["output"] = True
+        self._heads |= {name for name, where in self._layer_out.items() if where in outputs}
 
     def _grad_stats(self, g: torch.Tensor) -> dict:
         g = g.detach()  # a gradient with a graph of its own (torch.autograd.grad(..., create_graph=True))
@@ -255,10 +283,14 @@ class Monitor(Callback):
 
     def _install(self, model: nn.Module) -> None:
         self._remove()
-        self._storage, self._calls, self._pooled = {}, {}, {}
-        self._hooks = [m.register_forward_hook(self._forward_hook(name)) for name, m in model.named_modules()
-                       if isinstance(m, _WATCHED + _LAYERS)]
-        self._hooks.append(model.register_forward_hook(self._model_output_hook))
+        self._storage, self._calls, self._pooled, self._feeder = {}, {}, {}, None
+        self._layer_out, self._heads = {}, set()
+        self._hooks = [m.register_forward_hook(outside_transforms(self._forward_hook(name)))
+                       for name, m in model.named_modules() if isinstance(m, _WATCHED + _LAYERS)]
+        self._hooks.append(model.register_forward_hook(outside_transforms(self._model_output_hook)))
+        # the weighted layer that ran last feeds the next activation: a Conv1d's (N, C, L) map is read per channel
+        self._hooks += [m.register_forward_hook(outside_transforms(self._feeding)) for m in model.modules()
+                        if isinstance(m, _FEEDERS)]
         if calls_functions(model):  # a user's module may call F.relu, torch.tanh, x.sigmoid() in its forward
             self._functional = FunctionalActivations(
                 model, lambda name, kind, out: self._activation(name, _STAND_IN[kind], out))
@@ -315,7 +347,7 @@ class Monitor(Callback):
         self._stops_itself = isinstance(state.optimizer, torch.optim.LBFGS)  # its own tolerances end its steps
         loss = _as_float(state.batch_loss) if state.batch_loss is not None else None
         record = {"step": state.step, "epoch": state.epoch, "lr": lr, "activations": self._acts, "grad_rms": grads,
-                  "update_ratio": updates, "loss": loss}
+                  "update_ratio": updates, "loss": loss, "heads": sorted(self._heads)}
         self.records.append(record)
         if self.path is not None:
             from trainwell.rundir import append_jsonl
@@ -372,14 +404,14 @@ class Monitor(Callback):
             if a.get("saturated", 0.0) > self.saturation_warn and not a.get("output"):
                 self._warn("saturated units", name, step, f"{a['saturated']:.0%} saturated",
                            "use Xavier init, normalize the inputs, or a smaller learning rate")
-        weights = [(n, g) for n, g in r["grad_rms"].items() if n.endswith("weight")]
-        if len(weights) >= 2 and weights[-1][1] > 0:
-            ratio = weights[0][1] / weights[-1][1]
+        ratio = _depth_ratio([(n, g) for n, g in r["grad_rms"].items() if n.endswith("weight")],
+                             r.get("heads", ()), self.depth_ratio)
+        if ratio is not None:
             if ratio < self.depth_ratio:
-                self._warn("vanishing gradients", weights[0][0], step, f"first/last gradient RMS {ratio:.2g}",
+                self._warn("vanishing gradients", _first_weight(r), step, f"first/last gradient RMS {ratio:.2g}",
                            "use He/Xavier init, ReLU instead of saturating units, normalization or skip connections")
             elif ratio > 1 / self.depth_ratio:
-                self._warn("exploding gradients", weights[0][0], step, f"first/last gradient RMS {ratio:.2g}",
+                self._warn("exploding gradients", _first_weight(r), step, f"first/last gradient RMS {ratio:.2g}",
                            "lower the learning rate, clip gradients, or use a smaller init")
         bad = [n for n, g in r["grad_rms"].items() if not math.isfinite(g)]
         if bad:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.first_steps import FirstStepsReader
+from trainwell.doctor.func_transforms import transformed
 from trainwell.doctor.verdict import Verdict
 
 #: each pair loss's name and the position of its target among the arguments
@@ -60,6 +61,8 @@ class _PairCalls(TorchFunctionMode):
         self.seen: list[tuple[str, torch.Tensor]] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         found = pair_target(func, args, kwargs)
         if found is not None:
             self.seen.append(found)

@@ -40,9 +40,10 @@ from torch import nn
 from trainwell.doctor import global_rngs
 from trainwell.doctor import outputs as O
 from trainwell.doctor.batch_layout import sequence_first_layers
+from trainwell.doctor.func_transforms import outside_transforms
 from trainwell.doctor.graph_loss import graph_loss
 from trainwell.doctor.report import Report
-from trainwell.doctor.taped_loss import LossTape
+from trainwell.doctor.taped_loss import LossTape, TapedLoss
 from trainwell.doctor.verdict import Verdict
 
 NAME = "pre-flight"
@@ -166,7 +167,7 @@ class ScriptPreflight:
         self.gathering = True  # till the examples are gathered
         self.done = False  # the check ran (or cannot)
         self.report: Report | None = None
-        self._hook = register_module_forward_hook(self._forwarded, with_kwargs=True)
+        self._hook = register_module_forward_hook(outside_transforms(self._forwarded), with_kwargs=True)
 
     def _forwarded(self, module, args, kwargs, out) -> None:
         if not self.gathering or not (torch.is_grad_enabled() and module.training):
@@ -319,6 +320,11 @@ class ScriptPreflight:
         rows = O.leaves(x)[0].shape[axis] if O.leaves(x) else 0
         where = f"on a copy of {type(module).__name__} as it was at step 1, on the script's first " + \
             (f"{len(batches)} training batches" if len(batches) > 1 else "training batch") + f" ({rows} examples)"
+        if isinstance(loss_fn, TapedLoss):  # rebuilt from the first step: it must score the joined rows too
+            failed = _replay_error(model, x, _joined([b[1] for b in batches]), loss_fn)
+            if failed is not None:
+                loss_fn, text = None, f"the script's own loss, replayed on these {rows} examples, raised {failed} " \
+                    "(it makes a tensor of the first batch's rows itself)"
         if loss_fn is None or any(b[1] is None for b in batches):
             why = text if loss_fn is None else "the loss saved no target in its graph"
             found = [Verdict(NAME, "skip", f"ran {where}, on the model's structure only: doctor.check's "
@@ -358,6 +364,19 @@ class ScriptPreflight:
         if pre is None:
             return report
         return Report(pre.verdicts + report.verdicts, report.title, pre.phases + report.phases)
+
+
+def _replay_error(model: nn.Module, x, y, loss_fn: TapedLoss) -> str | None:
+    """The error the replayed loss raises on the model's output for ``x`` and the labels ``y``, or None."""
+    from trainwell.doctor.check import untouched
+    from trainwell.doctor.inputs import call
+
+    with untouched(model), torch.no_grad():
+        try:
+            out = call(model, x)
+        except Exception:  # noqa: BLE001 - a forward that raises is doctor.check's to report
+            return None
+        return loss_fn.replay_error(out, y)
 
 
 def _structure(model: nn.Module, x) -> list[Verdict]:

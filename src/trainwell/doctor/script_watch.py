@@ -62,6 +62,7 @@ from trainwell.doctor.backed_model import UnsteppedLoop, backed_model, zero_grad
 from trainwell.doctor.built_rates import BuiltRates
 from trainwell.doctor.evaluated_copies import evaluating, model_copies
 from trainwell.doctor.followed_optimizers import follow
+from trainwell.doctor.func_transforms import outside_transforms
 from trainwell.doctor.head_targets import head_targets, output_heads
 from trainwell.doctor.hook_free_state import hook_free_copies
 from trainwell.doctor.loop_forward_hooks import first_tensor
@@ -210,8 +211,9 @@ class ScriptWatch:
         from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
         self._depth, self._outermost = 0, {}
-        self._module_hooks = [register_module_forward_pre_hook(self._entered),
-                              register_module_forward_hook(self._left, always_call=True)]
+        self._module_hooks = [register_module_forward_pre_hook(outside_transforms(self._entered)),
+                              register_module_forward_hook(outside_transforms(self._left),
+                                                           always_call=True)]
 
     def _patch(self, owner, name: str, wrap) -> None:
         self._undo.append(forwarding_patch(owner, name, wrap))
@@ -388,14 +390,15 @@ class ScriptWatch:
         self.counting = optimizers[0]
         self.unread = self._unstepped.passes if self._by_backward else self._steps.get(id(self.counting), 0)
         for root in roots:
-            self._forward_hooks.append(root.register_forward_pre_hook(self._rows, with_kwargs=True))
+            self._forward_hooks.append(root.register_forward_pre_hook(outside_transforms(self._rows),
+                                                                             with_kwargs=True))
         self.watch = Watch(model, optimizers, self.every)
         built = self._rates.of(self.counting)
         if built is not None and len(built) == len(self.watch.probe.start_lrs):  # the rates before the loop set any
             self.watch.probe.start_lrs = built
         self._training_rows, self._outputs = TrainingRows(self.watch.probe.split_rows.keys), ModelOutputs()
         for root in roots:
-            self._forward_hooks.append(root.register_forward_hook(self._output))
+            self._forward_hooks.append(root.register_forward_hook(outside_transforms(self._output)))
         self.watch.probe.validation_losses.on_call = self._called
         self.watch.__enter__()
         held = [self._globals, *(f.f_locals for f in script_frames(sys._getframe(1)))] if len(roots) == 1 else []
@@ -411,6 +414,12 @@ class ScriptWatch:
                 self.first.value is not None and not self.reports else None
             self.watch.began_after([loss for loss, _ in early], [y for _, y in early], first)
         self.taps.loss = self.taps.target = None
+
+    @property
+    def unheld(self) -> int:
+        """How many optimizers stepped on tensors that no module of the script holds (torch.func's
+        ``stack_module_state``, a list of raw tensors): no model's loop to read."""
+        return len(self._unheld)
 
     def _name(self, model: nn.Module | None) -> str:
         return next((k for k, v in self._globals.items() if v is model and not k.startswith("_")), "model")

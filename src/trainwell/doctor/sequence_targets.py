@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from trainwell.doctor import global_rngs
 from trainwell.doctor import outputs as O
 from trainwell.doctor.echoed_targets import forward_runner, quietly
 from trainwell.doctor.inputs import Inputs, call, fields
@@ -128,10 +129,16 @@ def position_reads(run: Callable[[torch.Tensor], object], ids: torch.Tensor,
     (``run(rows)``: the output with ``rows`` in place of the ids): (the change of the outputs before ``start``,
     the change of the output at ``start``, each over its scale; the width of the class axis beside the position
     axis, None if the output has more axes). None when the model raises or its output has no position axis of
-    the ids' length."""
+    the ids' length. Both runs start from the same state of the global random generators (which they leave as
+    they were): a forward that draws (teacher forcing with probability p, a coin per step) makes the same draws
+    on both, so only the changed tokens can move its outputs."""
+    devices = [ids.device.index or 0] if ids.device.type == "cuda" else []
     try:
         with torch.no_grad():
-            before, after = O.logits(run(ids)), O.logits(run(_changed_from(ids, start)))
+            with global_rngs.kept(devices):
+                before = O.logits(run(ids))
+            with global_rngs.kept(devices):
+                after = O.logits(run(_changed_from(ids, start)))
     except Exception:  # noqa: BLE001 - a model this probe cannot run gets no verdict from it
         return None
     if not isinstance(before, torch.Tensor) or not isinstance(after, torch.Tensor) or before.shape != after.shape \

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.first_steps import FirstStepsReader
+from trainwell.doctor.func_transforms import transformed
 
 #: losses that broadcast their input and target without torch's "Using a target size" warning
 SILENT_BROADCAST_LOSSES = {F.gaussian_nll_loss: "gaussian_nll_loss", F.poisson_nll_loss: "poisson_nll_loss"}
@@ -54,6 +55,8 @@ class _WideningCalls(TorchFunctionMode):
         self.found: str | None = None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         if self.found is None:
             self.found = widening_call(func, args, kwargs)
         return func(*args, **(kwargs or {}))

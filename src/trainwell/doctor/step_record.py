@@ -44,7 +44,9 @@ def read_step(probe) -> dict:
     stepping = held(probe.optimizer) if len(probe.optimizers) > 1 else None
     for name, p in probe.named.items():
         inc = probe._incoming.get(id(p))
-        if inc is None:
+        if inc is None:  # no backward pass delivered it; a .grad the loop wrote itself (DP-SGD's noised sum)
+            if p.grad is not None and not p.grad.is_sparse and bool(p.grad.any()):
+                probe.assigned.add(name)
             continue
         probe.reached.add(name)
         if bool((inc._values() if inc.is_sparse else inc).any()):

@@ -15,6 +15,8 @@ from collections.abc import Callable
 import torch
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.func_transforms import transformed
+
 
 class _Detaches(TorchFunctionMode):
     """Records the ``Tensor.detach()`` results of one evaluation (``values`` None), or replaces the k-th detached
@@ -29,6 +31,8 @@ class _Detaches(TorchFunctionMode):
         self._k = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         out = func(*args, **(kwargs or {}))
         if func is torch.Tensor.detach and isinstance(out, torch.Tensor):
             k, self._k = self._k, self._k + 1

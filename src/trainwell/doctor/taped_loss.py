@@ -18,6 +18,8 @@ import torch
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 from torch.utils._pytree import tree_flatten, tree_map
 
+from trainwell.doctor.func_transforms import transformed
+
 #: calls recorded at most (a loss is a few dozen)
 CALLS = 512
 
@@ -31,6 +33,8 @@ class _Tape(TorchFunctionMode):
         self.off = False
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if not self.off and len(self.calls) < CALLS and any(isinstance(t, torch.Tensor) for t in tree_flatten(out)[0]):
@@ -58,6 +62,17 @@ class TapedLoss:
                 if isinstance(old, torch.Tensor):
                     env[id(old)] = now
         return env[id(self._loss)]
+
+    def replay_error(self, out, y) -> str | None:
+        """Why the replay cannot score other rows: the error it raises on the output ``out`` of other rows and
+        their labels ``y`` (a tensor of the first batch's size made inside the loss, ``torch.tensor(actions)`` of
+        one episode's actions, is replayed as it was), or None when it runs."""
+        try:
+            with torch.no_grad():
+                self(out, y)
+        except Exception as error:  # noqa: BLE001 - any error: the replay is no loss for these rows
+            return f"{type(error).__name__}: {error}"
+        return None
 
     def __repr__(self) -> str:
         names = [getattr(f, "__name__", type(f).__name__) for f, *_ in self._calls]

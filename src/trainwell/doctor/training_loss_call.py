@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from trainwell.doctor.first_steps import FirstStepsReader
+from trainwell.doctor.func_transforms import transformed
 
 #: the class-index losses read, by function
 CLASS_INDEX = {F.cross_entropy: "cross_entropy", F.nll_loss: "nll_loss"}
@@ -39,6 +40,8 @@ class _LossCalls(TorchFunctionMode):
         self.row_sums: torch.Tensor | None = None  # class-probability targets: their rows' least, mean, largest sum
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = CLASS_INDEX.get(func)

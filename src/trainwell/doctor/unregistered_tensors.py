@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.func_transforms import transformed
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import module_modes, restore_modes
@@ -30,6 +31,8 @@ class _Reads(TorchFunctionMode):
         self.watched, self.read = watched, {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         for a in (*args, *(kwargs or {}).values()):
             seen = self.watched.get(id(a)) if isinstance(a, torch.Tensor) else None
             if seen is not None and seen[1] is a:

@@ -44,6 +44,7 @@ from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 from trainwell.doctor import outputs as O
 from trainwell.doctor.augmented_validation import position_targets
 from trainwell.doctor.average_forms import counts, forms, matched, mixed, targets, tokens
+from trainwell.doctor.func_transforms import transformed
 from trainwell.doctor.mixed_validation import training_batch_mixed
 from trainwell.doctor.relabelled_validation import confusion
 from trainwell.doctor.training_loss_call import TrainingLossCall
@@ -85,6 +86,8 @@ class _LossCalls(TorchFunctionMode):
         self.owner = owner
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if transformed():  # a torch.func transform's per-example pass: not read
+            return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = _FUNCTIONS.get(func)

@@ -487,6 +487,11 @@ class Watch:
         curve = collapsed_head(curve, self._norms, self.probe, self._first_forward, rate, losses)  # slowness, stall
         curve = summed_batch_loss(curve, self._loss_inputs.training_call.read)  # a rate chosen for the mean
         curve = with_rate(curve, self.probe.lrs, self.probe.group_lrs)  # "from 5 to 0.5-1.7", not only "3-10x"
+        if not whole and self.probe.opt_steps >= 2:  # the loop stepped on gradients no loss's backward() made
+            curve = diagnosis.Verdict(curve.check, "skip", f"skipped: no training loss seen on the "
+                                      f"{self.probe.opt_steps} optimizer steps (no backward() on a loss: the loop "
+                                      "writes .grad itself)", "-", "pass the loss as w.step(loss) to have its curve "
+                                      "read")
         history = self._history(val_losses)
         start = self.probe.steps[0] if self.probe.steps else {}
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
