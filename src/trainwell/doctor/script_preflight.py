@@ -320,8 +320,10 @@ class ScriptPreflight:
         rows = O.leaves(x)[0].shape[axis] if O.leaves(x) else 0
         where = f"on a copy of {type(module).__name__} as it was at step 1, on the script's first " + \
             (f"{len(batches)} training batches" if len(batches) > 1 else "training batch") + f" ({rows} examples)"
-        if isinstance(loss_fn, TapedLoss):  # rebuilt from the first step: it must score the joined rows too
-            failed = _replay_error(model, x, _joined([b[1] for b in batches]), loss_fn)
+        partial = _targets_of_some_rows(model, batches) \
+            if axis == 0 and loss_fn is not None and all(b[1] is not None for b in batches) else None
+        if partial is None and isinstance(loss_fn, TapedLoss):  # rebuilt from the first step: it must score the
+            failed = _replay_error(model, x, _joined([b[1] for b in batches]), loss_fn)  # joined rows too
             if failed is not None:
                 loss_fn, text = None, f"the script's own loss, replayed on these {rows} examples, raised {failed} " \
                     "(it makes a tensor of the first batch's rows itself)"
@@ -331,7 +333,6 @@ class ScriptPreflight:
                              f"{NEED_LOSS} skipped: {why}; pass your loss to doctor.check(model, x, y, loss_fn) "
                              "for them"), *_structure(model, x)]
             return Report(found, phases=["pre"] * len(found))
-        partial = _targets_of_some_rows(model, batches) if axis == 0 else None
         if partial is not None:
             covered, seen = partial
             read = f"the first {len(batches)} training batches" if len(batches) > 1 else "the first training batch"
