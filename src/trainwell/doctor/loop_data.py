@@ -16,7 +16,7 @@ from trainwell.doctor.input_scale import FAR, LARGE_ADVICE, RESTORED, is_small
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
 from trainwell.doctor.row_labels import TASKS
-from trainwell.doctor.step_readings import forward_tensors
+from trainwell.doctor.step_readings import fixed_rows, forward_tensors
 from trainwell.doctor.target_range import one_label_left
 from trainwell.doctor.targets import RAW_ADVICE, raw_units
 from trainwell.doctor.verdict import Verdict
@@ -122,13 +122,7 @@ def masked_rows(probe: LoopProbe) -> tuple[int, int] | None:
     """(rows reached, rows) when the loss reached a subset of the output's rows on the first observed step, not all
     of them, and none outside it on every later one (:func:`~trainwell.doctor.step_readings.reached_rows`); else
     None."""
-    reads = [s.get("reached_rows") for s in probe.steps]
-    if not reads or any(r is None for r in reads) or len({len(r) for r in reads}) != 1:
-        return None
-    first = reads[0]
-    if not 0 < int(first.sum()) < len(first) or any(bool((r & ~first).any()) for r in reads[1:]):
-        return None
-    return int(first.sum()), len(first)
+    return fixed_rows(probe.steps)
 
 
 def scores_its_own_inputs(model: nn.Module, sample: tuple | None, classes: int | None) -> bool:

@@ -37,6 +37,7 @@ from trainwell.doctor.observed_steps import phased_step
 from trainwell.doctor.reseeded_steps import RandomStates
 from trainwell.doctor.row_labels import RowLabels
 from trainwell.doctor.step_forwards import StepForwards
+from trainwell.doctor.step_readings import fixed_rows
 from trainwell.doctor.step_record import held
 from trainwell.doctor.stepped_validation import EvalModeRuns
 from trainwell.doctor.training_batches import TrainingBatches
@@ -193,10 +194,8 @@ class LoopProbe(ForwardHooks, StepHooks):
 
     def _masked_rows(self) -> tuple[int, int] | None:
         """(rows reached, rows) when the training loss reaches a fixed subset of its output's rows
-        (:func:`~trainwell.doctor.loop_data.masked_rows`)."""
-        from trainwell.doctor.loop_data import masked_rows  # loop_data reads this probe
-
-        return masked_rows(self)
+        (:func:`~trainwell.doctor.step_readings.fixed_rows`)."""
+        return fixed_rows(self.steps)
 
     def held_now(self) -> set[int]:
         return set().union(*(held(o) for o in self.optimizers))

@@ -65,6 +65,19 @@ def abs_quantile(t: torch.Tensor, q: float = 0.99) -> float:
     return float(torch.quantile(flat.float().abs(), q))
 
 
+def fixed_rows(steps: list[dict]) -> tuple[int, int] | None:
+    """(rows reached, rows) when the loss reached a subset of the output's rows on the first of the observed
+    ``steps`` (their records' ``reached_rows``, :func:`reached_rows`), not all of them, and none outside it on every
+    later one; else None."""
+    reads = [s.get("reached_rows") for s in steps]
+    if not reads or any(r is None for r in reads) or len({len(r) for r in reads}) != 1:
+        return None
+    first = reads[0]
+    if not 0 < int(first.sum()) < len(first) or any(bool((r & ~first).any()) for r in reads[1:]):
+        return None
+    return int(first.sum()), len(first)
+
+
 def reached_rows(z: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor | None:
     """Which rows of the output ``z`` (its examples along the first axis) the loss's gradient ``g`` reached (not all
     0), as a boolean mask; None without a gradient. A loss over a masked subset of the rows (a graph network's
