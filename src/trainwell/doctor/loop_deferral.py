@@ -30,6 +30,7 @@ from trainwell.doctor.relabelled_validation import NAME as RELABELLED
 from trainwell.doctor.relabelled_validation import WRONG_NUMBERS
 from trainwell.doctor.reseeded_steps import SAME_DRAWS
 from trainwell.doctor.smoothing_twice import TWICE
+from trainwell.doctor.trained_symmetry import defer_to_symmetry
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
 from trainwell.doctor.validation_average import NAME as VALIDATION_AVERAGE
 from trainwell.doctor.validation_average import WRONG_AVERAGE
@@ -96,8 +97,9 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     0, dead units and parameters that get no gradient. A first loss far above ln C defers to most units dropped,
     to a BatchNorm on the scores or to inputs far above unit scale. Frozen parameters (an 'info') are named in a
     flat or slow learning-rate verdict. Weights initialized all positive explain, first of all, the warnings they
-    cause. A loss at the labels' entropy defers to any other loop cause that fired."""
-    verdicts = _defer_dead_outputs(defer_collapse_to_cap(_defer_to_positive_init(verdicts)))
+    cause. Hidden units still identical after training explain the parameters with no gradient, the outputs that
+    ignore the inputs and the dead units. A loss at the labels' entropy defers to any other loop cause that fired."""
+    verdicts = _defer_dead_outputs(defer_collapse_to_cap(_defer_to_positive_init(defer_to_symmetry(verdicts))))
     verdicts = _defer_unmatched_labels(verdicts)
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
