@@ -2,7 +2,6 @@
 ``zero_grad()``, batches sorted by label) name that cause and keep their level: "lower the learning rate" is not
 what to do first. Without a loop cause (a rate simply too high) they keep the monitor's own advice."""
 
-import pytest
 import torch
 from torch import nn
 
@@ -47,7 +46,6 @@ def _run(zero_grad: bool):
     return w.report()
 
 
-@pytest.mark.slow  # ~2 s: the diverging loop's report reads its non-finite steps
 def test_units_killed_by_gradients_summed_over_steps_name_the_missing_zero_grad():
     report = _run(zero_grad=False)
     by_check = {v.check: v for v in report.verdicts}

@@ -4,7 +4,6 @@ loss curve) name the symmetry instead of their own advice (a loss weight of 0, a
 learning rate); the pre-flight's overfit, baseline and variance propagation name it too. Healthy twin: the same
 loop with PyTorch's default init."""
 
-import pytest
 import torch
 from torch import nn
 
@@ -57,7 +56,6 @@ def _watched(zeros: bool):
     return w.report()
 
 
-@pytest.mark.slow  # ~2 s: the readings of outputs that ignore their inputs re-run the forward
 def test_readings_of_a_zero_init_name_the_symmetry():
     report = _watched(zeros=True)
     by_check = {v.check: v for v in report.verdicts}
