@@ -28,6 +28,7 @@ from trainwell.doctor.positive_init import NAME as POSITIVE_INIT
 from trainwell.doctor.probability_logs import defer_to_rounded_log
 from trainwell.doctor.relabelled_validation import NAME as RELABELLED
 from trainwell.doctor.relabelled_validation import WRONG_NUMBERS
+from trainwell.doctor.report_order import causes_named
 from trainwell.doctor.reseeded_steps import SAME_DRAWS
 from trainwell.doctor.smoothing_twice import TWICE
 from trainwell.doctor.trained_symmetry import defer_to_symmetry
@@ -199,6 +200,24 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                         "add them to the optimizer; otherwise " + (v.advice or ""))
         out.append(v)
     return defer_to_zero_root(defer_to_rounded_log(_defer_dead_to_loop_cause(out, causes)))
+
+
+def defer_diverged_validation(verdicts: list[Verdict]) -> list[Verdict]:
+    """The overfitting verdict's fail for a validation loss that is not finite because the training loss is not
+    either (the run diverged) follows from what made it diverge: the learning-rate verdict where that is a problem,
+    or the cause that verdict itself names (it reads 'info', explained by a loop cause). It reads as 'info' naming
+    it, so the report does not send the reader to the validation first."""
+    rate = next((v for v in verdicts if v.check == DOWNSTREAM[0]), None)
+    if rate is None:
+        return verdicts
+    names = [rate.check] if rate.status in ("warn", "fail") else causes_named(rate)
+    if not names:
+        return verdicts
+    named = ", ".join(f"'{n}'" for n in names)
+    return [Verdict(v.check, "info", f"{v.value} (explained by {named})", v.expected,
+                    f"fix {named} first: the training diverged, so the validation loss is not finite either")
+            if v.check == "overfitting" and v.status == "fail" and "nor is the training loss" in str(v.value) else v
+            for v in verdicts]
 
 
 #: the monitor's own advice for dead ReLUs, which a loop cause that drove the updates makes point the wrong way
