@@ -45,10 +45,11 @@ def defer_to_inverted_mask(verdicts: list, inverted) -> list:
 def defer_to_vanishing(verdicts: list) -> list:
     """A failed overfit or baseline follows from signals that vanish through depth (an init too small for the
     network's depth: the deep layers pass on almost nothing), when the inputs are not the cause: its advice
-    names the variance-propagation fail and its init."""
+    names the variance-propagation fail and its init; identical units (the symmetry fail) are the more direct cause
+    where nothing passes through the depth at all (every weight 0: :func:`defer_to_symmetry`)."""
     vanish = next((v for v in verdicts if v.check == "variance propagation" and v.status == "fail" and
                    "vanish" in (v.advice or "")), None)
-    if vanish is None or any(v.check == "input scale" for v in verdicts):
+    if vanish is None or any(v.check == "input scale" for v in verdicts) or _zero_through_symmetry(verdicts):
         return verdicts
     return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{vanish.check}' first: {vanish.advice}")
             if v.check in AXIS_BOUND and v.status == "fail" and "first:" not in (v.advice or "") else v
@@ -71,14 +72,25 @@ def defer_to_large_scores(verdicts: list) -> list:
 def defer_to_symmetry(verdicts: list) -> list:
     """Hidden units initialized identically (every weight 0, or one constant) get identical gradients and stay
     identical: a layer acts as one unit, or, at 0 before a ReLU, as none. A failed or warned overfit, baseline or
-    dead-unit check names the symmetry fail first, not capacity, labels or biases."""
+    dead-unit check names the symmetry fail first, not capacity, labels or biases; so does a variance propagation
+    that reads no signal at either end (all-zero weights pass on nothing)."""
     symmetric = next((v for v in verdicts if v.check == "symmetry" and v.status == "fail"), None)
     if symmetric is None:
         return verdicts
+    follows = ("overfit a tiny subset", "input-independent baseline", "dead units") + \
+        (("variance propagation",) if _zero_through_symmetry(verdicts) else ())
     return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{symmetric.check}' first: identical units get "
                     "identical gradients and stay identical; initialize the weights randomly")
-            if v.check in ("overfit a tiny subset", "input-independent baseline", "dead units") and
-            v.status in ("fail", "warn") and "first:" not in (v.advice or "") else v for v in verdicts]
+            if v.check in follows and v.status in ("fail", "warn") and "first:" not in (v.advice or "") else v
+            for v in verdicts]
+
+
+def _zero_through_symmetry(verdicts: list) -> bool:
+    """A symmetry fail beside a variance propagation that reads an activation std of 0 at both ends ("(both 0)"):
+    the weights are all 0, so the units are identical and pass nothing; the init to fix is the symmetry's."""
+    return any(v.check == "symmetry" and v.status == "fail" for v in verdicts) and any(
+        v.check == "variance propagation" and v.status == "fail" and "std 0 -> 0 (both 0)" in str(v.value)
+        for v in verdicts)
 
 
 def defer_to_unbounded(verdicts: list) -> list:

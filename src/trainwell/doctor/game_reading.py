@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainwell.doctor.copied_model import trained_copy
 from trainwell.doctor.registration import other_models_parameters
 
 
@@ -15,8 +16,12 @@ def read_game(p, leaves: list[torch.Tensor]) -> None:
     given optimizer steps (the discriminator in a generator's loss), or, of several optimizers stepped in turn,
     one steps parameters this loss never reaches (a GAN's two players in one module, the discriminator's loss
     watched), or each steps after a backward pass of its own (the generator's loss watched, which goes through
-    the discriminator's parameters too)."""
+    the discriminator's parameters too). A loss through a copy of the model alone, whose optimizer holds the
+    model's parameters, is no game: :mod:`~trainwell.doctor.copied_model`."""
     if p.game is not None:
+        return
+    p.copy_trained = trained_copy(p.model, leaves, p.held_now())
+    if p.copy_trained:  # the optimizer was built on a copy of the model that computes the loss: no game
         return
     if other_models_parameters(p.model, leaves, p.held_now()):
         p.game = "the loss goes through another model's parameters that it does not train (a GAN's discriminator)"

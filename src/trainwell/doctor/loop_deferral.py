@@ -29,8 +29,10 @@ from trainwell.doctor.positive_init import NAME as POSITIVE_INIT
 from trainwell.doctor.probability_logs import defer_to_rounded_log
 from trainwell.doctor.relabelled_validation import NAME as RELABELLED
 from trainwell.doctor.relabelled_validation import WRONG_NUMBERS
+from trainwell.doctor.report_order import causes_named
 from trainwell.doctor.reseeded_steps import SAME_DRAWS
 from trainwell.doctor.smoothing_twice import TWICE
+from trainwell.doctor.trained_symmetry import defer_to_symmetry
 from trainwell.doctor.unbounded_loss import NAME as UNBOUNDED
 from trainwell.doctor.validation_average import NAME as VALIDATION_AVERAGE
 from trainwell.doctor.validation_average import WRONG_AVERAGE
@@ -97,8 +99,10 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     0, dead units and parameters that get no gradient. A first loss far above ln C defers to most units dropped,
     to a BatchNorm on the scores or to inputs far above unit scale. Frozen parameters (an 'info') are named in a
     flat or slow learning-rate verdict. Weights initialized all positive explain, first of all, the warnings they
-    cause. A loss at the labels' entropy defers to any other loop cause that fired."""
-    verdicts = _defer_dead_outputs(defer_collapse_to_cap(_defer_to_positive_init(verdicts)))
+    cause. Dead ReLUs found while a loop cause drove the steps name it (and stay warnings). Hidden units still
+    identical after training explain the parameters with no gradient, the outputs that ignore the inputs and the
+    dead units. A loss at the labels' entropy defers to any other loop cause that fired."""
+    verdicts = _defer_dead_outputs(defer_collapse_to_cap(_defer_to_positive_init(defer_to_symmetry(verdicts))))
     verdicts = _defer_unmatched_labels(verdicts)
     causes = [v for v in verdicts if (v.check.startswith("loop:") or v.check == "parameters registered")
               and v.status in ("warn", "fail") and not str(v.value).startswith(EXPLAINS_NOTHING_DOWNSTREAM)
@@ -196,7 +200,47 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                         "frozen parameters do not learn: if they should, unfreeze them (requires_grad_(True)) and "
                         "add them to the optimizer; otherwise " + (v.advice or ""))
         out.append(v)
-    return defer_to_zero_root(defer_to_rounded_log(out))
+    return defer_to_zero_root(defer_to_rounded_log(_defer_dead_to_loop_cause(out, causes)))
+
+
+def defer_diverged_validation(verdicts: list[Verdict]) -> list[Verdict]:
+    """The overfitting verdict's fail for a validation loss that is not finite because the training loss is not
+    either (the run diverged) follows from what made it diverge: the learning-rate verdict where that is a problem,
+    or the cause that verdict itself names (it reads 'info', explained by a loop cause). It reads as 'info' naming
+    it, so the report does not send the reader to the validation first."""
+    rate = next((v for v in verdicts if v.check == DOWNSTREAM[0]), None)
+    if rate is None:
+        return verdicts
+    names = [rate.check] if rate.status in ("warn", "fail") else causes_named(rate)
+    if not names:
+        return verdicts
+    named = ", ".join(f"'{n}'" for n in names)
+    return [Verdict(v.check, "info", f"{v.value} (explained by {named})", v.expected,
+                    f"fix {named} first: the training diverged, so the validation loss is not finite either")
+            if v.check == "overfitting" and v.status == "fail" and "nor is the training loss" in str(v.value) else v
+            for v in verdicts]
+
+
+#: the monitor's own advice for dead ReLUs, which a loop cause that drove the updates makes point the wrong way
+RATE_ADVICE = "lower the learning rate, use He init"
+
+
+def _defer_dead_to_loop_cause(verdicts: list[Verdict], causes: list[Verdict]) -> list[Verdict]:
+    """Dead ReLUs the monitor found at a snapshot of the loop's steps, on a run where a loop cause acted on those
+    steps from the first (gradients summed over steps, batches sorted by label, ...): the updates that killed them
+    are the cause's, so "lower the learning rate" points the wrong way. The warning keeps its level (the units are
+    dead, and may stay so once the cause is fixed) and names the cause, so it reads after it. Causes that touch only
+    the validations are not the training's."""
+    trained = [c for c in causes if c.check.startswith("loop:") and not c.check.startswith("loop: validation")
+               and TRAIN_MODE_VALIDATIONS not in str(c.value)]
+    if not trained:
+        return verdicts
+    names = ", ".join(f"'{c.check}'" for c in trained[:2])
+    return [Verdict(v.check, v.status, f"{v.value} (explained by {names})", v.expected,
+                    f"fix {names} first: the units died on the steps it drove; if they are still dead after, "
+                    f"{v.advice}")
+            if v.check == "monitor: dead ReLUs" and v.status == "warn" and "explained by" not in str(v.value)
+            and str(v.advice or "").startswith(RATE_ADVICE) else v for v in verdicts]
 
 
 def _defer_to_positive_init(verdicts: list[Verdict]) -> list[Verdict]:

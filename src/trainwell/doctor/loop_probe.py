@@ -145,6 +145,9 @@ class LoopProbe(ForwardHooks, StepHooks):
         # the game's loss goes through the other player's parameters (a generator's, through its discriminator):
         # its targets are the answer it asks of that player, one value by design
         self.asks_other_player = False
+        # the loss goes through a copy of the model (its parameters, one for one) while the optimizer holds the
+        # model's, which get no gradient (:mod:`~trainwell.doctor.copied_model`): how many of the copy's
+        self.copy_trained = 0
         self.nonfinite_input_step: int | None = None  # the first unobserved step whose inputs held NaN/Inf
         self.scores_dropout: str | None = None  # a dropout module whose output is the model's scores
         self.stepped_before_forward = False  # the first optimizer step came before any training forward

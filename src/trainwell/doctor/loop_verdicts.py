@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from trainwell.doctor import checkpointing, no_grad_layers, registration
+from trainwell.doctor.copied_model import HOLDS_COPY
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loop_readings import added_unheld, mode_matters
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
@@ -47,6 +48,12 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
                        "every trainable parameter in the optimizer",
                        "the optimizer still holds the old layer's parameters: add the new ones with "
                        "optimizer.add_param_group({'params': new_layer.parameters()}), or rebuild the optimizer")
+    if probe.copy_trained:
+        return Verdict(name, "fail", HOLDS_COPY.format(n=probe.copy_trained),
+                       "the optimizer built on model.parameters() of the model whose forward computes the loss",
+                       "build the optimizer on the parameters of the model the loop calls (optimizer = "
+                       "SGD(model.parameters(), ...)), not on a copy of it (a deepcopy for an EMA or a checkpoint); "
+                       "update such a copy from the trained model after each step")
     seen = sorted({n for s in probe.steps for n in s["not_owned"]})
     if probe.foreign and seen:
         return Verdict(name, "fail", f"the optimizer holds {len(probe.foreign)} tensors that are not this model's, "
@@ -216,14 +223,7 @@ def gradient_reach(probe: LoopProbe, reentrant_cut: bool = False) -> Verdict:
         return Verdict(name, "skip", "skipped: fewer than 2 observed steps", "-", "")
     starved = [n for n, p in probe.named.items() if p.requires_grad and n not in probe.received]
     if starved and not probe.received and probe.assigned:  # no backward at all: the loop writes .grad itself
-        left = [n for n in starved if n not in probe.assigned]
-        value = f"{len(probe.assigned)} parameter tensors held a gradient at optimizer.step() that no backward " \
-            "pass delivered (the loop writes .grad itself: per-example gradients, DP-SGD's noised sum)"
-        if not left:
-            return Verdict(name, "pass", value, "-")
-        return Verdict(name, "warn", f"{value}; never given one: {_group_names(left)}", "every trainable "
-                       "parameter gets a gradient", "these parameters never learn: give them a gradient too, or "
-                       "freeze them (requires_grad_(False))")
+        return _written_gradients(name, probe, starved)
     if probe.game is not None and len(probe.optimizers) > 1:  # the other players get gradients between the
         first = held(probe.optimizer)  # its steps are the observed ones
         owned = probe.held_now()
@@ -234,6 +234,10 @@ def gradient_reach(probe: LoopProbe, reentrant_cut: bool = False) -> Verdict:
         none = not probe.received
         zeroed = [n for n in starved if n in probe.reached]
         unreached = [n for n in starved if n not in probe.reached]
+        if none and probe.copy_trained:
+            return Verdict(name, "info", "no parameter ever received a gradient (explained by 'loop: optimizer "
+                           "holds the parameters')", "a gradient for every parameter that requires one",
+                           "fix 'loop: optimizer holds the parameters' first: the loss is computed by another model")
         if none:
             value = "no parameter ever received a gradient"
         elif zeroed and not reentrant_cut:
@@ -271,6 +275,19 @@ def gradient_reach(probe: LoopProbe, reentrant_cut: bool = False) -> Verdict:
                        "frozen parameters never change: if they should train, set requires_grad_(True) and add them "
                        "to the optimizer")
     return Verdict(name, "pass", f"all {len(probe.named)} parameter tensors received gradients", "-")
+
+
+def _written_gradients(name: str, probe: LoopProbe, starved: list[str]) -> Verdict:
+    """The verdict of a loop with no backward pass whose ``.grad`` it writes itself (per-example gradients, DP-SGD):
+    the parameters it never gives one (``starved``, less those it assigned) are named."""
+    left = [n for n in starved if n not in probe.assigned]
+    value = f"{len(probe.assigned)} parameter tensors held a gradient at optimizer.step() that no backward " \
+        "pass delivered (the loop writes .grad itself: per-example gradients, DP-SGD's noised sum)"
+    if not left:
+        return Verdict(name, "pass", value, "-")
+    return Verdict(name, "warn", f"{value}; never given one: {_group_names(left)}", "every trainable "
+                   "parameter gets a gradient", "these parameters never learn: give them a gradient too, or "
+                   "freeze them (requires_grad_(False))")
 
 
 def _cancels(probe: LoopProbe, name: str) -> bool:
@@ -332,6 +349,9 @@ def module_mode(probe: LoopProbe) -> Verdict:
                        "validation batches: call model.eval() before validating (and model.train() after)")
     if probe.train_steps and probe.frozen_norm_steps >= 0.5 * probe.train_steps and _held_still(probe):
         return _frozen_norms_training(name, probe, _held_still(probe))
+    if not probe.train_steps and not probe.validations - probe.unseen_validations:
+        return Verdict(name, "skip", "skipped: no training step or validation ran the watched model's forward (the "
+                       "loss is computed by another model?)", "-", "")
     return Verdict(name, "pass", f"train mode in {probe.train_steps - probe.eval_mode_steps} of "
                    f"{probe.train_steps} steps, {_validation_modes(probe)}", "-")
 

@@ -93,4 +93,22 @@ def constant_init_verdict(found: list[tuple[int, str | None, float]] | None, mod
                    "nn.init.constant_ on a weight matrix leaves its units alike")
 
 
-__all__ = ["constant_init_verdict", "constant_weights", "trained_symmetry"]
+#: the watch's warnings that identical units explain: units at 0 before a ReLU are never active, pass no gradient
+#: to the weights before them, and give every row the same output whatever its inputs
+FOLLOWS = ("loop: every trainable parameter learns", "loop: inputs reach the outputs", "monitor: dead ReLUs",
+           "monitor: saturated units", "monitor: vanishing gradients")
+
+
+def defer_to_symmetry(verdicts: list[Verdict]) -> list[Verdict]:
+    """Where hidden units are still identical after training (the :data:`NAME` fail), the warnings that follow from
+    it (:data:`FOLLOWS`) read as 'info' naming it: their own advice (a loss weight of 0, an EmbeddingBag's offsets,
+    a lower learning rate) would point away from the init."""
+    if not any(v.check == NAME and v.status == "fail" for v in verdicts):
+        return verdicts
+    return [Verdict(v.check, "info", f"{v.value} (explained by '{NAME}')", v.expected,
+                    f"fix '{NAME}' first: identical units compute the same function and get the same gradient (at 0 "
+                    "before a ReLU, none): this reading follows from it")
+            if v.check in FOLLOWS and v.status == "warn" else v for v in verdicts]
+
+
+__all__ = ["constant_init_verdict", "constant_weights", "defer_to_symmetry", "trained_symmetry"]

@@ -59,7 +59,7 @@ from trainwell.doctor.game_reading import read_game
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.label_column import LabelColumns
 from trainwell.doctor.lambda_factors import LambdaSchedules
-from trainwell.doctor.loop_deferral import defer, mismeasured_validation
+from trainwell.doctor.loop_deferral import defer, defer_diverged_validation, mismeasured_validation
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_loss_inputs import LossInputReads
 from trainwell.doctor.loop_probe import LoopProbe
@@ -508,6 +508,7 @@ class Watch:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
         deferred = defer_to_binary_targets(defer_to_empty_epochs(defer(verdicts + post)))  # each names its cause
+        deferred = defer_diverged_validation(deferred)  # a diverged run's validation: what made it diverge
         return Report(agree(deferred), f"trainwell doctor: watching {model}", phases + ["post"] * len(post))
 
     def _curve_floors(self, losses: list[float], ys: list) -> tuple[list[float], float | list[float], bool]:
