@@ -296,6 +296,7 @@ def test_the_sweep_says_how_it_will_train_before_it_does(workdir, capsys):
     assert first.startswith("sweep: 2 members, trained one after another (") and "optim.name" in first
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_resuming_a_finished_sweep_from_the_command_line(workdir, capsys):
     assert main(["sweep", *TINY, "--grid", "optim.lr=0.01,0.1", "--out", "sw"]) == 0
     before = (workdir / "sw" / "results.csv").read_text()

@@ -207,6 +207,7 @@ def test_bad_arguments_are_usage_errors_before_any_work(workdir, capsys, args, f
     assert not (workdir / "runs").exists()
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 @pytest.mark.parametrize("setup, args, fragment", FILE_CASES)
 def test_bad_files_and_runs(workdir, capsys, setup, args, fragment):
     setup(workdir)

@@ -107,6 +107,7 @@ def test_resuming_a_finished_run_says_nothing_was_left_to_train(workdir, capsys)
     assert "already finished" not in capsys.readouterr().err
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_python_dash_m_and_usage_errors(workdir):
     run = subprocess.run([sys.executable, "-m", "trainwell", "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and "fit" in run.stdout

@@ -36,6 +36,7 @@ cell = st.one_of(st.integers(-10**6, 10**6).map(str),
 @settings(max_examples=40, deadline=None)
 @given(rows=st.lists(st.tuples(st.lists(cell, min_size=3, max_size=3), st.integers(0, 2)), min_size=6, max_size=30),
        crlf=st.booleans(), bom=st.booleans(), blank=st.booleans())
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_table_of_numbers_gives_what_the_csv_module_gives(tmp_path_factory, rows, crlf, bom, blank):
     rows = [*rows, (["1", "2", "3"], 0), (["4", "5", "6"], 1)]  # both classes present
     end = "\r\n" if crlf else "\n"

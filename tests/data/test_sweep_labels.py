@@ -54,6 +54,7 @@ def test_members_that_disagree_share_no_names(tmp_path):
     assert shared_labels(tmp_path, 3) == {"class_names": ["a", "b"], "label_notes": []}  # member 2: no summary
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_resuming_a_sweep_after_its_data_file_changed_is_refused(workdir, capsys):
     """As fit --resume: each member continues on the file it started on, or the sweep says the file changed."""
     rows = write_iris(workdir / "iris.csv")

@@ -62,6 +62,7 @@ def _by_check(report):
     return {v.check: v for v in report}
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_clipping_before_unscale_fails_naming_the_order_and_the_loss_is_not_counted_twice():
     report, scale = _amp_loop("clip_first")
     v = _by_check(report)
@@ -83,6 +84,7 @@ def test_unscaling_then_clipping_passes(max_norm):
     assert v["loop: loss"].status == "pass", v["loop: loss"]
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_clipping_every_step_after_unscale_is_the_usual_warning_with_unscaled_norms():
     """max_norm=0.05, below the unscaled norm (about 0.3) on every step: the clipping warning, its norms those
     backward() gave divided by the scale; the loss read with the scale divided out."""
@@ -160,6 +162,7 @@ def test_a_static_loss_scale_divided_out_before_clipping_passes(max_norm):
         assert 0.05 < low <= high < 10  # the unscaled norms, not 1024x them
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_static_loss_scale_never_divided_out_fails_naming_the_scale():
     v = _static_scale_loop(divide=False, lr=1e-4)
     loss = v["loop: loss"]
@@ -170,6 +173,7 @@ def test_a_static_loss_scale_never_divided_out_fails_naming_the_scale():
     assert curve.status == "info" or "learning rate" not in (curve.advice or ""), curve
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_static_loss_scale_clipped_without_division_warns_naming_the_scale():
     """max_norm=5 is above the unscaled norm (about 1) but below the scaled one: clipping pins every update at 5."""
     v = _static_scale_loop(divide=False, max_norm=5.0)

@@ -61,6 +61,7 @@ def test_batchnorm_on_two_values_outputs_only_the_sign():
     assert torch.allclose(out.abs(), torch.ones_like(out), atol=1e-3)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_batch_of_two_through_batchnorm1d_is_named_and_the_rate_is_not_blamed():
     x, y = _blobs()
     report = _train(_mlp(), x, y, batch=2, steps=120)

@@ -73,6 +73,7 @@ def test_check_of_torchs_momentum_or_a_cumulative_average_says_nothing_about_it(
     assert batchnorm_momentum_verdict(Net(momentum)) is None
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_watch_names_it_in_the_users_loop_and_not_in_its_healthy_twin():
     buggy, healthy = _watched(0.9), _watched(0.1)
     assert buggy["loop: batchnorm momentum"].status == "warn"

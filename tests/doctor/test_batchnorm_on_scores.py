@@ -43,6 +43,7 @@ def _output_layer(report):
     return next((v for v in report if v.check == NAME), None)
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 @pytest.mark.parametrize("norm", ["scores", "hidden", "none"])
 def test_a_batchnorm_after_the_last_linear_is_named_under_cross_entropy(norm):
     torch.manual_seed(0)
@@ -64,6 +65,7 @@ def test_a_batchnorm_after_the_last_linear_is_named_under_cross_entropy(norm):
         assert verdict is None
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_multi_label_scores_under_bce_with_logits_are_named_too():
     torch.manual_seed(0)
     x, labels = _blobs()

@@ -175,6 +175,7 @@ def test_watch_fails_a_sigmoid_layer_before_bce_with_logits_naming_the_layer(k, 
     assert "explained by 'loop: loss'" in curve.value, curve
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_watch_fails_a_sigmoid_in_forward_before_bce_with_logits():
     x, y = _data()
     torch.manual_seed(0)
@@ -182,6 +183,7 @@ def test_watch_fails_a_sigmoid_in_forward_before_bce_with_logits():
     assert v.status == "fail" and "all lie inside (0, 1)" in v.value, v
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_check_fails_a_sigmoid_layer_before_bce_with_logits_naming_it():
     v = _check(nn.BCEWithLogitsLoss(), model=nn.Sequential(Tagger(), nn.Sigmoid()))["overfit a tiny subset"]
     assert v.status == "fail" and "Sigmoid (module '1')" in v.advice, v
@@ -212,6 +214,7 @@ def _watched_loop(model, loss_fn, x, y, scaler=None, epochs=2):
     (nn.BCEWithLogitsLoss(), "pass", "mean binary cross-entropy with logits over 320 output elements"),
     (LOSSES["sigmoid_into_logits_loss"], "fail", "BCEWithLogitsLoss is given sigmoid(outputs)"),
     (nn.BCEWithLogitsLoss(reduction="sum"), "info", "summed binary cross-entropy with logits over 320")])
+@pytest.mark.slow  # ~1.0 s: a watched loop or check run
 def test_watch_reads_binary_cross_entropy_under_a_grad_scaler(loss, status, start):
     x, y = _data()
     torch.manual_seed(0)

@@ -69,6 +69,7 @@ def test_bce_with_logits_on_soft_targets_is_read_the_same_way():
     assert v.status == "pass" and v.value.startswith("good") and "towards the floor" in v.value, v
 
 
+@pytest.mark.slow  # ~0.7 s: a watched loop or check run
 @pytest.mark.parametrize("lr, label", [(1e-5, "flat"), (1.0, "too high")])
 def test_a_wrong_rate_on_the_same_autoencoder_is_still_named(lr, label):
     v, _ = _train(lr, epochs=3)
@@ -111,6 +112,7 @@ def test_check_expects_ln_2_from_bce_on_a_sigmoid(loss_fn):
     assert v.status == "pass" and abs(v.value - math.log(2)) < 0.01 and "ln 2" in v.expected, v
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_check_flags_bce_outputs_that_start_far_from_one_half():
     x = _pixels(256)
     torch.manual_seed(0)

@@ -270,6 +270,7 @@ def _loop(model, opt, x, y, steps, w=None, loss_fn=F.cross_entropy):
             w.step(loss)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_watch_reports_non_finite_activations_as_a_verdict_and_removes_its_hooks():
     x, y = blobs()
     torch.manual_seed(0)
@@ -357,6 +358,7 @@ def test_preflight_sees_every_configured_penalty(override):
     assert v.status == "fail" and v.value != "reg/data = 0", v
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_preflight_sees_the_activity_penalty_and_leaves_no_hooks():
     prep = prepare(load_config(None, SPIRALS + ["model.activation=sigmoid", "regularize.activity=10"]))
     v = {v.check: v for v in preflight(prep)}["regularization vs data loss"]
@@ -472,6 +474,7 @@ def test_a_planted_backward_bug_is_found_within_the_budget():
     assert pf.gradient_check(model, x, y, budget_s=0.05).status == "fail"
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_flat_curve_says_which_way_from_the_update_ratio():
     x, y = blobs()
     torch.manual_seed(0)
@@ -539,6 +542,7 @@ def _cnn(bug: bool = False):
                          nn.Tanh(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3)).to(memory_format=torch.channels_last)
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_gradient_checks_run_on_channels_last_weights():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(24, 3, 6, 6, generator=g).contiguous(memory_format=torch.channels_last), torch.arange(24) % 3
@@ -595,6 +599,7 @@ def test_initial_loss_warns_on_targets_far_from_zero_mean_and_names_their_scale(
     assert pf.initial_loss(mlp(d=6, out=1), x, unit, loss_fn).status == "pass"
 
 
+@pytest.mark.slow  # ~1.1 s: a watched loop or check run
 def test_raw_regression_targets_are_not_blamed_on_a_backward_pass():
     x, y = _prices(raw=True)
     report = doctor.check(mlp(d=6, out=1), x, y, nn.MSELoss())
@@ -735,6 +740,7 @@ def imbalanced(random_state=2, n=256):
     return x[:n], torch.tensor(y)[:n]
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_the_baseline_reads_a_large_majority_class_by_a_permutation_test():
     """With 90% of one class among 64 held-out examples, a higher accuracy by 3 standard errors means over 100%, and
     the held-out loss rests on a handful of minority examples: a model that learns the data was warned of

@@ -327,6 +327,7 @@ class ReZeroBlock(nn.Module):
         return x + self.alpha * self.f(x)
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_residual_scales_started_at_zero_are_not_an_exploding_signal():
     """The layers inside each branch get a gradient of exactly 0 until alpha moves on the first step: those
     gradients are not read as a ratio to 0."""

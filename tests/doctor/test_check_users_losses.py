@@ -94,6 +94,7 @@ def _clusters(n=128, classes=8):
     return torch.randn(classes, 20, generator=g)[y] + 1.5 * torch.randn(n, 20, generator=g), y
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_mined_triplet_loss_zero_on_the_first_examples_is_checked_on_examples_that_share_a_label():
     x, y = _clusters()
     with torch.no_grad():
@@ -103,6 +104,7 @@ def test_a_mined_triplet_loss_zero_on_the_first_examples_is_checked_on_examples_
     assert verdict.status == "pass" and "share a label" in verdict.value
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_dead_units_under_a_triplet_loss_are_still_vanishing_gradients():
     x, y = _clusters()
     verdict = _verdict(doctor.check(Embedder(dead=True), x, y, _batch_hard_triplet), "gradient check (data loss)")
@@ -121,6 +123,7 @@ def test_vanishing_gradients_with_round_off_jumps_still_read_vanishing():
     assert real.status == "pass"  # a crossing where autograd's gradient is not 0: a real kink, not noise
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_loss_that_is_zero_on_every_example_has_no_gradient_to_check():
     x, y = _clusters()
     verdict = _verdict(doctor.check(Embedder(), x, y, lambda e, t: _batch_hard_triplet(e, t, margin=-10.0)),
@@ -214,6 +217,7 @@ def test_a_wrong_custom_backward_on_a_smooth_forward_still_fails():
     assert verdict.status == "fail" and "check custom backward code" in verdict.advice
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_custom_backward_giving_a_gradient_to_an_input_its_forward_ignores_still_fails():
     verdict = _gradient_verdict("constant")
     assert verdict.status == "fail" and "check custom backward code" in verdict.advice
@@ -255,6 +259,7 @@ def test_a_softmax_before_cross_entropy_in_one_head_of_a_summed_loss_fails_the_o
     assert verdict.status == "fail" and "out['digit']" in verdict.advice and "remove the Softmax" in verdict.advice
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_raw_scores_or_probabilities_read_as_probabilities_still_overfit():
     x, y = _two_task_data()
     assert _verdict(doctor.check(TwoHeads(softmax=False), x, y, _summed_loss), "overfit a tiny subset").status == "pass"
@@ -366,6 +371,7 @@ def test_a_q_network_memorizes_a_few_deterministic_td_targets_whatever_its_init(
         assert verdict.status == "pass", (seed, verdict.value)
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_q_network_that_cannot_fit_still_fails_the_overfit():
     from trainwell.doctor.inputs import StructuredLoss, Targets
     from trainwell.doctor.overfit import overfit_tiny_subset

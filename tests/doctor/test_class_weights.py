@@ -49,6 +49,7 @@ def _named(report):
     return [v for v in report if v.check == NAME]
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 @pytest.mark.parametrize("nll", [False, True])
 def test_weights_proportional_to_class_frequency_are_named(nll):
     report = _train(lambda counts: counts / counts.sum(), nll=nll)

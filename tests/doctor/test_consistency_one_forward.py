@@ -56,6 +56,7 @@ def _fixmatch(target, labelled_in_batch=False, steps=30):
     return w.report()
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 @pytest.mark.parametrize("labelled_in_batch", [False, True], ids=["views only", "labelled, weak, strong"])
 def test_targets_from_the_weak_rows_of_one_forward_with_their_gradient_are_named(labelled_in_batch):
     verdict = _fixmatch("attached", labelled_in_batch)["loop: loss"]

@@ -51,22 +51,26 @@ def _consistency(target, steps=40):
     return w.report()
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_kl_divergence_against_targets_with_gradients_is_named():
     verdict = _consistency("kl")["loop: loss"]
     assert verdict.status == "warn" and "KL divergence against the model's own softmax" in verdict.value, verdict
     assert "no_grad" in verdict.advice and "Pi-model" in verdict.advice, verdict
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_the_same_loop_with_the_targets_detached_is_not_warned():
     report = _consistency("kl_detached")
     assert not [v for v in report if v.check.startswith("loop:") and v.status in ("warn", "fail")]
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_sharpened_targets_with_gradients_are_named_with_their_temperature():
     verdict = _consistency("sharpened")["loop: loss"]
     assert verdict.status == "warn" and "sharpened at T = 0.4" in verdict.value, verdict
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_the_pi_model_trains_both_branches_on_purpose_and_is_not_warned():
     report = _consistency("pi_model")
     assert report["loop: loss"].status != "warn", report["loop: loss"]

@@ -56,6 +56,7 @@ def test_check_passes_a_healthy_ctc_model():
     assert not report.failed and report["batch independence"].status == "pass"
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_ctc_label_sequences_without_the_blank_are_not_one_based_labels():
     x, labels = _data(1024)
     model = FrameTagger()

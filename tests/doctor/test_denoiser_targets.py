@@ -3,6 +3,7 @@ it): the model takes ``(x_t, t)``, so the targets equal one tensor among several
 in every direction (no code narrower than it): it learns to copy, named by check and by watch. The healthy twin
 (target = the noise) and a conditional autoencoder (a bottleneck narrower than its input) are not warned."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,6 +62,7 @@ def test_check_says_nothing_of_a_denoiser_trained_on_the_noise():
     assert "targets vs inputs" not in doctor.check(Denoiser(), (xt, t), eps, nn.MSELoss()).checks
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_conditional_autoencoder_through_a_narrow_code_still_reads_as_an_autoencoder():
     g = torch.Generator().manual_seed(0)
     x, c = torch.randn(256, 8, generator=g), torch.randint(0, 4, (256,), generator=g)
@@ -97,10 +99,12 @@ def _loop(bug):
     return w.report()
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_watch_names_a_denoiser_trained_on_its_own_noisy_input():
     v = _loop(bug=True)["loop: targets vs inputs"]
     assert v.status == "warn" and "follows that input in every direction" in v.value, v
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_watch_says_nothing_of_a_denoiser_trained_on_the_noise():
     assert "loop: targets vs inputs" not in _loop(bug=False).checks

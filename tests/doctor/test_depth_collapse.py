@@ -66,6 +66,7 @@ def test_small_init_in_a_deep_tanh_net_is_named_and_the_rate_advice_defers():
             assert got[name].status == "info" and NAME in got[name].value
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_small_init_in_a_deep_relu_net_names_he_init():
     got = watched(deep(nn.ReLU, small))
     assert got[NAME].status == "warn" and "kaiming" in got[NAME].advice

@@ -71,6 +71,7 @@ def test_a_correct_residual_block_is_not_named():
     assert all(v.check != "residual blocks" for v in _check("once").verdicts)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_watch_names_the_block_that_adds_its_input_twice():
     x, y = _data()
     torch.manual_seed(0)

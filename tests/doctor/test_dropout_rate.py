@@ -1,6 +1,7 @@
 """torch's nn.Dropout(p) drops a unit with probability p; the dropout paper and the lecture write p for keeping
 one. ``nn.Dropout(0.9)`` meant as "keep 90%" keeps 10%: named by check and watch, with the p that was meant."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,6 +46,7 @@ def test_the_modules_that_drop_most_of_their_inputs_are_found():
     assert HIGH > 0.5  # the dropout paper's rate for hidden units is never called high
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_check_names_dropout_that_keeps_a_tenth_and_the_overfit_defers_to_it():
     x, y = _data(64)
     model = _model(0.9)

@@ -119,6 +119,7 @@ def _stateful_loop(shift):
     return w.report()
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_watch_names_a_forecasting_loop_whose_targets_are_its_inputs():
     report = _stateful_loop(shift=False)
     v = report["loop: targets vs inputs"]

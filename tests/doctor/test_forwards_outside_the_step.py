@@ -93,18 +93,21 @@ def test_a_training_accuracy_forward_with_gradients_is_not_read_as_the_training_
     assert with_grad["loop: loss"][0] == "pass"
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_an_eval_mode_accuracy_forward_before_the_step_is_not_the_training_mode():
     with_grad = _run("bce", grad=True, log_accuracy="before_step", dropout=0.1)
     assert _agree(with_grad, _run("bce", grad=False, log_accuracy="before_step", dropout=0.1))
     assert with_grad["loop: train/eval mode"][0] == "pass"
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_validation_of_many_batches_does_not_take_the_steps_input_readings():
     with_grad, without = _run("mse", grad=True, val_batch=8), _run("mse", grad=False, val_batch=8)
     assert with_grad["loop: inputs"] == without["loop: inputs"]
     assert _agree(with_grad, without)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_accumulated_micro_batches_are_all_the_steps_forwards():
     with_grad, without = _run("mse", grad=True, accumulate=3), _run("mse", grad=False, accumulate=3)
     assert _agree(with_grad, without)
@@ -139,6 +142,7 @@ def _lbfgs(grad: bool) -> dict:
     return {v.check: (v.status, v.value) for v in w.report().verdicts if v.check != GRAD_CHECK}
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_an_lbfgs_closures_forwards_are_the_steps():
     assert _agree(_lbfgs(True), _lbfgs(False))
 
@@ -171,5 +175,6 @@ def _siamese(grad: bool) -> dict:
     return {v.check: (v.status, v.value) for v in w.report().verdicts if v.check != GRAD_CHECK}
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_two_forward_loss_keeps_both_forwards():
     assert _agree(_siamese(True), _siamese(False))

@@ -68,6 +68,7 @@ def test_a_frozen_backbone_whose_batchnorm_trains_is_named_with_its_fix():
     assert "train/eval mode" in report["learning rate (loss curve)"].value
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 @pytest.mark.parametrize("setup", ["frozen, backbone.eval()", "full fine-tuning"])
 def test_frozen_batchnorm_in_eval_mode_and_full_fine_tuning_pass_where_train_mode_warns(setup):
     """The fix (backbone.eval() after model.train()) and full fine-tuning (BatchNorm trains with the rest) pass;
@@ -91,6 +92,7 @@ def test_batchnorm_left_out_of_the_optimizer_counts_as_frozen():
     assert report["loop: train/eval mode"].status == "warn"
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_frozen_batchnorm_between_trained_layers_gets_the_layer_wise_fix():
     """The BatchNorm layers frozen, the Linear layers around them trained: eval() on the backbone would be wrong
     advice (its common module trains), so the advice names the frozen layers; one frozen layer is named itself."""

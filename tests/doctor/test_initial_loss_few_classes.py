@@ -33,12 +33,14 @@ def test_logits_of_std_near_one_pass_with_three_classes():
     assert verdict.status == "pass"
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_logits_of_std_three_still_warn():
     std, loss, verdict = _initial(4.0)
     assert std > 2.5 and loss - math.log(3) > 1.0
     assert verdict.status in ("warn", "fail")
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_ten_classes_keep_their_band():
     std, loss, verdict = _initial(1.0, classes=10)
     assert loss < 1.25 * math.log(10) and verdict.status == "pass"

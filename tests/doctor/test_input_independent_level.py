@@ -97,6 +97,7 @@ def test_the_baselines_are_the_best_constant_output_s_loss():
                                                                 rel=1e-6)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_regressor_frozen_but_its_output_bias_is_named_by_its_frozen_weights():
     reach = _regression(lambda params: params[:-1])[REACH]  # meant [:2]: all but the output bias frozen
     assert reach.status == "warn" and "frozen" in reach.value and "only 4.bias (1) learns" in reach.value, reach
@@ -112,6 +113,7 @@ def test_the_intended_freeze_of_the_first_layer_stays_information():
     assert not _alarms(report), _alarms(report)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_labels_shuffled_apart_from_their_inputs_are_named_at_the_input_independent_baseline():
     report = _classification(shuffle=True)
     found = _alarms(report)[NAME]
@@ -119,6 +121,7 @@ def test_labels_shuffled_apart_from_their_inputs_are_named_at_the_input_independ
     assert report["learning rate (loss curve)"].status == "info", report["learning rate (loss curve)"]
 
 
+@pytest.mark.slow  # ~0.6 s: a watched loop or check run
 @pytest.mark.parametrize("loop", [{}, {"noise": 0.5}, {"lr": 1e-5}], ids=["aligned", "half_noise", "rate_too_low"])
 def test_healthy_labels_noisy_labels_and_a_low_rate_are_not_read_as_shuffled(loop):
     report = _classification(**loop)

@@ -5,6 +5,7 @@ backward (a multi-task loss, accumulated micro-batches), keeps no earlier step's
 
 import weakref
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,6 +77,7 @@ def test_adding_item_or_detach_passes():
     assert not _epochs(lambda total, loss: total + loss.detach(), epochs=1)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_losses_summed_inside_one_step_pass():
     """A multi-task sum and accumulated micro-batches (each divided by k, backward per micro-batch, the step's
     total summed as a tensor) hold only the current step's graphs."""

@@ -6,6 +6,7 @@ bounded window of loss tensors (``deque(maxlen=10)``) is told as info: its memor
 
 import collections
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,6 +73,7 @@ def test_a_loss_computed_again_for_logging_after_backward_is_named():
     assert "the outputs gone" in found[OUTPUTS].value and "criterion(out, y)" in found[OUTPUTS].advice
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_detached_outputs_argmax_and_cpu_copies_pass():
     assert not _epochs(lambda s, out, loss, yb, crit: s["preds"].append(out.detach()))
     assert not _epochs(lambda s, out, loss, yb, crit: s["preds"].append(out.argmax(1)))
@@ -89,6 +91,7 @@ def test_loss_tensors_kept_are_named_as_losses_not_outputs():
     assert set(found) == {LOSSES}
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_outputs_of_accumulated_micro_batches_kept_within_the_step_pass():
     x, y = _data()
     model = _model()

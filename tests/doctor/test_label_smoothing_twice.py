@@ -49,6 +49,7 @@ def test_targets_smoothed_by_hand_and_by_the_loss_are_named(e):
     assert f"= {e:g} applied twice" in found[0].value and f"label_smoothing={e:g}" in found[0].value
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_longer_run_whose_later_observed_steps_read_no_loss_form_is_named_too():
     # the loss's form is read on the first observed steps only: the later ones (every 10th step over 5 epochs) do
     # not outvote them

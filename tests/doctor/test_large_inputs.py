@@ -69,6 +69,7 @@ def warned(report, name):
     return v is not None and v.status == "warn"
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_tabular_features_in_raw_units_warn_with_the_standardizing_advice():
     x, y = series()
     report = doctor.check(forecaster(), x, standardized(y), nn.MSELoss())
@@ -84,6 +85,7 @@ def test_standardized_features_are_silent():
     assert verdict(report, "input scale") is None and not warned(report, "targets")
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_raw_pixels_warn_and_pixels_in_unit_range_do_not():
     x, y = images()
     assert warned(doctor.check(SmallCNN(), x, y, nn.CrossEntropyLoss()), "input scale")
@@ -109,6 +111,7 @@ def test_a_model_that_normalizes_its_input_first_is_silent():
     assert verdict(doctor.check(model, x, standardized(y), nn.MSELoss()), "input scale") is None
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_check_and_watch_agree_on_large_inputs():
     x, y = series()
     model = forecaster()

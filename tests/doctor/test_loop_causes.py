@@ -63,6 +63,7 @@ def _not_judged(report):
         assert "not judged" in str(lr.value) or "explained by" in str(lr.value)
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_a_gans_players_watched_apart_get_no_registration_fail_and_no_supervised_lr_advice():
     G, D = _gan()
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
@@ -79,6 +80,7 @@ def test_a_gans_players_watched_apart_get_no_registration_fail_and_no_supervised
         _not_judged(report)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_generator_watched_with_both_optimizers_gets_no_supervised_lr_advice():
     G, D = _gan()
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
@@ -283,6 +285,7 @@ def _watch_tuple_targets(model, loss_fn, x, y, steps=30, lr=0.02):
     return w.report()["loop: loss"]
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_one_gathered_output_per_row_with_unequal_weights_is_not_nll():
     """NLL's gradient pushes the label's output up with one weight per row (or per label): a regression of one
     gathered output towards positive targets, or a squared hinge on the label's score, pushes one output per row up
@@ -300,6 +303,7 @@ def test_one_gathered_output_per_row_with_unequal_weights_is_not_nll():
     assert raw.status == "fail" and "not log-probabilities" in raw.value
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_softmax_output_with_the_log_taken_in_the_loss_passes():
     """A model ending in nn.Softmax trained with nll_loss(log(p), y) is cross-entropy on its probabilities: the
     gradient -1 / (N p_label) weighs each row by 1 / p(label). NLLLoss on the probabilities themselves is not."""
@@ -469,6 +473,7 @@ class Finetuned(nn.Module):
         return self.head(self.body(x))
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 @pytest.mark.parametrize("replaced_after", [True, False])
 def test_a_head_replaced_after_the_optimizer_is_named_by_check_and_not_called_accumulation(replaced_after):
     x, y = _data()
@@ -1287,6 +1292,7 @@ def test_a_model_without_dropout_or_batchnorm_skips_the_mode_verdict():
         .status == "skip"
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_float16_cross_entropy_is_a_mean_cross_entropy_not_a_policy_gradient():
     torch.manual_seed(0)
     x, y = _data(1024)

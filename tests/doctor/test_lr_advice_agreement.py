@@ -1,6 +1,7 @@
 """A watched loop's report points the learning rate one way: a monitor that saw units die (steps too large) and a
 loss curve that reads "too low" (a slow decrease, measured towards 0) do not give "lower" and "raise" together."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,6 +37,7 @@ def _advice(report):
     return " ".join(v.advice or "" for v in report.verdicts if v.status in ("warn", "fail"))
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_dead_units_and_a_slow_curve_do_not_give_opposite_learning_rate_advice():
     report = _slow_run(dead=True)
     assert report["monitor: dead ReLUs"].status == "warn" and LOWER in report["monitor: dead ReLUs"].advice
@@ -44,6 +46,7 @@ def test_dead_units_and_a_slow_curve_do_not_give_opposite_learning_rate_advice()
     assert RAISE not in _advice(report)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_slow_curve_without_dead_units_still_says_raise_the_rate():
     report = _slow_run(dead=False, lr=LR_SLOW)
     curve = report["learning rate (loss curve)"]

@@ -49,6 +49,7 @@ def test_a_soft_iou_of_probabilities_is_still_read():
     assert read_dice(z.detach(), z.grad, y, float(loss))["loss"] == "IoU"
 
 
+@pytest.mark.slow  # ~0.8 s: a watched loop or check run
 @pytest.mark.parametrize("kind", ["functional", "module", "multilabel"])
 def test_a_healthy_hinge_loop_reads_no_overlap_loss(kind):
     torch.manual_seed(0)

@@ -1,6 +1,7 @@
 """A triplet loss with a margin of 0: every constant embedding already reaches its minimum 0, so the loss has
 nothing to teach; the input-independent baseline names that instead of asking whether the input is connected."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +28,7 @@ def _baseline(margin):
     return next(v for v in report.verdicts if v.check == "input-independent baseline")
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 def test_a_margin_of_zero_is_named_as_leaving_nothing_to_learn():
     verdict = _baseline(0.0)
     assert verdict.status in ("warn", "fail") and "input-independent 0" in verdict.value
@@ -58,6 +60,7 @@ def _watched(margin, epochs=5):
     return w
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_watch_names_a_margin_of_zero():
     w = _watched(0.0)
     assert w.losses[0] == 0.0  # the oracle: the untrained model already meets the loss
@@ -68,6 +71,7 @@ def test_watch_names_a_margin_of_zero():
     assert curve.status not in ("warn", "fail"), curve  # no learning-rate advice for a loss with nothing to teach
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_watch_does_not_name_a_margin_of_one():
     report = _watched(1.0).report()
     assert all(v.check != "loop: loss already met" for v in report.verdicts)

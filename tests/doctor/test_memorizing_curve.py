@@ -72,6 +72,7 @@ def test_misaligned_labels_slow_fall_is_named_memorization_not_a_low_rate():
     assert "labels are aligned" in curve.advice
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 def test_slow_rate_with_validation_improving_still_says_raise():
     w, verdicts = run(aligned=True, lr=0.02, momentum=0.0)
     vals = [v for _, v, _ in w._val]

@@ -66,6 +66,7 @@ def _watch(how: str):
     return report, [str(m.message) for m in shown]
 
 
+@pytest.mark.slow  # ~0.6 s: a watched loop or check run
 @pytest.mark.parametrize("how", ["no_grad", "no_grad_checkpoint", "no_grad_checkpoint_reentrant"])
 def test_a_block_run_under_no_grad_is_named_as_the_cause(how):
     verdict = _watch(how)[0][NAME]

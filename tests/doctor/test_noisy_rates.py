@@ -74,6 +74,7 @@ def regression_loop(seed, lr):
         return w.report()[CURVE], F.mse_loss(model(x), y).item()
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_noisy_regression_loop_is_not_told_to_lower_a_rate_that_lowering_does_not_help():
     for seed in (0, 1):
         verdict, _ = regression_loop(seed, 1e-2)

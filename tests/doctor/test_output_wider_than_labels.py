@@ -5,6 +5,7 @@ loop with the last layer of 10 outputs, and a 32-class problem whose labels reac
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,6 +52,7 @@ def test_a_last_layer_of_the_hidden_width_is_named_against_the_labels():
     assert f"ln 32 = {math.log(32):.3g}" in labels.value and "nn.Linear(..., 10)" in labels.advice
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_the_fixed_head_and_a_full_label_set_pass():
     assert _report(outputs=10, classes=10)["loop: labels"].status == "pass"
     assert _report(outputs=32, classes=32)["loop: labels"].status == "pass"

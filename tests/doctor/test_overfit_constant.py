@@ -41,6 +41,7 @@ def _overfit(report):
     return next(v for v in report.verdicts if v.check == "overfit a tiny subset")
 
 
+@pytest.mark.slow  # ~0.6 s: a watched loop or check run
 def test_a_regressor_that_never_reads_its_input_fails_the_overfit_on_targets_far_from_zero():
     x, y = _regression()
     torch.manual_seed(0)
@@ -89,6 +90,7 @@ def _td_mse(q, y):
     return F.mse_loss(q.gather(1, y[0][:, None]).squeeze(1), y[1])
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_q_network_whose_only_learning_part_is_the_output_bias_fails_the_overfit():
     x, y = _td_batch()
     torch.manual_seed(0)

@@ -27,6 +27,7 @@ def _model(frozen: bool = False) -> nn.Module:
     return model
 
 
+@pytest.mark.slow  # ~0.7 s: a watched loop or check run
 @pytest.mark.parametrize("seed", [0, 3])
 def test_a_healthy_l1_regressor_in_raw_units_overfits(seed):
     x, y = _data(seed)
@@ -40,6 +41,7 @@ def test_a_healthy_l1_regressor_in_raw_units_overfits(seed):
     assert all(torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))  # the user's model
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_regressor_frozen_but_its_output_bias_still_fails():
     x, y = _data(0)
     verdict = overfit_tiny_subset(_model(frozen=True), x, y, nn.L1Loss())
@@ -47,12 +49,14 @@ def test_a_regressor_frozen_but_its_output_bias_still_fails():
     assert "one constant output" in verdict.value
 
 
+@pytest.mark.slow  # ~1.0 s: a watched loop or check run
 def test_every_seed_of_the_healthy_regressor_overfits():
     for seed in range(10):
         x, y = _data(seed)
         assert overfit_tiny_subset(_model(), x, y, nn.L1Loss()).status == "pass", seed
 
 
+@pytest.mark.slow  # ~0.7 s: a watched loop or check run
 @pytest.mark.parametrize("loss_fn", [nn.HuberLoss(), nn.SmoothL1Loss()], ids=["huber", "smooth_l1"])
 def test_huber_and_smooth_l1_start_at_the_targets_offset_too(loss_fn):
     """Beyond ``delta`` (``beta``) Huber and smooth L1 are an absolute error: the gradient keeps one size over the

@@ -53,6 +53,7 @@ def test_outputs_flattened_in_another_order_than_labels_fail():
     assert "another position's label" in found[0].value
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_outputs_flattened_like_their_labels_pass():
     assert not _run(transposed=False)
 

@@ -2,6 +2,7 @@
 (or a loss to mode='max') never improves, so the rate is cut every few epochs while the model learns; stepped on
 the validation loss, or on the accuracy with mode='max', it passes."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,6 +51,7 @@ def test_a_loss_given_to_mode_max_is_named():
     assert [v.check for v in alarms] == ["loop: plateau metric"], alarms
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_the_validation_loss_or_an_accuracy_under_mode_max_passes():
     assert _run("val_loss") == []
     assert _run("train_accuracy", mode="max") == []

@@ -75,6 +75,7 @@ def test_initial_loss_flags_a_last_layer_scaled_x100_and_names_it(spirals):
     assert pf.initial_loss(healthy(), x, y, F.multi_margin_loss).expected.startswith("(C-1)/C")
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_linear_model_cannot_overfit_xor():
     s = load("xor")
     x, y = s.train
@@ -117,6 +118,7 @@ def deep_relu_mlp(scheme, depth=30, width=256):
     return init.apply(nn.Sequential(*layers), scheme, generator=torch.Generator().manual_seed(0))
 
 
+@pytest.mark.slow  # ~1.5 s: a watched loop or check run
 def test_variance_propagation_30_relu_layers_xavier_collapses_he_holds():
     s = load("mnist1d")
     x, y = s.train[0][:256], s.train[1][:256]

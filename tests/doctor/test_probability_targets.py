@@ -2,6 +2,7 @@
 multi-hot rows (several labels per example). The watch's ``loop: probability targets`` names them from the training
 loss call; one-hot and label-smoothed rows (summing to 1) and class indices pass."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,6 +40,7 @@ def test_multi_hot_rows_are_named_with_their_own_advice():
     assert "rows sum to 2, not 1" in v.value and "BCEWithLogitsLoss" in v.advice
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_rows_of_probabilities_and_class_indices_pass():
     assert _run(lambda y: F.one_hot(y, 3).float() * 0.9 + 0.1 / 3) == []
     assert _run(lambda y: y) == []

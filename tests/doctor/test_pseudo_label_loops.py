@@ -46,6 +46,7 @@ def _fixmatch(labelled_loss=F.cross_entropy, twice=False, steps=120):
     return w.report()
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 def test_a_fitted_labelled_batch_plus_a_pseudo_label_term_is_a_sum_of_two_means():
     report = _fixmatch()
     verdict = report["loop: loss"]
@@ -53,11 +54,13 @@ def test_a_fitted_labelled_batch_plus_a_pseudo_label_term_is_a_sum_of_two_means(
     assert not [v for v in report if v.check.startswith("loop:") and v.status in ("warn", "fail")]
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_a_softmax_inside_the_labelled_loss_is_still_a_double_softmax():
     verdict = _fixmatch(labelled_loss=lambda z, y: F.cross_entropy(z.softmax(1), y))["loop: loss"]
     assert verdict.status == "fail" and "probabilities" in verdict.value, verdict
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 def test_the_labelled_loss_added_to_itself_is_still_counted_twice():
     verdict = _fixmatch(twice=True)["loop: loss"]
     assert verdict.status == "warn" and "(32 examples) is 2x" in verdict.value, verdict

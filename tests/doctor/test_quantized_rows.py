@@ -3,6 +3,7 @@ same reconstruction, while the encoder's output beside it, which the commitment 
 their inputs reach an output, and watch does not name dropped inputs. A model whose every output is tied for
 rows whose inputs its mask hides is still named."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,6 +43,7 @@ def clusters(n):
     return centers[torch.randint(0, 4, (n,), generator=g)] + torch.randn(n, 16, generator=g)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_vector_quantized_reconstructions_shared_by_a_code_are_not_dropped_inputs():
     torch.manual_seed(0)
     x = clusters(512)

@@ -80,6 +80,7 @@ def _gathered(loss_of_chosen, steps=12):
     return w.report()["loop: loss"]
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_gathered_output_counts_the_elements_the_loss_reached():
     """Only the gathered outputs carry a gradient: n is 64, not 128. Huber in its quadratic zone and squared
     error / 2 send the same gradient and are named together (elements in Huber's linear zone name it alone); a plain

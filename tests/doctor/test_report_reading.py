@@ -6,6 +6,7 @@ import json
 import re
 import textwrap
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -134,6 +135,7 @@ for epoch in range(4):
 """
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_the_watch_command_prints_the_cause_first_and_says_how_long_it_ran_and_why_it_exits(tmp_path, capsys):
     path = tmp_path / "train.py"
     path.write_text(textwrap.dedent(SCRIPT))

@@ -93,6 +93,7 @@ class _SeededItems(Dataset):
         return x + 0.1 * torch.randn_like(x), y
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_a_seed_in_the_datasets_getitem_is_named():
     found = _run(data=_SeededItems())
     assert len(found) == 1 and "the dataset's __getitem__" in found[0].advice

@@ -81,6 +81,7 @@ def test_copies_augmented_from_an_index_seed_are_named_as_one_augmentation_per_e
     assert NAME not in _train("global").checks
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_per_class_weights_over_index_seeded_copies_are_named_as_per_class():
     """The index seed is named only where the copies are the weighted examples: per-class weights are not."""
     per_class = _train("torch_index", weights="per_class")[NAME]

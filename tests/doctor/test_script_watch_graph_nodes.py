@@ -93,6 +93,7 @@ def _verdicts(tmp_path, text: str) -> dict:
     return {v.check: v for v in report.verdicts}
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_full_batch_gcn_is_not_read_as_flattening_its_batch(tmp_path):
     found = _verdicts(tmp_path, GCN)
     independence = found.get("loop: batch independence")

@@ -63,6 +63,7 @@ for epoch in range(20):
 """
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 @pytest.mark.parametrize("mode", ["plain", "recomputed"])
 def test_a_gcn_s_validation_nodes_are_read_as_its_validation(tmp_path, mode):
     path = tmp_path / "gcn.py"

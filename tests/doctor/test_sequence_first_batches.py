@@ -91,6 +91,7 @@ def _others_reach_example_0(model, xb, sequence_first=False):
     return not torch.allclose(a, b, atol=1e-6)
 
 
+@pytest.mark.slow  # ~0.6 s: a watched loop or check run
 @pytest.mark.parametrize("layout", ["bug", "batch_first", "transposes"])
 def test_a_transformer_encoder_fed_batch_first_batches_is_named(layout):
     torch.manual_seed(0)
@@ -119,6 +120,7 @@ def test_a_multihead_attention_fed_batch_first_batches_is_named(batch_first):
         assert verdict is not None and verdict.status == "fail" and "MultiheadAttention 'attn'" in verdict.value
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 @pytest.mark.parametrize("layout", ["bug", "sequence_first"])
 def test_as_many_examples_as_positions(layout):
     """Batches of 6 sequences of 6 positions: (B, T, F) and (T, B, F) fit the 6 targets alike. A loop that
@@ -132,6 +134,7 @@ def test_as_many_examples_as_positions(layout):
     assert (verdict is not None and verdict.status == "fail") if layout == "bug" else verdict is None, verdict
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_sequence_first_batches_of_another_length_pass():
     """(T, B, F) batches with T != B: the targets locate the examples along dimension 1, as doctor.check reads
     them."""

@@ -63,6 +63,7 @@ def _independence(model, x, y):
     return next(v for v in report.verdicts if v.check == "batch independence")
 
 
+@pytest.mark.slow  # ~0.8 s: a watched loop or check run
 @pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU])
 def test_a_recurrent_layer_left_sequence_first_behind_an_embedding_of_token_ids_is_named(kind):
     x, y = _batch()
@@ -73,6 +74,7 @@ def test_a_recurrent_layer_left_sequence_first_behind_an_embedding_of_token_ids_
     assert "batch_first=True" in verdict.advice
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_the_same_layer_built_batch_first_passes_unnamed():
     x, y = _batch()
     verdict = _independence(TokenClassifier(batch_first=True), x, y)
@@ -80,6 +82,7 @@ def test_the_same_layer_built_batch_first_passes_unnamed():
     assert "batch_first=False" not in str(verdict.advice)
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_token_ids_fed_sequence_first_on_purpose_are_not_named():
     x, y = _batch()
     verdict = _independence(SequenceFirstClassifier(), x.t().contiguous(), y)  # (T, B) ids, one label per sequence

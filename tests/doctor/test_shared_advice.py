@@ -50,6 +50,7 @@ def test_inputs_far_from_unit_scale_get_one_advice():
         assert from_check == from_watch
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_targets_in_raw_units_get_one_advice():
     x, _, target = _data()
     from_check, from_watch = _advice(x, 1000 * target + 5000, F.mse_loss, "targets", "loop: labels")

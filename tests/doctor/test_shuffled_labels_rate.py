@@ -71,6 +71,7 @@ def test_shuffled_labels_at_a_healthy_rate_are_named_and_the_rate_is_not_blamed(
     assert "explained by" in str(verdicts[RATE].value)
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 @pytest.mark.parametrize("opt, lr", [("sgd", 10.0), ("adam", 3.0)])
 def test_matched_labels_at_a_rate_far_too_high_keep_too_high(opt, lr):
     verdicts = _loop(shuffle=False, opt=opt, lr=lr)

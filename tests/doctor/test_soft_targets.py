@@ -95,6 +95,7 @@ def _distill(kl_input, temperature, reduction="batchmean"):
     return w.report()
 
 
+@pytest.mark.slow  # ~0.9 s: a watched loop or check run
 @pytest.mark.parametrize("reduction", ["batchmean", "sum"])
 @pytest.mark.parametrize("temperature", [1.0, 4.0])
 def test_kl_div_given_probabilities_is_named_from_the_loss_value_without_targets(temperature, reduction):
@@ -104,6 +105,7 @@ def test_kl_div_given_probabilities_is_named_from_the_loss_value_without_targets
     assert (f"softmax(z / {temperature:.2g})" in v.value) == (temperature != 1.0), v
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 @pytest.mark.parametrize("temperature", [1.0, 4.0])
 def test_kl_div_on_log_softmax_without_targets_raises_no_alarm(temperature):
     r = _distill(lambda z: F.log_softmax(z, dim=1), temperature)

@@ -57,6 +57,7 @@ def test_a_taggers_softmax_inside_the_loss_is_named():
     assert "softmax" in broken["overfit a tiny subset"].advice
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_softmax_on_a_dict_outputs_logits_inside_the_loss_is_named():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 8, generator=g)

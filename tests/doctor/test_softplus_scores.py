@@ -5,6 +5,7 @@ over the classes (a softmax loss's gradient sums to 0 over each row), so about h
 never below 0 on every observed step are named by the loss's verdict; the same model without the map stays
 clean."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,6 +45,7 @@ def _report(last: nn.Module | None) -> dict:
     return {v.check: v for v in w.report()}
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_softplus_after_the_last_layer_is_named_with_its_least_score():
     loss = _report(nn.Softplus())["loop: loss"]
     assert loss.status == "warn" and "non-negative, none of 640 below 0" in loss.value
@@ -70,6 +72,7 @@ def test_the_reading_is_the_sign_of_the_scores_under_a_cross_entropy_gradient():
     assert read_form(few.detach(), few.grad)["bounded"] is None
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_check_names_the_activation_module_that_ends_the_model():
     torch.manual_seed(0)
     x, y = torch.randn(64, 20), torch.randint(0, 10, (64,))

@@ -75,6 +75,7 @@ def test_the_loss_curve_defers_to_it(stuck):
     assert curve.status in ("pass", "info"), curve
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 @pytest.mark.parametrize("kind", ["advancing", "small", "constant_lr"])
 def test_an_advancing_warmup_or_a_small_rate_chosen_is_not_named(kind):
     v = _train(kind)[NAME]

@@ -5,6 +5,7 @@ too-high rate, stuck far above that floor, is still told to lower it."""
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,6 +59,7 @@ def test_the_floor_is_what_ideal_embeddings_reach():
     assert abs(positives_floor(labels) - expected) < 1e-12
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_healthy_supcon_run_levels_off_at_its_floor_without_a_rate_warning():
     w = _train(1e-3)
     curve = w.report()["learning rate (loss curve)"]
@@ -66,6 +68,7 @@ def test_a_healthy_supcon_run_levels_off_at_its_floor_without_a_rate_warning():
     assert abs(w._contrastive.square_scale - 10.0) < 1e-3  # the oracle: 1/T
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_supcon_run_at_a_too_high_rate_is_still_told_to_lower_it():
     w = _train(100.0)
     curve = w.report()["learning rate (loss curve)"]

@@ -34,6 +34,7 @@ def _run(swapped: bool, labels: int = 1, one_hot: bool = False):
     return next(v for v in w.report().verdicts if v.check == "loop: loss")
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 @pytest.mark.parametrize("case", [dict(labels=1), dict(labels=3), dict(labels=4, one_hot=True)])
 def test_swapped_arguments_fail(case):
     """One-hot rows make the gradient NLL's on raw scores (-1/N at the label): the value tells them apart."""

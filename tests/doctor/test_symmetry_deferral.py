@@ -4,6 +4,7 @@ loss curve) name the symmetry instead of their own advice (a loss weight of 0, a
 learning rate); the pre-flight's overfit, baseline and variance propagation name it too. Healthy twin: the same
 loop with PyTorch's default init."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -73,6 +74,7 @@ def test_a_healthy_init_defers_nothing_to_the_symmetry():
     assert not [v for v in report.verdicts if v.status in ("warn", "fail")], report.verdicts
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop or check run
 def test_the_preflight_of_a_zero_init_names_the_symmetry_before_the_variance():
     x, y = _data()
     model = _model(zeros=True)

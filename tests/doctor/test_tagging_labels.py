@@ -64,6 +64,7 @@ def _per_position(ignore_index=-100):
     return lambda scores, tags: F.cross_entropy(scores.transpose(1, 2), tags, ignore_index=ignore_index)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_taggers_tags_numbered_from_1_are_named_as_1_based_labels():
     torch.manual_seed(0)
     words, tags = _sentences()

@@ -69,6 +69,7 @@ def _batches_loop(model, x, y, steps=16, batch=16, loss_fn=None):
     return next((v for v in w.report().verdicts if v.check == NAME), None)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_language_model_with_a_carried_state_trained_on_its_own_inputs_is_named():
     verdict = _stream_loop(CarriedStateLM(), shifted=False)
     assert verdict is not None and verdict.status == "fail"
@@ -79,6 +80,7 @@ def test_a_language_model_with_a_carried_state_on_next_token_targets_is_not_name
     assert _stream_loop(CarriedStateLM(), shifted=True) is None
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_bidirectional_model_reconstructing_its_tokens_is_not_named():
     assert _stream_loop(CarriedStateLM(bidirectional=True), shifted=False) is None
 
@@ -91,11 +93,13 @@ def test_a_transformer_trained_on_its_inputs_is_named_only_when_it_is_left_to_ri
     assert (verdict is not None and verdict.status == "fail") is named
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_causal_transformer_on_shifted_targets_is_not_named():
     seq = _sentences()
     assert _batches_loop(TinyGPT("causal"), seq[:, :-1], seq[:, 1:]) is None
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_left_to_right_tagger_is_not_named():
     seq = _sentences()[:, :-1]
     tags = (seq >= 6).long() + 2 * (seq % 2)  # 4 tags, another range than the tokens

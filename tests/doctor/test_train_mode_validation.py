@@ -65,6 +65,7 @@ def test_overfitting_defers_to_validations_run_in_train_mode():
     assert "model.eval()" in v.advice
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_overfitting_reads_eval_mode_validation_as_before():
     _, _, verdicts = run(eval_for_validation=True)
     assert verdicts["loop: train/eval mode"].status == "pass"

@@ -79,6 +79,7 @@ def test_an_auxiliary_loss_taken_with_item_is_named_by_the_gradient_check_not_as
     assert ".item()" in verdict.advice and "custom backward" not in verdict.advice, verdict
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_check_names_a_batch_of_one_class_cut_from_data_sorted_by_label():
     """The first 256 rows of a table sorted by class hold one class: a bias alone fits them. The targets verdict
     says so, and the initial loss and the baseline, whose readings follow from it, name it first."""
@@ -275,6 +276,7 @@ class Backbone(nn.Module):
         return self.head(self.backbone(x))
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_backbone_unfrozen_but_never_added_to_the_optimizer_is_one_cause_not_two():
     """Frozen for an epoch (in eval mode), then unfrozen: its BatchNorm runs in train mode, as it should once it
     trains. Left out of the optimizer, the ownership verdict names the cause; the mode verdict does not ask for

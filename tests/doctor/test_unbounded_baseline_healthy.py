@@ -3,6 +3,7 @@ every input (a policy certain of one action against returns of one sign) drives 
 input-independent baseline failed a healthy model with "a loss of 0, nothing to teach". Such a loss has no
 input-independent baseline: the check is skipped, saying why; a supervised loss that is bounded still fails."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,6 +34,7 @@ def _baseline(model, x, y, loss_fn):
     return next(v for v in doctor.check(model, x, y, loss_fn) if v.check == "input-independent baseline")
 
 
+@pytest.mark.slow  # ~0.4 s: a watched loop or check run
 def test_an_actor_critic_loss_without_a_lower_bound_is_not_failed():
     g = torch.Generator().manual_seed(0)
     states = torch.eye(5)[torch.randint(0, 5, (64,), generator=g)]

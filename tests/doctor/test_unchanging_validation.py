@@ -5,6 +5,7 @@ claim validations in eval mode on the watched model that it never saw run. An EM
 
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,6 +59,7 @@ def _train(evaluate, epochs=6):
     return {v.check: v for v in w.report()}, vals
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_an_ema_copy_never_updated_warns_that_the_validation_loss_does_not_change():
     v, vals = _train("stale_ema")
     assert max(vals) == min(vals)  # the oracle: the copy's loss is the initial model's at every epoch
@@ -70,6 +72,7 @@ def test_an_ema_copy_never_updated_warns_that_the_validation_loss_does_not_chang
     assert "no forward of the watched model before 6 of the 6 w.validate() calls" in mode.value
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_an_updated_ema_copy_passes():
     v, vals = _train("ema")
     assert vals[-1] < 0.8 * vals[0]  # the copy learns
@@ -77,6 +80,7 @@ def test_an_updated_ema_copy_passes():
     assert v[MODE].status == "pass" and "their mode not seen" in v[MODE].value, v[MODE]
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_validating_the_watched_model_reads_its_mode():
     v, _ = _train("model")
     assert v["overfitting"].status == "pass", v["overfitting"]

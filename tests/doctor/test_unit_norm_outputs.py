@@ -48,6 +48,7 @@ def _sphere_bound(n, temperature):
     return math.log(1 + (2 * n - 2) * math.exp(-2 / temperature))
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_ntxent_at_temperature_one_overfits_to_the_unit_sphere_floor():
     x, y = _views()
     torch.manual_seed(0)

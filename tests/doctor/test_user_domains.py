@@ -196,6 +196,7 @@ def test_a_graph_sum_without_degree_normalization_is_named_after_the_last_layer(
     assert "something after it" not in initial_loss(GCN(adjacency), x, y, nn.CrossEntropyLoss()).advice
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_ranking_loss_whose_targets_are_all_plus_one_by_construction_is_not_told_negatives_are_missing():
     pairs = _pairs()
 
@@ -656,6 +657,7 @@ class Regressor(nn.Module):
 @pytest.mark.parametrize("squeeze, loss_fn, status", [
     (False, F.mse_loss, "fail"), (False, F.smooth_l1_loss, "fail"), (True, F.mse_loss, None),
     (True, lambda out, t: F.mse_loss(out, t) + 0.1 * F.mse_loss(out, torch.tensor(0.0)), None)])
+@pytest.mark.slow  # ~0.9 s: a watched loop or check run
 def test_an_elementwise_loss_broadcasting_outputs_against_targets_is_named_by_check(squeeze, loss_fn, status):
     x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
     report = doctor.check(Regressor(squeeze), x, x.sum(1), loss_fn)

@@ -55,6 +55,7 @@ def sorted_run():
     return _watched(True)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_split_of_class_sorted_data_is_named_and_the_gap_is_not_called_overfitting(sorted_run):
     v = sorted_run[NAME]
     assert v.status == "fail" and "classes 8, 9" in v.value and "training labels are 0-7" in v.value
@@ -64,6 +65,7 @@ def test_a_split_of_class_sorted_data_is_named_and_the_gap_is_not_called_overfit
     assert "early stopping" not in over.advice
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_split_after_shuffling_is_not_named():
     v = _watched(False, epochs=2)
     assert NAME not in v

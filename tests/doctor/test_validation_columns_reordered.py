@@ -6,6 +6,7 @@ epoch is the untrained model's. Early stopping would keep nothing; the overfitti
 never improved and asks how the validation data is prepared, while real overfitting (validation improves first)
 keeps its early-stopping advice and the same loop with the columns in order stays clean."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,12 +43,14 @@ def _report(reordered: bool) -> dict:
     return {v.check: v for v in w.report()}
 
 
+@pytest.mark.slow  # ~0.6 s: a watched loop or check run
 def test_reordered_validation_columns_read_as_nothing_carried_over_not_as_stop_earlier():
     fit = _report(reordered=True)["overfitting"]
     assert fit.status == "warn" and "onset at epoch" in fit.value and "validation never improved" in fit.value
     assert "same columns in the same order" in fit.advice and "stop earlier" not in fit.advice
 
 
+@pytest.mark.slow  # ~0.8 s: a watched loop or check run
 def test_the_columns_in_order_stay_clean():
     assert _report(reordered=False)["overfitting"].status == "pass"
 

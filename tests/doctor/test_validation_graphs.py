@@ -88,6 +88,7 @@ def test_a_running_sum_of_validation_losses_keeping_every_graph_is_said_so():
     assert "in 2 of 2 validations every batch's graph was still alive at w.validate()" in found[0].value
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_validation_under_no_grad_or_inference_mode_passes():
     assert not _run(_no_grad)
     assert not _run(_inference_mode, epochs=1)

@@ -70,6 +70,7 @@ def test_moments_match_torch_on_features_with_a_large_offset():
     assert torch.allclose(kurt, (c ** 4).mean(0) / (c ** 2).mean(0) ** 2, rtol=1e-4)
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_raw_validation_features_beside_standardized_training_ones_are_named():
     x, y = _tabular(1024, 0)
     xv, yv = _tabular(512, 1)
@@ -85,6 +86,7 @@ def test_raw_validation_features_beside_standardized_training_ones_are_named():
         assert other.status == "info" and f"explained by '{NAME}'" in str(other.value), other
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_standardized_validation_features_pass():
     x, y = _tabular(1024, 0)
     xv, yv = _tabular(512, 1)
@@ -94,6 +96,7 @@ def test_standardized_validation_features_pass():
     assert v is not None and v.status == "pass", v
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_pixels_divided_by_255_for_training_only_are_named():
     g = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (768, 64), generator=g).float()
@@ -119,6 +122,7 @@ def test_a_real_shift_between_the_splits_is_not_flagged(shift, scale):
     assert v is not None and v.status == "pass", v
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_sparse_features_absent_from_a_small_validation_set_pass():
     """Bag-of-words indicators of rare words (0.5% to 2% of the rows): a validation set of 32 rows lacks most of
     them, and their zero spread there is within sampling noise of a rare feature's, not a scale change."""

@@ -54,6 +54,7 @@ def two_encoders():
     return _watched(True)
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_labels_encoded_per_split_are_named_and_the_gap_is_not_called_overfitting(two_encoders):
     v = two_encoders[NAME]
     assert v.status == "fail" and "numbered differently" in v.value
@@ -64,6 +65,7 @@ def test_labels_encoded_per_split_are_named_and_the_gap_is_not_called_overfittin
     assert f"explained by '{NAME}'" in over.value and "early stopping" not in over.advice
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_one_encoder_for_both_splits_is_not_named():
     v = _watched(False)
     assert NAME not in v

@@ -67,6 +67,7 @@ def _train_tokens(inverted_mask):
     return w, vals
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_nan_validation_loss_fails_and_the_loss_curve_defers_to_it():
     w, vals = _train_tokens(inverted_mask=True)
     # torch's eval-mode attention over rows whose every key is masked gives NaN, while training stays finite
@@ -128,6 +129,7 @@ def _regression(n_train, noise=0.0, d=128, steps=300, seed=0):
     return w.report()["overfitting"]
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_more_features_than_examples_leaves_a_large_gap_without_an_onset():
     v = _regression(n_train=32)
     assert v.status == "info" and "no rising onset" in v.value, v

@@ -4,6 +4,7 @@ validation forwards (those without gradients before ``w.validate()``) and names 
 are training rows. A healthy split passes, also on tabular data whose rows repeat naturally, with augmented
 training inputs, and when the training set is evaluated beside the validation set."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -86,6 +87,7 @@ def _split(ds, seed=0):
     return random_split(ds, [len(ds) - n_val, n_val], generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_validation_set_that_is_the_training_set_fails():
     tr, _ = _split(_blobs())
     v = _train(tr, tr)
@@ -94,6 +96,7 @@ def test_validation_set_that_is_the_training_set_fails():
     assert "random_split" in v.advice
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_validation_subset_overlapping_the_training_split_is_named():
     ds = _blobs()
     tr, _ = _split(ds)
@@ -118,6 +121,7 @@ def test_healthy_split_passes():
     assert v.value.startswith("0 of 96 validation rows")
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_tabular_rows_that_repeat_naturally_pass():
     for levels, features in ((2, 4), (4, 6)):  # 48 and 12288 distinct rows: most and some rows have a twin
         tr, va = _split(_discrete(levels=levels, features=features))
@@ -133,6 +137,7 @@ def test_tabular_rows_that_repeat_naturally_still_name_the_training_set_as_valid
     assert v.status == "fail", v
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_token_sequences_are_keyed_whole():
     tr, va = _split(_tokens())
     assert _train(tr, va).status == "pass"
@@ -144,6 +149,7 @@ def test_augmented_training_inputs_against_the_training_set_pass():
     assert _train(tr, tr, augment=True).status == "pass"
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_training_set_evaluated_beside_the_validation_set_is_not_counted():
     tr, va = _split(_blobs())
     v = _train(tr, va, evaluate_training=True)

@@ -202,6 +202,7 @@ def _sharpness_aware(model, opt, xb, yb, w, rho=0.05):
     w.step(loss, y=yb)
 
 
+@pytest.mark.slow  # ~0.7 s: a watched loop or check run
 @pytest.mark.parametrize("loop, status", [("zero once", "pass"), ("zero each", "fail"), ("sam", "pass")])
 def test_zero_grad_before_every_micro_batch_is_named_as_gradients_thrown_away(loop, status):
     x, y = _blobs(512)

@@ -105,6 +105,7 @@ class _Poison(Callback):
                 next(state.model.parameters()).view(-1)[0] = float("nan")
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_non_finite_loss_keeps_the_last_good_checkpoint(workdir):
     cfg = load_config(None, ["data.name=spirals", "model.kind=mlp", "model.hidden=[8]", "train.epochs=30",
                              "train.checkpoint_every=1", "report.enabled=false"])

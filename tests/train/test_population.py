@@ -223,6 +223,7 @@ def test_embed_state_and_zero_units_stay_zero():
     assert torch.all(e["2.weight"][:, 3:] == 0)
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_per_member_early_stopping_and_label_noise(workdir):
     cfg = load_config(None, BASE + ["train.epochs=40", "optim.lr=0.05", "stop.criteria=['early_stopping']",
                                     "stop.patience=2", "optim.schedule=none"])

@@ -116,6 +116,7 @@ def test_different_rows_are_not_shared_and_a_broken_promise_is_refused():
         _learner(_mlp(), layout="wide")
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_one_seed_sweep_shares_the_input_and_matches_separate_fits(workdir):
     """A sweep over rates and widths with one seed: every member draws the same batches (the shared-input path)
     and each still equals its own fit."""

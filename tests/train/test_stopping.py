@@ -143,6 +143,7 @@ def test_fit_loss_change_then_extra_epochs_at_lower_lr(workdir):
     assert history[4]["loss_change"] is None and history[5]["loss_change"] is not None
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_fit_fixed_schedule_and_weight_change_report_values(workdir):
     cfg = load_config(None, SMALL + ["train.epochs=50", "stop.criteria=['fixed', 'weight_change']",
                                      "stop.fixed_epochs=4", "stop.fixed_more=2", "stop.weight_window=2",
@@ -189,6 +190,7 @@ def test_divergence_against_the_untrained_models_loss():
     assert not Divergence(10.0).evaluate([1.6e6, 1e5, 3e4])[0]  # no expectation: only the first rule
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_run_that_ends_far_above_ln_c_is_failed(workdir):
     from trainwell.train import Callback
 

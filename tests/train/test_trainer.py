@@ -141,6 +141,7 @@ def test_resume_drops_metric_lines_newer_than_the_checkpoint(workdir):
         read_jsonl(full.run_dir / "metrics.jsonl"))
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_checkpoints_hold_config_and_load_with_weights_only(workdir):
     from trainwell.train.callbacks import Callback
 

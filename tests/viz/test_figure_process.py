@@ -98,6 +98,7 @@ def test_a_figure_that_fails_there_is_drawn_here_with_its_own_error(tmp_path, dr
     assert drawn_here == ["first_layer"] and (tmp_path / "again.png").read_bytes() == (tmp_path / "w.png").read_bytes()
 
 
+@pytest.mark.slow  # ~0.2 s: a watched loop or check run
 def test_a_process_that_died_leaves_the_drawing_here(tmp_path, drawing_process, drawn_here):
     units = first_layer_units(*MODELS[1])
     figures = figure_process.Figures()
@@ -304,6 +305,7 @@ def test_a_process_that_cannot_import_matplotlib_ends_quietly_and_the_figure_is_
     assert process._proc.returncode == 1 and capfd.readouterr().err == ""  # no second traceback
 
 
+@pytest.mark.slow  # ~0.3 s: a watched loop or check run
 def test_a_job_that_cannot_be_sent_is_drawn_here(tmp_path, monkeypatch, drawing_process, drawn_here):
     """Arguments that do not pickle, or a working directory that was removed: drawn in this process."""
     units = first_layer_units(*MODELS[0])
