@@ -43,7 +43,7 @@ def wider_than_labels(verdict: Verdict, ys: list[torch.Tensor], steps: list[dict
         return verdict
     labels = torch.cat([y.long() for y in ys])
     labels = labels[labels >= 0]  # ignore_index
-    if len(labels) < MIN_ROWS_PER_OUTPUT * classes or not len(labels):
+    if len(labels) < MIN_ROWS_PER_OUTPUT * classes:
         return verdict
     used = int(labels.max()) + 1
     if used < 2 or used > UNUSED_SHARE * classes or int((torch.bincount(labels) > 0).sum()) != used:
