@@ -15,8 +15,10 @@ import torch
 
 
 def transformed() -> bool:
-    """Whether the code now running is inside a torch.func transform."""
-    return torch._C._functorch.peek_interpreter_stack() is not None
+    """Whether the code now running is inside a torch.func transform. Read from the dispatch keys, as torch's own
+    ``autograd.Function`` does: asking for the interpreter stack instead creates functorch's thread-local state,
+    which every later autograd graph task then copies (a cost on each backward of the user's loop)."""
+    return torch._C._are_functorch_transforms_active()
 
 
 def outside_transforms(fn: Callable) -> Callable:
