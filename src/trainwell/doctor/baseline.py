@@ -19,6 +19,7 @@ from trainwell.doctor.forward import _accuracy, _training_forward
 from trainwell.doctor.homogeneous import positively_homogeneous
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, reads_class_scores
+from trainwell.doctor.neighbour_classes import nearest_classes
 from trainwell.doctor.rate_retry import retry_rate
 from trainwell.doctor.targets import far_from_unit
 from trainwell.doctor.verdict import Verdict
@@ -54,7 +55,10 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     model answering the majority class everywhere agrees by chance only), the best checkpoint's p-value adjusted
     for the distinct checkpoints tested by the permutation distribution of the best of them (Westfall and Young's
     min-p: checkpoints that predict alike count as about one test). Labels independent of the inputs agree by
-    chance only, however long the copy trains.
+    chance only, however long the copy trains. A model that outputs an embedding under a loss that reads class
+    labels but no class scores (a triplet or contrastive loss) predicts each held-out example's class by its nearest
+    training example (:mod:`~trainwell.doctor.neighbour_classes`): its held-out loss (a batch-hard triplet loss's
+    hardest pairs over the set) need not fall below the constant's margin while its embedding sorts the classes.
 
     A copy whose loss kept jumping back up, or that ended no better on its own training examples than the constant,
     is trained once more at a tenth of the rate (``retry``; :mod:`~trainwell.doctor.rate_retry`: a SIREN's sines
@@ -69,8 +73,9 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     predicted: dict[tuple, torch.Tensor] = {}  # each distinct vector of held-out class predictions
 
     def held_out(m: nn.Module, out=None) -> tuple[float, float | None]:
+        trained = (lambda: (call(m, xs[train]), ys[train])) if out is None else None  # a checkpoint's
         out = call(m, xs[held]) if out is None else out
-        classes = _predicted_classes(out, ys[held], loss_fn)
+        classes = _held_out_classes(out, ys[held], loss_fn, trained)
         if classes is not None:
             predicted.setdefault(tuple(classes.tolist()), classes)
         return _scalar(loss_fn(out, ys[held])), _accuracy(out, ys[held], loss_fn)
@@ -178,6 +183,18 @@ def _predicted_classes(out, y: torch.Tensor, loss_fn: Callable) -> torch.Tensor 
     if logits is None or logits.dim() != 2 or logits.shape[1] < 2 or len(logits) != len(y):
         return None
     return logits.argmax(1)
+
+
+def _held_out_classes(out, y: torch.Tensor, loss_fn: Callable,
+                      trained: Callable[[], tuple] | None) -> torch.Tensor | None:
+    """The held-out class predictions: the argmax of class scores (:func:`_predicted_classes`), else, for an
+    embedding trained with class labels, each example's nearest training example's label (``trained``: the
+    checkpoint's training outputs and labels, None for the constant's outputs)."""
+    classes = _predicted_classes(out, y, loss_fn)
+    if classes is None and trained is not None:
+        with torch.no_grad():
+            classes = nearest_classes(out, *trained())
+    return classes
 
 
 def _agreement(predictions: list[torch.Tensor], y: torch.Tensor, draws: int = 20_000,
