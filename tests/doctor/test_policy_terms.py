@@ -67,7 +67,8 @@ def test_an_actor_critic_over_two_actions_is_read_as_a_policy_gradient():
     report = _actor_critic()
     labels = _verdict(report, "loop: labels")
     assert labels.status == "pass" and "policy gradient" in labels.value
-    assert _verdict(report, "loop: loss").status == "info"
+    loss = _verdict(report, "loop: loss")
+    assert loss.status == "info" and "take no gradient" in loss.value
     assert _verdict(report, "learning rate (loss curve)").status in ("info", "pass", "skip")
     assert not [v for v in report.verdicts if v.status in ("warn", "fail")]
 

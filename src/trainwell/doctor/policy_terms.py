@@ -170,4 +170,4 @@ class PolicyTerms(FirstStepsReader):
             return
         for s in steps:
             if s.get("form") == "two_classes":
-                s["form"] = "signed_weights"
+                s["form"], s["policy_read"] = "signed_weights", self.found
