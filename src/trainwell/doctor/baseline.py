@@ -19,6 +19,7 @@ from trainwell.doctor.forward import _accuracy, _training_forward
 from trainwell.doctor.homogeneous import positively_homogeneous
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, reads_class_scores
+from trainwell.doctor.neighbour_classes import nearest_classes
 from trainwell.doctor.rate_retry import retry_rate
 from trainwell.doctor.targets import far_from_unit
 from trainwell.doctor.verdict import Verdict
@@ -54,7 +55,12 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     model answering the majority class everywhere agrees by chance only), the best checkpoint's p-value adjusted
     for the distinct checkpoints tested by the permutation distribution of the best of them (Westfall and Young's
     min-p: checkpoints that predict alike count as about one test). Labels independent of the inputs agree by
-    chance only, however long the copy trains.
+    chance only, however long the copy trains. A model that outputs an embedding under a loss that reads class
+    labels but no class scores (a triplet or contrastive loss) predicts each held-out example's class by its nearest
+    training example (:mod:`~trainwell.doctor.neighbour_classes`): its held-out loss (a batch-hard triplet loss's
+    hardest pairs over the set) need not fall below the constant's margin while its embedding sorts the classes.
+    Those count only when its training loss fell clearly below the constant's: a random embedding already sorts
+    inputs by their similarity, which a loss that teaches nothing (a margin of 0) leaves as it is.
 
     A copy whose loss kept jumping back up, or that ended no better on its own training examples than the constant,
     is trained once more at a tenth of the rate (``retry``; :mod:`~trainwell.doctor.rate_retry`: a SIREN's sines
@@ -67,12 +73,14 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
     train, held = _split(ys, k, seed)
 
     predicted: dict[tuple, torch.Tensor] = {}  # each distinct vector of held-out class predictions
+    neighbours: dict[tuple, torch.Tensor] = {}  # the same, by an embedding's nearest training examples
 
     def held_out(m: nn.Module, out=None) -> tuple[float, float | None]:
+        trained = (lambda: (call(m, xs[train]), ys[train])) if out is None else None  # a checkpoint's
         out = call(m, xs[held]) if out is None else out
-        classes = _predicted_classes(out, ys[held], loss_fn)
+        classes, near = _held_out_classes(out, ys[held], loss_fn, trained)
         if classes is not None:
-            predicted.setdefault(tuple(classes.tolist()), classes)
+            (neighbours if near else predicted).setdefault(tuple(classes.tolist()), classes)
         return _scalar(loss_fn(out, ys[held])), _accuracy(out, ys[held], loss_fn)
 
     best = {"loss": math.inf, "acc": None}
@@ -100,8 +108,10 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
             watch(m)
     floor = None if not k or _shown(best, k, zero_held, zero_acc) else _held_out_floor(model, xs[held], ys[held],
                                                                                          loss_fn, zero_held)
-    agreement = None if _shown(best, k, zero_held, zero_acc, floor) else _agreement(list(predicted.values()),
-                                                                                    ys[held])
+    # an embedding's nearest neighbours sort inputs by similarity before any training: they count once the loss
+    # taught something (a margin of 0 teaches nothing)
+    tested = [*predicted.values(), *(neighbours.values() if _clearly_below(real_train, zero_train) else ())]
+    agreement = None if _shown(best, k, zero_held, zero_acc, floor) else _agreement(tested, ys[held])
     verdict = _judge(real_train, zero_train, k, best, zero_held, zero_acc, agreement, floor)
     slower = retry_rate(lr, trace, stuck=real_train >= zero_train) if retry and verdict.status in ("warn", "fail") \
         else None
@@ -178,6 +188,18 @@ def _predicted_classes(out, y: torch.Tensor, loss_fn: Callable) -> torch.Tensor 
     if logits is None or logits.dim() != 2 or logits.shape[1] < 2 or len(logits) != len(y):
         return None
     return logits.argmax(1)
+
+
+def _held_out_classes(out, y: torch.Tensor, loss_fn: Callable,
+                      trained: Callable[[], tuple] | None) -> tuple[torch.Tensor | None, bool]:
+    """The held-out class predictions and whether they are an embedding's: the argmax of class scores
+    (:func:`_predicted_classes`), else, for an embedding trained with class labels, each example's nearest training
+    example's label (``trained``: the checkpoint's training outputs and labels, None for the constant's outputs)."""
+    classes = _predicted_classes(out, y, loss_fn)
+    if classes is not None or trained is None:
+        return classes, False
+    with torch.no_grad():
+        return nearest_classes(out, *trained()), True
 
 
 def _agreement(predictions: list[torch.Tensor], y: torch.Tensor, draws: int = 20_000,

@@ -13,7 +13,10 @@ TRIES = 4
 
 class FirstStepsReader:
     """The cadence shared by the first-steps readers. A subclass defines :meth:`_new_mode` (the mode that records
-    one step's calls), :meth:`_done` (whether it has read what it needs) and :meth:`_keep` (read a finished mode)."""
+    one step's calls), :meth:`_done` (whether it has read what it needs) and :meth:`_keep` (read a finished mode);
+    :attr:`most` is how many steps it reads at most."""
+
+    most = TRIES
 
     def __init__(self):
         self.tries = 0
@@ -35,7 +38,7 @@ class FirstStepsReader:
 
     def start(self) -> None:
         """Watch the torch calls until :meth:`finish` (the next ``w.step``)."""
-        if self._mode is not None or self._done() or self.tries >= TRIES:
+        if self._mode is not None or self._done() or self.tries >= self.most:
             return
         self._mode = self._new_mode()
         self._mode.__enter__()

@@ -157,7 +157,7 @@ def position_aligned(logits: torch.Tensor | None, y: torch.Tensor) -> bool:
 
 def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = None, soft: bool = False,
            against: list[bool] | None = None, tokens: bool = True, aligned: bool = True,
-           contexts: list | None = None, game: str | None = None) -> Verdict:
+           contexts: list | None = None, game: str | None = None, policy: str | None = None) -> Verdict:
     """Targets passed to ``w.step(loss, y=y)``: inside [0, C), including class 0, mixed within batches like the
     whole run (a permutation test); and no elementwise loss that broadcast outputs against targets of another
     shape (``broadcast``: torch's warning text, caught while the loop ran). ``tokens``: the outputs score the
@@ -175,7 +175,9 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     ``game``: why the loss is one player's in a game that goes through the other player's parameters (a GAN's
     generator, through its discriminator): its constant targets are the answer it asks of that player ("real"),
     one value by design (a discriminator's own loss, which alone says whether the fakes are its negatives, is not
-    such a loss)."""
+    such a loss). ``policy``: how the loss read as a policy gradient: its batches are the policy's own rollouts
+    (a critic's returns, the actions taken), grouped by episode by construction, not a dataset's examples to shuffle,
+    so their order is not read."""
     name = "loop: labels"
     if broadcast is not None:
         return Verdict(name, "fail", f"the loss broadcast outputs against targets of another shape ({broadcast[:120]})",
@@ -210,7 +212,7 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
         if soft and classes and ys[0].dim() >= 2 and ys[0].shape[-1] == classes:
             return Verdict(name, "pass", f"floating-point targets over the {classes} classes of a softmax loss (its "
                            "gradient sums to 0 over the classes): soft labels or a teacher's logits", "-")
-        return _float_targets(ys)
+        return _float_targets(ys, policy)
     flat = [y.reshape(-1) for y in ys]
     every = torch.cat(flat)
     valid = every[every >= 0]  # negative targets are ignore_index
@@ -231,12 +233,22 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
         return Verdict(name, "warn", f"targets run {lo}..{hi}: class 0 never appears in {len(ys)} batches",
                        f"targets in [0, {classes})", "1-based labels? subtract 1 (output 0 is trained towards "
                        "never being chosen, and the model has one class too many)")
+    return _label_mix(flat, contexts, policy, f"{len(ys)} batches, targets {lo}..{hi}", void)
+
+
+def _label_mix(flat: list[torch.Tensor], contexts: list | None, policy: str | None, seen: str, void: str) -> Verdict:
+    """The batches' class labels mixed like the whole run's (:func:`_mix_by_context`), not read for a policy
+    gradient's (``policy``: its batches are its rollouts, the actions of one episode together)."""
+    name = "loop: labels"
+    if policy is not None:
+        return Verdict(name, "pass", f"{seen}{void}; their order is not read: {policy}, whose batches are its own "
+                       "rollouts, grouped by episode", "-")
     mixed = _mix_by_context(flat, contexts)
     if mixed is not None:
         return Verdict(name, "warn", mixed, "each batch's label mix close to the whole run's",
                        "the data is sorted (by label) or not shuffled: use DataLoader(..., shuffle=True) or a new "
                        "permutation every epoch")
-    return Verdict(name, "pass", f"{len(ys)} batches, targets {lo}..{hi}, mixed like the whole run{void}", "-")
+    return Verdict(name, "pass", f"{seen}, mixed like the whole run{void}", "-")
 
 
 def _one_value(ys: list[torch.Tensor]) -> str | None:
@@ -290,12 +302,13 @@ def _task_labels(name: str, ys: list[torch.Tensor], head: tuple | None) -> Verdi
                    found.expected, f"the labels of task {name} do not fit its head: {found.advice}")
 
 
-def _float_targets(ys: list[torch.Tensor]) -> Verdict:
+def _float_targets(ys: list[torch.Tensor], policy: str | None = None) -> Verdict:
     """Floating-point targets (regression, soft labels): far from unit scale they make the loss and its gradients
     scale with them (targets in raw units, e.g. prices), like unnormalized inputs; batches whose targets sit in
-    bands of their own (data sorted by target, no shuffling) are named as sorted labels are."""
+    bands of their own (data sorted by target, no shuffling) are named as sorted labels are, unless the loss is a
+    policy gradient's (``policy``: how it read so), whose batches are rollouts grouped by episode."""
     name = "loop: labels"
-    sorted_by_target = _sorted_values(ys)
+    sorted_by_target = _sorted_values(ys) if policy is None else None
     if sorted_by_target is not None:
         return Verdict(name, "warn", sorted_by_target, "each batch's targets spread like the whole run's",
                        "the data is sorted by its target or not shuffled: use DataLoader(..., shuffle=True) or a "
@@ -307,6 +320,9 @@ def _float_targets(ys: list[torch.Tensor]) -> Verdict:
         return Verdict(name, "warn", f"floating-point targets far from unit scale: mean {mean:.3g}, std "
                        f"{std:.3g}, max |y| {top:.3g}", "targets of unit scale",
                        RAW_ADVICE)
+    if policy is not None:
+        return Verdict(name, "pass", f"floating-point targets of unit scale; their order is not read: {policy}, "
+                       "whose batches are its own rollouts, grouped by episode (a critic's returns)", "-")
     return Verdict(name, "pass", "floating-point targets, no broadcasting seen", "-")
 
 

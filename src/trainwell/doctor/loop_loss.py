@@ -347,8 +347,9 @@ def _wrong_form(name: str, steps: list[dict], first_loss: float | None) -> Verdi
     if any(t["form"] == "signed_weights" for t in steps):  # a first step whose advantages were all >= 0 too
         betas = sorted(t["entropy_bonus"] for t in steps if t.get("entropy_bonus"))
         bonus = f", with an entropy bonus (beta {betas[len(betas) // 2]:.2g})" if betas else ""
-        return Verdict(name, "info", "cross-entropy on the model's own samples with per-example weights of both "
-                       f"signs (a policy gradient: -log p(action) x advantage){bonus}", "-", PG_ADVICE)
+        read = next((t["policy_read"] for t in steps if t.get("policy_read")), None)  # from the loss's graph
+        return Verdict(name, "info", read or "cross-entropy on the model's own samples with per-example weights of "
+                       f"both signs (a policy gradient: -log p(action) x advantage){bonus}", "-", PG_ADVICE)
     if form == "scrambled_classes":
         return Verdict(name, "fail", *scrambled_text(s["classes"]))
     if form == "nll" and s.get("log_probs") is False:

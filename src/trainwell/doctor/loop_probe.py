@@ -126,6 +126,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.validation_draws = ValidationDraws()  # the first validations' row keys, against each other
         self.validation_losses = ValidationLosses()  # the loss calls after forwards without gradients or in eval
         self.validation_losses.masked = self._masked_rows
+        self.first_reached: torch.Tensor | None = None  # the output rows the loop's first step reached, when read
         self._input_rows: int | None = None  # the rows of the latest forward's input (a validation's sequences)
         self._forward_inputs: set = set()  # where the floating-point inputs of the last one recorded lie
         self._first_out: weakref.ref | None = None  # the output of the first weighted layer of the latest forward
@@ -198,6 +199,8 @@ class LoopProbe(ForwardHooks, StepHooks):
     def _masked_rows(self) -> tuple[int, int] | None:
         """(rows reached, rows) when the training loss reaches a fixed subset of its output's rows
         (:func:`~trainwell.doctor.step_readings.fixed_rows`)."""
+        if not self.steps and self.first_reached is not None:  # trainwell watch: the step before the watch began
+            return fixed_rows([{"reached_rows": self.first_reached}])
         return fixed_rows(self.steps)
 
     def held_now(self) -> set[int]:

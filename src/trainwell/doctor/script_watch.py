@@ -61,6 +61,7 @@ from torch import nn
 from trainwell.doctor.backed_model import UnsteppedLoop, backed_model, zero_grads_read
 from trainwell.doctor.built_rates import BuiltRates
 from trainwell.doctor.evaluated_copies import evaluating, model_copies
+from trainwell.doctor.first_training_batch import FirstTrainingBatch
 from trainwell.doctor.followed_optimizers import follow
 from trainwell.doctor.func_transforms import outside_transforms
 from trainwell.doctor.head_targets import head_targets, output_heads
@@ -139,6 +140,7 @@ class ScriptWatch:
         self._dropping = False  # a watch begun on passes with no step is dropped: an optimizer stepped after all
         # --check: the pre-flight at the first step; quiet while it runs (its forwards, steps are not the script's)
         self.check, self.preflight, self.quiet = check, None, False
+        self._first_batch = FirstTrainingBatch()  # the first step's input and reached rows, before the watch
 
     # -- torch's calls, read ---------------------------------------------------------------------------------
     def _install(self) -> None:
@@ -255,6 +257,8 @@ class ScriptWatch:
             self._depth = max(self._depth - 1, 0)
             if not self._depth and torch.is_grad_enabled() and module.training:  # a multi-task model's heads
                 self.taps.heads = output_heads(out)
+                if self.watch is None:  # the first step's batch, for a validation before any observed step
+                    self._first_batch.forwarded(next((a for a in args if isinstance(a, torch.Tensor)), None), out)
 
     def _before_step(self, optimizer, args, kwargs) -> None:
         if self.quiet:
@@ -400,6 +404,7 @@ class ScriptWatch:
         for root in roots:
             self._forward_hooks.append(root.register_forward_hook(outside_transforms(self._output)))
         self.watch.probe.validation_losses.on_call = self._called
+        self._first_batch.hand_to(self.watch.probe)
         self.watch.__enter__()
         held = [self._globals, *(f.f_locals for f in script_frames(sys._getframe(1)))] if len(roots) == 1 else []
         when = evaluating(self.watch.probe)

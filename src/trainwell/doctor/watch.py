@@ -72,6 +72,7 @@ from trainwell.doctor.orphan_schedulers import SchedulerSteps
 from trainwell.doctor.paired_labels import label_pairing
 from trainwell.doctor.plateau_metric import PlateauMetrics
 from trainwell.doctor.plateau_steps import plateau_at_healthy_steps
+from trainwell.doctor.policy_terms import PolicyTerms
 from trainwell.doctor.positive_init import positive_weights
 from trainwell.doctor.probability_logs import unguarded_log
 from trainwell.doctor.rate_numbers import with_rate
@@ -179,6 +180,7 @@ class Watch:
         self._log_form: str | None = None  # an unguarded log of a probability in the first loss's graph
         self._zero_root: str | None = None  # a root at 0 that made the first finite loss's gradient NaN
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
+        self._policy = PolicyTerms()  # a policy-gradient term in the first steps' loss graphs
         self._first_forward: tuple | None = None  # the first observed step's training forward (args, kwargs)
         self._first_targets = None  # the y= given on that step
         self._norms = StartNorms(model)  # the weights' norms before the first step (scale-invariant ones grow)
@@ -343,6 +345,7 @@ class Watch:
     def _start_readers(self) -> None:
         """Enter the modes that read the torch calls of the next step's loss."""
         self._contrastive.start()
+        self._policy.start()
         self._loss_inputs.start()
         self._mixups.start()
 
@@ -354,7 +357,7 @@ class Watch:
         self._release_compiled()
         p = self.probe
         if p.compiled and (p._armed or self.monitor._armed or self._contrastive.active or self._loss_inputs.active or
-                            self._mixups.active):
+                            self._mixups.active or self._policy.active):
             inside = {id(m) for m in self._outer.modules()}
             parts = [w for w in self._compiled_parts if id(w) not in inside]  # not yet put in the model
             restores = [suspend_compiled(m) for m in [self._outer, *parts]]
@@ -387,6 +390,7 @@ class Watch:
         """Leave them, the last entered first."""
         self._mixups.finish()
         self._loss_inputs.finish()
+        self._policy.finish()
         self._contrastive.finish()
 
     def _read_echo(self, y, scored: tuple | None) -> None:
@@ -461,6 +465,7 @@ class Watch:
             self._plateaus_now = []
 
     def _report(self, val_losses, train_error, val_error, human_error, overfit_window, val_examples) -> Report:
+        self._policy.mark(self.probe.steps)  # 2-class steps whose loss graph held a policy-gradient term
         collapsed = collapse(self.monitor.records)
         verdicts = self.monitor.verdicts() + ([collapsed] if collapsed is not None else []) + wv.loop_verdicts(self)
         phases = ["monitor"] * len(verdicts)

@@ -71,7 +71,7 @@ def game(w, verdict):
     advantages, change sign and scale as the policy learns), nor a Q-learning TD error's (its targets are the
     network's own estimates, Sutton & Barto 2018, section 6.5). The curve's reading is kept as information;
     a loss that turned non-finite still fails."""
-    policy = any(s["form"] == "signed_weights" for s in w.probe.steps)
+    policy = policy_gradient(w) is not None
     if verdict.status in ("warn", "fail") and w.probe.game is None and not policy and \
             value_regression(w) and not str(verdict.value).startswith(("not finite", "too high: loss became")):
         return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: the loss regresses one chosen "
@@ -82,12 +82,23 @@ def game(w, verdict):
     if (w.probe.game is None and not policy) or verdict.status not in ("warn", "fail"):
         return verdict
     if w.probe.game is None:
-        return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: the loss weighs the model's "
-                             "own samples by advantages of both signs (a policy gradient)", verdict.expected,
+        return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: the loss weighs the "
+                             "log-probabilities of the model's own samples by returns or advantages (a policy "
+                             "gradient)", verdict.expected,
                              ll.PG_ADVICE)
     return type(verdict)(verdict.check, "info", f"{verdict.value}; not judged: {w.probe.game}",
                          verdict.expected, "a game's loss is not read like a supervised one: judge the players "
                          "by what they produce (samples, the other player's accuracy)")
+
+def policy_gradient(w) -> str | None:
+    """How the loss read as a policy gradient (its loss graph's signed weights on picked log-probabilities, or its
+    gradient's: :mod:`~trainwell.doctor.policy_terms`), None when it did not."""
+    if w._policy.found is not None:
+        return w._policy.found
+    if any(s["form"] == "signed_weights" for s in w.probe.steps):
+        return "the loss's gradient weighs the model's own samples by advantages of both signs (a policy gradient)"
+    return None
+
 
 def value_regression(w) -> bool:
     """On two thirds of the observed steps (two at least) the loss reached one output per row, of varying
@@ -224,6 +235,7 @@ def loop_verdicts(w) -> list:
                                    [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found,
                                    soft=soft, against=[a for a in w._against if a is not None],
                                    contexts=w._y_contexts, game=p.game if p.asks_other_player else None,
+                                   policy=policy_gradient(w),
                                    tokens=ld.scores_its_own_inputs(p.model, p.mode_sample, classes),
                                    aligned=not w._ys or not p.steps or
                                    ld.position_aligned(p.steps[0]["first_logits"], w._ys[0])),
@@ -263,6 +275,6 @@ def loop_verdicts(w) -> list:
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
            unmatched_labels(w, observed_ratios(w))]
-    if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
+    if p.game is None and policy_gradient(w) is None:  # they need not fall
         out.append(unbounded_fall(losses))
     return [v for v in out if v is not None]
