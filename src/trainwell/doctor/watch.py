@@ -86,6 +86,7 @@ from trainwell.doctor.restored_weights import StateRestores
 from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.scale_invariant_rate import StartNorms, grown_norms
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
+from trainwell.doctor.shared_steps import SharedSteps
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.summed_loss import summed_batch_loss
 from trainwell.doctor.supcon_floor import supcon_floors
@@ -175,6 +176,7 @@ class Watch:
         self._optimizer_builds = OptimizerBuilds(model.parameters(), lambda: (self._calls, len(self._val), len(
             self._samplers.starts)), optimizers)
         self._clips = ClipCalls(model, optimizers)  # where the loop clips its gradients
+        self._shared = SharedSteps(optimizers, dict(model.named_parameters()))  # a tensor two optimizers step
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
         self._log_form: str | None = None  # an unguarded log of a probability in the first loss's graph
         self._zero_root: str | None = None  # a root at 0 that made the first finite loss's gradient NaN
@@ -191,7 +193,7 @@ class Watch:
         # compiling) the loop calls: each replaces its method while the block runs
         self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
                               self._restores, self._optimizer_builds, self._clips, self._compiles, self._inits,
-                              self._scheduler_steps)
+                              self._scheduler_steps, self._shared)
         # the ReduceLROnPlateau schedulers the code holds when it asks for the report
         self._plateaus_now: list = []
         self.held_plateaus: list = []  # those the caller knows of besides (trainwell watch's, recorded when created)
