@@ -1337,7 +1337,7 @@ CASES = [
          Loop(clip=1.0, extra={"clip_params": "generator"}), Loop(clip=1.0, extra={"clip_params": "list"}),
          "loop: clipping reaches the parameters"),
     Case("the training forward under torch.no_grad(), loss.requires_grad_() to quiet backward's error",
-         Loop(extra={"forward_no_grad": True}), Loop(), "torch.no_grad()"),
+         Loop(extra={"forward_no_grad": True}), Loop(), "a leaf tensor with no graph"),
     Case("the output layer built inside forward() (return nn.Linear(64, C)(h))", Loop(model="head_in_forward"),
          Loop(), "parameters registered"),
     Case("the body's optimizer built on model.parameters(), the head in an optimizer of its own too",

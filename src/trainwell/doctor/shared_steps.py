@@ -75,7 +75,8 @@ class SharedSteps:
         if self.doubled < LEAST or self.doubled < SHARE * self.judged:
             return None
         return Verdict(NAME, "fail", f"{_group_names(self.shared)} sit in two optimizers, and {self.doubled} of "
-                       f"the {self.judged} gradients read were applied by both (no backward() between their steps): those tensors are updated twice per step",
+                       f"the {self.judged} gradients read were applied by both (no backward() between their steps): "
+                       "those tensors are updated twice per step",
                        "each parameter stepped once per gradient",
                        "build the first optimizer without them ([p for n, p in model.named_parameters() if not "
                        "n.startswith('head.')]), or use one optimizer with a param group per rate")

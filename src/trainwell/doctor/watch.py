@@ -59,6 +59,7 @@ from trainwell.doctor.game_reading import read_game
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.label_column import LabelColumns
 from trainwell.doctor.lambda_factors import LambdaSchedules
+from trainwell.doctor.leaf_loss import LeafLosses
 from trainwell.doctor.loop_deferral import defer, defer_diverged_validation, mismeasured_validation
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_loss_inputs import LossInputReads
@@ -178,6 +179,7 @@ class Watch:
         self._clips = ClipCalls(model, optimizers)  # where the loop clips its gradients
         self._shared = SharedSteps(optimizers, dict(model.named_parameters()))  # a tensor two optimizers step
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
+        self._leaf_losses = LeafLosses()  # step losses that are leaves (requires_grad set on the loss itself)
         self._log_form: str | None = None  # an unguarded log of a probability in the first loss's graph
         self._zero_root: str | None = None  # a root at 0 that made the first finite loss's gradient NaN
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
@@ -274,6 +276,7 @@ class Watch:
         self._val_losses.stepped()
         self.probe.random_states.stepped()  # before the readings below run anything
         self._kept.record(loss)
+        self._leaf_losses.step(loss)
         self.probe.kept_outputs.stepped(self._kept.graph_alive)
         self._finish_readers()
         self._loss_inputs.training_call.given(loss)  # the step's loss against its class-index call's value

@@ -206,8 +206,8 @@ def loop_verdicts(w) -> list:
     # an optimizer created again in the loop: what the given one's steps then look like defers to it
     rebuilt = w._optimizer_builds.verdict(w._calls, [d for d, _ in w._samplers.starts])
     out = [lv.unregistered_verdict(p.unregistered), rebuilt or lv.stepped(p, w._calls), lv.optimizer_ownership(p),
-           lv.gradient_flow(p), constant_only(w, lv.gradient_reach(p, w._reentrant_cut)), lv.weight_decay(p),
-           lv.module_mode(p),
+           lv.gradient_flow(p), constant_only(w, w._leaf_losses.explain(lv.gradient_reach(p, w._reentrant_cut))),
+           lv.weight_decay(p), lv.module_mode(p),
            w._scheduler_steps.verdict([*w._given, *p.optimizers], p.model.parameters(), p.lrs) or
            unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
            unstepped_plateaus(idle_plateaus_of(w), epochs_seen(w), p.lrs) or
