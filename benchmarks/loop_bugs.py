@@ -1339,7 +1339,7 @@ CASES = [
     Case("the training forward under torch.no_grad(), loss.requires_grad_() to quiet backward's error",
          Loop(extra={"forward_no_grad": True}), Loop(), "a leaf tensor with no graph"),
     Case("the output layer built inside forward() (return nn.Linear(64, C)(h))", Loop(model="head_in_forward"),
-         Loop(), "parameters registered"),
+         Loop(), "loop: layers built once"),
     Case("the body's optimizer built on model.parameters(), the head in an optimizer of its own too",
          Loop(extra={"head_optimizer": "overlapping"}), Loop(extra={"head_optimizer": "zeroed"}),
          "loop: optimizers share parameters"),

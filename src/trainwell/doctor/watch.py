@@ -55,6 +55,7 @@ from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.echoed_targets import echoed_input
 from trainwell.doctor.empty_epochs import defer_to_empty_epochs
 from trainwell.doctor.epoch_order import SamplerCount
+from trainwell.doctor.fresh_layers import FreshLayers
 from trainwell.doctor.game_reading import read_game
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.label_column import LabelColumns
@@ -180,6 +181,7 @@ class Watch:
         self._shared = SharedSteps(optimizers, dict(model.named_parameters()))  # a tensor two optimizers step
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
         self._leaf_losses = LeafLosses()  # step losses that are leaves (requires_grad set on the loss itself)
+        self._fresh = FreshLayers()  # parameters outside the model, new at every step (a layer built in forward)
         self._log_form: str | None = None  # an unguarded log of a probability in the first loss's graph
         self._zero_root: str | None = None  # a root at 0 that made the first finite loss's gradient NaN
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
@@ -277,6 +279,7 @@ class Watch:
         self.probe.random_states.stepped()  # before the readings below run anything
         self._kept.record(loss)
         self._leaf_losses.step(loss)
+        self._fresh.read(loss, self.probe.model, self.probe.optimizers)
         self.probe.kept_outputs.stepped(self._kept.graph_alive)
         self._finish_readers()
         self._loss_inputs.training_call.given(loss)  # the step's loss against its class-index call's value

@@ -219,7 +219,7 @@ def loop_verdicts(w) -> list:
            loss_verdict(w, first), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
            w._samplers.verdict(), w._restores.verdict(), w._clips.verdict([s["grad_norm"] for s in p.steps]),
-           w._shared.verdict(),
+           w._shared.verdict(), w._fresh.verdict(),
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, p.output_shapes,
                                wider_than_labels(ld.labels(
                                    [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found,
