@@ -100,6 +100,7 @@ from trainwell.doctor.validation_classes import TrainingClasses
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.warmup_curve import reread_after_warmup
 from trainwell.doctor.weighted_curve import reread_after_weights
+from trainwell.doctor.wide_init import wide_weights
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.doctor.zero_sqrt import nan_gradient_through_root
 from trainwell.train.callbacks import State
@@ -189,6 +190,7 @@ class Watch:
         self._first_targets = None  # the y= given on that step
         self._norms = StartNorms(model)  # the weights' norms before the first step (scale-invariant ones grow)
         self._positive = positive_weights(model.named_parameters())  # weights initialized all positive
+        self._wide = wide_weights(model.named_parameters())  # weights drawn far too wide for their fan-in
         self._constant = constant_weights(model.named_parameters())  # weights initialized to one value
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
         self._val_losses = self.probe.validation_losses  # the loss calls of the validations

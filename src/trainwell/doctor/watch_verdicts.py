@@ -57,6 +57,7 @@ from trainwell.doctor.unbounded_loss import unbounded_fall
 from trainwell.doctor.unscaled_cosine import unscaled_cosine
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
 from trainwell.doctor.validation_classes import unseen_classes
+from trainwell.doctor.wide_init import wide_verdict
 from trainwell.doctor.zero_sqrt import zero_root_verdict
 
 #: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
@@ -263,6 +264,7 @@ def loop_verdicts(w) -> list:
            probability_targets_verdict(w._loss_inputs.training_call.row_sums),
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
+           wide_verdict(w.first_step.wide if w.first_step is not None else w._wide, p.model),
            unmatched_labels(w, observed_ratios(w))]
     if p.game is None and not any(s["form"] == "signed_weights" for s in p.steps):  # they need not fall
         out.append(unbounded_fall(losses))
