@@ -1348,7 +1348,7 @@ CASES = [
     Case("the labels of the next batch (fetched before the loss was computed) against this batch's outputs",
          Loop(extra={"labels_late": True}), Loop(), "loop: labels follow their inputs"),
     Case("BCELoss on softmax(out, dim=1) over a single output unit (always 1.0)", Loop(loss="binary_softmax"),
-         Loop(loss="binary_sigmoid"), "softmax over one output"),
+         Loop(loss="binary_sigmoid"), "loop: loss reaches the outputs"),
     Case("loss.backward(retain_graph=True) for a log, then loss.backward() again (gradients doubled)",
          Loop(extra={"backward_twice": True}), Loop(), "loop: backward passes"),
     Case("weights_init with nn.init.normal_(m.weight) (std 1 whatever the fan-in)", Loop(extra={"init": "normal"}),

@@ -29,6 +29,7 @@ from trainwell.doctor.dropped_batches import dropped_batches
 from trainwell.doctor.echoed_targets import loop_echo
 from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
+from trainwell.doctor.flat_outputs import flat_outputs
 from trainwell.doctor.ignored_class_call import ignored_class_call
 from trainwell.doctor.input_independent_level import constant_only, unmatched_labels
 from trainwell.doctor.inverted_mask import loop_inverted_mask
@@ -232,7 +233,7 @@ def loop_verdicts(w) -> list:
                                    [y.cpu() for y in w._ys], p.steps, p.multi_output, first)),
            ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
            p.split_rows.verdict(ld.full_batch_masked(p)), p.row_labels.verdict(),
-           w._label_columns.verdict(), detached_outputs(p.steps),
+           w._label_columns.verdict(), detached_outputs(p.steps), flat_outputs(p.steps, losses),
            dropped_batches(p.dropped_forwards, p.game),
            echo(p, w._echoes, sample),
            inverted_weights(p.steps, [y.cpu() for y in w._ys]),
