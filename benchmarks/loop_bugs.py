@@ -1350,7 +1350,7 @@ CASES = [
     Case("BCELoss on softmax(out, dim=1) over a single output unit (always 1.0)", Loop(loss="binary_softmax"),
          Loop(loss="binary_sigmoid"), "loop: loss reaches the outputs"),
     Case("loss.backward(retain_graph=True) for a log, then loss.backward() again (gradients doubled)",
-         Loop(extra={"backward_twice": True}), Loop(), "loop: backward passes"),
+         Loop(extra={"backward_twice": True}), Loop(), "times per step on one forward's loss"),
     Case("weights_init with nn.init.normal_(m.weight) (std 1 whatever the fan-in)", Loop(extra={"init": "normal"}),
          Loop(), "loop: weight init"),
     Case("F.normalize(h, dim=0) before the head (over the batch, meant dim=1)", Loop(model="normalize_batch"),
