@@ -29,6 +29,7 @@ from trainwell.doctor.dropped_batches import dropped_batches
 from trainwell.doctor.echoed_targets import loop_echo
 from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
+from trainwell.doctor.epoch_steps import once_per_epoch
 from trainwell.doctor.flat_outputs import flat_outputs
 from trainwell.doctor.ignored_class_call import ignored_class_call
 from trainwell.doctor.input_independent_level import constant_only, unmatched_labels
@@ -207,7 +208,8 @@ def loop_verdicts(w) -> list:
     echo = loop_echo if sample is None or sample[3][sample[2]].is_floating_point() else loop_copied_tokens
     # an optimizer created again in the loop: what the given one's steps then look like defers to it
     rebuilt = w._optimizer_builds.verdict(w._calls, [d for d, _ in w._samplers.starts])
-    out = [lv.unregistered_verdict(p.unregistered), rebuilt or lv.stepped(p, w._calls), lv.optimizer_ownership(p),
+    stepped = rebuilt or lv.stepped(p, w._calls)
+    out = [lv.unregistered_verdict(p.unregistered), stepped, lv.optimizer_ownership(p),
            lv.gradient_flow(p), constant_only(w, w._leaf_losses.explain(lv.gradient_reach(p, w._reentrant_cut))),
            lv.weight_decay(p), lv.module_mode(p),
            w._scheduler_steps.verdict([*w._given, *p.optimizers], p.model.parameters(), p.lrs) or
@@ -234,6 +236,8 @@ def loop_verdicts(w) -> list:
            ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
            p.split_rows.verdict(ld.full_batch_masked(p)), p.row_labels.verdict(),
            w._label_columns.verdict(), detached_outputs(p.steps), flat_outputs(p.steps, losses),
+           None if stepped is not None and stepped.status in ("warn", "fail") else
+           once_per_epoch(p.steps, p.opt_steps, epochs_seen(w)),
            dropped_batches(p.dropped_forwards, p.game),
            echo(p, w._echoes, sample),
            inverted_weights(p.steps, [y.cpu() for y in w._ys]),
