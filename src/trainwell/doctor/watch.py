@@ -95,6 +95,7 @@ from trainwell.doctor.supcon_floor import supcon_floors
 from trainwell.doctor.trained_pads import TrainedPads
 from trainwell.doctor.trained_start import predicts_labels
 from trainwell.doctor.trained_symmetry import constant_weights
+from trainwell.doctor.unrelated_validation import TrainingHits
 from trainwell.doctor.unstepped_schedulers import plateaus_held
 from trainwell.doctor.validation_classes import TrainingClasses
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
@@ -183,6 +184,7 @@ class Watch:
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
         self._leaf_losses = LeafLosses()  # step losses that are leaves (requires_grad set on the loss itself)
         self._fresh = FreshLayers()  # parameters outside the model, new at every step (a layer built in forward)
+        self._hits = TrainingHits()  # the training batches' labels right before the first validation
         self._log_form: str | None = None  # an unguarded log of a probability in the first loss's graph
         self._zero_root: str | None = None  # a root at 0 that made the first finite loss's gradient NaN
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
@@ -288,6 +290,7 @@ class Watch:
         self._mixups.read(y)
         self.probe.row_labels.step(y)
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
+        self._hits.read(scored, y, len(self._val))
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             leaves = graph_leaves(loss)

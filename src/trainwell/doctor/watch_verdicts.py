@@ -56,6 +56,7 @@ from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.trained_symmetry import constant_init_verdict, trained_symmetry
 from trainwell.doctor.unbounded_loss import unbounded_fall
+from trainwell.doctor.unrelated_validation import unrelated
 from trainwell.doctor.unscaled_cosine import unscaled_cosine
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
 from trainwell.doctor.validation_classes import unseen_classes
@@ -259,7 +260,8 @@ def loop_verdicts(w) -> list:
            w._val_losses.verdict([h["train_loss"] for h in w._history(None, once=False)]),
            unseen_classes(w._classes.seen(),
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
-           relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels),
+           relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels) or
+           unrelated(w._val_losses.first_confusion, w._val_losses.confusion, w._hits),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
            probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
