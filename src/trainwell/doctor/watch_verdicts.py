@@ -16,6 +16,7 @@ from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.augmented_validation import augmented_validation
 from trainwell.doctor.batch_flatten import loop_flattened_batch
+from trainwell.doctor.batch_mixing import loop_batch_mixing
 from trainwell.doctor.batchnorm_momentum import batchnorm_momentum_verdict
 from trainwell.doctor.bce_targets import binary_targets_verdict
 from trainwell.doctor.class_weights import NAME as CLASS_WEIGHTS
@@ -249,6 +250,7 @@ def loop_verdicts(w) -> list:
            p.random_states.verdict(),
            loop_doubled_skips(p, w._first_forward), loop_norm_groups(p, w._first_forward),
            loop_inverted_mask(p, w._first_forward), loop_sequence_first(p, w._first_forward, w._first_targets),
+           loop_batch_mixing(p, w._first_forward, w._first_targets),
            loop_flattened_batch(p, w._first_forward),
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
