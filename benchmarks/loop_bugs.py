@@ -662,6 +662,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         F.cross_entropy(out, mixed)
                     if cfg.extra.get("forward_no_grad"):
                         loss.requires_grad_()
+                    if cfg.extra.get("loss_rewrapped"):  # the loss made a Python number (a metric's code) and
+                        loss = torch.tensor(loss.item(), requires_grad=True)  # wrapped again for backward()
                     if "consistency" in cfg.extra:  # UDA-style: a noised view's softmax as the other's target
                         target = model(x[part] + 0.1 * torch.randn_like(x[part])).softmax(1)
                         target = target.detach() if cfg.extra["consistency"] == "detached" else target
@@ -1338,6 +1340,8 @@ CASES = [
          "loop: clipping reaches the parameters"),
     Case("the training forward under torch.no_grad(), loss.requires_grad_() to quiet backward's error",
          Loop(extra={"forward_no_grad": True}), Loop(), "a leaf tensor with no graph"),
+    Case("the loss rebuilt as torch.tensor(loss.item(), requires_grad=True) before backward()",
+         Loop(extra={"loss_rewrapped": True}), Loop(), "a leaf tensor with no graph"),
     Case("the output layer built inside forward() (return nn.Linear(64, C)(h))", Loop(model="head_in_forward"),
          Loop(), "loop: layers built once"),
     Case("the body's optimizer built on model.parameters(), the head in an optimizer of its own too",
