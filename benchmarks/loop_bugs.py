@@ -93,7 +93,11 @@ class Net(nn.Module):
         if kind.startswith("attention_posenc"):
             self.register_buffer("pe", _sinusoids(5000, 8))
         # cosine_*: a cosine classifier, normalize(h) @ normalize(W).T times a scale (16, or 1: "_unscaled")
-        self.head = nn.Linear(64, classes, bias=not kind.startswith("cosine"))
+        # head_in_forward: the output layer constructed inside forward (nn.Linear(64, classes)(h)): new weights at
+        # every call, never the model's; normalize_*: the features scaled to unit length before the head, over the
+        # batch ("_batch": F.normalize(h, dim=0)) or per example ("_rows": dim=1), times 8
+        self.head = nn.Linear(64, classes, bias=not kind.startswith("cosine")) if kind != "head_in_forward" else None
+        self.classes = classes
         self.side = nn.Linear(D, 64) if kind in ("detached", "branch") else None
         self.aux = nn.Linear(64, 2) if kind in ("aux", "aux_ok") else nn.Linear(64, 3) if kind in ("aux3", "tasks") \
             else nn.Sequential(nn.Linear(64, 3), nn.Softmax(dim=1)) if kind == "aux3_softmax" else \
@@ -118,6 +122,10 @@ class Net(nn.Module):
         if self.kind == "skip_head":  # forward returns the hidden features (return h, meant return self.head(h))
             self.head(h)
             return h
+        if self.kind == "head_in_forward":
+            return nn.Linear(64, self.classes)(h)
+        if self.kind.startswith("normalize_"):
+            h = 8 * F.normalize(h, dim=0 if self.kind == "normalize_batch" else 1)
         out = self.head(h) if not self.kind.startswith("cosine") else \
             (1.0 if self.kind == "cosine_unscaled" else 16.0) * F.linear(F.normalize(h), F.normalize(self.head.weight))
         if self.softmax is not None:
@@ -307,6 +315,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     if cfg.extra.get("imbalanced"):  # class c keeps 1 / 2^c of its rows in both sets (8 : 4 : 2 : 1)
         keep = [torch.rand(len(t), generator=torch.Generator().manual_seed(6)) < 0.5 ** t.float() for t in (y, yv)]
         x, y, xv, yv = x[keep[0]], y[keep[0]], xv[keep[1]], yv[keep[1]]
+    if cfg.extra.get("val_rows_shuffled"):  # the validation features shuffled by a permutation their labels missed
+        xv = xv[torch.randperm(len(xv), generator=torch.Generator().manual_seed(8))]
     if cfg.extra.get("val_relabelled"):  # the validation labels encoded apart: the same classes, other numbers
         yv = (yv + 1) % C
     if "integer_rows" in cfg.extra:  # the features recorded as integers; "duplicated": 640 rows taken twice, then
@@ -352,8 +362,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     model = Tagger() if cfg.loss.startswith("tag_") else \
         Net(cfg.model, 1 if regression or cfg.loss.startswith("binary_") else classes)
     with torch.no_grad():
-        model.head.weight.mul_(cfg.head_scale)
-        if model.head.bias is not None:
+        if model.head is not None:
+            model.head.weight.mul_(cfg.head_scale)
+        if model.head is not None and model.head.bias is not None:
             model.head.bias.mul_(cfg.head_scale)
     if cfg.init_std:
         for m in model.modules():
@@ -368,6 +379,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         for m in model.modules():
             if isinstance(m, nn.Linear):
                 nn.init.uniform_(m.weight)
+    if cfg.extra.get("init") == "normal":  # weights_init with nn.init.normal_(m.weight): N(0, 1), std 1 whatever
+        for m in model.modules():  # the fan-in (64 inputs: each layer's outputs about 8x its inputs)
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight)
+                nn.init.zeros_(m.bias)
     if cfg.extra.get("init") == "constant":  # weights_init with nn.init.constant_(m.weight, 0.05): every unit alike
         for m in model.modules():
             if isinstance(m, nn.Linear):
@@ -385,6 +401,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         for p in model.layers.parameters():
             p.requires_grad = False
     params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.extra.get("clip_params") == "generator":  # params = model.parameters(): the optimizer uses the generator
+        params = model.parameters()  # up, and clip_grad_norm_(params, ...) later gets an empty one ("list": list(...))
     if cfg.params_twice:
         params = params + params
     if "body_lr" in cfg.extra:  # per-parameter-group rates: the hidden layers at body_lr, the head at lr
@@ -396,8 +414,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
                               momentum=0.9 if cfg.lr < 1 else 0.0, weight_decay=cfg.weight_decay)
     head_opt = None  # "head_optimizer": the head trained by an SGD of its own, its zero_grad() "zeroed" | "never"
-    if "head_optimizer" in cfg.extra:
-        head = {id(p) for p in model.head.parameters()}
+    if "head_optimizer" in cfg.extra:  # "overlapping": the body's optimizer built on model.parameters(), head included
+        head = set() if cfg.extra["head_optimizer"] == "overlapping" else {id(p) for p in model.head.parameters()}
         opt = torch.optim.SGD([p for p in params if id(p) not in head], lr=cfg.lr, momentum=0.9)
         head_opt = torch.optim.SGD(model.head.parameters(), lr=cfg.lr, momentum=0.9)
     if cfg.replace_head:
@@ -500,6 +518,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             extra = F.cross_entropy(aux, t % (3 if cfg.loss == "aux3" else 2))
             weight = 0.0 if cfg.loss == "aux_zero" else 0.3
             return F.cross_entropy(logits, t) + weight * (extra.item() if cfg.loss == "aux_item" else extra)
+        if cfg.loss in ("binary_softmax", "binary_sigmoid"):  # BCELoss on one output made a probability by
+            # softmax over its single unit (1.0 whatever the score) or by a sigmoid
+            p = F.softmax(out, dim=1) if cfg.loss == "binary_softmax" else torch.sigmoid(out)
+            return F.binary_cross_entropy(p.squeeze(1), binary_targets(t))
         if cfg.loss.startswith("binary_"):  # one output under BCE with logits: the class index as a float, or a split
             return F.binary_cross_entropy_with_logits(out.squeeze(1), binary_targets(t))
         if cfg.loss in ("tag_default", "tag_ignore"):  # the <pad> tag 0 trained (ignore_index left at -100) or not
@@ -612,7 +634,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
                 if cfg.zero_grad == "before":
                     (ema if cfg.extra.get("zero_grad_on") == "ema" else opt).zero_grad()
-                if head_opt is not None and cfg.extra["head_optimizer"] == "zeroed":
+                if head_opt is not None and cfg.extra["head_optimizer"] in ("zeroed", "overlapping"):
                     head_opt.zero_grad()
                 micro = idx.chunk(cfg.accumulate)
                 # backward and step dedented out of the batch loop: only the epoch's last batch reaches them
@@ -628,10 +650,20 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         onehot = F.one_hot(y[part], classes).float()
                         inputs = lam * inputs + (1 - lam) * inputs[index]
                         mixed = lam * onehot + (1 - lam) * onehot[other]
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+                    # forward_no_grad: the forward under torch.no_grad(), and loss.requires_grad_() written to quiet
+                    # backward's "does not require grad" error; labels_late: the labels of the batch after the
+                    # inputs' (a variable of the next batch fetched before the loss was computed)
+                    labels = y[perm[(i + 1) % steps_per_epoch * cfg.batch:][: len(part)]] \
+                        if cfg.extra.get("labels_late") else y[part]
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp), \
+                            torch.no_grad() if cfg.extra.get("forward_no_grad") else contextlib.nullcontext():
                         out = model(inputs)
-                    loss = loss_fn(out.float() if cfg.amp else out, y[part]) if mixed is None else \
+                    loss = loss_fn(out.float() if cfg.amp else out, labels) if mixed is None else \
                         F.cross_entropy(out, mixed)
+                    if cfg.extra.get("forward_no_grad"):
+                        loss.requires_grad_()
+                    if cfg.extra.get("loss_rewrapped"):  # the loss made a Python number (a metric's code) and
+                        loss = torch.tensor(loss.item(), requires_grad=True)  # wrapped again for backward()
                     if "consistency" in cfg.extra:  # UDA-style: a noised view's softmax as the other's target
                         target = model(x[part] + 0.1 * torch.randn_like(x[part])).softmax(1)
                         target = target.detach() if cfg.extra["consistency"] == "detached" else target
@@ -660,6 +692,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         opt.step()
                     if cfg.clip is not None and cfg.clip_at == "backward":
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                    if cfg.extra.get("backward_twice"):  # a backward(retain_graph=True) of its own (for a gradient
+                        loss.backward(retain_graph=True)  # norm logged before the step), then the step's backward
                     # loss.backward() as written (a loss scale of 1 multiplies nothing: the same gradient, bit for bit)
                     (scaler.scale(loss) if cfg.amp else loss * cfg.loss_scale if cfg.loss_scale != 1.0 else
                      loss).backward()
@@ -679,10 +713,12 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 if cfg.amp and cfg.extra.get("scaler_unscale"):  # the GradScaler's scale divided out before clipping
                     scaler.unscale_(opt)
                 if cfg.clip is not None and cfg.clip_at == "step":
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                    nn.utils.clip_grad_norm_(params if "clip_params" in cfg.extra else model.parameters(), cfg.clip)
                 if cfg.clip_value is not None:
                     nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
-                if not cfg.skip_step and not cfg.step_first and not cfg.extra.get("step_each_micro"):
+                # step_per_epoch: optimizer.step() dedented to the epoch loop (after the last batch only)
+                late = cfg.extra.get("step_per_epoch") and i < steps_per_epoch - 1
+                if not cfg.skip_step and not cfg.step_first and not cfg.extra.get("step_each_micro") and not late:
                     if cfg.amp:
                         scaler.step(opt)
                         scaler.update()
@@ -708,7 +744,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                                                            "epoch_cosine_per_batch"):
                     sched.step()
                 if not cfg.watch_micro:
-                    w.step(loss, y=given(y[idx]) if mixed is None else mixed)
+                    w.step(loss, y=given(labels if cfg.extra.get("labels_late") else y[idx]) if mixed is None
+                           else mixed)
                 kept.append(loss if cfg.extra.get("keep_loss_tensors") else loss.item())  # the curve for a plot
                 total_loss += loss if cfg.extra.get("sum_loss_tensors") else loss.item()  # the epoch's mean loss
                 if "keep_outputs" in cfg.extra:  # the epoch's scores, for its accuracy at the epoch's end
@@ -1294,6 +1331,36 @@ CASES = [
     Case("the validation loop copied from the training loop: backward() and optimizer.step() on validation batches",
          Loop(extra={"val_steps": "trains"}), Loop(extra={"val_steps": "evaluates"}),
          "optimizer.step() on the validation set"),
+    # everyday slips in a loop's own code: a parameter generator used up, a forward under no_grad made to run, a
+    # layer built in forward, the head in two optimizers, a step dedented out of the batch loop, labels one batch
+    # late, a softmax over one output, a second backward, std-1 weights, features normalized over the batch,
+    # validation features shuffled apart from their labels
+    Case("params = model.parameters() given to the optimizer, then clip_grad_norm_(params) (an empty generator)",
+         Loop(clip=1.0, extra={"clip_params": "generator"}), Loop(clip=1.0, extra={"clip_params": "list"}),
+         "loop: clipping reaches the parameters"),
+    Case("the training forward under torch.no_grad(), loss.requires_grad_() to quiet backward's error",
+         Loop(extra={"forward_no_grad": True}), Loop(), "a leaf tensor with no graph"),
+    Case("the loss rebuilt as torch.tensor(loss.item(), requires_grad=True) before backward()",
+         Loop(extra={"loss_rewrapped": True}), Loop(), "a leaf tensor with no graph"),
+    Case("the output layer built inside forward() (return nn.Linear(64, C)(h))", Loop(model="head_in_forward"),
+         Loop(), "loop: layers built once"),
+    Case("the body's optimizer built on model.parameters(), the head in an optimizer of its own too",
+         Loop(extra={"head_optimizer": "overlapping"}), Loop(extra={"head_optimizer": "zeroed"}),
+         "loop: optimizers share parameters"),
+    Case("optimizer.step() dedented out of the batch loop (one step per epoch)", Loop(extra={"step_per_epoch": True}),
+         Loop(), "loop: optimizer.step()"),
+    Case("the labels of the next batch (fetched before the loss was computed) against this batch's outputs",
+         Loop(extra={"labels_late": True}), Loop(), "loop: labels follow their inputs"),
+    Case("BCELoss on softmax(out, dim=1) over a single output unit (always 1.0)", Loop(loss="binary_softmax"),
+         Loop(loss="binary_sigmoid"), "loop: loss reaches the outputs"),
+    Case("loss.backward(retain_graph=True) for a log, then loss.backward() again (gradients doubled)",
+         Loop(extra={"backward_twice": True}), Loop(), "times per step on one forward's loss"),
+    Case("weights_init with nn.init.normal_(m.weight) (std 1 whatever the fan-in)", Loop(extra={"init": "normal"}),
+         Loop(), "loop: weight init"),
+    Case("F.normalize(h, dim=0) before the head (over the batch, meant dim=1)", Loop(model="normalize_batch"),
+         Loop(model="normalize_rows"), "batch independence"),
+    Case("validation features shuffled by a permutation their labels missed", Loop(extra={"val_rows_shuffled": True}),
+         Loop(), "loop: validation labels"),
 ]
 
 

@@ -10,6 +10,10 @@ which it makes with the total norm it measured, however the loop imported it) wh
 whose parameters include the watched model's, the first :data:`READS` of them: the total norm it found (0: no
 gradient yet) and whether the gradients it got are the very tensors, unchanged, that the last ``optimizer.step()``
 left (no ``backward()`` since: clipping after the step). Where torch has no such function the reading is off.
+
+A call handed no tensor at all clips nothing wherever it sits: ``params = model.parameters()`` is a generator, used
+up by the optimizer built on it, so a later ``clip_grad_norm_(params, max_norm)`` finds it empty (torch warns once).
+Those calls are counted apart (:data:`EMPTY_NAME`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from trainwell.doctor.verdict import Verdict
 NAME = "loop: clipping order"
 READS = 64  # clipping calls read, at most: each reads one gradient tensor's identity and keeps its total norm
 SHARE = 0.9  # of the calls read, at least this many misplaced for a warning (a first step's own order passes)
+#: the reading of clipping calls handed no tensor (a parameter generator the optimizer has used up)
+EMPTY_NAME = "loop: clipping reaches the parameters"
 FIX = ("call clip_grad_norm_ after loss.backward() and before optimizer.step() (under a GradScaler: after "
        "scaler.unscale_(optimizer))")
 
@@ -49,6 +55,8 @@ class ClipCalls:
         self.calls = 0
         self.norms: list[torch.Tensor] = []  # the total norm each call read found (detached; read at report time)
         self.max_norms: list[float] = []
+        self.empty = 0  # calls handed no tensor at all (a used-up generator)
+        self.empty_max_norms: list[float] = []
         self.judged = 0  # calls read after an optimizer step had been seen
         self.stale = 0  # of those, calls that got the gradients the last optimizer step had applied, unchanged
         self._left: dict[int, tuple[int, int]] = {}  # id(parameter) -> (id(.grad), its version) after the last step
@@ -80,6 +88,10 @@ class ClipCalls:
         params = [parameters] if isinstance(parameters, torch.Tensor) else parameters
         if len(self.norms) >= READS or not isinstance(params, list | tuple):
             return
+        if not params and self.empty < READS:
+            self.empty += 1
+            self.empty_max_norms.append(float(max_norm))
+            return
         watched = [p for p in params if id(p) in self._ids]
         if not watched or not isinstance(total_norm, torch.Tensor):
             return
@@ -99,7 +111,7 @@ class ClipCalls:
         place."""
         reads = len(self.norms)
         if reads < 3:
-            return None
+            return self._empty_verdict(step_norms) if not reads else None
         norms = torch.stack([n.float().cpu() for n in self.norms])
         empty = int((norms == 0).sum())
         limit = min(self.max_norms)
@@ -118,3 +130,18 @@ class ClipCalls:
                            "gradients the step has already applied, which the next zero_grad() clears, so every "
                            "update is unclipped", "clip_grad_norm_ between backward() and step()", FIX)
         return None
+
+    def _empty_verdict(self, step_norms: list[float]) -> Verdict | None:
+        """A warning when every clipping call was handed no tensor (3 calls at least) while the optimizer steps had
+        gradients above its max_norm (``info`` when none was above: nothing would have been clipped)."""
+        if self.empty < 3 or not any(n > 0 for n in step_norms):
+            return None
+        limit = min(self.empty_max_norms)
+        above = sum(n > limit for n in step_norms)
+        return Verdict(EMPTY_NAME, "warn" if above else "info", f"clip_grad_norm_ was handed no tensor on all "
+                       f"{self.empty} calls read while optimizer.step() had gradients ({above} of "
+                       f"{len(step_norms)} observed steps above max_norm = {limit:g}): it clips nothing, and every "
+                       "update is unclipped", "clip_grad_norm_ given the model's parameters",
+                       "params = model.parameters() is a generator that the optimizer built on it used up: keep a "
+                       "list (params = list(model.parameters())) or pass model.parameters() to clip_grad_norm_ "
+                       "again")

@@ -25,6 +25,7 @@ from trainwell.doctor.loss_form import NON_NEGATIVE, smoothed_floor
 from trainwell.doctor.loss_scaling import undivided_scale
 from trainwell.doctor.normalized_scores import normalized_in_loop
 from trainwell.doctor.output_layer import scores_dropout_verdict, watched_scores_batchnorm
+from trainwell.doctor.passes_summed import passes_summed
 from trainwell.doctor.pseudo_targets import pseudo_target_verdict
 from trainwell.doctor.swapped_arguments import swapped_verdict
 from trainwell.doctor.verdict import Verdict
@@ -162,9 +163,7 @@ def _scores_loss(probe: LoopProbe, first_loss: float | None, class_labels: bool 
     elif (undivided := undivided_scale(name, steps, isinstance(probe.optimizer, ADAPTIVE))) is not None:
         return undivided
     elif k > 1 and abs(weight - k) <= 0.02 * k:
-        return Verdict(name, "fail", f"{k} micro-batches accumulated per step, each loss a full mean: the gradient "
-                       f"is {weight:.3g}x the mean's", "loss / k for k accumulated micro-batches",
-                       f"divide each micro-batch's loss by {k} before backward() (else the step is {k}x too large)")
+        return passes_summed(name, k, weight, s["forwards"])
     elif (terms := _forward_terms(name, formula, steps, amp)) is not None:
         return terms
     elif s.get("slower_than_ce") or \

@@ -25,6 +25,7 @@ from trainwell.doctor.positive_init import positive_weights
 from trainwell.doctor.registration import graph_leaves
 from trainwell.doctor.trained_symmetry import constant_weights
 from trainwell.doctor.verdict import Verdict
+from trainwell.doctor.wide_init import wide_weights
 from trainwell.doctor.zero_sqrt import unguarded_root
 
 
@@ -76,6 +77,7 @@ class FirstStep:
         self.root: str | None = None
         self.optimizer = None  # the optimizer whose step it was
         self.positive: list | None = None  # weights initialized all positive (positive_init.positive_weights)
+        self.wide: list | None = None  # weights drawn too wide for their fan-in (wide_init.wide_weights)
         self.constant: list | None = None  # weights initialized to one value (trained_symmetry.constant_weights)
         self.done = False
 
@@ -103,6 +105,7 @@ class FirstStep:
             return
         leaves = graph_leaves(self.loss)
         self.positive = positive_weights((None, t) for t in leaves)  # before the step updates them
+        self.wide = wide_weights((None, t) for t in leaves)
         self.constant = constant_weights((None, t) for t in leaves)
         now, _ = _norm(leaves)
         self.held = now / self.norm if self.norm > 0 and math.isfinite(self.norm) else None

@@ -165,6 +165,9 @@ class ScriptWatch:
         """A ``backward()`` from ``tensor``: the step's loss, unless it is a later pass of the same step (an LBFGS
         closure evaluated again: the step's first loss counts, as ``opt.step(closure)`` returns it)."""
         taps = self.taps
+        if self.watch is not None and not self.quiet and isinstance(tensor, torch.Tensor) and tensor.numel() == 1 \
+                and tensor.grad_fn is None and tensor.requires_grad and tensor is not taps.backing:
+            self.watch._leaf_losses.step(tensor)  # a loss made a leaf of its own: backward() reaches nothing
         if self.quiet or not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or tensor.grad_fn is None or \
                 tensor is taps.backing:
             return

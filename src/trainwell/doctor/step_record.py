@@ -104,6 +104,10 @@ def read_step(probe) -> dict:
             # the backward delivered c * w alone (an L2 penalty) and no output of the model got a gradient
             "penalty_only": bool(outs) and all(g is None for _, g in outs) and i_w > 0 and p_p > 0 and
             n_inc - i_w * i_w / p_p <= 1e-6 * n_inc,
+            # every output the step's passes scored got a gradient of exactly 0 (a loss flat in the outputs), and
+            # the outputs' last width
+            "flat_outputs": bool(outs) and all(g is not None and g.numel() and not bool(g.any()) for _, g in outs),
+            "output_width": outs[0][0].shape[-1] if outs and outs[0][0].dim() else None,
             "not_owned": not_owned, "forwards": len(outs),
             "reached_rows": reached_rows(*outs[0]) if len(outs) == 1 else None,
             "form": known[0]["form"] if known and len(known) == len(forms) else None,

@@ -115,6 +115,7 @@ class ValidationLosses:
         self.target_kinds: dict[int, list[tuple]] = {}  # ... its targets' (shape, floating)
         self.class_counts: torch.Tensor | None = None  # the latest validation's examples per class (class indices)
         self.confusion: torch.Tensor | None = None  # ... its targets against the scores' argmax (C, C)
+        self.first_confusion: torch.Tensor | None = None  # ... and the first validation's
         self.confusion_pixels = False  # ... read from a segmenter's per-pixel labels
         # the running sum of the confusion tables of the calls since the last step, per loss function
         self._tables: dict[str, torch.Tensor | None] = {}
@@ -326,6 +327,8 @@ class ValidationLosses:
             self.class_counts = class_counts([p[4] for p in self._pending if p[0] == first], self._pending[0][5])
             if self._tables.get(first) is not None:
                 self.confusion, self.confusion_pixels = self._tables[first], self._pixels
+                if self.first_confusion is None:
+                    self.first_confusion = self.confusion
         self._pending, self._tables, self._count = [], {}, self._count + 1
 
     def verdict(self, trains: list[float] | None = None) -> Verdict | None:

@@ -55,10 +55,12 @@ from trainwell.doctor.depth_collapse import collapse
 from trainwell.doctor.echoed_targets import echoed_input
 from trainwell.doctor.empty_epochs import defer_to_empty_epochs
 from trainwell.doctor.epoch_order import SamplerCount
+from trainwell.doctor.fresh_layers import FreshLayers
 from trainwell.doctor.game_reading import read_game
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.label_column import LabelColumns
 from trainwell.doctor.lambda_factors import LambdaSchedules
+from trainwell.doctor.leaf_loss import LeafLosses
 from trainwell.doctor.loop_deferral import defer, defer_diverged_validation, mismeasured_validation
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_loss_inputs import LossInputReads
@@ -87,17 +89,20 @@ from trainwell.doctor.restored_weights import StateRestores
 from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.scale_invariant_rate import StartNorms, grown_norms
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
+from trainwell.doctor.shared_steps import SharedSteps
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.summed_loss import summed_batch_loss
 from trainwell.doctor.supcon_floor import supcon_floors
 from trainwell.doctor.trained_pads import TrainedPads
 from trainwell.doctor.trained_start import predicts_labels
 from trainwell.doctor.trained_symmetry import constant_weights
+from trainwell.doctor.unrelated_validation import TrainingHits
 from trainwell.doctor.unstepped_schedulers import plateaus_held
 from trainwell.doctor.validation_classes import TrainingClasses
 from trainwell.doctor.value_readings import read_with_targets, read_with_value
 from trainwell.doctor.warmup_curve import reread_after_warmup
 from trainwell.doctor.weighted_curve import reread_after_weights
+from trainwell.doctor.wide_init import wide_weights
 from trainwell.doctor.wrapped_optimizers import stepping
 from trainwell.doctor.zero_sqrt import nan_gradient_through_root
 from trainwell.train.callbacks import State
@@ -176,7 +181,11 @@ class Watch:
         self._optimizer_builds = OptimizerBuilds(model.parameters(), lambda: (self._calls, len(self._val), len(
             self._samplers.starts)), optimizers)
         self._clips = ClipCalls(model, optimizers)  # where the loop clips its gradients
+        self._shared = SharedSteps(optimizers, dict(model.named_parameters()))  # a tensor two optimizers step
         self._kept = KeptLosses()  # weak references to the loss tensors given to step()
+        self._leaf_losses = LeafLosses()  # step losses that are leaves (requires_grad set on the loss itself)
+        self._fresh = FreshLayers()  # parameters outside the model, new at every step (a layer built in forward)
+        self._hits = TrainingHits()  # the training batches' labels right before the first validation
         self._log_form: str | None = None  # an unguarded log of a probability in the first loss's graph
         self._zero_root: str | None = None  # a root at 0 that made the first finite loss's gradient NaN
         self._contrastive = ContrastiveReader()  # a contrastive loss's temperature, read on the first steps
@@ -185,6 +194,7 @@ class Watch:
         self._first_targets = None  # the y= given on that step
         self._norms = StartNorms(model)  # the weights' norms before the first step (scale-invariant ones grow)
         self._positive = positive_weights(model.named_parameters())  # weights initialized all positive
+        self._wide = wide_weights(model.named_parameters())  # weights drawn far too wide for their fan-in
         self._constant = constant_weights(model.named_parameters())  # weights initialized to one value
         self._compiles = CompileCalls(model, self._compiled_while_watched)  # torch.compile(model) in the block
         self._val_losses = self.probe.validation_losses  # the loss calls of the validations
@@ -193,7 +203,7 @@ class Watch:
         # compiling) the loop calls: each replaces its method while the block runs
         self._call_readers = (self._shuffles, self._samplers, self._lambdas, self._plateaus, self._builds,
                               self._restores, self._optimizer_builds, self._clips, self._compiles, self._inits,
-                              self._scheduler_steps)
+                              self._scheduler_steps, self._shared)
         # the ReduceLROnPlateau schedulers the code holds when it asks for the report
         self._plateaus_now: list = []
         self.held_plateaus: list = []  # those the caller knows of besides (trainwell watch's, recorded when created)
@@ -274,12 +284,15 @@ class Watch:
         self._val_losses.stepped()
         self.probe.random_states.stepped()  # before the readings below run anything
         self._kept.record(loss)
+        self._leaf_losses.step(loss)
+        self._fresh.read(loss, self.probe.model, self.probe.optimizers)
         self.probe.kept_outputs.stepped(self._kept.graph_alive)
         self._finish_readers()
         self._loss_inputs.training_call.given(loss)  # the step's loss against its class-index call's value
         self._mixups.read(y)
         self.probe.row_labels.step(y)
         scored = self.probe.scored  # an observed step's (outputs, gradient): the readings below clear it
+        self._hits.read(scored, y, len(self._val))
         idle = self.probe.step_recorded()
         if self._calls == 1 and isinstance(loss, torch.Tensor) and loss.grad_fn is not None:
             leaves = graph_leaves(loss)

@@ -16,6 +16,7 @@ from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor.augmented_validation import augmented_validation
 from trainwell.doctor.batch_flatten import loop_flattened_batch
+from trainwell.doctor.batch_mixing import loop_batch_mixing
 from trainwell.doctor.batchnorm_momentum import batchnorm_momentum_verdict
 from trainwell.doctor.bce_targets import binary_targets_verdict
 from trainwell.doctor.class_weights import NAME as CLASS_WEIGHTS
@@ -29,6 +30,8 @@ from trainwell.doctor.dropped_batches import dropped_batches
 from trainwell.doctor.echoed_targets import loop_echo
 from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
+from trainwell.doctor.epoch_steps import once_per_epoch
+from trainwell.doctor.flat_outputs import flat_outputs
 from trainwell.doctor.ignored_class_call import ignored_class_call
 from trainwell.doctor.input_independent_level import constant_only, unmatched_labels
 from trainwell.doctor.inverted_mask import loop_inverted_mask
@@ -54,9 +57,11 @@ from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.trained_symmetry import constant_init_verdict, trained_symmetry
 from trainwell.doctor.unbounded_loss import unbounded_fall
+from trainwell.doctor.unrelated_validation import unrelated
 from trainwell.doctor.unscaled_cosine import unscaled_cosine
 from trainwell.doctor.unstepped_schedulers import idle_plateaus, unstepped_plateaus, unstepped_verdict
 from trainwell.doctor.validation_classes import unseen_classes
+from trainwell.doctor.wide_init import wide_verdict
 from trainwell.doctor.zero_sqrt import zero_root_verdict
 
 #: update/weight ratios outside this band point a flat loss curve's learning rate up or down (10x around 1e-3)
@@ -216,9 +221,10 @@ def loop_verdicts(w) -> list:
     echo = loop_echo if sample is None or sample[3][sample[2]].is_floating_point() else loop_copied_tokens
     # an optimizer created again in the loop: what the given one's steps then look like defers to it
     rebuilt = w._optimizer_builds.verdict(w._calls, [d for d, _ in w._samplers.starts])
-    out = [lv.unregistered_verdict(p.unregistered), rebuilt or lv.stepped(p, w._calls), lv.optimizer_ownership(p),
-           lv.gradient_flow(p), constant_only(w, lv.gradient_reach(p, w._reentrant_cut)), lv.weight_decay(p),
-           lv.module_mode(p),
+    stepped = rebuilt or lv.stepped(p, w._calls)
+    out = [lv.unregistered_verdict(p.unregistered), stepped, lv.optimizer_ownership(p),
+           lv.gradient_flow(p), constant_only(w, w._leaf_losses.explain(lv.gradient_reach(p, w._reentrant_cut))),
+           lv.weight_decay(p), lv.module_mode(p),
            w._scheduler_steps.verdict([*w._given, *p.optimizers], p.model.parameters(), p.lrs) or
            unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
            unstepped_plateaus(idle_plateaus_of(w), epochs_seen(w), p.lrs) or
@@ -230,6 +236,7 @@ def loop_verdicts(w) -> list:
            loss_verdict(w, first), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
            w._samplers.verdict(), w._restores.verdict(), w._clips.verdict([s["grad_norm"] for s in p.steps]),
+           w._shared.verdict(), w._fresh.verdict(),
            ld.parts_of_targets({k: [t.cpu() for t in v] for k, v in w._parts.items() if v}, p.output_shapes,
                                wider_than_labels(ld.labels(
                                    [y.cpu() for y in w._ys], classes, w._broadcast or w._loss_inputs.broadcast_found,
@@ -242,7 +249,9 @@ def loop_verdicts(w) -> list:
                                    [y.cpu() for y in w._ys], p.steps, p.multi_output, first)),
            ld.single_example_batches(p), p.norm_values.verdict(), p.split_inputs.verdict(),
            p.split_rows.verdict(ld.full_batch_masked(p)), p.row_labels.verdict(),
-           w._label_columns.verdict(), detached_outputs(p.steps),
+           w._label_columns.verdict(), detached_outputs(p.steps), flat_outputs(p.steps, losses),
+           None if stepped is not None and stepped.status in ("warn", "fail") else
+           once_per_epoch(p.steps, p.opt_steps, epochs_seen(w)),
            dropped_batches(p.dropped_forwards, p.game),
            echo(p, w._echoes, sample),
            inverted_weights(p.steps, [y.cpu() for y in w._ys]),
@@ -253,6 +262,7 @@ def loop_verdicts(w) -> list:
            p.random_states.verdict(),
            loop_doubled_skips(p, w._first_forward), loop_norm_groups(p, w._first_forward),
            loop_inverted_mask(p, w._first_forward), loop_sequence_first(p, w._first_forward, w._first_targets),
+           loop_batch_mixing(p, w._first_forward, w._first_targets),
            loop_flattened_batch(p, w._first_forward),
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
@@ -264,7 +274,8 @@ def loop_verdicts(w) -> list:
            w._val_losses.verdict([h["train_loss"] for h in w._history(None, once=False)]),
            unseen_classes(w._classes.seen(),
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
-           relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels),
+           relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels) or
+           unrelated(w._val_losses.first_confusion, w._val_losses.confusion, w._hits),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
            probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
@@ -274,6 +285,7 @@ def loop_verdicts(w) -> list:
            probability_targets_verdict(w._loss_inputs.training_call.row_sums),
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
+           wide_verdict(w.first_step.wide if w.first_step is not None else w._wide, p.model),
            unmatched_labels(w, observed_ratios(w))]
     if p.game is None and policy_gradient(w) is None:  # they need not fall
         out.append(unbounded_fall(losses))

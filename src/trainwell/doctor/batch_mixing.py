@@ -1,0 +1,54 @@
+"""``loop: batch independence`` for a watched model with no sequence-first layer: a forward whose examples mix
+inside the batch in eval mode.
+
+A reduction over the batch axis written into ``forward`` (``F.normalize(h, dim=0)`` meant per example,
+``h - h.mean(0)``, a softmax over dim 0) makes each example's output depend on the rest of its batch: the model
+trains on one batch size and is evaluated on another (a whole validation set at once), where the same example
+gets another output. ``doctor.check`` reads it as batch independence (:mod:`~trainwell.doctor.batch_independence`:
+in eval mode, d out_i / d x_j = 0 for j != i); at a watched loop's report the same reading runs on the first
+observed training forward, its examples located from the targets given with it, as
+:func:`~trainwell.doctor.sequence_first_batches.loop_sequence_first` reads a model with a sequence-first layer
+(which names that layer; this one runs where there is none).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trainwell.doctor.batch_layout import fitting_views, sequence_first_layers
+from trainwell.doctor.sequence_first_batches import NAME, independence_in_some_reading
+from trainwell.doctor.verdict import Verdict
+from trainwell.nn.modes import kept_modes
+
+
+def loop_batch_mixing(probe, forward: tuple | None, y) -> Verdict | None:
+    """A fail when the model has no sequence-first layer and, on the first observed training forward (``forward``:
+    its (args, kwargs), the model called on one tensor) with its targets ``y``, every reading of where its
+    examples lie shows one example's output depending on the others in eval mode; None otherwise."""
+    if forward is None or sequence_first_layers(probe.model):
+        return None
+    args, kwargs = forward
+    if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or not isinstance(y, torch.Tensor):
+        return None
+    views = fitting_views(probe.model, args[0].detach(), y.detach())
+    if not views:
+        return None
+    probe.reading = True  # the probe's hooks record nothing of these forwards
+    try:
+        with kept_modes(probe.model):
+            verdict, _ = independence_in_some_reading(probe.model, views)
+    except Exception:  # noqa: BLE001 - a model this reading cannot run gets no verdict from it
+        return None
+    finally:
+        probe.reading = False
+    if verdict.status != "fail":
+        return None
+    return Verdict(NAME, "fail", f"each example's output depends on the other examples of its batch in eval mode "
+                   f"({verdict.value}): the same example gets another output in a batch of another size (the "
+                   "validation set at once)", "each example's output from its own input",
+                   "a reduction over the batch axis in forward: normalize, center or softmax each example over its "
+                   "own features (F.normalize(h, dim=1), h - h.mean(1, keepdim=True), softmax(dim=1)), or a "
+                   "normalization layer that keeps running statistics (BatchNorm with track_running_stats=True)")
+
+
+__all__ = ["loop_batch_mixing"]
