@@ -183,11 +183,11 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
             v = Verdict(v.check, "info", f"{v.value} (the loss scale: explained by 'loop: gradients at "
                         "optimizer.step()')", v.expected, "the gradients were clipped before the loss scale was "
                         "divided out: fix that first; the loss is not counted twice")
-        elif v.check in DOWNSTREAM and causes and (v.status in ("pass", "warn", "fail") or
+        elif v.check in DOWNSTREAM and causes and (v.status in ("warn", "fail") or
                                                    (v.check == DOWNSTREAM[0] and v.status == "info" and
                                                     "explained by" not in str(v.value))):
             # the loss curve's information readings (levelled off, noisy) follow from the cause as much as its
-            # warnings do
+            # warnings do; a healthy reading (a good curve) is no consequence of it and stays a pass
             names = ", ".join(_named(c) for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
                         f"fix {names} first: this reading follows from it")
@@ -204,10 +204,12 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
 
 
 def defer_diverged_validation(verdicts: list[Verdict]) -> list[Verdict]:
-    """The overfitting verdict's fail for a validation loss that is not finite because the training loss is not
-    either (the run diverged) follows from what made it diverge: the learning-rate verdict where that is a problem,
-    or the cause that verdict itself names (it reads 'info', explained by a loop cause). It reads as 'info' naming
-    it, so the report does not send the reader to the validation first."""
+    """What a diverged run's loss took with it follows from what made it diverge: the overfitting verdict's fail for
+    a validation loss that is not finite because the training loss is not either, and the monitors' fails for
+    activations or gradients gone NaN/Inf once the loss became so mid-run. What made it diverge is the
+    learning-rate verdict where that is a problem, or the cause that verdict itself names (it reads 'info',
+    explained by a loop cause). They read as 'info' naming it, so the report sends the reader to that cause first
+    (as it does for the other consequences) and not to a layer or to the validation."""
     rate = next((v for v in verdicts if v.check == DOWNSTREAM[0]), None)
     if rate is None:
         return verdicts
@@ -215,10 +217,24 @@ def defer_diverged_validation(verdicts: list[Verdict]) -> list[Verdict]:
     if not names:
         return verdicts
     named = ", ".join(f"'{n}'" for n in names)
-    return [Verdict(v.check, "info", f"{v.value} (explained by {named})", v.expected,
-                    f"fix {named} first: the training diverged, so the validation loss is not finite either")
-            if v.check == "overfitting" and v.status == "fail" and "nor is the training loss" in str(v.value) else v
-            for v in verdicts]
+    diverged = str(rate.value).startswith(DIVERGED)
+    out = []
+    for v in verdicts:
+        if v.check == "overfitting" and v.status == "fail" and "nor is the training loss" in str(v.value):
+            v = Verdict(v.check, "info", f"{v.value} (explained by {named})", v.expected,
+                        f"fix {named} first: the training diverged, so the validation loss is not finite either")
+        elif diverged and v.check in NON_FINITE and v.status == "fail":
+            v = Verdict(v.check, "info", f"{v.value} (explained by {named})", v.expected,
+                        f"fix {named} first: the training diverged ({str(rate.value).split(': ', 1)[-1]}), and "
+                        f"the network's values with it; if they are still not finite after, {v.advice}")
+        out.append(v)
+    return out
+
+
+#: the learning-rate verdict's reading of a loss that became NaN/Inf after a finite start
+DIVERGED = "too high: loss became"
+#: the monitors' readings of NaN/Inf inside the network
+NON_FINITE = ("monitor: non-finite activations", "monitor: non-finite gradients")
 
 
 #: the monitor's own advice for dead ReLUs, which a loop cause that drove the updates makes point the wrong way
