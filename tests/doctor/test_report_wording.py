@@ -112,3 +112,25 @@ def test_a_diverged_run_s_nan_activations_and_gradients_name_the_learning_rate_a
     rows = [line.split("│")[1].strip() for line in lines if line.startswith("│")]
     assert rows[0] == RATE and all("monitor: non-finite" not in line or "info" in line
                                    for line in lines if line.startswith("│"))
+
+
+def test_the_phase_column_says_when_each_row_was_read():
+    from trainwell.doctor.report import Report
+    from trainwell.doctor.verdict import Verdict
+
+    report = Report([Verdict("symmetry", "fail", "identical units in 0.weight", "distinct hidden units", "fix"),
+                     Verdict("loop: labels", "warn", "sorted", "mixed", "shuffle"),
+                     Verdict("overfitting", "pass", "no onset", "-")], phases=["pre", "monitor", "post"])
+    header = next(line for line in str(report).splitlines() if "┃" in line and "check" in line)
+    assert header.split("┃")[1].strip() == "when"
+    rows = {line.split("│")[2].strip(): line.split("│")[1].strip() for line in str(report).splitlines()
+            if line.startswith("│")}
+    assert rows == {"symmetry": "before training", "loop: labels": "during training"}
+
+
+@pytest.mark.slow  # ~1 s: 64 watched steps
+def test_a_healthy_loop_s_monitors_say_what_they_read_and_how_often():
+    report = _user_loop(lr=0.05)
+    assert report.status == "pass", report
+    assert re.fullmatch(r"\d+ snapshots? of the network \(one every 10 steps\), no warnings",
+                        report["monitors"].value)

@@ -24,6 +24,9 @@ from trainwell.doctor.report_order import likely_cause, merged, reading_order, s
 from trainwell.doctor.verdict import STATUSES, Verdict, worst
 
 _COLORS = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
+#: a verdict's phase as its row says it: the pre-flight checks ran before training (on a copy of the model), the
+#: monitors read the steps as they ran, the post-flight readings the whole run at its end
+PHASES_SHOWN = {"pre": "before training", "monitor": "during training", "post": "after training"}
 
 
 class Report:
@@ -122,7 +125,7 @@ class Report:
         # rows beside the loop's readings (trainwell watch --check); otherwise the phase says nothing new
         show_expected = any(shown(v.expected) for v, _ in rows)
         show_advice = any(v.advice for v, _ in rows)
-        for col in (("phase",) if show_phase else ()) + ("check", "status", "measured") + \
+        for col in (("when",) if show_phase else ()) + ("check", "status", "measured") + \
                 (("expected",) if show_expected else ()) + (("what to do",) if show_advice else ()):
             table.add_column(col, overflow="fold")
         advised: dict[str, str] = {}  # advice -> the first row's check: the same fix is written out once
@@ -132,7 +135,7 @@ class Report:
             row = [v.check, f"[{_COLORS[v.status]}]{v.status}[/]", escape(shown(v.value))] + \
                 ([escape(shown(v.expected))] if show_expected else []) + \
                 ([escape(advice if said == v.check else f"as for '{said}' above")] if show_advice else [])
-            table.add_row(*(([phase] if show_phase else []) + row))
+            table.add_row(*(([PHASES_SHOWN.get(phase, phase)] if show_phase else []) + row))
         return table
 
     def _full(self, full: bool | None) -> bool:
