@@ -134,3 +134,14 @@ def test_a_healthy_loop_s_monitors_say_what_they_read_and_how_often():
     assert report.status == "pass", report
     assert re.fullmatch(r"\d+ snapshots? of the network \(one every 10 steps\), no warnings",
                         report["monitors"].value)
+
+
+def test_a_merged_row_says_once_what_explains_it_even_when_the_cause_s_name_has_parentheses():
+    from trainwell.doctor.report_order import merged
+    from trainwell.doctor.verdict import Verdict
+
+    why = f" (explained by '{RATE}')"
+    rows = [(Verdict("monitor: non-finite activations", "info", f"in layer '{name}' at step 50: 100% NaN/Inf{why}",
+                     "finite values", "fix it"), "monitor") for name in ("body.0", "body.1", "body.3", "head")]
+    [(row, _)] = merged(rows)
+    assert row.value.count("explained by") == 1 and row.value.endswith(f"; and 1 more like these{why}")
