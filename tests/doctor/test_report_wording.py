@@ -97,6 +97,7 @@ def test_a_good_loss_curve_beside_a_loop_bug_stays_a_pass():
     assert report["loop: train/eval mode"].status in ("warn", "fail")
     curve = report[RATE]
     assert curve.value.startswith("good") and curve.status == "pass" and "explained by" not in curve.value
+    assert "of the loss level (its steps' scatter around a running mean, second half)" in curve.value  # noise, said
     assert report.likely_cause.check == "loop: train/eval mode"
 
 
