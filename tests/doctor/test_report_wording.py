@@ -146,3 +146,15 @@ def test_a_merged_row_says_once_what_explains_it_even_when_the_cause_s_name_has_
                      "finite values", "fix it"), "monitor") for name in ("body.0", "body.1", "body.3", "head")]
     [(row, _)] = merged(rows)
     assert row.value.count("explained by") == 1 and row.value.endswith(f"; and 1 more like these{why}")
+
+
+@pytest.mark.slow  # ~1 s: the command line on a script
+def test_the_command_points_to_its_own_option_for_the_passes_readings(tmp_path, capsys):
+    from trainwell.cli import main
+
+    path = tmp_path / "train.py"
+    path.write_text(textwrap.dedent(STEP_FORGOTTEN))
+    assert main(["watch", "--every", "50", str(path)]) == 1
+    out = capsys.readouterr().out
+    passed = next(line for line in out.splitlines() if line.startswith("passed ("))
+    assert passed.endswith("(their readings: run it again with --json)") and "report.table" not in out

@@ -141,9 +141,10 @@ class Report:
     def _full(self, full: bool | None) -> bool:
         return not (self.failed or self.warnings) if full is None else full
 
-    def rendered(self, full: bool | None = None):
+    def rendered(self, full: bool | None = None, details: str = "--json, or report.table(full=True)"):
         """The report as it is printed: its title and status, the likely cause and its fix in two lines, the table
-        (:meth:`table`), then the checks that passed or were skipped, by name, when they have no rows."""
+        (:meth:`table`), then the checks that passed or were skipped, by name, when they have no rows (``details``:
+        where their readings are, for the reader at hand: the command line's option, the library's call)."""
         from rich.console import Group
         from rich.text import Text
 
@@ -158,8 +159,7 @@ class Report:
             for status, heading, why in (("pass", "passed", "their readings"), ("skip", "skipped", "why")):
                 names = list(dict.fromkeys(v.check for v in self.verdicts if v.status == status))
                 if names:
-                    parts.append(Text(f"{heading} ({len(names)}): {', '.join(names)} ({why}: --json, or "
-                                      "report.table(full=True))"))
+                    parts.append(Text(f"{heading} ({len(names)}): {', '.join(names)} ({why}: {details})"))
         return Group(*parts)
 
     def __rich__(self):
