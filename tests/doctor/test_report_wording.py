@@ -158,3 +158,15 @@ def test_the_command_points_to_its_own_option_for_the_passes_readings(tmp_path, 
     out = capsys.readouterr().out
     passed = next(line for line in out.splitlines() if line.startswith("passed ("))
     assert passed.endswith("(their readings: run it again with --json)") and "report.table" not in out
+
+
+@pytest.mark.slow  # ~1 s: the pre-flight checklist
+def test_the_gradient_check_says_what_its_number_is():
+    torch.manual_seed(0)
+    x, y = _blobs(64)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+    report = doctor.check(model, x, y, F.cross_entropy, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    value = report["gradient check (data loss)"].value
+    assert report["gradient check (data loss)"].status == "pass"
+    assert re.fullmatch(r"largest relative error \S+ \((good|ok)(, \d+ of \d+ sampled gradients below \S+, not "
+                        r"compared)?\)", value), value
