@@ -499,7 +499,8 @@ class Monitor(Callback):
             return None
         return Verdict(f"monitor: {w['kind']}", "info", f"{w['where']} at step {w['step']}: {w['value']}; at step "
                        f"{last['step']}: {last['activations'][w['where']]['dead']:.0%} (the units came back: they "
-                       "were not dead)", "-", "")
+                       "were not dead)", self._expected(w["kind"]), "nothing to do for this layer: dead units get no "
+                       "gradient and stay dead, so units that came back were only idle for a while")
 
     def _settled(self, w: dict) -> Verdict | None:
         """An ``info`` for a "large" update/weight warning whose steps settled: at every observed step from the middle
