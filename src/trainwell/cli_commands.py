@@ -78,7 +78,7 @@ def cmd_doctor(args) -> int:
     if args.json:
         print(report.to_json())
     else:
-        _console().print(report)
+        _console().print(report.rendered(details="run it again with --json"))
     return 1 if report.failed else 0
 
 
@@ -121,7 +121,7 @@ def cmd_watch(args) -> int:
                            "verdicts": r.as_dicts()} for r in reports], indent=2, default=str))
     else:
         for report in reports:
-            _console().print(report)
+            _console().print(report.rendered(details="run it again with --json"))
     # the script's own failure (it raised, or exited with a status) is its exit status, as python would give it
     code = runner.status or (1 if any(r.failed for r in reports) else 0)
     print(cli_tables.watch_footer(args.script, wall, reports, code, runner.status), file=sys.stderr)

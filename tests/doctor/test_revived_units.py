@@ -46,5 +46,6 @@ def _dead(bias):
 def test_units_that_come_back_are_not_warned_as_dead_and_units_that_stay_dead_are():
     revived = _dead(-0.1)
     assert revived.status == "info" and "came back" in revived.value, revived
+    assert revived.expected.startswith("at most") and revived.advice.startswith("nothing to do for this layer")
     dead = _dead(-3.0)
     assert dead.status == "warn" and "100%" in dead.value, dead

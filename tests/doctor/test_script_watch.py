@@ -111,7 +111,9 @@ def test_a_gan_s_two_modules_are_watched_side_by_side_and_the_script_s_error_sti
     runner = ScriptWatch(every=10)
     [report] = runner.run(_script(tmp_path, gan, "gan.py"), [])
     assert runner.names == ["D", "G"] and "ValueError: stopped on purpose" in runner.error
-    assert runner.unread == 2 and report.title.endswith(": D, G (read from step 3; its loss curve from step 1)")
+    assert runner.unread == 2 and report.title.endswith(
+        ": D, G (steps 1-2 showed which models and optimizers the loop trains: read from step 3; its loss curve from "
+        "step 1)")
     assert report["loop: gradients at optimizer.step()"].status == "pass"
 
 
@@ -201,7 +203,8 @@ def test_a_teacher_then_its_student_are_two_loops_each_read_on_its_own(tmp_path)
     """
     runner = ScriptWatch(every=5)
     teacher, student, probe = runner.run(_script(tmp_path, kd, "kd.py"), [])
-    assert [r.title.split(": ")[-1].split(" ")[0] for r in (teacher, student, probe)] == ["teacher", "student", "probe"]
+    assert [r.title.split(".py: ")[-1].split(" ")[0] for r in (teacher, student, probe)] == ["teacher", "student",
+                                                                                              "probe"]
     assert not _alarms(teacher), teacher  # the student's teacher forwards are no validation of the teacher's
     assert student["loop: validation examples"].status == "pass"
     firsts = runner._globals["FIRST"]  # what lbfgs.step(closure) returned: each step's first loss
@@ -516,7 +519,7 @@ def test_the_loss_curve_starts_at_the_loop_s_first_step_so_lbfgs_converging_in_i
     first = runner._globals["LOSSES"]  # what opt.step(closure) returned: each step's first loss
     assert w._before == pytest.approx(first[:runner.unread]) and w.losses == pytest.approx(first[runner.unread:])
     assert torch.equal(w._before_ys[0], runner._globals["y"])  # the first step's labels, read from its loss
-    assert runner.curve_from == 1 and report.title.endswith(f"(read from step {runner.unread + 1}; its loss curve "
+    assert runner.curve_from == 1 and report.title.endswith(f": read from step {runner.unread + 1}; its loss curve "
                                                             "from step 1)")
     runner = ScriptWatch(every=5)
     [report] = runner.run(path, ["tiny_rate"])
@@ -595,7 +598,8 @@ def test_model_names_the_script_s_variable_holding_the_model_to_watch(tmp_path):
     assert runner.watches[0].probe.model is runner._globals["trainer"].model
     # from step 2, or 3 when an optimizer of an earlier test is still alive in this process (several optimizers:
     # the loop's is known when it steps again), as for the first test's `unread in (1, 2)`
-    read = r": trainer\.model \(read from step [23]; its loss curve from step 1\)"
+    read = r": trainer\.model \(steps? 1(-2)? showed which model and optimizers? the loop trains: read from " \
+        r"step [23]; its loss curve from step 1\)"
     assert re.search(read, report.title), report.title
 
 

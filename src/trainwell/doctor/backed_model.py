@@ -23,6 +23,7 @@ from __future__ import annotations
 from torch import nn
 from torch.optim import Optimizer
 
+from trainwell.doctor.caller_warnings import relay, see_through
 from trainwell.doctor.script_model import alive
 
 #: backward() passes on one model with no optimizer step before the loop is read as one that never steps
@@ -92,9 +93,10 @@ class UnsteppedLoop:
 def zero_grads_read(loop: UnsteppedLoop):
     """A wrapper for ``zero_grad`` (an optimizer's, a module's) that tells ``loop`` of each call."""
     def wrap(original):
+        @see_through
         def read(owner, *args, **kwargs):
             loop.zeroed()
-            return original(owner, *args, **kwargs)
+            return relay(original, owner, *args, **kwargs)
         return read
     return wrap
 

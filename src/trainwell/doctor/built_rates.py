@@ -26,6 +26,8 @@ import weakref
 
 from torch.optim import Optimizer
 
+from trainwell.doctor.caller_warnings import relay, see_through
+
 
 def _rates(optimizer) -> list[float]:
     out = []
@@ -59,8 +61,9 @@ class BuiltRates:
     def _reading(self, original):
         rates = self._rates
 
+        @see_through
         def read(optimizer, *args, **kwargs):
-            out = original(optimizer, *args, **kwargs)
+            out = relay(original, optimizer, *args, **kwargs)
             try:
                 rates[optimizer] = _rates(optimizer)
             except TypeError:  # not weakly referable

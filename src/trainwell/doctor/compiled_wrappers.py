@@ -28,6 +28,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from trainwell.doctor.caller_warnings import relay, see_through
+
 
 def compiled_wrapper(model: nn.Module) -> nn.Module | None:
     """The ``torch.compile(model)`` wrapper made before now (the latest made, if several), or None."""
@@ -120,16 +122,18 @@ class CompileCalls:
         if not kind._active:
             compile_function, compile_method = kind._originals = torch.compile, nn.Module.compile
 
+            @see_through
             @functools.wraps(compile_function)
             def compile_seen(*args, **kwargs):
-                result = compile_function(*args, **kwargs)
+                result = relay(compile_function, *args, **kwargs)
                 for reader in list(kind._active):
                     reader._saw(result)
                 return result
 
+            @see_through
             @functools.wraps(compile_method)
             def compile_in_place_seen(module, *args, **kwargs):
-                compile_method(module, *args, **kwargs)
+                relay(compile_method, module, *args, **kwargs)
                 for reader in list(kind._active):
                     reader._saw(module)
 
@@ -167,9 +171,10 @@ def _wrap_init(module) -> None:
         return
     init = wrapper.__dict__["__init__"]
 
+    @see_through
     @functools.wraps(init)
     def init_seen(self, *args, **kwargs):
-        init(self, *args, **kwargs)
+        relay(init, self, *args, **kwargs)
         for reader in list(kind._active):
             reader._saw(self)
 

@@ -188,7 +188,8 @@ def _describe_curve(f: dict, batch_size: int | None, floor: float = 0.0, bound: 
         rise = (f["tail"] - f["head"]) / max(abs(f["head"]), 1e-12)
         change = f"{rise:.0%} rise" if rise < 10 else f"a rise to {f['tail'] / max(abs(f['head']), 1e-12):.3g}x"
     value = (f"start {f['head'] + floor:.3g} -> end {f['tail'] + floor:.3g} ({change}); noise {f['noise']:.0%} of "
-             f"the loss level{' above the floor' if floor else ''}{noise_note}")
+             f"the loss level{' above the floor' if floor else ''} (its steps' scatter around a running mean, second "
+             f"half){noise_note}")
     return value
 
 

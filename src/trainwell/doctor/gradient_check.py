@@ -354,14 +354,15 @@ def _grade(name: str, found: _Comparison, atol: float, kinks: bool, budget_note:
                   if kinks else f"uncomfortable for a smooth network ('{where}')")
     else:
         status, advice = "pass", ""
-    note = f", {vanishing} of {checked} below {atol:g}" if vanishing else ""
+    note = f", {vanishing} of {checked} sampled gradients below {atol:g}, not compared" if vanishing else ""
     note += f", {crossings} kink crossing{'s' if crossings != 1 else ''} skipped" if crossings else ""
     note += budget_note
     if abs(f0) > LARGE_LOSS:
         note += f"; loss {f0:.3g}: differences up to {floor:.2g} are round-off"
     if stepped and status == "pass":
-        return Verdict(name, "info", f"{err:.2e} ({quality}{note}){stepped}", expected, STEP_ADVICE)
-    return Verdict(name, status, f"{err:.2e} ({quality}{note}){stepped}", expected, advice)
+        return Verdict(name, "info", f"largest relative error {err:.2e} ({quality}{note}){stepped}", expected,
+                       STEP_ADVICE)
+    return Verdict(name, status, f"largest relative error {err:.2e} ({quality}{note}){stepped}", expected, advice)
 
 
 def _to_double(value):

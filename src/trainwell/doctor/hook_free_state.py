@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 
+from trainwell.doctor.caller_warnings import relay, see_through
+
 
 def _ours(hook) -> bool:
     """Whether a hook was registered by trainwell (a function or closure of its modules, or a method of one of its
@@ -41,8 +43,9 @@ def hook_free(state: dict) -> dict:
 def hook_free_copies(original):
     """``nn.Module.__getstate__`` leaving the watch's hooks out: the script's ``copy.deepcopy(model)`` and
     ``torch.save(model, path)`` copy its model, not the watch."""
+    @see_through
     def read(module):
-        return hook_free(original(module))
+        return hook_free(relay(original, module))
     return read
 
 

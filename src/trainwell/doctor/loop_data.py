@@ -15,6 +15,7 @@ from trainwell.doctor.input_scale import ADVICE as SMALL_ADVICE
 from trainwell.doctor.input_scale import FAR, LARGE_ADVICE, RESTORED, is_small
 from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.multi_hot import ADVICE, multi_hot_rows
+from trainwell.doctor.plurals import counted
 from trainwell.doctor.row_labels import TASKS
 from trainwell.doctor.step_readings import fixed_rows, forward_tensors
 from trainwell.doctor.target_range import one_label_left
@@ -99,7 +100,8 @@ def inputs(probe: LoopProbe, memorizing: bool = False) -> Verdict:
             return Verdict(name, "warn", f"inputs far below unit scale: std up to {std:.3g}, 99% of "
                            f"the non-zero |x| below {max(small):.3g} as the first weighted layer receives them",
                            "std ~ 1 (99% of |x| above 0.02)", SMALL_ADVICE)
-    return Verdict(name, "pass", f"{len(distinct)} distinct batches in {len(by_step)} observed steps", "-")
+    return Verdict(name, "pass", f"{counted(len(distinct), 'distinct batch')} in "
+                   f"{counted(len(by_step), 'observed step')}", "-")
 
 
 def _inputs_by_step(seen: list[dict]) -> dict[int, tuple]:
@@ -189,16 +191,18 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
                        "reads those a torch loss such as F.cross_entropy was given)", "-", "")
     constant = _one_value(ys)
     if constant is not None and game is not None:
-        return Verdict(name, "pass", f"every target in {len(ys)} batches is {constant}: one player's loss in a game "
-                       f"({game}), whose targets are the answer it asks of the other player", "-")
+        return Verdict(name, "pass", f"every target in {counted(len(ys), 'batch')} is {constant}: one player's loss "
+                       f"in a game ({game}), whose targets are the answer it asks of the other player", "-")
     if constant is not None:
-        return Verdict(name, "warn", f"every target in {len(ys)} batches is {constant}", "targets that differ",
+        return Verdict(name, "warn", f"every target in {counted(len(ys), 'batch')} is {constant}",
+                       "targets that differ",
                        "a constant output fits these targets perfectly and the loss says nothing about the inputs: "
                        "are the negative examples (or the other classes) missing, e.g. never sampled? (A ranking "
                        "loss's +1, which item of each pair ranks first, is one value by design)")
     left = None if ys[0].is_floating_point() else one_label_left(torch.cat([y.reshape(-1) for y in ys]), classes)
     if left is not None:
-        return Verdict(name, "warn", f"{left[0]} ({len(ys)} batches)", "targets of two classes or more", left[1])
+        return Verdict(name, "warn", f"{left[0]} ({counted(len(ys), 'batch')})", "targets of two classes or more",
+                       left[1])
     if ys[0].is_floating_point():
         hot = [r for r in (multi_hot_rows(y, classes) for y in ys) if r is not None] if soft else []
         several, rows = sum(r[0] for r in hot), sum(len(y) for y in ys)
@@ -230,10 +234,10 @@ def labels(ys: list[torch.Tensor], classes: int | None, broadcast: str | None = 
     # never a target; a tagger's (B, T) tags are labels
     if classes and lo >= 1 and classes > 2 and len(ys) >= 5 and hi == classes - 1 and aligned and \
             (ys[0].dim() == 1 or not tokens):
-        return Verdict(name, "warn", f"targets run {lo}..{hi}: class 0 never appears in {len(ys)} batches",
+        return Verdict(name, "warn", f"targets run {lo}..{hi}: class 0 never appears in {counted(len(ys), 'batch')}",
                        f"targets in [0, {classes})", "1-based labels? subtract 1 (output 0 is trained towards "
                        "never being chosen, and the model has one class too many)")
-    return _label_mix(flat, contexts, policy, f"{len(ys)} batches, targets {lo}..{hi}", void)
+    return _label_mix(flat, contexts, policy, f"{counted(len(ys), 'batch')}, targets {lo}..{hi}", void)
 
 
 def _label_mix(flat: list[torch.Tensor], contexts: list | None, policy: str | None, seen: str, void: str) -> Verdict:

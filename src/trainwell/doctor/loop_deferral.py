@@ -7,6 +7,8 @@ in :mod:`trainwell.doctor.loop_verdicts` and the modules it names.
 
 from __future__ import annotations
 
+import math
+
 from trainwell.doctor import diagnosis
 from trainwell.doctor.augmented_validation import CHANGED
 from trainwell.doctor.batch_statistics import NAME as BATCH_STATISTICS
@@ -183,11 +185,11 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
             v = Verdict(v.check, "info", f"{v.value} (the loss scale: explained by 'loop: gradients at "
                         "optimizer.step()')", v.expected, "the gradients were clipped before the loss scale was "
                         "divided out: fix that first; the loss is not counted twice")
-        elif v.check in DOWNSTREAM and causes and (v.status in ("pass", "warn", "fail") or
+        elif v.check in DOWNSTREAM and causes and (v.status in ("warn", "fail") or
                                                    (v.check == DOWNSTREAM[0] and v.status == "info" and
                                                     "explained by" not in str(v.value))):
             # the loss curve's information readings (levelled off, noisy) follow from the cause as much as its
-            # warnings do
+            # warnings do; a healthy reading (a good curve) is no consequence of it and stays a pass
             names = ", ".join(_named(c) for c in causes[:2])
             v = Verdict(v.check, "info", f"{v.value} (explained by {names})", v.expected,
                         f"fix {names} first: this reading follows from it")
@@ -203,11 +205,15 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
     return defer_to_zero_root(defer_to_rounded_log(_defer_dead_to_loop_cause(out, causes)))
 
 
-def defer_diverged_validation(verdicts: list[Verdict]) -> list[Verdict]:
-    """The overfitting verdict's fail for a validation loss that is not finite because the training loss is not
-    either (the run diverged) follows from what made it diverge: the learning-rate verdict where that is a problem,
-    or the cause that verdict itself names (it reads 'info', explained by a loop cause). It reads as 'info' naming
-    it, so the report does not send the reader to the validation first."""
+def defer_diverged_validation(verdicts: list[Verdict], losses: list[float] = ()) -> list[Verdict]:
+    """What a diverged run's loss took with it follows from what made it diverge: the overfitting verdict's fail for
+    a validation loss that is not finite because the training loss is not either, and the monitors' fails for
+    activations or gradients gone NaN/Inf once the loss became so mid-run after climbing (``losses``, the loss
+    curve: :func:`climbed`; a loss that was falling when it turned NaN/Inf met a layer that overflows, which the
+    monitor's row names). What made it diverge is the
+    learning-rate verdict where that is a problem, or the cause that verdict itself names (it reads 'info',
+    explained by a loop cause). They read as 'info' naming it, so the report sends the reader to that cause first
+    (as it does for the other consequences) and not to a layer or to the validation."""
     rate = next((v for v in verdicts if v.check == DOWNSTREAM[0]), None)
     if rate is None:
         return verdicts
@@ -215,10 +221,40 @@ def defer_diverged_validation(verdicts: list[Verdict]) -> list[Verdict]:
     if not names:
         return verdicts
     named = ", ".join(f"'{n}'" for n in names)
-    return [Verdict(v.check, "info", f"{v.value} (explained by {named})", v.expected,
-                    f"fix {named} first: the training diverged, so the validation loss is not finite either")
-            if v.check == "overfitting" and v.status == "fail" and "nor is the training loss" in str(v.value) else v
-            for v in verdicts]
+    diverged = str(rate.value).startswith(DIVERGED) and climbed(losses)
+    out = []
+    for v in verdicts:
+        if v.check == "overfitting" and v.status == "fail" and "nor is the training loss" in str(v.value):
+            v = Verdict(v.check, "info", f"{v.value} (explained by {named})", v.expected,
+                        f"fix {named} first: the training diverged, so the validation loss is not finite either")
+        elif diverged and v.check in NON_FINITE and v.status == "fail":
+            v = Verdict(v.check, "info", f"{v.value} (explained by {named})", v.expected,
+                        f"fix {named} first: the training diverged ({str(rate.value).split(': ', 1)[-1]}), and "
+                        f"the network's values with it; if they are still not finite after, {v.advice}")
+        out.append(v)
+    return out
+
+
+def climbed(losses: list[float]) -> bool:
+    """Whether the loss rose to :data:`CLIMB` times its first value or more before its first NaN/Inf: updates too
+    large for the network (a rate too high, gradients summed over steps) blow the loss up over several steps
+    before it overflows.
+
+    >>> climbed([1.3, 47.0, 3.3e3, 9.3e7, float("nan")]), climbed([1.3, 1.1, 0.9, float("inf")])
+    (True, False)
+    """
+    values = [float(v) for v in losses]
+    first_bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), len(values))
+    before = [abs(v) for v in values[:first_bad]]
+    return len(before) >= 2 and max(before[1:]) >= CLIMB * max(before[0], 1e-12)
+
+
+#: the learning-rate verdict's reading of a loss that became NaN/Inf after a finite start
+DIVERGED = "too high: loss became"
+#: how many times its first value a loss climbs to before it overflows, for the climb to read as a divergence
+CLIMB = 10.0
+#: the monitors' readings of NaN/Inf inside the network
+NON_FINITE = ("monitor: non-finite activations", "monitor: non-finite gradients")
 
 
 #: the monitor's own advice for dead ReLUs, which a loop cause that drove the updates makes point the wrong way

@@ -24,6 +24,7 @@ from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.loss_scaling import clipped_before_unscale, static_scale
 from trainwell.doctor.optimizer_check import duplicates_verdict, empty_group_verdict
 from trainwell.doctor.other_optimizers import other_optimizers_verdict
+from trainwell.doctor.plurals import counted
 from trainwell.doctor.registration import _group_names
 from trainwell.doctor.step_record import held
 from trainwell.doctor.stepped_validation import stepped_validation
@@ -81,7 +82,8 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
         ids = held(probe.optimizers[i])
         names = [n for n, p in probe.named.items() if id(p) in ids]
         return Verdict(name, "fail", f"optimizer {i + 1} of {len(probe.optimizers)} never stepped in "
-                       f"{probe.opt_steps} steps: {_group_names(names) if names else 'its parameters'} never change",
+                       f"{counted(probe.opt_steps, 'step')}: {_group_names(names) if names else 'its parameters'} "
+                       "never change",
                        "every optimizer given to doctor.watch steps", "call its .step() in the loop (after "
                        "backward()), or leave it out of doctor.watch if it is not meant to train")
     empty = duplicates_verdict(name, probe.optimizers, probe.named) or empty_group_verdict(name, probe.optimizers)
@@ -158,11 +160,12 @@ def gradient_flow(probe: LoopProbe) -> Verdict:
                        "every update is rescaled, which acts as a smaller, changing learning rate; raise max_norm "
                        "above the usual norm (or lower the learning rate instead)")
     accumulated = max(s["backwards"] for s in steps)
-    note = f"; {accumulated} backward() passes per step" if accumulated > 1 else ""
+    note = f"; {counted(accumulated, 'backward() pass')} per step" if accumulated > 1 else ""
     decay = [s["manual_decay"] for s in later if s["manual_decay"] is not None]
     if decay:
         note += f"; weight decay {decay[0]:.3g} x w added to .grad by hand"
-    return Verdict(name, "pass", f".grad matched this step's backward() on {len(steps)} observed steps{note}", "-")
+    return Verdict(name, "pass", f".grad matched this step's backward() on {counted(len(steps), 'observed step')}"
+                   f"{note}", "-")
 
 
 def _dropped_passes(name: str, dropped: list[dict], observed: int) -> Verdict:
@@ -274,7 +277,8 @@ def gradient_reach(probe: LoopProbe, reentrant_cut: bool = False) -> Verdict:
         return Verdict(name, "info", frozen + f" ({_frozen_share(probe):.0%} of the parameters)", "-",
                        "frozen parameters never change: if they should train, set requires_grad_(True) and add them "
                        "to the optimizer")
-    return Verdict(name, "pass", f"all {len(probe.named)} parameter tensors received gradients", "-")
+    return Verdict(name, "pass", f"all {counted(len(probe.named), 'parameter tensor')} received gradients"
+                   if len(probe.named) > 1 else "the one parameter tensor received gradients", "-")
 
 
 def _written_gradients(name: str, probe: LoopProbe, starved: list[str]) -> Verdict:
@@ -353,7 +357,7 @@ def module_mode(probe: LoopProbe) -> Verdict:
         return Verdict(name, "skip", "skipped: no training step or validation ran the watched model's forward (the "
                        "loss is computed by another model?)", "-", "")
     return Verdict(name, "pass", f"train mode in {probe.train_steps - probe.eval_mode_steps} of "
-                   f"{probe.train_steps} steps, {_validation_modes(probe)}", "-")
+                   f"{counted(probe.train_steps, 'step')}, {_validation_modes(probe)}", "-")
 
 
 def _validation_modes(probe: LoopProbe) -> str:
@@ -364,13 +368,13 @@ def _validation_modes(probe: LoopProbe) -> str:
               "w.validate() calls (another model evaluated, such as an EMA copy): their mode not seen")
     if probe.mc_dropout_validations:
         seen -= probe.mc_dropout_validations
-        sampled = (f"{probe.mc_dropout_validations} validations sampled each batch several times in train mode "
-                   "(Monte Carlo dropout)")
-        return "; ".join(([f"eval mode in {seen} validations"] if seen else []) + [sampled] +
+        sampled = (f"{counted(probe.mc_dropout_validations, 'validation')} sampled each batch several times in "
+                   "train mode (Monte Carlo dropout)")
+        return "; ".join(([f"eval mode in {counted(seen, 'validation')}"] if seen else []) + [sampled] +
                          ([unseen] if probe.unseen_validations else []))
     if not probe.unseen_validations:
-        return f"eval mode in {seen} validations"
-    return unseen if not seen else f"eval mode in {seen} validations; {unseen}"
+        return f"eval mode in {counted(seen, 'validation')}"
+    return unseen if not seen else f"eval mode in {counted(seen, 'validation')}; {unseen}"
 
 
 def _held_still(probe: LoopProbe) -> list[str]:
@@ -429,7 +433,7 @@ def stepped(probe: LoopProbe, calls: int) -> Verdict | None:
     non-finite gradients are neither."""
     name = "loop: optimizer.step() runs"
     if calls >= 3 and probe.opt_steps == 0:
-        return Verdict(name, "fail", f"{calls} steps recorded, optimizer.step() never ran",
+        return Verdict(name, "fail", f"{counted(calls, 'step recorded', 'steps recorded')}, optimizer.step() never ran",
                        "one optimizer.step() per step", "call optimizer.step() after loss.backward() (on the "
                        "optimizer that holds the model's parameters)")
     if calls >= 3 and probe.opt_steps >= 1.5 * calls and probe.game is None:  # a critic steps k times by design

@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+from trainwell.doctor.caller_warnings import relay, see_through
+
 
 class ReadsCalls:
     """Base of a reader of ``patched = (cls, method name)``: :meth:`saw` gets each call's object and arguments
@@ -44,10 +46,11 @@ class ReadsCalls:
             owner, name = kind.patched
             original = kind._original = getattr(owner, name)
 
+            @see_through
             def read(obj, *args, **kwargs):
                 for reader in kind._active:
                     reader.saw(obj, *args, **kwargs)
-                return original(obj, *args, **kwargs)
+                return relay(original, obj, *args, **kwargs)
 
             setattr(owner, name, read)
         kind._active.append(self)

@@ -18,6 +18,7 @@ from trainwell.doctor.dead_units import conv1d_channels, unit_peaks
 from trainwell.doctor.func_transforms import outside_transforms
 from trainwell.doctor.functional_activations import _FEEDERS, FunctionalActivations, calls_functions
 from trainwell.doctor.outputs import leaves
+from trainwell.doctor.plurals import counted
 from trainwell.doctor.silent_branch_units import silent_branch_advice, within_block, zero_scaled_norms
 from trainwell.doctor.verdict import Verdict
 from trainwell.train.callbacks import Callback, State
@@ -468,7 +469,8 @@ class Monitor(Callback):
         if not self.records and not self.warnings:
             return [Verdict("monitors", "skip", f"skipped: no step observed yet (one in {self.every})", "-", "")]
         if not self.warnings:
-            return [Verdict("monitors", "pass", f"{len(self.records)} snapshots, no warnings{self._zero_start_note()}",
+            return [Verdict("monitors", "pass", f"{counted(len(self.records), 'snapshot')} of the network (one every "
+                            f"{self.every} steps), no warnings{self._zero_start_note()}",
                             "no dead/saturated layers, balanced gradients, update/weight ~1e-3")]
         return [Verdict(f"monitor: {w['kind']}", "fail", f"in layer '{w['where']}' at step {w['step']}: {w['value']}",
                         "finite values", w["advice"]) if w["kind"].startswith("non-finite") else
@@ -497,7 +499,8 @@ class Monitor(Callback):
             return None
         return Verdict(f"monitor: {w['kind']}", "info", f"{w['where']} at step {w['step']}: {w['value']}; at step "
                        f"{last['step']}: {last['activations'][w['where']]['dead']:.0%} (the units came back: they "
-                       "were not dead)", "-", "")
+                       "were not dead)", self._expected(w["kind"]), "nothing to do for this layer: dead units get no "
+                       "gradient and stay dead, so units that came back were only idle for a while")
 
     def _settled(self, w: dict) -> Verdict | None:
         """An ``info`` for a "large" update/weight warning whose steps settled: at every observed step from the middle

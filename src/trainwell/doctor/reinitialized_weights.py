@@ -26,6 +26,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from trainwell.doctor.caller_warnings import relay, see_through
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: weights initialized once"
@@ -80,13 +81,14 @@ class _InitFunctions:
 
     @classmethod
     def _wrap(cls, original: Callable) -> Callable:
+        @see_through
         @functools.wraps(original)
         def read(*args, **kwargs):
             if not torch.compiler.is_compiling():  # a compiled forward's fill is traced on tensors with no memory
                 tensor = args[0] if args else kwargs.get("tensor")
                 for reader in cls.active:
                     reader.read(tensor)
-            return original(*args, **kwargs)
+            return relay(original, *args, **kwargs)
         return read
 
 

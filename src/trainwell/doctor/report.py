@@ -24,6 +24,9 @@ from trainwell.doctor.report_order import likely_cause, merged, reading_order, s
 from trainwell.doctor.verdict import STATUSES, Verdict, worst
 
 _COLORS = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
+#: a verdict's phase as its row says it: the pre-flight checks ran before training (on a copy of the model), the
+#: monitors read the steps as they ran, the post-flight readings the whole run at its end
+PHASES_SHOWN = {"pre": "before training", "monitor": "during training", "post": "after training"}
 
 
 class Report:
@@ -122,7 +125,7 @@ class Report:
         # rows beside the loop's readings (trainwell watch --check); otherwise the phase says nothing new
         show_expected = any(shown(v.expected) for v, _ in rows)
         show_advice = any(v.advice for v, _ in rows)
-        for col in (("phase",) if show_phase else ()) + ("check", "status", "measured") + \
+        for col in (("when",) if show_phase else ()) + ("check", "status", "measured") + \
                 (("expected",) if show_expected else ()) + (("what to do",) if show_advice else ()):
             table.add_column(col, overflow="fold")
         advised: dict[str, str] = {}  # advice -> the first row's check: the same fix is written out once
@@ -132,15 +135,16 @@ class Report:
             row = [v.check, f"[{_COLORS[v.status]}]{v.status}[/]", escape(shown(v.value))] + \
                 ([escape(shown(v.expected))] if show_expected else []) + \
                 ([escape(advice if said == v.check else f"as for '{said}' above")] if show_advice else [])
-            table.add_row(*(([phase] if show_phase else []) + row))
+            table.add_row(*(([PHASES_SHOWN.get(phase, phase)] if show_phase else []) + row))
         return table
 
     def _full(self, full: bool | None) -> bool:
         return not (self.failed or self.warnings) if full is None else full
 
-    def rendered(self, full: bool | None = None):
+    def rendered(self, full: bool | None = None, details: str = "--json, or report.table(full=True)"):
         """The report as it is printed: its title and status, the likely cause and its fix in two lines, the table
-        (:meth:`table`), then the checks that passed or were skipped, by name, when they have no rows."""
+        (:meth:`table`), then the checks that passed or were skipped, by name, when they have no rows (``details``:
+        where their readings are, for the reader at hand: the command line's option, the library's call)."""
         from rich.console import Group
         from rich.text import Text
 
@@ -155,8 +159,7 @@ class Report:
             for status, heading, why in (("pass", "passed", "their readings"), ("skip", "skipped", "why")):
                 names = list(dict.fromkeys(v.check for v in self.verdicts if v.status == status))
                 if names:
-                    parts.append(Text(f"{heading} ({len(names)}): {', '.join(names)} ({why}: --json, or "
-                                      "report.table(full=True))"))
+                    parts.append(Text(f"{heading} ({len(names)}): {', '.join(names)} ({why}: {details})"))
         return Group(*parts)
 
     def __rich__(self):

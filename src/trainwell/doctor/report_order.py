@@ -32,7 +32,7 @@ GENERAL = ("overfitting", "bias/variance")
 """Readings of the whole run that every cause ends up in: read last among verdicts of one status."""
 
 _NAMED = re.compile(r"(?:fix|follow|explained by) ((?:'[^']+'(?:, | and )?)+)")
-_EXPLAINED = re.compile(r" \(explained by '[^)]*'\)$")
+_EXPLAINED = re.compile(r" \(explained by (?:'[^']+'(?:, | and )?)+\)$")  # a check's name may hold "(...)"
 _QUOTED = re.compile(r"'([^']+)'")
 _DECIMAL = re.compile(r"(?<![\d.])(\d+\.\d+)(e[-+]?\d+)?(?![\d.])")
 DIGITS = 4

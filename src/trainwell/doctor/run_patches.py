@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from trainwell.doctor.caller_warnings import see_through
+
 
 def forwarding_patch(owner, name: str, wrap: Callable) -> Callable[[], None]:
     """``owner.name`` replaced by ``wrap(original)`` for the run, through a forwarder that calls the original
@@ -14,6 +16,7 @@ def forwarding_patch(owner, name: str, wrap: Callable) -> Callable[[], None]:
     original = getattr(owner, name)
     target = [wrap(original)]
 
+    @see_through
     def forward(*args, **kwargs):
         return target[0](*args, **kwargs)
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from trainwell.doctor.caller_warnings import relay, see_through
+
 
 @dataclass
 class Taps:
@@ -33,13 +35,14 @@ def tensor_backward(taps: Taps, backed: Callable, done: Callable) -> Callable:
     """A wrapper of ``Tensor.backward``: ``backed(tensor)`` before the pass, ``done(outer)`` after it (``outer``
     False for the same call again through a ``TorchFunctionMode``'s dispatch)."""
     def wrap(original):
+        @see_through
         def read(tensor, *args, **kwargs):
             backed(tensor)
             # torch.autograd.backward, called by it, and the call again through a TorchFunctionMode's dispatch
             # read nothing more
             outer, taps.backing = taps.backing is not tensor, tensor
             try:
-                out = original(tensor, *args, **kwargs)
+                out = relay(original, tensor, *args, **kwargs)
             finally:
                 taps.backing = None
             done(outer)
@@ -52,10 +55,11 @@ def autograd_backward(taps: Taps, backed: Callable, done: Callable) -> Callable:
     """A wrapper of ``torch.autograd.backward``: the script's own call read as :func:`tensor_backward` reads
     ``Tensor.backward`` (``outer`` False when ``Tensor.backward`` called it)."""
     def wrap(original):
+        @see_through
         def read(tensors, *args, **kwargs):
             outer = taps.backing is None  # called by the script, not by Tensor.backward
             backed(tensors[0] if isinstance(tensors, (list, tuple)) and tensors else tensors)
-            out = original(tensors, *args, **kwargs)
+            out = relay(original, tensors, *args, **kwargs)
             done(outer)
             return out
         return read
@@ -65,8 +69,9 @@ def autograd_backward(taps: Taps, backed: Callable, done: Callable) -> Callable:
 def scaled_losses(taps: Taps) -> Callable:
     """A wrapper of ``GradScaler.scale``: the loss it was given, kept under its scaled copy's id."""
     def wrap(original):
+        @see_through
         def read(scaler, outputs):
-            out = original(scaler, outputs)
+            out = relay(original, scaler, outputs)
             if isinstance(outputs, torch.Tensor) and isinstance(out, torch.Tensor):
                 taps.scaled.clear()  # the latest only: a scaled loss is backed through before the next
                 taps.scaled[id(out)] = outputs

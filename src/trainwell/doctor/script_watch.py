@@ -79,6 +79,7 @@ from trainwell.doctor.script_labels import detached, step_labels
 from trainwell.doctor.script_model import one_alive, watched_model
 from trainwell.doctor.script_preflight import ScriptPreflight
 from trainwell.doctor.script_schedulers import SchedulerRecords
+from trainwell.doctor.script_title import read_from
 from trainwell.doctor.script_training_rows import ModelOutputs, TrainingRows
 from trainwell.doctor.script_validation import handed_value, validation_value
 from trainwell.doctor.stated_validation import ScriptFrames, script_frames
@@ -480,9 +481,8 @@ class ScriptWatch:
         self._schedulers.release([*self._stepped, *self.watch.probe.optimizers])
         if self.preflight is not None:
             report = self.preflight.folded(report)
-        curve = f"; its loss curve from step {self.curve_from}" if self.curve_from <= self.unread else ""
-        report.title = f"trainwell watch: {os.path.basename(self._path)}: {', '.join(self.names)} (read from " \
-            f"step {self.unread + 1}{curve})"
+        report.title = f"trainwell watch: {os.path.basename(self._path)}: {', '.join(self.names)} " \
+            f"({read_from(self.unread, self.curve_from, len(self.names), len(self._stepped))})"
         self.reports.append(report)
         self.watches.append(self.watch)
         self._uninstall_forward_hooks()

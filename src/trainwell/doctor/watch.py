@@ -526,7 +526,8 @@ class Watch:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
         deferred = defer_to_binary_targets(defer_to_empty_epochs(defer(verdicts + post)))  # each names its cause
-        deferred = defer_diverged_validation(deferred)  # a diverged run's validation: what made it diverge
+        deferred = defer_diverged_validation(deferred, whole)  # a diverged run's validation, its NaN: what made
+        # it diverge
         return Report(agree(deferred), f"trainwell doctor: watching {model}", phases + ["post"] * len(post))
 
     def _curve_floors(self, losses: list[float], ys: list) -> tuple[list[float], float | list[float], bool]:
