@@ -48,6 +48,11 @@ def take_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 
+def _keys_call(what: str) -> str:
+    """The call that takes ``batch_keys`` for data read as ``what`` (``"lr_range_test"`` or a Trainer's split)."""
+    return "lr_range_test" if what.startswith("lr_range_test") else "Trainer"
+
+
 def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None) -> tuple:
     """The ``(inputs, targets)`` of one batch: a pair (or longer tuple/list: its first two items) or a mapping.
 
@@ -69,7 +74,7 @@ def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None)
             raise TypeError(f"{what}: a dict batch with keys {', '.join(map(repr, batch))} has no "
                             f"{'input' if xk is None else 'target'} key trainwell knows (inputs: "
                             f"{', '.join(INPUT_KEYS)}; targets: {', '.join(TARGET_KEYS)}): name yours with "
-                            f"Trainer(..., batch_keys=('input_key', 'target_key'))")
+                            f"{_keys_call(what)}(..., batch_keys=('input_key', 'target_key'))")
         return batch[xk], batch[yk]
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
         return batch[0], batch[1]
