@@ -37,8 +37,8 @@ from trainwell.train.input_checks import integer_inputs_hint
 from trainwell.train.learners import eval_rows, loss_function, predicted_classes
 from trainwell.train.losses import class_scores
 from trainwell.train.member_optim import PopulationOptimizer, check_hyperparameters
-from trainwell.train.member_states import check_member_states
 from trainwell.train.member_schedules import MemberSchedules
+from trainwell.train.member_states import check_member_states
 from trainwell.train.member_widths import embed_state, narrow_state, refuse_padding_that_trains
 from trainwell.train.population_data import PopulationDataChecks
 from trainwell.train.population_mlp import mlp_cross_entropy_step, mlp_forward, mlp_plan, written_backward
