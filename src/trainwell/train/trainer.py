@@ -63,7 +63,7 @@ from trainwell.train.devices import as_device, default_device
 from trainwell.train.learners import LOSSES, ModuleLearner, evaluate, loss_function
 from trainwell.train.progress import NullProgress
 from trainwell.train.stop_callback import as_callback
-from trainwell.train.trainer_io import TrainerIO
+from trainwell.train.trainer_io import TrainerIO, nonfinite_data_note
 from trainwell.train.trainer_state import callback_keys
 
 
@@ -359,7 +359,7 @@ class Trainer(TrainerIO):
         lrs = self.learner.lrs()
         n, loss_sum, correct = self._train_epoch(data, active)
         rows = self._rows(epoch, n, loss_sum, correct, lrs, val, active, tic)
-        self._end_epoch(epoch, rows, active)
+        self._end_epoch(epoch, rows, active, data)
         self.progress.update(state.metrics)
         return state.stop is None
 
@@ -441,7 +441,7 @@ class Trainer(TrainerIO):
             rows[m] = metrics
         return rows
 
-    def _end_epoch(self, epoch: int, rows: dict[int, dict], active: list[int]) -> None:
+    def _end_epoch(self, epoch: int, rows: dict[int, dict], active: list[int], data: tuple = (None,) * 3) -> None:
         """Epoch-wise schedules, the non-finite guard, each member's history and callbacks (a stopped member is
         frozen), the run's own row (a population's means), then the run's callbacks."""
         state, members, learner = self.state, self.members, self.learner
@@ -449,7 +449,8 @@ class Trainer(TrainerIO):
         for m, metrics in rows.items():
             s = members[m]
             if not math.isfinite(metrics["train_loss"]):
-                s.stop = s.failure = f"non-finite training loss at epoch {epoch + 1}"  # a failed run
+                s.stop = s.failure = (f"non-finite training loss at epoch {epoch + 1}"  # a failed run
+                                      + nonfinite_data_note(data[0], data[1]))
             s.step, s.metrics = state.step, metrics
             s.history.append(metrics)
         with self._members_synced():
