@@ -68,3 +68,15 @@ def test_clean_data_that_diverges_keeps_the_plain_reason():
         model.a.weight.fill_(math.nan)
     state = _trainer(model, batch_size=8).fit((x, y))
     assert state.failure == "non-finite training loss at epoch 1"
+
+
+def test_one_hot_integer_labels_are_named_with_both_fixes():
+    x, y = _data()
+    onehot = nn.functional.one_hot(y, 3)  # int64 (40, 3): torch's cross-entropy fails on it deep inside
+    with pytest.raises(RuntimeError):
+        nn.functional.cross_entropy(Net()(x), onehot)
+    with pytest.raises(ValueError, match=r"one-hot labels \(torch.int64\); give class indices, shape \(N,\) "
+                                         r"\(y.argmax\(1\)\), or probabilities as floats"):
+        _trainer(batch_size=8).fit((x, onehot))
+    soft = _trainer(batch_size=8).fit((x, onehot.float()))  # the float form trains, as torch takes it
+    assert math.isfinite(soft.history[-1]["train_loss"])
