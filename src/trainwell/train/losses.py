@@ -74,7 +74,8 @@ def named_loss(loss_fn: Callable) -> bool:
 def check_labels(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> None:
     """Refuse class labels a class-index loss (the named ones, torch's CrossEntropyLoss / NLLLoss /
     MultiMarginLoss) would fail on deep inside torch: labels of shape (N, 1), one-hot integer labels shaped like the
-    (N, C) scores, or outside [0, C) for C outputs (torch's ignore index -100 aside). Other losses and floating targets (probabilities) are not read.
+    (N, C) scores, or outside [0, C) for C outputs (torch's ignore index -100 aside). Other losses and floating
+    targets (probabilities) are not read.
 
     Raises:
         ValueError: naming the labels and what is allowed.
