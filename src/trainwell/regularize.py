@@ -46,13 +46,16 @@ class SkippedLayersWarning(UserWarning):
 def skipped_layers(model: nn.Module, handled: tuple[type, ...]) -> list[str]:
     """``"name (Type)"`` of each module of ``model`` that is not an instance of ``handled`` and holds weights of
     its own (parameters with >= 2 dims not listed in :data:`NOT_WEIGHTS`): an LSTM, an Embedding, a transposed
-    convolution, ..."""
+    convolution, ... A weight tied to a handled layer's (an embedding shared with the output Linear) was acted on
+    through that layer, so its module is not named."""
     found = []
+    acted_on = {id(p) for m in model.modules() if isinstance(m, handled) for p in m.parameters(recurse=False)}
     for name, m in model.named_modules():
         if isinstance(m, handled):
             continue
         own = getattr(type(m), NOT_WEIGHTS, ())
-        if any(p.dim() >= 2 and pname not in own for pname, p in m.named_parameters(recurse=False)):
+        if any(p.dim() >= 2 and pname not in own and id(p) not in acted_on
+               for pname, p in m.named_parameters(recurse=False)):
             found.append(f"{name or '(the model)'} ({type(m).__name__})")
     return found
 
