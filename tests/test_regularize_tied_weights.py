@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from trainwell import init
+from trainwell.prune import apply_masks, magnitude_masks
 from trainwell.regularize import SkippedLayersWarning, l1_penalty, max_norm_
 
 
@@ -55,3 +56,13 @@ def test_init_of_the_tied_model_names_nothing_and_l1_counts_the_shared_weight_on
     assert _skipped(lambda: init.apply(model, "xavier_uniform", output_layer="out")) == []
     expected = 0.1 * (model.emb.weight.abs().sum() + model.hid.weight.abs().sum())
     assert torch.allclose(l1_penalty(model, 0.1), expected)
+
+
+def test_pruning_the_tied_linear_still_names_the_embedding_whose_weight_stays_dense():
+    torch.manual_seed(0)
+    model = TiedLM()
+    masks = {}
+    messages = _skipped(lambda: masks.update(magnitude_masks(model, 0.5, output_layer="out")))
+    assert len(messages) == 1 and "emb (Embedding)" in messages[0]
+    apply_masks(model, masks)  # torch's mask reaches out.weight only: the embedding reads the dense tensor
+    assert (model.out.weight == 0).any() and not (model.emb.weight == 0).any()

@@ -112,7 +112,7 @@ def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | No
             f"nn.Sequential's order says so): pass output_layer= one of {names} (or the module), or "
             f"output_rate={rate} to prune every layer alike")
     masks = masks or current_masks(model)
-    warn_skipped(model, _PRUNABLE, "magnitude_masks", "they are not pruned")
+    warn_skipped(model, _PRUNABLE, "magnitude_masks", "they are not pruned", in_place=False)  # a mask: one module
     if scope == "global" and layers:  # no prunable layer: no masks, as per layer (the warning names the rest)
         scores = torch.cat([m.weight.detach().abs().reshape(-1) for _, m in layers])
         alive = torch.cat([masks[name].reshape(-1) for name, _ in layers])
