@@ -62,7 +62,7 @@ from trainwell.train.callbacks import Callback, State
 from trainwell.train.devices import as_device, default_device
 from trainwell.train.learners import LOSSES, ModuleLearner, evaluate, loss_function
 from trainwell.train.progress import NullProgress
-from trainwell.train.stop_callback import as_callback
+from trainwell.train.stop_callback import as_callbacks
 from trainwell.train.trainer_io import TrainerIO, nonfinite_data_note
 from trainwell.train.trainer_state import callback_keys
 
@@ -186,8 +186,8 @@ class Trainer(TrainerIO):
         self.epochs, self.batch_size, self.batch_keys = epochs, batch_size, batch_keys
         self._loader_rngs: list[torch.Generator] = []  # the current train loader's generators (saved in checkpoints)
         self._pending_loader_rng: list | None = None
-        self.callbacks = [as_callback(cb) for cb in callbacks]  # stopping criteria are accepted as callbacks
-        self.member_callbacks = [[as_callback(cb) for cb in c] for c in member_callbacks] \
+        self.callbacks = as_callbacks(callbacks)  # stopping criteria are accepted as callbacks
+        self.member_callbacks = [as_callbacks(c, f"member_callbacks[{m}]") for m, c in enumerate(member_callbacks)] \
             if member_callbacks is not None else [[] for _ in range(self.size)]
         if len(self.member_callbacks) != self.size:
             raise ValueError(f"member_callbacks: {len(self.member_callbacks)} lists for {self.size} members")
