@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from trainwell.train import Trainer
 from trainwell.train.lr_range import lr_range_test
 
 
@@ -60,3 +61,21 @@ def test_a_dict_of_arrays_in_memory_takes_batch_keys_too():
     model = Net()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     assert result.losses == lr_range_test(model, opt, data.x, data.y, steps=20).losses
+
+
+@pytest.mark.parametrize("keys", ["signal", ("signal",), ("signal", "cls", "id"), ("signal", 1)])
+def test_batch_keys_that_are_not_two_names_are_refused_by_both_calls(keys):
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"^Trainer\(batch_keys=.*\) is not allowed: give two key names"):
+        Trainer(model, opt, epochs=1, batch_keys=keys)
+    with pytest.raises(TypeError, match=r"^lr_range_test\(batch_keys=.*\) is not allowed: give two key names"):
+        lr_range_test(model, opt, DataLoader(Signals(), batch_size=32), steps=20, batch_keys=keys)
+
+
+def test_a_misspelt_key_is_named():
+    model = Net()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, batch_keys=("sig", "cls"))
+    with pytest.raises(TypeError, match=r"batch_keys \('sig', 'cls'\) names 'sig', which the batch does not have: "
+                                        r"its keys are 'signal', 'cls', 'id'"):
+        trainer.fit(DataLoader(Signals(), batch_size=32))

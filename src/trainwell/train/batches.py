@@ -48,6 +48,17 @@ def take_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 
+def check_batch_keys(keys, where: str = "Trainer") -> tuple[str, str] | None:
+    """``keys`` as an ``(input_key, target_key)`` tuple, or None; anything else (one key, three, not strings) is
+    refused in one line naming ``where`` it was given."""
+    if keys is None:
+        return None
+    if isinstance(keys, (tuple, list)) and len(keys) == 2 and all(isinstance(k, str) for k in keys):
+        return tuple(keys)
+    raise TypeError(f"{where}(batch_keys={keys!r}) is not allowed: give two key names, the inputs' and the "
+                    f"targets', e.g. batch_keys=('signal', 'label')")
+
+
 def _keys_call(what: str) -> str:
     """The call that takes ``batch_keys`` for data read as ``what`` (``"lr_range_test"`` or a Trainer's split)."""
     return "lr_range_test" if what.startswith("lr_range_test") else "Trainer"
@@ -66,7 +77,8 @@ def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None)
         if keys is not None:
             missing = [k for k in keys if k not in batch]
             if missing:
-                raise TypeError(f"{what}: batch_keys {keys!r} but the batch has keys {', '.join(map(repr, batch))}")
+                raise TypeError(f"{what}: batch_keys {keys!r} names {missing[0]!r}, which the batch does not have: "
+                                f"its keys are {', '.join(map(repr, batch))}")
             return batch[keys[0]], batch[keys[1]]
         xk = next((k for k in INPUT_KEYS if k in batch), None)
         yk = next((k for k in TARGET_KEYS if k in batch), None)

@@ -43,6 +43,7 @@ from trainwell.nn.modes import module_modes, restore_modes
 from trainwell.train.batches import (
     as_tensor,
     as_tensors,
+    check_batch_keys,
     is_array,
     is_in_memory,
     loader_generators,
@@ -126,7 +127,7 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
     learner = ModuleLearner(model, optimizer, loss_fn)  # the Trainer's reading of the loss and the inputs
     loss_fn, named = learner.loss_fn, named_loss(learner.loss_fn)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    batches = _batch_source(x, y, named, batch_size, seed, learner, batch_keys)
+    batches = _batch_source(x, y, named, batch_size, seed, learner, check_batch_keys(batch_keys, "lr_range_test"))
     model_state = copy.deepcopy(model.state_dict())
     opt_state = copy.deepcopy(optimizer.state_dict())
     modes = module_modes(model)  # each module's own mode, put back afterwards

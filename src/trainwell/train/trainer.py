@@ -55,6 +55,7 @@ from trainwell.train.batches import (
     TARGET_KEYS,
     as_tensor,
     as_tensors,
+    check_batch_keys,
     is_in_memory,
     split_batch,
 )
@@ -183,7 +184,7 @@ class Trainer(TrainerIO):
         self.single = not learner.vmapped  # one module: the run's State is the model's State
         if len(seeds) != self.size:
             raise ValueError(f"seed: {len(seeds)} seeds for {self.size} members; give one seed per member")
-        self.epochs, self.batch_size, self.batch_keys = epochs, batch_size, batch_keys
+        self.epochs, self.batch_size, self.batch_keys = epochs, batch_size, check_batch_keys(batch_keys)
         self._loader_rngs: list[torch.Generator] = []  # the current train loader's generators (saved in checkpoints)
         self._pending_loader_rng: list | None = None
         self.callbacks = as_callbacks(callbacks)  # stopping criteria are accepted as callbacks
