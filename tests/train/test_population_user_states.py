@@ -55,3 +55,12 @@ def test_a_state_dict_of_another_architecture_is_named_in_one_line():
         PopulationLearner(Net(), [Net().state_dict(), nn.Linear(6, 3).state_dict()], optimizer="sgd",
                           lrs=[0.1, 0.1], weight_decays=[0.0, 0.0])
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name, hint", [("adamw", "AdamW is optimizer='adam' with decay='decoupled'"),
+                                        ("nesterov", "Nesterov is optimizer='momentum' with nesterov=True")])
+def test_torch_s_optimizer_names_are_translated(name, hint):
+    with pytest.raises(ValueError, match=f"population optimizer '{name}' is not supported: {hint}; use one of"):
+        PopulationLearner(Net(), [Net().state_dict()], optimizer=name, lrs=[0.1], weight_decays=[0.01])
+    # the translation trains: AdamW as a population spells it
+    PopulationLearner(Net(), [Net().state_dict()], optimizer="adam", decay="decoupled", lrs=[0.1], weight_decays=[0.01])
