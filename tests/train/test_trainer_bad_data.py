@@ -80,3 +80,17 @@ def test_one_hot_integer_labels_are_named_with_both_fixes():
         _trainer(batch_size=8).fit((x, onehot))
     soft = _trainer(batch_size=8).fit((x, onehot.float()))  # the float form trains, as torch takes it
     assert math.isfinite(soft.history[-1]["train_loss"])
+
+
+@pytest.mark.parametrize("loss_fn", [nn.BCEWithLogitsLoss(), nn.functional.binary_cross_entropy_with_logits])
+def test_binary_targets_of_the_wrong_rank_are_named_with_both_fixes(loss_fn):
+    x, _ = _data()
+    y = (x[:, 0] > 0).float()
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))  # one score per example, (N, 1)
+    with pytest.raises(ValueError, match="Target size"):  # torch's own refusal, which does not say which to change
+        loss_fn(model(x), y)
+    with pytest.raises(ValueError, match=r"binary targets are \(8,\) but the model gives one score per example as "
+                                         r"\(8, 1\): give the targets as \(N, 1\) \(y.unsqueeze\(1\)\)"):
+        _trainer(model, batch_size=8, loss_fn=loss_fn).fit((x, y))
+    state = _trainer(model, batch_size=8, loss_fn=loss_fn).fit((x, y.unsqueeze(1)))
+    assert math.isfinite(state.history[-1]["train_loss"])
