@@ -94,6 +94,19 @@ def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None)
                     f"{type(batch).__name__}")
 
 
+def inputs_of(batch, what: str = "predict", keys: tuple[str, str] | None = None):
+    """The inputs of one batch for a call that reads no targets (``predict``): a dict batch needs only its input
+    key (unlabelled data has no target key); any other batch as :func:`split_batch` reads it."""
+    if isinstance(batch, Mapping):
+        key = keys[0] if keys is not None else next((k for k in INPUT_KEYS if k in batch), None)
+        if key is None or key not in batch:
+            raise TypeError(f"{what}: a dict batch with keys {', '.join(map(repr, batch))} has no input key "
+                            + (f"{key!r}" if key is not None else f"trainwell knows ({', '.join(INPUT_KEYS)})")
+                            + f": name yours with {_keys_call(what)}(..., batch_keys=('input_key', 'target_key'))")
+        return batch[key]
+    return split_batch(batch, what, keys)[0]
+
+
 def check_lengths(x: torch.Tensor, y: torch.Tensor, what: str, where: str = "") -> None:
     """Refuse inputs and targets of different lengths (``where``: e.g. " in a batch"), before any step: extra
     targets would be ignored without a word (the data is very likely misaligned), too few fail deep in indexing.

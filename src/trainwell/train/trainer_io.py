@@ -16,6 +16,7 @@ from trainwell.train.batches import (
     as_tensor,
     as_tensors,
     check_lengths,
+    inputs_of,
     is_array,
     is_in_memory,
     loader_generators,
@@ -200,15 +201,14 @@ class TrainerIO:
         """
         self._one_model("predict")
         if is_array(data) or is_in_memory(data):
-            x = as_tensor(data if is_array(data) else split_batch(data, "predict", self.batch_keys)[0],
-                          "predict inputs")
+            x = as_tensor(data if is_array(data) else inputs_of(data, "predict", self.batch_keys), "predict inputs")
             rows = batch_size or eval_rows(self.device)
             chunks: Iterable = (x[i : i + rows] for i in range(0, len(x), rows))
         else:
             require_iterable(data, "predict")
             # a TensorDataset of inputs alone yields [xb]
             chunks = (b if is_array(b) else b[0] if isinstance(b, (list, tuple)) and len(b) == 1 else
-                      split_batch(b, "predict", self.batch_keys)[0] for b in data)
+                      inputs_of(b, "predict", self.batch_keys) for b in data)
         model = self.learner.model
         modes = module_modes(model)
         model.eval()
