@@ -152,8 +152,21 @@ def to_plain(value):
     return copy.deepcopy(value)
 
 
-def _unknown_key(dotted: str, prefix: str, names: list[str]) -> ConfigError:
-    """``unknown config key 'optim.lrr': did you mean 'optim.lr'? allowed keys in optim are ...``."""
+def _sections_with(cls, key: str) -> list[str]:
+    """The tables of dataclass ``cls`` that have a field ``key`` (``epochs`` -> ``["train"]``)."""
+    hints, names = _fields(cls)
+    return [n for n in names if dataclasses.is_dataclass(hints[n]) and isinstance(hints[n], type)
+            and key in _fields(hints[n])[1]]
+
+
+def _unknown_key(dotted: str, prefix: str, names: list[str], cls=None) -> ConfigError:
+    """``unknown config key 'optim.lrr': did you mean 'optim.lr'? allowed keys in optim are ...``; a table's key
+    written outside its table (``epochs = 3`` above ``[train]``) is sent to its table."""
+    homes = _sections_with(cls, dotted.rsplit(".", 1)[-1]) if cls is not None else []
+    if homes:
+        where = " or ".join(f"{h}.{dotted.rsplit('.', 1)[-1]}" for h in homes)
+        return ConfigError(f"unknown config key {dotted!r}: it belongs to a table; write {where} (in a file, under "
+                           f"its [table] header: a key above the first header belongs to no table)")
     hint = suggest(dotted, [f"{prefix}.{n}" if prefix else n for n in names])
     return ConfigError(f"unknown config key {dotted!r}: {hint}allowed keys in {prefix or 'config'} are "
                        f"{', '.join(names)}")
@@ -170,7 +183,7 @@ def check_field(cls, dotted: str) -> None:
         hints, names = _fields(cls)
         key = f"{prefix}.{part}" if prefix else part
         if part not in names:
-            raise _unknown_key(key, prefix, names)
+            raise _unknown_key(key, prefix, names, cls)
         cls, prefix = hints[part], key
 
 
@@ -184,7 +197,7 @@ def from_dict(cls, data, prefix: str = ""):
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else key
         if key not in names:
-            raise _unknown_key(dotted, prefix, names)
+            raise _unknown_key(dotted, prefix, names, cls)
         kwargs[key] = _coerce(hints[key], value, dotted)
     obj = cls(**kwargs)
     if hasattr(obj, "validate"):

@@ -184,8 +184,14 @@ _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _RELU_SCHEMES = {"he_normal": lecun_normal_, "he_uniform": lecun_uniform_}
 
 
-def output_module(model: nn.Module, output_layer: nn.Module | str | None, weighted: list[nn.Module]):
-    """The declared output layer, the last weighted layer of an ``nn.Sequential``, or None when unknown."""
+def output_module(model: nn.Module, output_layer, weighted: list[nn.Module]) -> list[nn.Module]:
+    """The output layers: those declared (a module, its name, or a list of them for a model with several heads),
+    else the last weighted layer of an ``nn.Sequential`` (or of a model with one); ``[]`` when unknown."""
+    if isinstance(output_layer, (list, tuple)):
+        if not output_layer:
+            raise ValueError("output_layer=[] is not allowed: name the layer(s) that produce the model's outputs")
+        found = [m for layer in output_layer for m in output_module(model, layer, weighted)]
+        return list({id(m): m for m in found}.values())
     if isinstance(output_layer, str):
         modules = dict(model.named_modules())
         if output_layer not in modules:
@@ -199,19 +205,19 @@ def output_module(model: nn.Module, output_layer: nn.Module | str | None, weight
         inside = [m for m in output_layer.modules() if isinstance(m, _WEIGHTED)]
         if len(inside) != 1:
             raise ValueError(f"output_layer={type(output_layer).__name__}(...) holds {len(inside)} Linear/Conv "
-                             f"layers: name the single layer that produces the output")
-        return inside[0]
+                             f"layers: name the single layer that produces the output (a list names several heads)")
+        return inside
     if output_layer is not None:
         raise TypeError(f"output_layer={output_layer!r} is not allowed: pass the module or its name "
-                        f"(a key of model.named_modules())")
+                        f"(a key of model.named_modules()), or a list of them for several output heads")
     if isinstance(model, nn.Sequential) or len(weighted) == 1:
-        return weighted[-1] if weighted else None  # registration order is the order of computation
-    return None
+        return weighted[-1:]  # registration order is the order of computation
+    return []
 
 
 @torch.no_grad()
 def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_in", std: float = 0.01,
-          generator: torch.Generator | None = None, output_layer: nn.Module | str | None = None,
+          generator: torch.Generator | None = None, output_layer: nn.Module | str | list | None = None,
           output_init: str = "linear", frozen: bool = False) -> nn.Module:
     """Initialize every Linear/Conv weight of ``model`` with ``scheme`` and set their biases to ``bias``.
 
@@ -224,7 +230,8 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
         bias: value for every bias (0.01 starts ReLU units in their active region, the lecture's advice).
         mode: ``fan_in`` or ``fan_out`` for the He schemes.
         output_layer: the layer that produces the model's output, as the module itself or its name in
-            ``model.named_modules()`` (e.g. ``"head"``). Without it, an ``nn.Sequential``'s last Linear/Conv is
+            ``model.named_modules()`` (e.g. ``"head"``), or a list of them for a model with several output heads
+            (``["heads.cls", "heads.reg"]``). Without it, an ``nn.Sequential``'s last Linear/Conv is
             the output layer (its registration order is its order of computation); for any other model with
             several layers the output layer is unknown, and a scheme that treats it specially raises.
         output_init: ``linear`` (default): He's factor 2 compensates for the ReLU after a layer, and the output
@@ -279,7 +286,7 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
     if scheme == "default":
         return model
     weighted = [m for m in model.modules() if isinstance(m, _WEIGHTED)]
-    out = output_module(model, output_layer, weighted)
+    outs = output_module(model, output_layer, weighted)
     special = output_init == "linear" and scheme in _RELU_SCHEMES
     if not weighted:  # nothing to initialize, and so no output layer to ask about
         if not warn_skipped(model, _WEIGHTED, f"init.apply({scheme!r})", "initialize them yourself (torch.nn.init "
@@ -287,7 +294,7 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
             warnings.warn(f"init.apply({scheme!r}) acts on Linear/Conv layers only and {type(model).__name__} has "
                           f"none: nothing was initialized", SkippedLayersWarning, stacklevel=3)
         return model
-    if special and out is None:
+    if special and not outs:
         names = [n for n, m in model.named_modules() if isinstance(m, _WEIGHTED)]
         raise ValueError(
             f"init.apply cannot tell which layer of {type(model).__name__} is its output layer (only an "
@@ -302,7 +309,7 @@ def apply(model: nn.Module, scheme: str, bias: float = 0.0, *, mode: str = "fan_
     for module in weighted:
         if not (frozen or module.weight.requires_grad):
             continue
-        if special and module is out:
+        if special and any(module is o for o in outs):
             _RELU_SCHEMES[scheme](module.weight, generator=generator)
         else:
             init_tensor_(module.weight, scheme, mode=mode, std=std, generator=generator)

@@ -71,7 +71,7 @@ def _prune_rate(scores: torch.Tensor, mask: torch.Tensor, rate: float) -> torch.
 @torch.no_grad()
 def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | None = None,
                     masks: dict[str, torch.Tensor] | None = None, scope: str = "layer", *,
-                    output_layer: nn.Module | str | None = None) -> dict[str, torch.Tensor]:
+                    output_layer: nn.Module | str | list | None = None) -> dict[str, torch.Tensor]:
     """New masks that remove ``rate`` of the surviving weights with the smallest |w|; the model is not changed.
 
     Args:
@@ -81,7 +81,8 @@ def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | No
         scope: ``"layer"`` (each layer loses ``rate`` of its own survivors, the paper's rule) or ``"global"``
             (one magnitude threshold across all layers; layers end up with different densities).
         output_layer: the layer that produces the model's output, as the module itself or its name in
-            ``model.named_modules()`` (e.g. ``"head"``), as in :func:`trainwell.init.apply`. Without it, an
+            ``model.named_modules()`` (e.g. ``"head"``), or a list of them (several output heads), as in
+            :func:`trainwell.init.apply`. Without it, an
             ``nn.Sequential``'s last Linear/Conv is the output layer (its registration order is its order of
             computation); for any other model with several layers the output layer is unknown, and a different
             ``output_rate`` raises instead of guessing.
@@ -104,15 +105,15 @@ def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | No
         raise ParameterError("scope", scope, "is not allowed: use 'layer' or 'global'")
     layers = prunable(model)
     output_rate = rate / 2 if output_rate is None else output_rate
-    out = output_module(model, output_layer, [m for _, m in layers])
-    if scope == "layer" and output_rate != rate and out is None and layers:
+    outs = output_module(model, output_layer, [m for _, m in layers])
+    if scope == "layer" and output_rate != rate and not outs and layers:
         names = ", ".join(name for name, _ in layers)
         raise ValueError(
             f"magnitude_masks cannot tell which layer of {type(model).__name__} is its output layer (only an "
             f"nn.Sequential's order says so): pass output_layer= one of {names} (or the module), or "
             f"output_rate={rate} to prune every layer alike")
     masks = masks or current_masks(model)
-    warn_skipped(model, _PRUNABLE, "magnitude_masks", "they are not pruned")
+    warn_skipped(model, _PRUNABLE, "magnitude_masks", "they are not pruned", in_place=False)  # a mask: one module
     if scope == "global" and layers:  # no prunable layer: no masks, as per layer (the warning names the rest)
         scores = torch.cat([m.weight.detach().abs().reshape(-1) for _, m in layers])
         alive = torch.cat([masks[name].reshape(-1) for name, _ in layers])
@@ -123,7 +124,8 @@ def magnitude_masks(model: nn.Module, rate: float = 0.2, output_rate: float | No
             result[name] = merged[start : start + n].reshape(m.weight.shape)
             start += n
         return result
-    return {name: _prune_rate(m.weight.detach().abs(), masks[name], output_rate if m is out else rate)
+    return {name: _prune_rate(m.weight.detach().abs(), masks[name],
+                              output_rate if any(m is o for o in outs) else rate)
             for name, m in layers}
 
 

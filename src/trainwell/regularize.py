@@ -43,25 +43,31 @@ class SkippedLayersWarning(UserWarning):
     as they were."""
 
 
-def skipped_layers(model: nn.Module, handled: tuple[type, ...]) -> list[str]:
+def skipped_layers(model: nn.Module, handled: tuple[type, ...], in_place: bool = True) -> list[str]:
     """``"name (Type)"`` of each module of ``model`` that is not an instance of ``handled`` and holds weights of
     its own (parameters with >= 2 dims not listed in :data:`NOT_WEIGHTS`): an LSTM, an Embedding, a transposed
-    convolution, ..."""
+    convolution, ... With ``in_place`` (an operation that changes the weight tensors themselves), a weight tied to a
+    handled layer's (an embedding shared with the output Linear) was acted on through that layer, so its module is
+    not named; a mask (``in_place=False``) reaches only the handled layer, so the module is named."""
     found = []
+    acted_on = {id(p) for m in model.modules() if in_place and isinstance(m, handled)
+                for p in m.parameters(recurse=False)}
     for name, m in model.named_modules():
         if isinstance(m, handled):
             continue
         own = getattr(type(m), NOT_WEIGHTS, ())
-        if any(p.dim() >= 2 and pname not in own for pname, p in m.named_parameters(recurse=False)):
+        if any(p.dim() >= 2 and pname not in own and id(p) not in acted_on
+               for pname, p in m.named_parameters(recurse=False)):
             found.append(f"{name or '(the model)'} ({type(m).__name__})")
     return found
 
 
-def warn_skipped(model: nn.Module, handled: tuple[type, ...], what: str, advice: str, stacklevel: int = 4) -> list[str]:
+def warn_skipped(model: nn.Module, handled: tuple[type, ...], what: str, advice: str, stacklevel: int = 4,
+                 in_place: bool = True) -> list[str]:
     """Warn (:class:`SkippedLayersWarning`) that ``what`` left the weights of the modules :func:`skipped_layers`
     finds as they were; return their names. ``stacklevel`` 4 points at the caller of a function decorated with
     ``torch.no_grad()`` that calls this."""
-    found = skipped_layers(model, handled)
+    found = skipped_layers(model, handled, in_place)
     if found:
         warnings.warn(f"{what} acts on Linear/Conv layers only and left these weights as they were: "
                       f"{', '.join(found)}; {advice}", SkippedLayersWarning, stacklevel=stacklevel)

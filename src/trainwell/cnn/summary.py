@@ -30,6 +30,34 @@ from trainwell.nn.modes import kept_modes
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.LPPool1d, nn.LPPool2d)
+_ADAPTIVE = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+             nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+_INDEX_INPUT = (nn.Embedding, nn.EmbeddingBag)  # layers that take integer indices
+
+
+def _adaptive_window(size: int, out: int) -> tuple[int, float]:
+    """The widest window and the stride of an adaptive pooling from ``size`` to ``out`` positions: torch's window
+    ``i`` spans ``[floor(i size / out), ceil((i + 1) size / out))``, so the stride is ``size / out`` (fractional
+    when ``out`` does not divide ``size``) and an output of 1 sees the whole input."""
+    widest = max(-((-(i + 1) * size) // out) - (i * size) // out for i in range(out))
+    return widest, size / out
+
+
+def _first_tensor(output):
+    """A layer's output tensor: the tensor itself, or the first tensor of a tuple (``nn.LSTM``'s ``(out, (h, c))``)."""
+    while isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    return output if isinstance(output, torch.Tensor) else None
+
+
+def _probe_input(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """The zero example ``summarize`` runs: integer indices for a model that embeds them, else the dtype of the
+    model's floating-point parameters (a float64 model gets float64 zeros), on their device."""
+    params = [p for p in model.parameters() if p.is_floating_point()]
+    device = params[0].device if params else torch.device("cpu")
+    if any(isinstance(m, _INDEX_INPUT) for m in model.modules()):
+        return torch.zeros(1, *input_shape, dtype=torch.long, device=device)
+    return torch.zeros(1, *input_shape, dtype=params[0].dtype if params else torch.float32, device=device)
 
 
 @dataclass
@@ -90,7 +118,16 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     twice has two rows, each with its parameters and ``call`` 1 and 2; :func:`totals` counts them once.
 
     Receptive fields compose the layers as a chain, in the order they run (see the module docstring): right for
-    sequential models, too large for parallel branches.
+    sequential models, too large for parallel branches. An adaptive pooling layer counts its widest window and its
+    stride ``in / out`` (an output of 1 position sees the whole input; exact when ``out`` divides the input, else
+    up to one stride too large).
+
+    The zero input has the dtype and device of the model's parameters, or holds integer indices (int64) when the
+    model has an ``nn.Embedding``. A layer that returns a tuple (``nn.LSTM``) is described by its first tensor.
+
+    Raises:
+        ValueError: the model fails on an input of ``input_shape`` (the message shows the shape tried and
+            torch's reason).
     """
     spatial_dims = len(input_shape) - 1
     rf = [1] * max(spatial_dims, 1)
@@ -104,6 +141,9 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     def hook(name):
         def record(module, args, output):
             calls[id(module)] = calls.get(id(module), 0) + 1
+            output = _first_tensor(output)
+            if output is None:  # a layer that returns no tensor describes nothing
+                return
             out_shape = tuple(output.shape[1:])
             unseen: tuple[int, ...] = ()
             in_spatial = tuple(args[0].shape[2:]) if args and isinstance(args[0], torch.Tensor) else ()
@@ -128,6 +168,11 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
                 for i in range(spatial_dims):
                     rf[i] += (k[i] - 1) * jump[i]
                     jump[i] *= s[i]
+            elif isinstance(module, _ADAPTIVE) and len(in_spatial) == spatial_dims:
+                for i in range(spatial_dims):
+                    k, stride = _adaptive_window(in_spatial[i], output.shape[2 + i])
+                    rf[i] += (k - 1) * jump[i]
+                    jump[i] *= stride
             elif hasattr(module, "geometry"):  # trainwell pooling layers describe themselves
                 k, s = module.geometry()
                 unseen = _unseen(in_spatial, (k,) * len(in_spatial), (s,) * len(in_spatial), (0,) * len(in_spatial))
@@ -137,16 +182,24 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
             elif isinstance(module, nn.Linear):
                 mult_adds = module.in_features * module.out_features
                 state["dense"] = True
-            field = full if state["dense"] else tuple(min(r, f) for r, f in zip(rf, full, strict=False))
+            field = full if state["dense"] else tuple(math.ceil(min(r, f)) for r, f in zip(rf, full, strict=False))
             rows.append(LayerRow(name or type(module).__name__, type(module).__name__, out_shape, neurons, params,
                                  unshared, field, mult_adds, unseen, calls[id(module)]))
         return record
 
+    example = _probe_input(model, input_shape)
     handles = [m.register_forward_hook(hook(name)) for name, m in leaves]
     try:
         with kept_modes(model), torch.no_grad():  # each module's own mode (a frozen BatchNorm stays)
             model.eval()
-            model(torch.zeros(1, *input_shape))
+            try:
+                model(example)
+            except (RuntimeError, ValueError, TypeError, IndexError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ValueError(
+                    f"summarize: {type(model).__name__} failed on a zero input of shape {tuple(example.shape)} "
+                    f"({example.dtype}), built from input_shape={tuple(input_shape)} with a batch of 1 in front: "
+                    f"give one example's shape without the batch axis, e.g. (C, H, W) ({first})") from e
     finally:
         for h in handles:
             h.remove()

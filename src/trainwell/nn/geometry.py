@@ -9,6 +9,8 @@ a ResNet stem, 7x7 stride 2 padding 3 on 224, do this) and the doctor names the 
 
 from __future__ import annotations
 
+import numbers
+
 from trainwell.errors import TrainwellError
 
 
@@ -35,7 +37,13 @@ def conv_output_size(W: int, F: int, S: int = 1, P: int = 0, *, where: str = "co
 
     Raises:
         GeometryError: with the lecture's formula filled in and the strides that would fit.
+        TypeError: a size that is not an integer (a float such as 32.5 or 32.0, a bool).
     """
+    bad = next((f"{n}={v!r}" for n, v in (("W", W), ("F", F), ("S", S), ("P", P))
+                if isinstance(v, bool) or not isinstance(v, numbers.Integral)), None)
+    if bad is not None:
+        raise TypeError(f"{where}: {bad} is not allowed: W, F, S and P are whole numbers of pixels (integers; "
+                        f"a size read from a tensor's shape is one)")
     if S < 1 or F < 1 or P < 0 or W < 1:
         raise GeometryError(f"{where}: W={W}, F={F}, S={S}, P={P} is not allowed: need W, F, S >= 1 and P >= 0")
     span = W - F + 2 * P

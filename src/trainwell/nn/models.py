@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from trainwell.config_io import suggest
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.nn.dropout import DropActivation, Dropout, Uout
 from trainwell.nn.geometry import conv_output_size
@@ -152,7 +153,8 @@ def _pair(value, dims: int, key: str) -> list[int]:
 def _block_args(block: dict, key: str, allowed: dict, required: tuple[str, ...] = ()) -> dict:
     unknown = sorted(set(block) - set(allowed) - {"type"})
     if unknown:
-        raise ConfigError(f"unknown key {key}.{unknown[0]!r}: allowed keys are type, {', '.join(allowed)}")
+        raise ConfigError(f"unknown key {key}.{unknown[0]!r}: {suggest(unknown[0], allowed)}allowed keys are type, "
+                          f"{', '.join(allowed)}")
     for name in required:
         if name not in block:
             raise ConfigError(f"{key} needs {name!r}")

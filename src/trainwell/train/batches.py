@@ -48,6 +48,22 @@ def take_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 
+def check_batch_keys(keys, where: str = "Trainer") -> tuple[str, str] | None:
+    """``keys`` as an ``(input_key, target_key)`` tuple, or None; anything else (one key, three, not strings) is
+    refused in one line naming ``where`` it was given."""
+    if keys is None:
+        return None
+    if isinstance(keys, (tuple, list)) and len(keys) == 2 and all(isinstance(k, str) for k in keys):
+        return tuple(keys)
+    raise TypeError(f"{where}(batch_keys={keys!r}) is not allowed: give two key names, the inputs' and the "
+                    f"targets', e.g. batch_keys=('signal', 'label')")
+
+
+def _keys_call(what: str) -> str:
+    """The call that takes ``batch_keys`` for data read as ``what`` (``"lr_range_test"`` or a Trainer's split)."""
+    return "lr_range_test" if what.startswith("lr_range_test") else "Trainer"
+
+
 def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None) -> tuple:
     """The ``(inputs, targets)`` of one batch: a pair (or longer tuple/list: its first two items) or a mapping.
 
@@ -61,7 +77,8 @@ def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None)
         if keys is not None:
             missing = [k for k in keys if k not in batch]
             if missing:
-                raise TypeError(f"{what}: batch_keys {keys!r} but the batch has keys {', '.join(map(repr, batch))}")
+                raise TypeError(f"{what}: batch_keys {keys!r} names {missing[0]!r}, which the batch does not have: "
+                                f"its keys are {', '.join(map(repr, batch))}")
             return batch[keys[0]], batch[keys[1]]
         xk = next((k for k in INPUT_KEYS if k in batch), None)
         yk = next((k for k in TARGET_KEYS if k in batch), None)
@@ -69,12 +86,25 @@ def split_batch(batch, what: str = "train", keys: tuple[str, str] | None = None)
             raise TypeError(f"{what}: a dict batch with keys {', '.join(map(repr, batch))} has no "
                             f"{'input' if xk is None else 'target'} key trainwell knows (inputs: "
                             f"{', '.join(INPUT_KEYS)}; targets: {', '.join(TARGET_KEYS)}): name yours with "
-                            f"Trainer(..., batch_keys=('input_key', 'target_key'))")
+                            f"{_keys_call(what)}(..., batch_keys=('input_key', 'target_key'))")
         return batch[xk], batch[yk]
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
         return batch[0], batch[1]
     raise TypeError(f"{what}: each batch must be an (x, y) pair or a dict such as {{'x': ..., 'y': ...}}, got "
                     f"{type(batch).__name__}")
+
+
+def inputs_of(batch, what: str = "predict", keys: tuple[str, str] | None = None):
+    """The inputs of one batch for a call that reads no targets (``predict``): a dict batch needs only its input
+    key (unlabelled data has no target key); any other batch as :func:`split_batch` reads it."""
+    if isinstance(batch, Mapping):
+        key = keys[0] if keys is not None else next((k for k in INPUT_KEYS if k in batch), None)
+        if key is None or key not in batch:
+            raise TypeError(f"{what}: a dict batch with keys {', '.join(map(repr, batch))} has no input key "
+                            + (f"{key!r}" if key is not None else f"trainwell knows ({', '.join(INPUT_KEYS)})")
+                            + f": name yours with {_keys_call(what)}(..., batch_keys=('input_key', 'target_key'))")
+        return batch[key]
+    return split_batch(batch, what, keys)[0]
 
 
 def check_lengths(x: torch.Tensor, y: torch.Tensor, what: str, where: str = "") -> None:

@@ -73,18 +73,30 @@ def named_loss(loss_fn: Callable) -> bool:
 
 def check_labels(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> None:
     """Refuse class labels a class-index loss (the named ones, torch's CrossEntropyLoss / NLLLoss /
-    MultiMarginLoss) would fail on deep inside torch: labels of shape (N, 1), or outside [0, C) for C outputs
-    (torch's ignore index -100 aside). Other losses and floating targets (probabilities) are not read.
+    MultiMarginLoss) would fail on deep inside torch: labels of shape (N, 1), one-hot integer labels shaped like the
+    (N, C) scores, or outside [0, C) for C outputs (torch's ignore index -100 aside); and (N,) targets of a binary
+    cross-entropy against (N, 1) scores (torch refuses the sizes without saying which to change). Other losses
+    and floating targets (probabilities) are not read.
 
     Raises:
         ValueError: naming the labels and what is allowed.
     """
+    binary = isinstance(loss_fn, (nn.BCEWithLogitsLoss, nn.BCELoss)) or \
+        loss_fn in (F.binary_cross_entropy_with_logits, F.binary_cross_entropy)
+    if binary and scores.dim() == 2 and scores.shape[1] == 1 and tuple(y.shape) == tuple(scores.shape[:1]):
+        raise ValueError(f"binary targets are {tuple(y.shape)} but the model gives one score per example as "
+                         f"{tuple(scores.shape)}: give the targets as (N, 1) (y.unsqueeze(1)) or flatten the output "
+                         f"(out.squeeze(1) in forward)")
     index_loss = named_loss(loss_fn) or isinstance(loss_fn, CLASS_INDEX_LOSSES)
     if not index_loss or y.is_floating_point() or scores.dim() < 2:
         return
     if y.dim() == 2 and y.shape[1] == 1 and scores.dim() == 2:
         raise ValueError(f"class labels with a trailing dimension of 1 (a batch's labels are {tuple(y.shape)}): give "
                          f"them as one index per example, shape (N,) (y.squeeze(1))")
+    if y.dim() == 2 and scores.dim() == 2 and y.shape == scores.shape and bool(((y == 0) | (y == 1)).all()):
+        raise ValueError(f"class labels shaped like the model's scores {tuple(y.shape)}, integers 0/1: one-hot labels "
+                         f"({y.dtype}); give class indices, shape (N,) (y.argmax(1)), or probabilities as floats "
+                         f"(y.float())")
     c = scores.shape[1]
     valid = y[y != getattr(loss_fn, "ignore_index", -100)]
     if valid.numel() == 0:

@@ -43,6 +43,7 @@ from trainwell.nn.modes import module_modes, restore_modes
 from trainwell.train.batches import (
     as_tensor,
     as_tensors,
+    check_batch_keys,
     is_array,
     is_in_memory,
     loader_generators,
@@ -89,7 +90,7 @@ class LRRange:
 def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
                   loss_fn: str | Callable = F.cross_entropy, *, start: float = 1e-7, end: float = 10.0,
                   steps: int = 100, batch_size: int = 100, diverge: float = 4.0, beta: float = 0.98, seed: int = 0,
-                  rule: str = DEFAULT_RULE) -> LRRange:
+                  rule: str = DEFAULT_RULE, batch_keys: tuple[str, str] | None = None) -> LRRange:
     """Run the exponential LR range test on ``(x, y)`` and return the curve and the suggested rate.
 
     Args:
@@ -109,6 +110,8 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
         diverge: stop once the smoothed loss exceeds ``diverge`` x its minimum (or is not finite); > 1.
         beta: smoothing factor of the loss's moving average, in [0, 1) (0: no smoothing).
         rule: how the suggestion is read off the curve, one of :data:`RULES` (see :func:`suggest`).
+        batch_keys: ``(input_key, target_key)`` of dict batches (or a dict of two arrays) whose keys are not among
+            the names the Trainer knows, as ``Trainer(..., batch_keys=...)`` takes them.
 
     The model's weights and buffers, its train/eval mode, the optimizer's state, torch's global random state
     and a loader's own ``generator`` are restored afterwards.
@@ -124,7 +127,7 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, x, y=None,
     learner = ModuleLearner(model, optimizer, loss_fn)  # the Trainer's reading of the loss and the inputs
     loss_fn, named = learner.loss_fn, named_loss(learner.loss_fn)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    batches = _batch_source(x, y, named, batch_size, seed, learner)
+    batches = _batch_source(x, y, named, batch_size, seed, learner, check_batch_keys(batch_keys, "lr_range_test"))
     model_state = copy.deepcopy(model.state_dict())
     opt_state = copy.deepcopy(optimizer.state_dict())
     modes = module_modes(model)  # each module's own mode, put back afterwards
@@ -218,8 +221,8 @@ class _InMemory:
 class _Loader:
     """A loader's batches in its own order, from its start again when it runs out; its generators restored."""
 
-    def __init__(self, loader, named: bool, learner: ModuleLearner):
-        self.loader, self.named, self.learner = loader, named, learner
+    def __init__(self, loader, named: bool, learner: ModuleLearner, keys: tuple[str, str] | None = None):
+        self.loader, self.named, self.learner, self.keys = loader, named, learner, keys
         self.generators = loader_generators(loader)
         self.saved = [g.get_state() for g in self.generators]
         self.it, self.checked = None, False
@@ -232,7 +235,7 @@ class _Loader:
             if batch is None:
                 raise ValueError("lr_range_test: the loader yielded no batches (an empty dataset, or drop_last=True "
                                  "with fewer examples than one batch): give it data with examples")
-        xb, yb = split_batch(batch, "lr_range_test", None)
+        xb, yb = split_batch(batch, "lr_range_test", self.keys)
         xb, yb = as_tensor(xb, "lr_range_test inputs"), as_tensor(yb, "lr_range_test targets")
         if len(xb) != len(yb):
             raise ValueError(f"lr_range_test: a batch holds {len(xb)} inputs but {len(yb)} targets")
@@ -246,7 +249,8 @@ class _Loader:
             g.set_state(state)
 
 
-def _batch_source(x, y, named: bool, batch_size: int, seed: int, learner: ModuleLearner):
+def _batch_source(x, y, named: bool, batch_size: int, seed: int, learner: ModuleLearner,
+                  keys: tuple[str, str] | None = None):
     """Where the test's batches come from, for data in any form the Trainer takes (see :func:`lr_range_test`)."""
     if y is None and not is_array(x):
         if not is_in_memory(x):
@@ -256,8 +260,8 @@ def _batch_source(x, y, named: bool, batch_size: int, seed: int, learner: Module
             if isinstance(x, (torch.Tensor, np.ndarray, str, bytes)) or not isinstance(x, Iterable):
                 raise TypeError(f"lr_range_test takes x and y as tensors or NumPy arrays, an (x, y) pair, or an "
                                 f"iterable of (x, y) batches such as a DataLoader; got {type(x).__name__}")
-            return _Loader(x, named, learner)
-        x, y = as_tensors(x, "lr_range_test")
+            return _Loader(x, named, learner, keys)
+        x, y = as_tensors(x, "lr_range_test", keys)
     elif y is None:
         raise TypeError(f"lr_range_test got inputs ({type(x).__name__}) without targets: call "
                         f"lr_range_test(model, optimizer, x, y) or lr_range_test(model, optimizer, loader)")

@@ -22,6 +22,11 @@ def _number(v) -> float:
     return float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else math.nan
 
 
+# names people bring from torch, and how a population spells them
+_ALIASES = {"adamw": "AdamW is optimizer='adam' with decay='decoupled'",
+            "nesterov": "Nesterov is optimizer='momentum' with nesterov=True"}
+
+
 def check_hyperparameters(states, lrs, weight_decays, *, decay, momentum, nesterov, betas, eps, alpha,
                            rmsprop_momentum) -> None:
     """The checks :func:`trainwell.optim.build_optimizer` and torch's optimizers make, per member, in one line."""
@@ -79,8 +84,9 @@ class PopulationOptimizer:
                  decay_masks: dict[str, torch.Tensor] | None = None, alpha: float = 0.99,
                  rmsprop_momentum: float = 0.0, decayed: set[str] | None = None):
         if name not in population_optimizers():
-            raise ValueError(f"population optimizer {name!r} is not supported: use one of "
-                             f"{', '.join(population_optimizers())}")
+            alias = _ALIASES.get(str(name).lower())
+            raise ValueError(f"population optimizer {name!r} is not supported: "
+                             + (f"{alias}; " if alias else "") + f"use one of {', '.join(population_optimizers())}")
         self.params, self.name, self.decay = params, name, decay
         self.decay_masks, self.decayed = decay_masks, decayed
         self.lrs, self.wds = lrs, weight_decays

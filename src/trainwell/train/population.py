@@ -38,6 +38,7 @@ from trainwell.train.learners import eval_rows, loss_function, predicted_classes
 from trainwell.train.losses import class_scores
 from trainwell.train.member_optim import PopulationOptimizer, check_hyperparameters
 from trainwell.train.member_schedules import MemberSchedules
+from trainwell.train.member_states import check_member_states
 from trainwell.train.member_widths import embed_state, narrow_state, refuse_padding_that_trains
 from trainwell.train.population_data import PopulationDataChecks
 from trainwell.train.population_mlp import mlp_cross_entropy_step, mlp_forward, mlp_plan, written_backward
@@ -145,6 +146,7 @@ class PopulationLearner(PopulationDataChecks):
         if not len(states) == len(lrs) == len(weight_decays):
             raise ValueError(f"a population needs one state, lr and weight decay per member: got {len(states)}, "
                              f"{len(lrs)}, {len(weight_decays)}")
+        check_member_states(model, states)
         self.device = as_device(device)
         members = []
         for state in states:

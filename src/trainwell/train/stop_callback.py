@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -308,5 +308,20 @@ def as_callback(obj):
             return Stopper(**{key: obj})
     if isinstance(obj, stopping.GeneralizationLoss):  # a registered criterion: fed the validation loss
         return Stopper(others={"generalization_loss": obj})
+    if isinstance(obj, type) and (issubclass(obj, Callback) or obj in _CRITERIA):
+        raise TypeError(f"callbacks: {obj.__name__} is the class, not a callback: give an instance, "
+                        f"callbacks=[{obj.__name__}(...)]")
     raise TypeError(f"callbacks: {type(obj).__name__} is neither a Callback nor a stopping criterion (FixedSchedule, "
                     f"LossChange, WeightChange, EarlyStopping, GeneralizationLoss)")
+
+
+def as_callbacks(objs, what: str = "callbacks") -> list:
+    """:func:`as_callback` of each of ``objs``, a list; a single callback or criterion given without its list is
+    refused in one line (iterating it would fail with torch-deep wording, or not at all)."""
+    if isinstance(objs, (Callback, type, *_CRITERIA)) or not isinstance(objs, Iterable):
+        name = objs.__name__ if isinstance(objs, type) else type(objs).__name__
+        raise TypeError(f"{what} takes a list of callbacks, got {name} alone: {what}=[{name}(...)]")
+    return [as_callback(cb) for cb in objs]
+
+
+_CRITERIA = (FixedSchedule, LossChange, WeightChange, EarlyStopping, stopping.GeneralizationLoss)

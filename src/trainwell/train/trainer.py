@@ -55,6 +55,7 @@ from trainwell.train.batches import (
     TARGET_KEYS,
     as_tensor,
     as_tensors,
+    check_batch_keys,
     is_in_memory,
     split_batch,
 )
@@ -62,8 +63,8 @@ from trainwell.train.callbacks import Callback, State
 from trainwell.train.devices import as_device, default_device
 from trainwell.train.learners import LOSSES, ModuleLearner, evaluate, loss_function
 from trainwell.train.progress import NullProgress
-from trainwell.train.stop_callback import as_callback
-from trainwell.train.trainer_io import TrainerIO
+from trainwell.train.stop_callback import as_callbacks
+from trainwell.train.trainer_io import TrainerIO, nonfinite_data_note
 from trainwell.train.trainer_state import callback_keys
 
 
@@ -183,11 +184,11 @@ class Trainer(TrainerIO):
         self.single = not learner.vmapped  # one module: the run's State is the model's State
         if len(seeds) != self.size:
             raise ValueError(f"seed: {len(seeds)} seeds for {self.size} members; give one seed per member")
-        self.epochs, self.batch_size, self.batch_keys = epochs, batch_size, batch_keys
+        self.epochs, self.batch_size, self.batch_keys = epochs, batch_size, check_batch_keys(batch_keys)
         self._loader_rngs: list[torch.Generator] = []  # the current train loader's generators (saved in checkpoints)
         self._pending_loader_rng: list | None = None
-        self.callbacks = [as_callback(cb) for cb in callbacks]  # stopping criteria are accepted as callbacks
-        self.member_callbacks = [[as_callback(cb) for cb in c] for c in member_callbacks] \
+        self.callbacks = as_callbacks(callbacks)  # stopping criteria are accepted as callbacks
+        self.member_callbacks = [as_callbacks(c, f"member_callbacks[{m}]") for m, c in enumerate(member_callbacks)] \
             if member_callbacks is not None else [[] for _ in range(self.size)]
         if len(self.member_callbacks) != self.size:
             raise ValueError(f"member_callbacks: {len(self.member_callbacks)} lists for {self.size} members")
@@ -359,7 +360,7 @@ class Trainer(TrainerIO):
         lrs = self.learner.lrs()
         n, loss_sum, correct = self._train_epoch(data, active)
         rows = self._rows(epoch, n, loss_sum, correct, lrs, val, active, tic)
-        self._end_epoch(epoch, rows, active)
+        self._end_epoch(epoch, rows, active, data)
         self.progress.update(state.metrics)
         return state.stop is None
 
@@ -441,7 +442,7 @@ class Trainer(TrainerIO):
             rows[m] = metrics
         return rows
 
-    def _end_epoch(self, epoch: int, rows: dict[int, dict], active: list[int]) -> None:
+    def _end_epoch(self, epoch: int, rows: dict[int, dict], active: list[int], data: tuple = (None,) * 3) -> None:
         """Epoch-wise schedules, the non-finite guard, each member's history and callbacks (a stopped member is
         frozen), the run's own row (a population's means), then the run's callbacks."""
         state, members, learner = self.state, self.members, self.learner
@@ -449,7 +450,8 @@ class Trainer(TrainerIO):
         for m, metrics in rows.items():
             s = members[m]
             if not math.isfinite(metrics["train_loss"]):
-                s.stop = s.failure = f"non-finite training loss at epoch {epoch + 1}"  # a failed run
+                s.stop = s.failure = (f"non-finite training loss at epoch {epoch + 1}"  # a failed run
+                                      + nonfinite_data_note(data[0], data[1]))
             s.step, s.metrics = state.step, metrics
             s.history.append(metrics)
         with self._members_synced():

@@ -16,6 +16,7 @@ from trainwell.train.batches import (
     as_tensor,
     as_tensors,
     check_lengths,
+    inputs_of,
     is_array,
     is_in_memory,
     loader_generators,
@@ -23,6 +24,25 @@ from trainwell.train.batches import (
     split_batch,
 )
 from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores, eval_rows
+
+
+def nonfinite_data_note(x: torch.Tensor | None, y: torch.Tensor | None) -> str:
+    """``": the training inputs hold 3 NaN/inf values (in 2 of 40 rows) ..."`` for in-memory training data with
+    NaN or infinite values, the usual cause of a non-finite loss from the first epoch; ``""`` otherwise (clean
+    data, or a loader's batches, which are not kept)."""
+    notes = []
+    for t, name in ((x, "inputs"), (y, "targets")):
+        if t is None or not t.is_floating_point() or not t.numel():
+            continue
+        bad = ~torch.isfinite(t)
+        count = int(bad.sum())
+        if count:
+            rows = int(bad.reshape(len(t), -1).any(1).sum()) if t.dim() else 1
+            notes.append(f"the training {name} hold {count} NaN/inf values (in {rows} of {len(t)} rows)")
+    if not notes:
+        return ""
+    return (": " + " and ".join(notes) + ": impute or drop them before fit (torch.nan_to_num(x), or keep the rows "
+            "where torch.isfinite(x).flatten(1).all(1))")
 
 
 class TrainerIO:
@@ -88,6 +108,9 @@ class TrainerIO:
         if is_in_memory(train) or not self._iterates:
             loader = not is_in_memory(train)  # read into memory: this learner draws its own batches
             x, y = self._in_memory(train, "train")
+            if not len(x):
+                raise ValueError("train: got 0 examples (the inputs and targets are empty): give fit the training "
+                                 "data")
             if self.batch_size is None:
                 raise ValueError(
                     "Trainer(batch_size=...) is needed: this learner reads the DataLoader's data into memory and "
@@ -178,15 +201,14 @@ class TrainerIO:
         """
         self._one_model("predict")
         if is_array(data) or is_in_memory(data):
-            x = as_tensor(data if is_array(data) else split_batch(data, "predict", self.batch_keys)[0],
-                          "predict inputs")
+            x = as_tensor(data if is_array(data) else inputs_of(data, "predict", self.batch_keys), "predict inputs")
             rows = batch_size or eval_rows(self.device)
             chunks: Iterable = (x[i : i + rows] for i in range(0, len(x), rows))
         else:
             require_iterable(data, "predict")
             # a TensorDataset of inputs alone yields [xb]
             chunks = (b if is_array(b) else b[0] if isinstance(b, (list, tuple)) and len(b) == 1 else
-                      split_batch(b, "predict", self.batch_keys)[0] for b in data)
+                      inputs_of(b, "predict", self.batch_keys) for b in data)
         model = self.learner.model
         modes = module_modes(model)
         model.eval()

@@ -1,0 +1,62 @@
+"""summarize on users' own models: global pooling heads, embeddings, recurrent layers, float64 models, and an
+input_shape that does not fit."""
+
+import pytest
+import torch
+from torch import nn
+
+from trainwell.cnn.summary import summarize
+
+
+def _measured_field(model: nn.Module, input_shape, position) -> tuple[int, ...]:
+    """The oracle: the extent of the input pixels one output unit's gradient reaches (a model without
+    nonlinearities, random weights, so no gradient cancels to exactly zero)."""
+    x = torch.zeros(1, *input_shape, requires_grad=True)
+    model(x)[(0, 0, *position)].backward()
+    reached = x.grad[0].abs().sum(0).nonzero()
+    return tuple(int(reached[:, i].max() - reached[:, i].min() + 1) for i in range(reached.shape[1]))
+
+
+def test_a_global_average_pooling_head_sees_the_whole_image():
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1))
+    rows = summarize(nn.Sequential(*body, nn.Flatten(), nn.Linear(4, 2)), (1, 10, 10))
+    assert rows[1].receptive_field == (10, 10) == _measured_field(body, (1, 10, 10), (0, 0))
+
+
+@pytest.mark.parametrize("pool", [nn.AdaptiveMaxPool2d(4), nn.AdaptiveAvgPool2d(4)])
+def test_an_adaptive_pool_that_divides_its_input_composes_as_a_pool(pool):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), pool, nn.Conv2d(2, 2, 2))  # 10 -> 8 -> 4 -> 3
+    rows = summarize(model, (1, 10, 10))
+    assert [r.receptive_field for r in rows] == [(3, 3), (4, 4), (6, 6)]
+    if isinstance(pool, nn.AdaptiveAvgPool2d):  # max pooling routes the gradient to one pixel per window
+        assert _measured_field(model, (1, 10, 10), (1, 1)) == (6, 6)
+
+
+def test_a_text_model_with_an_embedding_and_an_lstm():
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.lstm, self.fc = nn.Embedding(50, 8), nn.LSTM(8, 16, batch_first=True), nn.Linear(16, 3)
+
+        def forward(self, tokens):
+            out, _ = self.lstm(self.emb(tokens))
+            return self.fc(out[:, -1])
+
+    rows = summarize(Tagger(), (12,))
+    assert [(r.name, r.output_shape) for r in rows] == [("emb", (12, 8)), ("lstm", (12, 16)), ("fc", (3,))]
+    assert [r.params for r in rows] == [50 * 8, 4 * 16 * (8 + 16 + 2), 16 * 3 + 3]
+
+
+def test_a_float64_model_gets_float64_zeros():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).double()
+    rows = summarize(model, (1, 8, 8))
+    assert rows[0].output_shape == (4, 6, 6) and rows[-1].output_shape == (2,)
+
+
+def test_an_input_shape_that_does_not_fit_names_the_shape_tried():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+    with pytest.raises(ValueError, match=r"failed on a zero input of shape \(1, 1, 16, 16\).*"
+                                         r"input_shape=\(1, 16, 16\).*expected input\[1, 1, 16, 16\] to have 3 "):
+        summarize(model, (1, 16, 16))
