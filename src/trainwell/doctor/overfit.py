@@ -107,7 +107,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         (sigmoid_in_logits_loss(model, xs, ys, loss_fn) or softmax_inside_loss(model, xs, ys, loss_fn)
          if loss_kind(loss_fn) == "unknown" else None)
     floor = floor if floor > 0 or start < 0 else 0.0
-    ordered = None if unknown else autoregressive_floor(model, xs, ys, loss_fn)
+    reachable = None if unknown else autoregressive_floor(model, xs, ys, loss_fn)
+    ordered = None if reachable is None else reachable.loss
     floor = ordered if ordered is not None and floor < ordered < start else floor  # output j never sees input j
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
         floor = min(start, 0.0)
@@ -136,6 +137,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     # per-element binary targets (pixels, many labels) are judged to 99%: a few elements stay near 0.5 at the floor
     per_element = isinstance(ys, torch.Tensor) and ys.is_floating_point() and ys.dim() > 1 and ys[0].numel() > 1
     ceiling = causal_ceiling(xs, ys)
+    if reachable is not None and floor == ordered:  # outputs that share a context share a prediction too
+        ceiling = min(ceiling, reachable.accuracy)
 
     def reached(final: float, acc: float | None) -> bool:
         return math.isfinite(final) and (acc is None or acc == 1.0 or per_element and acc >= 0.99 or
