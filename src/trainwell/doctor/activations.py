@@ -193,7 +193,8 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     grad_ratio = 1 / max(grad_ratio, 1e-30)
     ends = list(dict.fromkeys(s[0] for s in stats if isinstance(s[3], tuple)))  # a shared layer named once
     branches = (f"; the steps into and out of {', '.join(ends[:3])}{' (+more)' if len(ends) > 3 else ''}, which "
-                "start or end a residual branch or end a gate, are not read: the stream carries the scale") if ends else ""
+                "start or end a residual branch or end a gate, are not read: the stream carries the scale") \
+        if ends else ""
     if not act_steps and not grad_steps:
         return Verdict("variance propagation", "pass", f"activation std {a0:.3g} -> {a1:.3g} over {len(stats)} "
                        f"layers, a normalization layer or a residual sum between every two of them (it sets their "
