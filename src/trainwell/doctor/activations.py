@@ -16,7 +16,7 @@ from trainwell.doctor.functional_activations import FunctionalActivations, calls
 from trainwell.doctor.inner_outputs import inner_outputs, without_direct_gradient
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.registration import graph_nodes
-from trainwell.doctor.residual_ends import branch_end_ids
+from trainwell.doctor.residual_ends import branch_end_ids, gate_end_ids
 from trainwell.doctor.sampled_weights import noise_scales
 from trainwell.doctor.verdict import Verdict
 from trainwell.doctor.zero_branches import branch_ends
@@ -95,7 +95,7 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
                       inner: list[str] | None = None):
     """Forward std and back-propagated gradient norm per example (:func:`_gradient_norm`) at every activation
     layer's output, in order, with the number of normalization layers (BatchNorm, LayerNorm, GroupNorm, ...) the
-    forward ran before it; for a layer whose output starts or ends a residual branch
+    forward ran before it; for a layer whose output starts or ends a residual branch, or ends a gate
     (:mod:`~trainwell.doctor.residual_ends`) that count is a key of its own, ``("branch end", count)``, so no run
     of layers reads across it. The loss's gradient on outputs returned from mid-network
     (:mod:`~trainwell.doctor.inner_outputs`, a VAE's mean and log-variance) is left out: it enters at their depth,
@@ -152,7 +152,7 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
     # a head whose output is reshaped before it is returned (Flatten(0), squeeze(-1)) is an output layer too
     final = {id(t) for t in O.leaves(out)}
     heads = _output_layers(model, x) if any(isinstance(m, _WEIGHTED) for _, m in watched) else set()
-    ends = branch_end_ids(out, [a for _, a in acts])
+    ends = branch_end_ids(out, [a for _, a in acts]) | gate_end_ids(out, [a for _, a in acts])
     return [(name, float(a.detach().float().std()), _gradient_norm(a),
              ("branch end", marks[id(a)]) if id(a) in ends else marks[id(a)])
             for name, a in acts if a.numel() > 1 and id(a) not in final and name not in heads]
@@ -193,7 +193,8 @@ def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Te
     grad_ratio = 1 / max(grad_ratio, 1e-30)
     ends = list(dict.fromkeys(s[0] for s in stats if isinstance(s[3], tuple)))  # a shared layer named once
     branches = (f"; the steps into and out of {', '.join(ends[:3])}{' (+more)' if len(ends) > 3 else ''}, which "
-                "start or end a residual branch, are not read: the stream carries the scale") if ends else ""
+                "start or end a residual branch or end a gate, are not read: the stream carries the scale") \
+        if ends else ""
     if not act_steps and not grad_steps:
         return Verdict("variance propagation", "pass", f"activation std {a0:.3g} -> {a1:.3g} over {len(stats)} "
                        f"layers, a normalization layer or a residual sum between every two of them (it sets their "

@@ -18,7 +18,7 @@ from trainwell.doctor.depth_collapse import NAME as COLLAPSE
 from trainwell.doctor.epoch_order import SAME_ORDER
 from trainwell.doctor.input_independent_level import NAME as UNMATCHED_LABELS
 from trainwell.doctor.loop_loss_inputs import CUT_EXPLAINS, CUT_OUTPUTS
-from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS
+from trainwell.doctor.loop_verdicts import TRAIN_MODE_VALIDATIONS, UNREAD_OPTIMIZER
 from trainwell.doctor.loss_form import NON_NEGATIVE
 from trainwell.doctor.loss_scaling import defers_to_clipping
 from trainwell.doctor.mixed_validation import MIXED
@@ -56,7 +56,7 @@ SCALE_DRIVEN = ("monitor: dead ReLUs", "monitor: saturated units", "monitor: van
 #: its bias alone, the rest of the loss is trained as it should be
 EXPLAINS_NOTHING_DOWNSTREAM = ("the binary target of output column", GROW, POS_GROW, TWICE, SAME_ORDER,
                               SAME_DRAWS, WRONG_AVERAGE, MIXED, CHANGED, WRONG_NUMBERS, UNSEEN,
-                              PADS_COUNTED, UNUSED_OUTPUTS)
+                              PADS_COUNTED, UNUSED_OUTPUTS, UNREAD_OPTIMIZER)
 
 
 def _defer_dead_outputs(verdicts: list[Verdict]) -> list[Verdict]:

@@ -119,6 +119,10 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.received: set[str] = set()  # parameters that got a gradient on an observed step
         self.assigned: set[str] = set()  # parameters whose .grad the loop wrote itself, with no backward pass
         self.reached: set[str] = set()  # parameters a backward reached on an observed step (a gradient, maybe 0)
+        # parameters no watched optimizer holds: their values' fingerprint at the last observed step, and those that
+        # moved between two observed steps (an optimizer not given to the watch steps them)
+        self.unheld_values: dict[str, tuple[float, float]] = {}
+        self.unheld_moved: set[str] = set()
         self.inputs: list[dict] = []  # observed training forwards: scale and a fingerprint
         self.split_inputs = SplitInputs()  # the training inputs against the validation inputs
         self.split_rows = SplitRows()  # the training rows' keys against the validation rows' keys

@@ -31,6 +31,9 @@ from trainwell.doctor.stepped_validation import stepped_validation
 from trainwell.doctor.value_clipping import value_clipping
 from trainwell.doctor.verdict import Verdict
 
+#: parameters stepped by an optimizer the watch was not given: its readings are short of them, nothing else
+UNREAD_OPTIMIZER = "stepped by an optimizer not given to doctor.watch"
+
 
 def optimizer_ownership(probe: LoopProbe) -> Verdict:
     """The optimizer must hold the parameters that receive gradients, and only the model's."""
@@ -63,6 +66,12 @@ def optimizer_ownership(probe: LoopProbe) -> Verdict:
                        "the optimizer was built on another copy of the model (a deepcopy, a model re-created or "
                        "re-loaded after the optimizer) or before a layer was replaced (model.head = ...): build it "
                        "after the final model, on model.parameters()")
+    if seen and set(seen) <= probe.unheld_moved:
+        return Verdict(name, "warn", f"{UNREAD_OPTIMIZER}: {_group_names(seen)} receive gradients and change "
+                       "between steps, but no optimizer given to doctor.watch holds them",
+                       "every optimizer that steps the model given to doctor.watch",
+                       "give doctor.watch the list of optimizers (doctor.watch(model, [optimizer, other_optimizer])) "
+                       "so that their steps are read too")
     if seen:
         return Verdict(name, "fail", f"{_group_names(seen)} receive gradients but no optimizer param group holds "
                        "them: they never change", "every parameter that gets a gradient is in the optimizer",

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.doctor import outputs as O
-from trainwell.doctor.autoregressive_floor import autoregressive_floor
+from trainwell.doctor.autoregressive_floor import OrderedFloor, autoregressive_floor
 from trainwell.doctor.dominant_term import dominant_inner_term
 from trainwell.doctor.double_sigmoid import sigmoid_in_logits_loss
 from trainwell.doctor.dropout_off import dropout_off
@@ -107,7 +107,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         (sigmoid_in_logits_loss(model, xs, ys, loss_fn) or softmax_inside_loss(model, xs, ys, loss_fn)
          if loss_kind(loss_fn) == "unknown" else None)
     floor = floor if floor > 0 or start < 0 else 0.0
-    ordered = None if unknown else autoregressive_floor(model, xs, ys, loss_fn)
+    reachable = None if unknown else autoregressive_floor(model, xs, ys, loss_fn)
+    ordered = None if reachable is None else reachable.loss
     floor = ordered if ordered is not None and floor < ordered < start else floor  # output j never sees input j
     if floor > start:  # the fit of free outputs missed (it cannot be above what the model already reaches)
         floor = min(start, 0.0)
@@ -135,7 +136,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
         return _sampled_verdict(model, xs, ys, loss_fn, start, final, floor)
     # per-element binary targets (pixels, many labels) are judged to 99%: a few elements stay near 0.5 at the floor
     per_element = isinstance(ys, torch.Tensor) and ys.is_floating_point() and ys.dim() > 1 and ys[0].numel() > 1
-    ceiling = causal_ceiling(xs, ys)
+    ceiling = _accuracy_ceiling(xs, ys, reachable, floor)
 
     def reached(final: float, acc: float | None) -> bool:
         return math.isfinite(final) and (acc is None or acc == 1.0 or per_element and acc >= 0.99 or
@@ -387,6 +388,14 @@ def _sampled_verdict(model: nn.Module, xs: torch.Tensor | Inputs, ys: torch.Tens
         "encoder frozen or disconnected, or the capacity too small?")
     return Verdict("overfit a tiny subset", "pass" if ok else "fail", value,
                    f"loss <= {bar:.3g} (a quarter of the way from one output for all examples to the floor)", advice)
+
+
+def _accuracy_ceiling(xs, ys, reachable: OrderedFloor | None, floor: float) -> float:
+    """The accuracy a fit at the ``floor`` is held to: a left-to-right model's on next-token targets
+    (:func:`causal_ceiling`), and where the floor is an autoregressive model's (``reachable``), the share of elements
+    its contexts settle: outputs that share a context share a prediction too."""
+    ceiling = causal_ceiling(xs, ys)
+    return min(ceiling, reachable.accuracy) if reachable is not None and floor == reachable.loss else ceiling
 
 
 def causal_ceiling(x: torch.Tensor | Inputs, y: torch.Tensor) -> float:

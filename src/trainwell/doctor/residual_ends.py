@@ -7,7 +7,13 @@ last layer is often small by design (a zero-initialized or 1/sqrt(2N)-scaled las
 Radford et al. 2019); the stream's own std and gradient (it carries every branch's gradient back through the skip)
 are not the branch's either. The variance-propagation check does not read the steps into and out of such layers as
 the init's gain (the same network with its activations as modules, whose outputs sit inside the branches, is read so
-already)."""
+already).
+
+A gate ends a branch the same way, by a product instead of a sum: a layer whose output, squashed into a bounded
+range (a sigmoid, hard sigmoid, tanh or softmax), only multiplies another path computed from the input
+(squeeze-and-excitation's ``x * sigmoid(fc2(relu(fc1(pool(x)))))``, Hu et al. 2018). The gate's layers read a pooled
+summary and return a factor near 0.5: their std and gradient are the gate's, not the stream's, and the steps into
+and out of them are not read as the init's gain either."""
 
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ from trainwell.doctor.zero_branches import _SCALE, _SUM, _computed, _past, _reac
 
 #: what a branch's output passes through before it is added: reshapes, a scale (LayerScale, alpha), dropout
 _PASS = _SHAPE + _SCALE + ("NativeDropoutBackward",)
+#: what squashes a gate's output into a bounded factor before it multiplies the stream
+_SQUASH = ("SigmoidBackward", "HardsigmoidBackward", "TanhBackward", "SoftmaxBackward")
 
 
 def branch_end_ids(outputs, tensors: list[torch.Tensor]) -> set[int]:
@@ -42,5 +50,29 @@ def branch_end_ids(outputs, tensors: list[torch.Tensor]) -> set[int]:
         elif sums and all(type(s).__name__.startswith(_SUM) and
                         any(g is None or _computed(g) for g, _ in s.next_functions if not _reaches(g, f))
                         for s in sums):
+            found.add(id(t))
+    return found
+
+
+def gate_end_ids(outputs, tensors: list[torch.Tensor]) -> set[int]:
+    """The ids of those ``tensors`` (outputs of one forward whose graph ends in ``outputs``) every use of which,
+    past reshapes, is a squashing function (:data:`_SQUASH`) whose every use, past reshapes, multiplies another path
+    computed from the input and not from the tensor itself: a gate's end (see the module's docstring)."""
+    roots = [t.grad_fn for t in O.leaves(outputs) if isinstance(t, torch.Tensor) and t.grad_fn is not None]
+    if not roots:
+        return set()
+    consumers = _consumers(roots)
+    found = set()
+    for t in tensors:
+        f = t.grad_fn
+        if f is None or f not in consumers:
+            continue
+        squashes = _past(consumers[f], _SHAPE, consumers)
+        if not squashes or not all(type(q).__name__.startswith(_SQUASH) for q in squashes):
+            continue
+        products = _past([c for q in squashes for c in consumers.get(q, [])], _SHAPE, consumers)
+        if products and all(type(m).__name__.startswith("MulBackward") and
+                            any(g is not None and _computed(g) and not _reaches(g, f) for g, _ in m.next_functions)
+                            for m in products):
             found.add(id(t))
     return found

@@ -73,6 +73,10 @@ def _joined(parts: list, dim: int = 0):
     """The batches' inputs (or targets) joined along dimension ``dim`` (their first, or a sequence-first input's
     second), in their structure; raises where they do not join (sequences padded to other lengths)."""
     first = parts[0]
+    if isinstance(first, torch.Tensor) and first.dim() == 0:  # one value for the whole call (a task's id)
+        if all(isinstance(p, torch.Tensor) and torch.equal(p, first) for p in parts):
+            return first
+        raise ValueError("the batches differ in a value given to the whole call (a 0-d tensor)")
     if isinstance(first, torch.Tensor):
         return torch.cat(parts, dim) if len(parts) > 1 else first
     if isinstance(first, (tuple, list)):
@@ -82,6 +86,12 @@ def _joined(parts: list, dim: int = 0):
     if all(p == first for p in parts):
         return first
     raise ValueError("the batches differ in a value that is not a tensor")
+
+
+def _rows(value, axis: int = 0) -> int:
+    """The examples an input holds: the size along ``axis`` of its first tensor with that many dimensions (a 0-d
+    tensor beside the batch, a task's id given to the whole call, holds none); 0 without one."""
+    return next((t.shape[axis] for t in O.leaves(value) if t.dim() > axis), 0)
 
 
 def _example_axis(model: nn.Module, batches: list[tuple]) -> int:
@@ -280,7 +290,7 @@ class ScriptPreflight:
             self._copies = {id(p): q for p, q in zip(self._loss[0].parameters(), model.parameters(), strict=True)}
             if any(p.requires_grad and id(p) not in held for p in self._loss[0].parameters()):
                 self._copy = (model, None)  # one of several optimizers (a head's of its own): read by the watch
-        rows = sum(len(O.leaves(x)[0]) for x, _ in self._batches if x is not None and O.leaves(x))
+        rows = sum(_rows(x) for x, _ in self._batches if x is not None)
         if (rows >= EXAMPLES or self._steps >= STEPS or _bytes([b[0] for b in self._batches]) >= BYTES) and \
                 not self._unowned:  # (else read on till an optimizer steps the module, or the next backward)
             self.close()
@@ -317,7 +327,7 @@ class ScriptPreflight:
                           phases=["pre"])
         axis = _example_axis(model, batches)
         x = _joined([b[0] for b in batches], axis)
-        rows = O.leaves(x)[0].shape[axis] if O.leaves(x) else 0
+        rows = _rows(x, axis)
         where = f"on a copy of {type(module).__name__} as it was at step 1, on the script's first " + \
             (f"{len(batches)} training batches" if len(batches) > 1 else "training batch") + f" ({rows} examples)"
         partial = _targets_of_some_rows(model, batches) \
@@ -327,11 +337,15 @@ class ScriptPreflight:
             if failed is not None:
                 loss_fn, text = None, f"the script's own loss, replayed on these {rows} examples, raised {failed} " \
                     "(it makes a tensor of the first batch's rows itself)"
+        whole = any(t.dim() == 0 for t in O.leaves(x))  # a value for the whole call beside the batch: no rows
+        if whole:
+            loss_fn, text = None, "the model is called with a 0-d tensor beside its batch (a task's id for the " \
+                "whole call), so its examples cannot be split into subsets or joined across batches"
         if loss_fn is None or any(b[1] is None for b in batches):
             why = text if loss_fn is None else "the loss saved no target in its graph"
             found = [Verdict(NAME, "skip", f"ran {where}, on the model's structure only: doctor.check's "
                              f"{NEED_LOSS} skipped: {why}; pass your loss to doctor.check(model, x, y, loss_fn) "
-                             "for them"), *_structure(model, x)]
+                             "for them"), *([] if whole else _structure(model, x))]
             return Report(found, phases=["pre"] * len(found))
         if partial is not None:
             covered, seen = partial

@@ -30,6 +30,17 @@ def held(optimizer: torch.optim.Optimizer) -> set[int]:
     return {id(p) for g in optimizer.param_groups for p in g["params"]}
 
 
+def _unheld_moves(probe, name: str, p: torch.Tensor) -> None:
+    """Records in ``probe.unheld_moved`` a parameter no watched optimizer holds whose values changed since the last
+    observed step that read it (its sum and sum of squares, in float64): an optimizer not given to the watch steps
+    it (a sparse embedding's ``SparseAdam`` beside the dense layers' ``Adam``), so it does change."""
+    w = p.detach().double()
+    now = (float(w.sum()), float((w * w).sum()))
+    if probe.unheld_values.get(name, now) != now:
+        probe.unheld_moved.add(name)
+    probe.unheld_values[name] = now
+
+
 def read_step(probe) -> dict:
     """What one observed step did: the gradients ``.grad`` holds against what this step's backward passes
     delivered, the loss's form read from the outputs' gradients, and the first step's weight-decay pull."""
@@ -53,6 +64,7 @@ def read_step(probe) -> dict:
             probe.received.add(name)
             if id(p) not in probe.owned:
                 not_owned.append(name)
+                _unheld_moves(probe, name, p)
         if stepping is not None and id(p) not in stepping and id(p) in probe.owned or id(p) not in probe.owned:
             continue  # what no optimizer applies is named by the ownership verdict, not compared here
         backwards = max(backwards, probe._backwards.get(id(p), 0))
