@@ -209,7 +209,8 @@ def test_a_rate_far_too_high_is_told_the_range_to_try_in_its_own_numbers():
                 w.step(loss, y=y[i:i + 32])
     report = w.report()
     curve = report["learning rate (loss curve)"]
-    assert curve.status == "fail" and "lower the learning rate (by 3-10x: from 5 to 0.5-1.7)" in curve.advice
+    assert curve.status == "fail" and "lower the learning rate (by 3-10x: from 5 to 0.5-1.7; with momentum 0.9 " \
+        "the effective rate lr / (1 - 0.9) goes from 50 to 5-17)" in curve.advice, curve.advice
     assert report.likely_cause.check == "learning rate (loss curve)"
 
 

@@ -4,8 +4,9 @@ A preprocessing step applied to the training set and forgotten on the validation
 standardized with their mean and std, the validation ones left raw; pixels divided by 255 for training only) gives
 a validation error far above the training error that reads as overfitting. The watch sees both: the inputs of the
 training forwards on observed steps, and those of the forwards without gradients before the first
-``w.validate()`` (the validation batches; later validations repeat the same set, as a rule), or, when none ran
-without gradients, those of the eval-mode forwards (a validation without ``torch.no_grad()``). Per input feature
+``w.validate()`` (the validation batches, each read once however often the pass gives it to the model; later
+validations repeat the same set, as a rule), or, when none ran without gradients, those of the eval-mode forwards
+(a validation without ``torch.no_grad()``). Per input feature
 (each element of a row; the whole tensor as one feature when the rows' shapes differ) it compares the validation
 inputs' mean and spread with the training inputs':
 
@@ -26,6 +27,7 @@ import math
 
 import torch
 
+from trainwell.doctor.repeated_batches import first_of_each
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: validation inputs"
@@ -158,8 +160,9 @@ class SplitInputs:
         """``w.validate()``: the forwards without gradients since the last step were the validation's (the
         eval-mode ones with gradients when there are none)."""
         if not self.val.n:
-            for x in self._pending or self._on_training or self._graded:
-                self.val.add(x)
+            batches = self._pending or self._on_training or self._graded
+            for i in first_of_each(batches):  # a batch given twice (accuracy, then loss) is read once
+                self.val.add(batches[i])
         self._pending, self._on_training, self._graded = [], [], []
 
     def verdict(self) -> Verdict | None:

@@ -12,8 +12,9 @@ model selection on it choose the most memorizing model. The watch keys every row
   and keyed when the report reads them), for the first :data:`ROWS`
   training rows before the first ``w.validate()`` after a training step, kept with the sampled elements, and for
   that validation's rows (the forwards without gradients since the last step; the eval-mode ones with gradients
-  when there are none), :data:`VAL_ROWS` at most; nothing after it. A first validation before the epoch ends
-  is matched against the training rows read so far: the share is then a lower bound;
+  when there are none; a batch given twice in it, for the accuracy and again for the loss, read once:
+  :mod:`~trainwell.doctor.repeated_batches`), :data:`VAL_ROWS` at most; nothing after it. A first validation
+  before the epoch ends is matched against the training rows read so far: the share is then a lower bound;
 - at report time the share ``s`` of validation rows whose key is a training key is set against the training rows' own
   *natural* duplicate rate ``q``: the share of those training rows that have a twin among them *and* whose every
   sampled element recurs in more rows than the row itself (tabular data with few discrete values: the values recur
@@ -45,6 +46,7 @@ from collections.abc import Callable
 
 import torch
 
+from trainwell.doctor.repeated_batches import first_of_each
 from trainwell.doctor.verdict import Verdict
 
 NAME = "loop: validation examples"
@@ -226,7 +228,8 @@ class SplitRows:
             return Verdict(NAME, "pass", f"the training rows are flat token ids beside their offsets ({distinct} "
                            f"distinct in {len(keys)} rows read: an EmbeddingBag's input), not examples: a token "
                            "both splits hold is no example both hold", expected_text())
-        return validation_rows(keys, elements, [rows()[0].cpu() for rows in self.val])
+        val = [rows()[0].cpu() for rows in self.val]
+        return validation_rows(keys, elements, [val[i] for i in first_of_each(val)])
 
 
 def flat_bags(args: tuple, kwargs: dict, x) -> bool:

@@ -68,6 +68,7 @@ from trainwell.doctor.loop_probe import LoopProbe
 from trainwell.doctor.loss_inputs import widening_warning
 from trainwell.doctor.memorizing_curve import mean_cross_entropy_classes, memorizing
 from trainwell.doctor.mixup_pairs import MixupPairs
+from trainwell.doctor.momentum_curve import heavy_ball, momentum_started, reread_after_buildup
 from trainwell.doctor.monitors import Monitor
 from trainwell.doctor.normalized_steps import tuned_clipping
 from trainwell.doctor.orphan_schedulers import SchedulerSteps
@@ -139,6 +140,7 @@ class Watch:
             compiled, outer = True, wrapper
         self.monitor = Monitor(every=every, **monitor_options)
         self.probe = LoopProbe(model, optimizers, every, compiled=compiled)
+        self._fresh_momentum = not momentum_started(optimizers)  # the curve will show the momentum's build-up
         self._outer = outer  # what runs uncompiled on the steps the watch reads (_compile_next_step)
         self._recompile = None  # compiles it back
         self._compiled_parts: list[nn.Module] = []  # the wrappers of submodules compiled while watched
@@ -496,6 +498,8 @@ class Watch:
                                                      floor=floors[at:] if isinstance(floors, list) else floors)
 
         curve = reread_after_warmup(read(0), self.probe.lrs, losses, read)  # a warm-up's climb is no low rate
+        beta = heavy_ball(self.probe.optimizers) if self._fresh_momentum or self.first_step is not None else None
+        curve = reread_after_buildup(curve, beta, len(whole), lambda s: read(max(s - len(early), 0)))  # momentum's
         curve = reread_after_reset(curve, self._inits.partial_resets(), losses, read)  # a layer reset's jump
         curve = reread_after_weights(curve, self.probe.steps, losses, read)  # a loss weight's schedule
         verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
@@ -504,7 +508,8 @@ class Watch:
         curve = grown_norms(curve, self._norms, self.probe, self._first_forward, rate)  # a scale-invariant head's
         curve = collapsed_head(curve, self._norms, self.probe, self._first_forward, rate, losses)  # slowness, stall
         curve = summed_batch_loss(curve, self._loss_inputs.training_call.read)  # a rate chosen for the mean
-        curve = with_rate(curve, self.probe.lrs, self.probe.group_lrs)  # "from 5 to 0.5-1.7", not only "3-10x"
+        curve = with_rate(curve, self.probe.lrs, self.probe.group_lrs, heavy_ball(self.probe.optimizers))  # "from
+        # 5 to 0.5-1.7", not only "3-10x", and the effective rates under momentum
         if not whole and self.probe.opt_steps >= 2:  # the loop stepped on gradients no loss's backward() made
             curve = diagnosis.Verdict(curve.check, "skip", f"skipped: no training loss seen on the "
                                       f"{self.probe.opt_steps} optimizer steps (no backward() on a loss: the loop "
