@@ -47,7 +47,8 @@ def _exec(path: str, on_globals: Callable[[dict], None]) -> None:
     saved = sys.modules.get("__main__")
     sys.modules["__main__"] = module  # pickling the script's classes (DataLoader workers) finds them
     try:
-        code = compile(open(path, encoding="utf-8").read(), path, "exec")
+        with open(path, encoding="utf-8") as source:
+            code = compile(source.read(), path, "exec")
         exec(code, module.__dict__)
     finally:
         if saved is not None:
