@@ -360,7 +360,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     if cfg.loss.startswith("tag_"):  # a tagger on padded sequences: token ids, a tag per position (0 = <pad>)
         (x, y), (xv, yv) = tagged(N, seed), tagged(NV, seed + 1)
     model = Tagger() if cfg.loss.startswith("tag_") else \
-        Net(cfg.model, 1 if regression or cfg.loss.startswith("binary_") else classes)
+        Net(cfg.model, 1 if regression or cfg.loss.startswith(("binary_", "class_ids")) else classes)
     with torch.no_grad():
         if model.head is not None:
             model.head.weight.mul_(cfg.head_scale)
@@ -413,6 +413,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         warnings.simplefilter("ignore")
         opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
                               momentum=0.9 if cfg.lr < 1 else 0.0, weight_decay=cfg.weight_decay)
+    if "adam" in cfg.extra:  # Adam ("Adam": its weight_decay an L2 term added to the gradient, then normalized) or
+        # AdamW ("AdamW": the decay decoupled from the gradient, Loshchilov & Hutter 2019), at lr and weight_decay
+        opt = getattr(torch.optim, cfg.extra["adam"])(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     head_opt = None  # "head_optimizer": the head trained by an SGD of its own, its zero_grad() "zeroed" | "never"
     if "head_optimizer" in cfg.extra:  # "overlapping": the body's optimizer built on model.parameters(), head included
         head = set() if cfg.extra["head_optimizer"] == "overlapping" else {id(p) for p in model.head.parameters()}
@@ -533,6 +536,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             per = F.cross_entropy(out.reshape(-1, C + 1), t.reshape(-1),
                                   reduction="mean" if cfg.loss == "tag_mask_mean" else "none")
             return (per * mask).sum() / mask.sum()
+        if cfg.loss == "class_ids_mse":  # classification as regression: one output fitted to the class id as a float
+            return F.mse_loss(out.squeeze(1), t.float())
         return F.cross_entropy(out, t, weight=class_weight)
 
     def one_hot_targets(t):
@@ -684,8 +689,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                             1e-4 * sum(p.pow(2).sum() for p in model.parameters())
                     if dropped:
                         continue
-                    if cfg.accumulate > 1 and cfg.divide_accumulated:
-                        loss = loss / cfg.accumulate
+                    if cfg.accumulate > 1 and cfg.divide_accumulated:  # "divide_by": the loss divided by another
+                        loss = loss / cfg.extra.get("divide_by", cfg.accumulate)  # count than the micro-batches'
                     if cfg.extra.get("loss_over_batch"):  # the mean loss divided by the batch size once more
                         loss = loss / len(part)
                     if cfg.step_first:
@@ -842,7 +847,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 out = model(xs)
                 out = out[0] if isinstance(out, tuple) else out["label"] if isinstance(out, dict) else out
                 errors[split] = float(((out[:, 0] > 0).float() != binary_targets(ys)).float().mean()) \
-                    if cfg.loss.startswith("binary_") else float((out.argmax(1) != ys).float().mean())
+                    if cfg.loss.startswith("binary_") else float((out[:, 0].round() != ys).float().mean()) \
+                    if cfg.loss == "class_ids_mse" else float((out.argmax(1) != ys).float().mean())
     return pre, w.report(**errors)
 
 
@@ -1361,6 +1367,18 @@ CASES = [
          Loop(model="normalize_rows"), "batch independence"),
     Case("validation features shuffled by a permutation their labels missed", Loop(extra={"val_rows_shuffled": True}),
          Loop(), "loop: validation labels"),
+    Case("Adam(weight_decay=0.1): an L2 term Adam normalizes (meant AdamW's decoupled decay)",
+         Loop(lr=1e-3, weight_decay=0.1, extra={"adam": "Adam"}),
+         Loop(lr=1e-3, weight_decay=0.1, extra={"adam": "AdamW"}), "regularization vs data loss"),
+    Case("Adam at SGD's learning rate (lr=1.0)", Loop(lr=1.0, extra={"adam": "Adam"}),
+         Loop(lr=1e-3, extra={"adam": "Adam"}), "learning rate"),
+    Case("model.train written without parentheses on a BatchNorm net (eval mode from epoch 2)",
+         Loop(model="batchnorm", eval_in_training=True, lr=0.05), Loop(model="batchnorm", lr=0.05), "loop: train/eval"),
+    Case("model.eval written without parentheses on a BatchNorm net (validation in train mode)",
+         Loop(model="batchnorm", no_eval_for_validation=True, lr=0.05), Loop(model="batchnorm", lr=0.05),
+         "loop: train/eval"),
+    Case("gradient accumulation over 4 micro-batches dividing the loss by len(loader) (32)",
+         Loop(accumulate=4, lr=0.05, extra={"divide_by": 32}), Loop(accumulate=4, lr=0.05), "loop: loss"),
 ]
 
 
