@@ -1369,7 +1369,7 @@ CASES = [
          Loop(), "loop: validation labels"),
     Case("Adam(weight_decay=0.1): an L2 term Adam normalizes (meant AdamW's decoupled decay)",
          Loop(lr=1e-3, weight_decay=0.1, extra={"adam": "Adam"}),
-         Loop(lr=1e-3, weight_decay=0.1, extra={"adam": "AdamW"}), "regularization vs data loss"),
+         Loop(lr=1e-3, weight_decay=0.1, extra={"adam": "AdamW"}), "loop: weight decay"),
     Case("Adam at SGD's learning rate (lr=1.0)", Loop(lr=1.0, extra={"adam": "Adam"}),
          Loop(lr=1e-3, extra={"adam": "Adam"}), "learning rate"),
     Case("model.train written without parentheses on a BatchNorm net (eval mode from epoch 2)",
