@@ -26,7 +26,7 @@ def _train(make_optimizer):
     model = Classifier()
     opt = make_optimizer(model.parameters())
     with doctor.watch(model, opt, every=10) as w:
-        for epoch in range(2):
+        for _ in range(2):
             for i in range(0, 512, 32):
                 out = model(x[i : i + 32])
                 loss = F.cross_entropy(out, y[i : i + 32])
