@@ -53,7 +53,7 @@ class Net(nn.Module):
             self.layers = [nn.Linear(D, 64), nn.Linear(64, 64)]  # not registered
         elif kind == "repeated":  # [layer] * 2: one Linear applied twice
             self.layers = nn.ModuleList([nn.Linear(D, 64)] + [nn.Linear(64, 64)] * 2)
-        elif kind == "deep":  # six hidden layers
+        elif kind.startswith("deep"):  # six hidden layers ("deep_sigmoid": torch.sigmoid between them, not ReLU)
             self.layers = nn.ModuleList([nn.Linear(D, 64)] + [nn.Linear(64, 64) for _ in range(5)])
         elif kind == "three_layers":
             self.layers = nn.ModuleList([nn.Linear(D, 64), nn.Linear(64, 64), nn.Linear(64, 64)])
@@ -148,7 +148,7 @@ class Net(nn.Module):
             elif self.kind.startswith("functional_dropout"):  # F.dropout: on in eval too unless told the mode
                 h = F.dropout(F.relu(layer(h)), 0.1, training=self.training if self.kind.endswith("ok") else True)
             else:
-                h = self.drop(F.relu(layer(h)))
+                h = self.drop((torch.sigmoid if self.kind == "deep_sigmoid" else F.relu)(layer(h)))
         for block in self.blocks or []:
             h = block(h)
         if self.kind.startswith("own_layer"):
@@ -1379,6 +1379,8 @@ CASES = [
          "loop: train/eval"),
     Case("gradient accumulation over 4 micro-batches dividing the loss by len(loader) (32)",
          Loop(accumulate=4, lr=0.05, extra={"divide_by": 32}), Loop(accumulate=4, lr=0.05), "loop: loss"),
+    Case("torch.sigmoid between the six hidden layers (meant ReLU)", Loop(model="deep_sigmoid", lr=0.05, he_init=True),
+         Loop(model="deep", lr=0.05, he_init=True), "vanishing gradients"),
 ]
 
 
