@@ -214,6 +214,7 @@ class Loop:
     # | plateau_each_epoch (a ReduceLROnPlateau on the validation loss made every epoch)
     # | each_epoch_lambda (the lambda's LambdaLR made every epoch, its step count from 0) | each_epoch_lambda_continued
     # (made every epoch, its function given the steps of the epochs before: the schedule goes on)
+    # | plateau_per_batch (a ReduceLROnPlateau stepped after every batch on that batch's loss)
     # | per_unstepped (StepLR, never stepped) | plateau_unstepped (ReduceLROnPlateau, never stepped)
     # | warmup_capped (LambdaLR: min(1, (s + 1) / warmup), per batch) | warmup_uncapped (without its min(1, ...))
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
@@ -412,7 +413,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     with warnings.catch_warnings():  # torch warns about a tensor held twice, and keeps both
         warnings.simplefilter("ignore")
         opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
-                              momentum=0.9 if cfg.lr < 1 else 0.0, weight_decay=cfg.weight_decay)
+                              momentum=cfg.extra.get("momentum", 0.9 if cfg.lr < 1 else 0.0),  # "momentum": its own
+                              weight_decay=cfg.weight_decay)
     if "adam" in cfg.extra:  # Adam ("Adam": its weight_decay an L2 term added to the gradient, then normalized) or
         # AdamW ("AdamW": the decay decoupled from the gradient, Loshchilov & Hutter 2019), at lr and weight_decay
         opt = getattr(torch.optim, cfg.extra["adam"])(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -751,6 +753,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 if not cfg.watch_micro:
                     w.step(loss, y=given(labels if cfg.extra.get("labels_late") else y[idx]) if mixed is None
                            else mixed)
+                if cfg.scheduler == "plateau_per_batch":  # the ReduceLROnPlateau stepped on each batch's loss
+                    sched.step(loss.item())
                 kept.append(loss if cfg.extra.get("keep_loss_tensors") else loss.item())  # the curve for a plot
                 total_loss += loss if cfg.extra.get("sum_loss_tensors") else loss.item()  # the epoch's mean loss
                 if "keep_outputs" in cfg.extra:  # the epoch's scores, for its accuracy at the epoch's end
@@ -831,8 +835,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                                "training_batch_apart": sum(m for m, _ in means) / len(means)}.get(
                             average, sum(m for m, _ in means) / len(xs))
             w.validate(val)
-            if cfg.scheduler.startswith("plateau") and cfg.scheduler != "plateau_unstepped":  # plateau_accuracy:
-                # the training accuracy under mode='min'
+            if cfg.scheduler.startswith("plateau") and cfg.scheduler not in ("plateau_unstepped", "plateau_per_batch"):
+                # plateau_accuracy: the training accuracy under mode='min'
                 sched.step(correct / (steps_per_epoch * cfg.batch) if cfg.scheduler == "plateau_accuracy" else val)
             if cfg.keep_best and val < best_val:
                 state = model.state_dict()
@@ -1381,6 +1385,10 @@ CASES = [
          Loop(accumulate=4, lr=0.05, extra={"divide_by": 32}), Loop(accumulate=4, lr=0.05), "loop: loss"),
     Case("torch.sigmoid between the six hidden layers (meant ReLU)", Loop(model="deep_sigmoid", lr=0.05, he_init=True),
          Loop(model="deep", lr=0.05, he_init=True), "vanishing gradients"),
+    Case("ReduceLROnPlateau stepped after every batch on the batch's loss (meant per epoch, validation loss)",
+         Loop(scheduler="plateau_per_batch"), Loop(scheduler="plateau_val"), "loop: learning rate applied"),
+    Case("SGD(momentum=0.99) at the rate tuned for momentum 0.9 (10x the effective step)",
+         Loop(lr=0.1, extra={"momentum": 0.99}), Loop(lr=0.1, extra={"momentum": 0.9}), "learning rate"),
 ]
 
 
