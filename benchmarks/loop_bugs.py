@@ -53,7 +53,7 @@ class Net(nn.Module):
             self.layers = [nn.Linear(D, 64), nn.Linear(64, 64)]  # not registered
         elif kind == "repeated":  # [layer] * 2: one Linear applied twice
             self.layers = nn.ModuleList([nn.Linear(D, 64)] + [nn.Linear(64, 64)] * 2)
-        elif kind == "deep":  # six hidden layers
+        elif kind.startswith("deep"):  # six hidden layers ("deep_sigmoid": torch.sigmoid between them, not ReLU)
             self.layers = nn.ModuleList([nn.Linear(D, 64)] + [nn.Linear(64, 64) for _ in range(5)])
         elif kind == "three_layers":
             self.layers = nn.ModuleList([nn.Linear(D, 64), nn.Linear(64, 64), nn.Linear(64, 64)])
@@ -148,7 +148,7 @@ class Net(nn.Module):
             elif self.kind.startswith("functional_dropout"):  # F.dropout: on in eval too unless told the mode
                 h = F.dropout(F.relu(layer(h)), 0.1, training=self.training if self.kind.endswith("ok") else True)
             else:
-                h = self.drop(F.relu(layer(h)))
+                h = self.drop((torch.sigmoid if self.kind == "deep_sigmoid" else F.relu)(layer(h)))
         for block in self.blocks or []:
             h = block(h)
         if self.kind.startswith("own_layer"):
@@ -214,6 +214,7 @@ class Loop:
     # | plateau_each_epoch (a ReduceLROnPlateau on the validation loss made every epoch)
     # | each_epoch_lambda (the lambda's LambdaLR made every epoch, its step count from 0) | each_epoch_lambda_continued
     # (made every epoch, its function given the steps of the epochs before: the schedule goes on)
+    # | plateau_per_batch (a ReduceLROnPlateau stepped after every batch on that batch's loss)
     # | per_unstepped (StepLR, never stepped) | plateau_unstepped (ReduceLROnPlateau, never stepped)
     # | warmup_capped (LambdaLR: min(1, (s + 1) / warmup), per batch) | warmup_uncapped (without its min(1, ...))
     loss: str = "ce"  # ce | twice | dim0 | aux_item | aux | aux3 | mse_broadcast | mse | focal | kl_probs | kl (...)
@@ -360,7 +361,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     if cfg.loss.startswith("tag_"):  # a tagger on padded sequences: token ids, a tag per position (0 = <pad>)
         (x, y), (xv, yv) = tagged(N, seed), tagged(NV, seed + 1)
     model = Tagger() if cfg.loss.startswith("tag_") else \
-        Net(cfg.model, 1 if regression or cfg.loss.startswith("binary_") else classes)
+        Net(cfg.model, 1 if regression or cfg.loss.startswith(("binary_", "class_ids")) else classes)
     with torch.no_grad():
         if model.head is not None:
             model.head.weight.mul_(cfg.head_scale)
@@ -412,7 +413,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     with warnings.catch_warnings():  # torch warns about a tensor held twice, and keeps both
         warnings.simplefilter("ignore")
         opt = torch.optim.SGD(copy.deepcopy(model).parameters() if cfg.opt_on_copy else params, lr=cfg.lr,
-                              momentum=0.9 if cfg.lr < 1 else 0.0, weight_decay=cfg.weight_decay)
+                              momentum=cfg.extra.get("momentum", 0.9 if cfg.lr < 1 else 0.0),  # "momentum": its own
+                              weight_decay=cfg.weight_decay)
+    if "adam" in cfg.extra:  # Adam ("Adam": its weight_decay an L2 term added to the gradient, then normalized) or
+        # AdamW ("AdamW": the decay decoupled from the gradient, Loshchilov & Hutter 2019), at lr and weight_decay
+        opt = getattr(torch.optim, cfg.extra["adam"])(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     head_opt = None  # "head_optimizer": the head trained by an SGD of its own, its zero_grad() "zeroed" | "never"
     if "head_optimizer" in cfg.extra:  # "overlapping": the body's optimizer built on model.parameters(), head included
         head = set() if cfg.extra["head_optimizer"] == "overlapping" else {id(p) for p in model.head.parameters()}
@@ -533,6 +538,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             per = F.cross_entropy(out.reshape(-1, C + 1), t.reshape(-1),
                                   reduction="mean" if cfg.loss == "tag_mask_mean" else "none")
             return (per * mask).sum() / mask.sum()
+        if cfg.loss == "class_ids_mse":  # classification as regression: one output fitted to the class id as a float
+            return F.mse_loss(out.squeeze(1), t.float())
         return F.cross_entropy(out, t, weight=class_weight)
 
     def one_hot_targets(t):
@@ -684,8 +691,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                             1e-4 * sum(p.pow(2).sum() for p in model.parameters())
                     if dropped:
                         continue
-                    if cfg.accumulate > 1 and cfg.divide_accumulated:
-                        loss = loss / cfg.accumulate
+                    if cfg.accumulate > 1 and cfg.divide_accumulated:  # "divide_by": the loss divided by another
+                        loss = loss / cfg.extra.get("divide_by", cfg.accumulate)  # count than the micro-batches'
                     if cfg.extra.get("loss_over_batch"):  # the mean loss divided by the batch size once more
                         loss = loss / len(part)
                     if cfg.step_first:
@@ -746,6 +753,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 if not cfg.watch_micro:
                     w.step(loss, y=given(labels if cfg.extra.get("labels_late") else y[idx]) if mixed is None
                            else mixed)
+                if cfg.scheduler == "plateau_per_batch":  # the ReduceLROnPlateau stepped on each batch's loss
+                    sched.step(loss.item())
                 kept.append(loss if cfg.extra.get("keep_loss_tensors") else loss.item())  # the curve for a plot
                 total_loss += loss if cfg.extra.get("sum_loss_tensors") else loss.item()  # the epoch's mean loss
                 if "keep_outputs" in cfg.extra:  # the epoch's scores, for its accuracy at the epoch's end
@@ -826,8 +835,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                                "training_batch_apart": sum(m for m, _ in means) / len(means)}.get(
                             average, sum(m for m, _ in means) / len(xs))
             w.validate(val)
-            if cfg.scheduler.startswith("plateau") and cfg.scheduler != "plateau_unstepped":  # plateau_accuracy:
-                # the training accuracy under mode='min'
+            if cfg.scheduler.startswith("plateau") and cfg.scheduler not in ("plateau_unstepped", "plateau_per_batch"):
+                # plateau_accuracy: the training accuracy under mode='min'
                 sched.step(correct / (steps_per_epoch * cfg.batch) if cfg.scheduler == "plateau_accuracy" else val)
             if cfg.keep_best and val < best_val:
                 state = model.state_dict()
@@ -842,7 +851,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 out = model(xs)
                 out = out[0] if isinstance(out, tuple) else out["label"] if isinstance(out, dict) else out
                 errors[split] = float(((out[:, 0] > 0).float() != binary_targets(ys)).float().mean()) \
-                    if cfg.loss.startswith("binary_") else float((out.argmax(1) != ys).float().mean())
+                    if cfg.loss.startswith("binary_") else float((out[:, 0].round() != ys).float().mean()) \
+                    if cfg.loss == "class_ids_mse" else float((out.argmax(1) != ys).float().mean())
     return pre, w.report(**errors)
 
 
@@ -1361,6 +1371,24 @@ CASES = [
          Loop(model="normalize_rows"), "batch independence"),
     Case("validation features shuffled by a permutation their labels missed", Loop(extra={"val_rows_shuffled": True}),
          Loop(), "loop: validation labels"),
+    Case("Adam(weight_decay=0.1): an L2 term Adam normalizes (meant AdamW's decoupled decay)",
+         Loop(lr=1e-3, weight_decay=0.1, extra={"adam": "Adam"}),
+         Loop(lr=1e-3, weight_decay=0.1, extra={"adam": "AdamW"}), "loop: weight decay"),
+    Case("Adam at SGD's learning rate (lr=1.0)", Loop(lr=1.0, extra={"adam": "Adam"}),
+         Loop(lr=1e-3, extra={"adam": "Adam"}), "learning rate"),
+    Case("model.train written without parentheses on a BatchNorm net (eval mode from epoch 2)",
+         Loop(model="batchnorm", eval_in_training=True, lr=0.05), Loop(model="batchnorm", lr=0.05), "loop: train/eval"),
+    Case("model.eval written without parentheses on a BatchNorm net (validation in train mode)",
+         Loop(model="batchnorm", no_eval_for_validation=True, lr=0.05), Loop(model="batchnorm", lr=0.05),
+         "loop: train/eval"),
+    Case("gradient accumulation over 4 micro-batches dividing the loss by len(loader) (32)",
+         Loop(accumulate=4, lr=0.05, extra={"divide_by": 32}), Loop(accumulate=4, lr=0.05), "loop: loss"),
+    Case("torch.sigmoid between the six hidden layers (meant ReLU)", Loop(model="deep_sigmoid", lr=0.05, he_init=True),
+         Loop(model="deep", lr=0.05, he_init=True), "vanishing gradients"),
+    Case("ReduceLROnPlateau stepped after every batch on the batch's loss (meant per epoch, validation loss)",
+         Loop(scheduler="plateau_per_batch"), Loop(scheduler="plateau_val"), "loop: learning rate applied"),
+    Case("SGD(momentum=0.99) at the rate tuned for momentum 0.9 (10x the effective step)",
+         Loop(lr=0.1, extra={"momentum": 0.99}), Loop(lr=0.1, extra={"momentum": 0.9}), "learning rate"),
 ]
 
 

@@ -15,10 +15,10 @@ calls themselves, ``w.step()`` per micro-batch: the plain loops of bug and twin 
 
 The explicit watch (loop_bugs.py's ``run`` of each bug, check report included) runs after all the script
 watch's runs (a script watch after a ``doctor.watch`` in the same process would not be ``trainwell watch``'s
-fresh process), and the summary line compares the two: "N/190 right under `trainwell watch` vs M/190 explicit".
+fresh process), and the summary line compares the two: "N/198 right under `trainwell watch` vs M/198 explicit".
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/watch_bugs.py [--only NAME ...] [--every 20] [-j 2] [--check]
-  (about 6 minutes of CPU at -j 1: 380 loops under the script watch, then 190 explicit; ``--only`` takes
+  (about 6 minutes of CPU at -j 1: 396 loops under the script watch, then 198 explicit; ``--only`` takes
   substrings of case names, as loop_bugs.py's; ``-j 2``: two processes)
   One case as ``trainwell watch`` reads it: trainwell watch benchmarks/watch_bugs.py --case NAME --side bug
 

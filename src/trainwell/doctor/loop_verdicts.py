@@ -317,24 +317,6 @@ def _frozen_share(probe: LoopProbe) -> float:
     return sum(probe.named[n].numel() for n in probe.frozen) / max(total, 1)
 
 
-def weight_decay(probe: LoopProbe) -> Verdict | None:
-    """Weight decay coupled to the gradient (SGD's or Adam's ``weight_decay``) against the loss's gradient at
-    the first step: at initialization the data gradient should dominate (at a minimum of loss + L2 the two
-    balance, so later steps are not read). None without such decay."""
-    first = next((s["decay_ratio"] for s in probe.steps if s["step"] == 0 and s.get("decay_ratio")), None)
-    if first is None:
-        return None
-    wd, ratio = first
-    name = "loop: weight decay"
-    # a fine-tuned model starts near a minimum (a small gradient): a usual decay then out-pulls it by design
-    if ratio > 1.0 and wd >= 1e-2:
-        return Verdict(name, "warn", f"weight_decay={wd:g} pulls the weights {ratio:.3g}x harder than the loss's "
-                       "gradient at the first step", "decay well below the data gradient at initialization",
-                       "the decay dominates the update and shrinks the weights towards 0 (the model underfits): "
-                       "typical values are 1e-5..5e-3 for SGD and Adam (0.5 may be a typo for 5e-4)")
-    return Verdict(name, "pass", f"weight_decay={wd:g}: {ratio:.2g}x the loss's gradient at the first step", "-")
-
-
 #: the train/eval mode verdict's fail for validations run in train mode; the overfitting verdict defers to it
 TRAIN_MODE_VALIDATIONS = "validations ran in train mode"
 

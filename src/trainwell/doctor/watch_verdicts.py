@@ -14,6 +14,7 @@ from trainwell.doctor import loop_data as ld
 from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
+from trainwell.doctor import weight_decay_pull
 from trainwell.doctor.augmented_validation import augmented_validation
 from trainwell.doctor.batch_flatten import loop_flattened_batch
 from trainwell.doctor.batch_mixing import loop_batch_mixing
@@ -224,7 +225,7 @@ def loop_verdicts(w) -> list:
     stepped = rebuilt or lv.stepped(p, w._calls)
     out = [lv.unregistered_verdict(p.unregistered), stepped, lv.optimizer_ownership(p),
            lv.gradient_flow(p), constant_only(w, w._leaf_losses.explain(lv.gradient_reach(p, w._reentrant_cut))),
-           lv.weight_decay(p), lv.module_mode(p),
+           weight_decay_pull.weight_decay(p), lv.module_mode(p),
            w._scheduler_steps.verdict([*w._given, *p.optimizers], p.model.parameters(), p.lrs) or
            unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
            unstepped_plateaus(idle_plateaus_of(w), epochs_seen(w), p.lrs) or
