@@ -428,6 +428,8 @@ def test_inputs_normalized_inside_the_model_are_of_unit_scale(inside):
         assert verdict.status == "pass" and "normalized inside the model" in verdict.value, verdict
     else:
         assert verdict.status == "warn" and "far from unit scale" in verdict.value, verdict
+        # the advice says by how much the gradients grow: by the inputs' std, which the value gives
+        assert "weight gradients grow with them (the inputs' std times too large)" in verdict.advice, verdict
 
 
 class Tabular(nn.Module):

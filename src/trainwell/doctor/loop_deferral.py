@@ -185,8 +185,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                             "the units it keeps are scaled up by 1 / (1 - p)" if cause is dropped else
                             "the scores are normalized over the batch after the last layer (std |gamma| = 1 at init)"
                             if cause is normed else f"{str(large_inputs.value).split('; ', 1)[-1]}: the first "
-                            "scores are as many times too large, a softmax saturated on one class from the start; "
-                            "standardize the inputs"))
+                            "scores grow with them (the inputs' std times too large), a softmax saturated on one class "
+                            "from the start; standardize the inputs"))
         elif (raw_inputs or dropped or collapsed or few_values) is not None and v.check in SCALE_DRIVEN and \
                 v.status == "warn":
             cause = raw_inputs or dropped or collapsed or few_values
