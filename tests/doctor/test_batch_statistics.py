@@ -75,6 +75,21 @@ def test_batch_of_two_through_batchnorm1d_is_named_and_the_rate_is_not_blamed():
             assert other.status in ("info", "pass", "skip"), other
 
 
+@pytest.mark.slow  # ~1 s: 4 epochs of a watched loop
+def test_the_overfitting_reading_of_batches_of_two_names_the_batch_statistics_not_the_labels():
+    """Trained on batches of 2, the network passes on little of its inputs, and in eval mode (running statistics)
+    computes another function than the one trained: a validation that rises is no overfitting to send the reader
+    to the labels or the data for."""
+    x, y = _blobs()
+    report = _train(_mlp(), x, y, batch=2, epochs=4, steps=60)
+    assert _verdict(report).status == "fail"
+    gap = _verdict(report, "overfitting")
+    assert gap is not None and gap.status in ("info", "pass"), gap
+    if gap.status == "info":
+        assert gap.value.endswith("(explained by 'loop: batch statistics')"), gap
+        assert gap.advice.startswith("fix 'loop: batch statistics' first:") and "labels" not in gap.advice
+
+
 @pytest.mark.parametrize("batch, status", [(3, "warn"), (4, "warn"), (8, "pass"), (32, "pass")])
 def test_the_threshold_is_four_values_per_channel(batch, status):
     x, y = _blobs()
@@ -111,3 +126,17 @@ def test_no_verdict_without_batchnorm():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
     assert _verdict(_train(model, x, y, batch=2, steps=20)) is None
+
+
+def test_an_overfitting_warning_beside_the_batch_statistics_fail_is_explained_by_it():
+    from trainwell.doctor.loop_deferral import defer
+    from trainwell.doctor.verdict import Verdict
+
+    cause = Verdict("loop: batch statistics", "fail", "BatchNorm layers '1' (BatchNorm1d) normalized 2 values per "
+                    "channel on 54 of 54 observed training forwards", "more than 4 values per channel", "train with a "
+                    "larger batch")
+    gap = Verdict("overfitting", "warn", "gap: val - train loss 0.004; validation never improved", "val loss not "
+                  "rising while train falls", "check that the labels are aligned with their inputs")
+    deferred = {v.check: v for v in defer([cause, gap])}["overfitting"]
+    assert deferred.status == "info" and deferred.value.endswith("(explained by 'loop: batch statistics')")
+    assert "eval mode (running statistics)" in deferred.advice

@@ -65,7 +65,7 @@ def test_a_conv1d_channel_dead_everywhere_is_still_dead():
     with torch.no_grad():
         model[0].bias[:6] = -100.0
     v = dead_units(model, x)
-    assert v.status == "warn" and v.value.startswith("75% of the units of '1'")
+    assert v.status == "warn" and v.value.startswith("75% of the units of '1' (ReLU after Conv1d(1 -> 8))")
 
 
 def test_a_linear_layers_sequence_output_is_read_per_position_as_before():
@@ -76,4 +76,4 @@ def test_a_linear_layers_sequence_output_is_read_per_position_as_before():
         lin.weight.fill_(1.0)
         lin.bias.fill_(-0.5)
     v = dead_units(nn.Sequential(lin, nn.ReLU()), x)
-    assert v.value.startswith("50% of the units of '1'")
+    assert v.value.startswith("50% of the units of '1' (ReLU after Linear(3 -> 2))")

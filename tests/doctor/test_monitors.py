@@ -1,6 +1,7 @@
 """The training monitors (doctor/monitors.py): per-layer records, dead ReLUs, saturated tanh, huge updates."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -45,6 +46,8 @@ def test_monitor_flags_saturated_tanh_and_huge_updates(spirals):
     kinds = {w["kind"] for w in mon.warnings}
     assert "saturated units" in kinds and "update/weight ratio" in kinds
     assert all(v.status == "warn" for v in mon.verdicts())
+    [ratio] = [v for v in mon.verdicts() if v.check == "monitor: update/weight ratio"]  # read over the weights
+    assert re.match(r"the updates at step \d+: median update/weight \S+ over 2 weight tensors", ratio.value), ratio
 
 
 def test_activation_stats_count_dead_units_and_bin_values_as_torch_does():

@@ -224,7 +224,7 @@ def test_dead_units_counts_relu_units_no_example_activates(dead, status):
         model[0].bias.fill_(100.0)
         model[0].bias[:dead] = -100.0  # these units' pre-activations are negative for every input
     v = pf.dead_units(model, torch.randn(32, 4))
-    assert v.status == status and v.value.startswith(f"{dead / 8:.0%} of the units of '1'")
+    assert v.status == status and v.value.startswith(f"{dead / 8:.0%} of the units of '1' (ReLU after Linear(4 -> 8))")
     assert model.training  # the model's mode is restored
 
 

@@ -214,11 +214,33 @@ def test_a_rate_far_too_high_is_told_the_range_to_try_in_its_own_numbers():
     assert report.likely_cause.check == "learning rate (loss curve)"
 
 
+@pytest.mark.slow  # ~0.5 s: a watched loop
+def test_a_flat_curve_at_a_rate_far_too_low_is_told_its_tenfold_rate():
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 0.5).long()
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+    with doctor.watch(model, opt, every=10) as w:
+        for _epoch in range(4):
+            for i in range(0, 256, 32):
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x[i:i + 32]), y[i:i + 32])
+                loss.backward()
+                opt.step()
+                w.step(loss, y=y[i:i + 32])
+    curve = w.report()["learning rate (loss curve)"]
+    assert curve.status == "warn" and curve.value.startswith("flat"), curve
+    assert curve.advice.endswith("raise the learning rate (by 10x: from 1e-05 to 0.0001)"), curve
+
+
 def test_a_scheduled_rate_keeps_the_plain_factor():
     from trainwell.doctor.rate_numbers import with_rate
 
     slow = Verdict("learning rate (loss curve)", "warn", "too low", "", "raise the learning rate (by 3-10x)")
     assert with_rate(slow, [0.001] * 5, []).advice == "raise the learning rate (by 3-10x: from 0.001 to 0.003-0.01)"
+    tenfold = Verdict(slow.check, "warn", "flat", "", "update/weight 0.5: lower the learning rate (by 10x)")
+    assert with_rate(tenfold, [2.0] * 3, []).advice.endswith("lower the learning rate (by 10x: from 2 to 0.2)")
     assert with_rate(slow, [0.1, 0.05, 0.01], []) is slow  # a schedule: which value to scale is the user's choice
     assert with_rate(slow, [0.1] * 3, [[0.1, 0.01]] * 3) is slow  # two groups at two rates
     assert with_rate(Verdict(slow.check, "pass", "good", "", ""), [0.1] * 3, []).advice == ""

@@ -62,6 +62,9 @@ def test_the_command_s_title_says_what_the_first_step_was_for():
     assert read_from(1, 1, 1, 1) == ("step 1 showed which model and optimizer the loop trains: read from step 2; "
                                      "its loss curve from step 1")
     assert read_from(2, 3, 2, 2) == "steps 1-2 showed which models and optimizers the loop trains: read from step 3"
+    assert read_from(1, 1, 1, 1, passes=True) == (
+        "backward() pass 1 showed which model and optimizer the loop trains; no optimizer.step() ran, so each pass "
+        "counts as a step: read from pass 2; its loss curve from pass 1")
 
 
 STEP_FORGOTTEN = """
@@ -87,8 +90,10 @@ def test_a_loop_that_never_steps_prints_its_one_batch_and_step_in_the_singular(t
     assert report["loop: optimizer.step() runs"].status == "fail"
     assert report["loop: optimizer.step() runs"].value.endswith(" steps recorded, optimizer.step() never ran")
     assert report["loop: inputs"].value == "1 distinct batch in 1 observed step"
-    assert re.search(r"\((step 1|steps 1-\d+) showed which model and optimizer the loop trains: read from step \d+; "
-                     r"its loss curve from step 1\)$", report.title), report.title
+    # no optimizer.step() ran: the title counts what it read, the loop's backward() passes
+    assert re.search(r"\(backward\(\) pass(es 1-\d+| 1) showed which model and optimizer the loop trains; no "
+                     r"optimizer\.step\(\) ran, so each pass counts as a step: read from pass \d+; its loss curve "
+                     r"from pass 1\)$", report.title), report.title
 
 
 @pytest.mark.slow  # ~1 s: 64 watched steps

@@ -7,7 +7,10 @@ import textwrap
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from trainwell import doctor
 from trainwell.doctor.script_preflight import _joined, _rows
 from trainwell.doctor.script_watch import ScriptWatch
 
@@ -59,4 +62,31 @@ def test_a_model_called_with_a_task_id_beside_its_batch_is_read_not_raised(tmp_p
     [report] = ScriptWatch(every=10, check=True).run(str(path), [])
     pre = [v for v, phase in zip(report.verdicts, report.phases, strict=True) if phase == "pre"]
     assert pre[0].status == "skip" and "0-d tensor beside its batch" in pre[0].value, pre[0]
+    # such a model cannot take doctor.check(model, x, y, loss_fn) either: the line says what it can take
+    assert "pass your loss to doctor.check(model, x, y, loss_fn)" not in pre[0].value
+    assert pre[0].value.endswith("wrap the model in a module that holds it, whose forward(x) returns model(task, x), "
+                                 "and call doctor.check(wrapped, x, y, loss_fn) on that task's examples")
     assert not [v for v in report.verdicts if v.status == "fail"], report
+
+
+class OneTask(nn.Module):
+    """The skip line's advice, as a user writes it: the hypernetwork with its task fixed."""
+
+    def __init__(self, model: nn.Module, task: torch.Tensor):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, x):
+        return self.model(self.task, x)
+
+
+@pytest.mark.slow  # ~1 s: a check run
+def test_the_advised_wrapper_runs_the_loss_checks_on_one_task(tmp_path):
+    space: dict = {}
+    exec(compile(HYPERNET.split("model = HyperNet()")[0], "hypernet", "exec"), space)  # the script's model class
+    torch.manual_seed(0)
+    model, task = space["HyperNet"](), torch.tensor(3)
+    x = torch.rand(128, 1) * 2 - 1
+    report = doctor.check(OneTask(model, task), x, space["amps"][task] * torch.sin(3 * x), F.mse_loss)
+    for name in ("overfit a tiny subset", "input-independent baseline", "gradient check (data loss)"):
+        assert report[name].status == "pass", report[name]

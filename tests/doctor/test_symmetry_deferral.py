@@ -85,3 +85,14 @@ def test_the_preflight_of_a_zero_init_names_the_symmetry_before_the_variance():
     for name in ("overfit a tiny subset", "input-independent baseline", "variance propagation"):
         if by_check[name].status in ("warn", "fail"):
             assert (by_check[name].advice or "").startswith("fix 'symmetry' first"), by_check[name]
+    penalty = by_check["regularization raises loss"]  # an L2 penalty on all-zero weights is 0 at any strength
+    assert penalty.status == "warn" and "(the penalty is 0 at both strengths" in penalty.value, penalty
+    assert penalty.advice.startswith("fix 'symmetry' first: every weight is 0"), penalty
+
+
+@pytest.mark.slow  # ~0.5 s: a check run
+def test_a_penalty_that_reads_real_weights_keeps_its_own_advice():
+    x, y = _data()
+    model = _model(zeros=False)
+    v = doctor.check(model, x[:64], y[:64], nn.CrossEntropyLoss())["regularization raises loss"]
+    assert v.status == "pass" and "penalty is 0" not in v.value

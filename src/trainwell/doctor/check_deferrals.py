@@ -73,12 +73,17 @@ def defer_to_symmetry(verdicts: list) -> list:
     """Hidden units initialized identically (every weight 0, or one constant) get identical gradients and stay
     identical: a layer acts as one unit, or, at 0 before a ReLU, as none. A failed or warned overfit, baseline or
     dead-unit check names the symmetry fail first, not capacity, labels or biases; so does a variance propagation
-    that reads no signal at either end (all-zero weights pass on nothing)."""
+    that reads no signal at either end (all-zero weights pass on nothing), and a penalty that does not grow with its
+    strength because it is 0 at both (it reads only zero weights)."""
     symmetric = next((v for v in verdicts if v.check == "symmetry" and v.status == "fail"), None)
     if symmetric is None:
         return verdicts
     follows = ("overfit a tiny subset", "input-independent baseline", "dead units") + \
         (("variance propagation",) if _zero_through_symmetry(verdicts) else ())
+    verdicts = [type(v)(v.check, v.status, v.value, v.expected, f"fix '{symmetric.check}' first: every weight is "
+                        "0, so a penalty on them is 0 at any strength; initialize the weights randomly")
+                if v.check == "regularization raises loss" and v.status == "warn" and
+                "the penalty is 0 at both strengths" in str(v.value) else v for v in verdicts]
     return [type(v)(v.check, v.status, v.value, v.expected, f"fix '{symmetric.check}' first: identical units get "
                     "identical gradients and stay identical; initialize the weights randomly")
             if v.check in follows and v.status in ("fail", "warn") and "first:" not in (v.advice or "") else v

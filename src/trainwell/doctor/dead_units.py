@@ -29,6 +29,7 @@ from trainwell.doctor.advice_voice import bias_fix, init_fix
 from trainwell.doctor.forward import _training_forward, hooked_forward
 from trainwell.doctor.functional_activations import _FEEDERS, FunctionalActivations, calls_functions
 from trainwell.doctor.inputs import Inputs
+from trainwell.doctor.layer_labels import layer_label
 from trainwell.doctor.silent_branch_units import constant_feeder, silent_branch_advice, zero_scaled_norms
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import module_modes, restore_modes
@@ -55,10 +56,11 @@ def conv1d_channels(feeder: nn.Module | None) -> int | None:
     return feeder.out_channels if isinstance(feeder, (nn.Conv1d, nn.ConvTranspose1d)) else None
 
 
-def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, float]]:
-    """(layer name, fraction of its units that are 0 for every example of ``x``) for every ReLU layer, in order
-    of the forward pass; the model's modes are restored."""
-    found: list[tuple[str, float]] = []
+def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str, float, str]]:
+    """(layer name, fraction of its units that are 0 for every example of ``x``, the layer as a report names it:
+    :func:`~trainwell.doctor.layer_labels.layer_label`) for every ReLU layer, in order of the forward pass; the
+    model's modes are restored."""
+    found: list[tuple[str, float, str]] = []
     modules = dict(model.named_modules())
     feeder: list[nn.Module | None] = [None]  # the weighted layer that ran last (a Conv1d makes (N, C, L) maps)
 
@@ -66,7 +68,8 @@ def dead_fractions(model: nn.Module, x: torch.Tensor | Inputs) -> list[tuple[str
         if isinstance(modules.get(name), _FEEDERS):
             feeder[0] = modules[name]
         elif isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() >= 2 and len(out) > 0:
-            found.append((name, float((unit_peaks(out, conv1d_channels(feeder[0])) <= 0).float().mean())))
+            found.append((name, float((unit_peaks(out, conv1d_channels(feeder[0])) <= 0).float().mean()),
+                          layer_label(name, modules.get(name), feeder[0])))
 
     modes = module_modes(model)
     _training_forward(model)
@@ -98,8 +101,8 @@ def dead_units(model: nn.Module, x: torch.Tensor | Inputs, warn: float = 0.5) ->
                            "F.relu in a module of its own)", "-", "")
         return Verdict(name, "skip", "skipped: no ReLU to read (no nn.ReLU / nn.ReLU6 module, no F.relu call)", "-",
                        "")
-    where, worst = max(layers, key=lambda r: r[1])
-    value = (f"{worst:.0%} of the units of '{where}' are 0 on all {len(x)} examples (worst of {len(layers)} "
+    where, worst, label = max(layers, key=lambda r: r[1])
+    value = (f"{worst:.0%} of the units of {label} are 0 on all {len(x)} examples (worst of {len(layers)} "
              f"layer{'s' if len(layers) != 1 else ''})")
     expected = f"<= {warn:.0%} dead units per ReLU layer at init"
     norms = zero_scaled_norms(model) if worst > warn else []

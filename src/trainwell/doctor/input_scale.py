@@ -58,8 +58,8 @@ FAR = 5 * 2.576
 
 #: the advice the large-input verdicts give (``doctor.check``'s ``input scale`` and ``doctor.watch``'s ``loop: inputs``)
 LARGE_ADVICE = ("standardize the inputs: subtract the mean and divide by the std of each feature, both computed on "
-                "the training set (or divide 0..255 pixels by 255): inputs this large saturate the first layer and "
-                "make its weight gradients as many times too large")
+                "the training set (or divide 0..255 pixels by 255): inputs this large saturate the first layer, "
+                "and its weight gradients grow with them (the inputs' std times too large)")
 
 #: the advice the small-input verdicts of check and watch give, and the texts of the verdicts that defer to them
 ADVICE = ("the inputs are far below unit scale (scaled twice, e.g. divided by 255 after an earlier division?): "

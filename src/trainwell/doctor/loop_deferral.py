@@ -85,15 +85,28 @@ def _defer_unmatched_labels(verdicts: list[Verdict]) -> list[Verdict]:
             if v.check == UNMATCHED_LABELS and v.status == "warn" else v for v in verdicts]
 
 
+def _overfitting_explained(v: Verdict, cause: Verdict) -> Verdict:
+    """An overfitting warning that follows from ``cause``: activations that collapse through depth (nothing that
+    carries over is learned), or a normalization of 2 to 4 values per channel or group (what it passes on is a few
+    patterns; a BatchNorm's eval mode, on its running statistics, is then another network than the one trained)."""
+    why = ("a network that passes no signal through its depth learns nothing that carries over" if cause.check ==
+           COLLAPSE else "normalized over so few values, the layer passes on little of its inputs, so little that "
+           "carries over is learned" + (", and in eval mode (running statistics) it computes another function than "
+                                        "the one trained: the gap is not overfitting"
+                                        if cause.check == BATCH_STATISTICS else ""))
+    return Verdict(v.check, "info", f"{v.value} (explained by '{cause.check}')", v.expected,
+                   f"fix '{cause.check}' first: {why}")
+
+
 def defer(verdicts: list[Verdict]) -> list[Verdict]:
     """The learning-rate, bias/variance and update-ratio verdicts defer to a loop cause that fired (warn/fail), and
     the dead-unit, saturation and vanishing/exploding-gradient monitors to inputs far from unit scale (and, with
     the non-finite monitors, to a loss that falls without bound (these and a non-finite validation loss also to a
     log of a probability that rounded to 0, and to a square root taken at 0); and all of these to activations that
     collapse through depth, an init too small, BatchNorm normalizing 2 to 4 values per channel, or a GroupNorm,
-    LayerNorm or InstanceNorm normalizing 1 or 2 values per group), and the overfitting
-    verdict to validations run in train mode (its gap and onset read dropout-noised losses) or on inputs not
-    preprocessed like the training inputs (and its non-finite validation loss to NaN in the inputs):
+    LayerNorm or InstanceNorm normalizing 1 or 2 values per group, which the overfitting warning defers to too), and
+    the overfitting verdict to validations run in train mode (its gap and onset read dropout-noised losses) or on
+    inputs not preprocessed like the training inputs (and its non-finite validation loss to NaN in the inputs):
     their reading (even a "good") follows from the bug, and their advice would point the wrong way (no "lower the
     learning rate" when gradients accumulate, no "raise it" when the optimizer does not hold the parameters). They
     become 'info', naming the cause. Scores never negative (a ReLU after the last layer) explain the dead ReLUs
@@ -146,10 +159,9 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                         "the validation losses were measured in train mode (dropout on, BatchNorm on batch "
                         "statistics): they sit above the eval-mode ones by an amount that is not overfitting; call "
                         "model.eval() before validating, then read the gap")
-        elif collapsed is not None and v.check == "overfitting" and v.status == "warn" and not _evaluation_fault(v):
-            v = Verdict(v.check, "info", f"{v.value} (explained by '{COLLAPSE}')", v.expected,
-                        f"fix '{COLLAPSE}' first: a network that passes no signal through its depth learns nothing "
-                        "that carries over")
+        elif (collapsed or few_values) is not None and v.check == "overfitting" and v.status == "warn" and \
+                not _evaluation_fault(v):
+            v = _overfitting_explained(v, collapsed or few_values)
         elif unbounded is not None and (v.check in SCALE_DRIVEN or v.check.startswith("monitor: non-finite")) and \
                 v.status in ("warn", "fail"):
             v = Verdict(v.check, "info", f"{v.value} (explained by '{UNBOUNDED}')", v.expected,
@@ -173,8 +185,8 @@ def defer(verdicts: list[Verdict]) -> list[Verdict]:
                             "the units it keeps are scaled up by 1 / (1 - p)" if cause is dropped else
                             "the scores are normalized over the batch after the last layer (std |gamma| = 1 at init)"
                             if cause is normed else f"{str(large_inputs.value).split('; ', 1)[-1]}: the first "
-                            "scores are as many times too large, a softmax saturated on one class from the start; "
-                            "standardize the inputs"))
+                            "scores grow with them (the inputs' std times too large), a softmax saturated on one class "
+                            "from the start; standardize the inputs"))
         elif (raw_inputs or dropped or collapsed or few_values) is not None and v.check in SCALE_DRIVEN and \
                 v.status == "warn":
             cause = raw_inputs or dropped or collapsed or few_values

@@ -26,6 +26,8 @@ from trainwell.train.uncompiled import suspend_compiled
 
 _WATCHED = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # outputs checked for NaN/Inf only
+#: where an update/weight warning is read: over the parameter tensors, not in one layer
+UPDATES = "the updates"
 _STAND_IN = {cls.__name__: cls() for cls in _WATCHED}  # the kind of a functional activation (F.relu: ReLU)
 
 
@@ -437,10 +439,12 @@ class Monitor(Callback):
             low, high = ratios[(len(ratios) - 1) // 2], ratios[len(ratios) // 2]
             lo, hi = self.update_range
             if low > hi:
-                self._warn("update/weight ratio", "all", step, f"median {low:.2g}{self._zero_start_note()}",
+                self._warn("update/weight ratio", UPDATES, step, f"median update/weight {low:.2g} over "
+                           f"{counted(len(ratios), 'weight tensor')}{self._zero_start_note()}",
                            "updates are large (healthy ~1e-3): lower the learning rate")
             elif high < lo and r["lr"] >= 0.5 * self._max_lr and not converged:  # nor while a schedule anneals
-                self._warn("update/weight ratio", "all", step, f"median {high:.2g}",
+                self._warn("update/weight ratio", UPDATES, step, f"median update/weight {high:.2g} over "
+                           f"{counted(len(ratios), 'weight tensor')}",
                            "updates are tiny (healthy ~1e-3): raise the learning rate")
 
     def _dead_advice(self, site: str) -> str:

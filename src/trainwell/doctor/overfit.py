@@ -23,6 +23,7 @@ from trainwell.doctor.loss_kinds import _scalar, loss_kind
 from trainwell.doctor.low_dimensional import neighbour_loss, spread_rows
 from trainwell.doctor.offset_start import at_target_offset
 from trainwell.doctor.output_layer import bounded_scores
+from trainwell.doctor.overfit_shortfall import shortfall
 from trainwell.doctor.probability_floor import softmax_before_cross_entropy, softmax_inside_loss
 from trainwell.doctor.rate_retry import retry_rate
 from trainwell.doctor.tied_floor import held_above
@@ -139,8 +140,7 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
     ceiling = _accuracy_ceiling(xs, ys, reachable, floor)
 
     def reached(final: float, acc: float | None) -> bool:
-        return math.isfinite(final) and (acc is None or acc == 1.0 or per_element and acc >= 0.99 or
-                                         ceiling < 1.0 and acc >= ceiling - 0.01) and final - floor < reach
+        return math.isfinite(final) and _accurate(acc, per_element, ceiling) and final - floor < reach
 
     ok = reached(final, acc)
     retried = None if ok or softmaxed else \
@@ -168,6 +168,8 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                        "noisy targets of a low-dimensional input, judged against half of that (their noise)")
     if softmaxed:  # it meets its floor, but the floor itself is the bug
         ok = False
+    floor_text += "" if ok or unknown else shortfall(final, acc, start, floor, reach,  # the loss or the accuracy
+                                                     _accurate(acc, per_element, ceiling), bool(softmaxed))
     where = "the start's" if const is None else "one constant output's"
     advice = softmaxed or "" if ok else softmaxed or (bounded_scores(m, xs, ys, loss_fn) or
                             dominant_inner_term(model, xs, ys, loss_fn, seed) or
@@ -191,6 +193,12 @@ def overfit_tiny_subset(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Ten
                     f" (within the targets' noise, at most half the way from {where} loss to it)"
                     if noisy > bar else " (< 10% of the start)" if const is None else
                     " (within 10% of the way from one constant output's loss to it)"), advice)
+
+
+def _accurate(acc: float | None, per_element: bool, ceiling: float) -> bool:
+    """Whether the accuracy meets the overfit's bar: 100% (99% for per-element binary targets; the most a
+    left-to-right model reaches, ``ceiling``, where that is lower); None (no class scores) meets it."""
+    return acc is None or acc == 1.0 or per_element and acc >= 0.99 or ceiling < 1.0 and acc >= ceiling - 0.01
 
 
 def _targets_as_outputs(loss_fn: Callable, ys) -> float:

@@ -26,9 +26,11 @@ def regularization_raises_loss(model: nn.Module, x: torch.Tensor | Inputs, y: to
         model.eval()
         data = _scalar(loss_fn(call(model, x), y))
         model.train(was)
-        low, high = (data + float(penalty(model, s)) for s in strengths)
+        terms = [float(penalty(model, s)) for s in strengths]
+        low, high = (data + t for t in terms)
     ok = high > low
-    return Verdict("regularization raises loss", "pass" if ok else "warn", f"{low:.4g} -> {high:.4g}",
+    zero = "" if ok or any(terms) else " (the penalty is 0 at both strengths: every weight it reads is 0)"
+    return Verdict("regularization raises loss", "pass" if ok else "warn", f"{low:.4g} -> {high:.4g}{zero}",
                    f"loss(lambda={strengths[1]:g}) > loss(lambda={strengths[0]:g})",
                    "" if ok else "the penalty does not grow with its strength: are the weights all zero, or is the "
                                  "penalty applied to nothing?")

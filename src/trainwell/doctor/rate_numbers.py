@@ -19,30 +19,43 @@ import math
 from trainwell.doctor.verdict import Verdict
 
 FACTOR = "(by 3-10x)"
+#: the factors the advice names, with the range of factors each means: a curve's 3-10x, a flat curve's update/weight
+#: ratio's 10x (:func:`~trainwell.doctor.watch_verdicts.flat_direction`)
+FACTORS = {FACTOR: (3, 10), "(by 10x)": (10, 10)}
 
 
 def with_rate(curve: Verdict, lrs: list[float], group_lrs: list[list[float]], momentum: float | None = None) -> Verdict:
-    """``curve`` with its "lower/raise the learning rate (by 3-10x)" advice given the range its rate goes to, when
-    the loop applied one finite rate at every step (``lrs``: the first group's per step; ``group_lrs``: every
-    group's, when there are several); else ``curve`` itself. ``momentum``: SGD's heavy-ball ``β``, whose steps
-    reach ``lr / (1 - β)`` (:mod:`~trainwell.doctor.momentum_curve`): the effective rates are named too."""
+    """``curve`` with its "lower/raise the learning rate (by 3-10x)" (or "(by 10x)") advice given the range its rate
+    goes to, when the loop applied one finite rate at every step (``lrs``: the first group's per step;
+    ``group_lrs``: every group's, when there are several); else ``curve`` itself. ``momentum``: SGD's heavy-ball
+    ``β``, whose steps reach ``lr / (1 - β)`` (:mod:`~trainwell.doctor.momentum_curve`): the effective rates are
+    named too.
+
+    >>> v = Verdict("learning rate (loss curve)", "warn", "flat", "", "raise the learning rate (by 10x)")
+    >>> with_rate(v, [1e-5] * 3, []).advice
+    'raise the learning rate (by 10x: from 1e-05 to 0.0001)'
+    """
     advice = curve.advice or ""
-    if curve.status not in ("warn", "fail") or FACTOR not in advice or not lrs:
+    factor = next((f for f in FACTORS if f in advice), None)
+    if curve.status not in ("warn", "fail") or factor is None or not lrs:
         return curve
     rate = lrs[0]
     if not (math.isfinite(rate) and rate > 0) or any(r != rate for r in lrs) or \
             any(r != rate for rates in group_lrs for r in rates):
         return curve
-    if f"lower the learning rate {FACTOR}" in advice:
-        low, high = rate / 10, rate / 3
-    elif f"raise the learning rate {FACTOR}" in advice:
-        low, high = 3 * rate, 10 * rate
+    least, most = FACTORS[factor]
+    if f"lower the learning rate {factor}" in advice:
+        low, high = rate / most, rate / least
+    elif f"raise the learning rate {factor}" in advice:
+        low, high = least * rate, most * rate
     else:
         return curve
-    told = f"(by 3-10x: from {rate:.3g} to {low:.2g}-{high:.2g}"
+    to = f"{low:.2g}" if least == most else f"{low:.2g}-{high:.2g}"
+    told = f"{factor[:-1]}: from {rate:.3g} to {to}"
     if momentum is not None:
         scale = 1 / (1 - momentum)
+        effective = f"{low * scale:.2g}" if least == most else f"{low * scale:.2g}-{high * scale:.2g}"
         told += (f"; with momentum {momentum:g} the effective rate lr / (1 - {momentum:g}) goes from "
-                 f"{rate * scale:.3g} to {low * scale:.2g}-{high * scale:.2g}")
+                 f"{rate * scale:.3g} to {effective}")
     told += ")"
-    return Verdict(curve.check, curve.status, curve.value, curve.expected, advice.replace(FACTOR, told, 1))
+    return Verdict(curve.check, curve.status, curve.value, curve.expected, advice.replace(factor, told, 1))

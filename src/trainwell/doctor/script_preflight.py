@@ -155,6 +155,13 @@ def _bytes(value) -> int:
     return sum(t.numel() * t.element_size() for t in O.leaves(value))
 
 
+#: what the skipped loss checks need: the user's loss, given to doctor.check in the script
+_PASS_LOSS = "pass your loss to doctor.check(model, x, y, loss_fn) for them"
+#: the same for a model given one value for the whole call (a hypernetwork's task id): one value at a time
+_WHOLE_CALL = ("to run them, check one value at a time: wrap the model in a module that holds it, whose forward(x) "
+               "returns model(task, x), and call doctor.check(wrapped, x, y, loss_fn) on that task's examples")
+
+
 class ScriptPreflight:
     """Reads the script's forwards and losses from its first backward on, copies the model at its first
     ``optimizer.step()``, and checks the copy once :data:`EXAMPLES` examples are gathered (or the loop ends).
@@ -344,8 +351,8 @@ class ScriptPreflight:
         if loss_fn is None or any(b[1] is None for b in batches):
             why = text if loss_fn is None else "the loss saved no target in its graph"
             found = [Verdict(NAME, "skip", f"ran {where}, on the model's structure only: doctor.check's "
-                             f"{NEED_LOSS} skipped: {why}; pass your loss to doctor.check(model, x, y, loss_fn) "
-                             "for them"), *([] if whole else _structure(model, x))]
+                             f"{NEED_LOSS} skipped: {why}; {_WHOLE_CALL if whole else _PASS_LOSS}"),
+                     *([] if whole else _structure(model, x))]
             return Report(found, phases=["pre"] * len(found))
         if partial is not None:
             covered, seen = partial

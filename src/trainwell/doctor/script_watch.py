@@ -482,7 +482,7 @@ class ScriptWatch:
         if self.preflight is not None:
             report = self.preflight.folded(report)
         report.title = f"trainwell watch: {os.path.basename(self._path)}: {', '.join(self.names)} " \
-            f"({read_from(self.unread, self.curve_from, len(self.names), len(self._stepped))})"
+            f"({read_from(self.unread, self.curve_from, len(self.names), len(self._stepped), self._by_backward)})"
         self.reports.append(report)
         self.watches.append(self.watch)
         self._uninstall_forward_hooks()

@@ -520,7 +520,8 @@ class Watch:
         trained = predicts_labels(start.get("first_logits"), start.get("first_labels"))
         # a validation that does not measure the model's loss (its average, its labels) tells no memorization
         compared = [] if mismeasured_validation(verdicts) else history
-        post = [wv.game(self, memorizing(wv.flat_direction(self, curve), compared, classes, trained))]
+        flat = with_rate(wv.flat_direction(self, curve), self.probe.lrs, self.probe.group_lrs)  # its 10x in numbers
+        post = [wv.game(self, memorizing(flat, compared, classes, trained))]
         if history:
             onset = OverfitDetector(overfit_window).detect([h["train_loss"] for h in history],
                                                            [h["val_loss"] for h in history])
