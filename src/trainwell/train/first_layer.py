@@ -73,8 +73,8 @@ def first_layer_hint(model: nn.Module, x, what: str = "train") -> str | None:
         return None  # the shapes agree: the layer raised for another reason
     kind = type(layer).__name__
     given = f"{kind}({'in_features' if linear else 'in_channels'}={features})"
-    seen = f"{what} batches hold inputs of shape {tuple(x.shape)}, but the model's first layer {name!r} is {given}, which " \
-           f"takes {shape}: "
+    seen = (f"{what} batches hold inputs of shape {tuple(x.shape)}, but the model's first layer {name!r} is "
+            f"{given}, which takes {shape}: ")
     if x.dim() == dims[0] - 1 and features == 1:
         return seen + "add the missing dimension, x.unsqueeze(1)"
     if (x.dim() >= 2 if linear else x.dim() == dims[0]):
