@@ -102,6 +102,7 @@ def lottery(rows) -> object:
     for col in ("round", "kind", "weights left", "test acc", "val acc", "early-stop step"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(str(r.round), r.kind, f"{r.density:.2%}", f"{r.test_acc:.2%}", f"{r.val_acc:.2%}",
-                      str(r.early_stop_step))
+        table.add_row(str(r.round), r.kind, f"{r.density:.2%}", *("-" if a is None else f"{a:.2%}"
+                                                                  for a in (r.test_acc, r.val_acc)),
+                      "-" if r.early_stop_step is None else str(r.early_stop_step))
     return table

@@ -9,6 +9,7 @@ through training and pruning is reversible until :func:`remove`.
   ``output_layer=`` or an ``nn.Sequential``'s last Linear/Conv (as in :func:`trainwell.init.apply`).
 - :func:`random_masks`: the control: random positions at the same per-layer density.
 - :func:`sparsity_report`: per-layer and total density.
+- :func:`rewind`: reset a pruned model's survivors to θ₀ (or the weights at step K), keeping its masks.
 
 After k rounds at rate p the density of a hidden layer is (1 - p)^k (0.8^7 = 20.97%).
 """
@@ -157,6 +158,24 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
             torch_prune.remove(module, "weight")
         torch_prune.custom_from_mask(module, "weight", mask.to(module.weight.device))
     return model
+
+
+@torch.no_grad()
+def rewind(model: nn.Module, state: dict, masks: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """Reset a pruned model to the weights ``state`` (θ₀, or the weights at step K for late rewinding: a plain
+    ``state_dict`` taken before pruning, or one of a pruned model) and keep it pruned by ``masks`` (default: the
+    masks on the model): the survivors take their values in ``state``, the pruned weights stay 0. This is the
+    lottery ticket's reset (Frankle & Carbin 2019), which ``model.load_state_dict(theta0)`` cannot do on a pruned
+    model (its weights are then ``weight_orig`` and ``weight_mask``)."""
+    masks = current_masks(model) if masks is None else masks
+    plain = {}
+    for key, value in state.items():
+        if key.endswith(".weight_mask"):
+            continue
+        plain[key.removesuffix("_orig") if key.endswith(".weight_orig") else key] = value
+    remove(model)
+    model.load_state_dict(plain)
+    return apply_masks(model, masks)
 
 
 def remove(model: nn.Module) -> nn.Module:

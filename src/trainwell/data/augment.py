@@ -22,9 +22,17 @@ def _rand(shape, generator, device) -> torch.Tensor:
 
 
 def gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
-    """x + N(0, std^2) noise."""
+    """x + N(0, std^2) noise.
+
+    Raises:
+        TypeError: integer inputs (uint8 pixels): the noise, cast to their dtype, would wrap around.
+    """
     if std == 0:
         return x
+    if not x.is_floating_point():
+        from trainwell.train.input_checks import integer_inputs_message
+
+        raise TypeError(integer_inputs_message(x, "augment", "Gaussian noise is added in floating point"))
     return x + std * torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
 
 
@@ -50,7 +58,14 @@ def augment_signal(x: torch.Tensor, generator: torch.Generator, shift: int = 4, 
 
 def augment_image(x: torch.Tensor, generator: torch.Generator, crop_padding: int = 0, flip: bool = False,
                   shift: int = 0, noise: float = 0.0) -> torch.Tensor:
-    """Random crop after zero padding, random horizontal flip, small translation, noise for (N, C, H, W)."""
+    """Random crop after zero padding, random horizontal flip, small translation, noise for (N, C, H, W).
+
+    Raises:
+        ValueError: a batch that is not (N, C, H, W) (grayscale images without their channel axis, say).
+    """
+    if x.dim() != 4:
+        fix = "add the channel axis, x.unsqueeze(1)" if x.dim() == 3 else "give a batch of images"
+        raise ValueError(f"augment_image takes a batch of images (N, C, H, W), got shape {tuple(x.shape)}: {fix}")
     n, _, h, w = x.shape
     out = x
     pad = max(crop_padding, shift)

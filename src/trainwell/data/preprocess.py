@@ -27,6 +27,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OneToOneFeatureMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError as _SkNotFittedError
 from sklearn.utils.validation import check_array, check_is_fitted
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 
 class NotFittedError(_SkNotFittedError):
@@ -54,9 +55,15 @@ class _Preprocessor(TransformerMixin, BaseEstimator):
     def _to_tensor(self, X, fitting: bool = False, features: tuple[int, ...] | None = None):
         """Validate ``X`` and return (float64 tensor of shape (N, D), an output function giving X's type back).
 
-        ``features`` is the feature shape expected (default: the fitted one) when not fitting.
+        ``features`` is the feature shape expected (default: the fitted one) when not fitting. ``fit`` also takes
+        a DataLoader or a Dataset (see :func:`stacked_inputs`); the transforms take one batch's inputs.
         """
         name = type(self).__name__
+        if isinstance(X, (DataLoader, Dataset)):
+            if not fitting:
+                raise TypeError(f"{name} transforms a batch's inputs, not a {type(X).__name__}: call it on each "
+                                f"batch (x = pre.transform(x) in the loop), or on the whole dataset's tensor")
+            X = stacked_inputs(X, f"{name}.fit")
         if isinstance(X, torch.Tensor):
             if X.is_complex() or X.dtype == torch.bool:
                 raise ValueError(f"{name} takes real-valued data, got a tensor of dtype {X.dtype}")
@@ -93,6 +100,27 @@ class _Preprocessor(TransformerMixin, BaseEstimator):
 
     def _param(self, name: str, like: torch.Tensor) -> torch.Tensor:
         return getattr(self, name).to(like.device)
+
+
+def stacked_inputs(data: DataLoader | Dataset, what: str) -> torch.Tensor:
+    """The inputs of every batch of a DataLoader (or every item of a Dataset), concatenated: what a model fed by
+    that loader sees. A batch or item is an ``(x, y)`` pair, a tensor of inputs alone, or a dict whose input key
+    is one trainwell knows (``x``, ``image``, ...; :data:`trainwell.train.batches.INPUT_KEYS`)."""
+    from trainwell.train.batches import as_tensor, inputs_of
+
+    def inputs(part):
+        if isinstance(part, (tuple, list)) and len(part) == 1:
+            part = part[0]
+        return as_tensor(part if isinstance(part, (torch.Tensor, np.ndarray)) else inputs_of(part, what), what)
+
+    if isinstance(data, DataLoader):
+        parts = [inputs(batch) for batch in data]
+    else:
+        items = data if isinstance(data, IterableDataset) else (data[i] for i in range(len(data)))
+        parts = [inputs(item).unsqueeze(0) for item in items]
+    if not parts:
+        raise ValueError(f"{what}: the {type(data).__name__} holds no example")
+    return torch.cat(parts)
 
 
 class MeanCenter(OneToOneFeatureMixin, _Preprocessor):

@@ -37,6 +37,11 @@ class Splits:
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train[0]), "val": len(self.val[0]), "test": len(self.test[0])}
 
+    def val_or_none(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The validation pair, or None where it holds no example (``data.val_fraction = 0``): what
+        ``Trainer.fit`` takes for a run without validation (it refuses empty tensors)."""
+        return self.val if len(self.val[0]) else None
+
 
 def split_validation(x: torch.Tensor, y: torch.Tensor, val_fraction: float, seed: int):
     """Hold out a random ``val_fraction`` of ``(x, y)`` as validation; return ``(train, val)``.

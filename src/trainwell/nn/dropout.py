@@ -29,7 +29,7 @@ from torch import nn
 MODES = ("inverted", "vanilla")
 
 
-def _number(name: str, value, allowed: str) -> float:
+def real_number(name: str, value, allowed: str) -> float:
     """``value`` as a Python float: any real number (NumPy's ``np.float32(0.8)`` too) or a one-element tensor, but
     not a bool (``True`` is no probability)."""
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool and \
@@ -42,7 +42,7 @@ def _number(name: str, value, allowed: str) -> float:
 
 def _check_keep(keep_prob) -> float:
     """``keep_prob`` as a float in (0, 1], else a one-line error."""
-    value = _number("keep_prob", keep_prob, "(0, 1]")
+    value = real_number("keep_prob", keep_prob, "(0, 1]")
     if not 0.0 < value <= 1.0:
         raise ValueError(f"keep_prob={keep_prob} is not allowed: use a number in (0, 1] (the probability of "
                          f"keeping a unit; torch's p is 1 - keep_prob)")
@@ -56,7 +56,7 @@ def _check_mode(mode: str) -> None:
 
 def _check_unit(name: str, value) -> float:
     """``value`` as a float in [0, 1], else a one-line error."""
-    number = _number(name, value, "[0, 1]")
+    number = real_number(name, value, "[0, 1]")
     if not 0.0 <= number <= 1.0:
         raise ValueError(f"{name}={value} is not allowed: use a number in [0, 1]")
     return number

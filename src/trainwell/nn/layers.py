@@ -81,15 +81,36 @@ class MixtureOfExperts(nn.Module):
         return (gates.unsqueeze(2) * outputs).sum(dim=1)
 
 
+def _check_target(outputs: torch.Tensor, target: torch.Tensor, what: str) -> None:
+    """Refuse a target that is not one (N, D) row per example: broadcasting would pair it with the experts'
+    (N, E, D) outputs without an error wherever N equals E (class indices of a batch of 4 against 4 experts) or a
+    dimension is 1, and give a wrong loss."""
+    n, _, d = outputs.shape
+    if tuple(target.shape) == (n, d):
+        return
+    if target.dim() == 1 and not target.is_floating_point():
+        fix = f"one-hot class indices first: F.one_hot(y, {d}).float()"
+    else:
+        fix = f"give one target row of the experts' {d} outputs per example"
+    raise ValueError(f"{what}: the target has shape {tuple(target.shape)} but the experts' outputs are "
+                     f"{tuple(outputs.shape)} (examples, experts, outputs), so it must be ({n}, {d}): {fix}")
+
+
 def moe_loss(outputs: torch.Tensor, gates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """E = -ln sum_i g_i exp(-1/2 ||d - o_i||^2), averaged over the batch. Its gradients are
-    dE/do_i = -h_i (d - o_i) and dE/dlogit_i = g_i - h_i, with h the posterior responsibility."""
+    dE/do_i = -h_i (d - o_i) and dE/dlogit_i = g_i - h_i, with h the posterior responsibility.
+
+    Raises:
+        ValueError: a ``target`` that is not (N, D) for outputs (N, E, D), e.g. class indices.
+    """
+    _check_target(outputs, target, "moe_loss")
     sq = ((target.unsqueeze(1) - outputs) ** 2).sum(dim=2)  # (N, E)
     return -torch.logsumexp(torch.log(gates.clamp_min(1e-30)) - 0.5 * sq, dim=1).mean()
 
 
 def responsibilities(outputs: torch.Tensor, gates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """h_i = g_i exp(-1/2 ||d - o_i||^2) / sum_j g_j exp(-1/2 ||d - o_j||^2)."""
+    _check_target(outputs, target, "responsibilities")
     sq = ((target.unsqueeze(1) - outputs) ** 2).sum(dim=2)
     return torch.softmax(torch.log(gates.clamp_min(1e-30)) - 0.5 * sq, dim=1)
 

@@ -9,9 +9,13 @@ With beta = 0 and sigma0 = 0 the layer is an ordinary Linear layer trained by pl
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from trainwell.nn.dropout import real_number
 
 
 class SDRLinear(nn.Linear):
@@ -19,8 +23,10 @@ class SDRLinear(nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, sigma0: float = 0.0):
         super().__init__(in_features, out_features, bias)
-        if sigma0 < 0:
+        number = real_number("sigma0", sigma0, "[0, inf)")
+        if not (math.isfinite(number) and number >= 0):
             raise ValueError(f"sigma0={sigma0} is not allowed: use a number >= 0")
+        sigma0 = number
         self.register_buffer("sigma", torch.full_like(self.weight, sigma0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

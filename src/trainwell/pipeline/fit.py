@@ -252,7 +252,8 @@ def _train(trainer: Trainer, prep: Prepared, run: RunDir, ckpt: dict | None, mai
     """``trainer.fit`` with signals handled: the first stops at the end of the epoch (saved), a second at once."""
     with interrupt.handled() as signals:
         try:
-            state = trainer.fit(prep.splits.train, prep.splits.val if prep.cfg.train.val_each_epoch else None)
+            val = prep.splits.val_or_none() if prep.cfg.train.val_each_epoch else None
+            state = trainer.fit(prep.splits.train, val)
         except KeyboardInterrupt:  # a second signal: stopped mid-epoch, the last checkpoint on disk stays
             raise interrupt.Interrupted(run.path, signals.received or "SIGINT", len(trainer.state.history),
                                         saved=False) from None

@@ -272,7 +272,7 @@ def fit_population(configs: Sequence[Config], *, out: str | Path, resume: bool =
             preflight_s, shared_from = _start_runs(runs, configs, preps)
     fit_tic = time.perf_counter()
     _train(trainer, (splits.train[0], torch.stack([p.splits.train[1] for p in preps])),
-           splits.val if configs[0].train.val_each_epoch else None, home)
+           splits.val_or_none() if configs[0].train.val_each_epoch else None, home)
     fit_s = time.perf_counter() - fit_tic
     wall = time.perf_counter() - tic
     extra = [{**({"preflight_s": preflight_s[m]} if preflight_s[m] else {}),

@@ -143,7 +143,8 @@ class Checkpoint(Callback):
         if isinstance(rundir, (str, os.PathLike)):  # a folder: checkpoints/last.pt and best.pt go inside it
             from trainwell.rundir import RunDir
 
-            rundir = RunDir(rundir).create()
+            rundir = RunDir(rundir)
+            rundir.checkpoints.mkdir(parents=True, exist_ok=True)  # only what it writes: no empty figures/
         self.rundir = rundir
         self.keep_best = keep_best
         self.resumable = resumable  # False: best.pt only (a population member: the population's last.pt resumes it)

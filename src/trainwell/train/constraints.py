@@ -7,6 +7,9 @@ penalties of :mod:`trainwell.regularize`, which add to the loss.
 
 from __future__ import annotations
 
+import math
+
+from trainwell.nn.dropout import real_number
 from trainwell.nn.sdr import sdr_layers
 from trainwell.regularize import max_norm_
 from trainwell.train.callbacks import Callback, State
@@ -43,10 +46,11 @@ class SDRUpdate(Callback):
 
     def __init__(self, beta: float = 5.0, zeta: float = 0.99, anneal: bool = False, per_epoch: int | None = 2,
                  steps_per_epoch: int | None = None):
-        if not beta >= 0:
+        if not (math.isfinite(real_number("beta", beta, "[0, inf)")) and beta >= 0):
             raise ValueError(f"beta={beta} is not allowed: use a number >= 0")
-        if not 0 < zeta <= 1:
+        if not 0 < real_number("zeta", zeta, "(0, 1]") <= 1:
             raise ValueError(f"zeta={zeta} is not allowed: use a number in (0, 1]")
+        beta, zeta = float(beta), float(zeta)
         if per_epoch is not None and (isinstance(per_epoch, bool) or not isinstance(per_epoch, int) or per_epoch < 1):
             raise ValueError(f"per_epoch={per_epoch!r} is not allowed: use an integer >= 1, or None for every step")
         self.beta, self.zeta0, self.anneal, self.per_epoch = beta, zeta, anneal, per_epoch

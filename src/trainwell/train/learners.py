@@ -45,6 +45,7 @@ from trainwell.nn.modes import module_modes, restore_modes
 from trainwell.optim import Schedule
 from trainwell.train.accuracy import HeldCounts, accuracy_kind, counts
 from trainwell.train.batches import take_rows
+from trainwell.train.first_layer import first_layer_hint
 from trainwell.train.input_checks import (  # noqa: F401 (importable from here)
     check_input_dtype,
     integer_inputs_hint,
@@ -324,9 +325,12 @@ class ModuleLearner:
                 out = self.model(xb)
             except RuntimeError as e:  # no cost unless raised
                 hint = integer_inputs_hint(xb, e)
+                if hint is not None:
+                    raise TypeError(hint) from None
+                hint = first_layer_hint(self.model, xb) if not self._labels_checked else None
                 if hint is None:
                     raise
-                raise TypeError(hint) from None
+                raise ValueError(hint) from None
             if not self._labels_checked:  # once: a label torch's loss would meet as an index error
                 _check_labels_of(out, yb, self.loss_fn)
                 self._labels_checked = True

@@ -53,6 +53,7 @@ class CSVLogger(Callback):
         history = state.history
         if self._history is None:
             self._refuse_foreign_file()
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # CSVLogger("runs/a/metrics.csv"), as Checkpoint
         if self._history is not history or self._new_metric(history):
             if not (len(history) == 1 and self._create(history)):
                 self._rewrite(history)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, TrainwellError
 from trainwell.train import stopping
 from trainwell.train.callbacks import Callback, State, copy_weights
 from trainwell.train.stopping import (
@@ -53,6 +53,7 @@ class Stopper(Callback):
         self.extra_epochs, self.extra_lr_factor = extra_epochs, extra_lr_factor
         self.overfit, self.overfit_stop = overfit, overfit_stop
         self.strict = strict  # Lightning's EarlyStopping(strict=True): a monitor that is never logged is an error
+        self.from_config = False  # set by from_config: refusals then name the config's keys
         self.on_fit_start(None)
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -110,14 +111,24 @@ class Stopper(Callback):
         key = {"loss_monitor": self.loss_monitor, "monitor": self.monitor}.get(series, series)
         return self._series(state, key)
 
-    def _require_logged(self, state: State, key: str, what: str, choose: str) -> None:
+    def _require_logged(self, state: State, key: str, what: str, criterion) -> None:
         """With ``strict``, refuse a criterion whose metric ``key`` this run does not log (Lightning's
-        EarlyStopping(strict=True)): it would never fire, and say nothing. ``choose``: how to pick another."""
+        EarlyStopping(strict=True)): it would never fire, and say nothing. A Stopper built from a config
+        (:func:`from_config`) names the config's keys (``stop.monitor``, ``stop.strict``) and raises
+        :class:`~trainwell.errors.ConfigError`; one a library user passed as ``criterion`` (an instance) names
+        the call's own remedies: validation data for ``fit``, another ``monitor``, or dropping the callback."""
         m = state.metrics
-        if self.strict and key not in m:
-            available = ", ".join(sorted(k for k, v in m.items() if isinstance(v, (int, float)))) or "none"
-            raise ConfigError(f"{what} {key!r}, which this run does not log (available: {available}): {choose}give "
-                              f"validation data, or let it pass (stop.strict = false in a config)")
+        if not self.strict or key in m:
+            return
+        available = ", ".join(sorted(k for k, v in m.items() if isinstance(v, (int, float)))) or "none"
+        seen = f"{what} {key!r}, which this run does not log (available: {available}): "
+        name = type(criterion).__name__
+        monitors = isinstance(criterion, EarlyStopping)
+        if self.from_config:
+            raise ConfigError(seen + ("monitor one of them (stop.monitor), " if monitors else "")
+                              + "give validation data, or let it pass (stop.strict = false)")
+        raise TrainwellError(seen + (f"monitor one of them ({name}(monitor=...)), " if monitors else "")
+                             + f"give validation data (trainer.fit(train, val)), or drop {name} from callbacks")
 
     def _other_checks(self, state: State) -> list:
         """(criterion, its series, may it extend) for the registered criteria beyond the built-in four; each one's
@@ -127,7 +138,7 @@ class Stopper(Callback):
             spec = stopping.CRITERIA[name]
             if spec.series != "weights":
                 key = {"loss_monitor": self.loss_monitor, "monitor": self.monitor}.get(spec.series, spec.series)
-                self._require_logged(state, key, f"the stopping criterion {name!r} reads", "")
+                self._require_logged(state, key, f"the stopping criterion {name!r} reads", criterion)
             series = self._fed(state, spec.series)
             if hasattr(criterion, "value"):
                 state.metrics[name] = criterion.value(series)
@@ -190,8 +201,7 @@ class Stopper(Callback):
             m["loss_change"] = self.loss_change.value(self._series(state, self.loss_monitor))
         if self.early_stopping is None:
             return
-        self._require_logged(state, self.monitor, "early stopping monitors", "monitor one of them "
-                             "(EarlyStopping(monitor=...), or stop.monitor in a config), ")
+        self._require_logged(state, self.monitor, "early stopping monitors", self.early_stopping)
         series = self._series(state, self.monitor)
         _, _, best, best_i, wait = self.early_stopping.scan(series, self._scans.setdefault(self.monitor, {}))
         m["patience_wait"] = wait
@@ -264,7 +274,7 @@ def from_config(cfg) -> Stopper:
     """Build the :class:`Stopper` a StopConfig describes (guards are always on; divergence unless 'none'); each
     chosen criterion is built by its registry entry (:data:`trainwell.train.stopping.CRITERIA`)."""
     built = {name: stopping.CRITERIA[name].build(cfg) for name in cfg.criteria}
-    return Stopper(
+    stopper = Stopper(
         **{name: built.get(name) for name in _BUILT_IN},
         loss_monitor=cfg.loss_monitor,
         monitor=cfg.monitor,
@@ -277,6 +287,8 @@ def from_config(cfg) -> Stopper:
         strict=cfg.strict,
         others={name: c for name, c in built.items() if name not in _BUILT_IN},
     )
+    stopper.from_config = True
+    return stopper
 
 
 def as_callback(obj):

@@ -137,16 +137,22 @@ class TrainerIO:
         return None, None, train
 
     def _val_data(self, val):
-        """Validation data as tensors on the device (None when empty), or a loader iterated at each evaluation."""
+        """Validation data as tensors on the device, or a loader iterated at each evaluation; None without
+        validation. Empty tensors are refused: they would silently mean no validation (a split that holds out
+        none, as ``data.val_fraction = 0`` gives, is passed as None by the pipeline)."""
         if val is None:
             return None
         if is_in_memory(val) or not self._iterates:
             val = self._in_memory(val, "val")
+            if not len(val[0]):
+                raise ValueError("val: got 0 examples (the validation inputs and targets are empty): give fit "
+                                 "validation data with at least one example, or leave it out (fit(train)) to "
+                                 "train without validation")
             self._check_inputs(val[0], "val")
             check_shape = getattr(self.learner, "check_label_shape", None)  # a population: (N,) or (M, N) labels
             if check_shape is not None:
                 check_shape(val[0], val[1], "val")
-            return val if len(val[0]) else None
+            return val
         require_iterable(val, "val")
         return val
 

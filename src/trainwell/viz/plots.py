@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter, NullLocator, PercentFormatter
+from matplotlib.ticker import LogFormatter, MaxNLocator, NullLocator, PercentFormatter
 
 from trainwell.manifest import record
 from trainwell.viz.first_layer import first_layer_units
@@ -63,6 +63,8 @@ def learning_curves(history: list[dict], path: str | Path, best_epoch: int | Non
     ax_lr.set(xlabel="epoch", ylabel="learning rate")
     ax_lr.set_title("Learning rate (start of epoch)", y=1.0)
     ax_lr.grid(alpha=0.3)
+    for ax in (ax_loss, ax_acc, ax_lr):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at epoch 1.5
     for ax in (ax_loss, ax_acc):
         if best_epoch is not None:
             ax.axvline(best_epoch + 1, color="0.4", ls=":", lw=1, label=f"best epoch {best_epoch + 1}")
@@ -77,6 +79,7 @@ def learning_rate(history: list[dict], path: str | Path) -> Path:
     fig, ax = new_figure(figsize=(5, 3))
     ax.plot([r["epoch"] + 1 for r in history], [r["lr"] for r in history])
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return save(fig, path, dpi=100)
 
