@@ -264,12 +264,14 @@ def test_a_bce_plus_a_term_the_outputs_do_not_reach_reads_with_the_bce_floor_as_
 @pytest.mark.parametrize("seed", range(2))
 def test_a_kl_summed_over_the_batch_is_named_by_watch_not_the_learning_rate(seed):
     """Posterior collapse in a user's loop: the decoded outputs end alike for every example while the loss adds a
-    term they do not reach; 'loop: loss' names it and the curve's reading defers to it."""
+    term they do not reach; 'loop: loss' names it and the curve's reading does not blame the rate (a pass, or an
+    info explained by it)."""
     report = _train(kl_summed, seed)
     verdict = report["loop: loss"]
     assert verdict.status == "warn" and "ended alike for every example" in verdict.value, verdict
     assert "summed over the batch" in verdict.advice
-    assert report["learning rate (loss curve)"].status == "info"
+    curve = report["learning rate (loss curve)"]
+    assert curve.status == "pass" or (curve.status == "info" and "explained by" in f"{curve.value} {curve.advice}"), curve
 
 
 @pytest.mark.slow  # 0.37 s each on a 2-core CPU (RESULTS §51)

@@ -27,6 +27,7 @@ from trainwell.doctor.batch_layout import SEQUENCE_FIRST, BatchView, fitting_vie
 from trainwell.doctor.forward import hooked_forward
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import kept_modes
+from trainwell.train.uncompiled import uncompiled
 
 NAME = "loop: batch independence"
 
@@ -69,18 +70,20 @@ def independence_in_some_reading(model: nn.Module, views: list[BatchView]) -> tu
     where the examples may lie; not empty), in order: the first reading that is not a fail, and its view; else the first
     fail. A model is failed only when one example's output depends on the others along every reading that fits its
     targets and that it runs on (a learned positional embedding of the sequence's full length does not add to
-    fewer positions); the first reading's error is raised when it runs on none."""
+    fewer positions); the first reading's error is raised when it runs on none. A compiled model (or part) runs
+    uncompiled here: the reading's batches and eval mode would otherwise compile it again for the user's loop."""
     first, error = None, None
-    for view in views:
-        try:
-            with installed(model, view):
-                verdict = batch_independence(model, view.x)
-        except Exception as e:  # noqa: BLE001 - a reading the model cannot run says nothing of its examples
-            error = error or e
-            continue
-        if verdict.status != "fail":
-            return verdict, view
-        first = first or (verdict, view)
+    with uncompiled(model):
+        for view in views:
+            try:
+                with installed(model, view):
+                    verdict = batch_independence(model, view.x)
+            except Exception as e:  # noqa: BLE001 - a reading the model cannot run says nothing of its examples
+                error = error or e
+                continue
+            if verdict.status != "fail":
+                return verdict, view
+            first = first or (verdict, view)
     if first is None:
         raise error
     return first
