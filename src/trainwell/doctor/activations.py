@@ -103,6 +103,8 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
     acts: list[tuple[str, torch.Tensor]] = []
     normalized = [0]  # normalization layers run so far in the forward
     marks: dict[int, int] = {}  # id(activation) -> normalization layers run before it
+    pooled = [1.0]  # the product of the average pools' windows run so far in the forward
+    windows: dict[int, float] = {}  # id(activation) -> that product when it ran
 
     def keep(mod, args, out, name):
         if not isinstance(out, torch.Tensor) or not out.is_floating_point():
@@ -111,9 +113,14 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
             out.retain_grad()
         acts.append((name, out))
         marks[id(out)] = normalized[0]
+        windows[id(out)] = pooled[0]
 
     def count(mod, args, out):
         normalized[0] += 1
+
+    def pool(mod, args, out):
+        if args and isinstance(args[0], torch.Tensor) and isinstance(out, torch.Tensor) and out.numel():
+            pooled[0] *= max(args[0].numel() / out.numel(), 1.0)
 
     watched = [(name, m) for name, m in model.named_modules()
                if isinstance(m, _ACTIVATIONS) and not isinstance(m, nn.Identity)]
@@ -122,6 +129,7 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
     hooks = [m.register_forward_hook(lambda mod, args, out, name=name: keep(mod, args, out, name))
              for name, m in watched]
     hooks += [m.register_forward_hook(count) for m in model.modules() if isinstance(m, _NORMS)]
+    hooks += [m.register_forward_hook(pool) for m in model.modules() if isinstance(m, _AVERAGE_POOLS)]
     was = model.training
     _training_forward(model)
     try:
@@ -153,22 +161,26 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
     final = {id(t) for t in O.leaves(out)}
     heads = _output_layers(model, x) if any(isinstance(m, _WEIGHTED) for _, m in watched) else set()
     ends = branch_end_ids(out, [a for _, a in acts]) | gate_end_ids(out, [a for _, a in acts])
-    return [(name, float(a.detach().float().std()), _gradient_norm(a),
+    return [(name, float(a.detach().float().std()), _gradient_norm(a, pooled[0] / windows[id(a)]),
              ("branch end", marks[id(a)]) if id(a) in ends else marks[id(a)])
             for name, a in acts if a.numel() > 1 and id(a) not in final and name not in heads]
 
 
-def _gradient_norm(a: torch.Tensor) -> float | None:
+def _gradient_norm(a: torch.Tensor, pooled: float = 1.0) -> float | None:
     """The root mean square over the examples of the gradient's norm at the activation ``a`` (examples along its
     first axis): its per-element std times the square root of the elements per example. With He initialization
     (fan_in) the backward pass keeps this norm from layer to layer whatever the layers' widths (He et al. 2015,
     section 2.2: the per-element variance changes by the ratio of the channel counts), and a max-pool routes it
     whole to one input of each window; the per-element std alone shrinks wherever a layer has more elements than
-    the one above it (a convolution's feature map below a narrow dense layer), which is no vanishing signal."""
+    the one above it (a convolution's feature map below a narrow dense layer), which is no vanishing signal. An
+    average pool over windows of k elements hands each input 1/k of its output's gradient, dividing the norm by
+    sqrt(k) by construction (a global average pool over an 8x8 map: by 8), whatever the init: ``pooled``, the
+    product of the windows of the average pools the forward ran after ``a``, puts that factor back (the norm times
+    sqrt(pooled)), so that it is read as no vanishing signal either."""
     if a.grad is None:
         return None
     per_example = a.numel() // max(len(a), 1) if a.dim() >= 2 else 1
-    return float(a.grad.std()) * per_example ** 0.5
+    return float(a.grad.std()) * (per_example * pooled) ** 0.5
 
 
 def variance_propagation(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor,
@@ -265,6 +277,7 @@ def _inner_note(inner: list[str], graded: int) -> str:
     return f"; the loss's gradient on {which} left out (returned from mid-network, it enters there)"
 
 
+_AVERAGE_POOLS = (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd)
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm,
           *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
 

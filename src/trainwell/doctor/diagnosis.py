@@ -117,6 +117,14 @@ def overfitting(history: list[dict], onset_epoch: int | None, classes: int | Non
                 "over")
         return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}, but {unimproved}: "
                        f"{kept}", expected, (COPY_ADVICE if copy_evaluated else "") + MEMORIZING_ADVICE)
+    if onset_epoch is not None and onset_epoch == len(history) - 1 and len(evaluated) == len(history):
+        # the rise was first seen at the run's last evaluation: the run stopped where early stopping with that
+        # patience stops (a loop that stops by hand once validation has not improved for a few epochs)
+        best = min(range(len(evaluated)), key=lambda i: evaluated[i]["val_loss"])
+        return Verdict("overfitting", "info", value + f"; validation rose over the last evaluations and the run "
+                       f"stopped at the onset (epoch {onset_epoch + 1}), as early stopping does", expected,
+                       f"keep the weights of the best validation epoch (epoch {best + 1}: val loss "
+                       f"{evaluated[best]['val_loss']:.4g}), if the loop does not restore them")
     if onset_epoch is not None:
         return Verdict("overfitting", "warn", value + f"; onset at epoch {onset_epoch + 1}",  # epochs read from 1
                        expected, "stop earlier (early stopping: keep the weights of the best validation epoch; in "

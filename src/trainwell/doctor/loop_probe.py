@@ -103,6 +103,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.steps_by_optimizer = [0] * len(optimizers)  # every optimizer's own count of steps
         self._steps_at_call = 0
         self.calls = self.last_active_call = 0  # w.step calls, and the last one after an optimizer step
+        self.successors: list = []  # the optimizers of the loop the script moved on to after this one's
         self.lrs: list[float] = []  # the first param group's rate at each step
         self.group_lrs: list[list[float]] = []  # every group's, when there are several
         self.max_lrs: list[float | None] = []  # every group's 'max_lr' (OneCycleLR's peak) at the last observed step

@@ -8,14 +8,18 @@ import torch
 
 from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_probe import LoopProbe
+from trainwell.doctor.step_record import held
 from trainwell.nn.modes import module_modes, restore_modes
 
 
 def added_unheld(probe: LoopProbe) -> list[str]:
     """Trainable parameters the model holds now that it did not hold when the watch started (a layer replaced,
     ``model.head = nn.Linear(...)``), that received gradients, and that no optimizer given to the watch holds.
-    A copy that no loss reaches (an EMA teacher updated by hand, its ``.grad`` None) is not one."""
-    start, owned = {id(p) for p in probe.named.values()}, probe.held_now()
+    A copy that no loss reaches (an EMA teacher updated by hand, its ``.grad`` None) is not one, nor a layer held
+    by the optimizer of the loop the script moved on to (a head replaced for fine-tuning with a new optimizer: its
+    gradients are that loop's)."""
+    start = {id(p) for p in probe.named.values()}
+    owned = probe.held_now().union(*(held(o) for o in probe.successors))
     return [n for n, p in probe.model.named_parameters()
             if p.requires_grad and p.grad is not None and id(p) not in start and id(p) not in owned]
 

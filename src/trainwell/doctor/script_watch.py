@@ -470,6 +470,8 @@ class ScriptWatch:
         report, and the hooks go. The validation losses read since its last step are its last validation's at the
         script's end, and another loop's forwards (a teacher's) when it moved on: dropped then."""
         self._flush()
+        if not last and self._rival is not None:
+            self.watch.probe.successors = [self._rival]
         self.watch.held_plateaus = self._schedulers.plateaus([*self._stepped, *self.watch.probe.optimizers])
         self.watch.frames_read = False  # the frames above are this run's and its caller's, none of the script's
         try:
