@@ -13,35 +13,19 @@ observed training forward, its examples located from the targets given with it, 
 
 from __future__ import annotations
 
-import torch
-
-from trainwell.doctor.batch_layout import fitting_views, sequence_first_layers
-from trainwell.doctor.sequence_first_batches import NAME, independence_in_some_reading
+from trainwell.doctor.batch_layout import sequence_first_layers
+from trainwell.doctor.sequence_first_batches import NAME, mixed_in_every_reading
 from trainwell.doctor.verdict import Verdict
-from trainwell.nn.modes import kept_modes
 
 
 def loop_batch_mixing(probe, forward: tuple | None, y) -> Verdict | None:
     """A fail when the model has no sequence-first layer and, on the first observed training forward (``forward``:
     its (args, kwargs), the model called on one tensor) with its targets ``y``, every reading of where its
     examples lie shows one example's output depending on the others in eval mode; None otherwise."""
-    if forward is None or sequence_first_layers(probe.model):
+    if sequence_first_layers(probe.model):
         return None
-    args, kwargs = forward
-    if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or not isinstance(y, torch.Tensor):
-        return None
-    views = fitting_views(probe.model, args[0].detach(), y.detach())
-    if not views:
-        return None
-    probe.reading = True  # the probe's hooks record nothing of these forwards
-    try:
-        with kept_modes(probe.model):
-            verdict, _ = independence_in_some_reading(probe.model, views)
-    except Exception:  # noqa: BLE001 - a model this reading cannot run gets no verdict from it
-        return None
-    finally:
-        probe.reading = False
-    if verdict.status != "fail":
+    verdict = mixed_in_every_reading(probe, forward, y)
+    if verdict is None:
         return None
     return Verdict(NAME, "fail", f"each example's output depends on the other examples of its batch in eval mode "
                    f"({verdict.value}): the same example gets another output in a batch of another size (the "

@@ -38,7 +38,25 @@ def loop_sequence_first(probe, forward: tuple | None, y) -> Verdict | None:
     lie shows one example's output depending on the others; None otherwise (also without ``y=``, or for a model
     called on several tensors: where the examples lie is not known)."""
     layers = sequence_first_layers(probe.model)
-    if not layers or forward is None:
+    verdict = mixed_in_every_reading(probe, forward, y) if layers else None
+    if verdict is None:
+        return None
+    name, kind = layers[0]
+    more = f" (+{len(layers) - 1} more)" if len(layers) > 1 else ""
+    return Verdict(NAME, "fail", f"{kind} '{name}'{more} is built with batch_first=False and each example's output "
+                   f"depends on the other examples of its batch ({verdict.value}): it reads the (B, T, ...) batch "
+                   "as (T, B, ...), mixing the examples at each position", "each example's output from its own input",
+                   "build it with batch_first=True (nn.TransformerEncoderLayer(..., batch_first=True), "
+                   "nn.LSTM(..., batch_first=True)), or give it x.transpose(0, 1) and transpose its output back")
+
+
+def mixed_in_every_reading(probe, forward: tuple | None, y) -> Verdict | None:
+    """The batch-independence fail of the watched model (``probe.model``) on its first observed training forward
+    (``forward``: its (args, kwargs)) with its targets ``y``, read along every view of where its examples may lie
+    (:func:`independence_in_some_reading`, the modes kept, the probe's hooks recording nothing); None when it is
+    no fail, when the model was called on several tensors or without ``y=`` (where the examples lie is not
+    known), or when the model cannot run the reading."""
+    if forward is None:
         return None
     args, kwargs = forward
     if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or not isinstance(y, torch.Tensor):
@@ -54,15 +72,7 @@ def loop_sequence_first(probe, forward: tuple | None, y) -> Verdict | None:
         return None
     finally:
         probe.reading = False
-    if verdict.status != "fail":
-        return None
-    name, kind = layers[0]
-    more = f" (+{len(layers) - 1} more)" if len(layers) > 1 else ""
-    return Verdict(NAME, "fail", f"{kind} '{name}'{more} is built with batch_first=False and each example's output "
-                   f"depends on the other examples of its batch ({verdict.value}): it reads the (B, T, ...) batch "
-                   "as (T, B, ...), mixing the examples at each position", "each example's output from its own input",
-                   "build it with batch_first=True (nn.TransformerEncoderLayer(..., batch_first=True), "
-                   "nn.LSTM(..., batch_first=True)), or give it x.transpose(0, 1) and transpose its output back")
+    return verdict if verdict.status == "fail" else None
 
 
 def independence_in_some_reading(model: nn.Module, views: list[BatchView]) -> tuple[Verdict, BatchView]:
