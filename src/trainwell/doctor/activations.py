@@ -16,7 +16,7 @@ from trainwell.doctor.functional_activations import FunctionalActivations, calls
 from trainwell.doctor.inner_outputs import inner_outputs, without_direct_gradient
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.registration import graph_nodes
-from trainwell.doctor.residual_ends import branch_end_ids, gate_end_ids
+from trainwell.doctor.residual_ends import stream_end_ids
 from trainwell.doctor.sampled_weights import noise_scales
 from trainwell.doctor.verdict import Verdict
 from trainwell.doctor.zero_branches import branch_ends
@@ -160,7 +160,7 @@ def _activation_stats(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tenso
     # a head whose output is reshaped before it is returned (Flatten(0), squeeze(-1)) is an output layer too
     final = {id(t) for t in O.leaves(out)}
     heads = _output_layers(model, x) if any(isinstance(m, _WEIGHTED) for _, m in watched) else set()
-    ends = branch_end_ids(out, [a for _, a in acts]) | gate_end_ids(out, [a for _, a in acts])
+    ends = stream_end_ids(out, [a for _, a in acts])
     return [(name, float(a.detach().float().std()), _gradient_norm(a, pooled[0] / windows[id(a)]),
              ("branch end", marks[id(a)]) if id(a) in ends else marks[id(a)])
             for name, a in acts if a.numel() > 1 and id(a) not in final and name not in heads]

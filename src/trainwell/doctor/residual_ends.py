@@ -29,20 +29,40 @@ _PASS = _SHAPE + _SCALE + ("NativeDropoutBackward",)
 _SQUASH = ("SigmoidBackward", "HardsigmoidBackward", "TanhBackward", "SoftmaxBackward")
 
 
+def stream_end_ids(outputs, tensors: list[torch.Tensor]) -> set[int]:
+    """The ids of those ``tensors`` (outputs of one forward whose graph ends in ``outputs``) that end a branch or a
+    gate (:func:`branch_end_ids` and :func:`gate_end_ids` together, the graph's uses walked once)."""
+    uses = _uses(outputs, tensors)
+    return _branch_ends(uses) | _gate_ends(uses)
+
+
 def branch_end_ids(outputs, tensors: list[torch.Tensor]) -> set[int]:
     """The ids of those ``tensors`` (outputs of one forward whose graph ends in ``outputs``) every use of which,
     past reshapes, scalings and dropout, is a sum with another path computed from the input (not a bias or a
     positional table alone): a branch's end; and of those one use of which is a sum with a path computed from
     the tensor itself (``h + dt * f(h)``): the stream a branch starts from."""
+    return _branch_ends(_uses(outputs, tensors))
+
+
+def gate_end_ids(outputs, tensors: list[torch.Tensor]) -> set[int]:
+    """The ids of those ``tensors`` (outputs of one forward whose graph ends in ``outputs``) every use of which,
+    past reshapes, is a squashing function (:data:`_SQUASH`) whose every use, past reshapes, multiplies another path
+    computed from the input and not from the tensor itself: a gate's end (see the module's docstring)."""
+    return _gate_ends(_uses(outputs, tensors))
+
+
+def _uses(outputs, tensors: list[torch.Tensor]) -> tuple[dict, list]:
+    """The graph's consumers (node -> the nodes that use its output) from ``outputs`` back, and each of
+    ``tensors`` with a node in it, as ``(tensor, its grad_fn)``."""
     roots = [t.grad_fn for t in O.leaves(outputs) if isinstance(t, torch.Tensor) and t.grad_fn is not None]
-    if not roots:
-        return set()
-    consumers = _consumers(roots)
+    consumers = _consumers(roots) if roots else {}
+    return consumers, [(t, t.grad_fn) for t in tensors if t.grad_fn is not None and t.grad_fn in consumers]
+
+
+def _branch_ends(uses: tuple[dict, list]) -> set[int]:
+    consumers, traced = uses
     found = set()
-    for t in tensors:
-        f = t.grad_fn
-        if f is None or f not in consumers:
-            continue
+    for t, f in traced:
         sums = _past(consumers[f], _PASS, consumers)
         if any(type(s).__name__.startswith(_SUM) and
                any(g is not None and g is not f and _reaches(g, f) for g, _ in s.next_functions) for s in sums):
@@ -54,19 +74,10 @@ def branch_end_ids(outputs, tensors: list[torch.Tensor]) -> set[int]:
     return found
 
 
-def gate_end_ids(outputs, tensors: list[torch.Tensor]) -> set[int]:
-    """The ids of those ``tensors`` (outputs of one forward whose graph ends in ``outputs``) every use of which,
-    past reshapes, is a squashing function (:data:`_SQUASH`) whose every use, past reshapes, multiplies another path
-    computed from the input and not from the tensor itself: a gate's end (see the module's docstring)."""
-    roots = [t.grad_fn for t in O.leaves(outputs) if isinstance(t, torch.Tensor) and t.grad_fn is not None]
-    if not roots:
-        return set()
-    consumers = _consumers(roots)
+def _gate_ends(uses: tuple[dict, list]) -> set[int]:
+    consumers, traced = uses
     found = set()
-    for t in tensors:
-        f = t.grad_fn
-        if f is None or f not in consumers:
-            continue
+    for t, f in traced:
         squashes = _past(consumers[f], _SHAPE, consumers)
         if not squashes or not all(type(q).__name__.startswith(_SQUASH) for q in squashes):
             continue
