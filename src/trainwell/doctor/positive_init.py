@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -41,18 +41,26 @@ GROWTH = 2.0
 LEAST_LAYERS = 2
 
 
-def positive_weights(params: Iterable[tuple[str | None, torch.Tensor]]) -> list[tuple[int, str | None, int, float]]:
-    """(tensor id, name, fan-in, mean) of each floating-point weight tensor of two or more axes and fan-in
-    :data:`LEAST_FAN_IN` or more (its axes past the first) whose entries are all >= 0 with mean x fan-in
-    >= :data:`GROWTH`."""
-    found = []
+def fanned_weights(params: Iterable[tuple[str | None, torch.Tensor]], least_fan_in: int) \
+        -> Iterator[tuple[str | None, torch.Tensor, int]]:
+    """(name, tensor, fan-in) of each trainable, materialized, dense floating-point tensor of ``params`` with two or
+    more axes whose fan-in (the size of its axes past the first) is ``least_fan_in`` or more: the weights whose
+    entries a layer sums over its inputs."""
     for name, p in params:
         if not isinstance(p, torch.Tensor) or is_lazy(p) or not p.is_floating_point() or p.dim() < 2 or \
                 p.is_sparse or not p.requires_grad:
             continue
         fan_in = p[0].numel()
-        if fan_in < LEAST_FAN_IN:
-            continue
+        if fan_in >= least_fan_in:
+            yield name, p, fan_in
+
+
+def positive_weights(params: Iterable[tuple[str | None, torch.Tensor]]) -> list[tuple[int, str | None, int, float]]:
+    """(tensor id, name, fan-in, mean) of each floating-point weight tensor of two or more axes and fan-in
+    :data:`LEAST_FAN_IN` or more (its axes past the first) whose entries are all >= 0 with mean x fan-in
+    >= :data:`GROWTH`."""
+    found = []
+    for name, p, fan_in in fanned_weights(params, LEAST_FAN_IN):
         with torch.no_grad():
             w = p.detach()
             low, mean = float(w.min()), float(w.double().mean())

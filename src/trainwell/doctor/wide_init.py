@@ -29,9 +29,8 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from torch.nn.parameter import is_lazy
 
-from trainwell.doctor.positive_init import NAME
+from trainwell.doctor.positive_init import NAME, fanned_weights
 from trainwell.doctor.verdict import Verdict
 
 #: the fan-in from which a layer's sum is read for its gain
@@ -49,13 +48,7 @@ def wide_weights(params: Iterable[tuple[str | None, torch.Tensor]]) -> list[tupl
     :data:`LEAST_FAN_IN` or more (its axes past the first), centred, whose std x sqrt(fan-in) is :data:`GAIN` or
     more."""
     found = []
-    for name, p in params:
-        if not isinstance(p, torch.Tensor) or is_lazy(p) or not p.is_floating_point() or p.dim() < 2 or \
-                p.is_sparse or not p.requires_grad:
-            continue
-        fan_in = p[0].numel()
-        if fan_in < LEAST_FAN_IN:
-            continue
+    for name, p, fan_in in fanned_weights(params, LEAST_FAN_IN):
         with torch.no_grad():
             w = p.detach().double()
             std, mean = float(w.std()), float(w.mean())
