@@ -23,6 +23,8 @@ from trainwell.train.batches import (
     require_iterable,
     split_batch,
 )
+from trainwell.train.first_layer import first_layer_hint
+from trainwell.train.input_checks import integer_inputs_hint
 from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores, eval_rows
 
 
@@ -80,13 +82,41 @@ class TrainerIO:
 
     def _evaluate(self, data, what: str) -> tuple[list[float], list[float]]:
         """Per-member mean loss and accuracy on ``data`` (tensors, or a loader iterated once, in eval mode)."""
-        if isinstance(data, tuple):  # already on the device
-            return self.learner.evaluate(data[0], data[1])
-        if not self._iterates:
-            x, y = self._in_memory(data, what)
-            return self.learner.evaluate(x, y)
-        loss, acc = self.learner.evaluate_batches(self._device_batch(b, what) for b in data)
-        return loss, acc
+        if not isinstance(data, tuple) and not self._iterates:
+            data = self._in_memory(data, what)
+        if isinstance(data, tuple):  # on the device
+            try:
+                return self.learner.evaluate(data[0], data[1])
+            except RuntimeError as e:
+                self._explain(e, data[0][: eval_rows(data[0].device)], what)  # the chunk that failed
+                raise
+        seen: list[torch.Tensor] = []  # the batch being evaluated, to name a shape the model refuses
+
+        def batches():
+            for b in data:
+                xb, yb = self._device_batch(b, what)
+                seen[:] = [xb]
+                yield xb, yb
+
+        try:
+            return self.learner.evaluate_batches(batches())
+        except RuntimeError as e:
+            if seen:
+                self._explain(e, seen[0], what)
+            raise
+
+    def _explain(self, error: RuntimeError, x: torch.Tensor, what: str) -> None:
+        """Raise the one-line error for a forward of the model that failed on inputs like ``x`` (a shape its
+        first layer refuses, integer inputs met by a floating-point layer), as training names them; return when
+        neither is the cause (the caller re-raises torch's error)."""
+        if not self.single:
+            return
+        hint = integer_inputs_hint(x, error, what)
+        if hint is not None:
+            raise TypeError(hint) from None
+        hint = first_layer_hint(self.learner.model, x, what)
+        if hint is not None:
+            raise ValueError(hint) from None
 
     @staticmethod
     def _keras_call(train, val, validation_data):
@@ -224,7 +254,12 @@ class TrainerIO:
                 xb = as_tensor(xb, "predict inputs").to(self.device)
                 self._check_inputs(xb, "predict")
                 with self.learner.autocast():
-                    outs.append(class_scores(model(xb)).cpu())  # a tuple/dict output: its class scores
+                    try:
+                        out = model(xb)
+                    except RuntimeError as e:
+                        self._explain(e, xb, "predict")
+                        raise
+                    outs.append(class_scores(out).cpu())  # a tuple/dict output: its class scores
         finally:
             restore_modes(modes)
         return torch.cat(outs) if outs else torch.empty(0)
