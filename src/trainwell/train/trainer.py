@@ -58,6 +58,8 @@ from trainwell.train.batches import (
     check_batch_keys,
     is_in_memory,
     split_batch,
+    unread_keys,
+    unread_keys_message,
 )
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.devices import as_device, default_device
@@ -95,6 +97,21 @@ def module_learner(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: 
     learner = ModuleLearner(model.to(where), optimizer, loss_fn, aug_seed=aug_seed, **kwargs)
     learner.device = where
     return learner
+
+
+def _naming_unread_keys(step: Callable, input_key: str, unread: list[str]) -> Callable:
+    """``step``, whose forward failing on a dict batch's input tensor is told in one line that names the batch's
+    other keys, which the model was not called with (a model written for the whole dict)."""
+    if not unread:
+        return step
+
+    def first_step(*args):
+        try:
+            return step(*args)
+        except (IndexError, KeyError, AttributeError, RuntimeError) as e:
+            raise TypeError(unread_keys_message(input_key, unread, e)) from e
+
+    return first_step
 
 
 def _restores(callbacks) -> bool:
@@ -370,14 +387,16 @@ class Trainer(TrainerIO):
         if loader is not None:
             for batch in loader:
                 xb, yb = self._device_batch(batch, "train")
+                step = learner.train_batch
                 if not self._checked:
                     self._check_inputs(xb, "train")
                     self._checked = True
+                    step = _naming_unread_keys(step, *unread_keys(batch, self.batch_keys))
                 if len(yb) == 1 and self._batchnorm:
                     raise ValueError("the DataLoader gave a batch of 1 example, and BatchNorm cannot train on one "
                                      "(its last batch: the dataset's size % batch_size == 1): use "
                                      "DataLoader(..., drop_last=True), or another batch size")
-                yield learner.train_batch, (xb, yb), len(yb)
+                yield step, (xb, yb), len(yb)
             return
         n, bs = self._member_rows(x), self.batch_size
         perm = learner.permutation(n, self.generators)  # (N,), or (M, N): each member its own order
