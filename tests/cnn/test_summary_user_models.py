@@ -4,6 +4,7 @@ input_shape that does not fit."""
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from trainwell.cnn.summary import summarize
 
@@ -60,3 +61,24 @@ def test_an_input_shape_that_does_not_fit_names_the_shape_tried():
     with pytest.raises(ValueError, match=r"failed on a zero input of shape \(1, 1, 16, 16\).*"
                                          r"input_shape=\(1, 16, 16\).*expected input\[1, 1, 16, 16\] to have 3 "):
         summarize(model, (1, 16, 16))
+
+
+def test_a_linear_at_every_position_counts_its_mult_adds_per_position_and_shares_its_matrix():
+    class TokenMlp(nn.Module):  # a per-position MLP over (T, F) rows, as in a transformer block
+        def __init__(self):
+            super().__init__()
+            self.up, self.down = nn.Linear(5, 7), nn.Linear(7, 3, bias=False)
+
+        def forward(self, x):
+            return self.down(torch.relu(self.up(x)))
+
+    model = TokenMlp()
+    up, down = summarize(model, (12, 5))
+    flops = FlopCounterMode(display=False)  # the oracle: torch's count, 2 per mult-add
+    with flops:
+        model(torch.zeros(1, 12, 5))
+    assert up.mult_adds + down.mult_adds == flops.get_total_flops() // 2 == 12 * (5 * 7 + 7 * 3)
+    assert (up.params, up.params_unshared) == (42, 12 * 7 * 6)
+    assert (down.params, down.params_unshared) == (21, 12 * 3 * 7)
+    plain = summarize(nn.Linear(5, 7), (5,))[0]  # one position: nothing shared
+    assert plain.mult_adds == 35 and plain.params == plain.params_unshared == 42

@@ -114,7 +114,9 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     row per call in the order the layers run.
 
     Weight sharing: a conv layer's ``params`` are its filters; ``params_unshared`` is what the same neurons would
-    need with a private filter each (neurons x (fan_in + 1)). For dense layers the two are equal. A layer called
+    need with a private filter each (neurons x (fan_in + 1)). For dense layers the two are equal, except for a
+    ``Linear`` applied at every position of (T, F) inputs, which shares its matrix across the T positions (and
+    costs T x in x out mult-adds). A layer called
     twice has two rows, each with its parameters and ``call`` 1 and 2; :func:`totals` counts them once.
 
     Receptive fields compose the layers as a chain, in the order they run (see the module docstring): right for
@@ -179,8 +181,9 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
                 for i in range(spatial_dims):
                     rf[i] += (k - 1) * jump[i]
                     jump[i] *= s
-            elif isinstance(module, nn.Linear):
-                mult_adds = module.in_features * module.out_features
+            elif isinstance(module, nn.Linear):  # on (T, F) rows, one matrix shared by the T positions
+                mult_adds = neurons * module.in_features
+                unshared = neurons * (module.in_features + (1 if module.bias is not None else 0))
                 state["dense"] = True
             field = full if state["dense"] else tuple(math.ceil(min(r, f)) for r, f in zip(rf, full, strict=False))
             rows.append(LayerRow(name or type(module).__name__, type(module).__name__, out_shape, neurons, params,
