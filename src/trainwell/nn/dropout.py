@@ -81,9 +81,7 @@ def _no_torch_p(owner: str, p: float | None) -> None:
 def _real_activations(owner: str, x) -> None:
     """Refuse what is not a floating-point tensor: dropping or scaling integers (token ids, uint8 pixels, labels)
     would change their values, and torch's random masks are floating point."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{owner} takes a tensor of activations, got {type(x).__name__}")
-    if not (x.is_floating_point() or x.is_complex()):
+    if isinstance(x, torch.Tensor) and not (x.is_floating_point() or x.is_complex()):
         have = str(x.dtype).removeprefix("torch.")
         raise TypeError(f"{owner} takes floating-point activations, got a tensor of dtype {have} (shape "
                         f"{tuple(x.shape)}): convert it first (x.float()), or put {owner} after the layer that "
