@@ -317,8 +317,7 @@ class Trainer(TrainerIO):
         end = start + self.epochs if continuing else self.epochs
         if self._resumed and self.state.stop is not None:  # a checkpoint of a run a criterion ended: no epoch
             end = start
-        if continuing:
-            self._check_schedule_room(data, end - start)
+        self._check_schedule_room(data, end - start)
         self.progress.start(end, done=start)
         try:
             for epoch in range(start, end):
@@ -330,10 +329,12 @@ class Trainer(TrainerIO):
         return self.state
 
     def _check_schedule_room(self, data: tuple, epochs: int) -> None:
-        """Refuse a continuing fit whose per-step schedule (``OneCycleLR``, sized in steps) ends before it would:
-        torch raises only at the step past its end, after the weights have moved."""
+        """Refuse a fit whose per-step schedule (``OneCycleLR``, sized in steps) ends before it would: one sized
+        for fewer steps, a continuing fit, or a scheduler that an earlier run stepped: torch raises only at the step
+        past its end, after the weights have moved."""
         schedule = getattr(self.learner, "schedule", None)
-        total = getattr(getattr(schedule, "scheduler", None), "total_steps", None)
+        scheduler = getattr(schedule, "scheduler", None)
+        total = getattr(scheduler, "total_steps", None)
         if total is None or getattr(schedule, "interval", None) != "step":
             return
         x, _, loader = data
@@ -341,8 +342,9 @@ class Trainer(TrainerIO):
             per_epoch = len(loader) if loader is not None else math.ceil(self._member_rows(x) / self.batch_size)
         except TypeError:  # a loader without a length: torch's own error at the end of the schedule stands
             return
-        if self.state.step + epochs * per_epoch > total:
-            raise ValueError(f"fit: the schedule is sized for {total} steps and {self.state.step} have run; "
+        taken = max(self.state.step, getattr(scheduler, "last_epoch", 0))
+        if taken + epochs * per_epoch > total:
+            raise ValueError(f"fit: the schedule is sized for {total} steps and {taken} have run; "
                              f"{epochs} more epochs take {epochs * per_epoch}: build a new scheduler (or optimizer) "
                              f"for the further training, or fit fewer epochs")
 
