@@ -49,3 +49,14 @@ def test_a_model_that_reads_the_input_tensor_trains_with_other_keys_in_the_batch
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
     state = fit(model)
     assert len(state.history) == 1 and state.history[0]["train_loss"] > 0
+
+
+def test_validation_and_predict_name_the_keys_the_model_was_not_given():
+    model = ReadsTheDict()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1)
+    loader = DataLoader(ImagesWithMeta(), batch_size=8)
+    unlabelled = [{"image": b["image"], "meta": b["meta"]} for b in loader]
+    calls = (lambda: trainer.validate(loader), lambda: trainer.predict(loader), lambda: trainer.predict(unlabelled))
+    for call in calls:
+        with pytest.raises(TypeError, match=r"on the batch's 'image' tensor, .*the batch's 'meta'"):
+            call()

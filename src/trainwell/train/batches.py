@@ -115,12 +115,19 @@ def unread_keys(batch, keys: tuple[str, str] | None = None) -> tuple[str, list[s
         return "", []
     try:
         x, y = split_batch(batch, "train", keys)
-    except TypeError:
-        return "", []
+    except TypeError:  # unlabelled (predict): the input key alone
+        try:
+            x, y = inputs_of(batch, "predict", keys), None
+        except TypeError:
+            return "", []
     input_key = next(k for k, v in batch.items() if v is x)
     unread = [k for k, v in batch.items() if v is not x and v is not y and is_array(v) and v.ndim >= 1
               and len(v) == len(x)]
     return input_key, unread
+
+
+#: what a forward written for a whole dict raises on one tensor (``x["meta"]``, ``x.keys()``, torch's own errors)
+UNREAD_KEY_ERRORS = (IndexError, KeyError, AttributeError, RuntimeError)
 
 
 def unread_keys_message(input_key: str, unread: list[str], error: Exception) -> str:

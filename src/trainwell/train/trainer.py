@@ -53,6 +53,7 @@ from trainwell.train import trainer_state
 from trainwell.train.batches import (
     INPUT_KEYS,
     TARGET_KEYS,
+    UNREAD_KEY_ERRORS,
     as_tensor,
     as_tensors,
     check_batch_keys,
@@ -108,7 +109,7 @@ def _naming_unread_keys(step: Callable, input_key: str, unread: list[str]) -> Ca
     def first_step(*args):
         try:
             return step(*args)
-        except (IndexError, KeyError, AttributeError, RuntimeError) as e:
+        except UNREAD_KEY_ERRORS as e:
             raise TypeError(unread_keys_message(input_key, unread, e)) from e
 
     return first_step

@@ -13,6 +13,7 @@ import torch
 from trainwell.data.labels import as_class_labels
 from trainwell.nn.modes import module_modes, restore_modes
 from trainwell.train.batches import (
+    UNREAD_KEY_ERRORS,
     as_tensor,
     as_tensors,
     check_lengths,
@@ -22,6 +23,8 @@ from trainwell.train.batches import (
     loader_generators,
     require_iterable,
     split_batch,
+    unread_keys,
+    unread_keys_message,
 )
 from trainwell.train.first_layer import first_layer_hint
 from trainwell.train.input_checks import integer_inputs_hint
@@ -87,29 +90,34 @@ class TrainerIO:
         if isinstance(data, tuple):  # on the device
             try:
                 return self.learner.evaluate(data[0], data[1])
-            except RuntimeError as e:
+            except UNREAD_KEY_ERRORS as e:
                 self._explain(e, data[0][: eval_rows(data[0].device)], what)  # the chunk that failed
                 raise
-        seen: list[torch.Tensor] = []  # the batch being evaluated, to name a shape the model refuses
+        seen: list = []  # the batch being evaluated and its inputs, to name what the model refuses
 
         def batches():
             for b in data:
                 xb, yb = self._device_batch(b, what)
-                seen[:] = [xb]
+                seen[:] = [b, xb]
                 yield xb, yb
 
         try:
             return self.learner.evaluate_batches(batches())
-        except RuntimeError as e:
+        except UNREAD_KEY_ERRORS as e:
             if seen:
-                self._explain(e, seen[0], what)
+                self._explain(e, seen[1], what, seen[0])
             raise
 
-    def _explain(self, error: RuntimeError, x: torch.Tensor, what: str) -> None:
+    def _explain(self, error: Exception, x: torch.Tensor, what: str, batch=None) -> None:
         """Raise the one-line error for a forward of the model that failed on inputs like ``x`` (a shape its
-        first layer refuses, integer inputs met by a floating-point layer), as training names them; return when
-        neither is the cause (the caller re-raises torch's error)."""
+        first layer refuses, integer inputs met by a floating-point layer, a dict ``batch`` whose other keys the
+        model is not given), as training names them; return when none is the cause (the caller re-raises)."""
         if not self.single:
+            return
+        input_key, unread = unread_keys(batch, self.batch_keys)
+        if unread:
+            raise TypeError(unread_keys_message(input_key, unread, error)) from error
+        if not isinstance(error, RuntimeError):
             return
         hint = integer_inputs_hint(x, error, what)
         if hint is not None:
@@ -239,25 +247,26 @@ class TrainerIO:
         if is_array(data) or is_in_memory(data):
             x = as_tensor(data if is_array(data) else inputs_of(data, "predict", self.batch_keys), "predict inputs")
             rows = batch_size or eval_rows(self.device)
-            chunks: Iterable = (x[i : i + rows] for i in range(0, len(x), rows))
+            batches: Iterable = (x[i : i + rows] for i in range(0, len(x), rows))
         else:
             require_iterable(data, "predict")
-            # a TensorDataset of inputs alone yields [xb]
-            chunks = (b if is_array(b) else b[0] if isinstance(b, (list, tuple)) and len(b) == 1 else
-                      inputs_of(b, "predict", self.batch_keys) for b in data)
+            batches = data
         model = self.learner.model
         modes = module_modes(model)
         model.eval()
         try:
             outs = []
-            for xb in chunks:
+            for b in batches:
+                # a TensorDataset of inputs alone yields [xb]
+                xb = b if is_array(b) else b[0] if isinstance(b, (list, tuple)) and len(b) == 1 else \
+                    inputs_of(b, "predict", self.batch_keys)
                 xb = as_tensor(xb, "predict inputs").to(self.device)
                 self._check_inputs(xb, "predict")
                 with self.learner.autocast():
                     try:
                         out = model(xb)
-                    except RuntimeError as e:
-                        self._explain(e, xb, "predict")
+                    except UNREAD_KEY_ERRORS as e:
+                        self._explain(e, xb, "predict", b)
                         raise
                     outs.append(class_scores(out).cpu())  # a tuple/dict output: its class scores
         finally:
