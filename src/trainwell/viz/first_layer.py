@@ -18,9 +18,9 @@ def finite_limit(t) -> float:
     return (float(finite.abs().max()) if finite.numel() else 0.0) or 1.0
 
 
-def _first_weighted(model, input_shape: tuple[int, ...]):
+def first_weighted_layer(model, input_shape: tuple[int, ...] | None):
     """The first Linear/Conv layer to run on an input of ``input_shape`` (a model may register its head before its
-    body); the first one registered when the model cannot be run on it."""
+    body); the first one registered without a shape, or when the model cannot be run on it."""
     import torch
     from torch import nn
 
@@ -28,11 +28,13 @@ def _first_weighted(model, input_shape: tuple[int, ...]):
 
     kinds = (nn.Linear, nn.Conv1d, nn.Conv2d)
     modules = dict(model.named_modules())
-    try:
-        with torch.random.fork_rng(devices=[]):  # a forward that draws (a gate, a noise layer) leaves no trace
-            ran = [modules.get(row.name) for row in summarize(model, input_shape)]
-    except ValueError:  # the model does not run on input_shape: the registration order
-        ran = []
+    ran = []
+    if input_shape is not None:
+        try:
+            with torch.random.fork_rng(devices=[]):  # a forward that draws (a gate, a noise layer) leaves no trace
+                ran = [modules.get(row.name) for row in summarize(model, input_shape)]
+        except ValueError:  # the model does not run on input_shape: the registration order
+            ran = []
     return next((m for m in [*ran, *model.modules()] if isinstance(m, kinds)), None)
 
 
@@ -43,7 +45,7 @@ def first_layer_units(model, input_shape: tuple[int, ...], max_units: int = 32) 
     1-D units); None if the model has none."""
     from torch import nn
 
-    layer = _first_weighted(model, input_shape)
+    layer = first_weighted_layer(model, input_shape)
     if layer is None:
         return None
     w = layer.weight.detach().cpu().float()
