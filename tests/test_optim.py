@@ -228,3 +228,15 @@ def test_no_fused_form_for_integer_or_sparse_parameters():
     assert not _fusable(torch.optim.Adam, [{"params": [torch.zeros(3).to_sparse()]}])
     assert _fusable(torch.optim.Adam, [{"params": [torch.zeros(3, dtype=torch.bfloat16)]}])
     assert not _fusable(torch.optim.RMSprop, [{"params": [torch.zeros(3)]}])
+
+
+def test_momentum_given_to_plain_sgd_is_refused_with_the_name_that_has_it():
+    model = torch.nn.Linear(3, 2)
+    for given, words in (({"momentum": 0.9}, "momentum=0.9 is not allowed with name='sgd'"),
+                         ({"nesterov": True}, "nesterov=True is not allowed with name='sgd'")):
+        with pytest.raises(ValueError, match=words + r".*use name='momentum'"):
+            build_optimizer(model, "sgd", lr=0.1, **given)
+    assert build_optimizer(model, "sgd", lr=0.1, momentum=0).defaults["momentum"] == 0
+    heavy = build_optimizer(model, "momentum", lr=0.1)  # the oracle: torch's SGD with momentum 0.9
+    assert type(heavy).__name__ == "SGD" and heavy.defaults["momentum"] == 0.9 and not heavy.defaults["nesterov"]
+    assert build_optimizer(model, "momentum", lr=0.1, momentum=0.5, nesterov=True).defaults["nesterov"]

@@ -66,8 +66,20 @@ def test_rewind_takes_a_pruned_models_state_and_the_models_own_masks():
         assert torch.equal(w, snapshot[f"{name}.weight_orig"] * masks[name])
 
 
-def test_rewinding_to_another_architecture_is_torchs_refusal():
+@pytest.mark.parametrize("state, expected", [
+    (lambda s: {**s, "fc.weight": torch.zeros(2, 128)}, "the state's 'fc.weight' has shape (2, 128) but the "
+     "model's is (3, 128)"),
+    (lambda s: {k: v for k, v in s.items() if not k.startswith("bn.")}, "the state has no 'bn.weight'"),
+    (lambda s: {**s, "head.weight": torch.zeros(3, 3)}, "the state has 'head.weight' (shape (3, 3)), which the "
+     "model does not have"),
+], ids=["shape", "missing", "extra"])
+def test_rewinding_to_another_architecture_names_the_parameter_and_leaves_the_model_as_it_was(state, expected):
     model = SmallCnn()
     prune.apply_masks(model, prune.magnitude_masks(model, 0.2, output_layer="fc"))
-    with pytest.raises(RuntimeError, match="size mismatch"):
-        prune.rewind(model, {**SmallCnn().state_dict(), "fc.weight": torch.zeros(2, 128)})
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError) as err:
+        prune.rewind(model, state(SmallCnn().state_dict()))
+    message = str(err.value)
+    assert message.startswith(f"rewind: {expected}") and len(message.splitlines()) == 1
+    after = model.state_dict()  # still pruned: weight_orig / weight_mask, the same values
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)

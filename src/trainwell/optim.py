@@ -159,7 +159,7 @@ def build_optimizer(
     name: str = "adam",
     lr: float = 1e-3,
     *,
-    momentum: float = 0.9,
+    momentum: float | None = None,
     nesterov: bool = False,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
@@ -175,6 +175,8 @@ def build_optimizer(
     Args:
         params: a module (weights decay, biases/norm parameters do not) or an iterable of tensors (all decay).
         decay: ``"coupled"`` (L2 in the gradient) or ``"decoupled"`` (w <- w - lr * lambda * w).
+        momentum, nesterov: of ``momentum`` (default 0.9, heavy ball). Plain ``sgd`` has none: given to it (as
+            torch's ``SGD(momentum=0.9)`` takes it), they are refused with the name to use, ``momentum``.
         rmsprop_momentum: momentum inside RMSprop (0 = plain RMSprop).
 
     Raises:
@@ -189,6 +191,11 @@ def build_optimizer(
         raise ValueError(f"lr={lr} is not allowed: use a number > 0")
     if not weight_decay >= 0:
         raise ValueError(f"weight_decay={weight_decay} is not allowed: use a number >= 0")
+    if name == "sgd" and (momentum or nesterov):
+        given = f"momentum={momentum}" if momentum else "nesterov=True"
+        raise ValueError(f"{given} is not allowed with name='sgd', plain SGD: use name='momentum' for SGD with "
+                         f"{'Nesterov ' if nesterov else ''}momentum (torch's SGD(momentum=...))")
+    momentum = 0.9 if momentum is None else momentum
     spec = OPTIMIZERS[name]
     cls, kwargs = spec.make({"momentum": momentum, "nesterov": nesterov, "betas": betas, "eps": eps, "alpha": alpha,
                              "rmsprop_momentum": rmsprop_momentum})
@@ -306,7 +313,8 @@ def from_config(model: nn.Module, cfg) -> torch.optim.Optimizer:
 
     try:
         return build_optimizer(
-            model, cfg.name, cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, betas=tuple(cfg.betas),
+            model, cfg.name, cfg.lr, momentum=cfg.momentum if cfg.name != "sgd" else None,
+            nesterov=cfg.nesterov and cfg.name != "sgd", betas=tuple(cfg.betas),
             eps=cfg.eps, alpha=cfg.alpha, weight_decay=cfg.weight_decay, decay=cfg.decay,
             rmsprop_momentum=cfg.rmsprop_momentum,
         )

@@ -168,14 +168,37 @@ def rewind(model: nn.Module, state: dict, masks: dict[str, torch.Tensor] | None 
     lottery ticket's reset (Frankle & Carbin 2019), which ``model.load_state_dict(theta0)`` cannot do on a pruned
     model (its weights are then ``weight_orig`` and ``weight_mask``)."""
     masks = current_masks(model) if masks is None else masks
-    plain = {}
-    for key, value in state.items():
-        if key.endswith(".weight_mask"):
-            continue
-        plain[key.removesuffix("_orig") if key.endswith(".weight_orig") else key] = value
+    plain = _plain_state(state)
+    _check_same_architecture(_plain_state(model.state_dict()), plain)
     remove(model)
     model.load_state_dict(plain)
     return apply_masks(model, masks)
+
+
+def _plain_state(state: dict) -> dict:
+    """``state`` as an unpruned model's ``state_dict``: ``weight_orig`` read as ``weight``, masks left out."""
+    return {key.removesuffix("_orig") if key.endswith(".weight_orig") else key: value
+            for key, value in state.items() if not key.endswith(".weight_mask")}
+
+
+def _check_same_architecture(model_state: dict, state: dict) -> None:
+    """Refuse, before the model is touched, a ``state`` of another architecture: the first parameter or buffer
+    it lacks, has in excess, or holds in another shape, in one line."""
+    def shape(v):
+        return tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+
+    fix = ("rewind takes the state of this same model (theta0 = copy.deepcopy(model.state_dict()) before "
+           "training)")
+    for key, value in model_state.items():
+        if key not in state:
+            raise ValueError(f"rewind: the state has no {key!r}, which the model has (shape {shape(value)}): {fix}")
+        if shape(state[key]) != shape(value):
+            raise ValueError(f"rewind: the state's {key!r} has shape {shape(state[key])} but the model's is "
+                             f"{shape(value)}: {fix}")
+    extra = [key for key in state if key not in model_state]
+    if extra:
+        raise ValueError(f"rewind: the state has {extra[0]!r} (shape {shape(state[extra[0]])}), which the model "
+                         f"does not have{f' (and {len(extra) - 1} more)' if len(extra) > 1 else ''}: {fix}")
 
 
 def remove(model: nn.Module) -> nn.Module:

@@ -4,6 +4,7 @@ input_shape that does not fit."""
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from trainwell.cnn.summary import summarize
 
@@ -60,3 +61,57 @@ def test_an_input_shape_that_does_not_fit_names_the_shape_tried():
     with pytest.raises(ValueError, match=r"failed on a zero input of shape \(1, 1, 16, 16\).*"
                                          r"input_shape=\(1, 16, 16\).*expected input\[1, 1, 16, 16\] to have 3 "):
         summarize(model, (1, 16, 16))
+
+
+def test_a_linear_at_every_position_counts_its_mult_adds_per_position_and_shares_its_matrix():
+    class TokenMlp(nn.Module):  # a per-position MLP over (T, F) rows, as in a transformer block
+        def __init__(self):
+            super().__init__()
+            self.up, self.down = nn.Linear(5, 7), nn.Linear(7, 3, bias=False)
+
+        def forward(self, x):
+            return self.down(torch.relu(self.up(x)))
+
+    model = TokenMlp()
+    up, down = summarize(model, (12, 5))
+    flops = FlopCounterMode(display=False)  # the oracle: torch's count, 2 per mult-add
+    with flops:
+        model(torch.zeros(1, 12, 5))
+    assert up.mult_adds + down.mult_adds == flops.get_total_flops() // 2 == 12 * (5 * 7 + 7 * 3)
+    assert (up.params, up.params_unshared) == (42, 12 * 7 * 6)
+    assert (down.params, down.params_unshared) == (21, 12 * 3 * 7)
+    plain = summarize(nn.Linear(5, 7), (5,))[0]  # one position: nothing shared
+    assert plain.mult_adds == 35 and plain.params == plain.params_unshared == 42
+
+
+@pytest.mark.parametrize("layer, gates", [(nn.RNN(5, 7, batch_first=True), 1), (nn.GRU(5, 7, batch_first=True), 3),
+                                          (nn.LSTM(5, 7, batch_first=True), 4)], ids=["rnn", "gru", "lstm"])
+def test_a_recurrent_layer_counts_its_gates_at_every_time_step(layer, gates):
+    class Reader(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = layer
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    row = summarize(Reader(), (12, 5))[0]
+    assert row.mult_adds == 12 * gates * 7 * (5 + 7)  # the oracle: gates x hidden x (inputs + hidden) per step
+    assert row.params == gates * 7 * (5 + 7 + 2)
+
+
+def test_a_deep_bidirectional_projected_lstm_counts_every_layer_and_direction():
+    lstm = nn.LSTM(5, 8, num_layers=2, bidirectional=True, proj_size=3, batch_first=True)
+
+    class Reader(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, x):
+            return self.lstm(x)[0]
+
+    per_step = 2 * (4 * 8 * (5 + 3) + 8 * 3) + 2 * (4 * 8 * (3 * 2 + 3) + 8 * 3)
+    assert summarize(Reader(), (10, 5))[0].mult_adds == 10 * per_step
+    # the weights say the same: every weight matrix is used once per step
+    assert 10 * sum(p.numel() for n, p in lstm.named_parameters() if n.startswith("weight")) == 10 * per_step

@@ -59,3 +59,31 @@ def test_an_empty_loader_is_refused():
     empty = DataLoader(TensorDataset(torch.empty(0, 3), torch.empty(0)), batch_size=8)
     with pytest.raises(ValueError, match=r"^Standardize.fit: the DataLoader holds no example"):
         Standardize().fit(empty)
+
+
+@pytest.mark.parametrize("listed", [
+    lambda: list(DataLoader(TensorDataset(X, Y), batch_size=32)),          # (x, y) batches, the last one short
+    lambda: list(DataLoader(TensorDataset(X), batch_size=32)),             # [xb]: inputs alone
+    lambda: [{"image": X[i : i + 50], "label": Y[i : i + 50]} for i in range(0, 120, 50)],
+    lambda: [(X[i], Y[i]) for i in range(len(X))],                         # a dataset's items: stacked
+    lambda: [(X[i].numpy(), int(Y[i])) for i in range(len(X))],
+], ids=["pairs", "inputs alone", "dicts", "items", "numpy items"])
+def test_a_list_of_batches_or_items_fits_as_the_concatenated_inputs(listed):
+    oracle = StandardScaler().fit(X.reshape(len(X), -1).numpy())
+    pre = Standardize().fit(listed())
+    assert pre.feature_shape_ == (3, 4, 4)
+    np.testing.assert_allclose(pre.mean_.numpy(), oracle.mean_, rtol=1e-6)
+    np.testing.assert_allclose(pre.scale_.numpy(), oracle.scale_, rtol=1e-6)
+    pca = PCA(n_components=3).fit(listed())
+    sk = SkPCA(n_components=3).fit(X.reshape(len(X), -1).numpy())
+    np.testing.assert_allclose(pca.explained_variance_.numpy(), sk.explained_variance_, rtol=1e-5)
+
+
+def test_a_list_of_bare_tensors_is_refused_in_one_line_that_names_cat_and_stack():
+    with pytest.raises(ValueError) as err:
+        Standardize().fit([X[:60], X[60:]])
+    message = str(err.value)
+    assert "list of 2 arrays of shape (60, 3, 4, 4)" in message and "torch.cat" in message
+    assert "torch.stack" in message and len(message.splitlines()) == 1
+    rows = [[1.0, 2.0], [3.0, 5.0]]  # a list of rows stays scikit-learn's reading
+    np.testing.assert_allclose(Standardize().fit(rows).mean_.numpy(), StandardScaler().fit(rows).mean_)

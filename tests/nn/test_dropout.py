@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainwell.nn.dropout import DropActivation, Dropout, dropout
+from trainwell.nn.dropout import DropActivation, Dropout, Uout, dropout
 
 
 @pytest.mark.parametrize(("make", "owner"), [(lambda: Dropout(p=0.2), "Dropout"),
@@ -66,3 +66,19 @@ def test_numpy_and_torch_scalars_are_numbers_as_floats_are(keep):
 def test_a_bool_or_a_non_scalar_is_no_keep_probability(keep):
     with pytest.raises(TypeError, match=r"^keep_prob=.* is not allowed: use a number in \(0, 1\]$"):
         Dropout(keep_prob=keep)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.bool])
+@pytest.mark.parametrize("layer", [Dropout(keep_prob=0.8), Dropout(keep_prob=0.8, mode="vanilla"),
+                                   DropActivation(keep_prob=0.9), Uout(0.1)], ids=lambda m: type(m).__name__)
+@pytest.mark.parametrize("training", [True, False])
+def test_integer_inputs_are_refused_in_one_line_in_both_modes(layer, dtype, training):
+    layer.train(training)
+    x = torch.ones(4, 3, dtype=dtype)
+    with pytest.raises(TypeError) as err:
+        layer(x)
+    message = str(err.value)
+    assert f"dtype {str(dtype).removeprefix('torch.')} (shape (4, 3))" in message and "x.float()" in message
+    assert len(message.splitlines()) == 1
+    with torch.no_grad():  # the oracle: the same values as floats pass, with the same shape
+        assert layer(x.float()).shape == x.shape

@@ -78,3 +78,31 @@ def test_skip_connections_solve_xor_with_the_mlp(workdir):
     m = build_model(ModelConfig(kind="mlp", hidden=[1], skip_io=True), (2,), 2)
     assert isinstance(m[0], SkipMLP)
     assert m(torch.zeros(3, 2)).shape == (3, 2)
+
+
+def test_saliency_scales_features_and_channels_on_axis_1_as_batchnorm_counts_them():
+    gain = torch.tensor([0.0, 1.0, 2.0])
+    sal = Saliency(3)
+    with torch.no_grad():
+        sal.gain.copy_(gain)
+    x = torch.randn(2, 3, 4, 5)  # H != W != C: a gain along W would be refused or wrong
+    assert torch.equal(sal(x), x * gain[None, :, None, None])
+    assert torch.equal(sal(x.to(memory_format=torch.channels_last)), x * gain[None, :, None, None])
+    signal = torch.randn(2, 3, 7)
+    assert torch.equal(sal(signal), signal * gain[None, :, None])
+    rows = torch.randn(4, 3)
+    assert torch.equal(sal(rows), rows * gain)
+    per_value = Saliency((3, 4, 5))
+    with torch.no_grad():
+        per_value.gain.copy_(torch.arange(60.0).reshape(3, 4, 5))
+    assert torch.equal(per_value(x), x * torch.arange(60.0).reshape(1, 3, 4, 5))
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 3), (3,), (2, 4)])
+def test_saliency_refuses_an_input_whose_axis_1_is_not_its_features(shape):
+    with pytest.raises(ValueError, match=r"Saliency\(3\) scales axis 1 .*got an input of shape"):
+        Saliency(3)(torch.zeros(shape))
+    with pytest.raises(ValueError, match=r"takes inputs of shape \(N, 3, 4\)"):
+        Saliency((3, 4))(torch.zeros(2, 4, 3))
+    with pytest.raises(ValueError, match="integer >= 1"):
+        Saliency(0)

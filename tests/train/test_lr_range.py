@@ -74,3 +74,13 @@ def test_the_rule_follows_the_schedule_and_find_lr_refuses_an_unknown_rule():
         ["minimum/3", "minimum/3", "minimum/10", "minimum/10", "minimum/10"]
     with pytest.raises(ValueError, match=r"rule='valey' is not allowed: use auto or one of valley"):
         find_lr(load_config(None, []), rule="valey")
+
+
+def test_a_suggestion_below_the_first_rate_tested_is_noted():
+    lrs = [1e-7 * 10 ** (i / 4) for i in range(40)]
+    rising = [1.0 + 0.01 * i for i in range(40)]  # the loss is lowest at the first rate: minimum/10 is below it
+    curve = read_curve(lrs, rising, rising, "reached the last rate")
+    assert curve.rule == "minimum/10" and curve.suggestion == pytest.approx(lrs[0] / 10)  # fastai's minimum/10
+    assert any("lies below the first rate tested (1e-07)" in n for n in curve.notes)
+    falling = [2.0 - 0.01 * i for i in range(20)] + [1.8 + 0.1 * i for i in range(20)]
+    assert not any("below the first rate" in n for n in read_curve(lrs, falling, falling, "x").notes)

@@ -105,6 +105,34 @@ def floored_layers(rows: list[LayerRow]) -> list[str]:
     return out
 
 
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
+
+
+def _recurrent_mult_adds(module: nn.RNNBase, x: torch.Tensor) -> int:
+    """Mult-adds of one example through a recurrent layer: at every time step, each layer and direction computes
+    its gates (1 for an RNN, 3 for a GRU, 4 for an LSTM) from the input and the previous hidden state,
+    gates x hidden x (inputs + outputs), plus an LSTM's projection (hidden x proj_size)."""
+    steps = x.shape[1 if module.batch_first else 0] if x.dim() == 3 else x.shape[0]
+    directions = 2 if module.bidirectional else 1
+    out = module.proj_size or module.hidden_size
+    per_step = 0
+    for layer in range(module.num_layers):
+        inputs = module.input_size if layer == 0 else out * directions
+        per_step += directions * (_GATES[module.mode] * module.hidden_size * (inputs + out)
+                                  + module.hidden_size * module.proj_size)
+    return steps * per_step
+
+
+def _matrix_costs(module: nn.Module, args: tuple, neurons: int, params: int) -> tuple[int, int]:
+    """(parameters without sharing, mult-adds) of a Linear (applied at every position of (T, F) inputs, one matrix
+    shared by the T positions) or a recurrent layer (its matrices shared across time steps: counted once)."""
+    if isinstance(module, nn.Linear):
+        bias = 1 if module.bias is not None else 0
+        return neurons * (module.in_features + bias), neurons * module.in_features
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None  # not a PackedSequence
+    return params, 0 if x is None else _recurrent_mult_adds(module, x)
+
+
 def _own_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters(recurse=False))
 
@@ -114,7 +142,9 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     row per call in the order the layers run.
 
     Weight sharing: a conv layer's ``params`` are its filters; ``params_unshared`` is what the same neurons would
-    need with a private filter each (neurons x (fan_in + 1)). For dense layers the two are equal. A layer called
+    need with a private filter each (neurons x (fan_in + 1)). For dense layers the two are equal, except for a
+    ``Linear`` applied at every position of (T, F) inputs, which shares its matrix across the T positions (and
+    costs T x in x out mult-adds). A layer called
     twice has two rows, each with its parameters and ``call`` 1 and 2; :func:`totals` counts them once.
 
     Receptive fields compose the layers as a chain, in the order they run (see the module docstring): right for
@@ -179,9 +209,9 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
                 for i in range(spatial_dims):
                     rf[i] += (k - 1) * jump[i]
                     jump[i] *= s
-            elif isinstance(module, nn.Linear):
-                mult_adds = module.in_features * module.out_features
-                state["dense"] = True
+            elif isinstance(module, (nn.Linear, nn.RNNBase)):
+                unshared, mult_adds = _matrix_costs(module, args, neurons, params)
+                state["dense"] = state["dense"] or isinstance(module, nn.Linear)
             field = full if state["dense"] else tuple(math.ceil(min(r, f)) for r, f in zip(rf, full, strict=False))
             rows.append(LayerRow(name or type(module).__name__, type(module).__name__, out_shape, neurons, params,
                                  unshared, field, mult_adds, unseen, calls[id(module)]))

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -59,6 +60,12 @@ class _Preprocessor(TransformerMixin, BaseEstimator):
         a DataLoader or a Dataset (see :func:`stacked_inputs`); the transforms take one batch's inputs.
         """
         name = type(self).__name__
+        if isinstance(X, list) and X and _is_batch_or_item(X[0]):
+            X = stacked_inputs(X, f"{name}.{'fit' if fitting else 'transform'}")
+        elif isinstance(X, list) and X and getattr(X[0], "ndim", 0) >= 2:
+            raise ValueError(f"{name} got a list of {len(X)} arrays of shape {tuple(X[0].shape)}, ...: give one "
+                             f"tensor, torch.cat(the_list) for batches or torch.stack(the_list) for single examples "
+                             f"(or the DataLoader itself to fit)")
         if isinstance(X, (DataLoader, Dataset)):
             if not fitting:
                 raise TypeError(f"{name} transforms a batch's inputs, not a {type(X).__name__}: call it on each "
@@ -102,11 +109,19 @@ class _Preprocessor(TransformerMixin, BaseEstimator):
         return getattr(self, name).to(like.device)
 
 
-def stacked_inputs(data: DataLoader | Dataset, what: str) -> torch.Tensor:
+def _is_batch_or_item(part) -> bool:
+    """An ``(x, y)`` pair of arrays or a dict: what a DataLoader yields as a batch, or a Dataset as an item."""
+    return isinstance(part, Mapping) or isinstance(part, (tuple, list)) and len(part) >= 1 and \
+        isinstance(part[0], (torch.Tensor, np.ndarray)) and (len(part) >= 2 or part[0].ndim >= 2)
+
+
+def stacked_inputs(data: DataLoader | Dataset | list, what: str) -> torch.Tensor:
     """The inputs of every batch of a DataLoader (or every item of a Dataset), concatenated: what a model fed by
     that loader sees. A batch or item is an ``(x, y)`` pair, a tensor of inputs alone, or a dict whose input key
-    is one trainwell knows (``x``, ``image``, ...; :data:`trainwell.train.batches.INPUT_KEYS`)."""
-    from trainwell.train.batches import as_tensor, inputs_of
+    is one trainwell knows (``x``, ``image``, ...; :data:`trainwell.train.batches.INPUT_KEYS`). A list of pairs or
+    dicts is read as a loader's batches (``list(loader)``), or as a Dataset's items where their targets are single
+    numbers."""
+    from trainwell.train.batches import as_tensor, inputs_of, split_batch
 
     def inputs(part):
         if isinstance(part, (tuple, list)) and len(part) == 1:
@@ -115,6 +130,15 @@ def stacked_inputs(data: DataLoader | Dataset, what: str) -> torch.Tensor:
 
     if isinstance(data, DataLoader):
         parts = [inputs(batch) for batch in data]
+    elif isinstance(data, list):  # a loader's batches, or a dataset's (x, number) items
+        parts = []
+        for part in data:
+            if not _is_batch_or_item(part):
+                raise ValueError(f"{what}: a list of (x, y) batches holds a {type(part).__name__}: give every "
+                                 f"batch as an (x, y) pair or a dict")
+            # inputs alone ([xb], a TensorDataset's batch) are a batch; an item's target is one number
+            one = len(part) >= 2 and getattr(split_batch(part, what)[1], "ndim", 0) == 0
+            parts.append(inputs(part).unsqueeze(0) if one else inputs(part))
     else:
         items = data if isinstance(data, IterableDataset) else (data[i] for i in range(len(data)))
         parts = [inputs(item).unsqueeze(0) for item in items]

@@ -78,6 +78,16 @@ def _no_torch_p(owner: str, p: float | None) -> None:
         raise TypeError(f"trainwell's {owner} takes keep_prob (= 1 - torch's p): keep_prob={keep}")
 
 
+def _real_activations(owner: str, x) -> None:
+    """Refuse what is not a floating-point tensor: dropping or scaling integers (token ids, uint8 pixels, labels)
+    would change their values, and torch's random masks are floating point."""
+    if isinstance(x, torch.Tensor) and not (x.is_floating_point() or x.is_complex()):
+        have = str(x.dtype).removeprefix("torch.")
+        raise TypeError(f"{owner} takes floating-point activations, got a tensor of dtype {have} (shape "
+                        f"{tuple(x.shape)}): convert it first (x.float()), or put {owner} after the layer that "
+                        f"reads the integers (an nn.Embedding for token ids)")
+
+
 def dropout(x: torch.Tensor, *bare, keep_prob: float = 0.5, training: bool = True, mode: str = "inverted",
             generator: torch.Generator | None = None, p: None = None) -> torch.Tensor:
     """Apply dropout with keep probability ``keep_prob`` (see the module docstring for the two modes).
@@ -91,6 +101,7 @@ def dropout(x: torch.Tensor, *bare, keep_prob: float = 0.5, training: bool = Tru
     _no_torch_p("dropout", p)
     keep_prob = _check_keep(keep_prob)
     _check_mode(mode)
+    _real_activations("dropout", x)
     if not training:
         return x * keep_prob if mode == "vanilla" else x
     if keep_prob == 1.0:
@@ -124,6 +135,7 @@ class Dropout(nn.Module):
 def uout(x: torch.Tensor, beta: float = 0.1, training: bool = True) -> torch.Tensor:
     """Uniform multiplicative noise x + x * r, r ~ U(-beta, beta), at training time only (Li et al. 2019)."""
     beta = _check_unit("beta", beta)
+    _real_activations("uout", x)
     if not training or beta == 0.0:
         return x
     r = (torch.rand_like(x) * 2.0 - 1.0) * beta
@@ -151,6 +163,7 @@ def drop_activation(x: torch.Tensor, *bare, keep_prob: float = 0.95, training: b
     1 - keep). No rescaling."""
     _by_name("drop_activation", bare)
     keep_prob = _check_unit("keep_prob", keep_prob)
+    _real_activations("drop_activation", x)
     relu = torch.relu(x)
     if not training:
         return keep_prob * relu + (1.0 - keep_prob) * x

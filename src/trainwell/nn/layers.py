@@ -3,7 +3,8 @@
 - :class:`RBF`: radial basis units, net_i = sum_j (x_j - w_ij)^2 / s_ij, y_i = exp(-net_i) (Broomhead & Lowe
   1988); s is kept positive through its logarithm.
 - :class:`TemperatureSigmoid`: o = sigmoid(net / T) with a learned temperature T = exp(tau) per unit.
-- :class:`Saliency`: a learned gain per input, x~_i = s_i x_i (which inputs matter).
+- :class:`Saliency`: a learned gain per input, x~_i = s_i x_i (which inputs matter): per feature or channel
+  (axis 1), or per input value.
 - :class:`MixtureOfExperts`: softmax gating over linear experts (Jacobs, Jordan, Nowlan & Hinton 1991) with
   their loss E = -ln sum_i g_i exp(-1/2 ||d - o_i||^2) (:func:`moe_loss`).
 - :class:`TiedLinear`: one weight matrix applied at every position of the input (weight tying); its gradient is
@@ -51,14 +52,42 @@ class TemperatureSigmoid(nn.Module):
 
 
 class Saliency(nn.Module):
-    """A learned gain s_i per input feature (initially 1)."""
+    """A learned gain s_i per input, x~_i = s_i x_i (initially 1): which inputs matter.
 
-    def __init__(self, features: int):
+    ``Saliency(C)`` scales axis 1, as torch's ``BatchNorm1d/2d(C)`` counts it: the features of (N, C) rows, the
+    channels of (N, C, L) signals and (N, C, H, W) images (one gain per channel, shared over positions).
+    ``Saliency((C, H, W))`` gives one gain per input value (per pixel of each channel) of inputs shaped
+    (N, C, H, W). Inputs of another shape are refused in one line.
+
+    Example:
+        >>> import torch
+        >>> s = Saliency(3)
+        >>> s(torch.ones(2, 3, 4, 4)).shape
+        torch.Size([2, 3, 4, 4])
+    """
+
+    def __init__(self, features: int | tuple[int, ...]):
         super().__init__()
-        self.gain = nn.Parameter(torch.ones(features))
+        shape = (features,) if isinstance(features, int) else tuple(features)
+        if not shape or any(not isinstance(n, int) or n < 1 for n in shape):
+            raise ValueError(f"Saliency(features={features!r}): give the number of features (channels) as an "
+                             f"integer >= 1, or the shape of one example as a tuple of them")
+        self.per_value = not isinstance(features, int)
+        self.gain = nn.Parameter(torch.ones(shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gain.reshape(1, *([1] * (x.dim() - 2)), -1) if x.dim() > 2 else x * self.gain
+        shape = tuple(self.gain.shape)
+        if self.per_value:
+            if tuple(x.shape[1:]) != shape:
+                raise ValueError(f"Saliency({shape}) takes inputs of shape (N, {', '.join(map(str, shape))}) "
+                                 f"(one gain per input value), got {tuple(x.shape)}")
+            return x * self.gain
+        if x.dim() < 2 or x.shape[1] != shape[0]:
+            raise ValueError(f"Saliency({shape[0]}) scales axis 1 of (N, {shape[0]}) rows or (N, {shape[0]}, ...) "
+                             f"channels, got an input of shape {tuple(x.shape)}: give it that axis's size, or "
+                             f"Saliency(x.shape[1:]) for one gain per input value; move a last-axis feature to "
+                             f"axis 1 first (x.transpose(1, -1))")
+        return x * self.gain.reshape(shape[0], *([1] * (x.dim() - 2)))
 
 
 class MixtureOfExperts(nn.Module):

@@ -107,6 +107,38 @@ def inputs_of(batch, what: str = "predict", keys: tuple[str, str] | None = None)
     return split_batch(batch, what, keys)[0]
 
 
+def unread_keys(batch, keys: tuple[str, str] | None = None) -> tuple[str, list[str]]:
+    """``(input key, other keys)`` of a dict batch: the keys beside its input and target that hold arrays of the
+    batch's length (a second input, such as ``meta`` beside ``image``), which the model is not called with;
+    ``("", [])`` for any other batch."""
+    if not isinstance(batch, Mapping):
+        return "", []
+    try:
+        x, y = split_batch(batch, "train", keys)
+    except TypeError:  # unlabelled (predict): the input key alone
+        try:
+            x, y = inputs_of(batch, "predict", keys), None
+        except TypeError:
+            return "", []
+    input_key = next(k for k, v in batch.items() if v is x)
+    unread = [k for k, v in batch.items() if v is not x and v is not y and is_array(v) and v.ndim >= 1
+              and len(v) == len(x)]
+    return input_key, unread
+
+
+#: what a forward written for a whole dict raises on one tensor (``x["meta"]``, ``x.keys()``, torch's own errors)
+UNREAD_KEY_ERRORS = (IndexError, KeyError, AttributeError, RuntimeError)
+
+
+def unread_keys_message(input_key: str, unread: list[str], error: Exception) -> str:
+    """The one line for a model whose forward failed on a dict batch's inputs while other keys were not passed."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    return (f"the model's forward failed ({type(error).__name__}: {first}) on the batch's {input_key!r} tensor, "
+            f"which is all the model is called with: the batch's {', '.join(map(repr, unread))} "
+            f"{'is' if len(unread) == 1 else 'are'} not passed (a model is called with one input tensor); pack the "
+            f"inputs into one tensor (torch.cat in the dataset or a collate_fn) and split it in forward")
+
+
 def check_lengths(x: torch.Tensor, y: torch.Tensor, what: str, where: str = "") -> None:
     """Refuse inputs and targets of different lengths (``where``: e.g. " in a batch"), before any step: extra
     targets would be ignored without a word (the data is very likely misaligned), too few fail deep in indexing.

@@ -149,9 +149,10 @@ def _evaluate_chunks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn
     for i in range(0, len(x), batch_size):
         out = model(x[i : i + batch_size])
         yb = y[i : i + batch_size]
-        total += float(loss_fn(class_scores(out) if named else out, yb)) * len(yb)
-        if i == 0:
+        if i == 0:  # labels a class-index loss would fail on deep inside torch, named as in training
+            _check_labels_of(out, yb, loss_fn)
             kind = accuracy_kind(class_scores(out), yb, loss_fn)
+        total += float(loss_fn(class_scores(out) if named else out, yb)) * len(yb)
         right, count = counts(kind, class_scores(out), yb)
         correct, labelled = correct + float(right), labelled + float(count)
     return total, correct, labelled
@@ -391,9 +392,10 @@ class ModuleLearner:
             for xb, yb in batches:
                 with self.autocast():
                     out = self.model(xb)
+                    if n == 0:
+                        _check_labels_of(out, yb, self.loss_fn)
+                        kind = accuracy_kind(class_scores(out), yb, self.loss_fn)
                     total += float(self.loss_fn(class_scores(out) if self._named else out, yb)) * len(yb)
-                if n == 0:
-                    kind = accuracy_kind(class_scores(out), yb, self.loss_fn)
                 right, count = counts(kind, class_scores(out), yb)
                 correct, labelled = correct + float(right), labelled + float(count)
                 n += len(yb)

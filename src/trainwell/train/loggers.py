@@ -144,18 +144,18 @@ def history_csv(history: list[dict], columns: list[str] | None = None) -> str:
     return out.getvalue()
 
 
-def filter_grid(model, max_units: int = 64, scale: int = 4):
+def filter_grid(model, max_units: int = 64, scale: int = 4, input_shape: tuple[int, ...] | None = None):
     """A (H, W) float tensor in [0, 1] of the first Linear/Conv layer's weights (input channel 0), 0.5 = zero;
-    None if the model has none. Each weight is a ``scale`` x ``scale`` block of pixels."""
+    None if the model has none. Each weight is a ``scale`` x ``scale`` block of pixels. With ``input_shape``, the
+    first layer is the one that first runs on such an input; without it, the first registered."""
     import torch
-    from torch import nn
 
-    layer = next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
+    from trainwell.viz.first_layer import finite_limit, first_weighted_layer
+
+    layer = first_weighted_layer(model, input_shape)
     if layer is None:
         return None
     w = layer.weight.detach().float().cpu()[:max_units]
-    from trainwell.viz.first_layer import finite_limit
-
     w = (torch.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0) / (2 * finite_limit(w)) + 0.5).clamp(0, 1)
     if w.dim() == 4:  # (out, in, kh, kw): tiles of input channel 0, one pixel of padding
         tiles = w[:, 0]
@@ -207,8 +207,9 @@ class TensorBoardLogger(Callback):
     Args:
         log_dir: folder of the event files.
         every: steps between weight histograms (the doctor monitor's cadence; 0 = no weight histograms).
-        input_shape: the model's input shape without the batch axis; with it the first layer's filters are
-            logged as an image (the figure of the report).
+        input_shape: the model's input shape without the batch axis; with it the first layer whose filters are
+            logged as an image (the figure of the report) is the one that first runs on the input, not the first
+            registered (a model may declare its head before its body).
 
     Activation and gradient histograms come from a :class:`~trainwell.doctor.monitors.Monitor` among the
     trainer's callbacks (its snapshots, logged at their own steps). :meth:`log_verdicts` adds the doctor's
@@ -344,7 +345,7 @@ class TensorBoardLogger(Callback):
     def log_filters(self, model, step: int) -> None:
         """The first layer's weights as one grayscale image on a shared symmetric scale (mid-grey = 0): 2-D
         filters tiled 8 to a row, 1-D kernels (and dense rows) as one row of pixels per unit."""
-        grid = filter_grid(model)
+        grid = filter_grid(model, input_shape=self.input_shape)
         if grid is not None:
             self.writer.add_image("first_layer/weights", grid, step, dataformats="HW")
 

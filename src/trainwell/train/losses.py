@@ -74,7 +74,8 @@ def named_loss(loss_fn: Callable) -> bool:
 def check_labels(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> None:
     """Refuse class labels a class-index loss (the named ones, torch's CrossEntropyLoss / NLLLoss /
     MultiMarginLoss) would fail on deep inside torch: labels of shape (N, 1), one-hot integer labels shaped like the
-    (N, C) scores, or outside [0, C) for C outputs (torch's ignore index -100 aside); and (N,) targets of a binary
+    (N, C) scores, (N, T) labels against (N, T, C) scores (torch takes the classes on axis 1), or outside [0, C) for
+    C outputs (torch's ignore index -100 aside); and (N,) targets of a binary
     cross-entropy against (N, 1) scores (torch refuses the sizes without saying which to change). Other losses
     and floating targets (probabilities) are not read.
 
@@ -97,6 +98,12 @@ def check_labels(scores: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> No
         raise ValueError(f"class labels shaped like the model's scores {tuple(y.shape)}, integers 0/1: one-hot labels "
                          f"({y.dtype}); give class indices, shape (N,) (y.argmax(1)), or probabilities as floats "
                          f"(y.float())")
+    positions = tuple(scores.shape[:1]) + tuple(scores.shape[2:])
+    if y.dim() >= 2 and tuple(y.shape) != positions and tuple(y.shape) == tuple(scores.shape[:-1]):
+        raise ValueError(f"the model's scores are {tuple(scores.shape)}, classes last, against labels "
+                         f"{tuple(y.shape)}, but torch's class-index losses take the classes on axis 1: "
+                         f"{(scores.shape[0], scores.shape[-1], *scores.shape[1:-1])}; return out.movedim(-1, 1) "
+                         f"from forward, or give a loss_fn that transposes them")
     c = scores.shape[1]
     valid = y[y != getattr(loss_fn, "ignore_index", -100)]
     if valid.numel() == 0:

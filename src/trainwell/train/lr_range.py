@@ -382,6 +382,9 @@ def read_curve(lrs: list[float], losses: list[float], smoothed: list[float], sto
     if head[i_min] > 0.98 * head[0]:
         notes.append("the loss never fell clearly below its start: check the model and data first")
     candidates = {r: suggest(head_lrs, head, r) for r in RULES}
+    if candidates[rule] < lrs[0]:
+        notes.append(f"the suggestion {candidates[rule]:.3g} lies below the first rate tested ({lrs[0]:.3g}), "
+                     f"where the loss was lowest: it was never tried; lower `start` to see the curve fall")
     return LRRange(lrs=lrs, losses=losses, smoothed=smoothed, suggestion=candidates[rule],
                    steepest=candidates["steepest"], min_lr=head_lrs[i_min], stopped=stopped, notes=notes, rule=rule,
                    candidates=candidates)

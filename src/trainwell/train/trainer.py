@@ -53,11 +53,14 @@ from trainwell.train import trainer_state
 from trainwell.train.batches import (
     INPUT_KEYS,
     TARGET_KEYS,
+    UNREAD_KEY_ERRORS,
     as_tensor,
     as_tensors,
     check_batch_keys,
     is_in_memory,
     split_batch,
+    unread_keys,
+    unread_keys_message,
 )
 from trainwell.train.callbacks import Callback, State
 from trainwell.train.devices import as_device, default_device
@@ -95,6 +98,21 @@ def module_learner(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: 
     learner = ModuleLearner(model.to(where), optimizer, loss_fn, aug_seed=aug_seed, **kwargs)
     learner.device = where
     return learner
+
+
+def _naming_unread_keys(step: Callable, input_key: str, unread: list[str]) -> Callable:
+    """``step``, whose forward failing on a dict batch's input tensor is told in one line that names the batch's
+    other keys, which the model was not called with (a model written for the whole dict)."""
+    if not unread:
+        return step
+
+    def first_step(*args):
+        try:
+            return step(*args)
+        except UNREAD_KEY_ERRORS as e:
+            raise TypeError(unread_keys_message(input_key, unread, e)) from e
+
+    return first_step
 
 
 def _restores(callbacks) -> bool:
@@ -300,8 +318,7 @@ class Trainer(TrainerIO):
         end = start + self.epochs if continuing else self.epochs
         if self._resumed and self.state.stop is not None:  # a checkpoint of a run a criterion ended: no epoch
             end = start
-        if continuing:
-            self._check_schedule_room(data, end - start)
+        self._check_schedule_room(data, end - start)
         self.progress.start(end, done=start)
         try:
             for epoch in range(start, end):
@@ -313,10 +330,12 @@ class Trainer(TrainerIO):
         return self.state
 
     def _check_schedule_room(self, data: tuple, epochs: int) -> None:
-        """Refuse a continuing fit whose per-step schedule (``OneCycleLR``, sized in steps) ends before it would:
-        torch raises only at the step past its end, after the weights have moved."""
+        """Refuse a fit whose per-step schedule (``OneCycleLR``, sized in steps) ends before it would: one sized
+        for fewer steps, a continuing fit, or a scheduler that an earlier run stepped: torch raises only at the step
+        past its end, after the weights have moved."""
         schedule = getattr(self.learner, "schedule", None)
-        total = getattr(getattr(schedule, "scheduler", None), "total_steps", None)
+        scheduler = getattr(schedule, "scheduler", None)
+        total = getattr(scheduler, "total_steps", None)
         if total is None or getattr(schedule, "interval", None) != "step":
             return
         x, _, loader = data
@@ -324,8 +343,9 @@ class Trainer(TrainerIO):
             per_epoch = len(loader) if loader is not None else math.ceil(self._member_rows(x) / self.batch_size)
         except TypeError:  # a loader without a length: torch's own error at the end of the schedule stands
             return
-        if self.state.step + epochs * per_epoch > total:
-            raise ValueError(f"fit: the schedule is sized for {total} steps and {self.state.step} have run; "
+        taken = max(self.state.step, getattr(scheduler, "last_epoch", 0))
+        if taken + epochs * per_epoch > total:
+            raise ValueError(f"fit: the schedule is sized for {total} steps and {taken} have run; "
                              f"{epochs} more epochs take {epochs * per_epoch}: build a new scheduler (or optimizer) "
                              f"for the further training, or fit fewer epochs")
 
@@ -370,14 +390,16 @@ class Trainer(TrainerIO):
         if loader is not None:
             for batch in loader:
                 xb, yb = self._device_batch(batch, "train")
+                step = learner.train_batch
                 if not self._checked:
                     self._check_inputs(xb, "train")
                     self._checked = True
+                    step = _naming_unread_keys(step, *unread_keys(batch, self.batch_keys))
                 if len(yb) == 1 and self._batchnorm:
                     raise ValueError("the DataLoader gave a batch of 1 example, and BatchNorm cannot train on one "
                                      "(its last batch: the dataset's size % batch_size == 1): use "
                                      "DataLoader(..., drop_last=True), or another batch size")
-                yield learner.train_batch, (xb, yb), len(yb)
+                yield step, (xb, yb), len(yb)
             return
         n, bs = self._member_rows(x), self.batch_size
         perm = learner.permutation(n, self.generators)  # (N,), or (M, N): each member its own order

@@ -13,6 +13,7 @@ import torch
 from trainwell.data.labels import as_class_labels
 from trainwell.nn.modes import module_modes, restore_modes
 from trainwell.train.batches import (
+    UNREAD_KEY_ERRORS,
     as_tensor,
     as_tensors,
     check_lengths,
@@ -22,7 +23,11 @@ from trainwell.train.batches import (
     loader_generators,
     require_iterable,
     split_batch,
+    unread_keys,
+    unread_keys_message,
 )
+from trainwell.train.first_layer import first_layer_hint
+from trainwell.train.input_checks import integer_inputs_hint
 from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores, eval_rows
 
 
@@ -80,13 +85,46 @@ class TrainerIO:
 
     def _evaluate(self, data, what: str) -> tuple[list[float], list[float]]:
         """Per-member mean loss and accuracy on ``data`` (tensors, or a loader iterated once, in eval mode)."""
-        if isinstance(data, tuple):  # already on the device
-            return self.learner.evaluate(data[0], data[1])
-        if not self._iterates:
-            x, y = self._in_memory(data, what)
-            return self.learner.evaluate(x, y)
-        loss, acc = self.learner.evaluate_batches(self._device_batch(b, what) for b in data)
-        return loss, acc
+        if not isinstance(data, tuple) and not self._iterates:
+            data = self._in_memory(data, what)
+        if isinstance(data, tuple):  # on the device
+            try:
+                return self.learner.evaluate(data[0], data[1])
+            except UNREAD_KEY_ERRORS as e:
+                self._explain(e, data[0][: eval_rows(data[0].device)], what)  # the chunk that failed
+                raise
+        seen: list = []  # the batch being evaluated and its inputs, to name what the model refuses
+
+        def batches():
+            for b in data:
+                xb, yb = self._device_batch(b, what)
+                seen[:] = [b, xb]
+                yield xb, yb
+
+        try:
+            return self.learner.evaluate_batches(batches())
+        except UNREAD_KEY_ERRORS as e:
+            if seen:
+                self._explain(e, seen[1], what, seen[0])
+            raise
+
+    def _explain(self, error: Exception, x: torch.Tensor, what: str, batch=None) -> None:
+        """Raise the one-line error for a forward of the model that failed on inputs like ``x`` (a shape its
+        first layer refuses, integer inputs met by a floating-point layer, a dict ``batch`` whose other keys the
+        model is not given), as training names them; return when none is the cause (the caller re-raises)."""
+        if not self.single:
+            return
+        input_key, unread = unread_keys(batch, self.batch_keys)
+        if unread:
+            raise TypeError(unread_keys_message(input_key, unread, error)) from error
+        if not isinstance(error, RuntimeError):
+            return
+        hint = integer_inputs_hint(x, error, what)
+        if hint is not None:
+            raise TypeError(hint) from None
+        hint = first_layer_hint(self.learner.model, x, what)
+        if hint is not None:
+            raise ValueError(hint) from None
 
     @staticmethod
     def _keras_call(train, val, validation_data):
@@ -209,22 +247,28 @@ class TrainerIO:
         if is_array(data) or is_in_memory(data):
             x = as_tensor(data if is_array(data) else inputs_of(data, "predict", self.batch_keys), "predict inputs")
             rows = batch_size or eval_rows(self.device)
-            chunks: Iterable = (x[i : i + rows] for i in range(0, len(x), rows))
+            batches: Iterable = (x[i : i + rows] for i in range(0, len(x), rows))
         else:
             require_iterable(data, "predict")
-            # a TensorDataset of inputs alone yields [xb]
-            chunks = (b if is_array(b) else b[0] if isinstance(b, (list, tuple)) and len(b) == 1 else
-                      inputs_of(b, "predict", self.batch_keys) for b in data)
+            batches = data
         model = self.learner.model
         modes = module_modes(model)
         model.eval()
         try:
             outs = []
-            for xb in chunks:
+            for b in batches:
+                # a TensorDataset of inputs alone yields [xb]
+                xb = b if is_array(b) else b[0] if isinstance(b, (list, tuple)) and len(b) == 1 else \
+                    inputs_of(b, "predict", self.batch_keys)
                 xb = as_tensor(xb, "predict inputs").to(self.device)
                 self._check_inputs(xb, "predict")
                 with self.learner.autocast():
-                    outs.append(class_scores(model(xb)).cpu())  # a tuple/dict output: its class scores
+                    try:
+                        out = model(xb)
+                    except UNREAD_KEY_ERRORS as e:
+                        self._explain(e, xb, "predict", b)
+                        raise
+                    outs.append(class_scores(out).cpu())  # a tuple/dict output: its class scores
         finally:
             restore_modes(modes)
         return torch.cat(outs) if outs else torch.empty(0)

@@ -18,19 +18,34 @@ def finite_limit(t) -> float:
     return (float(finite.abs().max()) if finite.numel() else 0.0) or 1.0
 
 
-def _first_weighted(model):
+def first_weighted_layer(model, input_shape: tuple[int, ...] | None):
+    """The first Linear/Conv layer to run on an input of ``input_shape`` (a model may register its head before its
+    body); the first one registered without a shape, or when the model cannot be run on it."""
+    import torch
     from torch import nn
 
-    return next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
+    from trainwell.cnn.summary import summarize
+
+    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d)
+    modules = dict(model.named_modules())
+    ran = []
+    if input_shape is not None:
+        try:
+            with torch.random.fork_rng(devices=[]):  # a forward that draws (a gate, a noise layer) leaves no trace
+                ran = [modules.get(row.name) for row in summarize(model, input_shape)]
+        except ValueError:  # the model does not run on input_shape: the registration order
+            ran = []
+    return next((m for m in [*ran, *model.modules()] if isinstance(m, kinds)), None)
 
 
 def first_layer_units(model, input_shape: tuple[int, ...], max_units: int = 32) -> dict | None:
-    """What :func:`trainwell.viz.plots.draw_first_layer` draws of ``model``'s first Linear/Conv layer, as plain
+    """What :func:`trainwell.viz.plots.draw_first_layer` draws of ``model``'s first Linear/Conv layer (the first to
+    run on an input of ``input_shape``), as plain
     data (a float32 NumPy array of at most ``max_units`` units, their common scale, the title and the x label of
     1-D units); None if the model has none."""
     from torch import nn
 
-    layer = _first_weighted(model)
+    layer = first_weighted_layer(model, input_shape)
     if layer is None:
         return None
     w = layer.weight.detach().cpu().float()
