@@ -417,7 +417,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                               weight_decay=cfg.weight_decay)
     if "adam" in cfg.extra:  # Adam ("Adam": its weight_decay an L2 term added to the gradient, then normalized) or
         # AdamW ("AdamW": the decay decoupled from the gradient, Loshchilov & Hutter 2019), at lr and weight_decay
-        opt = getattr(torch.optim, cfg.extra["adam"])(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = getattr(torch.optim, cfg.extra["adam"])(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                                      betas=cfg.extra.get("betas", (0.9, 0.999)),  # as written
+                                                      eps=cfg.extra.get("eps", 1e-8))
     head_opt = None  # "head_optimizer": the head trained by an SGD of its own, its zero_grad() "zeroed" | "never"
     if "head_optimizer" in cfg.extra:  # "overlapping": the body's optimizer built on model.parameters(), head included
         head = set() if cfg.extra["head_optimizer"] == "overlapping" else {id(p) for p in model.head.parameters()}
@@ -1389,6 +1391,11 @@ CASES = [
          Loop(scheduler="plateau_per_batch"), Loop(scheduler="plateau_val"), "loop: learning rate applied"),
     Case("SGD(momentum=0.99) at the rate tuned for momentum 0.9 (10x the effective step)",
          Loop(lr=0.1, extra={"momentum": 0.99}), Loop(lr=0.1, extra={"momentum": 0.9}), "learning rate"),
+    # Adam's settings written the wrong way: its betas swapped, its eps at 1
+    Case("Adam(betas=(0.999, 0.9)): the two moments' decays swapped", Loop(lr=1e-3, extra={"adam": "Adam",
+         "betas": (0.999, 0.9)}), Loop(lr=1e-3, extra={"adam": "Adam"}), "loop: Adam"),
+    Case("Adam(eps=1.0): eps above every gradient's root mean square (Adam made plain SGD at 1e-3)",
+         Loop(lr=1e-3, extra={"adam": "Adam", "eps": 1.0}), Loop(lr=1e-3, extra={"adam": "Adam"}), "loop: Adam"),
 ]
 
 

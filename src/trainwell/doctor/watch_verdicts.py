@@ -15,6 +15,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor import weight_decay_pull
+from trainwell.doctor.adam_settings import adam_settings
 from trainwell.doctor.augmented_validation import augmented_validation
 from trainwell.doctor.batch_flatten import loop_flattened_batch
 from trainwell.doctor.batch_mixing import loop_batch_mixing
@@ -267,7 +268,7 @@ def loop_verdicts(w) -> list:
            loop_flattened_batch(p, w._first_forward),
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
-           batchnorm_momentum_verdict(p.model, "loop: batchnorm momentum"),
+           batchnorm_momentum_verdict(p.model, "loop: batchnorm momentum"), adam_settings(p.optimizers),
            w._loss_inputs.verdict(losses), w._loss_inputs.pairs_verdict(), w._kept.verdict(), p.kept_outputs.verdict(),
            p.validation_graphs.verdict(), paired_elsewhere(w._pairings, bool(w._mixups.reads)), w._mixups.verdict(),
            empty_epochs([m[0] for m in w._val], len(w._losses)), w._inits.verdict(),
