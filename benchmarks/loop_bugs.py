@@ -444,7 +444,13 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         if cfg.scheduler.startswith("warmup") else \
         torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max" if cfg.scheduler == "plateau_max" else "min",
                                                    factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
-        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
+        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else \
+        torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.0, total_iters=steps_per_epoch) \
+        if cfg.scheduler == "linear_reversed" else \
+        torch.optim.lr_scheduler.LinearLR(opt, 1.0 / steps_per_epoch, 1.0, total_iters=steps_per_epoch) \
+        if cfg.scheduler == "linear_warmup" else \
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps_per_epoch) if cfg.scheduler == "decay_epoch" \
+        else torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / total) if cfg.scheduler == "decay_run" else None
 
     if "opt_rebuilt" in cfg.extra:  # the optimizer created again (a notebook cell run twice, a checkpoint's
         # loading): "after_scheduler": the scheduler keeps the first one, which never steps; "before_scheduler"
@@ -750,7 +756,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                                                            "onecycle_each_epoch", "each_epoch_lambda",
                                                            "each_epoch_lambda_continued", "warmup_uncapped",
                                                            "warmup_capped", "warmup_long",
-                                                           "epoch_cosine_per_batch"):
+                                                           "epoch_cosine_per_batch", "linear_reversed",
+                                                           "linear_warmup", "decay_epoch", "decay_run"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(labels if cfg.extra.get("labels_late") else y[idx]) if mixed is None
@@ -1396,6 +1403,9 @@ CASES = [
          "betas": (0.999, 0.9)}), Loop(lr=1e-3, extra={"adam": "Adam"}), "loop: Adam"),
     Case("Adam(eps=1.0): eps above every gradient's root mean square (Adam made plain SGD at 1e-3)",
          Loop(lr=1e-3, extra={"adam": "Adam", "eps": 1.0}), Loop(lr=1e-3, extra={"adam": "Adam"}), "loop: Adam"),
+    # schedules that end the training early: a warm-up written from the peak down, a decay sized for one epoch
+    Case("LinearLR(start_factor=1.0, end_factor=0.0, total_iters=len(loader)) meant as a warm-up (lr 0 from epoch 2)",
+         Loop(scheduler="linear_reversed"), Loop(scheduler="linear_warmup"), "loop: learning rate applied"),
 ]
 
 
