@@ -1406,6 +1406,8 @@ CASES = [
     # schedules that end the training early: a warm-up written from the peak down, a decay sized for one epoch
     Case("LinearLR(start_factor=1.0, end_factor=0.0, total_iters=len(loader)) meant as a warm-up (lr 0 from epoch 2)",
          Loop(scheduler="linear_reversed"), Loop(scheduler="linear_warmup"), "loop: learning rate applied"),
+    Case("LambdaLR(lambda s: 1 - s / len(loader)) per batch: a decay sized for one epoch, negative after it",
+         Loop(scheduler="decay_epoch"), Loop(scheduler="decay_run"), "went below 0"),
 ]
 
 
