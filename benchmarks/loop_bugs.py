@@ -252,6 +252,7 @@ class Loop:
     raw_units: float = 0.0  # the data in raw units (x * raw_units + 3 * raw_units), standardized for training
     val_raw: bool = False  # with raw_units: the validation inputs left raw (else standardized with the training stats)
     keep_best: str = ""  # early stopping's best weights restored after the loop: kept by "reference" | "deepcopy"
+    # | "worst" (deep copies kept when val > best_val, best_val = -inf: the loss compared as an accuracy)
     mixup: str = ""  # mixup on the one-hot labels: "one_perm" (inputs and labels by one permutation) | "two_perms"
     extra: dict = field(default_factory=dict)
 
@@ -847,9 +848,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             if cfg.scheduler.startswith("plateau") and cfg.scheduler not in ("plateau_unstepped", "plateau_per_batch"):
                 # plateau_accuracy: the training accuracy under mode='min'
                 sched.step(correct / (steps_per_epoch * cfg.batch) if cfg.scheduler == "plateau_accuracy" else val)
-            if cfg.keep_best and val < best_val:
+            if cfg.keep_best == "worst" and best is None:  # the comparison written as for an accuracy
+                best_val = -math.inf
+            if cfg.keep_best and (val > best_val if cfg.keep_best == "worst" else val < best_val):
                 state = model.state_dict()
-                best, best_val = (copy.deepcopy(state) if cfg.keep_best == "deepcopy" else state), val
+                best, best_val = (copy.deepcopy(state) if cfg.keep_best in ("deepcopy", "worst") else state), val
         if best is not None:
             model.load_state_dict(best)
     model.eval()
@@ -1408,6 +1411,9 @@ CASES = [
          Loop(scheduler="linear_reversed"), Loop(scheduler="linear_warmup"), "loop: learning rate applied"),
     Case("LambdaLR(lambda s: 1 - s / len(loader)) per batch: a decay sized for one epoch, negative after it",
          Loop(scheduler="decay_epoch"), Loop(scheduler="decay_run"), "went below 0"),
+    # early stopping's comparison copied from an accuracy's: the loss compared with >, best_val = -inf
+    Case("early stopping keeping the weights when val_loss > best (the comparison of an accuracy): the worst restored",
+         Loop(keep_best="worst"), Loop(keep_best="deepcopy"), "loop: restored weights"),
 ]
 
 

@@ -427,6 +427,7 @@ class Watch:
         the steps since the previous call."""
         self._val.append((len(self._losses), float(val_loss), None if train_loss is None else float(train_loss)))
         self._val_losses.validated(float(val_loss))
+        self._restores.validated(float(val_loss))
         self._classes.fold()
         self.probe.validation_seen()
 
