@@ -361,7 +361,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         y, yv = (y - mu) / sd, yv if cfg.extra["standardized_targets"] == "val_raw" else (yv - mu) / sd
     if cfg.loss.startswith("tag_"):  # a tagger on padded sequences: token ids, a tag per position (0 = <pad>)
         (x, y), (xv, yv) = tagged(N, seed), tagged(NV, seed + 1)
-    model = Tagger() if cfg.loss.startswith("tag_") else \
+    model = Tagger(cfg.extra.get("padding_idx", 0)) if cfg.loss.startswith("tag_") else \
         Net(cfg.model, 1 if regression or cfg.loss.startswith(("binary_", "class_ids")) else classes)
     with torch.no_grad():
         if model.head is not None:
@@ -880,11 +880,11 @@ def tagged(n: int, seed: int):
 
 
 class Tagger(nn.Module):
-    """Embedding (padding_idx 0), a bidirectional GRU, scores over the C tags and <pad> at every position."""
+    """Embedding (padding_idx 0: the pad id), a bidirectional GRU, scores over the C tags and <pad> per position."""
 
-    def __init__(self):
+    def __init__(self, padding_idx: int = 0):
         super().__init__()
-        self.emb = nn.Embedding(16, 16, padding_idx=0)
+        self.emb = nn.Embedding(16, 16, padding_idx=padding_idx)  # 1: a real token's row held at 0, the pads' trained
         self.rnn = nn.GRU(16, 32, batch_first=True, bidirectional=True)
         self.head = nn.Linear(64, C + 1)
 
@@ -1414,6 +1414,9 @@ CASES = [
     # early stopping's comparison copied from an accuracy's: the loss compared with >, best_val = -inf
     Case("early stopping keeping the weights when val_loss > best (the comparison of an accuracy): the worst restored",
          Loop(keep_best="worst"), Loop(keep_best="deepcopy"), "loop: restored weights"),
+    # a tagger's embedding with the padding index of another token
+    Case("nn.Embedding(padding_idx=1) where the pad id is 0 (a real token's row held at 0)",
+         Loop(loss="tag_ignore", lr=0.05, extra={"padding_idx": 1}), Loop(loss="tag_ignore", lr=0.05), "padding_idx"),
 ]
 
 

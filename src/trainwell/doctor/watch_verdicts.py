@@ -43,6 +43,7 @@ from trainwell.doctor.loop_wiring import loop_wiring
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.output_width import wider_than_labels
+from trainwell.doctor.padding_read import loop_padding_idx
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
@@ -263,7 +264,8 @@ def loop_verdicts(w) -> list:
            same_order(w._ys, w._calls, [m[0] for m in w._val], w._shuffles.count),
            p.random_states.verdict(),
            loop_doubled_skips(p, w._first_forward), loop_norm_groups(p, w._first_forward),
-           loop_inverted_mask(p, w._first_forward), loop_sequence_first(p, w._first_forward, w._first_targets),
+           loop_inverted_mask(p, w._first_forward), loop_padding_idx(p.model, w._first_forward),
+           loop_sequence_first(p, w._first_forward, w._first_targets),
            loop_batch_mixing(p, w._first_forward, w._first_targets),
            loop_flattened_batch(p, w._first_forward),
            satisfied_at_start(losses),
