@@ -358,7 +358,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                  for t in (x, xv))
     if "standardized_targets" in cfg.extra:  # regression targets standardized with the training mean and std;
         mu, sd = y.mean(), y.std()  # "val_raw": the validation targets left in raw units
-        y, yv = (y - mu) / sd, yv if cfg.extra["standardized_targets"] == "val_raw" else (yv - mu) / sd
+        y, yv = (y - mu) / sd, yv if cfg.extra["standardized_targets"] == "val_raw" else (yv - mu) * sd \
+            if cfg.extra["standardized_targets"] == "val_times_sd" else (yv - mu) / sd  # "val_times_sd": * for /
     if cfg.loss.startswith("tag_"):  # a tagger on padded sequences: token ids, a tag per position (0 = <pad>)
         (x, y), (xv, yv) = tagged(N, seed), tagged(NV, seed + 1)
     model = Tagger(cfg.extra.get("padding_idx", 0)) if cfg.loss.startswith("tag_") else \
@@ -1417,6 +1418,11 @@ CASES = [
     # a tagger's embedding with the padding index of another token
     Case("nn.Embedding(padding_idx=1) where the pad id is 0 (a real token's row held at 0)",
          Loop(loss="tag_ignore", lr=0.05, extra={"padding_idx": 1}), Loop(loss="tag_ignore", lr=0.05), "padding_idx"),
+    # regression targets standardized for validation with * sd in place of / sd
+    Case("validation targets standardized as (y - mean) * std (meant / std)",
+         Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "val_times_sd"}),
+         Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "both"}),
+         "every validation loss is over"),
 ]
 
 
