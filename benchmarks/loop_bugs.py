@@ -650,7 +650,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 if cfg.extra.get("rebuild_opt") == "step":  # the optimizer created again every step
                     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
                 if cfg.zero_grad == "before":
-                    (ema if cfg.extra.get("zero_grad_on") == "ema" else opt).zero_grad()
+                    (ema if cfg.extra.get("zero_grad_on") == "ema" else model.head if cfg.extra.get("zero_grad_on")
+                     == "head" else opt).zero_grad()  # "head": the classifier's zero_grad() written for the model's
                 if head_opt is not None and cfg.extra["head_optimizer"] in ("zeroed", "overlapping"):
                     head_opt.zero_grad()
                 micro = idx.chunk(cfg.accumulate)
@@ -1423,6 +1424,9 @@ CASES = [
          Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "val_times_sd"}),
          Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "both"}),
          "every validation loss is over"),
+    # zero_grad() called on the classifier only: the body's gradients sum over every step
+    Case("model.head.zero_grad() written for model.zero_grad() (the body's gradients never zeroed)",
+         Loop(extra={"zero_grad_on": "head"}), Loop(), "loop: gradients"),
 ]
 
 
