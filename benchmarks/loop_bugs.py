@@ -1427,6 +1427,8 @@ CASES = [
     # zero_grad() called on the classifier only: the body's gradients sum over every step
     Case("model.head.zero_grad() written for model.zero_grad() (the body's gradients never zeroed)",
          Loop(extra={"zero_grad_on": "head"}), Loop(), "loop: gradients"),
+    Case("clip_grad_norm_(model.parameters(), max_norm=0.0): a config's 0 for 'no clipping' given to torch",
+         Loop(clip=0.0), Loop(), "loop: clipping max_norm"),
 ]
 
 

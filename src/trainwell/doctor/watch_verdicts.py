@@ -23,6 +23,7 @@ from trainwell.doctor.batchnorm_momentum import batchnorm_momentum_verdict
 from trainwell.doctor.bce_targets import binary_targets_verdict
 from trainwell.doctor.class_weights import NAME as CLASS_WEIGHTS
 from trainwell.doctor.class_weights import inverted_weights
+from trainwell.doctor.clip_max_norm import nonpositive_max_norm
 from trainwell.doctor.contrastive_floor import flat_at_floor
 from trainwell.doctor.curve_reading import SLOW_SMALL_FALL, flat_verdict
 from trainwell.doctor.detached_outputs import detached_outputs
@@ -226,7 +227,8 @@ def loop_verdicts(w) -> list:
     rebuilt = w._optimizer_builds.verdict(w._calls, [d for d, _ in w._samplers.starts])
     stepped = rebuilt or lv.stepped(p, w._calls)
     out = [lv.unregistered_verdict(p.unregistered), stepped, lv.optimizer_ownership(p),
-           lv.gradient_flow(p), constant_only(w, w._leaf_losses.explain(lv.gradient_reach(p, w._reentrant_cut))),
+           nonpositive_max_norm(w._clips) or lv.gradient_flow(p),
+           constant_only(w, w._leaf_losses.explain(lv.gradient_reach(p, w._reentrant_cut))),
            weight_decay_pull.weight_decay(p), lv.module_mode(p),
            w._scheduler_steps.verdict([*w._given, *p.optimizers], p.model.parameters(), p.lrs) or
            unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
