@@ -364,6 +364,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         (x, y), (xv, yv) = tagged(N, seed), tagged(NV, seed + 1)
     model = Tagger(cfg.extra.get("padding_idx", 0)) if cfg.loss.startswith("tag_") else \
         Net(cfg.model, 1 if regression or cfg.loss.startswith(("binary_", "class_ids")) else classes)
+    if cfg.extra.get("bf16"):  # model.to(torch.bfloat16), its inputs cast to match: pure low-precision training
+        model, x, xv = model.to(torch.bfloat16), x.to(torch.bfloat16), xv.to(torch.bfloat16)
     with torch.no_grad():
         if model.head is not None:
             model.head.weight.mul_(cfg.head_scale)
@@ -1429,6 +1431,9 @@ CASES = [
          Loop(extra={"zero_grad_on": "head"}), Loop(), "loop: gradients"),
     Case("clip_grad_norm_(model.parameters(), max_norm=0.0): a config's 0 for 'no clipping' given to torch",
          Loop(clip=0.0), Loop(), "loop: clipping max_norm"),
+    Case("model.to(torch.bfloat16) trained by Adam(lr=2e-4) (updates below the weights' bfloat16 resolution)",
+         Loop(lr=2e-4, extra={"adam": "Adam", "bf16": True}), Loop(lr=2e-4, extra={"adam": "Adam"}),
+         "loop: low-precision weights"),
 ]
 
 
