@@ -448,7 +448,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         if cfg.scheduler.startswith("warmup") else \
         torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max" if cfg.scheduler == "plateau_max" else "min",
                                                    factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
-        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else \
+        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=cfg.extra.get("gamma", 0.1)) \
+        if cfg.scheduler.startswith("per_") else \
         torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.0, total_iters=steps_per_epoch) \
         if cfg.scheduler == "linear_reversed" else \
         torch.optim.lr_scheduler.LinearLR(opt, 1.0 / steps_per_epoch, 1.0, total_iters=steps_per_epoch) \
@@ -1431,6 +1432,9 @@ CASES = [
          Loop(extra={"zero_grad_on": "head"}), Loop(), "loop: gradients"),
     Case("clip_grad_norm_(model.parameters(), max_norm=0.0): a config's 0 for 'no clipping' given to torch",
          Loop(clip=0.0), Loop(), "loop: clipping max_norm"),
+    Case("StepLR(step_size=2, gamma=10) written to divide the rate by 10",
+         Loop(scheduler="per_epoch", lr=0.01, extra={"gamma": 10.0}), Loop(scheduler="per_epoch", lr=0.01),
+         "gamma=10"),
     Case("model.to(torch.bfloat16) trained by Adam(lr=2e-4) (updates below the weights' bfloat16 resolution)",
          Loop(lr=2e-4, extra={"adam": "Adam", "bf16": True}), Loop(lr=2e-4, extra={"adam": "Adam"}),
          "loop: low-precision weights"),
