@@ -437,7 +437,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     def warmup_cosine(step):  # lambda_rate: the function returns the rate (lr x factor), not the factor
         f = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
         return cfg.lr * f if cfg.scheduler == "lambda_rate" else f
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total) if cfg.scheduler == "onecycle" else \
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total) \
+        if cfg.scheduler in ("onecycle", "onecycle_per_epoch") else \
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=EPOCHS) if cfg.scheduler.startswith("epoch_cosine") \
         else \
@@ -781,7 +782,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                     model.eval()
                     with torch.no_grad():
                         loss_fn(model(xv), yv)
-            if sched is not None and cfg.scheduler in ("per_epoch", "epoch_cosine_per_epoch"):
+            if sched is not None and cfg.scheduler in ("per_epoch", "epoch_cosine_per_epoch", "onecycle_per_epoch"):
                 sched.step()
             if cfg.extra.get("manual_decay") == "epoch":  # the rate decayed by hand once per epoch
                 for group in opt.param_groups:
@@ -1435,6 +1436,8 @@ CASES = [
     Case("StepLR(step_size=2, gamma=10) written to divide the rate by 10",
          Loop(scheduler="per_epoch", lr=0.01, extra={"gamma": 10.0}), Loop(scheduler="per_epoch", lr=0.01),
          "gamma=10"),
+    Case("OneCycleLR(total_steps=epochs * len(loader)) stepped once per epoch (the rate kept near max_lr / 25)",
+         Loop(scheduler="onecycle_per_epoch"), Loop(scheduler="onecycle"), "loop: learning rate applied"),
     Case("model.to(torch.bfloat16) trained by Adam(lr=2e-4) (updates below the weights' bfloat16 resolution)",
          Loop(lr=2e-4, extra={"adam": "Adam", "bf16": True}), Loop(lr=2e-4, extra={"adam": "Adam"}),
          "loop: low-precision weights"),
