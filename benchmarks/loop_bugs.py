@@ -607,7 +607,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(len(x))), cfg.batch,
                                              sampler=torch.utils.data.WeightedRandomSampler(weights, len(x)))
     # ema: an exponential moving average of the weights (decay 0.9), validated in place of the model; its update
-    # after every step "updated" or "forgotten"; zero_grad_on "ema": ema.zero_grad() written for the model's
+    # after every step "updated" (the parameters alone: a BatchNorm's running statistics left at their init),
+    # "with_buffers" (the buffers copied too) or "forgotten"; zero_grad_on "ema": ema.zero_grad() for the model's
     ema = copy.deepcopy(model) if "ema" in cfg.extra else None
     with calls.watch(model, opt if head_opt is None else [opt, head_opt], every=every) as w:
         for epoch in range(cfg.extra.get("epochs", EPOCHS)):  # "epochs": a shorter run
@@ -750,10 +751,13 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         head_opt.step()
                     if cfg.double_step:
                         opt.step()
-                if ema is not None and cfg.extra["ema"] == "updated":
+                if ema is not None and cfg.extra["ema"] in ("updated", "with_buffers"):
                     with torch.no_grad():
                         for e, p in zip(ema.parameters(), model.parameters(), strict=True):
                             e.mul_(0.9).add_(p, alpha=0.1)
+                        if cfg.extra["ema"] == "with_buffers":  # the BatchNorm running statistics copied too
+                            for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+                                e.copy_(b)
                 if cfg.clip is not None and cfg.clip_at == "after":
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if cfg.extra.get("manual_decay") == "batch":  # the rate decayed by hand, inside the batch loop
@@ -1438,6 +1442,9 @@ CASES = [
          "gamma=10"),
     Case("OneCycleLR(total_steps=epochs * len(loader)) stepped once per epoch (the rate kept near max_lr / 25)",
          Loop(scheduler="onecycle_per_epoch"), Loop(scheduler="onecycle"), "loop: learning rate applied"),
+    Case("an EMA of a BatchNorm net's parameters only, validated (its running statistics left at their init)",
+         Loop(model="batchnorm", lr=0.05, extra={"ema": "updated"}),
+         Loop(model="batchnorm", lr=0.05, extra={"ema": "with_buffers"}), "loop: copy's running statistics"),
     Case("model.to(torch.bfloat16) trained by Adam(lr=2e-4) (updates below the weights' bfloat16 resolution)",
          Loop(lr=2e-4, extra={"adam": "Adam", "bf16": True}), Loop(lr=2e-4, extra={"adam": "Adam"}),
          "loop: low-precision weights"),

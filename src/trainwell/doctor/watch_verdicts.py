@@ -58,6 +58,7 @@ from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_first_batches import loop_sequence_first
 from trainwell.doctor.sequence_targets import loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
+from trainwell.doctor.stale_copy_statistics import stale_statistics
 from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.trained_symmetry import constant_init_verdict, trained_symmetry
@@ -275,6 +276,7 @@ def loop_verdicts(w) -> list:
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
            batchnorm_momentum_verdict(p.model, "loop: batchnorm momentum"), adam_settings(p.optimizers),
+           stale_statistics(p.model, w._copies_now, w._start_sums),
            w._loss_inputs.verdict(losses), w._loss_inputs.pairs_verdict(), w._kept.verdict(), p.kept_outputs.verdict(),
            p.validation_graphs.verdict(), paired_elsewhere(w._pairings, bool(w._mixups.reads)), w._mixups.verdict(),
            empty_epochs([m[0] for m in w._val], len(w._losses)), w._inits.verdict(),
