@@ -252,6 +252,7 @@ class Loop:
     raw_units: float = 0.0  # the data in raw units (x * raw_units + 3 * raw_units), standardized for training
     val_raw: bool = False  # with raw_units: the validation inputs left raw (else standardized with the training stats)
     keep_best: str = ""  # early stopping's best weights restored after the loop: kept by "reference" | "deepcopy"
+    # | "worst" (deep copies kept when val > best_val, best_val = -inf: the loss compared as an accuracy)
     mixup: str = ""  # mixup on the one-hot labels: "one_perm" (inputs and labels by one permutation) | "two_perms"
     extra: dict = field(default_factory=dict)
 
@@ -357,11 +358,14 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                  for t in (x, xv))
     if "standardized_targets" in cfg.extra:  # regression targets standardized with the training mean and std;
         mu, sd = y.mean(), y.std()  # "val_raw": the validation targets left in raw units
-        y, yv = (y - mu) / sd, yv if cfg.extra["standardized_targets"] == "val_raw" else (yv - mu) / sd
+        y, yv = (y - mu) / sd, yv if cfg.extra["standardized_targets"] == "val_raw" else (yv - mu) * sd \
+            if cfg.extra["standardized_targets"] == "val_times_sd" else (yv - mu) / sd  # "val_times_sd": * for /
     if cfg.loss.startswith("tag_"):  # a tagger on padded sequences: token ids, a tag per position (0 = <pad>)
         (x, y), (xv, yv) = tagged(N, seed), tagged(NV, seed + 1)
-    model = Tagger() if cfg.loss.startswith("tag_") else \
+    model = Tagger(cfg.extra.get("padding_idx", 0)) if cfg.loss.startswith("tag_") else \
         Net(cfg.model, 1 if regression or cfg.loss.startswith(("binary_", "class_ids")) else classes)
+    if cfg.extra.get("bf16"):  # model.to(torch.bfloat16), its inputs cast to match: pure low-precision training
+        model, x, xv = model.to(torch.bfloat16), x.to(torch.bfloat16), xv.to(torch.bfloat16)
     with torch.no_grad():
         if model.head is not None:
             model.head.weight.mul_(cfg.head_scale)
@@ -417,7 +421,9 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                               weight_decay=cfg.weight_decay)
     if "adam" in cfg.extra:  # Adam ("Adam": its weight_decay an L2 term added to the gradient, then normalized) or
         # AdamW ("AdamW": the decay decoupled from the gradient, Loshchilov & Hutter 2019), at lr and weight_decay
-        opt = getattr(torch.optim, cfg.extra["adam"])(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = getattr(torch.optim, cfg.extra["adam"])(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                                      betas=cfg.extra.get("betas", (0.9, 0.999)),  # as written
+                                                      eps=cfg.extra.get("eps", 1e-8))
     head_opt = None  # "head_optimizer": the head trained by an SGD of its own, its zero_grad() "zeroed" | "never"
     if "head_optimizer" in cfg.extra:  # "overlapping": the body's optimizer built on model.parameters(), head included
         head = set() if cfg.extra["head_optimizer"] == "overlapping" else {id(p) for p in model.head.parameters()}
@@ -431,7 +437,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
     def warmup_cosine(step):  # lambda_rate: the function returns the rate (lr x factor), not the factor
         f = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
         return cfg.lr * f if cfg.scheduler == "lambda_rate" else f
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total) if cfg.scheduler == "onecycle" else \
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total) \
+        if cfg.scheduler in ("onecycle", "onecycle_per_epoch") else \
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.scheduler.startswith("cosine") else \
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=EPOCHS) if cfg.scheduler.startswith("epoch_cosine") \
         else \
@@ -442,7 +449,14 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         if cfg.scheduler.startswith("warmup") else \
         torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max" if cfg.scheduler == "plateau_max" else "min",
                                                    factor=0.3, patience=1) if cfg.scheduler.startswith("plateau") \
-        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1) if cfg.scheduler.startswith("per_") else None
+        else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=cfg.extra.get("gamma", 0.1)) \
+        if cfg.scheduler.startswith("per_") else \
+        torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.0, total_iters=steps_per_epoch) \
+        if cfg.scheduler == "linear_reversed" else \
+        torch.optim.lr_scheduler.LinearLR(opt, 1.0 / steps_per_epoch, 1.0, total_iters=steps_per_epoch) \
+        if cfg.scheduler == "linear_warmup" else \
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps_per_epoch) if cfg.scheduler == "decay_epoch" \
+        else torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / total) if cfg.scheduler == "decay_run" else None
 
     if "opt_rebuilt" in cfg.extra:  # the optimizer created again (a notebook cell run twice, a checkpoint's
         # loading): "after_scheduler": the scheduler keeps the first one, which never steps; "before_scheduler"
@@ -593,7 +607,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
         loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(len(x))), cfg.batch,
                                              sampler=torch.utils.data.WeightedRandomSampler(weights, len(x)))
     # ema: an exponential moving average of the weights (decay 0.9), validated in place of the model; its update
-    # after every step "updated" or "forgotten"; zero_grad_on "ema": ema.zero_grad() written for the model's
+    # after every step "updated" (the parameters alone: a BatchNorm's running statistics left at their init),
+    # "with_buffers" (the buffers copied too) or "forgotten"; zero_grad_on "ema": ema.zero_grad() for the model's
     ema = copy.deepcopy(model) if "ema" in cfg.extra else None
     with calls.watch(model, opt if head_opt is None else [opt, head_opt], every=every) as w:
         for epoch in range(cfg.extra.get("epochs", EPOCHS)):  # "epochs": a shorter run
@@ -640,7 +655,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 if cfg.extra.get("rebuild_opt") == "step":  # the optimizer created again every step
                     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
                 if cfg.zero_grad == "before":
-                    (ema if cfg.extra.get("zero_grad_on") == "ema" else opt).zero_grad()
+                    (ema if cfg.extra.get("zero_grad_on") == "ema" else model.head if cfg.extra.get("zero_grad_on")
+                     == "head" else opt).zero_grad()  # "head": the classifier's zero_grad() written for the model's
                 if head_opt is not None and cfg.extra["head_optimizer"] in ("zeroed", "overlapping"):
                     head_opt.zero_grad()
                 micro = idx.chunk(cfg.accumulate)
@@ -735,10 +751,13 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         head_opt.step()
                     if cfg.double_step:
                         opt.step()
-                if ema is not None and cfg.extra["ema"] == "updated":
+                if ema is not None and cfg.extra["ema"] in ("updated", "with_buffers"):
                     with torch.no_grad():
                         for e, p in zip(ema.parameters(), model.parameters(), strict=True):
                             e.mul_(0.9).add_(p, alpha=0.1)
+                        if cfg.extra["ema"] == "with_buffers":  # the BatchNorm running statistics copied too
+                            for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+                                e.copy_(b)
                 if cfg.clip is not None and cfg.clip_at == "after":
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 if cfg.extra.get("manual_decay") == "batch":  # the rate decayed by hand, inside the batch loop
@@ -748,7 +767,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                                                            "onecycle_each_epoch", "each_epoch_lambda",
                                                            "each_epoch_lambda_continued", "warmup_uncapped",
                                                            "warmup_capped", "warmup_long",
-                                                           "epoch_cosine_per_batch"):
+                                                           "epoch_cosine_per_batch", "linear_reversed",
+                                                           "linear_warmup", "decay_epoch", "decay_run"):
                     sched.step()
                 if not cfg.watch_micro:
                     w.step(loss, y=given(labels if cfg.extra.get("labels_late") else y[idx]) if mixed is None
@@ -766,7 +786,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                     model.eval()
                     with torch.no_grad():
                         loss_fn(model(xv), yv)
-            if sched is not None and cfg.scheduler in ("per_epoch", "epoch_cosine_per_epoch"):
+            if sched is not None and cfg.scheduler in ("per_epoch", "epoch_cosine_per_epoch", "onecycle_per_epoch"):
                 sched.step()
             if cfg.extra.get("manual_decay") == "epoch":  # the rate decayed by hand once per epoch
                 for group in opt.param_groups:
@@ -838,9 +858,11 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
             if cfg.scheduler.startswith("plateau") and cfg.scheduler not in ("plateau_unstepped", "plateau_per_batch"):
                 # plateau_accuracy: the training accuracy under mode='min'
                 sched.step(correct / (steps_per_epoch * cfg.batch) if cfg.scheduler == "plateau_accuracy" else val)
-            if cfg.keep_best and val < best_val:
+            if cfg.keep_best == "worst" and best is None:  # the comparison written as for an accuracy
+                best_val = -math.inf
+            if cfg.keep_best and (val > best_val if cfg.keep_best == "worst" else val < best_val):
                 state = model.state_dict()
-                best, best_val = (copy.deepcopy(state) if cfg.keep_best == "deepcopy" else state), val
+                best, best_val = (copy.deepcopy(state) if cfg.keep_best in ("deepcopy", "worst") else state), val
         if best is not None:
             model.load_state_dict(best)
     model.eval()
@@ -868,11 +890,11 @@ def tagged(n: int, seed: int):
 
 
 class Tagger(nn.Module):
-    """Embedding (padding_idx 0), a bidirectional GRU, scores over the C tags and <pad> at every position."""
+    """Embedding (padding_idx 0: the pad id), a bidirectional GRU, scores over the C tags and <pad> per position."""
 
-    def __init__(self):
+    def __init__(self, padding_idx: int = 0):
         super().__init__()
-        self.emb = nn.Embedding(16, 16, padding_idx=0)
+        self.emb = nn.Embedding(16, 16, padding_idx=padding_idx)  # 1: a real token's row held at 0, the pads' trained
         self.rnn = nn.GRU(16, 32, batch_first=True, bidirectional=True)
         self.head = nn.Linear(64, C + 1)
 
@@ -1389,6 +1411,43 @@ CASES = [
          Loop(scheduler="plateau_per_batch"), Loop(scheduler="plateau_val"), "loop: learning rate applied"),
     Case("SGD(momentum=0.99) at the rate tuned for momentum 0.9 (10x the effective step)",
          Loop(lr=0.1, extra={"momentum": 0.99}), Loop(lr=0.1, extra={"momentum": 0.9}), "learning rate"),
+    # Adam's settings written the wrong way: its betas swapped, its eps at 1
+    Case("Adam(betas=(0.999, 0.9)): the two moments' decays swapped", Loop(lr=1e-3, extra={"adam": "Adam",
+         "betas": (0.999, 0.9)}), Loop(lr=1e-3, extra={"adam": "Adam"}), "loop: Adam"),
+    Case("Adam(eps=1.0): eps above every gradient's root mean square (Adam made plain SGD at 1e-3)",
+         Loop(lr=1e-3, extra={"adam": "Adam", "eps": 1.0}), Loop(lr=1e-3, extra={"adam": "Adam"}), "loop: Adam"),
+    # schedules that end the training early: a warm-up written from the peak down, a decay sized for one epoch
+    Case("LinearLR(start_factor=1.0, end_factor=0.0, total_iters=len(loader)) meant as a warm-up (lr 0 from epoch 2)",
+         Loop(scheduler="linear_reversed"), Loop(scheduler="linear_warmup"), "loop: learning rate applied"),
+    Case("LambdaLR(lambda s: 1 - s / len(loader)) per batch: a decay sized for one epoch, negative after it",
+         Loop(scheduler="decay_epoch"), Loop(scheduler="decay_run"), "went below 0"),
+    # early stopping's comparison copied from an accuracy's: the loss compared with >, best_val = -inf
+    Case("early stopping keeping the weights when val_loss > best (the comparison of an accuracy): the worst restored",
+         Loop(keep_best="worst"), Loop(keep_best="deepcopy"), "loop: restored weights"),
+    # a tagger's embedding with the padding index of another token
+    Case("nn.Embedding(padding_idx=1) where the pad id is 0 (a real token's row held at 0)",
+         Loop(loss="tag_ignore", lr=0.05, extra={"padding_idx": 1}), Loop(loss="tag_ignore", lr=0.05), "padding_idx"),
+    # regression targets standardized for validation with * sd in place of / sd
+    Case("validation targets standardized as (y - mean) * std (meant / std)",
+         Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "val_times_sd"}),
+         Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "both"}),
+         "every validation loss is over"),
+    # zero_grad() called on the classifier only: the body's gradients sum over every step
+    Case("model.head.zero_grad() written for model.zero_grad() (the body's gradients never zeroed)",
+         Loop(extra={"zero_grad_on": "head"}), Loop(), "loop: gradients"),
+    Case("clip_grad_norm_(model.parameters(), max_norm=0.0): a config's 0 for 'no clipping' given to torch",
+         Loop(clip=0.0), Loop(), "loop: clipping max_norm"),
+    Case("StepLR(step_size=2, gamma=10) written to divide the rate by 10",
+         Loop(scheduler="per_epoch", lr=0.01, extra={"gamma": 10.0}), Loop(scheduler="per_epoch", lr=0.01),
+         "gamma=10"),
+    Case("OneCycleLR(total_steps=epochs * len(loader)) stepped once per epoch (the rate kept near max_lr / 25)",
+         Loop(scheduler="onecycle_per_epoch"), Loop(scheduler="onecycle"), "loop: learning rate applied"),
+    Case("an EMA of a BatchNorm net's parameters only, validated (its running statistics left at their init)",
+         Loop(model="batchnorm", lr=0.05, extra={"ema": "updated"}),
+         Loop(model="batchnorm", lr=0.05, extra={"ema": "with_buffers"}), "loop: copy's running statistics"),
+    Case("model.to(torch.bfloat16) trained by Adam(lr=2e-4) (updates below the weights' bfloat16 resolution)",
+         Loop(lr=2e-4, extra={"adam": "Adam", "bf16": True}), Loop(lr=2e-4, extra={"adam": "Adam"}),
+         "loop: low-precision weights"),
 ]
 
 

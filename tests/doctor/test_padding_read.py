@@ -122,3 +122,28 @@ def test_ids_padded_with_the_padding_idx_beside_a_0_1_attention_mask_are_not_nam
     ids[ids == PAD] = 29  # a tokenizer whose pad id is the last one (RoBERTa's is 1), its attention mask 0/1 ints
     mask = (ids != 29).long()
     assert not _padding_verdicts(MaskedMeanPool(padding_idx=29), (ids, mask), y)
+
+
+def _watched_padding(padding_idx: int):
+    """A user's loop training MaskedMeanPool on padded ids (pad id 0) for 6 steps under doctor.watch."""
+    ids, y = _batch()
+    torch.manual_seed(0)
+    model = MaskedMeanPool(padding_idx=padding_idx)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with doctor.watch(model, opt, every=2) as w:
+        for step in range(6):
+            rows = slice(16 * (step % 4), 16 * (step % 4) + 16)
+            loss = nn.functional.cross_entropy(model(ids[rows]), y[rows])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=y[rows])
+    return [v for v in w.report().verdicts if v.check == "loop: padding"]
+
+
+def test_watch_names_a_padding_idx_the_training_batches_do_not_pad_with():
+    found = _watched_padding(padding_idx=1)
+    assert len(found) == 1 and found[0].status == "warn"
+    assert "padding_idx=1" in found[0].value and "pads with id 0" in found[0].value
+    assert "as a real token" in found[0].value and "padding_idx=0" in found[0].advice
+    assert not _watched_padding(padding_idx=PAD)  # the twin: the embedding's padding_idx is the data's pad id

@@ -5,6 +5,7 @@ the ``with`` block. A deep copy, cloned tensors and a checkpoint read back with 
 
 import copy
 import io
+import math
 
 import pytest
 import torch
@@ -126,3 +127,40 @@ def test_a_target_network_synced_from_the_watched_model_passes():
             if step % 5 == 4:
                 target.load_state_dict(policy.state_dict())  # another module's weights: copied, as intended
     assert _verdict(w.report()) is None
+
+
+def test_early_stopping_that_keeps_the_highest_validation_loss_is_named():
+    """``best_loss = -inf; if val > best_loss:`` (an accuracy's comparison) restores the worst epoch's weights."""
+    torch.manual_seed(0)
+    x, y = _data(256, 0)
+    xv, yv = _data(128, 1)
+    reports, kept = {}, {}
+    for compare in ("accuracy's", "loss's"):
+        torch.manual_seed(0)
+        model = Classifier()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        best, best_loss, vals = None, -math.inf if compare == "accuracy's" else math.inf, []
+        with doctor.watch(model, opt, every=4) as w:
+            for _ in range(4):
+                model.train()
+                for start in range(0, 256, 32):
+                    loss = F.cross_entropy(model(x[start : start + 32]), y[start : start + 32])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    w.step(loss, y=y[start : start + 32])
+                model.eval()
+                with torch.no_grad():
+                    val = float(F.cross_entropy(model(xv), yv))
+                w.validate(val)
+                vals.append(val)
+                if (val > best_loss) if compare == "accuracy's" else (val < best_loss):
+                    best, best_loss = copy.deepcopy(model.state_dict()), val
+            model.load_state_dict(best)
+        reports[compare], kept[compare] = _verdict(w.report()), (best_loss, vals)
+    worst, vals = kept["accuracy's"]
+    assert worst == max(vals) > 1.1 * min(vals)  # the oracle: the restored weights were the worst epoch's
+    verdict = reports["accuracy's"]
+    assert verdict is not None and verdict.status == "warn"
+    assert f"validation {vals.index(worst) + 1} of 4" in verdict.value and "val_loss < best_loss" in verdict.advice
+    assert reports["loss's"] is None

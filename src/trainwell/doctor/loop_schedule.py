@@ -9,7 +9,8 @@ sweep, its warm-up). A collapse that ReduceLROnPlateau's rule, replayed on the
 training losses, reproduces cut for cut is that scheduler stepped every batch on the training loss. A rate of 0 on
 every group's first steps that then jumps to its peak is a warm-up by integer division
 (:mod:`~trainwell.doctor.floored_warmup`); a per-step warm-up that never reaches its rate within the run is
-:mod:`~trainwell.doctor.endless_warmup`.
+:mod:`~trainwell.doctor.endless_warmup`. A rate below 0 (a linear decay's factor ``1 - step / n`` run past ``n``)
+is named first: every step after it climbs the gradient.
 """
 
 from __future__ import annotations
@@ -141,6 +142,13 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
     where = f"param group {group}: " if group is not None else ""
     peak = max(lrs)
     value = f"{lrs[0]:.3g} at step 1 -> {lrs[-1]:.3g} at step {len(lrs)} (peak {peak:.3g})"
+    below = next((i for i, v in enumerate(lrs) if v < 0), None)
+    if below is not None and peak > 0:
+        return Verdict(name, "warn", f"{where}went below 0 at step {below + 1} of {len(lrs)} ({lrs[below]:.3g}; "
+                       f"lowest {min(lrs):.3g}): " + value, "a rate of 0 or more at every step",
+                       "a negative rate steps up the gradient and the loss climbs: a decay (LambdaLR's 1 - step / n) "
+                       "run past its end, n sized for an epoch? Floor the factor at 0 (max(0.0, 1 - step / n)) and "
+                       "size n in the steps the whole run takes")
     floor = COLLAPSED * peak * (1 + 1e-9)  # the milestones' product in floating point
     low = next((i for i, v in enumerate(lrs) if v <= floor and i > lrs.index(peak)), None)
     # a schedule with warm restarts (CosineAnnealingWarmRestarts per batch) comes back up: not a collapse

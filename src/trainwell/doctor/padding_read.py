@@ -8,7 +8,9 @@ packed sequences (``nn.utils.rnn.pack_padded_sequence``) or the state at each se
 The probe appends the embedding's ``padding_idx``, so it first asks whether that is the id the batch pads with:
 the id that ends at least a quarter of the sequences and occurs only in such trailing runs. When the batch pads
 with another id, ``padding_idx`` names the wrong token (a real one, whose embedding is then held at zero and never
-learns, when it occurs inside sequences): the verdict says that, not that the model reads its padding."""
+learns, when it occurs inside sequences): the verdict says that, not that the model reads its padding.
+``doctor.watch`` reads the embedding's ``padding_idx`` against the first training batch it observes
+(:func:`loop_padding_idx`)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from torch import nn
 
 from trainwell.doctor import outputs as O
 from trainwell.doctor.inputs import Inputs, call, fields
+from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.verdict import Verdict
 from trainwell.nn.modes import kept_modes
 
@@ -85,6 +88,18 @@ def _wrong_padding_idx(model: nn.Module, x: torch.Tensor | Inputs, given: int) -
                    "padding_idx = the id the data pads with",
                    f"set padding_idx={pad} (the id your collate function or tokenizer pads with): the padding's "
                    f"embedding is then zero and gets no gradient, and a mask built as ids != {pad} covers it")
+
+
+def loop_padding_idx(model: nn.Module, forward: tuple | None) -> Verdict | None:
+    """``doctor.watch``'s reading of :func:`_wrong_padding_idx` on the first observed training forward's token ids
+    (``forward``: its (args, kwargs)); None without an embedding's ``padding_idx`` or such a forward."""
+    pad = _padding_id(model)
+    tensors = [t.detach().cpu() for t in forward_tensors(*forward)] if forward is not None else []
+    if pad is None or not tensors:
+        return None
+    verdict = _wrong_padding_idx(model, Inputs(tuple(tensors)), pad)
+    return None if verdict is None else Verdict("loop: " + NAME, verdict.status, verdict.value, verdict.expected,
+                                                verdict.advice)
 
 
 def _zero_frame_padding(t: torch.Tensor) -> torch.Tensor | None:

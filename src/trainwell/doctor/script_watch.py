@@ -412,7 +412,8 @@ class ScriptWatch:
         self.watch.__enter__()
         held = [self._globals, *(f.f_locals for f in script_frames(sys._getframe(1)))] if len(roots) == 1 else []
         when = evaluating(self.watch.probe)
-        for copy in model_copies(roots[0], held) if held else []:  # an EMA validated in the model's place
+        self.watch.held_copies = model_copies(roots[0], held) if held else []
+        for copy in self.watch.held_copies:  # an EMA validated in the model's place
             self._forward_hooks += self.watch.probe.read_as_model(copy, when)
         early = list(self._passes) if self._by_backward else \
             [(loss, y) for o, loss, y in self._early if o is self.counting]

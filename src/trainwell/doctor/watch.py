@@ -86,11 +86,12 @@ from trainwell.doctor.reinitialized_weights import InitCalls
 from trainwell.doctor.repeated_validations import once_each
 from trainwell.doctor.report import Report
 from trainwell.doctor.reset_curve import reread_after_reset
-from trainwell.doctor.restored_weights import StateRestores
+from trainwell.doctor.restored_weights import StateRestores, weight_sums
 from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.scale_invariant_rate import StartNorms, grown_norms
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.shared_steps import SharedSteps
+from trainwell.doctor.stale_copy_statistics import copies_held
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.summed_loss import summed_batch_loss
 from trainwell.doctor.supcon_floor import supcon_floors
@@ -209,6 +210,10 @@ class Watch:
         # the ReduceLROnPlateau schedulers the code holds when it asks for the report
         self._plateaus_now: list = []
         self.held_plateaus: list = []  # those the caller knows of besides (trainwell watch's, recorded when created)
+        # the copies of the model (an EMA's) the code holds when it asks for the report, and trainwell watch's
+        self._copies_now: list = []
+        self.held_copies: list = []
+        self._start_sums = weight_sums(list(model.parameters()))  # the weights the watch began with
         # the caller's frames read for those it holds; off for trainwell watch (its report is asked for by its own
         # code, which holds none): a function frame whose locals are read keeps a snapshot of them (Python < 3.13)
         self.frames_read = True
@@ -427,6 +432,7 @@ class Watch:
         the steps since the previous call."""
         self._val.append((len(self._losses), float(val_loss), None if train_loss is None else float(train_loss)))
         self._val_losses.validated(float(val_loss))
+        self._restores.validated(float(val_loss))
         self._classes.fold()
         self.probe.validation_seen()
 
@@ -472,12 +478,14 @@ class Watch:
         """
         held = plateaus_held(sys._getframe(1), [*self._given, *self.probe.optimizers]) if self.frames_read else []
         self._plateaus_now = held + [s for s in self.held_plateaus if all(s is not h for h in held)]
+        copies = copies_held(sys._getframe(1), self.probe.model) if self.frames_read else []
+        self._copies_now = copies + [c for c in self.held_copies if all(c is not h for h in copies)]
         try:
             with warnings.catch_warnings():  # the readings' forwards run without gradients: a reentrant checkpointed
                 warnings.filterwarnings("ignore", message=checkpointing.NO_GRAD_INPUTS)  # segment's warning is theirs
                 return self._report(val_losses, train_error, val_error, human_error, overfit_window, val_examples)
         finally:
-            self._plateaus_now = []
+            self._plateaus_now, self._copies_now = [], []
 
     def _report(self, val_losses, train_error, val_error, human_error, overfit_window, val_examples) -> Report:
         self._policy.mark(self.probe.steps)  # 2-class steps whose loss graph held a policy-gradient term

@@ -15,6 +15,7 @@ from trainwell.doctor import loop_loss as ll
 from trainwell.doctor import loop_schedule as lsch
 from trainwell.doctor import loop_verdicts as lv
 from trainwell.doctor import weight_decay_pull
+from trainwell.doctor.adam_settings import adam_settings
 from trainwell.doctor.augmented_validation import augmented_validation
 from trainwell.doctor.batch_flatten import loop_flattened_batch
 from trainwell.doctor.batch_mixing import loop_batch_mixing
@@ -22,6 +23,7 @@ from trainwell.doctor.batchnorm_momentum import batchnorm_momentum_verdict
 from trainwell.doctor.bce_targets import binary_targets_verdict
 from trainwell.doctor.class_weights import NAME as CLASS_WEIGHTS
 from trainwell.doctor.class_weights import inverted_weights
+from trainwell.doctor.clip_max_norm import nonpositive_max_norm
 from trainwell.doctor.contrastive_floor import flat_at_floor
 from trainwell.doctor.curve_reading import SLOW_SMALL_FALL, flat_verdict
 from trainwell.doctor.detached_outputs import detached_outputs
@@ -33,6 +35,7 @@ from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.epoch_steps import once_per_epoch
 from trainwell.doctor.flat_outputs import flat_outputs
+from trainwell.doctor.growing_gamma import growing_gamma
 from trainwell.doctor.ignored_class_call import ignored_class_call
 from trainwell.doctor.input_independent_level import constant_only, unmatched_labels
 from trainwell.doctor.inverted_mask import loop_inverted_mask
@@ -42,6 +45,7 @@ from trainwell.doctor.loop_wiring import loop_wiring
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.output_width import wider_than_labels
+from trainwell.doctor.padding_read import loop_padding_idx
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.plateau_steps import observed_ratios
 from trainwell.doctor.pos_weight import inverted_pos_weight
@@ -54,6 +58,7 @@ from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_first_batches import loop_sequence_first
 from trainwell.doctor.sequence_targets import loop_copied_tokens
 from trainwell.doctor.smoothing_twice import smoothed_twice
+from trainwell.doctor.stale_copy_statistics import stale_statistics
 from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
 from trainwell.doctor.trained_symmetry import constant_init_verdict, trained_symmetry
@@ -224,13 +229,15 @@ def loop_verdicts(w) -> list:
     rebuilt = w._optimizer_builds.verdict(w._calls, [d for d, _ in w._samplers.starts])
     stepped = rebuilt or lv.stepped(p, w._calls)
     out = [lv.unregistered_verdict(p.unregistered), stepped, lv.optimizer_ownership(p),
-           lv.gradient_flow(p), constant_only(w, w._leaf_losses.explain(lv.gradient_reach(p, w._reentrant_cut))),
+           nonpositive_max_norm(w._clips) or lv.gradient_flow(p),
+           constant_only(w, w._leaf_losses.explain(lv.gradient_reach(p, w._reentrant_cut))),
            weight_decay_pull.weight_decay(p), lv.module_mode(p),
            w._scheduler_steps.verdict([*w._given, *p.optimizers], p.model.parameters(), p.lrs) or
            unstepped_verdict([*w._given, *p.optimizers], epochs_seen(w), p.lrs) or
            unstepped_plateaus(idle_plateaus_of(w), epochs_seen(w), p.lrs) or
            w._builds.verdict(p.lrs, p.validation_steps, w._samplers.starts) or
            stuck_warmup(group_rates(p), p.start_lrs, [g.get("initial_lr") for g in p.optimizer.param_groups]) or
+           growing_gamma(w._scheduler_steps.stepped.values(), [*w._given, *p.optimizers], p.lrs) or
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group),
                             w._builds.epochs()),
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
@@ -262,12 +269,14 @@ def loop_verdicts(w) -> list:
            same_order(w._ys, w._calls, [m[0] for m in w._val], w._shuffles.count),
            p.random_states.verdict(),
            loop_doubled_skips(p, w._first_forward), loop_norm_groups(p, w._first_forward),
-           loop_inverted_mask(p, w._first_forward), loop_sequence_first(p, w._first_forward, w._first_targets),
+           loop_inverted_mask(p, w._first_forward), loop_padding_idx(p.model, w._first_forward),
+           loop_sequence_first(p, w._first_forward, w._first_targets),
            loop_batch_mixing(p, w._first_forward, w._first_targets),
            loop_flattened_batch(p, w._first_forward),
            satisfied_at_start(losses),
            dropout_rate_verdict(p.model, "loop: dropout rate"),
-           batchnorm_momentum_verdict(p.model, "loop: batchnorm momentum"),
+           batchnorm_momentum_verdict(p.model, "loop: batchnorm momentum"), adam_settings(p.optimizers),
+           stale_statistics(p.model, w._copies_now, w._start_sums),
            w._loss_inputs.verdict(losses), w._loss_inputs.pairs_verdict(), w._kept.verdict(), p.kept_outputs.verdict(),
            p.validation_graphs.verdict(), paired_elsewhere(w._pairings, bool(w._mixups.reads)), w._mixups.verdict(),
            empty_epochs([m[0] for m in w._val], len(w._losses)), w._inits.verdict(),

@@ -1,0 +1,38 @@
+"""A decay scheduler given a ``gamma`` above 1: ``StepLR``, ``MultiStepLR`` and ``ExponentialLR`` multiply the rate
+by ``gamma`` at each of their steps (``lr = lr0 · gamma^k``), so ``gamma=10`` written to "divide by 10" multiplies
+the rate by 10 at every milestone and the run ends at 100x or 1000x its rate, where it diverges. torch's decays
+expect ``0 < gamma < 1`` (0.1 divides by 10); a rate meant to rise is a warm-up (``LinearLR``, a ``LambdaLR``).
+
+Read from the schedulers stepped while watched (:class:`~trainwell.doctor.orphan_schedulers.SchedulerSteps`): one
+of those kinds with ``gamma > 1`` on a watched optimizer whose applied rate rose over the run.
+"""
+
+from __future__ import annotations
+
+from torch.optim.lr_scheduler import ExponentialLR, MultiStepLR, StepLR
+
+from trainwell.doctor.verdict import Verdict
+
+NAME = "loop: learning rate applied"
+#: the schedulers whose ``gamma`` is a decay factor
+DECAYS = (StepLR, MultiStepLR, ExponentialLR)
+
+
+def growing_gamma(stepped, optimizers: list, lrs: list[float]) -> Verdict | None:
+    """A warn for a decay scheduler in ``stepped`` (``(scheduler, steps)`` pairs) with ``gamma > 1`` on one of
+    ``optimizers`` while ``lrs`` (the rate applied at each observed step) rose; None otherwise."""
+    mine = {id(o) for o in optimizers}
+    for scheduler, count in stepped:
+        gamma = getattr(scheduler, "gamma", None)
+        if not isinstance(scheduler, DECAYS) or not isinstance(gamma, int | float) or gamma <= 1 or count < 1 or \
+                id(getattr(scheduler, "optimizer", None)) not in mine:
+            continue
+        if not lrs or not max(lrs) > lrs[0] > 0:
+            continue
+        kind = type(scheduler).__name__
+        return Verdict(NAME, "warn", f"{kind}(gamma={gamma:g}) multiplies the rate by {gamma:g} at each of its steps: "
+                       f"{lrs[0]:.3g} at step 1 -> {lrs[-1]:.3g} at step {len(lrs)} (peak {max(lrs):.3g})",
+                       "a decay: 0 < gamma < 1",
+                       f"gamma is the factor the rate is multiplied by: gamma={1 / gamma:g} divides it by {gamma:g}; "
+                       "a rate meant to rise is a warm-up (LinearLR, or a LambdaLR capped at 1)")
+    return None
