@@ -66,6 +66,19 @@ def _last_layer_advice(model: nn.Module, x: torch.Tensor | Inputs, scores: torch
             "propagation), use Xavier/He for the hidden ones" + (" that train" if frozen else ""))
 
 
+def _frozen_head(model: nn.Module, x: torch.Tensor | Inputs) -> tuple[str, float] | None:
+    """(name, output std) of the last weighted layer when it is frozen and other parameters train: a pretrained
+    head under adapters (LoRA's low-rank updates beside each frozen layer, Hu et al. 2021) or under fine-tuned
+    layers. Its scores' scale was set by its training, not by an init the user could shrink."""
+    rows = _outputs(model, x)
+    if not rows or not isinstance(rows[-1][2], torch.Tensor) or not rows[-1][2].is_floating_point():
+        return None
+    name = rows[-1][0]
+    if trainable_layer(model, name) or not any(p.requires_grad for p in model.parameters()):
+        return None
+    return name, float(rows[-1][2].double().std())
+
+
 def plain_cross_entropy(scores: torch.Tensor | None, y: torch.Tensor, ignore_index: int = -100) -> \
         tuple[float, int] | None:
     """(softmax cross-entropy of ``scores`` against the labels ``y``, averaged over the labels in [0, C), and C)
@@ -138,6 +151,29 @@ def _centred_part_loss(loss_fn: Callable, out, y) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _scale_not_an_init(model: nn.Module, x: torch.Tensor | Inputs, kind: str, loss: float, expected_text: str,
+                       scores: torch.Tensor | None) -> Verdict | None:
+    """Information, not a warning, for a first loss above the uninformative one whose scores' scale no init of the
+    user's set: a frozen last layer under parts that train (:func:`_frozen_head`), or a cosine classifier's scale
+    s (:func:`~trainwell.doctor.normalized_scores.normalized_after`). None otherwise."""
+    frozen = _frozen_head(model, x)
+    if frozen is not None:
+        return Verdict("initial loss", "info", loss, expected_text,
+                       f"the last layer '{frozen[0]}' is frozen while other parameters train: its scores' std "
+                       f"{frozen[1]:.3g} is what its earlier training made, not an init's, and a first loss above "
+                       "the uninformative one says its classes do not match these labels yet (the parts that train, "
+                       "adapters or new layers, learn that); if that layer is new, unfreeze it "
+                       "(requires_grad_(True), and add it to the optimizer)")
+    layer = normalized_after(model, x) if kind == "cross_entropy" else None
+    if layer is not None:  # a cosine classifier: s * cos(theta) starts above ln C by design
+        return Verdict("initial loss", "info", loss, expected_text,
+                       f"the scores are normalized after the last layer '{layer}' (its output doubled leaves "
+                       f"them unchanged: a cosine classifier, s * cos(theta)), so their std "
+                       f"{float(scores.double().std()):.3g} is set by the model's own scale s, not by an init: "
+                       "a first loss above ln C is by design (CosFace, ArcFace); if training stalls, lower s")
+    return None
+
+
 @torch.no_grad()
 def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
                  num_classes: int | None = None) -> Verdict:
@@ -208,14 +244,10 @@ def initial_loss(model: nn.Module, x: torch.Tensor | Inputs, y: torch.Tensor, lo
         f"{_suspect_layer(model, x)}; a loss below the uninformative one at init: do the labels leak into the "
         "inputs, or are the classes very unbalanced?")
     scores = O.logits(out)
-    if kind == "cross_entropy" and status != "pass" and ratio > 1 and not scale:
-        layer = normalized_after(model, x)
-        if layer is not None:  # a cosine classifier: s * cos(theta) starts above ln C by design
-            return Verdict("initial loss", "info", round(loss, 4), expected_text,
-                           f"the scores are normalized after the last layer '{layer}' (its output doubled leaves "
-                           f"them unchanged: a cosine classifier, s * cos(theta)), so their std "
-                           f"{float(scores.double().std()):.3g} is set by the model's own scale s, not by an init: "
-                           "a first loss above ln C is by design (CosFace, ArcFace); if training stalls, lower s")
+    if status != "pass" and ratio > 1 and not scale:
+        by_design = _scale_not_an_init(model, x, kind, round(loss, 4), expected_text, scores)
+        if by_design is not None:
+            return by_design
     if kind == "nll" and scores is not None and scores.is_floating_point() and _normalization(scores) != "log":
         return Verdict("initial loss", "fail", round(loss, 4), expected_text + "; on log-probabilities",
                        "NLLLoss on outputs that are not log-probabilities (rows whose logsumexp is not 0"

@@ -228,8 +228,10 @@ class LoopProbe(ForwardHooks, StepHooks):
 
     @property
     def frozen(self) -> list[str]:
-        """The parameters that do not require a gradient now."""
-        return [n for n, p in self.named.items() if not p.requires_grad]
+        """The parameters that do not require a gradient now and received none on an observed step: a layer that
+        trained in this loop and was frozen after it, for a later phase (a pretrained body under adapters or a new
+        head), is not frozen in this loop's report."""
+        return [n for n, p in self.named.items() if not p.requires_grad and n not in self.received]
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def attach(self) -> None:

@@ -492,17 +492,28 @@ class Monitor(Callback):
                 "update/weight ratio": f"median update/weight between {lo:g} and {hi:g} (healthy ~1e-3)"}.get(kind, "-")
 
     def _revived(self, w: dict) -> Verdict | None:
-        """An ``info`` for a dead-ReLU warning whose layer came back: at the last observed step after it, at most
-        half the warning's threshold of its units is dead (a decoder fed a VQ-VAE's few codes at first). Units
-        that are dead get no gradient and stay so; a layer that revives was short of varied inputs, not broken."""
-        if w["kind"] != "dead ReLUs":
+        """An ``info`` for a dead-ReLU or saturated-units warning whose layer came back: at the last observed step
+        after it, at most half the warning's threshold of its units is dead (a decoder fed a VQ-VAE's few codes at
+        first) or saturated. Units that are dead get no gradient and stay so; a layer that revives was short of
+        varied inputs, not broken. A saturated share read on one small batch (one bag of a few instances per
+        step, as attention-based multiple-instance learning trains) moves with that batch: a layer that is
+        saturated on one snapshot and far below the threshold at the last one is not stuck."""
+        key, limit = {"dead ReLUs": ("dead", self.dead_warn),
+                      "saturated units": ("saturated", self.saturation_warn)}.get(w["kind"], (None, None))
+        if key is None:
             return None
         last = next((r for r in reversed(self.records) if r["step"] > w["step"] and
-                     math.isfinite(r["activations"].get(w["where"], {}).get("dead", math.nan))), None)
-        if last is None or last["activations"][w["where"]]["dead"] > self.dead_warn / 2:
+                     math.isfinite(r["activations"].get(w["where"], {}).get(key, math.nan))), None)
+        if last is None or last["activations"][w["where"]][key] > limit / 2:
             return None
+        if key == "saturated":
+            return Verdict(f"monitor: {w['kind']}", "info", f"{w['where']} at step {w['step']}: {w['value']}; at "
+                           f"step {last['step']}: {last['activations'][w['where']][key]:.0%} (out of saturation "
+                           "again: it was that batch's)", self._expected(w["kind"]), "nothing to do for this layer: "
+                           "a layer that saturates for good stays saturated on the later batches; if it recurs, "
+                           "normalize what feeds it")
         return Verdict(f"monitor: {w['kind']}", "info", f"{w['where']} at step {w['step']}: {w['value']}; at step "
-                       f"{last['step']}: {last['activations'][w['where']]['dead']:.0%} (the units came back: they "
+                       f"{last['step']}: {last['activations'][w['where']][key]:.0%} (the units came back: they "
                        "were not dead)", self._expected(w["kind"]), "nothing to do for this layer: dead units get no "
                        "gradient and stay dead, so units that came back were only idle for a while")
 
