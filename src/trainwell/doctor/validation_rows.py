@@ -172,7 +172,7 @@ class SplitRows:
         self._on_training: list[tuple[int, Callable]] = []  # forwards without gradients on a training batch
         self._heads: list[list[bool] | None] = []  # per pending training forward: [scores reached, another reached]
         self._open = False  # the last forward with gradients was kept, and its outputs are not read yet
-        self.unlabelled = 0  # training rows whose forward's backward reached another head only, not read
+        self.unlabelled: list = []  # training rows whose loss reached another head of theirs only, not read
         self.bag_rows = True  # every training forward's rows are flat token ids beside their offsets, so far
 
     def with_grad(self, x, bags: bool = False) -> None:
@@ -197,9 +197,11 @@ class SplitRows:
         scores = O.logits(out)
         if len(heads) < 2 or scores is None or not any(t is scores for t in heads):
             return
-        reached = self._heads[-1] = [False, False]
+        reached = self._heads[-1] = [False, False, None]
         for t in heads:
             t.register_hook(_flag(reached, 0 if t is scores else 1))
+        if scores.dim() >= 1 and len(scores) == self._pending_train[-1][0]:
+            scores.register_hook(_rows_flag(reached))
 
     def no_grad(self, x, on_training: bool = False) -> None:
         """A forward without gradients: a validation's when ``w.validate()`` follows before a step, unless it is
@@ -220,11 +222,15 @@ class SplitRows:
         """An optimizer step: the forwards with gradients since the last one were training forwards, less those
         whose backward reached another head of theirs and not the class scores: their rows trained no label (the
         target domain's unlabelled inputs through a domain classifier, Ganin & Lempitsky 2015); evaluating on them
-        measures no memorized label."""
+        measures no memorized label. Of a forward whose loss reached both, the rows of the class scores its backward
+        reached with a gradient other than 0 (the source rows of one forward of source and target rows together)."""
         for (n, rows), heads in zip(self._pending_train, self._heads, strict=True):
             if heads is not None and heads[1] and not heads[0]:
-                self.unlabelled += n
+                self.unlabelled.append(n)
                 continue
+            if heads is not None and heads[1] and heads[2] is not None:  # one forward of labelled and other rows
+                rows = _labelled(rows, heads[2])
+                self.unlabelled.append(heads[2].logical_not().sum())
             room = ROWS - self.train_rows
             if room <= 0:
                 break
@@ -260,10 +266,11 @@ class SplitRows:
                            "both splits hold is no example both hold", expected_text())
         val = [rows()[0].cpu() for rows in self.val]
         found = validation_rows(keys, elements, [val[i] for i in first_of_each(val)])
-        if self.unlabelled and found.status in ("pass", "skip"):
-            found.value = (f"{found.value}; {self.unlabelled} rows of training forwards whose loss reached another "
-                           "head only (a domain classifier's), not the class scores, are not counted: their labels "
-                           "were not trained on")
+        unlabelled = int(sum(self.unlabelled))
+        if unlabelled and found.status in ("pass", "skip"):
+            found.value = (f"{found.value}; {unlabelled} training rows whose loss reached another head only (a "
+                           "domain classifier's), not their class scores, are not counted: their labels were not "
+                           "trained on")
         return found
 
 
@@ -272,6 +279,23 @@ def _flag(reached: list[bool], i: int) -> Callable:
     def hook(grad) -> None:
         reached[i] = True
     return hook
+
+
+def _rows_flag(reached: list) -> Callable:
+    """A hook on a forward's class scores that keeps, in ``reached[2]``, which of their rows a backward reached
+    with a gradient other than 0 (the labelled rows of one forward of labelled and unlabelled rows together)."""
+    def hook(grad) -> None:
+        hit = grad.detach().reshape(len(grad), -1).ne(0).any(1)
+        reached[2] = hit if reached[2] is None else reached[2] | hit
+    return hook
+
+
+def _labelled(rows: Callable, hit: torch.Tensor) -> Callable:
+    """A forward's keys and sampled elements, when asked, of its rows ``hit`` only."""
+    def read() -> tuple[torch.Tensor, torch.Tensor]:
+        keys, elements = rows()
+        return keys[hit[:len(keys)]], elements[hit[:len(keys)]]
+    return read
 
 
 def flat_bags(args: tuple, kwargs: dict, x) -> bool:
