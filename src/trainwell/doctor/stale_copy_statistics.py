@@ -54,10 +54,12 @@ def _initial(norm: _NormBase) -> bool:
         bool((norm.running_var == 1).all())
 
 
-def stale_statistics(model: nn.Module, copies: list[nn.Module], start: torch.Tensor) -> Verdict | None:
+def stale_statistics(model: nn.Module, copies: list[nn.Module], start: torch.Tensor | None) -> Verdict | None:
     """A warning when one of ``copies`` moved away from the weights the watch began with (``start``: their
     :func:`~trainwell.doctor.restored_weights.weight_sums`) while its running statistics are all initial and the
-    model's counted batches; None otherwise."""
+    model's counted batches; None otherwise, and when ``start`` is None (a lazy model: no weights to compare)."""
+    if start is None:
+        return None
     mine = _running(model)
     counted = max((int(m.num_batches_tracked) for m in mine), default=0)
     if not counted:

@@ -60,6 +60,7 @@ from trainwell.doctor.game_reading import read_game
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.label_column import LabelColumns
 from trainwell.doctor.lambda_factors import LambdaSchedules
+from trainwell.doctor.lazy_parameters import has_lazy_parameters
 from trainwell.doctor.leaf_loss import LeafLosses
 from trainwell.doctor.loop_deferral import defer, defer_diverged_validation, mismeasured_validation
 from trainwell.doctor.loop_forward_hooks import first_tensor
@@ -213,7 +214,8 @@ class Watch:
         # the copies of the model (an EMA's) the code holds when it asks for the report, and trainwell watch's
         self._copies_now: list = []
         self.held_copies: list = []
-        self._start_sums = weight_sums(list(model.parameters()))  # the weights the watch began with
+        # the weights the watch began with (none for a lazy model: its parameters have no values yet)
+        self._start_sums = None if has_lazy_parameters(model) else weight_sums(list(model.parameters()))
         # the caller's frames read for those it holds; off for trainwell watch (its report is asked for by its own
         # code, which holds none): a function frame whose locals are read keeps a snapshot of them (Python < 3.13)
         self.frames_read = True
