@@ -145,9 +145,9 @@ def flat_direction(w, verdict):
     low, high = ratios[(len(ratios) - 1) // 2], ratios[len(ratios) // 2]
     median = math.sqrt(low * high)  # the two middles' geometric mean: the one middle with an odd count
     if high < FLAT_RATIO_BAND[0]:
-        advice = f"the update/weight ratio is {high:.2g} (healthy ~1e-3): raise the learning rate (by 10x)"
+        advice = f"the update/weight ratio is {high:.2g}, {_gap(high)}: raise the learning rate {rate_factor(high)}"
     elif low > FLAT_RATIO_BAND[1]:
-        advice = f"the update/weight ratio is {low:.2g} (healthy ~1e-3): lower the learning rate (by 10x)"
+        advice = f"the update/weight ratio is {low:.2g}, {_gap(low)}: lower the learning rate {rate_factor(low)}"
     else:
         advice = (f"the update/weight ratio is {median:.2g}, near the healthy ~1e-3: if the inputs carry nothing "
                   "about the targets the loss stays flat at any rate (are x and y shuffled with one "
@@ -155,6 +155,26 @@ def flat_direction(w, verdict):
                   "units, a detached graph or frozen parameters")
     return type(verdict)(verdict.check, verdict.status, f"{verdict.value}; update/weight {median:.2g}",
                          verdict.expected, advice)
+
+
+def rate_factor(ratio: float) -> str:
+    """The factor to change the rate by, from the measured update/weight ``ratio``: the steps scale with the rate
+    (SGD's, momentum's and Adam's alike), so the factor that brings the ratio to cs231n's healthy ~1e-3 is the gap
+    itself; the advice names the range from a third of it (a first try that cannot overshoot) up to it:
+    ``(by 13-40x)`` for a ratio of 2.5e-5. Read by :func:`~trainwell.doctor.rate_numbers.with_rate`."""
+    gap = max(ratio / HEALTHY_RATIO, HEALTHY_RATIO / ratio)
+    return f"(by {_plain(gap / 3)}-{_plain(gap)}x)"
+
+
+def _plain(x: float) -> str:
+    """``x`` to two significant digits, without an exponent (``1500``, ``13``, ``3.3``)."""
+    return f"{float(f'{x:.2g}'):.12g}"
+
+
+def _gap(ratio: float) -> str:
+    """How far ``ratio`` lies from the healthy ~1e-3, in words: ``40x below the healthy ~1e-3``."""
+    gap = max(ratio / HEALTHY_RATIO, HEALTHY_RATIO / ratio)
+    return f"{_plain(gap)}x {'below' if ratio < HEALTHY_RATIO else 'above'} the healthy ~1e-3"
 
 
 def memorizing_now(w) -> bool:
