@@ -499,7 +499,10 @@ class Watch:
 
         curve = reread_after_warmup(read(0), self.probe.lrs, losses, read)  # a warm-up's climb is no low rate
         beta = heavy_ball(self.probe.optimizers) if self._fresh_momentum or self.first_step is not None else None
-        curve = reread_after_buildup(curve, beta, len(whole), lambda s: read(max(s - len(early), 0)))  # momentum's
+        curve = reread_after_buildup(curve, beta, len(whole), lambda s: read(max(s - len(early), 0)),  # momentum's
+                                     lambda steps: diagnosis.learning_rate_diagnosis(
+                                         [whole[i] for i in steps], self.batch_size, bound=bound, untrained=untrained,
+                                         floor=[floors[i] for i in steps] if isinstance(floors, list) else floors))
         curve = reread_after_reset(curve, self._inits.partial_resets(), losses, read)  # a layer reset's jump
         curve = reread_after_weights(curve, self.probe.steps, losses, read)  # a loss weight's schedule
         verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
