@@ -44,5 +44,6 @@ def test_the_factor_is_the_measured_gap_and_the_rates_are_the_loops_own():
 
 def test_a_rate_too_high_is_lowered_by_its_measured_factor():
     assert rate_factor(2.5e-5) == "(by 13-40x)" and rate_factor(0.5) == "(by 170-500x)"
+    assert rate_factor(0.0) == "(by 10x)"  # no weight moved at all: no gap to measure
     high = Verdict("learning rate (loss curve)", "warn", "flat", "", f"lower the learning rate {rate_factor(0.05)}")
     assert with_rate(high, [2.0] * 3, []).advice == "lower the learning rate (by 17-50x: from 2 to 0.04-0.12)"

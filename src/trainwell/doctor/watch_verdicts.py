@@ -162,6 +162,8 @@ def rate_factor(ratio: float) -> str:
     (SGD's, momentum's and Adam's alike), so the factor that brings the ratio to cs231n's healthy ~1e-3 is the gap
     itself; the advice names the range from a third of it (a first try that cannot overshoot) up to it:
     ``(by 13-40x)`` for a ratio of 2.5e-5. Read by :func:`~trainwell.doctor.rate_numbers.with_rate`."""
+    if not ratio > 0 or not math.isfinite(ratio):  # no step moved a weight: no gap to measure
+        return "(by 10x)"
     gap = max(ratio / HEALTHY_RATIO, HEALTHY_RATIO / ratio)
     return f"(by {_plain(gap / 3)}-{_plain(gap)}x)"
 
@@ -173,6 +175,8 @@ def _plain(x: float) -> str:
 
 def _gap(ratio: float) -> str:
     """How far ``ratio`` lies from the healthy ~1e-3, in words: ``40x below the healthy ~1e-3``."""
+    if not ratio > 0 or not math.isfinite(ratio):
+        return "no step moved the weights" if ratio == 0 else "not finite"
     gap = max(ratio / HEALTHY_RATIO, HEALTHY_RATIO / ratio)
     return f"{_plain(gap)}x {'below' if ratio < HEALTHY_RATIO else 'above'} the healthy ~1e-3"
 
