@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from trainwell.doctor.dead_units import conv1d_channels, unit_peaks
+from trainwell.doctor.fitted_saturation import fitted_bounds
 from trainwell.doctor.func_transforms import outside_transforms
 from trainwell.doctor.functional_activations import _FEEDERS, FunctionalActivations, calls_functions
 from trainwell.doctor.layer_labels import layer_label, weighted_labels
@@ -486,7 +487,7 @@ class Monitor(Callback):
                             "no dead/saturated layers, balanced gradients, update/weight ~1e-3")]
         return [Verdict(f"monitor: {w['kind']}", "fail", f"in layer {_named(w)} at step {w['step']}: {w['value']}",
                         "finite values", w["advice"]) if w["kind"].startswith("non-finite") else
-                self._revived(w) or self._settled(w) or
+                self._revived(w) or self._settled(w) or self._fitted(w) or
                 Verdict(f"monitor: {w['kind']}", "warn", f"{_named(w)} at step {w['step']}: {w['value']}",
                         self._expected(w["kind"]), w["advice"]) for w in self.warnings]
 
@@ -513,6 +514,17 @@ class Monitor(Callback):
                        f"{last['step']}: {last['activations'][w['where']]['dead']:.0%} (the units came back: they "
                        "were not dead)", self._expected(w["kind"]), "nothing to do for this layer: dead units get no "
                        "gradient and stay dead, so units that came back were only idle for a while")
+
+    def _fitted(self, w: dict) -> Verdict | None:
+        """An ``info`` for a saturated-units warning whose layer the fit drove to its bounds while the loss fell far
+        (:func:`~trainwell.doctor.fitted_saturation.fitted_bounds`)."""
+        how = fitted_bounds(w, self.records, self.saturation_warn)
+        if how is None:
+            return None
+        return Verdict(f"monitor: {w['kind']}", "info", f"{_named(w)} at step {w['step']}: {w['value']}; {how}",
+                       self._expected(w["kind"]), "nothing to do where these values are meant to reach the bounds "
+                       "(generated weights, gates); a hidden layer's units saturated this way pass almost no gradient "
+                       "any more: if the loss stalls, a smaller learning rate or normalization keeps them in range")
 
     def _settled(self, w: dict) -> Verdict | None:
         """An ``info`` for a "large" update/weight warning whose steps settled: at every observed step from the middle
