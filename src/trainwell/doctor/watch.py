@@ -91,6 +91,7 @@ from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.scale_invariant_rate import StartNorms, grown_norms
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.shared_steps import SharedSteps
+from trainwell.doctor.shifted_classes import explained_by_shift
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.summed_loss import summed_batch_loss
 from trainwell.doctor.supcon_floor import supcon_floors
@@ -534,7 +535,8 @@ class Watch:
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
-        deferred = defer_to_binary_targets(defer_to_empty_epochs(defer(verdicts + post)))  # each names its cause
+        deferred = defer_to_binary_targets(defer_to_empty_epochs(defer(explained_by_shift(verdicts + post))))  # each
+        # names its cause
         deferred = defer_diverged_validation(deferred, whole)  # a diverged run's validation, its NaN: what made
         # it diverge
         return Report(agree(deferred), f"trainwell doctor: watching {model}", phases + ["post"] * len(post))

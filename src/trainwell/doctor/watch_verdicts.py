@@ -53,6 +53,7 @@ from trainwell.doctor.repeated_validations import once_each
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_first_batches import loop_sequence_first
 from trainwell.doctor.sequence_targets import loop_copied_tokens
+from trainwell.doctor.shifted_classes import class_shift
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.stuck_warmup import stuck_warmup
 from trainwell.doctor.tied_rows import tied_rows_verdict
@@ -300,7 +301,8 @@ def loop_verdicts(w) -> list:
            unseen_classes(w._classes.seen(),
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
            relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels) or
-           unrelated(w._val_losses.first_confusion, w._val_losses.confusion, w._hits),
+           unrelated(w._val_losses.first_confusion, w._val_losses.confusion, w._hits) or
+           class_shift(w._classes.counts(), w._val_losses.confusion),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
            probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
