@@ -63,3 +63,10 @@ def test_labels_that_agree_with_chance_are_no_shift():
     assert class_shift(torch.tensor([200, 200, 200]), drawn_apart) is None
     agreeing = torch.tensor([[30, 2, 2], [2, 29, 2], [1, 1, 31]])  # the training's shares: no shift to name
     assert class_shift(torch.tensor([200, 200, 200]), agreeing) is None
+
+
+def test_an_ignored_label_id_is_not_a_class_share():
+    agreeing = torch.tensor([[30, 2, 2], [2, 29, 2], [1, 1, 31]])
+    with_ignored = torch.zeros(256, dtype=torch.long)
+    with_ignored[:3], with_ignored[255] = 200, 300  # a segmenter's ignore_index=255 pixels among the training labels
+    assert class_shift(with_ignored, agreeing) is None

@@ -38,12 +38,15 @@ def class_shift(train_counts: torch.Tensor | None, counts: torch.Tensor | None) 
     variation, while the predictions agree with the validation labels as given more than :data:`MARGIN` above
     chance (the labels are encoded as the training's); None otherwise, or with under
     :data:`~trainwell.doctor.relabelled_validation.LEAST` validation examples."""
-    if train_counts is None or counts is None or float(train_counts.sum()) <= 0:
+    if train_counts is None or counts is None:
+        return None
+    train_counts = train_counts[: len(counts)]  # the scored classes: an ignored label id (255) is none of them
+    if float(train_counts.sum()) <= 0:
         return None
     given, chance, total = agreement(counts)
     if total < LEAST or given <= chance + MARGIN:
         return None
-    classes = max(len(train_counts), len(counts))
+    classes = len(counts)
     train = torch.zeros(classes, dtype=torch.float64)
     train[: len(train_counts)] = train_counts.double().cpu()
     val = torch.zeros(classes, dtype=torch.float64)
