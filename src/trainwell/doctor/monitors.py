@@ -15,8 +15,10 @@ import torch
 from torch import nn
 
 from trainwell.doctor.dead_units import conv1d_channels, unit_peaks
+from trainwell.doctor.fitted_saturation import fitted_bounds
 from trainwell.doctor.func_transforms import outside_transforms
 from trainwell.doctor.functional_activations import _FEEDERS, FunctionalActivations, calls_functions
+from trainwell.doctor.layer_labels import layer_label, weighted_labels
 from trainwell.doctor.outputs import leaves
 from trainwell.doctor.plurals import counted
 from trainwell.doctor.silent_branch_units import silent_branch_advice, within_block, zero_scaled_norms
@@ -223,6 +225,7 @@ class Monitor(Callback):
         self._feeder: nn.Module | None = None  # the weighted layer that ran last in the observed forward
         self._layer_out: dict[str, tuple[int, int]] = {}  # (data_ptr, numel) of each Linear/Conv layer's output
         self._heads: set[str] = set()  # the Linear/Conv layers whose output is (part of) the model's own output
+        self._labels: dict[str, str] = {}  # how a warning names a layer: layer_labels.layer_label
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def _forward_hook(self, name: str):
@@ -248,6 +251,9 @@ class Monitor(Callback):
         if "_peaks" in stats:
             self._pooled[site] = stats.pop("_peaks")
         self._acts[name] = stats
+        # a functional activation's name already says what it is and what ran before it (F.relu after fc1)
+        functional = module is _STAND_IN.get(type(module).__name__)
+        self._labels[name] = layer_label(name, None if functional else module, None if functional else self._feeder)
         self._storage[name] = (out.data_ptr(), out.numel())
         if out.requires_grad:
             out.register_hook(lambda g: self._acts[name].update(self._grad_stats(g)))
@@ -283,6 +289,7 @@ class Monitor(Callback):
                            and not bool(p.detach().any())}  # (a lazy module's weights are made later)
         self.zero_norms = zero_scaled_norms(state.model)  # a residual branch's last norm started at 0 (by design)
         self._module_order = {name: i for i, (name, _) in enumerate(state.model.named_modules())}
+        self._labels = weighted_labels(state.model)
 
     def _install(self, model: nn.Module) -> None:
         self._remove()
@@ -387,7 +394,9 @@ class Monitor(Callback):
     def _warn(self, kind: str, where: str, step: int, value: str, advice: str) -> None:
         if any(w["kind"] == kind and w["where"] == where for w in self.warnings):
             return  # record the first appearance only
-        self.warnings.append({"kind": kind, "where": where, "step": step, "value": value, "advice": advice})
+        label = getattr(self, "_labels", {}).get(where)
+        self.warnings.append({"kind": kind, "where": where, "label": label, "step": step, "value": value,
+                              "advice": advice})
 
     def _check(self, r: dict) -> None:
         step = r["step"]
@@ -476,10 +485,10 @@ class Monitor(Callback):
             return [Verdict("monitors", "pass", f"{counted(len(self.records), 'snapshot')} of the network (one every "
                             f"{self.every} steps), no warnings{self._zero_start_note()}",
                             "no dead/saturated layers, balanced gradients, update/weight ~1e-3")]
-        return [Verdict(f"monitor: {w['kind']}", "fail", f"in layer '{w['where']}' at step {w['step']}: {w['value']}",
+        return [Verdict(f"monitor: {w['kind']}", "fail", f"in layer {_named(w)} at step {w['step']}: {w['value']}",
                         "finite values", w["advice"]) if w["kind"].startswith("non-finite") else
-                self._revived(w) or self._settled(w) or
-                Verdict(f"monitor: {w['kind']}", "warn", f"{w['where']} at step {w['step']}: {w['value']}",
+                self._revived(w) or self._settled(w) or self._fitted(w) or
+                Verdict(f"monitor: {w['kind']}", "warn", f"{_named(w)} at step {w['step']}: {w['value']}",
                         self._expected(w["kind"]), w["advice"]) for w in self.warnings]
 
     def _expected(self, kind: str) -> str:
@@ -507,15 +516,26 @@ class Monitor(Callback):
         if last is None or last["activations"][w["where"]][key] > limit / 2:
             return None
         if key == "saturated":
-            return Verdict(f"monitor: {w['kind']}", "info", f"{w['where']} at step {w['step']}: {w['value']}; at "
+            return Verdict(f"monitor: {w['kind']}", "info", f"{_named(w)} at step {w['step']}: {w['value']}; at "
                            f"step {last['step']}: {last['activations'][w['where']][key]:.0%} (out of saturation "
                            "again: it was that batch's)", self._expected(w["kind"]), "nothing to do for this layer: "
                            "a layer that saturates for good stays saturated on the later batches; if it recurs, "
                            "normalize what feeds it")
-        return Verdict(f"monitor: {w['kind']}", "info", f"{w['where']} at step {w['step']}: {w['value']}; at step "
+        return Verdict(f"monitor: {w['kind']}", "info", f"{_named(w)} at step {w['step']}: {w['value']}; at step "
                        f"{last['step']}: {last['activations'][w['where']][key]:.0%} (the units came back: they "
                        "were not dead)", self._expected(w["kind"]), "nothing to do for this layer: dead units get no "
                        "gradient and stay dead, so units that came back were only idle for a while")
+
+    def _fitted(self, w: dict) -> Verdict | None:
+        """An ``info`` for a saturated-units warning whose layer the fit drove to its bounds while the loss fell far
+        (:func:`~trainwell.doctor.fitted_saturation.fitted_bounds`)."""
+        how = fitted_bounds(w, self.records, self.saturation_warn)
+        if how is None:
+            return None
+        return Verdict(f"monitor: {w['kind']}", "info", f"{_named(w)} at step {w['step']}: {w['value']}; {how}",
+                       self._expected(w["kind"]), "nothing to do where these values are meant to reach the bounds "
+                       "(generated weights, gates); a hidden layer's units saturated this way pass almost no gradient "
+                       "any more: if the loss stalls, a smaller learning rate or normalization keeps them in range")
 
     def _settled(self, w: dict) -> Verdict | None:
         """An ``info`` for a "large" update/weight warning whose steps settled: at every observed step from the middle
@@ -533,7 +553,7 @@ class Monitor(Callback):
         if not late or any(m is None or m > self.update_range[1] for m in middles) or \
                 middles[-1] > self.update_range[1] / 10 or len(losses) < 2 or losses[-1] >= losses[0]:
             return None
-        return Verdict(f"monitor: {w['kind']}", "info", f"{w['where']} at step {w['step']}: {w['value']}; from step "
+        return Verdict(f"monitor: {w['kind']}", "info", f"{_named(w)} at step {w['step']}: {w['value']}; from step "
                        f"{late[0]['step']} on at most {max(middles):.2g} (the steps settled as the weights grew: "
                        "large only against a small initialization, not a rate too high)", "-", "")
 
@@ -563,6 +583,13 @@ class Monitor(Callback):
             import json
 
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
+
+
+def _named(warning: dict) -> str:
+    """How a warning's row names where it was read: the layer's label (its name and what it is), or the name of a
+    place that is no layer (the updates over all weight tensors)."""
+    where = warning["where"]
+    return warning.get("label") or (where if where == UPDATES else f"'{where}'")
 
 
 def _middle(ratios: dict) -> float | None:

@@ -57,6 +57,7 @@ from trainwell.doctor.repeated_validations import once_each
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_first_batches import loop_sequence_first
 from trainwell.doctor.sequence_targets import loop_copied_tokens
+from trainwell.doctor.shifted_classes import class_shift
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.stale_copy_statistics import stale_statistics
 from trainwell.doctor.stuck_warmup import stuck_warmup
@@ -150,9 +151,9 @@ def flat_direction(w, verdict):
     low, high = ratios[(len(ratios) - 1) // 2], ratios[len(ratios) // 2]
     median = math.sqrt(low * high)  # the two middles' geometric mean: the one middle with an odd count
     if high < FLAT_RATIO_BAND[0]:
-        advice = f"the update/weight ratio is {high:.2g} (healthy ~1e-3): raise the learning rate (by 10x)"
+        advice = f"the update/weight ratio is {high:.2g}, {_gap(high)}: raise the learning rate {rate_factor(high)}"
     elif low > FLAT_RATIO_BAND[1]:
-        advice = f"the update/weight ratio is {low:.2g} (healthy ~1e-3): lower the learning rate (by 10x)"
+        advice = f"the update/weight ratio is {low:.2g}, {_gap(low)}: lower the learning rate {rate_factor(low)}"
     else:
         advice = (f"the update/weight ratio is {median:.2g}, near the healthy ~1e-3: if the inputs carry nothing "
                   "about the targets the loss stays flat at any rate (are x and y shuffled with one "
@@ -160,6 +161,30 @@ def flat_direction(w, verdict):
                   "units, a detached graph or frozen parameters")
     return type(verdict)(verdict.check, verdict.status, f"{verdict.value}; update/weight {median:.2g}",
                          verdict.expected, advice)
+
+
+def rate_factor(ratio: float) -> str:
+    """The factor to change the rate by, from the measured update/weight ``ratio``: the steps scale with the rate
+    (SGD's, momentum's and Adam's alike), so the factor that brings the ratio to cs231n's healthy ~1e-3 is the gap
+    itself; the advice names the range from a third of it (a first try that cannot overshoot) up to it:
+    ``(by 13-40x)`` for a ratio of 2.5e-5. Read by :func:`~trainwell.doctor.rate_numbers.with_rate`."""
+    if not ratio > 0 or not math.isfinite(ratio):  # no step moved a weight: no gap to measure
+        return "(by 10x)"
+    gap = max(ratio / HEALTHY_RATIO, HEALTHY_RATIO / ratio)
+    return f"(by {_plain(gap / 3)}-{_plain(gap)}x)"
+
+
+def _plain(x: float) -> str:
+    """``x`` to two significant digits, without an exponent (``1500``, ``13``, ``3.3``)."""
+    return f"{float(f'{x:.2g}'):.12g}"
+
+
+def _gap(ratio: float) -> str:
+    """How far ``ratio`` lies from the healthy ~1e-3, in words: ``40x below the healthy ~1e-3``."""
+    if not ratio > 0 or not math.isfinite(ratio):
+        return "no step moved the weights" if ratio == 0 else "not finite"
+    gap = max(ratio / HEALTHY_RATIO, HEALTHY_RATIO / ratio)
+    return f"{_plain(gap)}x {'below' if ratio < HEALTHY_RATIO else 'above'} the healthy ~1e-3"
 
 
 def memorizing_now(w) -> bool:
@@ -285,7 +310,8 @@ def loop_verdicts(w) -> list:
            unseen_classes(w._classes.seen(),
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
            relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels) or
-           unrelated(w._val_losses.first_confusion, w._val_losses.confusion, w._hits),
+           unrelated(w._val_losses.first_confusion, w._val_losses.confusion, w._hits) or
+           class_shift(w._classes.counts(), w._val_losses.confusion),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions),
            probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
