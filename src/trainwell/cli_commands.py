@@ -82,10 +82,23 @@ def cmd_doctor(args) -> int:
     return 1 if report.failed else 0
 
 
+def _script_compiles(path: str) -> None:
+    """The script ``watch`` runs: a file that compiles as ``python path`` compiles it, else one line saying where
+    not (before torch is imported; nothing of the script has run)."""
+    if not Path(path).is_file():
+        what = "is a folder, not" if Path(path).is_dir() else "does not exist: give"
+        raise TrainwellError(f"{path!r} {what} the path of a Python file that trains a model")
+    try:
+        compile(Path(path).read_bytes(), path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:  # ValueError: null bytes (a binary file) before Python 3.12
+        where = f", line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+        text = (getattr(exc, "text", None) or "").strip()
+        raise TrainwellError(f"{path}{where}: {getattr(exc, 'msg', exc)}{f': {text}' if text else ''} "
+                             f"({type(exc).__name__}): the script does not compile, so nothing ran") from None
+
+
 def cmd_watch(args) -> int:
-    if not Path(args.script).is_file():
-        raise TrainwellError(f"no script at {args.script!r}: give the path of a Python file that "
-                             "trains a model")
+    _script_compiles(args.script)
     _import_pipeline()
     from trainwell.doctor.script_watch import ScriptWatch
 
