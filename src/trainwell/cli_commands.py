@@ -88,13 +88,17 @@ def _script_compiles(path: str) -> None:
     if not Path(path).is_file():
         what = "is a folder, not" if Path(path).is_dir() else "does not exist: give"
         raise TrainwellError(f"{path!r} {what} the path of a Python file that trains a model")
+    source = Path(path).read_bytes()
+    if b"\0" in source:  # a binary file (compile's error for it differs between Python versions)
+        raise TrainwellError(f"{path} holds null bytes, as a binary file does: it is not a Python script, so nothing "
+                             "ran")
     try:
-        compile(Path(path).read_bytes(), path, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as exc:  # ValueError: null bytes (a binary file) before Python 3.12
-        where = f", line {exc.lineno}" if getattr(exc, "lineno", None) else ""
-        text = (getattr(exc, "text", None) or "").strip()
-        raise TrainwellError(f"{path}{where}: {getattr(exc, 'msg', exc)}{f': {text}' if text else ''} "
-                             f"({type(exc).__name__}): the script does not compile, so nothing ran") from None
+        compile(source, path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f", line {exc.lineno}" if exc.lineno else ""
+        text = (exc.text or "").strip()
+        raise TrainwellError(f"{path}{where}: {exc.msg}{f': {text}' if text else ''} ({type(exc).__name__}): the "
+                             "script does not compile, so nothing ran") from None
 
 
 def cmd_watch(args) -> int:

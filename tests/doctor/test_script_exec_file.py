@@ -50,7 +50,7 @@ def test_the_watch_command_names_a_script_that_does_not_compile_in_one_line(tmp_
     binary = tmp_path / "weights.py"
     binary.write_bytes(b"PK\x03\x04\x00\x00binary")
     assert main(["watch", str(binary)]) == 2
-    assert "the script does not compile, so nothing ran" in capsys.readouterr().err
+    assert "weights.py holds null bytes, as a binary file does: it is not a Python script" in capsys.readouterr().err
     assert main(["watch", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (f"trainwell watch: error: {str(tmp_path)!r} is a folder, not the path of a "
                                        "Python file that trains a model\n")
