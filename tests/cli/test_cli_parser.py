@@ -136,3 +136,51 @@ def test_the_command_line_catches_only_the_packages_own_errors():
                 caught += [(path.name, node.lineno, n) for n in names if n in ("ValueError", "Exception", "bare",
                                                                                 "TypeError", "BaseException")]
     assert caught == []
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NO_EXAMPLES = {("datasets",), ("lab",)}  # a command with no argument, and the group of lab list / lab run
+
+
+def _help_examples(text: str) -> list[list[str]]:
+    """The example commands of a --help's "examples:" section, as argv lists (without the leading ``trainwell``)."""
+    import shlex
+
+    section = text.split("\nexamples:\n", 1)[1].split("\n\n")[0] if "\nexamples:\n" in text else ""
+    commands = [shlex.split(line.split("  ", 1)[0])[1:]
+                for line in (row.strip() for row in section.splitlines()) if line.startswith("trainwell ")]
+    return [argv[: argv.index(">")] if ">" in argv else argv for argv in commands]  # `> out.json` is the shell's
+
+
+def test_every_commands_help_has_examples_that_parse_and_name_valid_settings(monkeypatch):
+    """A user copies a --help example: its flags exist, its --set/--grid keys and values are valid config, and the
+    config file it names is one the project ships (no torch, no training)."""
+    from trainwell.cli_parser import build_parser
+    from trainwell.config import load_config
+
+    monkeypatch.chdir(ROOT)
+    parser = build_parser()
+    for words, command in _commands(parser):
+        examples = _help_examples(command.format_help())
+        if words in NO_EXAMPLES:
+            continue
+        assert any(argv[: len(words)] == list(words) for argv in examples), (words, examples)
+        for argv in examples:
+            args = parser.parse_args(argv)  # a SystemExit here is an example that does not parse
+            config = getattr(args, "config", None)
+            assert config is None or os.path.isfile(config), argv
+            if hasattr(args, "overrides") and not getattr(args, "resume", None):
+                load_config(config, args.overrides)
+
+
+def test_every_option_with_a_default_says_it_in_its_help():
+    import argparse
+
+    from trainwell.cli_parser import build_parser
+
+    for words, command in _commands(build_parser()):
+        for action in command._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._StoreTrueAction)) or not action.option_strings:
+                continue
+            if action.default not in (None, [], argparse.SUPPRESS):
+                assert "default" in (action.help or ""), (words, action.option_strings, action.help)
