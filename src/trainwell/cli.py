@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import shlex
 import sys
 
 from trainwell import cli_commands as commands
@@ -44,6 +45,21 @@ def _one_line(message) -> str:
     if len(text) > MAX_MESSAGE:
         text = f"{text[:MAX_MESSAGE // 2]} ... {text[-MAX_MESSAGE // 4:]} ({len(text):,} characters in all)"
     return text
+
+
+def _interrupted(args, stop: KeyboardInterrupt) -> str:
+    """What a Ctrl-C answers: a fit, sweep or prune says itself how to resume (``Interrupted``); a ``lab run`` says
+    where the finished experiments are and the command that continues with the others (not the resume of the
+    training run inside an experiment that the signal stopped, which would not continue the lab)."""
+    if args.command != "lab" or getattr(args, "lab_command", None) != "run":
+        return str(stop) if getattr(stop, "exit_code", None) is not None else "interrupted"
+    words = ["--all"] if args.all else list(args.names)
+    words += ["--quick"] * args.quick + ["--control"] * args.control
+    words += [f"--seeds {args.seeds}"] * (args.seeds != 1) + [f"--seed {args.seed}"] * (args.seed is not None)
+    words += [f"--jobs {args.jobs}"] * (args.jobs != 1) + [f"--out {shlex.quote(args.out)}", "--resume"]
+    by = f" by {stop.signal_name}" if getattr(stop, "signal_name", None) else ""
+    return (f"interrupted{by}; the experiments that finished are kept in {args.out} (its index.html lists them): "
+            f"continue with `trainwell lab run {' '.join(words)}`")
 
 
 COMMANDS = {
@@ -82,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as exc:
         code = getattr(exc, "exit_code", None)  # trainwell.train.interrupt.Interrupted: saved, says how to resume
-        print(f"trainwell {args.command}: {exc if code is not None else 'interrupted'}", file=sys.stderr)
+        print(f"trainwell {args.command}: {_interrupted(args, exc)}", file=sys.stderr)
         return code if code is not None else 130
     finally:
         figure_process.stop()  # the drawing process, if the command started one
