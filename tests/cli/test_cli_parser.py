@@ -15,6 +15,9 @@ FAST = [
     (["fit", "--resume", "runs/nope"], 2, "runs/nope: does not exist; --resume needs a trainwell run directory"),
     (["fit", "--resume", "NOT_A_RUN"], 2, "NOT_A_RUN/config.toml: not found; --resume needs a trainwell run"),
     (["fit", "NOT_A_RUN"], 2, "is a folder: give a .toml file (a run folder's config.toml), or continue a run with"),
+    (["fit", "--resume", "A_FILE"], 2, "A_FILE: is a file, not a folder; --resume needs a trainwell run directory"),
+    (["fit", "--resume", "A_SWEEP"], 2, "A_SWEEP: a sweep folder, not a fit run: continue it with `trainwell sweep "
+                                        "--resume A_SWEEP`"),
     (["report", "NOT_A_RUN"], 2, "holds no trainwell run"),
     (["report", "A_LAB"], 2, "A_LAB: a lab folder, whose pages trainwell lab run writes and updates: open A_LAB/index"),
     (["fit", "--set", "data.name=mnist1"], 2, "unknown dataset 'mnist1': did you mean 'mnist1d'? allowed are"),
@@ -30,6 +33,9 @@ def test_a_one_line_mistake_is_answered_before_torch_is_imported(tmp_path, args,
     (tmp_path / "NOT_A_RUN").mkdir()
     (tmp_path / "A_LAB").mkdir()
     (tmp_path / "A_LAB" / ".trainwell-run").write_text('{"kind": "lab"}')
+    (tmp_path / "A_FILE").write_text("not a run")
+    (tmp_path / "A_SWEEP").mkdir()
+    (tmp_path / "A_SWEEP" / "sweep.json").write_text("{}")
     run = subprocess.run([sys.executable, "-X", "importtime", "-m", "trainwell", *args], cwd=tmp_path,
                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     imported = re.findall(r"\|\s+(\S+)$", run.stderr, re.M)
@@ -184,3 +190,18 @@ def test_every_option_with_a_default_says_it_in_its_help():
                 continue
             if action.default not in (None, [], argparse.SUPPRESS):
                 assert "default" in (action.help or ""), (words, action.option_strings, action.help)
+
+
+def test_sweep_resume_of_a_fit_run_names_the_command_that_continues_it(tmp_path, capsys, monkeypatch):
+    from trainwell.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fitrun").mkdir()
+    (tmp_path / "fitrun" / ".trainwell-run").write_text('{"kind": "fit"}')
+    (tmp_path / "fitrun" / "config.toml").write_text("")
+    assert main(["sweep", "--resume", "fitrun"]) == 2
+    assert capsys.readouterr().err == ("trainwell sweep: error: fitrun: a trainwell fit run, not a sweep folder: "
+                                       "continue it with `trainwell fit --resume fitrun`; sweep --resume needs the "
+                                       "folder trainwell sweep wrote\n")
+    assert main(["sweep", "--resume", "gone"]) == 2
+    assert "gone: does not exist; sweep --resume needs the folder trainwell sweep wrote" in capsys.readouterr().err
