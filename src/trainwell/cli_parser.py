@@ -177,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "default: it costs one doctor.check (0.3-2 s on a small model, up to a minute on a large "
                           "one) and a copy of the model")
     wat.add_argument("script", metavar="SCRIPT.py", help="the Python script that trains (run as __main__)")
-    wat.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
-                     help="arguments for the script (everything after its name)")
+    script_args = wat.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                                   help="arguments for the script (everything after its name; none is fine)")
+    script_args.required = False  # argparse requires a positional REMAINDER: a missing script would name ARGS too
 
     pr = sub.add_parser("prune", help="lottery-ticket rounds: train, prune by magnitude, reset, retrain",
                         description="Train the config's model, prune --rate of the surviving weights per layer by "

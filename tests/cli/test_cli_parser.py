@@ -24,6 +24,7 @@ FAST = [
     (["fit", "--set", "stop.patiense=3"], 2, "did you mean 'stop.patience'? allowed keys in stop are criteria"),
     (["fit", "--set", "optim.name=adamw"], 2, "AdamW is optim.name = 'adam' with optim.decay = 'decoupled'"),
     (["doctor", "--set", "model.kind=cnnn"], 2, "did you mean 'cnn'?"),
+    (["watch"], 2, "trainwell watch: error: the following arguments are required: SCRIPT.py (see --help)"),
     (["datasets"], 0, None),
 ]
 
