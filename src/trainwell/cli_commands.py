@@ -373,7 +373,7 @@ def cmd_lr_find(args) -> int:
     _output_file(args.out, args.force)
     from trainwell import lr_find
 
-    found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end)
+    found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end, quiet=False)  # progress: stderr
     lr_find.plot(found, args.out)
     if args.json:
         import json

@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("trainwell fit --set optim.lr=find",
                               "the same test before fit, which trains at its rate")))
     _config_args(lrf)
-    lrf.add_argument("--steps", type=_positive_int, default=100, help="steps of the sweep (default 100)")
+    lrf.add_argument("--steps", type=_positive_int, default=100, help="steps of the sweep, 10 or more (default 100)")
     lrf.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
     lrf.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
     lrf.add_argument("--out", default="lr_find.png", help="plot to write (default: lr_find.png); an existing file "
