@@ -72,8 +72,11 @@ def cmd_doctor(args) -> int:
     _import_pipeline()
     from trainwell.doctor import Report
     from trainwell.pipeline import preflight, prepare
+    from trainwell.train.progress import checks_shown
 
-    verdicts = preflight(prepare(cfg))
+    prep = prepare(cfg)
+    with checks_shown():  # "pre-flight (n of m): check..." on stderr as each starts, as fit shows them
+        verdicts = preflight(prep)
     report = Report(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}", ["pre"] * len(verdicts))
     if args.json:
         print(report.to_json())
