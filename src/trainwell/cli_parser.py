@@ -45,6 +45,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    value = int(text) if INTEGER.fullmatch(text) else -1  # "-1" does not match: seeds are integers >= 0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use an integer >= 0")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text) if NUMBER.fullmatch(text) else -1.0
     if not 0.0 <= value < 1.0:
@@ -326,7 +333,7 @@ def _lab_parser(sub) -> None:
                                                           "minutes for some: see trainwell lab list)")
     run.add_argument("--seeds", type=int, default=1, help="run each experiment with N seeds; a verdict that flips "
                                                           "between seeds is 'unstable' (default 1)")
-    run.add_argument("--seed", type=int, help="first seed (default: each experiment's own, 0)")
+    run.add_argument("--seed", type=_seed, help="first seed, an integer >= 0 (default: each experiment's own, 0)")
     run.add_argument("--out", default="runs/lab", help="results folder (default: runs/lab)")
     run.add_argument("--resume", action="store_true", help="keep experiments already finished in --out")
     run.add_argument("--control", action="store_true",
