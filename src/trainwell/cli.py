@@ -48,16 +48,22 @@ def _one_line(message) -> str:
 
 
 def _interrupted(args, stop: KeyboardInterrupt) -> str:
-    """What a Ctrl-C answers: a fit, sweep or prune says itself how to resume (``Interrupted``); a ``lab run`` says
-    where the finished experiments are and the command that continues with the others (not the resume of the
-    training run inside an experiment that the signal stopped, which would not continue the lab)."""
+    """What a Ctrl-C answers. A fit or sweep says itself how to resume (``Interrupted``). A ``prune`` or ``lab run``
+    stopped inside one of its training runs must not advise that run's ``fit --resume``, which would not continue the
+    command: a prune (which does not resume) says where its finished rounds are and how to start again, a lab run
+    where the finished experiments are and the command that continues with the others."""
+    by = f" by {stop.signal_name}" if getattr(stop, "signal_name", None) else ""
+    if args.command == "prune" and getattr(stop, "run_dir", None) is not None:
+        folder = stop.run_dir.parent
+        return (f"interrupted{by} in {stop.run_dir.name} after {stop.epochs} completed epochs; prune does not resume: "
+                f"the rounds that finished are kept in {folder}; run the prune again to start over (--out {folder} "
+                "--force replaces this folder)")
     if args.command != "lab" or getattr(args, "lab_command", None) != "run":
         return str(stop) if getattr(stop, "exit_code", None) is not None else "interrupted"
     words = ["--all"] if args.all else list(args.names)
     words += ["--quick"] * args.quick + ["--control"] * args.control
     words += [f"--seeds {args.seeds}"] * (args.seeds != 1) + [f"--seed {args.seed}"] * (args.seed is not None)
     words += [f"--jobs {args.jobs}"] * (args.jobs != 1) + [f"--out {shlex.quote(args.out)}", "--resume"]
-    by = f" by {stop.signal_name}" if getattr(stop, "signal_name", None) else ""
     return (f"interrupted{by}; the experiments that finished are kept in {args.out} (its index.html lists them): "
             f"continue with `trainwell lab run {' '.join(words)}`")
 

@@ -1,0 +1,21 @@
+"""Ctrl-C during ``trainwell prune`` stops one of its training runs: the answer is prune's own (it does not resume:
+where the finished rounds are, how to start again), not that run's ``trainwell fit --resume``, which would finish
+the dense run and never prune it."""
+from tests.helpers import tiny
+from trainwell import lottery
+from trainwell.cli import main
+from trainwell.train.interrupt import Interrupted
+
+
+def test_ctrl_c_in_a_round_names_prune_s_folder_and_how_to_start_again(workdir, capsys, monkeypatch):
+    def stopped(cfg, out, **kwargs):
+        raise Interrupted(out, "SIGINT", 3)
+
+    monkeypatch.setattr(lottery, "fit", stopped)
+    sets = [a for s in tiny(epochs=2) for a in ("--set", s)]
+    assert main(["prune", *sets, "--rounds", "1", "--out", "p"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "trainwell prune: interrupted by SIGINT in round-0 after 3 completed epochs; prune does not resume: the rounds "
+        "that finished are kept in p; run the prune again to start over (--out p --force replaces this folder)")
+    assert main(["prune", *sets, "--rounds", "1", "--out", "p"]) == 2  # the folder is a prune run's: --force
+    assert capsys.readouterr().err.endswith("pass --force to replace it if it is a trainwell prune run\n")
