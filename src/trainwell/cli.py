@@ -48,11 +48,16 @@ def _one_line(message) -> str:
 
 
 def _interrupted(args, stop: KeyboardInterrupt) -> str:
-    """What a Ctrl-C answers. A fit or sweep says itself how to resume (``Interrupted``). A ``prune`` or ``lab run``
-    stopped inside one of its training runs must not advise that run's ``fit --resume``, which would not continue the
-    command: a prune (which does not resume) says where its finished rounds are and how to start again, a lab run
-    where the finished experiments are and the command that continues with the others."""
+    """What a Ctrl-C answers. A fit or a population sweep says itself how to resume (``Interrupted``). A sweep trained
+    member after member, a ``prune`` or a ``lab run`` stopped inside one of its training runs must not advise that
+    run's ``fit --resume``, which would not continue the command: the sweep names ``sweep --resume``, a prune (which
+    does not resume) where its finished rounds are and how to start again, a lab run where the finished experiments
+    are and the command that continues with the others."""
     by = f" by {stop.signal_name}" if getattr(stop, "signal_name", None) else ""
+    member = getattr(stop, "run_dir", None)
+    if args.command == "sweep" and member is not None and (member.parent / "sweep.json").is_file():  # sequential
+        return (f"interrupted{by} in {member.name} after {stop.epochs} completed epochs; checkpoint saved: continue "
+                f"the sweep with `trainwell sweep --resume {member.parent}`")
     if args.command == "prune" and getattr(stop, "run_dir", None) is not None:
         folder = stop.run_dir.parent
         return (f"interrupted{by} in {stop.run_dir.name} after {stop.epochs} completed epochs; prune does not resume: "
