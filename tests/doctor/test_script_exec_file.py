@@ -54,3 +54,12 @@ def test_the_watch_command_names_a_script_that_does_not_compile_in_one_line(tmp_
     assert main(["watch", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (f"trainwell watch: error: {str(tmp_path)!r} is a folder, not the path of a "
                                        "Python file that trains a model\n")
+
+
+def test_the_script_s_file_is_its_absolute_path_as_python_gives_it(tmp_path, monkeypatch):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "train.py").write_text("where = __file__\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # given relative, as `trainwell watch proj/train.py`
+    held = []
+    assert run_as_main("proj/train.py", held.append) == (None, 0, False, None)
+    assert held[0]["where"] == str(tmp_path / "proj" / "train.py")  # `python proj/train.py` gives the same

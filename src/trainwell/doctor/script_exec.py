@@ -5,11 +5,13 @@ The script is compiled from its file and executed in a fresh module named ``__ma
 ``sys.exit``, a Ctrl-C and its own exception end the run without being raised: they become the status the command
 exits with and the error it shows, as Python itself would give them: the traceback starts at the script's own frame,
 and the script is compiled as ``python script.py`` compiles it (from its bytes, so that a coding declaration counts,
-and without this module's ``from __future__`` flags: its annotations stay evaluated).
+and without this module's ``from __future__`` flags: its annotations stay evaluated), its ``__file__`` the absolute
+path, as Python gives it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 import types
@@ -52,6 +54,7 @@ def script_traceback(error: BaseException) -> str:
 
 
 def _exec(path: str, on_globals: Callable[[dict], None]) -> None:
+    path = os.path.abspath(path)  # as Python gives __main__ its __file__ and its frames their file (3.9+)
     module = types.ModuleType("__main__")
     module.__file__ = path
     on_globals(module.__dict__)
