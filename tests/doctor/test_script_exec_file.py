@@ -63,3 +63,11 @@ def test_the_script_s_file_is_its_absolute_path_as_python_gives_it(tmp_path, mon
     held = []
     assert run_as_main("proj/train.py", held.append) == (None, 0, False, None)
     assert held[0]["where"] == str(tmp_path / "proj" / "train.py")  # `python proj/train.py` gives the same
+
+
+def test_ctrl_c_in_the_script_is_its_status_130_and_one_line_saying_the_report_reads_up_to_there(tmp_path):
+    script = tmp_path / "stopped.py"
+    script.write_text("raise KeyboardInterrupt\n", encoding="utf-8")
+    error, status, exited, _ = run_as_main(str(script), lambda names: None)
+    assert (status, exited) == (130, True)  # as `python stopped.py` exits on Ctrl-C
+    assert error == "KeyboardInterrupt: the script was stopped (Ctrl-C); what follows reads its loop up to there"

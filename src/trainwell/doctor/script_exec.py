@@ -17,6 +17,8 @@ import traceback
 import types
 from collections.abc import Callable
 
+STOPPED = "KeyboardInterrupt: the script was stopped (Ctrl-C); what follows reads its loop up to there"
+
 
 class ModelNameError(BaseException):
     """``--model NAME`` names no ``nn.Module`` of the script: the script is stopped (not an ``Exception``, which
@@ -38,7 +40,7 @@ def run_as_main(path: str, on_globals: Callable[[dict], None]) -> tuple[str | No
                 True, None
         return None, 0, True, None
     except KeyboardInterrupt:
-        return "interrupted", 130, True, None
+        return STOPPED, 130, True, None
     except Exception as error:  # the script's own error: shown, and the loop so far reported
         return script_traceback(error), 1, True, None
     return None, 0, False, None
