@@ -82,12 +82,33 @@ COMMANDS = {
 _import_pipeline = commands._import_pipeline  # torch's import as the commands make it (benchmarks/fit_wall.py)
 
 
+def _unrecognized(extra: list[str]) -> str:
+    """argparse's "unrecognized arguments", with the ``--set`` form of a flag that names a config field
+    (``--epochs 3``: ``--set train.epochs=VALUE``), the way users of other trainers' flags try it."""
+    from trainwell.config import Config  # no torch
+
+    sections = {name: fields for name, fields in Config().to_dict().items() if isinstance(fields, dict)}
+    for word in extra:
+        name, given, value = word[2:].partition("=") if word.startswith("--") else ("", "", "")
+        key = name.replace("-", "_")
+        dotted = [f"--set {section}.{key}={value if given else 'VALUE'}" for section, fields in sections.items()
+                  if key in fields]
+        if dotted:
+            return (f"unrecognized arguments: {' '.join(extra)}: a config setting is given with --set, "
+                    f"{' or '.join(dotted)}")
+    return f"unrecognized arguments: {' '.join(extra)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
     except SystemExit as exc:  # usage errors (exit 2, one line already printed), --help and --version (0)
         return exc.code if isinstance(exc.code, int) else 2
+    if extra:  # one line naming the command (argparse's names only `trainwell`)
+        words = " ".join(w for w in (args.command, getattr(args, "lab_command", None)) if w)
+        print(f"trainwell {words}: error: {_unrecognized(extra)} (see --help)", file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 2

@@ -25,6 +25,11 @@ FAST = [
     (["fit", "--set", "optim.name=adamw"], 2, "AdamW is optim.name = 'adam' with optim.decay = 'decoupled'"),
     (["doctor", "--set", "model.kind=cnnn"], 2, "did you mean 'cnn'?"),
     (["watch"], 2, "trainwell watch: error: the following arguments are required: SCRIPT.py (see --help)"),
+    (["fit", "--epochs", "3"], 2, "trainwell fit: error: unrecognized arguments: --epochs: a config setting is given "
+                                  "with --set, --set train.epochs=VALUE (see --help)"),
+    (["doctor", "--lr=0.1"], 2, "trainwell doctor: error: unrecognized arguments: --lr=0.1: a config setting is given "
+                                "with --set, --set optim.lr=0.1 (see --help)"),
+    (["lab", "list", "--bogus"], 2, "trainwell lab list: error: unrecognized arguments: --bogus (see --help)"),
     (["datasets"], 0, None),
 ]
 
