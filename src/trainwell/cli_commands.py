@@ -345,6 +345,8 @@ def cmd_sweep(args) -> int:
     for check in result.skipped:
         print(f"skipped (population): {check}")
     print(f"results: {result.out}/results.csv{f', report: {result.report}' if result.report else ''}")
+    for line in cli_tables.failed_members(result.out, result.rows):
+        print(line)
     if failed:
         print(f"{failed} member{'s' if failed > 1 else ''} failed (see the error column)", file=sys.stderr)
     return 1 if failed else 0
