@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "warning (exit 2 with model.geometry = 'strict').",
                           epilog=_examples(("trainwell summary", "the default MNIST-1D CNN"),
                                            ("trainwell summary --input-shape 3,227,227 --classes 1000",
-                                            "the same layers on AlexNet-sized images"),
+                                            "the default CNN on 3x227x227 inputs, 1000 classes"),
                                            ("trainwell summary configs/digits-cnn.toml --json", "the rows as JSON")))
     _config_args(summ)
     summ.add_argument("--input-shape", metavar="C,H,W", help="input shape without the batch axis, e.g. 3,227,227 "
