@@ -119,7 +119,7 @@ def failed_members(out, rows: list[dict]) -> list[str]:
         if row.get("failed") is True and "error" not in row:  # a task that failed (Ray) has its error column
             try:
                 summary = json.loads((Path(out) / f"member-{i}" / "summary.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+            except (OSError, json.JSONDecodeError):  # the member's folder is its own: the line says what it can
                 summary = None
             reason = summary.get("stop_reason") if isinstance(summary, dict) else None
             lines.append(f"failed: member-{i}" + (f" ({reason})" if reason else ""))
