@@ -72,8 +72,11 @@ def cmd_doctor(args) -> int:
     _import_pipeline()
     from trainwell.doctor import Report
     from trainwell.pipeline import preflight, prepare
+    from trainwell.train.progress import checks_shown
 
-    verdicts = preflight(prepare(cfg))
+    prep = prepare(cfg)
+    with checks_shown():  # "pre-flight (n of m): check..." on stderr as each starts, as fit shows them
+        verdicts = preflight(prep)
     report = Report(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}", ["pre"] * len(verdicts))
     if args.json:
         print(report.to_json())
@@ -82,10 +85,27 @@ def cmd_doctor(args) -> int:
     return 1 if report.failed else 0
 
 
+def _script_compiles(path: str) -> None:
+    """The script ``watch`` runs: a file that compiles as ``python path`` compiles it, else one line saying where
+    not (before torch is imported; nothing of the script has run)."""
+    if not Path(path).is_file():
+        what = "is a folder, not" if Path(path).is_dir() else "does not exist: give"
+        raise TrainwellError(f"{path!r} {what} the path of a Python file that trains a model")
+    source = Path(path).read_bytes()
+    if b"\0" in source:  # a binary file (compile's error for it differs between Python versions)
+        raise TrainwellError(f"{path} holds null bytes, as a binary file does: it is not a Python script, so nothing "
+                             "ran")
+    try:
+        compile(source, path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f", line {exc.lineno}" if exc.lineno else ""
+        text = (exc.text or "").strip()
+        raise TrainwellError(f"{path}{where}: {exc.msg}{f': {text}' if text else ''} ({type(exc).__name__}): the "
+                             "script does not compile, so nothing ran") from None
+
+
 def cmd_watch(args) -> int:
-    if not Path(args.script).is_file():
-        raise TrainwellError(f"no script at {args.script!r}: give the path of a Python file that "
-                             "trains a model")
+    _script_compiles(args.script)
     _import_pipeline()
     from trainwell.doctor.script_watch import ScriptWatch
 
@@ -325,6 +345,8 @@ def cmd_sweep(args) -> int:
     for check in result.skipped:
         print(f"skipped (population): {check}")
     print(f"results: {result.out}/results.csv{f', report: {result.report}' if result.report else ''}")
+    for line in cli_tables.failed_members(result.out, result.rows):
+        print(line)
     if failed:
         print(f"{failed} member{'s' if failed > 1 else ''} failed (see the error column)", file=sys.stderr)
     return 1 if failed else 0
@@ -356,7 +378,7 @@ def cmd_lr_find(args) -> int:
     _output_file(args.out, args.force)
     from trainwell import lr_find
 
-    found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end)
+    found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end, quiet=False)  # progress: stderr
     lr_find.plot(found, args.out)
     if args.json:
         import json

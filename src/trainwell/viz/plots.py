@@ -179,11 +179,15 @@ def monitor_histograms(records: list[dict], path: str | Path, titles: dict[str, 
     layers = list(last["activations"].items())
     fig, axes = new_figure(len(layers), 2, figsize=(8, 1.9 * len(layers) + 0.8), squeeze=False)
     for row, (name, a) in enumerate(layers):
+        title = titles.get(name, f"{name} ({a['kind']})")
         for col, key, label in ((0, "hist", "activation"), (1, "grad_hist", "gradient")):
             ax = axes[row, col]
             h = a.get(key)
-            if h is None:
+            if h is None or not h["counts"]:
                 ax.axis("off")
+                if h is not None:  # every value was NaN or inf (a diverged run): nothing to bin
+                    ax.text(0.5, 0.5, f"{title} {label}: no finite values", ha="center", va="center",
+                            transform=ax.transAxes, fontsize=8)
                 continue
             counts = h["counts"]
             width = (h["hi"] - h["lo"]) / len(counts)
@@ -195,7 +199,6 @@ def monitor_histograms(records: list[dict], path: str | Path, titles: dict[str, 
             ax.ticklabel_format(style="sci", axis="x", scilimits=(-2, 3))
             extra = f", dead {a['dead']:.0%}" if "dead" in a else (
                 f", saturated {a['saturated']:.0%}" if "saturated" in a else "")
-            title = titles.get(name, f"{name} ({a['kind']})")
             ax.set_title(f"{title} {label}"
                          f"{extra if col == 0 else ''}", fontsize=8)
             ax.set_xlabel(label, fontsize=7)
