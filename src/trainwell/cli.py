@@ -14,6 +14,7 @@ import shlex
 import sys
 
 from trainwell import cli_commands as commands
+from trainwell import cli_doctor_commands as doctor_commands
 from trainwell.cli_parser import build_parser
 from trainwell.errors import DistributedError, ParameterError, TrainwellError
 from trainwell.heap import keep_freed_memory
@@ -74,8 +75,8 @@ def _interrupted(args, stop: KeyboardInterrupt) -> str:
 
 
 COMMANDS = {
-    "fit": commands.cmd_fit, "doctor": commands.cmd_doctor, "watch": commands.cmd_watch, "prune": commands.cmd_prune,
-    "sweep": commands.cmd_sweep,
+    "fit": commands.cmd_fit, "doctor": doctor_commands.cmd_doctor, "watch": doctor_commands.cmd_watch,
+    "prune": commands.cmd_prune, "sweep": commands.cmd_sweep,
     "report": commands.cmd_report, "summary": commands.cmd_summary, "filters": commands.cmd_filters,
     "datasets": commands.cmd_datasets, "lab": commands.cmd_lab, "lr-find": commands.cmd_lr_find,
 }
