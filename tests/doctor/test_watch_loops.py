@@ -764,7 +764,7 @@ def test_a_model_mixing_modules_and_functions_reads_both_and_leaky_relu_is_never
 
 
 def test_units_are_not_called_dead_on_a_short_batch():
-    from trainwell.doctor.monitors import DEAD_MIN_ROWS, activation_stats
+    from trainwell.doctor.activation_statistics import DEAD_MIN_ROWS, activation_stats
 
     torch.manual_seed(0)
     out = torch.randn(64, 32).relu()  # healthy: each unit on for about half the examples
