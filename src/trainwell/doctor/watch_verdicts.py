@@ -35,7 +35,7 @@ from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.epoch_steps import once_per_epoch
 from trainwell.doctor.flat_outputs import flat_outputs
-from trainwell.doctor.growing_gamma import growing_gamma
+from trainwell.doctor.growing_gamma import growing_gamma, steep_gamma_advice
 from trainwell.doctor.ignored_class_call import ignored_class_call
 from trainwell.doctor.input_independent_level import constant_only, unmatched_labels
 from trainwell.doctor.inverted_mask import loop_inverted_mask
@@ -239,7 +239,9 @@ def loop_verdicts(w) -> list:
            stuck_warmup(group_rates(p), p.start_lrs, [g.get("initial_lr") for g in p.optimizer.param_groups]) or
            growing_gamma(w._scheduler_steps.stepped.values(), [*w._given, *p.optimizers], p.lrs) or
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group),
-                            w._builds.epochs()),
+                            w._builds.epochs(),
+                            lambda: steep_gamma_advice(w._scheduler_steps.stepped.values(),
+                                                       [*w._given, *p.optimizers])),
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
            loss_verdict(w, first), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
