@@ -681,6 +681,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp), \
                             torch.no_grad() if cfg.extra.get("forward_no_grad") else contextlib.nullcontext():
                         out = model(inputs)
+                    if cfg.extra.get("labels_from_outputs"):  # preds = out.argmax(1); criterion(out, preds),
+                        labels = out.argmax(1)  # meant criterion(out, y): the model fitted to its own guesses
                     loss = loss_fn(out.float() if cfg.amp else out, labels) if mixed is None else \
                         F.cross_entropy(out, mixed)
                     if cfg.extra.get("forward_no_grad"):
@@ -705,6 +707,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                     if "penalty" in cfg.extra:  # an L2 penalty added by hand; "detached": the loss on out.detach()
                         loss = (loss_fn(out.detach(), y[part]) if cfg.extra["penalty"] == "detached" else loss) + \
                             1e-4 * sum(p.pow(2).sum() for p in model.parameters())
+                    if "loss_clamp" in cfg.extra:  # torch.clamp(loss, max=...) to tame spikes: a loss above the
+                        loss = torch.clamp(loss, max=cfg.extra["loss_clamp"])  # cap sends no gradient at all
                     if dropped:
                         continue
                     if cfg.accumulate > 1 and cfg.divide_accumulated:  # "divide_by": the loss divided by another
@@ -1448,6 +1452,10 @@ CASES = [
     Case("model.to(torch.bfloat16) trained by Adam(lr=2e-4) (updates below the weights' bfloat16 resolution)",
          Loop(lr=2e-4, extra={"adam": "Adam", "bf16": True}), Loop(lr=2e-4, extra={"adam": "Adam"}),
          "loop: low-precision weights"),
+    # torch.clamp(loss, max=1.0) written to tame loss spikes: cross-entropy starts near log(4) = 1.39, above the cap,
+    # so the clamped loss sends no gradient and nothing ever learns
+    Case("loss = torch.clamp(loss, max=1.0) to tame spikes (no gradient while the loss is above 1)",
+         Loop(extra={"loss_clamp": 1.0}), Loop(), "torch.clamp(loss"),
 ]
 
 
