@@ -746,7 +746,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 # step_per_epoch: optimizer.step() dedented to the epoch loop (after the last batch only)
                 late = cfg.extra.get("step_per_epoch") and i < steps_per_epoch - 1
                 if not cfg.skip_step and not cfg.step_first and not cfg.extra.get("step_each_micro") and not late:
-                    if cfg.amp:
+                    if cfg.amp and not cfg.extra.get("scaler_step_forgotten"):
                         scaler.step(opt)
                         scaler.update()
                     else:
@@ -1456,6 +1456,10 @@ CASES = [
     # so the clamped loss sends no gradient and nothing ever learns
     Case("loss = torch.clamp(loss, max=1.0) to tame spikes (no gradient while the loss is above 1)",
          Loop(extra={"loss_clamp": 1.0}), Loop(), "torch.clamp(loss"),
+    # AMP's recipe with its step forgotten: scaler.scale(loss).backward(); optimizer.step() (no scaler.step, no
+    # update): every update carries the scaler's 65536
+    Case("scaler.scale(loss).backward() then optimizer.step() (scaler.step(optimizer) forgotten)",
+         Loop(amp=True, extra={"scaler_step_forgotten": True}), Loop(amp=True), "scaler.step(optimizer)"),
 ]
 
 
