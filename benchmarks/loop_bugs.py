@@ -1460,6 +1460,10 @@ CASES = [
     # update): every update carries the scaler's 65536
     Case("scaler.scale(loss).backward() then optimizer.step() (scaler.step(optimizer) forgotten)",
          Loop(amp=True, extra={"scaler_step_forgotten": True}), Loop(amp=True), "scaler.step(optimizer)"),
+    # preds = out.argmax(1) kept for an accuracy, then criterion(out, preds) where criterion(out, y) was meant: the
+    # model fitted to its own guesses, the labels never used
+    Case("loss = criterion(out, preds) with preds = out.argmax(1) (meant criterion(out, y))",
+         Loop(extra={"labels_from_outputs": True}), Loop(), "argmax of its own scores"),
 ]
 
 

@@ -45,6 +45,7 @@ from trainwell.doctor.loop_wiring import loop_wiring
 from trainwell.doctor.low_precision import low_precision_weights
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.output_width import wider_than_labels
+from trainwell.doctor.own_argmax_targets import own_argmax_targets
 from trainwell.doctor.padding_read import loop_padding_idx
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.plateau_steps import observed_ratios
@@ -294,6 +295,7 @@ def loop_verdicts(w) -> list:
            trained_symmetry(p.model, p.optimizers, p.opt_steps) or
            constant_init_verdict(w.first_step.constant if w.first_step is not None else w._constant, p.model),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
+           own_argmax_targets(w._loss_inputs.training_call),
            probability_targets_verdict(w._loss_inputs.training_call.row_sums),
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
