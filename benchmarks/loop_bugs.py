@@ -681,6 +681,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp), \
                             torch.no_grad() if cfg.extra.get("forward_no_grad") else contextlib.nullcontext():
                         out = model(inputs)
+                    if cfg.extra.get("batch_standardized_targets"):  # a target normalizer fitted on each batch:
+                        labels = (labels - labels.mean()) / labels.std()  # (yb - yb.mean()) / yb.std()
                     if cfg.extra.get("labels_from_outputs"):  # preds = out.argmax(1); criterion(out, preds),
                         labels = out.argmax(1)  # meant criterion(out, y): the model fitted to its own guesses
                     loss = loss_fn(out.float() if cfg.amp else out, labels) if mixed is None else \
@@ -1464,6 +1466,13 @@ CASES = [
     # model fitted to its own guesses, the labels never used
     Case("loss = criterion(out, preds) with preds = out.argmax(1) (meant criterion(out, y))",
          Loop(extra={"labels_from_outputs": True}), Loop(), "argmax of its own scores"),
+    # a target normalizer fitted on each batch, (yb - yb.mean()) / yb.std() in the loop (meant the training set's
+    # statistics, once): the targets made relative to each batch
+    Case("regression targets standardized on each batch, (yb - yb.mean()) / yb.std() (meant the training set's)",
+         Loop(loss="mse", lr=0.01, target_scale=3e4,
+              extra={"standardized_targets": "both", "batch_standardized_targets": True}),
+         Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "both"}),
+         "standardized by each batch"),
 ]
 
 

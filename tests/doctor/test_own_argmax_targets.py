@@ -3,7 +3,6 @@ was meant: the model is fitted to its own guesses and the labels never reach it.
 loss on the labels passes, and so does a supervised loss with an entropy term on the argmax beside it."""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trainwell import doctor

@@ -19,6 +19,7 @@ from trainwell.doctor.adam_settings import adam_settings
 from trainwell.doctor.augmented_validation import augmented_validation
 from trainwell.doctor.batch_flatten import loop_flattened_batch
 from trainwell.doctor.batch_mixing import loop_batch_mixing
+from trainwell.doctor.batch_standardized_targets import batch_standardized
 from trainwell.doctor.batchnorm_momentum import batchnorm_momentum_verdict
 from trainwell.doctor.bce_targets import binary_targets_verdict
 from trainwell.doctor.class_weights import NAME as CLASS_WEIGHTS
@@ -295,7 +296,7 @@ def loop_verdicts(w) -> list:
            trained_symmetry(p.model, p.optimizers, p.opt_steps) or
            constant_init_verdict(w.first_step.constant if w.first_step is not None else w._constant, p.model),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
-           own_argmax_targets(w._loss_inputs.training_call),
+           own_argmax_targets(w._loss_inputs.training_call), batch_standardized(w._loss_inputs.standardized),
            probability_targets_verdict(w._loss_inputs.training_call.row_sums),
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
