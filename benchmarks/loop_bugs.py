@@ -723,9 +723,13 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                     if cfg.extra.get("backward_twice"):  # a backward(retain_graph=True) of its own (for a gradient
                         loss.backward(retain_graph=True)  # norm logged before the step), then the step's backward
+                    if cfg.extra.get("aux_after_backward"):  # loss = main; loss.backward(); loss = loss + 0.3 *
+                        loss = F.cross_entropy(out[0], labels)  # aux: the second task's term added after backward()
                     # loss.backward() as written (a loss scale of 1 multiplies nothing: the same gradient, bit for bit)
                     (scaler.scale(loss) if cfg.amp else loss * cfg.loss_scale if cfg.loss_scale != 1.0 else
                      loss).backward()
+                    if cfg.extra.get("aux_after_backward"):  # the total logged and given on: its aux term unused
+                        loss = loss + 0.3 * F.cross_entropy(out[1], labels % 2)
                     if cfg.scheduler == "cosine_micro":  # sized in optimizer steps, stepped per micro-batch
                         sched.step()
                     if cfg.extra.get("step_each_micro"):  # optimizer.step() outside the `if (i + 1) % k == 0:`
@@ -1473,6 +1477,11 @@ CASES = [
               extra={"standardized_targets": "both", "batch_standardized_targets": True}),
          Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "both"}),
          "standardized by each batch"),
+    # loss.backward() written before the second task's term is added (loss = loss + 0.3 * aux_loss after it): the
+    # logged total holds the term, the gradient never did
+    Case("loss.backward(), then loss = loss + 0.3 * aux_loss (the second task's term added after backward)",
+         Loop(model="aux", loss="aux", extra={"aux_after_backward": True}), Loop(model="aux", loss="aux"),
+         "loop: every trainable"),
 ]
 
 
