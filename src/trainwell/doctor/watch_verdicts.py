@@ -44,6 +44,7 @@ from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.loop_wiring import loop_wiring
 from trainwell.doctor.low_precision import low_precision_weights
+from trainwell.doctor.nonfinite_weights import nonfinite_start
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.output_width import wider_than_labels
 from trainwell.doctor.own_argmax_targets import own_argmax_targets
@@ -297,6 +298,7 @@ def loop_verdicts(w) -> list:
            constant_init_verdict(w.first_step.constant if w.first_step is not None else w._constant, p.model),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
            own_argmax_targets(w._loss_inputs.training_call), batch_standardized(w._loss_inputs.standardized),
+           nonfinite_start(p.nonfinite_at_start, len(p.named)),
            probability_targets_verdict(w._loss_inputs.training_call.row_sums),
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
