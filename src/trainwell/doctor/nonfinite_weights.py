@@ -22,9 +22,15 @@ SHOWN = 3
 
 
 def nonfinite_parameters(named: dict[str, torch.Tensor]) -> list[str]:
-    """The names of the parameters in ``named`` holding a NaN or an Inf (one check per tensor)."""
+    """The names of the parameters in ``named`` holding a NaN or an Inf (read back once per device)."""
     with torch.no_grad():
-        return [name for name, p in named.items() if p.numel() and not bool(torch.isfinite(p).all())]
+        kept = [(name, p) for name, p in named.items() if p.numel()]
+        by_device: dict = {}
+        for name, p in kept:
+            by_device.setdefault(p.device, []).append((name, torch.isfinite(p).all()))
+        return [name for pairs in by_device.values()
+                for (name, _), finite in zip(pairs, torch.stack([f for _, f in pairs]).tolist(), strict=True)
+                if not finite]
 
 
 def nonfinite_start(names: list[str], total: int) -> Verdict | None:
