@@ -19,6 +19,7 @@ from trainwell.doctor.adam_settings import adam_settings
 from trainwell.doctor.augmented_validation import augmented_validation
 from trainwell.doctor.batch_flatten import loop_flattened_batch
 from trainwell.doctor.batch_mixing import loop_batch_mixing
+from trainwell.doctor.batch_standardized_targets import batch_standardized
 from trainwell.doctor.batchnorm_momentum import batchnorm_momentum_verdict
 from trainwell.doctor.bce_targets import binary_targets_verdict
 from trainwell.doctor.class_weights import NAME as CLASS_WEIGHTS
@@ -35,7 +36,7 @@ from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.epoch_steps import once_per_epoch
 from trainwell.doctor.flat_outputs import flat_outputs
-from trainwell.doctor.growing_gamma import growing_gamma
+from trainwell.doctor.growing_gamma import growing_gamma, steep_gamma_advice
 from trainwell.doctor.ignored_class_call import ignored_class_call
 from trainwell.doctor.input_independent_level import constant_only, unmatched_labels
 from trainwell.doctor.inverted_mask import loop_inverted_mask
@@ -43,8 +44,10 @@ from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.loop_wiring import loop_wiring
 from trainwell.doctor.low_precision import low_precision_weights
+from trainwell.doctor.nonfinite_weights import nonfinite_start
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.output_width import wider_than_labels
+from trainwell.doctor.own_argmax_targets import own_argmax_targets
 from trainwell.doctor.padding_read import loop_padding_idx
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.plateau_steps import observed_ratios
@@ -264,7 +267,9 @@ def loop_verdicts(w) -> list:
            stuck_warmup(group_rates(p), p.start_lrs, [g.get("initial_lr") for g in p.optimizer.param_groups]) or
            growing_gamma(w._scheduler_steps.stepped.values(), [*w._given, *p.optimizers], p.lrs) or
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group),
-                            w._builds.epochs()),
+                            w._builds.epochs(),
+                            lambda: steep_gamma_advice(w._scheduler_steps.stepped.values(),
+                                                       [*w._given, *p.optimizers])),
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
            loss_verdict(w, first), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
@@ -318,6 +323,8 @@ def loop_verdicts(w) -> list:
            trained_symmetry(p.model, p.optimizers, p.opt_steps) or
            constant_init_verdict(w.first_step.constant if w.first_step is not None else w._constant, p.model),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
+           own_argmax_targets(w._loss_inputs.training_call), batch_standardized(w._loss_inputs.standardized),
+           nonfinite_start(p.nonfinite_at_start, len(p.named)),
            probability_targets_verdict(w._loss_inputs.training_call.row_sums),
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),
