@@ -115,3 +115,38 @@ def test_a_deep_bidirectional_projected_lstm_counts_every_layer_and_direction():
     assert summarize(Reader(), (10, 5))[0].mult_adds == 10 * per_step
     # the weights say the same: every weight matrix is used once per step
     assert 10 * sum(p.numel() for n, p in lstm.named_parameters() if n.startswith("weight")) == 10 * per_step
+
+
+def _steps_read(model: nn.Module, shape: tuple[int, ...], axis: int) -> int:
+    """The oracle: how many input positions along ``axis`` (of one example) the output's gradient reaches."""
+    torch.manual_seed(0)
+    x = torch.randn(1, *shape, requires_grad=True)
+    model(x).sum().backward()
+    reached = x.grad[0].abs().sum(dim=tuple(d for d in range(len(shape)) if d != axis)) > 0
+    return int(reached.sum())
+
+
+def test_a_recurrent_layer_sees_its_whole_input_sequence():
+    class LastStep(nn.Module):  # a user's GRU classifier on (T, F) sequences, read at its last step
+        def __init__(self):
+            super().__init__()
+            self.gru, self.head = nn.GRU(5, 7, batch_first=True), nn.Linear(7, 2)
+
+        def forward(self, x):
+            return self.head(self.gru(x)[0][:, -1])
+
+    class ConvThenLSTM(nn.Module):  # a conv front end over (C, L) signals, then a bidirectional LSTM
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(5, 8, 3)
+            self.lstm, self.head = nn.LSTM(8, 6, batch_first=True, bidirectional=True), nn.Linear(12, 2)
+
+        def forward(self, x):
+            return self.head(self.lstm(self.conv(x).transpose(1, 2))[0][:, 0])
+
+    rows = summarize(LastStep(), (12, 5))
+    assert [r.receptive_field for r in rows] == [(12,), (12,)]
+    assert _steps_read(LastStep(), (12, 5), axis=0) == 12
+    rows = summarize(ConvThenLSTM(), (5, 20))
+    assert [r.receptive_field for r in rows] == [(3,), (20,), (20,)]
+    assert _steps_read(ConvThenLSTM(), (5, 20), axis=1) == 20

@@ -123,6 +123,18 @@ def _recurrent_mult_adds(module: nn.RNNBase, x: torch.Tensor) -> int:
     return steps * per_step
 
 
+def _recurrent_field(module: nn.Module, args: tuple, input_shape: tuple[int, ...], state: dict) -> None:
+    """A recurrent layer's last step has read every step before it (a bidirectional one's outputs every step), so
+    from it on the field is the whole input, as after a dense layer. Run on the (T, F) input itself with
+    ``batch_first=True``, its positions are the input's T steps (axis 0 of ``input_shape``), not its F features."""
+    if not isinstance(module, nn.RNNBase):
+        return
+    state["dense"] = True
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if x is not None and module.batch_first and len(input_shape) == 2 and tuple(x.shape[1:]) == tuple(input_shape):
+        state["full"] = (input_shape[0],)
+
+
 def _matrix_costs(module: nn.Module, args: tuple, neurons: int, params: int) -> tuple[int, int]:
     """(parameters without sharing, mult-adds) of a Linear (applied at every position of (T, F) inputs, one matrix
     shared by the T positions) or a recurrent layer (its matrices shared across time steps: counted once)."""
@@ -163,7 +175,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     rf = [1] * max(spatial_dims, 1)
     jump = [1] * max(spatial_dims, 1)
     full = tuple(input_shape[1:]) if spatial_dims else (math.prod(input_shape),)
-    state = {"dense": spatial_dims == 0}
+    state = {"dense": spatial_dims == 0, "full": full}
     rows: list[LayerRow] = []
     calls: dict[int, int] = {}  # id(module) -> how many times it has run
     leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
@@ -212,7 +224,9 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
             elif isinstance(module, (nn.Linear, nn.RNNBase)):
                 unshared, mult_adds = _matrix_costs(module, args, neurons, params)
                 state["dense"] = state["dense"] or isinstance(module, nn.Linear)
-            field = full if state["dense"] else tuple(math.ceil(min(r, f)) for r, f in zip(rf, full, strict=False))
+                _recurrent_field(module, args, input_shape, state)
+            field = state["full"] if state["dense"] else tuple(
+                math.ceil(min(r, f)) for r, f in zip(rf, state["full"], strict=False))
             rows.append(LayerRow(name or type(module).__name__, type(module).__name__, out_shape, neurons, params,
                                  unshared, field, mult_adds, unseen, calls[id(module)]))
         return record
