@@ -462,3 +462,27 @@ def test_best_weights_restored_both_for_the_run_and_its_members_is_refused():
                 member_callbacks=[[EarlyStopping(patience=1, restore_best_weights=True)] for _ in range(2)])
     Trainer(learner, epochs=2, batch_size=32, seed=[0, 1], callbacks=[EarlyStopping(patience=1)],
             member_callbacks=[[EarlyStopping(patience=1, restore_best_weights=True)] for _ in range(2)])  # one side
+
+
+def test_a_population_without_seeds_draws_every_members_batches_as_a_default_fit_does():
+    class Net(nn.Module):  # the user's own model
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(10, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.fc2(torch.tanh(self.fc1(x)))
+
+    torch.manual_seed(0)
+    nets = [Net(), Net()]
+    learner = PopulationLearner(nets[0], [n.state_dict() for n in nets], optimizer="sgd", lrs=[0.1, 0.05],
+                                weight_decays=[0.0, 0.0])
+    Trainer(learner, epochs=2, batch_size=32).fit(_data())  # no seed= given
+    for m, lr in enumerate((0.1, 0.05)):
+        alone = copy.deepcopy(nets[m])
+        Trainer(alone, torch.optim.SGD(alone.parameters(), lr=lr), epochs=2, batch_size=32).fit(_data())
+        for k, v in alone.state_dict().items():
+            torch.testing.assert_close(learner.params[k][m], v, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="seed: 1 seeds for 2 members"):
+        Trainer(learner, epochs=1, batch_size=32, seed=3)
+
