@@ -150,3 +150,26 @@ def test_a_recurrent_layer_sees_its_whole_input_sequence():
     rows = summarize(ConvThenLSTM(), (5, 20))
     assert [r.receptive_field for r in rows] == [(3,), (20,), (20,)]
     assert _steps_read(ConvThenLSTM(), (5, 20), axis=1) == 20
+
+
+def test_a_model_that_reads_a_dict_is_told_apart_from_a_wrong_shape():
+    class DictIn(nn.Module):  # a user's model whose forward takes {"x": ...}
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, batch):
+            return self.fc(batch["x"])
+
+    with pytest.raises(TypeError) as torch_says:  # the oracle: the forward itself refuses one tensor
+        DictIn()(torch.zeros(1, 4))
+    with pytest.raises(ValueError, match=r"DictIn failed in its own forward before any layer ran, on a zero input "
+                                         r"of shape \(1, 4\).*a forward that reads a dict") as ours:
+        summarize(DictIn(), (4,))
+    assert str(torch_says.value).splitlines()[0] in str(ours.value)
+    class TensorIn(DictIn):  # the same layer, reading a tensor of the wrong width
+        def forward(self, x):
+            return self.fc(x)
+
+    with pytest.raises(ValueError, match=r"\(1, 5\).*in its layer 'fc': give one example's shape"):
+        summarize(TensorIn(), (5,))

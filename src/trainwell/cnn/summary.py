@@ -232,22 +232,37 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
         return record
 
     example = _probe_input(model, input_shape)
+    started: list[str] = []  # the leaf layers that began to run, in order
     handles = [m.register_forward_hook(hook(name)) for name, m in leaves]
+    handles += [m.register_forward_pre_hook(lambda module, args, name=name: started.append(name))
+                for name, m in leaves]
     try:
         with kept_modes(model), torch.no_grad():  # each module's own mode (a frozen BatchNorm stays)
             model.eval()
             try:
                 model(example)
             except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ValueError(
-                    f"summarize: {type(model).__name__} failed on a zero input of shape {tuple(example.shape)} "
-                    f"({example.dtype}), built from input_shape={tuple(input_shape)} with a batch of 1 in front: "
-                    f"give one example's shape without the batch axis, e.g. (C, H, W) ({first})") from e
+                raise ValueError(_failure(model, example, input_shape, started, e)) from e
     finally:
         for h in handles:
             h.remove()
     return rows
+
+
+def _failure(model: nn.Module, example: torch.Tensor, input_shape: tuple[int, ...], started: list[str],
+             error: Exception) -> str:
+    """The one-line message for a model that failed on the zero example: where it failed (in a layer, or in its
+    own code before any layer ran, where a forward that reads a dict or several inputs fails on one tensor)."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    tried = (f"a zero input of shape {tuple(example.shape)} ({example.dtype}), built from "
+             f"input_shape={tuple(input_shape)} with a batch of 1 in front")
+    if not started:
+        return (f"summarize: {type(model).__name__} failed in its own forward before any layer ran, on {tried} "
+                f"({first}): summarize calls the model with that one tensor, so a forward that reads a dict, a tuple "
+                f"or several inputs cannot run (summarize the submodule that takes a tensor); otherwise give one "
+                f"example's shape without the batch axis, e.g. (C, H, W)")
+    return (f"summarize: {type(model).__name__} failed on {tried}, in its layer {started[-1]!r}: give one "
+            f"example's shape without the batch axis, e.g. (C, H, W) ({first})")
 
 
 def totals(rows: list[LayerRow]) -> dict[str, int]:
