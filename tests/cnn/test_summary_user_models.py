@@ -173,3 +173,35 @@ def test_a_model_that_reads_a_dict_is_told_apart_from_a_wrong_shape():
 
     with pytest.raises(ValueError, match=r"\(1, 5\).*in its layer 'fc': give one example's shape"):
         summarize(TensorIn(), (5,))
+
+
+@pytest.mark.parametrize(("kernel", "stride", "dilation", "field"), [(4, 2, 1, 2), (3, 2, 1, 2), (5, 2, 1, 3),
+                                                                    (3, 1, 2, 5), (4, 3, 2, 3)])
+def test_a_transposed_conv_counts_its_scattered_mult_adds_and_the_inputs_an_output_sees(kernel, stride, dilation,
+                                                                                        field):
+    class Decoder(nn.Module):  # a user's upsampling head: a transposed conv, then a 1x1 conv
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(6, 4, kernel, stride=stride, dilation=dilation)
+            self.out = nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.up(x)))
+
+    torch.manual_seed(0)
+    model = Decoder()
+    rows = summarize(model, (6, 7, 7))
+    with FlopCounterMode(display=False) as flops:
+        model.up(torch.zeros(1, 6, 7, 7))
+    assert rows[0].mult_adds == flops.get_total_flops() // 2
+    assert rows[0].params_unshared == rows[0].mult_adds + rows[0].neurons  # one weight per connection, one bias
+    assert rows[0].receptive_field == rows[1].receptive_field == (field, field)
+    x = torch.randn(1, 6, 7, 7, requires_grad=True)  # the oracle: the widest input patch an output's gradient reaches
+    out = model.up(x)
+    widest = 0
+    for o in range(out.shape[-1] // 2, out.shape[-1] // 2 + stride):
+        x.grad = None
+        out[0, 0, o, o].backward(retain_graph=True)
+        reached = (x.grad[0].abs().sum(0).sum(0) > 0).nonzero().flatten()
+        widest = max(widest, int(reached.max() - reached.min()) + 1)
+    assert widest == field
