@@ -3,11 +3,14 @@ recorded (oracle: the history itself)."""
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from trainwell.viz import plots
+
+pytestmark = pytest.mark.slow  # matplotlib's first drawing: seconds
 
 
 def _drawn(monkeypatch, history, tmp_path):
