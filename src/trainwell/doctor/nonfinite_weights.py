@@ -13,6 +13,7 @@ holding a value that is not finite.
 from __future__ import annotations
 
 import torch
+from torch.nn.parameter import is_lazy
 
 from trainwell.doctor.verdict import Verdict
 
@@ -22,9 +23,10 @@ SHOWN = 3
 
 
 def nonfinite_parameters(named: dict[str, torch.Tensor]) -> list[str]:
-    """The names of the parameters in ``named`` holding a NaN or an Inf (read back once per device)."""
+    """The names of the parameters in ``named`` holding a NaN or an Inf (read back once per device); a lazy
+    module's parameters, which hold no values before its first forward, are not read."""
     with torch.no_grad():
-        kept = [(name, p) for name, p in named.items() if p.numel()]
+        kept = [(name, p) for name, p in named.items() if not is_lazy(p) and p.numel()]
         by_device: dict = {}
         for name, p in kept:
             by_device.setdefault(p.device, []).append((name, torch.isfinite(p).all()))
