@@ -50,6 +50,8 @@ def test_watch_names_swapped_betas_with_the_order_meant():
     verdict, _ = _watched(betas=(0.999, 0.9))
     assert verdict is not None and verdict.status == "warn"
     assert "betas=(0.999, 0.9)" in verdict.value and "write betas=(0.9, 0.999)" in verdict.advice
+    ratio = 0.999**2 / 0.9**0.5  # Kingma & Ba's γ = β1²/√β2: 1.05, over their bound of 1
+    assert f"(β1²/√β2 = {ratio:.3g}; Kingma & Ba's convergence condition asks it below 1)" in verdict.value
 
 
 def test_watch_names_an_eps_above_the_gradients_scale():

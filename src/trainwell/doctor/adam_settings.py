@@ -72,9 +72,11 @@ def adam_settings(optimizers) -> Verdict | None:
         for group, states in _adam_groups(optimizer):
             beta1, beta2 = (float(b) for b in group["betas"])
             if beta1 > beta2:
+                ratio = beta1 ** 2 / math.sqrt(beta2)
+                bound = "; Kingma & Ba's convergence condition asks it below 1" if ratio >= 1 else ""
                 found.setdefault((id(optimizer), "betas"), (
                     f"{kind}(betas=({beta1:g}, {beta2:g})): the first moment's decay is above the second's "
-                    f"(β1²/√β2 = {beta1 ** 2 / math.sqrt(beta2):.3g})",
+                    f"(β1²/√β2 = {ratio:.3g}{bound})",
                     f"write betas=({beta2:g}, {beta1:g}): β1 (the gradient's mean, 0.9) comes first, β2 (its "
                     "square's, 0.999) second"))
             share = eps_share(group, states)
