@@ -395,9 +395,9 @@ class Monitor(Callback):
         if key == "saturated":
             return Verdict(f"monitor: {w['kind']}", "info", f"{_named(w)} at step {w['step']}: {w['value']}; at "
                            f"step {last['step']}: {last['activations'][w['where']][key]:.0%} (out of saturation "
-                           "again: it was that batch's)", self._expected(w["kind"]), "nothing to do for this layer: "
-                           "a layer that saturates for good stays saturated on the later batches; if it recurs, "
-                           "normalize what feeds it")
+                           "again: the saturation came from that one batch)", self._expected(w["kind"]),
+                           "nothing to do for this layer: a layer that saturates for good stays saturated on the "
+                           "later batches; if it recurs, normalize what feeds it")
         return Verdict(f"monitor: {w['kind']}", "info", f"{_named(w)} at step {w['step']}: {w['value']}; at step "
                        f"{last['step']}: {last['activations'][w['where']][key]:.0%} (the units came back: they "
                        "were not dead)", self._expected(w["kind"]), "nothing to do for this layer: dead units get no "

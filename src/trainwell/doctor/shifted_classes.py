@@ -57,7 +57,8 @@ def class_shift(train_counts: torch.Tensor | None, counts: torch.Tensor | None) 
         return None
     order = torch.argsort((train - val).abs(), descending=True)[:5].tolist()
     shares = ", ".join(f"class {c}: {val[c]:.0%} vs {train[c]:.0%}" for c in order)
-    return Verdict(NAME, "info", f"{SHIFTED} by {shift:.0%} (total variation; validation vs training: {shares}"
+    return Verdict(NAME, "info", f"{SHIFTED} by {shift:.0%} (total variation: half the summed differences of "
+                   f"the shares; validation vs training: {shares}"
                    f"{' and more' if classes > 5 else ''}); the predictions agree with {given:.0%} of the "
                    f"validation labels as given (chance {chance:.0%}): the labels are encoded as the training's, the "
                    "classes' frequencies shifted", "validation labels encoded as the training's",
