@@ -681,6 +681,10 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp), \
                             torch.no_grad() if cfg.extra.get("forward_no_grad") else contextlib.nullcontext():
                         out = model(inputs)
+                    if cfg.extra.get("batch_standardized_targets"):  # a target normalizer fitted on each batch:
+                        labels = (labels - labels.mean()) / labels.std()  # (yb - yb.mean()) / yb.std()
+                    if cfg.extra.get("labels_from_outputs"):  # preds = out.argmax(1); criterion(out, preds),
+                        labels = out.argmax(1)  # meant criterion(out, y): the model fitted to its own guesses
                     loss = loss_fn(out.float() if cfg.amp else out, labels) if mixed is None else \
                         F.cross_entropy(out, mixed)
                     if cfg.extra.get("forward_no_grad"):
@@ -705,6 +709,8 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                     if "penalty" in cfg.extra:  # an L2 penalty added by hand; "detached": the loss on out.detach()
                         loss = (loss_fn(out.detach(), y[part]) if cfg.extra["penalty"] == "detached" else loss) + \
                             1e-4 * sum(p.pow(2).sum() for p in model.parameters())
+                    if "loss_clamp" in cfg.extra:  # torch.clamp(loss, max=...) to tame spikes: a loss above the
+                        loss = torch.clamp(loss, max=cfg.extra["loss_clamp"])  # cap sends no gradient at all
                     if dropped:
                         continue
                     if cfg.accumulate > 1 and cfg.divide_accumulated:  # "divide_by": the loss divided by another
@@ -717,9 +723,13 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                     if cfg.extra.get("backward_twice"):  # a backward(retain_graph=True) of its own (for a gradient
                         loss.backward(retain_graph=True)  # norm logged before the step), then the step's backward
+                    if cfg.extra.get("aux_after_backward"):  # loss = main; loss.backward(); loss = loss + 0.3 *
+                        loss = F.cross_entropy(out[0], labels)  # aux: the second task's term added after backward()
                     # loss.backward() as written (a loss scale of 1 multiplies nothing: the same gradient, bit for bit)
                     (scaler.scale(loss) if cfg.amp else loss * cfg.loss_scale if cfg.loss_scale != 1.0 else
                      loss).backward()
+                    if cfg.extra.get("aux_after_backward"):  # the total logged and given on: its aux term unused
+                        loss = loss + 0.3 * F.cross_entropy(out[1], labels % 2)
                     if cfg.scheduler == "cosine_micro":  # sized in optimizer steps, stepped per micro-batch
                         sched.step()
                     if cfg.extra.get("step_each_micro"):  # optimizer.step() outside the `if (i + 1) % k == 0:`
@@ -742,7 +752,7 @@ def run(cfg: Loop, seed: int = 0, every: int = 20, calls: Explicit | Plain | Non
                 # step_per_epoch: optimizer.step() dedented to the epoch loop (after the last batch only)
                 late = cfg.extra.get("step_per_epoch") and i < steps_per_epoch - 1
                 if not cfg.skip_step and not cfg.step_first and not cfg.extra.get("step_each_micro") and not late:
-                    if cfg.amp:
+                    if cfg.amp and not cfg.extra.get("scaler_step_forgotten"):
                         scaler.step(opt)
                         scaler.update()
                     else:
@@ -1448,6 +1458,30 @@ CASES = [
     Case("model.to(torch.bfloat16) trained by Adam(lr=2e-4) (updates below the weights' bfloat16 resolution)",
          Loop(lr=2e-4, extra={"adam": "Adam", "bf16": True}), Loop(lr=2e-4, extra={"adam": "Adam"}),
          "loop: low-precision weights"),
+    # torch.clamp(loss, max=1.0) written to tame loss spikes: cross-entropy starts near log(4) = 1.39, above the cap,
+    # so the clamped loss sends no gradient and nothing ever learns
+    Case("loss = torch.clamp(loss, max=1.0) to tame spikes (no gradient while the loss is above 1)",
+         Loop(extra={"loss_clamp": 1.0}), Loop(), "torch.clamp(loss"),
+    # AMP's recipe with its step forgotten: scaler.scale(loss).backward(); optimizer.step() (no scaler.step, no
+    # update): every update carries the scaler's 65536
+    Case("scaler.scale(loss).backward() then optimizer.step() (scaler.step(optimizer) forgotten)",
+         Loop(amp=True, extra={"scaler_step_forgotten": True}), Loop(amp=True), "scaler.step(optimizer)"),
+    # preds = out.argmax(1) kept for an accuracy, then criterion(out, preds) where criterion(out, y) was meant: the
+    # model fitted to its own guesses, the labels never used
+    Case("loss = criterion(out, preds) with preds = out.argmax(1) (meant criterion(out, y))",
+         Loop(extra={"labels_from_outputs": True}), Loop(), "argmax of its own scores"),
+    # a target normalizer fitted on each batch, (yb - yb.mean()) / yb.std() in the loop (meant the training set's
+    # statistics, once): the targets made relative to each batch
+    Case("regression targets standardized on each batch, (yb - yb.mean()) / yb.std() (meant the training set's)",
+         Loop(loss="mse", lr=0.01, target_scale=3e4,
+              extra={"standardized_targets": "both", "batch_standardized_targets": True}),
+         Loop(loss="mse", lr=0.01, target_scale=3e4, extra={"standardized_targets": "both"}),
+         "standardized by each batch"),
+    # loss.backward() written before the second task's term is added (loss = loss + 0.3 * aux_loss after it): the
+    # logged total holds the term, the gradient never did
+    Case("loss.backward(), then loss = loss + 0.3 * aux_loss (the second task's term added after backward)",
+         Loop(model="aux", loss="aux", extra={"aux_after_backward": True}), Loop(model="aux", loss="aux"),
+         "loop: every trainable"),
 ]
 
 

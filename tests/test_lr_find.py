@@ -47,8 +47,14 @@ def test_the_reading_of_a_scripted_curve():
 def test_lr_find_command_prints_a_suggestion_and_writes_the_plot(workdir, capsys):
     sets = [a for s in SPIRALS for a in ("--set", s)]
     assert main(["lr-find", *sets, "--steps", "60", "--out", "lr.png"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert out.startswith("suggested learning rate: ") and "--set optim.lr=" in out and "doctor, a 60-step" in out
+    suggested = out.split()[3]
+    progress = err.splitlines()  # what runs, as it starts: the command is silent for seconds otherwise
+    assert progress[:2] == ["lr-find: loading the data and building the model...",
+                            "lr-find: the range test, up to 60 steps while the rate grows from 1e-07 to 10..."]
+    assert progress[2].startswith("lr-find: checking ") and "-step run read by the doctor..." in progress[2]
+    assert float(progress[-1].split()[2]) == pytest.approx(float(suggested), rel=2e-3)  # the rate last checked
     assert (workdir / "lr.png").stat().st_size > 0
     assert main(["lr-find", "--start", "1", "--end", "0.1"]) == 2
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import shlex
 import sys
 
 from trainwell import cli_commands as commands
+from trainwell import cli_doctor_commands as doctor_commands
 from trainwell.cli_parser import build_parser
 from trainwell.errors import DistributedError, ParameterError, TrainwellError
 from trainwell.heap import keep_freed_memory
@@ -46,21 +48,68 @@ def _one_line(message) -> str:
     return text
 
 
+def _interrupted(args, stop: KeyboardInterrupt) -> str:
+    """What a Ctrl-C answers. A fit or a population sweep says itself how to resume (``Interrupted``). A sweep trained
+    member after member, a ``prune`` or a ``lab run`` stopped inside one of its training runs must not advise that
+    run's ``fit --resume``, which would not continue the command: the sweep names ``sweep --resume``, a prune (which
+    does not resume) where its finished rounds are and how to start again, a lab run where the finished experiments
+    are and the command that continues with the others."""
+    by = f" by {stop.signal_name}" if getattr(stop, "signal_name", None) else ""
+    member = getattr(stop, "run_dir", None)
+    if args.command == "sweep" and member is not None and (member.parent / "sweep.json").is_file():  # sequential
+        return (f"interrupted{by} in {member.name} after {stop.epochs} completed epochs; checkpoint saved: continue "
+                f"the sweep with `trainwell sweep --resume {member.parent}`")
+    if args.command == "prune" and getattr(stop, "run_dir", None) is not None:
+        folder = stop.run_dir.parent
+        return (f"interrupted{by} in {stop.run_dir.name} after {stop.epochs} completed epochs; prune does not resume: "
+                f"the rounds that finished are kept in {folder}; run the prune again to start over (--out {folder} "
+                "--force replaces this folder)")
+    if args.command != "lab" or getattr(args, "lab_command", None) != "run":
+        return str(stop) if getattr(stop, "exit_code", None) is not None else "interrupted"
+    words = ["--all"] if args.all else list(args.names)
+    words += ["--quick"] * args.quick + ["--control"] * args.control
+    words += [f"--seeds {args.seeds}"] * (args.seeds != 1) + [f"--seed {args.seed}"] * (args.seed is not None)
+    words += [f"--jobs {args.jobs}"] * (args.jobs != 1) + [f"--out {shlex.quote(args.out)}", "--resume"]
+    return (f"interrupted{by}; the experiments that finished are kept in {args.out} (its index.html lists them): "
+            f"continue with `trainwell lab run {' '.join(words)}`")
+
+
 COMMANDS = {
-    "fit": commands.cmd_fit, "doctor": commands.cmd_doctor, "watch": commands.cmd_watch, "prune": commands.cmd_prune,
-    "sweep": commands.cmd_sweep,
+    "fit": commands.cmd_fit, "doctor": doctor_commands.cmd_doctor, "watch": doctor_commands.cmd_watch,
+    "prune": commands.cmd_prune, "sweep": commands.cmd_sweep,
     "report": commands.cmd_report, "summary": commands.cmd_summary, "filters": commands.cmd_filters,
     "datasets": commands.cmd_datasets, "lab": commands.cmd_lab, "lr-find": commands.cmd_lr_find,
 }
 _import_pipeline = commands._import_pipeline  # torch's import as the commands make it (benchmarks/fit_wall.py)
 
 
+def _unrecognized(extra: list[str]) -> str:
+    """argparse's "unrecognized arguments", with the ``--set`` form of a flag that names a config field
+    (``--epochs 3``: ``--set train.epochs=VALUE``), the way users of other trainers' flags try it."""
+    from trainwell.config import Config  # no torch
+
+    sections = {name: fields for name, fields in Config().to_dict().items() if isinstance(fields, dict)}
+    for word in extra:
+        name, given, value = word[2:].partition("=") if word.startswith("--") else ("", "", "")
+        key = name.replace("-", "_")
+        dotted = [f"--set {section}.{key}={value if given else 'VALUE'}" for section, fields in sections.items()
+                  if key in fields]
+        if dotted:
+            return (f"unrecognized arguments: {' '.join(extra)}: a config setting is given with --set, "
+                    f"{' or '.join(dotted)}")
+    return f"unrecognized arguments: {' '.join(extra)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
     except SystemExit as exc:  # usage errors (exit 2, one line already printed), --help and --version (0)
         return exc.code if isinstance(exc.code, int) else 2
+    if extra:  # one line naming the command (argparse's names only `trainwell`)
+        words = " ".join(w for w in (args.command, getattr(args, "lab_command", None)) if w)
+        print(f"trainwell {words}: error: {_unrecognized(extra)} (see --help)", file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 2
@@ -82,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as exc:
         code = getattr(exc, "exit_code", None)  # trainwell.train.interrupt.Interrupted: saved, says how to resume
-        print(f"trainwell {args.command}: {exc if code is not None else 'interrupted'}", file=sys.stderr)
+        print(f"trainwell {args.command}: {_interrupted(args, exc)}", file=sys.stderr)
         return code if code is not None else 130
     finally:
         figure_process.stop()  # the drawing process, if the command started one

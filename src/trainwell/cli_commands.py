@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import time
 from pathlib import Path
 
 from trainwell import cli_tables
@@ -61,71 +60,6 @@ def _import_pipeline() -> None:
         gc.freeze()
         if enabled:
             gc.enable()
-
-
-def cmd_doctor(args) -> int:
-    from trainwell.config import load_config
-    from trainwell.data.registry import spec_of
-
-    cfg = load_config(args.config, args.overrides)  # config mistakes are reported before torch is imported
-    spec_of(cfg.data.name)
-    _import_pipeline()
-    from trainwell.doctor import Report
-    from trainwell.pipeline import preflight, prepare
-
-    verdicts = preflight(prepare(cfg))
-    report = Report(verdicts, f"trainwell doctor: {cfg.model.kind} on {cfg.data.name}", ["pre"] * len(verdicts))
-    if args.json:
-        print(report.to_json())
-    else:
-        _console().print(report.rendered(details="run it again with --json"))
-    return 1 if report.failed else 0
-
-
-def cmd_watch(args) -> int:
-    if not Path(args.script).is_file():
-        raise TrainwellError(f"no script at {args.script!r}: give the path of a Python file that "
-                             "trains a model")
-    _import_pipeline()
-    from trainwell.doctor.script_watch import ScriptWatch
-
-    runner = ScriptWatch(args.every, args.model, args.check)
-    tic = time.perf_counter()
-    reports = runner.run(args.script, args.script_args)
-    wall = time.perf_counter() - tic
-    if runner.model_error:  # the script was stopped: --model named none of its modules
-        raise TrainwellError(runner.model_error)
-    if runner.error:
-        print(runner.error.rstrip(), file=sys.stderr)
-    if not reports:
-        if runner.unmatched:
-            raise TrainwellError(f"--model {args.model} holds none of the parameters of the optimizers that "
-                                 f"stepped in {args.script}: nothing was watched")
-        if runner.exited:  # its help (-h), a check that failed, sys.exit() before training: its own status
-            print(f"trainwell watch: {args.script} exited (status {runner.status}) before any training loop: "
-                  "nothing was watched", file=sys.stderr)
-            if args.json:
-                print("[]")
-            return runner.status
-        if runner.unheld:
-            raise TrainwellError(f"{args.script} stepped {runner.unheld} optimizer(s) on tensors that no nn.Module "
-                                 "holds (torch.func's stack_module_state, a list of raw tensors): there was no "
-                                 "model's loop to read; hold them as nn.Parameter in a module to have it read")
-        raise TrainwellError(f"{args.script} never called optimizer.step() twice: there was no training loop to "
-                             "read")
-    if args.json:  # one object per training loop: its title, status, the check to read first, and its verdicts
-        import json
-
-        print(json.dumps([{"title": r.title, "status": r.status,
-                           "likely_cause": r.likely_cause.check if r.likely_cause else None,
-                           "verdicts": r.as_dicts()} for r in reports], indent=2, default=str))
-    else:
-        for report in reports:
-            _console().print(report.rendered(details="run it again with --json"))
-    # the script's own failure (it raised, or exited with a status) is its exit status, as python would give it
-    code = runner.status or (1 if any(r.failed for r in reports) else 0)
-    print(cli_tables.watch_footer(args.script, wall, reports, code, runner.status), file=sys.stderr)
-    return code
 
 
 def cmd_fit(args) -> int:
@@ -325,6 +259,8 @@ def cmd_sweep(args) -> int:
     for check in result.skipped:
         print(f"skipped (population): {check}")
     print(f"results: {result.out}/results.csv{f', report: {result.report}' if result.report else ''}")
+    for line in cli_tables.failed_members(result.out, result.rows):
+        print(line)
     if failed:
         print(f"{failed} member{'s' if failed > 1 else ''} failed (see the error column)", file=sys.stderr)
     return 1 if failed else 0
@@ -356,7 +292,7 @@ def cmd_lr_find(args) -> int:
     _output_file(args.out, args.force)
     from trainwell import lr_find
 
-    found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end)
+    found = lr_find.find_lr(cfg, steps=args.steps, start=args.start, end=args.end, quiet=False)  # progress: stderr
     lr_find.plot(found, args.out)
     if args.json:
         import json

@@ -106,3 +106,21 @@ def lottery(rows) -> object:
                                                                   for a in (r.test_acc, r.val_acc)),
                       "-" if r.early_stop_step is None else str(r.early_stop_step))
     return table
+
+
+def failed_members(out, rows: list[dict]) -> list[str]:
+    """``trainwell sweep``: a line per member that trained and failed (a non-finite or diverged loss) with the reason
+    its ``member-<i>/summary.json`` keeps: the table's ``failed`` column says only "yes"."""
+    import json
+    from pathlib import Path
+
+    lines = []
+    for i, row in enumerate(rows):
+        if row.get("failed") is True and "error" not in row:  # a task that failed (Ray) has its error column
+            try:
+                summary = json.loads((Path(out) / f"member-{i}" / "summary.json").read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):  # the member's folder is its own: the line says what it can
+                summary = None
+            reason = summary.get("stop_reason") if isinstance(summary, dict) else None
+            lines.append(f"failed: member-{i}" + (f" ({reason})" if reason else ""))
+    return lines

@@ -16,7 +16,7 @@ import torch
 
 from trainwell import prune
 from trainwell.config import Config, config_from_dict
-from trainwell.errors import ParameterError
+from trainwell.errors import ParameterError, TrainwellError
 from trainwell.manifest import record
 from trainwell.pipeline import fit, initialize
 from trainwell.pipeline.write import write_group_report
@@ -119,11 +119,19 @@ def lottery(cfg: Config, rounds: int, *, rate: float = 0.2, output_rate: float |
 def _rounds(claim: Claim, cfg: Config, rounds: int, rate: float, output_rate: float | None, rewind: float,
             control: str | None, quiet: bool, scope: str) -> list[RoundResult]:
     base = claim.path
-    claim.started()
     steps = cfg.train.epochs * -(-_train_size(cfg) // cfg.train.batch_size)
+    if rewind_step(rewind, steps) > steps:  # no snapshot would be taken: every ticket would start from theta_0
+        epochs = f"{cfg.train.epochs} epoch{'s' * (cfg.train.epochs != 1)}"
+        raise ParameterError("rewind", int(rewind), f"is past the end of training: the dense run trains {steps} steps "
+                             f"({epochs}); use a step count up to {steps} or a fraction in [0, 1)")
+    claim.started()
     snap = Snapshot(rewind_step(rewind, steps))
     note(f"prune: round 0 of {rounds}: the dense network", quiet)
     dense = fit(cfg, out=base / "round-0", force=True, quiet=quiet, callbacks=[snap])
+    if snap.state is None:  # a stopping criterion ended the dense run before the rewind step
+        raise TrainwellError(f"--rewind {rewind:g}: the dense run stopped after {dense.summary.get('steps')} steps "
+                             f"({dense.summary.get('stop_reason')}), before step {snap.step}: rewind to an earlier "
+                             "step or a fraction of training")
     masks = prune.current_masks(dense.model)
     rows = [_result(0, "ticket", masks, dense)]
     later = config_from_dict({**cfg.to_dict(), "doctor": {**cfg.to_dict()["doctor"], "preflight": False}})

@@ -154,6 +154,16 @@ def param_groups(params: nn.Module | Iterable, weight_decay: float) -> list[dict
     return [{"params": list(params), "weight_decay": weight_decay}]
 
 
+def plain_sgd_momentum(name: str, momentum: float | None, nesterov: bool, key: str = "name") -> float:
+    """The momentum to use (0.9 when not given). Plain ``sgd`` has none: a momentum or Nesterov given to it (as
+    torch's ``SGD(momentum=0.9)`` takes it) is refused with the name to use, ``momentum``, rather than dropped."""
+    if name == "sgd" and (momentum or nesterov):
+        given = f"momentum={momentum}" if momentum else "nesterov=True"
+        raise ValueError(f"{given} is not allowed with {key}='sgd', plain SGD: use {key}='momentum' for SGD with "
+                         f"{'Nesterov ' if nesterov else ''}momentum (torch's SGD(momentum=...))")
+    return 0.9 if momentum is None else momentum
+
+
 def build_optimizer(
     params: nn.Module | Iterable,
     name: str = "adam",
@@ -191,11 +201,7 @@ def build_optimizer(
         raise ValueError(f"lr={lr} is not allowed: use a number > 0")
     if not weight_decay >= 0:
         raise ValueError(f"weight_decay={weight_decay} is not allowed: use a number >= 0")
-    if name == "sgd" and (momentum or nesterov):
-        given = f"momentum={momentum}" if momentum else "nesterov=True"
-        raise ValueError(f"{given} is not allowed with name='sgd', plain SGD: use name='momentum' for SGD with "
-                         f"{'Nesterov ' if nesterov else ''}momentum (torch's SGD(momentum=...))")
-    momentum = 0.9 if momentum is None else momentum
+    momentum = plain_sgd_momentum(name, momentum, nesterov)
     spec = OPTIMIZERS[name]
     cls, kwargs = spec.make({"momentum": momentum, "nesterov": nesterov, "betas": betas, "eps": eps, "alpha": alpha,
                              "rmsprop_momentum": rmsprop_momentum})

@@ -90,14 +90,20 @@ def _make_folder(path: Path) -> bool:
         return False
 
 
+def _named(kind: str | None) -> str | None:
+    """A run kind as the user knows it: by the command that writes it (a ``lottery`` folder is ``prune``'s)."""
+    return "prune" if kind == "lottery" else kind
+
+
 def _lock_replaceable(path: Path, out, kind: str) -> RunLock:
     """Lock the non-empty ``path`` that ``--force`` would replace, or refuse in one line: it must be a trainwell
     ``kind`` run that no process holds, not contain the current directory, and hold only files in its manifest."""
     found = marked_kind(path)
     if found != kind:
-        what = f"a trainwell {found} run" if found else "not a trainwell run directory (no .trainwell-run marker)"
+        what = (f"a trainwell {_named(found)} run" if found else
+                "not a trainwell run directory (no .trainwell-run marker)")
         raise TrainwellError(f"--force refused: {str(out)!r} is {what}; --force only replaces a trainwell "
-                             f"{kind} run: choose another folder")
+                             f"{_named(kind)} run: choose another folder")
     old_lock = RunLock(path).acquire()  # refuses if a process is writing it
     try:
         resolved = path.resolve()
@@ -169,7 +175,7 @@ class Claim:
             return cls._start(path, kind, aside=None, created=created)
         if not force:
             raise TrainwellError(f"--out {str(out)!r} already exists and is not empty: choose another folder, or "
-                                 f"pass --force to replace it if it is a trainwell {kind} run")
+                                 f"pass --force to replace it if it is a trainwell {_named(kind)} run")
         old_lock = _lock_replaceable(path, out, kind)
         return cls._replace(path, kind, old_lock)
 

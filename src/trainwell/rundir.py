@@ -131,6 +131,12 @@ def require_run_config(run_dir: str | Path) -> Path:
     config = RunDir(run_dir).config
     if not Path(run_dir).exists():
         raise TrainwellError(f"{run_dir}: does not exist; --resume needs a trainwell run directory")
+    if not Path(run_dir).is_dir():
+        raise TrainwellError(f"{run_dir}: is a file, not a folder; --resume needs a trainwell run directory (the "
+                             "folder trainwell fit wrote, e.g. runs/run-1a2b3c4d)")
+    if (Path(run_dir) / "sweep.json").is_file():
+        raise TrainwellError(f"{run_dir}: a sweep folder, not a fit run: continue it with `trainwell sweep --resume "
+                             f"{run_dir}`")
     if not config.exists():
         raise TrainwellError(f"{config}: not found; --resume needs a trainwell run directory")
     return config

@@ -28,6 +28,7 @@ from trainwell.errors import ConfigError, ParameterError, TrainwellError
 from trainwell.manifest import record
 from trainwell.runclaim import Claim
 from trainwell.rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl
+from trainwell.runlock import run_kind
 from trainwell.sweep_labels import shared_labels
 
 
@@ -325,7 +326,11 @@ def resume_sweep(out: str | Path, quiet: bool = True, backend: str = "local",
     """Continue the sweep in ``out`` (its config.toml and sweep.json say what it was)."""
     out = Path(out)
     if not (out / "sweep.json").exists() or not (out / "config.toml").exists():
-        raise TrainwellError(f"{out}: not a sweep folder (no sweep.json/config.toml); --resume needs one")
+        missing = " and ".join(name for name in ("sweep.json", "config.toml") if not (out / name).exists())
+        what = ("does not exist" if not out.exists() else
+                f"a trainwell fit run, not a sweep folder: continue it with `trainwell fit --resume {out}`"
+                if run_kind(out) == "fit" else f"not a sweep folder (no {missing})")
+        raise TrainwellError(f"{out}: {what}; sweep --resume needs the folder trainwell sweep wrote")
     spec = _read_spec(out / "sweep.json")
     cfg = config_from_dict(read_toml(out / "config.toml"))
     _check_members_data(out)

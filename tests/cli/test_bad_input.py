@@ -195,6 +195,7 @@ USAGE_CASES = [
     (["prune", *SPIRALS, "--rate", "1.5"], "--rate: '1.5' is not allowed"),
     (["prune", *SPIRALS, "--rounds", "0"], "--rounds: '0' is not allowed"),
     (["lab", "run", "neocognitron", "--quick", "--jobs", "0"], "--jobs 0 is not allowed: use an integer >= 1"),
+    (["lab", "run", "capacity", "--quick", "--seed", "-1"], "--seed: '-1' is not allowed: use an integer >= 0"),
     (["lab", "run", "neocognitron", "--quick", "--jobs", "2", "--backend", "ray"], "--jobs 2 runs worker processes"),
 ]
 

@@ -15,12 +15,21 @@ FAST = [
     (["fit", "--resume", "runs/nope"], 2, "runs/nope: does not exist; --resume needs a trainwell run directory"),
     (["fit", "--resume", "NOT_A_RUN"], 2, "NOT_A_RUN/config.toml: not found; --resume needs a trainwell run"),
     (["fit", "NOT_A_RUN"], 2, "is a folder: give a .toml file (a run folder's config.toml), or continue a run with"),
+    (["fit", "--resume", "A_FILE"], 2, "A_FILE: is a file, not a folder; --resume needs a trainwell run directory"),
+    (["fit", "--resume", "A_SWEEP"], 2, "A_SWEEP: a sweep folder, not a fit run: continue it with `trainwell sweep "
+                                        "--resume A_SWEEP`"),
     (["report", "NOT_A_RUN"], 2, "holds no trainwell run"),
     (["report", "A_LAB"], 2, "A_LAB: a lab folder, whose pages trainwell lab run writes and updates: open A_LAB/index"),
     (["fit", "--set", "data.name=mnist1"], 2, "unknown dataset 'mnist1': did you mean 'mnist1d'? allowed are"),
     (["fit", "--set", "stop.patiense=3"], 2, "did you mean 'stop.patience'? allowed keys in stop are criteria"),
     (["fit", "--set", "optim.name=adamw"], 2, "AdamW is optim.name = 'adam' with optim.decay = 'decoupled'"),
     (["doctor", "--set", "model.kind=cnnn"], 2, "did you mean 'cnn'?"),
+    (["watch"], 2, "trainwell watch: error: the following arguments are required: SCRIPT.py (see --help)"),
+    (["fit", "--epochs", "3"], 2, "trainwell fit: error: unrecognized arguments: --epochs: a config setting is given "
+                                  "with --set, --set train.epochs=VALUE (see --help)"),
+    (["doctor", "--lr=0.1"], 2, "trainwell doctor: error: unrecognized arguments: --lr=0.1: a config setting is given "
+                                "with --set, --set optim.lr=0.1 (see --help)"),
+    (["lab", "list", "--bogus"], 2, "trainwell lab list: error: unrecognized arguments: --bogus (see --help)"),
     (["datasets"], 0, None),
 ]
 
@@ -30,6 +39,9 @@ def test_a_one_line_mistake_is_answered_before_torch_is_imported(tmp_path, args,
     (tmp_path / "NOT_A_RUN").mkdir()
     (tmp_path / "A_LAB").mkdir()
     (tmp_path / "A_LAB" / ".trainwell-run").write_text('{"kind": "lab"}')
+    (tmp_path / "A_FILE").write_text("not a run")
+    (tmp_path / "A_SWEEP").mkdir()
+    (tmp_path / "A_SWEEP" / "sweep.json").write_text("{}")
     run = subprocess.run([sys.executable, "-X", "importtime", "-m", "trainwell", *args], cwd=tmp_path,
                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     imported = re.findall(r"\|\s+(\S+)$", run.stderr, re.M)
@@ -136,3 +148,66 @@ def test_the_command_line_catches_only_the_packages_own_errors():
                 caught += [(path.name, node.lineno, n) for n in names if n in ("ValueError", "Exception", "bare",
                                                                                 "TypeError", "BaseException")]
     assert caught == []
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NO_EXAMPLES = {("datasets",), ("lab",)}  # a command with no argument, and the group of lab list / lab run
+
+
+def _help_examples(text: str) -> list[list[str]]:
+    """The example commands of a --help's "examples:" section, as argv lists (without the leading ``trainwell``)."""
+    import shlex
+
+    section = text.split("\nexamples:\n", 1)[1].split("\n\n")[0] if "\nexamples:\n" in text else ""
+    commands = [shlex.split(line.split("  ", 1)[0])[1:]
+                for line in (row.strip() for row in section.splitlines()) if line.startswith("trainwell ")]
+    return [argv[: argv.index(">")] if ">" in argv else argv for argv in commands]  # `> out.json` is the shell's
+
+
+def test_every_commands_help_has_examples_that_parse_and_name_valid_settings(monkeypatch):
+    """A user copies a --help example: its flags exist, its --set/--grid keys and values are valid config, and the
+    config file it names is one the project ships (no torch, no training)."""
+    from trainwell.cli_parser import build_parser
+    from trainwell.config import load_config
+
+    monkeypatch.chdir(ROOT)
+    parser = build_parser()
+    for words, command in _commands(parser):
+        examples = _help_examples(command.format_help())
+        if words in NO_EXAMPLES:
+            continue
+        assert any(argv[: len(words)] == list(words) for argv in examples), (words, examples)
+        for argv in examples:
+            args = parser.parse_args(argv)  # a SystemExit here is an example that does not parse
+            config = getattr(args, "config", None)
+            assert config is None or os.path.isfile(config), argv
+            if hasattr(args, "overrides") and not getattr(args, "resume", None):
+                load_config(config, args.overrides)
+
+
+def test_every_option_with_a_default_says_it_in_its_help():
+    import argparse
+
+    from trainwell.cli_parser import build_parser
+
+    for words, command in _commands(build_parser()):
+        for action in command._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._StoreTrueAction)) or not action.option_strings:
+                continue
+            if action.default not in (None, [], argparse.SUPPRESS):
+                assert "default" in (action.help or ""), (words, action.option_strings, action.help)
+
+
+def test_sweep_resume_of_a_fit_run_names_the_command_that_continues_it(tmp_path, capsys, monkeypatch):
+    from trainwell.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fitrun").mkdir()
+    (tmp_path / "fitrun" / ".trainwell-run").write_text('{"kind": "fit"}')
+    (tmp_path / "fitrun" / "config.toml").write_text("")
+    assert main(["sweep", "--resume", "fitrun"]) == 2
+    assert capsys.readouterr().err == ("trainwell sweep: error: fitrun: a trainwell fit run, not a sweep folder: "
+                                       "continue it with `trainwell fit --resume fitrun`; sweep --resume needs the "
+                                       "folder trainwell sweep wrote\n")
+    assert main(["sweep", "--resume", "gone"]) == 2
+    assert "gone: does not exist; sweep --resume needs the folder trainwell sweep wrote" in capsys.readouterr().err

@@ -115,3 +115,14 @@ def test_a_sweep_grid_typo_is_named_as_fit_set_names_it(workdir, capsys):
     assert expected in fit_err and expected in sweep_err and len(sweep_err.splitlines()) == 1
     assert sweep_err.split("error: ")[1] == fit_err.split("error: ")[1]
     assert not (workdir / "s").exists()
+
+
+def test_a_sweep_names_each_failed_member_with_its_reason_under_the_table(workdir, capsys):
+    """The table's "failed" column says only yes: the line under it names the member and why (its summary.json's
+    stop_reason), here a rate of 1e9 whose loss ends far above an untrained model's."""
+    sets = [a for s in TINY for a in ("--set", s)]
+    assert main(["sweep", *sets, "--grid", "optim.lr=1e9,0.01", "--out", "sw"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    reason = json.loads((workdir / "sw" / "member-0" / "summary.json").read_text())["stop_reason"]
+    assert [line for line in lines if line.startswith("failed: ")] == [f"failed: member-0 ({reason})"]
+    assert "a failed run" in reason or "non-finite" in reason

@@ -54,3 +54,22 @@ def test_filter_border_errors():
     with pytest.raises(ValueError, match="border='reflect' cannot pad"):
         filters.apply(torch.rand(8, 8), filters.gaussian(4), border="reflect")
     assert filters.apply(torch.rand(8, 8), filters.gaussian(4)).shape == (8, 8)  # replicate pads any size
+
+
+@pytest.mark.parametrize("border", ["replicate", "reflect", "zeros"])
+def test_a_batch_of_images_is_filtered_image_by_image_in_its_own_dtype(border):
+    from scipy import ndimage
+
+    g = torch.Generator().manual_seed(1)
+    batch, kernel = torch.rand(2, 3, 9, 11, generator=g, dtype=torch.float64), torch.rand(3, 5, generator=g)
+    ours = filters.apply(batch, kernel, border=border)
+    assert ours.shape == batch.shape and ours.dtype == torch.float64
+    mode = {"replicate": "nearest", "reflect": "mirror", "zeros": "constant"}[border]
+    for n in range(2):
+        for c in range(3):
+            oracle = ndimage.convolve(batch[n, c].numpy(), kernel.double().numpy(), mode=mode, cval=0.0)
+            np.testing.assert_allclose(ours[n, c].numpy(), oracle, atol=1e-6)
+    pixels = (batch[0, 0] * 255).to(torch.uint8)
+    assert filters.apply(pixels, kernel, border=border).dtype == torch.float32
+    with pytest.raises(ValueError, match=r"got shape \(11,\)"):
+        filters.apply(batch[0, 0, 0], kernel)

@@ -115,3 +115,93 @@ def test_a_deep_bidirectional_projected_lstm_counts_every_layer_and_direction():
     assert summarize(Reader(), (10, 5))[0].mult_adds == 10 * per_step
     # the weights say the same: every weight matrix is used once per step
     assert 10 * sum(p.numel() for n, p in lstm.named_parameters() if n.startswith("weight")) == 10 * per_step
+
+
+def _steps_read(model: nn.Module, shape: tuple[int, ...], axis: int) -> int:
+    """The oracle: how many input positions along ``axis`` (of one example) the output's gradient reaches."""
+    torch.manual_seed(0)
+    x = torch.randn(1, *shape, requires_grad=True)
+    model(x).sum().backward()
+    reached = x.grad[0].abs().sum(dim=tuple(d for d in range(len(shape)) if d != axis)) > 0
+    return int(reached.sum())
+
+
+def test_a_recurrent_layer_sees_its_whole_input_sequence():
+    class LastStep(nn.Module):  # a user's GRU classifier on (T, F) sequences, read at its last step
+        def __init__(self):
+            super().__init__()
+            self.gru, self.head = nn.GRU(5, 7, batch_first=True), nn.Linear(7, 2)
+
+        def forward(self, x):
+            return self.head(self.gru(x)[0][:, -1])
+
+    class ConvThenLSTM(nn.Module):  # a conv front end over (C, L) signals, then a bidirectional LSTM
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(5, 8, 3)
+            self.lstm, self.head = nn.LSTM(8, 6, batch_first=True, bidirectional=True), nn.Linear(12, 2)
+
+        def forward(self, x):
+            return self.head(self.lstm(self.conv(x).transpose(1, 2))[0][:, 0])
+
+    rows = summarize(LastStep(), (12, 5))
+    assert [r.receptive_field for r in rows] == [(12,), (12,)]
+    assert _steps_read(LastStep(), (12, 5), axis=0) == 12
+    rows = summarize(ConvThenLSTM(), (5, 20))
+    assert [r.receptive_field for r in rows] == [(3,), (20,), (20,)]
+    assert _steps_read(ConvThenLSTM(), (5, 20), axis=1) == 20
+
+
+def test_a_model_that_reads_a_dict_is_told_apart_from_a_wrong_shape():
+    class DictIn(nn.Module):  # a user's model whose forward takes {"x": ...}
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, batch):
+            return self.fc(batch["x"])
+
+    with pytest.raises(TypeError) as torch_says:  # the oracle: the forward itself refuses one tensor
+        DictIn()(torch.zeros(1, 4))
+    with pytest.raises(ValueError, match=r"DictIn failed in its own forward before any layer ran, on a zero input "
+                                         r"of shape \(1, 4\).*a forward that reads a dict") as ours:
+        summarize(DictIn(), (4,))
+    assert str(torch_says.value).splitlines()[0] in str(ours.value)
+    class TensorIn(DictIn):  # the same layer, reading a tensor of the wrong width
+        def forward(self, x):
+            return self.fc(x)
+
+    with pytest.raises(ValueError, match=r"\(1, 5\).*in its layer 'fc': give one example's shape"):
+        summarize(TensorIn(), (5,))
+
+
+@pytest.mark.parametrize(("kernel", "stride", "dilation", "field"), [(4, 2, 1, 2), (3, 2, 1, 2), (5, 2, 1, 3),
+                                                                    (3, 1, 2, 5), (4, 3, 2, 3)])
+def test_a_transposed_conv_counts_its_scattered_mult_adds_and_the_inputs_an_output_sees(kernel, stride, dilation,
+                                                                                        field):
+    class Decoder(nn.Module):  # a user's upsampling head: a transposed conv, then a 1x1 conv
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(6, 4, kernel, stride=stride, dilation=dilation)
+            self.out = nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.up(x)))
+
+    torch.manual_seed(0)
+    model = Decoder()
+    rows = summarize(model, (6, 7, 7))
+    with FlopCounterMode(display=False) as flops:
+        model.up(torch.zeros(1, 6, 7, 7))
+    assert rows[0].mult_adds == flops.get_total_flops() // 2
+    assert rows[0].params_unshared == rows[0].mult_adds + rows[0].neurons  # one weight per connection, one bias
+    assert rows[0].receptive_field == rows[1].receptive_field == (field, field)
+    x = torch.randn(1, 6, 7, 7, requires_grad=True)  # the oracle: the widest input patch an output's gradient reaches
+    out = model.up(x)
+    widest = 0
+    for o in range(out.shape[-1] // 2, out.shape[-1] // 2 + stride):
+        x.grad = None
+        out[0, 0, o, o].backward(retain_graph=True)
+        reached = (x.grad[0].abs().sum(0).sum(0) > 0).nonzero().flatten()
+        widest = max(widest, int(reached.max() - reached.min()) + 1)
+    assert widest == field

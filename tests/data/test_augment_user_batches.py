@@ -49,3 +49,32 @@ def test_a_flip_is_the_mirror_image():
     out = augment.augment_image(x, g, flip=True)
     for i in range(2):
         assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda x, s, g: augment.gaussian_noise(x, float("nan"), g), "std=nan"),
+    (lambda x, s, g: augment.gaussian_noise(x, -0.3, g), "std=-0.3"),
+    (lambda x, s, g: augment.augment_signal(s, g, scale=1.5), r"scale=1.5 .* \[0, 1\)"),
+    (lambda x, s, g: augment.augment_signal(s, g, scale=-0.1), "scale=-0.1"),
+    (lambda x, s, g: augment.augment_signal(s, g, shift=-2), "shift=-2 .* whole number"),
+    (lambda x, s, g: augment.augment_signal(s, g, shift=2.5), "shift=2.5"),
+    (lambda x, s, g: augment.augment_signal(s, g, noise=-1), "noise=-1"),
+    (lambda x, s, g: augment.augment_image(x, g, crop_padding=-1), "crop_padding=-1"),
+    (lambda x, s, g: augment.augment_image(x, g, noise=float("inf")), "noise=inf"),
+    (lambda x, s, g: augment.build("signal", input_noise=-0.1), "input_noise=-0.1"),
+])
+def test_amounts_outside_their_range_are_refused_in_one_line(call, message):
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match=message):
+        call(torch.randn(4, 3, 8, 8), torch.randn(4, 2, 16), g)
+
+
+def test_every_scaled_signal_keeps_its_sign_and_a_whole_float_shift_is_read_as_positions():
+    s = torch.rand(500, 1, 16) + 0.5  # a user's positive signals
+    out = augment.augment_signal(s, torch.Generator().manual_seed(0), shift=0, scale=0.9)
+    factors = out[:, 0, 0] / s[:, 0, 0]  # the oracle: one factor per signal, drawn in [1 - scale, 1 + scale]
+    assert torch.allclose(out, s * factors[:, None, None], atol=1e-6)
+    assert float(factors.min()) >= 0.1 - 1e-6 and float(factors.max()) <= 1.9 + 1e-6
+    x = torch.randn(2, 3, 8, 8)
+    a = augment.augment_image(x, torch.Generator().manual_seed(1), shift=2.0)
+    assert torch.equal(a, augment.augment_image(x, torch.Generator().manual_seed(1), shift=2))

@@ -126,6 +126,18 @@ def test_cifar_subfolder_is_found(tmp_path):
     assert len(load("cifar10", root=str(tmp_path)).test[0]) == 5
 
 
+def test_a_cifar_folder_missing_batches_names_them_and_what_it_must_hold(tmp_path):
+    write_cifar(tmp_path)
+    (tmp_path / "data_batch_3").unlink()
+    (tmp_path / "test_batch").unlink()
+    with pytest.raises(DataError) as caught:
+        load_cifar10(tmp_path)
+    assert str(caught.value) == (f"{tmp_path}: no data_batch_3, test_batch: data.root must hold the CIFAR-10 python "
+                                 "batches (data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5, "
+                                 "test_batch), or the cifar-10-batches-py folder that cifar-10-python.tar.gz "
+                                 "unpacks to")
+
+
 class _Exploit:
     def __reduce__(self):
         return (os.system, (f"touch {_Exploit.marker}",))

@@ -50,6 +50,8 @@ def test_watch_names_swapped_betas_with_the_order_meant():
     verdict, _ = _watched(betas=(0.999, 0.9))
     assert verdict is not None and verdict.status == "warn"
     assert "betas=(0.999, 0.9)" in verdict.value and "write betas=(0.9, 0.999)" in verdict.advice
+    ratio = 0.999**2 / 0.9**0.5  # Kingma & Ba's γ = β1²/√β2: 1.05, over their bound of 1
+    assert f"(β1²/√β2 = {ratio:.3g}; Kingma & Ba's convergence condition asks it below 1)" in verdict.value
 
 
 def test_watch_names_an_eps_above_the_gradients_scale():
@@ -84,3 +86,44 @@ def test_sgd_and_an_optimizer_given_twice_are_read_once():
     verdict = adam_settings([sgd, adam, adam])
     assert verdict is not None and verdict.value.count("betas=(0.99, 0.9)") == 1
     assert adam_settings([sgd]) is None
+
+
+class ThreeDecays(torch.optim.Optimizer):
+    """The user's own optimizer with three decays, as Adan's ``betas=(0.98, 0.92, 0.99)``: not Adam's pair."""
+
+    def __init__(self, params, lr=1e-2, betas=(0.98, 0.92, 0.99), eps=1e-8):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
+
+
+def test_an_optimizer_with_three_decays_is_not_read_as_adams_pair():
+    torch.manual_seed(0)
+    x, y = _data()
+    model = Net()
+    opt = ThreeDecays(model.parameters())
+    with doctor.watch(model, opt, every=2) as w:
+        for step in range(4):
+            xb, yb = x[16 * step : 16 * step + 16], y[16 * step : 16 * step + 16]
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=yb)
+    assert not [v for v in w.report().verdicts if v.check == NAME]
+
+
+def test_a_language_models_adamw_settings_pass():
+    verdict, _ = _watched(betas=(0.9, 0.95), eps=1e-6, weight_decay=0.1)
+    assert verdict is None
+
+
+def test_the_eps_verdict_explains_its_symbol():
+    verdict, _ = _watched(eps=1.0)
+    assert "running mean of the squared gradients" in verdict.value
+    assert "SGD with momentum at rate 0.001" in verdict.value

@@ -2,6 +2,8 @@
 ``max_norm / norm``, so 0 stops the training and -1 reverses every step. Watch names the max_norm (not a
 ``zero_grad()`` misplaced, which the empty gradients would otherwise suggest); a positive max_norm passes."""
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -43,6 +45,7 @@ def test_max_norm_0_stops_the_training_and_is_named():
     assert not moved  # the oracle: torch left every weight where it started
     v = verdicts[NAME]
     assert v.status == "fail" and "max_norm=0" in v.value and "every gradient to 0" in v.value
+    assert re.match(r"clip_grad_norm_\(max_norm=0\), in all \d+ calls read, sets every gradient to 0", v.value), v
     assert "if max_norm > 0" in v.advice
     assert "loop: gradients at optimizer.step()" not in verdicts  # not read as a zero_grad() misplaced
 

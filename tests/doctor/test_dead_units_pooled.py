@@ -10,7 +10,7 @@ from torch import nn
 from torch.func import functional_call
 
 from trainwell import doctor
-from trainwell.doctor.monitors import activation_stats
+from trainwell.doctor.activation_statistics import activation_stats
 
 
 def _ramp_net(bias_shift: float) -> nn.Sequential:

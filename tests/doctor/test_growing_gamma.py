@@ -20,13 +20,14 @@ def _data(n=128):
     return centers[y] + torch.randn(n, 8, generator=g), y
 
 
-def _train(gamma: float):
-    """The user's loop: 6 epochs of 4 batches, a StepLR(step_size=2) stepped after every epoch."""
+def _train(gamma: float, make=None):
+    """The user's loop: 6 epochs of 4 batches, a StepLR(step_size=2) (or ``make(opt)``'s) stepped after every
+    epoch."""
     torch.manual_seed(0)
     x, y = _data()
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=gamma)
+    sched = make(opt) if make else torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=gamma)
     rates = []
     with doctor.watch(model, opt, every=2) as w:
         for _ in range(6):
@@ -47,6 +48,14 @@ def test_a_step_lr_with_gamma_10_is_named_with_the_gamma_meant():
     assert rates[-1] == pytest.approx(100 * rates[0])  # the oracle: torch's own rates grew 100x
     assert verdict.status == "warn" and "StepLR(gamma=10) multiplies the rate by 10" in verdict.value
     assert "gamma=0.1 divides it by 10" in verdict.advice
+    assert "every 2 calls of scheduler.step() (step_size=2)" in verdict.value
+
+
+def test_a_range_tests_exponential_ramp_is_not_named():
+    # ExponentialLR(gamma=1.1): the growing rate of a learning-rate range test, meant
+    verdict, rates = _train(0.0, lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=1.1))
+    assert rates[-1] == pytest.approx(1.1 ** 5 * rates[0])
+    assert "gamma" not in verdict.value
 
 
 def test_a_decay_passes():

@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell import doctor
-from trainwell.doctor.momentum_curve import buildup_steps, heavy_ball, momentum_started, reread_after_buildup
+from trainwell.doctor.momentum_curve import (
+    buildup_steps,
+    heavy_ball,
+    momentum_started,
+    reread_after_buildup,
+    travelled_steps,
+)
 from trainwell.doctor.rate_numbers import with_rate
 from trainwell.doctor.script_watch import ScriptWatch
 from trainwell.doctor.verdict import Verdict
@@ -145,3 +151,28 @@ def test_trainwell_watch_does_not_tell_a_short_momentum_run_to_raise_its_rate(tm
     assert runner.error is None, runner.error
     curve = report[CURVE]
     assert curve.status in ("pass", "info") and "raise the learning rate" not in (curve.advice or ""), curve
+
+
+def test_a_short_momentum_run_is_read_by_the_distance_its_steps_travelled():
+    # 30 steps at momentum 0.9: too few after the 22-step build-up (20 needed), 22 by the distance travelled
+    low, report = _loop(1e-3, 5, seed=1)
+    assert low > _loop(1e-2, 5, seed=1, watched=False)[0] + 0.1  # the oracle: 10x the rate ends far lower
+    curve = report[CURVE]
+    assert curve.status == "warn", curve
+    assert curve.value.startswith("read by the distance its steps travelled (the run's 30 steps lie mostly within "
+                                  "the momentum's build-up, momentum 0.9: 22 steps") and "too low" in curve.value, curve
+    assert "from 0.001 to 0.003-0.01" in curve.advice, curve.advice
+
+
+def test_a_run_too_short_to_read_says_how_many_steps_it_needs():
+    slow = Verdict(CURVE, "warn", "too low: slow, near-linear decrease; start 0.74 -> end 0.298", "a bend",
+                   "raise the learning rate (by 3-10x)")
+    noisy = Verdict(CURVE, "info", "noisy: a near-linear decrease, but within the batch noise", "-")
+    v = reread_after_buildup(slow, 0.9, 30, lambda s: pytest.fail(s), lambda steps: noisy)
+    assert v.status == "info" and "(22 steps) the curve is noisy, which tells no rate" in v.value, v
+    assert "it needs 42 steps or more" in v.value, v
+    v = reread_after_buildup(slow, 0.9, 12, lambda s: pytest.fail(s), lambda steps: pytest.fail(steps))
+    assert "too few steps to read it by the distance they travelled (6, fewer than 10)" in v.value, v
+    good = Verdict(CURVE, "pass", "good: steady decrease", "a steady decrease")
+    assert reread_after_buildup(slow, 0.9, 30, lambda s: slow, lambda steps: good).status == "pass"
+    assert travelled_steps(30, 0.9)[:3] == [0, 3, 5] and len(travelled_steps(30, 0.9)) == 22

@@ -53,7 +53,7 @@ def test_monitor_flags_saturated_tanh_and_huge_updates(spirals):
 def test_activation_stats_count_dead_units_and_bin_values_as_torch_does():
     """The dead fraction is the share of units (one per feature and position) not positive on any example of the
     batch, counted here one unit at a time; the histogram equals ``torch.histc`` over the tensor's own range."""
-    from trainwell.doctor.monitors import _hist, activation_stats
+    from trainwell.doctor.activation_statistics import _hist, activation_stats
 
     g = torch.Generator().manual_seed(0)
     out = torch.relu(torch.randn(16, 6, 5, generator=g) - 1.5)
@@ -76,7 +76,7 @@ def test_uniform_counts_equal_torch_histc_away_from_the_edges(offset, scale, bin
     """The monitor's binning against ``torch.histc`` over the values' own range (large offsets included, where
     ``v * scale - lo * scale`` would round whole bins away): equal counts for values not within a rounding error
     of an inner edge, every value counted, the top value in the last bin."""
-    from trainwell.doctor.monitors import uniform_counts
+    from trainwell.doctor.activation_statistics import uniform_counts
 
     g = torch.Generator().manual_seed(bins)
     t = torch.randn(20000, generator=g) * scale + offset
@@ -97,7 +97,7 @@ def test_uniform_counts_equal_torch_histc_away_from_the_edges(offset, scale, bin
 @pytest.mark.parametrize("length", [2, 31, 128])
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int8])
 def test_counting_two_values_at_a_time_equals_torch_bincount(n, length, dtype):
-    from trainwell.doctor.monitors import _paired_bincount
+    from trainwell.doctor.activation_statistics import _paired_bincount
 
     g = torch.Generator().manual_seed(n + length)
     idx = torch.randint(0, length, (n,), generator=g).to(dtype)
@@ -108,7 +108,7 @@ def test_counting_two_values_at_a_time_equals_torch_bincount(n, length, dtype):
 def test_a_relu_output_is_binned_as_torch_histc_bins_it():
     """A ReLU's output starts at exactly 0 (nothing subtracted): the same counts as ``torch.histc`` away from
     the inner edges, the zeros in the first bin."""
-    from trainwell.doctor.monitors import uniform_counts
+    from trainwell.doctor.activation_statistics import uniform_counts
 
     t = torch.relu(torch.randn(50_000, generator=torch.Generator().manual_seed(0)))
     lo, hi = 0.0, float(t.max())
@@ -123,7 +123,7 @@ def test_a_relu_output_is_binned_as_torch_histc_bins_it():
 def test_the_monitors_std_equals_torch_std(kind):
     """From the sum of squares where that cannot cancel or overflow (to float rounding), torch's own otherwise
     (exactly)."""
-    from trainwell.doctor.monitors import _std
+    from trainwell.doctor.activation_statistics import _std
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 40, 50, generator=g)

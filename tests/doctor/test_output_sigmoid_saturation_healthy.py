@@ -57,4 +57,5 @@ def test_a_hidden_sigmoid_driven_into_saturation_is_still_named():
         model[0].weight.mul_(200)
     w = _train(model, _images(), epochs=2)
     verdict = w.report()["monitor: saturated units"]
-    assert verdict.status == "warn" and verdict.value.startswith("1 "), verdict
+    assert verdict.status == "warn", verdict
+    assert verdict.value.startswith("'1' (Sigmoid after Linear(64 -> 32)) at step"), verdict

@@ -208,6 +208,9 @@ def test_fit_records_pre_monitor_and_post_verdicts(workdir):
 def test_doctor_command_exit_codes(workdir, capsys):
     base = ["--set", "data.name=spirals", "--set", "model.kind=mlp", "--set", "model.hidden=[32]"]
     assert main(["doctor", *base]) == 0
+    progress = capsys.readouterr().err.splitlines()  # each check named on stderr as it starts, as fit shows them
+    assert progress[0].startswith("pre-flight (1 of ") and progress[0].endswith("): parameters registered...")
+    assert len(progress) == int(progress[0].split(" of ")[1].split(")")[0])
     assert main(["doctor", *base, "--set", "init.scheme=zeros", "--json"]) == 1
     import json
 

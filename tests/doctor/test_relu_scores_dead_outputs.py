@@ -38,7 +38,7 @@ def test_scores_after_a_relu_ask_for_the_activation_and_explain_the_dead_outputs
     assert loss.status == "warn" and "non-negative" in loss.value
     assert "a ReLU (or other non-negative activation) after the last layer?" in loss.advice
     dead = report["monitor: dead ReLUs"]
-    assert OUTPUT_UNITS in dead.value and "'3'" not in dead.value and dead.value.startswith("3 at step")
+    assert OUTPUT_UNITS in dead.value and dead.value.startswith("'3' (ReLU after Linear(64 -> 32)) at step")
     assert dead.status == "info" and "explained by 'loop: loss'" in dead.value
     assert "learning rate" not in dead.advice
 

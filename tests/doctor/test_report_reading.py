@@ -215,7 +215,7 @@ def test_a_rate_far_too_high_is_told_the_range_to_try_in_its_own_numbers():
 
 
 @pytest.mark.slow  # ~0.5 s: a watched loop
-def test_a_flat_curve_at_a_rate_far_too_low_is_told_its_tenfold_rate():
+def test_a_flat_curve_at_a_rate_far_too_low_is_told_its_measured_factor():
     torch.manual_seed(0)
     x = torch.randn(256, 8)
     y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 0.5).long()
@@ -231,7 +231,8 @@ def test_a_flat_curve_at_a_rate_far_too_low_is_told_its_tenfold_rate():
                 w.step(loss, y=y[i:i + 32])
     curve = w.report()["learning rate (loss curve)"]
     assert curve.status == "warn" and curve.value.startswith("flat"), curve
-    assert curve.advice.endswith("raise the learning rate (by 10x: from 1e-05 to 0.0001)"), curve
+    assert "x below the healthy ~1e-3: raise the learning rate (by " in curve.advice, curve
+    assert "from 1e-05 to " in curve.advice, curve
 
 
 def test_a_scheduled_rate_keeps_the_plain_factor():

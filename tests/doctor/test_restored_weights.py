@@ -164,3 +164,35 @@ def test_early_stopping_that_keeps_the_highest_validation_loss_is_named():
     assert verdict is not None and verdict.status == "warn"
     assert f"validation {vals.index(worst) + 1} of 4" in verdict.value and "val_loss < best_loss" in verdict.advice
     assert reports["loss's"] is None
+
+
+def test_early_stopping_on_accuracy_that_keeps_the_last_epoch_passes():
+    """Weights kept for their validation accuracy (>=, the later of ties) while an overconfident model's validation
+    loss climbs: the last epoch's weights are kept, the loss's highest, by a comparison that is right."""
+    x, y = torch.ones(64, 1), torch.ones(64, 1)  # separable: the one weight grows at every step
+    xv, yv = torch.ones(100, 1), torch.cat([torch.ones(70, 1), torch.zeros(30, 1)])  # 30% labelled otherwise
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.constant_(model.weight, 0.5)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    best, best_acc, vals = None, -1.0, []
+    with doctor.watch(model, opt, every=2) as w:
+        for _ in range(5):
+            for start in range(0, 64, 16):
+                loss = F.binary_cross_entropy_with_logits(model(x[start : start + 16]), y[start : start + 16])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss)
+            with torch.no_grad():
+                out = model(xv)
+                val = float(F.binary_cross_entropy_with_logits(out, yv))
+                acc = float(((out > 0).float() == yv).float().mean())
+            w.validate(val)
+            vals.append(val)
+            if acc >= best_acc:
+                best, best_acc = copy.deepcopy(model.state_dict()), acc
+        model.load_state_dict(best)
+    # the oracle: the validation loss rose at every epoch (0.66 -> 0.95) and the last epoch's weights were kept
+    assert all(a < b for a, b in zip(vals, vals[1:], strict=False)) and vals[-1] > 1.1 * vals[0]
+    assert torch.equal(best["weight"], model.weight.detach())
+    assert _verdict(w.report()) is None

@@ -48,8 +48,8 @@ def _saturation(bright_step: int | None, v_gain: float = 1.0):
 
 def test_a_layer_saturated_on_one_bag_only_is_information():
     v = _saturation(bright_step=50)["monitor: saturated units"]
-    assert v.status == "info" and "out of saturation again" in v.value, v
-    assert v.value.startswith("F.tanh after V at step 50"), v
+    assert v.status == "info" and "out of saturation again: the saturation came from that one batch" in v.value, v
+    assert v.value.startswith("'F.tanh after V' at step 50"), v
 
 
 def test_an_attention_branch_saturated_on_every_bag_still_warns():

@@ -65,7 +65,7 @@ def test_an_ema_of_the_parameters_alone_is_named():
     verdict, ema = _train("params")
     assert int(ema.bn.num_batches_tracked) == 0 and bool((ema.bn.running_var == 1).all())  # the oracle
     assert verdict is not None and verdict.status == "warn"
-    assert "1 normalization layers" in verdict.value and "counted 8 batches" in verdict.value
+    assert "1 normalization layer whose" in verdict.value and "counted 8 batches" in verdict.value
     assert "ema.buffers()" in verdict.advice and "use_buffers=True" in verdict.advice
 
 
@@ -73,3 +73,27 @@ def test_an_ema_of_the_parameters_alone_is_named():
 def test_an_ema_with_its_buffers_and_a_snapshot_of_the_start_pass(kept):
     verdict, _ = _train(kept)
     assert verdict is None
+
+
+def test_torchs_averaged_model_keeps_the_buffers_and_passes():
+    # AveragedModel(use_buffers=False) copies the model's buffers at each update_parameters (torch's own code)
+    torch.manual_seed(0)
+    x, y = _data()
+    model = Net()
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with doctor.watch(model, opt, every=2) as w:
+        for step in range(8):
+            xb, yb = x[16 * step : 16 * step + 16], y[16 * step : 16 * step + 16]
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss, y=yb)
+            ema.update_parameters(model)
+        ema.eval()
+        with torch.no_grad():
+            w.validate(float(F.cross_entropy(ema(x), y)))
+        report = w.report()
+    assert int(ema.module.bn.num_batches_tracked) == 8  # the oracle: the copy's statistics followed the model's
+    assert not [v for v in report.verdicts if v.check == NAME]

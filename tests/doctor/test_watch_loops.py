@@ -611,12 +611,12 @@ def test_functional_activations_are_monitored_by_the_layer_that_feeds_them():
     assert set(record) == {"F.relu after fc1", "F.tanh after fc2"}
     assert record["F.relu after fc1"]["dead"] == 1.0 and "grad_hist" in record["F.tanh after fc2"]
     dead = w.report()["monitor: dead ReLUs"]
-    assert dead.status == "warn" and dead.value.startswith("F.relu after fc1"), dead
+    assert dead.status == "warn" and dead.value.startswith("'F.relu after fc1'"), dead
     assert torch._C._len_torch_function_stack() == 0  # the mode ended with the block
 
     torch.manual_seed(0)
     saturating = _functional_watch(Functional(act=torch.sigmoid, scale=200.0), x, y).report()
-    assert saturating["monitor: saturated units"].value.startswith("F.sigmoid after fc1")
+    assert saturating["monitor: saturated units"].value.startswith("'F.sigmoid after fc1'")
 
 
 def test_module_activations_are_not_counted_twice():
@@ -760,11 +760,11 @@ def test_a_model_mixing_modules_and_functions_reads_both_and_leaky_relu_is_never
     acts = w.monitor.records[-1]["activations"]
     assert set(acts) == {"act1", "F.relu after fc2", "F.leaky_relu after emb"}
     assert acts["F.relu after fc2"]["dead"] == 1.0 and "dead" not in acts["F.leaky_relu after emb"]
-    assert w.report()["monitor: dead ReLUs"].value.startswith("F.relu after fc2")
+    assert w.report()["monitor: dead ReLUs"].value.startswith("'F.relu after fc2'")
 
 
 def test_units_are_not_called_dead_on_a_short_batch():
-    from trainwell.doctor.monitors import DEAD_MIN_ROWS, activation_stats
+    from trainwell.doctor.activation_statistics import DEAD_MIN_ROWS, activation_stats
 
     torch.manual_seed(0)
     out = torch.randn(64, 32).relu()  # healthy: each unit on for about half the examples

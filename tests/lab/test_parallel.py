@@ -50,3 +50,40 @@ def test_two_workers_give_the_verdicts_of_one_process(tmp_path):
                 assert y["effect"] == pytest.approx(x["effect"], rel=1e-4, abs=1e-6), x["name"]
         assert (tmp_path / "two" / a["name"] / "summary.json").is_file()
     assert (tmp_path / "two" / "index.json").is_file()
+
+
+@pytest.mark.slow  # two spawned workers and a signal to this process: kept out of the parallel fast set
+@pytest.mark.skipif(not hasattr(os, "setpgrp"), reason="process groups are POSIX")
+def test_ctrl_c_reaches_the_parent_alone_which_kills_the_running_workers():
+    """A terminal's Ctrl-C goes to its foreground process group: workers in that group each printed a
+    KeyboardInterrupt traceback or a fit's "finishing this epoch" after the lab had said it stopped. They run in
+    groups of their own; the parent's KeyboardInterrupt kills them, without waiting for their experiments."""
+    import multiprocessing
+    import signal
+    import threading
+    import time
+
+    before = set(multiprocessing.active_children())
+    groups: list[int] = []
+
+    def interrupt_once_the_workers_run() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            workers = set(multiprocessing.active_children()) - before
+            own = [os.getpgid(w.pid) for w in workers if w.pid and os.getpgid(w.pid) != os.getpgid(0)]
+            if len(own) == 2:
+                groups.extend(own)
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # what the terminal sends this process's group
+
+    threading.Thread(target=interrupt_once_the_workers_run, daemon=True).start()
+    tic = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        parallel.map_processes(time.sleep, [(120,), (120,)], 2, [0, 1], lambda i, v: None)
+    assert len(groups) == 2 and os.getpgid(0) not in groups  # the workers were out of this process's group
+    for _ in range(100):  # killed: gone within a moment, not after their two minutes
+        if not set(multiprocessing.active_children()) - before:
+            break
+        time.sleep(0.05)
+    assert not set(multiprocessing.active_children()) - before and time.monotonic() - tic < 60

@@ -160,6 +160,28 @@ def test_cli_lab_list_and_run(fakes, tmp_path, capsys):
     assert main(["lab", "run", "steady", "--seeds", "0", "--out", str(tmp_path / "e")]) == 2
 
 
+def test_ctrl_c_in_a_lab_run_says_what_is_kept_and_how_to_continue(fakes, tmp_path, capsys, monkeypatch):
+    """Ctrl-C stops a training run inside an experiment (trainwell fit's Interrupted): the lab answers with its own
+    resume command, not that inner run's `trainwell fit --resume`, which would not continue the lab."""
+    from trainwell.train.interrupt import Interrupted
+
+    def stopped(cfg, workdir=None):
+        raise Interrupted(tmp_path / "lab" / "flaky" / "runs" / "seed0", "SIGINT", 3)
+
+    monkeypatch.setattr(fakes["flaky"], "run", stopped)
+    out = tmp_path / "lab"
+    assert main(["lab", "run", "steady", "flaky", "--quick", "--seeds", "2", "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (f"trainwell lab: interrupted by SIGINT; the experiments that finished are kept in {out} (its "
+                   f"index.html lists them): continue with `trainwell lab run steady flaky --quick --seeds 2 --out "
+                   f"{out} --resume`")
+    assert [r["name"] for r in json.loads((out / "index.json").read_text())] == ["steady"]
+    monkeypatch.setattr(fakes["flaky"], "run", lambda cfg, workdir=None: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["lab", "run", "--all", "--out", str(out)]) == 130  # a plain Ctrl-C: no signal name
+    assert capsys.readouterr().err.startswith(f"trainwell lab: interrupted; the experiments that finished are kept "
+                                              f"in {out}")
+
+
 # -- every experiment at quick size -------------------------------------------------------------------------------
 # Quick-size verdicts that held on every seed tried (0-2) on the development machine (``lab run ... --quick --seeds
 # 3``); the others are computed and checked for shape only (their quick sizes are too small to decide the claim, and

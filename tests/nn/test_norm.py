@@ -186,3 +186,16 @@ def test_recompute_restores_each_modules_own_mode_and_leaves_out_a_last_batch_of
     recompute_bn_stats(model, x, batch_size=256)
     assert model.training and model[0].training and not model[1].training
     assert torch.allclose(model[1].running_mean, x[:256].mean(0), atol=1e-5)
+
+
+def test_volumes_get_a_3d_batch_norm_and_other_axis_counts_are_refused_in_one_line():
+    x = torch.randn(4, 3, 2, 5, 5) * 2 + 1  # a user's (N, C, D, H, W) volumes
+    bn = make_norm("batch", 3, 3)
+    assert isinstance(bn, nn.BatchNorm3d)
+    dims = (0, 2, 3, 4)
+    expected = (x - x.mean(dims, keepdim=True)) / torch.sqrt(x.var(dims, unbiased=False, keepdim=True) + bn.eps)
+    assert torch.allclose(bn(x), expected, atol=1e-5)
+    assert torch.allclose(make_norm("instance", 3, 3)(x), F.instance_norm(x), atol=1e-5)
+    for bad in (4, -1, 1.5):
+        with pytest.raises(ValueError, match=rf"spatial_dims={bad} is not allowed: use 0 for \(N, C\)"):
+            make_norm("batch", 3, bad)

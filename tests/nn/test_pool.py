@@ -38,3 +38,20 @@ def test_pool_kinds_in_the_block_spec():
     m = build_model(ModelConfig(kind="cnn", blocks=blocks), (1, 8, 8), 3)
     assert m(torch.randn(2, 1, 8, 8)).shape == (2, 3)
     assert [(type(p).__name__, getattr(p, "rms", None)) for p in m[2:4]] == [("L2Pool", False), ("L2Pool", True)]
+
+
+def test_a_window_that_is_not_a_whole_number_of_positions_is_refused_in_one_line():
+    import pytest
+
+    from trainwell.nn.pool import l2_pool
+
+    x = torch.randn(2, 3, 9, 9)
+    for make in (lambda **kw: GaussianPool(**kw), lambda **kw: L2Pool(**kw),
+                 lambda **kw: (lambda t: l2_pool(t, **kw))):
+        for bad, named in (({"kernel": 0}, "kernel=0"), ({"kernel": 2.5}, "kernel=2.5"),
+                           ({"stride": 0}, "stride=0"), ({"kernel": True}, "kernel=True")):
+            with pytest.raises(ValueError, match=rf"{named} is not allowed: use a whole number of positions >= 1"):
+                make(**bad)(x)
+    # the oracle: torch's LPPool and a box average with the same window
+    assert torch.allclose(L2Pool(3, 2)(x), F.lp_pool2d(x, 2, 3, 2), atol=1e-6)
+    assert torch.allclose(GaussianPool(3, 2, sigma=1e6)(x), F.avg_pool2d(x, 3, 2), atol=1e-5)

@@ -1,5 +1,7 @@
 """Evaluation data whose shape the model's first layer refuses (``Trainer.validate``/``test``/``predict``, and the
 validation data of ``fit``) is named in one line, as training data is; other errors stay torch's own."""
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -74,3 +76,31 @@ def test_other_errors_in_evaluation_are_torchs_own():
     with pytest.raises(RuntimeError) as torchs:
         trainer.learner.model(torch.randn(12, 4))
     assert str(ours.value) == str(torchs.value)
+
+
+class NormedCnn(nn.Module):  # a user's CNN with BatchNorm, which needs the batch axis the conv does not
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.head = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.bn(self.conv(x)).mean((-2, -1)))
+
+
+@pytest.mark.parametrize(("model", "example"), [
+    (nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2)), torch.randn(4)),
+    (NormedCnn(), torch.randn(3, 6, 6))])
+def test_one_example_without_its_batch_axis_is_named_where_a_later_layer_needs_the_axis(model, example):
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, batch_size=8)
+    with pytest.raises(ValueError) as torch_says:  # the oracle: torch refuses the same input in eval mode
+        model.eval()(example)
+    assert "input" in str(torch_says.value)
+    shape = tuple(example.shape)
+    with pytest.raises(ValueError, match=rf"predict got inputs of shape {re.escape(str(shape))}, one example "
+                                         r"without its batch axis: .* give x.unsqueeze\(0\) for one example"):
+        trainer.predict(example)
+    with torch.no_grad():
+        assert torch.allclose(trainer.predict(example.unsqueeze(0)), model.eval()(example.unsqueeze(0)))
+    model.train()
+    with pytest.raises(ValueError, match="label"):  # trainwell's own checks on evaluation data are unchanged
+        trainer.validate((example.unsqueeze(0).repeat(4, *[1] * example.dim()), torch.tensor([0, 1, 2, 5])))

@@ -462,3 +462,43 @@ def test_best_weights_restored_both_for_the_run_and_its_members_is_refused():
                 member_callbacks=[[EarlyStopping(patience=1, restore_best_weights=True)] for _ in range(2)])
     Trainer(learner, epochs=2, batch_size=32, seed=[0, 1], callbacks=[EarlyStopping(patience=1)],
             member_callbacks=[[EarlyStopping(patience=1, restore_best_weights=True)] for _ in range(2)])  # one side
+
+
+def test_a_population_without_seeds_draws_every_members_batches_as_a_default_fit_does():
+    class Net(nn.Module):  # the user's own model
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(10, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.fc2(torch.tanh(self.fc1(x)))
+
+    torch.manual_seed(0)
+    nets = [Net(), Net()]
+    learner = PopulationLearner(nets[0], [n.state_dict() for n in nets], optimizer="sgd", lrs=[0.1, 0.05],
+                                weight_decays=[0.0, 0.0])
+    Trainer(learner, epochs=2, batch_size=32).fit(_data())  # no seed= given
+    for m, lr in enumerate((0.1, 0.05)):
+        alone = copy.deepcopy(nets[m])
+        Trainer(alone, torch.optim.SGD(alone.parameters(), lr=lr), epochs=2, batch_size=32).fit(_data())
+        for k, v in alone.state_dict().items():
+            torch.testing.assert_close(learner.params[k][m], v, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="seed: 1 seeds for 2 members"):
+        Trainer(learner, epochs=1, batch_size=32, seed=3)
+
+
+
+def test_momentum_given_to_a_population_of_plain_sgd_is_refused_and_momentum_trains_as_torch_sgd():
+    net = Backboned()
+    for given, match in (({"momentum": 0.9}, "momentum=0.9 is not allowed with optimizer='sgd'"),
+                         ({"nesterov": True}, "nesterov=True is not allowed with optimizer='sgd'")):
+        with pytest.raises(ValueError, match=match):
+            PopulationLearner(net, [net.state_dict()], optimizer="sgd", lrs=[0.1], weight_decays=[0.0], **given)
+    learner = PopulationLearner(net, [net.state_dict()], optimizer="momentum", lrs=[0.1], weight_decays=[0.0],
+                                momentum=0.9)
+    Trainer(learner, epochs=2, batch_size=32).fit(_data())
+    alone = copy.deepcopy(net)  # the oracle: torch's SGD with momentum 0.9, fitted alone
+    opt = torch.optim.SGD([p for p in alone.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    Trainer(alone, opt, epochs=2, batch_size=32).fit(_data())
+    for k, v in alone.state_dict().items():
+        torch.testing.assert_close(learner.params[k][0], v, rtol=1e-5, atol=1e-6)

@@ -315,3 +315,24 @@ def test_a_sweep_metrics_file_with_a_string_epoch_is_one_line(workdir, capsys):
     capsys.readouterr()
     assert main(["report", str(workdir / "sw")]) == 2
     assert "metrics.jsonl: record 9: field 'epoch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, name", [("fit", "summary.json"), ("fit", "preflight.json"), ("fit", "model.json"),
+                                        ("sweep", "results.json"), ("sweep", "summary.json")])
+def test_a_file_that_is_not_json_is_named_not_read_as_missing(workdir, capsys, kind, name):
+    """trainwell writes each JSON file whole: one that does not parse was edited or damaged. A page that read it as
+    missing would call a finished fit interrupted ("no summary.json"), drop its verdicts or layer table, or call a
+    finished sweep unfinished."""
+    folder = workdir / "r"
+    if kind == "sweep":
+        _sweep_folder(folder)
+    else:
+        folder.mkdir()
+        (folder / "config.toml").write_text("")
+        (folder / "summary.json").write_text(json.dumps({"epochs": 1, "steps": 3}))
+    (folder / name).write_text('{"epochs": 1,')  # cut short by hand
+    assert main(["report", "r"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"trainwell report: error: r/{name}: not valid JSON (Expecting property name enclosed in "
+                   "double quotes at line 1, column 14): the file is not written by trainwell, or damaged\n")
+    assert not (folder / "report.html").exists()

@@ -28,10 +28,24 @@ def shift_equivariance(layer: nn.Module, x: torch.Tensor, shift: int = 2, margin
     """Relative error between layer(shift(x)) and shift(layer(x)) away from the borders (0 = equivariant).
 
     ``layer`` must keep the spatial size (stride 1, 'same' padding); ``x`` is (N, C, H, W).
+
+    Raises:
+        ValueError: a layer that changes the spatial size (a stride s moves its output by shift / s pixels, so the
+            comparison would not measure equivariance), or an output with nothing left inside the margin (the
+            error of no pixels would read 0, "equivariant").
     """
     margin = margin if margin is not None else 2 * shift + 4
+    out = layer(x)
+    if tuple(out.shape[-2:]) != tuple(x.shape[-2:]):
+        raise ValueError(f"shift_equivariance needs a layer that keeps the spatial size (stride 1, 'same' padding): "
+                         f"it maps {tuple(x.shape[-2:])} to {tuple(out.shape[-2:])}; probe the layer with stride 1 "
+                         f"and padding=kernel_size // 2")
+    if min(out.shape[-2:]) <= 2 * margin:
+        raise ValueError(f"shift_equivariance compares outputs at least margin={margin} pixels from the borders, "
+                         f"and a {tuple(out.shape[-2:])} output has none: use images larger than {2 * margin} "
+                         f"pixels, or a smaller shift or margin")
     a = layer(_shift(x, shift, shift))
-    b = _shift(layer(x), shift, shift)
+    b = _shift(out, shift, shift)
     return _rel(_interior(a, margin), _interior(b, margin))
 
 
@@ -50,9 +64,11 @@ def rotation_equivariance(layer: nn.Module, x: torch.Tensor) -> float:
 
 
 def probe(x: torch.Tensor, channels: int = 8, kernel: int = 5, pool: int = 4, seed: int = 0) -> dict[str, float]:
-    """Run every probe on a random conv layer (and conv + max-pool) over images ``x`` of shape (N, C, H, W)."""
-    torch.manual_seed(seed)
-    conv = nn.Conv2d(x.shape[1], channels, kernel, padding=kernel // 2, bias=False)
+    """Run every probe on a random conv layer (and conv + max-pool) over images ``x`` of shape (N, C, H, W). The
+    layer is drawn with ``seed`` on a fork of torch's RNG: the caller's random stream is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        conv = nn.Conv2d(x.shape[1], channels, kernel, padding=kernel // 2, bias=False)
     pooled = nn.Sequential(conv, nn.MaxPool2d(pool))
     return {
         "conv shift equivariance error": shift_equivariance(conv, x),

@@ -61,27 +61,33 @@ BORDERS = {"replicate": "replicate", "reflect": "reflect", "zeros": "constant"}
 
 
 def apply(image: torch.Tensor, kernel: torch.Tensor, border: str = "replicate") -> torch.Tensor:
-    """Convolve a (H, W) or (C, H, W) image with a 2-D kernel, channel by channel, keeping the size.
+    """Convolve a (H, W) image, a (C, H, W) one or a batch (N, C, H, W) with a 2-D kernel, channel by channel,
+    keeping the size and a floating dtype (integer pixels give float32).
 
     Args:
         border: how the image is extended beyond its edges: ``"replicate"`` (repeat the edge pixel),
             ``"reflect"`` (mirror around the edge pixel: ... c b | a b c ...) or ``"zeros"``.
 
     Raises:
-        ValueError: an unknown ``border``, or ``"reflect"`` with a kernel reaching further than the image is wide.
+        ValueError: an unknown ``border``, an image of fewer than 2 axes, or ``"reflect"`` with a kernel reaching
+            further than the image is wide.
     """
     if border not in BORDERS:
         raise ValueError(f"border={border!r} is not allowed: use one of {', '.join(BORDERS)}")
-    img = image if image.dim() == 3 else image.unsqueeze(0)
+    if image.dim() < 2:
+        raise ValueError(f"filters.apply takes a (H, W), (C, H, W) or (N, C, H, W) image, got shape "
+                         f"{tuple(image.shape)}: give the image's rows and columns")
+    dtype = image.dtype if image.is_floating_point() else torch.float32
+    img = image.reshape(-1, *image.shape[-2:]).to(dtype)  # every channel of every image, one plane each
     kh, kw = kernel.shape
     top, left = (kh - 1) // 2, (kw - 1) // 2
     pads = (left, kw - 1 - left, top, kh - 1 - top)
     if border == "reflect" and (max(pads[:2]) >= img.shape[-1] or max(pads[2:]) >= img.shape[-2]):
         raise ValueError(f"border='reflect' cannot pad a {tuple(img.shape[-2:])} image for a {kh}x{kw} kernel: "
                          f"use border='replicate' or a smaller kernel")
-    padded = F.pad(img.unsqueeze(1).float(), pads, mode=BORDERS[border])
-    out = conv2d_unfold(padded, kernel[None, None].float(), flip=True)[:, 0]
-    return out if image.dim() == 3 else out[0]
+    padded = F.pad(img.unsqueeze(1), pads, mode=BORDERS[border])
+    out = conv2d_unfold(padded, kernel[None, None].to(dtype), flip=True)[:, 0]
+    return out.reshape(image.shape)
 
 
 def sample_photo(size: int = 128) -> torch.Tensor:

@@ -29,6 +29,7 @@ from torch import nn
 from trainwell.nn.modes import kept_modes
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.LPPool1d, nn.LPPool2d)
 _ADAPTIVE = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
              nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
@@ -123,6 +124,63 @@ def _recurrent_mult_adds(module: nn.RNNBase, x: torch.Tensor) -> int:
     return steps * per_step
 
 
+def _pooling(module: nn.Module, in_spatial: tuple[int, ...], output: torch.Tensor, spatial_dims: int, rf: list,
+             jump: list) -> tuple[int, ...] | None:
+    """The input positions a pooling layer leaves unseen, composing its window and stride into the receptive
+    field; None for a layer that is not a pooling layer (nothing composed)."""
+    if isinstance(module, _POOL):
+        k = _tuple(module.kernel_size, spatial_dims)
+        s = _tuple(module.stride or module.kernel_size, spatial_dims)
+        unseen = _unseen(in_spatial, k, s, _tuple(getattr(module, "padding", 0), spatial_dims))
+    elif isinstance(module, _ADAPTIVE) and len(in_spatial) == spatial_dims:
+        windows = [_adaptive_window(in_spatial[i], output.shape[2 + i]) for i in range(spatial_dims)]
+        k, s, unseen = tuple(w[0] for w in windows), tuple(w[1] for w in windows), ()
+    elif hasattr(module, "geometry"):  # trainwell pooling layers describe themselves
+        kernel, stride = module.geometry()
+        unseen = _unseen(in_spatial, (kernel,) * len(in_spatial), (stride,) * len(in_spatial),
+                         (0,) * len(in_spatial))
+        k, s = (kernel,) * spatial_dims, (stride,) * spatial_dims
+    else:
+        return None
+    for i in range(spatial_dims):
+        rf[i] += (k[i] - 1) * jump[i]
+        jump[i] *= s[i]
+    return unseen
+
+
+def _transposed_conv(module: nn.Module, x: torch.Tensor, neurons: int, rf: list, jump: list) -> tuple[int, int]:
+    """(parameters without sharing, mult-adds) of a transposed convolution, composing its receptive field.
+
+    Every input position is multiplied by the whole filter bank and scattered onto the output (in_positions x
+    in_channels x out_channels / groups x prod(kernel) mult-adds, as torch's FlopCounterMode counts them); without
+    sharing, each output neuron would own one weight per connection, plus its bias. An output sees the inputs whose
+    taps land on it: along an axis with kernel k, dilation d and stride s, those of the taps t with
+    t d = o (mod s), the widest such set spanning (max t - min t) d / s + 1 inputs; outputs lie s times closer
+    together than inputs, so the jump divides by s."""
+    k, s, d = module.kernel_size, module.stride, module.dilation
+    mult_adds = math.prod(x.shape[2:]) * module.in_channels * module.out_channels // module.groups * math.prod(k)
+    for i in range(min(len(k), len(rf))):
+        spans = []
+        for o in range(s[i]):
+            taps = [t for t in range(k[i]) if (o - t * d[i]) % s[i] == 0]
+            spans.append((max(taps) - min(taps)) * d[i] // s[i] + 1 if taps else 1)
+        rf[i] += (max(spans) - 1) * jump[i]
+        jump[i] /= s[i]
+    return mult_adds + (neurons if module.bias is not None else 0), mult_adds
+
+
+def _recurrent_field(module: nn.Module, args: tuple, input_shape: tuple[int, ...], state: dict) -> None:
+    """A recurrent layer's last step has read every step before it (a bidirectional one's outputs every step), so
+    from it on the field is the whole input, as after a dense layer. Run on the (T, F) input itself with
+    ``batch_first=True``, its positions are the input's T steps (axis 0 of ``input_shape``), not its F features."""
+    if not isinstance(module, nn.RNNBase):
+        return
+    state["dense"] = True
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if x is not None and module.batch_first and len(input_shape) == 2 and tuple(x.shape[1:]) == tuple(input_shape):
+        state["full"] = (input_shape[0],)
+
+
 def _matrix_costs(module: nn.Module, args: tuple, neurons: int, params: int) -> tuple[int, int]:
     """(parameters without sharing, mult-adds) of a Linear (applied at every position of (T, F) inputs, one matrix
     shared by the T positions) or a recurrent layer (its matrices shared across time steps: counted once)."""
@@ -163,7 +221,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     rf = [1] * max(spatial_dims, 1)
     jump = [1] * max(spatial_dims, 1)
     full = tuple(input_shape[1:]) if spatial_dims else (math.prod(input_shape),)
-    state = {"dense": spatial_dims == 0}
+    state = {"dense": spatial_dims == 0, "full": full}
     rows: list[LayerRow] = []
     calls: dict[int, int] = {}  # id(module) -> how many times it has run
     leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
@@ -191,49 +249,52 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
                     jump[i] *= s[i]
                 pad = _tuple(module.padding, spatial_dims) if not isinstance(module.padding, str) else (0,) * len(k)
                 unseen = _unseen(in_spatial, tuple((ki - 1) * di + 1 for ki, di in zip(k, d, strict=True)), s, pad)
-            elif isinstance(module, _POOL):
-                k = _tuple(module.kernel_size, spatial_dims)
-                s = _tuple(module.stride or module.kernel_size, spatial_dims)
-                unseen = _unseen(in_spatial, k, s, _tuple(getattr(module, "padding", 0), spatial_dims))
-                for i in range(spatial_dims):
-                    rf[i] += (k[i] - 1) * jump[i]
-                    jump[i] *= s[i]
-            elif isinstance(module, _ADAPTIVE) and len(in_spatial) == spatial_dims:
-                for i in range(spatial_dims):
-                    k, stride = _adaptive_window(in_spatial[i], output.shape[2 + i])
-                    rf[i] += (k - 1) * jump[i]
-                    jump[i] *= stride
-            elif hasattr(module, "geometry"):  # trainwell pooling layers describe themselves
-                k, s = module.geometry()
-                unseen = _unseen(in_spatial, (k,) * len(in_spatial), (s,) * len(in_spatial), (0,) * len(in_spatial))
-                for i in range(spatial_dims):
-                    rf[i] += (k - 1) * jump[i]
-                    jump[i] *= s
+            elif (pooled := _pooling(module, in_spatial, output, spatial_dims, rf, jump)) is not None:
+                unseen = pooled
+            elif isinstance(module, _TRANSPOSED):
+                unshared, mult_adds = _transposed_conv(module, args[0], neurons, rf, jump)
             elif isinstance(module, (nn.Linear, nn.RNNBase)):
                 unshared, mult_adds = _matrix_costs(module, args, neurons, params)
                 state["dense"] = state["dense"] or isinstance(module, nn.Linear)
-            field = full if state["dense"] else tuple(math.ceil(min(r, f)) for r, f in zip(rf, full, strict=False))
+                _recurrent_field(module, args, input_shape, state)
+            field = state["full"] if state["dense"] else tuple(
+                math.ceil(min(r, f)) for r, f in zip(rf, state["full"], strict=False))
             rows.append(LayerRow(name or type(module).__name__, type(module).__name__, out_shape, neurons, params,
                                  unshared, field, mult_adds, unseen, calls[id(module)]))
         return record
 
     example = _probe_input(model, input_shape)
+    started: list[str] = []  # the leaf layers that began to run, in order
     handles = [m.register_forward_hook(hook(name)) for name, m in leaves]
+    handles += [m.register_forward_pre_hook(lambda module, args, name=name: started.append(name))
+                for name, m in leaves]
     try:
         with kept_modes(model), torch.no_grad():  # each module's own mode (a frozen BatchNorm stays)
             model.eval()
             try:
                 model(example)
             except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ValueError(
-                    f"summarize: {type(model).__name__} failed on a zero input of shape {tuple(example.shape)} "
-                    f"({example.dtype}), built from input_shape={tuple(input_shape)} with a batch of 1 in front: "
-                    f"give one example's shape without the batch axis, e.g. (C, H, W) ({first})") from e
+                raise ValueError(_failure(model, example, input_shape, started, e)) from e
     finally:
         for h in handles:
             h.remove()
     return rows
+
+
+def _failure(model: nn.Module, example: torch.Tensor, input_shape: tuple[int, ...], started: list[str],
+             error: Exception) -> str:
+    """The one-line message for a model that failed on the zero example: where it failed (in a layer, or in its
+    own code before any layer ran, where a forward that reads a dict or several inputs fails on one tensor)."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    tried = (f"a zero input of shape {tuple(example.shape)} ({example.dtype}), built from "
+             f"input_shape={tuple(input_shape)} with a batch of 1 in front")
+    if not started:
+        return (f"summarize: {type(model).__name__} failed in its own forward before any layer ran, on {tried} "
+                f"({first}): summarize calls the model with that one tensor, so a forward that reads a dict, a tuple "
+                f"or several inputs cannot run (summarize the submodule that takes a tensor); otherwise give one "
+                f"example's shape without the batch axis, e.g. (C, H, W)")
+    return (f"summarize: {type(model).__name__} failed on {tried}, in its layer {started[-1]!r}: give one "
+            f"example's shape without the batch axis, e.g. (C, H, W) ({first})")
 
 
 def totals(rows: list[LayerRow]) -> dict[str, int]:

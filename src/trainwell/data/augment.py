@@ -11,10 +11,26 @@ Every transform takes a ``torch.Generator`` so that a run is reproducible and re
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from trainwell.errors import ConfigError
+
+
+def _amount(name: str, value, upper: float | None = None, whole: bool = False) -> float:
+    """``value`` checked as an augmentation amount: a finite number >= 0 (below ``upper`` when given; a whole
+    number of positions when ``whole``), else a one-line error naming it."""
+    from trainwell.nn.dropout import real_number
+
+    allowed = ("a whole number of positions >= 0" if whole else
+               f"a number in [0, {upper:g})" if upper is not None else "a finite number >= 0")
+    number = real_number(name, value, allowed)
+    if not (math.isfinite(number) and number >= 0 and (upper is None or number < upper)) or \
+            whole and number != int(number):
+        raise ValueError(f"{name}={value!r} is not allowed: use {allowed}")
+    return int(number) if whole else number
 
 
 def _rand(shape, generator, device) -> torch.Tensor:
@@ -26,8 +42,9 @@ def gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator) -> t
 
     Raises:
         TypeError: integer inputs (uint8 pixels): the noise, cast to their dtype, would wrap around.
+        ValueError: a ``std`` that is not a finite number >= 0.
     """
-    if std == 0:
+    if _amount("std", std) == 0:
         return x
     if not x.is_floating_point():
         from trainwell.train.input_checks import integer_inputs_message
@@ -45,7 +62,15 @@ def _shift_rows(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 
 def augment_signal(x: torch.Tensor, generator: torch.Generator, shift: int = 4, scale: float = 0.1,
                    noise: float = 0.0) -> torch.Tensor:
-    """Random translation (circular, up to +-shift), amplitude scaling and Gaussian noise for (N, C, L)."""
+    """Random translation (circular, up to +-shift), amplitude scaling by a factor in [1 - scale, 1 + scale] and
+    Gaussian noise for (N, C, L).
+
+    Raises:
+        ValueError: ``shift`` not a whole number >= 0, ``scale`` outside [0, 1) (a factor <= 0 would flip or
+            silence the signal), or ``noise`` not a finite number >= 0.
+    """
+    shift, scale = _amount("shift", shift, whole=True), _amount("scale", scale, upper=1)
+    noise = _amount("noise", noise)
     out = x
     if shift:
         shifts = torch.randint(-shift, shift + 1, (len(x),), generator=generator).to(x.device)
@@ -61,8 +86,11 @@ def augment_image(x: torch.Tensor, generator: torch.Generator, crop_padding: int
     """Random crop after zero padding, random horizontal flip, small translation, noise for (N, C, H, W).
 
     Raises:
-        ValueError: a batch that is not (N, C, H, W) (grayscale images without their channel axis, say).
+        ValueError: a batch that is not (N, C, H, W) (grayscale images without their channel axis, say), or
+            ``crop_padding``/``shift`` not a whole number >= 0, or ``noise`` not a finite number >= 0.
     """
+    crop_padding, shift = _amount("crop_padding", crop_padding, whole=True), _amount("shift", shift, whole=True)
+    noise = _amount("noise", noise)
     if x.dim() != 4:
         fix = "add the channel axis, x.unsqueeze(1)" if x.dim() == 3 else "give a batch of images"
         raise ValueError(f"augment_image takes a batch of images (N, C, H, W), got shape {tuple(x.shape)}: {fix}")
@@ -82,9 +110,13 @@ def augment_image(x: torch.Tensor, generator: torch.Generator, crop_padding: int
 
 def build(kind: str, *, shift: int = 4, scale: float = 0.1, noise: float = 0.0, crop_padding: int = 4,
           flip: bool = True, input_noise: float = 0.0):
-    """Return ``augment(batch, generator)`` for ``kind`` (none, signal, image), or None when nothing is on."""
+    """Return ``augment(batch, generator)`` for ``kind`` (none, signal, image), or None when nothing is on. The
+    amounts are checked here, before the first batch (see :func:`augment_signal` and :func:`augment_image`)."""
     if kind not in ("none", "signal", "image"):
         raise ConfigError(f"augment.kind = {kind!r} is not allowed: use none, signal or image")
+    input_noise, noise = _amount("input_noise", input_noise), _amount("noise", noise)
+    shift, crop_padding = _amount("shift", shift, whole=True), _amount("crop_padding", crop_padding, whole=True)
+    scale = _amount("scale", scale, upper=1)
     if kind == "none":
         if input_noise == 0:
             return None

@@ -233,6 +233,9 @@ def read_cifar_batch(path: str | Path):
     return x, torch.from_numpy(y)
 
 
+CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+
+
 def load_cifar10(root: str | Path):
     """Load CIFAR-10 python batches (``data_batch_1..5``, ``test_batch``) from ``root`` or its
     ``cifar-10-batches-py`` subfolder. Missing training batches are an error."""
@@ -243,6 +246,11 @@ def load_cifar10(root: str | Path):
         root = root / "cifar-10-batches-py"
     if not root.is_dir():
         raise DataError(f"{root}: data.root is not a folder")
+    missing = [name for name in CIFAR_BATCHES if not (root / name).exists()]
+    if missing:  # one line naming every missing batch and what the folder must hold, not the first file alone
+        raise DataError(f"{root}: no {', '.join(missing)}: data.root must hold the CIFAR-10 python batches "
+                        f"({', '.join(CIFAR_BATCHES)}), or the cifar-10-batches-py folder that "
+                        "cifar-10-python.tar.gz unpacks to")
     train = [read_cifar_batch(root / f"data_batch_{i}") for i in range(1, 6)]
     xte, yte = read_cifar_batch(root / "test_batch")
     return torch.cat([t[0] for t in train]), torch.cat([t[1] for t in train]), xte, yte

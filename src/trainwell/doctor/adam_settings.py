@@ -36,9 +36,10 @@ EPS_SHARE = 0.5
 
 
 def _adam_groups(optimizer: torch.optim.Optimizer):
-    """``(group, states)`` of each param group of ``optimizer`` that keeps Adam's ``exp_avg_sq`` and ``betas``."""
+    """``(group, states)`` of each param group of ``optimizer`` that keeps Adam's two ``betas`` and ``eps``; an
+    optimizer with another number of decays (Adan's three) is not Adam's kind and is skipped."""
     for group in optimizer.param_groups:
-        if "betas" not in group or "eps" not in group:
+        if "eps" not in group or not isinstance(group.get("betas"), tuple | list) or len(group["betas"]) != 2:
             continue
         states = [optimizer.state.get(p, {}) for p in group["params"]]
         yield group, [s for s in states if "exp_avg_sq" in s and "step" in s]
@@ -71,17 +72,20 @@ def adam_settings(optimizers) -> Verdict | None:
         for group, states in _adam_groups(optimizer):
             beta1, beta2 = (float(b) for b in group["betas"])
             if beta1 > beta2:
+                ratio = beta1 ** 2 / math.sqrt(beta2)
+                bound = "; Kingma & Ba's convergence condition asks it below 1" if ratio >= 1 else ""
                 found.setdefault((id(optimizer), "betas"), (
                     f"{kind}(betas=({beta1:g}, {beta2:g})): the first moment's decay is above the second's "
-                    f"(β1²/√β2 = {beta1 ** 2 / math.sqrt(beta2):.3g})",
+                    f"(β1²/√β2 = {ratio:.3g}{bound})",
                     f"write betas=({beta2:g}, {beta1:g}): β1 (the gradient's mean, 0.9) comes first, β2 (its "
                     "square's, 0.999) second"))
             share = eps_share(group, states)
             if share is not None and share[0] >= EPS_SHARE:
                 eps = float(group["eps"])
                 found.setdefault((id(optimizer), "eps"), (
-                    f"{kind}(eps={eps:g}) is over {EPS_OVER:g}x √v̂ on {share[0]:.0%} of the weights' elements "
-                    f"(√v̂ {share[1]:.2g} over them): the steps are (lr / eps) · m, SGD at rate "
+                    f"{kind}(eps={eps:g}) is over {EPS_OVER:g}x √v̂ (the root of Adam's running mean of the "
+                    f"squared gradients) on {share[0]:.0%} of the weights' elements (√v̂ {share[1]:.2g} over "
+                    "them): each step is (lr / eps) times the gradients' running mean, SGD with momentum at rate "
                     f"{float(group['lr']) / eps:.2g}",
                     "eps only guards the division: use the default 1e-8 (1e-6..1e-4 under low precision), or SGD "
                     "if plain gradient steps were meant"))

@@ -20,6 +20,7 @@ from trainwell.doctor.homogeneous import positively_homogeneous
 from trainwell.doctor.inputs import Inputs, call
 from trainwell.doctor.loss_kinds import _scalar, reads_class_scores
 from trainwell.doctor.neighbour_classes import nearest_classes
+from trainwell.doctor.neighbour_targets import neighbour_loss
 from trainwell.doctor.rate_retry import retry_rate
 from trainwell.doctor.targets import far_from_unit
 from trainwell.doctor.verdict import Verdict
@@ -129,6 +130,7 @@ def input_independent_baseline(model: nn.Module, x: torch.Tensor | Inputs, y: to
             not _reads_targets(loss_fn, const(len(ys)), ys) and _nonzero(const(1)) and \
             positively_homogeneous(model, xs):
         return _out_of_homogeneous_reach(real_train, zero_train)
+    verdict = _sparse_examples(verdict, xs, ys, train, held, loss_fn, zero_held, floor)  # too few to interpolate
     if verdict.status in ("warn", "fail"):  # a term on mid-network outputs that pulls every example to one output
         verdict.advice = dominant_inner_term(model, xs[train], ys[train], loss_fn, seed) or verdict.advice
     targets = far_from_unit(ys) if verdict.status != "pass" else None
@@ -154,6 +156,28 @@ def _starts_at_offset(model: nn.Module, x: torch.Tensor | Inputs, y) -> bool:
     if not isinstance(out, torch.Tensor) or out.numel() != y.numel():
         return False
     return abs(float(out.double().mean()) - float(y.double().mean())) < float(y.double().std())
+
+
+def _sparse_examples(verdict: Verdict, xs, ys, train, held, loss_fn: Callable, zero_held: float | None,
+                     floor: float | None) -> Verdict:
+    """``verdict`` as information where it warns (training examples fitted, no held-out gain) and each held-out
+    example's nearest training example predicts its target clearly better than the constant
+    (:mod:`~trainwell.doctor.neighbour_targets`): the targets follow the inputs, and the model does not
+    interpolate between the subset's examples; else ``verdict`` itself."""
+    near = neighbour_loss(xs[train], ys[train], xs[held], ys[held], loss_fn) \
+        if verdict.status == "warn" and isinstance(xs, torch.Tensor) and zero_held is not None else None
+    if near is None or not _clearly_below(near[0], zero_held, floor):
+        return verdict
+    k = len(ys[held])
+    kept = len(ys) - k
+    loss, distance = near
+    return Verdict(verdict.check, "info", f"{verdict.value}; each held-out example's nearest training example "
+                   f"predicts its target with loss {loss:.3g} (median distance {distance:.3g}): the targets follow "
+                   "the inputs, the model does not interpolate between these examples", verdict.expected,
+                   f"the subset's {kept} training examples lie further apart than the model's detail: a "
+                   "coordinate network on Fourier features of a large scale (or any model of fine detail) oscillates "
+                   "between sparse examples; judge generalization on held-out examples as dense as the training "
+                   f"set's, and if it fails there too, lower the features' scale ({k} held out here)")
 
 
 def _split(y, k: int, seed: int) -> tuple:

@@ -23,8 +23,8 @@ def nonpositive_max_norm(clips: ClipCalls) -> Verdict | None:
     limit = max(clips.max_norms)
     done = "sets every gradient to 0: no parameter changes" if limit == 0 else \
         "reverses every gradient: each step climbs the loss"
-    return Verdict(NAME, "fail", f"clip_grad_norm_(max_norm={limit:g}) on {len(clips.max_norms)} of "
-                   f"{len(clips.max_norms)} calls read {done}", "max_norm > 0, or no clipping call",
+    return Verdict(NAME, "fail", f"clip_grad_norm_(max_norm={limit:g}), in all {len(clips.max_norms)} "
+                   f"calls read, {done}", "max_norm > 0, or no clipping call",
                    f"torch has no 'no clipping' value: max_norm={limit:g} scales the gradients by "
                    f"{limit:g} / their norm. Skip the call when clipping is off (if max_norm > 0: "
                    "clip_grad_norm_(...)), or give a positive max_norm (1.0 is common)")

@@ -36,4 +36,19 @@ def layer_label(name: str, module: nn.Module | None, feeder: nn.Module | None = 
     return f"'{name}' ({what})"
 
 
-__all__ = ["layer_label", "shape_of"]
+def weighted_labels(model: nn.Module) -> dict[str, str]:
+    """The label of each weighted layer of ``model`` (a module with sizes in and out, as :func:`shape_of` reads
+    them) under its name, and of each of its parameter tensors under the tensor's name (``'net.4.weight'
+    (Linear(128 -> 10))``): how a report names the layer a gradient or an update was read in."""
+    labels: dict[str, str] = {}
+    for name, module in model.named_modules():
+        if shape_of(module) == type(module).__name__:
+            continue  # no sizes: a container, an activation, a norm without a width to name
+        labels[name] = layer_label(name, module)
+        for tensor, _ in module.named_parameters(recurse=False):
+            full = f"{name}.{tensor}" if name else tensor
+            labels[full] = layer_label(full, module)
+    return labels
+
+
+__all__ = ["layer_label", "shape_of", "weighted_labels"]

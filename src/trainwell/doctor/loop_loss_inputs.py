@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from trainwell.doctor.batch_standardized_targets import StandardizedTargetReader
 from trainwell.doctor.capped_outputs import capped_outputs_verdict
 from trainwell.doctor.dice_form import read_dice
 from trainwell.doctor.dice_targets import read_dice_without_targets
@@ -171,6 +172,7 @@ class LossInputReads:
         self.broadcast = SilentBroadcastReader()  # a Gaussian or Poisson NLL broadcasting (B, 1) against (B,)
         self.signs = ResidualSigns()  # a hand-written regression loss broadcasting them
         self.training_call = TrainingLossCall()  # its class-index call's ignore_index and reduction
+        self.standardized = StandardizedTargetReader()  # a regression loss's targets, per batch
         self.ctc_softmax = False  # the first loss's F.ctc_loss reads a softmax's output
         self.rates: list[dict] = []  # observed steps read as a Poisson NLL on log-rates
         self.squared: list[dict] = []  # observed steps read as a squared error
@@ -185,6 +187,7 @@ class LossInputReads:
         self.pairs.start()
         self.ctc.start()
         self.training_call.start()
+        self.standardized.start()
 
     @property
     def broadcast_found(self) -> str | None:
@@ -194,10 +197,12 @@ class LossInputReads:
     @property
     def active(self) -> bool:
         """Whether one of the modes is entered."""
-        return self.pairs.active or self.ctc.active or self.broadcast.active or self.training_call.active
+        return self.pairs.active or self.ctc.active or self.broadcast.active or self.training_call.active or \
+            self.standardized.active
 
     def finish(self) -> None:
         """Leave the modes, the last entered first."""
+        self.standardized.finish()
         self.training_call.finish()
         self.ctc.finish()
         self.pairs.finish()

@@ -33,6 +33,7 @@ from trainwell.doctor.kept_outputs import KeptOutputs
 from trainwell.doctor.loop_forward_hooks import ForwardHooks
 from trainwell.doctor.loop_step_hooks import StepHooks
 from trainwell.doctor.no_grad_layers import NoGradLayers
+from trainwell.doctor.nonfinite_weights import nonfinite_parameters
 from trainwell.doctor.observed_steps import phased_step
 from trainwell.doctor.reseeded_steps import RandomStates
 from trainwell.doctor.row_labels import RowLabels
@@ -77,6 +78,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         self.compiled = compiled or _compiled(model)
         self.named = dict(model.named_parameters())
         self.frozen_at_start = {id(p) for p in self.named.values() if not p.requires_grad}  # unfrozen later?
+        self.nonfinite_at_start = nonfinite_parameters(self.named)  # NaN/Inf weights before the loop's first step
         self.owned = self.held_now()
         model_ids = {id(p) for p in self.named.values()}
         self.foreign = [tuple(p.shape) for o in optimizers for g in o.param_groups for p in g["params"]

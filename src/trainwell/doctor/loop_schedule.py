@@ -42,11 +42,13 @@ _CUT_ADVICE = ("the schedule cut the rate below 1% of its start before mid-run, 
 
 
 def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
-                factor_peak: Callable[[int], float | None] | None = None, built: list[int] | None = None) -> Verdict:
+                factor_peak: Callable[[int], float | None] | None = None, built: list[int] | None = None,
+                cut_advice: Callable[[], str | None] | None = None) -> Verdict:
     """The learning rate the optimizer applied, step by step, of every param group; the first group whose
     schedule is off is named (``losses``: the training loss of every step, replayed through ReduceLROnPlateau's
     rule; ``factor_peak``: the largest factor a group's LambdaLR function returns, None when not known;
-    ``built``: the steps at which a new scheduler took over the optimizer)."""
+    ``built``: the steps at which a new scheduler took over the optimizer; ``cut_advice``: the advice for a rate
+    collapsed at epoch ends by a known scheduler, None to give ReduceLROnPlateau's)."""
     name = "loop: learning rate applied"
     if not [v for v in probe.lrs if math.isfinite(v)]:
         return Verdict(name, "skip", "skipped: the optimizer never stepped", "-", "")
@@ -68,7 +70,7 @@ def lr_schedule(probe: LoopProbe, losses: list[float] | None = None,
                                probe.initial_lrs[i] if i < len(probe.initial_lrs) else None,
                                (lambda i=i: factor_peak(i)) if factor_peak else None) or
                 _group_schedule(name, [v for v in lrs if math.isfinite(v)], i if len(groups) > 1 else None,
-                                peaks[i] if i < len(peaks) else None, epochs, losses, built)
+                                peaks[i] if i < len(peaks) else None, epochs, losses, built, cut_advice)
                 for i, lrs in enumerate(groups)]
     worst = next((v for v in verdicts if v.status != "pass"), verdicts[0])
     if len(groups) > 1 and worst.status == "pass":
@@ -132,11 +134,11 @@ def _squared(name: str, lrs: list[float], group: int | None, initial_lr: float |
 
 def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: float | None = None,
                     epochs: set[int] | None = None, losses: list[float] | None = None,
-                    built: list[int] | None = None) -> Verdict:
+                    built: list[int] | None = None, cut_advice: Callable[[], str | None] | None = None) -> Verdict:
     """The schedule verdict of one param group's rates (``group``: its index when there are several; ``max_lr``:
     the peak a OneCycleLR schedule holds in the group; ``epochs``: the steps that came first after a
     ``w.validate`` call; ``losses``: the training loss of every step; ``built``: the steps at which a new
-    scheduler took over)."""
+    scheduler took over; ``cut_advice``: see :func:`lr_schedule`)."""
     if not lrs:
         return Verdict(name, "pass", "no finite rate", "-")
     where = f"param group {group}: " if group is not None else ""
@@ -156,7 +158,7 @@ def _group_schedule(name: str, lrs: list[float], group: int | None, max_lr: floa
         value = f"{where}collapsed to 1% of its peak or below at step {low + 1} of {len(lrs)}: " + value
         if _cut_at_epochs(lrs[: low + 1], epochs or set()):
             return Verdict(name, "warn", value + "; cut only at the validations (epoch ends)",
-                           "a schedule spread over the run", _CUT_ADVICE)
+                           "a schedule spread over the run", (cut_advice and cut_advice()) or _CUT_ADVICE)
         plateau = _plateau_per_batch(lrs[: low + 1], losses or [])
         if plateau is not None:
             factor, patience = plateau

@@ -13,7 +13,9 @@ while ``backward()`` gives more, and that norm times the step's scale (a power o
 A static scale written by hand, ``(loss * 1024).backward()``, shows as the loss's weight read from its outputs'
 gradient (a power of two); ``.grad`` at the step then says whether it was divided out (:func:`static_scale`):
 clipping only shrinks the gradients, so a factor at most 1/scale is the division (then maybe clipping), 1 is no
-division, and between them the gradients were clipped while still scaled.
+division, and between them the gradients were clipped while still scaled. A scale of 2^16, GradScaler's starting
+one, still in ``.grad`` is a GradScaler that scaled the loss while ``optimizer.step()`` was called in place of
+``scaler.step(optimizer)``: the advice says so.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import torch
 
 from trainwell.doctor.verdict import Verdict
 
+#: the scale a torch.amp.GradScaler starts at (init_scale=2**16), and keeps while update() is never called
+GRAD_SCALER_START = 2.0**16
 #: stack frames searched above the optimizer's step hook for the GradScaler calling ``optimizer.step()``
 _FRAMES = 16
 #: the relative precision of a clipped norm (float32 norms and the clipping factor): max_norm x (1 +- this)
@@ -133,8 +137,14 @@ def undivided_scale(name: str, steps: list[dict], adaptive: bool) -> Verdict | N
     fix = (f"divide the gradients by {scale:g} before clipping and optimizer.step() (for p in model.parameters(): "
            f"p.grad /= {scale:g}), or drop the scale: a static loss scale only guards float16 gradients, and "
            "torch.amp.GradScaler does it for you")
+    what = "a static loss scale"
+    if scale == GRAD_SCALER_START:  # a GradScaler that scales the loss but never steps keeps its starting scale
+        what = "GradScaler's starting scale: scaler.step(optimizer) never called?"
+        fix = (f"{scale:g} is torch.amp.GradScaler's starting scale: scaler.scale(loss).backward() followed by "
+               "optimizer.step() itself? Step through the scaler, scaler.step(optimizer) (it divides the scale out "
+               "and skips steps with inf/NaN gradients) then scaler.update(); clip after scaler.unscale_(optimizer)")
     if clipped:
-        return Verdict(name, "warn", f"the loss was multiplied by {scale:g} before backward() (a static loss scale) "
+        return Verdict(name, "warn", f"the loss was multiplied by {scale:g} before backward() ({what}) "
                        f"and .grad was clipped without dividing it out on {clipped} of {len(steps)} observed steps: "
                        f"every update's norm is pinned at max_norm, above the unscaled gradient's "
                        f"({norms[0]:.3g}..{norms[-1]:.3g}), which clipping after the division would leave as it is",
@@ -142,7 +152,7 @@ def undivided_scale(name: str, steps: list[dict], adaptive: bool) -> Verdict | N
     status = "warn" if adaptive else "fail"
     effect = "its optimizer divides out the gradient's scale, so mostly eps and weight decay feel it" if adaptive \
         else f"every update is {scale:g}x too large"
-    return Verdict(name, status, f"the loss was multiplied by {scale:g} before backward() (a static loss scale) and "
+    return Verdict(name, status, f"the loss was multiplied by {scale:g} before backward() ({what}) and "
                    f".grad still holds it at optimizer.step() ({len(read)} of {len(steps)} observed steps read so): "
                    f"{effect}",
                    "the loss scale divided out of .grad", fix)

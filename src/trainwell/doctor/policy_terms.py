@@ -13,8 +13,9 @@ the sign in the loss's value. The graph says it directly: on the first steps a
 :class:`~torch.overrides.TorchFunctionMode` sees each ``backward()`` call and walks its loss's graph while the
 saved tensors are still held, for a product whose one factor is a log-probability picked per row (``gather`` or an
 index of ``log_softmax``, of ``logits - logsumexp`` as ``Categorical(logits=...).log_prob`` makes it, the log of a
-picked ``softmax``, or ``F.cross_entropy(..., reduction="none")``) and whose other factor takes no gradient; the
-term is a policy gradient when a tenth or more of that factor's size is negative.
+picked ``softmax``, or ``F.cross_entropy(..., reduction="none")``), or a Gaussian policy's log-density of the action
+taken (``Normal(mu, sigma).log_prob(a)``: :func:`gaussian_log_density`), and whose other factor takes no gradient;
+the term is a policy gradient when a tenth or more of that factor's size is negative.
 """
 
 from __future__ import annotations
@@ -83,6 +84,35 @@ def picked_log_probability(node) -> bool:
     return _log_probabilities(below)
 
 
+def _first_input(node):
+    return node.next_functions[0][0] if node is not None and node.next_functions else None
+
+
+def gaussian_log_density(node) -> bool:
+    """Whether ``node`` (the differentiable factor of a product) is a Gaussian policy's log-density of the action
+    each row took, as ``torch.distributions.Normal(mu, sigma).log_prob(a)`` makes it (summed over the action's
+    dimensions or not, as ``Independent`` sums it), or written out: ``-(a - mu)^2 / (2 sigma^2) - log sigma - c``
+    (or ``-0.5 ((a - mu) / sigma)^2 - ...``). Read: the log-scale and constants subtracted from the quadratic term,
+    which negates (or scales) the square of a difference one of whose sides takes no gradient, the sampled action
+    (a continuous action is the Gaussian's counterpart of the picked class; Sutton & Barto 2018, 13.7)."""
+    node = _past(node, _PASS + ("SumBackward", "MeanBackward"))
+    while node is not None and _name(node).startswith(("SubBackward", "AddBackward")):
+        node = _first_input(node)  # the quadratic term first, the log-scale and the constant after it
+    seen_sign = False
+    while node is not None and _name(node).startswith(("NegBackward", "DivBackward", "MulBackward")):
+        if _name(node).startswith("MulBackward0") and len(node.next_functions) == 2 and \
+                all(n is not None for n, _ in node.next_functions):
+            return False  # a product of two graphs: not a scaled square
+        seen_sign = seen_sign or _name(node).startswith(("NegBackward", "MulBackward"))  # -x, or -0.5 * x
+        node = _first_input(node) if _first_input(node) is not None else node.next_functions[-1][0]
+    if not seen_sign or node is None or not _name(node).startswith("PowBackward0") or \
+            getattr(node, "_saved_exponent", None) != 2:
+        return False
+    below = _past(_first_input(node), _PASS)  # (a - mu) / sigma divides before the square
+    return below is not None and _name(below).startswith("SubBackward0") and len(below.next_functions) == 2 and \
+        any(n is None for n, _ in below.next_functions)
+
+
 def weighted_log_probabilities(loss: torch.Tensor) -> list[torch.Tensor]:
     """The weights (detached, flattened) of each product in ``loss``'s graph of a picked log-probability and a
     factor that takes no gradient, of two elements or more (a constant multiplier is not a weight per row). Read
@@ -98,7 +128,7 @@ def weighted_log_probabilities(loss: torch.Tensor) -> list[torch.Tensor]:
         if (left is None) == (right is None):
             continue
         factor, saved = (right, "_saved_self") if left is None else (left, "_saved_other")
-        if not picked_log_probability(factor):
+        if not (picked_log_probability(factor) or gaussian_log_density(factor)):
             continue
         try:
             weights = getattr(node, saved)

@@ -15,13 +15,14 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 
 from trainwell.doctor.verdict import Verdict
 
 FACTOR = "(by 3-10x)"
-#: the factors the advice names, with the range of factors each means: a curve's 3-10x, a flat curve's update/weight
-#: ratio's 10x (:func:`~trainwell.doctor.watch_verdicts.flat_direction`)
-FACTORS = {FACTOR: (3, 10), "(by 10x)": (10, 10)}
+#: a factor the advice names, "(by 3-10x)" or "(by 10x)", or one measured (:func:`~trainwell.doctor.watch_verdicts.
+#: rate_factor`: "(by 13-40x)"), with the range of factors it means
+_FACTOR = re.compile(r"\(by (\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?x\)")
 
 
 def with_rate(curve: Verdict, lrs: list[float], group_lrs: list[list[float]], momentum: float | None = None) -> Verdict:
@@ -36,14 +37,15 @@ def with_rate(curve: Verdict, lrs: list[float], group_lrs: list[list[float]], mo
     'raise the learning rate (by 10x: from 1e-05 to 0.0001)'
     """
     advice = curve.advice or ""
-    factor = next((f for f in FACTORS if f in advice), None)
-    if curve.status not in ("warn", "fail") or factor is None or not lrs:
+    found = _FACTOR.search(advice)
+    if curve.status not in ("warn", "fail") or found is None or not lrs:
         return curve
+    factor = found.group(0)
     rate = lrs[0]
     if not (math.isfinite(rate) and rate > 0) or any(r != rate for r in lrs) or \
             any(r != rate for rates in group_lrs for r in rates):
         return curve
-    least, most = FACTORS[factor]
+    least, most = float(found.group(1)), float(found.group(2) or found.group(1))
     if f"lower the learning rate {factor}" in advice:
         low, high = rate / most, rate / least
     elif f"raise the learning rate {factor}" in advice:

@@ -16,7 +16,9 @@ A copy that restores the worst weights: early stopping whose comparison was writ
 watched model's weights are summed per tensor at every validation (two numbers a tensor, once an epoch); a state
 dict loaded into the model whose tensors sum to a validation's weights' is those weights, and where that
 validation's loss is the highest of :data:`LEAST_VALIDATIONS` or more, over :data:`WORSE` times the lowest, the
-restore is named."""
+restore is named. The last validation's weights are left alone: they are what the run ends with anyway, and early
+stopping on the validation *accuracy* keeps them where an overconfident model's accuracy still rises while its
+validation loss climbs (Guo et al. 2017, "On Calibration of Modern Neural Networks")."""
 
 from __future__ import annotations
 
@@ -101,7 +103,8 @@ class StateRestores(ReadsCalls):
 
     def worst_restored(self) -> Verdict | None:
         """A warning when the last state dict loaded into the model holds the weights of its validation with the
-        highest loss (of :data:`LEAST_VALIDATIONS` or more, over :data:`WORSE` times the lowest); None otherwise."""
+        highest loss (of :data:`LEAST_VALIDATIONS` or more, over :data:`WORSE` times the lowest), other than the
+        last validation's; None otherwise."""
         if self.restored_sums is None or len(self.validated_sums) < LEAST_VALIDATIONS:
             return None
         losses = [v for v, _ in self.validated_sums]
@@ -109,7 +112,7 @@ class StateRestores(ReadsCalls):
                    if sums.shape == self.restored_sums.shape and
                    torch.allclose(sums, self.restored_sums, rtol=1e-9, atol=0.0)), None)
         low = min(losses)
-        if at is None or losses[at] < max(losses) or losses[at] <= WORSE * low:
+        if at is None or at == len(losses) - 1 or losses[at] < max(losses) or losses[at] <= WORSE * low:
             return None
         best = losses.index(low)
         return Verdict(NAME, "warn", f"load_state_dict restored the weights of validation {at + 1} of "

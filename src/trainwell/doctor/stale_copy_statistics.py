@@ -4,8 +4,8 @@ moving average of the weights written by hand, ``ema = copy.deepcopy(model)`` th
 holds no buffer, so the copy's BatchNorm ``running_mean`` and ``running_var`` stay at their initial 0 and 1: the
 EMA, evaluated, normalizes every layer with mean 0 and variance 1 instead of the statistics its weights were
 trained under, and its validation loss is far above the model's. torch's ``AveragedModel`` averages the buffers
-with ``use_buffers=True`` (SWA otherwise recomputes them with ``update_bn``, Izmailov et al. 2018); a hand-written
-EMA copies them after each update.
+with ``use_buffers=True`` and copies the model's at each ``update_parameters`` otherwise (SWA then recomputes them
+with ``update_bn``, Izmailov et al. 2018); a hand-written EMA copies them after each update.
 
 Read at the report from the copies of the model (its class, its parameters' shapes, none of its tensors:
 :func:`~trainwell.doctor.evaluated_copies.model_copies`) that the code asking for the report holds in the frames
@@ -54,10 +54,12 @@ def _initial(norm: _NormBase) -> bool:
         bool((norm.running_var == 1).all())
 
 
-def stale_statistics(model: nn.Module, copies: list[nn.Module], start: torch.Tensor) -> Verdict | None:
+def stale_statistics(model: nn.Module, copies: list[nn.Module], start: torch.Tensor | None) -> Verdict | None:
     """A warning when one of ``copies`` moved away from the weights the watch began with (``start``: their
     :func:`~trainwell.doctor.restored_weights.weight_sums`) while its running statistics are all initial and the
-    model's counted batches; None otherwise."""
+    model's counted batches; None otherwise, and when ``start`` is None (a lazy model: no weights to compare)."""
+    if start is None:
+        return None
     mine = _running(model)
     counted = max((int(m.num_batches_tracked) for m in mine), default=0)
     if not counted:
@@ -71,8 +73,9 @@ def stale_statistics(model: nn.Module, copies: list[nn.Module], start: torch.Ten
         if sums.shape == start.shape and torch.allclose(sums, start, rtol=1e-9, atol=0.0):
             continue  # the initial weights, kept as they were
         return Verdict(NAME, "warn", f"a copy of the model held beside it ({type(copy).__name__}, its weights moved "
-                       f"since the watch began) has {len(theirs)} normalization layers whose running statistics "
-                       f"are still their initial mean 0 and variance 1 (no batch counted), while the model's counted "
+                       f"since the watch began) has {len(theirs)} normalization "
+                       f"{'layer whose' if len(theirs) == 1 else 'layers whose'} running statistics are still their "
+                       f"initial mean 0 and variance 1 (no batch counted), while the model's counted "
                        f"{counted} batches: evaluated, the copy normalizes with those", "the copy's running "
                        "statistics following the model's",
                        "an EMA of model.parameters() leaves the buffers behind: copy them after each update (for b, "

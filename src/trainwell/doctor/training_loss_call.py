@@ -10,7 +10,9 @@ reduction: ``"mean"`` is a mean per target, a language model's loss per token
 are kept as tensors and read at report time. So is, for a call on scores (N, C) and targets (N,) with an
 ``ignore_index`` in [0, C), the share of its targets equal to it (:mod:`~trainwell.doctor.ignored_class_call`),
 and, for an ``F.cross_entropy`` call given class probabilities (floating-point targets shaped like its scores), the
-least, mean and largest sum of their rows over the classes (:mod:`~trainwell.doctor.probability_targets`).
+least, mean and largest sum of their rows over the classes (:mod:`~trainwell.doctor.probability_targets`). For a
+call on scores (N, C) and class-index targets (N,), the share of its targets equal to the scores' own argmax is
+kept too (:mod:`~trainwell.doctor.own_argmax_targets`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class _LossCalls(TorchFunctionMode):
         self.value: torch.Tensor | None = None
         self.ignored: tuple | None = None  # (input's shape, share of the targets equal to ignore_index: a tensor)
         self.row_sums: torch.Tensor | None = None  # class-probability targets: their rows' least, mean, largest sum
+        self.own_argmax: tuple | None = None  # (scores' shape, share of the targets equal to their argmax: a tensor)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if transformed():  # a torch.func transform's per-example pass: not read
@@ -57,6 +60,10 @@ class _LossCalls(TorchFunctionMode):
                 if isinstance(scores, torch.Tensor) and isinstance(target, torch.Tensor) and scores.dim() == 2 and \
                         target.dim() == 1 and not target.is_floating_point() and 0 <= ignored < scores.shape[1]:
                     self.ignored = (tuple(scores.shape), (target.detach() == ignored).float().mean())
+                if isinstance(scores, torch.Tensor) and isinstance(target, torch.Tensor) and scores.dim() == 2 and \
+                        target.dim() == 1 and not target.is_floating_point() and len(target) == len(scores):
+                    self.own_argmax = (tuple(scores.shape),
+                                       (target.detach() == scores.detach().argmax(1)).float().mean())
                 if name == "cross_entropy" and isinstance(scores, torch.Tensor) and isinstance(target, torch.Tensor) \
                         and scores.dim() >= 2 and target.is_floating_point() and target.shape == scores.shape:
                     sums = target.detach().double().sum(1).reshape(-1)
@@ -72,6 +79,7 @@ class TrainingLossCall(FirstStepsReader):
         self.read: tuple[str, int, str] | None = None
         self.ignored: tuple | None = None  # a class-index call ignoring one of its classes (_LossCalls.ignored)
         self.row_sums: torch.Tensor | None = None  # its class-probability targets' row sums (_LossCalls.row_sums)
+        self.own_argmax: tuple | None = None  # its targets against its scores' argmax (_LossCalls.own_argmax)
         self._values: tuple | None = None  # (the call's value, the loss given to w.step on its step)
         self._values_pending: torch.Tensor | None = None  # the call's value, till that step's w.step
 
@@ -86,6 +94,15 @@ class TrainingLossCall(FirstStepsReader):
     def ignore_index(self) -> int | None:
         """Its ``ignore_index`` when not torch's default (the loop passed one: its pad id), else None."""
         return self.read[1] if self.read is not None and self.read[1] != DEFAULT else None
+
+    @property
+    def whole_loss(self) -> bool:
+        """Whether the loss given to ``w.step`` on the call's step is the call's value (within :data:`SAME`): the
+        call is the training loss, not one term of several. Reads two values (report time)."""
+        if self._values is None:
+            return False
+        call, loss = (float(v) for v in self._values)
+        return call > 0 and loss > 0 and call / SAME <= loss <= call * SAME
 
     @property
     def per_target(self) -> bool:
@@ -104,4 +121,4 @@ class TrainingLossCall(FirstStepsReader):
 
     def _keep(self, mode: _LossCalls) -> None:
         self.read, self._values_pending, self.ignored = mode.read, mode.value, mode.ignored
-        self.row_sums = mode.row_sums
+        self.row_sums, self.own_argmax = mode.row_sums, mode.own_argmax

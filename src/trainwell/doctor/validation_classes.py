@@ -27,6 +27,7 @@ NAME = "loop: validation classes"
 SOME = 0.05  # share of the validation examples in classes the training never had: a warning
 MOST = 0.25  # ... a fail
 PIXELS = 4096  # a segmenter's per-pixel labels read per step, at most (evenly strided)
+MOST_COUNTED = 1 << 16  # classes counted, at most (a vocabulary's ids beyond are not counted)
 #: how the verdict begins (it explains the overfitting verdict, and nothing downstream of the training loss)
 UNSEEN = "validation examples with a class the training never had"
 
@@ -66,6 +67,7 @@ class TrainingClasses:
     def __init__(self):
         self._pending: list[torch.Tensor] = []
         self._seen: set[int] = set()
+        self._counts: torch.Tensor | None = None  # labels read per class (the classes' shares)
         self._steps = 0
         self.complete = True
 
@@ -89,8 +91,20 @@ class TrainingClasses:
 
     def fold(self) -> None:
         if self._pending and self.complete:
-            self._seen.update(torch.unique(torch.cat([y.reshape(-1) for y in self._pending])).tolist())
+            labels = torch.cat([y.reshape(-1) for y in self._pending])
+            self._seen.update(torch.unique(labels).tolist())
+            labels = labels[labels >= 0].long().cpu()
+            if labels.numel() and int(labels.max()) < MOST_COUNTED:
+                counts = torch.bincount(labels)
+                if self._counts is not None:
+                    counts[: len(self._counts)] += self._counts[: len(counts)]
+                    counts = torch.cat([counts, self._counts[len(counts):]])
+                self._counts = counts
         self._pending = []
+
+    def counts(self) -> torch.Tensor | None:
+        """The labels read per class (index: the class), or None as :meth:`seen` is."""
+        return self._counts if self.seen() is not None else None
 
     def seen(self) -> list[int] | None:
         """The classes seen (non-negative, sorted), or None when a step was handed no class-index labels."""

@@ -60,6 +60,7 @@ from trainwell.doctor.game_reading import read_game
 from trainwell.doctor.kept_losses import KeptLosses
 from trainwell.doctor.label_column import LabelColumns
 from trainwell.doctor.lambda_factors import LambdaSchedules
+from trainwell.doctor.lazy_parameters import has_lazy_parameters
 from trainwell.doctor.leaf_loss import LeafLosses
 from trainwell.doctor.loop_deferral import defer, defer_diverged_validation, mismeasured_validation
 from trainwell.doctor.loop_forward_hooks import first_tensor
@@ -91,6 +92,7 @@ from trainwell.doctor.sampler_weights import LoaderSamplers
 from trainwell.doctor.scale_invariant_rate import StartNorms, grown_norms
 from trainwell.doctor.sequence_targets import echoed_labels, label_parts
 from trainwell.doctor.shared_steps import SharedSteps
+from trainwell.doctor.shifted_classes import explained_by_shift
 from trainwell.doctor.stale_copy_statistics import copies_held
 from trainwell.doctor.step_readings import forward_tensors
 from trainwell.doctor.summed_loss import summed_batch_loss
@@ -213,7 +215,8 @@ class Watch:
         # the copies of the model (an EMA's) the code holds when it asks for the report, and trainwell watch's
         self._copies_now: list = []
         self.held_copies: list = []
-        self._start_sums = weight_sums(list(model.parameters()))  # the weights the watch began with
+        # the weights the watch began with (none for a lazy model: its parameters have no values yet)
+        self._start_sums = None if has_lazy_parameters(model) else weight_sums(list(model.parameters()))
         # the caller's frames read for those it holds; off for trainwell watch (its report is asked for by its own
         # code, which holds none): a function frame whose locals are read keeps a snapshot of them (Python < 3.13)
         self.frames_read = True
@@ -507,7 +510,10 @@ class Watch:
 
         curve = reread_after_warmup(read(0), self.probe.lrs, losses, read)  # a warm-up's climb is no low rate
         beta = heavy_ball(self.probe.optimizers) if self._fresh_momentum or self.first_step is not None else None
-        curve = reread_after_buildup(curve, beta, len(whole), lambda s: read(max(s - len(early), 0)))  # momentum's
+        curve = reread_after_buildup(curve, beta, len(whole), lambda s: read(max(s - len(early), 0)),  # momentum's
+                                     lambda steps: diagnosis.learning_rate_diagnosis(
+                                         [whole[i] for i in steps], self.batch_size, bound=bound, untrained=untrained,
+                                         floor=[floors[i] for i in steps] if isinstance(floors, list) else floors))
         curve = reread_after_reset(curve, self._inits.partial_resets(), losses, read)  # a layer reset's jump
         curve = reread_after_weights(curve, self.probe.steps, losses, read)  # a loss weight's schedule
         verdicts = tuned_clipping(verdicts, curve)  # clipped every step, at a step length the curve shows works
@@ -539,7 +545,8 @@ class Watch:
         if train_error is not None and val_error is not None:
             post.append(diagnosis.bias_variance(train_error, val_error, human_error, val_examples=val_examples))
         model = type(self._state.model).__name__
-        deferred = defer_to_binary_targets(defer_to_empty_epochs(defer(verdicts + post)))  # each names its cause
+        deferred = defer_to_binary_targets(defer_to_empty_epochs(defer(explained_by_shift(verdicts + post))))  # each
+        # names its cause
         deferred = defer_diverged_validation(deferred, whole)  # a diverged run's validation, its NaN: what made
         # it diverge
         return Report(agree(deferred), f"trainwell doctor: watching {model}", phases + ["post"] * len(post))

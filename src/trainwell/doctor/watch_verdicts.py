@@ -19,6 +19,7 @@ from trainwell.doctor.adam_settings import adam_settings
 from trainwell.doctor.augmented_validation import augmented_validation
 from trainwell.doctor.batch_flatten import loop_flattened_batch
 from trainwell.doctor.batch_mixing import loop_batch_mixing
+from trainwell.doctor.batch_standardized_targets import batch_standardized
 from trainwell.doctor.batchnorm_momentum import batchnorm_momentum_verdict
 from trainwell.doctor.bce_targets import binary_targets_verdict
 from trainwell.doctor.class_weights import NAME as CLASS_WEIGHTS
@@ -35,7 +36,7 @@ from trainwell.doctor.empty_epochs import empty_epochs
 from trainwell.doctor.epoch_order import same_order
 from trainwell.doctor.epoch_steps import once_per_epoch
 from trainwell.doctor.flat_outputs import flat_outputs
-from trainwell.doctor.growing_gamma import growing_gamma
+from trainwell.doctor.growing_gamma import growing_gamma, steep_gamma_advice
 from trainwell.doctor.ignored_class_call import ignored_class_call
 from trainwell.doctor.input_independent_level import constant_only, unmatched_labels
 from trainwell.doctor.inverted_mask import loop_inverted_mask
@@ -43,8 +44,10 @@ from trainwell.doctor.loop_forward_hooks import first_tensor
 from trainwell.doctor.loop_step_hooks import ADAPTIVE
 from trainwell.doctor.loop_wiring import loop_wiring
 from trainwell.doctor.low_precision import low_precision_weights
+from trainwell.doctor.nonfinite_weights import nonfinite_start
 from trainwell.doctor.norm_groups import loop_norm_groups
 from trainwell.doctor.output_width import wider_than_labels
+from trainwell.doctor.own_argmax_targets import own_argmax_targets
 from trainwell.doctor.padding_read import loop_padding_idx
 from trainwell.doctor.paired_labels import paired_elsewhere
 from trainwell.doctor.plateau_steps import observed_ratios
@@ -57,6 +60,7 @@ from trainwell.doctor.repeated_validations import once_each
 from trainwell.doctor.satisfied_at_start import satisfied_at_start
 from trainwell.doctor.sequence_first_batches import loop_sequence_first
 from trainwell.doctor.sequence_targets import loop_copied_tokens
+from trainwell.doctor.shifted_classes import class_shift
 from trainwell.doctor.smoothing_twice import smoothed_twice
 from trainwell.doctor.stale_copy_statistics import stale_statistics
 from trainwell.doctor.stuck_warmup import stuck_warmup
@@ -150,9 +154,9 @@ def flat_direction(w, verdict):
     low, high = ratios[(len(ratios) - 1) // 2], ratios[len(ratios) // 2]
     median = math.sqrt(low * high)  # the two middles' geometric mean: the one middle with an odd count
     if high < FLAT_RATIO_BAND[0]:
-        advice = f"the update/weight ratio is {high:.2g} (healthy ~1e-3): raise the learning rate (by 10x)"
+        advice = f"the update/weight ratio is {high:.2g}, {_gap(high)}: raise the learning rate {rate_factor(high)}"
     elif low > FLAT_RATIO_BAND[1]:
-        advice = f"the update/weight ratio is {low:.2g} (healthy ~1e-3): lower the learning rate (by 10x)"
+        advice = f"the update/weight ratio is {low:.2g}, {_gap(low)}: lower the learning rate {rate_factor(low)}"
     else:
         advice = (f"the update/weight ratio is {median:.2g}, near the healthy ~1e-3: if the inputs carry nothing "
                   "about the targets the loss stays flat at any rate (are x and y shuffled with one "
@@ -160,6 +164,30 @@ def flat_direction(w, verdict):
                   "units, a detached graph or frozen parameters")
     return type(verdict)(verdict.check, verdict.status, f"{verdict.value}; update/weight {median:.2g}",
                          verdict.expected, advice)
+
+
+def rate_factor(ratio: float) -> str:
+    """The factor to change the rate by, from the measured update/weight ``ratio``: the steps scale with the rate
+    (SGD's, momentum's and Adam's alike), so the factor that brings the ratio to cs231n's healthy ~1e-3 is the gap
+    itself; the advice names the range from a third of it (a first try that cannot overshoot) up to it:
+    ``(by 13-40x)`` for a ratio of 2.5e-5. Read by :func:`~trainwell.doctor.rate_numbers.with_rate`."""
+    if not ratio > 0 or not math.isfinite(ratio):  # no step moved a weight: no gap to measure
+        return "(by 10x)"
+    gap = max(ratio / HEALTHY_RATIO, HEALTHY_RATIO / ratio)
+    return f"(by {_plain(gap / 3)}-{_plain(gap)}x)"
+
+
+def _plain(x: float) -> str:
+    """``x`` to two significant digits, without an exponent (``1500``, ``13``, ``3.3``)."""
+    return f"{float(f'{x:.2g}'):.12g}"
+
+
+def _gap(ratio: float) -> str:
+    """How far ``ratio`` lies from the healthy ~1e-3, in words: ``40x below the healthy ~1e-3``."""
+    if not ratio > 0 or not math.isfinite(ratio):
+        return "no step moved the weights" if ratio == 0 else "not finite"
+    gap = max(ratio / HEALTHY_RATIO, HEALTHY_RATIO / ratio)
+    return f"{_plain(gap)}x {'below' if ratio < HEALTHY_RATIO else 'above'} the healthy ~1e-3"
 
 
 def memorizing_now(w) -> bool:
@@ -239,7 +267,9 @@ def loop_verdicts(w) -> list:
            stuck_warmup(group_rates(p), p.start_lrs, [g.get("initial_lr") for g in p.optimizer.param_groups]) or
            growing_gamma(w._scheduler_steps.stepped.values(), [*w._given, *p.optimizers], p.lrs) or
            lsch.lr_schedule(p, losses, lambda group: w._lambdas.factor_peak(w._state.optimizer, group),
-                            w._builds.epochs()),
+                            w._builds.epochs(),
+                            lambda: steep_gamma_advice(w._scheduler_steps.stepped.values(),
+                                                       [*w._given, *p.optimizers])),
            w._plateaus.verdict(w._state.optimizer, losses, [m[1] for m in w._val]),
            loss_verdict(w, first), ll.output_layer(p),
            low_precision_weights(p), ld.inputs(p, memorizing_now(w)),
@@ -285,7 +315,8 @@ def loop_verdicts(w) -> list:
            unseen_classes(w._classes.seen(),
                           [] if w._val_losses.class_counts is None else [w._val_losses.class_counts]),
            relabelled(w._val_losses.confusion, w._classes.seen(), w._val_losses.confusion_pixels) or
-           unrelated(w._val_losses.first_confusion, w._val_losses.confusion, w._hits),
+           unrelated(w._val_losses.first_confusion, w._val_losses.confusion, w._hits) or
+           class_shift(w._classes.counts(), w._val_losses.confusion),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
                                 w._val_losses.target_kinds, w._val_losses.target_positions,
                                 p.validation_draws.batch_keys()),
@@ -293,6 +324,8 @@ def loop_verdicts(w) -> list:
            trained_symmetry(p.model, p.optimizers, p.opt_steps) or
            constant_init_verdict(w.first_step.constant if w.first_step is not None else w._constant, p.model),
            ignored_class_call(w._loss_inputs.training_call, batch_rows(w._first_forward)),
+           own_argmax_targets(w._loss_inputs.training_call), batch_standardized(w._loss_inputs.standardized),
+           nonfinite_start(p.nonfinite_at_start, len(p.named)),
            probability_targets_verdict(w._loss_inputs.training_call.row_sums),
            *loop_wiring(p, w._first_forward),
            positive_verdict(w.first_step.positive if w.first_step is not None else w._positive, p.model),

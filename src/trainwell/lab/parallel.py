@@ -12,11 +12,14 @@ trainings do not depend on which process runs it.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 
 def _start_worker(threads: int) -> None:
+    if hasattr(os, "setpgrp"):  # out of the terminal's process group: a Ctrl-C reaches the parent alone, which
+        os.setpgrp()  # stops the workers (each would print its own KeyboardInterrupt or "finishing this epoch")
     import torch
 
     torch.set_num_threads(threads)
@@ -33,8 +36,10 @@ def map_processes(fn: Callable, calls: list[tuple], jobs: int, order: list[int],
                   on_done: Callable[[int, object], None]) -> None:
     """Run ``fn(*calls[i])`` in ``jobs`` spawned worker processes, submitting in ``order`` (indices into
     ``calls``); call ``on_done(i, value)`` in this process as each finishes, with the ``Exception`` as the value
-    when the call raised or its worker died. Ctrl-C cancels the calls not started and stops the workers."""
+    when the call raised or its worker died. Ctrl-C cancels the calls not started and kills the workers (they run
+    in process groups of their own, so the terminal's signal reaches this process alone)."""
     ctx = multiprocessing.get_context("spawn")
+    others = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_start_worker,
                                initargs=(worker_threads(jobs),))
     try:
@@ -50,5 +55,7 @@ def map_processes(fn: Callable, calls: list[tuple], jobs: int, order: list[int],
                 on_done(i, value)
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
+        for worker in set(multiprocessing.active_children()) - others:  # the experiments running: stopped now
+            worker.kill()
         raise
     pool.shutdown(wait=True)

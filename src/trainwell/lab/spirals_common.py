@@ -112,7 +112,8 @@ def _learner(cfgs: list[Config], splits):
     learner = PopulationLearner(wide, [embed_state(m.state_dict(), wide.state_dict()) for m in models],
                                 optimizer=o.name, lrs=[c.optim.lr for c in cfgs],
                                 weight_decays=[c.optim.weight_decay for c in cfgs], decay=o.decay,
-                                momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps, alpha=o.alpha,
+                                momentum=o.momentum if o.name != "sgd" else None,
+                                nesterov=o.nesterov and o.name != "sgd", betas=o.betas, eps=o.eps, alpha=o.alpha,
                                 rmsprop_momentum=o.rmsprop_momentum, loss_fn=c0.train.loss, epochs=c0.train.epochs,
                                 steps_per_epoch=-(-n // bs), own_rows=True)
     return learner, models

@@ -25,8 +25,12 @@ def _suggest(W: int, F: int, P: int) -> str:
     return f"{hint}; 'same' size needs S=1 and P=(F-1)/2 with an odd F"
 
 
-def conv_output_size(W: int, F: int, S: int = 1, P: int = 0, *, where: str = "conv", strict: bool = True) -> int:
+def conv_output_size(W: int, F: int, S: int = 1, P: int = 0, *, D: int = 1, where: str = "conv",
+                     strict: bool = True) -> int:
     """Return (W - F + 2P)/S + 1, or raise GeometryError if it is not a positive integer.
+
+    A dilation ``D`` (torch's ``dilation``) spreads the F taps D pixels apart: the filter spans D(F - 1) + 1
+    pixels, and that span takes F's place in the formula.
 
     With ``strict=False`` a fractional size is floored, as torch does (the last (W - F + 2P) mod S input
     rows/columns are then never seen: the doctor warns about it).
@@ -39,13 +43,16 @@ def conv_output_size(W: int, F: int, S: int = 1, P: int = 0, *, where: str = "co
         GeometryError: with the lecture's formula filled in and the strides that would fit.
         TypeError: a size that is not an integer (a float such as 32.5 or 32.0, a bool).
     """
-    bad = next((f"{n}={v!r}" for n, v in (("W", W), ("F", F), ("S", S), ("P", P))
+    bad = next((f"{n}={v!r}" for n, v in (("W", W), ("F", F), ("S", S), ("P", P), ("D", D))
                 if isinstance(v, bool) or not isinstance(v, numbers.Integral)), None)
     if bad is not None:
-        raise TypeError(f"{where}: {bad} is not allowed: W, F, S and P are whole numbers of pixels (integers; "
-                        f"a size read from a tensor's shape is one)")
-    if S < 1 or F < 1 or P < 0 or W < 1:
-        raise GeometryError(f"{where}: W={W}, F={F}, S={S}, P={P} is not allowed: need W, F, S >= 1 and P >= 0")
+        raise TypeError(f"{where}: {bad} is not allowed: W, F, S and P are whole numbers of pixels, D the "
+                        f"taps' spacing (integers; a size read from a tensor's shape is one)")
+    if S < 1 or F < 1 or P < 0 or W < 1 or D < 1:
+        raise GeometryError(f"{where}: W={W}, F={F}, S={S}, P={P}, D={D} is not allowed: need W, F, S, D >= 1 and "
+                            f"P >= 0")
+    if D > 1:  # the dilated filter's span stands for F in the formula and the messages
+        F = D * (F - 1) + 1
     span = W - F + 2 * P
     if span < 0:
         raise GeometryError(
@@ -61,14 +68,21 @@ def conv_output_size(W: int, F: int, S: int = 1, P: int = 0, *, where: str = "co
     return span // S + 1
 
 
-def same_padding(F: int, S: int = 1) -> int:
-    """Zero padding that keeps the spatial size: P = (F - 1) / 2 with stride 1 and an odd filter.
+def same_padding(F: int, S: int = 1, *, D: int = 1) -> int:
+    """Zero padding that keeps the spatial size: P = D(F - 1) / 2 with stride 1, for a filter of F taps dilated by
+    D (its span D(F - 1) + 1 must be odd: an odd F, or an even dilation). torch's ``padding="same"`` gives the same.
 
     Raises:
-        GeometryError: for an even filter or a stride other than 1 (no padding keeps the size then).
+        GeometryError: for a filter whose span is even or a stride other than 1 (no padding keeps the size then),
+            or a dilation below 1.
     """
     if S != 1:
         raise GeometryError(f"'same' padding needs stride 1, got S={S}: the output shrinks by a factor of S")
-    if F % 2 == 0:
-        raise GeometryError(f"'same' padding needs an odd filter size, got F={F}: use F={F - 1} or F={F + 1}")
-    return (F - 1) // 2
+    if isinstance(D, bool) or not isinstance(D, numbers.Integral) or D < 1:
+        raise GeometryError(f"same_padding: D={D!r} is not allowed: the dilation is a whole number >= 1")
+    if D * (F - 1) % 2 != 0:
+        if D == 1:
+            raise GeometryError(f"'same' padding needs an odd filter size, got F={F}: use F={F - 1} or F={F + 1}")
+        raise GeometryError(f"'same' padding needs a filter spanning an odd number of pixels, got F={F} dilated by "
+                            f"D={D}, spanning {D * (F - 1) + 1}: use an odd F or an even D")
+    return D * (F - 1) // 2

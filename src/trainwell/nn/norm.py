@@ -23,18 +23,22 @@ KINDS = ("none", "batch", "layer", "group", "instance")
 def make_norm(kind: str, channels: int, spatial_dims: int, groups: int = 32, where: str = "model.norm",
               groups_key: str = "model.norm_groups"):
     """Return a normalization module for features with ``channels`` channels and ``spatial_dims`` spatial axes
-    (0 for dense layers), or None for ``"none"``. ``where`` and ``groups_key`` name the config keys the kind and
-    the groups came from, for the errors.
+    (0 for dense layers, 1 to 3 for (N, C, L), (N, C, H, W) and (N, C, D, H, W) features), or None for
+    ``"none"``. ``where`` and ``groups_key`` name the config keys the kind and the groups came from, for the errors.
 
     Raises:
         ConfigError: unknown kind, groups not dividing channels, or instance norm without spatial axes.
+        ValueError: ``spatial_dims`` outside 0..3.
     """
     if kind not in KINDS:
         raise ConfigError(f"{where} = {kind!r} is not allowed: use one of {', '.join(KINDS)}")
+    if isinstance(spatial_dims, bool) or spatial_dims not in (0, 1, 2, 3):
+        raise ValueError(f"spatial_dims={spatial_dims!r} is not allowed: use 0 for (N, C) features, 1 for (N, C, L), "
+                         f"2 for (N, C, H, W) or 3 for (N, C, D, H, W)")
     if kind == "none":
         return None
     if kind == "batch":
-        return (nn.BatchNorm1d, nn.BatchNorm1d, nn.BatchNorm2d)[spatial_dims](channels)
+        return (nn.BatchNorm1d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[spatial_dims](channels)
     if kind == "layer":
         return nn.LayerNorm(channels) if spatial_dims == 0 else nn.GroupNorm(1, channels)
     if kind == "instance":

@@ -11,9 +11,23 @@ Both work on 1-D (N, C, L) and 2-D (N, C, H, W) inputs.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def window(kernel, stride) -> tuple[int, int]:
+    """``(kernel, stride)`` checked as whole numbers of positions >= 1 (``stride=None``: the kernel, windows that
+    tile the input), else a one-line error naming the argument."""
+    for name, value in (("kernel", kernel), ("stride", stride)):
+        if value is None and name == "stride":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name}={value!r} is not allowed: use a whole number of positions >= 1"
+                             + (" (or stride=None, the kernel)" if name == "stride" else ""))
+    return int(kernel), int(kernel if stride is None else stride)
 
 
 def _avg(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -24,8 +38,11 @@ def l2_pool(x: torch.Tensor, kernel: int = 2, stride: int | None = None, rms: bo
     """sqrt(sum of x^2) over each ``kernel`` window (per channel), every ``stride`` positions; sqrt(mean) with ``rms``.
 
     An all-zero window gives exactly 0, with gradient 0 (sqrt has no finite derivative at 0; 0 is a subgradient).
+
+    Raises:
+        ValueError: a ``kernel`` or ``stride`` that is not a whole number >= 1.
     """
-    stride = stride or kernel
+    kernel, stride = window(kernel, stride)
     mean_sq = _avg(x * x, kernel, stride)
     sq = mean_sq if rms else mean_sq * kernel ** (x.dim() - 2)  # (N, C, L) or (N, C, H, W): window = k^dims
     positive = sq > 0
@@ -38,7 +55,7 @@ class L2Pool(nn.Module):
 
     def __init__(self, kernel: int = 2, stride: int | None = None, *, rms: bool = False):
         super().__init__()
-        self.kernel, self.stride, self.rms = kernel, stride or kernel, rms
+        (self.kernel, self.stride), self.rms = window(kernel, stride), rms
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return l2_pool(x, self.kernel, self.stride, self.rms)
@@ -65,7 +82,7 @@ class GaussianPool(nn.Module):
         super().__init__()
         if not sigma > 0:
             raise ValueError(f"sigma={sigma} is not allowed: use a number > 0")
-        self.kernel, self.stride, self.sigma = kernel, stride or kernel, sigma
+        (self.kernel, self.stride), self.sigma = window(kernel, stride), sigma
         self.register_buffer("w1", gaussian_window(kernel, sigma, 1), persistent=False)
         self.register_buffer("w2", gaussian_window(kernel, sigma, 2), persistent=False)
 

@@ -64,32 +64,38 @@ def _short_run(model, optimizer, x, y, loss_fn, lr: float, steps: int, batch_siz
     return losses
 
 
-def find_lr(cfg: Config, steps: int = 100, start: float = 1e-7, end: float = 10.0, rule: str = "auto") -> LRFind:
+def find_lr(cfg: Config, steps: int = 100, start: float = 1e-7, end: float = 10.0, rule: str = "auto",
+            quiet: bool = True) -> LRFind:
     """Run the range test for ``cfg`` (its model, initialization, optimizer and training data), read the curve by
     ``rule`` and check the suggestion with a short run read by the doctor.
 
     ``rule = "auto"`` (the default) reads the config's schedule: a third of the rate at the smoothed minimum under
     one-cycle or cosine, a tenth of it otherwise (:func:`~trainwell.train.lr_range.rule_for`; measured in
-    benchmarks/RESULTS.md section 23); any of :data:`~trainwell.train.lr_range.RULES` may be named instead."""
+    benchmarks/RESULTS.md section 23); any of :data:`~trainwell.train.lr_range.RULES` may be named instead.
+    Unless ``quiet``, a line on stderr says what runs (the data and model, the range test, each short run)."""
     if rule == "auto":
         rule = rule_for(cfg.optim.schedule)
     elif rule not in RULES:
         raise ParameterError("rule", rule, f"is not allowed: use auto or one of {', '.join(RULES)}")
     from trainwell import optim
     from trainwell.pipeline.build import prepare
+    from trainwell.train.progress import note
     from trainwell.train.trainer import loss_function
 
     probe = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=1e-3))  # any valid rate: it is swept
     with torch.random.fork_rng(devices=[]):
+        note("lr-find: loading the data and building the model...", quiet)
         prep = prepare(probe)
         model = prep.model.to(prep.device)
         opt = optim.from_config(model, probe.optim)
         x, y = (t.to(prep.device) for t in prep.splits.train)
         loss_fn = loss_function(cfg.train.loss)
         bs = cfg.train.batch_size
+        note(f"lr-find: the range test, up to {steps} steps while the rate grows from {start:g} to {end:g}...", quiet)
         curve = lr_range_test(model, opt, x, y, loss_fn, start=start, end=end, steps=steps, batch_size=bs,
                               seed=cfg.train.seed, rule=rule)
         lr = curve.suggestion
+        note(f"lr-find: checking {lr:.3g} with a {CHECK_STEPS}-step run read by the doctor...", quiet)
         check = diagnosis.learning_rate_diagnosis(
             _short_run(model, opt, x, y, loss_fn, lr, CHECK_STEPS, bs, cfg.train.seed), bs)
         for _ in range(2):
@@ -98,6 +104,7 @@ def find_lr(cfg: Config, steps: int = 100, start: float = 1e-7, end: float = 10.
             curve.notes.append(f"the doctor read a short run at {lr:.3g} as {check.value.split(';')[0]}: "
                                f"divided by 3")
             lr /= 3
+            note(f"lr-find: too high; checking {lr:.3g} with a {CHECK_STEPS}-step run...", quiet)
             check = diagnosis.learning_rate_diagnosis(
                 _short_run(model, opt, x, y, loss_fn, lr, CHECK_STEPS, bs, cfg.train.seed), bs)
     return LRFind(range=curve, suggestion=float(f"{lr:.3g}"), check=check)

@@ -338,7 +338,8 @@ def _build(configs: list[Config]) -> tuple[Splits, list[Prepared], PopulationLea
     o = base.optim
     learner = PopulationLearner(wide, states, optimizer=o.name, lrs=[c.optim.lr for c in configs],
                                 weight_decays=[c.optim.weight_decay for c in configs], decay=o.decay,
-                                momentum=o.momentum, nesterov=o.nesterov, betas=o.betas, eps=o.eps,
+                                momentum=o.momentum if o.name != "sgd" else None,
+                                nesterov=o.nesterov and o.name != "sgd", betas=o.betas, eps=o.eps,
                                 alpha=o.alpha, rmsprop_momentum=o.rmsprop_momentum,
                                 loss_fn=base.train.loss, schedule=_schedule_builder(base, spe),
                                 epochs=base.train.epochs, steps_per_epoch=spe, device=device,

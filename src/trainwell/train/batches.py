@@ -144,9 +144,14 @@ def check_lengths(x: torch.Tensor, y: torch.Tensor, what: str, where: str = "") 
     targets would be ignored without a word (the data is very likely misaligned), too few fail deep in indexing.
 
     Raises:
-        ValueError: ``len(x) != len(y)``, naming both counts.
+        ValueError: ``len(x) != len(y)``, naming both counts, or a 0-d input or target (one value without a
+            batch axis: torch would fail indexing it, or pair it with every input).
     """
-    if x.dim() and y.dim() and len(x) != len(y):
+    if not x.dim() or not y.dim():
+        raise ValueError(f"{what}: got inputs of shape {tuple(x.shape)} and targets of shape {tuple(y.shape)}"
+                         f"{where}: a {'target' if not y.dim() else 'input'} without a batch axis; give a batch of "
+                         f"examples, (N, ...) inputs and N targets (x.unsqueeze(0), y.unsqueeze(0) for one example)")
+    if len(x) != len(y):
         raise ValueError(f"{what}: got {len(x)} inputs but {len(y)} targets{where}: give one target per input")
 
 

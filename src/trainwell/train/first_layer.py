@@ -4,8 +4,11 @@ A wrong feature count or inputs without their batch (or channel) dimension make 
 layer (``mat1 and mat2 shapes cannot be multiplied (8x5 and 4x16)``), in its own terms. When the forward fails,
 :func:`first_layer_hint` runs it again on a copy of the model with hooks on its Linear and convolution layers: if
 the layer that raised is one that received the data itself, unchanged, and its weight's shape refuses the data's
-shape, the error is named in one line (what the layer expects, what the data has, what to change). In every other
-case it returns None and the caller re-raises torch's error unchanged.
+shape, the error is named in one line (what the layer expects, what the data has, what to change). One example
+without its batch axis, ``(4,)`` for a ``Linear(4, ...)``, passes the first layer (torch's layers take unbatched
+inputs) and fails further on (``BatchNorm1d``: ``expected 2D or 3D input (got 1D input)``): when the first layer
+that read the data took it as one unbatched example, that is named too. In every other case it returns None and
+the caller re-raises torch's error unchanged.
 """
 
 from __future__ import annotations
@@ -19,18 +22,23 @@ from torch import nn
 _LAYERS = {nn.Linear: ((2, 1), -1), nn.Conv1d: ((3, 2), -2), nn.Conv2d: ((4, 3), -3), nn.Conv3d: ((5, 4), -4)}
 
 
-def _layer_that_raised(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module] | None:
+def _layer_that_raised(model: nn.Module, x: torch.Tensor) -> tuple[tuple[str, nn.Module] | None, ...]:
     """``(name, layer)`` of the Linear/Conv layer of a copy of ``model`` that raised while reading ``x`` itself
-    (the data as given, not a tensor computed from it); None when the copied forward runs, or fails elsewhere."""
+    (the data as given, not a tensor computed from it), and of the first such layer that read ``x``, when the
+    copied forward fails; ``(None, None)`` when it runs, or the model cannot be copied."""
     try:
         twin = copy.deepcopy(model)
     except Exception:  # a model that cannot be copied: nothing is told
-        return None
+        return None, None
     names = {m: n for n, m in twin.named_modules()}
     running: list = []
+    readers: list = []
 
     def enter(module, args):
-        running.append((module, bool(args) and args[0] is x))
+        reads = bool(args) and args[0] is x
+        running.append((module, reads))
+        if reads and not readers:
+            readers.append((names[module], module))
 
     def leave(module, args, out):
         running.pop()
@@ -41,12 +49,25 @@ def _layer_that_raised(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Modul
         with torch.no_grad():
             twin(x)
     except Exception:
-        if running and running[-1][1]:
-            return names[running[-1][0]], running[-1][0]
+        raised = (names[running[-1][0]], running[-1][0]) if running and running[-1][1] else None
+        return raised, (readers[0] if readers else None)
     finally:
         for h in handles:
             h.remove()
-    return None
+    return None, None
+
+
+def _unbatched_hint(found: tuple[str, nn.Module] | None, x: torch.Tensor, what: str) -> str | None:
+    """The message for one example without its batch axis that the first layer read unbatched; None otherwise."""
+    if found is None:
+        return None
+    name, layer = found
+    shape, features, dims, axis = _expected(layer)
+    if x.dim() != dims[1] or x.shape[axis] != features:
+        return None
+    return (f"{what} got inputs of shape {tuple(x.shape)}, one example without its batch axis: the model's first "
+            f"layer {name!r} takes {shape} and read it unbatched, but a later layer needs the batch axis: give "
+            f"x.unsqueeze(0) for one example")
 
 
 def _expected(layer: nn.Module) -> tuple[str, int, tuple[int, ...], int]:
@@ -58,14 +79,23 @@ def _expected(layer: nn.Module) -> tuple[str, int, tuple[int, ...], int]:
     return f"(N, {layer.in_channels}, {spatial})", layer.in_channels, dims, axis
 
 
+def unbatched_hint(model: nn.Module, x, what: str = "train") -> str | None:
+    """The one-line message for a forward of ``model`` that failed past its first layer, which read ``x`` as one
+    unbatched example (see the module docstring); None otherwise."""
+    if not isinstance(x, torch.Tensor) or isinstance(model, torch.jit.ScriptModule):
+        return None
+    found, first_reader = _layer_that_raised(model, x)
+    return _unbatched_hint(first_reader, x, what) if found is None else None
+
+
 def first_layer_hint(model: nn.Module, x, what: str = "train") -> str | None:
     """The one-line message for a forward of ``model`` on ``x`` that failed in a first layer whose shape refuses
     ``x``'s (see the module docstring); None when that cannot be told reliably."""
     if not isinstance(x, torch.Tensor) or isinstance(model, torch.jit.ScriptModule):
         return None
-    found = _layer_that_raised(model, x)
+    found, first_reader = _layer_that_raised(model, x)
     if found is None:
-        return None
+        return _unbatched_hint(first_reader, x, what)
     name, layer = found
     shape, features, dims, axis = _expected(layer)
     linear = isinstance(layer, nn.Linear)  # a Linear takes any leading dimensions

@@ -29,7 +29,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from trainwell.errors import TrainwellError
-from trainwell.optim import Schedule
+from trainwell.optim import Schedule, plain_sgd_momentum
 from trainwell.regularize import penalized_parameters
 from trainwell.train.batches import take_rows
 from trainwell.train.devices import as_device
@@ -92,6 +92,8 @@ class PopulationLearner(PopulationDataChecks):
         states: one state dict per member (see :func:`embed_state` for narrower MLPs).
         optimizer: "sgd", "momentum", "rmsprop" or "adam", with per-member ``lrs`` and ``weight_decays``
             (``alpha`` and ``rmsprop_momentum`` are RMSprop's, as in :func:`trainwell.optim.build_optimizer`).
+            ``momentum`` (default 0.9) and ``nesterov`` are optimizer="momentum"'s; given to plain "sgd" (as
+            torch's ``SGD(momentum=0.9)`` takes them) they are refused, as ``build_optimizer`` refuses them.
         schedule: ``schedule(optimizer) -> Schedule``, the same builder a separate fit uses (None: constant LR);
             ``epochs`` and ``steps_per_epoch`` size its tables.
         loss_fn: a loss name or callable ``(outputs, targets) -> scalar`` (vmapped over members).
@@ -119,7 +121,8 @@ class PopulationLearner(PopulationDataChecks):
     iterates_loaders = False  # members draw their own batches from tensors: a loader is read into memory
 
     def __init__(self, model: nn.Module, states: list[dict], *, optimizer: str, lrs: list[float],
-                 weight_decays: list[float], decay: str = "coupled", momentum: float = 0.9, nesterov: bool = False,
+                 weight_decays: list[float], decay: str = "coupled", momentum: float | None = None,
+                 nesterov: bool = False,
                  betas=(0.9, 0.999), eps: float = 1e-8, alpha: float = 0.99, rmsprop_momentum: float = 0.0,
                  loss_fn: str | Callable = "cross_entropy",
                  schedule: Callable[[torch.optim.Optimizer], Schedule] | None = None, epochs: int = 1,
@@ -141,6 +144,7 @@ class PopulationLearner(PopulationDataChecks):
         if layout not in ("auto", "vmap"):
             raise ValueError(f"layout {layout!r} is not allowed: use 'auto' (batched GEMMs for a plain MLP) or 'vmap'")
         lrs, weight_decays = (v.tolist() if hasattr(v, "tolist") else v for v in (lrs, weight_decays))  # NumPy
+        momentum = plain_sgd_momentum(optimizer, momentum, nesterov, key="optimizer")
         check_hyperparameters(states, lrs, weight_decays, decay=decay, momentum=momentum, nesterov=nesterov,
                                betas=betas, eps=eps, alpha=alpha, rmsprop_momentum=rmsprop_momentum)
         if not len(states) == len(lrs) == len(weight_decays):

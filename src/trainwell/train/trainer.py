@@ -163,7 +163,8 @@ class Trainer(TrainerIO):
         member_callbacks: for a population, one list of callbacks per member, each called with that member's
             own :class:`State` (its history, ``stop``, and ``model`` = the member) before the run's callbacks.
         seed: seeds the data order (its own generator) so runs repeat exactly; a population takes one seed per
-            member (each member draws its own batches).
+            member (each member draws its own batches). Left out, it is 0 for a model and for every member (each
+            member draws the batches a model's fit with the default draws).
         progress: an object with ``start(total, done)``, ``update(metrics)``, ``stop()``.
         penalty: ``penalty(model) -> scalar`` added to the data loss at every step (L1/L2/activity/L0); the
             epoch metrics then carry ``reg_loss`` beside ``train_loss`` (the data loss).
@@ -183,15 +184,15 @@ class Trainer(TrainerIO):
                  batch_size: int | None = None,
                  schedule: Schedule | None = None, callbacks: Sequence[Callback] = (),
                  member_callbacks: Sequence[Sequence[Callback]] | None = None,
-                 device: str | torch.device | None = None, seed: int | Sequence[int] = 0,
+                 device: str | torch.device | None = None, seed: int | Sequence[int] | None = None,
                  progress=None, penalty: Callable[[nn.Module], torch.Tensor] | None = None,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
                  precision: str = "fp32", batch_keys: tuple[str, str] | None = None):
-        seeds = [seed] if isinstance(seed, int) else [int(s) for s in seed]
+        seeds = None if seed is None else [seed] if isinstance(seed, int) else [int(s) for s in seed]
         if isinstance(learner, nn.Module):  # the convenience: a plain module and its optimizer
             _check_loop(epochs, batch_size, optimizer)
             learner = module_learner(learner, optimizer, loss_fn, device=device, schedule=schedule, penalty=penalty,
-                                     augment=augment, aug_seed=seeds[0] + 1, precision=precision)
+                                     augment=augment, aug_seed=(seeds or [0])[0] + 1, precision=precision)
         else:
             _check_loop(epochs, batch_size)
             _check_learner_arguments(learner, optimizer=optimizer, loss_fn=loss_fn, schedule=schedule,
@@ -200,6 +201,7 @@ class Trainer(TrainerIO):
         self.device = learner.device
         self.size = learner.size
         self.single = not learner.vmapped  # one module: the run's State is the model's State
+        seeds = [0] * self.size if seeds is None else seeds
         if len(seeds) != self.size:
             raise ValueError(f"seed: {len(seeds)} seeds for {self.size} members; give one seed per member")
         self.epochs, self.batch_size, self.batch_keys = epochs, batch_size, check_batch_keys(batch_keys)

@@ -26,9 +26,13 @@ from trainwell.train.batches import (
     unread_keys,
     unread_keys_message,
 )
-from trainwell.train.first_layer import first_layer_hint
+from trainwell.train.first_layer import first_layer_hint, unbatched_hint
 from trainwell.train.input_checks import integer_inputs_hint
 from trainwell.train.learners import CLASS_INDEX_LOSSES, LOSSES, class_scores, eval_rows
+
+# what a forward of the model raises that may be named: a dict batch's unread keys, a first layer refusing the
+# data's shape (RuntimeError), one example without its batch axis reaching a BatchNorm (ValueError)
+FORWARD_ERRORS = (*UNREAD_KEY_ERRORS, ValueError)
 
 
 def nonfinite_data_note(x: torch.Tensor | None, y: torch.Tensor | None) -> str:
@@ -90,7 +94,7 @@ class TrainerIO:
         if isinstance(data, tuple):  # on the device
             try:
                 return self.learner.evaluate(data[0], data[1])
-            except UNREAD_KEY_ERRORS as e:
+            except FORWARD_ERRORS as e:
                 self._explain(e, data[0][: eval_rows(data[0].device)], what)  # the chunk that failed
                 raise
         seen: list = []  # the batch being evaluated and its inputs, to name what the model refuses
@@ -103,7 +107,7 @@ class TrainerIO:
 
         try:
             return self.learner.evaluate_batches(batches())
-        except UNREAD_KEY_ERRORS as e:
+        except FORWARD_ERRORS as e:
             if seen:
                 self._explain(e, seen[1], what, seen[0])
             raise
@@ -113,6 +117,11 @@ class TrainerIO:
         first layer refuses, integer inputs met by a floating-point layer, a dict ``batch`` whose other keys the
         model is not given), as training names them; return when none is the cause (the caller re-raises)."""
         if not self.single:
+            return
+        if isinstance(error, ValueError):  # BatchNorm refuses one unbatched example so (and trainwell's checks)
+            hint = unbatched_hint(self.learner.model, x, what)
+            if hint is not None:
+                raise ValueError(hint) from None
             return
         input_key, unread = unread_keys(batch, self.batch_keys)
         if unread:
@@ -265,7 +274,7 @@ class TrainerIO:
                 with self.learner.autocast():
                     try:
                         out = model(xb)
-                    except UNREAD_KEY_ERRORS as e:
+                    except FORWARD_ERRORS as e:
                         self._explain(e, xb, "predict", b)
                         raise
                     outs.append(class_scores(out).cpu())  # a tuple/dict output: its class scores

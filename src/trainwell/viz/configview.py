@@ -4,17 +4,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from trainwell.viz import page
 from trainwell.viz.page import Raw, esc
-
-
-def read_json(path: Path, default=None):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return default
 
 
 def config_overrides(config_text: str, parsed: dict | None = None) -> dict[str, tuple[object, object]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from trainwell.errors import TrainwellError
 from trainwell.rundir import atomic_write_text, read_jsonl
 from trainwell.viz import page, runfiles
-from trainwell.viz.configview import config_html, config_overrides, read_config, read_json
+from trainwell.viz.configview import config_html, config_overrides, read_config
 from trainwell.viz.page import Raw, esc, fmt_loss, fmt_pct, fmt_seconds
 from trainwell.viz.report import build_fit_report, with_toggles
 
@@ -28,7 +28,7 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_
 def build(path: str | Path, kind: str) -> Path:
     """Write ``<path>/report.html`` for a ``sweep`` or ``lottery`` folder; return its path."""
     path = Path(path)
-    rows = read_json(path / "results.json")
+    rows = runfiles.read_json(path / "results.json")
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise TrainwellError(f"{path / 'results.json'}: missing or unreadable; the {_label(kind)} has not finished "
                              f"(its runs have their own reports in {path}/*/report.html)")
@@ -215,7 +215,7 @@ def _shared_classes(summary: dict) -> list[tuple[str, str]]:
 
 
 def _sweep(base: Path, rows: list[dict]) -> tuple[str, str, dict]:
-    summary = read_json(base / "summary.json", {}) or {}
+    summary = runfiles.read_json(base / "summary.json", {}) or {}
     grid = summary.get("grid") or {}
     group_keys, seeded = setting_keys(rows, grid)
     groups: dict[tuple, list[int]] = {}

@@ -7,6 +7,7 @@ figures) and no figure window or pyplot state is left behind.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -37,16 +38,26 @@ def save(fig: Figure, path: str | Path, dpi: int, layout: bool = True) -> Path:
 
 
 
+def _recorded(history: list[dict], key: str) -> tuple[list[int], list[float]]:
+    """The 1-based epochs whose record holds a finite ``key``, and its values (a loop may validate only some
+    epochs; a regression records a NaN accuracy)."""
+    pairs = [(r["epoch"] + 1, r[key]) for r in history
+             if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 def learning_curves(history: list[dict], path: str | Path, best_epoch: int | None = None) -> Path:
     """Plot train/val loss and accuracy per epoch (the lecture's loss-curve reading) and the learning rate, and
     save a PNG. Epochs are drawn 1-based, as users count them; ``best_epoch`` (0-based, as in summary.json) is
-    marked."""
+    marked. A metric is drawn at the epochs that record it (a validation every few epochs shows as dots on a
+    line); a panel whose metric no epoch records says so."""
     epochs = [r["epoch"] + 1 for r in history]
     fig, (ax_loss, ax_acc, ax_lr) = new_figure(1, 3, figsize=(13, 3.8))
     for split, style in (("train", "-"), ("val", "--")):
-        if history and f"{split}_loss" in history[0]:
-            ax_loss.plot(epochs, [r.get(f"{split}_loss") for r in history], style, label=split)
-            ax_acc.plot(epochs, [r.get(f"{split}_acc") for r in history], style, label=split)
+        for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
+            xs, ys = _recorded(history, f"{split}_{metric}")
+            if xs:
+                ax.plot(xs, ys, style, marker="." if len(xs) < len(history) else None, label=split)
     # titles at a fixed height: placing them automatically measures every tick label (a third of the drawing)
     ax_loss.set(xlabel="epoch", ylabel="loss")
     ax_loss.set_title("Loss", y=1.0)
@@ -59,7 +70,13 @@ def learning_curves(history: list[dict], path: str | Path, best_epoch: int | Non
         # layout was most of this figure's drawing
         ax_loss.yaxis.set_major_formatter(LogFormatter())
         ax_loss.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
-    ax_lr.plot(epochs, [r.get("lr") for r in history], color="C2")
+    xs, ys = _recorded(history, "lr")
+    if xs:
+        ax_lr.plot(xs, ys, color="C2")
+    for ax, what in ((ax_acc, "accuracy"), (ax_lr, "learning rate")):
+        if not ax.lines:  # a regression (NaN accuracy) or a hand-written loop's history without the metric
+            ax.text(0.5, 0.5, f"no {what} recorded", transform=ax.transAxes, ha="center", va="center", color="0.4")
+            ax.set_xlim(min(epochs, default=1) - 0.5, max(epochs, default=1) + 0.5)
     ax_lr.set(xlabel="epoch", ylabel="learning rate")
     ax_lr.set_title("Learning rate (start of epoch)", y=1.0)
     ax_lr.grid(alpha=0.3)
@@ -69,7 +86,8 @@ def learning_curves(history: list[dict], path: str | Path, best_epoch: int | Non
         if best_epoch is not None:
             ax.axvline(best_epoch + 1, color="0.4", ls=":", lw=1, label=f"best epoch {best_epoch + 1}")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.91, wspace=0.3)  # fixed: tight_layout is slow
     return save(fig, path, dpi=100, layout=False)
 
@@ -179,11 +197,15 @@ def monitor_histograms(records: list[dict], path: str | Path, titles: dict[str, 
     layers = list(last["activations"].items())
     fig, axes = new_figure(len(layers), 2, figsize=(8, 1.9 * len(layers) + 0.8), squeeze=False)
     for row, (name, a) in enumerate(layers):
+        title = titles.get(name, f"{name} ({a['kind']})")
         for col, key, label in ((0, "hist", "activation"), (1, "grad_hist", "gradient")):
             ax = axes[row, col]
             h = a.get(key)
-            if h is None:
+            if h is None or not h["counts"]:
                 ax.axis("off")
+                if h is not None:  # every value was NaN or inf (a diverged run): nothing to bin
+                    ax.text(0.5, 0.5, f"{title} {label}: no finite values", ha="center", va="center",
+                            transform=ax.transAxes, fontsize=8)
                 continue
             counts = h["counts"]
             width = (h["hi"] - h["lo"]) / len(counts)
@@ -195,7 +217,6 @@ def monitor_histograms(records: list[dict], path: str | Path, titles: dict[str, 
             ax.ticklabel_format(style="sci", axis="x", scilimits=(-2, 3))
             extra = f", dead {a['dead']:.0%}" if "dead" in a else (
                 f", saturated {a['saturated']:.0%}" if "saturated" in a else "")
-            title = titles.get(name, f"{name} ({a['kind']})")
             ax.set_title(f"{title} {label}"
                          f"{extra if col == 0 else ''}", fontsize=8)
             ax.set_xlabel(label, fontsize=7)

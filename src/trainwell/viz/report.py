@@ -22,7 +22,7 @@ from pathlib import Path
 from trainwell.errors import TrainwellError
 from trainwell.rundir import RunDir, atomic_write_text, read_jsonl
 from trainwell.viz import page, runfiles
-from trainwell.viz.configview import config_html, config_overrides, read_config, read_json
+from trainwell.viz.configview import config_html, config_overrides, read_config
 from trainwell.viz.page import esc, fmt_int, fmt_loss, fmt_pct, fmt_seconds
 
 PHASES = (("pre", "Pre-flight"), ("monitor", "In-flight (monitors)"), ("post", "Post-flight"))
@@ -278,7 +278,7 @@ PNG_FIGURES = ("learning_curves", "histograms")
 
 def _read_summary(run: RunDir) -> dict | None:
     """The run's summary.json, validated, or None while the run has not finished."""
-    summary = read_json(run.summary) if run.summary.exists() else None
+    summary = runfiles.read_json(run.summary)
     if summary is not None and not isinstance(summary, dict):
         raise TrainwellError(f"{run.summary}: not a trainwell summary (a JSON object), got a "
                              f"{type(summary).__name__}")
@@ -292,7 +292,7 @@ def draw_figures(run_dir: str | Path, figures: tuple[str, ...] = PNG_FIGURES, be
     run = RunDir(run_dir)
     history = runfiles.history_records(read_jsonl(run.metrics), run.metrics)
     records = runfiles.monitor_records(read_jsonl(run.path / "monitors.jsonl"), run.path / "monitors.jsonl")
-    model_rows = runfiles.model_rows(read_json(run.path / MODEL_FILE, []) or [], run.path / MODEL_FILE)
+    model_rows = runfiles.model_rows(runfiles.read_json(run.path / MODEL_FILE, []) or [], run.path / MODEL_FILE)
     _redraw_figures(run, figures, history, records, {"best_epoch": best_epoch}, model_rows)
 
 
@@ -334,13 +334,14 @@ def build_fit_report(run_dir: str | Path, *, live: bool = False, figures: tuple[
     config_text = run.config.read_text(encoding="utf-8") if run.config.exists() else ""
     cfg = read_config(config_text)
     overrides = config_overrides(config_text, cfg)
-    model_rows = runfiles.model_rows(read_json(run.path / MODEL_FILE, []) or [], run.path / MODEL_FILE)
+    model_rows = runfiles.model_rows(runfiles.read_json(run.path / MODEL_FILE, []) or [], run.path / MODEL_FILE)
     figures = figures if figures is not None else (() if live else PNG_FIGURES)
     if figures:
         _redraw_figures(run, figures, history, records, summary, model_rows)
-    preflight = runfiles.verdict_list(read_json(run.path / "preflight.json", []) or [], run.path / "preflight.json")
+    preflight_file = run.path / "preflight.json"
+    preflight = runfiles.verdict_list(runfiles.read_json(preflight_file, []) or [], preflight_file)
     verdicts = (summary or {}).get("doctor") or [{**v, "phase": "pre"} for v in preflight]
-    started = read_json(run.path / STARTED_FILE) if summary is None else None
+    started = runfiles.read_json(run.path / STARTED_FILE) if summary is None else None
     started = started if isinstance(started, dict) else None
     state, state_text = _state(summary, history, cfg.get("train", {}).get("epochs"), live)
     lines = with_toggles(_epoch_charts(history, summary, read_steps(run.path, history)))

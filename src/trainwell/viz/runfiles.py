@@ -16,7 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 from trainwell.errors import TrainwellError
 
@@ -31,6 +33,22 @@ def _fail(source, where: str, field: str, value, allowed: str):
         shown = shown[:57] + "..."
     raise TrainwellError(f"{source}: {where}field {field!r} is {shown} (a {type(value).__name__}), not {allowed}: "
                          f"the file is {DAMAGED}")
+
+
+def read_json(path: Path, default=None):
+    """The JSON file at ``path``, or ``default`` where there is none (a run that has not written it yet). A file that
+    is there but is not JSON is an error naming it: trainwell writes each one whole (atomically), so it was edited or
+    damaged, and a page that read it as missing would tell a finished run it was interrupted."""
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise TrainwellError(f"{path}: not JSON text (not UTF-8): the file is {DAMAGED}") from None
+    except ValueError as exc:
+        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise TrainwellError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)}{where}): the file is "
+                             f"{DAMAGED}") from None
 
 
 def _is_int(value) -> bool:
