@@ -32,6 +32,9 @@ ROWS = 4096  # rows keyed per validation, at most
 MIN_ROWS = 16  # rows a validation must have for a reading
 #: how the warning begins (a cause of nothing downstream of the training loss)
 CHANGED = "the validation inputs change between evaluations"
+#: rows of forwards of several rows that repeat wholly at the same place, from which the forwards that change beside
+#: them are not the validation set's (a random transform applied per row leaves 8 rows all unchanged by chance rarely)
+REPEATED = 8
 SAME = 0.9  # share of rows equal to the first validation's at the same place, under which the inputs changed
 
 
@@ -81,7 +84,11 @@ class ValidationDraws:
 
     def row_keys(self) -> dict[int, torch.Tensor]:
         """Each read validation's row keys, concatenated in order (on the CPU)."""
-        return {i: torch.cat([rows()[0].cpu() for rows in batches]) for i, batches in self.draws.items()}
+        return {i: torch.cat(batches) for i, batches in self.batch_keys().items()}
+
+    def batch_keys(self) -> dict[int, list[torch.Tensor]]:
+        """Each read validation's row keys per forward, in order (on the CPU)."""
+        return {i: [rows()[0].cpu() for rows in batches] for i, batches in self.draws.items()}
 
 
 def _same_targets(a: list, b: list) -> bool:
@@ -111,14 +118,27 @@ def reconstruction_targets(input_shapes: list, target_kinds: list) -> bool:
                for shape, floating in target_kinds)
 
 
+def unchanged_batches(first: list[torch.Tensor], other: list[torch.Tensor]) -> bool:
+    """Whether two validations' forwards (row keys per forward, in order) match in number and rows, and some of
+    them repeat every row at the same place: the validation set's batches are drawn the same way each time, and the
+    forwards that change are others beside them (an autoregressive sample generated after the loss, one token a
+    forward), not a random transform, which would change every batch of the set."""
+    if len(first) != len(other) or any(len(a) != len(b) for a, b in zip(first, other, strict=True)):
+        return False
+    return sum(len(a) for a, b in zip(first, other, strict=True) if len(a) > 1 and torch.equal(a, b)) >= REPEATED
+
+
 def augmented_validation(keys: dict[int, torch.Tensor], targets: dict[int, list], input_shapes: dict | None = None,
-                         target_kinds: dict | None = None, positions: dict | None = None) -> Verdict | None:
+                         target_kinds: dict | None = None, positions: dict | None = None,
+                         batches: dict | None = None) -> Verdict | None:
     """The verdict on the validation inputs across evaluations (``keys``: row keys per validation index,
     ``targets``: the fingerprints of the targets each validation gave its loss; ``input_shapes`` and
     ``target_kinds``: per validation index, its input batches' shapes and its targets' (shape, floating);
-    ``positions``: per validation index, whether its targets are positions, :func:`position_targets`); None when
-    fewer than two validations were read with the same targets in the same order, when the inputs repeat, or when
-    the targets are the inputs' clean copies (:func:`reconstruction_targets`) or positions."""
+    ``positions``: per validation index, whether its targets are positions, :func:`position_targets`; ``batches``:
+    per validation index, its row keys per forward); None when fewer than two validations were read with the same
+    targets in the same order, when the inputs repeat, when the targets are the inputs' clean copies
+    (:func:`reconstruction_targets`) or positions, or when some forwards repeat wholly beside those that change
+    (:func:`unchanged_batches`)."""
     read = sorted(i for i in keys if i in targets and len(keys[i]) >= MIN_ROWS)
     if len(read) < 2:
         return None
@@ -135,6 +155,8 @@ def augmented_validation(keys: dict[int, torch.Tensor], targets: dict[int, list]
     rows = len(keys[first])
     expected = "the same validation inputs at every evaluation (no random transform on the validation set)"
     if max(shares) >= SAME:  # the same inputs again: nothing to say
+        return None
+    if batches and all(unchanged_batches(batches.get(first, []), batches.get(i, [])) for i in pairs):
         return None
     return Verdict(NAME, "warn", f"{CHANGED}: {len(pairs) + 1} validations "
                    f"gave their loss the same targets in the same order, but only {max(shares):.0%} of their "

@@ -168,6 +168,7 @@ class ForwardHooks:
                 self.validation_losses.training_output(out)
             if self._forwards:
                 _on_backward(out, self._forwards[-1][2])
+            self.split_rows.outputs(out)
         if not (self._armed and torch.is_grad_enabled()) or self.reading:
             return
         forward = self.step_forwards.latest()

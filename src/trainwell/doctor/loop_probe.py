@@ -46,6 +46,7 @@ from trainwell.doctor.validation_average import ValidationLosses
 from trainwell.doctor.validation_graphs import ValidationGraphs
 from trainwell.doctor.validation_inputs import SplitInputs
 from trainwell.doctor.validation_rows import SplitRows
+from trainwell.doctor.wrapper_optimizers import hookable
 
 _MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -70,6 +71,8 @@ class LoopProbe(ForwardHooks, StepHooks):
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | list, every: int = 50, *,
                  compiled: bool = False):
         optimizers = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+        for o in optimizers:
+            hookable(o)
         self.model, self.optimizers, self.every = model, optimizers, max(1, int(every))
         self.optimizer = optimizers[0]
         self.compiled = compiled or _compiled(model)
@@ -250,6 +253,7 @@ class LoopProbe(ForwardHooks, StepHooks):
         if i is None or not self._hooks:
             return False
         self.optimizers[i] = new
+        hookable(new)
         hooks = [new.register_step_pre_hook(self._pre_step), new.register_step_post_hook(self._post_step)] \
             if i == 0 else []
         if i == 0:

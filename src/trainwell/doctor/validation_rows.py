@@ -46,6 +46,7 @@ from collections.abc import Callable
 
 import torch
 
+from trainwell.doctor import outputs as O
 from trainwell.doctor.repeated_batches import first_of_each
 from trainwell.doctor.verdict import Verdict
 
@@ -169,6 +170,9 @@ class SplitRows:
         self._pending_train: list[tuple[int, Callable]] = []
         self._pending_val: list[tuple[int, Callable]] = []
         self._on_training: list[tuple[int, Callable]] = []  # forwards without gradients on a training batch
+        self._heads: list[list[bool] | None] = []  # per pending training forward: [scores reached, another reached]
+        self._open = False  # the last forward with gradients was kept, and its outputs are not read yet
+        self.unlabelled: list = []  # training rows whose loss reached another head of theirs only, not read
         self.bag_rows = True  # every training forward's rows are flat token ids beside their offsets, so far
 
     def with_grad(self, x, bags: bool = False) -> None:
@@ -177,7 +181,27 @@ class SplitRows:
         if self.val is None:
             if isinstance(x, torch.Tensor) and not bags:
                 self.bag_rows = False
-            self._add(self._pending_train, x, max(ROWS - self.train_rows, VAL_ROWS))
+            self._open = self._add(self._pending_train, x, max(ROWS - self.train_rows, VAL_ROWS))
+            if self._open:
+                self._heads.append(None)
+
+    def outputs(self, out) -> None:
+        """The end of a forward with gradients: when it returns several heads that require gradients (class
+        scores beside a domain classifier's), which of them a backward reaches is read: a forward whose backward
+        reaches another head and not the class scores (:func:`~trainwell.doctor.outputs.logits`) trained no label
+        of its rows (:meth:`stepped`)."""
+        opened, self._open = self._open, False
+        if not opened or self.val is not None or isinstance(out, torch.Tensor):
+            return
+        heads = [t for t in O.leaves(out) if t.is_floating_point() and t.requires_grad]
+        scores = O.logits(out)
+        if len(heads) < 2 or scores is None or not any(t is scores for t in heads):
+            return
+        reached = self._heads[-1] = [False, False, None]
+        for t in heads:
+            t.register_hook(_flag(reached, 0 if t is scores else 1))
+        if scores.dim() >= 1 and len(scores) == self._pending_train[-1][0]:
+            scores.register_hook(_rows_flag(reached))
 
     def no_grad(self, x, on_training: bool = False) -> None:
         """A forward without gradients: a validation's when ``w.validate()`` follows before a step, unless it is
@@ -185,29 +209,41 @@ class SplitRows:
         if self.val is None:
             self._add(self._on_training if on_training else self._pending_val, x, VAL_ROWS)
 
-    def _add(self, kept: list, x, limit: int) -> None:
+    def _add(self, kept: list, x, limit: int) -> bool:
         room = limit - sum(n for n, _ in kept)
         if room > 0 and isinstance(x, torch.Tensor) and x.dim() >= 1:
             read = self.keys.deferred(x if len(x) <= room else x[:room])
             if read is not None:
                 kept.append(read)
+                return True
+        return False
 
     def stepped(self) -> None:
-        """An optimizer step: the forwards with gradients since the last one were training forwards."""
-        for n, rows in self._pending_train:
+        """An optimizer step: the forwards with gradients since the last one were training forwards, less those
+        whose backward reached another head of theirs and not the class scores: their rows trained no label (the
+        target domain's unlabelled inputs through a domain classifier, Ganin & Lempitsky 2015); evaluating on them
+        measures no memorized label. Of a forward whose loss reached both, the rows of the class scores its backward
+        reached with a gradient other than 0 (the source rows of one forward of source and target rows together)."""
+        for (n, rows), heads in zip(self._pending_train, self._heads, strict=True):
+            if heads is not None and heads[1] and not heads[0]:
+                self.unlabelled.append(n)
+                continue
+            if heads is not None and heads[1] and heads[2] is not None:  # one forward of labelled and other rows
+                rows = _labelled(rows, heads[2])
+                self.unlabelled.append(heads[2].logical_not().sum())
             room = ROWS - self.train_rows
             if room <= 0:
                 break
             self.train.append((min(room, n), rows))
             self.train_rows += min(room, n)
-        self._pending_train, self._pending_val, self._on_training = [], [], []
+        self._pending_train, self._pending_val, self._on_training, self._heads = [], [], [], []
 
     def validated(self) -> None:
         """``w.validate()``: the forwards since the last step were the validation's (read at the first one after
         a training step)."""
         if self.val is None and self.train_rows and (self._pending_val or self._on_training or self._pending_train):
             self.val = [rows for _, rows in self._pending_val or self._on_training or self._pending_train]
-        self._pending_train, self._pending_val, self._on_training = [], [], []
+        self._pending_train, self._pending_val, self._on_training, self._heads = [], [], [], []
 
     def verdict(self, masked: tuple[int, int] | None = None) -> Verdict | None:
         """The verdict, or None before a validation. ``masked``: (rows reached, rows) when every training step read
@@ -229,7 +265,37 @@ class SplitRows:
                            f"distinct in {len(keys)} rows read: an EmbeddingBag's input), not examples: a token "
                            "both splits hold is no example both hold", expected_text())
         val = [rows()[0].cpu() for rows in self.val]
-        return validation_rows(keys, elements, [val[i] for i in first_of_each(val)])
+        found = validation_rows(keys, elements, [val[i] for i in first_of_each(val)])
+        unlabelled = int(sum(self.unlabelled))
+        if unlabelled and found.status in ("pass", "skip"):
+            found.value = (f"{found.value}; {unlabelled} training rows whose loss reached another head only (a "
+                           "domain classifier's), not their class scores, are not counted: their labels were not "
+                           "trained on")
+        return found
+
+
+def _flag(reached: list[bool], i: int) -> Callable:
+    """A tensor hook that sets ``reached[i]`` when a backward reaches the tensor."""
+    def hook(grad) -> None:
+        reached[i] = True
+    return hook
+
+
+def _rows_flag(reached: list) -> Callable:
+    """A hook on a forward's class scores that keeps, in ``reached[2]``, which of their rows a backward reached
+    with a gradient other than 0 (the labelled rows of one forward of labelled and unlabelled rows together)."""
+    def hook(grad) -> None:
+        hit = grad.detach().reshape(len(grad), -1).ne(0).any(1)
+        reached[2] = hit if reached[2] is None else reached[2] | hit
+    return hook
+
+
+def _labelled(rows: Callable, hit: torch.Tensor) -> Callable:
+    """A forward's keys and sampled elements, when asked, of its rows ``hit`` only."""
+    def read() -> tuple[torch.Tensor, torch.Tensor]:
+        keys, elements = rows()
+        return keys[hit[:len(keys)]], elements[hit[:len(keys)]]
+    return read
 
 
 def flat_bags(args: tuple, kwargs: dict, x) -> bool:

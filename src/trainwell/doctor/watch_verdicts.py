@@ -318,7 +318,8 @@ def loop_verdicts(w) -> list:
            unrelated(w._val_losses.first_confusion, w._val_losses.confusion, w._hits) or
            class_shift(w._classes.counts(), w._val_losses.confusion),
            augmented_validation(p.validation_draws.row_keys(), w._val_losses.targets, p.validation_draws.shapes,
-                                w._val_losses.target_kinds, w._val_losses.target_positions),
+                                w._val_losses.target_kinds, w._val_losses.target_positions,
+                                p.validation_draws.batch_keys()),
            probability_log_verdict(w._log_form, losses), zero_root_verdict(w._zero_root), w._pads.verdict(),
            trained_symmetry(p.model, p.optimizers, p.opt_steps) or
            constant_init_verdict(w.first_step.constant if w.first_step is not None else w._constant, p.model),
