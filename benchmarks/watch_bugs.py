@@ -15,23 +15,23 @@ calls themselves, ``w.step()`` per micro-batch: the plain loops of bug and twin 
 
 The explicit watch (loop_bugs.py's ``run`` of each bug, check report included) runs after all the script
 watch's runs (a script watch after a ``doctor.watch`` in the same process would not be ``trainwell watch``'s
-fresh process), and the summary line compares the two: "N/198 right under `trainwell watch` vs M/198 explicit".
+fresh process), and the summary line compares the two: "N/216 right under `trainwell watch` vs M/216 explicit".
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/watch_bugs.py [--only NAME ...] [--every 20] [-j 2] [--check]
-  (about 6 minutes of CPU at -j 1: 396 loops under the script watch, then 198 explicit; ``--only`` takes
+  (about 6 minutes of CPU at -j 1: 432 loops under the script watch, then 216 explicit; ``--only`` takes
   substrings of case names, as loop_bugs.py's; ``-j 2``: two processes)
   One case as ``trainwell watch`` reads it: trainwell watch benchmarks/watch_bugs.py --case NAME --side bug
 
-Result (x86_64, torch 2.13 CPU): 197/198 right under ``trainwell watch`` vs 198/198 explicit; check only 0, doctor call
-1, other alarm 0, missed 0; twins 0 false fails, 0 false warns (section 61; 177/178 in section 60; 165/166 in section
-59; 151/152 before section 59's 14 cases; 149/152 before a loss stopped at the best constant output's was read by the
-watch: labels shuffled apart from their inputs and a regressor frozen but its output bias were named by the pre-flight
-only; 127/141 before a hand-written Dice's targets were read from its gradient, a multi-task loss's per head, and the
-wiring readings, symmetry, ``ignore_index`` and a diverged run's doubled skips were read by the watch itself; 103/141 in
-benchmarks/RESULTS.md section 56, before the first step, the script's own validation loss, the schedulers, the built
-rates, the rebuilt optimizers, the model a backward reached, the flattened sequence targets and validations with no step
-between them were read).
-With ``--check`` (``trainwell watch --check``): 197/198 right (177/178 in section 60, 165/166 in section 59); doctor
+Result (x86_64, torch 2.13 CPU): 215/216 right under ``trainwell watch`` vs 216/216 explicit; check only 0, doctor call
+1, other alarm 0, missed 0; twins 0 false fails, 0 false warns (section 62; 197/198 in section 61; 177/178 in section
+60; 165/166 in section 59; 151/152 before section 59's 14 cases; 149/152 before a loss stopped at the best constant
+output's was read by the watch: labels shuffled apart from their inputs and a regressor frozen but its output bias were
+named by the pre-flight only; 127/141 before a hand-written Dice's targets were read from its gradient, a multi-task
+loss's per head, and the wiring readings, symmetry, ``ignore_index`` and a diverged run's doubled skips were read by the
+watch itself; 103/141 in benchmarks/RESULTS.md section 56, before the first step, the script's own validation loss, the
+schedulers, the built rates, the rebuilt optimizers, the model a backward reached, the flattened sequence targets and
+validations with no step between them were read).
+With ``--check`` (``trainwell watch --check``): 215/216 right (197/198 in section 61, 177/178 in section 60); doctor
 call 1, other alarm 0, missed 0; twins 0 false fails, 0 false warns (151/152 in section 58, the 2 then named by its
 pre-flight only).
 """
