@@ -59,6 +59,14 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _dotted_name(text: str) -> str:
+    """A Python name or a dotted path of names (``model``, ``trainer.model``), as ``watch --model`` takes."""
+    if not all(part.isidentifier() for part in text.split(".")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use the name of a variable of the script "
+                                         "(model) or a dotted path from one (trainer.model)")
+    return text
+
+
 class _Formatter(argparse.HelpFormatter):
     """argparse's wrapping of the description, paragraph by paragraph; an epilog of examples is kept as written."""
 
@@ -172,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     wat.add_argument("--every", type=_positive_int, default=50, metavar="N",
                      help="steps between two steps read whole (activations, update ratios); default 50")
     wat.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    wat.add_argument("--model", metavar="NAME",
+    wat.add_argument("--model", metavar="NAME", type=_dotted_name,
                      help="the script's variable holding the model to watch: a global of the script (model) or a "
                           "dotted path from one (trainer.model); default: the module that holds the stepping "
                           "optimizers' parameters")

@@ -25,6 +25,8 @@ FAST = [
     (["fit", "--set", "optim.name=adamw"], 2, "AdamW is optim.name = 'adam' with optim.decay = 'decoupled'"),
     (["doctor", "--set", "model.kind=cnnn"], 2, "did you mean 'cnn'?"),
     (["watch"], 2, "trainwell watch: error: the following arguments are required: SCRIPT.py (see --help)"),
+    (["watch", "--model", "", "A_FILE"], 2, "--model: '' is not allowed: use the name of a variable of the script"),
+    (["watch", "--model", "trainer..model", "A_FILE"], 2, "'trainer..model' is not allowed: use the name of a"),
     (["fit", "--epochs", "3"], 2, "trainwell fit: error: unrecognized arguments: --epochs: a config setting is given "
                                   "with --set, --set train.epochs=VALUE (see --help)"),
     (["doctor", "--lr=0.1"], 2, "trainwell doctor: error: unrecognized arguments: --lr=0.1: a config setting is given "
