@@ -11,6 +11,8 @@ from torch import nn
 from trainwell import doctor
 from trainwell.doctor.adam_settings import EPS_OVER, NAME, adam_settings, eps_share
 
+pytestmark = pytest.mark.slow  # each test trains a user's loop (0.1-0.6 s): the fast set keeps its budget
+
 
 def _data(n=128, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -13,6 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from trainwell import doctor
 from trainwell.doctor.binary_floor import read_binary
 
+pytestmark = pytest.mark.slow  # each test trains a user's loop (0.1-0.6 s): the fast set keeps its budget
+
 D = 20
 
 

@@ -8,6 +8,8 @@ from torch import nn
 
 from trainwell import doctor
 
+pytestmark = pytest.mark.slow  # each test trains a user's loop (0.1-0.6 s): the fast set keeps its budget
+
 C, B = 4, 32
 
 

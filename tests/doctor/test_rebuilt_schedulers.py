@@ -12,6 +12,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from trainwell import doctor
 
+pytestmark = pytest.mark.slow  # each test trains a user's loop (0.1-0.6 s): the fast set keeps its budget
+
 EPOCHS, BATCH = 4, 32
 
 

@@ -14,6 +14,8 @@ from trainwell import doctor
 from trainwell.doctor.monitors import Monitor
 from trainwell.train import Trainer
 
+pytestmark = pytest.mark.slow  # each test trains a user's loop (0.1-0.6 s): the fast set keeps its budget
+
 CURVE, RATIO = "learning rate (loss curve)", "monitor: update/weight ratio"
 
 

@@ -5,6 +5,7 @@ is the training set still reads as one however often its batches are given."""
 
 import textwrap
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,6 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from trainwell import doctor
 from trainwell.doctor.repeated_batches import first_of_each
 from trainwell.doctor.script_watch import ScriptWatch
+
+pytestmark = pytest.mark.slow  # each test trains a user's loop (0.1-0.6 s): the fast set keeps its budget
 
 ROWS = "loop: validation examples"
 INPUTS = "loop: validation inputs"
